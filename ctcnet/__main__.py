@@ -1,0 +1,7 @@
+"""``python -m ctcnet``: the same as the ``ctcnet`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

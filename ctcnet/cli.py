@@ -1,0 +1,74 @@
+"""The ``ctcnet`` command: one thin layer of subcommands over the library.
+
+Each subcommand lives in ``ctcnet/commands/<name>.py`` and exposes ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Errors ctcnet explains (bad input, panel
+mismatch) are printed as one line and exit with status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import CtcnetError
+
+SUBCOMMANDS = {
+    "simulate": "Simulate realistic scans: a crop dataset, a whole cartridge, or a gallery.",
+    "train": "Train a classifier with Lightning (LightningCLI; YAML configs in configs/).",
+    "predict": "Detect and classify every event of whole cartridges (or a crop dataset).",
+    "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
+    "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
+    "benchmark": "Measure speed and memory of the whole product on this machine.",
+}
+
+
+def _load_command(name: str):
+    try:
+        return importlib.import_module(f"ctcnet.commands.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"ctcnet.commands.{name}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctcnet",
+        description="Find and type circulating tumour cells in multichannel fluorescence scans.")
+    parser.add_argument("--version", action="version", version=f"ctcnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_line in SUBCOMMANDS.items():
+        module = _load_command(name)
+        help_text = getattr(module, "HELP", help_line) if module else help_line + " (not built)"
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if module is not None:
+            module.add_arguments(p)
+        p.set_defaults(_module=module, _name=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args._module is None:
+        print(f"ctcnet {args._name}: not built yet in this version", file=sys.stderr)
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except CtcnetError as err:
+        print(f"ctcnet {args._name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ctcnet {args._name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``ctcnet`` CLI, one module each (see :mod:`ctcnet.cli`)."""

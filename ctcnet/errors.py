@@ -1,0 +1,30 @@
+"""Errors that ctcnet reports to a person instead of a traceback.
+
+Every check of user input raises :class:`InputError` with the offending file and what is wrong
+with it; the CLI prints the message and exits non-zero. Library errors from deep inside tifffile,
+PIL or onnxruntime are caught at the boundary and re-raised as one of these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CtcnetError(Exception):
+    """Base class for errors ctcnet explains to the user."""
+
+
+class InputError(CtcnetError):
+    """Bad input data: a file that cannot be read, or is the wrong shape, dtype or panel."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class PanelMismatchError(InputError):
+    """Channels of the data do not match the channels the model was trained on."""
+
+
+class NotBuiltError(CtcnetError):
+    """A subcommand or feature that is not available in this build."""
