@@ -1,9 +1,5 @@
 """Shared test set-up: CPU only, few threads, small deterministic data."""
 
-import os
-
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-
 import numpy as np
 import pytest
 import torch
