@@ -8,6 +8,7 @@ export them) are read as single channels. CellSearch's 2^15 export offset is rem
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -75,6 +76,24 @@ def _ome_channel_names(tif) -> list[str] | None:
     return names if names and all(names) else None
 
 
+class _TiffDamageLog(logging.Handler):
+    """Collect the errors tifffile logs while a file is read (its way to report damage)."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("tifffile").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("tifffile").removeHandler(self)
+
+
 def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Read a (C, H, W) TIFF (one page per channel or an OME stack) and its channel names."""
     import tifffile
@@ -82,13 +101,24 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
+    size = path.stat().st_size
     try:
-        with tifffile.TiffFile(path) as tif:
+        # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
+        # truncated file; such a file must be refused, never silently read as zeros.
+        with _TiffDamageLog() as damage, tifffile.TiffFile(path) as tif:
             names = _ome_channel_names(tif)
+            pages = list(tif.pages)
+            for page in pages:
+                ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
+                if ends and max(ends) > size:
+                    raise InputError("truncated TIFF: pixel data runs past the end of the file",
+                                     path)
             if len(tif.series) == 1 or tif.is_ome:
                 arr = tif.series[0].asarray()
             else:  # plain multipage file: one page per channel
-                arr = np.stack([p.asarray() for p in tif.pages])
+                arr = np.stack([p.asarray() for p in pages])
+        if damage.messages:
+            raise InputError(f"corrupt or truncated TIFF: {damage.messages[0]}", path)
     except InputError:
         raise
     except Exception as err:  # tifffile raises many types on corrupt/truncated files
