@@ -124,6 +124,9 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     except Exception as err:  # tifffile raises many types on corrupt/truncated files
         raise InputError(f"not a readable TIFF (corrupt or truncated?): {err}", path) from None
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
+    if arr.ndim == 3 and arr.shape[-1] <= 6 < arr.shape[0]:
+        # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.
+        arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
     return check_pixels(arr, path), names
 
 
@@ -188,6 +191,6 @@ def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] |
             if pixel_size_um is not None:
                 metadata.update(PhysicalSizeX=float(pixel_size_um),
                                 PhysicalSizeY=float(pixel_size_um))
-            tifffile.imwrite(tmp, arr, ome=True, metadata=metadata)
+            tifffile.imwrite(tmp, arr, ome=True, metadata=metadata, photometric="minisblack")
         else:  # plain multipage TIFF, one page per channel, as CellSearch writes frames
             tifffile.imwrite(tmp, arr, metadata=None, photometric="minisblack")
