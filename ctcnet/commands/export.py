@@ -1,0 +1,33 @@
+"""``ctcnet export``: a checkpoint to a verified ONNX file with its model spec embedded."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded, verified."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="ctcnet .pt model or Lightning .ckpt")
+    parser.add_argument("--out", help="output .onnx file (default: the checkpoint's name with "
+                                      ".onnx)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true",
+                           help="float16 backbone (normalisation stays float32)")
+    precision.add_argument("--int8", metavar="CALIB_DATA",
+                           help="static int8: calibration crops from a crop dataset folder or "
+                                "'simulate[:N]'; refused if macro-F1 drops by the limit or more")
+    parser.add_argument("--max-f1-drop", type=float, default=0.5,
+                        help="largest macro-F1 drop (points) an int8 model may have (default 0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the verification crops")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import export_onnx
+
+    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,
+                         calibration=args.int8, max_f1_drop=args.max_f1_drop, seed=args.seed)
+    print("\n".join(report.lines()))
+    return 0

@@ -1,0 +1,23 @@
+"""The scan simulator: realistic labelled crops and whole cartridges for any panel.
+
+Labelled patient scans are scarce and cannot ship, so the simulator is what the shipped model
+learns from and what every test and benchmark runs on. Modules: ``config`` (knobs and named
+shifts), ``cells`` (biology in µm), ``optics`` (imaging physics), ``scanner`` (per-sample draws),
+``crops``, ``cartridge`` and ``gallery``.
+"""
+
+from .cells import SUBTYPES
+from .config import NAMED_SHIFTS, SimConfig
+from .crops import CropBatch, simulate_crops, write_crop_batch
+
+__all__ = ["SimConfig", "NAMED_SHIFTS", "CropBatch", "simulate_crops", "write_crop_batch",
+           "simulate_cartridge", "SUBTYPES"]
+
+
+def __getattr__(name):
+    # The cartridge writer pulls in pandas; import it only when asked for.
+    if name == "simulate_cartridge":
+        from .cartridge import simulate_cartridge
+
+        return simulate_cartridge
+    raise AttributeError(name)

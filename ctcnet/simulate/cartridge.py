@@ -1,0 +1,242 @@
+"""Simulated cartridges: N frames of one blood sample plus the ground truth of every event.
+
+One sample means one scanner and one staining for the whole cartridge; each frame gets its own
+focus and background. Events (hundreds per frame: mostly leukocytes and debris, rare CTCs and
+rarer clusters) are built by the same biology as crops, placed without touching, rendered into
+the frame, and the frame then goes through the same optics and camera. Objects that cross the
+frame border are recorded as ``edge_cut`` debris, as a reviewer would call them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..fileutil import atomic_write_text
+from ..panel import load_panel
+from ..scan import serpentine_position, write_cartridge_info, write_frame
+from ..taxonomy import load_taxonomy
+from .cells import SUBTYPE_NEEDS, SUBTYPES, build_events
+from .config import SimConfig, draw
+from .optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
+                     to_display_8bit, vignetting)
+from .scanner import draw_samples, make_context
+
+# Rows x columns of real CellSearch cartridges by frame count (DOMAIN.md).
+CARTRIDGE_LAYOUTS = {140: (4, 35), 144: (4, 36), 170: (5, 34), 175: (5, 35), 180: (5, 36),
+                     210: (6, 35)}
+# Fractions of events per parent class. Real samples hold 0-5 CTCs among tens of thousands of
+# events; the defaults are ~100x richer (about one CTC per frame) so that a benchmark cartridge
+# has enough of them to count, while staying rare among hundreds of events per frame.
+DEFAULT_RARE_RATES = {"ctc": 0.004, "cluster": 0.001}
+COMMON_RATES = {"wbc": 0.4, "debris": 0.6}  # share the rest: debris dominates real scans
+_GAP_UM = 2.0
+_BACKGROUND_CORRELATION_UM = 40.0
+TRUTH_COLUMNS = ["frame", "row", "col", "x", "y", "class", "subtype", "bbox_x0", "bbox_y0",
+                 "bbox_x1", "bbox_y1", "edge_cut", "frame_id", "source_subtype"]
+
+
+def frame_grid(num_frames: int, columns: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of a cartridge scan: a real layout when the count matches one."""
+    if columns is None:
+        if num_frames in CARTRIDGE_LAYOUTS:
+            return CARTRIDGE_LAYOUTS[num_frames]
+        columns = min(num_frames, 35)
+    return math.ceil(num_frames / columns), int(columns)
+
+
+def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
+    """(subtypes, probabilities) of a random event. ``rare_rates`` gives fractions per parent
+    class (ctc, wbc, cluster, debris), over the defaults; wbc and debris, unless given, share
+    what is left 40:60."""
+    rates = {**DEFAULT_RARE_RATES, **(rare_rates or {})}
+    for name, value in rates.items():
+        if name not in COMMON_RATES and name not in DEFAULT_RARE_RATES:
+            raise InputError(f"rare_rates: unknown class {name!r}; use ctc, wbc, cluster, debris")
+        if not 0 <= float(value) <= 1:
+            raise InputError(f"rare_rates[{name!r}] = {value} is not a fraction in 0..1")
+    left = 1.0 - sum(float(v) for v in rates.values())
+    if left < -1e-9:
+        raise InputError(f"rare_rates add up to more than 1: {rates}")
+    open_common = {k: v for k, v in COMMON_RATES.items() if k not in rates}
+    total_common = sum(open_common.values())
+    for k, v in open_common.items():
+        rates[k] = max(left, 0.0) * v / total_common
+    roles = set(panel.roles())
+    names, probs = [], []
+    for parent, rate in rates.items():
+        subs = {s: float(cfg.subtype_weights.get(s, 0.0)) for s, p in SUBTYPES.items()
+                if p == parent and s != "edge_cut" and SUBTYPE_NEEDS.get(s, "nucleus") in
+                roles | {"nucleus"}}
+        subs = {s: w for s, w in subs.items() if w > 0}
+        if not subs or rate <= 0:
+            continue
+        total = sum(subs.values())
+        for s, w in subs.items():
+            taxonomy.class_for_subtype(s, parent)  # fail early if the taxonomy cannot hold it
+            names.append(s)
+            probs.append(rate * w / total)
+    if not names:
+        raise InputError("no event type left to simulate with these rates")
+    p = np.array(probs)
+    return np.array(names), p / p.sum()
+
+
+def place_events(rng, radius_px: np.ndarray, shape: tuple[int, int], gap_px: float,
+                 tries: int = 24) -> np.ndarray:
+    """Centres (x, y) for objects of given radii, none touching another; NaN where no room."""
+    h, w = shape
+    out = np.full((len(radius_px), 2), np.nan)
+    kept_xy = np.zeros((0, 2))
+    kept_r = np.zeros(0)
+    # Largest first: big clusters find room before the small debris fills the frame.
+    for i in np.argsort(-radius_px, kind="stable"):
+        cand = rng.uniform((0, 0), (w, h), (tries, 2))
+        if kept_r.size:
+            d = np.hypot(cand[:, None, 0] - kept_xy[None, :, 0], cand[:, None, 1] -
+                         kept_xy[None, :, 1])
+            ok = (d >= kept_r[None, :] + radius_px[i] + gap_px).all(axis=1)
+            if not ok.any():
+                continue
+            cand = cand[ok]
+        out[i] = cand[0]
+        kept_xy = np.vstack([kept_xy, cand[:1]])
+        kept_r = np.append(kept_r, radius_px[i])
+    return out
+
+
+def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
+                       frame_shape: tuple[int, int] = (1036, 1384), seed: int = 0,
+                       config: SimConfig | None = None, events_per_frame: float = 300,
+                       layout: str = "multipage", rare_rates: dict | None = None,
+                       sample_id: str | None = None, columns: int | None = None):
+    """Write a simulated cartridge folder and its ground_truth.csv; return the truth table.
+
+    ``layout``: 'multipage' (CellSearch: one 16-bit TIFF per frame), 'channels' (one TIFF per
+    channel) or 'png' (8-bit display export, one PNG per channel). Truth ``x, y`` are object
+    centres and ``bbox_*`` the drawn extent, in frame pixels (bbox clipped to the frame).
+    """
+    import pandas as pd
+
+    panel = load_panel(panel)
+    taxonomy = load_taxonomy(taxonomy)
+    cfg = config or SimConfig()
+    h, w = (int(v) for v in frame_shape)
+    if num_frames < 1:
+        raise InputError(f"num_frames must be at least 1, got {num_frames}")
+    if h < 64 or w < 64:
+        raise InputError(f"frame_shape {frame_shape} is too small (at least 64 x 64)")
+    if layout not in ("multipage", "channels", "png"):
+        raise InputError(f"unknown layout {layout!r}: use multipage, channels or png")
+    if events_per_frame < 0:
+        raise InputError(f"events_per_frame must be >= 0, got {events_per_frame}")
+    rows, columns = frame_grid(num_frames, columns)
+    names, probs = event_mixture(rare_rates, panel, taxonomy, cfg)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    draws = draw_samples(rng, cfg, panel, 1)
+    sample_id = sample_id or f"sim{seed}"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    eight_bit = layout == "png" or cfg.output_bits == 8
+    tables = []
+    for index in range(num_frames):
+        row, col = serpentine_position(index, columns)
+        frame_rng = np.random.default_rng(np.random.SeedSequence([seed, 3, index]))
+        frame, truth = render_frame(frame_rng, cfg, panel, draws, (h, w), events_per_frame,
+                                    names, probs, eight_bit)
+        write_frame(out_dir, row, col, frame.astype(np.uint8 if layout == "png" else np.uint16),
+                    panel, layout)
+        truth.insert(0, "frame", index)
+        truth.insert(1, "row", row)
+        truth.insert(2, "col", col)
+        truth["frame_id"] = f"r{row:02d}c{col:02d}"
+        tables.append(truth)
+    table = pd.concat(tables, ignore_index=True)
+    classes = [taxonomy.class_for_subtype(s, SUBTYPES[s]) for s in table["subtype"]]
+    table.insert(5, "class", classes)
+    table = table[TRUTH_COLUMNS]
+    atomic_write_text(out_dir / "ground_truth.csv", table.to_csv(index=False))
+    write_cartridge_info(out_dir, panel, sample_id, num_frames, rows, columns, (h, w), extra={
+        "simulated": True, "seed": int(seed), "layout": layout,
+        "events_per_frame": float(events_per_frame),
+        "pixel_size_um": float(draws.pixel_um[0]), "config": cfg.summary()})
+    return table
+
+
+def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, names, probs,
+                 eight_bit: bool):
+    """One frame (C, H, W) of camera counts and its truth (a DataFrame without frame columns)."""
+    import pandas as pd
+
+    h, w = shape
+    c = panel.num_channels
+    px = float(draws.pixel_um[0])
+    n = int(rng.poisson(events_per_frame))
+    subtypes = names[rng.choice(len(names), n, p=probs)] if n else np.array([], str)
+    ctx = make_context(rng, cfg, panel, draws, np.zeros(n, np.int64))
+    prims, radius = build_events(subtypes, ctx)
+    centres = place_events(rng, radius / px, (h, w), _GAP_UM / px)
+    placed = ~np.isnan(centres[:, 0])
+    ev = prims["event"]
+    keep = placed[ev]
+    prims = {k: v[keep] for k, v in prims.items()}
+    ev = prims["event"]
+    prims["x"] = (prims["x"] + centres[ev, 0] * px).astype(np.float32)
+    prims["y"] = (prims["y"] + centres[ev, 1] * px).astype(np.float32)
+    # Drawn extent of every event, from its primitives (to the shapes' soft edge).
+    ext = np.maximum(prims["a"], prims["b"]) + prims["soft"]
+    x0 = _group(np.minimum, (prims["x"] - ext) / px, ev, n, np.inf)
+    y0 = _group(np.minimum, (prims["y"] - ext) / px, ev, n, np.inf)
+    x1 = _group(np.maximum, (prims["x"] + ext) / px, ev, n, -np.inf)
+    y1 = _group(np.maximum, (prims["y"] + ext) / px, ev, n, -np.inf)
+
+    # Optics: blur on a padded canvas (the FFT wraps), then the frame itself.
+    defocus = float(draw(rng, cfg.defocus_um))
+    sigma_px = math.hypot(float(draws.psf_um[0]), defocus) / px
+    pad = int(math.ceil(4 * sigma_px)) + 4
+    signal = render(prims, np.zeros(ev.size, np.int64), np.full(ev.size, px, np.float32),
+                    (pad, pad), (1, c, h + 2 * pad, w + 2 * pad), role_matrix(panel.roles()))
+    signal = gaussian_blur(signal, np.array([sigma_px]))[:, :, pad:pad + h, pad:pad + w]
+    signal = mix_channels(draws.bleed, signal)
+    field_ = smooth_field(rng, (1, c, h, w), _BACKGROUND_CORRELATION_UM / px)
+    background = draws.background[0][None, :, None, None].astype(np.float32) * np.maximum(
+        1.0 + np.float32(draws.patchiness[0]) * field_, 0.2)
+    light = vignetting(np.arange(w, dtype=np.float32)[None, :],
+                       np.arange(h, dtype=np.float32)[:, None], (h, w), float(draws.falloff[0]))
+    gain = draws.channel_gain[0][None, :, None, None].astype(np.float32)
+    expected = (signal + background) * (light[None, None] * gain).astype(np.float32)
+    counts = camera(rng, expected, draws.offset, draws.camera_gain, draws.read_noise,
+                    cfg.noise_scale, cfg.saturation)
+    if eight_bit:
+        counts = to_display_8bit(counts, draws.offset, draws.display_max)
+
+    idx = np.flatnonzero(placed)
+    cut = (x0[idx] < 0) | (y0[idx] < 0) | (x1[idx] > w - 1) | (y1[idx] > h - 1)
+    truth = pd.DataFrame({
+        "x": np.round(centres[idx, 0], 2), "y": np.round(centres[idx, 1], 2),
+        "subtype": np.where(cut, "edge_cut", subtypes[idx]),
+        "bbox_x0": np.clip(np.floor(x0[idx]), 0, w - 1).astype(int),
+        "bbox_y0": np.clip(np.floor(y0[idx]), 0, h - 1).astype(int),
+        "bbox_x1": np.clip(np.ceil(x1[idx]), 0, w - 1).astype(int),
+        "bbox_y1": np.clip(np.ceil(y1[idx]), 0, h - 1).astype(int),
+        "edge_cut": cut, "source_subtype": subtypes[idx]})
+    return counts[0], truth
+
+
+def _group(op, values, owner, n, init):
+    out = np.full(n, init, np.float64)
+    op.at(out, owner, values)
+    return out
+
+
+def read_truth(root) -> "object":
+    """The ground-truth table of a simulated cartridge folder."""
+    import pandas as pd
+
+    path = Path(root) / "ground_truth.csv"
+    if not path.exists():
+        raise InputError("no ground_truth.csv: not a simulated cartridge", root)
+    return pd.read_csv(path)

@@ -1,0 +1,476 @@
+"""Biology of the simulator: cells, clusters and debris as lists of simple shapes, in µm.
+
+Every object is built at the origin as a few *primitives*: soft ellipses (nuclei, nuclear lobes,
+cytoplasm, puncta, fibres) or membrane rings, each with an intensity per marker *role*
+(``nucleus``, ``epithelial``, ... and ``all`` for things bright in every channel, such as dye
+aggregates). The optics module renders primitives into whatever channels a panel has, so one
+description of a neutrophil serves a 3-channel CellSearch panel and a 6-channel research panel.
+
+Builders are vectorised over the objects of one subtype: ``build(kind, events, ctx)`` appends
+the primitives of ``len(events)`` objects and returns their radii (µm, for placement).
+Intensities are nominal counts over background (before the scanner's channel gain), scaled by
+the sample's stain strength; floors in noise units keep labels decidable (see ``config``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ROLES = ("nucleus", "epithelial", "leukocyte", "platelet", "neutrophil", "mesenchymal", "epcam",
+         "all")
+ROLE_INDEX = {r: i for i, r in enumerate(ROLES)}
+FILLED, RING = 0, 1
+
+SUBTYPES: dict[str, str] = {
+    "ctc_bright": "ctc", "ctc_dim": "ctc", "ctc_apoptotic": "ctc",
+    "lymphocyte": "wbc", "neutrophil": "wbc", "monocyte": "wbc",
+    "ctc_neutrophil": "cluster", "ctc_platelet": "cluster", "ctc_doublet": "cluster",
+    "tdev": "debris", "bare_nucleus": "debris", "fragment": "debris", "aggregate": "debris",
+    "blob": "debris", "fibre": "debris", "edge_cut": "debris",
+}
+# A subtype is only simulated when the panel shows what defines it.
+SUBTYPE_NEEDS = {"ctc_platelet": "platelet"}
+
+# Median CTC diameters (µm) of CellSearch CTCs per cancer type; one type is drawn per sample.
+CTC_MEDIAN_DIAMETER_UM = {"breast": 12.4, "prostate": 10.3, "bladder": 8.6, "colorectal": 7.5}
+
+_FIELDS = ("event", "x", "y", "a", "b", "theta", "kind", "soft", "fill", "tex_amp", "tex_freq",
+           "tex_angle", "tex_phase1", "tex_phase2", "crescent", "cres_angle")
+
+
+@dataclass
+class Context:
+    """What builders need about the events they build (arrays indexed by event id)."""
+
+    rng: np.random.Generator
+    stain: np.ndarray          # (E, len(ROLES)) stain strength x ck_scale, per event's sample
+    noise: np.ndarray          # (E, len(ROLES)) nominal background noise sd per role, counts
+    ctc_median_um: np.ndarray  # (E,) median CTC diameter of the event's sample
+    size_scale: float
+    panel_roles: frozenset     # roles the panel shows
+    ck_scale: float = 1.0
+    dim_ck_min_snr: float = 4.0
+    ck_negative_min_snr: float = 2.0
+    cd45_min_snr: float = 5.0
+
+
+class Primitives:
+    """Accumulates primitives; ``arrays()`` gives one dict of concatenated arrays."""
+
+    def __init__(self):
+        self._parts: list[dict] = []
+
+    def add(self, rng: np.random.Generator, event, x, y, a, b, theta=0.0, kind=FILLED, soft=0.4,
+            fill=0.0, tex_amp=0.0, tex_freq=0.5, crescent=0.0, cres_angle=None, **weights):
+        event = np.asarray(event, dtype=np.int64)
+        n = event.size
+        if n == 0:
+            return
+        full = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)).copy()  # noqa
+        part = {"event": event, "x": full(x), "y": full(y), "a": full(a), "b": full(b),
+                "theta": full(theta), "kind": np.full(n, kind, np.int8), "soft": full(soft),
+                "fill": full(fill), "tex_amp": full(tex_amp), "tex_freq": full(tex_freq),
+                "tex_angle": full(rng.uniform(0, np.pi, n)),
+                "tex_phase1": full(rng.uniform(0, 2 * np.pi, n)),
+                "tex_phase2": full(rng.uniform(0, 2 * np.pi, n)),
+                "crescent": full(crescent),
+                "cres_angle": full(rng.uniform(0, 2 * np.pi, n) if cres_angle is None
+                                   else cres_angle)}
+        w = np.zeros((n, len(ROLES)), np.float32)
+        for role, value in weights.items():
+            w[:, ROLE_INDEX[role]] = value
+        part["weights"] = w
+        self._parts.append(part)
+
+    def arrays(self) -> dict:
+        if not self._parts:
+            out = {k: np.zeros(0, np.float32) for k in _FIELDS}
+            out["event"] = np.zeros(0, np.int64)
+            out["kind"] = np.zeros(0, np.int8)
+            out["weights"] = np.zeros((0, len(ROLES)), np.float32)
+            return out
+        return {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
+
+
+def _loguni(rng, lo, hi, n):
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), n)).astype(np.float32)
+
+
+def _amp(ctx: Context, events, role: str, lo: float, hi: float) -> np.ndarray:
+    """Nominal intensity of a marker on these events: log-uniform x the sample's stain."""
+    return _loguni(ctx.rng, lo, hi, len(events)) * ctx.stain[events, ROLE_INDEX[role]]
+
+
+def _floor(ctx: Context, events, role: str, snr) -> np.ndarray:
+    """Intensity of ``snr`` nominal noise units of this role's channel, per event."""
+    return np.asarray(snr, np.float32) * ctx.noise[events, ROLE_INDEX[role]]
+
+
+def _polar(rng, n, radius):
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return radius * np.cos(angle), radius * np.sin(angle)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells. Each returns the object radius in µm; (x0, y0) shifts the object (clusters use it).
+# ---------------------------------------------------------------------------------------------
+
+def ctc_radius(ctx: Context, ev, style: str = "bright") -> np.ndarray:
+    """Semi-major axis (µm) of CTCs of the sample's cancer type; always > 2.75 µm (> 5.5 µm
+    across before the size knob): the CellSearch rule asks > 4 µm."""
+    rng, n = ctx.rng, len(ev)
+    grow = 1.15 if style == "dim" else 1.0  # EMT cells are as large or larger
+    diam = np.clip(ctx.ctc_median_um[ev] * grow * np.exp(rng.normal(0, 0.18, n)), 5.5, 30.0)
+    return (diam / 2 * ctx.size_scale * rng.uniform(0.92, 1.08, n)).astype(np.float32)
+
+
+def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
+        a=None) -> np.ndarray:
+    """A CTC: CK+ (bright, dim/EMT or apoptotic) cytoplasm around an off-centre nucleus."""
+    rng, n = ctx.rng, len(ev)
+    a = ctc_radius(ctx, ev, style) if a is None else np.asarray(a, np.float32)
+    b = a * rng.uniform(0.78, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    # CK: often patchy or crescent-shaped rather than a clean disc.
+    look = rng.random(n)
+    tex = np.where(look < 0.4, rng.uniform(0.6, 1.2, n), rng.uniform(0.15, 0.45, n))
+    cres = np.where(look > 0.75, rng.uniform(0.6, 0.95, n), rng.uniform(0.0, 0.3, n))
+    freq = rng.uniform(0.2, 0.45, n)
+    vim = _amp(ctx, ev, "mesenchymal", 5, 30)
+    epcam = _amp(ctx, ev, "epcam", 60, 500)
+    if style == "dim":
+        ck = _amp(ctx, ev, "epithelial", 12, 60)
+        # CK-negative EMT cells only where vimentin or EpCAM can vouch for them.
+        can_lack_ck = bool({"mesenchymal", "epcam"} & ctx.panel_roles)
+        snr = np.where(can_lack_ck & (rng.random(n) < 0.35), ctx.ck_negative_min_snr,
+                       ctx.dim_ck_min_snr)
+        # The floor is set against nominal noise; the dim_ck shift still halves it.
+        ck = np.maximum(ck, _floor(ctx, ev, "epithelial", snr) * ctx.ck_scale)
+        vim = np.maximum(_amp(ctx, ev, "mesenchymal", 60, 300),
+                         _floor(ctx, ev, "mesenchymal", 5.0))
+        epcam = _amp(ctx, ev, "epcam", 8, 50)
+        nuc_ratio = rng.uniform(0.42, 0.62, n)
+        tex = tex * 0.7
+    elif style == "apoptotic":
+        ck = _amp(ctx, ev, "epithelial", 80, 1500)
+        tex, freq = rng.uniform(1.3, 2.2, n), rng.uniform(0.55, 0.9, n)  # speckled CK
+        nuc_ratio = rng.uniform(0.5, 0.7, n)
+    else:
+        ck = _amp(ctx, ev, "epithelial", 120, 3500)
+        nuc_ratio = rng.uniform(0.5, 0.72, n)
+    p.add(rng, ev, x0, y0, a, b, theta, FILLED, soft=rng.uniform(0.35, 0.7, n), tex_amp=tex,
+          tex_freq=freq, crescent=cres, epithelial=ck, mesenchymal=vim)
+    p.add(rng, ev, x0, y0, a, b, theta, RING, soft=0.8, fill=0.5, tex_amp=0.3, tex_freq=0.4,
+          epcam=epcam)
+    an = a * nuc_ratio
+    bn = an * rng.uniform(0.75, 1.0, n)
+    nx, ny = _polar(rng, n, (a - an) * rng.uniform(0.0, 0.6, n))
+    if style == "apoptotic":
+        _fragmented_nucleus(p, ev, ctx, x0 + nx, y0 + ny, an)
+    else:
+        dapi = _amp(ctx, ev, "nucleus", 110, 450)
+        p.add(rng, ev, x0 + nx, y0 + ny, an, bn, rng.uniform(0, np.pi, n), FILLED,
+              soft=rng.uniform(0.3, 0.55, n), tex_amp=rng.uniform(0.15, 0.4, n),
+              tex_freq=rng.uniform(0.35, 0.7, n), nucleus=dapi)
+    return a
+
+
+def _fragmented_nucleus(p, ev, ctx, cx, cy, radius):
+    """3-6 condensed DAPI fragments (apoptosis) scattered inside ``radius``."""
+    rng = ctx.rng
+    k = rng.integers(3, 7, len(ev))
+    idx = np.repeat(np.arange(len(ev)), k)
+    fx, fy = _polar(rng, idx.size, radius[idx] * rng.uniform(0.1, 1.0, idx.size))
+    r = rng.uniform(0.7, 1.6, idx.size) * ctx.size_scale
+    p.add(rng, ev[idx], cx[idx] + fx, cy[idx] + fy, r, r * rng.uniform(0.7, 1.0, idx.size),
+          rng.uniform(0, np.pi, idx.size), FILLED, soft=0.3,
+          nucleus=_amp(ctx, ev[idx], "nucleus", 180, 700))
+
+
+def _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, cd45_lo, cd45_hi):
+    rng, n = ctx.rng, len(ev)
+    cd45 = np.maximum(_amp(ctx, ev, "leukocyte", cd45_lo, cd45_hi),
+                      _floor(ctx, ev, "leukocyte", ctx.cd45_min_snr))
+    p.add(rng, ev, x0, y0, a, b, theta, RING, soft=rng.uniform(0.6, 1.0, n),
+          fill=rng.uniform(0.25, 0.5, n), tex_amp=rng.uniform(0.1, 0.4, n), tex_freq=0.5,
+          crescent=rng.uniform(0, 0.4, n), leukocyte=cd45)
+
+
+def _faint_ck(ctx, ev):
+    """Some leukocytes carry faint non-specific CK: 1-3 noise units on 10 % of them."""
+    rng = ctx.rng
+    on = rng.random(len(ev)) < 0.10
+    return np.where(on, _floor(ctx, ev, "epithelial", rng.uniform(1.0, 3.0, len(ev))), 0.0)
+
+
+def lymphocyte(p, ev, ctx, x0=0.0, y0=0.0):
+    """Small round cell; round nucleus filling most of it; bright CD45 ring."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(3.4, 4.8, n) * ctx.size_scale
+    b = a * rng.uniform(0.85, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 60, 320)
+    p.add(rng, ev, x0, y0, a, b, theta, FILLED, soft=0.5, tex_amp=0.2,
+          epithelial=_faint_ck(ctx, ev), mesenchymal=_amp(ctx, ev, "mesenchymal", 10, 50))
+    an = a * rng.uniform(0.74, 0.88, n)
+    nx, ny = _polar(rng, n, (a - an) * 0.4)
+    p.add(rng, ev, x0 + nx, y0 + ny, an, an * rng.uniform(0.85, 1.0, n), theta, FILLED,
+          soft=0.35, tex_amp=rng.uniform(0.1, 0.3, n), tex_freq=rng.uniform(0.4, 0.8, n),
+          nucleus=_amp(ctx, ev, "nucleus", 200, 650))
+    return a
+
+
+def neutrophil(p, ev, ctx, x0=0.0, y0=0.0):
+    """10-12.5 µm; 3-4 nuclear lobes in a curved chain; CD45 dimmer; CD66b+."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(5.0, 6.3, n) * ctx.size_scale
+    b = a * rng.uniform(0.85, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 40, 200)
+    p.add(rng, ev, x0, y0, a, b, theta, RING, soft=0.9, fill=0.6, tex_amp=0.3,
+          neutrophil=_amp(ctx, ev, "neutrophil", 60, 320), epithelial=_faint_ck(ctx, ev),
+          mesenchymal=_amp(ctx, ev, "mesenchymal", 10, 60))
+    k = rng.integers(3, 5, n)
+    idx = np.repeat(np.arange(n), k)
+    step = np.concatenate([np.arange(m) for m in k]).astype(np.float32)
+    start = rng.uniform(0, 2 * np.pi, n)[idx]
+    ang = start + step * rng.uniform(0.9, 1.4, idx.size)
+    ring = a[idx] * rng.uniform(0.42, 0.58, idx.size)
+    lobe = a[idx] * rng.uniform(0.26, 0.34, idx.size)
+    p.add(rng, ev[idx], _at(x0, idx) + ring * np.cos(ang), _at(y0, idx) + ring * np.sin(ang),
+          lobe, lobe * rng.uniform(0.7, 0.95, idx.size), ang, FILLED, soft=0.3, tex_amp=0.15,
+          nucleus=_amp(ctx, ev[idx], "nucleus", 160, 420))
+    return a
+
+
+def monocyte(p, ev, ctx, x0=0.0, y0=0.0):
+    """12-15 µm; kidney-shaped nucleus (overlapping lobes on an arc); bright CD45, vimentin."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(6.0, 7.5, n) * ctx.size_scale
+    b = a * rng.uniform(0.85, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 80, 380)
+    p.add(rng, ev, x0, y0, a, b, theta, FILLED, soft=0.6, tex_amp=0.3,
+          mesenchymal=_amp(ctx, ev, "mesenchymal", 40, 160),
+          neutrophil=_amp(ctx, ev, "neutrophil", 3, 20), epithelial=_faint_ck(ctx, ev))
+    idx = np.repeat(np.arange(n), 3)
+    step = np.tile(np.array([-1.0, 0.0, 1.0], np.float32), n)
+    centre = rng.uniform(0, 2 * np.pi, n)[idx]
+    ang = centre + step * 0.75
+    arc = a[idx] * 0.32
+    lobe = a[idx] * rng.uniform(0.36, 0.42, idx.size)
+    p.add(rng, ev[idx], _at(x0, idx) + arc * np.cos(ang), _at(y0, idx) + arc * np.sin(ang),
+          lobe, lobe * 0.85, ang, FILLED, soft=0.45, tex_amp=0.2,
+          nucleus=_amp(ctx, ev[idx], "nucleus", 70, 200))
+    return a
+
+
+def _at(v, idx):
+    """Index a per-object offset array, or pass a scalar through."""
+    return np.asarray(v, np.float32)[idx] if np.ndim(v) else v
+
+
+# ---------------------------------------------------------------------------------------------
+# Clusters: partners touch (or slightly overlap) the CTC; the object is centred on its centroid.
+# ---------------------------------------------------------------------------------------------
+
+def _centroid_shift(cx, cy, r2, owner, n):
+    """-(area-weighted centroid) per object of components at (cx, cy) with squared radius r2."""
+    w = np.bincount(owner, r2, n)
+    return -np.bincount(owner, cx * r2, n) / w, -np.bincount(owner, cy * r2, n) / w
+
+
+def ctc_neutrophil(p, ev, ctx):
+    """A CTC with 1-4 neutrophils attached (20-40 µm across)."""
+    rng, n = ctx.rng, len(ev)
+    a = ctc_radius(ctx, ev)
+    k = rng.choice([1, 2, 3, 4], n, p=[0.4, 0.3, 0.2, 0.1])
+    idx = np.repeat(np.arange(n), k)
+    step = np.concatenate([np.arange(m) for m in k]).astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi, n)[idx] + step * rng.uniform(1.1, 1.7, idx.size)
+    dist = a[idx] * rng.uniform(0.9, 1.0, idx.size) + 5.0 * ctx.size_scale
+    nx, ny = dist * np.cos(ang), dist * np.sin(ang)
+    sx, sy = _centroid_shift(np.concatenate([np.zeros(n), nx]), np.concatenate([np.zeros(n), ny]),
+                             np.concatenate([a ** 2, np.full(idx.size, 30.0)]),
+                             np.concatenate([np.arange(n), idx]), n)
+    ctc(p, ev, ctx, sx, sy, a=a)
+    neutrophil(p, ev[idx], ctx, nx + sx[idx], ny + sy[idx])
+    reach = np.hypot(nx + sx[idx], ny + sy[idx]) + 6.3 * ctx.size_scale
+    return np.maximum(np.hypot(sx, sy) + a, _group_max(reach, idx, n))
+
+
+def _group_max(values, owner, n):
+    out = np.zeros(n, np.float64)
+    np.maximum.at(out, owner, values)
+    return out
+
+
+def ctc_platelet(p, ev, ctx):
+    """A CTC coated with 6-18 CD61+ platelet puncta (2-3 µm) on its rim."""
+    rng, n = ctx.rng, len(ev)
+    a = ctc(p, ev, ctx)
+    k = rng.integers(6, 19, n)
+    idx = np.repeat(np.arange(n), k)
+    px, py = _polar(rng, idx.size, a[idx] * rng.uniform(0.8, 1.12, idx.size))
+    r = rng.uniform(0.95, 1.5, idx.size) * ctx.size_scale
+    cd61 = np.maximum(_amp(ctx, ev[idx], "platelet", 120, 700),
+                      _floor(ctx, ev[idx], "platelet", 6.0))
+    p.add(rng, ev[idx], px, py, r, r * rng.uniform(0.75, 1.0, idx.size), 0.0, FILLED, soft=0.3,
+          platelet=cd61)
+    return a + 1.5 * ctx.size_scale
+
+
+def ctc_doublet(p, ev, ctx):
+    """Two or three CTCs touching (homotypic cluster)."""
+    rng, n = ctx.rng, len(ev)
+    k = np.where(rng.random(n) < 0.8, 2, 3)
+    idx = np.repeat(np.arange(n), k)
+    step = np.concatenate([np.arange(m) for m in k])
+    a = ctc_radius(ctx, ev[idx])
+    # Each further cell touches the previous one, turning by 60-120 degrees each time.
+    ang = rng.uniform(0, 2 * np.pi, n)[idx] + step * rng.uniform(1.0, 2.1, idx.size)
+    prev = np.concatenate([[0.0], a[:-1]])
+    dist = np.where(step > 0, (a + prev) * rng.uniform(0.72, 0.9, idx.size), 0.0)
+    cx = np.zeros(idx.size)
+    cy = np.zeros(idx.size)
+    for s in range(1, 3):  # at most three cells: two short sequential steps
+        at = np.flatnonzero(step == s)
+        cx[at] = cx[at - 1] + dist[at] * np.cos(ang[at])
+        cy[at] = cy[at - 1] + dist[at] * np.sin(ang[at])
+    sx, sy = _centroid_shift(cx, cy, a ** 2, idx, n)
+    ctc(p, ev[idx], ctx, cx + sx[idx], cy + sy[idx], a=a)
+    return _group_max(np.hypot(cx + sx[idx], cy + sy[idx]) + a, idx, n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Debris
+# ---------------------------------------------------------------------------------------------
+
+def tdev(p, ev, ctx):
+    """Tumour-derived extracellular vesicle: 1-4 µm, CK+ (EpCAM+), DAPI-, CD45-."""
+    rng, n = ctx.rng, len(ev)
+    r = rng.uniform(0.5, 2.0, n) * ctx.size_scale
+    p.add(rng, ev, 0.0, 0.0, r, r * rng.uniform(0.7, 1.0, n), rng.uniform(0, np.pi, n), FILLED,
+          soft=0.35, tex_amp=0.2, epithelial=np.maximum(_amp(ctx, ev, "epithelial", 60, 800),
+                                                        _floor(ctx, ev, "epithelial", 5.0)),
+          epcam=_amp(ctx, ev, "epcam", 30, 250))
+    return r
+
+
+def bare_nucleus(p, ev, ctx):
+    """A nucleus without cytoplasm: DAPI only (sometimes two lobes, sometimes smeared)."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(2.8, 5.0, n) * ctx.size_scale
+    two = rng.random(n) < 0.3
+    off = np.where(two, a * 0.35, 0.0)
+    ang = rng.uniform(0, 2 * np.pi, n)
+    for sign in (1.0, -1.0):
+        p.add(rng, ev, sign * off * np.cos(ang), sign * off * np.sin(ang),
+              np.where(two, a * 0.7, a), np.where(two, a * 0.6, a * rng.uniform(0.75, 1.0, n)),
+              ang, FILLED, soft=rng.uniform(0.35, 0.9, n), tex_amp=rng.uniform(0.2, 0.45, n),
+              tex_freq=rng.uniform(0.35, 0.7, n),
+              nucleus=np.where(two | (sign > 0), _amp(ctx, ev, "nucleus", 110, 450), 0.0))
+    return a
+
+
+def fragment(p, ev, ctx):
+    """A CTC fragment: irregular CK pieces, sometimes with a small dim DAPI piece."""
+    rng, n = ctx.rng, len(ev)
+    k = rng.integers(2, 5, n)
+    idx = np.repeat(np.arange(n), k)
+    fx, fy = _polar(rng, idx.size, rng.uniform(0, 2.5, idx.size) * ctx.size_scale)
+    r = rng.uniform(0.8, 2.3, idx.size) * ctx.size_scale
+    p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.5, 1.0, idx.size),
+          rng.uniform(0, np.pi, idx.size), FILLED, soft=0.4, tex_amp=0.5, crescent=0.5,
+          epithelial=_amp(ctx, ev[idx], "epithelial", 50, 500))
+    dna = rng.random(n) < 0.3
+    r2 = rng.uniform(0.7, 1.4, n) * ctx.size_scale
+    p.add(rng, ev[dna], 0.0, 0.0, r2[dna], r2[dna], 0.0, FILLED, soft=0.4,
+          nucleus=_amp(ctx, ev[dna], "nucleus", 40, 150))
+    return 2.5 * ctx.size_scale + _group_max(r, idx, n)
+
+
+def aggregate(p, ev, ctx):
+    """Dye or ferrofluid aggregate: irregular, bright in every channel."""
+    rng, n = ctx.rng, len(ev)
+    k = rng.integers(2, 5, n)
+    idx = np.repeat(np.arange(n), k)
+    fx, fy = _polar(rng, idx.size, rng.uniform(0, 3.0, idx.size) * ctx.size_scale)
+    r = rng.uniform(1.2, 3.8, idx.size) * ctx.size_scale
+    p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.5, 1.0, idx.size),
+          rng.uniform(0, np.pi, idx.size), FILLED, soft=0.45, tex_amp=rng.uniform(0.3, 0.7),
+          all=_loguni(rng, 250, 2500, idx.size))
+    return 3.0 * ctx.size_scale + _group_max(r, idx, n)
+
+
+def blob(p, ev, ctx):
+    """Out-of-focus blob: large, very soft, in a random subset of channels."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(3.5, 9.0, n) * ctx.size_scale
+    roles = [r for r in ("nucleus", "epithelial", "leukocyte", "all") if r in ctx.panel_roles
+             or r == "all"]
+    on = rng.random((n, len(roles))) < 0.45
+    on[np.arange(n), rng.integers(0, len(roles), n)] = True
+    weights = {r: np.where(on[:, i], _loguni(rng, 25, 220, n), 0.0)
+               for i, r in enumerate(roles)}
+    soft = rng.uniform(1.8, 3.5, n) * ctx.size_scale
+    p.add(rng, ev, 0.0, 0.0, a, a * rng.uniform(0.7, 1.0, n), rng.uniform(0, np.pi, n), FILLED,
+          soft=soft, tex_amp=0.2, tex_freq=0.15, **weights)
+    return a + soft
+
+
+def fibre(p, ev, ctx):
+    """A fibre: long, thin, slightly bent; autofluorescent in all channels, brighter in one."""
+    rng, n = ctx.rng, len(ev)
+    half = rng.uniform(5.0, 18.0, n) * ctx.size_scale
+    width = rng.uniform(0.4, 0.9, n) * ctx.size_scale
+    ang = rng.uniform(0, np.pi, n)
+    bend = ang + rng.uniform(-0.6, 0.6, n)
+    allw = _loguni(rng, 25, 160, n)
+    role = rng.choice(["nucleus", "epithelial", "leukocyte"], n)
+    extra = _loguni(rng, 30, 300, n)
+    weights = {r: np.where(role == r, extra, 0.0) for r in ("nucleus", "epithelial", "leukocyte")}
+    # Two segments meeting at the origin, each pointing away from it.
+    for direction, phi in ((1.0, ang), (-1.0, bend)):
+        p.add(rng, ev, direction * half * np.cos(phi), direction * half * np.sin(phi), half,
+              width, phi, FILLED, soft=0.35, tex_amp=0.3, tex_freq=0.2, all=allw, **weights)
+    return 2 * half
+
+
+def edge_cut(p, ev, ctx):
+    """A cell that the frame edge cuts; the cut itself is applied to the pixels later."""
+    rng, n = ctx.rng, len(ev)
+    kind = rng.random(n)
+    radius = np.zeros(n, np.float64)
+    for sel, build in ((kind < 0.4, lambda e: ctc(p, e, ctx)),
+                       ((kind >= 0.4) & (kind < 0.7), lambda e: lymphocyte(p, e, ctx)),
+                       (kind >= 0.7, lambda e: neutrophil(p, e, ctx))):
+        if sel.any():
+            radius[sel] = build(ev[sel])
+    return radius
+
+
+BUILDERS = {
+    "ctc_bright": lambda p, ev, ctx: ctc(p, ev, ctx, style="bright"),
+    "ctc_dim": lambda p, ev, ctx: ctc(p, ev, ctx, style="dim"),
+    "ctc_apoptotic": lambda p, ev, ctx: ctc(p, ev, ctx, style="apoptotic"),
+    "lymphocyte": lambda p, ev, ctx: lymphocyte(p, ev, ctx),
+    "neutrophil": lambda p, ev, ctx: neutrophil(p, ev, ctx),
+    "monocyte": lambda p, ev, ctx: monocyte(p, ev, ctx),
+    "ctc_neutrophil": ctc_neutrophil, "ctc_platelet": ctc_platelet, "ctc_doublet": ctc_doublet,
+    "tdev": tdev, "bare_nucleus": bare_nucleus, "fragment": fragment, "aggregate": aggregate,
+    "blob": blob, "fibre": fibre, "edge_cut": edge_cut,
+}
+assert set(BUILDERS) == set(SUBTYPES)
+
+
+def build_events(subtypes: np.ndarray, ctx: Context) -> tuple[dict, np.ndarray]:
+    """Primitives (built at the origin) and radius (µm) of events 0..E-1 of given subtypes."""
+    p = Primitives()
+    radius = np.zeros(len(subtypes), np.float64)
+    for name in sorted(set(subtypes.tolist())):
+        ev = np.flatnonzero(subtypes == name)
+        radius[ev] = BUILDERS[name](p, ev, ctx)
+    return p.arrays(), radius

@@ -1,0 +1,147 @@
+"""Simulator knobs: what varies between scanners, stains and samples, and by how much.
+
+``SimConfig()`` holds the documented default ranges the shipped model trains over: wide enough
+that a lab's own scanner falls inside them (channel intensity over 10x, backgrounds, blur, noise,
+pixel size, bleed-through, stain strength). A knob given as ``(low, high)`` is drawn once per
+simulated sample ("patient": one scanner run, one staining) unless its comment says otherwise;
+scale-like knobs are drawn log-uniformly. ``SimConfig.clean()`` is one nominal CellSearch-like
+scanner with little randomisation. ``with_shift(name)`` applies a named distribution shift from
+``NAMED_SHIFTS`` for evaluation (a model is trained on ``SimConfig()`` and tested on shifts).
+
+What keeps every label decidable from marker evidence over the whole range (documented here
+because the model can only be as right as the labels):
+
+* ctc_dim (CK-dim / EMT CTC) versus bare_nucleus: a ctc_dim has CK of at least
+  ``dim_ck_min_snr`` background-noise units spread over a cytoplasm whose diameter is at least
+  1.5x its nucleus; a bare nucleus has no CK, no cytoplasm, no CD45 and no vimentin. Only when the
+  panel has vimentin or EpCAM may a ctc_dim's CK drop to ``ck_negative_min_snr`` (CK-negative EMT
+  cell), and then that marker carries the evidence.
+* ctc_dim versus a leukocyte: no CD45 at all on any CTC; every leukocyte has CD45 of at least
+  ``cd45_min_snr`` noise units and its nucleus fills most of the cell (or is lobed).
+* ctc versus cluster: cluster partners touch the CTC; crop neighbours keep a gap of at least
+  ``neighbour_gap_um`` and are never CTCs or platelets.
+These floors are set against the nominal noise (before the ``noise_scale`` and ``ck_scale``
+shifts), so a shift really does make the task harder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+
+Range = tuple[float, float]
+
+
+def _default_subtype_weights() -> dict:
+    # Within-class mixture of subtypes; a subtype whose marker the panel lacks is dropped.
+    return {
+        "ctc_bright": 0.55, "ctc_dim": 0.30, "ctc_apoptotic": 0.15,
+        "lymphocyte": 0.45, "neutrophil": 0.40, "monocyte": 0.15,
+        "ctc_neutrophil": 0.45, "ctc_platelet": 0.30, "ctc_doublet": 0.25,
+        "tdev": 0.28, "bare_nucleus": 0.20, "fragment": 0.12, "aggregate": 0.10, "blob": 0.10,
+        "fibre": 0.07, "edge_cut": 0.13,
+    }
+
+
+def _default_neighbour_weights() -> dict:
+    # What lies near a detected event in an enriched sample: mostly leukocytes, some debris.
+    return {"lymphocyte": 0.35, "neutrophil": 0.30, "monocyte": 0.08, "bare_nucleus": 0.08,
+            "tdev": 0.12, "fragment": 0.04, "blob": 0.03}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Randomisation knobs of the simulator (see module docstring for the decidability rules)."""
+
+    # --- scanner, drawn per sample -------------------------------------------------------------
+    # Per-channel gain on everything the camera sees (signal and background), log-uniform:
+    # scanners and exposure settings differ 10x in counts for the same cell.
+    intensity_scale: Range = (0.33, 3.0)
+    camera_offset: Range = (100.0, 200.0)      # counts added by the camera (pseudo 12-bit)
+    background: Range = (10.0, 80.0)           # per channel, counts over offset at gain 1
+    background_patchiness: Range = (0.03, 0.25)  # relative std of the slowly varying background
+    illumination_falloff: Range = (0.0, 0.3)   # vignetting: relative loss at the frame corners
+    psf_sigma_um: Range = (0.55, 1.3)          # Gaussian PSF sigma of a 10x objective, in µm
+    defocus_um: Range = (0.0, 0.7)             # extra blur drawn per crop / frame (focus drift)
+    camera_gain: Range = (0.7, 2.0)            # counts per photon: shot-noise variance = gain*x
+    read_noise: Range = (2.0, 6.0)             # Gaussian read noise sd, counts
+    noise_scale: float = 1.0                   # multiplies the noise sd (shift "noise_2x")
+    pixel_scale: Range = (0.8, 1.25)           # x the panel pixel size: 0.64 -> 0.51..0.80 µm
+    bleed_through: Range = (0.0, 0.04)         # fraction of a channel seen in its panel neighbour
+    stain_strength: Range = (0.5, 2.0)         # per marker, log-uniform (staining batch, antibody)
+    saturation: float = 4095.0                 # pseudo 12-bit ceiling of the camera
+    # --- biology, drawn per sample ---------------------------------------------------------------
+    ck_scale: float = 1.0                      # multiplies CK expression (shift "dim_ck")
+    cell_size_scale: float = 1.0               # multiplies every object size (size shifts)
+    neighbours: Range = (0.2, 1.5)             # mean number of extra objects per crop
+    neighbour_gap_um: float = 3.0              # a neighbour never touches the labelled object
+    centre_jitter_um: float = 2.0              # detections are not perfectly centred
+    dim_ck_min_snr: float = 4.0                # floor of a ctc_dim's CK, in noise units
+    ck_negative_min_snr: float = 2.0           # CK-negative EMT CTC floor (needs vim/EpCAM)
+    cd45_min_snr: float = 5.0                  # floor of a leukocyte's CD45, in noise units
+    # --- export ---------------------------------------------------------------------------------
+    output_bits: int = 12                      # 8: display export scaled to 0..255 and clipped
+    display_max: Range = (300.0, 1200.0)       # 8-bit export: counts over offset shown as 255
+    subtype_weights: dict = field(default_factory=_default_subtype_weights)
+    neighbour_weights: dict = field(default_factory=_default_neighbour_weights)
+    shifts: tuple[str, ...] = ()               # names of the shifts applied, for the record
+
+    @classmethod
+    def clean(cls) -> "SimConfig":
+        """One nominal CellSearch-like scanner (0.64 µm, moderate blur and noise)."""
+        return cls(intensity_scale=(1.0, 1.0), camera_offset=(150.0, 150.0),
+                   background=(30.0, 30.0), background_patchiness=(0.1, 0.1),
+                   illumination_falloff=(0.1, 0.1), psf_sigma_um=(0.8, 0.8),
+                   defocus_um=(0.0, 0.2), camera_gain=(1.0, 1.0), read_noise=(3.0, 3.0),
+                   pixel_scale=(1.0, 1.0), bleed_through=(0.02, 0.02),
+                   stain_strength=(1.0, 1.0), neighbours=(0.5, 0.5))
+
+    def with_shift(self, *names: str) -> "SimConfig":
+        """This config with one or more named shifts applied (see ``NAMED_SHIFTS``)."""
+        cfg = self
+        for name in names:
+            if name not in NAMED_SHIFTS:
+                raise InputError(f"unknown shift {name!r}; known shifts: {sorted(NAMED_SHIFTS)}")
+            _, changes = NAMED_SHIFTS[name]
+            updates = {k: (f(getattr(cfg, k)) if callable(f) else f) for k, f in changes.items()}
+            cfg = dataclasses.replace(cfg, shifts=cfg.shifts + (name,), **updates)
+        return cfg
+
+    def summary(self) -> dict:
+        """Plain JSON-able record of every knob (stored beside simulated data)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def _times(factor: float):
+    return lambda r: (r[0] * factor, r[1] * factor) if isinstance(r, tuple) else r * factor
+
+
+# name -> (what it does, {knob: new value or function of the old value})
+NAMED_SHIFTS: dict[str, tuple[str, dict]] = {
+    "defocus": ("out of focus: 1.2-2.0 µm extra blur", {"defocus_um": (1.2, 2.0)}),
+    "dim_ck": ("CK expression 2x dimmer", {"ck_scale": _times(0.5)}),
+    "noise_2x": ("noise standard deviation doubled", {"noise_scale": _times(2.0)}),
+    "pixel_size": ("another scanner's pixel size: 0.7x the panel's (0.45 µm at 0.64)",
+                   {"pixel_scale": (0.7, 0.7)}),
+    "small_cells": ("every object 0.7x smaller", {"cell_size_scale": _times(0.7)}),
+    "large_cells": ("every object 1.5x larger", {"cell_size_scale": _times(1.5)}),
+    "bleed_through": ("strong spectral bleed-through (15-25 %)", {"bleed_through": (0.15, 0.25)}),
+    "display_8bit": ("8-bit display export: scaled to 0..255, highlights clipped",
+                     {"output_bits": 8}),
+}
+
+
+def draw(rng: np.random.Generator, r: Range, size=None, log: bool = False) -> np.ndarray:
+    """Uniform (or log-uniform) draws from a (low, high) knob; low == high gives the constant."""
+    lo, hi = float(r[0]), float(r[1])
+    if log:
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+    return rng.uniform(lo, hi, size)

@@ -1,0 +1,207 @@
+"""Event detection and crop extraction on small drawn frames (and simulated ones when present)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.cropping import extract_crops, extract_windows, window_size
+from ctcnet.detect import (DetectConfig, bin_frame, detect_events, detection_recall,
+                           match_to_truth)
+from ctcnet.panel import Panel, load_panel
+
+PANEL = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+DAPI, CK, CD45 = 0, 1, 2
+
+
+def gauss(shape, x, y, sigma, amplitude):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    return amplitude * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2.0 * sigma ** 2))
+
+
+# Object kinds in micrometres: (channel, sigma_um, amplitude in counts over background).
+KINDS = {
+    "wbc": [(DAPI, 2.5, 250.0), (CD45, 4.0, 120.0)],
+    "ctc": [(DAPI, 3.0, 250.0), (CK, 5.0, 300.0)],
+    "tdev": [(CK, 0.9, 120.0)],              # DAPI-negative: must still be found
+    "bare_nucleus": [(DAPI, 2.5, 200.0)],
+}
+
+
+def draw_frame(objects, shape=(256, 320), pixel_um=0.64, seed=0, gradient=True):
+    """A (3, H, W) frame of raw counts: offset, illumination gradient, blobs, Poisson+read noise.
+
+    ``objects``: list of (kind, x_um, y_um). Returns float32 counts.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    frame = np.zeros((3, h, w), dtype=np.float64)
+    background = np.array([40.0, 25.0, 30.0])[:, None, None]
+    if gradient:  # uneven illumination: background doubles across the frame
+        background = background * (1.0 + np.linspace(0, 1, w)[None, None, :])
+    frame += background
+    for kind, x_um, y_um in objects:
+        for ch, sigma_um, amp in KINDS[kind]:
+            frame[ch] += gauss(shape, x_um / pixel_um, y_um / pixel_um, sigma_um / pixel_um, amp)
+    frame = rng.poisson(frame) + rng.normal(100.0, 3.0, frame.shape)  # camera offset + read
+    return np.clip(frame, 0, 4095).astype(np.float32)
+
+
+def grid_objects(kinds, shape_um=(160, 200), spacing_um=40.0):
+    """Objects on a grid, well apart and away from the border."""
+    xs = np.arange(spacing_um, shape_um[1] - spacing_um / 2, spacing_um)
+    ys = np.arange(spacing_um, shape_um[0] - spacing_um / 2, spacing_um)
+    spots = [(x, y) for y in ys for x in xs]
+    return [(kinds[i % len(kinds)], x, y) for i, (x, y) in enumerate(spots)]
+
+
+def test_finds_every_kind_including_dapi_negative_and_nothing_else():
+    objects = grid_objects(list(KINDS))
+    frame = draw_frame(objects)
+    events = detect_events(frame, PANEL)
+    truth = np.array([(x / 0.64, y / 0.64) for _, x, y in objects])
+    ti, di = match_to_truth(events[["x", "y"]].to_numpy(), truth, radius_px=3.0)
+    assert len(ti) == len(objects), "every drawn object found within 3 px of its centre"
+    assert len(events) == len(objects), "no false detections on the noisy gradient background"
+    tdev = [i for i, (k, _, _) in enumerate(objects) if k == "tdev"]
+    found_tdev = events.iloc[di[np.isin(ti, tdev)]]
+    assert len(found_tdev) == len(tdev)
+    assert (found_tdev["mean_CK"] > found_tdev["mean_DAPI"]).all()
+    ctc = events.iloc[di[np.isin(ti, [i for i, o in enumerate(objects) if o[0] == "ctc"])]]
+    wbc = events.iloc[di[np.isin(ti, [i for i, o in enumerate(objects) if o[0] == "wbc"])]]
+    assert ctc["mean_CK"].mean() > wbc["mean_CK"].mean()
+    assert wbc["mean_CD45"].mean() > ctc["mean_CD45"].mean()
+    # Boxes hold their centres; areas are physical.
+    assert ((events.bbox_x0 <= events.x) & (events.x < events.bbox_x1)).all()
+    assert ((events.bbox_y0 <= events.y) & (events.y < events.bbox_y1)).all()
+    assert np.allclose(events.area_um2, events.area_px * 0.64 ** 2)
+
+
+def test_pure_noise_gives_no_events():
+    frame = draw_frame([], seed=3)
+    assert len(detect_events(frame, PANEL)) == 0
+
+
+def test_touching_leukocytes_split_but_ctc_cluster_kept_whole():
+    # Two leukocytes 9 um apart (nuclei separate, CD45 merged) -> two events.
+    # A CTC with a leukocyte attached (same spacing) -> one cluster event.
+    objects = [("wbc", 60, 60), ("wbc", 69, 60), ("ctc", 60, 130), ("wbc", 69, 130)]
+    frame = draw_frame(objects, shape=(280, 200))
+    events = detect_events(frame, PANEL)
+    top = events[events.y < 100 / 0.64]
+    bottom = events[events.y >= 100 / 0.64]
+    assert len(top) == 2
+    assert len(bottom) == 1
+    # Without splitting the touching leukocytes stay one object: the split is what made two.
+    merged = detect_events(frame, PANEL, DetectConfig(split_touching=False))
+    assert len(merged[merged.y < 100 / 0.64]) == 1
+
+
+def test_sizes_follow_pixel_size():
+    objects = grid_objects(["wbc", "ctc", "bare_nucleus"])
+    coarse = detect_events(draw_frame(objects, (256, 320), 0.64), PANEL)
+    fine_panel = PANEL.with_pixel_size(0.32)
+    fine = detect_events(draw_frame(objects, (512, 640), 0.32), fine_panel)
+    assert len(coarse) == len(fine) == len(objects)
+    # Same scene, same physical positions (within 1.5 um) and areas, whatever the pixel size.
+    ci, fi = match_to_truth(fine[["x", "y"]].to_numpy() * 0.32,
+                            coarse[["x", "y"]].to_numpy() * 0.64, radius_px=1.5)
+    assert len(ci) == len(objects)
+    assert np.allclose(coarse.area_um2.to_numpy()[ci], fine.area_um2.to_numpy()[fi], rtol=0.35)
+
+
+def test_size_limits_in_micrometres():
+    frame = draw_frame([("wbc", 80, 80)], gradient=False)
+    frame[CK, 30, 30] += 3000  # a hot pixel: far below the smallest event
+    events = detect_events(frame, PANEL)
+    assert len(events) == 1
+    strict = detect_events(frame, PANEL, DetectConfig(max_diameter_um=5.0))
+    assert len(strict) == 0  # the leukocyte (~10 um) is above this limit
+
+
+def test_edge_cut_objects_flagged_and_cropped_with_padding():
+    frame = draw_frame([("ctc", 1.0, 60.0), ("wbc", 100.0, 60.0)], gradient=False)
+    events = detect_events(frame, PANEL).sort_values("x")
+    assert events["edge_cut"].tolist() == [True, False]
+    crops, padded = extract_crops(frame, events.x.to_numpy(), events.y.to_numpy(), 64)
+    assert crops.shape == (2, 3, 64, 64) and crops.dtype == np.float32
+    assert padded.tolist() == [True, False]
+    assert np.isfinite(crops).all()
+
+
+def test_crops_are_centred_and_match_plain_slicing():
+    rng = np.random.default_rng(1)
+    frame = rng.random((3, 90, 120), dtype=np.float32)
+    x, y = np.array([60.0, 10.0, 118.0]), np.array([45.0, 5.0, 88.0])
+    windows, padded = extract_windows(frame, x, y, 20)
+    assert np.array_equal(windows[0], frame[:, 35:55, 50:70])
+    assert padded.tolist() == [False, True, True]
+    # Mirror padding: the pixel left of column 0 mirrors column 1 (numpy 'reflect').
+    mirrored = np.pad(frame, ((0, 0), (20, 20), (20, 20)), mode="reflect")
+    assert np.array_equal(windows[1], mirrored[:, 20 + 5 - 10:20 + 5 + 10, 20:40])
+
+
+def test_resampling_covers_the_model_field_of_view():
+    objects = [("ctc", 50, 50)]
+    coarse = draw_frame(objects, (160, 160), 0.64, gradient=False)
+    fine = draw_frame(objects, (320, 320), 0.32, gradient=False)
+    assert window_size(64, 0.64, 0.32) == 128
+    a, _ = extract_crops(coarse, np.array([50 / 0.64]), np.array([50 / 0.64]), 64)
+    b, _ = extract_crops(fine, np.array([50 / 0.32]), np.array([50 / 0.32]), 64, 0.64, 0.32)
+    assert b.shape == a.shape == (1, 3, 64, 64)
+    # The same cell fills the same part of the crop: compare CK profiles (noise aside).
+    prof_a, prof_b = a[0, CK].mean(axis=0), b[0, CK].mean(axis=0)
+    assert np.corrcoef(prof_a, prof_b)[0, 1] > 0.97
+
+
+def test_bin_frame_is_block_mean():
+    frame = np.arange(2 * 7 * 10, dtype=np.float32).reshape(2, 7, 10)
+    out = bin_frame(frame, 3)
+    assert out.shape == (2, 2, 3)
+    assert np.isclose(out[1, 1, 2], frame[1, 3:6, 6:9].mean())
+
+
+def test_detection_recall_matches_per_frame():
+    truth = pd.DataFrame({"frame": [0, 0, 1], "x": [10.0, 50.0, 10.0], "y": [10.0, 10.0, 10.0],
+                          "class": ["ctc", "wbc", "wbc"]})
+    events = pd.DataFrame({"frame": [0, 1, 1], "x": [11.0, 200.0, 9.0], "y": [10.0, 9.0, 10.0]})
+    r = detection_recall(events, truth, pixel_size_um=1.0, radius_um=3.0)
+    assert r["recall"] == pytest.approx(2 / 3)
+    assert r["recall_per_class"]["ctc"]["recall"] == 1.0
+    assert r["precision"] == pytest.approx(2 / 3)
+
+
+def test_recall_on_simulated_cartridge(tmp_path):
+    sim = pytest.importorskip("ctcnet.simulate")
+    try:
+        simulate_cartridge = sim.simulate_cartridge
+    except (AttributeError, ImportError):
+        pytest.skip("the simulator has no cartridge writer yet")
+    from ctcnet.scan import open_cartridge, read_frame
+
+    panel = load_panel(None)
+    truth = simulate_cartridge(tmp_path / "cart", panel, num_frames=2, frame_shape=(512, 640),
+                               seed=5, events_per_frame=80)
+    cart = open_cartridge(tmp_path / "cart")
+    tables = []
+    for frame in cart.frames:
+        ev = detect_events(read_frame(frame, cart.panel), cart.panel)
+        tables.append(ev.assign(frame=frame.index, row=frame.row, col=frame.col))
+    events = pd.concat(tables, ignore_index=True)
+    result = detection_recall(events, truth, panel.pixel_size_um)
+    assert result["recall"] >= 0.9, result
+    for cls in ("ctc", "wbc", "cluster"):
+        if cls in result["recall_per_class"]:
+            assert result["recall_per_class"][cls]["recall"] >= 0.9, result
+
+
+def test_any_panel_size():
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61", "VIM", "X1"],
+                             "pixel_size_um": 0.64})
+    frame3 = draw_frame([("ctc", 60, 60)], gradient=False)
+    frame = np.concatenate([frame3, frame3[:3] * 0 + 120.0 +
+                            np.random.default_rng(0).normal(0, 3, frame3.shape)]).astype(
+        np.float32)
+    events = detect_events(frame, panel)
+    assert len(events) == 1
+    assert [c for c in events.columns if c.startswith("mean_")] == \
+        [f"mean_{n}" for n in panel.names]

@@ -1,0 +1,71 @@
+"""Backbones: every arch x channel count trains (shapes, no NaN, a gradient for every parameter)."""
+
+import pytest
+import torch
+
+from ctcnet.nets import ARCHS, adapt_input_conv, create_model
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("in_chans", [3, 4, 5, 6])
+def test_forward_backward_every_parameter_gets_a_gradient(arch, in_chans):
+    torch.manual_seed(0)
+    net = create_model(arch, in_chans=in_chans, num_classes=4)
+    x = torch.randn(3, in_chans, 48, 48)
+    logits = net(x)
+    assert logits.shape == (3, 4) and logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+    logits.logsumexp(dim=1).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, f"{arch}: {name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{arch}: {name} has a non-finite gradient"
+    assert any(p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+@pytest.mark.parametrize("size", [64, 80, 96, 37])
+def test_compact_takes_any_input_size(size):
+    net = create_model("compact", in_chans=5, num_classes=3).eval()
+    assert net(torch.randn(2, 5, size, size)).shape == (2, 3)
+
+
+def test_compact_is_small_enough_to_ship():
+    net = create_model("compact", in_chans=5, num_classes=4)
+    assert sum(p.numel() for p in net.parameters()) < 500_000
+
+
+def test_channels_last_gives_the_same_logits():
+    net = create_model("compact", in_chans=5, num_classes=4).eval()
+    x = torch.randn(2, 5, 64, 64)
+    expected = net(x)
+    net = net.to(memory_format=torch.channels_last)
+    got = net(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_adapt_input_conv_keeps_the_activation_scale():
+    rgb = torch.randn(8, 3, 7, 7)
+    adapted = adapt_input_conv(rgb, 5)
+    assert adapted.shape == (8, 5, 7, 7)
+    # A grey image (equal channels) gives the same response with either stem.
+    grey3, grey5 = torch.ones(1, 3, 7, 7), torch.ones(1, 5, 7, 7)
+    torch.testing.assert_close(torch.nn.functional.conv2d(grey5, adapted),
+                               torch.nn.functional.conv2d(grey3, rgb), rtol=1e-4, atol=1e-4)
+
+
+def test_resnet18_adapts_local_rgb_weights(tmp_path):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    rgb = resnet18(weights=None).state_dict()
+    path = tmp_path / "rgb.pt"
+    torch.save(rgb, path)
+    net = create_model("resnet18", in_chans=6, num_classes=4, pretrained_path=str(path))
+    assert net.conv1.weight.shape == (64, 6, 7, 7)
+    torch.testing.assert_close(net.conv1.weight, adapt_input_conv(rgb["conv1.weight"], 6))
+    torch.testing.assert_close(net.layer1[0].conv1.weight, rgb["layer1.0.conv1.weight"])
+    assert net.fc.out_features == 4
+
+
+def test_unknown_arch_is_refused():
+    with pytest.raises(ValueError, match="unknown arch"):
+        create_model("vit_huge", in_chans=5, num_classes=4)

@@ -1,0 +1,241 @@
+"""Tests of the scan simulator: determinism, biology per class, physics, shifts, panels, CLI."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.panel import load_panel
+from ctcnet.simulate import (NAMED_SHIFTS, SUBTYPES, SimConfig, simulate_crops,
+                             write_crop_batch)
+
+PANEL5 = load_panel(None)  # DAPI, CK, CD45, CD61, CD66b at 0.64 µm
+SUBTYPE_TAXONOMY = {"classes": sorted(SUBTYPES)}  # every subtype its own class
+QUIET = SimConfig(neighbours=(0.0, 0.0))  # full randomisation, but nothing else in the crop
+
+
+def signal(images, channel, radius=6):
+    """Mean counts over background in a central disk, per crop (background: 20th percentile)."""
+    x = images[:, channel].astype(np.float64)
+    s = x.shape[-1]
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    disk = (yy ** 2 + xx ** 2) <= radius ** 2
+    background = np.percentile(x.reshape(len(x), -1), 20, axis=1)
+    return x[:, disk].mean(axis=1) - background
+
+
+def peak(images, channel, radius=6):
+    """Brightest 3x3 mean within a central disk, over background, per crop."""
+    from scipy.ndimage import uniform_filter
+
+    x = uniform_filter(images[:, channel].astype(np.float64), size=(1, 3, 3))
+    s = x.shape[-1]
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    disk = (yy ** 2 + xx ** 2) <= radius ** 2
+    background = np.percentile(x.reshape(len(x), -1), 20, axis=1)
+    return x[:, disk].max(axis=1) - background
+
+
+def noise_sd(images, channel):
+    """Robust background noise per crop: spread of the lower half of the pixels."""
+    x = images[:, channel].astype(np.float64).reshape(len(images), -1)
+    q10, q30 = np.percentile(x, [10, 30], axis=1)
+    return (q30 - q10) / 0.757
+
+
+def by_subtype(batch, name):
+    return np.array([s == name for s in batch.subtypes])
+
+
+@pytest.fixture(scope="module")
+def per_subtype():
+    """A few crops of every subtype on the 5-channel panel (full default randomisation)."""
+    return simulate_crops(6, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3, config=QUIET)
+
+
+def test_same_seed_same_bytes_and_other_seed_differs():
+    a = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=11)
+    b = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=11)
+    c = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=12)
+    assert a.images.dtype == np.uint16 and a.images.shape == (6, 5, 48, 48)
+    assert a.images.tobytes() == b.images.tobytes()
+    assert a.labels == b.labels and a.subtypes == b.subtypes and a.sample_ids == b.sample_ids
+    assert a.images.tobytes() != c.images.tobytes()
+
+
+def test_labels_counts_samples_and_realistic_counts():
+    batch = simulate_crops({"ctc": 5, "wbc": 7, "cluster": 2, "debris": 4}, PANEL5,
+                           crop_size=48, seed=0, num_samples=3)
+    assert sorted(batch.labels) == sorted(["ctc"] * 5 + ["wbc"] * 7 + ["cluster"] * 2 +
+                                          ["debris"] * 4)
+    assert len(set(batch.sample_ids)) == 3
+    for label, subtype in zip(batch.labels, batch.subtypes):
+        assert SUBTYPES[subtype] == label
+    # Pseudo 12-bit counts: an offset of 100-200 (dimmed by vignetting at most 30 %), never
+    # above saturation.
+    assert batch.images.max() <= 4095
+    assert 60 <= np.median(batch.images) <= 600
+
+
+def test_ctcs_are_ck_positive_cd45_negative_and_wbcs_the_reverse(per_subtype):
+    b = per_subtype
+    ck, cd45 = (signal(b.images, PANEL5.index_of_role(r)) for r in ("epithelial", "leukocyte"))
+    ck_noise = noise_sd(b.images, 1)
+    for name in ("ctc_bright", "ctc_apoptotic"):
+        m = by_subtype(b, name)
+        assert ck[m].mean() > 3 * max(cd45[m].mean(), 1.0), name
+    for name in ("lymphocyte", "neutrophil", "monocyte"):
+        m = by_subtype(b, name)
+        assert cd45[m].mean() > 3 * max(ck[m].mean(), 1.0), name
+    # CK-dim CTCs: weak but present CK (a few noise units), no CD45.
+    dim = by_subtype(b, "ctc_dim")
+    assert (ck[dim] > 1.0 * ck_noise[dim]).all()
+    assert np.abs(cd45[dim]).mean() < 0.5 * cd45[by_subtype(b, "lymphocyte")].mean()
+
+
+def test_tdevs_lack_dna_and_bare_nuclei_lack_ck(per_subtype):
+    b = per_subtype
+    dapi, ck = peak(b.images, 0), peak(b.images, 1)
+    dapi_noise, ck_noise = noise_sd(b.images, 0), noise_sd(b.images, 1)
+    tdev, bare = by_subtype(b, "tdev"), by_subtype(b, "bare_nucleus")
+    # (the brightest 3x3 mean of pure noise sits ~1-2 sd over the background percentile)
+    assert (dapi[tdev] < 2.5 * dapi_noise[tdev]).all()
+    assert (ck[tdev] > 3 * ck_noise[tdev]).all()
+    assert (dapi[bare] > 5 * dapi_noise[bare]).all()
+    assert (ck[bare] < 2.5 * ck_noise[bare] + 0.05 * dapi[bare]).all()  # bleed-through only
+
+
+def test_platelet_puncta_only_where_platelets_are(per_subtype):
+    b = per_subtype
+    x = b.images[:, PANEL5.index_of_role("platelet")].astype(np.float64)
+    flat = x.reshape(len(x), -1)
+    background = np.median(flat, axis=1)
+    bright = (flat > background[:, None] + 8 * noise_sd(b.images, 3)[:, None]).sum(axis=1)
+    platelet = by_subtype(b, "ctc_platelet")
+    # Everything else (except all-channel aggregates and fibres) shows no CD61 at all.
+    others = ~platelet & ~by_subtype(b, "aggregate") & ~by_subtype(b, "fibre") & \
+        ~by_subtype(b, "blob")
+    assert (bright[platelet] >= 6).all()
+    assert bright[others].max() <= 2
+
+
+def test_dim_ctcs_carry_vimentin_when_the_panel_has_it():
+    panel = load_panel(["DAPI", "CK", "CD45", "Vimentin"])
+    b = simulate_crops({"ctc_bright": 8, "ctc_dim": 8}, panel, SUBTYPE_TAXONOMY, crop_size=48,
+                       seed=5, config=QUIET)
+    vim = signal(b.images, 3)
+    assert vim[by_subtype(b, "ctc_dim")].mean() > 3 * vim[by_subtype(b, "ctc_bright")].mean()
+
+
+def _nucleus_area(pixel_size, config=None, crop=64):
+    """DAPI area above half maximum of lymphocytes, in pixels (mean over crops)."""
+    cfg = dataclasses.replace(config or SimConfig.clean(), neighbours=(0.0, 0.0),
+                              defocus_um=(0.0, 0.0))
+    b = simulate_crops({"lymphocyte": 6}, PANEL5.with_pixel_size(pixel_size), SUBTYPE_TAXONOMY,
+                       crop_size=crop, seed=2, config=cfg)
+    x = b.images[:, 0].astype(np.float64)
+    background = np.median(x.reshape(len(x), -1), axis=1)[:, None, None]
+    peak = x.reshape(len(x), -1).max(axis=1)[:, None, None]
+    return ((x - background) > 0.5 * (peak - background)).sum(axis=(1, 2)).mean()
+
+
+def test_sizes_in_um_follow_the_pixel_size():
+    small_px, large_px = _nucleus_area(0.4), _nucleus_area(0.8)
+    assert 3.0 < small_px / large_px < 5.0  # area in pixels scales with 1 / pixel_size^2
+    shrunk = _nucleus_area(0.4, SimConfig.clean().with_shift("small_cells"))
+    assert 0.35 < shrunk / small_px < 0.7  # 0.7x the size: about half the area
+
+
+def test_crops_follow_the_configured_pixel_size_range():
+    b = simulate_crops(2, PANEL5, crop_size=32, seed=0, num_samples=8)
+    assert (b.pixel_size_um >= 0.64 * 0.8 - 1e-6).all()
+    assert (b.pixel_size_um <= 0.64 * 1.25 + 1e-6).all()
+    assert b.pixel_size_um.std() > 0.01
+    shifted = simulate_crops(2, PANEL5, crop_size=32, seed=0,
+                             config=SimConfig().with_shift("pixel_size"))
+    assert np.allclose(shifted.pixel_size_um, 0.64 * 0.7)
+
+
+@pytest.mark.parametrize("names", [
+    ["DAPI", "CK", "CD45"],
+    ["DAPI", "CK", "CD45", "VIM"],
+    ["DAPI", "CK", "CD45", "CD41", "CD15"],
+    ["Hoechst", "panCK", "CD45", "EpCAM", "Vimentin", "FooBar"],
+])
+def test_every_panel_size_works(names):
+    panel = load_panel({"channels": names, "pixel_size_um": 0.64})
+    b = simulate_crops(3, panel, crop_size=40, seed=1, config=QUIET)
+    assert b.images.shape == (12, len(names), 40, 40)
+    has_platelets = panel.index_of_role("platelet") is not None
+    assert ("ctc_platelet" in b.subtypes) <= has_platelets
+    unknown = [i for i, role in enumerate(panel.roles()) if role == "unknown"]
+    for ch in unknown:  # background only, except for all-channel debris
+        plain = ~by_subtype(b, "aggregate") & ~by_subtype(b, "fibre") & ~by_subtype(b, "blob")
+        assert (np.abs(signal(b.images, ch)[plain]) < 3 * noise_sd(b.images, ch)[plain]).all()
+
+
+def test_a_panel_without_platelets_cannot_make_a_platelet_class():
+    with pytest.raises(InputError, match="ctc_platelet"):
+        simulate_crops({"ctc_platelet": 2}, ["DAPI", "CK", "CD45"], SUBTYPE_TAXONOMY)
+
+
+def test_named_shifts_change_what_they_claim():
+    assert {"defocus", "dim_ck", "noise_2x", "pixel_size", "small_cells", "large_cells",
+            "bleed_through", "display_8bit"} <= set(NAMED_SHIFTS)
+    base_cfg = SimConfig.clean()
+    counts = {"ctc_bright": 6}
+
+    def make(*shifts):
+        return simulate_crops(counts, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=4,
+                              config=base_cfg.with_shift(*shifts) if shifts else base_cfg)
+
+    base = make()
+    ratio = signal(make("dim_ck").images, 1).mean() / signal(base.images, 1).mean()
+    assert 0.4 < ratio < 0.6
+    noise = noise_sd(make("noise_2x").images, 3).mean() / noise_sd(base.images, 3).mean()
+    assert 1.6 < noise < 2.4
+    eight = make("display_8bit").images
+    assert eight.max() <= 255 and (eight == 255).any()
+    sharp = np.abs(np.diff(base.images[:, 0].astype(float), axis=-1)).max(axis=(1, 2))
+    soft = np.abs(np.diff(make("defocus").images[:, 0].astype(float), axis=-1)).max(axis=(1, 2))
+    assert soft.mean() < 0.7 * sharp.mean()
+    assert make("large_cells").images[:, 1].astype(float).sum() > \
+        base.images[:, 1].astype(float).sum()
+    assert base_cfg.with_shift("dim_ck", "noise_2x").shifts == ("dim_ck", "noise_2x")
+    with pytest.raises(InputError, match="unknown shift"):
+        base_cfg.with_shift("sunburn")
+
+
+def test_bleed_through_shift_shows_ck_in_the_next_channel():
+    counts = {"ctc_bright": 6}
+    base = simulate_crops(counts, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=4,
+                          config=SimConfig.clean())
+    bled = simulate_crops(counts, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=4,
+                          config=SimConfig.clean().with_shift("bleed_through"))
+    assert signal(bled.images, 2).mean() > 3 * max(signal(base.images, 2).mean(), 1.0)
+
+
+def test_bad_requests_raise_input_errors():
+    with pytest.raises(InputError, match="not in the taxonomy"):
+        simulate_crops({"alien": 3}, PANEL5)
+    with pytest.raises(InputError, match="nothing to simulate"):
+        simulate_crops(0, PANEL5)
+    with pytest.raises(InputError, match="crop_size"):
+        simulate_crops(1, PANEL5, crop_size=4)
+
+
+def test_written_crop_batch_reads_back(tmp_path):
+    from ctcnet.crops import load_crops, read_crop_index
+
+    batch = simulate_crops({"ctc": 2, "wbc": 3}, PANEL5, crop_size=32, seed=9, num_samples=2)
+    root = write_crop_batch(batch, tmp_path / "ds", PANEL5)
+    index = read_crop_index(root)
+    assert index.class_counts() == {"ctc": 2, "wbc": 3}
+    assert sorted(index.sample_ids) == sorted(batch.sample_ids)
+    order = np.argsort([int(p.stem.split("__")[1]) for p in index.paths])
+    loaded = load_crops(index)[order]
+    assert np.array_equal(loaded, batch.images.astype(np.float32))
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["seed"] == 9 and meta["class_counts"] == {"ctc": 2, "wbc": 3}

@@ -1,0 +1,301 @@
+"""Training: augmentation, data module, loss, LightningModule, checkpoints, CLI, resume, DDP.
+
+Everything on the CPU with tiny data: 32 px crops, a handful per class, one or two steps.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ctcnet.augment import (AugmentConfig, adjust_signal, augment_intensities,
+                            background_and_noise, build_train_augment)
+from ctcnet.crops import write_crop_dataset
+from ctcnet.datamodule import CTCDataModule, sample_level_split
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.lit import CTCLitModule, balanced_class_weights, focal_loss
+from ctcnet.panel import load_panel
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["ctc", "wbc", "cluster", "debris"]
+SIZE = 32
+
+
+def toy_crops(n_per_class: int, channels: int = 5, seed: int = 0):
+    """Separable fake crops: class k lights up channel k in the centre, over Poisson noise."""
+    rng = np.random.default_rng(seed)
+    labels = [c for c in CLASSES for _ in range(n_per_class)]
+    crops = rng.poisson(120, (len(labels), channels, SIZE, SIZE)).astype(np.float32)
+    for i, label in enumerate(labels):
+        crops[i, CLASSES.index(label) % channels, 10:22, 10:22] += 600
+    return crops, labels
+
+
+@pytest.fixture(scope="module")
+def crop_dir(tmp_path_factory):
+    """A crop dataset: four samples (patients), no split column."""
+    root = tmp_path_factory.mktemp("crops")
+    crops, labels = toy_crops(8)
+    samples = [f"P{i % 4}" for i in range(len(labels))]
+    write_crop_dataset(root, crops.astype(np.uint16), labels, load_panel(None), samples)
+    return root
+
+
+# ----- augmentation -------------------------------------------------------------------------
+def test_augment_keeps_shape_and_stays_finite():
+    augment = build_train_augment(seed=0)
+    for channels in (3, 4, 5, 6):
+        crop = toy_crops(1, channels)[0][0]
+        out = augment(crop)
+        assert out.shape == crop.shape and out.dtype == np.float32
+        assert np.isfinite(out).all() and (out >= 0).all()
+
+
+def test_augment_never_mixes_channels():
+    """Signal in one channel stays in that channel, whatever the augmentation draws."""
+    rng = np.random.default_rng(1)
+    augment = build_train_augment({"noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0}, seed=3)
+    crop = np.full((5, SIZE, SIZE), 100.0, np.float32) + rng.normal(0, 2, (5, SIZE, SIZE))
+    crop[2, 12:20, 12:20] += 1000
+    for _ in range(20):
+        out = augment(crop.astype(np.float32))
+        others = np.delete(out, 2, axis=0)
+        assert others.max() < 130, "signal leaked into another channel"
+        assert out[2].max() > 400
+
+
+def test_intensity_scale_covers_ten_x():
+    cfg = AugmentConfig(gain_p=0, gamma_p=0, noise_p=0, offset_p=0, scale_p=1.0)
+    crop = np.full((3, 8, 8), 100.0, np.float32)
+    rng = np.random.default_rng(0)
+    scales = [augment_intensities(crop, cfg, rng).mean() / 100 for _ in range(300)]
+    assert min(scales) < 0.4 and max(scales) > 2.5
+
+
+def test_adjust_signal_changes_signal_not_background():
+    crop = np.full((2, 16, 16), 100.0, np.float32)
+    crop[:, 4:8, 4:8] = 500.0
+    background, noise = background_and_noise(crop)
+    out = adjust_signal(crop, np.array([2.0, 1.0]), np.array([1.0, 1.0]), background, noise)
+    assert out[0, 0, 0] == pytest.approx(100.0)
+    assert out[0, 5, 5] > 800 and out[1, 5, 5] == pytest.approx(500.0)
+
+
+# ----- data ---------------------------------------------------------------------------------
+def test_sample_level_split_never_splits_a_sample():
+    samples = [f"P{i % 7}" for i in range(70)]
+    to_val = sample_level_split(samples, 0.3, seed=0)
+    val_samples = {s for s, v in zip(samples, to_val) if v}
+    train_samples = {s for s, v in zip(samples, to_val) if not v}
+    assert val_samples and train_samples and not val_samples & train_samples
+    assert (to_val == sample_level_split(samples, 0.3, seed=0)).all()
+
+
+def test_datamodule_reads_a_folder_split_by_sample(crop_dir):
+    dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, val_fraction=0.25,
+                       batch_size=4)
+    dm.setup("fit")
+    train, val = dm.splits["train"], dm.splits["val"]
+    assert len(train.targets) + len(val.targets) == 32
+    assert not set(train.sample_ids) & set(val.sample_ids)
+    assert dm.panel.names == load_panel(None).names
+    raw, target = next(iter(dm.train_dataloader()))
+    assert raw.shape == (4, 5, SIZE, SIZE) and raw.dtype == torch.float32
+    assert raw.max() > 255, "the data module must feed raw counts, not normalised data"
+    assert dm.summary()["splits"]["train"]["crops"] == len(train.targets)
+
+
+def test_datamodule_honours_the_manifest_split(tmp_path):
+    crops, labels = toy_crops(2)
+    splits = ["train", "val", "test", "train"] * 2
+    write_crop_dataset(tmp_path, crops.astype(np.uint16), labels, load_panel(None),
+                       splits=splits)
+    dm = CTCDataModule(data_dir=str(tmp_path), crop_size=SIZE)
+    dm.setup("fit")
+    assert {k: len(v.targets) for k, v in dm.splits.items()} == {"train": 4, "val": 2,
+                                                                  "test": 2}
+
+
+def test_datamodule_without_data_is_refused():
+    with pytest.raises(InputError, match="no training data"):
+        CTCDataModule()
+
+
+def test_datamodule_simulates_in_setup():
+    dm = CTCDataModule(crop_size=SIZE, simulate={"train": 2, "val": 1, "num_samples": 2})
+    assert not dm.splits
+    dm.setup("fit")
+    assert dm.splits["train"].images.shape == (8, 5, SIZE, SIZE)
+    assert sorted(dm.summary()["splits"]["val"]["per_class"].values()) == [1, 1, 1, 1]
+    # Validation comes from other simulated samples than training.
+    assert not set(dm.splits["train"].sample_ids) & set(dm.splits["val"].sample_ids)
+
+
+# ----- loss ---------------------------------------------------------------------------------
+def test_focal_loss_with_gamma_zero_is_cross_entropy():
+    logits, target = torch.randn(10, 4), torch.randint(0, 4, (10,))
+    weight = torch.tensor([4.0, 1.0, 2.0, 1.0])
+    torch.testing.assert_close(focal_loss(logits, target, weight, gamma=0.0),
+                               torch.nn.functional.cross_entropy(logits, target, weight=weight))
+    assert focal_loss(logits, target, gamma=2.0) < focal_loss(logits, target, gamma=0.0)
+
+
+def test_balanced_class_weights_favour_rare_classes():
+    w = balanced_class_weights(torch.tensor([10, 1000, 100, 0]))
+    assert w[0] > w[2] > w[1] > 0 and w[3] == 0
+    assert w[:3].mean() == pytest.approx(1.0)
+
+
+# ----- the LightningModule ------------------------------------------------------------------
+def test_overfit_one_batch():
+    torch.manual_seed(0)
+    crops, labels = toy_crops(4)
+    raw = torch.from_numpy(crops)
+    target = torch.tensor([CLASSES.index(label) for label in labels])
+    module = CTCLitModule(crop_size=SIZE, arch_kwargs={"width": 8}, lr=1e-2,
+                          class_weights="none")
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+    for _ in range(40):
+        loss = module.compute_loss(module(raw), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    module.eval()
+    assert loss.item() < 0.1
+    assert (module(raw).argmax(1) == target).all()
+
+
+def test_resnet18_module_trains_a_step():
+    module = CTCLitModule(crop_size=SIZE, arch="resnet18", loss="focal")
+    crops, labels = toy_crops(1)
+    loss = module.compute_loss(module(torch.from_numpy(crops)), torch.arange(4))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in module.model.net.parameters())
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(InputError):
+        CTCLitModule(loss="hinge")
+    with pytest.raises(InputError):
+        CTCLitModule(class_weights=[1.0, 2.0])
+
+
+def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, batch_size=8, panel=panel)
+    module = CTCLitModule(panel=dm.panel_config, crop_size=SIZE, arch_kwargs={"width": 8})
+    checkpoint = ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True,
+                                 monitor="val/macro_f1", mode="max")
+    trainer = L.Trainer(max_epochs=epochs, limit_train_batches=2, accelerator="cpu",
+                        devices=1, default_root_dir=str(root), callbacks=[checkpoint],
+                        logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    return module, trainer, checkpoint
+
+
+@pytest.fixture(scope="module")
+def fitted(crop_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fit")
+    torch.manual_seed(0)
+    initial = {k: v.clone() for k, v in
+               CTCLitModule(crop_size=SIZE, arch_kwargs={"width": 8}).state_dict().items()}
+    module, trainer, checkpoint = _fit(crop_dir, root)
+    return initial, module, trainer, checkpoint, root
+
+
+def test_parameters_change_after_a_fit(fitted):
+    initial, module, *_ = fitted
+    changed = [k for k, v in module.state_dict().items()
+               if k.startswith("model.net") and k.endswith("weight")
+               and not torch.equal(v, initial[k])]
+    weights = [k for k in initial if k.startswith("model.net") and k.endswith("weight")]
+    assert changed == weights
+
+
+def test_checkpoint_round_trip_with_weights_only(fitted):
+    from ctcnet.model import load_model
+
+    _, module, trainer, checkpoint, _ = fitted
+    blob = torch.load(checkpoint.last_model_path, weights_only=True)
+    spec = blob["ctcnet_spec"]
+    assert spec["panel"]["channels"][0]["name"] == "DAPI" and spec["crop_size"] == SIZE
+    assert spec["training"]["data"]["splits"]["train"]["crops"] > 0
+    assert set(spec["metrics"]["per_class"]) == set(CLASSES)
+    assert "macro_f1" in spec["metrics"] and len(spec["metrics"]["confusion"]) == 4
+    model, loaded_spec = load_model(checkpoint.last_model_path)
+    assert loaded_spec.class_names == CLASSES
+    raw = torch.from_numpy(toy_crops(1)[0])
+    module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(raw), module.model(raw))
+
+
+def test_resume_from_last_continues(crop_dir, fitted):
+    _, _, trainer, checkpoint, root = fitted
+    steps = trainer.global_step
+    _, resumed, _ = _fit(crop_dir, root, epochs=2, ckpt_path="last")
+    assert resumed.current_epoch == 2
+    assert resumed.global_step == 2 * steps
+
+
+def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
+    _, _, _, checkpoint, _ = fitted
+    other = {"channels": ["DAPI", "CK", "CD45", "VIM", "CD66b"]}
+    with pytest.raises(PanelMismatchError, match="channel mismatch"):
+        CTCLitModule(panel=other, crop_size=SIZE, arch_kwargs={"width": 8},
+                     init_from=checkpoint.last_model_path)
+    module = CTCLitModule(panel=other, crop_size=SIZE, arch_kwargs={"width": 8})
+    with pytest.raises(PanelMismatchError):
+        module.on_load_checkpoint(torch.load(checkpoint.last_model_path, weights_only=True))
+
+
+# ----- configs, CLI, DDP --------------------------------------------------------------------
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_config_file_loads(config, crop_dir, tmp_path):
+    from ctcnet.datamodule import CTCDataModule
+    from ctcnet.training import CTCLightningCLI
+
+    args = ["--config", str(config), f"--trainer.default_root_dir={tmp_path}"]
+    if "data_dir: null" in config.read_text():
+        args.append(f"--data.data_dir={crop_dir}")
+    cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args)
+    assert isinstance(cli.model, CTCLitModule)
+    # Channels, classes and crop size are linked from the data into the model.
+    assert cli.model.spec.panel.names == cli.datamodule.panel.names
+    assert cli.model.spec.class_names == cli.datamodule.class_names
+    assert cli.model.spec.crop_size == cli.datamodule.crop_size
+
+
+def test_ctcnet_train_runs_in_process_on_smoke(tmp_path):
+    from ctcnet.cli import main
+    from ctcnet.model import load_model
+
+    root = tmp_path / "smoke"
+    assert main(["train", "--config", str(ROOT / "configs" / "smoke.yaml"),
+                 f"--trainer.default_root_dir={root}", "--model.lr=0.001"]) == 0
+    assert (root / "checkpoints" / "last.ckpt").exists()
+    _, spec = load_model(root / "model.pt")
+    assert spec.crop_size == 32 and spec.training["data"]["simulated"]["train"] == 4
+    saved = list(root.rglob("config.yaml"))
+    assert saved and "lr: 0.001" in saved[0].read_text()
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs/smoke.yaml"),
+           "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+           f"--trainer.default_root_dir={tmp_path}", "--export=ddp.pt"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "distributed_backend=gloo" in done.stderr + done.stdout
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (tmp_path / "ddp.pt").exists()
