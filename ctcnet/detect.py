@@ -4,21 +4,20 @@ What counts as an event: anything significantly above the local background in *a
 so DAPI-negative objects (tdEVs: small CK+ vesicles, CK+ fragments, dye aggregates) are found
 as well as nucleated cells. Steps, all vectorised over the frame:
 
-1. **Bin** the frame to a working pixel of about ``work_pixel_um`` (2x2 at CellSearch's
-   0.64 um/px): 4x fewer pixels to touch, and binning averages shot noise. Cells are >= 6 um
-   and tdEVs >= ~1 um, so nothing of interest falls below one working pixel.
-2. **Smooth** each channel (Gaussian, ``smooth_sigma_um``), then estimate a slowly varying
-   **background map** per channel (median of ~40 um blocks, interpolated: corrects uneven
-   illumination) and the **noise** (MAD of the residual). Each channel becomes a signal-to-noise
-   map; their maximum over channels is the detection image.
+1. **Bin** the frame to a working pixel of about ``work_pixel_um`` (3x3 at CellSearch's
+   0.64 um/px): 9x fewer pixels to touch, and binning averages shot noise. Cells are >= 6 um
+   and a tdEV, spread by the PSF, >= ~3 um, so nothing of interest falls below a working pixel.
+2. Estimate a slowly varying **background map** per channel (median of ~40 um blocks,
+   interpolated: corrects uneven illumination) and the **noise** (MAD of the residual). Each
+   channel becomes a signal-to-noise map; their maximum over channels is the detection image.
 3. **Hysteresis threshold**: an object needs a core above ``threshold_snr`` and extends down to
    ``extent_snr``, so dim edges of a cell stay attached to it.
-4. **Split touching cells, keep clusters whole.** A connected object containing epithelial (CK)
-   signal is a CTC, a CTC cluster (CTC with attached neutrophils or platelets, CTC doublet) or
-   CK+ debris, and is kept whole: cutting a CTC-neutrophil cluster into its cells would turn a
-   cluster call into a CTC call plus WBC calls. Other objects with two or more separate nuclei
-   (touching leukocytes) are split by a watershed on the smoothed nucleus channel, with seeds at
-   least ~one nucleus apart (lobes of a neutrophil nucleus merge under that smoothing).
+4. **Split touching objects, keep clusters whole** (``split_and_merge``): a seeded watershed
+   cuts blobs at every local maximum at least ~one nucleus apart, then neighbouring pieces are
+   merged back when the saddle between them is high: one object (a lobed nucleus, a CD45 ring
+   around its nucleus) or cells that really touch, as in a CTC-neutrophil or CTC-platelet
+   cluster (cutting it would turn a cluster call into a CTC call plus WBC calls). Separate
+   cells joined only by their dim halos stay apart.
 5. **Size limits in micrometres** (``min_diameter_um``, ``max_diameter_um``) through the panel's
    pixel size; per-object statistics (centre, bounding box, area, per-channel mean counts,
    peak SNR) come from ``numpy.bincount`` / ``scipy.ndimage`` over the label image.
@@ -58,10 +57,13 @@ class DetectConfig:
     work_pixel_um: float = 1.9
     # Background map block; several cell diameters so cells barely move a block's median.
     background_block_um: float = 40.0
-    # Splitting: seeds are nucleus maxima at least this far apart (about a small nucleus)...
-    nucleus_diameter_um: float = 7.0
-    # ...found on the nucleus channel smoothed this much (merges lobes of one nucleus).
-    nucleus_sigma_um: float = 1.5
+    # Splitting: seeds are maxima of the detection image smoothed this much...
+    seed_sigma_um: float = 1.5
+    # ...at least this far apart (about a small nucleus).
+    seed_distance_um: float = 7.0
+    # Merging pieces back: saddle / lower peak above this -> one object (lobes of a nucleus, a
+    # CD45 ring around its nucleus) or physically touching cells of a cluster.
+    same_object_ratio: float = 0.5
     split_touching: bool = True
 
     def binning(self, pixel_size_um: float) -> int:
@@ -90,11 +92,25 @@ def bin_frame(frame: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def _linear_upsample_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """(n_out, n_in) matrix that linearly interpolates n_in block centres onto n_out pixels."""
+def _interp_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour indices and weights that linearly interpolate n_in block centres onto n_out."""
     centres = (np.arange(n_in) + 0.5) * (n_out / n_in) - 0.5
-    return np.stack([np.interp(np.arange(n_out), centres, np.eye(n_in)[k])
-                     for k in range(n_in)], axis=1).astype(np.float32)
+    pos = np.clip(np.interp(np.arange(n_out), centres, np.arange(n_in)), 0, n_in - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, (pos - lo).astype(np.float32)
+
+
+def linear_upsample(coarse: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear upsampling of (C, hb, wb) block values to (C, h, w), separable.
+
+    Gathers and blends instead of interpolation matrices: no BLAS call, whose thread pool
+    spins badly on a shared, busy CPU.
+    """
+    lo, hi, t = _interp_weights(h, coarse.shape[1])
+    rows = coarse[:, lo] * (1 - t)[None, :, None] + coarse[:, hi] * t[None, :, None]
+    lo, hi, t = _interp_weights(w, coarse.shape[2])
+    return rows[:, :, lo] * (1 - t) + rows[:, :, hi] * t
 
 
 def background_map(image: np.ndarray, block: int) -> np.ndarray:
@@ -109,9 +125,7 @@ def background_map(image: np.ndarray, block: int) -> np.ndarray:
     coarse = np.median(blocks.transpose(0, 1, 3, 2, 4).reshape(c, hb, wb, -1), axis=-1)
     if hb >= 3 and wb >= 3:  # a block filled by a big cluster is an outlier: median of neighbours
         coarse = ndimage.median_filter(coarse, size=(1, 3, 3), mode="nearest")
-    # Separable bilinear upsampling as two small matrix products (no per-pixel interpolation).
-    ry, rx = _linear_upsample_matrix(h, hb), _linear_upsample_matrix(w, wb)
-    return np.matmul(np.matmul(ry, coarse.astype(np.float32)), rx.T)
+    return linear_upsample(coarse.astype(np.float32), h, w)
 
 
 def robust_noise(residual: np.ndarray, floor: float = 1e-3) -> np.ndarray:
@@ -133,31 +147,78 @@ def snr_maps(binned: np.ndarray, sigma_px: float, block_px: int) -> np.ndarray:
     return residual
 
 
-def _split_touching(labels: np.ndarray, nucleus_snr: np.ndarray, keep_whole: np.ndarray,
-                    seed_distance: int, threshold: float) -> np.ndarray:
-    """Watershed-split objects with 2+ nucleus seeds, except those flagged ``keep_whole``."""
+def _max_per_label(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Maximum of ``values`` per label 0..n (label 0 and empty labels get -inf)."""
+    out = np.full(n + 1, -np.inf)
+    fg = labels > 0
+    np.maximum.at(out, labels[fg], values[fg])
+    return out
+
+
+def adjacent_saddles(pieces: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+    """Pairs of 4-adjacent labels and the highest ``height`` along their common border.
+
+    The border height of two neighbouring pixels is the lower of the two; the saddle of a pair
+    is the highest such value: how far down one must go to pass from one piece to the other.
+    """
+    a_parts, b_parts, v_parts = [], [], []
+    for sl_a, sl_b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        a, b = pieces[sl_a], pieces[sl_b]
+        edge = (a > 0) & (b > 0) & (a != b)
+        a_parts.append(np.minimum(a[edge], b[edge]))
+        b_parts.append(np.maximum(a[edge], b[edge]))
+        v_parts.append(np.minimum(height[sl_a][edge], height[sl_b][edge]))
+    a, b, v = (np.concatenate(x) for x in (a_parts, b_parts, v_parts))
+    if not len(a):
+        return a, b, v
+    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
+    saddle = np.full(len(pairs), -np.inf)
+    np.maximum.at(saddle, inverse.ravel(), v)
+    return pairs[:, 0], pairs[:, 1], saddle
+
+
+def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
+                    same_object_ratio: float) -> np.ndarray:
+    """Label image of ``mask``: separate objects split apart, touching ones kept together.
+
+    1. Seeds are local maxima of the smoothed detection image ``height`` at least
+       ``seed_radius`` apart; a watershed cuts every connected blob into one piece per seed.
+    2. Neighbouring pieces are merged back when the saddle between them is at least
+       ``same_object_ratio`` of the lower of their two peaks: then there is no real gap between
+       them. That rejoins one object cut at several maxima (a lobed nucleus, a CD45 ring around
+       its nucleus, a fibre) and keeps physically touching cells together, so a CTC with
+       attached neutrophils or platelets stays one cluster event (the classifier, not the
+       detector, decides what a cluster is). Separate cells joined only by their overlapping
+       dim halos have a low saddle and stay apart. (Tried: a lower merge bar for pieces with
+       nucleus + CK, meant for clusters; on simulated cartridges it glued leukocytes with
+       faint CK to their neighbours and lost 2-3 % recall, while clusters stayed whole anyway.)
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
     from skimage.segmentation import watershed
 
-    size = 2 * seed_distance + 1
-    peaks = (nucleus_snr == ndimage.maximum_filter(nucleus_snr, size=size, mode="nearest"))
-    peaks &= (nucleus_snr > threshold) & (labels > 0)
-    seeds, n_seeds = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several
-    if n_seeds < 2:
-        return labels
-    # Seeds per object: distinct (object, seed) pairs counted per object.
-    pairs = np.unique(np.stack([labels[peaks], seeds[peaks]]), axis=1)
-    seeds_per_object = np.bincount(pairs[0], minlength=labels.max() + 1)
-    splittable = (seeds_per_object >= 2) & ~keep_whole
-    splittable[0] = False
-    if not splittable.any():
-        return labels
-    region = splittable[labels]
-    pieces = watershed(-nucleus_snr, markers=np.where(region, seeds, 0), mask=region)
-    out = labels.copy()
-    # Pieces get fresh ids above the existing ones; a region pixel no seed reached keeps its own.
-    reached = pieces > 0
-    out[reached] = pieces[reached] + labels.max()
-    return out
+    size = 2 * seed_radius + 1
+    peaks = (height == ndimage.maximum_filter(height, size=size, mode="nearest")) & mask
+    seeds, _ = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several
+    pieces = watershed(-height, markers=seeds, mask=mask)
+    # A blob whose maximum lay in a brighter neighbour's footprint got no seed: keep it whole.
+    orphans, n_orphans = ndimage.label(mask & (pieces == 0))
+    if n_orphans:
+        pieces = np.where(orphans > 0, orphans + pieces.max(), pieces)
+    n = int(pieces.max())
+    a, b, saddle = adjacent_saddles(pieces, height)
+    if not len(a):
+        return pieces
+    peak = _max_per_label(height, pieces, n)
+    merge = saddle >= same_object_ratio * np.minimum(peak[a], peak[b])
+    graph = coo_matrix((np.ones(int(merge.sum())), (a[merge], b[merge])), shape=(n + 1, n + 1))
+    _, component = connected_components(graph, directed=False)
+    # Component ids per piece; background (piece 0) stays 0, others become 1..k.
+    _, relabel = np.unique(component[1:], return_inverse=True)
+    lookup = np.concatenate([[0], relabel.ravel() + 1])
+    return lookup[pieces]
 
 
 def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None = None,
@@ -184,20 +245,14 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     from skimage.filters import apply_hysteresis_threshold
 
     mask = apply_hysteresis_threshold(detection, config.extent_snr, config.threshold_snr)
-    labels, n = ndimage.label(mask)
-    if n and config.split_touching:
-        nucleus = panel.index_of_role("nucleus")
-        if nucleus is not None:
-            epithelial = [i for i, r in enumerate(panel.roles()) if r in ("epithelial", "epcam")]
-            keep_whole = np.zeros(n + 1, dtype=bool)
-            for e in epithelial:  # objects with any CK pixel above threshold: keep whole
-                keep_whole |= np.bincount(labels.ravel(), weights=snr[e].ravel() >
-                                          config.threshold_snr, minlength=n + 1) > 0
-            nucleus_snr = ndimage.gaussian_filter(
-                snr[nucleus], config.nucleus_sigma_um / work_px, mode="nearest")
-            labels = _split_touching(labels, nucleus_snr, keep_whole,
-                                     max(1, int(round(config.nucleus_diameter_um / work_px / 2))),
-                                     config.threshold_snr)
+    if config.split_touching and mask.any():
+        height = ndimage.gaussian_filter(detection, config.seed_sigma_um / work_px,
+                                         mode="nearest")
+        labels = split_and_merge(mask, height,
+                                 max(1, int(round(config.seed_distance_um / work_px / 2))),
+                                 config.same_object_ratio)
+    else:
+        labels, _ = ndimage.label(mask)
     events = _object_table(labels, binned, detection, panel, factor, (h, w), config)
     if return_labels:
         return events, labels, factor

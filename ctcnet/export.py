@@ -145,6 +145,21 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                         int8_info, time.perf_counter() - started)
 
 
+def _asinh_onnx(x):
+    """asinh(x) = sign(x) * log(|x| + sqrt(x^2 + 1)), as the exporter's translation of asinh.
+
+    onnxruntime's CPU ``Asinh`` kernel is scalar and took about half of the whole graph's CPU
+    time; these elementwise ops are vectorised and multithreaded (~20 % faster end to end). The
+    form with |x| has no cancellation for negative x; max |error| vs torch.asinh ~1e-6 up to
+    |x| = 5e4 (16-bit counts over a 0.5-count noise floor).
+    """
+    from onnxscript import opset18 as op
+
+    ax = op.Abs(x)
+    magnitude = op.Log(op.Add(ax, op.Sqrt(op.Add(op.Mul(ax, ax), op.CastLike(1.0, x)))))
+    return op.Mul(magnitude, op.Sign(x))
+
+
 def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -> None:
     graph = graph.eval()
     example = torch.from_numpy(crops[:2].astype(np.float32))
@@ -154,7 +169,8 @@ def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -
             program = torch.onnx.export(
                 graph, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                 dynamic_shapes=({0: batch},), opset_version=int(opset), dynamo=True,
-                verbose=False)
+                verbose=False,
+                custom_translation_table={torch.ops.aten.asinh.default: _asinh_onnx})
             program.save(str(path))
     except Exception as err:  # the exporter raises many error types; explain and stop
         raise CtcnetError(f"ONNX export (opset {opset}) failed: "
@@ -220,6 +236,7 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict) -> bytes
     import onnx
 
     proto = onnx.load(str(onnx_file))
+    _lowest_ir_version(proto)
     proto.producer_name, proto.producer_version = "ctcnet", __version__
     proto.doc_string = f"ctcnet {spec.arch} classifier; {INPUT_CONTRACT}"
     metadata = {
@@ -240,6 +257,24 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict) -> bytes
     metadata[DIGEST_KEY] = model_digest(proto.SerializeToString(), metadata)
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
+
+
+def _lowest_ir_version(proto) -> None:
+    """Drop unused opset imports and declare the oldest IR version the opsets allow.
+
+    The exporter writes IR 10 and the quantiser declares every onnxruntime domain; neither is
+    needed by the graph, and older onnxruntime builds on instrument PCs refuse newer IR.
+    """
+    import onnx
+
+    used = {node.domain for node in proto.graph.node} | {""}
+    for function in proto.functions:
+        used |= {function.domain} | {node.domain for node in function.node}
+    keep = [o for o in proto.opset_import if o.domain in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(keep)
+    proto.ir_version = max(onnx.helper.find_min_ir_version_for(keep, ignore_unknown=True),
+                           8 if proto.functions else 3)
 
 
 def _sha256(path: Path) -> str:

@@ -30,7 +30,11 @@ SCHEDULES = ("onecycle", "cosine")
 
 
 def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
-    """Inverse-frequency weights with mean 1 over the classes present (absent classes get 0)."""
+    """Inverse-frequency weights, n / (classes present * count) as scikit-learn's 'balanced'.
+
+    Every present class then carries the same total weight and the mean weight per training
+    crop is 1; absent classes get 0.
+    """
     counts = counts.float()
     present = counts > 0
     weights = torch.zeros_like(counts)

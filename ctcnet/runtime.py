@@ -102,15 +102,18 @@ def select_providers(available: Sequence[str] | None = None) -> list[str]:
 
 
 class OnnxClassifier:
-    """An exported ctcnet model: load, check the panel, classify raw crops.
+    """An exported ctcnet model: load, check the panel, classify raw crops. Example::
 
-    >>> clf = OnnxClassifier("models/ctcnet-default.onnx")
-    >>> clf.check_panel(["DAPI", "CK", "CD45", "CD61", "CD66b"])
-    >>> names, proba = clf.predict(crops_uint16)      # crops: (N, C, S, S)
+        clf = OnnxClassifier("models/ctcnet-default.onnx")
+        clf.check_panel(["DAPI", "CK", "CD45", "CD61", "CD66b"])
+        names, proba = clf.predict(crops_uint16)      # crops: (N, C, S, S) raw counts
+
+    ``providers`` defaults to CUDA when available, else CPU; ``threads`` caps onnxruntime's
+    intra-op threads; ``spin_wait=False`` stops idle threads from busy-waiting between batches.
     """
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, spin_wait: bool = True):
         self.path = Path(path)
         try:
             model_bytes = self.path.read_bytes()
@@ -122,6 +125,10 @@ class OnnxClassifier:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = int(threads)
+        if not spin_wait:
+            # Idle worker threads otherwise spin after each batch, taking CPU from the reader
+            # and detection threads that feed the model in a pipeline on a small machine.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         try:
             self.session = ort.InferenceSession(

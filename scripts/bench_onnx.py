@@ -1,7 +1,8 @@
 """Benchmark the exported model: crops/s on CPU for torch eager fp32, ORT fp32, fp16 and int8.
 
 One run, one machine: every engine classifies the same raw crops at batch 1, 64 and 1024 with
-the same thread count; speeds are reported as crops/s and as ratios to torch eager. Also file
+the same thread count; speeds (best call of several) are reported as crops/s and as ratios to
+torch eager. Also file
 sizes and, on labelled simulated crops, macro-F1 of each variant (the int8 gate's numbers).
 
     .venv/bin/python scripts/bench_onnx.py --model models/ctcnet-default.pt --out bench.json
@@ -36,16 +37,21 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models" / "ctcnet-default.pt"
 
 
 def crops_per_second(classify, crops: np.ndarray, batch: int, min_seconds: float) -> float:
-    """Classify ``batch``-sized slices until ``min_seconds`` pass (after one warm-up call)."""
+    """Best rate over repeated calls on one ``batch``-sized slice (after a warm-up call).
+
+    The best call, not the mean: this machine is shared, and other processes only ever make a
+    call slower, so the fastest call is the closest to what the engine itself can do.
+    """
     x = crops[:batch]
     classify(x)
-    done, start = 0, time.perf_counter()
-    while True:
+    best, start = float("inf"), time.perf_counter()
+    for calls in range(1, 10_000):
+        t0 = time.perf_counter()
         classify(x)
-        done += len(x)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds and done >= 3 * len(x):
-            return done / elapsed
+        best = min(best, time.perf_counter() - t0)
+        if calls >= 3 and time.perf_counter() - start >= min_seconds:
+            break
+    return len(x) / best
 
 
 def torch_engine(model):

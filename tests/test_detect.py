@@ -82,9 +82,9 @@ def test_pure_noise_gives_no_events():
 
 
 def test_touching_leukocytes_split_but_ctc_cluster_kept_whole():
-    # Two leukocytes 9 um apart (nuclei separate, CD45 merged) -> two events.
-    # A CTC with a leukocyte attached (same spacing) -> one cluster event.
-    objects = [("wbc", 60, 60), ("wbc", 69, 60), ("ctc", 60, 130), ("wbc", 69, 130)]
+    # Two ~10 um leukocytes 13 um apart (CD45 halos joined, a dip between them) -> two events.
+    # A CTC (~15 um of CK) with a leukocyte attached at the same spacing -> one cluster event.
+    objects = [("wbc", 60, 60), ("wbc", 73, 60), ("ctc", 60, 130), ("wbc", 73, 130)]
     frame = draw_frame(objects, shape=(280, 200))
     events = detect_events(frame, PANEL)
     top = events[events.y < 100 / 0.64]

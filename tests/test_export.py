@@ -90,6 +90,9 @@ def test_metadata_round_trip(exported):
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [5, 40, 40]
     assert [o.name for o in proto.graph.output] == ["logits", "probabilities"]
+    # Oldest IR the opset allows (older instrument runtimes), and a valid model for onnx.
+    assert proto.ir_version == 8 and [o.domain for o in proto.opset_import] == [""]
+    onnx.checker.check_model(proto, full_check=True)
     assert OnnxClassifier(path).spec["training"] == {"dataset": "unit-test"}
 
 
@@ -126,7 +129,10 @@ def test_int8_export_and_gate_record(exported, tmp_path, reuse_fp32_graph):
     clf = OnnxClassifier(tmp_path / "q.onnx")
     assert clf.precision == "int8" and report.size_bytes < fp32_path.stat().st_size
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear", "TopK", "Asinh"} <= ops
+    assert {"QuantizeLinear", "DequantizeLinear", "TopK", "Log"} <= ops
+    proto = onnx.load(str(tmp_path / "q.onnx"))
+    assert [o.domain for o in proto.opset_import] == [""] and proto.ir_version == 8
+    onnx.checker.check_model(proto, full_check=True)
     info = json.loads(clf.metadata["ctcnet_export"])["int8"]
     assert info["eval_crops"] == 100 and info["calibration_crops"] == 100
     assert info["drop_points"] == pytest.approx(
@@ -214,3 +220,25 @@ def test_deploying_doc_example_runs(exported, tmp_path):
     check = ("\nimport sys; assert 'torch' not in sys.modules\n"
              "assert len(calls) == 6 and set(calls) <= set(classes) and review.shape == (6,)\n")
     subprocess.run([sys.executable, "-c", example + check], cwd=tmp_path, check=True)
+
+
+def test_asinh_translation_matches_torch(tmp_path):
+    """The graph's asinh (log/sqrt form) equals torch.asinh over the whole 16-bit SNR range."""
+    import onnxruntime as ort
+
+    class Asinh(torch.nn.Module):
+        def forward(self, x):
+            return torch.asinh(x)
+
+    z = torch.cat([torch.linspace(-5e4, 5e4, 20001), torch.linspace(-3, 3, 6001),
+                   torch.tensor([0.0, -1e-7, 1e-7])]).view(1, -1)
+    with contextlib.redirect_stdout(io.StringIO()):
+        program = torch.onnx.export(Asinh().eval(), (z,), dynamo=True, opset_version=18,
+                                    custom_translation_table={
+                                        torch.ops.aten.asinh.default: export_module._asinh_onnx})
+    program.save(str(tmp_path / "asinh.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "asinh.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: z.numpy()})[0]
+    assert "Asinh" not in {n.op_type for n in onnx.load(str(tmp_path / "asinh.onnx")).graph.node}
+    np.testing.assert_allclose(got, torch.asinh(z).numpy(), atol=2e-6, rtol=1e-6)

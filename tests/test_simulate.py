@@ -239,3 +239,146 @@ def test_written_crop_batch_reads_back(tmp_path):
     assert np.array_equal(loaded, batch.images.astype(np.float32))
     meta = json.loads((root / "dataset.json").read_text())
     assert meta["seed"] == 9 and meta["class_counts"] == {"ctc": 2, "wbc": 3}
+
+
+# --------------------------------------------------------------------------------------------
+# Cartridges
+# --------------------------------------------------------------------------------------------
+
+SMALL_FRAME = (256, 320)
+
+
+@pytest.fixture(scope="module")
+def cartridge(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cart")
+    truth = simulate_cartridge_small(root, seed=7)
+    return root, truth
+
+
+def simulate_cartridge_small(root, seed=7, **kw):
+    from ctcnet.simulate import simulate_cartridge
+
+    kw = {"num_frames": 3, "frame_shape": SMALL_FRAME, "events_per_frame": 25,
+          "rare_rates": {"ctc": 0.15, "cluster": 0.1}, "columns": 2, **kw}
+    return simulate_cartridge(root, PANEL5, seed=seed, **kw)
+
+
+def test_cartridge_layout_and_truth_columns(cartridge):
+    from ctcnet.scan import open_cartridge, read_frame
+
+    root, truth = cartridge
+    cart = open_cartridge(root)
+    assert not cart.problems and len(cart) == 3
+    # Serpentine order over 2 columns: r00c00, r00c01, r01c01.
+    assert [f.stem for f in cart.frames] == ["r00c00", "r00c01", "r01c01"]
+    assert list(truth.columns[:12]) == ["frame", "row", "col", "x", "y", "class", "subtype",
+                                        "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "edge_cut"]
+    assert set(truth["frame"]) == {0, 1, 2}
+    assert (truth[["row", "col"]].drop_duplicates().values.tolist() ==
+            [[0, 0], [0, 1], [1, 1]])
+    frame = read_frame(cart.frames[0], cart.panel)
+    assert frame.shape == (5, *SMALL_FRAME) and frame.max() <= 4095
+    import pandas as pd
+
+    on_disk = pd.read_csv(root / "ground_truth.csv")
+    assert len(on_disk) == len(truth) and on_disk["subtype"].tolist() == truth["subtype"].tolist()
+    # Hundreds of events per full frame scale to ~25 here; rare classes present at these rates.
+    assert 40 <= len(truth) <= 110
+    assert {"ctc", "wbc", "debris"} <= set(truth["class"])
+
+
+def test_cartridge_truth_matches_what_was_drawn(cartridge):
+    from ctcnet.scan import open_cartridge, read_frame
+
+    root, truth = cartridge
+    cart = open_cartridge(root)
+    for f in cart.frames:
+        frame = read_frame(f, cart.panel).astype(np.float64)
+        background = np.median(frame, axis=(1, 2))
+        noise = (np.percentile(frame, 30, axis=(1, 2)) - np.percentile(frame, 10, axis=(1, 2))) \
+            / 0.757
+        mask = np.zeros(frame.shape[1:], bool)
+        for r in truth[truth["frame"] == f.index].itertuples():
+            assert r.bbox_x0 <= r.x <= r.bbox_x1 and r.bbox_y0 <= r.y <= r.bbox_y1
+            box = frame[:, r.bbox_y0:r.bbox_y1 + 1, r.bbox_x0:r.bbox_x1 + 1]
+            excess = (box.max(axis=(1, 2)) - background) / noise
+            assert excess.max() > 4, (r.subtype, excess)  # every truth box holds signal
+            m = 4  # the glow of a saturated object reaches past its box
+            mask[max(r.bbox_y0 - m, 0):r.bbox_y1 + m + 1, max(r.bbox_x0 - m, 0):r.bbox_x1 + m + 1] \
+                = True
+        # ... and outside every box there is (nearly) nothing bright: no undeclared objects.
+        outside = (frame[:, ~mask] - background[:, None]) / noise[:, None]
+        assert (outside.max(axis=0) > 12).mean() < 1e-3
+    cut = truth[truth["edge_cut"]]
+    assert (cut["subtype"] == "edge_cut").all() and (cut["class"] == "debris").all()
+    touches = ((cut["bbox_x0"] == 0) | (cut["bbox_y0"] == 0) |
+               (cut["bbox_x1"] == SMALL_FRAME[1] - 1) | (cut["bbox_y1"] == SMALL_FRAME[0] - 1))
+    assert touches.all()
+
+
+def test_cartridge_is_deterministic_and_png_layout_is_8bit(tmp_path, cartridge):
+    root, truth = cartridge
+    again = simulate_cartridge_small(tmp_path / "again", seed=7)
+    assert again.equals(truth)
+    assert (tmp_path / "again" / "r00c01.tif").read_bytes() == (root / "r00c01.tif").read_bytes()
+    png = simulate_cartridge_small(tmp_path / "png", seed=7, num_frames=1, layout="png")
+    from ctcnet.scan import open_cartridge, read_frame
+
+    cart = open_cartridge(tmp_path / "png")
+    frame = read_frame(cart.frames[0], cart.panel)
+    assert frame.max() <= 255 and len(cart.frames[0].files) == 5 and len(png) > 0
+
+
+def test_cartridge_rejects_bad_arguments(tmp_path):
+    with pytest.raises(InputError, match="layout"):
+        simulate_cartridge_small(tmp_path, layout="jpeg")
+    with pytest.raises(InputError, match="rare_rates"):
+        simulate_cartridge_small(tmp_path, rare_rates={"unicorn": 0.1})
+
+
+def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
+    from ctcnet.simulate import simulate_cartridge
+
+    taxonomy = {"classes": ["ctc", "wbc", "cluster", "tdev", "debris"]}
+    truth = simulate_cartridge(tmp_path, PANEL5, taxonomy, num_frames=1, frame_shape=SMALL_FRAME,
+                               events_per_frame=40, seed=3)
+    assert (truth.loc[truth["subtype"] == "tdev", "class"] == "tdev").all()
+    assert "tdev" in set(truth["class"])
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+def test_cli_simulate_crops_cartridge_gallery(tmp_path, capsys):
+    from ctcnet.cli import main
+    from ctcnet.crops import read_crop_index
+
+    assert main(["simulate", "crops", str(tmp_path / "crops"), "--counts", "ctc=2,wbc=3",
+                 "--crop-size", "32", "--samples", "2", "--seed", "1", "--shift", "dim_ck"]) == 0
+    index = read_crop_index(tmp_path / "crops")
+    assert index.class_counts() == {"ctc": 2, "wbc": 3}
+    meta = json.loads((tmp_path / "crops" / "dataset.json").read_text())
+    assert meta["config"]["shifts"] == ["dim_ck"] and meta["config"]["ck_scale"] == 0.5
+
+    assert main(["simulate", "cartridge", str(tmp_path / "cart"), "--frames", "2",
+                 "--frame-shape", "128x160", "--events", "10", "--clean"]) == 0
+    assert (tmp_path / "cart" / "ground_truth.csv").exists()
+    assert (tmp_path / "cart" / "r00c01.tif").exists()
+
+    panel = tmp_path / "panel.json"
+    panel.write_text(json.dumps({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}))
+    assert main(["simulate", "gallery", str(tmp_path / "gal"), "--per-class", "2",
+                 "--crop-size", "40", "--panel", str(panel)]) == 0
+    from PIL import Image
+
+    pngs = sorted(p.name for p in (tmp_path / "gal").glob("*.png"))
+    assert pngs == ["gallery_cluster.png", "gallery_ctc.png", "gallery_debris.png",
+                    "gallery_wbc.png"]
+    with Image.open(tmp_path / "gal" / "gallery_ctc.png") as im:
+        assert im.size[0] > 4 * 80 and im.size[1] > 2 * 80
+
+    capsys.readouterr()
+    assert main(["simulate", "crops", str(tmp_path / "bad"), "--shift", "sunburn"]) == 2
+    assert "unknown shift" in capsys.readouterr().err
+    assert main(["simulate", "crops", str(tmp_path / "bad"), "--counts", "ctc=x"]) == 2

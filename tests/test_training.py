@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from ctcnet.augment import (AugmentConfig, adjust_signal, augment_intensities,
                             background_and_noise, build_train_augment)
@@ -145,9 +146,12 @@ def test_focal_loss_with_gamma_zero_is_cross_entropy():
 
 
 def test_balanced_class_weights_favour_rare_classes():
-    w = balanced_class_weights(torch.tensor([10, 1000, 100, 0]))
+    counts = torch.tensor([10, 1000, 100, 0])
+    w = balanced_class_weights(counts)
     assert w[0] > w[2] > w[1] > 0 and w[3] == 0
-    assert w[:3].mean() == pytest.approx(1.0)
+    # Each class carries the same total weight; the mean weight per crop is 1.
+    torch.testing.assert_close(w[:3] * counts[:3], torch.full((3,), 1110 / 3))
+    assert float((w * counts).sum() / counts.sum()) == pytest.approx(1.0)
 
 
 # ----- the LightningModule ------------------------------------------------------------------
@@ -185,7 +189,22 @@ def test_bad_options_are_refused():
         CTCLitModule(class_weights=[1.0, 2.0])
 
 
-def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None):
+class StopAfterFirstEpoch(Callback):
+    """Interrupts training after epoch 0, like a killed job."""
+
+    def on_train_epoch_end(self, trainer, module):
+        trainer.should_stop = True
+
+
+class RecordEpochs(Callback):
+    def __init__(self):
+        self.started = []
+
+    def on_train_epoch_start(self, trainer, module):
+        self.started.append(trainer.current_epoch)
+
+
+def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None, extra_callbacks=()):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -194,7 +213,8 @@ def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None):
     checkpoint = ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True,
                                  monitor="val/macro_f1", mode="max")
     trainer = L.Trainer(max_epochs=epochs, limit_train_batches=2, accelerator="cpu",
-                        devices=1, default_root_dir=str(root), callbacks=[checkpoint],
+                        devices=1, default_root_dir=str(root),
+                        callbacks=[checkpoint, *extra_callbacks],
                         logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return module, trainer, checkpoint
@@ -237,12 +257,17 @@ def test_checkpoint_round_trip_with_weights_only(fitted):
         torch.testing.assert_close(model(raw), module.model(raw))
 
 
-def test_resume_from_last_continues(crop_dir, fitted):
-    _, _, trainer, checkpoint, root = fitted
+def test_resume_from_last_continues(crop_dir, tmp_path):
+    first, trainer, _ = _fit(crop_dir, tmp_path, epochs=2,
+                             extra_callbacks=[StopAfterFirstEpoch()])
     steps = trainer.global_step
-    _, resumed, _ = _fit(crop_dir, root, epochs=2, ckpt_path="last")
-    assert resumed.current_epoch == 2
-    assert resumed.global_step == 2 * steps
+    assert first.current_epoch == 1 and steps == 2
+    record = RecordEpochs()
+    _, trainer, _ = _fit(crop_dir, tmp_path, epochs=2, ckpt_path="last",
+                         extra_callbacks=[record])
+    # Only the missing epoch ran, and the step count (hence the LR schedule) went on.
+    assert record.started == [1]
+    assert trainer.current_epoch == 2 and trainer.global_step == 2 * steps
 
 
 def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
@@ -299,3 +324,10 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert "distributed_backend=gloo" in done.stderr + done.stdout
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / "ddp.pt").exists()
+
+
+def test_training_throughput_is_measured():
+    from ctcnet.training import training_throughput
+
+    result = training_throughput(crop_size=SIZE, batch_size=4, steps=1, device="cpu")
+    assert result["device"] == "cpu" and result["crops_per_s"] > 0

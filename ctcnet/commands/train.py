@@ -19,4 +19,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctcnet.training import main
 
-    return main(list(args.cli_args))
+    return main(list(args.cli_args), prog="ctcnet train")

@@ -155,7 +155,8 @@ def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
         tex = tex * 0.7
     elif style == "apoptotic":
         ck = _amp(ctx, ev, "epithelial", 80, 1500)
-        tex, freq = rng.uniform(1.3, 2.2, n), rng.uniform(0.55, 0.9, n)  # speckled CK
+        # Speckled CK: coarse enough (1.5-3 µm) to survive the blur of a 10x objective.
+        tex, freq = rng.uniform(1.4, 2.4, n), rng.uniform(0.3, 0.5, n)
         nuc_ratio = rng.uniform(0.5, 0.7, n)
     else:
         ck = _amp(ctx, ev, "epithelial", 120, 3500)
@@ -182,8 +183,8 @@ def _fragmented_nucleus(p, ev, ctx, cx, cy, radius):
     rng = ctx.rng
     k = rng.integers(3, 7, len(ev))
     idx = np.repeat(np.arange(len(ev)), k)
-    fx, fy = _polar(rng, idx.size, radius[idx] * rng.uniform(0.1, 1.0, idx.size))
-    r = rng.uniform(0.7, 1.6, idx.size) * ctx.size_scale
+    fx, fy = _polar(rng, idx.size, radius[idx] * rng.uniform(0.3, 1.3, idx.size))
+    r = rng.uniform(0.8, 1.5, idx.size) * ctx.size_scale
     p.add(rng, ev[idx], cx[idx] + fx, cy[idx] + fy, r, r * rng.uniform(0.7, 1.0, idx.size),
           rng.uniform(0, np.pi, idx.size), FILLED, soft=0.3,
           nucleus=_amp(ctx, ev[idx], "nucleus", 180, 700))
@@ -316,7 +317,7 @@ def ctc_platelet(p, ev, ctx):
     px, py = _polar(rng, idx.size, a[idx] * rng.uniform(0.8, 1.12, idx.size))
     r = rng.uniform(0.95, 1.5, idx.size) * ctx.size_scale
     cd61 = np.maximum(_amp(ctx, ev[idx], "platelet", 120, 700),
-                      _floor(ctx, ev[idx], "platelet", 6.0))
+                      _floor(ctx, ev[idx], "platelet", 4.0) * _blur_loss(r))
     p.add(rng, ev[idx], px, py, r, r * rng.uniform(0.75, 1.0, idx.size), 0.0, FILLED, soft=0.3,
           platelet=cd61)
     return a + 1.5 * ctx.size_scale
@@ -352,11 +353,18 @@ def tdev(p, ev, ctx):
     """Tumour-derived extracellular vesicle: 1-4 µm, CK+ (EpCAM+), DAPI-, CD45-."""
     rng, n = ctx.rng, len(ev)
     r = rng.uniform(0.5, 2.0, n) * ctx.size_scale
+    # A vesicle smaller than the PSF loses most of its peak to the blur: the floor holds for
+    # the blurred peak (worst-case PSF sigma 1.5 µm), so no tdEV is invisible.
+    ck = np.maximum(_amp(ctx, ev, "epithelial", 60, 800),
+                    _floor(ctx, ev, "epithelial", 5.0) * _blur_loss(r) * ctx.ck_scale)
     p.add(rng, ev, 0.0, 0.0, r, r * rng.uniform(0.7, 1.0, n), rng.uniform(0, np.pi, n), FILLED,
-          soft=0.35, tex_amp=0.2, epithelial=np.maximum(_amp(ctx, ev, "epithelial", 60, 800),
-                                                        _floor(ctx, ev, "epithelial", 5.0)),
-          epcam=_amp(ctx, ev, "epcam", 30, 250))
+          soft=0.35, tex_amp=0.2, epithelial=ck, epcam=_amp(ctx, ev, "epcam", 30, 250))
     return r
+
+
+def _blur_loss(radius_um, sigma_um: float = 1.5):
+    """1 / (peak fraction left of a disk of this radius after a Gaussian blur)."""
+    return 1.0 / (1.0 - np.exp(-np.asarray(radius_um) ** 2 / (2 * sigma_um ** 2)))
 
 
 def bare_nucleus(p, ev, ctx):

@@ -71,7 +71,7 @@ class SimConfig:
     read_noise: Range = (2.0, 6.0)             # Gaussian read noise sd, counts
     noise_scale: float = 1.0                   # multiplies the noise sd (shift "noise_2x")
     pixel_scale: Range = (0.8, 1.25)           # x the panel pixel size: 0.64 -> 0.51..0.80 µm
-    bleed_through: Range = (0.0, 0.04)         # fraction of a channel seen in its panel neighbour
+    bleed_through: Range = (0.0, 0.025)        # fraction of a channel seen in its panel neighbour
     stain_strength: Range = (0.5, 2.0)         # per marker, log-uniform (staining batch, antibody)
     saturation: float = 4095.0                 # pseudo 12-bit ceiling of the camera
     # --- biology, drawn per sample ---------------------------------------------------------------

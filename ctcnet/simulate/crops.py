@@ -8,6 +8,8 @@ bleed-through, background, illumination and camera noise run on the whole (n, C,
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,12 +115,23 @@ def simulate_crops(counts, panel=None, taxonomy=None, crop_size: int = 80, seed:
     samples = rng.permutation(np.arange(len(classes)) % num_samples)
     draws = draw_samples(rng, cfg, panel, num_samples)
     neighbour_types = _neighbour_types(panel, cfg)
-    images = []
-    for k, start in enumerate(range(0, len(classes), CHUNK)):
+
+    def chunk(k: int) -> np.ndarray:
+        # Each chunk has its own seeded stream, so the result does not depend on the threads.
         chunk_rng = np.random.default_rng(np.random.SeedSequence([seed, 1, k]))
-        stop = min(start + CHUNK, len(classes))
-        images.append(_render_chunk(chunk_rng, cfg, panel, draws, subtypes[start:stop],
-                                    samples[start:stop], int(crop_size), neighbour_types))
+        start, stop = k * CHUNK, min((k + 1) * CHUNK, len(classes))
+        return _render_chunk(chunk_rng, cfg, panel, draws, subtypes[start:stop],
+                             samples[start:stop], int(crop_size), neighbour_types)
+
+    num_chunks = -(-len(classes) // CHUNK)
+    # FFTs, matrix products and the noise generator release the GIL: two threads keep two
+    # cores busy without the cost of processes.
+    workers = min(2, os.cpu_count() or 1, num_chunks)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            images = list(pool.map(chunk, range(num_chunks)))
+    else:
+        images = [chunk(k) for k in range(num_chunks)]
     return CropBatch(images=np.concatenate(images), labels=classes, subtypes=subtypes.tolist(),
                      sample_ids=[f"sim{seed}-s{s:03d}" for s in samples], seed=int(seed),
                      config=cfg.summary(), pixel_size_um=draws.pixel_um[samples])
@@ -154,10 +167,11 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
     jitter_a = rng.uniform(0, 2 * np.pi, n)
     ex = np.concatenate([jitter_r * np.cos(jitter_a), np.zeros(nb_owner.size)])
     ey = np.concatenate([jitter_r * np.sin(jitter_a), np.zeros(nb_owner.size)])
-    # Edge-cut objects: half of them sit on the crop border (a crop window clamped inside the
-    # frame), the other half are centred and padded past the frame edge (see below).
+    # Edge-cut objects: most are centred and mirror-padded past the frame edge (see below), as
+    # ctcnet.cropping cuts them; a quarter sit on the crop border, as tools that clamp the
+    # crop window inside the frame show them.
     edge = subtypes == "edge_cut"
-    on_border = np.flatnonzero(edge & (rng.random(n) < 0.5))
+    on_border = np.flatnonzero(edge & (rng.random(n) < 0.25))
     side = rng.integers(0, 4, on_border.size)
     inset = size / 2 * px[on_border] - rng.uniform(-0.3, 0.5, on_border.size) * \
         radius[on_border]
@@ -207,7 +221,7 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
 
 def _cut_at_frame_edge(rng, crops: np.ndarray, dx: np.ndarray, dy: np.ndarray,
                        radius_px: np.ndarray) -> np.ndarray:
-    """Replace the part of each crop beyond a frame edge by the edge's last row or column.
+    """Replace the part of each crop beyond a frame edge by the mirror image of what is inside.
 
     The edge runs through the object (between 0.3 radius behind and 0.5 radius past its
     centre, on a random side), as a crop cut out at the border of a frame looks once padded.
@@ -221,10 +235,13 @@ def _cut_at_frame_edge(rng, crops: np.ndarray, dx: np.ndarray, dy: np.ndarray,
     grid = np.arange(size)[None, :]
     lx = np.clip(np.round(line_x), 0, size - 1).astype(int)[:, None]
     ly = np.clip(np.round(line_y), 0, size - 1).astype(int)[:, None]
-    ix = np.where((side == 0)[:, None], np.minimum(grid, lx),
-                  np.where((side == 1)[:, None], np.maximum(grid, lx), grid))
-    iy = np.where((side == 2)[:, None], np.minimum(grid, ly),
-                  np.where((side == 3)[:, None], np.maximum(grid, ly), grid))
+    # Mirror about the edge, as ctcnet.cropping pads windows that leave the frame.
+    mirror_x = np.clip(2 * lx - grid, 0, size - 1)
+    mirror_y = np.clip(2 * ly - grid, 0, size - 1)
+    ix = np.where(((side == 0)[:, None] & (grid > lx)) | ((side == 1)[:, None] & (grid < lx)),
+                  mirror_x, grid)
+    iy = np.where(((side == 2)[:, None] & (grid > ly)) | ((side == 3)[:, None] & (grid < ly)),
+                  mirror_y, grid)
     rows = np.arange(n)[:, None, None, None]
     chans = np.arange(crops.shape[1])[None, :, None, None]
     return crops[rows, chans, iy[:, None, :, None], ix[:, None, None, :]]

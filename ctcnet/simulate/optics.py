@@ -97,12 +97,15 @@ def _patch_values(prims, sel, px, origin_px, size):
     textured = np.flatnonzero(f["tex_amp"] > 0)
     if textured.size:
         t = textured
+        # Three waves ~120 degrees apart with incommensurate frequencies: blotches without a
+        # visible period (two waves draw stripes).
         k = 2 * np.pi * col("tex_freq")[t]
-        ang = col("tex_angle")[t]
-        wave1 = np.sin(k * (u[t] * np.cos(ang) + v[t] * np.sin(ang)) + col("tex_phase1")[t])
-        ang2 = ang + 1.2
-        wave2 = np.sin(k * 1.3 * (u[t] * np.cos(ang2) + v[t] * np.sin(ang2)) + col("tex_phase2")[t])
-        val[t] *= np.maximum(1.0 + col("tex_amp")[t] * 0.5 * (wave1 + wave2), 0.0)
+        ang, p1, p2 = col("tex_angle")[t], col("tex_phase1")[t], col("tex_phase2")[t]
+        waves = 0.0
+        for turn, ratio, phase in ((0.0, 1.0, p1), (2.2, 1.31, p2), (4.1, 0.77, p1 + 1.7 * p2)):
+            waves = waves + np.sin(k * ratio * (u[t] * np.cos(ang + turn) +
+                                                v[t] * np.sin(ang + turn)) + phase)
+        val[t] *= np.maximum(1.0 + col("tex_amp")[t] * 0.45 * waves, 0.0)
     curved = np.flatnonzero(f["crescent"] > 0)
     if curved.size:
         t = curved
@@ -119,12 +122,19 @@ def gaussian_blur(stack: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
     The FFT wraps around, so callers render on a canvas padded by ~3 sigma and cut it away.
     """
     n, c, h, w = stack.shape
-    spec = scipy.fft.rfft2(stack, axes=(-2, -1), workers=1)
-    fy = np.fft.fftfreq(h).astype(np.float32)[:, None]
-    fx = np.fft.rfftfreq(w).astype(np.float32)[None, :]
-    s = np.asarray(sigma_px, np.float32).reshape(n, -1, 1, 1)
-    spec *= np.exp(-2.0 * np.pi ** 2 * s ** 2 * (fy ** 2 + fx ** 2))
-    return scipy.fft.irfft2(spec, s=(h, w), axes=(-2, -1), workers=1).astype(np.float32)
+    sigma = np.broadcast_to(np.asarray(sigma_px, np.float32).reshape(n, -1), (n, c))
+    planes = stack.reshape(n * c, h, w)
+    # Only planes with something in them: most crops leave some channels empty.
+    busy = np.flatnonzero(planes.any(axis=(1, 2)))
+    out = np.zeros_like(planes)
+    if busy.size:
+        spec = scipy.fft.rfft2(planes[busy], axes=(-2, -1), workers=1)
+        fy = np.fft.fftfreq(h).astype(np.float32)[:, None]
+        fx = np.fft.rfftfreq(w).astype(np.float32)[None, :]
+        s = sigma.reshape(-1)[busy][:, None, None]
+        spec *= np.exp(-2.0 * np.pi ** 2 * s ** 2 * (fy ** 2 + fx ** 2))
+        out[busy] = scipy.fft.irfft2(spec, s=(h, w), axes=(-2, -1), workers=1)
+    return out.reshape(n, c, h, w)
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple, cell_px: float) -> np.ndarray:

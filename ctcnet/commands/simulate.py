@@ -1,0 +1,116 @@
+"""``ctcnet simulate crops|cartridge|gallery``: simulated training data, scans and a gallery."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Simulate realistic scans: a crop dataset, a whole cartridge, or a gallery."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+    crops = sub.add_parser("crops", help="write a labelled crop dataset (class folders, "
+                                         "manifest.csv, dataset.json)")
+    crops.add_argument("out", help="output folder")
+    crops.add_argument("--counts", default="500",
+                       help="crops per class: one number, or class=n,class=n (default 500)")
+    crops.add_argument("--crop-size", type=int, default=80, help="crop side in pixels")
+    crops.add_argument("--samples", type=int, default=8,
+                       help="simulated samples (patients), each its own scanner and stain")
+    _common(crops)
+
+    cart = sub.add_parser("cartridge", help="write a cartridge of frames plus ground_truth.csv")
+    cart.add_argument("out", help="output folder")
+    cart.add_argument("--frames", type=int, default=6, help="number of frames (175 = 5 x 35)")
+    cart.add_argument("--frame-shape", default="1036x1384", help="HxW in pixels")
+    cart.add_argument("--events", type=float, default=300, help="mean events per frame")
+    cart.add_argument("--layout", choices=("multipage", "channels", "png"), default="multipage")
+    cart.add_argument("--rates", default=None,
+                      help="event fractions per class, e.g. ctc=0.01,cluster=0.002")
+    cart.add_argument("--sample-id", default=None)
+    _common(cart)
+
+    gallery = sub.add_parser("gallery", help="write gallery_<class>.png montages to look at")
+    gallery.add_argument("out", help="output folder")
+    gallery.add_argument("--per-class", type=int, default=8, help="crops shown per class")
+    gallery.add_argument("--crop-size", type=int, default=80)
+    _common(gallery)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--panel", default=None, help="panel JSON/YAML (default: 5-channel "
+                                                  "CellSearch-like DAPI, CK, CD45, CD61, CD66b)")
+    p.add_argument("--taxonomy", default=None, help="taxonomy JSON/YAML (default: 4 classes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clean", action="store_true",
+                   help="one nominal scanner instead of the default randomisation ranges")
+    p.add_argument("--shift", action="append", default=[], metavar="NAME",
+                   help="apply a named shift (repeatable): defocus, dim_ck, noise_2x, "
+                        "pixel_size, small_cells, large_cells, bleed_through, display_8bit")
+
+
+def _parse_pairs(text: str, what: str, cast):
+    from ..errors import InputError
+
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"{what}: expected name=value pairs separated by commas, got "
+                             f"{text!r}")
+        try:
+            out[name.strip()] = cast(value)
+        except ValueError:
+            raise InputError(f"{what}: {value!r} is not a number") from None
+    return out
+
+
+def _config(args):
+    from ..simulate import SimConfig
+
+    cfg = SimConfig.clean() if args.clean else SimConfig()
+    return cfg.with_shift(*args.shift) if args.shift else cfg
+
+
+def run(args) -> int:
+    import time
+
+    from ..errors import InputError
+    from ..panel import load_panel
+    from ..taxonomy import load_taxonomy
+
+    panel = load_panel(args.panel)
+    taxonomy = load_taxonomy(args.taxonomy)
+    cfg = _config(args)
+    start = time.perf_counter()
+    if args.what == "crops":
+        from ..simulate import simulate_crops, write_crop_batch
+
+        counts = (int(args.counts) if args.counts.strip().isdigit()
+                  else _parse_pairs(args.counts, "--counts", int))
+        batch = simulate_crops(counts, panel, taxonomy, args.crop_size, args.seed, cfg,
+                               args.samples)
+        made = time.perf_counter() - start
+        write_crop_batch(batch, args.out, panel)
+        print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
+    elif args.what == "cartridge":
+        from ..simulate import simulate_cartridge
+
+        try:
+            h, w = (int(v) for v in args.frame_shape.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--frame-shape must look like 1036x1384, got "
+                             f"{args.frame_shape!r}") from None
+        rates = _parse_pairs(args.rates, "--rates", float) if args.rates else None
+        truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w), args.seed,
+                                   cfg, args.events, args.layout, rates, args.sample_id)
+        counts = truth["class"].value_counts().to_dict()
+        print(f"wrote {args.frames} frames and {len(truth)} events {counts} to {args.out} in "
+              f"{time.perf_counter() - start:.1f} s")
+    else:
+        from ..simulate.gallery import write_gallery
+
+        paths = write_gallery(args.out, panel, taxonomy, args.per_class, args.crop_size,
+                              args.seed, cfg)
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
