@@ -1,0 +1,47 @@
+"""``ctcnet benchmark``: measure speed and memory and write docs/benchmarks.md + .json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Measure speed and memory of the whole product on this machine."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model to measure (default: the shipped model)")
+    parser.add_argument("--out", type=Path, default=Path("docs"),
+                        help="folder for benchmarks.md and benchmarks.json (default: docs)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny inputs: checks the benchmark runs (for CI); numbers mean nothing")
+    parser.add_argument("--frames", default=None,
+                        help="comma-separated cartridge sizes in frames (default 10,175,1000)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
+    parser.add_argument("--sections", default="classify,cartridge,train",
+                        help="comma-separated subset of classify,cartridge,train")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep simulated cartridges here between runs (default: a temp dir)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmark import BenchSettings, run_benchmark
+    from ..errors import InputError
+    from ..predict import default_model_path
+
+    settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
+    if args.frames:
+        try:
+            settings.frame_counts = tuple(int(v) for v in args.frames.split(","))
+        except ValueError:
+            raise InputError(f"--frames wants comma-separated integers, got {args.frames!r}")
+    if args.repeats:
+        settings.repeats = settings.cartridge_repeats = args.repeats
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = set(sections) - {"classify", "cartridge", "train"}
+    if unknown:
+        raise InputError(f"unknown benchmark sections {sorted(unknown)}")
+    model = args.model or default_model_path("torch")
+    run_benchmark(Path(model), args.out, settings, args.workdir, sections)
+    print(f"wrote {args.out / 'benchmarks.md'} and {args.out / 'benchmarks.json'}")
+    return 0
