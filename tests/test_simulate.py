@@ -80,19 +80,29 @@ def test_labels_counts_samples_and_realistic_counts():
 
 
 def test_ctcs_are_ck_positive_cd45_negative_and_wbcs_the_reverse(per_subtype):
-    b = per_subtype
-    ck, cd45 = (signal(b.images, PANEL5.index_of_role(r)) for r in ("epithelial", "leukocyte"))
-    ck_noise = noise_sd(b.images, 1)
+    # One nominal scanner (equal channel gains), so counts compare across channels; what
+    # little there is of the other marker is bleed-through (2 %) or faint non-specific CK.
+    b = simulate_crops(6, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3,
+                       config=dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0)))
+    ck, cd45 = signal(b.images, 1), signal(b.images, 2)
     for name in ("ctc_bright", "ctc_apoptotic"):
         m = by_subtype(b, name)
-        assert ck[m].mean() > 3 * max(cd45[m].mean(), 1.0), name
+        assert ck[m].mean() > 10 * max(cd45[m].mean(), 1.0), name
     for name in ("lymphocyte", "neutrophil", "monocyte"):
         m = by_subtype(b, name)
-        assert cd45[m].mean() > 3 * max(ck[m].mean(), 1.0), name
+        assert cd45[m].mean() > 5 * max(ck[m].mean(), 1.0), name
+    # Over the full randomisation, in noise units (channel gains differ up to 10x):
+    b = per_subtype
+    ck = signal(b.images, 1) / noise_sd(b.images, 1)
+    cd45 = signal(b.images, 2) / noise_sd(b.images, 2)
+    ctc = by_subtype(b, "ctc_bright") | by_subtype(b, "ctc_apoptotic")
+    wbc = by_subtype(b, "lymphocyte") | by_subtype(b, "neutrophil") | by_subtype(b, "monocyte")
+    assert ck[ctc].mean() > 5 * max(cd45[ctc].mean(), 0.5)
+    assert cd45[wbc].mean() > 3 * max(ck[wbc].mean(), 0.5)
     # CK-dim CTCs: weak but present CK (a few noise units), no CD45.
     dim = by_subtype(b, "ctc_dim")
-    assert (ck[dim] > 1.0 * ck_noise[dim]).all()
-    assert np.abs(cd45[dim]).mean() < 0.5 * cd45[by_subtype(b, "lymphocyte")].mean()
+    assert (ck[dim] > 1.0).all()
+    assert np.abs(cd45[dim]).mean() < 0.2 * cd45[wbc].mean()
 
 
 def test_tdevs_lack_dna_and_bare_nuclei_lack_ck(per_subtype):

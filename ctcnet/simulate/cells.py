@@ -57,7 +57,14 @@ class Context:
 
 
 class Primitives:
-    """Accumulates primitives; ``arrays()`` gives one dict of concatenated arrays."""
+    """Accumulates primitives; ``arrays()`` gives one dict of concatenated arrays.
+
+    A primitive: ``event`` (the object it belongs to), centre ``x, y`` and semi-axes ``a, b``
+    (µm), rotation ``theta``, ``kind`` (FILLED soft ellipse or RING membrane with an inner
+    ``fill`` fraction), edge width ``soft`` (µm), a texture (``tex_amp``: relative depth,
+    ``tex_freq``: cycles per µm), a ``crescent`` fraction (how much of the shape fades away on
+    one side), and ``weights``: intensity per role in ROLES.
+    """
 
     def __init__(self):
         self._parts: list[dict] = []
@@ -68,7 +75,10 @@ class Primitives:
         n = event.size
         if n == 0:
             return
-        full = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)).copy()  # noqa
+
+        def full(v):  # a scalar or per-object value as one float32 array of length n
+            return np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)).copy()
+
         part = {"event": event, "x": full(x), "y": full(y), "a": full(a), "b": full(b),
                 "theta": full(theta), "kind": np.full(n, kind, np.int8), "soft": full(soft),
                 "fill": full(fill), "tex_amp": full(tex_amp), "tex_freq": full(tex_freq),

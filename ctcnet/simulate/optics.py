@@ -80,7 +80,10 @@ def _patch_values(prims, sel, px, origin_px, size):
     iy = (np.round(cy).astype(np.int64) - half)[:, None] + np.arange(size)
     u = ((ix - cx[:, None]).astype(np.float32) * px[:, 0])[:, None, :]     # µm, (n, 1, size)
     v = ((iy - cy[:, None]).astype(np.float32) * px[:, 0])[:, :, None]     # µm, (n, size, 1)
-    col = lambda k: f[k][:, None, None]  # noqa: E731
+
+    def col(key):  # a per-primitive value shaped to broadcast over the patch
+        return f[key][:, None, None]
+
     cos, sin = np.cos(col("theta")), np.sin(col("theta"))
     ur, vr = u * cos + v * sin, v * cos - u * sin
     a, b = col("a"), col("b")
