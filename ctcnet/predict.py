@@ -70,20 +70,44 @@ class TorchBackend:
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick kernels
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        if self.device.type == "cuda":
+            return self._predict_cuda(crops)
         torch = self._torch
-        cuda = self.device.type == "cuda"
         out = []
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16,
-                                                    enabled=cuda):
+        with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.batch_size],
                                                               dtype=np.float32))
-                if cuda:  # page-locked host memory lets the copy run asynchronously
-                    batch = batch.pin_memory().to(self.device, non_blocking=True)
-                out.append(self.model.predict_proba(batch).float().cpu())
+                out.append(self.model.predict_proba(batch))
         if not out:
             return np.zeros((0, self.spec.num_classes), np.float32)
         return torch.cat(out).numpy()
+
+    def _predict_cuda(self, crops: np.ndarray) -> np.ndarray:
+        """Two page-locked staging buffers in turn: while the GPU copies and classifies one
+        batch, the CPU fills the other; one synchronisation at the end, not one per batch."""
+        torch = self._torch
+        if not len(crops):
+            return np.zeros((0, self.spec.num_classes), np.float32)
+        shape = (self.batch_size,) + tuple(crops.shape[1:])
+        if getattr(self, "_staging", None) is None or self._staging[0].shape != shape:
+            self._staging = [torch.empty(shape, dtype=torch.float32, pin_memory=True)
+                             for _ in range(2)]
+        copied: list = [None, None]
+        out = []
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+            for i, start in enumerate(range(0, len(crops), self.batch_size)):
+                k = i % 2
+                if copied[k] is not None:  # the copy out of this buffer must have finished
+                    copied[k].synchronize()
+                chunk = crops[start:start + self.batch_size]
+                host = self._staging[k][:len(chunk)]
+                host.copy_(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)))
+                batch = host.to(self.device, non_blocking=True)
+                copied[k] = torch.cuda.Event()
+                copied[k].record()
+                out.append(self.model.predict_proba(batch).float())
+            return torch.cat(out).cpu().numpy()
 
     @property
     def device_name(self) -> str:
@@ -374,7 +398,7 @@ class PredictOptions:
     overwrite: bool = False     # discard an existing journal instead of resuming it
     quiet: bool = False
     gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
-    gallery_limit: int = 400     # per category in the final gallery
+    gallery_limit: int = 200     # per category in the final gallery
     report: bool = True
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
@@ -462,6 +486,8 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
                                           summary, options.gallery_limit)
         seconds["report"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - t_start
+        summary["timings_s"] = {k: round(v, 4) for k, v in seconds.items()}
+        summary["events_per_s"] = len(events) / seconds["total"]
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -626,6 +652,10 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                          "outputs would collide")
     for c in cartridges:
         backend.spec.panel.check_matches(c.panel, what=f"cartridge {c.root}")
+    from .crops import read_crop_index
+
+    for d in datasets:
+        backend.spec.panel.check_matches(read_crop_index(d).panel, what=f"crop dataset {d}")
     out = Path(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
            [("crops", d, d.name, 1) for d in datasets]

@@ -42,7 +42,7 @@ def stretch(crops: np.ndarray, high: float = 99.8, min_snr: float = 12.0) -> np.
     """
     crops = np.asarray(crops, dtype=np.float32)
     n, c = crops.shape[:2]
-    flat = crops.reshape(n, c, -1)
+    flat = crops[:, :, ::2, ::2].reshape(n, c, -1)  # display levels: a quarter of the pixels do
     background = np.median(flat, axis=2)
     noise = 1.4826 * np.median(np.abs(flat - background[..., None]), axis=2)
     top = np.percentile(flat, high, axis=2)

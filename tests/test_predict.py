@@ -276,6 +276,22 @@ def test_onnx_and_torch_backends_give_the_same_classes(setup, tmp_path):
     assert (a["class"][clear] == b["class"][clear]).all()
 
 
+@pytest.mark.gpu
+def test_cuda_path_matches_cpu(setup, tmp_path):
+    # Small batches, so several go through the two pinned staging buffers in turn.
+    gpu = load_backend(setup["model"], device="cuda", batch_size=16)
+    summary = predict_cartridge(setup["cart"], gpu, tmp_path / "gpu",
+                                PredictOptions(**QUIET, report=False))
+    assert summary["device"].startswith("cuda")
+    a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "gpu")
+    names = setup["backend"].spec.class_names
+    pa, pb = a[[f"p_{n}" for n in names]].to_numpy(), b[[f"p_{n}" for n in names]].to_numpy()
+    assert np.abs(pa - pb).max() < 2e-2  # fp16 autocast on the GPU
+    top2 = np.sort(pa, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 0.05
+    assert (a["class"][clear] == b["class"][clear]).all()
+
+
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
