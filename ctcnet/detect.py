@@ -65,6 +65,9 @@ class DetectConfig:
     # CD45 ring around its nucleus) or physically touching cells of a cluster.
     same_object_ratio: float = 0.5
     split_touching: bool = True
+    # An object is edge-cut when the frame border runs through pixels brighter than this
+    # fraction of its peak (through the object, not its blur halo).
+    edge_fraction: float = 0.25
 
     def binning(self, pixel_size_um: float) -> int:
         return max(1, int(round(self.work_pixel_um / pixel_size_um)))
@@ -227,7 +230,7 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
 
     Returns a DataFrame with one row per event: ``x, y`` (centre, frame pixels), ``bbox_x0,
     bbox_y0, bbox_x1, bbox_y1`` (exclusive ends), ``area_px``, ``area_um2``, ``peak_snr``,
-    ``edge_cut`` (the object touches the frame border) and ``mean_<channel>`` (mean raw counts
+    ``edge_cut`` (the frame border cuts through the object) and ``mean_<channel>`` (mean raw counts
     over the object, per panel channel). With ``return_labels`` also the label image on the
     binned grid and the binning factor.
     """
@@ -285,9 +288,9 @@ def _object_table(labels: np.ndarray, binned: np.ndarray, detection: np.ndarray,
         wsum = np.bincount(lab, weights=weight, minlength=n_labels)[ids]
         cy = np.bincount(lab, weights=weight * yy, minlength=n_labels)[ids] / wsum
         cx = np.bincount(lab, weights=weight * xx, minlength=n_labels)[ids] / wsum
-        peak = np.full(n_labels, -np.inf)
-        np.maximum.at(peak, lab, detection.ravel()[fg])
-        peak = peak[ids]
+        peak_all = np.full(n_labels, -np.inf)
+        np.maximum.at(peak_all, lab, detection.ravel()[fg])
+        peak = peak_all[ids]
         slices = ndimage.find_objects(labels)
         boxes = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop)
                           for s in (slices[i - 1] for i in ids)], dtype=np.int64)
@@ -303,13 +306,29 @@ def _object_table(labels: np.ndarray, binned: np.ndarray, detection: np.ndarray,
         columns["area_px"] = area_px[ids].astype(np.int64)
         columns["area_um2"] = area_px[ids] * px * px
         columns["peak_snr"] = np.asarray(peak, dtype=np.float32)
-        columns["edge_cut"] = ((columns["bbox_x0"] == 0) | (columns["bbox_y0"] == 0) |
-                               (columns["bbox_x1"] >= w) | (columns["bbox_y1"] >= h))
+        columns["edge_cut"] = _cut_by_border(labels, detection, peak_all, config.edge_fraction)[ids]
         for ch, name in enumerate(panel.names):
             sums = np.bincount(lab, weights=binned[ch].ravel()[fg], minlength=n_labels)
             columns[f"mean_{name}"] = (sums[ids] / area_bin[ids]).astype(np.float32)
         return pd.DataFrame(columns)
     return empty_event_table(panel)
+
+
+def _cut_by_border(labels: np.ndarray, detection: np.ndarray, peak: np.ndarray,
+                   fraction: float) -> np.ndarray:
+    """Per label: does the frame border cut the object itself, not just its faint halo?
+
+    True when a border pixel of the object is brighter than ``fraction`` of its peak: a cell
+    whose dim blur tail merely reaches the border is intact.
+    """
+    border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    values = np.concatenate([detection[0], detection[-1], detection[1:-1, 0],
+                             detection[1:-1, -1]])
+    on = border > 0
+    cut = np.zeros(len(peak), dtype=bool)
+    hit = border[on][values[on] >= fraction * peak[border[on]]]
+    cut[hit] = True
+    return cut
 
 
 def event_columns(panel: Panel) -> list[str]:

@@ -239,22 +239,38 @@ def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> I
 # ---------------------------------------------------------------------------------------------
 # Classification across frames.
 
-def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec) -> pd.DataFrame:
-    """Attach class, per-class probabilities, confidence and the review flag (vectorised)."""
+def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
+                 edge_cut_class: str | None = None) -> pd.DataFrame:
+    """Attach class, per-class probabilities, confidence and the review flag (vectorised).
+
+    ``model_class`` is the model's own call. ``class`` is the same, except that with
+    ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
+    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris.
+    """
     names = np.asarray(spec.class_names, dtype=object)
     events = events.copy()
     if len(events):
         top = proba.argmax(axis=1)
-        events["class"] = names[top]
+        called = names[top]
         confidence = proba[np.arange(len(proba)), top]
     else:
-        events["class"] = pd.Series(dtype=object)
+        called = np.zeros(0, dtype=object)
         confidence = np.zeros(0, np.float32)
+    events["model_class"] = pd.Series(called, index=events.index, dtype=object)
+    events["class"] = events["model_class"]
+    if edge_cut_class is not None and "edge_cut" in events and len(events):
+        events["class"] = np.where(events["edge_cut"].to_numpy(bool), edge_cut_class, called)
     for k, name in enumerate(spec.class_names):
         events[f"p_{name}"] = proba[:, k].astype(np.float32)
     events["confidence"] = confidence.astype(np.float32)
     events["review"] = confidence < spec.review_threshold
     return events
+
+
+def edge_cut_class(spec: ModelSpec, options: "PredictOptions") -> str | None:
+    """The class edge-cut events are filed under, if the option is on and the class exists."""
+    name = options.edge_cut_as
+    return name if name and name in spec.class_names else None
 
 
 class CrossFrameBatcher:
@@ -311,11 +327,13 @@ class CrossFrameBatcher:
 # ---------------------------------------------------------------------------------------------
 # The journal of finished frames (resume).
 
-def run_fingerprint(backend, cartridge: Cartridge, config: DetectConfig) -> dict:
-    """What must match for a journal to be resumed: model, panel and detection settings."""
+def run_fingerprint(backend, cartridge: Cartridge, options: "PredictOptions") -> dict:
+    """What must match for a journal to be resumed: model, panel and the settings that shape
+    each frame's rows (detection, edge-cut policy)."""
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
     return {"model_sha256": digest, "panel": cartridge.panel.names,
-            "scan_pixel_size_um": cartridge.panel.pixel_size_um, "detect": asdict(config)}
+            "scan_pixel_size_um": cartridge.panel.pixel_size_um,
+            "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as}
 
 
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool) -> set[str]:
@@ -392,7 +410,9 @@ class PredictOptions:
     """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node."""
 
     batch_size: int = 512
-    workers: int = 2            # reader/detector threads; 0 = inline (clean per-stage timings)
+    # Reader/detector threads; 0 = inline (clean per-stage timings); None = one per spare core
+    # (1 on a 2-core machine where the model wants the cores too, up to 8 to feed a GPU).
+    workers: int | None = None
     prefetch: int = 4           # frames prepared ahead of the classifier (bounds memory)
     detect: DetectConfig = field(default_factory=DetectConfig)
     overwrite: bool = False     # discard an existing journal instead of resuming it
@@ -400,8 +420,15 @@ class PredictOptions:
     gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
     gallery_limit: int = 200     # per category in the final gallery
     report: bool = True
+    # Class for events cut by the frame border (not intact, so never counted as CTCs); None
+    # keeps the model's call. The model's own call stays in the ``model_class`` column.
+    edge_cut_as: str | None = "debris"
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -428,7 +455,7 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     spec.panel.check_matches(cartridge.panel, what=f"cartridge {cartridge.sample_id}")
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
-    done = open_journal(out_dir, run_fingerprint(backend, cartridge, options.detect),
+    done = open_journal(out_dir, run_fingerprint(backend, cartridge, options),
                         options.overwrite)
     parts = out_dir / PARTS_DIR
     todo = [f for f in cartridge.frames if f.frame_id not in done]
@@ -436,6 +463,7 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size)
     work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect)  # noqa: E731
+    edge_class = edge_cut_class(spec, options)
     n_events = 0
 
     def finish(ready):
@@ -444,7 +472,7 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
             t0 = time.perf_counter()
             if proba is None:
                 proba = np.zeros((0, spec.num_classes), np.float32)
-            events = label_events(work.events, proba, spec)
+            events = label_events(work.events, proba, spec, edge_class)
             write_part(parts, work, events, work.crops, spec, options.gallery_per_frame)
             work.crops = None
             seconds["write"] += time.perf_counter() - t0
@@ -455,7 +483,8 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
 
     with _progress(len(todo), cartridge.sample_id, options.quiet) as progress:
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
-        for work in ordered_prefetch(todo, work_fn, options.workers, options.prefetch):
+        workers = default_workers() if options.workers is None else options.workers
+        for work in ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers)):
             for stage, s in work.seconds.items():
                 seconds[stage] += s
             if work.error is not None:
@@ -478,6 +507,9 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options)
+    truth = compare_with_ground_truth(cartridge, events, spec, skipped)
+    if truth is not None:
+        summary["ground_truth"] = truth
     if options.report:
         from .report import write_report
 
@@ -490,6 +522,31 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
         summary["events_per_s"] = len(events) / seconds["total"]
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: ModelSpec,
+                              skipped: list[dict]) -> dict | None:
+    """For a simulated cartridge (``ground_truth.csv`` beside the frames): detection recall and
+    true versus called counts per class, over the frames that were processed."""
+    from .detect import detection_recall
+
+    path = cartridge.root / "ground_truth.csv"
+    if not path.exists():
+        return None
+    try:
+        truth = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        return {"error": f"cannot read {path.name}: {err}"}
+    if not {"x", "y", "class", "row", "col"} <= set(truth.columns):
+        return {"error": f"{path.name} lacks the columns x, y, class, row, col"}
+    skipped_ids = {s["frame"] for s in skipped}
+    processed = pd.MultiIndex.from_tuples(
+        [(f.row, f.col) for f in cartridge.frames if f.frame_id not in skipped_ids],
+        names=["row", "col"])
+    truth = truth[pd.MultiIndex.from_frame(truth[["row", "col"]]).isin(processed)]
+    recall = detection_recall(events, truth, cartridge.panel.pixel_size_um)
+    return {"detection": recall,
+            "true_counts": {n: int((truth["class"] == n).sum()) for n in spec.class_names}}
 
 
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
@@ -518,6 +575,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                   resumed: int, seconds: dict, options: PredictOptions) -> dict:
     spec = backend.spec
     counts = {name: int((events["class"] == name).sum()) for name in spec.class_names}
+    sure = events[~events["review"].astype(bool)] if len(events) else events
+    # Calls at or above the review threshold: what stands without a person's look.
+    counts_confident = {name: int((sure["class"] == name).sum()) for name in spec.class_names}
     volume = cartridge.blood_volume_ml
     per_75 = {name: counts[name] * 7.5 / volume for name in spec.taxonomy.reported_classes()}
     n = len(events)
@@ -544,11 +604,13 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         "events": n,
         "counts": counts,
         "per_7_5_ml": per_75,
+        "counts_confident": counts_confident,
         "review": int(events["review"].sum()) if n else 0,
         "edge_cut": int(events["edge_cut"].sum()) if n else 0,
         "detection": asdict(options.detect),
+        "edge_cut_as": edge_cut_class(spec, options),
         "batch_size": options.batch_size,
-        "workers": options.workers,
+        "workers": default_workers() if options.workers is None else options.workers,
         "timings_s": {k: round(v, 4) for k, v in seconds.items()},
         "events_per_s": n / seconds["total"] if seconds.get("total") else None,
         "classify_events_per_s": n / classify if classify else None,

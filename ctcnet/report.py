@@ -33,19 +33,22 @@ LABEL_HEIGHT = 14
 GAP = 4
 
 
-def stretch(crops: np.ndarray, high: float = 99.8, min_snr: float = 12.0) -> np.ndarray:
+def stretch(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0) -> np.ndarray:
     """(N, C, S, S) counts -> float32 in [0, 1], per crop and channel.
 
-    Black is the crop's background (median); white is the 99.8th percentile, but never less
-    than ``min_snr`` noise units above background, so a channel with no signal shows as dark
-    speckle instead of noise stretched to full white.
+    Black is the crop's background (median); white is the ``high`` percentile of the crop's
+    central half, where the event is, so the event sets the contrast and a bright neighbour at
+    the border saturates instead of hiding a dim event. White is never less than ``min_snr``
+    noise units above background, so a channel without signal shows as dark speckle.
     """
     crops = np.asarray(crops, dtype=np.float32)
-    n, c = crops.shape[:2]
+    n, c, s, _ = crops.shape
     flat = crops[:, :, ::2, ::2].reshape(n, c, -1)  # display levels: a quarter of the pixels do
     background = np.median(flat, axis=2)
     noise = 1.4826 * np.median(np.abs(flat - background[..., None]), axis=2)
-    top = np.percentile(flat, high, axis=2)
+    q = s // 4
+    centre = crops[:, :, q:s - q, q:s - q].reshape(n, c, -1)
+    top = np.percentile(centre, high, axis=2)
     span = np.maximum(top - background, np.maximum(min_snr * noise, 1e-3))
     return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
 
@@ -62,7 +65,14 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int) -> np.ndarray:
     n, c, s, _ = crops.shape
     st = stretch(crops)
     grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
-    panels = np.concatenate([grey, overlay(st, panel)[:, None]], 1)  # (N, C+1, S, S, 3)
+    colour = overlay(st, panel)
+    # Ticks at the middle of each border of the overlay mark the event centre.
+    tick = max(2, s // 16)
+    mid = slice(s // 2 - 1, s // 2 + 1)
+    for rows, cols in ((slice(0, tick), mid), (slice(s - tick, s), mid),
+                       (mid, slice(0, tick)), (mid, slice(s - tick, s))):
+        colour[:, rows, cols] = 1.0
+    panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
     panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)      # nearest-neighbour zoom
     ss = s * scale
     panels = np.pad(panels, ((0, 0), (0, 0), (0, 0), (0, GAP), (0, 0)), constant_values=0.15)
@@ -182,7 +192,9 @@ window.addEventListener("load", function () {
 def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
     """index.html: summary, counts, skipped frames, timings and the gallery pages."""
     s = summary
-    counts = [(k, v) for k, v in s["counts"].items()]
+    confident = s.get("counts_confident", {})
+    counts = [(k, f"{v} ({confident[k]} above the review threshold)" if k in confident else v)
+              for k, v in s["counts"].items()]
     per75 = [(f"{k} per 7.5 mL", f"{v:.2f}") for k, v in s["per_7_5_ml"].items()]
     frames = s["frames"]
     overview = [("sample", s["sample_id"]), ("input", s["input"]), ("events", s["events"]),
@@ -194,6 +206,13 @@ def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
                 ("backend / device", f"{s['backend']} / {s['device']}"),
                 ("panel", ", ".join(c["name"] for c in s["panel"]["channels"])
                  + f" at {s['panel']['pixel_size_um']} um/px")]
+    truth = s.get("ground_truth") or {}
+    if "detection" in truth:  # a simulated cartridge: how detection and calls compare
+        det = truth["detection"]
+        overview += [("detection recall (simulated truth)", f"{det['recall']:.3f}"),
+                     ("detection precision", f"{det['precision']:.3f}"),
+                     ("true counts", ", ".join(f"{k} {v}" for k, v in
+                                                 truth["true_counts"].items()))]
     timings = [(k, f"{v:.2f} s") for k, v in s["timings_s"].items()]
     skipped = "".join(f"<li><b>{html.escape(x['frame'])}</b>: {html.escape(x['reason'])}</li>"
                       for x in s["skipped_frames"])

@@ -191,10 +191,15 @@ class OnnxClassifier:
     # -- inference ---------------------------------------------------------------------------
     def run(self, raw: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities), each float32 (N, K), for raw (N, C, S, S) crops."""
-        x = self._as_input(raw)
+        raw = self._checked(raw)
+        step = max(1, int(batch_size))
         logits, proba = [], []
-        for start in range(0, len(x), max(1, int(batch_size))):
-            lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x[start:start + batch_size]})
+        for start in range(0, len(raw), step):
+            # Cast one batch at a time: 50,000 uint16 crops would take 6 GB as float32.
+            x = np.ascontiguousarray(raw[start:start + step], dtype=np.float32)
+            if raw.dtype == np.float32 and not np.isfinite(x).all():
+                raise InputError("crops contain NaN or infinite values")
+            lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
             logits.append(lo)
             proba.append(pr)
         k = len(self.classes)
@@ -213,7 +218,7 @@ class OnnxClassifier:
         names = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)] if len(proba) else []
         return list(names), proba
 
-    def _as_input(self, raw) -> np.ndarray:
+    def _checked(self, raw) -> np.ndarray:
         raw = np.asarray(raw)
         c, s = len(self.channels), self.crop_size
         if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
@@ -221,9 +226,7 @@ class OnnxClassifier:
                              f"{self.channels}, got shape {raw.shape}")
         if raw.dtype not in ACCEPTED_DTYPES:
             raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
-        if raw.dtype == np.float32 and not np.isfinite(raw).all():
-            raise InputError("crops contain NaN or infinite values")
-        return np.ascontiguousarray(raw, dtype=np.float32)
+        return raw
 
     def _check_graph(self) -> None:
         """The graph's input and outputs must agree with the embedded spec."""

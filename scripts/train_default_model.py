@@ -199,6 +199,9 @@ def main(argv=None) -> int:
                           "shift_per_class": args.shift_per_class,
                           "note": "other seeds than training/validation; never used to choose"}},
         "training": {"epochs": epochs, "seconds": round(train_seconds),
+                     # Training crops per second of wall time, validation included.
+                     "crops_per_s": round(epochs * len(datamodule.splits["train"].targets)
+                                          / train_seconds, 1),
                      "simulation_seconds": round(sim_seconds),
                      "device": str(trainer.strategy.root_device),
                      "best_checkpoint_epoch": spec.training.get("epochs_completed"),
@@ -230,12 +233,13 @@ def render_card(card: dict) -> str:
         f"parameters): `{card['arch']}` CNN, {card['crop_size']} px crops at "
         f"{card['pixel_size_um']} um/px, raw counts in (normalisation: {card['normalisation']}).",
         "",
-        f"- Panel `{card['panel']['name']}`: {', '.join(c['name'] for c in card['panel']['channels'])}",
+        f"- Panel `{card['panel']['name']}`: "
+        f"{', '.join(c['name'] for c in card['panel']['channels'])}",
         f"- Classes: {', '.join(card['classes'])}",
         f"- Data: {card['data']['source']}; train/val "
         f"{json.dumps(card['data']['train_val']['splits'])}",
         f"- Training: {card['training']['epochs']} epochs, {card['training']['seconds']} s on "
-        f"{card['training']['device']}",
+        f"{card['training']['device']} ({card['training'].get('crops_per_s', '?')} crops/s)",
         f"- Reproduce: `{card['reproduce']}`",
         "",
         f"## Held-out test (default randomisation, seed {card['data']['test']['seed']}, "
@@ -255,11 +259,13 @@ def render_card(card: dict) -> str:
     lines += ["", "Confusion (rows true, columns predicted, order "
               f"{', '.join(card['classes'])}): `{test['confusion']}`", "",
               "## Robustness (named shifts, other seeds)", "",
-              "| shift | what | macro-F1 | CTC recall | WBC->CTC | n |", "|---|---|---|---|---|---|"]
+              "| shift | what | macro-F1 | CTC recall | WBC->CTC | n |",
+              "|---|---|---|---|---|---|"]
     for name, r in card["robustness"].items():
         lines.append(f"| {name} | {r['description']} | {r['macro_f1']:.4f} | "
                      f"{r['ctc_recall']:.4f} | {r['wbc_called_ctc_rate']:.4f} | {r['n']} |")
-    lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |", "|---|---|---|"]
+    lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |",
+              "|---|---|---|"]
     for name, r in test.get("subtype_recall", {}).items():
         lines.append(f"| {name} | {r['recall']:.4f} | {r['n']} |")
     return "\n".join(lines) + "\n"

@@ -105,6 +105,13 @@ def test_bad_input_is_refused(tiny, bad, message):
         OnnxClassifier(tiny[0]).predict_proba(bad)
 
 
+def test_nan_in_a_later_batch_is_refused(tiny):
+    x = np.full((3, 4, 32, 32), 100.0, np.float32)
+    x[2, 1, 5, 5] = np.inf
+    with pytest.raises(InputError, match="NaN or infinite"):
+        OnnxClassifier(tiny[0]).predict_proba(x, batch_size=2)
+
+
 def test_panel_mismatch_refused(tiny):
     clf = OnnxClassifier(tiny[0])
     clf.check_panel(["dapi", "ck", "cd45", "cd61"])  # case does not matter

@@ -209,6 +209,7 @@ def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None, extra_callbacks=(
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, batch_size=8, panel=panel)
+    torch.manual_seed(0)  # the same initial weights in every fit
     module = CTCLitModule(panel=dm.panel_config, crop_size=SIZE, arch_kwargs={"width": 8})
     checkpoint = ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True,
                                  monitor="val/macro_f1", mode="max")
@@ -223,7 +224,7 @@ def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None, extra_callbacks=(
 @pytest.fixture(scope="module")
 def fitted(crop_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("fit")
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # as in _fit: these are the weights the fit starts from
     initial = {k: v.clone() for k, v in
                CTCLitModule(crop_size=SIZE, arch_kwargs={"width": 8}).state_dict().items()}
     module, trainer, checkpoint = _fit(crop_dir, root)
@@ -331,3 +332,17 @@ def test_training_throughput_is_measured():
 
     result = training_throughput(crop_size=SIZE, batch_size=4, steps=1, device="cpu")
     assert result["device"] == "cpu" and result["crops_per_s"] > 0
+
+
+@pytest.mark.gpu
+def test_cuda_training_uses_mixed_precision_and_channels_last(tmp_path):
+    from ctcnet.training import CTCLightningCLI, training_throughput
+
+    args = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--trainer.accelerator=gpu",
+            f"--trainer.default_root_dir={tmp_path}"]
+    cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args)
+    assert cli.trainer.precision in ("bf16-mixed", "16-mixed")
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    conv = cli.model.model.net.features[0][0].weight
+    assert conv.is_cuda and conv.is_contiguous(memory_format=torch.channels_last)
+    assert training_throughput(crop_size=SIZE, batch_size=8, steps=1)["device"].startswith("cuda")

@@ -20,12 +20,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", choices=("torch", "onnx"), default=None,
                         help="inference backend (default: from the model file's suffix)")
     parser.add_argument("--batch-size", type=int, default=512, help="crops per model call")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="frame reading/detection threads (0: inline, no overlap)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="frame reading/detection threads (default: one per spare CPU core, "
+                             "at most 8; 0: inline, no overlap)")
     parser.add_argument("--threshold-snr", type=float, default=None,
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")
+    parser.add_argument("--keep-edge-calls", action="store_true",
+                        help="keep the model's call for events cut by the frame border "
+                             "(default: file them as debris, since they are not intact)")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 
@@ -45,9 +49,11 @@ def run(args) -> int:
     if args.threshold_snr is not None:
         detect = replace(detect, threshold_snr=args.threshold_snr,
                          extent_snr=min(detect.extent_snr, args.threshold_snr))
-    options = PredictOptions(batch_size=args.batch_size, workers=max(0, args.workers),
+    options = PredictOptions(batch_size=args.batch_size,
+                             workers=None if args.workers is None else max(0, args.workers),
                              detect=detect, overwrite=args.overwrite, quiet=args.quiet,
-                             report=not args.no_report)
+                             report=not args.no_report,
+                             edge_cut_as=None if args.keep_edge_calls else "debris")
     out = Path(args.out)
     check_writable(out)
     with distributed_context(args.device) as (info, device):
