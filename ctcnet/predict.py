@@ -719,6 +719,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     for d in datasets:
         backend.spec.panel.check_matches(read_crop_index(d).panel, what=f"crop dataset {d}")
     out = Path(out)
+    check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
            [("crops", d, d.name, 1) for d in datasets]
     summaries = []

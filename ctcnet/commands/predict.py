@@ -41,7 +41,7 @@ def run(args) -> int:
     from ..detect import DetectConfig
     from ..distributed import distributed_context, write_run_index
     from ..errors import InputError
-    from ..predict import PredictOptions, check_writable, load_backend, predict_inputs
+    from ..predict import PredictOptions, load_backend, predict_inputs
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -55,12 +55,11 @@ def run(args) -> int:
                              report=not args.no_report,
                              edge_cut_as=None if args.keep_edge_calls else "debris")
     out = Path(args.out)
-    check_writable(out)
     with distributed_context(args.device) as (info, device):
         backend = load_backend(args.model, args.backend, device, args.batch_size)
         summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
                                    info.world_size)
-    if info.is_main and info.world_size > 1:
+    if info.is_main:  # one index of every output of the run (all ranks have finished)
         from ..predict import resolve_inputs
         from ..scan import open_cartridge
 
