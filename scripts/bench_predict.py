@@ -6,10 +6,11 @@
 Simulates (or reuses, with --cartridge) a cartridge of full 1036 x 1384 frames with ~300
 events each, then runs ``predict_cartridge`` twice: once inline (``workers=0``: read, detect,
 crop, classify and write one after another, so the per-stage split adds up to the wall time)
-and once as shipped (worker threads overlap reading and detection with the model). Seconds per
-175-frame cartridge are extrapolated from the per-frame figures. Peak memory is the process's
-maximum resident set size. Without --model an untrained ``compact`` model at the default
-crop size is used: speed does not depend on the weights.
+and once with ``--workers`` threads (default 1) that read and detect while the model runs.
+Seconds per 175-frame cartridge are extrapolated from the per-frame figures (the report is
+added once). Peak memory is the process's maximum resident set size. Without --model an
+untrained ``compact`` model at the default crop size is used: speed does not depend on the
+weights.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--backend", choices=("torch", "onnx"), default=None)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--workers", type=int, default=None, help="default: one per spare core")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: by device")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="threads for the overlapped run (the inline run uses 0)")
     parser.add_argument("--skip-inline", action="store_true", help="only the overlapped run")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
@@ -107,17 +109,17 @@ def main(argv=None) -> int:
         model = args.model or untrained_model(tmp / "model.pt")
         backend = load_backend(model, args.backend, args.device, args.batch_size)
         results = {"device": backend.device_name, "backend": backend.name,
-                   "torch_threads": torch.get_num_threads(), "batch_size": args.batch_size,
+                   "torch_threads": torch.get_num_threads(), "batch_size": backend.batch_size,
                    "crop_size": backend.spec.crop_size, "model": str(model), "runs": []}
         # Warm-up: first calls allocate and (on CUDA) pick kernels.
         import numpy as np
 
-        backend.predict_proba(np.full((args.batch_size, backend.spec.in_chans,
+        backend.predict_proba(np.full((backend.batch_size, backend.spec.in_chans,
                                        backend.spec.crop_size, backend.spec.crop_size), 150.0,
                                       np.float32))
         for workers in ([] if args.skip_inline else [0]) + [args.workers]:
             result = run_once(cartridge, backend, tmp / f"out{workers}", workers,
-                              args.batch_size)
+                              backend.batch_size)
             results["runs"].append(result)
             print(json.dumps(result, indent=1), flush=True)
         if args.out:

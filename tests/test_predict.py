@@ -26,6 +26,7 @@ from ctcnet.taxonomy import default_taxonomy
 REPO = Path(__file__).resolve().parent.parent
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
 QUIET = dict(quiet=True, workers=1)
+SHIPPED = REPO / "models" / "ctcnet-default.pt"
 
 
 def make_model(path, panel, crop=CROP):
@@ -350,7 +351,23 @@ def test_shard_gives_each_item_to_exactly_one_rank():
     assert max(loads) - min(loads) <= 4
 
 
-SHIPPED = REPO / "models" / "ctcnet-default.pt"
+@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped model is not built yet")
+def test_default_model_is_the_shipped_one():
+    import hashlib
+
+    backend = load_backend(device="cpu")
+    assert backend.model_path.parent == SHIPPED.parent
+    assert backend.model_path.stem == "ctcnet-default"
+    # On a CPU the ONNX export of the same weights is preferred (it runs faster), but only
+    # when its recorded source digest is the checkpoint's: a stale export is never used.
+    onnx = SHIPPED.with_suffix(".onnx")
+    current = False
+    if onnx.exists():
+        from ctcnet.runtime import OnnxClassifier
+
+        record = json.loads(OnnxClassifier(onnx).metadata.get("ctcnet_export", "{}"))
+        current = record.get("source_sha256") == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
+    assert backend.name == ("onnx" if current else "torch")
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped model is not built yet")

@@ -19,10 +19,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", choices=("torch", "onnx"), default=None,
                         help="inference backend (default: from the model file's suffix)")
-    parser.add_argument("--batch-size", type=int, default=512, help="crops per model call")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="crops per model call (default: 256 on a CPU, 1024 on a GPU)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="frame reading/detection threads (default: one per spare CPU core, "
-                             "at most 8; 0: inline, no overlap)")
+                        help="frame reading/detection threads beside the model (default: "
+                             "1 on a small CPU, up to 8 to feed a GPU; 0: inline)")
     parser.add_argument("--threshold-snr", type=float, default=None,
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
@@ -43,7 +44,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..predict import PredictOptions, load_backend, predict_inputs
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     detect = DetectConfig()
     if args.threshold_snr is not None:
