@@ -32,12 +32,13 @@ MARKER_ROLES = {
     "EPCAM": "epcam",
 }
 
-# How raw counts become network input. "snr": subtract a robust per-crop background and divide
-# by the robust background noise, then compress with asinh; invariant to the camera gain and
-# offset, so a 10x brighter scanner or another background looks the same to the network.
-# "fixed": (x - low) / (high - low) over the channel's value range, for labs that want it.
+# How raw counts become network input (ctcnet.normalize). "snr": subtract a robust per-crop
+# background and divide by the robust background noise, then compress; invariant to the camera
+# gain and offset, so a 10x brighter scanner or another background looks the same to the
+# network. "fixed": (x - low) / (high - low) over the channel's value range.
 NORMALISATION_METHODS = ("snr", "fixed")
-DEFAULT_NORMALISATION = {"method": "snr", "softness": 3.0}
+DEFAULT_NORMALISATION = {"method": "snr", "softness": 6.0, "compression": "rational",
+                         "sample_step": 4, "noise_floor": 0.5}
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ class Panel:
             if method not in NORMALISATION_METHODS:
                 raise InputError(f"channel {c.name}: normalisation method {method!r} is not one "
                                  f"of {NORMALISATION_METHODS}")
+            if c.normalisation.get("compression", "asinh") not in ("rational", "asinh"):
+                raise InputError(f"channel {c.name}: compression "
+                                 f"{c.normalisation['compression']!r} is not rational or asinh")
+            if not 1 <= int(c.normalisation.get("sample_step", 2)) <= 8:
+                raise InputError(f"channel {c.name}: sample_step must be 1 to 8")
             lo, hi = c.value_range
             if not hi > lo:
                 raise InputError(f"channel {c.name}: value_range {c.value_range} is empty")

@@ -3,7 +3,7 @@
 Static quantisation (onnxruntime.quantization, QDQ format): weights per output channel in int8,
 activations in uint8 with ranges calibrated on real raw crops run through the whole graph.
 Only ``Conv``, ``Gemm`` and ``MatMul`` are quantised; the normalisation in front of them (TopK
-percentiles, asinh) and the softmax stay float32, because a percentile over raw 16-bit counts
+percentiles, compression) and the softmax stay float32, because a percentile over raw 16-bit counts
 loses the background estimate entirely at 8 bits.
 
 An int8 model is only kept when its macro-F1 on labelled crops is less than ``max_drop_points``

@@ -13,7 +13,9 @@ from ctcnet.simulate import (NAMED_SHIFTS, SUBTYPES, SimConfig, simulate_crops,
 
 PANEL5 = load_panel(None)  # DAPI, CK, CD45, CD61, CD66b at 0.64 µm
 SUBTYPE_TAXONOMY = {"classes": sorted(SUBTYPES)}  # every subtype its own class
-QUIET = SimConfig(neighbours=(0.0, 0.0))  # full randomisation, but nothing else in the crop
+# Full randomisation but nothing else in the crop, and bleed-through at a good instrument's
+# level: the marker statistics below are about biology; strong bleed has a test of its own.
+QUIET = SimConfig(neighbours=(0.0, 0.0), bleed_through=(0.0, 0.025))
 
 
 def signal(images, channel, radius=6):
@@ -160,8 +162,9 @@ def test_sizes_in_um_follow_the_pixel_size():
 
 def test_crops_follow_the_configured_pixel_size_range():
     b = simulate_crops(2, PANEL5, crop_size=32, seed=0, num_samples=8)
-    assert (b.pixel_size_um >= 0.64 * 0.8 - 1e-6).all()
-    assert (b.pixel_size_um <= 0.64 * 1.25 + 1e-6).all()
+    low, high = SimConfig().pixel_scale
+    assert (b.pixel_size_um >= 0.64 * low - 1e-6).all()
+    assert (b.pixel_size_um <= 0.64 * high + 1e-6).all()
     assert b.pixel_size_um.std() > 0.01
     shifted = simulate_crops(2, PANEL5, crop_size=32, seed=0,
                              config=SimConfig().with_shift("pixel_size"))

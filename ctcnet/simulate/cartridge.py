@@ -171,7 +171,10 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     table.insert(5, "class", classes)
     table = table[TRUTH_COLUMNS]
     atomic_write_text(out_dir / "ground_truth.csv", table.to_csv(index=False))
-    write_cartridge_info(out_dir, panel, sample_id, num_frames, rows, columns, (h, w), extra={
+    # The scanner's own pixel size goes into panel.json, as a real scanner records it, so
+    # inference resamples to the model's pixel size.
+    scan_panel = panel.with_pixel_size(round(float(draws.pixel_um[0]), 4))
+    write_cartridge_info(out_dir, scan_panel, sample_id, num_frames, rows, columns, (h, w), extra={
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),
         "pixel_size_um": float(draws.pixel_um[0]), "config": cfg.summary()})

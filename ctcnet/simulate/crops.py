@@ -139,7 +139,7 @@ def simulate_crops(counts, panel=None, taxonomy=None, crop_size: int = 80, seed:
 
 def _neighbour_types(panel: Panel, cfg: SimConfig) -> tuple[list[str], np.ndarray]:
     names = sorted(k for k, v in cfg.neighbour_weights.items() if v > 0 and k in SUBTYPES
-                   and SUBTYPES[k] in ("wbc", "debris") and k not in SUBTYPE_NEEDS)
+                   and SUBTYPES[k] in ("ctc", "wbc", "debris") and k not in SUBTYPE_NEEDS)
     p = np.array([cfg.neighbour_weights[k] for k in names], float)
     return names, p / p.sum()
 

@@ -1,0 +1,60 @@
+"""Normalisation inside the model: matches its numpy reference, is gain/offset invariant, and
+keeps each model's own settings."""
+
+import numpy as np
+import pytest
+import torch
+
+from ctcnet.normalize import LEGACY_SNR, Normalise, snr_reference
+from ctcnet.panel import Panel, default_panel
+
+
+def _crops(rng, n=4, c=5, size=80):
+    x = rng.normal(150, 5, (n, c, size, size))
+    x[:, :, 30:50, 30:50] += rng.uniform(20, 800, (n, c, 1, 1))  # a cell on the background
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("settings", [
+    {"compression": "rational", "softness": 6.0, "sample_step": 4},
+    {"compression": "asinh", "softness": 3.0, "sample_step": 2},
+])
+def test_torch_matches_numpy_reference(rng, settings):
+    panel = Panel.from_dict({"channels": [{"name": n, "normalisation": {"method": "snr",
+                                                                        **settings}}
+                                          for n in default_panel().names]})
+    x = _crops(rng)
+    got = Normalise(panel)(torch.from_numpy(x)).numpy()
+    want = np.stack([snr_reference(c, **settings) for c in x])
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_invariant_to_camera_gain_and_offset(rng):
+    norm = Normalise(default_panel())
+    x = torch.from_numpy(_crops(rng))
+    same = norm(x * 10.0 + 300.0)  # a 10x brighter scanner with another offset
+    assert torch.allclose(norm(x), same, atol=1e-4)
+
+
+def test_missing_keys_mean_the_first_release_settings():
+    legacy = Panel.from_dict({"channels": [{"name": n, "normalisation": {"method": "snr"}}
+                                           for n in ("DAPI", "CK", "CD45")]})
+    norm = Normalise(legacy)
+    assert norm.compression == LEGACY_SNR["compression"] and norm.sample_step == 2
+    assert Normalise(default_panel()).compression == "rational"
+
+
+def test_dim_marker_stays_apart_from_none(rng):
+    norm = Normalise(default_panel())
+    x = _crops(rng, n=1)
+    x[0, 1, 30:50, 30:50] = 150 + 4 * 5  # CK four noise units over background
+    y = norm(torch.from_numpy(x))[0, 1].numpy()
+    assert y[35:45, 35:45].mean() > 0.05 and abs(y[:20, :20].mean()) < 0.05
+
+
+def test_fixed_method(rng):
+    panel = Panel.from_dict({"channels": [{"name": n, "value_range": [0, 1000],
+                                           "normalisation": {"method": "fixed"}}
+                                          for n in ("DAPI", "CK", "CD45")]})
+    x = torch.full((1, 3, 8, 8), 250.0)
+    assert torch.allclose(Normalise(panel)(x), torch.full_like(x, 0.25))
