@@ -4,8 +4,9 @@
   per-channel intensities and areas (:mod:`ctcnet.features`), extended to the taxonomy's other
   classes the way an analyst would gate them: CK+ DAPI+ objects that also carry leukocyte,
   neutrophil or platelet signal or are larger than one cell are clusters; DAPI+ CD45+ CK- objects
-  are leukocytes; the rest is debris. Its intensity and cluster-size thresholds are fitted on a
-  training set by coordinate ascent of macro-F1; the 4 um size rule stays as CellSearch sets it.
+  are leukocytes; the rest is debris. Its intensity and cluster-size thresholds, and a CK
+  bleed-through compensation ratio, are fitted on a training set by coordinate ascent of
+  macro-F1; the 4 um size rule stays as CellSearch sets it.
 * :class:`FeatureClassifier`: gradient-boosted trees (scikit-learn) on all features.
 
 Both map onto any taxonomy: a rule whose class the taxonomy lacks is skipped, and a class the
@@ -26,7 +27,7 @@ from .panel import Panel
 CTC_MIN_DIAMETER_UM = 4.0
 # Marker thresholds in blurred SNR units (see features.py); starting points for the fit.
 DEFAULT_THRESHOLDS = {"nucleus": 3.0, "epithelial": 3.0, "leukocyte": 3.0, "neutrophil": 3.0,
-                      "platelet": 3.0, "cluster_diameter_um": 22.0}
+                      "platelet": 3.0, "cluster_diameter_um": 22.0, "bleed_ratio": 0.0}
 # The gate reads each marker's 90th percentile inside the object: robust to a nucleus or a CD45
 # ring that covers only part of it.
 MARKER_FEATURE = "p90"
@@ -42,6 +43,10 @@ class MarkerGate:
     thresholds: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     fallback: str = "debris"
 
+    def __post_init__(self):
+        # Thresholds given in part (or saved by an older version) are completed by the defaults.
+        self.thresholds = {**DEFAULT_THRESHOLDS, **self.thresholds}
+
     def _markers(self, feats: dict) -> dict[str, np.ndarray | None]:
         return {role: role_feature(feats, self.panel, role, MARKER_FEATURE) for role in _ROLES}
 
@@ -53,8 +58,16 @@ class MarkerGate:
             values = markers[role]
             return no if values is None else values > thresholds[role]
 
-        dapi, ck, cd45 = positive("nucleus"), positive("epithelial"), positive("leukocyte")
-        attached = cd45 | positive("neutrophil") | positive("platelet") | (
+        def compensated(role):
+            # Bright CK bleeds into its neighbouring channels; as an analyst's compensation, a
+            # leukocyte/platelet/neutrophil marker only counts above a share of the CK signal.
+            ck_values = markers["epithelial"]
+            if ck_values is None or markers[role] is None:
+                return positive(role)
+            return positive(role) & (markers[role] > thresholds["bleed_ratio"] * ck_values)
+
+        dapi, ck, cd45 = positive("nucleus"), positive("epithelial"), compensated("leukocyte")
+        attached = cd45 | compensated("neutrophil") | compensated("platelet") | (
             diameter > thresholds["cluster_diameter_um"])
         rules = [("cluster", dapi & ck & attached),
                  ("ctc", dapi & ck & ~cd45 & (diameter > CTC_MIN_DIAMETER_UM)),
@@ -78,11 +91,17 @@ class MarkerGate:
         k = len(self.class_names)
         candidates = {role: np.unique(np.quantile(markers[role], np.linspace(0.02, 0.98, 41)))
                       for role in _ROLES if markers[role] is not None}
+        if markers["epithelial"] is not None:
+            candidates["bleed_ratio"] = np.linspace(0.0, 0.5, 26)
         if "cluster" in self.class_names:
             candidates["cluster_diameter_um"] = np.unique(
                 np.quantile(diameter, np.linspace(0.5, 0.99, 25)))
-        best = dict(self.thresholds)
-        best_score = macro_f1(labels, self._decide(markers, diameter, best), k)
+        # Coordinate ascent moves one threshold at a time, so it cannot leave a plateau where
+        # two must move together (DAPI and CK both unreachable): start from the better of the
+        # current and the default thresholds.
+        starts = [dict(self.thresholds), dict(DEFAULT_THRESHOLDS)]
+        scores = [macro_f1(labels, self._decide(markers, diameter, t), k) for t in starts]
+        best, best_score = starts[int(np.argmax(scores))], max(scores)
         for _ in range(rounds):
             improved = False
             for key, values in candidates.items():

@@ -114,3 +114,20 @@ def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
                                    "precision": float(right[calls].mean())}
         out["auto_per_class"] = per_class
     return out
+
+
+def calibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float = 0.99):
+    """The spec with temperature and review threshold fitted on validation logits and labels.
+
+    The review threshold is chosen on the calibrated probabilities, so that automatic calls
+    (top probability at or above it) are at least ``target`` precise on this validation set.
+    The fit's numbers go to ``spec.metrics["calibration"]``.
+    """
+    temperature = fit_temperature(logits, labels)
+    proba = softmax(logits, temperature)
+    threshold = review_threshold_for_precision(proba, labels, target)
+    summary = calibration_summary(logits, labels, temperature)
+    summary["review"] = review_band(proba, labels, threshold, spec.class_names)
+    summary["review"]["target_precision"] = float(target)
+    metrics = {**spec.metrics, "calibration": summary}
+    return spec.replace(temperature=temperature, review_threshold=threshold, metrics=metrics)

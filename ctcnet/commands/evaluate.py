@@ -1,0 +1,89 @@
+"""``ctcnet evaluate``: metrics, baselines, calibration and figures for a model on labelled crops."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Evaluate a model on labelled crops, against baselines, with calibration."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="labelled crop dataset folder (class folders or "
+                                     "manifest.csv, plus panel.json)")
+    parser.add_argument("--model", help="ctcnet .pt model (default: the shipped model)")
+    parser.add_argument("--out", required=True, help="output folder for report.json and PNGs")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the marker gate and the feature classifier")
+    parser.add_argument("--baseline-train", metavar="DIR",
+                        help="labelled crops to fit the baselines on (default: rows with split "
+                             "'train' in DATA, else crops simulated for the model's panel)")
+    parser.add_argument("--train-per-class", type=int, default=300,
+                        help="simulated baseline training crops per class (default 300)")
+    parser.add_argument("--calibrate-on", metavar="VAL_DIR",
+                        help="labelled validation crops: fit the temperature and the review "
+                             "threshold on them, save the calibrated model to --save-model, and "
+                             "evaluate that")
+    parser.add_argument("--save-model", metavar="PATH", help="where --calibrate-on writes the "
+                                                             "calibrated model")
+    parser.add_argument("--review-precision", type=float, default=0.99,
+                        help="precision the automatic calls above the review band must reach "
+                             "on the validation crops (default 0.99)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
+
+
+def _summary_lines(report: dict) -> list[str]:
+    cnn = report["cnn"]
+    lines = [f"{report['n']} crops {report['class_counts']}",
+             f"CNN: macro-F1 {cnn['macro_f1']:.3f}  accuracy {cnn['accuracy']:.3f}  "
+             f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f})"]
+    for name, pc in cnn["per_class"].items():
+        lines.append(f"  {name:10s} P {pc['precision']:.3f}  R {pc['recall']:.3f}  "
+                     f"F1 {pc['f1']:.3f}  n {pc['support']}")
+    band = cnn["review_band"]
+    if band.get("auto_precision") is not None:
+        lines.append(f"review band (top p < {band['threshold']:.2f}): "
+                     f"{band['reviewed_fraction']:.1%} reviewed, automatic calls "
+                     f"{band['auto_precision']:.3%} precise")
+    for name, base in report.get("baselines", {}).items():
+        margin = report["cnn_minus_baseline"][name]["macro_f1"]
+        lines.append(f"{name}: macro-F1 {base['macro_f1']:.3f} (CNN {margin:+.3f})")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from ..errors import InputError
+    from ..evaluate import evaluate_dataset
+    from ..predict import default_model_path
+
+    if args.train_per_class < 10:
+        raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
+    model = args.model or default_model_path()
+    if args.calibrate_on:
+        if not args.save_model:
+            raise InputError("--calibrate-on needs --save-model (never overwrite a model "
+                             "in place)")
+        from ..evaluate import calibrate_model_file
+
+        spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
+                                    args.review_precision, args.device, args.batch_size)
+        print(f"calibrated: temperature {spec.temperature:.3f}, review threshold "
+              f"{spec.review_threshold:.3f} -> {args.save_model}", file=sys.stderr)
+        model = args.save_model
+    report = evaluate_dataset(args.data, model, args.out, with_baselines=not args.no_baselines,
+                              baseline_train=args.baseline_train,
+                              n_train_per_class=args.train_per_class, device=args.device,
+                              batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
+                          "accuracy": report["cnn"]["accuracy"],
+                          "per_class": report["cnn"]["per_class"],
+                          "ece": report["cnn"]["ece"], **report}))
+    else:
+        print("\n".join(_summary_lines(report)))
+        print(f"report: {args.out}/report.json")
+    return 0

@@ -1,0 +1,326 @@
+"""Evaluation: features, baselines, calibration, saliency, figures and the evaluate command."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ctcnet.baselines import FeatureClassifier, MarkerGate, baseline_probabilities, fit_baselines
+from ctcnet.calibration import (calibration_summary, fit_temperature, review_band,
+                                review_threshold_for_precision, softmax)
+from ctcnet.cli import main
+from ctcnet.crops import write_crop_dataset
+from ctcnet.errors import PanelMismatchError
+from ctcnet.evaluate import evaluate_crops
+from ctcnet.features import crop_features
+from ctcnet.metrics import expected_calibration_error, macro_f1
+from ctcnet.model import build_classifier, save_model
+from ctcnet.panel import Panel, default_panel
+from ctcnet.saliency import channel_importance, grad_cam
+from ctcnet.spec import ModelSpec
+from ctcnet.taxonomy import default_taxonomy
+
+CLASSES = ["ctc", "wbc", "cluster", "debris"]
+SIZE = 48
+
+
+def toy_crops(n_per_class, seed=0, size=SIZE):
+    """Drawn cells on the default 5-channel panel (DAPI, CK, CD45, CD61, CD66b), raw counts.
+
+    ctc: nucleus in CK cytoplasm (CK 60-300 counts); wbc: nucleus in a CD45 ring; cluster: a CTC
+    touching a CD45+ CD66b+ neutrophil; debris: a small CK+ DAPI- vesicle.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    centre = (size - 1) / 2
+
+    def disk(cy, cx, r):
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+    crops, labels = [], []
+    for k in range(4):
+        for _ in range(n_per_class):
+            img = rng.normal(100, 5, (5, size, size))
+            cy, cx = centre + rng.uniform(-2, 2, 2)
+            if k == 0:
+                img[0][disk(cy, cx, 5)] += 200
+                img[1][disk(cy, cx, 8)] += rng.uniform(60, 300)
+            elif k == 1:
+                img[0][disk(cy, cx, 5)] += 200
+                img[2][disk(cy, cx, 7) & ~disk(cy, cx, 5)] += 150
+            elif k == 2:
+                img[0][disk(cy, cx - 6, 5)] += 200
+                img[1][disk(cy, cx - 6, 8)] += 150
+                img[0][disk(cy, cx + 7, 4)] += 200
+                img[2][disk(cy, cx + 7, 6)] += 150
+                img[4][disk(cy, cx + 7, 6)] += 150
+            else:
+                img[1][disk(cy, cx, 2)] += 200
+            crops.append(img)
+            labels.append(k)
+    return np.clip(np.stack(crops), 0, 4095).astype(np.float32), np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_crops(20, seed=0), toy_crops(15, seed=1)
+
+
+# --- features ------------------------------------------------------------------------------------
+
+def test_features_see_markers_size_and_nuclei(toy):
+    (x, y), _ = toy
+    f = crop_features(x, default_panel())
+    assert all(v.shape == (len(y),) and np.isfinite(v).all() for v in f.values())
+    ck, cd45 = f["CK_p90"], f["CD45_p90"]
+    assert ck[y == 0].min() > 5 * max(ck[y == 1].max(), 1)      # CTCs CK+, WBCs CK-
+    assert cd45[y == 1].min() > 5 * max(cd45[y == 0].max(), 1)  # WBCs CD45+, CTCs CD45-
+    # A CTC of radius 8 px at 0.64 um/px is ~10-12 um across; a 2 px vesicle is far smaller.
+    assert 9 < np.median(f["diameter_um"][y == 0]) < 14
+    assert np.median(f["diameter_um"][y == 3]) < 6
+    assert f["nucleus_in_epithelial"][y == 0].min() > 0.9
+    assert (f["DAPI_pos_area"][y == 3] == 0).all()
+
+
+def test_features_are_in_micrometres():
+    x, _ = toy_crops(3, seed=2)
+    p064 = default_panel()
+    p032 = p064.with_pixel_size(0.32)
+    d064 = crop_features(x, p064)["diameter_um"]
+    d032 = crop_features(x, p032)["diameter_um"]
+    assert np.allclose(d064, 2 * d032, rtol=1e-5)
+
+
+def test_features_follow_channel_roles_not_positions():
+    x, y = toy_crops(5, seed=3)
+    order = [2, 0, 4, 1, 3]  # CD45, DAPI, CD66b, CK, CD61
+    shuffled = Panel.from_dict({"channels": [default_panel().names[i] for i in order]})
+    f_ref = crop_features(x, default_panel())
+    f_shuf = crop_features(x[:, order], shuffled)
+    for name in f_ref:
+        assert np.allclose(f_ref[name], f_shuf[name]), name
+
+
+def test_empty_crop_gives_zero_object():
+    flat = np.random.default_rng(0).normal(100, 5, (2, 5, SIZE, SIZE)).astype(np.float32)
+    f = crop_features(flat, default_panel())
+    assert (f["area_um2"] == 0).all() and (f["objects_in_crop"] == 0).all()
+
+
+# --- baselines -----------------------------------------------------------------------------------
+
+def test_baselines_fit_and_generalise(toy):
+    (x, y), (xt, yt) = toy
+    panel = default_panel()
+    fitted = fit_baselines(x, y, panel, CLASSES)
+    proba = baseline_probabilities(fitted, xt, panel)
+    for name, p in proba.items():
+        assert p.shape == (len(yt), 4)
+        assert np.allclose(p.sum(axis=1), 1)
+        assert macro_f1(yt, p.argmax(axis=1), 4) > 0.9, name
+    thresholds = fitted["marker_gate"].thresholds
+    assert set(thresholds) >= {"nucleus", "epithelial", "leukocyte", "cluster_diameter_um"}
+
+
+def test_marker_gate_fit_improves_on_bad_start(toy):
+    (x, y), _ = toy
+    f = crop_features(x, default_panel())
+    bad = {"nucleus": 1e6, "epithelial": 1e6, "leukocyte": 1e6, "neutrophil": 1e6,
+           "platelet": 1e6, "cluster_diameter_um": 1e6}
+    gate = MarkerGate(default_panel(), CLASSES, thresholds=dict(bad))
+    before = macro_f1(y, gate.predict(f), 4)
+    gate.fit(f, y)
+    assert macro_f1(y, gate.predict(f), 4) > before + 0.5
+
+
+def test_baselines_on_a_taxonomy_subset(toy):
+    (x, y), _ = toy
+    keep = (y == 0) | (y == 1)
+    f = crop_features(x[keep], default_panel())
+    gate = MarkerGate(default_panel(), ["ctc", "wbc"]).fit(f, y[keep])
+    assert set(np.unique(gate.predict(f))) <= {0, 1}
+    clf = FeatureClassifier(["ctc", "wbc", "cluster"], max_iter=20).fit(f, y[keep])
+    assert clf.predict_proba(f).shape == (keep.sum(), 3)
+    assert (clf.predict_proba(f)[:, 2] == 0).all()  # never trained on, never predicted
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+def test_temperature_lowers_ece_of_overconfident_model():
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, 4, n)
+    logits = rng.normal(0, 1, (n, 4))
+    logits[np.arange(n), y] += 1.5
+    overconfident = 4.0 * logits  # the true temperature is 4 / 1.5
+    t = fit_temperature(overconfident, y)
+    assert 2.2 < t < 3.2
+    summary = calibration_summary(overconfident, y, t)
+    assert summary["calibrated"]["ece"] < 0.5 * summary["uncalibrated"]["ece"]
+    assert summary["calibrated"]["nll"] < summary["uncalibrated"]["nll"]
+    # A calibrated model keeps (roughly) its temperature of 1.
+    assert 0.8 < fit_temperature(logits * 1.5, y) < 1.25
+
+
+def test_review_threshold_reaches_target_precision():
+    rng = np.random.default_rng(1)
+    n = 1000
+    y = rng.integers(0, 3, n)
+    logits = rng.normal(0, 1, (n, 3))
+    logits[np.arange(n), y] += 2.0
+    proba = softmax(logits)
+    t = review_threshold_for_precision(proba, y, target=0.99)
+    band = review_band(proba, y, t, ["ctc", "wbc", "debris"])
+    assert band["auto_precision"] >= 0.99
+    assert 0 < band["reviewed_fraction"] < 1
+    # The lowest such threshold: one step lower lets in a call that breaks the target.
+    lower = np.sort(proba.max(axis=1))
+    lower = lower[lower < t].max()
+    assert review_band(proba, y, lower)["auto_precision"] < 0.99
+
+
+def test_calibrate_spec_stores_temperature_and_review_threshold():
+    from ctcnet.calibration import calibrate_spec
+
+    rng = np.random.default_rng(2)
+    n = 800
+    y = rng.integers(0, 4, n)
+    logits = rng.normal(0, 1, (n, 4))
+    logits[np.arange(n), y] += 2.5
+    spec = ModelSpec("compact", default_panel(), default_taxonomy())
+    calibrated = calibrate_spec(spec, 3.0 * logits, y, target=0.99)
+    assert 1.0 < calibrated.temperature < 1.45  # the true temperature is 3 / 2.5
+    assert calibrated.review_threshold == pytest.approx(
+        review_threshold_for_precision(softmax(3.0 * logits, calibrated.temperature), y, 0.99))
+    assert calibrated.metrics["calibration"]["review"]["auto_precision"] >= 0.99
+    assert ModelSpec.from_json(calibrated.to_json()).temperature == calibrated.temperature
+
+
+def test_review_threshold_by_hand():
+    proba = np.array([[0.99, 0.01], [0.95, 0.05], [0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+    labels = np.array([0, 0, 0, 1, 0])  # the 0.8 call is wrong
+    assert review_threshold_for_precision(proba, labels, 0.99) == pytest.approx(0.9)
+    assert review_threshold_for_precision(proba, labels, 0.75) == pytest.approx(0.7)
+    assert review_threshold_for_precision(proba[3:4], labels[3:4], 0.99) > 0.8
+
+
+# --- saliency ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ["compact", "resnet18"])
+def test_grad_cam_has_the_crops_shape(arch):
+    torch.manual_seed(0)
+    spec = ModelSpec(arch, default_panel(), default_taxonomy(), crop_size=SIZE)
+    model = build_classifier(spec).train()
+    x, y = toy_crops(2, seed=4)
+    maps = grad_cam(model, x, target_class=0)
+    assert model.training  # grad_cam runs in eval mode and restores the mode it found
+    assert maps.shape == x.shape
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+    assert grad_cam(model, x, target_class=list(y)).shape == x.shape
+    assert grad_cam(model, x[:3]).shape == (3, 5, SIZE, SIZE)
+    imp = channel_importance(maps)
+    assert imp.shape == (len(x), 5)
+    assert np.allclose(imp.sum(axis=1)[imp.sum(axis=1) > 0], 1)
+
+
+def test_grad_cam_points_at_the_marker_a_trained_model_uses():
+    """A tiny model trained to tell CTCs (CK+) from WBCs (CD45+) credits CK for its CTC calls."""
+    torch.manual_seed(0)
+    x, y = toy_crops(16, seed=5)
+    keep = y < 2
+    x, y = x[keep], y[keep]
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE,
+                     arch_kwargs={"width": 8})
+    model = build_classifier(spec)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    for _ in range(40):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+    model.eval()
+    ctcs = x[y == 0][:6]
+    imp = channel_importance(grad_cam(model, ctcs, target_class=0))
+    assert np.median(imp[:, 1]) > np.median(imp[:, 2])  # CK over CD45
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+def test_evaluate_crops_report(toy):
+    (x, y), (xt, yt) = toy
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
+    torch.manual_seed(0)
+    model = build_classifier(spec).eval()
+    baselines = fit_baselines(x, y, spec.panel, CLASSES)
+    subtypes = np.where(yt == 0, "ctc_bright", "other")
+    report = evaluate_crops(model, spec, xt, [CLASSES[k] for k in yt], subtypes, baselines)
+    cnn = report["cnn"]
+    assert set(cnn["per_class"]) == set(CLASSES)
+    assert set(cnn["ctc_sensitivity_at_specificity"]) == {"0.990", "0.998"}
+    assert set(report["baselines"]) == {"marker_gate", "feature_classifier"}
+    margin = report["cnn_minus_baseline"]["marker_gate"]["macro_f1"]
+    assert margin == pytest.approx(cnn["macro_f1"] - report["baselines"]["marker_gate"]["macro_f1"])
+    assert "ctc_bright" in cnn["recall_by_subtype"]
+
+
+def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys):
+    (x, y), (xt, yt) = toy
+    panel = default_panel()
+    spec = ModelSpec("compact", panel, default_taxonomy(), crop_size=SIZE)
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", build_classifier(spec), spec)
+    # The dataset holds only ctc and wbc; its train split fits the baselines.
+    keep, keep_t = y < 2, yt < 2
+    crops = np.concatenate([x[keep], xt[keep_t]]).astype(np.uint16)
+    labels = [CLASSES[k] for k in np.concatenate([y[keep], yt[keep_t]])]
+    splits = ["train"] * keep.sum() + ["test"] * keep_t.sum()
+    write_crop_dataset(tmp_path / "data", crops, labels, panel, splits=splits)
+    out = tmp_path / "out"
+    rc = main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
+               "--out", str(out), "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert {"macro_f1", "accuracy", "per_class", "ece"} <= set(printed)
+    assert set(printed["per_class"]) == {"ctc", "wbc"}
+    assert printed["n"] == keep_t.sum()
+    assert printed["baseline_training"] == "split=train"
+    for name in ("report.json", "confusion.json", "confusion.png", "reliability.png",
+                 "confusion_marker_gate.png"):
+        assert (out / name).stat().st_size > 0, name
+    from PIL import Image
+
+    assert Image.open(out / "confusion.png").size[0] > 100
+    assert json.loads((out / "confusion.json").read_text())["class_names"] == CLASSES
+    # Calibrate on the same folder (a stand-in for validation data) and evaluate that model.
+    rc = main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
+               "--out", str(tmp_path / "out2"), "--no-baselines", "--json",
+               "--calibrate-on", str(tmp_path / "data"), "--save-model", str(tmp_path / "c.pt")])
+    assert rc == 0
+    from ctcnet.model import load_model
+
+    _, calibrated = load_model(tmp_path / "c.pt")
+    assert calibrated.temperature != 1.0
+    assert json.loads(capsys.readouterr().out)["temperature"] == calibrated.temperature
+
+
+def test_evaluate_refuses_other_channels(tmp_path, toy):
+    (x, y), _ = toy
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
+    save_model(tmp_path / "m.pt", build_classifier(spec), spec)
+    other = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61", "VIM"]})
+    write_crop_dataset(tmp_path / "data", x[:4].astype(np.uint16), ["ctc"] * 4, other)
+    from ctcnet.evaluate import evaluate_dataset
+
+    with pytest.raises(PanelMismatchError):
+        evaluate_dataset(tmp_path / "data", tmp_path / "m.pt", tmp_path / "out",
+                         with_baselines=False)
+    assert main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
+                 "--out", str(tmp_path / "out"), "--no-baselines"]) == 2
+
+
+def test_ece_helper_agrees_with_report(toy):
+    _, (xt, yt) = toy
+    p = np.eye(4)[yt] * 0.7 + 0.075
+    assert expected_calibration_error(p, yt) == pytest.approx(1 - 0.775)  # always right at 0.775
