@@ -120,16 +120,10 @@ def machine_info() -> dict:
 # ---------------------------------------------------------------------------------------------
 # Classification throughput.
 
-def benchmark_crops(spec, count: int, seed: int = 7) -> np.ndarray:
-    """Realistic raw crops (simulated, all classes) tiled up to ``count``."""
-    from .simulate import simulate_crops
-
-    per_class = max(1, min(64, count) // spec.num_classes + 1)
-    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
-                           seed=seed)
-    images = batch.images.astype(np.float32)
+def tile_to(images: np.ndarray, count: int) -> np.ndarray:
+    """Repeat crops up to ``count`` (timing batches larger than the labelled set)."""
     reps = int(np.ceil(count / len(images)))
-    return np.ascontiguousarray(np.tile(images, (reps, 1, 1, 1))[:count])
+    return np.ascontiguousarray(np.tile(images, (reps, 1, 1, 1))[:count]).astype(np.float32)
 
 
 def model_flops(model, crop: np.ndarray) -> float:
@@ -144,16 +138,20 @@ def model_flops(model, crop: np.ndarray) -> float:
 
 
 def bench_classification(model_path: Path, settings: BenchSettings, workdir: Path) -> dict:
+    """crops/s of every engine at every batch size, as ratios to torch eager; macro-F1 of each
+    engine on the same labelled simulated crops (what quantisation or fp16 costs)."""
     import torch
 
-    from .export import export_onnx
+    from .export import export_onnx, simulated_crops
+    from .metrics import macro_f1
     from .model import load_model
     from .runtime import OnnxClassifier
 
     model, spec = load_model(model_path)
-    crops = benchmark_crops(spec, max(settings.batch_sizes))
+    labelled = simulated_crops(spec, 64 if settings.quick else 2000, seed=777)
+    crops = tile_to(labelled.images, max(settings.batch_sizes))
     flops = model_flops(model, crops[0])
-    engines: dict[str, Callable[[np.ndarray], object]] = {}
+    engines: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 
     def torch_engine(net, channels_last=False, device="cpu", autocast=None):
         net = net.to(device)
@@ -166,29 +164,36 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), torch.autocast(
                     device, dtype=autocast or torch.float32, enabled=autocast is not None):
-                return net(x).float().cpu()
+                return net(x).float().cpu().numpy()
         return run
+
+    def onnx_engine(path):
+        clf = OnnxClassifier(path, providers=["CPUExecutionProvider"])
+        return lambda batch: clf.predict_proba(batch, batch_size=len(batch))
 
     engines["torch eager fp32"] = torch_engine(model)
     engines["torch eager fp32 channels_last"] = torch_engine(load_model(model_path)[0], True)
-    onnx_files = {"fp32": workdir / "model-fp32.onnx", "int8": workdir / "model-int8.onnx"}
-    export_onnx(model_path, onnx_files["fp32"], precision="fp32")
-    engines["ORT fp32"] = OnnxClassifier(onnx_files["fp32"], providers=["CPUExecutionProvider"]
-                                         ).predict_proba
-    int8_note = None
-    try:
-        export_onnx(model_path, onnx_files["int8"], precision="int8",
-                    calibration=f"simulate:{64 if settings.quick else 512}")
-        engines["ORT int8"] = OnnxClassifier(onnx_files["int8"],
-                                             providers=["CPUExecutionProvider"]).predict_proba
-    except Exception as err:  # the int8 gate refuses a model that loses too much accuracy
-        int8_note = f"int8 not measured: {err}"
-        onnx_files.pop("int8")
-    gpu = torch.cuda.is_available()
-    if gpu:
+    onnx_files = {p: workdir / f"model-{p}.onnx" for p in ("fp32", "fp16", "int8")}
+    notes = []
+    for precision, path in list(onnx_files.items()):
+        try:
+            calibration = f"simulate:{64 if settings.quick else 512}"
+            export_onnx(model_path, path, precision=precision,
+                        calibration=calibration if precision == "int8" else None)
+            engines[f"ORT {precision}"] = onnx_engine(path)
+        except Exception as err:  # e.g. the int8 gate refuses a model that loses accuracy
+            notes.append(f"ORT {precision} not measured: {err}")
+            onnx_files.pop(precision)
+    if torch.cuda.is_available():
         for name, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
             engines[f"torch CUDA {name}"] = torch_engine(load_model(model_path)[0], True, "cuda",
                                                          dtype)
+
+    accuracy = {}
+    for name, engine in engines.items():
+        scores = np.concatenate([engine(labelled.images[i:i + 256].astype(np.float32))
+                                 for i in range(0, len(labelled.images), 256)])
+        accuracy[name] = macro_f1(labelled.labels, scores.argmax(axis=1), spec.num_classes)
 
     rows = []
     for batch_size in settings.batch_sizes:
@@ -201,7 +206,8 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
             samples = time_repeated(lambda: [engine(batch) for _ in range(calls)],
                                     settings.repeats, sync=sync)
             rates = [calls * batch_size / s for s in samples]
-            row = {"engine": name, "batch": batch_size, "crops_per_s": stats(rates)}
+            row = {"engine": name, "batch": batch_size, "crops_per_s": stats(rates),
+                   "macro_f1": accuracy[name]}
             if name == "torch eager fp32":
                 base = row["crops_per_s"]["median"]
             row["ratio_to_torch_eager"] = row["crops_per_s"]["median"] / base
@@ -213,7 +219,8 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
     sizes = {k: v.stat().st_size for k, v in onnx_files.items()}
     sizes["torch .pt"] = Path(model_path).stat().st_size
     return {"rows": rows, "model_file_bytes": sizes, "flops_per_crop": flops,
-            "crop_shape": list(crops.shape[1:]), "note": int8_note}
+            "crop_shape": list(crops.shape[1:]), "accuracy_crops": labelled.source,
+            "note": "; ".join(notes) or None}
 
 
 def _gpu_peak(device_name: str, precision: str) -> float | None:
@@ -272,11 +279,15 @@ def _run_worker(args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def worker_predict(cartridge: str, model: str, out: str, backend: str) -> dict:
+def worker_predict(cartridge: str, model: str, out: str, backend: str,
+                   workers: str | None = None) -> dict:
     from .predict import PredictOptions, load_backend, peak_memory_mb, predict_cartridge
 
     engine = load_backend(model, backend)
-    summary = predict_cartridge(cartridge, engine, out, PredictOptions(quiet=True, overwrite=True))
+    options = PredictOptions(quiet=True, overwrite=True)
+    if workers is not None:
+        options.workers = int(workers)
+    summary = predict_cartridge(cartridge, engine, out, options)
     return {"timings_s": summary["timings_s"], "events": summary["events"],
             "frames": summary["frames"], "peak_rss_mb": peak_memory_mb()}
 
@@ -313,6 +324,12 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(dir=workdir) as out:
                 runs.append(_run_worker(["predict", str(cart), str(model_path), out, backend]))
+        inline = None
+        if frames == middle:
+            # One run with reading and detection inline (no background threads), so the
+            # per-stage split adds up to the wall time.
+            with tempfile.TemporaryDirectory(dir=workdir) as out:
+                inline = _run_worker(["predict", str(cart), str(model_path), out, backend, "0"])
         totals = [r["timings_s"]["total"] for r in runs]
         best = runs[totals.index(statistics.median(totals))] if len(runs) % 2 else runs[0]
         events = runs[0]["events"] or 0
@@ -320,6 +337,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
             "frames": frames, "events": events, "backend": backend,
             "total_s": stats(totals),
             "stages_s": {k: round(v, 3) for k, v in best["timings_s"].items()},
+            "stages_inline_s": inline and {k: round(v, 3) for k, v in inline["timings_s"].items()},
             "events_per_s": events / statistics.median(totals) if events else None,
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             "io_read_bytes_s": stats([r["read_bytes_s"] for r in io]),
@@ -406,13 +424,15 @@ def render_markdown(record: dict) -> str:
     if c:
         lines += ["## Classification throughput (crops/s)", "",
                   f"Crops {c['crop_shape']} (C, H, W) of raw counts, normalisation included; "
-                  f"{c['flops_per_crop'] / 1e6:.1f} MFLOP per crop.", "",
-                  "| engine | batch | crops/s | x torch eager |", "|---|---:|---:|---:|"]
+                  f"{c['flops_per_crop'] / 1e6:.1f} MFLOP per crop. Macro-F1 of each engine on "
+                  f"{c['accuracy_crops']}.", "",
+                  "| engine | batch | crops/s | x torch eager | macro-F1 |",
+                  "|---|---:|---:|---:|---:|"]
         for r in c["rows"]:
             frac = r.get("fraction_of_gpu_peak")
             extra = f" ({100 * frac:.1f}% of GPU peak)" if frac else ""
             lines.append(f"| {r['engine']} | {r['batch']} | {_fmt(r['crops_per_s'])}{extra} | "
-                         f"{r['ratio_to_torch_eager']:.2f} |")
+                         f"{r['ratio_to_torch_eager']:.2f} | {r['macro_f1']:.4f} |")
         sizes = ", ".join(f"{k}: {v / 1024:.0f} KiB" for k, v in c["model_file_bytes"].items())
         lines += ["", f"Model files: {sizes}."]
         if c.get("note"):
@@ -439,6 +459,14 @@ def render_markdown(record: dict) -> str:
                 f"{s.get('report', 0):.1f} | {r['peak_rss_mb']:,.0f} | "
                 f"{_fmt(r['io_read_bytes_s'], 2)} | {_fmt(r['io_read_decode_s'], 2)} |")
         rows = k["rows"]
+        for r in rows:
+            if r.get("stages_inline_s"):
+                s = r["stages_inline_s"]
+                lines += ["", f"{r['frames']} frames with reading and detection inline (no "
+                          "background threads, so the stages add up): " + ", ".join(
+                              f"{name} {s[name]:.1f} s" for name in
+                              ("read", "detect", "crop", "classify", "write", "report", "total")
+                              if name in s) + "."]
         if len(rows) >= 2 and rows[0]["frames"]:
             first, last = rows[0], rows[-1]
             t_ratio = last["total_s"]["median"] / first["total_s"]["median"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CtcnetError, InputError
+from .metrics import macro_f1  # noqa: F401  (the one macro-F1 of the project, re-exported)
 
 QUANTISED_OPS = ["Conv", "Gemm", "MatMul"]
 MAX_F1_DROP_POINTS = 0.5
@@ -39,17 +40,6 @@ class LabelledCrops:
         cal, ev = order[:n_cal], order[n_cal:]
         return (LabelledCrops(self.images[cal], self.labels[cal], self.source),
                 LabelledCrops(self.images[ev], self.labels[ev], self.source))
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Macro-F1 over the classes present in ``y_true`` (a class absent there has no F1)."""
-    from sklearn.metrics import f1_score
-
-    present = np.unique(y_true)
-    if len(present) == 0:
-        raise InputError("no labelled crops to measure macro-F1 on")
-    assert present.max() < num_classes
-    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
 
 
 def f1_drop_points(f1_reference: float, f1_candidate: float) -> float:
