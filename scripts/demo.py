@@ -32,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (cartridge / "ground_truth.csv").exists():
         print(f"[1/3] simulating a {args.frames}-frame demo cartridge into {cartridge}")
         t0 = time.perf_counter()
-        rc = ctcnet(["simulate", "cartridge", "--out", str(cartridge), "--frames",
-                     str(args.frames), "--events-per-frame", str(args.events_per_frame),
-                     "--seed", str(args.seed)])
+        rc = ctcnet(["simulate", "cartridge", str(cartridge), "--frames", str(args.frames),
+                     "--events", str(args.events_per_frame), "--seed", str(args.seed)])
         if rc:
             print("simulation is not available in this build; stopping", file=sys.stderr)
             return rc
@@ -47,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"[2/3] classifying every event with {DEFAULT_MODEL.name}")
     t0 = time.perf_counter()
-    rc = ctcnet(["predict", str(cartridge), "--model", str(DEFAULT_MODEL), "--out", str(results)])
+    # No --model: predict takes the shipped model, through onnxruntime when its ONNX export
+    # matches the checkpoint (the fast CPU path), else through torch.
+    rc = ctcnet(["predict", str(cartridge), "--out", str(results)])
     if rc:
         print("prediction failed or is not available in this build", file=sys.stderr)
         return rc
