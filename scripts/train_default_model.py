@@ -71,13 +71,14 @@ def measure_steps_per_second(module, datamodule, steps: int = 4) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def predict(model, images: np.ndarray, batch: int = 512) -> np.ndarray:
+def predict(model, images: np.ndarray, batch: int = 512, logits: bool = False) -> np.ndarray:
+    """Calibrated probabilities (or raw logits) of a crop array."""
     device = next(model.parameters()).device
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
             raw = torch.from_numpy(images[start:start + batch].astype(np.float32)).to(device)
-            out.append(model.predict_proba(raw).cpu().numpy())
+            out.append((model(raw) if logits else model.predict_proba(raw)).float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -158,6 +159,17 @@ def main(argv=None) -> int:
     print(f"trained {epochs} epochs in {train_seconds:.0f} s; best {checkpoint.best_model_path} "
           f"val macro-F1 {float(checkpoint.best_model_score):.4f}", flush=True)
 
+    # Calibration on the validation split (never on test seeds): softmax temperature, and the
+    # review threshold above which automatic calls are >= 99 % precise.
+    from ctcnet.calibration import calibrate_spec
+
+    val = datamodule.splits["val"]
+    spec = calibrate_spec(spec, predict(model, val.images, logits=True), val.targets, 0.99)
+    model.spec = spec
+    calibration = spec.metrics["calibration"]
+    print(f"calibrated: temperature {spec.temperature:.3f}, review threshold "
+          f"{spec.review_threshold:.3f}", flush=True)
+
     # Held-out test sets: other seeds, so other simulated samples and scanners.
     t0 = time.perf_counter()
     test = evaluate(model, spec, SimConfig(), args.test_per_class, TEST_SEED)
@@ -170,6 +182,11 @@ def main(argv=None) -> int:
                              "ctc_recall": r["ctc_recall"],
                              "wbc_called_ctc_rate": r["wbc_called_ctc_rate"], "n": r["n"]}
         print(f"shift {shift}: macro-F1 {r['macro_f1']:.4f}", flush=True)
+    # CNN and both baselines (marker gate, feature classifier) side by side on every shift.
+    from ctcnet.evaluate import robustness_report
+
+    versus_baselines = robustness_report(model, spec, n_per_class=args.shift_per_class,
+                                         seed=TEST_SEED + 100)
     eval_seconds = time.perf_counter() - t0
 
     command = "python scripts/train_default_model.py " + shlex.join(
@@ -178,9 +195,10 @@ def main(argv=None) -> int:
          "--shift-per-class", str(args.shift_per_class)])
     headline = {k: test[k] for k in ("macro_f1", "accuracy", "ctc_recall",
                                      "wbc_called_ctc_rate", "per_class", "confusion", "ece")}
+    validation = {k: v for k, v in spec.metrics.items() if k != "calibration"}
     spec = spec.replace(metrics={"test_default_randomisation": headline,
-                                 "robustness": robustness,
-                                 "validation": spec.metrics})
+                                 "robustness": robustness, "calibration": calibration,
+                                 "validation": validation})
     out = Path(args.out)
     model_path = out / f"{args.name}.pt"
     save_model(model_path, model, spec)
@@ -194,7 +212,10 @@ def main(argv=None) -> int:
         "classes": spec.class_names,
         "crop_size": spec.crop_size,
         "pixel_size_um": spec.pixel_size_um,
-        "normalisation": "per-crop robust background/noise + asinh (snr), inside the model",
+        "normalisation": normalisation_text(spec),
+        "calibration": {"temperature": spec.temperature,
+                        "review_threshold": spec.review_threshold,
+                        "fitted_on": "validation split", **calibration},
         "data": {"source": "simulated (ctcnet.simulate, SimConfig() default randomisation)",
                  "train_val": datamodule.summary(),
                  "test": {"seed": TEST_SEED, "per_class": args.test_per_class,
@@ -210,6 +231,7 @@ def main(argv=None) -> int:
                      "hyper_parameters": spec.training.get("hyper_parameters", {})},
         "test_default_randomisation": {k: test[k] for k in test if k != "seed"},
         "robustness": robustness,
+        "robustness_vs_baselines": versus_baselines,
         "targets": TARGETS,
         "targets_met": {"macro_f1": test["macro_f1"] >= TARGETS["macro_f1"],
                         "ctc_recall": test["ctc_recall"] >= TARGETS["ctc_recall"],
@@ -223,6 +245,15 @@ def main(argv=None) -> int:
     print(json.dumps({k: card["test_default_randomisation"][k]
                       for k in ("macro_f1", "ctc_recall", "wbc_called_ctc_rate")}, indent=2))
     return 0
+
+
+def normalisation_text(spec) -> str:
+    cfg = spec.panel.channels[0].normalisation
+    if cfg.get("method") != "snr":
+        return "fixed value range per channel, inside the model"
+    return (f"per-crop robust background/noise (10th/30th percentiles, every "
+            f"{cfg.get('sample_step', 2)}th pixel) then {cfg.get('compression', 'asinh')} "
+            f"compression (softness {cfg.get('softness', 3.0)}), inside the model")
 
 
 def render_card(card: dict) -> str:
@@ -266,6 +297,29 @@ def render_card(card: dict) -> str:
     for name, r in card["robustness"].items():
         lines.append(f"| {name} | {r['description']} | {r['macro_f1']:.4f} | "
                      f"{r['ctc_recall']:.4f} | {r['wbc_called_ctc_rate']:.4f} | {r['n']} |")
+    vs = card.get("robustness_vs_baselines")
+    if vs:
+        lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",
+                  f"{vs['n_per_class']} crops per class per shift, seed {vs['seed']}; baselines "
+                  "fitted on a separate simulated training set. `ctc_dim` = recall of CK-dim CTCs.",
+                  "", "| shift | CNN | marker gate | feature classifier | CNN - gate | "
+                  "ctc_dim recall (CNN / gate / features) |", "|---|---|---|---|---|---|"]
+        for name, r in vs["shifts"].items():
+            dim = r.get("ctc_dim_recall", {})
+            dims = " / ".join(f"{dim[k]:.2f}" for k in ("cnn", "marker_gate",
+                                                         "feature_classifier") if k in dim)
+            lines.append(f"| {name} | {r['cnn']:.4f} | {r['marker_gate']:.4f} | "
+                         f"{r['feature_classifier']:.4f} | {r['cnn_minus_marker_gate']:+.4f} | "
+                         f"{dims} |")
+    cal = card.get("calibration")
+    if cal:
+        review = cal.get("review", {})
+        lines += ["", "## Calibration (fitted on the validation split)", "",
+                  f"Temperature {cal['temperature']:.3f}; review threshold "
+                  f"{cal['review_threshold']:.3f}: calls whose top probability is below it go "
+                  "to a person. On validation: " + ", ".join(
+                      f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in review.items() if not isinstance(v, (dict, list))) + "."]
     lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |",
               "|---|---|---|"]
     for name, r in test.get("subtype_recall", {}).items():

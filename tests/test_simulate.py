@@ -84,7 +84,7 @@ def test_labels_counts_samples_and_realistic_counts():
 def test_ctcs_are_ck_positive_cd45_negative_and_wbcs_the_reverse(per_subtype):
     # One nominal scanner (equal channel gains), so counts compare across channels; what
     # little there is of the other marker is bleed-through (2 %) or faint non-specific CK.
-    b = simulate_crops(6, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3,
+    b = simulate_crops(16, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3,
                        config=dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0)))
     ck, cd45 = signal(b.images, 1), signal(b.images, 2)
     for name in ("ctc_bright", "ctc_apoptotic"):

@@ -1,7 +1,8 @@
 """Simulated crop datasets: labelled (C, S, S) cell images in raw camera counts.
 
 Each crop shows one labelled object near its centre plus unlabelled neighbours (leukocytes,
-debris; never a CTC or platelets, never touching), in a sample's scanner and stain settings.
+debris, now and then a CTC; never a cluster or platelets, never touching), in a sample's
+scanner and stain settings.
 Crops are made in chunks: all primitives of a chunk are rendered in one pass, then blur,
 bleed-through, background, illumination and camera noise run on the whole (n, C, H, W) stack.
 """
@@ -167,11 +168,11 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
     jitter_a = rng.uniform(0, 2 * np.pi, n)
     ex = np.concatenate([jitter_r * np.cos(jitter_a), np.zeros(nb_owner.size)])
     ey = np.concatenate([jitter_r * np.sin(jitter_a), np.zeros(nb_owner.size)])
-    # Edge-cut objects: most are centred and mirror-padded past the frame edge (see below), as
-    # ctcnet.cropping cuts them; a quarter sit on the crop border, as tools that clamp the
-    # crop window inside the frame show them.
-    edge = subtypes == "edge_cut"
-    on_border = np.flatnonzero(edge & (rng.random(n) < 0.25))
+    # Edge-cut objects sit on the crop border, as tools that clamp the crop window inside the
+    # frame show them: the cut is visible. (ctcnet predict mirror-pads windows that leave the
+    # frame, which can make half a cell look whole; it files those events as debris by their
+    # geometry, so no crop label ever has to be guessed from a mirror image.)
+    on_border = np.flatnonzero(subtypes == "edge_cut")
     side = rng.integers(0, 4, on_border.size)
     inset = size / 2 * px[on_border] - rng.uniform(-0.3, 0.5, on_border.size) * \
         radius[on_border]
@@ -210,41 +211,9 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
     expected = (signal + background) * (light * gain).astype(np.float32)
     counts = camera(rng, expected, draws.offset[samples], draws.camera_gain[samples],
                     draws.read_noise[samples], cfg.noise_scale, cfg.saturation)
-    cut = np.setdiff1d(np.flatnonzero(edge), on_border)
-    if cut.size:
-        counts[cut] = _cut_at_frame_edge(rng, counts[cut], ex[cut] / px[cut], ey[cut] / px[cut],
-                                         radius[cut] / px[cut])
     if cfg.output_bits == 8:
         counts = to_display_8bit(counts, draws.offset[samples], draws.display_max[samples])
     return counts.astype(np.uint16)
-
-
-def _cut_at_frame_edge(rng, crops: np.ndarray, dx: np.ndarray, dy: np.ndarray,
-                       radius_px: np.ndarray) -> np.ndarray:
-    """Replace the part of each crop beyond a frame edge by the mirror image of what is inside.
-
-    The edge runs through the object (between 0.3 radius behind and 0.5 radius past its
-    centre, on a random side), as a crop cut out at the border of a frame looks once padded.
-    """
-    n, _, size, _ = crops.shape
-    side = rng.integers(0, 4, n)  # 0 right, 1 left, 2 bottom, 3 top
-    depth = rng.uniform(-0.3, 0.5, n) * radius_px
-    centre = (size - 1) / 2
-    line_x = np.where(side == 0, centre + dx + depth, centre + dx - depth)
-    line_y = np.where(side == 2, centre + dy + depth, centre + dy - depth)
-    grid = np.arange(size)[None, :]
-    lx = np.clip(np.round(line_x), 0, size - 1).astype(int)[:, None]
-    ly = np.clip(np.round(line_y), 0, size - 1).astype(int)[:, None]
-    # Mirror about the edge, as ctcnet.cropping pads windows that leave the frame.
-    mirror_x = np.clip(2 * lx - grid, 0, size - 1)
-    mirror_y = np.clip(2 * ly - grid, 0, size - 1)
-    ix = np.where(((side == 0)[:, None] & (grid > lx)) | ((side == 1)[:, None] & (grid < lx)),
-                  mirror_x, grid)
-    iy = np.where(((side == 2)[:, None] & (grid > ly)) | ((side == 3)[:, None] & (grid < ly)),
-                  mirror_y, grid)
-    rows = np.arange(n)[:, None, None, None]
-    chans = np.arange(crops.shape[1])[None, :, None, None]
-    return crops[rows, chans, iy[:, None, :, None], ix[:, None, None, :]]
 
 
 def write_crop_batch(batch: CropBatch, out_dir: str | Path, panel=None) -> Path:
