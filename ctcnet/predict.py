@@ -120,6 +120,12 @@ class TorchBackend:
     def device_name(self) -> str:
         return str(self.device)
 
+    def explainer(self):
+        """Per-channel saliency for the review gallery: (crops, class indices) -> (N,C,S,S)."""
+        from .saliency import grad_cam
+
+        return lambda crops, classes: grad_cam(self.model, crops, classes)
+
 
 class OnnxBackend:
     """An exported ONNX model through ``ctcnet.runtime`` (numpy + onnxruntime only)."""
@@ -147,6 +153,31 @@ class OnnxBackend:
     @property
     def device_name(self) -> str:
         return ",".join(self.classifier.providers)
+
+    def source_checkpoint(self) -> Path | None:
+        """The torch checkpoint this graph was exported from, if it lies beside it unchanged."""
+        try:
+            source = json.loads(self.classifier.metadata.get("ctcnet_export", "{}"))
+        except ValueError:
+            return None
+        path = self.model_path.parent / str(source.get("source", ""))
+        if not source.get("source") or not path.is_file():
+            return None
+        if source.get("source_sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+            return None
+        return path
+
+    def explainer(self):
+        """Saliency needs gradients: taken from the unchanged source checkpoint when it is
+        beside the ONNX file (the shipped model's case), else None (gallery without maps)."""
+        path = self.source_checkpoint()
+        if path is None:
+            return None
+        from .model import load_model
+        from .saliency import grad_cam
+
+        model, _ = load_model(path)
+        return lambda crops, classes: grad_cam(model, crops, classes)
 
 
 def default_batch_size(device_type: str) -> int:
@@ -179,10 +210,9 @@ def _shipped_onnx_for_cpu(device: str, batch_size: int | None):
         return None
     try:
         backend = OnnxBackend(onnx, device="cpu", batch_size=batch_size)
-        source = json.loads(backend.classifier.metadata.get("ctcnet_export", "{}"))
-    except (ImportError, CtcnetError, ValueError):
+    except (ImportError, CtcnetError):
         return None
-    if source.get("source_sha256") != hashlib.sha256(pt.read_bytes()).hexdigest():
+    if backend.source_checkpoint() != pt:
         return None  # a stale export of an older checkpoint: use the checkpoint itself
     return backend
 
@@ -465,6 +495,7 @@ class PredictOptions:
     gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
     gallery_limit: int = 200     # per category in the final gallery
     report: bool = True
+    saliency: bool = True        # per-channel saliency maps in the review gallery
     # Class for events cut by the frame border (not intact, so never counted as CTCs); None
     # keeps the model's call. The model's own call stays in the ``model_class`` column.
     edge_cut_as: str | None = "debris"
@@ -565,8 +596,9 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
         from .report import write_report
 
         t0 = time.perf_counter()
+        explain = backend.explainer() if options.saliency else None
         summary["gallery"] = write_report(out_dir, events, gallery, cartridge.panel, spec,
-                                          summary, options.gallery_limit)
+                                          summary, options.gallery_limit, explain)
         seconds["report"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - t_start
         summary["timings_s"] = {k: round(v, 4) for k, v in seconds.items()}

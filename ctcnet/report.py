@@ -2,7 +2,9 @@
 
 A gallery tile shows one event: every channel side by side in grey (each stretched between its
 own 1st and 99.8th percentile within the crop, so a dim marker is visible and a bright one is
-not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...). Tiles are
+not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under them, when the model
+allows gradients, a per-channel saliency row (Grad-CAM x input) that shows which marker drove
+the call. Tiles are
 stacked into montage pages per category: every call of a reported class (``ctc``, ``cluster``)
 and the uncertain events (``review``). ``index.html`` shows the summary and the pages; a small
 inline script reports any image that fails to load, so a broken page is obvious to a reader
@@ -60,8 +62,19 @@ def overlay(stretched: np.ndarray, panel: Panel) -> np.ndarray:
     return np.clip(np.einsum("ncij,ck->nijk", stretched, colours), 0.0, 1.0)
 
 
-def render_tiles(crops: np.ndarray, panel: Panel, scale: int) -> np.ndarray:
-    """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles."""
+def heat_colours(saliency: np.ndarray) -> np.ndarray:
+    """(..., S, S) saliency in [0, 1] -> (..., S, S, 3): black, red, yellow, white ("hot")."""
+    v = np.clip(saliency, 0.0, 1.0)[..., None]
+    return np.clip(np.concatenate([3 * v, 3 * v - 1, 3 * v - 2], axis=-1), 0.0, 1.0)
+
+
+def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
+                 saliency: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
+
+    With ``saliency`` (N, C, S, S), a second row under the channels shows which pixels of which
+    marker drove the call (the overlay column's second row: the saliency summed over channels).
+    """
     n, c, s, _ = crops.shape
     st = stretch(crops)
     grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
@@ -73,10 +86,17 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int) -> np.ndarray:
                        (mid, slice(0, tick)), (mid, slice(s - tick, s))):
         colour[:, rows, cols] = 1.0
     panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
+    if saliency is not None:
+        total = saliency.sum(axis=1, keepdims=True)
+        total = total / np.maximum(total.max(axis=(2, 3), keepdims=True), 1e-6)
+        heat = heat_colours(np.concatenate([saliency, total], 1))    # (N, C+1, S, S, 3)
+        gap = np.full(panels.shape[:2] + (GAP, s, 3), 0.15, np.float32)
+        panels = np.concatenate([panels, gap, heat], axis=2)          # two rows per tile
+    rows = panels.shape[2]
     panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)      # nearest-neighbour zoom
     ss = s * scale
     panels = np.pad(panels, ((0, 0), (0, 0), (0, 0), (0, GAP), (0, 0)), constant_values=0.15)
-    tiles = panels.transpose(0, 2, 1, 3, 4).reshape(n, ss, (c + 1) * (ss + GAP), 3)
+    tiles = panels.transpose(0, 2, 1, 3, 4).reshape(n, rows * scale, (c + 1) * (ss + GAP), 3)
     return (tiles * 255 + 0.5).astype(np.uint8)
 
 
@@ -130,8 +150,10 @@ def gallery_lookup(events: pd.DataFrame, gallery: dict) -> tuple[pd.Series, np.n
 
 
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                  spec: ModelSpec, limit: int) -> dict:
-    """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages."""
+                  spec: ModelSpec, limit: int, explain=None) -> dict:
+    """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages.
+
+    ``explain(crops, class_indices) -> (N, C, S, S)`` adds a saliency row to every tile."""
     gdir = out_dir / "gallery"
     gdir.mkdir(parents=True, exist_ok=True)
     position, stacked = gallery_lookup(events, gallery)
@@ -143,7 +165,11 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             s = crops.shape[-1]
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
-            tiles = render_tiles(crops, panel, scale)
+            saliency = None
+            if explain is not None:
+                classes = [spec.taxonomy.index(k) for k in with_crops["class"]]
+                saliency = explain(np.asarray(crops, np.float32), classes)
+            tiles = render_tiles(crops, panel, scale, saliency)
             labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
                       + (" REVIEW" if r else "") + (" edge" if ec else "")
                       for e, f, x, y, k, p, r, ec in zip(
@@ -254,10 +280,10 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 
 
 def write_report(out_dir: str | Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                 spec: ModelSpec, summary: dict, limit: int = 400) -> dict:
+                 spec: ModelSpec, summary: dict, limit: int = 400, explain=None) -> dict:
     """Gallery montages plus index.html for one cartridge; returns the gallery info."""
     out_dir = Path(out_dir)
-    info = write_gallery(out_dir, events, gallery, panel, spec, limit)
+    info = write_gallery(out_dir, events, gallery, panel, spec, limit, explain)
     write_html(out_dir, summary, info)
     return info
 

@@ -1,0 +1,38 @@
+"""Review gallery tiles: channels side by side, overlay, and the per-channel saliency row."""
+
+import numpy as np
+
+from ctcnet.model import build_classifier, save_model
+from ctcnet.panel import default_panel
+from ctcnet.predict import TorchBackend
+from ctcnet.report import GAP, heat_colours, render_tiles
+from ctcnet.spec import ModelSpec
+from ctcnet.taxonomy import default_taxonomy
+
+
+def test_tiles_gain_a_saliency_row(rng):
+    panel = default_panel()
+    crops = rng.normal(150, 5, (3, 5, 32, 32)).astype(np.float32)
+    plain = render_tiles(crops, panel, scale=2)
+    assert plain.shape == (3, 64, 6 * (64 + GAP), 3)
+    saliency = np.zeros((3, 5, 32, 32), np.float32)
+    saliency[:, 1, 10:20, 10:20] = 1.0  # the CK channel drove the call
+    tiles = render_tiles(crops, panel, scale=2, saliency=saliency)
+    assert tiles.shape == (3, 2 * 64 + 2 * GAP, 6 * (64 + GAP), 3)
+    heat_row = tiles[:, 64 + 2 * GAP:]
+    ck_cell = heat_row[:, 30:32, (64 + GAP) + 30]        # inside the salient square, CK column
+    dapi_cell = heat_row[:, 30:32, 30]                   # same place, DAPI column: dark
+    assert ck_cell.min() > 200 and dapi_cell.max() < 10
+    assert np.array_equal(heat_colours(np.array([0.0, 1.0])), [[0, 0, 0], [1, 1, 1]])
+
+
+def test_torch_backend_explains_calls(tmp_path, rng):
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=32,
+                     arch_kwargs={"width": 8})
+    save_model(tmp_path / "m.pt", build_classifier(spec))
+    explain = TorchBackend(tmp_path / "m.pt", device="cpu").explainer()
+    crops = rng.normal(150, 5, (4, 5, 32, 32)).astype(np.float32)
+    crops[:, 1, 12:20, 12:20] += 300
+    maps = explain(crops, [0, 1, 2, 3])
+    assert maps.shape == crops.shape and np.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1
