@@ -281,7 +281,8 @@ def _run_worker(args: list[str]) -> dict:
 
 def worker_predict(cartridge: str, model: str, out: str, backend: str,
                    workers: str | None = None) -> dict:
-    from .predict import PredictOptions, load_backend, peak_memory_mb, predict_cartridge
+    from .backends import load_backend
+    from .predict import PredictOptions, peak_memory_mb, predict_cartridge
 
     engine = load_backend(model, backend)
     options = PredictOptions(quiet=True, overwrite=True)

@@ -32,9 +32,10 @@ from torch import nn
 from . import __version__
 from .errors import CtcnetError, InputError
 from .fileutil import atomic_write_bytes
+from .metrics import macro_f1
 from .model import CTCClassifier, load_model
 from .quantize import (MAX_F1_DROP_POINTS, LabelledCrops, check_f1_gate, f1_drop_points,
-                       macro_f1, quantize_int8)
+                       quantize_int8)
 from .runtime import (DIGEST_KEY, INPUT_CONTRACT, INPUT_NAME, OUTPUT_NAMES, SPEC_KEY,
                       OnnxClassifier, model_digest)
 from .spec import ModelSpec

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CtcnetError, InputError
-from .metrics import macro_f1  # noqa: F401  (the one macro-F1 of the project, re-exported)
 
 QUANTISED_OPS = ["Conv", "Gemm", "MatMul"]
 MAX_F1_DROP_POINTS = 0.5

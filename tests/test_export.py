@@ -22,7 +22,8 @@ from ctcnet.export import (OnnxGraph, export_onnx, load_labelled_crops, stratifi
                            synthetic_crops, verification_crops, verify_against_torch)
 from ctcnet.model import build_classifier, load_model, save_model
 from ctcnet.panel import load_panel
-from ctcnet.quantize import LabelledCrops, check_f1_gate, f1_drop_points, macro_f1
+from ctcnet.metrics import macro_f1
+from ctcnet.quantize import LabelledCrops, check_f1_gate, f1_drop_points
 from ctcnet.runtime import OnnxClassifier
 from ctcnet.spec import ModelSpec
 from ctcnet.taxonomy import Taxonomy

@@ -18,8 +18,8 @@ from ctcnet.detect import detection_recall
 from ctcnet.errors import PanelMismatchError
 from ctcnet.model import build_classifier, save_model
 from ctcnet.panel import load_panel
-from ctcnet.predict import (CrossFrameBatcher, FrameWork, PredictOptions, load_backend,
-                            predict_cartridge)
+from ctcnet.backends import load_backend
+from ctcnet.predict import CrossFrameBatcher, FrameWork, PredictOptions, predict_cartridge
 from ctcnet.spec import ModelSpec
 from ctcnet.taxonomy import default_taxonomy
 

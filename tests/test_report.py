@@ -4,7 +4,7 @@ import numpy as np
 
 from ctcnet.model import build_classifier, save_model
 from ctcnet.panel import default_panel
-from ctcnet.predict import TorchBackend
+from ctcnet.backends import TorchBackend
 from ctcnet.report import GAP, heat_colours, render_tiles
 from ctcnet.spec import ModelSpec
 from ctcnet.taxonomy import default_taxonomy

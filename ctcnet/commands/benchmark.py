@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..benchmark import BenchSettings, run_benchmark
     from ..errors import InputError
-    from ..predict import default_model_path
+    from ..backends import default_model_path
 
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
     if args.frames:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..evaluate import evaluate_dataset
-    from ..predict import default_model_path
+    from ..backends import default_model_path
 
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")

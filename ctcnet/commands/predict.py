@@ -42,7 +42,8 @@ def run(args) -> int:
     from ..detect import DetectConfig
     from ..distributed import distributed_context, write_run_index
     from ..errors import InputError
-    from ..predict import PredictOptions, load_backend, predict_inputs
+    from ..backends import load_backend
+    from ..predict import PredictOptions, predict_inputs
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
