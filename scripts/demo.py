@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not DEFAULT_MODEL.exists():
         print(f"[2/3] no shipped model at {DEFAULT_MODEL}: classification skipped")
         return 1
-    print(f"[2/3] classifying every event with {DEFAULT_MODEL.name}")
+    print("[2/3] classifying every event with the shipped model")
     t0 = time.perf_counter()
     # No --model: predict takes the shipped model, through onnxruntime when its ONNX export
     # matches the checkpoint (the fast CPU path), else through torch.

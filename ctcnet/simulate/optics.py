@@ -67,6 +67,11 @@ def render(prims: dict, owner: np.ndarray, px_um: np.ndarray, origin_px: tuple[f
     return out.reshape(shape).astype(np.float32)
 
 
+# (direction offset in radians, frequency ratio, weights of the two random phases) per wave.
+_TEXTURE_WAVES = ((0.0, 1.0, 1.0, 0.0), (1.13, 1.31, 0.0, 1.0), (2.21, 0.77, 1.0, 1.7),
+                  (3.07, 1.58, 2.3, 0.6), (4.19, 0.61, 0.4, 2.9), (5.3, 1.19, 3.1, 1.3))
+
+
 def _patch_values(prims, sel, px, origin_px, size):
     """Evaluate primitives ``sel`` on size x size patches; returns values and pixel indices."""
     f = {k: prims[k][sel].astype(np.float32) for k in (
@@ -100,15 +105,18 @@ def _patch_values(prims, sel, px, origin_px, size):
     textured = np.flatnonzero(f["tex_amp"] > 0)
     if textured.size:
         t = textured
-        # Three waves ~120 degrees apart with incommensurate frequencies: blotches without a
-        # visible period (two waves draw stripes).
+        # Six plane waves at irregular angles and incommensurate frequencies, phases mixed from
+        # the primitive's two random phases: a random-looking blotchy field. (Three waves, as
+        # before, drew a visible dot lattice on bright cells: a simulator quirk a CNN could
+        # learn instead of marker evidence.)
         k = 2 * np.pi * col("tex_freq")[t]
         ang, p1, p2 = col("tex_angle")[t], col("tex_phase1")[t], col("tex_phase2")[t]
         waves = 0.0
-        for turn, ratio, phase in ((0.0, 1.0, p1), (2.2, 1.31, p2), (4.1, 0.77, p1 + 1.7 * p2)):
+        for turn, ratio, a1, a2 in _TEXTURE_WAVES:
             waves = waves + np.sin(k * ratio * (u[t] * np.cos(ang + turn) +
-                                                v[t] * np.sin(ang + turn)) + phase)
-        val[t] *= np.maximum(1.0 + col("tex_amp")[t] * 0.45 * waves, 0.0)
+                                                v[t] * np.sin(ang + turn)) + a1 * p1 + a2 * p2)
+        # The sum of six unit sines has sd sqrt(3); 0.32 keeps the old depth per tex_amp.
+        val[t] *= np.maximum(1.0 + col("tex_amp")[t] * 0.32 * waves, 0.0)
     curved = np.flatnonzero(f["crescent"] > 0)
     if curved.size:
         t = curved
