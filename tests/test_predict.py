@@ -97,7 +97,8 @@ def test_outputs_per_cartridge(setup):
     with Image.open(out / pages[0]) as im:
         assert im.width > CROP * 6 and im.height > CROP
     # Detection found the simulated events; the summary reports the same figure.
-    recall = detection_recall(events, truth, pixel_size_um=0.64)
+    scan_pixel_um = json.loads((setup["cart"] / "panel.json").read_text())["pixel_size_um"]
+    recall = detection_recall(events, truth, pixel_size_um=scan_pixel_um)
     assert recall["recall"] >= 0.85, recall
     assert on_disk["ground_truth"]["detection"]["recall"] == pytest.approx(recall["recall"])
     assert on_disk["ground_truth"]["true_counts"] == {
