@@ -312,7 +312,20 @@ def worker_read(cartridge: str) -> dict:
 
 
 def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
-                     backend: str = "torch") -> dict:
+                     backend: str = "onnx") -> dict:
+    """End-to-end runs through the product's CPU default: the model's fp32 ONNX export (made
+    in ``workdir`` if the classification section has not made it), or torch on CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        backend = "torch"
+    model_file = Path(model_path)
+    if backend == "onnx":
+        model_file = workdir / "model-fp32.onnx"
+        if not model_file.exists():
+            from .export import export_onnx
+
+            export_onnx(model_path, model_file, precision="fp32")
     base_frames = min(max(settings.frame_counts), 175)
     base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)
     rows = []
@@ -324,13 +337,13 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         runs = []
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(dir=workdir) as out:
-                runs.append(_run_worker(["predict", str(cart), str(model_path), out, backend]))
+                runs.append(_run_worker(["predict", str(cart), str(model_file), out, backend]))
         inline = None
         if frames == middle:
             # One run with reading and detection inline (no background threads), so the
             # per-stage split adds up to the wall time.
             with tempfile.TemporaryDirectory(dir=workdir) as out:
-                inline = _run_worker(["predict", str(cart), str(model_path), out, backend, "0"])
+                inline = _run_worker(["predict", str(cart), str(model_file), out, backend, "0"])
         totals = [r["timings_s"]["total"] for r in runs]
         best = runs[totals.index(statistics.median(totals))] if len(runs) % 2 else runs[0]
         events = runs[0]["events"] or 0
