@@ -10,8 +10,6 @@ frame border are recorded as ``edge_cut`` debris, as a reviewer would call them.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ from .cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from .config import SimConfig, draw
 from .optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
                      to_display_8bit, vignetting)
-from .scanner import draw_samples, make_context
+from .scanner import draw_samples, make_context, threaded_map
 
 # Rows x columns of real CellSearch cartridges by frame count (DOMAIN.md).
 CARTRIDGE_LAYOUTS = {140: (4, 35), 144: (4, 36), 170: (5, 34), 175: (5, 35), 180: (5, 36),
@@ -159,13 +157,7 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
         truth["frame_id"] = f"r{row:02d}c{col:02d}"
         return truth
 
-    # FFTs, matrix products, noise and TIFF writing release the GIL: two frames at a time.
-    workers = min(2, os.cpu_count() or 1, num_frames)
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            tables = list(pool.map(one_frame, range(num_frames)))
-    else:
-        tables = [one_frame(i) for i in range(num_frames)]
+    tables = threaded_map(one_frame, num_frames)
     table = pd.concat(tables, ignore_index=True)
     classes = [taxonomy.class_for_subtype(s, SUBTYPES[s]) for s in table["subtype"]]
     table.insert(5, "class", classes)

@@ -9,8 +9,6 @@ bleed-through, background, illumination and camera noise run on the whole (n, C,
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from .cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from .config import SimConfig, draw
 from .optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
                      to_display_8bit, vignetting)
-from .scanner import draw_samples, make_context
+from .scanner import draw_samples, make_context, threaded_map
 
 CHUNK = 192  # crops rendered together: bounds memory (~100 MB) while keeping numpy busy
 _PAD_UM = 7.0  # rendered margin around a crop: room for blur and for neighbours' glow
@@ -125,14 +123,7 @@ def simulate_crops(counts, panel=None, taxonomy=None, crop_size: int = 80, seed:
                              samples[start:stop], int(crop_size), neighbour_types)
 
     num_chunks = -(-len(classes) // CHUNK)
-    # FFTs, matrix products and the noise generator release the GIL: two threads keep two
-    # cores busy without the cost of processes.
-    workers = min(2, os.cpu_count() or 1, num_chunks)
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            images = list(pool.map(chunk, range(num_chunks)))
-    else:
-        images = [chunk(k) for k in range(num_chunks)]
+    images = threaded_map(chunk, num_chunks)
     return CropBatch(images=np.concatenate(images), labels=classes, subtypes=subtypes.tolist(),
                      sample_ids=[f"sim{seed}-s{s:03d}" for s in samples], seed=int(seed),
                      config=cfg.summary(), pixel_size_um=draws.pixel_um[samples])
