@@ -142,10 +142,10 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
     engine on the same labelled simulated crops (what quantisation or fp16 costs)."""
     import torch
 
-    from .export import export_onnx, simulated_crops
-    from .metrics import macro_f1
-    from .model import load_model
-    from .runtime import OnnxClassifier
+    from ctcnet.deploy.export import export_onnx, simulated_crops
+    from ctcnet.evaluation.metrics import macro_f1
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.deploy.runtime import OnnxClassifier
 
     model, spec = load_model(model_path)
     labelled = simulated_crops(spec, 64 if settings.quick else 2000, seed=777)
@@ -236,7 +236,7 @@ def _gpu_peak(device_name: str, precision: str) -> float | None:
 def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, seed: int = 11
                             ) -> Path:
     """A simulated cartridge reused across runs (kept under the work folder)."""
-    from .simulate import simulate_cartridge
+    from ctcnet.simulate import simulate_cartridge
 
     marker = root / "ground_truth.csv"
     if not marker.exists():
@@ -247,7 +247,7 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
 
 def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -> Path:
     """A cartridge of ``frames`` frames made of hard links to the base cartridge's frames."""
-    from .scan import open_cartridge, serpentine_position, write_cartridge_info
+    from ctcnet.io.scan import open_cartridge, serpentine_position, write_cartridge_info
 
     if (target / "cartridge.json").exists():
         return target
@@ -281,8 +281,8 @@ def _run_worker(args: list[str]) -> dict:
 
 def worker_predict(cartridge: str, model: str, out: str, backend: str,
                    workers: str | None = None) -> dict:
-    from .backends import load_backend
-    from .predict import PredictOptions, peak_memory_mb, predict_cartridge
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, peak_memory_mb, predict_cartridge
 
     engine = load_backend(model, backend)
     options = PredictOptions(quiet=True, overwrite=True)
@@ -295,8 +295,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str,
 
 def worker_read(cartridge: str) -> dict:
     """The I/O lower bound: read every frame file's bytes, then decode every frame."""
-    from .predict import peak_memory_mb
-    from .scan import open_cartridge, read_frame
+    from ctcnet.inference.predict import peak_memory_mb
+    from ctcnet.io.scan import open_cartridge, read_frame
 
     cart = open_cartridge(cartridge)
     files = [p for f in cart.frames for p in f.files]
@@ -323,7 +323,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
     if backend == "onnx":
         model_file = workdir / "model-fp32.onnx"
         if not model_file.exists():
-            from .export import export_onnx
+            from ctcnet.deploy.export import export_onnx
 
             export_onnx(model_path, model_file, precision="fp32")
     base_frames = min(max(settings.frame_counts), 175)
@@ -366,7 +366,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
 # Training.
 
 def bench_training(settings: BenchSettings, spec) -> dict:
-    from .training import training_throughput
+    from ctcnet.training.cli import training_throughput
 
     crop = 32 if settings.quick else spec.crop_size
     runs = [training_throughput(arch=spec.arch, crop_size=crop, batch_size=settings.train_batch,
@@ -382,8 +382,8 @@ def bench_training(settings: BenchSettings, spec) -> dict:
 def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
                   workdir: Path | None = None, sections=("classify", "cartridge", "train"),
                   log: Callable[[str], None] = print) -> dict:
-    from .fileutil import atomic_write_text
-    from .model import load_model
+    from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.nn.classifier import load_model
 
     _, spec = load_model(model_path)
     record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),

@@ -12,8 +12,8 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import CtcnetError
+from ctcnet import __version__
+from ctcnet.errors import CtcnetError
 
 SUBCOMMANDS = {
     "simulate": "Simulate realistic scans: a crop dataset, a whole cartridge, or a gallery.",

@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ctcnet.fileutil import atomic_write_text  # noqa: E402
+from ctcnet.io.atomic import atomic_write_text  # noqa: E402
 
 # Debris is the most varied class (tdEVs, bare nuclei, fragments, aggregates, edge-cut cells),
 # and validation showed it confused most; it gets the most examples.
@@ -84,7 +84,7 @@ def predict(model, images: np.ndarray, batch: int = 512, logits: bool = False) -
 
 def evaluate(model, spec, config, per_class: int, seed: int) -> dict:
     """Simulate a labelled test set and report P/R/F1, CTC recall and WBCs called CTC."""
-    from ctcnet.metrics import classification_report
+    from ctcnet.evaluation.metrics import classification_report
     from ctcnet.simulate import simulate_crops
 
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
@@ -118,9 +118,9 @@ def main(argv=None) -> int:
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from ctcnet.datamodule import CTCDataModule
-    from ctcnet.lit import CTCLitModule
-    from ctcnet.model import load_model, save_model
+    from ctcnet.training.datamodule import CTCDataModule
+    from ctcnet.training.lit import CTCLitModule
+    from ctcnet.nn.classifier import load_model, save_model
     from ctcnet.simulate import NAMED_SHIFTS, SimConfig
 
     args = parse_args(argv)
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
 
     # Calibration on the validation split (never on test seeds): softmax temperature, and the
     # review threshold above which automatic calls are >= 99 % precise.
-    from ctcnet.calibration import calibrate_spec
+    from ctcnet.evaluation.calibration import calibrate_spec
 
     val = datamodule.splits["val"]
     spec = calibrate_spec(spec, predict(model, val.images, logits=True), val.targets, 0.99)
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
                              "wbc_called_ctc_rate": r["wbc_called_ctc_rate"], "n": r["n"]}
         print(f"shift {shift}: macro-F1 {r['macro_f1']:.4f}", flush=True)
     # CNN and both baselines (marker gate, feature classifier) side by side on every shift.
-    from ctcnet.evaluate import robustness_report
+    from ctcnet.evaluation.evaluate import robustness_report
 
     versus_baselines = robustness_report(model, spec, n_per_class=args.shift_per_class,
                                          seed=TEST_SEED + 100)

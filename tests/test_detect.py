@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctcnet.cropping import extract_crops, extract_windows, window_size
-from ctcnet.detect import (DetectConfig, bin_frame, detect_events, detection_recall,
+from ctcnet.detect.cropping import extract_crops, extract_windows, window_size
+from ctcnet.detect.detection import (DetectConfig, bin_frame, detect_events, detection_recall,
                            match_to_truth)
-from ctcnet.panel import Panel, load_panel
+from ctcnet.io.panel import Panel, load_panel
 
 PANEL = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
 DAPI, CK, CD45 = 0, 1, 2
@@ -176,7 +176,7 @@ def test_recall_on_simulated_cartridge(tmp_path):
         simulate_cartridge = sim.simulate_cartridge
     except (AttributeError, ImportError):
         pytest.skip("the simulator has no cartridge writer yet")
-    from ctcnet.scan import open_cartridge, read_frame
+    from ctcnet.io.scan import open_cartridge, read_frame
 
     panel = load_panel(None)
     truth = simulate_cartridge(tmp_path / "cart", panel, num_frames=2, frame_shape=(512, 640),

@@ -6,20 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from ctcnet.baselines import FeatureClassifier, MarkerGate, baseline_probabilities, fit_baselines
-from ctcnet.calibration import (calibration_summary, fit_temperature, review_band,
+from ctcnet.evaluation.baselines import FeatureClassifier, MarkerGate, baseline_probabilities, fit_baselines
+from ctcnet.evaluation.calibration import (calibration_summary, fit_temperature, review_band,
                                 review_threshold_for_precision, softmax)
 from ctcnet.cli import main
-from ctcnet.crops import write_crop_dataset
+from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.errors import PanelMismatchError
-from ctcnet.evaluate import evaluate_crops
-from ctcnet.features import crop_features
-from ctcnet.metrics import expected_calibration_error, macro_f1
-from ctcnet.model import build_classifier, save_model
-from ctcnet.panel import Panel, default_panel
-from ctcnet.saliency import channel_importance, grad_cam
-from ctcnet.spec import ModelSpec
-from ctcnet.taxonomy import default_taxonomy
+from ctcnet.evaluation.evaluate import evaluate_crops
+from ctcnet.evaluation.features import crop_features
+from ctcnet.evaluation.metrics import expected_calibration_error, macro_f1
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.io.panel import Panel, default_panel
+from ctcnet.evaluation.saliency import channel_importance, grad_cam
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.taxonomy import default_taxonomy
 
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
 SIZE = 48
@@ -181,7 +181,7 @@ def test_review_threshold_reaches_target_precision():
 
 
 def test_calibrate_spec_stores_temperature_and_review_threshold():
-    from ctcnet.calibration import calibrate_spec
+    from ctcnet.evaluation.calibration import calibrate_spec
 
     rng = np.random.default_rng(2)
     n = 800
@@ -298,7 +298,7 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys):
                "--out", str(tmp_path / "out2"), "--no-baselines", "--json",
                "--calibrate-on", str(tmp_path / "data"), "--save-model", str(tmp_path / "c.pt")])
     assert rc == 0
-    from ctcnet.model import load_model
+    from ctcnet.nn.classifier import load_model
 
     _, calibrated = load_model(tmp_path / "c.pt")
     assert calibrated.temperature != 1.0
@@ -311,7 +311,7 @@ def test_evaluate_refuses_other_channels(tmp_path, toy):
     save_model(tmp_path / "m.pt", build_classifier(spec), spec)
     other = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61", "VIM"]})
     write_crop_dataset(tmp_path / "data", x[:4].astype(np.uint16), ["ctc"] * 4, other)
-    from ctcnet.evaluate import evaluate_dataset
+    from ctcnet.evaluation.evaluate import evaluate_dataset
 
     with pytest.raises(PanelMismatchError):
         evaluate_dataset(tmp_path / "data", tmp_path / "m.pt", tmp_path / "out",

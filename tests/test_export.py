@@ -16,17 +16,17 @@ import torch
 
 from ctcnet import export as export_module
 from ctcnet.cli import main
-from ctcnet.crops import write_crop_dataset
+from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
-from ctcnet.export import (OnnxGraph, export_onnx, load_labelled_crops, stratified_order,
+from ctcnet.deploy.export import (OnnxGraph, export_onnx, load_labelled_crops, stratified_order,
                            synthetic_crops, verification_crops, verify_against_torch)
-from ctcnet.model import build_classifier, load_model, save_model
-from ctcnet.panel import load_panel
-from ctcnet.metrics import macro_f1
-from ctcnet.quantize import LabelledCrops, check_f1_gate, f1_drop_points
-from ctcnet.runtime import OnnxClassifier
-from ctcnet.spec import ModelSpec
-from ctcnet.taxonomy import Taxonomy
+from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.io.panel import load_panel
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.deploy.quantise import LabelledCrops, check_f1_gate, f1_drop_points
+from ctcnet.deploy.runtime import OnnxClassifier
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.taxonomy import Taxonomy
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61", "CD66b"]
 

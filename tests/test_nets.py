@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ctcnet.nets import ARCHS, adapt_input_conv, create_model
+from ctcnet.nn.nets import ARCHS, adapt_input_conv, create_model
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import torch
 
-from ctcnet.detect import detection_recall
+from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
-from ctcnet.model import build_classifier, save_model
-from ctcnet.panel import load_panel
-from ctcnet.backends import load_backend
-from ctcnet.predict import CrossFrameBatcher, FrameWork, PredictOptions, predict_cartridge
-from ctcnet.spec import ModelSpec
-from ctcnet.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.io.panel import load_panel
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import CrossFrameBatcher, FrameWork, PredictOptions, predict_cartridge
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.taxonomy import default_taxonomy
 
 REPO = Path(__file__).resolve().parent.parent
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
@@ -125,7 +125,7 @@ def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path)
 
 _SLOW_RUN = """
 import sys, time
-import ctcnet.predict as P
+import ctcnet.inference.predict as P
 original = P.prepare_frame
 def slow(*args, **kwargs):
     time.sleep(0.4)  # give the test time to kill the run between frames
@@ -267,7 +267,7 @@ def test_cross_frame_batcher_returns_each_frame_its_own_rows():
 
 @pytest.mark.slow  # the torch -> ONNX export alone takes 5-20 s on a shared 2-core CPU
 def test_onnx_and_torch_backends_give_the_same_classes(setup, tmp_path):
-    export = pytest.importorskip("ctcnet.export")
+    export = pytest.importorskip("ctcnet.deploy.export")
     onnx_path = tmp_path / "model.onnx"
     export.export_onnx(setup["model"], onnx_path)
     onnx = load_backend(onnx_path, device="cpu", batch_size=32)
@@ -343,7 +343,7 @@ def test_two_processes_share_the_cartridges(setup, tmp_path):
 
 
 def test_shard_gives_each_item_to_exactly_one_rank():
-    from ctcnet.distributed import shard
+    from ctcnet.inference.distributed import shard
 
     items = list(range(11))
     shares = [shard(items, r, 3, weight=lambda i: 1 + i % 4) for r in range(3)]
@@ -364,7 +364,7 @@ def test_default_model_is_the_shipped_one():
     onnx = SHIPPED.with_suffix(".onnx")
     current = False
     if onnx.exists():
-        from ctcnet.runtime import OnnxClassifier
+        from ctcnet.deploy.runtime import OnnxClassifier
 
         record = json.loads(OnnxClassifier(onnx).metadata.get("ctcnet_export", "{}"))
         current = record.get("source_sha256") == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from ctcnet.model import build_classifier, save_model
-from ctcnet.panel import default_panel
-from ctcnet.backends import TorchBackend
-from ctcnet.report import GAP, heat_colours, render_tiles
-from ctcnet.spec import ModelSpec
-from ctcnet.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.io.panel import default_panel
+from ctcnet.inference.backends import TorchBackend
+from ctcnet.report.review import GAP, heat_colours, render_tiles
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.taxonomy import default_taxonomy
 
 
 def test_tiles_gain_a_saliency_row(rng):

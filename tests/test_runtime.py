@@ -9,12 +9,12 @@ import onnx
 import pytest
 
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.export import export_onnx, synthetic_crops
-from ctcnet.model import build_classifier, save_model
-from ctcnet.panel import load_panel
-from ctcnet.runtime import OnnxClassifier, select_providers
-from ctcnet.spec import ModelSpec
-from ctcnet.taxonomy import Taxonomy
+from ctcnet.deploy.export import export_onnx, synthetic_crops
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.io.panel import load_panel
+from ctcnet.deploy.runtime import OnnxClassifier, select_providers
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.taxonomy import Taxonomy
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 
@@ -35,7 +35,7 @@ def tiny(tmp_path_factory):
 
 
 def test_runtime_does_not_import_torch():
-    code = ("import sys, ctcnet.runtime; "
+    code = ("import sys, ctcnet.deploy.runtime; "
             "heavy = [m for m in ('torch', 'lightning', 'onnx') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -44,7 +44,7 @@ def test_runtime_does_not_import_torch():
 def test_loads_in_a_torch_free_process_and_classifies(tiny):
     path, spec = tiny
     code = (
-        "import sys, numpy as np; from ctcnet.runtime import OnnxClassifier; "
+        "import sys, numpy as np; from ctcnet.deploy.runtime import OnnxClassifier; "
         f"clf = OnnxClassifier({str(path)!r}); "
         "x = np.full((3, 4, 32, 32), 200, np.uint16); x[:, :, 10:20, 10:20] += 500; "
         "names, p = clf.predict(x); assert len(names) == 3 and p.shape == (3, 4); "
@@ -195,7 +195,7 @@ def test_runs_on_cuda_provider(tiny):
 def test_newer_spec_format_refused(tiny, tmp_path):
     """A correctly signed file from a newer ctcnet is refused by format, not misread."""
     from ctcnet import spec as spec_module
-    from ctcnet.runtime import DIGEST_KEY, SPEC_FORMAT, model_digest
+    from ctcnet.deploy.runtime import DIGEST_KEY, SPEC_FORMAT, model_digest
 
     assert SPEC_FORMAT == spec_module.SPEC_FORMAT
 

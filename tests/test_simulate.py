@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ctcnet.errors import InputError
-from ctcnet.panel import load_panel
+from ctcnet.io.panel import load_panel
 from ctcnet.simulate import (NAMED_SHIFTS, SUBTYPES, SimConfig, simulate_crops,
                              write_crop_batch)
 
@@ -240,7 +240,7 @@ def test_bad_requests_raise_input_errors():
 
 
 def test_written_crop_batch_reads_back(tmp_path):
-    from ctcnet.crops import load_crops, read_crop_index
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     batch = simulate_crops({"ctc": 2, "wbc": 3}, PANEL5, crop_size=32, seed=9, num_samples=2)
     root = write_crop_batch(batch, tmp_path / "ds", PANEL5)
@@ -277,7 +277,7 @@ def simulate_cartridge_small(root, seed=7, **kw):
 
 
 def test_cartridge_layout_and_truth_columns(cartridge):
-    from ctcnet.scan import open_cartridge, read_frame
+    from ctcnet.io.scan import open_cartridge, read_frame
 
     root, truth = cartridge
     cart = open_cartridge(root)
@@ -301,7 +301,7 @@ def test_cartridge_layout_and_truth_columns(cartridge):
 
 
 def test_cartridge_truth_matches_what_was_drawn(cartridge):
-    from ctcnet.scan import open_cartridge, read_frame
+    from ctcnet.io.scan import open_cartridge, read_frame
 
     root, truth = cartridge
     cart = open_cartridge(root)
@@ -335,7 +335,7 @@ def test_cartridge_is_deterministic_and_png_layout_is_8bit(tmp_path, cartridge):
     assert again.equals(truth)
     assert (tmp_path / "again" / "r00c01.tif").read_bytes() == (root / "r00c01.tif").read_bytes()
     png = simulate_cartridge_small(tmp_path / "png", seed=7, num_frames=1, layout="png")
-    from ctcnet.scan import open_cartridge, read_frame
+    from ctcnet.io.scan import open_cartridge, read_frame
 
     cart = open_cartridge(tmp_path / "png")
     frame = read_frame(cart.frames[0], cart.panel)
@@ -365,7 +365,7 @@ def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
 
 def test_cli_simulate_crops_cartridge_gallery(tmp_path, capsys):
     from ctcnet.cli import main
-    from ctcnet.crops import read_crop_index
+    from ctcnet.io.crop_dataset import read_crop_index
 
     assert main(["simulate", "crops", str(tmp_path / "crops"), "--counts", "ctc=2,wbc=3",
                  "--crop-size", "32", "--samples", "2", "--seed", "1", "--shift", "dim_ck"]) == 0

@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmark import BenchSettings, run_benchmark
-    from ..errors import InputError
-    from ..backends import default_model_path
+    from ctcnet.benchmark import BenchSettings, run_benchmark
+    from ctcnet.errors import InputError
+    from ctcnet.inference.backends import default_model_path
 
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
     if args.frames:

@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from ..errors import InputError
-    from ..evaluate import evaluate_dataset
-    from ..backends import default_model_path
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.evaluate import evaluate_dataset
+    from ctcnet.inference.backends import default_model_path
 
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.save_model:
             raise InputError("--calibrate-on needs --save-model (never overwrite a model "
                              "in place)")
-        from ..evaluate import calibrate_model_file
+        from ctcnet.evaluation.evaluate import calibrate_model_file
 
         spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
                                     args.review_precision, args.device, args.batch_size)

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_onnx
+    from ctcnet.deploy.export import export_onnx
 
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,

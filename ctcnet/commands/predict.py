@@ -2,7 +2,7 @@
 
 Outputs per cartridge under ``OUT/<sample_id>/``: events.csv, events.parquet, summary.json,
 gallery/*.png, index.html and the resume journal parts/. Rerunning on the same OUT resumes.
-Under ``torchrun`` the cartridges are shared across the processes (see ctcnet.distributed).
+Under ``torchrun`` the cartridges are shared across the processes (see ctcnet.inference.distributed).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from ..detect import DetectConfig
-    from ..distributed import distributed_context, write_run_index
-    from ..errors import InputError
-    from ..backends import load_backend
-    from ..predict import PredictOptions, predict_inputs
+    from ctcnet.detect.detection import DetectConfig
+    from ctcnet.inference.distributed import distributed_context, write_run_index
+    from ctcnet.errors import InputError
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_inputs
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -62,8 +62,8 @@ def run(args) -> int:
         summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
                                    info.world_size)
     if info.is_main:  # one index of every output of the run (all ranks have finished)
-        from ..predict import resolve_inputs
-        from ..scan import open_cartridge
+        from ctcnet.inference.predict import resolve_inputs
+        from ctcnet.io.scan import open_cartridge
 
         cartridges, datasets = resolve_inputs(args.inputs)
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]

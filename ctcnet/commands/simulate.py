@@ -50,7 +50,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_pairs(text: str, what: str, cast):
-    from ..errors import InputError
+    from ctcnet.errors import InputError
 
     out = {}
     for item in text.split(","):
@@ -66,7 +66,7 @@ def _parse_pairs(text: str, what: str, cast):
 
 
 def _config(args):
-    from ..simulate import SimConfig
+    from ctcnet.simulate import SimConfig
 
     cfg = SimConfig.clean() if args.clean else SimConfig()
     return cfg.with_shift(*args.shift) if args.shift else cfg
@@ -75,16 +75,16 @@ def _config(args):
 def run(args) -> int:
     import time
 
-    from ..errors import InputError
-    from ..panel import load_panel
-    from ..taxonomy import load_taxonomy
+    from ctcnet.errors import InputError
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.taxonomy import load_taxonomy
 
     panel = load_panel(args.panel)
     taxonomy = load_taxonomy(args.taxonomy)
     cfg = _config(args)
     start = time.perf_counter()
     if args.what == "crops":
-        from ..simulate import simulate_crops, write_crop_batch
+        from ctcnet.simulate import simulate_crops, write_crop_batch
 
         counts = (int(args.counts) if args.counts.strip().isdigit()
                   else _parse_pairs(args.counts, "--counts", int))
@@ -94,7 +94,7 @@ def run(args) -> int:
         write_crop_batch(batch, args.out, panel)
         print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
     elif args.what == "cartridge":
-        from ..simulate import simulate_cartridge
+        from ctcnet.simulate import simulate_cartridge
 
         try:
             h, w = (int(v) for v in args.frame_shape.lower().split("x"))
@@ -108,7 +108,7 @@ def run(args) -> int:
         print(f"wrote {args.frames} frames and {len(truth)} events {counts} to {args.out} in "
               f"{time.perf_counter() - start:.1f} s")
     else:
-        from ..simulate.gallery import write_gallery
+        from ctcnet.simulate.gallery import write_gallery
 
         paths = write_gallery(args.out, panel, taxonomy, args.per_class, args.crop_size,
                               args.seed, cfg)

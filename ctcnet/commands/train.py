@@ -17,6 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctcnet.training import main
+    from ctcnet.training.cli import main
 
     return main(list(args.cli_args), prog="ctcnet train")

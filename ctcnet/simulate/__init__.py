@@ -6,9 +6,9 @@ shifts), ``cells`` (biology in µm), ``optics`` (imaging physics), ``scanner`` (
 ``crops``, ``cartridge`` and ``gallery``.
 """
 
-from .cells import SUBTYPES
-from .config import NAMED_SHIFTS, SimConfig
-from .crops import CropBatch, simulate_crops, write_crop_batch
+from ctcnet.simulate.cells import SUBTYPES
+from ctcnet.simulate.config import NAMED_SHIFTS, SimConfig
+from ctcnet.simulate.crops import CropBatch, simulate_crops, write_crop_batch
 
 __all__ = ["SimConfig", "NAMED_SHIFTS", "CropBatch", "simulate_crops", "write_crop_batch",
            "simulate_cartridge", "SUBTYPES"]
@@ -17,7 +17,7 @@ __all__ = ["SimConfig", "NAMED_SHIFTS", "CropBatch", "simulate_crops", "write_cr
 def __getattr__(name):
     # The cartridge writer pulls in pandas; import it only when asked for.
     if name == "simulate_cartridge":
-        from .cartridge import simulate_cartridge
+        from ctcnet.simulate.cartridge import simulate_cartridge
 
         return simulate_cartridge
     raise AttributeError(name)

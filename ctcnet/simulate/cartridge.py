@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from ..errors import InputError
-from ..fileutil import atomic_write_text
-from ..panel import load_panel
-from ..scan import serpentine_position, write_cartridge_info, write_frame
-from ..taxonomy import load_taxonomy
-from .cells import SUBTYPE_NEEDS, SUBTYPES, build_events
-from .config import SimConfig, draw
-from .optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.panel import load_panel
+from ctcnet.io.scan import serpentine_position, write_cartridge_info, write_frame
+from ctcnet.io.taxonomy import load_taxonomy
+from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
+from ctcnet.simulate.config import SimConfig, draw
+from ctcnet.simulate.optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
                      to_display_8bit, vignetting)
-from .scanner import draw_samples, make_context, threaded_map
+from ctcnet.simulate.scanner import draw_samples, make_context, threaded_map
 
 # Rows x columns of real CellSearch cartridges by frame count (DOMAIN.md).
 CARTRIDGE_LAYOUTS = {140: (4, 35), 144: (4, 36), 170: (5, 34), 175: (5, 35), 180: (5, 36),

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from ctcnet.errors import InputError
 
 Range = tuple[float, float]
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from ..errors import InputError
-from ..panel import Panel, load_panel
-from ..taxonomy import Taxonomy, load_taxonomy
-from .cells import SUBTYPE_NEEDS, SUBTYPES, build_events
-from .config import SimConfig, draw
-from .optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
+from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
+from ctcnet.simulate.config import SimConfig, draw
+from ctcnet.simulate.optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
                      to_display_8bit, vignetting)
-from .scanner import draw_samples, make_context, threaded_map
+from ctcnet.simulate.scanner import draw_samples, make_context, threaded_map
 
 CHUNK = 192  # crops rendered together: bounds memory (~100 MB) while keeping numpy busy
 _PAD_UM = 7.0  # rendered margin around a crop: room for blur and for neighbours' glow
@@ -210,7 +210,7 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
 def write_crop_batch(batch: CropBatch, out_dir: str | Path, panel=None) -> Path:
     """Write a crop batch as a crop dataset (class folders, manifest.csv, panel.json) plus
     dataset.json (seed, per-class counts, subtypes, sample ids, knobs)."""
-    from ..crops import write_crop_dataset
+    from ctcnet.io.crop_dataset import write_crop_dataset
 
     panel = load_panel(panel)
     if batch.images.shape[1] != panel.num_channels:

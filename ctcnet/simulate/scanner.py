@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..panel import Panel
-from .cells import CTC_MEDIAN_DIAMETER_UM, ROLES, Context
-from .config import SimConfig, draw
-from .optics import bleed_matrices
+from ctcnet.io.panel import Panel
+from ctcnet.simulate.cells import CTC_MEDIAN_DIAMETER_UM, ROLES, Context
+from ctcnet.simulate.config import SimConfig, draw
+from ctcnet.simulate.optics import bleed_matrices
 
 
 @dataclass

@@ -1,0 +1,3 @@
+"""Shipping a model to instrument software: ``export`` (checkpoint -> ONNX with its spec
+embedded, verified against torch), ``quantise`` (fp16 / int8 variants) and ``runtime`` (the
+numpy + onnxruntime wrapper; importing it, or this package, never imports torch)."""

@@ -1,0 +1,365 @@
+"""Export a ctcnet checkpoint to ONNX (fp32, fp16 or int8), with its spec embedded and verified.
+
+The exported graph is the whole classifier, normalisation included: input ``raw`` float32
+(N, C, S, S) raw scanner counts with a dynamic batch axis and the spec's fixed crop size;
+outputs ``logits`` and ``probabilities`` (softmax of logits / temperature). Instrument software
+therefore reproduces nothing: it casts its uint16 crops to float32 and reads probabilities.
+
+The torch.export-based exporter (``dynamo=True``) is used: the TorchScript exporter cannot trace
+the percentile indices that ``Normalise`` derives from the crop size. After export, the file is
+run in onnxruntime on simulated crops at batch 1 and 7 and compared with the torch model; the
+export fails when the logits differ by more than the precision's tolerance. Metadata keys are
+listed in ``docs/deploying.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import tempfile
+import time
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ctcnet import __version__
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.io.atomic import atomic_write_bytes
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.nn.classifier import CTCClassifier, load_model
+from ctcnet.deploy.quantise import (MAX_F1_DROP_POINTS, LabelledCrops, check_f1_gate, f1_drop_points,
+                       quantize_int8)
+from ctcnet.deploy.runtime import (DIGEST_KEY, INPUT_CONTRACT, INPUT_NAME, OUTPUT_NAMES, SPEC_KEY,
+                      OnnxClassifier, model_digest)
+from ctcnet.nn.spec import ModelSpec
+
+DEFAULT_OPSET = 18
+# torch.export-based exporter writes opset 18+ (onnxruntime >= 1.14); onnx's version converter
+# cannot take these graphs lower (ReduceMean/Reshape adapters), so older opsets are refused.
+MIN_OPSET = 18
+PRECISIONS = ("fp32", "fp16", "int8")
+VERIFY_BATCHES = (1, 7)
+# Allowed |logit difference| against the torch fp32 model: atol + rtol * max |logit|. fp32
+# differs only by summation order; fp16 keeps ~3 significant digits; int8 is judged mainly by
+# the macro-F1 gate, the logit check only catches a broken graph.
+TOLERANCES = {"fp32": (1e-3, 1e-4), "fp16": (5e-2, 2e-2), "int8": (0.5, 0.15)}
+CALIBRATION_CROPS = 512
+EVALUATION_CROPS = 4000
+# Simulated calibration/evaluation crops use seed + this offset: far from the seeds the shipped
+# model was trained, validated and tested on (0, 1000, 424242 in scripts/train_default_model.py).
+CALIBRATION_SEED_OFFSET = 9001
+
+
+class OnnxGraph(nn.Module):
+    """What the ONNX file computes: raw counts -> (logits, calibrated probabilities).
+
+    With ``half=True`` the backbone runs in float16 while the normalisation stays float32 (raw
+    16-bit counts overflow float16 and percentiles need the full precision).
+    """
+
+    def __init__(self, classifier: CTCClassifier, half: bool = False):
+        super().__init__()
+        self.normalise = classifier.normalise
+        self.net = copy.deepcopy(classifier.net).half() if half else classifier.net
+        self.half = half
+        self.temperature = float(classifier.spec.temperature)
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.normalise(raw)
+        logits = self.net(x.half() if self.half else x).float()
+        return logits, torch.softmax(logits / self.temperature, dim=1)
+
+
+@dataclass
+class ExportReport:
+    path: str
+    precision: str
+    opset: int
+    size_bytes: int
+    verification: list[dict] = field(default_factory=list)
+    int8: dict | None = None
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"wrote {self.path} ({self.precision}, opset {self.opset}, "
+               f"{self.size_bytes / 1024:.0f} KiB) in {self.seconds:.1f} s"]
+        for v in self.verification:
+            out.append(f"  verify batch {v['batch']:>2}: max |logit diff| "
+                       f"{v['max_abs_logit_diff']:.2e} (tolerance {v['tolerance']:.2e}), "
+                       f"class agreement {v['class_agreement']:.0%}, on {v['crops']}")
+        if self.int8:
+            q = self.int8
+            out.append(f"  int8 macro-F1 {100 * q['macro_f1_int8']:.2f} vs fp32 "
+                       f"{100 * q['macro_f1_fp32']:.2f} (drop {q['drop_points']:+.2f} points, "
+                       f"limit {q['max_drop_points']}) on {q['eval_crops']} crops; "
+                       f"fp32 agreement {q['agreement_with_fp32']:.1%}")
+        return out
+
+
+def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
+                opset: int = DEFAULT_OPSET, precision: str = "fp32",
+                calibration: str | Path | LabelledCrops | None = None,
+                max_f1_drop: float = MAX_F1_DROP_POINTS, seed: int = 0) -> ExportReport:
+    """Export ``model_path`` (.pt / .ckpt) to ONNX at ``out_path`` (default: beside it)."""
+    started = time.perf_counter()
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if precision == "int8" and calibration is None:
+        raise InputError("int8 export needs calibration crops (a crop dataset folder or "
+                         "'simulate[:N]')")
+    if int(opset) < MIN_OPSET:
+        raise InputError(f"opset {opset} is not supported: the exporter writes opset {MIN_OPSET} "
+                         "or newer (runs on onnxruntime 1.14 and later)")
+    model_path = Path(model_path)
+    out_path = Path(out_path) if out_path else model_path.with_suffix(".onnx")
+    model, spec = load_model(model_path)
+    crops, crops_source = verification_crops(spec, max(VERIFY_BATCHES), seed)
+    # Bad calibration input should fail before the slow export, not after it.
+    labelled = load_labelled_crops(calibration, spec, seed=seed) if precision == "int8" else None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chosen = Path(tmp) / f"{precision}.onnx"
+        fp32_file = Path(tmp) / "fp32.onnx"
+        _torch_export(OnnxGraph(model, half=precision == "fp16"), crops,
+                      chosen if precision == "fp16" else fp32_file, opset)
+        int8_info = None
+        if precision == "int8":
+            calib, evaluation = labelled.split(CALIBRATION_CROPS, seed)
+            quantize_int8(fp32_file, chosen, calib.images, INPUT_NAME)
+            int8_info = _int8_gate(fp32_file, chosen, evaluation, spec, max_f1_drop)
+            int8_info["calibration_crops"] = len(calib.images)
+        verification = verify_against_torch(model, chosen.read_bytes(), crops, precision)
+        for v in verification:
+            v["crops"] = crops_source
+        model_bytes = _with_metadata(chosen, spec, {
+            "precision": precision, "opset": opset, "source": model_path.name,
+            "source_sha256": _sha256(model_path), "torch_version": torch.__version__,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "verification": verification, "int8": int8_info})
+    atomic_write_bytes(out_path, model_bytes)
+    OnnxClassifier(out_path)  # the file as written must load and pass its own checks
+    return ExportReport(str(out_path), precision, opset, len(model_bytes), verification,
+                        int8_info, time.perf_counter() - started)
+
+
+def _asinh_onnx(x):
+    """asinh(x) = sign(x) * log(|x| + sqrt(x^2 + 1)), as the exporter's translation of asinh.
+
+    onnxruntime's CPU ``Asinh`` kernel is scalar and took about half of the whole graph's CPU
+    time; these elementwise ops are vectorised and multithreaded (~15 % faster end to end). The
+    form with |x| has no cancellation for negative x; max |error| vs torch.asinh ~1e-6 up to
+    |x| = 5e4 (16-bit counts over a 0.5-count noise floor).
+    """
+    from onnxscript import opset18 as op
+
+    ax = op.Abs(x)
+    magnitude = op.Log(op.Add(ax, op.Sqrt(op.Add(op.Mul(ax, ax), op.CastLike(1.0, x)))))
+    return op.Mul(magnitude, op.Sign(x))
+
+
+def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -> None:
+    graph = graph.eval()
+    example = torch.from_numpy(crops[:2].astype(np.float32))
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    try:
+        with redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+            program = torch.onnx.export(
+                graph, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                dynamic_shapes=({0: batch},), opset_version=int(opset), dynamo=True,
+                verbose=False,
+                custom_translation_table={torch.ops.aten.asinh.default: _asinh_onnx})
+            program.save(str(path))
+    except Exception as err:  # the exporter raises many error types; explain and stop
+        raise CtcnetError(f"ONNX export (opset {opset}) failed: "
+                          f"{str(err).strip().splitlines()[0][:400]}") from err
+    written = {o.domain: o.version for o in program.model_proto.opset_import}.get("")
+    if written != int(opset):
+        raise CtcnetError(f"asked for opset {opset} but the exporter wrote opset {written}")
+
+
+def verify_against_torch(model: CTCClassifier, onnx_bytes: bytes, crops: np.ndarray,
+                         precision: str = "fp32", batches=VERIFY_BATCHES) -> list[dict]:
+    """Run the ONNX graph and the torch model on the same raw crops at each batch size.
+
+    Returns per batch the max |logit difference|, the class agreement and the tolerance;
+    raises ``CtcnetError`` when a difference is above the tolerance for this precision.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    atol, rtol = TOLERANCES[precision]
+    results = []
+    for b in batches:
+        x = crops[:b].astype(np.float32)
+        with torch.inference_mode():
+            ref_logits, ref_proba = (t.numpy() for t in OnnxGraph(model)(torch.from_numpy(x)))
+        logits, proba = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        diff = float(np.abs(logits - ref_logits).max())
+        tolerance = atol + rtol * float(np.abs(ref_logits).max())
+        agreement = float((logits.argmax(1) == ref_logits.argmax(1)).mean())
+        results.append({"batch": b, "max_abs_logit_diff": diff, "tolerance": tolerance,
+                        "max_abs_proba_diff": float(np.abs(proba - ref_proba).max()),
+                        "class_agreement": agreement})
+        if not diff <= tolerance:  # also catches NaN
+            raise CtcnetError(f"exported {precision} model disagrees with torch at batch {b}: "
+                              f"max |logit diff| {diff:.3g} > tolerance {tolerance:.3g} "
+                              f"(class agreement {agreement:.0%})")
+    return results
+
+
+def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec: ModelSpec,
+               max_drop: float) -> dict:
+    import onnxruntime as ort
+
+    preds = {}
+    for name, path in (("fp32", fp32_file), ("int8", int8_file)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        proba = np.concatenate([
+            session.run([OUTPUT_NAMES[1]], {INPUT_NAME: evaluation.images[i:i + 256]
+                                            .astype(np.float32)})[0]
+            for i in range(0, len(evaluation.images), 256)])
+        preds[name] = proba.argmax(1)
+    f1_fp32 = macro_f1(evaluation.labels, preds["fp32"], spec.num_classes)
+    f1_int8 = macro_f1(evaluation.labels, preds["int8"], spec.num_classes)
+    check_f1_gate(f1_fp32, f1_int8, max_drop)
+    return {"macro_f1_fp32": f1_fp32, "macro_f1_int8": f1_int8,
+            "drop_points": f1_drop_points(f1_fp32, f1_int8), "max_drop_points": max_drop,
+            "agreement_with_fp32": float((preds["fp32"] == preds["int8"]).mean()),
+            "eval_crops": len(evaluation.images), "source": evaluation.source}
+
+
+def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict) -> bytes:
+    """The model's bytes with the spec, flat keys, export record and digest as metadata."""
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    _lowest_ir_version(proto)
+    proto.producer_name, proto.producer_version = "ctcnet", __version__
+    proto.doc_string = f"ctcnet {spec.arch} classifier; {INPUT_CONTRACT}"
+    metadata = {
+        SPEC_KEY: spec.to_json(),
+        "channels": json.dumps(spec.panel.names),
+        "classes": json.dumps(spec.class_names),
+        "crop_size": str(spec.crop_size),
+        "pixel_size_um": str(spec.pixel_size_um),
+        "temperature": str(spec.temperature),
+        "ctcnet_version": __version__,
+        "model_version": spec.version,
+        "input_contract": INPUT_CONTRACT,
+        "precision": export_info["precision"],
+        "ctcnet_export": json.dumps(export_info, sort_keys=True),
+    }
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, metadata)
+    metadata[DIGEST_KEY] = model_digest(proto.SerializeToString(), metadata)
+    onnx.helper.set_model_props(proto, metadata)
+    return proto.SerializeToString()
+
+
+def _lowest_ir_version(proto) -> None:
+    """Drop unused opset imports and declare the oldest IR version the opsets allow.
+
+    The exporter writes IR 10 and the quantiser declares every onnxruntime domain; neither is
+    needed by the graph, and older onnxruntime builds on instrument PCs refuse newer IR.
+    """
+    import onnx
+
+    used = {node.domain for node in proto.graph.node} | {""}
+    for function in proto.functions:
+        used |= {function.domain} | {node.domain for node in function.node}
+    keep = [o for o in proto.opset_import if o.domain in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(keep)
+    proto.ir_version = max(onnx.helper.find_min_ir_version_for(keep, ignore_unknown=True),
+                           8 if proto.functions else 3)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- crops for verification and calibration ------------------------------------------------------
+
+def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """uint16 (count, C, S, S) raw crops: simulated when the simulator is built, else synthetic."""
+    simulated = simulated_crops(spec, count, seed)
+    if simulated is not None:
+        return simulated.images, simulated.source
+    return synthetic_crops(spec, count, seed), "synthetic blobs (simulator not available)"
+
+
+def simulated_crops(spec: ModelSpec, count: int, seed: int = 0) -> LabelledCrops | None:
+    """``count`` labelled simulated crops for this spec's panel, classes and crop size."""
+    try:
+        from ctcnet.simulate import simulate_crops
+    except ImportError:
+        return None
+    per_class = -(-count // spec.num_classes)
+    batch = simulate_crops(per_class, spec.panel, taxonomy=spec.taxonomy,
+                           crop_size=spec.crop_size, seed=seed)
+    labels = np.array([spec.taxonomy.index(name) for name in batch.labels], dtype=np.int64)
+    order = stratified_order(labels)[:count]
+    return LabelledCrops(np.asarray(batch.images)[order], labels[order],
+                         f"simulated ({len(order)} crops, seed {seed})")
+
+
+def stratified_order(labels: np.ndarray) -> np.ndarray:
+    """Indices taking one crop of each class in turn, so any prefix covers every class."""
+    by_class = np.argsort(labels, kind="stable")
+    sorted_labels = labels[by_class]
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[by_class] = np.arange(len(labels)) - np.searchsorted(sorted_labels, sorted_labels)
+    return np.lexsort((labels, rank))
+
+
+def synthetic_crops(spec: ModelSpec, count: int, seed: int = 0) -> np.ndarray:
+    """Raw-count-like crops without the simulator: background + noise + one blurred blob."""
+    rng = np.random.default_rng(seed)
+    c, s = spec.in_chans, spec.crop_size
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    radius = rng.uniform(3, 10, (count, 1, 1, 1))
+    blob = np.exp(-(yy ** 2 + xx ** 2) / (2 * radius ** 2))
+    background = rng.uniform(50, 400, (count, c, 1, 1))
+    signal = rng.uniform(0, 1500, (count, c, 1, 1)) * blob
+    counts = rng.poisson(background + signal) + rng.normal(0, 5, (count, c, s, s))
+    return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
+
+
+def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
+                        count: int = CALIBRATION_CROPS + EVALUATION_CROPS, seed: int = 0
+                        ) -> LabelledCrops:
+    """Labelled raw crops from a crop dataset folder, or simulated with ``simulate[:N]``."""
+    if isinstance(source, LabelledCrops):
+        return source
+    text = str(source)
+    if text == "simulate" or text.startswith("simulate:"):
+        try:
+            n = int(text.split(":", 1)[1]) if ":" in text else count
+        except ValueError:
+            raise InputError(f"calibration {text!r}: use 'simulate' or 'simulate:N'") from None
+        crops = simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
+        if crops is None:
+            raise InputError("the simulator (ctcnet.simulate) is not available; give a crop "
+                             "dataset folder for calibration")
+        return crops
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+    index = read_crop_index(source, taxonomy=spec.taxonomy)
+    spec.panel.check_matches(index.panel, what=f"calibration dataset {source}")
+    if len(index) > count:
+        keep = np.zeros(len(index), bool)
+        keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True
+        index = index.subset(keep)
+    return LabelledCrops(load_crops(index, spec.crop_size), index.label_indices(spec.taxonomy),
+                         f"crop dataset {source} ({len(index)} crops)")

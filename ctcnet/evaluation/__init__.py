@@ -1,0 +1,4 @@
+"""How good is a model: ``metrics`` (per-class figures, calibration error), ``features`` and
+``baselines`` (the marker gate and a feature classifier to beat), ``calibration`` (temperature
+and review band), ``saliency`` (what the network looked at), ``evaluate`` (the full report on a
+labelled crop set) and ``plots`` (its figures)."""

@@ -1,0 +1,133 @@
+"""Calibration: a softmax temperature fitted on validation data, and the human-review band.
+
+* :func:`fit_temperature` finds the single temperature T that minimises the negative
+  log-likelihood of ``softmax(logits / T)`` on held-out data (Guo et al. 2017). It changes no
+  decision (argmax is unchanged), only how far the probabilities can be trusted; it is stored in
+  the model spec (``spec.temperature``) and applied by ``CTCClassifier.predict_proba`` and the
+  exported ONNX graph.
+* :func:`review_threshold_for_precision` picks the lowest top-probability threshold such that
+  the calls at or above it (the automatic calls) are at least ``target`` precise; events below
+  it form the review band a person looks at (``spec.review_threshold``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ctcnet.evaluation.metrics import expected_calibration_error
+
+# Temperatures outside this range mean broken logits, not miscalibration.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Numerically stable softmax over the last axis of logits / temperature."""
+    z = np.asarray(logits, np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
+    """Temperature minimising the NLL of softmax(logits / T) on (validation) labels, by LBFGS."""
+    import torch
+
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    if z.ndim != 2 or z.shape[0] != y.shape[0] or z.shape[0] == 0:
+        raise ValueError(f"need (N, K) logits and N labels, got {tuple(z.shape)} and "
+                         f"{tuple(y.shape)}")
+    # Optimise log T: positive by construction and better conditioned than T itself.
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter,
+                                  line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    t = float(log_t.detach().exp())
+    if not np.isfinite(t):
+        return 1.0
+    return float(np.clip(t, MIN_TEMPERATURE, MAX_TEMPERATURE))
+
+
+def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
+    """ECE and NLL before and after applying ``temperature``."""
+    labels = np.asarray(labels, np.int64)
+    out = {"temperature": float(temperature)}
+    for key, t in (("uncalibrated", 1.0), ("calibrated", temperature)):
+        p = softmax(logits, t)
+        nll = -np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean()
+        out[key] = {"ece": expected_calibration_error(p, labels), "nll": float(nll)}
+    return out
+
+
+def review_threshold_for_precision(proba: np.ndarray, labels: np.ndarray,
+                                   target: float = 0.99) -> float:
+    """Lowest top-probability threshold whose automatic calls are at least ``target`` precise.
+
+    Events are sorted by top probability, most confident first; the automatic set is the
+    longest such prefix (cut only between distinct probabilities) whose accuracy reaches the
+    target. Returns its lowest probability (calls with ``top >= threshold`` are automatic), or
+    a value above every probability when no prefix is precise enough (everything is reviewed).
+    """
+    proba = np.asarray(proba, np.float64)
+    labels = np.asarray(labels, np.int64)
+    top = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == labels
+    order = np.argsort(-top, kind="stable")
+    top, correct = top[order], correct[order]
+    precision = np.cumsum(correct) / np.arange(1, len(top) + 1)
+    # A cut is only possible after the last of a group of equal probabilities.
+    at_group_end = np.r_[top[1:] != top[:-1], True]
+    ok = np.flatnonzero((precision >= target) & at_group_end)
+    if ok.size == 0:
+        return float(np.nextafter(top[0], np.inf)) if top.size else 1.0
+    return float(top[ok[-1]])
+
+
+def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
+                class_names: list[str] | None = None) -> dict:
+    """What a review threshold does: share reviewed, precision of automatic calls (per class)."""
+    proba = np.asarray(proba, np.float64)
+    top = proba.max(axis=1)
+    pred = proba.argmax(axis=1)
+    auto = top >= threshold
+    out = {"threshold": float(threshold), "n": int(len(top)),
+           "reviewed": int((~auto).sum()), "reviewed_fraction": float((~auto).mean())
+           if len(top) else 0.0}
+    if labels is None:
+        return out
+    labels = np.asarray(labels, np.int64)
+    right = pred == labels
+    out["auto_precision"] = float(right[auto].mean()) if auto.any() else None
+    if class_names is not None:
+        per_class = {}
+        for k, name in enumerate(class_names):
+            calls = auto & (pred == k)
+            if calls.any():
+                per_class[name] = {"auto_calls": int(calls.sum()),
+                                   "precision": float(right[calls].mean())}
+        out["auto_per_class"] = per_class
+    return out
+
+
+def calibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float = 0.99):
+    """The spec with temperature and review threshold fitted on validation logits and labels.
+
+    The review threshold is chosen on the calibrated probabilities, so that automatic calls
+    (top probability at or above it) are at least ``target`` precise on this validation set.
+    The fit's numbers go to ``spec.metrics["calibration"]``.
+    """
+    temperature = fit_temperature(logits, labels)
+    proba = softmax(logits, temperature)
+    threshold = review_threshold_for_precision(proba, labels, target)
+    summary = calibration_summary(logits, labels, temperature)
+    summary["review"] = review_band(proba, labels, threshold, spec.class_names)
+    summary["review"]["target_precision"] = float(target)
+    metrics = {**spec.metrics, "calibration": summary}
+    return spec.replace(temperature=temperature, review_threshold=threshold, metrics=metrics)

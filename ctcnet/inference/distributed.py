@@ -1,0 +1,115 @@
+"""Scale-out: many cartridges shared across processes, GPUs and nodes with torch.distributed.
+
+Launch with ``torchrun`` (``torchrun --nproc_per_node 4 -m ctcnet predict ...``, or across nodes
+with ``--nnodes``/``--rdzv_endpoint``): torchrun starts the processes and sets ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK``; ``distributed_context`` joins the process group (NCCL on GPUs,
+Gloo on CPUs), each rank takes its share of the cartridges (``shard``: static, balanced by frame
+count, every cartridge exactly once, like ``DistributedSampler`` without its padding, which
+would run a cartridge twice into the same folder), runs on GPU ``LOCAL_RANK``, and a barrier
+lets rank 0 write the run index once everyone has finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_info() -> DistInfo:
+    """Rank, world size and local rank as torchrun (or any launcher) sets them."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def shard(items: Sequence[T], rank: int, world_size: int,
+          weight: Callable[[T], float] | None = None) -> list[T]:
+    """This rank's share of ``items``: each item exactly once across ranks, loads balanced.
+
+    Items are dealt largest first to the least loaded rank (deterministic, so every rank
+    computes the same assignment without talking to the others); order within a share follows
+    the input order.
+    """
+    if world_size <= 1:
+        return list(items)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world size {world_size}")
+    weights = [float(weight(it)) if weight else 1.0 for it in items]
+    order = sorted(range(len(items)), key=lambda i: (-weights[i], i))
+    load = [0.0] * world_size
+    owner = [0] * len(items)
+    for i in order:
+        r = min(range(world_size), key=lambda k: (load[k], k))
+        owner[i] = r
+        load[r] += weights[i]
+    return [it for i, it in enumerate(items) if owner[i] == rank]
+
+
+@contextlib.contextmanager
+def distributed_context(device: str = "auto") -> Iterator[tuple[DistInfo, str]]:
+    """Join the process group when launched by torchrun; yields (info, device for this rank).
+
+    Single-process runs (no ``WORLD_SIZE``) pass through untouched.
+    """
+    info = env_info()
+    if info.world_size <= 1:
+        yield info, device
+        return
+    import torch
+    import torch.distributed as dist
+
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(info.local_rank)
+        device = f"cuda:{info.local_rank}"
+    else:
+        device = "cpu"
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    try:
+        yield info, device
+        barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def write_run_index(out: Path, sample_ids: Sequence[str]) -> dict:
+    """Rank 0, after the barrier: one ``run.json`` listing every output and its main counts."""
+    from ctcnet.io.atomic import atomic_write_text
+
+    entries = []
+    for name in sample_ids:
+        path = Path(out) / name / "summary.json"
+        if path.exists():
+            summary = json.loads(path.read_text())
+            entries.append({"name": name, "summary": f"{name}/summary.json",
+                            "events": summary.get("events", summary.get("crops")),
+                            "counts": summary.get("counts", {}),
+                            "per_7_5_ml": summary.get("per_7_5_ml", {})})
+        else:
+            entries.append({"name": name, "missing": True})
+    index = {"outputs": entries, "world_size": env_info().world_size}
+    atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
+    return index

@@ -1,0 +1,637 @@
+"""Slide-scale inference: detect, crop and classify every event of whole cartridges.
+
+Pipeline per cartridge (``predict_cartridge``):
+
+* **Workers** (threads: tifffile, numpy and scipy release the GIL for the heavy work) read a
+  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops (``ctcnet.detect.cropping``)
+  a few frames ahead of the classifier, so I/O and detection overlap with the model.
+* The **main thread** pools crops across frames into large batches and classifies them
+  (``torch.inference_mode``; on CUDA pinned memory, non-blocking copies and fp16 autocast; or
+  the ONNX runtime), then attaches classes, probabilities and the review flag to each frame's
+  event table with array operations (no per-event Python). Events cut by the frame border
+  are filed as debris (not intact; ``--keep-edge-calls`` keeps the model's call), the
+  model's own call stays in ``model_class``.
+* **Model**: a ``.pt`` checkpoint (torch) or an ``.onnx`` export (ONNX Runtime). Without one,
+  the shipped model; on a CPU its ONNX export when that was made from the current checkpoint
+  (same weights, about twice as fast here).
+* **Resume journal**: each finished frame is written atomically to ``parts/<frame_id>.parquet``
+  (plus its gallery crops); a restarted run skips frames whose part exists, so a killed run
+  loses and duplicates nothing. ``parts/run.json`` records the model and settings; a journal
+  from another model is refused rather than mixed in.
+* **Outputs** (atomic): ``events.csv`` / ``events.parquet``, ``summary.json``, ``gallery/*.png``
+  and ``index.html`` (``ctcnet.report.review``). A corrupt or missing frame is skipped and reported
+  with its reason; a panel mismatch stops before any work. A simulated cartridge
+  (``ground_truth.csv``) also gets detection recall and true counts in its summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ctcnet import __version__
+from ctcnet.detect.cropping import extract_crops, window_size
+from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, read_frame
+from ctcnet.nn.spec import ModelSpec
+
+PARTS_DIR = "parts"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-frame work (runs in worker threads).
+
+@dataclass
+class FrameWork:
+    """One frame after reading, detection and cropping (or the reason it was skipped)."""
+
+    frame: FrameRef
+    events: pd.DataFrame | None = None
+    crops: np.ndarray | None = None
+    error: str | None = None
+    seconds: dict = field(default_factory=dict)
+
+
+def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
+                  config: DetectConfig) -> FrameWork:
+    """Read one frame, detect its events and cut their crops; errors become a skip reason."""
+    t0 = time.perf_counter()
+    try:
+        pixels = read_frame(frame, cartridge.panel)
+    except InputError as err:
+        return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
+    except (OSError, ValueError, MemoryError) as err:  # e.g. a file that vanished mid-run
+        return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
+                         seconds={"read": time.perf_counter() - t0})
+    t1 = time.perf_counter()
+    events = detect_events(pixels, cartridge.panel, config)
+    t2 = time.perf_counter()
+    crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
+                                  spec.crop_size, spec.pixel_size_um,
+                                  cartridge.panel.pixel_size_um)
+    events.insert(0, "frame_id", frame.frame_id)
+    events.insert(0, "col", frame.col)
+    events.insert(0, "row", frame.row)
+    events.insert(0, "frame", frame.index)
+    events["padded"] = padded
+    t3 = time.perf_counter()
+    return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
+                                                    "crop": t3 - t2})
+
+
+def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:
+    """Yield ``work(item)`` in order, computed by ``workers`` threads up to ``ahead`` items ahead.
+
+    ``workers=0`` runs inline (no overlap), for clean per-stage timings.
+    """
+    if workers <= 0:
+        for item in items:
+            yield work(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctcnet-frame") as pool:
+        pending: deque[Future] = deque()
+        it = iter(items)
+        try:
+            for item in it:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(work, nxt))
+                yield result
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification across frames.
+
+def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
+                 edge_cut_class: str | None = None) -> pd.DataFrame:
+    """Attach class, per-class probabilities, confidence and the review flag (vectorised).
+
+    ``model_class`` is the model's own call. ``class`` is the same, except that with
+    ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
+    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris.
+    """
+    names = np.asarray(spec.class_names, dtype=object)
+    events = events.copy()
+    if len(events):
+        top = proba.argmax(axis=1)
+        called = names[top]
+        confidence = proba[np.arange(len(proba)), top]
+    else:
+        called = np.zeros(0, dtype=object)
+        confidence = np.zeros(0, np.float32)
+    events["model_class"] = pd.Series(called, index=events.index, dtype=object)
+    events["class"] = events["model_class"]
+    if edge_cut_class is not None and "edge_cut" in events and len(events):
+        events["class"] = np.where(events["edge_cut"].to_numpy(bool), edge_cut_class, called)
+    for k, name in enumerate(spec.class_names):
+        events[f"p_{name}"] = proba[:, k].astype(np.float32)
+    events["confidence"] = confidence.astype(np.float32)
+    events["review"] = confidence < spec.review_threshold
+    return events
+
+
+def edge_cut_class(spec: ModelSpec, options: "PredictOptions") -> str | None:
+    """The class edge-cut events are filed under, if the option is on and the class exists."""
+    name = options.edge_cut_as
+    return name if name and name in spec.class_names else None
+
+
+class CrossFrameBatcher:
+    """Pools the crops of consecutive frames into batches of ``batch_size`` for the model.
+
+    ``add(work)`` queues a frame; ``ready(final)`` classifies whole batches (all that is left when
+    ``final``) and returns the frames whose every event now has probabilities, in order.
+    """
+
+    def __init__(self, classify: Callable[[np.ndarray], np.ndarray], batch_size: int):
+        self.classify = classify
+        self.batch_size = max(1, int(batch_size))
+        self.frames: deque[FrameWork] = deque()
+        self.crops: list[np.ndarray] = []      # not yet classified, in frame order
+        self.waiting = 0                       # crops queued but not classified
+        self.proba: list[np.ndarray] = []      # classified, not yet handed back
+        self.done = 0
+        self.seconds = 0.0
+
+    def add(self, work: FrameWork) -> None:
+        self.frames.append(work)
+        if len(work.crops):
+            self.crops.append(work.crops)
+            self.waiting += len(work.crops)
+
+    def ready(self, final: bool = False) -> list[tuple[FrameWork, np.ndarray]]:
+        take = self.waiting if final else (self.waiting // self.batch_size) * self.batch_size
+        if take:
+            pool = np.concatenate(self.crops) if len(self.crops) > 1 else self.crops[0]
+            t0 = time.perf_counter()
+            self.proba.append(self.classify(pool[:take]))
+            self.seconds += time.perf_counter() - t0
+            rest = pool[take:].copy()  # a copy, so the classified part can be freed
+            self.crops = [rest] if len(rest) else []
+            self.waiting -= take
+            self.done += take
+        out = []
+        available = np.concatenate(self.proba) if self.proba else None
+        used = 0
+        while self.frames:
+            n = len(self.frames[0].events)
+            if n > self.done - used:
+                break
+            work = self.frames.popleft()
+            out.append((work, available[used:used + n] if n else None))
+            used += n
+        if used:
+            rest = available[used:]
+            self.proba = [rest] if len(rest) else []
+            self.done -= used
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal of finished frames (resume).
+
+def run_fingerprint(backend, cartridge: Cartridge, options: "PredictOptions") -> dict:
+    """What must match for a journal to be resumed: model, panel and the settings that shape
+    each frame's rows (detection, edge-cut policy)."""
+    digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
+    return {"model_sha256": digest, "panel": cartridge.panel.names,
+            "scan_pixel_size_um": cartridge.panel.pixel_size_um,
+            "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as}
+
+
+def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool) -> set[str]:
+    """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run."""
+    parts = out_dir / PARTS_DIR
+    manifest = parts / "run.json"
+    if overwrite and parts.exists():
+        shutil.rmtree(parts)
+    if manifest.exists():
+        try:
+            previous = json.loads(manifest.read_text())
+        except ValueError:
+            previous = None
+        if previous != fingerprint:
+            raise InputError(f"{out_dir} holds a run with another model or other settings; "
+                             "use another --out or --overwrite", out_dir)
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+    return {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
+            if not p.name.startswith(".")}
+
+
+def gallery_selection(events: pd.DataFrame, spec: ModelSpec, per_frame: int) -> np.ndarray:
+    """Row positions of a frame's events worth showing: reported-class calls and reviews."""
+    if not len(events):
+        return np.zeros(0, np.int64)
+    reported = events["class"].isin(spec.taxonomy.reported_classes()).to_numpy()
+    review = events["review"].to_numpy()
+    # Most confident calls and least confident reviews first, capped per frame.
+    conf = events["confidence"].to_numpy()
+    calls = np.flatnonzero(reported)[np.argsort(-conf[reported], kind="stable")]
+    unsure = np.flatnonzero(review & ~reported)[np.argsort(conf[review & ~reported],
+                                                           kind="stable")]
+    return np.concatenate([calls[:per_frame], unsure[:per_frame]])
+
+
+def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.ndarray | None,
+               spec: ModelSpec, gallery_per_frame: int) -> None:
+    """Journal one finished frame: gallery crops first, then the table (the completion mark)."""
+    frame_id = work.frame.frame_id
+    pick = gallery_selection(events, spec, gallery_per_frame)
+    if len(pick) and crops is not None:
+        with atomic_path(parts / f"{frame_id}.gallery.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, rows=pick, crops=crops[pick].astype(np.float16))
+    with atomic_path(parts / f"{frame_id}.parquet") as tmp:
+        events.to_parquet(tmp, index=False)
+
+
+def read_journal(parts: Path, frames: list[FrameRef]) -> tuple[pd.DataFrame, dict]:
+    """Merge the journal in scan order; returns (events table, gallery crops by (frame, row))."""
+    tables, gallery = [], {}
+    for frame in frames:
+        path = parts / f"{frame.frame_id}.parquet"
+        if not path.exists():
+            continue
+        table = pd.read_parquet(path)
+        tables.append(table)
+        gpath = parts / f"{frame.frame_id}.gallery.npz"
+        if gpath.exists():
+            with np.load(gpath) as blob:
+                gallery[frame.index] = (blob["rows"], blob["crops"])
+    if not tables:
+        return pd.DataFrame(), gallery
+    tables = [t for t in tables if len(t)] or tables[:1]
+    return pd.concat(tables, ignore_index=True), gallery
+
+
+# ---------------------------------------------------------------------------------------------
+# One cartridge.
+
+@dataclass
+class PredictOptions:
+    """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node."""
+
+    batch_size: int | None = None  # crops per model call; None: the backend's (by device)
+    # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
+    # ``default_workers`` (1 on a small CPU, up to 8 threads to feed a GPU).
+    workers: int | None = None
+    prefetch: int = 4           # frames prepared ahead of the classifier (bounds memory)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    overwrite: bool = False     # discard an existing journal instead of resuming it
+    quiet: bool = False
+    gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
+    gallery_limit: int = 200     # per category in the final gallery
+    report: bool = True
+    saliency: bool = True        # per-channel saliency maps in the review gallery
+    # Class for events cut by the frame border (not intact, so never counted as CTCs); None
+    # keeps the model's call. The model's own call stays in the ``model_class`` column.
+    edge_cut_as: str | None = "debris"
+    # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
+    on_frame_done: Callable[[str], None] | None = None
+
+
+def default_workers(backend=None) -> int:
+    """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU the
+    model already uses every core: one thread (on 2 busy cores, inline and one thread ran
+    within 2 % of each other; the thread still hides slow reads from network storage)."""
+    cores = os.cpu_count() or 2
+    if backend is not None and "cuda" in backend.device_name.lower():
+        return max(1, min(8, cores - 1))
+    return max(1, min(4, cores // 4))
+
+
+def _progress(total: int, description: str, quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), disable=quiet, transient=False)
+
+
+def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
+                      options: PredictOptions | None = None) -> dict:
+    """Detect, classify and report every event of one cartridge; returns the summary dict.
+
+    ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
+    figures, skipped frames with reasons and ``timings_s`` (read, detect, crop: summed over
+    frames in the worker threads; classify, write, report: main thread; total: wall clock).
+    """
+    options = options or PredictOptions()
+    if not isinstance(cartridge, Cartridge):
+        cartridge = open_cartridge(cartridge)
+    spec = backend.spec
+    spec.panel.check_matches(cartridge.panel, what=f"cartridge {cartridge.sample_id}")
+    out_dir = Path(out_dir)
+    t_start = time.perf_counter()
+    done = open_journal(out_dir, run_fingerprint(backend, cartridge, options),
+                        options.overwrite)
+    parts = out_dir / PARTS_DIR
+    todo = [f for f in cartridge.frames if f.frame_id not in done]
+    seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "classify": 0.0, "write": 0.0}
+    skipped: list[dict] = []
+    batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
+    work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect)  # noqa: E731
+    edge_class = edge_cut_class(spec, options)
+    n_events = 0
+
+    def finish(ready):
+        nonlocal n_events
+        for work, proba in ready:
+            t0 = time.perf_counter()
+            if proba is None:
+                proba = np.zeros((0, spec.num_classes), np.float32)
+            events = label_events(work.events, proba, spec, edge_class)
+            write_part(parts, work, events, work.crops, spec, options.gallery_per_frame)
+            work.crops = None
+            seconds["write"] += time.perf_counter() - t0
+            n_events += len(events)
+            progress.update(task, advance=1, events=n_events)
+            if options.on_frame_done:
+                options.on_frame_done(work.frame.frame_id)
+
+    with _progress(len(todo), cartridge.sample_id, options.quiet) as progress:
+        task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
+        workers = default_workers(backend) if options.workers is None else options.workers
+        for work in ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers)):
+            for stage, s in work.seconds.items():
+                seconds[stage] += s
+            if work.error is not None:
+                skipped.append({"frame": work.frame.frame_id, "reason": work.error})
+                progress.update(task, advance=1)
+                continue
+            batcher.add(work)
+            finish(batcher.ready())
+        finish(batcher.ready(final=True))
+    seconds["classify"] = batcher.seconds
+
+    t0 = time.perf_counter()
+    events, gallery = read_journal(parts, cartridge.frames)
+    if not len(events):
+        events = label_events(empty_frame_table(cartridge), np.zeros((0, spec.num_classes),
+                                                                      np.float32), spec)
+    events.insert(0, "event_id", np.arange(len(events), dtype=np.int64))
+    write_tables(out_dir, events)
+    seconds["write"] += time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_start
+    summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
+                            seconds, options)
+    truth = compare_with_ground_truth(cartridge, events, spec, skipped)
+    if truth is not None:
+        summary["ground_truth"] = truth
+    if options.report:
+        from ctcnet.report.review import write_report
+
+        t0 = time.perf_counter()
+        explain = backend.explainer() if options.saliency else None
+        summary["gallery"] = write_report(out_dir, events, gallery, cartridge.panel, spec,
+                                          summary, options.gallery_limit, explain)
+        seconds["report"] = time.perf_counter() - t0
+        seconds["total"] = time.perf_counter() - t_start
+        summary["timings_s"] = {k: round(v, 4) for k, v in seconds.items()}
+        summary["events_per_s"] = len(events) / seconds["total"]
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: ModelSpec,
+                              skipped: list[dict]) -> dict | None:
+    """For a simulated cartridge (``ground_truth.csv`` beside the frames): detection recall and
+    true versus called counts per class, over the frames that were processed."""
+    from ctcnet.detect.detection import detection_recall
+
+    path = cartridge.root / "ground_truth.csv"
+    if not path.exists():
+        return None
+    try:
+        truth = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        return {"error": f"cannot read {path.name}: {err}"}
+    if not {"x", "y", "class", "row", "col"} <= set(truth.columns):
+        return {"error": f"{path.name} lacks the columns x, y, class, row, col"}
+    skipped_ids = {s["frame"] for s in skipped}
+    processed = pd.MultiIndex.from_tuples(
+        [(f.row, f.col) for f in cartridge.frames if f.frame_id not in skipped_ids],
+        names=["row", "col"])
+    truth = truth[pd.MultiIndex.from_frame(truth[["row", "col"]]).isin(processed)]
+    recall = detection_recall(events, truth, cartridge.panel.pixel_size_um)
+    return {"detection": recall,
+            "true_counts": {n: int((truth["class"] == n).sum()) for n in spec.class_names}}
+
+
+def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
+    table = empty_event_table(cartridge.panel)
+    for col, dtype in (("frame_id", object), ("col", "int64"), ("row", "int64"),
+                       ("frame", "int64")):
+        table.insert(0, col, pd.Series(dtype=dtype))
+    table["padded"] = pd.Series(dtype=bool)
+    return table
+
+
+def write_tables(out_dir: Path, events: pd.DataFrame) -> None:
+    """events.parquet and events.csv, each written atomically."""
+    with atomic_path(out_dir / "events.parquet") as tmp:
+        events.to_parquet(tmp, index=False)
+    with atomic_path(out_dir / "events.csv") as tmp:
+        events.to_csv(tmp, index=False, float_format="%.5g")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
+                  resumed: int, seconds: dict, options: PredictOptions) -> dict:
+    spec = backend.spec
+    counts = {name: int((events["class"] == name).sum()) for name in spec.class_names}
+    sure = events[~events["review"].astype(bool)] if len(events) else events
+    # Calls at or above the review threshold: what stands without a person's look.
+    counts_confident = {name: int((sure["class"] == name).sum()) for name in spec.class_names}
+    volume = cartridge.blood_volume_ml
+    per_75 = {name: counts[name] * 7.5 / volume for name in spec.taxonomy.reported_classes()}
+    n = len(events)
+    classify = seconds.get("classify", 0.0)
+    return {
+        "sample_id": cartridge.sample_id,
+        "input": str(cartridge.root),
+        "ctcnet_version": __version__,
+        "model": {"path": str(backend.model_path), "arch": spec.arch, "version": spec.version,
+                  "classes": spec.class_names, "crop_size": spec.crop_size,
+                  "pixel_size_um": spec.pixel_size_um, "temperature": spec.temperature,
+                  "review_threshold": spec.review_threshold},
+        "backend": backend.name,
+        "device": backend.device_name,
+        "panel": cartridge.panel.to_dict(),
+        "resampled_window_px": window_size(spec.crop_size, spec.pixel_size_um,
+                                           cartridge.panel.pixel_size_um),
+        "blood_volume_ml": volume,
+        "frames": {"total": len(cartridge.frames),
+                   "processed": len(cartridge.frames) - len(skipped),
+                   "skipped": len(skipped), "resumed_from_journal": resumed},
+        "skipped_frames": skipped,
+        "problems": list(cartridge.problems),
+        "events": n,
+        "counts": counts,
+        "per_7_5_ml": per_75,
+        "counts_confident": counts_confident,
+        "review": int(events["review"].sum()) if n else 0,
+        "edge_cut": int(events["edge_cut"].sum()) if n else 0,
+        "detection": asdict(options.detect),
+        "edge_cut_as": edge_cut_class(spec, options),
+        "batch_size": options.batch_size or backend.batch_size,
+        "workers": default_workers(backend) if options.workers is None else options.workers,
+        "timings_s": {k: round(v, 4) for k, v in seconds.items()},
+        "events_per_s": n / seconds["total"] if seconds.get("total") else None,
+        "classify_events_per_s": n / classify if classify else None,
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: cartridges, folders or lists of cartridges, crop datasets.
+
+def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Sort the given paths into (cartridge folders, crop dataset folders).
+
+    A path may be a cartridge folder, a folder whose sub-folders are cartridges, a text file
+    listing such paths (one per line, ``#`` comments), or a crop dataset folder.
+    """
+    from ctcnet.io.scan import is_cartridge
+
+    cartridges, datasets = [], []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_file():
+            try:
+                lines = [ln.strip() for ln in path.read_text().splitlines()]
+            except (UnicodeDecodeError, OSError):
+                raise InputError("not a list of cartridge folders (a text file, one path per "
+                                 "line); pass the cartridge folder itself", path) from None
+            listed = [Path(ln) if Path(ln).is_absolute() else path.parent / ln
+                      for ln in lines if ln and not ln.startswith("#")]
+            more_c, more_d = resolve_inputs(listed)
+            cartridges += more_c
+            datasets += more_d
+        elif not path.is_dir():
+            raise InputError("input not found (a cartridge folder, a folder of cartridges, a "
+                             "list file, or a crop dataset)", path)
+        elif is_cartridge(path):
+            cartridges.append(path)
+        elif (path / "manifest.csv").exists() or (path / "panel.json").exists():
+            datasets.append(path)
+        else:
+            subs = sorted(p for p in path.iterdir() if p.is_dir() and is_cartridge(p))
+            if not subs:
+                raise InputError("neither a cartridge, a folder of cartridges nor a crop "
+                                 "dataset", path)
+            cartridges += subs
+    return cartridges, datasets
+
+
+def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
+                         options: PredictOptions | None = None) -> dict:
+    """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json."""
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.detect.cropping import resize_crops
+
+    options = options or PredictOptions()
+    spec = backend.spec
+    t0 = time.perf_counter()
+    index = read_crop_index(root)
+    spec.panel.check_matches(index.panel, what=f"crop dataset {root}")
+    window = window_size(spec.crop_size, spec.pixel_size_um, index.panel.pixel_size_um)
+    crops = resize_crops(load_crops(index, window), spec.crop_size)
+    t1 = time.perf_counter()
+    proba = backend.predict_proba(crops)
+    t2 = time.perf_counter()
+    table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
+                                   else str(p) for p in index.paths],
+                          "label": index.labels, "sample_id": index.sample_ids})
+    table = label_events(table, proba, spec)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(out_dir / "predictions.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.5g")
+    known = table["label"].isin(spec.class_names)
+    summary = {
+        "dataset": str(root), "crops": len(table), "backend": backend.name,
+        "device": backend.device_name, "model": str(backend.model_path),
+        "counts": {n: int((table["class"] == n).sum()) for n in spec.class_names},
+        "review": int(table["review"].sum()),
+        "accuracy": float((table["class"] == table["label"])[known].mean()) if known.any()
+        else None,
+        "timings_s": {"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0},
+    }
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
+                   options: PredictOptions | None = None, rank: int = 0,
+                   world_size: int = 1) -> list[dict]:
+    """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
+
+    Every cartridge's panel is checked against the model before any work starts.
+    """
+    from ctcnet.inference.distributed import shard
+
+    options = options or PredictOptions()
+    cartridge_paths, datasets = resolve_inputs(inputs)
+    cartridges = [open_cartridge(p) for p in cartridge_paths]
+    ids = [c.sample_id for c in cartridges]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
+                         "outputs would collide")
+    for c in cartridges:
+        backend.spec.panel.check_matches(c.panel, what=f"cartridge {c.root}")
+    from ctcnet.io.crop_dataset import read_crop_index
+
+    for d in datasets:
+        backend.spec.panel.check_matches(read_crop_index(d).panel, what=f"crop dataset {d}")
+    out = Path(out)
+    check_writable(out)
+    jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
+           [("crops", d, d.name, 1) for d in datasets]
+    summaries = []
+    for kind, item, name, _ in shard(jobs, rank, world_size, weight=lambda j: j[3]):
+        if kind == "cartridge":
+            summaries.append(predict_cartridge(item, backend, out / name, options))
+        else:
+            summaries.append(predict_crop_dataset(item, backend, out / name, options))
+    return summaries
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK):
+        raise CtcnetError(f"output folder {out} is not writable")

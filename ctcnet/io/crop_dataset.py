@@ -1,0 +1,182 @@
+"""Crop datasets: labelled (C, H, W) cell images on disk, and loading them into arrays.
+
+Two layouts are read (and written):
+
+* class folders: ``ROOT/<class>/<file>.tif``; the sample id is the file-name part before
+  ``__`` (``P017__0042.tif`` belongs to sample ``P017``), else the file's own stem;
+* ``ROOT/manifest.csv`` with columns ``path,label[,sample_id][,split]`` (paths relative to ROOT).
+
+``ROOT/panel.json`` gives the channel order. A dataset may hold a subset of the taxonomy's
+classes; a class it names that the taxonomy lacks is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.images import check_channel_names, read_image, write_tiff
+from ctcnet.io.panel import Panel, load_panel, save_panel
+from ctcnet.io.taxonomy import Taxonomy
+
+IMAGE_SUFFIXES = (".tif", ".tiff")
+SAMPLE_SEPARATOR = "__"
+
+
+@dataclass
+class CropIndex:
+    """What a crop dataset holds, without its pixels."""
+
+    root: Path
+    panel: Panel
+    paths: list[Path]
+    labels: list[str]
+    sample_ids: list[str]
+    splits: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def class_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for label in self.labels:
+            counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def label_indices(self, taxonomy: Taxonomy) -> np.ndarray:
+        return np.array([taxonomy.index(label) for label in self.labels], dtype=np.int64)
+
+    def subset(self, mask: Sequence[bool] | np.ndarray) -> "CropIndex":
+        keep = np.flatnonzero(np.asarray(mask))
+        return CropIndex(self.root, self.panel, [self.paths[i] for i in keep],
+                         [self.labels[i] for i in keep], [self.sample_ids[i] for i in keep],
+                         [self.splits[i] for i in keep])
+
+
+def _sample_id_from_name(path: Path) -> str:
+    stem = path.stem
+    return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem
+
+
+def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
+                    taxonomy: Taxonomy | None = None) -> CropIndex:
+    """Index a crop dataset folder (manifest.csv if present, else class folders)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("crop dataset folder not found", root)
+    if panel is None:
+        if not (root / "panel.json").exists():
+            raise InputError("no panel.json beside the crops: it names the channel order "
+                             '(e.g. {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})',
+                             root)
+        panel = load_panel(root / "panel.json")
+    else:
+        panel = load_panel(panel)
+    manifest = root / "manifest.csv"
+    if manifest.exists():
+        paths, labels, samples, splits = _read_manifest(manifest)
+    else:
+        paths, labels, samples, splits = [], [], [], []
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and
+                                not p.name.startswith(".")):
+            files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            paths += files
+            labels += [class_dir.name] * len(files)
+            samples += [_sample_id_from_name(f) for f in files]
+            splits += [""] * len(files)
+    if not paths:
+        raise InputError("no crops found (expected class folders of .tif files or a "
+                         "manifest.csv)", root)
+    if taxonomy is not None:
+        unknown = sorted(set(labels) - set(taxonomy.names))
+        if unknown:
+            raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}", root)
+    return CropIndex(root, panel, paths, labels, samples, splits)
+
+
+def _read_manifest(manifest: Path):
+    try:
+        rows = list(csv.DictReader(io.StringIO(manifest.read_text())))
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read manifest: {err}", manifest) from None
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise InputError("manifest.csv needs the columns path,label[,sample_id][,split]",
+                         manifest)
+    paths, labels, samples, splits = [], [], [], []
+    for n, row in enumerate(rows, start=2):
+        if not row.get("path") or not row.get("label"):
+            raise InputError(f"line {n}: empty path or label", manifest)
+        path = (manifest.parent / row["path"]).resolve()
+        paths.append(path)
+        labels.append(row["label"].strip())
+        samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))
+        splits.append((row.get("split") or "").strip())
+    return paths, labels, samples, splits
+
+
+def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
+    """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype."""
+    arr, names = read_image(path)
+    if arr.shape[0] != panel.num_channels:
+        raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
+                         f"{panel.num_channels}", path)
+    check_channel_names(names, panel.names, path)
+    if min(arr.shape[1:]) < min_size:
+        raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
+                         f"input {min_size}x{min_size}", path)
+    return arr
+
+
+def center_crop_or_pad(arr: np.ndarray, size: int) -> np.ndarray:
+    """Cut the centre ``size`` x ``size`` of a (C, H, W) crop; pad with edge values if smaller."""
+    _, h, w = arr.shape
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        arr = np.pad(arr, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
+                     mode="edge")
+        _, h, w = arr.shape
+    top, left = (h - size) // 2, (w - size) // 2
+    return arr[:, top:top + size, left:left + size]
+
+
+def load_crops(index: CropIndex, size: int | None = None, min_size: int = 0) -> np.ndarray:
+    """Load every crop of an index into one float32 (N, C, size, size) array."""
+    first = read_crop(index.paths[0], index.panel, min_size)
+    size = size or first.shape[1]
+    out = np.empty((len(index), index.panel.num_channels, size, size), dtype=np.float32)
+    for i, path in enumerate(index.paths):
+        arr = first if i == 0 else read_crop(path, index.panel, min_size)
+        out[i] = center_crop_or_pad(arr, size)
+    return out
+
+
+def write_crop_dataset(root: str | Path, crops: np.ndarray, labels: Sequence[str],
+                       panel: Panel, sample_ids: Sequence[str] | None = None,
+                       splits: Sequence[str] | None = None, extra: dict | None = None) -> Path:
+    """Write crops as class folders plus manifest.csv and panel.json; returns the root."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    n = len(crops)
+    if len(labels) != n:
+        raise ValueError("one label per crop")
+    sample_ids = list(sample_ids) if sample_ids is not None else [f"s{i:06d}" for i in range(n)]
+    splits = list(splits) if splits is not None else [""] * n
+    lines = ["path,label,sample_id,split"]
+    for i in range(n):
+        rel = Path(labels[i]) / f"{sample_ids[i]}{SAMPLE_SEPARATOR}{i:07d}.tif"
+        write_tiff(root / rel, crops[i], panel.names, panel.pixel_size_um)
+        lines.append(f"{rel.as_posix()},{labels[i]},{sample_ids[i]},{splits[i]}")
+    atomic_write_text(root / "manifest.csv", "\n".join(lines) + "\n")
+    save_panel(panel, root / "panel.json")
+    if extra:
+        import json
+
+        atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")
+    return root

@@ -1,0 +1,196 @@
+"""Read and write single multichannel images (one crop or one frame) with strict checks.
+
+Every reader returns a ``(C, H, W)`` array and the channel names stored in the file (OME-TIFF),
+if any. Anything wrong becomes one :class:`~ctcnet.errors.InputError` naming the file: corrupt or
+truncated TIFF, unsupported dtype, NaN/inf, empty image. 8-bit PNG channels (as some scanners
+export them) are read as single channels. CellSearch's 2^15 export offset is removed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ctcnet.errors import InputError
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
+CELLSEARCH_OFFSET = 32768
+PSEUDO_12BIT_MAX = 4095
+
+
+def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray:
+    """Validate dtype, shape and finiteness of pixel data read from ``path``."""
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    if arr.dtype.type not in SUPPORTED_DTYPES:
+        raise InputError(f"unsupported pixel type {arr.dtype}; use uint8, uint16 or float32", path)
+    if arr.ndim == 2 and ndim == 3:
+        arr = arr[None]
+    if arr.ndim != ndim:
+        raise InputError(f"expected a {'(C, H, W)' if ndim == 3 else '(H, W)'} image, "
+                         f"got shape {arr.shape}", path)
+    if arr.size == 0 or min(arr.shape[-2:]) == 0:
+        raise InputError(f"empty image (shape {arr.shape})", path)
+    if arr.dtype == np.float32 and not np.isfinite(arr).all():
+        raise InputError("image contains NaN or infinite values", path)
+    return arr
+
+
+def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
+    """Undo the 2^15 offset of CellSearch exports when the data carry it, else return as is.
+
+    Such exports store pseudo 12-bit values, some of them with +32768 added. We only subtract
+    when every value lies in [0, 4095] or [32768, 32768 + 4095], so genuine 16-bit data that
+    happens to exceed 32767 is never shifted.
+    """
+    if arr.dtype != np.uint16:
+        return arr
+    high = arr >= CELLSEARCH_OFFSET
+    if not high.any():
+        return arr
+    plausible = (arr <= PSEUDO_12BIT_MAX) | (high & (arr <= CELLSEARCH_OFFSET + PSEUDO_12BIT_MAX))
+    if not plausible.all():
+        return arr
+    return np.where(high, arr - CELLSEARCH_OFFSET, arr).astype(np.uint16)
+
+
+def _ome_channel_names(tif) -> list[str] | None:
+    meta = tif.ome_metadata
+    if not meta:
+        return None
+    import tifffile
+
+    try:
+        pixels = tifffile.xml2dict(meta)["OME"]["Image"]
+        if isinstance(pixels, list):
+            pixels = pixels[0]
+        channels = pixels["Pixels"].get("Channel", [])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if isinstance(channels, dict):
+        channels = [channels]
+    names = [str(c.get("Name", "")) for c in channels]
+    return names if names and all(names) else None
+
+
+class _TiffDamageLog(logging.Handler):
+    """Collect the errors tifffile logs while a file is read (its way to report damage)."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("tifffile").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("tifffile").removeHandler(self)
+
+
+def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Read a (C, H, W) TIFF (one page per channel or an OME stack) and its channel names."""
+    import tifffile
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    size = path.stat().st_size
+    try:
+        # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
+        # truncated file; such a file must be refused, never silently read as zeros.
+        with _TiffDamageLog() as damage, tifffile.TiffFile(path) as tif:
+            names = _ome_channel_names(tif)
+            pages = list(tif.pages)
+            for page in pages:
+                ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
+                if ends and max(ends) > size:
+                    raise InputError("truncated TIFF: pixel data runs past the end of the file",
+                                     path)
+            if len(tif.series) == 1 or tif.is_ome:
+                arr = tif.series[0].asarray()
+            else:  # plain multipage file: one page per channel
+                arr = np.stack([p.asarray() for p in pages])
+        if damage.messages:
+            raise InputError(f"corrupt or truncated TIFF: {damage.messages[0]}", path)
+    except InputError:
+        raise
+    except Exception as err:  # tifffile raises many types on corrupt/truncated files
+        raise InputError(f"not a readable TIFF (corrupt or truncated?): {err}", path) from None
+    arr = np.squeeze(arr) if arr.ndim > 3 else arr
+    if arr.ndim == 3 and arr.shape[-1] <= 6 < arr.shape[0]:
+        # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.
+        arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
+    return check_pixels(arr, path), names
+
+
+def read_png_channel(path: str | Path) -> np.ndarray:
+    """Read one 8- or 16-bit grey PNG channel as (H, W)."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im)
+    except Exception as err:
+        raise InputError(f"not a readable PNG (corrupt or truncated?): {err}", path) from None
+    if arr.ndim == 3:  # an RGB export of a grey channel: all planes equal, keep one
+        if not (arr[..., :3] == arr[..., :1]).all():
+            raise InputError("colour PNG: a channel file must be greyscale", path)
+        arr = arr[..., 0]
+    if arr.dtype == np.int32:  # PIL's 16-bit mode
+        arr = arr.astype(np.uint16)
+    return check_pixels(np.ascontiguousarray(arr), path, ndim=2)
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Read any supported single image file as (C, H, W) plus channel names if stored."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        return read_png_channel(path)[None], None
+    return read_tiff(path)
+
+
+def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], path) -> None:
+    """Refuse a file whose stored channel names differ from the panel's, by name and order."""
+    if found is None:
+        return
+    if [n.upper() for n in found] != [n.upper() for n in expected]:
+        from ctcnet.errors import PanelMismatchError
+
+        order = " (same channels in another order)" if sorted(
+            n.upper() for n in found) == sorted(n.upper() for n in expected) else ""
+        raise PanelMismatchError(f"channels in file {list(found)} differ from the panel "
+                                 f"{list(expected)}{order}", path)
+
+
+def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] | None = None,
+               pixel_size_um: float | None = None, ome: bool = True) -> None:
+    """Write a (C, H, W) image atomically; OME metadata records channel names and pixel size."""
+    import tifffile
+
+    from ctcnet.io.atomic import atomic_path
+
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        raise ValueError(f"write_tiff wants (C, H, W), got {arr.shape}")
+    with atomic_path(path) as tmp:
+        if ome:
+            metadata = {"axes": "CYX"}
+            if channel_names is not None:
+                metadata["Channel"] = {"Name": list(channel_names)}
+            if pixel_size_um is not None:
+                metadata.update(PhysicalSizeX=float(pixel_size_um),
+                                PhysicalSizeY=float(pixel_size_um))
+            tifffile.imwrite(tmp, arr, ome=True, metadata=metadata, photometric="minisblack")
+        else:  # plain multipage TIFF, one page per channel, as CellSearch writes frames
+            tifffile.imwrite(tmp, arr, metadata=None, photometric="minisblack")

@@ -1,0 +1,207 @@
+"""The panel: which fluorescence channels a scan has, in which order, and how to normalise them.
+
+A panel is plain data (JSON or YAML). The smallest accepted form is
+``{"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}``; the full form gives each
+channel a value range and a normalisation. Channel names are matched case-insensitively and
+through a few well-known aliases (CD41 is the platelet marker like CD61, CD15 the neutrophil
+marker like CD66b), so that code which needs biology (the simulator, the marker gate) asks for a
+channel's *role* and never for a position.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ctcnet.errors import InputError, PanelMismatchError
+
+MIN_CHANNELS, MAX_CHANNELS = 3, 6
+
+# Marker name (upper case) -> biological role. Roles are what the simulator renders and what the
+# marker gate reads; a name not listed here is a channel of unknown role (rendered as background).
+MARKER_ROLES = {
+    "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
+    "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "CK-PE": "epithelial",
+    "CD45": "leukocyte", "CD45-APC": "leukocyte",
+    "CD61": "platelet", "CD41": "platelet",
+    "CD66B": "neutrophil", "CD15": "neutrophil",
+    "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
+    "EPCAM": "epcam",
+}
+
+# How raw counts become network input (ctcnet.nn.normalise). "snr": subtract a robust per-crop
+# background and divide by the robust background noise, then compress; invariant to the camera
+# gain and offset, so a 10x brighter scanner or another background looks the same to the
+# network. "fixed": (x - low) / (high - low) over the channel's value range.
+NORMALISATION_METHODS = ("snr", "fixed")
+DEFAULT_NORMALISATION = {"method": "snr", "softness": 6.0, "compression": "rational",
+                         "sample_step": 4, "noise_floor": 0.5}
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One channel of a panel."""
+
+    name: str
+    value_range: tuple[float, float] = (0.0, 4095.0)
+    normalisation: dict = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
+
+    @property
+    def role(self) -> str:
+        return marker_role(self.name)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "value_range": list(self.value_range),
+                "normalisation": dict(self.normalisation)}
+
+
+def marker_role(name: str) -> str:
+    """The biological role of a channel name ('nucleus', 'epithelial', ...) or 'unknown'."""
+    return MARKER_ROLES.get(name.strip().upper(), "unknown")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Channels in scan order plus the pixel size, in micrometres per pixel."""
+
+    channels: tuple[Channel, ...]
+    pixel_size_um: float = 0.64
+    name: str = "custom"
+
+    def __post_init__(self):
+        if not MIN_CHANNELS <= len(self.channels) <= MAX_CHANNELS:
+            raise InputError(f"a panel needs {MIN_CHANNELS} to {MAX_CHANNELS} channels, "
+                             f"got {len(self.channels)}: {self.names}")
+        upper = [c.name.upper() for c in self.channels]
+        if len(set(upper)) != len(upper):
+            raise InputError(f"panel channel names must be unique, got {self.names}")
+        if not 0.05 <= float(self.pixel_size_um) <= 5.0:
+            raise InputError(f"pixel_size_um={self.pixel_size_um} is not a plausible pixel size")
+        for c in self.channels:
+            method = c.normalisation.get("method")
+            if method not in NORMALISATION_METHODS:
+                raise InputError(f"channel {c.name}: normalisation method {method!r} is not one "
+                                 f"of {NORMALISATION_METHODS}")
+            if c.normalisation.get("compression", "asinh") not in ("rational", "asinh"):
+                raise InputError(f"channel {c.name}: compression "
+                                 f"{c.normalisation['compression']!r} is not rational or asinh")
+            if not 1 <= int(c.normalisation.get("sample_step", 2)) <= 8:
+                raise InputError(f"channel {c.name}: sample_step must be 1 to 8")
+            lo, hi = c.value_range
+            if not hi > lo:
+                raise InputError(f"channel {c.name}: value_range {c.value_range} is empty")
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.channels]
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channels)
+
+    def roles(self) -> list[str]:
+        return [c.role for c in self.channels]
+
+    def index_of_role(self, role: str) -> int | None:
+        """Position of the first channel with this role, or None if the panel lacks it."""
+        for i, c in enumerate(self.channels):
+            if c.role == role:
+                return i
+        return None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "pixel_size_um": float(self.pixel_size_um),
+                "channels": [c.to_dict() for c in self.channels]}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | Path | None = None) -> "Panel":
+        if isinstance(data, (list, tuple)):
+            data = {"channels": list(data)}
+        if not isinstance(data, dict) or "channels" not in data:
+            raise InputError("a panel is a mapping with a 'channels' list", source)
+        channels = []
+        for entry in data["channels"]:
+            if isinstance(entry, str):
+                channels.append(Channel(entry))
+            elif isinstance(entry, dict) and "name" in entry:
+                channels.append(Channel(
+                    name=str(entry["name"]),
+                    value_range=tuple(float(v) for v in entry.get("value_range", (0, 4095))),
+                    normalisation=dict(entry.get("normalisation", DEFAULT_NORMALISATION)),
+                ))
+            else:
+                raise InputError(f"panel channel entry {entry!r} is neither a name nor a "
+                                 "mapping with 'name'", source)
+        try:
+            return cls(channels=tuple(channels),
+                       pixel_size_um=float(data.get("pixel_size_um", 0.64)),
+                       name=str(data.get("name", "custom")))
+        except InputError as err:
+            raise InputError(str(err), source) from None
+
+    def check_matches(self, other: "Panel", what: str = "data") -> None:
+        """Refuse data whose channels differ from this (the model's) panel, by name and order."""
+        mine = [n.upper() for n in self.names]
+        theirs = [n.upper() for n in other.names]
+        if mine != theirs:
+            hint = ""
+            if sorted(mine) == sorted(theirs):
+                hint = " (same channels in another order: reorder the data, never the model)"
+            raise PanelMismatchError(
+                f"channel mismatch: the model expects {self.names} but the {what} has "
+                f"{other.names}{hint}")
+
+    def with_pixel_size(self, pixel_size_um: float) -> "Panel":
+        return Panel(self.channels, float(pixel_size_um), self.name)
+
+
+def _read_mapping(path: Path) -> Any:
+    """Read JSON or YAML into Python data, with a clear error on failure."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise InputError(f"cannot read: {err.strerror or err}", path) from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as err:  # json/yaml both raise their own error types
+        raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {err}",
+                         path) from None
+
+
+def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
+    """Load a panel from a file, a mapping, a list of names, or the default when None."""
+    if isinstance(source, Panel):
+        return source
+    if source is None:
+        return default_panel()
+    if isinstance(source, (dict, list, tuple)):
+        return Panel.from_dict(source)
+    path = Path(source)
+    if path.is_dir():
+        path = path / "panel.json"
+    if not path.exists():
+        raise InputError("panel file not found", path)
+    return Panel.from_dict(_read_mapping(path), path)
+
+
+def save_panel(panel: Panel, path: str | Path) -> None:
+    from ctcnet.io.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(panel.to_dict(), indent=2) + "\n")
+
+
+def default_panel() -> Panel:
+    text = resources.files("ctcnet.data").joinpath("default_panel.json").read_text()
+    return Panel.from_dict(json.loads(text))
+
+
+def read_mapping(path: str | Path) -> Any:
+    """Public alias used by other loaders (taxonomy, configs)."""
+    return _read_mapping(Path(path))

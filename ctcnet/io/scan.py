@@ -1,0 +1,235 @@
+"""Cartridge scans: a folder of frames, each frame one image of every channel.
+
+Layouts read (the first that matches wins, per frame):
+
+* one multipage TIFF per frame (one page per channel, CellSearch layout): ``r03c12.tif``;
+* one single-page TIFF per channel: ``r03c12_c0.tif``, ``r03c12_c1.tif``, ...;
+* one 8-bit (or 16-bit) PNG per channel, as other scanners export: ``r03c12_c0.png``, ...
+
+A frame's stem carries its position, ``r<row>c<col>`` (or ``frame<index>``, whose row and column
+then follow the serpentine scan order given by ``cartridge.json``'s ``columns``). ``panel.json``
+beside the frames names the channels; ``cartridge.json`` (optional) records the sample id, layout
+and the blood volume. CellSearch's 2^15 export offset is removed on read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.images import check_channel_names, read_image, remove_cellsearch_offset, write_tiff
+from ctcnet.io.panel import Panel, load_panel, save_panel
+
+_FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
+_FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
+_CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
+FRAME_SUFFIXES = (".tif", ".tiff", ".png")
+DEFAULT_BLOOD_VOLUME_ML = 7.5
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One frame of a cartridge: where it sits and which file(s) hold its channels."""
+
+    index: int
+    row: int
+    col: int
+    files: tuple[Path, ...]  # one multipage file, or one file per channel in channel order
+    stem: str
+
+    @property
+    def frame_id(self) -> str:
+        return f"r{self.row:02d}c{self.col:02d}"
+
+
+@dataclass
+class Cartridge:
+    """An indexed cartridge scan folder."""
+
+    root: Path
+    panel: Panel
+    frames: list[FrameRef]
+    sample_id: str
+    blood_volume_ml: float = DEFAULT_BLOOD_VOLUME_ML
+    info: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # files found but unusable, with reasons
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def serpentine_position(index: int, columns: int) -> tuple[int, int]:
+    """Row and column of the index-th frame of a serpentine scan (even rows left to right)."""
+    row, k = divmod(index, columns)
+    return row, (k if row % 2 == 0 else columns - 1 - k)
+
+
+def is_cartridge(path: str | Path) -> bool:
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if (path / "cartridge.json").exists():
+        return True
+    return any(_frame_stem(p)[0] is not None for p in path.iterdir() if
+               p.suffix.lower() in FRAME_SUFFIXES)
+
+
+def _frame_stem(path: Path) -> tuple[str | None, int | None]:
+    """(frame stem, channel index or None) of a file name, or (None, None) if not a frame."""
+    stem, channel = path.stem, None
+    m = _CHANNEL_FILE.match(stem)
+    if m and (_FRAME_RC.match(m["stem"]) or _FRAME_INDEX.match(m["stem"])):
+        stem, channel = m["stem"], int(m["channel"])
+    if _FRAME_RC.match(stem) or _FRAME_INDEX.match(stem):
+        return stem, channel
+    return None, None
+
+
+def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) -> Cartridge:
+    """Index a cartridge folder: find frames, their positions and their files. Reads no pixels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("cartridge folder not found", root)
+    info = {}
+    if (root / "cartridge.json").exists():
+        try:
+            info = json.loads((root / "cartridge.json").read_text())
+        except ValueError as err:
+            raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
+    if panel is None:
+        if not (root / "panel.json").exists():
+            raise InputError("no panel.json in the cartridge folder: it names the channel order",
+                             root)
+        panel = load_panel(root / "panel.json")
+    else:
+        panel = load_panel(panel)
+    columns = int(info.get("columns", 0)) or None
+
+    whole: dict[str, Path] = {}
+    per_channel: dict[str, dict[int, Path]] = {}
+    for path in sorted(root.iterdir()):
+        if path.suffix.lower() not in FRAME_SUFFIXES or path.name.startswith("."):
+            continue
+        stem, channel = _frame_stem(path)
+        if stem is None:
+            continue
+        if channel is None:
+            whole[stem] = path
+        else:
+            per_channel.setdefault(stem, {})[channel] = path
+
+    problems, frames = [], []
+    for stem in sorted(set(whole) | set(per_channel)):
+        if stem in whole:
+            files = (whole[stem],)
+        else:
+            chans = per_channel[stem]
+            missing = [c for c in range(panel.num_channels) if c not in chans]
+            if missing:
+                problems.append(f"{stem}: missing channel file(s) {missing}")
+                continue
+            files = tuple(chans[c] for c in range(panel.num_channels))
+        m = _FRAME_RC.match(stem)
+        if m:
+            row, col = int(m["row"]), int(m["col"])
+            index = -1
+        else:
+            index = int(_FRAME_INDEX.match(stem)["index"])
+            row, col = serpentine_position(index, columns) if columns else (0, index)
+        frames.append(FrameRef(index, row, col, files, stem))
+    if not frames:
+        raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
+                         "or frame<k>.tif files)", root)
+    # Scan order: by index when given, else serpentine order of (row, col).
+    frames.sort(key=lambda f: (f.row, f.col if f.row % 2 == 0 else -f.col)
+                if f.index < 0 else (f.index,))
+    frames = [FrameRef(i, f.row, f.col, f.files, f.stem) for i, f in enumerate(frames)]
+    expected = info.get("num_frames")
+    if expected is not None and int(expected) != len(frames):
+        problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
+                        "(truncated cartridge?)")
+    return Cartridge(root, panel, frames, str(info.get("sample_id", root.name)),
+                     float(info.get("blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML)), info, problems)
+
+
+def read_frame(frame: FrameRef, panel: Panel) -> np.ndarray:
+    """Read one frame as float32 (C, H, W) in the scanner's counts, checked against the panel."""
+    if len(frame.files) == 1:
+        arr, names = read_image(frame.files[0])
+        if arr.shape[0] != panel.num_channels:
+            raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
+                             f"{panel.num_channels}", frame.files[0])
+        check_channel_names(names, panel.names, frame.files[0])
+        planes = [remove_cellsearch_offset(a) for a in arr]
+    else:
+        planes = []
+        for path in frame.files:
+            arr, _ = read_image(path)
+            if arr.shape[0] != 1:
+                raise InputError(f"a per-channel file must hold one channel, found {arr.shape[0]}",
+                                 path)
+            planes.append(remove_cellsearch_offset(arr[0]))
+        shapes = {p.shape for p in planes}
+        if len(shapes) != 1:
+            raise InputError(f"channel files of frame {frame.stem} differ in size: {shapes}",
+                             frame.files[0])
+    out = np.stack(planes).astype(np.float32, copy=False)
+    if float(out.max()) == float(out.min()):
+        raise InputError("empty frame: every pixel has the same value", frame.files[0])
+    return out
+
+
+def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,
+                         rows: int, columns: int, frame_shape: tuple[int, int],
+                         blood_volume_ml: float = DEFAULT_BLOOD_VOLUME_ML,
+                         extra: dict | None = None) -> None:
+    """Write panel.json and cartridge.json for a cartridge folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    save_panel(panel, root / "panel.json")
+    info = {"sample_id": sample_id, "num_frames": int(num_frames), "rows": int(rows),
+            "columns": int(columns), "frame_height": int(frame_shape[0]),
+            "frame_width": int(frame_shape[1]), "blood_volume_ml": float(blood_volume_ml)}
+    info.update(extra or {})
+    atomic_write_text(root / "cartridge.json", json.dumps(info, indent=2) + "\n")
+
+
+def write_frame(root: str | Path, row: int, col: int, frame: np.ndarray, panel: Panel,
+                layout: str = "multipage", cellsearch_offset: bool = False) -> list[Path]:
+    """Write one (C, H, W) frame in a given layout: 'multipage', 'channels' or 'png'."""
+    root = Path(root)
+    stem = f"r{row:02d}c{col:02d}"
+    frame = np.asarray(frame)
+    if cellsearch_offset:
+        if frame.dtype != np.uint16:
+            raise ValueError("the CellSearch offset applies to uint16 frames")
+        # As some CellSearch exports do: values above the 12-bit range... carry +32768.
+        frame = np.where(frame > 0, frame | np.uint16(0x8000), frame).astype(np.uint16)
+    if layout == "multipage":
+        path = root / f"{stem}.tif"
+        write_tiff(path, frame, ome=False)
+        return [path]
+    if layout == "channels":
+        paths = [root / f"{stem}_c{c}.tif" for c in range(frame.shape[0])]
+        for c, path in enumerate(paths):
+            write_tiff(path, frame[c:c + 1], ome=False)
+        return paths
+    if layout == "png":
+        from PIL import Image
+
+        from ctcnet.io.atomic import atomic_path
+
+        if frame.dtype != np.uint8:
+            raise ValueError("the png layout holds 8-bit channels; convert the frame first")
+        paths = [root / f"{stem}_c{c}.png" for c in range(frame.shape[0])]
+        for c, path in enumerate(paths):
+            with atomic_path(path) as tmp:
+                Image.fromarray(frame[c]).save(tmp, format="PNG")
+        return paths
+    raise ValueError(f"unknown frame layout {layout!r}")

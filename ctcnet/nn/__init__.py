@@ -1,0 +1,3 @@
+"""The network and what travels with it: ``spec`` (the model's self-description, stored in
+every checkpoint and ONNX file), ``normalise`` (raw counts -> network input, inside the model),
+``nets`` (backbones by name) and ``classifier`` (normalisation + backbone, save and load)."""

@@ -1,0 +1,110 @@
+"""The classifier as shipped: normalisation + network, built from and saved with its spec.
+
+``build_classifier(spec)`` gives an ``nn.Module`` that takes raw counts (N, C, H, W) and returns
+logits; ``predict_proba`` applies the calibrated temperature. ``save_model`` writes a small
+``.pt`` file holding ``{"ctcnet_spec": dict, "state_dict": tensors}``; ``load_model`` reads
+those and Lightning checkpoints alike, always with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ctcnet.errors import InputError
+from ctcnet.nn.normalise import Normalise
+from ctcnet.nn.spec import ModelSpec
+
+SPEC_KEY = "ctcnet_spec"
+
+
+class CTCClassifier(nn.Module):
+    """Raw counts -> logits. ``net`` is the plain backbone; ``normalise`` comes from the panel."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        from ctcnet.nn.nets import create_model
+
+        self.spec = spec
+        self.normalise = Normalise(spec.panel)
+        self.net = create_model(spec.arch, in_chans=spec.in_chans, num_classes=spec.num_classes,
+                                **spec.arch_kwargs)
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(raw))
+
+    def predict_proba(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self(raw).float() / self.spec.temperature, dim=1)
+
+
+class ProbabilityHead(nn.Module):
+    """Wraps a classifier to output calibrated probabilities (what the ONNX graph returns)."""
+
+    def __init__(self, classifier: CTCClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.classifier.predict_proba(raw)
+
+
+def build_classifier(spec: ModelSpec) -> CTCClassifier:
+    return CTCClassifier(spec)
+
+
+def save_model(path: str | Path, model: CTCClassifier, spec: ModelSpec | None = None) -> None:
+    """Write spec + weights atomically; the file loads with ``torch.load(weights_only=True)``."""
+    from ctcnet.io.atomic import atomic_path
+
+    spec = spec or model.spec
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({SPEC_KEY: spec.to_dict(), "state_dict": state}, tmp)
+
+
+def _strip_prefix(state: dict, keys: set[str]) -> dict:
+    """Map Lightning's ``model.xxx`` keys onto the classifier's own keys."""
+    if set(state) >= keys:
+        return state
+    for prefix in ("model.", "classifier.", "_orig_mod."):
+        stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if stripped and set(stripped) >= keys:
+            return stripped
+    return state
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu"
+               ) -> tuple[CTCClassifier, ModelSpec]:
+    """Load a ctcnet ``.pt`` model or Lightning ``.ckpt``; returns (model in eval mode, spec)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("model file not found", path)
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # unpickling error, truncated zip, not a torch file...
+        raise InputError(f"not a loadable ctcnet checkpoint: {err}", path) from None
+    if not isinstance(blob, dict) or SPEC_KEY not in blob:
+        raise InputError("checkpoint has no ctcnet model spec", path)
+    spec = ModelSpec.from_dict(blob[SPEC_KEY], str(path))
+    model = build_classifier(spec)
+    keys = set(model.state_dict())
+    state = _strip_prefix(blob.get("state_dict", {}), keys)
+    missing = keys - set(state)
+    if missing:
+        raise InputError(f"checkpoint lacks weights for {sorted(missing)[:5]}...", path)
+    model.load_state_dict({k: state[k] for k in keys})
+    model.eval()
+    return model.to(map_location), spec
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from ctcnet.errors import CtcnetError
+
+        raise CtcnetError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)

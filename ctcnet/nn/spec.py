@@ -1,0 +1,101 @@
+"""The model spec: everything needed to rebuild a model and its preprocessing from one file.
+
+It travels in every checkpoint (``checkpoint["ctcnet_spec"]``) and every ONNX file (metadata
+key ``ctcnet_spec``, JSON), so inference never guesses the channels, classes, crop size, pixel
+size or normalisation. Plain data only, so checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ctcnet import __version__
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Panel
+from ctcnet.io.taxonomy import Taxonomy
+
+SPEC_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str
+    panel: Panel
+    taxonomy: Taxonomy
+    crop_size: int = 80
+    arch_kwargs: dict = field(default_factory=dict)
+    # Softmax temperature fitted on validation data (calibration); 1.0 = uncalibrated.
+    temperature: float = 1.0
+    # Top-probability threshold below which a call goes to human review.
+    review_threshold: float = 0.9
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    version: str = __version__
+
+    @property
+    def pixel_size_um(self) -> float:
+        return self.panel.pixel_size_um
+
+    @property
+    def in_chans(self) -> int:
+        return self.panel.num_channels
+
+    @property
+    def num_classes(self) -> int:
+        return self.taxonomy.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.taxonomy.names
+
+    def replace(self, **changes) -> "ModelSpec":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": SPEC_FORMAT,
+            "arch": self.arch,
+            "arch_kwargs": dict(self.arch_kwargs),
+            "panel": self.panel.to_dict(),
+            "taxonomy": self.taxonomy.to_dict(),
+            "crop_size": int(self.crop_size),
+            "pixel_size_um": float(self.pixel_size_um),
+            "temperature": float(self.temperature),
+            "review_threshold": float(self.review_threshold),
+            "training": self.training,
+            "metrics": self.metrics,
+            "version": self.version,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | None = None) -> "ModelSpec":
+        if not isinstance(data, dict) or "arch" not in data or "panel" not in data:
+            raise InputError("no ctcnet model spec found (is this a ctcnet model?)", source)
+        if int(data.get("format", 1)) > SPEC_FORMAT:
+            raise InputError(f"model spec format {data['format']} is newer than this ctcnet "
+                             f"understands ({SPEC_FORMAT}); upgrade ctcnet", source)
+        return cls(
+            arch=str(data["arch"]),
+            arch_kwargs=dict(data.get("arch_kwargs", {})),
+            panel=Panel.from_dict(data["panel"], source),
+            taxonomy=Taxonomy.from_dict(data["taxonomy"], source),
+            crop_size=int(data.get("crop_size", 80)),
+            temperature=float(data.get("temperature", 1.0)),
+            review_threshold=float(data.get("review_threshold", 0.9)),
+            training=dict(data.get("training", {})),
+            metrics=dict(data.get("metrics", {})),
+            version=str(data.get("version", "unknown")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str, source: str | None = None) -> "ModelSpec":
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise InputError(f"model spec is not valid JSON: {err}", source) from None
+        return cls.from_dict(data, source)

@@ -1,0 +1,292 @@
+"""The human side of a run: review gallery montages (PNG) and an HTML page per cartridge.
+
+A gallery tile shows one event: every channel side by side in grey (each stretched between its
+own 1st and 99.8th percentile within the crop, so a dim marker is visible and a bright one is
+not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under them, when the model
+allows gradients, a per-channel saliency row (Grad-CAM x input) that shows which marker drove
+the call. Tiles are
+stacked into montage pages per category: every call of a reported class (``ctc``, ``cluster``)
+and the uncertain events (``review``). ``index.html`` shows the summary and the pages; a small
+inline script reports any image that fails to load, so a broken page is obvious to a reader
+(and to the headless-browser test).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.panel import Panel
+from ctcnet.nn.spec import ModelSpec
+
+# Display colour per marker role (RGB, 0-1), close to the usual CellSearch false colours.
+ROLE_COLOURS = {
+    "nucleus": (0.25, 0.35, 1.0), "epithelial": (0.1, 1.0, 0.2), "leukocyte": (1.0, 0.15, 0.1),
+    "platelet": (1.0, 0.85, 0.0), "neutrophil": (1.0, 0.2, 0.9), "mesenchymal": (0.0, 0.9, 0.9),
+    "epcam": (0.6, 1.0, 0.3), "unknown": (0.6, 0.6, 0.6),
+}
+TILES_PER_PAGE = 20
+LABEL_HEIGHT = 14
+GAP = 4
+
+
+def stretch(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0) -> np.ndarray:
+    """(N, C, S, S) counts -> float32 in [0, 1], per crop and channel.
+
+    Black is the crop's background (median); white is the ``high`` percentile of the crop's
+    central half, where the event is, so the event sets the contrast and a bright neighbour at
+    the border saturates instead of hiding a dim event. White is never less than ``min_snr``
+    noise units above background, so a channel without signal shows as dark speckle.
+    """
+    crops = np.asarray(crops, dtype=np.float32)
+    n, c, s, _ = crops.shape
+    flat = crops[:, :, ::2, ::2].reshape(n, c, -1)  # display levels: a quarter of the pixels do
+    background = np.median(flat, axis=2)
+    noise = 1.4826 * np.median(np.abs(flat - background[..., None]), axis=2)
+    q = s // 4
+    centre = crops[:, :, q:s - q, q:s - q].reshape(n, c, -1)
+    top = np.percentile(centre, high, axis=2)
+    span = np.maximum(top - background, np.maximum(min_snr * noise, 1e-3))
+    return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
+
+
+def overlay(stretched: np.ndarray, panel: Panel) -> np.ndarray:
+    """(N, C, S, S) in [0, 1] -> (N, S, S, 3) colour composite by marker role."""
+    colours = np.array([ROLE_COLOURS.get(r, ROLE_COLOURS["unknown"]) for r in panel.roles()],
+                       dtype=np.float32)
+    return np.clip(np.einsum("ncij,ck->nijk", stretched, colours), 0.0, 1.0)
+
+
+def heat_colours(saliency: np.ndarray) -> np.ndarray:
+    """(..., S, S) saliency in [0, 1] -> (..., S, S, 3): black, red, yellow, white ("hot")."""
+    v = np.clip(saliency, 0.0, 1.0)[..., None]
+    return np.clip(np.concatenate([3 * v, 3 * v - 1, 3 * v - 2], axis=-1), 0.0, 1.0)
+
+
+def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
+                 saliency: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
+
+    With ``saliency`` (N, C, S, S), a second row under the channels shows which pixels of which
+    marker drove the call (the overlay column's second row: the saliency summed over channels).
+    """
+    n, c, s, _ = crops.shape
+    st = stretch(crops)
+    grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
+    colour = overlay(st, panel)
+    # Ticks at the middle of each border of the overlay mark the event centre.
+    tick = max(2, s // 16)
+    mid = slice(s // 2 - 1, s // 2 + 1)
+    for rows, cols in ((slice(0, tick), mid), (slice(s - tick, s), mid),
+                       (mid, slice(0, tick)), (mid, slice(s - tick, s))):
+        colour[:, rows, cols] = 1.0
+    panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
+    if saliency is not None:
+        total = saliency.sum(axis=1, keepdims=True)
+        total = total / np.maximum(total.max(axis=(2, 3), keepdims=True), 1e-6)
+        heat = heat_colours(np.concatenate([saliency, total], 1))    # (N, C+1, S, S, 3)
+        gap = np.full(panels.shape[:2] + (GAP, s, 3), 0.15, np.float32)
+        panels = np.concatenate([panels, gap, heat], axis=2)          # two rows per tile
+    rows = panels.shape[2]
+    panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)      # nearest-neighbour zoom
+    ss = s * scale
+    panels = np.pad(panels, ((0, 0), (0, 0), (0, 0), (0, GAP), (0, 0)), constant_values=0.15)
+    tiles = panels.transpose(0, 2, 1, 3, 4).reshape(n, rows * scale, (c + 1) * (ss + GAP), 3)
+    return (tiles * 255 + 0.5).astype(np.uint8)
+
+
+def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_px: int):
+    """Stack tiles vertically under a channel header, each with its label; a PIL image."""
+    from PIL import Image, ImageDraw
+
+    n, th, tw, _ = tiles.shape
+    row_h = LABEL_HEIGHT + th + GAP
+    page = np.full((LABEL_HEIGHT + n * row_h, tw, 3), 24, dtype=np.uint8)
+    for i in range(n):  # per tile, not per pixel: placing arrays and drawing one label each
+        top = LABEL_HEIGHT + i * row_h + LABEL_HEIGHT
+        page[top:top + th] = tiles[i]
+    image = Image.fromarray(page)
+    draw = ImageDraw.Draw(image)
+    for k, name in enumerate(header):
+        draw.text((k * (tile_px + GAP) + 2, 1), name, fill=(255, 255, 160))
+    for i, text in enumerate(labels):
+        draw.text((2, LABEL_HEIGHT + i * row_h + 1), text, fill=(230, 230, 230))
+    return image
+
+
+def gallery_categories(events: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.DataFrame]:
+    """Events per gallery category: each reported class's calls, then uncertain others."""
+    cats = {}
+    for name in spec.taxonomy.reported_classes():
+        calls = events[events["class"] == name]
+        cats[name] = calls.sort_values("confidence", ascending=False, kind="stable")
+    reported = events["class"].isin(spec.taxonomy.reported_classes())
+    unsure = events[events["review"].astype(bool) & ~reported]
+    cats["review"] = unsure.sort_values("confidence", kind="stable")
+    return cats
+
+
+def gallery_lookup(events: pd.DataFrame, gallery: dict) -> tuple[pd.Series, np.ndarray]:
+    """Map event_id -> position in one stacked array of the journaled gallery crops."""
+    within = events.groupby("frame", sort=False).cumcount().to_numpy()
+    key_of_event = pd.Series(events["event_id"].to_numpy(),
+                             index=pd.MultiIndex.from_arrays([events["frame"].to_numpy(), within]))
+    ids, stacks = [], []
+    for frame, (rows, crops) in gallery.items():
+        keys = pd.MultiIndex.from_arrays([np.full(len(rows), frame), rows])
+        ids.append(key_of_event.reindex(keys).to_numpy())
+        stacks.append(crops)
+    if not ids:
+        return pd.Series(dtype=np.int64), np.zeros((0,), np.float16)
+    ids = np.concatenate(ids)
+    ok = ~pd.isna(ids)
+    stacked = np.concatenate(stacks)[ok]
+    return pd.Series(np.arange(ok.sum()), index=ids[ok].astype(np.int64)), stacked
+
+
+def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
+                  spec: ModelSpec, limit: int, explain=None) -> dict:
+    """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages.
+
+    ``explain(crops, class_indices) -> (N, C, S, S)`` adds a saliency row to every tile."""
+    gdir = out_dir / "gallery"
+    gdir.mkdir(parents=True, exist_ok=True)
+    position, stacked = gallery_lookup(events, gallery)
+    info, written = {}, set()
+    for cat, chosen in gallery_categories(events, spec).items():
+        with_crops = chosen[chosen["event_id"].isin(position.index)].head(limit)
+        pages = []
+        if len(with_crops):
+            crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
+            s = crops.shape[-1]
+            scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
+            saliency = None
+            if explain is not None:
+                classes = [spec.taxonomy.index(k) for k in with_crops["class"]]
+                saliency = explain(np.asarray(crops, np.float32), classes)
+            tiles = render_tiles(crops, panel, scale, saliency)
+            labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
+                      + (" REVIEW" if r else "") + (" edge" if ec else "")
+                      for e, f, x, y, k, p, r, ec in zip(
+                          with_crops["event_id"], with_crops["frame_id"], with_crops["x"],
+                          with_crops["y"], with_crops["class"], with_crops["confidence"],
+                          with_crops["review"], with_crops["edge_cut"])]
+            header = panel.names + ["overlay"]
+            for page_no, start in enumerate(range(0, len(tiles), TILES_PER_PAGE), start=1):
+                name = f"{cat}_{page_no:03d}.png"
+                image = montage_page(tiles[start:start + TILES_PER_PAGE],
+                                     labels[start:start + TILES_PER_PAGE], header, s * scale)
+                with atomic_path(gdir / name) as tmp:
+                    image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
+                pages.append({"path": f"gallery/{name}", "width": image.width})
+                written.add(name)
+        info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
+    for stale in gdir.glob("*.png"):  # pages of an earlier run that this one did not rewrite
+        if stale.name not in written:
+            stale.unlink()
+    return info
+
+
+def _table(rows: list[tuple[str, object]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+_IMAGE_CHECK = """
+<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
+  var out = document.getElementById("image-check");
+  out.textContent = bad.length ? bad.length + " of " + imgs.length + " images failed to load: " +
+      bad.map(function (im) { return im.getAttribute("src"); }).join(", ")
+    : "all " + imgs.length + " images loaded";
+  out.className = bad.length ? "bad" : "ok";
+  document.body.setAttribute("data-images-ok", bad.length ? "no" : "yes");
+  document.body.setAttribute("data-images-total", String(imgs.length));
+});
+</script>
+"""
+
+
+def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
+    """index.html: summary, counts, skipped frames, timings and the gallery pages."""
+    s = summary
+    confident = s.get("counts_confident", {})
+    counts = [(k, f"{v} ({confident[k]} above the review threshold)" if k in confident else v)
+              for k, v in s["counts"].items()]
+    per75 = [(f"{k} per 7.5 mL", f"{v:.2f}") for k, v in s["per_7_5_ml"].items()]
+    frames = s["frames"]
+    overview = [("sample", s["sample_id"]), ("input", s["input"]), ("events", s["events"]),
+                *counts, *per75, ("for review", s["review"]), ("edge-cut", s["edge_cut"]),
+                ("frames processed", f"{frames['processed']} of {frames['total']}"),
+                ("frames skipped", frames["skipped"]),
+                ("model", f"{s['model']['path']} ({s['model']['arch']}, "
+                          f"v{s['model']['version']})"),
+                ("backend / device", f"{s['backend']} / {s['device']}"),
+                ("panel", ", ".join(c["name"] for c in s["panel"]["channels"])
+                 + f" at {s['panel']['pixel_size_um']} um/px")]
+    truth = s.get("ground_truth") or {}
+    if "detection" in truth:  # a simulated cartridge: how detection and calls compare
+        det = truth["detection"]
+        overview += [("detection recall (simulated truth)", f"{det['recall']:.3f}"),
+                     ("detection precision", f"{det['precision']:.3f}"),
+                     ("true counts", ", ".join(f"{k} {v}" for k, v in
+                                                 truth["true_counts"].items()))]
+    timings = [(k, f"{v:.2f} s") for k, v in s["timings_s"].items()]
+    skipped = "".join(f"<li><b>{html.escape(x['frame'])}</b>: {html.escape(x['reason'])}</li>"
+                      for x in s["skipped_frames"])
+    problems = "".join(f"<li>{html.escape(p)}</li>" for p in s["problems"])
+    sections = []
+    for cat, g in gallery_info.items():
+        note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
+            f"{g['total']} event(s)"
+        # Shown at twice their pixel size (crops are small), never wider than the window.
+        images = "".join(f'<p><img src="{html.escape(p["path"])}" style="width: '
+                         f'min(100%, {2 * p["width"]}px)" alt="{html.escape(cat)} page {i}">'
+                         '</p>' for i, p in enumerate(g["pages"], 1))
+        title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
+        sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>ctcnet: {html.escape(s['sample_id'])}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
+.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
+</style></head>
+<body>
+<h1>ctcnet predictions: {html.escape(s['sample_id'])}</h1>
+<p id="image-check">checking images...</p>
+{_table(overview)}
+<p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
+<a href="summary.json">summary.json</a></p>
+{f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
+{f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
+{''.join(sections)}
+<h2>Timings</h2>{_table(timings)}
+{_IMAGE_CHECK}
+</body></html>
+"""
+    atomic_write_text(out_dir / "index.html", page)
+
+
+def write_report(out_dir: str | Path, events: pd.DataFrame, gallery: dict, panel: Panel,
+                 spec: ModelSpec, summary: dict, limit: int = 400, explain=None) -> dict:
+    """Gallery montages plus index.html for one cartridge; returns the gallery info."""
+    out_dir = Path(out_dir)
+    info = write_gallery(out_dir, events, gallery, panel, spec, limit, explain)
+    write_html(out_dir, summary, info)
+    return info
+
+
+def load_summary(out_dir: str | Path) -> dict:
+    return json.loads((Path(out_dir) / "summary.json").read_text())

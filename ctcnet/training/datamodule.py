@@ -1,0 +1,270 @@
+"""The Lightning data module: labelled crops in memory, split by sample, raw counts to the model.
+
+Two sources, chosen in the config:
+
+* ``data_dir``: a crop dataset folder (:mod:`ctcnet.io.crop_dataset`). A manifest ``split`` column
+  (train / val / test) is honoured; otherwise whole samples (patients) go to validation, never
+  single crops, because crops of one sample are correlated.
+* ``simulate``: crops rendered in ``setup()`` by :func:`ctcnet.simulate.simulate_crops` (train
+  and validation from different seeds, so from different simulated samples); no files needed.
+
+Crops are small, so each split is held as one array (uint16 or float32, N x C x S x S). Nothing
+is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.normalise`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ctcnet.training.augment import build_train_augment
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
+
+SPLITS = ("train", "val", "test")
+
+
+class CropDataset(Dataset):
+    """(raw crop float32 tensor (C, S, S), class index) pairs from one in-memory array."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, augment=None):
+        if len(images) != len(targets):
+            raise ValueError("one target per image")
+        self.images = images
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        crop = self.images[i].astype(np.float32)
+        if self.augment is not None:
+            crop = self.augment(crop)
+        return torch.from_numpy(np.ascontiguousarray(crop)), int(self.targets[i])
+
+
+@dataclass
+class SplitData:
+    """One split in memory plus what it is made of (for the model card)."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    sample_ids: list[str] = field(default_factory=list)
+
+    def class_counts(self, class_names: list[str]) -> dict[str, int]:
+        counts = np.bincount(self.targets, minlength=len(class_names))
+        return {name: int(n) for name, n in zip(class_names, counts)}
+
+
+def sample_level_split(sample_ids: list[str], val_fraction: float, seed: int) -> np.ndarray:
+    """True for crops whose sample goes to validation; a stable hash of (seed, sample) decides.
+
+    At least one sample goes to validation and at least one stays for training when there are
+    two or more samples.
+    """
+    unique = sorted(set(sample_ids))
+    scores = {s: int(hashlib.sha1(f"{seed}:{s}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+              for s in unique}
+    ranked = sorted(unique, key=scores.get)
+    n_val = int(round(val_fraction * len(unique)))
+    if len(unique) >= 2:
+        n_val = min(max(n_val, 1), len(unique) - 1)
+    val_samples = set(ranked[:n_val])
+    return np.array([s in val_samples for s in sample_ids], dtype=bool)
+
+
+def _worker_init(worker_id: int) -> None:
+    """Each dataloader worker gets its own augmentation random stream (torch seeds it)."""
+    info = torch.utils.data.get_worker_info()
+    augment = getattr(info.dataset, "augment", None)
+    if augment is not None and hasattr(augment, "reseed"):
+        augment.reseed(int(info.seed % 2**32))
+
+
+class CTCDataModule(L.LightningDataModule):
+    """Crops for training, validation and (optionally) test.
+
+    Args:
+        panel: panel file or mapping; None = the crop dataset's panel.json, else the default.
+        taxonomy: taxonomy file or mapping; None = the default (ctc, wbc, cluster, debris).
+        crop_size: model input side in pixels (crops are centre-cropped or padded to it).
+        data_dir: a crop dataset folder; when None, data is simulated (``simulate``).
+        simulate: simulation settings: ``train`` / ``val`` / ``test`` (per-class counts),
+            ``seed``, ``num_samples`` (simulated patients per split), ``randomisation``
+            (``default`` = full SimConfig ranges, ``clean``, or a named shift).
+        val_fraction: share of samples that go to validation when the data has no split column.
+        split_seed: seed of the sample-level split.
+        batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
+        augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false`` turns it off.
+    """
+
+    def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
+                 crop_size: int = 80, data_dir: str | None = None,
+                 simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
+                 batch_size: int = 128, num_workers: int = 0,
+                 augment: dict | bool = True):
+        super().__init__()
+        if crop_size < 16:
+            raise InputError(f"crop_size={crop_size} is too small (at least 16 px)")
+        if not 0.0 <= val_fraction < 1.0:
+            raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
+        if data_dir is None and simulate is None:
+            raise InputError("no training data: give data.data_dir (a crop dataset folder) or "
+                             "data.simulate (per-class counts to simulate)")
+        self.crop_size = int(crop_size)
+        self.data_dir = data_dir
+        self.simulate = dict(simulate or {})
+        self.val_fraction = float(val_fraction)
+        self.split_seed = int(split_seed)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.augment = augment
+        # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
+        # the model before anything is fitted.
+        if panel is None and data_dir is not None:
+            from pathlib import Path
+
+            if (Path(data_dir) / "panel.json").exists():
+                panel = str(Path(data_dir) / "panel.json")
+        self.panel: Panel = load_panel(panel)
+        self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
+        # Record the resolved panel and taxonomy (the model gets the same), not file names.
+        self.save_hyperparameters({
+            "panel": self.panel.to_dict(), "taxonomy": self.taxonomy.to_dict(),
+            "crop_size": self.crop_size, "data_dir": data_dir, "simulate": self.simulate,
+            "val_fraction": self.val_fraction, "split_seed": self.split_seed,
+            "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment})
+        self.splits: dict[str, SplitData] = {}
+
+    # Plain-data views of panel and taxonomy, linked into the model by the CLI.
+    @property
+    def panel_config(self) -> dict:
+        return self.panel.to_dict()
+
+    @property
+    def taxonomy_config(self) -> dict:
+        return self.taxonomy.to_dict()
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.taxonomy.names
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        if self.data_dir is not None:
+            self.splits = self._load_folder()
+        else:
+            self.splits = self._simulate_splits()
+        if "train" not in self.splits or len(self.splits["train"].targets) == 0:
+            raise InputError("no training crops (check the split column or val_fraction)",
+                             self.data_dir)
+
+    def _load_folder(self) -> dict[str, SplitData]:
+        from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+        index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
+        images = load_crops(index, self.crop_size)
+        targets = index.label_indices(self.taxonomy)
+        splits = np.array([s.lower() for s in index.splits], dtype=object)
+        unknown = sorted(set(splits) - set(SPLITS) - {""})
+        if unknown:
+            raise InputError(f"manifest split values {unknown} are not one of {SPLITS}",
+                             self.data_dir)
+        if (splits == "").any():
+            # Crops without a split: whole samples go to validation.
+            free = np.flatnonzero(splits == "")
+            to_val = sample_level_split([index.sample_ids[i] for i in free], self.val_fraction,
+                                        self.split_seed)
+            splits[free] = np.where(to_val, "val", "train")
+        out = {}
+        for name in SPLITS:
+            keep = np.flatnonzero(splits == name)
+            if len(keep):
+                out[name] = SplitData(images[keep], targets[keep],
+                                      [index.sample_ids[i] for i in keep])
+        return out
+
+    def _simulate_splits(self) -> dict[str, SplitData]:
+        from ctcnet.simulate import SimConfig, simulate_crops
+
+        sim = self.simulate
+        randomisation = sim.get("randomisation", "default")
+        if randomisation == "default":
+            config = SimConfig()
+        elif randomisation == "clean":
+            config = SimConfig.clean()
+        else:
+            config = SimConfig().with_shift(randomisation)
+        seed = int(sim.get("seed", 0))
+        num_samples = int(sim.get("num_samples", 8))
+        defaults = {"train": 64, "val": 32}
+        out = {}
+        # Each split gets its own seed range, so its simulated samples (patients, scanners)
+        # never occur in another split.
+        for offset, name in enumerate(SPLITS):
+            counts = sim.get(name, defaults.get(name))
+            if not counts:
+                continue
+            batch = simulate_crops(counts, self.panel, self.taxonomy, crop_size=self.crop_size,
+                                   seed=seed + 1000 * offset, config=config,
+                                   num_samples=num_samples)
+            targets = np.array([self.taxonomy.index(label) for label in batch.labels],
+                               dtype=np.int64)
+            out[name] = SplitData(np.asarray(batch.images), targets,
+                                  [f"{name}:{s}" for s in batch.sample_ids])
+        return out
+
+    def summary(self) -> dict:
+        """What the data is (plain data, for checkpoints and model cards)."""
+        source = ({"data_dir": str(self.data_dir)} if self.data_dir is not None else
+                  {"simulated": {k: v for k, v in self.simulate.items()}})
+        return {
+            **source,
+            "crop_size": self.crop_size,
+            "splits": {name: {"crops": int(len(s.targets)),
+                              "samples": len(set(s.sample_ids)),
+                              "per_class": s.class_counts(self.class_names)}
+                       for name, s in self.splits.items()},
+        }
+
+    def train_class_counts(self) -> np.ndarray:
+        return np.bincount(self.splits["train"].targets, minlength=self.taxonomy.num_classes)
+
+    def _dataset(self, name: str, train: bool) -> CropDataset:
+        split = self.splits[name]
+        augment = None
+        if train and self.augment is not False:
+            overrides = self.augment if isinstance(self.augment, dict) else None
+            augment = build_train_augment(overrides, seed=self.split_seed)
+        return CropDataset(split.images, split.targets, augment)
+
+    def _loader(self, name: str, train: bool) -> DataLoader:
+        # A last partial batch of one crop would break BatchNorm; drop it when batches are full.
+        drop_last = train and len(self.splits[name].targets) > self.batch_size
+        return DataLoader(self._dataset(name, train), batch_size=self.batch_size,
+                          shuffle=train, drop_last=drop_last, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available(),
+                          persistent_workers=self.num_workers > 0,
+                          worker_init_fn=_worker_init if self.num_workers > 0 else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if "val" not in self.splits:
+            raise InputError("no validation crops: add a 'val' split or set val_fraction > 0",
+                             self.data_dir)
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if "test" not in self.splits:
+            raise InputError("no test crops in this data", self.data_dir)
+        return self._loader("test", train=False)

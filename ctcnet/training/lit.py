@@ -1,0 +1,293 @@
+"""The LightningModule: a thin training frame around the shipped classifier.
+
+``CTCLitModule`` holds a :class:`ctcnet.nn.classifier.CTCClassifier` as ``self.model`` (normalisation +
+plain backbone), so checkpoint keys are ``model.normalise.*`` / ``model.net.*`` and
+:func:`ctcnet.nn.classifier.load_model` reads a Lightning checkpoint directly. Every checkpoint also
+carries the model spec (``checkpoint["ctcnet_spec"]``) with the training-data summary and the
+last validation metrics; everything in it is plain data, so it loads with ``weights_only=True``.
+
+CTCs are rare, so the loss is class-weighted cross-entropy (weights from the training counts)
+or focal loss; AdamW with a one-cycle or warm-up + cosine schedule stepped per batch.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score,
+                                         MulticlassPrecision, MulticlassRecall)
+
+from ctcnet.errors import InputError
+from ctcnet.nn.classifier import SPEC_KEY, CTCClassifier
+from ctcnet.io.panel import Panel, load_panel
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.taxonomy import load_taxonomy
+
+LOSSES = ("ce", "focal")
+SCHEDULES = ("onecycle", "cosine")
+
+
+def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Inverse-frequency weights, n / (classes present * count) as scikit-learn's 'balanced'.
+
+    Every present class then carries the same total weight and the mean weight per training
+    crop is 1; absent classes get 0.
+    """
+    counts = counts.float()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+               gamma: float = 2.0, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_true)^gamma per example.
+
+    Easy examples (the many clear leukocytes) fade out, hard ones (dim CTCs) dominate.
+    """
+    log_p = F.log_softmax(logits.float(), dim=1)
+    ce = F.nll_loss(log_p, target, reduction="none")
+    if label_smoothing > 0:
+        ce = (1 - label_smoothing) * ce - label_smoothing * log_p.mean(dim=1)
+    p_true = log_p.gather(1, target[:, None]).squeeze(1).exp()
+    loss = (1 - p_true).pow(gamma) * ce
+    if weight is not None:
+        w = weight[target]
+        return (loss * w).sum() / w.sum().clamp_min(1e-12)
+    return loss.mean()
+
+
+_DROP = object()
+
+
+def _plain(value):
+    """Tensors and numpy scalars -> Python numbers/lists, so checkpoints stay weights_only-safe.
+
+    Anything else that is not plain data (e.g. the CLI's ``_instantiator`` function) is dropped.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, dict):
+        out = {str(k): _plain(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not _DROP}
+    if isinstance(value, (list, tuple)):
+        return [v for v in map(_plain, value) if v is not _DROP]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return _DROP
+
+
+class CTCLitModule(L.LightningModule):
+    """Training frame for a CTC classifier.
+
+    Args:
+        panel, taxonomy: file paths or mappings (the CLI links them from the data module).
+        crop_size: model input side, recorded in the spec.
+        arch, arch_kwargs: the backbone (:func:`ctcnet.nn.nets.create_model`).
+        loss: ``ce`` (cross-entropy) or ``focal``; ``focal_gamma`` for focal loss.
+        class_weights: ``balanced`` (inverse training frequency), ``none``, or one weight per
+            class in taxonomy order.
+        label_smoothing: for either loss.
+        lr, weight_decay: AdamW.
+        schedule: ``onecycle`` or ``cosine`` (linear warm-up over ``warmup_fraction``).
+        init_from: a ctcnet model or checkpoint to start from; refused if its panel differs.
+        channels_last: use channels_last memory format on CUDA (faster convolutions).
+    """
+
+    def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
+                 crop_size: int = 80, arch: str = "compact", arch_kwargs: dict | None = None,
+                 loss: str = "ce", focal_gamma: float = 2.0,
+                 class_weights: str | list[float] = "balanced", label_smoothing: float = 0.0,
+                 lr: float = 3e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
+                 warmup_fraction: float = 0.1, init_from: str | None = None,
+                 channels_last: bool = True):
+        super().__init__()
+        if loss not in LOSSES:
+            raise InputError(f"loss {loss!r} is not one of {LOSSES}")
+        if schedule not in SCHEDULES:
+            raise InputError(f"schedule {schedule!r} is not one of {SCHEDULES}")
+        self.save_hyperparameters()
+        self.spec = ModelSpec(arch=arch, panel=load_panel(panel), taxonomy=load_taxonomy(taxonomy),
+                              crop_size=int(crop_size), arch_kwargs=dict(arch_kwargs or {}))
+        self.model = CTCClassifier(self.spec)
+        k = self.spec.num_classes
+        if isinstance(class_weights, (list, tuple)):
+            if len(class_weights) != k:
+                raise InputError(f"class_weights has {len(class_weights)} values for {k} "
+                                 f"classes {self.spec.class_names}")
+            initial = torch.tensor(class_weights, dtype=torch.float32)
+        elif class_weights in ("balanced", "none"):
+            initial = torch.ones(k)
+        else:
+            raise InputError(f"class_weights {class_weights!r}: use 'balanced', 'none' or a list")
+        # A buffer, so resumed runs and DDP ranks use the same weights as the original run.
+        self.register_buffer("loss_weights", initial)
+        metrics = MetricCollection({
+            "precision": MulticlassPrecision(k, average=None),
+            "recall": MulticlassRecall(k, average=None),
+            "f1": MulticlassF1Score(k, average=None),
+            "macro_f1": MulticlassF1Score(k, average="macro"),
+        })
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_confusion = MulticlassConfusionMatrix(k)
+        self.test_confusion = MulticlassConfusionMatrix(k)
+        self.data_summary: dict = {}
+        self.last_metrics: dict = {}
+        if init_from:
+            self.load_weights_from(init_from)
+
+    # ----- set-up -------------------------------------------------------------------------
+    def load_weights_from(self, path: str) -> None:
+        """Start from another ctcnet model's weights; its channels must match by name."""
+        from ctcnet.nn.classifier import load_model
+
+        other, other_spec = load_model(path)
+        self.spec.panel.check_matches(other_spec.panel, f"model {path}")
+        if other_spec.arch != self.spec.arch or other_spec.class_names != self.spec.class_names:
+            raise InputError(f"cannot start from {path}: it is {other_spec.arch} with classes "
+                             f"{other_spec.class_names}, this run is {self.spec.arch} with "
+                             f"{self.spec.class_names}")
+        self.model.load_state_dict(other.state_dict())
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        if hasattr(datamodule, "panel"):
+            # The data must have the model's channels, by name and order.
+            self.spec.panel.check_matches(datamodule.panel, "training data")
+        if hasattr(datamodule, "summary"):
+            self.data_summary = _plain(datamodule.summary())
+        if (stage == "fit" and self.hparams.class_weights == "balanced"
+                and hasattr(datamodule, "train_class_counts")):
+            counts = torch.as_tensor(datamodule.train_class_counts())
+            self.loss_weights.copy_(balanced_class_weights(counts))
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last and self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+
+    # ----- steps --------------------------------------------------------------------------
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last and raw.is_cuda:
+            raw = raw.contiguous(memory_format=torch.channels_last)
+        return self.model(raw)
+
+    def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = None if self.hparams.class_weights == "none" else self.loss_weights
+        if self.hparams.loss == "focal":
+            return focal_loss(logits, target, weight, self.hparams.focal_gamma,
+                              self.hparams.label_smoothing)
+        return F.cross_entropy(logits.float(), target, weight=weight,
+                               label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch, batch_idx):
+        raw, target = batch
+        logits = self(raw)
+        loss = self.compute_loss(logits, target)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=len(target))
+        self.log("train/acc", (logits.argmax(1) == target).float().mean(), on_step=False,
+                 on_epoch=True, batch_size=len(target))
+        return loss
+
+    def _eval_step(self, batch, metrics, confusion, prefix: str):
+        raw, target = batch
+        logits = self(raw)
+        self.log(f"{prefix}/loss", self.compute_loss(logits, target), prog_bar=True,
+                 sync_dist=True, batch_size=len(target))
+        preds = logits.argmax(1)
+        metrics.update(preds, target)
+        confusion.update(preds, target)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, self.val_metrics, self.val_confusion, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, self.test_metrics, self.test_confusion, "test")
+
+    def _log_epoch(self, metrics, confusion, prefix: str) -> None:
+        values = metrics.compute()
+        confusion_matrix = confusion.compute()
+        metrics.reset()
+        confusion.reset()
+        names = self.spec.class_names
+        flat = {f"{prefix}/macro_f1": values[f"{prefix}/macro_f1"]}
+        for what in ("precision", "recall", "f1"):
+            for name, value in zip(names, values[f"{prefix}/{what}"]):
+                flat[f"{prefix}/{what}_{name}"] = value
+        # The confusion matrix, one scalar per (true, predicted) cell, so loggers keep it.
+        for i, true_name in enumerate(names):
+            for j, pred_name in enumerate(names):
+                flat[f"{prefix}/confusion/{true_name}_as_{pred_name}"] = \
+                    confusion_matrix[i, j].float()
+        # torchmetrics has already reduced over DDP ranks, so no second sync here.
+        macro_f1 = flat.pop(f"{prefix}/macro_f1")
+        self.log(f"{prefix}/macro_f1", macro_f1, prog_bar=True)
+        self.log_dict(flat)
+        self.last_metrics = {
+            "split": prefix, "epoch": int(self.current_epoch),
+            "macro_f1": float(macro_f1),
+            "per_class": {name: {what: float(values[f"{prefix}/{what}"][i])
+                                 for what in ("precision", "recall", "f1")}
+                          for i, name in enumerate(names)},
+            "confusion": _plain(confusion_matrix.long()),
+            "class_names": list(names),
+        }
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(self.val_metrics, self.val_confusion, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.test_metrics, self.test_confusion, "test")
+
+    # ----- optimisation -------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        # No weight decay on BatchNorm and bias parameters (standard for small CNNs).
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if p.ndim > 1 else no_decay).append(p)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(max(int(hp.warmup_fraction * total), 1), total)
+        if hp.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=hp.lr, total_steps=total,
+                pct_start=max(min(hp.warmup_fraction, 0.9), 0.01))
+        else:
+            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [
+                torch.optim.lr_scheduler.LinearLR(optimizer, 0.01, 1.0, total_iters=warmup),
+                torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(total - warmup, 1)),
+            ], milestones=[warmup])
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----- checkpoints --------------------------------------------------------------------
+    def current_spec(self) -> ModelSpec:
+        """The spec with the training summary and latest metrics filled in."""
+        training = {"data": self.data_summary,
+                    "hyper_parameters": _plain(dict(self.hparams)),
+                    "epochs_completed": int(self.current_epoch),
+                    "global_step": int(self.global_step)}
+        return self.spec.replace(training=training, metrics=_plain(self.last_metrics))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[SPEC_KEY] = self.current_spec().to_dict()
+        checkpoint["hyper_parameters"] = _plain(dict(checkpoint.get("hyper_parameters", {})))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        spec = checkpoint.get(SPEC_KEY)
+        if spec is not None:
+            # Refuse to resume or fine-tune from a model trained on other channels.
+            self.spec.panel.check_matches(Panel.from_dict(spec["panel"]), "checkpoint")
+            self.data_summary = spec.get("training", {}).get("data", {})
+            self.last_metrics = spec.get("metrics", {})
