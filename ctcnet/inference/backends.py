@@ -18,7 +18,7 @@ import numpy as np
 from ctcnet.errors import CtcnetError, InputError
 
 DEFAULT_MODEL_NAME = "ctcnet-default"
-REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 class TorchBackend:
