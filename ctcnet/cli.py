@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
     "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
     "benchmark": "Measure speed and memory of the whole product on this machine.",
+    "review": "Review a run's candidates in the browser: confirm, reject or relabel.",
+    "crops": "Cut a run's reviewed events into a labelled crop dataset for fine-tuning.",
 }
 
 
