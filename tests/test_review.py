@@ -312,3 +312,38 @@ def test_review_page_by_keyboard_in_chromium(served):
     table = pd.read_csv(out / "P001" / "review.csv")
     assert table.set_index("event_id")["reviewer_call"].to_dict() == {
         int(first): first_call, int(second): target}
+
+
+def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
+    from ctcnet.cli import main
+    from ctcnet.inference.predict import read_journal
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.report.review import gallery_lookup
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    sample = out / "P001"
+    events = pd.read_parquet(sample / "events.parquet")
+    assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "none")]) == 2
+    D.record_decision(sample, 1, "ctc", "ctc", "a")        # confirmed
+    D.record_decision(sample, 5, "debris", "wbc", "b")     # relabelled
+    D.record_decision(sample, 9, "debris", D.REJECTED, "a")  # rejected: no class, left out
+    assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
+    index = read_crop_index(tmp_path / "ds")
+    assert sorted(index.labels) == ["ctc", "wbc"] and set(index.sample_ids) == {"P001"}
+    assert index.panel.names == load_panel(None).names
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert [(c["event_id"], c["label"]) for c in info["crops"]] == [(1, "ctc"), (5, "wbc")]
+    assert info["sources"][0]["scan"] == str(results / "cart")
+    # The crops are the ones the model saw (the journal's float16 gallery copies).
+    crops = load_crops(index)
+    assert crops.shape[1:] == (load_panel(None).num_channels, CROP, CROP)
+    cartridge = open_cartridge(results / "cart")
+    _, gallery = read_journal(sample / "parts", cartridge.frames)
+    position, stacked = gallery_lookup(events, gallery)
+    for k, event_id in enumerate([1, 5]):
+        if event_id in position.index:
+            seen = stacked[position[event_id]].astype(np.float32)
+            assert np.allclose(crops[k], seen, rtol=2e-3, atol=1.0)
+    assert any(e in position.index for e in (1, 5))
