@@ -84,3 +84,16 @@ def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
                        ["ctc", "wbc"] * 4, four)
     with pytest.raises(PanelMismatchError):
         finetune(tmp_path / "four", tmp_path / "x.pt", lab / "base.pt", TINY)
+
+
+def test_curve_png_draws_every_point(tmp_path):
+    from PIL import Image
+
+    from ctcnet.evaluation.plots import curve_png
+
+    path = curve_png([0, 10, 25], {"a": [0.8, 0.9, None], "b": [0.6, 0.7, 0.99]},
+                     tmp_path / "c.png", "t", "N", "F1", y_range=(0.5, 1.0), target=0.97)
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    orange = (np.abs(pixels.astype(int) - (230, 120, 40)).sum(-1) < 30)
+    assert orange.any() and pixels.shape[1] > 420
