@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "train": "Train a classifier with Lightning (LightningCLI; YAML configs in configs/).",
     "predict": "Detect and classify every event of whole cartridges (or a crop dataset).",
     "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
+    "robustness": "Robustness matrix: flips and macro-F1 under physical perturbations.",
     "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
     "benchmark": "Measure speed and memory of the whole product on this machine.",
 }
