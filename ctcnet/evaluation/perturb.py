@@ -76,6 +76,15 @@ def stain_strength(crops, channel: int, factor: float, panel: Panel | None = Non
     return _finish(x, panel)
 
 
+def random_stain(crops, low: float, high: float, rng: np.random.Generator,
+                 panel: Panel | None = None):
+    """Every crop and channel its own stain strength, log-uniform in ``[low, high]`` (samples
+    stained on different days, by different labs)."""
+    x = np.array(crops, np.float32)
+    factor = np.exp(rng.uniform(np.log(low), np.log(high), x.shape[:2])).astype(np.float32)
+    return _finish(x + (factor[..., None, None] - 1.0) * split_signal(x), panel)
+
+
 def bleed(crops, source: int, target: int, fraction: float, panel: Panel | None = None):
     """Spectral bleed-through: ``fraction`` of the source channel's signal into the target."""
     x = np.array(crops, np.float32)
