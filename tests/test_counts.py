@@ -62,6 +62,7 @@ def test_cartridge_counts_automatic_and_after_review():
     # After review: the flagged debris and the detection of nothing become debris.
     assert c["after_review"] == {"ctc": 1, "wbc": 1, "cluster": 0, "debris": 3}
     assert c["flagged"] == 3 and c["flagged_wrong"] == 2
+    assert c["false_calls"]["ctc"] == 2 and c["missed_calls"]["ctc"] == 0
     assert c["true_per_7_5_ml"]["ctc"] == 6.0  # half the volume: twice the count per 7.5 mL
 
 

@@ -81,7 +81,12 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
     auto = {n: int((called == n).sum()) for n in names}
     review = {n: int((after == n).sum()) for n in names}
     per = 7.5 / float(blood_volume_ml)
+    # Automatic calls whose truth differs (false calls), and true events of the class detected
+    # but called otherwise (misses), per class.
+    false_calls = {n: int(((called == n) & (resolved != n)).sum()) for n in names}
+    missed = {n: int(((resolved == n) & (called != n)).sum()) for n in names}
     return {"events": int(len(events)), "true_events": int(len(truth)),
+            "false_calls": false_calls, "missed_calls": missed,
             "flagged": int(flags.sum()), "flagged_wrong": int(wrong.sum()),
             "blood_volume_ml": float(blood_volume_ml),
             "true": true, "automatic": auto, "after_review": review,
@@ -140,6 +145,9 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
                     "n": int(ok.sum()), "of": int(ok.size)}
                 entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c) for c in cutoffs]
         out["per_class"][name] = entry
+    events = sum(c["events"] for c in cartridges)
+    false = sum(c.get("false_calls", {}).get(positive, 0) for c in cartridges)
+    out["false_positive_calls_per_1000_events"] = 1000.0 * false / max(events, 1)
     out["flagged_share"] = (sum(c["flagged"] for c in cartridges) /
                             max(sum(c["events"] for c in cartridges), 1))
     return out
