@@ -68,7 +68,8 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
     marks events sent to review."""
     labels = np.asarray(labels, np.int64)
     k = len(class_names)
-    clean = {m: p.argmax(axis=1) for m, p in classify(crops).items()}
+    clean_proba = classify(crops)
+    clean = {m: p.argmax(axis=1) for m, p in clean_proba.items()}
     out = {"n": int(len(labels)), "seed": int(seed), "class_names": list(class_names),
            "class_counts": {class_names[i]: int((labels == i).sum()) for i in np.unique(labels)},
            "methods": list(clean),
@@ -78,7 +79,7 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
            "cells": []}
     if flags is not None and cnn in clean:
         out["clean"][cnn]["review"] = flag_report(
-            flags(crops, classify(crops)[cnn]), labels, clean[cnn], class_names)
+            flags(crops, clean_proba[cnn]), labels, clean[cnn], class_names)
     for i, cell in enumerate(cells):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 17, i]))
         perturbed = cell.apply(crops, rng)
