@@ -174,14 +174,14 @@ def test_run_matrix_counts_flips_f1_and_flags():
     cells = [perturb.Cell("test", "identity", 1.0, "1x", True, lambda x, rng: x),
              perturb.Cell("test", "swap", 1.0, "1x", True, lambda x, rng: x[:, [0, 2, 1]])]
     flags = lambda x, p: np.arange(len(x)) >= 5  # noqa: E731  flag the second half
-    m = run_matrix(crops[:, :3], labels, names, _toy_classify, cells, flags=flags)
+    m = run_matrix(crops[:, :3], labels, names, _toy_classify, cells, flags={"half": flags})
     identity, swap = m["cells"]
     assert identity["methods"]["cnn"] == {"flip_rate": 0.0, "macro_f1": 1.0,
                                           "confusion": [[5, 0], [0, 5]]}
     assert swap["methods"]["cnn"]["flip_rate"] == 1.0
     assert swap["methods"]["cnn"]["macro_f1"] == 0.0
     # Under the swap all five wbc are called ctc; the flags catch every one of them.
-    assert swap["review"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5, "wrong_ctc_caught": 1.0,
+    assert swap["review"]["half"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5, "wrong_ctc_caught": 1.0,
                               "missed_ctc": 5, "missed_ctc_caught": 0.0}
     check = check_targets(m)
     assert not check["passed"]

@@ -62,10 +62,10 @@ def method_cell(labels: np.ndarray, pred: np.ndarray, reference: np.ndarray, k: 
 
 def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
                classify: Callable[[np.ndarray], dict], cells: list[Cell], seed: int = 0,
-               flags: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+               flags: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None,
                cnn: str = "cnn") -> dict:
-    """The matrix as a JSON-ready dict (see the module docstring); ``flags(crops, cnn_proba)``
-    marks events sent to review."""
+    """The matrix as a JSON-ready dict (see the module docstring); ``flags`` maps a name to
+    ``flag(crops, cnn_proba) -> bool (N,)``, the events that flag sends to review."""
     labels = np.asarray(labels, np.int64)
     k = len(class_names)
     clean_proba = classify(crops)
@@ -77,9 +77,10 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
                          "confusion": confusion_matrix(labels, p, k).tolist()}
                      for m, p in clean.items()},
            "cells": []}
-    if flags is not None and cnn in clean:
-        out["clean"][cnn]["review"] = flag_report(
-            flags(crops, clean_proba[cnn]), labels, clean[cnn], class_names)
+    if flags and cnn in clean:
+        out["clean"][cnn]["review"] = {
+            name: flag_report(f(crops, clean_proba[cnn]), labels, clean[cnn], class_names)
+            for name, f in flags.items()}
     for i, cell in enumerate(cells):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 17, i]))
         perturbed = cell.apply(crops, rng)
@@ -88,9 +89,10 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
                  "label": cell.label, "range_end": cell.range_end,
                  "methods": {m: method_cell(labels, p.argmax(axis=1), clean[m], k)
                              for m, p in proba.items()}}
-        if flags is not None and cnn in proba:
-            entry["review"] = flag_report(flags(perturbed, proba[cnn]), labels,
-                                          proba[cnn].argmax(axis=1), class_names)
+        if flags and cnn in proba:
+            pred = proba[cnn].argmax(axis=1)
+            entry["review"] = {name: flag_report(f(perturbed, proba[cnn]), labels, pred,
+                                                 class_names) for name, f in flags.items()}
         out["cells"].append(entry)
         log.info("%s %s: %s", cell.name, cell.label,
                  {m: round(v["macro_f1"], 3) for m, v in entry["methods"].items()})
@@ -223,9 +225,9 @@ def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndar
     return classify
 
 
-def default_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def default_flags(spec) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """The review flags predict sets: the review band."""
-    return review_band_flags(spec.review_threshold)
+    return {"review_band": review_band_flags(spec.review_threshold)}
 
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
