@@ -85,8 +85,12 @@ def export_best(trainer, export_name: str | None) -> Path | None:
     return out
 
 
-def main(args: list[str] | None = None, prog: str | None = None) -> int:
-    """Run training from command-line style arguments (None: ``sys.argv``)."""
+def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:
+    """Fit from command-line style arguments (None: ``sys.argv``); returns the CLI after fitting.
+
+    ``cli.trainer``, ``cli.model`` and ``cli.datamodule`` stay available, so a caller (the
+    script that builds the shipped model) can calibrate and evaluate what was trained.
+    """
     import warnings
 
     # `ctcnet train ...` hands its own arguments over explicitly; that is intended here.
@@ -97,6 +101,12 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
                           parser_kwargs={"description": __doc__.splitlines()[0],
                                          "prog": prog})
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    return cli
+
+
+def main(args: list[str] | None = None, prog: str | None = None) -> int:
+    """``python train.py`` / ``ctcnet train``: fit, then write the best model file."""
+    cli = fit(args, prog)
     path = export_best(cli.trainer, cli.config.export)
     if path is not None:
         print(f"best model: {path}")
