@@ -101,6 +101,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
+    from ctcnet.errors import check_device_name
+
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
