@@ -48,12 +48,10 @@ from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_tab
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, read_frame
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
-# The class of an event whose probabilities are not finite (a broken model, a NaN crop): never a
-# call, never counted, always reviewed.
-FAILED_CLASS = "failed"
 
 log = logging.getLogger(__name__)
 
@@ -147,24 +145,15 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
 
     ``model_class`` is the model's own call. ``class`` is the same, except that with
     ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
-    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris.
+    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris. A row
+    of non-finite probabilities is no call (``ctcnet.nn.calls``): class ``failed``, reviewed.
     """
-    names = np.asarray(spec.class_names, dtype=object)
     events = events.copy()
-    if len(events):
-        # NaN compares false with everything: argmax would pick class 0 and ``NaN < threshold``
-        # would skip review. A row that is not a finite distribution is a failed event instead.
-        failed = ~np.isfinite(proba).all(axis=1)
-        top = np.where(failed, 0, np.nan_to_num(proba).argmax(axis=1))
-        called = np.where(failed, FAILED_CLASS, names[top]).astype(object)
-        confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top])
-        if failed.any():
-            log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
-                        "review", int(failed.sum()), len(failed), FAILED_CLASS)
-    else:
-        failed = np.zeros(0, bool)
-        called = np.zeros(0, dtype=object)
-        confidence = np.zeros(0, np.float32)
+    called, confidence, review, failed = calls_from_proba(proba, spec.class_names,
+                                                          spec.review_threshold)
+    if failed.any():
+        log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
+                    "review", int(failed.sum()), len(failed), FAILED_CLASS)
     events["model_class"] = pd.Series(called, index=events.index, dtype=object)
     events["class"] = events["model_class"]
     if edge_cut_class is not None and "edge_cut" in events and len(events):
@@ -172,8 +161,8 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
         events["class"] = np.where(edge, edge_cut_class, called)
     for k, name in enumerate(spec.class_names):
         events[f"p_{name}"] = proba[:, k].astype(np.float32)
-    events["confidence"] = confidence.astype(np.float32)
-    events["review"] = failed | (confidence < spec.review_threshold)
+    events["confidence"] = confidence
+    events["review"] = review
     return events
 
 
