@@ -32,9 +32,13 @@ MAX_DOUBLE_POSITIVE_CTC = 0.01  # CK+CD45+ leukocytes (CK += CD45 pattern) calle
 POSITIVE_CLASS = "ctc"
 
 
-def review_band_flags(threshold: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Today's review flag: top probability below the model's review threshold."""
-    return lambda crops, proba: proba.max(axis=1) < threshold
+def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The review band predict applies (``ctcnet.nn.calls``): top probability below the
+    model's review threshold, or no finite call."""
+    from ctcnet.nn.calls import calls_from_proba
+
+    return lambda crops, proba: calls_from_proba(proba, spec.class_names,
+                                                 spec.review_threshold)[2]
 
 
 def flag_report(flags: np.ndarray, labels: np.ndarray, pred: np.ndarray,
@@ -227,7 +231,7 @@ def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndar
 
 def default_flags(spec) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """The review flags predict sets: the review band."""
-    return {"review_band": review_band_flags(spec.review_threshold)}
+    return {"review_band": review_band_flags(spec)}
 
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
