@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{ba['upper']:+.2f}); within max(1, 15 %): {mode['within_tolerance']['n']}/{n}; "
               f"cut-offs agree {cuts}")
     print(f"flagged for review: {report['flagged_share']:.2%} of events; false CTC calls "
-          f"{rate:.3f} per 1000 events = {summary['projected_false_ctc_calls_per_full_cartridge']:.1f}"
-          f" per full {FULL_SIZE_EVENTS}-event cartridge")
+          f"{rate:.3f} per 1000 events = "
+          f"{summary['projected_false_ctc_calls_per_full_cartridge']:.1f} per full "
+          f"{FULL_SIZE_EVENTS}-event cartridge")
     print(f"checks: within tolerance {within}/{n} "
           f"({'PASS' if checks['within_passed'] else 'FAIL'}, needs >= {MIN_WITHIN_SHARE:.0%}); "
           f">= 5 cut-off {five['agree']}/{n} ({'PASS' if checks['cutoff5_passed'] else 'FAIL'})")

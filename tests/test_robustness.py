@@ -181,8 +181,9 @@ def test_run_matrix_counts_flips_f1_and_flags():
     assert swap["methods"]["cnn"]["flip_rate"] == 1.0
     assert swap["methods"]["cnn"]["macro_f1"] == 0.0
     # Under the swap all five wbc are called ctc; the flags catch every one of them.
-    assert swap["review"]["half"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5, "wrong_ctc_caught": 1.0,
-                              "missed_ctc": 5, "missed_ctc_caught": 0.0}
+    assert swap["review"]["half"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5,
+                                      "wrong_ctc_caught": 1.0, "missed_ctc": 5,
+                                      "missed_ctc_caught": 0.0}
     check = check_targets(m)
     assert not check["passed"]
     assert any("swap" in f and "flips" in f for f in check["failures"])

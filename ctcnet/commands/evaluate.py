@@ -1,4 +1,5 @@
-"""``ctcnet evaluate``: metrics, baselines, calibration and figures for a model on labelled crops."""
+"""``ctcnet evaluate``: metrics, baselines, calibration and figures for a model on labelled
+crops; on simulated cartridges with ground truth, called versus true counts."""
 
 from __future__ import annotations
 
