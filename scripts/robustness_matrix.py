@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=MATRIX_SEED)
     parser.add_argument("--out", type=Path, default=ROOT / "robustness_output")
     parser.add_argument("--families", nargs="+", help="only these perturbation families")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="CNN only (e.g. to re-measure the review flags quickly)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -124,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
                            seed=args.seed)
     crops = batch.images.astype(np.float32)
     labels = labels_to_indices(batch.labels, spec.class_names)
-    train_crops, train_labels = simulated_training_set(spec, args.train_per_class)
-    baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names)
+    baselines = None
+    if not args.no_baselines:
+        train_crops, train_labels = simulated_training_set(spec, args.train_per_class)
+        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names)
     matrix = matrix_for_crops(backend, crops, labels, baselines, args.seed, args.families)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})

@@ -138,6 +138,7 @@ def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> 
                 failures.append(f"{c['name']} {c['label']}: {double_positive:.1%} of leukocytes "
                                 f"called ctc > {MAX_DOUBLE_POSITIVE_CTC:.0%}")
     return {"range_end_cells": len(ends), "failures": failures, "passed": not failures,
+            "compared_with_gate": gate in matrix.get("methods", []),
             "double_positive_wbc_called_ctc": double_positive,
             "targets": {"max_flip_rate": MAX_FLIP_RATE, "min_macro_f1": MIN_MACRO_F1,
                         "max_double_positive_ctc": MAX_DOUBLE_POSITIVE_CTC,
