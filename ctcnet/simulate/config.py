@@ -82,6 +82,7 @@ class SimConfig:
     # DAPI into the green one; a few % is typical, 10 % happens (DOMAIN.md). A bright cell's
     # ghost in another channel must be read as a leak (same pattern, fixed ratio), not as stain.
     bleed_through: Range = (0.002, 0.10)
+    bleed_pairs: str = "all"                   # "neighbours": the earlier model (ablations)
     # Per marker, log-uniform: antibody lot, staining protocol and fluorophore differ 30x and
     # more between labs and runs (floors in noise units keep dim markers decidable).
     stain_strength: Range = (0.18, 5.5)

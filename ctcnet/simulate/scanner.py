@@ -49,7 +49,7 @@ def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int)
     psf = draw(rng, cfg.psf_sigma_um, n)
     cam_gain = draw(rng, cfg.camera_gain, n, log=True)
     read = draw(rng, cfg.read_noise, n)
-    bleed = bleed_matrices(rng, n, c, *cfg.bleed_through)
+    bleed = bleed_matrices(rng, n, c, *cfg.bleed_through, pairs=cfg.bleed_pairs)
     stain = draw(rng, cfg.stain_strength, (n, len(ROLES)), log=True)
     stain[:, ROLES.index("nucleus")] = draw(rng, cfg.dna_stain_strength, n, log=True)
     stain[:, ROLES.index("epithelial")] *= cfg.ck_scale
