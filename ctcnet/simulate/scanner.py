@@ -49,7 +49,10 @@ def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int)
     psf = draw(rng, cfg.psf_sigma_um, n)
     cam_gain = draw(rng, cfg.camera_gain, n, log=True)
     read = draw(rng, cfg.read_noise, n)
+    # Bleed fractions are defined in camera counts (as spillover is measured on an instrument);
+    # the mixing runs before the channel gain, so convert: m[j, i] * gain_i / gain_j.
     bleed = bleed_matrices(rng, n, c, *cfg.bleed_through, pairs=cfg.bleed_pairs)
+    bleed = bleed * (gain[:, None, :] / gain[:, :, None]).astype(np.float32)
     stain = draw(rng, cfg.stain_strength, (n, len(ROLES)), log=True)
     stain[:, ROLES.index("nucleus")] = draw(rng, cfg.dna_stain_strength, n, log=True)
     stain[:, ROLES.index("epithelial")] *= cfg.ck_scale
