@@ -247,7 +247,8 @@ class CTCDataModule(L.LightningDataModule):
         augment = None
         if train and self.augment is not False:
             overrides = self.augment if isinstance(self.augment, dict) else None
-            augment = build_train_augment(overrides, seed=self.split_seed)
+            augment = build_train_augment(overrides, seed=self.split_seed,
+                                          roles=tuple(self.panel.roles()))
         return CropDataset(split.images, split.targets, augment)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
