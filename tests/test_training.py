@@ -56,10 +56,12 @@ def test_augment_keeps_shape_and_stays_finite():
         assert np.isfinite(out).all() and (out >= 0).all()
 
 
-def test_augment_never_mixes_channels():
-    """Signal in one channel stays in that channel, whatever the augmentation draws."""
+def test_augment_mixes_channels_only_when_asked():
+    """Without the bleed and non-specific steps, signal in one channel stays in it."""
     rng = np.random.default_rng(1)
-    augment = build_train_augment({"noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0}, seed=3)
+    augment = build_train_augment({"noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0,
+                                   "bleed_p": 0.0, "nonspecific_ck_p": 0.0}, seed=3,
+                                  roles=tuple(load_panel(None).roles()))
     crop = np.full((5, SIZE, SIZE), 100.0, np.float32) + rng.normal(0, 2, (5, SIZE, SIZE))
     crop[2, 12:20, 12:20] += 1000
     for _ in range(20):
@@ -67,6 +69,27 @@ def test_augment_never_mixes_channels():
         others = np.delete(out, 2, axis=0)
         assert others.max() < 130, "signal leaked into another channel"
         assert out[2].max() > 400
+
+
+def test_bleed_and_nonspecific_ck_copy_a_pattern_at_a_ratio():
+    roles = tuple(load_panel(None).roles())  # DAPI, CK, CD45, CD61, CD66b
+    rng = np.random.default_rng(2)
+    crop = np.full((5, SIZE, SIZE), 100.0, np.float32) + rng.normal(0, 2, (5, SIZE, SIZE))
+    crop[2, 12:20, 12:20] += 1000  # a CD45+ event, nothing else
+    crop = crop.astype(np.float32)
+    only = dict(gain_p=0, gamma_p=0, noise_p=0, offset_p=0, scale_p=0)
+    ck = augment_intensities(crop, AugmentConfig(**only, bleed_p=0, nonspecific_ck_p=1.0),
+                             rng, roles)
+    ratio = (ck[1, 12:20, 12:20].mean() - 100) / (crop[2, 12:20, 12:20].mean() - 100)
+    assert 0.04 < ratio < 2.1 and np.array_equal(ck[2], crop[2])
+    assert np.array_equal(ck[[0, 3, 4]], crop[[0, 3, 4]])
+    seen = set()
+    cfg = AugmentConfig(**only, bleed_p=1.0, nonspecific_ck_p=0)
+    for _ in range(60):
+        out = augment_intensities(crop, cfg, rng, roles)
+        seen |= {ch for ch in (0, 1, 3, 4) if out[ch, 12:20, 12:20].mean() > 102}
+        assert out[:, 12:20, 12:20].mean(axis=(1, 2)).max() < 1100 * 1.13
+    assert seen == {0, 1, 3, 4}, "a leak can reach any channel, not only the neighbours"
 
 
 def test_intensity_scale_covers_ten_x():
@@ -346,3 +369,50 @@ def test_cuda_training_uses_mixed_precision_and_channels_last(tmp_path):
     conv = cli.model.model.net.features[0][0].weight
     assert conv.is_cuda and conv.is_contiguous(memory_format=torch.channels_last)
     assert training_throughput(crop_size=SIZE, batch_size=8, steps=1)["device"].startswith("cuda")
+
+
+def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
+    """scripts/train_default_model.py at smoke scale: LightningCLI fit, calibration, card."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("train_default_model",
+                                                  root / "scripts" / "train_default_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--config", str(root / "configs" / "smoke.yaml"), "--out",
+                        str(tmp_path / "m"), "--work-dir", str(tmp_path / "run"),
+                        "--test-per-class", "4", "--shift-per-class", "2",
+                        "--baseline-train-per-class", "10", "--train-scale", "2"]) == 0
+    card = json.loads((tmp_path / "m" / "ctcnet-default.json").read_text())
+    assert card["training"]["epochs"] == 1 and card["data"]["train_val"]["splits"]["train"][
+        "crops"] == 8 * 4  # smoke.yaml: 4 crops per class, x2
+    assert "--train-scale 2.0" in card["reproduce"]
+    assert "## Robustness" in (tmp_path / "m" / "ctcnet-default.md").read_text()
+    from ctcnet.nn.classifier import load_model
+
+    _, model_spec = load_model(tmp_path / "m" / "ctcnet-default.pt")
+    assert model_spec.metrics["test_default_randomisation"]["macro_f1"] == card[
+        "test_default_randomisation"]["macro_f1"]
+
+
+def test_default_config_is_the_shipped_models_recipe():
+    """configs/default.yaml holds what the shipped model's card says it was trained with."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "configs" / "default.yaml").read_text())
+    card = json.loads((root / "models" / "ctcnet-default.json").read_text())
+    hp = card["training"]["hyper_parameters"]
+    for key, value in config["model"].items():
+        assert hp.get(key) == value, key
+    assert card["training"]["epochs"] == config["trainer"]["max_epochs"]
+    simulated = card["data"]["train_val"]["simulated"]
+    for key in ("train", "val", "seed", "num_samples", "randomisation"):
+        assert simulated[key] == config["data"]["simulate"][key], key
+    assert card["crop_size"] == config["data"]["crop_size"]

@@ -112,7 +112,8 @@ class CTCDataModule(L.LightningDataModule):
     """Crops for training, validation and (optionally) test.
 
     Args:
-        panel: panel file or mapping; None = the crop dataset's panel.json, else the default.
+        panel: panel file or mapping; None = the crop dataset's panel.json (required then),
+            or the default panel for simulated data.
         taxonomy: taxonomy file or mapping; None = the default (ctc, wbc, cluster, debris).
         crop_size: model input side in pixels (crops are centre-cropped or padded to it).
         data_dir: a crop dataset folder; when None, data is simulated (``simulate``).
@@ -157,8 +158,11 @@ class CTCDataModule(L.LightningDataModule):
         if panel is None and data_dir is not None:
             from pathlib import Path
 
-            if (Path(data_dir) / "panel.json").exists():
-                panel = str(Path(data_dir) / "panel.json")
+            if not (Path(data_dir) / "panel.json").exists():
+                # The default panel would silently give real crops another channel order.
+                raise InputError("no panel.json beside the crops and no data.panel given: the "
+                                 "channel order must be stated, never assumed", data_dir)
+            panel = str(Path(data_dir) / "panel.json")
         self.panel: Panel = load_panel(panel)
         self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
         # Record the resolved panel and taxonomy (the model gets the same), not file names.
@@ -288,7 +292,8 @@ class CTCDataModule(L.LightningDataModule):
         augment = None
         if train and self.augment is not False:
             overrides = self.augment if isinstance(self.augment, dict) else None
-            augment = build_train_augment(overrides, seed=self.split_seed)
+            augment = build_train_augment(overrides, seed=self.split_seed,
+                                          roles=tuple(self.panel.roles()))
         return CropDataset(split.images, split.targets, augment)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
