@@ -28,12 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ctcnet.evaluation.evaluate import predict_logits  # noqa: E402
 from ctcnet.evaluation.metrics import macro_f1  # noqa: E402
 from ctcnet.io.crop_dataset import write_crop_dataset  # noqa: E402
 from ctcnet.nn.classifier import load_model  # noqa: E402
 from ctcnet.simulate import SimConfig, simulate_crops  # noqa: E402
-from ctcnet.training.finetune import FinetuneOptions, finetune  # noqa: E402
+from ctcnet.training.finetune import FinetuneOptions, finetune, model_logits  # noqa: E402
 
 # Each knob outside SimConfig()'s training range (the range in the comment).
 NEW_SCANNER = {
@@ -71,6 +70,7 @@ def run_curve(args) -> None:
     base_path = Path(args.base)
     base, spec = load_model(base_path)
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
+                              lr=args.lr,
                               simulated_per_class=args.simulated_per_class,
                               sim_check_per_class=args.sim_check_per_class, device="cpu")
     runs = done_runs(args.out)
@@ -79,7 +79,7 @@ def run_curve(args) -> None:
         pool = test = None
         for n in args.ns:
             key = {"seed": seed, "n": n, "steps": options.steps,
-                   "train_blocks": options.train_blocks,
+                   "train_blocks": options.train_blocks, "lr": options.lr,
                    "simulated_per_class": options.simulated_per_class}
             if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
                 continue
@@ -102,7 +102,7 @@ def run_curve(args) -> None:
                     record = finetune(data, Path(tmp) / "model.pt", base_path,
                                       dataclasses.replace(options, seed=seed))
                     model, _ = load_model(Path(tmp) / "model.pt")
-            pred = predict_logits(model, test.images).argmax(1)
+            pred = model_logits(model, test.images).argmax(1)
             result = {**key, "macro_f1": macro_f1(test_labels, pred, spec.num_classes),
                       "seconds": record["seconds"]["total"] if record else 0.0,
                       "test_crops": int(len(test_labels)),
@@ -154,7 +154,9 @@ def main() -> None:
     parser.add_argument("--lab-samples", type=int, default=4)
     d = FinetuneOptions()
     parser.add_argument("--steps", type=int, default=d.steps)
-    parser.add_argument("--train-blocks", type=int, default=d.train_blocks)
+    parser.add_argument("--train-blocks", type=int, default=d.train_blocks,
+                        help="last blocks trained; 0: all")
+    parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--simulated-per-class", type=int, default=d.simulated_per_class)
     parser.add_argument("--sim-check-per-class", type=int, default=d.sim_check_per_class)
     parser.add_argument("--out", type=Path, default=RUNS)
