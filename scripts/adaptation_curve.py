@@ -120,7 +120,10 @@ def run_curve(args) -> None:
 def report(args) -> None:
     from ctcnet.evaluation.plots import curve_png
 
-    runs = done_runs(args.out)
+    settings = {"steps": args.steps, "train_blocks": args.train_blocks or None, "lr": args.lr,
+                "simulated_per_class": args.simulated_per_class}
+    runs = [r for r in done_runs(args.out)  # N = 0 (no fine-tuning) belongs to every setting
+            if r["n"] == 0 or all(r.get(k) == v for k, v in settings.items())]
     if not runs:
         raise SystemExit(f"no runs in {args.out}")
     ns = sorted({r["n"] for r in runs})

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                f"(default {d.lr})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--simulated-per-class", type=int, default=d.simulated_per_class,
-                        help="simulated crops per class mixed into training (default "
-                             f"{d.simulated_per_class}; 0: none)")
+                        help="simulated crops per class mixed into training (default: as "
+                             "many as the data's mean per class, at most 100; 0: none)")
     parser.add_argument("--holdout", type=float, default=d.holdout,
                         help=f"share of the crops held out for figures and calibration "
                              f"(default {d.holdout})")
@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--steps >= 1, --batch-size >= 2 and 0 < --holdout < 1, please")
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr, batch_size=args.batch_size,
-                              simulated_per_class=max(0, args.simulated_per_class),
+                              simulated_per_class=None if args.simulated_per_class is None
+                              else max(0, args.simulated_per_class),
                               holdout=args.holdout, sim_check_per_class=max(
                                   0, args.sim_check_per_class), seed=args.seed,
                               device=args.device)
