@@ -16,7 +16,8 @@ from ctcnet.training.finetune import FinetuneOptions, finetune
 from ctcnet.training.lit import backbone_blocks
 
 SIZE = 32
-TINY = FinetuneOptions(steps=4, batch_size=8, simulated_per_class=2, sim_check_per_class=3,
+# simulated_per_class=None: as many simulated crops per class as the data's mean (6 here).
+TINY = FinetuneOptions(steps=4, batch_size=8, simulated_per_class=None, sim_check_per_class=3,
                        device="cpu")
 
 
@@ -54,7 +55,8 @@ def test_finetune_frees_the_last_blocks_and_recalibrates(lab, tmp_path):
     assert info["base"]["path"] == str(lab / "base.pt")
     assert info["data"]["samples"] == 2 and info["data"]["held_out"]["unit"] == "sample"
     assert 0 < info["data"]["held_out"]["crops"] < 24
-    assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 8
+    assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 4 * 6
+    assert info["options"]["simulated_per_class"] == 6
     assert spec.temperature == pytest.approx(info["calibration"]["temperature"])
     assert spec.review_threshold == pytest.approx(info["calibration"]["review"]["threshold"])
     assert set(record["simulated_test"]) == {"base", "finetuned"}
