@@ -3,13 +3,11 @@ and reviewed events cut into a crop dataset."""
 
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 import threading
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
