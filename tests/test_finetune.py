@@ -17,8 +17,8 @@ from ctcnet.training.lit import backbone_blocks
 
 SIZE = 32
 # simulated_per_class=None: as many simulated crops per class as the data's mean (6 here).
-TINY = FinetuneOptions(steps=4, batch_size=8, simulated_per_class=None, sim_check_per_class=3,
-                       device="cpu")
+TINY = FinetuneOptions(steps=4, batch_size=8, train_blocks=2, simulated_per_class=None,
+                       sim_check_per_class=3, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                      "shipped model)")
     parser.add_argument("--steps", type=int, default=d.steps,
                         help=f"optimiser steps (default {d.steps})")
-    parser.add_argument("--train-blocks", type=int, default=d.train_blocks,
-                        help=f"last backbone blocks to train (default {d.train_blocks}; 0: all)")
+    parser.add_argument("--train-blocks", type=int, default=0,
+                        help="train only the last N backbone blocks (default 0: all)")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate "
                                                                f"(default {d.lr})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
