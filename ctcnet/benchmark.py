@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -289,8 +289,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str,
     if workers is not None:
         options.workers = int(workers)
     summary = predict_cartridge(cartridge, engine, out, options)
-    return {"timings_s": summary["timings_s"], "events": summary["events"],
-            "frames": summary["frames"], "peak_rss_mb": peak_memory_mb()}
+    return {"timings_s": summary.timings_s, "events": summary.events,
+            "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb()}
 
 
 def worker_read(cartridge: str) -> dict:

@@ -69,12 +69,14 @@ def run(args) -> int:
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names)
     if not args.quiet:
+        from ctcnet.inference.summary import RunSummary
+
         for s in summaries:
-            if "sample_id" in s:
-                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s["per_7_5_ml"].items())
-                print(f"{s['sample_id']}: {s['events']} events, {s['counts']} "
-                      f"(per 7.5 mL: {per75}), {s['frames']['skipped']} frame(s) skipped, "
-                      f"{s['timings_s']['total']:.1f} s -> {out / s['sample_id']}")
+            if isinstance(s, RunSummary):
+                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s.per_7_5_ml.items())
+                print(f"{s.sample_id}: {s.events} events, {s.counts} "
+                      f"(per 7.5 mL: {per75}), {s.frames.skipped} frame(s) skipped, "
+                      f"{s.timings_s['total']:.1f} s -> {out / s.sample_id}")
             else:
-                print(f"{s['dataset']}: {s['crops']} crops, {s['counts']}")
+                print(f"{s.dataset}: {s.crops} crops, {s.counts}")
     return 0

@@ -46,6 +46,7 @@ from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, read_frame
 from ctcnet.nn.spec import ModelSpec
 
@@ -241,25 +242,13 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool) -> set[str]:
             if not p.name.startswith(".")}
 
 
-def gallery_selection(events: pd.DataFrame, spec: ModelSpec, per_frame: int) -> np.ndarray:
-    """Row positions of a frame's events worth showing: reported-class calls and reviews."""
-    if not len(events):
-        return np.zeros(0, np.int64)
-    reported = events["class"].isin(spec.taxonomy.reported_classes()).to_numpy()
-    review = events["review"].to_numpy()
-    # Most confident calls and least confident reviews first, capped per frame.
-    conf = events["confidence"].to_numpy()
-    calls = np.flatnonzero(reported)[np.argsort(-conf[reported], kind="stable")]
-    unsure = np.flatnonzero(review & ~reported)[np.argsort(conf[review & ~reported],
-                                                           kind="stable")]
-    return np.concatenate([calls[:per_frame], unsure[:per_frame]])
-
-
 def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.ndarray | None,
                spec: ModelSpec, gallery_per_frame: int) -> None:
     """Journal one finished frame: gallery crops first, then the table (the completion mark)."""
+    from ctcnet.report.review import gallery_rows
+
     frame_id = work.frame.frame_id
-    pick = gallery_selection(events, spec, gallery_per_frame)
+    pick = gallery_rows(events, spec, gallery_per_frame)
     if len(pick) and crops is not None:
         with atomic_path(parts / f"{frame_id}.gallery.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -333,8 +322,8 @@ def _progress(total: int, description: str, quiet: bool):
 
 
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
-                      options: PredictOptions | None = None) -> dict:
-    """Detect, classify and report every event of one cartridge; returns the summary dict.
+                      options: PredictOptions | None = None) -> RunSummary:
+    """Detect, classify and report every event of one cartridge; returns its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, detect, crop: summed over
@@ -399,21 +388,19 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options)
-    truth = compare_with_ground_truth(cartridge, events, spec, skipped)
-    if truth is not None:
-        summary["ground_truth"] = truth
+    summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     if options.report:
         from ctcnet.report.review import write_report
 
         t0 = time.perf_counter()
         explain = backend.explainer() if options.saliency else None
-        summary["gallery"] = write_report(out_dir, events, gallery, cartridge.panel, spec,
-                                          summary, options.gallery_limit, explain)
+        summary.gallery = write_report(out_dir, events, gallery, cartridge.panel, spec,
+                                       summary, options.gallery_limit, explain)
         seconds["report"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - t_start
-        summary["timings_s"] = {k: round(v, 4) for k, v in seconds.items()}
-        summary["events_per_s"] = len(events) / seconds["total"]
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
+        summary.events_per_s = len(events) / seconds["total"]
+    summary.write(out_dir)
     return summary
 
 
@@ -465,7 +452,7 @@ def peak_memory_mb() -> float:
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
-                  resumed: int, seconds: dict, options: PredictOptions) -> dict:
+                  resumed: int, seconds: dict, options: PredictOptions) -> RunSummary:
     spec = backend.spec
     counts = {name: int((events["class"] == name).sum()) for name in spec.class_names}
     sure = events[~events["review"].astype(bool)] if len(events) else events
@@ -475,40 +462,40 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     per_75 = {name: counts[name] * 7.5 / volume for name in spec.taxonomy.reported_classes()}
     n = len(events)
     classify = seconds.get("classify", 0.0)
-    return {
-        "sample_id": cartridge.sample_id,
-        "input": str(cartridge.root),
-        "ctcnet_version": __version__,
-        "model": {"path": str(backend.model_path), "arch": spec.arch, "version": spec.version,
-                  "classes": spec.class_names, "crop_size": spec.crop_size,
-                  "pixel_size_um": spec.pixel_size_um, "temperature": spec.temperature,
-                  "review_threshold": spec.review_threshold},
-        "backend": backend.name,
-        "device": backend.device_name,
-        "panel": cartridge.panel.to_dict(),
-        "resampled_window_px": window_size(spec.crop_size, spec.pixel_size_um,
-                                           cartridge.panel.pixel_size_um),
-        "blood_volume_ml": volume,
-        "frames": {"total": len(cartridge.frames),
-                   "processed": len(cartridge.frames) - len(skipped),
-                   "skipped": len(skipped), "resumed_from_journal": resumed},
-        "skipped_frames": skipped,
-        "problems": list(cartridge.problems),
-        "events": n,
-        "counts": counts,
-        "per_7_5_ml": per_75,
-        "counts_confident": counts_confident,
-        "review": int(events["review"].sum()) if n else 0,
-        "edge_cut": int(events["edge_cut"].sum()) if n else 0,
-        "detection": asdict(options.detect),
-        "edge_cut_as": edge_cut_class(spec, options),
-        "batch_size": options.batch_size or backend.batch_size,
-        "workers": default_workers(backend) if options.workers is None else options.workers,
-        "timings_s": {k: round(v, 4) for k, v in seconds.items()},
-        "events_per_s": n / seconds["total"] if seconds.get("total") else None,
-        "classify_events_per_s": n / classify if classify else None,
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-    }
+    return RunSummary(
+        sample_id=cartridge.sample_id,
+        input=str(cartridge.root),
+        ctcnet_version=__version__,
+        model=ModelInfo(path=str(backend.model_path), arch=spec.arch, version=spec.version,
+                        classes=spec.class_names, crop_size=spec.crop_size,
+                        pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
+                        review_threshold=spec.review_threshold),
+        backend=backend.name,
+        device=backend.device_name,
+        panel=cartridge.panel.to_dict(),
+        resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
+                                        cartridge.panel.pixel_size_um),
+        blood_volume_ml=volume,
+        frames=FrameCounts(total=len(cartridge.frames),
+                           processed=len(cartridge.frames) - len(skipped),
+                           skipped=len(skipped), resumed_from_journal=resumed),
+        skipped_frames=skipped,
+        problems=list(cartridge.problems),
+        events=n,
+        counts=counts,
+        per_7_5_ml=per_75,
+        counts_confident=counts_confident,
+        review=int(events["review"].sum()) if n else 0,
+        edge_cut=int(events["edge_cut"].sum()) if n else 0,
+        detection=asdict(options.detect),
+        edge_cut_as=edge_cut_class(spec, options),
+        batch_size=options.batch_size or backend.batch_size,
+        workers=default_workers(backend) if options.workers is None else options.workers,
+        timings_s={k: round(v, 4) for k, v in seconds.items()},
+        events_per_s=n / seconds["total"] if seconds.get("total") else None,
+        classify_events_per_s=n / classify if classify else None,
+        peak_memory_mb=round(peak_memory_mb(), 1),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +540,7 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
 
 
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
-                         options: PredictOptions | None = None) -> dict:
+                         options: PredictOptions | None = None) -> CropRunSummary:
     """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json."""
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.detect.cropping import resize_crops
@@ -579,22 +566,21 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)
-    summary = {
-        "dataset": str(root), "crops": len(table), "backend": backend.name,
-        "device": backend.device_name, "model": str(backend.model_path),
-        "counts": {n: int((table["class"] == n).sum()) for n in spec.class_names},
-        "review": int(table["review"].sum()),
-        "accuracy": float((table["class"] == table["label"])[known].mean()) if known.any()
+    summary = CropRunSummary(
+        dataset=str(root), crops=len(table), backend=backend.name,
+        device=backend.device_name, model=str(backend.model_path),
+        counts={n: int((table["class"] == n).sum()) for n in spec.class_names},
+        review=int(table["review"].sum()),
+        accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
-        "timings_s": {"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0},
-    }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
+    summary.write(out_dir)
     return summary
 
 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
-                   world_size: int = 1) -> list[dict]:
+                   world_size: int = 1) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts.
