@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -23,6 +24,9 @@ SUBCOMMANDS = {
     "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
     "benchmark": "Measure speed and memory of the whole product on this machine.",
 }
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
 def _load_command(name: str):
@@ -68,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ctcnet {args._name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        # A full or read-only disk is the machine's state, not a bug: one line, not three
+        # chained tracebacks. Outputs are atomic, so nothing is half written and a rerun resumes.
+        if err.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
+              "written, free space and rerun to resume", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

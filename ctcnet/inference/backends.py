@@ -143,13 +143,20 @@ class OnnxBackend:
     def __init__(self, model_path: str | Path, device: str = "auto",
                  batch_size: int | None = None):
         from ctcnet.deploy.runtime import OnnxClassifier
+        from ctcnet.errors import CtcnetError, check_device_name
 
         providers = None  # runtime picks CUDA when available
-        if device == "cpu":
+        if check_device_name(device) == "cpu":
             providers = ["CPUExecutionProvider"]
         elif device.startswith("cuda"):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self.classifier = OnnxClassifier(model_path, providers=providers)
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
+            # onnxruntime falls back to the CPU without a word; a person who asked for the GPU
+            # must hear that it is not there rather than wait at CPU speed.
+            raise CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
+                              "here (no GPU, or the CPU-only onnxruntime package); use "
+                              "--device cpu or auto")
         self.spec = self.classifier.to_model_spec()
         self.model_path = Path(model_path)
         on_gpu = "CUDAExecutionProvider" in self.classifier.providers

@@ -54,7 +54,8 @@ class RunSummary:
     problems: list[str]              # problems found in the scan folder
     events: int
     counts: dict[str, int]           # per class
-    per_7_5_ml: dict[str, float]     # reported classes per 7.5 mL of blood
+    # Reported classes per 7.5 mL of the blood whose frames were processed; None: no frame.
+    per_7_5_ml: dict[str, float | None]
     counts_confident: dict[str, int]  # per class, calls at or above the review threshold
     review: int
     edge_cut: int
@@ -66,6 +67,10 @@ class RunSummary:
     events_per_s: float | None
     classify_events_per_s: float | None
     peak_memory_mb: float
+    # ok; partial (frames skipped or events not classified); failed (no frame processed).
+    status: str = "ok"
+    failed_events: int = 0           # events whose model output was not finite
+    blood_volume_processed_ml: float | None = None
     ground_truth: dict | None = None  # simulated cartridges: detection recall, true counts
     gallery: dict | None = None       # per gallery category: total, shown, pages
 
