@@ -361,5 +361,5 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
         keep = np.zeros(len(index), bool)
         keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True
         index = index.subset(keep)
-    return LabelledCrops(load_crops(index, spec.crop_size), index.label_indices(spec.taxonomy),
+    return LabelledCrops(load_crops(index, spec.crop_size, spec.pixel_size_um), index.label_indices(spec.taxonomy),
                          f"crop dataset {source} ({len(index)} crops)")

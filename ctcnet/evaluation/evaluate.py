@@ -126,11 +126,11 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     if baseline_train is not None:
         train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy)
         spec.panel.check_matches(train_index.panel, "baseline training set")
-        crops = load_crops(train_index, spec.crop_size)
+        crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
         train_index = index.subset(is_train)
-        return (load_crops(train_index, spec.crop_size), train_index.label_indices(spec.taxonomy),
+        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um), train_index.label_indices(spec.taxonomy),
                 index.subset(~is_train), "split=train")
     crops, labels = simulated_training_set(spec, n_per_class, seed)
     return crops, labels, index, "simulated"
@@ -155,7 +155,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         train_crops, train_labels, index, source = _baseline_training(
             index, spec, baseline_train, n_train_per_class, seed)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
-    crops = load_crops(index, spec.crop_size)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines)
     out_dir = Path(out_dir)
     names = spec.class_names
@@ -191,7 +191,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy)
     spec.panel.check_matches(index.panel, "validation data")
-    logits = backend.predict_logits(load_crops(index, spec.crop_size))
+    logits = backend.predict_logits(load_crops(index, spec.crop_size, spec.pixel_size_um))
     spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
     model.spec = spec
     save_model(out_path, model.cpu(), spec)

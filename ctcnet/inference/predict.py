@@ -626,15 +626,13 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
                          options: PredictOptions | None = None) -> CropRunSummary:
     """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json."""
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.detect.cropping import resize_crops
 
     options = options or PredictOptions()
     spec = backend.spec
     t0 = time.perf_counter()
     index = read_crop_index(root)
     spec.panel.check_matches(index.panel, what=f"crop dataset {root}")
-    window = window_size(spec.crop_size, spec.pixel_size_um, index.panel.pixel_size_um)
-    crops = resize_crops(load_crops(index, window), spec.crop_size)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
     proba = backend.predict_proba(crops)
     t2 = time.perf_counter()

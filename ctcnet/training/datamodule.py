@@ -174,8 +174,13 @@ class CTCDataModule(L.LightningDataModule):
     def _load_folder(self) -> dict[str, SplitData]:
         from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-        index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
-        images = load_crops(index, self.crop_size)
+        from pathlib import Path
+
+        # The folder's own panel.json gives its pixel size; crops are brought to the model's.
+        own = (Path(self.data_dir) / "panel.json").exists()
+        index = read_crop_index(self.data_dir, None if own else self.panel, self.taxonomy)
+        self.panel.check_matches(index.panel, f"crop dataset {self.data_dir}")
+        images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)
         unknown = sorted(set(splits) - set(SPLITS) - {""})
