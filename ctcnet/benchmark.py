@@ -2,8 +2,9 @@
 
 Sections (each a plain function returning rows of plain data):
 
-* classification throughput, crops/s: torch eager fp32 (NCHW and channels_last), ONNX Runtime
-  fp32 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on CUDA also
+* classification throughput, crops/s, of the inference backends
+  (:mod:`ctcnet.inference.backends`): torch eager fp32 (NCHW and channels_last), ONNX Runtime
+  fp32, fp16 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on CUDA also
   fp32, bf16 and fp16 autocast and the fraction of the GPU's peak FLOP rate;
 * whole cartridges end to end (read / detect / crop / classify / write), events/s and peak RSS,
   at 10, 175 and 1,000 frames (each run in its own process, so peak memory is its own);
@@ -144,35 +145,21 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
 
     from ctcnet.deploy.export import export_onnx, simulated_crops
     from ctcnet.evaluation.metrics import macro_f1
+    from ctcnet.inference.backends import OnnxBackend, TorchBackend
     from ctcnet.nn.classifier import load_model
-    from ctcnet.deploy.runtime import OnnxClassifier
 
     model, spec = load_model(model_path)
     labelled = simulated_crops(spec, 64 if settings.quick else 2000, seed=777)
     crops = tile_to(labelled.images, max(settings.batch_sizes))
     flops = model_flops(model, crops[0])
-    engines: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    # Every engine is a Backend (ctcnet.inference.backends), the same objects predict uses.
+    engines: dict = {}
 
-    def torch_engine(net, channels_last=False, device="cpu", autocast=None):
-        net = net.to(device)
-        if channels_last:
-            net = net.to(memory_format=torch.channels_last)
+    def torch_engine(**options):
+        return TorchBackend.from_model(load_model(model_path)[0], **options)
 
-        def run(batch):
-            x = torch.from_numpy(batch).to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(
-                    device, dtype=autocast or torch.float32, enabled=autocast is not None):
-                return net(x).float().cpu().numpy()
-        return run
-
-    def onnx_engine(path):
-        clf = OnnxClassifier(path, providers=["CPUExecutionProvider"])
-        return lambda batch: clf.predict_proba(batch, batch_size=len(batch))
-
-    engines["torch eager fp32"] = torch_engine(model)
-    engines["torch eager fp32 channels_last"] = torch_engine(load_model(model_path)[0], True)
+    engines["torch eager fp32"] = torch_engine(device="cpu")
+    engines["torch eager fp32 channels_last"] = torch_engine(device="cpu", channels_last=True)
     onnx_files = {p: workdir / f"model-{p}.onnx" for p in ("fp32", "fp16", "int8")}
     notes = []
     for precision, path in list(onnx_files.items()):
@@ -180,19 +167,19 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
             calibration = f"simulate:{64 if settings.quick else 512}"
             export_onnx(model_path, path, precision=precision,
                         calibration=calibration if precision == "int8" else None)
-            engines[f"ORT {precision}"] = onnx_engine(path)
+            engines[f"ORT {precision}"] = OnnxBackend(path, device="cpu")
         except Exception as err:  # e.g. the int8 gate refuses a model that loses accuracy
             notes.append(f"ORT {precision} not measured: {err}")
             onnx_files.pop(precision)
     if torch.cuda.is_available():
-        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-            engines[f"torch CUDA {name}"] = torch_engine(load_model(model_path)[0], True, "cuda",
-                                                         dtype)
+        for precision in ("fp32", "bf16", "fp16"):
+            engines[f"torch CUDA {precision}"] = torch_engine(device="cuda", precision=precision,
+                                                              channels_last=True)
 
     accuracy = {}
     for name, engine in engines.items():
-        scores = np.concatenate([engine(labelled.images[i:i + 256].astype(np.float32))
-                                 for i in range(0, len(labelled.images), 256)])
+        engine.batch_size = 256
+        scores = engine.predict_logits(labelled.images.astype(np.float32))
         accuracy[name] = macro_f1(labelled.labels, scores.argmax(axis=1), spec.num_classes)
 
     rows = []
@@ -203,7 +190,8 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
         base = None
         for name, engine in engines.items():
             sync = torch.cuda.synchronize if "CUDA" in name else None
-            samples = time_repeated(lambda: [engine(batch) for _ in range(calls)],
+            engine.batch_size = batch_size
+            samples = time_repeated(lambda: [engine.predict_logits(batch) for _ in range(calls)],
                                     settings.repeats, sync=sync)
             rates = [calls * batch_size / s for s in samples]
             row = {"engine": name, "batch": batch_size, "crops_per_s": stats(rates),

@@ -167,7 +167,7 @@ def test_verification_fails_above_tolerance(exported):
     with torch.no_grad():
         model.net.head[1].bias += 1.0  # the graph no longer matches this torch model
     with pytest.raises(CtcnetError, match="disagrees with torch at batch 1"):
-        verify_against_torch(model, path.read_bytes(), synthetic_crops(spec, 7), "fp32")
+        verify_against_torch(model, path, synthetic_crops(spec, 7), "fp32")
 
 
 def test_calibration_from_crop_folder(exported, tmp_path):
