@@ -328,7 +328,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 
 def test_training_throughput_is_measured():
-    from ctcnet.training.cli import training_throughput
+    from ctcnet.benchmark import training_throughput
 
     result = training_throughput(crop_size=SIZE, batch_size=4, steps=1, device="cpu")
     assert result["device"] == "cpu" and result["crops_per_s"] > 0
@@ -336,7 +336,8 @@ def test_training_throughput_is_measured():
 
 @pytest.mark.gpu
 def test_cuda_training_uses_mixed_precision_and_channels_last(tmp_path):
-    from ctcnet.training.cli import CTCLightningCLI, training_throughput
+    from ctcnet.benchmark import training_throughput
+    from ctcnet.training.cli import CTCLightningCLI
 
     args = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--trainer.accelerator=gpu",
             f"--trainer.default_root_dir={tmp_path}"]

@@ -36,9 +36,9 @@ from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.nn.classifier import CTCClassifier, load_model
 from ctcnet.deploy.quantise import (MAX_F1_DROP_POINTS, LabelledCrops, check_f1_gate, f1_drop_points,
                        quantize_int8)
-from ctcnet.deploy.runtime import (DIGEST_KEY, INPUT_CONTRACT, INPUT_NAME, OUTPUT_NAMES, SPEC_KEY,
-                      OnnxClassifier, model_digest)
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.deploy.runtime import (DIGEST_KEY, INPUT_CONTRACT, INPUT_NAME, OUTPUT_NAMES,
+                                   OnnxClassifier, model_digest)
+from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 DEFAULT_OPSET = 18
 # torch.export-based exporter writes opset 18+ (onnxruntime >= 1.14); onnx's version converter

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ctcnet.errors import InputError, PanelMismatchError
 
@@ -141,18 +141,26 @@ class Panel:
 
     def check_matches(self, other: "Panel", what: str = "data") -> None:
         """Refuse data whose channels differ from this (the model's) panel, by name and order."""
-        mine = [n.upper() for n in self.names]
-        theirs = [n.upper() for n in other.names]
-        if mine != theirs:
-            hint = ""
-            if sorted(mine) == sorted(theirs):
-                hint = " (same channels in another order: reorder the data, never the model)"
-            raise PanelMismatchError(
-                f"channel mismatch: the model expects {self.names} but the {what} has "
-                f"{other.names}{hint}")
+        check_channel_order(self.names, other.names, what)
 
     def with_pixel_size(self, pixel_size_um: float) -> "Panel":
         return Panel(self.channels, float(pixel_size_um), self.name)
+
+
+def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",
+                        source=None, expected_by: str = "the model") -> None:
+    """The one channel check: ``found`` must name ``expected``'s channels in the same order
+    (case-insensitive), else :class:`PanelMismatchError` says which differ. Used for data
+    against a model (torch and ONNX runtime alike) and for a file's stored channel names
+    against its panel."""
+    mine = [str(n).upper() for n in expected]
+    theirs = [str(n).upper() for n in found]
+    if mine != theirs:
+        hint = ""
+        if sorted(mine) == sorted(theirs):
+            hint = " (same channels in another order: reorder the data, never the model)"
+        raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
+                                 f"the {what} has {list(found)}{hint}", source)
 
 
 def _number(value: Any, what: str, source) -> float:

@@ -18,6 +18,8 @@ from ctcnet.io.panel import Panel
 from ctcnet.io.taxonomy import Taxonomy
 
 SPEC_FORMAT = 1
+# Where the spec lives: the checkpoint dict key and the ONNX metadata key.
+SPEC_KEY = "ctcnet_spec"
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1
                                          MulticlassPrecision, MulticlassRecall)
 
 from ctcnet.errors import InputError
-from ctcnet.nn.classifier import SPEC_KEY, CTCClassifier
+from ctcnet.nn.classifier import CTCClassifier
 from ctcnet.io.panel import Panel, load_panel
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.io.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class CTCLitModule(L.LightningModule):
         architecture and classes this run's) or a plain backbone state dict such as
         torchvision's RGB ResNet-18 weights (the stem is adapted to this panel's channels).
         """
-        from ctcnet.nn.classifier import SPEC_KEY, load_model
+        from ctcnet.nn.classifier import load_model
         from ctcnet.nn.nets import load_backbone_state
 
         try:
