@@ -207,7 +207,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
             quiet=quiet, report=False, overwrite=True, workers=workers))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
-        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary["skipped_frames"])
+        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
                                cart.blood_volume_ml)
         rows.append({"sample_id": cart.sample_id, **row})
