@@ -4,8 +4,8 @@ Sections (each a plain function returning rows of plain data):
 
 * classification throughput, crops/s, of the inference backends
   (:mod:`ctcnet.inference.backends`): torch eager fp32 (NCHW and channels_last), ONNX Runtime
-  fp32, fp16 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on CUDA also
-  fp32, bf16 and fp16 autocast and the fraction of the GPU's peak FLOP rate;
+  fp32, fp16 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on
+  CUDA also fp32, bf16 and fp16 autocast and the fraction of the GPU's peak FLOP rate;
 * whole cartridges end to end (read / detect / crop / classify / write), events/s and peak RSS,
   at 10, 175 and 1,000 frames (each run in its own process, so peak memory is its own);
 * the I/O lower bound: the time just to read the cartridge's files from disk (bytes, and bytes
@@ -32,9 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class BenchSettings:
     quick: bool = False
 
     @classmethod
-    def quick_settings(cls) -> "BenchSettings":
+    def quick_settings(cls) -> BenchSettings:
         return cls(batch_sizes=(1, 8), repeats=2, frame_counts=(2, 3), cartridge_repeats=1,
                    frame_shape=(256, 320), events_per_frame=20, train_steps=1, train_batch=8,
                    quick=True)
@@ -191,7 +191,8 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
         for name, engine in engines.items():
             sync = torch.cuda.synchronize if "CUDA" in name else None
             engine.batch_size = batch_size
-            samples = time_repeated(lambda: [engine.predict_logits(batch) for _ in range(calls)],
+            samples = time_repeated(lambda e=engine, b=batch, k=calls: [e.predict_logits(b)
+                                                                        for _ in range(k)],
                                     settings.repeats, sync=sync)
             rates = [calls * batch_size / s for s in samples]
             row = {"engine": name, "batch": batch_size, "crops_per_s": stats(rates),

@@ -5,8 +5,13 @@ import pandas as pd
 import pytest
 
 from ctcnet.detect.cropping import extract_crops, extract_windows, window_size
-from ctcnet.detect.detection import (DetectConfig, bin_frame, detect_events, detection_recall,
-                           match_to_truth)
+from ctcnet.detect.detection import (
+    DetectConfig,
+    bin_frame,
+    detect_events,
+    detection_recall,
+    match_to_truth,
+)
 from ctcnet.io.panel import Panel, load_panel
 
 PANEL = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})

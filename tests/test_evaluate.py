@@ -6,21 +6,31 @@ import numpy as np
 import pytest
 import torch
 
-from ctcnet.evaluation.baselines import FeatureClassifier, MarkerGate, baseline_probabilities, fit_baselines
-from ctcnet.evaluation.calibration import (calibration_summary, fit_temperature, review_band,
-                                review_threshold_for_precision, softmax)
 from ctcnet.cli import main
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.errors import PanelMismatchError
+from ctcnet.evaluation.baselines import (
+    FeatureClassifier,
+    MarkerGate,
+    baseline_probabilities,
+    fit_baselines,
+)
+from ctcnet.evaluation.calibration import (
+    calibration_summary,
+    fit_temperature,
+    review_band,
+    review_threshold_for_precision,
+    softmax,
+)
 from ctcnet.evaluation.evaluate import evaluate_crops
-from ctcnet.inference.backends import TorchBackend
 from ctcnet.evaluation.features import crop_features
 from ctcnet.evaluation.metrics import expected_calibration_error, macro_f1
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import Panel, default_panel
 from ctcnet.evaluation.saliency import channel_importance, grad_cam
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.inference.backends import TorchBackend
+from ctcnet.io.crop_dataset import write_crop_dataset
+from ctcnet.io.panel import Panel, default_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
 SIZE = 48
@@ -310,8 +320,8 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys):
 def test_evaluate_runs_an_onnx_export_like_its_checkpoint(tmp_path, toy, capsys):
     """`ctcnet evaluate --model x.onnx` goes through the same backend as predict, and a 0.32
     um/px copy of the data is brought to the model's 0.64 um/px (pixel size not ignored)."""
-    from ctcnet.detect.cropping import resample
     from ctcnet.deploy.export import export_onnx
+    from ctcnet.detect.cropping import resample
 
     _, (xt, yt) = toy
     panel = default_panel()

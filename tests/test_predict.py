@@ -16,13 +16,13 @@ import torch
 
 from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import load_panel
 from ctcnet.inference.backends import load_backend
-from ctcnet.inference.summary import RunSummary
 from ctcnet.inference.predict import CrossFrameBatcher, FrameWork, PredictOptions, predict_cartridge
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
@@ -259,7 +259,7 @@ def test_cross_frame_batcher_returns_each_frame_its_own_rows():
         got += batcher.ready()
     got += batcher.ready(final=True)
     assert [w.frame for w, _ in got] == list(range(len(sizes)))
-    for (work, proba), n, s in zip(got, sizes, start):
+    for (_, proba), n, s in zip(got, sizes, start):
         if n:
             assert proba[:, 0].tolist() == list(range(s, s + n))
         else:

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import default_panel
 from ctcnet.inference.backends import TorchBackend
-from ctcnet.report.review import GAP, heat_colours, render_tiles
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.report.review import GAP, heat_colours, render_tiles
 
 
 def test_tiles_gain_a_saliency_row(rng):

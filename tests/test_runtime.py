@@ -8,13 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.deploy.export import export_onnx, synthetic_crops
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import load_panel
 from ctcnet.deploy.runtime import OnnxClassifier, select_providers
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 

@@ -59,11 +59,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from ctcnet.errors import InputError
+    from ctcnet.errors import InputError, check_device_name
     from ctcnet.evaluation.evaluate import evaluate_dataset
     from ctcnet.inference.backends import default_model_path
-
-    from ctcnet.errors import check_device_name
 
     check_device_name(args.device)
     if args.batch_size < 1:

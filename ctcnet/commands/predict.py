@@ -2,7 +2,8 @@
 
 Outputs per cartridge under ``OUT/<sample_id>/``: events.csv, events.parquet, summary.json,
 gallery/*.png, index.html and the resume journal parts/. Rerunning on the same OUT resumes.
-Under ``torchrun`` the cartridges are shared across the processes (see ctcnet.inference.distributed).
+Under ``torchrun`` the cartridges are shared across the processes (see
+ctcnet.inference.distributed).
 """
 
 from __future__ import annotations
@@ -36,16 +37,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import math
     from dataclasses import replace
     from pathlib import Path
 
     from ctcnet.detect.detection import DetectConfig
-    from ctcnet.inference.distributed import distributed_context, write_run_index
     from ctcnet.errors import InputError
     from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.distributed import distributed_context, write_run_index
     from ctcnet.inference.predict import PredictOptions, predict_inputs
-
-    import math
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")

@@ -30,14 +30,25 @@ import torch
 from torch import nn
 
 from ctcnet import __version__
+from ctcnet.deploy.quantise import (
+    MAX_F1_DROP_POINTS,
+    LabelledCrops,
+    check_f1_gate,
+    f1_drop_points,
+    quantize_int8,
+)
+from ctcnet.deploy.runtime import (
+    DIGEST_KEY,
+    INPUT_CONTRACT,
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    OnnxClassifier,
+    model_digest,
+)
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.nn.classifier import CTCClassifier, load_model
-from ctcnet.deploy.quantise import (MAX_F1_DROP_POINTS, LabelledCrops, check_f1_gate, f1_drop_points,
-                       quantize_int8)
-from ctcnet.deploy.runtime import (DIGEST_KEY, INPUT_CONTRACT, INPUT_NAME, OUTPUT_NAMES,
-                                   OnnxClassifier, model_digest)
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 DEFAULT_OPSET = 18
@@ -359,5 +370,6 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
         keep = np.zeros(len(index), bool)
         keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True
         index = index.subset(keep)
-    return LabelledCrops(load_crops(index, spec.crop_size, spec.pixel_size_um), index.label_indices(spec.taxonomy),
+    return LabelledCrops(load_crops(index, spec.crop_size, spec.pixel_size_um),
+                         index.label_indices(spec.taxonomy),
                          f"crop dataset {source} ({len(index)} crops)")

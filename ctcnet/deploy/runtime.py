@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +29,7 @@ import onnxruntime as ort
 from ctcnet.errors import InputError
 from ctcnet.io.panel import check_channel_order
 from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, finite_crops  # noqa: F401 (API)
+
 # torch-free: ctcnet.nn.spec imports only the standard library and ctcnet.io
 from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY  # noqa: F401 (API)
 

@@ -23,12 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
 from ctcnet.evaluation.calibration import review_band, softmax
-from ctcnet.errors import InputError
+from ctcnet.evaluation.metrics import (
+    classification_report,
+    recall_by_group,
+    reliability_bins,
+    sensitivity_at_specificity,
+)
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.evaluation.metrics import (classification_report, recall_by_group, reliability_bins,
-                      sensitivity_at_specificity)
 from ctcnet.nn.spec import ModelSpec
 
 SPECIFICITIES = (0.99, 0.998)
@@ -133,8 +137,8 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
         train_index = index.subset(is_train)
-        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um), train_index.label_indices(spec.taxonomy),
-                index.subset(~is_train), "split=train")
+        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
+                train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
     crops, labels = simulated_training_set(spec, n_per_class, seed)
     return crops, labels, index, "simulated"
 
@@ -190,8 +194,11 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import (PredictOptions, predict_cartridge,
-                                          truth_of_processed_frames)
+    from ctcnet.inference.predict import (
+        PredictOptions,
+        predict_cartridge,
+        truth_of_processed_frames,
+    )
     from ctcnet.io.scan import open_cartridge
     from ctcnet.simulate.cartridge import read_truth
 

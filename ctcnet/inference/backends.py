@@ -83,7 +83,7 @@ class TorchBackend:
 
     @classmethod
     def from_model(cls, model, device: str = "auto", batch_size: int | None = None,
-                   **options) -> "TorchBackend":
+                   **options) -> TorchBackend:
         """A backend over a classifier in memory (e.g. one just trained)."""
         return cls(None, device, batch_size, model=model, **options)
 
@@ -210,8 +210,8 @@ class OnnxBackend:
         path = self.source_checkpoint()
         if path is None:
             return None
-        from ctcnet.nn.classifier import load_model
         from ctcnet.evaluation.saliency import grad_cam
+        from ctcnet.nn.classifier import load_model
 
         model, _ = load_model(path)
         return lambda crops, classes: grad_cam(model, crops, classes)

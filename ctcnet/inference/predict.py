@@ -3,8 +3,9 @@
 Pipeline per cartridge (``predict_cartridge``):
 
 * **Workers** (threads: tifffile, numpy and scipy release the GIL for the heavy work) read a
-  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops (``ctcnet.detect.cropping``)
-  a few frames ahead of the classifier, so I/O and detection overlap with the model.
+  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops
+  (``ctcnet.detect.cropping``) a few frames ahead of the classifier, so I/O and detection
+  overlap with the model.
 * The **main thread** pools crops across frames into large batches and classifies them
   (``torch.inference_mode``; on CUDA pinned memory, non-blocking copies and fp16 autocast; or
   the ONNX runtime), then attaches classes, probabilities and the review flag to each frame's
@@ -34,10 +35,10 @@ import resource
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -167,7 +168,7 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     return events
 
 
-def edge_cut_class(spec: ModelSpec, options: "PredictOptions") -> str | None:
+def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
     """The class edge-cut events are filed under, if the option is on and the class exists."""
     name = options.edge_cut_as
     return name if name and name in spec.class_names else None
@@ -227,7 +228,7 @@ class CrossFrameBatcher:
 # ---------------------------------------------------------------------------------------------
 # The journal of finished frames (resume).
 
-def run_fingerprint(backend, cartridge: Cartridge, options: "PredictOptions") -> dict:
+def run_fingerprint(backend, cartridge: Cartridge, options: PredictOptions) -> dict:
     """What must match for a journal to be resumed: model, panel and the settings that shape
     each frame's rows (detection, edge-cut policy)."""
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
@@ -363,8 +364,14 @@ def default_workers(backend=None) -> int:
 
 
 def _progress(total: int, description: str, quiet: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),

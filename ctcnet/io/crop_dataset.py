@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class CropIndex:
     def label_indices(self, taxonomy: Taxonomy) -> np.ndarray:
         return np.array([taxonomy.index(label) for label in self.labels], dtype=np.int64)
 
-    def subset(self, mask: Sequence[bool] | np.ndarray) -> "CropIndex":
+    def subset(self, mask: Sequence[bool] | np.ndarray) -> CropIndex:
         keep = np.flatnonzero(np.asarray(mask))
         return CropIndex(self.root, self.panel, [self.paths[i] for i in keep],
                          [self.labels[i] for i in keep], [self.sample_ids[i] for i in keep],

@@ -9,8 +9,8 @@ export them) are read as single channels. CellSearch's 2^15 export offset is rem
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctcnet.errors import InputError, PanelMismatchError
 
@@ -123,7 +124,7 @@ class Panel:
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path | None = None,
-                  require_pixel_size: bool = False) -> "Panel":
+                  require_pixel_size: bool = False) -> Panel:
         """Build a panel from plain data; every value is checked, so a bad file is refused
         by name (``require_pixel_size``: a panel file must state its pixel size, never get
         CellSearch's 0.64 um by default)."""
@@ -143,11 +144,11 @@ class Panel:
         except InputError as err:
             raise InputError(str(err), source) from None
 
-    def check_matches(self, other: "Panel", what: str = "data") -> None:
+    def check_matches(self, other: Panel, what: str = "data") -> None:
         """Refuse data whose channels differ from this (the model's) panel, by name and order."""
         check_channel_order(self.names, other.names, what)
 
-    def with_pixel_size(self, pixel_size_um: float) -> "Panel":
+    def with_pixel_size(self, pixel_size_um: float) -> Panel:
         return Panel(self.channels, float(pixel_size_um), self.name)
 
 
