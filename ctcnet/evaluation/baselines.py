@@ -2,10 +2,10 @@
 
 * :class:`MarkerGate`: the CellSearch rule (DAPI+, CK+, CD45-, larger than 4 um) on segmented
   per-channel intensities and areas (:mod:`ctcnet.evaluation.features`), extended to the
-  taxonomy's other classes the way an analyst would gate them: CK+ DAPI+ objects that also
-  carry leukocyte, neutrophil or platelet signal or are larger than one cell are clusters;
-  DAPI+ CD45+ CK- objects are leukocytes; the rest is debris. Its intensity and cluster-size thresholds, and a CK
-  bleed-through compensation ratio, are fitted on a training set by coordinate ascent of
+  taxonomy's other classes the way an analyst would gate them: CK+ DAPI+ objects that also carry
+  leukocyte, neutrophil or platelet signal or are larger than one cell are clusters; DAPI+ CD45+
+  CK- objects are leukocytes; the rest is debris. Its intensity and cluster-size thresholds, and
+  a CK bleed-through compensation ratio, are fitted on a training set by coordinate ascent of
   macro-F1; the 4 um size rule stays as CellSearch sets it.
 * :class:`FeatureClassifier`: gradient-boosted trees (scikit-learn) on all features.
 

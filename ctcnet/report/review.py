@@ -4,10 +4,10 @@ A gallery tile shows one event: every channel side by side in grey (each stretch
 own 1st and 99.8th percentile within the crop, so a dim marker is visible and a bright one is
 not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under
 them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input) that shows
-which marker drove the call. Tiles are stacked into montage pages per category: every call of
-a reported class (``ctc``, ``cluster``) and the uncertain events (``review``). ``index.html``
-shows the summary and the pages; a small inline script reports any image that fails to load, so a broken page is obvious to a reader
-(and to the headless-browser test).
+which marker drove the call. Tiles are stacked into montage pages per category: every call of a
+reported class (``ctc``, ``cluster``) and the uncertain events (``review``). ``index.html``
+shows the summary and the pages; a small inline script reports any image that fails to load, so
+a broken page is obvious to a reader (and to the headless-browser test).
 """
 
 from __future__ import annotations
