@@ -35,7 +35,7 @@ from ctcnet.deploy.quantise import (
     LabelledCrops,
     check_f1_gate,
     f1_drop_points,
-    quantize_int8,
+    quantise_int8,
 )
 from ctcnet.deploy.runtime import (
     DIGEST_KEY,
@@ -143,7 +143,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
         int8_info = None
         if precision == "int8":
             calib, evaluation = labelled.split(CALIBRATION_CROPS, seed)
-            quantize_int8(fp32_file, chosen, calib.images, INPUT_NAME)
+            quantise_int8(fp32_file, chosen, calib.images, INPUT_NAME)
             int8_info = _int8_gate(_with_spec(fp32_file, spec), _with_spec(chosen, spec),
                                    evaluation, spec, max_f1_drop)
             int8_info["calibration_crops"] = len(calib.images)

@@ -71,7 +71,7 @@ class _CropReader:
         pass
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration_images: np.ndarray,
+def quantise_int8(fp32_path: str | Path, out_path: str | Path, calibration_images: np.ndarray,
                   input_name: str = "raw") -> None:
     """Write a static int8 (QDQ) version of an fp32 ONNX model, calibrated on raw crops."""
     from onnxruntime.quantization import (
