@@ -218,8 +218,8 @@ class OnnxBackend:
 
 
 def default_batch_size(device_type: str) -> int:
-    """Crops per model call: large on a GPU; on a CPU 256 runs as fast as 512 (measured) with
-    half the peak memory (~0.6 instead of ~1.1 GB for a whole cartridge)."""
+    """Crops per model call: large on a GPU; on a CPU a moderate batch, as fast as larger ones
+    (docs/benchmarks.md) at a smaller peak memory."""
     return 1024 if device_type == "cuda" else 256
 
 
@@ -237,7 +237,7 @@ def _shipped_onnx_for_cpu(device: str, batch_size: int | None):
     """The shipped ONNX export as a backend when it fits: CPU inference, and exported from the
     shipped checkpoint as it is now (its recorded source digest matches), else None.
 
-    On a CPU, ONNX Runtime runs the same graph about twice as fast as eager torch here.
+    On a CPU, ONNX Runtime runs the same graph faster than eager torch (docs/benchmarks.md).
     """
     from ctcnet.nn.classifier import select_device
 

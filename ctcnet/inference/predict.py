@@ -14,7 +14,7 @@ Pipeline per cartridge (``predict_cartridge``):
   model's own call stays in ``model_class``.
 * **Model**: a ``.pt`` checkpoint (torch) or an ``.onnx`` export (ONNX Runtime). Without one,
   the shipped model; on a CPU its ONNX export when that was made from the current checkpoint
-  (same weights, about twice as fast here).
+  (same weights, faster on a CPU: docs/benchmarks.md); a stale export is logged and skipped.
 * **Resume journal**: each finished frame is written atomically to ``parts/<frame_id>.parquet``
   (plus its gallery crops); a restarted run skips frames whose part exists, so a killed run
   loses and duplicates nothing. ``parts/run.json`` records the model and settings; a journal
@@ -355,8 +355,8 @@ class PredictOptions:
 
 def default_workers(backend=None) -> int:
     """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU the
-    model already uses every core: one thread (on 2 busy cores, inline and one thread ran
-    within 2 % of each other; the thread still hides slow reads from network storage)."""
+    model already uses every core: one thread (it costs the model little and hides slow reads
+    from network storage)."""
     cores = os.cpu_count() or 2
     if backend is not None and "cuda" in backend.device_name.lower():
         return max(1, min(8, cores - 1))
