@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from conftest import save_tiny_model
 
 from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
@@ -21,8 +21,6 @@ from ctcnet.inference.predict import CrossFrameBatcher, FrameWork, PredictOption
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.nn.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
@@ -31,10 +29,7 @@ SHIPPED = REPO / "models" / "ctcnet-default.pt"
 
 
 def make_model(path, panel, crop=CROP):
-    torch.manual_seed(0)
-    spec = ModelSpec("compact", panel, default_taxonomy(), crop_size=crop)
-    save_model(path, build_classifier(spec))
-    return path
+    return save_tiny_model(path, crop_size=crop, panel=panel)[0]
 
 
 def simulate(root, seed=3, frames=3, sample_id=None):

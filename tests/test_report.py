@@ -5,7 +5,6 @@ import numpy as np
 from ctcnet.inference.backends import TorchBackend
 from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.nn.classifier import build_classifier, save_model
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.review import GAP, heat_colours, render_tiles
 
@@ -26,10 +25,8 @@ def test_tiles_gain_a_saliency_row(rng):
     assert np.array_equal(heat_colours(np.array([0.0, 1.0])), [[0, 0, 0], [1, 1, 1]])
 
 
-def test_torch_backend_explains_calls(tmp_path, rng):
-    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=32,
-                     arch_kwargs={"width": 8})
-    save_model(tmp_path / "m.pt", build_classifier(spec))
+def test_torch_backend_explains_calls(tmp_path, rng, tiny_model_file):
+    tiny_model_file(tmp_path / "m.pt", crop_size=32, width=8)
     explain = TorchBackend(tmp_path / "m.pt", device="cpu").explainer()
     crops = rng.normal(150, 5, (4, 5, 32, 32)).astype(np.float32)
     crops[:, 1, 12:20, 12:20] += 300
@@ -42,8 +39,6 @@ def test_gallery_rows_keep_each_category_so_no_class_crowds_out_another():
     import pandas as pd
 
     from ctcnet.io.panel import default_panel
-    from ctcnet.io.taxonomy import default_taxonomy
-    from ctcnet.nn.spec import ModelSpec
     from ctcnet.report.review import gallery_categories, gallery_rows
 
     spec = ModelSpec("compact", default_panel(), default_taxonomy())

@@ -12,15 +12,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from conftest import save_tiny_model
 
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
-from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import decisions as D
 from ctcnet.report.server import make_server, server_url
 
@@ -36,9 +33,7 @@ def results(tmp_path_factory):
     simulate_cartridge(base / "cart", load_panel(None), num_frames=2, frame_shape=(256, 320),
                        seed=5, events_per_frame=25, sample_id="P001",
                        rare_rates={"ctc": 0.3, "cluster": 0.1})
-    torch.manual_seed(0)
-    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
-    save_model(base / "model.pt", build_classifier(spec))
+    save_tiny_model(base / "model.pt", crop_size=CROP)
     backend = load_backend(base / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(base / "cart", backend, base / "results" / "P001",
                       PredictOptions(quiet=True, workers=0, gallery_limit=8))

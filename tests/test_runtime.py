@@ -7,14 +7,12 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from conftest import save_tiny_model
 
 from ctcnet.deploy.export import export_onnx, synthetic_crops
 from ctcnet.deploy.runtime import OnnxClassifier, select_providers
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.io.panel import load_panel
-from ctcnet.io.taxonomy import Taxonomy
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.nn.classifier import save_model
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 
@@ -22,14 +20,9 @@ CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """An untrained 4-channel, 32 px model exported once for the whole module."""
-    import torch
-
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("runtime")
-    spec = ModelSpec("compact", load_panel({"channels": CHANNELS, "pixel_size_um": 0.64}),
-                     Taxonomy.from_dict(["ctc", "wbc", "cluster", "debris"]), crop_size=32,
-                     arch_kwargs={"width": 8}, temperature=1.5)
-    save_model(root / "tiny.pt", build_classifier(spec))
+    _, spec = save_tiny_model(root / "tiny.pt", crop_size=32, width=8, temperature=1.5,
+                              panel={"channels": CHANNELS, "pixel_size_um": 0.64})
     export_onnx(root / "tiny.pt", root / "tiny.onnx")
     return root / "tiny.onnx", spec
 

@@ -165,8 +165,9 @@ def _asinh_onnx(x):
     """asinh(x) = sign(x) * log(|x| + sqrt(x^2 + 1)), as the exporter's translation of asinh.
 
     onnxruntime's CPU ``Asinh`` kernel is scalar and a large share of the whole graph's CPU
-    time; these elementwise ops are vectorised and multithreaded. The form with |x| has no cancellation for negative x; max |error| vs torch.asinh ~1e-6 up to
-    |x| = 5e4 (16-bit counts over a 0.5-count noise floor).
+    time; these elementwise ops are vectorised and multithreaded. The form with |x| has no
+    cancellation for negative x; max |error| vs torch.asinh ~1e-6 up to |x| = 5e4 (16-bit
+    counts over a 0.5-count noise floor).
     """
     from onnxscript import opset18 as op
 

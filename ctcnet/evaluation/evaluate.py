@@ -143,6 +143,27 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     return crops, labels, index, "simulated"
 
 
+def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
+                      n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
+                      fit_seed: int = BASELINE_TRAIN_SEED):
+    """A labelled crop folder at model scale, and the baselines fitted for it.
+
+    Returns (crops, index of the test crops, baselines or None, where the baselines' training
+    crops came from). Shared by ``ctcnet evaluate`` and ``ctcnet robustness``.
+    """
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+    index = read_crop_index(data, taxonomy=spec.taxonomy)
+    spec.panel.check_matches(index.panel)
+    baselines, source = None, None
+    if with_baselines:
+        train_crops, train_labels, index, source = _baseline_training(
+            index, spec, baseline_train, n_train_per_class, training_seed)
+        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
+                                  fit_seed)
+    return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
+
+
 def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Path,
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
@@ -151,18 +172,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     report and figures."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
-    index = read_crop_index(data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel)
-    baselines, source = None, None
-    if with_baselines:
-        train_crops, train_labels, index, source = _baseline_training(
-            index, spec, baseline_train, n_train_per_class, seed)
-        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
-    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    crops, index, baselines, source = labelled_test_set(
+        data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines)
     out_dir = Path(out_dir)
     names = spec.class_names

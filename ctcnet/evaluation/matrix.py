@@ -261,22 +261,14 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
                        n_train_per_class: int = 300, seed: int = 0, device: str = "auto",
                        families: list[str] | None = None) -> dict:
     """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
-    from ctcnet.evaluation.baselines import fit_baselines
-    from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, _baseline_training
+    from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     backend = load_backend(model_path, device=device)
     spec = backend.spec
-    index = read_crop_index(data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel)
-    baselines, source = None, None
-    if with_baselines:
-        train_crops, train_labels, index, source = _baseline_training(
-            index, spec, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED)
-        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
-    crops = load_crops(index, spec.crop_size)
+    crops, index, baselines, source = labelled_test_set(
+        data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed)
     matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
                               seed, families)
     matrix.update({"data": str(data), "model": str(backend.model_path),
