@@ -18,6 +18,7 @@ import copy
 import hashlib
 import io
 import json
+import logging
 import tempfile
 import time
 from contextlib import redirect_stdout
@@ -50,6 +51,8 @@ from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.nn.classifier import CTCClassifier, load_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
+
+log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
 # torch.export-based exporter writes opset 18+ (onnxruntime >= 1.14); onnx's version converter
@@ -157,8 +160,11 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
             "verification": verification, "int8": int8_info})
     atomic_write_bytes(out_path, model_bytes)
     OnnxClassifier(out_path)  # the file as written must load and pass its own checks
-    return ExportReport(str(out_path), precision, opset, len(model_bytes), verification,
-                        int8_info, time.perf_counter() - started)
+    report = ExportReport(str(out_path), precision, opset, len(model_bytes), verification,
+                          int8_info, time.perf_counter() - started)
+    for line in report.lines():
+        log.info("%s", line.strip())
+    return report
 
 
 def _asinh_onnx(x):

@@ -17,6 +17,7 @@ is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -28,6 +29,8 @@ from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.training.augment import build_train_augment
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -199,6 +202,9 @@ class CTCDataModule(L.LightningDataModule):
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
             raise InputError("no training crops (check the split column or val_fraction)",
                              self.data_dir)
+        for name, split in self.splits.items():
+            log.info("%s: %d crops of %d samples %s", name, len(split.targets),
+                     len(set(split.sample_ids)), split.class_counts(self.class_names))
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
