@@ -100,8 +100,7 @@ def test_decisions_replace_and_count(tmp_path):
     assert table["reviewer_call"].tolist() == ["wbc", "rejected"]
     assert list(table.columns) == D.COLUMNS
     events = pd.DataFrame({"event_id": range(4), "class": ["ctc", "ctc", "wbc", "ctc"]})
-    summary = {"blood_volume_ml": 3.75, "model": {"classes": ["ctc", "wbc", "cluster"]}}
-    counts = D.review_counts(events, table, summary)
+    counts = D.review_counts(events, table, 3.75, ["ctc", "wbc", "cluster"])
     assert counts["classes"]["ctc"] == {"model": 3, "model_per_7_5_ml": 6.0, "confirmed": 0,
                                         "confirmed_per_7_5_ml": 0.0, "decided": 2}
     assert counts["classes"]["wbc"]["confirmed_per_7_5_ml"] == 2.0
