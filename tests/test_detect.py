@@ -149,7 +149,7 @@ def test_resampling_covers_the_model_field_of_view():
     objects = [("ctc", 50, 50)]
     coarse = draw_frame(objects, (160, 160), 0.64, gradient=False)
     fine = draw_frame(objects, (320, 320), 0.32, gradient=False)
-    assert window_size(64, 0.64, 0.32) == 128
+    assert window_size(64, 0.64, 0.32) == 129 and window_size(64, 0.64, 0.64) == 64
     a, _ = extract_crops(coarse, np.array([50 / 0.64]), np.array([50 / 0.64]), 64)
     b, _ = extract_crops(fine, np.array([50 / 0.32]), np.array([50 / 0.32]), 64, 0.64, 0.32)
     assert b.shape == a.shape == (1, 3, 64, 64)

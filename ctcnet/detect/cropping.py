@@ -27,9 +27,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 log = logging.getLogger(__name__)
 
 
-def window_size(crop_size: int, model_pixel_um: float, scan_pixel_um: float) -> int:
-    """Scan pixels a crop must span to cover the model's field of view (crop_size at model px)."""
-    return max(1, int(round(crop_size * float(model_pixel_um) / float(scan_pixel_um))))
+def window_size(crop_size: int, model_pixel_um: float | None, scan_pixel_um: float | None
+                ) -> int:
+    """Scan pixels cut around an event so the model's field of view (``crop_size`` at
+    ``model_pixel_um``) is covered: ``crop_size`` when the pixel sizes agree, else one scan
+    pixel more than the field of view, so resampling never leaves a gap to pad."""
+    if not model_pixel_um or not scan_pixel_um or model_pixel_um == scan_pixel_um:
+        return int(crop_size)
+    return int(math.ceil(crop_size * float(model_pixel_um) / float(scan_pixel_um))) + 1
 
 
 def window_origins(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,10 +141,7 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
     With both pixel sizes given and different, a window covering the model's field of view is
     cut and brought to model scale by :func:`to_model_scale`.
     """
-    window = crop_size
-    if model_pixel_um and scan_pixel_um and model_pixel_um != scan_pixel_um:
-        # One scan pixel wider than the field of view, so rounding never leaves a gap to pad.
-        window = int(math.ceil(crop_size * float(model_pixel_um) / float(scan_pixel_um))) + 1
-    windows, padded = extract_windows(frame, x, y, window)
+    windows, padded = extract_windows(frame, x, y,
+                                      window_size(crop_size, model_pixel_um, scan_pixel_um))
     crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
     return crops, padded
