@@ -109,8 +109,12 @@ def check_resume(ckpt_path: str | None, trainer) -> None:
                          f"trainer.max_epochs={max_epochs} would train nothing (raise it)", path)
 
 
-def main(args: list[str] | None = None, prog: str | None = None) -> int:
-    """Run training from command-line style arguments (None: ``sys.argv``)."""
+def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:
+    """Fit from command-line style arguments (None: ``sys.argv``); returns the CLI after fitting.
+
+    ``cli.trainer``, ``cli.model`` and ``cli.datamodule`` stay available, so a caller (the
+    script that builds the shipped model) can calibrate and evaluate what was trained.
+    """
     import warnings
 
     # `ctcnet train ...` hands its own arguments over explicitly; that is intended here.
@@ -129,6 +133,12 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
         if cli.trainer.interrupted:
             raise KeyboardInterrupt from None
         raise
+    return cli
+
+
+def main(args: list[str] | None = None, prog: str | None = None) -> int:
+    """``python train.py`` / ``ctcnet train``: fit, then write the best model file."""
+    cli = fit(args, prog)
     path = export_best(cli.trainer, cli.config.export)
     if path is not None:
         print(f"best model: {path}")
