@@ -202,6 +202,7 @@ def test_bad_metadata_values_give_one_line(base, cart, capsys, file, changes, ma
     edit_json(cart / file, **changes)
     status, err = run_cli(capsys, *predict_args(base, cart))
     assert_one_line_error(status, err, match)
+    assert err[0].count(str(cart)) == 1  # the file is named once
 
 
 def test_metadata_of_the_wrong_shape_gives_one_line(base, cart, capsys):
