@@ -169,7 +169,7 @@ def test_two_files_for_one_frame_are_refused(cart, extra):
         open_cartridge(cart)
 
 
-@pytest.mark.parametrize("sid", ["../../x", "/tmp/abs", "a/b", "..", "c:x", ""])
+@pytest.mark.parametrize("sid", ["../../x", "/tmp/abs", "a/b", "..", "a\\b", "", ["x"]])
 def test_sample_id_that_is_a_path_is_refused(base, cart, capsys, sid):
     edit_json(cart / "cartridge.json", sample_id=sid)
     status, err = run_cli(capsys, *predict_args(base, cart))
@@ -394,3 +394,22 @@ def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
                                          checkpoint_callback=trainer.checkpoint_callback))
     with pytest.raises(InputError, match="not found"):
         check_resume(str(tmp_path / "missing.ckpt"), trainer)
+
+
+def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
+    """Lightning turns Ctrl-C into a graceful stop and sys.exit(1); ctcnet reports it as an
+    interrupt (130), like every other subcommand."""
+    from types import SimpleNamespace
+
+    import ctcnet.training.cli as T
+
+    def interrupted_fit(*args, **kwargs):
+        trainer.interrupted = True
+        raise SystemExit(1)
+
+    trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit)
+    fake = SimpleNamespace(trainer=trainer, model=None, datamodule=None,
+                           config=SimpleNamespace(ckpt_path=None, export=None))
+    monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
+    status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
+    assert status == 130 and err == ["ctcnet train: interrupted"]
