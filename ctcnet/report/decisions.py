@@ -135,7 +135,9 @@ def review_counts(events: pd.DataFrame, decisions: pd.DataFrame, summary: dict) 
     ``confirmed`` counts the events whose reviewer call is the class (confirmed calls plus
     events relabelled into it); ``decided`` how many of the model's calls were looked at.
     """
-    volume = float(summary.get("blood_volume_ml") or 7.5)
+    # The blood volume of the frames actually read (predict's summary), as its own per-7.5 mL.
+    volume = float(summary.get("blood_volume_processed_ml") or summary.get("blood_volume_ml")
+                   or 7.5)
     model_counts = events["class"].value_counts() if len(events) else pd.Series(dtype=int)
     reviewer = decisions["reviewer_call"].value_counts()
     decided = decisions["model_call"].value_counts()
