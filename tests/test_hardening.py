@@ -298,6 +298,15 @@ def test_a_fifo_named_like_a_frame_is_left_out(cart):
     assert any("not a regular file" in p for p in cartridge.problems)
 
 
+def test_a_fifo_among_crops_is_refused_not_read(crops):
+    from ctcnet.io.crop_dataset import load_crops
+
+    (crops / "manifest.csv").unlink()
+    os.mkfifo(crops / "ctc" / "zz.tif")
+    with pytest.raises(InputError, match="not a regular file"):
+        load_crops(read_crop_index(crops))
+
+
 def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
     with exclusive_folder(tmp_path, "predict"):
         with pytest.raises(InputError, match="another ctcnet predict"):
