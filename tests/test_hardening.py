@@ -316,6 +316,15 @@ def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
         pass
 
 
+def test_predict_into_a_folder_another_run_holds_is_one_line(base, cart, capsys):
+    """The second run (even with --overwrite) is refused before it deletes or writes anything."""
+    sample_dir = cart.parent / "out" / "S1"
+    with exclusive_folder(sample_dir, "predict"):
+        status, err = run_cli(capsys, *predict_args(base, cart, "--overwrite"))
+    assert_one_line_error(status, err, "another ctcnet predict is writing")
+    assert not (sample_dir / "parts").exists()
+
+
 def test_disk_full_is_one_line(base, cart, capsys, monkeypatch):
     import ctcnet.inference.predict as P
 
