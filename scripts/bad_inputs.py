@@ -169,10 +169,13 @@ def cases(work: Path, base: dict):
     big[:, 100, 100] = 3e38
     yield "1 odd frame", "float32 3e38", frame_case(big), one_frame_skipped
 
-    for how, name in (("nan", "one NaN weight"), ("temp0", "temperature 0")):
+    # One NaN weight: the run finishes with every event 'failed'; temperature 0 is a model
+    # file no training gives, refused at load.
+    for how, name, check in (("nan", "one NaN weight", no_nan_calls),
+                             ("temp0", "temperature 0", "error")):
         def nan_setup(d, how=how):
             return predict(d, "--model", broken_model(work, how))
-        yield "2 NaN probabilities", name, nan_setup, no_nan_calls
+        yield "2 NaN probabilities", name, nan_setup, check
 
     def dup_rc(d):
         shutil.copy(frames(d)[1], d / "r0c1.tif")
@@ -333,6 +336,42 @@ def cases(work: Path, base: dict):
         return target
     yield "11 options", "evaluate --batch-size 0", eval_bs, "error"
 
+    def train_no_panel(d):
+        target = crops_copy(d)
+        (target / "panel.json").unlink()
+        return ["train", f"--data.data_dir={target}", "--trainer.fast_dev_run=true",
+                f"--trainer.default_root_dir={d.parent / 'train'}", "--export=null"]
+    yield "6 silent defaults", "train on crops without panel.json", train_no_panel, "error"
+
+
+def model_cases(work: Path):
+    """Model files a person may hand over: broken spec values, wrong weights, pickled code."""
+    import torch
+
+    def edited(name, edit):
+        def setup(d):
+            blob = torch.load(ROOT / "models" / "ctcnet-default.pt", weights_only=True)
+            edit(blob)
+            torch.save(blob, d.parent / name)
+            return ["predict", d, "--out", d.parent / "out", "--quiet", "--no-report",
+                    "--model", d.parent / name]
+        return setup
+
+    def shrink(blob):
+        key = next(k for k in blob["state_dict"] if k.startswith("net.") and k.endswith("weight"))
+        blob["state_dict"][key] = torch.zeros(2, 2)
+
+    def pickled(blob):
+        from argparse import Namespace
+
+        blob["extra"] = Namespace(a=1)  # refused by weights_only loading
+    yield "12 model files", "unknown arch", edited("arch.pt", lambda b: b["ctcnet_spec"].update(
+        arch="vgg99")), "error"
+    yield "12 model files", "crop_size 0", edited("c0.pt", lambda b: b["ctcnet_spec"].update(
+        crop_size=0)), "error"
+    yield "12 model files", "weight-shape mismatch", edited("shape.pt", shrink), "error"
+    yield "12 model files", "pickled object", edited("pickle.pt", pickled), "error"
+
 
 def classify(rc, err, check, out: Path) -> tuple[str, str]:
     if rc is None:
@@ -367,7 +406,10 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     base = build_base(work)
     table: dict[str, Counter] = {}
-    for n, (family, name, setup, check) in enumerate(cases(work, base)):
+    import itertools
+
+    for n, (family, name, setup, check) in enumerate(itertools.chain(cases(work, base),
+                                                                     model_cases(work))):
         if args.only and args.only not in family:
             continue
         case = work / f"case{n:02d}"

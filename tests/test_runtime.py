@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -253,3 +254,35 @@ def test_cli_verbosity_flags_set_the_ctcnet_log_level():
         for h in [h for h in logger.handlers if h.get_name() == "ctcnet-cli"]:
             logger.removeHandler(h)
         logger.setLevel(logging.NOTSET)
+
+
+def test_shipped_model_reproduces_the_port_reference():
+    """tests/data/onnx_reference is what a port (C++, C#, Node) checks itself against: the
+    shipped ONNX file must still give these numbers (rerun scripts/make_onnx_reference.py after
+    retraining the shipped model)."""
+    import gzip
+
+    from ctcnet.inference.backends import default_model_path
+
+    ref_dir = Path(__file__).parent / "data" / "onnx_reference"
+    expected = json.loads((ref_dir / "expected.json").read_text())
+    clf = OnnxClassifier(default_model_path("onnx"), providers=["CPUExecutionProvider"])
+    assert clf.metadata["ctcnet_digest"] == expected["ctcnet_digest"], \
+        "shipped model changed: rerun scripts/make_onnx_reference.py"
+    shape = expected["crops_file"]["shape"]
+    crops = np.frombuffer(gzip.decompress((ref_dir / "crops.u16.gz").read_bytes()),
+                          "<u2").reshape(shape)
+    raw = np.concatenate([crops, crops[:1]]).astype(np.float32)
+    raw[-1, 1, shape[-1] // 2, shape[-1] // 2] = np.nan
+    logits, proba = clf.run(raw)
+    names, _ = clf.predict(raw)
+    tol = expected["tolerance"]
+    for row in expected["crops"]:
+        i = row["index"]
+        assert names[i] == row["call"]
+        if row["probabilities"] is None:
+            assert np.isnan(proba[i]).all() and row["call"] == "failed" and row["review"]
+            continue
+        np.testing.assert_allclose(proba[i], row["probabilities"], atol=tol["probabilities_abs"])
+        np.testing.assert_allclose(logits[i], row["logits"], atol=tol["logits_abs"])
+        assert row["review"] == bool(proba[i].max() < expected["review_threshold"])

@@ -161,21 +161,24 @@ class OnnxBackend:
 
     def __init__(self, model_path: str | Path, device: str = "auto",
                  batch_size: int | None = None):
-        from ctcnet.deploy.runtime import OnnxClassifier
+        from ctcnet.deploy.runtime import OnnxClassifier, select_providers
         from ctcnet.errors import CtcnetError, check_device_name
 
+        # onnxruntime falls back to the CPU with at most a warning; a person who asked for the
+        # GPU must hear that it is not there rather than wait at CPU speed.
+        no_cuda = CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
+                              "here (no GPU, or the CPU-only onnxruntime package); use "
+                              "--device cpu or auto")
         providers = None  # runtime picks CUDA when available
         if check_device_name(device) == "cpu":
             providers = ["CPUExecutionProvider"]
         elif device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in select_providers():
+                raise no_cuda
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self.classifier = OnnxClassifier(model_path, providers=providers)
         if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
-            # onnxruntime falls back to the CPU without a word; a person who asked for the GPU
-            # must hear that it is not there rather than wait at CPU speed.
-            raise CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
-                              "here (no GPU, or the CPU-only onnxruntime package); use "
-                              "--device cpu or auto")
+            raise no_cuda
         self.spec = self.classifier.to_model_spec()
         self.model_path = Path(model_path)
         on_gpu = "CUDAExecutionProvider" in self.classifier.providers

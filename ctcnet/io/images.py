@@ -39,6 +39,15 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     return arr
 
 
+def check_regular_file(path: Path) -> None:
+    """Refuse a missing path, and a FIFO, device or folder: reading one would hang or fail."""
+    if not path.exists():
+        raise InputError("file not found", path)
+    if not path.is_file():
+        raise InputError("not a regular file (a FIFO, device or folder named like an image)",
+                         path)
+
+
 def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
     """Undo the 2^15 offset of CellSearch exports when the data carry it, else return as is.
 
@@ -99,8 +108,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     import tifffile
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
+    check_regular_file(path)
     size = path.stat().st_size
     try:
         # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
@@ -135,8 +143,7 @@ def read_png_channel(path: str | Path) -> np.ndarray:
     from PIL import Image
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
+    check_regular_file(path)
     try:
         with Image.open(path) as im:
             im.load()

@@ -136,10 +136,9 @@ class Panel:
             raise InputError("panel has no pixel_size_um (micrometres per scan pixel, e.g. "
                              "0.64 for CellSearch): it is required, never guessed", source)
         channels = [_channel_from(entry, source) for entry in data["channels"]]
+        pixel_size_um = _number(data.get("pixel_size_um", 0.64), "pixel_size_um", source)
         try:
-            return cls(channels=tuple(channels),
-                       pixel_size_um=_number(data.get("pixel_size_um", 0.64), "pixel_size_um",
-                                             source),
+            return cls(channels=tuple(channels), pixel_size_um=pixel_size_um,
                        name=str(data.get("name", "custom")))
         except InputError as err:
             raise InputError(str(err), source) from None

@@ -115,8 +115,9 @@ class Sample:
                 "counts": self.counts(decided)}
 
     def counts(self, decided) -> dict:
-        return D.review_counts(self.events, decided, self.summary.blood_volume_ml,
-                               self.summary.model.classes)
+        # Per 7.5 mL of the blood actually read (skipped frames excluded), as predict reports.
+        volume = self.summary.blood_volume_processed_ml or self.summary.blood_volume_ml
+        return D.review_counts(self.events, decided, volume, self.summary.model.classes)
 
 
 class ReviewApp:

@@ -21,6 +21,7 @@ Multi-GPU and multi-node training is Lightning's: ``--trainer.devices=4
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -119,6 +120,8 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
 
     # `ctcnet train ...` hands its own arguments over explicitly; that is intended here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # "Seed set to 0" would precede a one-line configuration error; the seed is in config.yaml.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
                           seed_everything_default=0,
                           save_config_kwargs={"overwrite": True},
