@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ctcnet.errors import InputError
-    from ctcnet.evaluation.matrix import matrix_table, robustness_dataset
+    from ctcnet.evaluation.matrix import matrix_table, review_lines, robustness_dataset
 
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
                                 n_train_per_class=args.train_per_class, seed=args.seed,
                                 device=args.device, families=args.families)
     print("\n".join(matrix_table(matrix)))
+    print("review flags:")
+    for line in review_lines(matrix):
+        print(f"  {line}")
     for note in matrix["notes"]:
         print(f"note: {note}")
     check = matrix["check"]
