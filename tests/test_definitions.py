@@ -38,9 +38,10 @@ def calls(backend, crops) -> list[str]:
 
 
 def simulated(backend, cls: str, subtypes: list[str], seed: int, n: int = N) -> np.ndarray:
-    """``n`` crops of the given subtypes: one clean scanner, nothing else in view."""
+    """``n`` crops of the given subtypes: one clean scanner without bleed-through (the tests
+    add exactly the leak they are about), nothing else in view."""
     spec = backend.spec
-    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0),
+    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
                               subtype_weights={s: 1.0 for s in subtypes})
     batch = simulate_crops({cls: n}, spec.panel, spec.taxonomy, spec.crop_size, seed=seed,
                            config=cfg)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Evaluate a model on labelled crops, against baselines, with calibration."
+HELP = ("Evaluate a model on labelled crops (against baselines, with calibration), or on "
+        "simulated cartridges (called versus true counts).")
 
 
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:

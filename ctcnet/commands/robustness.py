@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctcnet.evaluation.matrix import matrix_table, robustness_dataset
+    from ctcnet.evaluation.matrix import matrix_table, review_lines, robustness_dataset
 
     check_baseline_arguments(args)
     matrix = robustness_dataset(args.data, args.model, args.out,
@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
                                 n_train_per_class=args.train_per_class, seed=args.seed,
                                 device=args.device, families=args.families)
     print("\n".join(matrix_table(matrix)))
+    print("review flags:")
+    for line in review_lines(matrix):
+        print(f"  {line}")
     for note in matrix["notes"]:
         print(f"note: {note}")
     check = matrix["check"]
