@@ -90,14 +90,23 @@ def evaluate(model, spec, config, per_class: int, seed: int) -> dict:
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
                            seed=seed, config=config, num_samples=32)
     y = np.array([spec.taxonomy.index(label) for label in batch.labels])
-    report = classification_report(y, predict(model, batch.images), spec.class_names,
-                                   with_auc=False)
+    proba = predict(model, batch.images)
+    report = classification_report(y, proba, spec.class_names, with_auc=False)
     names = spec.class_names
     cm = np.asarray(report["confusion"])
     ctc, wbc = names.index("ctc"), names.index("wbc")
-    report["ctc_recall"] = report["per_class"]["ctc"]["recall"]
+    report["ctc_recall"] = report["per_class"].get("ctc", {}).get("recall")  # None: no CTCs
     report["wbc_called_ctc_rate"] = float(cm[wbc, ctc] / max(cm[wbc].sum(), 1))
     report["seed"] = seed
+    # The marker guard on these crops: what share of all events it flags, and what share of
+    # the wrong CTC calls (true class not ctc) it sends to review.
+    from ctcnet.inference.guard import review_flags
+
+    flags = review_flags(batch.images, proba, spec)["any"].to_numpy()
+    wrong_ctc = (proba.argmax(1) == ctc) & (y != ctc)
+    report["guard"] = {"flagged_share": float(flags.mean()),
+                       "wrong_ctc_calls": int(wrong_ctc.sum()),
+                       "wrong_ctc_caught": int((flags & wrong_ctc).sum())}
     return report
 
 
@@ -167,11 +176,17 @@ def main(argv=None) -> int:
     spec = calibrate_spec(spec, predict(model, val.images, logits=True), val.targets, 0.99)
     model.spec = spec
     calibration = spec.metrics["calibration"]
+    # The marker guard's out-of-distribution reference, from the validation crops.
+    from ctcnet.inference.guard import fit_reference
+
+    guard_reference = fit_reference(val.images, val.targets, spec)
     print(f"calibrated: temperature {spec.temperature:.3f}, review threshold "
           f"{spec.review_threshold:.3f}", flush=True)
 
     # Held-out test sets: other seeds, so other simulated samples and scanners.
     t0 = time.perf_counter()
+    spec = spec.replace(metrics={**spec.metrics, "guard": guard_reference})
+    model.spec = spec
     test = evaluate(model, spec, SimConfig(), args.test_per_class, TEST_SEED)
     test["subtype_recall"] = subtype_recall(model, spec, SimConfig(), 300, TEST_SEED + 1)
     robustness = {}
@@ -182,6 +197,16 @@ def main(argv=None) -> int:
                              "ctc_recall": r["ctc_recall"],
                              "wbc_called_ctc_rate": r["wbc_called_ctc_rate"], "n": r["n"]}
         print(f"shift {shift}: macro-F1 {r['macro_f1']:.4f}", flush=True)
+    # CK+CD45+ double-positive leukocytes only (non-specific CK on every one, 0.3-2x their
+    # CD45): a CD45-positive event is not a CTC (issue 12 target: at most 1 % called ctc).
+    import dataclasses
+
+    double = evaluate(model, spec, dataclasses.replace(SimConfig(), nonspecific_ck_rate=(1.0, 1.0),
+                                                       nonspecific_ck_ratio=(0.3, 2.0)),
+                      {"wbc": args.shift_per_class * 2}, TEST_SEED + 50)
+    ck_leukocytes = {"called_ctc": double["wbc_called_ctc_rate"], "n": double["n"],
+                     "guard": double["guard"]}
+    print(f"CK+CD45+ leukocytes called ctc: {ck_leukocytes['called_ctc']:.4f}", flush=True)
     # CNN and both baselines (marker gate, feature classifier) side by side on every shift.
     from ctcnet.evaluation.evaluate import robustness_report
 
@@ -194,11 +219,13 @@ def main(argv=None) -> int:
          "--test-per-class", str(args.test_per_class),
          "--shift-per-class", str(args.shift_per_class)])
     headline = {k: test[k] for k in ("macro_f1", "accuracy", "ctc_recall",
-                                     "wbc_called_ctc_rate", "per_class", "confusion", "ece")}
+                                     "wbc_called_ctc_rate", "per_class", "confusion", "ece",
+                                     "guard")}
     validation = {k: v for k, v in spec.metrics.items() if k != "calibration"}
+    validation.pop("guard", None)
     spec = spec.replace(metrics={"test_default_randomisation": headline,
                                  "robustness": robustness, "calibration": calibration,
-                                 "validation": validation})
+                                 "validation": validation, "guard": guard_reference})
     out = Path(args.out)
     model_path = out / f"{args.name}.pt"
     save_model(model_path, model, spec)
@@ -231,6 +258,7 @@ def main(argv=None) -> int:
                      "hyper_parameters": spec.training.get("hyper_parameters", {})},
         "test_default_randomisation": {k: test[k] for k in test if k != "seed"},
         "robustness": robustness,
+        "ck_positive_leukocytes": ck_leukocytes,
         "robustness_vs_baselines": versus_baselines,
         "targets": TARGETS,
         "targets_met": {"macro_f1": test["macro_f1"] >= TARGETS["macro_f1"],
@@ -297,6 +325,19 @@ def render_card(card: dict) -> str:
     for name, r in card["robustness"].items():
         lines.append(f"| {name} | {r['description']} | {r['macro_f1']:.4f} | "
                      f"{r['ctc_recall']:.4f} | {r['wbc_called_ctc_rate']:.4f} | {r['n']} |")
+    double = card.get("ck_positive_leukocytes")
+    if double:
+        lines += ["", f"CK+CD45+ leukocytes (non-specific CK 0.3-2x their CD45, {double['n']} "
+                  f"crops): **{double['called_ctc']:.2%}** called ctc (target <= 1 %); the "
+                  f"guard flags {double['guard']['wrong_ctc_caught']} of those "
+                  f"{double['guard']['wrong_ctc_calls']} calls."]
+    guard = test.get("guard")
+    if guard:
+        lines += ["", "## Marker guard (held-out test)", "",
+                  f"Flags {guard['flagged_share']:.2%} of all events for review; catches "
+                  f"{guard['wrong_ctc_caught']} of {guard['wrong_ctc_calls']} wrong CTC calls "
+                  "(ctcnet.inference.guard: CD45 over the CK area, no DNA in it, no CK, or "
+                  "unlike the training data)."]
     vs = card.get("robustness_vs_baselines")
     if vs:
         lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",
