@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -20,9 +21,16 @@ SUBCOMMANDS = {
     "train": "Train a classifier with Lightning (LightningCLI; YAML configs in configs/).",
     "predict": "Detect and classify every event of whole cartridges (or a crop dataset).",
     "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
+    "robustness": "Robustness matrix: flips and macro-F1 under physical perturbations.",
     "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
     "benchmark": "Measure speed and memory of the whole product on this machine.",
+    "review": "Review a run's candidates in the browser: confirm, reject or relabel.",
+    "crops": "Cut a run's reviewed events into a labelled crop dataset for fine-tuning.",
+    "finetune": "Fine-tune a model on a lab's labelled crops; recalibrates, writes a card.",
 }
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
 def _load_command(name: str):
@@ -68,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ctcnet {args._name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        # A full or read-only disk is the machine's state, not a bug: one line, not three
+        # chained tracebacks. Outputs are atomic, so nothing is half written and a rerun resumes.
+        if err.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
+              "written, free space and rerun to resume", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

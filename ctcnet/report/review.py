@@ -183,7 +183,11 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                                      labels[start:start + TILES_PER_PAGE], header, s * scale)
                 with atomic_path(gdir / name) as tmp:
                     image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
-                pages.append({"path": f"gallery/{name}", "width": image.width})
+                # Which event each tile shows, top to bottom: the review page cuts tiles out.
+                pages.append({"path": f"gallery/{name}", "width": image.width,
+                              "height": image.height, "event_ids": [
+                                  int(e) for e in with_crops["event_id"].iloc[
+                                      start:start + TILES_PER_PAGE]]})
                 written.add(name)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     for stale in gdir.glob("*.png"):  # pages of an earlier run that this one did not rewrite
@@ -232,9 +236,14 @@ def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
     confident = s.get("counts_confident", {})
     counts = [(k, f"{v} ({confident[k]} above the review threshold)" if k in confident else v)
               for k, v in s["counts"].items()]
-    per75 = [(f"{k} per 7.5 mL", f"{v:.2f}") for k, v in s["per_7_5_ml"].items()]
+    per75 = [(f"{k} per 7.5 mL", "n/a (no frame processed)" if v is None else f"{v:.2f}")
+             for k, v in s["per_7_5_ml"].items()]
     frames = s["frames"]
-    overview = [("sample", s["sample_id"]), ("input", s["input"]), ("events", s["events"]),
+    status = [("status", s["status"])] if "status" in s else []
+    status += [("events not classified (non-finite output)", s["failed_events"])] \
+        if s.get("failed_events") else []
+    overview = [("sample", s["sample_id"]), *status, ("input", s["input"]),
+                ("events", s["events"]),
                 *counts, *per75, ("for review", s["review"]), *guard_rows(s),
                 ("edge-cut", s["edge_cut"]),
                 ("frames processed", f"{frames['processed']} of {frames['total']}"),

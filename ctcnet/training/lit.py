@@ -12,6 +12,8 @@ or focal loss; AdamW with a one-cycle or warm-up + cosine schedule stepped per b
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,8 @@ from ctcnet.nn.classifier import SPEC_KEY, CTCClassifier
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.io.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
 
 LOSSES = ("ce", "focal")
 SCHEDULES = ("onecycle", "cosine")
@@ -82,6 +86,30 @@ def _plain(value):
     return _DROP
 
 
+def backbone_blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The backbone's blocks with weights, input to output: its top-level children, with
+    ``Sequential`` ones opened one level (compact: 5 conv blocks and the linear head)."""
+    blocks = []
+    for child in net.children():
+        parts = list(child.children()) if isinstance(child, torch.nn.Sequential) else [child]
+        blocks += [p for p in parts if any(True for _ in p.parameters())]
+    return blocks
+
+
+def freeze_leading_blocks(net: torch.nn.Module, train_blocks: int | None
+                          ) -> list[torch.nn.Module]:
+    """Freeze all but the last ``train_blocks`` blocks (None: freeze none); returns the frozen."""
+    if train_blocks is None:
+        return []
+    blocks = backbone_blocks(net)
+    if not 1 <= int(train_blocks) <= len(blocks):
+        raise InputError(f"train_blocks={train_blocks}: the backbone has {len(blocks)} blocks")
+    frozen = blocks[:len(blocks) - int(train_blocks)]
+    for block in frozen:
+        block.requires_grad_(False)
+    return frozen
+
+
 class CTCLitModule(L.LightningModule):
     """Training frame for a CTC classifier.
 
@@ -95,8 +123,12 @@ class CTCLitModule(L.LightningModule):
         label_smoothing: for either loss.
         lr, weight_decay: AdamW.
         schedule: ``onecycle`` or ``cosine`` (linear warm-up over ``warmup_fraction``).
-        init_from: a ctcnet model or checkpoint to start from; refused if its panel differs.
+        init_from: weights to start from, copied at creation: a ctcnet model or checkpoint
+            (refused if its panel differs) or a plain backbone state dict (RGB stems adapted).
         channels_last: use channels_last memory format on CUDA (faster convolutions).
+        train_blocks: train only the last N blocks of the backbone (see :func:`backbone_blocks`;
+            the earlier ones keep their weights and BatchNorm statistics); None trains all.
+            Fine-tuning a few hundred crops moves less when less is free.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -105,7 +137,7 @@ class CTCLitModule(L.LightningModule):
                  class_weights: str | list[float] = "balanced", label_smoothing: float = 0.0,
                  lr: float = 3e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
                  warmup_fraction: float = 0.1, init_from: str | None = None,
-                 channels_last: bool = True):
+                 channels_last: bool = True, train_blocks: int | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise InputError(f"loss {loss!r} is not one of {LOSSES}")
@@ -141,12 +173,40 @@ class CTCLitModule(L.LightningModule):
         self.last_metrics: dict = {}
         if init_from:
             self.load_weights_from(init_from)
+        self.frozen = freeze_leading_blocks(self.model.net, train_blocks)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        """Frozen blocks stay in eval mode: their BatchNorm statistics must not drift either
+        (Lightning puts the whole module in train mode, and back after each validation)."""
+        for block in self.frozen:
+            block.eval()
 
     # ----- set-up -------------------------------------------------------------------------
     def load_weights_from(self, path: str) -> None:
-        """Start from another ctcnet model's weights; its channels must match by name."""
-        from ctcnet.nn.classifier import load_model
+        """Start from other weights, copied now (the model never refers to ``path`` again).
 
+        ``path`` is a ctcnet model or checkpoint (its channels must match by name, and its
+        architecture and classes this run's) or a plain backbone state dict such as
+        torchvision's RGB ResNet-18 weights (the stem is adapted to this panel's channels).
+        """
+        from ctcnet.nn.classifier import SPEC_KEY, load_model
+        from ctcnet.nn.nets import load_backbone_state
+
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise InputError("init_from file not found", path) from None
+        except Exception as err:  # unpickling error, truncated file, not a torch file
+            raise InputError(f"init_from is not a loadable weights file: {err}", path) from None
+        if not (isinstance(blob, dict) and SPEC_KEY in blob):
+            state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                                      for v in state.values()):
+                raise InputError("init_from is neither a ctcnet model nor a state dict", path)
+            skipped = load_backbone_state(self.model.net, state)
+            log.info("initialised the backbone from %s (%d tensors left as initialised)",
+                     path, len(skipped))
+            return
         other, other_spec = load_model(path)
         self.spec.panel.check_matches(other_spec.panel, f"model {path}")
         if other_spec.arch != self.spec.arch or other_spec.class_names != self.spec.class_names:
