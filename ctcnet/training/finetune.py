@@ -63,9 +63,15 @@ def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
             "n": int(len(labels))}
 
 
+def predict_logits(model, images: np.ndarray) -> np.ndarray:
+    """Logits of a classifier in memory (evaluation runs through a Backend since the refactor)."""
+    from ctcnet.inference.backends import TorchBackend
+
+    return TorchBackend.from_model(model).predict_logits(np.asarray(images, np.float32))
+
+
 def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEED) -> dict:
     """Macro-F1 of each model on one simulated test set (default randomisation)."""
-    from ctcnet.evaluation.evaluate import predict_logits
     from ctcnet.simulate import simulate_crops
 
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
@@ -85,7 +91,6 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     import torch
 
     from ctcnet.evaluation.calibration import calibrate_spec
-    from ctcnet.evaluation.evaluate import predict_logits
     from ctcnet.inference.backends import default_model_path
     from ctcnet.io.crop_dataset import read_crop_index
     from ctcnet.nn.classifier import load_model, save_model, select_device
