@@ -42,6 +42,14 @@ def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
                                                  spec.review_threshold)[2]
 
 
+def marker_guard_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The marker guard predict applies (``ctcnet.inference.guard``): CTC/cluster calls that
+    the measured markers contradict, and events unlike the training data."""
+    from ctcnet.inference.guard import review_flags
+
+    return lambda crops, proba: review_flags(crops, proba, spec)["any"].to_numpy()
+
+
 def flag_report(flags: np.ndarray, labels: np.ndarray, pred: np.ndarray,
                 class_names: list[str], positive: str = POSITIVE_CLASS) -> dict:
     """Share of events flagged, and of the wrong calls into ``positive``, how many are flagged."""
@@ -251,17 +259,10 @@ def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndar
     return classify
 
 
-def guard_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """The marker-consistency and out-of-distribution guard (``ctcnet.inference.guard``)."""
-    from ctcnet.inference.guard import review_flags
-
-    return lambda crops, proba: review_flags(crops, proba, spec)["any"].to_numpy(bool)
-
-
 def default_flags(spec) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """The review flags predict sets: the review band, the guard, and either of them."""
-    band, guard = review_band_flags(spec), guard_flags(spec)
-    return {"review_band": band, "guard": guard,
+    band, guard = review_band_flags(spec), marker_guard_flags(spec)
+    return {"review_band": band, "marker_guard": guard,
             "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
@@ -283,7 +284,7 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     matrix["notes"] = notes
     matrix["review_flags"] = {
         "review_band": f"top probability < review threshold {spec.review_threshold:.3f}",
-        "guard": "ctcnet.inference.guard.review_flags: marker contradictions of ctc/cluster "
+        "marker_guard": "ctcnet.inference.guard.review_flags: marker contradictions of ctc/cluster "
                  "calls, out-of-distribution events (when the model carries a reference)",
         "band_or_guard": "either"}
     matrix["check"] = check_targets(matrix)

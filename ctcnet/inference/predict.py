@@ -9,9 +9,11 @@ Pipeline per cartridge (``predict_cartridge``):
 * The **main thread** pools crops across frames into large batches and classifies them
   (``torch.inference_mode``; on CUDA pinned memory, non-blocking copies and fp16 autocast; or
   the ONNX runtime), then attaches classes, probabilities and the review flag to each frame's
-  event table with array operations (no per-event Python). Events cut by the frame border
-  are filed as debris (not intact; ``--keep-edge-calls`` keeps the model's call), the
-  model's own call stays in ``model_class``.
+  event table with array operations (no per-event Python); the marker guard
+  (``ctcnet.inference.guard``) sends CTC and cluster calls that the measured markers contradict,
+  and events unlike the training data, to review (``guard`` column, ``RunSummary.guard``).
+  Events cut by the frame border are filed as debris (not intact; ``--keep-edge-calls`` keeps
+  the model's call), the model's own call stays in ``model_class``.
 * **Model**: a ``.pt`` checkpoint (torch) or an ``.onnx`` export (ONNX Runtime). Without one,
   the shipped model; on a CPU its ONNX export when that was made from the current checkpoint
   (same weights, faster on a CPU: docs/benchmarks.md); a stale export is logged and skipped.
@@ -48,6 +50,7 @@ from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
+from ctcnet.inference.guard import guard_events, guard_summary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, read_frame
 from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
@@ -418,6 +421,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
             if proba is None:
                 proba = np.zeros((0, spec.num_classes), np.float32)
             events = label_events(work.events, proba, spec, edge_class)
+            events = guard_events(events, work.crops, proba, spec)
             write_part(parts, work, events, work.crops, spec, options.gallery_per_frame)
             work.crops = None
             seconds["write"] += time.perf_counter() - t0
@@ -582,6 +586,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         per_7_5_ml=per_75,
         counts_confident=counts_confident,
         review=int(events["review"].sum()) if n else 0,
+        guard=guard_summary(events, spec),  # calls the marker guard sent to review
+        guard=guard_summary(events, spec),  # calls the marker guard sent to review
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),
         edge_cut_as=edge_cut_class(spec, options),
@@ -652,7 +658,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
                                    else str(p) for p in index.paths],
                           "label": index.labels, "sample_id": index.sample_ids})
-    table = label_events(table, proba, spec)
+    table = guard_events(label_events(table, proba, spec), crops, proba, spec)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
@@ -665,6 +671,8 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         device=backend.device_name, model=str(backend.model_path),
         counts={n: int((table["class"] == n).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
+        guard=guard_summary(table, spec),
+        guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
         timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})

@@ -71,6 +71,7 @@ class RunSummary:
     status: str = "ok"
     failed_events: int = 0           # events whose model output was not finite
     blood_volume_processed_ml: float | None = None
+    guard: dict | None = None         # calls the marker guard sent to review, by flag and call
     ground_truth: dict | None = None  # simulated cartridges: detection recall, true counts
     gallery: dict | None = None       # per gallery category: total, shown, pages
 
@@ -113,6 +114,7 @@ class CropRunSummary:
     counts: dict[str, int]
     review: int
     accuracy: float | None           # against the dataset's labels, where they are classes
+    guard: dict | None = None        # calls the marker guard sent to review
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -235,6 +235,17 @@ window.addEventListener("load", function () {
 """
 
 
+def guard_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """The marker guard's count, apart from the model's own uncertain calls."""
+    g = summary.guard
+    if not g:
+        return []
+    reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in g["by_flag"].items() if v)
+    calls = ", ".join(f"{k} {v}" for k, v in g.get("by_call", {}).items() if v)
+    text = f"{g['flagged']}" + (f" ({reasons}; called {calls})" if g["flagged"] else "")
+    return [("sent to review by the marker guard", text)]
+
+
 def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict) -> None:
     """index.html: summary, counts, skipped frames, timings and the gallery pages."""
     s = summary
@@ -248,7 +259,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict) -> None:
     status += [("events not classified (non-finite output)", s.failed_events)] \
         if s.failed_events else []
     overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
-                *counts, *per75, ("for review", s.review), ("edge-cut", s.edge_cut),
+                *counts, *per75, ("for review", s.review), *guard_rows(s), ("edge-cut", s.edge_cut),
                 ("frames processed", f"{frames.processed} of {frames.total}"),
                 ("frames skipped", frames.skipped),
                 ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version})"),

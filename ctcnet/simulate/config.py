@@ -101,7 +101,7 @@ class SimConfig:
     # Non-specific CK on leukocytes (Fc receptors, damaged cells): the share of a sample's
     # leukocytes that are CK+CD45+ double positives (labelled wbc: a CD45+ event is no CTC),
     # and their CK relative to their own CD45 (log-uniform).
-    nonspecific_ck_rate: Range = (0.0, 0.4)
+    nonspecific_ck_rate: Range = (0.0, 0.5)
     nonspecific_ck_ratio: Range = (0.05, 2.0)
     # Granulocyte autofluorescence in the green (free, FITC) channel, in nominal noise units:
     # which panel marker sits in that channel is drawn per sample among the extra markers.

@@ -59,7 +59,7 @@ class AugmentConfig:
     bleed_p: float = 0.5
     bleed_range: tuple[float, float] = (0.003, 0.12)
     # Non-specific CK: CK += ratio x the CD45 signal (needs the panel's roles).
-    nonspecific_ck_p: float = 0.2
+    nonspecific_ck_p: float = 0.3
     nonspecific_ck_ratio: tuple[float, float] = (0.05, 2.0)
 
     def to_dict(self) -> dict:

@@ -63,6 +63,13 @@ def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
             "n": int(len(labels))}
 
 
+def predict_logits(model, images: np.ndarray) -> np.ndarray:
+    """Logits of a classifier in memory (evaluation runs through a Backend since the refactor)."""
+    from ctcnet.inference.backends import TorchBackend
+
+    return TorchBackend.from_model(model).predict_logits(np.asarray(images, np.float32))
+
+
 def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEED) -> dict:
     """Macro-F1 of each model on one simulated test set (default randomisation)."""
     from ctcnet.inference.backends import TorchBackend
