@@ -138,7 +138,6 @@ def broken_model(work: Path, how: str) -> Path:
 
 def cases(work: Path, base: dict):
     """Yield (family, name, setup(dir) -> argv, check(out) or 'error')."""
-    cart = base["cartridge"]
 
     def frames(d):
         return sorted(d.glob("r*c*.tif"))
@@ -161,18 +160,22 @@ def cases(work: Path, base: dict):
     yield "1 odd frame", "12x12 px", frame_case(
         np.full((c5, 12, 12), 100, np.uint16) + np.arange(144, dtype=np.uint16).reshape(12, 12)
     ), all_frames_kept_or_one_skipped
+    noise = np.random.default_rng(0).integers
     yield "1 odd frame", "3x500 px", frame_case(
-        np.random.default_rng(0).integers(90, 110, (c5, 3, 500)).astype(np.uint16)), one_frame_skipped
+        noise(90, 110, (c5, 3, 500)).astype(np.uint16)), one_frame_skipped
     yield "1 odd frame", "400x5 px", frame_case(
-        np.random.default_rng(0).integers(90, 110, (c5, 400, 5)).astype(np.uint16)), one_frame_skipped
+        noise(90, 110, (c5, 400, 5)).astype(np.uint16)), one_frame_skipped
     big = np.random.default_rng(0).random((c5, 256, 256)).astype(np.float32)
     big[:, 100, 100] = 3e38
     yield "1 odd frame", "float32 3e38", frame_case(big), one_frame_skipped
 
-    for how, name in (("nan", "one NaN weight"), ("temp0", "temperature 0")):
+    # One NaN weight: the run finishes with every event 'failed'; temperature 0 is a model
+    # file no training gives, refused at load.
+    for how, name, check in (("nan", "one NaN weight", no_nan_calls),
+                             ("temp0", "temperature 0", "error")):
         def nan_setup(d, how=how):
             return predict(d, "--model", broken_model(work, how))
-        yield "2 NaN probabilities", name, nan_setup, no_nan_calls
+        yield "2 NaN probabilities", name, nan_setup, check
 
     def dup_rc(d):
         shutil.copy(frames(d)[1], d / "r0c1.tif")
@@ -240,7 +243,9 @@ def cases(work: Path, base: dict):
         ev = pd.read_csv(next(out.glob("*/events.csv")))
         a = ev[ev.frame_id == "r00c00"][["x", "y"]].round(1).to_numpy()
         b = ev[ev.frame_id == "r00c01"][["x", "y"]].round(1).to_numpy()
-        return None if a.shape == b.shape and np.allclose(a, b) else "old events of the replaced frame"
+        if a.shape == b.shape and np.allclose(a, b):
+            return None
+        return "old events of the replaced frame"
     yield "8 resume, changed frame", "frame replaced", resume_changed, same_events
 
     crops = base["crops"]
@@ -331,6 +336,42 @@ def cases(work: Path, base: dict):
         return target
     yield "11 options", "evaluate --batch-size 0", eval_bs, "error"
 
+    def train_no_panel(d):
+        target = crops_copy(d)
+        (target / "panel.json").unlink()
+        return ["train", f"--data.data_dir={target}", "--trainer.fast_dev_run=true",
+                f"--trainer.default_root_dir={d.parent / 'train'}", "--export=null"]
+    yield "6 silent defaults", "train on crops without panel.json", train_no_panel, "error"
+
+
+def model_cases(work: Path):
+    """Model files a person may hand over: broken spec values, wrong weights, pickled code."""
+    import torch
+
+    def edited(name, edit):
+        def setup(d):
+            blob = torch.load(ROOT / "models" / "ctcnet-default.pt", weights_only=True)
+            edit(blob)
+            torch.save(blob, d.parent / name)
+            return ["predict", d, "--out", d.parent / "out", "--quiet", "--no-report",
+                    "--model", d.parent / name]
+        return setup
+
+    def shrink(blob):
+        key = next(k for k in blob["state_dict"] if k.startswith("net.") and k.endswith("weight"))
+        blob["state_dict"][key] = torch.zeros(2, 2)
+
+    def pickled(blob):
+        from argparse import Namespace
+
+        blob["extra"] = Namespace(a=1)  # refused by weights_only loading
+    yield "12 model files", "unknown arch", edited("arch.pt", lambda b: b["ctcnet_spec"].update(
+        arch="vgg99")), "error"
+    yield "12 model files", "crop_size 0", edited("c0.pt", lambda b: b["ctcnet_spec"].update(
+        crop_size=0)), "error"
+    yield "12 model files", "weight-shape mismatch", edited("shape.pt", shrink), "error"
+    yield "12 model files", "pickled object", edited("pickle.pt", pickled), "error"
+
 
 def classify(rc, err, check, out: Path) -> tuple[str, str]:
     if rc is None:
@@ -348,7 +389,7 @@ def classify(rc, err, check, out: Path) -> tuple[str, str]:
         if rc == 0:
             return "wrong", "exit 0 on a sample with no readable frame"
         problem = failed_status(out)
-        return ("handled", "status failed, exit %d" % rc) if problem is None else ("wrong", problem)
+        return ("handled", f"status failed, exit {rc}") if problem is None else ("wrong", problem)
     if rc != 0:
         return "wrong", f"exit {rc}: {lines[-1][:80] if lines else ''}"
     problem = check(out)
@@ -365,7 +406,10 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     base = build_base(work)
     table: dict[str, Counter] = {}
-    for n, (family, name, setup, check) in enumerate(cases(work, base)):
+    import itertools
+
+    for n, (family, name, setup, check) in enumerate(itertools.chain(cases(work, base),
+                                                                     model_cases(work))):
         if args.only and args.only not in family:
             continue
         case = work / f"case{n:02d}"

@@ -77,26 +77,6 @@ def measure_issue_table(backend, crops, labels, seed: int) -> list[dict]:
     return out
 
 
-def review_lines(matrix: dict) -> list[str]:
-    """Per flag: share of wrong CTC calls caught and share of events flagged, on the clean
-    crops, over all cells and over the range-end cells."""
-    clean = matrix["clean"]["cnn"].get("review", {})
-    lines = []
-    for name in clean:
-        for where, cells in (("clean", [{"review": clean}]),
-                             ("all cells", matrix["cells"]),
-                             ("range ends", [c for c in matrix["cells"] if c["range_end"]])):
-            reports = [c["review"][name] for c in cells if name in c.get("review", {})]
-            wrong = sum(r.get("wrong_ctc_calls", 0) for r in reports)
-            caught = sum((r.get("wrong_ctc_caught") or 0) * r.get("wrong_ctc_calls", 0)
-                         for r in reports)
-            flagged = float(np.mean([r["flagged_share"] for r in reports])) if reports else 0.0
-            share = f"{caught / wrong:.1%}" if wrong else "-"
-            lines.append(f"{name:12s} {where:10s}: catches {share} of {wrong} wrong CTC calls, "
-                         f"flags {flagged:.1%} of events")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model file (default: the shipped model)")
@@ -114,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ctcnet.evaluation.baselines import fit_baselines
     from ctcnet.evaluation.evaluate import labels_to_indices, simulated_training_set
-    from ctcnet.evaluation.matrix import matrix_for_crops, matrix_png, matrix_table
+    from ctcnet.evaluation.matrix import (matrix_for_crops, matrix_png, matrix_table,
+                                          review_lines)
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.simulate import simulate_crops
@@ -144,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                                           for m, v in matrix["clean"].items()))
     print("\nat the ends of the stated ranges:")
     print("\n".join(matrix_table(matrix, only_ends=True)))
-    print(f"\nreview flags ({matrix['review_flags']}):")
+    print("\nreview flags (" + "; ".join(f"{k}: {v}" for k, v in matrix["review_flags"].items())
+          + "):")
     for line in review_lines(matrix):
         print(f"  {line}")
     for note in matrix["notes"]:

@@ -38,6 +38,7 @@ import yaml
 from ctcnet.evaluation.calibration import calibrate_spec
 from ctcnet.evaluation.model_card import TEST_SEED, build_card, card_tests, headline, render_card
 from ctcnet.inference.backends import TorchBackend
+from ctcnet.inference.guard import fit_reference
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.training.cli import fit
@@ -86,7 +87,8 @@ def main(argv=None) -> int:
     cli = fit(cli_arguments(args, extra), prog="train_default_model.py")
     train_seconds = time.perf_counter() - t0
     trainer, datamodule = cli.trainer, cli.datamodule
-    best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    checkpoints = trainer.checkpoint_callback
+    best = checkpoints.best_model_path or checkpoints.last_model_path
     model, spec = load_model(best)
     epochs = int(trainer.current_epoch)
     log.info("trained %d epochs in %.0f s; best %s", epochs, train_seconds, best)
@@ -95,6 +97,9 @@ def main(argv=None) -> int:
     backend = TorchBackend.from_model(model)
     val = datamodule.splits["val"]
     spec = calibrate_spec(spec, backend.predict_logits(val.images), val.targets, 0.99)
+    # The marker guard's out-of-distribution reference, from the validation crops.
+    spec = spec.replace(metrics={**spec.metrics, "guard": fit_reference(val.images, val.targets,
+                                                                        spec)})
     model.spec = spec
     log.info("calibrated: temperature %.3f, review threshold %.3f", spec.temperature,
              spec.review_threshold)
@@ -104,11 +109,11 @@ def main(argv=None) -> int:
                        args.baseline_train_per_class)
     eval_seconds = time.perf_counter() - t0
 
-    validation = {k: v for k, v in spec.metrics.items() if k != "calibration"}
+    validation = {k: v for k, v in spec.metrics.items() if k not in ("calibration", "guard")}
     spec = spec.replace(metrics={"test_default_randomisation": headline(tests["test"]),
                                  "robustness": tests["robustness"],
                                  "calibration": spec.metrics["calibration"],
-                                 "validation": validation})
+                                 "validation": validation, "guard": spec.metrics["guard"]})
     out = Path(args.out)
     model_path = out / f"{args.name}.pt"
     save_model(model_path, model, spec)

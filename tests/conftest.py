@@ -17,3 +17,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def save_tiny_model(path, crop_size=48, panel=None, taxonomy=None, width=None, seed=0,
+                    **spec_fields):
+    """Write an untrained compact model (a few kB) to ``path``; returns (path, spec).
+
+    The model every test that needs "a model file" starts from: panel and taxonomy default to
+    the shipped ones; ``width`` makes it smaller still.
+    """
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.taxonomy import load_taxonomy
+    from ctcnet.nn.classifier import build_classifier, save_model
+    from ctcnet.nn.spec import ModelSpec
+
+    torch.manual_seed(seed)
+    arch_kwargs = {"width": width} if width else {}
+    spec = ModelSpec("compact", load_panel(panel), load_taxonomy(taxonomy),
+                     crop_size=crop_size, arch_kwargs=arch_kwargs, **spec_fields)
+    save_model(path, build_classifier(spec), spec)
+    return path, spec
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file():
+    """:func:`save_tiny_model` for tests and fixtures of any scope."""
+    return save_tiny_model

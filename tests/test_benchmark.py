@@ -5,19 +5,11 @@ import json
 import pytest
 
 from ctcnet.cli import main
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import default_panel
-from ctcnet.nn.spec import ModelSpec
-from ctcnet.io.taxonomy import default_taxonomy
 
 
 @pytest.fixture
-def tiny_model(tmp_path):
-    path = tmp_path / "model.pt"
-    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=48,
-                     arch_kwargs={"width": 8})
-    save_model(path, build_classifier(spec))
-    return path
+def tiny_model(tmp_path, tiny_model_file):
+    return tiny_model_file(tmp_path / "model.pt", crop_size=48, width=8)[0]
 
 
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):

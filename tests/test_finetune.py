@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import save_tiny_model
 
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
-from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.nn.classifier import build_classifier, load_model, save_model
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.nn.classifier import load_model
 from ctcnet.training.finetune import FinetuneOptions, finetune
 from ctcnet.training.lit import backbone_blocks
 
@@ -27,10 +26,7 @@ def lab(tmp_path_factory):
     from ctcnet.simulate import SimConfig, simulate_crops
 
     base = tmp_path_factory.mktemp("finetune")
-    torch.manual_seed(0)
-    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=SIZE,
-                     arch_kwargs={"width": 8})
-    save_model(base / "base.pt", build_classifier(spec))
+    _, spec = save_tiny_model(base / "base.pt", crop_size=SIZE, width=8)
     batch = simulate_crops(6, load_panel(None), crop_size=SIZE, seed=11, num_samples=2,
                            config=SimConfig().with_shift("noise_2x"))
     write_crop_dataset(base / "crops", batch.images, batch.labels, load_panel(None),

@@ -6,21 +6,18 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from conftest import save_tiny_model
 
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.nn.spec import ModelSpec
-from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.report import decisions as D
 from ctcnet.report.server import make_server, server_url
 
@@ -36,9 +33,7 @@ def results(tmp_path_factory):
     simulate_cartridge(base / "cart", load_panel(None), num_frames=2, frame_shape=(256, 320),
                        seed=5, events_per_frame=25, sample_id="P001",
                        rare_rates={"ctc": 0.3, "cluster": 0.1})
-    torch.manual_seed(0)
-    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
-    save_model(base / "model.pt", build_classifier(spec))
+    save_tiny_model(base / "model.pt", crop_size=CROP)
     backend = load_backend(base / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(base / "cart", backend, base / "results" / "P001",
                       PredictOptions(quiet=True, workers=0, gallery_limit=8))
@@ -105,8 +100,7 @@ def test_decisions_replace_and_count(tmp_path):
     assert table["reviewer_call"].tolist() == ["wbc", "rejected"]
     assert list(table.columns) == D.COLUMNS
     events = pd.DataFrame({"event_id": range(4), "class": ["ctc", "ctc", "wbc", "ctc"]})
-    summary = {"blood_volume_ml": 3.75, "model": {"classes": ["ctc", "wbc", "cluster"]}}
-    counts = D.review_counts(events, table, summary)
+    counts = D.review_counts(events, table, 3.75, ["ctc", "wbc", "cluster"])
     assert counts["classes"]["ctc"] == {"model": 3, "model_per_7_5_ml": 6.0, "confirmed": 0,
                                         "confirmed_per_7_5_ml": 0.0, "decided": 2}
     assert counts["classes"]["wbc"]["confirmed_per_7_5_ml"] == 2.0
@@ -152,8 +146,9 @@ def test_quality_control_tile_is_cut_from_the_frame(served):
     qc = next(c for c in state["candidates"] if "width" not in c["tile"])
     status, data = request(server, "GET", qc["tile"]["src"])
     assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:  # channels + overlay, and a saliency row
         assert im.width > 5 * CROP and im.height > 2 * CROP

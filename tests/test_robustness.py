@@ -4,16 +4,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from ctcnet.cli import main
 from ctcnet.evaluation import perturb
 from ctcnet.evaluation.matrix import check_targets, matrix_png, run_matrix
 from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import Panel, default_panel
-from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.nn.spec import ModelSpec
 
 SIZE = 40
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
@@ -203,11 +199,9 @@ def test_check_targets_sees_double_positive_leukocytes_and_the_gate():
     assert len(check["failures"]) == 2  # 4 % > 1 % and below the marker gate
 
 
-def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys):
+def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys, tiny_model_file):
     panel = default_panel()
-    spec = ModelSpec("compact", panel, default_taxonomy(), crop_size=SIZE)
-    torch.manual_seed(0)
-    save_model(tmp_path / "m.pt", build_classifier(spec), spec)
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
     crops = np.concatenate([disk_crops(n=3, channel=k, seed=k, noise=4) for k in range(4)])
     labels = [CLASSES[k] for k in range(4) for _ in range(3)]
     write_crop_dataset(tmp_path / "data", crops.astype(np.uint16), labels, panel)

@@ -3,18 +3,17 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from conftest import save_tiny_model
 
-from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.deploy.export import export_onnx, synthetic_crops
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import load_panel
 from ctcnet.deploy.runtime import OnnxClassifier, select_providers
-from ctcnet.nn.spec import ModelSpec
-from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.nn.classifier import save_model
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 
@@ -22,14 +21,9 @@ CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """An untrained 4-channel, 32 px model exported once for the whole module."""
-    import torch
-
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("runtime")
-    spec = ModelSpec("compact", load_panel({"channels": CHANNELS, "pixel_size_um": 0.64}),
-                     Taxonomy.from_dict(["ctc", "wbc", "cluster", "debris"]), crop_size=32,
-                     arch_kwargs={"width": 8}, temperature=1.5)
-    save_model(root / "tiny.pt", build_classifier(spec))
+    _, spec = save_tiny_model(root / "tiny.pt", crop_size=32, width=8, temperature=1.5,
+                              panel={"channels": CHANNELS, "pixel_size_um": 0.64})
     export_onnx(root / "tiny.pt", root / "tiny.onnx")
     return root / "tiny.onnx", spec
 
@@ -216,3 +210,79 @@ def test_newer_spec_format_refused(tiny, tmp_path):
 
     with pytest.raises(InputError, match="newer than this runtime"):
         OnnxClassifier(_edited(tiny[0], tmp_path, newer_format))
+
+
+def test_stale_shipped_export_falls_back_to_torch_with_a_warning(tiny, tmp_path, monkeypatch,
+                                                                 caplog):
+    """The shipped ONNX export runs on a CPU only while it matches the checkpoint; a stale one
+    is never used silently."""
+    import logging
+    import shutil
+
+    import torch
+
+    from ctcnet.inference import backends
+
+    pt = tmp_path / f"{backends.DEFAULT_MODEL_NAME}.pt"
+    shutil.copy(tiny[0].with_suffix(".pt"), pt)
+    export_onnx(pt, pt.with_suffix(".onnx"))
+    monkeypatch.setattr(backends, "REPO_MODELS", tmp_path)
+    assert backends.load_backend(device="cpu").name == "onnx"  # current export: used
+    model = backends.TorchBackend(pt, device="cpu").model
+    with torch.no_grad():
+        model.net.head[1].bias += 1.0
+    save_model(pt, model)  # the checkpoint moved on; the export did not
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.backends"):
+        chosen = backends.load_backend(device="cpu")
+    assert chosen.name == "torch"
+    assert "was not exported from the current" in caplog.text
+
+
+def test_cli_verbosity_flags_set_the_ctcnet_log_level():
+    import logging
+
+    from ctcnet.cli import setup_logging
+
+    logger = logging.getLogger("ctcnet")
+    try:
+        for flags, level in (((0, False), logging.WARNING), ((1, False), logging.INFO),
+                             ((2, False), logging.DEBUG), ((2, True), logging.ERROR)):
+            setup_logging(*flags)
+            assert logger.level == level
+            assert sum(h.get_name() == "ctcnet-cli" for h in logger.handlers) == 1
+    finally:
+        for h in [h for h in logger.handlers if h.get_name() == "ctcnet-cli"]:
+            logger.removeHandler(h)
+        logger.setLevel(logging.NOTSET)
+
+
+def test_shipped_model_reproduces_the_port_reference():
+    """tests/data/onnx_reference is what a port (C++, C#, Node) checks itself against: the
+    shipped ONNX file must still give these numbers (rerun scripts/make_onnx_reference.py after
+    retraining the shipped model)."""
+    import gzip
+
+    from ctcnet.inference.backends import default_model_path
+
+    ref_dir = Path(__file__).parent / "data" / "onnx_reference"
+    expected = json.loads((ref_dir / "expected.json").read_text())
+    clf = OnnxClassifier(default_model_path("onnx"), providers=["CPUExecutionProvider"])
+    assert clf.metadata["ctcnet_digest"] == expected["ctcnet_digest"], \
+        "shipped model changed: rerun scripts/make_onnx_reference.py"
+    shape = expected["crops_file"]["shape"]
+    crops = np.frombuffer(gzip.decompress((ref_dir / "crops.u16.gz").read_bytes()),
+                          "<u2").reshape(shape)
+    raw = np.concatenate([crops, crops[:1]]).astype(np.float32)
+    raw[-1, 1, shape[-1] // 2, shape[-1] // 2] = np.nan
+    logits, proba = clf.run(raw)
+    names, _ = clf.predict(raw)
+    tol = expected["tolerance"]
+    for row in expected["crops"]:
+        i = row["index"]
+        assert names[i] == row["call"]
+        if row["probabilities"] is None:
+            assert np.isnan(proba[i]).all() and row["call"] == "failed" and row["review"]
+            continue
+        np.testing.assert_allclose(proba[i], row["probabilities"], atol=tol["probabilities_abs"])
+        np.testing.assert_allclose(logits[i], row["logits"], atol=tol["logits_abs"])
+        assert row["review"] == bool(proba[i].max() < expected["review_threshold"])

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Evaluate a model on labelled crops, against baselines, with calibration."
+HELP = ("Evaluate a model on labelled crops (against baselines, with calibration), or on "
+        "simulated cartridges (called versus true counts).")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="labelled crop dataset folder (class folders or "
-                                     "manifest.csv, plus panel.json), or simulated cartridges "
-                                     "with ground_truth.csv (a cartridge, a folder of them or "
-                                     "a list file): then called versus true counts")
-    parser.add_argument("--model", help="ctcnet .pt model (default: the shipped model)")
-    parser.add_argument("--out", required=True, help="output folder for report.json and PNGs")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The baseline options ``ctcnet evaluate`` and ``ctcnet robustness`` share."""
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip the marker gate and the feature classifier")
     parser.add_argument("--baseline-train", metavar="DIR",
@@ -23,6 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'train' in DATA, else crops simulated for the model's panel)")
     parser.add_argument("--train-per-class", type=int, default=300,
                         help="simulated baseline training crops per class (default 300)")
+
+
+def check_baseline_arguments(args: argparse.Namespace) -> None:
+    from ctcnet.errors import InputError
+
+    if args.train_per_class < 10:
+        raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="labelled crop dataset folder (class folders or "
+                                     "manifest.csv, plus panel.json), or simulated cartridges "
+                                     "with ground_truth.csv (a cartridge, a folder of them or "
+                                     "a list file): then called versus true counts")
+    parser.add_argument("--model", help="ctcnet .pt or .onnx model (default: the shipped model)")
+    parser.add_argument("--out", required=True, help="output folder for report.json and PNGs")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_baseline_arguments(parser)
     parser.add_argument("--calibrate-on", metavar="VAL_DIR",
                         help="labelled validation crops: fit the temperature and the review "
                              "threshold on them, save the calibrated model to --save-model, and "
@@ -59,17 +72,14 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from ctcnet.errors import InputError
+    from ctcnet.errors import InputError, check_device_name
     from ctcnet.evaluation.evaluate import evaluate_dataset
     from ctcnet.inference.backends import default_model_path
-
-    from ctcnet.errors import check_device_name
 
     check_device_name(args.device)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.train_per_class < 10:
-        raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
+    check_baseline_arguments(args)
     from ctcnet.inference.predict import resolve_inputs
 
     cartridges, _ = resolve_inputs([args.data])

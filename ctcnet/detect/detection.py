@@ -260,8 +260,8 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     check_frame(frame, factor)
     c, h, w = frame.shape
     work_px = px * factor
-    binned = bin_frame(frame, factor)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        binned = bin_frame(frame, factor)
         snr = snr_maps(binned, config.smooth_sigma_um / work_px,
                        int(round(config.background_block_um / work_px)))
     if not np.isfinite(snr).all():

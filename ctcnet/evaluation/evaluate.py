@@ -23,12 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
 from ctcnet.evaluation.calibration import review_band, softmax
-from ctcnet.errors import InputError
+from ctcnet.evaluation.metrics import (
+    classification_report,
+    recall_by_group,
+    reliability_bins,
+    sensitivity_at_specificity,
+)
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.evaluation.metrics import (classification_report, recall_by_group, reliability_bins,
-                      sensitivity_at_specificity)
 from ctcnet.nn.spec import ModelSpec
 
 SPECIFICITIES = (0.99, 0.998)
@@ -129,14 +133,35 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     if baseline_train is not None:
         train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy)
         spec.panel.check_matches(train_index.panel, "baseline training set")
-        crops = load_crops(train_index, spec.crop_size)
+        crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
         train_index = index.subset(is_train)
-        return (load_crops(train_index, spec.crop_size), train_index.label_indices(spec.taxonomy),
-                index.subset(~is_train), "split=train")
+        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
+                train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
     crops, labels = simulated_training_set(spec, n_per_class, seed)
     return crops, labels, index, "simulated"
+
+
+def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
+                      n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
+                      fit_seed: int = BASELINE_TRAIN_SEED):
+    """A labelled crop folder at model scale, and the baselines fitted for it.
+
+    Returns (crops, index of the test crops, baselines or None, where the baselines' training
+    crops came from). Shared by ``ctcnet evaluate`` and ``ctcnet robustness``.
+    """
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+    index = read_crop_index(data, taxonomy=spec.taxonomy)
+    spec.panel.check_matches(index.panel)
+    baselines, source = None, None
+    if with_baselines:
+        train_crops, train_labels, index, source = _baseline_training(
+            index, spec, baseline_train, n_train_per_class, training_seed)
+        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
+                                  fit_seed)
+    return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
 def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Path,
@@ -147,18 +172,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     report and figures."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
-    index = read_crop_index(data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel)
-    baselines, source = None, None
-    if with_baselines:
-        train_crops, train_labels, index, source = _baseline_training(
-            index, spec, baseline_train, n_train_per_class, seed)
-        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
-    crops = load_crops(index, spec.crop_size)
+    crops, index, baselines, source = labelled_test_set(
+        data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines)
     out_dir = Path(out_dir)
     names = spec.class_names
@@ -190,8 +208,11 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import (PredictOptions, predict_cartridge,
-                                          truth_of_processed_frames)
+    from ctcnet.inference.predict import (
+        PredictOptions,
+        predict_cartridge,
+        truth_of_processed_frames,
+    )
     from ctcnet.io.scan import open_cartridge
     from ctcnet.simulate.cartridge import read_truth
 
@@ -207,7 +228,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
             quiet=quiet, report=False, overwrite=True, workers=workers))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
-        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary["skipped_frames"])
+        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
                                cart.blood_volume_ml)
         rows.append({"sample_id": cart.sample_id, **row})
@@ -231,7 +252,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy)
     spec.panel.check_matches(index.panel, "validation data")
-    logits = backend.predict_logits(load_crops(index, spec.crop_size))
+    logits = backend.predict_logits(load_crops(index, spec.crop_size, spec.pixel_size_um))
     spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
     model.spec = spec
     save_model(out_path, model.cpu(), spec)

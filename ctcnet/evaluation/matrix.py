@@ -3,8 +3,9 @@
 * :func:`run_matrix`: for labelled crops and a ``classify(crops) -> {method: (N, K) proba}``
   callable, the flip rate (calls that differ from the method's own call on the unperturbed
   crops) and macro-F1 of each method in each cell of :func:`ctcnet.evaluation.perturb.
-  perturbation_catalogue`, plus, for the CNN, what the review flags do: the share of all
-  events flagged and the share of wrong CTC calls they catch.
+  perturbation_catalogue`, plus, for the CNN, what each review flag (the review band, the
+  marker guard, either) does: the share of all events flagged and the share of wrong CTC
+  calls it catches.
 * :func:`check_targets`: the issue-12 "done when" checks at the ends of each stated range.
 * :func:`matrix_png`: one heat map (Pillow): a row per perturbation, a block per figure.
 * :func:`robustness_dataset`: ``ctcnet robustness DATA`` on a labelled crop folder; writes
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -39,6 +40,14 @@ def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 
     return lambda crops, proba: calls_from_proba(proba, spec.class_names,
                                                  spec.review_threshold)[2]
+
+
+def marker_guard_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The marker guard predict applies (``ctcnet.inference.guard``): CTC/cluster calls that
+    the measured markers contradict, and events unlike the training data."""
+    from ctcnet.inference.guard import review_flags
+
+    return lambda crops, proba: review_flags(crops, proba, spec)["any"].to_numpy()
 
 
 def flag_report(flags: np.ndarray, labels: np.ndarray, pred: np.ndarray,
@@ -160,6 +169,26 @@ def matrix_table(matrix: dict, only_ends: bool = False) -> list[str]:
     return lines
 
 
+def review_lines(matrix: dict) -> list[str]:
+    """Per flag: share of wrong CTC calls caught and share of events flagged, on the clean
+    crops, over all cells and over the range-end cells."""
+    clean = matrix["clean"]["cnn"].get("review", {})
+    lines = []
+    for name in clean:
+        for where, cells in (("clean", [{"review": clean}]),
+                             ("all cells", matrix["cells"]),
+                             ("range ends", [c for c in matrix["cells"] if c["range_end"]])):
+            reports = [c["review"][name] for c in cells if name in c.get("review", {})]
+            wrong = sum(r.get("wrong_ctc_calls", 0) for r in reports)
+            caught = sum((r.get("wrong_ctc_caught") or 0) * r.get("wrong_ctc_calls", 0)
+                         for r in reports)
+            flagged = float(np.mean([r["flagged_share"] for r in reports])) if reports else 0.0
+            share = f"{caught / wrong:.1%}" if wrong else "-"
+            lines.append(f"{name:12s} {where:10s}: catches {share} of {wrong} wrong CTC calls, "
+                         f"flags {flagged:.1%} of events")
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------
 # The heat map.
 
@@ -231,8 +260,10 @@ def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndar
 
 
 def default_flags(spec) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """The review flags predict sets: the review band."""
-    return {"review_band": review_band_flags(spec)}
+    """The review flags predict sets: the review band, the guard, and either of them."""
+    band, guard = review_band_flags(spec), marker_guard_flags(spec)
+    return {"review_band": band, "marker_guard": guard,
+            "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
@@ -251,8 +282,13 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)
     matrix["notes"] = notes
-    matrix["review_flags"] = f"top probability < review threshold {spec.review_threshold:.3f}"
+    matrix["review_flags"] = {
+        "review_band": f"top probability < review threshold {spec.review_threshold:.3f}",
+        "marker_guard": "ctcnet.inference.guard.review_flags: marker contradictions of ctc/cluster "
+                 "calls, out-of-distribution events (when the model carries a reference)",
+        "band_or_guard": "either"}
     matrix["check"] = check_targets(matrix)
+    matrix["review_summary"] = review_lines(matrix)
     return matrix
 
 
@@ -261,22 +297,14 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
                        n_train_per_class: int = 300, seed: int = 0, device: str = "auto",
                        families: list[str] | None = None) -> dict:
     """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
-    from ctcnet.evaluation.baselines import fit_baselines
-    from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, _baseline_training
+    from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     backend = load_backend(model_path, device=device)
     spec = backend.spec
-    index = read_crop_index(data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel)
-    baselines, source = None, None
-    if with_baselines:
-        train_crops, train_labels, index, source = _baseline_training(
-            index, spec, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED)
-        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
-    crops = load_crops(index, spec.crop_size)
+    crops, index, baselines, source = labelled_test_set(
+        data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed)
     matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
                               seed, families)
     matrix.update({"data": str(data), "model": str(backend.model_path),

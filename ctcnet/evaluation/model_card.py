@@ -34,12 +34,40 @@ def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = F
     names = spec.class_names
     cm = np.asarray(report["confusion"])
     ctc, wbc = names.index("ctc"), names.index("wbc")
-    report["ctc_recall"] = report["per_class"]["ctc"]["recall"]
+    report["ctc_recall"] = report["per_class"].get("ctc", {}).get("recall")  # None: no CTCs
     report["wbc_called_ctc_rate"] = float(cm[wbc, ctc] / max(cm[wbc].sum(), 1))
     report["seed"] = seed
+    report["guard"] = guard_catch(backend, batch.images, batch.labels)
     if subtypes:
         report["subtype_recall"] = report.pop("recall_by_subtype")
     return report
+
+
+def guard_catch(backend, crops: np.ndarray, labels) -> dict:
+    """The marker guard on labelled crops: the share of all events it sends to review and how
+    many of the wrong CTC calls (true class not ctc) it catches."""
+    from ctcnet.inference.guard import review_flags
+
+    spec = backend.spec
+    proba = np.asarray(backend.predict_proba(np.asarray(crops, np.float32)))
+    flags = review_flags(crops, proba, spec)["any"].to_numpy()
+    ctc = spec.class_names.index("ctc")
+    wrong = (proba.argmax(1) == ctc) & (np.asarray(labels) != "ctc")
+    return {"flagged_share": float(flags.mean()), "wrong_ctc_calls": int(wrong.sum()),
+            "wrong_ctc_caught": int((flags & wrong).sum())}
+
+
+def ck_positive_leukocytes(backend, n: int, seed: int) -> dict:
+    """CK+CD45+ double-positive leukocytes only (non-specific CK on every one, 0.3-2x their
+    CD45): a CD45-positive event is not a CTC (issue 12 target: at most 1 % called ctc)."""
+    import dataclasses
+
+    from ctcnet.simulate import SimConfig
+
+    config = dataclasses.replace(SimConfig(), nonspecific_ck_rate=(1.0, 1.0),
+                                 nonspecific_ck_ratio=(0.3, 2.0))
+    r = held_out_test(backend, config, {"wbc": n}, seed)
+    return {"called_ctc": r["wbc_called_ctc_rate"], "n": r["n"], "guard": r["guard"]}
 
 
 def card_tests(backend, test_per_class: int, shift_per_class: int,
@@ -59,7 +87,9 @@ def card_tests(backend, test_per_class: int, shift_per_class: int,
         log.info("shift %s: macro-F1 %.4f", shift, r["macro_f1"])
     versus = robustness_report(backend, n_per_class=shift_per_class, seed=seed + 100,
                                n_train_per_class=baseline_train_per_class)
-    return {"test": test, "robustness": robustness, "versus_baselines": versus}
+    double = ck_positive_leukocytes(backend, 2 * shift_per_class, seed + 50)
+    return {"test": test, "robustness": robustness, "versus_baselines": versus,
+            "ck_positive_leukocytes": double}
 
 
 def normalisation_text(spec) -> str:
@@ -80,7 +110,7 @@ def targets_met(test: dict) -> dict:
 def headline(test: dict) -> dict:
     """The test numbers stored in the model's own spec (``spec.metrics``)."""
     return {k: test[k] for k in ("macro_f1", "accuracy", "ctc_recall", "wbc_called_ctc_rate",
-                                 "per_class", "confusion", "ece")}
+                                 "per_class", "confusion", "ece", "guard") if k in test}
 
 
 def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
@@ -107,6 +137,7 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
         "test_default_randomisation": {k: v for k, v in test.items() if k != "seed"},
         "robustness": tests["robustness"],
         "robustness_vs_baselines": tests["versus_baselines"],
+        "ck_positive_leukocytes": tests.get("ck_positive_leukocytes"),
         "targets": TARGETS,
         "targets_met": targets_met(test),
         "evaluation_seconds": round(evaluation_seconds),
@@ -155,6 +186,19 @@ def render_card(card: dict) -> str:
     for name, r in card["robustness"].items():
         lines.append(f"| {name} | {r['description']} | {r['macro_f1']:.4f} | "
                      f"{r['ctc_recall']:.4f} | {r['wbc_called_ctc_rate']:.4f} | {r['n']} |")
+    double = card.get("ck_positive_leukocytes")
+    if double:
+        lines += ["", f"CK+CD45+ leukocytes (non-specific CK 0.3-2x their CD45, {double['n']} "
+                  f"crops): **{double['called_ctc']:.2%}** called ctc (target <= 1 %); the "
+                  f"marker guard flags {double['guard']['wrong_ctc_caught']} of those "
+                  f"{double['guard']['wrong_ctc_calls']} calls."]
+    guard = test.get("guard")
+    if guard:
+        lines += ["", "## Marker guard (held-out test)", "",
+                  f"Flags {guard['flagged_share']:.2%} of all events for review; catches "
+                  f"{guard['wrong_ctc_caught']} of {guard['wrong_ctc_calls']} wrong CTC calls "
+                  "(ctcnet.inference.guard: CD45 over the CK area, no DNA in it, no CK, or "
+                  "unlike the training data)."]
     vs = card.get("robustness_vs_baselines")
     if vs:
         lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",

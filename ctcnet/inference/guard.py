@@ -5,11 +5,11 @@ ONNX runtime too).
 The network decides from the whole crop; this guard re-measures the few facts the CellSearch
 definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict:
 
-* ``cd45_positive``: CD45 above its positivity level over the CK area. A leak of the CK dye
-  into the CD45 channel (bleed-through: the same pattern at up to ``max_leak`` of the CK
-  counts; likewise for every other dye) is subtracted first, so a bright CTC's ghost is not read as CD45. A CTC is CD45
-  negative; a cluster's CD45 belongs to the leukocytes attached *beside* the CTC, so over the
-  CTC's own CK area it is absent too.
+* ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area. Leaks
+  of other dyes into the CD45 channel (bleed-through: a copy of their pattern at up to
+  ``max_leak`` of their counts) are fitted and removed first, so a bright CTC's ghost is not
+  read as CD45; saturated pixels are left out. A CTC is CD45 negative. (A cluster may carry
+  CD45: leukocytes attached to a CTC are one kind of cluster.)
 * ``no_dna``: no DAPI inside the CK area (a CK+ fragment or vesicle is debris, not a cell).
 * ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
   CK-negative CTC.
@@ -61,8 +61,9 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
 
     Columns: ``ck_peak`` (brightest 3x3 CK within ``radius_um`` of the centre), ``ck_area``
     (pixels of the CK area: CK above ``level`` and above a quarter of its peak), ``dna_in_ck``
-    (brightest DAPI inside the CK area), ``cd45_over_ck`` (median CD45 over the CK area after
-    subtracting ``max_leak`` of every other channel's counts), and for the out-of-distribution score
+    (brightest DAPI inside the CK area), ``cd45_over_ck`` (upper quartile of CD45 over the CK
+    area after removing what leaks of the other channels could explain, each at most
+    ``max_leak`` of its counts), and for the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
     radius, channel i). A channel the panel lacks gives NaN for its columns.
     """
@@ -83,10 +84,17 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
     nan = np.full(n, np.nan, np.float32)
     if ck is None:
-        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, cd45_over_ck=nan)
+        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, cd45_over_ck=nan, cd45_core=nan)
         return pd.DataFrame(out)
-    ck_z = zin[:, ck]
-    area = ck_z > np.maximum(level, 0.25 * peak[:, ck])[:, None, None]
+    # Saturated pixels (any channel at its ceiling) hold no ratios: a clipped CK under an
+    # unclipped leak would look like CD45. They leave the CK area and the leak fit.
+    ceiling = np.array([hi for _, hi in (ch.value_range for ch in panel.channels)], np.float32)
+    clipped = (x >= 0.999 * ceiling[None, :, None, None]).any(axis=1)
+    clipped = uniform_filter(clipped.astype(np.float32), size=(1, 3, 3)) > 0
+    ck_z = np.where(clipped, -np.inf, zin[:, ck])
+    area = _central_component(ck_z > np.maximum(level, 0.25 * peak[:, ck])[:, None, None],
+                              np.where(disk_core(h, w, 0.5 * radius_um / pixel_size_um),
+                                       ck_z, -np.inf))
     out["ck_peak"] = peak[:, ck]
     out["ck_area"] = area.sum(axis=(1, 2)).astype(np.float32)
     has_area = out["ck_area"] > 0
@@ -96,17 +104,51 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     else:
         out["dna_in_ck"] = nan
     if cd45 is not None:
-        # Any dye may leak into the CD45 channel: remove the most that every other channel
-        # could have leaked (a bright nucleus leaks as much as a bright CK).
-        others = np.maximum(np.delete(signal, cd45, axis=1), 0.0).sum(axis=1)
-        excess = (signal[:, cd45] - max_leak * others) / noise[:, cd45, None, None]
+        # Any dye may leak into the CD45 channel, as a copy of its own pattern at up to
+        # ``max_leak`` of its counts: fit CD45 over the disk as a sum of the other channels
+        # (least squares, each share clipped to [0, max_leak]) and keep what is left. A real
+        # CD45 membrane has its own pattern (or, on a CK+CD45+ leukocyte, a ratio no leak has).
+        usable = (~clipped)[:, disk][:, None, :]
+        others = np.delete(signal, cd45, axis=1)[:, :, disk] * usable   # (N, C-1, P)
+        target = signal[:, cd45][:, disk] * usable[:, 0]                # (N, P)
+        gram = np.einsum("nip,njp->nij", others, others)
+        gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(c - 1) + 1e-6
+        share = np.linalg.solve(gram, np.einsum("nip,np->ni", others, target)[..., None])[..., 0]
+        share = np.clip(share, 0.0, max_leak)
+        residual = target - np.einsum("ni,nip->np", share, others)
+        excess = np.full((n, h, w), np.nan, np.float32)
+        excess[:, disk] = residual / noise[:, cd45, None]
         masked = np.where(area, excess, np.nan).reshape(n, -1)
+        # Upper quartile: a membrane ring covers the rim of the CK area, not all of it.
         with np.errstate(all="ignore"):
-            med = np.nanmedian(np.where(has_area[:, None], masked, 0.0), axis=1)
+            q50, q75 = np.nanpercentile(np.where(has_area[:, None], masked, 0.0), (50, 75),
+                                        axis=1)
+        out["cd45_core"] = np.nan_to_num(q50, nan=0.0)
+        med = q75
         out["cd45_over_ck"] = np.nan_to_num(med, nan=0.0)
     else:
-        out["cd45_over_ck"] = nan
+        out["cd45_over_ck"] = out["cd45_core"] = nan
     return pd.DataFrame(out)
+
+
+def disk_core(h: int, w: int, radius_px: float) -> np.ndarray:
+    """Boolean (H, W) disk of ``radius_px`` round the crop centre."""
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= radius_px ** 2
+
+
+def _central_component(mask: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Per crop, the connected part of ``mask`` holding the best-scoring central pixel: the
+    centred object's own CK, not a neighbour's."""
+    from scipy.ndimage import label
+
+    n = len(mask)
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]  # never connects two crops
+    labels, _ = label(mask, structure=structure)
+    best = np.where(mask, score, -np.inf).reshape(n, -1).argmax(axis=1)
+    chosen = labels.reshape(n, -1)[np.arange(n), best]
+    return (labels == chosen[:, None, None]) & (chosen[:, None, None] > 0)
 
 
 def _ood_features(m: pd.DataFrame, channels: int) -> np.ndarray:
@@ -149,7 +191,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
 
     ``cd45_level`` is the CD45 positivity level (median over the CK area, in noise units after
-    the leak is removed); ``dna_level`` the DAPI level a nucleus must reach inside it.
+    the leaks are removed); ``dna_level`` the DAPI level a nucleus must reach inside it.
     """
     n = len(proba)
     flags = pd.DataFrame({f: np.zeros(n, bool) for f in FLAGS})
@@ -160,7 +202,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     called = np.asarray(proba).argmax(axis=1)
     guarded = np.isin(np.asarray(spec.class_names, dtype=object)[called], GUARDED_CLASSES)
     roles = set(spec.panel.roles())
-    flags["cd45_positive"] = guarded & (m["cd45_over_ck"].to_numpy() > cd45_level)
+    is_ctc = np.asarray(spec.class_names, dtype=object)[called] == "ctc"
+    flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
         (m["dna_in_ck"].to_numpy() < dna_level)
     if not roles & {"mesenchymal", "epcam"}:

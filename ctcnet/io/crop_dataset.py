@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class CropIndex:
     def label_indices(self, taxonomy: Taxonomy) -> np.ndarray:
         return np.array([taxonomy.index(label) for label in self.labels], dtype=np.int64)
 
-    def subset(self, mask: Sequence[bool] | np.ndarray) -> "CropIndex":
+    def subset(self, mask: Sequence[bool] | np.ndarray) -> CropIndex:
         keep = np.flatnonzero(np.asarray(mask))
         return CropIndex(self.root, self.panel, [self.paths[i] for i in keep],
                          [self.labels[i] for i in keep], [self.sample_ids[i] for i in keep],
@@ -149,26 +149,29 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
     return arr
 
 
-def center_crop_or_pad(arr: np.ndarray, size: int) -> np.ndarray:
-    """Cut the centre ``size`` x ``size`` of a (C, H, W) crop; pad with edge values if smaller."""
-    _, h, w = arr.shape
-    if h < size or w < size:
-        ph, pw = max(0, size - h), max(0, size - w)
-        arr = np.pad(arr, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
-                     mode="edge")
-        _, h, w = arr.shape
-    top, left = (h - size) // 2, (w - size) // 2
-    return arr[:, top:top + size, left:left + size]
+def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,
+               min_size: int = 0) -> np.ndarray:
+    """Load every crop of an index into one float32 (N, C, size, size) array at model scale.
 
+    Each crop is resampled from the dataset's pixel size to ``model_pixel_um`` (when given)
+    and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
+    crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
+    """
+    from ctcnet.detect.cropping import report_fit, to_model_scale
 
-def load_crops(index: CropIndex, size: int | None = None, min_size: int = 0) -> np.ndarray:
-    """Load every crop of an index into one float32 (N, C, size, size) array."""
     first = read_crop(index.paths[0], index.panel, min_size)
     size = size or first.shape[1]
     out = np.empty((len(index), index.panel.num_channels, size, size), dtype=np.float32)
+    cut = padded = 0
     for i, path in enumerate(index.paths):
         arr = first if i == 0 else read_crop(path, index.panel, min_size)
-        out[i] = center_crop_or_pad(arr, size)
+        crop, cut_px, pad_px = to_model_scale(arr[None], index.panel.pixel_size_um,
+                                              model_pixel_um, size)
+        out[i] = crop[0]
+        # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
+        cut += cut_px > 2
+        padded += pad_px > 0
+    report_fit(f"crop dataset {index.root}", len(index), cut, padded)
     return out
 
 

@@ -9,8 +9,8 @@ export them) are read as single channels. CellSearch's 2^15 export offset is rem
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -37,6 +37,15 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     if arr.dtype == np.float32 and not np.isfinite(arr).all():
         raise InputError("image contains NaN or infinite values", path)
     return arr
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse a missing path, and a FIFO, device or folder: reading one would hang or fail."""
+    if not path.exists():
+        raise InputError("file not found", path)
+    if not path.is_file():
+        raise InputError("not a regular file (a FIFO, device or folder named like an image)",
+                         path)
 
 
 def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
@@ -99,8 +108,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     import tifffile
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
+    check_regular_file(path)
     size = path.stat().st_size
     try:
         # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
@@ -135,8 +143,7 @@ def read_png_channel(path: str | Path) -> np.ndarray:
     from PIL import Image
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
+    check_regular_file(path)
     try:
         with Image.open(path) as im:
             im.load()
@@ -164,13 +171,9 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
     """Refuse a file whose stored channel names differ from the panel's, by name and order."""
     if found is None:
         return
-    if [n.upper() for n in found] != [n.upper() for n in expected]:
-        from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.panel import check_channel_order
 
-        order = " (same channels in another order)" if sorted(
-            n.upper() for n in found) == sorted(n.upper() for n in expected) else ""
-        raise PanelMismatchError(f"channels in file {list(found)} differ from the panel "
-                                 f"{list(expected)}{order}", path)
+    check_channel_order(expected, found, "file", path, expected_by="the panel")
 
 
 def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] | None = None,

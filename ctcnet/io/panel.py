@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -123,7 +124,7 @@ class Panel:
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path | None = None,
-                  require_pixel_size: bool = False) -> "Panel":
+                  require_pixel_size: bool = False) -> Panel:
         """Build a panel from plain data; every value is checked, so a bad file is refused
         by name (``require_pixel_size``: a panel file must state its pixel size, never get
         CellSearch's 0.64 um by default)."""
@@ -135,28 +136,35 @@ class Panel:
             raise InputError("panel has no pixel_size_um (micrometres per scan pixel, e.g. "
                              "0.64 for CellSearch): it is required, never guessed", source)
         channels = [_channel_from(entry, source) for entry in data["channels"]]
+        pixel_size_um = _number(data.get("pixel_size_um", 0.64), "pixel_size_um", source)
         try:
-            return cls(channels=tuple(channels),
-                       pixel_size_um=_number(data.get("pixel_size_um", 0.64), "pixel_size_um",
-                                             source),
+            return cls(channels=tuple(channels), pixel_size_um=pixel_size_um,
                        name=str(data.get("name", "custom")))
         except InputError as err:
             raise InputError(str(err), source) from None
 
-    def check_matches(self, other: "Panel", what: str = "data") -> None:
+    def check_matches(self, other: Panel, what: str = "data") -> None:
         """Refuse data whose channels differ from this (the model's) panel, by name and order."""
-        mine = [n.upper() for n in self.names]
-        theirs = [n.upper() for n in other.names]
-        if mine != theirs:
-            hint = ""
-            if sorted(mine) == sorted(theirs):
-                hint = " (same channels in another order: reorder the data, never the model)"
-            raise PanelMismatchError(
-                f"channel mismatch: the model expects {self.names} but the {what} has "
-                f"{other.names}{hint}")
+        check_channel_order(self.names, other.names, what)
 
-    def with_pixel_size(self, pixel_size_um: float) -> "Panel":
+    def with_pixel_size(self, pixel_size_um: float) -> Panel:
         return Panel(self.channels, float(pixel_size_um), self.name)
+
+
+def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",
+                        source=None, expected_by: str = "the model") -> None:
+    """The one channel check: ``found`` must name ``expected``'s channels in the same order
+    (case-insensitive), else :class:`PanelMismatchError` says which differ. Used for data
+    against a model (torch and ONNX runtime alike) and for a file's stored channel names
+    against its panel."""
+    mine = [str(n).upper() for n in expected]
+    theirs = [str(n).upper() for n in found]
+    if mine != theirs:
+        hint = ""
+        if sorted(mine) == sorted(theirs):
+            hint = " (same channels in another order: reorder the data, never the model)"
+        raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
+                                 f"the {what} has {list(found)}{hint}", source)
 
 
 def _number(value: Any, what: str, source) -> float:

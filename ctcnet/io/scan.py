@@ -92,11 +92,10 @@ def _frame_stem(path: Path) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _positive_number(info: dict, key: str, default: float | None, root: Path) -> float | None:
-    """A finite number > 0 from cartridge.json (a bool, text or 0 is refused, not guessed)."""
+def _positive_number(info: dict, key: str, default: float, root: Path) -> float:
+    """A finite number > 0 from cartridge.json (null, a bool, text or 0 is refused, not
+    guessed); ``default`` only when the key is absent."""
     value = info.get(key, default)
-    if value is None:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not math.isfinite(value) or value <= 0:
         raise InputError(f"cartridge.json: {key} must be a positive number, got {value!r}", root)
@@ -116,11 +115,13 @@ def _whole_number(info: dict, key: str, root: Path) -> int | None:
 
 def safe_sample_id(value, root: Path) -> str:
     """The sample id names the output folder: one plain path component, never a path."""
-    sid = str(value).strip()
+    sid = str(value).strip() if isinstance(value, (str, int)) and \
+        not isinstance(value, bool) else ""
+    # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
     if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or "\0" in sid or \
-            ":" in sid or sid != Path(sid).name:
+            sid != Path(sid).name:
         raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
-                         "output folder): no '/', '\\', ':' or '..'", root)
+                         "output folder): no '/', '\\' or '..'", root)
     return sid
 
 

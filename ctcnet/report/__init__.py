@@ -1,2 +1,3 @@
-"""What a person reads after a run: ``review`` writes the gallery of crops with overlays and
-saliency and the static ``index.html``."""
+"""What a person reads and decides after a run: ``review`` (gallery montages with overlays and
+saliency, the static ``index.html``), ``server`` + ``decisions`` (the browser review loop and its
+``review.csv``) and ``event_crops`` (reviewed events cut again from the frames)."""

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.errors import InputError
+from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path
 
 REVIEW_FILE = "review.csv"
@@ -40,7 +41,7 @@ def default_reviewer() -> str:
         return "reviewer"
 
 
-def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, dict]:
+def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
     """A predict output folder's events table and summary; InputError if it is not one."""
     sample_dir = Path(sample_dir)
     summary_path, events_path = sample_dir / "summary.json", sample_dir / "events.parquet"
@@ -48,9 +49,9 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, dict]:
         raise InputError("not a predict output folder (no summary.json / events.parquet)",
                          sample_dir)
     try:
-        summary = json.loads(summary_path.read_text())
+        summary = RunSummary.from_dict(json.loads(summary_path.read_text()))
         events = pd.read_parquet(events_path)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
     return events, summary
 
@@ -71,9 +72,9 @@ def find_samples(results: str | Path) -> dict[str, Path]:
     return samples
 
 
-def reported_classes(summary: dict) -> list[str]:
+def reported_classes(summary: RunSummary) -> list[str]:
     """The classes a report counts per 7.5 mL (predict writes one figure per reported class)."""
-    return list(summary.get("per_7_5_ml", {}))
+    return list(summary.per_7_5_ml)
 
 
 def select_candidates(events: pd.DataFrame, reported: list[str], sample_id: str,
@@ -129,18 +130,19 @@ def record_decision(sample_dir: str | Path, event_id: int, model_call: str,
     return table
 
 
-def review_counts(events: pd.DataFrame, decisions: pd.DataFrame, summary: dict) -> dict:
+def review_counts(events: pd.DataFrame, decisions: pd.DataFrame, blood_volume_ml: float | None,
+                  classes: list[str]) -> dict:
     """Model counts beside reviewed counts, per class and per 7.5 mL of blood.
 
     ``confirmed`` counts the events whose reviewer call is the class (confirmed calls plus
     events relabelled into it); ``decided`` how many of the model's calls were looked at.
     """
-    volume = float(summary.get("blood_volume_ml") or 7.5)
+    volume = float(blood_volume_ml or 7.5)
     model_counts = events["class"].value_counts() if len(events) else pd.Series(dtype=int)
     reviewer = decisions["reviewer_call"].value_counts()
     decided = decisions["model_call"].value_counts()
     rows = {}
-    for name in summary.get("model", {}).get("classes") or sorted(model_counts.index):
+    for name in classes or sorted(model_counts.index):
         model, confirmed = int(model_counts.get(name, 0)), int(reviewer.get(name, 0))
         rows[name] = {"model": model, "model_per_7_5_ml": model * 7.5 / volume,
                       "confirmed": confirmed, "confirmed_per_7_5_ml": confirmed * 7.5 / volume,

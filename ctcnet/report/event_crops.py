@@ -16,21 +16,21 @@ import pandas as pd
 
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
+from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, open_cartridge, read_frame
 
 log = logging.getLogger(__name__)
 
 
-def open_scanned_cartridge(summary: dict, scans: str | Path | None = None) -> Cartridge:
+def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None) -> Cartridge:
     """The cartridge a predict run read (the path its summary records, or ``scans``)."""
-    root = Path(scans) if scans is not None else Path(summary["input"])
+    root = Path(scans) if scans is not None else Path(summary.input)
     if not root.is_dir():
-        raise InputError(f"the scan of sample {summary.get('sample_id')} is not here any more "
+        raise InputError(f"the scan of sample {summary.sample_id} is not here any more "
                          "(moved? pass its folder with --scans)", root)
     cartridge = open_cartridge(root)
-    Panel.from_dict(summary["panel"]).check_matches(cartridge.panel,
-                                                    what=f"cartridge {root}")
+    Panel.from_dict(summary.panel).check_matches(cartridge.panel, what=f"cartridge {root}")
     return cartridge
 
 
@@ -68,8 +68,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     what ``dataset.json`` records: sources, counts, and per crop the sample and event.
     """
     from ctcnet.io.crop_dataset import write_crop_dataset
-    from ctcnet.report.decisions import (find_samples, load_sample, read_decisions,
-                                         reviewed_labels)
+    from ctcnet.report.decisions import find_samples, load_sample, read_decisions, reviewed_labels
 
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:
@@ -90,25 +89,25 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         if not len(chosen):
             log.info("%s: no %s events", name, "reviewed" if reviewed else "")
             continue
-        this_panel = Panel.from_dict(summary["panel"])
+        this_panel = Panel.from_dict(summary.panel)
         if panel is None:
-            panel, model = this_panel, summary["model"]
+            panel, model = this_panel, summary.model
         else:
             panel.check_matches(this_panel, what=f"sample {name}")
-            if (summary["model"]["crop_size"], summary["model"]["pixel_size_um"]) != \
-                    (model["crop_size"], model["pixel_size_um"]):
+            if (summary.model.crop_size, summary.model.pixel_size_um) != \
+                    (model.crop_size, model.pixel_size_um):
                 raise InputError("samples were predicted with models of other crop or pixel "
                                  "sizes; cut them into separate datasets", folder)
         cartridge = open_scanned_cartridge(summary, scans)
-        cut = cut_event_crops(cartridge, chosen, model["crop_size"], model["pixel_size_um"])
-        sample_id = str(summary.get("sample_id", name))
+        cut = cut_event_crops(cartridge, chosen, model.crop_size, model.pixel_size_um)
+        sample_id = summary.sample_id or name
         crops.append(cut)
         labels += chosen_labels
         sample_ids += [sample_id] * len(cut)
         rows += [{"sample_id": sample_id, "event_id": int(e), "label": lab, "reviewer": r}
                  for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
         sources.append({"sample_id": sample_id, "results": str(folder),
-                        "scan": str(cartridge.root), "model": summary["model"]["path"],
+                        "scan": str(cartridge.root), "model": summary.model.path,
                         "crops": len(cut)})
     if not crops:
         raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
@@ -121,7 +120,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     counts = {k: labels.count(k) for k in sorted(set(labels))}
     info = {"labels": "reviewer" if reviewed else "model", "sources": sources,
             "class_counts": counts, "crops": rows}
-    write_crop_dataset(out, stacked, labels, panel.with_pixel_size(model["pixel_size_um"]),
+    write_crop_dataset(out, stacked, labels, panel.with_pixel_size(model.pixel_size_um),
                        sample_ids, extra=info)
     log.info("wrote %d crops (%s) to %s", len(stacked), counts, out)
     return info

@@ -49,7 +49,7 @@ class Sample:
         self.events, self.summary = D.load_sample(folder)
         self.reported = D.reported_classes(self.summary)
         self.candidates = D.select_candidates(self.events, self.reported,
-                                              str(self.summary.get("sample_id", name)))
+                                              self.summary.sample_id or name)
         self.by_id = self.events.set_index("event_id", drop=False)
         self.lock = threading.Lock()
 
@@ -57,7 +57,7 @@ class Sample:
     def gallery_tiles(self) -> dict[int, dict]:
         """event_id -> where its tile sits on a gallery page (the page keeps the saliency)."""
         tiles = {}
-        for info in (self.summary.get("gallery") or {}).values():
+        for info in (self.summary.gallery or {}).values():
             for page in info.get("pages", []):
                 ids = page.get("event_ids")
                 if not ids:  # a report written before pages listed their events
@@ -86,11 +86,10 @@ class Sample:
                          "flagged": bool(r["review"]), "edge_cut": bool(r["edge_cut"]),
                          "why": r["why"], "tile": tile, "decision": calls.get(event_id)})
         return {"sample": self.name, "reviewer": reviewer,
-                "classes": list(self.summary["model"]["classes"]),
+                "classes": list(self.summary.model.classes),
                 "reported": self.reported,
-                "channels": [c["name"] for c in self.summary["panel"]["channels"]],
-                "candidates": rows, "counts": D.review_counts(self.events, decided,
-                                                              self.summary)}
+                "channels": [c["name"] for c in self.summary.panel["channels"]],
+                "candidates": rows, "counts": self.counts(decided)}
 
     def decide(self, body: dict, default_reviewer: str) -> dict:
         try:
@@ -102,7 +101,7 @@ class Sample:
         if event_id not in self.by_id.index:
             raise InputError(f"no event {event_id} in sample {self.name}")
         model_call = str(self.by_id.at[event_id, "class"])
-        classes = list(self.summary["model"]["classes"])
+        classes = list(self.summary.model.classes)
         if call == "confirm":
             call = model_call
         elif call == "reject":
@@ -113,7 +112,12 @@ class Sample:
         with self.lock:
             decided = D.record_decision(self.folder, event_id, model_call, call, reviewer)
         return {"event_id": event_id, "decision": call,
-                "counts": D.review_counts(self.events, decided, self.summary)}
+                "counts": self.counts(decided)}
+
+    def counts(self, decided) -> dict:
+        # Per 7.5 mL of the blood actually read (skipped frames excluded), as predict reports.
+        volume = self.summary.blood_volume_processed_ml or self.summary.blood_volume_ml
+        return D.review_counts(self.events, decided, volume, self.summary.model.classes)
 
 
 class ReviewApp:
@@ -154,7 +158,7 @@ class ReviewApp:
 
     def _explainer(self, sample: Sample):
         """The run's model's saliency function, loaded once (None without torch or model)."""
-        key = sample.summary["model"]["path"]
+        key = sample.summary.model.path
         if key not in self._explain:
             explain = None
             if self.saliency:
@@ -177,16 +181,15 @@ class ReviewApp:
         if event_id not in sample.by_id.index:
             raise LookupError(event_id)
         event = sample.by_id.loc[[event_id]]
-        model = sample.summary["model"]
+        model = sample.summary.model
         with self._tile_lock:
             cartridge = open_scanned_cartridge(sample.summary, self.scans)
-            crops = cut_event_crops(cartridge, event, model["crop_size"],
-                                    model["pixel_size_um"])
+            crops = cut_event_crops(cartridge, event, model.crop_size, model.pixel_size_um)
             explain = self._explainer(sample)
             saliency = None
             if explain is not None:
-                saliency = explain(crops, [model["classes"].index(event["class"].iloc[0])])
-        panel = Panel.from_dict(sample.summary["panel"])
+                saliency = explain(crops, [model.classes.index(event["class"].iloc[0])])
+        panel = Panel.from_dict(sample.summary.panel)
         s = crops.shape[-1]
         scale = max(1, int(round(96 / s)))
         e = event.iloc[0]

@@ -101,7 +101,7 @@ class SimConfig:
     # Non-specific CK on leukocytes (Fc receptors, damaged cells): the share of a sample's
     # leukocytes that are CK+CD45+ double positives (labelled wbc: a CD45+ event is no CTC),
     # and their CK relative to their own CD45 (log-uniform).
-    nonspecific_ck_rate: Range = (0.0, 0.4)
+    nonspecific_ck_rate: Range = (0.0, 0.5)
     nonspecific_ck_ratio: Range = (0.05, 2.0)
     # Granulocyte autofluorescence in the green (free, FITC) channel, in nominal noise units:
     # which panel marker sits in that channel is drawn per sample among the extra markers.
@@ -114,7 +114,7 @@ class SimConfig:
     shifts: tuple[str, ...] = ()               # names of the shifts applied, for the record
 
     @classmethod
-    def clean(cls) -> "SimConfig":
+    def clean(cls) -> SimConfig:
         """One nominal CellSearch-like scanner (0.64 µm, moderate blur and noise)."""
         return cls(intensity_scale=(1.0, 1.0), camera_offset=(150.0, 150.0),
                    background=(30.0, 30.0), background_patchiness=(0.1, 0.1),
@@ -124,7 +124,7 @@ class SimConfig:
                    stain_strength=(1.0, 1.0), neighbours=(0.5, 0.5),
                    nonspecific_ck_rate=(0.0, 0.0), granulocyte_autofluorescence=(0.0, 0.0))
 
-    def with_shift(self, *names: str) -> "SimConfig":
+    def with_shift(self, *names: str) -> SimConfig:
         """This config with one or more named shifts applied (see ``NAMED_SHIFTS``)."""
         cfg = self
         for name in names:

@@ -1,3 +1,4 @@
 """Training with Lightning: ``augment`` (raw-count augmentation), ``datamodule`` (crop folders or
-simulated crops, sample-level splits), ``lit`` (the thin LightningModule around the classifier)
-and ``cli`` (LightningCLI: ``ctcnet train`` / ``train.py``)."""
+simulated crops, sample-level splits), ``lit`` (the thin LightningModule around the classifier),
+``cli`` (LightningCLI: ``ctcnet train``, ``train.py``, ``scripts/train_default_model.py``) and
+``finetune`` (a lab's crops on top of the shipped model)."""

@@ -59,7 +59,7 @@ class AugmentConfig:
     bleed_p: float = 0.5
     bleed_range: tuple[float, float] = (0.003, 0.12)
     # Non-specific CK: CK += ratio x the CD45 signal (needs the panel's roles).
-    nonspecific_ck_p: float = 0.2
+    nonspecific_ck_p: float = 0.3
     nonspecific_ck_ratio: tuple[float, float] = (0.05, 2.0)
 
     def to_dict(self) -> dict:
@@ -68,7 +68,7 @@ class AugmentConfig:
 
 def background_and_noise(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel robust background (median) and noise sd ((median - p10) / z) of a crop."""
-    # Every second pixel in each direction and a partial sort: 10x cheaper than np.percentile.
+    # Every second pixel in each direction and a partial sort: far cheaper than np.percentile.
     flat = crop[:, ::2, ::2].reshape(crop.shape[0], -1)
     k10, k50 = (flat.shape[1] - 1) // 10, (flat.shape[1] - 1) // 2
     part = np.partition(flat, (k10, k50), axis=1)

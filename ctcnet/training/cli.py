@@ -21,6 +21,7 @@ Multi-GPU and multi-node training is Lightning's: ``--trainer.devices=4
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -119,6 +120,8 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
 
     # `ctcnet train ...` hands its own arguments over explicitly; that is intended here.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # "Seed set to 0" would precede a one-line configuration error; the seed is in config.yaml.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
                           seed_everything_default=0,
                           save_config_kwargs={"overwrite": True},
@@ -143,53 +146,3 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
     if path is not None:
         print(f"best model: {path}")
     return 0
-
-
-def training_throughput(arch: str = "compact", crop_size: int = 80, batch_size: int = 128,
-                        steps: int = 5, device: str = "auto", panel=None,
-                        augment: bool = True) -> dict:
-    """Training speed in crops/s (forward, loss, backward, AdamW step; augmentation included).
-
-    Runs on CUDA (bf16 autocast, channels_last) when present, else on the CPU; for the
-    benchmark. Synthetic raw counts, so it needs no simulator.
-    """
-    import time
-
-    import numpy as np
-
-    from ctcnet.training.augment import build_train_augment
-    from ctcnet.nn.classifier import select_device
-
-    dev = select_device(device)
-    module = CTCLitModule(panel=panel, crop_size=crop_size, arch=arch).to(dev)
-    if dev.type == "cuda":
-        module.model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
-    rng = np.random.default_rng(0)
-    crops = rng.poisson(150, (batch_size, module.spec.in_chans, crop_size, crop_size))
-    crops = crops.astype(np.float32)
-    targets = torch.from_numpy(rng.integers(0, module.spec.num_classes, batch_size)).to(dev)
-    augmenter = build_train_augment(seed=0) if augment else None
-    use_bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
-
-    def step() -> None:
-        batch = np.stack([augmenter(c) for c in crops]) if augmenter else crops
-        raw = torch.from_numpy(batch).to(dev, non_blocking=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = module.compute_loss(module(raw), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()  # warm-up: allocations, cuDNN algorithm choice
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"arch": arch, "device": str(dev), "crop_size": crop_size, "batch_size": batch_size,
-            "augment": augment, "steps": steps, "crops_per_s": steps * batch_size / seconds,
-            "threads": torch.get_num_threads()}

@@ -17,6 +17,7 @@ is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -24,10 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ctcnet.training.augment import build_train_augment
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
+from ctcnet.training.augment import build_train_augment
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -126,7 +129,7 @@ class CTCDataModule(L.LightningDataModule):
             share of crops, for a single cartridge's reviewed crops) or ``auto`` (``sample``
             when the folder holds two or more samples, else ``crop``).
         batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
-        augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false`` turns it off.
+        augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false``: none.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -199,12 +202,20 @@ class CTCDataModule(L.LightningDataModule):
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
             raise InputError("no training crops (check the split column or val_fraction)",
                              self.data_dir)
+        for name, split in self.splits.items():
+            log.info("%s: %d crops of %d samples %s", name, len(split.targets),
+                     len(set(split.sample_ids)), split.class_counts(self.class_names))
 
     def _load_folder(self) -> dict[str, SplitData]:
+        from pathlib import Path
+
         from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-        index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
-        images = load_crops(index, self.crop_size)
+        # The folder's own panel.json gives its pixel size; crops are brought to the model's.
+        own = (Path(self.data_dir) / "panel.json").exists()
+        index = read_crop_index(self.data_dir, None if own else self.panel, self.taxonomy)
+        self.panel.check_matches(index.panel, f"crop dataset {self.data_dir}")
+        images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)
         unknown = sorted(set(splits) - set(SPLITS) - {""})

@@ -1,0 +1,90 @@
+"""The marker-consistency guard: CTC/cluster calls that the measured markers contradict, and
+events unlike the training data, are flagged; leaks and other classes are not."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.inference.guard import (FLAGS, fit_reference, guard_events, guard_summary, measure,
+                                    review_flags)
+from ctcnet.io.panel import default_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.spec import ModelSpec
+
+SIZE = 64
+DAPI, CK, CD45, CD61, CD66B = range(5)
+
+
+@pytest.fixture()
+def spec():
+    return ModelSpec(arch="compact", panel=default_panel(), taxonomy=default_taxonomy(),
+                     crop_size=SIZE)
+
+
+def cell(rng, ck=300.0, dapi=400.0, cd45=0.0, leak_into_cd45=0.0, noise=3.0):
+    """One (5, H, W) crop: a CK disk (radius 8 px) round a nucleus, optional CD45 ring."""
+    x = 100.0 + rng.normal(0, noise, (5, SIZE, SIZE))
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    r = np.hypot(yy, xx)
+    x[CK] += ck * (r <= 8)
+    x[DAPI] += dapi * (r <= 4)
+    x[CD45] += cd45 * ((r > 6) & (r <= 9)) + leak_into_cd45 * ck * (r <= 8)
+    return x.astype(np.float32)
+
+
+def onehot(names, spec):
+    return np.eye(spec.num_classes)[[spec.class_names.index(n) for n in names]]
+
+
+def test_marker_flags_fire_only_on_contradicted_ctc_calls(rng, spec):
+    crops = np.stack([
+        cell(rng),                                # a clean CTC
+        cell(rng, ck=2000, leak_into_cd45=0.08),  # a bright CTC leaking 8 % into CD45
+        cell(rng, cd45=80),                       # CK+CD45+: a leukocyte
+        cell(rng, dapi=0),                        # CK without DNA: debris
+        cell(rng, ck=0, cd45=80),                 # a plain leukocyte
+        cell(rng, cd45=80),                       # CK+CD45+ called wbc: nothing to flag
+    ])
+    proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
+    flags = review_flags(crops, proba, spec)
+    assert list(flags.columns) == [*FLAGS, "any"]
+    assert flags["any"].tolist() == [False, False, True, True, True, False]
+    assert flags["cd45_positive"].tolist() == [False, False, True, False, False, False]
+    assert flags["no_dna"].tolist() == [False, False, False, True, False, False]
+    assert flags["no_ck"].tolist() == [False, False, False, False, True, False]
+    assert not flags["unusual"].any()  # no reference in this spec
+
+
+def test_leak_is_not_cd45_but_real_cd45_beside_it_is(rng, spec):
+    m = measure(np.stack([cell(rng, ck=3000, leak_into_cd45=0.1),
+                          cell(rng, ck=3000, cd45=60)]), spec.panel, 0.64)
+    assert m["cd45_over_ck"][0] < 1.0 < 5.0 < m["cd45_over_ck"][1]
+
+
+def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):
+    names = ["ctc", "wbc"] * 40
+    train = np.stack([cell(rng, ck=rng.uniform(150, 600), dapi=rng.uniform(200, 600))
+                      if n == "ctc" else cell(rng, ck=0, cd45=rng.uniform(40, 120))
+                      for n in names])
+    targets = np.array([spec.class_names.index(n) for n in names])
+    spec = spec.replace(metrics={"guard": fit_reference(train, targets, spec)})
+    typical = np.stack([cell(rng, ck=300), cell(rng, ck=0, cd45=80)])
+    odd = np.stack([cell(rng, ck=300) + 3000.0 * (cell(rng, ck=1, dapi=1) > 100.5)])
+    proba = onehot(["ctc", "wbc"], spec)
+    assert not review_flags(typical, proba, spec)["unusual"].any()
+    assert review_flags(odd, onehot(["ctc"], spec), spec)["unusual"].all()
+
+
+def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):
+    crops = np.stack([cell(rng), cell(rng, cd45=80), cell(rng, dapi=0)])
+    proba = onehot(["ctc", "ctc", "wbc"], spec) * 0.98 + 0.005
+    events = pd.DataFrame({"model_class": ["ctc", "ctc", "wbc"],
+                           "review": [False, False, False]})
+    out = guard_events(events, crops, proba, spec)
+    assert out["guard"].tolist() == ["", "cd45_positive", ""]
+    assert out["review"].tolist() == [False, True, False]
+    summary = guard_summary(out, spec)
+    assert summary["flagged"] == 1 and summary["by_flag"]["cd45_positive"] == 1
+    assert summary["by_call"]["ctc"] == 1
+    assert guard_summary(guard_events(events.iloc[:0], None, proba[:0], spec), spec)[
+        "flagged"] == 0

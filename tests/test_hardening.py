@@ -1,0 +1,433 @@
+"""Issue 13: no traceback, no hang, no silent wrong number.
+
+Each bad input of the issue either gives one clear line and exit status 2, or is skipped and
+recorded while the rest finishes; a sample with no readable frame is ``failed`` (exit 3), never
+zero counts. The CLI runs in process (``ctcnet.cli.main``) on a tiny simulated cartridge.
+"""
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import torch
+
+from ctcnet.cli import main
+from ctcnet.errors import InputError
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, label_events, predict_cartridge
+from ctcnet.io.atomic import exclusive_folder
+from ctcnet.io.crop_dataset import read_crop_index, write_crop_dataset
+from ctcnet.io.panel import load_panel
+from ctcnet.io.scan import open_cartridge
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.spec import ModelSpec
+
+CROP = 32
+QUIET = dict(quiet=True, workers=0, report=False)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    from ctcnet.simulate import simulate_cartridge
+
+    root = tmp_path_factory.mktemp("harden")
+    simulate_cartridge(root / "cart", load_panel(None), num_frames=3, frame_shape=(128, 160),
+                       seed=5, events_per_frame=8, sample_id="S1")
+    torch.manual_seed(0)
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
+    save_model(root / "model.pt", build_classifier(spec))
+    return root
+
+
+@pytest.fixture
+def cart(base, tmp_path):
+    shutil.copytree(base / "cart", tmp_path / "cart")
+    return tmp_path / "cart"
+
+
+def frames(cart):
+    return sorted(cart.glob("r*c*.tif"))
+
+
+def run_cli(capsys, *argv):
+    """(exit status, stderr lines) of ``ctcnet ARGV`` run in this process."""
+    status = main([str(a) for a in argv])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    return status, err
+
+
+def predict_args(base, cart, *extra):
+    return ["predict", cart, "--out", cart.parent / "out", "--model", base / "model.pt",
+            "--device", "cpu", "--quiet", "--no-report", "--workers", "0", *extra]
+
+
+def assert_one_line_error(status, err, match):
+    assert status == 2 and len(err) == 1, err
+    assert match in err[0], err[0]
+
+
+def edit_json(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+# 1. A readable but odd frame is skipped with its reason; the other frames finish.
+
+def _odd(kind):
+    rng = np.random.default_rng(0)
+    if kind == "3x500":
+        return rng.integers(90, 110, (5, 3, 500)).astype(np.uint16)
+    if kind == "400x5":
+        return rng.integers(90, 110, (5, 400, 5)).astype(np.uint16)
+    frame = rng.random((5, 128, 160)).astype(np.float32)
+    frame[:, 48:56, 48:56] = 3e38  # overflows float32 when binned
+    return frame
+
+
+@pytest.mark.parametrize("kind, reason", [("3x500", "too small"), ("400x5", "too small"),
+                                          ("float32 3e38", "out of range")])
+def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
+    tifffile.imwrite(frames(cart)[0], _odd(kind), photometric="minisblack")
+    backend = load_backend(base / "model.pt", device="cpu")
+    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET))
+    assert summary["frames"]["skipped"] == 1 and summary["frames"]["processed"] == 2
+    assert reason in summary["skipped_frames"][0]["reason"]
+    assert summary["status"] == "partial"
+    # Per 7.5 mL over the blood volume of the two frames read, not all three.
+    assert summary["blood_volume_processed_ml"] == pytest.approx(7.5 * 2 / 3)
+    assert summary["per_7_5_ml"]["ctc"] == pytest.approx(summary["counts"]["ctc"] * 1.5)
+    events = pd.read_csv(cart.parent / "out" / "events.csv")
+    assert set(events["frame_id"]) <= {"r00c01", "r00c02"} and len(events) == summary["events"]
+
+
+def test_an_unexpected_detection_error_skips_only_that_frame(base, cart, monkeypatch):
+    import ctcnet.inference.predict as P
+
+    original = P.detect_events
+
+    def flaky(frame, *args, **kwargs):
+        if frame.shape[-1] == 160 and frame[0, 0, 0] == -1:
+            raise IndexError("boom")
+        return original(frame, *args, **kwargs)
+
+    data = tifffile.imread(frames(cart)[1]).astype(np.float32)
+    data[0, 0, 0] = -1
+    tifffile.imwrite(frames(cart)[1], data, photometric="minisblack")
+    monkeypatch.setattr(P, "detect_events", flaky)
+    summary = predict_cartridge(cart, load_backend(base / "model.pt", device="cpu"),
+                                cart.parent / "out", PredictOptions(**QUIET))
+    assert summary["frames"]["skipped"] == 1
+    assert "IndexError: boom" in summary["skipped_frames"][0]["reason"]
+
+
+# 2. NaN probabilities never become a call.
+
+def test_nan_rows_are_failed_and_reviewed_never_a_class():
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
+    proba = np.array([[np.nan] * 4, [0.97, 0.01, 0.01, 0.01], [0.5, np.inf, 0, 0]], np.float32)
+    events = pd.DataFrame({"x": [1.0, 2.0, 3.0], "edge_cut": [True, False, False]})
+    out = label_events(events, proba, spec, edge_cut_class="debris")
+    assert out["class"].tolist() == ["failed", "ctc", "failed"]
+    assert out["review"].tolist() == [True, False, True]
+    assert np.isnan(out["confidence"][0])
+
+
+def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
+    blob = torch.load(base / "model.pt", weights_only=True)
+    key = next(k for k, v in blob["state_dict"].items() if k.startswith("net.") and v.ndim == 4)
+    blob["state_dict"][key].view(-1)[0] = float("nan")
+    torch.save(blob, cart.parent / "nan.pt")
+    backend = load_backend(cart.parent / "nan.pt", device="cpu")
+    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET))
+    assert summary["events"] > 0 and sum(summary["counts"].values()) == 0
+    assert summary["failed_events"] == summary["events"] == summary["review"]
+    assert summary["status"] == "partial"
+
+
+def test_temperature_zero_model_is_refused(base, tmp_path, capsys):
+    blob = torch.load(base / "model.pt", weights_only=True)
+    blob["ctcnet_spec"]["temperature"] = 0.0
+    torch.save(blob, tmp_path / "t0.pt")
+    with pytest.raises(InputError, match="temperature 0.0 must be a positive"):
+        load_model(tmp_path / "t0.pt")
+
+
+# 3.-5. Frame ids, sample ids, a sample with no readable frame.
+
+@pytest.mark.parametrize("extra", ["r0c1.tif", "frame0.tif"])
+def test_two_files_for_one_frame_are_refused(cart, extra):
+    shutil.copy(frames(cart)[1], cart / extra)
+    with pytest.raises(InputError, match="both name frame"):
+        open_cartridge(cart)
+
+
+@pytest.mark.parametrize("sid", ["../../x", "/tmp/abs", "a/b", "..", "a\\b", "", ["x"]])
+def test_sample_id_that_is_a_path_is_refused(base, cart, capsys, sid):
+    edit_json(cart / "cartridge.json", sample_id=sid)
+    status, err = run_cli(capsys, *predict_args(base, cart))
+    assert_one_line_error(status, err, "sample_id")
+    assert not (cart.parent / "x").exists()
+
+
+def test_a_sample_with_no_readable_frame_is_failed_not_negative(base, cart, capsys):
+    for f in frames(cart):
+        f.write_bytes(b"not a tiff")
+    status, err = run_cli(capsys, *predict_args(base, cart))
+    assert status == 3 and len(err) == 1 and "no readable frame" in err[0]
+    summary = json.loads((cart.parent / "out" / "S1" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["frames"]["processed"] == 0
+    assert all(v is None for v in summary["per_7_5_ml"].values())
+
+
+# 6.-7. Missing or bad metadata: one line, exit 2.
+
+@pytest.mark.parametrize("file, changes, match", [
+    ("panel.json", {"pixel_size_um": None}, "pixel_size_um must be a number"),
+    ("panel.json", {"pixel_size_um": "0.64 um"}, "pixel_size_um must be a number"),
+    ("cartridge.json", {"blood_volume_ml": 0}, "blood_volume_ml must be a positive"),
+    ("cartridge.json", {"blood_volume_ml": -2}, "blood_volume_ml must be a positive"),
+    ("cartridge.json", {"blood_volume_ml": "7.5 mL"}, "blood_volume_ml must be a positive"),
+    ("cartridge.json", {"columns": "six"}, "columns must be a whole number"),
+    ("cartridge.json", {"num_frames": 2.5}, "num_frames must be a whole number"),
+])
+def test_bad_metadata_values_give_one_line(base, cart, capsys, file, changes, match):
+    edit_json(cart / file, **changes)
+    status, err = run_cli(capsys, *predict_args(base, cart))
+    assert_one_line_error(status, err, match)
+    assert err[0].count(str(cart)) == 1  # the file is named once
+
+
+def test_metadata_of_the_wrong_shape_gives_one_line(base, cart, capsys):
+    (cart / "cartridge.json").write_text("[1, 2]")
+    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart)), "one JSON object")
+    (cart / "cartridge.json").unlink()
+    panel = json.loads((cart / "panel.json").read_text())
+    panel["channels"][0]["normalisation"] = None
+    (cart / "panel.json").write_text(json.dumps(panel))
+    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart)),
+                          "normalisation must be a mapping")
+    del panel["pixel_size_um"]
+    panel["channels"][0]["normalisation"] = {"method": "snr"}
+    (cart / "panel.json").write_text(json.dumps(panel))
+    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart)), "no pixel_size_um")
+
+
+def test_training_on_crops_without_panel_json_is_refused(tmp_path):
+    from ctcnet.training.datamodule import CTCDataModule
+
+    (tmp_path / "ctc").mkdir()
+    with pytest.raises(InputError, match="no panel.json"):
+        CTCDataModule(data_dir=str(tmp_path))
+
+
+# 8. Resume notices a replaced frame.
+
+def test_resume_redoes_a_frame_whose_file_changed(base, cart):
+    backend = load_backend(base / "model.pt", device="cpu")
+    out = cart.parent / "out"
+    predict_cartridge(cart, backend, out, PredictOptions(**QUIET))
+    first, second = frames(cart)[:2]
+    shutil.copy(second, first)  # frame 0 now holds frame 1's pixels
+    summary = predict_cartridge(cart, backend, out, PredictOptions(**QUIET))
+    assert summary["frames"]["resumed_from_journal"] == 2
+    ev = pd.read_parquet(out / "events.parquet")
+    a = ev[ev.frame_id == "r00c00"][["x", "y"]].to_numpy()
+    b = ev[ev.frame_id == "r00c01"][["x", "y"]].to_numpy()
+    np.testing.assert_allclose(a, b)
+
+
+# 9. Crop datasets.
+
+@pytest.fixture
+def crops(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(90, 200, (4, 5, CROP, CROP)).astype(np.uint16)
+    return write_crop_dataset(tmp_path / "crops", images, ["ctc", "wbc", "ctc", "debris"],
+                              load_panel(None), ["p1", "p1", "p2", "p2"])
+
+
+def _manifest_lines(crops):
+    return (crops / "manifest.csv").read_text().splitlines()
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda lines: lines + [lines[1]], "already listed on line 2"),
+    (lambda lines: lines + [lines[1].replace(",ctc,", ",wbc,")], "already listed on line 2"),
+    (lambda lines: lines + ["../../outside.tif,ctc,p9,"], "outside the dataset folder"),
+])
+def test_manifest_rows_that_would_miscount_are_refused(crops, edit, match):
+    shutil.copy(next(crops.glob("ctc/*.tif")), crops.parent.parent / "outside.tif")
+    (crops / "manifest.csv").write_text("\n".join(edit(_manifest_lines(crops))) + "\n")
+    with pytest.raises(InputError, match=match):
+        read_crop_index(crops)
+
+
+def test_excel_bom_and_macos_resource_forks_are_accepted(crops):
+    (crops / "manifest.csv").write_bytes(("\ufeff" + "\n".join(_manifest_lines(crops)) + "\n")
+                                         .encode("utf-8"))
+    assert len(read_crop_index(crops)) == 4
+    (crops / "manifest.csv").unlink()
+    (crops / "ctc" / "._x.tif").write_bytes(b"\x00\x05\x16\x07")
+    index = read_crop_index(crops)
+    assert len(index) == 4 and not any(p.name.startswith("._") for p in index.paths)
+
+
+def test_calibration_on_one_class_is_refused():
+    from ctcnet.evaluation.calibration import calibrate_spec
+
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
+    logits = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    with pytest.raises(InputError, match="at least two classes"):
+        calibrate_spec(spec, logits, np.zeros(30, np.int64))
+
+
+# 10. Files and runs.
+
+def test_a_fifo_named_like_a_frame_is_left_out(cart):
+    os.mkfifo(cart / "r09c09.tif")
+    cartridge = open_cartridge(cart)
+    assert len(cartridge.frames) == 3
+    assert any("not a regular file" in p for p in cartridge.problems)
+
+
+def test_a_fifo_among_crops_is_refused_not_read(crops):
+    from ctcnet.io.crop_dataset import load_crops
+
+    (crops / "manifest.csv").unlink()
+    os.mkfifo(crops / "ctc" / "zz.tif")
+    with pytest.raises(InputError, match="not a regular file"):
+        load_crops(read_crop_index(crops))
+
+
+def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
+    with exclusive_folder(tmp_path, "predict"):
+        with pytest.raises(InputError, match="another ctcnet predict"):
+            with exclusive_folder(tmp_path, "predict"):
+                pass
+    with exclusive_folder(tmp_path, "predict"):  # released after the first run
+        pass
+
+
+def test_predict_into_a_folder_another_run_holds_is_one_line(base, cart, capsys):
+    """The second run (even with --overwrite) is refused before it deletes or writes anything."""
+    sample_dir = cart.parent / "out" / "S1"
+    with exclusive_folder(sample_dir, "predict"):
+        status, err = run_cli(capsys, *predict_args(base, cart, "--overwrite"))
+    assert_one_line_error(status, err, "another ctcnet predict is writing")
+    assert not (sample_dir / "parts").exists()
+
+
+def test_disk_full_is_one_line(base, cart, capsys, monkeypatch):
+    import ctcnet.inference.predict as P
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "events.parquet")
+
+    monkeypatch.setattr(P, "write_tables", full)
+    status, err = run_cli(capsys, *predict_args(base, cart))
+    assert_one_line_error(status, err, "No space left on device")
+
+
+# Options and model files.
+
+@pytest.mark.parametrize("extra, match", [
+    (["--threshold-snr", "nan"], "--threshold-snr"), (["--threshold-snr", "0"], "--threshold-snr"),
+    (["--threshold-snr", "-5"], "--threshold-snr"), (["--device", "gpu"], "--device 'gpu'"),
+])
+def test_bad_options_give_one_line(base, cart, capsys, extra, match):
+    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart, *extra)), match)
+
+
+def test_out_pointing_at_a_file_gives_one_line(base, cart, capsys):
+    (cart.parent / "afile").write_text("x")
+    argv = predict_args(base, cart)
+    argv[argv.index("--out") + 1] = cart.parent / "afile"
+    assert_one_line_error(*run_cli(capsys, *argv), "cannot create output folder")
+
+
+def test_evaluate_batch_size_zero_gives_one_line(crops, capsys):
+    assert_one_line_error(*run_cli(capsys, "evaluate", crops, "--out", crops.parent / "ev",
+                                   "--batch-size", "0"), "--batch-size")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_with_onnx_without_a_gpu_is_refused(base, cart, capsys, tmp_path):
+    from ctcnet.deploy.export import export_onnx
+
+    export_onnx(base / "model.pt", tmp_path / "m.onnx")
+    status, err = run_cli(capsys, *predict_args(base, cart, "--device", "cuda"))
+    assert_one_line_error(status, err, "no CUDA device")
+    argv = predict_args(base, cart, "--device", "cuda", "--backend", "onnx")
+    argv[argv.index("--model") + 1] = tmp_path / "m.onnx"
+    status, err = run_cli(capsys, *argv)
+    assert_one_line_error(status, err, "onnxruntime cannot use CUDA")
+
+
+def _edited_model(base, tmp_path, edit):
+    blob = torch.load(base / "model.pt", weights_only=True)
+    edit(blob)
+    torch.save(blob, tmp_path / "edited.pt")
+    return tmp_path / "edited.pt"
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda b: b["ctcnet_spec"].update(arch="vgg99"), "unknown arch"),
+    (lambda b: b["ctcnet_spec"].update(crop_size=0), "crop_size 0"),
+    (lambda b: b["state_dict"].update({k: torch.zeros(3, 3) for k in b["state_dict"]
+                                       if k.endswith("features.0.0.weight")}), "do not fit"),
+])
+def test_broken_model_files_give_one_line(base, tmp_path, edit, match):
+    with pytest.raises(InputError, match=match):
+        load_model(_edited_model(base, tmp_path, edit))
+
+
+def test_pickled_checkpoint_refusal_is_one_line(tmp_path, capsys, cart):
+    from argparse import Namespace
+
+    torch.save({"x": Namespace(a=1)}, tmp_path / "evil.pt")  # not weights-only loadable
+    status, err = run_cli(capsys, "predict", cart, "--out", tmp_path / "o", "--model",
+                          tmp_path / "evil.pt", "--device", "cpu", "--quiet")
+    assert_one_line_error(status, err, "not a loadable ctcnet checkpoint")
+
+
+def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from ctcnet.training.cli import check_resume
+
+    torch.save({"epoch": 2, "state_dict": {}}, tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
+        dirpath=str(tmp_path)))
+    with pytest.raises(InputError, match="would train nothing"):
+        check_resume("last", trainer)
+    check_resume("last", SimpleNamespace(max_epochs=4,
+                                         checkpoint_callback=trainer.checkpoint_callback))
+    with pytest.raises(InputError, match="not found"):
+        check_resume(str(tmp_path / "missing.ckpt"), trainer)
+
+
+def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
+    """Lightning turns Ctrl-C into a graceful stop and sys.exit(1); ctcnet reports it as an
+    interrupt (130), like every other subcommand."""
+    from types import SimpleNamespace
+
+    import ctcnet.training.cli as T
+
+    def interrupted_fit(*args, **kwargs):
+        trainer.interrupted = True
+        raise SystemExit(1)
+
+    trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit)
+    fake = SimpleNamespace(trainer=trainer, model=None, datamodule=None,
+                           config=SimpleNamespace(ckpt_path=None, export=None))
+    monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
+    status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
+    assert status == 130 and err == ["ctcnet train: interrupted"]
