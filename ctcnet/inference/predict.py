@@ -587,7 +587,6 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         counts_confident=counts_confident,
         review=int(events["review"].sum()) if n else 0,
         guard=guard_summary(events, spec),  # calls the marker guard sent to review
-        guard=guard_summary(events, spec),  # calls the marker guard sent to review
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),
         edge_cut_as=edge_cut_class(spec, options),
@@ -671,7 +670,6 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         device=backend.device_name, model=str(backend.model_path),
         counts={n: int((table["class"] == n).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
-        guard=guard_summary(table, spec),
         guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
