@@ -355,8 +355,8 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
         return crops
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-    index = read_crop_index(source, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel, what=f"calibration dataset {source}")
+    index = read_crop_index(source, taxonomy=spec.taxonomy).conform(
+        spec.panel, what=f"calibration dataset {source}")
     if len(index) > count:
         keep = np.zeros(len(index), bool)
         keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True

@@ -138,8 +138,8 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
 
     is_train = np.array([s == "train" for s in index.splits])
     if baseline_train is not None:
-        train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy)
-        spec.panel.check_matches(train_index.panel, "baseline training set")
+        train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
+            spec.panel, "baseline training set")
         crops = load_crops(train_index, spec.crop_size)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
@@ -160,8 +160,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     from ctcnet.evaluation.plots import confusion_png, reliability_png
 
     model, spec = load_model(model_path, map_location=select_device(device))
-    index = read_crop_index(data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel)
+    index = read_crop_index(data, taxonomy=spec.taxonomy).conform(spec.panel)
     baselines, source = None, None
     if with_baselines:
         train_crops, train_labels, index, source = _baseline_training(
@@ -200,8 +199,8 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     from ctcnet.nn.classifier import load_model, save_model, select_device
 
     model, spec = load_model(model_path, map_location=select_device(device))
-    index = read_crop_index(val_data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel, "validation data")
+    index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
+                                                                      "validation data")
     logits = predict_logits(model, load_crops(index, spec.crop_size), batch_size)
     spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
     model.spec = spec

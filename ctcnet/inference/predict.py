@@ -46,7 +46,7 @@ from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
-from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, read_frame
+from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
@@ -71,7 +71,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     """Read one frame, detect its events and cut their crops; errors become a skip reason."""
     t0 = time.perf_counter()
     try:
-        pixels = read_frame(frame, cartridge.panel)
+        pixels = cartridge.read(frame)
     except InputError as err:
         return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError, MemoryError) as err:  # e.g. a file that vanished mid-run
@@ -344,7 +344,7 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
     spec = backend.spec
-    spec.panel.check_matches(cartridge.panel, what=f"cartridge {cartridge.sample_id}")
+    cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
     done = open_journal(out_dir, run_fingerprint(backend, cartridge, options),
@@ -561,8 +561,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     options = options or PredictOptions()
     spec = backend.spec
     t0 = time.perf_counter()
-    index = read_crop_index(root)
-    spec.panel.check_matches(index.panel, what=f"crop dataset {root}")
+    index = read_crop_index(root).conform(spec.panel)
     window = window_size(spec.crop_size, spec.pixel_size_um, index.panel.pixel_size_um)
     crops = resize_crops(load_crops(index, window), spec.crop_size)
     t1 = time.perf_counter()
@@ -609,12 +608,11 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     if duplicates:
         raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
                          "outputs would collide")
-    for c in cartridges:
-        backend.spec.panel.check_matches(c.panel, what=f"cartridge {c.root}")
+    cartridges = [c.conform(backend.spec.panel) for c in cartridges]  # refuses missing channels
     from ctcnet.io.crop_dataset import read_crop_index
 
     for d in datasets:
-        backend.spec.panel.check_matches(read_crop_index(d).panel, what=f"crop dataset {d}")
+        read_crop_index(d).conform(backend.spec.panel)
     out = Path(out)
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \

@@ -170,7 +170,14 @@ class CTCDataModule(L.LightningDataModule):
     def _load_folder(self) -> dict[str, SplitData]:
         from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-        index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
+        from pathlib import Path
+
+        if (Path(self.data_dir) / "panel.json").exists():
+            # The files' own panel names their planes; the model's channels are taken by name.
+            index = read_crop_index(self.data_dir, taxonomy=self.taxonomy).conform(
+                self.panel, "training data")
+        else:
+            index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
         images = load_crops(index, self.crop_size)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)
