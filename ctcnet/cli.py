@@ -2,8 +2,8 @@
 
 Each subcommand lives in ``ctcnet/commands/<name>.py`` and exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors ctcnet explains (bad input, panel
-mismatch) are printed as one line and exit with status 2; anything else is a bug and keeps its
-traceback.
+mismatch, a subcommand that needs the full install run on the torch-free base install) are
+printed as one line and exit with status 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ SUBCOMMANDS = {
     "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
     "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
     "benchmark": "Measure speed and memory of the whole product on this machine.",
+    "models": "List the shipped models: panel, classes, pixel size, size on disk, card figures.",
 }
+# Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
+FULL_INSTALL_MODULES = {"torch", "torchvision", "lightning", "torchmetrics", "jsonargparse",
+                        "albumentations", "onnx", "onnxscript", "scipy", "skimage", "sklearn",
+                        "pandas", "pyarrow", "rich"}
 
 
 def _load_command(name: str):
@@ -64,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except CtcnetError as err:
         print(f"ctcnet {args._name}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
+            raise
+        print(f"ctcnet {args._name}: needs {err.name.split('.')[0]}, which this install lacks "
+              "(the base install is the ONNX runtime only): pip install 'ctcnet[all]'",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ctcnet {args._name}: interrupted", file=sys.stderr)

@@ -10,7 +10,9 @@ HELP = "Evaluate a model on labelled crops, against baselines, with calibration.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="labelled crop dataset folder (class folders or "
                                      "manifest.csv, plus panel.json)")
-    parser.add_argument("--model", help="ctcnet .pt model (default: the shipped model)")
+    parser.add_argument("--model", help="a shipped model's name (see `ctcnet models`) or a .pt "
+                                        "checkpoint (default: the shipped model whose channels "
+                                        "the data has)")
     parser.add_argument("--out", required=True, help="output folder for report.json and PNGs")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--no-baselines", action="store_true",
@@ -58,11 +60,17 @@ def run(args: argparse.Namespace) -> int:
 
     from ctcnet.errors import InputError
     from ctcnet.evaluation.evaluate import evaluate_dataset
-    from ctcnet.inference.backends import default_model_path
+    from ctcnet.nn.registry import choose_model, resolve_model
 
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
-    model = args.model or default_model_path()
+    name = args.model
+    if name is None:  # the shipped model whose channels the data has, by name
+        from ctcnet.io.crop_dataset import read_crop_index
+
+        name = choose_model([read_crop_index(args.data).panel], f"crop dataset {args.data}").name
+        print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
+    model = resolve_model(name)
     if args.calibrate_on:
         if not args.save_model:
             raise InputError("--calibrate-on needs --save-model (never overwrite a model "

@@ -47,6 +47,7 @@ from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_tab
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
+from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
@@ -550,6 +551,16 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
                                  "dataset", path)
             cartridges += subs
     return cartridges, datasets
+
+
+def input_panels(inputs: Iterable[str | Path]) -> list[Panel]:
+    """The panel of every cartridge and crop dataset among ``inputs`` (reads no pixels but one
+    crop per dataset)."""
+    from ctcnet.io.crop_dataset import read_crop_index
+
+    cartridges, datasets = resolve_inputs(inputs)
+    return ([open_cartridge(c).panel for c in cartridges] +
+            [read_crop_index(d).panel for d in datasets])
 
 
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,

@@ -185,35 +185,38 @@ class Panel:
                 f"channel mismatch: the model expects {self.names} but the {what} has "
                 f"{other.names}{hint}")
 
-    def channel_indices(self, data: "Panel", what: str = "data") -> list[int]:
+    def match_channels(self, data: "Panel") -> tuple[list[int | None], list[str]]:
         """For each of this (the model's) channels, the index of the data channel that carries
-        it, matched by name (case-insensitive), else by a well-known alias (CD41 for CD61).
+        it, matched by name (case-insensitive), else by a well-known alias (CD41 for CD61), or
+        None; and the names of the data channels left over."""
+        theirs = [n.upper() for n in data.names]
+        indices: list[int | None] = []
+        for channel in self.channels:
+            if channel.name.upper() in theirs:
+                indices.append(theirs.index(channel.name.upper()))
+                continue
+            same_role = [i for i, c in enumerate(data.channels)
+                         if channel.role != "unknown" and c.role == channel.role]
+            indices.append(same_role[0] if len(same_role) == 1 else None)
+        extra = [n for i, n in enumerate(data.names) if i not in indices]
+        return indices, extra
+
+    def channel_indices(self, data: "Panel", what: str = "data") -> list[int]:
+        """Indices of the data channels that carry this (the model's) channels, in its order.
 
         Data channels the model does not use are dropped with a logged note; a channel the
         model needs and the data lacks is a :class:`PanelMismatchError` naming it.
         """
-        theirs = [n.upper() for n in data.names]
-        indices, missing = [], []
-        for channel in self.channels:
-            name = channel.name.upper()
-            if name in theirs:
-                indices.append(theirs.index(name))
-                continue
-            same_role = [i for i, c in enumerate(data.channels)
-                         if channel.role != "unknown" and c.role == channel.role]
-            if len(same_role) == 1:
-                indices.append(same_role[0])
-            else:
-                missing.append(channel.name)
+        indices, extra = self.match_channels(data)
+        missing = [c.name for c, i in zip(self.channels, indices) if i is None]
         if missing:
             raise PanelMismatchError(
                 f"channel mismatch: the model needs {self.names} but the {what} lacks "
                 f"{missing} (it has {data.names})")
-        extra = [n for i, n in enumerate(data.names) if i not in indices]
         if extra:
             log.warning("%s: dropping channel(s) %s, which the model (%s) does not use", what,
-                     extra, ", ".join(self.names))
-        return indices
+                        extra, ", ".join(self.names))
+        return [int(i) for i in indices]
 
     def subset(self, indices: list[int]) -> "Panel":
         """The panel of the channels at ``indices`` (in that order), same pixel size."""
