@@ -358,7 +358,7 @@ def test_default_model_is_the_shipped_one():
     import hashlib
 
     backend = load_backend(device="cpu")
-    assert backend.model_path.parent == SHIPPED.parent
+    assert backend.model_path.resolve().parent == SHIPPED.parent.resolve()
     assert backend.model_path.stem == "ctcnet-default"
     # On a CPU the ONNX export of the same weights is preferred (it runs faster), but only
     # when its recorded source digest is the checkpoint's: a stale export is never used.
