@@ -9,6 +9,7 @@ printed as one line and exit with status 2; anything else is a bug and keeps its
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -28,6 +29,9 @@ SUBCOMMANDS = {
 FULL_INSTALL_MODULES = {"torch", "torchvision", "lightning", "torchmetrics", "jsonargparse",
                         "albumentations", "onnx", "onnxscript", "scipy", "skimage", "sklearn",
                         "pandas", "pyarrow", "rich"}
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
 def _load_command(name: str):
@@ -80,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ctcnet {args._name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        # A full or read-only disk is the machine's state, not a bug: one line, not three
+        # chained tracebacks. Outputs are atomic, so nothing is half written and a rerun resumes.
+        if err.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
+              "written, free space and rerun to resume", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,3 +28,12 @@ class PanelMismatchError(InputError):
 
 class NotBuiltError(CtcnetError):
     """A subcommand or feature that is not available in this build."""
+
+
+def check_device_name(name: str) -> str:
+    """Refuse a ``--device`` that is not auto, cpu, cuda or cuda:N (e.g. "gpu") by name."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(name)):
+        raise InputError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
+    return str(name)

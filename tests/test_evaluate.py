@@ -13,6 +13,7 @@ from ctcnet.cli import main
 from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.errors import PanelMismatchError
 from ctcnet.evaluation.evaluate import evaluate_crops
+from ctcnet.inference.backends import TorchBackend
 from ctcnet.evaluation.features import crop_features
 from ctcnet.evaluation.metrics import expected_calibration_error, macro_f1
 from ctcnet.nn.classifier import build_classifier, save_model
@@ -255,7 +256,8 @@ def test_evaluate_crops_report(toy):
     model = build_classifier(spec).eval()
     baselines = fit_baselines(x, y, spec.panel, CLASSES)
     subtypes = np.where(yt == 0, "ctc_bright", "other")
-    report = evaluate_crops(model, spec, xt, [CLASSES[k] for k in yt], subtypes, baselines)
+    report = evaluate_crops(TorchBackend.from_model(model, device="cpu"), xt,
+                            [CLASSES[k] for k in yt], subtypes, baselines)
     cnn = report["cnn"]
     assert set(cnn["per_class"]) == set(CLASSES)
     assert set(cnn["ctc_sensitivity_at_specificity"]) == {"0.990", "0.998"}

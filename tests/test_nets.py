@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ctcnet.nn.nets import ARCHS, adapt_input_conv, create_model
+from ctcnet.nn.nets import ARCHS, adapt_input_conv, create_model, load_backbone_state
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -57,13 +57,33 @@ def test_resnet18_adapts_local_rgb_weights(tmp_path):
 
     torch.manual_seed(0)
     rgb = resnet18(weights=None).state_dict()
-    path = tmp_path / "rgb.pt"
-    torch.save(rgb, path)
-    net = create_model("resnet18", in_chans=6, num_classes=4, pretrained_path=str(path))
+    net = create_model("resnet18", in_chans=6, num_classes=4)
+    skipped = load_backbone_state(net, rgb)
     assert net.conv1.weight.shape == (64, 6, 7, 7)
     torch.testing.assert_close(net.conv1.weight, adapt_input_conv(rgb["conv1.weight"], 6))
     torch.testing.assert_close(net.layer1[0].conv1.weight, rgb["layer1.0.conv1.weight"])
-    assert net.fc.out_features == 4
+    assert net.fc.out_features == 4 and "fc.weight" in skipped
+
+
+def test_init_from_rgb_weights_loads_after_the_file_is_gone(tmp_path):
+    """init_from copies the weights at creation: the fine-tuned model never needs the file."""
+    from torchvision.models import resnet18
+
+    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.training.lit import CTCLitModule
+
+    torch.manual_seed(0)
+    rgb = resnet18(weights=None).state_dict()
+    path = tmp_path / "rgb.pt"
+    torch.save(rgb, path)
+    module = CTCLitModule(crop_size=32, arch="resnet18", init_from=str(path))
+    torch.testing.assert_close(module.model.net.layer1[0].conv1.weight,
+                               rgb["layer1.0.conv1.weight"])
+    save_model(tmp_path / "tuned.pt", module.model, module.current_spec())
+    path.unlink()
+    model, spec = load_model(tmp_path / "tuned.pt")
+    assert "pretrained_path" not in spec.arch_kwargs
+    torch.testing.assert_close(model.net.layer1[0].conv1.weight, rgb["layer1.0.conv1.weight"])
 
 
 def test_unknown_arch_is_refused():

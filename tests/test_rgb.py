@@ -136,7 +136,8 @@ def test_composite_panel_refuses_a_16bit_file(tmp_path, rng):
     (root / "ctc").mkdir(parents=True)
     tifffile.imwrite(root / "ctc" / "a.tif", rng.integers(0, 4000, (3, 20, 20), dtype=np.uint16),
                      photometric="minisblack")
-    (root / "panel.json").write_text(json.dumps({"channels": RGB_ORDER, "composite": "rgb"}))
+    (root / "panel.json").write_text(json.dumps({"channels": RGB_ORDER, "composite": "rgb",
+                                                     "pixel_size_um": 0.1}))
     with pytest.raises(InputError, match="says the crops are RGB composites"):
         read_crop_index(root).read(0)
 
@@ -328,3 +329,37 @@ def test_base_dependencies_leave_torch_out():
     assert "ctcnet[all]" in project["optional-dependencies"]["test"]  # ./run test gets it all
     torch_req = next(d for d in project["optional-dependencies"]["all"] if d.startswith("torch"))
     assert torch_req.startswith("torch>=") and "==" not in torch_req
+
+
+# --- training for another panel -------------------------------------------------------------------
+
+def test_a_five_channel_model_starts_a_three_marker_one(tmp_path):
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.training.lit import CTCLitModule
+
+    five = make_tiny_model(tmp_path / "five.pt", ["DAPI", "CK", "CD45", "CD61", "CD66b"])
+    module = CTCLitModule(panel={"channels": RGB_ORDER, "pixel_size_um": 0.64},
+                          crop_size=TINY_CROP, arch_kwargs={"width": 8}, init_from=str(five))
+    source = load_model(five)[0].state_dict()
+    cut = 0
+    for key, value in module.model.state_dict().items():
+        if value.shape == source[key].shape:
+            assert (value == source[key]).all(), key
+        else:  # the stem: CK, CD45, DAPI filters taken from the five-channel model by name
+            assert (value == source[key][:, [1, 2, 0]]).all(), key
+            cut += 1
+    assert cut >= 1
+    with pytest.raises(PanelMismatchError, match=r"lacks \['VIM'\]"):
+        CTCLitModule(panel={"channels": ["DAPI", "CK", "VIM"], "pixel_size_um": 0.64},
+                     crop_size=TINY_CROP, arch_kwargs={"width": 8}, init_from=str(five))
+
+
+def test_rgb_jpeg_augmentation(rng):
+    from ctcnet.training.augment import build_train_augment
+
+    crop = rng.poisson(200, (3, TINY_CROP, TINY_CROP)).astype(np.float32)
+    crop[:, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
+    out = build_train_augment({"jpeg_p": 1.0}, seed=0)(crop)
+    assert out.shape == crop.shape and out.dtype == np.float32
+    assert out.max() <= 255 and np.array_equal(out, np.rint(out))  # 8-bit, as exported
+    assert out[0, 12:18, 14:20].mean() > out[0, :5, :5].mean() + 50  # the cell survives

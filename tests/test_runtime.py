@@ -98,18 +98,24 @@ def test_probabilities_use_the_temperature(tiny):
     (np.zeros((2, 4, 40, 40), np.uint16), "shape"),
     (np.zeros((4, 32, 32), np.uint16), "shape"),
     (np.zeros((2, 4, 32, 32), np.int64), "uint8, uint16 or float32"),
-    (np.full((2, 4, 32, 32), np.nan, np.float32), "NaN"),
 ])
 def test_bad_input_is_refused(tiny, bad, message):
     with pytest.raises(InputError, match=message):
         OnnxClassifier(tiny[0]).predict_proba(bad)
 
 
-def test_nan_in_a_later_batch_is_refused(tiny):
+def test_non_finite_crops_are_named_not_the_batch_refused(tiny):
+    """Per-crop finiteness rule: a NaN/inf crop gets a NaN row and the call 'failed'; the
+    other crops (in this batch and the next) are classified as if alone."""
     x = np.full((3, 4, 32, 32), 100.0, np.float32)
+    x[1] += np.arange(32, dtype=np.float32)
     x[2, 1, 5, 5] = np.inf
-    with pytest.raises(InputError, match="NaN or infinite"):
-        OnnxClassifier(tiny[0]).predict_proba(x, batch_size=2)
+    clf = OnnxClassifier(tiny[0])
+    names, proba = clf.predict(x, batch_size=2)
+    assert clf.bad_crops == [2]
+    assert names[2] == "failed" and np.isnan(proba[2]).all()
+    assert names[0] in clf.classes and names[1] in clf.classes
+    np.testing.assert_allclose(proba[:2], clf.predict_proba(x[:2]), atol=1e-6)
 
 
 def test_panel_mismatch_refused(tiny):

@@ -62,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.evaluation.evaluate import evaluate_dataset
     from ctcnet.nn.registry import choose_model, resolve_model
 
+    from ctcnet.errors import check_device_name
+
+    check_device_name(args.device)
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
     name = args.model

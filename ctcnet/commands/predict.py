@@ -47,8 +47,17 @@ def run(args) -> int:
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_inputs
 
+    import math
+
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if args.threshold_snr is not None and not (math.isfinite(args.threshold_snr) and
+                                               args.threshold_snr > 0):
+        raise InputError(f"--threshold-snr must be a positive number of noise units, got "
+                         f"{args.threshold_snr}")
+    from ctcnet.errors import check_device_name
+
+    check_device_name(args.device)
     detect = DetectConfig()
     if args.threshold_snr is not None:
         detect = replace(detect, threshold_snr=args.threshold_snr,
@@ -80,13 +89,23 @@ def run(args) -> int:
         cartridges, datasets = resolve_inputs(args.inputs)
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names)
+    failed = [s["sample_id"] for s in summaries if s.get("status") == "failed"]
     if not args.quiet:
         for s in summaries:
             if "sample_id" in s:
-                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s["per_7_5_ml"].items())
-                print(f"{s['sample_id']}: {s['events']} events, {s['counts']} "
-                      f"(per 7.5 mL: {per75}), {s['frames']['skipped']} frame(s) skipped, "
-                      f"{s['timings_s']['total']:.1f} s -> {out / s['sample_id']}")
+                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s["per_7_5_ml"].items()
+                                  if v is not None) or "n/a"
+                print(f"{s['sample_id']}: {s.get('status', 'ok')}, {s['events']} events, "
+                      f"{s['counts']} (per 7.5 mL: {per75}), {s['frames']['skipped']} frame(s) "
+                      f"skipped, {s['timings_s']['total']:.1f} s -> {out / s['sample_id']}")
             else:
                 print(f"{s['dataset']}: {s['crops']} crops, {s['counts']}")
+    if failed:
+        # A sample with no readable frame is a failure, never a clean negative: the summary
+        # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
+        import sys
+
+        print(f"ctcnet predict: error: no readable frame in sample(s) {failed}; see "
+              "skipped_frames in their summary.json", file=sys.stderr)
+        return 3
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +27,9 @@ import numpy as np
 import onnxruntime as ort
 
 from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, finite_crops  # noqa: F401 (API)
+
+log = logging.getLogger(__name__)
 
 SPEC_KEY = "ctcnet_spec"
 SPEC_FORMAT = 1  # the newest ctcnet_spec layout this runtime reads (ctcnet.nn.spec.SPEC_FORMAT)
@@ -140,6 +144,7 @@ class OnnxClassifier:
         metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.spec = _check_metadata(model_bytes, metadata, self.path)
         self.metadata = metadata
+        self.bad_crops: list[int] = []  # indices of the last run's non-finite crops
         self._check_graph()
 
     # -- what the model is -------------------------------------------------------------------
@@ -190,33 +195,46 @@ class OnnxClassifier:
 
     # -- inference ---------------------------------------------------------------------------
     def run(self, raw: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """(logits, probabilities), each float32 (N, K), for raw (N, C, S, S) crops."""
+        """(logits, probabilities), each float32 (N, K), for raw (N, C, S, S) crops.
+
+        Per-crop finiteness rule: a crop with any NaN or infinite pixel is not sent to the
+        graph (one such pixel would only poison its own row, but nothing says what a NaN count
+        means); its rows are NaN, and it is named in a warning and in ``self.bad_crops``. The
+        other crops of the batch are classified as usual.
+        """
         raw = self._checked(raw)
+        k = len(self.classes)
         step = max(1, int(batch_size))
-        logits, proba = [], []
+        logits = np.full((len(raw), k), np.nan, np.float32)
+        proba = np.full((len(raw), k), np.nan, np.float32)
+        bad = []
         for start in range(0, len(raw), step):
             # Cast one batch at a time: 50,000 uint16 crops would take 6 GB as float32.
             x = np.ascontiguousarray(raw[start:start + step], dtype=np.float32)
-            if raw.dtype == np.float32 and not np.isfinite(x).all():
-                raise InputError("crops contain NaN or infinite values")
-            lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
-            logits.append(lo)
-            proba.append(pr)
-        k = len(self.classes)
-        if not logits:
-            return np.zeros((0, k), np.float32), np.zeros((0, k), np.float32)
-        return (np.concatenate(logits).astype(np.float32, copy=False),
-                np.concatenate(proba).astype(np.float32, copy=False))
+            ok = finite_crops(x)
+            if not ok.all():
+                bad += (start + np.flatnonzero(~ok)).tolist()
+                x = np.ascontiguousarray(x[ok])
+            if len(x):
+                lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+                rows = start + np.flatnonzero(ok)
+                logits[rows], proba[rows] = lo, pr
+        self.bad_crops = bad
+        if bad:
+            log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, "
+                        "call 'failed'): indices %s", len(bad), bad[:20])
+        return logits, proba
 
     def predict_proba(self, raw: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Calibrated class probabilities, float32 (N, K), columns in ``self.classes`` order."""
         return self.run(raw, batch_size)[1]
 
     def predict(self, raw: np.ndarray, batch_size: int = 512) -> tuple[list[str], np.ndarray]:
-        """(class name per crop, probabilities (N, K))."""
+        """(class name per crop, probabilities (N, K)); a crop whose row is not finite is
+        ``"failed"``, never a class (``ctcnet.nn.calls``)."""
         proba = self.predict_proba(raw, batch_size)
-        names = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)] if len(proba) else []
-        return list(names), proba
+        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold)
+        return list(called), proba
 
     def _checked(self, raw) -> np.ndarray:
         raw = np.asarray(raw)

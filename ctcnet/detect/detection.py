@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 
 MAD_TO_SIGMA = 1.4826
@@ -224,6 +225,24 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     return lookup[pieces]
 
 
+MIN_BINNED_SIDE = 4  # the background map needs at least one 4 x 4 block of working pixels
+
+
+def check_frame(frame: np.ndarray, factor: int) -> None:
+    """Refuse a frame detection cannot work on (wrong rank or type, too small), by name.
+    Values are checked after binning (``detect_events``): a pass over the binned frame is 9x
+    cheaper, and NaN or overflowing counts show up there too."""
+    if frame.ndim != 3:
+        raise InputError(f"a frame is (channels, height, width), got shape {frame.shape}")
+    if not np.issubdtype(frame.dtype, np.number) or np.issubdtype(frame.dtype, np.complexfloating):
+        raise InputError(f"frame pixels must be numbers, got {frame.dtype}")
+    _, h, w = frame.shape
+    side = MIN_BINNED_SIDE * factor
+    if min(h, w) < side:
+        raise InputError(f"frame is {h} x {w} px: too small for detection (at least {side} px "
+                         "per side)")
+
+
 def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None = None,
                   return_labels: bool = False):
     """Find the events of one (C, H, W) frame of raw counts.
@@ -236,13 +255,20 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     """
     config = config or DetectConfig()
     frame = np.asarray(frame)
-    c, h, w = frame.shape
     px = float(panel.pixel_size_um)
     factor = config.binning(px)
+    check_frame(frame, factor)
+    c, h, w = frame.shape
     work_px = px * factor
     binned = bin_frame(frame, factor)
-    snr = snr_maps(binned, config.smooth_sigma_um / work_px,
-                   int(round(config.background_block_um / work_px)))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        snr = snr_maps(binned, config.smooth_sigma_um / work_px,
+                       int(round(config.background_block_um / work_px)))
+    if not np.isfinite(snr).all():
+        # NaN/inf pixels, or counts near float32's limit that overflow when binned: no
+        # honest event list exists, so the frame is refused rather than given zero events.
+        raise InputError("pixel values are NaN, infinite or out of range for detection (max "
+                         f"{float(np.nanmax(frame)):.3g}; raw counts are expected)")
     detection = snr.max(axis=0)
 
     from skimage.filters import apply_hysteresis_threshold

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctcnet.errors import InputError
 from ctcnet.evaluation.metrics import expected_calibration_error
 
 # Temperatures outside this range mean broken logits, not miscalibration.
@@ -123,7 +124,17 @@ def calibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float =
     (top probability at or above it) are at least ``target`` precise on this validation set.
     The fit's numbers go to ``spec.metrics["calibration"]``.
     """
+    present = np.unique(np.asarray(labels))
+    if len(present) < 2:
+        # With one class every temperature towards 0 looks better and every threshold is 100 %
+        # precise: the fit would save nonsense (T 0.067, threshold 1.0) as if it were calibrated.
+        names = [spec.class_names[i] for i in present]
+        raise InputError(f"calibration needs validation crops of at least two classes; these "
+                         f"hold only {names or 'none'}")
     temperature = fit_temperature(logits, labels)
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise InputError(f"calibration failed: fitted temperature {temperature} (non-finite "
+                         "model outputs?)")
     proba = softmax(logits, temperature)
     threshold = review_threshold_for_precision(proba, labels, target)
     summary = calibration_summary(logits, labels, temperature)

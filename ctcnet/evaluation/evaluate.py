@@ -35,23 +35,6 @@ DEFAULT_SHIFTS = ("none", "defocus", "dim_ck", "noise_2x", "pixel_size", "small_
                   "large_cells", "bleed_through", "display_8bit")
 
 
-def predict_logits(model, crops: np.ndarray, batch_size: int = 256,
-                   device=None) -> np.ndarray:
-    """Logits (N, K) of a CTCClassifier on raw-count crops, batch by batch, on its device."""
-    import torch
-
-    if device is not None:
-        model = model.to(device)
-    device = next(model.parameters()).device
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(crops), batch_size):
-            batch = torch.as_tensor(np.asarray(crops[start:start + batch_size], np.float32))
-            out.append(model(batch.to(device)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.spec.num_classes), np.float32)
-
-
 def labels_to_indices(labels, class_names: list[str]) -> np.ndarray:
     """Class names (or indices) -> int64 indices into class_names, with a clear error."""
     labels = list(labels)
@@ -104,12 +87,15 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
             labels_to_indices(batch.labels, spec.class_names))
 
 
-def evaluate_crops(model, spec: ModelSpec, crops: np.ndarray, labels, subtypes=None,
-                   baselines: dict | None = None, batch_size: int = 256) -> dict:
-    """Full report for crops in memory; ``baselines`` from :func:`ctcnet.evaluation.baselines.fit_baselines`."""
+def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
+                   baselines: dict | None = None) -> dict:
+    """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
+    :mod:`ctcnet.inference.backends`); ``baselines`` from
+    :func:`ctcnet.evaluation.baselines.fit_baselines`."""
+    spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
-    logits = predict_logits(model, crops, batch_size)
+    logits = backend.predict_logits(crops)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
     cnn["review_band"] = review_band(proba, y, spec.review_threshold, names)
@@ -154,12 +140,14 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
                      device: str = "auto", batch_size: int = 256) -> dict:
-    """``ctcnet evaluate``: evaluate a model on a crop dataset, write report and figures."""
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.nn.classifier import load_model, select_device
+    """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
+    report and figures."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-    model, spec = load_model(model_path, map_location=select_device(device))
+    backend = load_backend(model_path, device=device, batch_size=batch_size)
+    spec = backend.spec
     index = read_crop_index(data, taxonomy=spec.taxonomy).conform(spec.panel)
     baselines, source = None, None
     if with_baselines:
@@ -167,8 +155,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             index, spec, baseline_train, n_train_per_class, seed)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
     crops = load_crops(index, spec.crop_size)
-    report = evaluate_crops(model, spec, crops, index.labels, baselines=baselines,
-                            batch_size=batch_size)
+    report = evaluate_crops(backend, crops, index.labels, baselines=baselines)
     out_dir = Path(out_dir)
     names = spec.class_names
     confusion_png(report["cnn"]["confusion"], names, out_dir / "confusion.png",
@@ -195,22 +182,24 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
                          device: str = "auto", batch_size: int = 256) -> ModelSpec:
     """Fit temperature and review threshold on a validation crop folder; save the model."""
     from ctcnet.evaluation.calibration import calibrate_spec
+    from ctcnet.inference.backends import TorchBackend
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.nn.classifier import load_model, save_model, select_device
+    from ctcnet.nn.classifier import save_model
 
-    model, spec = load_model(model_path, map_location=select_device(device))
+    backend = TorchBackend(model_path, device=device, batch_size=batch_size)
+    model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
                                                                       "validation data")
-    logits = predict_logits(model, load_crops(index, spec.crop_size), batch_size)
+    logits = backend.predict_logits(load_crops(index, spec.crop_size))
     spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     return spec
 
 
-def robustness_report(model, spec: ModelSpec, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,
-                      seed: int = 0, n_train_per_class: int = 300, baselines: dict | None = None,
-                      batch_size: int = 256) -> dict:
+def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,
+                      seed: int = 0, n_train_per_class: int = 300,
+                      baselines: dict | None = None) -> dict:
     """Macro-F1 per named shift for the CNN and both baselines, for the model card.
 
     ``"none"`` is the unshifted test. Baselines are fitted once on a clean simulated training
@@ -219,6 +208,7 @@ def robustness_report(model, spec: ModelSpec, shifts=DEFAULT_SHIFTS, n_per_class
     """
     from ctcnet.simulate import SimConfig, simulate_crops
 
+    spec = backend.spec
     if baselines is None:
         crops, labels = simulated_training_set(spec, n_train_per_class)
         baselines = fit_baselines(crops, labels, spec.panel, spec.class_names, seed)
@@ -227,9 +217,8 @@ def robustness_report(model, spec: ModelSpec, shifts=DEFAULT_SHIFTS, n_per_class
         config = SimConfig() if shift == "none" else SimConfig().with_shift(shift)
         batch = simulate_crops(int(n_per_class), spec.panel, spec.taxonomy, spec.crop_size,
                                seed=seed, config=config)
-        report = evaluate_crops(model, spec, batch.images.astype(np.float32), batch.labels,
-                                subtypes=batch.subtypes, baselines=baselines,
-                                batch_size=batch_size)
+        report = evaluate_crops(backend, batch.images.astype(np.float32), batch.labels,
+                                subtypes=batch.subtypes, baselines=baselines)
         entry = {"cnn": report["cnn"]["macro_f1"]}
         entry.update({name: b["macro_f1"] for name, b in report["baselines"].items()})
         entry["cnn_minus_marker_gate"] = entry["cnn"] - entry["marker_gate"]

@@ -1,23 +1,50 @@
-"""Inference backends: one interface for a torch checkpoint and an ONNX export.
+"""Inference backends: the one way to run a model on raw crops (torch, or ONNX fp32/fp16/int8).
 
-A backend has ``spec`` (the model's :class:`~ctcnet.nn.spec.ModelSpec`), ``predict_proba(raw
-crops (N, C, S, S) float32) -> (N, K)``, ``name``, ``device_name``, ``model_path`` and
+Every place that classifies crops (predict, evaluate, export verification, the benchmark, the
+script that builds the shipped model) goes through a :class:`Backend`: ``spec`` (the model's
+:class:`~ctcnet.nn.spec.ModelSpec`), ``predict_logits`` and ``predict_proba`` on raw crops
+(N, C, S, S), batched on the backend's device, ``name``, ``device_name``, ``model_path`` and
 ``explainer()`` (per-channel saliency for the review gallery, or None). ``load_backend`` picks
 one from a model file or a shipped model's name (:mod:`ctcnet.nn.registry`): for a shipped model,
 its ONNX export on a CPU when that export was made from the current checkpoint, else the
-checkpoint with torch.
+checkpoint with torch (with a logged warning).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every way of running a model offers."""
+
+    name: str
+    spec: object  # ModelSpec
+    model_path: Path | None
+    batch_size: int
+
+    def predict_logits(self, crops: np.ndarray) -> np.ndarray:
+        """Uncalibrated logits (N, K) float32 of raw-count crops (N, C, S, S)."""
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, K) float32 (softmax of logits / temperature)."""
+
+    @property
+    def device_name(self) -> str: ...
+
+    def explainer(self): ...
 
 
 class TorchBackend:
@@ -25,40 +52,57 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model_path: str | Path, device: str = "auto",
-                 batch_size: int | None = None):
+    def __init__(self, model_path: str | Path | None = None, device: str = "auto",
+                 batch_size: int | None = None, model=None):
         import torch
 
         from ctcnet.nn.classifier import load_model, select_device
 
         self.device = select_device(device)
-        self.model, self.spec = load_model(model_path, map_location=self.device)
-        self.model_path = Path(model_path)
+        if model is None:
+            model, _ = load_model(model_path, map_location=self.device)
+        self.model = model.to(self.device).eval()
+        self.model_path = Path(model_path) if model_path else None
         self.batch_size = int(batch_size or default_batch_size(self.device.type))
         self._torch = torch
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick kernels
 
+    @classmethod
+    def from_model(cls, model, device: str = "auto", batch_size: int | None = None
+                   ) -> "TorchBackend":
+        """A backend over a classifier in memory (e.g. one just trained)."""
+        return cls(None, device, batch_size, model=model)
+
+    @property
+    def spec(self):
+        # Read from the model each time: calibration replaces ``model.spec``.
+        return self.model.spec
+
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        return self._run(crops, self.model.predict_proba)
+
+    def predict_logits(self, crops: np.ndarray) -> np.ndarray:
+        return self._run(crops, self.model)
+
+    def _run(self, crops: np.ndarray, fn) -> np.ndarray:
+        if not len(crops):
+            return np.zeros((0, self.spec.num_classes), np.float32)
         if self.device.type == "cuda":
-            return self._predict_cuda(crops)
+            return self._run_cuda(crops, fn)
         torch = self._torch
         out = []
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.batch_size],
                                                               dtype=np.float32))
-                out.append(self.model.predict_proba(batch))
-        if not out:
-            return np.zeros((0, self.spec.num_classes), np.float32)
+                out.append(fn(batch).float())
         return torch.cat(out).numpy()
 
-    def _predict_cuda(self, crops: np.ndarray) -> np.ndarray:
+    def _run_cuda(self, crops: np.ndarray, fn) -> np.ndarray:
         """Two page-locked staging buffers in turn: while the GPU copies and classifies one
         batch, the CPU fills the other; one synchronisation at the end, not one per batch."""
         torch = self._torch
-        if not len(crops):
-            return np.zeros((0, self.spec.num_classes), np.float32)
         shape = (self.batch_size,) + tuple(crops.shape[1:])
         if getattr(self, "_staging", None) is None or self._staging[0].shape != shape:
             self._staging = [torch.empty(shape, dtype=torch.float32, pin_memory=True)
@@ -76,7 +120,7 @@ class TorchBackend:
                 batch = host.to(self.device, non_blocking=True)
                 copied[k] = torch.cuda.Event()
                 copied[k].record()
-                out.append(self.model.predict_proba(batch).float())
+                out.append(fn(batch).float())
             return torch.cat(out).cpu().numpy()
 
     @property
@@ -98,13 +142,20 @@ class OnnxBackend:
     def __init__(self, model_path: str | Path, device: str = "auto",
                  batch_size: int | None = None):
         from ctcnet.deploy.runtime import OnnxClassifier
+        from ctcnet.errors import CtcnetError, check_device_name
 
         providers = None  # runtime picks CUDA when available
-        if device == "cpu":
+        if check_device_name(device) == "cpu":
             providers = ["CPUExecutionProvider"]
         elif device.startswith("cuda"):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self.classifier = OnnxClassifier(model_path, providers=providers)
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
+            # onnxruntime falls back to the CPU without a word; a person who asked for the GPU
+            # must hear that it is not there rather than wait at CPU speed.
+            raise CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
+                              "here (no GPU, or the CPU-only onnxruntime package); use "
+                              "--device cpu or auto")
         self.spec = self.classifier.to_model_spec()
         self.model_path = Path(model_path)
         on_gpu = "CUDAExecutionProvider" in self.classifier.providers
@@ -112,6 +163,9 @@ class OnnxBackend:
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         return self.classifier.predict_proba(crops, batch_size=self.batch_size)
+
+    def predict_logits(self, crops: np.ndarray) -> np.ndarray:
+        return self.classifier.run(crops, batch_size=self.batch_size)[0]
 
     @property
     def device_name(self) -> str:
@@ -168,10 +222,14 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
         return None
     try:
         backend = OnnxBackend(onnx, device="cpu", batch_size=batch_size)
-    except (ImportError, CtcnetError):
+    except (ImportError, CtcnetError) as err:
+        log.warning("cannot use %s (%s); running the checkpoint with torch", onnx.name, err)
         return None
     if pt is not None and backend.source_checkpoint() != pt:
-        return None  # a stale export of an older checkpoint: use the checkpoint itself
+        # A stale export of an older checkpoint: use the checkpoint itself, slower on a CPU.
+        log.warning("%s was not exported from the current %s; running the checkpoint with "
+                    "torch (re-export: ctcnet export %s)", onnx.name, pt.name, pt)
+        return None
     return backend
 
 

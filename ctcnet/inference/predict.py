@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import resource
 import shutil
@@ -45,12 +46,15 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.io.atomic import atomic_path, atomic_write_text
-from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
+from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
+from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,11 +83,22 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()
-    events = detect_events(pixels, cartridge.panel, config)
-    t2 = time.perf_counter()
-    crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
-                                  spec.crop_size, spec.pixel_size_um,
-                                  cartridge.panel.pixel_size_um)
+    try:
+        events = detect_events(pixels, cartridge.panel, config)
+        t2 = time.perf_counter()
+        crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
+                                      spec.crop_size, spec.pixel_size_um,
+                                      cartridge.panel.pixel_size_um)
+    except InputError as err:
+        return FrameWork(frame, error=f"{frame.stem}: {err}",
+                         seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
+    except Exception as err:  # noqa: BLE001 - one odd frame must not end the cartridge
+        # A frame readable but odd in a way no check foresaw: skip it with its reason (the
+        # other frames still finish); the traceback goes to the debug log, not the screen.
+        log.debug("frame %s: detection or cropping failed", frame.stem, exc_info=True)
+        return FrameWork(frame, error=f"{frame.stem}: detection failed on this frame "
+                                      f"({type(err).__name__}: {err})",
+                         seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
     events.insert(0, "frame_id", frame.frame_id)
     events.insert(0, "col", frame.col)
     events.insert(0, "row", frame.row)
@@ -131,25 +146,24 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
 
     ``model_class`` is the model's own call. ``class`` is the same, except that with
     ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
-    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris.
+    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris. A row
+    of non-finite probabilities is no call (``ctcnet.nn.calls``): class ``failed``, reviewed.
     """
-    names = np.asarray(spec.class_names, dtype=object)
     events = events.copy()
-    if len(events):
-        top = proba.argmax(axis=1)
-        called = names[top]
-        confidence = proba[np.arange(len(proba)), top]
-    else:
-        called = np.zeros(0, dtype=object)
-        confidence = np.zeros(0, np.float32)
+    called, confidence, review, failed = calls_from_proba(proba, spec.class_names,
+                                                          spec.review_threshold)
+    if failed.any():
+        log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
+                    "review", int(failed.sum()), len(failed), FAILED_CLASS)
     events["model_class"] = pd.Series(called, index=events.index, dtype=object)
     events["class"] = events["model_class"]
     if edge_cut_class is not None and "edge_cut" in events and len(events):
-        events["class"] = np.where(events["edge_cut"].to_numpy(bool), edge_cut_class, called)
+        edge = events["edge_cut"].to_numpy(bool) & ~failed
+        events["class"] = np.where(edge, edge_cut_class, called)
     for k, name in enumerate(spec.class_names):
         events[f"p_{name}"] = proba[:, k].astype(np.float32)
-    events["confidence"] = confidence.astype(np.float32)
-    events["review"] = confidence < spec.review_threshold
+    events["confidence"] = confidence
+    events["review"] = review
     return events
 
 
@@ -222,10 +236,32 @@ def run_fingerprint(backend, cartridge: Cartridge, options: "PredictOptions") ->
             "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as}
 
 
-def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool) -> set[str]:
-    """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run."""
+def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
+    """Name, size and modification time of each frame's files: what tells a resumed run that a
+    frame was replaced since its part was written (as make and rsync tell, without reading)."""
+    out = {}
+    for f in frames:
+        sig = []
+        for path in f.files:
+            try:
+                st = path.stat()
+                sig.append([path.name, st.st_size, st.st_mtime_ns])
+            except OSError:
+                sig.append([path.name, None, None])
+        out[f.frame_id] = sig
+    return out
+
+
+def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
+                 frames: list[FrameRef] = ()) -> set[str]:
+    """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
+
+    A part whose frame's files changed since it was written (or whose files were not recorded)
+    is dropped, so that frame is done again from the new pixels.
+    """
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
+    signatures_file = parts / "frames.json"
     if overwrite and parts.exists():
         shutil.rmtree(parts)
     if manifest.exists():
@@ -237,9 +273,23 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool) -> set[str]:
             raise InputError(f"{out_dir} holds a run with another model or other settings; "
                              "use another --out or --overwrite", out_dir)
     parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
-    return {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
+    try:
+        recorded = json.loads(signatures_file.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    current = frame_signatures(list(frames))
+    done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
             if not p.name.startswith(".")}
+    changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
+    for frame_id in changed:
+        for stale in (parts / f"{frame_id}.parquet", parts / f"{frame_id}.gallery.npz"):
+            stale.unlink(missing_ok=True)
+    if changed:
+        log.warning("%d frame(s) changed since the earlier run, done again: %s", len(changed),
+                    ", ".join(changed[:10]))
+    atomic_write_text(signatures_file, json.dumps(current, sort_keys=True) + "\n")
+    atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+    return done - set(changed)
 
 
 def gallery_selection(events: pd.DataFrame, spec: ModelSpec, per_frame: int) -> np.ndarray:
@@ -347,9 +397,16 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     spec = backend.spec
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
+    with exclusive_folder(out_dir, "predict"):
+        return _predict_cartridge(cartridge, backend, out_dir, options)
+
+
+def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
+                       options: PredictOptions) -> dict:
+    spec = backend.spec
     t_start = time.perf_counter()
     done = open_journal(out_dir, run_fingerprint(backend, cartridge, options),
-                        options.overwrite)
+                        options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
     todo = [f for f in cartridge.frames if f.frame_id not in done]
     seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "classify": 0.0, "write": 0.0}
@@ -400,6 +457,9 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options)
+    summary.update(sample_outcome(summary["counts"], int((events["class"] == FAILED_CLASS).sum()),
+                                  len(cartridge.frames), len(skipped), cartridge.blood_volume_ml,
+                                  spec.taxonomy.reported_classes()))
     truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     if truth is not None:
         summary["ground_truth"] = truth
@@ -416,6 +476,29 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
         summary["events_per_s"] = len(events) / seconds["total"]
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def sample_outcome(counts: dict, failed_events: int, frames_total: int, frames_skipped: int,
+                   volume_ml: float, reported: list[str]) -> dict:
+    """Status and per-7.5 mL figures of a sample, honest about frames that were not read.
+
+    ``failed`` when no frame was processed: zero counts would read as a clean negative.
+    ``partial`` when some frames were skipped or some events could not be classified. The
+    per-7.5 mL figures scale by the blood volume of the frames processed (frames cover equal
+    areas of the cartridge); ``None`` for a failed sample.
+    """
+    processed = frames_total - frames_skipped
+    if processed <= 0:
+        status = "failed"
+    elif frames_skipped or failed_events:
+        status = "partial"
+    else:
+        status = "ok"
+    scanned = volume_ml * processed / frames_total if frames_total else 0.0
+    per_75 = {name: (counts.get(name, 0) * 7.5 / scanned if scanned > 0 else None)
+              for name in reported}
+    return {"status": status, "failed_events": int(failed_events),
+            "blood_volume_processed_ml": scanned, "per_7_5_ml": per_75}
 
 
 def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: ModelSpec,

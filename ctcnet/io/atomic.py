@@ -45,3 +45,32 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | Path, what: str = "run") -> Iterator[None]:
+    """Hold an advisory lock on ``folder`` for the block; a second holder is refused at once.
+
+    Two runs writing one output folder would both do all the work, and one's ``--overwrite``
+    would delete the files the other is writing. The lock (``flock`` on ``.ctcnet.lock``) is
+    released by the kernel when the process dies, so a killed run never leaves a stale lock.
+    """
+    from ctcnet.errors import InputError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: run unlocked rather than not at all
+        yield
+        return
+    with open(folder / ".ctcnet.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError(f"another ctcnet {what} is writing to this folder; wait for it or "
+                             "use another --out", folder) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -108,7 +108,10 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         paths, labels, samples, splits = [], [], [], []
         for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and
                                 not p.name.startswith(".")):
-            files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            # Hidden files are left out: macOS writes a "._name.tif" resource fork beside each
+            # file on foreign disks, which is no image.
+            files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+                           and not f.name.startswith("."))
             paths += files
             labels += [class_dir.name] * len(files)
             samples += [_sample_id_from_name(f) for f in files]
@@ -131,17 +134,29 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
 
 def _read_manifest(manifest: Path):
     try:
-        rows = list(csv.DictReader(io.StringIO(manifest.read_text())))
+        # utf-8-sig: Excel saves CSV with a byte-order mark, which would glue onto "path".
+        rows = list(csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig"))))
     except (OSError, csv.Error, UnicodeDecodeError) as err:
         raise InputError(f"cannot read manifest: {err}", manifest) from None
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise InputError("manifest.csv needs the columns path,label[,sample_id][,split]",
                          manifest)
+    root = manifest.parent.resolve()
     paths, labels, samples, splits = [], [], [], []
+    first_line: dict[Path, int] = {}
     for n, row in enumerate(rows, start=2):
         if not row.get("path") or not row.get("label"):
             raise InputError(f"line {n}: empty path or label", manifest)
-        path = (manifest.parent / row["path"]).resolve()
+        path = (root / row["path"]).resolve()
+        if not path.is_relative_to(root):
+            raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder",
+                             manifest)
+        if path in first_line:
+            # Counted twice it would weigh double in training and metrics; with two labels
+            # one of them is wrong.
+            raise InputError(f"line {n}: {row['path']} is already listed on line "
+                             f"{first_line[path]}", manifest)
+        first_line[path] = n
         paths.append(path)
         labels.append(row["label"].strip())
         samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))

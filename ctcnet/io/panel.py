@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -144,32 +145,26 @@ class Panel:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | Path | None = None) -> "Panel":
+    def from_dict(cls, data: Any, source: str | Path | None = None,
+                  require_pixel_size: bool = False) -> "Panel":
+        """Build a panel from plain data; every value is checked, so a bad file is refused
+        by name (``require_pixel_size``: a panel file must state its pixel size, never get
+        CellSearch's 0.64 um by default)."""
         if isinstance(data, (list, tuple)):
             data = {"channels": list(data)}
-        if not isinstance(data, dict) or "channels" not in data:
+        if not isinstance(data, dict) or not isinstance(data.get("channels"), (list, tuple)):
             raise InputError("a panel is a mapping with a 'channels' list", source)
-        channels = []
-        for entry in data["channels"]:
-            if isinstance(entry, str):
-                channels.append(Channel(entry))
-            elif isinstance(entry, dict) and "name" in entry:
-                channels.append(Channel(
-                    name=str(entry["name"]),
-                    value_range=tuple(float(v) for v in entry.get("value_range", (0, 4095))),
-                    normalisation=dict(entry.get("normalisation", DEFAULT_NORMALISATION)),
-                ))
-            else:
-                raise InputError(f"panel channel entry {entry!r} is neither a name nor a "
-                                 "mapping with 'name'", source)
+        if require_pixel_size and "pixel_size_um" not in data:
+            raise InputError("panel has no pixel_size_um (micrometres per scan pixel, e.g. "
+                             "0.64 for CellSearch): it is required, never guessed", source)
+        channels = [_channel_from(entry, source) for entry in data["channels"]]
         composite = data.get("composite")
         try:
             return cls(channels=tuple(channels),
-                       pixel_size_um=float(data.get("pixel_size_um", 0.64)),
+                       pixel_size_um=_number(data.get("pixel_size_um", 0.64), "pixel_size_um",
+                                             source),
                        name=str(data.get("name", "custom")),
                        composite=str(composite).lower() if composite else None)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"bad panel value: {err}", source) from None
         except InputError as err:
             raise InputError(str(err), source) from None
 
@@ -228,6 +223,38 @@ class Panel:
         return replace(self, pixel_size_um=float(pixel_size_um))
 
 
+def _number(value: Any, what: str, source) -> float:
+    """A finite number from panel data; text such as "0.64 um" or null is refused by name."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise InputError(f"{what} must be a number, got {value!r}", source)
+    return float(value)
+
+
+def _channel_from(entry: Any, source) -> Channel:
+    if isinstance(entry, str):
+        return Channel(entry)
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise InputError(f"panel channel entry {entry!r} is neither a name nor a mapping with "
+                         "a 'name'", source)
+    name = entry["name"]
+    value_range = entry.get("value_range", (0, 4095))
+    if not isinstance(value_range, (list, tuple)) or len(value_range) != 2:
+        raise InputError(f"channel {name}: value_range must be [low, high], got "
+                         f"{value_range!r}", source)
+    normalisation = entry.get("normalisation", DEFAULT_NORMALISATION)
+    if not isinstance(normalisation, dict):
+        raise InputError(f"channel {name}: normalisation must be a mapping such as "
+                         f'{{"method": "snr"}}, got {normalisation!r}', source)
+    for key in ("softness", "noise_floor", "sample_step"):
+        if key in normalisation:
+            _number(normalisation[key], f"channel {name}: normalisation {key}", source)
+    return Channel(name=name,
+                   value_range=tuple(_number(v, f"channel {name}: value_range", source)
+                                     for v in value_range),
+                   normalisation=dict(normalisation))
+
+
 def _read_mapping(path: Path) -> Any:
     """Read JSON or YAML into Python data, with a clear error on failure."""
     try:
@@ -258,7 +285,7 @@ def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
         path = path / "panel.json"
     if not path.exists():
         raise InputError("panel file not found", path)
-    return Panel.from_dict(_read_mapping(path), path)
+    return Panel.from_dict(_read_mapping(path), path, require_pixel_size=True)
 
 
 def save_panel(panel: Panel, path: str | Path) -> None:

@@ -19,6 +19,7 @@ model's channel order.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,17 +112,59 @@ def _frame_stem(path: Path) -> tuple[str | None, int | None]:
     return None, None
 
 
+def _positive_number(info: dict, key: str, default: float | None, root: Path) -> float | None:
+    """A finite number > 0 from cartridge.json (a bool, text or 0 is refused, not guessed)."""
+    value = info.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value <= 0:
+        raise InputError(f"cartridge.json: {key} must be a positive number, got {value!r}", root)
+    return value
+
+
+def _whole_number(info: dict, key: str, root: Path) -> int | None:
+    value = info.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not float(value).is_integer() or value < 1:
+        raise InputError(f"cartridge.json: {key} must be a whole number >= 1, got {value!r}",
+                         root)
+    return int(value)
+
+
+def safe_sample_id(value, root: Path) -> str:
+    """The sample id names the output folder: one plain path component, never a path."""
+    sid = str(value).strip()
+    if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or "\0" in sid or \
+            ":" in sid or sid != Path(sid).name:
+        raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
+                         "output folder): no '/', '\\', ':' or '..'", root)
+    return sid
+
+
+def read_cartridge_info(root: Path) -> dict:
+    """cartridge.json as a checked mapping (empty when the file is absent)."""
+    path = root / "cartridge.json"
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
+    if not isinstance(info, dict):
+        raise InputError("cartridge.json must hold one JSON object (sample_id, columns, "
+                         f"blood_volume_ml, ...), got {type(info).__name__}", root)
+    return info
+
+
 def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) -> Cartridge:
     """Index a cartridge folder: find frames, their positions and their files. Reads no pixels."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("cartridge folder not found", root)
-    info = {}
-    if (root / "cartridge.json").exists():
-        try:
-            info = json.loads((root / "cartridge.json").read_text())
-        except ValueError as err:
-            raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
+    info = read_cartridge_info(root)
     if panel is None:
         if not (root / "panel.json").exists():
             raise InputError("no panel.json in the cartridge folder: it names the channel order",
@@ -129,8 +172,12 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
         panel = load_panel(root / "panel.json")
     else:
         panel = load_panel(panel)
-    columns = int(info.get("columns", 0)) or None
+    columns = _whole_number(info, "columns", root)
+    expected = _whole_number(info, "num_frames", root)
+    volume = _positive_number(info, "blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML, root)
+    sample_id = safe_sample_id(info.get("sample_id", root.name), root)
 
+    problems: list[str] = []
     whole: dict[str, Path] = {}
     per_channel: dict[str, dict[int, Path]] = {}
     for path in sorted(root.iterdir()):
@@ -139,12 +186,15 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
         stem, channel = _frame_stem(path)
         if stem is None:
             continue
+        if not path.is_file():  # a FIFO or a folder named like a frame would hang or fail
+            problems.append(f"{path.name}: not a regular file, left out")
+            continue
         if channel is None:
             whole[stem] = path
         else:
             per_channel.setdefault(stem, {})[channel] = path
 
-    problems, frames = [], []
+    frames = []
     for stem in sorted(set(whole) | set(per_channel)):
         if stem in whole:
             files = (whole[stem],)
@@ -166,16 +216,26 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
     if not frames:
         raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
                          "or frame<k>.tif files)", root)
+    _refuse_shared_positions(frames, root)
     # Scan order: by index when given, else serpentine order of (row, col).
     frames.sort(key=lambda f: (f.row, f.col if f.row % 2 == 0 else -f.col)
                 if f.index < 0 else (f.index,))
     frames = [FrameRef(i, f.row, f.col, f.files, f.stem) for i, f in enumerate(frames)]
-    expected = info.get("num_frames")
-    if expected is not None and int(expected) != len(frames):
+    if expected is not None and expected != len(frames):
         problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
                         "(truncated cartridge?)")
-    return Cartridge(root, panel, frames, str(info.get("sample_id", root.name)),
-                     float(info.get("blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML)), info, problems)
+    return Cartridge(root, panel, frames, sample_id, float(volume), info, problems)
+
+
+def _refuse_shared_positions(frames: list[FrameRef], root: Path) -> None:
+    """Two files for one frame position (``r00c01`` and ``r0c1``, or ``r00c00`` and ``frame0``)
+    would share one frame id: one frame's events would be counted twice, the other's lost."""
+    seen: dict[str, FrameRef] = {}
+    for f in frames:
+        other = seen.setdefault(f.frame_id, f)
+        if other is not f:
+            raise InputError(f"{other.files[0].name} and {f.files[0].name} both name frame "
+                             f"{f.frame_id} (row {f.row}, column {f.col}); keep one", root)
 
 
 def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:

@@ -84,23 +84,37 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling error, truncated zip, not a torch file...
-        raise InputError(f"not a loadable ctcnet checkpoint: {err}", path) from None
+        # torch's refusal of pickled code runs to several lines of advice; the first says it.
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"not a loadable ctcnet checkpoint (weights only; a pickled object "
+                         f"or a damaged file?): {first[:300]}", path) from None
     if not isinstance(blob, dict) or SPEC_KEY not in blob:
         raise InputError("checkpoint has no ctcnet model spec", path)
     spec = ModelSpec.from_dict(blob[SPEC_KEY], str(path))
-    model = build_classifier(spec)
+    try:
+        model = build_classifier(spec)
+    except (ValueError, TypeError, KeyError, OSError) as err:  # unknown arch, bad arguments
+        raise InputError(f"cannot build the model its spec describes: {err}", path) from None
     keys = set(model.state_dict())
     state = _strip_prefix(blob.get("state_dict", {}), keys)
     missing = keys - set(state)
     if missing:
         raise InputError(f"checkpoint lacks weights for {sorted(missing)[:5]}...", path)
-    model.load_state_dict({k: state[k] for k in keys})
+    try:
+        model.load_state_dict({k: state[k] for k in keys})
+    except RuntimeError as err:  # weight shapes that do not fit the spec's architecture
+        detail = [ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln][:1]
+        raise InputError("weights do not fit the architecture in the spec: "
+                         f"{(detail or [str(err).splitlines()[0]])[0][:300]}", path) from None
     model.eval()
     return model.to(map_location), spec
 
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
+    from ctcnet.errors import check_device_name
+
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -8,7 +8,8 @@
   average and max pooling are concatenated because a few bright platelet puncta or a small
   nucleus matter as much as the mean signal.
 * ``resnet18``: torchvision's ResNet-18 with an N-channel stem; RGB weights, when given as a
-  state dict, are adapted to N channels (timm's ``adapt_input_conv`` idea); never downloaded.
+  local state dict (``init_from`` in training), are adapted to N channels by
+  :func:`load_backbone_state` (timm's ``adapt_input_conv`` idea); never downloaded.
 """
 
 from __future__ import annotations
@@ -58,29 +59,46 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     return (mean.repeat(1, in_chans, 1, 1) * (cin / in_chans)).to(weight.dtype)
 
 
-def _resnet18(in_chans: int, num_classes: int, pretrained_state: dict | None = None) -> nn.Module:
+def _resnet18(in_chans: int, num_classes: int) -> nn.Module:
     from torchvision.models import resnet18
 
     net = resnet18(weights=None)
-    if pretrained_state is not None:
-        state = dict(pretrained_state)
-        state["conv1.weight"] = adapt_input_conv(state["conv1.weight"], in_chans)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     net.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
     net.fc = nn.Linear(net.fc.in_features, num_classes)
-    if pretrained_state is not None:
-        net.load_state_dict(state, strict=False)
     return net
 
 
+def load_backbone_state(net: nn.Module, state: dict) -> list[str]:
+    """Load a plain backbone state dict (e.g. torchvision RGB weights) into ``net``.
+
+    A stem convolution with another channel count is adapted (:func:`adapt_input_conv`);
+    tensors whose shape still differs (the classifier head) are left as initialised. Returns
+    the names of the tensors that were not loaded. The weights are copied once, at model
+    creation, so the model never refers to the file again (it loads after the file is gone).
+    """
+    own = net.state_dict()
+    usable, skipped = {}, []
+    for name, value in state.items():
+        target = own.get(name)
+        if target is None:
+            continue
+        if value.ndim == 4 and target.ndim == 4 and value.shape[0] == target.shape[0] \
+                and value.shape[2:] == target.shape[2:] and value.shape[1] != target.shape[1]:
+            value = adapt_input_conv(value, target.shape[1])
+        if value.shape == target.shape:
+            usable[name] = value
+        else:
+            skipped.append(name)
+    net.load_state_dict(usable, strict=False)
+    return sorted(skipped + [k for k in own if k not in state])
+
+
 def create_model(arch: str, in_chans: int, num_classes: int, **kwargs) -> nn.Module:
-    """Build a backbone by name. ``resnet18`` accepts ``pretrained_path`` (a local state dict)."""
+    """Build a backbone by name (randomly initialised; see :func:`load_backbone_state`)."""
     if arch == "compact":
         return CompactCNN(in_chans, num_classes, **kwargs)
     if arch == "resnet18":
-        path = kwargs.pop("pretrained_path", None)
-        state = torch.load(path, map_location="cpu", weights_only=True) if path else None
         if kwargs:
             raise TypeError(f"resnet18 got unexpected arguments {sorted(kwargs)}")
-        return _resnet18(in_chans, num_classes, state)
+        return _resnet18(in_chans, num_classes)
     raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")

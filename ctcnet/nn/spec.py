@@ -8,6 +8,7 @@ size or normalisation. Plain data only, so checkpoints load with ``weights_only=
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,21 +77,38 @@ class ModelSpec:
     def from_dict(cls, data: Any, source: str | None = None) -> "ModelSpec":
         if not isinstance(data, dict) or "arch" not in data or "panel" not in data:
             raise InputError("no ctcnet model spec found (is this a ctcnet model?)", source)
-        if int(data.get("format", 1)) > SPEC_FORMAT:
+        if not isinstance(data.get("format", 1), int) or data.get("format", 1) > SPEC_FORMAT:
             raise InputError(f"model spec format {data['format']} is newer than this ctcnet "
                              f"understands ({SPEC_FORMAT}); upgrade ctcnet", source)
-        return cls(
-            arch=str(data["arch"]),
-            arch_kwargs=dict(data.get("arch_kwargs", {})),
-            panel=Panel.from_dict(data["panel"], source),
-            taxonomy=Taxonomy.from_dict(data["taxonomy"], source),
-            crop_size=int(data.get("crop_size", 80)),
-            temperature=float(data.get("temperature", 1.0)),
-            review_threshold=float(data.get("review_threshold", 0.9)),
-            training=dict(data.get("training", {})),
-            metrics=dict(data.get("metrics", {})),
-            version=str(data.get("version", "unknown")),
-        )
+        try:
+            spec = cls(
+                arch=str(data["arch"]),
+                arch_kwargs=dict(data.get("arch_kwargs", {})),
+                panel=Panel.from_dict(data["panel"], source),
+                taxonomy=Taxonomy.from_dict(data["taxonomy"], source),
+                crop_size=int(data.get("crop_size", 80)),
+                temperature=float(data.get("temperature", 1.0)),
+                review_threshold=float(data.get("review_threshold", 0.9)),
+                training=dict(data.get("training", {})),
+                metrics=dict(data.get("metrics", {})),
+                version=str(data.get("version", "unknown")),
+            )
+        except (TypeError, ValueError, KeyError) as err:  # e.g. crop_size "80px", no taxonomy
+            raise InputError(f"model spec has a bad value: {type(err).__name__}: {err}",
+                             source) from None
+        spec.check(source)
+        return spec
+
+    def check(self, source: str | None = None) -> None:
+        """Refuse values no working model has: they would crash or give NaN much later."""
+        if not 8 <= self.crop_size <= 1024:
+            raise InputError(f"model spec: crop_size {self.crop_size} is not 8 to 1024 px", source)
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise InputError(f"model spec: temperature {self.temperature} must be a positive "
+                             "number (0 turns every probability into NaN)", source)
+        if not 0.0 <= self.review_threshold <= 1.0:
+            raise InputError(f"model spec: review_threshold {self.review_threshold} is not a "
+                             "probability", source)
 
     @classmethod
     def from_json(cls, text: str, source: str | None = None) -> "ModelSpec":

@@ -221,9 +221,14 @@ def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
     confident = s.get("counts_confident", {})
     counts = [(k, f"{v} ({confident[k]} above the review threshold)" if k in confident else v)
               for k, v in s["counts"].items()]
-    per75 = [(f"{k} per 7.5 mL", f"{v:.2f}") for k, v in s["per_7_5_ml"].items()]
+    per75 = [(f"{k} per 7.5 mL", "n/a (no frame processed)" if v is None else f"{v:.2f}")
+             for k, v in s["per_7_5_ml"].items()]
     frames = s["frames"]
-    overview = [("sample", s["sample_id"]), ("input", s["input"]), ("events", s["events"]),
+    status = [("status", s["status"])] if "status" in s else []
+    status += [("events not classified (non-finite output)", s["failed_events"])] \
+        if s.get("failed_events") else []
+    overview = [("sample", s["sample_id"]), *status, ("input", s["input"]),
+                ("events", s["events"]),
                 *counts, *per75, ("for review", s["review"]), ("edge-cut", s["edge_cut"]),
                 ("frames processed", f"{frames['processed']} of {frames['total']}"),
                 ("frames skipped", frames["skipped"]),

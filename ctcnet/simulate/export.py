@@ -62,6 +62,29 @@ def encode_jpeg(rgb: np.ndarray, quality: int, subsampling: int) -> bytes:
     return buf.getvalue()
 
 
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG bytes -> (H, W, 3) uint8."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
+                quality: tuple[int, int] = JPEG_QUALITY) -> np.ndarray:
+    """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
+    in 0..255: 8-bit display scaling with clipped highlights, three channels drawn at random
+    as the R, G, B planes of a JPEG (random quality and chroma subsampling), any further
+    channels 8-bit only. For training augmentation."""
+    shown = display_8bit(crop[None], ["crop"], rng)[0]
+    planes = rng.permutation(len(shown))[:3]
+    if len(planes) == 3:
+        rgb = np.ascontiguousarray(shown[planes].transpose(1, 2, 0))
+        q, sub = int(rng.integers(quality[0], quality[1] + 1)), int(rng.choice(list(SUBSAMPLING)))
+        shown[planes] = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1)
+    return shown.astype(np.float32)
+
+
 def resize_rgb(rgb: np.ndarray, factor: float) -> np.ndarray:
     """Resize an (H, W, 3) uint8 image by ``factor`` (Lanczos, as viewers zoom)."""
     if abs(factor - 1.0) < 1e-6:

@@ -10,6 +10,9 @@ Two stages, both per channel and never mixing channels (a marker keeps its meani
 * intensities as pure numpy functions on counts, relative to a robust per-channel background
   and noise: signal gain and gamma per channel (a dimmer or brighter stain, another detector
   response), extra noise, a background shift, and an overall scale over 10x (another camera).
+* optionally (``jpeg_p``, off by default) the crop as an 8-bit RGB-JPEG composite export shows
+  it (:func:`ctcnet.simulate.export.as_rgb_jpeg`): clipped highlights, quantisation, JPEG
+  blocks and chroma subsampling, the only step that mixes channels, as such files do.
 
 ``build_train_augment(AugmentConfig())`` returns a callable ``crop -> crop`` used by the
 datamodule; validation and test data are never augmented.
@@ -50,6 +53,8 @@ class AugmentConfig:
     offset_range: tuple[float, float] = (-0.3, 0.5)  # background shift, fraction of background
     scale_p: float = 0.5
     intensity_scale: tuple[float, float] = (0.3, 3.0)  # whole-crop scale, log-uniform (10x)
+    jpeg_p: float = 0.0               # share of crops shown as 8-bit RGB-JPEG composites
+    jpeg_quality: tuple[int, int] = (60, 95)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -163,7 +168,12 @@ class TrainAugment:
         hwc = np.ascontiguousarray(crop.transpose(1, 2, 0)) / scale
         hwc = self._geometry(image=hwc)["image"]
         out = np.ascontiguousarray(hwc.transpose(2, 0, 1)) * scale
-        return augment_intensities(out, self.cfg, self._rng)
+        out = augment_intensities(out, self.cfg, self._rng)
+        if self._rng.random() < self.cfg.jpeg_p:
+            from ctcnet.simulate.export import as_rgb_jpeg
+
+            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality)
+        return out
 
 
 def build_train_augment(cfg: AugmentConfig | dict | None = None,

@@ -85,8 +85,36 @@ def export_best(trainer, export_name: str | None) -> Path | None:
     return out
 
 
-def main(args: list[str] | None = None, prog: str | None = None) -> int:
-    """Run training from command-line style arguments (None: ``sys.argv``)."""
+def check_resume(ckpt_path: str | None, trainer) -> None:
+    """Refuse a resume that cannot train: a missing checkpoint, or ``max_epochs`` already
+    reached by it (Lightning would stop at once and export the old model as if new)."""
+    if not ckpt_path:
+        return
+    from ctcnet.errors import InputError
+
+    path = Path(ckpt_path)
+    if ckpt_path == "last":
+        callback = trainer.checkpoint_callback
+        path = Path(getattr(callback, "dirpath", None) or ".") / "last.ckpt"
+    if not path.is_file():
+        raise InputError("checkpoint to resume from not found", path)
+    try:
+        epoch = torch.load(path, map_location="cpu", weights_only=True).get("epoch")
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        raise InputError(f"checkpoint to resume from is not readable: "
+                         f"{str(err).splitlines()[0][:200]}", path) from None
+    max_epochs = trainer.max_epochs
+    if isinstance(epoch, int) and max_epochs is not None and 0 <= max_epochs <= epoch + 1:
+        raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
+                         f"trainer.max_epochs={max_epochs} would train nothing (raise it)", path)
+
+
+def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:
+    """Fit from command-line style arguments (None: ``sys.argv``); returns the CLI after fitting.
+
+    ``cli.trainer``, ``cli.model`` and ``cli.datamodule`` stay available, so a caller (the
+    script that builds the shipped model) can calibrate and evaluate what was trained.
+    """
     import warnings
 
     # `ctcnet train ...` hands its own arguments over explicitly; that is intended here.
@@ -96,7 +124,21 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
                           save_config_kwargs={"overwrite": True},
                           parser_kwargs={"description": __doc__.splitlines()[0],
                                          "prog": prog})
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    check_resume(cli.config.ckpt_path, cli.trainer)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    except SystemExit:
+        # Lightning turns Ctrl-C into a graceful stop and sys.exit(1); the CLI reports an
+        # interrupt as such (exit 130), and last.ckpt lets the run resume.
+        if cli.trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    return cli
+
+
+def main(args: list[str] | None = None, prog: str | None = None) -> int:
+    """``python train.py`` / ``ctcnet train``: fit, then write the best model file."""
+    cli = fit(args, prog)
     path = export_best(cli.trainer, cli.config.export)
     if path is not None:
         print(f"best model: {path}")

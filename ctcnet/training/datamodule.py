@@ -92,7 +92,8 @@ class CTCDataModule(L.LightningDataModule):
     """Crops for training, validation and (optionally) test.
 
     Args:
-        panel: panel file or mapping; None = the crop dataset's panel.json, else the default.
+        panel: panel file or mapping; None = the crop dataset's panel.json (required then),
+            or the default panel for simulated data.
         taxonomy: taxonomy file or mapping; None = the default (ctc, wbc, cluster, debris).
         crop_size: model input side in pixels (crops are centre-cropped or padded to it).
         data_dir: a crop dataset folder; when None, data is simulated (``simulate``).
@@ -131,8 +132,11 @@ class CTCDataModule(L.LightningDataModule):
         if panel is None and data_dir is not None:
             from pathlib import Path
 
-            if (Path(data_dir) / "panel.json").exists():
-                panel = str(Path(data_dir) / "panel.json")
+            if not (Path(data_dir) / "panel.json").exists():
+                # The default panel would silently give real crops another channel order.
+                raise InputError("no panel.json beside the crops and no data.panel given: the "
+                                 "channel order must be stated, never assumed", data_dir)
+            panel = str(Path(data_dir) / "panel.json")
         self.panel: Panel = load_panel(panel)
         self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
         # Record the resolved panel and taxonomy (the model gets the same), not file names.

@@ -12,6 +12,8 @@ or focal loss; AdamW with a one-cycle or warm-up + cosine schedule stepped per b
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,8 @@ from ctcnet.nn.classifier import SPEC_KEY, CTCClassifier
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.io.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
 
 LOSSES = ("ce", "focal")
 SCHEDULES = ("onecycle", "cosine")
@@ -82,6 +86,26 @@ def _plain(value):
     return _DROP
 
 
+def select_input_channels(state: dict, target: dict, indices: list[int],
+                          num_channels: int) -> dict:
+    """``state`` of a model over ``num_channels`` input channels, cut to the channels at
+    ``indices``: every tensor whose shape differs from ``target``'s along one axis only, where
+    it has ``num_channels`` entries, keeps those entries (stem filters, per-channel buffers)."""
+    out = {}
+    for key, value in state.items():
+        want = target.get(key)
+        if want is None or value.shape == want.shape:
+            out[key] = value
+            continue
+        axes = [a for a, (m, n) in enumerate(zip(value.shape, want.shape)) if m != n]
+        if (value.ndim != want.ndim or len(axes) != 1 or value.shape[axes[0]] != num_channels
+                or want.shape[axes[0]] != len(indices)):
+            raise InputError(f"cannot start from these weights: {key} is {tuple(value.shape)}, "
+                             f"this model needs {tuple(want.shape)}")
+        out[key] = value.index_select(axes[0], torch.as_tensor(indices))
+    return out
+
+
 class CTCLitModule(L.LightningModule):
     """Training frame for a CTC classifier.
 
@@ -95,7 +119,9 @@ class CTCLitModule(L.LightningModule):
         label_smoothing: for either loss.
         lr, weight_decay: AdamW.
         schedule: ``onecycle`` or ``cosine`` (linear warm-up over ``warmup_fraction``).
-        init_from: a ctcnet model or checkpoint to start from; refused if its panel differs.
+        init_from: weights to start from, copied at creation: a ctcnet model, checkpoint or
+            shipped model name (its channels taken by name: a 5-channel model can start a 3-channel one) or a
+            plain backbone state dict (RGB stems adapted).
         channels_last: use channels_last memory format on CUDA (faster convolutions).
     """
 
@@ -144,16 +170,44 @@ class CTCLitModule(L.LightningModule):
 
     # ----- set-up -------------------------------------------------------------------------
     def load_weights_from(self, path: str) -> None:
-        """Start from another ctcnet model's weights; its channels must match by name."""
-        from ctcnet.nn.classifier import load_model
+        """Start from other weights, copied now (the model never refers to ``path`` again).
 
+        ``path`` is a ctcnet model or checkpoint (its channels must match by name, and its
+        architecture and classes this run's) or a plain backbone state dict such as
+        torchvision's RGB ResNet-18 weights (the stem is adapted to this panel's channels).
+        """
+        from ctcnet.nn.classifier import SPEC_KEY, load_model
+        from ctcnet.nn.nets import load_backbone_state
+        from ctcnet.nn.registry import is_registry_name, resolve_model
+
+        if is_registry_name(path):  # a shipped model's name
+            path = str(resolve_model(path))
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise InputError("init_from file not found", path) from None
+        except Exception as err:  # unpickling error, truncated file, not a torch file
+            raise InputError(f"init_from is not a loadable weights file: {err}", path) from None
+        if not (isinstance(blob, dict) and SPEC_KEY in blob):
+            state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                                      for v in state.values()):
+                raise InputError("init_from is neither a ctcnet model nor a state dict", path)
+            skipped = load_backbone_state(self.model.net, state)
+            log.info("initialised the backbone from %s (%d tensors left as initialised)",
+                     path, len(skipped))
+            return
         other, other_spec = load_model(path)
-        self.spec.panel.check_matches(other_spec.panel, f"model {path}")
+        # This panel's channels are taken from the other model's by name: a five-channel model
+        # starts a three-marker one (its stem keeps the DAPI, CK and CD45 filters).
+        indices = self.spec.panel.channel_indices(other_spec.panel, f"model {path}")
         if other_spec.arch != self.spec.arch or other_spec.class_names != self.spec.class_names:
             raise InputError(f"cannot start from {path}: it is {other_spec.arch} with classes "
                              f"{other_spec.class_names}, this run is {self.spec.arch} with "
                              f"{self.spec.class_names}")
-        self.model.load_state_dict(other.state_dict())
+        self.model.load_state_dict(select_input_channels(
+            other.state_dict(), self.model.state_dict(), indices,
+            other_spec.panel.num_channels))
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

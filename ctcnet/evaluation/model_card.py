@@ -1,0 +1,237 @@
+"""The model card: held-out tests of a trained model, written as JSON and Markdown.
+
+:func:`held_out_test` simulates a labelled test set from seeds training never saw and scores it
+with :func:`ctcnet.evaluation.evaluate.evaluate_crops` (the same code as ``ctcnet evaluate``);
+:func:`card_tests` runs the default randomisation, every named shift and the CNN-against-baselines
+comparison; :func:`rgb_jpeg_test` scores 8-bit RGB-JPEG composite exports of held-out crops
+read back through the crop-dataset path (another seed and pixel size); :func:`build_card` and
+:func:`render_card` turn the results into the card that ``scripts/train_default_model.py``
+writes beside the shipped model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from ctcnet.evaluation.evaluate import evaluate_crops, robustness_report
+
+log = logging.getLogger(__name__)
+
+TEST_SEED = 424242          # far from the training (0) and validation (1000) seeds
+TARGETS = {"macro_f1": 0.97, "ctc_recall": 0.98, "wbc_called_ctc_rate": 1 / 500}
+RGB_TEST_PIXEL_UM = 0.3     # a viewer export's pixel size, not the model's
+RGB_TEST_SEED_OFFSET = 500
+
+
+def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = False) -> dict:
+    """P/R/F1, CTC recall and the share of WBCs called CTC on a simulated labelled set."""
+    from ctcnet.simulate import simulate_crops
+
+    spec = backend.spec
+    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                           seed=seed, config=config, num_samples=32)
+    report = evaluate_crops(backend, batch.images.astype(np.float32), batch.labels,
+                            subtypes=batch.subtypes if subtypes else None)["cnn"]
+    _add_rates(report, spec.class_names)
+    report["seed"] = seed
+    if subtypes:
+        report["subtype_recall"] = report.pop("recall_by_subtype")
+    return report
+
+
+def _add_rates(report: dict, names: list[str]) -> None:
+    """CTC recall and the share of WBCs called CTC, from a report's confusion matrix."""
+    cm = np.asarray(report["confusion"])
+    ctc, wbc = names.index("ctc"), names.index("wbc")
+    report["ctc_recall"] = report["per_class"]["ctc"]["recall"]
+    report["wbc_called_ctc_rate"] = float(cm[wbc, ctc] / max(cm[wbc].sum(), 1))
+
+
+def rgb_jpeg_test(backend, per_class: int, seed: int,
+                  pixel_size_um: float = RGB_TEST_PIXEL_UM) -> dict:
+    """Held-out crops written as RGB-JPEG composites (R = CK, G = CD45, B = DAPI, quality
+    60-95, random chroma subsampling, at ``pixel_size_um``) and read back exactly as ``ctcnet
+    evaluate`` reads a folder: planes by name, resampled to the model's pixel size."""
+    import tempfile
+
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.simulate import SimConfig, simulate_crops
+    from ctcnet.simulate.export import DEFAULT_PLANES, write_rgb_jpeg_dataset
+
+    spec = backend.spec
+    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                           seed=seed, config=SimConfig(), num_samples=32)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_rgb_jpeg_dataset(batch, tmp, spec.panel, DEFAULT_PLANES,
+                               pixel_size_um=pixel_size_um, seed=seed)
+        index = read_crop_index(tmp, taxonomy=spec.taxonomy).conform(spec.panel, "RGB-JPEG test")
+        crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    report = evaluate_crops(backend, crops, index.labels)["cnn"]
+    _add_rates(report, spec.class_names)
+    report.update(seed=seed, pixel_size_um=pixel_size_um, planes=list(DEFAULT_PLANES),
+                  jpeg_quality="60-95, chroma subsampling 4:4:4 / 4:2:2 / 4:2:0")
+    return report
+
+
+def card_tests(backend, test_per_class: int, shift_per_class: int,
+               baseline_train_per_class: int = 300, seed: int = TEST_SEED,
+               rgb_per_class: int = 0) -> dict:
+    """Every held-out test of the card: default randomisation, named shifts, baselines, and
+    (``rgb_per_class`` > 0, models whose panel has CK, CD45 and DAPI) RGB-JPEG composites."""
+    from ctcnet.simulate import NAMED_SHIFTS, SimConfig
+
+    test = held_out_test(backend, SimConfig(), test_per_class, seed)
+    test["subtype_recall"] = held_out_test(backend, SimConfig(), max(test_per_class // 5, 1),
+                                           seed + 1, subtypes=True)["subtype_recall"]
+    robustness = {}
+    for k, shift in enumerate(NAMED_SHIFTS):
+        r = held_out_test(backend, SimConfig().with_shift(shift), shift_per_class, seed + 10 + k)
+        robustness[shift] = {"description": NAMED_SHIFTS[shift][0], "macro_f1": r["macro_f1"],
+                             "ctc_recall": r["ctc_recall"],
+                             "wbc_called_ctc_rate": r["wbc_called_ctc_rate"], "n": r["n"]}
+        log.info("shift %s: macro-F1 %.4f", shift, r["macro_f1"])
+    versus = robustness_report(backend, n_per_class=shift_per_class, seed=seed + 100,
+                               n_train_per_class=baseline_train_per_class)
+    out = {"test": test, "robustness": robustness, "versus_baselines": versus}
+    if rgb_per_class > 0:
+        out["rgb_jpeg"] = rgb_jpeg_test(backend, rgb_per_class, seed + RGB_TEST_SEED_OFFSET)
+        log.info("RGB-JPEG composites: macro-F1 %.4f", out["rgb_jpeg"]["macro_f1"])
+    return out
+
+
+def normalisation_text(spec) -> str:
+    cfg = spec.panel.channels[0].normalisation
+    if cfg.get("method") != "snr":
+        return "fixed value range per channel, inside the model"
+    return (f"per-crop robust background/noise (10th/30th percentiles, every "
+            f"{cfg.get('sample_step', 2)}th pixel) then {cfg.get('compression', 'asinh')} "
+            f"compression (softness {cfg.get('softness', 3.0)}), inside the model")
+
+
+def targets_met(test: dict) -> dict:
+    return {"macro_f1": test["macro_f1"] >= TARGETS["macro_f1"],
+            "ctc_recall": test["ctc_recall"] >= TARGETS["ctc_recall"],
+            "wbc_called_ctc_rate": test["wbc_called_ctc_rate"] <= TARGETS["wbc_called_ctc_rate"]}
+
+
+def headline(test: dict) -> dict:
+    """The test numbers stored in the model's own spec (``spec.metrics``)."""
+    return {k: test[k] for k in ("macro_f1", "accuracy", "ctc_recall", "wbc_called_ctc_rate",
+                                 "per_class", "confusion", "ece")}
+
+
+def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
+               training: dict, evaluation_seconds: float, reproduce: str) -> dict:
+    """The card as plain data (``<name>.json``)."""
+    calibration = spec.metrics.get("calibration", {})
+    test = tests["test"]
+    return {
+        "name": name,
+        "file": model_path.name,
+        "size_bytes": model_path.stat().st_size,
+        "arch": spec.arch,
+        "parameters": int(sum(p.numel() for p in model.net.parameters())),
+        "panel": spec.panel.to_dict(),
+        "classes": spec.class_names,
+        "crop_size": spec.crop_size,
+        "pixel_size_um": spec.pixel_size_um,
+        "normalisation": normalisation_text(spec),
+        "calibration": {"temperature": spec.temperature,
+                        "review_threshold": spec.review_threshold,
+                        "fitted_on": "validation split", **calibration},
+        "data": data,
+        "training": training,
+        "test_default_randomisation": {k: v for k, v in test.items() if k != "seed"},
+        **({"test_rgb_jpeg": {k: v for k, v in tests["rgb_jpeg"].items()}}
+           if "rgb_jpeg" in tests else {}),
+        "robustness": tests["robustness"],
+        "robustness_vs_baselines": tests["versus_baselines"],
+        "targets": TARGETS,
+        "targets_met": targets_met(test),
+        "evaluation_seconds": round(evaluation_seconds),
+        "reproduce": reproduce,
+    }
+
+
+def render_card(card: dict) -> str:
+    """The model card as Markdown."""
+    test = card["test_default_randomisation"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"`{card['file']}` ({card['size_bytes'] / 1e6:.2f} MB, {card['parameters']:,} "
+        f"parameters): `{card['arch']}` CNN, {card['crop_size']} px crops at "
+        f"{card['pixel_size_um']} um/px, raw counts in (normalisation: {card['normalisation']}).",
+        "",
+        f"- Panel `{card['panel']['name']}`: "
+        f"{', '.join(c['name'] for c in card['panel']['channels'])}",
+        f"- Classes: {', '.join(card['classes'])}",
+        f"- Data: {card['data']['source']}; train/val "
+        f"{json.dumps(card['data']['train_val']['splits'])}",
+        f"- Training: {card['training']['epochs']} epochs, {card['training']['seconds']} s on "
+        f"{card['training']['device']} ({card['training'].get('crops_per_s', '?')} crops/s)",
+        f"- Reproduce: `{card['reproduce']}`",
+        "",
+        f"## Held-out test (default randomisation, seed {card['data']['test']['seed']}, "
+        f"{test['n']} crops)",
+        "",
+        f"macro-F1 **{test['macro_f1']:.4f}**, accuracy {test['accuracy']:.4f}, CTC recall "
+        f"**{test['ctc_recall']:.4f}**, WBCs called CTC **{test['wbc_called_ctc_rate']:.5f}** "
+        f"(targets: macro-F1 >= {TARGETS['macro_f1']}, CTC recall >= {TARGETS['ctc_recall']}, "
+        f"WBC->CTC <= {TARGETS['wbc_called_ctc_rate']}; met: {card['targets_met']})",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in test["per_class"].items():
+        lines.append(f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | "
+                     f"{m['support']} |")
+    lines += ["", "Confusion (rows true, columns predicted, order "
+              f"{', '.join(card['classes'])}): `{test['confusion']}`", ""]
+    rgb = card.get("test_rgb_jpeg")
+    if rgb:
+        lines += [f"## Held-out RGB-JPEG composites (seed {rgb['seed']}, {rgb['n']} crops at "
+                  f"{rgb['pixel_size_um']} um/px, planes R, G, B = {', '.join(rgb['planes'])}, "
+                  f"quality {rgb['jpeg_quality']})", "",
+                  f"macro-F1 **{rgb['macro_f1']:.4f}**, CTC recall {rgb['ctc_recall']:.4f}, "
+                  f"WBCs called CTC {rgb['wbc_called_ctc_rate']:.5f}; per-class F1 " + ", ".join(
+                      f"{n} {m['f1']:.4f}" for n, m in rgb["per_class"].items()) +
+                  f". Confusion: `{rgb['confusion']}`", ""]
+    lines += [
+              "## Robustness (named shifts, other seeds)", "",
+              "| shift | what | macro-F1 | CTC recall | WBC->CTC | n |",
+              "|---|---|---|---|---|---|"]
+    for name, r in card["robustness"].items():
+        lines.append(f"| {name} | {r['description']} | {r['macro_f1']:.4f} | "
+                     f"{r['ctc_recall']:.4f} | {r['wbc_called_ctc_rate']:.4f} | {r['n']} |")
+    vs = card.get("robustness_vs_baselines")
+    if vs:
+        lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",
+                  f"{vs['n_per_class']} crops per class per shift, seed {vs['seed']}; baselines "
+                  "fitted on a separate simulated training set. `ctc_dim` = recall of CK-dim CTCs.",
+                  "", "| shift | CNN | marker gate | feature classifier | CNN - gate | "
+                  "ctc_dim recall (CNN / gate / features) |", "|---|---|---|---|---|---|"]
+        for name, r in vs["shifts"].items():
+            dim = r.get("ctc_dim_recall", {})
+            dims = " / ".join(f"{dim[k]:.2f}" for k in ("cnn", "marker_gate",
+                                                         "feature_classifier") if k in dim)
+            lines.append(f"| {name} | {r['cnn']:.4f} | {r['marker_gate']:.4f} | "
+                         f"{r['feature_classifier']:.4f} | {r['cnn_minus_marker_gate']:+.4f} | "
+                         f"{dims} |")
+    cal = card.get("calibration")
+    if cal:
+        review = cal.get("review", {})
+        lines += ["", "## Calibration (fitted on the validation split)", "",
+                  f"Temperature {cal['temperature']:.3f}; review threshold "
+                  f"{cal['review_threshold']:.3f}: calls whose top probability is below it go "
+                  "to a person. On validation: " + ", ".join(
+                      f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in review.items() if not isinstance(v, (dict, list))) + "."]
+    lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |",
+              "|---|---|---|"]
+    for name, r in test.get("subtype_recall", {}).items():
+        lines.append(f"| {name} | {r['recall']:.4f} | {r['n']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,401 @@
+"""Harness for issue 13: run the CLI on families of bad inputs and classify each outcome.
+
+Builds a small simulated cartridge and crop set once, derives one broken copy per case, runs
+``python -m ctcnet ...`` on it in a subprocess with a timeout and sorts the outcome into:
+
+* ``error``     one clean line on stderr and exit status 2 (refused, nothing half-done);
+* ``handled``   the bad part skipped and recorded, the rest finished (checked per case);
+* ``traceback`` a Python traceback;
+* ``hang``      no exit within the timeout;
+* ``refused``   a clean one-line error where the bad part should have been skipped instead;
+* ``wrong``     exit 0 (or a non-2 error) with wrong or lost output.
+
+Usage: ``python scripts/bad_inputs.py [--work DIR] [--only FAMILY] [--timeout S]``; prints one
+line per case and a per-family table. Takes a few minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def cli(*args, cwd=None, timeout=120) -> tuple[int | None, str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    try:
+        p = subprocess.run([PY, "-m", "ctcnet", *map(str, args)], capture_output=True,
+                           text=True, timeout=timeout, env=env, cwd=cwd)
+        return p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired:
+        return None, "", ""
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data))
+
+
+def edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    for k, v in changes.items():
+        if v is DELETE:
+            data.pop(k, None)
+        else:
+            data[k] = v
+    write_json(path, data)
+
+
+DELETE = object()
+
+
+def write_frame(path: Path, arr: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, arr, photometric="minisblack")
+
+
+# --- output checks: None when the output is right, else what is wrong ----------------------
+
+def summary_of(out: Path) -> dict | None:
+    found = list(out.glob("*/summary.json"))
+    return json.loads(found[0].read_text()) if found else None
+
+
+def one_frame_skipped(out: Path) -> str | None:
+    s = summary_of(out)
+    if s is None or not list(out.glob("*/events.csv")):
+        return "no summary.json / events.csv"
+    if s["frames"]["skipped"] != 1 or s["frames"]["processed"] != s["frames"]["total"] - 1:
+        return f"frames {s['frames']}"
+    return None
+
+
+def no_nan_calls(out: Path) -> str | None:
+    import pandas as pd
+
+    files = list(out.glob("*/events.csv"))
+    if not files:
+        return "no events.csv"
+    ev = pd.read_csv(files[0])
+    p = ev[[c for c in ev.columns if c.startswith("p_")]].to_numpy(float)
+    bad = ~np.isfinite(p).all(axis=1)
+    classes = {"ctc", "wbc", "cluster", "debris"}
+    called = bad & ev["model_class"].isin(classes).to_numpy()
+    unflagged = bad & ~ev["review"].astype(bool).to_numpy()
+    if called.any() or unflagged.any():
+        return f"{int(called.sum())} NaN rows called, {int(unflagged.sum())} not reviewed"
+    return None
+
+
+def failed_status(out: Path) -> str | None:
+    s = summary_of(out)
+    if s is None:
+        return None
+    return None if s.get("status") == "failed" else f"status {s.get('status')!r}"
+
+
+# --- the cases -----------------------------------------------------------------------------
+
+def build_base(work: Path) -> dict:
+    cart, crops = work / "cartridge", work / "crops"
+    if not cart.exists():
+        rc, _, err = cli("simulate", "cartridge", cart, "--frames", "4", "--frame-shape",
+                         "256x256", "--events", "6", "--sample-id", "S1", "--seed", "1")
+        assert rc == 0, err
+    if not crops.exists():
+        rc, _, err = cli("simulate", "crops", crops, "--counts", "6", "--seed", "2")
+        assert rc == 0, err
+    return {"cartridge": cart, "crops": crops}
+
+
+def broken_model(work: Path, how: str) -> Path:
+    """The shipped model with one NaN weight, or with temperature 0 (a broken training run)."""
+    import torch
+
+    path = work / f"{how}.pt"
+    if not path.exists():
+        blob = torch.load(ROOT / "models" / "ctcnet-default.pt", weights_only=True)
+        if how == "nan":
+            state = blob["state_dict"]
+            key = next(k for k, v in state.items() if k.startswith("net.") and v.ndim == 4)
+            state[key].view(-1)[0] = float("nan")
+        else:
+            blob["ctcnet_spec"]["temperature"] = 0.0
+        torch.save(blob, path)
+    return path
+
+
+def cases(work: Path, base: dict):
+    """Yield (family, name, setup(dir) -> argv, check(out) or 'error')."""
+    cart = base["cartridge"]
+
+    def frames(d):
+        return sorted(d.glob("r*c*.tif"))
+
+    def predict(d, *extra):
+        return ["predict", d, "--out", d.parent / "out", "--no-report", "--quiet", *extra]
+
+    def frame_case(arr):
+        def setup(d):
+            write_frame(frames(d)[0], arr)
+            return predict(d)
+        return setup
+
+    def all_frames_kept_or_one_skipped(out):  # a tiny frame may be read or refused, not lost
+        problem = one_frame_skipped(out)
+        s = summary_of(out)
+        return None if s and s["frames"]["processed"] == s["frames"]["total"] else problem
+
+    c5 = 5
+    yield "1 odd frame", "12x12 px", frame_case(
+        np.full((c5, 12, 12), 100, np.uint16) + np.arange(144, dtype=np.uint16).reshape(12, 12)
+    ), all_frames_kept_or_one_skipped
+    yield "1 odd frame", "3x500 px", frame_case(
+        np.random.default_rng(0).integers(90, 110, (c5, 3, 500)).astype(np.uint16)), one_frame_skipped
+    yield "1 odd frame", "400x5 px", frame_case(
+        np.random.default_rng(0).integers(90, 110, (c5, 400, 5)).astype(np.uint16)), one_frame_skipped
+    big = np.random.default_rng(0).random((c5, 256, 256)).astype(np.float32)
+    big[:, 100, 100] = 3e38
+    yield "1 odd frame", "float32 3e38", frame_case(big), one_frame_skipped
+
+    for how, name in (("nan", "one NaN weight"), ("temp0", "temperature 0")):
+        def nan_setup(d, how=how):
+            return predict(d, "--model", broken_model(work, how))
+        yield "2 NaN probabilities", name, nan_setup, no_nan_calls
+
+    def dup_rc(d):
+        shutil.copy(frames(d)[1], d / "r0c1.tif")
+        return predict(d)
+    yield "3 duplicate frame ids", "r00c01 + r0c1", dup_rc, "error"
+
+    def dup_index(d):
+        shutil.copy(frames(d)[0], d / "frame0.tif")
+        return predict(d)
+    yield "3 duplicate frame ids", "r00c00 + frame0", dup_index, "error"
+
+    for sid in ("../../escaped", "/tmp/ctcnet_escaped_abs"):
+        def sid_setup(d, sid=sid):
+            edit_json(d / "cartridge.json", sample_id=sid)
+            return predict(d)
+        yield "4 sample_id as path", sid, sid_setup, "error"
+
+    def all_bad(d):
+        for f in frames(d):
+            f.write_bytes(b"not a tiff")
+        return predict(d)
+    yield "5 no readable frame", "every frame corrupt", all_bad, "failed"
+
+    def no_pixel_size(d):
+        edit_json(d / "panel.json", pixel_size_um=DELETE)
+        return predict(d)
+    yield "6 silent defaults", "panel without pixel_size_um", no_pixel_size, "error"
+
+    for name, key, value in (("blood_volume_ml 0", "blood_volume_ml", 0),
+                             ("blood_volume_ml '7.5 mL'", "blood_volume_ml", "7.5 mL"),
+                             ("blood_volume_ml -2", "blood_volume_ml", -2),
+                             ("columns 'six'", "columns", "six")):
+        def meta(d, key=key, value=value):
+            edit_json(d / "cartridge.json", **{key: value})
+            return predict(d)
+        yield "7 bad metadata", name, meta, "error"
+
+    def cart_list(d):
+        write_json(d / "cartridge.json", [1, 2])
+        return predict(d)
+    yield "7 bad metadata", "cartridge.json a list", cart_list, "error"
+    for name, value in (("pixel_size_um null", None), ("pixel_size_um '0.64 um'", "0.64 um")):
+        def px(d, value=value):
+            edit_json(d / "panel.json", pixel_size_um=value)
+            return predict(d)
+        yield "7 bad metadata", name, px, "error"
+
+    def norm_null(d):
+        panel = json.loads((d / "panel.json").read_text())
+        panel["channels"][0]["normalisation"] = None
+        write_json(d / "panel.json", panel)
+        return predict(d)
+    yield "7 bad metadata", "normalisation null", norm_null, "error"
+
+    def resume_changed(d):
+        rc, _, err = cli(*predict(d))
+        assert rc == 0, err
+        first = frames(d)[0]
+        shutil.copy(frames(d)[1], first)  # frame 0 now holds frame 1's pixels
+        return predict(d)
+
+    def same_events(out):
+        import pandas as pd
+
+        ev = pd.read_csv(next(out.glob("*/events.csv")))
+        a = ev[ev.frame_id == "r00c00"][["x", "y"]].round(1).to_numpy()
+        b = ev[ev.frame_id == "r00c01"][["x", "y"]].round(1).to_numpy()
+        return None if a.shape == b.shape and np.allclose(a, b) else "old events of the replaced frame"
+    yield "8 resume, changed frame", "frame replaced", resume_changed, same_events
+
+    crops = base["crops"]
+
+    def manifest_edit(fn):
+        def setup(d):
+            lines = (d / "manifest.csv").read_text().splitlines()
+            (d / "manifest.csv").write_bytes(fn(lines))
+            return ["predict", d, "--out", d.parent / "out", "--quiet"]
+        return setup
+
+    def dup_rows(lines):
+        return ("\n".join(lines + [lines[1]]) + "\n").encode()
+
+    def two_labels(lines):
+        path, label, *rest = lines[1].split(",")
+        other = "wbc" if label != "wbc" else "ctc"
+        return ("\n".join(lines + [",".join([path, other, *rest])]) + "\n").encode()
+
+    def escape(lines):
+        path, *rest = lines[1].split(",")
+        # The target exists (outside the dataset root): reading it would be the bug.
+        shutil.copy(crops / path, work / Path(path).name)
+        return ("\n".join(lines + [",".join(["../../" + Path(path).name, *rest])]) + "\n").encode()
+
+    def bom(lines):
+        return ("\ufeff" + "\n".join(lines) + "\n").encode("utf-8")
+    yield "9 crop datasets", "duplicated manifest row", manifest_edit(dup_rows), "error"
+    yield "9 crop datasets", "one file two labels", manifest_edit(two_labels), "error"
+    yield "9 crop datasets", "../../ path", manifest_edit(escape), "error"
+
+    def bom_ok(out):
+        s = summary_of(out)
+        return None if s and s.get("crops") == 24 else "lost or wrong crops"
+    yield "9 crop datasets", "UTF-8 BOM manifest", manifest_edit(bom), bom_ok
+
+    def apple_double(d):
+        (d / "manifest.csv").unlink()
+        (d / "ctc" / "._x.tif").write_bytes(b"\x00\x05\x16\x07 resource fork")
+        return ["predict", d, "--out", d.parent / "out", "--quiet"]
+    yield "9 crop datasets", "macOS ._x.tif", apple_double, bom_ok
+
+    def one_class(d):
+        lines = (d / "manifest.csv").read_text().splitlines()
+        keep = [ln for ln in lines[1:] if ln.split(",")[1] == "ctc"]
+        (d / "manifest.csv").write_text("\n".join(lines[:1] + keep) + "\n")
+        return ["evaluate", d, "--out", d.parent / "out", "--no-baselines",
+                "--calibrate-on", d, "--save-model", d.parent / "cal.pt"]
+    yield "9 crop datasets", "--calibrate-on one class", one_class, "error"
+
+    def fifo(d):
+        os.mkfifo(d / "r09c09.tif")
+        return predict(d)
+
+    def fifo_ok(out):
+        s = summary_of(out)
+        if s is None:
+            return "no summary"
+        return None if s["frames"]["total"] - s["frames"]["processed"] <= 1 else "frames lost"
+    yield "10 files and runs", "FIFO named like a frame", fifo, fifo_ok
+
+    def out_file(d):
+        (d.parent / "afile").write_text("x")
+        return ["predict", d, "--out", d.parent / "afile", "--quiet", "--no-report"]
+    yield "10 files and runs", "--out is a file", out_file, "error"
+
+    for value in ("nan", "0", "-5"):
+        def snr(d, value=value):
+            return predict(d, "--threshold-snr", value)
+        yield "11 options", f"--threshold-snr {value}", snr, "error"
+
+    def dev_gpu(d):
+        return predict(d, "--device", "gpu")
+    yield "11 options", "--device gpu", dev_gpu, "error"
+
+    def cuda_onnx(d):
+        return predict(d, "--device", "cuda", "--backend", "onnx")
+    yield "11 options", "--device cuda --backend onnx (no GPU)", cuda_onnx, "error"
+
+    def eval_bs(d):
+        return ["evaluate", crops_copy(d), "--out", d.parent / "out", "--no-baselines",
+                "--batch-size", "0"]
+
+    def crops_copy(d):
+        target = d.parent / "crops"
+        if not target.exists():
+            shutil.copytree(crops, target)
+        return target
+    yield "11 options", "evaluate --batch-size 0", eval_bs, "error"
+
+
+def classify(rc, err, check, out: Path) -> tuple[str, str]:
+    if rc is None:
+        return "hang", ""
+    if "Traceback" in err:
+        return "traceback", err.strip().splitlines()[-1][:100]
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    if rc == 2 and len(lines) == 1:
+        # A clean refusal is right for bad input, wrong where the rest should have finished.
+        return ("error" if check in ("error", "failed") else "refused"), lines[0][:100]
+    if check == "error":
+        return ("wrong", f"exit {rc}, bad input accepted") if rc == 0 else \
+            ("wrong", f"exit {rc}, {len(lines)} lines")
+    if check == "failed":
+        if rc == 0:
+            return "wrong", "exit 0 on a sample with no readable frame"
+        problem = failed_status(out)
+        return ("handled", "status failed, exit %d" % rc) if problem is None else ("wrong", problem)
+    if rc != 0:
+        return "wrong", f"exit {rc}: {lines[-1][:80] if lines else ''}"
+    problem = check(out)
+    return ("handled", "") if problem is None else ("wrong", problem)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--only", default=None, help="run only families whose name contains this")
+    ap.add_argument("--timeout", type=float, default=90)
+    args = ap.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="ctcnet-bad-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = build_base(work)
+    table: dict[str, Counter] = {}
+    for n, (family, name, setup, check) in enumerate(cases(work, base)):
+        if args.only and args.only not in family:
+            continue
+        case = work / f"case{n:02d}"
+        shutil.rmtree(case, ignore_errors=True)
+        case.mkdir()
+        src = base["crops"] if family.startswith("9") else base["cartridge"]
+        data = case / src.name
+        shutil.copytree(src, data)
+        try:
+            argv = setup(data)
+        except Exception as err:  # a case that cannot even be set up is a harness bug
+            print(f"[setup failed] {family} / {name}: {err}")
+            continue
+        rc, _, err = cli(*argv, timeout=args.timeout)
+        outcome, note = classify(rc, err, check, case / "out")
+        table.setdefault(family, Counter())[outcome] += 1
+        print(f"{outcome:9s} {family:24s} {name:38s} {note}", flush=True)
+    kinds = ["error", "handled", "refused", "traceback", "hang", "wrong"]
+    print("\n| family | " + " | ".join(kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    total = Counter()
+    for family, counts in table.items():
+        total.update(counts)
+        print(f"| {family} | " + " | ".join(str(counts[k]) for k in kinds) + " |")
+    print("| **all** | " + " | ".join(str(total[k]) for k in kinds) + " |")
+    escaped = [p for p in (Path("/tmp/ctcnet_escaped_abs"), work / "escaped") if p.exists()]
+    if escaped:
+        print(f"written outside --out: {escaped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
