@@ -21,8 +21,12 @@ SUBCOMMANDS = {
     "train": "Train a classifier with Lightning (LightningCLI; YAML configs in configs/).",
     "predict": "Detect and classify every event of whole cartridges (or a crop dataset).",
     "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
+    "robustness": "Robustness matrix: flips and macro-F1 under physical perturbations.",
     "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
     "benchmark": "Measure speed and memory of the whole product on this machine.",
+    "review": "Review a run's candidates in the browser: confirm, reject or relabel.",
+    "crops": "Cut a run's reviewed events into a labelled crop dataset for fine-tuning.",
+    "finetune": "Fine-tune a model on a lab's labelled crops; recalibrates, writes a card.",
     "models": "List the shipped models: panel, classes, pixel size, size on disk, card figures.",
 }
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.

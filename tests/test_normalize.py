@@ -18,6 +18,7 @@ def _crops(rng, n=4, c=5, size=80):
 @pytest.mark.parametrize("settings", [
     {"compression": "rational", "softness": 6.0, "sample_step": 4},
     {"compression": "asinh", "softness": 3.0, "sample_step": 2},
+    {"compression": "asinh", "softness": 1.0, "sample_step": 4},
 ])
 def test_torch_matches_numpy_reference(rng, settings):
     panel = Panel.from_dict({"channels": [{"name": n, "normalisation": {"method": "snr",
@@ -41,7 +42,29 @@ def test_missing_keys_mean_the_first_release_settings():
                                            for n in ("DAPI", "CK", "CD45")]})
     norm = Normalise(legacy)
     assert norm.compression == LEGACY_SNR["compression"] and norm.sample_step == 2
-    assert Normalise(default_panel()).compression == "rational"
+    assert Normalise(default_panel()).compression == "asinh"
+
+
+def test_default_keeps_channel_ratios_over_three_decades(rng):
+    # A CK 50x brighter than its leak into CD61 must look so to the network: the input differs
+    # by ~log(50) between the two channels, for a dim cell and for a 100x brighter one.
+    norm = Normalise(default_panel())
+    gaps = []
+    for ck_noise_units in (20.0, 2000.0):
+        x = rng.normal(150, 5, (1, 5, 80, 80)).astype(np.float32)
+        x[0, 1, 30:50, 30:50] += ck_noise_units * 5
+        x[0, 3, 30:50, 30:50] += ck_noise_units * 5 / 50
+        y = norm(torch.from_numpy(x))[0].numpy()
+        gaps.append(y[1, 35:45, 35:45].mean() - y[3, 35:45, 35:45].mean())
+    # asinh at softness 1 is log(2z) above a few noise units: log(50) = 3.9.
+    assert gaps[1] == pytest.approx(np.log(50), abs=0.15)
+    assert gaps[0] > 2.5
+    # The old rational default at softness 6 squeezed the bright case to almost nothing.
+    old = Panel.from_dict({"channels": [{"name": n, "normalisation": {
+        "method": "snr", "compression": "rational", "softness": 6.0, "sample_step": 4}}
+        for n in default_panel().names]})
+    y = Normalise(old)(torch.from_numpy(x))[0].numpy()
+    assert y[1, 35:45, 35:45].mean() - y[3, 35:45, 35:45].mean() < 0.3
 
 
 def test_dim_marker_stays_apart_from_none(rng):
@@ -49,7 +72,7 @@ def test_dim_marker_stays_apart_from_none(rng):
     x = _crops(rng, n=1)
     x[0, 1, 30:50, 30:50] = 150 + 4 * 5  # CK four noise units over background
     y = norm(torch.from_numpy(x))[0, 1].numpy()
-    assert y[35:45, 35:45].mean() > 0.05 and abs(y[:20, :20].mean()) < 0.05
+    assert y[35:45, 35:45].mean() > 1.0 and abs(y[:20, :20].mean()) < 0.2
 
 
 def test_fixed_method(rng):

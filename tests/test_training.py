@@ -56,10 +56,12 @@ def test_augment_keeps_shape_and_stays_finite():
         assert np.isfinite(out).all() and (out >= 0).all()
 
 
-def test_augment_never_mixes_channels():
-    """Signal in one channel stays in that channel, whatever the augmentation draws."""
+def test_augment_mixes_channels_only_when_asked():
+    """Without the bleed and non-specific steps, signal in one channel stays in it."""
     rng = np.random.default_rng(1)
-    augment = build_train_augment({"noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0}, seed=3)
+    augment = build_train_augment({"noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0,
+                                   "bleed_p": 0.0, "nonspecific_ck_p": 0.0}, seed=3,
+                                  roles=tuple(load_panel(None).roles()))
     crop = np.full((5, SIZE, SIZE), 100.0, np.float32) + rng.normal(0, 2, (5, SIZE, SIZE))
     crop[2, 12:20, 12:20] += 1000
     for _ in range(20):
@@ -67,6 +69,27 @@ def test_augment_never_mixes_channels():
         others = np.delete(out, 2, axis=0)
         assert others.max() < 130, "signal leaked into another channel"
         assert out[2].max() > 400
+
+
+def test_bleed_and_nonspecific_ck_copy_a_pattern_at_a_ratio():
+    roles = tuple(load_panel(None).roles())  # DAPI, CK, CD45, CD61, CD66b
+    rng = np.random.default_rng(2)
+    crop = np.full((5, SIZE, SIZE), 100.0, np.float32) + rng.normal(0, 2, (5, SIZE, SIZE))
+    crop[2, 12:20, 12:20] += 1000  # a CD45+ event, nothing else
+    crop = crop.astype(np.float32)
+    only = dict(gain_p=0, gamma_p=0, noise_p=0, offset_p=0, scale_p=0)
+    ck = augment_intensities(crop, AugmentConfig(**only, bleed_p=0, nonspecific_ck_p=1.0),
+                             rng, roles)
+    ratio = (ck[1, 12:20, 12:20].mean() - 100) / (crop[2, 12:20, 12:20].mean() - 100)
+    assert 0.04 < ratio < 2.1 and np.array_equal(ck[2], crop[2])
+    assert np.array_equal(ck[[0, 3, 4]], crop[[0, 3, 4]])
+    seen = set()
+    cfg = AugmentConfig(**only, bleed_p=1.0, nonspecific_ck_p=0)
+    for _ in range(60):
+        out = augment_intensities(crop, cfg, rng, roles)
+        seen |= {ch for ch in (0, 1, 3, 4) if out[ch, 12:20, 12:20].mean() > 102}
+        assert out[:, 12:20, 12:20].mean(axis=(1, 2)).max() < 1100 * 1.13
+    assert seen == {0, 1, 3, 4}, "a leak can reach any channel, not only the neighbours"
 
 
 def test_intensity_scale_covers_ten_x():

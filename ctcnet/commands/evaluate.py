@@ -1,4 +1,5 @@
-"""``ctcnet evaluate``: metrics, baselines, calibration and figures for a model on labelled crops."""
+"""``ctcnet evaluate``: metrics, baselines, calibration and figures for a model on labelled
+crops; on simulated cartridges with ground truth, called versus true counts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ HELP = "Evaluate a model on labelled crops, against baselines, with calibration.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="labelled crop dataset folder (class folders or "
-                                     "manifest.csv, plus panel.json)")
+                                     "manifest.csv, plus panel.json), or simulated cartridges "
+                                     "with ground_truth.csv (a cartridge, a folder of them or "
+                                     "a list file): then called versus true counts")
     parser.add_argument("--model", help="a shipped model's name (see `ctcnet models`) or a .pt "
                                         "checkpoint (default: the shipped model whose channels "
                                         "the data has)")
@@ -69,12 +72,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
+    from ctcnet.inference.predict import input_panels, resolve_inputs
+
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
-        from ctcnet.io.crop_dataset import read_crop_index
-
-        name = choose_model([read_crop_index(args.data).panel], f"crop dataset {args.data}").name
+        name = choose_model(input_panels([args.data]), f"the data {args.data}").name
         print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
+    cartridges, _ = resolve_inputs([args.data])
+    if cartridges:
+        args.model = name
+        return _run_cartridges(args, cartridges)
     model = resolve_model(name)
     if args.calibrate_on:
         if not args.save_model:
@@ -99,4 +106,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n".join(_summary_lines(report)))
         print(f"report: {args.out}/report.json")
+    return 0
+
+
+def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
+    """Cartridge-level evaluation: counts per class, automatic and after review."""
+    import json
+
+    from ctcnet.evaluation.evaluate import evaluate_cartridges
+
+    report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    name = report["positive_class"]
+    print(f"{'cartridge':16s} {'true':>5s} {'auto':>5s} {'review':>6s}   ({name} per 7.5 mL)")
+    for c in report["cartridges"]:
+        print(f"{c['sample_id'][:16]:16s} {c['true_per_7_5_ml'][name]:5.1f} "
+              f"{c['automatic_per_7_5_ml'][name]:5.1f} {c['after_review_per_7_5_ml'][name]:6.1f}")
+    for mode in ("automatic", "after_review"):
+        entry = report["per_class"][name][mode]
+        ba, tol = entry["bland_altman"], entry["within_tolerance"]
+        cuts = ", ".join(f">= {c['cutoff']:g}: {c['agree']}/{c['n']}" for c in entry["cutoffs"])
+        print(f"{mode}: bias {ba['bias']:+.2f} (limits {ba['lower']:+.2f} to {ba['upper']:+.2f}); "
+              f"within tolerance {tol['n']}/{tol['of']}; cut-offs agree {cuts}")
+    print(f"flagged for review: {report['flagged_share']:.1%} of events")
+    print(f"report: {args.out}/counts.json, {args.out}/counts.png")
     return 0

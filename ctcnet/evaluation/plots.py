@@ -108,3 +108,48 @@ def reliability_png(bins: dict, path: str | Path, ece: float | None = None,
         draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=ORANGE)
     draw.line([*to_px(0, 0), *to_px(1, 1)], fill=GREY, width=2)
     return _save(image, path)
+
+
+def curve_png(x: Sequence[float], series: dict[str, Sequence[float]], path: str | Path,
+              title: str, xlabel: str, ylabel: str, y_range: tuple[float, float] = (0.0, 1.0),
+              target: float | None = None) -> Path:
+    """Lines over categorical x positions (evenly spaced, labelled with the x values), one per
+    series, with an optional dashed target level; for small curves such as F1 against N."""
+    size_x, size_y, left, top, bottom = 420, 300, 60, 50, 60
+    width, height = left + size_x + 150, top + size_y + bottom
+    image = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(image)
+    font = _font(12)
+    lo, hi = y_range
+    n = len(x)
+
+    def to_px(i: float, y: float) -> tuple[float, float]:
+        return (left + (i + 0.5) * size_x / n,
+                top + (1 - (min(max(y, lo), hi) - lo) / (hi - lo)) * size_y)
+
+    _text_centre(draw, (left + size_x // 2, 20), title, _font(16))
+    draw.rectangle([left, top, left + size_x, top + size_y], outline=BLACK)
+    for tick in np.linspace(lo, hi, 6):
+        _, y = to_px(0, tick)
+        draw.line([left - 4, y, left, y], fill=BLACK)
+        draw.text((left - 8, y), f"{tick:.2f}", fill=BLACK, font=font, anchor="rm")
+    for i, value in enumerate(x):
+        px, _ = to_px(i, lo)
+        draw.line([px, top + size_y, px, top + size_y + 4], fill=BLACK)
+        _text_centre(draw, (px, top + size_y + 14), f"{value:g}", font)
+    _text_centre(draw, (left + size_x // 2, top + size_y + 40), xlabel, font)
+    draw.text((6, top - 18), ylabel, fill=BLACK, font=font)
+    if target is not None:
+        _, y = to_px(0, target)
+        for x0 in range(left, left + size_x, 10):
+            draw.line([x0, y, x0 + 5, y], fill=GREY, width=1)
+    colours = [BLUE, ORANGE, (60, 150, 60), (170, 60, 160)]
+    for k, (name, ys) in enumerate(series.items()):
+        colour = colours[k % len(colours)]
+        points = [to_px(i, v) for i, v in enumerate(ys) if v is not None]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for px, py in points:
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        draw.text((left + size_x + 12, top + 10 + 18 * k), name, fill=colour, font=font)
+    return _save(image, path)

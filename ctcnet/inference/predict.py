@@ -516,14 +516,20 @@ def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: 
         return {"error": f"cannot read {path.name}: {err}"}
     if not {"x", "y", "class", "row", "col"} <= set(truth.columns):
         return {"error": f"{path.name} lacks the columns x, y, class, row, col"}
+    truth = truth_of_processed_frames(cartridge, truth, skipped)
+    recall = detection_recall(events, truth, cartridge.panel.pixel_size_um)
+    return {"detection": recall,
+            "true_counts": {n: int((truth["class"] == n).sum()) for n in spec.class_names}}
+
+
+def truth_of_processed_frames(cartridge: Cartridge, truth: pd.DataFrame,
+                              skipped: list[dict]) -> pd.DataFrame:
+    """The ground-truth rows of the frames that were processed (not skipped)."""
     skipped_ids = {s["frame"] for s in skipped}
     processed = pd.MultiIndex.from_tuples(
         [(f.row, f.col) for f in cartridge.frames if f.frame_id not in skipped_ids],
         names=["row", "col"])
-    truth = truth[pd.MultiIndex.from_frame(truth[["row", "col"]]).isin(processed)]
-    recall = detection_recall(events, truth, cartridge.panel.pixel_size_um)
-    return {"detection": recall,
-            "true_counts": {n: int((truth["class"] == n).sum()) for n in spec.class_names}}
+    return truth[pd.MultiIndex.from_frame(truth[["row", "col"]]).isin(processed)]
 
 
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:

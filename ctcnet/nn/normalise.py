@@ -10,11 +10,13 @@ Methods, per channel, from the panel:
   percentiles of the crop, read on every ``sample_step``-th pixel in each direction (assuming at
   least ~70 % of a crop is background, which holds for cells and clusters in 80 px crops); then
   ``z = (x - b) / (s * softness)`` is compressed. Invariant to camera gain and offset, so
-  scanners whose intensities differ 10x, or whose backgrounds differ, look alike; the
-  compression keeps dim markers (a few noise units) apart from none while bounding the bright
-  end. ``compression``: ``rational`` = z / (1 + |z|) (the default: three cheap elementwise
-  passes), or ``asinh`` (models made before the rational default; about twice the cost on a
-  CPU). ``noise_floor`` (counts) bounds ``s`` from below for flat or 8-bit data.
+  scanners whose intensities differ 10x, or whose backgrounds differ, look alike.
+  ``compression``: ``asinh`` (the default for new models, at softness 1: linear within the
+  noise, logarithmic above, so the ratio of two channels stays visible over four decades: a
+  bright CK and its 2 % leak into another channel differ by ~4 in the input, not by nothing),
+  or ``rational`` = z / (1 + |z|) (the default of models made before; at softness 6 it
+  saturates above ~30 noise units, so a leak and real staining looked alike). ``noise_floor``
+  (counts) bounds ``s`` from below for flat or 8-bit data.
 * ``fixed``: ``(x - low) / (high - low)`` over the channel's ``value_range``.
 
 Keys missing from a panel's normalisation take the values of the first release (asinh, step

@@ -183,7 +183,11 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                                      labels[start:start + TILES_PER_PAGE], header, s * scale)
                 with atomic_path(gdir / name) as tmp:
                     image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
-                pages.append({"path": f"gallery/{name}", "width": image.width})
+                # Which event each tile shows, top to bottom: the review page cuts tiles out.
+                pages.append({"path": f"gallery/{name}", "width": image.width,
+                              "height": image.height, "event_ids": [
+                                  int(e) for e in with_crops["event_id"].iloc[
+                                      start:start + TILES_PER_PAGE]]})
                 written.add(name)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     for stale in gdir.glob("*.png"):  # pages of an earlier run that this one did not rewrite

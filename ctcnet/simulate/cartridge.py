@@ -226,7 +226,9 @@ def render_frame(rng, cfg: SimConfig, panel, draws, shape, events_per_frame, nam
     idx = np.flatnonzero(placed)
     cut = (x0[idx] < 0) | (y0[idx] < 0) | (x1[idx] > w - 1) | (y1[idx] > h - 1)
     truth = pd.DataFrame({
-        "x": np.round(centres[idx, 0], 2), "y": np.round(centres[idx, 1], 2),
+        # A centre drawn in the last half pixel is recorded on the last pixel, like its box.
+        "x": np.round(np.clip(centres[idx, 0], 0, w - 1), 2),
+        "y": np.round(np.clip(centres[idx, 1], 0, h - 1), 2),
         "subtype": np.where(cut, "edge_cut", subtypes[idx]),
         "bbox_x0": np.clip(np.floor(x0[idx]), 0, w - 1).astype(int),
         "bbox_y0": np.clip(np.floor(y0[idx]), 0, h - 1).astype(int),

@@ -28,7 +28,7 @@ SUBTYPES: dict[str, str] = {
     "lymphocyte": "wbc", "neutrophil": "wbc", "monocyte": "wbc",
     "ctc_neutrophil": "cluster", "ctc_platelet": "cluster", "ctc_doublet": "cluster",
     "tdev": "debris", "bare_nucleus": "debris", "fragment": "debris", "aggregate": "debris",
-    "blob": "debris", "fibre": "debris", "edge_cut": "debris",
+    "blob": "debris", "fibre": "debris", "edge_cut": "debris", "autofluorescent": "debris",
 }
 # A subtype is only simulated when the panel shows what defines it.
 SUBTYPE_NEEDS = {"ctc_platelet": "platelet"}
@@ -54,6 +54,10 @@ class Context:
     dim_ck_min_snr: float = 4.0
     ck_negative_min_snr: float = 2.0
     cd45_min_snr: float = 5.0
+    nonspecific_ck: np.ndarray | None = None   # (E,) share of leukocytes with non-specific CK
+    nonspecific_ck_ratio: tuple = (0.05, 2.0)  # their CK / their CD45, log-uniform
+    green_role: np.ndarray | None = None       # (E,) ROLES index in the green channel, -1 none
+    autofluorescence: tuple = (0.0, 0.0)       # granulocyte green autofluorescence, noise units
 
 
 class Primitives:
@@ -201,12 +205,39 @@ def _fragmented_nucleus(p, ev, ctx, cx, cy, radius):
 
 
 def _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, cd45_lo, cd45_hi):
+    """The CD45 membrane; on a share of leukocytes non-specific CK rides on it (Fc receptors
+    bind the CK antibody on the surface): a CK+CD45+ double positive, still a leukocyte."""
     rng, n = ctx.rng, len(ev)
     cd45 = np.maximum(_amp(ctx, ev, "leukocyte", cd45_lo, cd45_hi),
                       _floor(ctx, ev, "leukocyte", ctx.cd45_min_snr))
+    ck = np.zeros(n, np.float32)
+    if ctx.nonspecific_ck is not None:
+        on = rng.random(n) < ctx.nonspecific_ck[ev]
+        # Relative to the cell's CD45 in noise units of each channel, so a 2x ratio looks like
+        # 2x in either channel whatever the two channels' gains and backgrounds.
+        snr45 = cd45 / ctx.noise[ev, ROLE_INDEX["leukocyte"]]
+        ratio = _loguni(rng, *ctx.nonspecific_ck_ratio, n)
+        ck = np.where(on, _floor(ctx, ev, "epithelial", snr45 * ratio), 0.0)
     p.add(rng, ev, x0, y0, a, b, theta, RING, soft=rng.uniform(0.6, 1.0, n),
           fill=rng.uniform(0.25, 0.5, n), tex_amp=rng.uniform(0.1, 0.4, n), tex_freq=0.5,
-          crescent=rng.uniform(0, 0.4, n), leukocyte=cd45)
+          crescent=rng.uniform(0, 0.4, n), leukocyte=cd45, epithelial=ck)
+
+
+def _green_autofluorescence(p, ev, ctx, x0, y0, a, b, theta):
+    """Granulocytes glow faintly in the green channel (flavins in their granules): a diffuse
+    granular body in whichever marker's channel is green in this sample."""
+    rng, n = ctx.rng, len(ev)
+    if ctx.green_role is None or ctx.autofluorescence[1] <= 0:
+        return
+    green = ctx.green_role[ev]
+    level = rng.uniform(*ctx.autofluorescence, n)
+    weights = {}
+    for role in set(ROLES[g] for g in green.tolist() if g >= 0):
+        at = green == ROLE_INDEX[role]
+        weights[role] = np.where(at, _floor(ctx, ev, role, level), 0.0)
+    if weights:
+        p.add(rng, ev, x0, y0, a * 0.9, b * 0.9, theta, FILLED, soft=0.8, tex_amp=0.5,
+              tex_freq=0.6, **weights)
 
 
 def _faint_ck(ctx, ev):
@@ -240,6 +271,7 @@ def neutrophil(p, ev, ctx, x0=0.0, y0=0.0):
     b = a * rng.uniform(0.85, 1.0, n)
     theta = rng.uniform(0, np.pi, n)
     _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 40, 200)
+    _green_autofluorescence(p, ev, ctx, x0, y0, a, b, theta)
     p.add(rng, ev, x0, y0, a, b, theta, RING, soft=0.9, fill=0.6, tex_amp=0.3,
           neutrophil=_amp(ctx, ev, "neutrophil", 60, 320), epithelial=_faint_ck(ctx, ev),
           mesenchymal=_amp(ctx, ev, "mesenchymal", 10, 60))
@@ -402,7 +434,8 @@ def fragment(p, ev, ctx):
     r = rng.uniform(0.8, 2.3, idx.size) * ctx.size_scale
     p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.5, 1.0, idx.size),
           rng.uniform(0, np.pi, idx.size), FILLED, soft=0.4, tex_amp=0.5, crescent=0.5,
-          epithelial=_amp(ctx, ev[idx], "epithelial", 50, 500))
+          epithelial=np.maximum(_amp(ctx, ev[idx], "epithelial", 50, 500),
+                                _floor(ctx, ev[idx], "epithelial", 5.0) * _blur_loss(r)))
     dna = rng.random(n) < 0.3
     r2 = rng.uniform(0.7, 1.4, n) * ctx.size_scale
     p.add(rng, ev[dna], 0.0, 0.0, r2[dna], r2[dna], 0.0, FILLED, soft=0.4,
@@ -457,6 +490,30 @@ def fibre(p, ev, ctx):
     return 2 * half
 
 
+def autofluorescent(p, ev, ctx):
+    """Autofluorescent debris (lipofuscin-like granules, damaged cells, plastic): a granular
+    body that glows in every channel with its own spectrum, so its channel ratios differ from
+    any dye's, the DAPI channel included."""
+    rng, n = ctx.rng, len(ev)
+    k = rng.integers(1, 4, n)
+    idx = np.repeat(np.arange(n), k)
+    fx, fy = _polar(rng, idx.size, rng.uniform(0, 3.0, idx.size) * ctx.size_scale)
+    r = rng.uniform(1.5, 4.5, idx.size) * ctx.size_scale
+    level = _loguni(rng, 30, 600, n)
+    # A broad emission spectrum: every role's channel gets 5-100 % of the peak.
+    roles = [role for role in ROLES if role != "all" and role in ctx.panel_roles]
+    spectrum = {role: level * _loguni(rng, 0.05, 1.0, n) for role in roles}
+    # Visible: its brightest channel reaches at least 6 noise units (the blurred peak).
+    snr = np.max([spectrum[r] / ctx.noise[ev, ROLE_INDEX[r]] for r in roles], axis=0)
+    lift = np.maximum(6.0 * _blur_loss(1.5) / snr, 1.0)
+    weights = {role: (spectrum[role] * lift)[idx] for role in roles}
+    p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.6, 1.0, idx.size),
+          rng.uniform(0, np.pi, idx.size), FILLED, soft=rng.uniform(0.4, 1.2, idx.size),
+          tex_amp=rng.uniform(0.4, 1.0, idx.size), tex_freq=rng.uniform(0.3, 0.7, idx.size),
+          **weights)
+    return 3.0 * ctx.size_scale + _group_max(r, idx, n)
+
+
 def edge_cut(p, ev, ctx):
     """A cell that the frame edge cuts; the cut itself is applied to the pixels later."""
     rng, n = ctx.rng, len(ev)
@@ -479,7 +536,7 @@ BUILDERS = {
     "monocyte": lambda p, ev, ctx: monocyte(p, ev, ctx),
     "ctc_neutrophil": ctc_neutrophil, "ctc_platelet": ctc_platelet, "ctc_doublet": ctc_doublet,
     "tdev": tdev, "bare_nucleus": bare_nucleus, "fragment": fragment, "aggregate": aggregate,
-    "blob": blob, "fibre": fibre, "edge_cut": edge_cut,
+    "blob": blob, "fibre": fibre, "edge_cut": edge_cut, "autofluorescent": autofluorescent,
 }
 assert set(BUILDERS) == set(SUBTYPES)
 

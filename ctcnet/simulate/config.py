@@ -16,8 +16,10 @@ because the model can only be as right as the labels):
   1.5x its nucleus; a bare nucleus has no CK, no cytoplasm, no CD45 and no vimentin. Only when the
   panel has vimentin or EpCAM may a ctc_dim's CK drop to ``ck_negative_min_snr`` (CK-negative EMT
   cell), and then that marker carries the evidence.
-* ctc_dim versus a leukocyte: no CD45 at all on any CTC; every leukocyte has CD45 of at least
-  ``cd45_min_snr`` noise units and its nucleus fills most of the cell (or is lobed).
+* ctc_dim versus a leukocyte: no CD45 at all on any CTC (beyond bleed-through, which copies
+  another channel's pattern at a fixed ratio); every leukocyte has CD45 of at least
+  ``cd45_min_snr`` noise units and its nucleus fills most of the cell (or is lobed), also when
+  it carries non-specific CK (a CK+CD45+ double positive is a leukocyte).
 * ctc versus cluster: cluster partners touch the CTC; crop neighbours keep a gap of at least
   ``neighbour_gap_um`` (a CTC neighbour never touches the labelled object) and are never
   clusters or platelets.
@@ -43,8 +45,8 @@ def _default_subtype_weights() -> dict:
         "ctc_bright": 0.55, "ctc_dim": 0.30, "ctc_apoptotic": 0.15,
         "lymphocyte": 0.45, "neutrophil": 0.40, "monocyte": 0.15,
         "ctc_neutrophil": 0.45, "ctc_platelet": 0.30, "ctc_doublet": 0.25,
-        "tdev": 0.28, "bare_nucleus": 0.20, "fragment": 0.12, "aggregate": 0.10, "blob": 0.10,
-        "fibre": 0.07, "edge_cut": 0.13,
+        "tdev": 0.26, "bare_nucleus": 0.18, "fragment": 0.11, "aggregate": 0.09, "blob": 0.09,
+        "fibre": 0.06, "edge_cut": 0.12, "autofluorescent": 0.09,
     }
 
 
@@ -74,11 +76,18 @@ class SimConfig:
     read_noise: Range = (2.0, 6.0)             # Gaussian read noise sd, counts
     noise_scale: float = 1.0                   # multiplies the noise sd (shift "noise_2x")
     pixel_scale: Range = (0.7, 1.3)            # x the panel pixel size: 0.64 -> 0.45..0.83 µm
-    # Fraction of a channel seen in its panel neighbour. Good filter sets leak 1-3 %, but other
-    # instruments and dye pairs leak far more; training spans up to 15 % so that a bright cell's
-    # ghost in the next channel is told from real staining by shape, not by brightness alone.
-    bleed_through: Range = (0.0, 0.15)
-    stain_strength: Range = (0.5, 2.0)         # per marker, log-uniform (staining batch, antibody)
+    # Spectral bleed-through: the fraction of each channel's dye seen in every OTHER channel,
+    # drawn per sample and per ordered channel pair (log-uniform when low > 0). Set by dyes and
+    # filters, not by the order of channels in a file: PE leaks into the FITC and APC filters,
+    # DAPI into the green one; a few % is typical, 10 % happens (DOMAIN.md). A bright cell's
+    # ghost in another channel must be read as a leak (same pattern, fixed ratio), not as stain.
+    bleed_through: Range = (0.002, 0.10)
+    bleed_pairs: str = "all"                   # "neighbours": the earlier model (ablations)
+    # Per marker, log-uniform: antibody lot, staining protocol and fluorophore differ 30x and
+    # more between labs and runs (floors in noise units keep dim markers decidable).
+    stain_strength: Range = (0.18, 5.5)
+    # DAPI is a small dye, not an antibody: its staining varies far less between runs.
+    dna_stain_strength: Range = (0.5, 2.0)
     saturation: float = 4095.0                 # pseudo 12-bit ceiling of the camera
     # --- biology, drawn per sample ---------------------------------------------------------------
     ck_scale: float = 1.0                      # multiplies CK expression (shift "dim_ck")
@@ -89,6 +98,14 @@ class SimConfig:
     dim_ck_min_snr: float = 4.0                # floor of a ctc_dim's CK, in noise units
     ck_negative_min_snr: float = 2.0           # CK-negative EMT CTC floor (needs vim/EpCAM)
     cd45_min_snr: float = 5.0                  # floor of a leukocyte's CD45, in noise units
+    # Non-specific CK on leukocytes (Fc receptors, damaged cells): the share of a sample's
+    # leukocytes that are CK+CD45+ double positives (labelled wbc: a CD45+ event is no CTC),
+    # and their CK relative to their own CD45 (log-uniform).
+    nonspecific_ck_rate: Range = (0.0, 0.4)
+    nonspecific_ck_ratio: Range = (0.05, 2.0)
+    # Granulocyte autofluorescence in the green (free, FITC) channel, in nominal noise units:
+    # which panel marker sits in that channel is drawn per sample among the extra markers.
+    granulocyte_autofluorescence: Range = (0.5, 8.0)
     # --- export ---------------------------------------------------------------------------------
     output_bits: int = 12                      # 8: display export scaled to 0..255 and clipped
     display_max: Range = (300.0, 1200.0)       # 8-bit export: counts over offset shown as 255
@@ -104,7 +121,8 @@ class SimConfig:
                    illumination_falloff=(0.1, 0.1), psf_sigma_um=(0.8, 0.8),
                    defocus_um=(0.0, 0.2), camera_gain=(1.0, 1.0), read_noise=(3.0, 3.0),
                    pixel_scale=(1.0, 1.0), bleed_through=(0.02, 0.02),
-                   stain_strength=(1.0, 1.0), neighbours=(0.5, 0.5))
+                   stain_strength=(1.0, 1.0), neighbours=(0.5, 0.5),
+                   nonspecific_ck_rate=(0.0, 0.0), granulocyte_autofluorescence=(0.0, 0.0))
 
     def with_shift(self, *names: str) -> "SimConfig":
         """This config with one or more named shifts applied (see ``NAMED_SHIFTS``)."""
@@ -139,7 +157,8 @@ NAMED_SHIFTS: dict[str, tuple[str, dict]] = {
                    {"pixel_scale": (0.7, 0.7)}),
     "small_cells": ("every object 0.7x smaller", {"cell_size_scale": _times(0.7)}),
     "large_cells": ("every object 1.5x larger", {"cell_size_scale": _times(1.5)}),
-    "bleed_through": ("strong spectral bleed-through (15-25 %)", {"bleed_through": (0.15, 0.25)}),
+    "bleed_through": ("strong spectral bleed-through between every channel pair (8-20 %)",
+                      {"bleed_through": (0.08, 0.20)}),
     "display_8bit": ("8-bit display export: scaled to 0..255, highlights clipped",
                      {"output_bits": 8}),
 }

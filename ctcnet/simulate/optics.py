@@ -177,14 +177,31 @@ def vignetting(xs: np.ndarray, ys: np.ndarray, frame_shape: tuple[int, int],
     return 1.0 - falloff * r2 / 2.0
 
 
-def bleed_matrices(rng: np.random.Generator, n: int, c: int, low: float, high: float):
-    """(n, C, C) mixing: each channel sees a fraction of its panel neighbours (emission tails
-    reach mostly the next, redder, channel; a third of that the previous one)."""
+def bleed_matrices(rng: np.random.Generator, n: int, c: int, low: float, high: float,
+                   pairs: str = "all"):
+    """(n, C, C) mixing: channel ``j`` sees ``m[:, j, i]`` of channel ``i``, for EVERY ordered
+    pair: which dye leaks into which filter is set by the optics, not by the panel order.
+
+    Fractions are drawn per sample and pair, log-uniform over ``(low, high)`` when ``low > 0``
+    (most pairs leak little, a few leak much), uniform when ``low == 0``. ``pairs="neighbours"``
+    is the simulator's earlier model (kept for ablations): only panel neighbours leak, the
+    next channel by the fraction and the previous one by a third of it.
+    """
     m = np.tile(np.eye(c, dtype=np.float32), (n, 1, 1))
-    frac = rng.uniform(low, high, (n, max(c - 1, 0))).astype(np.float32)
-    i = np.arange(c - 1)
-    m[:, i + 1, i] += frac
-    m[:, i, i + 1] += frac / 3.0
+    if c < 2 or high <= 0:
+        return m
+    if pairs == "neighbours":
+        frac = rng.uniform(low, high, (n, c - 1)).astype(np.float32)
+        i = np.arange(c - 1)
+        m[:, i + 1, i] += frac
+        m[:, i, i + 1] += frac / 3.0
+        return m
+    if low > 0:
+        frac = np.exp(rng.uniform(np.log(low), np.log(high), (n, c, c)))
+    else:
+        frac = rng.uniform(low, high, (n, c, c))
+    off = ~np.eye(c, dtype=bool)
+    m[:, off] += frac[:, off].astype(np.float32)
     return m
 
 

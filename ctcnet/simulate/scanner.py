@@ -33,6 +33,8 @@ class SampleDraws:
     neighbour_rate: np.ndarray  # (S,)
     display_max: np.ndarray    # (S, C) 8-bit export ceiling, counts over offset
     noise_nominal: np.ndarray  # (S, R) background noise sd per role in nominal counts
+    nonspecific_ck: np.ndarray  # (S,) share of leukocytes with non-specific CK
+    green_role: np.ndarray     # (S,) ROLES index of the marker in the green channel, -1: none
 
 
 def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int) -> SampleDraws:
@@ -47,8 +49,12 @@ def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int)
     psf = draw(rng, cfg.psf_sigma_um, n)
     cam_gain = draw(rng, cfg.camera_gain, n, log=True)
     read = draw(rng, cfg.read_noise, n)
-    bleed = bleed_matrices(rng, n, c, *cfg.bleed_through)
+    # Bleed fractions are defined in camera counts (as spillover is measured on an instrument);
+    # the mixing runs before the channel gain, so convert: m[j, i] * gain_i / gain_j.
+    bleed = bleed_matrices(rng, n, c, *cfg.bleed_through, pairs=cfg.bleed_pairs)
+    bleed = bleed * (gain[:, None, :] / gain[:, :, None]).astype(np.float32)
     stain = draw(rng, cfg.stain_strength, (n, len(ROLES)), log=True)
+    stain[:, ROLES.index("nucleus")] = draw(rng, cfg.dna_stain_strength, n, log=True)
     stain[:, ROLES.index("epithelial")] *= cfg.ck_scale
     stain[:, ROLES.index("all")] = 1.0
     types = np.array(list(CTC_MEDIAN_DIAMETER_UM.values()))
@@ -62,8 +68,15 @@ def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int)
     for ch, role in enumerate(panel.roles()):
         if role in ROLES:
             noise[:, ROLES.index(role)] = sd_out[:, ch] / gain[:, ch]
+    nonspecific = draw(rng, cfg.nonspecific_ck_rate, n)
+    # The free (green, FITC) channel holds one of the panel's extra markers; which one is a
+    # property of the assay, so it is drawn per sample rather than read from the channel order.
+    extra = [ROLES.index(r) for r in panel.roles()
+             if r in ROLES and r not in ("nucleus", "epithelial", "leukocyte", "all")]
+    green = (np.array(extra)[rng.integers(0, len(extra), n)] if extra
+             else np.full(n, -1, np.int64))
     return SampleDraws(pixel, offset, gain, background, patchiness, falloff, psf, cam_gain, read,
-                       bleed, stain, ctc_median, rate, display_max, noise)
+                       bleed, stain, ctc_median, rate, display_max, noise, nonspecific, green)
 
 
 def make_context(rng: np.random.Generator, cfg: SimConfig, panel: Panel, draws: SampleDraws,
@@ -75,7 +88,11 @@ def make_context(rng: np.random.Generator, cfg: SimConfig, panel: Panel, draws: 
                    size_scale=float(cfg.cell_size_scale),
                    panel_roles=frozenset(panel.roles()), ck_scale=float(cfg.ck_scale),
                    dim_ck_min_snr=cfg.dim_ck_min_snr,
-                   ck_negative_min_snr=cfg.ck_negative_min_snr, cd45_min_snr=cfg.cd45_min_snr)
+                   ck_negative_min_snr=cfg.ck_negative_min_snr, cd45_min_snr=cfg.cd45_min_snr,
+                   nonspecific_ck=draws.nonspecific_ck[event_sample],
+                   nonspecific_ck_ratio=tuple(cfg.nonspecific_ck_ratio),
+                   green_role=draws.green_role[event_sample],
+                   autofluorescence=tuple(cfg.granulocyte_autofluorescence))
 
 
 def threaded_map(fn, count: int) -> list:

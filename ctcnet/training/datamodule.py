@@ -7,6 +7,8 @@ Two sources, chosen in the config:
   single crops, because crops of one sample are correlated.
 * ``simulate``: crops rendered in ``setup()`` by :func:`ctcnet.simulate.simulate_crops` (train
   and validation from different seeds, so from different simulated samples); no files needed.
+* both: the folder's crops, with simulated ``train`` crops mixed into its training split
+  (fine-tuning on a lab's crops without forgetting the simulator's range).
 
 Crops are small, so each split is held as one array (uint16 or float32, N x C x S x S). Nothing
 is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.normalise`).
@@ -80,6 +82,24 @@ def sample_level_split(sample_ids: list[str], val_fraction: float, seed: int) ->
     return np.array([s in val_samples for s in sample_ids], dtype=bool)
 
 
+def crop_level_split(targets: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """True for crops that go to validation: ``val_fraction`` of each class, at random.
+
+    Only for data from one sample (e.g. one cartridge's reviewed events), where a sample-level
+    split is impossible; validation figures are then optimistic (correlated crops).
+    """
+    targets = np.asarray(targets)
+    rng = np.random.default_rng(seed)
+    to_val = np.zeros(len(targets), bool)
+    for k in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == k))
+        n_val = int(round(val_fraction * len(members)))
+        if len(members) >= 2 and val_fraction > 0:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        to_val[members[:n_val]] = True
+    return to_val
+
+
 def _worker_init(worker_id: int) -> None:
     """Each dataloader worker gets its own augmentation random stream (torch seeds it)."""
     info = torch.utils.data.get_worker_info()
@@ -102,6 +122,9 @@ class CTCDataModule(L.LightningDataModule):
             (``default`` = full SimConfig ranges, ``clean``, or a named shift).
         val_fraction: share of samples that go to validation when the data has no split column.
         split_seed: seed of the sample-level split.
+        split_unit: ``sample`` (whole samples to validation), ``crop`` (a class-stratified
+            share of crops, for a single cartridge's reviewed crops) or ``auto`` (``sample``
+            when the folder holds two or more samples, else ``crop``).
         batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
         augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false`` turns it off.
     """
@@ -109,7 +132,7 @@ class CTCDataModule(L.LightningDataModule):
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
                  crop_size: int = 80, data_dir: str | None = None,
                  simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
-                 batch_size: int = 128, num_workers: int = 0,
+                 split_unit: str = "sample", batch_size: int = 128, num_workers: int = 0,
                  augment: dict | bool = True):
         super().__init__()
         if crop_size < 16:
@@ -124,6 +147,9 @@ class CTCDataModule(L.LightningDataModule):
         self.simulate = dict(simulate or {})
         self.val_fraction = float(val_fraction)
         self.split_seed = int(split_seed)
+        if split_unit not in ("sample", "crop", "auto"):
+            raise InputError(f"split_unit={split_unit!r} is not sample, crop or auto")
+        self.split_unit = split_unit
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.augment = augment
@@ -144,6 +170,7 @@ class CTCDataModule(L.LightningDataModule):
             "panel": self.panel.to_dict(), "taxonomy": self.taxonomy.to_dict(),
             "crop_size": self.crop_size, "data_dir": data_dir, "simulate": self.simulate,
             "val_fraction": self.val_fraction, "split_seed": self.split_seed,
+            "split_unit": split_unit,
             "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment})
         self.splits: dict[str, SplitData] = {}
 
@@ -165,6 +192,8 @@ class CTCDataModule(L.LightningDataModule):
             return
         if self.data_dir is not None:
             self.splits = self._load_folder()
+            if self.simulate.get("train"):
+                self._mix_simulated()
         else:
             self.splits = self._simulate_splits()
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
@@ -192,8 +221,13 @@ class CTCDataModule(L.LightningDataModule):
         if (splits == "").any():
             # Crops without a split: whole samples go to validation.
             free = np.flatnonzero(splits == "")
-            to_val = sample_level_split([index.sample_ids[i] for i in free], self.val_fraction,
-                                        self.split_seed)
+            free_samples = [index.sample_ids[i] for i in free]
+            by_crop = self.split_unit == "crop" or (self.split_unit == "auto"
+                                                    and len(set(free_samples)) < 2)
+            if by_crop:
+                to_val = crop_level_split(targets[free], self.val_fraction, self.split_seed)
+            else:
+                to_val = sample_level_split(free_samples, self.val_fraction, self.split_seed)
             splits[free] = np.where(to_val, "val", "train")
         out = {}
         for name in SPLITS:
@@ -203,7 +237,15 @@ class CTCDataModule(L.LightningDataModule):
                                       [index.sample_ids[i] for i in keep])
         return out
 
-    def _simulate_splits(self) -> dict[str, SplitData]:
+    def _mix_simulated(self) -> None:
+        """Add simulated training crops (``simulate.train``) to the folder's training split."""
+        sim = self._simulate_splits(only=("train",))["train"]
+        own = self.splits["train"]
+        self.splits["train"] = SplitData(
+            np.concatenate([own.images.astype(np.float32), sim.images.astype(np.float32)]),
+            np.concatenate([own.targets, sim.targets]), own.sample_ids + sim.sample_ids)
+
+    def _simulate_splits(self, only: tuple[str, ...] = SPLITS) -> dict[str, SplitData]:
         from ctcnet.simulate import SimConfig, simulate_crops
 
         sim = self.simulate
@@ -222,7 +264,7 @@ class CTCDataModule(L.LightningDataModule):
         # never occur in another split.
         for offset, name in enumerate(SPLITS):
             counts = sim.get(name, defaults.get(name))
-            if not counts:
+            if not counts or name not in only:
                 continue
             batch = simulate_crops(counts, self.panel, self.taxonomy, crop_size=self.crop_size,
                                    seed=seed + 1000 * offset, config=config,
@@ -235,8 +277,11 @@ class CTCDataModule(L.LightningDataModule):
 
     def summary(self) -> dict:
         """What the data is (plain data, for checkpoints and model cards)."""
-        source = ({"data_dir": str(self.data_dir)} if self.data_dir is not None else
-                  {"simulated": {k: v for k, v in self.simulate.items()}})
+        source = {}
+        if self.data_dir is not None:
+            source["data_dir"] = str(self.data_dir)
+        if self.simulate:  # alone, or mixed into the folder's training split
+            source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {
             **source,
             "crop_size": self.crop_size,
@@ -254,7 +299,8 @@ class CTCDataModule(L.LightningDataModule):
         augment = None
         if train and self.augment is not False:
             overrides = self.augment if isinstance(self.augment, dict) else None
-            augment = build_train_augment(overrides, seed=self.split_seed)
+            augment = build_train_augment(overrides, seed=self.split_seed,
+                                          roles=tuple(self.panel.roles()))
         return CropDataset(split.images, split.targets, augment)
 
     def _loader(self, name: str, train: bool) -> DataLoader:

@@ -106,6 +106,30 @@ def select_input_channels(state: dict, target: dict, indices: list[int],
     return out
 
 
+def backbone_blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The backbone's blocks with weights, input to output: its top-level children, with
+    ``Sequential`` ones opened one level (compact: 5 conv blocks and the linear head)."""
+    blocks = []
+    for child in net.children():
+        parts = list(child.children()) if isinstance(child, torch.nn.Sequential) else [child]
+        blocks += [p for p in parts if any(True for _ in p.parameters())]
+    return blocks
+
+
+def freeze_leading_blocks(net: torch.nn.Module, train_blocks: int | None
+                          ) -> list[torch.nn.Module]:
+    """Freeze all but the last ``train_blocks`` blocks (None: freeze none); returns the frozen."""
+    if train_blocks is None:
+        return []
+    blocks = backbone_blocks(net)
+    if not 1 <= int(train_blocks) <= len(blocks):
+        raise InputError(f"train_blocks={train_blocks}: the backbone has {len(blocks)} blocks")
+    frozen = blocks[:len(blocks) - int(train_blocks)]
+    for block in frozen:
+        block.requires_grad_(False)
+    return frozen
+
+
 class CTCLitModule(L.LightningModule):
     """Training frame for a CTC classifier.
 
@@ -123,6 +147,9 @@ class CTCLitModule(L.LightningModule):
             shipped model name (its channels taken by name: a 5-channel model can start a 3-channel one) or a
             plain backbone state dict (RGB stems adapted).
         channels_last: use channels_last memory format on CUDA (faster convolutions).
+        train_blocks: train only the last N blocks of the backbone (see :func:`backbone_blocks`;
+            the earlier ones keep their weights and BatchNorm statistics); None trains all.
+            Fine-tuning a few hundred crops moves less when less is free.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -131,7 +158,7 @@ class CTCLitModule(L.LightningModule):
                  class_weights: str | list[float] = "balanced", label_smoothing: float = 0.0,
                  lr: float = 3e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
                  warmup_fraction: float = 0.1, init_from: str | None = None,
-                 channels_last: bool = True):
+                 channels_last: bool = True, train_blocks: int | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise InputError(f"loss {loss!r} is not one of {LOSSES}")
@@ -167,6 +194,13 @@ class CTCLitModule(L.LightningModule):
         self.last_metrics: dict = {}
         if init_from:
             self.load_weights_from(init_from)
+        self.frozen = freeze_leading_blocks(self.model.net, train_blocks)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        """Frozen blocks stay in eval mode: their BatchNorm statistics must not drift either
+        (Lightning puts the whole module in train mode, and back after each validation)."""
+        for block in self.frozen:
+            block.eval()
 
     # ----- set-up -------------------------------------------------------------------------
     def load_weights_from(self, path: str) -> None:

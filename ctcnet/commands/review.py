@@ -1,0 +1,52 @@
+"""``ctcnet review``: confirm, reject or relabel a run's candidates in the browser.
+
+Serves a predict ``--out`` folder on 127.0.0.1 (see :mod:`ctcnet.report.server`) and opens the
+review page. Decisions go to ``RESULTS/<sample>/review.csv`` at once; ``ctcnet crops
+RESULTS --reviewed`` turns them into training crops.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Review a run's candidates in the browser: confirm, reject or relabel (saved at once)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", metavar="RESULTS",
+                        help="a ctcnet predict --out folder (or one sample's folder in it)")
+    parser.add_argument("--port", type=int, default=8765,
+                        help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="only print the address; do not open a browser")
+    parser.add_argument("--reviewer", default=None,
+                        help="name recorded with each decision (default: the login name; "
+                             "the page can change it)")
+    parser.add_argument("--scans", default=None,
+                        help="the cartridge folder, if it moved since predict (quality-control "
+                             "tiles are cut from the original frames)")
+    parser.add_argument("--no-saliency", action="store_true",
+                        help="no saliency row on quality-control tiles (no model loaded)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from ctcnet.errors import InputError
+    from ctcnet.report.server import make_server, server_url
+
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a port number")
+    server = make_server(args.results, args.port, args.reviewer, not args.no_saliency,
+                         args.scans)
+    url = server_url(server)
+    print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops)", flush=True)
+    if not args.no_browser:
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("ctcnet review: stopped; decisions are in each sample's review.csv")
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,214 @@
+"""Count-level truth: called versus true event counts of whole cartridges.
+
+Per-crop figures on balanced sets overstate a cartridge's precision: at real prevalence
+(debris ~200x CTCs) a 0.5 % debris->CTC rate doubles the count. What a clinic reads is the
+CTC count per 7.5 mL and whether it reaches a cut-off, so this module compares counts:
+
+* :func:`truth_class_of_events`: the true class of each detected event (one-to-one matching
+  within a radius, per frame), or None for a detection with no true object;
+* :func:`cartridge_counts`: true, automatic and after-review counts per class of one
+  cartridge; *after review* means every flagged event resolved to its true class (a flagged
+  detection of nothing is filed as debris), as a reviewer would;
+* :func:`bland_altman`, :func:`cutoff_agreement`, :func:`within_tolerance`: the agreement of
+  called and true counts over many cartridges (pure numpy);
+* :func:`count_report`: all of it for a list of cartridges, and :func:`counts_png` its figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+# Clinical cut-offs in CTCs per 7.5 mL (CellSearch: >= 5 in metastatic breast and prostate
+# cancer, >= 3 in colorectal; >= 1 for detection at all).
+CUTOFFS = (1, 5)
+# Automatic CTC count within max(ABS_TOLERANCE, REL_TOLERANCE x truth) of the truth.
+REL_TOLERANCE, ABS_TOLERANCE = 0.15, 1.0
+MATCH_RADIUS_UM = 8.0  # as ctcnet.detect.detection.detection_recall
+FLAG_COLUMNS = ("review",)
+
+
+def truth_class_of_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
+                          radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
+    """The true class of each event (object array, None where no true event lies within
+    ``radius_um``); matched one-to-one per frame (``row``, ``col``)."""
+    from ctcnet.detect.detection import match_to_truth
+
+    out = np.full(len(events), None, dtype=object)
+    if not len(events) or not len(truth):
+        return out
+    keys = ["row", "col"]
+    positions = np.arange(len(events))
+    by_frame = {k: g for k, g in truth.groupby(keys)}
+    for key, ev in events.assign(_pos=positions).groupby(keys):
+        t = by_frame.get(key)
+        if t is None:
+            continue
+        ti, di = match_to_truth(ev[["x", "y"]].to_numpy(), t[["x", "y"]].to_numpy(),
+                                radius_um / pixel_size_um)
+        out[ev["_pos"].to_numpy()[di]] = t["class"].to_numpy()[ti]
+    return out
+
+
+def flagged(events: pd.DataFrame, flag_columns: Sequence[str] = FLAG_COLUMNS) -> np.ndarray:
+    """Events sent to review: any of the flag columns present is true."""
+    out = np.zeros(len(events), bool)
+    for col in flag_columns:
+        if col in events:
+            out |= events[col].to_numpy(bool)
+    return out
+
+
+def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Sequence[str],
+                     pixel_size_um: float, blood_volume_ml: float = 7.5,
+                     flag_columns: Sequence[str] = FLAG_COLUMNS,
+                     unmatched_as: str = "debris") -> dict:
+    """True, automatic and after-review counts per class of one cartridge, also per 7.5 mL.
+
+    ``truth`` must already be restricted to the frames that were processed.
+    """
+    names = list(class_names)
+    called = events["class"].to_numpy(object) if len(events) else np.zeros(0, object)
+    flags = flagged(events, flag_columns)
+    true_of_event = truth_class_of_events(events, truth, pixel_size_um)
+    resolved = np.where(true_of_event == None, unmatched_as, true_of_event)  # noqa: E711
+    after = np.where(flags, resolved, called)
+    wrong = flags & (called != resolved)
+    true = {n: int((truth["class"] == n).sum()) for n in names}
+    auto = {n: int((called == n).sum()) for n in names}
+    review = {n: int((after == n).sum()) for n in names}
+    per = 7.5 / float(blood_volume_ml)
+    # Automatic calls whose truth differs (false calls), and true events of the class detected
+    # but called otherwise (misses), per class.
+    false_calls = {n: int(((called == n) & (resolved != n)).sum()) for n in names}
+    missed = {n: int(((resolved == n) & (called != n)).sum()) for n in names}
+    return {"events": int(len(events)), "true_events": int(len(truth)),
+            "false_calls": false_calls, "missed_calls": missed,
+            "flagged": int(flags.sum()), "flagged_wrong": int(wrong.sum()),
+            "blood_volume_ml": float(blood_volume_ml),
+            "true": true, "automatic": auto, "after_review": review,
+            "true_per_7_5_ml": {n: v * per for n, v in true.items()},
+            "automatic_per_7_5_ml": {n: v * per for n, v in auto.items()},
+            "after_review_per_7_5_ml": {n: v * per for n, v in review.items()}}
+
+
+def bland_altman(called, true) -> dict:
+    """Bias (mean of called - true), its sd and the 95 % limits of agreement."""
+    called, true = np.asarray(called, np.float64), np.asarray(true, np.float64)
+    diff = called - true
+    if not diff.size:
+        return {"n": 0, "bias": None, "sd": None, "lower": None, "upper": None}
+    bias = float(diff.mean())
+    sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    return {"n": int(diff.size), "bias": bias, "sd": sd,
+            "lower": bias - 1.96 * sd, "upper": bias + 1.96 * sd}
+
+
+def cutoff_agreement(called, true, cutoff: float) -> dict:
+    """How often called and true counts fall on the same side of a cut-off (>= cutoff)."""
+    pos_called = np.asarray(called, np.float64) >= cutoff
+    pos_true = np.asarray(true, np.float64) >= cutoff
+    agree = pos_called == pos_true
+    return {"cutoff": float(cutoff), "n": int(agree.size), "agree": int(agree.sum()),
+            "agreement": float(agree.mean()) if agree.size else None,
+            "false_positive": int((pos_called & ~pos_true).sum()),
+            "false_negative": int((~pos_called & pos_true).sum())}
+
+
+def within_tolerance(called, true, rel: float = REL_TOLERANCE,
+                     absolute: float = ABS_TOLERANCE) -> np.ndarray:
+    """Per cartridge: |called - true| <= max(absolute, rel x true)."""
+    called, true = np.asarray(called, np.float64), np.asarray(true, np.float64)
+    return np.abs(called - true) <= np.maximum(absolute, rel * true)
+
+
+def count_report(cartridges: list[dict], class_names: Sequence[str],
+                 positive: str = "ctc", cutoffs: Sequence[float] = CUTOFFS) -> dict:
+    """Agreement of called and true counts per 7.5 mL over cartridges (each from
+    :func:`cartridge_counts` plus ``sample_id``), automatic and after review."""
+    out = {"cartridges": cartridges, "positive_class": positive, "per_class": {}}
+    for name in class_names:
+        true = [c["true_per_7_5_ml"][name] for c in cartridges]
+        entry = {"true_total": int(sum(c["true"][name] for c in cartridges))}
+        for mode in ("automatic", "after_review"):
+            called = [c[f"{mode}_per_7_5_ml"][name] for c in cartridges]
+            entry[mode] = {"called_total": int(sum(c[mode][name] for c in cartridges)),
+                           "bland_altman": bland_altman(called, true)}
+            if name == positive:
+                ok = within_tolerance(called, true)
+                entry[mode]["within_tolerance"] = {
+                    "rule": f"|called - true| <= max({ABS_TOLERANCE:g}, "
+                            f"{REL_TOLERANCE:.0%} of true)",
+                    "n": int(ok.sum()), "of": int(ok.size)}
+                entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c) for c in cutoffs]
+        out["per_class"][name] = entry
+    events = sum(c["events"] for c in cartridges)
+    false = sum(c.get("false_calls", {}).get(positive, 0) for c in cartridges)
+    out["false_positive_calls_per_1000_events"] = 1000.0 * false / max(events, 1)
+    out["flagged_share"] = (sum(c["flagged"] for c in cartridges) /
+                            max(sum(c["events"] for c in cartridges), 1))
+    return out
+
+
+def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 mL") -> Path:
+    """Two panels for the positive class: called against true counts (automatic and after
+    review, identity line), and Bland-Altman (difference against mean, bias and limits)."""
+    from PIL import Image, ImageDraw
+
+    from ctcnet.evaluation.plots import BLACK, BLUE, GREY, ORANGE, WHITE, _font, _save
+
+    name = report["positive_class"]
+    carts = report["cartridges"]
+    true = np.array([c["true_per_7_5_ml"][name] for c in carts], np.float64)
+    modes = {"automatic": BLUE, "after_review": ORANGE}
+    called = {m: np.array([c[f"{m}_per_7_5_ml"][name] for c in carts], np.float64)
+              for m in modes}
+    size, left, top, gap = 300, 55, 50, 80
+    width, height = left + 2 * size + gap + 20, top + size + 70
+    image = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(image)
+    font = _font(11)
+    draw.text((10, 8), f"{title}  ({len(carts)} cartridges; blue automatic, orange after "
+                       "review)", fill=BLACK, font=_font(13))
+    hi = max(1.0, true.max(initial=0), *(v.max(initial=0) for v in called.values())) * 1.05
+
+    def panel(x0, xs_range, ys_range, xlabel, ylabel):
+        draw.rectangle([x0, top, x0 + size, top + size], outline=BLACK)
+        draw.text((x0, top + size + 22), xlabel, fill=BLACK, font=font)
+        draw.text((x0, top - 16), ylabel, fill=BLACK, font=font)
+        for f in (0.0, 0.5, 1.0):
+            xv = xs_range[0] + f * (xs_range[1] - xs_range[0])
+            yv = ys_range[0] + f * (ys_range[1] - ys_range[0])
+            draw.text((x0 + f * size - 8, top + size + 4), f"{xv:.0f}", fill=BLACK, font=font)
+            draw.text((x0 - 40, top + (1 - f) * size - 6), f"{yv:.0f}", fill=BLACK, font=font)
+
+        def to_px(x, y):
+            return (x0 + (x - xs_range[0]) / (xs_range[1] - xs_range[0]) * size,
+                    top + (1 - (y - ys_range[0]) / (ys_range[1] - ys_range[0])) * size)
+        return to_px
+
+    to_a = panel(left, (0, hi), (0, hi), "true count", "called count")
+    draw.line([*to_a(0, 0), *to_a(hi, hi)], fill=GREY, width=1)
+    for m, colour in modes.items():
+        for x, y in zip(true, called[m]):
+            cx, cy = to_a(x, y)
+            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=colour, width=2)
+    diffs = {m: called[m] - true for m in modes}
+    span = max(2.0, *(np.abs(d).max(initial=0) for d in diffs.values())) * 1.2
+    to_b = panel(left + size + gap, (0, hi), (-span, span), "mean of called and true",
+                 "called - true")
+    draw.line([*to_b(0, 0), *to_b(hi, 0)], fill=GREY)
+    for m, colour in modes.items():
+        ba = report["per_class"][name][m]["bland_altman"]
+        if ba["n"]:
+            for key in ("bias", "lower", "upper"):
+                y = float(np.clip(ba[key], -span, span))
+                draw.line([*to_b(0, y), *to_b(hi, y)], fill=colour,
+                          width=2 if key == "bias" else 1)
+        for mean, d in zip((called[m] + true) / 2, diffs[m]):
+            cx, cy = to_b(mean, d)
+            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], outline=colour, width=2)
+    return _save(image, path)

@@ -1,0 +1,286 @@
+"""The robustness matrix: every declared perturbation at every strength, CNN and baselines.
+
+* :func:`run_matrix`: for labelled crops and a ``classify(crops) -> {method: (N, K) proba}``
+  callable, the flip rate (calls that differ from the method's own call on the unperturbed
+  crops) and macro-F1 of each method in each cell of :func:`ctcnet.evaluation.perturb.
+  perturbation_catalogue`, plus, for the CNN, what the review flags do: the share of all
+  events flagged and the share of wrong CTC calls they catch.
+* :func:`check_targets`: the issue-12 "done when" checks at the ends of each stated range.
+* :func:`matrix_png`: one heat map (Pillow): a row per perturbation, a block per figure.
+* :func:`robustness_dataset`: ``ctcnet robustness DATA`` on a labelled crop folder; writes
+  ``robustness.json`` and ``robustness.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ctcnet.evaluation.metrics import confusion_matrix, macro_f1
+from ctcnet.evaluation.perturb import Cell
+
+log = logging.getLogger(__name__)
+
+# Issue 12, "done when", at the ends of each stated range.
+MAX_FLIP_RATE = 0.02
+MIN_MACRO_F1 = 0.97
+MAX_DOUBLE_POSITIVE_CTC = 0.01  # CK+CD45+ leukocytes (CK += CD45 pattern) called ctc
+POSITIVE_CLASS = "ctc"
+
+
+def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The review band predict applies (``ctcnet.nn.calls``): top probability below the
+    model's review threshold, or no finite call."""
+    from ctcnet.nn.calls import calls_from_proba
+
+    return lambda crops, proba: calls_from_proba(proba, spec.class_names,
+                                                 spec.review_threshold)[2]
+
+
+def flag_report(flags: np.ndarray, labels: np.ndarray, pred: np.ndarray,
+                class_names: list[str], positive: str = POSITIVE_CLASS) -> dict:
+    """Share of events flagged, and of the wrong calls into ``positive``, how many are flagged."""
+    flags = np.asarray(flags, bool)
+    out = {"flagged_share": float(flags.mean()) if flags.size else 0.0}
+    if positive in class_names:
+        k = class_names.index(positive)
+        wrong = (pred == k) & (labels != k)
+        out["wrong_ctc_calls"] = int(wrong.sum())
+        out["wrong_ctc_caught"] = float(flags[wrong].mean()) if wrong.any() else None
+        missed = (labels == k) & (pred != k)
+        out["missed_ctc"] = int(missed.sum())
+        out["missed_ctc_caught"] = float(flags[missed].mean()) if missed.any() else None
+    return out
+
+
+def method_cell(labels: np.ndarray, pred: np.ndarray, reference: np.ndarray, k: int) -> dict:
+    """Flip rate against the unperturbed call, macro-F1 and the confusion matrix."""
+    return {"flip_rate": float((pred != reference).mean()) if pred.size else 0.0,
+            "macro_f1": macro_f1(labels, pred, k),
+            "confusion": confusion_matrix(labels, pred, k).tolist()}
+
+
+def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
+               classify: Callable[[np.ndarray], dict], cells: list[Cell], seed: int = 0,
+               flags: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None,
+               cnn: str = "cnn") -> dict:
+    """The matrix as a JSON-ready dict (see the module docstring); ``flags`` maps a name to
+    ``flag(crops, cnn_proba) -> bool (N,)``, the events that flag sends to review."""
+    labels = np.asarray(labels, np.int64)
+    k = len(class_names)
+    clean_proba = classify(crops)
+    clean = {m: p.argmax(axis=1) for m, p in clean_proba.items()}
+    out = {"n": int(len(labels)), "seed": int(seed), "class_names": list(class_names),
+           "class_counts": {class_names[i]: int((labels == i).sum()) for i in np.unique(labels)},
+           "methods": list(clean),
+           "clean": {m: {"macro_f1": macro_f1(labels, p, k),
+                         "confusion": confusion_matrix(labels, p, k).tolist()}
+                     for m, p in clean.items()},
+           "cells": []}
+    if flags and cnn in clean:
+        out["clean"][cnn]["review"] = {
+            name: flag_report(f(crops, clean_proba[cnn]), labels, clean[cnn], class_names)
+            for name, f in flags.items()}
+    for i, cell in enumerate(cells):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 17, i]))
+        perturbed = cell.apply(crops, rng)
+        proba = classify(perturbed)
+        entry = {"family": cell.family, "name": cell.name, "strength": cell.strength,
+                 "label": cell.label, "range_end": cell.range_end,
+                 "methods": {m: method_cell(labels, p.argmax(axis=1), clean[m], k)
+                             for m, p in proba.items()}}
+        if flags and cnn in proba:
+            pred = proba[cnn].argmax(axis=1)
+            entry["review"] = {name: flag_report(f(perturbed, proba[cnn]), labels, pred,
+                                                 class_names) for name, f in flags.items()}
+        out["cells"].append(entry)
+        log.info("%s %s: %s", cell.name, cell.label,
+                 {m: round(v["macro_f1"], 3) for m, v in entry["methods"].items()})
+    return out
+
+
+def called_as(confusion, class_names: list[str], true: str, called: str) -> float | None:
+    """Share of the events of class ``true`` called ``called`` (None when there are none)."""
+    if true not in class_names or called not in class_names:
+        return None
+    row = np.asarray(confusion)[class_names.index(true)]
+    return float(row[class_names.index(called)] / row.sum()) if row.sum() else None
+
+
+def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> dict:
+    """The issue-12 targets at each range end: CNN flip rate, macro-F1, never below the gate,
+    and double-positive leukocytes (nonspecific CK) called ctc. Lists every failing cell."""
+    names = matrix["class_names"]
+    failures = []
+    ends = [c for c in matrix["cells"] if c["range_end"] and cnn in c["methods"]]
+    for c in ends:
+        m = c["methods"][cnn]
+        where = f"{c['name']} {c['label']}"
+        if m["flip_rate"] > MAX_FLIP_RATE:
+            failures.append(f"{where}: {m['flip_rate']:.1%} flips > {MAX_FLIP_RATE:.0%}")
+        if m["macro_f1"] < MIN_MACRO_F1:
+            failures.append(f"{where}: macro-F1 {m['macro_f1']:.3f} < {MIN_MACRO_F1}")
+        if gate in c["methods"] and m["macro_f1"] < c["methods"][gate]["macro_f1"]:
+            failures.append(f"{where}: CNN {m['macro_f1']:.3f} below the marker gate "
+                            f"{c['methods'][gate]['macro_f1']:.3f}")
+    double_positive = None
+    epithelial = matrix.get("epithelial_channel")
+    for c in ends:
+        if c["family"] == "nonspecific" and epithelial and c["name"].startswith(
+                f"{epithelial} +="):
+            double_positive = called_as(c["methods"][cnn]["confusion"], names, "wbc",
+                                        POSITIVE_CLASS)
+            if double_positive is not None and double_positive > MAX_DOUBLE_POSITIVE_CTC:
+                failures.append(f"{c['name']} {c['label']}: {double_positive:.1%} of leukocytes "
+                                f"called ctc > {MAX_DOUBLE_POSITIVE_CTC:.0%}")
+    return {"range_end_cells": len(ends), "failures": failures, "passed": not failures,
+            "compared_with_gate": gate in matrix.get("methods", []),
+            "double_positive_wbc_called_ctc": double_positive,
+            "targets": {"max_flip_rate": MAX_FLIP_RATE, "min_macro_f1": MIN_MACRO_F1,
+                        "max_double_positive_ctc": MAX_DOUBLE_POSITIVE_CTC,
+                        "cnn_at_least_marker_gate": True}}
+
+
+def matrix_table(matrix: dict, only_ends: bool = False) -> list[str]:
+    """Plain-text table: one line per cell, flip rate and macro-F1 per method."""
+    methods = matrix["methods"]
+    head = f"{'perturbation':32s} {'strength':>14s} " + " ".join(
+        f"{m[:12] + ' flip':>17s} {m[:12] + ' F1':>15s}" for m in methods)
+    lines = [head]
+    for c in matrix["cells"]:
+        if only_ends and not c["range_end"]:
+            continue
+        vals = " ".join(f"{c['methods'][m]['flip_rate']:17.1%} {c['methods'][m]['macro_f1']:15.3f}"
+                        for m in methods)
+        lines.append(f"{c['name'][:32]:32s} {c['label'][:14]:>14s} {vals}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# The heat map.
+
+def _shade(badness: float) -> tuple[int, int, int]:
+    """0 = good (white-green) .. 1 = bad (red)."""
+    b = float(np.clip(badness, 0.0, 1.0))
+    good, bad = np.array([232, 245, 233]), np.array([214, 39, 40])
+    return tuple(int(v) for v in good + b * (bad - good))
+
+
+def matrix_png(matrix: dict, path: str | Path, title: str = "Robustness matrix") -> Path:
+    """One heat map: rows = perturbations, blocks = CNN flip rate, then macro-F1 per method;
+    columns within a block = strengths (weakest first). Shading: flips 0..10 %, F1 1..0.8."""
+    from PIL import Image, ImageDraw
+
+    from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
+
+    rows: dict[str, list[dict]] = {}
+    for c in matrix["cells"]:
+        rows.setdefault(c["name"], []).append(c)
+    methods = matrix["methods"]
+    blocks = [(methods[0], "flip_rate")] + [(m, "macro_f1") for m in methods]
+    slots = max(len(v) for v in rows.values()) if rows else 1
+    cell_w, cell_h, label_w, top = 50, 16, 190, 64
+    block_w = slots * cell_w + 12
+    width = label_w + len(blocks) * block_w + 10
+    height = top + len(rows) * cell_h + 40
+    image = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(image)
+    font, small = _font(11), _font(9)
+    draw.text((10, 8), f"{title}  (n = {matrix['n']}; cells: strengths, weakest first; "
+                       "bold outline = end of the stated range)", fill=BLACK, font=_font(13))
+    for b, (method, key) in enumerate(blocks):
+        x0 = label_w + b * block_w
+        heading = f"{method} {'flip rate' if key == 'flip_rate' else 'macro-F1'}"
+        draw.text((x0, top - 22), heading, fill=BLACK, font=font)
+    for r, (name, cells) in enumerate(rows.items()):
+        y0 = top + r * cell_h
+        draw.text((6, y0 + 2), name[:34], fill=BLACK, font=font)
+        for b, (method, key) in enumerate(blocks):
+            for s, c in enumerate(cells):
+                value = c["methods"][method][key]
+                bad = value / 0.10 if key == "flip_rate" else (1.0 - value) / 0.20
+                x = label_w + b * block_w + s * cell_w
+                outline = BLACK if c["range_end"] else GREY
+                draw.rectangle([x, y0, x + cell_w - 2, y0 + cell_h - 2], fill=_shade(bad),
+                               outline=outline, width=2 if c["range_end"] else 1)
+                text = f"{value:.0%}" if key == "flip_rate" else f"{value:.2f}"
+                draw.text((x + 3, y0 + 2), f"{c['label'][:5]} {text}", fill=BLACK, font=small)
+    draw.text((6, height - 28), "flip rate: share of calls that differ from the method's call "
+                                "on the unperturbed crops", fill=BLACK, font=small)
+    return _save(image, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow behind ``ctcnet robustness``.
+
+def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndarray], dict]:
+    """``classify(crops) -> {"cnn": proba, <baseline>: proba, ...}`` for the matrix."""
+    from ctcnet.evaluation.baselines import baseline_probabilities
+
+    def classify(crops: np.ndarray) -> dict:
+        out = {"cnn": np.asarray(backend.predict_proba(np.asarray(crops, np.float32)))}
+        if baselines:
+            out.update(baseline_probabilities(baselines, crops, panel))
+        return out
+
+    return classify
+
+
+def default_flags(spec) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """The review flags predict sets: the review band."""
+    return {"review_band": review_band_flags(spec)}
+
+
+def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
+                     seed: int = 0, families: list[str] | None = None) -> dict:
+    """Run the full declared matrix for a backend's panel on crops in memory, with targets."""
+    from ctcnet.evaluation.perturb import perturbation_catalogue
+
+    spec = backend.spec
+    cells, notes = perturbation_catalogue(spec.panel)
+    if families:
+        cells = [c for c in cells if c.family in families]
+    matrix = run_matrix(crops, labels, spec.class_names,
+                        make_classifier(backend, baselines, spec.panel), cells, seed,
+                        flags=default_flags(spec))
+    epithelial = spec.panel.index_of_role("epithelial")
+    matrix["epithelial_channel"] = (spec.panel.names[epithelial]
+                                    if epithelial is not None else None)
+    matrix["notes"] = notes
+    matrix["review_flags"] = f"top probability < review threshold {spec.review_threshold:.3f}"
+    matrix["check"] = check_targets(matrix)
+    return matrix
+
+
+def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir: str | Path,
+                       with_baselines: bool = True, baseline_train: str | Path | None = None,
+                       n_train_per_class: int = 300, seed: int = 0, device: str = "auto",
+                       families: list[str] | None = None) -> dict:
+    """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
+    from ctcnet.evaluation.baselines import fit_baselines
+    from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, _baseline_training
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+    backend = load_backend(model_path, device=device)
+    spec = backend.spec
+    index = read_crop_index(data, taxonomy=spec.taxonomy).conform(spec.panel)
+    baselines, source = None, None
+    if with_baselines:
+        train_crops, train_labels, index, source = _baseline_training(
+            index, spec, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED)
+        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
+    crops = load_crops(index, spec.crop_size)
+    matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
+                              seed, families)
+    matrix.update({"data": str(data), "model": str(backend.model_path),
+                   "baseline_training": source})
+    out_dir = Path(out_dir)
+    matrix_png(matrix, out_dir / "robustness.png")
+    atomic_write_text(out_dir / "robustness.json", json.dumps(matrix, indent=2) + "\n")
+    return matrix

@@ -1,0 +1,202 @@
+"""Marker-consistency guard: calls whose measured markers contradict the class definition, and
+events unlike the training data, go to a person (pure numpy; no torch, so it runs beside the
+ONNX runtime too).
+
+The network decides from the whole crop; this guard re-measures the few facts the CellSearch
+definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict:
+
+* ``cd45_positive``: CD45 above its positivity level over the CK area. A leak of the CK dye
+  into the CD45 channel (bleed-through: the same pattern at up to ``max_leak`` of the CK
+  counts; likewise for every other dye) is subtracted first, so a bright CTC's ghost is not read as CD45. A CTC is CD45
+  negative; a cluster's CD45 belongs to the leukocytes attached *beside* the CTC, so over the
+  CTC's own CK area it is absent too.
+* ``no_dna``: no DAPI inside the CK area (a CK+ fragment or vesicle is debris, not a cell).
+* ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
+  CK-negative CTC.
+* ``unusual`` (every class): the event's measured intensity profile lies far from what the
+  model was trained on: Mahalanobis distance of a few per-channel features to the training
+  events of the called class, above the 99.5th percentile seen on validation. It needs the
+  reference that training stores in the model spec (``spec.metrics["guard"]``, made by
+  :func:`fit_reference`); models without one never flag ``unusual``.
+
+Measurements use the same robust background and noise as the network's normalisation (10th
+and 30th percentiles of the crop), on the crop the model saw (model pixel size).
+``review_flags(crops, proba, spec)`` is the one entry point for predict and the robustness
+matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import uniform_filter
+
+log = logging.getLogger(__name__)
+
+# Standard normal quantiles of the 10th and 30th percentiles (as in ctcnet.nn.normalise,
+# which cannot be imported here without torch).
+_Z_LOW, _Z_HIGH = -1.2815516, -0.5244005
+MARKER_FLAGS = ("cd45_positive", "no_dna", "no_ck")
+FLAGS = MARKER_FLAGS + ("unusual",)
+GUARDED_CLASSES = ("ctc", "cluster")
+
+
+def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
+    n, c = crops.shape[:2]
+    sample = crops[:, :, ::step, ::step].reshape(n, c, -1).astype(np.float32)
+    last = sample.shape[-1] - 1
+    i_low, i_high = int(round(0.10 * last)), int(round(0.30 * last))
+    part = np.partition(sample, (i_low, i_high), axis=-1)
+    q_low, q_high = part[..., i_low], part[..., i_high]
+    noise = np.maximum((q_high - q_low) / (_Z_HIGH - _Z_LOW), 0.5)
+    return q_high - _Z_HIGH * noise, noise
+
+
+def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 12.0,
+            max_leak: float = 0.12, level: float = 3.0) -> pd.DataFrame:
+    """Per-crop marker measurements of the centred object (noise units of each channel).
+
+    Columns: ``ck_peak`` (brightest 3x3 CK within ``radius_um`` of the centre), ``ck_area``
+    (pixels of the CK area: CK above ``level`` and above a quarter of its peak), ``dna_in_ck``
+    (brightest DAPI inside the CK area), ``cd45_over_ck`` (median CD45 over the CK area after
+    subtracting ``max_leak`` of every other channel's counts), and for the out-of-distribution score
+    ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
+    radius, channel i). A channel the panel lacks gives NaN for its columns.
+    """
+    x = np.asarray(crops, np.float32)
+    n, c, h, w = x.shape
+    background, noise = robust_background(x)
+    signal = uniform_filter(x - background[:, :, None, None], size=(1, 1, 3, 3))
+    z = signal / noise[:, :, None, None]
+    yy, xx = np.mgrid[:h, :w]
+    disk = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= (radius_um / pixel_size_um) ** 2
+    out = {}
+    zin = np.where(disk, z, -np.inf)
+    peak = zin.reshape(n, c, -1).max(axis=2)
+    mean = (z * disk).reshape(n, c, -1).sum(axis=2) / disk.sum()
+    for i in range(c):
+        out[f"peak_{i}"] = np.arcsinh(peak[:, i])
+        out[f"mean_{i}"] = np.arcsinh(mean[:, i])
+    ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
+    nan = np.full(n, np.nan, np.float32)
+    if ck is None:
+        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, cd45_over_ck=nan)
+        return pd.DataFrame(out)
+    ck_z = zin[:, ck]
+    area = ck_z > np.maximum(level, 0.25 * peak[:, ck])[:, None, None]
+    out["ck_peak"] = peak[:, ck]
+    out["ck_area"] = area.sum(axis=(1, 2)).astype(np.float32)
+    has_area = out["ck_area"] > 0
+    if dna is not None:
+        out["dna_in_ck"] = np.where(has_area, np.where(area, z[:, dna], -np.inf)
+                                    .reshape(n, -1).max(axis=1), 0.0)
+    else:
+        out["dna_in_ck"] = nan
+    if cd45 is not None:
+        # Any dye may leak into the CD45 channel: remove the most that every other channel
+        # could have leaked (a bright nucleus leaks as much as a bright CK).
+        others = np.maximum(np.delete(signal, cd45, axis=1), 0.0).sum(axis=1)
+        excess = (signal[:, cd45] - max_leak * others) / noise[:, cd45, None, None]
+        masked = np.where(area, excess, np.nan).reshape(n, -1)
+        with np.errstate(all="ignore"):
+            med = np.nanmedian(np.where(has_area[:, None], masked, 0.0), axis=1)
+        out["cd45_over_ck"] = np.nan_to_num(med, nan=0.0)
+    else:
+        out["cd45_over_ck"] = nan
+    return pd.DataFrame(out)
+
+
+def _ood_features(m: pd.DataFrame, channels: int) -> np.ndarray:
+    cols = [f"peak_{i}" for i in range(channels)] + [f"mean_{i}" for i in range(channels)]
+    area = np.log1p(np.nan_to_num(m["ck_area"].to_numpy(np.float64)))
+    return np.column_stack([m[cols].to_numpy(np.float64), area])
+
+
+def fit_reference(crops: np.ndarray, targets: np.ndarray, spec,
+                  quantile: float = 0.995) -> dict:
+    """The out-of-distribution reference from training or validation crops (plain JSON).
+
+    Class means and a pooled, slightly regularised covariance of the features; the threshold
+    is the ``quantile`` of the distances of these crops to their own class.
+    """
+    feats = _ood_features(measure(crops, spec.panel, spec.pixel_size_um), spec.in_chans)
+    targets = np.asarray(targets)
+    means = np.stack([feats[targets == k].mean(axis=0) if (targets == k).any()
+                      else feats.mean(axis=0) for k in range(spec.num_classes)])
+    centred = feats - means[targets]
+    cov = np.cov(centred, rowvar=False) + 1e-3 * np.eye(feats.shape[1])
+    inv = np.linalg.inv(cov)
+    dist = np.sqrt(np.einsum("ij,jk,ik->i", centred, inv, centred))
+    return {"means": means.tolist(), "cov_inv": inv.tolist(),
+            "threshold": float(np.quantile(dist, quantile)), "quantile": quantile,
+            "n": int(len(targets))}
+
+
+def ood_distance(measurements: pd.DataFrame, called: np.ndarray, reference: dict,
+                 channels: int) -> np.ndarray:
+    """Mahalanobis distance of each event to the training events of its called class."""
+    feats = _ood_features(measurements, channels)
+    centred = feats - np.asarray(reference["means"])[called]
+    inv = np.asarray(reference["cov_inv"])
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, inv, centred), 0.0))
+
+
+def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float = 2.0,
+                 dna_level: float = 3.0) -> pd.DataFrame:
+    """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
+
+    ``cd45_level`` is the CD45 positivity level (median over the CK area, in noise units after
+    the leak is removed); ``dna_level`` the DAPI level a nucleus must reach inside it.
+    """
+    n = len(proba)
+    flags = pd.DataFrame({f: np.zeros(n, bool) for f in FLAGS})
+    if n == 0:
+        flags["any"] = np.zeros(0, bool)
+        return flags
+    m = measure(crops, spec.panel, spec.pixel_size_um)
+    called = np.asarray(proba).argmax(axis=1)
+    guarded = np.isin(np.asarray(spec.class_names, dtype=object)[called], GUARDED_CLASSES)
+    roles = set(spec.panel.roles())
+    flags["cd45_positive"] = guarded & (m["cd45_over_ck"].to_numpy() > cd45_level)
+    flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
+        (m["dna_in_ck"].to_numpy() < dna_level)
+    if not roles & {"mesenchymal", "epcam"}:
+        flags["no_ck"] = guarded & (m["ck_area"].to_numpy() == 0)
+    reference = spec.metrics.get("guard") if isinstance(spec.metrics, dict) else None
+    if reference:
+        dist = ood_distance(m, called, reference, spec.in_chans)
+        flags["unusual"] = dist > reference["threshold"]
+    flags = flags.fillna(False).astype(bool)
+    flags["any"] = flags[list(FLAGS)].any(axis=1)
+    return flags
+
+
+def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
+                 spec) -> pd.DataFrame:
+    """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
+    and send flagged events to review."""
+    events = events.copy()
+    if crops is None or not len(events):
+        events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
+        return events
+    flags = review_flags(crops, proba, spec)
+    names = np.array(FLAGS, dtype=object)
+    fired = flags[list(FLAGS)].to_numpy()
+    events["guard"] = ["+".join(names[row]) for row in fired]
+    events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
+    return events
+
+
+def guard_summary(events: pd.DataFrame, spec) -> dict:
+    """Counts for summary.json: events the guard sent to review, per flag and per call."""
+    if "guard" not in events or not len(events):
+        return {"flagged": 0, "by_flag": {f: 0 for f in FLAGS}, "by_call": {}}
+    guard = events["guard"].fillna("").astype(str)
+    hit = guard != ""
+    by_call = events.loc[hit, "model_class"].value_counts()
+    return {"flagged": int(hit.sum()),
+            "by_flag": {f: int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
+            "by_call": {name: int(by_call.get(name, 0)) for name in spec.class_names}}

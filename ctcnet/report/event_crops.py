@@ -1,0 +1,125 @@
+"""Crops of chosen events, cut again from a cartridge's original frames.
+
+Predict keeps crops only for the gallery (reported calls and flagged events, capped per
+frame). The review page's quality-control tiles and the reviewed training set need the crops
+of any event: they are cut here exactly as predict cut them (``extract_crops`` at the
+model's crop size and pixel size), one frame read per frame that holds a wanted event.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.detect.cropping import extract_crops
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Panel
+from ctcnet.io.scan import Cartridge, open_cartridge
+
+log = logging.getLogger(__name__)
+
+
+def open_scanned_cartridge(summary: dict, scans: str | Path | None = None) -> Cartridge:
+    """The cartridge a predict run read (the path its summary records, or ``scans``)."""
+    root = Path(scans) if scans is not None else Path(summary["input"])
+    if not root.is_dir():
+        raise InputError(f"the scan of sample {summary.get('sample_id')} is not here any more "
+                         "(moved? pass its folder with --scans)", root)
+    # The run saw the cartridge's channels in the model's order, by name: read them so again.
+    return open_cartridge(root).conform(Panel.from_dict(summary["panel"]))
+
+
+def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
+                    model_pixel_um: float) -> np.ndarray:
+    """(N, C, crop_size, crop_size) float32 crops of ``events`` (rows of events.parquet), in
+    the table's order. Events of a frame that cannot be read any more raise InputError."""
+    out = np.zeros((len(events), cartridge.panel.num_channels, crop_size, crop_size),
+                   np.float32)
+    by_index = {f.index: f for f in cartridge.frames}
+    positions = np.arange(len(events))
+    for frame_index, rows in pd.Series(positions).groupby(events["frame"].to_numpy()):
+        frame = by_index.get(int(frame_index))
+        if frame is None:
+            raise InputError(f"frame {frame_index} is not in the cartridge any more",
+                             cartridge.root)
+        pixels = cartridge.read(frame)
+        chosen = events.iloc[rows.to_numpy()]
+        crops, _ = extract_crops(pixels, chosen["x"].to_numpy(), chosen["y"].to_numpy(),
+                                 crop_size, model_pixel_um, cartridge.panel.pixel_size_um)
+        out[rows.to_numpy()] = crops
+    log.debug("cut %d crops from %s", len(events), cartridge.root)
+    return out
+
+
+def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = True,
+                        scans: str | Path | None = None) -> dict:
+    """Cut a run's events into a labelled crop dataset (``write_crop_dataset`` layout).
+
+    ``reviewed``: the confirmed and relabelled events of every sample's review.csv, labelled
+    with the reviewer's call (rejected events have no class and are left out). Otherwise every
+    event, labelled with the model's call (pseudo-labels, e.g. to look at or to bootstrap).
+    Crops are cut as the model saw them (its crop size and pixel size), kept as integers when
+    the frame's counts survive unchanged (no resampling), and carry their sample id. Returns
+    what ``dataset.json`` records: sources, counts, and per crop the sample and event.
+    """
+    from ctcnet.io.crop_dataset import write_crop_dataset
+    from ctcnet.report.decisions import (find_samples, load_sample, read_decisions,
+                                         reviewed_labels)
+
+    samples = find_samples(results)
+    if scans is not None and len(samples) > 1:
+        raise InputError("--scans names one cartridge; the results hold several samples",
+                         results)
+    crops, labels, sample_ids, rows, sources = [], [], [], [], []
+    panel = model = None
+    for name, folder in samples.items():
+        events, summary = load_sample(folder)
+        if reviewed:
+            decided = reviewed_labels(read_decisions(folder))
+            chosen = events.set_index("event_id", drop=False).loc[decided["event_id"]]
+            chosen_labels = decided["reviewer_call"].tolist()
+            reviewers = decided["reviewer"].tolist()
+        else:
+            chosen, chosen_labels = events, events["class"].tolist()
+            reviewers = [""] * len(events)
+        if not len(chosen):
+            log.info("%s: no %s events", name, "reviewed" if reviewed else "")
+            continue
+        this_panel = Panel.from_dict(summary["panel"])
+        if panel is None:
+            panel, model = this_panel, summary["model"]
+        else:
+            panel.check_matches(this_panel, what=f"sample {name}")
+            if (summary["model"]["crop_size"], summary["model"]["pixel_size_um"]) != \
+                    (model["crop_size"], model["pixel_size_um"]):
+                raise InputError("samples were predicted with models of other crop or pixel "
+                                 "sizes; cut them into separate datasets", folder)
+        cartridge = open_scanned_cartridge(summary, scans)
+        cut = cut_event_crops(cartridge, chosen, model["crop_size"], model["pixel_size_um"])
+        sample_id = str(summary.get("sample_id", name))
+        crops.append(cut)
+        labels += chosen_labels
+        sample_ids += [sample_id] * len(cut)
+        rows += [{"sample_id": sample_id, "event_id": int(e), "label": lab, "reviewer": r}
+                 for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
+        sources.append({"sample_id": sample_id, "results": str(folder),
+                        "scan": str(cartridge.root), "model": summary["model"]["path"],
+                        "crops": len(cut)})
+    if not crops:
+        raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
+                                               "ctcnet review first)" if reviewed else ""),
+                         results)
+    stacked = np.concatenate(crops)
+    rounded = np.rint(stacked)
+    if np.array_equal(rounded, stacked) and stacked.min() >= 0 and stacked.max() <= 65535:
+        stacked = rounded.astype(np.uint16)  # the scan's own counts: keep them as they were
+    counts = {k: labels.count(k) for k in sorted(set(labels))}
+    info = {"labels": "reviewer" if reviewed else "model", "sources": sources,
+            "class_counts": counts, "crops": rows}
+    write_crop_dataset(out, stacked, labels, panel.with_pixel_size(model["pixel_size_um"]),
+                       sample_ids, extra=info)
+    log.info("wrote %d crops (%s) to %s", len(stacked), counts, out)
+    return info

@@ -1,0 +1,212 @@
+"""Fine-tuning: adapt a shipped model to a lab's own reviewed crops in minutes on a CPU.
+
+``finetune(DATA, OUT, base=MODEL)`` reuses the training frame (:class:`CTCLitModule`,
+:class:`CTCDataModule`): it starts from the base model's weights, trains only its last blocks
+(``train_blocks``) for a fixed number of steps on the lab's crops with simulated crops mixed in
+(so the simulator's range is not forgotten), holds out part of the lab's crops (whole samples
+when there are several, else a class-stratified share) and on that part:
+
+* compares the base and the adapted model (macro-F1, accuracy);
+* refits the temperature and the review band (:func:`ctcnet.evaluation.calibration.calibrate_spec`).
+
+It also scores both models on a fresh simulated test set, so a card shows whether adapting cost
+anything on the original simulator. The model file's spec records base, data and figures, and a
+model card (``OUT`` with ``.md``) says the same in words.
+
+The defaults come from ``scripts/adaptation_curve.py`` (see docs/adapting.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ctcnet.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SIM_TEST_SEED = 424242  # the shipped model's held-out simulated test seed (see its card)
+
+
+@dataclass
+class FinetuneOptions:
+    """How fine-tuning runs; the defaults were chosen on the new-scanner protocol."""
+
+    steps: int = 150              # optimiser steps (batches), whatever the data size
+    train_blocks: int | None = 2  # last backbone blocks set free (compact: last conv + head)
+    lr: float = 1e-3              # AdamW peak; cosine decay after a short warm-up
+    batch_size: int = 64
+    simulated_per_class: int = 100  # simulated training crops mixed in per class (0: none)
+    holdout: float = 0.25         # share of the lab's crops held out for calibration + figures
+    target_precision: float = 0.99  # of the automatic calls, for the review band
+    sim_check_per_class: int = 100  # simulated test crops per class for the forgetting check
+    seed: int = 0
+    device: str = "auto"
+
+
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    from ctcnet.evaluation.metrics import macro_f1
+
+    pred = logits.argmax(axis=1)
+    return {"macro_f1": round(macro_f1(labels, pred, num_classes), 4),
+            "accuracy": round(float((pred == labels).mean()), 4) if len(labels) else None,
+            "n": int(len(labels))}
+
+
+def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEED) -> dict:
+    """Macro-F1 of each model on one simulated test set (default randomisation)."""
+    from ctcnet.simulate import simulate_crops
+
+    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                           seed=seed)
+    labels = np.array([spec.taxonomy.index(k) for k in batch.labels])
+    return {name: _scores(predict_logits(m, batch.images), labels, spec.num_classes)
+            for name, m in models.items()}
+
+
+def predict_logits(model, crops: np.ndarray) -> np.ndarray:
+    """Logits of a classifier in memory on the CPU, through the one torch backend."""
+    from ctcnet.inference.backends import TorchBackend
+
+    return TorchBackend.from_model(model, device="cpu").predict_logits(crops)
+
+
+def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = None,
+             options: FinetuneOptions | None = None) -> dict:
+    """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out``.
+
+    Returns the record stored in the model's spec (``training["finetune"]``).
+    """
+    import lightning as L
+    import torch
+
+    from ctcnet.evaluation.calibration import calibrate_spec
+    from ctcnet.nn.registry import resolve_model
+    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.nn.classifier import load_model, save_model, select_device
+    from ctcnet.training.datamodule import CTCDataModule
+    from ctcnet.training.lit import CTCLitModule
+
+    opts = options or FinetuneOptions()
+    t0 = time.perf_counter()
+    base = resolve_model(base)  # a file, a shipped model's name, or None: the default
+    base_model, spec = load_model(base)
+    index = read_crop_index(data_dir, taxonomy=spec.taxonomy).conform(
+        spec.panel, what=f"crop dataset {data_dir}")
+    if abs(index.panel.pixel_size_um / spec.pixel_size_um - 1) > 0.02:
+        raise InputError(f"crops are at {index.panel.pixel_size_um} um/px, the model at "
+                         f"{spec.pixel_size_um}: cut them with ctcnet crops (model pixels)",
+                         data_dir)
+    counts = {n: int(index.class_counts().get(n, 0)) for n in spec.class_names}
+    if sum(counts.values()) < 8:
+        raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
+                         "some out", data_dir)
+    L.seed_everything(opts.seed, workers=True, verbose=False)
+    simulate = None
+    if opts.simulated_per_class > 0:
+        simulate = {"train": int(opts.simulated_per_class), "seed": 7000 + opts.seed,
+                    "num_samples": 8}
+    data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
+                         crop_size=spec.crop_size, data_dir=str(data_dir), simulate=simulate,
+                         val_fraction=opts.holdout, split_seed=opts.seed, split_unit="auto",
+                         batch_size=opts.batch_size)
+    hp = spec.training.get("hyper_parameters", {})
+    module = CTCLitModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
+                          crop_size=spec.crop_size, arch=spec.arch, arch_kwargs=spec.arch_kwargs,
+                          loss=hp.get("loss", "ce"), focal_gamma=hp.get("focal_gamma", 2.0),
+                          class_weights="balanced", lr=opts.lr, schedule="cosine",
+                          init_from=str(base), train_blocks=opts.train_blocks)
+    device = select_device(opts.device)
+    trainer = L.Trainer(max_steps=opts.steps, accelerator="gpu" if device.type == "cuda"
+                        else "cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0,
+                        precision="bf16-mixed" if device.type == "cuda" else "32-true")
+    data.setup("fit")
+    held = data.splits.get("val")
+    if held is None or not len(held.targets):
+        raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
+    trainer.fit(module, datamodule=data)
+    train_seconds = time.perf_counter() - t0
+    tuned = module.model.cpu().eval()
+
+    # Figures on the held-out lab crops, then calibration on the same crops.
+    labels = held.targets
+    base_logits = predict_logits(base_model, held.images)
+    tuned_logits = predict_logits(tuned, held.images)
+    new_spec = calibrate_spec(spec, tuned_logits, labels, opts.target_precision)
+    sim = (simulated_check({"base": base_model, "finetuned": tuned}, spec,
+                           opts.sim_check_per_class) if opts.sim_check_per_class else {})
+    record = {
+        "base": {"path": str(base), "sha256": file_digest(base), "version": spec.version,
+                 "temperature": spec.temperature, "review_threshold": spec.review_threshold},
+        "data": {"path": str(data_dir), "per_class": counts,
+                 "samples": len(set(index.sample_ids)),
+                 "held_out": {"crops": int(len(labels)),
+                              "per_class": held.class_counts(spec.class_names),
+                              "unit": "sample" if len(set(index.sample_ids)) >= 2 else "crop"},
+                 "train": data.summary()["splits"]["train"]},
+        "options": asdict(opts),
+        "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
+                     "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
+        "simulated_test": sim,
+        "calibration": new_spec.metrics["calibration"],
+        "seconds": {"train": round(train_seconds, 1),
+                    "total": round(time.perf_counter() - t0, 1)},
+        "device": str(device), "threads": torch.get_num_threads(),
+    }
+    new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(
+        json.dumps(record, default=float))}, metrics={**new_spec.metrics, "finetune": {
+            k: record[k] for k in ("held_out", "simulated_test")}})
+    out = Path(out)
+    save_model(out, tuned, new_spec)
+    write_card(out.with_suffix(".md"), out, record, new_spec)
+    log.info("fine-tuned %s -> %s in %.0f s", base, out, record["seconds"]["total"])
+    return record
+
+
+def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
+    """A short model card: base, data, settings and the figures that decide whether to use it."""
+    from ctcnet.io.atomic import atomic_write_text
+
+    held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
+    data = record["data"]
+    lines = [
+        f"# Model card: {model_path.name} (fine-tuned)", "",
+        f"- Base model: `{record['base']['path']}` (sha256 {record['base']['sha256'][:12]}..., "
+        f"ctcnet {record['base']['version']})",
+        f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
+        f"{data['samples']} sample(s), per class {data['per_class']}",
+        f"- Held out for the figures and calibration: {data['held_out']['crops']} crops "
+        f"(split by {data['held_out']['unit']}"
+        + ("; one sample only, so the held-out figures are optimistic" if
+           data['held_out']['unit'] == "crop" else "") + ")",
+        f"- Trained: {record['options']['steps']} steps, last "
+        f"{record['options']['train_blocks'] or 'all'} block(s) free, lr "
+        f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
+        f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
+        f"({record['threads']} threads)",
+        f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
+        f"{spec.review_threshold:.4f} ({cal['review']['reviewed_fraction']:.1%} of the held-out "
+        f"crops reviewed, target precision {cal['review']['target_precision']})", "",
+        "| figure | base | fine-tuned |", "|---|---|---|",
+        f"| macro-F1, held-out lab crops | {held['base']['macro_f1']:.4f} | "
+        f"{held['finetuned']['macro_f1']:.4f} |",
+        f"| accuracy, held-out lab crops | {held['base']['accuracy']:.4f} | "
+        f"{held['finetuned']['accuracy']:.4f} |",
+    ]
+    if sim:
+        lines.append(f"| macro-F1, simulated test ({sim['base']['n']} crops, seed "
+                     f"{SIM_TEST_SEED}) | {sim['base']['macro_f1']:.4f} | "
+                     f"{sim['finetuned']['macro_f1']:.4f} |")
+    atomic_write_text(path, "\n".join(lines) + "\n")

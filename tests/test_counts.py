@@ -1,0 +1,108 @@
+"""Count-level truth: matching, after-review counts, Bland-Altman, cut-offs, the command."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.cli import main
+from ctcnet.evaluation.counts import (bland_altman, cartridge_counts, count_report,
+                                      counts_png, cutoff_agreement, truth_class_of_events,
+                                      within_tolerance)
+
+NAMES = ["ctc", "wbc", "cluster", "debris"]
+
+
+def test_bland_altman_by_hand():
+    ba = bland_altman([3, 5, 10], [2, 5, 8])
+    assert ba["bias"] == pytest.approx(1.0)
+    assert ba["sd"] == pytest.approx(1.0)
+    assert (ba["lower"], ba["upper"]) == pytest.approx((1 - 1.96, 1 + 1.96))
+    assert bland_altman([], [])["bias"] is None
+
+
+def test_cutoff_agreement_counts_both_kinds_of_error():
+    out = cutoff_agreement([0, 5, 6, 4, 9], [0, 4, 7, 5, 9], 5)
+    assert (out["agree"], out["n"], out["false_positive"], out["false_negative"]) == (3, 5, 1, 1)
+
+
+def test_tolerance_is_one_event_or_fifteen_percent():
+    ok = within_tolerance([1, 0, 12, 10, 24, 25], [0, 1, 10, 12, 21, 21])
+    # 1 vs 0 and 0 vs 1: one event; 12 vs 10: 2 > max(1, 1.5); 10 vs 12: 2 > 1.8;
+    # 24 vs 21: 3 <= 3.15; 25 vs 21: 4 > 3.15.
+    assert ok.tolist() == [True, True, False, False, True, False]
+
+
+def _tables():
+    truth = pd.DataFrame({"row": [0, 0, 0, 0, 1], "col": [0, 0, 0, 0, 0],
+                          "x": [10.0, 50.0, 90.0, 130.0, 10.0], "y": [10.0] * 5,
+                          "class": ["ctc", "debris", "wbc", "ctc", "ctc"]})
+    # Detections: the first CTC (called ctc, sure), the debris (called ctc, flagged), the wbc
+    # (called wbc), a detection of nothing (called ctc, flagged), the second frame's CTC placed
+    # in the wrong frame's coordinates (called debris, flagged: no true event near it there).
+    events = pd.DataFrame({"row": [0, 0, 0, 0, 1], "col": [0, 0, 0, 0, 0],
+                           "x": [11.0, 51.0, 89.0, 200.0, 60.0], "y": [10.0] * 5,
+                           "class": ["ctc", "ctc", "wbc", "ctc", "debris"],
+                           "review": [False, True, False, True, True]})
+    return events, truth
+
+
+def test_truth_class_of_events_matches_per_frame_within_radius():
+    events, truth = _tables()
+    got = truth_class_of_events(events, truth, pixel_size_um=1.0, radius_um=5.0)
+    assert got.tolist() == ["ctc", "debris", "wbc", None, None]
+
+
+def test_cartridge_counts_automatic_and_after_review():
+    events, truth = _tables()
+    c = cartridge_counts(events, truth, NAMES, pixel_size_um=0.2, blood_volume_ml=3.75)
+    assert c["true"] == {"ctc": 3, "wbc": 1, "cluster": 0, "debris": 1}
+    assert c["automatic"] == {"ctc": 3, "wbc": 1, "cluster": 0, "debris": 1}
+    # After review: the flagged debris and the detection of nothing become debris.
+    assert c["after_review"] == {"ctc": 1, "wbc": 1, "cluster": 0, "debris": 3}
+    assert c["flagged"] == 3 and c["flagged_wrong"] == 2
+    assert c["false_calls"]["ctc"] == 2 and c["missed_calls"]["ctc"] == 0
+    assert c["true_per_7_5_ml"]["ctc"] == 6.0  # half the volume: twice the count per 7.5 mL
+
+
+def test_count_report_and_figure(tmp_path):
+    rows = []
+    for k, (true, auto) in enumerate([(0, 1), (3, 3), (6, 4), (20, 22)]):
+        zero = {n: 0 for n in NAMES}
+        rows.append({"sample_id": f"s{k}", "events": 100, "flagged": 5,
+                     "true": {**zero, "ctc": true}, "automatic": {**zero, "ctc": auto},
+                     "after_review": {**zero, "ctc": true},
+                     "true_per_7_5_ml": {**zero, "ctc": true},
+                     "automatic_per_7_5_ml": {**zero, "ctc": auto},
+                     "after_review_per_7_5_ml": {**zero, "ctc": true}})
+    report = count_report(rows, NAMES)
+    ctc = report["per_class"]["ctc"]
+    assert ctc["automatic"]["bland_altman"]["bias"] == pytest.approx(0.25)
+    assert ctc["automatic"]["within_tolerance"]["n"] == 3  # 6 vs 4 misses
+    five = ctc["automatic"]["cutoffs"][1]
+    assert five["cutoff"] == 5 and five["agree"] == 3 and five["false_negative"] == 1
+    assert ctc["after_review"]["bland_altman"]["bias"] == 0.0
+    assert report["flagged_share"] == pytest.approx(0.05)
+    assert counts_png(report, tmp_path / "c.png").stat().st_size > 0
+
+
+def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
+    from ctcnet.simulate import simulate_cartridge
+
+    for seed in (1, 2):
+        simulate_cartridge(tmp_path / "carts" / f"c{seed}", num_frames=1, frame_shape=(256, 320),
+                           seed=seed, events_per_frame=25, rare_rates={"ctc": 0.2})
+    rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out"),
+               "--device", "cpu"])
+    assert rc == 0
+    assert "after_review" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "counts.json").read_text())
+    assert [c["sample_id"] for c in report["cartridges"]] == ["sim1", "sim2"]
+    truth = pd.read_csv(tmp_path / "carts" / "c1" / "ground_truth.csv")
+    first = report["cartridges"][0]
+    assert first["true"]["ctc"] == int((truth["class"] == "ctc").sum())
+    events = pd.read_parquet(tmp_path / "out" / "sim1" / "events.parquet")
+    assert first["automatic"]["ctc"] == int((events["class"] == "ctc").sum())
+    assert (tmp_path / "out" / "counts.png").stat().st_size > 0
+    assert np.isfinite(report["per_class"]["ctc"]["automatic"]["bland_altman"]["bias"])

@@ -1,0 +1,86 @@
+"""Fine-tuning a model on a lab's crops: frozen blocks, held-out figures, calibration, card."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.crop_dataset import write_crop_dataset
+from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.training.finetune import FinetuneOptions, finetune
+from ctcnet.training.lit import backbone_blocks
+
+SIZE = 32
+TINY = FinetuneOptions(steps=4, batch_size=8, simulated_per_class=2, sim_check_per_class=3,
+                       device="cpu")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A tiny base model and a small 'lab' crop dataset of two samples from a shifted scanner."""
+    from ctcnet.simulate import SimConfig, simulate_crops
+
+    base = tmp_path_factory.mktemp("finetune")
+    torch.manual_seed(0)
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=SIZE,
+                     arch_kwargs={"width": 8})
+    save_model(base / "base.pt", build_classifier(spec))
+    batch = simulate_crops(6, load_panel(None), crop_size=SIZE, seed=11, num_samples=2,
+                           config=SimConfig().with_shift("noise_2x"))
+    write_crop_dataset(base / "crops", batch.images, batch.labels, load_panel(None),
+                       batch.sample_ids)
+    return base
+
+
+def test_finetune_frees_the_last_blocks_and_recalibrates(lab, tmp_path):
+    out = tmp_path / "tuned.pt"
+    record = finetune(lab / "crops", out, lab / "base.pt", TINY)
+    base, base_spec = load_model(lab / "base.pt")
+    tuned, spec = load_model(out)
+    before, after = backbone_blocks(base.net), backbone_blocks(tuned.net)
+    frozen = len(before) - TINY.train_blocks
+    for b, a in zip(before[:frozen], after[:frozen]):  # weights and BN statistics kept
+        for (name, x), (_, y) in zip(b.state_dict().items(), a.state_dict().items()):
+            assert torch.equal(x, y), name
+    changed = [not torch.equal(x, y) for b, a in zip(before[frozen:], after[frozen:])
+               for x, y in zip(b.state_dict().values(), a.state_dict().values())]
+    assert any(changed)
+    info = spec.training["finetune"]
+    assert info["base"]["path"] == str(lab / "base.pt")
+    assert info["data"]["samples"] == 2 and info["data"]["held_out"]["unit"] == "sample"
+    assert 0 < info["data"]["held_out"]["crops"] < 24
+    assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 8
+    assert spec.temperature == pytest.approx(info["calibration"]["temperature"])
+    assert spec.review_threshold == pytest.approx(info["calibration"]["review"]["threshold"])
+    assert set(record["simulated_test"]) == {"base", "finetuned"}
+    assert record["simulated_test"]["base"]["n"] == 12
+    card = out.with_suffix(".md").read_text()
+    assert "base.pt" in card and "macro-F1, held-out lab crops" in card
+    assert json.dumps(spec.to_dict())  # plain data: loads with weights_only=True
+
+
+def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
+    from ctcnet.cli import main
+
+    out = tmp_path / "cli.pt"
+    assert main(["finetune", str(lab / "crops"), "--out", str(out), "--base",
+                 str(lab / "base.pt"), "--steps", "2", "--batch-size", "8",
+                 "--simulated-per-class", "0", "--sim-check-per-class", "0",
+                 "--device", "cpu"]) == 0
+    assert out.exists() and "held-out macro-F1" in capsys.readouterr().out
+    other = dict(load_panel(None).to_dict(), pixel_size_um=0.32)
+    (tmp_path / "px").mkdir()
+    write_crop_dataset(tmp_path / "px", np.zeros((8, 5, SIZE, SIZE), np.uint16),
+                       ["ctc", "wbc"] * 4, load_panel(other))
+    with pytest.raises(InputError, match="um/px"):
+        finetune(tmp_path / "px", tmp_path / "x.pt", lab / "base.pt", TINY)
+    four = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]})
+    write_crop_dataset(tmp_path / "four", np.zeros((8, 4, SIZE, SIZE), np.uint16),
+                       ["ctc", "wbc"] * 4, four)
+    with pytest.raises(PanelMismatchError):
+        finetune(tmp_path / "four", tmp_path / "x.pt", lab / "base.pt", TINY)

@@ -1,0 +1,233 @@
+"""Robustness matrix: the perturbations do what their physics says, the matrix counts right."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ctcnet.cli import main
+from ctcnet.evaluation import perturb
+from ctcnet.evaluation.matrix import check_targets, matrix_png, run_matrix
+from ctcnet.io.crop_dataset import write_crop_dataset
+from ctcnet.io.panel import Panel, default_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
+
+SIZE = 40
+CLASSES = ["ctc", "wbc", "cluster", "debris"]
+
+
+def disk_crops(n=4, radius=6.0, amplitude=400.0, background=100.0, noise=0.0, seed=0,
+               channel=1, channels=5):
+    """Crops with one bright disk in ``channel`` on a flat (or noisy) background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    c = (SIZE - 1) / 2
+    disk = ((yy - c) ** 2 + (xx - c) ** 2 <= radius ** 2).astype(np.float32)
+    x = np.full((n, channels, SIZE, SIZE), background, np.float32)
+    x[:, channel] += amplitude * disk
+    return x + noise * rng.standard_normal(x.shape).astype(np.float32)
+
+
+def test_signal_is_the_smoothed_crop_above_its_median():
+    x = disk_crops()
+    signal = perturb.split_signal(x)
+    assert signal.shape == x.shape and signal.min() >= 0
+    assert signal[:, 0].max() == 0  # flat channels carry no signal
+    centre = SIZE // 2
+    assert signal[0, 1, centre, centre] == pytest.approx(400, rel=0.01)
+    assert signal[0, 1, 0, 0] == 0
+
+
+def test_stain_scales_signal_and_keeps_noise_and_background():
+    x = disk_crops(noise=5.0)
+    same = perturb.stain_strength(x, 1, 1.0)
+    np.testing.assert_allclose(same, x, atol=1e-3)
+    brighter = perturb.stain_strength(x, 1, 3.0)
+    centre = SIZE // 2
+    assert brighter[0, 1, centre, centre] - x[0, 1, centre, centre] == pytest.approx(800, rel=0.05)
+    # The corners (background) and the other channels are untouched up to the noise smoothing.
+    assert np.abs(brighter[:, 1, :3, :3] - x[:, 1, :3, :3]).max() < 15
+    np.testing.assert_array_equal(brighter[:, [0, 2, 3, 4]], x[:, [0, 2, 3, 4]])
+
+
+def test_stain_saturates_at_the_channel_range():
+    x = disk_crops(amplitude=3000)
+    out = perturb.stain_strength(x, 1, 8.0, default_panel())
+    assert out.max() == 4095.0
+
+
+def test_bleed_copies_a_fraction_of_one_channel_into_another():
+    x = disk_crops()
+    out = perturb.bleed(x, 1, 3, 0.05)
+    centre = SIZE // 2
+    assert out[0, 3, centre, centre] - x[0, 3, centre, centre] == pytest.approx(20, rel=0.02)
+    np.testing.assert_array_equal(out[:, [0, 1, 2, 4]], x[:, [0, 1, 2, 4]])
+
+
+def test_random_stain_draws_per_crop_and_channel_in_range(rng):
+    x = disk_crops(n=50)
+    out = perturb.random_stain(x, 0.3, 3.0, rng)
+    centre = SIZE // 2
+    ratio = (out[:, 1, centre, centre] - 100) / 400
+    assert 0.3 - 1e-3 <= ratio.min() and ratio.max() <= 3.0 + 1e-3
+    assert ratio.std() > 0.2
+
+
+def test_background_offset_and_gradient():
+    x = disk_crops()
+    out = perturb.background_offset(x, 1.0)
+    np.testing.assert_allclose(out[:, :, 0, 0], 200.0)
+    ramp = perturb.background_gradient(x, 0.5, np.random.default_rng(1))
+    span = ramp[:, 0].max(axis=(1, 2)) - ramp[:, 0].min(axis=(1, 2))
+    # 0.5 x the median from edge to edge along the ramp's direction (up to ~1.41 diagonally).
+    assert np.all(span >= 49) and np.all(span <= 71)
+    assert ramp[:, 0].mean() == pytest.approx(100, abs=0.5)
+
+
+def test_defocus_spreads_but_keeps_the_signal():
+    x = disk_crops(radius=3.0)
+    out = perturb.defocus(x, 2.0)
+    centre = SIZE // 2
+    assert out[0, 1, centre, centre] < x[0, 1, centre, centre]
+    assert (out[0, 1] - 100).sum() == pytest.approx((x[0, 1] - 100).sum(), rel=0.05)
+
+
+def test_noise_factor_is_measured_and_applied(rng):
+    x = disk_crops(n=8, noise=10.0)
+    assert float(np.median(perturb.noise_std(x))) == pytest.approx(10.0, rel=0.1)
+    out = perturb.more_noise(x, 2.0, rng)
+    assert float(np.median(perturb.noise_std(out))) == pytest.approx(20.0, rel=0.1)
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.5])
+def test_pixel_size_changes_apparent_size(factor):
+    x = disk_crops(radius=6.0)
+    out = perturb.pixel_size(x, factor)
+    area = lambda a: (a[0, 1] > 300).sum()  # noqa: E731
+    assert area(out) / area(x) == pytest.approx(1.0 / factor ** 2, rel=0.2)
+
+
+def test_8bit_export_clips_the_stated_share():
+    x = disk_crops(n=6, noise=5.0)
+    out = perturb.display_8bit(x, 0.01)
+    assert out.min() >= 0 and out.max() == 255
+    assert np.all(out == np.round(out))
+    assert (out[:, 1] == 255).mean() == pytest.approx(0.01, abs=0.01)
+
+
+def test_jpeg_composite_stays_close_to_the_8bit_export():
+    panel = default_panel()
+    assert perturb.composite_groups(panel) == [[1, 2, 0], [3, 4]]
+    clean = disk_crops(n=3)  # a clean disk survives a good JPEG; lossier loses more
+    out = perturb.jpeg_composite(clean, 95, panel)
+    assert out.shape == clean.shape
+    assert np.abs(out - perturb.display_8bit(clean, 0.001)).mean() < 3
+    noisy = disk_crops(n=3, noise=5.0)
+    ref = perturb.display_8bit(noisy, 0.001)
+    error = {q: np.abs(perturb.jpeg_composite(noisy, q, panel) - ref).mean() for q in (95, 30)}
+    assert error[30] > error[95]
+
+
+def test_off_centre_moves_the_object_by_the_distance(rng):
+    x = disk_crops(n=10)
+    out = perturb.off_centre(x, 6.0, rng)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    w = out[:, 1] - 100
+    cy = (w * yy).sum(axis=(1, 2)) / w.sum(axis=(1, 2))
+    cx = (w * xx).sum(axis=(1, 2)) / w.sum(axis=(1, 2))
+    shift = np.hypot(cy - (SIZE - 1) / 2, cx - (SIZE - 1) / 2)
+    np.testing.assert_allclose(shift, 6.0, atol=0.8)
+
+
+def test_catalogue_covers_every_ordered_pair_and_skips_missing_roles():
+    panel = default_panel()
+    cells, notes = perturb.perturbation_catalogue(panel)
+    bleeds = {c.name for c in cells if c.family == "bleed"}
+    assert len(bleeds) == panel.num_channels * (panel.num_channels - 1)
+    assert "bleed CK->CD61" in bleeds and "bleed CD61->CK" in bleeds
+    ends = [c for c in cells if c.name == "stain CK" and c.range_end]
+    assert [c.strength for c in ends] == [0.25, 8.0]
+    assert not notes
+    small = Panel.from_dict({"channels": ["DAPI", "CD45", "FITC"]})
+    cells, notes = perturb.perturbation_catalogue(small)
+    assert not [c for c in cells if c.family == "nonspecific"]
+    assert len(notes) == 2 and "epithelial" in notes[0]
+    x = disk_crops(n=2, channels=3, channel=1)
+    for cell in cells:  # every cell runs on a 3-channel panel and keeps the shape
+        assert cell.apply(x, np.random.default_rng(0)).shape == x.shape, cell.name
+
+
+def _toy_classify(crops):
+    """Calls class 0 when channel 1 is brighter than channel 2, else class 1."""
+    score = crops[:, 1].mean(axis=(1, 2)) - crops[:, 2].mean(axis=(1, 2))
+    proba = np.stack([score > 0, score <= 0], axis=1).astype(np.float64)
+    return {"cnn": proba, "marker_gate": np.tile([0.5, 0.5], (len(crops), 1))}
+
+
+def test_run_matrix_counts_flips_f1_and_flags():
+    crops = np.concatenate([disk_crops(n=5, channel=1), disk_crops(n=5, channel=2)])
+    labels = np.array([0] * 5 + [1] * 5)
+    names = ["ctc", "wbc"]
+    cells = [perturb.Cell("test", "identity", 1.0, "1x", True, lambda x, rng: x),
+             perturb.Cell("test", "swap", 1.0, "1x", True, lambda x, rng: x[:, [0, 2, 1]])]
+    flags = lambda x, p: np.arange(len(x)) >= 5  # noqa: E731  flag the second half
+    m = run_matrix(crops[:, :3], labels, names, _toy_classify, cells, flags={"half": flags})
+    identity, swap = m["cells"]
+    assert identity["methods"]["cnn"] == {"flip_rate": 0.0, "macro_f1": 1.0,
+                                          "confusion": [[5, 0], [0, 5]]}
+    assert swap["methods"]["cnn"]["flip_rate"] == 1.0
+    assert swap["methods"]["cnn"]["macro_f1"] == 0.0
+    # Under the swap all five wbc are called ctc; the flags catch every one of them.
+    assert swap["review"]["half"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5,
+                                      "wrong_ctc_caught": 1.0, "missed_ctc": 5,
+                                      "missed_ctc_caught": 0.0}
+    check = check_targets(m)
+    assert not check["passed"]
+    assert any("swap" in f and "flips" in f for f in check["failures"])
+    assert not any("identity" in f for f in check["failures"])
+
+
+def test_check_targets_sees_double_positive_leukocytes_and_the_gate():
+    names = ["ctc", "wbc"]
+    cell = {"family": "nonspecific", "name": "CK += CD45 pattern", "label": "100%",
+            "range_end": True,
+            "methods": {"cnn": {"flip_rate": 0.0, "macro_f1": 0.98,
+                                "confusion": [[50, 0], [2, 48]]},
+                        "marker_gate": {"flip_rate": 0.0, "macro_f1": 0.99,
+                                        "confusion": [[50, 0], [1, 49]]}}}
+    check = check_targets({"class_names": names, "cells": [cell], "epithelial_channel": "CK"})
+    assert check["double_positive_wbc_called_ctc"] == pytest.approx(0.04)
+    assert len(check["failures"]) == 2  # 4 % > 1 % and below the marker gate
+
+
+def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys):
+    panel = default_panel()
+    spec = ModelSpec("compact", panel, default_taxonomy(), crop_size=SIZE)
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", build_classifier(spec), spec)
+    crops = np.concatenate([disk_crops(n=3, channel=k, seed=k, noise=4) for k in range(4)])
+    labels = [CLASSES[k] for k in range(4) for _ in range(3)]
+    write_crop_dataset(tmp_path / "data", crops.astype(np.uint16), labels, panel)
+    rc = main(["robustness", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
+               "--out", str(tmp_path / "out"), "--no-baselines", "--families", "crop",
+               "nonspecific", "--device", "cpu"])
+    assert rc == 0
+    report = json.loads((tmp_path / "out" / "robustness.json").read_text())
+    assert report["methods"] == ["cnn"] and report["n"] == 12
+    assert {c["family"] for c in report["cells"]} == {"crop", "nonspecific"}
+    assert "review" in report["cells"][0] and "check" in report
+    from PIL import Image
+
+    assert Image.open(tmp_path / "out" / "robustness.png").size[1] > 100
+    assert "off centre" in capsys.readouterr().out
+
+
+def test_matrix_png_draws_any_number_of_methods(tmp_path):
+    cell = {"name": "x", "label": "1x", "range_end": True,
+            "methods": {m: {"flip_rate": 0.1, "macro_f1": 0.9} for m in ("cnn", "a", "b")}}
+    path = matrix_png({"n": 3, "methods": ["cnn", "a", "b"], "cells": [cell, cell]},
+                      tmp_path / "m.png")
+    assert path.stat().st_size > 0
