@@ -16,7 +16,7 @@ from ctcnet.cli import main
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.crop_dataset import read_crop_index
 from ctcnet.io.images import read_channel_file, read_image
-from ctcnet.io.panel import Panel, load_panel, save_panel
+from ctcnet.io.panel import load_panel, save_panel
 from ctcnet.io.scan import open_cartridge, write_cartridge_info, write_frame
 from ctcnet.nn import registry
 
@@ -74,7 +74,7 @@ def test_jpeg_crops_read_as_composites(tmp_path, rng):
     assert np.array_equal(read_channel_file(tmp_path / "grey.png"), planes[0])
 
 
-# --- panels: composites, pixel sizes, channels by name ---------------------------------------------
+# --- panels: composites, pixel sizes, channels by name --------------------------------------------
 
 @pytest.mark.parametrize("bad", [
     {"channels": ["DAPI", "CK", "CD45", "CD61"], "composite": "rgb"},  # a plane per channel
@@ -153,7 +153,7 @@ def test_cartridge_channels_by_name_and_unused_files_never_read(tmp_path, rng):
     assert np.array_equal(cart.read(cart.frames[0]), frame[[2, 3, 0]].astype(np.float32))
 
 
-# --- the registry ----------------------------------------------------------------------------------
+# --- the registry ---------------------------------------------------------------------------------
 
 def make_tiny_model(path: Path, channels=CORE3, pixel_size_um=0.64) -> Path:
     """An untrained small model plus a card, as a shipped model is laid out."""
@@ -270,7 +270,7 @@ def test_predict_on_a_three_channel_16bit_cartridge(with_tiny3, tmp_path, capsys
     assert "lacks ['CD61', 'CD66b']" in capsys.readouterr().err
 
 
-# --- the simulator's rgb-jpeg export ------------------------------------------------------------------
+# --- the simulator's rgb-jpeg export --------------------------------------------------------------
 
 def test_rgb_jpeg_export_is_a_readable_crop_dataset(tmp_path):
     from PIL import JpegImagePlugin

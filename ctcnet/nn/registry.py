@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.panel import Panel
