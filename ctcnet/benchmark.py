@@ -2,9 +2,10 @@
 
 Sections (each a plain function returning rows of plain data):
 
-* classification throughput, crops/s: torch eager fp32 (NCHW and channels_last), ONNX Runtime
-  fp32 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on CUDA also
-  fp32, bf16 and fp16 autocast and the fraction of the GPU's peak FLOP rate;
+* classification throughput, crops/s, of the inference backends
+  (:mod:`ctcnet.inference.backends`): torch eager fp32 (NCHW and channels_last), ONNX Runtime
+  fp32, fp16 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on
+  CUDA also fp32, bf16 and fp16 autocast and the fraction of the GPU's peak FLOP rate;
 * whole cartridges end to end (read / detect / crop / classify / write), events/s and peak RSS,
   at 10, 175 and 1,000 frames (each run in its own process, so peak memory is its own);
 * the I/O lower bound: the time just to read the cartridge's files from disk (bytes, and bytes
@@ -31,9 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class BenchSettings:
     quick: bool = False
 
     @classmethod
-    def quick_settings(cls) -> "BenchSettings":
+    def quick_settings(cls) -> BenchSettings:
         return cls(batch_sizes=(1, 8), repeats=2, frame_counts=(2, 3), cartridge_repeats=1,
                    frame_shape=(256, 320), events_per_frame=20, train_steps=1, train_batch=8,
                    quick=True)
@@ -144,35 +145,21 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
 
     from ctcnet.deploy.export import export_onnx, simulated_crops
     from ctcnet.evaluation.metrics import macro_f1
+    from ctcnet.inference.backends import OnnxBackend, TorchBackend
     from ctcnet.nn.classifier import load_model
-    from ctcnet.deploy.runtime import OnnxClassifier
 
     model, spec = load_model(model_path)
     labelled = simulated_crops(spec, 64 if settings.quick else 2000, seed=777)
     crops = tile_to(labelled.images, max(settings.batch_sizes))
     flops = model_flops(model, crops[0])
-    engines: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    # Every engine is a Backend (ctcnet.inference.backends), the same objects predict uses.
+    engines: dict = {}
 
-    def torch_engine(net, channels_last=False, device="cpu", autocast=None):
-        net = net.to(device)
-        if channels_last:
-            net = net.to(memory_format=torch.channels_last)
+    def torch_engine(**options):
+        return TorchBackend.from_model(load_model(model_path)[0], **options)
 
-        def run(batch):
-            x = torch.from_numpy(batch).to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(
-                    device, dtype=autocast or torch.float32, enabled=autocast is not None):
-                return net(x).float().cpu().numpy()
-        return run
-
-    def onnx_engine(path):
-        clf = OnnxClassifier(path, providers=["CPUExecutionProvider"])
-        return lambda batch: clf.predict_proba(batch, batch_size=len(batch))
-
-    engines["torch eager fp32"] = torch_engine(model)
-    engines["torch eager fp32 channels_last"] = torch_engine(load_model(model_path)[0], True)
+    engines["torch eager fp32"] = torch_engine(device="cpu")
+    engines["torch eager fp32 channels_last"] = torch_engine(device="cpu", channels_last=True)
     onnx_files = {p: workdir / f"model-{p}.onnx" for p in ("fp32", "fp16", "int8")}
     notes = []
     for precision, path in list(onnx_files.items()):
@@ -180,19 +167,19 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
             calibration = f"simulate:{64 if settings.quick else 512}"
             export_onnx(model_path, path, precision=precision,
                         calibration=calibration if precision == "int8" else None)
-            engines[f"ORT {precision}"] = onnx_engine(path)
+            engines[f"ORT {precision}"] = OnnxBackend(path, device="cpu")
         except Exception as err:  # e.g. the int8 gate refuses a model that loses accuracy
             notes.append(f"ORT {precision} not measured: {err}")
             onnx_files.pop(precision)
     if torch.cuda.is_available():
-        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
-            engines[f"torch CUDA {name}"] = torch_engine(load_model(model_path)[0], True, "cuda",
-                                                         dtype)
+        for precision in ("fp32", "bf16", "fp16"):
+            engines[f"torch CUDA {precision}"] = torch_engine(device="cuda", precision=precision,
+                                                              channels_last=True)
 
     accuracy = {}
     for name, engine in engines.items():
-        scores = np.concatenate([engine(labelled.images[i:i + 256].astype(np.float32))
-                                 for i in range(0, len(labelled.images), 256)])
+        engine.batch_size = 256
+        scores = engine.predict_logits(labelled.images.astype(np.float32))
         accuracy[name] = macro_f1(labelled.labels, scores.argmax(axis=1), spec.num_classes)
 
     rows = []
@@ -203,7 +190,9 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
         base = None
         for name, engine in engines.items():
             sync = torch.cuda.synchronize if "CUDA" in name else None
-            samples = time_repeated(lambda: [engine(batch) for _ in range(calls)],
+            engine.batch_size = batch_size
+            samples = time_repeated(lambda e=engine, b=batch, k=calls: [e.predict_logits(b)
+                                                                        for _ in range(k)],
                                     settings.repeats, sync=sync)
             rates = [calls * batch_size / s for s in samples]
             row = {"engine": name, "batch": batch_size, "crops_per_s": stats(rates),
@@ -289,8 +278,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str,
     if workers is not None:
         options.workers = int(workers)
     summary = predict_cartridge(cartridge, engine, out, options)
-    return {"timings_s": summary["timings_s"], "events": summary["events"],
-            "frames": summary["frames"], "peak_rss_mb": peak_memory_mb()}
+    return {"timings_s": summary.timings_s, "events": summary.events,
+            "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb()}
 
 
 def worker_read(cartridge: str) -> dict:
@@ -365,9 +354,56 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
 # ---------------------------------------------------------------------------------------------
 # Training.
 
-def bench_training(settings: BenchSettings, spec) -> dict:
-    from ctcnet.training.cli import training_throughput
+def training_throughput(arch: str = "compact", crop_size: int = 80, batch_size: int = 128,
+                        steps: int = 5, device: str = "auto", panel=None,
+                        augment: bool = True) -> dict:
+    """Training speed in crops/s (forward, loss, backward, AdamW step; augmentation included).
 
+    Runs on CUDA (bf16 autocast, channels_last) when present, else on the CPU; for the
+    benchmark. Synthetic raw counts, so it needs no simulator.
+    """
+    import torch
+
+    from ctcnet.nn.classifier import select_device
+    from ctcnet.training.augment import build_train_augment
+    from ctcnet.training.lit import CTCLitModule
+
+    dev = select_device(device)
+    module = CTCLitModule(panel=panel, crop_size=crop_size, arch=arch).to(dev)
+    if dev.type == "cuda":
+        module.model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    crops = rng.poisson(150, (batch_size, module.spec.in_chans, crop_size, crop_size))
+    crops = crops.astype(np.float32)
+    targets = torch.from_numpy(rng.integers(0, module.spec.num_classes, batch_size)).to(dev)
+    augmenter = build_train_augment(seed=0) if augment else None
+    use_bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def step() -> None:
+        batch = np.stack([augmenter(c) for c in crops]) if augmenter else crops
+        raw = torch.from_numpy(batch).to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = module.compute_loss(module(raw), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: allocations, cuDNN algorithm choice
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"arch": arch, "device": str(dev), "crop_size": crop_size, "batch_size": batch_size,
+            "augment": augment, "steps": steps, "crops_per_s": steps * batch_size / seconds,
+            "threads": torch.get_num_threads()}
+
+
+def bench_training(settings: BenchSettings, spec) -> dict:
     crop = 32 if settings.quick else spec.crop_size
     runs = [training_throughput(arch=spec.arch, crop_size=crop, batch_size=settings.train_batch,
                                 steps=settings.train_steps, panel=spec.panel.to_dict())

@@ -4,6 +4,9 @@ Each subcommand lives in ``ctcnet/commands/<name>.py`` and exposes ``HELP`` (one
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors ctcnet explains (bad input, panel
 mismatch, a subcommand that needs the full install run on the torch-free base install) are
 printed as one line and exit with status 2; anything else is a bug and keeps its traceback.
+Library modules log through ``logging.getLogger(__name__)``; the command shows their warnings by
+default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors with
+``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import sys
 
 from ctcnet import __version__
@@ -36,6 +40,25 @@ FULL_INSTALL_MODULES = {"torch", "torchvision", "lightning", "torchmetrics", "js
 
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+_LOG_HANDLER_NAME = "ctcnet-cli"
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Route the ``ctcnet`` loggers to stderr at the level the flags ask for.
+
+    Only the ``ctcnet`` logger is configured (not the root), so libraries keep their own
+    settings and test log capture still sees every record.
+    """
+    level = (logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
+             logging.INFO if verbose == 1 else logging.WARNING)
+    logger = logging.getLogger("ctcnet")
+    logger.setLevel(level)
+    for handler in [h for h in logger.handlers if h.get_name() == _LOG_HANDLER_NAME]:
+        logger.removeHandler(handler)  # called again (in-process runs): one handler, not two
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_LOG_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
 
 
 def _load_command(name: str):
@@ -52,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ctcnet",
         description="Find and type circulating tumour cells in multichannel fluorescence scans.")
     parser.add_argument("--version", action="version", version=f"ctcnet {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress notes (-vv: debug detail) to stderr")
+    parser.add_argument("--quiet", dest="log_quiet", action="store_true",
+                        help="log only errors (a subcommand's own --quiet silences its output)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_line in SUBCOMMANDS.items():
         module = _load_command(name)
@@ -67,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.log_quiet)
     if args.command is None:
         parser.print_help()
         return 0

@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ctcnet.evaluation.evaluate import predict_logits  # noqa: E402
 from ctcnet.evaluation.metrics import macro_f1  # noqa: E402
+from ctcnet.inference.backends import TorchBackend  # noqa: E402
 from ctcnet.io.crop_dataset import write_crop_dataset  # noqa: E402
 from ctcnet.nn.classifier import load_model  # noqa: E402
 from ctcnet.simulate import SimConfig, simulate_crops  # noqa: E402
@@ -102,7 +102,7 @@ def run_curve(args) -> None:
                     record = finetune(data, Path(tmp) / "model.pt", base_path,
                                       dataclasses.replace(options, seed=seed))
                     model, _ = load_model(Path(tmp) / "model.pt")
-            pred = predict_logits(model, test.images).argmax(1)
+            pred = TorchBackend.from_model(model).predict_logits(test.images).argmax(1)
             result = {**key, "macro_f1": macro_f1(test_labels, pred, spec.num_classes),
                       "seconds": record["seconds"]["total"] if record else 0.0,
                       "test_crops": int(len(test_labels)),

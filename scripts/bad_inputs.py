@@ -138,7 +138,6 @@ def broken_model(work: Path, how: str) -> Path:
 
 def cases(work: Path, base: dict):
     """Yield (family, name, setup(dir) -> argv, check(out) or 'error')."""
-    cart = base["cartridge"]
 
     def frames(d):
         return sorted(d.glob("r*c*.tif"))
@@ -161,10 +160,11 @@ def cases(work: Path, base: dict):
     yield "1 odd frame", "12x12 px", frame_case(
         np.full((c5, 12, 12), 100, np.uint16) + np.arange(144, dtype=np.uint16).reshape(12, 12)
     ), all_frames_kept_or_one_skipped
+    noise = np.random.default_rng(0).integers
     yield "1 odd frame", "3x500 px", frame_case(
-        np.random.default_rng(0).integers(90, 110, (c5, 3, 500)).astype(np.uint16)), one_frame_skipped
+        noise(90, 110, (c5, 3, 500)).astype(np.uint16)), one_frame_skipped
     yield "1 odd frame", "400x5 px", frame_case(
-        np.random.default_rng(0).integers(90, 110, (c5, 400, 5)).astype(np.uint16)), one_frame_skipped
+        noise(90, 110, (c5, 400, 5)).astype(np.uint16)), one_frame_skipped
     big = np.random.default_rng(0).random((c5, 256, 256)).astype(np.float32)
     big[:, 100, 100] = 3e38
     yield "1 odd frame", "float32 3e38", frame_case(big), one_frame_skipped
@@ -240,7 +240,9 @@ def cases(work: Path, base: dict):
         ev = pd.read_csv(next(out.glob("*/events.csv")))
         a = ev[ev.frame_id == "r00c00"][["x", "y"]].round(1).to_numpy()
         b = ev[ev.frame_id == "r00c01"][["x", "y"]].round(1).to_numpy()
-        return None if a.shape == b.shape and np.allclose(a, b) else "old events of the replaced frame"
+        if a.shape == b.shape and np.allclose(a, b):
+            return None
+        return "old events of the replaced frame"
     yield "8 resume, changed frame", "frame replaced", resume_changed, same_events
 
     crops = base["crops"]
@@ -348,7 +350,7 @@ def classify(rc, err, check, out: Path) -> tuple[str, str]:
         if rc == 0:
             return "wrong", "exit 0 on a sample with no readable frame"
         problem = failed_status(out)
-        return ("handled", "status failed, exit %d" % rc) if problem is None else ("wrong", problem)
+        return ("handled", f"status failed, exit {rc}") if problem is None else ("wrong", problem)
     if rc != 0:
         return "wrong", f"exit {rc}: {lines[-1][:80] if lines else ''}"
     problem = check(out)

@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     cli = fit(cli_arguments(args, extra), prog="train_default_model.py")
     train_seconds = time.perf_counter() - t0
     trainer, datamodule = cli.trainer, cli.datamodule
-    best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    checkpoints = trainer.checkpoint_callback
+    best = checkpoints.best_model_path or checkpoints.last_model_path
     model, spec = load_model(best)
     epochs = int(trainer.current_epoch)
     log.info("trained %d epochs in %.0f s; best %s", epochs, train_seconds, best)

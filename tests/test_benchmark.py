@@ -5,10 +5,10 @@ import json
 import pytest
 
 from ctcnet.cli import main
-from ctcnet.nn.classifier import build_classifier, save_model
 from ctcnet.io.panel import default_panel
-from ctcnet.nn.spec import ModelSpec
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 
 @pytest.fixture

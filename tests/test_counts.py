@@ -7,9 +7,15 @@ import pandas as pd
 import pytest
 
 from ctcnet.cli import main
-from ctcnet.evaluation.counts import (bland_altman, cartridge_counts, count_report,
-                                      counts_png, cutoff_agreement, truth_class_of_events,
-                                      within_tolerance)
+from ctcnet.evaluation.counts import (
+    bland_altman,
+    cartridge_counts,
+    count_report,
+    counts_png,
+    cutoff_agreement,
+    truth_class_of_events,
+    within_tolerance,
+)
 
 NAMES = ["ctc", "wbc", "cluster", "debris"]
 

@@ -5,8 +5,13 @@ import pandas as pd
 import pytest
 
 from ctcnet.detect.cropping import extract_crops, extract_windows, window_size
-from ctcnet.detect.detection import (DetectConfig, bin_frame, detect_events, detection_recall,
-                           match_to_truth)
+from ctcnet.detect.detection import (
+    DetectConfig,
+    bin_frame,
+    detect_events,
+    detection_recall,
+    match_to_truth,
+)
 from ctcnet.io.panel import Panel, load_panel
 
 PANEL = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
@@ -205,3 +210,90 @@ def test_any_panel_size():
     assert len(events) == 1
     assert [c for c in events.columns if c.startswith("mean_")] == \
         [f"mean_{n}" for n in panel.names]
+
+
+# --- bringing crops to model scale --------------------------------------------------------------
+
+def test_to_model_scale_resamples_then_fits_the_crop_size():
+    from ctcnet.detect.cropping import to_model_scale
+
+    crops = np.ones((2, 3, 160, 120), np.float32)
+    out, cut, padded = to_model_scale(crops, 0.32, 0.64, 64)   # 160x120 -> 80x60 -> 64x64
+    assert out.shape == (2, 3, 64, 64) and out.dtype == np.float32
+    assert cut == 80 - 64 and padded == 64 - 60
+    same, cut, padded = to_model_scale(crops[..., :64, :64], 0.64, 0.64, 64)
+    assert cut == padded == 0 and np.array_equal(same, crops[..., :64, :64])
+
+
+def test_to_model_scale_averages_large_factors_instead_of_aliasing():
+    """A 0.02 um/px photo (one cell hundreds of px across) shrunk 32x: fine stripes average
+    out to their mean; plain subsampling would hit only the bright or only the dark ones."""
+    from ctcnet.detect.cropping import to_model_scale
+
+    stripes = np.zeros((1, 1, 2560, 2560), np.float32)
+    stripes[..., ::2, :] = 1000.0
+    out, _, _ = to_model_scale(stripes, 0.02, 0.64, 80)
+    assert out.shape == (1, 1, 80, 80)
+    assert np.allclose(out, 500.0, rtol=0.02)
+
+
+def test_padding_and_cutting_are_logged(tmp_path, caplog):
+    import logging
+
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index, write_crop_dataset
+
+    panel = PANEL.with_pixel_size(0.64)
+    small = np.full((2, 3, 40, 40), 100, np.uint16)
+    write_crop_dataset(tmp_path / "d", small, ["ctc", "wbc"], panel)
+    with caplog.at_level(logging.INFO, logger="ctcnet.detect.cropping"):
+        out = load_crops(read_crop_index(tmp_path / "d"), 64, 0.64)
+    assert out.shape == (2, 3, 64, 64)
+    assert "2 of 2 crops were smaller" in caplog.text
+
+
+def crop_dataset_at(tmp_path, pixel_um, seed=5):
+    """The same simulated cells written as a dataset at 0.64 and at ``pixel_um`` um/px."""
+    from ctcnet.detect.cropping import resample
+    from ctcnet.io.crop_dataset import write_crop_dataset
+    from ctcnet.simulate import simulate_crops
+
+    panel = load_panel(None)
+    batch = simulate_crops(3, panel, crop_size=48, seed=seed)
+    fine = resample(batch.images.astype(np.float32), 0.64 / pixel_um)
+    write_crop_dataset(tmp_path / "coarse", batch.images, batch.labels, panel)
+    write_crop_dataset(tmp_path / "fine", np.clip(np.rint(fine), 0, 65535).astype(np.uint16),
+                       batch.labels, panel.with_pixel_size(pixel_um))
+    return batch
+
+
+@pytest.mark.parametrize("path", ["load_crops", "datamodule", "export_calibration"])
+def test_every_crop_path_brings_finer_crops_to_model_scale(tmp_path, path):
+    """0.32 um/px crops reach the model as the same 0.64 um/px crops on each path (evaluate
+    and predict on crop datasets use load_crops; training its data module; int8 export its
+    calibration loader)."""
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+    batch = crop_dataset_at(tmp_path, 0.32)
+    reference = load_crops(read_crop_index(tmp_path / "coarse"), 48, 0.64)
+    if path == "load_crops":
+        got = load_crops(read_crop_index(tmp_path / "fine"), 48, 0.64)
+    elif path == "datamodule":
+        from ctcnet.training.datamodule import CTCDataModule
+
+        dm = CTCDataModule(crop_size=48, data_dir=str(tmp_path / "fine"),
+                           panel=load_panel(None).to_dict(), val_fraction=0.0)
+        dm.setup("fit")
+        got = np.concatenate([split.images for split in dm.splits.values()])
+    else:
+        from ctcnet.deploy.export import load_labelled_crops
+        from ctcnet.io.taxonomy import default_taxonomy
+        from ctcnet.nn.spec import ModelSpec
+
+        spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=48)
+        got = load_labelled_crops(str(tmp_path / "fine"), spec, count=len(batch.labels)).images
+    assert got.shape == reference.shape
+    if path != "load_crops":  # these split or sample the crops; compare sorted sums
+        assert np.allclose(np.sort(got.sum(axis=(1, 2, 3))),
+                           np.sort(reference.sum(axis=(1, 2, 3))), rtol=0.05)
+    else:
+        assert np.abs(got - reference).mean() < 0.05 * reference.mean()

@@ -6,21 +6,31 @@ import numpy as np
 import pytest
 import torch
 
-from ctcnet.evaluation.baselines import FeatureClassifier, MarkerGate, baseline_probabilities, fit_baselines
-from ctcnet.evaluation.calibration import (calibration_summary, fit_temperature, review_band,
-                                review_threshold_for_precision, softmax)
 from ctcnet.cli import main
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.errors import PanelMismatchError
+from ctcnet.evaluation.baselines import (
+    FeatureClassifier,
+    MarkerGate,
+    baseline_probabilities,
+    fit_baselines,
+)
+from ctcnet.evaluation.calibration import (
+    calibration_summary,
+    fit_temperature,
+    review_band,
+    review_threshold_for_precision,
+    softmax,
+)
 from ctcnet.evaluation.evaluate import evaluate_crops
-from ctcnet.inference.backends import TorchBackend
 from ctcnet.evaluation.features import crop_features
 from ctcnet.evaluation.metrics import expected_calibration_error, macro_f1
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import Panel, default_panel
 from ctcnet.evaluation.saliency import channel_importance, grad_cam
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.inference.backends import TorchBackend
+from ctcnet.io.crop_dataset import write_crop_dataset
+from ctcnet.io.panel import Panel, default_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
 SIZE = 48
@@ -305,6 +315,33 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys):
     _, calibrated = load_model(tmp_path / "c.pt")
     assert calibrated.temperature != 1.0
     assert json.loads(capsys.readouterr().out)["temperature"] == calibrated.temperature
+
+
+def test_evaluate_runs_an_onnx_export_like_its_checkpoint(tmp_path, toy, capsys):
+    """`ctcnet evaluate --model x.onnx` goes through the same backend as predict, and a 0.32
+    um/px copy of the data is brought to the model's 0.64 um/px (pixel size not ignored)."""
+    from ctcnet.deploy.export import export_onnx
+    from ctcnet.detect.cropping import resample
+
+    _, (xt, yt) = toy
+    panel = default_panel()
+    spec = ModelSpec("compact", panel, default_taxonomy(), crop_size=SIZE)
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", build_classifier(spec), spec)
+    export_onnx(tmp_path / "m.pt", tmp_path / "m.onnx")
+    labels = [CLASSES[k] for k in yt]
+    write_crop_dataset(tmp_path / "data", xt.astype(np.uint16), labels, panel)
+    fine = np.clip(np.rint(resample(xt.astype(np.float32), 2.0)), 0, 65535).astype(np.uint16)
+    write_crop_dataset(tmp_path / "fine", fine, labels, panel.with_pixel_size(0.32))
+    scores = {}
+    for model, data in (("m.pt", "data"), ("m.onnx", "data"), ("m.onnx", "fine")):
+        assert main(["evaluate", str(tmp_path / data), "--model", str(tmp_path / model),
+                     "--out", str(tmp_path / f"out-{model}-{data}"), "--no-baselines",
+                     "--json"]) == 0
+        scores[model, data] = json.loads(capsys.readouterr().out)
+    assert scores["m.onnx", "data"]["macro_f1"] == pytest.approx(scores["m.pt", "data"]["macro_f1"])
+    assert scores["m.onnx", "fine"]["accuracy"] == pytest.approx(
+        scores["m.onnx", "data"]["accuracy"], abs=0.1)
 
 
 def test_evaluate_refuses_other_channels(tmp_path, toy):

@@ -16,17 +16,24 @@ import torch
 
 from ctcnet import export as export_module
 from ctcnet.cli import main
-from ctcnet.io.crop_dataset import write_crop_dataset
-from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
-from ctcnet.deploy.export import (OnnxGraph, export_onnx, load_labelled_crops, stratified_order,
-                           synthetic_crops, verification_crops, verify_against_torch)
-from ctcnet.nn.classifier import build_classifier, load_model, save_model
-from ctcnet.io.panel import load_panel
-from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.deploy.export import (
+    OnnxGraph,
+    export_onnx,
+    load_labelled_crops,
+    stratified_order,
+    synthetic_crops,
+    verification_crops,
+    verify_against_torch,
+)
 from ctcnet.deploy.quantise import LabelledCrops, check_f1_gate, f1_drop_points
 from ctcnet.deploy.runtime import OnnxClassifier
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.io.crop_dataset import write_crop_dataset
+from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.spec import ModelSpec
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61", "CD66b"]
 
@@ -167,7 +174,7 @@ def test_verification_fails_above_tolerance(exported):
     with torch.no_grad():
         model.net.head[1].bias += 1.0  # the graph no longer matches this torch model
     with pytest.raises(CtcnetError, match="disagrees with torch at batch 1"):
-        verify_against_torch(model, path.read_bytes(), synthetic_crops(spec, 7), "fp32")
+        verify_against_torch(model, path, synthetic_crops(spec, 7), "fp32")
 
 
 def test_calibration_from_crop_folder(exported, tmp_path):

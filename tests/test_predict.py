@@ -16,12 +16,13 @@ import torch
 
 from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import load_panel
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import CrossFrameBatcher, FrameWork, PredictOptions, predict_cartridge
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
@@ -65,7 +66,7 @@ def test_outputs_per_cartridge(setup):
         assert (out / name).is_file(), name
     events = read_events(out)
     csv = pd.read_csv(out / "events.csv")
-    assert len(csv) == len(events) == summary["events"] > 0
+    assert len(csv) == len(events) == summary.events > 0
     assert events["event_id"].tolist() == list(range(len(events)))
     names = setup["backend"].spec.class_names
     for col in ["frame", "x", "y", "bbox_x0", "bbox_y1", "area_px", "class", "review",
@@ -82,6 +83,7 @@ def test_outputs_per_cartridge(setup):
     assert (events["review"] == (proba.max(1) < setup["backend"].spec.review_threshold)).all()
     # Summary agrees with the table; per 7.5 mL follows the blood volume.
     on_disk = json.loads((out / "summary.json").read_text())
+    assert RunSummary.read(out) == summary  # the typed record round-trips through the JSON
     assert sum(on_disk["counts"].values()) == len(events)
     assert on_disk["per_7_5_ml"]["ctc"] == pytest.approx(
         on_disk["counts"]["ctc"] * 7.5 / on_disk["blood_volume_ml"])
@@ -119,7 +121,7 @@ def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path)
     assert len(list((out / "parts").glob("*.parquet"))) == 1
     assert not (out / "events.csv").exists()
     summary = predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
-    assert summary["frames"]["resumed_from_journal"] == 1
+    assert summary.frames.resumed_from_journal == 1
     pd.testing.assert_frame_equal(read_events(out), read_events(setup["ref_dir"]))
 
 
@@ -156,7 +158,7 @@ def test_resume_after_kill(setup, tmp_path):
     assert not (out / "sim3" / "events.csv").exists()
     summary = predict_cartridge(setup["cart"], setup["backend"], out / "sim3",
                                 PredictOptions(**QUIET))
-    assert summary["frames"]["resumed_from_journal"] == len(done)
+    assert summary.frames.resumed_from_journal == len(done)
     pd.testing.assert_frame_equal(read_events(out / "sim3"), read_events(setup["ref_dir"]))
 
 
@@ -171,7 +173,7 @@ def test_journal_of_another_model_is_refused(setup, tmp_path):
         predict_cartridge(setup["cart"], other, out, PredictOptions(**QUIET))
     summary = predict_cartridge(setup["cart"], other, out,
                                 PredictOptions(**QUIET, overwrite=True, report=False))
-    assert summary["frames"]["resumed_from_journal"] == 0
+    assert summary.frames.resumed_from_journal == 0
 
 
 def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
@@ -183,10 +185,10 @@ def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
     frames[2].unlink()                                     # missing
     summary = predict_cartridge(cart, setup["backend"], tmp_path / "out",
                                 PredictOptions(**QUIET))
-    assert summary["frames"]["skipped"] == 1
-    assert summary["skipped_frames"][0]["frame"] == frames[1].stem
-    assert "corrupt or truncated" in summary["skipped_frames"][0]["reason"]
-    assert any("3 frames" in p for p in summary["problems"])  # cartridge.json lists 3
+    assert summary.frames.skipped == 1
+    assert summary.skipped_frames[0]["frame"] == frames[1].stem
+    assert "corrupt or truncated" in summary.skipped_frames[0]["reason"]
+    assert any("3 frames" in p for p in summary.problems)  # cartridge.json lists 3
     events = read_events(tmp_path / "out")
     ref = read_events(setup["ref_dir"])
     # The intact frame's events are exactly those of the full run.
@@ -223,7 +225,7 @@ def test_cli_runs_in_process_and_accepts_a_folder_of_cartridges(setup, tmp_path,
                str(tmp_path / "out"), "--device", "cpu", "--quiet", "--no-report"])
     assert rc == 0
     assert capsys.readouterr().out == ""  # --quiet: no progress bar, no summary lines
-    assert len(read_events(tmp_path / "out" / "sim3")) == setup["ref"]["events"]
+    assert len(read_events(tmp_path / "out" / "sim3")) == setup["ref"].events
 
 
 def test_crop_dataset_input(setup, tmp_path):
@@ -258,7 +260,7 @@ def test_cross_frame_batcher_returns_each_frame_its_own_rows():
         got += batcher.ready()
     got += batcher.ready(final=True)
     assert [w.frame for w, _ in got] == list(range(len(sizes)))
-    for (work, proba), n, s in zip(got, sizes, start):
+    for (_, proba), n, s in zip(got, sizes, start):
         if n:
             assert proba[:, 0].tolist() == list(range(s, s + n))
         else:
@@ -292,7 +294,7 @@ def test_cuda_path_matches_cpu(setup, tmp_path):
     gpu = load_backend(setup["model"], device="cuda", batch_size=16)
     summary = predict_cartridge(setup["cart"], gpu, tmp_path / "gpu",
                                 PredictOptions(**QUIET, report=False))
-    assert summary["device"].startswith("cuda")
+    assert summary.device.startswith("cuda")
     a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "gpu")
     names = setup["backend"].spec.class_names
     pa, pb = a[[f"p_{n}" for n in names]].to_numpy(), b[[f"p_{n}" for n in names]].to_numpy()
@@ -315,7 +317,7 @@ def test_html_page_renders_every_image_in_chromium(setup):
          "--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom",
          page.as_uri()], capture_output=True, text=True, timeout=120)
     dom = result.stdout
-    pages = [p for g in setup["ref"]["gallery"].values() for p in g["pages"]]
+    pages = [p for g in setup["ref"].gallery.values() for p in g["pages"]]
     assert f'data-images-total="{len(pages)}"' in dom, result.stderr[-2000:]
     assert 'data-images-ok="yes"' in dom
 
@@ -340,7 +342,7 @@ def test_two_processes_share_the_cartridges(setup, tmp_path):
     assert run["world_size"] == 2
     assert sorted(e["name"] for e in run["outputs"]) == ["sample_a", "sample_b"]
     for name in ("sample_a", "sample_b"):
-        assert len(read_events(tmp_path / "out" / name)) == setup["ref"]["events"]
+        assert len(read_events(tmp_path / "out" / name)) == setup["ref"].events
 
 
 def test_shard_gives_each_item_to_exactly_one_rank():
@@ -385,9 +387,9 @@ def test_counts_match_ground_truth_within_the_classifiers_error(tmp_path):
     summary = predict_cartridge(tmp_path / "cart", backend, tmp_path / "out",
                                 PredictOptions(**QUIET, report=False))
     spec = backend.spec
-    truth = summary["ground_truth"]
+    truth = summary.ground_truth
     true_n = np.array([truth["true_counts"][c] for c in spec.class_names], dtype=float)
-    got = np.array([summary["counts"][c] for c in spec.class_names], dtype=float)
+    got = np.array([summary.counts[c] for c in spec.class_names], dtype=float)
     # The classifier's error: its held-out confusion (recorded in the model) turns the true
     # counts into expected calls with a binomial spread; detection misses add to it.
     confusion = np.asarray(spec.metrics["test_default_randomisation"]["confusion"], float)

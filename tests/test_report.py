@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import default_panel
 from ctcnet.inference.backends import TorchBackend
-from ctcnet.report.review import GAP, heat_colours, render_tiles
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.report.review import GAP, heat_colours, render_tiles
 
 
 def test_tiles_gain_a_saliency_row(rng):
@@ -36,3 +36,22 @@ def test_torch_backend_explains_calls(tmp_path, rng):
     maps = explain(crops, [0, 1, 2, 3])
     assert maps.shape == crops.shape and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1
+
+
+def test_gallery_rows_keep_each_category_so_no_class_crowds_out_another():
+    import pandas as pd
+
+    from ctcnet.io.panel import default_panel
+    from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn.spec import ModelSpec
+    from ctcnet.report.review import gallery_categories, gallery_rows
+
+    spec = ModelSpec("compact", default_panel(), default_taxonomy())
+    # Many confident clusters, one CTC, two uncertain leukocytes, one sure leukocyte.
+    events = pd.DataFrame({"class": ["cluster"] * 6 + ["ctc", "wbc", "wbc", "wbc"],
+                           "confidence": [0.99] * 6 + [0.95, 0.5, 0.4, 0.99],
+                           "review": [False] * 7 + [True, True, False]},
+                          index=range(100, 110))
+    rows = gallery_rows(events, spec, per_category=2)
+    assert sorted(rows.tolist()) == [0, 1, 6, 7, 8]  # 2 clusters, the CTC, both reviews
+    assert list(gallery_categories(events, spec)) == ["ctc", "cluster", "review"]

@@ -3,13 +3,11 @@ and reviewed events cut into a crop dataset."""
 
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import tempfile
-import time
 import threading
-from pathlib import Path
+import time
 
 import numpy as np
 import pandas as pd
@@ -20,9 +18,9 @@ from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.classifier import build_classifier, save_model
 from ctcnet.nn.spec import ModelSpec
-from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.report import decisions as D
 from ctcnet.report.server import make_server, server_url
 
@@ -154,8 +152,9 @@ def test_quality_control_tile_is_cut_from_the_frame(served):
     qc = next(c for c in state["candidates"] if "width" not in c["tile"])
     status, data = request(server, "GET", qc["tile"]["src"])
     assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:  # channels + overlay, and a saliency row
         assert im.width > 5 * CROP and im.height > 2 * CROP

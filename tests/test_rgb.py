@@ -363,3 +363,23 @@ def test_rgb_jpeg_augmentation(rng):
     assert out.shape == crop.shape and out.dtype == np.float32
     assert out.max() <= 255 and np.array_equal(out, np.rint(out))  # 8-bit, as exported
     assert out[0, 12:18, 14:20].mean() > out[0, :5, :5].mean() + 50  # the cell survives
+
+
+def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
+    """A zoomed export (0.1 um/px, one 8 um nucleus 80 px across) reaches a 0.64 um/px model
+    as the same 8 um: ~12.5 px across, whatever the file's size."""
+    from ctcnet.io.crop_dataset import load_crops
+
+    yy, xx = np.mgrid[0:300, 0:260]
+    disk = ((yy - 150) ** 2 + (xx - 130) ** 2 <= 40 ** 2).astype(np.float64)
+    planes = np.stack([np.full(disk.shape, 10.0), np.full(disk.shape, 12.0), 20 + 200 * disk])
+    _save_rgb(tmp_path / "ds" / "ctc" / "a.png", planes.astype(np.uint8), "PNG")
+    (tmp_path / "ds" / "panel.json").write_text(json.dumps({"channels": RGB_ORDER,
+                                                            "pixel_size_um": 0.1}))
+    index = read_crop_index(tmp_path / "ds").conform(load_panel({"channels": CORE3}))
+    crop = load_crops(index, TINY_CROP, 0.64)[0]
+    assert crop.shape == (3, TINY_CROP, TINY_CROP)
+    dapi = crop[0]  # DAPI came from the blue plane
+    area = float(((dapi - 20) / 200).sum())  # the disk's area in model pixels
+    assert abs(area - np.pi * (4.0 / 0.64) ** 2) < 0.1 * np.pi * (4.0 / 0.64) ** 2
+    assert abs(np.argmax(dapi.max(axis=1)) - TINY_CROP / 2) <= 2  # still centred

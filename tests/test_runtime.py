@@ -8,13 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.deploy.export import export_onnx, synthetic_crops
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.io.panel import load_panel
 from ctcnet.deploy.runtime import OnnxClassifier, select_providers
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.nn.classifier import build_classifier, save_model
+from ctcnet.nn.spec import ModelSpec
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
 
@@ -216,3 +216,47 @@ def test_newer_spec_format_refused(tiny, tmp_path):
 
     with pytest.raises(InputError, match="newer than this runtime"):
         OnnxClassifier(_edited(tiny[0], tmp_path, newer_format))
+
+
+def test_stale_shipped_export_falls_back_to_torch_with_a_warning(tiny, tmp_path, monkeypatch,
+                                                                 caplog):
+    """The shipped ONNX export runs on a CPU only while it matches the checkpoint; a stale one
+    is never used silently."""
+    import logging
+    import shutil
+
+    import torch
+
+    from ctcnet.inference import backends
+
+    pt = tmp_path / f"{backends.DEFAULT_MODEL_NAME}.pt"
+    shutil.copy(tiny[0].with_suffix(".pt"), pt)
+    export_onnx(pt, pt.with_suffix(".onnx"))
+    monkeypatch.setattr(backends, "REPO_MODELS", tmp_path)
+    assert backends.load_backend(device="cpu").name == "onnx"  # current export: used
+    model = backends.TorchBackend(pt, device="cpu").model
+    with torch.no_grad():
+        model.net.head[1].bias += 1.0
+    save_model(pt, model)  # the checkpoint moved on; the export did not
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.backends"):
+        chosen = backends.load_backend(device="cpu")
+    assert chosen.name == "torch"
+    assert "was not exported from the current" in caplog.text
+
+
+def test_cli_verbosity_flags_set_the_ctcnet_log_level():
+    import logging
+
+    from ctcnet.cli import setup_logging
+
+    logger = logging.getLogger("ctcnet")
+    try:
+        for flags, level in (((0, False), logging.WARNING), ((1, False), logging.INFO),
+                             ((2, False), logging.DEBUG), ((2, True), logging.ERROR)):
+            setup_logging(*flags)
+            assert logger.level == level
+            assert sum(h.get_name() == "ctcnet-cli" for h in logger.handlers) == 1
+    finally:
+        for h in [h for h in logger.handlers if h.get_name() == "ctcnet-cli"]:
+            logger.removeHandler(h)
+        logger.setLevel(logging.NOTSET)

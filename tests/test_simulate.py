@@ -8,8 +8,7 @@ import pytest
 
 from ctcnet.errors import InputError
 from ctcnet.io.panel import load_panel
-from ctcnet.simulate import (NAMED_SHIFTS, SUBTYPES, SimConfig, simulate_crops,
-                             write_crop_batch)
+from ctcnet.simulate import NAMED_SHIFTS, SUBTYPES, SimConfig, simulate_crops, write_crop_batch
 
 PANEL5 = load_panel(None)  # DAPI, CK, CD45, CD61, CD66b at 0.64 µm
 SUBTYPE_TAXONOMY = {"classes": sorted(SUBTYPES)}  # every subtype its own class

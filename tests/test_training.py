@@ -13,13 +13,18 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ctcnet.training.augment import (AugmentConfig, adjust_signal, augment_intensities,
-                            background_and_noise, build_train_augment)
-from ctcnet.io.crop_dataset import write_crop_dataset
-from ctcnet.training.datamodule import CTCDataModule, sample_level_split
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.training.lit import CTCLitModule, balanced_class_weights, focal_loss
+from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
+from ctcnet.training.augment import (
+    AugmentConfig,
+    adjust_signal,
+    augment_intensities,
+    background_and_noise,
+    build_train_augment,
+)
+from ctcnet.training.datamodule import CTCDataModule, sample_level_split
+from ctcnet.training.lit import CTCLitModule, balanced_class_weights, focal_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
@@ -309,8 +314,8 @@ def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_config_file_loads(config, crop_dir, tmp_path):
-    from ctcnet.training.datamodule import CTCDataModule
     from ctcnet.training.cli import CTCLightningCLI
+    from ctcnet.training.datamodule import CTCDataModule
 
     args = ["--config", str(config), f"--trainer.default_root_dir={tmp_path}"]
     if "data_dir: null" in config.read_text():
@@ -351,7 +356,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 
 def test_training_throughput_is_measured():
-    from ctcnet.training.cli import training_throughput
+    from ctcnet.benchmark import training_throughput
 
     result = training_throughput(crop_size=SIZE, batch_size=4, steps=1, device="cpu")
     assert result["device"] == "cpu" and result["crops_per_s"] > 0
@@ -359,7 +364,8 @@ def test_training_throughput_is_measured():
 
 @pytest.mark.gpu
 def test_cuda_training_uses_mixed_precision_and_channels_last(tmp_path):
-    from ctcnet.training.cli import CTCLightningCLI, training_throughput
+    from ctcnet.benchmark import training_throughput
+    from ctcnet.training.cli import CTCLightningCLI
 
     args = ["--config", str(ROOT / "configs" / "smoke.yaml"), "--trainer.accelerator=gpu",
             f"--trainer.default_root_dir={tmp_path}"]

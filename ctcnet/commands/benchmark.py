@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"),
                         help="folder for benchmarks.md and benchmarks.json (default: docs)")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny inputs: checks the benchmark runs (for CI); numbers mean nothing")
+                        help="tiny inputs: checks the benchmark runs (for CI); numbers mean "
+                             "nothing")
     parser.add_argument("--frames", default=None,
                         help="comma-separated cartridge sizes in frames (default 10,175,1000)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             settings.frame_counts = tuple(int(v) for v in args.frames.split(","))
         except ValueError:
-            raise InputError(f"--frames wants comma-separated integers, got {args.frames!r}")
+            raise InputError(f"--frames wants comma-separated integers, got {args.frames!r}"
+                             ) from None
     if args.repeats:
         settings.repeats = settings.cartridge_repeats = args.repeats
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())

@@ -61,11 +61,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from ctcnet.errors import InputError
+    from ctcnet.errors import InputError, check_device_name
     from ctcnet.evaluation.evaluate import evaluate_dataset
     from ctcnet.nn.registry import choose_model, resolve_model
-
-    from ctcnet.errors import check_device_name
 
     check_device_name(args.device)
     if args.batch_size < 1:

@@ -2,7 +2,8 @@
 
 Outputs per cartridge under ``OUT/<sample_id>/``: events.csv, events.parquet, summary.json,
 gallery/*.png, index.html and the resume journal parts/. Rerunning on the same OUT resumes.
-Under ``torchrun`` the cartridges are shared across the processes (see ctcnet.inference.distributed).
+Under ``torchrun`` the cartridges are shared across the processes (see
+ctcnet.inference.distributed).
 """
 
 from __future__ import annotations
@@ -38,16 +39,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import math
     from dataclasses import replace
     from pathlib import Path
 
     from ctcnet.detect.detection import DetectConfig
-    from ctcnet.inference.distributed import distributed_context, write_run_index
     from ctcnet.errors import InputError
     from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.distributed import distributed_context, write_run_index
     from ctcnet.inference.predict import PredictOptions, predict_inputs
-
-    import math
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -89,17 +89,20 @@ def run(args) -> int:
         cartridges, datasets = resolve_inputs(args.inputs)
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names)
-    failed = [s["sample_id"] for s in summaries if s.get("status") == "failed"]
+    from ctcnet.inference.summary import RunSummary
+
+    failed = [s.sample_id for s in summaries
+              if isinstance(s, RunSummary) and s.status == "failed"]
     if not args.quiet:
         for s in summaries:
-            if "sample_id" in s:
-                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s["per_7_5_ml"].items()
+            if isinstance(s, RunSummary):
+                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s.per_7_5_ml.items()
                                   if v is not None) or "n/a"
-                print(f"{s['sample_id']}: {s.get('status', 'ok')}, {s['events']} events, "
-                      f"{s['counts']} (per 7.5 mL: {per75}), {s['frames']['skipped']} frame(s) "
-                      f"skipped, {s['timings_s']['total']:.1f} s -> {out / s['sample_id']}")
+                print(f"{s.sample_id}: {s.status}, {s.events} events, {s.counts} "
+                      f"(per 7.5 mL: {per75}), {s.frames.skipped} frame(s) skipped, "
+                      f"{s.timings_s['total']:.1f} s -> {out / s.sample_id}")
             else:
-                print(f"{s['dataset']}: {s['crops']} crops, {s['counts']}")
+                print(f"{s.dataset}: {s.crops} crops, {s.counts}")
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).

@@ -30,15 +30,26 @@ import torch
 from torch import nn
 
 from ctcnet import __version__
+from ctcnet.deploy.quantise import (
+    MAX_F1_DROP_POINTS,
+    LabelledCrops,
+    check_f1_gate,
+    f1_drop_points,
+    quantise_int8,
+)
+from ctcnet.deploy.runtime import (
+    DIGEST_KEY,
+    INPUT_CONTRACT,
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    OnnxClassifier,
+    model_digest,
+)
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.nn.classifier import CTCClassifier, load_model
-from ctcnet.deploy.quantise import (MAX_F1_DROP_POINTS, LabelledCrops, check_f1_gate, f1_drop_points,
-                       quantize_int8)
-from ctcnet.deploy.runtime import (DIGEST_KEY, INPUT_CONTRACT, INPUT_NAME, OUTPUT_NAMES, SPEC_KEY,
-                      OnnxClassifier, model_digest)
-from ctcnet.nn.spec import ModelSpec
+from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 DEFAULT_OPSET = 18
 # torch.export-based exporter writes opset 18+ (onnxruntime >= 1.14); onnx's version converter
@@ -132,10 +143,11 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
         int8_info = None
         if precision == "int8":
             calib, evaluation = labelled.split(CALIBRATION_CROPS, seed)
-            quantize_int8(fp32_file, chosen, calib.images, INPUT_NAME)
-            int8_info = _int8_gate(fp32_file, chosen, evaluation, spec, max_f1_drop)
+            quantise_int8(fp32_file, chosen, calib.images, INPUT_NAME)
+            int8_info = _int8_gate(_with_spec(fp32_file, spec), _with_spec(chosen, spec),
+                                   evaluation, spec, max_f1_drop)
             int8_info["calibration_crops"] = len(calib.images)
-        verification = verify_against_torch(model, chosen.read_bytes(), crops, precision)
+        verification = verify_against_torch(model, _with_spec(chosen, spec), crops, precision)
         for v in verification:
             v["crops"] = crops_source
         model_bytes = _with_metadata(chosen, spec, {
@@ -152,10 +164,10 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
 def _asinh_onnx(x):
     """asinh(x) = sign(x) * log(|x| + sqrt(x^2 + 1)), as the exporter's translation of asinh.
 
-    onnxruntime's CPU ``Asinh`` kernel is scalar and took about half of the whole graph's CPU
-    time; these elementwise ops are vectorised and multithreaded (~15 % faster end to end). The
-    form with |x| has no cancellation for negative x; max |error| vs torch.asinh ~1e-6 up to
-    |x| = 5e4 (16-bit counts over a 0.5-count noise floor).
+    onnxruntime's CPU ``Asinh`` kernel is scalar and a large share of the whole graph's CPU
+    time; these elementwise ops are vectorised and multithreaded. The form with |x| has no
+    cancellation for negative x; max |error| vs torch.asinh ~1e-6 up to |x| = 5e4 (16-bit
+    counts over a 0.5-count noise floor).
     """
     from onnxscript import opset18 as op
 
@@ -184,23 +196,34 @@ def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -
         raise CtcnetError(f"asked for opset {opset} but the exporter wrote opset {written}")
 
 
-def verify_against_torch(model: CTCClassifier, onnx_bytes: bytes, crops: np.ndarray,
+def _with_spec(onnx_file: Path, spec: ModelSpec) -> Path:
+    """A copy of a bare exported graph with the spec in its metadata, so it opens as an
+    :class:`~ctcnet.inference.backends.OnnxBackend` for verification (the export record is
+    added to the final file afterwards)."""
+    path = onnx_file.with_name(f"{onnx_file.stem}.checked.onnx")
+    path.write_bytes(_with_metadata(onnx_file, spec, {"precision": "unverified"}))
+    return path
+
+
+def verify_against_torch(model: CTCClassifier, onnx_path: Path, crops: np.ndarray,
                          precision: str = "fp32", batches=VERIFY_BATCHES) -> list[dict]:
-    """Run the ONNX graph and the torch model on the same raw crops at each batch size.
+    """Run the ONNX file and the torch model, each through its inference backend, on the same
+    raw crops at each batch size.
 
     Returns per batch the max |logit difference|, the class agreement and the tolerance;
     raises ``CtcnetError`` when a difference is above the tolerance for this precision.
     """
-    import onnxruntime as ort
+    from ctcnet.inference.backends import OnnxBackend, TorchBackend
 
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    reference = TorchBackend.from_model(copy.deepcopy(model), device="cpu")
+    candidate = OnnxBackend(onnx_path, device="cpu")
     atol, rtol = TOLERANCES[precision]
     results = []
     for b in batches:
         x = crops[:b].astype(np.float32)
-        with torch.inference_mode():
-            ref_logits, ref_proba = (t.numpy() for t in OnnxGraph(model)(torch.from_numpy(x)))
-        logits, proba = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        candidate.batch_size = reference.batch_size = b
+        ref_logits, ref_proba = reference.predict_logits(x), reference.predict_proba(x)
+        logits, proba = candidate.predict_logits(x), candidate.predict_proba(x)
         diff = float(np.abs(logits - ref_logits).max())
         tolerance = atol + rtol * float(np.abs(ref_logits).max())
         agreement = float((logits.argmax(1) == ref_logits.argmax(1)).mean())
@@ -216,16 +239,10 @@ def verify_against_torch(model: CTCClassifier, onnx_bytes: bytes, crops: np.ndar
 
 def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec: ModelSpec,
                max_drop: float) -> dict:
-    import onnxruntime as ort
+    from ctcnet.inference.backends import OnnxBackend
 
-    preds = {}
-    for name, path in (("fp32", fp32_file), ("int8", int8_file)):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        proba = np.concatenate([
-            session.run([OUTPUT_NAMES[1]], {INPUT_NAME: evaluation.images[i:i + 256]
-                                            .astype(np.float32)})[0]
-            for i in range(0, len(evaluation.images), 256)])
-        preds[name] = proba.argmax(1)
+    preds = {name: OnnxBackend(path, device="cpu").predict_proba(evaluation.images).argmax(1)
+             for name, path in (("fp32", fp32_file), ("int8", int8_file))}
     f1_fp32 = macro_f1(evaluation.labels, preds["fp32"], spec.num_classes)
     f1_int8 = macro_f1(evaluation.labels, preds["int8"], spec.num_classes)
     check_f1_gate(f1_fp32, f1_int8, max_drop)
@@ -292,19 +309,15 @@ def _sha256(path: Path) -> str:
 # -- crops for verification and calibration ------------------------------------------------------
 
 def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """uint16 (count, C, S, S) raw crops: simulated when the simulator is built, else synthetic."""
+    """uint16 (count, C, S, S) simulated raw crops and where they come from."""
     simulated = simulated_crops(spec, count, seed)
-    if simulated is not None:
-        return simulated.images, simulated.source
-    return synthetic_crops(spec, count, seed), "synthetic blobs (simulator not available)"
+    return simulated.images, simulated.source
 
 
-def simulated_crops(spec: ModelSpec, count: int, seed: int = 0) -> LabelledCrops | None:
+def simulated_crops(spec: ModelSpec, count: int, seed: int = 0) -> LabelledCrops:
     """``count`` labelled simulated crops for this spec's panel, classes and crop size."""
-    try:
-        from ctcnet.simulate import simulate_crops
-    except ImportError:
-        return None
+    from ctcnet.simulate import simulate_crops
+
     per_class = -(-count // spec.num_classes)
     batch = simulate_crops(per_class, spec.panel, taxonomy=spec.taxonomy,
                            crop_size=spec.crop_size, seed=seed)
@@ -348,11 +361,7 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
             n = int(text.split(":", 1)[1]) if ":" in text else count
         except ValueError:
             raise InputError(f"calibration {text!r}: use 'simulate' or 'simulate:N'") from None
-        crops = simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
-        if crops is None:
-            raise InputError("the simulator (ctcnet.simulate) is not available; give a crop "
-                             "dataset folder for calibration")
-        return crops
+        return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     index = read_crop_index(source, taxonomy=spec.taxonomy).conform(
@@ -361,5 +370,6 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
         keep = np.zeros(len(index), bool)
         keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True
         index = index.subset(keep)
-    return LabelledCrops(load_crops(index, spec.crop_size), index.label_indices(spec.taxonomy),
+    return LabelledCrops(load_crops(index, spec.crop_size, spec.pixel_size_um),
+                         index.label_indices(spec.taxonomy),
                          f"crop dataset {source} ({len(index)} crops)")

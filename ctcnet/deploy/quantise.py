@@ -32,7 +32,7 @@ class LabelledCrops:
     labels: np.ndarray
     source: str
 
-    def split(self, calibration_count: int, seed: int = 0) -> tuple["LabelledCrops", "LabelledCrops"]:
+    def split(self, calibration_count: int, seed: int = 0) -> tuple[LabelledCrops, LabelledCrops]:
         """Disjoint (calibration, evaluation) parts, so the gate is not measured on calib data."""
         order = np.random.default_rng(seed).permutation(len(self.images))
         n_cal = min(calibration_count, max(1, len(order) // 2))
@@ -71,11 +71,16 @@ class _CropReader:
         pass
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration_images: np.ndarray,
+def quantise_int8(fp32_path: str | Path, out_path: str | Path, calibration_images: np.ndarray,
                   input_name: str = "raw") -> None:
     """Write a static int8 (QDQ) version of an fp32 ONNX model, calibrated on raw crops."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if len(calibration_images) == 0:

@@ -20,19 +20,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.errors import InputError
+from ctcnet.io.panel import check_channel_order
 from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, finite_crops  # noqa: F401 (API)
+
+# torch-free: ctcnet.nn.spec imports only the standard library and ctcnet.io
+from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY  # noqa: F401 (API)
 
 log = logging.getLogger(__name__)
 
-SPEC_KEY = "ctcnet_spec"
-SPEC_FORMAT = 1  # the newest ctcnet_spec layout this runtime reads (ctcnet.nn.spec.SPEC_FORMAT)
 DIGEST_KEY = "ctcnet_digest"
 INPUT_NAME = "raw"
 OUTPUT_NAMES = ("logits", "probabilities")
@@ -184,14 +186,7 @@ class OnnxClassifier:
 
     def check_panel(self, channel_names: Sequence[str], what: str = "data") -> None:
         """Refuse data whose channel names or order differ from the model's (case-insensitive)."""
-        mine = [n.upper() for n in self.channels]
-        theirs = [str(n).upper() for n in channel_names]
-        if mine != theirs:
-            hint = ""
-            if sorted(mine) == sorted(theirs):
-                hint = " (same channels in another order: reorder the data, never the model)"
-            raise PanelMismatchError(f"channel mismatch: the model expects {self.channels} but "
-                                     f"the {what} has {list(channel_names)}{hint}")
+        check_channel_order(self.channels, channel_names, what)
 
     # -- inference ---------------------------------------------------------------------------
     def run(self, raw: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:

@@ -1,19 +1,30 @@
-"""Cut model-sized crops around detected events, vectorised over all events of a frame.
+"""Bring crops to model scale, and cut them around detected events of a frame.
 
-A crop covers the same physical field of view as the model's training crops: when the scan's
-pixel size differs from the model's, a window of ``crop_size * model_px / scan_px`` scan pixels
-is cut and resized to ``crop_size`` (antialiased when shrinking). Windows that reach past the
-frame border are filled by mirroring the frame (numpy ``reflect``): mirrored background keeps
-the background level and noise that the model's per-crop normalisation estimates, where
-constant padding would fake a noise-free region and edge replication would draw streaks. Such
-crops are reported as ``padded``; the object itself touching the border is ``edge_cut`` (from
-detection).
+:func:`to_model_scale` is the one way any crop reaches the model (predict on frames and on
+crop datasets, evaluate, training from a crop folder, export calibration): resample by
+``data pixel size / model pixel size`` (antialiased when shrinking, so a 0.02 um/px photo of
+one cell hundreds of pixels across averages its pixels instead of aliasing), then centre-cut
+or pad to the model's crop size. A crop then covers the same physical field of view as the
+model's training crops. :func:`report_fit` logs how many crops had to be padded or cut.
+
+On frames, :func:`extract_crops` cuts a window a little wider than the model's field of view
+around each event and hands it to :func:`to_model_scale`. Windows that reach past the frame
+border are filled by mirroring the frame (numpy ``reflect``): mirrored background keeps the
+background level and noise that the model's per-crop normalisation estimates, where constant
+padding would fake a noise-free region and edge replication would draw streaks. Such crops are
+reported as ``padded``; the object itself touching the border is ``edge_cut`` (from detection).
+Crops smaller than the field of view are padded the same way.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+log = logging.getLogger(__name__)
 
 
 def window_size(crop_size: int, model_pixel_um: float, scan_pixel_um: float) -> int:
@@ -55,18 +66,66 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     return np.ascontiguousarray(out.transpose(1, 0, 2, 3)), padded
 
 
-def resize_crops(windows: np.ndarray, size: int) -> np.ndarray:
-    """Resize (N, C, w, w) windows to (N, C, size, size) float32 (bilinear, antialiased)."""
-    if windows.shape[-1] == size and windows.shape[-2] == size:
-        return np.asarray(windows, dtype=np.float32)
+def resample(crops: np.ndarray, factor: float) -> np.ndarray:
+    """Resample (N, C, H, W) crops by ``factor`` (output px per input px) to float32.
+
+    Shrinking is antialiased (bilinear with the kernel widened by 1/factor, i.e. an area
+    average), so large factors keep the signal of small bright spots instead of aliasing.
+    """
+    crops = np.asarray(crops)
+    h, w = crops.shape[-2:]
+    size = (max(1, int(round(h * factor))), max(1, int(round(w * factor))))
+    if size == (h, w):
+        return crops.astype(np.float32, copy=False)
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-    shrink = windows.shape[-1] > size
-    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,
-                        antialias=shrink)
+    t = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))
+    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False,
+                        antialias=size[0] < h or size[1] < w)
     return out.numpy()
+
+
+def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
+    """Centre-cut or mirror-pad (N, C, H, W) crops to (N, C, size, size).
+
+    Returns the crops and the pixels cut and padded (summed over both axes).
+    """
+    h, w = crops.shape[-2:]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if ph or pw:
+        # 'symmetric' mirrors like the frame border does and works for pads wider than the crop.
+        crops = np.pad(crops, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
+                       mode="symmetric")
+    hh, ww = crops.shape[-2:]
+    top, left = (hh - size) // 2, (ww - size) // 2
+    return crops[..., top:top + size, left:left + size], (hh - size) + (ww - size), ph + pw
+
+
+def to_model_scale(crops: np.ndarray, data_pixel_um: float | None,
+                   model_pixel_um: float | None, crop_size: int
+                   ) -> tuple[np.ndarray, int, int]:
+    """(N, C, H, W) crops at ``data_pixel_um`` -> (N, C, crop_size, crop_size) float32 at
+    ``model_pixel_um``: resample, then centre-cut or mirror-pad.
+
+    Returns the crops and the pixels cut and padded per crop (both axes). Without pixel
+    sizes (either None) no resampling is done.
+    """
+    factor = 1.0
+    if data_pixel_um and model_pixel_um:
+        factor = float(data_pixel_um) / float(model_pixel_um)
+    fitted, cut, padded = centre_fit(resample(crops, factor), int(crop_size))
+    return np.ascontiguousarray(fitted, dtype=np.float32), cut, padded
+
+
+def report_fit(what: str, n: int, cut: int, padded: int) -> None:
+    """Log how many of ``n`` crops were cut or padded to the model's field of view."""
+    if padded:
+        log.warning("%s: %d of %d crops were smaller than the model's field of view after "
+                    "resampling and were padded by mirroring", what, padded, n)
+    if cut:
+        log.info("%s: %d of %d crops were larger than the model's field of view; their "
+                 "centre was used", what, cut, n)
 
 
 def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: int,
@@ -74,11 +133,13 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Model-ready crops (N, C, crop_size, crop_size) float32 around (x, y), plus ``padded``.
 
-    With both pixel sizes given and different, the window covering the model's field of view
-    is cut and resampled to ``crop_size``.
+    With both pixel sizes given and different, a window covering the model's field of view is
+    cut and brought to model scale by :func:`to_model_scale`.
     """
     window = crop_size
-    if model_pixel_um and scan_pixel_um:
-        window = window_size(crop_size, model_pixel_um, scan_pixel_um)
+    if model_pixel_um and scan_pixel_um and model_pixel_um != scan_pixel_um:
+        # One scan pixel wider than the field of view, so rounding never leaves a gap to pad.
+        window = int(math.ceil(crop_size * float(model_pixel_um) / float(scan_pixel_um))) + 1
     windows, padded = extract_windows(frame, x, y, window)
-    return resize_crops(windows, crop_size), padded
+    crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
+    return crops, padded

@@ -1,11 +1,11 @@
 """Classical baselines the CNN has to beat, on the same crops and in the same report.
 
 * :class:`MarkerGate`: the CellSearch rule (DAPI+, CK+, CD45-, larger than 4 um) on segmented
-  per-channel intensities and areas (:mod:`ctcnet.evaluation.features`), extended to the taxonomy's other
-  classes the way an analyst would gate them: CK+ DAPI+ objects that also carry leukocyte,
-  neutrophil or platelet signal or are larger than one cell are clusters; DAPI+ CD45+ CK- objects
-  are leukocytes; the rest is debris. Its intensity and cluster-size thresholds, and a CK
-  bleed-through compensation ratio, are fitted on a training set by coordinate ascent of
+  per-channel intensities and areas (:mod:`ctcnet.evaluation.features`), extended to the
+  taxonomy's other classes the way an analyst would gate them: CK+ DAPI+ objects that also carry
+  leukocyte, neutrophil or platelet signal or are larger than one cell are clusters; DAPI+ CD45+
+  CK- objects are leukocytes; the rest is debris. Its intensity and cluster-size thresholds, and
+  a CK bleed-through compensation ratio, are fitted on a training set by coordinate ascent of
   macro-F1; the 4 um size rule stays as CellSearch sets it.
 * :class:`FeatureClassifier`: gradient-boosted trees (scikit-learn) on all features.
 
@@ -81,7 +81,7 @@ class MarkerGate:
                 decided |= take
         return out
 
-    def fit(self, feats: dict, labels: np.ndarray, rounds: int = 3) -> "MarkerGate":
+    def fit(self, feats: dict, labels: np.ndarray, rounds: int = 3) -> MarkerGate:
         """Fit thresholds on training features by coordinate ascent of macro-F1."""
         labels = np.asarray(labels, np.int64)
         if self.fallback not in self.class_names:
@@ -133,7 +133,7 @@ class FeatureClassifier:
     model: object = None
     columns: list[str] = field(default_factory=list)
 
-    def fit(self, feats: dict, labels: np.ndarray) -> "FeatureClassifier":
+    def fit(self, feats: dict, labels: np.ndarray) -> FeatureClassifier:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         x, self.columns = feature_matrix(feats)

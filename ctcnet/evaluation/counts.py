@@ -16,8 +16,8 @@ CTC count per 7.5 mL and whether it reaches a cut-off, so this module compares c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

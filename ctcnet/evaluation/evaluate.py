@@ -23,12 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
 from ctcnet.evaluation.calibration import review_band, softmax
-from ctcnet.errors import InputError
+from ctcnet.evaluation.metrics import (
+    classification_report,
+    recall_by_group,
+    reliability_bins,
+    sensitivity_at_specificity,
+)
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.evaluation.metrics import (classification_report, recall_by_group, reliability_bins,
-                      sensitivity_at_specificity)
 from ctcnet.nn.spec import ModelSpec
 
 SPECIFICITIES = (0.99, 0.998)
@@ -129,12 +133,12 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     if baseline_train is not None:
         train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
             spec.panel, "baseline training set")
-        crops = load_crops(train_index, spec.crop_size)
+        crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
         train_index = index.subset(is_train)
-        return (load_crops(train_index, spec.crop_size), train_index.label_indices(spec.taxonomy),
-                index.subset(~is_train), "split=train")
+        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
+                train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
     crops, labels = simulated_training_set(spec, n_per_class, seed)
     return crops, labels, index, "simulated"
 
@@ -157,7 +161,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         train_crops, train_labels, index, source = _baseline_training(
             index, spec, baseline_train, n_train_per_class, seed)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names, seed)
-    crops = load_crops(index, spec.crop_size)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines)
     out_dir = Path(out_dir)
     names = spec.class_names
@@ -189,8 +193,11 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import (PredictOptions, predict_cartridge,
-                                          truth_of_processed_frames)
+    from ctcnet.inference.predict import (
+        PredictOptions,
+        predict_cartridge,
+        truth_of_processed_frames,
+    )
     from ctcnet.io.scan import open_cartridge
     from ctcnet.simulate.cartridge import read_truth
 
@@ -206,7 +213,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
             quiet=quiet, report=False, overwrite=True, workers=workers))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
-        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary["skipped_frames"])
+        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
                                cart.blood_volume_ml)
         rows.append({"sample_id": cart.sample_id, **row})
@@ -230,7 +237,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
                                                                       "validation data")
-    logits = backend.predict_logits(load_crops(index, spec.crop_size))
+    logits = backend.predict_logits(load_crops(index, spec.crop_size, spec.pixel_size_um))
     spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
     model.spec = spec
     save_model(out_path, model.cpu(), spec)

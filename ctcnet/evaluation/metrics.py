@@ -15,7 +15,7 @@ Undefined ratios (0/0) are reported as 0.0 where sklearn's ``zero_division=0`` w
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -175,7 +175,7 @@ def classification_report(y_true, proba, class_names: Sequence[str],
 
 
 def recall_by_group(y_true, y_pred, groups: Sequence[str]) -> dict:
-    """Recall within each group (e.g. simulator subtype such as ``ctc_dim``): {group: {recall, n}}."""
+    """Recall within each group (e.g. simulator subtype ``ctc_dim``): {group: {recall, n}}."""
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
     groups = np.asarray(groups).ravel()

@@ -57,7 +57,6 @@ def rgb_jpeg_test(backend, per_class: int, seed: int,
     evaluate`` reads a folder: planes by name, resampled to the model's pixel size."""
     import tempfile
 
-    from ctcnet.detect.cropping import resize_crops, window_size
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.simulate import SimConfig, simulate_crops
     from ctcnet.simulate.export import DEFAULT_PLANES, write_rgb_jpeg_dataset
@@ -69,9 +68,7 @@ def rgb_jpeg_test(backend, per_class: int, seed: int,
         write_rgb_jpeg_dataset(batch, tmp, spec.panel, DEFAULT_PLANES,
                                pixel_size_um=pixel_size_um, seed=seed)
         index = read_crop_index(tmp, taxonomy=spec.taxonomy).conform(spec.panel, "RGB-JPEG test")
-        # The window covering the model's field of view, resampled to its pixel size.
-        window = window_size(spec.crop_size, spec.pixel_size_um, pixel_size_um)
-        crops = resize_crops(load_crops(index, window), spec.crop_size)
+        crops = load_crops(index, spec.crop_size, spec.pixel_size_um)  # at model scale
     report = evaluate_crops(backend, crops, index.labels)["cnn"]
     _add_rates(report, spec.class_names)
     report.update(seed=seed, pixel_size_um=pixel_size_um, planes=list(DEFAULT_PLANES),

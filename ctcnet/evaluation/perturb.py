@@ -16,8 +16,8 @@ and ``leukocyte``) are skipped, with a note, when the panel has no such marker.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -70,7 +70,7 @@ def confusion_png(confusion: Sequence[Sequence[int]], class_names: Sequence[str]
 
 def reliability_png(bins: dict, path: str | Path, ece: float | None = None,
                     title: str = "Reliability") -> Path:
-    """Draw a reliability diagram from :func:`ctcnet.evaluation.metrics.reliability_bins` to a PNG."""
+    """Draw a reliability diagram (:func:`ctcnet.evaluation.metrics.reliability_bins`) to a PNG."""
     edges = np.asarray(bins["edges"], np.float64)
     count = np.asarray(bins["count"], np.float64)
     accuracy = np.asarray(bins["accuracy"], np.float64)

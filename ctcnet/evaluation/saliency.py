@@ -13,7 +13,7 @@ channels, so a reviewer can compare channels of one event side by side.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -48,20 +48,32 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """A ``CTCClassifier`` on CPU or CUDA; classifies raw (N, C, S, S) crops in batches."""
+    """A ``CTCClassifier`` on CPU or CUDA; classifies raw (N, C, S, S) crops in batches.
+
+    On CUDA it runs under fp16 autocast by default (``precision``: ``fp16``, ``bf16`` or
+    ``fp32``); ``channels_last`` switches the memory format (the benchmark compares both).
+    """
 
     name = "torch"
+    PRECISIONS = ("fp32", "fp16", "bf16")
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto",
-                 batch_size: int | None = None, model=None):
+                 batch_size: int | None = None, model=None, precision: str = "fp16",
+                 channels_last: bool = False):
         import torch
 
         from ctcnet.nn.classifier import load_model, select_device
 
+        if precision not in self.PRECISIONS:
+            raise InputError(f"precision {precision!r} is not one of {self.PRECISIONS}")
         self.device = select_device(device)
         if model is None:
             model, _ = load_model(model_path, map_location=self.device)
         self.model = model.to(self.device).eval()
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.precision = precision if self.device.type == "cuda" else "fp32"
         self.model_path = Path(model_path) if model_path else None
         self.batch_size = int(batch_size or default_batch_size(self.device.type))
         self._torch = torch
@@ -69,10 +81,10 @@ class TorchBackend:
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick kernels
 
     @classmethod
-    def from_model(cls, model, device: str = "auto", batch_size: int | None = None
-                   ) -> "TorchBackend":
+    def from_model(cls, model, device: str = "auto", batch_size: int | None = None,
+                   **options) -> TorchBackend:
         """A backend over a classifier in memory (e.g. one just trained)."""
-        return cls(None, device, batch_size, model=model)
+        return cls(None, device, batch_size, model=model, **options)
 
     @property
     def spec(self):
@@ -96,8 +108,13 @@ class TorchBackend:
             for start in range(0, len(crops), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.batch_size],
                                                               dtype=np.float32))
-                out.append(fn(batch).float())
+                out.append(fn(self._layout(batch)).float())
         return torch.cat(out).numpy()
+
+    def _layout(self, batch):
+        if self.channels_last:
+            return batch.contiguous(memory_format=self._torch.channels_last)
+        return batch
 
     def _run_cuda(self, crops: np.ndarray, fn) -> np.ndarray:
         """Two page-locked staging buffers in turn: while the GPU copies and classifies one
@@ -109,7 +126,9 @@ class TorchBackend:
                              for _ in range(2)]
         copied: list = [None, None]
         out = []
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32,
+                                                    enabled=dtype is not None):
             for i, start in enumerate(range(0, len(crops), self.batch_size)):
                 k = i % 2
                 if copied[k] is not None:  # the copy out of this buffer must have finished
@@ -117,7 +136,7 @@ class TorchBackend:
                 chunk = crops[start:start + self.batch_size]
                 host = self._staging[k][:len(chunk)]
                 host.copy_(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)))
-                batch = host.to(self.device, non_blocking=True)
+                batch = self._layout(host.to(self.device, non_blocking=True))
                 copied[k] = torch.cuda.Event()
                 copied[k].record()
                 out.append(fn(batch).float())
@@ -190,16 +209,16 @@ class OnnxBackend:
         path = self.source_checkpoint()
         if path is None:
             return None
-        from ctcnet.nn.classifier import load_model
         from ctcnet.evaluation.saliency import grad_cam
+        from ctcnet.nn.classifier import load_model
 
         model, _ = load_model(path)
         return lambda crops, classes: grad_cam(model, crops, classes)
 
 
 def default_batch_size(device_type: str) -> int:
-    """Crops per model call: large on a GPU; on a CPU 256 runs as fast as 512 (measured) with
-    half the peak memory (~0.6 instead of ~1.1 GB for a whole cartridge)."""
+    """Crops per model call: large on a GPU; on a CPU a moderate batch, as fast as larger ones
+    (docs/benchmarks.md) at a smaller peak memory."""
     return 1024 if device_type == "cuda" else 256
 
 
@@ -212,7 +231,7 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
     """A shipped model's ONNX export as a backend when it fits: CPU inference, and exported
     from the shipped checkpoint as it is now (its recorded source digest matches), else None.
 
-    On a CPU, ONNX Runtime runs the same graph about twice as fast as eager torch here.
+    On a CPU, ONNX Runtime runs the same graph faster than eager torch (docs/benchmarks.md).
     """
     from ctcnet.nn.classifier import select_device
 

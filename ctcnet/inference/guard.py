@@ -7,9 +7,9 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
 
 * ``cd45_positive``: CD45 above its positivity level over the CK area. A leak of the CK dye
   into the CD45 channel (bleed-through: the same pattern at up to ``max_leak`` of the CK
-  counts; likewise for every other dye) is subtracted first, so a bright CTC's ghost is not read as CD45. A CTC is CD45
-  negative; a cluster's CD45 belongs to the leukocytes attached *beside* the CTC, so over the
-  CTC's own CK area it is absent too.
+  counts; likewise for every other dye) is subtracted first, so a bright CTC's ghost is not
+  read as CD45. A CTC is CD45 negative; a cluster's CD45 belongs to the leukocytes attached
+  *beside* the CTC, so over the CTC's own CK area it is absent too.
 * ``no_dna``: no DAPI inside the CK area (a CK+ fragment or vesicle is debris, not a cell).
 * ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
   CK-negative CTC.

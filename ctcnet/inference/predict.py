@@ -3,8 +3,9 @@
 Pipeline per cartridge (``predict_cartridge``):
 
 * **Workers** (threads: tifffile, numpy and scipy release the GIL for the heavy work) read a
-  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops (``ctcnet.detect.cropping``)
-  a few frames ahead of the classifier, so I/O and detection overlap with the model.
+  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops
+  (``ctcnet.detect.cropping``) a few frames ahead of the classifier, so I/O and detection
+  overlap with the model.
 * The **main thread** pools crops across frames into large batches and classifies them
   (``torch.inference_mode``; on CUDA pinned memory, non-blocking copies and fp16 autocast; or
   the ONNX runtime), then attaches classes, probabilities and the review flag to each frame's
@@ -13,7 +14,7 @@ Pipeline per cartridge (``predict_cartridge``):
   model's own call stays in ``model_class``.
 * **Model**: a ``.pt`` checkpoint (torch) or an ``.onnx`` export (ONNX Runtime). Without one,
   the shipped model; on a CPU its ONNX export when that was made from the current checkpoint
-  (same weights, about twice as fast here).
+  (same weights, faster on a CPU: docs/benchmarks.md); a stale export is logged and skipped.
 * **Resume journal**: each finished frame is written atomically to ``parts/<frame_id>.parquet``
   (plus its gallery crops); a restarted run skips frames whose part exists, so a killed run
   loses and duplicates nothing. ``parts/run.json`` records the model and settings; a journal
@@ -34,10 +35,10 @@ import resource
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
@@ -167,7 +169,7 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     return events
 
 
-def edge_cut_class(spec: ModelSpec, options: "PredictOptions") -> str | None:
+def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
     """The class edge-cut events are filed under, if the option is on and the class exists."""
     name = options.edge_cut_as
     return name if name and name in spec.class_names else None
@@ -227,7 +229,7 @@ class CrossFrameBatcher:
 # ---------------------------------------------------------------------------------------------
 # The journal of finished frames (resume).
 
-def run_fingerprint(backend, cartridge: Cartridge, options: "PredictOptions") -> dict:
+def run_fingerprint(backend, cartridge: Cartridge, options: PredictOptions) -> dict:
     """What must match for a journal to be resumed: model, panel and the settings that shape
     each frame's rows (detection, edge-cut policy)."""
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
@@ -292,25 +294,13 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     return done - set(changed)
 
 
-def gallery_selection(events: pd.DataFrame, spec: ModelSpec, per_frame: int) -> np.ndarray:
-    """Row positions of a frame's events worth showing: reported-class calls and reviews."""
-    if not len(events):
-        return np.zeros(0, np.int64)
-    reported = events["class"].isin(spec.taxonomy.reported_classes()).to_numpy()
-    review = events["review"].to_numpy()
-    # Most confident calls and least confident reviews first, capped per frame.
-    conf = events["confidence"].to_numpy()
-    calls = np.flatnonzero(reported)[np.argsort(-conf[reported], kind="stable")]
-    unsure = np.flatnonzero(review & ~reported)[np.argsort(conf[review & ~reported],
-                                                           kind="stable")]
-    return np.concatenate([calls[:per_frame], unsure[:per_frame]])
-
-
 def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.ndarray | None,
                spec: ModelSpec, gallery_per_frame: int) -> None:
     """Journal one finished frame: gallery crops first, then the table (the completion mark)."""
+    from ctcnet.report.review import gallery_rows
+
     frame_id = work.frame.frame_id
-    pick = gallery_selection(events, spec, gallery_per_frame)
+    pick = gallery_rows(events, spec, gallery_per_frame)
     if len(pick) and crops is not None:
         with atomic_path(parts / f"{frame_id}.gallery.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -366,8 +356,8 @@ class PredictOptions:
 
 def default_workers(backend=None) -> int:
     """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU the
-    model already uses every core: one thread (on 2 busy cores, inline and one thread ran
-    within 2 % of each other; the thread still hides slow reads from network storage)."""
+    model already uses every core: one thread (it costs the model little and hides slow reads
+    from network storage)."""
     cores = os.cpu_count() or 2
     if backend is not None and "cuda" in backend.device_name.lower():
         return max(1, min(8, cores - 1))
@@ -375,8 +365,14 @@ def default_workers(backend=None) -> int:
 
 
 def _progress(total: int, description: str, quiet: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),
@@ -384,8 +380,8 @@ def _progress(total: int, description: str, quiet: bool):
 
 
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
-                      options: PredictOptions | None = None) -> dict:
-    """Detect, classify and report every event of one cartridge; returns the summary dict.
+                      options: PredictOptions | None = None) -> RunSummary:
+    """Detect, classify and report every event of one cartridge; returns its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, detect, crop: summed over
@@ -457,24 +453,22 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options)
-    summary.update(sample_outcome(summary["counts"], int((events["class"] == FAILED_CLASS).sum()),
-                                  len(cartridge.frames), len(skipped), cartridge.blood_volume_ml,
-                                  spec.taxonomy.reported_classes()))
-    truth = compare_with_ground_truth(cartridge, events, spec, skipped)
-    if truth is not None:
-        summary["ground_truth"] = truth
+    summary = replace(summary, **sample_outcome(
+        summary.counts, int((events["class"] == FAILED_CLASS).sum()), len(cartridge.frames),
+        len(skipped), cartridge.blood_volume_ml, spec.taxonomy.reported_classes()))
+    summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     if options.report:
         from ctcnet.report.review import write_report
 
         t0 = time.perf_counter()
         explain = backend.explainer() if options.saliency else None
-        summary["gallery"] = write_report(out_dir, events, gallery, cartridge.panel, spec,
-                                          summary, options.gallery_limit, explain)
+        summary.gallery = write_report(out_dir, events, gallery, cartridge.panel, spec,
+                                       summary, options.gallery_limit, explain)
         seconds["report"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - t_start
-        summary["timings_s"] = {k: round(v, 4) for k, v in seconds.items()}
-        summary["events_per_s"] = len(events) / seconds["total"]
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
+        summary.events_per_s = len(events) / seconds["total"]
+    summary.write(out_dir)
     return summary
 
 
@@ -555,7 +549,7 @@ def peak_memory_mb() -> float:
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
-                  resumed: int, seconds: dict, options: PredictOptions) -> dict:
+                  resumed: int, seconds: dict, options: PredictOptions) -> RunSummary:
     spec = backend.spec
     counts = {name: int((events["class"] == name).sum()) for name in spec.class_names}
     sure = events[~events["review"].astype(bool)] if len(events) else events
@@ -565,40 +559,40 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     per_75 = {name: counts[name] * 7.5 / volume for name in spec.taxonomy.reported_classes()}
     n = len(events)
     classify = seconds.get("classify", 0.0)
-    return {
-        "sample_id": cartridge.sample_id,
-        "input": str(cartridge.root),
-        "ctcnet_version": __version__,
-        "model": {"path": str(backend.model_path), "arch": spec.arch, "version": spec.version,
-                  "classes": spec.class_names, "crop_size": spec.crop_size,
-                  "pixel_size_um": spec.pixel_size_um, "temperature": spec.temperature,
-                  "review_threshold": spec.review_threshold},
-        "backend": backend.name,
-        "device": backend.device_name,
-        "panel": cartridge.panel.to_dict(),
-        "resampled_window_px": window_size(spec.crop_size, spec.pixel_size_um,
-                                           cartridge.panel.pixel_size_um),
-        "blood_volume_ml": volume,
-        "frames": {"total": len(cartridge.frames),
-                   "processed": len(cartridge.frames) - len(skipped),
-                   "skipped": len(skipped), "resumed_from_journal": resumed},
-        "skipped_frames": skipped,
-        "problems": list(cartridge.problems),
-        "events": n,
-        "counts": counts,
-        "per_7_5_ml": per_75,
-        "counts_confident": counts_confident,
-        "review": int(events["review"].sum()) if n else 0,
-        "edge_cut": int(events["edge_cut"].sum()) if n else 0,
-        "detection": asdict(options.detect),
-        "edge_cut_as": edge_cut_class(spec, options),
-        "batch_size": options.batch_size or backend.batch_size,
-        "workers": default_workers(backend) if options.workers is None else options.workers,
-        "timings_s": {k: round(v, 4) for k, v in seconds.items()},
-        "events_per_s": n / seconds["total"] if seconds.get("total") else None,
-        "classify_events_per_s": n / classify if classify else None,
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-    }
+    return RunSummary(
+        sample_id=cartridge.sample_id,
+        input=str(cartridge.root),
+        ctcnet_version=__version__,
+        model=ModelInfo(path=str(backend.model_path), arch=spec.arch, version=spec.version,
+                        classes=spec.class_names, crop_size=spec.crop_size,
+                        pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
+                        review_threshold=spec.review_threshold),
+        backend=backend.name,
+        device=backend.device_name,
+        panel=cartridge.panel.to_dict(),
+        resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
+                                        cartridge.panel.pixel_size_um),
+        blood_volume_ml=volume,
+        frames=FrameCounts(total=len(cartridge.frames),
+                           processed=len(cartridge.frames) - len(skipped),
+                           skipped=len(skipped), resumed_from_journal=resumed),
+        skipped_frames=skipped,
+        problems=list(cartridge.problems),
+        events=n,
+        counts=counts,
+        per_7_5_ml=per_75,
+        counts_confident=counts_confident,
+        review=int(events["review"].sum()) if n else 0,
+        edge_cut=int(events["edge_cut"].sum()) if n else 0,
+        detection=asdict(options.detect),
+        edge_cut_as=edge_cut_class(spec, options),
+        batch_size=options.batch_size or backend.batch_size,
+        workers=default_workers(backend) if options.workers is None else options.workers,
+        timings_s={k: round(v, 4) for k, v in seconds.items()},
+        events_per_s=n / seconds["total"] if seconds.get("total") else None,
+        classify_events_per_s=n / classify if classify else None,
+        peak_memory_mb=round(peak_memory_mb(), 1),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -653,17 +647,15 @@ def input_panels(inputs: Iterable[str | Path]) -> list[Panel]:
 
 
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
-                         options: PredictOptions | None = None) -> dict:
+                         options: PredictOptions | None = None) -> CropRunSummary:
     """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json."""
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.detect.cropping import resize_crops
 
     options = options or PredictOptions()
     spec = backend.spec
     t0 = time.perf_counter()
     index = read_crop_index(root).conform(spec.panel)
-    window = window_size(spec.crop_size, spec.pixel_size_um, index.panel.pixel_size_um)
-    crops = resize_crops(load_crops(index, window), spec.crop_size)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
     proba = backend.predict_proba(crops)
     t2 = time.perf_counter()
@@ -678,22 +670,21 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)
-    summary = {
-        "dataset": str(root), "crops": len(table), "backend": backend.name,
-        "device": backend.device_name, "model": str(backend.model_path),
-        "counts": {n: int((table["class"] == n).sum()) for n in spec.class_names},
-        "review": int(table["review"].sum()),
-        "accuracy": float((table["class"] == table["label"])[known].mean()) if known.any()
+    summary = CropRunSummary(
+        dataset=str(root), crops=len(table), backend=backend.name,
+        device=backend.device_name, model=str(backend.model_path),
+        counts={n: int((table["class"] == n).sum()) for n in spec.class_names},
+        review=int(table["review"].sum()),
+        accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
-        "timings_s": {"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0},
-    }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
+    summary.write(out_dir)
     return summary
 
 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
-                   world_size: int = 1) -> list[dict]:
+                   world_size: int = 1) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts.

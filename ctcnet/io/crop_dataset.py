@@ -18,16 +18,21 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.images import (IMAGE_SUFFIXES, check_channel_names, is_rgb_composite, read_image,
-                              write_tiff)
+from ctcnet.io.images import (
+    IMAGE_SUFFIXES,
+    check_channel_names,
+    is_rgb_composite,
+    read_image,
+    write_tiff,
+)
 from ctcnet.io.panel import Panel, load_panel, save_panel
 from ctcnet.io.taxonomy import Taxonomy
 
@@ -52,7 +57,7 @@ class CropIndex:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def conform(self, model_panel: Panel, what: str | None = None) -> "CropIndex":
+    def conform(self, model_panel: Panel, what: str | None = None) -> CropIndex:
         """This dataset seen through a model's channels (by name): ``panel`` becomes the model's
         channel order (at the data's pixel size) and loading returns those channels only."""
         source = self.file_panel or self.panel
@@ -74,7 +79,7 @@ class CropIndex:
     def label_indices(self, taxonomy: Taxonomy) -> np.ndarray:
         return np.array([taxonomy.index(label) for label in self.labels], dtype=np.int64)
 
-    def subset(self, mask: Sequence[bool] | np.ndarray) -> "CropIndex":
+    def subset(self, mask: Sequence[bool] | np.ndarray) -> CropIndex:
         keep = np.flatnonzero(np.asarray(mask))
         return replace(self, paths=[self.paths[i] for i in keep],
                        labels=[self.labels[i] for i in keep],
@@ -182,26 +187,29 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
     return arr
 
 
-def center_crop_or_pad(arr: np.ndarray, size: int) -> np.ndarray:
-    """Cut the centre ``size`` x ``size`` of a (C, H, W) crop; pad with edge values if smaller."""
-    _, h, w = arr.shape
-    if h < size or w < size:
-        ph, pw = max(0, size - h), max(0, size - w)
-        arr = np.pad(arr, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
-                     mode="edge")
-        _, h, w = arr.shape
-    top, left = (h - size) // 2, (w - size) // 2
-    return arr[:, top:top + size, left:left + size]
+def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,
+               min_size: int = 0) -> np.ndarray:
+    """Load every crop of an index into one float32 (N, C, size, size) array at model scale.
 
+    Each crop is resampled from the dataset's pixel size to ``model_pixel_um`` (when given)
+    and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
+    crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
+    """
+    from ctcnet.detect.cropping import report_fit, to_model_scale
 
-def load_crops(index: CropIndex, size: int | None = None, min_size: int = 0) -> np.ndarray:
-    """Load every crop of an index into one float32 (N, C, size, size) array."""
     first = index.read(0, min_size)
     size = size or first.shape[1]
     out = np.empty((len(index), index.panel.num_channels, size, size), dtype=np.float32)
+    cut = padded = 0
     for i in range(len(index)):
         arr = first if i == 0 else index.read(i, min_size)
-        out[i] = center_crop_or_pad(arr, size)
+        crop, cut_px, pad_px = to_model_scale(arr[None], index.panel.pixel_size_um,
+                                              model_pixel_um, size)
+        out[i] = crop[0]
+        # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
+        cut += cut_px > 2
+        padded += pad_px > 0
+    report_fit(f"crop dataset {index.root}", len(index), cut, padded)
     return out
 
 

@@ -12,8 +12,8 @@ here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -208,13 +208,9 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
     """Refuse a file whose stored channel names differ from the panel's, by name and order."""
     if found is None:
         return
-    if [n.upper() for n in found] != [n.upper() for n in expected]:
-        from ctcnet.errors import PanelMismatchError
+    from ctcnet.io.panel import check_channel_order
 
-        order = " (same channels in another order)" if sorted(
-            n.upper() for n in found) == sorted(n.upper() for n in expected) else ""
-        raise PanelMismatchError(f"channels in file {list(found)} differ from the panel "
-                                 f"{list(expected)}{order}", path)
+    check_channel_order(expected, found, "file", path, expected_by="the panel")
 
 
 def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] | None = None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -150,7 +151,7 @@ class Panel:
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path | None = None,
-                  require_pixel_size: bool = False) -> "Panel":
+                  require_pixel_size: bool = False) -> Panel:
         """Build a panel from plain data; every value is checked, so a bad file is refused
         by name (``require_pixel_size``: a panel file must state its pixel size, never get
         CellSearch's 0.64 um by default)."""
@@ -172,19 +173,11 @@ class Panel:
         except InputError as err:
             raise InputError(str(err), source) from None
 
-    def check_matches(self, other: "Panel", what: str = "data") -> None:
+    def check_matches(self, other: Panel, what: str = "data") -> None:
         """Refuse data whose channels differ from this (the model's) panel, by name and order."""
-        mine = [n.upper() for n in self.names]
-        theirs = [n.upper() for n in other.names]
-        if mine != theirs:
-            hint = ""
-            if sorted(mine) == sorted(theirs):
-                hint = " (same channels in another order: reorder the data, never the model)"
-            raise PanelMismatchError(
-                f"channel mismatch: the model expects {self.names} but the {what} has "
-                f"{other.names}{hint}")
+        check_channel_order(self.names, other.names, what)
 
-    def match_channels(self, data: "Panel") -> tuple[list[int | None], list[str]]:
+    def match_channels(self, data: Panel) -> tuple[list[int | None], list[str]]:
         """For each of this (the model's) channels, the index of the data channel that carries
         it, matched by name (case-insensitive), else by a well-known alias (CD41 for CD61), or
         None; and the names of the data channels left over."""
@@ -200,7 +193,7 @@ class Panel:
         extra = [n for i, n in enumerate(data.names) if i not in indices]
         return indices, extra
 
-    def channel_indices(self, data: "Panel", what: str = "data") -> list[int]:
+    def channel_indices(self, data: Panel, what: str = "data") -> list[int]:
         """Indices of the data channels that carry this (the model's) channels, in its order.
 
         Data channels the model does not use are dropped with a logged note; a channel the
@@ -217,14 +210,30 @@ class Panel:
                         extra, ", ".join(self.names))
         return [int(i) for i in indices]
 
-    def subset(self, indices: list[int]) -> "Panel":
+    def subset(self, indices: list[int]) -> Panel:
         """The panel of the channels at ``indices`` (in that order), same pixel size."""
         composite = self.composite if list(indices) == list(range(len(self.channels))) else None
         return replace(self, channels=tuple(self.channels[i] for i in indices),
                        composite=composite)
 
-    def with_pixel_size(self, pixel_size_um: float) -> "Panel":
+    def with_pixel_size(self, pixel_size_um: float) -> Panel:
         return replace(self, pixel_size_um=float(pixel_size_um))
+
+
+def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",
+                        source=None, expected_by: str = "the model") -> None:
+    """The one channel check: ``found`` must name ``expected``'s channels in the same order
+    (case-insensitive), else :class:`PanelMismatchError` says which differ. Used for data
+    against a model (torch and ONNX runtime alike) and for a file's stored channel names
+    against its panel."""
+    mine = [str(n).upper() for n in expected]
+    theirs = [str(n).upper() for n in found]
+    if mine != theirs:
+        hint = ""
+        if sorted(mine) == sorted(theirs):
+            hint = " (same channels in another order: reorder the data, never the model)"
+        raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
+                                 f"the {what} has {list(found)}{hint}", source)
 
 
 def _number(value: Any, what: str, source) -> float:

@@ -28,8 +28,14 @@ import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.images import (IMAGE_SUFFIXES, check_channel_names, read_channel_file, read_image,
-                              remove_cellsearch_offset, write_tiff)
+from ctcnet.io.images import (
+    IMAGE_SUFFIXES,
+    check_channel_names,
+    read_channel_file,
+    read_image,
+    remove_cellsearch_offset,
+    write_tiff,
+)
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
 _FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
@@ -72,7 +78,7 @@ class Cartridge:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def conform(self, model_panel: Panel) -> "Cartridge":
+    def conform(self, model_panel: Panel) -> Cartridge:
         """This cartridge seen through a model's channels: ``panel`` becomes the model's channel
         order (at the scan's pixel size) and :meth:`read` returns those channels only."""
         source = self.file_panel or self.panel
@@ -80,7 +86,7 @@ class Cartridge:
         return replace(self, panel=source.subset(indices), file_panel=source,
                        channels=tuple(indices))
 
-    def read(self, frame: "FrameRef") -> np.ndarray:
+    def read(self, frame: FrameRef) -> np.ndarray:
         """One frame as float32 (C, H, W) in ``self.panel``'s channel order."""
         return read_frame(frame, self.file_panel or self.panel, self.channels)
 

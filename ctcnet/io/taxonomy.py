@@ -84,7 +84,7 @@ class Taxonomy:
                 "reported": list(self.reported)}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | Path | None = None) -> "Taxonomy":
+    def from_dict(cls, data: Any, source: str | Path | None = None) -> Taxonomy:
         if isinstance(data, (list, tuple)):
             data = {"classes": list(data)}
         if not isinstance(data, dict) or "classes" not in data:

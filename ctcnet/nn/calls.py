@@ -10,7 +10,7 @@ Used by slide-scale predict and by the torch-free ONNX runtime, so a port has on
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

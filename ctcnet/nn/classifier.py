@@ -15,9 +15,7 @@ from torch import nn
 
 from ctcnet.errors import InputError
 from ctcnet.nn.normalise import Normalise
-from ctcnet.nn.spec import ModelSpec
-
-SPEC_KEY = "ctcnet_spec"
+from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 
 class CTCClassifier(nn.Module):
@@ -37,17 +35,6 @@ class CTCClassifier(nn.Module):
 
     def predict_proba(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self(raw).float() / self.spec.temperature, dim=1)
-
-
-class ProbabilityHead(nn.Module):
-    """Wraps a classifier to output calibrated probabilities (what the ONNX graph returns)."""
-
-    def __init__(self, classifier: CTCClassifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.classifier.predict_proba(raw)
 
 
 def build_classifier(spec: ModelSpec) -> CTCClassifier:

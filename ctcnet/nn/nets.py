@@ -28,8 +28,9 @@ def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
 class CompactCNN(nn.Module):
     """Five 3x3 conv-BN-ReLU layers (three with stride 2), then mean+max pooling and a linear head.
 
-    Plain convolutions, not depthwise-separable ones: on a CPU they run 4-7x faster per MAC in
-    PyTorch and onnxruntime, which matters more here than the parameter count.
+    Plain convolutions, not depthwise-separable ones: on a CPU they run several times faster per
+    MAC in PyTorch and onnxruntime (see docs/benchmarks.md), which matters more here than the
+    parameter count.
     """
 
     def __init__(self, in_chans: int, num_classes: int, width: int = 16, dropout: float = 0.1):

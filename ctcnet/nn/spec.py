@@ -18,6 +18,8 @@ from ctcnet.io.panel import Panel
 from ctcnet.io.taxonomy import Taxonomy
 
 SPEC_FORMAT = 1
+# Where the spec lives: the checkpoint dict key and the ONNX metadata key.
+SPEC_KEY = "ctcnet_spec"
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class ModelSpec:
     def class_names(self) -> list[str]:
         return self.taxonomy.names
 
-    def replace(self, **changes) -> "ModelSpec":
+    def replace(self, **changes) -> ModelSpec:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -74,7 +76,7 @@ class ModelSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | None = None) -> "ModelSpec":
+    def from_dict(cls, data: Any, source: str | None = None) -> ModelSpec:
         if not isinstance(data, dict) or "arch" not in data or "panel" not in data:
             raise InputError("no ctcnet model spec found (is this a ctcnet model?)", source)
         if not isinstance(data.get("format", 1), int) or data.get("format", 1) > SPEC_FORMAT:
@@ -111,7 +113,7 @@ class ModelSpec:
                              "probability", source)
 
     @classmethod
-    def from_json(cls, text: str, source: str | None = None) -> "ModelSpec":
+    def from_json(cls, text: str, source: str | None = None) -> ModelSpec:
         try:
             data = json.loads(text)
         except ValueError as err:

@@ -66,8 +66,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     what ``dataset.json`` records: sources, counts, and per crop the sample and event.
     """
     from ctcnet.io.crop_dataset import write_crop_dataset
-    from ctcnet.report.decisions import (find_samples, load_sample, read_decisions,
-                                         reviewed_labels)
+    from ctcnet.report.decisions import find_samples, load_sample, read_decisions, reviewed_labels
 
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:

@@ -2,24 +2,23 @@
 
 A gallery tile shows one event: every channel side by side in grey (each stretched between its
 own 1st and 99.8th percentile within the crop, so a dim marker is visible and a bright one is
-not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under them, when the model
-allows gradients, a per-channel saliency row (Grad-CAM x input) that shows which marker drove
-the call. Tiles are
-stacked into montage pages per category: every call of a reported class (``ctc``, ``cluster``)
-and the uncertain events (``review``). ``index.html`` shows the summary and the pages; a small
-inline script reports any image that fails to load, so a broken page is obvious to a reader
-(and to the headless-browser test).
+not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under
+them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input) that shows
+which marker drove the call. Tiles are stacked into montage pages per category: every call of a
+reported class (``ctc``, ``cluster``) and the uncertain events (``review``). ``index.html``
+shows the summary and the pages; a small inline script reports any image that fails to load, so
+a broken page is obvious to a reader (and to the headless-browser test).
 """
 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
@@ -120,7 +119,12 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
 
 
 def gallery_categories(events: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.DataFrame]:
-    """Events per gallery category: each reported class's calls, then uncertain others."""
+    """Events per gallery category, best first: each reported class's calls (most confident
+    first), then the uncertain other events (``review``, least confident first).
+
+    The one selection of what the gallery shows: the journal keeps crops per frame with
+    :func:`gallery_rows`, the report draws pages from the same categories.
+    """
     cats = {}
     for name in spec.taxonomy.reported_classes():
         calls = events[events["class"] == name]
@@ -129,6 +133,18 @@ def gallery_categories(events: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Da
     unsure = events[events["review"].astype(bool) & ~reported]
     cats["review"] = unsure.sort_values("confidence", kind="stable")
     return cats
+
+
+def gallery_rows(events: pd.DataFrame, spec: ModelSpec, per_category: int) -> np.ndarray:
+    """Row positions of one frame's events whose crops the gallery may show: the first
+    ``per_category`` of each gallery category (a capped share, so no runaway model fills the
+    disk and no class crowds out another)."""
+    if not len(events):
+        return np.zeros(0, np.int64)
+    positional = events.reset_index(drop=True)
+    picks = [chosen.index.to_numpy()[:per_category]
+             for chosen in gallery_categories(positional, spec).values()]
+    return np.concatenate(picks).astype(np.int64)
 
 
 def gallery_lookup(events: pd.DataFrame, gallery: dict) -> tuple[pd.Series, np.ndarray]:
@@ -219,39 +235,37 @@ window.addEventListener("load", function () {
 """
 
 
-def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
+def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict) -> None:
     """index.html: summary, counts, skipped frames, timings and the gallery pages."""
     s = summary
-    confident = s.get("counts_confident", {})
+    confident = s.counts_confident
     counts = [(k, f"{v} ({confident[k]} above the review threshold)" if k in confident else v)
-              for k, v in s["counts"].items()]
+              for k, v in s.counts.items()]
     per75 = [(f"{k} per 7.5 mL", "n/a (no frame processed)" if v is None else f"{v:.2f}")
-             for k, v in s["per_7_5_ml"].items()]
-    frames = s["frames"]
-    status = [("status", s["status"])] if "status" in s else []
-    status += [("events not classified (non-finite output)", s["failed_events"])] \
-        if s.get("failed_events") else []
-    overview = [("sample", s["sample_id"]), *status, ("input", s["input"]),
-                ("events", s["events"]),
-                *counts, *per75, ("for review", s["review"]), ("edge-cut", s["edge_cut"]),
-                ("frames processed", f"{frames['processed']} of {frames['total']}"),
-                ("frames skipped", frames["skipped"]),
-                ("model", f"{s['model']['path']} ({s['model']['arch']}, "
-                          f"v{s['model']['version']})"),
-                ("backend / device", f"{s['backend']} / {s['device']}"),
-                ("panel", ", ".join(c["name"] for c in s["panel"]["channels"])
-                 + f" at {s['panel']['pixel_size_um']} um/px")]
-    truth = s.get("ground_truth") or {}
+             for k, v in s.per_7_5_ml.items()]
+    frames = s.frames
+    status = [("status", s.status)]
+    status += [("events not classified (non-finite output)", s.failed_events)] \
+        if s.failed_events else []
+    overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
+                *counts, *per75, ("for review", s.review), ("edge-cut", s.edge_cut),
+                ("frames processed", f"{frames.processed} of {frames.total}"),
+                ("frames skipped", frames.skipped),
+                ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version})"),
+                ("backend / device", f"{s.backend} / {s.device}"),
+                ("panel", ", ".join(c["name"] for c in s.panel["channels"])
+                 + f" at {s.panel['pixel_size_um']} um/px")]
+    truth = s.ground_truth or {}
     if "detection" in truth:  # a simulated cartridge: how detection and calls compare
         det = truth["detection"]
         overview += [("detection recall (simulated truth)", f"{det['recall']:.3f}"),
                      ("detection precision", f"{det['precision']:.3f}"),
                      ("true counts", ", ".join(f"{k} {v}" for k, v in
                                                  truth["true_counts"].items()))]
-    timings = [(k, f"{v:.2f} s") for k, v in s["timings_s"].items()]
+    timings = [(k, f"{v:.2f} s") for k, v in s.timings_s.items()]
     skipped = "".join(f"<li><b>{html.escape(x['frame'])}</b>: {html.escape(x['reason'])}</li>"
-                      for x in s["skipped_frames"])
-    problems = "".join(f"<li>{html.escape(p)}</li>" for p in s["problems"])
+                      for x in s.skipped_frames)
+    problems = "".join(f"<li>{html.escape(p)}</li>" for p in s.problems)
     sections = []
     for cat, g in gallery_info.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
@@ -264,7 +278,7 @@ def write_html(out_dir: Path, summary: dict, gallery_info: dict) -> None:
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>ctcnet: {html.escape(s['sample_id'])}</title>
+<title>ctcnet: {html.escape(s.sample_id)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
 table {{ border-collapse: collapse; margin-bottom: 1em; }}
@@ -273,7 +287,7 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 .ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
 </style></head>
 <body>
-<h1>ctcnet predictions: {html.escape(s['sample_id'])}</h1>
+<h1>ctcnet predictions: {html.escape(s.sample_id)}</h1>
 <p id="image-check">checking images...</p>
 {_table(overview)}
 <p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
@@ -289,13 +303,10 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 
 
 def write_report(out_dir: str | Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                 spec: ModelSpec, summary: dict, limit: int = 400, explain=None) -> dict:
+                 spec: ModelSpec, summary: RunSummary, limit: int = 400, explain=None) -> dict:
     """Gallery montages plus index.html for one cartridge; returns the gallery info."""
     out_dir = Path(out_dir)
     info = write_gallery(out_dir, events, gallery, panel, spec, limit, explain)
     write_html(out_dir, summary, info)
     return info
 
-
-def load_summary(out_dir: str | Path) -> dict:
-    return json.loads((Path(out_dir) / "summary.json").read_text())

@@ -22,8 +22,16 @@ from ctcnet.io.scan import serpentine_position, write_cartridge_info, write_fram
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from ctcnet.simulate.config import SimConfig, draw
-from ctcnet.simulate.optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
-                     to_display_8bit, vignetting)
+from ctcnet.simulate.optics import (
+    camera,
+    gaussian_blur,
+    mix_channels,
+    render,
+    role_matrix,
+    smooth_field,
+    to_display_8bit,
+    vignetting,
+)
 from ctcnet.simulate.scanner import draw_samples, make_context, threaded_map
 
 # Rows x columns of real CellSearch cartridges by frame count (DOMAIN.md).
@@ -244,7 +252,7 @@ def _group(op, values, owner, n, init):
     return out
 
 
-def read_truth(root) -> "object":
+def read_truth(root) -> object:
     """The ground-truth table of a simulated cartridge folder."""
     import pandas as pd
 

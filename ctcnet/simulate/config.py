@@ -114,7 +114,7 @@ class SimConfig:
     shifts: tuple[str, ...] = ()               # names of the shifts applied, for the record
 
     @classmethod
-    def clean(cls) -> "SimConfig":
+    def clean(cls) -> SimConfig:
         """One nominal CellSearch-like scanner (0.64 µm, moderate blur and noise)."""
         return cls(intensity_scale=(1.0, 1.0), camera_offset=(150.0, 150.0),
                    background=(30.0, 30.0), background_patchiness=(0.1, 0.1),
@@ -124,7 +124,7 @@ class SimConfig:
                    stain_strength=(1.0, 1.0), neighbours=(0.5, 0.5),
                    nonspecific_ck_rate=(0.0, 0.0), granulocyte_autofluorescence=(0.0, 0.0))
 
-    def with_shift(self, *names: str) -> "SimConfig":
+    def with_shift(self, *names: str) -> SimConfig:
         """This config with one or more named shifts applied (see ``NAMED_SHIFTS``)."""
         cfg = self
         for name in names:

@@ -20,8 +20,16 @@ from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
 from ctcnet.simulate.config import SimConfig, draw
-from ctcnet.simulate.optics import (camera, gaussian_blur, mix_channels, render, role_matrix, smooth_field,
-                     to_display_8bit, vignetting)
+from ctcnet.simulate.optics import (
+    camera,
+    gaussian_blur,
+    mix_channels,
+    render,
+    role_matrix,
+    smooth_field,
+    to_display_8bit,
+    vignetting,
+)
 from ctcnet.simulate.scanner import draw_samples, make_context, threaded_map
 
 CHUNK = 192  # crops rendered together: bounds memory (~100 MB) while keeping numpy busy

@@ -73,7 +73,7 @@ class AugmentConfig:
 
 def background_and_noise(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel robust background (median) and noise sd ((median - p10) / z) of a crop."""
-    # Every second pixel in each direction and a partial sort: 10x cheaper than np.percentile.
+    # Every second pixel in each direction and a partial sort: far cheaper than np.percentile.
     flat = crop[:, ::2, ::2].reshape(crop.shape[0], -1)
     k10, k50 = (flat.shape[1] - 1) // 10, (flat.shape[1] - 1) // 2
     part = np.partition(flat, (k10, k50), axis=1)

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ctcnet.training.augment import build_train_augment
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
+from ctcnet.training.augment import build_train_augment
 
 SPLITS = ("train", "val", "test")
 
@@ -126,7 +126,7 @@ class CTCDataModule(L.LightningDataModule):
             share of crops, for a single cartridge's reviewed crops) or ``auto`` (``sample``
             when the folder holds two or more samples, else ``crop``).
         batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
-        augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false`` turns it off.
+        augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false``: none.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -201,17 +201,18 @@ class CTCDataModule(L.LightningDataModule):
                              self.data_dir)
 
     def _load_folder(self) -> dict[str, SplitData]:
-        from ctcnet.io.crop_dataset import load_crops, read_crop_index
-
         from pathlib import Path
 
+        from ctcnet.io.crop_dataset import load_crops, read_crop_index
+
+        # The folder's own panel.json names its channels (any order: taken by name) and gives
+        # its pixel size; crops are brought to the model's.
         if (Path(self.data_dir) / "panel.json").exists():
-            # The files' own panel names their planes; the model's channels are taken by name.
             index = read_crop_index(self.data_dir, taxonomy=self.taxonomy).conform(
-                self.panel, "training data")
+                self.panel, f"crop dataset {self.data_dir}")
         else:
             index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
-        images = load_crops(index, self.crop_size)
+        images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)
         unknown = sorted(set(splits) - set(SPLITS) - {""})

@@ -65,20 +65,16 @@ def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
 
 def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEED) -> dict:
     """Macro-F1 of each model on one simulated test set (default randomisation)."""
+    from ctcnet.inference.backends import TorchBackend
     from ctcnet.simulate import simulate_crops
 
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
                            seed=seed)
     labels = np.array([spec.taxonomy.index(k) for k in batch.labels])
-    return {name: _scores(predict_logits(m, batch.images), labels, spec.num_classes)
+    return {name: _scores(TorchBackend.from_model(m).predict_logits(batch.images), labels,
+                          spec.num_classes)
             for name, m in models.items()}
 
-
-def predict_logits(model, crops: np.ndarray) -> np.ndarray:
-    """Logits of a classifier in memory on the CPU, through the one torch backend."""
-    from ctcnet.inference.backends import TorchBackend
-
-    return TorchBackend.from_model(model, device="cpu").predict_logits(crops)
 
 
 def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = None,
@@ -91,9 +87,10 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     import torch
 
     from ctcnet.evaluation.calibration import calibrate_spec
-    from ctcnet.nn.registry import resolve_model
+    from ctcnet.inference.backends import TorchBackend
     from ctcnet.io.crop_dataset import read_crop_index
     from ctcnet.nn.classifier import load_model, save_model, select_device
+    from ctcnet.nn.registry import resolve_model
     from ctcnet.training.datamodule import CTCDataModule
     from ctcnet.training.lit import CTCLitModule
 
@@ -142,8 +139,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
 
     # Figures on the held-out lab crops, then calibration on the same crops.
     labels = held.targets
-    base_logits = predict_logits(base_model, held.images)
-    tuned_logits = predict_logits(tuned, held.images)
+    base_logits = TorchBackend.from_model(base_model).predict_logits(held.images)
+    tuned_logits = TorchBackend.from_model(tuned).predict_logits(held.images)
     new_spec = calibrate_spec(spec, tuned_logits, labels, opts.target_precision)
     sim = (simulated_check({"base": base_model, "finetuned": tuned}, spec,
                            opts.sim_check_per_class) if opts.sim_check_per_class else {})

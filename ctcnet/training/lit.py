@@ -1,7 +1,7 @@
 """The LightningModule: a thin training frame around the shipped classifier.
 
-``CTCLitModule`` holds a :class:`ctcnet.nn.classifier.CTCClassifier` as ``self.model`` (normalisation +
-plain backbone), so checkpoint keys are ``model.normalise.*`` / ``model.net.*`` and
+``CTCLitModule`` holds a :class:`ctcnet.nn.classifier.CTCClassifier` as ``self.model``
+(normalisation + plain backbone), so checkpoint keys are ``model.normalise.*`` / ``model.net.*`` and
 :func:`ctcnet.nn.classifier.load_model` reads a Lightning checkpoint directly. Every checkpoint also
 carries the model spec (``checkpoint["ctcnet_spec"]``) with the training-data summary and the
 last validation metrics; everything in it is plain data, so it loads with ``weights_only=True``.
@@ -18,14 +18,18 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (MulticlassConfusionMatrix, MulticlassF1Score,
-                                         MulticlassPrecision, MulticlassRecall)
+from torchmetrics.classification import (
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
 
 from ctcnet.errors import InputError
-from ctcnet.nn.classifier import SPEC_KEY, CTCClassifier
 from ctcnet.io.panel import Panel, load_panel
-from ctcnet.nn.spec import ModelSpec
 from ctcnet.io.taxonomy import load_taxonomy
+from ctcnet.nn.classifier import CTCClassifier
+from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +148,8 @@ class CTCLitModule(L.LightningModule):
         lr, weight_decay: AdamW.
         schedule: ``onecycle`` or ``cosine`` (linear warm-up over ``warmup_fraction``).
         init_from: weights to start from, copied at creation: a ctcnet model, checkpoint or
-            shipped model name (its channels taken by name: a 5-channel model can start a 3-channel one) or a
-            plain backbone state dict (RGB stems adapted).
+            shipped model name (its channels taken by name: a 5-channel model can start a
+            3-channel one) or a plain backbone state dict (RGB stems adapted).
         channels_last: use channels_last memory format on CUDA (faster convolutions).
         train_blocks: train only the last N blocks of the backbone (see :func:`backbone_blocks`;
             the earlier ones keep their weights and BatchNorm statistics); None trains all.
@@ -210,7 +214,7 @@ class CTCLitModule(L.LightningModule):
         architecture and classes this run's) or a plain backbone state dict such as
         torchvision's RGB ResNet-18 weights (the stem is adapted to this panel's channels).
         """
-        from ctcnet.nn.classifier import SPEC_KEY, load_model
+        from ctcnet.nn.classifier import load_model
         from ctcnet.nn.nets import load_backbone_state
         from ctcnet.nn.registry import is_registry_name, resolve_model
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ctcnet.nn.normalise import LEGACY_SNR, Normalise, snr_reference
 from ctcnet.io.panel import Panel, default_panel
+from ctcnet.nn.normalise import LEGACY_SNR, Normalise, snr_reference
 
 
 def _crops(rng, n=4, c=5, size=80):

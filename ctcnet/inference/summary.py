@@ -1,0 +1,125 @@
+"""The run summary of one predicted cartridge (``summary.json``) as typed records.
+
+:func:`ctcnet.inference.predict.predict_cartridge` builds a :class:`RunSummary`; the review
+report (:mod:`ctcnet.report.review`), the CLI and the benchmark read its fields by name, so a
+renamed or missing field fails where it is read, not as a ``KeyError`` deep in a report.
+``to_dict()`` is the JSON written to ``summary.json``; ``RunSummary.read(folder)`` reads it back.
+:class:`CropRunSummary` is the same for a classified crop dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class ModelInfo:
+    """Which model made the calls, and the settings that shape them."""
+
+    path: str
+    arch: str
+    version: str
+    classes: list[str]
+    crop_size: int
+    pixel_size_um: float
+    temperature: float
+    review_threshold: float
+
+
+@dataclass
+class FrameCounts:
+    total: int
+    processed: int
+    skipped: int
+    resumed_from_journal: int
+
+
+@dataclass
+class RunSummary:
+    """Counts, settings and timings of one cartridge's run."""
+
+    sample_id: str
+    input: str
+    ctcnet_version: str
+    model: ModelInfo
+    backend: str
+    device: str
+    panel: dict                      # Panel.to_dict() of the scan
+    resampled_window_px: int         # scan pixels one model crop covers
+    blood_volume_ml: float
+    frames: FrameCounts
+    skipped_frames: list[dict]       # {"frame": frame id, "reason": text}
+    problems: list[str]              # problems found in the scan folder
+    events: int
+    counts: dict[str, int]           # per class
+    # Reported classes per 7.5 mL of the blood whose frames were processed; None: no frame.
+    per_7_5_ml: dict[str, float | None]
+    counts_confident: dict[str, int]  # per class, calls at or above the review threshold
+    review: int
+    edge_cut: int
+    detection: dict                  # DetectConfig as a dict
+    edge_cut_as: str | None
+    batch_size: int
+    workers: int
+    timings_s: dict[str, float]
+    events_per_s: float | None
+    classify_events_per_s: float | None
+    peak_memory_mb: float
+    # ok; partial (frames skipped or events not classified); failed (no frame processed).
+    status: str = "ok"
+    failed_events: int = 0           # events whose model output was not finite
+    blood_volume_processed_ml: float | None = None
+    ground_truth: dict | None = None  # simulated cartridges: detection recall, true counts
+    gallery: dict | None = None       # per gallery category: total, shown, pages
+
+    def to_dict(self) -> dict:
+        """The JSON form (``summary.json``); absent optional parts are left out."""
+        out = asdict(self)
+        for key in ("ground_truth", "gallery"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSummary:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["model"] = ModelInfo(**data["model"])
+        values["frames"] = FrameCounts(**data["frames"])
+        return cls(**values)
+
+    @classmethod
+    def read(cls, out_dir: str | Path) -> RunSummary:
+        return cls.from_dict(json.loads((Path(out_dir) / "summary.json").read_text()))
+
+    def write(self, out_dir: str | Path) -> None:
+        from ctcnet.io.atomic import atomic_write_text
+
+        atomic_write_text(Path(out_dir) / "summary.json",
+                          json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+@dataclass
+class CropRunSummary:
+    """What classifying a crop dataset gave (``summary.json`` beside its predictions)."""
+
+    dataset: str
+    crops: int
+    backend: str
+    device: str
+    model: str
+    counts: dict[str, int]
+    review: int
+    accuracy: float | None           # against the dataset's labels, where they are classes
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, out_dir: str | Path) -> None:
+        from ctcnet.io.atomic import atomic_write_text
+
+        atomic_write_text(Path(out_dir) / "summary.json",
+                          json.dumps(self.to_dict(), indent=2) + "\n")
