@@ -184,7 +184,14 @@ def models_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def with_tiny3(models_dir, monkeypatch):
+def with_tiny3(models_dir, tmp_path, monkeypatch):
+    """The registry as {shipped default, tiny3}, whatever else ships: choices stay fixed."""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for suffix in (".json", ".pt", ".onnx"):
+        (shipped / f"ctcnet-default{suffix}").symlink_to(
+            registry.PACKAGE_MODELS / f"ctcnet-default{suffix}")
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", shipped)
     monkeypatch.setenv(registry.MODELS_ENV, str(models_dir))
     return models_dir
 
@@ -205,11 +212,14 @@ def test_registry_lists_shipped_and_site_models(with_tiny3):
         tiny.file("onnx")
 
 
-def test_shipped_default_is_found_without_the_override(monkeypatch):
+def test_shipped_models_are_found_without_the_override(monkeypatch):
     monkeypatch.delenv(registry.MODELS_ENV, raising=False)
-    default = registry.get_model("ctcnet-default")
-    assert default.checkpoint is not None and default.onnx is not None
-    assert default.folder == registry.PACKAGE_MODELS  # package data, as the wheel ships it
+    models = registry.list_models()
+    assert models[0].name == "ctcnet-default"
+    for info in models:  # package data, as the wheel ships it, each with both files
+        assert info.folder == registry.PACKAGE_MODELS
+        assert info.checkpoint is not None and info.onnx is not None, info.name
+        assert info.figures(), info.name
 
 
 def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
