@@ -119,6 +119,8 @@ def main(argv=None) -> int:
              "--shift-per-class", str(args.shift_per_class)]
     if Path(args.config).resolve() != (ROOT / "configs" / "default.yaml").resolve():
         flags = ["--config", args.config] + flags
+    if args.name != "ctcnet-default":
+        flags = ["--name", args.name] + flags
     if args.epochs is not None:
         flags += ["--epochs", str(args.epochs)]
     if args.train_scale != 1.0:
