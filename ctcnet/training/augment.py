@@ -209,7 +209,8 @@ class TrainAugment:
         hwc = self._geometry(image=hwc)["image"]
         out = np.ascontiguousarray(hwc.transpose(2, 0, 1)) * scale
         out = augment_intensities(out, self.cfg, self._rng, self.roles)
-        if self._rng.random() < self.cfg.jpeg_p:
+        # Draw only when asked, so the random stream of other recipes stays as it was.
+        if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
             from ctcnet.simulate.export import as_rgb_jpeg
 
             out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality)
