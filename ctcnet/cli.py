@@ -2,10 +2,11 @@
 
 Each subcommand lives in ``ctcnet/commands/<name>.py`` and exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors ctcnet explains (bad input, panel
-mismatch) are printed as one line and exit with status 2; anything else is a bug and keeps its
-traceback. Library modules log through ``logging.getLogger(__name__)``; the command shows their
-warnings by default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors
-with ``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``).
+mismatch, a subcommand that needs the full install run on the torch-free base install) are
+printed as one line and exit with status 2; anything else is a bug and keeps its traceback.
+Library modules log through ``logging.getLogger(__name__)``; the command shows their warnings by
+default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors with
+``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ SUBCOMMANDS = {
     "review": "Review a run's candidates in the browser: confirm, reject or relabel.",
     "crops": "Cut a run's reviewed events into a labelled crop dataset for fine-tuning.",
     "finetune": "Fine-tune a model on a lab's labelled crops; recalibrates, writes a card.",
+    "models": "List the shipped models: panel, classes, pixel size, size on disk, card figures.",
 }
+# Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
+FULL_INSTALL_MODULES = {"torch", "torchvision", "lightning", "torchmetrics", "jsonargparse",
+                        "albumentations", "onnx", "onnxscript", "scipy", "skimage", "sklearn",
+                        "pandas", "pyarrow", "rich"}
 
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
@@ -99,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except CtcnetError as err:
         print(f"ctcnet {args._name}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
+            raise
+        print(f"ctcnet {args._name}: needs {err.name.split('.')[0]}, which this install lacks "
+              "(the base install is the ONNX runtime only): pip install 'ctcnet[all]'",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ctcnet {args._name}: interrupted", file=sys.stderr)

@@ -58,6 +58,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--test-per-class", type=int, default=1500)
     p.add_argument("--shift-per-class", type=int, default=250)
     p.add_argument("--baseline-train-per-class", type=int, default=300)
+    p.add_argument("--rgb-test-per-class", type=int, default=0,
+                   help="also test on RGB-JPEG composite exports (models with CK, CD45, DAPI)")
     p.add_argument("--num-workers", type=int, default=None, help="default: the config's")
     p.add_argument("--work-dir", default=str(ROOT / "runs" / "default-model"))
     return p.parse_known_args(argv)
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     tests = card_tests(backend, args.test_per_class, args.shift_per_class,
-                       args.baseline_train_per_class)
+                       args.baseline_train_per_class, rgb_per_class=args.rgb_test_per_class)
     eval_seconds = time.perf_counter() - t0
 
     validation = {k: v for k, v in spec.metrics.items() if k not in ("calibration", "guard")}
@@ -121,12 +123,16 @@ def main(argv=None) -> int:
              "--shift-per-class", str(args.shift_per_class)]
     if Path(args.config).resolve() != (ROOT / "configs" / "default.yaml").resolve():
         flags = ["--config", args.config] + flags
+    if args.name != "ctcnet-default":
+        flags = ["--name", args.name] + flags
     if args.epochs is not None:
         flags += ["--epochs", str(args.epochs)]
     if args.train_scale != 1.0:
         flags += ["--train-scale", str(args.train_scale)]
     if args.baseline_train_per_class != 300:
         flags += ["--baseline-train-per-class", str(args.baseline_train_per_class)]
+    if args.rgb_test_per_class:
+        flags += ["--rgb-test-per-class", str(args.rgb_test_per_class)]
     train_crops = len(datamodule.splits["train"].targets)
     card = build_card(
         name=args.name, model_path=model_path, model=model, spec=spec, tests=tests,

@@ -185,10 +185,15 @@ def test_calibration_from_crop_folder(exported, tmp_path):
     data = load_labelled_crops(tmp_path / "ds", spec, count=8)
     assert data.images.shape == (8, 5, 40, 40)
     assert set(data.labels) <= {0, 1, 2, 3}
+    # Channels are taken by name: the same crops stored in another channel order load the same.
     other = load_panel({"channels": CHANNELS[::-1], "pixel_size_um": 0.64})
-    write_crop_dataset(tmp_path / "other", crops, labels, other)
-    with pytest.raises(PanelMismatchError):
-        load_labelled_crops(tmp_path / "other", spec)
+    write_crop_dataset(tmp_path / "other", np.ascontiguousarray(crops[:, ::-1]), labels, other)
+    assert np.array_equal(load_labelled_crops(tmp_path / "other", spec, count=12).images,
+                          load_labelled_crops(tmp_path / "ds", spec, count=12).images)
+    lacking = load_panel({"channels": CHANNELS[:-1] + ["VIM"], "pixel_size_um": 0.64})
+    write_crop_dataset(tmp_path / "lacking", crops, labels, lacking)
+    with pytest.raises(PanelMismatchError, match="lacks"):
+        load_labelled_crops(tmp_path / "lacking", spec)
 
 
 def test_verification_crops_are_raw_counts(exported):

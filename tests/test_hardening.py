@@ -97,7 +97,7 @@ def _odd(kind):
 def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
     tifffile.imwrite(frames(cart)[0], _odd(kind), photometric="minisblack")
     backend = load_backend(base / "model.pt", device="cpu")
-    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET))
+    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["skipped"] == 1 and summary["frames"]["processed"] == 2
     assert reason in summary["skipped_frames"][0]["reason"]
     assert summary["status"] == "partial"
@@ -123,7 +123,7 @@ def test_an_unexpected_detection_error_skips_only_that_frame(base, cart, monkeyp
     tifffile.imwrite(frames(cart)[1], data, photometric="minisblack")
     monkeypatch.setattr(P, "detect_events", flaky)
     summary = predict_cartridge(cart, load_backend(base / "model.pt", device="cpu"),
-                                cart.parent / "out", PredictOptions(**QUIET))
+                                cart.parent / "out", PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["skipped"] == 1
     assert "IndexError: boom" in summary["skipped_frames"][0]["reason"]
 
@@ -146,7 +146,7 @@ def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
     blob["state_dict"][key].view(-1)[0] = float("nan")
     torch.save(blob, cart.parent / "nan.pt")
     backend = load_backend(cart.parent / "nan.pt", device="cpu")
-    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET))
+    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET)).to_dict()
     assert summary["events"] > 0 and sum(summary["counts"].values()) == 0
     assert summary["failed_events"] == summary["events"] == summary["review"]
     assert summary["status"] == "partial"
@@ -236,7 +236,7 @@ def test_resume_redoes_a_frame_whose_file_changed(base, cart):
     predict_cartridge(cart, backend, out, PredictOptions(**QUIET))
     first, second = frames(cart)[:2]
     shutil.copy(second, first)  # frame 0 now holds frame 1's pixels
-    summary = predict_cartridge(cart, backend, out, PredictOptions(**QUIET))
+    summary = predict_cartridge(cart, backend, out, PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["resumed_from_journal"] == 2
     ev = pd.read_parquet(out / "events.parquet")
     a = ev[ev.frame_id == "r00c00"][["x", "y"]].to_numpy()

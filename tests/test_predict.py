@@ -196,10 +196,11 @@ def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
 
 
 def test_panel_mismatch_stops_before_any_work(setup, tmp_path):
-    three = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
-    backend = load_backend(make_model(tmp_path / "m3.pt", three), device="cpu")
+    # The model needs VIM, which the five-channel cartridge lacks: refused by name, no output.
+    needs_vim = load_panel({"channels": ["DAPI", "CK", "CD45", "VIM"], "pixel_size_um": 0.64})
+    backend = load_backend(make_model(tmp_path / "m3.pt", needs_vim), device="cpu")
     out = tmp_path / "out"
-    with pytest.raises(PanelMismatchError):
+    with pytest.raises(PanelMismatchError, match=r"lacks \['VIM'\]"):
         predict_cartridge(setup["cart"], backend, out, PredictOptions(**QUIET))
     assert not out.exists()
     from ctcnet.cli import main
@@ -354,7 +355,7 @@ def test_default_model_is_the_shipped_one():
     import hashlib
 
     backend = load_backend(device="cpu")
-    assert backend.model_path.parent == SHIPPED.parent
+    assert backend.model_path.resolve().parent == SHIPPED.parent.resolve()
     assert backend.model_path.stem == "ctcnet-default"
     # On a CPU the ONNX export of the same weights is preferred (it runs faster), but only
     # when its recorded source digest is the checkpoint's: a stale export is never used.

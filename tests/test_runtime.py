@@ -222,11 +222,16 @@ def test_stale_shipped_export_falls_back_to_torch_with_a_warning(tiny, tmp_path,
     import torch
 
     from ctcnet.inference import backends
+    from ctcnet.nn import registry
 
     pt = tmp_path / f"{backends.DEFAULT_MODEL_NAME}.pt"
     shutil.copy(tiny[0].with_suffix(".pt"), pt)
     export_onnx(pt, pt.with_suffix(".onnx"))
-    monkeypatch.setattr(backends, "REPO_MODELS", tmp_path)
+    spec = tiny[1]  # a shipped model is its files plus a card
+    pt.with_suffix(".json").write_text(json.dumps({
+        "panel": spec.panel.to_dict(), "classes": spec.class_names, "crop_size": spec.crop_size}))
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", tmp_path)
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
     assert backends.load_backend(device="cpu").name == "onnx"  # current export: used
     model = backends.TorchBackend(pt, device="cpu").model
     with torch.no_grad():

@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                      "manifest.csv, plus panel.json), or simulated cartridges "
                                      "with ground_truth.csv (a cartridge, a folder of them or "
                                      "a list file): then called versus true counts")
-    parser.add_argument("--model", help="ctcnet .pt or .onnx model (default: the shipped model)")
+    parser.add_argument("--model", help="a shipped model's name (see `ctcnet models`), a .pt "
+                                        "checkpoint or an .onnx export (default: the shipped "
+                                        "model whose channels the data has)")
     parser.add_argument("--out", required=True, help="output folder for report.json and PNGs")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_baseline_arguments(parser)
@@ -74,18 +76,23 @@ def run(args: argparse.Namespace) -> int:
 
     from ctcnet.errors import InputError, check_device_name
     from ctcnet.evaluation.evaluate import evaluate_dataset
-    from ctcnet.inference.backends import default_model_path
+    from ctcnet.nn.registry import choose_model, resolve_model
 
     check_device_name(args.device)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
-    from ctcnet.inference.predict import resolve_inputs
+    from ctcnet.inference.predict import input_panels, resolve_inputs
 
+    name = args.model
+    if name is None:  # the shipped model whose channels the data has, by name
+        name = choose_model(input_panels([args.data]), f"the data {args.data}").name
+        print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
     cartridges, _ = resolve_inputs([args.data])
     if cartridges:
+        args.model = name
         return _run_cartridges(args, cartridges)
-    model = args.model or default_model_path()
+    model = resolve_model(name)
     if args.calibrate_on:
         if not args.save_model:
             raise InputError("--calibrate-on needs --save-model (never overwrite a model "

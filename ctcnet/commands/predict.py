@@ -15,7 +15,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="cartridge folder, folder of cartridges, list file, or crop dataset")
     parser.add_argument("--model", default=None,
-                        help="model: .pt checkpoint or .onnx file (default: the shipped model)")
+                        help="a shipped model's name (see `ctcnet models`) or a .pt checkpoint "
+                             "or .onnx file (default: the shipped model whose channels the "
+                             "data has)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", choices=("torch", "onnx"), default=None,
@@ -66,8 +68,18 @@ def run(args) -> int:
                              report=not args.no_report,
                              edge_cut_as=None if args.keep_edge_calls else "debris")
     out = Path(args.out)
+    model = args.model
+    if model is None:  # the shipped model whose channels the data has, by name
+        import sys
+
+        from ctcnet.inference.predict import input_panels
+        from ctcnet.nn.registry import choose_model
+
+        model = choose_model(input_panels(args.inputs), "the input data").name
+        if not args.quiet:
+            print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):
-        backend = load_backend(args.model, args.backend, device, args.batch_size)
+        backend = load_backend(model, args.backend, device, args.batch_size)
         summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
                                    info.world_size)
     if info.is_main:  # one index of every output of the run (all ranks have finished)

@@ -17,6 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     crops.add_argument("--crop-size", type=int, default=80, help="crop side in pixels")
     crops.add_argument("--samples", type=int, default=8,
                        help="simulated samples (patients), each its own scanner and stain")
+    crops.add_argument("--export", choices=("tiff", "rgb-jpeg"), default="tiff",
+                       help="tiff: raw counts, one plane per channel (default); rgb-jpeg: 8-bit "
+                            "RGB composite JPEGs as viewers and publications export them")
+    crops.add_argument("--planes", default="CK,CD45,DAPI",
+                       help="rgb-jpeg: the markers shown as R,G,B (default CK,CD45,DAPI)")
+    crops.add_argument("--jpeg-quality", default="60-95",
+                       help="rgb-jpeg: JPEG quality range drawn per crop (default 60-95; "
+                            "chroma subsampling 4:4:4, 4:2:2 or 4:2:0 is drawn too)")
+    crops.add_argument("--export-pixel-size", type=float, default=None, metavar="UM",
+                       help="rgb-jpeg: pixel size of the exported images in um (default: the "
+                            "panel's); crops are resized to it, as a viewer's zoom does")
     _common(crops)
 
     cart = sub.add_parser("cartridge", help="write a cartridge of frames plus ground_truth.csv")
@@ -65,6 +76,20 @@ def _parse_pairs(text: str, what: str, cast):
     return out
 
 
+def _parse_range(text: str, what: str) -> tuple[int, int]:
+    """'60-95' -> (60, 95); '80' -> (80, 80)."""
+    from ctcnet.errors import InputError
+
+    try:
+        parts = [int(v) for v in text.split("-")]
+    except ValueError:
+        raise InputError(f"{what}: expected a number or a range like 60-95, got {text!r}") \
+            from None
+    if len(parts) not in (1, 2):
+        raise InputError(f"{what}: expected a number or a range like 60-95, got {text!r}")
+    return parts[0], parts[-1]
+
+
 def _config(args):
     from ctcnet.simulate import SimConfig
 
@@ -91,7 +116,15 @@ def run(args) -> int:
         batch = simulate_crops(counts, panel, taxonomy, args.crop_size, args.seed, cfg,
                                args.samples)
         made = time.perf_counter() - start
-        write_crop_batch(batch, args.out, panel)
+        if args.export == "rgb-jpeg":
+            from ctcnet.simulate.export import write_rgb_jpeg_dataset
+
+            quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
+            write_rgb_jpeg_dataset(batch, args.out, panel,
+                                   [p.strip() for p in args.planes.split(",")], quality,
+                                   args.export_pixel_size, seed=args.seed)
+        else:
+            write_crop_batch(batch, args.out, panel)
         print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
     elif args.what == "cartridge":
         from ctcnet.simulate import simulate_cartridge

@@ -370,8 +370,8 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
         return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-    index = read_crop_index(source, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel, what=f"calibration dataset {source}")
+    index = read_crop_index(source, taxonomy=spec.taxonomy).conform(
+        spec.panel, what=f"calibration dataset {source}")
     if len(index) > count:
         keep = np.zeros(len(index), bool)
         keep[np.random.default_rng(seed).choice(len(index), count, replace=False)] = True

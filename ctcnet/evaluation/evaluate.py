@@ -131,8 +131,8 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
 
     is_train = np.array([s == "train" for s in index.splits])
     if baseline_train is not None:
-        train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy)
-        spec.panel.check_matches(train_index.panel, "baseline training set")
+        train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
+            spec.panel, "baseline training set")
         crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
@@ -153,8 +153,8 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     """
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-    index = read_crop_index(data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel)
+    # The data's channels are mapped to the model's by name (extra ones dropped, a note).
+    index = read_crop_index(data, taxonomy=spec.taxonomy).conform(spec.panel)
     baselines, source = None, None
     if with_baselines:
         train_crops, train_labels, index, source = _baseline_training(
@@ -218,10 +218,10 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names
-    opened = [open_cartridge(c) for c in cartridges]
-    for cart in opened:  # refuse before any work
+    # Refuse before any work: truth present, the model's channels there (by name).
+    opened = [open_cartridge(c).conform(backend.spec.panel) for c in cartridges]
+    for cart in opened:
         read_truth(cart.root)
-        backend.spec.panel.check_matches(cart.panel, what=f"cartridge {cart.root}")
     out_dir = Path(out_dir)
     rows = []
     for cart in opened:
@@ -250,8 +250,8 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
 
     backend = TorchBackend(model_path, device=device, batch_size=batch_size)
     model, spec = backend.model, backend.spec
-    index = read_crop_index(val_data, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel, "validation data")
+    index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
+                                                                      "validation data")
     logits = backend.predict_logits(load_crops(index, spec.crop_size, spec.pixel_size_um))
     spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
     model.spec = spec

@@ -3,8 +3,10 @@
 :func:`held_out_test` simulates a labelled test set from seeds training never saw and scores it
 with :func:`ctcnet.evaluation.evaluate.evaluate_crops` (the same code as ``ctcnet evaluate``);
 :func:`card_tests` runs the default randomisation, every named shift and the CNN-against-baselines
-comparison; :func:`build_card` and :func:`render_card` turn the results into the card that
-``scripts/train_default_model.py`` writes beside the shipped model.
+comparison; :func:`rgb_jpeg_test` scores 8-bit RGB-JPEG composite exports of held-out crops
+read back through the crop-dataset path (another seed and pixel size); :func:`build_card` and
+:func:`render_card` turn the results into the card that ``scripts/train_default_model.py``
+writes beside the shipped model.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 
 TEST_SEED = 424242          # far from the training (0) and validation (1000) seeds
 TARGETS = {"macro_f1": 0.97, "ctc_recall": 0.98, "wbc_called_ctc_rate": 1 / 500}
+RGB_TEST_PIXEL_UM = 0.3     # a viewer export's pixel size, not the model's
+RGB_TEST_SEED_OFFSET = 500
 
 
 def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = False) -> dict:
@@ -31,11 +35,7 @@ def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = F
                            seed=seed, config=config, num_samples=32)
     report = evaluate_crops(backend, batch.images.astype(np.float32), batch.labels,
                             subtypes=batch.subtypes if subtypes else None)["cnn"]
-    names = spec.class_names
-    cm = np.asarray(report["confusion"])
-    ctc, wbc = names.index("ctc"), names.index("wbc")
-    report["ctc_recall"] = report["per_class"].get("ctc", {}).get("recall")  # None: no CTCs
-    report["wbc_called_ctc_rate"] = float(cm[wbc, ctc] / max(cm[wbc].sum(), 1))
+    _add_rates(report, spec.class_names)
     report["seed"] = seed
     report["guard"] = guard_catch(backend, batch.images, batch.labels)
     if subtypes:
@@ -70,9 +70,45 @@ def ck_positive_leukocytes(backend, n: int, seed: int) -> dict:
     return {"called_ctc": r["wbc_called_ctc_rate"], "n": r["n"], "guard": r["guard"]}
 
 
+def _add_rates(report: dict, names: list[str]) -> None:
+    """CTC recall and the share of WBCs called CTC, from a report's confusion matrix."""
+    cm = np.asarray(report["confusion"])
+    ctc, wbc = names.index("ctc"), names.index("wbc")
+    report["ctc_recall"] = report["per_class"].get("ctc", {}).get("recall")  # None: no CTCs
+    report["wbc_called_ctc_rate"] = float(cm[wbc, ctc] / max(cm[wbc].sum(), 1))
+
+
+def rgb_jpeg_test(backend, per_class: int, seed: int,
+                  pixel_size_um: float = RGB_TEST_PIXEL_UM) -> dict:
+    """Held-out crops written as RGB-JPEG composites (R = CK, G = CD45, B = DAPI, quality
+    60-95, random chroma subsampling, at ``pixel_size_um``) and read back exactly as ``ctcnet
+    evaluate`` reads a folder: planes by name, resampled to the model's pixel size."""
+    import tempfile
+
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.simulate import SimConfig, simulate_crops
+    from ctcnet.simulate.export import DEFAULT_PLANES, write_rgb_jpeg_dataset
+
+    spec = backend.spec
+    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                           seed=seed, config=SimConfig(), num_samples=32)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_rgb_jpeg_dataset(batch, tmp, spec.panel, DEFAULT_PLANES,
+                               pixel_size_um=pixel_size_um, seed=seed)
+        index = read_crop_index(tmp, taxonomy=spec.taxonomy).conform(spec.panel, "RGB-JPEG test")
+        crops = load_crops(index, spec.crop_size, spec.pixel_size_um)  # at model scale
+    report = evaluate_crops(backend, crops, index.labels)["cnn"]
+    _add_rates(report, spec.class_names)
+    report.update(seed=seed, pixel_size_um=pixel_size_um, planes=list(DEFAULT_PLANES),
+                  jpeg_quality="60-95, chroma subsampling 4:4:4 / 4:2:2 / 4:2:0")
+    return report
+
+
 def card_tests(backend, test_per_class: int, shift_per_class: int,
-               baseline_train_per_class: int = 300, seed: int = TEST_SEED) -> dict:
-    """Every held-out test of the card: default randomisation, named shifts, baselines."""
+               baseline_train_per_class: int = 300, seed: int = TEST_SEED,
+               rgb_per_class: int = 0) -> dict:
+    """Every held-out test of the card: default randomisation, named shifts, baselines, and
+    (``rgb_per_class`` > 0, models whose panel has CK, CD45 and DAPI) RGB-JPEG composites."""
     from ctcnet.simulate import NAMED_SHIFTS, SimConfig
 
     test = held_out_test(backend, SimConfig(), test_per_class, seed)
@@ -87,9 +123,13 @@ def card_tests(backend, test_per_class: int, shift_per_class: int,
         log.info("shift %s: macro-F1 %.4f", shift, r["macro_f1"])
     versus = robustness_report(backend, n_per_class=shift_per_class, seed=seed + 100,
                                n_train_per_class=baseline_train_per_class)
-    double = ck_positive_leukocytes(backend, 2 * shift_per_class, seed + 50)
-    return {"test": test, "robustness": robustness, "versus_baselines": versus,
-            "ck_positive_leukocytes": double}
+    out = {"test": test, "robustness": robustness, "versus_baselines": versus,
+           "ck_positive_leukocytes": ck_positive_leukocytes(backend, 2 * shift_per_class,
+                                                            seed + 50)}
+    if rgb_per_class > 0:
+        out["rgb_jpeg"] = rgb_jpeg_test(backend, rgb_per_class, seed + RGB_TEST_SEED_OFFSET)
+        log.info("RGB-JPEG composites: macro-F1 %.4f", out["rgb_jpeg"]["macro_f1"])
+    return out
 
 
 def normalisation_text(spec) -> str:
@@ -135,6 +175,8 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
         "data": data,
         "training": training,
         "test_default_randomisation": {k: v for k, v in test.items() if k != "seed"},
+        **({"test_rgb_jpeg": {k: v for k, v in tests["rgb_jpeg"].items()}}
+           if "rgb_jpeg" in tests else {}),
         "robustness": tests["robustness"],
         "robustness_vs_baselines": tests["versus_baselines"],
         "ck_positive_leukocytes": tests.get("ck_positive_leukocytes"),
@@ -179,7 +221,17 @@ def render_card(card: dict) -> str:
         lines.append(f"| {name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | "
                      f"{m['support']} |")
     lines += ["", "Confusion (rows true, columns predicted, order "
-              f"{', '.join(card['classes'])}): `{test['confusion']}`", "",
+              f"{', '.join(card['classes'])}): `{test['confusion']}`", ""]
+    rgb = card.get("test_rgb_jpeg")
+    if rgb:
+        lines += [f"## Held-out RGB-JPEG composites (seed {rgb['seed']}, {rgb['n']} crops at "
+                  f"{rgb['pixel_size_um']} um/px, planes R, G, B = {', '.join(rgb['planes'])}, "
+                  f"quality {rgb['jpeg_quality']})", "",
+                  f"macro-F1 **{rgb['macro_f1']:.4f}**, CTC recall {rgb['ctc_recall']:.4f}, "
+                  f"WBCs called CTC {rgb['wbc_called_ctc_rate']:.5f}; per-class F1 " + ", ".join(
+                      f"{n} {m['f1']:.4f}" for n, m in rgb["per_class"].items()) +
+                  f". Confusion: `{rgb['confusion']}`", ""]
+    lines += [
               "## Robustness (named shifts, other seeds)", "",
               "| shift | what | macro-F1 | CTC recall | WBC->CTC | n |",
               "|---|---|---|---|---|---|"]

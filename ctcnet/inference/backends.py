@@ -5,8 +5,9 @@ script that builds the shipped model) goes through a :class:`Backend`: ``spec`` 
 :class:`~ctcnet.nn.spec.ModelSpec`), ``predict_logits`` and ``predict_proba`` on raw crops
 (N, C, S, S), batched on the backend's device, ``name``, ``device_name``, ``model_path`` and
 ``explainer()`` (per-channel saliency for the review gallery, or None). ``load_backend`` picks
-one from a model file, or the shipped model: its ONNX export on a CPU when that export was made
-from the current checkpoint, else the checkpoint with torch (with a logged warning).
+one from a model file or a shipped model's name (:mod:`ctcnet.nn.registry`): for a shipped model,
+its ONNX export on a CPU when that export was made from the current checkpoint, else the
+checkpoint with torch (with a logged warning).
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL_NAME = "ctcnet-default"
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 @runtime_checkable
@@ -227,33 +226,28 @@ def default_batch_size(device_type: str) -> int:
 
 
 def default_model_path(backend: str | None = None) -> Path:
-    """The shipped model: ``models/ctcnet-default.pt`` (or ``.onnx`` for the ONNX backend)."""
-    suffix = ".onnx" if backend == "onnx" else ".pt"
-    path = REPO_MODELS / f"{DEFAULT_MODEL_NAME}{suffix}"
-    if not path.exists():
-        raise InputError("no --model given and the shipped model is missing; pass --model "
-                         "(a .pt checkpoint or an exported .onnx file)", path)
-    return path
+    """The shipped default model's checkpoint (or its ``.onnx`` export for the ONNX backend)."""
+    return resolve_model(None, backend)
 
 
-def _shipped_onnx_for_cpu(device: str, batch_size: int | None):
-    """The shipped ONNX export as a backend when it fits: CPU inference, and exported from the
-    shipped checkpoint as it is now (its recorded source digest matches), else None.
+def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
+    """A shipped model's ONNX export as a backend when it fits: CPU inference, and exported
+    from the shipped checkpoint as it is now (its recorded source digest matches), else None.
 
     On a CPU, ONNX Runtime runs the same graph faster than eager torch (docs/benchmarks.md).
     """
     from ctcnet.nn.classifier import select_device
 
-    pt = REPO_MODELS / f"{DEFAULT_MODEL_NAME}.pt"
-    onnx = REPO_MODELS / f"{DEFAULT_MODEL_NAME}.onnx"
-    if not (pt.exists() and onnx.exists()) or select_device(device).type != "cpu":
+    info = get_model(name)
+    pt, onnx = info.checkpoint, info.onnx
+    if onnx is None or select_device(device).type != "cpu":
         return None
     try:
         backend = OnnxBackend(onnx, device="cpu", batch_size=batch_size)
     except (ImportError, CtcnetError) as err:
-        log.warning("cannot use %s (%s); running %s with torch", onnx.name, err, pt.name)
+        log.warning("cannot use %s (%s); running the checkpoint with torch", onnx.name, err)
         return None
-    if backend.source_checkpoint() != pt:
+    if pt is not None and backend.source_checkpoint() != pt:
         # A stale export of an older checkpoint: use the checkpoint itself, slower on a CPU.
         log.warning("%s was not exported from the current %s; running the checkpoint with "
                     "torch (re-export: ctcnet export %s)", onnx.name, pt.name, pt)
@@ -265,14 +259,15 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
                  device: str = "auto", batch_size: int | None = None):
     """Open a model file with the backend its suffix implies (or the one asked for).
 
-    Without a model, the shipped one: its ONNX export on a CPU when that export is current,
-    else the checkpoint with torch.
+    ``model_path`` may also be a shipped model's name (None: the default model); a shipped model
+    runs as its ONNX export on a CPU when that export is current, else as the checkpoint.
     """
-    if model_path is None and backend is None:
-        chosen = _shipped_onnx_for_cpu(device, batch_size)
+    if backend is None and is_registry_name(model_path):
+        chosen = _shipped_onnx_for_cpu(str(model_path or DEFAULT_MODEL_NAME), device,
+                                       batch_size)
         if chosen is not None:
             return chosen
-    path = Path(model_path) if model_path else default_model_path(backend)
+    path = resolve_model(model_path, backend)
     is_onnx = path.suffix.lower() == ".onnx"
     backend = backend or ("onnx" if is_onnx else "torch")
     if backend == "torch" and is_onnx:

@@ -52,7 +52,8 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.inference.guard import guard_events, guard_summary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
-from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, read_frame
+from ctcnet.io.panel import Panel
+from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
 from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
 from ctcnet.nn.spec import ModelSpec
 
@@ -80,7 +81,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     """Read one frame, detect its events and cut their crops; errors become a skip reason."""
     t0 = time.perf_counter()
     try:
-        pixels = read_frame(frame, cartridge.panel)
+        pixels = cartridge.read(frame)
     except InputError as err:
         return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
     except (OSError, ValueError, MemoryError) as err:  # e.g. a file that vanished mid-run
@@ -393,7 +394,7 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
     spec = backend.spec
-    spec.panel.check_matches(cartridge.panel, what=f"cartridge {cartridge.sample_id}")
+    cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     with exclusive_folder(out_dir, "predict"):
         return _predict_cartridge(cartridge, backend, out_dir, options)
@@ -640,6 +641,16 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
     return cartridges, datasets
 
 
+def input_panels(inputs: Iterable[str | Path]) -> list[Panel]:
+    """The panel of every cartridge and crop dataset among ``inputs`` (reads no pixels but one
+    crop per dataset)."""
+    from ctcnet.io.crop_dataset import read_crop_index
+
+    cartridges, datasets = resolve_inputs(inputs)
+    return ([open_cartridge(c).panel for c in cartridges] +
+            [read_crop_index(d).panel for d in datasets])
+
+
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
                          options: PredictOptions | None = None) -> CropRunSummary:
     """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json."""
@@ -648,8 +659,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     options = options or PredictOptions()
     spec = backend.spec
     t0 = time.perf_counter()
-    index = read_crop_index(root)
-    spec.panel.check_matches(index.panel, what=f"crop dataset {root}")
+    index = read_crop_index(root).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
     proba = backend.predict_proba(crops)
@@ -695,12 +705,11 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     if duplicates:
         raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
                          "outputs would collide")
-    for c in cartridges:
-        backend.spec.panel.check_matches(c.panel, what=f"cartridge {c.root}")
+    cartridges = [c.conform(backend.spec.panel) for c in cartridges]  # refuses missing channels
     from ctcnet.io.crop_dataset import read_crop_index
 
     for d in datasets:
-        backend.spec.panel.check_matches(read_crop_index(d).panel, what=f"crop dataset {d}")
+        read_crop_index(d).conform(backend.spec.panel)
     out = Path(out)
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \

@@ -6,7 +6,10 @@ Two layouts are read (and written):
   ``__`` (``P017__0042.tif`` belongs to sample ``P017``), else the file's own stem;
 * ``ROOT/manifest.csv`` with columns ``path,label[,sample_id][,split]`` (paths relative to ROOT).
 
-``ROOT/panel.json`` gives the channel order. A dataset may hold a subset of the taxonomy's
+``ROOT/panel.json`` gives the channel order. Crops are TIFF (one plane per channel, or an OME
+stack) or colour composites (RGB/RGBA PNG, JPEG or TIFF: ``panel.json`` names the R, G, B planes,
+and ``"composite": "rgb"`` is inferred from an 8-bit three-plane file). :meth:`CropIndex.conform`
+maps the crops' channels to a model's by name. A dataset may hold a subset of the taxonomy's
 classes; a class it names that the taxonomy lacks is an error.
 """
 
@@ -14,19 +17,26 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.images import check_channel_names, read_image, write_tiff
+from ctcnet.io.images import (
+    IMAGE_SUFFIXES,
+    check_channel_names,
+    is_rgb_composite,
+    read_image,
+    write_tiff,
+)
 from ctcnet.io.panel import Panel, load_panel, save_panel
 from ctcnet.io.taxonomy import Taxonomy
 
-IMAGE_SUFFIXES = (".tif", ".tiff")
+log = logging.getLogger(__name__)
 SAMPLE_SEPARATOR = "__"
 
 
@@ -40,9 +50,25 @@ class CropIndex:
     labels: list[str]
     sample_ids: list[str]
     splits: list[str]
+    # Set by conform(): the files' own panel and which of their channels to keep, in order.
+    file_panel: Panel | None = None
+    channels: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def conform(self, model_panel: Panel, what: str | None = None) -> CropIndex:
+        """This dataset seen through a model's channels (by name): ``panel`` becomes the model's
+        channel order (at the data's pixel size) and loading returns those channels only."""
+        source = self.file_panel or self.panel
+        indices = model_panel.channel_indices(source, what=what or f"crop dataset {self.root}")
+        return replace(self, panel=source.subset(indices), file_panel=source,
+                       channels=tuple(indices))
+
+    def read(self, i: int, min_size: int = 0) -> np.ndarray:
+        """Crop ``i`` as (C, H, W) in ``self.panel``'s channel order, its stored dtype."""
+        arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size)
+        return arr if self.channels is None else arr[list(self.channels)]
 
     def class_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -55,9 +81,10 @@ class CropIndex:
 
     def subset(self, mask: Sequence[bool] | np.ndarray) -> CropIndex:
         keep = np.flatnonzero(np.asarray(mask))
-        return CropIndex(self.root, self.panel, [self.paths[i] for i in keep],
-                         [self.labels[i] for i in keep], [self.sample_ids[i] for i in keep],
-                         [self.splits[i] for i in keep])
+        return replace(self, paths=[self.paths[i] for i in keep],
+                       labels=[self.labels[i] for i in keep],
+                       sample_ids=[self.sample_ids[i] for i in keep],
+                       splits=[self.splits[i] for i in keep])
 
 
 def _sample_id_from_name(path: Path) -> str:
@@ -95,8 +122,14 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             samples += [_sample_id_from_name(f) for f in files]
             splits += [""] * len(files)
     if not paths:
-        raise InputError("no crops found (expected class folders of .tif files or a "
-                         "manifest.csv)", root)
+        raise InputError("no crops found (expected class folders of .tif, .png or .jpg files "
+                         "or a manifest.csv)", root)
+    if panel.composite is None and panel.num_channels == 3:
+        # An 8-bit three-plane file is an RGB composite export: say so in what we record.
+        first, _ = read_image(paths[0])
+        if is_rgb_composite(first):
+            log.debug("%s: 8-bit colour crops, read as an RGB composite %s", root, panel.names)
+            panel = replace(panel, composite="rgb")
     if taxonomy is not None:
         unknown = sorted(set(labels) - set(taxonomy.names))
         if unknown:
@@ -139,9 +172,14 @@ def _read_manifest(manifest: Path):
 def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype."""
     arr, names = read_image(path)
+    if panel.composite == "rgb" and not is_rgb_composite(arr):
+        raise InputError(f"panel.json says the crops are RGB composites, but this file holds "
+                         f"{arr.shape[0]} plane(s) of {arr.dtype}", path)
     if arr.shape[0] != panel.num_channels:
+        hint = (" (a colour file holds three planes, R, G, B: panel.json names one channel per "
+                "plane)" if is_rgb_composite(arr) else "")
         raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
-                         f"{panel.num_channels}", path)
+                         f"{panel.num_channels}{hint}", path)
     check_channel_names(names, panel.names, path)
     if min(arr.shape[1:]) < min_size:
         raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
@@ -159,12 +197,12 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     """
     from ctcnet.detect.cropping import report_fit, to_model_scale
 
-    first = read_crop(index.paths[0], index.panel, min_size)
+    first = index.read(0, min_size)
     size = size or first.shape[1]
     out = np.empty((len(index), index.panel.num_channels, size, size), dtype=np.float32)
     cut = padded = 0
-    for i, path in enumerate(index.paths):
-        arr = first if i == 0 else read_crop(path, index.panel, min_size)
+    for i in range(len(index)):
+        arr = first if i == 0 else index.read(i, min_size)
         crop, cut_px, pad_px = to_model_scale(arr[None], index.panel.pixel_size_um,
                                               model_pixel_um, size)
         out[i] = crop[0]

@@ -3,7 +3,10 @@
 Every reader returns a ``(C, H, W)`` array and the channel names stored in the file (OME-TIFF),
 if any. Anything wrong becomes one :class:`~ctcnet.errors.InputError` naming the file: corrupt or
 truncated TIFF, unsupported dtype, NaN/inf, empty image. 8-bit PNG channels (as some scanners
-export them) are read as single channels. CellSearch's 2^15 export offset is removed here.
+export them) are read as single channels. Colour files (RGB or RGBA PNG, JPEG or TIFF: composite
+exports with one marker per colour plane) are read as their three colour planes, R, G, B, alpha
+dropped; ``panel.json`` names what each plane holds. CellSearch's 2^15 export offset is removed
+here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import numpy as np
 from ctcnet.errors import InputError
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
+IMAGE_SUFFIXES = (".tif", ".tiff") + RASTER_SUFFIXES
 CELLSEARCH_OFFSET = 32768
 PSEUDO_12BIT_MAX = 4095
 
@@ -121,6 +126,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                 if ends and max(ends) > size:
                     raise InputError("truncated TIFF: pixel data runs past the end of the file",
                                      path)
+            rgb = pages[0].photometric == tifffile.PHOTOMETRIC.RGB
             if len(tif.series) == 1 or tif.is_ome:
                 arr = tif.series[0].asarray()
             else:  # plain multipage file: one page per channel
@@ -135,36 +141,75 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     if arr.ndim == 3 and arr.shape[-1] <= 6 < arr.shape[0]:
         # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.
         arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
+    if rgb and arr.ndim == 3 and arr.shape[0] == 4:
+        arr = arr[:3]  # RGBA: the alpha plane is no marker
     return check_pixels(arr, path), names
 
 
-def read_png_channel(path: str | Path) -> np.ndarray:
-    """Read one 8- or 16-bit grey PNG channel as (H, W)."""
+def _open_raster(path: Path) -> np.ndarray:
+    """Pixels of a PNG or JPEG as (H, W) grey or (H, W, 3) colour, alpha and palette resolved."""
     from PIL import Image
 
     path = Path(path)
     check_regular_file(path)
+    kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr"):
+                im = im.convert("RGB")
+            elif im.mode in ("1", "LA"):
+                im = im.convert("L")
             arr = np.asarray(im)
-    except Exception as err:
-        raise InputError(f"not a readable PNG (corrupt or truncated?): {err}", path) from None
-    if arr.ndim == 3:  # an RGB export of a grey channel: all planes equal, keep one
-        if not (arr[..., :3] == arr[..., :1]).all():
-            raise InputError("colour PNG: a channel file must be greyscale", path)
-        arr = arr[..., 0]
-    if arr.dtype == np.int32:  # PIL's 16-bit mode
+    except Exception as err:  # Pillow raises many types on corrupt/truncated files
+        raise InputError(f"not a readable {kind} (corrupt or truncated?): {err}", path) from None
+    if arr.dtype == np.int32:  # PIL's 16-bit grey mode
         arr = arr.astype(np.uint16)
+    return np.ascontiguousarray(arr)
+
+
+def read_raster(path: str | Path) -> np.ndarray:
+    """Read a PNG or JPEG as (C, H, W): one plane if grey, the R, G, B planes if colour."""
+    path = Path(path)
+    arr = _open_raster(path)
+    if arr.ndim == 3:
+        arr = np.ascontiguousarray(np.moveaxis(arr[..., :3], -1, 0))
+    return check_pixels(arr, path)
+
+
+def read_channel_file(path: str | Path) -> np.ndarray:
+    """Read a file that holds one channel (a per-channel frame file) as (H, W).
+
+    A colour PNG or JPEG whose planes are all equal is an RGB export of a grey channel and is
+    read as that channel; one with differing planes is refused (it is a composite, not one
+    channel).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        arr, _ = read_tiff(path)
+        if arr.shape[0] != 1:
+            raise InputError(f"a per-channel file must hold one channel, found {arr.shape[0]}",
+                             path)
+        return arr[0]
+    arr = _open_raster(path)
+    if arr.ndim == 3:
+        if not (arr == arr[..., :1]).all():
+            raise InputError("colour image: a channel file must be greyscale", path)
+        arr = arr[..., 0]
     return check_pixels(np.ascontiguousarray(arr), path, ndim=2)
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Read any supported single image file as (C, H, W) plus channel names if stored."""
     path = Path(path)
-    if path.suffix.lower() == ".png":
-        return read_png_channel(path)[None], None
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return read_raster(path), None
     return read_tiff(path)
+
+
+def is_rgb_composite(arr: np.ndarray) -> bool:
+    """Whether pixels read from a file look like an 8-bit colour composite (three planes)."""
+    return arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[0] == 3
 
 
 def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], path) -> None:

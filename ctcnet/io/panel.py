@@ -6,21 +6,36 @@ channel a value range and a normalisation. Channel names are matched case-insens
 through a few well-known aliases (CD41 is the platelet marker like CD61, CD15 the neutrophil
 marker like CD66b), so that code which needs biology (the simulator, the marker gate) asks for a
 channel's *role* and never for a position.
+
+Data reach a model by channel *name*: :meth:`Panel.channel_indices` maps the model's channels to
+the data's planes, so another plane order (an RGB composite with R = CK, G = CD45, B = DAPI) needs
+no conversion; data channels the model does not use are dropped with a logged note, missing ones
+are an error. ``"composite": "rgb"`` marks an 8-bit colour export whose R, G, B planes carry the
+three named channels (inferred when such a file is read, so it may be left out).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ctcnet.errors import InputError, PanelMismatchError
 
+log = logging.getLogger(__name__)
+
 MIN_CHANNELS, MAX_CHANNELS = 3, 6
+# Pixel sizes seen in practice run from ~0.02 um (a zoomed viewer export, one cell hundreds of
+# pixels across) to ~2 um (a 4x scan); the bounds leave a margin and still catch unit mix-ups
+# (nanometres or pixels per micrometre written as micrometres per pixel).
+PIXEL_SIZE_RANGE_UM = (0.01, 5.0)
+COMPOSITES = ("rgb",)
+RGB_PLANES = ("R", "G", "B")
 
 # Marker name (upper case) -> biological role. Roles are what the simulator renders and what the
 # marker gate reads; a name not listed here is a channel of unknown role (rendered as background).
@@ -76,6 +91,7 @@ class Panel:
     channels: tuple[Channel, ...]
     pixel_size_um: float = 0.64
     name: str = "custom"
+    composite: str | None = None  # "rgb": the channels are the R, G, B planes of colour files
 
     def __post_init__(self):
         if not MIN_CHANNELS <= len(self.channels) <= MAX_CHANNELS:
@@ -84,8 +100,16 @@ class Panel:
         upper = [c.name.upper() for c in self.channels]
         if len(set(upper)) != len(upper):
             raise InputError(f"panel channel names must be unique, got {self.names}")
-        if not 0.05 <= float(self.pixel_size_um) <= 5.0:
-            raise InputError(f"pixel_size_um={self.pixel_size_um} is not a plausible pixel size")
+        lo_um, hi_um = PIXEL_SIZE_RANGE_UM
+        if not lo_um <= float(self.pixel_size_um) <= hi_um:
+            raise InputError(f"pixel_size_um={self.pixel_size_um} is not a plausible pixel size "
+                             f"({lo_um} to {hi_um} um per pixel)")
+        if self.composite is not None:
+            if self.composite not in COMPOSITES:
+                raise InputError(f"composite {self.composite!r} is not one of {COMPOSITES}")
+            if len(self.channels) != len(RGB_PLANES):
+                raise InputError(f"an RGB composite names one channel per colour plane (R, G, B),"
+                                 f" got {len(self.channels)}: {self.names}")
         for c in self.channels:
             method = c.normalisation.get("method")
             if method not in NORMALISATION_METHODS:
@@ -119,8 +143,11 @@ class Panel:
         return None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "pixel_size_um": float(self.pixel_size_um),
-                "channels": [c.to_dict() for c in self.channels]}
+        out = {"name": self.name, "pixel_size_um": float(self.pixel_size_um),
+               "channels": [c.to_dict() for c in self.channels]}
+        if self.composite:
+            out["composite"] = self.composite
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path | None = None,
@@ -136,10 +163,13 @@ class Panel:
             raise InputError("panel has no pixel_size_um (micrometres per scan pixel, e.g. "
                              "0.64 for CellSearch): it is required, never guessed", source)
         channels = [_channel_from(entry, source) for entry in data["channels"]]
-        pixel_size_um = _number(data.get("pixel_size_um", 0.64), "pixel_size_um", source)
+        composite = data.get("composite")
         try:
-            return cls(channels=tuple(channels), pixel_size_um=pixel_size_um,
-                       name=str(data.get("name", "custom")))
+            return cls(channels=tuple(channels),
+                       pixel_size_um=_number(data.get("pixel_size_um", 0.64), "pixel_size_um",
+                                             source),
+                       name=str(data.get("name", "custom")),
+                       composite=str(composite).lower() if composite else None)
         except InputError as err:
             raise InputError(str(err), source) from None
 
@@ -147,8 +177,47 @@ class Panel:
         """Refuse data whose channels differ from this (the model's) panel, by name and order."""
         check_channel_order(self.names, other.names, what)
 
+    def match_channels(self, data: Panel) -> tuple[list[int | None], list[str]]:
+        """For each of this (the model's) channels, the index of the data channel that carries
+        it, matched by name (case-insensitive), else by a well-known alias (CD41 for CD61), or
+        None; and the names of the data channels left over."""
+        theirs = [n.upper() for n in data.names]
+        indices: list[int | None] = []
+        for channel in self.channels:
+            if channel.name.upper() in theirs:
+                indices.append(theirs.index(channel.name.upper()))
+                continue
+            same_role = [i for i, c in enumerate(data.channels)
+                         if channel.role != "unknown" and c.role == channel.role]
+            indices.append(same_role[0] if len(same_role) == 1 else None)
+        extra = [n for i, n in enumerate(data.names) if i not in indices]
+        return indices, extra
+
+    def channel_indices(self, data: Panel, what: str = "data") -> list[int]:
+        """Indices of the data channels that carry this (the model's) channels, in its order.
+
+        Data channels the model does not use are dropped with a logged note; a channel the
+        model needs and the data lacks is a :class:`PanelMismatchError` naming it.
+        """
+        indices, extra = self.match_channels(data)
+        missing = [c.name for c, i in zip(self.channels, indices) if i is None]
+        if missing:
+            raise PanelMismatchError(
+                f"channel mismatch: the model needs {self.names} but the {what} lacks "
+                f"{missing} (it has {data.names})")
+        if extra:
+            log.warning("%s: dropping channel(s) %s, which the model (%s) does not use", what,
+                        extra, ", ".join(self.names))
+        return [int(i) for i in indices]
+
+    def subset(self, indices: list[int]) -> Panel:
+        """The panel of the channels at ``indices`` (in that order), same pixel size."""
+        composite = self.composite if list(indices) == list(range(len(self.channels))) else None
+        return replace(self, channels=tuple(self.channels[i] for i in indices),
+                       composite=composite)
+
     def with_pixel_size(self, pixel_size_um: float) -> Panel:
-        return Panel(self.channels, float(pixel_size_um), self.name)
+        return replace(self, pixel_size_um=float(pixel_size_um))
 
 
 def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",

@@ -4,12 +4,16 @@ Layouts read (the first that matches wins, per frame):
 
 * one multipage TIFF per frame (one page per channel, CellSearch layout): ``r03c12.tif``;
 * one single-page TIFF per channel: ``r03c12_c0.tif``, ``r03c12_c1.tif``, ...;
-* one 8-bit (or 16-bit) PNG per channel, as other scanners export: ``r03c12_c0.png``, ...
+* one 8-bit (or 16-bit) PNG per channel, as other scanners export: ``r03c12_c0.png``, ...;
+* one colour composite per frame (RGB PNG, JPEG or TIFF; ``panel.json`` names the planes).
 
 A frame's stem carries its position, ``r<row>c<col>`` (or ``frame<index>``, whose row and column
 then follow the serpentine scan order given by ``cartridge.json``'s ``columns``). ``panel.json``
 beside the frames names the channels; ``cartridge.json`` (optional) records the sample id, layout
 and the blood volume. CellSearch's 2^15 export offset is removed on read.
+:meth:`Cartridge.conform` maps the frames' channels to a model's by name (see
+:meth:`~ctcnet.io.panel.Panel.channel_indices`); :meth:`Cartridge.read` then returns frames in the
+model's channel order.
 """
 
 from __future__ import annotations
@@ -17,20 +21,27 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.images import check_channel_names, read_image, remove_cellsearch_offset, write_tiff
+from ctcnet.io.images import (
+    IMAGE_SUFFIXES,
+    check_channel_names,
+    read_channel_file,
+    read_image,
+    remove_cellsearch_offset,
+    write_tiff,
+)
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
 _FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
 _FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
 _CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
-FRAME_SUFFIXES = (".tif", ".tiff", ".png")
+FRAME_SUFFIXES = IMAGE_SUFFIXES
 DEFAULT_BLOOD_VOLUME_ML = 7.5
 
 
@@ -60,9 +71,24 @@ class Cartridge:
     blood_volume_ml: float = DEFAULT_BLOOD_VOLUME_ML
     info: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # files found but unusable, with reasons
+    # Set by conform(): the files' own panel and which of their channels to keep, in order.
+    file_panel: Panel | None = None
+    channels: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def conform(self, model_panel: Panel) -> Cartridge:
+        """This cartridge seen through a model's channels: ``panel`` becomes the model's channel
+        order (at the scan's pixel size) and :meth:`read` returns those channels only."""
+        source = self.file_panel or self.panel
+        indices = model_panel.channel_indices(source, what=f"cartridge {self.sample_id}")
+        return replace(self, panel=source.subset(indices), file_panel=source,
+                       channels=tuple(indices))
+
+    def read(self, frame: FrameRef) -> np.ndarray:
+        """One frame as float32 (C, H, W) in ``self.panel``'s channel order."""
+        return read_frame(frame, self.file_panel or self.panel, self.channels)
 
 
 def serpentine_position(index: int, columns: int) -> tuple[int, int]:
@@ -219,23 +245,19 @@ def _refuse_shared_positions(frames: list[FrameRef], root: Path) -> None:
                              f"{f.frame_id} (row {f.row}, column {f.col}); keep one", root)
 
 
-def read_frame(frame: FrameRef, panel: Panel) -> np.ndarray:
-    """Read one frame as float32 (C, H, W) in the scanner's counts, checked against the panel."""
+def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
+    """Read one frame as float32 (C, H, W) in the scanner's counts, checked against the panel
+    (the files' own); ``channels`` (indices into it) picks and orders the channels returned."""
+    keep = list(range(panel.num_channels)) if channels is None else list(channels)
     if len(frame.files) == 1:
         arr, names = read_image(frame.files[0])
         if arr.shape[0] != panel.num_channels:
             raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
                              f"{panel.num_channels}", frame.files[0])
         check_channel_names(names, panel.names, frame.files[0])
-        planes = [remove_cellsearch_offset(a) for a in arr]
-    else:
-        planes = []
-        for path in frame.files:
-            arr, _ = read_image(path)
-            if arr.shape[0] != 1:
-                raise InputError(f"a per-channel file must hold one channel, found {arr.shape[0]}",
-                                 path)
-            planes.append(remove_cellsearch_offset(arr[0]))
+        planes = [remove_cellsearch_offset(arr[c]) for c in keep]
+    else:  # one file per channel: files of channels not kept are never read
+        planes = [remove_cellsearch_offset(read_channel_file(frame.files[c])) for c in keep]
         shapes = {p.shape for p in planes}
         if len(shapes) != 1:
             raise InputError(f"channel files of frame {frame.stem} differ in size: {shapes}",

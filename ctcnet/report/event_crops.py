@@ -18,7 +18,7 @@ from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
-from ctcnet.io.scan import Cartridge, open_cartridge, read_frame
+from ctcnet.io.scan import Cartridge, open_cartridge
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,8 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None)
     if not root.is_dir():
         raise InputError(f"the scan of sample {summary.sample_id} is not here any more "
                          "(moved? pass its folder with --scans)", root)
-    cartridge = open_cartridge(root)
-    Panel.from_dict(summary.panel).check_matches(cartridge.panel, what=f"cartridge {root}")
-    return cartridge
+    # The run saw the cartridge's channels in the model's order, by name: read them so again.
+    return open_cartridge(root).conform(Panel.from_dict(summary.panel))
 
 
 def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
@@ -47,7 +46,7 @@ def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
         if frame is None:
             raise InputError(f"frame {frame_index} is not in the cartridge any more",
                              cartridge.root)
-        pixels = read_frame(frame, cartridge.panel)
+        pixels = cartridge.read(frame)
         chosen = events.iloc[rows.to_numpy()]
         crops, _ = extract_crops(pixels, chosen["x"].to_numpy(), chosen["y"].to_numpy(),
                                  crop_size, model_pixel_um, cartridge.panel.pixel_size_um)

@@ -15,6 +15,9 @@ Two stages:
   The two cross-channel steps keep every label: a leak copies a pattern at a fixed ratio, and
   CK on a CD45+ event never makes it a CTC. They exist so that the network cannot learn the
   simulator's own conventions (which channel leaks into which, how clean leukocytes are).
+* optionally (``jpeg_p``, off by default) the crop as an 8-bit RGB-JPEG composite export shows
+  it (:func:`ctcnet.simulate.export.as_rgb_jpeg`): clipped highlights, quantisation, JPEG
+  blocks and chroma subsampling, the only step that mixes channels, as such files do.
 
 ``build_train_augment(AugmentConfig(), roles=panel.roles())`` returns a callable
 ``crop -> crop`` used by the datamodule; validation and test data are never augmented.
@@ -61,6 +64,8 @@ class AugmentConfig:
     # Non-specific CK: CK += ratio x the CD45 signal (needs the panel's roles).
     nonspecific_ck_p: float = 0.3
     nonspecific_ck_ratio: tuple[float, float] = (0.05, 2.0)
+    jpeg_p: float = 0.0               # share of crops shown as 8-bit RGB-JPEG composites
+    jpeg_quality: tuple[int, int] = (60, 95)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -203,7 +208,13 @@ class TrainAugment:
         hwc = np.ascontiguousarray(crop.transpose(1, 2, 0)) / scale
         hwc = self._geometry(image=hwc)["image"]
         out = np.ascontiguousarray(hwc.transpose(2, 0, 1)) * scale
-        return augment_intensities(out, self.cfg, self._rng, self.roles)
+        out = augment_intensities(out, self.cfg, self._rng, self.roles)
+        # Draw only when asked, so the random stream of other recipes stays as it was.
+        if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
+            from ctcnet.simulate.export import as_rgb_jpeg
+
+            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality)
+        return out
 
 
 def build_train_augment(cfg: AugmentConfig | dict | None = None, seed: int | None = None,

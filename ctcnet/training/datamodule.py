@@ -211,10 +211,13 @@ class CTCDataModule(L.LightningDataModule):
 
         from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
-        # The folder's own panel.json gives its pixel size; crops are brought to the model's.
-        own = (Path(self.data_dir) / "panel.json").exists()
-        index = read_crop_index(self.data_dir, None if own else self.panel, self.taxonomy)
-        self.panel.check_matches(index.panel, f"crop dataset {self.data_dir}")
+        # The folder's own panel.json names its channels (any order: taken by name) and gives
+        # its pixel size; crops are brought to the model's.
+        if (Path(self.data_dir) / "panel.json").exists():
+            index = read_crop_index(self.data_dir, taxonomy=self.taxonomy).conform(
+                self.panel, f"crop dataset {self.data_dir}")
+        else:
+            index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
         images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)

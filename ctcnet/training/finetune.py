@@ -86,6 +86,7 @@ def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEE
             for name, m in models.items()}
 
 
+
 def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = None,
              options: FinetuneOptions | None = None) -> dict:
     """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out``.
@@ -96,18 +97,18 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     import torch
 
     from ctcnet.evaluation.calibration import calibrate_spec
-    from ctcnet.inference.backends import default_model_path
     from ctcnet.io.crop_dataset import read_crop_index
     from ctcnet.nn.classifier import load_model, save_model, select_device
+    from ctcnet.nn.registry import resolve_model
     from ctcnet.training.datamodule import CTCDataModule
     from ctcnet.training.lit import CTCLitModule
 
     opts = options or FinetuneOptions()
     t0 = time.perf_counter()
-    base = Path(base) if base is not None else default_model_path()
+    base = resolve_model(base)  # a file, a shipped model's name, or None: the default
     base_model, spec = load_model(base)
-    index = read_crop_index(data_dir, taxonomy=spec.taxonomy)
-    spec.panel.check_matches(index.panel, what=f"crop dataset {data_dir}")
+    index = read_crop_index(data_dir, taxonomy=spec.taxonomy).conform(
+        spec.panel, what=f"crop dataset {data_dir}")
     if abs(index.panel.pixel_size_um / spec.pixel_size_um - 1) > 0.02:
         raise InputError(f"crops are at {index.panel.pixel_size_um} um/px, the model at "
                          f"{spec.pixel_size_um}: cut them with ctcnet crops (model pixels)",

@@ -90,6 +90,26 @@ def _plain(value):
     return _DROP
 
 
+def select_input_channels(state: dict, target: dict, indices: list[int],
+                          num_channels: int) -> dict:
+    """``state`` of a model over ``num_channels`` input channels, cut to the channels at
+    ``indices``: every tensor whose shape differs from ``target``'s along one axis only, where
+    it has ``num_channels`` entries, keeps those entries (stem filters, per-channel buffers)."""
+    out = {}
+    for key, value in state.items():
+        want = target.get(key)
+        if want is None or value.shape == want.shape:
+            out[key] = value
+            continue
+        axes = [a for a, (m, n) in enumerate(zip(value.shape, want.shape)) if m != n]
+        if (value.ndim != want.ndim or len(axes) != 1 or value.shape[axes[0]] != num_channels
+                or want.shape[axes[0]] != len(indices)):
+            raise InputError(f"cannot start from these weights: {key} is {tuple(value.shape)}, "
+                             f"this model needs {tuple(want.shape)}")
+        out[key] = value.index_select(axes[0], torch.as_tensor(indices))
+    return out
+
+
 def backbone_blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
     """The backbone's blocks with weights, input to output: its top-level children, with
     ``Sequential`` ones opened one level (compact: 5 conv blocks and the linear head)."""
@@ -127,8 +147,9 @@ class CTCLitModule(L.LightningModule):
         label_smoothing: for either loss.
         lr, weight_decay: AdamW.
         schedule: ``onecycle`` or ``cosine`` (linear warm-up over ``warmup_fraction``).
-        init_from: weights to start from, copied at creation: a ctcnet model or checkpoint
-            (refused if its panel differs) or a plain backbone state dict (RGB stems adapted).
+        init_from: weights to start from, copied at creation: a ctcnet model, checkpoint or
+            shipped model name (its channels taken by name: a 5-channel model can start a
+            3-channel one) or a plain backbone state dict (RGB stems adapted).
         channels_last: use channels_last memory format on CUDA (faster convolutions).
         train_blocks: train only the last N blocks of the backbone (see :func:`backbone_blocks`;
             the earlier ones keep their weights and BatchNorm statistics); None trains all.
@@ -195,7 +216,10 @@ class CTCLitModule(L.LightningModule):
         """
         from ctcnet.nn.classifier import load_model
         from ctcnet.nn.nets import load_backbone_state
+        from ctcnet.nn.registry import is_registry_name, resolve_model
 
+        if is_registry_name(path):  # a shipped model's name
+            path = str(resolve_model(path))
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
@@ -212,12 +236,16 @@ class CTCLitModule(L.LightningModule):
                      path, len(skipped))
             return
         other, other_spec = load_model(path)
-        self.spec.panel.check_matches(other_spec.panel, f"model {path}")
+        # This panel's channels are taken from the other model's by name: a five-channel model
+        # starts a three-marker one (its stem keeps the DAPI, CK and CD45 filters).
+        indices = self.spec.panel.channel_indices(other_spec.panel, f"model {path}")
         if other_spec.arch != self.spec.arch or other_spec.class_names != self.spec.class_names:
             raise InputError(f"cannot start from {path}: it is {other_spec.arch} with classes "
                              f"{other_spec.class_names}, this run is {self.spec.arch} with "
                              f"{self.spec.class_names}")
-        self.model.load_state_dict(other.state_dict())
+        self.model.load_state_dict(select_input_channels(
+            other.state_dict(), self.model.state_dict(), indices,
+            other_spec.panel.num_channels))
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -1,0 +1,46 @@
+"""``ctcnet models``: the shipped models, with panel, classes, pixel size, size and card figures."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "List the shipped models: panel, classes, pixel size, size on disk, card figures."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="show one model's card (Markdown) instead")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per model")
+
+
+def _line(info) -> str:
+    figures = ", ".join(f"{k.removeprefix('test_')} {v:.3f}" for k, v in info.figures().items())
+    files = ", ".join(p.name for p in (info.checkpoint, info.onnx) if p is not None)
+    return (f"{info.name}\n  channels {', '.join(info.channels)} at {info.panel.pixel_size_um:g} "
+            f"um/px, {info.crop_size} px crops\n  classes {', '.join(info.classes)}\n"
+            f"  {info.size_bytes / 1e6:.2f} MB on disk ({files})"
+            + (f"\n  held-out macro-F1: {figures}" if figures else ""))
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ctcnet.nn.registry import get_model, list_models, model_dirs
+
+    if args.name:
+        info = get_model(args.name)
+        if args.json:
+            print(json.dumps(info.to_dict()))
+            return 0
+        card = info.folder / f"{info.name}.md"
+        print(card.read_text() if card.is_file() else _line(info))
+        return 0
+    models = list_models()
+    if args.json:
+        for info in models:
+            print(json.dumps(info.to_dict()))
+        return 0
+    if not models:
+        print(f"no shipped models found in {[str(d) for d in model_dirs()]}")
+        return 0
+    print("\n".join(_line(m) for m in models))
+    return 0

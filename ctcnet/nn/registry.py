@@ -1,0 +1,181 @@
+"""The shipped models by name, in the spirit of timm's ``list_models`` / ``create_model``.
+
+A shipped model is ``NAME.json`` (its card: panel, classes, crop and pixel size, held-out
+figures) beside ``NAME.pt`` and/or ``NAME.onnx`` in a models folder. Folders searched, first hit
+wins per name:
+
+1. ``$CTCNET_MODELS`` (one or more folders, ``os.pathsep``-separated): an override, e.g. a
+   site's own models or a cache;
+2. ``ctcnet/models`` inside the installed package (package data of the wheel; in a source
+   checkout a link to the repository's ``models/``).
+
+Everything here reads JSON only: listing and choosing models needs neither torch nor
+onnxruntime. ``resolve_model`` turns ``--model`` (a registry name or a file path) into a file;
+``choose_model`` picks the shipped model whose channels the data has, by name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.panel import Panel
+
+log = logging.getLogger(__name__)
+
+MODELS_ENV = "CTCNET_MODELS"
+DEFAULT_MODEL_NAME = "ctcnet-default"
+PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
+WEIGHT_SUFFIXES = (".pt", ".onnx")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One shipped model: its files and what its card says."""
+
+    name: str
+    folder: Path
+    panel: Panel
+    classes: list[str]
+    crop_size: int
+    card: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def checkpoint(self) -> Path | None:
+        path = self.folder / f"{self.name}.pt"
+        return path if path.is_file() else None
+
+    @property
+    def onnx(self) -> Path | None:
+        path = self.folder / f"{self.name}.onnx"
+        return path if path.is_file() else None
+
+    @property
+    def channels(self) -> list[str]:
+        return self.panel.names
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk of the weight files (checkpoint and ONNX export)."""
+        return sum(p.stat().st_size for p in (self.checkpoint, self.onnx) if p is not None)
+
+    def figures(self) -> dict[str, float]:
+        """Held-out macro-F1 per test set of the card (keys starting with ``test``), and the
+        worst macro-F1 over its robustness shifts."""
+        out = {key: float(value["macro_f1"]) for key, value in self.card.items()
+               if key.startswith("test") and isinstance(value, dict) and "macro_f1" in value}
+        shifts = [v["macro_f1"] for v in (self.card.get("robustness") or {}).values()
+                  if isinstance(v, dict) and "macro_f1" in v]
+        if shifts:
+            out["robustness_min"] = float(min(shifts))
+        return out
+
+    def file(self, backend: str | None = None) -> Path:
+        """The weight file for a backend: ``onnx`` -> the export, else the checkpoint (or the
+        export when only that is shipped)."""
+        path = self.onnx if backend == "onnx" else (self.checkpoint or
+                                                    (self.onnx if backend is None else None))
+        if path is None:
+            kind = "ONNX export" if backend == "onnx" else "checkpoint"
+            raise InputError(f"shipped model {self.name} has no {kind} in {self.folder}")
+        return path
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "channels": self.channels, "classes": self.classes,
+                "pixel_size_um": self.panel.pixel_size_um, "crop_size": self.crop_size,
+                "size_bytes": self.size_bytes, "figures": self.figures(),
+                "files": [str(p) for p in (self.checkpoint, self.onnx) if p is not None]}
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for shipped models, in order (``$CTCNET_MODELS`` first)."""
+    dirs = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    return dirs + [PACKAGE_MODELS]
+
+
+def _read_card(path: Path) -> ModelInfo | None:
+    """A model's card as ModelInfo, or None (logged) when it is no model card."""
+    name = path.stem
+    if not any((path.parent / f"{name}{s}").is_file() for s in WEIGHT_SUFFIXES):
+        return None
+    try:
+        card = json.loads(path.read_text())
+        panel = Panel.from_dict(card["panel"], path)
+        return ModelInfo(name, path.parent, panel, [str(c) for c in card["classes"]],
+                         int(card["crop_size"]), card)
+    except (OSError, ValueError, KeyError, TypeError, InputError) as err:
+        log.warning("%s: not a usable model card, skipped: %s", path, err)
+        return None
+
+
+def list_models() -> list[ModelInfo]:
+    """Every shipped model, the default first, then by name."""
+    found: dict[str, ModelInfo] = {}
+    for folder in model_dirs():
+        if not folder.is_dir():
+            continue
+        for card in sorted(folder.glob("*.json")):
+            if card.stem not in found:
+                info = _read_card(card)
+                if info is not None:
+                    found[card.stem] = info
+    return sorted(found.values(), key=lambda m: (m.name != DEFAULT_MODEL_NAME, m.name))
+
+
+def get_model(name: str) -> ModelInfo:
+    """The shipped model called ``name``; an unknown name lists the known ones."""
+    for info in list_models():
+        if info.name == name:
+            return info
+    names = [m.name for m in list_models()]
+    raise InputError(f"no shipped model called {name!r} (shipped: {names or 'none'}; "
+                     f"folders searched: {[str(d) for d in model_dirs()]})")
+
+
+def resolve_model(model: str | Path | None, backend: str | None = None) -> Path:
+    """``--model`` as a file: an existing path is used as given, else a registry name (None is
+    the default model)."""
+    if model is not None and (Path(model).exists() or Path(model).suffix in WEIGHT_SUFFIXES):
+        return Path(model)
+    return get_model(str(model or DEFAULT_MODEL_NAME)).file(backend)
+
+
+def is_registry_name(model: str | Path | None) -> bool:
+    return model is None or (not Path(model).exists() and Path(model).suffix not in
+                             WEIGHT_SUFFIXES and any(m.name == str(model)
+                                                     for m in list_models()))
+
+
+def missing_channels(model: Panel, data: Panel) -> list[str]:
+    """Channels the model needs that the data lacks (by name or alias), [] if it fits."""
+    indices, _ = model.match_channels(data)
+    return [c.name for c, i in zip(model.channels, indices) if i is None]
+
+
+def choose_model(panels: Sequence[Panel], what: str = "the data") -> ModelInfo:
+    """The shipped model whose channels every one of ``panels`` has (by name).
+
+    Of the models that fit, the one that uses the most of the data's channels (the default
+    model on a tie); none fitting is a :class:`PanelMismatchError` that says what each model
+    needs.
+    """
+    models = list_models()
+    if not models:
+        raise InputError(f"no shipped models found (folders searched: "
+                         f"{[str(d) for d in model_dirs()]}); pass --model")
+    fitting = [m for m in models if not any(missing_channels(m.panel, p) for p in panels)]
+    if not fitting:
+        have = sorted({n for p in panels for n in p.names})
+        needs = "; ".join(f"{m.name} needs {m.channels} (missing "
+                          f"{sorted({c for p in panels for c in missing_channels(m.panel, p)})})"
+                          for m in models)
+        raise PanelMismatchError(f"no shipped model fits {what} (channels {have}): {needs}. "
+                                 "Train one for this panel (see README) and pass --model")
+    best = max(fitting, key=lambda m: (m.panel.num_channels, m.name == DEFAULT_MODEL_NAME))
+    log.info("model %s chosen for %s (channels %s)", best.name, what, best.channels)
+    return best
