@@ -164,10 +164,9 @@ class Panel:
                              "0.64 for CellSearch): it is required, never guessed", source)
         channels = [_channel_from(entry, source) for entry in data["channels"]]
         composite = data.get("composite")
+        pixel_size_um = _number(data.get("pixel_size_um", 0.64), "pixel_size_um", source)
         try:
-            return cls(channels=tuple(channels),
-                       pixel_size_um=_number(data.get("pixel_size_um", 0.64), "pixel_size_um",
-                                             source),
+            return cls(channels=tuple(channels), pixel_size_um=pixel_size_um,
                        name=str(data.get("name", "custom")),
                        composite=str(composite).lower() if composite else None)
         except InputError as err:
