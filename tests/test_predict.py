@@ -370,8 +370,8 @@ def test_default_model_is_the_shipped_one():
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped model is not built yet")
-@pytest.mark.xfail(strict=True, reason="interim issue-12 model (4 epochs on 9,000 crops) calls "
-                   "9 clusters for 2: un-mark when the full recipe is retrained")
+@pytest.mark.xfail(strict=True, reason="issue-12 model (full recipe) still over-calls on this "
+                   "small cartridge of the new simulator; open in issue 12")
 def test_counts_match_ground_truth_within_the_classifiers_error(tmp_path):
     from ctcnet.simulate import simulate_cartridge
 

@@ -404,8 +404,6 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
         "test_default_randomisation"]["macro_f1"]
 
 
-@pytest.mark.xfail(strict=True, reason="interim issue-12 model: 4 epochs on 9,000 crops, not "
-                   "the full recipe; un-mark when configs/default.yaml is retrained")
 def test_default_config_is_the_shipped_models_recipe():
     """configs/default.yaml holds what the shipped model's card says it was trained with."""
     import json
