@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ctcnet.evaluation.baselines import fit_baselines
     from ctcnet.evaluation.evaluate import labels_to_indices, simulated_training_set
-    from ctcnet.evaluation.matrix import (matrix_for_crops, matrix_png, matrix_table,
-                                          review_lines)
+    from ctcnet.evaluation.matrix import matrix_for_crops, matrix_png, matrix_table, review_lines
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.simulate import simulate_crops

@@ -24,7 +24,8 @@ from ctcnet.inference.backends import load_backend
 from ctcnet.simulate import SimConfig, simulate_crops
 
 N = 8
-RETRAIN = pytest.mark.xfail(strict=True, reason="the shipped model does not yet call every CK+DAPI+ fragment debris (issue 12 open)")
+RETRAIN = pytest.mark.xfail(strict=True, reason="the shipped model does not yet call every "
+                            "CK+DAPI+ fragment debris (issue 12 open)")
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctcnet.inference.guard import (FLAGS, fit_reference, guard_events, guard_summary, measure,
-                                    review_flags)
+from ctcnet.inference.guard import (
+    FLAGS,
+    fit_reference,
+    guard_events,
+    guard_summary,
+    measure,
+    review_flags,
+)
 from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.spec import ModelSpec

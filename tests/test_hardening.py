@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,7 +96,8 @@ def _odd(kind):
 def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
     tifffile.imwrite(frames(cart)[0], _odd(kind), photometric="minisblack")
     backend = load_backend(base / "model.pt", device="cpu")
-    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET)).to_dict()
+    summary = predict_cartridge(cart, backend, cart.parent / "out",
+                                PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["skipped"] == 1 and summary["frames"]["processed"] == 2
     assert reason in summary["skipped_frames"][0]["reason"]
     assert summary["status"] == "partial"
@@ -146,7 +146,8 @@ def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
     blob["state_dict"][key].view(-1)[0] = float("nan")
     torch.save(blob, cart.parent / "nan.pt")
     backend = load_backend(cart.parent / "nan.pt", device="cpu")
-    summary = predict_cartridge(cart, backend, cart.parent / "out", PredictOptions(**QUIET)).to_dict()
+    summary = predict_cartridge(cart, backend, cart.parent / "out",
+                                PredictOptions(**QUIET)).to_dict()
     assert summary["events"] > 0 and sum(summary["counts"].values()) == 0
     assert summary["failed_events"] == summary["events"] == summary["review"]
     assert summary["status"] == "partial"
