@@ -64,6 +64,13 @@ def _summary_lines(report: dict) -> list[str]:
         lines.append(f"review band (top p < {band['threshold']:.2f}): "
                      f"{band['reviewed_fraction']:.1%} reviewed, automatic calls "
                      f"{band['auto_precision']:.3%} precise")
+    rule = cnn.get("deployment_rule")
+    if rule:
+        lines.append("deployment rule " + ", ".join(f"{k} {v:+.2f}" for k, v in
+                                                   rule["log_weights"].items()) +
+                     " (cartridge prevalence; calls above are the most probable class): recall "
+                     + ", ".join(f"{k} {v['plain']:.3f} -> {v['with_rule']:.3f}"
+                                 for k, v in rule["recall"].items()))
     for name, base in report.get("baselines", {}).items():
         margin = report["cnn_minus_baseline"][name]["macro_f1"]
         lines.append(f"{name}: macro-F1 {base['macro_f1']:.3f} (CNN {margin:+.3f})")
@@ -140,6 +147,11 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
         cuts = ", ".join(f">= {c['cutoff']:g}: {c['agree']}/{c['n']}" for c in entry["cutoffs"])
         print(f"{mode}: bias {ba['bias']:+.2f} (limits {ba['lower']:+.2f} to {ba['upper']:+.2f}); "
               f"within tolerance {tol['n']}/{tol['of']}; cut-offs agree {cuts}")
-    print(f"flagged for review: {report['flagged_share']:.1%} of events")
+    guard = report.get("guard")
+    held = sum(c.get("held_by_guard", {}).get(name, 0) for c in report["cartridges"])
+    print(f"flagged for review: {report['flagged_share']:.1%} of events"
+          + (f"; marker guard: {held} {name} calls held apart from the automatic count, "
+             f"{guard['wrong_held']} of {guard['wrong_calls']} wrong {name} calls caught, "
+             f"{guard['flag_share']:.1%} of events flagged" if guard else ""))
     print(f"report: {args.out}/counts.json, {args.out}/counts.png")
     return 0

@@ -167,6 +167,30 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     return report
 
 
+def restamp_onnx(onnx_path: str | Path, model_path: str | Path,
+                 previous_sha256: str | None = None) -> Path:
+    """Carry a checkpoint's new spec into its ONNX export without re-exporting the graph.
+
+    For a change that leaves the weights as they are (the decision rule, the review threshold):
+    the spec metadata, the recorded source digest and the file digest are rewritten, so the
+    export stays current (``inference.backends`` checks the digest) and carries the same rule.
+    ``previous_sha256`` is the checkpoint's digest before the change: the export must have been
+    made from it (else it holds other weights and is refused: re-export instead).
+    """
+    onnx_path, model_path = Path(onnx_path), Path(model_path)
+    old = OnnxClassifier(onnx_path)
+    record = json.loads(old.metadata.get("ctcnet_export", "{}"))
+    if previous_sha256 is not None and record.get("source_sha256") != previous_sha256:
+        raise InputError(f"{onnx_path.name} was not exported from {model_path.name} as it was "
+                         f"(re-export: ctcnet export {model_path})", onnx_path)
+    _, spec = load_model(model_path)
+    record.update(source=model_path.name, source_sha256=_sha256(model_path),
+                  restamped_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record))
+    OnnxClassifier(onnx_path)  # the file as written must load and pass its own checks
+    return onnx_path
+
+
 def _asinh_onnx(x):
     """asinh(x) = sign(x) * log(|x| + sqrt(x^2 + 1)), as the exporter's translation of asinh.
 

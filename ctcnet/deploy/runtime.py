@@ -228,7 +228,8 @@ class OnnxClassifier:
         """(class name per crop, probabilities (N, K)); a crop whose row is not finite is
         ``"failed"``, never a class (``ctcnet.nn.calls``)."""
         proba = self.predict_proba(raw, batch_size)
-        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold)
+        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold,
+                                           self.spec.get("decision"))
         return list(called), proba
 
     def _checked(self, raw) -> np.ndarray:

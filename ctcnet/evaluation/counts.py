@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.inference.guard import counted
+
 # Clinical cut-offs in CTCs per 7.5 mL (CellSearch: >= 5 in metastatic breast and prostate
 # cancer, >= 3 in colorectal; >= 1 for detection at all).
 CUTOFFS = (1, 5)
@@ -31,25 +33,36 @@ MATCH_RADIUS_UM = 8.0  # as ctcnet.detect.detection.detection_recall
 FLAG_COLUMNS = ("review",)
 
 
-def truth_class_of_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
-                          radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
-    """The true class of each event (object array, None where no true event lies within
+def match_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
+                 radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
+    """Position in ``truth`` of the true event each event matches (-1: none within
     ``radius_um``); matched one-to-one per frame (``row``, ``col``)."""
     from ctcnet.detect.detection import match_to_truth
 
-    out = np.full(len(events), None, dtype=object)
+    out = np.full(len(events), -1, np.int64)
     if not len(events) or not len(truth):
         return out
     keys = ["row", "col"]
-    positions = np.arange(len(events))
+    truth = truth.reset_index(drop=True)
     by_frame = {k: g for k, g in truth.groupby(keys)}
-    for key, ev in events.assign(_pos=positions).groupby(keys):
+    for key, ev in events.assign(_pos=np.arange(len(events))).groupby(keys):
         t = by_frame.get(key)
         if t is None:
             continue
         ti, di = match_to_truth(ev[["x", "y"]].to_numpy(), t[["x", "y"]].to_numpy(),
                                 radius_um / pixel_size_um)
-        out[ev["_pos"].to_numpy()[di]] = t["class"].to_numpy()[ti]
+        out[ev["_pos"].to_numpy()[di]] = t.index.to_numpy()[ti]
+    return out
+
+
+def truth_class_of_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
+                          radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
+    """The true class of each event (object array, None where no true event lies within
+    ``radius_um``); matched one-to-one per frame (``row``, ``col``)."""
+    idx = match_events(events, truth, pixel_size_um, radius_um)
+    out = np.full(len(events), None, dtype=object)
+    hit = idx >= 0
+    out[hit] = truth["class"].to_numpy(object)[idx[hit]]
     return out
 
 
@@ -73,26 +86,113 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
     names = list(class_names)
     called = events["class"].to_numpy(object) if len(events) else np.zeros(0, object)
     flags = flagged(events, flag_columns)
+    # The automatic count leaves out calls the marker guard held for review (counted apart).
+    kept = counted(events)
+    guarded = ~kept
     true_of_event = truth_class_of_events(events, truth, pixel_size_um)
     resolved = np.where(true_of_event == None, unmatched_as, true_of_event)  # noqa: E711
     after = np.where(flags, resolved, called)
     wrong = flags & (called != resolved)
     true = {n: int((truth["class"] == n).sum()) for n in names}
-    auto = {n: int((called == n).sum()) for n in names}
+    auto = {n: int(((called == n) & kept).sum()) for n in names}
+    held = {n: int(((called == n) & guarded).sum()) for n in names}
     review = {n: int((after == n).sum()) for n in names}
     per = 7.5 / float(blood_volume_ml)
     # Automatic calls whose truth differs (false calls), and true events of the class detected
     # but called otherwise (misses), per class.
-    false_calls = {n: int(((called == n) & (resolved != n)).sum()) for n in names}
-    missed = {n: int(((resolved == n) & (called != n)).sum()) for n in names}
+    false_calls = {n: int(((called == n) & kept & (resolved != n)).sum()) for n in names}
+    missed = {n: int(((resolved == n) & ~((called == n) & kept)).sum()) for n in names}
+    # The guard's work on calls of each class: wrong calls it held, right calls it held.
+    guard = {n: {"wrong_calls": int(((called == n) & (resolved != n)).sum()),
+                 "wrong_held": int(((called == n) & (resolved != n) & guarded).sum()),
+                 "right_held": int(((called == n) & (resolved == n) & guarded).sum())}
+             for n in names}
     return {"events": int(len(events)), "true_events": int(len(truth)),
             "false_calls": false_calls, "missed_calls": missed,
             "flagged": int(flags.sum()), "flagged_wrong": int(wrong.sum()),
+            "guard_flagged": int(guarded.sum()), "held_by_guard": held, "guard": guard,
             "blood_volume_ml": float(blood_volume_ml),
             "true": true, "automatic": auto, "after_review": review,
             "true_per_7_5_ml": {n: v * per for n, v in true.items()},
             "automatic_per_7_5_ml": {n: v * per for n, v in auto.items()},
             "after_review_per_7_5_ml": {n: v * per for n, v in review.items()}}
+
+
+def false_call_kinds(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
+                     positive: str = "ctc", crop_um: float = 51.2) -> pd.DataFrame:
+    """One row per wrong automatic ``positive`` call: what it truly was and why it may look so.
+
+    Columns: ``kind`` (the true event's simulator subtype, else its class; ``no object`` for a
+    detection of nothing), ``p`` (the model's probability of ``positive``), ``guard`` (the
+    guard flags that fired), ``counted`` (whether it entered the automatic count) and
+    ``neighbour`` (a true ``positive`` or cluster lies within the crop, ``crop_um`` across).
+    """
+    cols = ["kind", "p", "guard", "counted", "neighbour"]
+    if not len(events):
+        return pd.DataFrame(columns=cols)
+    truth = truth.reset_index(drop=True)
+    idx = match_events(events, truth, pixel_size_um)
+    hit = idx >= 0
+    kind_col = "subtype" if "subtype" in truth else "class"
+    true_class = np.full(len(events), None, dtype=object)
+    true_class[hit] = truth["class"].to_numpy(object)[idx[hit]]
+    kind = np.full(len(events), "no object", dtype=object)
+    kind[hit] = truth[kind_col].to_numpy(object)[idx[hit]]
+    wrong = (events["class"].to_numpy(object) == positive) & (true_class != positive)
+    rows = events[wrong]
+    # A true positive event (or cluster) in view of the crop: its light may drive the call.
+    near = np.zeros(len(rows), bool)
+    rare = truth[truth["class"].isin([positive, "cluster"])]
+    half = crop_um / 2 / pixel_size_um
+    for i, (_, ev) in enumerate(rows.iterrows()):
+        same = rare[(rare["row"] == ev["row"]) & (rare["col"] == ev["col"])]
+        d = np.maximum(np.abs(same["x"] - ev["x"]), np.abs(same["y"] - ev["y"]))
+        near[i] = bool(((d <= half) & (d > MATCH_RADIUS_UM / pixel_size_um)).any())
+    guard = (rows["guard"].fillna("").astype(str).to_numpy(object) if "guard" in rows
+             else np.full(len(rows), "", dtype=object))
+    return pd.DataFrame({"kind": kind[wrong], "p": rows.get(f"p_{positive}", np.nan),
+                         "guard": guard, "counted": counted(rows), "neighbour": near})
+
+
+def summarise_false_calls(table: pd.DataFrame) -> dict:
+    """Per true kind: wrong calls, how many the guard held apart, median probability, and how
+    many had a true positive event in view."""
+    out = {}
+    for kind, g in table.groupby("kind"):
+        out[str(kind)] = {"n": int(len(g)), "held_by_guard": int((~g["counted"]).sum()),
+                          "median_p": float(np.nanmedian(g["p"])) if len(g) else None,
+                          "neighbour_in_crop": int(g["neighbour"].sum())}
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["n"]))
+
+
+def patient_counts(n: int, maximum: int) -> list[int]:
+    """0 .. maximum, most of them low (quadratic spacing): the true counts of ``n`` patients'
+    cartridges (DOMAIN.md: CTCs are often 0-5 per 7.5 mL)."""
+    return [round(maximum * (i / max(n - 1, 1)) ** 2) for i in range(n)]
+
+
+def simulate_count_cartridges(out_dir: str | Path, n: int, frames: int, seed: int,
+                              events_per_frame: float = 300, ctc_max: int = 30,
+                              cluster_max: int = 3, prefix: str = "count") -> list[Path]:
+    """``n`` simulated cartridges (seeds ``seed``, ``seed + 1``, ...) at patient-like
+    prevalence: cartridge ``i`` holds about ``patient_counts(n, ctc_max)[i]`` CTCs and the
+    reverse order of 0..``cluster_max`` clusters among ``frames x events_per_frame`` events.
+    A cartridge already there (its ground_truth.csv) is kept."""
+    from ctcnet.simulate import simulate_cartridge
+
+    expected = frames * events_per_frame
+    ctcs = patient_counts(n, ctc_max)
+    clusters = patient_counts(n, cluster_max)[::-1]
+    paths = []
+    for i, (k, c) in enumerate(zip(ctcs, clusters)):
+        path = Path(out_dir) / f"c{i:02d}"
+        if not (path / "ground_truth.csv").exists():
+            simulate_cartridge(path, num_frames=frames, seed=seed + i,
+                               events_per_frame=events_per_frame,
+                               rare_rates={"ctc": k / expected, "cluster": c / expected},
+                               sample_id=f"{prefix}{i:02d}")
+        paths.append(path)
+    return paths
 
 
 def bland_altman(called, true) -> dict:
@@ -150,6 +250,14 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     out["false_positive_calls_per_1000_events"] = 1000.0 * false / max(events, 1)
     out["flagged_share"] = (sum(c["flagged"] for c in cartridges) /
                             max(sum(c["events"] for c in cartridges), 1))
+    if all("guard" in c for c in cartridges):
+        # The marker guard: share of all events it flags, and of the wrong automatic-or-held
+        # positive calls, the share it holds apart (and the right ones it holds: its cost).
+        g = {k: sum(c["guard"][positive][k] for c in cartridges)
+             for k in ("wrong_calls", "wrong_held", "right_held")}
+        out["guard"] = {**g, "catch_share": g["wrong_held"] / max(g["wrong_calls"], 1),
+                        "flag_share": sum(c["guard_flagged"] for c in cartridges) /
+                        max(events, 1)}
     return out
 
 

@@ -108,6 +108,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     cnn["review_band"] = review_band(proba, y, spec.review_threshold, names)
     cnn["ece_uncalibrated"] = classification_report(y, softmax(logits), names,
                                                     with_auc=False)["ece"]
+    if spec.decision:
+        cnn["deployment_rule"] = rule_cost(proba, y, spec)
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,
@@ -118,6 +120,24 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                                for name, p in base_proba.items()}
         report["cnn_minus_baseline"] = compare_to_baselines(cnn, report["baselines"])
     return report
+
+
+def rule_cost(proba: np.ndarray, y: np.ndarray, spec: ModelSpec) -> dict:
+    """What the model's decision rule (``spec.decision``, made for cartridge prevalence) costs
+    on these crops: recall per class with it and with the plain most probable class."""
+    from ctcnet.nn.calls import calls_from_proba
+
+    names = spec.class_names
+    plain = np.asarray(proba).argmax(axis=1)
+    called = calls_from_proba(proba, names, spec.review_threshold, spec.decision)[0]
+    ruled = np.array([names.index(c) if c in names else -1 for c in called])
+    out = {"log_weights": dict(spec.decision.get("log_weights", {})), "recall": {}}
+    for k, name in enumerate(names):
+        if (y == k).any():
+            out["recall"][name] = {"plain": float((plain[y == k] == k).mean()),
+                                   "with_rule": float((ruled[y == k] == k).mean()),
+                                   "n": int((y == k).sum())}
+    return out
 
 
 def _public(report: dict) -> dict:

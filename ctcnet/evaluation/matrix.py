@@ -47,7 +47,10 @@ def marker_guard_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     the measured markers contradict, and events unlike the training data."""
     from ctcnet.inference.guard import review_flags
 
-    return lambda crops, proba: review_flags(crops, proba, spec)["any"].to_numpy()
+    # The matrix scores balanced crops by the most probable class, so the guard checks that
+    # call too (not the deployment-prevalence rule of ``spec.decision``).
+    balanced = spec.replace(decision={})
+    return lambda crops, proba: review_flags(crops, proba, balanced)["any"].to_numpy()
 
 
 def flag_report(flags: np.ndarray, labels: np.ndarray, pred: np.ndarray,

@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter
 
+from ctcnet.nn.calls import deployment_proba
+
 log = logging.getLogger(__name__)
 
 # Standard normal quantiles of the 10th and 30th percentiles (as in ctcnet.nn.normalise,
@@ -199,7 +201,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         flags["any"] = np.zeros(0, bool)
         return flags
     m = measure(crops, spec.panel, spec.pixel_size_um)
-    called = np.asarray(proba).argmax(axis=1)
+    # The call predict makes (the decision rule at deployment prevalence, if the model has one).
+    called = np.nan_to_num(deployment_proba(proba, spec.class_names, spec.decision),
+                           nan=-1.0).argmax(axis=1)
     guarded = np.isin(np.asarray(spec.class_names, dtype=object)[called], GUARDED_CLASSES)
     roles = set(spec.panel.roles())
     is_ctc = np.asarray(spec.class_names, dtype=object)[called] == "ctc"
@@ -231,6 +235,15 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     events["guard"] = ["+".join(names[row]) for row in fired]
     events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
     return events
+
+
+def counted(events: pd.DataFrame) -> np.ndarray:
+    """Bool per event: its call enters the automatic count. A call the guard flagged (markers
+    contradict it, or the event is unlike the training data) is held for review and counted
+    apart (``guard_summary``: ``by_call``), as is a failed row (class ``failed``)."""
+    if "guard" not in events:
+        return np.ones(len(events), bool)
+    return events["guard"].fillna("").astype(str).to_numpy(object) == ""
 
 
 def guard_summary(events: pd.DataFrame, spec) -> dict:

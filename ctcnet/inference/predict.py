@@ -49,7 +49,7 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.inference.guard import guard_events, guard_summary
+from ctcnet.inference.guard import counted, guard_events, guard_summary
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
@@ -156,7 +156,7 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     """
     events = events.copy()
     called, confidence, review, failed = calls_from_proba(proba, spec.class_names,
-                                                          spec.review_threshold)
+                                                          spec.review_threshold, spec.decision)
     if failed.any():
         log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
                     "review", int(failed.sum()), len(failed), FAILED_CLASS)
@@ -555,7 +555,9 @@ def peak_memory_mb() -> float:
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
                   resumed: int, seconds: dict, options: PredictOptions) -> RunSummary:
     spec = backend.spec
-    counts = {name: int((events["class"] == name).sum()) for name in spec.class_names}
+    # Calls the marker guard held for review are counted apart (RunSummary.guard["by_call"]).
+    counts = {name: int(((events["class"] == name) & counted(events)).sum())
+              for name in spec.class_names}
     sure = events[~events["review"].astype(bool)] if len(events) else events
     # Calls at or above the review threshold: what stands without a person's look.
     counts_confident = {name: int((sure["class"] == name).sum()) for name in spec.class_names}
@@ -678,7 +680,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     summary = CropRunSummary(
         dataset=str(root), crops=len(table), backend=backend.name,
         device=backend.device_name, model=str(backend.model_path),
-        counts={n: int((table["class"] == n).sum()) for n in spec.class_names},
+        counts={n: int(((table["class"] == n) & counted(table)).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
         guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()

@@ -6,15 +6,33 @@ broken model) is **no call**: its class is :data:`FAILED_CLASS`, its confidence 
 always reviewed. Without this rule ``argmax`` of a NaN row picks class 0 (``ctc``) and
 ``NaN < threshold`` is false, so a broken number would become a confident, unreviewed CTC.
 Used by slide-scale predict and by the torch-free ONNX runtime, so a port has one rule to copy.
+
+**Deployment prevalence.** The network is trained on balanced classes, so its probabilities
+are posteriors under equal priors. A cartridge holds debris ~1,000x CTCs: the Bayes call there
+weighs each probability by the ratio of deployment to training prior. A model's spec may carry
+that weighting as ``spec.decision``::
+
+    {"rule": "prior_shift", "log_weights": {"ctc": -6.1, "cluster": -4.0}, "fitted": {...}}
+
+Each class's log weight is added to the log probability and the result renormalised; the call
+is the top of this deployment posterior and its confidence (what the review threshold is
+compared with) is that posterior's top value. A class without a weight keeps 0, and an empty
+rule is the plain most probable class. The weights are fitted on simulated cartridges
+(``scripts/fit_decision.py``), not set by hand; the probability columns a run writes stay the
+network's own.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from ctcnet.errors import InputError
+
 FAILED_CLASS = "failed"
+DECISION_RULES = ("prior_shift",)
 
 
 def finite_crops(raw: np.ndarray) -> np.ndarray:
@@ -25,11 +43,58 @@ def finite_crops(raw: np.ndarray) -> np.ndarray:
     return np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
 
 
-def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float
+def check_decision(decision: dict | None, class_names: Sequence[str],
+                   source: str | None = None) -> None:
+    """Refuse a decision rule that names an unknown rule or class or holds a non-finite
+    weight (it would silently call nothing, or everything, of a class)."""
+    if not decision:
+        return
+    if not isinstance(decision, dict) or decision.get("rule") not in DECISION_RULES:
+        raise InputError(f"model spec: decision rule {decision!r} is not one of "
+                         f"{DECISION_RULES}", source)
+    weights = decision.get("log_weights", {})
+    if not isinstance(weights, dict):
+        raise InputError("model spec: decision log_weights must map class names to numbers",
+                         source)
+    for name, value in weights.items():
+        if name not in class_names:
+            raise InputError(f"model spec: decision weight for unknown class {name!r} "
+                             f"(classes: {list(class_names)})", source)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"model spec: decision weight of {name!r} is {value!r}, not a "
+                             "finite number", source)
+
+
+def log_weights(decision: dict | None, class_names: Sequence[str]) -> np.ndarray:
+    """(K,) log weights of a decision rule (zeros: the plain most probable class)."""
+    weights = (decision or {}).get("log_weights", {})
+    return np.array([float(weights.get(n, 0.0)) for n in class_names], np.float64)
+
+
+def deployment_proba(proba: np.ndarray, class_names: Sequence[str],
+                     decision: dict | None = None) -> np.ndarray:
+    """Probabilities reweighted by the decision rule's log weights and renormalised (the
+    posterior at deployment prevalence); ``proba`` itself when there is no rule."""
+    proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
+    w = log_weights(decision, class_names)
+    if not w.any():
+        return proba
+    with np.errstate(invalid="ignore", over="ignore"):
+        shifted = proba.astype(np.float64) * np.exp(w - w.max())[None, :]
+        total = shifted.sum(axis=1, keepdims=True)
+        out = shifted / np.where(total > 0, total, 1.0)
+    # A row of zeros stays zeros; NaN and inf stay non-finite, so the row still fails below.
+    return out.astype(np.float32)
+
+
+def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
+                     decision: dict | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(called class names, confidence, review flag, failed flag), one per row of ``proba``."""
+    """(called class names, confidence, review flag, failed flag), one per row of ``proba``;
+    ``decision`` is the model's ``spec.decision`` (deployment prevalence), if any."""
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
     failed = ~np.isfinite(proba).all(axis=1)
+    proba = deployment_proba(proba, class_names, decision)
     top = np.nan_to_num(proba, nan=-1.0).argmax(axis=1)
     names = np.asarray(list(class_names), dtype=object)
     called = np.where(failed, FAILED_CLASS, names[top] if len(proba) else names[:0])

@@ -33,6 +33,10 @@ class ModelSpec:
     temperature: float = 1.0
     # Top-probability threshold below which a call goes to human review.
     review_threshold: float = 0.9
+    # The decision rule at deployment prevalence (``ctcnet.nn.calls``): per-class log weights
+    # added to the log probabilities before the call, fitted on simulated cartridges by
+    # ``scripts/fit_decision.py``; empty = the most probable class (balanced training).
+    decision: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     version: str = __version__
@@ -67,6 +71,7 @@ class ModelSpec:
             "pixel_size_um": float(self.pixel_size_um),
             "temperature": float(self.temperature),
             "review_threshold": float(self.review_threshold),
+            "decision": self.decision,
             "training": self.training,
             "metrics": self.metrics,
             "version": self.version,
@@ -91,6 +96,7 @@ class ModelSpec:
                 crop_size=int(data.get("crop_size", 80)),
                 temperature=float(data.get("temperature", 1.0)),
                 review_threshold=float(data.get("review_threshold", 0.9)),
+                decision=dict(data.get("decision") or {}),
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 version=str(data.get("version", "unknown")),
@@ -111,6 +117,9 @@ class ModelSpec:
         if not 0.0 <= self.review_threshold <= 1.0:
             raise InputError(f"model spec: review_threshold {self.review_threshold} is not a "
                              "probability", source)
+        from ctcnet.nn.calls import check_decision
+
+        check_decision(self.decision, self.class_names, source)
 
     @classmethod
     def from_json(cls, text: str, source: str | None = None) -> ModelSpec:

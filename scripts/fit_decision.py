@@ -1,0 +1,117 @@
+"""Fit a model's decision rule at cartridge prevalence and write it into the model files.
+
+The network is trained on balanced classes; on a cartridge, debris outnumbers CTCs ~1,000 to 1.
+This simulates ``--cartridges`` fitting cartridges (seeds from ``--seed``, disjoint from the
+count evaluation's 61000 and from training), predicts them with the model *without* a rule,
+and fits per-class log weights for the rare classes (``ctcnet.evaluation.decision``): the
+weights that maximise the expected share of full-size cartridges (``--deployment-events``)
+whose automatic CTC count is within max(1, 15 %) of the truth and on the right side of the
+>= 5 cut-off. The rule goes into the checkpoint's spec (``spec.decision``) and, metadata only,
+into the ONNX export beside it (same stem), which stays current; ``--out`` writes a copy
+instead of changing ``--model``.
+
+    python scripts/fit_decision.py --model models/ctcnet-default.pt [--cartridges 8]
+        [--frames 10] [--seed 62000] [--work DIR] [--out NEW.pt]
+
+Then measure on other seeds: ``python scripts/cartridge_counts.py --model models/...pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIT_SEED = 62000  # count evaluation 61000, training 0, validation 1000, test 424242
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
+    parser.add_argument("--out", type=Path, help="write the model with its rule here (default: "
+                        "--model itself, and its .onnx beside it)")
+    parser.add_argument("--cartridges", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=10, help="frames per fitting cartridge")
+    parser.add_argument("--events-per-frame", type=float, default=300)
+    parser.add_argument("--seed", type=int, default=FIT_SEED)
+    parser.add_argument("--deployment-events", type=float, default=175 * 300,
+                        help="events per cartridge where the model is used")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--work", type=Path, default=ROOT / "fit_decision_output",
+                        help="fitting cartridges and predictions (kept: a re-run reuses them)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    import pandas as pd
+
+    from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.evaluation.counts import simulate_count_cartridges
+    from ctcnet.evaluation.decision import FitTable, fit_decision
+    from ctcnet.evaluation.evaluate import evaluate_cartridges
+    from ctcnet.inference.predict import truth_of_processed_frames
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.io.scan import open_cartridge
+    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.simulate.cartridge import read_truth
+
+    t0 = time.perf_counter()
+    model, spec = load_model(args.model)
+    paths = simulate_count_cartridges(args.work / "cartridges", args.cartridges, args.frames,
+                                      args.seed, args.events_per_frame, prefix="fit")
+    fingerprint = hashlib.sha256(json.dumps(
+        {k: v for k, v in spec.to_dict().items() if k != "decision"}, sort_keys=True).encode()
+        + b"".join(v.cpu().numpy().tobytes() for v in model.state_dict().values())).hexdigest()
+    stamp = args.work / "predicted_with.txt"
+    if not stamp.exists() or stamp.read_text().strip() != fingerprint:
+        # Predict without a rule, so every call the rule could keep has its guard flags.
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = Path(tmp) / "without-rule.pt"
+            save_model(plain, model, spec.replace(decision={}))
+            evaluate_cartridges(paths, plain, args.work / "evaluation", device=args.device)
+        atomic_write_text(stamp, fingerprint + "\n")
+    parts = []
+    for path in paths:
+        cart = open_cartridge(path)
+        run = args.work / "evaluation" / cart.sample_id
+        truth = truth_of_processed_frames(cart, read_truth(path),
+                                          RunSummary.read(run).skipped_frames)
+        parts.append((cart.sample_id, pd.read_parquet(run / "events.parquet"), truth))
+    table = FitTable.build(parts, spec.class_names, spec.pixel_size_um)
+    decision, curves = fit_decision(table, spec, events=args.deployment_events)
+    decision["fitted"].update(seeds=[args.seed, args.seed + args.cartridges - 1],
+                              frames=args.frames,
+                              command="python scripts/fit_decision.py --model MODEL "
+                                      f"--cartridges {args.cartridges} --frames {args.frames} "
+                                      f"--seed {args.seed}")
+    atomic_write_text(args.work / "decision.json", json.dumps(
+        {"decision": decision, "curves": curves}, indent=2, default=float) + "\n")
+
+    out = args.out or args.model
+    onnx = args.model.with_suffix(".onnx")
+    before = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    save_model(out, model, spec.replace(decision=decision))
+    print(f"rule {decision['log_weights']} written into {out}")
+    if onnx.exists():
+        target = Path(out).with_suffix(".onnx")
+        if target != onnx:
+            target.write_bytes(onnx.read_bytes())
+        restamp_onnx(target, out, previous_sha256=before)
+        print(f"and into {target} (metadata; the graph is unchanged)")
+    for name, row in decision["fitted"]["at_fit"].items():
+        print(f"{name}: log weight {row['log_weight']:+.2f}, recall {row['recall']:.3f}, "
+              f"{row['false_per_1000_events']:.3f} false calls per 1000 events, expected "
+              f"within tolerance {row['within']:.0%}, cut-off agreement "
+              f"{row['cutoff_agrees']:.0%} (fitting cartridges, projected to "
+              f"{args.deployment_events:.0f} events)")
+    print(f"{time.perf_counter() - t0:.0f} s; curves in {args.work / 'decision.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
