@@ -71,8 +71,9 @@ def projection(report: dict, positive: str = "ctc") -> dict:
 
     carts = report["cartridges"]
     true = sum(c["true"][positive] for c in carts)
-    missed = sum(c["missed_calls"][positive] for c in carts)
-    recall = 1 - missed / true if true else 1.0
+    # Counted right calls over all true events (undetected ones included).
+    hits = sum(c["automatic"][positive] - c["false_calls"][positive] for c in carts)
+    recall = hits / true if true else 1.0
     rates = np.array([c["false_calls"][positive] / max(c["events"], 1) for c in carts])
     agree = count_agreement(recall, rates, patient_counts(len(carts), 30), FULL_SIZE_EVENTS)
     return {"recall": recall, "false_calls_per_full_cartridge_mean": float(rates.mean() *

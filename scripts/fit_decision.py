@@ -10,7 +10,7 @@ whose automatic CTC count is within max(1, 15 %) of the truth and on the right s
 into the ONNX export beside it (same stem), which stays current; ``--out`` writes a copy
 instead of changing ``--model``.
 
-    python scripts/fit_decision.py --model models/ctcnet-default.pt [--cartridges 8]
+    python scripts/fit_decision.py --model models/ctcnet-default.pt [--cartridges 20]
         [--frames 10] [--seed 62000] [--work DIR] [--out NEW.pt]
 
 Then measure on other seeds: ``python scripts/cartridge_counts.py --model models/...pt``.
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
     parser.add_argument("--out", type=Path, help="write the model with its rule here (default: "
                         "--model itself, and its .onnx beside it)")
-    parser.add_argument("--cartridges", type=int, default=8)
+    parser.add_argument("--cartridges", type=int, default=20)
     parser.add_argument("--frames", type=int, default=10, help="frames per fitting cartridge")
     parser.add_argument("--events-per-frame", type=float, default=300)
     parser.add_argument("--seed", type=int, default=FIT_SEED)

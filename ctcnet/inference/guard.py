@@ -240,7 +240,7 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
 def counted(events: pd.DataFrame) -> np.ndarray:
     """Bool per event: its call enters the automatic count. A call the guard flagged (markers
     contradict it, or the event is unlike the training data) is held for review and counted
-    apart (``guard_summary``: ``by_call``), as is a failed row (class ``failed``)."""
+    apart (``guard_summary``: ``by_call``)."""
     if "guard" not in events:
         return np.ones(len(events), bool)
     return events["guard"].fillna("").astype(str).to_numpy(object) == ""

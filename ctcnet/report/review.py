@@ -243,7 +243,7 @@ def guard_rows(summary: RunSummary) -> list[tuple[str, str]]:
     reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in g["by_flag"].items() if v)
     calls = ", ".join(f"{k} {v}" for k, v in g.get("by_call", {}).items() if v)
     text = f"{g['flagged']}" + (f" ({reasons}; called {calls})" if g["flagged"] else "")
-    return [("sent to review by the marker guard", text)]
+    return [("held for review by the marker guard (not in the counts above)", text)]
 
 
 def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict) -> None:
