@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=FIT_SEED)
     parser.add_argument("--deployment-events", type=float, default=175 * 300,
                         help="events per cartridge where the model is used")
+    parser.add_argument("--classes", default="ctc,cluster",
+                        help="rare classes to fit a weight for (comma-separated); the others "
+                             "keep 0")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--work", type=Path, default=ROOT / "fit_decision_output",
                         help="fitting cartridges and predictions (kept: a re-run reuses them)")
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                                           RunSummary.read(run).skipped_frames)
         parts.append((cart.sample_id, pd.read_parquet(run / "events.parquet"), truth))
     table = FitTable.build(parts, spec.class_names, spec.pixel_size_um)
-    decision, curves = fit_decision(table, spec, events=args.deployment_events)
+    decision, curves = fit_decision(table, spec, positives=args.classes.split(","),
+                                    events=args.deployment_events)
     decision["fitted"].update(seeds=[args.seed, args.seed + args.cartridges - 1],
                               frames=args.frames,
                               command="python scripts/fit_decision.py --model MODEL "
@@ -104,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         restamp_onnx(target, out, previous_sha256=before)
         print(f"and into {target} (metadata; the graph is unchanged)")
     for name, row in decision["fitted"]["at_fit"].items():
+        cut = row["cutoff_agrees"]
         print(f"{name}: log weight {row['log_weight']:+.2f}, recall {row['recall']:.3f}, "
               f"{row['false_per_1000_events']:.3f} false calls per 1000 events, expected "
-              f"within tolerance {row['within']:.0%}, cut-off agreement "
-              f"{row['cutoff_agrees']:.0%} (fitting cartridges, projected to "
-              f"{args.deployment_events:.0f} events)")
+              f"within tolerance {row['within']:.0%}"
+              + (f", >= 5 cut-off agreement {cut:.0%}" if cut is not None else "")
+              + f" (fitting cartridges, projected to {args.deployment_events:.0f} events)")
     print(f"{time.perf_counter() - t0:.0f} s; curves in {args.work / 'decision.json'}")
     return 0
 

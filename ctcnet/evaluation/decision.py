@@ -167,17 +167,19 @@ def fit_decision(table: FitTable, spec, positives: Sequence[str] = ("ctc", "clus
                 r = table.rates(spec, decision, positive)
                 fp = r["false"] / np.maximum(r["events"], 1)
                 agree = count_agreement(r["recall"], fp, true_counts[positive], events)
+                if positive != "ctc":  # the clinical cut-off is a CTC count
+                    agree["cutoff_agrees"] = None
                 rows.append({"log_weight": float(w), "recall": r["recall"],
                              "false_per_1000_events": 1000 * r["false"].sum() /
                              max(r["events"].sum(), 1), **agree,
-                             "score": agree["within"] + agree["cutoff_agrees"]})
+                             "score": agree["within"] + (agree["cutoff_agrees"] or 0.0)})
             best = max(rows, key=lambda row: (round(row["score"], 6), row["recall"]))
             weights[positive] = best["log_weight"]
             curves[positive] = rows
             log.info("%s: log weight %.2f (recall %.3f, %.3f false calls per 1000 events, "
-                     "expected within tolerance %.3f, cut-off %.3f)", positive,
+                     "expected within tolerance %.3f, >= %d cut-off %s)", positive,
                      best["log_weight"], best["recall"], best["false_per_1000_events"],
-                     best["within"], best["cutoff_agrees"])
+                     best["within"], CUTOFF, best["cutoff_agrees"])
     chosen = {p: next(r for r in curves[p] if r["log_weight"] == weights[p]) for p in weights}
     # Plain JSON types only: the rule travels in checkpoints loaded with weights_only=True.
     return json.loads(json.dumps({"rule": "prior_shift", "log_weights": weights,
@@ -185,7 +187,7 @@ def fit_decision(table: FitTable, spec, positives: Sequence[str] = ("ctc", "clus
                        "deployment_events_per_cartridge": float(events),
                        "true_counts": {p: [min(true_counts[p]), max(true_counts[p])]
                                        for p in weights},
-                       "objective": "expected share within max(1, 15 %) + share agreeing "
-                                    f"at >= {CUTOFF}",
+                       "objective": "expected share within max(1, 15 %) (+ for ctc the share "
+                                    f"agreeing at >= {CUTOFF})",
                        "at_fit": chosen}}, default=float)), curves
 
