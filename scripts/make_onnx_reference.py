@@ -47,8 +47,9 @@ def main() -> int:
     raw = np.concatenate([crops, crops[:1]]).astype(np.float32)
     raw[-1, 1, clf.crop_size // 2, clf.crop_size // 2] = np.nan  # the finiteness-rule case
     logits, proba = clf.run(raw)
+    decision = clf.spec.get("decision") or {}  # the deployment-prevalence rule, if any
     called, confidence, review, failed = calls_from_proba(proba, clf.classes,
-                                                          clf.review_threshold)
+                                                          clf.review_threshold, decision)
     rows = []
     for i in range(len(raw)):
         rows.append({
@@ -64,6 +65,7 @@ def main() -> int:
         "model_file": Path(model).name, "ctcnet_digest": clf.metadata[DIGEST_KEY],
         "channels": clf.channels, "classes": clf.classes, "crop_size": clf.crop_size,
         "review_threshold": clf.review_threshold,
+        "decision_log_weights": decision.get("log_weights", {}),
         "crops_file": {"name": "crops.u16.gz", "encoding": "gzip of raw little-endian uint16, "
                        "C order", "shape": list(crops.shape)},
         "tolerance": {"probabilities_abs": 1e-4, "logits_abs": 1e-3},
