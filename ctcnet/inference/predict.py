@@ -204,16 +204,15 @@ class CrossFrameBatcher:
     def ready(self, final: bool = False) -> list[tuple[FrameWork, np.ndarray]]:
         take = self.waiting if final else (self.waiting // self.batch_size) * self.batch_size
         if take:
-            pool = np.concatenate(self.crops) if len(self.crops) > 1 else self.crops[0]
             t0 = time.perf_counter()
-            self.proba.append(self.classify(pool[:take]))
+            for batch in self._take(take):
+                self.proba.append(self.classify(batch))
             self.seconds += time.perf_counter() - t0
-            rest = pool[take:].copy()  # a copy, so the classified part can be freed
-            self.crops = [rest] if len(rest) else []
             self.waiting -= take
             self.done += take
         out = []
-        available = np.concatenate(self.proba) if self.proba else None
+        available = np.concatenate(self.proba) if len(self.proba) > 1 else \
+            (self.proba[0] if self.proba else None)
         used = 0
         while self.frames:
             n = len(self.frames[0].events)
@@ -227,6 +226,38 @@ class CrossFrameBatcher:
             self.proba = [rest] if len(rest) else []
             self.done -= used
         return out
+
+    def _take(self, count: int) -> Iterable[np.ndarray]:
+        """The first ``count`` queued crops, as model calls of whole batches where possible.
+
+        A frame's crops go to the model as views of its own array; only a batch that spans two
+        frames is copied (at most ``batch_size`` crops), never the whole pool.
+        """
+        size = self.batch_size
+        while count > 0:
+            head = self.crops[0]
+            if len(head) >= min(size, count):  # straight from this frame's array
+                n = min(count, len(head))
+                n = (n // size) * size if n >= size else n
+                batch = head[:n]
+                self._drop(n)
+            else:  # one batch across frames
+                pieces, need = [], min(size, count)
+                while need:
+                    part = self.crops[0][:need]
+                    pieces.append(part)
+                    need -= len(part)
+                    self._drop(len(part))
+                batch = np.concatenate(pieces)
+            count -= len(batch)
+            yield batch
+
+    def _drop(self, n: int) -> None:
+        rest = self.crops[0][n:]
+        if len(rest):
+            self.crops[0] = rest
+        else:
+            self.crops.pop(0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,10 +392,12 @@ def default_workers(backend=None) -> int:
     """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU the
     model already uses every core: one thread (it costs the model little and hides slow reads
     from network storage)."""
-    cores = os.cpu_count() or 2
+    from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
+
+    cores = cpu_cores()
     if backend is not None and "cuda" in backend.device_name.lower():
         return max(1, min(8, cores - 1))
-    return max(1, min(4, cores // 4))
+    return cpu_frame_workers(cores)
 
 
 def _progress(total: int, description: str, quiet: bool):
