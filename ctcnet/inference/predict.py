@@ -344,7 +344,8 @@ def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.nda
 
 
 def read_journal(parts: Path, frames: list[FrameRef]) -> tuple[pd.DataFrame, dict]:
-    """Merge the journal in scan order; returns (events table, gallery crops by (frame, row))."""
+    """Merge the journal in scan order; returns (events table, gallery by frame index:
+    (journaled rows, the ``.gallery.npz`` holding their crops))."""
     tables, gallery = [], {}
     for frame in frames:
         path = parts / f"{frame.frame_id}.parquet"
@@ -354,8 +355,8 @@ def read_journal(parts: Path, frames: list[FrameRef]) -> tuple[pd.DataFrame, dic
         tables.append(table)
         gpath = parts / f"{frame.frame_id}.gallery.npz"
         if gpath.exists():
-            with np.load(gpath) as blob:
-                gallery[frame.index] = (blob["rows"], blob["crops"])
+            with np.load(gpath) as blob:  # the rows now; crops when the gallery shows them
+                gallery[frame.index] = (blob["rows"], gpath)
     if not tables:
         return pd.DataFrame(), gallery
     tables = [t for t in tables if len(t)] or tables[:1]
