@@ -22,7 +22,7 @@ GOLDEN = DATA / "golden_events.parquet"
 # Centres are signal-weighted means, intensities means over an object, probabilities come from
 # a float32 graph: summation order may move them in the last float32 digits, nothing more.
 FLOAT_TOL = {"default": dict(rtol=1e-4, atol=1e-4),
-             "p_": dict(rtol=0, atol=2e-5), "confidence": dict(rtol=0, atol=2e-5)}
+             "p_": dict(rtol=0, atol=1e-4), "confidence": dict(rtol=0, atol=1e-4)}
 
 
 def _tolerance(column: str) -> dict:

@@ -123,3 +123,14 @@ def test_cd45_measured_on_some_rows_matches_measuring_all(rng, spec):
         assert part[col][~rows].isna().all()
     other = [c for c in full.columns if not c.startswith("cd45")]
     pd.testing.assert_frame_equal(part[other], full[other])
+
+
+def test_flags_from_measurements_made_before_the_calls_are_the_same(rng, spec):
+    from ctcnet.inference.guard import measure_for_guard
+
+    crops = np.stack([cell(rng), cell(rng, ck=2000, leak_into_cd45=0.08), cell(rng, cd45=80),
+                      cell(rng, dapi=0), cell(rng, ck=0, cd45=80), cell(rng, cd45=80)])
+    proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
+    early = review_flags(crops, proba, spec, measured=measure_for_guard(crops, spec))
+    pd.testing.assert_frame_equal(early, review_flags(crops, proba, spec))
+    assert early["cd45_positive"].any()

@@ -241,12 +241,20 @@ def ood_distance(measurements: pd.DataFrame, called: np.ndarray, reference: dict
     return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, inv, centred), 0.0))
 
 
+def measure_for_guard(crops: np.ndarray, spec) -> pd.DataFrame:
+    """What the guard measures on every crop whatever its call (all but CD45), so it can be
+    done before the model has called the crops (predict's frame workers do it)."""
+    return measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=np.zeros(len(crops), bool))
+
+
 def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float = 2.0,
-                 dna_level: float = 3.0) -> pd.DataFrame:
+                 dna_level: float = 3.0, measured: pd.DataFrame | None = None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
 
     ``cd45_level`` is the CD45 positivity level (median over the CK area, in noise units after
     the leaks are removed); ``dna_level`` the DAPI level a nucleus must reach inside it.
+    ``measured``: :func:`measure_for_guard` of the crops, if already made; CD45 is then
+    measured here on the ``ctc`` calls.
     """
     n = len(proba)
     flags = pd.DataFrame({f: np.zeros(n, bool) for f in FLAGS})
@@ -258,7 +266,14 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     roles = set(spec.panel.roles())
     is_ctc = np.asarray(spec.class_names, dtype=object)[called] == "ctc"
     # CD45 is read on ``ctc`` calls only: its leak fit is most of the cost of measuring.
-    m = measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=is_ctc)
+    if measured is None:
+        m = measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=is_ctc)
+    else:
+        m = measured.copy()
+        if is_ctc.any():
+            ctc = measure(crops[is_ctc], spec.panel, spec.pixel_size_um)
+            for col in ("cd45_over_ck", "cd45_core"):
+                m.loc[is_ctc, col] = ctc[col].to_numpy()
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
         (m["dna_in_ck"].to_numpy() < dna_level)
@@ -274,14 +289,14 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
 
 
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
-                 spec) -> pd.DataFrame:
+                 spec, measured: pd.DataFrame | None = None) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
-    and send flagged events to review."""
+    and send flagged events to review (``measured``: :func:`measure_for_guard`, if made)."""
     events = events.copy()
     if crops is None or not len(events):
         events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
         return events
-    flags = review_flags(crops, proba, spec)
+    flags = review_flags(crops, proba, spec, measured=measured)
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]

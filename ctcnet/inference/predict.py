@@ -49,7 +49,7 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.inference.guard import guard_events, guard_summary
+from ctcnet.inference.guard import guard_events, guard_summary, measure_for_guard
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
@@ -74,11 +74,13 @@ class FrameWork:
     crops: np.ndarray | None = None
     error: str | None = None
     seconds: dict = field(default_factory=dict)
+    measured: pd.DataFrame | None = None  # the guard's call-independent measurements
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                   config: DetectConfig) -> FrameWork:
-    """Read one frame, detect its events and cut their crops; errors become a skip reason."""
+    """Read one frame, detect its events, cut their crops and make the marker guard's
+    measurements; errors become a skip reason."""
     t0 = time.perf_counter()
     try:
         pixels = cartridge.read(frame)
@@ -94,6 +96,9 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                                       spec.crop_size, spec.pixel_size_um,
                                       cartridge.panel.pixel_size_um)
+        t3 = time.perf_counter()
+        # The marker guard's measurements need no call: made here, beside the model.
+        measured = measure_for_guard(crops, spec) if len(crops) else None
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -109,9 +114,10 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     events.insert(0, "row", frame.row)
     events.insert(0, "frame", frame.index)
     events["padded"] = padded
-    t3 = time.perf_counter()
+    t4 = time.perf_counter()
     return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
-                                                    "crop": t3 - t2})
+                                                    "crop": t3 - t2, "guard": t4 - t3},
+                     measured=measured)
 
 
 def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:
@@ -442,7 +448,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
                         options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "classify": 0.0, "write": 0.0}
+    seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0, "classify": 0.0,
+               "write": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect)  # noqa: E731
@@ -456,9 +463,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
             if proba is None:
                 proba = np.zeros((0, spec.num_classes), np.float32)
             events = label_events(work.events, proba, spec, edge_class)
-            events = guard_events(events, work.crops, proba, spec)
+            events = guard_events(events, work.crops, proba, spec, work.measured)
             write_part(parts, work, events, work.crops, spec, options.gallery_per_frame)
-            work.crops = None
+            work.crops = work.measured = None
             seconds["write"] += time.perf_counter() - t0
             n_events += len(events)
             progress.update(task, advance=1, events=n_events)
@@ -582,7 +589,18 @@ def write_tables(out_dir: Path, events: pd.DataFrame) -> None:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    """Peak resident memory of this process so far, MB.
+
+    Linux's ``VmHWM`` (the high-water mark of this process's own memory); ``ru_maxrss`` is the
+    fallback elsewhere, but on Linux a child started by a big process inherits the parent's
+    ``ru_maxrss``, so a benchmark worker would report its parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
