@@ -56,19 +56,30 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     top, left = window_origins(x, y, window)
     n = len(top)
     padded = (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
-    if n == 0:
-        return np.empty((0, c, window, window), dtype=frame.dtype), padded
-    source, dy, dx = frame, 0, 0
-    if padded.any():
-        # Mirror-pad once per frame (not per event); numpy's reflect needs pad < size, so very
-        # small frames are padded in several rounds by np.pad itself ('reflect' repeats).
-        pad_y = int(max(0, -top.min(), (top + window - h).max()))
-        pad_x = int(max(0, -left.min(), (left + window - w).max()))
-        source = np.pad(frame, ((0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode="reflect")
-        dy, dx = pad_y, pad_x
-    views = sliding_window_view(source, (window, window), axis=(1, 2))  # (C, H', W', win, win)
-    out = views[:, top + dy, left + dx]                                  # (C, N, win, win) copy
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3)), padded
+    out = np.empty((n, c, window, window), dtype=frame.dtype)
+    inside = np.flatnonzero(~padded)
+    if len(inside):
+        views = sliding_window_view(frame, (window, window), axis=(1, 2))  # (C, H', W', w, w)
+        out[inside] = views[:, top[inside], left[inside]].transpose(1, 0, 2, 3)
+    border = np.flatnonzero(padded)
+    if len(border):
+        # Mirror only the windows that reach past the border (not the whole frame), as numpy's
+        # ``reflect`` padding would: index -1 is row 1, index h is row h - 2, and so on.
+        span = np.arange(window)
+        rows = reflect_index(top[border, None] + span, h)             # (B, win)
+        cols = reflect_index(left[border, None] + span, w)
+        out[border] = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
+    return out, padded
+
+
+def reflect_index(index: np.ndarray, size: int) -> np.ndarray:
+    """Indices into ``size`` pixels for any integer positions, mirrored at the edges without
+    repeating the edge pixel (numpy's ``reflect``; periodic with period 2 * (size - 1))."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.abs(index) % period
+    return np.where(index >= size, period - index, index)
 
 
 def resampled_size(h: int, w: int, factor: float) -> tuple[int, int]:

@@ -436,8 +436,21 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     spec = backend.spec
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
-    with exclusive_folder(out_dir, "predict"):
+    with exclusive_folder(out_dir, "predict"), single_threaded_blas():
         return _predict_cartridge(cartridge, backend, out_dir, options)
+
+
+def single_threaded_blas():
+    """BLAS on one thread for the run: its matrix products are small (crop resampling, the
+    guard's leak fit) and run beside the model; a BLAS pool of its own would fight the model's
+    threads for the cores (and spins on a busy machine)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it BLAS keeps its own setting
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
