@@ -263,11 +263,9 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
 
     On a CPU, ONNX Runtime runs the same graph faster than eager torch (docs/benchmarks.md).
     """
-    from ctcnet.nn.classifier import select_device
-
     info = get_model(name)
     pt, onnx = info.checkpoint, info.onnx
-    if onnx is None or select_device(device).type != "cpu":
+    if onnx is None or not runs_on_cpu(device):
         return None
     try:
         backend = OnnxBackend(onnx, device="cpu", batch_size=batch_size)
@@ -280,6 +278,26 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
                     "torch (re-export: ctcnet export %s)", onnx.name, pt.name, pt)
         return None
     return backend
+
+
+def nvidia_driver_present() -> bool:
+    """Whether this machine has an NVIDIA driver loaded (a cheap look, no CUDA library)."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidiactl").exists()
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether ``device`` means the CPU here. Without an NVIDIA driver "auto" is the CPU, known
+    without importing torch: its CUDA libraries alone take ~600 MB of memory, more than the
+    rest of a CPU run."""
+    from ctcnet.errors import check_device_name
+
+    if check_device_name(device) == "cpu":
+        return True
+    if device == "auto" and not nvidia_driver_present():
+        return True
+    from ctcnet.nn.classifier import select_device
+
+    return select_device(device).type == "cpu"
 
 
 def load_backend(model_path: str | Path | None = None, backend: str | None = None,

@@ -380,7 +380,9 @@ class PredictOptions:
     # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
     # ``default_workers`` (1 on a small CPU, up to 8 threads to feed a GPU).
     workers: int | None = None
-    prefetch: int = 4           # frames prepared ahead of the classifier (bounds memory)
+    # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
+    # 5 channels with its crops); two keep one frame thread busy while the model works.
+    prefetch: int = 2
     detect: DetectConfig = field(default_factory=DetectConfig)
     overwrite: bool = False     # discard an existing journal instead of resuming it
     quiet: bool = False
@@ -499,6 +501,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
             finish(batcher.ready())
         finish(batcher.ready(final=True))
     seconds["classify"] = batcher.seconds
+    release_free_memory()  # the frames' buffers, before the tables and the report
 
     t0 = time.perf_counter()
     events, gallery = read_journal(parts, cartridge.frames)
@@ -599,6 +602,42 @@ def write_tables(out_dir: Path, events: pd.DataFrame) -> None:
         events.to_parquet(tmp, index=False)
     with atomic_path(out_dir / "events.csv") as tmp:
         events.to_csv(tmp, index=False, float_format="%.5g")
+
+
+def unmap_large_buffers(threshold: int = 1 << 20) -> None:
+    """Serve every allocation of ``threshold`` bytes or more from its own mapping (glibc).
+
+    A predict process frees frame-sized numpy buffers many times a second; by default glibc
+    then raises its mapping threshold and keeps such buffers in its heaps, where they
+    fragment and the process grows well past its working set. With a fixed threshold they go
+    back to the system when freed. A process setting: the CLI and the benchmark call it once
+    before predicting; elsewhere (not glibc) it does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    m_mmap_threshold = -3
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(m_mmap_threshold, int(threshold))
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by the frame loop back to the system (glibc's ``malloc_trim``).
+
+    numpy's frame-sized buffers come and go many times a second; glibc then keeps them in its
+    heaps instead of unmapping them, so the process would carry the loop's peak into the
+    report (which loads torch for saliency). Elsewhere a no-op.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def peak_memory_mb() -> float:
