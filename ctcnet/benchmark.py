@@ -288,14 +288,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
     """One predict run as ``ctcnet predict`` makes it (flags: ``--workers N``,
     ``--no-report``)."""
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import (
-        PredictOptions,
-        peak_memory_mb,
-        predict_cartridge,
-        unmap_large_buffers,
-    )
+    from ctcnet.inference.predict import PredictOptions, peak_memory_mb, predict_cartridge
 
-    unmap_large_buffers()  # as ``ctcnet predict`` does
     engine = load_backend(model, backend, device="auto")
     options = PredictOptions(quiet=True, overwrite=True)
     flags = list(flags)

@@ -62,9 +62,6 @@ def run(args) -> int:
     if args.threshold_snr is not None:
         detect = replace(detect, threshold_snr=args.threshold_snr,
                          extent_snr=min(detect.extent_snr, args.threshold_snr))
-    from ctcnet.inference.predict import unmap_large_buffers
-
-    unmap_large_buffers()  # peak memory stays that of the frames in flight
     options = PredictOptions(batch_size=args.batch_size,
                              workers=None if args.workers is None else max(0, args.workers),
                              detect=detect, overwrite=args.overwrite, quiet=args.quiet,

@@ -604,25 +604,6 @@ def write_tables(out_dir: Path, events: pd.DataFrame) -> None:
         events.to_csv(tmp, index=False, float_format="%.5g")
 
 
-def unmap_large_buffers(threshold: int = 1 << 20) -> None:
-    """Serve every allocation of ``threshold`` bytes or more from its own mapping (glibc).
-
-    A predict process frees frame-sized numpy buffers many times a second; by default glibc
-    then raises its mapping threshold and keeps such buffers in its heaps, where they
-    fragment and the process grows well past its working set. With a fixed threshold they go
-    back to the system when freed. A process setting: the CLI and the benchmark call it once
-    before predicting; elsewhere (not glibc) it does nothing.
-    """
-    import ctypes
-    import ctypes.util
-
-    m_mmap_threshold = -3
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(m_mmap_threshold, int(threshold))
-    except (OSError, AttributeError, TypeError):
-        pass
-
-
 def release_free_memory() -> None:
     """Hand memory freed by the frame loop back to the system (glibc's ``malloc_trim``).
 
