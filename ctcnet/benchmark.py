@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -300,7 +301,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
     summary = predict_cartridge(cartridge, engine, out, options)
     return {"timings_s": summary.timings_s, "events": summary.events,
             "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb(),
-            "device": engine.device_name}
+            "device": engine.device_name,
+            "saliency": options.report and engine.explainer() is not None}
 
 
 def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
@@ -354,7 +356,7 @@ def _summarise_runs(runs: list[dict]) -> dict:
     return {"total_s": stats(totals), "process_s": stats([r["process_s"] for r in runs]),
             "stages_s": {k: round(v, 3) for k, v in median_run["timings_s"].items()},
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "events": runs[0]["events"],
-            "runs": len(runs)}
+            "runs": len(runs), "saliency": runs[0].get("saliency")}
 
 
 def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
@@ -377,6 +379,11 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
             from ctcnet.deploy.export import export_onnx
 
             export_onnx(model_path, model_file, precision="fp32")
+        # The checkpoint beside its export, as the shipped model lies: the report then draws
+        # saliency maps (torch) exactly as ``ctcnet predict`` with the shipped model does.
+        beside = workdir / Path(model_path).name
+        if not beside.exists():
+            shutil.copyfile(model_path, beside)
     base_frames = min(max(settings.frame_counts), 175)
     base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)
     model_floor = _run_worker(["model", str(model_file), backend,
@@ -407,7 +414,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
             "stages_inline_s": measured.get("--workers 0", {}).get("stages_s"),
             "configs": measured if len(measured) > 1 else None,
             "events_per_s": events / default["total_s"]["median"] if events else None,
-            "peak_rss_mb": default["peak_rss_mb"],
+            "peak_rss_mb": default["peak_rss_mb"], "saliency": default.get("saliency"),
             "floors_s": floors,
             "ratios_to_floor": {
                 "read": stages.get("read", 0) / read_floor if read_floor else None,
@@ -617,16 +624,19 @@ def render_cartridges(k: dict) -> list[str]:
              f"{k.get('device') or 'cpu'}. Each run is its own process; `total` is predict's "
              "wall clock, `process` the whole process's (start, imports and model load "
              "included), peak RSS the process's high-water mark (VmHWM). Stage times: read, "
-             "detect and crop run in a background thread (summed over frames, they overlap "
-             "classification). Floors: `read floor` is reading and decoding the same frames "
+             "detect, crop and the guard's measurements run in a background thread (summed "
+             "over frames, they overlap classification). A load average above the core count "
+             "(last column) means other work shared the CPU: every absolute time is inflated, "
+             "the ratios less so. Floors: `read floor` is reading and decoding the same frames "
              "alone (tifffile, page cache warm); `model floor` the model alone on as many "
              "crops at predict's settings"
              + (f" ({rate:,.0f} crops/s, batch {floor.get('batch_size')})" if rate else "")
              + ".", "",
              "| frames | events | total s | process s | events/s | read (x floor) | detect | "
-             "crop | classify (x floor) | write | report | peak RSS MB | read floor s | "
+             "crop | guard | classify (x floor) | write | report | peak RSS MB | read floor s | "
              "model floor s | total / model floor | load avg |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+             "---|"]
     for r in k["rows"]:
         s = r["stages_s"]
         fl, ratio = r.get("floors_s") or {}, r.get("ratios_to_floor") or {}
@@ -639,7 +649,7 @@ def render_cartridges(k: dict) -> list[str]:
             f"| {r['frames']} | {r['events']:,} | {_fmt(r['total_s'], 1)} | "
             f"{_fmt(r['process_s'], 1) if r.get('process_s') else '-'} | "
             f"{(r['events_per_s'] or 0):,.0f} | {s.get('read', 0):.1f}{x(ratio.get('read'))} | "
-            f"{s.get('detect', 0):.1f} | {s.get('crop', 0):.1f} | "
+            f"{s.get('detect', 0):.1f} | {s.get('crop', 0):.1f} | {s.get('guard', 0):.1f} | "
             f"{s.get('classify', 0):.1f}{x(ratio.get('classify'))} | {s.get('write', 0):.1f} | "
             f"{s.get('report', 0):.1f} | {r['peak_rss_mb']:,.0f} | "
             f"{fl.get('read_s', 0):.2f} | {fl.get('classify_s') or 0:.1f} | "
@@ -651,19 +661,28 @@ def render_cartridges(k: dict) -> list[str]:
             continue
         lines += ["", f"{r['frames']} frames ({r['events']:,} events) in three configurations "
                   "(`ctcnet predict` options):", "",
-                  "| configuration | runs | total s | process s | read | detect | crop | "
+                  "| configuration | runs | total s | process s | read | detect | crop | guard | "
                   "classify | write | report | peak RSS MB |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, c in configs.items():
             s = c["stages_s"]
             lines.append(f"| {name} | {c['runs']} | {_fmt(c['total_s'], 1)} | "
                          f"{_fmt(c['process_s'], 1)} | " + " | ".join(
                              f"{s.get(n, 0):.1f}" for n in
-                             ("read", "detect", "crop", "classify", "write", "report"))
+                             ("read", "detect", "crop", "guard", "classify", "write",
+                              "report"))
                          + f" | {c['peak_rss_mb']:,.0f} |")
         lines += ["", "With `--workers 0` the stages run one after another, so they add up to "
-                  "the total; with the defaults reading, detection and cropping overlap "
-                  "classification."]
+                  "the total; with the defaults reading, detection, cropping and the guard's "
+                  "measurements overlap classification."]
+    saliency = {r.get("saliency") for r in k["rows"]}
+    if saliency == {True}:
+        lines += ["", "The report includes the gallery's saliency maps (torch, imported for them "
+                  "alone), as `ctcnet predict` with the shipped model makes it."]
+    elif saliency != {None}:
+        lines += ["", "The report in this record has no saliency maps (the measured model had "
+                  "no checkpoint beside it); with them the report imports torch, ~600 MB more "
+                  "peak memory with the CUDA build of torch."]
     f = k.get("flatness")
     if f:
         marginal = f.get("time_per_event_without_fixed")

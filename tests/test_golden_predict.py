@@ -20,7 +20,10 @@ CARTRIDGE = DATA / "golden_cartridge"
 GOLDEN = DATA / "golden_events.parquet"
 
 # Centres are signal-weighted means, intensities means over an object, probabilities come from
-# a float32 graph: summation order may move them in the last float32 digits, nothing more.
+# a float32 graph: summation order (batch size, threads, how a crop is resampled) may move them
+# in the last float32 digits, nothing more. Measured on the 175-frame benchmark cartridge after
+# the issue-15 work: probabilities moved by at most 3e-5, positions and intensities not at all,
+# and all 49,016 events kept their class, review and guard flags.
 FLOAT_TOL = {"default": dict(rtol=1e-4, atol=1e-4),
              "p_": dict(rtol=0, atol=1e-4), "confidence": dict(rtol=0, atol=1e-4)}
 

@@ -3,12 +3,16 @@
 Pipeline per cartridge (``predict_cartridge``):
 
 * **Workers** (threads: tifffile, numpy and scipy release the GIL for the heavy work) read a
-  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops
-  (``ctcnet.detect.cropping``) a few frames ahead of the classifier, so I/O and detection
-  overlap with the model.
-* The **main thread** pools crops across frames into large batches and classifies them
-  (``torch.inference_mode``; on CUDA pinned memory, non-blocking copies and fp16 autocast; or
-  the ONNX runtime), then attaches classes, probabilities and the review flag to each frame's
+  frame, detect its events (``ctcnet.detect.detection``), cut model-sized crops
+  (``ctcnet.detect.cropping``) and make the marker guard's call-independent measurements, at
+  most ``prefetch`` frames ahead of the classifier, so I/O and detection overlap with the
+  model. On a 2-core CPU: one frame thread and one model thread (``default_workers``,
+  ``ctcnet.inference.backends.cpu_model_threads``), BLAS single-threaded, so nothing
+  oversubscribes the cores.
+* The **main thread** pools crops across frames into batches and classifies them (views of
+  each frame's crops; only a batch spanning two frames is copied) (``torch.inference_mode``;
+  on CUDA pinned memory, non-blocking copies and fp16 autocast; or the ONNX runtime), then
+  attaches classes, probabilities and the review flag to each frame's
   event table with array operations (no per-event Python); the marker guard
   (``ctcnet.inference.guard``) sends CTC and cluster calls that the measured markers contradict,
   and events unlike the training data, to review (``guard`` column, ``RunSummary.guard``).
