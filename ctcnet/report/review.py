@@ -215,7 +215,10 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             s = crops.shape[-1]
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
-            classes = [spec.taxonomy.index(k) for k in with_crops["class"]]
+            saliency = None
+            if explain is not None:  # batched inside (64 crops): gradients stay small
+                classes = [spec.taxonomy.index(k) for k in with_crops["class"]]
+                saliency = explain(np.asarray(crops, np.float32), classes)
             labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
                       + (" REVIEW" if r else "") + (" edge" if ec else "")
                       for e, f, x, y, k, p, r, ec in zip(
@@ -226,10 +229,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
                 name = f"{cat}_{page_no:03d}.png"
                 page = slice(start, start + TILES_PER_PAGE)
-                # Saliency a page at a time too: its gradients are the report's largest buffers.
-                saliency = None if explain is None else \
-                    explain(np.asarray(crops[page], np.float32), classes[page])
-                tiles = render_tiles(crops[page], panel, scale, saliency)
+                tiles = render_tiles(crops[page], panel, scale,
+                                     None if saliency is None else saliency[page])
                 image = montage_page(tiles, labels[page], header, s * scale)
                 with atomic_path(gdir / name) as tmp:
                     image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
