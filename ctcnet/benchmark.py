@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -260,26 +261,63 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -
 
 
 def _run_worker(args: list[str]) -> dict:
-    """Run one measurement in a fresh process (its own peak RSS); returns its JSON line."""
+    """Run one measurement in a fresh process (its own peak RSS); returns its JSON line, plus
+    ``process_s``: the process's wall time from start to exit (imports and model load too)."""
     cmd = [sys.executable, "-m", "ctcnet.benchmark", *args]
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": seconds}
 
 
-def worker_predict(cartridge: str, model: str, out: str, backend: str,
-                   workers: str | None = None) -> dict:
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (other work on the machine slows every number)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# The 175-frame cartridge's configurations: (name, extra worker arguments).
+CONFIGS = (("defaults", []), ("--workers 0", ["--workers", "0"]),
+           ("--no-report", ["--no-report"]))
+
+
+def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: str) -> dict:
+    """One predict run as ``ctcnet predict`` makes it (flags: ``--workers N``,
+    ``--no-report``)."""
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, peak_memory_mb, predict_cartridge
 
-    engine = load_backend(model, backend)
+    engine = load_backend(model, backend, device="auto")
     options = PredictOptions(quiet=True, overwrite=True)
-    if workers is not None:
-        options.workers = int(workers)
+    flags = list(flags)
+    if "--workers" in flags:
+        options.workers = int(flags[flags.index("--workers") + 1])
+    if "--no-report" in flags:
+        options.report = False
     summary = predict_cartridge(cartridge, engine, out, options)
     return {"timings_s": summary.timings_s, "events": summary.events,
-            "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb()}
+            "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb(),
+            "device": engine.device_name,
+            "saliency": options.report and engine.explainer() is not None}
+
+
+def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
+    """The classification floor: the model alone on ``count`` crops, as predict runs it
+    (same backend, threads and batch size), crops/s over ``repeats`` runs."""
+    from ctcnet.inference.backends import load_backend
+
+    engine = load_backend(model, backend, device="auto")
+    spec = engine.spec
+    rng = np.random.default_rng(0)
+    crops = rng.poisson(200, (int(count), spec.in_chans, spec.crop_size, spec.crop_size))
+    crops = crops.astype(np.float32)
+    samples = time_repeated(lambda: engine.predict_proba(crops), int(repeats))
+    return {"crops_per_s": stats([int(count) / t for t in samples]),
+            "batch_size": engine.batch_size, "device": engine.device_name}
 
 
 def worker_read(cartridge: str) -> dict:
@@ -300,10 +338,36 @@ def worker_read(cartridge: str) -> dict:
             "peak_rss_mb": peak_memory_mb()}
 
 
+def _predict_runs(cart: Path, model_file: Path, backend: str, flags: list[str], repeats: int,
+                  workdir: Path) -> list[dict]:
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(dir=workdir) as out:
+            runs.append(_run_worker(["predict", str(cart), str(model_file), out, backend,
+                                     *flags]))
+    return runs
+
+
+def _summarise_runs(runs: list[dict]) -> dict:
+    """Median run's stages, the spread of wall times and the largest peak RSS."""
+    totals = [r["timings_s"]["total"] for r in runs]
+    ordered = sorted(range(len(runs)), key=lambda i: totals[i])
+    median_run = runs[ordered[len(runs) // 2]]
+    return {"total_s": stats(totals), "process_s": stats([r["process_s"] for r in runs]),
+            "stages_s": {k: round(v, 3) for k, v in median_run["timings_s"].items()},
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "events": runs[0]["events"],
+            "runs": len(runs), "saliency": runs[0].get("saliency")}
+
+
 def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
                      backend: str = "onnx") -> dict:
     """End-to-end runs through the product's CPU default: the model's fp32 ONNX export (made
-    in ``workdir`` if the classification section has not made it), or torch on CUDA."""
+    in ``workdir`` if the classification section has not made it), or torch on CUDA.
+
+    Every size runs with the defaults; the middle size (175 frames) also with ``--workers 0``
+    (stages inline, so they add up) and ``--no-report``. Beside the stages stand their floors:
+    reading and decoding the same frames alone, and the model alone at predict's settings.
+    """
     import torch
 
     if torch.cuda.is_available():
@@ -315,40 +379,83 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
             from ctcnet.deploy.export import export_onnx
 
             export_onnx(model_path, model_file, precision="fp32")
+        # The checkpoint beside its export, as the shipped model lies: the report then draws
+        # saliency maps (torch) exactly as ``ctcnet predict`` with the shipped model does.
+        beside = workdir / Path(model_path).name
+        if not beside.exists():
+            shutil.copyfile(model_path, beside)
     base_frames = min(max(settings.frame_counts), 175)
     base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)
+    model_floor = _run_worker(["model", str(model_file), backend,
+                               str(256 if settings.quick else 4096),
+                               str(1 if settings.quick else 3)])
+    rate = model_floor["crops_per_s"]["median"]
     rows = []
     middle = sorted(settings.frame_counts)[len(settings.frame_counts) // 2]
     for frames in settings.frame_counts:
         cart = linked_cartridge(base, workdir / f"cartridge-{frames}", frames)
         io = [_run_worker(["read", str(cart)]) for _ in range(2 if frames == middle else 1)]
-        repeats = settings.cartridge_repeats if frames == middle else 1
-        runs = []
-        for _ in range(repeats):
-            with tempfile.TemporaryDirectory(dir=workdir) as out:
-                runs.append(_run_worker(["predict", str(cart), str(model_file), out, backend]))
-        inline = None
-        if frames == middle:
-            # One run with reading and detection inline (no background threads), so the
-            # per-stage split adds up to the wall time.
-            with tempfile.TemporaryDirectory(dir=workdir) as out:
-                inline = _run_worker(["predict", str(cart), str(model_file), out, backend, "0"])
-        totals = [r["timings_s"]["total"] for r in runs]
-        best = runs[totals.index(statistics.median(totals))] if len(runs) % 2 else runs[0]
-        events = runs[0]["events"] or 0
+        read_floor = statistics.median(r["read_decode_s"] for r in io)
+        configs = CONFIGS if frames == middle else CONFIGS[:1]
+        measured = {}
+        for name, flags in configs:
+            repeats = settings.cartridge_repeats if (frames == middle and name == "defaults") \
+                else 1
+            measured[name] = _summarise_runs(_predict_runs(cart, model_file, backend, flags,
+                                                           repeats, workdir))
+        default = measured["defaults"]
+        events = default["events"] or 0
+        floors = {"read_s": read_floor, "classify_s": events / rate if rate else None}
+        stages = default["stages_s"]
         rows.append({
             "frames": frames, "events": events, "backend": backend,
-            "total_s": stats(totals),
-            "stages_s": {k: round(v, 3) for k, v in best["timings_s"].items()},
-            "stages_inline_s": inline and {k: round(v, 3) for k, v in inline["timings_s"].items()},
-            "events_per_s": events / statistics.median(totals) if events else None,
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "total_s": default["total_s"], "process_s": default["process_s"],
+            "stages_s": stages,
+            "stages_inline_s": measured.get("--workers 0", {}).get("stages_s"),
+            "configs": measured if len(measured) > 1 else None,
+            "events_per_s": events / default["total_s"]["median"] if events else None,
+            "peak_rss_mb": default["peak_rss_mb"], "saliency": default.get("saliency"),
+            "floors_s": floors,
+            "ratios_to_floor": {
+                "read": stages.get("read", 0) / read_floor if read_floor else None,
+                "classify": (stages.get("classify", 0) / floors["classify_s"]
+                             if floors["classify_s"] else None),
+                "total_to_read": default["total_s"]["median"] / read_floor if read_floor
+                else None,
+                "total_to_model": (default["total_s"]["median"] / floors["classify_s"]
+                                   if floors["classify_s"] else None)},
             "io_read_bytes_s": stats([r["read_bytes_s"] for r in io]),
             "io_read_decode_s": stats([r["read_decode_s"] for r in io]),
             "bytes": io[0]["bytes"],
+            "load_average": load_average(),
         })
+    first, last = rows[0], rows[-1]
+    flatness = None
+    if len(rows) >= 2 and first["frames"] and first["events"] and last["events"]:
+        flatness = {
+            "from_frames": first["frames"], "to_frames": last["frames"],
+            "time_per_event": (last["total_s"]["median"] / last["events"])
+            / (first["total_s"]["median"] / first["events"]),
+            "time_per_event_without_fixed": _marginal_ratio(rows),
+            "peak_rss": last["peak_rss_mb"] / first["peak_rss_mb"]}
     return {"rows": rows, "frame_shape": list(settings.frame_shape),
-            "events_per_frame": settings.events_per_frame}
+            "events_per_frame": settings.events_per_frame, "model_floor": model_floor,
+            "flatness": flatness, "device": model_floor.get("device")}
+
+
+def _marginal_ratio(rows: list[dict]) -> float | None:
+    """Time per event of the largest run over that of the middle one, after taking out the
+    fixed cost (start, model load, report) that the two smaller sizes share; 1.0 is linear."""
+    if len(rows) < 3:
+        return None
+    (a, b, c) = rows[0], rows[len(rows) // 2], rows[-1]
+    ta, tb, tc = (r["total_s"]["median"] for r in (a, b, c))
+    ea, eb, ec = (r["events"] for r in (a, b, c))
+    if not (eb > ea and ec > eb):
+        return None
+    per_event_small = (tb - ta) / (eb - ea)
+    per_event_large = (tc - tb) / (ec - eb)
+    return per_event_large / per_event_small if per_event_small > 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,41 +597,7 @@ def render_markdown(record: dict) -> str:
         lines.append("")
     k = record.get("cartridges")
     if k:
-        h, w = k["frame_shape"]
-        lines += ["## Whole cartridges, end to end", "",
-                  f"Simulated frames of {w} x {h} px, ~{k['events_per_frame']} events per frame "
-                  "(frames beyond the simulated ones are hard links to them). Stage times: read, "
-                  "detect and crop run in background threads (summed over frames, they overlap "
-                  "classification); total is wall clock.", "",
-                  "| frames | events | total s | events/s | read | detect | crop | classify | "
-                  "write | report | peak RSS MB | read bytes s | read+decode s |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in k["rows"]:
-            s = r["stages_s"]
-            lines.append(
-                f"| {r['frames']} | {r['events']:,} | {_fmt(r['total_s'], 1)} | "
-                f"{(r['events_per_s'] or 0):,.0f} | {s.get('read', 0):.1f} | "
-                f"{s.get('detect', 0):.1f} | {s.get('crop', 0):.1f} | "
-                f"{s.get('classify', 0):.1f} | {s.get('write', 0):.1f} | "
-                f"{s.get('report', 0):.1f} | {r['peak_rss_mb']:,.0f} | "
-                f"{_fmt(r['io_read_bytes_s'], 2)} | {_fmt(r['io_read_decode_s'], 2)} |")
-        rows = k["rows"]
-        for r in rows:
-            if r.get("stages_inline_s"):
-                s = r["stages_inline_s"]
-                lines += ["", f"{r['frames']} frames with reading and detection inline (no "
-                          "background threads, so the stages add up): " + ", ".join(
-                              f"{name} {s[name]:.1f} s" for name in
-                              ("read", "detect", "crop", "classify", "write", "report", "total")
-                              if name in s) + "."]
-        if len(rows) >= 2 and rows[0]["frames"]:
-            first, last = rows[0], rows[-1]
-            t_ratio = last["total_s"]["median"] / first["total_s"]["median"]
-            f_ratio = last["frames"] / first["frames"]
-            m_ratio = last["peak_rss_mb"] / first["peak_rss_mb"]
-            lines += ["", f"Growth from {first['frames']} to {last['frames']} frames "
-                      f"({f_ratio:.1f}x): time {t_ratio:.1f}x, peak memory {m_ratio:.2f}x."]
-        lines.append("")
+        lines += render_cartridges(k)
     t = record.get("training")
     if t:
         lines += ["## Training", "",
@@ -540,12 +613,96 @@ def render_markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+def render_cartridges(k: dict) -> list[str]:
+    """The whole-cartridge section of benchmarks.md."""
+    h, w = k["frame_shape"]
+    floor = k.get("model_floor") or {}
+    rate = (floor.get("crops_per_s") or {}).get("median")
+    lines = ["## Whole cartridges, end to end", "",
+             f"Simulated frames of {w} x {h} px, ~{k['events_per_frame']} events per frame "
+             "(frames beyond the simulated ones are hard links to them), model on "
+             f"{k.get('device') or 'cpu'}. Each run is its own process; `total` is predict's "
+             "wall clock, `process` the whole process's (start, imports and model load "
+             "included), peak RSS the process's high-water mark (VmHWM). Stage times: read, "
+             "detect, crop and the guard's measurements run in a background thread (summed "
+             "over frames, they overlap classification). A load average above the core count "
+             "(last column) means other work shared the CPU: every absolute time is inflated, "
+             "the ratios less so. Floors: `read floor` is reading and decoding the same frames "
+             "alone (tifffile, page cache warm); `model floor` the model alone on as many "
+             "crops at predict's settings"
+             + (f" ({rate:,.0f} crops/s, batch {floor.get('batch_size')})" if rate else "")
+             + ".", "",
+             "| frames | events | total s | process s | events/s | read (x floor) | detect | "
+             "crop | guard | classify (x floor) | write | report | peak RSS MB | read floor s | "
+             "model floor s | total / model floor | load avg |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+             "---|"]
+    for r in k["rows"]:
+        s = r["stages_s"]
+        fl, ratio = r.get("floors_s") or {}, r.get("ratios_to_floor") or {}
+
+        def x(v):
+            return f" ({v:.1f}x)" if v else ""
+
+        load = r.get("load_average")
+        lines.append(
+            f"| {r['frames']} | {r['events']:,} | {_fmt(r['total_s'], 1)} | "
+            f"{_fmt(r['process_s'], 1) if r.get('process_s') else '-'} | "
+            f"{(r['events_per_s'] or 0):,.0f} | {s.get('read', 0):.1f}{x(ratio.get('read'))} | "
+            f"{s.get('detect', 0):.1f} | {s.get('crop', 0):.1f} | {s.get('guard', 0):.1f} | "
+            f"{s.get('classify', 0):.1f}{x(ratio.get('classify'))} | {s.get('write', 0):.1f} | "
+            f"{s.get('report', 0):.1f} | {r['peak_rss_mb']:,.0f} | "
+            f"{fl.get('read_s', 0):.2f} | {fl.get('classify_s') or 0:.1f} | "
+            f"{ratio.get('total_to_model') or 0:.2f} | "
+            f"{' '.join(f'{v:.1f}' for v in load) if load else '-'} |")
+    for r in k["rows"]:
+        configs = r.get("configs")
+        if not configs:
+            continue
+        lines += ["", f"{r['frames']} frames ({r['events']:,} events) in three configurations "
+                  "(`ctcnet predict` options):", "",
+                  "| configuration | runs | total s | process s | read | detect | crop | guard | "
+                  "classify | write | report | peak RSS MB |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, c in configs.items():
+            s = c["stages_s"]
+            lines.append(f"| {name} | {c['runs']} | {_fmt(c['total_s'], 1)} | "
+                         f"{_fmt(c['process_s'], 1)} | " + " | ".join(
+                             f"{s.get(n, 0):.1f}" for n in
+                             ("read", "detect", "crop", "guard", "classify", "write",
+                              "report"))
+                         + f" | {c['peak_rss_mb']:,.0f} |")
+        lines += ["", "With `--workers 0` the stages run one after another, so they add up to "
+                  "the total; with the defaults reading, detection, cropping and the guard's "
+                  "measurements overlap classification."]
+    saliency = {r.get("saliency") for r in k["rows"]}
+    if saliency == {True}:
+        lines += ["", "The report includes the gallery's saliency maps (torch, imported for them "
+                  "alone), as `ctcnet predict` with the shipped model makes it."]
+    elif saliency != {None}:
+        lines += ["", "The report in this record has no saliency maps (the measured model had "
+                  "no checkpoint beside it); with them the report imports torch, ~600 MB more "
+                  "peak memory with the CUDA build of torch."]
+    f = k.get("flatness")
+    if f:
+        marginal = f.get("time_per_event_without_fixed")
+        lines += ["", f"Flatness from {f['from_frames']} to {f['to_frames']} frames: peak RSS "
+                  f"{f['peak_rss']:.2f}x; time per event {f['time_per_event']:.2f}x"
+                  + (f" ({marginal:.2f}x once the fixed start-up and report cost is taken "
+                     "out: time per event added between the middle and the largest size over "
+                     "that between the smallest and the middle)" if marginal else "") + "."]
+    lines.append("")
+    return lines
+
+
 def _worker_main(argv: list[str]) -> int:
     kind, *rest = argv
     if kind == "predict":
         result = worker_predict(*rest)
     elif kind == "read":
         result = worker_read(*rest)
+    elif kind == "model":
+        result = worker_model(*rest)
     else:
         raise SystemExit(f"unknown benchmark worker {kind!r}")
     print(json.dumps(result))

@@ -297,3 +297,34 @@ def test_every_crop_path_brings_finer_crops_to_model_scale(tmp_path, path):
                            np.sort(reference.sum(axis=(1, 2, 3))), rtol=0.05)
     else:
         assert np.abs(got - reference).mean() < 0.05 * reference.mean()
+
+
+@pytest.mark.parametrize("shape,window", [((3, 120, 150), 31), ((2, 12, 9), 40), ((1, 5, 1), 4)])
+def test_border_windows_mirror_like_numpys_reflect_padding(shape, window):
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 4000, shape).astype(np.uint16)
+    _, h, w = shape
+    x, y = rng.uniform(-15, w + 15, 60), rng.uniform(-15, h + 15, 60)
+    got, padded = extract_windows(frame, x, y, window)
+    pad = 3 * window + max(h, w)
+    mirrored = np.pad(frame, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    top = np.rint(y).astype(int) - window // 2 + pad
+    left = np.rint(x).astype(int) - window // 2 + pad
+    want = np.stack([mirrored[:, t:t + window, s:s + window] for t, s in zip(top, left)])
+    np.testing.assert_array_equal(got, want)
+    assert padded.any()
+
+
+@pytest.mark.parametrize("size", [(82, 82), (79, 83), (67, 134)])
+def test_bilinear_is_torchs_bilinear_interpolation(size):
+    import torch
+    import torch.nn.functional as F
+
+    from ctcnet.detect.cropping import bilinear
+
+    crops = np.random.default_rng(5).poisson(300, (4, 3, 67, 67)).astype(np.uint16)
+    want = F.interpolate(torch.from_numpy(crops.astype(np.float32)), size=size,
+                         mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(bilinear(crops, size), want, rtol=1e-6, atol=1e-3)
+    part = bilinear(crops, size, slice(2, 50), slice(1, 60))
+    np.testing.assert_allclose(part, want[..., 2:50, 1:60], rtol=1e-6, atol=1e-3)

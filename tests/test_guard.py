@@ -94,3 +94,43 @@ def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):
     assert summary["by_call"]["ctc"] == 1
     assert guard_summary(guard_events(events.iloc[:0], None, proba[:0], spec), spec)[
         "flagged"] == 0
+
+
+def test_row_percentiles_are_numpys_nanpercentile_per_row(rng):
+    from ctcnet.inference.guard import row_percentiles
+
+    values = rng.normal(0, 3, (40, 57)).astype(np.float32)
+    values[:, ::7] = np.round(values[:, ::7])  # ties
+    mask = rng.random((40, 57)) < 0.3
+    mask[3] = False
+    mask[4] = False
+    mask[4, 9] = True  # one entry
+    q50, q75 = row_percentiles(values, mask, (50, 75))
+    want = np.nanpercentile(np.where(mask, values, np.nan)[np.arange(40) != 3], (50, 75), axis=1)
+    np.testing.assert_allclose(np.delete(q50, 3), want[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.delete(q75, 3), want[1], rtol=1e-6, atol=1e-6)
+    assert np.isnan(q50[3]) and q50[4] == values[4, 9]
+
+
+def test_cd45_measured_on_some_rows_matches_measuring_all(rng, spec):
+    crops = np.stack([cell(rng, ck=3000, leak_into_cd45=0.1), cell(rng, ck=3000, cd45=60),
+                      cell(rng, ck=0, cd45=80), cell(rng)])
+    full = measure(crops, spec.panel, 0.64)
+    rows = np.array([False, True, False, True])
+    part = measure(crops, spec.panel, 0.64, cd45_rows=rows)
+    for col in ("cd45_over_ck", "cd45_core"):
+        np.testing.assert_array_equal(part[col][rows], full[col][rows])
+        assert part[col][~rows].isna().all()
+    other = [c for c in full.columns if not c.startswith("cd45")]
+    pd.testing.assert_frame_equal(part[other], full[other])
+
+
+def test_flags_from_measurements_made_before_the_calls_are_the_same(rng, spec):
+    from ctcnet.inference.guard import measure_for_guard
+
+    crops = np.stack([cell(rng), cell(rng, ck=2000, leak_into_cd45=0.08), cell(rng, cd45=80),
+                      cell(rng, dapi=0), cell(rng, ck=0, cd45=80), cell(rng, cd45=80)])
+    proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
+    early = review_flags(crops, proba, spec, measured=measure_for_guard(crops, spec))
+    pd.testing.assert_frame_equal(early, review_flags(crops, proba, spec))
+    assert early["cd45_positive"].any()

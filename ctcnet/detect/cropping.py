@@ -56,19 +56,35 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     top, left = window_origins(x, y, window)
     n = len(top)
     padded = (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
-    if n == 0:
-        return np.empty((0, c, window, window), dtype=frame.dtype), padded
-    source, dy, dx = frame, 0, 0
-    if padded.any():
-        # Mirror-pad once per frame (not per event); numpy's reflect needs pad < size, so very
-        # small frames are padded in several rounds by np.pad itself ('reflect' repeats).
-        pad_y = int(max(0, -top.min(), (top + window - h).max()))
-        pad_x = int(max(0, -left.min(), (left + window - w).max()))
-        source = np.pad(frame, ((0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode="reflect")
-        dy, dx = pad_y, pad_x
-    views = sliding_window_view(source, (window, window), axis=(1, 2))  # (C, H', W', win, win)
-    out = views[:, top + dy, left + dx]                                  # (C, N, win, win) copy
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3)), padded
+    out = np.empty((n, c, window, window), dtype=frame.dtype)
+    inside = np.flatnonzero(~padded)
+    if len(inside):
+        views = sliding_window_view(frame, (window, window), axis=(1, 2))  # (C, H', W', w, w)
+        out[inside] = views[:, top[inside], left[inside]].transpose(1, 0, 2, 3)
+    border = np.flatnonzero(padded)
+    if len(border):
+        # Mirror only the windows that reach past the border (not the whole frame), as numpy's
+        # ``reflect`` padding would: index -1 is row 1, index h is row h - 2, and so on.
+        span = np.arange(window)
+        rows = reflect_index(top[border, None] + span, h)             # (B, win)
+        cols = reflect_index(left[border, None] + span, w)
+        out[border] = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
+    return out, padded
+
+
+def reflect_index(index: np.ndarray, size: int) -> np.ndarray:
+    """Indices into ``size`` pixels for any integer positions, mirrored at the edges without
+    repeating the edge pixel (numpy's ``reflect``; periodic with period 2 * (size - 1))."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.abs(index) % period
+    return np.where(index >= size, period - index, index)
+
+
+def resampled_size(h: int, w: int, factor: float) -> tuple[int, int]:
+    """Size of an (h, w) image resampled by ``factor`` (output px per input px)."""
+    return max(1, int(round(h * factor))), max(1, int(round(w * factor)))
 
 
 def resample(crops: np.ndarray, factor: float) -> np.ndarray:
@@ -76,12 +92,15 @@ def resample(crops: np.ndarray, factor: float) -> np.ndarray:
 
     Shrinking is antialiased (bilinear with the kernel widened by 1/factor, i.e. an area
     average), so large factors keep the signal of small bright spots instead of aliasing.
+    Enlarging is plain bilinear interpolation (:func:`bilinear`).
     """
     crops = np.asarray(crops)
     h, w = crops.shape[-2:]
-    size = (max(1, int(round(h * factor))), max(1, int(round(w * factor))))
+    size = resampled_size(h, w, factor)
     if size == (h, w):
         return crops.astype(np.float32, copy=False)
+    if size[0] >= h and size[1] >= w:
+        return bilinear(crops, size)
     import torch
     import torch.nn.functional as F
 
@@ -89,6 +108,37 @@ def resample(crops: np.ndarray, factor: float) -> np.ndarray:
     out = F.interpolate(t, size=size, mode="bilinear", align_corners=False,
                         antialias=size[0] < h or size[1] < w)
     return out.numpy()
+
+
+def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndarray:
+    """(kept outputs, n_in) float32 weights of bilinear resampling from ``n_in`` to ``n_out``
+    pixels with pixel centres aligned, as ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False)`` computes them, for the output pixels in ``keep``."""
+    dst = np.arange(n_out, dtype=np.float32)[keep]
+    src = np.maximum(np.float32(n_in / n_out) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
+    lo = src.astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    t = (src - lo).astype(np.float32)
+    weights = np.zeros((len(dst), n_in), np.float32)
+    rows = np.arange(len(dst))
+    np.add.at(weights, (rows, lo), 1 - t)
+    np.add.at(weights, (rows, hi), t)
+    return weights
+
+
+def bilinear(crops: np.ndarray, size: tuple[int, int], rows: slice = slice(None),
+             cols: slice = slice(None)) -> np.ndarray:
+    """Bilinear resampling of (N, C, H, W) crops (any number type) to ``size``, float32, of
+    only the output ``rows`` and ``cols`` asked for.
+
+    Two small matrix products per image (rows x H, then W x columns): faster on a CPU than
+    torch's interpolation or numpy gathers, and the same numbers as torch's bilinear up to
+    float rounding.
+    """
+    h, w = crops.shape[-2:]
+    along_h = bilinear_matrix(h, size[0], rows)
+    along_w = bilinear_matrix(w, size[1], cols)
+    return along_h @ np.asarray(crops, dtype=np.float32) @ along_w.T
 
 
 def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
@@ -119,7 +169,18 @@ def to_model_scale(crops: np.ndarray, data_pixel_um: float | None,
     factor = 1.0
     if data_pixel_um and model_pixel_um:
         factor = float(data_pixel_um) / float(model_pixel_um)
-    fitted, cut, padded = centre_fit(resample(crops, factor), int(crop_size))
+    crop_size = int(crop_size)
+    h, w = np.shape(crops)[-2:]
+    size = resampled_size(h, w, factor)
+    if size != (h, w) and crop_size <= min(size) and size[0] >= h and size[1] >= w:
+        # Enlarged, then centre-cut: interpolate just the pixels that are kept (the frame
+        # path's case when the scanner's pixels are larger than the model's).
+        top, left = (size[0] - crop_size) // 2, (size[1] - crop_size) // 2
+        fitted = bilinear(crops, size, slice(top, top + crop_size),
+                          slice(left, left + crop_size))
+        cut = (size[0] - crop_size) + (size[1] - crop_size)
+        return np.ascontiguousarray(fitted, dtype=np.float32), cut, 0
+    fitted, cut, padded = centre_fit(resample(crops, factor), crop_size)
     return np.ascontiguousarray(fitted, dtype=np.float32), cut, padded
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -159,7 +160,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, model_path: str | Path, device: str = "auto",
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, threads: int | None = None):
         from ctcnet.deploy.runtime import OnnxClassifier, select_providers
         from ctcnet.errors import CtcnetError, check_device_name
 
@@ -175,7 +176,12 @@ class OnnxBackend:
             if "CUDAExecutionProvider" not in select_providers():
                 raise no_cuda
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        self.classifier = OnnxClassifier(model_path, providers=providers)
+        # On a CPU the model gets the cores the frame workers leave (one of two here: two
+        # onnxruntime threads are slower than one on a 2-core box), and its idle threads do
+        # not spin, so they never take a core from the reader and detector.
+        self.classifier = OnnxClassifier(model_path, providers=providers,
+                                         threads=threads or cpu_model_threads(),
+                                         spin_wait=False)
         if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
             raise no_cuda
         self.spec = self.classifier.to_model_spec()
@@ -220,9 +226,30 @@ class OnnxBackend:
 
 
 def default_batch_size(device_type: str) -> int:
-    """Crops per model call: large on a GPU; on a CPU a moderate batch, as fast as larger ones
-    (docs/benchmarks.md) at a smaller peak memory."""
-    return 1024 if device_type == "cuda" else 256
+    """Crops per model call: large on a GPU; on a CPU a small one, as fast as larger ones
+    on one thread (docs/benchmarks.md: batch 64 is onnxruntime's best) at a smaller peak
+    memory."""
+    return 1024 if device_type == "cuda" else 64
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask, as a container or taskset sets it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def cpu_frame_workers(cores: int | None = None) -> int:
+    """Frame threads (read, detect, crop) beside a CPU model: one per four cores, at least one
+    (on 2 cores: one busy thread for the frames, one for the model)."""
+    cores = cpu_cores() if cores is None else cores
+    return max(1, min(4, cores // 4))
+
+
+def cpu_model_threads(cores: int | None = None) -> int:
+    """Intra-op threads of a CPU model: the cores the frame workers leave, at least one."""
+    cores = cpu_cores() if cores is None else cores
+    return max(1, cores - cpu_frame_workers(cores))
 
 
 def default_model_path(backend: str | None = None) -> Path:
@@ -236,11 +263,9 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
 
     On a CPU, ONNX Runtime runs the same graph faster than eager torch (docs/benchmarks.md).
     """
-    from ctcnet.nn.classifier import select_device
-
     info = get_model(name)
     pt, onnx = info.checkpoint, info.onnx
-    if onnx is None or select_device(device).type != "cpu":
+    if onnx is None or not runs_on_cpu(device):
         return None
     try:
         backend = OnnxBackend(onnx, device="cpu", batch_size=batch_size)
@@ -253,6 +278,26 @@ def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
                     "torch (re-export: ctcnet export %s)", onnx.name, pt.name, pt)
         return None
     return backend
+
+
+def nvidia_driver_present() -> bool:
+    """Whether this machine has an NVIDIA driver loaded (a cheap look, no CUDA library)."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidiactl").exists()
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether ``device`` means the CPU here. Without an NVIDIA driver "auto" is the CPU, known
+    without importing torch: its CUDA libraries alone take ~600 MB of memory, more than the
+    rest of a CPU run."""
+    from ctcnet.errors import check_device_name
+
+    if check_device_name(device) == "cpu":
+        return True
+    if device == "auto" and not nvidia_driver_present():
+        return True
+    from ctcnet.nn.classifier import select_device
+
+    return select_device(device).type == "cpu"
 
 
 def load_backend(model_path: str | Path | None = None, backend: str | None = None,

@@ -3,12 +3,16 @@
 Pipeline per cartridge (``predict_cartridge``):
 
 * **Workers** (threads: tifffile, numpy and scipy release the GIL for the heavy work) read a
-  frame, detect its events (``ctcnet.detect.detection``) and cut model-sized crops
-  (``ctcnet.detect.cropping``) a few frames ahead of the classifier, so I/O and detection
-  overlap with the model.
-* The **main thread** pools crops across frames into large batches and classifies them
-  (``torch.inference_mode``; on CUDA pinned memory, non-blocking copies and fp16 autocast; or
-  the ONNX runtime), then attaches classes, probabilities and the review flag to each frame's
+  frame, detect its events (``ctcnet.detect.detection``), cut model-sized crops
+  (``ctcnet.detect.cropping``) and make the marker guard's call-independent measurements, at
+  most ``prefetch`` frames ahead of the classifier, so I/O and detection overlap with the
+  model. On a 2-core CPU: one frame thread and one model thread (``default_workers``,
+  ``ctcnet.inference.backends.cpu_model_threads``), BLAS single-threaded, so nothing
+  oversubscribes the cores.
+* The **main thread** pools crops across frames into batches and classifies them (views of
+  each frame's crops; only a batch spanning two frames is copied) (``torch.inference_mode``;
+  on CUDA pinned memory, non-blocking copies and fp16 autocast; or the ONNX runtime), then
+  attaches classes, probabilities and the review flag to each frame's
   event table with array operations (no per-event Python); the marker guard
   (``ctcnet.inference.guard``) sends CTC and cluster calls that the measured markers contradict,
   and events unlike the training data, to review (``guard`` column, ``RunSummary.guard``).
@@ -49,7 +53,7 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.inference.guard import counted, guard_events, guard_summary
+from ctcnet.inference.guard import counted, guard_events, guard_summary, measure_for_guard
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
@@ -74,11 +78,13 @@ class FrameWork:
     crops: np.ndarray | None = None
     error: str | None = None
     seconds: dict = field(default_factory=dict)
+    measured: pd.DataFrame | None = None  # the guard's call-independent measurements
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                   config: DetectConfig) -> FrameWork:
-    """Read one frame, detect its events and cut their crops; errors become a skip reason."""
+    """Read one frame, detect its events, cut their crops and make the marker guard's
+    measurements; errors become a skip reason."""
     t0 = time.perf_counter()
     try:
         pixels = cartridge.read(frame)
@@ -94,6 +100,9 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                                       spec.crop_size, spec.pixel_size_um,
                                       cartridge.panel.pixel_size_um)
+        t3 = time.perf_counter()
+        # The marker guard's measurements need no call: made here, beside the model.
+        measured = measure_for_guard(crops, spec) if len(crops) else None
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -109,9 +118,10 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     events.insert(0, "row", frame.row)
     events.insert(0, "frame", frame.index)
     events["padded"] = padded
-    t3 = time.perf_counter()
+    t4 = time.perf_counter()
     return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
-                                                    "crop": t3 - t2})
+                                                    "crop": t3 - t2, "guard": t4 - t3},
+                     measured=measured)
 
 
 def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:
@@ -204,16 +214,15 @@ class CrossFrameBatcher:
     def ready(self, final: bool = False) -> list[tuple[FrameWork, np.ndarray]]:
         take = self.waiting if final else (self.waiting // self.batch_size) * self.batch_size
         if take:
-            pool = np.concatenate(self.crops) if len(self.crops) > 1 else self.crops[0]
             t0 = time.perf_counter()
-            self.proba.append(self.classify(pool[:take]))
+            for batch in self._take(take):
+                self.proba.append(self.classify(batch))
             self.seconds += time.perf_counter() - t0
-            rest = pool[take:].copy()  # a copy, so the classified part can be freed
-            self.crops = [rest] if len(rest) else []
             self.waiting -= take
             self.done += take
         out = []
-        available = np.concatenate(self.proba) if self.proba else None
+        available = np.concatenate(self.proba) if len(self.proba) > 1 else \
+            (self.proba[0] if self.proba else None)
         used = 0
         while self.frames:
             n = len(self.frames[0].events)
@@ -227,6 +236,38 @@ class CrossFrameBatcher:
             self.proba = [rest] if len(rest) else []
             self.done -= used
         return out
+
+    def _take(self, count: int) -> Iterable[np.ndarray]:
+        """The first ``count`` queued crops, as model calls of whole batches where possible.
+
+        A frame's crops go to the model as views of its own array; only a batch that spans two
+        frames is copied (at most ``batch_size`` crops), never the whole pool.
+        """
+        size = self.batch_size
+        while count > 0:
+            head = self.crops[0]
+            if len(head) >= min(size, count):  # straight from this frame's array
+                n = min(count, len(head))
+                n = (n // size) * size if n >= size else n
+                batch = head[:n]
+                self._drop(n)
+            else:  # one batch across frames
+                pieces, need = [], min(size, count)
+                while need:
+                    part = self.crops[0][:need]
+                    pieces.append(part)
+                    need -= len(part)
+                    self._drop(len(part))
+                batch = np.concatenate(pieces)
+            count -= len(batch)
+            yield batch
+
+    def _drop(self, n: int) -> None:
+        rest = self.crops[0][n:]
+        if len(rest):
+            self.crops[0] = rest
+        else:
+            self.crops.pop(0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +354,8 @@ def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.nda
 
 
 def read_journal(parts: Path, frames: list[FrameRef]) -> tuple[pd.DataFrame, dict]:
-    """Merge the journal in scan order; returns (events table, gallery crops by (frame, row))."""
+    """Merge the journal in scan order; returns (events table, gallery by frame index:
+    (journaled rows, the ``.gallery.npz`` holding their crops))."""
     tables, gallery = [], {}
     for frame in frames:
         path = parts / f"{frame.frame_id}.parquet"
@@ -323,8 +365,8 @@ def read_journal(parts: Path, frames: list[FrameRef]) -> tuple[pd.DataFrame, dic
         tables.append(table)
         gpath = parts / f"{frame.frame_id}.gallery.npz"
         if gpath.exists():
-            with np.load(gpath) as blob:
-                gallery[frame.index] = (blob["rows"], blob["crops"])
+            with np.load(gpath) as blob:  # the rows now; crops when the gallery shows them
+                gallery[frame.index] = (blob["rows"], gpath)
     if not tables:
         return pd.DataFrame(), gallery
     tables = [t for t in tables if len(t)] or tables[:1]
@@ -342,7 +384,9 @@ class PredictOptions:
     # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
     # ``default_workers`` (1 on a small CPU, up to 8 threads to feed a GPU).
     workers: int | None = None
-    prefetch: int = 4           # frames prepared ahead of the classifier (bounds memory)
+    # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
+    # 5 channels with its crops); two keep one frame thread busy while the model works.
+    prefetch: int = 2
     detect: DetectConfig = field(default_factory=DetectConfig)
     overwrite: bool = False     # discard an existing journal instead of resuming it
     quiet: bool = False
@@ -361,10 +405,12 @@ def default_workers(backend=None) -> int:
     """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU the
     model already uses every core: one thread (it costs the model little and hides slow reads
     from network storage)."""
-    cores = os.cpu_count() or 2
+    from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
+
+    cores = cpu_cores()
     if backend is not None and "cuda" in backend.device_name.lower():
         return max(1, min(8, cores - 1))
-    return max(1, min(4, cores // 4))
+    return cpu_frame_workers(cores)
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -396,8 +442,21 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     spec = backend.spec
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
-    with exclusive_folder(out_dir, "predict"):
+    with exclusive_folder(out_dir, "predict"), single_threaded_blas():
         return _predict_cartridge(cartridge, backend, out_dir, options)
+
+
+def single_threaded_blas():
+    """BLAS on one thread for the run: its matrix products are small (crop resampling, the
+    guard's leak fit) and run beside the model; a BLAS pool of its own would fight the model's
+    threads for the cores (and spins on a busy machine)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it BLAS keeps its own setting
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
@@ -408,7 +467,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
                         options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "classify": 0.0, "write": 0.0}
+    seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0, "classify": 0.0,
+               "write": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect)  # noqa: E731
@@ -422,9 +482,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
             if proba is None:
                 proba = np.zeros((0, spec.num_classes), np.float32)
             events = label_events(work.events, proba, spec, edge_class)
-            events = guard_events(events, work.crops, proba, spec)
+            events = guard_events(events, work.crops, proba, spec, work.measured)
             write_part(parts, work, events, work.crops, spec, options.gallery_per_frame)
-            work.crops = None
+            work.crops = work.measured = None
             seconds["write"] += time.perf_counter() - t0
             n_events += len(events)
             progress.update(task, advance=1, events=n_events)
@@ -445,6 +505,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
             finish(batcher.ready())
         finish(batcher.ready(final=True))
     seconds["classify"] = batcher.seconds
+    release_free_memory()  # the frames' buffers, before the tables and the report
 
     t0 = time.perf_counter()
     events, gallery = read_journal(parts, cartridge.frames)
@@ -547,8 +608,36 @@ def write_tables(out_dir: Path, events: pd.DataFrame) -> None:
         events.to_csv(tmp, index=False, float_format="%.5g")
 
 
+def release_free_memory() -> None:
+    """Hand memory freed by the frame loop back to the system (glibc's ``malloc_trim``).
+
+    numpy's frame-sized buffers come and go many times a second; glibc then keeps them in its
+    heaps instead of unmapping them, so the process would carry the loop's peak into the
+    report (which loads torch for saliency). Elsewhere a no-op.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    """Peak resident memory of this process so far, MB.
+
+    Linux's ``VmHWM`` (the high-water mark of this process's own memory); ``ru_maxrss`` is the
+    fallback elsewhere, but on Linux a child started by a big process inherits the parent's
+    ``ru_maxrss``, so a benchmark worker would report its parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

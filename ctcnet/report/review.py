@@ -92,7 +92,8 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
         gap = np.full(panels.shape[:2] + (GAP, s, 3), 0.15, np.float32)
         panels = np.concatenate([panels, gap, heat], axis=2)          # two rows per tile
     rows = panels.shape[2]
-    panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)      # nearest-neighbour zoom
+    if scale > 1:
+        panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)  # nearest-neighbour zoom
     ss = s * scale
     panels = np.pad(panels, ((0, 0), (0, 0), (0, 0), (0, GAP), (0, 0)), constant_values=0.15)
     tiles = panels.transpose(0, 2, 1, 3, 4).reshape(n, rows * scale, (c + 1) * (ss + GAP), 3)
@@ -147,45 +148,77 @@ def gallery_rows(events: pd.DataFrame, spec: ModelSpec, per_category: int) -> np
     return np.concatenate(picks).astype(np.int64)
 
 
-def gallery_lookup(events: pd.DataFrame, gallery: dict) -> tuple[pd.Series, np.ndarray]:
-    """Map event_id -> position in one stacked array of the journaled gallery crops."""
+def journal_event_ids(events: pd.DataFrame, gallery: dict) -> dict:
+    """Per journaled frame, the event_id of each of its gallery rows (NaN: no such event)."""
     within = events.groupby("frame", sort=False).cumcount().to_numpy()
     key_of_event = pd.Series(events["event_id"].to_numpy(),
                              index=pd.MultiIndex.from_arrays([events["frame"].to_numpy(), within]))
-    ids, stacks = [], []
-    for frame, (rows, crops) in gallery.items():
+    out = {}
+    for frame, (rows, _) in gallery.items():
         keys = pd.MultiIndex.from_arrays([np.full(len(rows), frame), rows])
-        ids.append(key_of_event.reindex(keys).to_numpy())
-        stacks.append(crops)
+        out[frame] = key_of_event.reindex(keys).to_numpy(dtype=np.float64)
+    return out
+
+
+def _journal_crops(crops) -> np.ndarray:
+    """A frame's journaled gallery crops: the array, or read from its ``.gallery.npz``."""
+    if isinstance(crops, (str, Path)):
+        with np.load(crops) as blob:
+            return blob["crops"]
+    return crops
+
+
+def gallery_lookup(events: pd.DataFrame, gallery: dict, wanted=None
+                   ) -> tuple[pd.Series, np.ndarray]:
+    """Map event_id -> position in one stacked array of the journaled gallery crops.
+
+    ``gallery`` maps a frame index to (journaled rows, crops or the ``.gallery.npz`` holding
+    them); with ``wanted`` (event ids) only those events' crops are read and stacked, so the
+    memory is the gallery's, not the cartridge's.
+    """
+    keep = None if wanted is None else np.asarray(sorted(set(wanted)), dtype=np.float64)
+    ids, stacks = [], []
+    for frame, frame_ids in journal_event_ids(events, gallery).items():
+        ok = ~np.isnan(frame_ids)
+        if keep is not None:
+            ok &= np.isin(frame_ids, keep)
+        if not ok.any():
+            continue
+        ids.append(frame_ids[ok])
+        stacks.append(_journal_crops(gallery[frame][1])[ok])
     if not ids:
         return pd.Series(dtype=np.int64), np.zeros((0,), np.float16)
-    ids = np.concatenate(ids)
-    ok = ~pd.isna(ids)
-    stacked = np.concatenate(stacks)[ok]
-    return pd.Series(np.arange(ok.sum()), index=ids[ok].astype(np.int64)), stacked
+    ids = np.concatenate(ids).astype(np.int64)
+    return pd.Series(np.arange(len(ids)), index=ids), np.concatenate(stacks)
 
 
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
                   spec: ModelSpec, limit: int, explain=None) -> dict:
     """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages.
 
-    ``explain(crops, class_indices) -> (N, C, S, S)`` adds a saliency row to every tile."""
+    ``explain(crops, class_indices) -> (N, C, S, S)`` adds a saliency row to every tile.
+    Only the crops of the events shown are read from the journal, and tiles are drawn a page
+    at a time, so memory does not grow with the cartridge."""
     gdir = out_dir / "gallery"
     gdir.mkdir(parents=True, exist_ok=True)
-    position, stacked = gallery_lookup(events, gallery)
+    journaled = [ids[~np.isnan(ids)] for ids in journal_event_ids(events, gallery).values()]
+    has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
+    shown = {cat: chosen[chosen["event_id"].isin(has_crop)].head(limit)
+             for cat, chosen in gallery_categories(events, spec).items()}
+    position, stacked = gallery_lookup(
+        events, gallery, [e for rows in shown.values() for e in rows["event_id"]])
     info, written = {}, set()
     for cat, chosen in gallery_categories(events, spec).items():
-        with_crops = chosen[chosen["event_id"].isin(position.index)].head(limit)
+        with_crops = shown[cat]
         pages = []
         if len(with_crops):
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             s = crops.shape[-1]
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
             saliency = None
-            if explain is not None:
+            if explain is not None:  # batched inside (64 crops): gradients stay small
                 classes = [spec.taxonomy.index(k) for k in with_crops["class"]]
                 saliency = explain(np.asarray(crops, np.float32), classes)
-            tiles = render_tiles(crops, panel, scale, saliency)
             labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
                       + (" REVIEW" if r else "") + (" edge" if ec else "")
                       for e, f, x, y, k, p, r, ec in zip(
@@ -193,17 +226,18 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                           with_crops["y"], with_crops["class"], with_crops["confidence"],
                           with_crops["review"], with_crops["edge_cut"])]
             header = panel.names + ["overlay"]
-            for page_no, start in enumerate(range(0, len(tiles), TILES_PER_PAGE), start=1):
+            for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
                 name = f"{cat}_{page_no:03d}.png"
-                image = montage_page(tiles[start:start + TILES_PER_PAGE],
-                                     labels[start:start + TILES_PER_PAGE], header, s * scale)
+                page = slice(start, start + TILES_PER_PAGE)
+                tiles = render_tiles(crops[page], panel, scale,
+                                     None if saliency is None else saliency[page])
+                image = montage_page(tiles, labels[page], header, s * scale)
                 with atomic_path(gdir / name) as tmp:
                     image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
                 # Which event each tile shows, top to bottom: the review page cuts tiles out.
                 pages.append({"path": f"gallery/{name}", "width": image.width,
                               "height": image.height, "event_ids": [
-                                  int(e) for e in with_crops["event_id"].iloc[
-                                      start:start + TILES_PER_PAGE]]})
+                                  int(e) for e in with_crops["event_id"].iloc[page]]})
                 written.add(name)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     for stale in gdir.glob("*.png"):  # pages of an earlier run that this one did not rewrite

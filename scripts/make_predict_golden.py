@@ -1,0 +1,77 @@
+"""Write the golden predict outputs that tests/test_golden_predict.py compares against.
+
+The golden pins what ``ctcnet predict`` finds and calls on a small simulated cartridge
+(``tests/data/golden_cartridge``: 3 frames of 256 x 320 px, 5 channels, zlib-compressed 16-bit
+TIFFs at a scan pixel size other than the model's, so resampling is covered), with the shipped
+default model as predict picks it on a CPU. It was made with the code before the issue-15
+speed-up, so that work (and any later one) must reproduce the same events, boxes, areas,
+intensities, classes and probabilities up to float rounding.
+
+Run it again only when a change is meant to change the events or calls, and say so in the
+commit::
+
+    python scripts/make_predict_golden.py            # table from the committed frames
+    python scripts/make_predict_golden.py --frames   # also re-simulate the frames (seed 15)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CARTRIDGE = REPO / "tests" / "data" / "golden_cartridge"
+GOLDEN = REPO / "tests" / "data" / "golden_events.parquet"
+
+
+def simulate_frames(target: Path) -> None:
+    """The golden cartridge, simulated with a fixed seed, frames re-written with zlib."""
+    import tifffile
+
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate import simulate_cartridge
+
+    with tempfile.TemporaryDirectory() as tmp:
+        simulate_cartridge(Path(tmp) / "cart", load_panel(None), num_frames=3,
+                           frame_shape=(256, 320), seed=15, events_per_frame=30,
+                           sample_id="golden", rare_rates={"ctc": 0.15, "cluster": 0.08})
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(Path(tmp) / "cart", target)
+    for path in sorted(target.glob("*.tif")):
+        pixels = tifffile.imread(path)
+        tifffile.imwrite(path, pixels, compression="zlib", predictor=True)
+
+
+def golden_events(cartridge: Path, out: Path, workers: int = 1):
+    """Events table of a default CPU predict run on ``cartridge`` (report off)."""
+    import pandas as pd
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+
+    backend = load_backend(None, device="cpu")
+    predict_cartridge(cartridge, backend, out,
+                      PredictOptions(quiet=True, workers=workers, report=False))
+    return pd.read_parquet(out / "events.parquet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", action="store_true", help="re-simulate the frames too")
+    args = parser.parse_args(argv)
+    if args.frames or not CARTRIDGE.exists():
+        simulate_frames(CARTRIDGE)
+    with tempfile.TemporaryDirectory() as tmp:
+        events = golden_events(CARTRIDGE, Path(tmp) / "out")
+    events.to_parquet(GOLDEN, index=False)
+    print(f"{GOLDEN.relative_to(REPO)}: {len(events)} events, "
+          f"{events['class'].value_counts().to_dict()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
