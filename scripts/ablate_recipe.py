@@ -1,25 +1,26 @@
-"""Ablation of the shipped recipe's issue-12 changes: which of them move the robustness matrix.
+"""Ablation of a candidate issue-12 recipe: which of its changes move the robustness matrix.
 
     python scripts/ablate_recipe.py --out runs/ablate_recipe     # ~4 min a variant, 2-core CPU
 
-The shipped recipe (``configs/default.yaml``) adds two groups of changes to the recipe of the
-model shipped before it; each variant trains the compact CNN briefly (``--train`` crops with
-the recipe's class shares, ``--epochs`` epochs, one seed: a comparison, not a product):
+A candidate recipe (:data:`CANDIDATE_AUGMENT`, :data:`CANDIDATE_OVERRIDES`: keys to add to
+``configs/default.yaml``) adds two groups of changes to the shipped recipe; each variant
+trains the compact CNN briefly (``--train`` crops with the recipe's class shares,
+``--epochs`` epochs, one seed: a comparison, not a product):
 
 * ``optics``: augmentation over each matrix family's stated range: objects 0.6-2.1x as large
   (pixel size), defocus up to 3.5 px, an illumination gradient, noise up to ~2.2x, per-channel
   gain 0.1-10x, off-centre shifts up to ~7 px, 8-bit exports with clipped highlights and JPEG
-  composites (the recipe's ``data.augment`` keys in :data:`OPTICS_KEYS`);
+  composites (the ``data.augment`` keys in :data:`OPTICS_KEYS`);
 * ``mix``: the training mix: more CK+ fragments (with and without a DAPI piece) and tdEVs,
   more CK+CD45+ leukocytes, and non-specific CK / CD66b on leukocytes more often
   (``data.simulate.overrides`` and the ``data.augment`` keys in :data:`MIX_KEYS`).
 
-Variants: ``previous`` (neither), ``+optics``, ``+mix``, ``all`` (the shipped recipe at this
-budget) and ``all-w24`` (the same, a 1.5x wider network: does capacity limit it?). Every
-variant is scored on the same held-out crops (seed :data:`TEST_SEED`, not the matrix's own
-seed): clean macro-F1, debris and CTC-fragment crops called ``ctc``, and every range-end cell
-of the robustness matrix (flips, macro-F1, the issue-12 targets). Writes ``ablation.json`` and
-``ablation.md`` to ``--out``.
+Variants: ``previous`` (neither: the shipped recipe), ``+optics``, ``+mix``, ``all`` (the
+candidate at this budget) and ``all-w24`` (the same, a 1.5x wider network: does capacity
+limit it?). Every variant is scored on the same held-out crops (seed :data:`TEST_SEED`, not
+the matrix's own seed): clean macro-F1, debris and CTC-fragment crops called ``ctc``, and every
+range-end cell of the robustness matrix (flips, macro-F1, the issue-12 targets). Writes
+``ablation.json`` and ``ablation.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from ctcnet.io.atomic import atomic_write_text
 
@@ -43,6 +43,16 @@ OPTICS_KEYS = ("zoom_p", "zoom_range", "defocus_p", "defocus_sigma", "gradient_p
                "shift_fraction", "export_p", "export_ceiling", "export_jpeg_share",
                "export_quality")
 MIX_KEYS = ("nonspecific_ck_p", "nonspecific_ck_ratio", "nonspecific_neutrophil_p")
+# The candidate recipe (docs/ablation-issue12.md): `data.augment` and `data.simulate.overrides`
+# to add to configs/default.yaml once a full-length run shows it does better than the shipped one.
+CANDIDATE_AUGMENT = {
+    "zoom_p": 0.4, "zoom_range": [0.55, 2.1], "defocus_p": 0.2, "defocus_sigma": [0.5, 3.5],
+    "gradient_p": 0.25, "gradient_range": [0.05, 0.6], "noise_p": 0.25, "noise_range": [0.3, 2.0],
+    "gain_p": 0.6, "gain_range": [0.1, 10.0], "shift_fraction": 0.09, "export_p": 0.3,
+    "export_ceiling": [10.0, 800.0], "export_jpeg_share": 0.6, "export_quality": [30, 95],
+    "nonspecific_ck_p": 0.4, "nonspecific_neutrophil_p": 0.15}
+CANDIDATE_OVERRIDES = {"subtype_weights": {"fragment": 0.35, "tdev": 0.30},
+                       "nonspecific_ck_rate": [0.1, 0.7]}
 VARIANTS = {  # name -> (optics, mix, width)
     "previous": (False, False, 16),
     "+optics": (True, False, 16),
@@ -52,16 +62,11 @@ VARIANTS = {  # name -> (optics, mix, width)
 }
 
 
-def recipe_parts(config: Path) -> tuple[dict, dict, dict]:
-    """(optics augment keys, mix augment keys, simulator overrides) of the recipe file."""
-    data = yaml.safe_load(config.read_text())["data"]
-    augment = data.get("augment") or {}
-    unknown = sorted(set(augment) - set(OPTICS_KEYS) - set(MIX_KEYS))
-    if unknown:
-        raise SystemExit(f"{config}: augment keys in neither ablation group: {unknown}")
-    return ({k: v for k, v in augment.items() if k in OPTICS_KEYS},
-            {k: v for k, v in augment.items() if k in MIX_KEYS},
-            dict(data["simulate"].get("overrides") or {}))
+def recipe_parts() -> tuple[dict, dict, dict]:
+    """(optics augment keys, mix augment keys, simulator overrides) of the candidate recipe."""
+    return ({k: v for k, v in CANDIDATE_AUGMENT.items() if k in OPTICS_KEYS},
+            {k: v for k, v in CANDIDATE_AUGMENT.items() if k in MIX_KEYS},
+            dict(CANDIDATE_OVERRIDES))
 
 
 def train(images, targets, spec, augment, epochs: int, seed: int = 0):
@@ -128,7 +133,6 @@ def score(model, test, subtypes: np.ndarray, cells) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "ablate_recipe")
     p.add_argument("--train", type=int, default=6000, help="training crops per variant")
     p.add_argument("--epochs", type=int, default=5)
@@ -145,7 +149,7 @@ def main(argv=None) -> int:
     from ctcnet.training.augment import build_train_augment
     from ctcnet.training.datamodule import with_overrides
 
-    optics, mix, overrides = recipe_parts(args.config)
+    optics, mix, overrides = recipe_parts()
     panel, taxonomy = default_panel(), default_taxonomy()
     share = {"ctc": 0.25, "wbc": 0.25, "cluster": 1 / 6, "debris": 1 / 3}
     counts = {k: int(round(v * args.train)) for k, v in share.items()}
@@ -188,7 +192,8 @@ def main(argv=None) -> int:
 
 def write(args, results: dict) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"config": str(args.config), "train_crops": args.train, "epochs": args.epochs,
+    record = {"augment": CANDIDATE_AUGMENT, "overrides": CANDIDATE_OVERRIDES,
+              "train_crops": args.train, "epochs": args.epochs,
               "test_per_class": args.test_per_class, "test_seed": TEST_SEED,
               "variants": results}
     atomic_write_text(args.out / "ablation.json", json.dumps(record, indent=2) + "\n")

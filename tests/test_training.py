@@ -494,5 +494,5 @@ def test_default_config_is_the_shipped_models_recipe():
     simulated = card["data"]["train_val"]["simulated"]
     for key in ("train", "val", "seed", "num_samples", "randomisation", "overrides"):
         assert simulated.get(key) == config["data"]["simulate"].get(key), key
-    assert card["data"]["train_val"]["augment"] == config["data"].get("augment", True)
+    assert card["data"]["train_val"].get("augment", True) == config["data"].get("augment", True)
     assert card["crop_size"] == config["data"]["crop_size"]
