@@ -9,6 +9,12 @@ of CK+CD45+ leukocytes called ``ctc``. It also re-measures the issue's five-row 
 
     python scripts/robustness_matrix.py [--model PATH] [--per-class 250] [--out DIR]
 
+The issue's table alone, on the crop set the issue measured it on (read as ``ctcnet evaluate``
+reads it, at model scale):
+
+    ctcnet simulate crops issue_crops/ --counts 150 --seed 4243
+    python scripts/robustness_matrix.py --table-data issue_crops/ --out DIR
+
 Writes ``robustness.json``, ``robustness.png`` and ``issue_table.json`` into ``--out``; prints
 the range-end table, the failures and the issue table. Exit status 0 whether or not the
 targets are met (this measures; the JSON says ``check.passed``).
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baselines", action="store_true",
                         help="CNN only (e.g. to re-measure the review flags quickly)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--table-data", type=Path,
+                        help="only the issue's table, on this labelled crop folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -102,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     backend = load_backend(args.model, device=args.device)
     spec = backend.spec
+    if args.table_data is not None:
+        from ctcnet.evaluation.evaluate import labelled_test_set
+
+        crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
+        table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
+                                    args.seed)
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
+        print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
+              f"{args.table_data}")
+        print_issue_table(table)
+        return 0
     batch = simulate_crops(args.per_class, spec.panel, spec.taxonomy, spec.crop_size,
                            seed=args.seed)
     crops = batch.images.astype(np.float32)
@@ -136,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(check['failures'])} failures over {check['range_end_cells']} range-end cells)")
     for failure in check["failures"]:
         print(f"  - {failure}")
+    print_issue_table(table)
+    print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out}")
+    return 0
+
+
+def print_issue_table(table: list[dict]) -> None:
     print("\nissue 12 table, re-measured:")
     print(f"{'change to every crop':42s} {'acc':>6s} {'F1':>6s} {'ctc R':>6s} "
           f"{'ctc->cl':>8s} {'wbc->ctc':>8s}")
@@ -144,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['change']:42s} {fmt(row['accuracy'])} {fmt(row['macro_f1'])} "
               f"{fmt(row['ctc_recall'])} {fmt(row['ctc_called_cluster']):>8s} "
               f"{fmt(row['wbc_called_ctc']):>8s}")
-    print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,10 +20,16 @@ from ctcnet.training.augment import (
     AugmentConfig,
     adjust_signal,
     augment_intensities,
+    augment_optics_and_export,
     background_and_noise,
     build_train_augment,
+    display_export,
+    gradient,
+    jpeg_channels,
+    smooth_signal,
+    zoom_signal,
 )
-from ctcnet.training.datamodule import CTCDataModule, sample_level_split
+from ctcnet.training.datamodule import CTCDataModule, sample_level_split, with_overrides
 from ctcnet.training.lit import CTCLitModule, balanced_class_weights, focal_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +118,73 @@ def test_adjust_signal_changes_signal_not_background():
     out = adjust_signal(crop, np.array([2.0, 1.0]), np.array([1.0, 1.0]), background, noise)
     assert out[0, 0, 0] == pytest.approx(100.0)
     assert out[0, 5, 5] > 800 and out[1, 5, 5] == pytest.approx(500.0)
+
+
+def _one_cell(size: int = 48, radius: float = 6.0, seed: int = 4) -> np.ndarray:
+    """Two channels: a bright cell (a blurred disc, as optics show it) in channel 0,
+    background and noise only in channel 1."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    crop = 100.0 + rng.normal(0, 3, (2, size, size))
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    crop[0] += ndimage.gaussian_filter(800.0 * (np.hypot(yy, xx) < radius), 1.5)
+    return crop.astype(np.float32)
+
+
+def _area(plane: np.ndarray) -> int:
+    return int((plane > 400).sum())
+
+
+def test_zoom_scales_objects_and_keeps_the_background():
+    crop = _one_cell()
+    background, _ = background_and_noise(crop)
+    signal = smooth_signal(crop, background)
+    big, small = zoom_signal(crop, signal, 2.0), zoom_signal(crop, signal, 0.6)
+    assert 3.2 < _area(big[0]) / _area(crop[0]) < 4.8
+    assert 0.25 < _area(small[0]) / _area(crop[0]) < 0.5
+    assert abs(big[1].mean() - crop[1].mean()) < 0.5, "no signal: the background stays"
+    corner = (slice(0, 10), slice(0, 10))  # far from the cell: background and noise as they were
+    assert abs(big[0][corner].mean() - crop[0][corner].mean()) < 1.0
+    assert 0.8 < big[0][corner].std() / crop[0][corner].std() < 1.2
+
+
+def test_defocus_gradient_and_export_steps():
+    crop = _one_cell()
+    background, noise = background_and_noise(crop)
+    cfg = AugmentConfig(defocus_p=1.0, defocus_sigma=(3.0, 3.0))
+    blurred = augment_optics_and_export(crop, cfg, np.random.default_rng(0))
+    assert blurred[0].max() < crop[0].max() - 100  # the disc's peak spreads
+    assert abs(blurred[0].sum() - crop[0].sum()) < 0.02 * crop[0].sum()  # light is kept
+    ramp = gradient(crop, background, 0.5, 0.0)  # left to right: -25 % .. +25 % of background
+    assert ramp[1, :, -1].mean() - ramp[1, :, 0].mean() == pytest.approx(
+        0.5 * background[1], rel=0.1)
+    shown = display_export(crop, background, noise, np.array([1.0, 1.0]),
+                           np.array([50.0, 50.0]))
+    assert shown.min() >= 0 and shown.max() == 255 and np.array_equal(shown, np.rint(shown))
+    assert (shown[0] == 255).sum() >= _area(crop[0]) * 0.9, "highlights above the ceiling clip"
+    five = np.concatenate([shown, shown, shown[:1]])
+    lossy = jpeg_channels(five, np.random.default_rng(1), (40, 40))
+    assert lossy.shape == five.shape and 0 < np.abs(lossy - five).mean() < 20
+
+
+def test_new_steps_draw_nothing_unless_enabled():
+    """The shipped recipe turns the optics/export steps on; other recipes keep their stream."""
+    crop = toy_crops(1)[0][0]
+    a = build_train_augment(seed=5)(crop)
+    b = build_train_augment({"zoom_p": 0.0, "export_p": 0.0}, seed=5)(crop)
+    assert np.array_equal(a, b)
+
+
+def test_simulator_overrides_merge_subtype_weights():
+    from ctcnet.simulate import SimConfig
+
+    cfg = with_overrides(SimConfig(), {"subtype_weights": {"fragment": 0.5},
+                                       "nonspecific_ck_rate": [0.1, 0.7]})
+    assert cfg.subtype_weights["fragment"] == 0.5 and cfg.nonspecific_ck_rate == (0.1, 0.7)
+    assert cfg.subtype_weights["tdev"] == SimConfig().subtype_weights["tdev"]
+    with pytest.raises(InputError, match="no_such_knob"):
+        with_overrides(SimConfig(), {"no_such_knob": 1})
 
 
 # ----- data ---------------------------------------------------------------------------------
@@ -419,6 +492,7 @@ def test_default_config_is_the_shipped_models_recipe():
         assert hp.get(key) == value, key
     assert card["training"]["epochs"] == config["trainer"]["max_epochs"]
     simulated = card["data"]["train_val"]["simulated"]
-    for key in ("train", "val", "seed", "num_samples", "randomisation"):
-        assert simulated[key] == config["data"]["simulate"][key], key
+    for key in ("train", "val", "seed", "num_samples", "randomisation", "overrides"):
+        assert simulated.get(key) == config["data"]["simulate"].get(key), key
+    assert card["data"]["train_val"].get("augment", True) == config["data"].get("augment", True)
     assert card["crop_size"] == config["data"]["crop_size"]

@@ -64,8 +64,29 @@ class AugmentConfig:
     # Non-specific CK: CK += ratio x the CD45 signal (needs the panel's roles).
     nonspecific_ck_p: float = 0.3
     nonspecific_ck_ratio: tuple[float, float] = (0.05, 2.0)
+    # Non-specific neutrophil marker (CD66b) on other leukocytes: += ratio x CD45 (off by default).
+    nonspecific_neutrophil_p: float = 0.0
     jpeg_p: float = 0.0               # share of crops shown as 8-bit RGB-JPEG composites
     jpeg_quality: tuple[int, int] = (60, 95)
+    # Optics on the signal only (background and camera noise stay, as a scanner makes them):
+    # objects ``zoom`` times as large (a scanner of another pixel size, not resampled; log-
+    # uniform) and defocus (a further Gaussian of ``sigma`` px). Off by default.
+    zoom_p: float = 0.0
+    zoom_range: tuple[float, float] = (0.6, 2.1)
+    defocus_p: float = 0.0
+    defocus_sigma: tuple[float, float] = (0.5, 3.5)
+    # 8-bit display export of every channel (off by default): per channel a floor of 0-3 noise
+    # sd below background maps to 0 and a ceiling ``export_ceiling`` noise sd above it
+    # (log-uniform) to 255, brighter highlights clip; a share of those crops is also saved as
+    # lossy JPEG composites of channel triples (random quality and chroma subsampling).
+    # Uneven illumination (off by default): a linear ramp in a random direction, zero at the
+    # centre, ``gradient_range`` x the background from edge to edge.
+    gradient_p: float = 0.0
+    gradient_range: tuple[float, float] = (0.05, 0.6)
+    export_p: float = 0.0
+    export_ceiling: tuple[float, float] = (10.0, 800.0)
+    export_jpeg_share: float = 0.5
+    export_quality: tuple[int, int] = (40, 95)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -115,6 +136,107 @@ def add_noise(crop: np.ndarray, sd: np.ndarray, rng: np.random.Generator) -> np.
     return np.maximum(noisy, 0.0)
 
 
+def smooth_signal(crop: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The stain signal for optics: the crop smoothed by 1 px above its background (the
+    matrix's definition, ``evaluation.perturb.split_signal``); what is left is camera noise."""
+    return np.maximum(_gaussian(crop, 1.0) - background[:, None, None], 0.0)
+
+
+def _gaussian(planes: np.ndarray, sigma: float) -> np.ndarray:
+    """Each (H, W) plane blurred by a Gaussian of ``sigma`` px (reflected borders, OpenCV:
+    an order of magnitude faster than scipy on 80 px crops)."""
+    import cv2
+
+    return np.stack([cv2.GaussianBlur(np.ascontiguousarray(p, np.float32), (0, 0), sigma,
+                                      borderType=cv2.BORDER_REFLECT_101) for p in planes])
+
+
+def zoom_signal(crop: np.ndarray, signal: np.ndarray, zoom: float) -> np.ndarray:
+    """Objects ``zoom`` times as large about the crop centre: the signal rescaled (bilinear,
+    zero outside), background and noise kept (a scanner of another pixel size whose crops were
+    not resampled)."""
+    import cv2
+
+    c, h, w = crop.shape
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    warp = np.array([[zoom, 0.0, cx - zoom * cx], [0.0, zoom, cy - zoom * cy]])
+    scaled = np.stack([cv2.warpAffine(np.ascontiguousarray(ch, np.float32), warp, (w, h),
+                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                       for ch in signal])
+    return crop - signal + scaled
+
+
+def blur_signal(crop: np.ndarray, signal: np.ndarray, sigma: float) -> np.ndarray:
+    """Defocus: the signal blurred by a further Gaussian of ``sigma`` px, noise kept."""
+    return crop - signal + _gaussian(signal, sigma)
+
+
+def gradient(crop: np.ndarray, background: np.ndarray, factor: float,
+             angle: float) -> np.ndarray:
+    """A linear background ramp in direction ``angle``, zero at the centre, ``factor`` x the
+    channel's background from one edge to the other (vignetting, a bright neighbour's glow)."""
+    _, h, w = crop.shape
+    yy = (np.arange(h, dtype=np.float32) - (h - 1) / 2) / max(h - 1, 1)
+    xx = (np.arange(w, dtype=np.float32) - (w - 1) / 2) / max(w - 1, 1)
+    ramp = np.cos(angle) * xx[None, :] + np.sin(angle) * yy[:, None]
+    return np.maximum(crop + factor * background[:, None, None] * ramp[None], 0.0)
+
+
+def display_export(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
+                   floor_sd: np.ndarray, ceiling_sd: np.ndarray) -> np.ndarray:
+    """An 8-bit display export: per channel, ``background - floor_sd * noise`` maps to 0 and
+    ``background + ceiling_sd * noise`` to 255; rounded, darker and brighter pixels clipped."""
+    low = (background - floor_sd * noise)[:, None, None]
+    high = (background + ceiling_sd * noise)[:, None, None]
+    scaled = (crop - low) * (255.0 / np.maximum(high - low, 1e-6))
+    return np.clip(np.rint(scaled), 0.0, 255.0)
+
+
+def jpeg_channels(crop8: np.ndarray, rng: np.random.Generator,
+                  quality: tuple[int, int]) -> np.ndarray:
+    """An 8-bit (C, H, W) crop saved as RGB JPEG composites of random channel triples (a last
+    short triple padded with zeros), one quality and chroma subsampling per crop, read back."""
+    from ctcnet.simulate.export import decode_jpeg, encode_jpeg
+
+    c = crop8.shape[0]
+    order = rng.permutation(c)
+    q = int(rng.integers(quality[0], quality[1] + 1))
+    sub = int(rng.choice([0, 1, 2, 2]))  # 4:2:0 is what most cameras and viewers write
+    out = np.array(crop8, np.float32)
+    for k in range(0, c, 3):
+        group = order[k:k + 3]
+        rgb = np.zeros(crop8.shape[1:] + (3,), np.uint8)
+        rgb[..., :len(group)] = np.moveaxis(crop8[group], 0, -1).astype(np.uint8)
+        out[group] = np.moveaxis(decode_jpeg(encode_jpeg(rgb, q, sub))[..., :len(group)], -1, 0)
+    return out
+
+
+def augment_optics_and_export(crop: np.ndarray, cfg: AugmentConfig,
+                              rng: np.random.Generator) -> np.ndarray:
+    """The optics (zoom, defocus; on the signal), illumination gradient and 8-bit/JPEG export
+    stage on raw counts."""
+    zoom, blur = rng.random() < cfg.zoom_p, rng.random() < cfg.defocus_p
+    if zoom or blur:
+        background, noise = background_and_noise(crop)
+        signal = smooth_signal(crop, background)
+        if zoom:
+            crop = zoom_signal(crop, signal, float(_log_uniform(rng, cfg.zoom_range)))
+            signal = smooth_signal(crop, background)
+        if blur:
+            crop = blur_signal(crop, signal, float(rng.uniform(*cfg.defocus_sigma)))
+    if cfg.gradient_p > 0 and rng.random() < cfg.gradient_p:
+        crop = gradient(crop, background_and_noise(crop)[0], float(rng.uniform(
+            *cfg.gradient_range)), float(rng.uniform(0, 2 * np.pi)))
+    if cfg.export_p > 0 and rng.random() < cfg.export_p:
+        c = crop.shape[0]
+        background, noise = background_and_noise(crop)
+        crop = display_export(crop, background, noise, rng.uniform(0.0, 3.0, c),
+                              _log_uniform(rng, cfg.export_ceiling, c))
+        if rng.random() < cfg.export_jpeg_share:
+            crop = jpeg_channels(crop, rng, cfg.export_quality)
+    return crop.astype(np.float32, copy=False)
+
+
 def _log_uniform(rng: np.random.Generator, bounds, size=None) -> np.ndarray:
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     return np.exp(rng.uniform(lo, hi, size))
@@ -132,6 +254,10 @@ def augment_intensities(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Gen
         if roles and "epithelial" in roles and "leukocyte" in roles and \
                 rng.random() < cfg.nonspecific_ck_p:
             crop = leak(crop, signal, roles.index("leukocyte"), roles.index("epithelial"),
+                        float(_log_uniform(rng, cfg.nonspecific_ck_ratio)))
+        if cfg.nonspecific_neutrophil_p > 0 and roles and "neutrophil" in roles and \
+                "leukocyte" in roles and rng.random() < cfg.nonspecific_neutrophil_p:
+            crop = leak(crop, signal, roles.index("leukocyte"), roles.index("neutrophil"),
                         float(_log_uniform(rng, cfg.nonspecific_ck_ratio)))
         if rng.random() < cfg.bleed_p:
             for _ in range(int(rng.integers(1, 4))):
@@ -209,6 +335,8 @@ class TrainAugment:
         hwc = self._geometry(image=hwc)["image"]
         out = np.ascontiguousarray(hwc.transpose(2, 0, 1)) * scale
         out = augment_intensities(out, self.cfg, self._rng, self.roles)
+        if max(self.cfg.zoom_p, self.cfg.defocus_p, self.cfg.gradient_p, self.cfg.export_p) > 0:
+            out = augment_optics_and_export(out, self.cfg, self._rng)
         # Draw only when asked, so the random stream of other recipes stays as it was.
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
             from ctcnet.simulate.export import as_rgb_jpeg

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import lightning as L
 import numpy as np
@@ -103,6 +103,22 @@ def crop_level_split(targets: np.ndarray, val_fraction: float, seed: int) -> np.
     return to_val
 
 
+def with_overrides(config, overrides: dict | None):
+    """A SimConfig with knobs replaced (lists become ranges; subtype/neighbour weights are
+    merged into the config's own, so one weight can be raised alone)."""
+    if not overrides:
+        return config
+    known = {f.name for f in fields(config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"data.simulate.overrides: unknown simulator knobs {unknown}")
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    for key in ("subtype_weights", "neighbour_weights"):
+        if key in changes:
+            changes[key] = {**getattr(config, key), **changes[key]}
+    return replace(config, **changes)
+
+
 def _worker_init(worker_id: int) -> None:
     """Each dataloader worker gets its own augmentation random stream (torch seeds it)."""
     info = torch.utils.data.get_worker_info()
@@ -122,7 +138,10 @@ class CTCDataModule(L.LightningDataModule):
         data_dir: a crop dataset folder; when None, data is simulated (``simulate``).
         simulate: simulation settings: ``train`` / ``val`` / ``test`` (per-class counts),
             ``seed``, ``num_samples`` (simulated patients per split), ``randomisation``
-            (``default`` = full SimConfig ranges, ``clean``, or a named shift).
+            (``default`` = full SimConfig ranges, ``clean``, or a named shift), ``overrides``
+            (SimConfig knobs for the training split only, e.g. a debris mix richer in hard
+            subtypes: ``subtype_weights`` entries are merged into the defaults; validation and
+            test keep the default ranges, so they measure the task as it is).
         val_fraction: share of samples that go to validation when the data has no split column.
         split_seed: seed of the sample-level split.
         split_unit: ``sample`` (whole samples to validation), ``crop`` (a class-stratified
@@ -266,6 +285,7 @@ class CTCDataModule(L.LightningDataModule):
         seed = int(sim.get("seed", 0))
         num_samples = int(sim.get("num_samples", 8))
         defaults = {"train": 64, "val": 32}
+        train_config = with_overrides(config, sim.get("overrides"))
         out = {}
         # Each split gets its own seed range, so its simulated samples (patients, scanners)
         # never occur in another split.
@@ -274,7 +294,8 @@ class CTCDataModule(L.LightningDataModule):
             if not counts or name not in only:
                 continue
             batch = simulate_crops(counts, self.panel, self.taxonomy, crop_size=self.crop_size,
-                                   seed=seed + 1000 * offset, config=config,
+                                   seed=seed + 1000 * offset,
+                                   config=train_config if name == "train" else config,
                                    num_samples=num_samples)
             targets = np.array([self.taxonomy.index(label) for label in batch.labels],
                                dtype=np.int64)
@@ -292,6 +313,8 @@ class CTCDataModule(L.LightningDataModule):
         return {
             **source,
             "crop_size": self.crop_size,
+            # The training augmentation: AugmentConfig overrides (True: its defaults; False: none).
+            "augment": self.augment,
             "splits": {name: {"crops": int(len(s.targets)),
                               "samples": len(set(s.sample_ids)),
                               "per_class": s.class_counts(self.class_names)}
