@@ -28,6 +28,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT_SEED = 62000  # count evaluation 61000, training 0, validation 1000, test 424242
+CHECK_SEED = 72000  # the balanced crops on which the card records the rule's per-crop cost
+
+
+def per_crop_cost(model_path: Path, per_class: int, seed: int, device: str) -> dict:
+    """Recall per class with the model's rule and with the plain most probable class, on a
+    balanced simulated crop set (``evaluation.evaluate.rule_cost``)."""
+    import numpy as np
+
+    from ctcnet.evaluation.evaluate import labels_to_indices, rule_cost
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.simulate import simulate_crops
+
+    backend = load_backend(model_path, "torch", device)
+    spec = backend.spec
+    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                           seed=seed, num_samples=32)
+    proba = backend.predict_proba(batch.images.astype(np.float32))
+    cost = rule_cost(proba, labels_to_indices(batch.labels, spec.class_names), spec)
+    return {"per_class": per_class, "seed": seed, "recall": cost["recall"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", default="ctc,cluster",
                         help="rare classes to fit a weight for (comma-separated); the others "
                              "keep 0")
+    parser.add_argument("--check-per-class", type=int, default=250,
+                        help="balanced held-out crops per class on which the card records what "
+                             "the rule costs per crop (0: none)")
+    parser.add_argument("--check-seed", type=int, default=CHECK_SEED)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--work", type=Path, default=ROOT / "fit_decision_output",
                         help="fitting cartridges and predictions (kept: a re-run reuses them)")
@@ -56,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.evaluation.counts import simulate_count_cartridges
     from ctcnet.evaluation.decision import FitTable, fit_decision
     from ctcnet.evaluation.evaluate import evaluate_cartridges
+    from ctcnet.evaluation.model_card import refresh_decision
     from ctcnet.inference.predict import truth_of_processed_frames
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.atomic import atomic_write_text
@@ -107,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             target.write_bytes(onnx.read_bytes())
         restamp_onnx(target, out, previous_sha256=before)
         print(f"and into {target} (metadata; the graph is unchanged)")
+    card = Path(out).with_suffix(".json")
+    if card.exists():
+        per_crop = (per_crop_cost(Path(out), args.check_per_class, args.check_seed, args.device)
+                    if args.check_per_class > 0 else None)
+        refresh_decision(card, decision, per_crop)
+        print(f"card {card} (and .md) records the rule")
     for name, row in decision["fitted"]["at_fit"].items():
         cut = row["cutoff_agrees"]
         print(f"{name}: log weight {row['log_weight']:+.2f}, recall {row['recall']:.3f}, "

@@ -274,8 +274,55 @@ def render_card(card: dict) -> str:
                   "to a person. On validation: " + ", ".join(
                       f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in review.items() if not isinstance(v, (dict, list))) + "."]
+    lines += decision_lines(card.get("decision"))
     lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |",
               "|---|---|---|"]
     for name, r in test.get("subtype_recall", {}).items():
         lines.append(f"| {name} | {r['recall']:.4f} | {r['n']} |")
     return "\n".join(lines) + "\n"
+
+
+def decision_lines(decision: dict | None) -> list[str]:
+    """The card's section on the decision rule at cartridge prevalence (``spec.decision``)."""
+    if not decision or not decision.get("log_weights"):
+        return []
+    fitted = decision.get("fitted", {})
+    weights = ", ".join(f"{k} {v:+.2f}" for k, v in decision["log_weights"].items())
+    lines = ["", "## Decision at cartridge prevalence", "",
+             f"Calls in `ctcnet predict` and the ONNX runtime add these log weights to the log "
+             f"probabilities before the call ({decision.get('rule')}): {weights}. Fitted on "
+             f"{fitted.get('cartridges')} simulated cartridges of {fitted.get('frames')} frames "
+             f"(seeds {fitted.get('seeds')}), projected to "
+             f"{fitted.get('deployment_events_per_cartridge', 0):,.0f} events per cartridge; "
+             f"reproduce: `{fitted.get('command')}`.", ""]
+    at_fit = fitted.get("at_fit", {})
+    if at_fit:
+        lines += ["| class | log weight | recall on the fitting cartridges | false calls per "
+                  "1,000 events | expected share within max(1, 15 %) |", "|---|---|---|---|---|"]
+        for name, row in at_fit.items():
+            lines.append(f"| {name} | {row['log_weight']:+.2f} | {row['recall']:.3f} | "
+                         f"{row['false_per_1000_events']:.3f} | {row['within']:.0%} |")
+    per_crop = decision.get("per_crop")
+    if per_crop:
+        lines += ["", f"Cost on balanced held-out crops ({per_crop['per_class']} per class, seed "
+                  f"{per_crop['seed']}): recall with the rule against the plain most probable "
+                  "class. The rule is for cartridges, where debris outnumbers CTCs; on a "
+                  "balanced crop set it under-calls the rare classes, and `ctcnet evaluate` "
+                  "scores crops by the plain call.", "",
+                  "| class | plain | with the rule |", "|---|---|---|"]
+        for name, r in per_crop["recall"].items():
+            lines.append(f"| {name} | {r['plain']:.3f} | {r['with_rule']:.3f} |")
+    return lines
+
+
+def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) -> None:
+    """Record a (re)fitted decision rule in a model's card (``<name>.json`` and ``.md``)."""
+    from pathlib import Path
+
+    from ctcnet.io.atomic import atomic_write_text
+
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text())
+    card["decision"] = {**decision, **({"per_crop": per_crop} if per_crop else {})}
+    atomic_write_text(card_path, json.dumps(card, indent=2, default=float) + "\n")
+    atomic_write_text(card_path.with_suffix(".md"), render_card(card))
