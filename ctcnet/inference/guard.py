@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter
 
-from ctcnet.nn.calls import deployment_proba
+from ctcnet.nn.calls import top_class
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +264,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         flags["any"] = np.zeros(0, bool)
         return flags
     # The call predict makes (the decision rule at deployment prevalence, if the model has one).
-    called = np.nan_to_num(deployment_proba(proba, spec.class_names, spec.decision),
-                           nan=-1.0).argmax(axis=1)
+    called = top_class(proba, spec.class_names, spec.decision)[0]
     guarded = np.isin(np.asarray(spec.class_names, dtype=object)[called], GUARDED_CLASSES)
     roles = set(spec.panel.roles())
     is_ctc = np.asarray(spec.class_names, dtype=object)[called] == "ctc"

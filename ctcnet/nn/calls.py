@@ -87,6 +87,14 @@ def deployment_proba(proba: np.ndarray, class_names: Sequence[str],
     return out.astype(np.float32)
 
 
+def top_class(proba: np.ndarray, class_names: Sequence[str],
+              decision: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the called class, the deployment posterior) per row: the call the decision
+    rule makes (a non-finite row's index is arbitrary; :func:`calls_from_proba` fails it)."""
+    proba = deployment_proba(proba, class_names, decision)
+    return np.nan_to_num(proba, nan=-1.0).argmax(axis=1), proba
+
+
 def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
                      decision: dict | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -94,8 +102,7 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     ``decision`` is the model's ``spec.decision`` (deployment prevalence), if any."""
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
     failed = ~np.isfinite(proba).all(axis=1)
-    proba = deployment_proba(proba, class_names, decision)
-    top = np.nan_to_num(proba, nan=-1.0).argmax(axis=1)
+    top, proba = top_class(proba, class_names, decision)
     names = np.asarray(list(class_names), dtype=object)
     called = np.where(failed, FAILED_CLASS, names[top] if len(proba) else names[:0])
     confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top]).astype(np.float32)
