@@ -34,7 +34,7 @@ SUBCOMMANDS = {
     "models": "List the shipped models: panel, classes, pixel size, size on disk, card figures.",
 }
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
-FULL_INSTALL_MODULES = {"torch", "torchvision", "lightning", "torchmetrics", "jsonargparse",
+FULL_INSTALL_MODULES = {"torch", "lightning", "torchmetrics", "jsonargparse",
                         "albumentations", "onnx", "onnxscript", "scipy", "skimage", "sklearn",
                         "pandas", "pyarrow", "rich"}
 

@@ -11,12 +11,18 @@ def rng():
     return np.random.default_rng(0)
 
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    from ctcnet.nn.nets import torchvision_error
+
+    skips = {}
+    if not torch.cuda.is_available():
+        skips["gpu"] = pytest.mark.skip(reason="needs a CUDA device")
+    problem = torchvision_error() if any("resnet" in i.keywords for i in items) else None
+    if problem is not None:
+        skips["resnet"] = pytest.mark.skip(reason=f"torchvision unusable here ({problem})")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for keyword, skip in skips.items():
+            if keyword in item.keywords:
+                item.add_marker(skip)
 
 
 def save_tiny_model(path, crop_size=48, panel=None, taxonomy=None, width=None, seed=0,

@@ -218,7 +218,7 @@ def test_review_threshold_by_hand():
 
 # --- saliency ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch", ["compact", "resnet18"])
+@pytest.mark.parametrize("arch", ["compact", pytest.param("resnet18", marks=pytest.mark.resnet)])
 def test_grad_cam_has_the_crops_shape(arch):
     torch.manual_seed(0)
     spec = ModelSpec(arch, default_panel(), default_taxonomy(), crop_size=SIZE)

@@ -6,7 +6,8 @@ import torch
 from ctcnet.nn.nets import ARCHS, adapt_input_conv, create_model, load_backbone_state
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.resnet) if a == "resnet18"
+                                  else a for a in ARCHS])
 @pytest.mark.parametrize("in_chans", [3, 4, 5, 6])
 def test_forward_backward_every_parameter_gets_a_gradient(arch, in_chans):
     torch.manual_seed(0)
@@ -52,6 +53,7 @@ def test_adapt_input_conv_keeps_the_activation_scale():
                                torch.nn.functional.conv2d(grey3, rgb), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.resnet
 def test_resnet18_adapts_local_rgb_weights(tmp_path):
     from torchvision.models import resnet18
 
@@ -65,6 +67,7 @@ def test_resnet18_adapts_local_rgb_weights(tmp_path):
     assert net.fc.out_features == 4 and "fc.weight" in skipped
 
 
+@pytest.mark.resnet
 def test_init_from_rgb_weights_loads_after_the_file_is_gone(tmp_path):
     """init_from copies the weights at creation: the fine-tuned model never needs the file."""
     from torchvision.models import resnet18
@@ -89,3 +92,13 @@ def test_init_from_rgb_weights_loads_after_the_file_is_gone(tmp_path):
 def test_unknown_arch_is_refused():
     with pytest.raises(ValueError, match="unknown arch"):
         create_model("vit_huge", in_chans=5, num_classes=4)
+
+
+def test_resnet18_without_torchvision_says_which_extra(monkeypatch):
+    """The default install leaves torchvision out; asking for resnet18 names the extra."""
+    from ctcnet.errors import CtcnetError
+    from ctcnet.nn import nets
+
+    monkeypatch.setattr(nets, "torchvision_error", lambda: "ModuleNotFoundError: torchvision")
+    with pytest.raises(CtcnetError, match=r"ctcnet\[resnet\]"):
+        create_model("resnet18", in_chans=5, num_classes=4)

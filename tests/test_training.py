@@ -274,6 +274,7 @@ def test_overfit_one_batch():
     assert (module(raw).argmax(1) == target).all()
 
 
+@pytest.mark.resnet
 def test_resnet18_module_trains_a_step():
     module = CTCLitModule(crop_size=SIZE, arch="resnet18", loss="focal")
     crops, labels = toy_crops(1)

@@ -9,7 +9,10 @@
   nucleus matter as much as the mean signal.
 * ``resnet18``: torchvision's ResNet-18 with an N-channel stem; RGB weights, when given as a
   local state dict (``init_from`` in training), are adapted to N channels by
-  :func:`load_backbone_state` (timm's ``adapt_input_conv`` idea); never downloaded.
+  :func:`load_backbone_state` (timm's ``adapt_input_conv`` idea); never downloaded. It needs
+  the ``resnet`` extra (torchvision, built for the installed torch): torchvision is published
+  for the registry's CUDA builds of torch only, so the default install, which takes a machine's
+  local CPU torch when it has one, leaves it out.
 """
 
 from __future__ import annotations
@@ -60,7 +63,23 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     return (mean.repeat(1, in_chans, 1, 1) * (cin / in_chans)).to(weight.dtype)
 
 
+def torchvision_error() -> str | None:
+    """Why torchvision cannot be used here, or None when it can. A torchvision built for
+    another torch build fails at import with a RuntimeError, not an ImportError."""
+    try:
+        import torchvision.models  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _resnet18(in_chans: int, num_classes: int) -> nn.Module:
+    problem = torchvision_error()
+    if problem is not None:
+        from ctcnet.errors import CtcnetError
+
+        raise CtcnetError("arch resnet18 needs torchvision built for this torch "
+                          f"({torch.__version__}): pip install 'ctcnet[resnet]' ({problem})")
     from torchvision.models import resnet18
 
     net = resnet18(weights=None)
