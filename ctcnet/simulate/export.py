@@ -29,23 +29,20 @@ SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 # Display maximum as a fraction of a sample's bright end (99.9th percentile above background):
 # below 1 the brightest objects clip at 255, as exports made for the eye do.
 DISPLAY_MAX_FRACTION = (0.35, 1.0)
-# A single crop is seldom the brightest object of its sample, so a sample's display maximum
-# lies well above a crop's own bright end: on simulated samples (default randomisation) the
-# ratio per crop and channel runs from ~0.8 to ~130x, median 6-18x for CK and CD45. Training
-# crops shown as exports draw their headroom log-uniformly from this range; without it they
-# never show the dim cell quantised to a few grey levels that every real export holds.
-CROP_HEADROOM = (1.0, 100.0)
+# The same display maximum in units of the camera noise (a channel's 30th-10th percentile
+# spread): 12-600 on simulated samples (default randomisation). A training crop shown as an
+# export draws it from this range, class-blind, as a viewer sets it for a whole sample: a
+# crop's own bright end would stretch every crop to full range, and a crop's noise would never
+# be the one or two grey levels that real exports make of it.
+DISPLAY_MAX_NOISE_UNITS = (12.0, 600.0)
 
 
 def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.Generator,
-                 fraction: tuple[float, float] = DISPLAY_MAX_FRACTION,
-                 headroom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                 fraction: tuple[float, float] = DISPLAY_MAX_FRACTION) -> np.ndarray:
     """(N, C, H, W) raw counts -> uint8 with one (background, maximum) per sample and channel.
 
     The background is the sample's median 20th percentile; the display maximum is a random
-    fraction of the sample's 99.9th percentile above it, so highlights clip, times a
-    log-uniform ``headroom`` factor per channel (for a sample of one crop standing in for a
-    whole sample's brighter objects; see CROP_HEADROOM).
+    fraction of the sample's 99.9th percentile above it, so highlights clip.
     """
     images = np.asarray(images, np.float32)
     out = np.empty(images.shape, np.uint8)
@@ -55,13 +52,24 @@ def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.G
         block = images[idx]
         low = np.median(np.percentile(block, 20, axis=(2, 3)), axis=0)  # (C,)
         high = np.percentile(block, 99.9, axis=(0, 2, 3)) - low
-        top = high * rng.uniform(*fraction, size=low.shape)
-        if headroom != (1.0, 1.0):
-            top = top * np.exp(rng.uniform(*np.log(headroom), size=low.shape))
-        top = np.maximum(top, 1.0)
+        top = np.maximum(high * rng.uniform(*fraction, size=low.shape), 1.0)
         scaled = (block - low[None, :, None, None]) * (255.0 / top[None, :, None, None])
         out[idx] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out
+
+
+def display_8bit_crop(crop: np.ndarray, rng: np.random.Generator,
+                      noise_units: tuple[float, float] = DISPLAY_MAX_NOISE_UNITS) -> np.ndarray:
+    """One raw (C, H, W) crop -> uint8 with a display setting a viewer might have chosen for its
+    whole sample: background (20th percentile) at 0 and a display maximum drawn log-uniformly
+    in ``noise_units`` of each channel's noise, so bright objects may clip and faint ones may
+    be a few grey levels."""
+    crop = np.asarray(crop, np.float32)
+    low, p10, p30 = np.percentile(crop, [20, 10, 30], axis=(1, 2))
+    units = np.exp(rng.uniform(*np.log(noise_units), size=len(crop)))
+    top = np.maximum(np.maximum(p30 - p10, 1e-3) * units, 1.0)
+    scaled = (crop - low[:, None, None]) * (255.0 / top[:, None, None])
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int, subsampling: int) -> bytes:
@@ -85,11 +93,11 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
                 quality: tuple[int, int] = JPEG_QUALITY) -> np.ndarray:
     """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
-    in 0..255: 8-bit display scaling set for a whole sample (highlights clipped, or the crop dim
-    within CROP_HEADROOM), three channels drawn at random as the R, G, B planes of a JPEG
-    (random quality and chroma subsampling), any further channels 8-bit only. For training
-    augmentation."""
-    shown = display_8bit(crop[None], ["crop"], rng, headroom=CROP_HEADROOM)[0]
+    in 0..255: 8-bit display scaling set for a whole sample (:func:`display_8bit_crop`: clipped
+    highlights or a few grey levels), three channels drawn at random
+    as the R, G, B planes of a JPEG (random quality and chroma subsampling), any further
+    channels 8-bit only. For training augmentation."""
+    shown = display_8bit_crop(crop, rng)
     planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
         rgb = np.ascontiguousarray(shown[planes].transpose(1, 2, 0))
