@@ -7,7 +7,9 @@ the feature classifier, and checks the "done when" targets at the end of each st
 at most 2 % flips, macro-F1 at least 0.97, the CNN never below the marker gate, and at most 1 %
 of CK+CD45+ leukocytes called ``ctc``. It also re-measures the issue's five-row table.
 
-    python scripts/robustness_matrix.py [--model PATH] [--per-class 250] [--out DIR]
+    python scripts/robustness_matrix.py [--model PATH] [--per-class 250] [--out DIR] [--card]
+
+``--card`` records the range ends, the check and the review flags in the model's card.
 
 The issue's table alone, on the crop set the issue measured it on (read as ``ctcnet evaluate``
 reads it, at model scale):
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--table-data", type=Path,
                         help="only the issue's table, on this labelled crop folder")
+    parser.add_argument("--card", action="store_true",
+                        help="also record the range ends in the model's card (<model>.json/.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -137,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     matrix_png(matrix, args.out / "robustness.png")
     atomic_write_text(args.out / "robustness.json", json.dumps(matrix, indent=2) + "\n")
+    if args.card:
+        from ctcnet.evaluation.model_card import matrix_summary, update_card
+
+        card = backend.model_path.with_suffix(".json")
+        command = (f"python scripts/robustness_matrix.py --model models/{card.stem}.pt "
+                   f"--per-class {args.per_class} --seed {args.seed} --card")
+        update_card(card, robustness_matrix=matrix_summary(matrix, command))
+        print(f"recorded in {card} and {card.with_suffix('.md')}")
     atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
 
     print(f"model {backend.model_path} ({backend.name}); {len(labels)} crops, seed {args.seed}")

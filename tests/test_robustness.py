@@ -225,3 +225,31 @@ def test_matrix_png_draws_any_number_of_methods(tmp_path):
     path = matrix_png({"n": 3, "methods": ["cnn", "a", "b"], "cells": [cell, cell]},
                       tmp_path / "m.png")
     assert path.stat().st_size > 0
+
+
+def test_matrix_goes_into_a_model_card(tmp_path):
+    """The range ends, the check and the flags land in the card's JSON and Markdown."""
+    import shutil
+
+    from ctcnet.evaluation.model_card import matrix_summary, update_card
+    from ctcnet.nn.registry import get_model
+
+    crops = np.concatenate([disk_crops(n=5, channel=1), disk_crops(n=5, channel=2)])
+    labels = np.array([0] * 5 + [1] * 5)
+    cells = [perturb.Cell("test", "identity", 1.0, "1x", True, lambda x, rng: x),
+             perturb.Cell("test", "swap", 1.0, "1x", False, lambda x, rng: x[:, [0, 2, 1]]),
+             perturb.Cell("test", "swap", 2.0, "2x", True, lambda x, rng: x[:, [0, 2, 1]])]
+    m = run_matrix(crops[:, :3], labels, ["ctc", "wbc"], _toy_classify, cells,
+                   flags={"half": lambda x, p: np.arange(len(x)) >= 5})
+    m["check"] = check_targets(m)
+    card = tmp_path / "card.json"
+    info = get_model("ctcnet-core3")
+    shutil.copy(info.folder / f"{info.name}.json", card)
+    update_card(card, robustness_matrix=matrix_summary(m, "python make_it.py"))
+    stored = json.loads(card.read_text())["robustness_matrix"]
+    assert [c["strength"] for c in stored["range_ends"]] == ["1x", "2x"]  # range ends only
+    assert stored["range_ends"][1]["cnn"] == {"flip_rate": 1.0, "macro_f1": 0.0}
+    text = card.with_suffix(".md").read_text()
+    assert "## Robustness matrix (range ends)" in text and "`python make_it.py`" in text
+    assert "| swap | 2x | 100.0% | 0.000 |" in text and "**not met**" in text
+    assert "## Held-out test" in text  # the rest of the card is still there

@@ -274,6 +274,7 @@ def render_card(card: dict) -> str:
                   "to a person. On validation: " + ", ".join(
                       f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in review.items() if not isinstance(v, (dict, list))) + "."]
+    lines += matrix_lines(card.get("robustness_matrix"))
     lines += decision_lines(card.get("decision"))
     lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |",
               "|---|---|---|"]
@@ -315,14 +316,70 @@ def decision_lines(decision: dict | None) -> list[str]:
     return lines
 
 
-def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) -> None:
-    """Record a (re)fitted decision rule in a model's card (``<name>.json`` and ``.md``)."""
+def update_card(card_path, **entries) -> None:
+    """Set top-level entries of a model's card (``<name>.json``) and re-render its ``.md``."""
     from pathlib import Path
 
     from ctcnet.io.atomic import atomic_write_text
 
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
-    card["decision"] = {**decision, **({"per_crop": per_crop} if per_crop else {})}
+    card.update(entries)
     atomic_write_text(card_path, json.dumps(card, indent=2, default=float) + "\n")
     atomic_write_text(card_path.with_suffix(".md"), render_card(card))
+
+
+def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) -> None:
+    """Record a (re)fitted decision rule in a model's card (``<name>.json`` and ``.md``)."""
+    update_card(card_path, decision={**decision, **({"per_crop": per_crop} if per_crop else {})})
+
+
+def matrix_summary(matrix: dict, command: str) -> dict:
+    """What a card keeps of a robustness matrix (``ctcnet.evaluation.matrix``): the clean
+    figures, every range-end cell per method, the target check and the review flags."""
+    from ctcnet.evaluation.matrix import review_lines
+
+    return {"n": matrix["n"], "seed": matrix["seed"], "data": matrix.get("data"),
+            "command": command, "methods": matrix["methods"],
+            "clean": {m: round(v["macro_f1"], 4) for m, v in matrix["clean"].items()},
+            "range_ends": [{"perturbation": c["name"], "strength": c["label"],
+                            **{m: {"flip_rate": round(v["flip_rate"], 4),
+                                   "macro_f1": round(v["macro_f1"], 4)}
+                               for m, v in c["methods"].items()}}
+                           for c in matrix["cells"] if c["range_end"]],
+            "check": {k: matrix["check"][k] for k in ("passed", "failures", "range_end_cells",
+                                                      "double_positive_wbc_called_ctc",
+                                                      "targets")},
+            "review_flags": review_lines(matrix)}
+
+
+def matrix_lines(summary: dict | None) -> list[str]:
+    """The card's section on the robustness matrix (``matrix_summary``)."""
+    if not summary:
+        return []
+    check, methods = summary["check"], summary["methods"]
+    targets = check["targets"]
+    double = check.get("double_positive_wbc_called_ctc")
+    data = summary.get("data") or f"seed {summary['seed']}"
+    lines = ["", "## Robustness matrix (range ends)", "",
+             f"{summary['n']} held-out crops ({data}), each perturbation at the end of its "
+             f"stated range; flips against the same "
+             f"method's unperturbed call. Reproduce: `{summary['command']}`. Clean macro-F1: "
+             + ", ".join(f"{m} {v:.4f}" for m, v in summary["clean"].items()) + ".", "",
+             f"Targets (<= {targets['max_flip_rate']:.0%} flips, macro-F1 >= "
+             f"{targets['min_macro_f1']}, never below the marker gate, CK+CD45+ leukocytes "
+             f"called ctc <= {targets['max_double_positive_ctc']:.0%}): "
+             f"**{'met' if check['passed'] else 'not met'}**, {len(check['failures'])} "
+             f"failures over {check['range_end_cells']} range-end cells"
+             + (f"; CK+CD45+ leukocytes called ctc {double:.1%}" if double is not None else "")
+             + ".", "",
+             "| perturbation | strength | " + " | ".join(f"{m} flips | {m} F1" for m in methods)
+             + " |", "|---|---|" + "---|---|" * len(methods)]
+    for cell in summary["range_ends"]:
+        lines.append(f"| {cell['perturbation']} | {cell['strength']} | " + " | ".join(
+            f"{cell[m]['flip_rate']:.1%} | {cell[m]['macro_f1']:.3f}" if m in cell else "- | -"
+            for m in methods) + " |")
+    if summary.get("review_flags"):
+        lines += ["", "Review flags (share of wrong CTC calls caught, share of events flagged):",
+                  ""] + [f"- {line}" for line in summary["review_flags"]]
+    return lines
