@@ -93,11 +93,15 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
                 quality: tuple[int, int] = JPEG_QUALITY) -> np.ndarray:
     """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
-    in 0..255: 8-bit display scaling set for a whole sample (:func:`display_8bit_crop`: clipped
-    highlights or a few grey levels), three channels drawn at random
-    as the R, G, B planes of a JPEG (random quality and chroma subsampling), any further
-    channels 8-bit only. For training augmentation."""
-    shown = display_8bit_crop(crop, rng)
+    in 0..255: 8-bit display scaling, three channels drawn at random as the R, G, B planes of
+    a JPEG (random quality and chroma subsampling), any further channels 8-bit only. For
+    training augmentation. The display is, by a coin flip, the crop's own (its bright end at
+    the top, as an export of one cell is made) or one set for a whole sample
+    (:func:`display_8bit_crop`: clipped highlights, or a faint channel a few grey levels)."""
+    if rng.random() < 0.5:
+        shown = display_8bit(crop[None], ["crop"], rng)[0]
+    else:
+        shown = display_8bit_crop(crop, rng)
     planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
         rgb = np.ascontiguousarray(shown[planes].transpose(1, 2, 0))
