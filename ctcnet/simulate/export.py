@@ -91,23 +91,42 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
-                quality: tuple[int, int] = JPEG_QUALITY) -> np.ndarray:
+                quality: tuple[int, int] = JPEG_QUALITY,
+                conventional: Sequence[int] | None = None) -> np.ndarray:
     """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
-    in 0..255: 8-bit display scaling, three channels drawn at random as the R, G, B planes of
-    a JPEG (random quality and chroma subsampling), any further channels 8-bit only. For
-    training augmentation. The display is, by a coin flip, the crop's own (its bright end at
-    the top, as an export of one cell is made) or one set for a whole sample
-    (:func:`display_8bit_crop`: clipped highlights, or a faint channel a few grey levels)."""
+    in 0..255: 8-bit display scaling, three channels as the R, G, B planes of a JPEG (random
+    quality and chroma subsampling), any further channels 8-bit only. For training
+    augmentation.
+
+    The display is, by a coin flip, the crop's own (its bright end at the top, as an export of
+    one cell is made) or one set for a whole sample (:func:`display_8bit_crop`: clipped
+    highlights, or a faint channel a few grey levels). The planes are, by another coin flip,
+    ``conventional`` (channel indices shown as R, G, B; e.g. CK, CD45, DAPI, as published
+    composites do, which puts the nucleus in the plane JPEG stores coarsest) or three drawn at
+    random, so no plane order is learnt as the only one.
+    """
     if rng.random() < 0.5:
         shown = display_8bit(crop[None], ["crop"], rng)[0]
     else:
         shown = display_8bit_crop(crop, rng)
-    planes = rng.permutation(len(shown))[:3]
+    if conventional is not None and len(conventional) == 3 and rng.random() < 0.5:
+        planes = np.asarray(conventional)
+    else:
+        planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
         rgb = np.ascontiguousarray(shown[planes].transpose(1, 2, 0))
         q, sub = int(rng.integers(quality[0], quality[1] + 1)), int(rng.choice(list(SUBSAMPLING)))
         shown[planes] = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1)
     return shown.astype(np.float32)
+
+
+def conventional_planes(roles: Sequence[str] | None) -> tuple[int, int, int] | None:
+    """Channel indices of the published composite order (R, G, B = epithelial, leukocyte,
+    nucleus markers; DEFAULT_PLANES) from a panel's roles, or None when one is missing."""
+    wanted = ("epithelial", "leukocyte", "nucleus")
+    if not roles or not all(r in roles for r in wanted):
+        return None
+    return tuple(list(roles).index(r) for r in wanted)
 
 
 def resize_rgb(rgb: np.ndarray, factor: float) -> np.ndarray:
