@@ -29,12 +29,6 @@ SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 # Display maximum as a fraction of a sample's bright end (99.9th percentile above background):
 # below 1 the brightest objects clip at 255, as exports made for the eye do.
 DISPLAY_MAX_FRACTION = (0.35, 1.0)
-# The same display maximum in units of the camera noise (a channel's 30th-10th percentile
-# spread): 12-600 on simulated samples (default randomisation). A training crop shown as an
-# export draws it from this range, class-blind, as a viewer sets it for a whole sample: a
-# crop's own bright end would stretch every crop to full range, and a crop's noise would never
-# be the one or two grey levels that real exports make of it.
-DISPLAY_MAX_NOISE_UNITS = (12.0, 600.0)
 
 
 def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.Generator,
@@ -58,20 +52,6 @@ def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.G
     return out
 
 
-def display_8bit_crop(crop: np.ndarray, rng: np.random.Generator,
-                      noise_units: tuple[float, float] = DISPLAY_MAX_NOISE_UNITS) -> np.ndarray:
-    """One raw (C, H, W) crop -> uint8 with a display setting a viewer might have chosen for its
-    whole sample: background (20th percentile) at 0 and a display maximum drawn log-uniformly
-    in ``noise_units`` of each channel's noise, so bright objects may clip and faint ones may
-    be a few grey levels."""
-    crop = np.asarray(crop, np.float32)
-    low, p10, p30 = np.percentile(crop, [20, 10, 30], axis=(1, 2))
-    units = np.exp(rng.uniform(*np.log(noise_units), size=len(crop)))
-    top = np.maximum(np.maximum(p30 - p10, 1e-3) * units, 1.0)
-    scaled = (crop - low[:, None, None]) * (255.0 / top[:, None, None])
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
 def encode_jpeg(rgb: np.ndarray, quality: int, subsampling: int) -> bytes:
     """An (H, W, 3) uint8 image as JPEG bytes (Pillow; ``subsampling`` as in SUBSAMPLING)."""
     from PIL import Image
@@ -91,42 +71,18 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
-                quality: tuple[int, int] = JPEG_QUALITY,
-                conventional: Sequence[int] | None = None) -> np.ndarray:
+                quality: tuple[int, int] = JPEG_QUALITY) -> np.ndarray:
     """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
-    in 0..255: 8-bit display scaling, three channels as the R, G, B planes of a JPEG (random
-    quality and chroma subsampling), any further channels 8-bit only. For training
-    augmentation.
-
-    The display is, by a coin flip, the crop's own (its bright end at the top, as an export of
-    one cell is made) or one set for a whole sample (:func:`display_8bit_crop`: clipped
-    highlights, or a faint channel a few grey levels). The planes are, by another coin flip,
-    ``conventional`` (channel indices shown as R, G, B; e.g. CK, CD45, DAPI, as published
-    composites do, which puts the nucleus in the plane JPEG stores coarsest) or three drawn at
-    random, so no plane order is learnt as the only one.
-    """
-    if rng.random() < 0.5:
-        shown = display_8bit(crop[None], ["crop"], rng)[0]
-    else:
-        shown = display_8bit_crop(crop, rng)
-    if conventional is not None and len(conventional) == 3 and rng.random() < 0.5:
-        planes = np.asarray(conventional)
-    else:
-        planes = rng.permutation(len(shown))[:3]
+    in 0..255: 8-bit display scaling with clipped highlights, three channels drawn at random
+    as the R, G, B planes of a JPEG (random quality and chroma subsampling), any further
+    channels 8-bit only. For training augmentation."""
+    shown = display_8bit(crop[None], ["crop"], rng)[0]
+    planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
         rgb = np.ascontiguousarray(shown[planes].transpose(1, 2, 0))
         q, sub = int(rng.integers(quality[0], quality[1] + 1)), int(rng.choice(list(SUBSAMPLING)))
         shown[planes] = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1)
     return shown.astype(np.float32)
-
-
-def conventional_planes(roles: Sequence[str] | None) -> tuple[int, int, int] | None:
-    """Channel indices of the published composite order (R, G, B = epithelial, leukocyte,
-    nucleus markers; DEFAULT_PLANES) from a panel's roles, or None when one is missing."""
-    wanted = ("epithelial", "leukocyte", "nucleus")
-    if not roles or not all(r in roles for r in wanted):
-        return None
-    return tuple(list(roles).index(r) for r in wanted)
 
 
 def resize_rgb(rgb: np.ndarray, factor: float) -> np.ndarray:

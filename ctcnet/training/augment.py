@@ -339,10 +339,9 @@ class TrainAugment:
             out = augment_optics_and_export(out, self.cfg, self._rng)
         # Draw only when asked, so the random stream of other recipes stays as it was.
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
-            from ctcnet.simulate.export import as_rgb_jpeg, conventional_planes
+            from ctcnet.simulate.export import as_rgb_jpeg
 
-            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality,
-                              conventional_planes(self.roles))
+            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality)
         return out
 
 
