@@ -363,8 +363,9 @@ def matrix_lines(summary: dict | None) -> list[str]:
     data = summary.get("data") or f"seed {summary['seed']}"
     lines = ["", "## Robustness matrix (range ends)", "",
              f"{summary['n']} held-out crops ({data}), each perturbation at the end of its "
-             f"stated range; flips against the same "
-             f"method's unperturbed call. Reproduce: `{summary['command']}`. Clean macro-F1: "
+             f"stated range; flips against the same method's unperturbed call. Calls are the "
+             f"top calibrated probability, balanced classes, without the decision rule at "
+             f"cartridge prevalence. Reproduce: `{summary['command']}`. Clean macro-F1: "
              + ", ".join(f"{m} {v:.4f}" for m, v in summary["clean"].items()) + ".", "",
              f"Targets (<= {targets['max_flip_rate']:.0%} flips, macro-F1 >= "
              f"{targets['min_macro_f1']}, never below the marker gate, CK+CD45+ leukocytes "
