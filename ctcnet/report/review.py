@@ -30,6 +30,9 @@ ROLE_COLOURS = {
     "epcam": (0.6, 1.0, 0.3), "unknown": (0.6, 0.6, 0.6),
 }
 TILES_PER_PAGE = 20
+# Saliency is computed for this many pages at a time (60 crops: one efficient backward batch),
+# so its maps never hold a whole category: the report's memory does not grow with the gallery.
+SALIENCY_PAGES = 3
 LABEL_HEIGHT = 14
 GAP = 4
 
@@ -215,10 +218,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             s = crops.shape[-1]
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
-            saliency = None
-            if explain is not None:  # batched inside (64 crops): gradients stay small
-                classes = [spec.taxonomy.index(k) for k in with_crops["class"]]
-                saliency = explain(np.asarray(crops, np.float32), classes)
+            classes = np.array([spec.taxonomy.index(k) for k in with_crops["class"]])
+            saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
             labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
                       + (" REVIEW" if r else "") + (" edge" if ec else "")
                       for e, f, x, y, k, p, r, ec in zip(
@@ -229,8 +230,12 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
                 name = f"{cat}_{page_no:03d}.png"
                 page = slice(start, start + TILES_PER_PAGE)
-                tiles = render_tiles(crops[page], panel, scale,
-                                     None if saliency is None else saliency[page])
+                if explain is not None and (saliency is None or start >= done + len(saliency)):
+                    done = start
+                    chunk = slice(start, start + TILES_PER_PAGE * SALIENCY_PAGES)
+                    saliency = explain(np.asarray(crops[chunk], np.float32), classes[chunk])
+                tiles = render_tiles(crops[page], panel, scale, None if saliency is None else
+                                     saliency[start - done:start - done + TILES_PER_PAGE])
                 image = montage_page(tiles, labels[page], header, s * scale)
                 with atomic_path(gdir / name) as tmp:
                     image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
