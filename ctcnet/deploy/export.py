@@ -210,6 +210,11 @@ def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -
     graph = graph.eval()
     example = torch.from_numpy(crops[:2].astype(np.float32))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    # Without torchvision (the default install) the exporter warns once per torchvision
+    # operator it cannot register; our graphs use none of them.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
     try:
         with redirect_stdout(io.StringIO()):  # the exporter prints progress lines
             program = torch.onnx.export(
@@ -221,6 +226,8 @@ def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -
     except Exception as err:  # the exporter raises many error types; explain and stop
         raise CtcnetError(f"ONNX export (opset {opset}) failed: "
                           f"{str(err).strip().splitlines()[0][:400]}") from err
+    finally:
+        registration.setLevel(level)
     written = {o.domain: o.version for o in program.model_proto.opset_import}.get("")
     if written != int(opset):
         raise CtcnetError(f"asked for opset {opset} but the exporter wrote opset {written}")
