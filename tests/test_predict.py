@@ -236,6 +236,8 @@ def test_crop_dataset_input(setup, tmp_path):
                  str(tmp_path / "out"), "--quiet"]) == 0
     table = pd.read_csv(tmp_path / "out" / "crops" / "predictions.csv")
     assert len(table) == len(batch.labels)
+    summary = json.loads((tmp_path / "out" / "crops" / "summary.json").read_text())
+    assert summary["decision_log_weights"] == {}  # the tiny model has no prevalence rule
     assert set(table["class"]) <= set(default_taxonomy().names)
 
 
@@ -398,3 +400,23 @@ def test_counts_match_ground_truth_within_the_classifiers_error(tmp_path):
     assert truth["detection"]["recall"] >= 0.9
     assert (np.abs(got - expected) <= 3 * spread + missed + 1).all(), \
         (spec.class_names, got.tolist(), expected.round(1).tolist(), true_n.tolist())
+
+
+def test_summary_records_the_prevalence_rule_and_the_flag_turns_it_off(setup, tmp_path):
+    """Calls of the shipped model use its decision rule unless --no-prevalence-rule; the
+    summary says which, so counts from the two are never mixed up."""
+    from ctcnet.cli import main
+    from ctcnet.nn.registry import get_model
+
+    info = get_model("ctcnet-default")
+    weights = info.card["decision"]["log_weights"]
+    for flag, expected in (([], weights), (["--no-prevalence-rule"], {})):
+        out = tmp_path / ("off" if flag else "on")
+        assert main(["predict", str(setup["cart"]), "--out", str(out), "--device", "cpu",
+                     "--quiet", "--no-report", *flag]) == 0
+        summary = json.loads((out / "sim3" / "summary.json").read_text())
+        assert summary["model"]["decision_log_weights"] == pytest.approx(expected)
+    on, off = read_events(tmp_path / "on" / "sim3"), read_events(tmp_path / "off" / "sim3")
+    # The rule only moves calls away from the rare classes it down-weights.
+    moved = on["model_class"] != off["model_class"]
+    assert set(off.loc[moved, "model_class"]) <= set(weights)

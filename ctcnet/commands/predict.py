@@ -34,6 +34,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
+    parser.add_argument("--no-prevalence-rule", action="store_true",
+                        help="call the top calibrated probability alone, without the model's "
+                             "decision rule for cartridge prevalence (for balanced crop sets, "
+                             "or to compare; summary.json records which was used)")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 
@@ -80,6 +84,8 @@ def run(args) -> int:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):
         backend = load_backend(model, args.backend, device, args.batch_size)
+        if args.no_prevalence_rule:
+            backend.spec = backend.spec.replace(decision={})
         summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
                                    info.world_size)
     if info.is_main:  # one index of every output of the run (all ranks have finished)

@@ -26,6 +26,9 @@ class ModelInfo:
     pixel_size_um: float
     temperature: float
     review_threshold: float
+    # The decision rule at cartridge prevalence (``spec.decision``): log weights added to the
+    # log probabilities before the call; empty = the top calibrated probability alone.
+    decision_log_weights: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +119,7 @@ class CropRunSummary:
     accuracy: float | None           # against the dataset's labels, where they are classes
     guard: dict | None = None        # calls the marker guard sent to review
     timings_s: dict[str, float] = field(default_factory=dict)
+    decision_log_weights: dict = field(default_factory=dict)  # as in ModelInfo
 
     def to_dict(self) -> dict:
         return asdict(self)
