@@ -96,16 +96,25 @@ def perturbations(images: np.ndarray, panel) -> dict[str, np.ndarray]:
     return {k: np.clip(np.rint(v), 0, 4095) for k, v in out.items()}
 
 
-def train_variant(images, targets, spec, augment, epochs: int, seed: int):
+def train_variant(images, targets, spec, augment, epochs: int, seed: int,
+                  num_workers: int = 0, clip_norm: float | None = None):
+    """The recipe's loss and schedule in a plain loop (AdamW, one-cycle, balanced CE); also
+    scripts/ablate_recipe.py's, which loads in one worker and clips gradients."""
     from torch.utils.data import DataLoader
 
     from ctcnet.nn.classifier import CTCClassifier
     from ctcnet.training.datamodule import CropDataset
 
+    def worker_init(worker_id: int) -> None:  # each worker its own augmentation stream
+        info = torch.utils.data.get_worker_info()
+        info.dataset.augment.reseed(int(info.seed % 2**32))
+
     torch.manual_seed(seed)
     model = CTCClassifier(spec)
     loader = DataLoader(CropDataset(images, targets, augment), batch_size=128, shuffle=True,
-                        drop_last=True)
+                        drop_last=True, num_workers=num_workers,
+                        worker_init_fn=worker_init if num_workers else None,
+                        persistent_workers=num_workers > 0)
     counts = np.bincount(targets, minlength=spec.num_classes)
     weight = torch.tensor(len(targets) / (len(counts) * np.maximum(counts, 1)),
                           dtype=torch.float32)
@@ -118,6 +127,8 @@ def train_variant(images, targets, spec, augment, epochs: int, seed: int):
             loss = F.cross_entropy(model(raw), target, weight=weight, label_smoothing=0.02)
             opt.zero_grad()
             loss.backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             opt.step()
             sched.step()
     return model.eval()

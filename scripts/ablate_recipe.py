@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ctcnet.io.atomic import atomic_write_text
 
@@ -70,37 +69,12 @@ def recipe_parts() -> tuple[dict, dict, dict]:
 
 
 def train(images, targets, spec, augment, epochs: int, seed: int = 0):
-    """The recipe's loss and schedule in a plain loop (AdamW, one-cycle, balanced CE)."""
-    from torch.utils.data import DataLoader
+    """The recipe's loss and schedule in a plain loop (AdamW, one-cycle, balanced CE), one
+    loader worker, gradients clipped at 5 as the recipe does."""
+    from ablate_marker_fidelity import train_variant  # scripts/ is on sys.path when run
 
-    from ctcnet.nn.classifier import CTCClassifier
-    from ctcnet.training.datamodule import CropDataset
-
-    def worker_init(worker_id: int) -> None:  # each worker its own augmentation stream
-        info = torch.utils.data.get_worker_info()
-        info.dataset.augment.reseed(int(info.seed % 2**32))
-
-    torch.manual_seed(seed)
-    model = CTCClassifier(spec)
-    loader = DataLoader(CropDataset(images, targets, augment), batch_size=128, shuffle=True,
-                        drop_last=True, num_workers=1, worker_init_fn=worker_init,
-                        persistent_workers=True)
-    counts = np.bincount(targets, minlength=spec.num_classes)
-    weight = torch.tensor(len(targets) / (len(counts) * np.maximum(counts, 1)),
-                          dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=4e-3,
-                                                total_steps=epochs * len(loader), pct_start=0.1)
-    model.train()
-    for _ in range(epochs):
-        for raw, target in loader:
-            loss = F.cross_entropy(model(raw), target, weight=weight, label_smoothing=0.02)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-    return model.eval()
+    return train_variant(images, targets, spec, augment, epochs, seed, num_workers=1,
+                         clip_norm=5.0)
 
 
 def score(model, test, subtypes: np.ndarray, cells) -> dict:

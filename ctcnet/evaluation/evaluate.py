@@ -125,13 +125,13 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
 def rule_cost(proba: np.ndarray, y: np.ndarray, spec: ModelSpec) -> dict:
     """What the model's decision rule (``spec.decision``, made for cartridge prevalence) costs
     on these crops: recall per class with it and with the plain most probable class."""
-    from ctcnet.nn.calls import calls_from_proba
+    from ctcnet.nn.calls import calls_from_proba, decision_weights
 
     names = spec.class_names
     plain = np.asarray(proba).argmax(axis=1)
     called = calls_from_proba(proba, names, spec.review_threshold, spec.decision)[0]
     ruled = np.array([names.index(c) if c in names else -1 for c in called])
-    out = {"log_weights": dict(spec.decision.get("log_weights", {})), "recall": {}}
+    out = {"log_weights": decision_weights(spec.decision), "recall": {}}
     for k, name in enumerate(names):
         if (y == k).any():
             out["recall"][name] = {"plain": float((plain[y == k] == k).mean()),

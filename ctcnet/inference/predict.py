@@ -58,7 +58,7 @@ from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, Run
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
-from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
@@ -670,7 +670,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                         classes=spec.class_names, crop_size=spec.crop_size,
                         pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
                         review_threshold=spec.review_threshold,
-                        decision_log_weights=dict((spec.decision or {}).get("log_weights", {}))),
+                        decision_log_weights=decision_weights(spec.decision)),
         backend=backend.name,
         device=backend.device_name,
         panel=cartridge.panel.to_dict(),
@@ -778,7 +778,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     summary = CropRunSummary(
         dataset=str(root), crops=len(table), backend=backend.name,
         device=backend.device_name, model=str(backend.model_path),
-        decision_log_weights=dict((spec.decision or {}).get("log_weights", {})),
+        decision_log_weights=decision_weights(spec.decision),
         counts={n: int(((table["class"] == n) & counted(table)).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
         guard=guard_summary(table, spec),

@@ -65,9 +65,14 @@ def check_decision(decision: dict | None, class_names: Sequence[str],
                              "finite number", source)
 
 
+def decision_weights(decision: dict | None) -> dict[str, float]:
+    """A decision rule's log weights by class name (a copy; empty: no rule)."""
+    return dict((decision or {}).get("log_weights", {}))
+
+
 def log_weights(decision: dict | None, class_names: Sequence[str]) -> np.ndarray:
     """(K,) log weights of a decision rule (zeros: the plain most probable class)."""
-    weights = (decision or {}).get("log_weights", {})
+    weights = decision_weights(decision)
     return np.array([float(weights.get(n, 0.0)) for n in class_names], np.float64)
 
 
