@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import tempfile
@@ -34,12 +35,23 @@ from ctcnet.nn.classifier import load_model  # noqa: E402
 from ctcnet.simulate import SimConfig, simulate_crops  # noqa: E402
 from ctcnet.training.finetune import FinetuneOptions, finetune, model_logits  # noqa: E402
 
-# Each knob outside SimConfig()'s training range (the range in the comment).
+# One instrument outside SimConfig()'s training ranges (each range in the comment). Its optics
+# are the same on every sample it scans, as a real instrument's are: a filter set with four
+# strong spillovers (the training draws at most 10 % for any pair, per sample), a sharper
+# objective, a brighter staining kit, patchier background, and a cohort with larger cells. The
+# spillover of CK into CD45 is what breaks the base model (a CTC's ghost reads as CD45
+# staining, and a CD45-positive event is no CTC); it is fixed by the optics, so a reviewer's
+# labels can teach it. The classes stay decidable (the ceiling: fine-tuned on plenty of its
+# crops), so the curve measures what a few labelled crops buy, not what the scanner hides.
 NEW_SCANNER = {
-    "bleed_through": (0.20, 0.30),          # 0.00-0.15: a leakier filter set
-    "psf_sigma_um": (1.4, 1.8),             # 0.55-1.3: a softer objective
-    "cell_size_scale": 0.75,                # 1.0: another cohort's smaller cells
-    "stain_strength": (0.3, 0.5),           # 0.5-2.0: a weaker staining kit
+    "instrument_bleed": (("CK", "CD45", 0.30),     # 0-10 %: a CTC's ghost in CD45
+                         ("CD45", "CD66b", 0.30),  # every leukocyte lights up CD66b
+                         ("DAPI", "CD61", 0.30),   # every nucleus in the platelet channel
+                         ("CD61", "CK", 0.20)),    # platelets in CK
+    "bleed_through": (0.002, 0.03),         # 0.002-0.10: the rest of the matrix, per sample
+    "psf_sigma_um": (0.40, 0.50),           # 0.55-1.3: a sharper objective
+    "cell_size_scale": 1.15,                # 1.0: another cohort's larger cells
+    "stain_strength": (6.0, 10.0),          # 0.18-5.5: a brighter kit (highlights clip)
     "background_patchiness": (0.30, 0.40),  # 0.03-0.25: patchier background texture
 }
 RUNS = ROOT / "docs" / "adapting_runs.jsonl"
@@ -47,6 +59,11 @@ RUNS = ROOT / "docs" / "adapting_runs.jsonl"
 
 def new_scanner() -> SimConfig:
     return dataclasses.replace(SimConfig(), **NEW_SCANNER, shifts=("new_scanner",))
+
+
+def scanner_digest() -> str:
+    """Short digest of NEW_SCANNER: runs of another protocol are neither skipped nor reported."""
+    return hashlib.sha256(json.dumps(NEW_SCANNER, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def first_per_class(labels: list[str], n: int) -> np.ndarray:
@@ -78,7 +95,7 @@ def run_curve(args) -> None:
     for seed in args.seeds:
         pool = test = None
         for n in args.ns:
-            key = {"seed": seed, "n": n, "steps": options.steps,
+            key = {"scanner": scanner_digest(), "seed": seed, "n": n, "steps": options.steps,
                    "train_blocks": options.train_blocks, "lr": options.lr,
                    "simulated_per_class": options.simulated_per_class}
             if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
@@ -124,8 +141,8 @@ def report(args) -> None:
 
     settings = {"steps": args.steps, "lr": args.lr,
                 "simulated_per_class": args.simulated_per_class}
-    every = [r for r in done_runs(args.out)
-             if r["n"] == 0 or all(r.get(k) == v for k, v in settings.items())]
+    every = [r for r in done_runs(args.out) if r.get("scanner") == scanner_digest()
+             and (r["n"] == 0 or all(r.get(k) == v for k, v in settings.items()))]
     chosen = args.train_blocks or None
     # N = 0 (no fine-tuning) belongs to every setting.
     runs = [r for r in every if r["n"] == 0 or r.get("train_blocks") == chosen]

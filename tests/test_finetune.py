@@ -95,3 +95,19 @@ def test_curve_png_draws_every_point(tmp_path):
         pixels = np.asarray(im.convert("RGB"))
     orange = (np.abs(pixels.astype(int) - (230, 120, 40)).sum(-1) < 30)
     assert orange.any() and pixels.shape[1] > 420
+
+
+def test_finetune_yaml_is_the_same_recipe_as_the_command():
+    """configs/finetune.yaml (LightningCLI form) and `ctcnet finetune` share their defaults."""
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "configs" / "finetune.yaml")
+                            .read_text())
+    d = FinetuneOptions()
+    assert config["trainer"]["max_steps"] == d.steps
+    assert config["model"]["lr"] == pytest.approx(d.lr)
+    assert config["model"]["train_blocks"] == d.train_blocks
+    assert config["data"]["batch_size"] == d.batch_size
+    assert config["data"]["val_fraction"] == pytest.approx(d.holdout)

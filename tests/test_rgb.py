@@ -375,6 +375,23 @@ def test_rgb_jpeg_augmentation(rng):
     assert out[0, 12:18, 14:20].mean() > out[0, :5, :5].mean() + 50  # the cell survives
 
 
+def test_rgb_jpeg_augmentation_at_an_export_zoom(rng):
+    """Exported at 2-3x the crop's magnification and brought back: same size, 0..255, the
+    cell where it was and as bright, and not the export at model scale."""
+    from ctcnet.simulate.export import as_rgb_jpeg
+
+    crop = rng.poisson(200, (3, TINY_CROP, TINY_CROP)).astype(np.float32)
+    crop[:, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
+    zoomed = as_rgb_jpeg(crop, np.random.default_rng(1), (70, 70), zoom=(2.0, 3.0))
+    flat = as_rgb_jpeg(crop, np.random.default_rng(1), (70, 70))
+    assert zoomed.shape == crop.shape and zoomed.dtype == np.float32
+    assert 0 <= zoomed.min() and zoomed.max() <= 255
+    assert zoomed[0, 12:18, 14:20].mean() > zoomed[0, :5, :5].mean() + 50
+    inside = (slice(None), slice(12, 18), slice(14, 20))
+    assert np.allclose(zoomed[inside].mean(axis=(1, 2)), flat[inside].mean(axis=(1, 2)), atol=6)
+    assert not np.array_equal(zoomed, flat)
+
+
 def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
     """A zoomed export (0.1 um/px, one 8 um nucleus 80 px across) reaches a 0.64 um/px model
     as the same 8 um: ~12.5 px across, whatever the file's size."""

@@ -233,6 +233,27 @@ def test_bleed_through_shift_shows_ck_in_the_next_channel():
     assert signal(bled.images, 2).mean() > 3 * max(signal(base.images, 2).mean(), 1.0)
 
 
+def test_instrument_bleed_is_one_fixed_leak_by_channel_name():
+    """An instrument's spillover is the same on every sample, found by name in any panel order."""
+    from ctcnet.simulate.scanner import draw_samples
+
+    cfg = dataclasses.replace(SimConfig.clean(), bleed_through=(0.0, 0.0),
+                              intensity_scale=(0.5, 2.0),
+                              instrument_bleed=(("CK", "CD61", 0.2), ("CK", "Vimentin", 0.5)))
+    reordered = PANEL5.from_dict({**PANEL5.to_dict(),
+                                  "channels": PANEL5.to_dict()["channels"][::-1]})
+    for panel in (PANEL5, reordered):
+        draws = draw_samples(np.random.default_rng(0), cfg, panel, 5)
+        ck, cd61 = panel.names.index("CK"), panel.names.index("CD61")
+        gain = draws.channel_gain
+        # In camera counts (the bleed is applied before the channel gain): 20 % of CK in CD61.
+        seen = draws.bleed[:, cd61, ck] * gain[:, cd61] / gain[:, ck]
+        assert np.allclose(seen, 0.2, rtol=1e-5)
+        off = ~np.eye(panel.num_channels, dtype=bool)
+        off[cd61, ck] = False
+        assert np.allclose(draws.bleed[:, off], 0.0)  # the panel lacks Vimentin: skipped
+
+
 def test_bad_requests_raise_input_errors():
     with pytest.raises(InputError, match="not in the taxonomy"):
         simulate_crops({"alien": 3}, PANEL5)

@@ -71,17 +71,39 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
-                quality: tuple[int, int] = JPEG_QUALITY) -> np.ndarray:
+                quality: tuple[int, int] = JPEG_QUALITY,
+                zoom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
     in 0..255: 8-bit display scaling with clipped highlights, three channels drawn at random
     as the R, G, B planes of a JPEG (random quality and chroma subsampling), any further
-    channels 8-bit only. For training augmentation."""
+    channels 8-bit only. For training augmentation.
+
+    ``zoom`` (log-uniform) is the export's magnification against the crop: the planes are
+    resized by it as a viewer zooms (Lanczos), saved as JPEG there, and brought back to the
+    crop's scale the way every ctcnet path brings data to model scale
+    (:func:`ctcnet.detect.cropping.to_model_scale`). A zoomed export's 8x8 JPEG blocks cover
+    less of a cell, and the way back averages part of the quantisation away, as it does for
+    real exports at a finer pixel size.
+    """
     shown = display_8bit(crop[None], ["crop"], rng)[0]
     planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
-        rgb = np.ascontiguousarray(shown[planes].transpose(1, 2, 0))
+        factor = 1.0
+        if zoom[1] > zoom[0]:
+            factor = float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
+        elif zoom[0] != 1.0:
+            factor = float(zoom[0])
+        rgb = resize_rgb(np.ascontiguousarray(shown[planes].transpose(1, 2, 0)), factor)
         q, sub = int(rng.integers(quality[0], quality[1] + 1)), int(rng.choice(list(SUBSAMPLING)))
-        shown[planes] = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1)
+        back = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1).astype(np.float32)
+        if back.shape[1:] != shown.shape[1:]:
+            from ctcnet.detect.cropping import to_model_scale
+
+            back = to_model_scale(back[None], 1.0 / factor, 1.0, shown.shape[1])[0][0]
+            back = np.clip(back, 0.0, 255.0)
+        out = shown.astype(np.float32)
+        out[planes] = back
+        return out
     return shown.astype(np.float32)
 
 

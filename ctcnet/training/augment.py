@@ -68,6 +68,9 @@ class AugmentConfig:
     nonspecific_neutrophil_p: float = 0.0
     jpeg_p: float = 0.0               # share of crops shown as 8-bit RGB-JPEG composites
     jpeg_quality: tuple[int, int] = (60, 95)
+    # The export's magnification against the crop (log-uniform; 1: exported at model scale):
+    # viewer exports are made at any zoom, and JPEG at a finer pixel size looks different.
+    jpeg_zoom: tuple[float, float] = (1.0, 1.0)
     # Optics on the signal only (background and camera noise stay, as a scanner makes them):
     # objects ``zoom`` times as large (a scanner of another pixel size, not resampled; log-
     # uniform) and defocus (a further Gaussian of ``sigma`` px). Off by default.
@@ -341,7 +344,7 @@ class TrainAugment:
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
             from ctcnet.simulate.export import as_rgb_jpeg
 
-            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality)
+            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality, self.cfg.jpeg_zoom)
         return out
 
 

@@ -42,7 +42,7 @@ class FinetuneOptions:
     # Last backbone blocks set free; None: all. Freeing all beat the last two (conv + head) on
     # the new-scanner protocol at N=25 (macro-F1 0.699 vs 0.632): the shift is low-level.
     train_blocks: int | None = None
-    lr: float = 1e-3              # AdamW peak; cosine decay after a short warm-up
+    lr: float = 1e-4              # AdamW peak; cosine decay after a short warm-up
     batch_size: int = 64
     # Simulated training crops mixed in per class (0: none). None: as many as the lab's mean
     # crops per class, at most 100; a fixed 100 drowned 25 lab crops per class 4:1 and the
