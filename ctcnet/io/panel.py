@@ -135,6 +135,17 @@ class Panel:
     def roles(self) -> list[str]:
         return [c.role for c in self.channels]
 
+    def index_of(self, name: str) -> int | None:
+        """Position of the channel carrying marker ``name``: by name (case-insensitive), else
+        the one channel of the same role (a well-known alias: CD41 for CD61); None if none."""
+        names = [n.upper() for n in self.names]
+        if name.upper() in names:
+            return names.index(name.upper())
+        role = marker_role(name)
+        same_role = [i for i, c in enumerate(self.channels)
+                     if role != "unknown" and c.role == role]
+        return same_role[0] if len(same_role) == 1 else None
+
     def index_of_role(self, role: str) -> int | None:
         """Position of the first channel with this role, or None if the panel lacks it."""
         for i, c in enumerate(self.channels):
@@ -180,15 +191,7 @@ class Panel:
         """For each of this (the model's) channels, the index of the data channel that carries
         it, matched by name (case-insensitive), else by a well-known alias (CD41 for CD61), or
         None; and the names of the data channels left over."""
-        theirs = [n.upper() for n in data.names]
-        indices: list[int | None] = []
-        for channel in self.channels:
-            if channel.name.upper() in theirs:
-                indices.append(theirs.index(channel.name.upper()))
-                continue
-            same_role = [i for i, c in enumerate(data.channels)
-                         if channel.role != "unknown" and c.role == channel.role]
-            indices.append(same_role[0] if len(same_role) == 1 else None)
+        indices = [data.index_of(channel.name) for channel in self.channels]
         extra = [n for i, n in enumerate(data.names) if i not in indices]
         return indices, extra
 

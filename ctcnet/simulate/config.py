@@ -84,9 +84,10 @@ class SimConfig:
     bleed_through: Range = (0.002, 0.10)
     bleed_pairs: str = "all"                   # "neighbours": the earlier model (ablations)
     # One instrument's own filter set, the same on every sample it scans: (dye's channel, channel
-    # it is seen in, fraction), by channel name, added to the drawn matrix. Pairs naming a
-    # channel the panel lacks are skipped. Empty for the training ranges (no instrument's
-    # spillover is a given); the new-scanner protocol of scripts/adaptation_curve.py sets it.
+    # it is seen in, fraction), by channel name or alias (``Panel.index_of``), added to the
+    # drawn matrix. Pairs naming a channel the panel lacks are skipped. Empty for the training
+    # ranges (no instrument's spillover is a given); the new-scanner protocol of
+    # scripts/adaptation_curve.py sets it.
     instrument_bleed: tuple[tuple[str, str, float], ...] = ()
     # Per marker, log-uniform: antibody lot, staining protocol and fluorophore differ 30x and
     # more between labs and runs (floors in noise units keep dim markers decidable).

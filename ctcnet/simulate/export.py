@@ -21,6 +21,7 @@ import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
+from ctcnet.simulate.config import draw
 
 DEFAULT_PLANES = ("CK", "CD45", "DAPI")  # R, G, B as in published composites
 JPEG_QUALITY = (60, 95)
@@ -88,11 +89,8 @@ def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
     shown = display_8bit(crop[None], ["crop"], rng)[0]
     planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
-        factor = 1.0
-        if zoom[1] > zoom[0]:
-            factor = float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
-        elif zoom[0] != 1.0:
-            factor = float(zoom[0])
+        # No draw at zoom 1, so the random stream of recipes without a zoom stays as it was.
+        factor = 1.0 if tuple(zoom) == (1.0, 1.0) else float(draw(rng, zoom, log=True))
         rgb = resize_rgb(np.ascontiguousarray(shown[planes].transpose(1, 2, 0)), factor)
         q, sub = int(rng.integers(quality[0], quality[1] + 1)), int(rng.choice(list(SUBSAMPLING)))
         back = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1).astype(np.float32)

@@ -52,10 +52,10 @@ def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int)
     # Bleed fractions are defined in camera counts (as spillover is measured on an instrument);
     # the mixing runs before the channel gain, so convert: m[j, i] * gain_i / gain_j.
     bleed = bleed_matrices(rng, n, c, *cfg.bleed_through, pairs=cfg.bleed_pairs)
-    names = [name.lower() for name in panel.names]
     for source, seen_in, fraction in cfg.instrument_bleed:
-        if source.lower() in names and seen_in.lower() in names:
-            bleed[:, names.index(seen_in.lower()), names.index(source.lower())] += fraction
+        i, j = panel.index_of(source), panel.index_of(seen_in)
+        if i is not None and j is not None:
+            bleed[:, j, i] += fraction
     bleed = bleed * (gain[:, None, :] / gain[:, :, None]).astype(np.float32)
     stain = draw(rng, cfg.stain_strength, (n, len(ROLES)), log=True)
     stain[:, ROLES.index("nucleus")] = draw(rng, cfg.dna_stain_strength, n, log=True)
