@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.nn.calls import decision_weights
 
     t0 = time.perf_counter()
     paths = simulate_count_cartridges(args.out / "cartridges", args.cartridges, args.frames,
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_cartridges(paths, args.model, args.out / "evaluation", device=args.device)
     n = len(paths)
     print(f"{n} cartridges x {args.frames} frames x ~{args.events_per_frame:g} events; "
-          f"model {backend.model_path}; rule {json.dumps(spec.decision.get('log_weights', {}))}")
+          f"model {backend.model_path}; rule {json.dumps(decision_weights(spec.decision))}")
     summary = {"settings": vars(args) | {"out": str(args.out)}, "model": str(backend.model_path),
                "decision": {k: v for k, v in spec.decision.items() if k != "fitted"},
                "results": {}}

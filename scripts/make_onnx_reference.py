@@ -35,7 +35,7 @@ def main() -> int:
     from ctcnet.deploy.runtime import DIGEST_KEY, OnnxClassifier
     from ctcnet.inference.backends import default_model_path
     from ctcnet.io.atomic import atomic_write_bytes, atomic_write_text
-    from ctcnet.nn.calls import calls_from_proba
+    from ctcnet.nn.calls import calls_from_proba, decision_weights
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
@@ -65,7 +65,7 @@ def main() -> int:
         "model_file": Path(model).name, "ctcnet_digest": clf.metadata[DIGEST_KEY],
         "channels": clf.channels, "classes": clf.classes, "crop_size": clf.crop_size,
         "review_threshold": clf.review_threshold,
-        "decision_log_weights": decision.get("log_weights", {}),
+        "decision_log_weights": decision_weights(decision),
         "crops_file": {"name": "crops.u16.gz", "encoding": "gzip of raw little-endian uint16, "
                        "C order", "shape": list(crops.shape)},
         "tolerance": {"probabilities_abs": 1e-4, "logits_abs": 1e-3},
