@@ -420,3 +420,35 @@ def test_summary_records_the_prevalence_rule_and_the_flag_turns_it_off(setup, tm
     # The rule only moves calls away from the rare classes it down-weights.
     moved = on["model_class"] != off["model_class"]
     assert set(off.loc[moved, "model_class"]) <= set(weights)
+
+
+def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch):
+    """write_tables never holds the whole table: the files it streams (several row groups, the
+    CSV header once) hold what one concatenated table would, and what it keeps in memory is
+    only the summary's columns, strings as categoricals."""
+    import pyarrow.parquet as pq
+
+    import ctcnet.inference.predict as P
+
+    monkeypatch.setattr(P, "ROWS_PER_GROUP", 4)
+    rng = np.random.default_rng(0)
+    tables = [pd.DataFrame({"frame": np.full(n, f), "frame_id": [f"r00c{f:02d}"] * n,
+                            "x": rng.uniform(0, 100, n), "y": rng.uniform(0, 100, n),
+                            "class": rng.choice(["ctc", "wbc", "debris"], n),
+                            "guard": rng.choice(["", "unusual", "cd45_positive"], n),
+                            "mean_CK": rng.uniform(0, 9, n).astype(np.float32)})
+              for f, n in enumerate([3, 5, 1, 7])]
+    kept = P.write_tables(tmp_path, iter(tables), keep=("event_id", "frame_id", "x", "class"))
+    whole = pd.concat(tables, ignore_index=True)
+    whole.insert(0, "event_id", np.arange(len(whole), dtype=np.int64))
+    assert pq.ParquetFile(tmp_path / "events.parquet").num_row_groups > 1
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "events.parquet"), whole)
+    csv = pd.read_csv(tmp_path / "events.csv", keep_default_na=False)
+    assert list(csv.columns) == list(whole.columns) and len(csv) == len(whole)
+    assert (csv["guard"] == whole["guard"]).all()
+    np.testing.assert_allclose(csv["x"], whole["x"], rtol=1e-4)
+    assert list(kept.columns) == ["event_id", "frame_id", "x", "class"]
+    assert isinstance(kept["class"].dtype, pd.CategoricalDtype)
+    assert (kept["class"].astype(str).to_numpy() == whole["class"].to_numpy()).all()
+    assert (kept["event_id"].to_numpy() == whole["event_id"].to_numpy()).all()
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind

@@ -309,7 +309,7 @@ def test_review_page_by_keyboard_in_chromium(served):
 
 def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     from ctcnet.cli import main
-    from ctcnet.inference.predict import read_journal
+    from ctcnet.inference.predict import journal_gallery
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.io.scan import open_cartridge
     from ctcnet.report.review import gallery_lookup
@@ -333,7 +333,7 @@ def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     crops = load_crops(index)
     assert crops.shape[1:] == (load_panel(None).num_channels, CROP, CROP)
     cartridge = open_cartridge(results / "cart")
-    _, gallery = read_journal(sample / "parts", cartridge.frames)
+    gallery = journal_gallery(sample / "parts", cartridge.frames)
     position, stacked = gallery_lookup(events, gallery)
     for k, event_id in enumerate([1, 5]):
         if event_id in position.index:

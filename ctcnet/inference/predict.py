@@ -34,11 +34,13 @@ Pipeline per cartridge (``predict_cartridge``):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import resource
 import shutil
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -353,24 +355,27 @@ def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.nda
         events.to_parquet(tmp, index=False)
 
 
-def read_journal(parts: Path, frames: list[FrameRef]) -> tuple[pd.DataFrame, dict]:
-    """Merge the journal in scan order; returns (events table, gallery by frame index:
-    (journaled rows, the ``.gallery.npz`` holding their crops))."""
-    tables, gallery = [], {}
+def journal_tables(parts: Path, frames: list[FrameRef]) -> Iterable[pd.DataFrame]:
+    """The journaled event tables, one frame at a time in scan order (frames without events
+    are left out: they add no rows, and their empty columns carry no dtypes)."""
     for frame in frames:
         path = parts / f"{frame.frame_id}.parquet"
-        if not path.exists():
-            continue
-        table = pd.read_parquet(path)
-        tables.append(table)
+        if path.exists():
+            table = pd.read_parquet(path)
+            if len(table):
+                yield table
+
+
+def journal_gallery(parts: Path, frames: list[FrameRef]) -> dict:
+    """Gallery crops in the journal, by frame index: (journaled rows, the ``.gallery.npz``
+    holding their crops, read only when the gallery shows them)."""
+    gallery = {}
+    for frame in frames:
         gpath = parts / f"{frame.frame_id}.gallery.npz"
-        if gpath.exists():
-            with np.load(gpath) as blob:  # the rows now; crops when the gallery shows them
+        if gpath.exists() and (parts / f"{frame.frame_id}.parquet").exists():
+            with np.load(gpath) as blob:
                 gallery[frame.index] = (blob["rows"], gpath)
-    if not tables:
-        return pd.DataFrame(), gallery
-    tables = [t for t in tables if len(t)] or tables[:1]
-    return pd.concat(tables, ignore_index=True), gallery
+    return gallery
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,12 +513,14 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     release_free_memory()  # the frames' buffers, before the tables and the report
 
     t0 = time.perf_counter()
-    events, gallery = read_journal(parts, cartridge.frames)
-    if not len(events):
-        events = label_events(empty_frame_table(cartridge), np.zeros((0, spec.num_classes),
-                                                                      np.float32), spec)
-    events.insert(0, "event_id", np.arange(len(events), dtype=np.int64))
-    write_tables(out_dir, events)
+    gallery = journal_gallery(parts, cartridge.frames)
+    tables = journal_tables(parts, cartridge.frames)
+    first = next(tables, None)
+    if first is None:  # no events at all: the files still get every column
+        first = label_events(empty_frame_table(cartridge), np.zeros((0, spec.num_classes),
+                                                                    np.float32), spec)
+    events = write_tables(out_dir, itertools.chain([first], tables))
+    release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
@@ -600,17 +607,103 @@ def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
     return table
 
 
-def write_tables(out_dir: Path, events: pd.DataFrame) -> None:
-    """events.parquet and events.csv, each written atomically."""
-    with atomic_path(out_dir / "events.parquet") as tmp:
-        events.to_parquet(tmp, index=False)
-    with atomic_path(out_dir / "events.csv") as tmp:
-        events.to_csv(tmp, index=False, float_format="%.5g")
+# What the summary, the ground-truth comparison and the report read of the events table: the
+# one table predict keeps in memory after the frame loop (a few bytes per event).
+SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",
+                   "model_class", "class", "confidence", "review", "guard")
+ROWS_PER_GROUP = 16384  # parquet row group: thousands of rows (one frame holds hundreds)
+
+
+def write_tables(out_dir: Path, tables: Iterable[pd.DataFrame],
+                 keep: Iterable[str] = SUMMARY_COLUMNS) -> pd.DataFrame:
+    """Stream tables (scan order; at least one) into events.parquet and events.csv, each written
+    atomically, numbering ``event_id`` across them; return only the ``keep`` columns of every
+    row, strings as categoricals.
+
+    The whole table is never held: a cartridge of a million events is written a row group at a
+    time, so memory does not grow with the cartridge beyond the returned columns.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kept, pending, offset, header = ColumnKeeper(keep), [], 0, True
+    with atomic_path(out_dir / "events.parquet") as parquet_tmp, \
+            atomic_path(out_dir / "events.csv") as csv_tmp, open(csv_tmp, "w") as csv:
+        writer = None
+
+        def flush():
+            nonlocal writer
+            if not pending:
+                return
+            block = pa.Table.from_pandas(pd.concat(pending, ignore_index=True),
+                                         preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(parquet_tmp, block.schema)
+            writer.write_table(block.cast(writer.schema))
+            pending.clear()
+
+        try:
+            for table in tables:
+                table = table.reset_index(drop=True)
+                table.insert(0, "event_id", np.arange(offset, offset + len(table),
+                                                      dtype=np.int64))
+                table.to_csv(csv, index=False, header=header, float_format="%.5g")
+                header = False
+                kept.add(table)
+                pending.append(table)
+                offset += len(table)
+                if sum(len(t) for t in pending) >= ROWS_PER_GROUP:
+                    flush()
+            flush()
+        finally:
+            if writer is not None:
+                writer.close()
+    return kept.table()
+
+
+class ColumnKeeper:
+    """A few columns of many tables, gathered as plain arrays: strings become integer codes into
+    one vocabulary per column (a handful of calls, flags and frame ids), so each kept event costs
+    a few bytes. A list of a thousand small DataFrames (or of Python strings) would cost several
+    times the data itself."""
+
+    def __init__(self, names: Iterable[str]):
+        self.names = list(names)
+        self.arrays: dict[str, list[np.ndarray]] = {}
+        self.vocabulary: dict[str, dict] = {}
+
+    def add(self, table: pd.DataFrame) -> None:
+        for name in self.names:
+            if name not in table:
+                continue
+            column = table[name]
+            if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+                codes, uniques = pd.factorize(column)  # a missing value is code -1
+                vocabulary = self.vocabulary.setdefault(name, {})
+                lookup = np.array([vocabulary.setdefault(u, len(vocabulary)) for u in uniques]
+                                  + [-1], dtype=np.int32)
+                values = lookup[codes]
+            else:  # a copy: a view would keep the table's whole block of columns alive
+                values = column.to_numpy(copy=True)
+            self.arrays.setdefault(name, []).append(values)
+
+    def table(self) -> pd.DataFrame:
+        """The kept columns of every table added, in order; strings as categoricals."""
+        out = {}
+        for name, arrays in self.arrays.items():
+            values = np.concatenate(arrays)
+            if name in self.vocabulary:
+                categories = list(self.vocabulary[name])
+                values = pd.Categorical.from_codes(values, categories=categories)
+            out[name] = values
+        return pd.DataFrame(out)
 
 
 def release_free_memory() -> None:
-    """Hand memory freed by the frame loop back to the system (glibc's ``malloc_trim``), and
-    from here on unmap every block of 1 MiB or more when it is freed.
+    """Hand freed memory back to the system (glibc's ``malloc_trim``), and from here on unmap
+    every block of 1 MiB or more when it is freed. Called after the frame loop and again after
+    the events tables are written (reading a thousand journal parts leaves tens of MB of small
+    free blocks in the heap).
 
     numpy's frame-sized buffers come and go many times a second; glibc then keeps them in its
     heaps instead of unmapping them, so the process would carry the loop's peak into the
@@ -631,6 +724,8 @@ def release_free_memory() -> None:
         libc.mallopt(m_mmap_threshold, 1 << 20)
     except (OSError, AttributeError, TypeError):
         pass
+    if "pyarrow" in sys.modules:  # Arrow's own allocator keeps freed blocks for reuse
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def peak_memory_mb() -> float:

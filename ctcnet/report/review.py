@@ -206,16 +206,15 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     gdir.mkdir(parents=True, exist_ok=True)
     journaled = [ids[~np.isnan(ids)] for ids in journal_event_ids(events, gallery).values()]
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
-    shown = {cat: chosen[chosen["event_id"].isin(has_crop)].head(limit)
-             for cat, chosen in gallery_categories(events, spec).items()}
-    position, stacked = gallery_lookup(
-        events, gallery, [e for rows in shown.values() for e in rows["event_id"]])
     info, written = {}, set()
     for cat, chosen in gallery_categories(events, spec).items():
-        with_crops = shown[cat]
+        with_crops = chosen[chosen["event_id"].isin(has_crop)].head(limit)
         pages = []
         if len(with_crops):
+            # One category's crops at a time: a full gallery's would be ~50 MB more.
+            position, stacked = gallery_lookup(events, gallery, with_crops["event_id"])
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
+            del stacked
             s = crops.shape[-1]
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
             classes = np.array([spec.taxonomy.index(k) for k in with_crops["class"]])
