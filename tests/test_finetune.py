@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import save_tiny_model
 
-from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.errors import PanelMismatchError
 from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.classifier import load_model
@@ -71,12 +71,15 @@ def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
                  "--simulated-per-class", "0", "--sim-check-per-class", "0",
                  "--device", "cpu"]) == 0
     assert out.exists() and "held-out macro-F1" in capsys.readouterr().out
-    other = dict(load_panel(None).to_dict(), pixel_size_um=0.32)
-    (tmp_path / "px").mkdir()
-    write_crop_dataset(tmp_path / "px", np.zeros((8, 5, SIZE, SIZE), np.uint16),
-                       ["ctc", "wbc"] * 4, load_panel(other))
-    with pytest.raises(InputError, match="um/px"):
-        finetune(tmp_path / "px", tmp_path / "x.pt", lab / "base.pt", TINY)
+    # Crops at another pixel size (a viewer's export at twice the zoom) are brought to the
+    # model's scale, as evaluate and predict bring them.
+    from ctcnet.simulate import simulate_crops
+
+    fine = load_panel(dict(load_panel(None).to_dict(), pixel_size_um=0.32))
+    batch = simulate_crops(4, fine, crop_size=2 * SIZE, seed=12, num_samples=2)
+    write_crop_dataset(tmp_path / "px", batch.images, batch.labels, fine, batch.sample_ids)
+    record = finetune(tmp_path / "px", tmp_path / "x.pt", lab / "base.pt", TINY)
+    assert record["data"]["held_out"]["crops"] > 0 and (tmp_path / "x.pt").exists()
     four = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]})
     write_crop_dataset(tmp_path / "four", np.zeros((8, 4, SIZE, SIZE), np.uint16),
                        ["ctc", "wbc"] * 4, four)

@@ -113,10 +113,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     base_model, spec = load_model(base)
     index = read_crop_index(data_dir, taxonomy=spec.taxonomy).conform(
         spec.panel, what=f"crop dataset {data_dir}")
-    if abs(index.panel.pixel_size_um / spec.pixel_size_um - 1) > 0.02:
-        raise InputError(f"crops are at {index.panel.pixel_size_um} um/px, the model at "
-                         f"{spec.pixel_size_um}: cut them with ctcnet crops (model pixels)",
-                         data_dir)
+    # Crops at another pixel size are brought to the model's scale by the data module
+    # (ctcnet.detect.cropping.to_model_scale), as on every other path.
     counts = {n: int(index.class_counts().get(n, 0)) for n in spec.class_names}
     if sum(counts.values()) < 8:
         raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
