@@ -25,8 +25,10 @@ Pipeline per cartridge (``predict_cartridge``):
   (plus its gallery crops); a restarted run skips frames whose part exists, so a killed run
   loses and duplicates nothing. ``parts/run.json`` records the model and settings; a journal
   from another model is refused rather than mixed in.
-* **Outputs** (atomic): ``events.csv`` / ``events.parquet``, ``summary.json``, ``gallery/*.png``
-  and ``index.html`` (``ctcnet.report.review``). A corrupt or missing frame is skipped and reported
+* **Outputs** (atomic): ``events.csv`` / ``events.parquet`` (streamed from the journal a row
+  group at a time; only the columns the summary and report read stay in memory, so memory does
+  not grow with the cartridge), ``summary.json``, ``gallery/*.png`` and ``index.html``
+  (``ctcnet.report.review``). A corrupt or missing frame is skipped and reported
   with its reason; a panel mismatch stops before any work. A simulated cartridge
   (``ground_truth.csv``) also gets detection recall and true counts in its summary.
 """
