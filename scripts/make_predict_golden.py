@@ -47,13 +47,17 @@ def simulate_frames(target: Path) -> None:
 
 
 def golden_events(cartridge: Path, out: Path, workers: int = 1):
-    """Events table of a default CPU predict run on ``cartridge`` (report off)."""
+    """Events table of a default CPU predict run on ``cartridge`` (report off, no decision
+    rule)."""
     import pandas as pd
 
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
 
     backend = load_backend(None, device="cpu")
+    # The golden pins the pipeline around the network, without the shipped model's decision
+    # rule (tests/test_golden_predict.py reads it so; the rule has its own tests).
+    backend.spec = backend.spec.replace(decision={})
     predict_cartridge(cartridge, backend, out,
                       PredictOptions(quiet=True, workers=workers, report=False))
     return pd.read_parquet(out / "events.parquet")

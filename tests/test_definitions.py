@@ -8,9 +8,9 @@
   so are CTC fragments with a small DAPI piece (not an intact cell).
 
 Cases come from the simulator's cell drawing (a clean scanner, no neighbours, one subtype) with
-the physics of :mod:`ctcnet.evaluation.perturb` on top, or are drawn by hand. A test the
-shipped model fails is marked ``xfail(strict=True)``: it must be un-marked when the retrained
-model lands (it then passes, and a strict xfail that passes is an error).
+the physics of :mod:`ctcnet.evaluation.perturb` on top, or are drawn by hand. (A test the
+shipped model fails would be marked ``xfail(strict=True)``, so that it must be un-marked when
+the retrained model lands; none is now.)
 """
 
 import dataclasses
@@ -24,10 +24,6 @@ from ctcnet.inference.backends import load_backend
 from ctcnet.simulate import SimConfig, simulate_crops
 
 N = 8
-RETRAIN = pytest.mark.xfail(strict=True, reason="the shipped model does not yet call every "
-                            "CK+DAPI+ fragment debris (issue 12 open)")
-
-
 @pytest.fixture(scope="module")
 def shipped():
     return load_backend(device="cpu")
@@ -92,7 +88,6 @@ def test_simulated_tdevs_are_debris(shipped):
     assert calls(shipped, crops) == ["debris"] * N
 
 
-@RETRAIN
 def test_simulated_ctc_fragments_are_debris(shipped):
     """CTC fragments: irregular CK+ pieces without a nucleus, some with a small dim DAPI piece
     (issue 12: CK+ DAPI+ fragments are debris too; not an intact cell, so never a CTC)."""

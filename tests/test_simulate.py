@@ -122,6 +122,48 @@ def test_tdevs_lack_dna_and_bare_nuclei_lack_ck(per_subtype):
     assert (ck[bare] < 2.5 * ck_noise[bare] + 0.05 * dapi[bare]).all()  # bleed-through only
 
 
+def test_fragment_dapi_specks_hold_less_dna_than_any_ctc_nucleus():
+    """A CK+DAPI+ fragment is debris: its DAPI speck holds less DNA stain than the nucleus of
+    any CTC at the same stain (summed over a 10 um disk, so blur cannot blur the rule)."""
+    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
+                              dna_stain_strength=(1.0, 1.0), nonspecific_ck_rate=(0, 0),
+                              granulocyte_autofluorescence=(0, 0))
+    batch = simulate_crops({"fragment": 80, "ctc_bright": 40, "ctc_dim": 40}, PANEL5,
+                           SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=cfg)
+    x = batch.images[:, 0].astype(np.float64)
+    x -= np.median(x.reshape(len(x), -1), axis=1)[:, None, None]
+    yy, xx = np.mgrid[:64, :64] - 31.5
+    dna = x[:, np.hypot(yy, xx) <= 10 / PANEL5.pixel_size_um].sum(axis=1)
+    fragment = by_subtype(batch, "fragment")
+    assert dna[fragment].max() < dna[~fragment].min()
+
+
+def test_fragments_never_look_like_an_intact_cell():
+    """A CTC fragment is no intact cell: its CK (above half its peak) is in several pieces or
+    one body under the CellSearch 4 um, while a CTC's is one body larger than that. (The first
+    fragments, pieces within 2.5 um of the centre, merged into one CTC-sized body half the
+    time.)"""
+    from scipy import ndimage
+
+    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
+                              nonspecific_ck_rate=(0, 0), granulocyte_autofluorescence=(0, 0))
+    batch = simulate_crops({"fragment": 200, "ctc_bright": 100, "ctc_dim": 100}, PANEL5,
+                           SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=cfg)
+    ck = batch.images[:, 1].astype(np.float64)
+    ck -= np.median(ck.reshape(len(ck), -1), axis=1)[:, None, None]
+    ck = ndimage.gaussian_filter(ck, (0, 1, 1))
+
+    def not_intact(image):
+        pieces, n = ndimage.label(image > 0.5 * image.max())
+        largest = np.bincount(pieces.ravel())[1:].max()
+        return n >= 2 or 2 * np.sqrt(largest / np.pi) * PANEL5.pixel_size_um < 4.0
+
+    broken = np.array([not_intact(image) for image in ck])
+    fragment = by_subtype(batch, "fragment")
+    assert broken[fragment].mean() >= 0.8
+    assert broken[~fragment].mean() <= 0.05
+
+
 def test_platelet_puncta_only_where_platelets_are(per_subtype):
     b = per_subtype
     x = b.images[:, PANEL5.index_of_role("platelet")].astype(np.float64)
