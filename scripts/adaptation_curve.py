@@ -68,6 +68,12 @@ def scanner_digest() -> str:
     return hashlib.sha256(json.dumps(NEW_SCANNER, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def base_digest(path: Path) -> str:
+    """Short digest of the base model's file: a retrained base gets its own runs (a curve
+    measured on another base is neither reused nor reported)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 def first_per_class(labels: list[str], n: int) -> np.ndarray:
     """Indices of the first n crops of each class (nested: N=25 holds N=10's crops)."""
     seen: dict[str, int] = {}
@@ -97,7 +103,8 @@ def run_curve(args) -> None:
     for seed in args.seeds:
         pool = test = None
         for n in args.ns:
-            key = {"scanner": scanner_digest(), "seed": seed, "n": n, "steps": options.steps,
+            key = {"scanner": scanner_digest(), "base_sha256": base_digest(base_path),
+                   "seed": seed, "n": n, "steps": options.steps,
                    "train_blocks": options.train_blocks, "lr": options.lr,
                    "simulated_per_class": options.simulated_per_class}
             if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
@@ -144,6 +151,7 @@ def report(args) -> None:
     settings = {"steps": args.steps, "lr": args.lr,
                 "simulated_per_class": args.simulated_per_class}
     every = [r for r in done_runs(args.out) if r.get("scanner") == scanner_digest()
+             and r.get("base_sha256") == base_digest(args.base)
              and (r["n"] == 0 or all(r.get(k) == v for k, v in settings.items()))]
     chosen = args.train_blocks or None
     # N = 0 (no fine-tuning) belongs to every setting.
