@@ -21,8 +21,8 @@ because the model can only be as right as the labels):
   ``cd45_min_snr`` noise units and its nucleus fills most of the cell (or is lobed), also when
   it carries non-specific CK (a CK+CD45+ double positive is a leukocyte).
 * ctc versus a CTC fragment (debris): a fragment's CK is in pieces or one body under 4 µm,
-  and its DAPI, when it has any, is one dim speck at most 1.6 µm across; a CTC's nucleus is at least 2.3 µm
-  across (4-9 µm typically) and holds more DAPI than any speck at the same stain.
+  and its DAPI, when it has any, is one dim speck at most 1.6 µm across; a CTC's nucleus is at
+  least 2.3 µm across (4-9 µm typically) and holds more DAPI than any speck at the same stain.
 * ctc versus cluster: cluster partners touch the CTC; crop neighbours keep a gap of at least
   ``neighbour_gap_um`` (a CTC neighbour never touches the labelled object) and are never
   clusters or platelets.
