@@ -99,11 +99,12 @@ def run_curve(args) -> None:
                               simulated_per_class=args.simulated_per_class,
                               sim_check_per_class=args.sim_check_per_class, device="cpu")
     runs = done_runs(args.out)
+    base_sha256 = base_digest(base_path)
     cfg = new_scanner()
     for seed in args.seeds:
         pool = test = None
         for n in args.ns:
-            key = {"scanner": scanner_digest(), "base_sha256": base_digest(base_path),
+            key = {"scanner": scanner_digest(), "base_sha256": base_sha256,
                    "seed": seed, "n": n, "steps": options.steps,
                    "train_blocks": options.train_blocks, "lr": options.lr,
                    "simulated_per_class": options.simulated_per_class}
@@ -150,8 +151,9 @@ def report(args) -> None:
 
     settings = {"steps": args.steps, "lr": args.lr,
                 "simulated_per_class": args.simulated_per_class}
-    every = [r for r in done_runs(args.out) if r.get("scanner") == scanner_digest()
-             and r.get("base_sha256") == base_digest(args.base)
+    scanner, base = scanner_digest(), base_digest(args.base)
+    every = [r for r in done_runs(args.out) if r.get("scanner") == scanner
+             and r.get("base_sha256") == base
              and (r["n"] == 0 or all(r.get(k) == v for k, v in settings.items()))]
     chosen = args.train_blocks or None
     # N = 0 (no fine-tuning) belongs to every setting.

@@ -171,17 +171,20 @@ def _journal_crops(crops) -> np.ndarray:
     return crops
 
 
-def gallery_lookup(events: pd.DataFrame, gallery: dict, wanted=None
+def gallery_lookup(events: pd.DataFrame, gallery: dict, wanted=None, event_ids=None
                    ) -> tuple[pd.Series, np.ndarray]:
     """Map event_id -> position in one stacked array of the journaled gallery crops.
 
     ``gallery`` maps a frame index to (journaled rows, crops or the ``.gallery.npz`` holding
     them); with ``wanted`` (event ids) only those events' crops are read and stacked, so the
-    memory is the gallery's, not the cartridge's.
+    memory is the gallery's, not the cartridge's. ``event_ids``: :func:`journal_event_ids` of
+    the same events and gallery, if the caller already has it (it groups every event).
     """
     keep = None if wanted is None else np.asarray(sorted(set(wanted)), dtype=np.float64)
     ids, stacks = [], []
-    for frame, frame_ids in journal_event_ids(events, gallery).items():
+    if event_ids is None:
+        event_ids = journal_event_ids(events, gallery)
+    for frame, frame_ids in event_ids.items():
         ok = ~np.isnan(frame_ids)
         if keep is not None:
             ok &= np.isin(frame_ids, keep)
@@ -204,7 +207,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     at a time, so memory does not grow with the cartridge."""
     gdir = out_dir / "gallery"
     gdir.mkdir(parents=True, exist_ok=True)
-    journaled = [ids[~np.isnan(ids)] for ids in journal_event_ids(events, gallery).values()]
+    event_ids = journal_event_ids(events, gallery)
+    journaled = [ids[~np.isnan(ids)] for ids in event_ids.values()]
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
     info, written = {}, set()
     for cat, chosen in gallery_categories(events, spec).items():
@@ -212,7 +216,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
         pages = []
         if len(with_crops):
             # One category's crops at a time: a full gallery's would be ~50 MB more.
-            position, stacked = gallery_lookup(events, gallery, with_crops["event_id"])
+            position, stacked = gallery_lookup(events, gallery, with_crops["event_id"],
+                                               event_ids)
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             del stacked
             s = crops.shape[-1]
