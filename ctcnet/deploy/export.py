@@ -51,6 +51,7 @@ from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.nn.classifier import CTCClassifier, load_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
+from ctcnet.nn.symmetry import symmetric_logits
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,12 @@ class OnnxGraph(nn.Module):
         self.net = copy.deepcopy(classifier.net).half() if half else classifier.net
         self.half = half
         self.temperature = float(classifier.spec.temperature)
+        self.symmetry = classifier.spec.symmetry
 
     def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.normalise(raw)
-        logits = self.net(x.half() if self.half else x).float()
+        logits = symmetric_logits(lambda v: self.net(v.half() if self.half else v).float(), x,
+                                  self.symmetry)
         return logits, torch.softmax(logits / self.temperature, dim=1)
 
 

@@ -91,6 +91,8 @@ def _grad_cam_batch(model: nn.Module, raw: torch.Tensor, targets: torch.Tensor |
     try:
         with torch.enable_grad():
             x = model.normalise(raw.float()).detach().requires_grad_(True)
+            # The crop as shown, not the test-time symmetry's turned views: the map must line
+            # up with the image beside it.
             logits = model.net(x)
             if targets is None:
                 targets = logits.argmax(dim=1)

@@ -1,7 +1,8 @@
 """The classifier as shipped: normalisation + network, built from and saved with its spec.
 
 ``build_classifier(spec)`` gives an ``nn.Module`` that takes raw counts (N, C, H, W) and returns
-logits; ``predict_proba`` applies the calibrated temperature. ``save_model`` writes a small
+logits (averaged over the spec's test-time symmetry in eval mode); ``predict_proba`` applies the
+calibrated temperature. ``save_model`` writes a small
 ``.pt`` file holding ``{"ctcnet_spec": dict, "state_dict": tensors}``; ``load_model`` reads
 those and Lightning checkpoints alike, always with ``weights_only=True``.
 """
@@ -16,6 +17,7 @@ from torch import nn
 from ctcnet.errors import InputError
 from ctcnet.nn.normalise import Normalise
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
+from ctcnet.nn.symmetry import symmetric_logits
 
 
 class CTCClassifier(nn.Module):
@@ -31,7 +33,10 @@ class CTCClassifier(nn.Module):
                                 **spec.arch_kwargs)
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalise(raw))
+        x = self.normalise(raw)
+        if self.training:  # augmentation shows the views; one pass each is what trains
+            return self.net(x)
+        return symmetric_logits(self.net, x, self.spec.symmetry)
 
     def predict_proba(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self(raw).float() / self.spec.temperature, dim=1)

@@ -37,6 +37,9 @@ class ModelSpec:
     # added to the log probabilities before the call, fitted on simulated cartridges by
     # ``scripts/fit_decision.py``; empty = the most probable class (balanced training).
     decision: dict = field(default_factory=dict)
+    # Test-time symmetry (``ctcnet.nn.symmetry``): logits averaged over the crop's quarter turns
+    # ("rot4") and mirror images ("d4"), or one view ("none").
+    symmetry: str = "none"
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     version: str = __version__
@@ -72,6 +75,7 @@ class ModelSpec:
             "temperature": float(self.temperature),
             "review_threshold": float(self.review_threshold),
             "decision": self.decision,
+            "symmetry": self.symmetry,
             "training": self.training,
             "metrics": self.metrics,
             "version": self.version,
@@ -97,6 +101,7 @@ class ModelSpec:
                 temperature=float(data.get("temperature", 1.0)),
                 review_threshold=float(data.get("review_threshold", 0.9)),
                 decision=dict(data.get("decision") or {}),
+                symmetry=str(data.get("symmetry", "none")),
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
                 version=str(data.get("version", "unknown")),
@@ -117,6 +122,11 @@ class ModelSpec:
         if not 0.0 <= self.review_threshold <= 1.0:
             raise InputError(f"model spec: review_threshold {self.review_threshold} is not a "
                              "probability", source)
+        from ctcnet.nn.symmetry import SYMMETRIES
+
+        if self.symmetry not in SYMMETRIES:
+            raise InputError(f"model spec: symmetry {self.symmetry!r} is not one of "
+                             f"{sorted(SYMMETRIES)}", source)
         from ctcnet.nn.calls import check_decision
 
         check_decision(self.decision, self.class_names, source)

@@ -136,7 +136,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                           crop_size=spec.crop_size, arch=spec.arch, arch_kwargs=spec.arch_kwargs,
                           loss=hp.get("loss", "ce"), focal_gamma=hp.get("focal_gamma", 2.0),
                           class_weights="balanced", lr=opts.lr, schedule="cosine",
-                          init_from=str(base), train_blocks=opts.train_blocks)
+                          init_from=str(base), train_blocks=opts.train_blocks,
+                          symmetry=spec.symmetry)
     device = select_device(opts.device)
     trainer = L.Trainer(max_steps=opts.steps, accelerator="gpu" if device.type == "cuda"
                         else "cpu", devices=1, logger=False, enable_checkpointing=False,

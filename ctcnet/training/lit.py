@@ -154,6 +154,9 @@ class CTCLitModule(L.LightningModule):
         train_blocks: train only the last N blocks of the backbone (see :func:`backbone_blocks`;
             the earlier ones keep their weights and BatchNorm statistics); None trains all.
             Fine-tuning a few hundred crops moves less when less is free.
+        symmetry: test-time symmetry recorded in the spec (``none``, ``rot4``, ``d4``;
+            :mod:`ctcnet.nn.symmetry`): validation, calibration and every later use of the
+            model average its logits over these views. Training steps see one view each.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -162,7 +165,8 @@ class CTCLitModule(L.LightningModule):
                  class_weights: str | list[float] = "balanced", label_smoothing: float = 0.0,
                  lr: float = 3e-3, weight_decay: float = 1e-4, schedule: str = "onecycle",
                  warmup_fraction: float = 0.1, init_from: str | None = None,
-                 channels_last: bool = True, train_blocks: int | None = None):
+                 channels_last: bool = True, train_blocks: int | None = None,
+                 symmetry: str = "none"):
         super().__init__()
         if loss not in LOSSES:
             raise InputError(f"loss {loss!r} is not one of {LOSSES}")
@@ -170,7 +174,9 @@ class CTCLitModule(L.LightningModule):
             raise InputError(f"schedule {schedule!r} is not one of {SCHEDULES}")
         self.save_hyperparameters()
         self.spec = ModelSpec(arch=arch, panel=load_panel(panel), taxonomy=load_taxonomy(taxonomy),
-                              crop_size=int(crop_size), arch_kwargs=dict(arch_kwargs or {}))
+                              crop_size=int(crop_size), arch_kwargs=dict(arch_kwargs or {}),
+                              symmetry=symmetry)
+        self.spec.check()
         self.model = CTCClassifier(self.spec)
         k = self.spec.num_classes
         if isinstance(class_weights, (list, tuple)):
