@@ -369,7 +369,7 @@ def test_rgb_jpeg_augmentation(rng):
 
     crop = rng.poisson(200, (3, TINY_CROP, TINY_CROP)).astype(np.float32)
     crop[:, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
-    out = build_train_augment({"jpeg_p": 1.0}, seed=0)(crop)
+    out = build_train_augment({"jpeg_p": 1.0, "jpeg_headroom": [1.0, 1.0]}, seed=0)(crop)
     assert out.shape == crop.shape and out.dtype == np.float32
     assert out.max() <= 255 and np.array_equal(out, np.rint(out))  # 8-bit, as exported
     assert out[0, 12:18, 14:20].mean() > out[0, :5, :5].mean() + 50  # the cell survives
@@ -382,14 +382,32 @@ def test_rgb_jpeg_augmentation_at_an_export_zoom(rng):
 
     crop = rng.poisson(200, (3, TINY_CROP, TINY_CROP)).astype(np.float32)
     crop[:, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
-    zoomed = as_rgb_jpeg(crop, np.random.default_rng(1), (70, 70), zoom=(2.0, 3.0))
-    flat = as_rgb_jpeg(crop, np.random.default_rng(1), (70, 70))
+    zoomed = as_rgb_jpeg(crop, np.random.default_rng(1), (70, 70), zoom=(2.0, 3.0),
+                         headroom=(1.0, 1.0))
+    flat = as_rgb_jpeg(crop, np.random.default_rng(1), (70, 70), headroom=(1.0, 1.0))
     assert zoomed.shape == crop.shape and zoomed.dtype == np.float32
     assert 0 <= zoomed.min() and zoomed.max() <= 255
     assert zoomed[0, 12:18, 14:20].mean() > zoomed[0, :5, :5].mean() + 50
     inside = (slice(None), slice(12, 18), slice(14, 20))
     assert np.allclose(zoomed[inside].mean(axis=(1, 2)), flat[inside].mean(axis=(1, 2)), atol=6)
     assert not np.array_equal(zoomed, flat)
+
+
+def test_export_headroom_dims_a_crop_as_a_whole_sample_export_would(rng):
+    """A crop exported alone with headroom h looks as it would in a sample whose bright end is
+    h times its own: every grey level divided by h (before rounding), none clipped."""
+    from ctcnet.simulate.export import EXPORT_HEADROOM, as_rgb_jpeg, display_8bit
+
+    crop = rng.poisson(200, (1, 3, TINY_CROP, TINY_CROP)).astype(np.float32)
+    crop[:, :, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
+    stretched = display_8bit(crop, ["a"], np.random.default_rng(2)).astype(float)
+    dimmed = display_8bit(crop, ["a"], np.random.default_rng(2), headroom=(10.0, 10.0))
+    kept = stretched < 255
+    assert np.abs(dimmed[kept] - stretched[kept] / 10).max() <= 0.5 + 1e-6
+    assert dimmed.max() <= 255 / 10 / 0.35 + 1  # the display maximum is at most 1/0.35 of it
+    # The augmentation's default draws headroom: some crops stay far below 255.
+    peaks = [as_rgb_jpeg(crop[0], np.random.default_rng(s))[0].max() for s in range(20)]
+    assert EXPORT_HEADROOM[1] > 10 and min(peaks) < 60 < max(peaks)
 
 
 def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):

@@ -30,14 +30,24 @@ SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 # Display maximum as a fraction of a sample's bright end (99.9th percentile above background):
 # below 1 the brightest objects clip at 255, as exports made for the eye do.
 DISPLAY_MAX_FRACTION = (0.35, 1.0)
+# A whole-sample export sets each channel's display range by the sample's brightest events,
+# so most crops in it are far dimmer than 255: in simulated samples the sample's bright end
+# is a median 9x (90th percentile 54x) a crop's own, and 26x for dim-CK CTCs. One crop
+# exported alone (augmentation) stands in for such a crop with this headroom, log-uniform;
+# stretched to its own maximum instead, a dim CTC would never look as it does in real exports.
+EXPORT_HEADROOM = (1.0, 60.0)
 
 
 def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.Generator,
-                 fraction: tuple[float, float] = DISPLAY_MAX_FRACTION) -> np.ndarray:
+                 fraction: tuple[float, float] = DISPLAY_MAX_FRACTION,
+                 headroom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """(N, C, H, W) raw counts -> uint8 with one (background, maximum) per sample and channel.
 
     The background is the sample's median 20th percentile; the display maximum is a random
-    fraction of the sample's 99.9th percentile above it, so highlights clip.
+    fraction of the sample's 99.9th percentile above it, so highlights clip. ``headroom``
+    (log-uniform, per channel) raises the maximum further: one crop stands in for a sample
+    whose brightest event is that many times brighter than the crop's own (see
+    :data:`EXPORT_HEADROOM`).
     """
     images = np.asarray(images, np.float32)
     out = np.empty(images.shape, np.uint8)
@@ -47,7 +57,10 @@ def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.G
         block = images[idx]
         low = np.median(np.percentile(block, 20, axis=(2, 3)), axis=0)  # (C,)
         high = np.percentile(block, 99.9, axis=(0, 2, 3)) - low
-        top = np.maximum(high * rng.uniform(*fraction, size=low.shape), 1.0)
+        top = high * rng.uniform(*fraction, size=low.shape)
+        if tuple(headroom) != (1.0, 1.0):  # no draw otherwise: other recipes' streams stay
+            top = top * draw(rng, headroom, size=low.shape, log=True)
+        top = np.maximum(top, 1.0)
         scaled = (block - low[None, :, None, None]) * (255.0 / top[None, :, None, None])
         out[idx] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out
@@ -73,11 +86,13 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
                 quality: tuple[int, int] = JPEG_QUALITY,
-                zoom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                zoom: tuple[float, float] = (1.0, 1.0),
+                headroom: tuple[float, float] = EXPORT_HEADROOM) -> np.ndarray:
     """One raw (C, H, W) crop as an RGB-JPEG export would show it, back as float32 (C, H, W)
     in 0..255: 8-bit display scaling with clipped highlights, three channels drawn at random
     as the R, G, B planes of a JPEG (random quality and chroma subsampling), any further
-    channels 8-bit only. For training augmentation.
+    channels 8-bit only. For training augmentation. ``headroom``: the display maximum over
+    the crop's own bright end, as in a whole sample's export (:data:`EXPORT_HEADROOM`).
 
     ``zoom`` (log-uniform) is the export's magnification against the crop: the planes are
     resized by it as a viewer zooms (Lanczos), saved as JPEG there, and brought back to the
@@ -86,7 +101,7 @@ def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
     less of a cell, and the way back averages part of the quantisation away, as it does for
     real exports at a finer pixel size.
     """
-    shown = display_8bit(crop[None], ["crop"], rng)[0]
+    shown = display_8bit(crop[None], ["crop"], rng, headroom=headroom)[0]
     planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
         # No draw at zoom 1, so the random stream of recipes without a zoom stays as it was.

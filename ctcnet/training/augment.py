@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ctcnet.simulate.export import EXPORT_HEADROOM
+
 # Standard normal quantile of the 10th percentile: background noise from (median - p10).
 _Z10 = 1.2815516
 
@@ -71,6 +73,9 @@ class AugmentConfig:
     # The export's magnification against the crop (log-uniform; 1: exported at model scale):
     # viewer exports are made at any zoom, and JPEG at a finer pixel size looks different.
     jpeg_zoom: tuple[float, float] = (1.0, 1.0)
+    # The export's display maximum over the crop's own bright end (log-uniform): a sample's
+    # export is ranged for its brightest events, so most crops sit far below 255.
+    jpeg_headroom: tuple[float, float] = EXPORT_HEADROOM
     # Optics on the signal only (background and camera noise stay, as a scanner makes them):
     # objects ``zoom`` times as large (a scanner of another pixel size, not resampled; log-
     # uniform) and defocus (a further Gaussian of ``sigma`` px). Off by default.
@@ -344,7 +349,8 @@ class TrainAugment:
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
             from ctcnet.simulate.export import as_rgb_jpeg
 
-            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality, self.cfg.jpeg_zoom)
+            out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality, self.cfg.jpeg_zoom,
+                              self.cfg.jpeg_headroom)
         return out
 
 
