@@ -92,3 +92,17 @@ def test_onnx_export_carries_the_symmetry(tmp_path):
     clf = OnnxClassifier(tmp_path / "m.onnx")
     assert clf.spec["symmetry"] == "rot4"
     np.testing.assert_allclose(clf.run(crops)[0], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_card_and_registry_name_the_symmetry():
+    from ctcnet.commands.models import _line
+    from ctcnet.evaluation.model_card import symmetry_text
+    from ctcnet.nn.registry import get_model
+
+    assert "four quarter turns" in symmetry_text("rot4") and "4x" in symmetry_text("rot4")
+    assert "8x" in symmetry_text("d4") and symmetry_text("none") == ""
+    core3 = get_model("ctcnet-core3")  # shipped with rot4: its card says so, and so does the list
+    assert core3.symmetry == load_model(core3.checkpoint)[1].symmetry == "rot4"
+    assert "test-time symmetry rot4 (4 views per crop)" in _line(core3)
+    assert "quarter turns" in (core3.folder / "ctcnet-core3.md").read_text()
+    assert "test-time symmetry" not in _line(get_model("ctcnet-default"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.nn.spec import SYMMETRIES
+
 HELP = "List the shipped models: panel, classes, pixel size, size on disk, card figures."
 
 
@@ -18,6 +20,8 @@ def _line(info) -> str:
     return (f"{info.name}\n  channels {', '.join(info.channels)} at {info.panel.pixel_size_um:g} "
             f"um/px, {info.crop_size} px crops\n  classes {', '.join(info.classes)}\n"
             f"  {info.size_bytes / 1e6:.2f} MB on disk ({files})"
+            + (f"\n  test-time symmetry {info.symmetry} ({SYMMETRIES[info.symmetry]} views per "
+               "crop)" if info.symmetry in SYMMETRIES and info.symmetry != "none" else "")
             + (f"\n  held-out macro-F1: {figures}" if figures else ""))
 
 

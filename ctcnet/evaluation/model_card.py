@@ -169,6 +169,7 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
         "crop_size": spec.crop_size,
         "pixel_size_um": spec.pixel_size_um,
         "normalisation": normalisation_text(spec),
+        "symmetry": spec.symmetry,
         "calibration": {"temperature": spec.temperature,
                         "review_threshold": spec.review_threshold,
                         "fitted_on": "validation split", **calibration},
@@ -187,6 +188,18 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
     }
 
 
+def symmetry_text(symmetry: str) -> str:
+    """The card's words for a test-time symmetry (``ctcnet.nn.symmetry``)."""
+    from ctcnet.nn.spec import SYMMETRIES
+
+    views = {"rot4": "each crop's four quarter turns",
+             "d4": "each crop's quarter turns and mirror images"}
+    if symmetry not in views:
+        return ""
+    return (f"; logits averaged over {views[symmetry]} (test-time symmetry `{symmetry}`: "
+            f"{SYMMETRIES[symmetry]}x the network's compute per crop)")
+
+
 def render_card(card: dict) -> str:
     """The model card as Markdown."""
     test = card["test_default_randomisation"]
@@ -195,7 +208,8 @@ def render_card(card: dict) -> str:
         "",
         f"`{card['file']}` ({card['size_bytes'] / 1e6:.2f} MB, {card['parameters']:,} "
         f"parameters): `{card['arch']}` CNN, {card['crop_size']} px crops at "
-        f"{card['pixel_size_um']} um/px, raw counts in (normalisation: {card['normalisation']}).",
+        f"{card['pixel_size_um']} um/px, raw counts in (normalisation: {card['normalisation']})"
+        f"{symmetry_text(card.get('symmetry', 'none'))}.",
         "",
         f"- Panel `{card['panel']['name']}`: "
         f"{', '.join(c['name'] for c in card['panel']['channels'])}",

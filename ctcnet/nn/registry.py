@@ -64,6 +64,11 @@ class ModelInfo:
         """Bytes on disk of the weight files (checkpoint and ONNX export)."""
         return sum(p.stat().st_size for p in (self.checkpoint, self.onnx) if p is not None)
 
+    @property
+    def symmetry(self) -> str:
+        """The test-time symmetry (``ctcnet.nn.symmetry``); cards made before it: none."""
+        return str(self.card.get("symmetry", "none"))
+
     def figures(self) -> dict[str, float]:
         """Held-out macro-F1 per test set of the card (keys starting with ``test``), and the
         worst macro-F1 over its robustness shifts."""
@@ -88,7 +93,8 @@ class ModelInfo:
     def to_dict(self) -> dict:
         return {"name": self.name, "channels": self.channels, "classes": self.classes,
                 "pixel_size_um": self.panel.pixel_size_um, "crop_size": self.crop_size,
-                "size_bytes": self.size_bytes, "figures": self.figures(),
+                "size_bytes": self.size_bytes, "symmetry": self.symmetry,
+                "figures": self.figures(),
                 "files": [str(p) for p in (self.checkpoint, self.onnx) if p is not None]}
 
 

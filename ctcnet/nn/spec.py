@@ -20,6 +20,8 @@ from ctcnet.io.taxonomy import Taxonomy
 SPEC_FORMAT = 1
 # Where the spec lives: the checkpoint dict key and the ONNX metadata key.
 SPEC_KEY = "ctcnet_spec"
+# Test-time symmetries (``ctcnet.nn.symmetry``) and how many views of a crop each averages over.
+SYMMETRIES = {"none": 1, "rot4": 4, "d4": 8}
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,6 @@ class ModelSpec:
         if not 0.0 <= self.review_threshold <= 1.0:
             raise InputError(f"model spec: review_threshold {self.review_threshold} is not a "
                              "probability", source)
-        from ctcnet.nn.symmetry import SYMMETRIES
-
         if self.symmetry not in SYMMETRIES:
             raise InputError(f"model spec: symmetry {self.symmetry!r} is not one of "
                              f"{sorted(SYMMETRIES)}", source)

@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-# How many views each symmetry averages over.
-SYMMETRIES = {"none": 1, "rot4": 4, "d4": 8}
+from ctcnet.nn.spec import SYMMETRIES
 
 
 def symmetric_views(x: torch.Tensor, symmetry: str) -> torch.Tensor:
