@@ -34,7 +34,12 @@ from ctcnet.evaluation.metrics import macro_f1  # noqa: E402
 from ctcnet.io.crop_dataset import write_crop_dataset  # noqa: E402
 from ctcnet.nn.classifier import load_model  # noqa: E402
 from ctcnet.simulate import SimConfig, simulate_crops  # noqa: E402
-from ctcnet.training.finetune import FinetuneOptions, finetune, model_logits  # noqa: E402
+from ctcnet.training.finetune import (  # noqa: E402
+    FinetuneOptions,
+    file_digest,
+    finetune,
+    model_logits,
+)
 
 # One instrument outside SimConfig()'s training ranges (each range in the comment). Its optics
 # are the same on every sample it scans, as a real instrument's are: a filter set with four
@@ -71,7 +76,7 @@ def scanner_digest() -> str:
 def base_digest(path: Path) -> str:
     """Short digest of the base model's file: a retrained base gets its own runs (a curve
     measured on another base is neither reused nor reported)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return file_digest(path)[:12]
 
 
 def first_per_class(labels: list[str], n: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from ctcnet.inference.backends import load_backend
 from ctcnet.simulate import SimConfig, simulate_crops
 
 N = 8
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return load_backend(device="cpu")

@@ -18,6 +18,10 @@ SUBTYPE_TAXONOMY = {"classes": sorted(SUBTYPES)}  # every subtype its own class
 # 4x (the physics of the default ranges has tests of its own).
 QUIET = SimConfig(neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0), nonspecific_ck_rate=(0, 0),
                   granulocyte_autofluorescence=(0, 0), stain_strength=(0.5, 2.0))
+# One nominal scanner, and nothing in the crop but the object's own stains.
+CLEAN_ALONE = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0),
+                                  bleed_through=(0.0, 0.0), nonspecific_ck_rate=(0, 0),
+                                  granulocyte_autofluorescence=(0, 0))
 
 
 def signal(images, channel, radius=6):
@@ -125,9 +129,7 @@ def test_tdevs_lack_dna_and_bare_nuclei_lack_ck(per_subtype):
 def test_fragment_dapi_specks_hold_less_dna_than_any_ctc_nucleus():
     """A CK+DAPI+ fragment is debris: its DAPI speck holds less DNA stain than the nucleus of
     any CTC at the same stain (summed over a 10 um disk, so blur cannot blur the rule)."""
-    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
-                              dna_stain_strength=(1.0, 1.0), nonspecific_ck_rate=(0, 0),
-                              granulocyte_autofluorescence=(0, 0))
+    cfg = dataclasses.replace(CLEAN_ALONE, dna_stain_strength=(1.0, 1.0))
     batch = simulate_crops({"fragment": 80, "ctc_bright": 40, "ctc_dim": 40}, PANEL5,
                            SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=cfg)
     x = batch.images[:, 0].astype(np.float64)
@@ -145,10 +147,8 @@ def test_fragments_never_look_like_an_intact_cell():
     time.)"""
     from scipy import ndimage
 
-    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
-                              nonspecific_ck_rate=(0, 0), granulocyte_autofluorescence=(0, 0))
     batch = simulate_crops({"fragment": 200, "ctc_bright": 100, "ctc_dim": 100}, PANEL5,
-                           SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=cfg)
+                           SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=CLEAN_ALONE)
     ck = batch.images[:, 1].astype(np.float64)
     ck -= np.median(ck.reshape(len(ck), -1), axis=1)[:, None, None]
     ck = ndimage.gaussian_filter(ck, (0, 1, 1))

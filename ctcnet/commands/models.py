@@ -21,7 +21,7 @@ def _line(info) -> str:
             f"um/px, {info.crop_size} px crops\n  classes {', '.join(info.classes)}\n"
             f"  {info.size_bytes / 1e6:.2f} MB on disk ({files})"
             + (f"\n  test-time symmetry {info.symmetry} ({SYMMETRIES[info.symmetry]} views per "
-               "crop)" if info.symmetry in SYMMETRIES and info.symmetry != "none" else "")
+               "crop)" if SYMMETRIES.get(info.symmetry, 1) > 1 else "")
             + (f"\n  held-out macro-F1: {figures}" if figures else ""))
 
 

@@ -17,6 +17,7 @@ import logging
 import numpy as np
 
 from ctcnet.evaluation.evaluate import evaluate_crops, robustness_report
+from ctcnet.nn.spec import SYMMETRIES
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,6 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
 
 def symmetry_text(symmetry: str) -> str:
     """The card's words for a test-time symmetry (``ctcnet.nn.symmetry``)."""
-    from ctcnet.nn.spec import SYMMETRIES
-
     views = {"rot4": "each crop's four quarter turns",
              "d4": "each crop's quarter turns and mirror images"}
     if symmetry not in views:

@@ -4,9 +4,10 @@ A cell's class does not change when its crop is turned by a quarter or mirrored,
 already shows the network every such view (augmentation), but one forward pass still answers
 slightly differently for each. Averaging the logits over the views is an ensemble of the model
 with itself: on the shipped models' held-out sets it removes 12-22 % of the errors (same
-weights; docs/core3-rgb.md), at 4x ("rot4") or 8x ("d4") the network's compute. The views ride along the batch dimension, so one call of the
-network serves them all and the same code runs in torch, under autocast and in the ONNX graph
-(quarter turns are a transpose and a flip: square crops only, which every ctcnet crop is).
+weights; docs/core3-rgb.md), at 4x ("rot4") or 8x ("d4") the network's compute. The views
+ride along the batch dimension, so one call of the network serves them all and the same code
+runs in torch, under autocast and in the ONNX graph (quarter turns are a transpose and a flip:
+square crops only, which every ctcnet crop is).
 """
 
 from __future__ import annotations
