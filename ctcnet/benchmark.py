@@ -4,7 +4,7 @@ Sections (each a plain function returning rows of plain data):
 
 * classification throughput, crops/s, of the inference backends
   (:mod:`ctcnet.inference.backends`): torch eager fp32 (NCHW and channels_last), ONNX Runtime
-  fp32, fp16 and int8, at batch 1 / 64 / 1024, as ratios to torch eager in the same run; on
+  fp32, fp16 and int8, at batch 1 / 8 / 64 / 1024, as ratios to torch eager in the same run; on
   CUDA also fp32, bf16 and fp16 autocast and the fraction of the GPU's peak FLOP rate;
 * whole cartridges end to end (read / detect / crop / classify / write), events/s and peak RSS,
   at 10, 175 and 1,000 frames (each run in its own process, so peak memory is its own);
@@ -51,7 +51,7 @@ GPU_PEAK_FLOPS = {
 
 @dataclass
 class BenchSettings:
-    batch_sizes: tuple[int, ...] = (1, 64, 1024)
+    batch_sizes: tuple[int, ...] = (1, 8, 64, 1024)
     repeats: int = 5
     frame_counts: tuple[int, ...] = (10, 175, 1000)
     cartridge_repeats: int = 3          # for the middle (175-frame) size; others run once
