@@ -283,11 +283,14 @@ def load_average() -> list[float] | None:
 # The 175-frame cartridge's configurations: (name, extra worker arguments).
 CONFIGS = (("defaults", []), ("--workers 0", ["--workers", "0"]),
            ("--no-report", ["--no-report"]))
+# With a GPU the defaults detect and cut crops on it; this row is the same run with that work
+# in numpy on the CPU, so the benchmark shows what the GPU path gains.
+GPU_CONFIGS = (("--frame-device numpy", ["--frame-device", "numpy"]),)
 
 
 def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: str) -> dict:
     """One predict run as ``ctcnet predict`` makes it (flags: ``--workers N``,
-    ``--no-report``)."""
+    ``--no-report``, ``--frame-device D``)."""
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, peak_memory_mb, predict_cartridge
 
@@ -298,10 +301,12 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
         options.workers = int(flags[flags.index("--workers") + 1])
     if "--no-report" in flags:
         options.report = False
+    if "--frame-device" in flags:
+        options.frame_device = flags[flags.index("--frame-device") + 1]
     summary = predict_cartridge(cartridge, engine, out, options)
     return {"timings_s": summary.timings_s, "events": summary.events,
             "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb(),
-            "device": engine.device_name,
+            "device": engine.device_name, "frame_device": options.frame_device,
             "saliency": options.report and engine.explainer() is not None}
 
 
@@ -365,13 +370,16 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
     in ``workdir`` if the classification section has not made it), or torch on CUDA.
 
     Every size runs with the defaults; the middle size (175 frames) also with ``--workers 0``
-    (stages inline, so they add up) and ``--no-report``. Beside the stages stand their floors:
-    reading and decoding the same frames alone, and the model alone at predict's settings.
+    (stages inline, so they add up), ``--no-report`` and, with a GPU, ``--frame-device numpy``
+    (detection and cropping on the CPU, against the defaults' GPU path). Beside the stages
+    stand their floors: reading and decoding the same frames alone, and the model alone at
+    predict's settings.
     """
     import torch
 
+    gpu_configs = ()
     if torch.cuda.is_available():
-        backend = "torch"
+        backend, gpu_configs = "torch", GPU_CONFIGS
     model_file = Path(model_path)
     if backend == "onnx":
         model_file = workdir / "model-fp32.onnx"
@@ -396,7 +404,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         cart = linked_cartridge(base, workdir / f"cartridge-{frames}", frames)
         io = [_run_worker(["read", str(cart)]) for _ in range(2 if frames == middle else 1)]
         read_floor = statistics.median(r["read_decode_s"] for r in io)
-        configs = CONFIGS if frames == middle else CONFIGS[:1]
+        configs = CONFIGS + gpu_configs if frames == middle else CONFIGS[:1]
         measured = {}
         for name, flags in configs:
             repeats = settings.cartridge_repeats if (frames == middle and name == "defaults") \
@@ -659,8 +667,8 @@ def render_cartridges(k: dict) -> list[str]:
         configs = r.get("configs")
         if not configs:
             continue
-        lines += ["", f"{r['frames']} frames ({r['events']:,} events) in three configurations "
-                  "(`ctcnet predict` options):", "",
+        lines += ["", f"{r['frames']} frames ({r['events']:,} events) in {len(configs)} "
+                  "configurations (`ctcnet predict` options):", "",
                   "| configuration | runs | total s | process s | read | detect | crop | guard | "
                   "classify | write | report | peak RSS MB |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -675,6 +683,9 @@ def render_cartridges(k: dict) -> list[str]:
         lines += ["", "With `--workers 0` the stages run one after another, so they add up to "
                   "the total; with the defaults reading, detection, cropping and the guard's "
                   "measurements overlap classification."]
+        if "--frame-device numpy" in configs:
+            lines += ["", "The defaults detect and cut crops on the GPU (`--frame-device auto`); "
+                      "`--frame-device numpy` does that work on the CPU."]
     saliency = {r.get("saliency") for r in k["rows"]}
     if saliency == {True}:
         lines += ["", "The report includes the gallery's saliency maps (torch, imported for them "

@@ -288,9 +288,24 @@ def test_onnx_and_torch_backends_give_the_same_classes(setup, tmp_path):
     assert (a["class"][clear] == b["class"][clear]).all()
 
 
+def test_torch_frame_path_gives_the_same_events_and_calls(setup, tmp_path):
+    # The GPU path's detection and cropping (ctcnet.detect.device), run on CPU tensors.
+    summary = predict_cartridge(setup["cart"], setup["backend"], tmp_path / "torch-frames",
+                                PredictOptions(**QUIET, report=False, frame_device="cpu"))
+    a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "torch-frames")
+    assert summary.counts == setup["ref"].counts
+    assert len(a) == len(b) > 0
+    assert (a[["frame", "bbox_x0", "bbox_y0", "area_px", "class"]].to_numpy()
+            == b[["frame", "bbox_x0", "bbox_y0", "area_px", "class"]].to_numpy()).all()
+    names = setup["backend"].spec.class_names
+    pa, pb = a[[f"p_{n}" for n in names]].to_numpy(), b[[f"p_{n}" for n in names]].to_numpy()
+    assert np.abs(pa - pb).max() < 1e-4
+
+
 @pytest.mark.gpu
 def test_cuda_path_matches_cpu(setup, tmp_path):
-    # Small batches, so several go through the two pinned staging buffers in turn.
+    # Small batches, so several go through the two pinned staging buffers in turn; frames are
+    # detected and cropped on the GPU (frame_device "auto").
     gpu = load_backend(setup["model"], device="cuda", batch_size=16)
     summary = predict_cartridge(setup["cart"], gpu, tmp_path / "gpu",
                                 PredictOptions(**QUIET, report=False))

@@ -23,10 +23,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", choices=("torch", "onnx"), default=None,
                         help="inference backend (default: from the model file's suffix)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="crops per model call (default: 256 on a CPU, 1024 on a GPU)")
+                        help="crops per model call (default on a CPU: 8 with onnxruntime, 64 "
+                             "with torch; 1024 on a GPU)")
     parser.add_argument("--workers", type=int, default=None,
                         help="frame reading/detection threads beside the model (default: "
                              "1 on a small CPU, up to 8 to feed a GPU; 0: inline)")
+    parser.add_argument("--frame-device", default="auto",
+                        help="where detection's whole-frame work and the cropping run: auto "
+                             "(on the model's GPU when it runs on one, else numpy), numpy, or "
+                             "a torch device: cuda, cuda:N (cpu runs the torch path on the CPU)")
     parser.add_argument("--threshold-snr", type=float, default=None,
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
@@ -68,7 +73,8 @@ def run(args) -> int:
                          extent_snr=min(detect.extent_snr, args.threshold_snr))
     options = PredictOptions(batch_size=args.batch_size,
                              workers=None if args.workers is None else max(0, args.workers),
-                             detect=detect, overwrite=args.overwrite, quiet=args.quiet,
+                             frame_device=args.frame_device, detect=detect,
+                             overwrite=args.overwrite, quiet=args.quiet,
                              report=not args.no_report,
                              edge_cut_as=None if args.keep_edge_calls else "debris")
     out = Path(args.out)

@@ -14,6 +14,9 @@ background level and noise that the model's per-crop normalisation estimates, wh
 padding would fake a noise-free region and edge replication would draw streaks. Such crops are
 reported as ``padded``; the object itself touching the border is ``edge_cut`` (from detection).
 Crops smaller than the field of view are padded the same way.
+
+:func:`to_model_scale` also takes torch tensors (frames on a GPU, :mod:`ctcnet.detect.device`)
+and then computes with the same weights on the tensor's device, so both paths resample alike.
 """
 
 from __future__ import annotations
@@ -87,27 +90,38 @@ def resampled_size(h: int, w: int, factor: float) -> tuple[int, int]:
     return max(1, int(round(h * factor))), max(1, int(round(w * factor)))
 
 
-def resample(crops: np.ndarray, factor: float) -> np.ndarray:
+def is_tensor(x) -> bool:
+    """A torch tensor (told without importing torch, which the numpy path never needs)."""
+    return type(x).__module__.startswith("torch")
+
+
+def as_float32(crops):
+    """float32 numpy array, or float32 tensor on its own device."""
+    return crops.float() if is_tensor(crops) else np.asarray(crops, dtype=np.float32)
+
+
+def resample(crops, factor: float):
     """Resample (N, C, H, W) crops by ``factor`` (output px per input px) to float32.
 
     Shrinking is antialiased (bilinear with the kernel widened by 1/factor, i.e. an area
     average), so large factors keep the signal of small bright spots instead of aliasing.
     Enlarging is plain bilinear interpolation (:func:`bilinear`).
     """
-    crops = np.asarray(crops)
+    tensor = is_tensor(crops)
+    crops = crops if tensor else np.asarray(crops)
     h, w = crops.shape[-2:]
     size = resampled_size(h, w, factor)
     if size == (h, w):
-        return crops.astype(np.float32, copy=False)
+        return as_float32(crops)
     if size[0] >= h and size[1] >= w:
         return bilinear(crops, size)
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))
+    t = as_float32(crops) if tensor else torch.from_numpy(np.ascontiguousarray(crops, np.float32))
     out = F.interpolate(t, size=size, mode="bilinear", align_corners=False,
                         antialias=size[0] < h or size[1] < w)
-    return out.numpy()
+    return out if tensor else out.numpy()
 
 
 def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndarray:
@@ -126,8 +140,8 @@ def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndar
     return weights
 
 
-def bilinear(crops: np.ndarray, size: tuple[int, int], rows: slice = slice(None),
-             cols: slice = slice(None)) -> np.ndarray:
+def bilinear(crops, size: tuple[int, int], rows: slice = slice(None),
+             cols: slice = slice(None)):
     """Bilinear resampling of (N, C, H, W) crops (any number type) to ``size``, float32, of
     only the output ``rows`` and ``cols`` asked for.
 
@@ -138,7 +152,11 @@ def bilinear(crops: np.ndarray, size: tuple[int, int], rows: slice = slice(None)
     h, w = crops.shape[-2:]
     along_h = bilinear_matrix(h, size[0], rows)
     along_w = bilinear_matrix(w, size[1], cols)
-    return along_h @ np.asarray(crops, dtype=np.float32) @ along_w.T
+    if is_tensor(crops):
+        import torch
+
+        along_h, along_w = (torch.from_numpy(m).to(crops.device) for m in (along_h, along_w))
+    return along_h @ as_float32(crops) @ along_w.T
 
 
 def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
@@ -148,6 +166,8 @@ def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
     """
     h, w = crops.shape[-2:]
     ph, pw = max(0, size - h), max(0, size - w)
+    if (ph or pw) and is_tensor(crops):  # only crop datasets pad, and they come as numpy
+        raise ValueError("mirror-padding is done on numpy crops only")
     if ph or pw:
         # 'symmetric' mirrors like the frame border does and works for pads wider than the crop.
         crops = np.pad(crops, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
@@ -157,11 +177,11 @@ def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
     return crops[..., top:top + size, left:left + size], (hh - size) + (ww - size), ph + pw
 
 
-def to_model_scale(crops: np.ndarray, data_pixel_um: float | None,
-                   model_pixel_um: float | None, crop_size: int
-                   ) -> tuple[np.ndarray, int, int]:
+def to_model_scale(crops, data_pixel_um: float | None, model_pixel_um: float | None,
+                   crop_size: int) -> tuple[np.ndarray, int, int]:
     """(N, C, H, W) crops at ``data_pixel_um`` -> (N, C, crop_size, crop_size) float32 at
-    ``model_pixel_um``: resample, then centre-cut or mirror-pad.
+    ``model_pixel_um``: resample, then centre-cut or mirror-pad (numpy crops only; a torch
+    tensor stays one, on its device).
 
     Returns the crops and the pixels cut and padded per crop (both axes). Without pixel
     sizes (either None) no resampling is done.
@@ -179,9 +199,15 @@ def to_model_scale(crops: np.ndarray, data_pixel_um: float | None,
         fitted = bilinear(crops, size, slice(top, top + crop_size),
                           slice(left, left + crop_size))
         cut = (size[0] - crop_size) + (size[1] - crop_size)
-        return np.ascontiguousarray(fitted, dtype=np.float32), cut, 0
+        return _contiguous(fitted), cut, 0
     fitted, cut, padded = centre_fit(resample(crops, factor), crop_size)
-    return np.ascontiguousarray(fitted, dtype=np.float32), cut, padded
+    return _contiguous(fitted), cut, padded
+
+
+def _contiguous(crops):
+    if is_tensor(crops):
+        return crops.float().contiguous()
+    return np.ascontiguousarray(crops, dtype=np.float32)
 
 
 def report_fit(what: str, n: int, cut: int, padded: int) -> None:

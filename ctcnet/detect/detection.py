@@ -73,6 +73,15 @@ class DetectConfig:
     def binning(self, pixel_size_um: float) -> int:
         return max(1, int(round(self.work_pixel_um / pixel_size_um)))
 
+    def work_grid(self, pixel_size_um: float) -> tuple[int, float]:
+        """(binning factor, working pixel in um) for frames of ``pixel_size_um``."""
+        factor = self.binning(float(pixel_size_um))
+        return factor, float(pixel_size_um) * factor
+
+    def smoothing_px(self, work_px: float) -> tuple[float, int]:
+        """(Gaussian sigma, background block) in working pixels."""
+        return self.smooth_sigma_um / work_px, int(round(self.background_block_um / work_px))
+
 
 def bin_frame(frame: np.ndarray, factor: int) -> np.ndarray:
     """Mean of ``factor`` x ``factor`` blocks of a (C, H, W) frame, as float32.
@@ -96,7 +105,7 @@ def bin_frame(frame: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def _interp_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def interpolation_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Neighbour indices and weights that linearly interpolate n_in block centres onto n_out."""
     centres = (np.arange(n_in) + 0.5) * (n_out / n_in) - 0.5
     pos = np.clip(np.interp(np.arange(n_out), centres, np.arange(n_in)), 0, n_in - 1)
@@ -111,9 +120,9 @@ def linear_upsample(coarse: np.ndarray, h: int, w: int) -> np.ndarray:
     Gathers and blends instead of interpolation matrices: no BLAS call, whose thread pool
     spins badly on a shared, busy CPU.
     """
-    lo, hi, t = _interp_weights(h, coarse.shape[1])
+    lo, hi, t = interpolation_weights(h, coarse.shape[1])
     rows = coarse[:, lo] * (1 - t)[None, :, None] + coarse[:, hi] * t[None, :, None]
-    lo, hi, t = _interp_weights(w, coarse.shape[2])
+    lo, hi, t = interpolation_weights(w, coarse.shape[2])
     return rows[:, :, lo] * (1 - t) + rows[:, :, hi] * t
 
 
@@ -236,7 +245,10 @@ def check_frame(frame: np.ndarray, factor: int) -> None:
         raise InputError(f"a frame is (channels, height, width), got shape {frame.shape}")
     if not np.issubdtype(frame.dtype, np.number) or np.issubdtype(frame.dtype, np.complexfloating):
         raise InputError(f"frame pixels must be numbers, got {frame.dtype}")
-    _, h, w = frame.shape
+    check_frame_size(*frame.shape[1:], factor)
+
+
+def check_frame_size(h: int, w: int, factor: int) -> None:
     side = MIN_BINNED_SIDE * factor
     if min(h, w) < side:
         raise InputError(f"frame is {h} x {w} px: too small for detection (at least {side} px "
@@ -255,24 +267,40 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
     """
     config = config or DetectConfig()
     frame = np.asarray(frame)
-    px = float(panel.pixel_size_um)
-    factor = config.binning(px)
+    factor = config.binning(float(panel.pixel_size_um))
     check_frame(frame, factor)
-    c, h, w = frame.shape
-    work_px = px * factor
+    binned, detection = frame_maps(frame, panel, config)
+    return events_from_maps(binned, detection, frame.shape[1:], panel, config, return_labels)
+
+
+def frame_maps(frame: np.ndarray, panel: Panel, config: DetectConfig
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-2 on a checked frame: the binned frame (C, h, w) and the detection image (h, w),
+    the largest signal-to-noise over channels. The dense, whole-frame part of detection (its
+    torch twin for frames on a GPU: :func:`ctcnet.detect.device.frame_maps`)."""
+    factor, work_px = config.work_grid(panel.pixel_size_um)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         binned = bin_frame(frame, factor)
-        snr = snr_maps(binned, config.smooth_sigma_um / work_px,
-                       int(round(config.background_block_um / work_px)))
+        snr = snr_maps(binned, *config.smoothing_px(work_px))
     if not np.isfinite(snr).all():
-        # NaN/inf pixels, or counts near float32's limit that overflow when binned: no
-        # honest event list exists, so the frame is refused rather than given zero events.
-        raise InputError("pixel values are NaN, infinite or out of range for detection (max "
-                         f"{float(np.nanmax(frame)):.3g}; raw counts are expected)")
-    detection = snr.max(axis=0)
+        raise non_finite_error(float(np.nanmax(frame)))
+    return binned, snr.max(axis=0)
 
+
+def non_finite_error(frame_max: float) -> InputError:
+    # NaN/inf pixels, or counts near float32's limit that overflow when binned: no honest
+    # event list exists, so the frame is refused rather than given zero events.
+    return InputError("pixel values are NaN, infinite or out of range for detection (max "
+                      f"{frame_max:.3g}; raw counts are expected)")
+
+
+def events_from_maps(binned: np.ndarray, detection: np.ndarray, frame_shape: tuple[int, int],
+                     panel: Panel, config: DetectConfig, return_labels: bool = False):
+    """Steps 3-5 on the binned grid (a ninth of the frame's pixels): threshold, split and
+    merge, measure; the event table of :func:`detect_events`."""
     from skimage.filters import apply_hysteresis_threshold
 
+    factor, work_px = config.work_grid(panel.pixel_size_um)
     mask = apply_hysteresis_threshold(detection, config.extent_snr, config.threshold_snr)
     if config.split_touching and mask.any():
         height = ndimage.gaussian_filter(detection, config.seed_sigma_um / work_px,
@@ -282,7 +310,7 @@ def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None =
                                  config.same_object_ratio)
     else:
         labels, _ = ndimage.label(mask)
-    events = _object_table(labels, binned, detection, panel, factor, (h, w), config)
+    events = _object_table(labels, binned, detection, panel, factor, tuple(frame_shape), config)
     if return_labels:
         return events, labels, factor
     return events

@@ -86,9 +86,10 @@ class FrameWork:
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
-                  config: DetectConfig) -> FrameWork:
+                  config: DetectConfig, device=None) -> FrameWork:
     """Read one frame, detect its events, cut their crops and make the marker guard's
-    measurements; errors become a skip reason."""
+    measurements; errors become a skip reason. With a torch ``device`` the frame's dense work
+    and the cropping run there (:mod:`ctcnet.detect.device`), else in numpy."""
     t0 = time.perf_counter()
     try:
         pixels = cartridge.read(frame)
@@ -99,11 +100,16 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()
     try:
-        events = detect_events(pixels, cartridge.panel, config)
+        detect, cut = detect_events, extract_crops
+        if device is not None:
+            from ctcnet.detect import device as on_device
+
+            pixels = on_device.upload(pixels, device)
+            detect, cut = on_device.detect_events, on_device.extract_crops
+        events = detect(pixels, cartridge.panel, config)
         t2 = time.perf_counter()
-        crops, padded = extract_crops(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
-                                      spec.crop_size, spec.pixel_size_um,
-                                      cartridge.panel.pixel_size_um)
+        crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
+                            spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
         t3 = time.perf_counter()
         # The marker guard's measurements need no call: made here, beside the model.
         measured = measure_for_guard(crops, spec) if len(crops) else None
@@ -394,6 +400,10 @@ class PredictOptions:
     # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
     # 5 channels with its crops); two keep one frame thread busy while the model works.
     prefetch: int = 2
+    # Where detection's whole-frame work and the cropping run: "auto" (on the model's GPU when
+    # it runs on one, else numpy), "numpy", or a torch device ("cuda", "cuda:1"; "cpu" runs the
+    # torch twin on the CPU, which tests use).
+    frame_device: str = "auto"
     detect: DetectConfig = field(default_factory=DetectConfig)
     overwrite: bool = False     # discard an existing journal instead of resuming it
     quiet: bool = False
@@ -418,6 +428,28 @@ def default_workers(backend=None) -> int:
     if backend is not None and "cuda" in backend.device_name.lower():
         return max(1, min(8, cores - 1))
     return cpu_frame_workers(cores)
+
+
+def resolve_frame_device(option: str | None, backend=None):
+    """The torch device for the frames' dense work (see ``PredictOptions.frame_device``), or
+    None for numpy."""
+    option = (option or "numpy").strip().lower()
+    if option == "auto":
+        device = backend.device_name.lower() if backend is not None else "cpu"
+        option = device if device.startswith("cuda") else "numpy"
+    if option == "numpy":
+        return None
+    try:
+        import torch
+
+        device = torch.device(option)
+    except (ImportError, RuntimeError) as err:
+        raise InputError(f"frame device {option!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"frame device {option!r}: no CUDA device is available")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"frame device {option!r}: use auto, numpy, cpu or cuda[:N]")
+    return device
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -478,7 +510,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
                "write": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
-    work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect)  # noqa: E731
+    device = resolve_frame_device(options.frame_device, backend)
+    work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device)  # noqa: E731
     edge_class = edge_cut_class(spec, options)
     n_events = 0
 

@@ -1,0 +1,195 @@
+"""Detection's whole-frame work and crop cutting as torch ops, for frames on a GPU.
+
+With the model on a CUDA device, ``ctcnet predict`` moves each frame there once and runs the
+dense part of detection on it: binning, smoothing, the background map, the noise and the
+signal-to-noise maps (steps 1-2 of :mod:`ctcnet.detect.detection`), then cuts the crops
+around the events and brings them to model scale (:func:`ctcnet.detect.cropping.to_model_scale`,
+which computes on the tensor's device). What comes back to the host is small: the binned frame
+and the detection image (a ninth of the frame's pixels), for thresholding, splitting and
+measuring (label-image work that stays with scipy and scikit-image), and the crops, which the
+marker guard measures and the gallery keeps.
+
+Frames go up as the raw counts they were read as (uint16: half the bytes of float32) through a
+page-locked buffer and a CUDA stream of each frame thread's own, so one thread's copies and
+kernels never wait for another's. Every function computes what its numpy twin does, up to float
+rounding (summation order); the tests compare the two on CPU tensors, and on CUDA when present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ctcnet.detect.cropping import reflect_index, to_model_scale, window_origins, window_size
+from ctcnet.detect.detection import (
+    MAD_TO_SIGMA,
+    DetectConfig,
+    check_frame,
+    check_frame_size,
+    events_from_maps,
+    interpolation_weights,
+    non_finite_error,
+)
+from ctcnet.io.panel import Panel
+
+# Frame dtypes torch holds as they are; others (e.g. big-endian TIFF data) become float32 first.
+_TORCH_DTYPES = {np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32,
+                                       np.uint32, np.int64, np.float16, np.float32, np.float64)}
+_per_thread = threading.local()
+
+
+def upload(frame: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A (C, H, W) frame of raw counts -> float32 tensor on ``device`` (after the same rank and
+    type checks as the numpy path). On CUDA the counts travel in their own type through this
+    thread's page-locked buffer and convert on the device."""
+    frame = np.asarray(frame)
+    check_frame(frame, 1)
+    if frame.dtype not in _TORCH_DTYPES or not frame.dtype.isnative:
+        frame = frame.astype(np.float32)
+    host = torch.from_numpy(np.ascontiguousarray(frame))
+    if device.type != "cuda":
+        return host.to(device=device, dtype=torch.float32)
+    staging = getattr(_per_thread, "staging", None)
+    if staging is None or staging.shape != host.shape or staging.dtype != host.dtype:
+        staging = _per_thread.staging = torch.empty_like(host, pin_memory=True)
+    done = getattr(_per_thread, "copied", None)
+    if done is not None:  # the previous frame's copy out of this buffer must have finished
+        done.synchronize()
+    staging.copy_(host)
+    with frame_stream(device):
+        on_device = staging.to(device, non_blocking=True)
+        _per_thread.copied = torch.cuda.Event()
+        _per_thread.copied.record()
+        return on_device.float()
+
+
+def frame_stream(device: torch.device):
+    """This thread's own CUDA stream on ``device`` (a no-op context elsewhere)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    streams = getattr(_per_thread, "streams", None)
+    if streams is None:
+        streams = _per_thread.streams = {}
+    if device not in streams:
+        streams[device] = torch.cuda.Stream(device)
+    return torch.cuda.stream(streams[device])
+
+
+def bin_frame(frame: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean of ``factor`` x ``factor`` blocks, dropping the last rows/columns that do not fill
+    one (as :func:`ctcnet.detect.detection.bin_frame`)."""
+    if factor == 1:
+        return frame.float()
+    return F.avg_pool2d(frame.float()[None], factor, stride=factor)[0]
+
+
+def gaussian_filter(image: torch.Tensor, sigma: float, truncate: float = 3.0) -> torch.Tensor:
+    """scipy's ``gaussian_filter(image, (0, sigma, sigma), mode="nearest", truncate=...)`` on a
+    (C, H, W) tensor: the same normalised kernel, edges continued by their last pixel."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * x * x / (float(sigma) ** 2))
+    kernel = torch.tensor(kernel / kernel.sum(), dtype=torch.float32, device=image.device)
+    c = image.shape[0]
+    out = image[:, None]  # (C, 1, H, W): each channel filtered alone
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"),
+                   kernel.view(1, 1, -1, 1))
+    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"),
+                   kernel.view(1, 1, 1, -1))
+    return out.view(c, *image.shape[1:])
+
+
+def median_last(x: torch.Tensor) -> torch.Tensor:
+    """numpy's median over the last axis (the mean of the two middle values for even counts;
+    torch's own median takes the lower one)."""
+    ordered = x.sort(dim=-1).values
+    n = ordered.shape[-1]
+    if n % 2:
+        return ordered[..., n // 2]
+    return (ordered[..., n // 2 - 1] + ordered[..., n // 2]) / 2
+
+
+def linear_upsample(coarse: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Bilinear upsampling of (C, hb, wb) block values to (C, h, w), with the numpy path's
+    indices and weights."""
+    def weights(n_out: int, n_in: int):
+        return (torch.from_numpy(a).to(coarse.device) for a in interpolation_weights(n_out, n_in))
+
+    lo, hi, t = weights(h, coarse.shape[1])
+    rows = coarse[:, lo] * (1 - t)[None, :, None] + coarse[:, hi] * t[None, :, None]
+    lo, hi, t = weights(w, coarse.shape[2])
+    return rows[:, :, lo] * (1 - t) + rows[:, :, hi] * t
+
+
+def background_map(image: torch.Tensor, block: int) -> torch.Tensor:
+    """Block medians of every second pixel, a 3 x 3 median over blocks, bilinearly upsampled
+    (:func:`ctcnet.detect.detection.background_map`)."""
+    c, h, w = image.shape
+    block = max(4, min(block, h, w))
+    block -= block % 2
+    hb, wb = h // block, w // block
+    blocks = image[:, :hb * block:2, :wb * block:2].reshape(c, hb, block // 2, wb, block // 2)
+    coarse = median_last(blocks.permute(0, 1, 3, 2, 4).reshape(c, hb, wb, -1))
+    if hb >= 3 and wb >= 3:
+        padded = F.pad(coarse[None], (1, 1, 1, 1), mode="replicate")[0]
+        coarse = median_last(padded.unfold(1, 3, 1).unfold(2, 3, 1).reshape(c, hb, wb, 9))
+    return linear_upsample(coarse, h, w)
+
+
+def robust_noise(residual: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """Per-channel noise sigma (MAD of every third pixel; :func:`~ctcnet.detect.detection.
+    robust_noise`)."""
+    sample = residual[:, ::3, ::3].reshape(residual.shape[0], -1)
+    mad = median_last((sample - median_last(sample)[:, None]).abs())
+    return torch.clamp(MAD_TO_SIGMA * mad, min=floor)
+
+
+def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The binned frame and the detection image, as numpy arrays on the host
+    (:func:`ctcnet.detect.detection.frame_maps`)."""
+    factor, work_px = config.work_grid(panel.pixel_size_um)
+    sigma_px, block_px = config.smoothing_px(work_px)
+    binned = bin_frame(frame, factor)
+    smooth = gaussian_filter(binned, sigma_px) if sigma_px >= 0.5 else binned
+    residual = smooth - background_map(smooth, block_px)
+    snr = residual / robust_noise(residual)[:, None, None]
+    if not bool(torch.isfinite(snr).all()):
+        finite = frame[~torch.isnan(frame)]
+        raise non_finite_error(float(finite.max()) if finite.numel() else float("nan"))
+    return binned.cpu().numpy(), snr.amax(dim=0).cpu().numpy()
+
+
+def detect_events(frame: torch.Tensor, panel: Panel, config: DetectConfig | None = None
+                  ) -> pd.DataFrame:
+    """The events of an uploaded frame (:func:`upload`), as
+    :func:`ctcnet.detect.detection.detect_events` finds them."""
+    config = config or DetectConfig()
+    check_frame_size(*frame.shape[1:], config.binning(float(panel.pixel_size_um)))
+    with torch.inference_mode(), frame_stream(frame.device):
+        binned, detection = frame_maps(frame, panel, config)
+    return events_from_maps(binned, detection, tuple(frame.shape[1:]), panel, config)
+
+
+def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: int,
+                  model_pixel_um: float | None = None, scan_pixel_um: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Model-ready float32 crops on the host and ``padded``, cut from an uploaded frame
+    (:func:`ctcnet.detect.cropping.extract_crops`: the same windows, mirrored past the border,
+    and the same resampling)."""
+    _, h, w = frame.shape
+    window = window_size(crop_size, model_pixel_um, scan_pixel_um)
+    top, left = window_origins(x, y, window)
+    padded = (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
+    span = np.arange(window)
+    rows = torch.from_numpy(reflect_index(top[:, None] + span, h)).to(frame.device)
+    cols = torch.from_numpy(reflect_index(left[:, None] + span, w)).to(frame.device)
+    with torch.inference_mode(), frame_stream(frame.device):
+        windows = frame[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3)
+        crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
+        return crops.cpu().numpy(), padded
