@@ -72,8 +72,11 @@ def test_predict_outputs_and_dtypes(tiny):
     # uint16 and the same counts as float32 are the same input; batching does not matter.
     np.testing.assert_allclose(clf.predict_proba(x16.astype(np.float32)), proba, atol=1e-6)
     np.testing.assert_allclose(clf.predict_proba(x16, batch_size=2), proba, atol=1e-6)
-    quiet = OnnxClassifier(path, threads=1, spin_wait=False)
+    quiet = OnnxClassifier(path, threads=1, spin_wait=False, batch_size=3)
+    assert quiet.batch_size == 3
     np.testing.assert_allclose(quiet.predict_proba(x16), proba, atol=1e-6)
+    # On a CPU small batches are the fast ones (docs/benchmarks.md).
+    assert OnnxClassifier(path, providers=["CPUExecutionProvider"]).batch_size == 8
     x8 = np.clip(x16 // 4, 0, 255).astype(np.uint8)
     assert clf.predict_proba(x8).shape == (5, 4)
     assert clf.predict_proba(x16[:0]).shape == (0, 4)

@@ -107,6 +107,13 @@ def select_providers(available: Sequence[str] | None = None) -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
+def default_batch_size(providers: Sequence[str]) -> int:
+    """Crops per graph call: 1024 on a GPU; 8 on a CPU, where onnxruntime is fastest at small
+    batches because the normalisation's elementwise passes stay in cache (one thread: 2,300
+    crops/s at batch 8, 2,030 at 64, 1,790 at 256; docs/benchmarks.md)."""
+    return 1024 if "CUDAExecutionProvider" in providers else 8
+
+
 class OnnxClassifier:
     """An exported ctcnet model: load, check the panel, classify raw crops. Example::
 
@@ -116,10 +123,13 @@ class OnnxClassifier:
 
     ``providers`` defaults to CUDA when available, else CPU; ``threads`` caps onnxruntime's
     intra-op threads; ``spin_wait=False`` stops idle threads from busy-waiting between batches.
+    ``batch_size`` (crops per graph call; by default :func:`default_batch_size` of the
+    providers in use) can also be given per call.
     """
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
-                 threads: int | None = None, spin_wait: bool = True):
+                 threads: int | None = None, spin_wait: bool = True,
+                 batch_size: int | None = None):
         self.path = Path(path)
         try:
             model_bytes = self.path.read_bytes()
@@ -147,6 +157,7 @@ class OnnxClassifier:
         self.spec = _check_metadata(model_bytes, metadata, self.path)
         self.metadata = metadata
         self.bad_crops: list[int] = []  # indices of the last run's non-finite crops
+        self.batch_size = int(batch_size or default_batch_size(self.providers))
         self._check_graph()
 
     # -- what the model is -------------------------------------------------------------------
@@ -189,7 +200,8 @@ class OnnxClassifier:
         check_channel_order(self.channels, channel_names, what)
 
     # -- inference ---------------------------------------------------------------------------
-    def run(self, raw: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, raw: np.ndarray, batch_size: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
         """(logits, probabilities), each float32 (N, K), for raw (N, C, S, S) crops.
 
         Per-crop finiteness rule: a crop with any NaN or infinite pixel is not sent to the
@@ -199,7 +211,7 @@ class OnnxClassifier:
         """
         raw = self._checked(raw)
         k = len(self.classes)
-        step = max(1, int(batch_size))
+        step = max(1, int(batch_size or self.batch_size))
         logits = np.full((len(raw), k), np.nan, np.float32)
         proba = np.full((len(raw), k), np.nan, np.float32)
         bad = []
@@ -220,11 +232,12 @@ class OnnxClassifier:
                         "call 'failed'): indices %s", len(bad), bad[:20])
         return logits, proba
 
-    def predict_proba(self, raw: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    def predict_proba(self, raw: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Calibrated class probabilities, float32 (N, K), columns in ``self.classes`` order."""
         return self.run(raw, batch_size)[1]
 
-    def predict(self, raw: np.ndarray, batch_size: int = 512) -> tuple[list[str], np.ndarray]:
+    def predict(self, raw: np.ndarray, batch_size: int | None = None
+                ) -> tuple[list[str], np.ndarray]:
         """(class name per crop, probabilities (N, K)); a crop whose row is not finite is
         ``"failed"``, never a class (``ctcnet.nn.calls``)."""
         proba = self.predict_proba(raw, batch_size)

@@ -181,14 +181,12 @@ class OnnxBackend:
         # not spin, so they never take a core from the reader and detector.
         self.classifier = OnnxClassifier(model_path, providers=providers,
                                          threads=threads or cpu_model_threads(),
-                                         spin_wait=False)
+                                         spin_wait=False, batch_size=batch_size)
         if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
             raise no_cuda
         self.spec = self.classifier.to_model_spec()
         self.model_path = Path(model_path)
-        on_gpu = "CUDAExecutionProvider" in self.classifier.providers
-        self.batch_size = int(batch_size or default_batch_size("cuda" if on_gpu else "cpu",
-                                                               "onnx"))
+        self.batch_size = self.classifier.batch_size
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         return self.classifier.predict_proba(crops, batch_size=self.batch_size)
@@ -226,14 +224,11 @@ class OnnxBackend:
         return lambda crops, classes: grad_cam(model, crops, classes)
 
 
-def default_batch_size(device_type: str, engine: str = "torch") -> int:
-    """Crops per model call: large on a GPU. On a CPU, onnxruntime is fastest at small
-    batches (one thread, docs/benchmarks.md: 2,300 crops/s at batch 8 against 2,030 at 64),
-    because the normalisation's elementwise passes then stay in cache; torch eager needs
-    larger ones to amortise its per-call cost."""
-    if device_type == "cuda":
-        return 1024
-    return 8 if engine == "onnx" else 64
+def default_batch_size(device_type: str) -> int:
+    """Crops per torch call: large on a GPU; 64 on a CPU, where torch eager needs batches to
+    amortise its per-call cost (onnxruntime's own: ``ctcnet.deploy.runtime.default_batch_size``,
+    8 on a CPU)."""
+    return 1024 if device_type == "cuda" else 64
 
 
 def cpu_cores() -> int:
