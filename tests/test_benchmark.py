@@ -35,3 +35,20 @@ def test_quick_benchmark_writes_record(tmp_path, tiny_model):
 def test_benchmark_rejects_bad_arguments(tiny_model, capsys):
     assert main(["benchmark", "--model", str(tiny_model), "--sections", "classify,fly"]) == 2
     assert "unknown benchmark sections" in capsys.readouterr().err
+
+
+def test_gpu_record_shows_the_frame_path_comparison():
+    # What a GPU machine's record holds for the middle cartridge: the defaults (frames on the
+    # GPU) beside --frame-device numpy; rendered without running anything.
+    from ctcnet.benchmark import render_cartridges
+
+    timing = {"median": 10.0, "min": 9.0, "max": 11.0}
+    run = {"runs": 1, "total_s": timing, "process_s": timing, "peak_rss_mb": 900.0,
+           "stages_s": {"read": 1.0, "detect": 2.0, "crop": 1.0, "classify": 3.0}}
+    row = {"frames": 175, "events": 49000, "total_s": timing, "process_s": timing,
+           "events_per_s": 4900.0, "stages_s": run["stages_s"], "peak_rss_mb": 900.0,
+           "configs": {"defaults": run, "--frame-device numpy": run}}
+    text = "\n".join(render_cartridges({"frame_shape": [1036, 1384], "events_per_frame": 290,
+                                        "rows": [row], "device": "cuda:0"}))
+    assert "in 2 configurations" in text and "| --frame-device numpy | 1 |" in text
+    assert "detect and cut crops on the GPU" in text
