@@ -56,7 +56,8 @@ def upload(frame: np.ndarray, device: torch.device) -> torch.Tensor:
         return host.to(device=device, dtype=torch.float32)
     staging = getattr(_per_thread, "staging", None)
     if staging is None or staging.shape != host.shape or staging.dtype != host.dtype:
-        staging = _per_thread.staging = torch.empty_like(host, pin_memory=True)
+        staging = torch.empty(host.shape, dtype=host.dtype, pin_memory=True)
+        _per_thread.staging = staging
     done = getattr(_per_thread, "copied", None)
     if done is not None:  # the previous frame's copy out of this buffer must have finished
         done.synchronize()
@@ -187,9 +188,9 @@ def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: 
     top, left = window_origins(x, y, window)
     padded = (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
     span = np.arange(window)
-    rows = torch.from_numpy(reflect_index(top[:, None] + span, h)).to(frame.device)
-    cols = torch.from_numpy(reflect_index(left[:, None] + span, w)).to(frame.device)
-    with torch.inference_mode(), frame_stream(frame.device):
+    with torch.inference_mode(), frame_stream(frame.device):  # the index copies too
+        rows = torch.from_numpy(reflect_index(top[:, None] + span, h)).to(frame.device)
+        cols = torch.from_numpy(reflect_index(left[:, None] + span, w)).to(frame.device)
         windows = frame[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3)
         crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
         return crops.cpu().numpy(), padded
