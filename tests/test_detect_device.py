@@ -132,8 +132,11 @@ def test_bad_frames_get_the_numpy_paths_errors():
 
 
 class _Backend:
-    def __init__(self, device_name):
+    def __init__(self, device_name, provider_options=None):
         self.device_name = device_name
+        if provider_options is not None:  # as OnnxBackend: an onnxruntime session inside
+            session = type("Session", (), {"get_provider_options": lambda _: provider_options})
+            self.classifier = type("Classifier", (), {"session": session()})()
 
 
 def test_frame_device_option():
@@ -142,8 +145,17 @@ def test_frame_device_option():
     assert resolve_frame_device("cpu", _Backend("cpu")) == CPU
     with pytest.raises(InputError, match="frame device"):
         resolve_frame_device("tpu", _Backend("cpu"))
+    onnx_on_gpu = _Backend("CUDAExecutionProvider,CPUExecutionProvider",
+                           {"CUDAExecutionProvider": {"device_id": "0"}})
     if not torch.cuda.is_available():
+        # "auto" never fails for want of a GPU: the frames stay in numpy.
+        assert resolve_frame_device("auto", _Backend("cuda")) is None
+        assert resolve_frame_device("auto", onnx_on_gpu) is None
         with pytest.raises(InputError, match="no CUDA device"):
             resolve_frame_device("cuda", _Backend("cpu"))
     else:
-        assert resolve_frame_device("auto", _Backend("cuda:0")).type == "cuda"
+        # "cuda" and "cuda:0" are one device (one CUDA stream per frame thread, not two).
+        for backend in (_Backend("cuda"), _Backend("cuda:0"), onnx_on_gpu):
+            assert resolve_frame_device("auto", backend) == torch.device("cuda", 0)
+        with pytest.raises(InputError, match="CUDA device"):
+            resolve_frame_device(f"cuda:{torch.cuda.device_count()}", _Backend("cpu"))

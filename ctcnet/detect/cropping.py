@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -91,8 +92,10 @@ def resampled_size(h: int, w: int, factor: float) -> tuple[int, int]:
 
 
 def is_tensor(x) -> bool:
-    """A torch tensor (told without importing torch, which the numpy path never needs)."""
-    return type(x).__module__.startswith("torch")
+    """A torch tensor (told without importing torch, which the numpy path never needs: a
+    tensor exists only once torch is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def as_float32(crops):
@@ -178,7 +181,7 @@ def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
 
 
 def to_model_scale(crops, data_pixel_um: float | None, model_pixel_um: float | None,
-                   crop_size: int) -> tuple[np.ndarray, int, int]:
+                   crop_size: int) -> tuple:
     """(N, C, H, W) crops at ``data_pixel_um`` -> (N, C, crop_size, crop_size) float32 at
     ``model_pixel_um``: resample, then centre-cut or mirror-pad (numpy crops only; a torch
     tensor stays one, on its device).

@@ -62,23 +62,31 @@ def upload(frame: np.ndarray, device: torch.device) -> torch.Tensor:
     if done is not None:  # the previous frame's copy out of this buffer must have finished
         done.synchronize()
     staging.copy_(host)
-    with frame_stream(device):
+    stream = thread_stream(device)
+    with torch.cuda.stream(stream):
         on_device = staging.to(device, non_blocking=True)
         _per_thread.copied = torch.cuda.Event()
-        _per_thread.copied.record()
+        _per_thread.copied.record(stream)
         return on_device.float()
 
 
-def frame_stream(device: torch.device):
-    """This thread's own CUDA stream on ``device`` (a no-op context elsewhere)."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
+def thread_stream(device: torch.device):
+    """This thread's own CUDA stream on ``device`` (keyed by device index, so ``cuda`` and
+    ``cuda:0`` are one device and one stream)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
     streams = getattr(_per_thread, "streams", None)
     if streams is None:
         streams = _per_thread.streams = {}
-    if device not in streams:
-        streams[device] = torch.cuda.Stream(device)
-    return torch.cuda.stream(streams[device])
+    if index not in streams:
+        streams[index] = torch.cuda.Stream(torch.device("cuda", index))
+    return streams[index]
+
+
+def frame_stream(device: torch.device):
+    """Work on ``device`` in this thread's own stream (a no-op context off CUDA)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.stream(thread_stream(device))
 
 
 def bin_frame(frame: torch.Tensor, factor: int) -> torch.Tensor:
@@ -91,18 +99,20 @@ def bin_frame(frame: torch.Tensor, factor: int) -> torch.Tensor:
 
 def gaussian_filter(image: torch.Tensor, sigma: float, truncate: float = 3.0) -> torch.Tensor:
     """scipy's ``gaussian_filter(image, (0, sigma, sigma), mode="nearest", truncate=...)`` on a
-    (C, H, W) tensor: the same normalised kernel, edges continued by their last pixel."""
+    (C, H, W) tensor: the same normalised kernel, edges continued by their last pixel.
+
+    A weighted sum of shifted views (the kernel has a few taps), not a convolution: cuDNN may
+    run convolutions in TF32 on recent GPUs (~1e-3 relative), and detection thresholds need
+    float32.
+    """
     radius = int(truncate * float(sigma) + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * x * x / (float(sigma) ** 2))
-    kernel = torch.tensor(kernel / kernel.sum(), dtype=torch.float32, device=image.device)
-    c = image.shape[0]
-    out = image[:, None]  # (C, 1, H, W): each channel filtered alone
-    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"),
-                   kernel.view(1, 1, -1, 1))
-    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"),
-                   kernel.view(1, 1, 1, -1))
-    return out.view(c, *image.shape[1:])
+    kernel = (kernel / kernel.sum()).astype(np.float32).tolist()
+    h, w = image.shape[1:]
+    padded = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")[0]
+    rows = sum(k * padded[:, i:i + h, :] for i, k in enumerate(kernel))
+    return sum(k * rows[:, :, i:i + w] for i, k in enumerate(kernel))
 
 
 def median_last(x: torch.Tensor) -> torch.Tensor:

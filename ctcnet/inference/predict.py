@@ -432,11 +432,14 @@ def default_workers(backend=None) -> int:
 
 def resolve_frame_device(option: str | None, backend=None):
     """The torch device for the frames' dense work (see ``PredictOptions.frame_device``), or
-    None for numpy."""
+    None for numpy. ``auto`` takes the model's GPU (torch: its device; onnxruntime: its CUDA
+    provider's device) when torch can use it, else numpy; a device asked for by name must
+    exist."""
     option = (option or "numpy").strip().lower()
     if option == "auto":
-        device = backend.device_name.lower() if backend is not None else "cpu"
-        option = device if device.startswith("cuda") else "numpy"
+        option = _model_gpu(backend)
+        if option is None:
+            return None
     if option == "numpy":
         return None
     try:
@@ -445,11 +448,35 @@ def resolve_frame_device(option: str | None, backend=None):
         device = torch.device(option)
     except (ImportError, RuntimeError) as err:
         raise InputError(f"frame device {option!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"frame device {option!r}: no CUDA device is available")
     if device.type not in ("cpu", "cuda"):
         raise InputError(f"frame device {option!r}: use auto, numpy, cpu or cuda[:N]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"frame device {option!r}: no CUDA device is available")
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise InputError(f"frame device {option!r}: there are "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+        device = torch.device("cuda", index)  # one name per device: cuda and cuda:0 alike
     return device
+
+
+def _model_gpu(backend) -> str | None:
+    """``cuda:N`` of the GPU a backend runs on, when torch can use it too; else None."""
+    if backend is None:
+        return None
+    name = str(backend.device_name).lower()
+    classifier = getattr(backend, "classifier", None)
+    if "cudaexecutionprovider" in name and classifier is not None:  # onnxruntime on a GPU
+        options = classifier.session.get_provider_options().get("CUDAExecutionProvider", {})
+        name = f"cuda:{int(options.get('device_id', 0))}"
+    if not name.startswith("cuda"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return name if torch.cuda.is_available() else None
 
 
 def _progress(total: int, description: str, quiet: bool):
