@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
                              "with torch; 1024 on a GPU)")
     parser.add_argument("--workers", type=int, default=None,
                         help="frame reading/detection threads beside the model (default: "
-                             "1 on a small CPU, up to 8 to feed a GPU; 0: inline)")
+                             "2 on a 2-3 core CPU, up to 8 to feed a GPU; 0: inline)")
     parser.add_argument("--frame-device", default="auto",
                         help="where detection's whole-frame work and the cropping run: auto "
                              "(on the model's GPU when it runs on one, else numpy), numpy, or "

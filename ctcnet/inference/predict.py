@@ -6,9 +6,10 @@ Pipeline per cartridge (``predict_cartridge``):
   frame, detect its events (``ctcnet.detect.detection``), cut model-sized crops
   (``ctcnet.detect.cropping``) and make the marker guard's call-independent measurements, at
   most ``prefetch`` frames ahead of the classifier, so I/O and detection overlap with the
-  model. On a 2-core CPU: one frame thread and one model thread (``default_workers``,
-  ``ctcnet.inference.backends.cpu_model_threads``), BLAS single-threaded, so nothing
-  oversubscribes the cores.
+  model. On a 2-core CPU: two frame threads and one model thread (``default_workers``,
+  ``ctcnet.inference.backends.cpu_frame_workers``: the frame work outweighs the model's, so
+  the second frame thread fills the model core's idle time), BLAS single-threaded and the
+  model's idle threads not spinning.
 * The **main thread** pools crops across frames into batches and classifies them (views of
   each frame's crops; only a batch spanning two frames is copied) (``torch.inference_mode``;
   on CUDA pinned memory, non-blocking copies and fp16 autocast; or the ONNX runtime), then
@@ -395,10 +396,10 @@ class PredictOptions:
 
     batch_size: int | None = None  # crops per model call; None: the backend's (by device)
     # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
-    # ``default_workers`` (1 on a small CPU, up to 8 threads to feed a GPU).
+    # ``default_workers`` (2 on a 2-core CPU, up to 8 threads to feed a GPU).
     workers: int | None = None
     # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
-    # 5 channels with its crops); two keep one frame thread busy while the model works.
+    # 5 channels with its crops); at least one per frame thread.
     prefetch: int = 2
     # Where detection's whole-frame work and the cropping run: "auto" (on the model's GPU when
     # it runs on one, else numpy), "numpy", or a torch device ("cuda", "cuda:1"; "cpu" runs the
@@ -419,9 +420,9 @@ class PredictOptions:
 
 
 def default_workers(backend=None) -> int:
-    """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU the
-    model already uses every core: one thread (it costs the model little and hides slow reads
-    from network storage)."""
+    """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU:
+    ``cpu_frame_workers`` (two on 2-3 cores, one per four cores on larger machines, whose
+    other cores go to the model)."""
     from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
 
     cores = cpu_cores()
