@@ -632,7 +632,7 @@ def render_cartridges(k: dict) -> list[str]:
              f"{k.get('device') or 'cpu'}. Each run is its own process; `total` is predict's "
              "wall clock, `process` the whole process's (start, imports and model load "
              "included), peak RSS the process's high-water mark (VmHWM). Stage times: read, "
-             "detect, crop and the guard's measurements run in a background thread (summed "
+             "detect, crop and the guard's measurements run in the frame threads (summed "
              "over frames, they overlap classification). A load average above the core count "
              "(last column) means other work shared the CPU: every absolute time is inflated, "
              "the ratios less so. Floors: `read floor` is reading and decoding the same frames "
