@@ -183,8 +183,8 @@ def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
 def to_model_scale(crops, data_pixel_um: float | None, model_pixel_um: float | None,
                    crop_size: int) -> tuple:
     """(N, C, H, W) crops at ``data_pixel_um`` -> (N, C, crop_size, crop_size) float32 at
-    ``model_pixel_um``: resample, then centre-cut or mirror-pad (numpy crops only; a torch
-    tensor stays one, on its device).
+    ``model_pixel_um``: resample, then centre-cut or mirror-pad (padding: numpy crops only).
+    Torch tensors come back as tensors on their device.
 
     Returns the crops and the pixels cut and padded per crop (both axes). Without pixel
     sizes (either None) no resampling is done.
