@@ -48,6 +48,14 @@ def window_origins(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarra
     return top, left
 
 
+def place_windows(x: np.ndarray, y: np.ndarray, window: int, h: int, w: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(top, left, padded) of windows centred on (x, y) in an (h, w) frame; ``padded``: the
+    window reaches past the frame border (so it is filled by mirroring)."""
+    top, left = window_origins(x, y, window)
+    return top, left, (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
+
+
 def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Cut (N, C, window, window) windows centred on (x, y) from a (C, H, W) frame.
@@ -57,9 +65,8 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     """
     frame = np.asarray(frame)
     c, h, w = frame.shape
-    top, left = window_origins(x, y, window)
+    top, left, padded = place_windows(x, y, window, h, w)
     n = len(top)
-    padded = (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
     out = np.empty((n, c, window, window), dtype=frame.dtype)
     inside = np.flatnonzero(~padded)
     if len(inside):

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ctcnet.detect.cropping import reflect_index, to_model_scale, window_origins, window_size
+from ctcnet.detect.cropping import place_windows, reflect_index, to_model_scale, window_size
 from ctcnet.detect.detection import (
     MAD_TO_SIGMA,
     DetectConfig,
@@ -195,8 +195,7 @@ def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: 
     and the same resampling)."""
     _, h, w = frame.shape
     window = window_size(crop_size, model_pixel_um, scan_pixel_um)
-    top, left = window_origins(x, y, window)
-    padded = (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
+    top, left, padded = place_windows(x, y, window, h, w)
     span = np.arange(window)
     with torch.inference_mode(), frame_stream(frame.device):  # the index copies too
         rows = torch.from_numpy(reflect_index(top[:, None] + span, h)).to(frame.device)
