@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ctcnet.io.panel import Panel, default_panel
-from ctcnet.nn.normalise import LEGACY_SNR, Normalise, snr_reference
+from ctcnet.nn.normalise import LEGACY_SNR, Normalise, _asinh, snr_reference
 
 
 def _crops(rng, n=4, c=5, size=80):
@@ -28,6 +28,18 @@ def test_torch_matches_numpy_reference(rng, settings):
     got = Normalise(panel)(torch.from_numpy(x)).numpy()
     want = np.stack([snr_reference(c, **settings) for c in x])
     assert np.abs(got - want).max() < 1e-5
+
+
+def test_asinh_as_exported_matches_torch_asinh_over_the_whole_range():
+    # The formula onnxruntime runs fast (log, sqrt and a sign from z / |z|): odd, finite at 0
+    # and at counts far below the background, NaN stays NaN.
+    z = torch.cat([torch.linspace(-2e5, 2e5, 20001), torch.linspace(-4, 4, 20001),
+                   torch.tensor([0.0, -0.0, 1e-35, -1e-35, 1e-3, -1e-3])])
+    got = _asinh(z)
+    assert torch.isfinite(got).all()
+    assert (got - torch.asinh(z)).abs().max() < 2e-6
+    assert torch.equal(got, -_asinh(-z))
+    assert torch.isnan(_asinh(torch.tensor([float("nan")]))).all()
 
 
 def test_invariant_to_camera_gain_and_offset(rng):
