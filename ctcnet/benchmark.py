@@ -382,16 +382,15 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         backend, gpu_configs = "torch", GPU_CONFIGS
     model_file = Path(model_path)
     if backend == "onnx":
-        model_file = workdir / "model-fp32.onnx"
-        if not model_file.exists():
-            from ctcnet.deploy.export import export_onnx
+        # Exported and copied afresh on every run: a --workdir kept between runs holds the
+        # cartridges, but its model files may be of another model or an older export.
+        from ctcnet.deploy.export import export_onnx
 
-            export_onnx(model_path, model_file, precision="fp32")
+        model_file = workdir / "model-fp32.onnx"
+        export_onnx(model_path, model_file, precision="fp32")
         # The checkpoint beside its export, as the shipped model lies: the report then draws
         # saliency maps (torch) exactly as ``ctcnet predict`` with the shipped model does.
-        beside = workdir / Path(model_path).name
-        if not beside.exists():
-            shutil.copyfile(model_path, beside)
+        shutil.copyfile(model_path, workdir / Path(model_path).name)
     base_frames = min(max(settings.frame_counts), 175)
     base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)
     model_floor = _run_worker(["model", str(model_file), backend,

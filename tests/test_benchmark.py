@@ -13,10 +13,15 @@ def tiny_model(tmp_path, tiny_model_file):
 
 
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):
-    out = tmp_path / "docs"
+    out, work = tmp_path / "docs", tmp_path / "work"
+    # A workdir kept from an earlier run, with another model's files: they are replaced.
+    work.mkdir()
+    (work / "model-fp32.onnx").write_bytes(b"an older export")
+    (work / tiny_model.name).write_bytes(b"another checkpoint")
     rc = main(["benchmark", "--quick", "--model", str(tiny_model), "--out", str(out),
-               "--workdir", str(tmp_path / "work")])
+               "--workdir", str(work)])
     assert rc == 0
+    assert (work / tiny_model.name).read_bytes() == tiny_model.read_bytes()
     record = json.loads((out / "benchmarks.json").read_text())
     engines = {r["engine"] for r in record["classification"]["rows"]}
     assert {"torch eager fp32", "ORT fp32"} <= engines
