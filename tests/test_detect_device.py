@@ -11,6 +11,7 @@ from ctcnet.detect import device as on_device
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.errors import InputError
+from ctcnet.inference.backends import OnnxBackend, TorchBackend
 from ctcnet.inference.predict import resolve_frame_device
 from ctcnet.io.panel import load_panel
 
@@ -132,30 +133,50 @@ def test_bad_frames_get_the_numpy_paths_errors():
 
 
 class _Backend:
-    def __init__(self, device_name, provider_options=None):
-        self.device_name = device_name
-        if provider_options is not None:  # as OnnxBackend: an onnxruntime session inside
-            session = type("Session", (), {"get_provider_options": lambda _: provider_options})
-            self.classifier = type("Classifier", (), {"session": session()})()
+    def __init__(self, gpu):
+        self.gpu = gpu
+
+
+def _onnx_backend(providers, provider_options):
+    """An OnnxBackend around a stand-in for its onnxruntime session (no GPU needed)."""
+    session = type("Session", (), {"get_provider_options": lambda _: provider_options})()
+    backend = object.__new__(OnnxBackend)
+    backend.classifier = type("Classifier", (), {"session": session, "providers": providers})()
+    return backend
+
+
+def test_onnx_backend_names_its_gpu():
+    on_gpu = _onnx_backend(["CUDAExecutionProvider", "CPUExecutionProvider"],
+                           {"CUDAExecutionProvider": {"device_id": "1"}})
+    assert on_gpu.gpu == "cuda:1"
+    assert _onnx_backend(["CPUExecutionProvider"], {}).gpu is None
+
+
+def test_torch_backend_names_its_gpu():
+    backend = object.__new__(TorchBackend)
+    backend.device = torch.device("cuda", 1)
+    assert backend.gpu == "cuda:1"
+    backend.device = CPU
+    assert backend.gpu is None
 
 
 def test_frame_device_option():
-    assert resolve_frame_device("auto", _Backend("cpu")) is None
+    assert resolve_frame_device("auto", _Backend(None)) is None
     assert resolve_frame_device("numpy", _Backend("cuda:0")) is None
-    assert resolve_frame_device("cpu", _Backend("cpu")) == CPU
+    assert resolve_frame_device("cpu", _Backend(None)) == CPU
     with pytest.raises(InputError, match="frame device"):
-        resolve_frame_device("tpu", _Backend("cpu"))
-    onnx_on_gpu = _Backend("CUDAExecutionProvider,CPUExecutionProvider",
-                           {"CUDAExecutionProvider": {"device_id": "0"}})
+        resolve_frame_device("tpu", _Backend(None))
+    onnx_on_gpu = _onnx_backend(["CUDAExecutionProvider", "CPUExecutionProvider"],
+                                {"CUDAExecutionProvider": {"device_id": "0"}})
     if not torch.cuda.is_available():
         # "auto" never fails for want of a GPU: the frames stay in numpy.
         assert resolve_frame_device("auto", _Backend("cuda")) is None
         assert resolve_frame_device("auto", onnx_on_gpu) is None
         with pytest.raises(InputError, match="no CUDA device"):
-            resolve_frame_device("cuda", _Backend("cpu"))
+            resolve_frame_device("cuda", _Backend(None))
     else:
         # "cuda" and "cuda:0" are one device (one CUDA stream per frame thread, not two).
         for backend in (_Backend("cuda"), _Backend("cuda:0"), onnx_on_gpu):
             assert resolve_frame_device("auto", backend) == torch.device("cuda", 0)
         with pytest.raises(InputError, match="CUDA device"):
-            resolve_frame_device(f"cuda:{torch.cuda.device_count()}", _Backend("cpu"))
+            resolve_frame_device(f"cuda:{torch.cuda.device_count()}", _Backend(None))

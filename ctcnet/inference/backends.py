@@ -45,6 +45,10 @@ class Backend(Protocol):
     @property
     def device_name(self) -> str: ...
 
+    @property
+    def gpu(self) -> str | None:
+        """``cuda`` or ``cuda:N``: the GPU the model runs on; None on the CPU."""
+
     def explainer(self): ...
 
 
@@ -147,6 +151,10 @@ class TorchBackend:
     def device_name(self) -> str:
         return str(self.device)
 
+    @property
+    def gpu(self) -> str | None:
+        return str(self.device) if self.device.type == "cuda" else None
+
     def explainer(self):
         """Per-channel saliency for the review gallery: (crops, class indices) -> (N,C,S,S)."""
         from ctcnet.evaluation.saliency import grad_cam
@@ -197,6 +205,13 @@ class OnnxBackend:
     @property
     def device_name(self) -> str:
         return ",".join(self.classifier.providers)
+
+    @property
+    def gpu(self) -> str | None:
+        if "CUDAExecutionProvider" not in self.classifier.providers:
+            return None
+        options = self.classifier.session.get_provider_options().get("CUDAExecutionProvider", {})
+        return f"cuda:{int(options.get('device_id', 0))}"
 
     def source_checkpoint(self) -> Path | None:
         """The torch checkpoint this graph was exported from, if it lies beside it unchanged."""

@@ -426,7 +426,7 @@ def default_workers(backend=None) -> int:
     from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
 
     cores = cpu_cores()
-    if backend is not None and "cuda" in backend.device_name.lower():
+    if backend is not None and backend.gpu is not None:
         return max(1, min(8, cores - 1))
     return cpu_frame_workers(cores)
 
@@ -463,21 +463,15 @@ def resolve_frame_device(option: str | None, backend=None):
 
 
 def _model_gpu(backend) -> str | None:
-    """``cuda:N`` of the GPU a backend runs on, when torch can use it too; else None."""
-    if backend is None:
-        return None
-    name = str(backend.device_name).lower()
-    classifier = getattr(backend, "classifier", None)
-    if "cudaexecutionprovider" in name and classifier is not None:  # onnxruntime on a GPU
-        options = classifier.session.get_provider_options().get("CUDAExecutionProvider", {})
-        name = f"cuda:{int(options.get('device_id', 0))}"
-    if not name.startswith("cuda"):
+    """The GPU a backend runs on (``Backend.gpu``), when torch can use it too; else None."""
+    gpu = backend.gpu if backend is not None else None
+    if gpu is None:
         return None
     try:
         import torch
     except ImportError:
         return None
-    return name if torch.cuda.is_available() else None
+    return gpu if torch.cuda.is_available() else None
 
 
 def _progress(total: int, description: str, quiet: bool):
