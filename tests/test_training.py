@@ -417,7 +417,8 @@ def test_ctcnet_train_runs_in_process_on_smoke(tmp_path):
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get(
+        "PYTHONPATH")])), OMP_NUM_THREADS="1")
     cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs/smoke.yaml"),
            "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
            f"--trainer.default_root_dir={tmp_path}", "--export=ddp.pt"]
@@ -445,9 +446,17 @@ def test_cuda_training_uses_mixed_precision_and_channels_last(tmp_path):
             f"--trainer.default_root_dir={tmp_path}"]
     cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args)
     assert cli.trainer.precision in ("bf16-mixed", "16-mixed")
+    seen = []
+
+    class FirstConvDuringTraining(Callback):
+        # Read during training: the trainer's teardown moves the module back to the CPU.
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            conv = module.model.net.features[0][0].weight
+            seen.append((conv.is_cuda, conv.is_contiguous(memory_format=torch.channels_last)))
+
+    cli.trainer.callbacks.append(FirstConvDuringTraining())
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    conv = cli.model.model.net.features[0][0].weight
-    assert conv.is_cuda and conv.is_contiguous(memory_format=torch.channels_last)
+    assert seen and all(cuda and channels_last for cuda, channels_last in seen)
     assert training_throughput(crop_size=SIZE, batch_size=8, steps=1)["device"].startswith("cuda")
 
 

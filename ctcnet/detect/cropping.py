@@ -129,6 +129,9 @@ def resample(crops, factor: float):
     import torch.nn.functional as F
 
     t = as_float32(crops) if tensor else torch.from_numpy(np.ascontiguousarray(crops, np.float32))
+    if len(t) == 0:  # CUDA's antialiased interpolation refuses an empty batch
+        out = t.new_zeros((*t.shape[:2], *size))
+        return out if tensor else out.numpy()
     out = F.interpolate(t, size=size, mode="bilinear", align_corners=False,
                         antialias=size[0] < h or size[1] < w)
     return out if tensor else out.numpy()
