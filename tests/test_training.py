@@ -58,6 +58,22 @@ def crop_dir(tmp_path_factory):
 
 
 # ----- augmentation -------------------------------------------------------------------------
+def test_augmentation_makes_no_network_call():
+    # albumentations asks PyPI for a newer version at import, unless told not to.
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise SystemExit('network call: ' + repr(a[:1]))\n"
+        "socket.create_connection = socket.getaddrinfo = refuse\n"
+        "from ctcnet.training.augment import build_train_augment\n"
+        "import numpy\n"
+        "build_train_augment(seed=0)(numpy.full((5, 32, 32), 100, numpy.float32))\n")
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "update" not in done.stderr.lower(), done.stderr[-2000:]
+
+
 def test_augment_keeps_shape_and_stays_finite():
     augment = build_train_augment(seed=0)
     for channels in (3, 4, 5, 6):

@@ -25,6 +25,7 @@ Two stages:
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -289,6 +290,9 @@ def augment_intensities(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Gen
 
 def build_geometry_transforms(cfg: AugmentConfig, seed: int | None = None):
     """Albumentations pipeline for HWC images in [0, 1]: geometry, blur, defocus (per channel)."""
+    # Importing albumentations asks PyPI for a newer version, in every data-loader worker; a
+    # lab's training host may be offline or must not call out. A user's own setting wins.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import albumentations as A
     import cv2
 
