@@ -25,6 +25,7 @@ no extra simulation or disk.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -473,8 +474,11 @@ def training_throughput(arch: str = "compact", crop_size: int = 80, batch_size: 
                         augment: bool = True) -> dict:
     """Training speed in crops/s (forward, loss, backward, AdamW step; augmentation included).
 
-    Runs on CUDA (bf16 autocast, channels_last) when present, else on the CPU; for the
-    benchmark. Synthetic raw counts, so it needs no simulator.
+    Also the two parts alone: ``augment_crops_per_s`` (augmentation on one core, as one
+    data-loader worker runs it) and ``step_crops_per_s`` (the training step on an augmented
+    batch). Together they say what feeds a GPU: it needs step / augment workers. Runs on CUDA
+    (bf16 autocast, channels_last) when present, else on the CPU; for the benchmark.
+    Synthetic raw counts, so it needs no simulator.
     """
     import torch
 
@@ -494,8 +498,10 @@ def training_throughput(arch: str = "compact", crop_size: int = 80, batch_size: 
     augmenter = build_train_augment(seed=0) if augment else None
     use_bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
 
-    def step() -> None:
-        batch = np.stack([augmenter(c) for c in crops]) if augmenter else crops
+    def augmented() -> np.ndarray:
+        return np.stack([augmenter(c) for c in crops]) if augmenter else crops
+
+    def train_step(batch: np.ndarray) -> None:
         raw = torch.from_numpy(batch).to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss = module.compute_loss(module(raw), targets)
@@ -503,17 +509,23 @@ def training_throughput(arch: str = "compact", crop_size: int = 80, batch_size: 
         loss.backward()
         optimizer.step()
 
-    step()  # warm-up: allocations, cuDNN algorithm choice
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    def crops_per_s(work: Callable[[], object]) -> float:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            work()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return steps * batch_size / (time.perf_counter() - start)
+
+    batch = augmented()
+    train_step(batch)  # warm-up: allocations, cuDNN algorithm choice
     return {"arch": arch, "device": str(dev), "crop_size": crop_size, "batch_size": batch_size,
-            "augment": augment, "steps": steps, "crops_per_s": steps * batch_size / seconds,
+            "augment": augment, "steps": steps,
+            "crops_per_s": crops_per_s(lambda: train_step(augmented())),
+            "augment_crops_per_s": crops_per_s(augmented) if augmenter else None,
+            "step_crops_per_s": crops_per_s(lambda: train_step(batch)),
             "threads": torch.get_num_threads()}
 
 
@@ -522,8 +534,8 @@ def bench_training(settings: BenchSettings, spec) -> dict:
     runs = [training_throughput(arch=spec.arch, crop_size=crop, batch_size=settings.train_batch,
                                 steps=settings.train_steps, panel=spec.panel.to_dict())
             for _ in range(1 if settings.quick else 3)]
-    rates = [r["crops_per_s"] for r in runs]
-    return {**runs[0], "crops_per_s": stats(rates)}
+    return {**runs[0], **{key: stats([r[key] for r in runs]) if runs[0][key] else None
+                          for key in ("crops_per_s", "augment_crops_per_s", "step_crops_per_s")}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,6 +623,15 @@ def render_markdown(record: dict) -> str:
                   f"{t['arch']} at {t['crop_size']} px, batch {t['batch_size']}, on "
                   f"{t['device']} ({t['threads']} threads), augmentation "
                   f"{'on' if t['augment'] else 'off'}: {_fmt(t['crops_per_s'])} crops/s."]
+        if t.get("augment_crops_per_s") and t.get("step_crops_per_s"):
+            aug, step = t["augment_crops_per_s"]["median"], t["step_crops_per_s"]["median"]
+            parts = (f"The parts alone: augmentation {_fmt(t['augment_crops_per_s'])} crops/s "
+                     f"on one core (one data-loader worker), the training step "
+                     f"{_fmt(t['step_crops_per_s'])} crops/s")
+            if t["device"].startswith("cuda"):  # on a CPU the workers and the step share cores
+                parts += (f"; so about {math.ceil(step / aug)} workers (`--data.num_workers`) "
+                          "keep the GPU busy")
+            lines += ["", parts + "."]
         shipped = t.get("shipped_model")
         if shipped:
             lines += ["", "The shipped model's training run (from its card): "

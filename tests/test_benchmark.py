@@ -33,9 +33,26 @@ def test_quick_benchmark_writes_record(tmp_path, tiny_model):
     for row in record["cartridges"]["rows"]:
         assert row["events"] > 0 and row["total_s"]["median"] > 0
         assert {"read", "detect", "crop", "classify", "write"} <= set(row["stages_s"])
-    assert record["training"]["crops_per_s"]["median"] > 0
+    training = record["training"]
+    assert all(training[k]["median"] > 0 for k in ("crops_per_s", "augment_crops_per_s",
+                                                     "step_crops_per_s"))
     text = (out / "benchmarks.md").read_text()
     assert "Quick mode" in text and "Whole cartridges" in text
+    assert "augmentation" in text and "crops/s on one core" in text
+
+
+def test_gpu_training_record_says_how_many_workers_feed_the_step():
+    from ctcnet.benchmark import render_markdown
+
+    rate = lambda v: {"median": v, "min": v, "max": v}  # noqa: E731
+    record = {"created": "now", "quick": False, "machine": {
+        "cpu": "x", "cores": 16, "memory_gib": 1, "torch": "t",
+        "torch_threads": 16, "onnxruntime": "o", "cuda": {"device": "H100"}},
+        "training": {"arch": "compact", "crop_size": 80, "batch_size": 128, "device": "cuda",
+                     "threads": 16, "augment": True, "crops_per_s": rate(700.0),
+                     "augment_crops_per_s": rate(700.0), "step_crops_per_s": rate(20000.0)}}
+    text = render_markdown(record)
+    assert "about 29 workers (`--data.num_workers`) keep the GPU busy" in text
 
 
 def test_benchmark_rejects_bad_arguments(tiny_model, capsys):
