@@ -13,6 +13,8 @@ from ctcnet.evaluation.counts import (
     count_report,
     counts_png,
     cutoff_agreement,
+    share_ci,
+    share_interval,
     truth_class_of_events,
     within_tolerance,
 )
@@ -32,6 +34,17 @@ def test_bland_altman_by_hand():
 def test_cutoff_agreement_counts_both_kinds_of_error():
     out = cutoff_agreement([0, 5, 6, 4, 9], [0, 4, 7, 5, 9], 5)
     assert (out["agree"], out["n"], out["false_positive"], out["false_negative"]) == (3, 5, 1, 1)
+
+
+def test_share_interval_is_wilson_and_wide_at_twenty_cartridges():
+    low, high = share_interval(14, 20)
+    # Wilson by hand: centre (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2)
+    # / (1 + z^2/n), z = 1.96.
+    assert low == pytest.approx(0.481, abs=2e-3) and high == pytest.approx(0.855, abs=2e-3)
+    assert share_interval(20, 20)[1] == pytest.approx(1.0) and share_interval(20, 20)[0] < 0.85
+    assert share_interval(0, 0) is None
+    assert share_ci({"ci95": [0.481, 0.855]}) == " (95 % CI 48-86 %)" and share_ci({}) == ""
+    assert cutoff_agreement([5, 6], [5, 6], 5)["ci95"] == share_interval(2, 2)
 
 
 def test_tolerance_is_one_event_or_fifteen_percent():

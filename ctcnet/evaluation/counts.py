@@ -10,7 +10,9 @@ CTC count per 7.5 mL and whether it reaches a cut-off, so this module compares c
   cartridge; *after review* means every flagged event resolved to its true class (a flagged
   detection of nothing is filed as debris), as a reviewer would;
 * :func:`bland_altman`, :func:`cutoff_agreement`, :func:`within_tolerance`: the agreement of
-  called and true counts over many cartridges (pure numpy);
+  called and true counts over many cartridges (pure numpy); :func:`share_interval` the 95 %
+  interval of such a share (14 of 20 cartridges is anything from 48 to 85 %: two models an
+  evaluation of 20 cartridges tells apart differ by more than a cartridge or two);
 * :func:`count_report`: all of it for a list of cartridges, and :func:`counts_png` its figure.
 """
 
@@ -207,6 +209,22 @@ def bland_altman(called, true) -> dict:
             "lower": bias - 1.96 * sd, "upper": bias + 1.96 * sd}
 
 
+def share_interval(k: int, n: int, confidence: float = 0.95) -> list[float] | None:
+    """Wilson score interval of a share of ``k`` in ``n`` (None for n = 0)."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        return None
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def share_ci(entry: dict) -> str:
+    """`` (95 % CI 48-85 %)`` for a report entry with ``ci95``, else ``""``."""
+    ci = entry.get("ci95")
+    return f" (95 % CI {100 * ci[0]:.0f}-{100 * ci[1]:.0f} %)" if ci else ""
+
+
 def cutoff_agreement(called, true, cutoff: float) -> dict:
     """How often called and true counts fall on the same side of a cut-off (>= cutoff)."""
     pos_called = np.asarray(called, np.float64) >= cutoff
@@ -214,6 +232,7 @@ def cutoff_agreement(called, true, cutoff: float) -> dict:
     agree = pos_called == pos_true
     return {"cutoff": float(cutoff), "n": int(agree.size), "agree": int(agree.sum()),
             "agreement": float(agree.mean()) if agree.size else None,
+            "ci95": share_interval(int(agree.sum()), int(agree.size)),
             "false_positive": int((pos_called & ~pos_true).sum()),
             "false_negative": int((~pos_called & pos_true).sum())}
 
@@ -242,7 +261,8 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
                 entry[mode]["within_tolerance"] = {
                     "rule": f"|called - true| <= max({ABS_TOLERANCE:g}, "
                             f"{REL_TOLERANCE:.0%} of true)",
-                    "n": int(ok.sum()), "of": int(ok.size)}
+                    "n": int(ok.sum()), "of": int(ok.size),
+                    "ci95": share_interval(int(ok.sum()), int(ok.size))}
                 entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c) for c in cutoffs]
         out["per_class"][name] = entry
     events = sum(c["events"] for c in cartridges)
