@@ -366,7 +366,8 @@ def _summarise_runs(runs: list[dict]) -> dict:
 
 
 def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
-                     backend: str = "onnx") -> dict:
+                     backend: str = "onnx",
+                     on_progress: Callable[[dict], None] | None = None) -> dict:
     """End-to-end runs through the product's CPU default: the model's fp32 ONNX export (made
     in ``workdir`` if the classification section has not made it), or torch on CUDA.
 
@@ -374,7 +375,8 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
     (stages inline, so they add up), ``--no-report`` and, with a GPU, ``--frame-device numpy``
     (detection and cropping on the CPU, against the defaults' GPU path). Beside the stages
     stand their floors: reading and decoding the same frames alone, and the model alone at
-    predict's settings.
+    predict's settings. ``on_progress`` gets the section as far as it has come after each
+    cartridge size (so a run stopped at the largest size keeps the smaller ones).
     """
     import torch
 
@@ -437,6 +439,12 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
             "bytes": io[0]["bytes"],
             "load_average": load_average(),
         })
+        if on_progress is not None:
+            on_progress(_cartridge_section(rows, settings, model_floor))
+    return _cartridge_section(rows, settings, model_floor)
+
+
+def _cartridge_section(rows: list[dict], settings: BenchSettings, model_floor: dict) -> dict:
     first, last = rows[0], rows[-1]
     flatness = None
     if len(rows) >= 2 and first["frames"] and first["events"] and last["events"]:
@@ -554,28 +562,37 @@ def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
     own_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="ctcnet-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+
+    def save(**update) -> None:
+        # Written after every section and cartridge size: a run stopped part-way (a time
+        # limit, Ctrl-C) leaves what it measured, marked incomplete.
+        record.update(update)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "benchmarks.json",
+                          json.dumps(record, indent=2, default=str) + "\n")
+        atomic_write_text(out_dir / "benchmarks.md", render_markdown(record))
+
+    record["complete"] = False
     try:
         if "classify" in sections:
             log("benchmark: classification throughput")
-            record["classification"] = bench_classification(model_path, settings, workdir)
+            save(classification=bench_classification(model_path, settings, workdir))
         if "cartridge" in sections:
             log("benchmark: whole cartridges")
-            record["cartridges"] = bench_cartridges(model_path, settings, workdir)
+            save(cartridges=bench_cartridges(model_path, settings, workdir,
+                                             on_progress=lambda part: save(cartridges=part)))
         if "train" in sections:
             log("benchmark: training throughput")
             record["training"] = bench_training(settings, spec)
             card = Path(model_path).with_suffix(".json")
             if card.exists():
                 record["training"]["shipped_model"] = json.loads(card.read_text()).get("training")
+        save(complete=True)
     finally:
         if own_workdir:
             import shutil
 
             shutil.rmtree(workdir, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "benchmarks.json", json.dumps(record, indent=2, default=str)
-                      + "\n")
-    atomic_write_text(out_dir / "benchmarks.md", render_markdown(record))
     return record
 
 
@@ -596,6 +613,9 @@ def render_markdown(record: dict) -> str:
     if record.get("quick"):
         lines += ["**Quick mode: tiny inputs, to check the benchmark runs. These numbers mean "
                   "nothing.**", ""]
+    if record.get("complete") is False:
+        lines += ["**Incomplete: the run stopped before it finished; below is what it had "
+                  "measured by then.**", ""]
     c = record.get("classification")
     if c:
         lines += ["## Classification throughput (crops/s)", "",

@@ -75,3 +75,30 @@ def test_gpu_record_shows_the_frame_path_comparison():
                                         "rows": [row], "device": "cuda:0"}))
     assert "in 2 configurations" in text and "| --frame-device numpy | 1 |" in text
     assert "detect and cut crops on the GPU" in text
+
+
+def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch):
+    # The largest cartridge size overruns (a time limit): the sizes done stay in the record.
+    import ctcnet.benchmark as bench
+
+    timing = {"median": 10.0, "min": 9.0, "max": 11.0}
+    row = {"frames": 10, "events": 2800, "total_s": timing, "process_s": timing,
+           "events_per_s": 280.0, "stages_s": {"read": 1.0, "classify": 3.0},
+           "peak_rss_mb": 600.0}
+
+    def cartridges_then_stop(model_path, settings, workdir, on_progress=None):
+        on_progress({"rows": [row], "frame_shape": [1036, 1384], "events_per_frame": 290,
+                     "device": "cpu"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "bench_cartridges", cartridges_then_stop)
+    out = tmp_path / "docs"
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
+                            workdir=tmp_path / "work", sections=("cartridge", "train"),
+                            log=lambda _: None)
+    record = json.loads((out / "benchmarks.json").read_text())
+    assert record["complete"] is False and "training" not in record
+    assert [r["frames"] for r in record["cartridges"]["rows"]] == [10]
+    text = (out / "benchmarks.md").read_text()
+    assert "Incomplete" in text and "| 10 |" in text
