@@ -83,7 +83,7 @@ def projection(report: dict, positive: str = "ctc") -> dict:
 
 
 def print_report(title: str, report: dict, n: int) -> dict:
-    from ctcnet.evaluation.counts import share_ci
+    from ctcnet.evaluation.counts import agreement_text
 
     ctc = report["per_class"]["ctc"]
     auto, review = ctc["automatic"], ctc["after_review"]
@@ -97,11 +97,8 @@ def print_report(title: str, report: dict, n: int) -> dict:
               f"{c['missed_calls']['ctc']:6d}")
     for name, mode in (("automatic", auto), ("after review", review)):
         ba = mode["bland_altman"]
-        cuts = ", ".join(f">= {c['cutoff']:g}: {c['agree']}/{c['n']}{share_ci(c)}"
-                         for c in mode["cutoffs"])
         print(f"{name}: bias {ba['bias']:+.2f} per 7.5 mL (limits {ba['lower']:+.2f} to "
-              f"{ba['upper']:+.2f}); within max(1, 15 %): {mode['within_tolerance']['n']}/{n}"
-              f"{share_ci(mode['within_tolerance'])}; cut-offs agree {cuts}")
+              f"{ba['upper']:+.2f}); {agreement_text(mode)}")
     guard = report.get("guard", {})
     print(f"flagged for review: {report['flagged_share']:.2%} of events; false CTC calls "
           f"{report['false_positive_calls_per_1000_events']:.3f} per 1000 events; marker guard "

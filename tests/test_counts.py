@@ -8,6 +8,7 @@ import pytest
 
 from ctcnet.cli import main
 from ctcnet.evaluation.counts import (
+    agreement_text,
     bland_altman,
     cartridge_counts,
     count_report,
@@ -45,6 +46,10 @@ def test_share_interval_is_wilson_and_wide_at_twenty_cartridges():
     assert share_interval(0, 0) is None
     assert share_ci({"ci95": [0.481, 0.855]}) == " (95 % CI 48-86 %)" and share_ci({}) == ""
     assert cutoff_agreement([5, 6], [5, 6], 5)["ci95"] == share_interval(2, 2)
+    entry = {"within_tolerance": {"n": 14, "of": 20, "ci95": share_interval(14, 20)},
+             "cutoffs": [cutoff_agreement([0, 6], [1, 6], 1)]}
+    assert agreement_text(entry) == ("within tolerance 14/20 (95 % CI 48-85 %); cut-offs agree "
+                                     ">= 1: 1/2 (95 % CI 9-91 %)")
 
 
 def test_tolerance_is_one_event_or_fifteen_percent():

@@ -130,7 +130,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
     import json
 
-    from ctcnet.evaluation.counts import share_ci
+    from ctcnet.evaluation.counts import agreement_text
     from ctcnet.evaluation.evaluate import evaluate_cartridges
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device)
@@ -144,11 +144,9 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
               f"{c['automatic_per_7_5_ml'][name]:5.1f} {c['after_review_per_7_5_ml'][name]:6.1f}")
     for mode in ("automatic", "after_review"):
         entry = report["per_class"][name][mode]
-        ba, tol = entry["bland_altman"], entry["within_tolerance"]
-        cuts = ", ".join(f">= {c['cutoff']:g}: {c['agree']}/{c['n']}{share_ci(c)}"
-                         for c in entry["cutoffs"])
+        ba = entry["bland_altman"]
         print(f"{mode}: bias {ba['bias']:+.2f} (limits {ba['lower']:+.2f} to {ba['upper']:+.2f}); "
-              f"within tolerance {tol['n']}/{tol['of']}{share_ci(tol)}; cut-offs agree {cuts}")
+              f"{agreement_text(entry)}")
     guard = report.get("guard")
     held = sum(c.get("held_by_guard", {}).get(name, 0) for c in report["cartridges"])
     print(f"flagged for review: {report['flagged_share']:.1%} of events"

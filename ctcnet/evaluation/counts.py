@@ -225,6 +225,15 @@ def share_ci(entry: dict) -> str:
     return f" (95 % CI {100 * ci[0]:.0f}-{100 * ci[1]:.0f} %)" if ci else ""
 
 
+def agreement_text(entry: dict) -> str:
+    """The positive class's count agreement of one mode of :func:`count_report` in a line:
+    within tolerance and each cut-off, with their 95 % intervals."""
+    tol = entry["within_tolerance"]
+    cuts = ", ".join(f">= {c['cutoff']:g}: {c['agree']}/{c['n']}{share_ci(c)}"
+                     for c in entry["cutoffs"])
+    return f"within tolerance {tol['n']}/{tol['of']}{share_ci(tol)}; cut-offs agree {cuts}"
+
+
 def cutoff_agreement(called, true, cutoff: float) -> dict:
     """How often called and true counts fall on the same side of a cut-off (>= cutoff)."""
     pos_called = np.asarray(called, np.float64) >= cutoff
