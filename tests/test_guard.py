@@ -7,6 +7,7 @@ import pytest
 
 from ctcnet.inference.guard import (
     FLAGS,
+    box_least_squares,
     fit_reference,
     guard_events,
     guard_summary,
@@ -65,6 +66,72 @@ def test_leak_is_not_cd45_but_real_cd45_beside_it_is(rng, spec):
     m = measure(np.stack([cell(rng, ck=3000, leak_into_cd45=0.1),
                           cell(rng, ck=3000, cd45=60)]), spec.panel, 0.64)
     assert m["cd45_over_ck"][0] < 1.0 < 5.0 < m["cd45_over_ck"][1]
+
+
+def test_a_ctc_saturated_at_the_ceiling_keeps_its_ck_area(rng, spec):
+    """A 12-bit scan clips the brightest CTCs' whole cytoplasm: that is CK, not its absence.
+    The CD45 check still reads the unclipped rim."""
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    glow = np.exp(-(yy ** 2 + xx ** 2) / (2 * 6.0 ** 2))
+    bright = cell(rng, ck=0)
+    bright[CK] += 20000 * glow      # clipped out to r ~ 9 px, CK above noise to r ~ 20
+    with_cd45 = bright.copy()
+    ring = np.hypot(yy, xx)
+    with_cd45[CD45] += 150 * ((ring > 11) & (ring <= 15))
+    crops = np.minimum(np.stack([bright, with_cd45]), spec.panel.channels[CK].value_range[1])
+    assert (crops[:, CK, SIZE // 2, SIZE // 2] == 4095).all()
+    m = measure(crops, spec.panel, 0.64)
+    assert (m["ck_area"] > 0).all()
+    flags = review_flags(crops, onehot(["ctc", "ctc"], spec), spec)
+    assert flags["no_ck"].tolist() == [False, False]
+    assert flags["no_dna"].tolist() == [False, False]
+    assert flags["cd45_positive"].tolist() == [False, True]
+
+
+def test_a_bright_neighbour_does_not_take_a_dim_ctcs_ck_area(rng, spec):
+    """The CK area's level follows the centred object, not the brightest CK in the disk."""
+    dim = cell(rng, ck=25)
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    dim[CK] += 3000 * (np.hypot(yy, xx - 15) <= 3)   # 15 px = 9.6 um away: inside the disk
+    m = measure(dim[None], spec.panel, 0.64)
+    assert m["ck_peak"][0] > 200 and m["ck_area"][0] > 100
+    assert not review_flags(dim[None], onehot(["ctc"], spec), spec)["any"][0]
+
+
+def test_box_least_squares_is_the_bounded_solution(rng):
+    """Against scipy's bounded least squares, on collinear problems (nucleus inside
+    cytoplasm) where solving freely and clipping afterwards goes wrong."""
+    from scipy.optimize import lsq_linear
+
+    n, k, p = 40, 4, 200
+    base = rng.normal(size=(n, 1, p))
+    design = base + 0.3 * rng.normal(size=(n, k, p))         # strongly correlated columns
+    truth = rng.uniform(-0.05, 0.2, (n, k))
+    target = np.einsum("nk,nkp->np", truth, design) + 0.05 * rng.normal(size=(n, p))
+    gram = np.einsum("nip,njp->nij", design, design)
+    got = box_least_squares(gram, np.einsum("nip,np->ni", design, target), 0.0, 0.12)
+    want = np.stack([lsq_linear(design[i].T, target[i], bounds=(0.0, 0.12)).x
+                     for i in range(n)])
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    free = np.linalg.solve(gram, np.einsum("nip,np->ni", design, target)[..., None])[..., 0]
+    clipped = np.clip(free, 0.0, 0.12)
+    assert np.abs(clipped - want).max() > 0.02   # the problems are ones where clipping fails
+
+
+def test_ctcs_leaking_10_percent_into_every_channel_are_not_cd45_positive(spec):
+    """The simulator's strongest bleed-through (every ordered pair 8-10 %) on clean CTCs: the
+    CD45 they show is leaks, and the guard must remove it (the fitted leak shares are
+    bounded; solving freely and clipping read some of it as CD45)."""
+    import dataclasses
+
+    from ctcnet.simulate import SimConfig, simulate_crops
+
+    cfg = dataclasses.replace(SimConfig(), neighbours=(0.0, 0.0), bleed_through=(0.08, 0.10))
+    crops = simulate_crops({"ctc": 120}, spec.panel, spec.taxonomy, SIZE, seed=5,
+                           config=cfg).images.astype(np.float32)
+    flags = review_flags(crops, onehot(["ctc"] * len(crops), spec), spec)
+    assert not flags["cd45_positive"].any()
+    assert flags["no_ck"].mean() <= 0.01
 
 
 def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):

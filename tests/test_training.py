@@ -476,17 +476,23 @@ def test_cuda_training_uses_mixed_precision_and_channels_last(tmp_path):
     assert training_throughput(crop_size=SIZE, batch_size=8, steps=1)["device"].startswith("cuda")
 
 
+def load_script(path):
+    """A script of scripts/ as a module (they are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     """scripts/train_default_model.py at smoke scale: LightningCLI fit, calibration, card."""
-    import importlib.util
     import json
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("train_default_model",
-                                                  root / "scripts" / "train_default_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(root / "scripts" / "train_default_model.py")
     assert script.main(["--config", str(root / "configs" / "smoke.yaml"), "--out",
                         str(tmp_path / "m"), "--work-dir", str(tmp_path / "run"),
                         "--test-per-class", "4", "--shift-per-class", "2",
@@ -501,6 +507,21 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     _, model_spec = load_model(tmp_path / "m" / "ctcnet-default.pt")
     assert model_spec.metrics["test_default_randomisation"]["macro_f1"] == card[
         "test_default_randomisation"]["macro_f1"]
+
+    # scripts/refit_guard.py re-makes the same validation split from the recipe: with the
+    # measurements unchanged it fits the same guard reference again.
+    refit = load_script(root / "scripts" / "refit_guard.py")
+    stored = model_spec.metrics["guard"]
+    assert refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"),
+                       "--config", str(root / "configs" / "smoke.yaml")]) == 0
+    _, again = load_model(tmp_path / "m" / "ctcnet-default.pt")
+    assert again.metrics["guard"]["threshold"] == pytest.approx(stored["threshold"], rel=1e-6)
+    np.testing.assert_allclose(again.metrics["guard"]["means"], stored["means"], rtol=1e-5)
+    assert "guard" in json.loads((tmp_path / "m" / "ctcnet-default.json").read_text())[
+        "test_default_randomisation"]
+    with pytest.raises(InputError, match="validation split"):
+        refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"),
+                    "--config", str(root / "configs" / "default.yaml")])
 
 
 def test_default_config_is_the_shipped_models_recipe():

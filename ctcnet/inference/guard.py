@@ -48,7 +48,8 @@ GUARDED_CLASSES = ("ctc", "cluster")
 def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
     n, c = crops.shape[:2]
-    sample = crops[:, :, ::step, ::step].reshape(n, c, -1).astype(np.float32)
+    sample = crops[:, :, ::step, ::step]
+    sample = sample.reshape(n, c, sample.shape[2] * sample.shape[3]).astype(np.float32)
     last = sample.shape[-1] - 1
     i_low, i_high = int(round(0.10 * last)), int(round(0.30 * last))
     # Two single selections (the 30th percentile, then the 10th among the values below it)
@@ -62,12 +63,13 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 12.0,
-            max_leak: float = 0.12, level: float = 3.0,
+            max_leak: float = 0.12, level: float = 2.0,
             cd45_rows: np.ndarray | None = None) -> pd.DataFrame:
     """Per-crop marker measurements of the centred object (noise units of each channel).
 
     Columns: ``ck_peak`` (brightest 3x3 CK within ``radius_um`` of the centre), ``ck_area``
-    (pixels of the CK area: CK above ``level`` and above a quarter of its peak), ``dna_in_ck``
+    (pixels of the CK area: the part connected to the centre of CK above ``level`` and above a
+    quarter of the brightest CK within half the radius, saturated pixels included), ``dna_in_ck``
     (brightest DAPI inside the CK area), ``cd45_over_ck`` (upper quartile of CD45 over the CK
     area after removing what leaks of the other channels could explain, each at most
     ``max_leak`` of its counts), and for the out-of-distribution score
@@ -82,6 +84,9 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     """
     x = np.asarray(crops, np.float32)
     n, c, h_full, w_full = x.shape
+    if n == 0:  # the columns (and their dtypes) of one blank crop, no rows
+        return measure(np.zeros((1, c, h_full, w_full), np.float32), panel, pixel_size_um,
+                       radius_um, max_leak, level).iloc[:0]
     background, noise = robust_background(x)
     radius_px = radius_um / pixel_size_um
     full_disk = disk_core(h_full, w_full, radius_px)
@@ -104,14 +109,20 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, cd45_over_ck=nan, cd45_core=nan)
         return pd.DataFrame(out)
     # Saturated pixels (any channel at its ceiling) hold no ratios: a clipped CK under an
-    # unclipped leak would look like CD45. They leave the CK area and the leak fit.
+    # unclipped leak would look like CD45. They stay out of the CD45 measurement; they do
+    # belong to the CK area (a CK clipped at the ceiling is CK-bright: a 12-bit scan clips
+    # the brightest CTCs' whole cytoplasm, which once left them without a CK area).
     ceiling = np.array([hi for _, hi in (ch.value_range for ch in panel.channels)], np.float32)
     clipped = (x >= 0.999 * ceiling[None, :, None, None]).any(axis=1)
     clipped = uniform_filter(clipped.astype(np.float32), size=(1, 3, 3)) > 0
-    ck_z = np.where(clipped, -np.inf, zin[:, ck])
+    ck_z = zin[:, ck]
     core = disk_core(h_full, w_full, 0.5 * radius_px)[y0:y1, x0:x1]
-    area = _central_component(ck_z > np.maximum(level, 0.25 * peak[:, ck])[:, None, None],
-                              np.where(core, ck_z, -np.inf))
+    centre_score = np.where(core, ck_z, -np.inf)
+    # The CK area's level is relative to the centred object's own peak: a bright neighbour
+    # inside the disk must not raise it above a dim CTC's whole cytoplasm.
+    centre_peak = centre_score.reshape(n, -1).max(axis=1)
+    area = _central_component(ck_z > np.maximum(level, 0.25 * centre_peak)[:, None, None],
+                              centre_score)
     out["ck_peak"] = peak[:, ck]
     out["ck_area"] = area.sum(axis=(1, 2)).astype(np.float32)
     has_area = out["ck_area"] > 0
@@ -145,15 +156,34 @@ def _cd45_over_ck(signal: np.ndarray, noise_cd45: np.ndarray, clipped: np.ndarra
     target = signal[:, cd45][:, disk] * usable[:, 0]                # (N, P)
     gram = np.einsum("nip,njp->nij", others, others)
     gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(c - 1) + 1e-6
-    share = np.linalg.solve(gram, np.einsum("nip,np->ni", others, target)[..., None])[..., 0]
-    share = np.clip(share, 0.0, max_leak)
+    share = box_least_squares(gram, np.einsum("nip,np->ni", others, target), 0.0, max_leak)
     residual = target - np.einsum("ni,nip->np", share, others)
     excess = residual / noise_cd45[:, None]                         # (N, P), the disk's pixels
     # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
-    # without a CK area measures 0.
-    inside = area[:, disk] & has_area[:, None]
+    # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
+    inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
     q50, q75 = row_percentiles(excess.astype(np.float32), inside, (50, 75))
     return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
+
+
+def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float, high: float,
+                      sweeps: int = 60) -> np.ndarray:
+    """Per row, ``argmin_s |A s - t|^2`` with every ``s_i`` in ``[low, high]``, from the normal
+    equations (``gram`` = A'A (N, K, K), ``rhs`` = A't (N, K)); cyclic coordinate descent,
+    all rows at once.
+
+    Solving unconstrained and clipping afterwards is not this: the nucleus and the cytoplasm
+    overlap, so their leak shares trade off, and one clipped at 0 or at ``high`` leaves the
+    other wrong (a bright CTC's 10 % CK leak then reads as CD45).
+    """
+    n, k = rhs.shape
+    diag = np.maximum(np.einsum("nii->ni", gram), 1e-12)
+    share = np.clip(rhs / diag, low, high)
+    for _ in range(sweeps):
+        for i in range(k):
+            rest = np.einsum("nj,nj->n", gram[:, i], share) - gram[:, i, i] * share[:, i]
+            share[:, i] = np.clip((rhs[:, i] - rest) / diag[:, i], low, high)
+    return share
 
 
 def row_percentiles(values: np.ndarray, mask: np.ndarray, qs) -> list[np.ndarray]:
@@ -253,8 +283,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
                  dna_level: float = 3.0, measured: pd.DataFrame | None = None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
 
-    ``cd45_level`` is the CD45 positivity level (median over the CK area, in noise units after
-    the leaks are removed); ``dna_level`` the DAPI level a nucleus must reach inside it.
+    ``cd45_level`` is the CD45 positivity level (upper quartile over the CK area, in noise units
+    after the leaks are removed); ``dna_level`` the DAPI level a nucleus must reach inside it.
     ``measured``: :func:`measure_for_guard` of the crops, if already made; CD45 is then
     measured here on the ``ctc`` calls.
     """

@@ -271,6 +271,14 @@ class CTCDataModule(L.LightningDataModule):
             np.concatenate([own.images.astype(np.float32), sim.images.astype(np.float32)]),
             np.concatenate([own.targets, sim.targets]), own.sample_ids + sim.sample_ids)
 
+    def simulate_split(self, name: str) -> SplitData:
+        """One simulated split as training makes it (same seed and counts), without the others:
+        what ``scripts/refit_guard.py`` re-fits a trained model's guard reference on."""
+        split = self._simulate_splits(only=(name,)).get(name)
+        if split is None:
+            raise InputError(f"data.simulate gives no {name!r} split")
+        return split
+
     def _simulate_splits(self, only: tuple[str, ...] = SPLITS) -> dict[str, SplitData]:
         from ctcnet.simulate import SimConfig, simulate_crops
 

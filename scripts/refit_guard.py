@@ -1,0 +1,122 @@
+"""Re-fit a trained model's marker-guard reference after a change to the guard's measurements.
+
+The guard (:mod:`ctcnet.inference.guard`) flags ``unusual`` events by their distance to the
+training events of the called class, in the space of its own measurements; the reference
+(class means, covariance, threshold) is fitted on the validation split when the model is
+trained (``scripts/train_default_model.py``). When the measurements change, the stored
+reference describes other numbers. This re-makes the validation split from the recipe the
+model was trained with (``--config``; checked against what the model's card records), fits
+the reference again, writes it into the checkpoint's spec and, metadata only, into the ONNX
+export beside it (``deploy.export.restamp_onnx``), and re-measures the guard's lines of the
+card (held-out test and CK+CD45+ leukocytes, same seeds and sizes as the card's).
+
+    python scripts/refit_guard.py --model models/ctcnet-default.pt [--config configs/default.yaml]
+
+The weights, calibration and decision rule stay as they are; re-fit the rule afterwards
+(``scripts/fit_decision.py``) if the guard's holds changed the counts it was fitted on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("refit_guard")
+
+
+def validation_split(config_path: Path, card: dict | None):
+    """The validation crops of the recipe in ``config_path`` (the same seed, counts, panel)."""
+    from ctcnet.errors import InputError
+    from ctcnet.training.datamodule import CTCDataModule
+
+    data = dict(yaml.safe_load(config_path.read_text())["data"])
+    data.pop("num_workers", None)
+    recorded = ((card or {}).get("data") or {}).get("train_val", {}).get("simulated")
+    given = data.get("simulate") or {}
+    # What makes the validation split (the training counts may have been scaled).
+    keys = ("val", "seed", "num_samples", "randomisation")
+    if recorded is not None and any(recorded.get(k) != given.get(k) for k in keys):
+        raise InputError("this recipe's validation split (data.simulate: val, seed, "
+                         "num_samples, randomisation) differs from what the model's card "
+                         "records: give the --config the model was trained with", config_path)
+    datamodule = CTCDataModule(**data, num_workers=0)
+    return datamodule.simulate_split("val")
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml",
+                        help="the recipe the model was trained with")
+    args = parser.parse_args(argv)
+
+    from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.evaluation.model_card import (
+        TEST_SEED,
+        ck_positive_leukocytes,
+        held_out_test,
+        update_card,
+    )
+    from ctcnet.inference.backends import TorchBackend
+    from ctcnet.inference.guard import fit_reference
+    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.simulate import SimConfig
+
+    t0 = time.perf_counter()
+    model, spec = load_model(args.model)
+    card_path = args.model.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else None
+    val = validation_split(args.config, card)
+    old = (spec.metrics or {}).get("guard")
+    reference = fit_reference(val.images, val.targets, spec)
+    log.info("guard reference on %d validation crops: threshold %.2f (was %s)", reference["n"],
+             reference["threshold"], f"{old['threshold']:.2f}" if old else "none")
+    spec = spec.replace(metrics={**spec.metrics, "guard": reference})
+
+    # The card's guard lines, re-measured with the new reference on the card's own test sets.
+    model.spec = spec
+    backend = TorchBackend.from_model(model.eval())
+    tests = (card or {}).get("data", {}).get("test", {})
+    per_class = int(tests.get("per_class", 1500))
+    test_guard = held_out_test(backend, SimConfig(), per_class, TEST_SEED)["guard"]
+    headline = dict(spec.metrics.get("test_default_randomisation") or {})
+    if headline:
+        headline["guard"] = test_guard
+        spec = spec.replace(metrics={**spec.metrics, "test_default_randomisation": headline})
+        model.spec = spec
+
+    before = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    save_model(args.model, model, spec)
+    log.info("reference written into %s", args.model)
+    onnx = args.model.with_suffix(".onnx")
+    if onnx.exists():
+        restamp_onnx(onnx, args.model, previous_sha256=before)
+        log.info("and into %s (metadata; the graph is unchanged)", onnx)
+    if card is not None:
+        double = card.get("ck_positive_leukocytes")
+        entries = {"test_default_randomisation": {**card["test_default_randomisation"],
+                                                  "guard": test_guard}}
+        if double:
+            n = int(double["n"])
+            shift = int(tests.get("shift_per_class", n // 2))
+            entries["ck_positive_leukocytes"] = {
+                **double, "guard": ck_positive_leukocytes(backend, 2 * shift, TEST_SEED + 50)
+                ["guard"]}
+        update_card(card_path, **entries)
+        log.info("card %s (and .md): guard lines re-measured", card_path)
+    log.info("held-out test: the guard flags %.2f%% of events, catches %d of %d wrong CTC calls "
+             "(%.0f s)", 100 * test_guard["flagged_share"], test_guard["wrong_ctc_caught"],
+             test_guard["wrong_ctc_calls"], time.perf_counter() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
