@@ -7,9 +7,9 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
 
 * ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area. Leaks
   of other dyes into the CD45 channel (bleed-through: a copy of their pattern at up to
-  ``max_leak`` of their counts) are fitted and removed first, so a bright CTC's ghost is not
-  read as CD45; saturated pixels are left out. A CTC is CD45 negative. (A cluster may carry
-  CD45: leukocytes attached to a CTC are one kind of cluster.)
+  ``max_leak`` of their counts; a bounded least-squares fit) are removed first, so a bright
+  CTC's ghost is not read as CD45; saturated pixels are left out. A CTC is CD45 negative. (A
+  cluster may carry CD45: leukocytes attached to a CTC are one kind of cluster.)
 * ``no_dna``: no DAPI inside the CK area (a CK+ fragment or vesicle is debris, not a cell).
 * ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
   CK-negative CTC.
@@ -17,7 +17,12 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
   model was trained on: Mahalanobis distance of a few per-channel features to the training
   events of the called class, above the 99.5th percentile seen on validation. It needs the
   reference that training stores in the model spec (``spec.metrics["guard"]``, made by
-  :func:`fit_reference`); models without one never flag ``unusual``.
+  :func:`fit_reference`); models without one never flag ``unusual``. A change to the
+  measurements needs the reference re-fitted (``scripts/refit_guard.py``).
+
+The CK area is the centred object's: CK above a level relative to its own peak (a bright
+neighbour in the disk does not raise it), saturated pixels included (a 12-bit scan clips the
+brightest CTCs' whole cytoplasm).
 
 Measurements use the same robust background and noise as the network's normalisation (10th
 and 30th percentiles of the crop), on the crop the model saw (model pixel size).
