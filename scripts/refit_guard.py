@@ -5,7 +5,8 @@ training events of the called class, in the space of its own measurements; the r
 (class means, covariance, threshold) is fitted on the validation split when the model is
 trained (``scripts/train_default_model.py``). When the measurements change, the stored
 reference describes other numbers. This re-makes the validation split from the recipe the
-model was trained with (``--config``; checked against what the model's card records), fits
+model was trained with (``--config``, simulated or a crop folder; checked against what the
+model's card records), fits
 the reference again, writes it into the checkpoint's spec and, metadata only, into the ONNX
 export beside it (``deploy.export.restamp_onnx``), and re-measures the guard's lines of the
 card (held-out test and CK+CD45+ leukocytes, same seeds and sizes as the card's).
@@ -47,7 +48,20 @@ def validation_split(config_path: Path, card: dict | None):
                          "num_samples, randomisation) differs from what the model's card "
                          "records: give the --config the model was trained with", config_path)
     datamodule = CTCDataModule(**data, num_workers=0)
-    return datamodule.simulate_split("val")
+    if datamodule.data_dir is None:
+        return datamodule.simulate_split("val")
+    # A recipe on a crop folder: its validation split as training made it (split column, or
+    # whole samples by split_seed).
+    recorded_dir = ((card or {}).get("data") or {}).get("train_val", {}).get("data_dir")
+    if recorded_dir is not None and Path(recorded_dir).resolve() != \
+            Path(datamodule.data_dir).resolve():
+        raise InputError(f"the model was trained on {recorded_dir}, not on this recipe's "
+                         f"data.data_dir", config_path)
+    datamodule.setup("fit")
+    val = datamodule.splits.get("val")
+    if val is None or not len(val.targets):
+        raise InputError("the recipe's crop folder gives no validation crops", config_path)
+    return val
 
 
 def main(argv=None) -> int:

@@ -524,6 +524,25 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
                     "--config", str(root / "configs" / "default.yaml")])
 
 
+def test_refit_guard_takes_a_crop_folders_validation_split(crop_dir, tmp_path):
+    """A lab's own recipe (a crop folder) gives the guard the validation crops training used,
+    and a card naming another folder is refused."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    refit = load_script(root / "scripts" / "refit_guard.py")
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump({"data": {"data_dir": str(crop_dir), "crop_size": SIZE,
+                                               "val_fraction": 0.25, "num_workers": 1}}))
+    val = refit.validation_split(config, None)
+    trained = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, val_fraction=0.25)
+    trained.setup("fit")
+    np.testing.assert_array_equal(val.images, trained.splits["val"].images)
+    assert 0 < len(val.targets) < 32
+    with pytest.raises(InputError, match="trained on"):
+        refit.validation_split(config, {"data": {"train_val": {"data_dir": str(tmp_path)}}})
+
+
 def test_default_config_is_the_shipped_models_recipe():
     """configs/default.yaml holds what the shipped model's card says it was trained with."""
     import json
