@@ -39,7 +39,8 @@ def validation_split(config_path: Path, card: dict | None):
 
     data = dict(yaml.safe_load(config_path.read_text())["data"])
     data.pop("num_workers", None)
-    recorded = ((card or {}).get("data") or {}).get("train_val", {}).get("simulated")
+    train_val = ((card or {}).get("data") or {}).get("train_val", {})
+    recorded = train_val.get("simulated")
     given = data.get("simulate") or {}
     # What makes the validation split (the training counts may have been scaled).
     keys = ("val", "seed", "num_samples", "randomisation")
@@ -52,7 +53,7 @@ def validation_split(config_path: Path, card: dict | None):
         return datamodule.simulate_split("val")
     # A recipe on a crop folder: its validation split as training made it (split column, or
     # whole samples by split_seed).
-    recorded_dir = ((card or {}).get("data") or {}).get("train_val", {}).get("data_dir")
+    recorded_dir = train_val.get("data_dir")
     if recorded_dir is not None and Path(recorded_dir).resolve() != \
             Path(datamodule.data_dir).resolve():
         raise InputError(f"the model was trained on {recorded_dir}, not on this recipe's "

@@ -53,8 +53,7 @@ GUARDED_CLASSES = ("ctc", "cluster")
 def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
     n, c = crops.shape[:2]
-    sample = crops[:, :, ::step, ::step]
-    sample = sample.reshape(n, c, sample.shape[2] * sample.shape[3]).astype(np.float32)
+    sample = crops[:, :, ::step, ::step].reshape(n, c, -1).astype(np.float32)
     last = sample.shape[-1] - 1
     i_low, i_high = int(round(0.10 * last)), int(round(0.30 * last))
     # Two single selections (the 30th percentile, then the 10th among the values below it)
