@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_baselines:
         train_crops, train_labels = simulated_training_set(spec, args.train_per_class)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names)
-    matrix = matrix_for_crops(backend, crops, labels, baselines, args.seed, args.families)
+    matrix = matrix_for_crops(backend, crops, labels, baselines, args.seed, args.families,
+                              batch.sample_ids)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
     table = measure_issue_table(backend, crops, labels, args.seed)

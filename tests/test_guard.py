@@ -201,3 +201,46 @@ def test_flags_from_measurements_made_before_the_calls_are_the_same(rng, spec):
     early = review_flags(crops, proba, spec, measured=measure_for_guard(crops, spec))
     pd.testing.assert_frame_equal(early, review_flags(crops, proba, spec))
     assert early["cd45_positive"].any()
+
+
+def speck_cell(rng, dapi_scale=1.0):
+    """A CTC fragment: CK like a cell, but only a 1 px DAPI speck (no intact nucleus)."""
+    x = cell(rng, dapi=0)
+    c = (SIZE - 1) // 2
+    x[DAPI, c:c + 2, c:c + 2] += 300 * dapi_scale
+    return x
+
+
+def test_low_dna_holds_a_speck_against_the_frames_own_leukocytes(rng, spec):
+    """A CK+ object whose DAPI is a speck holds a few per cent of a leukocyte's DNA: the CTC
+    call is held, at any DAPI stain strength; a CTC with a nucleus is not; and with too few
+    leukocytes in the frame there is no reference, so no flag."""
+    for stain in (1.0, 8.0):
+        leukocytes = [cell(rng, ck=0, cd45=80, dapi=400 * stain) for _ in range(12)]
+        crops = np.stack([cell(rng, dapi=400 * stain), speck_cell(rng, stain), *leukocytes])
+        proba = onehot(["ctc", "ctc"] + ["wbc"] * 12, spec)
+        m = measure(crops, spec.panel, 0.64)
+        assert m["dna_in_ck"][1] > 3.0    # the speck is bright enough for no_dna to pass it
+        share = m["dna_content"][:2] / np.median(m["dna_content"][2:])
+        assert share[0] > 0.5 and share[1] < 0.08
+        flags = review_flags(crops, proba, spec)
+        assert flags["low_dna"].tolist() == [False, True] + [False] * 12
+        assert flags["no_dna"].tolist() == [False] * 14
+        assert not flags["low_dna"][2:].any()
+        few = review_flags(crops[:6], proba[:6], spec)    # 4 leukocytes: no reference
+        assert not few["low_dna"].any()
+
+
+def test_low_dna_compares_each_crop_with_its_own_samples_leukocytes(rng, spec):
+    """Crop sets mix samples stained differently: a CTC of a dim-DAPI sample has a whole
+    nucleus by its own sample's leukocytes, a speck by another sample's."""
+    dim = [cell(rng, ck=0, cd45=80, dapi=40) for _ in range(10)] + [cell(rng, dapi=40)]
+    bright = [cell(rng, ck=0, cd45=80, dapi=2000) for _ in range(10)]
+    crops = np.stack(dim + bright)
+    proba = onehot(["wbc"] * 10 + ["ctc"] + ["wbc"] * 10, spec)
+    groups = np.array(["dim"] * 11 + ["bright"] * 10)
+    assert not review_flags(crops, proba, spec, groups=groups)["low_dna"].any()
+    assert review_flags(crops, proba, spec)["low_dna"][10]   # against the pooled median
+    events = pd.DataFrame({"class": ["wbc"] * 10 + ["ctc"] + ["wbc"] * 10,
+                           "review": False, "sample_id": groups})
+    assert guard_events(events, crops, proba, spec)["guard"][10] == ""

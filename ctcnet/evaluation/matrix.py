@@ -42,15 +42,17 @@ def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
                                                  spec.review_threshold)[2]
 
 
-def marker_guard_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def marker_guard_flags(spec, groups=None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The marker guard predict applies (``ctcnet.inference.guard``): CTC/cluster calls that
-    the measured markers contradict, and events unlike the training data."""
+    the measured markers contradict, and events unlike the training data. ``groups``: the
+    crops' sample ids (the DNA check compares each crop with its own sample's leukocytes)."""
     from ctcnet.inference.guard import review_flags
 
     # The matrix scores balanced crops by the most probable class, so the guard checks that
     # call too (not the deployment-prevalence rule of ``spec.decision``).
     balanced = spec.replace(decision={})
-    return lambda crops, proba: review_flags(crops, proba, balanced)["any"].to_numpy()
+    return lambda crops, proba: review_flags(crops, proba, balanced,
+                                             groups=groups)["any"].to_numpy()
 
 
 def flag_report(flags: np.ndarray, labels: np.ndarray, pred: np.ndarray,
@@ -262,16 +264,18 @@ def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndar
     return classify
 
 
-def default_flags(spec) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """The review flags predict sets: the review band, the guard, and either of them."""
-    band, guard = review_band_flags(spec), marker_guard_flags(spec)
+    band, guard = review_band_flags(spec), marker_guard_flags(spec, groups)
     return {"review_band": band, "marker_guard": guard,
             "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
-                     seed: int = 0, families: list[str] | None = None) -> dict:
-    """Run the full declared matrix for a backend's panel on crops in memory, with targets."""
+                     seed: int = 0, families: list[str] | None = None,
+                     sample_ids=None) -> dict:
+    """Run the full declared matrix for a backend's panel on crops in memory, with targets
+    (``sample_ids``: the crops' samples, for the guard's DNA reference; default: one)."""
     from ctcnet.evaluation.perturb import perturbation_catalogue
 
     spec = backend.spec
@@ -280,7 +284,7 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
         cells = [c for c in cells if c.family in families]
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel), cells, seed,
-                        flags=default_flags(spec))
+                        flags=default_flags(spec, sample_ids))
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)
@@ -309,7 +313,7 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed)
     matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
-                              seed, families)
+                              seed, families, index.sample_ids)
     matrix.update({"data": str(data), "model": str(backend.model_path),
                    "baseline_training": source})
     out_dir = Path(out_dir)

@@ -38,20 +38,21 @@ def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = F
                             subtypes=batch.subtypes if subtypes else None)["cnn"]
     _add_rates(report, spec.class_names)
     report["seed"] = seed
-    report["guard"] = guard_catch(backend, batch.images, batch.labels)
+    report["guard"] = guard_catch(backend, batch.images, batch.labels, batch.sample_ids)
     if subtypes:
         report["subtype_recall"] = report.pop("recall_by_subtype")
     return report
 
 
-def guard_catch(backend, crops: np.ndarray, labels) -> dict:
+def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     """The marker guard on labelled crops: the share of all events it sends to review and how
-    many of the wrong CTC calls (true class not ctc) it catches."""
+    many of the wrong CTC calls (true class not ctc) it catches (``sample_ids``: the crops'
+    samples, for the DNA check's leukocyte reference)."""
     from ctcnet.inference.guard import review_flags
 
     spec = backend.spec
     proba = np.asarray(backend.predict_proba(np.asarray(crops, np.float32)))
-    flags = review_flags(crops, proba, spec)["any"].to_numpy()
+    flags = review_flags(crops, proba, spec, groups=sample_ids)["any"].to_numpy()
     ctc = spec.class_names.index("ctc")
     wrong = (proba.argmax(1) == ctc) & (np.asarray(labels) != "ctc")
     return {"flagged_share": float(flags.mean()), "wrong_ctc_calls": int(wrong.sum()),
