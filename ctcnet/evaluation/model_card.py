@@ -263,7 +263,8 @@ def render_card(card: dict) -> str:
         lines += ["", "## Marker guard (held-out test)", "",
                   f"Flags {guard['flagged_share']:.2%} of all events for review; catches "
                   f"{guard['wrong_ctc_caught']} of {guard['wrong_ctc_calls']} wrong CTC calls "
-                  "(ctcnet.inference.guard: CD45 over the CK area, no DNA in it, no CK, or "
+                  "(ctcnet.inference.guard: CD45 over the CK area, no DNA in it, less DNA "
+                  "than a nucleus holds against the sample's own leukocytes, no CK, or "
                   "unlike the training data)."]
     vs = card.get("robustness_vs_baselines")
     if vs:
