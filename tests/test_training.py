@@ -4,6 +4,7 @@ Everything on the CPU with tiny data: 32 px crops, a handful per class, one or t
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -562,3 +563,29 @@ def test_default_config_is_the_shipped_models_recipe():
         assert simulated.get(key) == config["data"]["simulate"].get(key), key
     assert card["data"]["train_val"].get("augment", True) == config["data"].get("augment", True)
     assert card["crop_size"] == config["data"]["crop_size"]
+
+
+def test_dotted_augment_overrides_arrive_typed_and_bad_ones_are_refused(tmp_path):
+    """`--data.augment.nonspecific_ck_p=0.45` reaches the data module as the text '0.45'; it
+    once failed only inside a data-loader worker, after the training crops were simulated."""
+    from ctcnet.errors import InputError
+    from ctcnet.training.augment import augment_config
+    from ctcnet.training.cli import CTCLightningCLI
+
+    args = ["--config", str(ROOT / "configs" / "smoke.yaml"),
+            f"--trainer.default_root_dir={tmp_path}", "--data.augment.nonspecific_ck_p=0.45",
+            "--data.augment.nonspecific_ck_ratio=[0.05, 3]", "--data.augment.flips=false"]
+    cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args)
+    augment = cli.datamodule.augment
+    assert augment["nonspecific_ck_p"] == 0.45 and augment["nonspecific_ck_ratio"] == [0.05, 3.0]
+    assert augment["flips"] is False
+    cfg = augment_config(augment)
+    assert isinstance(cfg.nonspecific_ck_p, float) and cfg.export_quality == (40, 95)
+    assert augment_config({"export_quality": "[50, 90]"}).export_quality == (50, 90)
+    for bad, words in (({"nonspecific_ck_q": 0.4}, "unknown option(s) nonspecific_ck_q"),
+                       ({"gain_p": "often"}, "data.augment.gain_p: expected float"),
+                       ({"gain_range": [0.2]}, "data.augment.gain_range: expected 2 numbers"),
+                       ({"export_quality": [40.5, 95]}, "export_quality: expected 2 numbers"),
+                       ({"flips": 1}, "data.augment.flips: expected bool")):
+        with pytest.raises(InputError, match=re.escape(words)):
+            augment_config(bad)

@@ -25,11 +25,14 @@ Two stages:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import yaml
 
+from ctcnet.errors import InputError
 from ctcnet.simulate.export import EXPORT_HEADROOM
 
 # Standard normal quantile of the 10th percentile: background noise from (median - p10).
@@ -358,11 +361,58 @@ class TrainAugment:
         return out
 
 
+def augment_config(cfg: AugmentConfig | dict | None = None) -> AugmentConfig:
+    """An :class:`AugmentConfig` from a mapping of overrides, each value brought to its
+    option's type. A dotted command-line override arrives as text
+    (``--data.augment.nonspecific_ck_p=0.45`` is the string ``'0.45'``), which would fail only
+    later, in a data-loader worker, after the training data were made; an unknown option or a
+    value of the wrong kind is refused here, by name."""
+    if cfg is None or isinstance(cfg, AugmentConfig):
+        return cfg or AugmentConfig()
+    if not isinstance(cfg, dict):
+        raise InputError(f"data.augment must be a mapping of options or false, got {cfg!r}")
+    defaults = AugmentConfig()
+    known = [f.name for f in dataclasses.fields(AugmentConfig)]
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        raise InputError(f"data.augment: unknown option(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(known)})")
+    return AugmentConfig(**{name: _as_type_of(getattr(defaults, name), value, name)
+                            for name, value in cfg.items()})
+
+
+def _as_type_of(default, value, name: str):
+    """``value`` (a number, a list, or their text) as the type of ``default``."""
+    try:
+        return _converted(default, yaml.safe_load(value) if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        kind = f"{len(default)} numbers" if isinstance(default, tuple) else \
+            type(default).__name__
+        raise InputError(f"data.augment.{name}: expected {kind} (like {default!r}), got "
+                         f"{value!r}") from None
+
+
+def _converted(default, value):
+    # '0.45' -> 0.45, '[0.1, 3]' -> (0.1, 3.0), 'false' -> False (text parsed as YAML first)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(value)
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise ValueError(value)
+        return tuple(_converted(d, v) for d, v in zip(default, value))
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(default, int):
+        if float(value) != int(value):
+            raise ValueError(value)
+        return int(value)
+    return float(value)
+
+
 def build_train_augment(cfg: AugmentConfig | dict | None = None, seed: int | None = None,
                         roles: tuple[str, ...] | None = None) -> TrainAugment:
     """The training augmentation from a config (dataclass, mapping of overrides, or None);
     ``roles``: the panel's channel roles (``Panel.roles()``), for non-specific CK."""
-    if isinstance(cfg, dict):
-        cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in cfg.items()})
-    return TrainAugment(cfg, seed, roles)
+    return TrainAugment(augment_config(cfg), seed, roles)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
-from ctcnet.training.augment import build_train_augment
+from ctcnet.training.augment import augment_config, build_train_augment
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,9 @@ class CTCDataModule(L.LightningDataModule):
         self.split_unit = split_unit
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
+        if isinstance(augment, dict):  # typed and checked now, not in a worker after setup
+            typed = augment_config(augment).to_dict()
+            augment = {name: typed[name] for name in augment}
         self.augment = augment
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
