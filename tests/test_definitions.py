@@ -5,7 +5,8 @@
 * A single CTC whose CK leaks into the platelet and neutrophil channels is not a ``cluster``:
   a cluster needs two or more nuclei, or attached cells or platelet bodies.
 * CK+ DAPI- fragments (tdEV-like vesicles, CTC fragments without a nucleus) are ``debris``, and
-  so are CTC fragments with a small DAPI piece (not an intact cell).
+  so are CTC fragments with a small DAPI piece (not an intact cell); if the network calls
+  one ``ctc``, the marker guard holds it (its DNA against the frame's leukocytes').
 
 Cases come from the simulator's cell drawing (a clean scanner, no neighbours, one subtype) with
 the physics of :mod:`ctcnet.evaluation.perturb` on top, or are drawn by hand. (A test the
@@ -112,3 +113,27 @@ def test_drawn_ck_positive_dapi_negative_objects_are_debris(shipped):
             crop[role(shipped, "epithelial")] += amplitude * ndimage.gaussian_filter(shape, 1.3)
             crops.append(rng.poisson(crop).astype(np.float32) + rng.normal(0, 3, crop.shape))
     assert calls(shipped, np.stack(crops)) == ["debris"] * len(crops)
+
+
+def test_ctc_fragments_with_a_dapi_speck_are_never_counted_as_ctc(shipped):
+    """Whatever the network calls them, CTC fragments whose DAPI speck passes the plain
+    DAPI check (``no_dna``) are held by the DNA check (``low_dna``: far less DNA than the
+    frame's leukocytes hold), while whole CTCs of the same sample called ``ctc`` are not."""
+    from ctcnet.inference.guard import review_flags
+
+    spec = shipped.spec
+    # One sample (one stain), whose specks are bright enough to pass no_dna (seed chosen so).
+    cfg = dataclasses.replace(SimConfig(), neighbours=(0.0, 0.0), subtype_weights={
+        "fragment": 1.0, "ctc_bright": 0.5, "ctc_dim": 0.5, "lymphocyte": 1.0, "neutrophil": 1.0})
+    batch = simulate_crops({"debris": 80, "ctc": 30, "wbc": 20}, spec.panel, spec.taxonomy,
+                           spec.crop_size, seed=9108, config=cfg, num_samples=1)
+    labels = np.array(batch.labels)
+    called = np.where(labels == "wbc", spec.class_names.index("wbc"),
+                      spec.class_names.index("ctc"))
+    flags = review_flags(batch.images.astype(np.float32), np.eye(spec.num_classes)[called],
+                         spec.replace(decision={}))
+    fragments = labels == "debris"
+    assert (flags["no_dna"] | flags["low_dna"] | flags["no_ck"])[fragments].all()
+    speck = fragments & ~flags["no_dna"].to_numpy() & ~flags["no_ck"].to_numpy()
+    assert speck.sum() >= 5 and flags["low_dna"][speck].all()
+    assert not flags["any"][labels == "ctc"].any()

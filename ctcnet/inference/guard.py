@@ -348,7 +348,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     ``dna_share`` 0.08: a CTC fragment's speck holds 0-14 % of a leukocyte's DAPI content, the
     smallest simulated CTC nuclei from 3 % (a biological nucleus holds 50 % or more: the
     simulator draws CTC nuclei smaller and dimmer than biology would, so the share is set low
-    to hold almost none of them: 6 of 1,500 held-out CTCs, and 88 % of fragments with a speck).
+    to hold almost none of them: 6 of 1,500 simulated CTCs, and 88 % of fragments with a speck;
+    docs/robustness_matrix.md, stop 30).
     """
     n = len(proba)
     flags = pd.DataFrame({f: np.zeros(n, bool) for f in FLAGS})
