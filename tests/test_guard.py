@@ -204,7 +204,7 @@ def test_flags_from_measurements_made_before_the_calls_are_the_same(rng, spec):
 
 
 def speck_cell(rng, dapi_scale=1.0):
-    """A CTC fragment: CK like a cell, but only a 1 px DAPI speck (no intact nucleus)."""
+    """A CTC fragment: CK like a cell, but only a 2 x 2 px DAPI speck (no intact nucleus)."""
     x = cell(rng, dapi=0)
     c = (SIZE - 1) // 2
     x[DAPI, c:c + 2, c:c + 2] += 300 * dapi_scale
@@ -226,7 +226,6 @@ def test_low_dna_holds_a_speck_against_the_frames_own_leukocytes(rng, spec):
         flags = review_flags(crops, proba, spec)
         assert flags["low_dna"].tolist() == [False, True] + [False] * 12
         assert flags["no_dna"].tolist() == [False] * 14
-        assert not flags["low_dna"][2:].any()
         few = review_flags(crops[:6], proba[:6], spec)    # 4 leukocytes: no reference
         assert not few["low_dna"].any()
 
