@@ -144,9 +144,14 @@ def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndar
     src = np.maximum(np.float32(n_in / n_out) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
     lo = src.astype(np.int64)
     hi = np.minimum(lo + 1, n_in - 1)
-    t = (src - lo).astype(np.float32)
-    weights = np.zeros((len(dst), n_in), np.float32)
-    rows = np.arange(len(dst))
+    return two_tap_matrix(lo, hi, (src - lo).astype(np.float32), n_in)
+
+
+def two_tap_matrix(lo: np.ndarray, hi: np.ndarray, t: np.ndarray, n_in: int) -> np.ndarray:
+    """(len(lo), n_in) float32 linear-interpolation weights: row i blends inputs ``lo[i]``
+    and ``hi[i]`` by ``1 - t[i]`` and ``t[i]`` (one weight where they are the same pixel)."""
+    weights = np.zeros((len(lo), n_in), np.float32)
+    rows = np.arange(len(lo))
     np.add.at(weights, (rows, lo), 1 - t)
     np.add.at(weights, (rows, hi), t)
     return weights

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ctcnet.detect.cropping import two_tap_matrix
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 
@@ -129,12 +130,7 @@ def linear_upsample(coarse: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
     """(n_out, n_in) float32 weights of :func:`interpolation_weights` as a matrix."""
-    lo, hi, t = interpolation_weights(n_out, n_in)
-    matrix = np.zeros((n_out, n_in), np.float32)
-    rows = np.arange(n_out)
-    np.add.at(matrix, (rows, lo), 1 - t)
-    np.add.at(matrix, (rows, hi), t)
-    return matrix
+    return two_tap_matrix(*interpolation_weights(n_out, n_in), n_in)
 
 
 def background_map(image: np.ndarray, block: int) -> np.ndarray:

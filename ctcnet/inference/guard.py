@@ -42,7 +42,7 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import uniform_filter
+from scipy.ndimage import label, uniform_filter
 
 from ctcnet.nn.calls import top_class
 
@@ -252,8 +252,6 @@ _IN_PLANE[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
 def _central_component(mask: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Per crop, the connected part of ``mask`` holding the best-scoring central pixel: the
     centred object's own CK, not a neighbour's."""
-    from scipy.ndimage import label
-
     n = len(mask)
     labels, _ = label(mask, structure=_IN_PLANE)
     best = np.where(mask, score, -np.inf).reshape(n, -1).argmax(axis=1)
@@ -264,8 +262,6 @@ def _central_component(mask: np.ndarray, score: np.ndarray) -> np.ndarray:
 def _touching_parts(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """Per crop, the connected parts of ``mask`` that share a pixel with ``seed`` (an
     apoptotic nucleus in pieces keeps all its pieces inside the CK area)."""
-    from scipy.ndimage import label
-
     labels, count = label(mask, structure=_IN_PLANE)
     keep = np.zeros(count + 1, bool)
     keep[labels[mask & seed]] = True
@@ -281,13 +277,13 @@ def dna_reference(content: np.ndarray, called_names: np.ndarray,
     content = np.asarray(content, np.float64)
     groups = np.zeros(len(content), np.int64) if groups is None else np.asarray(groups)
     keys, group_index = np.unique(groups, return_inverse=True)
-    reference = np.full(len(keys), np.nan)
     leukocyte = (np.asarray(called_names, dtype=object) == DNA_REFERENCE_CLASS) & \
         np.isfinite(content)
-    for k in range(len(keys)):
-        values = content[leukocyte & (group_index == k)]
-        if len(values) >= MIN_REFERENCE_EVENTS:
-            reference[k] = np.median(values)
+    # One grouped pass (a crop set may give every crop a sample of its own).
+    stats = pd.Series(content[leukocyte]).groupby(group_index[leukocyte]).agg(["median", "size"])
+    enough = stats[stats["size"] >= MIN_REFERENCE_EVENTS]
+    reference = np.full(len(keys), np.nan)
+    reference[enough.index.to_numpy()] = enough["median"].to_numpy()
     return reference[group_index]
 
 
