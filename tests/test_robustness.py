@@ -173,16 +173,22 @@ def test_run_matrix_counts_flips_f1_and_flags():
     m = run_matrix(crops[:, :3], labels, names, _toy_classify, cells, flags={"half": flags})
     identity, swap = m["cells"]
     assert identity["methods"]["cnn"] == {"flip_rate": 0.0, "macro_f1": 1.0,
-                                          "confusion": [[5, 0], [0, 5]]}
+                                          "confusion": [[5, 0], [0, 5]],
+                                          "transitions": [[5, 0], [0, 5]],
+                                          "right_to_wrong": 0, "wrong_to_right": 0}
     assert swap["methods"]["cnn"]["flip_rate"] == 1.0
     assert swap["methods"]["cnn"]["macro_f1"] == 0.0
+    # Every call moved to the other class, and each move broke a right call.
+    assert swap["methods"]["cnn"]["transitions"] == [[0, 5], [5, 0]]
+    assert swap["methods"]["cnn"]["right_to_wrong"] == 10
     # Under the swap all five wbc are called ctc; the flags catch every one of them.
     assert swap["review"]["half"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5,
                                       "wrong_ctc_caught": 1.0, "missed_ctc": 5,
                                       "missed_ctc_caught": 0.0}
     check = check_targets(m)
     assert not check["passed"]
-    assert any("swap" in f and "flips" in f for f in check["failures"])
+    assert any("swap" in f and "flips" in f and "ctc->wbc 5, wbc->ctc 5; 10 of 10 broke"
+               in f for f in check["failures"])
     assert not any("identity" in f for f in check["failures"])
 
 
@@ -216,7 +222,10 @@ def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys, tiny_mode
     from PIL import Image
 
     assert Image.open(tmp_path / "out" / "robustness.png").size[1] > 100
-    assert "off centre" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "off centre" in out
+    for failure in report["check"]["failures"]:  # each failing check printed, as stored
+        assert f"  - {failure}" in out
 
 
 def test_matrix_png_draws_any_number_of_methods(tmp_path):
@@ -248,8 +257,30 @@ def test_matrix_goes_into_a_model_card(tmp_path):
     update_card(card, robustness_matrix=matrix_summary(m, "python make_it.py"))
     stored = json.loads(card.read_text())["robustness_matrix"]
     assert [c["strength"] for c in stored["range_ends"]] == ["1x", "2x"]  # range ends only
-    assert stored["range_ends"][1]["cnn"] == {"flip_rate": 1.0, "macro_f1": 0.0}
+    assert stored["range_ends"][1]["cnn"] == {
+        "flip_rate": 1.0, "macro_f1": 0.0,
+        "flips": "ctc->wbc 5, wbc->ctc 5; 10 of 10 broke a right call"}
     text = card.with_suffix(".md").read_text()
     assert "## Robustness matrix (range ends)" in text and "`python make_it.py`" in text
-    assert "| swap | 2x | 100.0% | 0.000 |" in text and "**not met**" in text
+    # cnn, then the gate's columns, then where the CNN's calls went
+    assert "| swap | 2x | 100.0% | 0.000 | 0.0% | 0.333 | ctc->wbc 5, wbc->ctc 5; 10 of 10 " \
+        "broke a right call |" in text and "**not met**" in text
     assert "## Held-out test" in text  # the rest of the card is still there
+
+
+def test_flip_summary_names_the_commonest_moves_and_the_damage():
+    """A cell where a dimmed marker sends CTCs to two classes and mends one wrong call."""
+    from ctcnet.evaluation.matrix import flip_summary, method_cell
+
+    names = ["ctc", "wbc", "cluster", "debris"]
+    labels = np.array([0] * 6 + [3] * 2)
+    reference = np.array([0, 0, 0, 0, 0, 0, 0, 3])  # one debris called ctc before
+    pred = np.array([1, 1, 1, 2, 0, 0, 3, 3])        # ... and debris after
+    cell = method_cell(labels, pred, reference, len(names))
+    assert cell["right_to_wrong"] == 4 and cell["wrong_to_right"] == 1
+    assert flip_summary(cell, names) == ("ctc->wbc 3, ctc->cluster 1, ctc->debris 1; "
+                                         "4 of 5 broke a right call")
+    assert flip_summary(cell, names, top=1) == "ctc->wbc 3; 4 of 5 broke a right call"
+    unchanged = method_cell(labels, reference, reference, len(names))
+    assert flip_summary(unchanged, names) == ""
+    assert flip_summary({"flip_rate": 0.1, "macro_f1": 0.9}, names) == ""  # an older card

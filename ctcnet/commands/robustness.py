@@ -41,4 +41,6 @@ def run(args: argparse.Namespace) -> int:
     verdict = "all issue-12 targets met" if check["passed"] else \
         f"{len(check['failures'])} target(s) missed at range ends"
     print(f"{verdict}; report: {args.out}/robustness.json, {args.out}/robustness.png")
+    for failure in check["failures"]:  # with the commonest flips: which marker misled it
+        print(f"  - {failure}")
     return 0

@@ -352,14 +352,16 @@ def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) ->
 def matrix_summary(matrix: dict, command: str) -> dict:
     """What a card keeps of a robustness matrix (``ctcnet.evaluation.matrix``): the clean
     figures, every range-end cell per method, the target check and the review flags."""
-    from ctcnet.evaluation.matrix import review_lines
+    from ctcnet.evaluation.matrix import flip_summary, review_lines
 
+    names = matrix["class_names"]
     return {"n": matrix["n"], "seed": matrix["seed"], "data": matrix.get("data"),
             "command": command, "methods": matrix["methods"],
             "clean": {m: round(v["macro_f1"], 4) for m, v in matrix["clean"].items()},
             "range_ends": [{"perturbation": c["name"], "strength": c["label"],
                             **{m: {"flip_rate": round(v["flip_rate"], 4),
-                                   "macro_f1": round(v["macro_f1"], 4)}
+                                   "macro_f1": round(v["macro_f1"], 4),
+                                   "flips": flip_summary(v, names)}
                                for m, v in c["methods"].items()}}
                            for c in matrix["cells"] if c["range_end"]],
             "check": {k: matrix["check"][k] for k in ("passed", "failures", "range_end_cells",
@@ -390,11 +392,12 @@ def matrix_lines(summary: dict | None) -> list[str]:
              + (f"; CK+CD45+ leukocytes called ctc {double:.1%}" if double is not None else "")
              + ".", "",
              "| perturbation | strength | " + " | ".join(f"{m} flips | {m} F1" for m in methods)
-             + " |", "|---|---|" + "---|---|" * len(methods)]
+             + f" | {methods[0]}'s commonest flips |",
+             "|---|---|" + "---|---|" * len(methods) + "---|"]
     for cell in summary["range_ends"]:
         lines.append(f"| {cell['perturbation']} | {cell['strength']} | " + " | ".join(
             f"{cell[m]['flip_rate']:.1%} | {cell[m]['macro_f1']:.3f}" if m in cell else "- | -"
-            for m in methods) + " |")
+            for m in methods) + f" | {cell.get(methods[0], {}).get('flips', '')} |")
     if summary.get("review_flags"):
         lines += ["", "Review flags (share of wrong CTC calls caught, share of events flagged):",
                   ""] + [f"- {line}" for line in summary["review_flags"]]
