@@ -480,3 +480,31 @@ def test_default_physics_leaks_every_way_and_draws_double_positive_leukocytes():
     wbc = ~by_subtype(b, "autofluorescent")
     assert (ck[wbc] > 1).mean() > 0.8 and (cd45[wbc] > 1).all()
     assert SUBTYPES["autofluorescent"] == "debris"
+
+
+def test_recorded_spillover_is_what_the_pixels_show(tmp_path):
+    """The ground-truth spillover a batch (and its dataset.json) records is the ratio a leak
+    shows in the pixels: CD45 over CK on bright CTCs (which carry no CD45 of their own)."""
+    from scipy.ndimage import uniform_filter
+
+    from ctcnet.inference.guard import robust_background
+
+    panel = load_panel(None)
+    ck, cd45 = panel.index_of("CK"), panel.index_of("CD45")
+    cfg = dataclasses.replace(SimConfig(), bleed_through=(0.03, 0.10),
+                              subtype_weights={"ctc_bright": 1.0})
+    batch = simulate_crops({"ctc": 40}, panel, crop_size=64, seed=5, config=cfg, num_samples=2)
+    assert set(batch.spillover) == set(batch.sample_ids)
+    for sample, truth in batch.spillover.items():
+        assert truth.shape == (5, 5) and np.allclose(np.diag(truth), 1.0)
+        x = batch.images[np.array(batch.sample_ids) == sample].astype(np.float32)
+        background, noise = robust_background(x)
+        signal = uniform_filter(x - background[:, :, None, None], size=(1, 1, 3, 3))
+        bright = signal[:, ck] > 30 * noise[:, ck, None, None]
+        ratio = [(signal[k, cd45][bright[k]] * signal[k, ck][bright[k]]).sum()
+                 / (signal[k, ck][bright[k]] ** 2).sum() for k in range(len(x)) if bright[k].any()]
+        assert np.median(ratio) == pytest.approx(truth[cd45, ck], rel=0.15, abs=0.004)
+    write_crop_batch(batch, tmp_path / "set", panel)
+    stored = json.loads((tmp_path / "set" / "dataset.json").read_text())["spillover"]
+    assert np.allclose(stored[batch.sample_ids[0]], batch.spillover[batch.sample_ids[0]],
+                       atol=1e-5)

@@ -177,7 +177,9 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     write_cartridge_info(out_dir, scan_panel, sample_id, num_frames, rows, columns, (h, w), extra={
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),
-        "pixel_size_um": float(draws.pixel_um[0]), "config": cfg.summary()})
+        "pixel_size_um": float(draws.pixel_um[0]), "config": cfg.summary(),
+        # Ground truth for spillover estimates: [t][s], counts in t per count of s's own dye.
+        "spillover": np.round(draws.spillover[0], 5).tolist()})
     return table
 
 

@@ -49,6 +49,8 @@ class CropBatch:
     seed: int
     config: dict                # SimConfig.summary() of the knobs used
     pixel_size_um: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (N,) per crop
+    # Ground truth: each sample's spillover (SampleDraws.spillover), by sample id.
+    spillover: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -134,7 +136,9 @@ def simulate_crops(counts, panel=None, taxonomy=None, crop_size: int = 80, seed:
     images = threaded_map(chunk, num_chunks)
     return CropBatch(images=np.concatenate(images), labels=classes, subtypes=subtypes.tolist(),
                      sample_ids=[f"sim{seed}-s{s:03d}" for s in samples], seed=int(seed),
-                     config=cfg.summary(), pixel_size_um=draws.pixel_um[samples])
+                     config=cfg.summary(), pixel_size_um=draws.pixel_um[samples],
+                     spillover={f"sim{seed}-s{k:03d}": draws.spillover[k]
+                                for k in range(num_samples)})
 
 
 def _neighbour_types(panel: Panel, cfg: SimConfig) -> tuple[list[str], np.ndarray]:
@@ -231,6 +235,7 @@ def write_crop_batch(batch: CropBatch, out_dir: str | Path, panel=None) -> Path:
              "crop_size": int(batch.images.shape[-1]), "class_counts": dict(sorted(counts.items())),
              "sample_ids": sorted(set(batch.sample_ids)), "subtypes": batch.subtypes,
              "pixel_size_um": [round(float(v), 4) for v in batch.pixel_size_um],
+             "spillover": {k: np.round(v, 5).tolist() for k, v in batch.spillover.items()},
              "config": batch.config}
     return write_crop_dataset(out_dir, batch.images, batch.labels, panel, batch.sample_ids,
                               extra=extra)

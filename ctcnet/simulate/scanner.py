@@ -36,6 +36,14 @@ class SampleDraws:
     nonspecific_ck: np.ndarray  # (S,) share of leukocytes with non-specific CK
     green_role: np.ndarray     # (S,) ROLES index of the marker in the green channel, -1: none
 
+    @property
+    def spillover(self) -> np.ndarray:
+        """(S, C, C) the sample's true spillover as an instrument measures it: counts seen in
+        channel t per count of channel s's own dye (``[:, t, s]``), unit diagonal. The ground
+        truth a spillover estimate is checked against."""
+        gain = self.channel_gain
+        return (self.bleed * gain[:, :, None] / gain[:, None, :]).astype(np.float32)
+
 
 def draw_samples(rng: np.random.Generator, cfg: SimConfig, panel: Panel, n: int) -> SampleDraws:
     """Draw ``n`` samples' scanner and stain settings from the config's ranges."""
