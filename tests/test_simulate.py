@@ -487,7 +487,7 @@ def test_recorded_spillover_is_what_the_pixels_show(tmp_path):
     shows in the pixels: CD45 over CK on bright CTCs (which carry no CD45 of their own)."""
     from scipy.ndimage import uniform_filter
 
-    from ctcnet.inference.guard import robust_background
+    from ctcnet.inference.spillover import robust_background
 
     panel = load_panel(None)
     ck, cd45 = panel.index_of("CK"), panel.index_of("CD45")

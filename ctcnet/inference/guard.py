@@ -44,35 +44,17 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import label, uniform_filter
 
+from ctcnet.inference.spillover import robust_background
 from ctcnet.nn.calls import top_class
 
 log = logging.getLogger(__name__)
 
-# Standard normal quantiles of the 10th and 30th percentiles (as in ctcnet.nn.normalise,
-# which cannot be imported here without torch).
-_Z_LOW, _Z_HIGH = -1.2815516, -0.5244005
 MARKER_FLAGS = ("cd45_positive", "no_dna", "low_dna", "no_ck")
 FLAGS = MARKER_FLAGS + ("unusual",)
 GUARDED_CLASSES = ("ctc", "cluster")
 # The DNA reference: leukocyte calls of the same frame (or sample), at least this many.
 DNA_REFERENCE_CLASS = "wbc"
 MIN_REFERENCE_EVENTS = 10
-
-
-def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
-    n, c = crops.shape[:2]
-    sample = crops[:, :, ::step, ::step].reshape(n, c, -1).astype(np.float32)
-    last = sample.shape[-1] - 1
-    i_low, i_high = int(round(0.10 * last)), int(round(0.30 * last))
-    # Two single selections (the 30th percentile, then the 10th among the values below it)
-    # give the same order statistics as one np.partition with both, at a quarter of its cost.
-    part = np.partition(sample, i_high, axis=-1)
-    q_high = part[..., i_high]
-    q_low = np.partition(part[..., :i_high], i_low, axis=-1)[..., i_low] if i_low < i_high \
-        else q_high
-    noise = np.maximum((q_high - q_low) / (_Z_HIGH - _Z_LOW), 0.5)
-    return q_high - _Z_HIGH * noise, noise
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 12.0,

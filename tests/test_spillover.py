@@ -1,0 +1,121 @@
+"""CK's spillover measured on a scan's own events (ctcnet.inference.spillover)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from ctcnet.inference import spillover
+from ctcnet.io.panel import Panel, load_panel
+from ctcnet.simulate import SimConfig, simulate_crops
+
+PANEL = load_panel(None)  # DAPI, CK, CD45, CD61, CD66b
+DAPI, CK, CD45, CD61, CD66B = range(5)
+SIZE = 48
+
+
+def disc(radius: float, ring: bool = False) -> np.ndarray:
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    r = np.hypot(yy, xx)
+    shape = np.exp(-0.5 * ((r - radius) / 1.5) ** 2) if ring else \
+        1.0 / (1.0 + np.exp((r - radius) / 1.0))
+    return shape.astype(np.float32)
+
+
+def scan(rng, n_ck_only: int, n_double: int, leaks: dict[int, float],
+         n_vesicles: int = 0) -> np.ndarray:
+    """Crops of one scan: CK-only events (CTC-like discs with a nucleus), CK+CD45+ leukocytes
+    (a CD45 ring with CK at 1.0-1.2x its CD45: a tighter and larger population than the
+    CK-only one) and CK-only vesicles without a nucleus; every CK leaks ``leaks``."""
+    crops = []
+    for k in range(n_ck_only + n_double + n_vesicles):
+        x = np.zeros((5, SIZE, SIZE), np.float32)
+        if k < n_ck_only:
+            x[DAPI] = 400 * disc(4)
+            x[CK] = rng.uniform(300, 3000) * disc(rng.uniform(7, 10))
+        elif k < n_ck_only + n_double:
+            x[DAPI] = 400 * disc(4)
+            x[CD45] = rng.uniform(300, 1500) * disc(6, ring=True)
+            x[CK] += rng.uniform(1.0, 1.2) * x[CD45]
+        else:
+            x[CK] = rng.uniform(300, 3000) * disc(rng.uniform(3, 5))
+        for target, share in leaks.items():
+            x[target] += share * x[CK]
+        crops.append(x)
+    crops = np.stack(crops) + 100.0
+    return crops + rng.normal(0, 3.0, crops.shape).astype(np.float32)
+
+
+def test_mean3x3_is_scipys_uniform_filter():
+    x = np.random.default_rng(0).normal(size=(2, 3, 9, 11)).astype(np.float32)
+    assert np.allclose(spillover.mean3x3(x), uniform_filter(x, size=(1, 1, 3, 3)), atol=1e-5)
+
+
+def test_the_leak_is_the_floor_of_ck_events_not_their_co_expression():
+    """Most CK+ events also carry CD45 of their own, at a tighter ratio than the leak's: the
+    estimate is the floor every CK event shows, not the strongest population; the nucleus is
+    never a target, even where vesicles without one would show CK's leak into DAPI."""
+    rng = np.random.default_rng(1)
+    crops = scan(rng, 15, 30, {CD45: 0.30, CD61: 0.05, DAPI: 0.08}, n_vesicles=10)
+    leaks = spillover.estimate_leaks(crops, PANEL)
+    assert leaks[CD45] == pytest.approx(0.30, rel=0.1)
+    assert leaks[CD61] == pytest.approx(0.05, rel=0.1)
+    assert leaks[CD66B] < 0.005  # no leak there
+    assert leaks[DAPI] == 0.0 and leaks[CK] == 0.0
+
+
+def test_no_ck_events_or_no_ck_channel_means_no_leak():
+    rng = np.random.default_rng(2)
+    leukocytes = scan(rng, 0, 12, {CD45: 0.3})
+    leukocytes[:, CK] = leukocytes[:, DAPI] * 0 + 100 + rng.normal(0, 3, leukocytes[:, CK].shape)
+    assert not spillover.estimate_leaks(leukocytes, PANEL).any()
+    three = Panel.from_dict({"channels": ["DAPI", "CD45", "CD61"], "pixel_size_um": 0.64})
+    assert not spillover.estimate_leaks(leukocytes[:, [DAPI, CD45, CD61]], three).any()
+    assert not spillover.estimate_leaks(leukocytes[:0], PANEL).any()
+
+
+def test_too_few_ck_events_show_no_leak():
+    """Three events are not a population: the estimate stays at zero (the crop as written)."""
+    crops = scan(np.random.default_rng(3), 3, 0, {CD45: 0.3})
+    assert spillover.estimate_leaks(crops, PANEL)[CD45] == 0.0
+
+
+def test_compensation_takes_the_leak_off_and_nothing_else():
+    rng = np.random.default_rng(4)
+    crops = scan(rng, 10, 0, {CD45: 0.30})
+    leaks = np.zeros(5, np.float32)
+    leaks[CD45] = 0.30
+    out = spillover.compensate(crops, leaks, PANEL)
+    centre = (slice(None), slice(SIZE // 2 - 3, SIZE // 2 + 3), slice(SIZE // 2 - 3, SIZE // 2 + 3))
+    assert np.abs(out[:, CD45][centre] - 100.0).max() < 15.0  # background and noise left
+    assert crops[:, CD45][centre].min() > 150.0               # the leak was there
+    assert np.array_equal(out[:, [DAPI, CK, CD61, CD66B]], crops[:, [DAPI, CK, CD61, CD66B]])
+    assert spillover.compensate(crops, np.zeros(5), PANEL) is not None
+    assert np.array_equal(spillover.compensate(crops, np.zeros(5), PANEL), crops)
+
+
+def test_estimate_follows_the_simulators_true_spillover():
+    """On simulated crops of one sample (CTCs, leukocytes, debris), the estimate of CK's leak
+    into CD45 and CD61 is the spillover the simulator drew (CropBatch.spillover)."""
+    cfg = dataclasses.replace(SimConfig(), bleed_through=(0.02, 0.10))
+    batch = simulate_crops({"ctc": 40, "wbc": 30, "debris": 30}, PANEL, crop_size=64, seed=11,
+                           config=cfg, num_samples=1)
+    truth = batch.spillover[batch.sample_ids[0]]
+    leaks = spillover.estimate_leaks(batch.images.astype(np.float32), PANEL)
+    for target in (CD45, CD61, CD66B):
+        assert leaks[target] == pytest.approx(truth[target, CK], rel=0.2, abs=0.005), target
+
+
+def test_a_target_with_a_pattern_of_its_own_is_not_read_as_a_leak():
+    """A CD45 ring inside the CK area (a leukocyte on a CTC) is not a copy of the CK: no ratio
+    for that crop; a plain copy of the CK is one, at its share."""
+    rng = np.random.default_rng(5)
+    crops = scan(rng, 2, 0, {CD45: 0.2})
+    crops[1, CD45] += 600 * disc(4, ring=True)
+    ratio, sd = spillover.leak_ratios(crops, CK, [CD45, CD61])
+    assert ratio[0, CD45] == pytest.approx(0.2, rel=0.05) and sd[0, CD45] > 0
+    assert np.isnan(ratio[1, CD45])
+    assert np.isnan(ratio[:, DAPI]).all()  # not asked for
