@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rescore-only", action="store_true",
                         help="re-score the predictions already in --out with --model's rule")
+    parser.add_argument("--compensate", action="store_true",
+                        help="predict with CK's spillover taken off (ctcnet predict --compensate)")
     parser.add_argument("--out", type=Path, default=ROOT / "cartridge_counts_output")
     args = parser.parse_args(argv)
 
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     backend = load_backend(args.model, device=args.device)
     spec, names = backend.spec, backend.spec.class_names
     if not args.rescore_only:
-        evaluate_cartridges(paths, args.model, args.out / "evaluation", device=args.device)
+        evaluate_cartridges(paths, args.model, args.out / "evaluation", device=args.device,
+                            compensate=args.compensate)
     n = len(paths)
     print(f"{n} cartridges x {args.frames} frames x ~{args.events_per_frame:g} events; "
           f"model {backend.model_path}; rule {json.dumps(decision_weights(spec.decision))}")

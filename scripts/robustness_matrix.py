@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--table-data", type=Path,
                         help="only the issue's table, on this labelled crop folder")
+    parser.add_argument("--compensate", action="store_true",
+                        help="the CNN sees CK's spillover taken off per simulated sample "
+                             "(ctcnet predict --compensate); not for --card")
     parser.add_argument("--card", action="store_true",
                         help="also record the range ends in the model's card (<model>.json/.md)")
     args = parser.parse_args(argv)
@@ -134,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_baselines:
         train_crops, train_labels = simulated_training_set(spec, args.train_per_class)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names)
+    if args.compensate and args.card:
+        parser.error("--card records the model as predict runs it by default: drop --compensate")
     matrix = matrix_for_crops(backend, crops, labels, baselines, args.seed, args.families,
-                              batch.sample_ids)
+                              batch.sample_ids, args.compensate)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
     table = measure_issue_table(backend, crops, labels, args.seed)

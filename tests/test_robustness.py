@@ -284,3 +284,35 @@ def test_flip_summary_names_the_commonest_moves_and_the_damage():
     unchanged = method_cell(labels, reference, reference, len(names))
     assert flip_summary(unchanged, names) == ""
     assert flip_summary({"flip_rate": 0.1, "macro_f1": 0.9}, names) == ""  # an older card
+
+
+def test_robustness_compensate_shows_the_cnn_and_its_flags_the_compensated_crops(
+        tmp_path, tiny_model_file, monkeypatch):
+    """``--compensate``: every CNN call and every review flag of a cell sees the perturbed
+    crops with CK's spillover taken off per sample (one measurement for both); the baselines
+    see them as they are."""
+    from ctcnet.evaluation import matrix as matrix_module
+    from ctcnet.inference import spillover
+
+    panel = default_panel()
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    crops = np.concatenate([disk_crops(n=3, channel=k, seed=k, noise=4) for k in range(4)])
+    labels = [CLASSES[k] for k in range(4) for _ in range(3)]
+    write_crop_dataset(tmp_path / "data", crops.astype(np.uint16), labels, panel)
+    measured = []
+    real = spillover.compensate_samples
+
+    def counting(x, *args, **kwargs):
+        measured.append(len(x))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(spillover, "compensate_samples", counting)
+    report = matrix_module.robustness_dataset(tmp_path / "data", tmp_path / "m.pt",
+                                              tmp_path / "out", with_baselines=False,
+                                              families=["crop"], device="cpu", compensate=True)
+    assert report["compensated"] is True
+    assert measured == [12] * (1 + len(report["cells"]))  # clean + one per cell, shared
+    plain = matrix_module.robustness_dataset(tmp_path / "data", tmp_path / "m.pt",
+                                             tmp_path / "out2", with_baselines=False,
+                                             families=["crop"], device="cpu")
+    assert plain["compensated"] is False and len(measured) == 1 + len(report["cells"])

@@ -119,3 +119,110 @@ def test_a_target_with_a_pattern_of_its_own_is_not_read_as_a_leak():
     assert ratio[0, CD45] == pytest.approx(0.2, rel=0.05) and sd[0, CD45] > 0
     assert np.isnan(ratio[1, CD45])
     assert np.isnan(ratio[:, DAPI]).all()  # not asked for
+
+
+def test_predict_compensate_keeps_single_ctcs_of_a_dim_ck_leaky_scan(tmp_path):
+    """A scan whose CK leaks 6-10 % into every channel, its CK channel read at a quarter of the
+    gain (so the leaks look 24-40 % of the CK): the shipped network's most probable class for
+    most single CTCs is something else; with ``--compensate`` (the crop set's one sample) it
+    is ``ctc`` for most of them, and so is the call at cartridge prevalence for many; no
+    leukocyte becomes one, and summary.json says what was taken off."""
+    import json
+
+    from ctcnet.evaluation.perturb import stain_strength
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+    from ctcnet.io.crop_dataset import write_crop_dataset
+
+    backend = load_backend(device="cpu")
+    spec = backend.spec
+    cfg = dataclasses.replace(SimConfig(), bleed_through=(0.06, 0.10))
+    batch = simulate_crops({"ctc": 40, "wbc": 30, "debris": 30}, spec.panel, spec.taxonomy,
+                           spec.crop_size, seed=3, num_samples=1, config=cfg)
+    dim_ck = stain_strength(batch.images.astype(np.float32), CK, 0.25, spec.panel)
+    write_crop_dataset(tmp_path / "scan", dim_ck, batch.labels, spec.panel, batch.sample_ids)
+    shares = {}
+    for compensate in (False, True):
+        out = tmp_path / f"out{int(compensate)}"
+        predict_crop_dataset(tmp_path / "scan", backend, out,
+                             PredictOptions(compensate=compensate, quiet=True))
+        table = json.loads((out / "summary.json").read_text())
+        calls = __import__("pandas").read_csv(out / "predictions.csv")
+        ctc, wbc = calls["label"] == "ctc", calls["label"] == "wbc"
+        top = calls[["p_ctc", "p_wbc", "p_cluster", "p_debris"]].to_numpy().argmax(axis=1)
+        shares[compensate] = ((top[ctc] == 0).mean(), (calls["class"][ctc] == "ctc").mean())
+        assert not (calls["class"][wbc] == "ctc").any() and not (top[wbc] == 0).any()
+        assert ("spillover" in table) == compensate
+    assert shares[False][0] <= 0.3 and shares[True][0] >= 0.6, shares
+    assert shares[False][1] <= 0.1 and shares[True][1] >= 0.4, shares
+    leaks = table["spillover"][batch.sample_ids[0]]["leaks"]
+    truth = batch.spillover[batch.sample_ids[0]][:, CK] / 0.25
+    assert leaks["CD45"] == pytest.approx(truth[CD45], rel=0.35)
+
+
+@pytest.fixture(scope="module")
+def leaky_cartridge(tmp_path_factory):
+    """A small simulated cartridge whose CK leaks 5-10 % into every channel, and a tiny model."""
+    from conftest import save_tiny_model
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.simulate import simulate_cartridge
+
+    base = tmp_path_factory.mktemp("leaky")
+    cfg = dataclasses.replace(SimConfig(), bleed_through=(0.05, 0.10))
+    simulate_cartridge(base / "cart", PANEL, num_frames=3, frame_shape=(400, 480), seed=21,
+                       events_per_frame=60, config=cfg,
+                       rare_rates={"ctc": 0.15, "cluster": 0.05})
+    model = save_tiny_model(base / "model.pt", crop_size=48, panel=PANEL)[0]
+    return base, load_backend(model, device="cpu", batch_size=32)
+
+
+def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartridge, tmp_path):
+    """``--compensate`` on a cartridge: the leaks come from its frames' CK+ events (the truth
+    cartridge.json records), the crops of every frame lose them before the model and the
+    guard, a killed run resumes to the same events, and a journal of the other setting is
+    refused rather than mixed."""
+    import json
+
+    import pandas as pd
+
+    from ctcnet.errors import InputError
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge, prepare_frame
+    from ctcnet.io.scan import open_cartridge
+
+    base, backend = leaky_cartridge
+    options = dict(quiet=True, workers=1, report=False, compensate=True)
+    full = predict_cartridge(base / "cart", backend, tmp_path / "full", PredictOptions(**options))
+    record = json.loads((tmp_path / "full" / "summary.json").read_text())["spillover"]
+    assert record == full.spillover and record["source"] == "CK" and record["frames"] == 3
+    truth = np.array(json.loads((base / "cart" / "cartridge.json").read_text())["spillover"])
+    assert record["leaks"]["CD45"] == pytest.approx(truth[CD45, CK], rel=0.25)
+    assert record["leaks"]["CD61"] == pytest.approx(truth[CD61, CK], rel=0.25)
+
+    cartridge = open_cartridge(base / "cart")
+    spec, frame = backend.spec, cartridge.frames[0]
+    leaks = np.array([0, 0] + [record["leaks"][n] for n in ("CD45", "CD61", "CD66b")],
+                     np.float32)
+    raw = prepare_frame(frame, cartridge, spec, PredictOptions().detect)
+    seen = prepare_frame(frame, cartridge, spec, PredictOptions().detect, leaks=leaks)
+    assert np.allclose(seen.crops, spillover.compensate(raw.crops, leaks, PANEL), atol=1e-3)
+    assert not np.allclose(seen.crops[:, CD45], raw.crops[:, CD45])
+
+    class Stop(Exception):
+        pass
+
+    def stop(frame_id):
+        raise Stop(frame_id)
+
+    with pytest.raises(Stop):
+        predict_cartridge(base / "cart", backend, tmp_path / "resumed",
+                          PredictOptions(**options, on_frame_done=stop))
+    with pytest.raises(InputError, match="other settings"):
+        predict_cartridge(base / "cart", backend, tmp_path / "resumed",
+                          PredictOptions(**{**options, "compensate": False}))
+    resumed = predict_cartridge(base / "cart", backend, tmp_path / "resumed",
+                                PredictOptions(**options))
+    assert resumed.frames.resumed_from_journal == 1 and resumed.spillover["leaks"] == \
+        record["leaks"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "resumed" / "events.parquet"),
+                                  pd.read_parquet(tmp_path / "full" / "events.parquet"))

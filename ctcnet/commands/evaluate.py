@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--review-precision", type=float, default=0.99,
                         help="precision the automatic calls above the review band must reach "
                              "on the validation crops (default 0.99)")
+    parser.add_argument("--compensate", action="store_true",
+                        help="the CNN sees CK's spillover taken off, measured per sample_id (crop "
+                             "sets) or per cartridge (as ctcnet predict --compensate)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_dataset(args.data, model, args.out, with_baselines=not args.no_baselines,
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
-                              batch_size=args.batch_size)
+                              batch_size=args.batch_size, compensate=args.compensate)
     if args.json:
         print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
                           "accuracy": report["cnn"]["accuracy"],
@@ -133,7 +136,8 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     from ctcnet.evaluation.counts import agreement_text
     from ctcnet.evaluation.evaluate import evaluate_cartridges
 
-    report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device)
+    report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
+                                 compensate=args.compensate)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -43,6 +43,11 @@ def add_arguments(parser) -> None:
                         help="call the top calibrated probability alone, without the model's "
                              "decision rule for cartridge prevalence (for balanced crop sets, "
                              "or to compare; summary.json records which was used)")
+    parser.add_argument("--compensate", action="store_true",
+                        help="take CK's spillover into the CD45, platelet and neutrophil channels "
+                             "off every crop before the model, measured on the scan's own CK+ "
+                             "events (12 frames of a cartridge; each sample_id of a crop set); "
+                             "summary.json records it (docs/robustness_matrix.md)")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 
@@ -75,7 +80,7 @@ def run(args) -> int:
                              workers=None if args.workers is None else max(0, args.workers),
                              frame_device=args.frame_device, detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,
-                             report=not args.no_report,
+                             report=not args.no_report, compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris")
     out = Path(args.out)
     model = args.model

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", nargs="+", choices=FAMILIES, metavar="FAMILY",
                         help=f"only these perturbation families (of {', '.join(FAMILIES)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
+    parser.add_argument("--compensate", action="store_true",
+                        help="the CNN sees each perturbed crop with CK's spillover taken off, "
+                             "measured per sample_id (as ctcnet predict --compensate)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
                                 with_baselines=not args.no_baselines,
                                 baseline_train=args.baseline_train,
                                 n_train_per_class=args.train_per_class, seed=args.seed,
-                                device=args.device, families=args.families)
+                                device=args.device, families=args.families,
+                                compensate=args.compensate)
     print("\n".join(matrix_table(matrix)))
     print("review flags:")
     for line in review_lines(matrix):

@@ -95,14 +95,15 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 
 
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
-                   baselines: dict | None = None) -> dict:
+                   baselines: dict | None = None, model_input: np.ndarray | None = None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
-    :func:`ctcnet.evaluation.baselines.fit_baselines`."""
+    :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
+    instead of ``crops`` (the crops compensated for spillover); the baselines see ``crops``."""
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
-    logits = backend.predict_logits(crops)
+    logits = backend.predict_logits(crops if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
     cnn["review_band"] = review_band(proba, y, spec.review_threshold, names)
@@ -187,9 +188,10 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
 def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Path,
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
-                     device: str = "auto", batch_size: int = 256) -> dict:
+                     device: str = "auto", batch_size: int = 256,
+                     compensate: bool = False) -> dict:
     """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
-    report and figures."""
+    report and figures (``compensate``: the CNN sees CK's spillover taken off per sample)."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
 
@@ -197,7 +199,15 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     spec = backend.spec
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
-    report = evaluate_crops(backend, crops, index.labels, baselines=baselines)
+    model_input, spillover = None, None
+    if compensate:
+        from ctcnet.inference.spillover import compensate_samples
+
+        model_input, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
+    report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
+                            model_input=model_input)
+    if spillover is not None:
+        report["spillover"] = spillover
     out_dir = Path(out_dir)
     names = spec.class_names
     confusion_png(report["cnn"]["confusion"], names, out_dir / "confusion.png",
@@ -221,9 +231,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
 
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
-                        workers: int | None = None, quiet: bool = True) -> dict:
-    """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``) and
-    compare its automatic and after-review counts with its ground truth."""
+                        workers: int | None = None, quiet: bool = True,
+                        compensate: bool = False) -> dict:
+    """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``,
+    ``compensate`` as ``ctcnet predict --compensate``) and compare its automatic and
+    after-review counts with its ground truth."""
     import pandas as pd
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
@@ -246,7 +258,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     rows = []
     for cart in opened:
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
-            quiet=quiet, report=False, overwrite=True, workers=workers))
+            quiet=quiet, report=False, overwrite=True, workers=workers, compensate=compensate))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
         truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,

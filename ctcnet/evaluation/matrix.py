@@ -276,12 +276,16 @@ def matrix_png(matrix: dict, path: str | Path, title: str = "Robustness matrix")
 # ---------------------------------------------------------------------------------------------
 # The workflow behind ``ctcnet robustness``.
 
-def make_classifier(backend, baselines: dict | None, panel) -> Callable[[np.ndarray], dict]:
-    """``classify(crops) -> {"cnn": proba, <baseline>: proba, ...}`` for the matrix."""
+def make_classifier(backend, baselines: dict | None, panel,
+                    model_input: Callable[[np.ndarray], np.ndarray] | None = None
+                    ) -> Callable[[np.ndarray], dict]:
+    """``classify(crops) -> {"cnn": proba, <baseline>: proba, ...}`` for the matrix;
+    ``model_input``: what the CNN sees of the crops (default: the crops themselves)."""
     from ctcnet.evaluation.baselines import baseline_probabilities
 
     def classify(crops: np.ndarray) -> dict:
-        out = {"cnn": np.asarray(backend.predict_proba(np.asarray(crops, np.float32)))}
+        seen = model_input(crops) if model_input else np.asarray(crops, np.float32)
+        out = {"cnn": np.asarray(backend.predict_proba(seen))}
         if baselines:
             out.update(baseline_probabilities(baselines, crops, panel))
         return out
@@ -296,20 +300,45 @@ def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarr
             "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
+def compensated_view(panel, sample_ids=None) -> Callable[[np.ndarray], np.ndarray]:
+    """``view(crops)``: the crops with CK's spillover taken off per sample
+    (:func:`ctcnet.inference.spillover.compensate_samples`); the last crops asked for are
+    remembered, so the CNN and the flags of one cell share one measurement."""
+    from ctcnet.inference.spillover import compensate_samples
+
+    last: list = [None, None]
+
+    def view(crops: np.ndarray) -> np.ndarray:
+        if last[0] is not crops:
+            last[:] = [crops, compensate_samples(crops, panel, sample_ids)[0]]
+        return last[1]
+
+    return view
+
+
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
                      seed: int = 0, families: list[str] | None = None,
-                     sample_ids=None) -> dict:
+                     sample_ids=None, compensate: bool = False) -> dict:
     """Run the full declared matrix for a backend's panel on crops in memory, with targets
-    (``sample_ids``: the crops' samples, for the guard's DNA reference; default: one)."""
+    (``sample_ids``: the crops' samples, for the guard's DNA reference and ``compensate``'s
+    spillover; default: one)."""
     from ctcnet.evaluation.perturb import perturbation_catalogue
 
     spec = backend.spec
     cells, notes = perturbation_catalogue(spec.panel)
     if families:
         cells = [c for c in cells if c.family in families]
+    seen, flags = None, default_flags(spec, sample_ids)
+    if compensate:
+        # The CNN and the review flags see each perturbed crop with CK's spillover taken off
+        # per sample, as ``ctcnet predict --compensate`` does; the baselines see it as it is.
+        seen = compensated_view(spec.panel, sample_ids)
+        flags = {name: (lambda crops, proba, f=f: f(seen(crops), proba))
+                 for name, f in flags.items()}
     matrix = run_matrix(crops, labels, spec.class_names,
-                        make_classifier(backend, baselines, spec.panel), cells, seed,
-                        flags=default_flags(spec, sample_ids))
+                        make_classifier(backend, baselines, spec.panel, seen), cells, seed,
+                        flags=flags)
+    matrix["compensated"] = bool(compensate)
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)
@@ -327,7 +356,7 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
 def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir: str | Path,
                        with_baselines: bool = True, baseline_train: str | Path | None = None,
                        n_train_per_class: int = 300, seed: int = 0, device: str = "auto",
-                       families: list[str] | None = None) -> dict:
+                       families: list[str] | None = None, compensate: bool = False) -> dict:
     """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
     from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
     from ctcnet.inference.backends import load_backend
@@ -338,7 +367,7 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed)
     matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
-                              seed, families, index.sample_ids)
+                              seed, families, index.sample_ids, compensate)
     matrix.update({"data": str(data), "model": str(backend.model_path),
                    "baseline_training": source})
     out_dir = Path(out_dir)

@@ -59,6 +59,7 @@ from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.guard import counted, guard_events, guard_summary, measure_for_guard
+from ctcnet.inference.spillover import compensate
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
@@ -67,6 +68,9 @@ from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
+# --compensate: frames (spread over the cartridge) whose events measure its spillover; 12
+# frames hold ~3,400 events, ~1,000 of them CK+ (docs/robustness_matrix.md).
+SPILLOVER_FRAMES = 12
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +91,11 @@ class FrameWork:
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
-                  config: DetectConfig, device=None) -> FrameWork:
-    """Read one frame, detect its events, cut their crops and make the marker guard's
-    measurements; errors become a skip reason. With a torch ``device`` the frame's dense work
-    and the cropping run there (:mod:`ctcnet.detect.device`), else in numpy."""
+                  config: DetectConfig, device=None, leaks: np.ndarray | None = None) -> FrameWork:
+    """Read one frame, detect its events, cut their crops (taking the scan's CK ``leaks`` off
+    them, when given) and make the marker guard's measurements; errors become a skip reason.
+    With a torch ``device`` the frame's dense work and the cropping run there
+    (:mod:`ctcnet.detect.device`), else in numpy."""
     t0 = time.perf_counter()
     try:
         pixels = cartridge.read(frame)
@@ -111,6 +116,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
+        if leaks is not None:  # the model, the guard and the gallery see the same crops
+            crops = compensate(crops, leaks, spec.panel)
         t3 = time.perf_counter()
         # The marker guard's measurements need no call: made here, beside the model.
         measured = measure_for_guard(crops, spec) if len(crops) else None
@@ -286,11 +293,43 @@ class CrossFrameBatcher:
 
 def run_fingerprint(backend, cartridge: Cartridge, options: PredictOptions) -> dict:
     """What must match for a journal to be resumed: model, panel and the settings that shape
-    each frame's rows (detection, edge-cut policy)."""
+    each frame's rows (detection, edge-cut policy, spillover compensation)."""
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
+    # Only when on, so journals written before the option existed still resume.
+    compensate = {"compensate": True} if options.compensate else {}
     return {"model_sha256": digest, "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
-            "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as}
+            "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as, **compensate}
+
+
+def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
+                       device=None) -> tuple[np.ndarray, dict]:
+    """CK's spillover of a scan, from the events of up to ``SPILLOVER_FRAMES`` frames spread
+    evenly over it (the same frames on every run of the cartridge, so a resumed run takes off
+    the same leaks). Returns the (C,) leaks in model channel order and their record."""
+    from ctcnet.inference.spillover import leak_record, leaks_from_ratios, scan_ratios
+
+    t0 = time.perf_counter()
+    frames = cartridge.frames
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), SPILLOVER_FRAMES))
+                      .round().astype(int)) if frames else []
+    ratios, sds, events = [], [], 0
+    for i in picks:
+        work = prepare_frame(frames[i], cartridge, spec, config, device)
+        if work.error is None and len(work.crops):
+            ratio, sd = scan_ratios(work.crops, spec.panel)
+            ratios.append(ratio)
+            sds.append(sd)
+            events += len(work.crops)
+    width = spec.panel.num_channels
+    ratio = np.concatenate(ratios) if ratios else np.zeros((0, width))
+    sd = np.concatenate(sds) if sds else np.zeros((0, width))
+    leaks = leaks_from_ratios(ratio, sd, spec.panel)
+    record = leak_record(leaks, spec.panel, frames=len(picks), events=events,
+                         ck_events=int(len(ratio)), seconds=round(time.perf_counter() - t0, 3))
+    log.info("%s: CK spillover %s (from %d CK+ events of %d frames)", cartridge.sample_id,
+             record["leaks"], len(ratio), len(picks))
+    return leaks, record
 
 
 def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
@@ -415,6 +454,10 @@ class PredictOptions:
     # Class for events cut by the frame border (not intact, so never counted as CTCs); None
     # keeps the model's call. The model's own call stays in the ``model_class`` column.
     edge_cut_as: str | None = "debris"
+    # Take CK's spillover into the other marker channels off every crop before the model and
+    # the guard, measured on the scan's own events (``ctcnet.inference.spillover``; per
+    # cartridge from ``SPILLOVER_FRAMES`` frames spread over it, per sample_id on a crop set).
+    compensate: bool = False
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
 
@@ -533,7 +576,12 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
-    work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device)  # noqa: E731
+    leaks, spillover = None, None
+    if options.compensate:
+        leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device)
+        seconds["spillover"] = spillover["seconds"]
+    work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device,  # noqa: E731
+                                      leaks)
     edge_class = edge_cut_class(spec, options)
     n_events = 0
 
@@ -582,6 +630,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options)
+    summary.spillover = spillover
     summary = replace(summary, **sample_outcome(
         summary.counts, int((events["class"] == FAILED_CLASS).sum()), len(cartridge.frames),
         len(skipped), cartridge.blood_volume_ml, spec.taxonomy.reported_classes()))
@@ -914,6 +963,11 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     index = read_crop_index(root).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
+    spillover = None
+    if options.compensate:  # the model and the guard see the compensated crops
+        from ctcnet.inference.spillover import compensate_samples
+
+        crops, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
     proba = backend.predict_proba(crops)
     t2 = time.perf_counter()
     table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
@@ -936,6 +990,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
+        spillover=spillover,
         timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
     summary.write(out_dir)
     return summary

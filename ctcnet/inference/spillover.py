@@ -23,7 +23,9 @@ Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
 that would show the leak). :func:`compensate` takes ``leak x CK signal`` off each target.
 
-Status: measured, not yet in predict (``scripts/ablate_spillover.py``; docs/robustness_matrix.md):
+Used by ``ctcnet predict|evaluate|robustness --compensate`` (opt-in; per cartridge from a
+sample of its frames, per ``sample_id`` on crop sets). Measured (``scripts/ablate_spillover.py``;
+docs/robustness_matrix.md):
 on 8 simulated cartridges the estimate is within 10 % of the true leak for 22 of 24 pairs
 (one missed, one 0.037 for 0.008); compensated with it, the shipped network passes the
 matrix's CD45 8x and CD61 8x cells and CK 0.25x's macro-F1.
@@ -138,17 +140,52 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray) -> float:
     return float(GRID[peaks[0]]) if peaks.size else 0.0
 
 
-def estimate_leaks(crops: np.ndarray, panel) -> np.ndarray:
-    """(C,) the CK leak into each channel, measured on one scan's crops (or one sample's):
-    zero for CK itself, the nucleus, other channels, and wherever the crops show no leak."""
+def scan_ratios(crops: np.ndarray, panel) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crop CK ratios and uncertainties (:func:`leak_ratios`) of the panel's targets, only
+    the crops that have any: what :func:`leaks_from_ratios` pools over a scan's frames."""
     source, targets = leak_channels(panel)
-    leaks = np.zeros(panel.num_channels, np.float32)
     if source is None:
-        return leaks
+        empty = np.zeros((0, panel.num_channels))
+        return empty, empty
     ratio, sd = leak_ratios(crops, source, targets)
+    rows = np.isfinite(ratio).any(axis=1)
+    return ratio[rows], sd[rows]
+
+
+def leaks_from_ratios(ratio: np.ndarray, sd: np.ndarray, panel) -> np.ndarray:
+    """(C,) CK's leak into each target channel from a scan's pooled per-crop ratios; zero for
+    CK itself, the nucleus, other channels and wherever the ratios show no leak."""
+    _, targets = leak_channels(panel)
+    leaks = np.zeros(panel.num_channels, np.float32)
     for t in targets:
         leaks[t] = lowest_mode(ratio[:, t], sd[:, t])
     return leaks
+
+
+def estimate_leaks(crops: np.ndarray, panel) -> np.ndarray:
+    """(C,) CK's leak into each channel, measured on one scan's crops (or one sample's)."""
+    return leaks_from_ratios(*scan_ratios(crops, panel), panel)
+
+
+def leak_record(leaks: np.ndarray, panel, **extra) -> dict:
+    """What a run reports of the leaks it took off: {"source", "leaks": {channel: share}}."""
+    source, targets = leak_channels(panel)
+    return {"source": panel.names[source] if source is not None else None,
+            "leaks": {panel.names[t]: round(float(leaks[t]), 4) for t in targets}, **extra}
+
+
+def compensate_samples(crops: np.ndarray, panel, samples=None) -> tuple[np.ndarray, dict]:
+    """Crops compensated sample by sample (``samples``: a sample id per crop, as crop sets
+    carry them; default: one sample), and {sample: leak_record}."""
+    x = np.asarray(crops, np.float32)
+    groups = np.zeros(len(x), np.int64) if samples is None else np.asarray(samples)
+    out, records = np.array(x, copy=True), {}
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        leaks = estimate_leaks(x[rows], panel)
+        out[rows] = compensate(x[rows], leaks, panel)
+        records[str(group)] = leak_record(leaks, panel, crops=int(rows.size))
+    return out, records
 
 
 def compensate(crops: np.ndarray, leaks: np.ndarray, panel) -> np.ndarray:

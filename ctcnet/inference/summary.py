@@ -77,11 +77,13 @@ class RunSummary:
     guard: dict | None = None         # calls the marker guard sent to review, by flag and call
     ground_truth: dict | None = None  # simulated cartridges: detection recall, true counts
     gallery: dict | None = None       # per gallery category: total, shown, pages
+    # --compensate: CK's spillover taken off the crops before the model, and where from.
+    spillover: dict | None = None
 
     def to_dict(self) -> dict:
         """The JSON form (``summary.json``); absent optional parts are left out."""
         out = asdict(self)
-        for key in ("ground_truth", "gallery"):
+        for key in ("ground_truth", "gallery", "spillover"):
             if out[key] is None:
                 del out[key]
         return out
@@ -120,9 +122,13 @@ class CropRunSummary:
     guard: dict | None = None        # calls the marker guard sent to review
     timings_s: dict[str, float] = field(default_factory=dict)
     decision_log_weights: dict = field(default_factory=dict)  # as in ModelInfo
+    spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["spillover"] is None:
+            del out["spillover"]
+        return out
 
     def write(self, out_dir: str | Path) -> None:
         from ctcnet.io.atomic import atomic_write_text
