@@ -121,33 +121,44 @@ def test_a_target_with_a_pattern_of_its_own_is_not_read_as_a_leak():
     assert np.isnan(ratio[:, DAPI]).all()  # not asked for
 
 
-def test_predict_compensate_keeps_single_ctcs_of_a_dim_ck_leaky_scan(tmp_path):
-    """A scan whose CK leaks 6-10 % into every channel, its CK channel read at a quarter of the
-    gain (so the leaks look 24-40 % of the CK): the shipped network's most probable class for
-    most single CTCs is something else; with ``--compensate`` (the crop set's one sample) it
-    is ``ctc`` for most of them, and so is the call at cartridge prevalence for many; no
-    leukocyte becomes one, and summary.json says what was taken off."""
-    import json
-
+@pytest.fixture(scope="module")
+def dim_ck_leaky_scan(tmp_path_factory):
+    """A crop set of one scan whose CK leaks 6-10 % into every channel, its CK channel read at
+    a quarter of the gain (so the leaks look 24-40 % of the CK), and the truth of those leaks."""
     from ctcnet.evaluation.perturb import stain_strength
-    from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
     from ctcnet.io.crop_dataset import write_crop_dataset
 
-    backend = load_backend(device="cpu")
-    spec = backend.spec
     cfg = dataclasses.replace(SimConfig(), bleed_through=(0.06, 0.10))
-    batch = simulate_crops({"ctc": 40, "wbc": 30, "debris": 30}, spec.panel, spec.taxonomy,
-                           spec.crop_size, seed=3, num_samples=1, config=cfg)
-    dim_ck = stain_strength(batch.images.astype(np.float32), CK, 0.25, spec.panel)
-    write_crop_dataset(tmp_path / "scan", dim_ck, batch.labels, spec.panel, batch.sample_ids)
+    batch = simulate_crops({"ctc": 40, "wbc": 30, "debris": 30}, PANEL, None, 80, seed=3,
+                           num_samples=1, config=cfg)
+    dim_ck = stain_strength(batch.images.astype(np.float32), CK, 0.25, PANEL)
+    root = tmp_path_factory.mktemp("dim_ck") / "scan"
+    write_crop_dataset(root, dim_ck, batch.labels, PANEL, batch.sample_ids)
+    sample = batch.sample_ids[0]
+    return root, sample, batch.spillover[sample][:, CK] / 0.25
+
+
+def test_predict_compensate_keeps_single_ctcs_of_a_dim_ck_leaky_scan(dim_ck_leaky_scan,
+                                                                     tmp_path):
+    """On that scan the shipped network's most probable class for most single CTCs is
+    something else; with ``--compensate`` (the crop set's one sample) it is ``ctc`` for most of
+    them, and so is the call at cartridge prevalence for many; no leukocyte becomes one, and
+    summary.json says what was taken off."""
+    import json
+
+    import pandas as pd
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+
+    root, sample, truth = dim_ck_leaky_scan
+    backend = load_backend(device="cpu")
     shares = {}
     for compensate in (False, True):
         out = tmp_path / f"out{int(compensate)}"
-        predict_crop_dataset(tmp_path / "scan", backend, out,
-                             PredictOptions(compensate=compensate, quiet=True))
+        predict_crop_dataset(root, backend, out, PredictOptions(compensate=compensate, quiet=True))
         table = json.loads((out / "summary.json").read_text())
-        calls = __import__("pandas").read_csv(out / "predictions.csv")
+        calls = pd.read_csv(out / "predictions.csv")
         ctc, wbc = calls["label"] == "ctc", calls["label"] == "wbc"
         top = calls[["p_ctc", "p_wbc", "p_cluster", "p_debris"]].to_numpy().argmax(axis=1)
         shares[compensate] = ((top[ctc] == 0).mean(), (calls["class"][ctc] == "ctc").mean())
@@ -155,9 +166,24 @@ def test_predict_compensate_keeps_single_ctcs_of_a_dim_ck_leaky_scan(tmp_path):
         assert ("spillover" in table) == compensate
     assert shares[False][0] <= 0.3 and shares[True][0] >= 0.6, shares
     assert shares[False][1] <= 0.1 and shares[True][1] >= 0.4, shares
-    leaks = table["spillover"][batch.sample_ids[0]]["leaks"]
-    truth = batch.spillover[batch.sample_ids[0]][:, CK] / 0.25
-    assert leaks["CD45"] == pytest.approx(truth[CD45], rel=0.35)
+    assert table["spillover"][sample]["leaks"]["CD45"] == pytest.approx(truth[CD45], rel=0.35)
+
+
+def test_evaluate_compensate_reports_the_leaks_and_the_cnn_on_compensated_crops(
+        dim_ck_leaky_scan, tmp_path, capsys):
+    import json
+
+    from ctcnet.cli import main
+
+    root = dim_ck_leaky_scan[0]
+    scores = {}
+    for flag in ([], ["--compensate"]):
+        assert main(["evaluate", str(root), "--out", str(tmp_path / f"e{len(flag)}"),
+                     "--no-baselines", "--json", "--device", "cpu", *flag]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        scores[bool(flag)] = printed["per_class"]["ctc"]["recall"]
+        assert ("spillover" in printed) == bool(flag)
+    assert scores[True] >= scores[False] + 0.3, scores
 
 
 @pytest.fixture(scope="module")
