@@ -67,7 +67,9 @@ def issue_rows(panel) -> list[tuple[str, object]]:
     return rows
 
 
-def measure_issue_table(backend, crops, labels, seed: int) -> list[dict]:
+def measure_issue_table(backend, crops, labels, seed: int, model_input=None) -> list[dict]:
+    """The issue's rows; ``model_input``: what the CNN sees of each changed crop set (the
+    compensated view of ``--compensate``; default: the crops)."""
     from ctcnet.evaluation.matrix import called_as
     from ctcnet.evaluation.metrics import classification_report
 
@@ -75,7 +77,8 @@ def measure_issue_table(backend, crops, labels, seed: int) -> list[dict]:
     out = []
     for i, (name, apply) in enumerate(issue_rows(backend.spec.panel)):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 99, i]))
-        proba = backend.predict_proba(apply(crops, rng))
+        changed = apply(crops, rng)
+        proba = backend.predict_proba(model_input(changed) if model_input else changed)
         rep = classification_report(labels, proba, names, with_auc=False)
         row = {"change": name, "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
                "ctc_recall": rep["per_class"].get("ctc", {}).get("recall"),
@@ -109,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from ctcnet.evaluation.baselines import fit_baselines
     from ctcnet.evaluation.evaluate import labels_to_indices, simulated_training_set
-    from ctcnet.evaluation.matrix import matrix_for_crops, matrix_png, matrix_table, review_lines
+    from ctcnet.evaluation.matrix import (
+        compensated_view,
+        matrix_for_crops,
+        matrix_png,
+        matrix_table,
+        review_lines,
+    )
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.simulate import simulate_crops
@@ -122,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
         table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
-                                    args.seed)
+                                    args.seed, compensated_view(spec.panel, index.sample_ids)
+                                    if args.compensate else None)
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
         print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
@@ -143,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                               batch.sample_ids, args.compensate)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
-    table = measure_issue_table(backend, crops, labels, args.seed)
+    table = measure_issue_table(backend, crops, labels, args.seed,
+                                compensated_view(spec.panel, batch.sample_ids)
+                                if args.compensate else None)
     args.out.mkdir(parents=True, exist_ok=True)
     matrix_png(matrix, args.out / "robustness.png")
     atomic_write_text(args.out / "robustness.json", json.dumps(matrix, indent=2) + "\n")

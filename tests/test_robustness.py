@@ -286,32 +286,40 @@ def test_flip_summary_names_the_commonest_moves_and_the_damage():
     assert flip_summary({"flip_rate": 0.1, "macro_f1": 0.9}, names) == ""  # an older card
 
 
-def test_robustness_compensate_shows_the_cnn_and_its_flags_the_compensated_crops(
+def test_robustness_compensate_shows_the_cnn_the_compensated_crops_and_the_flags_the_raw(
         tmp_path, tiny_model_file, monkeypatch):
-    """``--compensate``: every CNN call and every review flag of a cell sees the perturbed
-    crops with CK's spillover taken off per sample (one measurement for both); the baselines
-    see them as they are."""
+    """``--compensate``: every CNN call of a cell sees the perturbed crops with CK's spillover
+    taken off per sample; the review flags (the marker guard) and the baselines see them as
+    they are."""
     from ctcnet.evaluation import matrix as matrix_module
-    from ctcnet.inference import spillover
+    from ctcnet.inference import guard, spillover
 
     panel = default_panel()
     tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
     crops = np.concatenate([disk_crops(n=3, channel=k, seed=k, noise=4) for k in range(4)])
     labels = [CLASSES[k] for k in range(4) for _ in range(3)]
     write_crop_dataset(tmp_path / "data", crops.astype(np.uint16), labels, panel)
-    measured = []
-    real = spillover.compensate_samples
+    measured, compensated, guarded = [], [], []  # kept alive: no array's id is reused
+    real, real_flags = spillover.compensate_samples, guard.review_flags
 
     def counting(x, *args, **kwargs):
         measured.append(len(x))
-        return real(x, *args, **kwargs)
+        out = real(x, *args, **kwargs)
+        compensated.append(out[0])
+        return out
+
+    def guarding(x, *args, **kwargs):
+        guarded.append(x)
+        return real_flags(x, *args, **kwargs)
 
     monkeypatch.setattr(spillover, "compensate_samples", counting)
+    monkeypatch.setattr(guard, "review_flags", guarding)
     report = matrix_module.robustness_dataset(tmp_path / "data", tmp_path / "m.pt",
                                               tmp_path / "out", with_baselines=False,
                                               families=["crop"], device="cpu", compensate=True)
     assert report["compensated"] is True
-    assert measured == [12] * (1 + len(report["cells"]))  # clean + one per cell, shared
+    assert measured == [12] * (1 + len(report["cells"]))  # clean + one per cell, the CNN only
+    assert guarded and not any(g is c for g in guarded for c in compensated)
     plain = matrix_module.robustness_dataset(tmp_path / "data", tmp_path / "m.pt",
                                              tmp_path / "out2", with_baselines=False,
                                              families=["crop"], device="cpu")

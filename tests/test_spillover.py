@@ -83,6 +83,20 @@ def test_too_few_ck_events_show_no_leak():
     assert spillover.estimate_leaks(crops, PANEL)[CD45] == 0.0
 
 
+def test_a_large_mode_with_ck_events_below_it_is_co_expression_and_left_alone(monkeypatch):
+    """Few CK-only events, each with a little CD45 of its own (no common floor of four crops'
+    weight), and many CK+CD45+ leukocytes at one tight ratio: the lowest mode is theirs. Taken
+    off, it would erase their CD45 and make them look like CTCs; so no leak is taken off."""
+    rng = np.random.default_rng(4)
+    ctcs = [scan(rng, 1, 0, {CD45: share}) for share in np.linspace(0.01, 0.25, 16)]
+    doubles = scan(rng, 0, 30, {})
+    doubles[:, CK] = 100 + 1.05 * (doubles[:, CD45] - 100) + rng.normal(0, 3, (30, SIZE, SIZE))
+    crops = np.concatenate([*ctcs, doubles])
+    assert spillover.estimate_leaks(crops, PANEL)[CD45] == 0.0
+    monkeypatch.setattr(spillover, "BELOW_SHARE", np.inf)  # without the floor check
+    assert spillover.estimate_leaks(crops, PANEL)[CD45] == pytest.approx(1 / 1.05, rel=0.1)
+
+
 def test_compensation_takes_the_leak_off_and_nothing_else():
     rng = np.random.default_rng(4)
     crops = scan(rng, 10, 0, {CD45: 0.30})
@@ -205,8 +219,8 @@ def leaky_cartridge(tmp_path_factory):
 
 def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartridge, tmp_path):
     """``--compensate`` on a cartridge: the leaks come from its frames' CK+ events (the truth
-    cartridge.json records), the crops of every frame lose them before the model and the
-    guard, a killed run resumes to the same events, and a journal of the other setting is
+    cartridge.json records), the crops of every frame lose them before the model (not before
+    the guard), a killed run resumes to the same events, and a journal of the other setting is
     refused rather than mixed."""
     import json
 
@@ -231,8 +245,13 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
                      np.float32)
     raw = prepare_frame(frame, cartridge, spec, PredictOptions().detect)
     seen = prepare_frame(frame, cartridge, spec, PredictOptions().detect, leaks=leaks)
-    assert np.allclose(seen.crops, spillover.compensate(raw.crops, leaks, PANEL), atol=1e-3)
-    assert not np.allclose(seen.crops[:, CD45], raw.crops[:, CD45])
+    assert raw.model_crops is None
+    assert np.allclose(seen.model_crops, spillover.compensate(raw.crops, leaks, PANEL),
+                       atol=1e-3)
+    assert not np.allclose(seen.model_crops[:, CD45], raw.crops[:, CD45])
+    # The guard (and the gallery) measure the crops as the scanner wrote them.
+    assert np.array_equal(seen.crops, raw.crops)
+    pd.testing.assert_frame_equal(seen.measured, raw.measured)
 
     class Stop(Exception):
         pass

@@ -302,18 +302,11 @@ def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarr
 
 def compensated_view(panel, sample_ids=None) -> Callable[[np.ndarray], np.ndarray]:
     """``view(crops)``: the crops with CK's spillover taken off per sample
-    (:func:`ctcnet.inference.spillover.compensate_samples`); the last crops asked for are
-    remembered, so the CNN and the flags of one cell share one measurement."""
+    (:func:`ctcnet.inference.spillover.compensate_samples`), what the CNN of
+    ``--compensate`` sees."""
     from ctcnet.inference.spillover import compensate_samples
 
-    last: list = [None, None]
-
-    def view(crops: np.ndarray) -> np.ndarray:
-        if last[0] is not crops:
-            last[:] = [crops, compensate_samples(crops, panel, sample_ids)[0]]
-        return last[1]
-
-    return view
+    return lambda crops: compensate_samples(crops, panel, sample_ids)[0]
 
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
@@ -328,16 +321,13 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     cells, notes = perturbation_catalogue(spec.panel)
     if families:
         cells = [c for c in cells if c.family in families]
-    seen, flags = None, default_flags(spec, sample_ids)
-    if compensate:
-        # The CNN and the review flags see each perturbed crop with CK's spillover taken off
-        # per sample, as ``ctcnet predict --compensate`` does; the baselines see it as it is.
-        seen = compensated_view(spec.panel, sample_ids)
-        flags = {name: (lambda crops, proba, f=f: f(seen(crops), proba))
-                 for name, f in flags.items()}
+    # --compensate: the CNN sees each perturbed crop with CK's spillover taken off per sample,
+    # as ``ctcnet predict --compensate`` does; the baselines and the review flags (the marker
+    # guard measures what the scanner wrote) see it as it is.
+    seen = compensated_view(spec.panel, sample_ids) if compensate else None
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel, seen), cells, seed,
-                        flags=flags)
+                        flags=default_flags(spec, sample_ids))
     matrix["compensated"] = bool(compensate)
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]

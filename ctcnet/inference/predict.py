@@ -84,7 +84,8 @@ class FrameWork:
 
     frame: FrameRef
     events: pd.DataFrame | None = None
-    crops: np.ndarray | None = None
+    crops: np.ndarray | None = None        # as the scanner wrote them: the guard, the gallery
+    model_crops: np.ndarray | None = None  # what the model sees, when unlike ``crops``
     error: str | None = None
     seconds: dict = field(default_factory=dict)
     measured: pd.DataFrame | None = None  # the guard's call-independent measurements
@@ -92,8 +93,10 @@ class FrameWork:
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                   config: DetectConfig, device=None, leaks: np.ndarray | None = None) -> FrameWork:
-    """Read one frame, detect its events, cut their crops (taking the scan's CK ``leaks`` off
-    them, when given) and make the marker guard's measurements; errors become a skip reason.
+    """Read one frame, detect its events, cut their crops and make the marker guard's
+    measurements; with the scan's CK ``leaks``, also the compensated crops the model sees (the
+    guard measures the crops as the scanner wrote them: an independent check, which an
+    over-estimated leak cannot blind). Errors become a skip reason.
     With a torch ``device`` the frame's dense work and the cropping run there
     (:mod:`ctcnet.detect.device`), else in numpy."""
     t0 = time.perf_counter()
@@ -116,8 +119,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
-        if leaks is not None:  # the model, the guard and the gallery see the same crops
-            crops = compensate(crops, leaks, spec.panel)
+        model_crops = compensate(crops, leaks, spec.panel) if leaks is not None else None
         t3 = time.perf_counter()
         # The marker guard's measurements need no call: made here, beside the model.
         measured = measure_for_guard(crops, spec) if len(crops) else None
@@ -139,7 +141,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     t4 = time.perf_counter()
     return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
                                                     "crop": t3 - t2, "guard": t4 - t3},
-                     measured=measured)
+                     model_crops=model_crops, measured=measured)
 
 
 def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:
@@ -225,9 +227,10 @@ class CrossFrameBatcher:
 
     def add(self, work: FrameWork) -> None:
         self.frames.append(work)
-        if len(work.crops):
-            self.crops.append(work.crops)
-            self.waiting += len(work.crops)
+        crops = work.crops if work.model_crops is None else work.model_crops
+        if len(crops):
+            self.crops.append(crops)
+            self.waiting += len(crops)
 
     def ready(self, final: bool = False) -> list[tuple[FrameWork, np.ndarray]]:
         take = self.waiting if final else (self.waiting // self.batch_size) * self.batch_size
@@ -454,9 +457,10 @@ class PredictOptions:
     # Class for events cut by the frame border (not intact, so never counted as CTCs); None
     # keeps the model's call. The model's own call stays in the ``model_class`` column.
     edge_cut_as: str | None = "debris"
-    # Take CK's spillover into the other marker channels off every crop before the model and
-    # the guard, measured on the scan's own events (``ctcnet.inference.spillover``; per
-    # cartridge from ``SPILLOVER_FRAMES`` frames spread over it, per sample_id on a crop set).
+    # Take CK's spillover into the other marker channels off every crop before the model (the
+    # guard and the gallery keep the crops as the scanner wrote them), measured on the scan's
+    # own events (``ctcnet.inference.spillover``; per cartridge from ``SPILLOVER_FRAMES``
+    # frames spread over it, per sample_id on a crop set).
     compensate: bool = False
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
@@ -594,7 +598,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
             events = label_events(work.events, proba, spec, edge_class)
             events = guard_events(events, work.crops, proba, spec, work.measured)
             write_part(parts, work, events, work.crops, spec, options.gallery_per_frame)
-            work.crops = work.measured = None
+            work.crops = work.model_crops = work.measured = None
             seconds["write"] += time.perf_counter() - t0
             n_events += len(events)
             progress.update(task, advance=1, events=n_events)
@@ -963,12 +967,13 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     index = read_crop_index(root).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
-    spillover = None
-    if options.compensate:  # the model and the guard see the compensated crops
+    model_crops, spillover = crops, None
+    if options.compensate:  # the model sees compensated crops; the guard measures the crops
         from ctcnet.inference.spillover import compensate_samples
 
-        crops, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
-    proba = backend.predict_proba(crops)
+        model_crops, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
+    proba = backend.predict_proba(model_crops)
+    del model_crops
     t2 = time.perf_counter()
     table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
                                    else str(p) for p in index.paths],

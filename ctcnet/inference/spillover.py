@@ -17,7 +17,11 @@ How (:func:`estimate_leaks`):
   a copy of CK explains the target there (residual at the noise level, or R^2 above ``MIN_R2``);
 * per scan, the leak is the lowest mode of those ratios' density (each a Gaussian of its
   uncertainty) that holds at least ``MIN_WEIGHT`` crops' worth: the floor every CK+ event
-  shows. No such mode: zero, the crop left as the scanner wrote it.
+  shows. No such mode, or one above ``FLOOR_CHECK`` with positive ratios below half of it
+  numbering 0.4 of its weight (then the mode is co-expression and the leak is spread out below
+  it): zero, the crop left as the scanner wrote it. Taking too much off CD45 would make
+  CK+CD45+ leukocytes look like CTCs; so the marker guard keeps measuring the crops as the
+  scanner wrote them, and only the network sees them compensated.
 
 Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs lack; not the
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
@@ -48,6 +52,12 @@ SYSTEMATIC = 0.05
 # The leak: the lowest mode of the ratios' density, on a grid from 0 to MAX_LEAK, holding at
 # least MIN_WEIGHT crops' worth of weight.
 MIN_WEIGHT = 4.0
+# ... and, for a mode above FLOOR_CHECK, unless as many positive ratios as this share of its
+# weight lie below half of it (see lowest_mode). Smaller leaks are exempt: taking a tenth of CK
+# off a channel cannot erase a co-expressing cell's own marker, and on a cartridge's crowded
+# crops many ratios scatter around zero.
+BELOW_SHARE = 0.4
+FLOOR_CHECK = 0.2
 MAX_LEAK = 1.0
 GRID = np.concatenate([[0.0], np.geomspace(1e-3, MAX_LEAK, 400)])
 SOURCE_ROLE = "epithelial"
@@ -137,7 +147,18 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray) -> float:
     padded = np.concatenate([[-np.inf], density, [-np.inf]])
     peaks = np.flatnonzero((density >= MIN_WEIGHT) & (density >= padded[:-2])
                            & (density >= padded[2:]))
-    return float(GRID[peaks[0]]) if peaks.size else 0.0
+    if not peaks.size:
+        return 0.0
+    peak = peaks[0]
+    leak = float(GRID[peak])
+    # A leak large enough to erase a co-expressing cell's own marker must be the floor of the
+    # CK+ events: a population below half of it, 0.4 of the mode's weight (the matrix's stain
+    # cells show at most 0.3), says the mode is co-expression (CK+CD45+ leukocytes) and the
+    # leak is lower and spread out. Left alone.
+    below = (ratio > 0) & (ratio < 0.5 * leak)
+    if leak > FLOOR_CHECK and below.sum() >= max(MIN_WEIGHT, BELOW_SHARE * density[peak]):
+        return 0.0
+    return leak
 
 
 def scan_ratios(crops: np.ndarray, panel) -> tuple[np.ndarray, np.ndarray]:
