@@ -1,7 +1,9 @@
 """The class definitions as tests, on the shipped model (DOMAIN.md, issue 12).
 
 * A CK+ CD45+ nucleated event is a leukocyte with nonspecific CK, never a ``ctc``: CellSearch's
-  rule is explicit, a CD45-positive event is not a CTC.
+  rule is explicit, a CD45-positive event is not a CTC. With ``--compensate`` gone wrong (their
+  CD45 taken for CK's leak) the network may call them ``ctc``; the guard, which measures the
+  crops as the scanner wrote them, holds every such call.
 * A single CTC whose CK leaks into the platelet and neutrophil channels is not a ``cluster``:
   a cluster needs two or more nuclei, or attached cells or platelet bodies.
 * CK+ DAPI- fragments (tdEV-like vesicles, CTC fragments without a nucleus) are ``debris``, and
@@ -137,3 +139,35 @@ def test_ctc_fragments_with_a_dapi_speck_are_never_counted_as_ctc(shipped):
     speck = fragments & ~flags["no_dna"].to_numpy() & ~flags["no_ck"].to_numpy()
     assert speck.sum() >= 5 and flags["low_dna"][speck].all()
     assert not flags["any"][labels == "ctc"].any()
+
+
+def test_ck_positive_leukocytes_are_never_counted_as_ctc_even_when_compensation_errs(
+        shipped, tmp_path, monkeypatch):
+    """``--compensate`` with an estimate gone wrong (all of CK taken off CD45, which erases
+    the CD45 of CK+CD45+ leukocytes): the network sees CTC-like crops and calls many ``ctc``,
+    but the marker guard measures the crops as the scanner wrote them and holds every such
+    call, so none is counted."""
+    import pandas as pd
+
+    from ctcnet.inference import spillover
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+    from ctcnet.io.crop_dataset import write_crop_dataset
+
+    cd45, ck = role(shipped, "leukocyte"), role(shipped, "epithelial")
+    wbc = simulated(shipped, "wbc", ["lymphocyte", "neutrophil", "monocyte"], seed=9101, n=16)
+    double_positive = bleed(wbc, cd45, ck, 1.0, shipped.spec.panel)
+    write_crop_dataset(tmp_path / "data", np.clip(double_positive, 0, 65535).astype(np.uint16),
+                       ["wbc"] * len(wbc), shipped.spec.panel)
+    wrong = np.zeros(shipped.spec.panel.num_channels, np.float32)
+    wrong[cd45] = 1.0
+    monkeypatch.setattr(spillover, "estimate_leaks", lambda crops, panel: wrong)
+    backend = load_backend(device="cpu")
+    backend.spec = backend.spec.replace(decision={})  # balanced calls: the network's own
+    summary = predict_crop_dataset(tmp_path / "data", backend, tmp_path / "out",
+                                   PredictOptions(compensate=True, quiet=True))
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    called_ctc = (table["class"] == "ctc").to_numpy()
+    assert called_ctc.sum() >= 4  # the wrong estimate does fool the network
+    assert table["guard"][called_ctc].str.contains("cd45_positive").all()
+    assert summary.counts["ctc"] == 0
