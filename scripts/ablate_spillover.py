@@ -18,12 +18,12 @@ stain, bleed and non-specific cells three ways:
   (below) and taken off before the model: what a product could do without the truth.
 
 ``--cartridges N`` instead simulates N cartridges and compares the estimate, pooled over their
-frames' events, with the truth recorded in cartridge.json: the open question before predict can
-use it (the events of a cartridge are mostly leukocytes and tdEVs, not the balanced crops of a
-crop set). Writes spillover.json into ``--out``; prints the tables.
+frames' events, with the truth recorded in cartridge.json (the events of a cartridge are mostly
+leukocytes and tdEVs, not the balanced crops of a crop set). Writes spillover.json (or
+cartridges.json) into ``--out``; prints the tables.
 
-The estimator is ``ctcnet.inference.spillover`` (its docstring says how; not used by predict
-yet).
+The estimator is ``ctcnet.inference.spillover`` (its docstring says how), the one
+``ctcnet predict|evaluate|robustness --compensate`` use.
 """
 
 from __future__ import annotations
