@@ -271,3 +271,27 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
         record["leaks"]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "resumed" / "events.parquet"),
                                   pd.read_parquet(tmp_path / "full" / "events.parquet"))
+
+
+def test_training_can_learn_the_compensated_representation():
+    """``data.compensate``: each split's crops lose CK's spillover, sample by sample, before
+    augmentation (what predict --compensate gives the network); the nucleus and CK channels
+    stay as simulated, the targets lose the leak's share of CK."""
+    from ctcnet.training.datamodule import CTCDataModule
+
+    simulate = {"train": {"ctc": 24, "wbc": 8, "cluster": 8, "debris": 8},
+                "val": {"ctc": 8, "wbc": 8}, "num_samples": 2, "seed": 5}
+    plain, compensated = (CTCDataModule(crop_size=SIZE, simulate=simulate, augment=False,
+                                        compensate=flag) for flag in (False, True))
+    plain.setup()
+    compensated.setup()
+    before, after = plain.splits["train"].images, compensated.splits["train"].images
+    assert after.dtype == before.dtype and after.shape == before.shape
+    assert np.array_equal(after[:, [DAPI, CK]], before[:, [DAPI, CK]])
+    samples = np.asarray(plain.splits["train"].sample_ids)
+    for sample in np.unique(samples):
+        rows = samples == sample
+        leaks = spillover.estimate_leaks(before[rows].astype(np.float32), PANEL)
+        expected = spillover.compensate(before[rows].astype(np.float32), leaks, PANEL)
+        assert np.abs(after[rows].astype(np.float32) - expected).max() <= 0.5 + 1e-3
+    assert (after[:, CD45:].astype(np.int64).sum() < before[:, CD45:].astype(np.int64).sum())

@@ -195,16 +195,23 @@ def leak_record(leaks: np.ndarray, panel, **extra) -> dict:
             "leaks": {panel.names[t]: round(float(leaks[t]), 4) for t in targets}, **extra}
 
 
-def compensate_samples(crops: np.ndarray, panel, samples=None) -> tuple[np.ndarray, dict]:
+def compensate_samples(crops: np.ndarray, panel, samples=None,
+                       out: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Crops compensated sample by sample (``samples``: a sample id per crop, as crop sets
-    carry them; default: one sample), and {sample: leak_record}."""
-    x = np.asarray(crops, np.float32)
+    carry them; default: one sample), and {sample: leak_record}. ``out``: the array to write
+    them into (the crops themselves spare a copy of a training set; an integer array gets
+    them rounded and clipped to its range); default a new float32 array."""
+    x = np.asarray(crops)
     groups = np.zeros(len(x), np.int64) if samples is None else np.asarray(samples)
-    out, records = np.array(x, copy=True), {}
+    out = np.array(x, np.float32, copy=True) if out is None else out
+    integer = np.iinfo(out.dtype) if np.issubdtype(out.dtype, np.integer) else None
+    records = {}
     for group in np.unique(groups):
         rows = np.flatnonzero(groups == group)
-        leaks = estimate_leaks(x[rows], panel)
-        out[rows] = compensate(x[rows], leaks, panel)
+        part = np.asarray(x[rows], np.float32)
+        leaks = estimate_leaks(part, panel)
+        fixed = compensate(part, leaks, panel)
+        out[rows] = np.clip(np.rint(fixed), integer.min, integer.max) if integer else fixed
         records[str(group)] = leak_record(leaks, panel, crops=int(rows.size))
     return out, records
 

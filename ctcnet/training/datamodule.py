@@ -149,13 +149,16 @@ class CTCDataModule(L.LightningDataModule):
             when the folder holds two or more samples, else ``crop``).
         batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
         augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false``: none.
+        compensate: take CK's spillover off every crop, measured per sample (as ``ctcnet
+            predict --compensate`` does per scan), before augmentation: the network learns
+            the compensated representation it will be given.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
                  crop_size: int = 80, data_dir: str | None = None,
                  simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
                  split_unit: str = "sample", batch_size: int = 128, num_workers: int = 0,
-                 augment: dict | bool = True):
+                 augment: dict | bool = True, compensate: bool = False):
         super().__init__()
         if crop_size < 16:
             raise InputError(f"crop_size={crop_size} is too small (at least 16 px)")
@@ -178,6 +181,7 @@ class CTCDataModule(L.LightningDataModule):
             typed = augment_config(augment).to_dict()
             augment = {name: typed[name] for name in augment}
         self.augment = augment
+        self.compensate = bool(compensate)
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
@@ -196,7 +200,8 @@ class CTCDataModule(L.LightningDataModule):
             "crop_size": self.crop_size, "data_dir": data_dir, "simulate": self.simulate,
             "val_fraction": self.val_fraction, "split_seed": self.split_seed,
             "split_unit": split_unit,
-            "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment})
+            "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment,
+            "compensate": self.compensate})
         self.splits: dict[str, SplitData] = {}
 
     # Plain-data views of panel and taxonomy, linked into the model by the CLI.
@@ -221,12 +226,25 @@ class CTCDataModule(L.LightningDataModule):
                 self._mix_simulated()
         else:
             self.splits = self._simulate_splits()
+        if self.compensate:
+            self._compensate_splits()
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
             raise InputError("no training crops (check the split column or val_fraction)",
                              self.data_dir)
         for name, split in self.splits.items():
             log.info("%s: %d crops of %d samples %s", name, len(split.targets),
                      len(set(split.sample_ids)), split.class_counts(self.class_names))
+
+    def _compensate_splits(self) -> None:
+        """CK's spillover taken off each split's crops, sample by sample, in place."""
+        from ctcnet.inference.spillover import compensate_samples
+
+        for name, split in self.splits.items():
+            _, records = compensate_samples(split.images, self.panel, split.sample_ids,
+                                            out=split.images)
+            found = sum(any(r["leaks"].values()) for r in records.values())
+            log.info("%s: CK spillover taken off in %d of %d samples", name, found,
+                     len(records))
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
