@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                              "the rule costs per crop (0: none)")
     parser.add_argument("--check-seed", type=int, default=CHECK_SEED)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--compensate", action="store_true",
+                        help="fit on calls made with CK's spillover taken off (ctcnet predict "
+                             "--compensate), for a network trained with data.compensate")
     parser.add_argument("--work", type=Path, default=ROOT / "fit_decision_output",
                         help="fitting cartridges and predictions (kept: a re-run reuses them)")
     args = parser.parse_args(argv)
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = simulate_count_cartridges(args.work / "cartridges", args.cartridges, args.frames,
                                       args.seed, args.events_per_frame, prefix="fit")
     fingerprint = hashlib.sha256(json.dumps(
-        {k: v for k, v in spec.to_dict().items() if k != "decision"}, sort_keys=True).encode()
+        {"spec": {k: v for k, v in spec.to_dict().items() if k != "decision"},
+         **({"compensate": True} if args.compensate else {})}, sort_keys=True).encode()
         + b"".join(v.cpu().numpy().tobytes() for v in model.state_dict().values())).hexdigest()
     stamp = args.work / "predicted_with.txt"
     if not stamp.exists() or stamp.read_text().strip() != fingerprint:
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / "without-rule.pt"
             save_model(plain, model, spec.replace(decision={}))
-            evaluate_cartridges(paths, plain, args.work / "evaluation", device=args.device)
+            evaluate_cartridges(paths, plain, args.work / "evaluation", device=args.device,
+                                compensate=args.compensate)
         atomic_write_text(stamp, fingerprint + "\n")
     parts = []
     for path in paths:
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                               frames=args.frames,
                               command="python scripts/fit_decision.py --model MODEL "
                                       f"--cartridges {args.cartridges} --frames {args.frames} "
-                                      f"--seed {args.seed}")
+                                      f"--seed {args.seed}"
+                                      + (" --compensate" if args.compensate else ""))
     atomic_write_text(args.work / "decision.json", json.dumps(
         {"decision": decision, "curves": curves}, indent=2, default=float) + "\n")
 
