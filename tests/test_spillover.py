@@ -295,3 +295,4 @@ def test_training_can_learn_the_compensated_representation():
         expected = spillover.compensate(before[rows].astype(np.float32), leaks, PANEL)
         assert np.abs(after[rows].astype(np.float32) - expected).max() <= 0.5 + 1e-3
     assert (after[:, CD45:].astype(np.int64).sum() < before[:, CD45:].astype(np.int64).sum())
+    assert compensated.summary()["compensate"] is True and "compensate" not in plain.summary()

@@ -344,6 +344,8 @@ class CTCDataModule(L.LightningDataModule):
             "crop_size": self.crop_size,
             # The training augmentation: AugmentConfig overrides (True: its defaults; False: none).
             "augment": self.augment,
+            # Crops with CK's spillover taken off per sample: the network expects them so.
+            **({"compensate": True} if self.compensate else {}),
             "splits": {name: {"crops": int(len(s.targets)),
                               "samples": len(set(s.sample_ids)),
                               "per_class": s.class_counts(self.class_names)}
