@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rescore-only", action="store_true",
                         help="re-score the predictions already in --out with --model's rule")
-    parser.add_argument("--compensate", action="store_true",
-                        help="predict with CK's spillover taken off (ctcnet predict --compensate)")
+    parser.add_argument("--compensate", action=argparse.BooleanOptionalAction, default=None,
+                        help="predict with CK's spillover taken off (ctcnet predict --compensate; "
+                             "default: as the model was trained)")
     parser.add_argument("--out", type=Path, default=ROOT / "cartridge_counts_output")
     args = parser.parse_args(argv)
 

@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                              "the rule costs per crop (0: none)")
     parser.add_argument("--check-seed", type=int, default=CHECK_SEED)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--compensate", action="store_true",
+    parser.add_argument("--compensate", action=argparse.BooleanOptionalAction, default=None,
                         help="fit on calls made with CK's spillover taken off (ctcnet predict "
-                             "--compensate), for a network trained with data.compensate")
+                             "--compensate; default: as the model was trained)")
     parser.add_argument("--work", type=Path, default=ROOT / "fit_decision_output",
                         help="fitting cartridges and predictions (kept: a re-run reuses them)")
     args = parser.parse_args(argv)
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.evaluation.model_card import refresh_decision
     from ctcnet.inference.predict import truth_of_processed_frames
+    from ctcnet.inference.spillover import wants_compensation
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.scan import open_cartridge
@@ -92,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     model, spec = load_model(args.model)
+    compensate = wants_compensation(spec, args.compensate)
     paths = simulate_count_cartridges(args.work / "cartridges", args.cartridges, args.frames,
                                       args.seed, args.events_per_frame, prefix="fit")
     fingerprint = hashlib.sha256(json.dumps(
         {"spec": {k: v for k, v in spec.to_dict().items() if k != "decision"},
-         **({"compensate": True} if args.compensate else {})}, sort_keys=True).encode()
+         **({"compensate": True} if compensate else {})}, sort_keys=True).encode()
         + b"".join(v.cpu().numpy().tobytes() for v in model.state_dict().values())).hexdigest()
     stamp = args.work / "predicted_with.txt"
     if not stamp.exists() or stamp.read_text().strip() != fingerprint:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             plain = Path(tmp) / "without-rule.pt"
             save_model(plain, model, spec.replace(decision={}))
             evaluate_cartridges(paths, plain, args.work / "evaluation", device=args.device,
-                                compensate=args.compensate)
+                                compensate=compensate)
         atomic_write_text(stamp, fingerprint + "\n")
     parts = []
     for path in paths:
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                               command="python scripts/fit_decision.py --model MODEL "
                                       f"--cartridges {args.cartridges} --frames {args.frames} "
                                       f"--seed {args.seed}"
-                                      + (" --compensate" if args.compensate else ""))
+                                      + {True: " --compensate", False: " --no-compensate",
+                                         None: ""}[args.compensate])
     atomic_write_text(args.work / "decision.json", json.dumps(
         {"decision": decision, "curves": curves}, indent=2, default=float) + "\n")
 

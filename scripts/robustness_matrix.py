@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--table-data", type=Path,
                         help="only the issue's table, on this labelled crop folder")
-    parser.add_argument("--compensate", action="store_true",
+    parser.add_argument("--compensate", action=argparse.BooleanOptionalAction, default=None,
                         help="the CNN sees CK's spillover taken off per simulated sample "
-                             "(ctcnet predict --compensate); not for --card")
+                             "(ctcnet predict --compensate); default: as the model was trained; "
+                             "not for --card")
     parser.add_argument("--card", action="store_true",
                         help="also record the range ends in the model's card (<model>.json/.md)")
     args = parser.parse_args(argv)
@@ -120,19 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         review_lines,
     )
     from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.spillover import wants_compensation
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.simulate import simulate_crops
 
     t0 = time.perf_counter()
     backend = load_backend(args.model, device=args.device)
     spec = backend.spec
+    compensate = wants_compensation(spec, args.compensate)
     if args.table_data is not None:
         from ctcnet.evaluation.evaluate import labelled_test_set
 
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
         table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
                                     args.seed, compensated_view(spec.panel, index.sample_ids)
-                                    if args.compensate else None)
+                                    if compensate else None)
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
         print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
@@ -147,15 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_baselines:
         train_crops, train_labels = simulated_training_set(spec, args.train_per_class)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names)
-    if args.compensate and args.card:
-        parser.error("--card records the model as predict runs it by default: drop --compensate")
+    if args.compensate is not None and args.card:
+        parser.error("--card records the model as predict runs it by default: drop "
+                     "--compensate / --no-compensate")
     matrix = matrix_for_crops(backend, crops, labels, baselines, args.seed, args.families,
-                              batch.sample_ids, args.compensate)
+                              batch.sample_ids, compensate)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
     table = measure_issue_table(backend, crops, labels, args.seed,
                                 compensated_view(spec.panel, batch.sample_ids)
-                                if args.compensate else None)
+                                if compensate else None)
     args.out.mkdir(parents=True, exist_ok=True)
     matrix_png(matrix, args.out / "robustness.png")
     atomic_write_text(args.out / "robustness.json", json.dumps(matrix, indent=2) + "\n")

@@ -296,3 +296,33 @@ def test_training_can_learn_the_compensated_representation():
         assert np.abs(after[rows].astype(np.float32) - expected).max() <= 0.5 + 1e-3
     assert (after[:, CD45:].astype(np.int64).sum() < before[:, CD45:].astype(np.int64).sum())
     assert compensated.summary()["compensate"] is True and "compensate" not in plain.summary()
+
+
+def test_a_model_trained_on_compensated_crops_gets_them_unless_told_otherwise(leaky_cartridge,
+                                                                              tmp_path):
+    """A spec with ``training.data.compensate`` (``data.compensate: true``) makes predict take
+    the spillover off without being asked; ``--no-compensate`` still turns it off."""
+    import json
+
+    from ctcnet.cli import main
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.nn.classifier import load_model, save_model
+
+    base, backend = leaky_cartridge
+    model, spec = load_model(backend.model_path)
+    data = {**spec.training.get("data", {}), "compensate": True}
+    save_model(tmp_path / "comp.pt", model, spec.replace(training={**spec.training,
+                                                                   "data": data}))
+    trained = load_backend(tmp_path / "comp.pt", device="cpu", batch_size=32)
+    assert trained.spec.compensated_input and not backend.spec.compensated_input
+    options = dict(quiet=True, workers=1, report=False)
+    assert predict_cartridge(base / "cart", trained, tmp_path / "a",
+                             PredictOptions(**options)).spillover is not None
+    assert predict_cartridge(base / "cart", backend, tmp_path / "b",
+                             PredictOptions(**options)).spillover is None
+    assert main(["--quiet", "predict", str(base / "cart"), "--model", str(tmp_path / "comp.pt"),
+                 "--out", str(tmp_path / "c"), "--no-compensate", "--no-report",
+                 "--device", "cpu"]) == 0
+    summary = json.loads(next((tmp_path / "c").glob("*/summary.json")).read_text())
+    assert summary.get("spillover") is None

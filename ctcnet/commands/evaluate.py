@@ -9,6 +9,17 @@ HELP = ("Evaluate a model on labelled crops (against baselines, with calibration
         "simulated cartridges (called versus true counts).")
 
 
+def add_compensate_argument(parser: argparse.ArgumentParser, who: str) -> None:
+    """``--compensate`` / ``--no-compensate`` (default: as the model was trained), shared by
+    predict, evaluate and robustness."""
+    parser.add_argument("--compensate", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"{who} CK's spillover into the CD45, platelet and neutrophil "
+                             "channels taken off, measured on the scan's own CK+ events (12 "
+                             "frames of a cartridge; each sample_id of a crop set); default: "
+                             "as the model was trained (off for the shipped models; "
+                             "docs/robustness_matrix.md); reports record what was taken off")
+
+
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
     """The baseline options ``ctcnet evaluate`` and ``ctcnet robustness`` share."""
     parser.add_argument("--no-baselines", action="store_true",
@@ -47,9 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--review-precision", type=float, default=0.99,
                         help="precision the automatic calls above the review band must reach "
                              "on the validation crops (default 0.99)")
-    parser.add_argument("--compensate", action="store_true",
-                        help="the CNN sees CK's spillover taken off, measured per sample_id (crop "
-                             "sets) or per cartridge (as ctcnet predict --compensate)")
+    add_compensate_argument(parser, "the CNN sees")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 

@@ -43,11 +43,9 @@ def add_arguments(parser) -> None:
                         help="call the top calibrated probability alone, without the model's "
                              "decision rule for cartridge prevalence (for balanced crop sets, "
                              "or to compare; summary.json records which was used)")
-    parser.add_argument("--compensate", action="store_true",
-                        help="take CK's spillover into the CD45, platelet and neutrophil channels "
-                             "off every crop before the model, measured on the scan's own CK+ "
-                             "events (12 frames of a cartridge; each sample_id of a crop set); "
-                             "summary.json records it (docs/robustness_matrix.md)")
+    from ctcnet.commands.evaluate import add_compensate_argument
+
+    add_compensate_argument(parser, "the model sees every crop with")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ctcnet.commands.evaluate import add_baseline_arguments, check_baseline_arguments
+from ctcnet.commands.evaluate import (
+    add_baseline_arguments,
+    add_compensate_argument,
+    check_baseline_arguments,
+)
 
 HELP = "Robustness matrix: flips and macro-F1 under physical perturbations, CNN and baselines."
 FAMILIES = ("stain", "bleed", "nonspecific", "background", "optics", "camera", "export", "crop")
@@ -19,9 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", nargs="+", choices=FAMILIES, metavar="FAMILY",
                         help=f"only these perturbation families (of {', '.join(FAMILIES)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
-    parser.add_argument("--compensate", action="store_true",
-                        help="the CNN sees each perturbed crop with CK's spillover taken off, "
-                             "measured per sample_id (as ctcnet predict --compensate)")
+    add_compensate_argument(parser, "the CNN sees each perturbed crop with")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 

@@ -189,9 +189,10 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
                      device: str = "auto", batch_size: int = 256,
-                     compensate: bool = False) -> dict:
+                     compensate: bool | None = None) -> dict:
     """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
-    report and figures (``compensate``: the CNN sees CK's spillover taken off per sample)."""
+    report and figures (``compensate``: the CNN sees CK's spillover taken off per sample;
+    None: as the model was trained)."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
 
@@ -200,7 +201,9 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
     model_input, spillover = None, None
-    if compensate:
+    from ctcnet.inference.spillover import wants_compensation
+
+    if wants_compensation(spec, compensate):
         from ctcnet.inference.spillover import compensate_samples
 
         model_input, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
@@ -232,7 +235,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True,
-                        compensate: bool = False) -> dict:
+                        compensate: bool | None = None) -> dict:
     """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``,
     ``compensate`` as ``ctcnet predict --compensate``) and compare its automatic and
     after-review counts with its ground truth."""

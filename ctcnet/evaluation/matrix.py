@@ -311,7 +311,7 @@ def compensated_view(panel, sample_ids=None) -> Callable[[np.ndarray], np.ndarra
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
                      seed: int = 0, families: list[str] | None = None,
-                     sample_ids=None, compensate: bool = False) -> dict:
+                     sample_ids=None, compensate: bool | None = None) -> dict:
     """Run the full declared matrix for a backend's panel on crops in memory, with targets
     (``sample_ids``: the crops' samples, for the guard's DNA reference and ``compensate``'s
     spillover; default: one)."""
@@ -324,6 +324,9 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     # --compensate: the CNN sees each perturbed crop with CK's spillover taken off per sample,
     # as ``ctcnet predict --compensate`` does; the baselines and the review flags (the marker
     # guard measures what the scanner wrote) see it as it is.
+    from ctcnet.inference.spillover import wants_compensation
+
+    compensate = wants_compensation(spec, compensate)
     seen = compensated_view(spec.panel, sample_ids) if compensate else None
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel, seen), cells, seed,
@@ -346,7 +349,8 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
 def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir: str | Path,
                        with_baselines: bool = True, baseline_train: str | Path | None = None,
                        n_train_per_class: int = 300, seed: int = 0, device: str = "auto",
-                       families: list[str] | None = None, compensate: bool = False) -> dict:
+                       families: list[str] | None = None,
+                       compensate: bool | None = None) -> dict:
     """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
     from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
     from ctcnet.inference.backends import load_backend

@@ -59,7 +59,7 @@ from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.guard import counted, guard_events, guard_summary, measure_for_guard
-from ctcnet.inference.spillover import compensate
+from ctcnet.inference.spillover import compensate, wants_compensation
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
@@ -299,7 +299,8 @@ def run_fingerprint(backend, cartridge: Cartridge, options: PredictOptions) -> d
     each frame's rows (detection, edge-cut policy, spillover compensation)."""
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
     # Only when on, so journals written before the option existed still resume.
-    compensate = {"compensate": True} if options.compensate else {}
+    compensate = {"compensate": True} if wants_compensation(backend.spec, options.compensate) \
+        else {}
     return {"model_sha256": digest, "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
             "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as, **compensate}
@@ -460,8 +461,9 @@ class PredictOptions:
     # Take CK's spillover into the other marker channels off every crop before the model (the
     # guard and the gallery keep the crops as the scanner wrote them), measured on the scan's
     # own events (``ctcnet.inference.spillover``; per cartridge from ``SPILLOVER_FRAMES``
-    # frames spread over it, per sample_id on a crop set).
-    compensate: bool = False
+    # frames spread over it, per sample_id on a crop set). None: as the model was trained
+    # (``spec.compensated_input``).
+    compensate: bool | None = None
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
 
@@ -581,7 +583,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
     leaks, spillover = None, None
-    if options.compensate:
+    if wants_compensation(spec, options.compensate):
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device)
         seconds["spillover"] = spillover["seconds"]
     work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device,  # noqa: E731
@@ -968,7 +970,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
     model_crops, spillover = crops, None
-    if options.compensate:  # the model sees compensated crops; the guard measures the crops
+    if wants_compensation(spec, options.compensate):  # the model only: the guard reads crops
         from ctcnet.inference.spillover import compensate_samples
 
         model_crops, spillover = compensate_samples(crops, spec.panel, index.sample_ids)

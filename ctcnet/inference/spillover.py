@@ -93,6 +93,12 @@ def mean3x3(images: np.ndarray) -> np.ndarray:
     return (rows[..., :w] + rows[..., 1:w + 1] + rows[..., 2:w + 2]) / 9.0
 
 
+def wants_compensation(spec, requested: bool | None) -> bool:
+    """Whether a run takes the spillover off: as asked (``--compensate`` /
+    ``--no-compensate``), else as the model was trained (``spec.compensated_input``)."""
+    return bool(spec.compensated_input) if requested is None else bool(requested)
+
+
 def leak_channels(panel) -> tuple[int | None, list[int]]:
     """The panel's source channel (CK) and the channels its leak is measured into."""
     return (panel.index_of_role(SOURCE_ROLE),

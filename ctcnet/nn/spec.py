@@ -51,6 +51,13 @@ class ModelSpec:
         return self.panel.pixel_size_um
 
     @property
+    def compensated_input(self) -> bool:
+        """Trained on crops with CK's spillover taken off per sample (``data.compensate``):
+        predict, evaluate and robustness then take it off too unless told otherwise."""
+        data = (self.training or {}).get("data") or {}
+        return bool(data.get("compensate", False))
+
+    @property
     def in_chans(self) -> int:
         return self.panel.num_channels
 
