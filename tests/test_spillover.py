@@ -326,3 +326,19 @@ def test_a_model_trained_on_compensated_crops_gets_them_unless_told_otherwise(le
                  "--device", "cpu"]) == 0
     summary = json.loads(next((tmp_path / "c").glob("*/summary.json")).read_text())
     assert summary.get("spillover") is None
+
+
+def test_held_out_tests_give_a_compensated_network_compensated_crops():
+    """The card's and evaluate's held-out tests (``network_view``): the crops compensated per
+    sample for a network trained so, as they are for any other."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(6)
+    crops = np.concatenate([scan(rng, 8, 0, {CD45: 0.1}), scan(rng, 8, 0, {CD45: 0.3})])
+    samples = ["a"] * 8 + ["b"] * 8
+    trained = SimpleNamespace(compensated_input=True, panel=PANEL)
+    plain = SimpleNamespace(compensated_input=False, panel=PANEL)
+    seen = spillover.network_view(trained, crops, samples)
+    assert np.array_equal(seen, spillover.compensate_samples(crops, PANEL, samples)[0])
+    assert np.abs(seen[:, CD45] - 100).max() < 20 < np.abs(crops[:, CD45] - 100).max()
+    assert np.array_equal(spillover.network_view(plain, crops, samples), crops)

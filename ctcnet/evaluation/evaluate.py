@@ -95,15 +95,20 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 
 
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
-                   baselines: dict | None = None, model_input: np.ndarray | None = None) -> dict:
+                   baselines: dict | None = None, model_input: np.ndarray | None = None,
+                   sample_ids=None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
-    instead of ``crops`` (the crops compensated for spillover); the baselines see ``crops``."""
+    instead of ``crops`` (the crops compensated for spillover; default: as the model was
+    trained, per ``sample_ids``); the baselines see ``crops``."""
+    from ctcnet.inference.spillover import network_view
+
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
-    logits = backend.predict_logits(crops if model_input is None else model_input)
+    logits = backend.predict_logits(network_view(spec, crops, sample_ids)
+                                    if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
     cnn["review_band"] = review_band(proba, y, spec.review_threshold, names)
@@ -200,12 +205,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     spec = backend.spec
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
-    model_input, spillover = None, None
-    from ctcnet.inference.spillover import wants_compensation
+    from ctcnet.inference.spillover import compensate_samples, wants_compensation
 
+    # As asked, else as the model was trained (the crops as they are under --no-compensate).
+    model_input, spillover = np.asarray(crops, np.float32), None
     if wants_compensation(spec, compensate):
-        from ctcnet.inference.spillover import compensate_samples
-
         model_input, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
                             model_input=model_input)
@@ -315,7 +319,8 @@ def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,
         batch = simulate_crops(int(n_per_class), spec.panel, spec.taxonomy, spec.crop_size,
                                seed=seed, config=config)
         report = evaluate_crops(backend, batch.images.astype(np.float32), batch.labels,
-                                subtypes=batch.subtypes, baselines=baselines)
+                                subtypes=batch.subtypes, baselines=baselines,
+                                sample_ids=batch.sample_ids)
         entry = {"cnn": report["cnn"]["macro_f1"]}
         entry.update({name: b["macro_f1"] for name, b in report["baselines"].items()})
         entry["cnn_minus_marker_gate"] = entry["cnn"] - entry["marker_gate"]

@@ -35,7 +35,8 @@ def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = F
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
                            seed=seed, config=config, num_samples=32)
     report = evaluate_crops(backend, batch.images.astype(np.float32), batch.labels,
-                            subtypes=batch.subtypes if subtypes else None)["cnn"]
+                            subtypes=batch.subtypes if subtypes else None,
+                            sample_ids=batch.sample_ids)["cnn"]
     _add_rates(report, spec.class_names)
     report["seed"] = seed
     report["guard"] = guard_catch(backend, batch.images, batch.labels, batch.sample_ids)
@@ -49,9 +50,10 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     many of the wrong CTC calls (true class not ctc) it catches (``sample_ids``: the crops'
     samples, for the DNA check's leukocyte reference)."""
     from ctcnet.inference.guard import review_flags
+    from ctcnet.inference.spillover import network_view
 
     spec = backend.spec
-    proba = np.asarray(backend.predict_proba(np.asarray(crops, np.float32)))
+    proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)))
     flags = review_flags(crops, proba, spec, groups=sample_ids)["any"].to_numpy()
     ctc = spec.class_names.index("ctc")
     wrong = (proba.argmax(1) == ctc) & (np.asarray(labels) != "ctc")
@@ -99,7 +101,7 @@ def rgb_jpeg_test(backend, per_class: int, seed: int,
                                pixel_size_um=pixel_size_um, seed=seed)
         index = read_crop_index(tmp, taxonomy=spec.taxonomy).conform(spec.panel, "RGB-JPEG test")
         crops = load_crops(index, spec.crop_size, spec.pixel_size_um)  # at model scale
-    report = evaluate_crops(backend, crops, index.labels)["cnn"]
+    report = evaluate_crops(backend, crops, index.labels, sample_ids=index.sample_ids)["cnn"]
     _add_rates(report, spec.class_names)
     report.update(seed=seed, pixel_size_um=pixel_size_um, planes=list(DEFAULT_PLANES),
                   jpeg_quality="60-95, chroma subsampling 4:4:4 / 4:2:2 / 4:2:0")

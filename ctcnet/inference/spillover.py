@@ -99,6 +99,15 @@ def wants_compensation(spec, requested: bool | None) -> bool:
     return bool(spec.compensated_input) if requested is None else bool(requested)
 
 
+def network_view(spec, crops: np.ndarray, samples=None) -> np.ndarray:
+    """What the network of ``spec`` is given of labelled crops when nothing else is said: the
+    crops compensated per sample if it was trained so (``spec.compensated_input``), else the
+    crops (float32). For the model card's and evaluate's held-out tests."""
+    if spec.compensated_input:
+        return compensate_samples(crops, spec.panel, samples)[0]
+    return np.asarray(crops, np.float32)
+
+
 def leak_channels(panel) -> tuple[int | None, list[int]]:
     """The panel's source channel (CK) and the channels its leak is measured into."""
     return (panel.index_of_role(SOURCE_ROLE),
