@@ -296,6 +296,21 @@ def test_training_can_learn_the_compensated_representation():
         assert np.abs(after[rows].astype(np.float32) - expected).max() <= 0.5 + 1e-3
     assert (after[:, CD45:].astype(np.int64).sum() < before[:, CD45:].astype(np.int64).sum())
     assert compensated.summary()["compensate"] is True and "compensate" not in plain.summary()
+    # compensate_share 0.5: some training samples keep their leak, the others are as above.
+    half = CTCDataModule(crop_size=SIZE, simulate={**simulate, "num_samples": 4},
+                         augment=False, compensate=True, compensate_share=0.5, split_seed=3)
+    whole = CTCDataModule(crop_size=SIZE, simulate={**simulate, "num_samples": 4},
+                          augment=False, compensate=True)
+    raw = CTCDataModule(crop_size=SIZE, simulate={**simulate, "num_samples": 4}, augment=False)
+    for dm in (half, whole, raw):
+        dm.setup()
+    ids = np.asarray(half.splits["train"].sample_ids)
+    kept = [s for s in np.unique(ids) if np.array_equal(
+        half.splits["train"].images[ids == s], raw.splits["train"].images[ids == s])]
+    taken = [s for s in np.unique(ids) if np.array_equal(
+        half.splits["train"].images[ids == s], whole.splits["train"].images[ids == s])
+        and s not in kept]
+    assert kept and taken and len(kept) + len(taken) == len(np.unique(ids))
 
 
 def test_a_model_trained_on_compensated_crops_gets_them_unless_told_otherwise(leaky_cartridge,

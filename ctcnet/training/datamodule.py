@@ -152,13 +152,17 @@ class CTCDataModule(L.LightningDataModule):
         compensate: take CK's spillover off every crop, measured per sample (as ``ctcnet
             predict --compensate`` does per scan), before augmentation: the network learns
             the compensated representation it will be given.
+        compensate_share: the share of training samples (drawn with ``split_seed``) that are
+            compensated; the others keep their leak, so that the network also knows crops whose
+            leak could not be measured (a scan with too few CK+ events). Other splits: all.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
                  crop_size: int = 80, data_dir: str | None = None,
                  simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
                  split_unit: str = "sample", batch_size: int = 128, num_workers: int = 0,
-                 augment: dict | bool = True, compensate: bool = False):
+                 augment: dict | bool = True, compensate: bool = False,
+                 compensate_share: float = 1.0):
         super().__init__()
         if crop_size < 16:
             raise InputError(f"crop_size={crop_size} is too small (at least 16 px)")
@@ -182,6 +186,9 @@ class CTCDataModule(L.LightningDataModule):
             augment = {name: typed[name] for name in augment}
         self.augment = augment
         self.compensate = bool(compensate)
+        if not 0.0 <= compensate_share <= 1.0:
+            raise InputError(f"compensate_share={compensate_share} must be in [0, 1]")
+        self.compensate_share = float(compensate_share)
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
@@ -201,7 +208,7 @@ class CTCDataModule(L.LightningDataModule):
             "val_fraction": self.val_fraction, "split_seed": self.split_seed,
             "split_unit": split_unit,
             "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment,
-            "compensate": self.compensate})
+            "compensate": self.compensate, "compensate_share": self.compensate_share})
         self.splits: dict[str, SplitData] = {}
 
     # Plain-data views of panel and taxonomy, linked into the model by the CLI.
@@ -236,15 +243,28 @@ class CTCDataModule(L.LightningDataModule):
                      len(set(split.sample_ids)), split.class_counts(self.class_names))
 
     def _compensate_splits(self) -> None:
-        """CK's spillover taken off each split's crops, sample by sample, in place."""
+        """CK's spillover taken off each split's crops, sample by sample, in place (in the
+        training split, off ``compensate_share`` of its samples)."""
         from ctcnet.inference.spillover import compensate_samples
 
+        rng = np.random.default_rng(self.split_seed)
         for name, split in self.splits.items():
-            _, records = compensate_samples(split.images, self.panel, split.sample_ids,
-                                            out=split.images)
+            ids = np.asarray(split.sample_ids)
+            samples = np.unique(ids)
+            if name == "train" and self.compensate_share < 1.0:
+                samples = samples[rng.random(len(samples)) < self.compensate_share]
+            rows = np.flatnonzero(np.isin(ids, samples))
+            if rows.size == len(ids):
+                _, records = compensate_samples(split.images, self.panel, ids,
+                                                out=split.images)
+            else:  # a subset: written back whole (fancy indexing copies)
+                part = np.empty_like(split.images[rows])
+                _, records = compensate_samples(split.images[rows], self.panel, ids[rows],
+                                                out=part)
+                split.images[rows] = part
             found = sum(any(r["leaks"].values()) for r in records.values())
-            log.info("%s: CK spillover taken off in %d of %d samples", name, found,
-                     len(records))
+            log.info("%s: CK spillover taken off in %d of %d samples (%d left as simulated)",
+                     name, found, len(records), len(np.unique(ids)) - len(records))
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
