@@ -353,7 +353,11 @@ def test_held_out_tests_give_a_compensated_network_compensated_crops():
     samples = ["a"] * 8 + ["b"] * 8
     trained = SimpleNamespace(compensated_input=True, panel=PANEL)
     plain = SimpleNamespace(compensated_input=False, panel=PANEL)
-    seen = spillover.network_view(trained, crops, samples)
+    seen, records = spillover.network_view(trained, crops, samples)
     assert np.array_equal(seen, spillover.compensate_samples(crops, PANEL, samples)[0])
+    assert set(records) == {"a", "b"}
     assert np.abs(seen[:, CD45] - 100).max() < 20 < np.abs(crops[:, CD45] - 100).max()
-    assert np.array_equal(spillover.network_view(plain, crops, samples), crops)
+    assert np.array_equal(spillover.network_view(plain, crops, samples)[0], crops)
+    assert spillover.network_view(plain, crops, samples)[1] is None
+    assert spillover.network_view(plain, crops, samples, compensate=True)[1] is not None
+    assert spillover.network_view(trained, crops, samples, compensate=False)[1] is None

@@ -107,7 +107,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
-    logits = backend.predict_logits(network_view(spec, crops, sample_ids)
+    logits = backend.predict_logits(network_view(spec, crops, sample_ids)[0]
                                     if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
@@ -205,12 +205,10 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     spec = backend.spec
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
-    from ctcnet.inference.spillover import compensate_samples, wants_compensation
+    from ctcnet.inference.spillover import network_view
 
     # As asked, else as the model was trained (the crops as they are under --no-compensate).
-    model_input, spillover = np.asarray(crops, np.float32), None
-    if wants_compensation(spec, compensate):
-        model_input, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
+    model_input, spillover = network_view(spec, crops, index.sample_ids, compensate)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
                             model_input=model_input)
     if spillover is not None:

@@ -53,7 +53,7 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     from ctcnet.inference.spillover import network_view
 
     spec = backend.spec
-    proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)))
+    proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)[0]))
     flags = review_flags(crops, proba, spec, groups=sample_ids)["any"].to_numpy()
     ctc = spec.class_names.index("ctc")
     wrong = (proba.argmax(1) == ctc) & (np.asarray(labels) != "ctc")

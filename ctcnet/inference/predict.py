@@ -969,11 +969,10 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     index = read_crop_index(root).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
-    model_crops, spillover = crops, None
-    if wants_compensation(spec, options.compensate):  # the model only: the guard reads crops
-        from ctcnet.inference.spillover import compensate_samples
+    from ctcnet.inference.spillover import network_view
 
-        model_crops, spillover = compensate_samples(crops, spec.panel, index.sample_ids)
+    # The model sees compensated crops when asked or trained so; the guard reads the crops.
+    model_crops, spillover = network_view(spec, crops, index.sample_ids, options.compensate)
     proba = backend.predict_proba(model_crops)
     del model_crops
     t2 = time.perf_counter()

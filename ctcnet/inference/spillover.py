@@ -27,8 +27,9 @@ Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
 that would show the leak). :func:`compensate` takes ``leak x CK signal`` off each target.
 
-Used by ``ctcnet predict|evaluate|robustness --compensate`` (opt-in; per cartridge from a
-sample of its frames, per ``sample_id`` on crop sets). Measured (``scripts/ablate_spillover.py``;
+Used by ``ctcnet predict|evaluate|robustness`` with ``--compensate`` or for a model trained on
+compensated crops (``data.compensate``; per cartridge from a sample of its frames, per
+``sample_id`` on crop sets). Measured (``scripts/ablate_spillover.py``;
 docs/robustness_matrix.md):
 on 8 simulated cartridges the estimate is within 10 % of the true leak for 22 of 24 pairs
 (one missed, one 0.037 for 0.008); compensated with it, the shipped network passes the
@@ -99,13 +100,15 @@ def wants_compensation(spec, requested: bool | None) -> bool:
     return bool(spec.compensated_input) if requested is None else bool(requested)
 
 
-def network_view(spec, crops: np.ndarray, samples=None) -> np.ndarray:
-    """What the network of ``spec`` is given of labelled crops when nothing else is said: the
-    crops compensated per sample if it was trained so (``spec.compensated_input``), else the
-    crops (float32). For the model card's and evaluate's held-out tests."""
-    if spec.compensated_input:
-        return compensate_samples(crops, spec.panel, samples)[0]
-    return np.asarray(crops, np.float32)
+def network_view(spec, crops: np.ndarray, samples=None,
+                 compensate: bool | None = None) -> tuple[np.ndarray, dict | None]:
+    """What the network of ``spec`` is given of crops held in memory (a crop set, a held-out
+    test), and the leaks taken off ({sample: leak_record}, None when none were): the crops
+    compensated per sample (``samples``) when :func:`wants_compensation`, else the crops
+    (float32)."""
+    if wants_compensation(spec, compensate):
+        return compensate_samples(crops, spec.panel, samples)
+    return np.asarray(crops, np.float32), None
 
 
 def leak_channels(panel) -> tuple[int | None, list[int]]:
@@ -210,18 +213,19 @@ def leak_record(leaks: np.ndarray, panel, **extra) -> dict:
             "leaks": {panel.names[t]: round(float(leaks[t]), 4) for t in targets}, **extra}
 
 
-def compensate_samples(crops: np.ndarray, panel, samples=None,
-                       out: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def compensate_samples(crops: np.ndarray, panel, samples=None, out: np.ndarray | None = None,
+                       only=None) -> tuple[np.ndarray, dict]:
     """Crops compensated sample by sample (``samples``: a sample id per crop, as crop sets
     carry them; default: one sample), and {sample: leak_record}. ``out``: the array to write
     them into (the crops themselves spare a copy of a training set; an integer array gets
-    them rounded and clipped to its range); default a new float32 array."""
+    them rounded and clipped to its range); default a new float32 array. ``only``: the samples
+    to compensate (default: all); the others are left as they are."""
     x = np.asarray(crops)
     groups = np.zeros(len(x), np.int64) if samples is None else np.asarray(samples)
     out = np.array(x, np.float32, copy=True) if out is None else out
     integer = np.iinfo(out.dtype) if np.issubdtype(out.dtype, np.integer) else None
     records = {}
-    for group in np.unique(groups):
+    for group in np.unique(groups) if only is None else np.unique(only):
         rows = np.flatnonzero(groups == group)
         part = np.asarray(x[rows], np.float32)
         leaks = estimate_leaks(part, panel)

@@ -253,15 +253,8 @@ class CTCDataModule(L.LightningDataModule):
             samples = np.unique(ids)
             if name == "train" and self.compensate_share < 1.0:
                 samples = samples[rng.random(len(samples)) < self.compensate_share]
-            rows = np.flatnonzero(np.isin(ids, samples))
-            if rows.size == len(ids):
-                _, records = compensate_samples(split.images, self.panel, ids,
-                                                out=split.images)
-            else:  # a subset: written back whole (fancy indexing copies)
-                part = np.empty_like(split.images[rows])
-                _, records = compensate_samples(split.images[rows], self.panel, ids[rows],
-                                                out=part)
-                split.images[rows] = part
+            _, records = compensate_samples(split.images, self.panel, ids, out=split.images,
+                                            only=samples)
             found = sum(any(r["leaks"].values()) for r in records.values())
             log.info("%s: CK spillover taken off in %d of %d samples (%d left as simulated)",
                      name, found, len(records), len(np.unique(ids)) - len(records))
