@@ -114,28 +114,26 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.evaluation.baselines import fit_baselines
     from ctcnet.evaluation.evaluate import labels_to_indices, simulated_training_set
     from ctcnet.evaluation.matrix import (
-        compensated_view,
         matrix_for_crops,
         matrix_png,
         matrix_table,
+        network_input,
         review_lines,
     )
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.spillover import wants_compensation
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.simulate import simulate_crops
 
     t0 = time.perf_counter()
     backend = load_backend(args.model, device=args.device)
     spec = backend.spec
-    compensate = wants_compensation(spec, args.compensate)
     if args.table_data is not None:
         from ctcnet.evaluation.evaluate import labelled_test_set
 
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
         table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
-                                    args.seed, compensated_view(spec.panel, index.sample_ids)
-                                    if compensate else None)
+                                    args.seed, network_input(spec, index.sample_ids,
+                                                             args.compensate))
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
         print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
@@ -154,12 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--card records the model as predict runs it by default: drop "
                      "--compensate / --no-compensate")
     matrix = matrix_for_crops(backend, crops, labels, baselines, args.seed, args.families,
-                              batch.sample_ids, compensate)
+                              batch.sample_ids, args.compensate)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
     table = measure_issue_table(backend, crops, labels, args.seed,
-                                compensated_view(spec.panel, batch.sample_ids)
-                                if compensate else None)
+                                network_input(spec, batch.sample_ids, args.compensate))
     args.out.mkdir(parents=True, exist_ok=True)
     matrix_png(matrix, args.out / "robustness.png")
     atomic_write_text(args.out / "robustness.json", json.dumps(matrix, indent=2) + "\n")

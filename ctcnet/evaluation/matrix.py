@@ -300,13 +300,17 @@ def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarr
             "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
-def compensated_view(panel, sample_ids=None) -> Callable[[np.ndarray], np.ndarray]:
-    """``view(crops)``: the crops with CK's spillover taken off per sample
-    (:func:`ctcnet.inference.spillover.compensate_samples`), what the CNN of
-    ``--compensate`` sees."""
-    from ctcnet.inference.spillover import compensate_samples
+def network_input(spec, sample_ids=None,
+                  compensate: bool | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``view(crops)``: what the CNN is given of each (perturbed) crop set
+    (:func:`ctcnet.inference.spillover.network_view`: CK's spillover taken off per sample
+    under ``--compensate`` or for a model trained so); None when that is the crops as they
+    are."""
+    from ctcnet.inference.spillover import network_view, wants_compensation
 
-    return lambda crops: compensate_samples(crops, panel, sample_ids)[0]
+    if not wants_compensation(spec, compensate):
+        return None
+    return lambda crops: network_view(spec, crops, sample_ids, True)[0]
 
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
@@ -324,14 +328,11 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     # --compensate: the CNN sees each perturbed crop with CK's spillover taken off per sample,
     # as ``ctcnet predict --compensate`` does; the baselines and the review flags (the marker
     # guard measures what the scanner wrote) see it as it is.
-    from ctcnet.inference.spillover import wants_compensation
-
-    compensate = wants_compensation(spec, compensate)
-    seen = compensated_view(spec.panel, sample_ids) if compensate else None
+    seen = network_input(spec, sample_ids, compensate)
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel, seen), cells, seed,
                         flags=default_flags(spec, sample_ids))
-    matrix["compensated"] = bool(compensate)
+    matrix["compensated"] = seen is not None
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)
