@@ -4,6 +4,7 @@
     python scripts/train_default_model.py --epochs 3        # shorter, same recipe otherwise
     python scripts/train_default_model.py --config configs/smoke.yaml --test-per-class 8 \\
         --shift-per-class 4 --baseline-train-per-class 10 --out /tmp/m   # a smoke run (seconds)
+    python scripts/train_default_model.py --retest runs/x/model.pt        # steps 3-4 only
 
 1. Trains with ``configs/default.yaml`` (the shipped model's whole recipe: data, net, loss,
    optimiser, epochs) through the same LightningCLI as ``ctcnet train``
@@ -15,6 +16,10 @@
    each named shift, CNN against the baselines) with :mod:`ctcnet.evaluation.model_card`.
 4. Writes ``<name>.pt`` (weights + spec with metrics and training summary), ``<name>.json``
    (the model card) and ``<name>.md`` (the same, readable).
+
+``--retest MODEL.pt`` skips steps 1-2: a model this script trained (say with a smaller card, or
+under another name while it was being compared) is tested again and written as ``--out/--name``;
+its card keeps the training record, decision rule and matrix measured on that network.
 
 Flags: ``--out``, ``--name``, ``--work-dir``, ``--num-workers`` as before; ``--epochs`` overrides
 the config's ``trainer.max_epochs``; ``--train-scale`` multiplies the config's training crop
@@ -62,6 +67,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
                    help="also test on RGB-JPEG composite exports (models with CK, CD45, DAPI)")
     p.add_argument("--num-workers", type=int, default=None, help="default: the config's")
     p.add_argument("--work-dir", default=str(ROOT / "runs" / "default-model"))
+    p.add_argument("--retest", metavar="MODEL.pt",
+                   help="no training: test this trained model (its card beside it) again at "
+                        "these sizes and write it and its card as --out/--name")
     return p.parse_known_args(argv)
 
 
@@ -82,9 +90,81 @@ def cli_arguments(args: argparse.Namespace, extra: list[str]) -> list[str]:
     return out + extra
 
 
+def reproduce_command(args: argparse.Namespace, extra: list[str]) -> str:
+    """The command line that trains this model from scratch and writes its card."""
+    flags = ["--test-per-class", str(args.test_per_class),
+             "--shift-per-class", str(args.shift_per_class)]
+    if Path(args.config).resolve() != (ROOT / "configs" / "default.yaml").resolve():
+        flags = ["--config", args.config] + flags
+    if args.name != "ctcnet-default":
+        flags = ["--name", args.name] + flags
+    if args.epochs is not None:
+        flags += ["--epochs", str(args.epochs)]
+    if args.train_scale != 1.0:
+        flags += ["--train-scale", str(args.train_scale)]
+    if args.baseline_train_per_class != 300:
+        flags += ["--baseline-train-per-class", str(args.baseline_train_per_class)]
+    if args.rgb_test_per_class:
+        flags += ["--rgb-test-per-class", str(args.rgb_test_per_class)]
+    return " ".join(["python scripts/train_default_model.py", shlex.join(flags),
+                     *map(shlex.quote, extra)])
+
+
+def test_and_write(args: argparse.Namespace, model, spec, data: dict, training: dict,
+                   reproduce: str, keep: dict | None = None) -> int:
+    """The card's held-out tests (seeds never used in training), then ``<name>.pt`` (weights +
+    spec with the figures) and the card (``<name>.json`` / ``.md``); ``keep``: card entries
+    measured on this network before (its decision rule, its matrix) carried over."""
+    backend = TorchBackend.from_model(model)
+    t0 = time.perf_counter()
+    tests = card_tests(backend, args.test_per_class, args.shift_per_class,
+                       args.baseline_train_per_class, rgb_per_class=args.rgb_test_per_class)
+    eval_seconds = time.perf_counter() - t0
+
+    validation = spec.metrics.get("validation") or {
+        k: v for k, v in spec.metrics.items() if k not in ("calibration", "guard")}
+    spec = spec.replace(metrics={"test_default_randomisation": headline(tests["test"]),
+                                 "robustness": tests["robustness"],
+                                 "calibration": spec.metrics["calibration"],
+                                 "validation": validation, "guard": spec.metrics["guard"]})
+    out = Path(args.out)
+    model_path = out / f"{args.name}.pt"
+    save_model(model_path, model, spec)
+    data = {**data, "test": {"seed": TEST_SEED, "per_class": args.test_per_class,
+                             "shift_per_class": args.shift_per_class,
+                             "note": "other seeds than training/validation; never used to choose"}}
+    card = build_card(name=args.name, model_path=model_path, model=model, spec=spec, tests=tests,
+                      data=data, training=training, evaluation_seconds=eval_seconds,
+                      reproduce=reproduce)
+    card.update(keep or {})
+    atomic_write_text(out / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(out / f"{args.name}.md", render_card(card))
+    print(json.dumps({k: card["test_default_randomisation"][k]
+                      for k in ("macro_f1", "ctc_recall", "wbc_called_ctc_rate")}, indent=2))
+    return 0
+
+
+def retest(args: argparse.Namespace, extra: list[str]) -> int:
+    """``--retest MODEL``: a trained, calibrated model (its card beside it) tested again at this
+    run's sizes and written as ``--out/--name``, without training again: the card keeps the
+    training record, the decision rule and matrix measured on that network. The reproduce line
+    is built from this run's flags and overrides, so give the ones it was trained with (none
+    when the config now holds them)."""
+    source = Path(args.retest)
+    model, spec = load_model(source)
+    old = json.loads(source.with_suffix(".json").read_text())
+    log.info("re-testing %s (trained %s) as %s", source, old.get("reproduce"), args.name)
+    keep = {k: old[k] for k in ("decision", "robustness_matrix") if k in old}
+    return test_and_write(args, model, spec, {"source": old["data"]["source"],
+                                              "train_val": old["data"]["train_val"]},
+                          old["training"], reproduce_command(args, extra), keep)
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args, extra = parse_args(argv)
+    if args.retest:
+        return retest(args, extra)
     t0 = time.perf_counter()
     cli = fit(cli_arguments(args, extra), prog="train_default_model.py")
     train_seconds = time.perf_counter() - t0
@@ -105,57 +185,18 @@ def main(argv=None) -> int:
     model.spec = spec
     log.info("calibrated: temperature %.3f, review threshold %.3f", spec.temperature,
              spec.review_threshold)
-
-    t0 = time.perf_counter()
-    tests = card_tests(backend, args.test_per_class, args.shift_per_class,
-                       args.baseline_train_per_class, rgb_per_class=args.rgb_test_per_class)
-    eval_seconds = time.perf_counter() - t0
-
-    validation = {k: v for k, v in spec.metrics.items() if k not in ("calibration", "guard")}
-    spec = spec.replace(metrics={"test_default_randomisation": headline(tests["test"]),
-                                 "robustness": tests["robustness"],
-                                 "calibration": spec.metrics["calibration"],
-                                 "validation": validation, "guard": spec.metrics["guard"]})
-    out = Path(args.out)
-    model_path = out / f"{args.name}.pt"
-    save_model(model_path, model, spec)
-    flags = ["--test-per-class", str(args.test_per_class),
-             "--shift-per-class", str(args.shift_per_class)]
-    if Path(args.config).resolve() != (ROOT / "configs" / "default.yaml").resolve():
-        flags = ["--config", args.config] + flags
-    if args.name != "ctcnet-default":
-        flags = ["--name", args.name] + flags
-    if args.epochs is not None:
-        flags += ["--epochs", str(args.epochs)]
-    if args.train_scale != 1.0:
-        flags += ["--train-scale", str(args.train_scale)]
-    if args.baseline_train_per_class != 300:
-        flags += ["--baseline-train-per-class", str(args.baseline_train_per_class)]
-    if args.rgb_test_per_class:
-        flags += ["--rgb-test-per-class", str(args.rgb_test_per_class)]
     train_crops = len(datamodule.splits["train"].targets)
-    card = build_card(
-        name=args.name, model_path=model_path, model=model, spec=spec, tests=tests,
-        data={"source": "simulated (ctcnet.simulate, SimConfig() default randomisation)",
-              "train_val": datamodule.summary(),
-              "test": {"seed": TEST_SEED, "per_class": args.test_per_class,
-                       "shift_per_class": args.shift_per_class,
-                       "note": "other seeds than training/validation; never used to choose"}},
-        training={"config": Path(args.config).name, "epochs": epochs,
-                  "seconds": round(train_seconds),
-                  # Training crops per second of wall time, simulation and validation included.
-                  "crops_per_s": round(epochs * train_crops / train_seconds, 1),
-                  "device": str(trainer.strategy.root_device),
-                  "best_checkpoint_epoch": spec.training.get("epochs_completed"),
-                  "hyper_parameters": spec.training.get("hyper_parameters", {})},
-        evaluation_seconds=eval_seconds,
-        reproduce=" ".join(["python scripts/train_default_model.py", shlex.join(flags),
-                            *map(shlex.quote, extra)]))
-    atomic_write_text(out / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
-    atomic_write_text(out / f"{args.name}.md", render_card(card))
-    print(json.dumps({k: card["test_default_randomisation"][k]
-                      for k in ("macro_f1", "ctc_recall", "wbc_called_ctc_rate")}, indent=2))
-    return 0
+    training = {"config": Path(args.config).name, "epochs": epochs,
+                "seconds": round(train_seconds),
+                # Training crops per second of wall time, simulation and validation included.
+                "crops_per_s": round(epochs * train_crops / train_seconds, 1),
+                "device": str(trainer.strategy.root_device),
+                "best_checkpoint_epoch": spec.training.get("epochs_completed"),
+                "hyper_parameters": spec.training.get("hyper_parameters", {})}
+    return test_and_write(args, model, spec,
+                          {"source": "simulated (ctcnet.simulate, SimConfig() default "
+                                     "randomisation)", "train_val": datamodule.summary()},
+                          training, reproduce_command(args, extra))
 
 
 if __name__ == "__main__":

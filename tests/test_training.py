@@ -524,6 +524,27 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
         refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"),
                     "--config", str(root / "configs" / "default.yaml")])
 
+    # --retest: the same network tested again at other sizes under another name; the card
+    # keeps the training record and the rule measured on it, the weights are the same.
+    from ctcnet.evaluation.model_card import refresh_decision
+
+    refresh_decision(tmp_path / "m" / "ctcnet-default.json", {"rule": {"ctc": -1.0}})
+    assert script.main(["--retest", str(tmp_path / "m" / "ctcnet-default.pt"), "--name", "again",
+                        "--out", str(tmp_path / "r"), "--test-per-class", "6",
+                        "--shift-per-class", "2", "--baseline-train-per-class", "10"]) == 0
+    retested = json.loads((tmp_path / "r" / "again.json").read_text())
+    assert retested["training"] == card["training"]
+    assert retested["data"]["train_val"] == card["data"]["train_val"]
+    assert retested["data"]["test"]["per_class"] == 6
+    assert retested["decision"] == {"rule": {"ctc": -1.0}}
+    assert "--test-per-class 6" in retested["reproduce"]
+    before, _ = load_model(tmp_path / "m" / "ctcnet-default.pt")
+    after, after_spec = load_model(tmp_path / "r" / "again.pt")
+    for key, value in before.state_dict().items():
+        assert torch.equal(value, after.state_dict()[key]), key
+    assert after_spec.metrics["guard"] == again.metrics["guard"]
+    assert after_spec.metrics["validation"] == again.metrics["validation"]
+
 
 def test_refit_guard_takes_a_crop_folders_validation_split(crop_dir, tmp_path):
     """A lab's own recipe (a crop folder) gives the guard the validation crops training used,
