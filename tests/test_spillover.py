@@ -252,6 +252,9 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
     # The guard (and the gallery) measure the crops as the scanner wrote them.
     assert np.array_equal(seen.crops, raw.crops)
     pd.testing.assert_frame_equal(seen.measured, raw.measured)
+    # The measuring pass reads the crops only: no guard measurements it would throw away.
+    crops_only = prepare_frame(frame, cartridge, spec, PredictOptions().detect, guard=False)
+    assert crops_only.measured is None and np.array_equal(crops_only.crops, raw.crops)
 
     class Stop(Exception):
         pass

@@ -92,11 +92,13 @@ class FrameWork:
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
-                  config: DetectConfig, device=None, leaks: np.ndarray | None = None) -> FrameWork:
+                  config: DetectConfig, device=None, leaks: np.ndarray | None = None,
+                  guard: bool = True) -> FrameWork:
     """Read one frame, detect its events, cut their crops and make the marker guard's
-    measurements; with the scan's CK ``leaks``, also the compensated crops the model sees (the
-    guard measures the crops as the scanner wrote them: an independent check, which an
-    over-estimated leak cannot blind). Errors become a skip reason.
+    measurements (``guard=False``: not, for a pass that only reads the crops); with the scan's
+    CK ``leaks``, also the compensated crops the model sees (the guard measures the crops as
+    the scanner wrote them: an independent check, which an over-estimated leak cannot blind).
+    Errors become a skip reason.
     With a torch ``device`` the frame's dense work and the cropping run there
     (:mod:`ctcnet.detect.device`), else in numpy."""
     t0 = time.perf_counter()
@@ -122,7 +124,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         model_crops = compensate(crops, leaks, spec.panel) if leaks is not None else None
         t3 = time.perf_counter()
         # The marker guard's measurements need no call: made here, beside the model.
-        measured = measure_for_guard(crops, spec) if len(crops) else None
+        measured = measure_for_guard(crops, spec) if guard and len(crops) else None
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -319,7 +321,7 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
                       .round().astype(int)) if frames else []
     ratios, sds, events = [], [], 0
     for i in picks:
-        work = prepare_frame(frames[i], cartridge, spec, config, device)
+        work = prepare_frame(frames[i], cartridge, spec, config, device, guard=False)
         if work.error is None and len(work.crops):
             ratio, sd = scan_ratios(work.crops, spec.panel)
             ratios.append(ratio)
