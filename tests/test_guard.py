@@ -243,3 +243,36 @@ def test_low_dna_compares_each_crop_with_its_own_samples_leukocytes(rng, spec):
     events = pd.DataFrame({"class": ["wbc"] * 10 + ["ctc"] + ["wbc"] * 10,
                            "review": False, "sample_id": groups})
     assert guard_events(events, crops, proba, spec)["guard"][10] == ""
+
+
+def blurred(rng, sigma_px, **cell_kwargs):
+    """``cell`` seen through extra blur of ``sigma_px`` (out of the focal plane), then noise."""
+    from scipy.ndimage import gaussian_filter
+
+    clean = cell(rng, noise=0.0, **cell_kwargs) - 100.0
+    sharp = gaussian_filter(clean, sigma=(0, sigma_px, sigma_px))
+    return (100.0 + sharp + rng.normal(0, 3.0, sharp.shape)).astype(np.float32)
+
+
+def test_out_of_focus_holds_a_ctc_call_blurred_wider_than_its_frames_leukocytes(rng, spec):
+    """A CK+DAPI+ blob out of the focal plane breaks no marker rule, but its nucleus's edge is
+    far wider than the leukocytes' beside it: the ``ctc`` call is held, a cluster call is not
+    checked. A whole frame out of focus holds none of its CTCs: the check is relative to the
+    frame's own leukocytes."""
+    def frame(blur, blob_blur):
+        leukocytes = [blurred(rng, blur, ck=0, cd45=80) for _ in range(12)]
+        blob = blurred(rng, blob_blur, ck=600, dapi=800)
+        crops = np.stack([blurred(rng, blur), blob, blob, *leukocytes])
+        return crops, onehot(["ctc", "ctc", "cluster"] + ["wbc"] * 12, spec)
+
+    crops, proba = frame(0.7, 4.0)
+    sharp_edge = np.median(measure(crops, spec.panel, 0.64)["dna_edge_um"][3:])
+    flags = review_flags(crops, proba, spec)
+    assert flags["out_of_focus"].tolist() == [False, True] + [False] * 13
+    assert not flags[["cd45_positive", "no_dna", "low_dna", "no_ck"]].to_numpy()[:2].any()
+    few = review_flags(crops[:9], proba[:9], spec)    # 6 leukocytes: no reference
+    assert not few["out_of_focus"].any()
+
+    crops, proba = frame(2.5, 2.5)                   # a frame out of focus, nothing else
+    assert measure(crops[:1], spec.panel, 0.64)["dna_edge_um"][0] > 1.8 * sharp_edge
+    assert not review_flags(crops, proba, spec)["out_of_focus"].any()

@@ -19,6 +19,13 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
   With fewer than ``MIN_REFERENCE_EVENTS`` leukocyte calls there is no reference and no flag.
 * ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
   CK-negative CTC.
+* ``out_of_focus`` (``ctc`` calls): the nucleus's edge (DAPI falling from 75 % to 25 % of its
+  peak) over ``focus_ratio`` times as wide as the median leukocyte's in the same frame. The
+  cartridge holds the cells in one plane, so a CTC is as sharp as the leukocytes beside it;
+  an object out of that plane (a blob of dye or debris lit in CK and DAPI) is blurred wider,
+  and no marker the other checks read contradicts a CTC there. Relative to the frame, the
+  check holds for a whole frame out of focus. Not for clusters: touching nuclei merge below
+  half their peak and read as a wide edge.
 * ``unusual`` (every class): the event's measured intensity profile lies far from what the
   model was trained on: Mahalanobis distance of a few per-channel features to the training
   events of the called class, above the 99.5th percentile seen on validation. It needs the
@@ -42,7 +49,7 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import label, uniform_filter
+from scipy.ndimage import binary_erosion, label, uniform_filter
 
 from ctcnet.inference.spillover import robust_background
 from ctcnet.nn.calls import top_class
@@ -50,10 +57,11 @@ from ctcnet.nn.calls import top_class
 log = logging.getLogger(__name__)
 
 MARKER_FLAGS = ("cd45_positive", "no_dna", "low_dna", "no_ck")
-FLAGS = MARKER_FLAGS + ("unusual",)
+FLAGS = MARKER_FLAGS + ("out_of_focus", "unusual")
 GUARDED_CLASSES = ("ctc", "cluster")
-# The DNA reference: leukocyte calls of the same frame (or sample), at least this many.
-DNA_REFERENCE_CLASS = "wbc"
+# The DNA and focus references: leukocyte calls of the same frame (or sample), at least this
+# many.
+REFERENCE_CLASS = "wbc"
 MIN_REFERENCE_EVENTS = 10
 
 
@@ -69,7 +77,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     area after removing what leaks of the other channels could explain, each at most
     ``max_leak`` of its counts), ``dna_content`` (background-subtracted DAPI counts summed over
     the nucleus: the parts of DAPI above ``level`` that touch the CK area or lie within a
-    quarter of the radius of the centre; only comparable between crops of one scan), and for
+    quarter of the radius of the centre; only comparable between crops of one scan),
+    ``dna_edge_um`` (the nucleus's edge width, :func:`_edge_width`, in µm), and for
     the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
     radius, channel i). A channel the panel lacks gives NaN for its columns.
@@ -104,8 +113,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
     nan = np.full(n, np.nan, np.float32)
     if ck is None:
-        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, cd45_over_ck=nan,
-                   cd45_core=nan)
+        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, dna_edge_um=nan,
+                   cd45_over_ck=nan, cd45_core=nan)
         return pd.DataFrame(out)
     # Saturated pixels (any channel at its ceiling) hold no ratios: a clipped CK under an
     # unclipped leak would look like CD45. They stay out of the CD45 measurement; they do
@@ -131,8 +140,10 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
         centre = disk_core(h_full, w_full, 0.25 * radius_px)[y0:y1, x0:x1]
         nucleus = _touching_parts((z[:, dna] > level) & disk, area | centre)
         out["dna_content"] = (signal[:, dna] * nucleus).sum(axis=(1, 2))
+        out["dna_edge_um"] = _edge_width(signal[:, dna], nucleus, disk) * \
+            pixel_size_um
     else:
-        out["dna_in_ck"], out["dna_content"] = nan, nan.copy()
+        out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
     out["cd45_over_ck"], out["cd45_core"] = nan.copy(), nan.copy()
     rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
     if cd45 is not None and rows.any():
@@ -251,18 +262,38 @@ def _touching_parts(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def dna_reference(content: np.ndarray, called_names: np.ndarray,
-                  groups: np.ndarray | None = None) -> np.ndarray:
-    """Per event, the median DAPI content of the leukocyte calls of its group (one frame, or
-    one sample of a crop set; default: all events are one group); NaN where the group has
-    fewer than ``MIN_REFERENCE_EVENTS`` of them."""
-    content = np.asarray(content, np.float64)
-    groups = np.zeros(len(content), np.int64) if groups is None else np.asarray(groups)
+def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """Per crop, the width (px) of the nucleus's edge: how far its DAPI takes to fall from 75 %
+    to 25 % of its own peak, as (area above 25 % - area above 75 %) / length of the 50 %
+    contour, over the parts above 25 % that touch the nucleus mask (a dim nucleus's 25 % level
+    lies below the mask's). A nucleus in the focal plane has an edge about the
+    optics' blur wide; an object above or below it (an out-of-focus blob) one several times
+    wider. Independent of size and brightness, and it holds for a nucleus in pieces (areas and
+    contours add up). NaN: no nucleus."""
+    n = len(dna)
+    peak = np.where(nucleus, dna, -np.inf).reshape(n, -1).max(axis=1)
+    level = np.maximum(peak, 0.0)[:, None, None]
+    outline = _touching_parts((dna > 0.25 * level) & disk, nucleus)
+    above = {share: outline & (dna > share * level) for share in (0.25, 0.5, 0.75)}
+    contour = (above[0.5] & ~binary_erosion(above[0.5], structure=_IN_PLANE)).sum(axis=(1, 2))
+    width = (above[0.25].sum(axis=(1, 2)) - above[0.75].sum(axis=(1, 2))) / \
+        np.maximum(contour, 1)
+    return np.where(contour > 0, width, np.nan).astype(np.float32)
+
+
+def leukocyte_reference(values: np.ndarray, called_names: np.ndarray,
+                        groups: np.ndarray | None = None) -> np.ndarray:
+    """Per event, the median of ``values`` (a measurement: DAPI content, nucleus edge width)
+    over the leukocyte calls of its group (one frame, or one sample of a crop set; default: all
+    events are one group); NaN where the group has fewer than ``MIN_REFERENCE_EVENTS`` of
+    them."""
+    values = np.asarray(values, np.float64)
+    groups = np.zeros(len(values), np.int64) if groups is None else np.asarray(groups)
     keys, group_index = np.unique(groups, return_inverse=True)
-    leukocyte = (np.asarray(called_names, dtype=object) == DNA_REFERENCE_CLASS) & \
-        np.isfinite(content)
+    leukocyte = (np.asarray(called_names, dtype=object) == REFERENCE_CLASS) & \
+        np.isfinite(values)
     # One grouped pass (a crop set may give every crop a sample of its own).
-    stats = pd.Series(content[leukocyte]).groupby(group_index[leukocyte]).agg(["median", "size"])
+    stats = pd.Series(values[leukocyte]).groupby(group_index[leukocyte]).agg(["median", "size"])
     enough = stats[stats["size"] >= MIN_REFERENCE_EVENTS]
     reference = np.full(len(keys), np.nan)
     reference[enough.index.to_numpy()] = enough["median"].to_numpy()
@@ -311,7 +342,7 @@ def measure_for_guard(crops: np.ndarray, spec) -> pd.DataFrame:
 
 
 def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float = 2.0,
-                 dna_level: float = 3.0, dna_share: float = 0.08,
+                 dna_level: float = 3.0, dna_share: float = 0.08, focus_ratio: float = 1.8,
                  measured: pd.DataFrame | None = None,
                  groups: np.ndarray | None = None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
@@ -320,8 +351,13 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     after the leaks are removed); ``dna_level`` the DAPI level a nucleus must reach inside it;
     ``dna_share`` the least DAPI content a nucleus holds, as a share of the median leukocyte's
     of its group (``groups``: one label per crop, e.g. sample ids; default: the crops are one
-    frame). ``measured``: :func:`measure_for_guard` of the crops, if already made; CD45 is then
-    measured here on the ``ctc`` calls.
+    frame). ``focus_ratio``: the widest nucleus edge a ``ctc`` call may have, as a multiple of
+    its group's median leukocyte's. ``measured``: :func:`measure_for_guard` of the crops, if
+    already made; CD45 is then measured here on the ``ctc`` calls.
+
+    ``focus_ratio`` 1.8: on simulated crops (400 a class, 8 samples) single CTCs reach 1.56 and
+    leukocytes 1.72 of their sample's median; out-of-focus blobs with DAPI over 10 noise units
+    sit at 1.5-3.5 (97 % above 1.8), over 5 units 87 %.
 
     ``dna_share`` 0.08: a CTC fragment's speck holds 0-14 % of a leukocyte's DAPI content, the
     smallest simulated CTC nuclei from 3 % (a biological nucleus holds 50 % or more: the
@@ -351,11 +387,14 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
         (m["dna_in_ck"].to_numpy() < dna_level)
-    leukocyte_dna = dna_reference(m["dna_content"].to_numpy(),
-                                  np.asarray(spec.class_names, dtype=object)[called], groups)
+    called_names = np.asarray(spec.class_names, dtype=object)[called]
+    leukocyte_dna = leukocyte_reference(m["dna_content"].to_numpy(), called_names, groups)
+    leukocyte_edge = leukocyte_reference(m["dna_edge_um"].to_numpy(), called_names, groups)
     with np.errstate(invalid="ignore"):  # NaN: no reference in this group, no flag
         flags["low_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
             (m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
+        flags["out_of_focus"] = is_ctc & (m["dna_edge_um"].to_numpy() > focus_ratio *
+                                          leukocyte_edge)
     if not roles & {"mesenchymal", "epcam"}:
         flags["no_ck"] = guarded & (m["ck_area"].to_numpy() == 0)
     reference = spec.metrics.get("guard") if isinstance(spec.metrics, dict) else None
