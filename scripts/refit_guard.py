@@ -132,8 +132,9 @@ def main(argv=None) -> int:
         log.info("card %s (and .md): guard lines re-measured", card_path)
     if test_guard is not None:
         log.info("held-out test: the guard flags %.2f%% of events, catches %d of %d wrong CTC "
-                 "calls", 100 * test_guard["flagged_share"], test_guard["wrong_ctc_caught"],
-                 test_guard["wrong_ctc_calls"])
+                 "calls, holds %d of %d right ones", 100 * test_guard["flagged_share"],
+                 test_guard["wrong_ctc_caught"], test_guard["wrong_ctc_calls"],
+                 test_guard["right_ctc_held"], test_guard["right_ctc_calls"])
     log.info("%.0f s", time.perf_counter() - t0)
     return 0
 

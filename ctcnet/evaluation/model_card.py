@@ -56,9 +56,13 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)[0]))
     flags = review_flags(crops, proba, spec, groups=sample_ids)["any"].to_numpy()
     ctc = spec.class_names.index("ctc")
-    wrong = (proba.argmax(1) == ctc) & (np.asarray(labels) != "ctc")
+    called_ctc = proba.argmax(1) == ctc
+    wrong = called_ctc & (np.asarray(labels) != "ctc")
+    right = called_ctc & (np.asarray(labels) == "ctc")
+    # What the guard costs: right CTC calls it holds leave the automatic count too.
     return {"flagged_share": float(flags.mean()), "wrong_ctc_calls": int(wrong.sum()),
-            "wrong_ctc_caught": int((flags & wrong).sum())}
+            "wrong_ctc_caught": int((flags & wrong).sum()), "right_ctc_calls": int(right.sum()),
+            "right_ctc_held": int((flags & right).sum())}
 
 
 def ck_positive_leukocytes(backend, n: int, seed: int) -> dict:
@@ -262,12 +266,15 @@ def render_card(card: dict) -> str:
                   f"{double['guard']['wrong_ctc_calls']} calls."]
     guard = test.get("guard")
     if guard:
+        held = (f" and holds {guard['right_ctc_held']} of {guard['right_ctc_calls']} right "
+                "ones" if "right_ctc_held" in guard else "")
         lines += ["", "## Marker guard (held-out test)", "",
                   f"Flags {guard['flagged_share']:.2%} of all events for review; catches "
-                  f"{guard['wrong_ctc_caught']} of {guard['wrong_ctc_calls']} wrong CTC calls "
-                  "(ctcnet.inference.guard: CD45 over the CK area, no DNA in it, less DNA "
-                  "than a nucleus holds against the sample's own leukocytes, no CK, or "
-                  "unlike the training data)."]
+                  f"{guard['wrong_ctc_caught']} of {guard['wrong_ctc_calls']} wrong CTC calls"
+                  f"{held} (ctcnet.inference.guard: CD45 over the CK area, no DNA in it, "
+                  "less DNA than a nucleus holds against the sample's own leukocytes, no CK, "
+                  "a nucleus blurred far wider than the sample's leukocytes' (out of focus), "
+                  "or unlike the training data)."]
     vs = card.get("robustness_vs_baselines")
     if vs:
         lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",
