@@ -276,3 +276,23 @@ def test_out_of_focus_holds_a_ctc_call_blurred_wider_than_its_frames_leukocytes(
     crops, proba = frame(2.5, 2.5)                   # a frame out of focus, nothing else
     assert measure(crops[:1], spec.panel, 0.64)["dna_edge_um"][0] > 1.8 * sharp_edge
     assert not review_flags(crops, proba, spec)["out_of_focus"].any()
+
+
+def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
+    """The card's guard line: what the guard catches and what it costs (right CTC calls it
+    holds leave the automatic count too)."""
+    from ctcnet.evaluation.model_card import guard_catch
+
+    crops = np.stack([cell(rng), cell(rng, dapi=0), cell(rng, cd45=80), cell(rng)])
+    calls = onehot(["ctc"] * 4, spec)
+
+    class Backend:
+        def __init__(self):
+            self.spec = spec
+
+        def predict_proba(self, x):
+            return calls[: len(x)]
+
+    out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
+    assert out == {"flagged_share": 0.5, "wrong_ctc_calls": 2, "wrong_ctc_caught": 1,
+                   "right_ctc_calls": 2, "right_ctc_held": 1}

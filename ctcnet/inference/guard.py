@@ -142,8 +142,7 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
         centre = disk_core(h_full, w_full, 0.25 * radius_px)[y0:y1, x0:x1]
         nucleus = _touching_parts((z[:, dna] > level) & disk, area | centre)
         out["dna_content"] = (signal[:, dna] * nucleus).sum(axis=(1, 2))
-        out["dna_edge_um"] = _edge_width(signal[:, dna], nucleus, disk) * \
-            pixel_size_um
+        out["dna_edge_um"] = _edge_width(signal[:, dna], nucleus, disk) * pixel_size_um
     else:
         out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
     out["cd45_over_ck"], out["cd45_core"] = nan.copy(), nan.copy()
@@ -268,9 +267,9 @@ def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nd
     """Per crop, the width (px) of the nucleus's edge: how far its DAPI takes to fall from 75 %
     to 25 % of its own peak, as (area above 25 % - area above 75 %) / length of the 50 %
     contour, over the parts above 25 % that touch the nucleus mask (a dim nucleus's 25 % level
-    lies below the mask's). A nucleus in the focal plane has an edge about the
-    optics' blur wide; an object above or below it (an out-of-focus blob) one several times
-    wider. Independent of size and brightness, and it holds for a nucleus in pieces (areas and
+    lies below the mask's). A nucleus in the focal plane has an edge about the optics' blur
+    wide; an object above or below it (an out-of-focus blob) one several times wider.
+    Independent of size and brightness, and it holds for a nucleus in pieces (areas and
     contours add up). NaN: no nucleus."""
     n = len(dna)
     peak = np.where(nucleus, dna, -np.inf).reshape(n, -1).max(axis=1)
