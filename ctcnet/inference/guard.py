@@ -275,8 +275,9 @@ def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nd
     peak = np.where(nucleus, dna, -np.inf).reshape(n, -1).max(axis=1)
     level = np.maximum(peak, 0.0)[:, None, None]
     low, mid, high = EDGE_LEVELS
+    # The parts above the low level that touch the nucleus: the area above ``low`` itself.
     outline = _touching_parts((dna > low * level) & disk, nucleus)
-    above = {share: outline & (dna > share * level) for share in EDGE_LEVELS}
+    above = {low: outline, **{share: outline & (dna > share * level) for share in (mid, high)}}
     contour = (above[mid] & ~binary_erosion(above[mid], structure=_IN_PLANE)).sum(axis=(1, 2))
     width = (above[low].sum(axis=(1, 2)) - above[high].sum(axis=(1, 2))) / \
         np.maximum(contour, 1)
@@ -376,9 +377,10 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         return flags
     # The call predict makes (the decision rule at deployment prevalence, if the model has one).
     called = top_class(proba, spec.class_names, spec.decision)[0]
-    guarded = np.isin(np.asarray(spec.class_names, dtype=object)[called], GUARDED_CLASSES)
+    called_names = np.asarray(spec.class_names, dtype=object)[called]
+    guarded = np.isin(called_names, GUARDED_CLASSES)
     roles = set(spec.panel.roles())
-    is_ctc = np.asarray(spec.class_names, dtype=object)[called] == "ctc"
+    is_ctc = called_names == "ctc"
     # CD45 is read on ``ctc`` calls only: its leak fit is most of the cost of measuring.
     if measured is None:
         m = measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=is_ctc)
@@ -391,7 +393,6 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
         (m["dna_in_ck"].to_numpy() < dna_level)
-    called_names = np.asarray(spec.class_names, dtype=object)[called]
     leukocyte_dna = leukocyte_reference(m["dna_content"].to_numpy(), called_names, groups)
     leukocyte_edge = leukocyte_reference(m["dna_edge_um"].to_numpy(), called_names, groups)
     with np.errstate(invalid="ignore"):  # NaN: no reference in this group, no flag
