@@ -278,6 +278,37 @@ def test_out_of_focus_holds_a_ctc_call_blurred_wider_than_its_frames_leukocytes(
     assert not review_flags(crops, proba, spec)["out_of_focus"].any()
 
 
+def lit_body(rng, shares, radius=6.0, peak=400.0):
+    """A textured, blurred body whose one pattern shows in every channel at ``shares`` of
+    ``peak`` (a CK+ vesicle leaking into DAPI, an autofluorescent granule); photon noise (its
+    own variance, up to 20x the background's) and camera noise on top."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    texture = 1.0 + 0.5 * gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), 1.5) / 0.19
+    body = gaussian_filter(np.clip(texture, 0, None) * (np.hypot(yy, xx) <= radius), 1.2)
+    light = np.asarray(shares, np.float64)[:, None, None] * peak * body / body.max()
+    photons = rng.normal(0, 1, light.shape) * np.sqrt(light)
+    return (100.0 + light + photons + rng.normal(0, 3.0, light.shape)).astype(np.float32)
+
+
+def test_dapi_that_is_a_copy_of_ck_is_no_nucleus(rng, spec):
+    """DAPI inside the CK area that has no shape of its own, only a scaled copy of the CK
+    pattern (CK leaking into DAPI, one body glowing in every channel), is held, whatever the
+    share and brightness; a CTC whose bright CK leaks 10 % into DAPI over its nucleus is not,
+    nor is the same body called anything but ``ctc`` or ``cluster``."""
+    vesicle = lit_body(rng, [0.05, 1.0, 0.0, 0.0, 0.0], peak=800.0)       # CK leaking 5 %
+    granule = lit_body(rng, [0.6, 1.0, 0.08, 0.3, 0.5], peak=3000.0)      # autofluorescence
+    leaking = cell(rng, ck=2000, dapi=300)
+    leaking[DAPI] += 0.10 * (leaking[CK] - 100.0)
+    crops = np.stack([vesicle, granule, leaking, cell(rng), granule])
+    m = measure(crops, spec.panel, 0.64)
+    assert (m["dna_in_ck"][:2] > 3.0).all()      # past no_dna: the copy is bright enough
+    flags = review_flags(crops, onehot(["ctc", "ctc", "ctc", "cluster", "wbc"], spec), spec)
+    assert flags["dna_copies_ck"].tolist() == [True, True, False, False, False]
+    assert not flags["no_dna"][:2].any()
+
+
 def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
     """The card's guard line: what the guard catches and what it costs (right CTC calls it
     holds leave the automatic count too)."""

@@ -272,6 +272,7 @@ def render_card(card: dict) -> str:
                   f"Flags {guard['flagged_share']:.2%} of all events for review; catches "
                   f"{guard['wrong_ctc_caught']} of {guard['wrong_ctc_calls']} wrong CTC calls"
                   f"{held} (ctcnet.inference.guard: CD45 over the CK area, no DNA in it, "
+                  "DAPI there that is only a copy of the CK pattern (a leak, autofluorescence), "
                   "less DNA than a nucleus holds against the sample's own leukocytes, no CK, "
                   "a nucleus blurred far wider than the sample's leukocytes' (out of focus), "
                   "or unlike the training data)."]
