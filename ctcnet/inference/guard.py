@@ -422,10 +422,11 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     clusters, 16 samples) it holds 4 CTCs and clusters (0.2 %: dim or textured CK over a
     nucleus), and of the debris that passes ``no_dna`` 82-87 % of tdEVs (CK leaking into DAPI),
     58-79 % of autofluorescent bodies and 55-81 % of out-of-focus blobs (one body lit in every
-    channel); copies sit at 0.0-0.3 (the noise's own spread; resampling to model scale
-    correlates it a little). On the card's held-out test it holds 10 more right CTC calls
-    (0.7 %), in samples with coarse pixels or dim nuclei, where little of a nucleus's shape
-    shows above the noise (docs/robustness_matrix.md, stop 35).
+    channel); copies sit mostly at 0.0-0.4 (median 0.15: the noise's own spread, a little
+    correlated by resampling to model scale), CTCs and clusters mostly above 0.4 (median
+    2.7). On the card's held-out test it holds 10 more right CTC calls (0.7 %), in samples
+    with coarse pixels or dim nuclei, where little of a nucleus's shape shows above the noise
+    (docs/robustness_matrix.md, stop 35).
 
     ``focus_ratio`` 1.8: on simulated crops (400 a class, 8 samples) single CTCs reach 1.56 and
     leukocytes 1.72 of their sample's median; out-of-focus blobs with DAPI over 10 noise units
