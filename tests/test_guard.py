@@ -86,6 +86,9 @@ def test_a_ctc_saturated_at_the_ceiling_keeps_its_ck_area(rng, spec):
     assert flags["no_ck"].tolist() == [False, False]
     assert flags["no_dna"].tolist() == [False, False]
     assert flags["cd45_positive"].tolist() == [False, True]
+    # A clipped CK is no template for the copy check: the rim left would read as a copy.
+    assert m["dna_own_structure"].isna().all()
+    assert not flags["dna_copies_ck"].any()
 
 
 def test_a_bright_neighbour_does_not_take_a_dim_ctcs_ck_area(rng, spec):
