@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     for note in matrix["notes"]:
         print(f"note: {note}")
     check = matrix["check"]
-    print(f"\nCK+CD45+ leukocytes called ctc: {check['double_positive_wbc_called_ctc']}")
+    print(f"\nCK+CD45+ leukocytes called ctc: {check['double_positive_wbc_called_ctc']}; left "
+          f"in the automatic count by the marker guard: "
+          f"{check['double_positive_wbc_counted_ctc']}")
     print(f"targets: {'PASSED' if check['passed'] else 'NOT MET'} "
           f"({len(check['failures'])} failures over {check['range_end_cells']} range-end cells)")
     for failure in check["failures"]:

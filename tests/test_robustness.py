@@ -184,7 +184,8 @@ def test_run_matrix_counts_flips_f1_and_flags():
     # Under the swap all five wbc are called ctc; the flags catch every one of them.
     assert swap["review"]["half"] == {"flagged_share": 0.5, "wrong_ctc_calls": 5,
                                       "wrong_ctc_caught": 1.0, "missed_ctc": 5,
-                                      "missed_ctc_caught": 0.0}
+                                      "missed_ctc_caught": 0.0, "leukocytes": 5,
+                                      "leukocytes_called_ctc_unflagged": 0}
     check = check_targets(m)
     assert not check["passed"]
     assert any("swap" in f and "flips" in f and "ctc->wbc 5, wbc->ctc 5; 10 of 10 broke"
@@ -202,7 +203,14 @@ def test_check_targets_sees_double_positive_leukocytes_and_the_gate():
                                         "confusion": [[50, 0], [1, 49]]}}}
     check = check_targets({"class_names": names, "cells": [cell], "epithelial_channel": "CK"})
     assert check["double_positive_wbc_called_ctc"] == pytest.approx(0.04)
+    assert check["double_positive_wbc_counted_ctc"] is None  # no guard run on this cell
     assert len(check["failures"]) == 2  # 4 % > 1 % and below the marker gate
+    # The guard holds one of the two: one of 50 leukocytes is left in the automatic count,
+    # and the target still reads the network's own call.
+    cell["review"] = {"marker_guard": {"leukocytes": 50, "leukocytes_called_ctc_unflagged": 1}}
+    check = check_targets({"class_names": names, "cells": [cell], "epithelial_channel": "CK"})
+    assert check["double_positive_wbc_counted_ctc"] == pytest.approx(0.02)
+    assert len(check["failures"]) == 2
 
 
 def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys, tiny_model_file):

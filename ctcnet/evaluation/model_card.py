@@ -376,6 +376,7 @@ def matrix_summary(matrix: dict, command: str) -> dict:
                            for c in matrix["cells"] if c["range_end"]],
             "check": {k: matrix["check"][k] for k in ("passed", "failures", "range_end_cells",
                                                       "double_positive_wbc_called_ctc",
+                                                      "double_positive_wbc_counted_ctc",
                                                       "targets")},
             "review_flags": review_lines(matrix)}
 
@@ -387,6 +388,7 @@ def matrix_lines(summary: dict | None) -> list[str]:
     check, methods = summary["check"], summary["methods"]
     targets = check["targets"]
     double = check.get("double_positive_wbc_called_ctc")
+    counted = check.get("double_positive_wbc_counted_ctc")
     data = summary.get("data") or f"seed {summary['seed']}"
     lines = ["", "## Robustness matrix (range ends)", "",
              f"{summary['n']} held-out crops ({data}), each perturbation at the end of its "
@@ -400,6 +402,9 @@ def matrix_lines(summary: dict | None) -> list[str]:
              f"**{'met' if check['passed'] else 'not met'}**, {len(check['failures'])} "
              f"failures over {check['range_end_cells']} range-end cells"
              + (f"; CK+CD45+ leukocytes called ctc {double:.1%}" if double is not None else "")
+             + (f" ({counted:.1%} left in the automatic CTC count once the marker guard "
+                f"holds its flagged calls)" if double is not None and counted is not None
+                else "")
              + ".", "",
              "| perturbation | strength | " + " | ".join(f"{m} flips | {m} F1" for m in methods)
              + f" | {methods[0]}'s commonest flips |",
