@@ -86,6 +86,25 @@ def test_rule_round_trips_through_checkpoint_onnx_and_runtime(tmp_path, tiny_mod
     assert "ctc" not in called
 
 
+def test_both_backends_take_a_spec_without_the_rule(tmp_path, tiny_model_file):
+    """The golden predict test runs the shipped model without its rule on whichever backend
+    load_backend picks; the torch one once refused the assignment."""
+    from ctcnet.deploy.export import export_onnx
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.nn.classifier import load_model, save_model
+
+    pt, _ = tiny_model_file(tmp_path / "m.pt", crop_size=40, width=8)
+    model, spec = load_model(pt)
+    rule = {"rule": "prior_shift", "log_weights": {"ctc": -3.0}, "fitted": {"note": "unit test"}}
+    save_model(pt, model, spec.replace(decision=rule))
+    export_onnx(pt)
+    for path in (pt, pt.with_suffix(".onnx")):
+        backend = load_backend(path, device="cpu")
+        assert backend.spec.decision == rule
+        backend.spec = backend.spec.replace(decision={})
+        assert backend.spec.decision == {}
+
+
 def fit_events(rng, n_carts=6, n_other=3000, n_ctc=10):
     """Synthetic predicted cartridges: CTCs at p_ctc ~0.999, a few debris at p_ctc ~0.8."""
     parts = []
