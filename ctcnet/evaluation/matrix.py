@@ -311,7 +311,7 @@ def make_classifier(backend, baselines: dict | None, panel,
 def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """The review flags predict sets: the review band, the guard, and either of them."""
     band, guard = review_band_flags(spec), marker_guard_flags(spec, groups)
-    return {"review_band": band, "marker_guard": guard,
+    return {"review_band": band, GUARD_FLAG: guard,
             "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
@@ -354,8 +354,8 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     matrix["notes"] = notes
     matrix["review_flags"] = {
         "review_band": f"top probability < review threshold {spec.review_threshold:.3f}",
-        "marker_guard": "ctcnet.inference.guard.review_flags: marker contradictions of ctc/cluster "
-                 "calls, out-of-distribution events (when the model carries a reference)",
+        GUARD_FLAG: "ctcnet.inference.guard.review_flags: marker contradictions of ctc/cluster "
+                    "calls, out-of-distribution events (when the model carries a reference)",
         "band_or_guard": "either"}
     matrix["check"] = check_targets(matrix)
     matrix["review_summary"] = review_lines(matrix)
