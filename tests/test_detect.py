@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctcnet.detect.cropping import extract_crops, extract_windows, window_size
+from ctcnet.detect.cropping import extract_crops, extract_windows, to_model_scale, window_size
 from ctcnet.detect.detection import (
     DetectConfig,
     bin_frame,
@@ -140,9 +140,10 @@ def test_crops_are_centred_and_match_plain_slicing():
     windows, padded = extract_windows(frame, x, y, 20)
     assert np.array_equal(windows[0], frame[:, 35:55, 50:70])
     assert padded.tolist() == [False, True, True]
-    # Mirror padding: the pixel left of column 0 mirrors column 1 (numpy 'reflect').
+    # Past the border: background, never a mirror image of the frame.
     mirrored = np.pad(frame, ((0, 0), (20, 20), (20, 20)), mode="reflect")
-    assert np.array_equal(windows[1], mirrored[:, 20 + 5 - 10:20 + 5 + 10, 20:40])
+    assert not np.array_equal(windows[1], mirrored[:, 20 + 5 - 10:20 + 5 + 10, 20:40])
+    np.testing.assert_array_equal(windows[1][:, 5:, :], frame[:, 0:15, 0:20])
 
 
 def test_resampling_covers_the_model_field_of_view():
@@ -300,19 +301,47 @@ def test_every_crop_path_brings_finer_crops_to_model_scale(tmp_path, path):
 
 
 @pytest.mark.parametrize("shape,window", [((3, 120, 150), 31), ((2, 12, 9), 40), ((1, 5, 1), 4)])
-def test_border_windows_mirror_like_numpys_reflect_padding(shape, window):
+def test_border_windows_keep_the_frame_and_fill_the_rest_with_its_background(shape, window):
     rng = np.random.default_rng(4)
-    frame = rng.integers(0, 4000, shape).astype(np.uint16)
+    frame = rng.normal(1000, 30, shape).clip(0).astype(np.uint16)
     _, h, w = shape
     x, y = rng.uniform(-15, w + 15, 60), rng.uniform(-15, h + 15, 60)
     got, padded = extract_windows(frame, x, y, window)
     pad = 3 * window + max(h, w)
-    mirrored = np.pad(frame, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    placed = np.pad(frame.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)), constant_values=-1)
     top = np.rint(y).astype(int) - window // 2 + pad
     left = np.rint(x).astype(int) - window // 2 + pad
-    want = np.stack([mirrored[:, t:t + window, s:s + window] for t, s in zip(top, left)])
-    np.testing.assert_array_equal(got, want)
-    assert padded.any()
+    want = np.stack([placed[:, t:t + window, s:s + window] for t, s in zip(top, left)])
+    inside = want >= 0
+    np.testing.assert_array_equal(got[inside], want[inside])   # the frame's own pixels
+    outside = got[~inside].astype(float)                       # background of the frame's level
+    assert padded.any() and abs(outside.mean() - 1000) < 60  # a 5 px frame measures roughly
+    assert outside.min() >= frame.min() and outside.max() <= frame.max()
+
+
+def test_a_cell_at_the_frame_border_is_not_doubled_by_padding():
+    """A mirror would show a second cell past the border (a 'cluster'); background shows none."""
+    frame = np.full((1, 60, 60), 100.0, np.float32)
+    frame[0, 20:40, 0:8] = 5000.0                    # a bright cell cut by the left border
+    crops, padded = extract_crops(frame, np.array([2.0]), np.array([30.0]), 32)
+    assert padded[0]
+    left_of_border = crops[0, 0, :, :14]             # window columns -14..-1: past the border
+    assert left_of_border.max() <= 100.0 + 1e-3
+
+
+def test_a_tight_crop_is_padded_with_its_background_not_tiled():
+    """A crop smaller than the field of view, the cell filling it: the margin is its background
+    (a clipped black one stays black), so the model sees one cell, not a 3x3 tile of cells."""
+    yy, xx = np.mgrid[:30, :30]
+    cell = (((yy - 14.5) ** 2 + (xx - 14.5) ** 2) < 14 ** 2).astype(np.float32) * 200.0
+    crops, cut, padded = to_model_scale(cell[None, None], None, None, 80)
+    assert padded == 100 and cut == 0
+    assert np.count_nonzero(crops[0, 0] > 100) == np.count_nonzero(cell > 100)
+    assert crops[0, 0, :25].max() == 0.0             # black background padded with black
+    noisy = cell + np.random.default_rng(0).normal(50, 5, cell.shape).astype(np.float32)
+    out = to_model_scale(noisy[None, None], None, None, 80)[0][0, 0]
+    margin = out[:25].ravel()
+    assert abs(margin.mean() - 50) < 2 and 3 < margin.std() < 7
 
 
 @pytest.mark.parametrize("size", [(82, 82), (79, 83), (67, 134)])

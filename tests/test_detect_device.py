@@ -94,7 +94,7 @@ def test_same_events_as_numpy(seed, device):
 def test_same_crops_as_numpy(scan_um, device):
     frame = frame_with_cells(3)
     h, w = frame.shape[1:]
-    # Centres inside, at the border and past it (mirrored windows).
+    # Centres inside, at the border and past it (windows filled with background).
     x = np.array([150.0, 3.2, w - 1.0, 40.7, -2.0, w + 3.0])
     y = np.array([120.0, 100.4, 5.0, h - 2.5, -4.0, h + 1.0])
     expected, padded = extract_crops(frame, x, y, 48, 0.64, scan_um)
@@ -102,7 +102,10 @@ def test_same_crops_as_numpy(scan_um, device):
                                               scan_um)
     assert got.dtype == np.float32 and got.shape == expected.shape == (6, 3, 48, 48)
     assert (got_padded == padded).all() and padded[1:].all() and not padded[0]
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(got[~padded], expected[~padded], rtol=1e-5, atol=1e-2)
+    # The background filled past the border: the numpy path rounds it to the frame's integer
+    # counts, the device (float32 frame) does not.
+    np.testing.assert_allclose(got[padded], expected[padded], rtol=1e-5, atol=0.5)
     empty, empty_padded = on_device.extract_crops(on_device.upload(frame, device), x[:0], y[:0],
                                                   48, 0.64, scan_um)
     assert empty.shape == (0, 3, 48, 48) and empty_padded.shape == (0,)

@@ -77,7 +77,8 @@ def test_crops_have_the_model_size_and_stay_finite(frame, crop, model_px):
     assert crops.shape == (len(events), 3, crop, crop) and crops.dtype == np.float32
     assert len(padded) == len(events)
     assert np.isfinite(crops).all()
-    # Crops are made of frame pixels (mirrored or resampled): never outside the frame's range.
+    # Crops are made of frame pixels (resampled, or background filled within the range of the
+    # pixels measured): never outside the frame's range.
     if len(crops):
         lo, hi = float(frame.min()), float(frame.max())
         span = max(1.0, hi - lo) * 1e-3
@@ -87,7 +88,7 @@ def test_crops_have_the_model_size_and_stay_finite(frame, crop, model_px):
 @FUZZ
 @given(st.integers(-3, 3), st.integers(-3, 3), st.integers(1, 40), st.integers(1, 40))
 def test_crops_anywhere_around_tiny_frames(dy, dx, h, w):
-    """Windows far larger than the frame, centred anywhere near it: mirrored, never a crash."""
+    """Windows far larger than the frame, centred anywhere near it: filled, never a crash."""
     frame = np.arange(2 * h * w, dtype=np.float32).reshape(2, h, w)
     crops, padded = extract_crops(frame, np.array([w / 2 + dx * w]), np.array([h / 2 + dy * h]),
                                   24)

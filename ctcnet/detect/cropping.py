@@ -8,12 +8,15 @@ or pad to the model's crop size. A crop then covers the same physical field of v
 model's training crops. :func:`report_fit` logs how many crops had to be padded or cut.
 
 On frames, :func:`extract_crops` cuts a window a little wider than the model's field of view
-around each event and hands it to :func:`to_model_scale`. Windows that reach past the frame
-border are filled by mirroring the frame (numpy ``reflect``): mirrored background keeps the
-background level and noise that the model's per-crop normalisation estimates, where constant
-padding would fake a noise-free region and edge replication would draw streaks. Such crops are
-reported as ``padded``; the object itself touching the border is ``edge_cut`` (from detection).
-Crops smaller than the field of view are padded the same way.
+around each event and hands it to :func:`to_model_scale`. Whatever a crop lacks (the part of a
+window past the frame border, the margin around a crop smaller than the field of view) is
+filled with **background** (:func:`background_fill`): per channel the level and noise measured
+on the pixels the crop has, drawn as a fixed noise pattern. Never by mirroring: a mirror turns
+a cell at the frame border into two, and a tight export of one cell into a 3x3 tile of cells;
+constant padding would fake a noise-free region that the model's per-crop noise estimate reads
+as the background. A background that is clipped to black measures as zero noise and is filled
+with zeros, as the file shows it. Such crops are reported as ``padded``; the object itself
+touching the border is ``edge_cut`` (from detection).
 
 :func:`to_model_scale` also takes torch tensors (frames on a GPU, :mod:`ctcnet.detect.device`)
 and then computes with the same weights on the tensor's device, so both paths resample alike.
@@ -50,7 +53,7 @@ def window_origins(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarra
 def place_windows(x: np.ndarray, y: np.ndarray, window: int, h: int, w: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(top, left, padded) of windows centred on (x, y) in an (h, w) frame; ``padded``: the
-    window reaches past the frame border (so it is filled by mirroring)."""
+    window reaches past the frame border (so it is filled with background)."""
     top, left = window_origins(x, y, window)
     return top, left, (top < 0) | (left < 0) | (top + window > h) | (left + window > w)
 
@@ -60,7 +63,7 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     """Cut (N, C, window, window) windows centred on (x, y) from a (C, H, W) frame.
 
     Returns the windows (frame dtype) and a bool (N,) array: True where the window reached past
-    the frame border and was filled by mirroring.
+    the frame border and that part was filled with background (:func:`background_fill`).
     """
     frame = np.asarray(frame)
     c, h, w = frame.shape
@@ -73,23 +76,66 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
         out[i] = frame[:, top[i]:top[i] + window, left[i]:left[i] + window]
     border = np.flatnonzero(padded)
     if len(border):
-        # Mirror only the windows that reach past the border (not the whole frame), as numpy's
-        # ``reflect`` padding would: index -1 is row 1, index h is row h - 2, and so on.
-        span = np.arange(window)
-        rows = reflect_index(top[border, None] + span, h)             # (B, win)
-        cols = reflect_index(left[border, None] + span, w)
-        out[border] = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
+        rows, cols, inside = border_gather(top[border], left[border], window, h, w)
+        gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
+        out[border] = background_fill(gathered, inside)
     return out, padded
 
 
-def reflect_index(index: np.ndarray, size: int) -> np.ndarray:
-    """Indices into ``size`` pixels for any integer positions, mirrored at the edges without
-    repeating the edge pixel (numpy's ``reflect``; periodic with period 2 * (size - 1))."""
-    if size == 1:
-        return np.zeros_like(index)
-    period = 2 * (size - 1)
-    index = np.abs(index) % period
-    return np.where(index >= size, period - index, index)
+def border_gather(top: np.ndarray, left: np.ndarray, window: int, h: int, w: int):
+    """Row and column indices (B, window) of windows at (top, left), clamped into an (h, w)
+    frame, and the (B, window, window) mask of the pixels truly inside it."""
+    span = np.arange(window)
+    rows, cols = top[:, None] + span, left[:, None] + span
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    return np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1), inside
+
+
+# A fixed standard-normal pattern for the filled pixels: the same input always gives the same
+# crop (and so the same call), on every path.
+_FILL_SEED = 20261125
+
+
+def fill_pattern(h: int, w: int) -> np.ndarray:
+    """The (h, w) float32 standard-normal pattern background fills draw their noise from."""
+    return np.random.default_rng(_FILL_SEED).standard_normal((h, w)).astype(np.float32)
+
+
+def background_level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row background level and noise sd of (C, M) pixel values: from the 10th and 30th
+    percentiles, as the model's normalisation reads them (robust to an object covering up to
+    ~70 % of the pixels). A clipped (constant) background gives zero noise."""
+    from ctcnet.nn.normalise import background_from_percentiles
+
+    q_low, q_high = np.percentile(values.astype(np.float64), (10, 30), axis=1)
+    return background_from_percentiles(q_low, q_high)
+
+
+def background_fill(crops, inside, measure=None):
+    """(N, C, H, W) crops with the pixels outside ``inside`` ((N, H, W) bool) replaced by
+    background: per crop and channel the level and noise of ``measure`` (default: the inside
+    pixels) times a fixed noise pattern. Same dtype as ``crops`` (integers rounded and clipped
+    to their range); numpy only."""
+    crops = np.asarray(crops)
+    out = crops.astype(np.float32)
+    pattern = fill_pattern(*crops.shape[-2:])
+    for i in range(len(crops)):
+        mask = np.asarray(inside[i], bool)
+        where = mask if measure is None else np.asarray(measure[i], bool)
+        if not where.any():  # nothing to measure: the whole window lies outside
+            where = np.ones_like(mask)
+        measured = out[i][:, where]
+        level, noise = background_level(measured)
+        fill = level[:, None, None] + noise[:, None, None] * pattern[None]
+        # Never darker or brighter than what was measured (a clipped background stays at its
+        # floor; integer data keep their range).
+        fill = np.clip(fill, measured.min(axis=1)[:, None, None],
+                       measured.max(axis=1)[:, None, None])
+        out[i] = np.where(mask[None], out[i], fill)
+    if np.issubdtype(crops.dtype, np.integer):
+        info = np.iinfo(crops.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(crops.dtype)
+    return out.astype(crops.dtype, copy=False)
 
 
 def resampled_size(h: int, w: int, factor: float) -> tuple[int, int]:
@@ -176,19 +222,36 @@ def bilinear(crops, size: tuple[int, int], rows: slice = slice(None),
     return along_h @ as_float32(crops) @ along_w.T
 
 
-def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
-    """Centre-cut or mirror-pad (N, C, H, W) crops to (N, C, size, size).
+# Width of the crop border ring whose pixels give the background a smaller crop is padded with:
+# the corners and edges of a tight crop are background even when the cell fills most of it.
+_RING_PX = 2
 
-    Returns the crops and the pixels cut and padded (summed over both axes).
+
+def centre_fit(crops, size: int) -> tuple:
+    """Centre-cut or background-pad (N, C, H, W) crops to (N, C, size, size).
+
+    The margin of a crop smaller than ``size`` is filled with the background of its outer
+    ring of pixels (:func:`background_fill`). Returns the crops and the pixels cut and padded
+    (summed over both axes).
     """
     h, w = crops.shape[-2:]
     ph, pw = max(0, size - h), max(0, size - w)
     if (ph or pw) and is_tensor(crops):  # only crop datasets pad, and they come as numpy
-        raise ValueError("mirror-padding is done on numpy crops only")
+        raise ValueError("padding is done on numpy crops only")
     if ph or pw:
-        # 'symmetric' mirrors like the frame border does and works for pads wider than the crop.
-        crops = np.pad(crops, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)),
-                       mode="symmetric")
+        crops = np.asarray(crops, np.float32)
+        hh, ww = h + ph, w + pw
+        placed = np.zeros((*crops.shape[:2], hh, ww), np.float32)
+        top, left = ph // 2, pw // 2
+        placed[..., top:top + h, left:left + w] = crops
+        inside = np.zeros((hh, ww), bool)
+        inside[top:top + h, left:left + w] = True
+        ring = inside.copy()
+        r = min(_RING_PX, h // 2, w // 2)
+        ring[top + r:top + h - r, left + r:left + w - r] = False
+        n = len(crops)
+        crops = background_fill(placed, np.broadcast_to(inside, (n, hh, ww)),
+                                np.broadcast_to(ring, (n, hh, ww)))
     hh, ww = crops.shape[-2:]
     top, left = (hh - size) // 2, (ww - size) // 2
     return crops[..., top:top + size, left:left + size], (hh - size) + (ww - size), ph + pw
@@ -197,7 +260,8 @@ def centre_fit(crops: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
 def to_model_scale(crops, data_pixel_um: float | None, model_pixel_um: float | None,
                    crop_size: int) -> tuple:
     """(N, C, H, W) crops at ``data_pixel_um`` -> (N, C, crop_size, crop_size) float32 at
-    ``model_pixel_um``: resample, then centre-cut or mirror-pad (padding: numpy crops only).
+    ``model_pixel_um``: resample, then centre-cut or pad with background (padding: numpy crops
+    only).
     Torch tensors come back as tensors on their device.
 
     Returns the crops and the pixels cut and padded per crop (both axes). Without pixel
@@ -231,7 +295,7 @@ def report_fit(what: str, n: int, cut: int, padded: int) -> None:
     """Log how many of ``n`` crops were cut or padded to the model's field of view."""
     if padded:
         log.warning("%s: %d of %d crops were smaller than the model's field of view after "
-                    "resampling and were padded by mirroring", what, padded, n)
+                    "resampling and were padded with their background", what, padded, n)
     if cut:
         log.info("%s: %d of %d crops were larger than the model's field of view; their "
                  "centre was used", what, cut, n)

@@ -25,7 +25,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ctcnet.detect.cropping import place_windows, reflect_index, to_model_scale, window_size
+from ctcnet.detect.cropping import (
+    background_fill,
+    border_gather,
+    place_windows,
+    to_model_scale,
+    window_size,
+)
 from ctcnet.detect.detection import (
     MAD_TO_SIGMA,
     DetectConfig,
@@ -191,15 +197,19 @@ def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: 
                   model_pixel_um: float | None = None, scan_pixel_um: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Model-ready float32 crops on the host and ``padded``, cut from an uploaded frame
-    (:func:`ctcnet.detect.cropping.extract_crops`: the same windows, mirrored past the border,
-    and the same resampling)."""
+    (:func:`ctcnet.detect.cropping.extract_crops`: the same windows, filled with background
+    past the border, and the same resampling)."""
     _, h, w = frame.shape
     window = window_size(crop_size, model_pixel_um, scan_pixel_um)
     top, left, padded = place_windows(x, y, window, h, w)
-    span = np.arange(window)
+    rows, cols, inside = border_gather(top, left, window, h, w)
     with torch.inference_mode(), frame_stream(frame.device):  # the index copies too
-        rows = torch.from_numpy(reflect_index(top[:, None] + span, h)).to(frame.device)
-        cols = torch.from_numpy(reflect_index(left[:, None] + span, w)).to(frame.device)
+        rows, cols = (torch.from_numpy(v).to(frame.device) for v in (rows, cols))
         windows = frame[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3)
+        if padded.any():
+            # The few windows past the border are filled on the host, by the numpy path's code.
+            border = torch.from_numpy(np.flatnonzero(padded)).to(frame.device)
+            filled = background_fill(windows[border].cpu().numpy(), inside[padded])
+            windows = windows.index_copy(0, border, torch.from_numpy(filled).to(frame.device))
         crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
         return crops.cpu().numpy(), padded

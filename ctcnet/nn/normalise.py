@@ -16,7 +16,11 @@ Methods, per channel, from the panel:
   bright CK and its 2 % leak into another channel differ by ~4 in the input, not by nothing),
   or ``rational`` = z / (1 + |z|) (the default of models made before; at softness 6 it
   saturates above ~30 noise units, so a leak and real staining looked alike). ``noise_floor``
-  (counts) bounds ``s`` from below for flat or 8-bit data.
+  (counts) bounds ``s`` from below for flat or 8-bit data. ``background_from``: ``crop``
+  (every pixel of the crop; the first models') or ``ring`` (only the crop's outer ring of
+  ``ring_px`` pixels: background even when the object fills most of the crop, as in a tight
+  single-cell export padded to the model's field of view, or a cluster; the percentiles still
+  tolerate a neighbour covering up to ~70 % of the ring).
 * ``fixed``: ``(x - low) / (high - low)`` over the channel's ``value_range``.
 
 Keys missing from a panel's normalisation take the values of the first release (asinh, step
@@ -38,7 +42,9 @@ _Z_LOW, _Z_HIGH = -1.2815516, -0.5244005
 
 
 COMPRESSIONS = ("rational", "asinh")
-LEGACY_SNR = {"softness": 3.0, "compression": "asinh", "sample_step": 2, "noise_floor": 0.5}
+LEGACY_SNR = {"softness": 3.0, "compression": "asinh", "sample_step": 2, "noise_floor": 0.5,
+              "background_from": "crop", "ring_px": 10}
+BACKGROUND_SOURCES = ("crop", "ring")
 
 
 class Normalise(nn.Module):
@@ -46,7 +52,8 @@ class Normalise(nn.Module):
 
     def __init__(self, panel: Panel):
         super().__init__()
-        snr, softness, floor, low, scale, compression, step = [], [], [], [], [], set(), set()
+        snr, softness, floor, low, scale = [], [], [], [], []
+        compression, step, source = set(), set(), set()
         for ch in panel.channels:
             cfg = {**LEGACY_SNR, **ch.normalisation}
             snr.append(cfg.get("method", "snr") == "snr")
@@ -55,16 +62,22 @@ class Normalise(nn.Module):
             if snr[-1]:
                 compression.add(cfg["compression"])
                 step.add(int(cfg["sample_step"]))
+                source.add((cfg["background_from"], int(cfg["ring_px"])))
             lo, hi = ch.value_range
             low.append(float(lo))
             scale.append(1.0 / (float(hi) - float(lo)))
         # One compression and one sampling step for the whole crop: they are per-model choices.
-        if len(compression) > 1 or len(step) > 1:
-            raise ValueError("all snr channels of a panel must share compression and sample_step")
+        if len(compression) > 1 or len(step) > 1 or len(source) > 1:
+            raise ValueError("all snr channels of a panel must share compression, sample_step, "
+                             "background_from and ring_px")
         self.compression = compression.pop() if compression else "rational"
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {self.compression!r}; use {COMPRESSIONS}")
         self.sample_step = step.pop() if step else 2
+        self.background_from, self.ring_px = source.pop() if source else ("crop", 10)
+        if self.background_from not in BACKGROUND_SOURCES:
+            raise ValueError(f"unknown background_from {self.background_from!r}; use "
+                             f"{BACKGROUND_SOURCES}")
         shape = (1, len(snr), 1, 1)
         self.register_buffer("snr_mask", torch.tensor(snr, dtype=torch.float32).view(shape))
         self.register_buffer("softness", torch.tensor(softness).view(shape))
@@ -83,15 +96,13 @@ class Normalise(nn.Module):
         # TopK and runs the same on every backend. Unsorted, the k-th smallest is the largest
         # of the k smallest; the 10th percentile is found the same way among the lowest 30 %
         # (the same order statistics as one sorted TopK, 3 % faster in onnxruntime).
-        step = self.sample_step
-        sample = x[:, :, ::step, ::step].reshape(n, c, -1)
+        sample = background_sample(x, self.sample_step, self.background_from, self.ring_px)
         i_low, i_high = _percentile_indices(sample.shape[-1])
         lowest, _ = torch.topk(sample, i_high + 1, dim=-1, largest=False, sorted=False)
         q_high = lowest.amax(dim=-1)
         q_low = torch.topk(lowest, i_low + 1, dim=-1, largest=False, sorted=False)[0].amax(dim=-1)
-        noise = (q_high - q_low) / (_Z_HIGH - _Z_LOW)
-        noise = torch.maximum(noise.view(n, c, 1, 1), self.noise_floor)
-        background = q_high.view(n, c, 1, 1) - _Z_HIGH * noise
+        background, noise = background_from_percentiles(
+            q_low.view(n, c, 1, 1), q_high.view(n, c, 1, 1), self.noise_floor)
         # Elementwise passes over the whole batch dominate the cost: one fused multiply-add,
         # then the cheapest compression that keeps the sign and bounds the bright end.
         gain = 1.0 / (noise * self.softness)
@@ -100,6 +111,25 @@ class Normalise(nn.Module):
         if self.all_snr:
             return snr
         return torch.where(self.snr_mask > 0, snr, (x - self.fixed_low) * self.fixed_scale)
+
+
+def background_sample(x, step: int, source: str = "crop", ring_px: int = 10):
+    """(N, C, M) pixels the background is read from: every ``step``-th pixel of the whole
+    crop, or of its outer ring ``ring_px`` wide (top and bottom bands, then the left and right
+    bands between them). Torch or numpy (plain slicing and concatenation, which ONNX
+    exports as such)."""
+    n, c, h, w = x.shape
+    r = min(int(ring_px), h // 2, w // 2)
+    if source == "crop" or r <= 0:
+        return x[:, :, ::step, ::step].reshape(n, c, -1)
+    bands = [x[:, :, :r:step, ::step], x[:, :, h - r::step, ::step],
+             x[:, :, r:h - r:step, :r:step], x[:, :, r:h - r:step, w - r::step]]
+    flat = [b.reshape(n, c, -1) for b in bands]
+    if isinstance(x, torch.Tensor):
+        return torch.cat(flat, dim=-1)
+    import numpy as np
+
+    return np.concatenate(flat, axis=-1)
 
 
 def _asinh(z: torch.Tensor) -> torch.Tensor:
@@ -117,22 +147,30 @@ def _asinh(z: torch.Tensor) -> torch.Tensor:
         z / torch.clamp(magnitude, min=1e-30))
 
 
+def background_from_percentiles(q_low, q_high, noise_floor=0.0):
+    """Background level and noise sd from the 10th and 30th percentiles of background pixels
+    (numpy or torch, elementwise): the one formula of the normalisation and background fill."""
+    noise = (q_high - q_low) / (_Z_HIGH - _Z_LOW)
+    noise = noise.clip(min=noise_floor) if hasattr(noise, "clip") else max(noise, noise_floor)
+    return q_high - _Z_HIGH * noise, noise
+
+
 def _percentile_indices(count: int) -> tuple[int, int]:
     last = count - 1
     return int(round(_Q_LOW * last)), int(round(_Q_HIGH * last))
 
 
 def snr_reference(x, softness: float = 3.0, noise_floor: float = 0.5,
-                  compression: str = "asinh", sample_step: int = 2):
+                  compression: str = "asinh", sample_step: int = 2,
+                  background_from: str = "crop", ring_px: int = 10):
     """The ``snr`` method in plain numpy on one (C, H, W) crop, for documentation and tests."""
     import numpy as np
 
-    c = x.shape[0]
-    flat = np.sort(x[:, ::sample_step, ::sample_step].reshape(c, -1).astype(np.float64), axis=1)
+    sample = background_sample(x[None], sample_step, background_from, ring_px)[0]
+    flat = np.sort(sample.astype(np.float64), axis=1)
     i_low, i_high = _percentile_indices(flat.shape[1])
-    q_low, q_high = flat[:, i_low], flat[:, i_high]
-    noise = np.maximum((q_high - q_low) / (_Z_HIGH - _Z_LOW), noise_floor)
-    background = q_high - _Z_HIGH * noise
+    background, noise = background_from_percentiles(flat[:, i_low], flat[:, i_high],
+                                                    noise_floor)
     z = (x - background[:, None, None]) / (noise[:, None, None] * softness)
     return z / (1.0 + np.abs(z)) if compression == "rational" else np.arcsinh(z)
 
