@@ -63,11 +63,12 @@ def test_default_keeps_channel_ratios_over_three_decades(rng):
     norm = Normalise(default_panel())
     gaps = []
     for ck_noise_units in (20.0, 2000.0):
-        x = rng.normal(150, 5, (1, 5, 80, 80)).astype(np.float32)
-        x[0, 1, 30:50, 30:50] += ck_noise_units * 5
-        x[0, 3, 30:50, 30:50] += ck_noise_units * 5 / 50
-        y = norm(torch.from_numpy(x))[0].numpy()
-        gaps.append(y[1, 35:45, 35:45].mean() - y[3, 35:45, 35:45].mean())
+        # Averaged over 8 crops: each crop's noise estimate is good to ~8 % per channel.
+        x = rng.normal(150, 5, (8, 5, 80, 80)).astype(np.float32)
+        x[:, 1, 30:50, 30:50] += ck_noise_units * 5
+        x[:, 3, 30:50, 30:50] += ck_noise_units * 5 / 50
+        y = norm(torch.from_numpy(x)).numpy()
+        gaps.append(y[:, 1, 35:45, 35:45].mean() - y[:, 3, 35:45, 35:45].mean())
     # asinh at softness 1 is log(2z) above a few noise units: log(50) = 3.9.
     assert gaps[1] == pytest.approx(np.log(50), abs=0.15)
     assert gaps[0] > 2.5
@@ -75,8 +76,8 @@ def test_default_keeps_channel_ratios_over_three_decades(rng):
     old = Panel.from_dict({"channels": [{"name": n, "normalisation": {
         "method": "snr", "compression": "rational", "softness": 6.0, "sample_step": 4}}
         for n in default_panel().names]})
-    y = Normalise(old)(torch.from_numpy(x))[0].numpy()
-    assert y[1, 35:45, 35:45].mean() - y[3, 35:45, 35:45].mean() < 0.3
+    y = Normalise(old)(torch.from_numpy(x)).numpy()
+    assert y[:, 1, 35:45, 35:45].mean() - y[:, 3, 35:45, 35:45].mean() < 0.3
 
 
 def test_dim_marker_stays_apart_from_none(rng):

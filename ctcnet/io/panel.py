@@ -58,8 +58,12 @@ NORMALISATION_METHODS = ("snr", "fixed")
 # logarithmic above it, so ratios between channels survive over four decades (a CK 50x brighter
 # than its 2 % leak into CD61 looks so). The earlier default, rational at softness 6, saturated
 # above ~30 noise units; models trained with it keep it (their spec records the settings).
+# The background is read on the crop's outer ring (10 px), which stays background when the
+# object fills most of the crop (a tight single-cell export, a cluster); models made before
+# read it on the whole crop and keep doing so.
 DEFAULT_NORMALISATION = {"method": "snr", "softness": 1.0, "compression": "asinh",
-                         "sample_step": 4, "noise_floor": 0.5}
+                         "sample_step": 4, "noise_floor": 0.5, "background_from": "ring",
+                         "ring_px": 10}
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,11 @@ class Panel:
                                  f"{c.normalisation['compression']!r} is not rational or asinh")
             if not 1 <= int(c.normalisation.get("sample_step", 2)) <= 8:
                 raise InputError(f"channel {c.name}: sample_step must be 1 to 8")
+            if c.normalisation.get("background_from", "crop") not in ("crop", "ring"):
+                raise InputError(f"channel {c.name}: background_from "
+                                 f"{c.normalisation['background_from']!r} is not crop or ring")
+            if not 1 <= int(c.normalisation.get("ring_px", 10)) <= 64:
+                raise InputError(f"channel {c.name}: ring_px must be 1 to 64")
             lo, hi = c.value_range
             if not hi > lo:
                 raise InputError(f"channel {c.name}: value_range {c.value_range} is empty")
@@ -261,7 +270,7 @@ def _channel_from(entry: Any, source) -> Channel:
     if not isinstance(normalisation, dict):
         raise InputError(f"channel {name}: normalisation must be a mapping such as "
                          f'{{"method": "snr"}}, got {normalisation!r}', source)
-    for key in ("softness", "noise_floor", "sample_step"):
+    for key in ("softness", "noise_floor", "sample_step", "ring_px"):
         if key in normalisation:
             _number(normalisation[key], f"channel {name}: normalisation {key}", source)
     return Channel(name=name,

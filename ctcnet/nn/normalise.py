@@ -115,13 +115,17 @@ class Normalise(nn.Module):
 
 def background_sample(x, step: int, source: str = "crop", ring_px: int = 10):
     """(N, C, M) pixels the background is read from: every ``step``-th pixel of the whole
-    crop, or of its outer ring ``ring_px`` wide (top and bottom bands, then the left and right
-    bands between them). Torch or numpy (plain slicing and concatenation, which ONNX
-    exports as such)."""
+    crop, or every ``step // 2``-th of its outer ring ``ring_px`` wide (top and bottom bands,
+    then the left and right bands between them). Torch or numpy (plain slicing and
+    concatenation, which ONNX exports as such)."""
     n, c, h, w = x.shape
     r = min(int(ring_px), h // 2, w // 2)
     if source == "crop" or r <= 0:
         return x[:, :, ::step, ::step].reshape(n, c, -1)
+    # The ring holds ~45 % of an 80 px crop's pixels: read at half the step, it gives more
+    # samples than the whole crop at the full step (~700 against 400), so the noise estimate
+    # is no noisier.
+    step = max(1, step // 2)
     bands = [x[:, :, :r:step, ::step], x[:, :, h - r::step, ::step],
              x[:, :, r:h - r:step, :r:step], x[:, :, r:h - r:step, w - r::step]]
     flat = [b.reshape(n, c, -1) for b in bands]

@@ -18,6 +18,11 @@ Two stages:
 * optionally (``jpeg_p``, off by default) the crop as an 8-bit RGB-JPEG composite export shows
   it (:func:`ctcnet.simulate.export.as_rgb_jpeg`): clipped highlights, quantisation, JPEG
   blocks and chroma subsampling, the only step that mixes channels, as such files do.
+* optionally (``tight_p``, off by default) the crop as a tight single-cell export
+  (:func:`ctcnet.simulate.export.tight_export`: cut around the object, auto-contrasted, the
+  background clipped to black, sometimes JPEG), brought back to model scale the way every crop
+  is (:func:`ctcnet.detect.cropping.to_model_scale`, which pads it with its black background)
+  at a pixel size wrong by ``tight_scale_error`` (an export whose pixel size was guessed).
 
 ``build_train_augment(AugmentConfig(), roles=panel.roles())`` returns a callable
 ``crop -> crop`` used by the datamodule; validation and test data are never augmented.
@@ -99,6 +104,12 @@ class AugmentConfig:
     export_ceiling: tuple[float, float] = (10.0, 800.0)
     export_jpeg_share: float = 0.5
     export_quality: tuple[int, int] = (40, 95)
+    # Tight single-cell exports (off by default): a share of crops cut around the object,
+    # auto-contrasted with a black background, JPEG-saved for ``tight_jpeg_share`` of them,
+    # and read back at a scale off by a log-uniform factor in ``tight_scale_error``.
+    tight_p: float = 0.0
+    tight_jpeg_share: float = 0.5
+    tight_scale_error: tuple[float, float] = (0.5, 2.0)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -249,6 +260,21 @@ def augment_optics_and_export(crop: np.ndarray, cfg: AugmentConfig,
     return crop.astype(np.float32, copy=False)
 
 
+def tight_export_view(crop: np.ndarray, cfg: AugmentConfig,
+                      rng: np.random.Generator) -> np.ndarray:
+    """A raw (C, H, W) crop as a tight single-cell export shows it, back at model scale
+    (float32 (C, H, W) in 0..255, the margin black): see ``tight_p`` in :class:`AugmentConfig`."""
+    from ctcnet.detect.cropping import to_model_scale
+    from ctcnet.simulate.export import tight_export
+
+    shown = tight_export(crop, rng).astype(np.float32)
+    if rng.random() < cfg.tight_jpeg_share:
+        shown = jpeg_channels(shown, rng, cfg.export_quality)
+    scale = float(_log_uniform(rng, cfg.tight_scale_error))
+    back = to_model_scale(shown[None], scale, 1.0, crop.shape[-1])[0][0]
+    return np.clip(back, 0.0, 255.0)
+
+
 def _log_uniform(rng: np.random.Generator, bounds, size=None) -> np.ndarray:
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     return np.exp(rng.uniform(lo, hi, size))
@@ -358,6 +384,8 @@ class TrainAugment:
 
             out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality, self.cfg.jpeg_zoom,
                               self.cfg.jpeg_headroom)
+        elif self.cfg.tight_p > 0 and self._rng.random() < self.cfg.tight_p:
+            out = tight_export_view(out, self.cfg, self._rng)
         return out
 
 
