@@ -1,13 +1,18 @@
-"""The review loop: candidates, review.csv, the server (paths confined), the page in Chromium,
-and reviewed events cut into a crop dataset."""
+"""The review loop: candidates, review.csv (keyed by run and position, old files migrated,
+concurrent writers), the server (paths confined), the page in Chromium, and reviewed events
+cut into a crop dataset."""
 
 import http.client
 import json
+import multiprocessing
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -91,23 +96,141 @@ def test_candidates_are_calls_flags_and_a_stable_qc_sample():
     assert again["event_id"].tolist() == chosen["event_id"].tolist()  # same after a restart
 
 
+def tiny_run(classes=("ctc", "ctc", "wbc", "ctc"), frame="f0", pixel_um=0.5):
+    """A run of a few events 20 px apart in one frame (tolerance: 3 um = 6 px)."""
+    n = len(classes)
+    events = pd.DataFrame({"event_id": range(n), "frame_id": [frame] * n,
+                           "x": 10.0 + 20.0 * np.arange(n), "y": [5.0] * n,
+                           "class": list(classes)})
+    return events, D.RunEvents(events, pixel_um)
+
+
 def test_decisions_replace_and_count(tmp_path):
-    D.record_decision(tmp_path, 3, "ctc", "ctc", "a")
-    D.record_decision(tmp_path, 1, "ctc", "wbc", "a")
-    D.record_decision(tmp_path, 3, "ctc", D.REJECTED, "b")  # a second look wins
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 3, "ctc", "a")
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    matched = D.record_decision(tmp_path, run, 3, D.REJECTED, "b")  # a second look wins
     table = D.read_decisions(tmp_path)
-    assert table["event_id"].tolist() == [1, 3]
-    assert table["reviewer_call"].tolist() == ["wbc", "rejected"]
     assert list(table.columns) == D.COLUMNS
-    events = pd.DataFrame({"event_id": range(4), "class": ["ctc", "ctc", "wbc", "ctc"]})
-    counts = D.review_counts(events, table, 3.75, ["ctc", "wbc", "cluster"])
+    assert table["event_id"].tolist() == [1, 3] and set(table["run_id"]) == {run.run_id}
+    assert table[["frame_id", "x", "y"]].values.tolist() == [["f0", 30.0, 5.0],
+                                                               ["f0", 70.0, 5.0]]
+    decided = matched.decisions
+    assert decided["event_id"].tolist() == [1, 3]
+    assert decided["reviewer_call"].tolist() == ["wbc", "rejected"]
+    counts = D.review_counts(events, decided, 3.75, ["ctc", "wbc", "cluster"])
     assert counts["classes"]["ctc"] == {"model": 3, "model_per_7_5_ml": 6.0, "confirmed": 0,
                                         "confirmed_per_7_5_ml": 0.0, "decided": 2}
     assert counts["classes"]["wbc"]["confirmed_per_7_5_ml"] == 2.0
-    assert counts["rejected"] == 1 and counts["reviewed"] == 2
+    assert counts["rejected"] == 1 and counts["reviewed"] == 2 and counts["unattached"] == 0
+    with pytest.raises(InputError):
+        D.record_decision(tmp_path, run, 99, "ctc", "a")
     (tmp_path / "review.csv").write_text("what,ever\n1,2\n")
     with pytest.raises(InputError):
         D.read_decisions(tmp_path)
+
+
+def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 0, "ctc", "a")
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
+    D.record_decision(tmp_path, run, 3, "ctc", "a")
+    # The re-run: event 0 gone (ids shift by one), centroids 1.5 px off, event 2 called debris.
+    moved = events.iloc[1:].assign(event_id=range(3), x=events["x"].iloc[1:] + 1.5,
+                                   **{"class": ["ctc", "debris", "ctc"]})
+    rerun = D.RunEvents(moved, 0.5)
+    assert rerun.run_id != run.run_id
+    matched = D.load_decisions(tmp_path, rerun)
+    assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
+        0: "wbc", 2: "ctc"}
+    assert matched.decisions["decided_call"].tolist() == ["ctc", "ctc"]
+    reasons = dict(zip(matched.unattached["event_id"], matched.unattached["reason"]))
+    assert set(reasons) == {0, 2}  # the first run's ids: kept as they were written
+    assert "no event within 3 um" in reasons[0]
+    assert "rejected a wbc call; this run calls the event debris" in reasons[2]
+    # A new decision in the re-run replaces the one that attaches to its event, nothing else.
+    matched = D.record_decision(tmp_path, rerun, 0, D.REJECTED, "b")
+    table = D.read_decisions(tmp_path)
+    assert len(table) == 4 and (table["run_id"] == rerun.run_id).sum() == 1
+    assert len(matched.unattached) == 2 and matched.decisions["event_id"].tolist() == [0, 2]
+    # Decisions of two other runs on the event the first run's 3 was (5 px either side of the
+    # re-run's event 2): the later one counts, the other is superseded; both stay in the file.
+    table = pd.concat([table, table.iloc[[-1]].assign(
+        run_id="another", event_id=9, x=76.5, reviewer_call="wbc",
+        time=(datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat())],
+        ignore_index=True)
+    table.loc[table["event_id"] == 3, "x"] = 66.5
+    matched = D.match_decisions(table, rerun)
+    assert matched.superseded == 1 and len(matched.table) == 5
+    assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
+        0: "rejected", 2: "wbc"}
+
+
+def test_old_review_csv_is_read_and_migrated(tmp_path):
+    events, run = tiny_run()
+    (tmp_path / "events.parquet").write_bytes(b"")  # its time is the run's
+    written = (tmp_path / "events.parquet").stat().st_mtime
+    run = D.RunEvents(events, 0.5, written_at=written)
+    later = datetime.fromtimestamp(written + 60, timezone.utc).isoformat(timespec="seconds")
+    earlier = datetime.fromtimestamp(written - 60, timezone.utc).isoformat(timespec="seconds")
+    old = pd.DataFrame([[1, "ctc", "wbc", "a", later],        # this run: attaches
+                        [2, "wbc", "wbc", "a", earlier],      # decided before this run
+                        [3, "wbc", "wbc", "a", later],        # the call differs
+                        [7, "ctc", "ctc", "a", later]],       # no such event
+                       columns=D.LEGACY_COLUMNS)
+    old.to_csv(tmp_path / "review.csv", index=False)
+    matched = D.load_decisions(tmp_path, run)
+    assert matched.decisions["event_id"].tolist() == [1]
+    assert sorted(matched.unattached["event_id"]) == [2, 3, 7]
+    D.migrate_decisions(tmp_path, run)
+    table = D.read_decisions(tmp_path)
+    assert list(pd.read_csv(tmp_path / "review.csv").columns) == D.COLUMNS
+    assert table["event_id"].tolist() == [1, 2, 3, 7]  # nothing dropped
+    assert table["run_id"].tolist() == [run.run_id, "", "", ""]
+    assert table[["frame_id", "x"]].iloc[0].tolist() == ["f0", 30.0]
+    # Once keyed, the decision follows its event through a re-run.
+    moved = events.iloc[1:].assign(event_id=range(3))
+    matched = D.load_decisions(tmp_path, D.RunEvents(moved, 0.5, written_at=written + 3600))
+    assert matched.decisions[["event_id", "reviewer_call"]].values.tolist() == [[0, "wbc"]]
+    assert len(matched.unattached) == 3
+
+
+def _record_many(folder, events, pixel_um, ids):
+    run = D.RunEvents(events, pixel_um)
+    for event_id in ids:
+        D.record_decision(folder, run, event_id, D.REJECTED, f"pid{os.getpid()}")
+
+
+def test_without_flock_threads_still_take_turns(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as on Windows
+    monkeypatch.setattr(D, "_warned_no_flock", False)
+    events, _ = tiny_run(classes=["debris"] * 40)
+    threads = [threading.Thread(target=_record_many, args=(tmp_path, events, 0.5,
+                                                           range(k, 40, 2))) for k in range(2)]
+    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(D.read_decisions(tmp_path)["event_id"]) == list(range(40))
+    assert "no file locking on this platform" in caplog.text
+    assert not (tmp_path / D.LOCK_FILE).exists()
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    events, _ = tiny_run(classes=["debris"] * 60)
+    ctx = multiprocessing.get_context("spawn")  # two interpreters, as two servers would be
+    procs = [ctx.Process(target=_record_many, args=(tmp_path, events, 0.5, range(k, 60, 2)))
+             for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    table = D.read_decisions(tmp_path)
+    assert sorted(table["event_id"]) == list(range(60))
+    assert table["reviewer"].nunique() == 2
 
 
 def test_server_saves_decisions_and_survives_a_restart(served):
@@ -247,11 +370,15 @@ class Browser:
                              f"{self.js('document.body && document.body.innerText')}")
 
     def key(self, key: str):
-        code = f"Digit{key}" if key.isdigit() else f"Key{key.upper()}"
+        """Press a key as a person would (keyDown with its text, then keyUp)."""
+        if key == "Enter":
+            code, text, vk = "Enter", "\r", 13
+        else:
+            code = f"Digit{key}" if key.isdigit() else f"Key{key.upper()}"
+            text, vk = key, ord(key.upper())
         for kind in ("keyDown", "keyUp"):
             self.send("Input.dispatchKeyEvent", type=kind, key=key, code=code,
-                      text=key if kind == "keyDown" else "",
-                      windowsVirtualKeyCode=ord(key.upper()))
+                      text=text if kind == "keyDown" else "", windowsVirtualKeyCode=vk)
 
     def close(self):
         try:
@@ -307,6 +434,61 @@ def test_review_page_by_keyboard_in_chromium(served):
         int(first): first_call, int(second): target}
 
 
+def filter_that_hides(candidates):
+    """A filter (select id, value) and a candidate it hides, where the cursor must go to the
+    first shown candidate after it, at another position in the filtered list than the hidden
+    one had in the full list (so keeping the position would be caught)."""
+    def shows(name, value, c):
+        if name == "filter-class":
+            return c["call"] == value
+        return c["flagged"] if value == "flagged" else c["why"] == value
+    options = [("filter-class", c["call"]) for c in candidates] + \
+        [("filter-why", w) for w in ("call", "flagged", "qc")]
+    for name, value in dict.fromkeys(options):
+        shown = [i for i, c in enumerate(candidates) if shows(name, value, c)]
+        for i, c in enumerate(candidates):
+            after = [k for k, j in enumerate(shown) if j > i]
+            if not shows(name, value, c) and after and after[0] != min(i, len(shown) - 1):
+                return name, value, i, candidates[shown[after[0]]]["event_id"]
+    raise AssertionError("no filter tells the cursor rules apart on these candidates")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed "
+                    "(apt-get install chromium)")
+def test_review_page_filter_and_focused_button_in_chromium(served):
+    pytest.importorskip("websocket")
+    out, server = served
+    browser = Browser(server_url(server))
+    try:
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        candidates = json.loads(browser.js("JSON.stringify(state.candidates)"))
+        name, value, row, expected = filter_that_hides(candidates)
+        browser.js(f"document.querySelectorAll('#list div')[{row}].click()")
+        current = "document.querySelector('#list div.current').getAttribute('data-event-id')"
+        assert int(browser.js(current)) == candidates[row]["event_id"]
+        browser.js(f"var s = document.getElementById('{name}'); s.value = '{value}'; "
+                   "s.dispatchEvent(new Event('change'))")
+        # The cursor's event is hidden: it goes to the next one shown, not to its old position.
+        assert int(browser.js(current)) == expected
+        browser.js(f"var s = document.getElementById('{name}'); s.value = ''; "
+                   "s.dispatchEvent(new Event('change'))")
+        assert int(browser.js(current)) == expected  # still shown: the cursor stays on it
+        # Enter on a focused "reject" rejects (the page's Enter shortcut confirms elsewhere).
+        browser.js("document.querySelector('#buttons button[data-call=reject]').focus()")
+        assert browser.js("document.activeElement.getAttribute('data-call')") == "reject"
+        browser.key("Enter")
+        browser.wait_for("document.body.getAttribute('data-saved') === '1'")
+        decided = browser.js(f"state.candidates.find(c => c.event_id == {expected}).decision")
+        assert decided == D.REJECTED
+        browser.key("Enter")  # focus left with the old buttons: the shortcut confirms
+        browser.wait_for("document.body.getAttribute('data-saved') === '2'")
+    finally:
+        browser.close()
+    table = pd.read_csv(out / "P001" / "review.csv").set_index("event_id")["reviewer_call"]
+    nxt = candidates[next(i for i, c in enumerate(candidates) if c["event_id"] == expected) + 1]
+    assert table.to_dict() == {expected: D.REJECTED, nxt["event_id"]: nxt["call"]}
+
+
 def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     from ctcnet.cli import main
     from ctcnet.inference.predict import journal_gallery
@@ -319,9 +501,10 @@ def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     sample = out / "P001"
     events = pd.read_parquet(sample / "events.parquet")
     assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "none")]) == 2
-    D.record_decision(sample, 1, "ctc", "ctc", "a")        # confirmed
-    D.record_decision(sample, 5, "debris", "wbc", "b")     # relabelled
-    D.record_decision(sample, 9, "debris", D.REJECTED, "a")  # rejected: no class, left out
+    run = D.RunEvents.of_sample(sample, *D.load_sample(sample))
+    D.record_decision(sample, run, 1, "ctc", "a")          # confirmed or relabelled
+    D.record_decision(sample, run, 5, "wbc", "b")          # relabelled
+    D.record_decision(sample, run, 9, D.REJECTED, "a")     # rejected: no class, left out
     assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
     index = read_crop_index(tmp_path / "ds")
     assert sorted(index.labels) == ["ctc", "wbc"] and set(index.sample_ids) == {"P001"}
@@ -340,3 +523,103 @@ def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
             seen = stacked[position[event_id]].astype(np.float32)
             assert np.allclose(crops[k], seen, rtol=2e-3, atol=1.0)
     assert any(e in position.index for e in (1, 5))
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions keyed by run and position; several writers at once.
+
+def served_twice(out):
+    """Two review servers on one results folder (two people, or a restarted one left running)."""
+    servers = [make_server(out, port=0, reviewer=f"r{k}") for k in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return servers
+
+
+def test_two_servers_on_one_folder_keep_every_decision(results, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    events = pd.read_parquet(out / "P001" / "events.parquet")
+    ids = events["event_id"].tolist()
+    servers = served_twice(out)
+    failures = []
+
+    def post_all(k):
+        for event_id in ids[k::2]:  # interleaved: the two servers never decide the same event
+            status, data = post_decision(servers[k], event_id, "reject")
+            if status != 200:
+                failures.append((event_id, status, data))
+
+    try:
+        threads = [threading.Thread(target=post_all, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert not failures
+    table = pd.read_csv(out / "P001" / "review.csv")
+    assert sorted(table["event_id"]) == sorted(ids), "a writer overwrote the other's decisions"
+    assert set(table["reviewer_call"]) == {D.REJECTED}
+
+
+def renumber(sample, drop, shift_px=0.0):
+    """What a re-run with other detection settings does to events.parquet: events in ``drop``
+    are gone, the others renumbered in scan order, centroids moved by ``shift_px``."""
+    events = pd.read_parquet(sample / "events.parquet")
+    kept = events[~events["event_id"].isin(drop)].reset_index(drop=True)
+    kept["event_id"] = np.arange(len(kept))
+    kept["x"] += shift_px
+    kept.to_parquet(sample / "events.parquet", index=False)
+    return kept
+
+
+def test_decisions_follow_their_events_after_a_rerun(served):
+    out, server = served
+    sample = out / "P001"
+    cands = json.loads(request(server, "GET", "/api/P001/state")[1])["candidates"]
+    confirmed, relabelled, lost = cands[2], cands[3], cands[4]
+    assert post_decision(server, confirmed["event_id"], "confirm")[0] == 200
+    other = "wbc" if relabelled["call"] != "wbc" else "debris"
+    assert post_decision(server, relabelled["event_id"], other)[0] == 200
+    assert post_decision(server, lost["event_id"], "reject")[0] == 200
+    # The re-run finds no event where `lost` was, and one fewer before the others: every id
+    # after the first moves, so decisions keyed by event id alone land on other events.
+    renumber(sample, drop=[cands[0]["event_id"], lost["event_id"]], shift_px=0.7)
+    again = make_server(out, port=0)
+    try:
+        state = again.app.sample("P001").state("x")
+    finally:
+        again.server_close()
+    decided = {(c["frame_id"], round(c["x"] - 0.7, 1), c["y"]): c["decision"]
+               for c in state["candidates"] if c["decision"]}
+    assert decided == {
+        (confirmed["frame_id"], confirmed["x"], confirmed["y"]): confirmed["call"],
+        (relabelled["frame_id"], relabelled["x"], relabelled["y"]): other}
+    # The decision whose event is gone is reported, not attached, and still in the file.
+    assert [u["event_id"] for u in state["unattached"]] == [lost["event_id"]]
+    assert state["counts"]["unattached"] == 1 and state["counts"]["reviewed"] == 2
+    table = pd.read_csv(sample / "review.csv")
+    assert lost["event_id"] in table["event_id"].tolist() and len(table) == 3
+
+
+def test_reviewed_crops_follow_their_events_after_a_rerun(served, tmp_path):
+    from ctcnet.cli import main
+
+    out, server = served
+    sample = out / "P001"
+    before = pd.read_parquet(sample / "events.parquet").set_index("event_id")
+    picked = before.index[[3, 6, 9]].tolist()
+    for event_id in picked:
+        assert post_decision(server, event_id, "wbc")[0] == 200
+    after = renumber(sample, drop=[before.index[0], picked[2]])
+    assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    cut = after.set_index("event_id").loc[[c["event_id"] for c in info["crops"]]]
+    # The crops are of the decided cells (same frame and position), under their new ids.
+    assert cut[["frame_id", "x", "y"]].values.tolist() == \
+        before.loc[picked[:2], ["frame_id", "x", "y"]].values.tolist()
+    assert info["sources"][0]["unattached_decisions"] == 1

@@ -1,8 +1,10 @@
 """``ctcnet review``: confirm, reject or relabel a run's candidates in the browser.
 
 Serves a predict ``--out`` folder on 127.0.0.1 (see :mod:`ctcnet.report.server`) and opens the
-review page. Decisions go to ``RESULTS/<sample>/review.csv`` at once; ``ctcnet crops
-RESULTS --reviewed`` turns them into training crops.
+review page. Decisions go to ``RESULTS/<sample>/review.csv`` at once, keyed by run and event
+position (they survive predict running again) and under a file lock (several servers or
+people on one folder lose nothing); ``ctcnet crops RESULTS --reviewed`` turns them into
+training crops.
 """
 
 from __future__ import annotations

@@ -60,14 +60,23 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     """Cut a run's events into a labelled crop dataset (``write_crop_dataset`` layout).
 
     ``reviewed``: the confirmed and relabelled events of every sample's review.csv, labelled
-    with the reviewer's call (rejected events have no class and are left out). Otherwise every
+    with the reviewer's call (rejected events have no class and are left out). Decisions are
+    matched to the run now in the folder by run and position
+    (:func:`ctcnet.report.decisions.match_decisions`); those that attach to no event are left
+    out with a warning and counted per source (``unattached_decisions``). Otherwise every
     event, labelled with the model's call (pseudo-labels, e.g. to look at or to bootstrap).
     Crops are cut as the model saw them (its crop size and pixel size), kept as integers when
     the frame's counts survive unchanged (no resampling), and carry their sample id. Returns
     what ``dataset.json`` records: sources, counts, and per crop the sample and event.
     """
     from ctcnet.io.crop_dataset import write_crop_dataset
-    from ctcnet.report.decisions import find_samples, load_sample, read_decisions, reviewed_labels
+    from ctcnet.report.decisions import (
+        RunEvents,
+        find_samples,
+        load_decisions,
+        load_sample,
+        reviewed_labels,
+    )
 
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:
@@ -77,8 +86,15 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     panel = model = None
     for name, folder in samples.items():
         events, summary = load_sample(folder)
+        unattached = 0
         if reviewed:
-            decided = reviewed_labels(read_decisions(folder))
+            matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
+            unattached = len(matched.unattached)
+            if unattached:
+                log.warning("%s: %d decision(s) in review.csv attach to no event of the run "
+                            "in this folder (predict ran again?); left out: %s", name,
+                            unattached, "; ".join(matched.unattached["reason"][:3]))
+            decided = reviewed_labels(matched.decisions)
             chosen = events.set_index("event_id", drop=False).loc[decided["event_id"]]
             chosen_labels = decided["reviewer_call"].tolist()
             reviewers = decided["reviewer"].tolist()
@@ -107,7 +123,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                  for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
         sources.append({"sample_id": sample_id, "results": str(folder),
                         "scan": str(cartridge.root), "model": summary.model.path,
-                        "crops": len(cut)})
+                        "crops": len(cut), **({"unattached_decisions": unattached}
+                                              if unattached else {})})
     if not crops:
         raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
                                                "ctcnet review first)" if reviewed else ""),

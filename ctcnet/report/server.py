@@ -5,9 +5,13 @@ no login (the socket is bound to 127.0.0.1 only). Routes:
 
 * ``GET /`` lists the samples of the results folder (one sample: straight to its page);
 * ``GET /review/<sample>`` the page (``review_page.html``, keyboard-first);
-* ``GET /api/<sample>/state`` candidates, their tiles, decisions so far and the counts;
-* ``POST /api/<sample>/decision`` ``{"event_id", "call", "reviewer"}``, saved at once to
-  ``review.csv`` (``call``: ``confirm``, ``reject`` or a class name);
+* ``GET /api/<sample>/state`` the run's id, candidates, their tiles, decisions so far, the
+  counts and the decisions of review.csv that attach to no event of this run (``unattached``);
+* ``POST /api/<sample>/decision`` ``{"event_id", "call", "reviewer", "run_id"}``, saved at
+  once to ``review.csv`` (``call``: ``confirm``, ``reject`` or a class name; a ``run_id``
+  other than this run's is refused, as the page was loaded before predict ran again; see
+  :mod:`ctcnet.report.decisions` for how decisions are keyed and how several servers on one
+  folder share the file);
 * ``GET /api/<sample>/tile/<event_id>.png`` a tile cut from the original frame, for the
   quality-control events the gallery has no picture of;
 * ``GET /files/<sample>/<path>`` the sample's own files (gallery pages, index.html, tables).
@@ -42,16 +46,19 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
 
 
 class Sample:
-    """One cartridge's predict outputs, read once, plus the lock that serialises decisions."""
+    """One cartridge's predict outputs, read once. Decisions are read from review.csv on each
+    request (another server may write it too) and written under its file lock."""
 
     def __init__(self, name: str, folder: Path):
         self.name, self.folder = name, folder
         self.events, self.summary = D.load_sample(folder)
+        self.run = D.RunEvents.of_sample(folder, self.events, self.summary)
+        matched = D.migrate_decisions(folder, self.run)
         self.reported = D.reported_classes(self.summary)
         self.candidates = D.select_candidates(self.events, self.reported,
-                                              self.summary.sample_id or name)
+                                              self.summary.sample_id or name,
+                                              decided=matched.decisions["event_id"])
         self.by_id = self.events.set_index("event_id", drop=False)
-        self.lock = threading.Lock()
 
     @cached_property
     def gallery_tiles(self) -> dict[int, dict]:
@@ -71,7 +78,8 @@ class Sample:
         return tiles
 
     def state(self, reviewer: str) -> dict:
-        decided = D.read_decisions(self.folder)
+        matched = D.load_decisions(self.folder, self.run)
+        decided = matched.decisions
         calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
         rows = []
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
@@ -85,11 +93,15 @@ class Sample:
                          "call": str(r["class"]), "confidence": round(float(r["confidence"]), 4),
                          "flagged": bool(r["review"]), "edge_cut": bool(r["edge_cut"]),
                          "why": r["why"], "tile": tile, "decision": calls.get(event_id)})
-        return {"sample": self.name, "reviewer": reviewer,
+        return {"sample": self.name, "run_id": self.run.run_id, "reviewer": reviewer,
                 "classes": list(self.summary.model.classes),
                 "reported": self.reported,
                 "channels": [c["name"] for c in self.summary.panel["channels"]],
-                "candidates": rows, "counts": self.counts(decided)}
+                "candidates": rows, "counts": self.counts(matched),
+                "unattached": [{"event_id": int(u["event_id"]), "frame_id": u["frame_id"],
+                                "reviewer_call": u["reviewer_call"], "time": u["time"],
+                                "reason": u["reason"]}
+                               for u in matched.unattached.to_dict("records")]}
 
     def decide(self, body: dict, default_reviewer: str) -> dict:
         try:
@@ -101,6 +113,10 @@ class Sample:
         if event_id not in self.by_id.index:
             raise InputError(f"no event {event_id} in sample {self.name}")
         model_call = str(self.by_id.at[event_id, "class"])
+        if body.get("run_id") not in (None, self.run.run_id):
+            # A page loaded before predict ran again names events by their old numbers.
+            raise InputError("the results were written again since this page was loaded; "
+                             "reload it")
         classes = list(self.summary.model.classes)
         if call == "confirm":
             call = model_call
@@ -109,15 +125,14 @@ class Sample:
         elif call not in classes:
             raise InputError(f"call {call!r} is not confirm, reject or one of {classes}")
         reviewer = str(body.get("reviewer") or default_reviewer).strip()[:64] or default_reviewer
-        with self.lock:
-            decided = D.record_decision(self.folder, event_id, model_call, call, reviewer)
-        return {"event_id": event_id, "decision": call,
-                "counts": self.counts(decided)}
+        matched = D.record_decision(self.folder, self.run, event_id, call, reviewer)
+        return {"event_id": event_id, "decision": call, "counts": self.counts(matched)}
 
-    def counts(self, decided) -> dict:
+    def counts(self, matched: D.Matched) -> dict:
         # Per 7.5 mL of the blood actually read (skipped frames excluded), as predict reports.
         volume = self.summary.blood_volume_processed_ml or self.summary.blood_volume_ml
-        return D.review_counts(self.events, decided, volume, self.summary.model.classes)
+        return D.review_counts(self.events, matched.decisions, volume,
+                               self.summary.model.classes, len(matched.unattached))
 
 
 class ReviewApp:
@@ -301,6 +316,10 @@ class ReviewHandler(BaseHTTPRequestHandler):
             result = sample.decide(body if isinstance(body, dict) else {}, self.app.reviewer)
         except InputError as err:
             return self._error(HTTPStatus.BAD_REQUEST, str(err))
+        except OSError as err:  # e.g. a read-only results folder: the page says "not saved"
+            log.error("cannot save a decision in %s: %s", sample.folder, err)
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot write review.csv: "
+                               f"{err.strerror or err}")
         return self._json(200, result)
 
 
