@@ -329,4 +329,37 @@ def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
 
     out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
     assert out == {"flagged_share": 0.5, "wrong_ctc_calls": 2, "wrong_ctc_caught": 1,
-                   "right_ctc_calls": 2, "right_ctc_held": 1}
+                   "right_ctc_calls": 2, "right_ctc_held": 1, "missed_ctc": 0,
+                   "missed_ctc_shown": 0, "possible_ctc_share": 0.0,
+                   "ctc_called_or_flagged": 1.0}
+    # The other direction: a true CTC called wbc is shown (possible_ctc); one without DNA,
+    # called debris, is not, and counts as missed.
+    calls = onehot(["wbc", "debris", "wbc", "debris"], spec)
+    out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
+    assert out["missed_ctc"] == 2 and out["missed_ctc_shown"] == 1
+    # (the CTC-like event labelled debris is flagged too: its markers say CTC)
+    assert out["possible_ctc_share"] == 0.5 and out["ctc_called_or_flagged"] == 0.5
+
+
+def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possible_ctc(
+        rng, spec):
+    """The guard's other direction: what the CellSearch definition calls a CTC, called wbc or
+    debris by the network, goes to a person; a CK+CD45+ leukocyte, a CK body without DNA or
+    with only a copy of CK in the DAPI channel, and a speck under 4 um do not."""
+    copy = cell(rng, dapi=0)
+    copy[DAPI] += 0.3 * (copy[CK] - 100.0)          # CK leaking into DAPI: no nucleus
+    speck = cell(rng, ck=0, dapi=0)
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    speck[CK] += 300 * (np.hypot(yy, xx) <= 1.5)   # a tdEV, ~2 um across
+    speck[DAPI] += 300 * (np.hypot(yy, xx) <= 1)
+    crops = np.stack([cell(rng), cell(rng), cell(rng, cd45=80), cell(rng, dapi=0), copy,
+                      speck, cell(rng, ck=0, cd45=80), cell(rng)])
+    calls = ["wbc", "debris", "wbc", "debris", "debris", "debris", "wbc", "ctc"]
+    flags = review_flags(crops, onehot(calls, spec), spec)
+    assert flags["possible_ctc"].tolist() == [True, True, False, False, False, False, False,
+                                              False]
+    assert flags["any"].tolist()[:2] == [True, True]
+    table = guard_events(pd.DataFrame({"review": np.zeros(len(crops), bool)}), crops,
+                         onehot(calls, spec), spec)
+    assert table["guard"].tolist()[:2] == ["possible_ctc", "possible_ctc"]
+    assert table["review"].tolist()[:2] == [True, True]

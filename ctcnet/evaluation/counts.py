@@ -109,8 +109,13 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
                  "wrong_held": int(((called == n) & (resolved != n) & guarded).sum()),
                  "right_held": int(((called == n) & (resolved == n) & guarded).sum())}
              for n in names}
+    # True events of each class a person sees as such: called so, or flagged for review
+    # (the guard's possible_ctc flag shows a CTC the network called otherwise).
+    called_or_flagged = {n: int(((resolved == n) & ((called == n) | flags)).sum())
+                         for n in names}
     return {"events": int(len(events)), "true_events": int(len(truth)),
             "false_calls": false_calls, "missed_calls": missed,
+            "called_or_flagged": called_or_flagged,
             "flagged": int(flags.sum()), "flagged_wrong": int(wrong.sum()),
             "guard_flagged": int(guarded.sum()), "held_by_guard": held, "guard": guard,
             "blood_volume_ml": float(blood_volume_ml),

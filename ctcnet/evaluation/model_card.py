@@ -51,18 +51,30 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     samples, for the DNA check's leukocyte reference)."""
     from ctcnet.inference.guard import review_flags
     from ctcnet.inference.spillover import network_view
+    from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec
     proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)[0]))
-    flags = review_flags(crops, proba, spec, groups=sample_ids)["any"].to_numpy()
+    all_flags = review_flags(crops, proba, spec, groups=sample_ids, decision=None)
+    flags = all_flags["any"].to_numpy()
     ctc = spec.class_names.index("ctc")
     called_ctc = proba.argmax(1) == ctc
-    wrong = called_ctc & (np.asarray(labels) != "ctc")
-    right = called_ctc & (np.asarray(labels) == "ctc")
+    labels = np.asarray(labels)
+    wrong = called_ctc & (labels != "ctc")
+    right = called_ctc & (labels == "ctc")
+    # The other direction: true CTCs called something else, and how many of those a person
+    # still sees (the guard's possible_ctc flag, or a call below the review threshold).
+    review = calls_from_proba(proba, spec.class_names, spec.review_threshold)[2] | flags
+    missed = (labels == "ctc") & ~called_ctc
+    true_ctc = max(int((labels == "ctc").sum()), 1)
     # What the guard costs: right CTC calls it holds leave the automatic count too.
     return {"flagged_share": float(flags.mean()), "wrong_ctc_calls": int(wrong.sum()),
             "wrong_ctc_caught": int((flags & wrong).sum()), "right_ctc_calls": int(right.sum()),
-            "right_ctc_held": int((flags & right).sum())}
+            "right_ctc_held": int((flags & right).sum()),
+            "missed_ctc": int(missed.sum()), "missed_ctc_shown": int((missed & review).sum()),
+            "possible_ctc_share": float(all_flags["possible_ctc"].mean()),
+            "ctc_called_or_flagged": float(((labels == "ctc") & (called_ctc | review)).sum()
+                                           / true_ctc)}
 
 
 def ck_positive_leukocytes(backend, n: int, seed: int) -> dict:
@@ -276,6 +288,13 @@ def render_card(card: dict) -> str:
                   "less DNA than a nucleus holds against the sample's own leukocytes, no CK, "
                   "a nucleus blurred far wider than the sample's leukocytes' (out of focus), "
                   "or unlike the training data)."]
+        if "ctc_called_or_flagged" in guard:
+            lines += ["", f"The other direction: {guard['missed_ctc_shown']} of the "
+                      f"{guard['missed_ctc']} true CTCs called something else are shown to a "
+                      "person (wbc/debris calls with a CTC's markers, flag possible_ctc, on "
+                      f"{guard['possible_ctc_share']:.2%} of all events; or a call below the "
+                      "review threshold): true CTCs called ctc or shown: "
+                      f"**{guard['ctc_called_or_flagged']:.2%}**."]
     vs = card.get("robustness_vs_baselines")
     if vs:
         lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",

@@ -33,6 +33,13 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
   and no marker the other checks read contradicts a CTC there. Relative to the frame, the
   check holds for a whole frame out of focus. Not for clusters: touching nuclei merge below
   half their peak and read as a wide edge.
+* ``possible_ctc`` (``wbc`` and ``debris`` calls; the guard's other direction): the event
+  shows what the CellSearch definition asks of a CTC, a CK area of at least a 4 um cell
+  (``POSSIBLE_CTC_MIN_AREA_UM2``) clearly CK positive (``POSSIBLE_CTC_CK_PEAK``), with DNA of
+  its own inside it (``dna_level``, a shape of its own, not a copy of CK, not a speck far below
+  a leukocyte's DNA) and no CD45 over it, yet the network called it
+  something else: a possible missed CTC, shown to a person. (A CK+CD45+ event stays a
+  leukocyte: it is never flagged.)
 * ``unusual`` (every class): the event's measured intensity profile lies far from what the
   model was trained on: Mahalanobis distance of a few per-channel features to the training
   events of the called class, above the 99.5th percentile seen on validation. It needs the
@@ -64,8 +71,16 @@ from ctcnet.nn.calls import top_class
 log = logging.getLogger(__name__)
 
 MARKER_FLAGS = ("cd45_positive", "no_dna", "dna_copies_ck", "low_dna", "no_ck")
-FLAGS = MARKER_FLAGS + ("out_of_focus", "unusual")
+FLAGS = MARKER_FLAGS + ("out_of_focus", "unusual", "possible_ctc")
 GUARDED_CLASSES = ("ctc", "cluster")
+# Calls checked for a missed CTC (the guard's other direction), and the least CK area such an
+# event must show: a cell over 4 um across (the CellSearch size rule), pi * 2^2 um^2.
+MISSED_CTC_CALLS = ("wbc", "debris")
+POSSIBLE_CTC_MIN_AREA_UM2 = 12.5
+# ... and its CK peak (noise units, 3x3 mean): clearly positive. At 5, the faint green
+# autofluorescence of neutrophils passed (2 % of simulated leukocytes flagged); the CTCs the
+# default network misses reach 14 and more (simulated held-out set, seed 424242).
+POSSIBLE_CTC_CK_PEAK = 10.0
 # The DNA and focus references: leukocyte calls of the same frame (or sample), at least this
 # many.
 REFERENCE_CLASS = "wbc"
@@ -406,7 +421,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
                  dna_level: float = 3.0, dna_share: float = 0.08, focus_ratio: float = 1.8,
                  copy_level: float = 0.2,
                  measured: pd.DataFrame | None = None,
-                 groups: np.ndarray | None = None) -> pd.DataFrame:
+                 groups: np.ndarray | None = None, decision: dict | str | None = "spec"
+                 ) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
 
     ``cd45_level`` is the CD45 positivity level (upper quartile over the CK area, in noise units
@@ -415,7 +431,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     of its group (``groups``: one label per crop, e.g. sample ids; default: the crops are one
     frame). ``focus_ratio``: the widest nucleus edge a ``ctc`` call may have, as a multiple of
     its group's median leukocyte's. ``measured``: :func:`measure_for_guard` of the crops, if
-    already made; CD45 is then measured here on the ``ctc`` calls.
+    already made; CD45 is then measured here on the ``ctc`` calls and on the CTC-like others.
+    ``decision``: the rule the calls were made with (default ``"spec"``: the model's own).
 
     ``copy_level``: the least structure of its own (``dna_own_structure``) the DAPI inside the
     CK area must have. 0.2: on simulated crops at model scale (seeds 7 and 11, 1,800 CTCs and
@@ -445,21 +462,31 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     if n == 0:
         flags["any"] = np.zeros(0, bool)
         return flags
-    # The call predict makes (the decision rule at deployment prevalence, if the model has one).
-    called = top_class(proba, spec.class_names, spec.decision)[0]
+    # The call predict makes: ``decision`` "spec" is the model's rule at cartridge prevalence
+    # (if it has one); a crop set's calls are made without it (None) or with a stated prior.
+    called = top_class(proba, spec.class_names,
+                       spec.decision if decision == "spec" else decision)[0]
     called_names = np.asarray(spec.class_names, dtype=object)[called]
     guarded = np.isin(called_names, GUARDED_CLASSES)
     roles = set(spec.panel.roles())
     is_ctc = called_names == "ctc"
-    # CD45 is read on ``ctc`` calls only: its leak fit is most of the cost of measuring.
     if measured is None:
-        m = measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=is_ctc)
-    else:
-        m = measured.copy()
-        if is_ctc.any():
-            ctc = measure(crops[is_ctc], spec.panel, spec.pixel_size_um)
-            for col in ("cd45_over_ck", "cd45_core"):
-                m.loc[is_ctc, col] = ctc[col].to_numpy()
+        measured = measure_for_guard(crops, spec)
+    m = measured.copy()
+    # Other calls that look like a CTC by CK and DNA (the CD45 check decides): a possible
+    # missed CTC. CD45 is read on these and on ``ctc`` calls only: its leak fit is most of
+    # the cost of measuring.
+    with np.errstate(invalid="ignore"):  # NaN (shapes not comparable): not CTC-like
+        ctc_like = np.isin(called_names, MISSED_CTC_CALLS) & \
+            (m["ck_area"].to_numpy() * spec.pixel_size_um ** 2 >= POSSIBLE_CTC_MIN_AREA_UM2) & \
+            (m["ck_peak"].to_numpy() >= POSSIBLE_CTC_CK_PEAK) & \
+            (m["dna_in_ck"].to_numpy() >= dna_level) & \
+            (m["dna_own_structure"].to_numpy() >= copy_level)
+    read_cd45 = is_ctc | ctc_like
+    if read_cd45.any():
+        again = measure(crops[read_cd45], spec.panel, spec.pixel_size_um)
+        for col in ("cd45_over_ck", "cd45_core"):
+            m.loc[read_cd45, col] = again[col].to_numpy()
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
         (m["dna_in_ck"].to_numpy() < dna_level)
@@ -473,6 +500,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
             (m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
         flags["out_of_focus"] = is_ctc & (m["dna_edge_um"].to_numpy() > focus_ratio *
                                           leukocyte_edge)
+        enough_dna = ~(m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
+        flags["possible_ctc"] = ctc_like & enough_dna & \
+            (m["cd45_over_ck"].to_numpy() <= cd45_level)
     if not roles & {"mesenchymal", "epcam"}:
         flags["no_ck"] = guarded & (m["ck_area"].to_numpy() == 0)
     reference = spec.metrics.get("guard") if isinstance(spec.metrics, dict) else None

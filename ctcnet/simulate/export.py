@@ -244,7 +244,7 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator,
     side = max(bottom - top, right - left)
     margin = int(round(side * rng.uniform(*TIGHT_MARGIN)))
     # A square box centred on the object, as figures show a cell, within the crop.
-    half = side // 2 + margin
+    half = max(side // 2 + margin, 4)  # at least 8 px: a one-pixel object is no export
     cy, cx = (top + bottom) // 2, (left + right) // 2
     t, b = max(cy - half, 0), min(cy + half, h)
     lo, r = max(cx - half, 0), min(cx + half, w)
