@@ -20,6 +20,19 @@ def add_compensate_argument(parser: argparse.ArgumentParser, who: str) -> None:
                              "docs/robustness_matrix.md); reports record what was taken off")
 
 
+def add_prior_argument(parser: argparse.ArgumentParser) -> None:
+    """``--prior``: the class prior calls are made at (``ctcnet.nn.calls.prior_rule``), shared
+    by predict and evaluate so both call the same crops alike."""
+    parser.add_argument("--prior", default=None, metavar="PRIOR",
+                        help="class prior of the calls: 'cartridge' (the model's decision rule "
+                             "fitted at cartridge prevalence, where debris outnumbers CTCs "
+                             "~1000x), 'balanced' (no reweighting: the top calibrated "
+                             "probability), or the data's class frequencies, e.g. "
+                             "ctc=0.01,cluster=0.005 (classes not named share the rest). "
+                             "Default: cartridge for cartridges, balanced for crop sets; "
+                             "summary.json / report.json record the prior used")
+
+
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
     """The baseline options ``ctcnet evaluate`` and ``ctcnet robustness`` share."""
     parser.add_argument("--no-baselines", action="store_true",
@@ -59,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="precision the automatic calls above the review band must reach "
                              "on the validation crops (default 0.99)")
     add_compensate_argument(parser, "the CNN sees")
+    add_prior_argument(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 
@@ -76,13 +90,16 @@ def _summary_lines(report: dict) -> list[str]:
         lines.append(f"review band (top p < {band['threshold']:.2f}): "
                      f"{band['reviewed_fraction']:.1%} reviewed, automatic calls "
                      f"{band['auto_precision']:.3%} precise")
+    prior = report.get("prior", "balanced")
+    lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
+                                                     if prior == "balanced" else ""))
     rule = cnn.get("deployment_rule")
     if rule:
-        lines.append("deployment rule " + ", ".join(f"{k} {v:+.2f}" for k, v in
-                                                   rule["log_weights"].items()) +
-                     " (cartridge prevalence; calls above are the most probable class): recall "
-                     + ", ".join(f"{k} {v['plain']:.3f} -> {v['with_rule']:.3f}"
-                                 for k, v in rule["recall"].items()))
+        lines.append("the model's cartridge prevalence rule " + ", ".join(
+            f"{k} {v:+.2f}" for k, v in rule["log_weights"].items()) +
+            " would change recall on these crops (--prior cartridge): "
+            + ", ".join(f"{k} {v['plain']:.3f} -> {v['with_rule']:.3f}"
+                        for k, v in rule["recall"].items()))
     for name, base in report.get("baselines", {}).items():
         margin = report["cnn_minus_baseline"][name]["macro_f1"]
         lines.append(f"{name}: macro-F1 {base['macro_f1']:.3f} (CNN {margin:+.3f})")
@@ -126,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_dataset(args.data, model, args.out, with_baselines=not args.no_baselines,
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
-                              batch_size=args.batch_size, compensate=args.compensate)
+                              batch_size=args.batch_size, compensate=args.compensate,
+                              prior=args.prior)
     if args.json:
         print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
                           "accuracy": report["cnn"]["accuracy"],
@@ -146,7 +164,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     from ctcnet.evaluation.evaluate import evaluate_cartridges
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
-                                 compensate=args.compensate)
+                                 compensate=args.compensate, prior=args.prior)
     if args.json:
         print(json.dumps(report))
         return 0

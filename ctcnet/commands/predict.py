@@ -39,12 +39,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
-    parser.add_argument("--no-prevalence-rule", action="store_true",
-                        help="call the top calibrated probability alone, without the model's "
-                             "decision rule for cartridge prevalence (for balanced crop sets, "
-                             "or to compare; summary.json records which was used)")
-    from ctcnet.commands.evaluate import add_compensate_argument
+    from ctcnet.commands.evaluate import add_compensate_argument, add_prior_argument
 
+    add_prior_argument(parser)
+    parser.add_argument("--no-prevalence-rule", action="store_true",
+                        help="the same as --prior balanced (kept for scripts that use it)")
     add_compensate_argument(parser, "the model sees every crop with")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
@@ -68,8 +67,15 @@ def run(args) -> int:
         raise InputError(f"--threshold-snr must be a positive number of noise units, got "
                          f"{args.threshold_snr}")
     from ctcnet.errors import check_device_name
+    from ctcnet.nn.calls import BALANCED_PRIOR
 
     check_device_name(args.device)
+    prior = args.prior
+    if args.no_prevalence_rule:
+        if prior not in (None, BALANCED_PRIOR):
+            raise InputError(f"--no-prevalence-rule is --prior {BALANCED_PRIOR}; it contradicts "
+                             f"--prior {prior}")
+        prior = BALANCED_PRIOR
     detect = DetectConfig()
     if args.threshold_snr is not None:
         detect = replace(detect, threshold_snr=args.threshold_snr,
@@ -79,7 +85,8 @@ def run(args) -> int:
                              frame_device=args.frame_device, detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,
                              report=not args.no_report, compensate=args.compensate,
-                             edge_cut_as=None if args.keep_edge_calls else "debris")
+                             edge_cut_as=None if args.keep_edge_calls else "debris",
+                             prior=prior)
     out = Path(args.out)
     model = args.model
     if model is None:  # the shipped model whose channels the data has, by name
@@ -93,8 +100,6 @@ def run(args) -> int:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):
         backend = load_backend(model, args.backend, device, args.batch_size)
-        if args.no_prevalence_rule:
-            backend.spec = backend.spec.replace(decision={})
         summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
                                    info.world_size)
     if info.is_main:  # one index of every output of the run (all ranks have finished)
@@ -117,7 +122,7 @@ def run(args) -> int:
                       f"(per 7.5 mL: {per75}), {s.frames.skipped} frame(s) skipped, "
                       f"{s.timings_s['total']:.1f} s -> {out / s.sample_id}")
             else:
-                print(f"{s.dataset}: {s.crops} crops, {s.counts}")
+                print(f"{s.dataset}: {s.crops} crops, {s.counts} (prior {s.prior})")
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).

@@ -28,7 +28,14 @@ import onnxruntime as ort
 
 from ctcnet.errors import InputError
 from ctcnet.io.panel import check_channel_order
-from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, finite_crops  # noqa: F401 (API)
+from ctcnet.nn.calls import (  # noqa: F401 (API)
+    BALANCED_PRIOR,
+    CARTRIDGE_PRIOR,
+    FAILED_CLASS,
+    calls_from_proba,
+    finite_crops,
+    prior_rule,
+)
 
 # torch-free: ctcnet.nn.spec imports only the standard library and ctcnet.io
 from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY  # noqa: F401 (API)
@@ -236,13 +243,18 @@ class OnnxClassifier:
         """Calibrated class probabilities, float32 (N, K), columns in ``self.classes`` order."""
         return self.run(raw, batch_size)[1]
 
-    def predict(self, raw: np.ndarray, batch_size: int | None = None
-                ) -> tuple[list[str], np.ndarray]:
+    def predict(self, raw: np.ndarray, batch_size: int | None = None,
+                prior: str = CARTRIDGE_PRIOR) -> tuple[list[str], np.ndarray]:
         """(class name per crop, probabilities (N, K)); a crop whose row is not finite is
-        ``"failed"``, never a class (``ctcnet.nn.calls``)."""
+        ``"failed"``, never a class (``ctcnet.nn.calls``).
+
+        ``prior`` as ``ctcnet predict --prior``: ``"cartridge"`` (default: the events of a
+        scan, called with the model's rule fitted at cartridge prevalence), ``"balanced"``
+        (crops of a crop set, as ``ctcnet predict`` calls a crop folder by default) or stated
+        class frequencies ``"ctc=0.01,cluster=0.005"``."""
         proba = self.predict_proba(raw, batch_size)
-        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold,
-                                           self.spec.get("decision"))
+        rule, _ = prior_rule(prior, self.classes, self.spec.get("decision"), CARTRIDGE_PRIOR)
+        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold, rule)
         return list(called), proba
 
     def _checked(self, raw) -> np.ndarray:

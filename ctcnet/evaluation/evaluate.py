@@ -5,7 +5,8 @@
   band at ``spec.review_threshold``, recall per simulator subtype when known), the same metrics
   for the marker gate and the feature classifier, and the CNN's margin over each baseline.
 * :func:`evaluate_dataset`: the ``ctcnet evaluate`` workflow on a crop dataset folder; writes
-  ``report.json``, ``confusion.png``, ``reliability.png`` (and baseline confusion PNGs).
+  ``report.json``, ``predictions.csv`` (each crop's call, made as ``ctcnet predict`` makes it on
+  the same folder), ``confusion.png``, ``reliability.png`` (and baseline confusion PNGs).
 * :func:`evaluate_cartridges`: ``ctcnet evaluate`` on simulated cartridges with ground truth:
   predicts each, then compares called with true counts (:mod:`ctcnet.evaluation.counts`);
   writes ``counts.json`` and ``counts.png``.
@@ -14,6 +15,14 @@
 
 Baselines need a training set: a dataset's rows with split ``train``, a separate labelled
 folder, or (default) crops simulated for the model's panel with seeds the test never uses.
+
+**Calls and the class prior.** A crop set is not a cartridge, so its calls are the plain most
+probable class by default, not the model's cartridge prevalence rule (``spec.decision``), as in
+``ctcnet predict`` on a crop folder; ``prior`` (``--prior``, :func:`ctcnet.nn.calls.prior_rule`)
+states another. The metrics made from calls (confusion, precision, recall, F1, accuracy, the
+review band) use the calls at that prior; those made from scores (AUCs, sensitivity at
+specificity, ECE) use the network's probabilities. ``deployment_rule`` still reports what the
+model's cartridge rule would cost on these crops.
 """
 
 from __future__ import annotations
@@ -32,10 +41,12 @@ from ctcnet.evaluation.metrics import (
     reliability_bins,
     sensitivity_at_specificity,
 )
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.nn.spec import ModelSpec
 
 SPECIFICITIES = (0.99, 0.998)
+# What classification_report computes from calls (the rest, from scores).
+CALL_METRICS = ("accuracy", "macro_f1", "per_class", "absent_predicted", "confusion")
 # Seeds of simulated baseline training sets: far from the seeds tests and shifts use.
 BASELINE_TRAIN_SEED = 7919
 DEFAULT_SHIFTS = ("none", "defocus", "dim_ck", "noise_2x", "pixel_size", "small_cells",
@@ -96,13 +107,16 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
-                   sample_ids=None) -> dict:
+                   sample_ids=None, decision: dict | None = None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
     instead of ``crops`` (the crops compensated for spillover; default: as the model was
-    trained, per ``sample_ids``); the baselines see ``crops``."""
+    trained, per ``sample_ids``); the baselines see ``crops``. ``decision``: the rule the
+    CNN's calls are made with (:func:`ctcnet.nn.calls.prior_rule`; default none, the plain
+    most probable class)."""
     from ctcnet.inference.spillover import network_view
+    from ctcnet.nn.calls import deployment_proba
 
     spec = backend.spec
     names = spec.class_names
@@ -111,7 +125,15 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                                     if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
-    cnn["review_band"] = review_band(proba, y, spec.review_threshold, names)
+    # The calls at the stated prior: their argmax is the call predict makes, their top the
+    # confidence its review flag compares with the threshold.
+    called = deployment_proba(proba, names, decision)
+    if called is not proba:
+        cnn.update({k: v for k, v in classification_report(y, called, names, with_auc=False)
+                    .items() if k in CALL_METRICS})
+        if subtypes is not None:
+            cnn["recall_by_subtype"] = recall_by_group(y, called.argmax(axis=1), subtypes)
+    cnn["review_band"] = review_band(called, y, spec.review_threshold, names)
     cnn["ece_uncalibrated"] = classification_report(y, softmax(logits), names,
                                                     with_auc=False)["ece"]
     if spec.decision:
@@ -194,15 +216,20 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
                      device: str = "auto", batch_size: int = 256,
-                     compensate: bool | None = None) -> dict:
+                     compensate: bool | None = None, prior: str | None = None) -> dict:
     """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
-    report and figures (``compensate``: the CNN sees CK's spillover taken off per sample;
-    None: as the model was trained)."""
+    report, per-crop calls and figures (``compensate``: the CNN sees CK's spillover taken off
+    per sample; None: as the model was trained; ``prior``: as ``ctcnet predict --prior``,
+    default ``balanced``)."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import label_events, spec_at_prior
+    from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
+    # The rule predict applies to a crop folder at the same --prior (default: none).
+    called_spec, prior_name = spec_at_prior(spec, prior, BALANCED_PRIOR)
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
     from ctcnet.inference.spillover import network_view
@@ -210,10 +237,23 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     # As asked, else as the model was trained (the crops as they are under --no-compensate).
     model_input, spillover = network_view(spec, crops, index.sample_ids, compensate)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
-                            model_input=model_input)
+                            model_input=model_input, decision=called_spec.decision)
+    report["prior"] = prior_name
+    report["decision_log_weights"] = decision_weights(called_spec.decision)
     if spillover is not None:
         report["spillover"] = spillover
     out_dir = Path(out_dir)
+    # Each crop's call, by the function predict labels its crops with.
+    import pandas as pd
+
+    table = pd.DataFrame({"path": [str(p.relative_to(index.root))
+                                   if p.is_relative_to(index.root) else str(p)
+                                   for p in index.paths],
+                          "label": index.labels, "sample_id": index.sample_ids})
+    table = label_events(table, report["_proba"], called_spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "predictions.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.5g")
     names = spec.class_names
     confusion_png(report["cnn"]["confusion"], names, out_dir / "confusion.png",
                   "CNN confusion matrix")
@@ -223,7 +263,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     for name, base in report.get("baselines", {}).items():
         confusion_png(base["confusion"], names, out_dir / f"confusion_{name}.png",
                       f"{name.replace('_', ' ')} confusion matrix")
-    public = {"data": str(data), "model": str(model_path), **_public(report)}
+    public = {"data": str(data), "model": str(model_path), **_public(report),
+              "predictions": "predictions.csv"}
     public["cnn"]["confusion_json"] = "confusion.json"
     if baselines:
         public["baseline_training"] = source
@@ -237,10 +278,10 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True,
-                        compensate: bool | None = None) -> dict:
+                        compensate: bool | None = None, prior: str | None = None) -> dict:
     """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``,
-    ``compensate`` as ``ctcnet predict --compensate``) and compare its automatic and
-    after-review counts with its ground truth."""
+    ``compensate`` and ``prior`` as ``ctcnet predict --compensate --prior``) and compare its
+    automatic and after-review counts with its ground truth."""
     import pandas as pd
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
@@ -248,13 +289,16 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     from ctcnet.inference.predict import (
         PredictOptions,
         predict_cartridge,
+        spec_at_prior,
         truth_of_processed_frames,
     )
     from ctcnet.io.scan import open_cartridge
+    from ctcnet.nn.calls import CARTRIDGE_PRIOR
     from ctcnet.simulate.cartridge import read_truth
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names
+    prior_name = spec_at_prior(backend.spec, prior, CARTRIDGE_PRIOR)[1]  # a bad prior: now
     # Refuse before any work: truth present, the model's channels there (by name).
     opened = [open_cartridge(c).conform(backend.spec.panel) for c in cartridges]
     for cart in opened:
@@ -263,7 +307,8 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     rows = []
     for cart in opened:
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
-            quiet=quiet, report=False, overwrite=True, workers=workers, compensate=compensate))
+            quiet=quiet, report=False, overwrite=True, workers=workers, compensate=compensate,
+            prior=prior))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
         truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
@@ -271,6 +316,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         rows.append({"sample_id": cart.sample_id, **row})
     report = count_report(rows, names)
     report["model"] = str(backend.model_path)
+    report["prior"] = prior_name
     report["review_flags"] = "review column of events (top probability < review threshold)"
     counts_png(report, out_dir / "counts.png")
     atomic_write_text(out_dir / "counts.json", json.dumps(report, indent=2) + "\n")

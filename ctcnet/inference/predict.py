@@ -64,7 +64,14 @@ from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, Run
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
-from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, decision_weights
+from ctcnet.nn.calls import (
+    BALANCED_PRIOR,
+    CARTRIDGE_PRIOR,
+    FAILED_CLASS,
+    calls_from_proba,
+    decision_weights,
+    prior_rule,
+)
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
@@ -91,6 +98,47 @@ class FrameWork:
     measured: pd.DataFrame | None = None  # the guard's call-independent measurements
 
 
+# What a frame's detection or cropping raises on pixels no check foresaw: the frame is skipped
+# with the reason. Anything else (ImportError, AttributeError, TypeError, a CUDA error...) is
+# about the program or the machine, not this frame: skipping would drop an intact frame behind
+# exit 0, so it stops the run (the journal keeps the frames done; a rerun resumes).
+FRAME_DATA_ERRORS = (ValueError, ArithmeticError, IndexError, MemoryError)
+
+
+def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> None:
+    """Import, in the calling (main) thread, every module the frame threads would otherwise
+    import lazily on first use: tifffile (and its codecs), Pillow's plugins, the scipy and
+    scikit-image parts of detection, and torch where the frames need it (the torch frame path;
+    crops shrunk to the model's pixel size).
+
+    A first import of a heavy module from several threads at once can fail (a partially
+    initialised module, an ImportError or AttributeError); in a frame thread that failure once
+    became a skipped frame and the run still exited 0.
+    ``tests/test_frame_threads.py`` checks that no module is first imported in a frame thread.
+    """
+    import tifffile  # noqa: F401 - with its codecs (imagecodecs)
+    from PIL import Image
+    from scipy.sparse import coo_matrix  # noqa: F401 - detection.split_and_merge
+    from scipy.sparse.csgraph import connected_components  # noqa: F401
+
+    # scikit-image loads these submodules lazily, on first attribute access.
+    from skimage.filters import apply_hysteresis_threshold  # noqa: F401
+    from skimage.segmentation import watershed  # noqa: F401
+
+    import ctcnet.nn.normalise  # noqa: F401 - cropping.background_level (imports torch)
+
+    Image.preinit()  # the PNG and JPEG plugins, which Image.open would import on first use
+    # pandas' Arrow-backed strings import parts of pyarrow when the first string index is made
+    # (detection's event table).
+    pd.DataFrame({"frame_id": ["r00c00"]})
+    scan_px, model_px = cartridge.panel.pixel_size_um, spec.pixel_size_um
+    if device is not None or (scan_px and model_px and scan_px != model_px):
+        import torch.nn.functional  # noqa: F401 - cropping.resample
+
+        if device is not None:
+            import ctcnet.detect.device  # noqa: F401
+
+
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                   config: DetectConfig, device=None, leaks: np.ndarray | None = None,
                   guard: bool = True) -> FrameWork:
@@ -98,9 +146,11 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     measurements (``guard=False``: not, for a pass that only reads the crops); with the scan's
     CK ``leaks``, also the compensated crops the model sees (the guard measures the crops as
     the scanner wrote them: an independent check, which an over-estimated leak cannot blind).
-    Errors become a skip reason.
+    Errors about the frame (unreadable, odd pixels: :data:`FRAME_DATA_ERRORS`) become a skip
+    reason; any other error is raised, with a note naming the frame.
     With a torch ``device`` the frame's dense work and the cropping run there
-    (:mod:`ctcnet.detect.device`), else in numpy."""
+    (:mod:`ctcnet.detect.device`), else in numpy. In threads, call
+    :func:`import_frame_modules` in the main thread first."""
     t0 = time.perf_counter()
     try:
         pixels = cartridge.read(frame)
@@ -113,6 +163,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     try:
         detect, cut = detect_events, extract_crops
         if device is not None:
+            # Already imported by import_frame_modules (main thread): a look-up here.
             from ctcnet.detect import device as on_device
 
             pixels = on_device.upload(pixels, device)
@@ -128,13 +179,17 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
-    except Exception as err:  # noqa: BLE001 - one odd frame must not end the cartridge
+    except FRAME_DATA_ERRORS as err:  # one odd frame must not end the cartridge
         # A frame readable but odd in a way no check foresaw: skip it with its reason (the
         # other frames still finish); the traceback goes to the debug log, not the screen.
         log.debug("frame %s: detection or cropping failed", frame.stem, exc_info=True)
         return FrameWork(frame, error=f"{frame.stem}: detection failed on this frame "
                                       f"({type(err).__name__}: {err})",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
+    except Exception as err:
+        err.add_note(f"ctcnet predict: raised while preparing frame {frame.stem} (not an error "
+                     "of its data, so the run stops; rerunning resumes)")
+        raise
     events.insert(0, "frame_id", frame.frame_id)
     events.insert(0, "col", frame.col)
     events.insert(0, "row", frame.row)
@@ -202,6 +257,13 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     events["confidence"] = confidence
     events["review"] = review
     return events
+
+
+def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:
+    """The model's spec with the decision rule of ``prior`` (``PredictOptions.prior``; None:
+    ``default``, the input's own), and the prior's name for summary.json."""
+    rule, name = prior_rule(prior, spec.class_names, spec.decision, default)
+    return (spec if rule == (spec.decision or {}) else spec.replace(decision=rule)), name
 
 
 def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
@@ -296,16 +358,22 @@ class CrossFrameBatcher:
 # ---------------------------------------------------------------------------------------------
 # The journal of finished frames (resume).
 
-def run_fingerprint(backend, cartridge: Cartridge, options: PredictOptions) -> dict:
+def run_fingerprint(backend, cartridge: Cartridge, options: PredictOptions,
+                    spec: ModelSpec | None = None) -> dict:
     """What must match for a journal to be resumed: model, panel and the settings that shape
-    each frame's rows (detection, edge-cut policy, spillover compensation)."""
+    each frame's rows (detection, edge-cut policy, spillover compensation, the decision rule
+    when it is not the model's own: ``spec``, the model's spec as the run applies it)."""
+    spec = spec or backend.spec
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
     # Only when on, so journals written before the option existed still resume.
-    compensate = {"compensate": True} if wants_compensation(backend.spec, options.compensate) \
+    compensate = {"compensate": True} if wants_compensation(spec, options.compensate) \
         else {}
+    # Likewise only when the calls are made under another rule than the model's own (--prior).
+    rule = {"decision": spec.decision} if spec.decision != backend.spec.decision else {}
     return {"model_sha256": digest, "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
-            "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as, **compensate}
+            "detect": asdict(options.detect), "edge_cut_as": options.edge_cut_as, **compensate,
+            **rule}
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
@@ -466,6 +534,11 @@ class PredictOptions:
     # frames spread over it, per sample_id on a crop set). None: as the model was trained
     # (``spec.compensated_input``).
     compensate: bool | None = None
+    # The class prior the calls are made at (``ctcnet.nn.calls.prior_rule``): None = the
+    # input's default (cartridges: "cartridge", the model's fitted prevalence rule; crop sets:
+    # "balanced", the plain most probable class), or "cartridge", "balanced", or stated class
+    # frequencies "ctc=0.01,cluster=0.005".
+    prior: str | None = None
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
 
@@ -551,11 +624,12 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     options = options or PredictOptions()
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
-    spec = backend.spec
+    # A cartridge is called at cartridge prevalence unless another prior is asked for.
+    spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     with exclusive_folder(out_dir, "predict"), single_threaded_blas():
-        return _predict_cartridge(cartridge, backend, out_dir, options)
+        return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options)
 
 
 def single_threaded_blas():
@@ -571,11 +645,10 @@ def single_threaded_blas():
     return threadpool_limits(1, user_api="blas")
 
 
-def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
-                       options: PredictOptions) -> dict:
-    spec = backend.spec
+def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: str,
+                       out_dir: Path, options: PredictOptions) -> dict:
     t_start = time.perf_counter()
-    done = open_journal(out_dir, run_fingerprint(backend, cartridge, options),
+    done = open_journal(out_dir, run_fingerprint(backend, cartridge, options, spec),
                         options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
     todo = [f for f in cartridge.frames if f.frame_id not in done]
@@ -584,6 +657,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
+    import_frame_modules(cartridge, spec, device)  # before any frame thread starts
     leaks, spillover = None, None
     if wants_compensation(spec, options.compensate):
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device)
@@ -637,7 +711,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, out_dir: Path,
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
-                            seconds, options)
+                            seconds, options, spec, prior)
     summary.spillover = spillover
     summary = replace(summary, **sample_outcome(
         summary.counts, int((events["class"] == FAILED_CLASS).sum()), len(cartridge.frames),
@@ -859,8 +933,9 @@ def peak_memory_mb() -> float:
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
-                  resumed: int, seconds: dict, options: PredictOptions) -> RunSummary:
-    spec = backend.spec
+                  resumed: int, seconds: dict, options: PredictOptions,
+                  spec: ModelSpec | None = None, prior: str = CARTRIDGE_PRIOR) -> RunSummary:
+    spec = spec or backend.spec
     # Calls the marker guard held for review are counted apart (RunSummary.guard["by_call"]).
     counts = {name: int(((events["class"] == name) & counted(events)).sum())
               for name in spec.class_names}
@@ -879,7 +954,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                         classes=spec.class_names, crop_size=spec.crop_size,
                         pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
                         review_threshold=spec.review_threshold,
-                        decision_log_weights=decision_weights(spec.decision)),
+                        decision_log_weights=decision_weights(spec.decision),
+                        prior=prior),
         backend=backend.name,
         device=backend.device_name,
         panel=cartridge.panel.to_dict(),
@@ -966,7 +1042,10 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     options = options or PredictOptions()
-    spec = backend.spec
+    # A crop set is not a cartridge: the cartridge prevalence rule would call almost no CTC in
+    # a near-balanced folder of crops. Its calls are the plain most probable class unless the
+    # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
+    spec, prior = spec_at_prior(backend.spec, options.prior, BALANCED_PRIOR)
     t0 = time.perf_counter()
     index = read_crop_index(root).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
@@ -992,7 +1071,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     summary = CropRunSummary(
         dataset=str(root), crops=len(table), backend=backend.name,
         device=backend.device_name, model=str(backend.model_path),
-        decision_log_weights=decision_weights(spec.decision),
+        decision_log_weights=decision_weights(spec.decision), prior=prior,
         counts={n: int(((table["class"] == n) & counted(table)).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
         guard=guard_summary(table, spec),
@@ -1014,6 +1093,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     from ctcnet.inference.distributed import shard
 
     options = options or PredictOptions()
+    spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
     cartridge_paths, datasets = resolve_inputs(inputs)
     cartridges = [open_cartridge(p) for p in cartridge_paths]
     ids = [c.sample_id for c in cartridges]

@@ -26,9 +26,12 @@ class ModelInfo:
     pixel_size_um: float
     temperature: float
     review_threshold: float
-    # The decision rule at cartridge prevalence (``spec.decision``): log weights added to the
-    # log probabilities before the call; empty = the top calibrated probability alone.
+    # The decision rule the calls were made with: log weights added to the log probabilities
+    # before the call; empty = the top calibrated probability alone.
     decision_log_weights: dict = field(default_factory=dict)
+    # The class prior they come from (``ctcnet.nn.calls.prior_rule``): "cartridge" (the model's
+    # rule fitted at cartridge prevalence), "balanced" (none) or stated "class=p,...".
+    prior: str = "cartridge"
 
 
 @dataclass
@@ -122,6 +125,8 @@ class CropRunSummary:
     guard: dict | None = None        # calls the marker guard sent to review
     timings_s: dict[str, float] = field(default_factory=dict)
     decision_log_weights: dict = field(default_factory=dict)  # as in ModelInfo
+    # As in ModelInfo; a crop set's default is "balanced": the cartridge rule is not for it.
+    prior: str = "balanced"
     spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
 
     def to_dict(self) -> dict:

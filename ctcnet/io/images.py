@@ -12,6 +12,7 @@ here.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,14 +92,26 @@ def _ome_channel_names(tif) -> list[str] | None:
 
 
 class _TiffDamageLog(logging.Handler):
-    """Collect the errors tifffile logs while a file is read (its way to report damage)."""
+    """Collect the errors tifffile logs while this thread reads a file (its way to report
+    damage).
+
+    tifffile has one logger for the whole process. Predict reads frames in several threads, so
+    damage logged while one thread reads a truncated file would also reach the handler of a
+    thread reading an intact one, and refuse it. Only records logged by the thread that opened
+    the collector count (a handler's ``emit`` runs in the thread that logs; ``read_tiff``
+    decodes with ``maxworkers=1`` so tifffile logs from that thread alone).
+    """
 
     def __init__(self):
         super().__init__(level=logging.ERROR)
         self.messages: list[str] = []
+        self.thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        # Not ``record.thread``: it is None when an application turns ``logging.logThreads``
+        # off, which would then drop every damage record.
+        if threading.get_ident() == self.thread:
+            self.messages.append(record.getMessage())
 
     def __enter__(self):
         logging.getLogger("tifffile").addHandler(self)
@@ -127,13 +140,17 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                     raise InputError("truncated TIFF: pixel data runs past the end of the file",
                                      path)
             rgb = pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+            # One decoding thread (this one): tifffile's own decoding threads would log
+            # damage where the collector above does not listen.
             if len(tif.series) == 1 or tif.is_ome:
-                arr = tif.series[0].asarray()
+                arr = tif.series[0].asarray(maxworkers=1)
             else:  # plain multipage file: one page per channel
-                arr = np.stack([p.asarray() for p in pages])
+                arr = np.stack([p.asarray(maxworkers=1) for p in pages])
         if damage.messages:
             raise InputError(f"corrupt or truncated TIFF: {damage.messages[0]}", path)
     except InputError:
+        raise
+    except ImportError:  # a codec module that failed to import: this install, not the file
         raise
     except Exception as err:  # tifffile raises many types on corrupt/truncated files
         raise InputError(f"not a readable TIFF (corrupt or truncated?): {err}", path) from None
@@ -161,6 +178,8 @@ def _open_raster(path: Path) -> np.ndarray:
             elif im.mode in ("1", "LA"):
                 im = im.convert("L")
             arr = np.asarray(im)
+    except ImportError:  # a Pillow plugin that failed to import: this install, not the file
+        raise
     except Exception as err:  # Pillow raises many types on corrupt/truncated files
         raise InputError(f"not a readable {kind} (corrupt or truncated?): {err}", path) from None
     if arr.dtype == np.int32:  # PIL's 16-bit grey mode

@@ -20,6 +20,16 @@ compared with) is that posterior's top value. A class without a weight keeps 0, 
 rule is the plain most probable class. The weights are fitted on simulated cartridges
 (``scripts/fit_decision.py``), not set by hand; the probability columns a run writes stay the
 network's own.
+
+**Which prior a run uses** (:func:`prior_rule`; ``--prior`` of ``ctcnet predict`` and
+``ctcnet evaluate``). The fitted rule holds only where its prevalence does: in whole cartridges.
+A crop set (a folder of crops, often near balanced) called with it would call almost no CTC. So
+``cartridge`` (the model's fitted rule) is the default for cartridges, ``balanced`` (no
+reweighting: the network's own prior) the default for crop sets, and a user who knows the class
+frequencies of a crop set states them (``ctc=0.01,cluster=0.005``; classes not named share the
+rest equally). A stated prior becomes the same kind of rule: each class's log weight is
+``log(p * K)``, its prior against the balanced training prior ``1 / K``. ``summary.json``
+records the prior's name and the log weights applied.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ from ctcnet.errors import InputError
 
 FAILED_CLASS = "failed"
 DECISION_RULES = ("prior_shift",)
+# Named priors (see the module docstring); anything else given as a prior is stated frequencies.
+CARTRIDGE_PRIOR = "cartridge"
+BALANCED_PRIOR = "balanced"
 
 
 def finite_crops(raw: np.ndarray) -> np.ndarray:
@@ -113,3 +126,59 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top]).astype(np.float32)
     review = failed | (np.nan_to_num(confidence, nan=0.0) < review_threshold)
     return called.astype(object), confidence, review, failed
+
+
+def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
+    """Class frequencies from ``"ctc=0.01,cluster=0.005"``: every class, in ``class_names``
+    order; classes not named share what the named ones leave, equally. Each must be > 0 (a
+    class of prior 0 could never be called) and the named ones may not exceed 1."""
+    stated: dict[str, float] = {}
+    for item in str(text).split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InputError(f"--prior {text!r}: give {CARTRIDGE_PRIOR}, {BALANCED_PRIOR} or "
+                             "class frequencies as class=p pairs, e.g. ctc=0.01,cluster=0.005")
+        if name not in class_names:
+            raise InputError(f"--prior: {name!r} is not a class of the model "
+                             f"{list(class_names)}")
+        try:
+            p = float(value)
+        except ValueError:
+            raise InputError(f"--prior: {name}={value!r} is not a number") from None
+        if not (math.isfinite(p) and 0 < p <= 1):
+            raise InputError(f"--prior: {name}={value} must be above 0 and at most 1")
+        stated[name] = p
+    rest = [n for n in class_names if n not in stated]
+    left = 1.0 - sum(stated.values())
+    if left < -1e-6 or (rest and left <= 1e-12):  # 1e-6: frequencies rounded when written
+        raise InputError(f"--prior: the stated frequencies sum to {sum(stated.values()):.6g}; "
+                         "they may not exceed 1" + (f", and must leave some for {rest}"
+                                                    if rest else ""))
+    if rest:
+        return {n: stated[n] if n in stated else left / len(rest) for n in class_names}
+    # Every class stated: read as relative frequencies (rounded ones need not sum to 1).
+    total = sum(stated.values())
+    return {n: stated[n] / total for n in class_names}
+
+
+def prior_rule(prior: str | None, class_names: Sequence[str], model_rule: dict | None,
+               default: str) -> tuple[dict, str]:
+    """(decision rule to apply, the prior's name as ``summary.json`` records it).
+
+    ``prior``: None (this input's ``default``: ``cartridge`` for a cartridge, ``balanced`` for
+    a crop set), ``cartridge`` (``model_rule``, the model's rule fitted at cartridge prevalence;
+    none if the model has none), ``balanced`` (no reweighting) or stated class frequencies
+    (:func:`stated_prior`), recorded as ``class=p,...`` over every class.
+    """
+    prior = default if prior is None else str(prior).strip()
+    if prior == CARTRIDGE_PRIOR:
+        return dict(model_rule or {}), CARTRIDGE_PRIOR
+    if prior == BALANCED_PRIOR:
+        return {}, BALANCED_PRIOR
+    freq = stated_prior(prior, class_names)
+    k = len(class_names)
+    rule = {"rule": "prior_shift",
+            "log_weights": {n: math.log(p * k) for n, p in freq.items()},
+            "fitted": {"stated_prior": freq}}
+    return rule, ",".join(f"{n}={p:.6g}" for n, p in freq.items())

@@ -1,0 +1,138 @@
+"""The class prior of the calls: the cartridge prevalence rule for cartridges only; a crop set
+gets the plain calls unless a prior is stated, alike in predict, evaluate and the ONNX runtime."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.errors import InputError
+from ctcnet.io.panel import load_panel
+from ctcnet.nn.calls import calls_from_proba
+
+CROP = 40
+NAMES = ["ctc", "wbc", "cluster", "debris"]
+# A rule strong enough to move an untrained model's calls: everything not debris far down.
+RULE = {"rule": "prior_shift", "log_weights": {"ctc": -30.0, "wbc": -30.0, "cluster": -30.0},
+        "fitted": {"note": "unit test"}}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.simulate import simulate_crops, write_crop_batch
+
+    base = tmp_path_factory.mktemp("prior")
+    pt, _ = save_tiny_model(base / "model.pt", crop_size=CROP, width=8)
+    model, spec = load_model(pt)
+    save_model(pt, model, spec.replace(decision=RULE))
+    batch = simulate_crops(10, load_panel(None), crop_size=CROP, seed=4)
+    write_crop_batch(batch, base / "crops", load_panel(None))
+    return {"base": base, "model": pt, "crops": base / "crops"}
+
+
+def run_both(setup, out, options):
+    """``ctcnet predict`` and ``ctcnet evaluate`` on the same crop folder, same options; their
+    per-crop calls (by path), and predict's summary and evaluate's report."""
+    from ctcnet.cli import main
+
+    common = ["--model", str(setup["model"]), "--device", "cpu", "--batch-size", "64", *options]
+    assert main(["predict", str(setup["crops"]), "--out", str(out / "p"), "--quiet",
+                 *common]) == 0
+    assert main(["evaluate", str(setup["crops"]), "--out", str(out / "e"), "--no-baselines",
+                 *common]) == 0
+    predicted = pd.read_csv(out / "p" / "crops" / "predictions.csv")
+    summary = json.loads((out / "p" / "crops" / "summary.json").read_text())
+    report = json.loads((out / "e" / "report.json").read_text())
+    return predicted, summary, report
+
+
+@pytest.mark.parametrize("options,prior", [
+    ([], "balanced"),
+    (["--prior", "ctc=0.02,cluster=0.01"], "ctc=0.02,wbc=0.485,cluster=0.01,debris=0.485"),
+    (["--prior", "cartridge"], "cartridge"),
+])
+def test_predict_and_evaluate_call_a_crop_folder_alike(setup, tmp_path, options, prior):
+    predicted, summary, report = run_both(setup, tmp_path, options)
+    # Evaluate's confusion matrix is made of the same calls predict writes per crop.
+    labels = predicted["label"].map(NAMES.index).to_numpy()
+    calls = predicted["class"].map(NAMES.index).to_numpy()
+    confusion = np.zeros((4, 4), int)
+    np.add.at(confusion, (labels, calls), 1)
+    assert confusion.tolist() == report["cnn"]["confusion"]
+    # ...and its own per-crop calls are predict's, crop by crop.
+    evaluated = pd.read_csv(tmp_path / "e" / "predictions.csv")
+    merged = predicted.merge(evaluated, on="path", suffixes=("_p", "_e"))
+    assert len(merged) == len(predicted) == len(evaluated) == 40
+    assert (merged["class_p"] == merged["class_e"]).all()
+    assert (merged["review_p"] >= merged["review_e"]).all()  # predict's guard may add reviews
+    # Both record the prior and the weights they applied.
+    assert summary["prior"] == report["prior"] == prior
+    assert summary["decision_log_weights"] == pytest.approx(report["decision_log_weights"])
+    plain = (predicted[[f"p_{n}" for n in NAMES]].to_numpy()).argmax(axis=1)
+    if prior == "balanced":
+        assert summary["decision_log_weights"] == {}
+        assert (calls == plain).all()
+    if prior == "cartridge":  # asked for: the model's rule, which calls everything debris here
+        assert summary["decision_log_weights"] == pytest.approx(RULE["log_weights"])
+        assert set(predicted["class"]) == {"debris"}
+
+
+def test_the_default_is_not_the_cartridge_rule_on_a_crop_folder(setup, tmp_path):
+    """The untrained model calls more than debris on its own: the rule would hide that."""
+    predicted, summary, _ = run_both(setup, tmp_path, [])
+    assert set(predicted["class"]) != {"debris"}
+    assert summary["prior"] == "balanced"
+
+
+def test_stated_priors_are_checked_and_filled_in():
+    from ctcnet.nn.calls import prior_rule, stated_prior
+
+    assert stated_prior("ctc=0.1,cluster=0.3", NAMES) == pytest.approx(
+        {"ctc": 0.1, "wbc": 0.3, "cluster": 0.3, "debris": 0.3})
+    assert stated_prior("ctc=0.1,wbc=0.1,cluster=0.1,debris=0.1", NAMES) == pytest.approx(
+        dict.fromkeys(NAMES, 0.25))
+    for bad in ("ctc", "tumour=0.1", "ctc=x", "ctc=0", "ctc=-1", "ctc=0.6,wbc=0.6",
+                "ctc=0.5,wbc=0.5", "ctc=nan"):
+        with pytest.raises(InputError, match="--prior"):
+            stated_prior(bad, NAMES)
+    # A balanced statement is no reweighting at all; the named priors resolve as documented.
+    rule, name = prior_rule("ctc=0.25", NAMES, RULE, "cartridge")
+    assert rule["log_weights"] == pytest.approx(dict.fromkeys(NAMES, 0.0), abs=1e-12)
+    assert prior_rule(None, NAMES, RULE, "cartridge") == (RULE, "cartridge")
+    assert prior_rule(None, NAMES, RULE, "balanced") == ({}, "balanced")
+    assert prior_rule("cartridge", NAMES, None, "balanced") == ({}, "cartridge")
+
+
+def test_a_bad_prior_stops_predict_before_any_work(setup, tmp_path):
+    from ctcnet.cli import main
+
+    out = tmp_path / "out"
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["model"]), "--out",
+                 str(out), "--quiet", "--prior", "tumour=0.1"]) == 2
+    assert not list(out.glob("*/summary.json"))
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["model"]), "--out",
+                 str(out), "--quiet", "--prior", "cartridge", "--no-prevalence-rule"]) == 2
+
+
+def test_onnx_runtime_calls_at_the_prior_asked_for(setup, tmp_path):
+    from ctcnet.deploy.export import export_onnx, synthetic_crops
+    from ctcnet.deploy.runtime import OnnxClassifier
+    from ctcnet.nn.calls import prior_rule
+    from ctcnet.nn.classifier import load_model
+
+    export_onnx(setup["model"], tmp_path / "m.onnx")
+    clf = OnnxClassifier(tmp_path / "m.onnx")
+    spec = load_model(setup["model"])[1]
+    crops = synthetic_crops(spec, 24, seed=2)
+    # Default: a scan's events, at cartridge prevalence (the model's rule).
+    called, proba = clf.predict(crops)
+    assert called == calls_from_proba(proba, NAMES, spec.review_threshold, RULE)[0].tolist()
+    # A crop set's crops, as ctcnet predict calls a crop folder by default.
+    called, proba = clf.predict(crops, prior="balanced")
+    assert called == [NAMES[k] for k in proba.argmax(axis=1)]
+    called, proba = clf.predict(crops, prior="ctc=0.02")
+    rule = prior_rule("ctc=0.02", NAMES, RULE, "balanced")[0]
+    assert called == calls_from_proba(proba, NAMES, spec.review_threshold, rule)[0].tolist()
