@@ -105,6 +105,11 @@ def print_report(title: str, report: dict, n: int) -> dict:
           f"flags {guard.get('flag_share', 0):.2%} of events and holds "
           f"{guard.get('wrong_held', 0)} of {guard.get('wrong_calls', 0)} wrong CTC calls "
           f"(and {guard.get('right_held', 0)} right ones)")
+    true_ctc = sum(c["true"]["ctc"] for c in report["cartridges"])
+    shown = sum(c.get("called_or_flagged", {}).get("ctc", 0) for c in report["cartridges"])
+    called_or_flagged = shown / true_ctc if true_ctc else 1.0
+    print(f"true CTCs called ctc or flagged for review: {shown} of {true_ctc} "
+          f"({called_or_flagged:.3f}; target >= 0.99)")
     proj = projection(report)
     print(f"projected to full-size cartridges: recall {proj['recall']:.3f}, "
           f"{proj['false_calls_per_full_cartridge_mean']:.1f} false CTC calls per cartridge, "
@@ -115,6 +120,7 @@ def print_report(title: str, report: dict, n: int) -> dict:
     return {"automatic_within_tolerance": within, "of": n,
             "within_passed": within >= MIN_WITHIN_SHARE * n,
             "cutoff5_agree": five["agree"], "cutoff5_passed": five["agree"] == n,
+            "ctc_called_or_flagged": called_or_flagged,
             "projection": proj}
 
 

@@ -428,3 +428,54 @@ def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
     area = float(((dapi - 20) / 200).sum())  # the disk's area in model pixels
     assert abs(area - np.pi * (4.0 / 0.64) ** 2) < 0.1 * np.pi * (4.0 / 0.64) ** 2
     assert abs(np.argmax(dapi.max(axis=1)) - TINY_CROP / 2) <= 2  # still centred
+
+
+def test_tight_exports_are_cut_round_the_cell_black_and_read_back_as_crops(tmp_path):
+    """The tight single-cell export family: the cell fills half or more of each image, the
+    background is clipped to black, and the files are an ordinary crop dataset."""
+    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.io.panel import Panel
+    from ctcnet.simulate.crops import simulate_crops
+    from ctcnet.simulate.export import write_tight_export_dataset
+
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+                             "channels": ["DAPI", "CK", "CD45"]})
+    batch = simulate_crops({"ctc": 4, "wbc": 4}, panel, crop_size=80, seed=3)
+    root = write_tight_export_dataset(batch, tmp_path / "tight", panel, pixel_size_um=0.1,
+                                      state_pixel_size=False)
+    assert "pixel_size_um" not in json.loads((root / "panel.json").read_text())
+    with pytest.raises(InputError, match="--pixel-size auto"):
+        read_crop_index(root)                      # a pixel size is never guessed unasked
+    index = read_crop_index(root, pixel_size=0.1)
+    assert len(index) == 8 and index.panel.composite == "rgb"
+    assert index.panel.pixel_size_um == 0.1
+    for i in range(len(index)):
+        rgb = index.read(i)
+        assert rgb.dtype == np.uint8 and min(rgb.shape[1:]) > 80   # finer than the scan
+        lit = (rgb > 20).any(axis=0)
+        assert lit.mean() > 0.2                                    # the cell fills the image
+        corners = rgb[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+        assert np.median(corners) == 0                             # a black background
+
+
+def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
+    from ctcnet.detect.pixel_size import estimate_pixel_size
+    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.io.panel import Panel
+    from ctcnet.simulate.crops import simulate_crops
+    from ctcnet.simulate.export import write_tight_export_dataset
+
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+                             "channels": ["DAPI", "CK", "CD45"]})
+    batch = simulate_crops({"ctc": 10, "wbc": 10, "debris": 5}, panel, crop_size=80, seed=5)
+    for true_um in (0.08, 0.2):
+        root = write_tight_export_dataset(batch, tmp_path / f"t{true_um}", panel,
+                                          pixel_size_um=true_um)
+        index = read_crop_index(root)
+        crops = [index.read(i) for i in range(len(index))]
+        estimate = estimate_pixel_size(crops, index.panel.names.index("DAPI"))
+        assert 0.6 < estimate / true_um < 1.6    # well inside the models' 0.5-2x range
+        auto = read_crop_index(root, pixel_size="auto").panel.pixel_size_um
+        assert auto == pytest.approx(estimate)
+    with pytest.raises(InputError, match="cannot estimate the pixel size"):
+        estimate_pixel_size([np.zeros((3, 50, 50), np.uint8)] * 10, 2)

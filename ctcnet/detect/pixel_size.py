@@ -21,11 +21,14 @@ from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# Median diameter (at half maximum) of the central nucleus over a balanced simulated set of CTCs,
-# leukocytes, clusters and debris (``scripts/calibrate_pixel_size.py``); leukocyte nuclei are
-# 5-8 um, CTC nuclei larger. A set of one class only (all CTCs) is off by up to ~1.5x, within the
-# 0.5-2x scale range the models are trained to tolerate.
-REFERENCE_NUCLEUS_UM = 7.5
+# The median nucleus (diameter at half maximum) of a crop set. On balanced simulated sets of
+# CTCs, leukocytes, clusters and debris the measure gives 7.5 um on 16-bit scan crops at 0.64
+# um/px, 7.0 um rendered at 0.2 um/px, and 5.6 um on tight 8-bit exports (their black point,
+# set above the background, shrinks the area above half maximum); biology: leukocyte nuclei
+# 5-8 um, CTC nuclei larger. 6.5 um sits between, so the estimate is within ~15 % either way
+# for a mixed set; a set of one class only may be off more, within the 0.5-2x scale range
+# the models are trained to tolerate.
+REFERENCE_NUCLEUS_UM = 6.5
 # Fewer measurable nuclei than this and the estimate is refused (a pixel size must be given).
 MIN_NUCLEI = 5
 

@@ -92,9 +92,18 @@ def _sample_id_from_name(path: Path) -> str:
     return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem
 
 
+PIXEL_SIZE_AUTO = "auto"
+
+
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
-                    taxonomy: Taxonomy | None = None) -> CropIndex:
-    """Index a crop dataset folder (manifest.csv if present, else class folders)."""
+                    taxonomy: Taxonomy | None = None,
+                    pixel_size: float | str | None = None) -> CropIndex:
+    """Index a crop dataset folder (manifest.csv if present, else class folders).
+
+    ``pixel_size``: the crops' um per pixel when panel.json does not state it (published crops
+    rarely do) or states it wrongly: a number, or ``"auto"`` to estimate it from the crops'
+    nuclei (:mod:`ctcnet.detect.pixel_size`); None: panel.json's, which must then state it.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError("crop dataset folder not found", root)
@@ -103,7 +112,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             raise InputError("no panel.json beside the crops: it names the channel order "
                              '(e.g. {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})',
                              root)
-        panel = load_panel(root / "panel.json")
+        panel = _dataset_panel(root / "panel.json", pixel_size)
     else:
         panel = load_panel(panel)
     manifest = root / "manifest.csv"
@@ -134,7 +143,48 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         unknown = sorted(set(labels) - set(taxonomy.names))
         if unknown:
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}", root)
-    return CropIndex(root, panel, paths, labels, samples, splits)
+    index = CropIndex(root, panel, paths, labels, samples, splits)
+    if pixel_size == PIXEL_SIZE_AUTO:
+        index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index)))
+    elif pixel_size is not None:
+        index = replace(index, panel=panel.with_pixel_size(float(pixel_size)))
+    return index
+
+
+def _dataset_panel(path: Path, pixel_size: float | str | None) -> Panel:
+    """A crop dataset's panel.json; with ``pixel_size`` given, its own may be missing (a
+    placeholder stands until :func:`read_crop_index` sets it)."""
+    if pixel_size is None:
+        try:
+            return load_panel(path)
+        except InputError as err:
+            if "pixel_size_um" in str(err):
+                raise InputError("panel.json does not state pixel_size_um; for crops whose "
+                                 "pixel size is not known, pass --pixel-size auto (estimated "
+                                 "from the nuclei) or --pixel-size UM", path) from None
+            raise
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read panel: {err}", path) from None
+    if isinstance(data, dict):
+        data = {**data, "pixel_size_um": data.get("pixel_size_um", 0.64)}
+    return Panel.from_dict(data, path)
+
+
+def estimated_pixel_size(index: CropIndex, sample: int = 400) -> float:
+    """The pixel size of a crop set from its nuclei (up to ``sample`` crops spread over it)."""
+    from ctcnet.detect.pixel_size import estimate_pixel_size
+
+    dna = index.panel.index_of_role("nucleus")
+    if dna is None:
+        raise InputError(f"--pixel-size auto reads nuclei, but the panel {index.panel.names} "
+                         "has no DNA channel; give the pixel size", index.root)
+    picks = np.unique(np.linspace(0, len(index) - 1, min(sample, len(index))).astype(int))
+    return estimate_pixel_size((read_crop(index.paths[i], index.panel) for i in picks), dna,
+                               what=f"crop dataset {index.root}")
 
 
 def _read_manifest(manifest: Path):
