@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {d.sim_check_per_class}; 0: skip)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    from ctcnet.commands.export import add_overwrite_argument
+
+    add_overwrite_argument(parser, "the model file and its card")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_size < 2 or not 0 < args.holdout < 1:
         raise InputError("--steps >= 1, --batch-size >= 2 and 0 < --holdout < 1, please")
+    from pathlib import Path
+
+    from ctcnet.commands.export import refuse_existing
+
+    # Before the training: the model and the card beside it (training.finetune.write_card).
+    out = Path(args.out)
+    refuse_existing([out, out.with_suffix(".md")], args.overwrite)
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr, batch_size=args.batch_size,
                               simulated_per_class=None if args.simulated_per_class is None

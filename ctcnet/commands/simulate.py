@@ -1,4 +1,11 @@
-"""``ctcnet simulate crops|cartridge|gallery``: simulated training data, scans and a gallery."""
+"""``ctcnet simulate crops|cartridge|gallery``: simulated training data, scans and a gallery.
+
+An existing output is refused by name unless ``--overwrite`` is given. With it, a crop set or
+cartridge folder is replaced whole (removed first, so no frame or crop of the earlier run stays
+mixed in with the new ones), and only when it is an earlier ``ctcnet simulate`` output (its
+``dataset.json`` or ``cartridge.json`` says so): ``--overwrite`` never deletes a real scan or a
+lab's crops. A gallery's ``gallery_<class>.png`` files are replaced one by one.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +65,47 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shift", action="append", default=[], metavar="NAME",
                    help="apply a named shift (repeatable): defocus, dim_ck, noise_2x, "
                         "pixel_size, small_cells, large_cells, bleed_through, display_8bit")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier simulate output in OUT (default: refuse, naming it)")
+
+
+def _simulated_by_us(out, what: str) -> bool:
+    """Whether folder ``out`` is an earlier ``ctcnet simulate crops|cartridge`` output, by the
+    marker its writer leaves: dataset.json's ``generator``, cartridge.json's ``simulated``."""
+    import json
+
+    marker, check = {"crops": ("dataset.json", lambda d: str(d.get("generator", ""))
+                               .startswith("ctcnet.simulate")),
+                     "cartridge": ("cartridge.json", lambda d: d.get("simulated") is True)}[what]
+    try:
+        data = json.loads((out / marker).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and check(data)
+
+
+def prepare_output(args, taxonomy) -> None:
+    """Refuse an existing output unless --overwrite; with it, clear what will be replaced.
+    Runs before any simulation."""
+    import shutil
+    from pathlib import Path
+
+    from ctcnet.commands.export import existing_outputs, refuse_existing
+    from ctcnet.errors import InputError
+
+    out = Path(args.out)
+    if args.what == "gallery":  # files in a folder that may hold other things
+        refuse_existing([out / f"gallery_{name}.png" for name in taxonomy.names],
+                        args.overwrite, "OUT folder")
+        return
+    refuse_existing([out], args.overwrite, "OUT folder")
+    if not existing_outputs([out]):
+        return
+    if not out.is_dir() or not _simulated_by_us(out, args.what):
+        raise InputError(f"--overwrite replaces only an earlier ctcnet simulate {args.what} "
+                         "output, and this folder is not one; remove it yourself or choose "
+                         "another OUT folder", out)
+    shutil.rmtree(out)
 
 
 def _parse_pairs(text: str, what: str, cast):
@@ -113,13 +161,14 @@ def run(args) -> int:
 
         counts = (int(args.counts) if args.counts.strip().isdigit()
                   else _parse_pairs(args.counts, "--counts", int))
+        quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
+        prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
         batch = simulate_crops(counts, panel, taxonomy, args.crop_size, args.seed, cfg,
                                args.samples)
         made = time.perf_counter() - start
         if args.export == "rgb-jpeg":
             from ctcnet.simulate.export import write_rgb_jpeg_dataset
 
-            quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
             write_rgb_jpeg_dataset(batch, args.out, panel,
                                    [p.strip() for p in args.planes.split(",")], quality,
                                    args.export_pixel_size, seed=args.seed)
@@ -135,6 +184,7 @@ def run(args) -> int:
             raise InputError(f"--frame-shape must look like 1036x1384, got "
                              f"{args.frame_shape!r}") from None
         rates = _parse_pairs(args.rates, "--rates", float) if args.rates else None
+        prepare_output(args, taxonomy)
         truth = simulate_cartridge(args.out, panel, taxonomy, args.frames, (h, w), args.seed,
                                    cfg, args.events, args.layout, rates, args.sample_id)
         counts = truth["class"].value_counts().to_dict()
@@ -143,6 +193,7 @@ def run(args) -> int:
     else:
         from ctcnet.simulate.gallery import write_gallery
 
+        prepare_output(args, taxonomy)
         paths = write_gallery(args.out, panel, taxonomy, args.per_class, args.crop_size,
                               args.seed, cfg)
         print("wrote " + ", ".join(str(p) for p in paths))
