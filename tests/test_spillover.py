@@ -170,7 +170,9 @@ def test_predict_compensate_keeps_single_ctcs_of_a_dim_ck_leaky_scan(dim_ck_leak
     shares = {}
     for compensate in (False, True):
         out = tmp_path / f"out{int(compensate)}"
-        predict_crop_dataset(root, backend, out, PredictOptions(compensate=compensate, quiet=True))
+        # The call at cartridge prevalence: asked for (a crop set's default is the plain call).
+        predict_crop_dataset(root, backend, out, PredictOptions(compensate=compensate, quiet=True,
+                                                                prior="cartridge"))
         table = json.loads((out / "summary.json").read_text())
         calls = pd.read_csv(out / "predictions.csv")
         ctc, wbc = calls["label"] == "ctc", calls["label"] == "wbc"
