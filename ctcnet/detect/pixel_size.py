@@ -39,7 +39,7 @@ def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
     from scipy import ndimage
 
     from ctcnet.detect.cropping import background_level
-    from ctcnet.nn.normalise import background_sample
+    from ctcnet.nn.background import background_sample
 
     plane = np.asarray(crop[dna], np.float32)
     h, w = plane.shape

@@ -29,17 +29,15 @@ Keys missing from a panel's normalisation take the values of the first release (
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from ctcnet.io.panel import Panel
-
-# Standard normal quantiles of the two percentiles used to estimate background and noise.
-_Q_LOW, _Q_HIGH = 0.10, 0.30
-_Z_LOW, _Z_HIGH = -1.2815516, -0.5244005
-
+from ctcnet.nn.background import (
+    background_from_percentiles,
+    background_sample,
+    percentile_indices,
+)
 
 COMPRESSIONS = ("rational", "asinh")
 LEGACY_SNR = {"softness": 3.0, "compression": "asinh", "sample_step": 2, "noise_floor": 0.5,
@@ -97,7 +95,7 @@ class Normalise(nn.Module):
         # of the k smallest; the 10th percentile is found the same way among the lowest 30 %
         # (the same order statistics as one sorted TopK, 3 % faster in onnxruntime).
         sample = background_sample(x, self.sample_step, self.background_from, self.ring_px)
-        i_low, i_high = _percentile_indices(sample.shape[-1])
+        i_low, i_high = percentile_indices(sample.shape[-1])
         lowest, _ = torch.topk(sample, i_high + 1, dim=-1, largest=False, sorted=False)
         q_high = lowest.amax(dim=-1)
         q_low = torch.topk(lowest, i_low + 1, dim=-1, largest=False, sorted=False)[0].amax(dim=-1)
@@ -111,29 +109,6 @@ class Normalise(nn.Module):
         if self.all_snr:
             return snr
         return torch.where(self.snr_mask > 0, snr, (x - self.fixed_low) * self.fixed_scale)
-
-
-def background_sample(x, step: int, source: str = "crop", ring_px: int = 10):
-    """(N, C, M) pixels the background is read from: every ``step``-th pixel of the whole
-    crop, or every ``step // 2``-th of its outer ring ``ring_px`` wide (top and bottom bands,
-    then the left and right bands between them). Torch or numpy (plain slicing and
-    concatenation, which ONNX exports as such)."""
-    n, c, h, w = x.shape
-    r = min(int(ring_px), h // 2, w // 2)
-    if source == "crop" or r <= 0:
-        return x[:, :, ::step, ::step].reshape(n, c, -1)
-    # The ring holds ~45 % of an 80 px crop's pixels: read at half the step, it gives more
-    # samples than the whole crop at the full step (~700 against 400), so the noise estimate
-    # is no noisier.
-    step = max(1, step // 2)
-    bands = [x[:, :, :r:step, ::step], x[:, :, h - r::step, ::step],
-             x[:, :, r:h - r:step, :r:step], x[:, :, r:h - r:step, w - r::step]]
-    flat = [b.reshape(n, c, -1) for b in bands]
-    if isinstance(x, torch.Tensor):
-        return torch.cat(flat, dim=-1)
-    import numpy as np
-
-    return np.concatenate(flat, axis=-1)
 
 
 def _asinh(z: torch.Tensor) -> torch.Tensor:
@@ -151,19 +126,6 @@ def _asinh(z: torch.Tensor) -> torch.Tensor:
         z / torch.clamp(magnitude, min=1e-30))
 
 
-def background_from_percentiles(q_low, q_high, noise_floor=0.0):
-    """Background level and noise sd from the 10th and 30th percentiles of background pixels
-    (numpy or torch, elementwise): the one formula of the normalisation and background fill."""
-    noise = (q_high - q_low) / (_Z_HIGH - _Z_LOW)
-    noise = noise.clip(min=noise_floor) if hasattr(noise, "clip") else max(noise, noise_floor)
-    return q_high - _Z_HIGH * noise, noise
-
-
-def _percentile_indices(count: int) -> tuple[int, int]:
-    last = count - 1
-    return int(round(_Q_LOW * last)), int(round(_Q_HIGH * last))
-
-
 def snr_reference(x, softness: float = 3.0, noise_floor: float = 0.5,
                   compression: str = "asinh", sample_step: int = 2,
                   background_from: str = "crop", ring_px: int = 10):
@@ -172,11 +134,9 @@ def snr_reference(x, softness: float = 3.0, noise_floor: float = 0.5,
 
     sample = background_sample(x[None], sample_step, background_from, ring_px)[0]
     flat = np.sort(sample.astype(np.float64), axis=1)
-    i_low, i_high = _percentile_indices(flat.shape[1])
+    i_low, i_high = percentile_indices(flat.shape[1])
     background, noise = background_from_percentiles(flat[:, i_low], flat[:, i_high],
                                                     noise_floor)
     z = (x - background[:, None, None]) / (noise[:, None, None] * softness)
     return z / (1.0 + np.abs(z)) if compression == "rational" else np.arcsinh(z)
 
-
-assert math.isclose(_Z_HIGH - _Z_LOW, 0.7571511, rel_tol=1e-6)
