@@ -136,3 +136,42 @@ def test_onnx_runtime_calls_at_the_prior_asked_for(setup, tmp_path):
     called, proba = clf.predict(crops, prior="ctc=0.02")
     rule = prior_rule("ctc=0.02", NAMES, RULE, "balanced")[0]
     assert called == calls_from_proba(proba, NAMES, spec.review_threshold, rule)[0].tolist()
+
+
+def test_predict_and_evaluate_read_a_crop_set_at_the_stated_or_estimated_pixel_size(tmp_path,
+                                                                                     capsys):
+    """Published crops rarely state their pixel size: both commands refuse to guess, read them
+    at --pixel-size UM, or estimate it (--pixel-size auto), and make the same calls."""
+    from ctcnet.cli import main
+    from ctcnet.io.panel import Panel
+    from ctcnet.simulate.crops import simulate_crops
+    from ctcnet.simulate.export import write_tight_export_dataset
+
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+                             "channels": ["DAPI", "CK", "CD45"]})
+    batch = simulate_crops({"ctc": 6, "wbc": 6}, panel, crop_size=48, seed=2)
+    data = write_tight_export_dataset(batch, tmp_path / "tight", panel, pixel_size_um=0.16,
+                                      state_pixel_size=False)
+    model, _ = save_tiny_model(tmp_path / "m.pt", crop_size=32, width=8,
+                               panel={"channels": ["DAPI", "CK", "CD45"],
+                                      "pixel_size_um": 0.64})
+    assert main(["predict", str(data), "--model", str(model), "--out",
+                 str(tmp_path / "refused"), "--quiet", "--no-report"]) != 0
+    assert "--pixel-size auto" in capsys.readouterr().err
+    for option in ("0.16", "auto"):
+        out = tmp_path / f"p{option}"
+        assert main(["predict", str(data), "--model", str(model), "--out", str(out),
+                     "--pixel-size", option, "--quiet", "--no-report"]) == 0
+        summary = json.loads((out / "tight" / "summary.json").read_text())
+        assert summary["pixel_size_from"] == ("given" if option == "0.16" else
+                                              "estimated from the nuclei")
+        if option == "0.16":
+            assert summary["pixel_size_um"] == pytest.approx(0.16)
+        else:
+            assert 0.08 < summary["pixel_size_um"] < 0.32
+        ev = tmp_path / f"e{option}"
+        assert main(["evaluate", str(data), "--model", str(model), "--out", str(ev),
+                     "--pixel-size", option, "--no-baselines"]) == 0
+        predicted = pd.read_csv(out / "tight" / "predictions.csv")
+        evaluated = pd.read_csv(ev / "predictions.csv")
+        assert predicted["class"].tolist() == evaluated["class"].tolist()

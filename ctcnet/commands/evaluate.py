@@ -20,6 +20,32 @@ def add_compensate_argument(parser: argparse.ArgumentParser, who: str) -> None:
                              "docs/robustness_matrix.md); reports record what was taken off")
 
 
+def add_pixel_size_argument(parser: argparse.ArgumentParser) -> None:
+    """``--pixel-size``: a crop set's um per pixel where its panel.json does not state it (or
+    states it wrongly), or ``auto`` to estimate it from the nuclei; shared by predict and
+    evaluate."""
+    parser.add_argument("--pixel-size", default=None, metavar="UM|auto",
+                        type=_pixel_size_option,
+                        help="crop folders: um per pixel of the crops (published crops rarely "
+                             "state it), or 'auto' to estimate it from the nuclei (one scale "
+                             "for the folder); default: panel.json's")
+
+
+def _pixel_size_option(text: str):
+    from ctcnet.io.crop_dataset import PIXEL_SIZE_AUTO
+
+    if text == PIXEL_SIZE_AUTO:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of um or 'auto', got {text!r}") from None
+    if not 0.005 <= value <= 5.0:
+        raise argparse.ArgumentTypeError(f"{value} um per pixel is not a plausible pixel size")
+    return value
+
+
 def add_prior_argument(parser: argparse.ArgumentParser) -> None:
     """``--prior``: the class prior calls are made at (``ctcnet.nn.calls.prior_rule``), shared
     by predict and evaluate so both call the same crops alike."""
@@ -73,6 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on the validation crops (default 0.99)")
     add_compensate_argument(parser, "the CNN sees")
     add_prior_argument(parser)
+    add_pixel_size_argument(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 
@@ -122,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
-        name = choose_model(input_panels([args.data]), f"the data {args.data}").name
+        name = choose_model(input_panels([args.data], args.pixel_size),
+                            f"the data {args.data}").name
         print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
     cartridges, _ = resolve_inputs([args.data])
     if cartridges:
@@ -144,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
                               batch_size=args.batch_size, compensate=args.compensate,
-                              prior=args.prior)
+                              prior=args.prior, pixel_size=args.pixel_size)
     if args.json:
         print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
                           "accuracy": report["cnn"]["accuracy"],

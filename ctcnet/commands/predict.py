@@ -39,9 +39,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
-    from ctcnet.commands.evaluate import add_compensate_argument, add_prior_argument
+    from ctcnet.commands.evaluate import (
+        add_compensate_argument,
+        add_pixel_size_argument,
+        add_prior_argument,
+    )
 
     add_prior_argument(parser)
+    add_pixel_size_argument(parser)
     parser.add_argument("--no-prevalence-rule", action="store_true",
                         help="the same as --prior balanced (kept for scripts that use it)")
     add_compensate_argument(parser, "the model sees every crop with")
@@ -86,7 +91,7 @@ def run(args) -> int:
                              overwrite=args.overwrite, quiet=args.quiet,
                              report=not args.no_report, compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",
-                             prior=prior)
+                             prior=prior, pixel_size=args.pixel_size)
     out = Path(args.out)
     model = args.model
     if model is None:  # the shipped model whose channels the data has, by name
@@ -95,7 +100,7 @@ def run(args) -> int:
         from ctcnet.inference.predict import input_panels
         from ctcnet.nn.registry import choose_model
 
-        model = choose_model(input_panels(args.inputs), "the input data").name
+        model = choose_model(input_panels(args.inputs, args.pixel_size), "the input data").name
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):

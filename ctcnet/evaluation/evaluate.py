@@ -193,7 +193,8 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
 
 def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
                       n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
-                      fit_seed: int = BASELINE_TRAIN_SEED):
+                      fit_seed: int = BASELINE_TRAIN_SEED,
+                      pixel_size: float | str | None = None):
     """A labelled crop folder at model scale, and the baselines fitted for it.
 
     Returns (crops, index of the test crops, baselines or None, where the baselines' training
@@ -202,7 +203,8 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     # The data's channels are mapped to the model's by name (extra ones dropped, a note).
-    index = read_crop_index(data, taxonomy=spec.taxonomy).conform(spec.panel)
+    index = read_crop_index(data, taxonomy=spec.taxonomy,
+                            pixel_size=pixel_size).conform(spec.panel)
     baselines, source = None, None
     if with_baselines:
         train_crops, train_labels, index, source = _baseline_training(
@@ -216,11 +218,12 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
                      device: str = "auto", batch_size: int = 256,
-                     compensate: bool | None = None, prior: str | None = None) -> dict:
+                     compensate: bool | None = None, prior: str | None = None,
+                     pixel_size: float | str | None = None) -> dict:
     """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
     report, per-crop calls and figures (``compensate``: the CNN sees CK's spillover taken off
     per sample; None: as the model was trained; ``prior``: as ``ctcnet predict --prior``,
-    default ``balanced``)."""
+    default ``balanced``; ``pixel_size``: as ``ctcnet predict --pixel-size``)."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import label_events, spec_at_prior
@@ -231,7 +234,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     # The rule predict applies to a crop folder at the same --prior (default: none).
     called_spec, prior_name = spec_at_prior(spec, prior, BALANCED_PRIOR)
     crops, index, baselines, source = labelled_test_set(
-        data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed)
+        data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
+        pixel_size=pixel_size)
     from ctcnet.inference.spillover import network_view
 
     # As asked, else as the model was trained (the crops as they are under --no-compensate).
@@ -240,6 +244,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                             model_input=model_input, decision=called_spec.decision)
     report["prior"] = prior_name
     report["decision_log_weights"] = decision_weights(called_spec.decision)
+    report["pixel_size_um"] = float(index.panel.pixel_size_um)
     if spillover is not None:
         report["spillover"] = spillover
     out_dir = Path(out_dir)
@@ -278,7 +283,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True,
-                        compensate: bool | None = None, prior: str | None = None) -> dict:
+                        compensate: bool | None = None, prior: str | None = None,
+                     pixel_size: float | str | None = None) -> dict:
     """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``,
     ``compensate`` and ``prior`` as ``ctcnet predict --compensate --prior``) and compare its
     automatic and after-review counts with its ground truth."""

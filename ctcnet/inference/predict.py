@@ -539,6 +539,9 @@ class PredictOptions:
     # "balanced", the plain most probable class), or "cartridge", "balanced", or stated class
     # frequencies "ctc=0.01,cluster=0.005".
     prior: str | None = None
+    # Crop sets: um per pixel where panel.json does not state it, or "auto" (estimated from the
+    # nuclei, ``ctcnet.detect.pixel_size``); None: panel.json's. Cartridges: not used.
+    pixel_size: float | str | None = None
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
 
@@ -1026,14 +1029,22 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
     return cartridges, datasets
 
 
-def input_panels(inputs: Iterable[str | Path]) -> list[Panel]:
+def input_panels(inputs: Iterable[str | Path], pixel_size: float | str | None = None
+                 ) -> list[Panel]:
     """The panel of every cartridge and crop dataset among ``inputs`` (reads no pixels but one
-    crop per dataset)."""
+    crop per dataset; ``pixel_size``: as ``PredictOptions.pixel_size``, which only the channel
+    names are read for here)."""
     from ctcnet.io.crop_dataset import read_crop_index
 
     cartridges, datasets = resolve_inputs(inputs)
     return ([open_cartridge(c).panel for c in cartridges] +
-            [read_crop_index(d).panel for d in datasets])
+            [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets])
+
+
+def _stated(pixel_size: float | str | None) -> float | None:
+    """A placeholder pixel size where only a crop set's channels are read: an ``auto``
+    estimate reads hundreds of crops, and is made once, by the run itself."""
+    return None if pixel_size is None else (1.0 if isinstance(pixel_size, str) else pixel_size)
 
 
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
@@ -1047,7 +1058,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
     spec, prior = spec_at_prior(backend.spec, options.prior, BALANCED_PRIOR)
     t0 = time.perf_counter()
-    index = read_crop_index(root).conform(spec.panel)
+    index = read_crop_index(root, pixel_size=options.pixel_size).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
     from ctcnet.inference.spillover import network_view
@@ -1072,6 +1083,9 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         dataset=str(root), crops=len(table), backend=backend.name,
         device=backend.device_name, model=str(backend.model_path),
         decision_log_weights=decision_weights(spec.decision), prior=prior,
+        pixel_size_um=float(index.panel.pixel_size_um),
+        pixel_size_from="panel.json" if options.pixel_size is None else
+        ("estimated from the nuclei" if isinstance(options.pixel_size, str) else "given"),
         counts={n: int(((table["class"] == n) & counted(table)).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
         guard=guard_summary(table, spec),
@@ -1105,7 +1119,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     from ctcnet.io.crop_dataset import read_crop_index
 
     for d in datasets:
-        read_crop_index(d).conform(backend.spec.panel)
+        read_crop_index(d, pixel_size=_stated(options.pixel_size)).conform(backend.spec.panel)
     out = Path(out)
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \

@@ -127,6 +127,9 @@ class CropRunSummary:
     decision_log_weights: dict = field(default_factory=dict)  # as in ModelInfo
     # As in ModelInfo; a crop set's default is "balanced": the cartridge rule is not for it.
     prior: str = "balanced"
+    # The crops' um per pixel as read, and where it came from (panel.json, given, estimated).
+    pixel_size_um: float | None = None
+    pixel_size_from: str = "panel.json"
     spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
 
     def to_dict(self) -> dict:
