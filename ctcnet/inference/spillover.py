@@ -69,6 +69,12 @@ TARGET_ROLES = ("leukocyte", "platelet", "neutrophil")
 _Z_LOW, _Z_HIGH = -1.2815516, -0.5244005
 
 
+# Noise unit of a channel whose background is clipped to black, as a share of the crop's
+# brightest channel's bright end (its 99th percentile above background): on tight exports
+# (auto-contrasted, black background) a CTC's CD45 residue then reads as what it is, a trace.
+CLIPPED_NOISE_SHARE = 0.02
+
+
 def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
     n, c = crops.shape[:2]
@@ -82,6 +88,15 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
     q_low = np.partition(part[..., :i_high], i_low, axis=-1)[..., i_low] if i_low < i_high \
         else q_high
     noise = np.maximum((q_high - q_low) / (_Z_HIGH - _Z_LOW), 0.5)
+    # A background clipped to black (an export's black point set above it: 30 % or more of the
+    # channel at its minimum) leaves no noise to measure, and a few counts of residue would
+    # read as many noise sd. Such channels get a noise of CLIPPED_NOISE_SHARE of the crop's
+    # brightest channel (one unit for all clipped channels of a crop, so their ratios stay).
+    clipped = q_high <= sample.min(axis=-1)
+    if clipped.any():
+        bright = np.percentile(sample, 99, axis=-1) - q_high             # (N, C)
+        floor = CLIPPED_NOISE_SHARE * bright.max(axis=1, keepdims=True)  # (N, 1)
+        noise = np.where(clipped, np.maximum(noise, floor), noise)
     return q_high - _Z_HIGH * noise, noise
 
 
