@@ -156,7 +156,9 @@ def normalisation_text(spec) -> str:
     cfg = spec.panel.channels[0].normalisation
     if cfg.get("method") != "snr":
         return "fixed value range per channel, inside the model"
-    return (f"per-crop robust background/noise (10th/30th percentiles, every "
+    where = (f"of the crop's outer {cfg.get('ring_px', 10)} px ring" if
+             cfg.get("background_from", "crop") == "ring" else "of the crop")
+    return (f"per-crop robust background/noise (10th/30th percentiles {where}, every "
             f"{cfg.get('sample_step', 2)}th pixel) then {cfg.get('compression', 'asinh')} "
             f"compression (softness {cfg.get('softness', 3.0)}), inside the model")
 

@@ -227,13 +227,19 @@ def object_box(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
 
 
 def tight_export(crop: np.ndarray, rng: np.random.Generator,
-                 background: np.ndarray | None = None, noise: np.ndarray | None = None
-                 ) -> np.ndarray:
+                 background: np.ndarray | None = None, noise: np.ndarray | None = None,
+                 fine: float = 1.0) -> np.ndarray:
     """One raw (C, H, W) crop as a tight single-cell export: uint8 (C, h, w), cut around the
     object with a small margin (at most the crop), each channel auto-contrasted with its
     background clipped to black (:data:`TIGHT_BLACK_SD`, :data:`TIGHT_WHITE_PERCENTILE`,
-    :data:`TIGHT_MIN_SPAN`). ``background``/``noise`` per channel: measured when not given."""
-    from ctcnet.detect.cropping import background_level
+    :data:`TIGHT_MIN_SPAN`). ``background``/``noise`` per channel: measured when not given.
+
+    ``fine`` > 1: the export is made at a ``fine`` times finer pixel size than the crop's (as
+    microscope images of single cells are): the box is enlarged and given the noise of its
+    smaller pixels (``fine`` times the crop's per pixel) before the display range clips it,
+    so the clipped noise that survives is what such an export shows once brought back to a
+    scan's scale (a faint haze where the background was, not the crop's own speckle)."""
+    from ctcnet.detect.cropping import background_level, bilinear
 
     crop = np.asarray(crop, np.float32)
     c, h, w = crop.shape
@@ -249,6 +255,11 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator,
     t, b = max(cy - half, 0), min(cy + half, h)
     lo, r = max(cx - half, 0), min(cx + half, w)
     box = crop[:, t:b, lo:r]
+    if fine > 1.0:
+        size = (max(1, int(round(box.shape[1] * fine))), max(1, int(round(box.shape[2] * fine))))
+        box = bilinear(box[None], size)[0]
+        extra = noise * np.sqrt(fine ** 2 - 1.0)
+        box = box + rng.standard_normal(box.shape, dtype=np.float32) * extra[:, None, None]
     black = background + rng.uniform(*TIGHT_BLACK_SD, c) * noise
     bright = np.percentile(box.reshape(c, -1), rng.uniform(*TIGHT_WHITE_PERCENTILE), axis=1)
     white = np.maximum(bright, black + rng.uniform(*TIGHT_MIN_SPAN, c) * noise)

@@ -110,6 +110,9 @@ class AugmentConfig:
     tight_p: float = 0.0
     tight_jpeg_share: float = 0.5
     tight_scale_error: tuple[float, float] = (0.5, 2.0)
+    # The export's pixel size as a fraction of the crop's (log-uniform: 1 to 4x finer), so
+    # its display range clips noise at the export's finer pixels (ctcnet.simulate.export).
+    tight_fine: tuple[float, float] = (1.0, 4.0)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -267,11 +270,12 @@ def tight_export_view(crop: np.ndarray, cfg: AugmentConfig,
     from ctcnet.detect.cropping import to_model_scale
     from ctcnet.simulate.export import tight_export
 
-    shown = tight_export(crop, rng).astype(np.float32)
+    fine = float(_log_uniform(rng, cfg.tight_fine))
+    shown = tight_export(crop, rng, fine=fine).astype(np.float32)
     if rng.random() < cfg.tight_jpeg_share:
         shown = jpeg_channels(shown, rng, cfg.export_quality)
     scale = float(_log_uniform(rng, cfg.tight_scale_error))
-    back = to_model_scale(shown[None], scale, 1.0, crop.shape[-1])[0][0]
+    back = to_model_scale(shown[None], scale / fine, 1.0, crop.shape[-1])[0][0]
     return np.clip(back, 0.0, 255.0)
 
 
