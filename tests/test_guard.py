@@ -188,10 +188,11 @@ def test_cd45_measured_on_some_rows_matches_measuring_all(rng, spec):
     full = measure(crops, spec.panel, 0.64)
     rows = np.array([False, True, False, True])
     part = measure(crops, spec.panel, 0.64, cd45_rows=rows)
-    for col in ("cd45_over_ck", "cd45_core"):
+    per_row = ("cd45_over_ck", "cd45_core", "cd45_around_ck", "ck_own_structure")
+    for col in per_row:
         np.testing.assert_array_equal(part[col][rows], full[col][rows])
         assert part[col][~rows].isna().all()
-    other = [c for c in full.columns if not c.startswith("cd45")]
+    other = [c for c in full.columns if c not in per_row]
     pd.testing.assert_frame_equal(part[other], full[other])
 
 

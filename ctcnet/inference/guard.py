@@ -63,7 +63,7 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import binary_erosion, label, uniform_filter
+from scipy.ndimage import binary_dilation, binary_erosion, label, uniform_filter
 
 from ctcnet.inference.spillover import robust_background
 from ctcnet.nn.calls import top_class
@@ -81,6 +81,8 @@ POSSIBLE_CTC_MIN_AREA_UM2 = 12.5
 # autofluorescence of neutrophils passed (2 % of simulated leukocytes flagged); the CTCs the
 # default network misses reach 14 and more (simulated held-out set, seed 424242).
 POSSIBLE_CTC_CK_PEAK = 10.0
+# How far past the CK area CD45 is read for that check (a membrane ring round a nucleus).
+AROUND_CK_UM = 2.0
 # The DNA and focus references: leukocyte calls of the same frame (or sample), at least this
 # many.
 REFERENCE_CLASS = "wbc"
@@ -192,11 +194,28 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
         out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
         out["dna_own_structure"] = nan.copy()
     out["cd45_over_ck"], out["cd45_core"] = nan.copy(), nan.copy()
+    out["cd45_around_ck"], out["ck_own_structure"] = nan.copy(), nan.copy()
     rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
     if cd45 is not None and rows.any():
         q50, q75 = _cd45_over_ck(signal[rows], noise[rows, cd45], clipped[rows], disk,
                                  area[rows], has_area[rows], cd45, max_leak)
         out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
+        # A leukocyte's CD45 is a membrane ring round its nucleus: where CK is only a leak of
+        # DAPI, the CK area is the nucleus and the ring lies outside it. Read CD45 over the CK
+        # area grown by the membrane's reach too (for the missed-CTC check).
+        grow = max(1, int(round(AROUND_CK_UM / pixel_size_um)))
+        around = binary_dilation(area[rows], structure=_IN_PLANE, iterations=grow) & disk
+        out["cd45_around_ck"][rows] = _cd45_over_ck(
+            signal[rows], noise[rows, cd45], clipped[rows], disk, around, has_area[rows],
+            cd45, max_leak)[1]
+    if dna is not None and rows.any():
+        # CK's own shape over its area once the best copy of DAPI is taken off: a cytoplasm
+        # round a nucleus has one; CK that is DAPI leaking into the CK channel has none.
+        pair = [ck, dna]
+        raw = (x[rows][:, pair] - background[rows][:, pair, None, None]) / \
+            noise[rows][:, pair, None, None]
+        out["ck_own_structure"][rows] = _own_structure(raw[:, 0], raw[:, 1],
+                                                       area[rows] & ~clipped[rows])
     return pd.DataFrame(out)
 
 
@@ -485,7 +504,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     read_cd45 = is_ctc | ctc_like
     if read_cd45.any():
         again = measure(crops[read_cd45], spec.panel, spec.pixel_size_um)
-        for col in ("cd45_over_ck", "cd45_core"):
+        for col in ("cd45_over_ck", "cd45_core", "cd45_around_ck", "ck_own_structure"):
             m.loc[read_cd45, col] = again[col].to_numpy()
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
@@ -502,7 +521,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
                                           leukocyte_edge)
         enough_dna = ~(m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
         flags["possible_ctc"] = ctc_like & enough_dna & \
-            (m["cd45_over_ck"].to_numpy() <= cd45_level)
+            (m["cd45_over_ck"].to_numpy() <= cd45_level) & \
+            (m["cd45_around_ck"].to_numpy() <= cd45_level) & \
+            (m["ck_own_structure"].to_numpy() >= copy_level)
     if not roles & {"mesenchymal", "epcam"}:
         flags["no_ck"] = guarded & (m["ck_area"].to_numpy() == 0)
     reference = spec.metrics.get("guard") if isinstance(spec.metrics, dict) else None
