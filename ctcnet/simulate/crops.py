@@ -172,9 +172,8 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
     ex = np.concatenate([jitter_r * np.cos(jitter_a), np.zeros(nb_owner.size)])
     ey = np.concatenate([jitter_r * np.sin(jitter_a), np.zeros(nb_owner.size)])
     # Edge-cut objects sit on the crop border, as tools that clamp the crop window inside the
-    # frame show them: the cut is visible. (ctcnet predict mirror-pads windows that leave the
-    # frame, which can make half a cell look whole; it files those events as debris by their
-    # geometry, so no crop label ever has to be guessed from a mirror image.)
+    # frame show them: the cut is visible. (ctcnet predict fills the part of a window past the
+    # frame with background, and files events cut by the border as debris by their geometry.)
     on_border = np.flatnonzero(subtypes == "edge_cut")
     side = rng.integers(0, 4, on_border.size)
     inset = size / 2 * px[on_border] - rng.uniform(-0.3, 0.5, on_border.size) * \

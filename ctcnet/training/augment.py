@@ -61,8 +61,7 @@ class AugmentConfig:
     gain_range: tuple[float, float] = (0.2, 5.0)   # per-channel signal gain, log-uniform
     gamma_p: float = 0.3
     gamma_range: tuple[float, float] = (0.7, 1.4)
-    # Rarely: the simulator already varies noise widely, and fresh noise erases the mirrored
-    # noise pattern that marks a cell cut at the frame edge (padded by mirroring).
+    # Rarely: the simulator already varies noise widely.
     noise_p: float = 0.15
     noise_range: tuple[float, float] = (0.2, 1.0)  # added noise sd, in units of the crop's noise
     offset_p: float = 0.3
