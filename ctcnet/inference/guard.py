@@ -203,17 +203,17 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     out["cd45_around_ck"], out["ck_own_structure"] = nan.copy(), nan.copy()
     rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
     if cd45 is not None and rows.any():
-        q50, q75 = _cd45_over_ck(signal[rows], noise[rows, cd45], clipped[rows], disk,
-                                 area[rows], has_area[rows], cd45, max_leak)
+        excess = _cd45_excess(signal[rows], noise[rows, cd45], clipped[rows], disk, cd45,
+                              max_leak)
+        q50, q75 = _over_area(excess, clipped[rows], disk, area[rows], has_area[rows])
         out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
         # A leukocyte's CD45 is a membrane ring round its nucleus: where CK is only a leak of
         # DAPI, the CK area is the nucleus and the ring lies outside it. Read CD45 over the CK
         # area grown by the membrane's reach too (for the missed-CTC check).
         grow = max(1, int(round(AROUND_CK_UM / pixel_size_um)))
         around = binary_dilation(area[rows], structure=_IN_PLANE, iterations=grow) & disk
-        out["cd45_around_ck"][rows] = _cd45_over_ck(
-            signal[rows], noise[rows, cd45], clipped[rows], disk, around, has_area[rows],
-            cd45, max_leak)[1]
+        out["cd45_around_ck"][rows] = _over_area(excess, clipped[rows], disk, around,
+                                                 has_area[rows])[1]
     if dna is not None and rows.any():
         # CK's own shape over its area once the best copy of DAPI is taken off: a cytoplasm
         # round a nucleus has one; CK that is DAPI leaking into the CK channel has none.
@@ -225,10 +225,9 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     return pd.DataFrame(out)
 
 
-def _cd45_over_ck(signal: np.ndarray, noise_cd45: np.ndarray, clipped: np.ndarray,
-                  disk: np.ndarray, area: np.ndarray, has_area: np.ndarray, cd45: int,
-                  max_leak: float) -> tuple[np.ndarray, np.ndarray]:
-    """Median and upper quartile of the CD45 excess over the CK area (noise units).
+def _cd45_excess(signal: np.ndarray, noise_cd45: np.ndarray, clipped: np.ndarray,
+                 disk: np.ndarray, cd45: int, max_leak: float) -> np.ndarray:
+    """(N, P) CD45 excess over the disk's pixels (noise units) once leaks are taken off.
 
     Any dye may leak into the CD45 channel, as a copy of its own pattern at up to ``max_leak``
     of its counts: fit CD45 over the disk as a sum of the other channels (least squares, each
@@ -243,11 +242,17 @@ def _cd45_over_ck(signal: np.ndarray, noise_cd45: np.ndarray, clipped: np.ndarra
     gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(c - 1) + 1e-6
     share = box_least_squares(gram, np.einsum("nip,np->ni", others, target), 0.0, max_leak)
     residual = target - np.einsum("ni,nip->np", share, others)
-    excess = residual / noise_cd45[:, None]                         # (N, P), the disk's pixels
+    return (residual / noise_cd45[:, None]).astype(np.float32)
+
+
+def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,
+               has_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and upper quartile of the CD45 excess (:func:`_cd45_excess`) over an area.
+    """
     # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
     # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
     inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
-    q50, q75 = row_percentiles(excess.astype(np.float32), inside, (50, 75))
+    q50, q75 = row_percentiles(excess, inside, (50, 75))
     return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
 
 
