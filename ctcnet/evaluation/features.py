@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from ctcnet.io.panel import Panel
+from ctcnet.nn.background import background_from_percentiles
 
 # Blur sigma (px) before thresholding: about the PSF, it averages shot noise without merging
 # neighbouring cells.
@@ -37,7 +38,6 @@ OBJECT_THRESHOLD = 1.5
 # Components smaller than this (um^2) are noise specks, not objects (a platelet is ~5 um^2).
 MIN_OBJECT_AREA_UM2 = 1.5
 NOISE_FLOOR = 0.5
-_Z_LOW, _Z_HIGH = -1.2815516, -0.5244005  # standard normal quantiles of 10 % and 30 %
 
 # Structure that connects pixels within one crop but never across the batch axis.
 _PLANE_CONNECTIVITY = np.zeros((3, 3, 3), bool)
@@ -53,9 +53,7 @@ def robust_background(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, c = crops.shape[:2]
     sample = crops[:, :, ::2, ::2].reshape(n, c, -1).astype(np.float32)
     q_low, q_high = np.percentile(sample, [10, 30], axis=-1)
-    noise = np.maximum((q_high - q_low) / (_Z_HIGH - _Z_LOW), NOISE_FLOOR)
-    background = q_high - _Z_HIGH * noise
-    return background, noise
+    return background_from_percentiles(q_low, q_high, NOISE_FLOOR)
 
 
 def signal_to_noise(crops: np.ndarray) -> np.ndarray:

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctcnet.nn.background import background_from_percentiles, percentile_indices
+
 # Pixels that count as source-bright: the 3x3 mean above this many noise units of that mean.
 LEVEL = 10.0
 MIN_BRIGHT_PX = 9
@@ -64,11 +66,6 @@ GRID = np.concatenate([[0.0], np.geomspace(1e-3, MAX_LEAK, 400)])
 SOURCE_ROLE = "epithelial"
 TARGET_ROLES = ("leukocyte", "platelet", "neutrophil")
 
-# Standard normal quantiles of the 10th and 30th percentiles (as ctcnet.nn.normalise, which
-# cannot be imported without torch).
-_Z_LOW, _Z_HIGH = -1.2815516, -0.5244005
-
-
 # Noise unit of a channel whose background is clipped to black, as a share of the crop's
 # brightest channel's bright end (its 99th percentile above background): on tight exports
 # (auto-contrasted, black background) a CTC's CD45 residue then reads as what it is, a trace.
@@ -79,25 +76,24 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
     """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
     n, c = crops.shape[:2]
     sample = crops[:, :, ::step, ::step].reshape(n, c, -1).astype(np.float32)
-    last = sample.shape[-1] - 1
-    i_low, i_high = int(round(0.10 * last)), int(round(0.30 * last))
+    i_low, i_high = percentile_indices(sample.shape[-1])
     # Two single selections (the 30th percentile, then the 10th among the values below it)
     # give the same order statistics as one np.partition with both, at a quarter of its cost.
     part = np.partition(sample, i_high, axis=-1)
     q_high = part[..., i_high]
     q_low = np.partition(part[..., :i_high], i_low, axis=-1)[..., i_low] if i_low < i_high \
         else q_high
-    noise = np.maximum((q_high - q_low) / (_Z_HIGH - _Z_LOW), 0.5)
     # A background clipped to black (an export's black point set above it: 30 % or more of the
     # channel at its minimum) leaves no noise to measure, and a few counts of residue would
     # read as many noise sd. Such channels get a noise of CLIPPED_NOISE_SHARE of the crop's
     # brightest channel (one unit for all clipped channels of a crop, so their ratios stay).
+    floor = np.full(q_high.shape, 0.5, np.float32)
     clipped = q_high <= sample.min(axis=-1)
     if clipped.any():
         bright = np.percentile(sample, 99, axis=-1) - q_high             # (N, C)
-        floor = CLIPPED_NOISE_SHARE * bright.max(axis=1, keepdims=True)  # (N, 1)
-        noise = np.where(clipped, np.maximum(noise, floor), noise)
-    return q_high - _Z_HIGH * noise, noise
+        share = CLIPPED_NOISE_SHARE * bright.max(axis=1, keepdims=True)  # (N, 1)
+        floor = np.where(clipped, np.maximum(floor, share), floor)
+    return background_from_percentiles(q_low, q_high, floor)
 
 
 def mean3x3(images: np.ndarray) -> np.ndarray:
