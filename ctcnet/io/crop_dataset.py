@@ -33,7 +33,7 @@ from ctcnet.io.images import (
     read_image,
     write_tiff,
 )
-from ctcnet.io.panel import Panel, load_panel, save_panel
+from ctcnet.io.panel import Panel, load_panel, read_mapping, save_panel
 from ctcnet.io.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def _sample_id_from_name(path: Path) -> str:
 
 
 PIXEL_SIZE_AUTO = "auto"
+PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
 
 
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
@@ -154,24 +155,14 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
 def _dataset_panel(path: Path, pixel_size: float | str | None) -> Panel:
     """A crop dataset's panel.json; with ``pixel_size`` given, its own may be missing (a
     placeholder stands until :func:`read_crop_index` sets it)."""
-    if pixel_size is None:
-        try:
-            return load_panel(path)
-        except InputError as err:
-            if "pixel_size_um" in str(err):
-                raise InputError("panel.json does not state pixel_size_um; for crops whose "
-                                 "pixel size is not known, pass --pixel-size auto (estimated "
-                                 "from the nuclei) or --pixel-size UM", path) from None
-            raise
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read panel: {err}", path) from None
-    if isinstance(data, dict):
-        data = {**data, "pixel_size_um": data.get("pixel_size_um", 0.64)}
-    return Panel.from_dict(data, path)
+    data = read_mapping(path)
+    if isinstance(data, dict) and "pixel_size_um" not in data:
+        if pixel_size is None:
+            raise InputError("panel.json does not state pixel_size_um; for crops whose pixel "
+                             "size is not known, pass --pixel-size auto (estimated from the "
+                             "nuclei) or --pixel-size UM", path)
+        data = {**data, "pixel_size_um": PLACEHOLDER_PIXEL_UM}
+    return Panel.from_dict(data, path, require_pixel_size=True)
 
 
 def estimated_pixel_size(index: CropIndex, sample: int = 400) -> float:
