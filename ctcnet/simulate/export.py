@@ -203,8 +203,6 @@ TIGHT_WHITE_PERCENTILE = (99.0, 99.99)
 TIGHT_MIN_SPAN = (15.0, 60.0)
 # The margin around the object's box, as a fraction of the box side on each side.
 TIGHT_MARGIN = (0.03, 0.25)
-# Pixel sizes of such exports (um/px).
-TIGHT_PIXEL_UM = (0.05, 0.2)
 
 
 def object_box(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
@@ -226,13 +224,11 @@ def object_box(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
     return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
 
 
-def tight_export(crop: np.ndarray, rng: np.random.Generator,
-                 background: np.ndarray | None = None, noise: np.ndarray | None = None,
-                 fine: float = 1.0) -> np.ndarray:
+def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0) -> np.ndarray:
     """One raw (C, H, W) crop as a tight single-cell export: uint8 (C, h, w), cut around the
     object with a small margin (at most the crop), each channel auto-contrasted with its
     background clipped to black (:data:`TIGHT_BLACK_SD`, :data:`TIGHT_WHITE_PERCENTILE`,
-    :data:`TIGHT_MIN_SPAN`). ``background``/``noise`` per channel: measured when not given.
+    :data:`TIGHT_MIN_SPAN`), from the background and noise measured on the crop.
 
     ``fine`` > 1: the export is made at a ``fine`` times finer pixel size than the crop's (as
     microscope images of single cells are): the box is enlarged and given the noise of its
@@ -243,8 +239,7 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator,
 
     crop = np.asarray(crop, np.float32)
     c, h, w = crop.shape
-    if background is None or noise is None:
-        background, noise = background_level(crop.reshape(c, -1))
+    background, noise = background_level(crop.reshape(c, -1))
     noise = np.maximum(noise, 0.5)
     top, bottom, left, right = object_box(crop, background, noise)
     side = max(bottom - top, right - left)
