@@ -125,7 +125,7 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
     from skimage.filters import apply_hysteresis_threshold  # noqa: F401
     from skimage.segmentation import watershed  # noqa: F401
 
-    import ctcnet.nn.normalise  # noqa: F401 - cropping.background_level (imports torch)
+    import ctcnet.nn.background  # noqa: F401 - cropping.background_level (torch-free)
 
     Image.preinit()  # the PNG and JPEG plugins, which Image.open would import on first use
     # pandas' Arrow-backed strings import parts of pyarrow when the first string index is made
