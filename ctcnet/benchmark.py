@@ -167,7 +167,7 @@ def bench_classification(model_path: Path, settings: BenchSettings, workdir: Pat
     for precision, path in list(onnx_files.items()):
         try:
             calibration = f"simulate:{64 if settings.quick else 512}"
-            export_onnx(model_path, path, precision=precision,
+            export_onnx(model_path, path, precision=precision, overwrite=True,
                         calibration=calibration if precision == "int8" else None)
             engines[f"ORT {precision}"] = OnnxBackend(path, device="cpu")
         except Exception as err:  # e.g. the int8 gate refuses a model that loses accuracy
@@ -390,7 +390,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         from ctcnet.deploy.export import export_onnx
 
         model_file = workdir / "model-fp32.onnx"
-        export_onnx(model_path, model_file, precision="fp32")
+        export_onnx(model_path, model_file, precision="fp32", overwrite=True)
         # The checkpoint beside its export, as the shipped model lies: the report then draws
         # saliency maps (torch) exactly as ``ctcnet predict`` with the shipped model does.
         shutil.copyfile(model_path, workdir / Path(model_path).name)

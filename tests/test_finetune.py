@@ -84,7 +84,7 @@ def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
     write_crop_dataset(tmp_path / "four", np.zeros((8, 4, SIZE, SIZE), np.uint16),
                        ["ctc", "wbc"] * 4, four)
     with pytest.raises(PanelMismatchError):
-        finetune(tmp_path / "four", tmp_path / "x.pt", lab / "base.pt", TINY)
+        finetune(tmp_path / "four", tmp_path / "y.pt", lab / "base.pt", TINY)
 
 
 def test_curve_png_draws_every_point(tmp_path):

@@ -1,4 +1,5 @@
-"""export, finetune and simulate refuse to write over an existing output unless --overwrite."""
+"""export, finetune and simulate refuse to write over an existing output unless --overwrite;
+export_onnx() and finetune() called from Python refuse too, unless overwrite=True."""
 
 import hashlib
 import json
@@ -7,6 +8,7 @@ import pytest
 from conftest import save_tiny_model
 
 from ctcnet.cli import main
+from ctcnet.errors import InputError
 from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
 
@@ -43,6 +45,19 @@ def test_export_refuses_an_existing_onnx(tmp_path, capsys):
     assert digest(onnx) != before
 
 
+def test_export_onnx_from_python_refuses_an_existing_file(tmp_path):
+    from ctcnet.deploy.export import export_onnx
+
+    model, _ = save_tiny_model(tmp_path / "m.pt", crop_size=SIZE, width=8)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"an export made earlier")
+    with pytest.raises(InputError, match="overwrite=True"):
+        export_onnx(model)
+    assert onnx.read_bytes() == b"an export made earlier"
+    export_onnx(model, overwrite=True)
+    assert onnx.read_bytes() != b"an export made earlier"
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     from ctcnet.simulate import simulate_crops
@@ -73,6 +88,21 @@ def test_finetune_refuses_an_existing_model_or_card(lab, tmp_path, capsys):
     refused(capsys, card, finetune_args(lab, tmp_path / "other.pt"))
     assert card.read_text() == "the card of a model tuned earlier\n"
     assert main(finetune_args(lab, out, "--overwrite")) == 0
+    assert digest(out) != before and out.with_suffix(".md").exists()
+
+
+def test_finetune_from_python_refuses_an_existing_model_before_training(lab, tmp_path):
+    from ctcnet.training.finetune import FinetuneOptions, finetune
+
+    out = tmp_path / "tuned.pt"
+    save_tiny_model(out, crop_size=SIZE, width=8, seed=5)
+    before = digest(out)
+    options = FinetuneOptions(steps=1, batch_size=8, simulated_per_class=0,
+                              sim_check_per_class=0, device="cpu")
+    with pytest.raises(InputError, match="overwrite=True"):
+        finetune(lab / "crops", out, lab / "base.pt", options)
+    assert digest(out) == before and not out.with_suffix(".md").exists()
+    finetune(lab / "crops", out, lab / "base.pt", options, overwrite=True)
     assert digest(out) != before and out.with_suffix(".md").exists()
 
 

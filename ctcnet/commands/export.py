@@ -1,46 +1,20 @@
 """``ctcnet export``: a checkpoint to a verified ONNX file with its model spec embedded.
 
-Also the one rule of the commands that write a named output (export, finetune, simulate): an
-output that exists is refused by name unless ``--overwrite`` is given (:func:`refuse_existing`),
-as ``ctcnet predict`` refuses another run's journal in its ``--out``.
+Also the ``--overwrite`` flag of the commands that write a named output (export, finetune,
+simulate): an output that exists is refused by name unless it is given
+(:func:`ctcnet.io.atomic.refuse_existing`, which ``export_onnx`` and ``finetune`` apply from
+Python too), as ``ctcnet predict`` refuses another run's journal in its ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
-from pathlib import Path
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} if it exists (default: refuse, naming it)")
 
-
-def existing_outputs(paths: Iterable[str | Path]) -> list[Path]:
-    """The paths that exist as a file (or link) or a folder with anything in it: an empty
-    folder holds nothing to lose."""
-    out = []
-    for path in map(Path, paths):
-        if path.is_symlink() or path.is_file() or (path.is_dir() and any(path.iterdir())):
-            out.append(path)
-        elif path.exists() and not path.is_dir():  # a FIFO or device named like the output
-            out.append(path)
-    return out
-
-
-def refuse_existing(paths: Iterable[str | Path], overwrite: bool, where: str = "--out") -> None:
-    """Refuse, before any work, to write over outputs that exist, unless ``overwrite``: a
-    model, an export or a dataset made earlier (perhaps in hours) is not lost to a repeated
-    command line."""
-    from ctcnet.errors import InputError
-
-    found = [] if overwrite else existing_outputs(paths)
-    if found:
-        names = ", ".join(str(p) for p in found)
-        raise InputError(f"{names} already exist{'s' if len(found) == 1 else ''}; pass "
-                         f"--overwrite to replace {'it' if len(found) == 1 else 'them'}, or "
-                         f"choose another {where}")
 
 HELP = "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded, verified."
 
@@ -65,11 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctcnet.deploy.export import export_onnx
 
-    # The default --out is beside the checkpoint: a shipped model's export among them.
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
-    refuse_existing([out], args.overwrite)
+    # The default --out is beside the checkpoint: a shipped model's export among them, which
+    # export_onnx refuses to replace without --overwrite.
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,
-                         calibration=args.int8, max_f1_drop=args.max_f1_drop, seed=args.seed)
+                         calibration=args.int8, max_f1_drop=args.max_f1_drop, seed=args.seed,
+                         overwrite=args.overwrite)
     print("\n".join(report.lines()))
     return 0

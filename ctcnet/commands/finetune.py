@@ -51,13 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.batch_size < 2 or not 0 < args.holdout < 1:
         raise InputError("--steps >= 1, --batch-size >= 2 and 0 < --holdout < 1, please")
-    from pathlib import Path
-
-    from ctcnet.commands.export import refuse_existing
-
-    # Before the training: the model and the card beside it (training.finetune.write_card).
-    out = Path(args.out)
-    refuse_existing([out, out.with_suffix(".md")], args.overwrite)
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr, batch_size=args.batch_size,
                               simulated_per_class=None if args.simulated_per_class is None
@@ -65,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                               holdout=args.holdout, sim_check_per_class=max(
                                   0, args.sim_check_per_class), seed=args.seed,
                               device=args.device)
-    record = finetune(args.data, args.out, args.base, options)
+    # Refused before the training if the model or its card exists, unless --overwrite.
+    record = finetune(args.data, args.out, args.base, options, overwrite=args.overwrite)
     held = record["held_out"]
     line = (f"held-out macro-F1 {held['base']['macro_f1']:.4f} -> "
             f"{held['finetuned']['macro_f1']:.4f}")

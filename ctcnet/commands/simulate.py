@@ -90,8 +90,8 @@ def prepare_output(args, taxonomy) -> None:
     import shutil
     from pathlib import Path
 
-    from ctcnet.commands.export import existing_outputs, refuse_existing
     from ctcnet.errors import InputError
+    from ctcnet.io.atomic import existing_outputs, refuse_existing
 
     out = Path(args.out)
     if args.what == "gallery":  # files in a folder that may hold other things

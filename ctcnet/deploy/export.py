@@ -48,7 +48,7 @@ from ctcnet.deploy.runtime import (
 )
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
-from ctcnet.io.atomic import atomic_write_bytes
+from ctcnet.io.atomic import atomic_write_bytes, refuse_existing
 from ctcnet.nn.classifier import CTCClassifier, load_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.nn.symmetry import symmetric_logits
@@ -123,8 +123,11 @@ class ExportReport:
 def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                 opset: int = DEFAULT_OPSET, precision: str = "fp32",
                 calibration: str | Path | LabelledCrops | None = None,
-                max_f1_drop: float = MAX_F1_DROP_POINTS, seed: int = 0) -> ExportReport:
-    """Export ``model_path`` (.pt / .ckpt) to ONNX at ``out_path`` (default: beside it)."""
+                max_f1_drop: float = MAX_F1_DROP_POINTS, seed: int = 0,
+                overwrite: bool = False) -> ExportReport:
+    """Export ``model_path`` (.pt / .ckpt) to ONNX at ``out_path`` (default: beside it).
+
+    An ``out_path`` that exists is refused before any work unless ``overwrite``."""
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not one of {PRECISIONS}")
@@ -136,6 +139,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                          "or newer (runs on onnxruntime 1.14 and later)")
     model_path = Path(model_path)
     out_path = Path(out_path) if out_path else model_path.with_suffix(".onnx")
+    refuse_existing([out_path], overwrite)
     model, spec = load_model(model_path)
     crops, crops_source = verification_crops(spec, max(VERIFY_BATCHES), seed)
     # Bad calibration input should fail before the slow export, not after it.

@@ -2,7 +2,8 @@
 
 Every output ctcnet writes (tables, JSON, images, checkpoints) goes to a temporary file in the
 same folder and is renamed into place, so a killed run never leaves a truncated file that a
-resumed run would trust.
+resumed run would trust. And a named output that exists is not replaced unless asked
+(:func:`refuse_existing`): the commands' ``--overwrite``, the library's ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -74,3 +75,30 @@ def exclusive_folder(folder: str | Path, what: str = "run") -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def existing_outputs(paths: Iterable[str | Path]) -> list[Path]:
+    """The paths that exist as a file (or link) or a folder with anything in it: an empty
+    folder holds nothing to lose."""
+    out = []
+    for path in map(Path, paths):
+        if path.is_symlink() or path.is_file() or (path.is_dir() and any(path.iterdir())):
+            out.append(path)
+        elif path.exists() and not path.is_dir():  # a FIFO or device named like the output
+            out.append(path)
+    return out
+
+
+def refuse_existing(paths: Iterable[str | Path], overwrite: bool, where: str = "--out") -> None:
+    """Refuse, before any work, to write over outputs that exist, unless ``overwrite``: a
+    model, an export or a dataset made earlier (perhaps in hours) is not lost to a repeated
+    command line or a repeated call."""
+    from ctcnet.errors import InputError
+
+    found = [] if overwrite else existing_outputs(paths)
+    if found:
+        names = ", ".join(str(p) for p in found)
+        them = "it" if len(found) == 1 else "them"
+        raise InputError(f"{names} already exist{'s' if len(found) == 1 else ''}; pass "
+                         f"--overwrite (overwrite=True from Python) to replace {them}, or "
+                         f"choose another {where}")

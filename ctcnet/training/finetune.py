@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.errors import InputError
+from ctcnet.io.atomic import refuse_existing
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,10 @@ def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEE
 
 
 def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = None,
-             options: FinetuneOptions | None = None) -> dict:
-    """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out``.
+             options: FinetuneOptions | None = None, overwrite: bool = False) -> dict:
+    """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out`` and
+    its card beside it (``.md``), refused before the training if either exists, unless
+    ``overwrite``.
 
     Returns the record stored in the model's spec (``training["finetune"]``).
     """
@@ -108,6 +111,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     from ctcnet.training.lit import CTCLitModule
 
     opts = options or FinetuneOptions()
+    out = Path(out)
+    refuse_existing([out, out.with_suffix(".md")], overwrite)
     t0 = time.perf_counter()
     base = resolve_model(base)  # a file, a shipped model's name, or None: the default
     base_model, spec = load_model(base)
@@ -180,7 +185,6 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(
         json.dumps(record, default=float))}, metrics={**new_spec.metrics, "finetune": {
             k: record[k] for k in ("held_out", "simulated_test")}})
-    out = Path(out)
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)
     log.info("fine-tuned %s -> %s in %.0f s", base, out, record["seconds"]["total"])
