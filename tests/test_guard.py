@@ -188,7 +188,7 @@ def test_cd45_measured_on_some_rows_matches_measuring_all(rng, spec):
     full = measure(crops, spec.panel, 0.64)
     rows = np.array([False, True, False, True])
     part = measure(crops, spec.panel, 0.64, cd45_rows=rows)
-    per_row = ("cd45_over_ck", "cd45_core", "cd45_around_ck", "ck_own_structure")
+    per_row = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure")
     for col in per_row:
         np.testing.assert_array_equal(part[col][rows], full[col][rows])
         assert part[col][~rows].isna().all()
@@ -332,7 +332,7 @@ def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
     assert out == {"flagged_share": 0.5, "wrong_ctc_calls": 2, "wrong_ctc_caught": 1,
                    "right_ctc_calls": 2, "right_ctc_held": 1, "missed_ctc": 0,
                    "missed_ctc_shown": 0, "possible_ctc_share": 0.0,
-                   "ctc_called_or_flagged": 1.0}
+                   "ctc_called_or_flagged": 1.0, "ctc_called_ctc_or_cluster_or_flagged": 1.0}
     # The other direction: a true CTC called wbc is shown (possible_ctc); one without DNA,
     # called debris, is not, and counts as missed.
     calls = onehot(["wbc", "debris", "wbc", "debris"], spec)
@@ -340,6 +340,11 @@ def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
     assert out["missed_ctc"] == 2 and out["missed_ctc_shown"] == 1
     # (the CTC-like event labelled debris is flagged too: its markers say CTC)
     assert out["possible_ctc_share"] == 0.5 and out["ctc_called_or_flagged"] == 0.5
+    # A CTC called cluster is reported as a CTC-bearing event, though not as a CTC.
+    calls = onehot(["cluster", "debris", "wbc", "debris"], spec)
+    out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
+    assert out["ctc_called_or_flagged"] == 0.0
+    assert out["ctc_called_ctc_or_cluster_or_flagged"] == 0.5
 
 
 def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possible_ctc(
@@ -364,3 +369,22 @@ def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possi
                          onehot(calls, spec), spec)
     assert table["guard"].tolist()[:2] == ["possible_ctc", "possible_ctc"]
     assert table["review"].tolist()[:2] == [True, True]
+
+
+def test_a_granulocyte_with_ck_and_dim_cd45_is_no_possible_ctc(rng, spec):
+    """A neutrophil whose CK is unspecific staining, with a dim CD45 membrane and a bright
+    CD66b one, called wbc: not a possible missed CTC. Its CD45 is a tenth of its CD66b, which
+    a fit of every channel's leak (up to 12 % each) explained away as a copy of CD66b (half
+    the neutrophils of a simulated cartridge whose leukocytes carry CK were flagged so). A
+    lone CTC carries CK and DAPI only, so only their leaks may explain the exclusion markers;
+    and CD66b itself is one of them. The same cell without CD45 and CD66b is flagged."""
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    membrane = (np.hypot(yy, xx) > 6) & (np.hypot(yy, xx) <= 9)
+    neutrophil = cell(rng)
+    neutrophil[CD45] += 15.0 * membrane
+    neutrophil[CD66B] += 150.0 * membrane
+    crops = np.stack([neutrophil, cell(rng)])
+    flags = review_flags(crops, onehot(["wbc", "wbc"], spec), spec)
+    assert flags["possible_ctc"].tolist() == [False, True]
+    m = measure(crops, spec.panel, spec.pixel_size_um)
+    assert m["exclusion_around_ck"][0] > 2.0 > m["exclusion_around_ck"][1]

@@ -38,9 +38,10 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
   (``POSSIBLE_CTC_MIN_AREA_UM2``) clearly CK positive (``POSSIBLE_CTC_CK_PEAK``), with DNA of
   its own inside it (``dna_level``, not a speck far below a leukocyte's DNA), a nucleus and a
   cytoplasm each with a shape of its own (``POSSIBLE_CTC_STRUCTURE``: neither is a leak of the
-  other) and no CD45 over it or round it (``AROUND_CK_UM``), yet the network called it
-  something else: a possible missed CTC, shown to a person. (A CK+CD45+ event stays a
-  leukocyte: it is never flagged.)
+  other) and no CD45 over it, nor any exclusion marker (CD45, CD61, CD66b: ``EXCLUSION_ROLES``)
+  over it or round it (``AROUND_CK_UM``) beyond what CK and DAPI could leak there, yet the
+  network called it something else: a possible missed CTC, shown to a person. (A CK+CD45+
+  event stays a leukocyte, a CK+CD66b+ one a granulocyte: they are never flagged.)
 * ``unusual`` (every class): the event's measured intensity profile lies far from what the
   model was trained on: Mahalanobis distance of a few per-channel features to the training
   events of the called class, above the 99.5th percentile seen on validation. It needs the
@@ -82,8 +83,16 @@ POSSIBLE_CTC_MIN_AREA_UM2 = 12.5
 # autofluorescence of neutrophils passed (2 % of simulated leukocytes flagged); the CTCs the
 # default network misses reach 14 and more (simulated held-out set, seed 424242).
 POSSIBLE_CTC_CK_PEAK = 10.0
-# How far past the CK area CD45 is read for that check (a membrane ring round a nucleus).
+# How far past the CK area the exclusion markers are read for that check (a membrane ring
+# round a nucleus).
 AROUND_CK_UM = 2.0
+# The markers a lone CTC lacks (one lit means a leukocyte, platelet or granulocyte is there),
+# and the dyes it carries, whose leaks are all that may show in those channels. Fitting the
+# leaks of the others too would explain a neutrophil's dim CD45 away as a copy of its own
+# CD66b (or of unspecific CK): in a simulated cartridge whose leukocytes carry CK, half the
+# neutrophils were flagged possible_ctc that way (4,400 events; docs/robustness_matrix.md).
+EXCLUSION_ROLES = ("leukocyte", "platelet", "neutrophil")
+CTC_DYE_ROLES = ("epithelial", "nucleus")
 # ... and the least shape of its own that DAPI (over CK) and CK (over DAPI) must each have
 # (``_own_structure``, noise units): a nucleus inside a cytoplasm. At the copy check's 0.2,
 # autofluorescent bodies, blobs, fibres and edge-cut cells passed (2.5 % of the events of
@@ -115,6 +124,9 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     ``max_leak`` of its counts), ``dna_content`` (background-subtracted DAPI counts summed over
     the nucleus: the parts of DAPI above ``level`` that touch the CK area or lie within a
     quarter of the radius of the centre; only comparable between crops of one scan),
+    ``exclusion_around_ck`` (the highest, over the panel's ``EXCLUSION_ROLES`` channels, upper
+    quartile of the marker over the CK area grown by ``AROUND_CK_UM``, once what leaks of CK
+    and DAPI could explain is removed),
     ``dna_edge_um`` (the nucleus's edge width, :func:`_edge_width`, in µm),
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
     copy of CK is taken off, as a share of the pixel noise, :func:`_own_structure`; NaN for a
@@ -156,7 +168,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     nan = np.full(n, np.nan, np.float32)
     if ck is None:
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, dna_edge_um=nan,
-                   dna_own_structure=nan, cd45_over_ck=nan, cd45_core=nan)
+                   dna_own_structure=nan, cd45_over_ck=nan, cd45_core=nan,
+                   exclusion_around_ck=nan, ck_own_structure=nan)
         return pd.DataFrame(out)
     # Saturated pixels (any channel at its ceiling) hold no ratios: a clipped CK under an
     # unclipped leak would look like CD45. They stay out of the CD45 measurement; they do
@@ -200,20 +213,30 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
         out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
         out["dna_own_structure"] = nan.copy()
     out["cd45_over_ck"], out["cd45_core"] = nan.copy(), nan.copy()
-    out["cd45_around_ck"], out["ck_own_structure"] = nan.copy(), nan.copy()
+    out["exclusion_around_ck"], out["ck_own_structure"] = nan.copy(), nan.copy()
     rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
     if cd45 is not None and rows.any():
-        excess = _cd45_excess(signal[rows], noise[rows, cd45], clipped[rows], disk, cd45,
-                              max_leak)
+        others = [i for i in range(c) if i != cd45]
+        excess = _marker_excess(signal[rows], noise[rows, cd45], clipped[rows], disk, cd45,
+                                others, max_leak)
         q50, q75 = _over_area(excess, clipped[rows], disk, area[rows], has_area[rows])
         out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
+    exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
+    if exclusion and rows.any():
         # A leukocyte's CD45 is a membrane ring round its nucleus: where CK is only a leak of
-        # DAPI, the CK area is the nucleus and the ring lies outside it. Read CD45 over the CK
-        # area grown by the membrane's reach too (for the missed-CTC check).
+        # DAPI, the CK area is the nucleus and the ring lies outside it. Read the markers over
+        # the CK area grown by the membrane's reach (for the missed-CTC check).
         grow = max(1, int(round(AROUND_CK_UM / pixel_size_um)))
         around = binary_dilation(area[rows], structure=_IN_PLANE, iterations=grow) & disk
-        out["cd45_around_ck"][rows] = _over_area(excess, clipped[rows], disk, around,
-                                                 has_area[rows])[1]
+        own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
+        worst = np.full(int(rows.sum()), -np.inf, np.float32)
+        for target in exclusion:
+            excess = _marker_excess(signal[rows], noise[rows, target], clipped[rows], disk,
+                                    target, own, max_leak)
+            # NaN (the area all saturated) stays NaN: no reading, no flag.
+            worst = np.maximum(worst, _over_area(excess, clipped[rows], disk, around,
+                                                 has_area[rows])[1])
+        out["exclusion_around_ck"][rows] = worst
     if dna is not None and rows.any():
         # CK's own shape over its area once the best copy of DAPI is taken off: a cytoplasm
         # round a nucleus has one; CK that is DAPI leaking into the CK channel has none.
@@ -225,29 +248,32 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 1
     return pd.DataFrame(out)
 
 
-def _cd45_excess(signal: np.ndarray, noise_cd45: np.ndarray, clipped: np.ndarray,
-                 disk: np.ndarray, cd45: int, max_leak: float) -> np.ndarray:
-    """(N, P) CD45 excess over the disk's pixels (noise units) once leaks are taken off.
+def _marker_excess(signal: np.ndarray, noise_target: np.ndarray, clipped: np.ndarray,
+                   disk: np.ndarray, target: int, sources: list[int], max_leak: float
+                   ) -> np.ndarray:
+    """(N, P) a marker's excess over the disk's pixels (noise units) once leaks are taken off.
 
-    Any dye may leak into the CD45 channel, as a copy of its own pattern at up to ``max_leak``
-    of its counts: fit CD45 over the disk as a sum of the other channels (least squares, each
-    share clipped to [0, max_leak]) and keep what is left. A real CD45 membrane has its own
-    pattern (or, on a CK+CD45+ leukocyte, a ratio no leak has).
+    A dye may leak into the ``target`` channel as a copy of its own pattern at up to
+    ``max_leak`` of its counts: fit the target over the disk as a sum of the ``sources``
+    channels (least squares, each share clipped to [0, max_leak]) and keep what is left. A
+    real CD45 membrane has its own pattern (or, on a CK+CD45+ leukocyte, a ratio no leak has).
     """
-    n, c = signal.shape[:2]
+    if not sources:
+        return (signal[:, target][:, disk] / noise_target[:, None]).astype(np.float32)
     usable = (~clipped)[:, disk][:, None, :]
-    others = np.delete(signal, cd45, axis=1)[:, :, disk] * usable   # (N, C-1, P)
-    target = signal[:, cd45][:, disk] * usable[:, 0]                # (N, P)
-    gram = np.einsum("nip,njp->nij", others, others)
-    gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(c - 1) + 1e-6
-    share = box_least_squares(gram, np.einsum("nip,np->ni", others, target), 0.0, max_leak)
-    residual = target - np.einsum("ni,nip->np", share, others)
-    return (residual / noise_cd45[:, None]).astype(np.float32)
+    leaking = signal[:, sources][:, :, disk] * usable                # (N, K, P)
+    wanted = signal[:, target][:, disk] * usable[:, 0]               # (N, P)
+    gram = np.einsum("nip,njp->nij", leaking, leaking)
+    gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(len(sources)) \
+        + 1e-6
+    share = box_least_squares(gram, np.einsum("nip,np->ni", leaking, wanted), 0.0, max_leak)
+    residual = wanted - np.einsum("ni,nip->np", share, leaking)
+    return (residual / noise_target[:, None]).astype(np.float32)
 
 
 def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,
                has_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and upper quartile of the CD45 excess (:func:`_cd45_excess`) over an area.
+    """Median and upper quartile of a marker's excess (:func:`_marker_excess`) over an area.
     """
     # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
     # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
@@ -515,7 +541,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     read_cd45 = is_ctc | ctc_like
     if read_cd45.any():
         again = measure(crops[read_cd45], spec.panel, spec.pixel_size_um)
-        for col in ("cd45_over_ck", "cd45_core", "cd45_around_ck", "ck_own_structure"):
+        for col in ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure"):
             m.loc[read_cd45, col] = again[col].to_numpy()
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
@@ -533,7 +559,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         enough_dna = ~(m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
         flags["possible_ctc"] = ctc_like & enough_dna & \
             (m["cd45_over_ck"].to_numpy() <= cd45_level) & \
-            (m["cd45_around_ck"].to_numpy() <= cd45_level) & \
+            (m["exclusion_around_ck"].to_numpy() <= cd45_level) & \
             (m["ck_own_structure"].to_numpy() >= POSSIBLE_CTC_STRUCTURE)
     if not roles & {"mesenchymal", "epcam"}:
         flags["no_ck"] = guarded & (m["ck_area"].to_numpy() == 0)
