@@ -138,6 +138,15 @@ def test_off_centre_moves_the_object_by_the_distance(rng):
     np.testing.assert_allclose(shift, 6.0, atol=0.8)
 
 
+def test_off_centre_fills_the_uncovered_border_with_background(rng):
+    """A cell at the crop's edge moved off centre is not mirrored into a second one."""
+    x = (100.0 + rng.normal(0, 3, (20, 2, SIZE, SIZE))).astype(np.float32)
+    x[:, :, :, -5:] += 2000.0
+    out = perturb.off_centre(x, 8.0, rng)
+    assert ((out[:, 0] > 1000).sum(axis=(1, 2)) <= (x[:, 0] > 1000).sum(axis=(1, 2))).all()
+    assert out.min() > 70 and abs(np.median(out[:, 0]) - 100) < 3
+
+
 def test_catalogue_covers_every_ordered_pair_and_skips_missing_roles():
     panel = default_panel()
     cells, notes = perturb.perturbation_catalogue(panel)

@@ -84,6 +84,29 @@ def test_augment_keeps_shape_and_stays_finite():
         assert np.isfinite(out).all() and (out >= 0).all()
 
 
+def test_augment_fills_the_border_it_uncovers_with_background_never_a_mirror():
+    """A cell at the crop's edge: a shift that uncovers the border must not mirror it into a
+    second cell there (as mirror padding did at inference); the border gets the crop's own
+    background level and noise, and a crop the geometry leaves whole is untouched."""
+    quiet = {"flips": False, "rotate90": False, "affine_p": 1.0, "shift_fraction": 0.25,
+             "scale_range": [1.0, 1.0], "rotate_degrees": 0.0, "blur_p": 0.0,
+             "gain_p": 0.0, "gamma_p": 0.0, "noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0,
+             "bleed_p": 0.0, "nonspecific_ck_p": 0.0}
+    augment = build_train_augment(quiet, seed=5)
+    rng = np.random.default_rng(2)
+    crop = (100.0 + rng.normal(0, 3, (3, SIZE, SIZE))).astype(np.float32)
+    crop[:, :, -6:] += 2000.0              # a bright cell cut by the right edge
+    bright = (crop[0] > 1000).sum()
+    uncovered = 0
+    for _ in range(30):
+        out = augment(crop)
+        assert (out[0] > 1000).sum() <= bright   # never more of the cell than there was
+        background = out[0][out[0] < 1000]
+        assert abs(np.median(background) - 100) < 3 and background.min() > 70
+        uncovered += (out[0] > 1000).sum() < bright
+    assert uncovered > 5  # shifts that moved the cell in did happen
+
+
 def test_augment_mixes_channels_only_when_asked():
     """Without the bleed and non-specific steps, signal in one channel stays in it."""
     rng = np.random.default_rng(1)

@@ -195,15 +195,19 @@ def jpeg_composite(crops, quality: int, panel: Panel, clip_share: float = 0.001)
 
 def off_centre(crops, distance_px: float, rng: np.random.Generator):
     """Crops cut off centre: each moved by ``distance_px`` in a random direction (whole
-    pixels, the border filled by reflection as if the frame went on)."""
+    pixels; the border uncovered is filled with the crop's background, as inference pads a
+    window past the frame: a mirror would double a cell at the border)."""
+    from ctcnet.detect.cropping import background_fill
+
     x = np.asarray(crops, np.float32)
     out = np.empty_like(x)
     angle = rng.uniform(0, 2 * np.pi, len(x))
     dy = np.rint(distance_px * np.sin(angle)).astype(int)
     dx = np.rint(distance_px * np.cos(angle)).astype(int)
     for i in range(len(x)):
-        out[i] = ndimage.shift(x[i], (0, dy[i], dx[i]), order=0, mode="mirror")
-    return out
+        out[i] = ndimage.shift(x[i], (0, dy[i], dx[i]), order=0, mode="constant", cval=np.nan)
+    inside = np.isfinite(out).all(axis=1)
+    return background_fill(np.nan_to_num(out), inside)
 
 
 # ---------------------------------------------------------------------------------------------

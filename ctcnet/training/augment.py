@@ -321,7 +321,9 @@ def augment_intensities(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Gen
 
 
 def build_geometry_transforms(cfg: AugmentConfig, seed: int | None = None):
-    """Albumentations pipeline for HWC images in [0, 1]: geometry, blur, defocus (per channel)."""
+    """Albumentations pipeline for HWC images in [0, 1]: flips, quarter turns and an affine
+    whose border (what a shift, a smaller scale or a turn uncovers) is 0 (see
+    :class:`TrainAugment`: it is filled with the crop's background, as inference pads)."""
     # Importing albumentations asks PyPI for a newer version, in every data-loader worker; a
     # lab's training host may be offline or must not call out. A user's own setting wins.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -334,17 +336,40 @@ def build_geometry_transforms(cfg: AugmentConfig, seed: int | None = None):
     if cfg.rotate90:
         steps.append(A.RandomRotate90(p=1.0))
     if cfg.affine_p > 0:
-        # Reflected borders: a constant border would be a sharp edge the net could learn from.
+        # Not reflected: a mirror doubles a cell at the border (as mirror padding did at
+        # inference); not left constant either: a sharp edge the net could learn from.
         steps.append(A.Affine(translate_percent=(-cfg.shift_fraction, cfg.shift_fraction),
                               scale=cfg.scale_range,
                               rotate=(-cfg.rotate_degrees, cfg.rotate_degrees),
-                              border_mode=cv2.BORDER_REFLECT_101, p=cfg.affine_p))
+                              border_mode=cv2.BORDER_CONSTANT, fill=0.0, p=cfg.affine_p))
+    return A.Compose(steps, seed=seed)
+
+
+def build_blur_transforms(cfg: AugmentConfig, seed: int | None = None):
+    """Albumentations pipeline for HWC images in [0, 1]: blur and defocus (per channel), after
+    the geometry's uncovered border is filled."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations as A
+
+    steps = []
     if cfg.blur_p > 0:
         steps.append(A.OneOf([
             A.GaussianBlur(blur_limit=0, sigma_limit=cfg.blur_sigma, p=1.0),
             A.Defocus(radius=cfg.defocus_radius, alias_blur=(0.1, 0.3), p=1.0),
         ], p=cfg.blur_p))
-    return A.Compose(steps, seed=seed)
+    return A.Compose(steps, seed=None if seed is None else seed + 1)
+
+
+def fill_uncovered(crop: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """(C, H, W) ``crop`` with the pixels the geometry uncovered (``covered`` (H, W) below 1:
+    the affine's border, and the pixels interpolated with it) filled with the crop's own
+    background (:func:`ctcnet.detect.cropping.background_fill`, as inference pads)."""
+    inside = covered > 0.999
+    if inside.all():
+        return crop
+    from ctcnet.detect.cropping import background_fill
+
+    return background_fill(crop[None], inside[None])[0]
 
 
 class TrainAugment:
@@ -356,6 +381,7 @@ class TrainAugment:
         self.seed = seed
         self.roles = tuple(roles) if roles else None
         self._geometry = None
+        self._blur = None
         self._rng = np.random.default_rng(seed)
 
     def __getstate__(self):
@@ -369,15 +395,24 @@ class TrainAugment:
         """Give a dataloader worker its own random stream (called from worker_init_fn)."""
         self._rng = np.random.default_rng(seed)
         self._geometry = build_geometry_transforms(self.cfg, seed)
+        self._blur = build_blur_transforms(self.cfg, seed)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         if self._geometry is None:
             self._geometry = build_geometry_transforms(self.cfg, self.seed)
+            self._blur = build_blur_transforms(self.cfg, self.seed)
         crop = np.asarray(crop, dtype=np.float32)
         scale = max(float(crop.max()), 1.0)
         hwc = np.ascontiguousarray(crop.transpose(1, 2, 0)) / scale
-        hwc = self._geometry(image=hwc)["image"]
-        out = np.ascontiguousarray(hwc.transpose(2, 0, 1)) * scale
+        # One more plane of ones rides along: where it falls below 1, the geometry uncovered
+        # the crop's border, which is then filled with background, never mirrored.
+        ones = np.ones(hwc.shape[:2] + (1,), np.float32)
+        moved = self._geometry(image=np.concatenate([hwc, ones], axis=2))["image"]
+        out = np.ascontiguousarray(moved[..., :-1].transpose(2, 0, 1)) * scale
+        out = fill_uncovered(out, moved[..., -1])
+        if self.cfg.blur_p > 0:
+            hwc = np.ascontiguousarray(out.transpose(1, 2, 0)) / scale
+            out = np.ascontiguousarray(self._blur(image=hwc)["image"].transpose(2, 0, 1)) * scale
         out = augment_intensities(out, self.cfg, self._rng, self.roles)
         if max(self.cfg.zoom_p, self.cfg.defocus_p, self.cfg.gradient_p, self.cfg.export_p) > 0:
             out = augment_optics_and_export(out, self.cfg, self._rng)
