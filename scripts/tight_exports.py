@@ -6,7 +6,7 @@ with the background clipped to black, written as RGB (R = CK, G = CD45, B = DAPI
 0.08, 0.125 and 0.2 um/px, PNG and JPEG in turn, with no pixel size in panel.json, as published
 crops come. Each set is scored as a person would run it: with the pixel size given, and with
 ``--pixel-size auto`` (estimated from the nuclei); also, for the record, at the model's own
-scale (what reading them "as crops" would do). Reported per set: CTC-vs-rest accuracy, CTC
+scale (what taking them for scan crops would do). Reported per set: CTC-vs-rest accuracy, CTC
 recall and precision, and the share of true CTCs called ctc or shown to a person (the review
 threshold or the marker guard, its possible_ctc flag included).
 

@@ -283,8 +283,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True,
-                        compensate: bool | None = None, prior: str | None = None,
-                     pixel_size: float | str | None = None) -> dict:
+                        compensate: bool | None = None, prior: str | None = None) -> dict:
     """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``,
     ``compensate`` and ``prior`` as ``ctcnet predict --compensate --prior``) and compare its
     automatic and after-review counts with its ground truth."""

@@ -57,8 +57,8 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)[0]))
     all_flags = review_flags(crops, proba, spec, groups=sample_ids, decision=None)
     flags = all_flags["any"].to_numpy()
-    ctc = spec.class_names.index("ctc")
-    called_ctc = proba.argmax(1) == ctc
+    top = proba.argmax(1)
+    called_ctc = top == spec.class_names.index("ctc")
     labels = np.asarray(labels)
     wrong = called_ctc & (labels != "ctc")
     right = called_ctc & (labels == "ctc")
@@ -69,7 +69,7 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     true_ctc = max(int((labels == "ctc").sum()), 1)
     # A CTC called ``cluster`` is reported too, as a CTC-bearing event (an apoptotic CTC's
     # fragmented nucleus reads as two nuclei in one CK body), though under the wrong class.
-    called_either = np.isin(np.asarray(spec.class_names)[proba.argmax(1)], ("ctc", "cluster"))
+    called_either = np.isin(np.asarray(spec.class_names)[top], ("ctc", "cluster"))
     # What the guard costs: right CTC calls it holds leave the automatic count too.
     return {"flagged_share": float(flags.mean()), "wrong_ctc_calls": int(wrong.sum()),
             "wrong_ctc_caught": int((flags & wrong).sum()), "right_ctc_calls": int(right.sum()),

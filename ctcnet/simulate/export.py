@@ -139,6 +139,22 @@ def resize_rgb(rgb: np.ndarray, factor: float) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb, "RGB").resize(size, Image.Resampling.LANCZOS))
 
 
+def composite_panel(panel: Panel, planes: Sequence[str], pixel_size_um: float,
+                    kind: str) -> tuple[Panel, list[int]]:
+    """The panel of an RGB composite export showing ``planes`` (8-bit channels, named
+    ``<kind>-<planes>``) and the indices of the simulated ``panel``'s channels they show,
+    matched by name; a plane the panel lacks is an :class:`InputError`."""
+    composite = Panel.from_dict({"channels": [{"name": p, "value_range": [0, 255]}
+                                              for p in planes],
+                                 "pixel_size_um": pixel_size_um,
+                                 "name": f"{kind}-{'-'.join(planes).lower()}", "composite": "rgb"})
+    take, _ = composite.match_channels(panel)
+    if None in take:
+        raise InputError(f"planes {list(planes)}: the simulated panel {panel.names} lacks "
+                         f"{[p for p, i in zip(planes, take) if i is None]}")
+    return composite, take
+
+
 def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = None,
                            planes: Sequence[str] = DEFAULT_PLANES,
                            quality: tuple[int, int] = JPEG_QUALITY,
@@ -155,14 +171,8 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     lo_q, hi_q = (int(q) for q in quality)
     if not 1 <= lo_q <= hi_q <= 100:
         raise InputError(f"JPEG quality range {quality} must lie within 1..100, low <= high")
-    composite = Panel.from_dict({"channels": [{"name": p, "value_range": [0, 255]}
-                                              for p in planes],
-                                 "pixel_size_um": pixel_size_um or panel.pixel_size_um,
-                                 "name": f"rgb-{'-'.join(planes).lower()}", "composite": "rgb"})
-    take, _ = composite.match_channels(panel)  # the simulated channels shown, by name
-    if None in take:
-        raise InputError(f"planes {list(planes)}: the simulated panel {panel.names} lacks "
-                         f"{[p for p, i in zip(planes, take) if i is None]}")
+    composite, take = composite_panel(panel, planes, pixel_size_um or panel.pixel_size_um,
+                                      "rgb")
     rng = np.random.default_rng(seed)
     shown = display_8bit(batch.images[:, take], batch.sample_ids, rng)
     factor = panel.pixel_size_um / composite.pixel_size_um
@@ -270,21 +280,14 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     """Write a simulated :class:`~ctcnet.simulate.crops.CropBatch` as tight single-cell RGB
     exports (:func:`tight_export`) at ``pixel_size_um``: PNG (lossless) or JPEG (quality drawn
     per crop from ``quality``). ``state_pixel_size=False`` leaves the pixel size out of
-    panel.json, as most published crops do (ctcnet then reads them at the model's scale unless
-    told ``--pixel-size auto`` or a value)."""
+    panel.json, as most published crops do (ctcnet then reads them only when told
+    ``--pixel-size auto`` or a value)."""
     from ctcnet.io.atomic import atomic_path, atomic_write_text
 
     panel = load_panel(panel)
     if file_format not in ("png", "jpg"):
         raise InputError(f"tight exports are png or jpg, not {file_format!r}")
-    composite = Panel.from_dict({"channels": [{"name": p, "value_range": [0, 255]}
-                                              for p in planes],
-                                 "pixel_size_um": pixel_size_um,
-                                 "name": f"tight-{'-'.join(planes).lower()}", "composite": "rgb"})
-    take, _ = composite.match_channels(panel)
-    if None in take:
-        raise InputError(f"planes {list(planes)}: the simulated panel {panel.names} lacks "
-                         f"{[p for p, i in zip(planes, take) if i is None]}")
+    composite, take = composite_panel(panel, planes, pixel_size_um, "tight")
     rng = np.random.default_rng(seed)
     root = Path(out_dir)
     lines = ["path,label,sample_id,split"]
