@@ -62,12 +62,9 @@ def make_family(out: Path, per_class: int, seed: int) -> list[Path]:
 def ck_peak(crops, spec):
     """Each crop's CK peak (3x3 mean; the panel's epithelial channel) in its export's grey
     levels, at model scale."""
-    import numpy as np
-    from scipy.ndimage import uniform_filter
+    from ctcnet.inference.spillover import mean3x3
 
-    ck = crops[:, spec.panel.roles().index("epithelial")]
-    return uniform_filter(ck, size=(1, 3, 3)).reshape(len(crops), -1).max(axis=1) \
-        if len(crops) else np.zeros(0)
+    return mean3x3(crops[:, spec.panel.roles().index("epithelial")]).max(axis=(1, 2))
 
 
 def score(backend, root: Path, pixel_size) -> dict:
