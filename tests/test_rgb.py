@@ -3,6 +3,7 @@ the registry of shipped models, the rgb-jpeg simulator export and the torch-free
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -232,6 +233,31 @@ def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
     message = str(err.value)
     assert "tiny3 needs ['DAPI', 'CK', 'CD45'] (missing ['CD45'])" in message
     assert "ctcnet-default needs" in message and "README" in message
+
+
+def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3, tmp_path,
+                                                                     monkeypatch):
+    # A model whose card says it reads exports only (configs/core3-export.yaml) beside tiny3,
+    # which has the same channels and reads scans.
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    path = make_tiny_model(exports / "tiny3-export.pt")
+    card = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**card, "reads": "exports"}))
+    monkeypatch.setenv(registry.MODELS_ENV, f"{with_tiny3}{os.pathsep}{exports}")
+    assert registry.get_model("tiny3-export").reads_exports
+    assert not registry.get_model("tiny3").reads_exports
+    composite = load_panel({"channels": RGB_ORDER, "composite": "rgb"})
+    scan = load_panel({"channels": RGB_ORDER})
+    assert registry.choose_model([composite]).name == "tiny3-export"
+    assert registry.choose_model([scan]).name == "tiny3"          # a 16-bit three-channel scan
+    assert registry.choose_model([composite, scan]).name == "tiny3"  # not every input an export
+    (exports / "tiny3-export.json").rename(exports / "only.json")
+    (exports / "tiny3-export.pt").rename(exports / "only.pt")
+    monkeypatch.setenv(registry.MODELS_ENV, str(exports))
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", tmp_path / "none")
+    with pytest.raises(PanelMismatchError, match="read composite exports only"):
+        registry.choose_model([scan])
 
 
 def test_models_command(with_tiny3, capsys):

@@ -277,6 +277,39 @@ def test_datamodule_simulates_in_setup():
     assert not set(dm.splits["train"].sample_ids) & set(dm.splits["val"].sample_ids)
 
 
+def test_an_export_view_model_sees_exports_in_validation_and_records_it():
+    core3 = {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}
+    sim = {"train": 2, "val": 2, "test": 1, "num_samples": 2}
+    with pytest.raises(InputError, match="tight_p: 1.0"):  # not every training crop exported
+        CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
+                      augment={"tight_p": 0.5})
+    with pytest.raises(InputError, match="data.view='exports'"):
+        CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="exports")
+    raw = CTCDataModule(panel=core3, crop_size=48, simulate=sim)
+    raw.setup("fit")
+    dm = CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
+                       augment={"tight_p": 1.0})
+    dm.setup("fit")
+    for name in ("val", "test"):
+        shown, counts = dm.splits[name].images, raw.splits[name].images
+        # The same crops, each an 8-bit export at model scale (black background).
+        assert shown.shape == counts.shape and shown.dtype == np.float32
+        assert shown.max() <= 255 and counts.max() > 255
+        assert (np.median(shown, axis=(1, 2, 3)) < 5).all()
+        np.testing.assert_array_equal(dm.splits[name].targets, raw.splits[name].targets)
+    again = CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
+                          augment={"tight_p": 1.0})
+    again.setup("fit")  # drawn once with a fixed seed: every run scores the same images
+    np.testing.assert_array_equal(again.splits["val"].images, dm.splits["val"].images)
+    assert dm.summary()["view"] == "export" and "view" not in raw.summary()
+    from ctcnet.nn.spec import ModelSpec
+
+    spec = ModelSpec("compact", load_panel(core3), raw.taxonomy,
+                     training={"data": dm.summary()})
+    assert spec.reads_exports
+    assert not spec.replace(training={"data": raw.summary()}).reads_exports
+
+
 # ----- loss ---------------------------------------------------------------------------------
 def test_focal_loss_with_gamma_zero_is_cross_entropy():
     logits, target = torch.randn(10, 4), torch.randint(0, 4, (10,))

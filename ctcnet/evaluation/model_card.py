@@ -4,7 +4,11 @@
 with :func:`ctcnet.evaluation.evaluate.evaluate_crops` (the same code as ``ctcnet evaluate``);
 :func:`card_tests` runs the default randomisation, every named shift and the CNN-against-baselines
 comparison; :func:`rgb_jpeg_test` scores 8-bit RGB-JPEG composite exports of held-out crops
-read back through the crop-dataset path (another seed and pixel size); :func:`build_card` and
+read back through the crop-dataset path (another seed and pixel size). A model that reads
+exports only (``ModelSpec.reads_exports``) is tested on exports throughout: each simulated set is
+rendered at a microscope's pixel size, written as tight single-cell exports and read back
+(``export=True``); the baselines, which read a scan's intensities, are left out of its card.
+:func:`build_card` and
 :func:`render_card` turn the results into the card that ``scripts/train_default_model.py``
 writes beside the shipped model.
 """
@@ -25,21 +29,34 @@ TEST_SEED = 424242          # far from the training (0) and validation (1000) se
 TARGETS = {"macro_f1": 0.97, "ctc_recall": 0.98, "wbc_called_ctc_rate": 1 / 500}
 RGB_TEST_PIXEL_UM = 0.3     # a viewer export's pixel size, not the model's
 RGB_TEST_SEED_OFFSET = 500
+# An export model's test sets: cells rendered at 0.2 um/px (finer than any scan), written as
+# tight single-cell exports at 0.1 um/px (published crops: 0.05-0.2), JPEG, the pixel size given.
+TIGHT_RENDER_PIXEL_UM = 0.2
+TIGHT_RENDER_CROP_PX = 256
+TIGHT_TEST_PIXEL_UM = 0.1
 
 
-def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = False) -> dict:
-    """P/R/F1, CTC recall and the share of WBCs called CTC on a simulated labelled set."""
+def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = False,
+                  export: bool = False) -> dict:
+    """P/R/F1, CTC recall and the share of WBCs called CTC on a simulated labelled set;
+    ``export``: the set as tight single-cell exports, read back (:func:`tight_export_set`)."""
     from ctcnet.simulate import simulate_crops
 
     spec = backend.spec
-    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
-                           seed=seed, config=config, num_samples=32)
-    report = evaluate_crops(backend, batch.images.astype(np.float32), batch.labels,
+    if export:
+        crops, batch = tight_export_set(spec, per_class, seed, config)
+    else:
+        batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                               seed=seed, config=config, num_samples=32)
+        crops = batch.images.astype(np.float32)
+    report = evaluate_crops(backend, crops, batch.labels,
                             subtypes=batch.subtypes if subtypes else None,
                             sample_ids=batch.sample_ids)["cnn"]
     _add_rates(report, spec.class_names)
     report["seed"] = seed
-    report["guard"] = guard_catch(backend, batch.images, batch.labels, batch.sample_ids)
+    if export:
+        report.update(export="tight single-cell, JPEG", pixel_size_um=TIGHT_TEST_PIXEL_UM)
+    report["guard"] = guard_catch(backend, crops, batch.labels, batch.sample_ids)
     if subtypes:
         report["subtype_recall"] = report.pop("recall_by_subtype")
     return report
@@ -82,7 +99,30 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
                 ((labels == "ctc") & (called_either | review)).sum() / true_ctc)}
 
 
-def ck_positive_leukocytes(backend, n: int, seed: int) -> dict:
+def tight_export_set(spec, per_class, seed: int, config=None):
+    """Held-out cells rendered at :data:`TIGHT_RENDER_PIXEL_UM`, written as tight single-cell
+    JPEG exports at :data:`TIGHT_TEST_PIXEL_UM` (``ctcnet.simulate.export``) and read back as
+    ``ctcnet evaluate`` reads a folder with the pixel size given: (crops at model scale, the
+    simulated batch, for its labels, samples and subtypes)."""
+    import tempfile
+
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.simulate import simulate_crops
+    from ctcnet.simulate.export import DEFAULT_PLANES, write_tight_export_dataset
+
+    fine = spec.panel.with_pixel_size(TIGHT_RENDER_PIXEL_UM)
+    batch = simulate_crops(per_class, fine, spec.taxonomy, crop_size=TIGHT_RENDER_CROP_PX,
+                           seed=seed, config=config, num_samples=32)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tight_export_dataset(batch, tmp, fine, DEFAULT_PLANES,
+                                   pixel_size_um=TIGHT_TEST_PIXEL_UM, file_format="jpg",
+                                   seed=seed)
+        index = read_crop_index(tmp, taxonomy=spec.taxonomy).conform(spec.panel, "tight test")
+        crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    return crops, batch
+
+
+def ck_positive_leukocytes(backend, n: int, seed: int, export: bool = False) -> dict:
     """CK+CD45+ double-positive leukocytes only (non-specific CK on every one, 0.3-2x their
     CD45): a CD45-positive event is not a CTC (issue 12 target: at most 1 % called ctc)."""
     import dataclasses
@@ -91,7 +131,7 @@ def ck_positive_leukocytes(backend, n: int, seed: int) -> dict:
 
     config = dataclasses.replace(SimConfig(), nonspecific_ck_rate=(1.0, 1.0),
                                  nonspecific_ck_ratio=(0.3, 2.0))
-    r = held_out_test(backend, config, {"wbc": n}, seed)
+    r = held_out_test(backend, config, {"wbc": n}, seed, export=export)
     return {"called_ctc": r["wbc_called_ctc_rate"], "n": r["n"], "guard": r["guard"]}
 
 
@@ -133,24 +173,30 @@ def card_tests(backend, test_per_class: int, shift_per_class: int,
                baseline_train_per_class: int = 300, seed: int = TEST_SEED,
                rgb_per_class: int = 0) -> dict:
     """Every held-out test of the card: default randomisation, named shifts, baselines, and
-    (``rgb_per_class`` > 0, models whose panel has CK, CD45 and DAPI) RGB-JPEG composites."""
+    (``rgb_per_class`` > 0, models whose panel has CK, CD45 and DAPI) RGB-JPEG composites.
+    A model that reads exports only is tested on tight single-cell exports of each set, and
+    not against the baselines (they read a scan's intensities, which an export no longer has)."""
     from ctcnet.simulate import NAMED_SHIFTS, SimConfig
 
-    test = held_out_test(backend, SimConfig(), test_per_class, seed)
+    export = backend.spec.reads_exports
+    test = held_out_test(backend, SimConfig(), test_per_class, seed, export=export)
     test["subtype_recall"] = held_out_test(backend, SimConfig(), max(test_per_class // 5, 1),
-                                           seed + 1, subtypes=True)["subtype_recall"]
+                                           seed + 1, subtypes=True,
+                                           export=export)["subtype_recall"]
     robustness = {}
     for k, shift in enumerate(NAMED_SHIFTS):
-        r = held_out_test(backend, SimConfig().with_shift(shift), shift_per_class, seed + 10 + k)
+        r = held_out_test(backend, SimConfig().with_shift(shift), shift_per_class, seed + 10 + k,
+                          export=export)
         robustness[shift] = {"description": NAMED_SHIFTS[shift][0], "macro_f1": r["macro_f1"],
                              "ctc_recall": r["ctc_recall"],
                              "wbc_called_ctc_rate": r["wbc_called_ctc_rate"], "n": r["n"]}
         log.info("shift %s: macro-F1 %.4f", shift, r["macro_f1"])
-    versus = robustness_report(backend, n_per_class=shift_per_class, seed=seed + 100,
-                               n_train_per_class=baseline_train_per_class)
+    versus = None if export else robustness_report(
+        backend, n_per_class=shift_per_class, seed=seed + 100,
+        n_train_per_class=baseline_train_per_class)
     out = {"test": test, "robustness": robustness, "versus_baselines": versus,
            "ck_positive_leukocytes": ck_positive_leukocytes(backend, 2 * shift_per_class,
-                                                            seed + 50)}
+                                                            seed + 50, export=export)}
     if rgb_per_class > 0:
         out["rgb_jpeg"] = rgb_jpeg_test(backend, rgb_per_class, seed + RGB_TEST_SEED_OFFSET)
         log.info("RGB-JPEG composites: macro-F1 %.4f", out["rgb_jpeg"]["macro_f1"])
@@ -197,6 +243,9 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
         "pixel_size_um": spec.pixel_size_um,
         "normalisation": normalisation_text(spec),
         "symmetry": spec.symmetry,
+        # What the model reads: scans (16-bit counts), or 8-bit composite exports only
+        # (ctcnet.nn.registry chooses it for composite data, never for scans).
+        "reads": "exports" if spec.reads_exports else "scans",
         "calibration": {"temperature": spec.temperature,
                         "review_threshold": spec.review_threshold,
                         "fitted_on": "validation split", **calibration},
@@ -246,7 +295,10 @@ def render_card(card: dict) -> str:
         f"- Reproduce: `{card['reproduce']}`",
         "",
         f"## Held-out test (default randomisation, seed {card['data']['test']['seed']}, "
-        f"{test['n']} crops)",
+        f"{test['n']} crops" + (f", as {test['export']} exports at {test['pixel_size_um']} "
+                                "um/px, read back with the pixel size given; this model reads "
+                                "8-bit composite exports only" if test.get("export") else "")
+        + ")",
         "",
         f"macro-F1 **{test['macro_f1']:.4f}**, accuracy {test['accuracy']:.4f}, CTC recall "
         f"**{test['ctc_recall']:.4f}**, WBCs called CTC **{test['wbc_called_ctc_rate']:.5f}** "

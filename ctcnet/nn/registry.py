@@ -11,7 +11,9 @@ wins per name:
 
 Everything here reads JSON only: listing and choosing models needs neither torch nor
 onnxruntime. ``resolve_model`` turns ``--model`` (a registry name or a file path) into a file;
-``choose_model`` picks the shipped model whose channels the data has, by name.
+``choose_model`` picks the shipped model whose channels the data has, by name, and that reads
+the data's kind: a model trained on 8-bit composite exports only (its card's ``"reads":
+"exports"``) is chosen for RGB composite data first and never for scans.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class ModelInfo:
         return sum(p.stat().st_size for p in (self.checkpoint, self.onnx) if p is not None)
 
     @property
+    def reads_exports(self) -> bool:
+        """Trained on 8-bit composite exports only (``ModelSpec.reads_exports``)."""
+        return self.card.get("reads") == "exports"
+
+    @property
     def symmetry(self) -> str:
         """The test-time symmetry (``ctcnet.nn.symmetry``); cards made before it: none."""
         return str(self.card.get("symmetry", "none"))
@@ -94,6 +101,7 @@ class ModelInfo:
         return {"name": self.name, "channels": self.channels, "classes": self.classes,
                 "pixel_size_um": self.panel.pixel_size_um, "crop_size": self.crop_size,
                 "size_bytes": self.size_bytes, "symmetry": self.symmetry,
+                "reads": "exports" if self.reads_exports else "scans",
                 "figures": self.figures(),
                 "files": [str(p) for p in (self.checkpoint, self.onnx) if p is not None]}
 
@@ -166,9 +174,10 @@ def missing_channels(model: Panel, data: Panel) -> list[str]:
 def choose_model(panels: Sequence[Panel], what: str = "the data") -> ModelInfo:
     """The shipped model whose channels every one of ``panels`` has (by name).
 
-    Of the models that fit, the one that uses the most of the data's channels (the default
-    model on a tie); none fitting is a :class:`PanelMismatchError` that says what each model
-    needs.
+    A model that reads exports only is never chosen for scans (any panel not an RGB
+    composite); for composite data it comes first. Of the models left that fit, the one that
+    uses the most of the data's channels (the default model on a tie); none fitting is a
+    :class:`PanelMismatchError` that says what each model needs.
     """
     models = list_models()
     if not models:
@@ -182,6 +191,13 @@ def choose_model(panels: Sequence[Panel], what: str = "the data") -> ModelInfo:
                           for m in models)
         raise PanelMismatchError(f"no shipped model fits {what} (channels {have}): {needs}. "
                                  "Train one for this panel (see README) and pass --model")
-    best = max(fitting, key=lambda m: (m.panel.num_channels, m.name == DEFAULT_MODEL_NAME))
+    composite = bool(panels) and all(p.composite for p in panels)
+    if not composite:
+        fitting = [m for m in fitting if not m.reads_exports]
+        if not fitting:
+            raise PanelMismatchError(f"no shipped model for scans fits {what}: the models with "
+                                     "its channels read composite exports only; pass --model")
+    best = max(fitting, key=lambda m: (m.reads_exports, m.panel.num_channels,
+                                       m.name == DEFAULT_MODEL_NAME))
     log.info("model %s chosen for %s (channels %s)", best.name, what, best.channels)
     return best

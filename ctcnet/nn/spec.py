@@ -58,6 +58,13 @@ class ModelSpec:
         return bool(data.get("compensate", False))
 
     @property
+    def reads_exports(self) -> bool:
+        """Trained on 8-bit composite exports only (``data.view: export``): it is chosen for
+        composite data (RGB exports) and never for scans, which it was not trained to read."""
+        data = (self.training or {}).get("data") or {}
+        return data.get("view") == "export"
+
+    @property
     def in_chans(self) -> int:
         return self.panel.num_channels
 

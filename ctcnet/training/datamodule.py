@@ -10,6 +10,12 @@ Two sources, chosen in the config:
 * both: the folder's crops, with simulated ``train`` crops mixed into its training split
   (fine-tuning on a lab's crops without forgetting the simulator's range).
 
+A model that only ever reads 8-bit composite exports (``view: export``, the composite model of
+``configs/core3-export.yaml``) sees every training crop as an export (the augmentation's
+``jpeg_p`` / ``tight_p`` draws cover every crop) and its validation crops exported once, with a
+fixed seed, so that the checkpoint choice, the calibration and the guard's reference are made
+on what it will read, not on 16-bit scans it is never given.
+
 Crops are small, so each split is held as one array (uint16 or float32, N x C x S x S). Nothing
 is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.normalise`).
 """
@@ -33,6 +39,7 @@ from ctcnet.training.augment import augment_config, build_train_augment
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+VIEWS = ("scan", "export")
 
 
 class CropDataset(Dataset):
@@ -155,6 +162,11 @@ class CTCDataModule(L.LightningDataModule):
         compensate_share: the share of training samples (drawn with ``split_seed``) that are
             compensated; the others keep their leak, so that the network also knows crops whose
             leak could not be measured (a scan with too few CK+ events). Other splits: all.
+        view: ``scan`` (the default: a model for 16-bit scans) or ``export`` (a model for 8-bit
+            composite exports only: the augmentation must export every training crop, i.e.
+            ``tight_p`` 1.0, and the validation and test crops are exported once by it with a
+            fixed seed; the checkpoint records it, and ``ctcnet`` chooses such a model for
+            composite data only).
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -162,7 +174,7 @@ class CTCDataModule(L.LightningDataModule):
                  simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
                  split_unit: str = "sample", batch_size: int = 128, num_workers: int = 0,
                  augment: dict | bool = True, compensate: bool = False,
-                 compensate_share: float = 1.0):
+                 compensate_share: float = 1.0, view: str = "scan"):
         super().__init__()
         if crop_size < 16:
             raise InputError(f"crop_size={crop_size} is too small (at least 16 px)")
@@ -189,6 +201,14 @@ class CTCDataModule(L.LightningDataModule):
         if not 0.0 <= compensate_share <= 1.0:
             raise InputError(f"compensate_share={compensate_share} must be in [0, 1]")
         self.compensate_share = float(compensate_share)
+        if view not in VIEWS:
+            raise InputError(f"data.view={view!r} is not one of {VIEWS}")
+        if view == "export" and (not isinstance(augment, dict) or
+                                 float(augment.get("tight_p", 0.0)) < 1.0):
+            # jpeg_p is drawn first, tight_p for the rest: only tight_p 1.0 exports every crop.
+            raise InputError("data.view=export trains a model for exports only: every training "
+                             "crop must be shown as one (data.augment.tight_p: 1.0)")
+        self.view = view
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
@@ -208,7 +228,8 @@ class CTCDataModule(L.LightningDataModule):
             "val_fraction": self.val_fraction, "split_seed": self.split_seed,
             "split_unit": split_unit,
             "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment,
-            "compensate": self.compensate, "compensate_share": self.compensate_share})
+            "compensate": self.compensate, "compensate_share": self.compensate_share,
+            "view": self.view})
         self.splits: dict[str, SplitData] = {}
 
     # Plain-data views of panel and taxonomy, linked into the model by the CLI.
@@ -235,6 +256,8 @@ class CTCDataModule(L.LightningDataModule):
             self.splits = self._simulate_splits()
         if self.compensate:
             self._compensate_splits()
+        if self.view == "export":
+            self._export_eval_splits()
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
             raise InputError("no training crops (check the split column or val_fraction)",
                              self.data_dir)
@@ -258,6 +281,22 @@ class CTCDataModule(L.LightningDataModule):
             found = sum(any(r["leaks"].values()) for r in records.values())
             log.info("%s: CK spillover taken off in %d of %d samples (%d left as simulated)",
                      name, found, len(records), len(np.unique(ids)) - len(records))
+
+    def _export_eval_splits(self) -> None:
+        """Validation and test crops shown as the training augmentation shows a crop (every
+        one an export for ``view: export``), drawn once with a fixed seed, so every epoch and
+        every rerun scores the same images."""
+        augment = build_train_augment(self.augment, seed=self.split_seed + 1,
+                                      roles=tuple(self.panel.roles()))
+        for name in ("val", "test"):
+            split = self.splits.get(name)
+            if split is not None:
+                shown = np.stack([augment(crop) for crop in split.images]) if len(
+                    split.targets) else split.images.astype(np.float32)
+                self.splits[name] = SplitData(shown.astype(np.float32), split.targets,
+                                              split.sample_ids)
+        log.info("view=export: validation and test crops exported once (seed %d)",
+                 self.split_seed + 1)
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
@@ -359,6 +398,8 @@ class CTCDataModule(L.LightningDataModule):
             "augment": self.augment,
             # Crops with CK's spillover taken off per sample: the network expects them so.
             **({"compensate": True} if self.compensate else {}),
+            # A model for 8-bit composite exports only (ModelSpec.reads_exports).
+            **({"view": self.view} if self.view != "scan" else {}),
             "splits": {name: {"crops": int(len(s.targets)),
                               "samples": len(set(s.sample_ids)),
                               "per_class": s.class_counts(self.class_names)}
