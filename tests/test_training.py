@@ -295,12 +295,20 @@ def test_an_export_view_model_sees_exports_in_validation_and_records_it():
         # The same crops, each an 8-bit export at model scale (black background).
         assert shown.shape == counts.shape and shown.dtype == np.float32
         assert shown.max() <= 255 and counts.max() > 255
-        assert (np.median(shown, axis=(1, 2, 3)) < 5).all()
+        assert (np.percentile(shown, 10, axis=(1, 2, 3)) < 5).all()
         np.testing.assert_array_equal(dm.splits[name].targets, raw.splits[name].targets)
     again = CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
                           augment={"tight_p": 1.0})
     again.setup("fit")  # drawn once with a fixed seed: every run scores the same images
     np.testing.assert_array_equal(again.splits["val"].images, dm.splits["val"].images)
+    # Exported only: training's optics and stain shifts (here on every crop) stay off them,
+    # so the checkpoint, calibration and guard reference are fitted on what deployment shows.
+    shifted = CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
+                            augment={"tight_p": 1.0, "nonspecific_ck_p": 1.0, "gain_p": 1.0,
+                                     "affine_p": 1.0, "bleed_p": 1.0})
+    shifted.setup("fit")
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(shifted.splits[name].images, dm.splits[name].images)
     assert dm.summary()["view"] == "export" and "view" not in raw.summary()
     from ctcnet.nn.spec import ModelSpec
 

@@ -25,7 +25,8 @@ Two stages:
   at a pixel size wrong by ``tight_scale_error`` (an export whose pixel size was guessed).
 
 ``build_train_augment(AugmentConfig(), roles=panel.roles())`` returns a callable
-``crop -> crop`` used by the datamodule; validation and test data are never augmented.
+``crop -> crop`` used by the datamodule; validation and test data are never augmented, except
+that a ``view: export`` model's are exported once (:func:`export_only`).
 """
 
 from __future__ import annotations
@@ -445,6 +446,19 @@ def augment_config(cfg: AugmentConfig | dict | None = None) -> AugmentConfig:
                          f"{', '.join(known)})")
     return AugmentConfig(**{name: _as_type_of(getattr(defaults, name), value, name)
                             for name, value in cfg.items()})
+
+
+# The steps that make a crop an export; every other step is an optics or stain shift.
+EXPORT_STEPS = ("jpeg_p", "tight_p")
+
+
+def export_only(cfg: AugmentConfig) -> AugmentConfig:
+    """``cfg`` with only its export steps left (``EXPORT_STEPS``, with their ranges): the
+    view a ``view: export`` model's validation and test crops get, as deployment shows them,
+    not as training perturbs them. Flips, turns and every other step are off."""
+    off = {f.name: 0.0 for f in dataclasses.fields(AugmentConfig)
+           if f.name.endswith("_p") and f.name not in EXPORT_STEPS}
+    return dataclasses.replace(cfg, flips=False, rotate90=False, **off)
 
 
 def _as_type_of(default, value, name: str):

@@ -34,12 +34,15 @@ from torch.utils.data import DataLoader, Dataset
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
-from ctcnet.training.augment import augment_config, build_train_augment
+from ctcnet.training.augment import augment_config, build_train_augment, export_only
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 VIEWS = ("scan", "export")
+# Exported validation/test seeds: split_seed + this (+1 for test), far from the training
+# augmentation's seeds (split_seed + worker id).
+EVAL_EXPORT_SEED_OFFSET = 10_000
 
 
 class CropDataset(Dataset):
@@ -283,20 +286,25 @@ class CTCDataModule(L.LightningDataModule):
                      name, found, len(records), len(np.unique(ids)) - len(records))
 
     def _export_eval_splits(self) -> None:
-        """Validation and test crops shown as the training augmentation shows a crop (every
-        one an export for ``view: export``), drawn once with a fixed seed, so every epoch and
-        every rerun scores the same images."""
-        augment = build_train_augment(self.augment, seed=self.split_seed + 1,
-                                      roles=tuple(self.panel.roles()))
-        for name in ("val", "test"):
+        """Validation and test crops exported as training exports them (``export_only``: the
+        same export ranges, none of the optics and stain shifts, which would make checkpoint
+        choice, calibration and the guard reference fit perturbed crops), drawn once with a
+        fixed seed per split, so every epoch and every rerun scores the same images and a
+        change in one split's size leaves the other's images as they were."""
+        for offset, name in enumerate(("val", "test"), start=EVAL_EXPORT_SEED_OFFSET):
             split = self.splits.get(name)
-            if split is not None:
-                shown = np.stack([augment(crop) for crop in split.images]) if len(
-                    split.targets) else split.images.astype(np.float32)
-                self.splits[name] = SplitData(shown.astype(np.float32), split.targets,
-                                              split.sample_ids)
-        log.info("view=export: validation and test crops exported once (seed %d)",
-                 self.split_seed + 1)
+            if split is None:
+                continue
+            augment = build_train_augment(export_only(augment_config(self.augment)),
+                                          seed=self.split_seed + offset,
+                                          roles=tuple(self.panel.roles()))
+            shown = np.stack([augment(crop) for crop in split.images]) if len(
+                split.targets) else split.images.astype(np.float32)
+            self.splits[name] = SplitData(shown.astype(np.float32), split.targets,
+                                          split.sample_ids)
+        log.info("view=export: validation and test crops exported once (seeds %d, %d)",
+                 self.split_seed + EVAL_EXPORT_SEED_OFFSET,
+                 self.split_seed + EVAL_EXPORT_SEED_OFFSET + 1)
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
