@@ -9,7 +9,7 @@ model was trained with (``--config``, simulated or a crop folder; checked agains
 model's card records), fits the reference again, writes it into the checkpoint's spec and,
 metadata only, into the ONNX export beside it (``deploy.export.restamp_onnx``), and
 re-measures the guard's lines of the card, if the model has one (held-out test and CK+CD45+
-leukocytes, same seeds and sizes as the card's).
+leukocytes, same seeds and sizes as the card's; as exports for a model that reads exports).
 
     python scripts/refit_guard.py --model models/ctcnet-default.pt [--config configs/default.yaml]
 
@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     test_guard = None
     if card is not None or headline:
         per_class = int(tests.get("per_class", 1500))
-        test_guard = held_out_test(backend, SimConfig(), per_class, TEST_SEED)["guard"]
+        test_guard = held_out_test(backend, SimConfig(), per_class, TEST_SEED,
+                                   export=spec.reads_exports)["guard"]
     if headline:
         headline["guard"] = test_guard
         spec = spec.replace(metrics={**spec.metrics, "test_default_randomisation": headline})
@@ -126,8 +127,8 @@ def main(argv=None) -> int:
             n = int(double["n"])
             shift = int(tests.get("shift_per_class", n // 2))
             entries["ck_positive_leukocytes"] = {
-                **double, "guard": ck_positive_leukocytes(backend, 2 * shift, TEST_SEED + 50)
-                ["guard"]}
+                **double, "guard": ck_positive_leukocytes(
+                    backend, 2 * shift, TEST_SEED + 50, export=spec.reads_exports)["guard"]}
         update_card(card_path, **entries)
         log.info("card %s (and .md): guard lines re-measured", card_path)
     if test_guard is not None:

@@ -309,6 +309,10 @@ def test_an_export_view_model_sees_exports_in_validation_and_records_it():
     shifted.setup("fit")
     for name in ("val", "test"):
         np.testing.assert_array_equal(shifted.splits[name].images, dm.splits[name].images)
+    # What scripts/refit_guard.py fits the guard on: the validation split as training saw it.
+    fresh = CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
+                          augment={"tight_p": 1.0})
+    np.testing.assert_array_equal(fresh.simulate_split("val").images, dm.splits["val"].images)
     assert dm.summary()["view"] == "export" and "view" not in raw.summary()
     from ctcnet.nn.spec import ModelSpec
 
@@ -316,6 +320,32 @@ def test_an_export_view_model_sees_exports_in_validation_and_records_it():
                      training={"data": dm.summary()})
     assert spec.reads_exports
     assert not spec.replace(training={"data": raw.summary()}).reads_exports
+
+
+def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_path):
+    # Fine-tuning an export model on a lab's exported crops: they are not exported again,
+    # the simulated crops mixed in are exported once, and scan crops are refused.
+    from ctcnet.simulate import simulate_crops
+    from ctcnet.simulate.export import write_rgb_jpeg_dataset
+
+    core3 = {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}
+    export = {"view": "export", "augment": {"tight_p": 1.0}, "panel": core3, "crop_size": 48}
+    with pytest.raises(InputError, match="holds scan crops"):
+        CTCDataModule(data_dir=str(crop_dir), **export).setup("fit")
+    batch = simulate_crops(3, load_panel(core3), None, 48, seed=5, num_samples=4)
+    write_rgb_jpeg_dataset(batch, tmp_path / "lab", planes=["CK", "CD45", "DAPI"],
+                           pixel_size_um=0.64, seed=1)
+    dm = CTCDataModule(data_dir=str(tmp_path / "lab"), simulate={"train": 2, "num_samples": 2},
+                       **export)
+    dm.setup("fit")
+    plain = CTCDataModule(data_dir=str(tmp_path / "lab"), panel=core3, crop_size=48)
+    plain.setup("fit")
+    train = dm.splits["train"]
+    assert len(train.targets) == len(plain.splits["train"].targets) + 8  # 2 simulated a class
+    assert train.images.max() <= 255  # the simulated crops too (16-bit counts before)
+    np.testing.assert_array_equal(dm.splits["val"].images, plain.splits["val"].images)
+    cfg = dm.train_dataloader().dataset.augment.cfg
+    assert cfg.tight_p == 0.0 and cfg.jpeg_p == 0.0 and cfg.gain_p > 0
 
 
 # ----- loss ---------------------------------------------------------------------------------

@@ -169,7 +169,9 @@ class CTCDataModule(L.LightningDataModule):
             composite exports only: the augmentation must export every training crop, i.e.
             ``tight_p`` 1.0, and the validation and test crops are exported once by it with a
             fixed seed; the checkpoint records it, and ``ctcnet`` chooses such a model for
-            composite data only).
+            composite data only). On a crop folder (``data_dir``) the crops must be exports
+            already (RGB composites) and are used as they are (training's export steps off);
+            simulated crops mixed in are exported once.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -257,10 +259,7 @@ class CTCDataModule(L.LightningDataModule):
                 self._mix_simulated()
         else:
             self.splits = self._simulate_splits()
-        if self.compensate:
-            self._compensate_splits()
-        if self.view == "export":
-            self._export_eval_splits()
+        self._as_trained_on(self.splits)
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
             raise InputError("no training crops (check the split column or val_fraction)",
                              self.data_dir)
@@ -268,13 +267,22 @@ class CTCDataModule(L.LightningDataModule):
             log.info("%s: %d crops of %d samples %s", name, len(split.targets),
                      len(set(split.sample_ids)), split.class_counts(self.class_names))
 
-    def _compensate_splits(self) -> None:
+    def _as_trained_on(self, splits: dict[str, SplitData]) -> None:
+        """``splits`` (in place) as training and validation see them: spillover compensated
+        (``compensate``), simulated validation and test exported (``view: export``; a
+        folder's are exports already)."""
+        if self.compensate:
+            self._compensate_splits(splits)
+        if self.view == "export" and self.data_dir is None:
+            self._export_eval_splits(splits)
+
+    def _compensate_splits(self, splits: dict[str, SplitData]) -> None:
         """CK's spillover taken off each split's crops, sample by sample, in place (in the
         training split, off ``compensate_share`` of its samples)."""
         from ctcnet.inference.spillover import compensate_samples
 
         rng = np.random.default_rng(self.split_seed)
-        for name, split in self.splits.items():
+        for name, split in splits.items():
             ids = np.asarray(split.sample_ids)
             samples = np.unique(ids)
             if name == "train" and self.compensate_share < 1.0:
@@ -285,26 +293,26 @@ class CTCDataModule(L.LightningDataModule):
             log.info("%s: CK spillover taken off in %d of %d samples (%d left as simulated)",
                      name, found, len(records), len(np.unique(ids)) - len(records))
 
-    def _export_eval_splits(self) -> None:
+    def _export_eval_splits(self, splits: dict[str, SplitData]) -> None:
         """Validation and test crops exported as training exports them (``export_only``: the
         same export ranges, none of the optics and stain shifts, which would make checkpoint
         choice, calibration and the guard reference fit perturbed crops), drawn once with a
         fixed seed per split, so every epoch and every rerun scores the same images and a
         change in one split's size leaves the other's images as they were."""
         for offset, name in enumerate(("val", "test"), start=EVAL_EXPORT_SEED_OFFSET):
-            split = self.splits.get(name)
-            if split is None:
-                continue
-            augment = build_train_augment(export_only(augment_config(self.augment)),
-                                          seed=self.split_seed + offset,
-                                          roles=tuple(self.panel.roles()))
-            shown = np.stack([augment(crop) for crop in split.images]) if len(
-                split.targets) else split.images.astype(np.float32)
-            self.splits[name] = SplitData(shown.astype(np.float32), split.targets,
-                                          split.sample_ids)
+            if name in splits:
+                splits[name] = self._exported(splits[name], self.split_seed + offset)
         log.info("view=export: validation and test crops exported once (seeds %d, %d)",
                  self.split_seed + EVAL_EXPORT_SEED_OFFSET,
                  self.split_seed + EVAL_EXPORT_SEED_OFFSET + 1)
+
+    def _exported(self, split: SplitData, seed: int) -> SplitData:
+        """``split``'s crops each exported once (:func:`export_only` of the augmentation)."""
+        augment = build_train_augment(export_only(augment_config(self.augment)), seed=seed,
+                                      roles=tuple(self.panel.roles()))
+        shown = np.stack([augment(crop) for crop in split.images]) if len(
+            split.targets) else split.images
+        return SplitData(shown.astype(np.float32), split.targets, split.sample_ids)
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
@@ -318,6 +326,9 @@ class CTCDataModule(L.LightningDataModule):
                 self.panel, f"crop dataset {self.data_dir}")
         else:
             index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
+        if self.view == "export" and (index.file_panel or index.panel).composite is None:
+            raise InputError("data.view=export trains on exports: this folder holds scan crops "
+                             "(no RGB composite files); use view: scan", self.data_dir)
         images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)
@@ -345,20 +356,25 @@ class CTCDataModule(L.LightningDataModule):
         return out
 
     def _mix_simulated(self) -> None:
-        """Add simulated training crops (``simulate.train``) to the folder's training split."""
+        """Add simulated training crops (``simulate.train``) to the folder's training split;
+        for ``view: export`` (a folder of exports) each exported once, as the folder's are."""
         sim = self._simulate_splits(only=("train",))["train"]
+        if self.view == "export":
+            sim = self._exported(sim, self.split_seed + EVAL_EXPORT_SEED_OFFSET + 2)
         own = self.splits["train"]
         self.splits["train"] = SplitData(
             np.concatenate([own.images.astype(np.float32), sim.images.astype(np.float32)]),
             np.concatenate([own.targets, sim.targets]), own.sample_ids + sim.sample_ids)
 
     def simulate_split(self, name: str) -> SplitData:
-        """One simulated split as training makes it (same seed and counts), without the others:
-        what ``scripts/refit_guard.py`` re-fits a trained model's guard reference on."""
-        split = self._simulate_splits(only=(name,)).get(name)
-        if split is None:
+        """One simulated split as training makes and shows it (same seed and counts; compensated
+        and exported as the recipe says), without the others: what ``scripts/refit_guard.py``
+        re-fits a trained model's guard reference on."""
+        splits = self._simulate_splits(only=(name,))
+        if name not in splits:
             raise InputError(f"data.simulate gives no {name!r} split")
-        return split
+        self._as_trained_on(splits)
+        return splits[name]
 
     def _simulate_splits(self, only: tuple[str, ...] = SPLITS) -> dict[str, SplitData]:
         from ctcnet.simulate import SimConfig, simulate_crops
@@ -422,6 +438,10 @@ class CTCDataModule(L.LightningDataModule):
         augment = None
         if train and self.augment is not False:
             overrides = self.augment if isinstance(self.augment, dict) else None
+            if self.view == "export" and self.data_dir is not None:
+                # A folder of exports (and simulated crops exported once at setup): training's
+                # shifts apply, its export steps would export an export again.
+                overrides = {**overrides, "tight_p": 0.0, "jpeg_p": 0.0}
             augment = build_train_augment(overrides, seed=self.split_seed,
                                           roles=tuple(self.panel.roles()))
         return CropDataset(split.images, split.targets, augment)

@@ -132,10 +132,14 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
             1 for v in counts.values() if v)))))
     if n_sim > 0:
         simulate = {"train": int(n_sim), "seed": 7000 + opts.seed, "num_samples": 8}
+    # A model that reads exports is tuned on exports (the lab's, and simulated crops exported
+    # as its recipe exports them); any other on its usual augmentation.
+    view = {"view": "export", "augment": spec.training["data"]["augment"]} \
+        if spec.reads_exports else {}
     data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
                          crop_size=spec.crop_size, data_dir=str(data_dir), simulate=simulate,
                          val_fraction=opts.holdout, split_seed=opts.seed, split_unit="auto",
-                         batch_size=opts.batch_size)
+                         batch_size=opts.batch_size, **view)
     hp = spec.training.get("hyper_parameters", {})
     module = CTCLitModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
                           crop_size=spec.crop_size, arch=spec.arch, arch_kwargs=spec.arch_kwargs,
