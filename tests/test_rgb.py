@@ -252,6 +252,24 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
     assert registry.choose_model([composite]).name == "tiny3-export"
     assert registry.choose_model([scan]).name == "tiny3"          # a 16-bit three-channel scan
     assert registry.choose_model([composite, scan]).name == "tiny3"  # not every input an export
+    # A cartridge is judged by its frames: 8-bit colour frames are an export whatever
+    # panel.json says, 16-bit frames are a scan even where it says "composite".
+    from ctcnet.inference.predict import input_panels
+    from ctcnet.simulate import simulate_cartridge
+
+    scan_cart = tmp_path / "scan_cart"
+    simulate_cartridge(scan_cart, load_panel({"channels": RGB_ORDER, "pixel_size_um": 0.64}),
+                       num_frames=1, frame_shape=(64, 64), seed=2, events_per_frame=2)
+    panel_json = json.loads((scan_cart / "panel.json").read_text())
+    (scan_cart / "panel.json").write_text(json.dumps({**panel_json, "composite": "rgb"}))
+    rgb_cart = tmp_path / "rgb_cart"
+    rgb_cart.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8),
+                    "RGB").save(rgb_cart / "r00c00.png")
+    (rgb_cart / "panel.json").write_text(json.dumps({"channels": RGB_ORDER,
+                                                     "pixel_size_um": 0.3}))
+    assert registry.choose_model(input_panels([scan_cart])).name == "tiny3"
+    assert registry.choose_model(input_panels([rgb_cart])).name == "tiny3-export"
     (exports / "tiny3-export.json").rename(exports / "only.json")
     (exports / "tiny3-export.pt").rename(exports / "only.pt")
     monkeypatch.setenv(registry.MODELS_ENV, str(exports))

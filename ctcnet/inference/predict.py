@@ -1037,8 +1037,26 @@ def input_panels(inputs: Iterable[str | Path], pixel_size: float | str | None = 
     from ctcnet.io.crop_dataset import read_crop_index
 
     cartridges, datasets = resolve_inputs(inputs)
-    return ([open_cartridge(c).panel for c in cartridges] +
+    return ([_cartridge_panel(open_cartridge(c)) for c in cartridges] +
             [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets])
+
+
+def _cartridge_panel(cartridge: Cartridge) -> Panel:
+    """A cartridge's panel, marked an RGB composite exactly when its first frame is an 8-bit
+    colour file (as a crop folder's is marked by its first crop): a model that reads exports
+    only must not get 16-bit frames whose panel.json says "composite", and a colour export
+    whose panel.json does not say so is still one. A frame that cannot be read leaves the
+    panel's word; the run reports the frame itself."""
+    from ctcnet.io.images import is_rgb_composite, read_image
+
+    files = cartridge.frames[0].files
+    if len(files) != 1 or cartridge.panel.num_channels != 3:
+        return replace(cartridge.panel, composite=None)
+    try:
+        rgb = is_rgb_composite(read_image(files[0])[0])
+    except InputError:
+        return cartridge.panel
+    return replace(cartridge.panel, composite="rgb" if rgb else None)
 
 
 def _stated(pixel_size: float | str | None) -> float | None:
