@@ -282,7 +282,9 @@ def render_card(card: dict) -> str:
         "",
         f"`{card['file']}` ({card['size_bytes'] / 1e6:.2f} MB, {card['parameters']:,} "
         f"parameters): `{card['arch']}` CNN, {card['crop_size']} px crops at "
-        f"{card['pixel_size_um']} um/px, raw counts in (normalisation: {card['normalisation']})"
+        f"{card['pixel_size_um']} um/px, "
+        f"{'8-bit composite exports' if card.get('reads') == 'exports' else 'raw counts'} in "
+        f"(normalisation: {card['normalisation']})"
         f"{symmetry_text(card.get('symmetry', 'none'))}.",
         "",
         f"- Panel `{card['panel']['name']}`: "
