@@ -236,7 +236,7 @@ def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
 
 
 def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, capsys):
     # A model whose card says it reads exports only (configs/core3-export.yaml) beside tiny3,
     # which has the same channels and reads scans.
     exports = tmp_path / "exports"
@@ -270,6 +270,10 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
                                                      "pixel_size_um": 0.3}))
     assert registry.choose_model(input_panels([scan_cart])).name == "tiny3"
     assert registry.choose_model(input_panels([rgb_cart])).name == "tiny3-export"
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("reads 8-bit composite exports only") == 1
+    assert listed.index("reads 8-bit") > listed.index("tiny3-export")
     (exports / "tiny3-export.json").rename(exports / "only.json")
     (exports / "tiny3-export.pt").rename(exports / "only.pt")
     monkeypatch.setenv(registry.MODELS_ENV, str(exports))
