@@ -270,6 +270,19 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
                                                      "pixel_size_um": 0.3}))
     assert registry.choose_model(input_panels([scan_cart])).name == "tiny3"
     assert registry.choose_model(input_panels([rgb_cart])).name == "tiny3-export"
+    # Whole cartridges want a rule fitted at cartridge prevalence: the export model has none,
+    # so a scan model with one that reads composites too comes first; with neither having
+    # one, the export model stays first.
+    assert registry.choose_model(input_panels([rgb_cart]), cartridges=True).name == \
+        "tiny3-export"
+    card3 = json.loads((with_tiny3 / "tiny3.json").read_text())
+    (with_tiny3 / "tiny3.json").write_text(json.dumps(
+        {**card3, "decision": {"rule": "prior_shift", "log_weights": {"ctc": -4.0}}}))
+    assert registry.get_model("tiny3").has_cartridge_rule
+    assert not registry.get_model("tiny3-export").has_cartridge_rule
+    assert registry.choose_model(input_panels([rgb_cart]), cartridges=True).name == "tiny3"
+    assert registry.choose_model(input_panels([rgb_cart])).name == "tiny3-export"
+    (with_tiny3 / "tiny3.json").write_text(json.dumps(card3))
     assert main(["models"]) == 0
     listed = capsys.readouterr().out
     assert listed.count("reads 8-bit composite exports only") == 1

@@ -97,10 +97,11 @@ def run(args) -> int:
     if model is None:  # the shipped model whose channels the data has, by name
         import sys
 
-        from ctcnet.inference.predict import input_panels
+        from ctcnet.inference.predict import input_panels, resolve_inputs
         from ctcnet.nn.registry import choose_model
 
-        model = choose_model(input_panels(args.inputs, args.pixel_size), "the input data").name
+        model = choose_model(input_panels(args.inputs, args.pixel_size), "the input data",
+                             cartridges=bool(resolve_inputs(args.inputs)[0])).name
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):

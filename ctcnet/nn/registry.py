@@ -72,6 +72,13 @@ class ModelInfo:
         return self.card.get("reads") == "exports"
 
     @property
+    def has_cartridge_rule(self) -> bool:
+        """A decision rule fitted at cartridge prevalence (``scripts/fit_decision.py``) is in
+        the card: without one, calls on a cartridge's tens of thousands of events are made at
+        the balanced training prior, and rare classes are over-called."""
+        return bool((self.card.get("decision") or {}).get("log_weights"))
+
+    @property
     def symmetry(self) -> str:
         """The test-time symmetry (``ctcnet.nn.symmetry``); cards made before it: none."""
         return str(self.card.get("symmetry", "none"))
@@ -171,13 +178,16 @@ def missing_channels(model: Panel, data: Panel) -> list[str]:
     return [c.name for c, i in zip(model.channels, indices) if i is None]
 
 
-def choose_model(panels: Sequence[Panel], what: str = "the data") -> ModelInfo:
+def choose_model(panels: Sequence[Panel], what: str = "the data",
+                 cartridges: bool = False) -> ModelInfo:
     """The shipped model whose channels every one of ``panels`` has (by name).
 
     A model that reads exports only is never chosen for scans (any panel not an RGB
-    composite); for composite data it comes first. Of the models left that fit, the one that
-    uses the most of the data's channels (the default model on a tie); none fitting is a
-    :class:`PanelMismatchError` that says what each model needs.
+    composite); for composite data it comes first. ``cartridges`` (the data holds whole
+    cartridges, not only crop folders): a model with a cartridge decision rule comes before
+    one without, whose calls would be made at the balanced training prior. Of the models left
+    that fit, the one that uses the most of the data's channels (the default model on a tie);
+    none fitting is a :class:`PanelMismatchError` that says what each model needs.
     """
     models = list_models()
     if not models:
@@ -197,7 +207,7 @@ def choose_model(panels: Sequence[Panel], what: str = "the data") -> ModelInfo:
         if not fitting:
             raise PanelMismatchError(f"no shipped model for scans fits {what}: the models with "
                                      "its channels read composite exports only; pass --model")
-    best = max(fitting, key=lambda m: (m.reads_exports, m.panel.num_channels,
-                                       m.name == DEFAULT_MODEL_NAME))
+    best = max(fitting, key=lambda m: (cartridges and m.has_cartridge_rule, m.reads_exports,
+                                       m.panel.num_channels, m.name == DEFAULT_MODEL_NAME))
     log.info("model %s chosen for %s (channels %s)", best.name, what, best.channels)
     return best
