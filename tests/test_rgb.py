@@ -243,9 +243,13 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
     exports.mkdir()
     path = make_tiny_model(exports / "tiny3-export.pt")
     card = json.loads(path.with_suffix(".json").read_text())
-    path.with_suffix(".json").write_text(json.dumps({**card, "reads": "exports"}))
+    path.with_suffix(".json").write_text(json.dumps({
+        **card, "reads": "exports",
+        "test_default_randomisation": {"macro_f1": 0.5, "export": "tight single-cell, JPEG"}}))
     monkeypatch.setenv(registry.MODELS_ENV, f"{with_tiny3}{os.pathsep}{exports}")
     assert registry.get_model("tiny3-export").reads_exports
+    # Its held-out test was made on exports, and the figure is named so.
+    assert registry.get_model("tiny3-export").figures()["test_tight_exports"] == 0.5
     assert not registry.get_model("tiny3").reads_exports
     composite = load_panel({"channels": RGB_ORDER, "composite": "rgb"})
     scan = load_panel({"channels": RGB_ORDER})

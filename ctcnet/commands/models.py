@@ -20,8 +20,8 @@ def _line(info) -> str:
     return (f"{info.name}\n  channels {', '.join(info.channels)} at {info.panel.pixel_size_um:g} "
             f"um/px, {info.crop_size} px crops\n  classes {', '.join(info.classes)}\n"
             f"  {info.size_bytes / 1e6:.2f} MB on disk ({files})"
-            + ("\n  reads 8-bit composite exports only (chosen for RGB composite data, never "
-               "for scans)" if info.reads_exports else "")
+            + ("\n  reads 8-bit composite exports only (chosen first for RGB composite crops, "
+               "never for scans)" if info.reads_exports else "")
             + (f"\n  test-time symmetry {info.symmetry} ({SYMMETRIES[info.symmetry]} views per "
                "crop)" if SYMMETRIES.get(info.symmetry, 1) > 1 else "")
             + (f"\n  held-out macro-F1: {figures}" if figures else ""))

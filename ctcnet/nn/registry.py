@@ -86,7 +86,9 @@ class ModelInfo:
     def figures(self) -> dict[str, float]:
         """Held-out macro-F1 per test set of the card (keys starting with ``test``), and the
         worst macro-F1 over its robustness shifts."""
-        out = {key: float(value["macro_f1"]) for key, value in self.card.items()
+        # A test made on exports (an export model's card) is named for what it read.
+        out = {("test_tight_exports" if value.get("export") else key): float(value["macro_f1"])
+               for key, value in self.card.items()
                if key.startswith("test") and isinstance(value, dict) and "macro_f1" in value}
         shifts = [v["macro_f1"] for v in (self.card.get("robustness") or {}).values()
                   if isinstance(v, dict) and "macro_f1" in v]
