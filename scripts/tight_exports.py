@@ -16,7 +16,10 @@ definition (CK positive) cannot be called a CTC from the image. Each set also re
 of its CTCs that is, and the two scores again without them (``..._ck_shown``), so what the
 model misses can be told from what the export removed.
 
-    python scripts/tight_exports.py --model models/ctcnet-core3.pt --per-class 250 --out DIR
+    python scripts/tight_exports.py [--model ctcnet-core3] [--per-class 250] [--out DIR]
+
+The model scored by default is ``ctcnet-core3-export``, the one ctcnet chooses for a folder of
+RGB composite crops.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def score(backend, root: Path, pixel_size) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="ctcnet-core3")
+    parser.add_argument("--model", default="ctcnet-core3-export")
     parser.add_argument("--per-class", type=int, default=250)
     parser.add_argument("--seed", type=int, default=37000)
     parser.add_argument("--out", type=Path, default=ROOT / "tight_exports_output")
