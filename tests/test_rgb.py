@@ -223,6 +223,21 @@ def test_shipped_models_are_found_without_the_override(monkeypatch):
         assert info.figures(), info.name
 
 
+def test_shipped_models_are_chosen_by_the_kind_of_data(monkeypatch):
+    # The shipped cards as they are: export crops get the export model, a composite cartridge
+    # the model with a cartridge rule, a three-marker scan core3, never the export model.
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
+    composite = load_panel({"channels": RGB_ORDER, "composite": "rgb"})
+    scan = load_panel({"channels": ["DAPI", "CK", "CD45"]})
+    export = registry.get_model("ctcnet-core3-export")
+    assert export.reads_exports and not export.has_cartridge_rule
+    assert "test_tight_exports" in export.figures()
+    assert registry.choose_model([composite]).name == "ctcnet-core3-export"
+    assert registry.choose_model([composite], cartridges=True).name == "ctcnet-core3"
+    assert registry.choose_model([scan]).name == "ctcnet-core3"
+    assert registry.choose_model([scan], cartridges=True).name == "ctcnet-core3"
+
+
 def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
     five = load_panel(None)
     rgb = load_panel({"channels": RGB_ORDER})
