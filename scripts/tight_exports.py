@@ -34,8 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 EXPORT_PIXEL_UM = (0.05, 0.08, 0.125, 0.2)
-RENDER_PIXEL_UM = 0.2
-RENDER_CROP_PX = 256
 # The least CK peak (of 255; 3x3 mean at model scale) a CTC's export shows: 4 % of white, a
 # shade a viewer does not tell from the black background beside bright channels.
 CK_SHOWN = 10.0
@@ -43,18 +41,19 @@ CK_SHOWN = 10.0
 
 def make_family(out: Path, per_class: int, seed: int) -> list[Path]:
     """The test family's datasets (made once; an existing set is reused)."""
+    from ctcnet.evaluation.model_card import TIGHT_RENDER_CROP_PX, TIGHT_RENDER_PIXEL_UM
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import write_tight_export_dataset
 
-    panel = Panel.from_dict({"name": "core3", "pixel_size_um": RENDER_PIXEL_UM,
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": TIGHT_RENDER_PIXEL_UM,
                              "channels": ["DAPI", "CK", "CD45"]})
     roots = []
     for k, um in enumerate(EXPORT_PIXEL_UM):
         root = out / f"tight_{um:g}um"
         if not (root / "manifest.csv").exists():
             batch = simulate_crops({c: per_class for c in ("ctc", "wbc", "cluster", "debris")},
-                                   panel, crop_size=RENDER_CROP_PX, seed=seed + k)
+                                   panel, crop_size=TIGHT_RENDER_CROP_PX, seed=seed + k)
             write_tight_export_dataset(batch, root, panel, pixel_size_um=um,
                                        file_format=("png", "jpg")[k % 2], seed=seed + k,
                                        state_pixel_size=False)
