@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     crops = batch.images.astype(np.float32)
     labels = labels_to_indices(batch.labels, spec.class_names)
     baselines = None
-    if not args.no_baselines:
+    if not args.no_baselines and not spec.reads_exports:  # an export has no intensities
         train_crops, train_labels = simulated_training_set(spec, args.train_per_class)
         baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names)
     if args.compensate is not None and args.card:

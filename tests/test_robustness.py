@@ -9,7 +9,7 @@ from ctcnet.cli import main
 from ctcnet.evaluation import perturb
 from ctcnet.evaluation.matrix import check_targets, matrix_png, run_matrix
 from ctcnet.io.crop_dataset import write_crop_dataset
-from ctcnet.io.panel import Panel, default_panel
+from ctcnet.io.panel import Panel, default_panel, load_panel
 
 SIZE = 40
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
@@ -341,3 +341,45 @@ def test_robustness_compensate_shows_the_cnn_the_compensated_crops_and_the_flags
                                              tmp_path / "out2", with_baselines=False,
                                              families=["crop"], device="cpu")
     assert plain["compensated"] is False and len(measured) == 1 + len(report["cells"])
+
+
+def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
+        tmp_path, tiny_model_file, monkeypatch):
+    """A model that reads exports only is given each changed crop exported once (as its
+    validation crops were), the guard measures that export, the export cells (an export of an
+    export) and the intensity baselines are left out with a note."""
+    from ctcnet.evaluation import matrix as matrix_module
+    from ctcnet.inference import guard
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.training.augment import exported_once
+
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    augment = {"tight_p": 1.0}
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE, panel=panel.to_dict(),
+                    training={"data": {"view": "export", "augment": augment}})
+    backend = load_backend(tmp_path / "m.pt", device="cpu")
+    assert backend.spec.reads_exports
+    crops = np.concatenate([disk_crops(n=2, channel=k, seed=k, noise=4, channels=3)
+                            for k in range(3)] * 2)
+    labels = np.repeat(np.arange(4), 3)
+    seen, guarded = [], []
+    real_proba, real_flags = backend.predict_proba, guard.review_flags
+    monkeypatch.setattr(backend, "predict_proba", lambda x: seen.append(x) or real_proba(x))
+    monkeypatch.setattr(guard, "review_flags",
+                        lambda x, *a, **k: guarded.append(x) or real_flags(x, *a, **k))
+    m = matrix_module.matrix_for_crops(backend, crops, labels, {"marker_gate": object()},
+                                       seed=5, families=["crop", "export"])
+    assert m["exported"] is True and m["methods"] == ["cnn"]
+    assert m["cells"] and {c["family"] for c in m["cells"]} == {"crop"}
+    assert any("skipped: the model reads exports only" in n for n in m["notes"])
+    assert any("baselines left out" in n for n in m["notes"])
+    # The clean set as the model's own export makes it, then each cell's change exported.
+    np.testing.assert_array_equal(seen[0], exported_once(crops, augment, 5, panel.roles()))
+    assert len(seen) == 1 + len(m["cells"])
+    assert all(x.max() <= 255 and x.min() >= 0 for x in seen) and crops.max() > 255
+    assert guarded and all(any(g is x for x in seen) for g in guarded)
+    # A model that reads scans sees the crops as they are.
+    tiny_model_file(tmp_path / "scan.pt", crop_size=SIZE, panel=panel.to_dict())
+    plain = matrix_module.matrix_for_crops(load_backend(tmp_path / "scan.pt", device="cpu"),
+                                           crops, labels, None, families=["export"])
+    assert plain["exported"] is False and {c["family"] for c in plain["cells"]} == {"export"}

@@ -113,11 +113,16 @@ def flip_summary(method: dict, class_names: list[str], top: int = 3) -> str:
 def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
                classify: Callable[[np.ndarray], dict], cells: list[Cell], seed: int = 0,
                flags: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None,
-               cnn: str = "cnn") -> dict:
+               cnn: str = "cnn",
+               written: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """The matrix as a JSON-ready dict (see the module docstring); ``flags`` maps a name to
-    ``flag(crops, cnn_proba) -> bool (N,)``, the events that flag sends to review."""
+    ``flag(crops, cnn_proba) -> bool (N,)``, the events that flag sends to review.
+    ``written``: how the (changed) crops reach the disk the model reads, e.g. exported
+    (:func:`export_view`); every method and flag then sees that, as predict would."""
     labels = np.asarray(labels, np.int64)
     k = len(class_names)
+    shown = written or (lambda x: x)
+    crops, raw = shown(crops), crops
     clean_proba = classify(crops)
     clean = {m: p.argmax(axis=1) for m, p in clean_proba.items()}
     out = {"n": int(len(labels)), "seed": int(seed), "class_names": list(class_names),
@@ -133,7 +138,7 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
             for name, f in flags.items()}
     for i, cell in enumerate(cells):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 17, i]))
-        perturbed = cell.apply(crops, rng)
+        perturbed = shown(cell.apply(raw, rng))
         proba = classify(perturbed)
         entry = {"family": cell.family, "name": cell.name, "strength": cell.strength,
                  "label": cell.label, "range_end": cell.range_end,
@@ -315,14 +320,32 @@ def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarr
             "band_or_guard": lambda crops, proba: band(crops, proba) | guard(crops, proba)}
 
 
-def network_input(spec, sample_ids=None,
-                  compensate: bool | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """``view(crops)``: what the CNN is given of each (perturbed) crop set
-    (:func:`ctcnet.inference.spillover.network_view`: CK's spillover taken off per sample
+def export_view(spec, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For a model that reads exports only (``spec.reads_exports``): ``view(crops)``, the raw
+    crops as such data is written, each exported once as the model's validation crops were
+    (:func:`ctcnet.training.augment.exported_once` with the model's own export ranges, one
+    random stream from ``seed``). None for a model that reads scans."""
+    if not spec.reads_exports:
+        return None
+    from ctcnet.training.augment import exported_once
+
+    augment = ((spec.training or {}).get("data") or {}).get("augment")
+    roles = tuple(spec.panel.roles())
+    return lambda crops: exported_once(crops, augment, seed, roles)
+
+
+def network_input(spec, sample_ids=None, compensate: bool | None = None,
+                  seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``view(crops)``: what the CNN is given of each (perturbed) crop set: exported, for a
+    model that reads exports only (:func:`export_view`); else
+    :func:`ctcnet.inference.spillover.network_view` (CK's spillover taken off per sample
     under ``--compensate`` or for a model trained so); None when that is the crops as they
     are."""
     from ctcnet.inference.spillover import network_view, wants_compensation
 
+    exported = export_view(spec, seed)
+    if exported is not None:
+        return exported
     if not wants_compensation(spec, compensate):
         return None
     return lambda crops: network_view(spec, crops, sample_ids, True)[0]
@@ -340,14 +363,30 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     cells, notes = perturbation_catalogue(spec.panel)
     if families:
         cells = [c for c in cells if c.family in families]
-    # --compensate: the CNN sees each perturbed crop with CK's spillover taken off per sample,
-    # as ``ctcnet predict --compensate`` does; the baselines and the review flags (the marker
-    # guard measures what the scanner wrote) see it as it is.
-    seen = network_input(spec, sample_ids, compensate)
+    # A model that reads exports only is given each changed crop exported, and so are its
+    # review flags (predict's guard measures the export it reads). Its changes are made where
+    # they happen, in the scanner's counts, before the export.
+    written = export_view(spec, seed)
+    if written is not None:
+        skipped = sorted({c.name for c in cells if c.family == "export"})
+        cells = [c for c in cells if c.family != "export"]
+        notes.append(f"{', '.join(skipped) or 'no export cells'} skipped: the model reads "
+                     "exports only, and every crop, changed or not, is exported for it")
+        if baselines:
+            baselines = None
+            notes.append("baselines left out: they read a scan's intensities, which an export "
+                         "no longer has")
+        seen = None
+    else:
+        # --compensate: the CNN sees each perturbed crop with CK's spillover taken off per
+        # sample, as ``ctcnet predict --compensate`` does; the baselines and the review flags
+        # (the marker guard measures what the scanner wrote) see it as it is.
+        seen = network_input(spec, sample_ids, compensate)
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel, seen), cells, seed,
-                        flags=default_flags(spec, sample_ids))
+                        flags=default_flags(spec, sample_ids), written=written)
     matrix["compensated"] = seen is not None
+    matrix["exported"] = written is not None
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)

@@ -461,6 +461,20 @@ def export_only(cfg: AugmentConfig) -> AugmentConfig:
     return dataclasses.replace(cfg, flips=False, rotate90=False, **off)
 
 
+def exported_once(crops: np.ndarray, cfg: AugmentConfig | dict | None, seed: int,
+                  roles: tuple[str, ...] | None = None) -> np.ndarray:
+    """(N, C, H, W) raw crops, each exported once as a ``view: export`` model's validation
+    crops are (:func:`export_only` of ``cfg``, one random stream from ``seed``): float32 in
+    0..255, the same for the same crops and seed. (A changed copy of the crops drawn from the
+    same seed shares the export's draws only in part: the noise a finer export adds takes as
+    many draws as the object's box has pixels.)"""
+    augment = build_train_augment(export_only(augment_config(cfg)), seed=seed, roles=roles)
+    crops = np.asarray(crops)
+    if not len(crops):
+        return crops.astype(np.float32)
+    return np.stack([augment(crop) for crop in crops]).astype(np.float32)
+
+
 def _as_type_of(default, value, name: str):
     """``value`` (a number, a list, or their text) as the type of ``default``."""
     try:

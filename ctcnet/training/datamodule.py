@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
-from ctcnet.training.augment import augment_config, build_train_augment, export_only
+from ctcnet.training.augment import augment_config, build_train_augment, exported_once
 
 log = logging.getLogger(__name__)
 
@@ -308,11 +308,8 @@ class CTCDataModule(L.LightningDataModule):
 
     def _exported(self, split: SplitData, seed: int) -> SplitData:
         """``split``'s crops each exported once (:func:`export_only` of the augmentation)."""
-        augment = build_train_augment(export_only(augment_config(self.augment)), seed=seed,
-                                      roles=tuple(self.panel.roles()))
-        shown = np.stack([augment(crop) for crop in split.images]) if len(
-            split.targets) else split.images
-        return SplitData(shown.astype(np.float32), split.targets, split.sample_ids)
+        shown = exported_once(split.images, self.augment, seed, tuple(self.panel.roles()))
+        return SplitData(shown, split.targets, split.sample_ids)
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
