@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {line}")
     for note in matrix["notes"]:
         print(f"note: {note}")
+    if "export_redraw" in matrix:
+        print(f"the unchanged crops exported again with other settings: "
+              f"{matrix['export_redraw']['flip_rate']:.1%} flips, macro-F1 "
+              f"{matrix['export_redraw']['macro_f1']:.3f}")
     check = matrix["check"]
     print(f"\nCK+CD45+ leukocytes called ctc: {check['double_positive_wbc_called_ctc']}; left "
           f"in the automatic count by the marker guard: "

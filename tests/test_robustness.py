@@ -375,9 +375,20 @@ def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
     assert any("baselines left out" in n for n in m["notes"])
     # The clean set as the model's own export makes it, then each cell's change exported.
     np.testing.assert_array_equal(seen[0], exported_once(crops, augment, 5, panel.roles()))
-    assert len(seen) == 1 + len(m["cells"])
+    # ... and once more with other export settings, against the clean export: what the
+    # export alone changes.
+    assert len(seen) == 1 + len(m["cells"]) + 2
+    np.testing.assert_array_equal(seen[-1], exported_once(crops, augment, 6, panel.roles()))
+    assert 0.0 <= m["export_redraw"]["flip_rate"] <= 1.0
     assert all(x.max() <= 255 and x.min() >= 0 for x in seen) and crops.max() > 255
     assert guarded and all(any(g is x for x in seen) for g in guarded)
+    # Crop by crop the same export settings, whatever the other crops are: a change to the
+    # first crop (its object larger, so its export draws more noise) leaves the others' alone.
+    changed = crops.copy()
+    changed[0] = perturb.pixel_size(crops[:1], 1.5)[0]
+    again = exported_once(changed, augment, 5, panel.roles())
+    assert not np.array_equal(again[0], seen[0][0])
+    np.testing.assert_array_equal(again[1:], seen[0][1:])
     # A model that reads scans sees the crops as they are.
     tiny_model_file(tmp_path / "scan.pt", crop_size=SIZE, panel=panel.to_dict())
     plain = matrix_module.matrix_for_crops(load_backend(tmp_path / "scan.pt", device="cpu"),

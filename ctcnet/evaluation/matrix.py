@@ -334,6 +334,18 @@ def export_view(spec, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | Non
     return lambda crops: exported_once(crops, augment, seed, roles)
 
 
+def export_redraw(backend, crops: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    """An export model's calls on the unchanged crops exported twice, with the settings of
+    ``seed`` (the matrix's clean set) and of ``seed + 1``: how many calls the export's own
+    settings (black point, display span, margin, zoom, JPEG) change. The matrix's flip rates
+    of that model are read against it."""
+    spec = backend.spec
+    first, second = (np.asarray(backend.predict_proba(export_view(spec, s)(crops))).argmax(1)
+                     for s in (seed, seed + 1))
+    out = method_cell(np.asarray(labels, np.int64), second, first, len(spec.class_names))
+    return {**out, "what": "the unchanged crops exported again with other settings"}
+
+
 def network_input(spec, sample_ids=None, compensate: bool | None = None,
                   seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | None:
     """``view(crops)``: what the CNN is given of each (perturbed) crop set: exported, for a
@@ -387,6 +399,8 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
                         flags=default_flags(spec, sample_ids), written=written)
     matrix["compensated"] = seen is not None
     matrix["exported"] = written is not None
+    if written is not None:
+        matrix["export_redraw"] = export_redraw(backend, crops, labels, seed)
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)

@@ -398,6 +398,11 @@ class TrainAugment:
         self._geometry = build_geometry_transforms(self.cfg, seed)
         self._blur = build_blur_transforms(self.cfg, seed)
 
+    def use_stream(self, rng: np.random.Generator) -> None:
+        """Draw the intensity and export steps from ``rng`` from now on (the geometry and blur
+        pipelines keep their own; :meth:`reseed` rebuilds those too, and costs far more)."""
+        self._rng = rng
+
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         if self._geometry is None:
             self._geometry = build_geometry_transforms(self.cfg, self.seed)
@@ -464,15 +469,22 @@ def export_only(cfg: AugmentConfig) -> AugmentConfig:
 def exported_once(crops: np.ndarray, cfg: AugmentConfig | dict | None, seed: int,
                   roles: tuple[str, ...] | None = None) -> np.ndarray:
     """(N, C, H, W) raw crops, each exported once as a ``view: export`` model's validation
-    crops are (:func:`export_only` of ``cfg``, one random stream from ``seed``): float32 in
-    0..255, the same for the same crops and seed. (A changed copy of the crops drawn from the
-    same seed shares the export's draws only in part: the noise a finer export adds takes as
-    many draws as the object's box has pixels.)"""
+    crops are (:func:`export_only` of ``cfg``): float32 in 0..255, the same for the same
+    crops and seed.
+
+    Each crop draws from its own stream (``seed``, its position), so a changed copy of the set
+    is exported with the same settings crop by crop, whatever the change does to the others:
+    the robustness matrix then reads the change, not another export. (Where the change moves
+    the object's box, the draws after the noise a finer export adds, one per box pixel, differ.)"""
     augment = build_train_augment(export_only(augment_config(cfg)), seed=seed, roles=roles)
     crops = np.asarray(crops)
     if not len(crops):
         return crops.astype(np.float32)
-    return np.stack([augment(crop) for crop in crops]).astype(np.float32)
+    out = []
+    for i, crop in enumerate(crops):
+        augment.use_stream(np.random.default_rng([seed, i]))
+        out.append(augment(crop))
+    return np.stack(out).astype(np.float32)
 
 
 def _as_type_of(default, value, name: str):
