@@ -273,8 +273,11 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
     assert registry.choose_model([composite, scan]).name == "tiny3"  # not every input an export
     # A cartridge is judged by its frames: 8-bit colour frames are an export whatever
     # panel.json says, 16-bit frames are a scan even where it says "composite".
-    from ctcnet.inference.predict import input_panels
+    from ctcnet.inference.predict import input_panels, resolve_inputs
     from ctcnet.simulate import simulate_cartridge
+
+    def panels(cartridge):
+        return input_panels(*resolve_inputs([cartridge]))
 
     scan_cart = tmp_path / "scan_cart"
     simulate_cartridge(scan_cart, load_panel({"channels": RGB_ORDER, "pixel_size_um": 0.64}),
@@ -287,20 +290,20 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
                     "RGB").save(rgb_cart / "r00c00.png")
     (rgb_cart / "panel.json").write_text(json.dumps({"channels": RGB_ORDER,
                                                      "pixel_size_um": 0.3}))
-    assert registry.choose_model(input_panels([scan_cart])).name == "tiny3"
-    assert registry.choose_model(input_panels([rgb_cart])).name == "tiny3-export"
+    assert registry.choose_model(panels(scan_cart)).name == "tiny3"
+    assert registry.choose_model(panels(rgb_cart)).name == "tiny3-export"
     # Whole cartridges want a rule fitted at cartridge prevalence: the export model has none,
     # so a scan model with one that reads composites too comes first; with neither having
     # one, the export model stays first.
-    assert registry.choose_model(input_panels([rgb_cart]), cartridges=True).name == \
+    assert registry.choose_model(panels(rgb_cart), cartridges=True).name == \
         "tiny3-export"
     card3 = json.loads((with_tiny3 / "tiny3.json").read_text())
     (with_tiny3 / "tiny3.json").write_text(json.dumps(
         {**card3, "decision": {"rule": "prior_shift", "log_weights": {"ctc": -4.0}}}))
     assert registry.get_model("tiny3").has_cartridge_rule
     assert not registry.get_model("tiny3-export").has_cartridge_rule
-    assert registry.choose_model(input_panels([rgb_cart]), cartridges=True).name == "tiny3"
-    assert registry.choose_model(input_panels([rgb_cart])).name == "tiny3-export"
+    assert registry.choose_model(panels(rgb_cart), cartridges=True).name == "tiny3"
+    assert registry.choose_model(panels(rgb_cart)).name == "tiny3-export"
     (with_tiny3 / "tiny3.json").write_text(json.dumps(card3))
     assert main(["models"]) == 0
     listed = capsys.readouterr().out

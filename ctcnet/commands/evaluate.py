@@ -147,10 +147,10 @@ def run(args: argparse.Namespace) -> int:
     check_baseline_arguments(args)
     from ctcnet.inference.predict import input_panels, resolve_inputs
 
-    cartridges, _ = resolve_inputs([args.data])
+    cartridges, datasets = resolve_inputs([args.data])
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
-        name = choose_model(input_panels([args.data], args.pixel_size),
+        name = choose_model(input_panels(cartridges, datasets, args.pixel_size),
                             f"the data {args.data}", cartridges=bool(cartridges)).name
         print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
     if cartridges:

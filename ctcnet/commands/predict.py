@@ -92,16 +92,19 @@ def run(args) -> int:
                              report=not args.no_report, compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",
                              prior=prior, pixel_size=args.pixel_size)
+    from ctcnet.inference.predict import resolve_inputs
+
     out = Path(args.out)
+    cartridges, datasets = resolve_inputs(args.inputs)
     model = args.model
     if model is None:  # the shipped model whose channels the data has, by name
         import sys
 
-        from ctcnet.inference.predict import input_panels, resolve_inputs
+        from ctcnet.inference.predict import input_panels
         from ctcnet.nn.registry import choose_model
 
-        model = choose_model(input_panels(args.inputs, args.pixel_size), "the input data",
-                             cartridges=bool(resolve_inputs(args.inputs)[0])).name
+        model = choose_model(input_panels(cartridges, datasets, args.pixel_size),
+                             "the input data", cartridges=bool(cartridges)).name
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):
@@ -109,10 +112,8 @@ def run(args) -> int:
         summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
                                    info.world_size)
     if info.is_main:  # one index of every output of the run (all ranks have finished)
-        from ctcnet.inference.predict import resolve_inputs
         from ctcnet.io.scan import open_cartridge
 
-        cartridges, datasets = resolve_inputs(args.inputs)
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names)
     from ctcnet.inference.summary import RunSummary

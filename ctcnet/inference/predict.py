@@ -1029,14 +1029,13 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
     return cartridges, datasets
 
 
-def input_panels(inputs: Iterable[str | Path], pixel_size: float | str | None = None
-                 ) -> list[Panel]:
-    """The panel of every cartridge and crop dataset among ``inputs`` (reads no pixels but one
-    crop per dataset; ``pixel_size``: as ``PredictOptions.pixel_size``, which only the channel
-    names are read for here)."""
+def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
+                 pixel_size: float | str | None = None) -> list[Panel]:
+    """The panel of every cartridge and crop dataset (:func:`resolve_inputs` of the inputs;
+    reads no pixels but one frame per cartridge and one crop per dataset; ``pixel_size``: as
+    ``PredictOptions.pixel_size``, which only the channel names are read for here)."""
     from ctcnet.io.crop_dataset import read_crop_index
 
-    cartridges, datasets = resolve_inputs(inputs)
     return ([_cartridge_panel(open_cartridge(c)) for c in cartridges] +
             [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets])
 
