@@ -354,9 +354,11 @@ def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
     from ctcnet.training.augment import exported_once
 
     panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
-    augment = {"tight_p": 1.0}
+    trained = {"tight_p": 1.0, "jpeg_p": 0.3}
     tiny_model_file(tmp_path / "m.pt", crop_size=SIZE, panel=panel.to_dict(),
-                    training={"data": {"view": "export", "augment": augment}})
+                    training={"data": {"view": "export", "augment": trained}})
+    # The matrix reads tight exports at their stated pixel size, none of training's composites.
+    augment = {**trained, "jpeg_p": 0.0, "tight_scale_error": (1.0, 1.0)}
     backend = load_backend(tmp_path / "m.pt", device="cpu")
     assert backend.spec.reads_exports
     crops = np.concatenate([disk_crops(n=2, channel=k, seed=k, noise=4, channels=3)

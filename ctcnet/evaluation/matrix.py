@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -322,14 +323,19 @@ def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarr
 
 def export_view(spec, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | None:
     """For a model that reads exports only (``spec.reads_exports``): ``view(crops)``, the raw
-    crops as such data is written, each exported once as the model's validation crops were
-    (:func:`ctcnet.training.augment.exported_once` with the model's own export ranges, one
-    random stream from ``seed``). None for a model that reads scans."""
+    crops as such data is written: each a tight single-cell export with the model's own export
+    ranges, read back at its stated pixel size (:func:`ctcnet.training.augment.exported_once`,
+    random streams from ``seed``). None for a model that reads scans.
+
+    Not the validation's mix: a pixel size misread is the matrix's own pixel-size cell, and a
+    whole-sample composite is another kind of data, ``ctcnet evaluate``'s to measure."""
     if not spec.reads_exports:
         return None
-    from ctcnet.training.augment import exported_once
+    from ctcnet.training.augment import augment_config, exported_once
 
-    augment = ((spec.training or {}).get("data") or {}).get("augment")
+    trained = augment_config(((spec.training or {}).get("data") or {}).get("augment"))
+    augment = dataclasses.replace(trained, jpeg_p=0.0, tight_p=1.0,
+                                  tight_scale_error=(1.0, 1.0))
     roles = tuple(spec.panel.roles())
     return lambda crops: exported_once(crops, augment, seed, roles)
 
