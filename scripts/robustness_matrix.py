@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
         table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
                                     args.seed, network_input(spec, index.sample_ids,
-                                                             args.compensate))
+                                                             args.compensate, args.seed))
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
         print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
     table = measure_issue_table(backend, crops, labels, args.seed,
-                                network_input(spec, batch.sample_ids, args.compensate))
+                                network_input(spec, batch.sample_ids, args.compensate,
+                                              args.seed))
     args.out.mkdir(parents=True, exist_ok=True)
     matrix_png(matrix, args.out / "robustness.png")
     atomic_write_text(args.out / "robustness.json", json.dumps(matrix, indent=2) + "\n")

@@ -6,6 +6,9 @@
   perturbation_catalogue`, plus, for the CNN, what each review flag (the review band, the
   marker guard, either) does: the share of all events flagged and the share of wrong CTC
   calls it catches.
+* A model that reads exports only (``spec.reads_exports``) is given every crop, changed or not,
+  as a tight single-cell export (:func:`export_view`), and so is its guard; ``export_redraw``
+  says how many of its calls the export's own settings change.
 * :func:`check_targets`: the issue-12 "done when" checks at the ends of each stated range.
 * :func:`matrix_png`: one heat map (Pillow): a row per perturbation, a block per figure.
 * :func:`robustness_dataset`: ``ctcnet robustness DATA`` on a labelled crop folder; writes
