@@ -283,6 +283,14 @@ def test_matrix_goes_into_a_model_card(tmp_path):
     assert "| swap | 2x | 100.0% | 0.000 | 0.0% | 0.333 | ctc->wbc 5, wbc->ctc 5; 10 of 10 " \
         "broke a right call |" in text and "**not met**" in text
     assert "## Held-out test" in text  # the rest of the card is still there
+    assert "reads exports only" not in text
+    # An export model's matrix says so, with the flips the export alone makes.
+    m.update(exported=True, export_redraw={"flip_rate": 0.105, "macro_f1": 0.8193, "n": 10})
+    update_card(card, robustness_matrix=matrix_summary(m, "python make_it.py"))
+    assert json.loads(card.read_text())["robustness_matrix"]["export_redraw"] == {
+        "flip_rate": 0.105, "macro_f1": 0.8193}
+    assert "exported again with other settings flip 10.5% of its calls (macro-F1 0.819)" in \
+        card.with_suffix(".md").read_text()
 
 
 def test_flip_summary_names_the_commonest_moves_and_the_damage():

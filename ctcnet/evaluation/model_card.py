@@ -461,7 +461,10 @@ def matrix_summary(matrix: dict, command: str) -> dict:
                                                       "double_positive_wbc_called_ctc",
                                                       "double_positive_wbc_counted_ctc",
                                                       "targets")},
-            "review_flags": review_lines(matrix)}
+            "review_flags": review_lines(matrix),
+            **({"exported": True, "export_redraw": {
+                k: round(matrix["export_redraw"][k], 4) for k in ("flip_rate", "macro_f1")}}
+               if matrix.get("exported") else {})}
 
 
 def matrix_lines(summary: dict | None) -> list[str]:
@@ -488,10 +491,19 @@ def matrix_lines(summary: dict | None) -> list[str]:
              + (f" ({counted:.1%} left in the automatic CTC count once the marker guard "
                 f"holds its flagged calls)" if double is not None and counted is not None
                 else "")
-             + ".", "",
-             "| perturbation | strength | " + " | ".join(f"{m} flips | {m} F1" for m in methods)
-             + f" | {methods[0]}'s commonest flips |",
-             "|---|---|" + "---|---|" * len(methods) + "---|"]
+             + ".", ""]
+    if summary.get("exported"):
+        redraw = summary["export_redraw"]
+        lines += [f"The model reads exports only: every crop, changed or not, was given to it as "
+                  f"a tight single-cell export (the change made in the scanner's counts "
+                  f"first), and its guard measured that export. Its flips are read against "
+                  f"the export's own: the unchanged crops exported again with other settings "
+                  f"flip {redraw['flip_rate']:.1%} of its calls (macro-F1 "
+                  f"{redraw['macro_f1']:.3f}).", ""]
+    lines += ["| perturbation | strength | "
+              + " | ".join(f"{m} flips | {m} F1" for m in methods)
+              + f" | {methods[0]}'s commonest flips |",
+              "|---|---|" + "---|---|" * len(methods) + "---|"]
     for cell in summary["range_ends"]:
         lines.append(f"| {cell['perturbation']} | {cell['strength']} | " + " | ".join(
             f"{cell[m]['flip_rate']:.1%} | {cell[m]['macro_f1']:.3f}" if m in cell else "- | -"
