@@ -359,3 +359,29 @@ def test_ece_helper_agrees_with_report(toy):
     _, (xt, yt) = toy
     p = np.eye(4)[yt] * 0.7 + 0.075
     assert expected_calibration_error(p, yt) == pytest.approx(1 - 0.775)  # always right at 0.775
+
+
+def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
+        tmp_path, toy, caplog, capsys, tiny_model_file):
+    """Baselines fitted on simulated scans read counts an export has lost: for a model that
+    reads exports only they are left out, unless labelled exports are given to fit them on."""
+    from ctcnet.evaluation.evaluate import evaluate_dataset
+
+    (x, y), (xt, yt) = toy
+    panel = default_panel()
+    tiny_model_file(tmp_path / "e.pt", crop_size=SIZE, training={"data": {"view": "export"}})
+    write_crop_dataset(tmp_path / "data", xt.astype(np.uint16), [CLASSES[k] for k in yt], panel)
+    with caplog.at_level("WARNING"):
+        report = evaluate_dataset(tmp_path / "data", tmp_path / "e.pt", tmp_path / "out")
+    assert "baselines" not in report
+    assert report["baseline_training"].startswith("none: the model reads exports only")
+    assert "the model reads exports only" in caplog.text
+    assert main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "e.pt"),
+                 "--out", str(tmp_path / "out1")]) == 0
+    assert "baselines: none: the model reads exports only" in capsys.readouterr().out
+    # Labelled crops of the same kind as the test (here a split=train): fitted on those.
+    crops = np.concatenate([x, xt]).astype(np.uint16)
+    write_crop_dataset(tmp_path / "split", crops, [CLASSES[k] for k in np.concatenate([y, yt])],
+                       panel, splits=["train"] * len(x) + ["test"] * len(xt))
+    report = evaluate_dataset(tmp_path / "split", tmp_path / "e.pt", tmp_path / "out2")
+    assert report["baseline_training"] == "split=train" and report["baselines"]

@@ -130,6 +130,8 @@ def _summary_lines(report: dict) -> list[str]:
     for name, base in report.get("baselines", {}).items():
         margin = report["cnn_minus_baseline"][name]["macro_f1"]
         lines.append(f"{name}: macro-F1 {base['macro_f1']:.3f} (CNN {margin:+.3f})")
+    if not report.get("baselines") and report.get("baseline_training"):
+        lines.append(f"baselines: {report['baseline_training']}")
     return lines
 
 

@@ -28,6 +28,7 @@ model's cartridge rule would cost on these crops.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ from ctcnet.evaluation.metrics import (
 )
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger(__name__)
 
 SPECIFICITIES = (0.99, 0.998)
 # What classification_report computes from calls (the rest, from scores).
@@ -187,6 +190,14 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
         train_index = index.subset(is_train)
         return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
                 train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
+    if spec.reads_exports:
+        # The simulated training crops are scans: a gate or feature classifier fitted on their
+        # counts says nothing of exports, which keep none of them (the card leaves them out too).
+        why = ("none: the model reads exports only, and the simulated crops the baselines "
+               "would be fitted on are scans; give labelled exports to fit them on "
+               "(--baseline-train, or rows with split=train)")
+        log.warning("baselines: %s", why)
+        return None, None, index, why
     crops, labels = simulated_training_set(spec, n_per_class, seed)
     return crops, labels, index, "simulated"
 
@@ -209,8 +220,9 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     if with_baselines:
         train_crops, train_labels, index, source = _baseline_training(
             index, spec, baseline_train, n_train_per_class, training_seed)
-        baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
-                                  fit_seed)
+        if train_crops is not None:
+            baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
+                                      fit_seed)
     return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
@@ -271,8 +283,9 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     public = {"data": str(data), "model": str(model_path), **_public(report),
               "predictions": "predictions.csv"}
     public["cnn"]["confusion_json"] = "confusion.json"
-    if baselines:
+    if source:
         public["baseline_training"] = source
+    if baselines:
         public["marker_gate_thresholds"] = baselines["marker_gate"].thresholds
     atomic_write_text(out_dir / "confusion.json", json.dumps(
         {"class_names": names, "rows": "true", "columns": "predicted",
