@@ -131,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         from ctcnet.evaluation.evaluate import labelled_test_set
 
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
+        view = network_input(spec, index.sample_ids, args.compensate, args.seed)
+        if spec.reads_exports and index.panel.composite:
+            view = None  # the folder holds exports already: the changes are made to those
         table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
-                                    args.seed, network_input(spec, index.sample_ids,
-                                                             args.compensate, args.seed))
+                                    args.seed, view)
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
         print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
