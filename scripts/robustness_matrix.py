@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
         view = network_input(spec, index.sample_ids, args.compensate, args.seed)
-        if spec.reads_exports and index.panel.composite:
+        if spec.reads_exports and (index.file_panel or index.panel).composite:
             view = None  # the folder holds exports already: the changes are made to those
         table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
                                     args.seed, view)
