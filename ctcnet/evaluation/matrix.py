@@ -118,11 +118,15 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
                classify: Callable[[np.ndarray], dict], cells: list[Cell], seed: int = 0,
                flags: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None,
                cnn: str = "cnn",
-               written: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+               written: Callable[[np.ndarray], np.ndarray] | None = None,
+               rewritten: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """The matrix as a JSON-ready dict (see the module docstring); ``flags`` maps a name to
     ``flag(crops, cnn_proba) -> bool (N,)``, the events that flag sends to review.
     ``written``: how the (changed) crops reach the disk the model reads, e.g. exported
-    (:func:`export_view`); every method and flag then sees that, as predict would."""
+    (:func:`export_view`); every method and flag then sees that, as predict would.
+    ``rewritten``: the same written another way (an export with other settings): the unchanged
+    crops so written are scored against the clean calls as ``export_redraw``, what the writing
+    alone changes."""
     labels = np.asarray(labels, np.int64)
     k = len(class_names)
     shown = written or (lambda x: x)
@@ -140,6 +144,10 @@ def run_matrix(crops: np.ndarray, labels: np.ndarray, class_names: list[str],
         out["clean"][cnn]["review"] = {
             name: flag_report(f(crops, clean_proba[cnn]), labels, clean[cnn], class_names)
             for name, f in flags.items()}
+    if rewritten is not None and cnn in clean:
+        again = classify(rewritten(raw))[cnn].argmax(axis=1)
+        out["export_redraw"] = {**method_cell(labels, again, clean[cnn], k),
+                                "what": "the unchanged crops exported again with other settings"}
     for i, cell in enumerate(cells):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 17, i]))
         perturbed = shown(cell.apply(raw, rng))
@@ -343,18 +351,6 @@ def export_view(spec, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | Non
     return lambda crops: exported_once(crops, augment, seed, roles)
 
 
-def export_redraw(backend, crops: np.ndarray, labels: np.ndarray, seed: int) -> dict:
-    """An export model's calls on the unchanged crops exported twice, with the settings of
-    ``seed`` (the matrix's clean set) and of ``seed + 1``: how many calls the export's own
-    settings (black point, display span, margin, zoom, JPEG) change. The matrix's flip rates
-    of that model are read against it."""
-    spec = backend.spec
-    first, second = (np.asarray(backend.predict_proba(export_view(spec, s)(crops))).argmax(1)
-                     for s in (seed, seed + 1))
-    out = method_cell(np.asarray(labels, np.int64), second, first, len(spec.class_names))
-    return {**out, "what": "the unchanged crops exported again with other settings"}
-
-
 def network_input(spec, sample_ids=None, compensate: bool | None = None,
                   seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | None:
     """``view(crops)``: what the CNN is given of each (perturbed) crop set: exported, for a
@@ -403,13 +399,15 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
         # sample, as ``ctcnet predict --compensate`` does; the baselines and the review flags
         # (the marker guard measures what the scanner wrote) see it as it is.
         seen = network_input(spec, sample_ids, compensate)
+    # ``export_redraw``: the unchanged crops exported with the next seed's settings, the floor
+    # an export model's flip rates are read against (what the export's black point, display
+    # span, margin, zoom and JPEG change on their own).
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel, seen), cells, seed,
-                        flags=default_flags(spec, sample_ids), written=written)
+                        flags=default_flags(spec, sample_ids), written=written,
+                        rewritten=export_view(spec, seed + 1))
     matrix["compensated"] = seen is not None
     matrix["exported"] = written is not None
-    if written is not None:
-        matrix["export_redraw"] = export_redraw(backend, crops, labels, seed)
     epithelial = spec.panel.index_of_role("epithelial")
     matrix["epithelial_channel"] = (spec.panel.names[epithelial]
                                     if epithelial is not None else None)
