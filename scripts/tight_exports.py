@@ -41,10 +41,13 @@ CK_SHOWN = 10.0
 
 def make_family(out: Path, per_class: int, seed: int) -> list[Path]:
     """The test family's datasets (made once; an existing set is reused)."""
-    from ctcnet.evaluation.model_card import TIGHT_RENDER_CROP_PX, TIGHT_RENDER_PIXEL_UM
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import write_tight_export_dataset
+    from ctcnet.simulate.export import (
+        TIGHT_RENDER_CROP_PX,
+        TIGHT_RENDER_PIXEL_UM,
+        write_tight_export_dataset,
+    )
 
     panel = Panel.from_dict({"name": "core3", "pixel_size_um": TIGHT_RENDER_PIXEL_UM,
                              "channels": ["DAPI", "CK", "CD45"]})

@@ -541,6 +541,35 @@ def test_tight_exports_are_cut_round_the_cell_black_and_read_back_as_crops(tmp_p
         assert np.median(corners) == 0                             # a black background
 
 
+def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tmp_path):
+    """`ctcnet simulate crops --export tight` renders the cells at a fine pixel size (the field
+    of view kept) and writes them as tight exports at the export's pixel size, stated: a
+    labelled set of the kind the model card tests an export model on, to train or fine-tune
+    one on."""
+    from ctcnet.io.crop_dataset import read_crop_index
+
+    panel = tmp_path / "core3.json"
+    panel.write_text(json.dumps({"name": "core3", "pixel_size_um": 0.64,
+                                 "channels": ["DAPI", "CK", "CD45"]}))
+    out = tmp_path / "tight"
+    assert main(["simulate", "crops", str(out), "--counts", "ctc=3,wbc=3", "--panel",
+                 str(panel), "--crop-size", "40", "--export", "tight", "--render-pixel-size",
+                 "0.32", "--export-pixel-size", "0.16", "--image-format", "jpg"]) == 0
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["pixel_size_stated"] and info["file_format"] == "jpg"
+    assert info["simulated_pixel_size_um"] == 0.32 and info["pixel_size_um"] == 0.16
+    index = read_crop_index(out)
+    assert index.panel.pixel_size_um == 0.16 and index.panel.composite == "rgb"
+    assert sorted(index.labels) == ["ctc"] * 3 + ["wbc"] * 3
+    for i in range(len(index)):
+        rgb = index.read(i)
+        assert rgb.dtype == np.uint8 and np.median(rgb[:, [0, 0, -1, -1], [0, -1, 0, -1]]) == 0
+        # A cell of ~8-20 um at 0.16 um/px: far more pixels than the 40 px scan crop.
+        assert min(rgb.shape[1:]) > 40
+    assert main(["simulate", "crops", str(tmp_path / "bad"), "--export", "tight",
+                 "--render-pixel-size", "0"]) == 2
+
+
 def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
     from ctcnet.detect.pixel_size import estimate_pixel_size
     from ctcnet.io.crop_dataset import read_crop_index

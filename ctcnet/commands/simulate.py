@@ -24,17 +24,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     crops.add_argument("--crop-size", type=int, default=80, help="crop side in pixels")
     crops.add_argument("--samples", type=int, default=8,
                        help="simulated samples (patients), each its own scanner and stain")
-    crops.add_argument("--export", choices=("tiff", "rgb-jpeg"), default="tiff",
+    crops.add_argument("--export", choices=("tiff", "rgb-jpeg", "tight"), default="tiff",
                        help="tiff: raw counts, one plane per channel (default); rgb-jpeg: 8-bit "
-                            "RGB composite JPEGs as viewers and publications export them")
+                            "RGB composite JPEGs as viewers and publications export them; "
+                            "tight: single-cell RGB exports as published figures show a cell "
+                            "(cut round it, each channel auto-contrasted, black background), "
+                            "from cells rendered at --render-pixel-size")
     crops.add_argument("--planes", default="CK,CD45,DAPI",
                        help="rgb-jpeg: the markers shown as R,G,B (default CK,CD45,DAPI)")
     crops.add_argument("--jpeg-quality", default="60-95",
                        help="rgb-jpeg: JPEG quality range drawn per crop (default 60-95; "
                             "chroma subsampling 4:4:4, 4:2:2 or 4:2:0 is drawn too)")
     crops.add_argument("--export-pixel-size", type=float, default=None, metavar="UM",
-                       help="rgb-jpeg: pixel size of the exported images in um (default: the "
-                            "panel's); crops are resized to it, as a viewer's zoom does")
+                       help="rgb-jpeg, tight: pixel size of the exported images in um "
+                            "(default: the panel's for rgb-jpeg, 0.1 for tight); crops are "
+                            "resized to it, as a viewer's zoom does")
+    crops.add_argument("--render-pixel-size", type=float, default=None, metavar="UM",
+                       help="tight: pixel size the cells are rendered at before the export "
+                            "(default 0.2: finer than a scan's, as a microscope images one cell; "
+                            "the crop side follows, so the field of view is the panel's)")
+    crops.add_argument("--image-format", choices=("png", "jpg"), default="png",
+                       help="tight: PNG (lossless, default) or JPEG (quality from "
+                            "--jpeg-quality)")
     _common(crops)
 
     cart = sub.add_parser("cartridge", help="write a cartridge of frames plus ground_truth.csv")
@@ -138,6 +149,25 @@ def _parse_range(text: str, what: str) -> tuple[int, int]:
     return parts[0], parts[-1]
 
 
+def _tight_rendering(panel, args):
+    """For ``--export tight``: the panel cells are rendered with (at ``--render-pixel-size``,
+    default :data:`~ctcnet.simulate.export.TIGHT_RENDER_PIXEL_UM`), the crop side (scaled so
+    the field of view stays ``--crop-size`` pixels of the panel's) and the export's pixel
+    size (``--export-pixel-size``, default ``TIGHT_EXPORT_PIXEL_UM``)."""
+    from ctcnet.errors import InputError
+    from ctcnet.simulate.export import TIGHT_EXPORT_PIXEL_UM, TIGHT_RENDER_PIXEL_UM
+
+    render_um = TIGHT_RENDER_PIXEL_UM if args.render_pixel_size is None \
+        else args.render_pixel_size
+    export_um = TIGHT_EXPORT_PIXEL_UM if args.export_pixel_size is None \
+        else args.export_pixel_size
+    if render_um <= 0 or export_um <= 0:
+        raise InputError(f"--render-pixel-size and --export-pixel-size must be positive, got "
+                         f"{render_um} and {export_um}")
+    side = int(round(args.crop_size * panel.pixel_size_um / render_um))
+    return panel.with_pixel_size(render_um), side, export_um
+
+
 def _config(args):
     from ctcnet.simulate import SimConfig
 
@@ -162,11 +192,20 @@ def run(args) -> int:
         counts = (int(args.counts) if args.counts.strip().isdigit()
                   else _parse_pairs(args.counts, "--counts", int))
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
+        rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
+        if args.export == "tight":
+            rendered, crop_size, export_um = _tight_rendering(panel, args)
         prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
-        batch = simulate_crops(counts, panel, taxonomy, args.crop_size, args.seed, cfg,
+        batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
                                args.samples)
         made = time.perf_counter() - start
-        if args.export == "rgb-jpeg":
+        if args.export == "tight":
+            from ctcnet.simulate.export import write_tight_export_dataset
+
+            write_tight_export_dataset(batch, args.out, rendered,
+                                       [p.strip() for p in args.planes.split(",")], export_um,
+                                       args.image_format, quality, seed=args.seed)
+        elif args.export == "rgb-jpeg":
             from ctcnet.simulate.export import write_rgb_jpeg_dataset
 
             write_rgb_jpeg_dataset(batch, args.out, panel,

@@ -22,6 +22,11 @@ import numpy as np
 
 from ctcnet.evaluation.evaluate import evaluate_crops, robustness_report
 from ctcnet.nn.spec import SYMMETRIES
+from ctcnet.simulate.export import (
+    TIGHT_EXPORT_PIXEL_UM,
+    TIGHT_RENDER_CROP_PX,
+    TIGHT_RENDER_PIXEL_UM,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +34,9 @@ TEST_SEED = 424242          # far from the training (0) and validation (1000) se
 TARGETS = {"macro_f1": 0.97, "ctc_recall": 0.98, "wbc_called_ctc_rate": 1 / 500}
 RGB_TEST_PIXEL_UM = 0.3     # a viewer export's pixel size, not the model's
 RGB_TEST_SEED_OFFSET = 500
-# An export model's test sets: cells rendered at 0.2 um/px (finer than any scan), written as
-# tight single-cell exports at 0.1 um/px (published crops: 0.05-0.2), JPEG, the pixel size given.
-TIGHT_RENDER_PIXEL_UM = 0.2
-TIGHT_RENDER_CROP_PX = 256
-TIGHT_TEST_PIXEL_UM = 0.1
+# An export model's test sets: tight single-cell JPEG exports as ctcnet simulates them (cells
+# rendered finer than any scan, written at 0.1 um/px), the pixel size given.
+TIGHT_TEST_PIXEL_UM = TIGHT_EXPORT_PIXEL_UM
 
 
 def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = False,

@@ -213,6 +213,13 @@ TIGHT_WHITE_PERCENTILE = (99.0, 99.99)
 TIGHT_MIN_SPAN = (15.0, 60.0)
 # The margin around the object's box, as a fraction of the box side on each side.
 TIGHT_MARGIN = (0.03, 0.25)
+# Simulated tight exports (the model card's test sets, ``ctcnet simulate crops --export
+# tight``): cells rendered at 0.2 um/px, finer than any scan, as a microscope images one cell
+# (256 px: the field of view of 80 px at 0.64 um/px), written at 0.1 um/px (published crops:
+# 0.05-0.2).
+TIGHT_RENDER_PIXEL_UM = 0.2
+TIGHT_RENDER_CROP_PX = 256
+TIGHT_EXPORT_PIXEL_UM = 0.1
 
 
 def object_box(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
@@ -317,6 +324,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     extra = {"generator": "ctcnet.simulate (tight single-cell export)", "seed": batch.seed,
              "export_seed": seed, "num_crops": len(batch), "planes": list(planes),
              "pixel_size_um": pixel_size_um, "pixel_size_stated": state_pixel_size,
+             "simulated_pixel_size_um": panel.pixel_size_um,
              "file_format": file_format, "image_sizes": sizes, "subtypes": batch.subtypes,
              "config": batch.config}
     atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")
