@@ -70,6 +70,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--retest", metavar="MODEL.pt",
                    help="no training: test this trained model (its card beside it) again at "
                         "these sizes and write it and its card as --out/--name")
+    p.add_argument("--reproduce", metavar="TEXT", default=None,
+                   help="with --retest: the commands that made the model, for the card (needed "
+                        "for a fine-tuned model, which this script did not train)")
     return p.parse_known_args(argv)
 
 
@@ -152,12 +155,29 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
     when the config now holds them)."""
     source = Path(args.retest)
     model, spec = load_model(source)
-    old = json.loads(source.with_suffix(".json").read_text())
+    tuned = spec.training.get("finetune")
+    card = source.with_suffix(".json")
+    if tuned and not card.exists():
+        # Fine-tuned (ctcnet finetune) from a model this script wrote: its card has the
+        # training the fine-tuning started from.
+        card = Path(tuned["base"]["path"]).with_suffix(".json")
+    old = json.loads(card.read_text())
     log.info("re-testing %s (trained %s) as %s", source, old.get("reproduce"), args.name)
-    keep = {k: old[k] for k in ("decision", "robustness_matrix") if k in old}
+    training, reproduce = old["training"], reproduce_command(args, extra)
+    # A matrix measured on the base network is not this network's (robustness_matrix.py
+    # --card measures it again); an export model has no decision rule to carry over.
+    keep = {k: old[k] for k in ("decision", "robustness_matrix")
+            if k in old and not (tuned and k == "robustness_matrix")}
+    if tuned:
+        training = {**training, "finetune": {k: tuned[k] for k in
+                                             ("base", "data", "options", "held_out",
+                                              "simulated_test", "seconds", "device")}}
+        if not args.reproduce:
+            raise SystemExit("--retest of a fine-tuned model needs --reproduce: the commands "
+                             "that made it (this script's line would not)")
     return test_and_write(args, model, spec, {"source": old["data"]["source"],
                                               "train_val": old["data"]["train_val"]},
-                          old["training"], reproduce_command(args, extra), keep)
+                          training, args.reproduce or reproduce, keep)
 
 
 def main(argv=None) -> int:

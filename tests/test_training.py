@@ -639,6 +639,35 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     assert after_spec.metrics["guard"] == again.metrics["guard"]
     assert after_spec.metrics["validation"] == again.metrics["validation"]
 
+    # --retest of a model fine-tuned from that one (ctcnet finetune): the card keeps the base's
+    # training record with the fine-tuning added, states how it was made (--reproduce, which
+    # this script's own line would not), and drops a matrix measured on the base network.
+    from ctcnet.io.crop_dataset import write_crop_dataset
+    from ctcnet.simulate import simulate_crops
+    from ctcnet.training.finetune import FinetuneOptions, finetune
+
+    card["robustness_matrix"] = {"measured on": "the base network"}
+    (tmp_path / "m" / "ctcnet-default.json").write_text(json.dumps(card))
+    batch = simulate_crops(6, model_spec.panel, crop_size=model_spec.crop_size, seed=5,
+                           num_samples=2)
+    write_crop_dataset(tmp_path / "lab", batch.images, batch.labels, model_spec.panel,
+                       batch.sample_ids)
+    finetune(tmp_path / "lab", tmp_path / "t" / "tuned.pt", tmp_path / "m" / "ctcnet-default.pt",
+             FinetuneOptions(steps=2, batch_size=8, sim_check_per_class=0, device="cpu"))
+    retest = ["--retest", str(tmp_path / "t" / "tuned.pt"), "--name", "tuned", "--out",
+              str(tmp_path / "t"), "--test-per-class", "4", "--shift-per-class", "2",
+              "--baseline-train-per-class", "10"]
+    with pytest.raises(SystemExit, match="--reproduce"):
+        script.main(retest)
+    assert script.main(retest + ["--reproduce", "train; ctcnet finetune lab"]) == 0
+    tuned_card = json.loads((tmp_path / "t" / "tuned.json").read_text())
+    assert tuned_card["reproduce"] == "train; ctcnet finetune lab"
+    assert tuned_card["training"]["epochs"] == card["training"]["epochs"]
+    assert tuned_card["training"]["finetune"]["options"]["steps"] == 2
+    assert "robustness_matrix" not in tuned_card
+    assert "Then fine-tuned (`ctcnet finetune`) on 24 labelled crops" in (
+        tmp_path / "t" / "tuned.md").read_text()
+
 
 def test_refit_guard_takes_a_crop_folders_validation_split(crop_dir, tmp_path):
     """A lab's own recipe (a crop folder) gives the guard the validation crops training used,

@@ -277,6 +277,19 @@ def symmetry_text(symmetry: str) -> str:
             f"{SYMMETRIES[symmetry]}x the network's compute per crop)")
 
 
+def finetune_lines(tuned: dict | None) -> list[str]:
+    """The card's line on a fine-tuning after the training (``ctcnet finetune``), if any."""
+    if not tuned:
+        return []
+    data, opts, held = tuned["data"], tuned["options"], tuned["held_out"]
+    return [f"- Then fine-tuned (`ctcnet finetune`) on {sum(data['per_class'].values()):,} "
+            f"labelled crops ({data['samples']} samples; {held['finetuned']['n']:,} held out) "
+            f"with {opts['simulated_per_class']} simulated crops a class mixed in: "
+            f"{opts['steps']} steps at lr {opts['lr']}, {tuned['seconds']['train']:.0f} s on "
+            f"{tuned['device']}; held-out macro-F1 {held['base']['macro_f1']:.4f} -> "
+            f"{held['finetuned']['macro_f1']:.4f}"]
+
+
 def render_card(card: dict) -> str:
     """The model card as Markdown."""
     test = card["test_default_randomisation"]
@@ -297,6 +310,7 @@ def render_card(card: dict) -> str:
         f"{json.dumps(card['data']['train_val']['splits'])}",
         f"- Training: {card['training']['epochs']} epochs, {card['training']['seconds']} s on "
         f"{card['training']['device']} ({card['training'].get('crops_per_s', '?')} crops/s)",
+        *finetune_lines(card["training"].get("finetune")),
         f"- Reproduce: `{card['reproduce']}`",
         "",
         f"## Held-out test (default randomisation, seed {card['data']['test']['seed']}, "
