@@ -570,6 +570,25 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
                  "--render-pixel-size", "0"]) == 2
 
 
+def test_tight_training_set_joins_a_jpeg_and_a_png_half(tmp_path):
+    """scripts/tight_training_set.py (the shipped export model's fine-tuning data): two
+    `simulate crops --export tight` halves in one crop dataset, each sample its own."""
+    from test_training import load_script
+
+    script = load_script(Path(__file__).resolve().parents[1] / "scripts" /
+                         "tight_training_set.py")
+    assert script.main([str(tmp_path / "set"), "--counts", "1", "--samples", "2"]) == 0
+    index = read_crop_index(tmp_path / "set")
+    assert len(index) == 8 and index.panel.pixel_size_um == 0.1
+    suffixes = sorted(Path(p).suffix for p in index.paths)
+    assert suffixes == [".jpg"] * 4 + [".png"] * 4
+    halves = {s.split("-")[0] for s in index.sample_ids}
+    assert halves == {"set0", "set1"}
+    assert all(index.read(i).dtype == np.uint8 for i in range(len(index)))
+    with pytest.raises(SystemExit, match="exists"):
+        script.main([str(tmp_path / "set")])
+
+
 def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
     from ctcnet.detect.pixel_size import estimate_pixel_size
     from ctcnet.io.crop_dataset import read_crop_index
