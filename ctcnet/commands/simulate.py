@@ -31,10 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(cut round it, each channel auto-contrasted, black background), "
                             "from cells rendered at --render-pixel-size")
     crops.add_argument("--planes", default="CK,CD45,DAPI",
-                       help="rgb-jpeg: the markers shown as R,G,B (default CK,CD45,DAPI)")
+                       help="rgb-jpeg, tight: the markers shown as R,G,B (default "
+                            "CK,CD45,DAPI)")
     crops.add_argument("--jpeg-quality", default="60-95",
                        help="rgb-jpeg: JPEG quality range drawn per crop (default 60-95; "
-                            "chroma subsampling 4:4:4, 4:2:2 or 4:2:0 is drawn too)")
+                            "chroma subsampling 4:4:4, 4:2:2 or 4:2:0 is drawn too); tight "
+                            "with --image-format jpg: the same range, 4:2:0")
     crops.add_argument("--export-pixel-size", type=float, default=None, metavar="UM",
                        help="rgb-jpeg, tight: pixel size of the exported images in um "
                             "(default: the panel's for rgb-jpeg, 0.1 for tight); crops are "
@@ -150,10 +152,11 @@ def _parse_range(text: str, what: str) -> tuple[int, int]:
 
 
 def _tight_rendering(panel, args):
-    """For ``--export tight``: the panel cells are rendered with (at ``--render-pixel-size``,
-    default :data:`~ctcnet.simulate.export.TIGHT_RENDER_PIXEL_UM`), the crop side (scaled so
-    the field of view stays ``--crop-size`` pixels of the panel's) and the export's pixel
-    size (``--export-pixel-size``, default ``TIGHT_EXPORT_PIXEL_UM``)."""
+    """For ``--export tight``: the panel to render the cells with (its pixel size
+    ``--render-pixel-size``, default :data:`~ctcnet.simulate.export.TIGHT_RENDER_PIXEL_UM`),
+    the crop side to render (so the field of view stays ``--crop-size`` pixels of the
+    panel's), and the export's pixel size (``--export-pixel-size``, default
+    ``TIGHT_EXPORT_PIXEL_UM``)."""
     from ctcnet.errors import InputError
     from ctcnet.simulate.export import TIGHT_EXPORT_PIXEL_UM, TIGHT_RENDER_PIXEL_UM
 
