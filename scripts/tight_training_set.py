@@ -1,9 +1,9 @@
 """A labelled training set of tight single-cell exports of cells rendered at fine pixels.
 
-The shipped export model (``ctcnet-core3-export``) was fine-tuned on such a set (its card's
-"Reproduce" line): two halves, each made by ``ctcnet simulate crops --export tight`` (cells
-rendered at 0.2 um/px, exported at 0.1 um/px, pixel size stated), one saved as JPEG (quality
-80-95) and one as PNG, from their own seeds, joined in one crop dataset folder
+The export model fine-tunes of docs/core3-rgb.md (stop 45) were made on such a set: two
+halves, each made by ``ctcnet simulate crops --export tight`` (cells rendered at 0.2 um/px,
+exported at 0.1 um/px, pixel size stated), one saved as JPEG (quality 80-95) and one as PNG,
+from their own seeds, joined in one crop dataset folder
 (``OUT/set0``: JPEG, ``OUT/set1``: PNG, one manifest.csv naming both; sample ids prefixed by
 the half, so no two halves' samples are taken for one). ``ctcnet finetune OUT`` reads it as
 any lab's crops.

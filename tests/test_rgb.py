@@ -571,7 +571,7 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
 
 
 def test_tight_training_set_joins_a_jpeg_and_a_png_half(tmp_path):
-    """scripts/tight_training_set.py (the shipped export model's fine-tuning data): two
+    """scripts/tight_training_set.py (the export model fine-tunes' data, stop 45): two
     `simulate crops --export tight` halves in one crop dataset, each sample its own."""
     from test_training import load_script
 
@@ -587,6 +587,28 @@ def test_tight_training_set_joins_a_jpeg_and_a_png_half(tmp_path):
     assert all(index.read(i).dtype == np.uint8 for i in range(len(index)))
     with pytest.raises(SystemExit, match="exists"):
         script.main([str(tmp_path / "set")])
+
+
+def test_apparent_size_measures_what_a_view_shows(capsys):
+    """scripts/apparent_size.py: a view's apparent size is the side of its area at or over 10 %
+    of white, per class and defining marker; the script runs end to end on a config."""
+    from test_training import load_script
+
+    root = Path(__file__).resolve().parents[1]
+    script = load_script(root / "scripts" / "apparent_size.py")
+    yy, xx = np.mgrid[:40, :40]
+    disc = lambda r: np.where((yy - 20) ** 2 + (xx - 20) ** 2 <= r * r, 200.0, 10.0)  # noqa: E731
+    views = np.zeros((2, 3, 40, 40))
+    views[0, 0], views[0, 1] = disc(4), disc(8)       # a CTC: nucleus, CK
+    views[1, 0], views[1, 2] = disc(5), disc(10)      # a leukocyte: nucleus, CD45
+    sizes = script.apparent_sizes(views, ["ctc", "wbc"], ["nucleus", "epithelial", "leukocyte"])
+    assert sizes["ctc/nucleus"] == pytest.approx(4 * np.sqrt(np.pi), rel=0.1)
+    assert sizes["ctc/epithelial"] == pytest.approx(8 * np.sqrt(np.pi), rel=0.1)
+    assert sizes["wbc/leukocyte"] == pytest.approx(10 * np.sqrt(np.pi), rel=0.1)
+    assert script.main(["--per-class", "2", "--config", str(root / "configs" /
+                                                             "core3-export.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "tight family, pixel size given" in out and "all of these off" in out
 
 
 def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
