@@ -19,7 +19,10 @@
 
 ``--retest MODEL.pt`` skips steps 1-2: a model this script trained (say with a smaller card, or
 under another name while it was being compared) is tested again and written as ``--out/--name``;
-its card keeps the training record, decision rule and matrix measured on that network.
+its card keeps the training record, decision rule and matrix measured on that network. A
+model fine-tuned from one (``ctcnet finetune``, no card of its own) takes its base's training
+record with the fine-tuning added, and ``--reproduce`` for how it was made; its base's rule
+and matrix are left out.
 
 Flags: ``--out``, ``--name``, ``--work-dir``, ``--num-workers`` as before; ``--epochs`` overrides
 the config's ``trainer.max_epochs``; ``--train-scale`` multiplies the config's training crop
@@ -152,7 +155,8 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
     run's sizes and written as ``--out/--name``, without training again: the card keeps the
     training record, the decision rule and matrix measured on that network. The reproduce line
     is built from this run's flags and overrides, so give the ones it was trained with (none
-    when the config now holds them)."""
+    when the config now holds them), or ``--reproduce``. A fine-tuned model: see the module
+    docstring."""
     source = Path(args.retest)
     model, spec = load_model(source)
     tuned = spec.training.get("finetune")
@@ -164,17 +168,20 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
     old = json.loads(card.read_text())
     log.info("re-testing %s (trained %s) as %s", source, old.get("reproduce"), args.name)
     training, reproduce = old["training"], reproduce_command(args, extra)
-    # A matrix measured on the base network is not this network's (robustness_matrix.py
-    # --card measures it again); an export model has no decision rule to carry over.
-    keep = {k: old[k] for k in ("decision", "robustness_matrix")
-            if k in old and not (tuned and k == "robustness_matrix")}
+    keep = {k: old[k] for k in ("decision", "robustness_matrix") if k in old}
     if tuned:
-        training = {**training, "finetune": {k: tuned[k] for k in
-                                             ("base", "data", "options", "held_out",
-                                              "simulated_test", "seconds", "device")}}
         if not args.reproduce:
             raise SystemExit("--retest of a fine-tuned model needs --reproduce: the commands "
                              "that made it (this script's line would not)")
+        training = {**training, "finetune": {k: tuned[k] for k in
+                                             ("base", "data", "options", "held_out",
+                                              "simulated_test", "seconds", "device")}}
+        # The base network's cartridge rule and matrix are not this network's.
+        if keep:
+            log.warning("not carried over from the base's card, measured on another network: "
+                        "%s (scripts/fit_decision.py, scripts/robustness_matrix.py --card)",
+                        ", ".join(keep))
+        keep = {}
     return test_and_write(args, model, spec, {"source": old["data"]["source"],
                                               "train_val": old["data"]["train_val"]},
                           training, args.reproduce or reproduce, keep)

@@ -641,7 +641,7 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
 
     # --retest of a model fine-tuned from that one (ctcnet finetune): the card keeps the base's
     # training record with the fine-tuning added, states how it was made (--reproduce, which
-    # this script's own line would not), and drops a matrix measured on the base network.
+    # this script's own line would not), and drops the rule and matrix of the base network.
     from ctcnet.io.crop_dataset import write_crop_dataset
     from ctcnet.simulate import simulate_crops
     from ctcnet.training.finetune import FinetuneOptions, finetune
@@ -664,7 +664,7 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     assert tuned_card["reproduce"] == "train; ctcnet finetune lab"
     assert tuned_card["training"]["epochs"] == card["training"]["epochs"]
     assert tuned_card["training"]["finetune"]["options"]["steps"] == 2
-    assert "robustness_matrix" not in tuned_card
+    assert "robustness_matrix" not in tuned_card and "decision" not in tuned_card
     assert "Then fine-tuned (`ctcnet finetune`) on 24 labelled crops" in (
         tmp_path / "t" / "tuned.md").read_text()
 
