@@ -20,7 +20,9 @@ Each view's apparent size is the square root of its area (model pixels) at or ov
 white (25 of 255), in the nucleus channel and in the marker that defines the class (CK for a
 CTC, CD45 for a leukocyte). Printed: the median per class and channel, and the ratio of the
 training views to the family (1.00: the network learns cells at the size it is shown them).
-Also, for each named augmentation step, the ratio with that step switched off.
+Also, for each named augmentation step, the ratio with that step switched off (each row
+draws its augmentation anew: at 200 cells a class one row's medians move by a few percent, so
+read a single step's row with that in mind; all of them off together is the clearer test).
 
     python scripts/apparent_size.py [--config configs/core3-export.yaml] [--per-class 300]
 """
