@@ -95,7 +95,7 @@ def main(argv=None) -> int:
 
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import TIGHT_RENDER_CROP_PX, TIGHT_RENDER_PIXEL_UM
+    from ctcnet.simulate.export import tight_rendering
     from ctcnet.training.augment import augment_config
 
     data = yaml.safe_load(args.config.read_text())["data"]
@@ -106,8 +106,9 @@ def main(argv=None) -> int:
     # One seed for both renderings: the same cells, drawn in micrometres.
     model_batch = simulate_crops(counts, panel, crop_size=crop_size, seed=args.seed,
                                  num_samples=32)
-    fine_batch = simulate_crops(counts, panel.with_pixel_size(TIGHT_RENDER_PIXEL_UM),
-                                crop_size=TIGHT_RENDER_CROP_PX, seed=args.seed, num_samples=32)
+    fine_panel, fine_side = tight_rendering(panel, crop_size)
+    fine_batch = simulate_crops(counts, fine_panel, crop_size=fine_side, seed=args.seed,
+                                num_samples=32)
     family = apparent_sizes(family_views(fine_batch, panel.pixel_size_um, crop_size, args.seed),
                             fine_batch.labels, roles)
     recipe = augment_config(data.get("augment") or {})

@@ -43,20 +43,17 @@ def make_family(out: Path, per_class: int, seed: int) -> list[Path]:
     """The test family's datasets (made once; an existing set is reused)."""
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import (
-        TIGHT_RENDER_CROP_PX,
-        TIGHT_RENDER_PIXEL_UM,
-        write_tight_export_dataset,
-    )
+    from ctcnet.simulate.export import tight_rendering, write_tight_export_dataset
 
-    panel = Panel.from_dict({"name": "core3", "pixel_size_um": TIGHT_RENDER_PIXEL_UM,
-                             "channels": ["DAPI", "CK", "CD45"]})
+    # Cells rendered for the field of view of 80 px at 0.64 um/px, as the card's tight tests.
+    panel, side = tight_rendering(Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+                                                   "channels": ["DAPI", "CK", "CD45"]}), 80)
     roots = []
     for k, um in enumerate(EXPORT_PIXEL_UM):
         root = out / f"tight_{um:g}um"
         if not (root / "manifest.csv").exists():
             batch = simulate_crops({c: per_class for c in ("ctc", "wbc", "cluster", "debris")},
-                                   panel, crop_size=TIGHT_RENDER_CROP_PX, seed=seed + k)
+                                   panel, crop_size=side, seed=seed + k)
             write_tight_export_dataset(batch, root, panel, pixel_size_um=um,
                                        file_format=("png", "jpg")[k % 2], seed=seed + k,
                                        state_pixel_size=False)

@@ -167,7 +167,7 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
         card = Path(tuned["base"]["path"]).with_suffix(".json")
     old = json.loads(card.read_text())
     log.info("re-testing %s (trained %s) as %s", source, old.get("reproduce"), args.name)
-    training, reproduce = old["training"], reproduce_command(args, extra)
+    training, reproduce = old["training"], args.reproduce or reproduce_command(args, extra)
     keep = {k: old[k] for k in ("decision", "robustness_matrix") if k in old}
     if tuned:
         if not args.reproduce:
@@ -184,7 +184,7 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
         keep = {}
     return test_and_write(args, model, spec, {"source": old["data"]["source"],
                                               "train_val": old["data"]["train_val"]},
-                          training, args.reproduce or reproduce, keep)
+                          training, reproduce, keep)
 
 
 def main(argv=None) -> int:

@@ -158,17 +158,19 @@ def _tight_rendering(panel, args):
     panel's), and the export's pixel size (``--export-pixel-size``, default
     ``TIGHT_EXPORT_PIXEL_UM``)."""
     from ctcnet.errors import InputError
-    from ctcnet.simulate.export import TIGHT_EXPORT_PIXEL_UM, TIGHT_RENDER_PIXEL_UM
+    from ctcnet.simulate.export import (
+        TIGHT_EXPORT_PIXEL_UM,
+        TIGHT_RENDER_PIXEL_UM,
+        tight_rendering,
+    )
 
     render_um = TIGHT_RENDER_PIXEL_UM if args.render_pixel_size is None \
         else args.render_pixel_size
     export_um = TIGHT_EXPORT_PIXEL_UM if args.export_pixel_size is None \
         else args.export_pixel_size
-    if render_um <= 0 or export_um <= 0:
-        raise InputError(f"--render-pixel-size and --export-pixel-size must be positive, got "
-                         f"{render_um} and {export_um}")
-    side = int(round(args.crop_size * panel.pixel_size_um / render_um))
-    return panel.with_pixel_size(render_um), side, export_um
+    if not export_um > 0:  # the render pixel size: tight_rendering's check
+        raise InputError(f"--export-pixel-size must be positive, got {export_um}")
+    return (*tight_rendering(panel, args.crop_size, render_um), export_um)
 
 
 def _config(args):

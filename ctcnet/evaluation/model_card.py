@@ -22,11 +22,7 @@ import numpy as np
 
 from ctcnet.evaluation.evaluate import evaluate_crops, robustness_report
 from ctcnet.nn.spec import SYMMETRIES
-from ctcnet.simulate.export import (
-    TIGHT_EXPORT_PIXEL_UM,
-    TIGHT_RENDER_CROP_PX,
-    TIGHT_RENDER_PIXEL_UM,
-)
+from ctcnet.simulate.export import TIGHT_EXPORT_PIXEL_UM, tight_rendering
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +99,9 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
 
 
 def tight_export_set(spec, per_class, seed: int, config=None):
-    """Held-out cells rendered at :data:`TIGHT_RENDER_PIXEL_UM`, written as tight single-cell
-    JPEG exports at :data:`TIGHT_TEST_PIXEL_UM` (``ctcnet.simulate.export``) and read back as
+    """Held-out cells rendered finer than a scan over the model's field of view
+    (:func:`ctcnet.simulate.export.tight_rendering`), written as tight single-cell JPEG
+    exports at :data:`TIGHT_TEST_PIXEL_UM` (``ctcnet.simulate.export``) and read back as
     ``ctcnet evaluate`` reads a folder with the pixel size given: (crops at model scale, the
     simulated batch, for its labels, samples and subtypes)."""
     import tempfile
@@ -113,8 +110,8 @@ def tight_export_set(spec, per_class, seed: int, config=None):
     from ctcnet.simulate import simulate_crops
     from ctcnet.simulate.export import DEFAULT_PLANES, write_tight_export_dataset
 
-    fine = spec.panel.with_pixel_size(TIGHT_RENDER_PIXEL_UM)
-    batch = simulate_crops(per_class, fine, spec.taxonomy, crop_size=TIGHT_RENDER_CROP_PX,
+    fine, side = tight_rendering(spec.panel, spec.crop_size)
+    batch = simulate_crops(per_class, fine, spec.taxonomy, crop_size=side,
                            seed=seed, config=config, num_samples=32)
     with tempfile.TemporaryDirectory() as tmp:
         write_tight_export_dataset(batch, tmp, fine, DEFAULT_PLANES,

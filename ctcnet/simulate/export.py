@@ -214,12 +214,21 @@ TIGHT_MIN_SPAN = (15.0, 60.0)
 # The margin around the object's box, as a fraction of the box side on each side.
 TIGHT_MARGIN = (0.03, 0.25)
 # Simulated tight exports (the model card's test sets, ``ctcnet simulate crops --export
-# tight``): cells rendered at 0.2 um/px, finer than any scan, as a microscope images one cell
-# (256 px: the field of view of 80 px at 0.64 um/px), written at 0.1 um/px (published crops:
-# 0.05-0.2).
+# tight``): cells rendered at 0.2 um/px, finer than any scan, as a microscope images one cell,
+# written at 0.1 um/px (published crops: 0.05-0.2).
 TIGHT_RENDER_PIXEL_UM = 0.2
-TIGHT_RENDER_CROP_PX = 256
 TIGHT_EXPORT_PIXEL_UM = 0.1
+
+
+def tight_rendering(panel: Panel, crop_size: int,
+                    render_pixel_um: float = TIGHT_RENDER_PIXEL_UM) -> tuple[Panel, int]:
+    """The panel and crop side to render cells with for tight exports: ``panel`` at
+    ``render_pixel_um``, and the side that keeps the field of view of ``crop_size`` pixels at
+    the panel's own pixel size (80 px at 0.64 um/px: 256 px at 0.2)."""
+    if not render_pixel_um > 0:
+        raise InputError(f"the render pixel size must be positive, got {render_pixel_um}")
+    side = int(round(crop_size * panel.pixel_size_um / render_pixel_um))
+    return panel.with_pixel_size(render_pixel_um), side
 
 
 def object_box(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
