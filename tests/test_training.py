@@ -322,6 +322,40 @@ def test_an_export_view_model_sees_exports_in_validation_and_records_it():
     assert not spec.replace(training={"data": raw.summary()}).reads_exports
 
 
+def test_finer_rendered_training_cells_are_shown_as_tight_exports_at_model_scale():
+    # simulate.fine: more training cells rendered at finer pixels over the same field of view,
+    # each shown as a tight export brought to the model's side; counted in the class weights
+    # and the training record, never in validation.
+    core3 = {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}
+    fine = {"train": {"ctc": 3, "wbc": 1, "cluster": 1, "debris": 1}, "pixel_size_um": 0.32}
+    sim = {"train": 2, "val": 1, "num_samples": 2, "fine": fine}
+    export = {"panel": core3, "crop_size": 48, "view": "export", "augment": {"tight_p": 1.0}}
+    with pytest.raises(InputError, match="needs view: export"):
+        CTCDataModule(panel=core3, crop_size=48, simulate=sim)
+    with pytest.raises(InputError, match="simulate.fine must be"):
+        CTCDataModule(simulate={**sim, "fine": {"train": 2}}, **export)
+    with pytest.raises(InputError, match="not finer"):
+        CTCDataModule(simulate={**sim, "fine": {**fine, "pixel_size_um": 0.64}},
+                      **export).setup("fit")
+    dm = CTCDataModule(simulate=sim, **export)
+    dm.setup("fit")
+    assert dm.fine_train.images.shape == (6, 3, 96, 96)  # 48 px at 0.64 = 96 px at 0.32
+    assert dm.fine_train.images.max() > 255  # raw counts, exported when drawn
+    assert not set(dm.fine_train.sample_ids) & set(dm.splits["train"].sample_ids)
+    np.testing.assert_array_equal(dm.train_class_counts(), [5, 3, 3, 3])
+    assert dm.summary()["train_fine"]["per_class"] == {"ctc": 3, "wbc": 1, "cluster": 1,
+                                                       "debris": 1}
+    assert len(dm.splits["val"].targets) == 4
+    dataset = dm.train_dataloader().dataset
+    assert len(dataset) == 14
+    for i in range(8, 14):
+        crop, label = dataset[i]
+        assert crop.shape == (3, 48, 48) and float(crop.max()) <= 255.0
+        assert label == dm.fine_train.targets[i - 8]
+        # A tight export: black background round the cell, brought to model scale.
+        assert float(np.percentile(crop.numpy(), 10)) < 5 and float(crop.max()) > 50
+
+
 def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_path):
     # Fine-tuning an export model on a lab's exported crops: they are not exported again,
     # the simulated crops mixed in are exported once, and scan crops are refused.

@@ -263,10 +263,13 @@ def augment_optics_and_export(crop: np.ndarray, cfg: AugmentConfig,
     return crop.astype(np.float32, copy=False)
 
 
-def tight_export_view(crop: np.ndarray, cfg: AugmentConfig,
-                      rng: np.random.Generator) -> np.ndarray:
+def tight_export_view(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+                      pixel_ratio: float = 1.0, side: int | None = None) -> np.ndarray:
     """A raw (C, H, W) crop as a tight single-cell export shows it, back at model scale
-    (float32 (C, H, W) in 0..255, the margin black): see ``tight_p`` in :class:`AugmentConfig`."""
+    (float32 (C, side, side) in 0..255, the margin black): see ``tight_p`` in
+    :class:`AugmentConfig`. ``pixel_ratio``: the crop's pixel size over the model's (below 1
+    for a cell rendered at finer pixels, ``simulate.fine`` of the data module); ``side``: the
+    model's crop side (default: the crop's own, for a crop at model scale)."""
     from ctcnet.detect.cropping import to_model_scale
     from ctcnet.simulate.export import tight_export
 
@@ -275,7 +278,8 @@ def tight_export_view(crop: np.ndarray, cfg: AugmentConfig,
     if rng.random() < cfg.tight_jpeg_share:
         shown = jpeg_channels(shown, rng, cfg.export_quality)
     scale = float(_log_uniform(rng, cfg.tight_scale_error))
-    back = to_model_scale(shown[None], scale / fine, 1.0, crop.shape[-1])[0][0]
+    back = to_model_scale(shown[None], scale * pixel_ratio / fine, 1.0,
+                          side or crop.shape[-1])[0][0]
     return np.clip(back, 0.0, 255.0)
 
 
@@ -403,7 +407,12 @@ class TrainAugment:
         pipelines keep their own; :meth:`reseed` rebuilds those too, and costs far more)."""
         self._rng = rng
 
-    def __call__(self, crop: np.ndarray) -> np.ndarray:
+    def __call__(self, crop: np.ndarray, pixel_ratio: float = 1.0,
+                 side: int | None = None) -> np.ndarray:
+        """``crop`` augmented; one at finer pixels than the model's (``pixel_ratio`` < 1, the
+        model's crop ``side`` given) is always shown as a tight export, the one view that
+        brings it to model scale as a microscope export would (the blur's sigma, in pixels,
+        is then a smaller blur)."""
         if self._geometry is None:
             self._geometry = build_geometry_transforms(self.cfg, self.seed)
             self._blur = build_blur_transforms(self.cfg, self.seed)
@@ -422,6 +431,8 @@ class TrainAugment:
         out = augment_intensities(out, self.cfg, self._rng, self.roles)
         if max(self.cfg.zoom_p, self.cfg.defocus_p, self.cfg.gradient_p, self.cfg.export_p) > 0:
             out = augment_optics_and_export(out, self.cfg, self._rng)
+        if pixel_ratio != 1.0:
+            return tight_export_view(out, self.cfg, self._rng, pixel_ratio, side)
         # Draw only when asked, so the random stream of other recipes stays as it was.
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
             from ctcnet.simulate.export import as_rgb_jpeg

@@ -43,25 +43,41 @@ VIEWS = ("scan", "export")
 # Exported validation/test seeds: split_seed + this (+1 for test), far from the training
 # augmentation's seeds (split_seed + worker id).
 EVAL_EXPORT_SEED_OFFSET = 10_000
+# simulate.fine's training cells: seed + this, beyond the splits' seed + 1000 x split.
+FINE_SEED_OFFSET = 5_000
 
 
 class CropDataset(Dataset):
-    """(raw crop float32 tensor (C, S, S), class index) pairs from one in-memory array."""
+    """(raw crop float32 tensor (C, S, S), class index) pairs from one in-memory array, and
+    optionally a second of crops rendered at finer pixels (``fine``: their own (N, C, F, F)
+    array and targets), which the augmentation brings to model scale as tight exports
+    (``fine_ratio``: their pixel size over the model's)."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, augment=None):
+    def __init__(self, images: np.ndarray, targets: np.ndarray, augment=None,
+                 fine: SplitData | None = None, fine_ratio: float = 1.0):
         if len(images) != len(targets):
             raise ValueError("one target per image")
+        if fine is not None and (augment is None or not fine_ratio < 1.0):
+            raise ValueError("finer crops need the augmentation to bring them to model scale")
         self.images = images
-        self.targets = np.asarray(targets, dtype=np.int64)
+        self.fine = fine
+        self.fine_ratio = float(fine_ratio)
+        own = np.asarray(targets, dtype=np.int64)
+        self.targets = own if fine is None else np.concatenate([own, fine.targets])
         self.augment = augment
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.targets)
 
     def __getitem__(self, i: int):
-        crop = self.images[i].astype(np.float32)
-        if self.augment is not None:
-            crop = self.augment(crop)
+        n = len(self.images)
+        if i >= n:  # a finer crop: always a tight export, brought to the model's side
+            crop = self.augment(self.fine.images[i - n].astype(np.float32), self.fine_ratio,
+                                self.images.shape[-1])
+        else:
+            crop = self.images[i].astype(np.float32)
+            if self.augment is not None:
+                crop = self.augment(crop)
         return torch.from_numpy(np.ascontiguousarray(crop)), int(self.targets[i])
 
 
@@ -151,7 +167,12 @@ class CTCDataModule(L.LightningDataModule):
             (``default`` = full SimConfig ranges, ``clean``, or a named shift), ``overrides``
             (SimConfig knobs for the training split only, e.g. a debris mix richer in hard
             subtypes: ``subtype_weights`` entries are merged into the defaults; validation and
-            test keep the default ranges, so they measure the task as it is).
+            test keep the default ranges, so they measure the task as it is), ``fine`` (``view:
+            export`` only: ``{train: per-class counts, pixel_size_um}``, more training cells
+            rendered at that finer pixel size over the same field of view, from their own seed,
+            and always shown as tight exports: a microscope's single-cell export is made from
+            finer pixels than a scan's, and a cell rendered coarse and enlarged shows thicker
+            and softer than one rendered fine, which a network learns; docs/core3-rgb.md).
         val_fraction: share of samples that go to validation when the data has no split column.
         split_seed: seed of the sample-level split.
         split_unit: ``sample`` (whole samples to validation), ``crop`` (a class-stratified
@@ -214,6 +235,7 @@ class CTCDataModule(L.LightningDataModule):
             raise InputError("data.view=export trains a model for exports only: every training "
                              "crop must be shown as one (data.augment.tight_p: 1.0)")
         self.view = view
+        self.fine_config = self._fine_config(self.simulate.get("fine"))
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
@@ -236,6 +258,28 @@ class CTCDataModule(L.LightningDataModule):
             "compensate": self.compensate, "compensate_share": self.compensate_share,
             "view": self.view})
         self.splits: dict[str, SplitData] = {}
+        self.fine_train: SplitData | None = None  # simulate.fine's crops, at their pixel size
+
+    def _fine_config(self, fine) -> dict | None:
+        """``simulate.fine`` checked: {train: counts, pixel_size_um}, or None."""
+        if not fine:
+            return None
+        if not isinstance(fine, dict) or set(fine) - {"train", "pixel_size_um"} or \
+                not fine.get("train") or not fine.get("pixel_size_um"):
+            raise InputError("data.simulate.fine must be {train: per-class counts, "
+                             f"pixel_size_um: a pixel size}}, got {fine!r}")
+        if self.view != "export" or self.data_dir is not None:
+            raise InputError("data.simulate.fine renders training cells that are only ever "
+                             "shown as tight exports: it needs view: export and simulated "
+                             "data (no data_dir)")
+        return {"train": fine["train"], "pixel_size_um": float(fine["pixel_size_um"])}
+
+    @property
+    def fine_ratio(self) -> float:
+        """simulate.fine's pixel size over the model's (1.0 without it)."""
+        if self.fine_config is None:
+            return 1.0
+        return self.fine_config["pixel_size_um"] / self.panel.pixel_size_um
 
     # Plain-data views of panel and taxonomy, linked into the model by the CLI.
     @property
@@ -260,12 +304,19 @@ class CTCDataModule(L.LightningDataModule):
         else:
             self.splits = self._simulate_splits()
         self._as_trained_on(self.splits)
+        if self.fine_config is not None:
+            self.fine_train = self._simulate_fine()
         if "train" not in self.splits or len(self.splits["train"].targets) == 0:
             raise InputError("no training crops (check the split column or val_fraction)",
                              self.data_dir)
         for name, split in self.splits.items():
             log.info("%s: %d crops of %d samples %s", name, len(split.targets),
                      len(set(split.sample_ids)), split.class_counts(self.class_names))
+        if self.fine_train is not None:
+            log.info("train, rendered at %g um/px: %d crops of %d px %s",
+                     self.fine_config["pixel_size_um"], len(self.fine_train.targets),
+                     self.fine_train.images.shape[-1],
+                     self.fine_train.class_counts(self.class_names))
 
     def _as_trained_on(self, splits: dict[str, SplitData]) -> None:
         """``splits`` (in place) as training and validation see them: spillover compensated
@@ -405,6 +456,30 @@ class CTCDataModule(L.LightningDataModule):
                                   [f"{name}:{s}" for s in batch.sample_ids])
         return out
 
+    def _simulate_fine(self) -> SplitData:
+        """simulate.fine's training cells: rendered at its pixel size over the model's field
+        of view, from a seed of their own (simulated samples no other split holds)."""
+        from ctcnet.simulate import SimConfig, simulate_crops
+        from ctcnet.simulate.export import tight_rendering
+
+        if self.fine_ratio >= 1.0:
+            raise InputError(f"data.simulate.fine.pixel_size_um={self.fine_config['pixel_size_um']}"
+                             f" is not finer than the model's {self.panel.pixel_size_um} um/px")
+        sim = self.simulate
+        config = with_overrides(SimConfig(), sim.get("overrides")) \
+            if sim.get("randomisation", "default") == "default" else None
+        if config is None:
+            raise InputError("data.simulate.fine needs the default randomisation")
+        panel, side = tight_rendering(self.panel, self.crop_size,
+                                      self.fine_config["pixel_size_um"])
+        batch = simulate_crops(self.fine_config["train"], panel, self.taxonomy, crop_size=side,
+                               seed=int(sim.get("seed", 0)) + FINE_SEED_OFFSET, config=config,
+                               num_samples=int(sim.get("num_samples", 8)))
+        targets = np.array([self.taxonomy.index(label) for label in batch.labels],
+                           dtype=np.int64)
+        return SplitData(np.asarray(batch.images), targets,
+                         [f"train_fine:{s}" for s in batch.sample_ids])
+
     def summary(self) -> dict:
         """What the data is (plain data, for checkpoints and model cards)."""
         source = {}
@@ -425,10 +500,18 @@ class CTCDataModule(L.LightningDataModule):
                               "samples": len(set(s.sample_ids)),
                               "per_class": s.class_counts(self.class_names)}
                        for name, s in self.splits.items()},
+            **({"train_fine": {"crops": int(len(self.fine_train.targets)),
+                               "samples": len(set(self.fine_train.sample_ids)),
+                               "pixel_size_um": self.fine_config["pixel_size_um"],
+                               "per_class": self.fine_train.class_counts(self.class_names)}}
+               if self.fine_train is not None else {}),
         }
 
     def train_class_counts(self) -> np.ndarray:
-        return np.bincount(self.splits["train"].targets, minlength=self.taxonomy.num_classes)
+        targets = self.splits["train"].targets
+        if self.fine_train is not None:
+            targets = np.concatenate([targets, self.fine_train.targets])
+        return np.bincount(targets, minlength=self.taxonomy.num_classes)
 
     def _dataset(self, name: str, train: bool) -> CropDataset:
         split = self.splits[name]
@@ -441,6 +524,9 @@ class CTCDataModule(L.LightningDataModule):
                 overrides = {**overrides, "tight_p": 0.0, "jpeg_p": 0.0}
             augment = build_train_augment(overrides, seed=self.split_seed,
                                           roles=tuple(self.panel.roles()))
+        if train and self.fine_train is not None and augment is not None:
+            return CropDataset(split.images, split.targets, augment, self.fine_train,
+                               self.fine_ratio)
         return CropDataset(split.images, split.targets, augment)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
