@@ -451,15 +451,17 @@ class RecordEpochs(Callback):
         self.started.append(trainer.current_epoch)
 
 
-def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None, extra_callbacks=()):
+def _fit(crop_dir, root, epochs=1, ckpt_path=None, panel=None, extra_callbacks=(),
+         monitor="val/macro_f1", mode="max"):
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from ctcnet.training.cli import BestAndLastCheckpoint
 
     dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, batch_size=8, panel=panel)
     torch.manual_seed(0)  # the same initial weights in every fit
     module = CTCLitModule(panel=dm.panel_config, crop_size=SIZE, arch_kwargs={"width": 8})
-    checkpoint = ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True,
-                                 monitor="val/macro_f1", mode="max")
+    checkpoint = BestAndLastCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True,
+                                       monitor=monitor, mode=mode)
     trainer = L.Trainer(max_epochs=epochs, limit_train_batches=2, accelerator="cpu",
                         devices=1, default_root_dir=str(root),
                         callbacks=[checkpoint, *extra_callbacks],
@@ -516,6 +518,22 @@ def test_resume_from_last_continues(crop_dir, tmp_path):
     # Only the missing epoch ran, and the step count (hence the LR schedule) went on.
     assert record.started == [1]
     assert trainer.current_epoch == 2 and trainer.global_step == 2 * steps
+
+
+def test_last_checkpoint_is_the_last_epoch_when_it_is_not_the_best(crop_dir, tmp_path):
+    # Lightning writes last.ckpt only beside a new best; a later epoch that is not the best
+    # left it behind (a resume re-trained done epochs, a run's final weights were lost).
+    # Monitored here on the epoch, lowest best: every epoch after the first is worse.
+    module, trainer, checkpoint = _fit(crop_dir, tmp_path, epochs=3, monitor="epoch",
+                                       mode="min")
+    assert Path(checkpoint.best_model_path).name.startswith("epoch=0")
+    last = torch.load(checkpoint.last_model_path, weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == trainer.global_step
+    torch.testing.assert_close(last["state_dict"], module.state_dict())
+    record = RecordEpochs()  # nothing left to train: the resume finds the run complete
+    _, again, _ = _fit(crop_dir, tmp_path, epochs=3, ckpt_path="last", monitor="epoch",
+                       mode="min", extra_callbacks=[record])
+    assert record.started == [] and again.global_step == trainer.global_step
 
 
 def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):

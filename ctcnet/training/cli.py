@@ -32,6 +32,32 @@ from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.lit import CTCLitModule
 
 
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint whose ``last.ckpt`` is always the last epoch's state.
+
+    Lightning (2.6) writes ``last.ckpt`` only in a step that also wrote a best (top-k)
+    checkpoint, so an epoch that does not beat the best leaves ``last.ckpt`` at an older epoch:
+    ``--ckpt_path last`` then trains again epochs already done, and a run's final weights are
+    lost (a 3-epoch run kept its first epoch only, twice). Here the last state is written at
+    the end of every epoch whether or not it was the best."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_left_out(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_left_out(trainer)
+
+    def _save_last_if_left_out(self, trainer) -> None:
+        # Skipped when this step was saved already (the best, with last beside it), in a
+        # sanity check, outside fitting or in a fast dev run: Lightning's own rule.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 def _checkpoint_dir(root: str | None) -> str:
     return str(Path(root or ".") / "checkpoints")
 
@@ -45,7 +71,7 @@ class CTCLightningCLI(LightningCLI):
     """LightningCLI with ctcnet's links, checkpointing, precision choice and export."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/macro_f1", "checkpoint.mode": "max",
                              "checkpoint.save_last": True, "checkpoint.save_top_k": 1,
                              "checkpoint.filename": "best-{epoch:03d}"})
