@@ -27,8 +27,9 @@ and matrix are left out.
 Flags: ``--out``, ``--name``, ``--work-dir``, ``--num-workers`` as before; ``--epochs`` overrides
 the config's ``trainer.max_epochs``; ``--train-scale`` multiplies the config's training crop
 counts, ``data.simulate.train`` (1.0 = the shipped recipe, which already holds the counts the
-old ``--train-scale 2`` gave; ``simulate.fine``'s renders keep theirs); ``--config`` picks another recipe. ``--minutes`` (choose epochs from a measured speed)
-is gone: the recipe fixes the number of epochs, so a rerun trains the same model.
+old ``--train-scale 2`` gave; ``simulate.fine``'s renders keep theirs); ``--config`` picks
+another recipe. ``--minutes`` (choose epochs from a measured speed) is gone: the recipe fixes
+the number of epochs, so a rerun trains the same model.
 """
 
 from __future__ import annotations
