@@ -235,7 +235,6 @@ class CTCDataModule(L.LightningDataModule):
             raise InputError("data.view=export trains a model for exports only: every training "
                              "crop must be shown as one (data.augment.tight_p: 1.0)")
         self.view = view
-        self.fine_config = self._fine_config(self.simulate.get("fine"))
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
@@ -248,6 +247,7 @@ class CTCDataModule(L.LightningDataModule):
             panel = str(Path(data_dir) / "panel.json")
         self.panel: Panel = load_panel(panel)
         self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
+        self.fine_config = self._fine_config(self.simulate.get("fine"))
         # Record the resolved panel and taxonomy (the model gets the same), not file names.
         self.save_hyperparameters({
             "panel": self.panel.to_dict(), "taxonomy": self.taxonomy.to_dict(),
@@ -272,7 +272,11 @@ class CTCDataModule(L.LightningDataModule):
             raise InputError("data.simulate.fine renders training cells that are only ever "
                              "shown as tight exports: it needs view: export and simulated "
                              "data (no data_dir)")
-        return {"train": fine["train"], "pixel_size_um": float(fine["pixel_size_um"])}
+        um = float(fine["pixel_size_um"])
+        if not 0 < um < self.panel.pixel_size_um:
+            raise InputError(f"data.simulate.fine.pixel_size_um={um} is not finer than the "
+                             f"model's {self.panel.pixel_size_um} um/px")
+        return {"train": fine["train"], "pixel_size_um": um}
 
     @property
     def fine_ratio(self) -> float:
@@ -424,21 +428,27 @@ class CTCDataModule(L.LightningDataModule):
         self._as_trained_on(splits)
         return splits[name]
 
-    def _simulate_splits(self, only: tuple[str, ...] = SPLITS) -> dict[str, SplitData]:
-        from ctcnet.simulate import SimConfig, simulate_crops
+    def _simulator_configs(self):
+        """The simulator's config for validation and test, and for training (``overrides``)."""
+        from ctcnet.simulate import SimConfig
 
-        sim = self.simulate
-        randomisation = sim.get("randomisation", "default")
+        randomisation = self.simulate.get("randomisation", "default")
         if randomisation == "default":
             config = SimConfig()
         elif randomisation == "clean":
             config = SimConfig.clean()
         else:
             config = SimConfig().with_shift(randomisation)
+        return config, with_overrides(config, self.simulate.get("overrides"))
+
+    def _simulate_splits(self, only: tuple[str, ...] = SPLITS) -> dict[str, SplitData]:
+        from ctcnet.simulate import simulate_crops
+
+        sim = self.simulate
+        config, train_config = self._simulator_configs()
         seed = int(sim.get("seed", 0))
         num_samples = int(sim.get("num_samples", 8))
         defaults = {"train": 64, "val": 32}
-        train_config = with_overrides(config, sim.get("overrides"))
         out = {}
         # Each split gets its own seed range, so its simulated samples (patients, scanners)
         # never occur in another split.
@@ -450,35 +460,30 @@ class CTCDataModule(L.LightningDataModule):
                                    seed=seed + 1000 * offset,
                                    config=train_config if name == "train" else config,
                                    num_samples=num_samples)
-            targets = np.array([self.taxonomy.index(label) for label in batch.labels],
-                               dtype=np.int64)
-            out[name] = SplitData(np.asarray(batch.images), targets,
-                                  [f"{name}:{s}" for s in batch.sample_ids])
+            out[name] = self._as_split(batch, name)
         return out
+
+    def _as_split(self, batch, name: str) -> SplitData:
+        """A simulated batch as split data, its sample ids prefixed with the split's name."""
+        targets = np.array([self.taxonomy.index(label) for label in batch.labels],
+                           dtype=np.int64)
+        return SplitData(np.asarray(batch.images), targets,
+                         [f"{name}:{s}" for s in batch.sample_ids])
 
     def _simulate_fine(self) -> SplitData:
         """simulate.fine's training cells: rendered at its pixel size over the model's field
         of view, from a seed of their own (simulated samples no other split holds)."""
-        from ctcnet.simulate import SimConfig, simulate_crops
+        from ctcnet.simulate import simulate_crops
         from ctcnet.simulate.export import tight_rendering
 
-        if self.fine_ratio >= 1.0:
-            raise InputError(f"data.simulate.fine.pixel_size_um={self.fine_config['pixel_size_um']}"
-                             f" is not finer than the model's {self.panel.pixel_size_um} um/px")
         sim = self.simulate
-        config = with_overrides(SimConfig(), sim.get("overrides")) \
-            if sim.get("randomisation", "default") == "default" else None
-        if config is None:
-            raise InputError("data.simulate.fine needs the default randomisation")
         panel, side = tight_rendering(self.panel, self.crop_size,
                                       self.fine_config["pixel_size_um"])
         batch = simulate_crops(self.fine_config["train"], panel, self.taxonomy, crop_size=side,
-                               seed=int(sim.get("seed", 0)) + FINE_SEED_OFFSET, config=config,
+                               seed=int(sim.get("seed", 0)) + FINE_SEED_OFFSET,
+                               config=self._simulator_configs()[1],
                                num_samples=int(sim.get("num_samples", 8)))
-        targets = np.array([self.taxonomy.index(label) for label in batch.labels],
-                           dtype=np.int64)
-        return SplitData(np.asarray(batch.images), targets,
-                         [f"train_fine:{s}" for s in batch.sample_ids])
+        return self._as_split(batch, "train_fine")
 
     def summary(self) -> dict:
         """What the data is (plain data, for checkpoints and model cards)."""
