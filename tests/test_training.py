@@ -334,9 +334,8 @@ def test_finer_rendered_training_cells_are_shown_as_tight_exports_at_model_scale
         CTCDataModule(panel=core3, crop_size=48, simulate=sim)
     with pytest.raises(InputError, match="simulate.fine must be"):
         CTCDataModule(simulate={**sim, "fine": {"train": 2}}, **export)
-    with pytest.raises(InputError, match="not finer"):
-        CTCDataModule(simulate={**sim, "fine": {**fine, "pixel_size_um": 0.64}},
-                      **export).setup("fit")
+    with pytest.raises(InputError, match="not finer"):  # refused before anything is rendered
+        CTCDataModule(simulate={**sim, "fine": {**fine, "pixel_size_um": 0.64}}, **export)
     dm = CTCDataModule(simulate=sim, **export)
     dm.setup("fit")
     assert dm.fine_train.images.shape == (6, 3, 96, 96)  # 48 px at 0.64 = 96 px at 0.32
