@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     from ctcnet.cli import main as ctcnet
     from ctcnet.errors import InputError
     from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.io.crop_dataset import write_manifest
 
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; choose another folder")
@@ -58,9 +59,8 @@ def main(argv=None) -> int:
     if len(panels) != 1:
         raise InputError("the halves' panel.json differ", args.out)
     atomic_write_text(args.out / "panel.json", panels.pop())
-    lines = ["path,label,sample_id,split"] + [
-        f"{r['path']},{r['label']},{r['sample_id']},{r.get('split') or ''}" for r in rows]
-    atomic_write_text(args.out / "manifest.csv", "\n".join(lines) + "\n")
+    write_manifest(args.out, [(r["path"], r["label"], r["sample_id"], r.get("split") or "")
+                              for r in rows])
     print(f"wrote {len(rows)} crops to {args.out}")
     return 0
 

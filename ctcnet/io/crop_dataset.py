@@ -254,6 +254,16 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     return out
 
 
+MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")
+
+
+def write_manifest(root: str | Path, rows) -> None:
+    """A crop dataset's ``manifest.csv``, written atomically: one (path relative to ``root``,
+    label, sample id, split or "") row per crop."""
+    lines = [",".join(MANIFEST_COLUMNS)] + [",".join(map(str, row)) for row in rows]
+    atomic_write_text(Path(root) / "manifest.csv", "\n".join(lines) + "\n")
+
+
 def write_crop_dataset(root: str | Path, crops: np.ndarray, labels: Sequence[str],
                        panel: Panel, sample_ids: Sequence[str] | None = None,
                        splits: Sequence[str] | None = None, extra: dict | None = None) -> Path:
@@ -265,12 +275,12 @@ def write_crop_dataset(root: str | Path, crops: np.ndarray, labels: Sequence[str
         raise ValueError("one label per crop")
     sample_ids = list(sample_ids) if sample_ids is not None else [f"s{i:06d}" for i in range(n)]
     splits = list(splits) if splits is not None else [""] * n
-    lines = ["path,label,sample_id,split"]
+    rows = []
     for i in range(n):
         rel = Path(labels[i]) / f"{sample_ids[i]}{SAMPLE_SEPARATOR}{i:07d}.tif"
         write_tiff(root / rel, crops[i], panel.names, panel.pixel_size_um)
-        lines.append(f"{rel.as_posix()},{labels[i]},{sample_ids[i]},{splits[i]}")
-    atomic_write_text(root / "manifest.csv", "\n".join(lines) + "\n")
+        rows.append((rel.as_posix(), labels[i], sample_ids[i], splits[i]))
+    write_manifest(root, rows)
     save_panel(panel, root / "panel.json")
     if extra:
         import json

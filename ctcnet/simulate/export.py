@@ -166,6 +166,7 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     pixel size (default: the simulation's).
     """
     from ctcnet.io.atomic import atomic_path, atomic_write_text
+    from ctcnet.io.crop_dataset import write_manifest
 
     panel = load_panel(panel)
     lo_q, hi_q = (int(q) for q in quality)
@@ -177,7 +178,7 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     shown = display_8bit(batch.images[:, take], batch.sample_ids, rng)
     factor = panel.pixel_size_um / composite.pixel_size_um
     root = Path(out_dir)
-    lines = ["path,label,sample_id,split"]
+    rows = []
     qualities, subsamplings = [], []
     for i, (label, sample) in enumerate(zip(batch.labels, batch.sample_ids)):
         q, sub = int(rng.integers(lo_q, hi_q + 1)), int(rng.choice(list(SUBSAMPLING)))
@@ -186,10 +187,10 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
         (root / label).mkdir(parents=True, exist_ok=True)
         with atomic_path(root / rel) as tmp:
             Path(tmp).write_bytes(encode_jpeg(rgb, q, sub))
-        lines.append(f"{rel.as_posix()},{label},{sample},")
+        rows.append((rel.as_posix(), label, sample, ""))
         qualities.append(q)
         subsamplings.append(SUBSAMPLING[sub])
-    atomic_write_text(root / "manifest.csv", "\n".join(lines) + "\n")
+    write_manifest(root, rows)
     atomic_write_text(root / "panel.json", json.dumps(composite.to_dict(), indent=2) + "\n")
     counts: dict[str, int] = {}
     for label in batch.labels:
@@ -299,6 +300,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     panel.json, as most published crops do (ctcnet then reads them only when told
     ``--pixel-size auto`` or a value)."""
     from ctcnet.io.atomic import atomic_path, atomic_write_text
+    from ctcnet.io.crop_dataset import write_manifest
 
     panel = load_panel(panel)
     if file_format not in ("png", "jpg"):
@@ -306,7 +308,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     composite, take = composite_panel(panel, planes, pixel_size_um, "tight")
     rng = np.random.default_rng(seed)
     root = Path(out_dir)
-    lines = ["path,label,sample_id,split"]
+    rows = []
     sizes = []
     for i, (label, sample) in enumerate(zip(batch.labels, batch.sample_ids)):
         factor = float(batch.pixel_size_um[i]) / pixel_size_um if len(batch.pixel_size_um) \
@@ -323,9 +325,9 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
                 from PIL import Image
 
                 Image.fromarray(rgb, "RGB").save(tmp, format="PNG")
-        lines.append(f"{rel.as_posix()},{label},{sample},")
+        rows.append((rel.as_posix(), label, sample, ""))
         sizes.append(list(rgb.shape[:2]))
-    atomic_write_text(root / "manifest.csv", "\n".join(lines) + "\n")
+    write_manifest(root, rows)
     stated = composite.to_dict()
     if not state_pixel_size:
         stated.pop("pixel_size_um")
