@@ -371,6 +371,42 @@ def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possi
     assert table["review"].tolist()[:2] == [True, True]
 
 
+def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):
+    """The flag's second route: a wbc/debris/cluster call to which the network still gives a
+    CTC ``POSSIBLE_CTC_PROBA`` or more (equal priors) is shown, even where CK is too dim for
+    the marker route (5 noise units, under ``POSSIBLE_CTC_CK_PEAK``). The CellSearch line
+    holds: with CD45 over it, a neutrophil's CD66b round it or no DNA in it, it is not; nor
+    under the level, nor as a ``ctc`` call."""
+    from ctcnet.inference.guard import POSSIBLE_CTC_CK_PEAK, POSSIBLE_CTC_PROBA
+
+    def doubted(call, p_ctc):
+        row = np.zeros(spec.num_classes)
+        row[spec.class_names.index("ctc")] = p_ctc
+        row[spec.class_names.index(call)] = 1.0 - p_ctc
+        return row
+
+    dim = 15.0                                   # CK at 5 noise units
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    membrane = (np.hypot(yy, xx) > 6) & (np.hypot(yy, xx) <= 9)
+    with_neutrophil = cell(rng, ck=dim)
+    with_neutrophil[CD66B] += 150.0 * membrane
+    crops = np.stack([cell(rng, ck=dim), cell(rng, ck=dim), cell(rng, ck=dim),
+                      cell(rng, ck=dim, cd45=80), with_neutrophil, cell(rng, ck=dim, dapi=0),
+                      cell(rng, ck=dim), cell(rng, ck=dim)])
+    level = POSSIBLE_CTC_PROBA
+    proba = np.stack([doubted("debris", level), doubted("wbc", 0.4), doubted("cluster", 0.3),
+                      doubted("wbc", 0.45), doubted("cluster", 0.3), doubted("debris", 0.4),
+                      doubted("debris", level / 2), doubted("ctc", 0.9)])
+    m = measure(crops, spec.panel, spec.pixel_size_um)
+    assert (m["ck_peak"] < POSSIBLE_CTC_CK_PEAK).all()   # the marker route cannot see them
+    flags = review_flags(crops, proba, spec)
+    assert flags["possible_ctc"].tolist() == [True, True, True, False, False, False, False,
+                                              False]
+    # The same calls held with certainty (no doubt) are not shown.
+    certain = review_flags(crops, np.round(proba), spec)
+    assert not certain["possible_ctc"].any()
+
+
 def test_a_granulocyte_with_ck_and_dim_cd45_is_no_possible_ctc(rng, spec):
     """A neutrophil whose CK is unspecific staining, with a dim CD45 membrane and a bright
     CD66b one, called wbc: not a possible missed CTC. Its CD45 is a tenth of its CD66b, which
