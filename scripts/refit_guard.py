@@ -13,6 +13,12 @@ leukocytes, same seeds and sizes as the card's; as exports for a model that read
 
     python scripts/refit_guard.py --model models/ctcnet-default.pt [--config configs/default.yaml]
 
+After a change to the flags alone (what the guard does with its measurements, not the
+measurements), ``--keep-reference`` leaves the reference as it is and only re-measures the
+card's guard lines: the validation split a recipe makes today may differ from the one the
+model was fitted on (an export model's validation exports are drawn from the export code of
+its day), and a re-fit would then change the ``unusual`` flag for no reason of the change.
+
 The weights, calibration and decision rule stay as they are; re-fit the rule afterwards
 (``scripts/fit_decision.py``) if the guard's holds changed the counts it was fitted on.
 """
@@ -71,6 +77,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml",
                         help="the recipe the model was trained with")
+    parser.add_argument("--keep-reference", action="store_true",
+                        help="keep the stored reference; re-measure the card's guard lines only")
     args = parser.parse_args(argv)
 
     from ctcnet.deploy.export import restamp_onnx
@@ -89,12 +97,17 @@ def main(argv=None) -> int:
     model, spec = load_model(args.model)
     card_path = args.model.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.exists() else None
-    val = validation_split(args.config, card)
     old = (spec.metrics or {}).get("guard")
-    reference = fit_reference(val.images, val.targets, spec)
-    log.info("guard reference on %d validation crops: threshold %.2f (was %s)", reference["n"],
-             reference["threshold"], f"{old['threshold']:.2f}" if old else "none")
-    spec = spec.replace(metrics={**spec.metrics, "guard": reference})
+    if args.keep_reference:
+        log.info("guard reference kept: %s", f"threshold {old['threshold']:.2f}" if old
+                 else "none (no unusual flag)")
+    else:
+        val = validation_split(args.config, card)
+        reference = fit_reference(val.images, val.targets, spec)
+        log.info("guard reference on %d validation crops: threshold %.2f (was %s)",
+                 reference["n"], reference["threshold"],
+                 f"{old['threshold']:.2f}" if old else "none")
+        spec = spec.replace(metrics={**spec.metrics, "guard": reference})
 
     # The guard lines of the card (and of the spec's headline), re-measured with the new
     # reference on the card's own test sets.
@@ -114,7 +127,7 @@ def main(argv=None) -> int:
 
     before = hashlib.sha256(args.model.read_bytes()).hexdigest()
     save_model(args.model, model, spec)
-    log.info("reference written into %s", args.model)
+    log.info("spec written into %s", args.model)
     onnx = args.model.with_suffix(".onnx")
     if onnx.exists():
         restamp_onnx(onnx, args.model, previous_sha256=before)

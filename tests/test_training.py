@@ -668,6 +668,21 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     with pytest.raises(InputError, match="validation split"):
         refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"),
                     "--config", str(root / "configs" / "default.yaml")])
+    # --keep-reference (a change to the flags, not the measurements): the stored reference
+    # stays, whatever today's recipe would make, and no validation split is made (this
+    # config's would be refused); the card's guard lines are re-measured.
+    from ctcnet.nn.classifier import save_model
+
+    net, kept_spec = load_model(tmp_path / "m" / "ctcnet-default.pt")
+    marked = {**kept_spec.metrics["guard"], "threshold": 123.0}
+    save_model(tmp_path / "m" / "ctcnet-default.pt", net,
+               kept_spec.replace(metrics={**kept_spec.metrics, "guard": marked}))
+    assert refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"), "--config",
+                       str(root / "configs" / "default.yaml"), "--keep-reference"]) == 0
+    _, kept = load_model(tmp_path / "m" / "ctcnet-default.pt")
+    assert kept.metrics["guard"] == marked
+    assert "guard" in kept.metrics["test_default_randomisation"]
+    save_model(tmp_path / "m" / "ctcnet-default.pt", net, again)   # as refitted, for below
 
     # --retest: the same network tested again at other sizes under another name; the card
     # keeps the training record and the rule measured on it, the weights are the same.

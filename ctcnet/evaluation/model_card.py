@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from ctcnet.evaluation.evaluate import evaluate_crops, robustness_report
+from ctcnet.inference.guard import POSSIBLE_CTC_PROBA
 from ctcnet.nn.spec import SYMMETRIES
 from ctcnet.simulate.export import TIGHT_EXPORT_PIXEL_UM, tight_rendering
 
@@ -366,7 +367,10 @@ def render_card(card: dict) -> str:
         if "ctc_called_or_flagged" in guard:
             lines += ["", f"The other direction: {guard['missed_ctc_shown']} of the "
                       f"{guard['missed_ctc']} true CTCs called something else are shown to a "
-                      "person (wbc/debris calls with a CTC's markers, flag possible_ctc, on "
+                      "person (flag possible_ctc: wbc/debris calls with a CTC's markers, "
+                      "or wbc/debris/cluster calls the network still gives a CTC "
+                      f"{POSSIBLE_CTC_PROBA:.0%} or more, with DNA in the CK area and no "
+                      "exclusion marker; on "
                       f"{guard['possible_ctc_share']:.2%} of all events; or a call below the "
                       "review threshold): true CTCs called ctc or shown: "
                       f"**{guard['ctc_called_or_flagged']:.2%}**"]
