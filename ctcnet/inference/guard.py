@@ -579,6 +579,12 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         flags["out_of_focus"] = is_ctc & (m["dna_edge_um"].to_numpy() > focus_ratio *
                                           leukocyte_edge)
         enough_dna = ~(m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
+        # A doubted call must also pass what a ``ctc`` call must: DAPI that is more than a
+        # copy of CK, a nucleus as sharp as the frame's leukocytes. Without these, tdEVs,
+        # blobs and autofluorescent bodies the network half believes were shown by the
+        # thousand on full-size cartridges (docs/robustness_matrix.md, stop 47).
+        doubted &= ~(m["dna_own_structure"].to_numpy() < copy_level) & \
+            ~(m["dna_edge_um"].to_numpy() > focus_ratio * leukocyte_edge)
         # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
         # marker) is never shown as a possible CTC, whatever the network thinks.
         flags["possible_ctc"] = (
