@@ -377,7 +377,8 @@ def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it
     the marker route (5 noise units, under ``POSSIBLE_CTC_CK_PEAK``). The CellSearch line
     holds: with CD45 over it, a neutrophil's CD66b round it or no DNA in it, it is not; nor
     under the level, nor as a ``ctc`` call; nor a body whose DAPI is only a copy of its CK (a
-    tdEV, an autofluorescent blob), which a ``ctc`` call would be held for."""
+    tdEV, an autofluorescent blob), which a ``ctc`` call would be held for, nor a bare nucleus
+    (no CK)."""
     from ctcnet.inference.guard import POSSIBLE_CTC_CK_PEAK, POSSIBLE_CTC_PROBA
 
     def doubted(call, p_ctc):
@@ -393,20 +394,22 @@ def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it
     with_neutrophil[CD66B] += 150.0 * membrane
     copy = cell(rng, dapi=0)
     copy[DAPI] += 0.3 * (copy[CK] - 100.0)          # DAPI only a copy of CK
+    bare = cell(rng, ck=0, dapi=2000)
+    bare[CK] += 0.004 * (bare[DAPI] - 100.0)        # a bright nucleus's leak: CK ~2.7 units
     crops = np.stack([cell(rng, ck=dim), cell(rng, ck=dim), cell(rng, ck=dim),
                       cell(rng, ck=dim, cd45=80), with_neutrophil, cell(rng, ck=dim, dapi=0),
-                      cell(rng, ck=dim), cell(rng, ck=dim), copy])
+                      cell(rng, ck=dim), cell(rng, ck=dim), copy, bare])
     level = POSSIBLE_CTC_PROBA
     proba = np.stack([doubted("debris", level), doubted("wbc", 0.4), doubted("cluster", 0.3),
                       doubted("wbc", 0.45), doubted("cluster", 0.3), doubted("debris", 0.4),
                       doubted("debris", level / 2), doubted("ctc", 0.9),
-                      doubted("debris", 0.4)])
+                      doubted("debris", 0.4), doubted("debris", 0.4)])
     m = measure(crops, spec.panel, spec.pixel_size_um)
-    assert (m["ck_peak"][:-1] < POSSIBLE_CTC_CK_PEAK).all()   # the marker route cannot see them
-    assert m["dna_in_ck"].iloc[-1] > 3.0                        # the copy has DAPI enough
+    assert (m["ck_peak"][:-2] < POSSIBLE_CTC_CK_PEAK).all()   # the marker route cannot see them
+    assert m["dna_in_ck"].iloc[-2] > 3.0                        # the copy has DAPI enough
     flags = review_flags(crops, proba, spec)
     assert flags["possible_ctc"].tolist() == [True, True, True, False, False, False, False,
-                                              False, False]
+                                              False, False, False]
     # The same calls held with certainty (no doubt) are not shown.
     certain = review_flags(crops, np.round(proba), spec)
     assert not certain["possible_ctc"].any()

@@ -97,6 +97,11 @@ POSSIBLE_CTC_CK_PEAK = 10.0
 # without) for 0.9 % more events sent to review, the default network 99.1 % (98.9 %) for 0.4 %;
 # at 0.05 the load is 1.5 % and 0.7 %, at 0.2 core3 shows 99.5 %.
 POSSIBLE_CTC_PROBA = 0.1
+# ... and the least CK such a call must show (noise units, 3x3 mean peak): CK positive, if
+# dimly. Without it, bare nuclei (DAPI, no CK) the network half believed were 7,105 of the
+# 15,397 events the route showed on 20 full-size cartridges; the dim CTCs it is for reach
+# 2.9-7.
+POSSIBLE_CTC_DOUBT_CK_PEAK = 3.0
 DOUBTED_CALLS = ("wbc", "debris", "cluster")
 # How far past the CK area the exclusion markers are read for that check (a membrane ring
 # round a nucleus).
@@ -584,7 +589,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         # blobs and autofluorescent bodies the network half believes were shown by the
         # thousand on full-size cartridges (docs/robustness_matrix.md, stop 47).
         doubted &= ~(m["dna_own_structure"].to_numpy() < copy_level) & \
-            ~(m["dna_edge_um"].to_numpy() > focus_ratio * leukocyte_edge)
+            ~(m["dna_edge_um"].to_numpy() > focus_ratio * leukocyte_edge) & \
+            (m["ck_peak"].to_numpy() >= POSSIBLE_CTC_DOUBT_CK_PEAK) & \
+            ~(m["ck_own_structure"].to_numpy() < copy_level)
         # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
         # marker) is never shown as a possible CTC, whatever the network thinks.
         flags["possible_ctc"] = (
