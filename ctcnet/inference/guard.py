@@ -92,10 +92,14 @@ POSSIBLE_CTC_CK_PEAK = 10.0
 # calibrated probability, before any decision rule), with DNA inside the CK area and no
 # exclusion marker over or round it. It finds the CTCs whose markers the checks above cannot
 # vouch for: dim CK (peaks of 3-7 noise units) and apoptotic CTCs whose fragmented nucleus
-# reads as two cells (called ``cluster``). Chosen on a simulated set of its own (750 a class,
-# seed 47000, neither training nor any card's): at 0.1, core3 shows 99.6 % of true CTCs (98.8 %
-# without) for 0.9 % more events sent to review, the default network 99.1 % (98.9 %) for 0.4 %;
-# at 0.05 the load is 1.5 % and 0.7 %, at 0.2 core3 shows 99.5 %.
+# reads as two cells (called ``cluster``). The level was chosen on a simulated set of its own
+# (750 a class, seed 47000, neither training nor any card's), with the route's first form
+# (DNA and no exclusion marker only): at 0.1 core3 showed 99.6 % of true CTCs (98.8 % without
+# the route), for 0.9 % more events sent to review. The default network showed 99.1 % (98.9 %),
+# for 0.4 % more. At 0.05 the extra load was 1.5 % and 0.7 %; at 0.2 core3 showed 99.5 %.
+# With the checks below it shows 99.2 % and 99.07 % there. On 20 full-size cartridges it adds
+# about 1,000 events to the guard's 3,343 (0.1 % of events).
+# (docs/robustness_matrix.md, stop 47)
 POSSIBLE_CTC_PROBA = 0.1
 # ... and the least CK such a call must show (noise units, 3x3 mean peak): CK positive, if
 # dimly. Without it, bare nuclei (DAPI, no CK) the network half believed were 7,105 of the
