@@ -42,10 +42,12 @@ definition rests on and flags a ``ctc`` or ``cluster`` call that they contradict
   over it or round it (``AROUND_CK_UM``) beyond what CK and DAPI could leak there, yet the
   network called it something else: a possible missed CTC, shown to a person. The network's
   own doubt is the other route to the flag: a ``wbc``, ``debris`` or ``cluster`` call to which
-  it still gives a CTC ``POSSIBLE_CTC_PROBA`` or more (calibrated, equal priors), with DNA in
-  the CK area; the shape checks are left to the network there (dim CK, an apoptotic CTC's
-  fragmented nucleus). (On either route a CK+CD45+ event stays a leukocyte, a CK+CD66b+ one a
-  granulocyte: they are never flagged.)
+  it still gives a CTC ``POSSIBLE_CTC_PROBA`` or more (calibrated, equal priors). It asks
+  less of CK than the first route, so that dim CK and an apoptotic CTC's fragmented nucleus
+  pass: CK at ``POSSIBLE_CTC_DOUBT_CK_PEAK`` that is more than a copy of DAPI, with DNA in
+  the CK area that is more than a copy of CK, in a nucleus as sharp as the leukocytes' (what
+  a ``ctc`` call must pass). (On either route a CK+CD45+ event stays a leukocyte, a CK+CD66b+
+  one a granulocyte: they are never flagged.)
 * ``unusual`` (every class): the event's measured intensity profile lies far from what the
   model was trained on: Mahalanobis distance of a few per-channel features to the training
   events of the called class, above the 99.5th percentile seen on validation. It needs the
@@ -89,7 +91,7 @@ POSSIBLE_CTC_MIN_AREA_UM2 = 12.5
 POSSIBLE_CTC_CK_PEAK = 10.0
 # The other route to that flag: the network's own doubt. A ``wbc``, ``debris`` or ``cluster``
 # call to which it still gives a CTC at least this probability under equal priors (the model's
-# calibrated probability, before any decision rule), with DNA inside the CK area and no
+# calibrated probability, before any decision rule), that passes the checks below and has no
 # exclusion marker over or round it. It finds the CTCs whose markers the checks above cannot
 # vouch for: dim CK (peaks of 3-7 noise units) and apoptotic CTCs whose fragmented nucleus
 # reads as two cells (called ``cluster``). The level was chosen on a simulated set of its own
