@@ -579,30 +579,30 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
     flags["no_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
         (m["dna_in_ck"].to_numpy() < dna_level)
+    # Each contradiction is measured once per event: the flags on ``ctc``/``cluster`` calls
+    # and the doubt route below read the same arrays. NaN compares False: no contradiction.
     with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes, no flag
-        flags["dna_copies_ck"] = guarded & ~flags["no_dna"].to_numpy() & \
-            (m["dna_own_structure"].to_numpy() < copy_level)
+        copies_ck = m["dna_own_structure"].to_numpy() < copy_level
+        flags["dna_copies_ck"] = guarded & ~flags["no_dna"].to_numpy() & copies_ck
     leukocyte_dna = leukocyte_reference(m["dna_content"].to_numpy(), called_names, groups)
     leukocyte_edge = leukocyte_reference(m["dna_edge_um"].to_numpy(), called_names, groups)
     with np.errstate(invalid="ignore"):  # NaN: no reference in this group, no flag
-        flags["low_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & \
-            (m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
-        flags["out_of_focus"] = is_ctc & (m["dna_edge_um"].to_numpy() > focus_ratio *
-                                          leukocyte_edge)
-        enough_dna = ~(m["dna_content"].to_numpy() < dna_share * leukocyte_dna)
+        little_dna = m["dna_content"].to_numpy() < dna_share * leukocyte_dna
+        blurred = m["dna_edge_um"].to_numpy() > focus_ratio * leukocyte_edge
+        flags["low_dna"] = guarded & (m["ck_area"].to_numpy() > 0) & little_dna
+        flags["out_of_focus"] = is_ctc & blurred
         # A doubted call must also pass what a ``ctc`` call must: DAPI that is more than a
         # copy of CK, a nucleus as sharp as the frame's leukocytes. Without these, tdEVs,
         # blobs and autofluorescent bodies the network half believes were shown by the
         # thousand on full-size cartridges (docs/robustness_matrix.md, stop 47).
-        doubted &= ~(m["dna_own_structure"].to_numpy() < copy_level) & \
-            ~(m["dna_edge_um"].to_numpy() > focus_ratio * leukocyte_edge) & \
+        doubted &= ~copies_ck & ~blurred & \
             (m["ck_peak"].to_numpy() >= POSSIBLE_CTC_DOUBT_CK_PEAK) & \
             ~(m["ck_own_structure"].to_numpy() < copy_level)
         # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
         # marker) is never shown as a possible CTC, whatever the network thinks.
         flags["possible_ctc"] = (
             (ctc_like & (m["ck_own_structure"].to_numpy() >= POSSIBLE_CTC_STRUCTURE))
-            | doubted) & enough_dna & \
+            | doubted) & ~little_dna & \
             (m["cd45_over_ck"].to_numpy() <= cd45_level) & \
             (m["exclusion_around_ck"].to_numpy() <= cd45_level)
     if not roles & {"mesenchymal", "epcam"}:
