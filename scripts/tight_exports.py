@@ -6,7 +6,9 @@ with the background clipped to black, written as RGB (R = CK, G = CD45, B = DAPI
 0.08, 0.125 and 0.2 um/px, PNG and JPEG in turn, with no pixel size in panel.json, as published
 crops come. Each set is scored as a person would run it: with the pixel size given, and with
 ``--pixel-size auto`` (estimated from the nuclei); also, for the record, at the model's own
-scale (what taking them for scan crops would do). Reported per set: CTC-vs-rest accuracy, CTC
+scale (what taking them for scan crops would do). Reported per set, for the calls ``ctcnet
+predict`` makes on a crop set (the network's, with the markers taking part:
+``ctcnet.inference.guard.marker_calls``): CTC-vs-rest accuracy (and the network's alone), CTC
 recall and precision, and the share of true CTCs called ctc or shown to a person (the review
 threshold or the marker guard, its possible_ctc flag included).
 
@@ -72,7 +74,7 @@ def ck_peak(crops, spec):
 def score(backend, root: Path, pixel_size) -> dict:
     import numpy as np
 
-    from ctcnet.inference.guard import review_flags
+    from ctcnet.inference.guard import marker_calls, review_flags
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.nn.calls import calls_from_proba
 
@@ -84,12 +86,16 @@ def score(backend, root: Path, pixel_size) -> dict:
     groups = np.asarray(index.sample_ids)
     flags = review_flags(crops, proba, spec, groups=groups, decision=None)
     labels = np.asarray(index.labels)
+    network_said = called == "ctc"
+    # The calls predict makes on a crop set: the markers take part (guard.marker_calls).
+    called = marker_calls(called, flags, spec.class_names)
     true, said = labels == "ctc", called == "ctc"
     shown = review | flags["any"].to_numpy()
     # Scored again without the CTCs whose export shows no CK (CK_SHOWN).
     kept = ~true | (ck_peak(crops, spec) >= CK_SHOWN)
     return {"pixel_size_um": round(float(index.panel.pixel_size_um), 4), "n": int(len(labels)),
             "ctc_vs_rest_accuracy": float((true == said).mean()),
+            "network_ctc_vs_rest_accuracy": float((true == network_said).mean()),
             "ctc_recall": float(said[true].mean()),
             "ctc_precision": float(true[said].mean()) if said.any() else float("nan"),
             "accuracy": float((called == labels).mean()),

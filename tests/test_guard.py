@@ -7,10 +7,12 @@ import pytest
 
 from ctcnet.inference.guard import (
     FLAGS,
+    MARKERS_CTC,
     box_least_squares,
     fit_reference,
     guard_events,
     guard_summary,
+    marker_calls,
     measure,
     review_flags,
 )
@@ -54,7 +56,7 @@ def test_marker_flags_fire_only_on_contradicted_ctc_calls(rng, spec):
     ])
     proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
     flags = review_flags(crops, proba, spec)
-    assert list(flags.columns) == [*FLAGS, "any"]
+    assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC]
     assert flags["any"].tolist() == [False, False, True, True, True, False]
     assert flags["cd45_positive"].tolist() == [False, False, True, False, False, False]
     assert flags["no_dna"].tolist() == [False, False, False, True, False, False]
@@ -369,6 +371,27 @@ def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possi
                          onehot(calls, spec), spec)
     assert table["guard"].tolist()[:2] == ["possible_ctc", "possible_ctc"]
     assert table["review"].tolist()[:2] == [True, True]
+    # The markers alone make the first two CTCs; none of the others.
+    assert flags[MARKERS_CTC].tolist() == [True, True] + [False] * 6
+
+
+def test_marker_calls_follow_the_cellsearch_definition_over_the_network(rng, spec):
+    """On a crop set the markers take part in the call: a clear CK+ CD45- nucleated cell the
+    network calls wbc or debris is a CTC; a CTC call with CD45 over its CK is a leukocyte; a
+    CK+CD45+ cell called wbc, a CK body without DNA called debris, and a clean CTC call stay."""
+    crops = np.stack([cell(rng), cell(rng), cell(rng, cd45=80), cell(rng, cd45=80),
+                      cell(rng, dapi=0), cell(rng)])
+    calls = ["wbc", "debris", "ctc", "wbc", "debris", "ctc"]
+    proba = onehot(calls, spec)
+    flags = review_flags(crops, proba, spec)
+    assert marker_calls(np.array(calls, object), flags, spec.class_names).tolist() == \
+        ["ctc", "ctc", "wbc", "wbc", "debris", "ctc"]
+    events = pd.DataFrame({"class": calls, "review": np.zeros(len(crops), bool)})
+    decided = guard_events(events, crops, proba, spec, markers_decide=True)
+    assert decided["class"].tolist() == ["ctc", "ctc", "wbc", "wbc", "debris", "ctc"]
+    # Still shown to a person: the markers contradicted the network.
+    assert decided["review"].tolist()[:3] == [True, True, True]
+    assert guard_events(events, crops, proba, spec)["class"].tolist() == calls
 
 
 def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):

@@ -508,3 +508,46 @@ def test_recorded_spillover_is_what_the_pixels_show(tmp_path):
     stored = json.loads((tmp_path / "set" / "dataset.json").read_text())["spillover"]
     assert np.allclose(stored[batch.sample_ids[0]], batch.spillover[batch.sample_ids[0]],
                        atol=1e-5)
+
+
+def test_every_leukocyte_shows_cd45_but_a_dim_tail():
+    """Real leukocytes show CD45 on every one: all but the dim tail (cd45_dim_share) carry
+    cd45_bright_snr noise units or more at their membrane (peak over background)."""
+    b = simulate_crops({"wbc": 240}, PANEL5, seed=31, config=QUIET)
+    snr = peak(b.images, 2) / noise_sd(b.images, 2)
+    cfg = SimConfig()
+    # The PSF spreads the membrane's peak; half the nominal level is what survives any blur.
+    assert (snr >= 0.5 * cfg.cd45_bright_snr).mean() >= 1 - 2 * cfg.cd45_dim_share
+    assert (snr >= 0.5 * cfg.cd45_min_snr).all()
+
+
+def test_shape_swap_gives_cells_other_classes_shapes():
+    """With shape_swap 1 no cell keeps its class's own shape; at 0 every cell does; in
+    between, the native shape keeps its share."""
+    from ctcnet.simulate.cells import SHAPES, Context, draw_shapes
+
+    def shapes(swap, native):
+        ctx = Context(rng=np.random.default_rng(0), stain=None, noise=None, ctc_median_um=None,
+                      size_scale=1.0, panel_roles=frozenset(), shape_swap=swap)
+        return draw_shapes(ctx, 2000, native)
+
+    for native in SHAPES:
+        assert not (shapes(1.0, native) == native).any()
+        assert set(shapes(1.0, native)) == set(SHAPES) - {native}
+        assert (shapes(0.0, native) == native).all()
+        assert 0.45 < (shapes(0.5, native) == native).mean() < 0.55
+
+
+def test_shape_swapped_cells_keep_their_markers():
+    """Swapped CTCs are CK+ CD45- in leukocytes' shapes, swapped leukocytes CD45+ in others'
+    (a CTC's included): only the markers name the class."""
+    native = simulate_crops({"ctc": 150, "wbc": 150}, PANEL5, seed=32, config=QUIET)
+    swapped = simulate_crops({"ctc": 150, "wbc": 150}, PANEL5, seed=32,
+                             config=dataclasses.replace(QUIET, shape_swap=1.0))
+    for b in (native, swapped):
+        labels = np.array(b.labels)
+        ck = signal(b.images, 1) / noise_sd(b.images, 1)
+        cd45 = signal(b.images, 2) / noise_sd(b.images, 2)
+        assert np.median(ck[labels == "ctc"]) > 5 * max(np.median(cd45[labels == "ctc"]), 0.5)
+        assert np.median(cd45[labels == "wbc"]) > 3 * max(np.median(ck[labels == "wbc"]), 0.5)
+

@@ -50,6 +50,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-prevalence-rule", action="store_true",
                         help="the same as --prior balanced (kept for scripts that use it)")
     add_compensate_argument(parser, "the model sees every crop with")
+    parser.add_argument("--network-calls-only", action="store_true",
+                        help="crop sets: the network's call alone (default: a clear CK+ CD45- "
+                             "nucleated cell is called ctc and a CD45+ one never ctc, by the "
+                             "markers the guard measures, whatever the network says)")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 
@@ -91,7 +95,8 @@ def run(args) -> int:
                              overwrite=args.overwrite, quiet=args.quiet,
                              report=not args.no_report, compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",
-                             prior=prior, pixel_size=args.pixel_size)
+                             prior=prior, pixel_size=args.pixel_size,
+                             marker_calls=not args.network_calls_only)
     from ctcnet.inference.predict import resolve_inputs
 
     out = Path(args.out)

@@ -81,6 +81,8 @@ log = logging.getLogger(__name__)
 MARKER_FLAGS = ("cd45_positive", "no_dna", "dna_copies_ck", "low_dna", "no_ck")
 FLAGS = MARKER_FLAGS + ("out_of_focus", "unusual", "possible_ctc")
 GUARDED_CLASSES = ("ctc", "cluster")
+# The column of ``review_flags`` that marks a CTC by its markers alone (see ``marker_calls``).
+MARKERS_CTC = "markers_ctc"
 # Calls checked for a missed CTC (the guard's other direction), and the least CK area such an
 # event must show: a cell over 4 um across (the CellSearch size rule), pi * 2^2 um^2.
 MISSED_CTC_CALLS = ("wbc", "debris")
@@ -505,7 +507,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
                  measured: pd.DataFrame | None = None,
                  groups: np.ndarray | None = None, decision: dict | str | None = "spec"
                  ) -> pd.DataFrame:
-    """Boolean flags per event (columns ``FLAGS`` and ``any``) for crops and their calls.
+    """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
+    their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
+    definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
 
     ``cd45_level`` is the CD45 positivity level (upper quartile over the CK area, in noise units
     after the leaks are removed); ``dna_level`` the DAPI level a nucleus must reach inside it;
@@ -613,14 +617,37 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         flags["unusual"] = dist > reference["threshold"]
     flags = flags.fillna(False).astype(bool)
     flags["any"] = flags[list(FLAGS)].any(axis=1)
+    # The CellSearch definition read off the markers alone (``marker_calls``): the first
+    # route's evidence, which no network output enters.
+    flags[MARKERS_CTC] = flags["possible_ctc"].to_numpy() & ctc_like & \
+        (m["ck_own_structure"].to_numpy() >= POSSIBLE_CTC_STRUCTURE)
     return flags
 
 
+def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.ndarray:
+    """The calls with the CellSearch definition read off the markers put over the network's:
+    a ``wbc`` or ``debris`` call whose markers make it a CTC on their own (a CK area of a cell
+    over 4 um, clearly CK positive, a nucleus with DNA and a shape of its own, no CD45 or other
+    exclusion marker over or round it: ``MARKERS_CTC``) becomes ``ctc``; a ``ctc`` call with
+    CD45 over its CK area (``cd45_positive``) becomes ``wbc``. Both stay flagged for review."""
+    out = np.asarray(called, dtype=object).copy()
+    if "ctc" in class_names:
+        out[flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, MISSED_CTC_CALLS)] = "ctc"
+    if "wbc" in class_names:
+        out[flags["cd45_positive"].to_numpy(bool) & (out == "ctc")] = "wbc"
+    return out
+
+
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
-                 spec, measured: pd.DataFrame | None = None) -> pd.DataFrame:
+                 spec, measured: pd.DataFrame | None = None,
+                 markers_decide: bool = False) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
     and send flagged events to review (``measured``: :func:`measure_for_guard`, if made). The
-    table's events are one frame, or, with a ``sample_id`` column, grouped by it."""
+    table's events are one frame, or, with a ``sample_id`` column, grouped by it.
+
+    ``markers_decide``: the ``class`` column takes :func:`marker_calls` (crop sets, where each
+    crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
+    thousands, the markers send such events to review instead)."""
     events = events.copy()
     if crops is None or not len(events):
         events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
@@ -631,6 +658,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]
     events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
+    if markers_decide:
+        events["class"] = marker_calls(events["class"].to_numpy(object), flags,
+                                       spec.class_names)
     return events
 
 

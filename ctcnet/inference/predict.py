@@ -542,6 +542,10 @@ class PredictOptions:
     # Crop sets: um per pixel where panel.json does not state it, or "auto" (estimated from the
     # nuclei, ``ctcnet.detect.pixel_size``); None: panel.json's. Cartridges: not used.
     pixel_size: float | str | None = None
+    # Crop sets: the CellSearch definition read off the markers takes part in the call
+    # (``guard.marker_calls``: a clear CK+ CD45- nucleated cell is a CTC, a CD45+ one never);
+    # False: the network's call alone. Cartridges: not used (there the markers flag events).
+    marker_calls: bool = True
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
 
@@ -1088,7 +1092,9 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
                                    else str(p) for p in index.paths],
                           "label": index.labels, "sample_id": index.sample_ids})
-    table = guard_events(label_events(table, proba, spec), crops, proba, spec)
+    # Each crop is a cell someone chose: its markers take part in the call (guard.marker_calls).
+    table = guard_events(label_events(table, proba, spec), crops, proba, spec,
+                         markers_decide=options.marker_calls)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.parquet") as tmp:

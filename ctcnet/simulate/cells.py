@@ -54,6 +54,9 @@ class Context:
     dim_ck_min_snr: float = 4.0
     ck_negative_min_snr: float = 2.0
     cd45_min_snr: float = 5.0
+    cd45_bright_snr: float = 30.0
+    cd45_dim_share: float = 0.08
+    shape_swap: float = 0.0                    # share of cells given another class's shape
     nonspecific_ck: np.ndarray | None = None   # (E,) share of leukocytes with non-specific CK
     nonspecific_ck_ratio: tuple = (0.05, 2.0)  # their CK / their CD45, log-uniform
     green_role: np.ndarray | None = None       # (E,) ROLES index in the green channel, -1 none
@@ -132,21 +135,143 @@ def _polar(rng, n, radius):
 # ---------------------------------------------------------------------------------------------
 
 def ctc_radius(ctx: Context, ev, style: str = "bright") -> np.ndarray:
-    """Semi-major axis (µm) of CTCs of the sample's cancer type; always > 2.75 µm (> 5.5 µm
-    across before the size knob): the CellSearch rule asks > 4 µm."""
+    """Semi-major axis (µm) of CTCs of the sample's cancer type; always > 2.25 µm (> 4.5 µm
+    across before the size knob): the CellSearch rule asks > 4 µm and has no upper limit, and
+    in patient samples CTCs are often no larger than leukocytes."""
     rng, n = ctx.rng, len(ev)
     grow = 1.15 if style == "dim" else 1.0  # EMT cells are as large or larger
-    diam = np.clip(ctx.ctc_median_um[ev] * grow * np.exp(rng.normal(0, 0.18, n)), 5.5, 30.0)
+    diam = np.clip(ctx.ctc_median_um[ev] * grow * np.exp(rng.normal(0, 0.25, n)), 4.5, 30.0)
     return (diam / 2 * ctx.size_scale * rng.uniform(0.92, 1.08, n)).astype(np.float32)
 
 
-def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
-        a=None) -> np.ndarray:
-    """A CTC: CK+ (bright, dim/EMT or apoptotic) cytoplasm around an off-centre nucleus."""
+# ---------------------------------------------------------------------------------------------
+# Shapes: a cell's outline and nucleus, apart from its markers. Each class has its native shape
+# (CTCs epithelial, lymphocytes lymphoid, neutrophils lobed, monocytes kidney); with
+# ``Context.shape_swap`` a share of cells takes one of the OTHER shapes instead (sizes and
+# nucleus-to-cell ratios included), so that only the markers name the class. A shape adds the
+# nucleus (DAPI) primitives and returns the outline (a, b, theta) its markers are drawn on.
+# ---------------------------------------------------------------------------------------------
+
+# Nucleus radius over cell radius of CTC nuclei, by style: from a thin CK rim round a large
+# nucleus (0.85: 72 % of the cell's area) to a filled cytoplasm (0.45: 20 %).
+CTC_NUCLEUS_RATIO = {"bright": (0.5, 0.85), "dim": (0.45, 0.8)}
+# Share of non-apoptotic CTCs whose CK is a bright membrane-near rim over a dim interior
+# rather than a filled cytoplasm.
+CTC_RIM_SHARE = 0.4
+
+
+def _epithelial_shape(p, ev, ctx, x0, y0, a=None, style="bright"):
+    """A CTC's shape: a round-to-oval cell of the sample's CTC size, one off-centre nucleus."""
     rng, n = ctx.rng, len(ev)
     a = ctc_radius(ctx, ev, style) if a is None else np.asarray(a, np.float32)
     b = a * rng.uniform(0.78, 1.0, n)
     theta = rng.uniform(0, np.pi, n)
+    an = a * rng.uniform(*CTC_NUCLEUS_RATIO.get(style, CTC_NUCLEUS_RATIO["bright"]), n)
+    nx, ny = _polar(rng, n, (a - an) * rng.uniform(0.0, 0.6, n))
+    if style == "apoptotic":
+        _fragmented_nucleus(p, ev, ctx, x0 + nx, y0 + ny, an)
+    else:
+        p.add(rng, ev, x0 + nx, y0 + ny, an, an * rng.uniform(0.75, 1.0, n),
+              rng.uniform(0, np.pi, n), FILLED, soft=rng.uniform(0.3, 0.55, n),
+              tex_amp=rng.uniform(0.15, 0.4, n), tex_freq=rng.uniform(0.35, 0.7, n),
+              nucleus=_amp(ctx, ev, "nucleus", 110, 450))
+    return a, b, theta
+
+
+def _lymphoid_shape(p, ev, ctx, x0, y0, a=None):
+    """A lymphocyte's shape: small and round, a round nucleus filling most of it."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(3.4, 4.8, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
+    b = a * rng.uniform(0.85, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    an = a * rng.uniform(0.74, 0.88, n)
+    nx, ny = _polar(rng, n, (a - an) * 0.4)
+    p.add(rng, ev, x0 + nx, y0 + ny, an, an * rng.uniform(0.85, 1.0, n), theta, FILLED,
+          soft=0.35, tex_amp=rng.uniform(0.1, 0.3, n), tex_freq=rng.uniform(0.4, 0.8, n),
+          nucleus=_amp(ctx, ev, "nucleus", 200, 650))
+    return a, b, theta
+
+
+def _lobed_shape(p, ev, ctx, x0, y0, a=None):
+    """A neutrophil's shape: 10-12.5 µm, 3-4 nuclear lobes in a curved chain."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(5.0, 6.3, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
+    b = a * rng.uniform(0.85, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    k = rng.integers(3, 5, n)
+    idx = np.repeat(np.arange(n), k)
+    step = np.concatenate([np.arange(m) for m in k]).astype(np.float32)
+    start = rng.uniform(0, 2 * np.pi, n)[idx]
+    ang = start + step * rng.uniform(0.9, 1.4, idx.size)
+    ring = a[idx] * rng.uniform(0.42, 0.58, idx.size)
+    lobe = a[idx] * rng.uniform(0.26, 0.34, idx.size)
+    p.add(rng, ev[idx], _at(x0, idx) + ring * np.cos(ang), _at(y0, idx) + ring * np.sin(ang),
+          lobe, lobe * rng.uniform(0.7, 0.95, idx.size), ang, FILLED, soft=0.3, tex_amp=0.15,
+          nucleus=_amp(ctx, ev[idx], "nucleus", 160, 420))
+    return a, b, theta
+
+
+def _kidney_shape(p, ev, ctx, x0, y0, a=None):
+    """A monocyte's shape: 12-17 µm, a kidney-shaped nucleus (overlapping lobes on an arc)."""
+    rng, n = ctx.rng, len(ev)
+    a = rng.uniform(6.0, 8.5, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
+    b = a * rng.uniform(0.85, 1.0, n)
+    theta = rng.uniform(0, np.pi, n)
+    idx = np.repeat(np.arange(n), 3)
+    step = np.tile(np.array([-1.0, 0.0, 1.0], np.float32), n)
+    centre = rng.uniform(0, 2 * np.pi, n)[idx]
+    ang = centre + step * 0.75
+    arc = a[idx] * 0.32
+    lobe = a[idx] * rng.uniform(0.36, 0.42, idx.size)
+    p.add(rng, ev[idx], _at(x0, idx) + arc * np.cos(ang), _at(y0, idx) + arc * np.sin(ang),
+          lobe, lobe * 0.85, ang, FILLED, soft=0.45, tex_amp=0.2,
+          nucleus=_amp(ctx, ev[idx], "nucleus", 70, 200))
+    return a, b, theta
+
+
+SHAPES = {"epithelial": _epithelial_shape, "lymphoid": _lymphoid_shape, "lobed": _lobed_shape,
+          "kidney": _kidney_shape}
+
+
+def draw_shapes(ctx: Context, n: int, native: str) -> np.ndarray:
+    """Each of ``n`` cells' shape: ``native``, or with probability ``ctx.shape_swap`` one of
+    the other shapes (uniformly)."""
+    out = np.full(n, native, dtype=object)
+    if ctx.shape_swap > 0:
+        swap = ctx.rng.random(n) < ctx.shape_swap
+        others = [s for s in SHAPES if s != native]
+        out[swap] = np.array(others, dtype=object)[ctx.rng.integers(0, len(others),
+                                                                      swap.sum())]
+    return out.astype(str)
+
+
+def _shaped(p, ev, ctx, x0, y0, native, a=None, style=None, swap=True):
+    """Draw each cell's shape (native or swapped, :func:`draw_shapes`): its nucleus goes into
+    ``p``; returns the outlines (a, b, theta) the markers are drawn on."""
+    n = len(ev)
+    names = draw_shapes(ctx, n, native) if swap else np.full(n, native)
+    out = np.zeros((3, n), np.float32)
+    for name in sorted(set(names.tolist())):
+        at = np.flatnonzero(names == name)
+        kwargs = {"style": style} if name == "epithelial" and style else {}
+        out[:, at] = SHAPES[name](p, ev[at], ctx, _at(x0, at), _at(y0, at),
+                                  a=None if a is None else _at(a, at), **kwargs)
+    return out[0], out[1], out[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells: a shape plus the markers of the class. Each returns the object radius in µm; (x0, y0)
+# shifts the object (clusters use it).
+# ---------------------------------------------------------------------------------------------
+
+def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
+        a=None) -> np.ndarray:
+    """A CTC: CK+ (bright, dim/EMT or apoptotic) cytoplasm, filled or a rim, round a nucleus,
+    no CD45. An apoptotic CTC keeps its fragmented nucleus; other CTCs may take a leukocyte's
+    shape (``Context.shape_swap``)."""
+    rng, n = ctx.rng, len(ev)
+    a, b, theta = _shaped(p, ev, ctx, x0, y0, "epithelial", a=a, style=style,
+                          swap=style != "apoptotic")
     # CK: often patchy or crescent-shaped rather than a clean disc.
     look = rng.random(n)
     tex = np.where(look < 0.4, rng.uniform(0.6, 1.2, n), rng.uniform(0.15, 0.45, n))
@@ -165,30 +290,25 @@ def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
         vim = np.maximum(_amp(ctx, ev, "mesenchymal", 60, 300),
                          _floor(ctx, ev, "mesenchymal", 5.0))
         epcam = _amp(ctx, ev, "epcam", 8, 50)
-        nuc_ratio = rng.uniform(0.42, 0.62, n)
         tex = tex * 0.7
     elif style == "apoptotic":
         ck = _amp(ctx, ev, "epithelial", 80, 1500)
         # Speckled CK: coarse enough (1.5-3 µm) to survive the blur of a 10x objective.
         tex, freq = rng.uniform(1.4, 2.4, n), rng.uniform(0.3, 0.5, n)
-        nuc_ratio = rng.uniform(0.5, 0.7, n)
     else:
         ck = _amp(ctx, ev, "epithelial", 120, 3500)
-        nuc_ratio = rng.uniform(0.5, 0.72, n)
-    p.add(rng, ev, x0, y0, a, b, theta, FILLED, soft=rng.uniform(0.35, 0.7, n), tex_amp=tex,
-          tex_freq=freq, crescent=cres, epithelial=ck, mesenchymal=vim)
+    rim = (rng.random(n) < CTC_RIM_SHARE) & (style != "apoptotic")
+    fill = ~rim
+    p.add(rng, ev[fill], _at(x0, fill), _at(y0, fill), a[fill], b[fill], theta[fill], FILLED,
+          soft=rng.uniform(0.35, 0.7, fill.sum()), tex_amp=tex[fill], tex_freq=freq[fill],
+          crescent=cres[fill], epithelial=ck[fill], mesenchymal=vim[fill])
+    # A rim: the CK membrane-near band (0.5-1 µm) over a dim interior (15-50 % of it).
+    p.add(rng, ev[rim], _at(x0, rim), _at(y0, rim), a[rim], b[rim], theta[rim], RING,
+          soft=rng.uniform(0.5, 1.0, rim.sum()), fill=rng.uniform(0.15, 0.5, rim.sum()),
+          tex_amp=tex[rim] * 0.5, tex_freq=freq[rim], crescent=cres[rim] * 0.5,
+          epithelial=ck[rim], mesenchymal=vim[rim])
     p.add(rng, ev, x0, y0, a, b, theta, RING, soft=0.8, fill=0.5, tex_amp=0.3, tex_freq=0.4,
           epcam=epcam)
-    an = a * nuc_ratio
-    bn = an * rng.uniform(0.75, 1.0, n)
-    nx, ny = _polar(rng, n, (a - an) * rng.uniform(0.0, 0.6, n))
-    if style == "apoptotic":
-        _fragmented_nucleus(p, ev, ctx, x0 + nx, y0 + ny, an)
-    else:
-        dapi = _amp(ctx, ev, "nucleus", 110, 450)
-        p.add(rng, ev, x0 + nx, y0 + ny, an, bn, rng.uniform(0, np.pi, n), FILLED,
-              soft=rng.uniform(0.3, 0.55, n), tex_amp=rng.uniform(0.15, 0.4, n),
-              tex_freq=rng.uniform(0.35, 0.7, n), nucleus=dapi)
     return a
 
 
@@ -205,12 +325,19 @@ def _fragmented_nucleus(p, ev, ctx, cx, cy, radius):
 
 
 def _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, cd45_lo, cd45_hi):
-    """The CD45 membrane; on a share of leukocytes non-specific CK rides on it (Fc receptors
-    bind the CK antibody on the surface): a CK+CD45+ double positive, still a leukocyte."""
+    """The CD45 membrane, clearly visible on every leukocyte (at least ``cd45_bright_snr``
+    noise units) but for a dim tail (``cd45_dim_share`` of them, down to ``cd45_min_snr``).
+    On a share of leukocytes non-specific CK rides on it (Fc receptors bind the CK antibody on
+    the surface) or fills the cytoplasm (a damaged cell, a viewer's stretch of a faint
+    background): a CK+CD45+ double positive, still a leukocyte."""
     rng, n = ctx.rng, len(ev)
+    dim = rng.random(n) < ctx.cd45_dim_share
+    snr = np.where(dim, rng.uniform(ctx.cd45_min_snr, ctx.cd45_bright_snr, n),
+                   ctx.cd45_bright_snr)
     cd45 = np.maximum(_amp(ctx, ev, "leukocyte", cd45_lo, cd45_hi),
-                      _floor(ctx, ev, "leukocyte", ctx.cd45_min_snr))
+                      _floor(ctx, ev, "leukocyte", snr))
     ck = np.zeros(n, np.float32)
+    diffuse = np.zeros(n, bool)
     if ctx.nonspecific_ck is not None:
         on = rng.random(n) < ctx.nonspecific_ck[ev]
         # Relative to the cell's CD45 in noise units of each channel, so a 2x ratio looks like
@@ -218,9 +345,15 @@ def _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, cd45_lo, cd45_hi):
         snr45 = cd45 / ctx.noise[ev, ROLE_INDEX["leukocyte"]]
         ratio = _loguni(rng, *ctx.nonspecific_ck_ratio, n)
         ck = np.where(on, _floor(ctx, ev, "epithelial", snr45 * ratio), 0.0)
+        diffuse = on & (rng.random(n) < 0.4)
+    # Seen from above, the membrane covers the cell's top and bottom too: a bright rim over
+    # an interior at half to most of it.
     p.add(rng, ev, x0, y0, a, b, theta, RING, soft=rng.uniform(0.6, 1.0, n),
-          fill=rng.uniform(0.25, 0.5, n), tex_amp=rng.uniform(0.1, 0.4, n), tex_freq=0.5,
-          crescent=rng.uniform(0, 0.4, n), leukocyte=cd45, epithelial=ck)
+          fill=rng.uniform(0.45, 0.85, n), tex_amp=rng.uniform(0.1, 0.4, n), tex_freq=0.5,
+          crescent=rng.uniform(0, 0.4, n), leukocyte=cd45, epithelial=np.where(diffuse, 0, ck))
+    p.add(rng, ev[diffuse], _at(x0, diffuse), _at(y0, diffuse), a[diffuse], b[diffuse],
+          theta[diffuse], FILLED, soft=0.6, tex_amp=rng.uniform(0.2, 0.8, diffuse.sum()),
+          tex_freq=0.5, epithelial=ck[diffuse] * 0.6)
 
 
 def _green_autofluorescence(p, ev, ctx, x0, y0, a, b, theta):
@@ -241,72 +374,43 @@ def _green_autofluorescence(p, ev, ctx, x0, y0, a, b, theta):
 
 
 def _faint_ck(ctx, ev):
-    """Some leukocytes carry faint non-specific CK: 1-3 noise units on 10 % of them."""
+    """Many leukocytes carry faint non-specific CK: 1-3 noise units on 30 % of them."""
     rng = ctx.rng
-    on = rng.random(len(ev)) < 0.10
+    on = rng.random(len(ev)) < 0.30
     return np.where(on, _floor(ctx, ev, "epithelial", rng.uniform(1.0, 3.0, len(ev))), 0.0)
 
 
 def lymphocyte(p, ev, ctx, x0=0.0, y0=0.0):
-    """Small round cell; round nucleus filling most of it; bright CD45 ring."""
-    rng, n = ctx.rng, len(ev)
-    a = rng.uniform(3.4, 4.8, n) * ctx.size_scale
-    b = a * rng.uniform(0.85, 1.0, n)
-    theta = rng.uniform(0, np.pi, n)
+    """A lymphocyte's markers (bright CD45 ring) on its shape (native: small, round nucleus)."""
+    rng = ctx.rng
+    a, b, theta = _shaped(p, ev, ctx, x0, y0, "lymphoid")
     _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 60, 320)
     p.add(rng, ev, x0, y0, a, b, theta, FILLED, soft=0.5, tex_amp=0.2,
           epithelial=_faint_ck(ctx, ev), mesenchymal=_amp(ctx, ev, "mesenchymal", 10, 50))
-    an = a * rng.uniform(0.74, 0.88, n)
-    nx, ny = _polar(rng, n, (a - an) * 0.4)
-    p.add(rng, ev, x0 + nx, y0 + ny, an, an * rng.uniform(0.85, 1.0, n), theta, FILLED,
-          soft=0.35, tex_amp=rng.uniform(0.1, 0.3, n), tex_freq=rng.uniform(0.4, 0.8, n),
-          nucleus=_amp(ctx, ev, "nucleus", 200, 650))
     return a
 
 
 def neutrophil(p, ev, ctx, x0=0.0, y0=0.0):
-    """10-12.5 µm; 3-4 nuclear lobes in a curved chain; CD45 dimmer; CD66b+."""
-    rng, n = ctx.rng, len(ev)
-    a = rng.uniform(5.0, 6.3, n) * ctx.size_scale
-    b = a * rng.uniform(0.85, 1.0, n)
-    theta = rng.uniform(0, np.pi, n)
+    """A neutrophil's markers (CD45 dimmer, CD66b+, green autofluorescence) on its shape
+    (native: lobed nucleus)."""
+    rng = ctx.rng
+    a, b, theta = _shaped(p, ev, ctx, x0, y0, "lobed")
     _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 40, 200)
     _green_autofluorescence(p, ev, ctx, x0, y0, a, b, theta)
     p.add(rng, ev, x0, y0, a, b, theta, RING, soft=0.9, fill=0.6, tex_amp=0.3,
           neutrophil=_amp(ctx, ev, "neutrophil", 60, 320), epithelial=_faint_ck(ctx, ev),
           mesenchymal=_amp(ctx, ev, "mesenchymal", 10, 60))
-    k = rng.integers(3, 5, n)
-    idx = np.repeat(np.arange(n), k)
-    step = np.concatenate([np.arange(m) for m in k]).astype(np.float32)
-    start = rng.uniform(0, 2 * np.pi, n)[idx]
-    ang = start + step * rng.uniform(0.9, 1.4, idx.size)
-    ring = a[idx] * rng.uniform(0.42, 0.58, idx.size)
-    lobe = a[idx] * rng.uniform(0.26, 0.34, idx.size)
-    p.add(rng, ev[idx], _at(x0, idx) + ring * np.cos(ang), _at(y0, idx) + ring * np.sin(ang),
-          lobe, lobe * rng.uniform(0.7, 0.95, idx.size), ang, FILLED, soft=0.3, tex_amp=0.15,
-          nucleus=_amp(ctx, ev[idx], "nucleus", 160, 420))
     return a
 
 
 def monocyte(p, ev, ctx, x0=0.0, y0=0.0):
-    """12-15 µm; kidney-shaped nucleus (overlapping lobes on an arc); bright CD45, vimentin."""
-    rng, n = ctx.rng, len(ev)
-    a = rng.uniform(6.0, 7.5, n) * ctx.size_scale
-    b = a * rng.uniform(0.85, 1.0, n)
-    theta = rng.uniform(0, np.pi, n)
+    """A monocyte's markers (bright CD45, vimentin) on its shape (native: kidney nucleus)."""
+    rng = ctx.rng
+    a, b, theta = _shaped(p, ev, ctx, x0, y0, "kidney")
     _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, 80, 380)
     p.add(rng, ev, x0, y0, a, b, theta, FILLED, soft=0.6, tex_amp=0.3,
           mesenchymal=_amp(ctx, ev, "mesenchymal", 40, 160),
           neutrophil=_amp(ctx, ev, "neutrophil", 3, 20), epithelial=_faint_ck(ctx, ev))
-    idx = np.repeat(np.arange(n), 3)
-    step = np.tile(np.array([-1.0, 0.0, 1.0], np.float32), n)
-    centre = rng.uniform(0, 2 * np.pi, n)[idx]
-    ang = centre + step * 0.75
-    arc = a[idx] * 0.32
-    lobe = a[idx] * rng.uniform(0.36, 0.42, idx.size)
-    p.add(rng, ev[idx], _at(x0, idx) + arc * np.cos(ang), _at(y0, idx) + arc * np.sin(ang),
-          lobe, lobe * 0.85, ang, FILLED, soft=0.45, tex_amp=0.2,
-          nucleus=_amp(ctx, ev[idx], "nucleus", 70, 200))
     return a
 
 
@@ -410,17 +514,32 @@ def _blur_loss(radius_um, sigma_um: float = 1.5):
 
 
 def bare_nucleus(p, ev, ctx):
-    """A nucleus without cytoplasm: DAPI only (sometimes two lobes, sometimes smeared)."""
+    """A nucleus without cytoplasm: DAPI only (sometimes two lobes, sometimes smeared); with
+    ``Context.shape_swap``, a share of them is a cell shape's nucleus alone (round, lobed,
+    kidney), so a nucleus's form never stands in for the CD45 a leukocyte must show."""
     rng, n = ctx.rng, len(ev)
     a = rng.uniform(2.8, 5.0, n) * ctx.size_scale
-    two = rng.random(n) < 0.3
-    off = np.where(two, a * 0.35, 0.0)
-    ang = rng.uniform(0, 2 * np.pi, n)
+    swap = rng.random(n) < ctx.shape_swap
+    if swap.any():
+        # Cell shapes whose nucleus is about as large as a bare nucleus's.
+        sub = ev[swap]
+        outline = np.zeros(len(sub), np.float32)
+        names = np.array(sorted(SHAPES))[rng.integers(0, len(SHAPES), len(sub))]
+        for name in sorted(set(names.tolist())):
+            at = np.flatnonzero(names == name)
+            outline[at] = SHAPES[name](p, sub[at], ctx, 0.0, 0.0)[0]
+        a[swap] = outline
+    keep = np.flatnonzero(~swap)
+    ev, m = ev[keep], keep.size
+    two = rng.random(m) < 0.3
+    ak = a[keep]
+    off = np.where(two, ak * 0.35, 0.0)
+    ang = rng.uniform(0, 2 * np.pi, m)
     for sign in (1.0, -1.0):
         p.add(rng, ev, sign * off * np.cos(ang), sign * off * np.sin(ang),
-              np.where(two, a * 0.7, a), np.where(two, a * 0.6, a * rng.uniform(0.75, 1.0, n)),
-              ang, FILLED, soft=rng.uniform(0.35, 0.9, n), tex_amp=rng.uniform(0.2, 0.45, n),
-              tex_freq=rng.uniform(0.35, 0.7, n),
+              np.where(two, ak * 0.7, ak), np.where(two, ak * 0.6, ak * rng.uniform(0.75, 1.0, m)),
+              ang, FILLED, soft=rng.uniform(0.35, 0.9, m), tex_amp=rng.uniform(0.2, 0.45, m),
+              tex_freq=rng.uniform(0.35, 0.7, m),
               nucleus=np.where(two | (sign > 0), _amp(ctx, ev, "nucleus", 110, 450), 0.0))
     return a
 

@@ -18,8 +18,9 @@ because the model can only be as right as the labels):
   cell), and then that marker carries the evidence.
 * ctc_dim versus a leukocyte: no CD45 at all on any CTC (beyond bleed-through, which copies
   another channel's pattern at a fixed ratio); every leukocyte has CD45 of at least
-  ``cd45_min_snr`` noise units and its nucleus fills most of the cell (or is lobed), also when
-  it carries non-specific CK (a CK+CD45+ double positive is a leukocyte).
+  ``cd45_min_snr`` noise units (all but a dim tail ``cd45_bright_snr``), also when it carries
+  non-specific CK (a CK+CD45+ double positive is a leukocyte). Shape is not part of the rule:
+  with ``shape_swap`` any class's cell may take any other's outline, size and nucleus.
 * ctc versus a CTC fragment (debris): a fragment's CK is in pieces or one body under 4 µm,
   and its DAPI, when it has any, is one dim speck at most 1.6 µm across; a CTC's nucleus is at
   least 2.3 µm across (4-9 µm typically) and holds more DAPI than any speck at the same stain.
@@ -106,12 +107,24 @@ class SimConfig:
     centre_jitter_um: float = 2.0              # detections are not perfectly centred
     dim_ck_min_snr: float = 4.0                # floor of a ctc_dim's CK, in noise units
     ck_negative_min_snr: float = 2.0           # CK-negative EMT CTC floor (needs vim/EpCAM)
-    cd45_min_snr: float = 5.0                  # floor of a leukocyte's CD45, in noise units
+    # A leukocyte's CD45, in noise units: real leukocytes show CD45 clearly on every one (in
+    # 8-bit single-cell exports its 95th percentile is near 150 of 255), so all but a dim
+    # tail (cd45_dim_share) reach cd45_bright_snr; that tail lies between cd45_min_snr and it.
+    cd45_min_snr: float = 5.0
+    cd45_bright_snr: float = 30.0
+    cd45_dim_share: float = 0.08
+    # Share of cells (CTCs, leukocytes, cluster members, bare nuclei) drawn with another
+    # class's shape: outline, size and nucleus (``cells.SHAPES``), their own class's markers.
+    # 0 keeps each class's native shape; the shape-swap test family sets 1, where shape says
+    # nothing of the class (or the opposite), and only the markers name it.
+    shape_swap: float = 0.0
     # Non-specific CK on leukocytes (Fc receptors, damaged cells): the share of a sample's
     # leukocytes that are CK+CD45+ double positives (labelled wbc: a CD45+ event is no CTC),
     # and their CK relative to their own CD45 (log-uniform).
-    nonspecific_ck_rate: Range = (0.0, 0.5)
-    nonspecific_ck_ratio: Range = (0.05, 2.0)
+    # Most real leukocytes show some signal in the CK channel (non-specific binding, bleed, a
+    # viewer's per-channel stretch), at any level.
+    nonspecific_ck_rate: Range = (0.4, 0.95)
+    nonspecific_ck_ratio: Range = (0.1, 2.0)
     # Granulocyte autofluorescence in the green (free, FITC) channel, in nominal noise units:
     # which panel marker sits in that channel is drawn per sample among the extra markers.
     granulocyte_autofluorescence: Range = (0.5, 8.0)

@@ -101,6 +101,8 @@ def make_context(rng: np.random.Generator, cfg: SimConfig, panel: Panel, draws: 
                    panel_roles=frozenset(panel.roles()), ck_scale=float(cfg.ck_scale),
                    dim_ck_min_snr=cfg.dim_ck_min_snr,
                    ck_negative_min_snr=cfg.ck_negative_min_snr, cd45_min_snr=cfg.cd45_min_snr,
+                   cd45_bright_snr=cfg.cd45_bright_snr, cd45_dim_share=cfg.cd45_dim_share,
+                   shape_swap=cfg.shape_swap,
                    nonspecific_ck=draws.nonspecific_ck[event_sample],
                    nonspecific_ck_ratio=tuple(cfg.nonspecific_ck_ratio),
                    green_role=draws.green_role[event_sample],
@@ -108,16 +110,16 @@ def make_context(rng: np.random.Generator, cfg: SimConfig, panel: Panel, draws: 
 
 
 def threaded_map(fn, count: int) -> list:
-    """``[fn(i) for i in range(count)]`` on up to two threads, in order.
+    """``[fn(i) for i in range(count)]`` on a thread per core (at most 8), in order.
 
-    FFTs, matrix products, the noise generator and TIFF writing release the GIL, so two threads
-    keep two cores busy without the cost of processes; each item has its own seed, so the
+    FFTs, matrix products, the noise generator and TIFF writing release the GIL, so threads
+    keep the cores busy without the cost of processes; each item has its own seed, so the
     result does not depend on the threading.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = min(2, os.cpu_count() or 1, count)
+    workers = min(8, os.cpu_count() or 1, count)
     if workers <= 1:
         return [fn(i) for i in range(count)]
     with ThreadPoolExecutor(workers) as pool:
