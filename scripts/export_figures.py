@@ -133,12 +133,13 @@ def main(argv=None) -> int:
          "classes": summary}, indent=2) + "\n")
     montage(exports, labels, args.out / f"montage_{tag}.png")
     for name, s in summary.items():
-        print(f"{name:8s} CD45 p95 {s['cd45_p95_median']:6.1f} (visible {s['cd45_visible_share']:.2f}, "
-              f"black {s['cd45_black_share']:.2f})  CK p95 {s['ck_p95_median']:6.1f} "
-              f"(visible {s['ck_visible_share']:.2f})  nucleus share {s['nucleus_share_median']:.2f} "
-              f"[{s['nucleus_share_p10']:.2f}-{s['nucleus_share_p90']:.2f}]  diameter "
-              f"{s['diameter_um_median']:.1f} um [{s['diameter_um_p10']:.1f}-"
-              f"{s['diameter_um_p90']:.1f}]")
+        print(f"{name:8s} CD45 p95 {s['cd45_p95_median']:6.1f} "
+              f"(visible {s['cd45_visible_share']:.2f}, black {s['cd45_black_share']:.2f})  "
+              f"CK p95 {s['ck_p95_median']:6.1f} (visible {s['ck_visible_share']:.2f})  "
+              f"nucleus share {s['nucleus_share_median']:.2f} "
+              f"[{s['nucleus_share_p10']:.2f}-{s['nucleus_share_p90']:.2f}]  "
+              f"diameter {s['diameter_um_median']:.1f} um "
+              f"[{s['diameter_um_p10']:.1f}-{s['diameter_um_p90']:.1f}]")
     return 0
 
 

@@ -43,7 +43,9 @@ def simulated(backend, cls: str, subtypes: list[str], seed: int, n: int = N) -> 
     """``n`` crops of the given subtypes: one clean scanner without bleed-through (the tests
     add exactly the leak they are about), nothing else in view."""
     spec = backend.spec
-    cfg = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
+    # The cell look the shipped default model was trained on: these test its definitions.
+    cfg = dataclasses.replace(SimConfig.clean().with_filled_ctc_look(), neighbours=(0.0, 0.0),
+                              bleed_through=(0.0, 0.0),
                               subtype_weights={s: 1.0 for s in subtypes})
     batch = simulate_crops({cls: n}, spec.panel, spec.taxonomy, spec.crop_size, seed=seed,
                            config=cfg)
@@ -125,7 +127,8 @@ def test_ctc_fragments_with_a_dapi_speck_are_never_counted_as_ctc(shipped):
 
     spec = shipped.spec
     # One sample (one stain), whose specks are bright enough to pass no_dna (seed chosen so).
-    cfg = dataclasses.replace(SimConfig(), neighbours=(0.0, 0.0), subtype_weights={
+    cfg = dataclasses.replace(SimConfig().with_filled_ctc_look(), neighbours=(0.0, 0.0),
+                              subtype_weights={
         "fragment": 1.0, "ctc_bright": 0.5, "ctc_dim": 0.5, "lymphocyte": 1.0, "neutrophil": 1.0})
     batch = simulate_crops({"debris": 80, "ctc": 30, "wbc": 20}, spec.panel, spec.taxonomy,
                            spec.crop_size, seed=9108, config=cfg, num_samples=1)
@@ -167,7 +170,9 @@ def test_ck_positive_leukocytes_are_never_counted_as_ctc_even_when_compensation_
     summary = predict_crop_dataset(tmp_path / "data", backend, tmp_path / "out",
                                    PredictOptions(compensate=True, quiet=True))
     table = pd.read_csv(tmp_path / "out" / "predictions.csv")
-    called_ctc = (table["class"] == "ctc").to_numpy()
+    called_ctc = (table["model_class"] == "ctc").to_numpy()
     assert called_ctc.sum() >= 4  # the wrong estimate does fool the network
     assert table["guard"][called_ctc].str.contains("cd45_positive").all()
     assert summary.counts["ctc"] == 0
+    # ... and on a crop set the markers make them what they are: CD45+, never a CTC.
+    assert not (table["class"] == "ctc").any()

@@ -142,7 +142,7 @@ def test_fragment_dapi_specks_hold_less_dna_than_any_ctc_nucleus():
 
 def test_fragments_never_look_like_an_intact_cell():
     """A CTC fragment is no intact cell: its CK (above half its peak) is in several pieces or
-    one body under the CellSearch 4 um, while a CTC's is one body larger than that. (The first
+    one body under the CellSearch 4 um, while a CTC's (filled or a rim) is one body larger. (The first
     fragments, pieces within 2.5 um of the centre, merged into one CTC-sized body half the
     time.)"""
     from scipy import ndimage
@@ -153,8 +153,15 @@ def test_fragments_never_look_like_an_intact_cell():
     ck -= np.median(ck.reshape(len(ck), -1), axis=1)[:, None, None]
     ck = ndimage.gaussian_filter(ck, (0, 1, 1))
 
+    # A CK rim broken by its texture is one cell: gaps under 2 um (3 px) are closed and the
+    # rim's inside filled before the pieces are counted.
+    yy, xx = np.mgrid[-3:4, -3:4]
+    close = yy ** 2 + xx ** 2 <= 9
+
     def not_intact(image):
-        pieces, n = ndimage.label(image > 0.5 * image.max())
+        body = ndimage.binary_fill_holes(ndimage.binary_closing(image > 0.5 * image.max(),
+                                                                close))
+        pieces, n = ndimage.label(body)
         largest = np.bincount(pieces.ravel())[1:].max()
         return n >= 2 or 2 * np.sqrt(largest / np.pi) * PANEL5.pixel_size_um < 4.0
 
@@ -256,9 +263,13 @@ def test_named_shifts_change_what_they_claim():
     assert 1.6 < noise < 2.4
     eight = make("display_8bit").images
     assert eight.max() <= 255 and (eight == 255).any()
-    sharp = np.abs(np.diff(base.images[:, 0].astype(float), axis=-1)).max(axis=(1, 2))
-    soft = np.abs(np.diff(make("defocus").images[:, 0].astype(float), axis=-1)).max(axis=(1, 2))
-    assert soft.mean() < 0.7 * sharp.mean()
+    def steepest(images):  # the steepest DAPI edge, on 3x3 means (not the pixel noise's)
+        from scipy.ndimage import uniform_filter
+
+        dapi = uniform_filter(images[:, 0].astype(float), size=(1, 3, 3))
+        return np.abs(np.diff(dapi, axis=-1)).max(axis=(1, 2))
+
+    assert steepest(make("defocus").images).mean() < 0.7 * steepest(base.images).mean()
     assert make("large_cells").images[:, 1].astype(float).sum() > \
         base.images[:, 1].astype(float).sum()
     assert base_cfg.with_shift("dim_ck", "noise_2x").shifts == ("dim_ck", "noise_2x")

@@ -351,8 +351,9 @@ def test_finer_rendered_training_cells_are_shown_as_tight_exports_at_model_scale
         crop, label = dataset[i]
         assert crop.shape == (3, 48, 48) and float(crop.max()) <= 255.0
         assert label == dm.fine_train.targets[i - 8]
-        # A tight export: black background round the cell, brought to model scale.
-        assert float(np.percentile(crop.numpy(), 10)) < 5 and float(crop.max()) > 50
+        # A tight export: black background round the cell, brought to model scale (halving
+        # the side averages a small object's white peak down, as far as a fifth of 255).
+        assert float(np.percentile(crop.numpy(), 10)) < 5 and float(crop.max()) > 40
 
 
 def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_path):

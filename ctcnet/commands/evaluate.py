@@ -31,6 +31,15 @@ def add_pixel_size_argument(parser: argparse.ArgumentParser) -> None:
                              "for the folder); default: panel.json's")
 
 
+def add_network_calls_argument(parser: argparse.ArgumentParser) -> None:
+    """``--network-calls-only``: a crop set's calls without the markers taking part; shared by
+    predict and evaluate."""
+    parser.add_argument("--network-calls-only", action="store_true",
+                        help="crop folders: the network's call alone (default: a clear CK+ "
+                             "CD45- nucleated cell is called ctc and a CD45+ one never ctc, by "
+                             "the markers the guard measures, whatever the network says)")
+
+
 def _pixel_size_option(text: str):
     from ctcnet.io.crop_dataset import PIXEL_SIZE_AUTO
 
@@ -100,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compensate_argument(parser, "the CNN sees")
     add_prior_argument(parser)
     add_pixel_size_argument(parser)
+    add_network_calls_argument(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 
@@ -174,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
                               batch_size=args.batch_size, compensate=args.compensate,
-                              prior=args.prior, pixel_size=args.pixel_size)
+                              prior=args.prior, pixel_size=args.pixel_size,
+                              markers_decide=not args.network_calls_only)
     if args.json:
         print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
                           "accuracy": report["cnn"]["accuracy"],

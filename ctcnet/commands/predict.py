@@ -41,19 +41,17 @@ def add_arguments(parser) -> None:
                              "(default: file them as debris, since they are not intact)")
     from ctcnet.commands.evaluate import (
         add_compensate_argument,
+        add_network_calls_argument,
         add_pixel_size_argument,
         add_prior_argument,
     )
 
     add_prior_argument(parser)
     add_pixel_size_argument(parser)
+    add_network_calls_argument(parser)
     parser.add_argument("--no-prevalence-rule", action="store_true",
                         help="the same as --prior balanced (kept for scripts that use it)")
     add_compensate_argument(parser, "the model sees every crop with")
-    parser.add_argument("--network-calls-only", action="store_true",
-                        help="crop sets: the network's call alone (default: a clear CK+ CD45- "
-                             "nucleated cell is called ctc and a CD45+ one never ctc, by the "
-                             "markers the guard measures, whatever the network says)")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 

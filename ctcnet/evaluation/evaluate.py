@@ -110,14 +110,17 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
-                   sample_ids=None, decision: dict | None = None) -> dict:
+                   sample_ids=None, decision: dict | None = None,
+                   markers_decide: bool = False) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
     instead of ``crops`` (the crops compensated for spillover; default: as the model was
     trained, per ``sample_ids``); the baselines see ``crops``. ``decision``: the rule the
     CNN's calls are made with (:func:`ctcnet.nn.calls.prior_rule`; default none, the plain
-    most probable class)."""
+    most probable class). ``markers_decide``: the calls are made as ``ctcnet predict`` makes
+    them on a crop set, the markers the guard measures taking part
+    (:func:`ctcnet.inference.guard.marker_calls`); the report's ``_calls`` holds them."""
     from ctcnet.inference.spillover import network_view
     from ctcnet.nn.calls import deployment_proba
 
@@ -131,6 +134,20 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     # The calls at the stated prior: their argmax is the call predict makes, their top the
     # confidence its review flag compares with the threshold.
     called = deployment_proba(proba, names, decision)
+    calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
+    if markers_decide:
+        from ctcnet.inference.guard import marker_calls, review_flags
+
+        flags = review_flags(crops, proba, spec, groups=sample_ids, decision=decision)
+        network_calls, calls = calls, marker_calls(calls, flags, names)
+        changed = calls != network_calls
+        cnn["marker_calls"] = {
+            "to_ctc": int((changed & (calls == "ctc")).sum()),
+            "to_wbc": int((changed & (calls == "wbc")).sum()),
+            "network_accuracy": float((called.argmax(axis=1) == y).mean()) if y.size else None}
+        if changed.any():  # the calls as one-hot rows: what the call metrics are made from
+            called = called.copy()
+            called[changed] = np.eye(len(names))[[names.index(c) for c in calls[changed]]]
     if called is not proba:
         cnn.update({k: v for k, v in classification_report(y, called, names, with_auc=False)
                     .items() if k in CALL_METRICS})
@@ -144,7 +161,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,
-              "_proba": proba, "_labels": y}
+              "_proba": proba, "_labels": y, "_calls": calls}
     if baselines:
         base_proba = baseline_probabilities(baselines, crops, spec.panel)
         report["baselines"] = {name: method_report(y, p, names, subtypes)
@@ -231,11 +248,13 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
                      device: str = "auto", batch_size: int = 256,
                      compensate: bool | None = None, prior: str | None = None,
-                     pixel_size: float | str | None = None) -> dict:
+                     pixel_size: float | str | None = None,
+                     markers_decide: bool = True) -> dict:
     """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
     report, per-crop calls and figures (``compensate``: the CNN sees CK's spillover taken off
     per sample; None: as the model was trained; ``prior``: as ``ctcnet predict --prior``,
-    default ``balanced``; ``pixel_size``: as ``ctcnet predict --pixel-size``)."""
+    default ``balanced``; ``pixel_size``: as ``ctcnet predict --pixel-size``;
+    ``markers_decide``: as ``ctcnet predict``, the markers take part in the calls)."""
     from ctcnet.evaluation.plots import confusion_png, reliability_png
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import label_events, spec_at_prior
@@ -253,7 +272,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     # As asked, else as the model was trained (the crops as they are under --no-compensate).
     model_input, spillover = network_view(spec, crops, index.sample_ids, compensate)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
-                            model_input=model_input, decision=called_spec.decision)
+                            model_input=model_input, decision=called_spec.decision,
+                            sample_ids=index.sample_ids, markers_decide=markers_decide)
     report["prior"] = prior_name
     report["decision_log_weights"] = decision_weights(called_spec.decision)
     report["pixel_size_um"] = float(index.panel.pixel_size_um)
@@ -268,6 +288,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                                    for p in index.paths],
                           "label": index.labels, "sample_id": index.sample_ids})
     table = label_events(table, report["_proba"], called_spec)
+    table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")

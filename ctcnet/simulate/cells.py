@@ -57,6 +57,15 @@ class Context:
     cd45_bright_snr: float = 30.0
     cd45_dim_share: float = 0.08
     shape_swap: float = 0.0                    # share of cells given another class's shape
+    # The look of cells (``SimConfig``'s knobs of the same names).
+    ctc_rim_share: float = 0.4
+    ctc_nucleus_ratio: tuple = (0.5, 0.85)
+    ctc_size_spread: float = 0.25
+    ctc_min_diameter_um: float = 4.5
+    monocyte_radius_um: tuple = (6.0, 8.5)
+    cd45_membrane_fill: tuple = (0.45, 0.85)
+    faint_ck_share: float = 0.3
+    nonspecific_ck_diffuse_share: float = 0.4
     nonspecific_ck: np.ndarray | None = None   # (E,) share of leukocytes with non-specific CK
     nonspecific_ck_ratio: tuple = (0.05, 2.0)  # their CK / their CD45, log-uniform
     green_role: np.ndarray | None = None       # (E,) ROLES index in the green channel, -1 none
@@ -140,7 +149,8 @@ def ctc_radius(ctx: Context, ev, style: str = "bright") -> np.ndarray:
     in patient samples CTCs are often no larger than leukocytes."""
     rng, n = ctx.rng, len(ev)
     grow = 1.15 if style == "dim" else 1.0  # EMT cells are as large or larger
-    diam = np.clip(ctx.ctc_median_um[ev] * grow * np.exp(rng.normal(0, 0.25, n)), 4.5, 30.0)
+    diam = np.clip(ctx.ctc_median_um[ev] * grow * np.exp(rng.normal(0, ctx.ctc_size_spread, n)),
+                   ctx.ctc_min_diameter_um, 30.0)
     return (diam / 2 * ctx.size_scale * rng.uniform(0.92, 1.08, n)).astype(np.float32)
 
 
@@ -152,12 +162,10 @@ def ctc_radius(ctx: Context, ev, style: str = "bright") -> np.ndarray:
 # nucleus (DAPI) primitives and returns the outline (a, b, theta) its markers are drawn on.
 # ---------------------------------------------------------------------------------------------
 
-# Nucleus radius over cell radius of CTC nuclei, by style: from a thin CK rim round a large
-# nucleus (0.85: 72 % of the cell's area) to a filled cytoplasm (0.45: 20 %).
-CTC_NUCLEUS_RATIO = {"bright": (0.5, 0.85), "dim": (0.45, 0.8)}
-# Share of non-apoptotic CTCs whose CK is a bright membrane-near rim over a dim interior
-# rather than a filled cytoplasm.
-CTC_RIM_SHARE = 0.4
+# CTC nuclei (``Context.ctc_nucleus_ratio``, nucleus over cell radius) range from a thin CK
+# rim round a large nucleus (0.85: 72 % of the cell's area) to a filled cytoplasm (0.5: 25 %);
+# EMT (dim) CTCs' nuclei are this much smaller.
+DIM_NUCLEUS_SHIFT = 0.08
 
 
 def _epithelial_shape(p, ev, ctx, x0, y0, a=None, style="bright"):
@@ -166,7 +174,8 @@ def _epithelial_shape(p, ev, ctx, x0, y0, a=None, style="bright"):
     a = ctc_radius(ctx, ev, style) if a is None else np.asarray(a, np.float32)
     b = a * rng.uniform(0.78, 1.0, n)
     theta = rng.uniform(0, np.pi, n)
-    an = a * rng.uniform(*CTC_NUCLEUS_RATIO.get(style, CTC_NUCLEUS_RATIO["bright"]), n)
+    shift = DIM_NUCLEUS_SHIFT if style == "dim" else 0.0
+    an = a * rng.uniform(ctx.ctc_nucleus_ratio[0] - shift, ctx.ctc_nucleus_ratio[1] - shift, n)
     nx, ny = _polar(rng, n, (a - an) * rng.uniform(0.0, 0.6, n))
     if style == "apoptotic":
         _fragmented_nucleus(p, ev, ctx, x0 + nx, y0 + ny, an)
@@ -212,9 +221,11 @@ def _lobed_shape(p, ev, ctx, x0, y0, a=None):
 
 
 def _kidney_shape(p, ev, ctx, x0, y0, a=None):
-    """A monocyte's shape: 12-17 µm, a kidney-shaped nucleus (overlapping lobes on an arc)."""
+    """A monocyte's shape: 12-17 µm (``Context.monocyte_radius_um``), a kidney-shaped nucleus
+    (overlapping lobes on an arc)."""
     rng, n = ctx.rng, len(ev)
-    a = rng.uniform(6.0, 8.5, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
+    a = rng.uniform(*ctx.monocyte_radius_um, n) * ctx.size_scale if a is None else \
+        np.asarray(a, np.float32)
     b = a * rng.uniform(0.85, 1.0, n)
     theta = rng.uniform(0, np.pi, n)
     idx = np.repeat(np.arange(n), 3)
@@ -297,7 +308,8 @@ def ctc(p: Primitives, ev, ctx: Context, x0=0.0, y0=0.0, style: str = "bright",
         tex, freq = rng.uniform(1.4, 2.4, n), rng.uniform(0.3, 0.5, n)
     else:
         ck = _amp(ctx, ev, "epithelial", 120, 3500)
-    rim = (rng.random(n) < CTC_RIM_SHARE) & (style != "apoptotic")
+    # A share of them shows CK as a bright membrane-near rim over a dim interior.
+    rim = (rng.random(n) < ctx.ctc_rim_share) & (style != "apoptotic")
     fill = ~rim
     p.add(rng, ev[fill], _at(x0, fill), _at(y0, fill), a[fill], b[fill], theta[fill], FILLED,
           soft=rng.uniform(0.35, 0.7, fill.sum()), tex_amp=tex[fill], tex_freq=freq[fill],
@@ -345,11 +357,12 @@ def _leukocyte_membrane(p, ev, ctx, x0, y0, a, b, theta, cd45_lo, cd45_hi):
         snr45 = cd45 / ctx.noise[ev, ROLE_INDEX["leukocyte"]]
         ratio = _loguni(rng, *ctx.nonspecific_ck_ratio, n)
         ck = np.where(on, _floor(ctx, ev, "epithelial", snr45 * ratio), 0.0)
-        diffuse = on & (rng.random(n) < 0.4)
+        diffuse = on & (rng.random(n) < ctx.nonspecific_ck_diffuse_share)
     # Seen from above, the membrane covers the cell's top and bottom too: a bright rim over
     # an interior at half to most of it.
     p.add(rng, ev, x0, y0, a, b, theta, RING, soft=rng.uniform(0.6, 1.0, n),
-          fill=rng.uniform(0.45, 0.85, n), tex_amp=rng.uniform(0.1, 0.4, n), tex_freq=0.5,
+          fill=rng.uniform(*ctx.cd45_membrane_fill, n), tex_amp=rng.uniform(0.1, 0.4, n),
+          tex_freq=0.5,
           crescent=rng.uniform(0, 0.4, n), leukocyte=cd45, epithelial=np.where(diffuse, 0, ck))
     p.add(rng, ev[diffuse], _at(x0, diffuse), _at(y0, diffuse), a[diffuse], b[diffuse],
           theta[diffuse], FILLED, soft=0.6, tex_amp=rng.uniform(0.2, 0.8, diffuse.sum()),
@@ -374,9 +387,10 @@ def _green_autofluorescence(p, ev, ctx, x0, y0, a, b, theta):
 
 
 def _faint_ck(ctx, ev):
-    """Many leukocytes carry faint non-specific CK: 1-3 noise units on 30 % of them."""
+    """Many leukocytes carry faint non-specific CK: 1-3 noise units on a share of them
+    (``Context.faint_ck_share``)."""
     rng = ctx.rng
-    on = rng.random(len(ev)) < 0.30
+    on = rng.random(len(ev)) < ctx.faint_ck_share
     return np.where(on, _floor(ctx, ev, "epithelial", rng.uniform(1.0, 3.0, len(ev))), 0.0)
 
 

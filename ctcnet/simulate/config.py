@@ -113,6 +113,16 @@ class SimConfig:
     cd45_min_snr: float = 5.0
     cd45_bright_snr: float = 30.0
     cd45_dim_share: float = 0.08
+    # How cells look (what real single-cell images show; ``with_filled_ctc_look`` gives the look
+    # the shipped default model was trained on):
+    ctc_rim_share: float = 0.4                 # CTCs whose CK is a rim over a dim interior
+    ctc_nucleus_ratio: Range = (0.5, 0.85)     # nucleus over cell radius (dim CTCs: -0.08)
+    ctc_size_spread: float = 0.25              # log-normal sd of CTC diameters
+    ctc_min_diameter_um: float = 4.5           # the CellSearch rule asks > 4 um
+    monocyte_radius_um: Range = (6.0, 8.5)     # large monocytes reach CTC sizes
+    cd45_membrane_fill: Range = (0.45, 0.85)   # CD45 inside the cell, as a share of its rim
+    faint_ck_share: float = 0.3                # leukocytes with 1-3 noise units of CK
+    nonspecific_ck_diffuse_share: float = 0.4  # non-specific CK filling the cell, not the rim
     # Share of cells (CTCs, leukocytes, cluster members, bare nuclei) drawn with another
     # class's shape: outline, size and nucleus (``cells.SHAPES``), their own class's markers.
     # 0 keeps each class's native shape; the shape-swap test family sets 1, where shape says
@@ -145,6 +155,18 @@ class SimConfig:
                    pixel_scale=(1.0, 1.0), bleed_through=(0.02, 0.02),
                    stain_strength=(1.0, 1.0), neighbours=(0.5, 0.5),
                    nonspecific_ck_rate=(0.0, 0.0), granulocyte_autofluorescence=(0.0, 0.0))
+
+    def with_filled_ctc_look(self) -> SimConfig:
+        """This config with the cell look the shipped default model was trained on:
+        CTCs CK-filled round smaller nuclei and at least 5.5 um across, CD45 floored at 5 noise
+        units on every leukocyte (many barely visible in an export), non-specific CK on up to
+        half of a sample's leukocytes and on their membrane only."""
+        return dataclasses.replace(
+            self, ctc_rim_share=0.0, ctc_nucleus_ratio=(0.5, 0.72), ctc_size_spread=0.18,
+            ctc_min_diameter_um=5.5, monocyte_radius_um=(6.0, 7.5),
+            cd45_membrane_fill=(0.25, 0.5), faint_ck_share=0.1,
+            nonspecific_ck_diffuse_share=0.0, cd45_bright_snr=5.0, cd45_dim_share=0.0,
+            nonspecific_ck_rate=(0.0, 0.5), nonspecific_ck_ratio=(0.05, 2.0))
 
     def with_shift(self, *names: str) -> SimConfig:
         """This config with one or more named shifts applied (see ``NAMED_SHIFTS``)."""
