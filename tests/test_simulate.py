@@ -142,9 +142,9 @@ def test_fragment_dapi_specks_hold_less_dna_than_any_ctc_nucleus():
 
 def test_fragments_never_look_like_an_intact_cell():
     """A CTC fragment is no intact cell: its CK (above half its peak) is in several pieces or
-    one body under the CellSearch 4 um, while a CTC's (filled or a rim) is one body larger. (The first
-    fragments, pieces within 2.5 um of the centre, merged into one CTC-sized body half the
-    time.)"""
+    one body under the CellSearch 4 um, while a CTC's (filled or a rim) is one body larger.
+    (The first fragments, pieces within 2.5 um of the centre, merged into one CTC-sized body
+    half the time.)"""
     from scipy import ndimage
 
     batch = simulate_crops({"fragment": 200, "ctc_bright": 100, "ctc_dim": 100}, PANEL5,
