@@ -179,3 +179,36 @@ def test_predict_and_evaluate_read_a_crop_set_at_the_stated_or_estimated_pixel_s
         predicted = pd.read_csv(out / "tight" / "predictions.csv")
         evaluated = pd.read_csv(ev / "predictions.csv")
         assert predicted["class"].tolist() == evaluated["class"].tolist()
+
+
+def test_fit_reads_each_crop_at_the_scale_of_its_own_cell(tmp_path):
+    """``--pixel-size fit``: crops each scaled to fit their cell (as published figures are) are
+    read size-agnostically: the same cells exported at 0.08 and at 0.2 um/px, no pixel size
+    stated, reach the model alike, whatever size each cell is."""
+    from ctcnet.detect.pixel_size import FIT_CELL_UM, cell_diameter_px, fitted_pixel_sizes
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.io.panel import Panel
+    from ctcnet.simulate.crops import simulate_crops
+    from ctcnet.simulate.export import write_tight_export_dataset
+
+    # A disk of 20 px across in one channel: 12 um at 0.6 um/px.
+    disk = np.zeros((3, 64, 64), np.float32) + 10.0
+    yy, xx = np.mgrid[:64, :64] - 31.5
+    disk[1] += 200.0 * (np.hypot(yy, xx) <= 10)
+    assert cell_diameter_px(disk) == pytest.approx(20, rel=0.1)
+    assert fitted_pixel_sizes([disk])[0] == pytest.approx(FIT_CELL_UM / 20, rel=0.1)
+
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": 0.32,
+                             "channels": ["DAPI", "CK", "CD45"]})
+    batch = simulate_crops({"ctc": 4, "wbc": 4}, panel, crop_size=96, seed=5)
+    loaded = []
+    for um in (0.08, 0.2):
+        root = write_tight_export_dataset(batch, tmp_path / f"t{um}", panel, pixel_size_um=um,
+                                          state_pixel_size=False, seed=1)
+        index = read_crop_index(root, pixel_size="fit")
+        assert index.crop_pixel_um is not None and len(index.crop_pixel_um) == 8
+        loaded.append(load_crops(index, 48, 0.64))
+    sizes = [[cell_diameter_px(c) for c in crops] for crops in loaded]
+    # Every cell at about the fitted size (12 um at 0.64 um/px: ~19 px) at both magnifications.
+    assert np.allclose(sizes[0], FIT_CELL_UM / 0.64, rtol=0.3)
+    assert np.allclose(sizes[0], sizes[1], rtol=0.15)

@@ -24,11 +24,13 @@ def add_pixel_size_argument(parser: argparse.ArgumentParser) -> None:
     """``--pixel-size``: a crop set's um per pixel where its panel.json does not state it (or
     states it wrongly), or ``auto`` to estimate it from the nuclei; shared by predict and
     evaluate."""
-    parser.add_argument("--pixel-size", default=None, metavar="UM|auto",
+    parser.add_argument("--pixel-size", default=None, metavar="UM|auto|fit",
                         type=_pixel_size_option,
                         help="crop folders: um per pixel of the crops (published crops rarely "
-                             "state it), or 'auto' to estimate it from the nuclei (one scale "
-                             "for the folder); default: panel.json's")
+                             "state it), 'auto' to estimate it from the nuclei (one scale "
+                             "for the folder), or 'fit' for crops each scaled to fit its cell "
+                             "(a scale per crop: every cell read at one size); default: "
+                             "panel.json's")
 
 
 def add_network_calls_argument(parser: argparse.ArgumentParser) -> None:
@@ -41,15 +43,15 @@ def add_network_calls_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _pixel_size_option(text: str):
-    from ctcnet.io.crop_dataset import PIXEL_SIZE_AUTO
+    from ctcnet.io.crop_dataset import PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT
 
-    if text == PIXEL_SIZE_AUTO:
+    if text in (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT):
         return text
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a number of um or 'auto', got {text!r}") from None
+            f"expected a number of um, 'auto' or 'fit', got {text!r}") from None
     if not 0.005 <= value <= 5.0:
         raise argparse.ArgumentTypeError(f"{value} um per pixel is not a plausible pixel size")
     return value

@@ -1,4 +1,5 @@
-"""Estimate the pixel size of a crop set whose files do not state it (``--pixel-size auto``).
+"""Estimate the pixel size of a crop set whose files do not state it (``--pixel-size auto``),
+or give each crop its own scale from its cell (``--pixel-size fit``).
 
 Published single-cell crops rarely say how many micrometres a pixel spans, and read at the
 wrong scale a cell looks like another class (a tight 300 px crop at 0.1 um/px, read as if at the
@@ -8,6 +9,12 @@ its peak above the background of the crop's outer ring, so display scaling, offs
 clipped black background do not matter) and scales the set so that its median nucleus has
 :data:`REFERENCE_NUCLEUS_UM`. One scale for the whole set, never one per crop: per crop it would
 make every nucleus the same size and erase the size difference between CTCs and leukocytes.
+
+Published figures often scale each crop to fit its cell, and then there is no size difference
+left to keep: ``fit`` gives every crop the scale at which its cell (the object at the centre,
+lit in any channel) is :data:`FIT_CELL_UM` across, so every cell reaches the model at one size
+and only its markers and inner structure tell it apart. (CTCs are often leukocyte-sized in
+patient samples; the CellSearch definition has no upper size limit.)
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 REFERENCE_NUCLEUS_UM = 6.5
 # Fewer measurable nuclei than this and the estimate is refused (a pixel size must be given).
 MIN_NUCLEI = 5
+# ``fit``: the diameter every crop's cell is brought to: a leukocyte's, and a common CTC's.
+FIT_CELL_UM = 12.0
 
 
 def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
@@ -72,3 +81,53 @@ def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,
     log.info("%s: pixel size estimated at %.3f um/px from %d nuclei (median %.1f px)", what,
              estimate, len(found), float(np.median(found)))
     return estimate
+
+
+def cell_diameter_px(crop: np.ndarray) -> float:
+    """Equivalent diameter (px) of the object at the centre of a (C, H, W) crop: the pixels lit
+    in any channel (over a fifth of that channel's peak above the background of the crop's
+    outer ring, and over 5 noise units), connected to the centre, holes filled; NaN when no
+    channel shows anything."""
+    from scipy import ndimage
+
+    from ctcnet.detect.cropping import background_level
+    from ctcnet.nn.background import background_sample
+
+    x = np.asarray(crop, np.float32)
+    c, h, w = x.shape
+    ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]
+    level, noise = background_level(ring)
+    smooth = ndimage.gaussian_filter(x, (0, max(1.0, min(h, w) / 100), max(1.0, min(h, w) / 100)))
+    above = smooth - level[:, None, None]
+    peak = np.percentile(above.reshape(c, -1), 99.5, axis=1)
+    lit = peak > np.maximum(5.0 * noise, 1e-6)
+    if not lit.any():
+        return float("nan")
+    cut = np.maximum(0.2 * peak, 5.0 * noise)[:, None, None]
+    mask = ndimage.binary_fill_holes(((above > cut) & lit[:, None, None]).any(axis=0))
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return float("nan")
+    yy, xx = np.nonzero(labels)
+    nearest = np.argmin((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2)
+    area = np.count_nonzero(labels == labels[yy[nearest], xx[nearest]])
+    return float(2.0 * np.sqrt(area / np.pi))
+
+
+def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM,
+                       what: str = "crop set") -> np.ndarray:
+    """Each crop's pixel size (um/px) at which its cell is ``cell_um`` across; a crop whose
+    cell cannot be measured takes the set's median scale."""
+    diameters = np.array([cell_diameter_px(c) for c in crops], np.float64)
+    found = np.isfinite(diameters) & (diameters > 0)
+    if not found.any():
+        raise InputError(f"{what}: --pixel-size fit finds no cell in any crop; give the pixel "
+                         "size (--pixel-size UM or pixel_size_um in panel.json)")
+    scales = np.where(found, cell_um / np.where(found, diameters, 1.0), np.nan)
+    median = float(np.nanmedian(scales))
+    if not found.all():
+        log.warning("%s: %d of %d crops show no cell to fit; read at the set's median scale "
+                    "%.3f um/px", what, int((~found).sum()), len(found), median)
+    log.info("%s: each crop scaled to fit its cell to %.0f um (median %.3f um/px)", what,
+             cell_um, median)
+    return np.where(found, scales, median)

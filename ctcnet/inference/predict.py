@@ -1108,7 +1108,8 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         decision_log_weights=decision_weights(spec.decision), prior=prior,
         pixel_size_um=float(index.panel.pixel_size_um),
         pixel_size_from="panel.json" if options.pixel_size is None else
-        ("estimated from the nuclei" if isinstance(options.pixel_size, str) else "given"),
+        ({"auto": "estimated from the nuclei", "fit": "each crop fitted to its cell"}
+         .get(options.pixel_size, "given") if isinstance(options.pixel_size, str) else "given"),
         counts={n: int(((table["class"] == n) & counted(table)).sum()) for n in spec.class_names},
         review=int(table["review"].sum()),
         guard=guard_summary(table, spec),

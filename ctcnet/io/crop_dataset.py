@@ -53,6 +53,8 @@ class CropIndex:
     # Set by conform(): the files' own panel and which of their channels to keep, in order.
     file_panel: Panel | None = None
     channels: tuple[int, ...] | None = None
+    # ``--pixel-size fit``: each crop's own pixel size (um/px), overriding the panel's.
+    crop_pixel_um: tuple[float, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -84,7 +86,9 @@ class CropIndex:
         return replace(self, paths=[self.paths[i] for i in keep],
                        labels=[self.labels[i] for i in keep],
                        sample_ids=[self.sample_ids[i] for i in keep],
-                       splits=[self.splits[i] for i in keep])
+                       splits=[self.splits[i] for i in keep],
+                       crop_pixel_um=None if self.crop_pixel_um is None else
+                       tuple(self.crop_pixel_um[i] for i in keep))
 
 
 def _sample_id_from_name(path: Path) -> str:
@@ -93,6 +97,7 @@ def _sample_id_from_name(path: Path) -> str:
 
 
 PIXEL_SIZE_AUTO = "auto"
+PIXEL_SIZE_FIT = "fit"  # a scale per crop, its cell brought to one size (detect.pixel_size)
 PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
 
 
@@ -147,6 +152,13 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     index = CropIndex(root, panel, paths, labels, samples, splits)
     if pixel_size == PIXEL_SIZE_AUTO:
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index)))
+    elif pixel_size == PIXEL_SIZE_FIT:
+        from ctcnet.detect.pixel_size import fitted_pixel_sizes
+
+        scales = fitted_pixel_sizes((read_crop(p, panel) for p in index.paths),
+                                    what=f"crop dataset {root}")
+        index = replace(index, panel=panel.with_pixel_size(float(np.median(scales))),
+                        crop_pixel_um=tuple(float(v) for v in scales))
     elif pixel_size is not None:
         index = replace(index, panel=panel.with_pixel_size(float(pixel_size)))
     return index
@@ -244,8 +256,9 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     cut = padded = 0
     for i in range(len(index)):
         arr = first if i == 0 else index.read(i, min_size)
-        crop, cut_px, pad_px = to_model_scale(arr[None], index.panel.pixel_size_um,
-                                              model_pixel_um, size)
+        pixel_um = index.panel.pixel_size_um if index.crop_pixel_um is None else \
+            index.crop_pixel_um[i]
+        crop, cut_px, pad_px = to_model_scale(arr[None], pixel_um, model_pixel_um, size)
         out[i] = crop[0]
         # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
         cut += cut_px > 2
