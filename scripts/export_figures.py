@@ -73,7 +73,9 @@ def render_exports(per_class: int, seed: int, shape_swap: float):
                            config=config)
     _, take = composite_panel(panel, PLANES, panel.pixel_size_um, "tight")
     rng = np.random.default_rng(seed)
-    exports = [tight_export(batch.images[i][take], rng) for i in range(len(batch))]
+    markers = [panel.roles()[i] != "nucleus" for i in take]
+    exports = [tight_export(batch.images[i][take], rng, markers=markers)
+               for i in range(len(batch))]
     return exports, batch.labels, batch.subtypes, float(panel.pixel_size_um)
 
 

@@ -212,6 +212,12 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
 TIGHT_BLACK_SD = (1.0, 4.0)
 TIGHT_WHITE_PERCENTILE = (99.0, 99.99)
 TIGHT_MIN_SPAN = (15.0, 60.0)
+# A figure's marker channels (all but DNA) keep display ranges of one order: each marker's
+# span (in noise sd) is at least this share of the brightest marker's, drawn per crop. Without
+# it a bright CTC's CK, seen a few per cent in the CD45 channel, was stretched to a visible
+# CD45 on a sixth of CTC exports, where published CTCs show CD45 black or a faint copy of CK
+# (15-30 % of it in dim-CK cells; docs/markers.md).
+TIGHT_MARKER_SPAN = (0.3, 1.0)
 # The margin around the object's box, as a fraction of the box side on each side.
 TIGHT_MARGIN = (0.03, 0.25)
 # Simulated tight exports (the model card's test sets, ``ctcnet simulate crops --export
@@ -251,7 +257,8 @@ def object_box(crop: np.ndarray, background: np.ndarray, noise: np.ndarray,
     return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
 
 
-def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0) -> np.ndarray:
+def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0,
+                 markers: Sequence[bool] | None = None) -> np.ndarray:
     """One raw (C, H, W) crop as a tight single-cell export: uint8 (C, h, w), cut around the
     object with a small margin (at most the crop), each channel auto-contrasted with its
     background clipped to black (:data:`TIGHT_BLACK_SD`, :data:`TIGHT_WHITE_PERCENTILE`,
@@ -261,7 +268,11 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0) 
     microscope images of single cells are): the box is enlarged and given the noise of its
     smaller pixels (``fine`` times the crop's per pixel) before the display range clips it,
     so the clipped noise that survives is what such an export shows once brought back to a
-    scan's scale (a faint haze where the background was, not the crop's own speckle)."""
+    scan's scale (a faint haze where the background was, not the crop's own speckle).
+
+    ``markers`` (bool per channel: the marker channels, DNA not among them): their display
+    spans are tied (:data:`TIGHT_MARKER_SPAN`), so a leak of one marker into another's channel
+    shows as faintly as it is; None: every channel stretched on its own."""
     from ctcnet.detect.cropping import background_level, bilinear
 
     crop = np.asarray(crop, np.float32)
@@ -285,6 +296,11 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0) 
     black = background + rng.uniform(*TIGHT_BLACK_SD, c) * noise
     bright = np.percentile(box.reshape(c, -1), rng.uniform(*TIGHT_WHITE_PERCENTILE), axis=1)
     white = np.maximum(bright, black + rng.uniform(*TIGHT_MIN_SPAN, c) * noise)
+    if markers is not None and np.count_nonzero(markers) > 1:
+        tied = np.asarray(markers, bool)
+        span = (white - black) / noise
+        least = rng.uniform(*TIGHT_MARKER_SPAN) * span[tied].max()
+        white = np.where(tied, black + np.maximum(span, least) * noise, white)
     scaled = (box - black[:, None, None]) * (255.0 / (white - black)[:, None, None])
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
@@ -306,6 +322,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     if file_format not in ("png", "jpg"):
         raise InputError(f"tight exports are png or jpg, not {file_format!r}")
     composite, take = composite_panel(panel, planes, pixel_size_um, "tight")
+    markers = [panel.roles()[i] != "nucleus" for i in take]
     rng = np.random.default_rng(seed)
     root = Path(out_dir)
     rows = []
@@ -313,7 +330,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     for i, (label, sample) in enumerate(zip(batch.labels, batch.sample_ids)):
         factor = float(batch.pixel_size_um[i]) / pixel_size_um if len(batch.pixel_size_um) \
             else panel.pixel_size_um / pixel_size_um
-        shown = tight_export(batch.images[i][take], rng)
+        shown = tight_export(batch.images[i][take], rng, markers=markers)
         rgb = resize_rgb(np.ascontiguousarray(shown.transpose(1, 2, 0)), factor)
         rel = Path(label) / f"{sample}__{i:07d}.{file_format}"
         (root / label).mkdir(parents=True, exist_ok=True)
