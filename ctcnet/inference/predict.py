@@ -539,8 +539,9 @@ class PredictOptions:
     # "balanced", the plain most probable class), or "cartridge", "balanced", or stated class
     # frequencies "ctc=0.01,cluster=0.005".
     prior: str | None = None
-    # Crop sets: um per pixel where panel.json does not state it, or "auto" (estimated from the
-    # nuclei, ``ctcnet.detect.pixel_size``); None: panel.json's. Cartridges: not used.
+    # Crop sets: um per pixel where panel.json does not state it, "auto" (estimated from the
+    # nuclei, ``ctcnet.detect.pixel_size``) or "fit" (a scale per crop, its cell brought to one
+    # size); None: panel.json's. Cartridges: not used.
     pixel_size: float | str | None = None
     # Crop sets: the CellSearch definition read off the markers takes part in the call
     # (``guard.marker_calls``: a clear CK+ CD45- nucleated cell is a CTC, a CD45+ one never);
