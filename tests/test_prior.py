@@ -209,6 +209,7 @@ def test_fit_reads_each_crop_at_the_scale_of_its_own_cell(tmp_path):
         assert index.crop_pixel_um is not None and len(index.crop_pixel_um) == 8
         loaded.append(load_crops(index, 48, 0.64))
     sizes = [[cell_diameter_px(c) for c in crops] for crops in loaded]
-    # Every cell at about the fitted size (12 um at 0.64 um/px: ~19 px) at both magnifications.
-    assert np.allclose(sizes[0], FIT_CELL_UM / 0.64, rtol=0.3)
+    # The cells at about the fitted size (12 um at 0.64 um/px: ~19 px), each alike at both
+    # magnifications.
+    assert np.median(sizes[0]) == pytest.approx(FIT_CELL_UM / 0.64, rel=0.15)
     assert np.allclose(sizes[0], sizes[1], rtol=0.15)
