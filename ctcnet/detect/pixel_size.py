@@ -42,29 +42,45 @@ MIN_NUCLEI = 5
 FIT_CELL_UM = 12.0
 
 
-def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
-    """Equivalent diameter (px) of the nucleus nearest the centre of a (C, H, W) crop, at
-    half its peak above the background; NaN when the DNA channel shows nothing above it."""
+def _smoothed_over_ring(x: np.ndarray):
+    """A (C, H, W) crop smoothed (sigma 1 px, or 1 % of the side), with each channel's
+    background level and noise read on its outer ring (display scaling, offsets and a clipped
+    black background do not matter)."""
     from scipy import ndimage
 
     from ctcnet.detect.cropping import background_level
     from ctcnet.nn.background import background_sample
 
-    plane = np.asarray(crop[dna], np.float32)
-    h, w = plane.shape
-    ring = background_sample(plane[None, None], 1, "ring", max(2, min(h, w) // 10))[0]
+    h, w = x.shape[1:]
+    ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]
     level, noise = background_level(ring)
-    smooth = ndimage.gaussian_filter(plane, max(1.0, min(h, w) / 100))
-    peak = float(np.percentile(smooth, 99.5))
-    if peak - level[0] <= max(5.0 * noise[0], 1e-6):
-        return float("nan")
-    labels, n = ndimage.label(smooth > level[0] + 0.5 * (peak - level[0]))
+    sigma = max(1.0, min(h, w) / 100)
+    return ndimage.gaussian_filter(x, (0, sigma, sigma)), level, noise
+
+
+def _central_diameter(mask: np.ndarray) -> float:
+    """Equivalent diameter (px) of the part of an (H, W) mask nearest its centre; NaN when
+    the mask is empty."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
     if n == 0:
         return float("nan")
+    h, w = mask.shape
     yy, xx = np.nonzero(labels)
     nearest = np.argmin((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2)
     area = np.count_nonzero(labels == labels[yy[nearest], xx[nearest]])
     return float(2.0 * np.sqrt(area / np.pi))
+
+
+def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
+    """Equivalent diameter (px) of the nucleus nearest the centre of a (C, H, W) crop, at
+    half its peak above the background; NaN when the DNA channel shows nothing above it."""
+    smooth, level, noise = _smoothed_over_ring(np.asarray(crop[dna:dna + 1], np.float32))
+    peak = float(np.percentile(smooth[0], 99.5))
+    if peak - level[0] <= max(5.0 * noise[0], 1e-6):
+        return float("nan")
+    return _central_diameter(smooth[0] > level[0] + 0.5 * (peak - level[0]))
 
 
 def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,
@@ -90,28 +106,16 @@ def cell_diameter_px(crop: np.ndarray) -> float:
     channel shows anything."""
     from scipy import ndimage
 
-    from ctcnet.detect.cropping import background_level
-    from ctcnet.nn.background import background_sample
-
     x = np.asarray(crop, np.float32)
-    c, h, w = x.shape
-    ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]
-    level, noise = background_level(ring)
-    smooth = ndimage.gaussian_filter(x, (0, max(1.0, min(h, w) / 100), max(1.0, min(h, w) / 100)))
+    smooth, level, noise = _smoothed_over_ring(x)
     above = smooth - level[:, None, None]
-    peak = np.percentile(above.reshape(c, -1), 99.5, axis=1)
+    peak = np.percentile(above.reshape(len(x), -1), 99.5, axis=1)
     lit = peak > np.maximum(5.0 * noise, 1e-6)
     if not lit.any():
         return float("nan")
     cut = np.maximum(0.2 * peak, 5.0 * noise)[:, None, None]
-    mask = ndimage.binary_fill_holes(((above > cut) & lit[:, None, None]).any(axis=0))
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return float("nan")
-    yy, xx = np.nonzero(labels)
-    nearest = np.argmin((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2)
-    area = np.count_nonzero(labels == labels[yy[nearest], xx[nearest]])
-    return float(2.0 * np.sqrt(area / np.pi))
+    return _central_diameter(ndimage.binary_fill_holes(((above > cut) & lit[:, None, None])
+                                                       .any(axis=0)))
 
 
 def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM,

@@ -187,12 +187,18 @@ def _epithelial_shape(p, ev, ctx, x0, y0, a=None, style="bright"):
     return a, b, theta
 
 
+def _round_outline(ctx, n, a, radius_um):
+    """A leukocyte shape's outline: semi-axes (``a`` given, or drawn from ``radius_um`` times
+    the size knob; ``b`` 0.85-1x ``a``) and a rotation."""
+    rng = ctx.rng
+    a = rng.uniform(*radius_um, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
+    return a, a * rng.uniform(0.85, 1.0, n), rng.uniform(0, np.pi, n)
+
+
 def _lymphoid_shape(p, ev, ctx, x0, y0, a=None):
     """A lymphocyte's shape: small and round, a round nucleus filling most of it."""
     rng, n = ctx.rng, len(ev)
-    a = rng.uniform(3.4, 4.8, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
-    b = a * rng.uniform(0.85, 1.0, n)
-    theta = rng.uniform(0, np.pi, n)
+    a, b, theta = _round_outline(ctx, n, a, (3.4, 4.8))
     an = a * rng.uniform(0.74, 0.88, n)
     nx, ny = _polar(rng, n, (a - an) * 0.4)
     p.add(rng, ev, x0 + nx, y0 + ny, an, an * rng.uniform(0.85, 1.0, n), theta, FILLED,
@@ -204,9 +210,7 @@ def _lymphoid_shape(p, ev, ctx, x0, y0, a=None):
 def _lobed_shape(p, ev, ctx, x0, y0, a=None):
     """A neutrophil's shape: 10-12.5 µm, 3-4 nuclear lobes in a curved chain."""
     rng, n = ctx.rng, len(ev)
-    a = rng.uniform(5.0, 6.3, n) * ctx.size_scale if a is None else np.asarray(a, np.float32)
-    b = a * rng.uniform(0.85, 1.0, n)
-    theta = rng.uniform(0, np.pi, n)
+    a, b, theta = _round_outline(ctx, n, a, (5.0, 6.3))
     k = rng.integers(3, 5, n)
     idx = np.repeat(np.arange(n), k)
     step = np.concatenate([np.arange(m) for m in k]).astype(np.float32)
@@ -224,10 +228,7 @@ def _kidney_shape(p, ev, ctx, x0, y0, a=None):
     """A monocyte's shape: 12-17 µm (``Context.monocyte_radius_um``), a kidney-shaped nucleus
     (overlapping lobes on an arc)."""
     rng, n = ctx.rng, len(ev)
-    a = rng.uniform(*ctx.monocyte_radius_um, n) * ctx.size_scale if a is None else \
-        np.asarray(a, np.float32)
-    b = a * rng.uniform(0.85, 1.0, n)
-    theta = rng.uniform(0, np.pi, n)
+    a, b, theta = _round_outline(ctx, n, a, ctx.monocyte_radius_um)
     idx = np.repeat(np.arange(n), 3)
     step = np.tile(np.array([-1.0, 0.0, 1.0], np.float32), n)
     centre = rng.uniform(0, 2 * np.pi, n)[idx]
