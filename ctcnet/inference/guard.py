@@ -103,7 +103,7 @@ POSSIBLE_CTC_CK_PEAK = 10.0
 # for 0.4 % more. At 0.05 the extra load was 1.5 % and 0.7 %; at 0.2 core3 showed 99.5 %.
 # With the checks below it shows 99.2 % and 99.07 % there. On 20 full-size cartridges it adds
 # about 1,000 events to the guard's 3,343 (0.1 % of events).
-# (docs/robustness_matrix.md, stop 47)
+# (docs/robustness_matrix.md: the network's own doubt as a second route to possible_ctc)
 POSSIBLE_CTC_PROBA = 0.1
 # ... and the least CK such a call must show (noise units, 3x3 mean peak): CK positive, if
 # dimly. Without it, bare nuclei (DAPI, no CK) the network half believed were 7,105 of the
@@ -598,7 +598,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
         # A doubted call must also pass what a ``ctc`` call must: DAPI that is more than a
         # copy of CK, a nucleus as sharp as the frame's leukocytes. Without these, tdEVs,
         # blobs and autofluorescent bodies the network half believes were shown by the
-        # thousand on full-size cartridges (docs/robustness_matrix.md, stop 47).
+        # thousand on full-size cartridges (docs/robustness_matrix.md, the network's own doubt).
         doubted &= ~copies_ck & ~blurred & \
             (m["ck_peak"].to_numpy() >= POSSIBLE_CTC_DOUBT_CK_PEAK) & \
             ~(m["ck_own_structure"].to_numpy() < copy_level)

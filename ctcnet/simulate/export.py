@@ -214,7 +214,7 @@ TIGHT_WHITE_PERCENTILE = (99.0, 99.99)
 TIGHT_MIN_SPAN = (15.0, 60.0)
 # A figure's marker channels (all but DNA) keep display ranges of one order: each marker's
 # span (in noise sd) is at least this share of the brightest marker's, drawn per crop. Without
-# it a bright CTC's CK, seen a few per cent in the CD45 channel, was stretched to a visible
+# it a bright CTC's CK, seen a few per cent in the CD45 channel, is stretched to a visible
 # CD45 on a sixth of CTC exports, where published CTCs show CD45 black or a faint copy of CK
 # (15-30 % of it in dim-CK cells; docs/markers.md).
 TIGHT_MARKER_SPAN = (0.3, 1.0)
