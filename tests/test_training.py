@@ -277,6 +277,57 @@ def test_datamodule_simulates_in_setup():
     assert not set(dm.splits["train"].sample_ids) & set(dm.splits["val"].sample_ids)
 
 
+def test_render_cache_gives_the_same_crops_without_rendering_again(tmp_path, monkeypatch):
+    import ctcnet.simulate
+
+    sim = {"train": 2, "val": 1, "num_samples": 2}
+    cache = tmp_path / "renders"
+    first = CTCDataModule(crop_size=SIZE, simulate=sim, render_cache=str(cache))
+    first.setup("fit")
+    plain = CTCDataModule(crop_size=SIZE, simulate=sim)
+    plain.setup("fit")
+    assert len(list(cache.iterdir())) == 2  # one entry per split, nothing half written left
+    for name in ("train", "val"):
+        np.testing.assert_array_equal(first.splits[name].images, plain.splits[name].images)
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered although the cache holds it")
+
+    monkeypatch.setattr(ctcnet.simulate, "simulate_crops", no_render)
+    again = CTCDataModule(crop_size=SIZE, simulate=sim, render_cache=str(cache))
+    again.setup("fit")
+    for name in ("train", "val"):
+        np.testing.assert_array_equal(again.splits[name].images, plain.splits[name].images)
+        np.testing.assert_array_equal(again.splits[name].targets, plain.splits[name].targets)
+        assert again.splits[name].sample_ids == plain.splits[name].sample_ids
+    # Another knob is another render: asked for, not served from the cache.
+    swapped = CTCDataModule(crop_size=SIZE, render_cache=str(cache),
+                            simulate={**sim, "overrides": {"shape_swap": 0.5}})
+    with pytest.raises(AssertionError, match="rendered although"):
+        swapped.setup("fit")
+    monkeypatch.undo()
+    # An entry cut short is rendered again, not trusted; in-place work never reaches the cache.
+    entry = next(p for p in cache.iterdir() if p.is_dir())
+    (entry / "images.npy").write_bytes(b"\x93NUMPY")
+    mended = CTCDataModule(crop_size=SIZE, simulate=sim, render_cache=str(cache))
+    mended.setup("fit")
+    for split in mended.splits.values():  # one rendered again, one mapped from the cache
+        split.images[:] = 0
+    for name in ("train", "val"):
+        again = CTCDataModule(crop_size=SIZE, simulate=sim, render_cache=str(cache))
+        again.setup("fit")
+        np.testing.assert_array_equal(again.splits[name].images, plain.splits[name].images)
+
+
+def test_render_key_follows_the_simulators_code(monkeypatch):
+    from ctcnet.training import render_cache
+
+    key = render_cache.render_key(seed=1)
+    assert render_cache.render_key(seed=1) == key and render_cache.render_key(seed=2) != key
+    monkeypatch.setattr(render_cache, "simulator_fingerprint", lambda: "edited simulator")
+    assert render_cache.render_key(seed=1) != key
+
+
 def test_an_export_view_model_sees_exports_in_validation_and_records_it():
     core3 = {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}
     sim = {"train": 2, "val": 2, "test": 1, "num_samples": 2}

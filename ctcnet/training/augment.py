@@ -113,6 +113,12 @@ class AugmentConfig:
     # The export's pixel size as a fraction of the crop's (log-uniform: 1 to 4x finer), so
     # its display range clips noise at the export's finer pixels (ctcnet.simulate.export).
     tight_fine: tuple[float, float] = (1.0, 4.0)
+    # The marker channels' display ranges tied (``TIGHT_MARKER_SPAN`` of
+    # ctcnet.simulate.export), as the test exports tie them and published figures show a leak:
+    # a bright CTC's CK bleeding into CD45 stays faint instead of being stretched into a CD45
+    # that a network would learn to ignore. Needs the panel's roles; False stretches each
+    # channel alone (the shipped export models' training).
+    tight_tied_markers: bool = True
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -264,17 +270,22 @@ def augment_optics_and_export(crop: np.ndarray, cfg: AugmentConfig,
 
 
 def tight_export_view(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
-                      pixel_ratio: float = 1.0, side: int | None = None) -> np.ndarray:
+                      pixel_ratio: float = 1.0, side: int | None = None,
+                      roles: tuple[str, ...] | None = None) -> np.ndarray:
     """A raw (C, H, W) crop as a tight single-cell export shows it, back at model scale
     (float32 (C, side, side) in 0..255, the margin black): see ``tight_p`` in
     :class:`AugmentConfig`. ``pixel_ratio``: the crop's pixel size over the model's (below 1
     for a cell rendered at finer pixels, ``simulate.fine`` of the data module); ``side``: the
-    model's crop side (default: the crop's own, for a crop at model scale)."""
+    model's crop side (default: the crop's own, for a crop at model scale); ``roles``: the
+    panel's channel roles, whose marker channels (all but the nucleus) have their display
+    ranges tied (``tight_tied_markers``)."""
     from ctcnet.detect.cropping import to_model_scale
     from ctcnet.simulate.export import tight_export
 
     fine = float(_log_uniform(rng, cfg.tight_fine))
-    shown = tight_export(crop, rng, fine=fine).astype(np.float32)
+    markers = [role != "nucleus" for role in roles] \
+        if cfg.tight_tied_markers and roles else None
+    shown = tight_export(crop, rng, fine=fine, markers=markers).astype(np.float32)
     if rng.random() < cfg.tight_jpeg_share:
         shown = jpeg_channels(shown, rng, cfg.export_quality)
     scale = float(_log_uniform(rng, cfg.tight_scale_error))
@@ -432,7 +443,7 @@ class TrainAugment:
         if max(self.cfg.zoom_p, self.cfg.defocus_p, self.cfg.gradient_p, self.cfg.export_p) > 0:
             out = augment_optics_and_export(out, self.cfg, self._rng)
         if pixel_ratio != 1.0:
-            return tight_export_view(out, self.cfg, self._rng, pixel_ratio, side)
+            return tight_export_view(out, self.cfg, self._rng, pixel_ratio, side, self.roles)
         # Draw only when asked, so the random stream of other recipes stays as it was.
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
             from ctcnet.simulate.export import as_rgb_jpeg
@@ -440,7 +451,7 @@ class TrainAugment:
             out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality, self.cfg.jpeg_zoom,
                               self.cfg.jpeg_headroom)
         elif self.cfg.tight_p > 0 and self._rng.random() < self.cfg.tight_p:
-            out = tight_export_view(out, self.cfg, self._rng)
+            out = tight_export_view(out, self.cfg, self._rng, roles=self.roles)
         return out
 
 

@@ -35,6 +35,7 @@ from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.training.augment import augment_config, build_train_augment, exported_once
+from ctcnet.training.render_cache import cached_render, render_key
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,10 @@ class CTCDataModule(L.LightningDataModule):
             composite data only). On a crop folder (``data_dir``) the crops must be exports
             already (RGB composites) and are used as they are (training's export steps off);
             simulated crops mixed in are exported once.
+        render_cache: a folder that keeps simulated renders between runs
+            (:mod:`ctcnet.training.render_cache`): a second try of a recipe with the same data
+            starts training at once. None: rendered every run. It changes no crop, so it is
+            not recorded with the data.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -200,7 +205,8 @@ class CTCDataModule(L.LightningDataModule):
                  simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
                  split_unit: str = "sample", batch_size: int = 128, num_workers: int = 0,
                  augment: dict | bool = True, compensate: bool = False,
-                 compensate_share: float = 1.0, view: str = "scan"):
+                 compensate_share: float = 1.0, view: str = "scan",
+                 render_cache: str | None = None):
         super().__init__()
         if crop_size < 16:
             raise InputError(f"crop_size={crop_size} is too small (at least 16 px)")
@@ -235,6 +241,7 @@ class CTCDataModule(L.LightningDataModule):
             raise InputError("data.view=export trains a model for exports only: every training "
                              "crop must be shown as one (data.augment.tight_p: 1.0)")
         self.view = view
+        self.render_cache = render_cache
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
@@ -442,8 +449,6 @@ class CTCDataModule(L.LightningDataModule):
         return config, with_overrides(config, self.simulate.get("overrides"))
 
     def _simulate_splits(self, only: tuple[str, ...] = SPLITS) -> dict[str, SplitData]:
-        from ctcnet.simulate import simulate_crops
-
         sim = self.simulate
         config, train_config = self._simulator_configs()
         seed = int(sim.get("seed", 0))
@@ -456,12 +461,26 @@ class CTCDataModule(L.LightningDataModule):
             counts = sim.get(name, defaults.get(name))
             if not counts or name not in only:
                 continue
-            batch = simulate_crops(counts, self.panel, self.taxonomy, crop_size=self.crop_size,
-                                   seed=seed + 1000 * offset,
-                                   config=train_config if name == "train" else config,
-                                   num_samples=num_samples)
-            out[name] = self._as_split(batch, name)
+            out[name] = self._rendered(
+                name, counts, self.panel, self.crop_size, seed + 1000 * offset,
+                train_config if name == "train" else config, num_samples)
         return out
+
+    def _rendered(self, name: str, counts, panel: Panel, crop_size: int, seed: int, config,
+                  num_samples: int) -> SplitData:
+        """Simulated crops as split data, from the render cache when it holds them."""
+        from ctcnet.simulate import simulate_crops
+
+        def render():
+            batch = simulate_crops(counts, panel, self.taxonomy, crop_size=crop_size,
+                                   seed=seed, config=config, num_samples=num_samples)
+            split = self._as_split(batch, name)
+            return split.images, split.targets, split.sample_ids
+
+        key = render_key(split=name, counts=counts, panel=panel.to_dict(),
+                         taxonomy=self.taxonomy.to_dict(), crop_size=crop_size, seed=seed,
+                         config=config.summary(), num_samples=num_samples)
+        return SplitData(*cached_render(self.render_cache, key, render))
 
     def _as_split(self, batch, name: str) -> SplitData:
         """A simulated batch as split data, its sample ids prefixed with the split's name."""
@@ -473,17 +492,14 @@ class CTCDataModule(L.LightningDataModule):
     def _simulate_fine(self) -> SplitData:
         """simulate.fine's training cells: rendered at its pixel size over the model's field
         of view, from a seed of their own (simulated samples no other split holds)."""
-        from ctcnet.simulate import simulate_crops
         from ctcnet.simulate.export import tight_rendering
 
         sim = self.simulate
         panel, side = tight_rendering(self.panel, self.crop_size,
                                       self.fine_config["pixel_size_um"])
-        batch = simulate_crops(self.fine_config["train"], panel, self.taxonomy, crop_size=side,
-                               seed=int(sim.get("seed", 0)) + FINE_SEED_OFFSET,
-                               config=self._simulator_configs()[1],
-                               num_samples=int(sim.get("num_samples", 8)))
-        return self._as_split(batch, "train_fine")
+        return self._rendered("train_fine", self.fine_config["train"], panel, side,
+                              int(sim.get("seed", 0)) + FINE_SEED_OFFSET,
+                              self._simulator_configs()[1], int(sim.get("num_samples", 8)))
 
     def summary(self) -> dict:
         """What the data is (plain data, for checkpoints and model cards)."""

@@ -1,0 +1,113 @@
+"""A disk cache of simulated training renders, so that a second training try starts in seconds.
+
+Rendering tens of thousands of cells is most of a short training try on a CPU (and all of its
+first minutes on a GPU). A render is fixed by what was asked (panel, taxonomy, crop size,
+counts, seed, samples, the simulator's knobs) and by the simulator's own code, so both go into
+the key: a change to any file of :mod:`ctcnet.simulate` makes every cached render stale, and it
+is rendered again rather than trusted.
+
+Each entry is a folder named by its key, holding ``images.npy`` (read back memory-mapped: a
+large split is paged in as the loader reads it, not copied) and ``meta.json`` (targets and
+sample ids). Entries are mapped copy-on-write: a step that changes crops in place (spillover
+compensation) changes the run's copy, never the cache. An entry is written to a temporary
+folder and renamed into place, so a killed run never leaves a half-written entry that a later
+one would read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Bumped when the layout of an entry changes.
+CACHE_FORMAT = 1
+
+
+@lru_cache(maxsize=1)
+def simulator_fingerprint() -> str:
+    """sha256 over the source of every module of :mod:`ctcnet.simulate` (and the panel and
+    taxonomy readers it draws with): any change to how cells are drawn changes it."""
+    import ctcnet.io.panel
+    import ctcnet.io.taxonomy
+    import ctcnet.simulate
+
+    digest = hashlib.sha256()
+    files = sorted(Path(ctcnet.simulate.__file__).parent.rglob("*.py"))
+    files += [Path(ctcnet.io.panel.__file__), Path(ctcnet.io.taxonomy.__file__)]
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def render_key(**parts) -> str:
+    """A stable key for one render: its arguments as canonical JSON, the simulator's code."""
+    record = {"format": CACHE_FORMAT, "simulator": simulator_fingerprint(), **parts}
+    text = json.dumps(record, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plain(value):
+    """JSON for the values a simulator config holds beyond JSON's own (tuples are lists)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return repr(value)
+
+
+def cached_render(cache_dir: str | Path | None, key: str,
+                  render: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``render()``'s (images, targets, sample_ids), from ``cache_dir`` when it holds ``key``;
+    rendered and stored there otherwise. ``cache_dir`` None: always rendered, nothing stored.
+    An entry that cannot be read (a disk error, a file cut short) is rendered again."""
+    if cache_dir is None:
+        return render()
+    entry = Path(cache_dir) / key
+    if entry.is_dir():
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+            images = np.load(entry / "images.npy", mmap_mode="c")
+            targets = np.asarray(meta["targets"], dtype=np.int64)
+            if len(images) != len(targets) or len(meta["sample_ids"]) != len(targets):
+                raise ValueError("entry lengths disagree")
+            log.info("render cache: %d crops from %s", len(targets), entry)
+            return images, targets, list(meta["sample_ids"])
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("render cache entry %s unreadable (%s): rendering again", entry, err)
+            shutil.rmtree(entry, ignore_errors=True)
+    images, targets, sample_ids = render()
+    _store(entry, images, targets, sample_ids)
+    return images, targets, sample_ids
+
+
+def _store(entry: Path, images: np.ndarray, targets: np.ndarray, sample_ids: list[str]) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        np.save(tmp / "images.npy", np.ascontiguousarray(images))
+        (tmp / "meta.json").write_text(json.dumps(
+            {"targets": np.asarray(targets).tolist(), "sample_ids": list(sample_ids)}),
+            encoding="utf-8")
+        try:
+            os.replace(tmp, entry)
+        except OSError:
+            # Another run stored the same render first: theirs is as good as ours.
+            if not entry.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
