@@ -9,6 +9,9 @@ read back as ``ctcnet evaluate`` reads one:
 * ``scan``: 16-bit crops of the model's panel at its pixel size (models that read scans);
 * ``tight_<um>``: tight single-cell RGB exports (R = CK, G = CD45, B = DAPI, black background)
   at 0.05-0.2 um/px with no pixel size stated, read with ``--pixel-size auto`` and ``fit``;
+* ``scale_agreement``: the 0.1 um/px export set read again with its pixel size stated at
+  0.5x-2x of the truth, and with none stated (``auto``, ``fit``): the spread of CTC-vs-rest
+  over those reads (target: within 0.02);
 * ``ck_cd45``: CK+CD45+ leukocytes only (non-specific CK on every one, 0.3-2x their CD45), as
   a scan and as a tight export: the share called ``ctc`` (target: at most 1 %).
 
@@ -38,6 +41,8 @@ EXPORT_PIXEL_UM = (0.05, 0.1, 0.2)
 # How the exports (no pixel size stated) are read: one scale from the nuclei, or each crop
 # fitted to its cell.
 READ_AS = ("auto", "fit")
+# Stated pixel sizes, as multiples of the true one, at which one export set is read again.
+SCALE_FACTORS = (0.5, 0.71, 1.0, 1.41, 2.0)
 
 
 def family_config(**knobs):
@@ -99,6 +104,15 @@ def run_family(backend, out: Path, per_class: int, seed: int) -> dict:
         root = make_tight_set(out / f"tight_{um:g}um", counts, seed + 10 + k, swap, um)
         for how in READ_AS:
             results[f"tight_{um:g}um_{how}"] = score(backend, root, how)
+    # One export set read at 0.5x-2x of its true pixel size, and with none stated (each crop
+    # fitted to its cell; the nuclei's estimate): the calls must not swing with the scale.
+    um = EXPORT_PIXEL_UM[1]
+    root = out / f"tight_{um:g}um"
+    reads = {f"{factor:g}x": score(backend, root, um * factor) for factor in SCALE_FACTORS}
+    reads.update({how: results[f"tight_{um:g}um_{how}"] for how in READ_AS})
+    accuracy = {k: r["ctc_vs_rest_accuracy"] for k, r in reads.items()}
+    results["scale_agreement"] = {"ctc_vs_rest_accuracy": accuracy,
+                                  "spread": max(accuracy.values()) - min(accuracy.values())}
     root = make_tight_set(out / "ck_cd45_tight", {"wbc": per_class}, seed + 20, ck_cd45, 0.1)
     for how in READ_AS:
         r = score(backend, root, how)
@@ -135,7 +149,10 @@ def main(argv=None) -> int:
         report["models"][str(name)] = results
         print(f"model {name}")
         for key, r in results.items():
-            if "called_ctc" in r:
+            if key == "scale_agreement":
+                print(f"  {key:16s} CTC-vs-rest spread {r['spread']:.3f} over " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in r["ctc_vs_rest_accuracy"].items()))
+            elif "called_ctc" in r:
                 print(f"  {key:16s} CK+CD45+ leukocytes called ctc {r['called_ctc']:.3f} "
                       f"(n {r['n']})")
             elif "n" in r:

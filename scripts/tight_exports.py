@@ -8,7 +8,7 @@ crops come. Each set is scored as a person would run it: with the pixel size giv
 ``--pixel-size auto`` (estimated from the nuclei); also, for the record, at the model's own
 scale (what taking them for scan crops would do). Reported per set, for the calls ``ctcnet
 predict`` makes on a crop set (the network's, with the markers taking part:
-``ctcnet.inference.guard.marker_calls``): CTC-vs-rest accuracy (and the network's alone), CTC
+``ctcnet.inference.guard.crop_set_calls``): CTC-vs-rest accuracy (and the network's alone), CTC
 recall and precision, and the share of true CTCs called ctc or shown to a person (the review
 threshold or the marker guard, its possible_ctc flag included).
 
@@ -74,7 +74,7 @@ def ck_peak(crops, spec):
 def score(backend, root: Path, pixel_size) -> dict:
     import numpy as np
 
-    from ctcnet.inference.guard import marker_calls, review_flags
+    from ctcnet.inference.guard import crop_set_calls, review_flags
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.nn.calls import calls_from_proba
 
@@ -87,8 +87,8 @@ def score(backend, root: Path, pixel_size) -> dict:
     flags = review_flags(crops, proba, spec, groups=groups, decision=None)
     labels = np.asarray(index.labels)
     network_said = called == "ctc"
-    # The calls predict makes on a crop set: the markers take part (guard.marker_calls).
-    called = marker_calls(called, flags, spec.class_names)
+    # The calls predict makes on a crop set: the markers take part (guard.crop_set_calls).
+    called = crop_set_calls(called, flags, crops, proba, spec)
     true, said = labels == "ctc", called == "ctc"
     shown = review | flags["any"].to_numpy()
     # Scored again without the CTCs whose export shows no CK (CK_SHOWN).

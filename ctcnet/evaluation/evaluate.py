@@ -120,7 +120,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     CNN's calls are made with (:func:`ctcnet.nn.calls.prior_rule`; default none, the plain
     most probable class). ``markers_decide``: the calls are made as ``ctcnet predict`` makes
     them on a crop set, the markers the guard measures taking part
-    (:func:`ctcnet.inference.guard.marker_calls`); the report's ``_calls`` holds them."""
+    (:func:`ctcnet.inference.guard.crop_set_calls`); the report's ``_calls`` holds them."""
     from ctcnet.inference.spillover import network_view
     from ctcnet.nn.calls import deployment_proba
 
@@ -136,10 +136,11 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     called = deployment_proba(proba, names, decision)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     if markers_decide:
-        from ctcnet.inference.guard import marker_calls, review_flags
+        from ctcnet.inference.guard import crop_set_calls, review_flags
 
         flags = review_flags(crops, proba, spec, groups=sample_ids, decision=decision)
-        network_calls, calls = calls, marker_calls(calls, flags, names)
+        network_calls = calls
+        calls = crop_set_calls(calls, flags, crops, proba, spec, decision)
         changed = calls != network_calls
         cnn["marker_calls"] = {
             "to_ctc": int((changed & (calls == "ctc")).sum()),

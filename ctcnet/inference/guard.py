@@ -638,6 +638,37 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
     return out
 
 
+def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
+                   proba: np.ndarray, spec, decision: dict | None = None,
+                   cd45_level: float = 2.0) -> np.ndarray:
+    """The calls ctcnet makes on a crop set (each crop a cell someone chose), the markers
+    taking part: with the model's marker fusion (``spec.metrics["marker_fusion"]``,
+    :mod:`ctcnet.inference.marker_fusion`) the most probable class of the network's
+    probabilities and the measured markers read together, at ``decision``'s prior; without
+    one, the marker rule (:func:`marker_calls`) over the network's ``called``. Either way the
+    CellSearch line holds: an event with CD45 over its CK area (``cd45_level``, noise units
+    once the leaks are removed) is never called ``ctc``. A row whose probabilities are not
+    finite keeps its call (``failed``)."""
+    from ctcnet.inference.marker_fusion import fused_proba
+    from ctcnet.nn.calls import deployment_proba
+
+    names = list(spec.class_names)
+    fusion = spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
+    if not fusion or not len(called):
+        return marker_calls(called, flags, names)
+    measured = measure(crops, spec.panel, spec.pixel_size_um)
+    fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
+                             decision).astype(np.float64)
+    if "ctc" in names:
+        with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
+            cd45 = measured["cd45_over_ck"].to_numpy(np.float64) > cd45_level
+        fused[cd45, names.index("ctc")] = -1.0
+    out = np.asarray(called, dtype=object).copy()
+    finite = np.isfinite(np.asarray(proba, np.float64)).all(axis=1)
+    out[finite] = np.asarray(names, dtype=object)[fused[finite].argmax(axis=1)]
+    return out
+
+
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
                  spec, measured: pd.DataFrame | None = None,
                  markers_decide: bool = False) -> pd.DataFrame:
@@ -645,8 +676,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     and send flagged events to review (``measured``: :func:`measure_for_guard`, if made). The
     table's events are one frame, or, with a ``sample_id`` column, grouped by it.
 
-    ``markers_decide``: the ``class`` column takes :func:`marker_calls` (crop sets, where each
-    crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
+    ``markers_decide``: the ``class`` column takes :func:`crop_set_calls` (crop sets, where
+    each crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
     thousands, the markers send such events to review instead)."""
     events = events.copy()
     if crops is None or not len(events):
@@ -659,8 +690,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     events["guard"] = ["+".join(names[row]) for row in fired]
     events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
     if markers_decide:
-        events["class"] = marker_calls(events["class"].to_numpy(object), flags,
-                                       spec.class_names)
+        events["class"] = crop_set_calls(events["class"].to_numpy(object), flags, crops,
+                                         proba, spec, spec.decision)
     return events
 
 
