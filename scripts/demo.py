@@ -63,14 +63,59 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no summary.json under {results}", file=sys.stderr)
         return 1
     summary = json.loads(summaries[0].read_text())
-    predicted = summary.get("counts", {})
-    drawn = truth["class"].value_counts().to_dict()
-    print(f"      {'class':<10}{'drawn':>8}{'called':>8}")
-    for name in sorted(set(drawn) | set(predicted)):
-        print(f"      {name:<10}{drawn.get(name, 0):>8}{predicted.get(name, 0):>8}")
-    report = summaries[0].parent / "index.html"
-    print(f"      review page: {report}")
+    events = pd.read_parquet(summaries[0].parent / "events.parquet")
+    print_counts(summary, events, truth)
+    print_ctc_outcome(events, truth, float(summary["panel"].get("pixel_size_um", 0.64)))
+    out = summaries[0].parent
+    print(f"      review the calls in the browser:  ctcnet review {out}")
+    print(f"      or open the report:               {out / 'index.html'}")
     return 0
+
+
+def print_counts(summary: dict, events, truth) -> None:
+    """Per class: what the simulator drew, what was counted, what the guard held back from the
+    count for a person, and every event of that call sent to review (held ones included)."""
+    counted = summary.get("counts", {})
+    held = summary.get("guard", {}).get("by_call", {})
+    review = events.loc[events["review"].astype(bool), "model_class"].value_counts()
+    drawn = truth["class"].value_counts()
+    names = sorted(set(drawn.index) | set(counted))
+    print(f"      {'class':<10}{'drawn':>8}{'counted':>9}{'held':>7}{'to review':>11}")
+    for name in names:
+        print(f"      {name:<10}{int(drawn.get(name, 0)):>8}{int(counted.get(name, 0)):>9}"
+              f"{int(held.get(name, 0)):>7}{int(review.get(name, 0)):>11}")
+    print("      held: calls the marker guard kept out of the count for a person to decide")
+    print("      to review: every call sent to the review page (held ones included)")
+
+
+def print_ctc_outcome(events, truth, pixel_size_um: float, radius_um: float = 6.0) -> None:
+    """What became of each drawn CTC: called ctc and counted, held or sent to review, or
+    neither (missed by detection, or called another class with confidence)."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    ctcs = truth[truth["class"] == "ctc"]
+    outcome = {"counted": 0, "shown": 0, "missed": 0, "undetected": 0}
+    for frame_id, drawn in ctcs.groupby("frame_id"):
+        found = events[events["frame_id"] == frame_id]
+        if not len(found):
+            outcome["undetected"] += len(drawn)
+            continue
+        dist, nearest = cKDTree(found[["x", "y"]].to_numpy()).query(drawn[["x", "y"]].to_numpy())
+        for d, i in zip(dist, nearest):
+            event = found.iloc[i]
+            if d * pixel_size_um > radius_um:
+                outcome["undetected"] += 1
+            elif event["class"] == "ctc" and not event["guard"]:
+                outcome["counted"] += 1
+            elif bool(event["review"]) or event["guard"]:
+                outcome["shown"] += 1
+            else:
+                outcome["missed"] += 1
+    n = int(np.sum(list(outcome.values())))
+    print(f"      drawn CTCs: {n}; called ctc and counted {outcome['counted']}, sent to a "
+          f"person for review {outcome['shown']}, called another class "
+          f"{outcome['missed']}, not detected {outcome['undetected']}")
 
 
 if __name__ == "__main__":
