@@ -237,10 +237,19 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
 
 
 def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -> Path:
-    """A cartridge of ``frames`` frames made of hard links to the base cartridge's frames."""
+    """A cartridge of ``frames`` frames made of hard links to the base cartridge's frames.
+
+    Its cartridge.json says ``"repeated_frames": true``: predict would otherwise count each
+    repeated frame once, as the same tile written under two names (``ctcnet.io.scan``)."""
+    from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.scan import open_cartridge, serpentine_position, write_cartridge_info
 
-    if (target / "cartridge.json").exists():
+    info_path = target / "cartridge.json"
+    if info_path.exists():  # kept from an earlier run, perhaps from before the flag
+        info = json.loads(info_path.read_text())
+        if info.get("repeated_frames") is not True:
+            atomic_write_text(info_path, json.dumps({**info, "repeated_frames": True},
+                                                    indent=2) + "\n")
         return target
     source = open_cartridge(base)
     target.mkdir(parents=True, exist_ok=True)
@@ -257,7 +266,8 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -
     rows = (frames + columns - 1) // columns
     info = source.info
     write_cartridge_info(target, source.panel, f"bench-{frames}", frames, rows, columns,
-                         (int(info.get("frame_height", 0)), int(info.get("frame_width", 0))))
+                         (int(info.get("frame_height", 0)), int(info.get("frame_width", 0))),
+                         extra={"repeated_frames": True})
     return target
 
 

@@ -37,3 +37,20 @@ def check_device_name(name: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(name)):
         raise InputError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
     return str(name)
+
+
+def check_regular_file(path: str | Path, what: str = "a file",
+                       missing: str = "file not found") -> Path:
+    """Refuse a missing path, and a FIFO, socket, device or folder where a file is to be read:
+    opening a FIFO blocks until something writes to it, so ctcnet never opens one."""
+    import stat
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(missing, path)
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else
+                "socket" if stat.S_ISSOCK(mode) else "device")
+        raise InputError(f"not a regular file (a {kind} named like {what})", path)
+    return path

@@ -1,10 +1,20 @@
 """Shared test set-up: CPU only, few threads, small deterministic data."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True)
+def ctcnet_log_level_restored():
+    """An in-process CLI run sets the ``ctcnet`` logger's level (``--quiet``: errors only);
+    later tests that read warnings through caplog must not depend on which test ran before."""
+    yield
+    logging.getLogger("ctcnet").setLevel(logging.NOTSET)
+
 
 @pytest.fixture
 def rng():

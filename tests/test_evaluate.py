@@ -303,16 +303,63 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys, tiny_model_fi
 
     assert Image.open(out / "confusion.png").size[0] > 100
     assert json.loads((out / "confusion.json").read_text())["class_names"] == CLASSES
-    # Calibrate on the same folder (a stand-in for validation data) and evaluate that model.
+    # Calibrate on validation crops (enough of them) and evaluate that model.
+    xv, yv = toy_crops(30, seed=2)
+    write_crop_dataset(tmp_path / "val", xv.astype(np.uint16), [CLASSES[k] for k in yv], panel)
     rc = main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
                "--out", str(tmp_path / "out2"), "--no-baselines", "--json",
-               "--calibrate-on", str(tmp_path / "data"), "--save-model", str(tmp_path / "c.pt")])
+               "--calibrate-on", str(tmp_path / "val"), "--save-model", str(tmp_path / "c.pt")])
     assert rc == 0
     from ctcnet.nn.classifier import load_model
 
     _, calibrated = load_model(tmp_path / "c.pt")
     assert calibrated.temperature != 1.0
     assert json.loads(capsys.readouterr().out)["temperature"] == calibrated.temperature
+
+
+def test_evaluate_names_the_classes_its_labels_lack(tmp_path, toy, capsys, caplog,
+                                                   tiny_model_file):
+    """A set of one class scores macro-F1 over that class alone: the summary, the report and
+    a warning say which classes were absent; a set of every class says nothing."""
+    _, (xt, yt) = toy
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    ctc = yt == 0
+    write_crop_dataset(tmp_path / "ctc", xt[ctc].astype(np.uint16), ["ctc"] * int(ctc.sum()),
+                       default_panel())
+    args = ["--model", str(tmp_path / "m.pt"), "--no-baselines", "--device", "cpu"]
+    assert main(["evaluate", str(tmp_path / "ctc"), "--out", str(tmp_path / "e1"), *args]) == 0
+    printed = capsys.readouterr().out
+    note = ("the labels hold no wbc, cluster, debris: macro-F1 is ctc's F1 alone and says "
+            "nothing of how those classes are told apart")
+    assert f"note: {note}" in printed
+    report = json.loads((tmp_path / "e1" / "report.json").read_text())
+    assert report["cnn"]["absent_classes"] == ["wbc", "cluster", "debris"]
+    assert report["warnings"] == [note]
+    assert any(r.levelname == "WARNING" and r.getMessage() == note for r in caplog.records)
+    write_crop_dataset(tmp_path / "all", xt.astype(np.uint16), [CLASSES[k] for k in yt],
+                       default_panel())
+    assert main(["evaluate", str(tmp_path / "all"), "--out", str(tmp_path / "e2"), *args]) == 0
+    report = json.loads((tmp_path / "e2" / "report.json").read_text())
+    assert report["cnn"]["absent_classes"] == [] and "warnings" not in report
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_calibrating_on_the_evaluated_crops_is_said_to_be_optimistic(tmp_path, capsys, caplog,
+                                                                    tiny_model_file):
+    x, y = toy_crops(30, seed=3)
+    write_crop_dataset(tmp_path / "data", x.astype(np.uint16), [CLASSES[k] for k in y],
+                       default_panel())
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    assert main(["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
+                 "--out", str(tmp_path / "ev"), "--no-baselines", "--device", "cpu",
+                 "--calibrate-on", str(tmp_path / "data"), "--save-model",
+                 str(tmp_path / "c.pt")]) == 0
+    warning = (f"120 of the 120 calibration crops ({tmp_path / 'data'}) are among the "
+               f"evaluated crops ({tmp_path / 'data'}): ECE, the review band")
+    assert any(r.levelname == "WARNING" and warning in r.getMessage() for r in caplog.records)
+    assert warning in capsys.readouterr().out
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert any(warning in w for w in report["warnings"])
 
 
 def test_evaluate_runs_an_onnx_export_like_its_checkpoint(tmp_path, toy, capsys,

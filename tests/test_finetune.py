@@ -8,6 +8,7 @@ import torch
 from conftest import save_tiny_model
 
 from ctcnet.errors import PanelMismatchError
+from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.classifier import load_model
@@ -34,7 +35,11 @@ def lab(tmp_path_factory):
     return base
 
 
-def test_finetune_frees_the_last_blocks_and_recalibrates(lab, tmp_path):
+def test_finetune_frees_the_last_blocks_and_keeps_the_base_calibration_on_few_crops(
+        lab, tmp_path, caplog):
+    """The held-out part here is one sample's 12 crops, too few to calibrate on: the tuned
+    model keeps the base model's temperature and review threshold, and says so (warning,
+    spec, card)."""
     out = tmp_path / "tuned.pt"
     record = finetune(lab / "crops", out, lab / "base.pt", TINY)
     base, base_spec = load_model(lab / "base.pt")
@@ -53,13 +58,63 @@ def test_finetune_frees_the_last_blocks_and_recalibrates(lab, tmp_path):
     assert 0 < info["data"]["held_out"]["crops"] < 24
     assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 4 * 6
     assert info["options"]["simulated_per_class"] == 6
-    assert spec.temperature == pytest.approx(info["calibration"]["temperature"])
-    assert spec.review_threshold == pytest.approx(info["calibration"]["review"]["threshold"])
+    held = info["data"]["held_out"]["crops"]
+    skipped = info["calibration"]["skipped"]
+    assert f"needs at least {MIN_CALIBRATION_CROPS} crops" in skipped
+    assert f"these are {held} (" in skipped
+    assert (spec.temperature, spec.review_threshold) == (base_spec.temperature,
+                                                         base_spec.review_threshold)
+    assert info["calibration"]["temperature"] == base_spec.temperature
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("keeps the base model's calibration" in m and "--holdout" in m for m in warned)
     assert set(record["simulated_test"]) == {"base", "finetuned"}
     assert record["simulated_test"]["base"]["n"] == 12
     card = out.with_suffix(".md").read_text()
     assert "base.pt" in card and "macro-F1, held-out lab crops" in card
+    assert "Calibration: **skipped**" in card
     assert json.dumps(spec.to_dict())  # plain data: loads with weights_only=True
+
+
+def test_finetune_recalibrates_on_enough_held_out_crops(tmp_path, lab):
+    from ctcnet.simulate import simulate_crops
+
+    batch = simulate_crops(40, load_panel(None), crop_size=SIZE, seed=13, num_samples=1)
+    write_crop_dataset(tmp_path / "many", batch.images, batch.labels, load_panel(None),
+                       batch.sample_ids)
+    options = FinetuneOptions(steps=2, batch_size=8, simulated_per_class=0, holdout=0.75,
+                              sim_check_per_class=0, device="cpu")
+    record = finetune(tmp_path / "many", tmp_path / "t.pt", lab / "base.pt", options)
+    _, spec = load_model(tmp_path / "t.pt")
+    info = spec.training["finetune"]
+    assert info["data"]["held_out"]["crops"] >= MIN_CALIBRATION_CROPS
+    assert "skipped" not in record["calibration"]
+    assert spec.temperature == pytest.approx(info["calibration"]["temperature"])
+    assert spec.review_threshold == pytest.approx(info["calibration"]["review"]["threshold"])
+    assert "Calibration: temperature" in (tmp_path / "t.md").read_text()
+
+
+def test_finetune_on_crops_lacking_classes_warns_and_on_one_class_is_refused(
+        lab, tmp_path, caplog, capsys):
+    from ctcnet.cli import main
+    from ctcnet.errors import InputError
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(90, 200, (12, 5, SIZE, SIZE)).astype(np.uint16)
+    write_crop_dataset(tmp_path / "two", images, ["ctc", "wbc"] * 6, load_panel(None))
+    finetune(tmp_path / "two", tmp_path / "two.pt", lab / "base.pt", TINY)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"the crops of {tmp_path / 'two'} hold no cluster, debris" in m
+               and "simulated crops mixed in" in m for m in warned), warned
+    write_crop_dataset(tmp_path / "one", images, ["ctc"] * 12, load_panel(None))
+    with pytest.raises(InputError, match=r"hold only \['ctc'\]; training needs crops of at "
+                                         "least two classes"):
+        finetune(tmp_path / "one", tmp_path / "one.pt", lab / "base.pt", TINY)
+    capsys.readouterr()
+    assert main(["finetune", str(tmp_path / "one"), "--out", str(tmp_path / "one.pt"),
+                 "--base", str(lab / "base.pt"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "least two classes" in err[0], err
+    assert not (tmp_path / "one.pt").exists()
 
 
 def test_finetune_command_and_bad_input(lab, tmp_path, capsys):

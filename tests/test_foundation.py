@@ -210,14 +210,17 @@ def test_truncated_cartridge_and_bad_frames(tmp_path, rng):
     (tmp_path / "r01c02_c1.tif").unlink()
     write_cartridge_info(tmp_path, panel, "S2", 6, rows=2, columns=3, frame_shape=(16, 16))
     cart = open_cartridge(tmp_path)
-    assert len(cart) == 3
-    assert any("missing channel" in p for p in cart.problems)
+    # The frame that lacks a channel file stays listed, to be skipped with its reason: its
+    # blood volume was not read.
+    assert len(cart) == 4 and cart.frames_scanned == 6
     assert any("truncated" in p for p in cart.problems)
     read_frame(cart.frames[0], panel)
     with pytest.raises(InputError, match="empty frame"):
         read_frame(cart.frames[1], panel)
     with pytest.raises(InputError, match="4 channels"):
         read_frame(cart.frames[2], panel)
+    with pytest.raises(InputError, match=r"missing channel file\(s\) \[1\]"):
+        read_frame(cart.frames[3], panel)
 
 
 # --- CLI ----------------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ def _odd(kind):
                                           ("float32 3e38", "out of range")])
 def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
     tifffile.imwrite(frames(cart)[0], _odd(kind), photometric="minisblack")
+    if kind.startswith("float32"):  # a float panel, so the values reach detection
+        panel = json.loads((cart / "panel.json").read_text())
+        for channel in panel["channels"]:
+            channel["value_range"] = [0, 3.4e38]
+        (cart / "panel.json").write_text(json.dumps(panel))
     backend = load_backend(base / "model.pt", device="cpu")
     summary = predict_cartridge(cart, backend, cart.parent / "out",
                                 PredictOptions(**QUIET)).to_dict()
@@ -140,17 +145,44 @@ def test_nan_rows_are_failed_and_reviewed_never_a_class():
     assert np.isnan(out["confidence"][0])
 
 
-def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
+def _nan_weight_model(base, path):
+    """``base``'s model with one convolution weight NaN, saved to ``path``."""
     blob = torch.load(base / "model.pt", weights_only=True)
     key = next(k for k, v in blob["state_dict"].items() if k.startswith("net.") and v.ndim == 4)
     blob["state_dict"][key].view(-1)[0] = float("nan")
-    torch.save(blob, cart.parent / "nan.pt")
-    backend = load_backend(cart.parent / "nan.pt", device="cpu")
-    summary = predict_cartridge(cart, backend, cart.parent / "out",
-                                PredictOptions(**QUIET)).to_dict()
+    torch.save(blob, path)
+    return path, key
+
+
+def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
+    """A model that goes NaN in memory (a file with NaN weights is refused when loaded): its
+    events are failed, and the review gallery shows them uncalled."""
+    backend = load_backend(base / "model.pt", device="cpu")
+    state = backend.model.state_dict()
+    key = next(k for k, v in state.items() if k.startswith("net.") and v.ndim == 4)
+    with torch.no_grad():
+        state[key].view(-1)[0] = float("nan")
+    out = cart.parent / "out"
+    summary = predict_cartridge(cart, backend, out, PredictOptions(
+        quiet=True, workers=0, report=True)).to_dict()
     assert summary["events"] > 0 and sum(summary["counts"].values()) == 0
     assert summary["failed_events"] == summary["events"] == summary["review"]
     assert summary["status"] == "partial"
+    assert (out / "index.html").exists() and list((out / "gallery").glob("review_*.png"))
+
+
+def test_a_model_file_with_nan_weights_is_refused_when_loaded(base, cart, crops, capsys):
+    nan, key = _nan_weight_model(base, cart.parent / "nan.pt")
+    with pytest.raises(InputError, match=f"NaN or infinite values \\({key}\\)"):
+        load_model(nan)
+    argv = predict_args(base, cart)
+    argv[argv.index("--model") + 1] = nan
+    status, err = run_cli(capsys, *argv)
+    assert_one_line_error(status, err, f"{nan}: weights hold NaN or infinite values")
+    assert not (cart.parent / "out" / "S1" / "events.csv").exists()
+    status, err = run_cli(capsys, "evaluate", crops, "--model", nan, "--out",
+                          cart.parent / "ev", "--no-baselines", "--device", "cpu")
+    assert_one_line_error(status, err, f"{nan}: weights hold NaN or infinite values")
 
 
 def test_temperature_zero_model_is_refused(base, tmp_path, capsys):
@@ -236,7 +268,9 @@ def test_resume_redoes_a_frame_whose_file_changed(base, cart):
     out = cart.parent / "out"
     predict_cartridge(cart, backend, out, PredictOptions(**QUIET))
     first, second = frames(cart)[:2]
-    shutil.copy(second, first)  # frame 0 now holds frame 1's pixels
+    # Frame 0 now holds frame 1's pixels one count brighter: the same events, other bytes (a
+    # byte copy would be one tile under two names, which is skipped as such).
+    tifffile.imwrite(first, tifffile.imread(second) + np.uint16(1), photometric="minisblack")
     summary = predict_cartridge(cart, backend, out, PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["resumed_from_journal"] == 2
     ev = pd.read_parquet(out / "events.parquet")
@@ -290,13 +324,26 @@ def test_calibration_on_one_class_is_refused():
         calibrate_spec(spec, logits, np.zeros(30, np.int64))
 
 
+def test_calibrating_on_too_few_crops_is_refused_before_any_work(base, crops, tmp_path,
+                                                                 capsys):
+    status, err = run_cli(capsys, "evaluate", crops, "--model", base / "model.pt", "--out",
+                          tmp_path / "ev", "--no-baselines", "--device", "cpu",
+                          "--calibrate-on", crops, "--save-model", tmp_path / "c.pt")
+    assert_one_line_error(status, err, f"{crops}: calibration needs at least 100 crops")
+    assert "these are 4 (ctc 2, wbc 1, debris 1)" in err[0]
+    assert not (tmp_path / "c.pt").exists() and not (tmp_path / "ev").exists()
+
+
 # 10. Files and runs.
 
-def test_a_fifo_named_like_a_frame_is_left_out(cart):
+def test_a_fifo_named_like_a_frame_is_refused_unopened(base, cart, capsys):
+    # Refused, not left out: a position left out would still count its blood volume as read.
+    # Opening a FIFO blocks, so a listing that opened it would hang here.
     os.mkfifo(cart / "r09c09.tif")
-    cartridge = open_cartridge(cart)
-    assert len(cartridge.frames) == 3
-    assert any("not a regular file" in p for p in cartridge.problems)
+    with pytest.raises(InputError, match=r"r09c09.tif: not a regular file \(a FIFO"):
+        open_cartridge(cart)
+    status, err = run_cli(capsys, *predict_args(base, cart))
+    assert_one_line_error(status, err, "not a regular file (a FIFO named like a frame)")
 
 
 def test_a_fifo_among_crops_is_refused_not_read(crops):
@@ -432,3 +479,82 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
     status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
     assert status == 130 and err == ["ctcnet train: interrupted"]
+
+
+# Model folders, list files and output paths.
+
+def _finishes(work, seconds=20.0):
+    """Run ``work`` in a thread; whether it finished in time (a FIFO opened would block it)."""
+    import threading
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def test_a_fifo_in_the_models_folder_is_skipped_not_opened(base, cart, tmp_path, monkeypatch,
+                                                           capsys, caplog):
+    from ctcnet.nn import registry
+
+    folder = tmp_path / "site_models"
+    folder.mkdir()
+    shutil.copy(base / "model.pt", folder / "piped.pt")
+    os.mkfifo(folder / "piped.json")  # a card that is a FIFO, beside real weights
+    os.mkfifo(folder / "other.pt")
+    (folder / "other.json").write_text("{}")
+    monkeypatch.setenv(registry.MODELS_ENV, str(folder))
+    found = []
+    assert _finishes(lambda: found.extend(registry.list_models())), "a FIFO was opened"
+    assert "piped" not in [m.name for m in found]
+    skipped = [r.getMessage() for r in caplog.records if "not a regular file" in r.getMessage()]
+    assert any("piped.json" in m for m in skipped) and any("other.pt" in m for m in skipped)
+    assert _finishes(lambda: found.append(run_cli(capsys, "models")))
+    assert found[-1][0] == 0
+    # A FIFO given as --model is refused by name, never opened.
+    assert _finishes(lambda: found.append(run_cli(
+        capsys, "predict", cart, "--out", tmp_path / "o", "--model", folder / "other.pt",
+        "--device", "cpu", "--quiet")))
+    assert_one_line_error(*found[-1], f"{folder / 'other.pt'}: not a regular file (a FIFO")
+
+
+def test_models_env_naming_a_file_is_refused(base, cart, monkeypatch, capsys):
+    from ctcnet.nn import registry
+
+    monkeypatch.setenv(registry.MODELS_ENV, str(base / "model.pt"))
+    assert_one_line_error(*run_cli(capsys, "models"),
+                          f"{base / 'model.pt'}: named in $CTCNET_MODELS but not a folder")
+    # Predict looks the model up by the data's channels: refused the same way.
+    status, err = run_cli(capsys, "predict", cart, "--out", cart.parent / "out", "--device",
+                          "cpu", "--quiet", "--no-report")
+    assert_one_line_error(status, err, "named in $CTCNET_MODELS but not a folder")
+    assert not (cart.parent / "out").exists()
+
+
+def test_a_list_file_that_names_itself_is_refused(base, cart, capsys):
+    from ctcnet.io.input_lists import expand_list_files
+
+    lists = cart.parent
+    (lists / "self.txt").write_text("# a list of one list: itself\nself.txt\n")
+    (lists / "a.txt").write_text(f"{cart}\nb.txt\n")
+    (lists / "b.txt").write_text("cart\na.txt\n")
+    (lists / "twice.txt").write_text("c.txt\nc.txt\n")  # the same list twice: no cycle
+    (lists / "c.txt").write_text("cart\n")
+    for name, chain in (("self.txt", "self.txt -> "), ("a.txt", "b.txt -> ")):
+        argv = predict_args(base, cart)
+        argv[1] = lists / name
+        status, err = run_cli(capsys, *argv)
+        assert_one_line_error(status, err, "list file names itself")
+        assert chain in err[0] and str(lists / name) in err[0]
+        with pytest.raises(InputError, match="names itself"):
+            expand_list_files([lists / name])
+    assert expand_list_files([lists / "twice.txt"]) == [lists / "cart"] * 2
+    assert not (cart.parent / "out").exists()
+
+
+def test_crops_into_an_existing_file_is_one_line(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file kept here\n")
+    status, err = run_cli(capsys, "crops", tmp_path / "results", "--reviewed", "--out", taken)
+    assert_one_line_error(status, err, f"{taken}: exists and is not a folder")
+    assert taken.read_text() == "a file kept here\n"

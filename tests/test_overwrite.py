@@ -1,8 +1,11 @@
 """export, finetune and simulate refuse to write over an existing output unless --overwrite;
-export_onnx() and finetune() called from Python refuse too, unless overwrite=True."""
+export_onnx() and finetune() called from Python refuse too, unless overwrite=True. No command
+writes over the model it reads, even with --overwrite, and an output that could not be written
+at the end is refused before the work."""
 
 import hashlib
 import json
+import os
 
 import pytest
 from conftest import save_tiny_model
@@ -155,3 +158,74 @@ def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, 
     (tmp_path / "empty").mkdir()
     assert main(["simulate", "cartridge", str(tmp_path / "empty"), "--frames", "1",
                  "--frame-shape", "96x128", "--events", "4"]) == 0
+
+
+def one_line_refusal(capsys, args, match) -> str:
+    """The command exits 2 with one line holding ``match``; returns that line."""
+    capsys.readouterr()
+    assert main([str(a) for a in args]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and match in err[0], err
+    return err[0]
+
+
+def test_no_command_writes_over_the_model_it_reads(lab, tmp_path, capsys):
+    model, _ = save_tiny_model(tmp_path / "m.pt", crop_size=SIZE, width=8)
+    before = digest(model)
+    crops = lab / "crops"
+    again = tmp_path / "sub" / ".." / "m.pt"  # the same file, spelt otherwise
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.pt").symlink_to(model)
+    evaluate = ["evaluate", crops, "--model", model, "--out", tmp_path / "ev", "--no-baselines",
+                "--device", "cpu", "--calibrate-on", crops, "--save-model"]
+    for target in (model, again, tmp_path / "link.pt"):
+        for more in ([], ["--overwrite"]):
+            line = one_line_refusal(capsys, evaluate + [target] + more,
+                                    "is the model this command reads")
+            assert "choose another path for --save-model" in line and str(target) in line
+    refused(capsys, lab / "base.pt", [str(a) for a in evaluate + [lab / "base.pt"]])
+    one_line_refusal(capsys, ["finetune", crops, "--base", model, "--out", again,
+                              "--overwrite", "--steps", "1", "--device", "cpu"],
+                     "is the model this command reads")
+    one_line_refusal(capsys, ["export", model, "--out", model, "--overwrite"],
+                     "is the model this command reads")
+    assert digest(model) == before and not (tmp_path / "ev").exists()
+
+
+def test_finetune_output_that_cannot_be_written_is_refused_before_training(lab, tmp_path, capsys,
+                                                                          monkeypatch):
+    import ctcnet.nn.classifier as classifier
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the base model was loaded: the output was not checked first")
+
+    monkeypatch.setattr(classifier, "load_model", no_training)
+    (tmp_path / "empty").mkdir()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "kept.pt").write_bytes(b"a model")
+    for folder in (tmp_path / "empty", full):
+        for more in ([], ["--overwrite"]):
+            one_line_refusal(capsys, finetune_args(lab, folder, *more),
+                             f"{folder}: is a folder; --out names the file to write")
+    (tmp_path / "afile").write_text("x")
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "afile" / "m.pt"),
+                     f"{tmp_path / 'afile'} is not a folder")
+    (tmp_path / "card.md").mkdir()  # the card's path taken by a folder
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "card.pt"),
+                     f"{tmp_path / 'card.md'}: is a folder")
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "model.md"),
+                     "the model card goes beside the model as .md")
+    assert (full / "kept.pt").read_bytes() == b"a model"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_finetune_into_a_read_only_folder_is_refused_before_training(lab, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        one_line_refusal(capsys, finetune_args(lab, locked / "new" / "m.pt"),
+                         f"folder {locked} is not writable")
+    finally:
+        locked.chmod(0o755)

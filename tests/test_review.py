@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 from conftest import save_tiny_model
 
 from ctcnet.errors import InputError
@@ -623,3 +624,83 @@ def test_reviewed_crops_follow_their_events_after_a_rerun(served, tmp_path):
     assert cut[["frame_id", "x", "y"]].values.tolist() == \
         before.loc[picked[:2], ["frame_id", "x", "y"]].values.tolist()
     assert info["sources"][0]["unattached_decisions"] == 1
+
+
+# --- Decisions belong to one cartridge --------------------------------------------------------
+
+def test_decisions_of_another_run_attach_only_on_their_cartridge(tmp_path, caplog):
+    events, run = tiny_run()
+    on_a = D.RunEvents(events, 0.5, cartridge_id="cartA")
+    D.record_decision(tmp_path, on_a, 1, "wbc", "a")
+    assert D.read_decisions(tmp_path)["cartridge_id"].tolist() == ["cartA"]
+    # The same positions in a run of cartridge A (another model) and of cartridge B (another
+    # patient's scan predicted into this folder under the same sample id).
+    moved = events.assign(x=events["x"] + 1.0)
+    again_a = D.RunEvents(moved, 0.5, cartridge_id="cartA")
+    assert D.load_decisions(tmp_path, again_a).decisions["event_id"].tolist() == [1]
+    on_b = D.RunEvents(moved, 0.5, cartridge_id="cartB")
+    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+        matched = D.migrate_decisions(tmp_path, on_b)
+    assert matched.decisions.empty and matched.other_cartridge == 1
+    assert "made on another cartridge with this sample id (cartridge cartA; this run's is " \
+        "cartB)" in matched.unattached["reason"].iloc[0]
+    assert "1 decision(s) in review.csv were made on another cartridge" in caplog.text
+    # Recorded on B, a decision on the same event keeps A's in the file (never counted on B).
+    D.record_decision(tmp_path, on_b, 1, "ctc", "b")
+    table = D.read_decisions(tmp_path)
+    assert table["cartridge_id"].tolist() == ["cartA", "cartB"]
+    assert D.load_decisions(tmp_path, again_a).decisions["reviewer_call"].tolist() == ["wbc"]
+
+
+def test_decisions_recorded_before_cartridges_were_named(tmp_path):
+    """A file without cartridge_id: a row attaches to the run it was made in (and is given
+    its cartridge when the file is rewritten); from another run it is set aside."""
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "a")  # no cartridge known
+    D.record_decision(tmp_path, run, 2, "wbc", "a")
+    table = D.read_decisions(tmp_path)
+    table.loc[1, "run_id"] = "an-earlier-run"
+    table[D.POSITION_COLUMNS].to_csv(tmp_path / "review.csv", index=False)
+    now = D.RunEvents(events, 0.5, cartridge_id="cartA")
+    matched = D.migrate_decisions(tmp_path, now)
+    assert matched.decisions["event_id"].tolist() == [1]
+    assert "before decisions named their cartridge" in matched.unattached["reason"].iloc[0]
+    written = pd.read_csv(tmp_path / "review.csv", keep_default_na=False)
+    assert list(written.columns) == D.COLUMNS
+    assert written["cartridge_id"].tolist() == ["cartA", ""]
+
+
+def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, caplog):
+    """predict --overwrite of another patient's cartridge (same sample id, events at the same
+    places) into a reviewed results folder: the decisions are set aside, not carried over."""
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    sample = out / "P001"
+    events, summary = D.load_sample(sample)
+    run = D.RunEvents.of_sample(sample, events, summary)
+    assert run.cartridge_id == summary.cartridge_id and run.cartridge_id
+    picked = events["event_id"].iloc[:3].tolist()
+    for event_id in picked:
+        D.record_decision(sample, run, event_id, "wbc", "tester")
+    # Another scan: every pixel one count brighter, so its events sit where the first's did.
+    other = tmp_path / "other"
+    shutil.copytree(results / "cart", other)
+    for frame in other.glob("r*c*.tif"):
+        tifffile.imwrite(frame, tifffile.imread(frame) + np.uint16(1),
+                         photometric="minisblack")
+    backend = load_backend(results / "model.pt", device="cpu", batch_size=64)
+    with caplog.at_level("WARNING", logger="ctcnet.inference.predict"):
+        rerun = predict_cartridge(other, backend, sample, PredictOptions(
+            quiet=True, workers=0, report=False, overwrite=True))
+    assert rerun.sample_id == "P001" and rerun.cartridge_id != summary.cartridge_id
+    assert "review.csv holds decisions made on another cartridge" in caplog.text
+    caplog.clear()
+    events, summary = D.load_sample(sample)
+    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+        matched = D.migrate_decisions(sample, D.RunEvents.of_sample(sample, events, summary))
+    assert matched.decisions.empty and matched.other_cartridge == 3
+    assert "3 decision(s) in review.csv were made on another cartridge" in caplog.text
+    counts = D.review_counts(events, matched.decisions, 7.5, ["ctc", "wbc"],
+                             len(matched.unattached))
+    assert counts["reviewed"] == 0 and counts["unattached"] == 3
+    assert len(pd.read_csv(sample / "review.csv")) == 3  # kept in the file

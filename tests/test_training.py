@@ -587,6 +587,23 @@ def test_last_checkpoint_is_the_last_epoch_when_it_is_not_the_best(crop_dir, tmp
     assert record.started == [] and again.global_step == trainer.global_step
 
 
+def test_training_lacking_a_class_warns_and_on_one_class_is_refused(tmp_path, caplog):
+    crops, labels = toy_crops(4)
+    two = [i for i, label in enumerate(labels) if label in ("ctc", "wbc")]
+    samples = [f"P{i % 2}" for i in range(len(two))]
+    write_crop_dataset(tmp_path / "two", crops[two].astype(np.uint16),
+                       [labels[i] for i in two], load_panel(None), samples)
+    _fit(tmp_path / "two", tmp_path / "fit_two")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("the training crops hold no cluster, debris" in m for m in warned), warned
+    ctc = [i for i, label in enumerate(labels) if label == "ctc"]
+    write_crop_dataset(tmp_path / "one", crops[ctc].astype(np.uint16), ["ctc"] * len(ctc),
+                       load_panel(None), [f"P{i % 2}" for i in range(len(ctc))])
+    with pytest.raises(InputError, match="training needs crops of at least two classes"):
+        _fit(tmp_path / "one", tmp_path / "fit_one")
+    assert not (tmp_path / "fit_one" / "checkpoints").exists()
+
+
 def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
     _, _, _, checkpoint, _ = fitted
     other = {"channels": ["DAPI", "CK", "CD45", "VIM", "CD66b"]}
@@ -628,6 +645,23 @@ def test_ctcnet_train_runs_in_process_on_smoke(tmp_path):
     assert spec.crop_size == 32 and spec.training["data"]["simulated"]["train"] == 4
     saved = list(root.rglob("config.yaml"))
     assert saved and "lr: 0.001" in saved[0].read_text()
+
+
+def test_training_never_exports_over_the_model_it_starts_from(tmp_path, capsys,
+                                                              tiny_model_file):
+    import hashlib
+
+    from ctcnet.cli import main
+
+    start, _ = tiny_model_file(tmp_path / "model.pt", crop_size=32, width=8)
+    before = hashlib.sha256(start.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main(["train", "--config", str(ROOT / "configs" / "smoke.yaml"),
+                 f"--trainer.default_root_dir={tmp_path}", f"--model.init_from={start}"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and f"{start}: is the model this command reads" in err[0], err
+    assert hashlib.sha256(start.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):

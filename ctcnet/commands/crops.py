@@ -27,9 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ctcnet.errors import InputError
+    from ctcnet.io.atomic import check_output_folder
     from ctcnet.report.event_crops import write_event_dataset
 
     out = Path(args.out)
+    check_output_folder(out)
     if out.exists() and any(out.iterdir()):
         raise InputError("output folder is not empty; choose a new one", out)
     info = write_event_dataset(args.results, out, reviewed=args.reviewed, scans=args.scans)

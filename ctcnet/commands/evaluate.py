@@ -4,6 +4,9 @@ crops; on simulated cartridges with ground truth, called versus true counts."""
 from __future__ import annotations
 
 import argparse
+import logging
+
+log = logging.getLogger(__name__)
 
 HELP = ("Evaluate a model on labelled crops (against baselines, with calibration), or on "
         "simulated cartridges (called versus true counts).")
@@ -104,7 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "threshold on them, save the calibrated model to --save-model, and "
                              "evaluate that")
     parser.add_argument("--save-model", metavar="PATH", help="where --calibrate-on writes the "
-                                                             "calibrated model")
+                                                             "calibrated model (never the "
+                                                             "--model file itself)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the --save-model file if it exists (default: refuse, "
+                             "naming it)")
     parser.add_argument("--review-precision", type=float, default=0.99,
                         help="precision the automatic calls above the review band must reach "
                              "on the validation crops (default 0.99)")
@@ -144,7 +151,118 @@ def _summary_lines(report: dict) -> list[str]:
         lines.append(f"{name}: macro-F1 {base['macro_f1']:.3f} (CNN {margin:+.3f})")
     if not report.get("baselines") and report.get("baseline_training"):
         lines.append(f"baselines: {report['baseline_training']}")
-    return lines
+    return lines + [f"note: {w}" for w in report.get("warnings", [])]
+
+
+def absent_classes_warning(report: dict) -> str | None:
+    """What a macro-F1 over a crop set that lacks some of the model's classes does not say."""
+    absent = report["cnn"].get("absent_classes") or []
+    if not absent:
+        return None
+    present = list(report["cnn"]["per_class"])
+    over = (f"is {present[0]}'s F1 alone" if len(present) == 1
+            else f"averages {', '.join(present)} only")
+    return (f"the labels hold no {', '.join(absent)}: macro-F1 {over} and says nothing of how "
+            f"{'that class is' if len(absent) == 1 else 'those classes are'} told apart")
+
+
+def _crop_index(folder):
+    """A crop set's files and labels, or None where it cannot be indexed here (its own error
+    comes later, where it is read)."""
+    from ctcnet.errors import InputError
+    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.io.panel import load_panel
+
+    try:  # any panel: only files and labels are wanted, not the channels or the pixel size
+        return read_crop_index(folder, panel=load_panel(None))
+    except InputError:
+        return None
+
+
+def _crop_files(folder) -> set:
+    """The crop files a crop set names (resolved), or the folder itself."""
+    from pathlib import Path
+
+    index = _crop_index(folder)
+    return {Path(folder).resolve()} if index is None else {p.resolve() for p in index.paths}
+
+
+def check_calibration_crops(calibrate_on) -> None:
+    """Refuse, before any work, calibration crops too few to fit on."""
+    from collections import Counter
+
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.calibration import calibration_shortfall
+
+    index = _crop_index(calibrate_on)
+    problem = None if index is None else calibration_shortfall(Counter(index.labels))
+    if problem:
+        raise InputError(problem, calibrate_on)
+
+
+def calibration_overlap_warning(data, calibrate_on) -> str | None:
+    """A calibration set that shares crops with the evaluated set: its ECE and review band are
+    then measured on what they were fitted on, and look better than they are."""
+    calibration, evaluated = _crop_files(calibrate_on), _crop_files(data)
+    shared = len(calibration & evaluated)
+    if not shared:
+        return None
+    return (f"{shared} of the {len(calibration)} calibration crops ({calibrate_on}) are among "
+            f"the evaluated crops ({data}): ECE, the review band and other figures of the "
+            "calibrated probabilities are optimistic; calibrate on crops kept apart")
+
+
+def check_save_model(args: argparse.Namespace, model) -> None:
+    """``--save-model`` before any work: given, writable, not the model read, not an
+    existing file unless ``--overwrite``."""
+    from ctcnet.errors import InputError
+    from ctcnet.io.atomic import check_output_file, refuse_existing, refuse_overwriting_inputs
+
+    if not args.save_model:
+        raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
+    refuse_overwriting_inputs(args.save_model, [model], "--save-model")
+    check_output_file(args.save_model, "--save-model")
+    refuse_existing([args.save_model], args.overwrite, "--save-model")
+
+
+def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
+    """Keep ``warnings`` in the report: its ``warnings`` list, in report.json too, which the
+    evaluation wrote before they were known."""
+    import json
+    from pathlib import Path
+
+    from ctcnet.io.atomic import atomic_write_text
+
+    report["warnings"] = report.get("warnings", []) + warnings
+    atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
+
+
+def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
+    """``--calibrate-on``: every check first, then the calibrated model written to
+    ``--save-model``; returns its path (what is evaluated). A calibration set that overlaps
+    the evaluated one is warned about now and its warning added to ``warnings``."""
+    import sys
+
+    from ctcnet.errors import InputError
+    from ctcnet.evaluation.evaluate import calibrate_model_file
+
+    check_save_model(args, model)
+    check_calibration_crops(args.calibrate_on)
+    overlap = calibration_overlap_warning(args.data, args.calibrate_on)
+    if overlap:
+        log.warning("%s", overlap)
+        warnings.append(overlap)
+    try:
+        spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
+                                    args.review_precision, args.device, args.batch_size)
+    except InputError as err:
+        if err.path is not None:
+            raise
+        # An error that names no file is about the calibration crops: name them.
+        raise InputError(str(err), args.calibrate_on) from None
+    print(f"calibrated: temperature {spec.temperature:.3f}, review threshold "
+          f"{spec.review_threshold:.3f} -> {args.save_model}", file=sys.stderr)
+    return args.save_model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,8 +278,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
     from ctcnet.inference.predict import input_panels, resolve_inputs
+    from ctcnet.io.input_lists import expand_list_files
 
-    cartridges, datasets = resolve_inputs([args.data])
+    cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
         name = choose_model(input_panels(cartridges, datasets, args.pixel_size),
@@ -171,23 +290,21 @@ def run(args: argparse.Namespace) -> int:
         args.model = name
         return _run_cartridges(args, cartridges)
     model = resolve_model(name)
+    warnings = []
     if args.calibrate_on:
-        if not args.save_model:
-            raise InputError("--calibrate-on needs --save-model (never overwrite a model "
-                             "in place)")
-        from ctcnet.evaluation.evaluate import calibrate_model_file
-
-        spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
-                                    args.review_precision, args.device, args.batch_size)
-        print(f"calibrated: temperature {spec.temperature:.3f}, review threshold "
-              f"{spec.review_threshold:.3f} -> {args.save_model}", file=sys.stderr)
-        model = args.save_model
+        model = _calibrate(args, model, warnings)
     report = evaluate_dataset(args.data, model, args.out, with_baselines=not args.no_baselines,
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
                               batch_size=args.batch_size, compensate=args.compensate,
                               prior=args.prior, pixel_size=args.pixel_size,
                               markers_decide=not args.network_calls_only)
+    absent = absent_classes_warning(report)
+    if absent:
+        log.warning("%s", absent)
+        warnings.append(absent)
+    if warnings:
+        keep_warnings(report, warnings, args.out)
     if args.json:
         print(json.dumps({"macro_f1": report["cnn"]["macro_f1"],
                           "accuracy": report["cnn"]["accuracy"],

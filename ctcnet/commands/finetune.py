@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                               holdout=args.holdout, sim_check_per_class=max(
                                   0, args.sim_check_per_class), seed=args.seed,
                               device=args.device)
-    # Refused before the training if the model or its card exists, unless --overwrite.
+    # Refused before the training if the model or its card exists (unless --overwrite), is
+    # the base model, or could not be written (a folder, a missing or read-only folder).
     record = finetune(args.data, args.out, args.base, options, overwrite=args.overwrite)
     held = record["held_out"]
     line = (f"held-out macro-F1 {held['base']['macro_f1']:.4f} -> "
@@ -67,5 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if sim:
         line += (f"; simulated test {sim['base']['macro_f1']:.4f} -> "
                  f"{sim['finetuned']['macro_f1']:.4f}")
+    if record["calibration"].get("skipped"):
+        line += "; calibration skipped, the base model's kept (too few held-out crops)"
     print(f"{line}; {record['seconds']['total']:.0f} s -> {args.out}")
     return 0

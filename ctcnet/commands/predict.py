@@ -96,9 +96,11 @@ def run(args) -> int:
                              prior=prior, pixel_size=args.pixel_size,
                              marker_calls=not args.network_calls_only)
     from ctcnet.inference.predict import resolve_inputs
+    from ctcnet.io.input_lists import expand_list_files
 
     out = Path(args.out)
-    cartridges, datasets = resolve_inputs(args.inputs)
+    inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
+    cartridges, datasets = resolve_inputs(inputs)
     model = args.model
     if model is None:  # the shipped model whose channels the data has, by name
         import sys
@@ -112,7 +114,7 @@ def run(args) -> int:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     with distributed_context(args.device) as (info, device):
         backend = load_backend(model, args.backend, device, args.batch_size)
-        summaries = predict_inputs(args.inputs, out, backend, options, info.rank,
+        summaries = predict_inputs(inputs, out, backend, options, info.rank,
                                    info.world_size)
     if info.is_main:  # one index of every output of the run (all ranks have finished)
         from ctcnet.io.scan import open_cartridge

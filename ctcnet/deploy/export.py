@@ -48,7 +48,12 @@ from ctcnet.deploy.runtime import (
 )
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
-from ctcnet.io.atomic import atomic_write_bytes, refuse_existing
+from ctcnet.io.atomic import (
+    atomic_write_bytes,
+    check_output_file,
+    refuse_existing,
+    refuse_overwriting_inputs,
+)
 from ctcnet.nn.classifier import CTCClassifier, load_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.nn.symmetry import symmetric_logits
@@ -139,6 +144,8 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                          "or newer (runs on onnxruntime 1.14 and later)")
     model_path = Path(model_path)
     out_path = Path(out_path) if out_path else model_path.with_suffix(".onnx")
+    refuse_overwriting_inputs(out_path, [model_path])
+    check_output_file(out_path)
     refuse_existing([out_path], overwrite)
     model, spec = load_model(model_path)
     crops, crops_source = verification_crops(spec, max(VERIFY_BATCHES), seed)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.panel import check_channel_order
 from ctcnet.nn.calls import (  # noqa: F401 (API)
     BALANCED_PRIOR,
@@ -137,11 +137,9 @@ class OnnxClassifier:
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
                  threads: int | None = None, spin_wait: bool = True,
                  batch_size: int | None = None):
-        self.path = Path(path)
+        self.path = check_regular_file(path, "an ONNX model", missing="ONNX model file not found")
         try:
             model_bytes = self.path.read_bytes()
-        except FileNotFoundError:
-            raise InputError("ONNX model file not found", self.path) from None
         except OSError as err:
             raise InputError(f"cannot read ONNX model: {err.strerror or err}", self.path) from None
         options = ort.SessionOptions()

@@ -19,6 +19,14 @@ from ctcnet.evaluation.metrics import expected_calibration_error
 
 # Temperatures outside this range mean broken logits, not miscalibration.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+# The smallest set calibration is fitted on. The review band is cut where the automatic calls
+# reach 99 % precision, which only 100 crops or more can tell from 100 % (one error in 100);
+# on fewer, a run of right calls sets the threshold and the temperature runs to its lower
+# bound (3 held-out crops gave T 0.25: every probability near 0 or 1). And each class the
+# crops hold must be there, with a few crops: a class left out is called under a temperature
+# and a threshold fitted without it.
+MIN_CALIBRATION_CROPS = 100
+MIN_CALIBRATION_PER_CLASS = 5
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -117,12 +125,33 @@ def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
     return out
 
 
+def calibration_shortfall(counts: dict[str, int], expected: list[str] | None = None
+                          ) -> str | None:
+    """Why crops of these per-class ``counts`` are too few to calibrate on (None when they are
+    enough): fewer than :data:`MIN_CALIBRATION_CROPS`, fewer than two classes, or fewer than
+    :data:`MIN_CALIBRATION_PER_CLASS` of a class of ``expected`` (default: the classes counted;
+    a caller passes the classes its whole data set holds)."""
+    held = {name: int(n) for name, n in counts.items() if n}
+    wanted = list(held) if expected is None else list(expected)
+    short = [name for name in wanted if held.get(name, 0) < MIN_CALIBRATION_PER_CLASS]
+    total = sum(held.values())
+    if len(held) >= 2 and total >= MIN_CALIBRATION_CROPS and not short:
+        return None
+    have = ", ".join(f"{name} {n}" for name, n in held.items()) or "none"
+    each = f"of {', '.join(wanted)}" if len(wanted) > 1 else "class they hold"
+    return (f"calibration needs at least {MIN_CALIBRATION_CROPS} crops of at least two "
+            f"classes, {MIN_CALIBRATION_PER_CLASS} or more of each {each}; these are "
+            f"{total} ({have})")
+
+
 def calibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float = 0.99):
     """The spec with temperature and review threshold fitted on validation logits and labels.
 
     The review threshold is chosen on the calibrated probabilities, so that automatic calls
     (top probability at or above it) are at least ``target`` precise on this validation set.
-    The fit's numbers go to ``spec.metrics["calibration"]``.
+    The fit's numbers go to ``spec.metrics["calibration"]``. Only a set of one class is
+    refused here; the commands that calibrate on a user's crops (``evaluate --calibrate-on``,
+    ``finetune``) first ask :func:`calibration_shortfall` whether they are enough.
     """
     present = np.unique(np.asarray(labels))
     if len(present) < 2:

@@ -7,7 +7,9 @@ model's classes (a lab's set of CTCs and WBCs, say):
 * macro-F1 averages the classes **present in y_true** only, because an absent class has no
   recall to measure;
 * predictions into an absent class still count as errors: they lower the recall of the true
-  class and appear in the confusion matrix and in ``absent_predicted``.
+  class and appear in the confusion matrix and in ``absent_predicted``;
+* the absent classes are named (``absent_classes``): a macro-F1 over the present classes says
+  nothing of how the absent ones are told apart (over one class it is that class's F1 alone).
 
 Undefined ratios (0/0) are reported as 0.0 where sklearn's ``zero_division=0`` would, and as
 ``None`` (JSON null) where the number does not exist at all (an AUC without negatives).
@@ -144,8 +146,9 @@ def classification_report(y_true, proba, class_names: Sequence[str],
     """The headline numbers of an evaluation, JSON-ready.
 
     Keys: ``accuracy``, ``macro_f1`` (classes present in y_true), ``per_class`` {name:
-    {precision, recall, f1, support}} for the present classes, ``absent_predicted`` {absent
-    class: number of calls into it}, ``confusion`` (K x K lists, rows true, columns predicted,
+    {precision, recall, f1, support}} for the present classes, ``absent_classes`` (the
+    classes of ``class_names`` y_true lacks), ``absent_predicted`` {absent class: number of
+    calls into it}, ``confusion`` (K x K lists, rows true, columns predicted,
     over all ``class_names``), ``class_names``, ``ece``, ``n``, and with ``with_auc`` the
     one-vs-rest ``roc_auc`` / ``pr_auc`` per class.
     """
@@ -165,6 +168,7 @@ def classification_report(y_true, proba, class_names: Sequence[str],
         "per_class": {names[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
                                  "f1": float(f1[k]), "support": int(support[k])}
                       for k in np.flatnonzero(present)},
+        "absent_classes": [names[k] for k in np.flatnonzero(~present)],
         "absent_predicted": {names[k]: int(cm[:, k].sum()) for k in np.flatnonzero(~present)},
         "confusion": cm.tolist(),
         "ece": expected_calibration_error(p, y, n_bins),

@@ -30,7 +30,9 @@ Pipeline per cartridge (``predict_cartridge``):
   group at a time; only the columns the summary and report read stay in memory, so memory does
   not grow with the cartridge), ``summary.json``, ``gallery/*.png`` and ``index.html``
   (``ctcnet.report.review``). A corrupt or missing frame is skipped and reported
-  with its reason; a panel mismatch stops before any work. A simulated cartridge
+  with its reason; a panel mismatch stops before any work, and so does metadata no scan or
+  blood tube can have (``checked_cartridge``; where the user may know better, it is a
+  ``problems`` entry and the run is ``partial``). A simulated cartridge
   (``ground_truth.csv``) also gets detection recall and true counts in its summary.
 """
 
@@ -58,12 +60,18 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.inference.guard import counted, guard_events, guard_summary, measure_for_guard
+from ctcnet.inference.guard import (
+    counted,
+    guard_events,
+    guard_summary,
+    leak_allowance,
+    measure_for_guard,
+)
 from ctcnet.inference.spillover import compensate, wants_compensation
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
 from ctcnet.io.panel import Panel
-from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge
+from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, plausibility_problems
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
@@ -462,6 +470,36 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     return done - set(changed)
 
 
+def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) -> None:
+    """A results folder reviewed on one cartridge, predicted again from another with the same
+    sample id: its decisions will be set aside (``ctcnet.report.decisions``); said now, while
+    the person who ran it can still pick another ``--out``."""
+    try:
+        before = json.loads((out_dir / "summary.json").read_text()).get("cartridge_id")
+    except (OSError, ValueError, AttributeError):
+        return
+    if before and cartridge.identity and before != cartridge.identity and \
+            (out_dir / "review.csv").exists():
+        log.warning("%s: review.csv holds decisions made on another cartridge with sample id "
+                    "%s (cartridge %s; this scan is %s): they will be set aside, not counted",
+                    out_dir, cartridge.sample_id, before, cartridge.identity)
+
+
+def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:
+    """Journal parts of frames the listing now marks unreadable (a channel file gone, a copy of
+    another frame's bytes) are dropped, so the frame is skipped with its reason instead of
+    resumed; returns their frame ids."""
+    dropped = set()
+    for frame in frames:
+        if frame.problem is None:
+            continue
+        for path in (parts / f"{frame.frame_id}.parquet", parts / f"{frame.frame_id}.gallery.npz"):
+            if path.exists():
+                path.unlink()
+                dropped.add(frame.frame_id)
+    return dropped
+
+
 def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.ndarray | None,
                spec: ModelSpec, gallery_per_frame: int) -> None:
     """Journal one finished frame: gallery crops first, then the table (the completion mark)."""
@@ -632,12 +670,23 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     options = options or PredictOptions()
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
+    cartridge = checked_cartridge(cartridge)
     # A cartridge is called at cartridge prevalence unless another prior is asked for.
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     with exclusive_folder(out_dir, "predict"), single_threaded_blas():
         return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options)
+
+
+def checked_cartridge(cartridge: Cartridge) -> Cartridge:
+    """The cartridge with what its metadata claim checked (``plausibility_problems``: refused
+    by InputError, or added to its problems, which make the run ``partial``); every predict
+    entry point goes through here, some twice (a problem is listed once)."""
+    new = [p for p in plausibility_problems(cartridge) if p not in cartridge.problems]
+    for problem in new:
+        log.warning("%s: %s", cartridge.sample_id, problem)
+    return replace(cartridge, problems=[*cartridge.problems, *new]) if new else cartridge
 
 
 def single_threaded_blas():
@@ -656,9 +705,11 @@ def single_threaded_blas():
 def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: str,
                        out_dir: Path, options: PredictOptions) -> dict:
     t_start = time.perf_counter()
+    warn_of_decisions_on_another_cartridge(out_dir, cartridge)
     done = open_journal(out_dir, run_fingerprint(backend, cartridge, options, spec),
                         options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
+    done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
     seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0, "classify": 0.0,
                "write": 0.0}
@@ -723,7 +774,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.spillover = spillover
     summary = replace(summary, **sample_outcome(
         summary.counts, int((events["class"] == FAILED_CLASS).sum()), len(cartridge.frames),
-        len(skipped), cartridge.blood_volume_ml, spec.taxonomy.reported_classes()))
+        len(skipped), cartridge.blood_volume_ml, spec.taxonomy.reported_classes(),
+        frames_scanned=cartridge.frames_scanned, problems=len(cartridge.problems)))
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     if options.report:
         from ctcnet.report.review import write_report
@@ -741,22 +793,27 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
 
 
 def sample_outcome(counts: dict, failed_events: int, frames_total: int, frames_skipped: int,
-                   volume_ml: float, reported: list[str]) -> dict:
+                   volume_ml: float, reported: list[str], frames_scanned: int | None = None,
+                   problems: int = 0) -> dict:
     """Status and per-7.5 mL figures of a sample, honest about frames that were not read.
 
     ``failed`` when no frame was processed: zero counts would read as a clean negative.
-    ``partial`` when some frames were skipped or some events could not be classified. The
-    per-7.5 mL figures scale by the blood volume of the frames processed (frames cover equal
-    areas of the cartridge); ``None`` for a failed sample.
+    ``partial`` when some frames were skipped, some events could not be classified, or the
+    inputs have ``problems`` (metadata accepted though implausible, frames missing): a count
+    that stands only if a person agrees. The per-7.5 mL figures scale by the blood volume of
+    the frames processed (frames cover equal areas of the cartridge; ``frames_scanned``: the
+    frames the volume spreads over, more than ``frames_total`` when some are missing);
+    ``None`` for a failed sample.
     """
     processed = frames_total - frames_skipped
     if processed <= 0:
         status = "failed"
-    elif frames_skipped or failed_events:
+    elif frames_skipped or failed_events or problems:
         status = "partial"
     else:
         status = "ok"
-    scanned = volume_ml * processed / frames_total if frames_total else 0.0
+    spread = max(frames_total, frames_scanned or 0)
+    scanned = volume_ml * processed / spread if spread else 0.0
     per_75 = {name: (counts.get(name, 0) * 7.5 / scanned if scanned > 0 else None)
               for name in reported}
     return {"status": status, "failed_events": int(failed_events),
@@ -975,6 +1032,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                            skipped=len(skipped), resumed_from_journal=resumed),
         skipped_frames=skipped,
         problems=list(cartridge.problems),
+        cartridge_id=cartridge.identity or None,
         events=n,
         counts=counts,
         per_7_5_ml=per_75,
@@ -1002,23 +1060,12 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
     A path may be a cartridge folder, a folder whose sub-folders are cartridges, a text file
     listing such paths (one per line, ``#`` comments), or a crop dataset folder.
     """
+    from ctcnet.io.input_lists import expand_list_files
     from ctcnet.io.scan import is_cartridge
 
     cartridges, datasets = [], []
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_file():
-            try:
-                lines = [ln.strip() for ln in path.read_text().splitlines()]
-            except (UnicodeDecodeError, OSError):
-                raise InputError("not a list of cartridge folders (a text file, one path per "
-                                 "line); pass the cartridge folder itself", path) from None
-            listed = [Path(ln) if Path(ln).is_absolute() else path.parent / ln
-                      for ln in lines if ln and not ln.startswith("#")]
-            more_c, more_d = resolve_inputs(listed)
-            cartridges += more_c
-            datasets += more_d
-        elif not path.is_dir():
+    for path in expand_list_files(inputs):  # list files read, a list naming itself refused
+        if not path.is_dir():
             raise InputError("input not found (a cartridge folder, a folder of cartridges, a "
                              "list file, or a crop dataset)", path)
         elif is_cartridge(path):
@@ -1093,9 +1140,11 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
                                    else str(p) for p in index.paths],
                           "label": index.labels, "sample_id": index.sample_ids})
-    # Each crop is a cell someone chose: its markers take part in the call (guard.marker_calls).
+    # Each crop is a cell someone chose: its markers take part in the call
+    # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
     table = guard_events(label_events(table, proba, spec), crops, proba, spec,
-                         markers_decide=options.marker_calls)
+                         markers_decide=options.marker_calls,
+                         max_leak=leak_allowance(index.exported))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
@@ -1134,7 +1183,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     options = options or PredictOptions()
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
     cartridge_paths, datasets = resolve_inputs(inputs)
-    cartridges = [open_cartridge(p) for p in cartridge_paths]
+    # Every cartridge's metadata are checked before any work: a refusal stops the whole run.
+    cartridges = [checked_cartridge(open_cartridge(p)) for p in cartridge_paths]
     ids = [c.sample_id for c in cartridges]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

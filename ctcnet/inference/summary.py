@@ -57,7 +57,7 @@ class RunSummary:
     blood_volume_ml: float
     frames: FrameCounts
     skipped_frames: list[dict]       # {"frame": frame id, "reason": text}
-    problems: list[str]              # problems found in the scan folder
+    problems: list[str]              # in the scan folder or its metadata: any makes it partial
     events: int
     counts: dict[str, int]           # per class
     # Reported classes per 7.5 mL of the blood whose frames were processed; None: no frame.
@@ -73,7 +73,8 @@ class RunSummary:
     events_per_s: float | None
     classify_events_per_s: float | None
     peak_memory_mb: float
-    # ok; partial (frames skipped or events not classified); failed (no frame processed).
+    # ok; partial (frames skipped, events not classified, or problems: inputs accepted though
+    # implausible, frames missing); failed (no frame processed).
     status: str = "ok"
     failed_events: int = 0           # events whose model output was not finite
     blood_volume_processed_ml: float | None = None
@@ -82,6 +83,10 @@ class RunSummary:
     gallery: dict | None = None       # per gallery category: total, shown, pages
     # --compensate: CK's spillover taken off the crops before the model, and where from.
     spillover: dict | None = None
+    # The scanned cartridge's identity (``Cartridge.identity``: a digest of its frame list):
+    # review decisions carry it, so none attaches to another cartridge with this sample id.
+    # None in a summary written before it was recorded.
+    cartridge_id: str | None = None
 
     def to_dict(self) -> dict:
         """The JSON form (``summary.json``); absent optional parts are left out."""

@@ -3,7 +3,10 @@
 Every output ctcnet writes (tables, JSON, images, checkpoints) goes to a temporary file in the
 same folder and is renamed into place, so a killed run never leaves a truncated file that a
 resumed run would trust. And a named output that exists is not replaced unless asked
-(:func:`refuse_existing`): the commands' ``--overwrite``, the library's ``overwrite=True``.
+(:func:`refuse_existing`): the commands' ``--overwrite``, the library's ``overwrite=True``; one
+that is a file the command reads is never replaced (:func:`refuse_overwriting_inputs`), and one
+that could not be written at the end is refused before the work (:func:`check_output_file`,
+:func:`check_output_folder`).
 """
 
 from __future__ import annotations
@@ -102,3 +105,60 @@ def refuse_existing(paths: Iterable[str | Path], overwrite: bool, where: str = "
         raise InputError(f"{names} already exist{'s' if len(found) == 1 else ''}; pass "
                          f"--overwrite (overwrite=True from Python) to replace {them}, or "
                          f"choose another {where}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, ``..`` or another spelling)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return a.resolve() == b.resolve()
+
+
+def refuse_overwriting_inputs(out: str | Path, inputs: Iterable[str | Path | None],
+                              where: str = "--out") -> None:
+    """Refuse, even with ``--overwrite``, to write an output over a file the same command
+    reads (the model it starts from): the result would replace what it was made from, and a
+    failed run would leave neither."""
+    from ctcnet.errors import InputError
+
+    out = Path(out)
+    for source in inputs:
+        if source is not None and _same_file(out, Path(source)):
+            raise InputError(f"is the model this command reads; it is never written over: "
+                             f"choose another path for {where}", out)
+
+
+def check_output_file(path: str | Path, where: str = "--out") -> None:
+    """Refuse, before any work, an output file that could not be written at the end: a folder
+    (or FIFO, device) at that path, or a folder for it that is not a folder or not writable.
+    A long run that fails only when it saves its result loses all of it. Missing folders are
+    fine: :func:`atomic_path` makes them, so the nearest one that exists must be writable."""
+    from ctcnet.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"is a folder; {where} names the file to write (e.g. "
+                         f"{path / 'model.pt'})", path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"is not a regular file (a FIFO or device?); choose another {where}",
+                         path)
+    folder = path.absolute().parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder, so nothing can be written under it; "
+                         f"choose another {where}", path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"folder {folder} is not writable; choose another {where}", path)
+
+
+def check_output_folder(path: str | Path, where: str = "--out") -> None:
+    """Refuse, before any work, an output folder whose path is taken by a file (or FIFO,
+    device): the folder could not be made there."""
+    from ctcnet.errors import InputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"exists and is not a folder; {where} names a folder to write; "
+                         "choose another", path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
@@ -43,15 +43,6 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     if arr.dtype == np.float32 and not np.isfinite(arr).all():
         raise InputError("image contains NaN or infinite values", path)
     return arr
-
-
-def check_regular_file(path: Path) -> None:
-    """Refuse a missing path, and a FIFO, device or folder: reading one would hang or fail."""
-    if not path.exists():
-        raise InputError("file not found", path)
-    if not path.is_file():
-        raise InputError("not a regular file (a FIFO, device or folder named like an image)",
-                         path)
 
 
 def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
@@ -126,7 +117,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     import tifffile
 
     path = Path(path)
-    check_regular_file(path)
+    check_regular_file(path, "an image")
     size = path.stat().st_size
     try:
         # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
@@ -168,7 +159,7 @@ def _open_raster(path: Path) -> np.ndarray:
     from PIL import Image
 
     path = Path(path)
-    check_regular_file(path)
+    check_regular_file(path, "an image")
     kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
         with Image.open(path) as im:

@@ -11,6 +11,17 @@ A frame's stem carries its position, ``r<row>c<col>`` (or ``frame<index>``, whos
 then follow the serpentine scan order given by ``cartridge.json``'s ``columns``). ``panel.json``
 beside the frames names the channels; ``cartridge.json`` (optional) records the sample id, layout
 and the blood volume. CellSearch's 2^15 export offset is removed on read.
+
+The frame list is built once, by position, and refuses what it cannot read one way: two files
+for one position (another spelling, another case or format, a whole-frame file beside
+per-channel files), a FIFO or device named like a frame, a name that is not UTF-8. A tile
+written twice under two names (the same bytes) is counted once: the copy is skipped with the
+reason (unless ``cartridge.json`` says ``"repeated_frames": true``: a synthetic cartridge
+whose frames repeat on purpose, as ``ctcnet benchmark`` builds one from hard links; never a
+scan). :attr:`Cartridge.identity` tells the cartridge from another with the same sample id
+(review decisions carry it). :func:`plausibility_problems` checks what the metadata claim (pixel
+size, blood volume) and :func:`read_frame` what a frame's pixels hold against the panel (values
+above its stated range, an empty channel).
 :meth:`Cartridge.conform` maps the frames' channels to a model's by name (see
 :meth:`~ctcnet.io.panel.Panel.channel_indices`); :meth:`Cartridge.read` then returns frames in the
 model's channel order.
@@ -18,15 +29,18 @@ model's channel order.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -44,6 +58,20 @@ _CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
 FRAME_SUFFIXES = IMAGE_SUFFIXES
 DEFAULT_BLOOD_VOLUME_ML = 7.5
 
+# Scans that image CTCs run from ~0.1 um per pixel (a 63x objective) to ~1.3 um (a 4x-5x or
+# binned 10x scan; CellSearch 0.64, other platforms 0.3-0.7). Beyond these bounds a 4 um CTC is
+# under 2 pixels or over 80 pixels across: a unit slip (nm, px per um) or a wrong panel.json,
+# which would size every event wrongly. Wider than the model crop's own range on purpose: a
+# scan is resampled to the model's pixel size.
+SCAN_PIXEL_SIZE_UM = (0.05, 2.0)
+# One blood tube holds at most 10 mL (CellSave tubes; CellSearch processes 7.5 mL of one).
+# More is possible (tubes pooled, a leukapheresis aliquot), so the run goes on, partial and
+# saying so. More than a person's whole blood (~5 L; 6 L leaves a margin) is a typo: refused.
+TUBE_VOLUME_ML = 10.0
+WHOLE_BLOOD_ML = 6000.0
+
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class FrameRef:
@@ -54,6 +82,8 @@ class FrameRef:
     col: int
     files: tuple[Path, ...]  # one multipage file, or one file per channel in channel order
     stem: str
+    digest: str = ""  # of its files' bytes (frame_digest): a tile written twice shows up
+    problem: str | None = None  # why it cannot be read (a channel missing, a copy): skipped
 
     @property
     def frame_id(self) -> str:
@@ -74,6 +104,14 @@ class Cartridge:
     # Set by conform(): the files' own panel and which of their channels to keep, in order.
     file_panel: Panel | None = None
     channels: tuple[int, ...] | None = None
+    identity: str = ""  # cartridge_identity() of the frames: another scan, another identity
+    expected_frames: int | None = None  # cartridge.json's num_frames, when stated
+
+    @property
+    def frames_scanned(self) -> int:
+        """The frames the blood volume spreads over: those found, or as many as cartridge.json
+        lists when some are missing (a missing frame's blood was not read)."""
+        return max(len(self.frames), self.expected_frames or 0)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -151,6 +189,33 @@ def safe_sample_id(value, root: Path) -> str:
     return sid
 
 
+def plausibility_problems(cartridge: Cartridge) -> list[str]:
+    """What a cartridge's metadata claim, checked against what scans and blood tubes can be.
+
+    Refused (InputError): a pixel size outside :data:`SCAN_PIXEL_SIZE_UM` (no reading of such a
+    scan gives right sizes, so no count from it stands) and a blood volume over
+    :data:`WHOLE_BLOOD_ML`. Returned as problems (the run goes on, status ``partial``): a blood
+    volume over :data:`TUBE_VOLUME_ML`, which pooled tubes can explain.
+    """
+    lo, hi = SCAN_PIXEL_SIZE_UM
+    px = float(cartridge.panel.pixel_size_um)
+    if not lo <= px <= hi:
+        raise InputError(f"panel.json: pixel_size_um {px:g} is not a scan's pixel size ({lo:g} "
+                         f"to {hi:g} um per pixel; CellSearch: 0.64); a unit slip?",
+                         cartridge.root)
+    volume = float(cartridge.blood_volume_ml)
+    if volume > WHOLE_BLOOD_ML:
+        raise InputError(f"cartridge.json: blood_volume_ml {volume:g} is more blood than a "
+                         f"person has (over {WHOLE_BLOOD_ML:g} mL); a unit slip?",
+                         cartridge.root)
+    problems = []
+    if volume > TUBE_VOLUME_ML:
+        problems.append(f"cartridge.json: blood_volume_ml {volume:g} is more than one blood tube "
+                        f"holds ({TUBE_VOLUME_ML:g} mL); the per-7.5 mL figures divide by it: "
+                        "check it (pooled tubes?)")
+    return problems
+
+
 def read_cartridge_info(root: Path) -> dict:
     """cartridge.json as a checked mapping (empty when the file is absent)."""
     path = root / "cartridge.json"
@@ -167,7 +232,9 @@ def read_cartridge_info(root: Path) -> dict:
 
 
 def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) -> Cartridge:
-    """Index a cartridge folder: find frames, their positions and their files. Reads no pixels."""
+    """Index a cartridge folder: find frames, their positions and their files. Decodes no
+    pixels; reads a few sampled blocks of each frame file (:func:`frame_digest`), so a tile
+    written twice under two names is found and the cartridge gets its :attr:`identity`."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("cartridge folder not found", root)
@@ -185,70 +252,191 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
     sample_id = safe_sample_id(info.get("sample_id", root.name), root)
 
     problems: list[str] = []
-    whole: dict[str, Path] = {}
-    per_channel: dict[str, dict[int, Path]] = {}
-    for path in sorted(root.iterdir()):
-        if path.suffix.lower() not in FRAME_SUFFIXES or path.name.startswith("."):
-            continue
-        stem, channel = _frame_stem(path)
-        if stem is None:
-            continue
-        if not path.is_file():  # a FIFO or a folder named like a frame would hang or fail
-            problems.append(f"{path.name}: not a regular file, left out")
-            continue
-        if channel is None:
-            whole[stem] = path
-        else:
-            per_channel.setdefault(stem, {})[channel] = path
-
-    frames = []
-    for stem in sorted(set(whole) | set(per_channel)):
-        if stem in whole:
-            files = (whole[stem],)
-        else:
-            chans = per_channel[stem]
-            missing = [c for c in range(panel.num_channels) if c not in chans]
-            if missing:
-                problems.append(f"{stem}: missing channel file(s) {missing}")
-                continue
-            files = tuple(chans[c] for c in range(panel.num_channels))
-        m = _FRAME_RC.match(stem)
-        if m:
-            row, col = int(m["row"]), int(m["col"])
-            index = -1
-        else:
-            index = int(_FRAME_INDEX.match(stem)["index"])
-            row, col = serpentine_position(index, columns) if columns else (0, index)
-        frames.append(FrameRef(index, row, col, files, stem))
+    frames = [_frame_ref(position, files, panel)
+              for position, files in _files_by_position(root, columns).items()]
     if not frames:
         raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
                          "or frame<k>.tif files)", root)
-    _refuse_shared_positions(frames, root)
     # Scan order: by index when given, else serpentine order of (row, col).
     frames.sort(key=lambda f: (f.row, f.col if f.row % 2 == 0 else -f.col)
                 if f.index < 0 else (f.index,))
-    frames = [FrameRef(i, f.row, f.col, f.files, f.stem) for i, f in enumerate(frames)]
+    frames = [replace(f, index=i) for i, f in enumerate(frames)]
+    if info.get("repeated_frames") is not True:  # a benchmark's frames repeat on purpose
+        frames = _mark_copies(frames)
     if expected is not None and expected != len(frames):
         problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
                         "(truncated cartridge?)")
-    return Cartridge(root, panel, frames, sample_id, float(volume), info, problems)
+    return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
+                     identity=cartridge_identity(frames), expected_frames=expected)
 
 
-def _refuse_shared_positions(frames: list[FrameRef], root: Path) -> None:
-    """Two files for one frame position (``r00c01`` and ``r0c1``, or ``r00c00`` and ``frame0``)
-    would share one frame id: one frame's events would be counted twice, the other's lost."""
-    seen: dict[str, FrameRef] = {}
+@dataclass(frozen=True)
+class _FrameFile:
+    path: Path
+    stem: str
+    channel: int | None  # None: the whole frame in one file
+
+
+def _files_by_position(root: Path, columns: int | None
+                       ) -> dict[tuple[int, int], list[_FrameFile]]:
+    """The frame files of a folder by frame position (row, column), each position's files checked
+    to name one frame one way (:func:`_refuse_ambiguity`). Files that cannot be frames are
+    refused by name rather than left out: a FIFO or device named like a frame (never opened:
+    opening a FIFO blocks), a name that is not UTF-8."""
+    by_position: dict[tuple[int, int], list[_FrameFile]] = {}
+    ignored = []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in FRAME_SUFFIXES:
+            continue
+        _refuse_undecodable_name(path, root)
+        stem, channel = _frame_stem(path)
+        if stem is None:
+            ignored.append(path.name)
+            continue
+        # A non-regular frame is refused, never skipped: a skipped position would still count
+        # its blood volume as read (and reading it would hang).
+        check_regular_file(path, "a frame")
+        m = _FRAME_RC.match(stem)
+        if m:
+            position = (int(m["row"]), int(m["col"]))
+        else:
+            index = int(_FRAME_INDEX.match(stem)["index"])
+            position = serpentine_position(index, columns) if columns else (0, index)
+        by_position.setdefault(position, []).append(_FrameFile(path, stem, channel))
+    if ignored:
+        log.info("%s: %d image file(s) not named like frames, not read: %s", root, len(ignored),
+                 ", ".join(ignored[:5]))
+    for position, files in by_position.items():
+        _refuse_ambiguity(position, files, root)
+    return by_position
+
+
+def _refuse_undecodable_name(path: Path, root: Path) -> None:
+    """A name that is not UTF-8 (a Latin-1 export, a damaged copy) cannot be matched to a
+    frame position; said by name, never passed over."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = ascii(os.fsencode(path.name))
+        raise InputError(f"file name {shown} is not valid UTF-8: it cannot be matched to a "
+                         "frame position; rename it", root) from None
+
+
+def _refuse_ambiguity(position: tuple[int, int], files: list[_FrameFile], root: Path) -> None:
+    """One frame position, one way to read it. Two names for the position (``r00c01`` and
+    ``r0c1``, ``r00c00`` and ``frame0``, ``R00C00``), two whole-frame files (``r00c00.TIF``
+    and ``r00c00.tif``, ``.tif`` and ``.png``), whole-frame and per-channel files, or two files
+    for one channel: taking either would drop the other (or count the frame twice)."""
+    first = files[0]
+    row, col = position
+    where = f"frame r{row:02d}c{col:02d} (row {row}, column {col})"
+    other = next((f for f in files if f.stem != first.stem), None)
+    if other is not None:
+        raise InputError(f"{first.path.name} and {other.path.name} both name {where}; keep one",
+                         root)
+    whole = [f for f in files if f.channel is None]
+    per_channel = [f for f in files if f.channel is not None]
+    if len(whole) > 1:
+        raise InputError(f"{whole[0].path.name} and {whole[1].path.name} both name {where} "
+                         "(the same name in another case or format); keep one", root)
+    if whole and per_channel:
+        raise InputError(f"{whole[0].path.name} and {per_channel[0].path.name} both name "
+                         f"{where}: a whole-frame file and per-channel files; keep one layout",
+                         root)
+    seen: dict[int, _FrameFile] = {}
+    for f in per_channel:
+        twin = seen.setdefault(f.channel, f)
+        if twin is not f:
+            raise InputError(f"{twin.path.name} and {f.path.name} both name channel "
+                             f"{f.channel} of {where}; keep one", root)
+
+
+def _frame_ref(position: tuple[int, int], files: list[_FrameFile], panel: Panel) -> FrameRef:
+    """The frame of one position's files (already checked to be unambiguous). A per-channel
+    frame that lacks a channel's file stays in the list with the reason, so the run skips it
+    and its blood volume is not counted as read."""
+    first = files[0]
+    row, col = position
+    m = _FRAME_INDEX.match(first.stem)
+    index = int(m["index"]) if m else -1  # r<row>c<col> frames: ordered by position
+    problem = None
+    if first.channel is None:
+        paths = (first.path,)
+    else:
+        chans = {f.channel: f.path for f in files}
+        missing = [c for c in range(panel.num_channels) if c not in chans]
+        if missing:
+            problem = f"missing channel file(s) {missing}"
+            paths = tuple(chans[c] for c in sorted(chans))
+        else:
+            paths = tuple(chans[c] for c in range(panel.num_channels))
+    return FrameRef(index, row, col, paths, first.stem, digest=frame_digest(paths),
+                    problem=problem)
+
+
+# A frame's digest reads this many blocks of this size, spread evenly over each of its files:
+# a few hundred kB per frame, against ~11 MB of pixels in a CellSearch frame. A camera frame's
+# noise makes any block of pixel data differ between two frames, so equal digests mean a copy.
+DIGEST_BLOCKS = 8
+DIGEST_BLOCK_BYTES = 1 << 14
+
+
+def frame_digest(paths: tuple[Path, ...]) -> str:
+    """A digest of the bytes of a frame's files (size plus sampled blocks; the whole of a
+    small file)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        size = path.stat().st_size
+        digest.update(size.to_bytes(8, "little"))
+        with open(path, "rb") as fh:
+            if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
+                digest.update(fh.read())
+                continue
+            step = (size - DIGEST_BLOCK_BYTES) // (DIGEST_BLOCKS - 1)
+            for k in range(DIGEST_BLOCKS):
+                fh.seek(k * step)
+                digest.update(fh.read(DIGEST_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+def _mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
+    """A frame whose files hold the same bytes as an earlier frame's (the same tile written
+    twice under two names) is kept in the list, to be skipped with the reason: counted once,
+    and its position's blood volume not counted as read (which of the two positions the tile
+    belongs to cannot be told)."""
+    first: dict[str, FrameRef] = {}
+    out = []
     for f in frames:
-        other = seen.setdefault(f.frame_id, f)
-        if other is not f:
-            raise InputError(f"{other.files[0].name} and {f.files[0].name} both name frame "
-                             f"{f.frame_id} (row {f.row}, column {f.col}); keep one", root)
+        original = first.setdefault(f.digest, f)
+        if original is not f and f.problem is None:
+            f = replace(f, problem=f"same bytes as frame {original.frame_id} "
+                                   f"({original.files[0].name}): the same tile written twice "
+                                   "under two names? counted once")
+            log.info("%s holds the same bytes as %s: skipped", f.files[0].name,
+                     original.files[0].name)
+        out.append(f)
+    return out
+
+
+def cartridge_identity(frames: list[FrameRef]) -> str:
+    """What tells one cartridge from another with the same sample id: a digest of its frame
+    list (each frame's position, its files' names and sizes, and its bytes' digest; equal
+    sizes alone do not tell two scans apart, an uncompressed frame's size is set by its
+    shape)."""
+    digest = hashlib.sha256()
+    for f in sorted(frames, key=lambda f: f.frame_id):
+        names = "\0".join(p.name for p in f.files)
+        digest.update(f"{f.frame_id}\0{names}\0{f.digest}\n".encode("utf-8",
+                                                                      "surrogateescape"))
+    return digest.hexdigest()[:16]
 
 
 def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
     """Read one frame as float32 (C, H, W) in the scanner's counts, checked against the panel
     (the files' own); ``channels`` (indices into it) picks and orders the channels returned."""
     keep = list(range(panel.num_channels)) if channels is None else list(channels)
+    if frame.problem is not None:
+        raise InputError(frame.problem, frame.files[0] if frame.files else frame.stem)
     if len(frame.files) == 1:
         arr, names = read_image(frame.files[0])
         if arr.shape[0] != panel.num_channels:
@@ -263,9 +451,29 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
             raise InputError(f"channel files of frame {frame.stem} differ in size: {shapes}",
                              frame.files[0])
     out = np.stack(planes).astype(np.float32, copy=False)
-    if float(out.max()) == float(out.min()):
-        raise InputError("empty frame: every pixel has the same value", frame.files[0])
+    check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0])
     return out
+
+
+def check_frame_values(frame: np.ndarray, channels, path) -> None:
+    """Refuse a frame (C, H, W) that its panel's ``channels`` do not describe: a channel with
+    one value throughout (all zero: a dead or unwritten channel; a CD45 that shows nothing
+    makes every leukocyte a CTC candidate), or values above the channel's stated range (65535
+    in a 12-bit panel: the file is not what panel.json says, and the guard reads the range's
+    top as the camera's saturation)."""
+    flat = frame.reshape(frame.shape[0], -1)
+    high, low = flat.max(axis=1), flat.min(axis=1)
+    if (high == low).all():
+        raise InputError("empty frame: every pixel has the same value", path)
+    for channel, top, bottom in zip(channels, high, low):
+        if top == bottom:
+            raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g})",
+                             path)
+        lo, hi = channel.value_range
+        if top > hi:
+            raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
+                             f"of the panel's value_range [{lo:g}, {hi:g}]: panel.json misstates "
+                             "the scan's bit depth, or the frame is damaged", path)
 
 
 def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,

@@ -4,7 +4,8 @@
 logits (averaged over the spec's test-time symmetry in eval mode); ``predict_proba`` applies the
 calibrated temperature. ``save_model`` writes a small
 ``.pt`` file holding ``{"ctcnet_spec": dict, "state_dict": tensors}``; ``load_model`` reads
-those and Lightning checkpoints alike, always with ``weights_only=True``.
+those and Lightning checkpoints alike, always with ``weights_only=True``, and refuses a file
+whose weights are not finite.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 from ctcnet.nn.normalise import Normalise
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.nn.symmetry import symmetric_logits
@@ -67,12 +68,16 @@ def _strip_prefix(state: dict, keys: set[str]) -> dict:
     return state
 
 
+def nonfinite_weights(state: dict) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold NaN or infinite values."""
+    return [k for k, v in state.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                ) -> tuple[CTCClassifier, ModelSpec]:
     """Load a ctcnet ``.pt`` model or Lightning ``.ckpt``; returns (model in eval mode, spec)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("model file not found", path)
+    path = check_regular_file(path, "a model file", missing="model file not found")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling error, truncated zip, not a torch file...
@@ -92,6 +97,13 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     missing = keys - set(state)
     if missing:
         raise InputError(f"checkpoint lacks weights for {sorted(missing)[:5]}...", path)
+    broken = nonfinite_weights({k: state[k] for k in keys})
+    if broken:
+        # Such a model calls nothing (every probability NaN): refused here, by file, rather
+        # than found later as every event of a run 'failed'.
+        raise InputError(f"weights hold NaN or infinite values ({', '.join(broken[:3])}"
+                         f"{', ...' if len(broken) > 3 else ''}): a diverged or damaged model; "
+                         "use an earlier checkpoint", path)
     try:
         model.load_state_dict({k: state[k] for k in keys})
     except RuntimeError as err:  # weight shapes that do not fit the spec's architecture

@@ -115,16 +115,46 @@ class ModelInfo:
                 "files": [str(p) for p in (self.checkpoint, self.onnx) if p is not None]}
 
 
+_warned: set[tuple[Path, str]] = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    """Log a warning about ``path`` once per process: models are listed several times a run."""
+    if (path, message) not in _warned:
+        _warned.add((path, message))
+        log.warning("%s: %s", path, message)
+
+
 def model_dirs() -> list[Path]:
-    """Folders searched for shipped models, in order (``$CTCNET_MODELS`` first)."""
+    """Folders searched for shipped models, in order (``$CTCNET_MODELS`` first).
+
+    An entry of ``$CTCNET_MODELS`` that is a file (a model file, say) is refused: models
+    looked up by name would silently come from elsewhere. One that does not exist (a cache not
+    made yet) is searched as empty, with a warning once.
+    """
     dirs = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    for folder in dirs:
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"named in ${MODELS_ENV} but not a folder; set it to the "
+                             "folder(s) holding NAME.json with NAME.pt or NAME.onnx "
+                             f"(several: separated by {os.pathsep!r})", folder)
+        if not folder.exists():
+            _warn_once(folder, f"in ${MODELS_ENV} but not found; no models from it")
     return dirs + [PACKAGE_MODELS]
 
 
 def _read_card(path: Path) -> ModelInfo | None:
-    """A model's card as ModelInfo, or None (logged) when it is no model card."""
+    """A model's card as ModelInfo, or None (logged) when it is no model card.
+
+    A FIFO, socket or device named like a card or a weight file is never opened (opening a
+    FIFO waits for a writer, forever): it is skipped with a warning.
+    """
     name = path.stem
-    if not any((path.parent / f"{name}{s}").is_file() for s in WEIGHT_SUFFIXES):
+    odd = [p for p in [path] + [path.parent / f"{name}{s}" for s in WEIGHT_SUFFIXES]
+           if p.exists() and not p.is_file()]
+    for p in odd:
+        _warn_once(p, "not a regular file (a FIFO, device or folder?), skipped")
+    if path in odd or not any((path.parent / f"{name}{s}").is_file() for s in WEIGHT_SUFFIXES):
         return None
     try:
         card = json.loads(path.read_text())

@@ -7,7 +7,7 @@ any event an earlier decision attaches to, so no decision counts unseen. The sam
 with a seed taken from the sample id, so it stays the same across reloads and server restarts.
 
 ``RESULTS/<sample>/review.csv`` holds one row per decision, oldest first:
-``run_id, event_id, frame_id, x, y, model_call, reviewer_call, reviewer, time``.
+``run_id, cartridge_id, event_id, frame_id, x, y, model_call, reviewer_call, reviewer, time``.
 ``reviewer_call`` is a class name (the model's own on a confirmation, another on a relabel) or
 ``rejected`` (not what the model said, class unknown).
 
@@ -21,11 +21,21 @@ not found this time, or it rejected a call the model no longer makes) stays in t
 never counted and is reported (``Matched.unattached``). When several decisions attach to one
 event, the latest counts.
 
+A sample id names a patient's sample, not one scan: another cartridge predicted with
+``--overwrite`` into the same folder has events at other places, some within the tolerance of
+a decided cell. ``cartridge_id`` (``summary.json``'s, a digest of the scan's frame list) is
+therefore recorded with every decision, and a decision made on another cartridge is set aside
+(kept in the file, never counted, reported with a warning naming how many). A decision recorded
+before cartridges were identified (no ``cartridge_id``) attaches to the run it was made in, and
+gets that run's cartridge when the file is rewritten; from another run it is set aside too, as
+nothing says it was made on this cartridge.
+
 Files written before positions were recorded (``event_id, model_call, reviewer_call, reviewer,
 time``) are still read: such a row attaches to the event with its id only if it was decided
 after the current ``events.parquet`` was written and the model call agrees, since otherwise the
 run it was made in is unknown; :func:`migrate_decisions` (the review server, on opening a
-sample) rewrites the file in the new layout, with those rows given this run's key.
+sample) rewrites the file in the new layout, with those rows given this run's key (and
+its cartridge).
 
 Writers (two servers, two browser tabs, two processes) hold an exclusive ``flock`` on
 ``.review.csv.lock`` beside the file for each read-modify-write, and the file is replaced
@@ -59,8 +69,10 @@ log = logging.getLogger(__name__)
 REVIEW_FILE = "review.csv"
 LOCK_FILE = ".review.csv.lock"  # hidden: the server does not serve it
 REJECTED = "rejected"
-COLUMNS = ["run_id", "event_id", "frame_id", "x", "y", "model_call", "reviewer_call",
-           "reviewer", "time"]
+COLUMNS = ["run_id", "cartridge_id", "event_id", "frame_id", "x", "y", "model_call",
+           "reviewer_call", "reviewer", "time"]
+# Written before decisions named their cartridge: keyed by run and position only.
+POSITION_COLUMNS = [c for c in COLUMNS if c != "cartridge_id"]
 LEGACY_COLUMNS = ["event_id", "model_call", "reviewer_call", "reviewer", "time"]
 # One cell's centroid moves by a pixel or two between runs with other detection settings;
 # two events are at least a seed distance apart (DetectConfig.seed_distance_um, 7 um), so
@@ -157,13 +169,15 @@ def run_id(events: pd.DataFrame) -> str:
 
 class RunEvents:
     """The current run's events as decisions are matched to them: its id, each event's frame,
-    position and call, the position tolerance in scan pixels, and when the run was written
+    position and call, the position tolerance in scan pixels, when the run was written
     (``written_at``, seconds since the epoch: old-layout decisions older than it were made on
-    an earlier run)."""
+    an earlier run) and the cartridge it scanned (``cartridge_id``; None for a run written
+    before cartridges were identified: decisions are then matched as they were)."""
 
     def __init__(self, events: pd.DataFrame, pixel_size_um: float,
-                 written_at: float | None = None):
+                 written_at: float | None = None, cartridge_id: str | None = None):
         self.run_id = run_id(events)
+        self.cartridge_id = cartridge_id or None
         table = events[["event_id", "frame_id", "x", "y", "class"]]
         self.events = table.assign(frame_id=table["frame_id"].astype(str),
                                    **{"class": table["class"].astype(str)}
@@ -179,7 +193,7 @@ class RunEvents:
             written = (Path(sample_dir) / "events.parquet").stat().st_mtime
         except OSError:
             written = None
-        return cls(events, summary.panel["pixel_size_um"], written)
+        return cls(events, summary.panel["pixel_size_um"], written, summary.cartridge_id)
 
     @cached_property
     def _by_frame(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -209,6 +223,8 @@ class Matched:
     event's call in this run and ``decided_call`` the call the reviewer saw.
     ``unattached``: the rows that attach to no event, with a ``reason``.
     ``superseded``: rows attached to an event that a later decision also covers.
+    ``other_cartridge``: rows of ``unattached`` set aside as made on another cartridge (or
+    on another run, with no cartridge recorded).
     """
 
     table: pd.DataFrame
@@ -216,6 +232,7 @@ class Matched:
     decisions: pd.DataFrame
     unattached: pd.DataFrame
     superseded: int
+    other_cartridge: int = 0
 
 
 def _empty_table() -> pd.DataFrame:
@@ -224,32 +241,38 @@ def _empty_table() -> pd.DataFrame:
 
 
 def _read(path: Path) -> tuple[pd.DataFrame, bool]:
-    """review.csv in the current layout, and whether the file had the old one."""
+    """review.csv in the current layout, and whether the file had an older one."""
     if not path.exists():
         return _empty_table(), False
-    text = {c: str for c in ("run_id", "frame_id", "model_call", "reviewer_call", "reviewer",
-                             "time")}
+    text = {c: str for c in ("run_id", "cartridge_id", "frame_id", "model_call",
+                             "reviewer_call", "reviewer", "time")}
     try:
         table = pd.read_csv(path, dtype=text, keep_default_na=False,
                             na_values={"x": [""], "y": [""]})
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read the review decisions: {err}", path) from None
     legacy = list(table.columns) == LEGACY_COLUMNS
+    older = legacy or list(table.columns) == POSITION_COLUMNS
     if legacy:  # no run, no position: matched by event id under conditions (match_decisions)
-        table = table.assign(run_id="", frame_id="", x=np.nan, y=np.nan)[COLUMNS]
-    elif list(table.columns) != COLUMNS:
+        table = table.assign(run_id="", frame_id="", x=np.nan, y=np.nan)
+    elif list(table.columns) != COLUMNS and not older:
         raise InputError(f"review.csv needs the columns {','.join(COLUMNS)} (or, written by "
-                         f"an older ctcnet, {','.join(LEGACY_COLUMNS)})", path)
+                         f"an older ctcnet, {','.join(POSITION_COLUMNS)} or "
+                         f"{','.join(LEGACY_COLUMNS)})", path)
+    if "cartridge_id" not in table:  # made before decisions named their cartridge
+        table = table.assign(cartridge_id="")
+    table = table[COLUMNS]
     try:
         table = table.astype({"event_id": "int64", "x": "float64", "y": "float64"})
     except (ValueError, TypeError) as err:
         raise InputError(f"cannot read the review decisions: {err}", path) from None
-    return table.reset_index(drop=True), legacy
+    return table.reset_index(drop=True), older
 
 
 def read_decisions(sample_dir: str | Path) -> pd.DataFrame:
     """review.csv's rows as a table (``COLUMNS``; empty when nobody has reviewed yet). An
-    old-layout file reads with an empty ``run_id`` and no position."""
+    old-layout file reads with an empty ``run_id`` and no position; one written before
+    decisions named their cartridge, with an empty ``cartridge_id``."""
     return _read(Path(sample_dir) / REVIEW_FILE)[0]
 
 
@@ -262,7 +285,8 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     known = table["event_id"].isin(run.events.index).to_numpy()
     keys = table["run_id"].to_numpy(dtype=object)
     legacy = keys == ""
-    this_run = (keys == run.run_id) & known
+    aside = _other_cartridge(table, run, reason)
+    this_run = (keys == run.run_id) & known & ~aside
     target[this_run] = table["event_id"].to_numpy()[this_run]
     # Old layout: the event with its id, if the decision is younger than this run's events
     # table and saw the call the event has now; otherwise the run it was made in is unknown.
@@ -273,7 +297,7 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
         after = after.to_numpy(dtype=bool)
         current = run.events["class"].reindex(table["event_id"]).to_numpy(dtype=object)
         same_call = table["model_call"].to_numpy(dtype=object) == current
-        ok = legacy & known & after & same_call
+        ok = legacy & known & after & same_call & ~aside
         target[ok] = table["event_id"].to_numpy()[ok]
         reason[legacy & ~known] = "old layout, no such event in this run"
         reason[legacy & known & ~after] = ("old layout, decided before this run's events "
@@ -286,10 +310,13 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
             table.loc[rows, "frame_id"] = at["frame_id"].to_numpy()
             table.loc[rows, "x"] = at["x"].to_numpy(np.float64).round(2)
             table.loc[rows, "y"] = at["y"].to_numpy(np.float64).round(2)
-    # Another run (or a row of this one whose id is gone): by position.
+    if run.cartridge_id is not None:  # decided on this run, hence on this cartridge
+        table.loc[(this_run | (legacy & (target >= 0))) & (table["cartridge_id"] == ""),
+                  "cartridge_id"] = run.cartridge_id
+    # Another run of this cartridge (or a row of this one whose id is gone): by position.
     frames = table["frame_id"].to_numpy(dtype=object)
     xs, ys = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
-    for i in np.flatnonzero(~legacy & ~this_run):
+    for i in np.flatnonzero(~legacy & ~this_run & ~aside):
         target[i] = run.nearest(frames[i], xs[i], ys[i])
         if target[i] < 0:
             reason[i] = (f"no event within {POSITION_TOLERANCE_UM:g} um of x {xs[i]:g}, "
@@ -318,7 +345,38 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
         "time": table["time"].to_numpy(dtype=object)[rows],
         "decided_call": seen[rows], "row": rows})
     unattached = table[~attached].assign(reason=reason[~attached])
-    return Matched(table, target, decisions, unattached, int(attached.sum() - len(rows)))
+    return Matched(table, target, decisions, unattached, int(attached.sum() - len(rows)),
+                   int(aside.sum()))
+
+
+def _other_cartridge(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
+    """Rows that must not attach to ``run``'s events, as made on another cartridge (``reason``
+    filled in for them): one whose ``cartridge_id`` is not the run's, and (the run's cartridge
+    being known) one with no cartridge from another run, which nothing ties to this cartridge.
+    Old-layout rows (no run) are left to their own conditions."""
+    aside = np.zeros(len(table), bool)
+    if run.cartridge_id is None:  # a run written before cartridges were identified
+        return aside
+    made_on = table["cartridge_id"].to_numpy(dtype=object)
+    keys = table["run_id"].to_numpy(dtype=object)
+    other = (made_on != "") & (made_on != run.cartridge_id)
+    unknown = (made_on == "") & (keys != "") & (keys != run.run_id)
+    for i in np.flatnonzero(other):
+        reason[i] = (f"made on another cartridge with this sample id (cartridge {made_on[i]}; "
+                     f"this run's is {run.cartridge_id})")
+    for i in np.flatnonzero(unknown):
+        reason[i] = ("made on another run before decisions named their cartridge: nothing says "
+                     f"it was on this cartridge ({run.cartridge_id})")
+    aside[other | unknown] = True
+    return aside
+
+
+def warn_set_aside(sample_dir: str | Path, matched: Matched) -> None:
+    """One warning naming how many decisions were set aside as made on another cartridge."""
+    if matched.other_cartridge:
+        log.warning("%s: %d decision(s) in review.csv were made on another cartridge with this "
+                    "sample id (predict --overwrite with another scan?): set aside, kept in the "
+                    "file, not counted", sample_dir, matched.other_cartridge)
 
 
 def load_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
@@ -376,9 +434,9 @@ def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,
         raise InputError(f"no event {event_id} in this run", sample_dir)
     event = run.events.loc[event_id]
     when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    row = pd.DataFrame([[run.run_id, event_id, event["frame_id"], round(float(event["x"]), 2),
-                         round(float(event["y"]), 2), event["class"], reviewer_call, reviewer,
-                         when]], columns=COLUMNS)
+    row = pd.DataFrame([[run.run_id, run.cartridge_id or "", event_id, event["frame_id"],
+                         round(float(event["x"]), 2), round(float(event["y"]), 2),
+                         event["class"], reviewer_call, reviewer, when]], columns=COLUMNS)
     with decisions_lock(sample_dir):
         # Read inside the lock: what another writer saved a moment ago is kept.
         matched = match_decisions(read_decisions(sample_dir), run)
@@ -389,22 +447,23 @@ def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,
 
 
 def migrate_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
-    """Rewrite an old-layout review.csv in the current one (rows that attach to this run get
-    its key and their event's position; the others are kept as they were). Returns the match;
-    logs what it did and what attaches to no event. A folder it cannot write is left as it
-    is, with a warning (the match holds in memory all the same)."""
+    """Rewrite an older review.csv in the current layout (rows that attach to this run get
+    its key, its cartridge and their event's position; the others are kept as they were).
+    Returns the match; logs what it did, what was set aside as made on another cartridge and
+    what attaches to no event. A folder it cannot write is left as it is, with a warning (the
+    match holds in memory all the same)."""
     sample_dir = Path(sample_dir)
     path = sample_dir / REVIEW_FILE
     table, legacy_file = _read(path)
     matched = match_decisions(table, run)
-    if legacy_file or (matched.table["run_id"] != table["run_id"]).any():
+    if legacy_file or _keys_changed(table, matched.table):
         try:
             with decisions_lock(sample_dir):
                 table, legacy_file = _read(path)  # again: another writer may have been first
                 matched = match_decisions(table, run)
                 old = int((table["run_id"] == "").sum())
                 upgraded = old - int((matched.table["run_id"] == "").sum())
-                if legacy_file or upgraded:
+                if legacy_file or _keys_changed(table, matched.table):
                     _write(sample_dir, matched.table)
                     log.info("%s: %d decision(s) without run or position in review.csv: %d "
                              "attached to this run's events (same id and call, decided after "
@@ -413,12 +472,19 @@ def migrate_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
         except OSError as err:
             log.warning("%s: cannot rewrite review.csv in the current layout (%s); it is read "
                         "as it is", sample_dir, err.strerror or err)
+    warn_set_aside(sample_dir, matched)
     if len(matched.unattached):
         log.warning("%s: %d decision(s) in review.csv attach to no event of this run (kept "
                     "in the file, not counted): %s", sample_dir, len(matched.unattached),
                     "; ".join(f"event {e}: {r}" for e, r in zip(
                         matched.unattached["event_id"][:5], matched.unattached["reason"][:5])))
     return matched
+
+
+def _keys_changed(before: pd.DataFrame, after: pd.DataFrame) -> bool:
+    """Whether matching gave rows a run key or a cartridge they did not have in the file."""
+    return bool((after["run_id"] != before["run_id"]).any() or
+                (after["cartridge_id"] != before["cartridge_id"]).any())
 
 
 # ---------------------------------------------------------------------------------------------

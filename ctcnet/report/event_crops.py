@@ -62,8 +62,9 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     ``reviewed``: the confirmed and relabelled events of every sample's review.csv, labelled
     with the reviewer's call (rejected events have no class and are left out). Decisions are
     matched to the run now in the folder by run and position
-    (:func:`ctcnet.report.decisions.match_decisions`); those that attach to no event are left
-    out with a warning and counted per source (``unattached_decisions``). Otherwise every
+    (:func:`ctcnet.report.decisions.match_decisions`); those that attach to no event (among
+    them those made on another cartridge with the same sample id) are left out with a warning
+    and counted per source (``unattached_decisions``). Otherwise every
     event, labelled with the model's call (pseudo-labels, e.g. to look at or to bootstrap).
     Crops are cut as the model saw them (its crop size and pixel size), kept as integers when
     the frame's counts survive unchanged (no resampling), and carry their sample id. Returns
@@ -76,6 +77,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         load_decisions,
         load_sample,
         reviewed_labels,
+        warn_set_aside,
     )
 
     samples = find_samples(results)
@@ -89,6 +91,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         unattached = 0
         if reviewed:
             matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
+            warn_set_aside(name, matched)
             unattached = len(matched.unattached)
             if unattached:
                 log.warning("%s: %d decision(s) in review.csv attach to no event of the run "

@@ -198,6 +198,23 @@ def gallery_lookup(events: pd.DataFrame, gallery: dict, wanted=None, event_ids=N
     return pd.Series(np.arange(len(ids)), index=ids), np.concatenate(stacks)
 
 
+def call_indices(calls, spec: ModelSpec) -> np.ndarray:
+    """Each call's class index; -1 for a call outside the taxonomy (``failed``: an event
+    whose probabilities were not finite, which the review gallery shows uncalled)."""
+    names = spec.class_names
+    return np.array([names.index(k) if k in names else -1 for k in calls], np.int64)
+
+
+def explained(explain, crops: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Saliency of each crop for its call (:func:`call_indices`); blank for a crop without a
+    class, as nothing was called there to explain."""
+    maps = np.zeros(crops.shape, np.float32)
+    called = classes >= 0
+    if called.any():
+        maps[called] = explain(crops[called], classes[called])
+    return maps
+
+
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
                   spec: ModelSpec, limit: int, explain=None) -> dict:
     """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages.
@@ -222,7 +239,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             del stacked
             s = crops.shape[-1]
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
-            classes = np.array([spec.taxonomy.index(k) for k in with_crops["class"]])
+            classes = call_indices(with_crops["class"], spec)
             saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
             labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
                       + (" REVIEW" if r else "") + (" edge" if ec else "")
@@ -237,7 +254,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                 if explain is not None and (saliency is None or start >= done + len(saliency)):
                     done = start
                     chunk = slice(start, start + TILES_PER_PAGE * SALIENCY_PAGES)
-                    saliency = explain(np.asarray(crops[chunk], np.float32), classes[chunk])
+                    saliency = explained(explain, np.asarray(crops[chunk], np.float32),
+                                         classes[chunk])
                 tiles = render_tiles(crops[page], panel, scale, None if saliency is None else
                                      saliency[start - done:start - done + TILES_PER_PAGE])
                 image = montage_page(tiles, labels[page], header, s * scale)

@@ -112,6 +112,22 @@ def export_best(trainer, export_name: str | None) -> Path | None:
     return out
 
 
+def check_export_path(cli) -> None:
+    """Refuse, before fitting, a run whose best model would be written (``--export`` in
+    ``default_root_dir``) over the model it starts from (``--model.init_from``)."""
+    if not cli.config.export:
+        return
+    init = cli.model.hparams.get("init_from")
+    if not init:
+        return
+    from ctcnet.io.atomic import refuse_overwriting_inputs
+    from ctcnet.nn.registry import is_registry_name, resolve_model
+
+    source = resolve_model(init) if is_registry_name(init) else Path(init)
+    refuse_overwriting_inputs(Path(cli.trainer.default_root_dir) / cli.config.export, [source],
+                              "--export or --trainer.default_root_dir")
+
+
 def check_resume(ckpt_path: str | None, trainer) -> None:
     """Refuse a resume that cannot train: a missing checkpoint, or ``max_epochs`` already
     reached by it (Lightning would stop at once and export the old model as if new)."""
@@ -154,6 +170,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                           parser_kwargs={"description": __doc__.splitlines()[0],
                                          "prog": prog})
     check_resume(cli.config.ckpt_path, cli.trainer)
+    check_export_path(cli)
     try:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     except SystemExit:

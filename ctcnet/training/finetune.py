@@ -7,7 +7,10 @@
 when there are several, else a class-stratified share) and on that part:
 
 * compares the base and the adapted model (macro-F1, accuracy);
-* refits the temperature and the review band (:func:`ctcnet.evaluation.calibration.calibrate_spec`).
+* refits the temperature and the review band (:func:`ctcnet.evaluation.calibration.calibrate_spec`)
+  when that part is large enough (:func:`ctcnet.evaluation.calibration.calibration_shortfall`);
+  on a smaller one the adapted model keeps the base model's, with a warning, and its spec and
+  card say calibration was skipped and why.
 
 It also scores both models on a fresh simulated test set, so a card shows whether adapting cost
 anything on the original simulator. The model file's spec records base, data and figures, and a
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import refuse_existing
+from ctcnet.io.atomic import check_output_file, refuse_existing, refuse_overwriting_inputs
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,38 @@ def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEE
 
 
 
+def check_outputs(out: Path, base: Path, overwrite: bool) -> None:
+    """The model file and its card (``.md`` beside it) before any training: writable, not
+    the base model, not existing unless ``overwrite``."""
+    if out.suffix.lower() == ".md":
+        raise InputError("the model card goes beside the model as .md; name the model file "
+                         "(e.g. .pt) with --out", out)
+    refuse_overwriting_inputs(out, [base], "--out")
+    for path in (out, out.with_suffix(".md")):
+        check_output_file(path, "--out")
+    refuse_existing([out, out.with_suffix(".md")], overwrite)
+
+
+def _absent_note(n_sim: int) -> str:
+    if n_sim > 0:
+        return (": the model sees them only in the simulated crops mixed in, and the held-out "
+                "figures say nothing of them")
+    return ": no simulated crops are mixed in (--simulated-per-class 0), so it may unlearn them"
+
+
+def _calibration(spec, held_logits: np.ndarray, labels: np.ndarray, skipped: str | None,
+                 target: float):
+    """(spec, record): refitted on the held-out crops, or the base model's kept when they are
+    too few (``skipped``: why)."""
+    from ctcnet.evaluation.calibration import calibrate_spec
+
+    if skipped:
+        return spec, {"skipped": skipped, "temperature": spec.temperature,
+                      "review_threshold": spec.review_threshold, "kept_from": "base"}
+    new_spec = calibrate_spec(spec, held_logits, labels, target)
+    return new_spec, new_spec.metrics["calibration"]
+
+
 def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = None,
              options: FinetuneOptions | None = None, overwrite: bool = False) -> dict:
     """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out`` and
@@ -103,18 +138,18 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     import lightning as L
     import torch
 
-    from ctcnet.evaluation.calibration import calibrate_spec
+    from ctcnet.evaluation.calibration import calibration_shortfall
     from ctcnet.io.crop_dataset import read_crop_index
     from ctcnet.nn.classifier import load_model, save_model, select_device
     from ctcnet.nn.registry import resolve_model
     from ctcnet.training.datamodule import CTCDataModule
-    from ctcnet.training.lit import CTCLitModule
+    from ctcnet.training.lit import CTCLitModule, check_training_classes
 
     opts = options or FinetuneOptions()
     out = Path(out)
-    refuse_existing([out, out.with_suffix(".md")], overwrite)
     t0 = time.perf_counter()
     base = resolve_model(base)  # a file, a shipped model's name, or None: the default
+    check_outputs(out, base, overwrite)
     base_model, spec = load_model(base)
     index = read_crop_index(data_dir, taxonomy=spec.taxonomy).conform(
         spec.panel, what=f"crop dataset {data_dir}")
@@ -124,12 +159,13 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     if sum(counts.values()) < 8:
         raise InputError(f"only {sum(counts.values())} crops: too few to fine-tune and hold "
                          "some out", data_dir)
-    L.seed_everything(opts.seed, workers=True, verbose=False)
-    simulate = None
     n_sim = opts.simulated_per_class
     if n_sim is None:
         n_sim = min(100, int(np.ceil(sum(counts.values()) / max(1, sum(
             1 for v in counts.values() if v)))))
+    check_training_classes(counts, f"the crops of {data_dir}", _absent_note(n_sim))
+    L.seed_everything(opts.seed, workers=True, verbose=False)
+    simulate = None
     if n_sim > 0:
         simulate = {"train": int(n_sim), "seed": 7000 + opts.seed, "num_samples": 8}
     # A model that reads exports is tuned on exports (the lab's, and simulated crops exported
@@ -157,6 +193,15 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     held = data.splits.get("val")
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
+    # Said before the training, so that a person can stop and hold out more.
+    skipped = calibration_shortfall(held.class_counts(spec.class_names),
+                                    [name for name, n in counts.items() if n])
+    if skipped:
+        skipped = f"held-out part too small: {skipped}"
+        log.warning("%s: %s; the fine-tuned model keeps the base model's calibration "
+                    "(temperature %.3f, review threshold %.3f); hold out more (--holdout) or "
+                    "add crops to recalibrate", data_dir, skipped, spec.temperature,
+                    spec.review_threshold)
     trainer.fit(module, datamodule=data)
     train_seconds = time.perf_counter() - t0
     tuned = module.model.cpu().eval()
@@ -165,7 +210,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     labels = held.targets
     base_logits = model_logits(base_model, held.images)
     tuned_logits = model_logits(tuned, held.images)
-    new_spec = calibrate_spec(spec, tuned_logits, labels, opts.target_precision)
+    new_spec, calibration = _calibration(spec, tuned_logits, labels, skipped,
+                                         opts.target_precision)
     sim = (simulated_check({"base": base_model, "finetuned": tuned}, spec,
                            opts.sim_check_per_class) if opts.sim_check_per_class else {})
     record = {
@@ -181,7 +227,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
                      "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
         "simulated_test": sim,
-        "calibration": new_spec.metrics["calibration"],
+        "calibration": calibration,
         "seconds": {"train": round(train_seconds, 1),
                     "total": round(time.perf_counter() - t0, 1)},
         "device": str(device), "threads": torch.get_num_threads(),
@@ -216,9 +262,7 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
         f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
         f"({record['threads']} threads)",
-        f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
-        f"{spec.review_threshold:.4f} ({cal['review']['reviewed_fraction']:.1%} of the held-out "
-        f"crops reviewed, target precision {cal['review']['target_precision']})", "",
+        _calibration_line(cal, spec), "",
         "| figure | base | fine-tuned |", "|---|---|---|",
         f"| macro-F1, held-out lab crops | {held['base']['macro_f1']:.4f} | "
         f"{held['finetuned']['macro_f1']:.4f} |",
@@ -230,3 +274,14 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
                      f"{SIM_TEST_SEED}) | {sim['base']['macro_f1']:.4f} | "
                      f"{sim['finetuned']['macro_f1']:.4f} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _calibration_line(cal: dict, spec) -> str:
+    """The card's calibration line: refitted, or the base model's kept and why."""
+    if cal.get("skipped"):
+        return (f"- Calibration: **skipped** ({cal['skipped']}); the base model's kept: "
+                f"temperature {cal['temperature']:.3f}, review below top probability "
+                f"{cal['review_threshold']:.4f}")
+    return (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
+            f"{spec.review_threshold:.4f} ({cal['review']['reviewed_fraction']:.1%} of the "
+            f"held-out crops reviewed, target precision {cal['review']['target_precision']})")

@@ -25,7 +25,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.nn.classifier import CTCClassifier
@@ -48,6 +48,25 @@ def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
     weights = torch.zeros_like(counts)
     weights[present] = counts[present].sum() / (present.sum() * counts[present])
     return weights
+
+
+def check_training_classes(counts: dict[str, int], what: str = "the training crops",
+                           absent_note: str = "") -> list[str]:
+    """Refuse training on fewer than two classes; warn about classes of the taxonomy the
+    training crops lack. Returns the absent classes.
+
+    With one class there is nothing to tell apart: every crop is called that class with the
+    loss at zero, and the model looks perfect on its own validation split. A class absent from
+    training is never learnt (or, fine-tuned, unlearnt) yet is still called."""
+    present = [name for name, n in counts.items() if n > 0]
+    absent = [name for name, n in counts.items() if n <= 0]
+    if len(present) < 2:
+        raise InputError(f"{what} hold only {present or 'no crops'}; training needs crops of "
+                         f"at least two classes (the taxonomy: {list(counts)})")
+    if absent:
+        log.warning("%s hold no %s (of the taxonomy %s)%s", what, ", ".join(absent),
+                    list(counts), absent_note)
+    return absent
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
@@ -226,10 +245,9 @@ class CTCLitModule(L.LightningModule):
 
         if is_registry_name(path):  # a shipped model's name
             path = str(resolve_model(path))
+        check_regular_file(path, "a weights file", missing="init_from file not found")
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise InputError("init_from file not found", path) from None
         except Exception as err:  # unpickling error, truncated file, not a torch file
             raise InputError(f"init_from is not a loadable weights file: {err}", path) from None
         if not (isinstance(blob, dict) and SPEC_KEY in blob):
@@ -262,10 +280,13 @@ class CTCLitModule(L.LightningModule):
             self.spec.panel.check_matches(datamodule.panel, "training data")
         if hasattr(datamodule, "summary"):
             self.data_summary = _plain(datamodule.summary())
-        if (stage == "fit" and self.hparams.class_weights == "balanced"
-                and hasattr(datamodule, "train_class_counts")):
+        if stage == "fit" and hasattr(datamodule, "train_class_counts"):
             counts = torch.as_tensor(datamodule.train_class_counts())
-            self.loss_weights.copy_(balanced_class_weights(counts))
+            check_training_classes(dict(zip(self.spec.class_names, counts.tolist())),
+                                   absent_note=": the model learns nothing of them, yet can "
+                                               "still call them")
+            if self.hparams.class_weights == "balanced":
+                self.loss_weights.copy_(balanced_class_weights(counts))
 
     def on_fit_start(self) -> None:
         if self.hparams.channels_last and self.device.type == "cuda":

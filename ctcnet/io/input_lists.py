@@ -1,0 +1,48 @@
+"""List files: a text file naming inputs (cartridges, folders of them, crop sets), one a line.
+
+``ctcnet predict`` and ``ctcnet evaluate`` take one wherever they take a folder. A list may
+name other lists; a relative line is read from the list's own folder; blank lines and lines
+starting with ``#`` are skipped. A list that names itself, directly or through other lists,
+is refused: read naively it would be read again forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ctcnet.errors import InputError
+
+
+def read_list_file(path: str | Path) -> list[Path]:
+    """The paths a list file names, relative ones taken from the list's folder."""
+    path = Path(path)
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    except (UnicodeDecodeError, OSError):
+        raise InputError("not a list of cartridge folders (a text file, one path per line); "
+                         "pass the cartridge folder itself", path) from None
+    return [Path(ln) if Path(ln).is_absolute() else path.parent / ln
+            for ln in lines if ln and not ln.startswith("#")]
+
+
+def expand_list_files(inputs: Iterable[str | Path],
+                      reading: tuple[Path, ...] = ()) -> list[Path]:
+    """``inputs`` with every list file replaced by what it names, recursively, in order.
+
+    ``reading``: the lists being read around this call (resolved), to refuse a cycle by name.
+    Anything that is not a regular file (a folder, a missing path) is passed on as it is.
+    """
+    out: list[Path] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.is_file():
+            out.append(path)
+            continue
+        here = path.resolve()
+        if here in reading:
+            chain = " -> ".join(str(p) for p in (*reading[reading.index(here):], here))
+            raise InputError(f"list file names itself ({chain}); a list may name cartridges, "
+                             "crop sets and other lists, never one it is read from", path)
+        out += expand_list_files(read_list_file(path), (*reading, here))
+    return out
