@@ -111,7 +111,7 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
                    sample_ids=None, decision: dict | None = None,
-                   markers_decide: bool = False) -> dict:
+                   markers_decide: bool = False, exported: bool = False) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
@@ -120,7 +120,9 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     CNN's calls are made with (:func:`ctcnet.nn.calls.prior_rule`; default none, the plain
     most probable class). ``markers_decide``: the calls are made as ``ctcnet predict`` makes
     them on a crop set, the markers the guard measures taking part
-    (:func:`ctcnet.inference.guard.crop_set_calls`); the report's ``_calls`` holds them."""
+    (:func:`ctcnet.inference.guard.crop_set_calls`); the report's ``_calls`` holds them.
+    ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
+    as such (:func:`ctcnet.inference.guard.leak_allowance`)."""
     from ctcnet.inference.spillover import network_view
     from ctcnet.nn.calls import deployment_proba
 
@@ -136,11 +138,13 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     called = deployment_proba(proba, names, decision)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     if markers_decide:
-        from ctcnet.inference.guard import crop_set_calls, review_flags
+        from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
 
-        flags = review_flags(crops, proba, spec, groups=sample_ids, decision=decision)
+        max_leak = leak_allowance(exported)
+        flags = review_flags(crops, proba, spec, groups=sample_ids, decision=decision,
+                             max_leak=max_leak)
         network_calls = calls
-        calls = crop_set_calls(calls, flags, crops, proba, spec, decision)
+        calls = crop_set_calls(calls, flags, crops, proba, spec, decision, max_leak=max_leak)
         changed = calls != network_calls
         cnn["marker_calls"] = {
             "to_ctc": int((changed & (calls == "ctc")).sum()),
@@ -274,7 +278,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     model_input, spillover = network_view(spec, crops, index.sample_ids, compensate)
     report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
                             model_input=model_input, decision=called_spec.decision,
-                            sample_ids=index.sample_ids, markers_decide=markers_decide)
+                            sample_ids=index.sample_ids, markers_decide=markers_decide,
+                            exported=index.exported)
     report["prior"] = prior_name
     report["decision_log_weights"] = decision_weights(called_spec.decision)
     report["pixel_size_um"] = float(index.panel.pixel_size_um)
@@ -368,9 +373,11 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     """Fit temperature and review threshold on a validation crop folder; save the model."""
     from ctcnet.evaluation.calibration import calibrate_spec
     from ctcnet.inference.backends import TorchBackend
+    from ctcnet.io.atomic import refuse_overwriting_inputs
     from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.nn.classifier import save_model
 
+    refuse_overwriting_inputs(out_path, [model_path], "--save-model")
     backend = TorchBackend(model_path, device=device, batch_size=batch_size)
     model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,

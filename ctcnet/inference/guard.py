@@ -132,6 +132,23 @@ REFERENCE_CLASS = "wbc"
 MIN_REFERENCE_EVENTS = 10
 # The levels of a nucleus edge (shares of its peak: low, contour, high; see _edge_width).
 EDGE_LEVELS = (0.25, 0.5, 0.75)
+# The most of another dye's counts that its leak into a channel may carry (the share a copy of
+# its pattern may take off before what is left counts as the channel's own marker). In a scan
+# that is the dyes' spillover, 1-10 % per ordered pair. In a display export (an 8-bit RGB
+# composite) each plane was stretched by the viewer on its own, so a leak's share is set by
+# the stretch, not by the dyes: published dim-CK CTCs show a copy of their CK at 15-30 % in
+# the CD45 plane, which is no CD45. At 0.25, 91 % of hand-drawn CTCs with such a copy read
+# CD45-negative (0.12: 72 %) and 2 % of simulated CK+CD45+ leukocytes' exports do (0.12: 1 %;
+# 0.35: 3 %; scripts/drawn_composites.py, scripts/shape_swap.py).
+MAX_LEAK = 0.12
+EXPORT_MAX_LEAK = 0.25
+
+
+def leak_allowance(exported: bool) -> float:
+    """``max_leak`` for crops that are display exports (``exported``) or scans."""
+    return EXPORT_MAX_LEAK if exported else MAX_LEAK
+
+
 # The least CK area (um^2, ~20 model pixels) over which DAPI is compared with a copy of CK: a
 # few pixels cannot tell a shape from noise.
 COPY_MIN_AREA_UM2 = 8.0
@@ -140,7 +157,7 @@ MAX_CLIPPED_SHARE = 0.05
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, radius_um: float = 12.0,
-            max_leak: float = 0.12, level: float = 2.0,
+            max_leak: float = MAX_LEAK, level: float = 2.0,
             cd45_rows: np.ndarray | None = None) -> pd.DataFrame:
     """Per-crop marker measurements of the centred object (noise units of each channel).
 
@@ -495,18 +512,19 @@ def ood_distance(measurements: pd.DataFrame, called: np.ndarray, reference: dict
     return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, inv, centred), 0.0))
 
 
-def measure_for_guard(crops: np.ndarray, spec) -> pd.DataFrame:
+def measure_for_guard(crops: np.ndarray, spec, max_leak: float = MAX_LEAK) -> pd.DataFrame:
     """What the guard measures on every crop whatever its call (all but CD45), so it can be
     done before the model has called the crops (predict's frame workers do it)."""
-    return measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=np.zeros(len(crops), bool))
+    return measure(crops, spec.panel, spec.pixel_size_um, max_leak=max_leak,
+                   cd45_rows=np.zeros(len(crops), bool))
 
 
 def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float = 2.0,
                  dna_level: float = 3.0, dna_share: float = 0.08, focus_ratio: float = 1.8,
                  copy_level: float = 0.2,
                  measured: pd.DataFrame | None = None,
-                 groups: np.ndarray | None = None, decision: dict | str | None = "spec"
-                 ) -> pd.DataFrame:
+                 groups: np.ndarray | None = None, decision: dict | str | None = "spec",
+                 max_leak: float = MAX_LEAK) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
     their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
     definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
@@ -519,6 +537,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     its group's median leukocyte's. ``measured``: :func:`measure_for_guard` of the crops, if
     already made; CD45 is then measured here on the ``ctc`` calls and on the CTC-like others.
     ``decision``: the rule the calls were made with (default ``"spec"``: the model's own).
+    ``max_leak``: the most a leak may carry (:func:`leak_allowance`: more on display exports).
 
     ``copy_level``: the least structure of its own (``dna_own_structure``) the DAPI inside the
     CK area must have. 0.2: on simulated crops at model scale (seeds 7 and 11, 1,800 CTCs and
@@ -558,7 +577,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
     roles = set(spec.panel.roles())
     is_ctc = called_names == "ctc"
     if measured is None:
-        measured = measure_for_guard(crops, spec)
+        measured = measure_for_guard(crops, spec, max_leak)
     m = measured.copy()
     # Other calls that look like a CTC by CK and DNA (the CD45 check decides): a possible
     # missed CTC. CD45 is read on these and on ``ctc`` calls only: its leak fit is most of
@@ -577,7 +596,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, cd45_level: float =
                 (m["dna_in_ck"].to_numpy() >= dna_level)
     read_cd45 = is_ctc | ctc_like | doubted
     if read_cd45.any():
-        again = measure(crops[read_cd45], spec.panel, spec.pixel_size_um)
+        again = measure(crops[read_cd45], spec.panel, spec.pixel_size_um, max_leak=max_leak)
         for col in ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure"):
             m.loc[read_cd45, col] = again[col].to_numpy()
     flags["cd45_positive"] = is_ctc & (m["cd45_over_ck"].to_numpy() > cd45_level)
@@ -640,15 +659,15 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
 
 def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
                    proba: np.ndarray, spec, decision: dict | None = None,
-                   cd45_level: float = 2.0) -> np.ndarray:
+                   cd45_level: float = 2.0, max_leak: float = MAX_LEAK) -> np.ndarray:
     """The calls ctcnet makes on a crop set (each crop a cell someone chose), the markers
     taking part: with the model's marker fusion (``spec.metrics["marker_fusion"]``,
     :mod:`ctcnet.inference.marker_fusion`) the most probable class of the network's
     probabilities and the measured markers read together, at ``decision``'s prior; without
     one, the marker rule (:func:`marker_calls`) over the network's ``called``. Either way the
     CellSearch line holds: an event with CD45 over its CK area (``cd45_level``, noise units
-    once the leaks are removed) is never called ``ctc``. A row whose probabilities are not
-    finite keeps its call (``failed``)."""
+    once the leaks are removed, each up to ``max_leak``: :func:`leak_allowance`) is never
+    called ``ctc``. A row whose probabilities are not finite keeps its call (``failed``)."""
     from ctcnet.inference.marker_fusion import fused_proba
     from ctcnet.nn.calls import deployment_proba
 
@@ -656,7 +675,7 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     fusion = spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
     if not fusion or not len(called):
         return marker_calls(called, flags, names)
-    measured = measure(crops, spec.panel, spec.pixel_size_um)
+    measured = measure(crops, spec.panel, spec.pixel_size_um, max_leak=max_leak)
     fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
                              decision).astype(np.float64)
     if "ctc" in names:
@@ -671,27 +690,29 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
 
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
                  spec, measured: pd.DataFrame | None = None,
-                 markers_decide: bool = False) -> pd.DataFrame:
+                 markers_decide: bool = False, max_leak: float = MAX_LEAK) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
     and send flagged events to review (``measured``: :func:`measure_for_guard`, if made). The
     table's events are one frame, or, with a ``sample_id`` column, grouped by it.
 
     ``markers_decide``: the ``class`` column takes :func:`crop_set_calls` (crop sets, where
     each crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
-    thousands, the markers send such events to review instead)."""
+    thousands, the markers send such events to review instead). ``max_leak``: see
+    :func:`leak_allowance`."""
     events = events.copy()
     if crops is None or not len(events):
         events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
         return events
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
-    flags = review_flags(crops, proba, spec, measured=measured, groups=groups)
+    flags = review_flags(crops, proba, spec, measured=measured, groups=groups,
+                         max_leak=max_leak)
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]
     events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
     if markers_decide:
         events["class"] = crop_set_calls(events["class"].to_numpy(object), flags, crops,
-                                         proba, spec, spec.decision)
+                                         proba, spec, spec.decision, max_leak=max_leak)
     return events
 
 

@@ -59,6 +59,12 @@ class CropIndex:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def exported(self) -> bool:
+        """Whether the crops are display exports (8-bit RGB composites: each plane stretched
+        by a viewer on its own), as the files' panel says."""
+        return bool((self.file_panel or self.panel).composite)
+
     def conform(self, model_panel: Panel, what: str | None = None) -> CropIndex:
         """This dataset seen through a model's channels (by name): ``panel`` becomes the model's
         channel order (at the data's pixel size) and loading returns those channels only."""

@@ -1,0 +1,181 @@
+"""Single-cell composites drawn by hand, not by the simulator, and how ctcnet calls them.
+
+Published single-cell images (8-bit RGB: R = CK, G = CD45, B = DAPI; each crop scaled to fit
+its cell; black background) are read by the CellSearch definition at a glance: CK with a
+nucleus and no CD45 is a CTC, CD45 is a leukocyte whatever else it shows. These cells are drawn
+with a few geometric strokes that the simulator never makes (its outlines, textures, blur and
+noise are its own), so a network that learnt the simulator's conventions instead of the markers
+shows it here:
+
+* ``ctc_filled``: a CK-filled cytoplasm round a nucleus of 40-60 % of the cell's area;
+* ``ctc_rim``: a thin bright CK rim round a nucleus that fills most of the cell (a
+  leukocyte's proportions, a CTC's markers);
+* ``ctc_patchy``: CK in a few crescents and patches round the nucleus;
+* ``wbc_ring``: a CD45 membrane ring round a nucleus filling most of the cell;
+* ``wbc_ck``: the same with CK-channel signal over the cell (non-specific CK, bleed, a
+  viewer's stretch) at 0.3-1x of the CD45;
+* ``wbc_lobed``: a neutrophil-like lobed nucleus in a CD45 rim.
+
+Each cell is drawn at 60-140 px across (the image fits the cell: no size to read), its marker
+at 35-100 % of full scale (CK-channel signal on ``wbc_ck`` at 0.3-1.5x its CD45; a faint copy
+of CK in the CD45 channel, 15-30 %, on 30 % of CTCs), blurred, the nucleus saturated, given a
+little noise and saved as PNG or JPEG.
+
+    python scripts/drawn_composites.py [--model ctcnet-core3-export] [--per-kind 20] [--out DIR]
+
+Reports per kind the share called ``ctc`` (target: CTC kinds called ``ctc``, leukocyte kinds
+never), reading the folder as ``ctcnet predict`` does (``--pixel-size fit`` and ``auto``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CTC_KINDS = ("ctc_filled", "ctc_rim", "ctc_patchy")
+WBC_KINDS = ("wbc_ring", "wbc_ck", "wbc_lobed")
+KINDS = CTC_KINDS + WBC_KINDS
+
+
+def _blob(yy, xx, cy, cx, ry, rx, angle):
+    """Inside of an ellipse."""
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = (yy - cy) * c + (xx - cx) * s, -(yy - cy) * s + (xx - cx) * c
+    return (u / ry) ** 2 + (v / rx) ** 2 <= 1.0
+
+
+def draw_cell(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One drawn composite, uint8 (H, W, 3) RGB: R = CK, G = CD45, B = DAPI."""
+    from scipy.ndimage import gaussian_filter
+
+    cell = float(rng.uniform(60, 140))  # cell diameter in pixels; the image fits it
+    side = int(round(cell * rng.uniform(1.15, 1.4)))
+    yy, xx = np.mgrid[:side, :side].astype(np.float32)
+    cy = cx = (side - 1) / 2
+    angle = float(rng.uniform(0, np.pi))
+    r = cell / 2
+    outline = _blob(yy, xx, cy, cx, r, r * rng.uniform(0.85, 1.0), angle)
+    ck, cd45, dna = (np.zeros((side, side), np.float32) for _ in range(3))
+    share = rng.uniform(0.4, 0.6) if kind == "ctc_filled" else rng.uniform(0.65, 0.85)
+    nr = r * np.sqrt(share)
+    # The nucleus sits off the centre a little, as it does in real cells.
+    ny, nx = cy + rng.uniform(-0.15, 0.15) * (r - nr), cx + rng.uniform(-0.15, 0.15) * (r - nr)
+    if kind == "wbc_lobed":
+        for k in range(3):
+            a = angle + 2 * np.pi * k / 3
+            dna += _blob(yy, xx, ny + 0.45 * nr * np.sin(a), nx + 0.45 * nr * np.cos(a),
+                         0.5 * nr, 0.4 * nr, a)
+        dna = np.minimum(dna, 1.0)
+    else:
+        dna = _blob(yy, xx, ny, nx, nr, nr * rng.uniform(0.8, 1.0), angle + 0.5).astype(
+            np.float32)
+    edge = outline & ~_blob(yy, xx, cy, cx, r - 0.08 * cell, r * 0.92 - 0.08 * cell, angle)
+    # Marker brightness as displayed: from dim to full scale.
+    level = rng.uniform(0.35, 1.0)
+    if kind == "ctc_filled":
+        ck = outline * level
+    elif kind == "ctc_rim":
+        ck = (edge * 1.0 + outline * 0.25) * level
+    elif kind == "ctc_patchy":
+        patches = np.zeros_like(ck)
+        for _ in range(int(rng.integers(3, 6))):
+            a = rng.uniform(0, 2 * np.pi)
+            d = rng.uniform(0.6, 0.9) * r
+            patches += _blob(yy, xx, cy + d * np.sin(a), cx + d * np.cos(a), 0.35 * r,
+                             0.2 * r, a)
+        ck = (np.minimum(patches, 1.0) * outline + 0.2 * outline) * level
+    else:
+        # The membrane: a bright ring with a dimmer inside (seen from above, it covers the
+        # cell's top and bottom too).
+        cd45 = (edge * 1.0 + outline * rng.uniform(0.3, 0.6)) * level
+        if kind == "wbc_ck":
+            ck = cd45 * rng.uniform(0.3, 1.5)
+    if kind in CTC_KINDS and rng.random() < 0.3:
+        # CK bleeding into the CD45 channel: a faint copy of the CK, as dim-CK CTCs show.
+        cd45 = ck * rng.uniform(0.15, 0.3)
+    planes = []
+    for plane, sigma, gain in ((ck, 2.0, 1.0), (cd45, 2.0, 1.0), (dna, 1.5, 1.6)):
+        texture = 1.0 + 0.15 * gaussian_filter(rng.standard_normal((side, side)), 2.0) * 4
+        blurred = gaussian_filter(plane * texture, sigma * cell / 80)
+        planes.append(np.clip(blurred * gain, 0, 1))
+    rgb = np.stack(planes, axis=-1) * 255 + rng.normal(0, 2.0, (side, side, 3))
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def write_drawn_set(out: Path, per_kind: int, seed: int = 0) -> Path:
+    """A crop folder of drawn composites (class folders ctc and wbc, panel.json for RGB
+    composites without a pixel size), written once."""
+    from PIL import Image
+
+    from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.io.crop_dataset import write_manifest
+
+    if (out / "manifest.csv").exists():
+        return out
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind in KINDS:
+        label = "ctc" if kind in CTC_KINDS else "wbc"
+        (out / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_kind):
+            name = f"{label}/{kind}_{i:03d}." + ("png" if i % 2 else "jpg")
+            image = Image.fromarray(draw_cell(kind, rng))
+            image.save(out / name, **({"quality": 90} if name.endswith("jpg") else {}))
+            rows.append((name, label, kind, ""))
+    atomic_write_text(out / "panel.json", json.dumps(
+        {"name": "drawn", "composite": "rgb", "channels": ["CK", "CD45", "DAPI"]}) + "\n")
+    write_manifest(out, rows)
+    return out
+
+
+def called_ctc_by_kind(backend, root: Path, pixel_size) -> dict[str, float]:
+    """The share of each kind called ``ctc``, as ``ctcnet predict`` calls a crop folder."""
+    import pandas as pd
+
+    from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
+    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.nn.calls import calls_from_proba
+
+    spec = backend.spec
+    index = read_crop_index(root, pixel_size=pixel_size).conform(spec.panel)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    proba = np.asarray(backend.predict_proba(crops))
+    called = calls_from_proba(proba, spec.class_names, spec.review_threshold)[0]
+    max_leak = leak_allowance(index.exported)
+    flags = review_flags(crops, proba, spec, groups=np.asarray(index.sample_ids),
+                         decision=None, max_leak=max_leak)
+    calls = crop_set_calls(called, flags, crops, proba, spec, max_leak=max_leak)
+    kinds = [Path(p).name.rsplit("_", 1)[0] for p in index.paths]
+    table = pd.DataFrame({"kind": kinds, "ctc": calls == "ctc"})
+    return {k: float(v) for k, v in table.groupby("kind")["ctc"].mean().items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append",
+                        help="model name or file (repeatable; default: ctcnet-core3-export)")
+    parser.add_argument("--per-kind", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "drawn_composites_output")
+    args = parser.parse_args(argv)
+    from ctcnet.inference.backends import load_backend
+
+    root = write_drawn_set(args.out / "data", args.per_kind, args.seed)
+    for name in args.model or ["ctcnet-core3-export"]:
+        backend = load_backend(name)
+        for how in ("fit", "auto"):
+            shares = called_ctc_by_kind(backend, root, how)
+            print(f"{name} ({how}): called ctc " +
+                  ", ".join(f"{k} {shares[k]:.2f}" for k in KINDS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
