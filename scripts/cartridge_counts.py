@@ -56,7 +56,7 @@ def scored_report(paths, out: Path, spec, decision, names) -> dict:
         events = rescore(pd.read_parquet(run / "events.parquet"), spec, decision)
         rows.append({"sample_id": cart.sample_id,
                      **cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
-                                        cart.blood_volume_ml)})
+                                        summary.volume_read_ml)})
         tables.append((cart.sample_id, events, truth))
     return count_report(rows, names), tables
 

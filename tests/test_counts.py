@@ -19,6 +19,7 @@ from ctcnet.evaluation.counts import (
     truth_class_of_events,
     within_tolerance,
 )
+from ctcnet.inference.counts import Counts, ReviewedCounts, count_events, count_reviewed
 from ctcnet.inference.guard import counted
 
 NAMES = ["ctc", "wbc", "cluster", "debris"]
@@ -89,6 +90,55 @@ def test_cartridge_counts_automatic_and_after_review():
     assert c["flagged"] == 3 and c["flagged_wrong"] == 2
     assert c["false_calls"]["ctc"] == 2 and c["missed_calls"]["ctc"] == 0
     assert c["true_per_7_5_ml"]["ctc"] == 6.0  # half the volume: twice the count per 7.5 mL
+
+
+def _tallied():
+    # Five ctc calls (one held by the guard for CD45, one sure), a wbc held as a possible missed
+    # CTC, two debris (one unsure), an event without a call.
+    return pd.DataFrame({
+        "event_id": range(9),
+        "class": ["ctc"] * 5 + ["wbc", "debris", "debris", "failed"],
+        "review": [True, False, True, True, True, True, False, True, True],
+        "guard": ["cd45_positive", "", "", "", "", "possible_ctc+unusual", "", "", ""]})
+
+
+def test_one_tally_counts_guard_held_calls_apart_per_volume_read():
+    tally = count_events(_tallied(), NAMES, ["ctc", "cluster"], blood_volume_ml=2.5)
+    assert tally.counted == {"ctc": 4, "wbc": 0, "cluster": 0, "debris": 2}
+    assert tally.held == {"ctc": 1, "wbc": 1, "cluster": 0, "debris": 0}
+    assert tally.held_total == 2
+    assert tally.held_by_flag == {"cd45_positive": 1, "unusual": 1, "possible_ctc": 1}
+    assert tally.review == {"ctc": 4, "wbc": 1, "cluster": 0, "debris": 1}
+    assert tally.confident == {"ctc": 1, "wbc": 0, "cluster": 0, "debris": 1}
+    assert (tally.events, tally.review_events, tally.failed) == (9, 7, 1)
+    # Per 7.5 mL of the 2.5 mL read: three times the count; reported classes only.
+    assert tally.per_7_5_ml == {"ctc": 12.0, "cluster": 0.0}
+    assert Counts.from_dict(tally.to_dict()) == tally  # summary.json round trip
+    # No blood read (no frame processed): no figure, never zero.
+    assert count_events(_tallied(), NAMES, ["ctc"], 0.0).per_7_5_ml == {"ctc": None}
+    # The evaluation's automatic count and guard-held calls are the same tally.
+    c = cartridge_counts(_tallied().assign(row=0, col=0, x=0.0, y=0.0), _tables()[1].iloc[:0],
+                         NAMES, pixel_size_um=1.0, blood_volume_ml=2.5)
+    assert c["automatic"] == tally.counted and c["held_by_guard"] == tally.held
+    assert c["automatic_per_7_5_ml"]["ctc"] == tally.per_7_5_ml["ctc"]
+
+
+def test_reviewed_tally_applies_each_decision_to_the_automatic_count():
+    events = _tallied()
+    tally = count_events(events, NAMES, ["ctc", "cluster"], 2.5)
+    decisions = pd.DataFrame({  # the held ctc confirmed, a counted ctc rejected, a debris -> wbc
+        "event_id": [0, 1, 6], "model_call": ["ctc", "ctc", "debris"],
+        "reviewer_call": ["ctc", "rejected", "wbc"],
+        "time": ["2024-01-01T10:00:00+00:00", "2024-01-01T10:05:00+00:00",
+                 "2024-01-01T10:01:00+00:00"]})
+    reviewed = count_reviewed(events, decisions, tally, unattached=2)
+    assert reviewed.after_review == {"ctc": 4, "wbc": 1, "cluster": 0, "debris": 1}
+    assert reviewed.confirmed == {"ctc": 1, "wbc": 1, "cluster": 0, "debris": 0}
+    assert reviewed.decided == {"ctc": 2, "wbc": 0, "cluster": 0, "debris": 1}
+    assert (reviewed.reviewed, reviewed.rejected, reviewed.unattached) == (3, 1, 2)
+    assert reviewed.after_review_per_7_5_ml == {"ctc": 12.0, "cluster": 0.0}
+    assert reviewed.updated == "2024-01-01T10:05:00+00:00"
+    assert ReviewedCounts.from_dict(reviewed.to_dict()) == reviewed
 
 
 def test_count_report_and_figure(tmp_path):

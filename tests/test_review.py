@@ -22,6 +22,7 @@ from conftest import save_tiny_model
 
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
+from ctcnet.inference.counts import count_events, count_reviewed
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
 from ctcnet.report import decisions as D
@@ -79,9 +80,11 @@ def request(server, method, path, body=None, headers=None):
     return resp.status, data
 
 
-def post_decision(server, event_id, call):
-    return request(server, "POST", "/api/P001/decision",
-                   json.dumps({"event_id": event_id, "call": call}),
+def post_decision(server, event_id, call, sample="P001", run_id=None):
+    body = {"event_id": event_id, "call": call}
+    if run_id is not None:
+        body["run_id"] = run_id
+    return request(server, "POST", f"/api/{sample}/decision", json.dumps(body),
                    {"Content-Type": "application/json"})
 
 
@@ -119,11 +122,16 @@ def test_decisions_replace_and_count(tmp_path):
     decided = matched.decisions
     assert decided["event_id"].tolist() == [1, 3]
     assert decided["reviewer_call"].tolist() == ["wbc", "rejected"]
-    counts = D.review_counts(events, decided, 3.75, ["ctc", "wbc", "cluster"])
-    assert counts["classes"]["ctc"] == {"model": 3, "model_per_7_5_ml": 6.0, "confirmed": 0,
-                                        "confirmed_per_7_5_ml": 0.0, "decided": 2}
-    assert counts["classes"]["wbc"]["confirmed_per_7_5_ml"] == 2.0
-    assert counts["rejected"] == 1 and counts["reviewed"] == 2 and counts["unattached"] == 0
+    model = count_events(events.assign(review=False), ["ctc", "wbc", "cluster"],
+                         ["ctc", "cluster"], 3.75)
+    counts = count_reviewed(events, decided, model)
+    assert model.counted["ctc"] == 3 and model.per_7_5_ml["ctc"] == 6.0
+    assert counts.confirmed["ctc"] == 0 and counts.decided["ctc"] == 2
+    # Event 1 relabelled wbc, event 3 rejected: one ctc call is left, and two wbc.
+    assert counts.after_review == {"ctc": 1, "wbc": 2, "cluster": 0}
+    assert counts.after_review_per_7_5_ml["ctc"] == 2.0
+    assert counts.confirmed["wbc"] == 1
+    assert counts.rejected == 1 and counts.reviewed == 2 and counts.unattached == 0
     with pytest.raises(InputError):
         D.record_decision(tmp_path, run, 99, "ctc", "a")
     (tmp_path / "review.csv").write_text("what,ever\n1,2\n")
@@ -442,9 +450,9 @@ def filter_that_hides(candidates):
     def shows(name, value, c):
         if name == "filter-class":
             return c["call"] == value
-        return c["flagged"] if value == "flagged" else c["why"] == value
+        return value in [r["code"] for r in c["reasons"]]
     options = [("filter-class", c["call"]) for c in candidates] + \
-        [("filter-why", w) for w in ("call", "flagged", "qc")]
+        [("filter-reason", r["code"]) for c in candidates for r in c["reasons"]]
     for name, value in dict.fromkeys(options):
         shown = [i for i, c in enumerate(candidates) if shows(name, value, c)]
         for i, c in enumerate(candidates):
@@ -602,7 +610,8 @@ def test_decisions_follow_their_events_after_a_rerun(served):
         (relabelled["frame_id"], relabelled["x"], relabelled["y"]): other}
     # The decision whose event is gone is reported, not attached, and still in the file.
     assert [u["event_id"] for u in state["unattached"]] == [lost["event_id"]]
-    assert state["counts"]["unattached"] == 1 and state["counts"]["reviewed"] == 2
+    reviewed = state["counts"]["reviewed"]
+    assert reviewed["unattached"] == 1 and reviewed["reviewed"] == 2
     table = pd.read_csv(sample / "review.csv")
     assert lost["event_id"] in table["event_id"].tolist() and len(table) == 3
 
@@ -700,7 +709,319 @@ def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, 
         matched = D.migrate_decisions(sample, D.RunEvents.of_sample(sample, events, summary))
     assert matched.decisions.empty and matched.other_cartridge == 3
     assert "3 decision(s) in review.csv were made on another cartridge" in caplog.text
-    counts = D.review_counts(events, matched.decisions, 7.5, ["ctc", "wbc"],
-                             len(matched.unattached))
-    assert counts["reviewed"] == 0 and counts["unattached"] == 3
+    counts = count_reviewed(events, matched.decisions,
+                            count_events(events, ["ctc", "wbc"], ["ctc"], 7.5),
+                            len(matched.unattached))
+    assert counts.reviewed == 0 and counts.unattached == 3
     assert len(pd.read_csv(sample / "review.csv")) == 3  # kept in the file
+
+
+# ---------------------------------------------------------------------------------------------
+# One tally: the review server, summary.json and index.html show the same counts.
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """A predict output with calls the marker guard held (every third event, two kinds of
+    flag) and one of three frames unreadable, so the blood read is two thirds of the tube."""
+    from ctcnet.inference import predict as P
+    from ctcnet.simulate import simulate_cartridge
+
+    base = tmp_path_factory.mktemp("guarded")
+    simulate_cartridge(base / "cart", load_panel(None), num_frames=3, frame_shape=(256, 320),
+                       seed=11, events_per_frame=25, sample_id="G001",
+                       rare_rates={"ctc": 0.3, "cluster": 0.1})
+    frame = sorted((base / "cart").glob("r*.tif"))[1]
+    frame.write_bytes(frame.read_bytes()[:1000])  # truncated: skipped with its reason
+    save_tiny_model(base / "model.pt", crop_size=CROP)
+    real = P.guard_events
+
+    def flag_some(events, *args, **kwargs):
+        out = real(events, *args, **kwargs)
+        pick = np.arange(len(out)) % 3 == 0
+        kinds = np.where(np.arange(len(out)) % 2 == 0, "cd45_positive", "possible_ctc+unusual")
+        out["guard"] = np.where(pick, kinds, "").astype(object)
+        out["review"] = out["review"].to_numpy(bool) | pick
+        return out
+
+    backend = load_backend(base / "model.pt", device="cpu", batch_size=64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "guard_events", flag_some)
+        predict_cartridge(base / "cart", backend, base / "results" / "G001",
+                          PredictOptions(quiet=True, workers=0, gallery_limit=8))
+    return base / "results"
+
+
+def html_counts(page: str) -> dict:
+    """The counts table of index.html: {class: {column: text}}, plus the held-by-guard row."""
+    import re
+
+    table = re.search(r'<table id="counts">(.*?)</table>', page, re.S).group(1)
+    out = {name: dict(re.findall(r'<td data-col="(\w+)">([^<]*)</td>', row))
+           for name, row in re.findall(r'<tr data-class="(\w+)">(.*?)</tr>', table, re.S)}
+    out["held_total"] = re.search(r'data-col="held_total">([^<]*)<', table).group(1)
+    return out
+
+
+def shown(value) -> str:
+    """A count as index.html prints it."""
+    return "n/a" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def test_server_summary_and_report_show_the_same_counts(guarded, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(guarded, out)
+    sample = out / "G001"
+    summary = json.loads((sample / "summary.json").read_text())
+    tally = summary["tally"]
+    events = pd.read_parquet(sample / "events.parquet")
+    held = events["guard"].fillna("") != ""
+    assert tally["held_total"] == int(held.sum()) > 0
+    assert tally["held_by_flag"]["cd45_positive"] > 0 and tally["held_by_flag"]["unusual"] > 0
+    for name in summary["model"]["classes"]:  # held calls are counted apart, never twice
+        calls = events["class"] == name
+        assert tally["counted"][name] == summary["counts"][name] == int((calls & ~held).sum())
+        assert tally["held"][name] == int((calls & held).sum())
+    # Per 7.5 mL of the blood actually read: two of the three frames.
+    assert summary["frames"]["skipped"] == 1
+    volume = summary["blood_volume_processed_ml"]
+    assert volume == pytest.approx(summary["blood_volume_ml"] * 2 / 3)
+    assert tally["blood_volume_ml"] == volume
+    for name, value in summary["per_7_5_ml"].items():
+        assert value == tally["per_7_5_ml"][name] == pytest.approx(
+            summary["counts"][name] * 7.5 / volume)
+    # index.html's timings are summary.json's (written once they were final).
+    page = (sample / "index.html").read_text()
+    assert f"{summary['timings_s']['total']:.2f} s" in page
+    assert f"{summary['timings_s']['report']:.2f} s" in page
+
+    server = make_server(out, port=0, reviewer="tester")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        state = json.loads(request(server, "GET", "/api/G001/state")[1])
+        assert state["counts"]["model"] == tally  # the server's tally is predict's
+        check_report_shows(sample, state["counts"])
+        # Decisions: a held call confirmed, a counted one rejected, a third taken back.
+        held_id = int(events.loc[held, "event_id"].iloc[0])
+        kept_id = int(events.loc[~held & (events["class"] != "failed"), "event_id"].iloc[0])
+        third = int(events.loc[~held, "event_id"].iloc[1])
+        for event_id, call in ((held_id, "confirm"), (kept_id, "reject"), (third, "wbc")):
+            status, data = post_decision(server, event_id, call, "G001")
+            assert status == 200, data
+        status, data = post_decision(server, third, "undecided", "G001")
+        assert status == 200 and json.loads(data)["decision"] is None
+        counts = json.loads(data)["counts"]
+        assert json.loads(request(server, "GET", "/api/G001/state")[1])["counts"] == counts
+    finally:
+        server.shutdown()
+        server.server_close()
+    reviewed = counts["reviewed"]
+    held_call = str(events.set_index("event_id").at[held_id, "class"])
+    kept_call = str(events.set_index("event_id").at[kept_id, "class"])
+    assert reviewed["reviewed"] == 2 and reviewed["rejected"] == 1
+    after = dict(tally["counted"])
+    after[held_call] += 1   # confirmed: the held call now counts
+    after[kept_call] -= 1   # rejected: out of the count
+    assert reviewed["after_review"] == after
+    assert reviewed["confirmed"][held_call] == 1
+    check_report_shows(sample, counts)
+    on_disk = json.loads((sample / "summary.json").read_text())
+    assert on_disk["reviewed"] == reviewed and on_disk["tally"] == tally
+    assert on_disk["reviewed"]["blood_volume_ml"] == volume
+
+
+def check_report_shows(sample, counts):
+    """summary.json and index.html hold the server's counts (reviewed ones once decided)."""
+    summary = json.loads((sample / "summary.json").read_text())
+    assert summary["tally"] == counts["model"]
+    assert summary.get("reviewed") == (counts["reviewed"] if counts["reviewed"]["reviewed"]
+                                       or counts["reviewed"]["unattached"] else None)
+    table = html_counts((sample / "index.html").read_text())
+    model = counts["model"]
+    assert table["held_total"].startswith(str(model["held_total"]))
+    for name in model["classes"]:
+        for key in ("counted", "held", "review", "per_7_5_ml"):
+            if name in model[key]:
+                assert table[name][key] == shown(model[key][name]), (name, key)
+        if "reviewed" in summary:
+            for key in ("confirmed", "after_review", "after_review_per_7_5_ml", "decided"):
+                if name in counts["reviewed"][key]:
+                    assert table[name][key] == shown(counts["reviewed"][key][name])
+
+
+def post_json(server, sample, body):
+    return request(server, "POST", f"/api/{sample}/decision", body,
+                   {"Content-Type": "application/json"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Why each event is on the list.
+
+def test_every_candidate_and_tile_says_why_it_is_listed(served):
+    out, server = served
+    state = json.loads(request(server, "GET", "/api/P001/state")[1])
+    threshold = state["review_threshold"]
+    sample = server.app.sample("P001")
+    for c in state["candidates"]:
+        codes = [r["code"] for r in c["reasons"]]
+        assert codes, c
+        assert ("qc" in codes) == (c["why"] == "qc")
+        assert ("call" in codes) == (c["call"] in state["reported"])
+        guard = sample.by_id.at[c["event_id"], "guard"] or ""
+        assert [k for k in codes if k.startswith("guard:")] == \
+            ["guard:" + f for f in guard.split("+") if f]
+        assert c["held"] == bool(guard)
+        if c["flagged"] and c["confidence"] < threshold:
+            low = next(r for r in c["reasons"] if r["code"] == "low_confidence")
+            assert f"{c['confidence']:.2f}" in low["meaning"]
+            assert f"{threshold:.2f}" in low["meaning"]
+        # A tile's caption names the same reasons; "quality-control sample" only on QC ones.
+        label = sample.tile_label(c["event_id"])
+        assert ("quality-control sample" in label) == (c["why"] == "qc"), label
+        for r in c["reasons"]:  # the guard's flags share one "guard:"
+            assert r["caption"].removeprefix("guard: ") in label
+    # The filter lists each reason present with how many candidates have it.
+    options = {o["code"]: o["count"] for o in state["reasons"]}
+    for code, n in options.items():
+        if code != "guard":
+            assert n == sum(code in [r["code"] for r in c["reasons"]]
+                            for c in state["candidates"])
+    assert {"qc", "low_confidence"} <= set(options)
+    page = request(server, "GET", "/review/P001")[1].decode()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert 'id="filter-reason"' in page
+
+
+def test_guard_flags_are_explained_and_held_events_counted_apart(guarded, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(guarded, out)
+    server = make_server(out, port=0)
+    try:
+        state = server.app.sample("G001").state("x")
+    finally:
+        server.server_close()
+    held = [c for c in state["candidates"] if c["held"]]
+    assert held and all(c["flagged"] for c in held)
+    reasons = {r["code"]: r for c in held for r in c["reasons"]}
+    assert "CD45 over the CK area" in reasons["guard:cd45_positive"]["meaning"]
+    assert "possible missed CTC" in reasons["guard:possible_ctc"]["meaning"]
+    assert "counted apart" in reasons["guard:unusual"]["meaning"]
+    assert reasons["guard:cd45_positive"]["caption"] == "guard: CD45 over CK"
+    options = {o["code"]: o["count"] for o in state["reasons"]}
+    assert options["guard"] == len(held)
+    assert options["guard:cd45_positive"] + options["guard:possible_ctc"] == len(held)
+    assert state["counts"]["model"]["held_total"] >= len(held)
+    # index.html has a row of its own for them, by flag.
+    row = html_counts((out / "G001" / "index.html").read_text())["held_total"]
+    assert "cd45 positive" in row and "possible ctc" in row
+
+
+def test_gallery_tiles_are_captioned_with_their_reasons():
+    from ctcnet.report.reasons import event_reasons
+    from ctcnet.report.review import tile_labels
+
+    events = pd.DataFrame({"event_id": [1, 2, 3, 4], "frame_id": ["f"] * 4, "x": [1.0] * 4,
+                           "y": [2.0] * 4, "class": ["ctc", "wbc", "debris", "ctc"],
+                           "confidence": [0.95, 0.97, 0.5, 0.6],
+                           "review": [False, True, True, True], "edge_cut": [False] * 4,
+                           "guard": ["", "possible_ctc", "", "cd45_positive+out_of_focus"]})
+    labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"], 0.9), 0.9)
+    assert labels[0].endswith("| reported call")
+    assert labels[1].endswith("| guard: possible missed CTC")
+    assert labels[2].endswith("| low p 0.50 < 0.90")
+    assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus; "
+                              "low p 0.60 < 0.90")
+
+
+# ---------------------------------------------------------------------------------------------
+# predict --overwrite under a running server.
+
+def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, served, tmp_path):
+    out, server = served
+    sample = out / "P001"
+    old = json.loads(request(server, "GET", "/api/P001/state")[1])
+    old_run = old["run_id"]
+    gallery_tile = next(c["tile"]["src"] for c in old["candidates"] if "width" in c["tile"])
+    cut_tile = next(c["tile"]["src"] for c in old["candidates"] if "width" not in c["tile"])
+    assert f"?run={old_run}" in gallery_tile and f"?run={old_run}" in cut_tile
+    first = old["candidates"][0]
+    assert post_decision(server, first["event_id"], "confirm", run_id=old_run)[0] == 200
+    # Another scan of the cells, shifted: predict --overwrite numbers other events.
+    other = tmp_path / "shifted"
+    shutil.copytree(results / "cart", other)
+    for frame in other.glob("r*c*.tif"):
+        tifffile.imwrite(frame, np.roll(tifffile.imread(frame), 37, axis=-1),
+                         photometric="minisblack")
+    backend = load_backend(results / "model.pt", device="cpu", batch_size=64)
+    predict_cartridge(other, backend, sample, PredictOptions(
+        quiet=True, workers=0, gallery_limit=8, overwrite=True))
+    # A decision, a cut tile and a gallery page asked for by the old page: refused, clearly.
+    status, data = post_decision(server, first["event_id"], "reject", run_id=old_run)
+    answer = json.loads(data)
+    assert status == 409 and answer["stale"] and "reload the page" in answer["error"]
+    for src in (cut_tile, gallery_tile):
+        status, data = request(server, "GET", src)
+        assert status == 409 and json.loads(data)["stale"], src
+    # The state is the new run's; its tiles are served.
+    new = json.loads(request(server, "GET", "/api/P001/state")[1])
+    assert new["run_id"] != old_run
+    events = pd.read_parquet(sample / "events.parquet")
+    assert new["run_id"] == D.RunEvents(events, 1.0).run_id
+    src = next(c["tile"]["src"] for c in new["candidates"] if "width" in c["tile"])
+    assert request(server, "GET", src)[0] == 200
+    table = pd.read_csv(sample / "review.csv")
+    assert table["reviewer_call"].tolist() == [first["call"]]  # the refused one not written
+    # While predict writes (the events table newer than the summary), requests wait for it.
+    stamp = (sample / "summary.json").stat()
+    os.utime(sample / "events.parquet", ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10 ** 9))
+    status, data = request(server, "GET", "/api/P001/state")
+    assert status == 503 and "being written" in json.loads(data)["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed decision requests.
+
+@pytest.mark.parametrize("body, complaint", [
+    ('{"event_id": Infinity, "call": "confirm"}', "not JSON"),
+    ('{"event_id": NaN, "call": "confirm"}', "not JSON"),
+    ('{"event_id": true, "call": "confirm"}', "event_id must be a whole number"),
+    ('{"event_id": 2.9, "call": "confirm"}', "event_id must be a whole number"),
+    ('{"event_id": 2.0, "call": "confirm"}', "event_id must be a whole number"),
+    ('{"event_id": "2", "call": "confirm"}', "event_id must be a whole number"),
+    ('{"event_id": -1, "call": "confirm"}', "event_id must be a whole number"),
+    ('{"event_id": 1e400, "call": "confirm"}', "event_id must be a whole number"),
+    ('{"event_id": 100000000000000000000000, "call": "confirm"}', "event_id must be"),
+    ('{"event_id": 1}', "call must be a string"),
+    ('{"event_id": 1, "call": 3}', "call must be a string"),
+    ('{"event_id": 1, "call": "confirm", "reviewer": 5}', "reviewer must be a string"),
+    ('{"event_id": 1, "call": "confirm", "run_id": []}', "run_id must be a string"),
+    ('[1, "confirm"]', "a decision is"),
+    ('{"event_id": 1, "call": "maybe"}', "is not confirm, reject, undecided"),
+    ('{"event_id": 1', "not JSON"),
+    ('\xff', "not JSON"),
+])
+def test_malformed_decisions_get_400_and_a_json_error(served, body, complaint):
+    out, server = served
+    status, data = post_json(server, "P001", body.encode("latin-1"))
+    assert status == 400, data
+    assert complaint in json.loads(data)["error"]
+    assert not (out / "P001" / "review.csv").exists()
+    assert request(server, "GET", "/api/P001/state")[0] == 200  # the server still answers
+
+
+def test_a_decision_can_be_taken_back(served):
+    out, server = served
+    cands = json.loads(request(server, "GET", "/api/P001/state")[1])["candidates"]
+    a, b = cands[0]["event_id"], cands[1]["event_id"]
+    assert post_decision(server, a, "reject")[0] == 200
+    assert post_decision(server, b, "confirm")[0] == 200
+    status, data = post_decision(server, a, "undecided")
+    assert status == 200 and json.loads(data)["decision"] is None
+    assert json.loads(data)["counts"]["reviewed"]["reviewed"] == 1
+    table = pd.read_csv(out / "P001" / "review.csv")
+    assert table["event_id"].tolist() == [b]
+    state = json.loads(request(server, "GET", "/api/P001/state")[1])
+    decided = {c["event_id"]: c["decision"] for c in state["candidates"]}
+    assert decided[a] is None and decided[b] == cands[1]["call"]
+    # Taking every decision back leaves summary.json without reviewed counts.
+    assert post_decision(server, b, "undecided")[0] == 200
+    assert "reviewed" not in json.loads((out / "P001" / "summary.json").read_text())

@@ -72,6 +72,8 @@ CLASSES = ["ctc", "wbc", "cluster", "debris"]
     ("Enter", "DIV", {}, {"call": "confirm"}),
     ("y", "BUTTON", {}, {"call": "confirm"}),    # letter shortcuts work wherever focus is
     ("n", "BODY", {}, {"call": "reject"}),
+    ("u", "BODY", {}, {"call": "undecided"}),   # take the decision back
+    ("u", "INPUT", {}, None),
     ("3", "BODY", {}, {"call": "cluster"}),
     ("5", "BODY", {}, None),                  # no fifth class
     ("j", "BODY", {}, {"move": 1}),
@@ -86,3 +88,34 @@ def test_key_action_depends_on_the_focused_element(key, target, modifiers, expec
     event = {"key": key, "target": {"tagName": target}, **modifiers}
     got = run_js(f"ReviewLogic.keyAction({json.dumps(event)}, {json.dumps(CLASSES)})")
     assert got == expected
+
+
+HELD = {"call": "wbc", "held": True, "decision": None,
+        "reasons": [{"code": "guard:possible_ctc"}, {"code": "low_confidence"}]}
+QC = {"call": "debris", "held": False, "decision": "debris", "reasons": [{"code": "qc"}]}
+
+
+@pytest.mark.parametrize("candidate, filters, expected", [
+    (HELD, {}, True),                                           # no filter
+    (HELD, {"reason": "guard"}, True),                          # any flag of the guard
+    (QC, {"reason": "guard"}, False),
+    (HELD, {"reason": "guard:possible_ctc"}, True),             # one flag
+    (HELD, {"reason": "guard:cd45_positive"}, False),
+    (HELD, {"reason": "low_confidence"}, True),
+    (QC, {"reason": "qc"}, True),
+    (QC, {"reason": "qc", "open": True}, False),                # decided: hidden
+    (HELD, {"reason": "low_confidence", "cls": "ctc"}, False),  # another call
+    (HELD, {"reason": "low_confidence", "cls": "wbc", "open": True}, True),
+])
+def test_filter_by_reason_class_and_decision(candidate, filters, expected):
+    got = run_js(f"ReviewLogic.shows({json.dumps(candidate)}, {json.dumps(filters)})")
+    assert got == expected
+
+
+@pytest.mark.skipif(not (shutil.which("node") or shutil.which("nodejs")), reason="no node")
+def test_every_script_of_the_page_parses():
+    node = shutil.which("node") or shutil.which("nodejs")
+    for source in re.findall(r"<script[^>]*>(.*?)</script>", PAGE.read_text(), re.S):
+        done = subprocess.run([node, "-e", f"new Function({json.dumps(source)})"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr

@@ -3,7 +3,8 @@
 Serves a predict ``--out`` folder on 127.0.0.1 (see :mod:`ctcnet.report.server`) and opens the
 review page. Decisions go to ``RESULTS/<sample>/review.csv`` at once, keyed by run and event
 position (they survive predict running again) and under a file lock (several servers or
-people on one folder lose nothing); ``ctcnet crops RESULTS --reviewed`` turns them into
+people on one folder lose nothing), and summary.json's ``reviewed`` counts and index.html
+are brought up to date with them; ``ctcnet crops RESULTS --reviewed`` turns them into
 training crops.
 """
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.inference.counts import count_events, per_7_5_ml
 from ctcnet.inference.guard import counted
 
 # Clinical cut-offs in CTCs per 7.5 mL (CellSearch: >= 5 in metastatic breast and prostate
@@ -83,12 +84,15 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
                      unmatched_as: str = "debris") -> dict:
     """True, automatic and after-review counts per class of one cartridge, also per 7.5 mL.
 
-    ``truth`` must already be restricted to the frames that were processed.
+    ``truth`` must already be restricted to the frames that were processed, and
+    ``blood_volume_ml`` is then the blood of those frames (``summary.json``'s
+    ``blood_volume_processed_ml``). The automatic count and the calls the marker guard held
+    apart are predict's own tally (:func:`ctcnet.inference.counts.count_events`).
     """
     names = list(class_names)
     called = events["class"].to_numpy(object) if len(events) else np.zeros(0, object)
     flags = flagged(events, flag_columns)
-    # The automatic count leaves out calls the marker guard held for review (counted apart).
+    tally = count_events(events, names, names, blood_volume_ml)
     kept = counted(events)
     guarded = ~kept
     true_of_event = truth_class_of_events(events, truth, pixel_size_um)
@@ -96,10 +100,8 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
     after = np.where(flags, resolved, called)
     wrong = flags & (called != resolved)
     true = {n: int((truth["class"] == n).sum()) for n in names}
-    auto = {n: int(((called == n) & kept).sum()) for n in names}
-    held = {n: int(((called == n) & guarded).sum()) for n in names}
+    auto, held = tally.counted, tally.held
     review = {n: int((after == n).sum()) for n in names}
-    per = 7.5 / float(blood_volume_ml)
     # Automatic calls whose truth differs (false calls), and true events of the class detected
     # but called otherwise (misses), per class.
     false_calls = {n: int(((called == n) & kept & (resolved != n)).sum()) for n in names}
@@ -120,9 +122,10 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
             "guard_flagged": int(guarded.sum()), "held_by_guard": held, "guard": guard,
             "blood_volume_ml": float(blood_volume_ml),
             "true": true, "automatic": auto, "after_review": review,
-            "true_per_7_5_ml": {n: v * per for n, v in true.items()},
-            "automatic_per_7_5_ml": {n: v * per for n, v in auto.items()},
-            "after_review_per_7_5_ml": {n: v * per for n, v in review.items()}}
+            "true_per_7_5_ml": {n: per_7_5_ml(v, blood_volume_ml) for n, v in true.items()},
+            "automatic_per_7_5_ml": tally.per_7_5_ml,
+            "after_review_per_7_5_ml": {n: per_7_5_ml(v, blood_volume_ml)
+                                        for n, v in review.items()}}
 
 
 def false_call_kinds(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,

@@ -356,8 +356,9 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
             prior=prior))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
         truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
+        # The blood of the frames read, as the truth is of those frames only.
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
-                               cart.blood_volume_ml)
+                               summary.volume_read_ml)
         rows.append({"sample_id": cart.sample_id, **row})
     report = count_report(rows, names)
     report["model"] = str(backend.model_path)

@@ -60,8 +60,8 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import (
-    counted,
     guard_events,
     guard_summary,
     leak_allowance,
@@ -581,9 +581,9 @@ class PredictOptions:
     # nuclei, ``ctcnet.detect.pixel_size``) or "fit" (a scale per crop, its cell brought to one
     # size); None: panel.json's. Cartridges: not used.
     pixel_size: float | str | None = None
-    # Crop sets: the CellSearch definition read off the markers takes part in the call
-    # (``guard.marker_calls``: a clear CK+ CD45- nucleated cell is a CTC, a CD45+ one never);
-    # False: the network's call alone. Cartridges: not used (there the markers flag events).
+    # Crop sets: the markers take part in the call (``guard.crop_set_calls``: the model's
+    # marker fusion, or the marker rule; a CD45+ event is never a CTC); False: the network's
+    # call alone. Cartridges: not used (there the markers flag events for review).
     marker_calls: bool = True
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
@@ -772,52 +772,45 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior)
     summary.spillover = spillover
-    summary = replace(summary, **sample_outcome(
-        summary.counts, int((events["class"] == FAILED_CLASS).sum()), len(cartridge.frames),
-        len(skipped), cartridge.blood_volume_ml, spec.taxonomy.reported_classes(),
-        frames_scanned=cartridge.frames_scanned, problems=len(cartridge.problems)))
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     if options.report:
-        from ctcnet.report.review import write_report
+        from ctcnet.report.review import write_gallery, write_html
 
         t0 = time.perf_counter()
         explain = backend.explainer() if options.saliency else None
-        summary.gallery = write_report(out_dir, events, gallery, cartridge.panel, spec,
-                                       summary, options.gallery_limit, explain)
+        summary.gallery = write_gallery(out_dir, events, gallery, cartridge.panel, spec,
+                                        options.gallery_limit, explain)
         seconds["report"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - t_start
         summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
         summary.events_per_s = len(events) / seconds["total"]
+        # After the timings are final, so index.html shows summary.json's (its own few
+        # milliseconds are in neither).
+        write_html(out_dir, summary)
     summary.write(out_dir)
     return summary
 
 
-def sample_outcome(counts: dict, failed_events: int, frames_total: int, frames_skipped: int,
-                   volume_ml: float, reported: list[str], frames_scanned: int | None = None,
-                   problems: int = 0) -> dict:
-    """Status and per-7.5 mL figures of a sample, honest about frames that were not read.
-
-    ``failed`` when no frame was processed: zero counts would read as a clean negative.
+def sample_status(frames_total: int, frames_skipped: int, failed_events: int,
+                  problems: int = 0) -> str:
+    """``failed`` when no frame was processed: zero counts would read as a clean negative.
     ``partial`` when some frames were skipped, some events could not be classified, or the
     inputs have ``problems`` (metadata accepted though implausible, frames missing): a count
-    that stands only if a person agrees. The per-7.5 mL figures scale by the blood volume of
-    the frames processed (frames cover equal areas of the cartridge; ``frames_scanned``: the
-    frames the volume spreads over, more than ``frames_total`` when some are missing);
-    ``None`` for a failed sample.
-    """
-    processed = frames_total - frames_skipped
-    if processed <= 0:
-        status = "failed"
-    elif frames_skipped or failed_events or problems:
-        status = "partial"
-    else:
-        status = "ok"
+    that stands only if a person agrees. Otherwise ``ok``."""
+    if frames_total - frames_skipped <= 0:
+        return "failed"
+    if frames_skipped or failed_events or problems:
+        return "partial"
+    return "ok"
+
+
+def volume_read_ml(volume_ml: float, frames_total: int, frames_skipped: int,
+                   frames_scanned: int | None = None) -> float:
+    """The blood volume of the frames processed, which the per-7.5 mL figures are of: frames
+    cover equal areas of the cartridge (``frames_scanned``: the frames the volume spreads over,
+    more than ``frames_total`` when some are missing); 0 when none was processed."""
     spread = max(frames_total, frames_scanned or 0)
-    scanned = volume_ml * processed / spread if spread else 0.0
-    per_75 = {name: (counts.get(name, 0) * 7.5 / scanned if scanned > 0 else None)
-              for name in reported}
-    return {"status": status, "failed_events": int(failed_events),
-            "blood_volume_processed_ml": scanned, "per_7_5_ml": per_75}
+    return volume_ml * (frames_total - frames_skipped) / spread if spread else 0.0
 
 
 def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: ModelSpec,
@@ -1001,14 +994,11 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                   resumed: int, seconds: dict, options: PredictOptions,
                   spec: ModelSpec | None = None, prior: str = CARTRIDGE_PRIOR) -> RunSummary:
     spec = spec or backend.spec
-    # Calls the marker guard held for review are counted apart (RunSummary.guard["by_call"]).
-    counts = {name: int(((events["class"] == name) & counted(events)).sum())
-              for name in spec.class_names}
-    sure = events[~events["review"].astype(bool)] if len(events) else events
-    # Calls at or above the review threshold: what stands without a person's look.
-    counts_confident = {name: int((sure["class"] == name).sum()) for name in spec.class_names}
-    volume = cartridge.blood_volume_ml
-    per_75 = {name: counts[name] * 7.5 / volume for name in spec.taxonomy.reported_classes()}
+    total, skips = len(cartridge.frames), len(skipped)
+    volume = volume_read_ml(cartridge.blood_volume_ml, total, skips, cartridge.frames_scanned)
+    # Every count of the summary from one tally; calls the marker guard held for review are
+    # counted apart (tally.held, RunSummary.guard["by_flag"]).
+    tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
     n = len(events)
     classify = seconds.get("classify", 0.0)
     return RunSummary(
@@ -1026,19 +1016,17 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         panel=cartridge.panel.to_dict(),
         resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
                                         cartridge.panel.pixel_size_um),
-        blood_volume_ml=volume,
-        frames=FrameCounts(total=len(cartridge.frames),
-                           processed=len(cartridge.frames) - len(skipped),
-                           skipped=len(skipped), resumed_from_journal=resumed),
+        blood_volume_ml=cartridge.blood_volume_ml,
+        blood_volume_processed_ml=volume,
+        status=sample_status(total, skips, tally.failed, len(cartridge.problems)),
+        frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
+                           resumed_from_journal=resumed),
         skipped_frames=skipped,
         problems=list(cartridge.problems),
         cartridge_id=cartridge.identity or None,
         events=n,
-        counts=counts,
-        per_7_5_ml=per_75,
-        counts_confident=counts_confident,
-        review=int(events["review"].sum()) if n else 0,
-        guard=guard_summary(events, spec),  # calls the marker guard sent to review
+        **RunSummary.count_fields(tally),
+        guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),
         edge_cut_as=edge_cut_class(spec, options),
@@ -1152,6 +1140,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)
+    tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
         dataset=str(root), crops=len(table), backend=backend.name,
         device=backend.device_name, model=str(backend.model_path),
@@ -1160,8 +1149,8 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         pixel_size_from="panel.json" if options.pixel_size is None else
         ({"auto": "estimated from the nuclei", "fit": "each crop fitted to its cell"}
          .get(options.pixel_size, "given") if isinstance(options.pixel_size, str) else "given"),
-        counts={n: int(((table["class"] == n) & counted(table)).sum()) for n in spec.class_names},
-        review=int(table["review"].sum()),
+        counts=tally.counted,
+        review=tally.review_events,
         guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,

@@ -5,6 +5,11 @@ report (:mod:`ctcnet.report.review`), the CLI and the benchmark read its fields 
 renamed or missing field fails where it is read, not as a ``KeyError`` deep in a report.
 ``to_dict()`` is the JSON written to ``summary.json``; ``RunSummary.read(folder)`` reads it back.
 :class:`CropRunSummary` is the same for a classified crop dataset.
+
+The counts (``counts``, ``per_7_5_ml``, ``counts_confident``, ``review``) are the fields of
+one tally, ``tally`` (:class:`ctcnet.inference.counts.Counts`), kept under their own names for
+readers of older summaries; ``reviewed`` is what a reviewer's decisions add up to, written by
+the review server (:mod:`ctcnet.report.server`) whenever a decision is saved.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from ctcnet.inference.counts import Counts, ReviewedCounts
 
 
 @dataclass
@@ -87,11 +94,34 @@ class RunSummary:
     # review decisions carry it, so none attaches to another cartridge with this sample id.
     # None in a summary written before it was recorded.
     cartridge_id: str | None = None
+    # Every count above, from one tally of the events (None in a summary written before it).
+    tally: Counts | None = None
+    # The reviewer's decisions counted (review.csv matched to this run); None: none yet.
+    reviewed: ReviewedCounts | None = None
+
+    @staticmethod
+    def count_fields(tally: Counts) -> dict:
+        """The summary's count fields (for ``RunSummary(...)`` or ``replace``), all of one
+        tally."""
+        return {"tally": tally, "counts": dict(tally.counted), "per_7_5_ml": tally.per_7_5_ml,
+                "counts_confident": dict(tally.confident), "review": tally.review_events,
+                "failed_events": tally.failed}
+
+    @property
+    def volume_read_ml(self) -> float | None:
+        """The blood volume the per-7.5 mL figures are of: that of the frames processed (the
+        whole tube's in a summary written before it was recorded)."""
+        if self.blood_volume_processed_ml is not None:
+            return self.blood_volume_processed_ml
+        return self.blood_volume_ml
 
     def to_dict(self) -> dict:
         """The JSON form (``summary.json``); absent optional parts are left out."""
         out = asdict(self)
-        for key in ("ground_truth", "gallery", "spillover"):
+        for key in ("tally", "reviewed"):  # with their derived per-7.5 mL figures
+            record = getattr(self, key)
+            out[key] = None if record is None else record.to_dict()
+        for key in ("ground_truth", "gallery", "spillover", "tally", "reviewed"):
             if out[key] is None:
                 del out[key]
         return out
@@ -102,6 +132,9 @@ class RunSummary:
         values = {k: v for k, v in data.items() if k in known}
         values["model"] = ModelInfo(**data["model"])
         values["frames"] = FrameCounts(**data["frames"])
+        for key, record in (("tally", Counts), ("reviewed", ReviewedCounts)):
+            if values.get(key) is not None:
+                values[key] = record.from_dict(values[key])
         return cls(**values)
 
     @classmethod

@@ -1,4 +1,5 @@
-"""A reviewer's decisions on one cartridge: which events to show, review.csv, confirmed counts.
+"""A reviewer's decisions on one cartridge: which events to show, and review.csv (the matched
+decisions are counted by :func:`ctcnet.inference.counts.count_reviewed`).
 
 Candidates (what a reviewer looks at): every call of a reported class (``ctc``, ``cluster``),
 every event the model flagged for review, and a fixed random sample of the rest for quality
@@ -9,7 +10,8 @@ with a seed taken from the sample id, so it stays the same across reloads and se
 ``RESULTS/<sample>/review.csv`` holds one row per decision, oldest first:
 ``run_id, cartridge_id, event_id, frame_id, x, y, model_call, reviewer_call, reviewer, time``.
 ``reviewer_call`` is a class name (the model's own on a confirmation, another on a relabel) or
-``rejected`` (not what the model said, class unknown).
+``rejected`` (not what the model said, class unknown). A decision taken back
+(:func:`clear_decision`) leaves no row: the event is undecided again.
 
 Predict numbers events in scan order, and a re-run (``--overwrite``, another model, other
 detection settings) numbers them anew, so an event id alone would hand a decision to another
@@ -61,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.errors import InputError
+from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_write_text
 
@@ -68,7 +71,6 @@ log = logging.getLogger(__name__)
 
 REVIEW_FILE = "review.csv"
 LOCK_FILE = ".review.csv.lock"  # hidden: the server does not serve it
-REJECTED = "rejected"
 COLUMNS = ["run_id", "cartridge_id", "event_id", "frame_id", "x", "y", "model_call",
            "reviewer_call", "reviewer", "time"]
 # Written before decisions named their cartridge: keyed by run and position only.
@@ -428,20 +430,39 @@ def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,
                     reviewer_call: str, reviewer: str, now: datetime | None = None) -> Matched:
     """Record one decision on event ``event_id`` of ``run``: it replaces the decisions that
     attach to that event (the latest wins); every other row is kept. Returns the new match."""
-    sample_dir = Path(sample_dir)
-    event_id = int(event_id)
-    if event_id not in run.events.index:
-        raise InputError(f"no event {event_id} in this run", sample_dir)
+    event_id = _event_of_run(sample_dir, run, event_id)
     event = run.events.loc[event_id]
     when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     row = pd.DataFrame([[run.run_id, run.cartridge_id or "", event_id, event["frame_id"],
                          round(float(event["x"]), 2), round(float(event["y"]), 2),
                          event["class"], reviewer_call, reviewer, when]], columns=COLUMNS)
+    return _replace_decisions(sample_dir, run, event_id, row)
+
+
+def clear_decision(sample_dir: str | Path, run: RunEvents, event_id: int) -> Matched:
+    """Take back every decision that attaches to event ``event_id`` of ``run``: the event is
+    undecided again (a decision made on another cartridge stays, as it attaches to none)."""
+    event_id = _event_of_run(sample_dir, run, event_id)
+    return _replace_decisions(sample_dir, run, event_id, None)
+
+
+def _event_of_run(sample_dir: str | Path, run: RunEvents, event_id: int) -> int:
+    event_id = int(event_id)
+    if event_id not in run.events.index:
+        raise InputError(f"no event {event_id} in this run", sample_dir)
+    return event_id
+
+
+def _replace_decisions(sample_dir: str | Path, run: RunEvents, event_id: int,
+                       row: pd.DataFrame | None) -> Matched:
+    """review.csv without the rows that attach to ``event_id``, plus ``row`` (None: none)."""
+    sample_dir = Path(sample_dir)
     with decisions_lock(sample_dir):
         # Read inside the lock: what another writer saved a moment ago is kept.
         matched = match_decisions(read_decisions(sample_dir), run)
         kept = matched.table[matched.target != event_id]
-        table = pd.concat([kept, row], ignore_index=True) if len(kept) else row
+        table = kept if row is None else (pd.concat([kept, row], ignore_index=True)
+                                          if len(kept) else row)
         _write(sample_dir, table)
     return match_decisions(table.reset_index(drop=True), run)
 
@@ -488,31 +509,7 @@ def _keys_changed(before: pd.DataFrame, after: pd.DataFrame) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the decisions add up to.
-
-def review_counts(events: pd.DataFrame, decisions: pd.DataFrame, blood_volume_ml: float | None,
-                  classes: list[str], unattached: int = 0) -> dict:
-    """Model counts beside reviewed counts, per class and per 7.5 mL of blood.
-
-    ``decisions``: ``Matched.decisions`` (one per event of this run). ``confirmed`` counts the
-    events whose reviewer call is the class (confirmed calls plus events relabelled into it);
-    ``decided`` how many of the model's calls were looked at; ``unattached`` how many rows of
-    review.csv attach to no event of this run (not counted anywhere else).
-    """
-    volume = float(blood_volume_ml or 7.5)
-    model_counts = events["class"].value_counts() if len(events) else pd.Series(dtype=int)
-    reviewer = decisions["reviewer_call"].value_counts()
-    decided = decisions["model_call"].value_counts()
-    rows = {}
-    for name in classes or sorted(model_counts.index):
-        model, confirmed = int(model_counts.get(name, 0)), int(reviewer.get(name, 0))
-        rows[name] = {"model": model, "model_per_7_5_ml": model * 7.5 / volume,
-                      "confirmed": confirmed, "confirmed_per_7_5_ml": confirmed * 7.5 / volume,
-                      "decided": int(decided.get(name, 0))}
-    return {"blood_volume_ml": volume, "classes": rows,
-            "rejected": int((decisions["reviewer_call"] == REJECTED).sum()),
-            "reviewed": int(len(decisions)), "unattached": int(unattached)}
-
+# What the decisions add up to: ``ctcnet.inference.counts.count_reviewed``.
 
 def reviewed_labels(decisions: pd.DataFrame) -> pd.DataFrame:
     """The decisions that give a label: confirmed or relabelled events (rejections give none)."""

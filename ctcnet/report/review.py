@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
+from ctcnet.report.reasons import caption_line, event_reasons
 
 # Display colour per marker role (RGB, 0-1), close to the usual CellSearch false colours.
 ROLE_COLOURS = {
@@ -215,6 +217,17 @@ def explained(explain, crops: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return maps
 
 
+def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
+                review_threshold: float) -> list[str]:
+    """Each tile's caption: the event, its call and why it is shown (``reasons``: codes of
+    :mod:`ctcnet.report.reasons`, one list per event)."""
+    return [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}" + (" edge" if ec else "")
+            + (f" | {caption_line(codes, p, review_threshold)}" if codes else "")
+            for e, f, x, y, k, p, ec, codes in zip(
+                events["event_id"], events["frame_id"], events["x"], events["y"],
+                events["class"], events["confidence"], events["edge_cut"], reasons)]
+
+
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
                   spec: ModelSpec, limit: int, explain=None) -> dict:
     """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages.
@@ -241,12 +254,9 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
             classes = call_indices(with_crops["class"], spec)
             saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
-            labels = [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={p:.2f}"
-                      + (" REVIEW" if r else "") + (" edge" if ec else "")
-                      for e, f, x, y, k, p, r, ec in zip(
-                          with_crops["event_id"], with_crops["frame_id"], with_crops["x"],
-                          with_crops["y"], with_crops["class"], with_crops["confidence"],
-                          with_crops["review"], with_crops["edge_cut"])]
+            labels = tile_labels(with_crops, event_reasons(
+                with_crops, spec.taxonomy.reported_classes(), spec.review_threshold),
+                spec.review_threshold)
             header = panel.names + ["overlay"]
             for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
                 name = f"{cat}_{page_no:03d}.png"
@@ -296,31 +306,71 @@ window.addEventListener("load", function () {
 """
 
 
-def guard_rows(summary: RunSummary) -> list[tuple[str, str]]:
-    """The marker guard's count, apart from the model's own uncertain calls."""
-    g = summary.guard
-    if not g:
-        return []
-    reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in g["by_flag"].items() if v)
-    calls = ", ".join(f"{k} {v}" for k, v in g.get("by_call", {}).items() if v)
-    text = f"{g['flagged']}" + (f" ({reasons}; called {calls})" if g["flagged"] else "")
-    return [("held for review by the marker guard (not in the counts above)", text)]
+# The counts table's columns: (key of Counts.to_dict / ReviewedCounts.to_dict, heading). The
+# review page shows the same keys (review_page.html, renderSummary).
+MODEL_COLUMNS = [("counted", "counted"), ("per_7_5_ml", "per 7.5 mL"),
+                 ("held", "held by the guard"), ("review", "sent to review"),
+                 ("confident", "above the review threshold")]
+REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confirmed per 7.5 mL"),
+                    ("after_review", "after review"),
+                    ("after_review_per_7_5_ml", "after review per 7.5 mL"),
+                    ("decided", "calls decided")]
 
 
-def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict) -> None:
-    """index.html: summary, counts, skipped frames, timings and the gallery pages."""
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def held_text(tally: Counts) -> str:
+    """The guard-held calls in a line: how many, by flag and by call."""
+    flags = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in tally.held_by_flag.items())
+    calls = ", ".join(f"{k} {v}" for k, v in tally.held.items() if v)
+    return f"{tally.held_total}" + (f" ({flags}; called {calls})" if tally.held_total else "")
+
+
+def counts_table(tally: Counts, reviewed: ReviewedCounts | None) -> str:
+    """Per class the model's counts (and the reviewed ones, when there are decisions), then a
+    row of the calls the guard held apart; cells carry ``data-class`` / ``data-col``."""
+    columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
+    values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    rows = [f"<tr><th>class</th>{head}</tr>"]
+    for name in tally.classes:
+        # Per 7.5 mL is given for the reported classes only: the other cells stay empty.
+        cells = "".join(f'<td data-col="{key}">'
+                        f'{_cell(values[key][name]) if name in values[key] else ""}</td>'
+                        for key, _ in columns)
+        rows.append(f'<tr data-class="{html.escape(name)}"><th>{html.escape(name)}</th>'
+                    f"{cells}</tr>")
+    rows.append(f'<tr data-row="held"><th>held by the guard (not counted)</th>'
+                f'<td colspan="{len(columns)}" data-col="held_total">'
+                f"{html.escape(held_text(tally))}</td></tr>")
+    if reviewed is not None:
+        note = (f"{reviewed.reviewed} event(s) decided, {reviewed.rejected} rejected"
+                + (f"; {reviewed.unattached} decision(s) attach to no event of this run"
+                   if reviewed.unattached else "") + f"; latest {reviewed.updated}")
+        rows.append(f'<tr data-row="reviewed"><th>review decisions</th>'
+                    f'<td colspan="{len(columns)}">{html.escape(note)}</td></tr>')
+    return f'<table id="counts">{"".join(rows)}</table>'
+
+
+def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = None) -> None:
+    """index.html: summary, counts (the tally's, and the reviewed ones once there are
+    decisions), skipped frames, timings and the gallery pages (``gallery_info``: the
+    summary's own by default)."""
     s = summary
-    confident = s.counts_confident
-    counts = [(k, f"{v} ({confident[k]} above the review threshold)" if k in confident else v)
-              for k, v in s.counts.items()]
-    per75 = [(f"{k} per 7.5 mL", "n/a (no frame processed)" if v is None else f"{v:.2f}")
-             for k, v in s.per_7_5_ml.items()]
+    gallery_info = (s.gallery or {}) if gallery_info is None else gallery_info
     frames = s.frames
     status = [("status", s.status)]
     status += [("events not classified (non-finite output)", s.failed_events)] \
         if s.failed_events else []
+    volume = s.volume_read_ml
     overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
-                *counts, *per75, ("for review", s.review), *guard_rows(s), ("edge-cut", s.edge_cut),
+                ("sent to review", s.tally.review_events), ("edge-cut", s.edge_cut),
+                ("blood volume read", "n/a (no frame processed)" if not volume else
+                 f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),
                 ("frames processed", f"{frames.processed} of {frames.total}"),
                 ("frames skipped", frames.skipped),
                 ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version})"),
@@ -350,6 +400,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict) -> None:
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ctcnet: {html.escape(s.sample_id)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
@@ -362,6 +413,8 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 <h1>ctcnet predictions: {html.escape(s.sample_id)}</h1>
 <p id="image-check">checking images...</p>
 {_table(overview)}
+<h2>Counts</h2>
+{counts_table(s.tally, s.reviewed)}
 <p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
 <a href="summary.json">summary.json</a></p>
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
@@ -374,11 +427,12 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
     atomic_write_text(out_dir / "index.html", page)
 
 
-def write_report(out_dir: str | Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                 spec: ModelSpec, summary: RunSummary, limit: int = 400, explain=None) -> dict:
-    """Gallery montages plus index.html for one cartridge; returns the gallery info."""
+def write_summary_and_page(out_dir: str | Path, summary: RunSummary) -> None:
+    """summary.json and, where the run wrote one, index.html again from ``summary`` (the review
+    server, as decisions are saved): the page first, so a summary.json newer than the events
+    table means a finished write. A page whose gallery the summary does not list (written
+    before summaries recorded it) is left as it is rather than rewritten without it."""
     out_dir = Path(out_dir)
-    info = write_gallery(out_dir, events, gallery, panel, spec, limit, explain)
-    write_html(out_dir, summary, info)
-    return info
-
+    if (out_dir / "index.html").exists() and summary.gallery is not None:
+        write_html(out_dir, summary)
+    summary.write(out_dir)

@@ -5,16 +5,26 @@ no login (the socket is bound to 127.0.0.1 only). Routes:
 
 * ``GET /`` lists the samples of the results folder (one sample: straight to its page);
 * ``GET /review/<sample>`` the page (``review_page.html``, keyboard-first);
-* ``GET /api/<sample>/state`` the run's id, candidates, their tiles, decisions so far, the
-  counts and the decisions of review.csv that attach to no event of this run (``unattached``);
+* ``GET /api/<sample>/state`` the run's id, candidates (each with the reasons it is on the
+  list: :mod:`ctcnet.report.reasons`), their tiles, decisions so far, the counts (the model's
+  tally, ``ctcnet.inference.counts.Counts``, beside the reviewed ones) and the decisions of
+  review.csv that attach to no event of this run (``unattached``);
 * ``POST /api/<sample>/decision`` ``{"event_id", "call", "reviewer", "run_id"}``, saved at
-  once to ``review.csv`` (``call``: ``confirm``, ``reject`` or a class name; a ``run_id``
-  other than this run's is refused, as the page was loaded before predict ran again; see
-  :mod:`ctcnet.report.decisions` for how decisions are keyed and how several servers on one
-  folder share the file);
+  once to ``review.csv`` (``call``: ``confirm``, ``reject``, a class name, or ``undecided``
+  to take a decision back; ``event_id`` a JSON integer); see :mod:`ctcnet.report.decisions`
+  for how decisions are keyed and how several servers on one folder share the file. Each
+  saved decision rewrites summary.json's ``reviewed`` counts and index.html;
 * ``GET /api/<sample>/tile/<event_id>.png`` a tile cut from the original frame, for the
-  quality-control events the gallery has no picture of;
+  events the gallery has no picture of, captioned with why the event is on the list;
 * ``GET /files/<sample>/<path>`` the sample's own files (gallery pages, index.html, tables).
+
+Predict may run again (``--overwrite``) while a server is up. Every request checks the events
+table on disk: when another run is there, the sample is read again; while predict is still
+writing, requests get 503. A request that names the run it was made for (``run_id`` in a
+decision, ``?run=`` on tiles and gallery pages: the page sends both) and names another one
+gets 409, ``"stale": true``, so a page loaded before the re-run never records a decision on,
+or shows the tile of, another cell. Errors are JSON, ``{"error": ...}``; a malformed request
+gets 400.
 
 File requests are confined to the sample's folder: the path is decoded once, ``..`` segments
 are refused, and the resolved file (symlinks followed) must lie inside the folder. A POST must
@@ -27,38 +37,124 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import mimetypes
 import threading
+from dataclasses import replace
 from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.counts import ReviewedCounts, count_events, count_reviewed
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import decisions as D
-from ctcnet.report.review import GAP, LABEL_HEIGHT
+from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
+from ctcnet.report.review import GAP, LABEL_HEIGHT, tile_labels, write_summary_and_page
 
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("review_page.html")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
+# The calls a decision request may make besides a class name; "undecided" takes a decision back.
+CONFIRM, REJECT, UNDECIDED = "confirm", "reject", "undecided"
+DECISION_FORM = ('a decision is {"event_id": N, "call": "confirm" | "reject" | "undecided" | '
+                 'CLASS, "reviewer": NAME, "run_id": RUN}')
+MAX_EVENT_ID = 2 ** 63 - 1  # event ids are int64
+
+
+class ResultsChanged(CtcnetError):
+    """A request made for a run that the results folder no longer holds (predict ran again
+    since the page was loaded): its event ids and tiles would name other cells."""
+
+
+class ResultsBeingWritten(CtcnetError):
+    """The results folder is being written (predict is running), or a run stopped before its
+    summary: nothing in it can be trusted to belong together."""
+
+
+def events_stamp(folder: Path) -> tuple[int, int, int] | None:
+    """What identifies the events table on disk: predict replaces it whole (a new file) on
+    every run, so a changed stamp means another run."""
+    try:
+        st = (folder / "events.parquet").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def being_written(folder: Path) -> bool:
+    """Predict writes events.parquet first and summary.json last: an events table newer than
+    the summary (or either missing) is a run not finished."""
+    try:
+        return (folder / "events.parquet").stat().st_mtime_ns > \
+            (folder / "summary.json").stat().st_mtime_ns
+    except OSError:
+        return True
+
+
+def parse_decision(body) -> tuple[int, str, str | None, str | None]:
+    """(event id, call, reviewer, run id) of a decision request; InputError when malformed.
+
+    An event id is a JSON integer: ``true`` (a bool is an int in Python) and ``2.9`` (a
+    float) name no event, and are refused rather than rounded to one."""
+    if not isinstance(body, dict):
+        raise InputError(DECISION_FORM)
+    event_id, call = body.get("event_id"), body.get("call")
+    if type(event_id) is not int or not 0 <= event_id <= MAX_EVENT_ID:
+        raise InputError(f"event_id must be a whole number of 0 or more, not "
+                         f"{json.dumps(event_id)[:40]}; {DECISION_FORM}")
+    if not isinstance(call, str) or not call:
+        raise InputError(f"call must be a string; {DECISION_FORM}")
+    reviewer, run_id = body.get("reviewer"), body.get("run_id")
+    if reviewer is not None and not isinstance(reviewer, str):
+        raise InputError("reviewer must be a string")
+    if run_id is not None and not isinstance(run_id, str):
+        raise InputError("run_id must be a string")
+    return event_id, call, reviewer, run_id
+
+
+def _no_json_constants(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_json(raw: bytes):
+    """A request body as JSON; NaN and Infinity (which Python's parser takes) are refused."""
+    return json.loads(raw, parse_constant=_no_json_constants)
 
 
 class Sample:
-    """One cartridge's predict outputs, read once. Decisions are read from review.csv on each
-    request (another server may write it too) and written under its file lock."""
+    """One cartridge's predict outputs, read once per run (``stamp``: the events table it was
+    read from; :meth:`ReviewApp.sample` reads it again when predict has written another).
+    Decisions are read from review.csv on each request (another server may write it too) and
+    written under its file lock; each saved decision brings summary.json's ``reviewed`` counts
+    and index.html up to date."""
 
     def __init__(self, name: str, folder: Path):
         self.name, self.folder = name, folder
+        self.stamp = events_stamp(folder)  # before reading: a run written meanwhile is noticed
         self.events, self.summary = D.load_sample(folder)
         self.run = D.RunEvents.of_sample(folder, self.events, self.summary)
         matched = D.migrate_decisions(folder, self.run)
         self.reported = D.reported_classes(self.summary)
-        self.candidates = D.select_candidates(self.events, self.reported,
-                                              self.summary.sample_id or name,
-                                              decided=matched.decisions["event_id"])
+        self.classes = list(self.summary.model.classes)
+        self.threshold = float(self.summary.model.review_threshold)
+        # The counts of the events this server shows, whatever summary.json says.
+        self.tally = count_events(self.events, self.classes, self.reported,
+                                  self.summary.volume_read_ml)
+        candidates = D.select_candidates(self.events, self.reported,
+                                         self.summary.sample_id or name,
+                                         decided=matched.decisions["event_id"])
+        self.candidates = candidates.assign(
+            reasons=event_reasons(candidates, self.reported, self.threshold))
         self.by_id = self.events.set_index("event_id", drop=False)
+        self.write_counts()
+
+    def is_current(self) -> bool:
+        return events_stamp(self.folder) == self.stamp
 
     @cached_property
     def gallery_tiles(self) -> dict[int, dict]:
@@ -71,10 +167,12 @@ class Sample:
                     continue
                 row = (page["height"] - LABEL_HEIGHT) / len(ids)
                 for i, event_id in enumerate(ids):
+                    # The run in the address: a page of another run is refused, not shown.
                     tiles.setdefault(int(event_id), {
-                        "src": f"/files/{self.name}/{page['path']}", "width": page["width"],
-                        "page_height": page["height"], "header": LABEL_HEIGHT,
-                        "top": round(LABEL_HEIGHT + i * row), "height": round(row - GAP)})
+                        "src": f"/files/{self.name}/{page['path']}?run={self.run.run_id}",
+                        "width": page["width"], "page_height": page["height"],
+                        "header": LABEL_HEIGHT, "top": round(LABEL_HEIGHT + i * row),
+                        "height": round(row - GAP)})
         return tiles
 
     def state(self, reviewer: str) -> dict:
@@ -83,56 +181,106 @@ class Sample:
         calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
         rows = []
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
-                   "edge_cut", "why"]
+                   "edge_cut", "why", "reasons"]
         for r in self.candidates[columns].to_dict("records"):
-            event_id = int(r["event_id"])
+            # Unrounded: the page, the reasons and the tile captions round it alike.
+            event_id, p = int(r["event_id"]), float(r["confidence"])
             tile = self.gallery_tiles.get(event_id) or {
-                "src": f"/api/{self.name}/tile/{event_id}.png"}
+                "src": f"/api/{self.name}/tile/{event_id}.png?run={self.run.run_id}"}
             rows.append({"event_id": event_id, "frame_id": str(r["frame_id"]),
                          "x": round(float(r["x"]), 1), "y": round(float(r["y"]), 1),
-                         "call": str(r["class"]), "confidence": round(float(r["confidence"]), 4),
+                         "call": str(r["class"]),
+                         # JSON has no NaN: an event without a call has no confidence.
+                         "confidence": p if math.isfinite(p) else None,
                          "flagged": bool(r["review"]), "edge_cut": bool(r["edge_cut"]),
-                         "why": r["why"], "tile": tile, "decision": calls.get(event_id)})
+                         "held": any(c.startswith(GUARD_PREFIX) for c in r["reasons"]),
+                         "why": r["why"], "reasons": described(r["reasons"], p, self.threshold),
+                         "tile": tile, "decision": calls.get(event_id)})
         return {"sample": self.name, "run_id": self.run.run_id, "reviewer": reviewer,
-                "classes": list(self.summary.model.classes),
-                "reported": self.reported,
+                "classes": self.classes, "reported": self.reported,
+                "review_threshold": self.threshold,
                 "channels": [c["name"] for c in self.summary.panel["channels"]],
+                "reasons": reason_filter(self.candidates["reasons"].tolist()),
                 "candidates": rows, "counts": self.counts(matched),
                 "unattached": [{"event_id": int(u["event_id"]), "frame_id": u["frame_id"],
                                 "reviewer_call": u["reviewer_call"], "time": u["time"],
                                 "reason": u["reason"]}
                                for u in matched.unattached.to_dict("records")]}
 
-    def decide(self, body: dict, default_reviewer: str) -> dict:
-        try:
-            event_id = int(body["event_id"])
-            call = str(body["call"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError('a decision is {"event_id": N, "call": "confirm" | "reject" | '
-                             'CLASS}') from None
+    def check_run(self, run_id: str | None) -> None:
+        """Refuse a request made for another run than the one this sample holds now."""
+        if run_id is not None and run_id != self.run.run_id:
+            raise ResultsChanged(f"the results of {self.name} were written again since this "
+                                 f"page was loaded (run {run_id}, now {self.run.run_id}): "
+                                 "reload the page")
+
+    def decide(self, body, default_reviewer: str) -> dict:
+        event_id, call, reviewer, run_id = parse_decision(body)
+        # A page loaded before predict ran again names events by their old numbers.
+        self.check_run(run_id)
         if event_id not in self.by_id.index:
             raise InputError(f"no event {event_id} in sample {self.name}")
-        model_call = str(self.by_id.at[event_id, "class"])
-        if body.get("run_id") not in (None, self.run.run_id):
-            # A page loaded before predict ran again names events by their old numbers.
-            raise InputError("the results were written again since this page was loaded; "
-                             "reload it")
-        classes = list(self.summary.model.classes)
-        if call == "confirm":
-            call = model_call
-        elif call == "reject":
-            call = D.REJECTED
-        elif call not in classes:
-            raise InputError(f"call {call!r} is not confirm, reject or one of {classes}")
-        reviewer = str(body.get("reviewer") or default_reviewer).strip()[:64] or default_reviewer
-        matched = D.record_decision(self.folder, self.run, event_id, call, reviewer)
-        return {"event_id": event_id, "decision": call, "counts": self.counts(matched)}
+        if call == UNDECIDED:
+            matched = D.clear_decision(self.folder, self.run, event_id)
+            decision = None
+        else:
+            decision = self.reviewer_call(event_id, call)
+            reviewer = (reviewer or "").strip()[:64] or default_reviewer
+            matched = D.record_decision(self.folder, self.run, event_id, decision, reviewer)
+        self.write_counts()
+        return {"event_id": event_id, "decision": decision, "counts": self.counts(matched)}
+
+    def reviewer_call(self, event_id: int, call: str) -> str:
+        """What review.csv records for ``call`` on an event: its class on a confirmation."""
+        if call == CONFIRM:
+            return str(self.by_id.at[event_id, "class"])
+        if call == REJECT:
+            return D.REJECTED
+        if call not in self.classes:
+            raise InputError(f"call {call!r} is not {CONFIRM}, {REJECT}, {UNDECIDED} or one "
+                             f"of {self.classes}")
+        return call
+
+    def reviewed(self, matched: D.Matched) -> ReviewedCounts:
+        # Per 7.5 mL of the blood actually read (skipped frames excluded), as the tally.
+        return count_reviewed(self.events, matched.decisions, self.tally,
+                              len(matched.unattached))
 
     def counts(self, matched: D.Matched) -> dict:
-        # Per 7.5 mL of the blood actually read (skipped frames excluded), as predict reports.
-        volume = self.summary.blood_volume_processed_ml or self.summary.blood_volume_ml
-        return D.review_counts(self.events, matched.decisions, volume,
-                               self.summary.model.classes, len(matched.unattached))
+        """The model's tally and the reviewed counts, as the page shows them."""
+        return {"model": self.tally.to_dict(), "reviewed": self.reviewed(matched).to_dict()}
+
+    def write_counts(self) -> None:
+        """summary.json (the tally of these events, and the reviewed counts once review.csv
+        has any decision) and index.html, brought up to date. Under the decisions lock, so
+        the counts are of the file as it is; never while predict holds the folder (it is
+        writing another run) nor once another run is there. A folder that cannot be written
+        keeps its files: the page shows the counts all the same."""
+        try:
+            with D.decisions_lock(self.folder):
+                matched = D.load_decisions(self.folder, self.run)
+                reviewed = self.reviewed(matched) if len(matched.table) else None
+                with exclusive_folder(self.folder, "review"):
+                    if not self.is_current():
+                        return  # another run: the next request reads it
+                    summary = RunSummary.read(self.folder)
+                    updated = replace(summary, **RunSummary.count_fields(self.tally),
+                                      reviewed=reviewed)
+                    if updated != summary:
+                        write_summary_and_page(self.folder, updated)
+        except InputError as err:  # predict holds the folder
+            log.info("%s: summary.json not updated now: %s", self.folder, err)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: cannot update summary.json and index.html with the review "
+                        "counts: %s", self.folder, err)
+
+    def tile_label(self, event_id: int) -> str:
+        """The caption of a tile cut by the server: the event and why it is on the list."""
+        rows = self.candidates[self.candidates["event_id"] == event_id]
+        if not len(rows):  # any event may be asked for: its own reasons, no candidate's
+            rows = self.by_id.loc[[event_id]]
+            rows = rows.assign(reasons=event_reasons(rows, self.reported, self.threshold))
+        return tile_labels(rows, rows["reasons"].tolist(), self.threshold)[0]
 
 
 class ReviewApp:
@@ -148,12 +296,32 @@ class ReviewApp:
         self.scans = scans
         self._explain = {}
         self._tile_lock = threading.Lock()  # one frame read and model at a time on a small CPU
+        self._load_lock = threading.Lock()
 
     def sample(self, name: str) -> Sample:
+        """Sample ``name`` as its folder holds it now: read again when predict has written
+        another run since (ResultsBeingWritten while it is still writing)."""
         sample = self.samples.get(name)
         if sample is None:
             raise LookupError(name)
-        return sample
+        if sample.is_current():
+            return sample
+        with self._load_lock:
+            sample = self.samples[name]
+            if sample.is_current():  # another request read it meanwhile
+                return sample
+            if being_written(sample.folder):
+                raise ResultsBeingWritten(f"the results of {name} are being written (ctcnet "
+                                          "predict running?); reload the page when it is done")
+            try:
+                fresh = Sample(name, sample.folder)
+            except InputError as err:
+                raise ResultsBeingWritten(f"cannot read the results of {name} now: "
+                                          f"{err}") from None
+            log.info("%s: another run was written (run %s, was %s); read again",
+                     sample.folder, fresh.run.run_id, sample.run.run_id)
+            self.samples[name] = fresh
+            return fresh
 
     def file_path(self, name: str, relative: str) -> Path | None:
         """The file ``relative`` (URL-decoded once) inside sample ``name``'s folder, or None
@@ -186,13 +354,15 @@ class ReviewApp:
             self._explain[key] = explain
         return self._explain[key]
 
-    def tile_png(self, name: str, event_id: int) -> bytes:
-        """One event's tile (channels, overlay, saliency when the model loads) as PNG bytes."""
+    def tile_png(self, name: str, event_id: int, run_id: str | None = None) -> bytes:
+        """One event's tile (channels, overlay, saliency when the model loads) as PNG bytes,
+        captioned with why the event is on the list; ``run_id``: the run the page shows."""
         from ctcnet.io.panel import Panel
         from ctcnet.report.event_crops import cut_event_crops, open_scanned_cartridge
         from ctcnet.report.review import montage_page, render_tiles
 
         sample = self.sample(name)
+        sample.check_run(run_id)
         if event_id not in sample.by_id.index:
             raise LookupError(event_id)
         event = sample.by_id.loc[[event_id]]
@@ -207,11 +377,9 @@ class ReviewApp:
         panel = Panel.from_dict(sample.summary.panel)
         s = crops.shape[-1]
         scale = max(1, int(round(96 / s)))
-        e = event.iloc[0]
-        label = (f"#{event_id} {e['frame_id']} x={e['x']:.0f} y={e['y']:.0f} {e['class']} "
-                 f"p={e['confidence']:.2f} (quality-control sample)")
-        image = montage_page(render_tiles(crops, panel, scale, saliency), [label],
-                             panel.names + ["overlay"], s * scale)
+        image = montage_page(render_tiles(crops, panel, scale, saliency),
+                             [sample.tile_label(event_id)], panel.names + ["overlay"],
+                             s * scale)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue()
@@ -221,9 +389,16 @@ class ReviewApp:
 
         links = "".join(f'<li><a href="/review/{html.escape(n)}">{html.escape(n)}</a></li>'
                         for n in self.samples)
-        return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>ctcnet "
-                f"review</title></head><body><h1>Samples to review</h1><ul>{links}</ul>"
-                "</body></html>")
+        return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                "<title>ctcnet review</title></head><body><h1>Samples to review</h1>"
+                f"<ul>{links}</ul></body></html>")
+
+
+def run_of(query: str) -> str | None:
+    """The ``run`` parameter of a request's query: the run the page was loaded for."""
+    values = parse_qs(query).get("run")
+    return values[0] if values else None
 
 
 class ReviewHandler(BaseHTTPRequestHandler):
@@ -246,13 +421,35 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def _json(self, status: int, data) -> None:
         self._send(status, json.dumps(data).encode("utf-8"), "application/json")
 
-    def _error(self, status: HTTPStatus, message: str | None = None) -> None:
-        self._send(status, (message or status.phrase).encode("utf-8"),
-                   "text/plain; charset=utf-8")
+    def _error(self, status: HTTPStatus, message: str | None = None, **extra) -> None:
+        """Every error is JSON, ``{"error": message}`` (and ``"stale": true`` when the page
+        shows a run the folder no longer holds), so the page can say what went wrong."""
+        self._json(status, {"error": message or status.phrase, **extra})
 
     def _host_ok(self) -> bool:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         return host in LOOPBACK_HOSTS or host == "::1"
+
+    def _answer(self, route, input_status: HTTPStatus) -> None:
+        """Run ``route`` and answer what it raises: stale runs 409 / 503, unknown names 404,
+        an InputError ``input_status`` (a malformed request's 400; on a GET, whose address is
+        all it sends, a problem of the results, such as a scan that moved: 409), anything
+        unforeseen 500 (logged), so no request is left without an answer."""
+        try:
+            return route()
+        except ResultsChanged as err:
+            return self._error(HTTPStatus.CONFLICT, str(err), stale=True)
+        except ResultsBeingWritten as err:
+            return self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(err), stale=True)
+        except LookupError:
+            return self._error(HTTPStatus.NOT_FOUND)
+        except InputError as err:
+            return self._error(input_status, str(err))
+        except CtcnetError as err:
+            return self._error(HTTPStatus.CONFLICT, str(err))
+        except Exception as err:  # a bug: said to the page, logged with its traceback
+            log.exception("review server: %s %s failed", self.command, self.path)
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"server error: {err}")
 
     def do_HEAD(self):
         self.do_GET()
@@ -260,62 +457,68 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         if not self._host_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
-        path = urlsplit(self.path).path
+        self._answer(self._get, HTTPStatus.CONFLICT)
+
+    def _get(self):
+        url = urlsplit(self.path)
+        path, run_id = url.path, run_of(url.query)
         parts = path.split("/", 3)  # '', head, sample, rest (still URL-encoded)
-        try:
-            if path == "/":
-                if len(self.app.samples) == 1:
-                    self.send_response(HTTPStatus.FOUND)
-                    self.send_header("Location", f"/review/{next(iter(self.app.samples))}")
-                    self.send_header("Content-Length", "0")
-                    return self.end_headers()
-                return self._send(200, self.app.index_html().encode(), "text/html; charset=utf-8")
-            if parts[1] == "review" and len(parts) == 3:
-                self.app.sample(unquote(parts[2]))
-                return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
-            if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":
-                return self._json(200, self.app.sample(unquote(parts[2])).state(
-                    self.app.reviewer))
-            if parts[1] == "api" and len(parts) == 4 and parts[3].startswith("tile/") \
-                    and parts[3].endswith(".png"):
+        if path == "/":
+            if len(self.app.samples) == 1:
+                self.send_response(HTTPStatus.FOUND)
+                self.send_header("Location", f"/review/{next(iter(self.app.samples))}")
+                self.send_header("Content-Length", "0")
+                return self.end_headers()
+            return self._send(200, self.app.index_html().encode(), "text/html; charset=utf-8")
+        if parts[1] == "review" and len(parts) == 3:
+            if unquote(parts[2]) not in self.app.samples:
+                raise LookupError(parts[2])
+            return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
+        if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":
+            return self._json(200, self.app.sample(unquote(parts[2])).state(self.app.reviewer))
+        if parts[1] == "api" and len(parts) == 4 and parts[3].startswith("tile/") \
+                and parts[3].endswith(".png"):
+            try:
                 event_id = int(parts[3][len("tile/"):-len(".png")])
-                return self._send(200, self.app.tile_png(unquote(parts[2]), event_id),
-                                  "image/png")
-            if parts[1] == "files" and len(parts) == 4:
-                target = self.app.file_path(unquote(parts[2]), parts[3])
-                if target is None:
-                    return self._error(HTTPStatus.NOT_FOUND)
-                kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-                return self._send(200, target.read_bytes(), kind)
-        except (LookupError, ValueError):
-            return self._error(HTTPStatus.NOT_FOUND)
-        except CtcnetError as err:
-            return self._error(HTTPStatus.CONFLICT, str(err))
-        return self._error(HTTPStatus.NOT_FOUND)
+            except ValueError:
+                raise LookupError(parts[3]) from None
+            return self._send(200, self.app.tile_png(unquote(parts[2]), event_id, run_id),
+                              "image/png")
+        if parts[1] == "files" and len(parts) == 4:
+            if run_id is not None:  # a gallery page asked for by the run the page shows
+                self.app.sample(unquote(parts[2])).check_run(run_id)
+            target = self.app.file_path(unquote(parts[2]), parts[3])
+            if target is None:
+                raise LookupError(parts[3])
+            kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+            return self._send(200, target.read_bytes(), kind)
+        raise LookupError(path)
 
     def do_POST(self):
         if not self._host_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
+        self._answer(self._post, HTTPStatus.BAD_REQUEST)
+
+    def _post(self):
         parts = urlsplit(self.path).path.split("/", 3)
         if len(parts) != 4 or parts[1] != "api" or parts[3] != "decision":
-            return self._error(HTTPStatus.NOT_FOUND)
+            raise LookupError(self.path)
         # JSON only: a form on another site cannot send it without a CORS preflight we refuse.
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
             return self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
         try:
             length = int(self.headers.get("Content-Length") or 0)
-            if not 0 < length <= 65536:
-                raise ValueError("empty or oversized body")
-            body = json.loads(self.rfile.read(length))
-            sample = self.app.sample(unquote(parts[2]))
-        except LookupError:
-            return self._error(HTTPStatus.NOT_FOUND)
-        except ValueError as err:
-            return self._error(HTTPStatus.BAD_REQUEST, str(err))
+        except ValueError:
+            raise InputError("Content-Length is not a number") from None
+        if not 0 < length <= 65536:
+            raise InputError("empty or oversized body")
         try:
-            result = sample.decide(body if isinstance(body, dict) else {}, self.app.reviewer)
-        except InputError as err:
-            return self._error(HTTPStatus.BAD_REQUEST, str(err))
+            body = parse_json(self.rfile.read(length))
+        except ValueError as err:
+            raise InputError(f"the body is not JSON: {err}") from None
+        sample = self.app.sample(unquote(parts[2]))
+        try:
+            result = sample.decide(body, self.app.reviewer)
         except OSError as err:  # e.g. a read-only results folder: the page says "not saved"
             log.error("cannot save a decision in %s: %s", sample.folder, err)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot write review.csv: "

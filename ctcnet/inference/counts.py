@@ -1,0 +1,202 @@
+"""The one tally of a run's events, and of what a reviewer made of them.
+
+A sample's counts are read in several places: ``summary.json`` (predict), ``index.html`` (the
+static report), the review page (``ctcnet.report.server``) and cartridge evaluation
+(``ctcnet.evaluation.counts``). They all come from :func:`count_events`, so a class count, the
+calls the marker guard held apart and the per-7.5 mL figures cannot disagree between them:
+
+* ``counted``: calls that enter the automatic count (the guard passed them:
+  ``ctcnet.inference.guard.counted``);
+* ``held``: calls the guard held for review (a non-empty ``guard`` column), counted apart;
+* ``review``: events of each call sent to a person (guard-held or below the review
+  threshold); ``confident``: the others;
+* ``per_7_5_ml``: ``counted`` of each reported class per 7.5 mL of the blood volume actually
+  read (``summary.json``'s ``blood_volume_processed_ml``: the frames processed), None when no
+  blood was read.
+
+:func:`count_reviewed` is the same for a reviewer's decisions (``review.csv`` matched to the
+run by ``ctcnet.report.decisions``): the confirmed count per class, and the count after review
+(the automatic count with every decision applied). The records need numpy only (``summary.json``
+reads them: :class:`ctcnet.inference.summary.RunSummary`); the builders read pandas tables.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# A reviewer's call on an event that is not what the model said, class unknown.
+REJECTED = "rejected"
+PER_ML = 7.5  # the CellSearch tube: counts are reported per 7.5 mL of blood
+
+
+def per_7_5_ml(count: int, volume_ml: float | None) -> float | None:
+    """``count`` per 7.5 mL of ``volume_ml``; None when no blood was read (a failed sample:
+    zero would read as a clean negative)."""
+    if volume_ml is None or not volume_ml > 0:
+        return None
+    return count * PER_ML / float(volume_ml)
+
+
+def _per_class(mask: np.ndarray, calls: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    return {name: int((mask & (calls == name)).sum()) for name in classes}
+
+
+def _record_from_dict(cls, data: dict):
+    """A frozen record from its JSON form: derived keys (per-7.5 mL) are left out, lists of
+    class names become tuples again."""
+    known = {f.name for f in fields(cls)}
+    values = {k: v for k, v in data.items() if k in known}
+    for key in ("classes", "reported"):
+        values[key] = tuple(values.get(key, ()))
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Per class: calls counted, calls the guard held apart, events sent to review."""
+
+    classes: tuple[str, ...]          # the model's classes, in output order
+    reported: tuple[str, ...]         # classes reported per 7.5 mL (ctc, cluster)
+    counted: dict[str, int]
+    held: dict[str, int]
+    review: dict[str, int]
+    confident: dict[str, int]         # calls at or above the review threshold, unflagged
+    events: int
+    review_events: int                # every event sent to review (no-call events too)
+    failed: int                       # events whose model output was not finite: no call
+    blood_volume_ml: float | None     # the blood actually read; None: no frame processed
+    # Guard-held events per flag (an event with two flags is under both).
+    held_by_flag: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def held_total(self) -> int:
+        return sum(self.held.values())
+
+    @property
+    def per_7_5_ml(self) -> dict[str, float | None]:
+        return {name: per_7_5_ml(self.counted[name], self.blood_volume_ml)
+                for name in self.reported}
+
+    def to_dict(self) -> dict:
+        return {"classes": list(self.classes), "reported": list(self.reported),
+                "counted": dict(self.counted), "held": dict(self.held),
+                "review": dict(self.review), "confident": dict(self.confident),
+                "events": self.events, "review_events": self.review_events,
+                "failed": self.failed, "blood_volume_ml": self.blood_volume_ml,
+                "held_by_flag": dict(self.held_by_flag), "held_total": self.held_total,
+                "per_7_5_ml": self.per_7_5_ml}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Counts:
+        return _record_from_dict(cls, data)
+
+
+def count_events(events: pd.DataFrame, classes: Sequence[str], reported: Sequence[str],
+                 blood_volume_ml: float | None) -> Counts:
+    """The tally of an events table (``class``, ``review`` and, after the guard, ``guard``
+    columns); ``blood_volume_ml``: the blood actually read (the frames processed)."""
+    from ctcnet.inference.guard import FLAGS, counted
+
+    n = len(events)
+    calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
+    review = events["review"].to_numpy(bool) if n else np.zeros(0, bool)
+    kept = counted(events)
+    flags = Counter(f for cell in (events["guard"][~kept] if "guard" in events else ())
+                    for f in str(cell).split("+") if f)
+    return Counts(
+        classes=tuple(classes), reported=tuple(reported),
+        counted=_per_class(kept, calls, classes), held=_per_class(~kept, calls, classes),
+        review=_per_class(review, calls, classes),
+        confident=_per_class(~review, calls, classes),
+        events=int(n), review_events=int(review.sum()),
+        failed=int((~np.isin(calls, list(classes))).sum()),
+        blood_volume_ml=None if blood_volume_ml is None else float(blood_volume_ml),
+        held_by_flag={f: flags[f] for f in [*FLAGS, *sorted(set(flags) - set(FLAGS))]
+                      if flags[f]})
+
+
+@dataclass(frozen=True)
+class ReviewedCounts:
+    """What a reviewer's decisions add up to, beside the model's :class:`Counts`.
+
+    ``confirmed``: events whose reviewer call is the class (confirmed calls and events
+    relabelled into it). ``after_review``: the automatic count with every decision applied (a
+    decided event counts as its reviewer call, a rejected one nowhere; undecided events as the
+    automatic count has them, so a guard-held call counts once a person confirms it).
+    ``decided``: the model's calls of each class a person decided. ``unattached``: rows of
+    review.csv that attach to no event of this run (never counted). ``updated``: when the
+    latest decision was made.
+    """
+
+    classes: tuple[str, ...]
+    reported: tuple[str, ...]
+    confirmed: dict[str, int]
+    after_review: dict[str, int]
+    decided: dict[str, int]
+    reviewed: int
+    rejected: int
+    unattached: int
+    blood_volume_ml: float | None
+    updated: str | None = None
+
+    @property
+    def confirmed_per_7_5_ml(self) -> dict[str, float | None]:
+        return {n: per_7_5_ml(self.confirmed[n], self.blood_volume_ml) for n in self.reported}
+
+    @property
+    def after_review_per_7_5_ml(self) -> dict[str, float | None]:
+        return {n: per_7_5_ml(self.after_review[n], self.blood_volume_ml)
+                for n in self.reported}
+
+    def to_dict(self) -> dict:
+        return {"classes": list(self.classes), "reported": list(self.reported),
+                "confirmed": dict(self.confirmed), "after_review": dict(self.after_review),
+                "decided": dict(self.decided), "reviewed": self.reviewed,
+                "rejected": self.rejected, "unattached": self.unattached,
+                "blood_volume_ml": self.blood_volume_ml, "updated": self.updated,
+                "confirmed_per_7_5_ml": self.confirmed_per_7_5_ml,
+                "after_review_per_7_5_ml": self.after_review_per_7_5_ml}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReviewedCounts:
+        return _record_from_dict(cls, data)
+
+
+def count_reviewed(events: pd.DataFrame, decisions: pd.DataFrame, model: Counts,
+                   unattached: int = 0) -> ReviewedCounts:
+    """The reviewed tally of ``events`` (the run ``model`` was counted on); ``decisions``: one
+    per event (``event_id``, ``model_call``, ``reviewer_call``, ``time``: the
+    ``Matched.decisions`` of ``ctcnet.report.decisions``)."""
+    import pandas as pd
+
+    from ctcnet.inference.guard import counted
+
+    classes = model.classes
+    n = len(events)
+    calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
+    # The automatic count's call per event (None: not counted), then each decision over it.
+    after = pd.Series(np.where(counted(events), calls, None), dtype=object,
+                      index=events["event_id"].to_numpy() if n else None)
+    said = decisions["reviewer_call"].astype(object).to_numpy()
+    decided_ids = decisions["event_id"].to_numpy(np.int64)
+    on_run = np.isin(decided_ids, after.index.to_numpy())
+    after.loc[decided_ids[on_run]] = np.where(said[on_run] == REJECTED, None, said[on_run])
+    after_calls = after.to_numpy(object)
+    model_calls = decisions["model_call"].astype(object).to_numpy()
+    times = decisions["time"].astype(str) if len(decisions) else pd.Series([], dtype=str)
+    return ReviewedCounts(
+        classes=classes, reported=model.reported,
+        confirmed={c: int((said == c).sum()) for c in classes},
+        after_review={c: int((after_calls == c).sum()) for c in classes},
+        decided={c: int((model_calls == c).sum()) for c in classes},
+        reviewed=int(len(decisions)), rejected=int((said == REJECTED).sum()),
+        unattached=int(unattached), blood_volume_ml=model.blood_volume_ml,
+        updated=str(times.max()) if len(times) else None)

@@ -1,0 +1,148 @@
+"""Why an event is shown to a reviewer, in words: for the review page's rows and filter, its
+tiles and the gallery's tile captions.
+
+An event is on the review list for one or more reasons, each a code:
+
+* ``call``: a call of a reported class (``ctc``, ``cluster``): every one is shown;
+* ``guard:<flag>``: a flag of the marker guard (:mod:`ctcnet.inference.guard`); the call is
+  held for review and counted apart;
+* ``low_confidence``: the model's probability of its call is below the review threshold;
+* ``failed``: the model's output was not finite (no call);
+* ``qc``: the fixed random quality-control sample of the confident other calls;
+* ``decided``: only an earlier decision brings it in (made on another run);
+* ``flagged``: marked for review for none of the reasons above (a table written by other
+  means).
+
+Captions are ASCII: the gallery draws them with PIL's default bitmap font.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.guard import POSSIBLE_CTC_PROBA
+from ctcnet.nn.calls import FAILED_CLASS
+
+GUARD_PREFIX = "guard:"
+# Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
+GUARD_FLAGS = {
+    "cd45_positive": ("CD45 over CK", "CD45 over the CK area (a CTC is CD45 negative)"),
+    "no_dna": ("no DNA in CK", "no DAPI inside the CK area (no nucleus: a fragment?)"),
+    "dna_copies_ck": ("DAPI copies CK", "the DAPI inside the CK area is only a copy of CK (a "
+                      "leak or autofluorescence, not a nucleus)"),
+    "low_dna": ("low DNA", "far less DNA than the frame's leukocytes hold (a fragment?)"),
+    "no_ck": ("no CK", "no CK area"),
+    "out_of_focus": ("out of focus", "the nucleus's edge is blurred wider than the frame's "
+                     "leukocytes' (out of the focal plane)"),
+    "unusual": ("unlike training", "unlike the events the model was trained on"),
+    "possible_ctc": ("possible missed CTC", "a possible missed CTC (the markers of a CTC, or "
+                     f"the network still gives a CTC {100 * POSSIBLE_CTC_PROBA:g} % or more)"),
+}
+REASONS = {  # code: (caption, what it means); guard flags are added per flag
+    "call": ("reported call", "a call of a reported class: every one is shown"),
+    "low_confidence": ("low p", "the model's probability of its call is below the review "
+                       "threshold"),
+    "failed": ("no call", "the model's output was not finite: no call"),
+    "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
+    "decided": ("decided on an earlier run", "only an earlier decision (made on another run) "
+                "brings it in"),
+    "flagged": ("flagged", "marked for review"),
+}
+# The order the page's filter lists them in.
+ORDER = ["call", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence", "failed", "qc",
+         "decided", "flagged"]
+
+
+def guard_flags(value) -> list[str]:
+    """The flags of one ``guard`` cell ('' or NaN: none; several joined by '+')."""
+    if not isinstance(value, str) or not value:
+        return []
+    return [f for f in value.split("+") if f]
+
+
+def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> list[list[str]]:
+    """The reason codes of each event (``class``, ``confidence``, ``review`` and, after the
+    guard, ``guard`` columns; a ``why`` column from the candidate selection adds ``qc`` and
+    ``decided``)."""
+    n = len(events)
+    calls = events["class"].astype(object).to_numpy()
+    confidence = events["confidence"].to_numpy(np.float64)
+    review = events["review"].to_numpy(bool)
+    guard = events["guard"].astype(object).to_numpy() if "guard" in events else [""] * n
+    why = events["why"].to_numpy(object) if "why" in events else [None] * n
+    out = []
+    for call, p, flagged, flags, chosen in zip(calls, confidence, review, guard, why):
+        codes = ["call"] if call in reported else []
+        codes += [GUARD_PREFIX + f for f in guard_flags(flags)]
+        if call == FAILED_CLASS:
+            codes.append("failed")
+        elif flagged and p < review_threshold:
+            codes.append("low_confidence")
+        if chosen in ("qc", "decided"):
+            codes.append(chosen)
+        if flagged and not codes:
+            codes.append("flagged")
+        out.append(codes)
+    return out
+
+
+def caption(code: str, confidence: float | None = None,
+            review_threshold: float | None = None) -> str:
+    """A few words for a reason code (a tile caption, a list row)."""
+    if code.startswith(GUARD_PREFIX):
+        flag = code[len(GUARD_PREFIX):]
+        return "guard: " + GUARD_FLAGS.get(flag, (flag.replace("_", " "), ""))[0]
+    if code == "low_confidence" and confidence is not None and review_threshold is not None:
+        return f"low p {confidence:.2f} < {review_threshold:.2f}"
+    return REASONS.get(code, (code, ""))[0]
+
+
+def meaning(code: str, confidence: float | None = None,
+            review_threshold: float | None = None) -> str:
+    """What a reason code means, in a sentence (the review page's event panel and filter)."""
+    if code.startswith(GUARD_PREFIX):
+        flag = code[len(GUARD_PREFIX):]
+        text = GUARD_FLAGS.get(flag, ("", f"the guard's {flag.replace('_', ' ')} flag"))[1]
+        return f"marker guard, {flag}: {text}; held for review, counted apart"
+    if code == "low_confidence" and confidence is not None and review_threshold is not None:
+        return (f"low confidence: p {confidence:.2f} of its call is below the review threshold "
+                f"{review_threshold:.2f}")
+    return REASONS.get(code, (code, code))[1]
+
+
+def described(codes: list[str], confidence: float | None, review_threshold: float) -> list[dict]:
+    """Each reason of one event as ``{"code", "caption", "meaning"}``."""
+    return [{"code": c, "caption": caption(c, confidence, review_threshold),
+             "meaning": meaning(c, confidence, review_threshold)} for c in codes]
+
+
+def caption_line(codes: list[str], confidence: float | None, review_threshold: float) -> str:
+    """One event's reasons on one line (tile captions: a tile is ~500 px, 80-odd characters,
+    so the guard's flags share one "guard:")."""
+    flags = [caption(c)[len("guard: "):] for c in codes if c.startswith(GUARD_PREFIX)]
+    parts = [caption(c, confidence, review_threshold) for c in codes
+             if not c.startswith(GUARD_PREFIX)]
+    if flags:
+        parts.insert(1 if codes[0] == "call" else 0, "guard: " + " + ".join(flags))
+    return "; ".join(parts)
+
+
+def reason_filter(candidate_codes: list[list[str]]) -> list[dict]:
+    """The page's filter options: each reason present, with how many candidates have it, in
+    :data:`ORDER`; ``guard`` (any flag of the marker guard) before the single flags."""
+    counts: dict[str, int] = {}
+    for codes in candidate_codes:
+        for code in dict.fromkeys(codes):
+            counts[code] = counts.get(code, 0) + 1
+    held = sum(any(c.startswith(GUARD_PREFIX) for c in codes) for codes in candidate_codes)
+    known = [c for c in ORDER if c in counts] + sorted(c for c in counts if c not in ORDER)
+    options = [{"code": c, "caption": caption(c), "meaning": meaning(c), "count": counts[c]}
+               for c in known]
+    if held:
+        options.insert(next((i for i, o in enumerate(options)
+                             if o["code"].startswith(GUARD_PREFIX)), len(options)),
+                       {"code": "guard", "caption": "held by the guard (any flag)",
+                        "meaning": "a flag of the marker guard: held for review, counted apart",
+                        "count": held})
+    return options
