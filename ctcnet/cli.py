@@ -1,9 +1,10 @@
 """The ``ctcnet`` command: one thin layer of subcommands over the library.
 
-Each subcommand lives in ``ctcnet/commands/<name>.py`` and exposes ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Errors ctcnet explains (bad input, panel
-mismatch, a subcommand that needs the full install run on the torch-free base install) are
-printed as one line and exit with status 2; anything else is a bug and keeps its traceback.
+Each subcommand lives in ``ctcnet/commands/<name>.py`` (a ``-`` in its name is a ``_`` there)
+and exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Errors
+ctcnet explains (bad input, panel mismatch, a subcommand that needs the full install run on the
+torch-free base install) are printed as one line and exit with status 2; anything else is a bug
+and keeps its traceback.
 Library modules log through ``logging.getLogger(__name__)``; the command shows their warnings by
 default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors with
 ``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``).
@@ -32,6 +33,8 @@ SUBCOMMANDS = {
     "crops": "Cut a run's reviewed events into a labelled crop dataset for fine-tuning.",
     "finetune": "Fine-tune a model on a lab's labelled crops; recalibrates, writes a card.",
     "models": "List the shipped models: panel, classes, pixel size, size on disk, card figures.",
+    "export-events": "Export a run's events as FCS 3.1 (flow-cytometry tools) and GeoJSON "
+                     "(QuPath).",
 }
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
 FULL_INSTALL_MODULES = {"torch", "lightning", "torchmetrics", "jsonargparse",
@@ -62,10 +65,11 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
 
 
 def _load_command(name: str):
+    module = f"ctcnet.commands.{name.replace('-', '_')}"  # export-events: export_events.py
     try:
-        return importlib.import_module(f"ctcnet.commands.{name}")
+        return importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name == f"ctcnet.commands.{name}":
+        if err.name == module:
             return None
         raise
 

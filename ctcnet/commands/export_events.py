@@ -1,0 +1,43 @@
+"""``ctcnet export-events``: a predict run's events for flow-cytometry tools and QuPath.
+
+``--fcs`` writes one FCS 3.1 file per sample (gate and plot the events' intensities, area and
+class probabilities in FlowJo, FCS Express or FlowCal); ``--geojson`` one GeoJSON file per frame
+whose events QuPath imports as classified detections on that frame's image. The formats are
+described in :mod:`ctcnet.io.event_exports`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Export a run's events as FCS 3.1 (flow-cytometry tools) and GeoJSON (QuPath)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", metavar="RESULTS",
+                        help="a ctcnet predict --out folder (or one sample's folder in it)")
+    parser.add_argument("--fcs", action="store_true",
+                        help="one FCS 3.1 file per sample: <sample>/<sample>.fcs")
+    parser.add_argument("--geojson", action="store_true",
+                        help="one GeoJSON file of QuPath detections per frame: "
+                             "<sample>/geojson/<frame>.geojson")
+    parser.add_argument("--geometry", choices=("box", "point"), default="box",
+                        help="GeoJSON: each event's bounding box (default) or its centre")
+    parser.add_argument("--out", default=None,
+                        help="write every sample's exports here, side by side: "
+                             "OUT/<sample>.fcs, OUT/<sample>_geojson/<frame>.geojson")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace exports written earlier")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctcnet.io.event_exports import export_events
+
+    done = export_events(args.results, fcs=args.fcs, geojson=args.geojson, out=args.out,
+                         overwrite=args.overwrite, geometry=args.geometry)
+    for sample in done:
+        parts = [f"{sample.fcs}"] if sample.fcs else []
+        if sample.geojson:
+            parts.append(f"{sample.frames} GeoJSON file(s) in {sample.geojson}")
+        print(f"{sample.name}: {sample.events} events -> {'; '.join(parts)}")
+    return 0

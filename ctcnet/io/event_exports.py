@@ -1,0 +1,533 @@
+"""A predict run's events for single-cell tools: FCS 3.1 files to gate and plot in flow-cytometry
+software (FlowJo, FCS Express, FlowCal), GeoJSON detections to see on the frame in QuPath.
+
+**FCS** (:func:`fcs_bytes`, :func:`events_fcs`): one list-mode file per sample, one event a
+row, every parameter 32-bit float, little endian. Parameters: ``event_id`` (its row in
+events.csv, to find a gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each
+``mean_<channel>``, each ``p_<class>``, ``confidence``, then codes: ``class`` and
+``model_class`` (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then
+``failed``), ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
+``CTCNET_GUARD_BITS``) and ``edge_cut``. Gating tools have no "no value", so a value that is not
+finite (a ``failed`` event's probabilities and confidence) is written as -1
+(``CTCNET_MISSING``). The writer is ours (numpy and a few lines), not FlowIO's ``create_fcs``:
+that one doubles its ``/`` delimiter inside values, so a value that starts with ``/`` (a model
+path) makes a TEXT segment that FlowIO and FlowCal themselves read back wrong. Here the
+delimiter is a character that no keyword or value holds, so nothing needs escaping.
+
+**GeoJSON** (:func:`events_geojson`): one FeatureCollection per frame, in the layout QuPath
+(0.4 and later) reads and writes (``PathObjectTypeAdapters`` in qupath-core): per event a
+Feature whose ``properties`` hold ``objectType: "detection"``, ``name``, ``classification``
+(``{"name", "color": [r, g, b]}``), ``measurements`` (a map of name to number: QuPath reads
+numbers only, so a value that is not finite is left out) and ``metadata`` (strings). The
+geometry is the event's bounding box as a Polygon (or its centre as a Point) in QuPath's image
+coordinates: pixels, origin at the top-left corner of the top-left pixel, so a pixel's centre
+is at +0.5 (events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are exclusive
+and land on pixel edges as they are). Open the frame's image (``r00c00.tif``) in QuPath and
+import ``r00c00.geojson`` onto it (File > Import objects from file, or drag the file onto the
+viewer). Each feature's ``id`` is a UUID fixed by the cartridge and event, so an import of the
+same run again names the same objects.
+
+:func:`export_events` writes both for a predict ``--out`` folder (or one sample's folder),
+atomically, refusing to replace what exists unless told to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet import __version__
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    check_output_folder,
+    refuse_existing,
+)
+
+log = logging.getLogger(__name__)
+
+# --- FCS 3.1 ------------------------------------------------------------------------------------
+
+HEADER_BYTES = 58                 # "FCS3.1", 4 spaces, six 8-character offsets
+HEADER_OFFSET_MAX = 99_999_999    # the most an 8-character header field holds
+# Tried in turn: the first that no keyword or value holds delimits the TEXT segment. Control
+# characters are taken out of values (they never mean anything there), so form feed is always
+# free.
+DELIMITERS = ("|", "\\", "/", "\x0c")
+MISSING_VALUE = -1.0
+
+
+def _clean_value(value) -> str:
+    """A keyword's value as FCS text: control characters (line breaks in a path or a comment)
+    become spaces, since they are not text a keyword value may hold."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", str(value)).strip()
+
+
+def _choose_delimiter(pairs: Sequence[tuple[str, str]]) -> str:
+    text = "".join(k + v for k, v in pairs)
+    return next(d for d in DELIMITERS if d not in text)
+
+
+def _text_segment(pairs: Sequence[tuple[str, str]], delimiter: str) -> bytes:
+    """The TEXT segment: the delimiter, then ``key<d>value<d>`` per keyword (FCS 3.1 3.2.9)."""
+    body = "".join(f"{k}{delimiter}{v}{delimiter}" for k, v in pairs)
+    return (delimiter + body).encode("utf-8")
+
+
+def _header(text_begin: int, text_end: int, data_begin: int, data_end: int) -> bytes:
+    """The 58-byte HEADER. A DATA segment reaching past byte 99,999,999 cannot be written in
+    8 characters: the standard has both header fields 0 then, and $BEGINDATA/$ENDDATA say it."""
+    if data_end > HEADER_OFFSET_MAX:
+        data_begin = data_end = 0
+    fields = (text_begin, text_end, data_begin, data_end, 0, 0)   # the last two: no ANALYSIS
+    return b"FCS3.1    " + "".join(f"{v:>8d}" for v in fields).encode("ascii")
+
+
+def _parameter_range(values: np.ndarray, upper: float = 0.0) -> str:
+    """$PnR of a float parameter: its scale's top (``upper``, or the largest value if higher,
+    rounded up) plus one. Readers take a parameter's range as [0, $PnR - 1], as for integer
+    data (FlowCal does, and its saturation gate drops events at that top), and FlowJo ends its
+    linear axis there: every value is inside, and one sample plots as the next."""
+    finite = values[np.isfinite(values)]
+    top = max(float(upper), float(finite.max()) if finite.size else 0.0, 0.0)
+    return str(math.ceil(top) + 1)
+
+
+def _fcs_head(data: np.ndarray, names: Sequence[str], long_names: Sequence[str] | None,
+                keywords: dict[str, str] | None, upper: Sequence[float] | None) -> bytes:
+    """The HEADER and TEXT segments of :func:`fcs_bytes` (DATA, ``data.tobytes()``, follows)."""
+    if data.ndim != 2 or data.shape[1] != len(names):
+        raise ValueError(f"data of shape {data.shape} for {len(names)} parameter names")
+    bad = [n for n in names if not n or "," in n]
+    if bad or len(set(names)) != len(names):
+        raise ValueError(f"$PnN names must be unique, non-empty, without commas: {list(names)}")
+    n_events, n_params = data.shape
+    pairs: list[tuple[str, str]] = [
+        ("$BEGINANALYSIS", "0"), ("$ENDANALYSIS", "0"), ("$BEGINSTEXT", "0"), ("$ENDSTEXT", "0"),
+        ("$BYTEORD", "1,2,3,4"), ("$DATATYPE", "F"), ("$MODE", "L"), ("$NEXTDATA", "0"),
+        ("$PAR", str(n_params)), ("$TOT", str(n_events))]
+    for i, name in enumerate(names, start=1):
+        pairs += [(f"$P{i}N", name), (f"$P{i}B", "32"), (f"$P{i}E", "0,0"),
+                  (f"$P{i}R", _parameter_range(data[:, i - 1],
+                                               upper[i - 1] if upper is not None else 0.0))]
+        if long_names is not None and _clean_value(long_names[i - 1]):
+            pairs.append((f"$P{i}S", _clean_value(long_names[i - 1])))
+    pairs += [(k, _clean_value(v)) for k, v in (keywords or {}).items() if _clean_value(v)]
+    delimiter = _choose_delimiter(pairs)
+
+    # $BEGINDATA and $ENDDATA sit inside the TEXT whose length places DATA: lengthen the
+    # guesses until they agree with the TEXT they are written in (two or three rounds). No
+    # events: DATA still begins after TEXT and ends a byte before it begins, as FlowIO and
+    # FlowCal read an empty DATA segment (both refuse one at 0, 0).
+    begin = end = 0
+    while True:
+        text = _text_segment(pairs + [("$BEGINDATA", str(begin)), ("$ENDDATA", str(end))],
+                             delimiter)
+        text_end = HEADER_BYTES + len(text) - 1
+        new_begin, new_end = text_end + 1, text_end + data.nbytes
+        if (new_begin, new_end) == (begin, end):
+            break
+        begin, end = new_begin, new_end
+    if text_end > HEADER_OFFSET_MAX:  # the primary TEXT must lie within the header's reach
+        raise ValueError("FCS TEXT segment too long for the header")
+    return _header(HEADER_BYTES, text_end, begin, end) + text
+
+
+def fcs_bytes(data: np.ndarray, names: Sequence[str], long_names: Sequence[str] | None = None,
+              keywords: dict[str, str] | None = None,
+              upper: Sequence[float] | None = None) -> bytes:
+    """An FCS 3.1 list-mode file: ``data`` (events x parameters) as 32-bit little-endian floats.
+
+    ``names`` are the short names ($PnN: no commas, unique), ``long_names`` the optional
+    descriptions ($PnS), ``keywords`` further TEXT keywords (standard ones start with ``$``;
+    empty values are left out, as the standard allows none), ``upper`` the top of each
+    parameter's scale (default: its largest value) for $PnR. The DATA segment follows TEXT at
+    once; its offsets are in $BEGINDATA/$ENDDATA always and in the HEADER while they fit there.
+    """
+    data = np.ascontiguousarray(np.asarray(data, dtype="<f4"))
+    return _fcs_head(data, names, long_names, keywords, upper) + data.tobytes()
+
+
+def write_fcs(path: str | Path, data: np.ndarray, names: Sequence[str],
+              long_names: Sequence[str] | None = None, keywords: dict[str, str] | None = None,
+              upper: Sequence[float] | None = None) -> None:
+    """:func:`fcs_bytes` written atomically to ``path``, the data straight from the array (no
+    second copy of a large table in memory)."""
+    data = np.ascontiguousarray(np.asarray(data, dtype="<f4"))
+    head = _fcs_head(data, names, long_names, keywords, upper)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(head)
+        data.tofile(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# --- Event tables -------------------------------------------------------------------------------
+
+FAILED_CLASS = "failed"   # ctcnet.nn.calls.FAILED_CLASS: no call (probabilities not finite)
+REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
+BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
+# QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
+# other taxonomies take the palette in turn.
+CLASS_COLOURS = {"ctc": (220, 30, 30), "cluster": (255, 140, 0), "wbc": (30, 110, 230),
+                 "debris": (150, 150, 150), FAILED_CLASS: (200, 0, 200)}
+PALETTE = ((44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207),
+           (188, 189, 34), (127, 127, 127))
+# Feature ids are UUIDs derived from this namespace, the cartridge and the event.
+_ID_NAMESPACE = uuid.UUID("6f0c1d5e-2b7a-4c1e-9d3f-3a8e5b0c7d21")
+
+
+@dataclass
+class EventCodes:
+    """How the text columns become numbers: class names by code, guard flags by bit."""
+
+    classes: list[str]
+    guard_flags: list[str]
+
+    def class_code(self, column: pd.Series) -> np.ndarray:
+        lookup = {name: code for code, name in enumerate(self.classes)}
+        return column.astype(str).map(lookup).to_numpy(np.float32)
+
+    def guard_code(self, column: pd.Series) -> np.ndarray:
+        bits = {flag: 1 << i for i, flag in enumerate(self.guard_flags)}
+        return np.array([sum(bits[f] for f in _flags(v)) for v in column], np.float32)
+
+    def keywords(self) -> dict[str, str]:
+        return {"CTCNET_CLASS_CODES": ",".join(f"{i}={c}" for i, c in enumerate(self.classes)),
+                "CTCNET_GUARD_BITS": ",".join(f"{1 << i}={f}"
+                                              for i, f in enumerate(self.guard_flags))}
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, model_classes: Sequence[str]) -> EventCodes:
+        """The model's classes in its order, then ``failed``, then any other seen; the guard's
+        flags in its order, then any other seen: codes stay the same from sample to sample."""
+        from ctcnet.inference.guard import FLAGS
+
+        classes = list(model_classes) + [FAILED_CLASS] * (FAILED_CLASS not in model_classes)
+        seen = set(events["class"].astype(str))
+        if "model_class" in events:
+            seen |= set(events["model_class"].astype(str))
+        classes += sorted(seen - set(classes))
+        flags = list(FLAGS)
+        if "guard" in events:
+            flags += sorted({f for v in events["guard"] for f in _flags(v)} - set(flags))
+        return cls(classes, flags)
+
+
+def _flags(value) -> list[str]:
+    """The guard column's ``flag+flag`` text as a list (empty or missing: none)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [f for f in str(value).split("+") if f]
+
+
+def _check_columns(events: pd.DataFrame, needed: Iterable[str], where: Path) -> None:
+    missing = [c for c in needed if c not in events.columns]
+    if missing:
+        raise InputError(f"the events table lacks column(s) {', '.join(missing)}; is it a "
+                         "ctcnet predict events table?", where)
+
+
+def check_events(events: pd.DataFrame, where: Path, geometry: str | None = None) -> None:
+    """Refuse a table that is not a predict events table: a required column missing (the
+    boxes too for ``geometry="box"``), or a column of numbers holding something else."""
+    _check_columns(events, REQUIRED_COLUMNS + (BOX_COLUMNS if geometry == "box" else ()), where)
+    numbers = ["event_id", "frame", "x", "y", "area_um2", "confidence", *BOX_COLUMNS,
+               *[c for c in events.columns if c.startswith(("mean_", "p_"))]]
+    for column in [c for c in numbers if c in events.columns]:
+        if not (pd.api.types.is_numeric_dtype(events[column])
+                or pd.api.types.is_bool_dtype(events[column])):
+            raise InputError(f"column {column} of the events table is not numeric", where)
+
+
+def _numeric(events: pd.DataFrame, column: str, where: Path) -> np.ndarray:
+    try:
+        return pd.to_numeric(events[column]).to_numpy(np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"column {column} of the events table is not numeric", where) from None
+
+
+def _frame_names(events: pd.DataFrame) -> dict[int, str]:
+    pairs = events[["frame", "frame_id"]].drop_duplicates()
+    return {int(f): str(i) for f, i in zip(pairs["frame"], pairs["frame_id"])}
+
+
+@dataclass
+class Parameter:
+    """One number per event: an FCS parameter and a QuPath measurement."""
+
+    name: str                  # events.csv's column name: $PnN, the measurement's name
+    long_name: str             # $PnS
+    values: np.ndarray         # float64, NaN where there is no value
+    upper: float = 0.0         # the top of its scale, if it has one (probabilities: 1)
+
+
+def event_parameters(events: pd.DataFrame, summary, where: Path,
+                     codes: EventCodes | None = None) -> list[Parameter]:
+    """The numbers each event carries, in the order the FCS file writes them."""
+    _check_columns(events, REQUIRED_COLUMNS, where)
+    classes = list(summary.model.classes)
+    codes = codes or EventCodes.of(events, classes)
+    channel_top = {c["name"]: float(c.get("value_range", [0, 0])[1])
+                   for c in (summary.panel or {}).get("channels", [])}
+
+    def number(column: str, long_name: str, upper: float = 0.0) -> Parameter:
+        return Parameter(column, long_name, _numeric(events, column, where), upper)
+
+    def flag(column: str, long_name: str, missing: bool) -> Parameter:
+        values = events[column].fillna(missing).astype(bool).to_numpy(np.float64)
+        return Parameter(column, long_name, values, 1.0)
+
+    out = [number("event_id", "Event id (its row of events.csv)"),
+           number("frame", "Frame index (CTCNET_FRAMES names it)"),
+           number("x", "Centre x (frame pixels)"), number("y", "Centre y (frame pixels)")]
+    if "area_um2" in events:
+        out.append(number("area_um2", "Area (um^2)"))
+    for col in [c for c in events.columns if c.startswith("mean_")]:
+        channel = col.removeprefix("mean_")
+        out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))
+    out += [number(f"p_{c}", f"P({c})", 1.0) for c in classes if f"p_{c}" in events]
+    if "confidence" in events:
+        out.append(number("confidence", "Confidence of the call", 1.0))
+    top_code = len(codes.classes) - 1
+    out.append(Parameter("class", "Class code (CTCNET_CLASS_CODES)",
+                         codes.class_code(events["class"]), top_code))
+    if "model_class" in events:
+        out.append(Parameter("model_class", "Network's class code (CTCNET_CLASS_CODES)",
+                             codes.class_code(events["model_class"]), top_code))
+    out.append(flag("review", "Sent to review (1) or not (0)", True))
+    if "guard" in events:
+        out.append(Parameter("guard", "Guard flags (bits: CTCNET_GUARD_BITS)",
+                             codes.guard_code(events["guard"]),
+                             (1 << len(codes.guard_flags)) - 1))
+    if "edge_cut" in events:
+        out.append(flag("edge_cut", "Cut by the frame border (1)", False))
+    return out
+
+
+def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:
+    """The parameters as a float32 (events x parameters) matrix; a value that is not finite
+    becomes :data:`MISSING_VALUE`."""
+    matrix = np.zeros((len(parameters[0].values), len(parameters)), np.float32)
+    for i, parameter in enumerate(parameters):
+        matrix[:, i] = parameter.values
+    matrix[~np.isfinite(matrix)] = MISSING_VALUE
+    return matrix
+
+
+def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") -> dict:
+    """One sample's events table as the arguments of :func:`fcs_bytes` / :func:`write_fcs`,
+    with the run's facts in TEXT keywords (``summary``: the sample's
+    :class:`~ctcnet.inference.summary.RunSummary`)."""
+    classes = list(summary.model.classes)
+    codes = EventCodes.of(events, classes)
+    parameters = event_parameters(events, summary, where, codes)
+    panel = summary.panel or {}
+    frames = _frame_names(events) if len(events) else {}
+    keywords = {
+        "$CYT": "ctcnet", "$SRC": summary.sample_id, "$FIL": file_name,
+        "$COM": "ctcnet predict events; CTCNET_* keywords describe the codes",
+        "CTCNET_SAMPLE_ID": summary.sample_id,
+        "CTCNET_VERSION": __version__,
+        "CTCNET_PREDICT_VERSION": summary.ctcnet_version,
+        "CTCNET_MODEL": summary.model.path,
+        "CTCNET_MODEL_ARCH": summary.model.arch,
+        "CTCNET_MODEL_VERSION": summary.model.version,
+        "CTCNET_MODEL_CLASSES": ",".join(classes),
+        "CTCNET_PRIOR": summary.model.prior,
+        "CTCNET_PANEL": panel.get("name", ""),
+        "CTCNET_PANEL_CHANNELS": ",".join(c["name"] for c in panel.get("channels", [])),
+        "CTCNET_PIXEL_SIZE_UM": panel.get("pixel_size_um", ""),
+        "CTCNET_CARTRIDGE_ID": summary.cartridge_id or "",
+        "CTCNET_STATUS": summary.status,
+        "CTCNET_BLOOD_VOLUME_ML": summary.blood_volume_processed_ml or summary.blood_volume_ml,
+        **codes.keywords(),
+        "CTCNET_FRAMES": ",".join(f"{i}={n}" for i, n in sorted(frames.items())),
+        "CTCNET_MISSING": f"{MISSING_VALUE:g}",   # written for a value that is not finite
+    }
+    # $PnN may not hold commas; a panel's channel names are free text.
+    return {"data": fcs_matrix(parameters),
+            "names": [p.name.replace(",", "_") for p in parameters],
+            "long_names": [p.long_name for p in parameters], "keywords": keywords,
+            "upper": [p.upper for p in parameters]}
+
+
+# --- GeoJSON for QuPath -------------------------------------------------------------------------
+
+def class_colours(classes: Sequence[str]) -> dict[str, list[int]]:
+    """An RGB colour per class: the known ones fixed, others from the palette in turn."""
+    out, others = {}, iter(PALETTE * (1 + len(classes) // len(PALETTE)))
+    for name in classes:
+        out[name] = list(CLASS_COLOURS.get(name) or next(others))
+    return out
+
+
+def _shortest(values: np.ndarray) -> list[float | None]:
+    """float32 values as the shortest decimals that read back as the same float32 (the file
+    stays small and exact); not finite -> None (QuPath reads numbers only: left out)."""
+    values = np.asarray(values, np.float32)
+    return [float(s) if np.isfinite(v) else None for v, s in zip(values, values.astype(str))]
+
+
+def _geometry(row, kind: str) -> dict:
+    if kind == "point":
+        return {"type": "Point", "coordinates": [float(row.x) + 0.5, float(row.y) + 0.5]}
+    x0, y0, x1, y1 = (int(row.bbox_x0), int(row.bbox_y0), int(row.bbox_x1), int(row.bbox_y1))
+    # Counter-clockwise as RFC 7946 asks of an exterior ring, closed on its first corner.
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def events_geojson(events: pd.DataFrame, summary, where: Path,
+                   geometry: str = "box") -> dict[str, dict]:
+    """Frame id -> a GeoJSON FeatureCollection of that frame's events as QuPath detections."""
+    if geometry not in ("box", "point"):
+        raise ValueError(f"geometry must be box or point, not {geometry!r}")
+    _check_columns(events, REQUIRED_COLUMNS + (BOX_COLUMNS if geometry == "box" else ()), where)
+    codes = EventCodes.of(events, summary.model.classes)
+    colours = class_colours(codes.classes)
+    # Measurements: the FCS file's numbers, by the names of events.csv, less what QuPath
+    # shows another way (the position, the class).
+    measured = {p.name: _shortest(p.values) for p in event_parameters(events, summary, where, codes)
+                if p.name not in ("x", "y", "class", "model_class")}
+    calls = events["class"].astype(str).to_numpy()
+    model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
+        else None
+    guards = [_flags(v) for v in events["guard"]] if "guard" in events else [[]] * len(events)
+    identity = summary.cartridge_id or summary.sample_id
+    by_frame: dict[str, list] = {}
+    for k, row in enumerate(events.itertuples(index=False)):
+        event_id, call, guard = int(row.event_id), calls[k], "+".join(guards[k])
+        metadata = {"sample_id": summary.sample_id, "frame_id": str(row.frame_id),
+                    "event_id": str(event_id), "class": call}
+        if model_calls is not None:
+            metadata["model_class"] = model_calls[k]
+        if guard:
+            metadata["guard"] = guard
+        by_frame.setdefault(str(row.frame_id), []).append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
+            "geometry": _geometry(row, geometry),
+            "properties": {
+                "objectType": "detection",
+                "name": f"{call} #{event_id}" + (f" [{guard}]" if guard else ""),
+                "classification": {"name": call, "color": colours[call]},
+                "measurements": {name: values[k] for name, values in measured.items()
+                                 if values[k] is not None},
+                "metadata": metadata}})
+    return {frame: {"type": "FeatureCollection", "features": features}
+            for frame, features in by_frame.items()}
+
+
+# --- Whole runs ---------------------------------------------------------------------------------
+
+def _file_name(name: str) -> str:
+    """A frame or sample id as a file name: they come from file and folder names already, but
+    a separator or control character must never reach the path."""
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", name).lstrip(".") or "_"
+
+
+@dataclass
+class SampleExport:
+    """Where one sample's exports go, and what was written."""
+
+    name: str
+    folder: Path                  # the sample's predict output folder
+    fcs: Path | None
+    geojson: Path | None          # a folder: one file per frame
+    events: int = 0
+    frames: int = 0
+
+
+def plan_exports(results: str | Path, fcs: bool, geojson: bool,
+                 out: str | Path | None = None) -> list[SampleExport]:
+    """The outputs for every sample of ``results``: beside each sample's events
+    (``<sample>/<sample>.fcs``, ``<sample>/geojson/``), or with ``out`` every sample's side by
+    side, as gating tools open a folder of FCS files (``out/<sample>.fcs``,
+    ``out/<sample>_geojson/``)."""
+    from ctcnet.report.decisions import find_samples
+
+    plans = []
+    for name, folder in find_samples(results).items():
+        stem = _file_name(name)
+        root = Path(out) if out is not None else folder
+        plans.append(SampleExport(
+            name, folder, fcs=root / f"{stem}.fcs" if fcs else None,
+            geojson=(root / (f"{stem}_geojson" if out is not None else "geojson")) if geojson
+            else None))
+    return plans
+
+
+def _write_geojson_folder(folder: Path, collections: dict[str, dict]) -> None:
+    """One file per frame, each written atomically; ``.geojson`` files of an earlier export
+    that this one has no frame for are removed, so the folder holds this export alone."""
+    written = set()
+    for frame_id, collection in collections.items():
+        path = folder / f"{_file_name(frame_id)}.geojson"
+        atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
+        written.add(path.name)
+    if folder.is_dir():
+        for stale in sorted(folder.glob("*.geojson")):
+            if stale.name not in written:
+                log.info("removing %s: an earlier export's frame that this run has no "
+                         "events on", stale)
+                stale.unlink()
+
+
+def _load(plan: SampleExport, geometry: str):
+    """A sample's events and summary, checked before anything is written: one bad sample of
+    several stops the export with nothing half done."""
+    from ctcnet.report.decisions import load_sample
+
+    events, summary = load_sample(plan.folder)
+    check_events(events, plan.folder / "events.parquet", geometry if plan.geojson else None)
+    return events, summary
+
+
+def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
+                  out: str | Path | None = None, overwrite: bool = False,
+                  geometry: str = "box") -> list[SampleExport]:
+    """Write FCS files and/or GeoJSON detections for every sample of a predict ``--out`` folder
+    (or one sample's folder). Every sample is read and existing outputs are refused (unless
+    ``overwrite``) before anything is written; a sample whose run failed (no frame read) is
+    skipped with a warning, since its empty table is no measurement. Returns what was written,
+    per sample."""
+    if not (fcs or geojson):
+        raise InputError("nothing to export: ask for --fcs and/or --geojson")
+    if geometry not in ("box", "point"):
+        raise InputError(f"--geometry {geometry!r} is not box or point")
+    if out is not None:
+        check_output_folder(out)
+    plans = plan_exports(results, fcs, geojson, out)
+    refuse_existing([p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None],
+                    overwrite)
+    loaded = [(plan, *_load(plan, geometry)) for plan in plans]
+    if all(summary.status == "failed" for _, _, summary in loaded):
+        raise InputError("nothing to export: the run of every sample failed (no frame was "
+                         "read)", results)
+    done = []
+    for plan, events, summary in loaded:
+        if summary.status == "failed":
+            log.warning("%s: its run failed (no frame was read); nothing exported", plan.name)
+            continue
+        where = plan.folder / "events.parquet"
+        plan.events = len(events)
+        if plan.fcs is not None:
+            write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name))
+        if plan.geojson is not None:
+            collections = events_geojson(events, summary, where, geometry)
+            _write_geojson_folder(plan.geojson, collections)
+            plan.frames = len(collections)
+        done.append(plan)
+    return done

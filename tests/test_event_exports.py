@@ -1,0 +1,376 @@
+"""``ctcnet export-events``: a predict run's events as FCS 3.1 and as QuPath GeoJSON, read back
+with independent readers (FlowIO, FlowCal, the geojson package) and compared with the table."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.cli import main
+from ctcnet.errors import InputError
+from ctcnet.inference.guard import FLAGS
+from ctcnet.io.event_exports import (
+    HEADER_OFFSET_MAX,
+    MISSING_VALUE,
+    export_events,
+    fcs_bytes,
+    write_fcs,
+)
+
+SAMPLE = "S1"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A real predict output: a 2-frame simulated cartridge classified by a tiny model."""
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate import simulate_cartridge
+
+    base = tmp_path_factory.mktemp("export_events")
+    simulate_cartridge(base / "cart", load_panel(None), num_frames=2, frame_shape=(256, 320),
+                       seed=3, events_per_frame=25, sample_id=SAMPLE,
+                       rare_rates={"ctc": 0.2, "cluster": 0.1})
+    model = save_tiny_model(base / "model.pt", crop_size=48, width=8)[0]
+    backend = load_backend(model, device="cpu", batch_size=32)
+    predict_cartridge(base / "cart", backend, base / "results" / SAMPLE,
+                      PredictOptions(quiet=True, workers=1))
+    return base / "results"
+
+
+def copy_run(run, dest: Path, edit=None) -> Path:
+    """A copy of the run's results folder; ``edit(events) -> events`` rewrites its table."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("*.fcs", "geojson", "gallery"))
+    if edit is not None:
+        path = dest / SAMPLE / "events.parquet"
+        edit(pd.read_parquet(path)).to_parquet(path)
+    return dest
+
+
+def events_of(results: Path) -> pd.DataFrame:
+    return pd.read_parquet(results / SAMPLE / "events.parquet")
+
+
+def codes(text: str) -> dict[int, str]:
+    """``0=ctc,1=wbc`` -> {0: "ctc", 1: "wbc"}."""
+    return {int(k): v for k, v in (item.split("=", 1) for item in text.split(","))}
+
+
+# --- FCS, read back by two readers --------------------------------------------------------------
+
+def read_flowio(path):
+    flowio = pytest.importorskip("flowio")
+    data = flowio.FlowData(str(path))
+    names = [data.channels[i]["pnn"] for i in sorted(data.channels, key=int)]
+    values = np.asarray(data.as_array(preprocess=False)).reshape(-1, len(names))
+    # FlowIO lower-cases keywords and drops the $ of the standard ones.
+    text = {k.upper(): v for k, v in data.text.items()}
+    return names, values, text
+
+
+def read_flowcal(path):
+    flowcal_io = pytest.importorskip("FlowCal.io")
+    data = flowcal_io.FCSData(str(path))
+    text = {k.lstrip("$").upper(): v for k, v in data.text.items()}
+    # FlowCal's range of a channel is [0, $PnR - 1]: every value must lie inside it.
+    for channel, (_, high) in zip(data.channels, data.range()):
+        assert np.asarray(data[:, channel]).max(initial=0) <= high, channel
+    return list(data.channels), np.asarray(data), text
+
+
+@pytest.mark.parametrize("reader", [read_flowio, read_flowcal], ids=["flowio", "flowcal"])
+def test_fcs_reads_back_identical(run, tmp_path, reader):
+    results = copy_run(run, tmp_path / "results")
+    export_events(results, fcs=True)
+    path = results / SAMPLE / f"{SAMPLE}.fcs"
+    names, values, text = reader(path)
+    events = events_of(results)
+    assert path.read_bytes()[:6] == b"FCS3.1"
+    assert values.shape == (len(events), len(names)) and len(events) > 10
+    # Every measurement of the table comes back as the same float32.
+    for column in ["event_id", "frame", "x", "y", "area_um2", "confidence",
+                   *[c for c in events.columns if c.startswith(("mean_", "p_"))]]:
+        assert np.array_equal(values[:, names.index(column)].astype(np.float32),
+                              events[column].to_numpy(np.float32)), column
+    # Codes decode through the keywords to the table's text columns.
+    by_code = codes(text["CTCNET_CLASS_CODES"])
+    for column in ("class", "model_class"):
+        decoded = [by_code[int(v)] for v in values[:, names.index(column)]]
+        assert decoded == events[column].tolist()
+    bits = codes(text["CTCNET_GUARD_BITS"])
+    assert list(bits.values())[:len(FLAGS)] == list(FLAGS)
+    decoded = ["+".join(f for b, f in bits.items() if int(v) & b)
+               for v in values[:, names.index("guard")]]
+    assert decoded == events["guard"].fillna("").tolist()
+    assert np.array_equal(values[:, names.index("review")], events["review"].to_numpy(float))
+    frames = codes(text["CTCNET_FRAMES"])
+    assert [frames[int(v)] for v in values[:, names.index("frame")]] == \
+        events["frame_id"].tolist()
+    # The standard's required keywords and the run's facts.
+    for key, value in {"DATATYPE": "F", "BYTEORD": "1,2,3,4", "MODE": "L", "NEXTDATA": "0",
+                       "TOT": str(len(events)), "PAR": str(len(names)),
+                       "CTCNET_SAMPLE_ID": SAMPLE, "CTCNET_VERSION": "0.1.0",
+                       "CTCNET_PANEL_CHANNELS": "DAPI,CK,CD45,CD61,CD66b",
+                       "CTCNET_MODEL_CLASSES": "ctc,wbc,cluster,debris"}.items():
+        assert str(text[key]) == value, key
+    assert text["CTCNET_MODEL"].endswith("model.pt")   # a path starting with "/": unescaped
+    for i, name in enumerate(names, start=1):
+        assert text[f"P{i}N"] == name and str(text[f"P{i}B"]) == "32"
+        assert text[f"P{i}S"] and str(text[f"P{i}E"]).replace(".0", "") == "0,0"
+        # Every value lies inside the range readers take from $PnR: [0, $PnR - 1].
+        assert values[:, i - 1].max() <= float(text[f"P{i}R"]) - 1
+    assert text["P11S"] == "P(ctc)" and text["P6S"] == "DAPI mean intensity"
+
+
+def header_fields(raw: bytes) -> list[int]:
+    assert raw[:10] == b"FCS3.1    "
+    return [int(raw[10 + 8 * i:18 + 8 * i]) for i in range(6)]
+
+
+def text_keywords(raw: bytes, begin: int, end: int) -> dict[str, str]:
+    segment = raw[begin:end + 1].decode("utf-8")
+    delimiter, items = segment[0], segment[1:-1].split(segment[0])
+    assert delimiter not in "".join(items)
+    return dict(zip(items[::2], items[1::2]))
+
+
+def test_fcs_segment_offsets_follow_the_standard():
+    data = np.arange(12, dtype=np.float32).reshape(4, 3) - 2.5
+    raw = fcs_bytes(data, ["a", "b", "c"], ["A", "B", "C"], {"NOTE": "x"})
+    text_begin, text_end, data_begin, data_end, ana_begin, ana_end = header_fields(raw)
+    keywords = text_keywords(raw, text_begin, text_end)
+    assert text_begin == 58 and data_begin == text_end + 1 and (ana_begin, ana_end) == (0, 0)
+    assert (int(keywords["$BEGINDATA"]), int(keywords["$ENDDATA"])) == (data_begin, data_end)
+    assert data_end == len(raw) - 1 and data_end - data_begin + 1 == data.nbytes
+    assert np.array_equal(np.frombuffer(raw[data_begin:], "<f4").reshape(4, 3), data)
+    assert keywords["$P2S"] == "B" and keywords["NOTE"] == "x"
+
+
+def test_fcs_data_past_the_header_limit(tmp_path):
+    """DATA ending past byte 99,999,999: the header's DATA fields are 0 and TEXT places it."""
+    rows = (HEADER_OFFSET_MAX + 1) // 8 + 10    # two float32 parameters: 8 bytes an event
+    data = np.zeros((rows, 2), np.float32)
+    data[-1] = [7.0, 9.5]
+    path = tmp_path / "big.fcs"
+    write_fcs(path, data, ["a", "b"])
+    del data
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    text_begin, text_end, data_begin, data_end, _, _ = header_fields(head)
+    keywords = text_keywords(head, text_begin, text_end)
+    assert (data_begin, data_end) == (0, 0)
+    assert int(keywords["$ENDDATA"]) == path.stat().st_size - 1 > HEADER_OFFSET_MAX
+    assert int(keywords["$BEGINDATA"]) == text_end + 1
+    flowio = pytest.importorskip("flowio")
+    read = flowio.FlowData(str(path))
+    assert read.event_count == rows
+    assert list(read.as_array(preprocess=False)[-1]) == [7.0, 9.5]
+
+
+def test_fcs_keyword_values_need_no_escaping(tmp_path):
+    """Values holding every usual delimiter (one starting with it) read back unchanged; control
+    characters become spaces; an empty value is left out."""
+    flowio = pytest.importorskip("flowio")
+    values = {"A_PATH": "/data/run|1\\x", "B_NOTE": "two\nlines", "C_EMPTY": ""}
+    write_fcs(tmp_path / "k.fcs", np.ones((2, 1), np.float32), ["a"], keywords=values)
+    text = flowio.FlowData(str(tmp_path / "k.fcs")).text
+    assert text["a_path"] == "/data/run|1\\x" and text["b_note"] == "two lines"
+    assert "c_empty" not in text
+    with pytest.raises(ValueError, match="commas"):
+        fcs_bytes(np.ones((1, 1)), ["a,b"])
+
+
+@pytest.mark.parametrize("reader", [read_flowio, read_flowcal], ids=["flowio", "flowcal"])
+def test_fcs_without_events(tmp_path, reader):
+    write_fcs(tmp_path / "empty.fcs", np.zeros((0, 2), np.float32), ["a", "b"])
+    names, values, text = reader(tmp_path / "empty.fcs")
+    assert names == ["a", "b"] and values.size == 0 and str(text["TOT"]) == "0"
+
+
+def test_failed_events_are_missing_values(run, tmp_path):
+    """An event without a call (probabilities not finite): -1 in FCS, the class code of
+    ``failed``, and no probability measurements in GeoJSON (QuPath reads numbers only)."""
+    def fail_first(events):
+        events.loc[0, ["p_ctc", "p_wbc", "p_cluster", "p_debris", "confidence"]] = np.nan
+        events.loc[0, "class"] = "failed"
+        return events
+
+    results = copy_run(run, tmp_path / "results", fail_first)
+    export_events(results, fcs=True, geojson=True)
+    names, values, text = read_flowio(results / SAMPLE / f"{SAMPLE}.fcs")
+    assert values[0, names.index("p_ctc")] == values[0, names.index("confidence")] == \
+        MISSING_VALUE
+    assert codes(text["CTCNET_CLASS_CODES"])[int(values[0, names.index("class")])] == "failed"
+    frame_id = events_of(results).loc[0, "frame_id"]
+    collection = json.loads((results / SAMPLE / "geojson" / f"{frame_id}.geojson").read_text())
+    first = next(f for f in collection["features"] if f["properties"]["metadata"]["event_id"]
+                 == "0")
+    assert first["properties"]["classification"]["name"] == "failed"
+    assert "p_ctc" not in first["properties"]["measurements"]
+    assert "mean_CK" in first["properties"]["measurements"]
+
+
+# --- GeoJSON for QuPath -------------------------------------------------------------------------
+
+def test_geojson_round_trip(run, tmp_path):
+    geojson = pytest.importorskip("geojson")
+    results = copy_run(run, tmp_path / "results")
+    export_events(results, fcs=False, geojson=True)
+    events = events_of(results).set_index("event_id", drop=False)
+    folder = results / SAMPLE / "geojson"
+    files = sorted(folder.glob("*.geojson"))
+    assert [f.stem for f in files] == sorted(events["frame_id"].unique())
+    seen = []
+    for path in files:
+        collection = geojson.loads(path.read_text())
+        assert collection.is_valid, collection.errors()
+        assert collection["type"] == "FeatureCollection"
+        for feature in collection["features"]:
+            props = feature["properties"]
+            event = events.loc[int(props["metadata"]["event_id"])]
+            seen.append(int(event["event_id"]))
+            assert event["frame_id"] == path.stem == props["metadata"]["frame_id"]
+            assert props["objectType"] == "detection"
+            assert props["classification"]["name"] == event["class"]
+            colour = props["classification"]["color"]
+            assert len(colour) == 3 and all(0 <= c <= 255 for c in colour)
+            ring = feature["geometry"]["coordinates"][0]
+            x0, y0, x1, y1 = (int(event[c]) for c in ("bbox_x0", "bbox_y0", "bbox_x1",
+                                                      "bbox_y1"))
+            assert ring == [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+            for name, value in props["measurements"].items():
+                if name in ("review", "guard", "edge_cut"):
+                    continue
+                assert np.float32(value) == np.float32(event[name]), name
+            assert props["measurements"]["review"] == float(event["review"])
+    assert sorted(seen) == events["event_id"].tolist()
+    # A second export gives the same objects the same ids (QuPath matches them on import).
+    ids = {f["id"] for p in files for f in json.loads(p.read_text())["features"]}
+    export_events(results, fcs=False, geojson=True, overwrite=True)
+    assert ids == {f["id"] for p in files for f in json.loads(p.read_text())["features"]}
+
+
+def test_geojson_points_at_pixel_centres(run, tmp_path):
+    geojson = pytest.importorskip("geojson")
+    results = copy_run(run, tmp_path / "results")
+    export_events(results, fcs=False, geojson=True, geometry="point")
+    events = events_of(results)
+    row = events.iloc[0]
+    text = (results / SAMPLE / "geojson" / f"{row['frame_id']}.geojson").read_text()
+    assert geojson.loads(text).is_valid
+    # Read with json: geojson rounds coordinates to 6 decimals as it loads them.
+    point = next(f for f in json.loads(text)["features"]
+                 if f["properties"]["metadata"]["event_id"] == str(row["event_id"]))
+    # events.csv counts pixel centres from 0; QuPath's pixel edges start at 0.
+    assert point["geometry"]["coordinates"] == [row["x"] + 0.5, row["y"] + 0.5]
+
+
+# --- The command --------------------------------------------------------------------------------
+
+def test_cli_writes_refuses_and_overwrites(run, tmp_path, capsys):
+    results = copy_run(run, tmp_path / "results")
+    assert main(["export-events", str(results), "--fcs", "--geojson"]) == 0
+    out = capsys.readouterr().out
+    assert f"{SAMPLE}.fcs" in out and "GeoJSON" in out
+    fcs = results / SAMPLE / f"{SAMPLE}.fcs"
+    before = fcs.read_bytes()
+    # A second export is refused, naming what exists; nothing is touched.
+    assert main(["export-events", str(results), "--fcs"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    # --overwrite replaces the files, and drops a frame file this run has no events for.
+    stale = results / SAMPLE / "geojson" / "r09c09.geojson"
+    stale.write_text("{}")
+    assert main(["export-events", str(results), "--fcs", "--geojson", "--overwrite"]) == 0
+    assert fcs.read_bytes() == before and not stale.exists()
+    assert not list((results / SAMPLE).glob(".*.tmp*"))    # no temporary file left behind
+
+
+def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
+    results = copy_run(run, tmp_path / "results")
+    out = tmp_path / "exports"
+    assert main(["export-events", str(results / SAMPLE), "--fcs", "--geojson",
+                 "--out", str(out)]) == 0
+    assert (out / f"{SAMPLE}.fcs").is_file()
+    assert sorted(p.stem for p in (out / f"{SAMPLE}_geojson").glob("*.geojson")) == \
+        sorted(events_of(results)["frame_id"].unique())
+    assert not (results / SAMPLE / f"{SAMPLE}.fcs").exists()
+
+
+def corrupt_table(results):
+    (results / SAMPLE / "events.parquet").write_bytes(b"not a parquet file")
+
+
+def drop_xy(results):
+    path = results / SAMPLE / "events.parquet"
+    pd.read_parquet(path).drop(columns=["x", "y"]).to_parquet(path)
+
+
+def text_area(results):
+    path = results / SAMPLE / "events.parquet"
+    events = pd.read_parquet(path)
+    events["area_um2"] = "big"
+    events.to_parquet(path)
+
+
+def failed_run(results):
+    path = results / SAMPLE / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["status"] = "failed"
+    path.write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize("spoil, args, message", [
+    (None, ["--fcs"], "no predict outputs here"),
+    (lambda r: (r / SAMPLE / "events.parquet").unlink(), ["--fcs"], "no predict outputs"),
+    (corrupt_table, ["--fcs"], "cannot read the predict outputs"),
+    (drop_xy, ["--geojson"], "lacks column(s) x, y"),
+    (text_area, ["--fcs"], "column area_um2 of the events table is not numeric"),
+    (failed_run, ["--fcs"], "the run of every sample failed"),
+    (lambda r: None, [], "ask for --fcs and/or --geojson"),
+], ids=["empty-folder", "no-events", "corrupt", "missing-columns", "not-numeric", "failed",
+        "no-format"])
+def test_cli_bad_inputs_one_line(run, tmp_path, capsys, spoil, args, message):
+    if spoil is None:
+        results = tmp_path / "empty"
+        results.mkdir()
+    else:
+        results = copy_run(run, tmp_path / "results")
+        spoil(results)
+    assert main(["export-events", str(results), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not list(results.rglob("*.fcs")) and not list(results.rglob("*.geojson"))
+
+
+def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):
+    results = copy_run(run, tmp_path / "results")
+    shutil.copytree(results / SAMPLE, results / "S2")
+    path = results / "S2" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "status": "failed"}))
+    done = export_events(results, fcs=True)
+    assert [d.name for d in done] == [SAMPLE]
+    assert not (results / "S2" / "S2.fcs").exists() and "S2: its run failed" in caplog.text
+
+
+def test_existing_outputs_refused_before_any_is_written(run, tmp_path):
+    """Two samples, the second's FCS exists: nothing is written, the first's included."""
+    results = copy_run(run, tmp_path / "results")
+    shutil.copytree(results / SAMPLE, results / "S2")
+    (results / "S2" / "S2.fcs").write_bytes(b"earlier")
+    with pytest.raises(InputError, match="S2.fcs already exists"):
+        export_events(results, fcs=True)
+    assert not (results / SAMPLE / f"{SAMPLE}.fcs").exists()
+    assert (results / "S2" / "S2.fcs").read_bytes() == b"earlier"
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export-events", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: ctcnet export-events" in capsys.readouterr().out
