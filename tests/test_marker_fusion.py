@@ -109,7 +109,13 @@ def test_crop_set_calls_take_the_fusion_and_never_call_a_cd45_positive_event_ctc
     # Without a fusion: the marker rule over the network's calls.
     assert crop_set_calls(called, flags, crops, proba, spec).tolist() == \
         ["ctc", "wbc", "failed"]
-    # The fusion decides, not the rule: one that calls everything debris is obeyed.
+    # A leukocyte has CD45: a fusion that calls a clear CK+ CD45- nucleated cell wbc is
+    # overruled; the CK+CD45+ cell stays wbc.
+    says_wbc = {**says_ctc, "bias": [0.0, 5.0, 0.0, 0.0]}
+    assert crop_set_calls(called, flags, crops, proba,
+                          spec.replace(metrics={"marker_fusion": says_wbc})).tolist() == \
+        ["ctc", "wbc", "failed"]
+    # Otherwise the fusion decides: one that calls everything debris is obeyed.
     says_debris = {**says_ctc, "bias": [0.0, 0.0, 0.0, 5.0]}
     events = pd.DataFrame({"class": called[:2], "review": np.zeros(2, bool)})
     decided = guard_events(events, crops[:2], proba[:2],
