@@ -40,6 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.inference.backends import OnnxBackend, TorchBackend, load_backend
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.scan import open_cartridge, read_frame, serpentine_position, write_cartridge_info
+
 # Dense peak FLOP rates (FLOP/s) by device name, for the "fraction of peak" figure on CUDA.
 # Published datasheet values (SXM parts); an unknown GPU gets no fraction rather than a guess.
 GPU_PEAK_FLOPS = {
@@ -143,11 +148,10 @@ def model_flops(model, crop: np.ndarray) -> float:
 def bench_classification(model_path: Path, settings: BenchSettings, workdir: Path) -> dict:
     """crops/s of every engine at every batch size, as ratios to torch eager; macro-F1 of each
     engine on the same labelled simulated crops (what quantisation or fp16 costs)."""
+    # torch; each measurement runs in a worker process that imports only what it measures.
     import torch
 
     from ctcnet.deploy.export import export_onnx, simulated_crops
-    from ctcnet.evaluation.metrics import macro_f1
-    from ctcnet.inference.backends import OnnxBackend, TorchBackend
     from ctcnet.nn.classifier import load_model
 
     model, spec = load_model(model_path)
@@ -227,7 +231,7 @@ def _gpu_peak(device_name: str, precision: str) -> float | None:
 def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, seed: int = 11
                             ) -> Path:
     """A simulated cartridge reused across runs (kept under the work folder)."""
-    from ctcnet.simulate import simulate_cartridge
+    from ctcnet.simulate import simulate_cartridge  # scipy, pandas
 
     marker = root / "ground_truth.csv"
     if not marker.exists():
@@ -241,9 +245,6 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -
 
     Its cartridge.json says ``"repeated_frames": true``: predict would otherwise count each
     repeated frame once, as the same tile written under two names (``ctcnet.io.scan``)."""
-    from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.scan import open_cartridge, serpentine_position, write_cartridge_info
-
     info_path = target / "cartridge.json"
     if info_path.exists():  # kept from an earlier run, perhaps from before the flag
         info = json.loads(info_path.read_text())
@@ -302,30 +303,29 @@ GPU_CONFIGS = (("--frame-device numpy", ["--frame-device", "numpy"]),)
 def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: str) -> dict:
     """One predict run as ``ctcnet predict`` makes it (flags: ``--workers N``,
     ``--no-report``, ``--frame-device D``)."""
-    from ctcnet.inference.backends import load_backend
+    # pandas, scipy: imported in the worker whose peak memory is measured, as predict would.
     from ctcnet.inference.predict import PredictOptions, peak_memory_mb, predict_cartridge
+    from ctcnet.report import review
 
     engine = load_backend(model, backend, device="auto")
-    options = PredictOptions(quiet=True, overwrite=True)
+    options = PredictOptions(quiet=True, overwrite=True, report=review)
     flags = list(flags)
     if "--workers" in flags:
         options.workers = int(flags[flags.index("--workers") + 1])
     if "--no-report" in flags:
-        options.report = False
+        options.report = None
     if "--frame-device" in flags:
         options.frame_device = flags[flags.index("--frame-device") + 1]
     summary = predict_cartridge(cartridge, engine, out, options)
     return {"timings_s": summary.timings_s, "events": summary.events,
             "frames": asdict(summary.frames), "peak_rss_mb": peak_memory_mb(),
             "device": engine.device_name, "frame_device": options.frame_device,
-            "saliency": options.report and engine.explainer() is not None}
+            "saliency": options.report is not None and engine.explainer() is not None}
 
 
 def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
     """The classification floor: the model alone on ``count`` crops, as predict runs it
     (same backend, threads and batch size), crops/s over ``repeats`` runs."""
-    from ctcnet.inference.backends import load_backend
-
     engine = load_backend(model, backend, device="auto")
     spec = engine.spec
     rng = np.random.default_rng(0)
@@ -338,8 +338,7 @@ def worker_model(model: str, backend: str, count: str, repeats: str) -> dict:
 
 def worker_read(cartridge: str) -> dict:
     """The I/O lower bound: read every frame file's bytes, then decode every frame."""
-    from ctcnet.inference.predict import peak_memory_mb
-    from ctcnet.io.scan import open_cartridge, read_frame
+    from ctcnet.inference.predict import peak_memory_mb  # pandas, scipy, after the read
 
     cart = open_cartridge(cartridge)
     files = [p for f in cart.frames for p in f.files]
@@ -397,7 +396,7 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
     if backend == "onnx":
         # Exported and copied afresh on every run: a --workdir kept between runs holds the
         # cartridges, but its model files may be of another model or an older export.
-        from ctcnet.deploy.export import export_onnx
+        from ctcnet.deploy.export import export_onnx  # torch
 
         model_file = workdir / "model-fp32.onnx"
         export_onnx(model_path, model_file, precision="fp32", overwrite=True)
@@ -498,10 +497,11 @@ def training_throughput(arch: str = "compact", crop_size: int = 80, batch_size: 
     (bf16 autocast, channels_last) when present, else on the CPU; for the benchmark.
     Synthetic raw counts, so it needs no simulator.
     """
+    # torch, Lightning: the training section only.
     import torch
 
     from ctcnet.nn.classifier import select_device
-    from ctcnet.training.augment import build_train_augment
+    from ctcnet.simulate.augment import build_train_augment
     from ctcnet.training.lit import CTCLitModule
 
     dev = select_device(device)
@@ -562,8 +562,7 @@ def bench_training(settings: BenchSettings, spec) -> dict:
 def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
                   workdir: Path | None = None, sections=("classify", "cartridge", "train"),
                   log: Callable[[str], None] = print) -> dict:
-    from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.classifier import load_model  # torch
 
     _, spec = load_model(model_path)
     record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),

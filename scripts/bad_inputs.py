@@ -1,4 +1,4 @@
-"""Harness for issue 13: run the CLI on families of bad inputs and classify each outcome.
+"""Run the CLI on families of bad inputs and classify each outcome.
 
 Builds a small simulated cartridge and crop set once, derives one broken copy per case, runs
 ``python -m ctcnet ...`` on it in a subprocess with a timeout and sorts the outcome into:

@@ -152,10 +152,10 @@ def test_ck_positive_leukocytes_are_never_counted_as_ctc_even_when_compensation_
     call, so none is counted."""
     import pandas as pd
 
+    from ctcnet.detect.crop_dataset import write_crop_dataset
     from ctcnet.inference import spillover
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
-    from ctcnet.io.crop_dataset import write_crop_dataset
 
     cd45, ck = role(shipped, "leukocyte"), role(shipped, "epithelial")
     wbc = simulated(shipped, "wbc", ["lymphocyte", "neutrophil", "monocyte"], seed=9101, n=16)

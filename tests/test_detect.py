@@ -241,7 +241,7 @@ def test_to_model_scale_averages_large_factors_instead_of_aliasing():
 def test_padding_and_cutting_are_logged(tmp_path, caplog):
     import logging
 
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index, write_crop_dataset
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index, write_crop_dataset
 
     panel = PANEL.with_pixel_size(0.64)
     small = np.full((2, 3, 40, 40), 100, np.uint16)
@@ -254,8 +254,8 @@ def test_padding_and_cutting_are_logged(tmp_path, caplog):
 
 def crop_dataset_at(tmp_path, pixel_um, seed=5):
     """The same simulated cells written as a dataset at 0.64 and at ``pixel_um`` um/px."""
+    from ctcnet.detect.crop_dataset import write_crop_dataset
     from ctcnet.detect.cropping import resample
-    from ctcnet.io.crop_dataset import write_crop_dataset
     from ctcnet.simulate import simulate_crops
 
     panel = load_panel(None)
@@ -272,7 +272,7 @@ def test_every_crop_path_brings_finer_crops_to_model_scale(tmp_path, path):
     """0.32 um/px crops reach the model as the same 0.64 um/px crops on each path (evaluate
     and predict on crop datasets use load_crops; training its data module; int8 export its
     calibration loader)."""
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 
     batch = crop_dataset_at(tmp_path, 0.32)
     reference = load_crops(read_crop_index(tmp_path / "coarse"), 48, 0.64)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import PanelMismatchError
 from ctcnet.evaluation.baselines import (
     FeatureClassifier,
@@ -24,12 +25,11 @@ from ctcnet.evaluation.calibration import (
 from ctcnet.evaluation.evaluate import evaluate_crops
 from ctcnet.evaluation.features import crop_features
 from ctcnet.evaluation.metrics import expected_calibration_error, macro_f1
-from ctcnet.evaluation.saliency import channel_importance, grad_cam
 from ctcnet.inference.backends import TorchBackend
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import Panel, default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.classifier import build_classifier
+from ctcnet.nn.saliency import channel_importance, grad_cam
 from ctcnet.nn.spec import ModelSpec
 
 CLASSES = ["ctc", "wbc", "cluster", "debris"]

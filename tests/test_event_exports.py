@@ -13,7 +13,7 @@ from conftest import save_tiny_model
 from ctcnet.cli import main
 from ctcnet.errors import InputError
 from ctcnet.inference.guard import FLAGS
-from ctcnet.io.event_exports import (
+from ctcnet.report.event_exports import (
     HEADER_OFFSET_MAX,
     MISSING_VALUE,
     export_events,

@@ -27,9 +27,9 @@ from ctcnet.deploy.export import (
 )
 from ctcnet.deploy.quantise import LabelledCrops, check_f1_gate, f1_drop_points
 from ctcnet.deploy.runtime import OnnxClassifier
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
 from ctcnet.evaluation.metrics import macro_f1
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
 from ctcnet.nn.classifier import build_classifier, load_model, save_model

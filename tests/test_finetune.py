@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import save_tiny_model
 
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import PanelMismatchError
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.classifier import load_model
 from ctcnet.training.finetune import FinetuneOptions, finetune

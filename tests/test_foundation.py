@@ -7,8 +7,8 @@ import pytest
 import tifffile
 
 from ctcnet.cli import SUBCOMMANDS, main
+from ctcnet.detect.crop_dataset import load_crops, read_crop, read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.io.crop_dataset import load_crops, read_crop, read_crop_index, write_crop_dataset
 from ctcnet.io.images import read_image, remove_cellsearch_offset, write_tiff
 from ctcnet.io.panel import Panel, default_panel, load_panel, marker_role
 from ctcnet.io.scan import (

@@ -17,16 +17,17 @@ import tifffile
 import torch
 
 from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, label_events, predict_cartridge
 from ctcnet.io.atomic import exclusive_folder
-from ctcnet.io.crop_dataset import read_crop_index, write_crop_dataset
 from ctcnet.io.panel import load_panel
 from ctcnet.io.scan import open_cartridge
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.classifier import build_classifier, load_model, save_model
 from ctcnet.nn.spec import ModelSpec
+from ctcnet.report import review
 
 CROP = 32
 QUIET = dict(quiet=True, workers=0, report=False)
@@ -164,7 +165,7 @@ def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
         state[key].view(-1)[0] = float("nan")
     out = cart.parent / "out"
     summary = predict_cartridge(cart, backend, out, PredictOptions(
-        quiet=True, workers=0, report=True)).to_dict()
+        quiet=True, workers=0, report=review)).to_dict()
     assert summary["events"] > 0 and sum(summary["counts"].values()) == 0
     assert summary["failed_events"] == summary["events"] == summary["review"]
     assert summary["status"] == "partial"
@@ -347,7 +348,7 @@ def test_a_fifo_named_like_a_frame_is_refused_unopened(base, cart, capsys):
 
 
 def test_a_fifo_among_crops_is_refused_not_read(crops):
-    from ctcnet.io.crop_dataset import load_crops
+    from ctcnet.detect.crop_dataset import load_crops
 
     (crops / "manifest.csv").unlink()
     os.mkfifo(crops / "ctc" / "zz.tif")

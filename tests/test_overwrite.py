@@ -11,8 +11,8 @@ import pytest
 from conftest import save_tiny_model
 
 from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import InputError
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
 
 SIZE = 32

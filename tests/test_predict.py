@@ -21,10 +21,12 @@ from ctcnet.inference.predict import CrossFrameBatcher, FrameWork, PredictOption
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.report import review
 
 REPO = Path(__file__).resolve().parent.parent
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
 QUIET = dict(quiet=True, workers=1)
+REPORTED = dict(QUIET, report=review)  # gallery and index.html, as ctcnet predict draws them
 SHIPPED = REPO / "models" / "ctcnet-default.pt"
 
 
@@ -46,7 +48,8 @@ def setup(tmp_path_factory):
     truth = simulate(base / "cart")
     model = make_model(base / "model.pt", load_panel(None))
     backend = load_backend(model, device="cpu", batch_size=32)
-    reference = predict_cartridge(base / "cart", backend, base / "ref", PredictOptions(**QUIET))
+    reference = predict_cartridge(base / "cart", backend, base / "ref",
+                                  PredictOptions(**REPORTED))
     return {"base": base, "cart": base / "cart", "truth": truth, "model": model,
             "backend": backend, "ref_dir": base / "ref", "ref": reference}
 
@@ -182,7 +185,7 @@ def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
     frames[1].write_bytes(data[: len(data) // 3])          # truncated: corrupt
     frames[2].unlink()                                     # missing
     summary = predict_cartridge(cart, setup["backend"], tmp_path / "out",
-                                PredictOptions(**QUIET))
+                                PredictOptions(**REPORTED))
     assert summary.frames.skipped == 1
     assert summary.skipped_frames[0]["frame"] == frames[1].stem
     assert "corrupt or truncated" in summary.skipped_frames[0]["reason"]

@@ -185,8 +185,8 @@ def test_fit_reads_each_crop_at_the_scale_of_its_own_cell(tmp_path):
     """``--pixel-size fit``: crops each scaled to fit their cell (as published figures are) are
     read size-agnostically: the same cells exported at 0.08 and at 0.2 um/px, no pixel size
     stated, reach the model alike, whatever size each cell is."""
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.detect.pixel_size import FIT_CELL_UM, cell_diameter_px, fitted_pixel_sizes
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import write_tight_export_dataset

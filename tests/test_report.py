@@ -38,8 +38,8 @@ def test_torch_backend_explains_calls(tmp_path, rng, tiny_model_file):
 def test_gallery_rows_keep_each_category_so_no_class_crowds_out_another():
     import pandas as pd
 
+    from ctcnet.inference.gallery import gallery_categories, gallery_rows
     from ctcnet.io.panel import default_panel
-    from ctcnet.report.review import gallery_categories, gallery_rows
 
     spec = ModelSpec("compact", default_panel(), default_taxonomy())
     # Many confident clusters, one CTC, two uncertain leukocytes, one sure leukocyte.

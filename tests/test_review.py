@@ -26,6 +26,7 @@ from ctcnet.inference.counts import count_events, count_reviewed
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
 from ctcnet.report import decisions as D
+from ctcnet.report import review
 from ctcnet.report.server import make_server, server_url
 
 CROP = 48
@@ -43,7 +44,7 @@ def results(tmp_path_factory):
     save_tiny_model(base / "model.pt", crop_size=CROP)
     backend = load_backend(base / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(base / "cart", backend, base / "results" / "P001",
-                      PredictOptions(quiet=True, workers=0, gallery_limit=8))
+                      PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review))
     # An untrained model is unsure of everything; make it sure of the events without a
     # gallery tile (the pool of the quality-control sample) and call two of the rest ctc.
     sample = base / "results" / "P001"
@@ -500,8 +501,8 @@ def test_review_page_filter_and_focused_button_in_chromium(served):
 
 def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     from ctcnet.cli import main
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.inference.predict import journal_gallery
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.io.scan import open_cartridge
     from ctcnet.report.review import gallery_lookup
 
@@ -747,7 +748,7 @@ def guarded(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(P, "guard_events", flag_some)
         predict_cartridge(base / "cart", backend, base / "results" / "G001",
-                          PredictOptions(quiet=True, workers=0, gallery_limit=8))
+                          PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review))
     return base / "results"
 
 
@@ -953,7 +954,7 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
                          photometric="minisblack")
     backend = load_backend(results / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(other, backend, sample, PredictOptions(
-        quiet=True, workers=0, gallery_limit=8, overwrite=True))
+        quiet=True, workers=0, gallery_limit=8, overwrite=True, report=review))
     # A decision, a cut tile and a gallery page asked for by the old page: refused, clearly.
     status, data = post_decision(server, first["event_id"], "reject", run_id=old_run)
     answer = json.loads(data)

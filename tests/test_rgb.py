@@ -14,8 +14,8 @@ import tifffile
 from PIL import Image
 
 from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.io.crop_dataset import read_crop_index
 from ctcnet.io.images import read_channel_file, read_image
 from ctcnet.io.panel import load_panel, save_panel
 from ctcnet.io.scan import open_cartridge, write_cartridge_info, write_frame
@@ -448,7 +448,7 @@ def test_a_five_channel_model_starts_a_three_marker_one(tmp_path):
 
 
 def test_rgb_jpeg_augmentation(rng):
-    from ctcnet.training.augment import build_train_augment
+    from ctcnet.simulate.augment import build_train_augment
 
     crop = rng.poisson(200, (3, TINY_CROP, TINY_CROP)).astype(np.float32)
     crop[:, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
@@ -496,7 +496,7 @@ def test_export_headroom_dims_a_crop_as_a_whole_sample_export_would(rng):
 def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
     """A zoomed export (0.1 um/px, one 8 um nucleus 80 px across) reaches a 0.64 um/px model
     as the same 8 um: ~12.5 px across, whatever the file's size."""
-    from ctcnet.io.crop_dataset import load_crops
+    from ctcnet.detect.crop_dataset import load_crops
 
     yy, xx = np.mgrid[0:300, 0:260]
     disk = ((yy - 150) ** 2 + (xx - 130) ** 2 <= 40 ** 2).astype(np.float64)
@@ -516,7 +516,7 @@ def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
 def test_tight_exports_are_cut_round_the_cell_black_and_read_back_as_crops(tmp_path):
     """The tight single-cell export family: the cell fills half or more of each image, the
     background is clipped to black, and the files are an ordinary crop dataset."""
-    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.detect.crop_dataset import read_crop_index
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import write_tight_export_dataset
@@ -546,7 +546,7 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
     of view kept) and writes them as tight exports at the export's pixel size, stated: a
     labelled set of the kind the model card tests an export model on, to train or fine-tune
     one on."""
-    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.detect.crop_dataset import read_crop_index
 
     panel = tmp_path / "core3.json"
     panel.write_text(json.dumps({"name": "core3", "pixel_size_um": 0.64,
@@ -612,8 +612,8 @@ def test_apparent_size_measures_what_a_view_shows(capsys):
 
 
 def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
+    from ctcnet.detect.crop_dataset import read_crop_index
     from ctcnet.detect.pixel_size import estimate_pixel_size
-    from ctcnet.io.crop_dataset import read_crop_index
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import write_tight_export_dataset

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.evaluation import perturb
 from ctcnet.evaluation.matrix import check_targets, matrix_png, run_matrix
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import Panel, default_panel, load_panel
 
 SIZE = 40
@@ -359,7 +359,7 @@ def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
     from ctcnet.evaluation import matrix as matrix_module
     from ctcnet.inference import guard
     from ctcnet.inference.backends import load_backend
-    from ctcnet.training.augment import exported_once
+    from ctcnet.simulate.augment import exported_once
 
     panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
     trained = {"tight_p": 1.0, "jpeg_p": 0.3}

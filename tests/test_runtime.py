@@ -30,7 +30,7 @@ def tiny(tmp_path_factory):
 
 def test_runtime_does_not_import_torch():
     code = ("import sys, ctcnet.deploy.runtime, ctcnet.detect.cropping, ctcnet.detect.pixel_size, "
-            "ctcnet.io.crop_dataset, ctcnet.nn.background, ctcnet.inference.guard; "
+            "ctcnet.detect.crop_dataset, ctcnet.nn.background, ctcnet.inference.guard; "
             "heavy = [m for m in ('torch', 'lightning', 'onnx') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

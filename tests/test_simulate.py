@@ -317,7 +317,7 @@ def test_bad_requests_raise_input_errors():
 
 
 def test_written_crop_batch_reads_back(tmp_path):
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 
     batch = simulate_crops({"ctc": 2, "wbc": 3}, PANEL5, crop_size=32, seed=9, num_samples=2)
     root = write_crop_batch(batch, tmp_path / "ds", PANEL5)
@@ -442,7 +442,7 @@ def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
 
 def test_cli_simulate_crops_cartridge_gallery(tmp_path, capsys):
     from ctcnet.cli import main
-    from ctcnet.io.crop_dataset import read_crop_index
+    from ctcnet.detect.crop_dataset import read_crop_index
 
     assert main(["simulate", "crops", str(tmp_path / "crops"), "--counts", "ctc=2,wbc=3",
                  "--crop-size", "32", "--samples", "2", "--seed", "1", "--shift", "dim_ck"]) == 0

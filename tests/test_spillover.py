@@ -139,8 +139,8 @@ def test_a_target_with_a_pattern_of_its_own_is_not_read_as_a_leak():
 def dim_ck_leaky_scan(tmp_path_factory):
     """A crop set of one scan whose CK leaks 6-10 % into every channel, its CK channel read at
     a quarter of the gain (so the leaks look 24-40 % of the CK), and the truth of those leaks."""
+    from ctcnet.detect.crop_dataset import write_crop_dataset
     from ctcnet.evaluation.perturb import stain_strength
-    from ctcnet.io.crop_dataset import write_crop_dataset
 
     # The cell look the shipped network was trained on: the tests below are about its calls.
     cfg = dataclasses.replace(SimConfig().with_filled_ctc_look(), bleed_through=(0.06, 0.10))

@@ -14,10 +14,10 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.io.crop_dataset import write_crop_dataset
 from ctcnet.io.panel import load_panel
-from ctcnet.training.augment import (
+from ctcnet.simulate.augment import (
     AugmentConfig,
     adjust_signal,
     augment_intensities,
@@ -65,7 +65,7 @@ def test_augmentation_makes_no_network_call():
         "import socket\n"
         "def refuse(*a, **k): raise SystemExit('network call: ' + repr(a[:1]))\n"
         "socket.create_connection = socket.getaddrinfo = refuse\n"
-        "from ctcnet.training.augment import build_train_augment\n"
+        "from ctcnet.simulate.augment import build_train_augment\n"
         "import numpy\n"
         "build_train_augment(seed=0)(numpy.full((5, 32, 32), 100, numpy.float32))\n")
     env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
@@ -794,7 +794,7 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     # --retest of a model fine-tuned from that one (ctcnet finetune): the card keeps the base's
     # training record with the fine-tuning added, states how it was made (--reproduce, which
     # this script's own line would not), and drops the rule and matrix of the base network.
-    from ctcnet.io.crop_dataset import write_crop_dataset
+    from ctcnet.detect.crop_dataset import write_crop_dataset
     from ctcnet.simulate import simulate_crops
     from ctcnet.training.finetune import FinetuneOptions, finetune
 
@@ -865,7 +865,7 @@ def test_dotted_augment_overrides_arrive_typed_and_bad_ones_are_refused(tmp_path
     """`--data.augment.nonspecific_ck_p=0.45` reaches the data module as the text '0.45'; it
     once failed only inside a data-loader worker, after the training crops were simulated."""
     from ctcnet.errors import InputError
-    from ctcnet.training.augment import augment_config
+    from ctcnet.simulate.augment import augment_config
     from ctcnet.training.cli import CTCLightningCLI
 
     args = ["--config", str(ROOT / "configs" / "smoke.yaml"),

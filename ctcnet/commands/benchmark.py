@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ctcnet.errors import InputError
+
 HELP = "Measure speed and memory of the whole product on this machine."
 
 
@@ -26,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.benchmark import BenchSettings, run_benchmark
-    from ctcnet.errors import InputError
     from ctcnet.inference.backends import default_model_path
 
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import check_output_folder
+
 HELP = "Cut a run's reviewed events (or all, with the model's calls) into a crop dataset."
 
 
@@ -26,8 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ctcnet.errors import InputError
-    from ctcnet.io.atomic import check_output_folder
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.report.event_crops import write_event_dataset
 
     out = Path(args.out)

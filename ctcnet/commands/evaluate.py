@@ -6,6 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ctcnet.errors import InputError, check_device_name
+from ctcnet.io.atomic import (
+    atomic_write_text,
+    check_output_file,
+    refuse_existing,
+    refuse_overwriting_inputs,
+)
+from ctcnet.io.input_lists import expand_list_files
+from ctcnet.io.panel import load_panel
+from ctcnet.nn.registry import choose_model, resolve_model
+
 log = logging.getLogger(__name__)
 
 HELP = ("Evaluate a model on labelled crops (against baselines, with calibration), or on "
@@ -46,7 +57,8 @@ def add_network_calls_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _pixel_size_option(text: str):
-    from ctcnet.io.crop_dataset import PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.detect.crop_dataset import PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT
 
     if text in (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT):
         return text
@@ -85,8 +97,6 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_baseline_arguments(args: argparse.Namespace) -> None:
-    from ctcnet.errors import InputError
-
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
 
@@ -169,9 +179,8 @@ def absent_classes_warning(report: dict) -> str | None:
 def _crop_index(folder):
     """A crop set's files and labels, or None where it cannot be indexed here (its own error
     comes later, where it is read)."""
-    from ctcnet.errors import InputError
-    from ctcnet.io.crop_dataset import read_crop_index
-    from ctcnet.io.panel import load_panel
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.detect.crop_dataset import read_crop_index
 
     try:  # any panel: only files and labels are wanted, not the channels or the pixel size
         return read_crop_index(folder, panel=load_panel(None))
@@ -191,7 +200,7 @@ def check_calibration_crops(calibrate_on) -> None:
     """Refuse, before any work, calibration crops too few to fit on."""
     from collections import Counter
 
-    from ctcnet.errors import InputError
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.calibration import calibration_shortfall
 
     index = _crop_index(calibrate_on)
@@ -215,9 +224,6 @@ def calibration_overlap_warning(data, calibrate_on) -> str | None:
 def check_save_model(args: argparse.Namespace, model) -> None:
     """``--save-model`` before any work: given, writable, not the model read, not an
     existing file unless ``--overwrite``."""
-    from ctcnet.errors import InputError
-    from ctcnet.io.atomic import check_output_file, refuse_existing, refuse_overwriting_inputs
-
     if not args.save_model:
         raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
     refuse_overwriting_inputs(args.save_model, [model], "--save-model")
@@ -231,23 +237,27 @@ def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
     import json
     from pathlib import Path
 
-    from ctcnet.io.atomic import atomic_write_text
-
     report["warnings"] = report.get("warnings", []) + warnings
     atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
 
 
-def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
-    """``--calibrate-on``: every check first, then the calibrated model written to
-    ``--save-model``; returns its path (what is evaluated). A calibration set that overlaps
-    the evaluated one is warned about now and its warning added to ``warnings``."""
+def _note_chosen(args: argparse.Namespace, name: str) -> None:
+    """Say which shipped model was chosen for the data, when none was named."""
     import sys
 
-    from ctcnet.errors import InputError
+    if args.model is None:
+        print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
+
+
+def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
+    """``--calibrate-on`` (its output and crops checked by ``run``): the calibrated model
+    written to ``--save-model``; returns its path (what is evaluated). A calibration set that
+    overlaps the evaluated one is warned about now and its warning added to ``warnings``."""
+    import sys
+
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.evaluate import calibrate_model_file
 
-    check_save_model(args, model)
-    check_calibration_crops(args.calibrate_on)
     overlap = calibration_overlap_warning(args.data, args.calibrate_on)
     if overlap:
         log.warning("%s", overlap)
@@ -267,29 +277,30 @@ def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
-    from ctcnet.errors import InputError, check_device_name
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.evaluate import evaluate_dataset
-    from ctcnet.nn.registry import choose_model, resolve_model
 
     check_device_name(args.device)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
     from ctcnet.inference.predict import input_panels, resolve_inputs
-    from ctcnet.io.input_lists import expand_list_files
 
     cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
         name = choose_model(input_panels(cartridges, datasets, args.pixel_size),
                             f"the data {args.data}", cartridges=bool(cartridges)).name
-        print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
     if cartridges:
+        _note_chosen(args, name)
         args.model = name
         return _run_cartridges(args, cartridges)
     model = resolve_model(name)
+    if args.calibrate_on:  # refused before any work (or note): one line says why
+        check_save_model(args, model)
+        check_calibration_crops(args.calibrate_on)
+    _note_chosen(args, name)
     warnings = []
     if args.calibrate_on:
         model = _calibrate(args, model, warnings)
@@ -320,6 +331,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
     import json
 
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.counts import agreement_text
     from ctcnet.evaluation.evaluate import evaluate_cartridges
 

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.deploy.export import export_onnx
 
     # The default --out is beside the checkpoint: a shipped model's export among them, which

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.commands.export import add_overwrite_argument
+from ctcnet.errors import InputError
+
 HELP = "Fine-tune a model on a lab's labelled crops; recalibrates and writes a model card."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # The library's defaults, read when the parser is built (numpy comes with them).
     from ctcnet.training.finetune import FinetuneOptions
 
     d = FinetuneOptions()
@@ -40,13 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {d.sim_check_per_class}; 0: skip)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    from ctcnet.commands.export import add_overwrite_argument
 
     add_overwrite_argument(parser, "the model file and its card")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctcnet.errors import InputError
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.training.finetune import FinetuneOptions, finetune
 
     if args.steps < 1 or args.batch_size < 2 or not 0 < args.holdout < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.nn.registry import get_model, list_models, model_dirs
 from ctcnet.nn.spec import SYMMETRIES
 
 HELP = "List the shipped models: panel, classes, pixel size, size on disk, card figures."
@@ -29,8 +30,6 @@ def _line(info) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import json
-
-    from ctcnet.nn.registry import get_model, list_models, model_dirs
 
     if args.name:
         info = get_model(args.name)

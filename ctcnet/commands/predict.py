@@ -8,6 +8,17 @@ ctcnet.inference.distributed).
 
 from __future__ import annotations
 
+from ctcnet.commands.evaluate import (
+    add_compensate_argument,
+    add_network_calls_argument,
+    add_pixel_size_argument,
+    add_prior_argument,
+)
+from ctcnet.errors import InputError, check_device_name
+from ctcnet.inference.distributed import distributed_context, write_run_index
+from ctcnet.io.input_lists import expand_list_files
+from ctcnet.nn.registry import choose_model
+
 HELP = "Detect and classify every event of whole cartridges (or a crop dataset)."
 
 
@@ -39,12 +50,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
-    from ctcnet.commands.evaluate import (
-        add_compensate_argument,
-        add_network_calls_argument,
-        add_pixel_size_argument,
-        add_prior_argument,
-    )
 
     add_prior_argument(parser)
     add_pixel_size_argument(parser)
@@ -61,11 +66,11 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.detect.detection import DetectConfig
-    from ctcnet.errors import InputError
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.distributed import distributed_context, write_run_index
     from ctcnet.inference.predict import PredictOptions, predict_inputs
+    from ctcnet.report import review
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -73,7 +78,6 @@ def run(args) -> int:
                                                args.threshold_snr > 0):
         raise InputError(f"--threshold-snr must be a positive number of noise units, got "
                          f"{args.threshold_snr}")
-    from ctcnet.errors import check_device_name
     from ctcnet.nn.calls import BALANCED_PRIOR
 
     check_device_name(args.device)
@@ -91,12 +95,12 @@ def run(args) -> int:
                              workers=None if args.workers is None else max(0, args.workers),
                              frame_device=args.frame_device, detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,
-                             report=not args.no_report, compensate=args.compensate,
+                             report=None if args.no_report else review,
+                             compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",
                              prior=prior, pixel_size=args.pixel_size,
                              marker_calls=not args.network_calls_only)
     from ctcnet.inference.predict import resolve_inputs
-    from ctcnet.io.input_lists import expand_list_files
 
     out = Path(args.out)
     inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
@@ -106,7 +110,6 @@ def run(args) -> int:
         import sys
 
         from ctcnet.inference.predict import input_panels
-        from ctcnet.nn.registry import choose_model
 
         model = choose_model(input_panels(cartridges, datasets, args.pixel_size),
                              "the input data", cartridges=bool(cartridges)).name

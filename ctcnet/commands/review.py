@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.errors import InputError
+
 HELP = "Review a run's candidates in the browser: confirm, reject or relabel (saved at once)."
 
 
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import webbrowser
 
-    from ctcnet.errors import InputError
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.report.server import make_server, server_url
 
     if not 0 <= args.port <= 65535:

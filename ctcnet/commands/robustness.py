@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.matrix import matrix_table, review_lines, robustness_dataset
 
     check_baseline_arguments(args)

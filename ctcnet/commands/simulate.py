@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import existing_outputs, refuse_existing
+from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import load_taxonomy
+
 HELP = "Simulate realistic scans: a crop dataset, a whole cartridge, or a gallery."
 
 
@@ -103,9 +108,6 @@ def prepare_output(args, taxonomy) -> None:
     import shutil
     from pathlib import Path
 
-    from ctcnet.errors import InputError
-    from ctcnet.io.atomic import existing_outputs, refuse_existing
-
     out = Path(args.out)
     if args.what == "gallery":  # files in a folder that may hold other things
         refuse_existing([out / f"gallery_{name}.png" for name in taxonomy.names],
@@ -122,8 +124,6 @@ def prepare_output(args, taxonomy) -> None:
 
 
 def _parse_pairs(text: str, what: str, cast):
-    from ctcnet.errors import InputError
-
     out = {}
     for item in text.split(","):
         name, sep, value = item.partition("=")
@@ -139,8 +139,6 @@ def _parse_pairs(text: str, what: str, cast):
 
 def _parse_range(text: str, what: str) -> tuple[int, int]:
     """'60-95' -> (60, 95); '80' -> (80, 80)."""
-    from ctcnet.errors import InputError
-
     try:
         parts = [int(v) for v in text.split("-")]
     except ValueError:
@@ -157,7 +155,7 @@ def _tight_rendering(panel, args):
     the crop side to render (so the field of view stays ``--crop-size`` pixels of the
     panel's), and the export's pixel size (``--export-pixel-size``, default
     ``TIGHT_EXPORT_PIXEL_UM``)."""
-    from ctcnet.errors import InputError
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.simulate.export import (
         TIGHT_EXPORT_PIXEL_UM,
         TIGHT_RENDER_PIXEL_UM,
@@ -174,6 +172,7 @@ def _tight_rendering(panel, args):
 
 
 def _config(args):
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.simulate import SimConfig
 
     cfg = SimConfig.clean() if args.clean else SimConfig()
@@ -183,15 +182,12 @@ def _config(args):
 def run(args) -> int:
     import time
 
-    from ctcnet.errors import InputError
-    from ctcnet.io.panel import load_panel
-    from ctcnet.io.taxonomy import load_taxonomy
-
     panel = load_panel(args.panel)
     taxonomy = load_taxonomy(args.taxonomy)
     cfg = _config(args)
     start = time.perf_counter()
     if args.what == "crops":
+        # the library: imported when the command runs (see ctcnet.commands)
         from ctcnet.simulate import simulate_crops, write_crop_batch
 
         counts = (int(args.counts) if args.counts.strip().isdigit()

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.training.cli import main
 
     return main(list(args.cli_args), prog="ctcnet train")

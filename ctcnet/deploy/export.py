@@ -38,7 +38,11 @@ from ctcnet.deploy.quantise import (
     f1_drop_points,
     quantise_int8,
 )
-from ctcnet.deploy.runtime import (
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.inference.backends import OnnxBackend, TorchBackend
+from ctcnet.inference.onnx_runtime import (
     DIGEST_KEY,
     INPUT_CONTRACT,
     INPUT_NAME,
@@ -46,8 +50,6 @@ from ctcnet.deploy.runtime import (
     OnnxClassifier,
     model_digest,
 )
-from ctcnet.errors import CtcnetError, InputError
-from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_file,
@@ -264,8 +266,6 @@ def verify_against_torch(model: CTCClassifier, onnx_path: Path, crops: np.ndarra
     Returns per batch the max |logit difference|, the class agreement and the tolerance;
     raises ``CtcnetError`` when a difference is above the tolerance for this precision.
     """
-    from ctcnet.inference.backends import OnnxBackend, TorchBackend
-
     reference = TorchBackend.from_model(copy.deepcopy(model), device="cpu")
     candidate = OnnxBackend(onnx_path, device="cpu")
     atol, rtol = TOLERANCES[precision]
@@ -290,8 +290,6 @@ def verify_against_torch(model: CTCClassifier, onnx_path: Path, crops: np.ndarra
 
 def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec: ModelSpec,
                max_drop: float) -> dict:
-    from ctcnet.inference.backends import OnnxBackend
-
     preds = {name: OnnxBackend(path, device="cpu").predict_proba(evaluation.images).argmax(1)
              for name, path in (("fp32", fp32_file), ("int8", int8_file))}
     f1_fp32 = macro_f1(evaluation.labels, preds["fp32"], spec.num_classes)
@@ -367,7 +365,7 @@ def verification_crops(spec: ModelSpec, count: int, seed: int = 0) -> tuple[np.n
 
 def simulated_crops(spec: ModelSpec, count: int, seed: int = 0) -> LabelledCrops:
     """``count`` labelled simulated crops for this spec's panel, classes and crop size."""
-    from ctcnet.simulate import simulate_crops
+    from ctcnet.simulate import simulate_crops  # scipy
 
     per_class = -(-count // spec.num_classes)
     batch = simulate_crops(per_class, spec.panel, taxonomy=spec.taxonomy,
@@ -413,7 +411,6 @@ def load_labelled_crops(source: str | Path | LabelledCrops, spec: ModelSpec,
         except ValueError:
             raise InputError(f"calibration {text!r}: use 'simulate' or 'simulate:N'") from None
         return simulated_crops(spec, n, seed + CALIBRATION_SEED_OFFSET)
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     index = read_crop_index(source, taxonomy=spec.taxonomy).conform(
         spec.panel, what=f"calibration dataset {source}")

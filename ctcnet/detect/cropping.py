@@ -30,6 +30,8 @@ import sys
 
 import numpy as np
 
+from ctcnet.nn.background import background_from_percentiles
+
 log = logging.getLogger(__name__)
 
 
@@ -105,8 +107,6 @@ def background_level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row background level and noise sd of (C, M) pixel values: from the 10th and 30th
     percentiles, as the model's normalisation reads them (robust to an object covering up to
     ~70 % of the pixels). A clipped (constant) background gives zero noise."""
-    from ctcnet.nn.background import background_from_percentiles
-
     q_low, q_high = np.percentile(values.astype(np.float64), (10, 30), axis=1)
     return background_from_percentiles(q_low, q_high)
 

@@ -24,7 +24,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ctcnet.detect.cropping import background_level
 from ctcnet.errors import InputError
+from ctcnet.nn.background import background_sample
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,6 @@ def _smoothed_over_ring(x: np.ndarray):
     background level and noise read on its outer ring (display scaling, offsets and a clipped
     black background do not matter)."""
     from scipy import ndimage
-
-    from ctcnet.detect.cropping import background_level
-    from ctcnet.nn.background import background_sample
 
     h, w = x.shape[1:]
     ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]

@@ -24,8 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.detect.detection import match_to_truth
+from ctcnet.evaluation.plots import BLACK, BLUE, GREY, ORANGE, WHITE, _font, _save
 from ctcnet.inference.counts import count_events, per_7_5_ml
 from ctcnet.inference.guard import counted
+from ctcnet.simulate import simulate_cartridge
 
 # Clinical cut-offs in CTCs per 7.5 mL (CellSearch: >= 5 in metastatic breast and prostate
 # cancer, >= 3 in colorectal; >= 1 for detection at all).
@@ -40,8 +43,6 @@ def match_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float
                  radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
     """Position in ``truth`` of the true event each event matches (-1: none within
     ``radius_um``); matched one-to-one per frame (``row``, ``col``)."""
-    from ctcnet.detect.detection import match_to_truth
-
     out = np.full(len(events), -1, np.int64)
     if not len(events) or not len(truth):
         return out
@@ -188,8 +189,6 @@ def simulate_count_cartridges(out_dir: str | Path, n: int, frames: int, seed: in
     prevalence: cartridge ``i`` holds about ``patient_counts(n, ctc_max)[i]`` CTCs and the
     reverse order of 0..``cluster_max`` clusters among ``frames x events_per_frame`` events.
     A cartridge already there (its ground_truth.csv) is kept."""
-    from ctcnet.simulate import simulate_cartridge
-
     expected = frames * events_per_frame
     ctcs = patient_counts(n, ctc_max)
     clusters = patient_counts(n, cluster_max)[::-1]
@@ -302,8 +301,6 @@ def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 
     """Two panels for the positive class: called against true counts (automatic and after
     review, identity line), and Bland-Altman (difference against mean, bias and limits)."""
     from PIL import Image, ImageDraw
-
-    from ctcnet.evaluation.plots import BLACK, BLUE, GREY, ORANGE, WHITE, _font, _save
 
     name = report["positive_class"]
     carts = report["cartridges"]

@@ -41,6 +41,7 @@ from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
 from ctcnet.inference.guard import counted
+from ctcnet.inference.predict import label_events
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ CUTOFF = 5
 def rescore(events: pd.DataFrame, spec, decision: dict | None,
             edge_cut_class: str | None = "debris") -> pd.DataFrame:
     """The event table predict would have written with ``decision`` as the model's rule."""
-    from ctcnet.inference.predict import label_events
-
     names = spec.class_names
     proba = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
     edge = edge_cut_class if edge_cut_class in names else None

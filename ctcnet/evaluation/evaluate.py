@@ -33,17 +33,31 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
-from ctcnet.evaluation.calibration import review_band, softmax
+from ctcnet.evaluation.calibration import calibrate_spec, review_band, softmax
 from ctcnet.evaluation.metrics import (
     classification_report,
     recall_by_group,
     reliability_bins,
     sensitivity_at_specificity,
 )
-from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.evaluation.plots import confusion_png, reliability_png
+from ctcnet.inference.backends import TorchBackend, load_backend
+from ctcnet.inference.spillover import network_view
+from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
+from ctcnet.io.scan import open_cartridge
+from ctcnet.nn.calls import (
+    BALANCED_PRIOR,
+    CARTRIDGE_PRIOR,
+    calls_from_proba,
+    decision_weights,
+    deployment_proba,
+)
 from ctcnet.nn.spec import ModelSpec
+from ctcnet.simulate import SimConfig, simulate_crops
+from ctcnet.simulate.cartridge import read_truth
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +114,6 @@ def compare_to_baselines(cnn: dict, baselines: dict) -> dict:
 def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELINE_TRAIN_SEED,
                            config=None) -> tuple[np.ndarray, np.ndarray]:
     """Crops (raw counts) and label indices simulated for the model's panel and classes."""
-    from ctcnet.simulate import SimConfig, simulate_crops
-
     batch = simulate_crops(int(n_per_class), spec.panel, spec.taxonomy, spec.crop_size,
                            seed=seed, config=config or SimConfig())
     return (batch.images.astype(np.float32),
@@ -123,9 +135,6 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     (:func:`ctcnet.inference.guard.crop_set_calls`); the report's ``_calls`` holds them.
     ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
     as such (:func:`ctcnet.inference.guard.leak_allowance`)."""
-    from ctcnet.inference.spillover import network_view
-    from ctcnet.nn.calls import deployment_proba
-
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
@@ -138,6 +147,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     called = deployment_proba(proba, names, decision)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     if markers_decide:
+        # pandas and scipy come with the guard (and with predict, below): only where used.
         from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
 
         max_leak = leak_allowance(exported)
@@ -178,8 +188,6 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
 def rule_cost(proba: np.ndarray, y: np.ndarray, spec: ModelSpec) -> dict:
     """What the model's decision rule (``spec.decision``, made for cartridge prevalence) costs
     on these crops: recall per class with it and with the plain most probable class."""
-    from ctcnet.nn.calls import calls_from_proba, decision_weights
-
     names = spec.class_names
     plain = np.asarray(proba).argmax(axis=1)
     called = calls_from_proba(proba, names, spec.review_threshold, spec.decision)[0]
@@ -200,8 +208,6 @@ def _public(report: dict) -> dict:
 
 def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int, seed: int):
     """Training crops for the baselines, and the test part of ``index``."""
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-
     is_train = np.array([s == "train" for s in index.splits])
     if baseline_train is not None:
         train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
@@ -233,8 +239,6 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     Returns (crops, index of the test crops, baselines or None, where the baselines' training
     crops came from). Shared by ``ctcnet evaluate`` and ``ctcnet robustness``.
     """
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-
     # The data's channels are mapped to the model's by name (extra ones dropped, a note).
     index = read_crop_index(data, taxonomy=spec.taxonomy,
                             pixel_size=pixel_size).conform(spec.panel)
@@ -260,10 +264,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     per sample; None: as the model was trained; ``prior``: as ``ctcnet predict --prior``,
     default ``balanced``; ``pixel_size``: as ``ctcnet predict --pixel-size``;
     ``markers_decide``: as ``ctcnet predict``, the markers take part in the calls)."""
-    from ctcnet.evaluation.plots import confusion_png, reliability_png
-    from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import label_events, spec_at_prior
-    from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
+    from ctcnet.inference.predict import label_events, spec_at_prior  # pandas
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
@@ -272,7 +273,6 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
         pixel_size=pixel_size)
-    from ctcnet.inference.spillover import network_view
 
     # As asked, else as the model was trained (the crops as they are under --no-compensate).
     model_input, spillover = network_view(spec, crops, index.sample_ids, compensate)
@@ -329,17 +329,14 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     automatic and after-review counts with its ground truth."""
     import pandas as pd
 
+    # pandas: cartridges only.
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
-    from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import (
         PredictOptions,
         predict_cartridge,
         spec_at_prior,
         truth_of_processed_frames,
     )
-    from ctcnet.io.scan import open_cartridge
-    from ctcnet.nn.calls import CARTRIDGE_PRIOR
-    from ctcnet.simulate.cartridge import read_truth
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names
@@ -352,7 +349,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     rows = []
     for cart in opened:
         summary = predict_cartridge(cart, backend, out_dir / cart.sample_id, PredictOptions(
-            quiet=quiet, report=False, overwrite=True, workers=workers, compensate=compensate,
+            quiet=quiet, report=None, overwrite=True, workers=workers, compensate=compensate,
             prior=prior))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
         truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
@@ -372,11 +369,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
                          device: str = "auto", batch_size: int = 256) -> ModelSpec:
     """Fit temperature and review threshold on a validation crop folder; save the model."""
-    from ctcnet.evaluation.calibration import calibrate_spec
-    from ctcnet.inference.backends import TorchBackend
-    from ctcnet.io.atomic import refuse_overwriting_inputs
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.nn.classifier import save_model
+    from ctcnet.nn.classifier import save_model  # torch
 
     refuse_overwriting_inputs(out_path, [model_path], "--save-model")
     backend = TorchBackend(model_path, device=device, batch_size=batch_size)
@@ -399,8 +392,6 @@ def robustness_report(backend, shifts=DEFAULT_SHIFTS, n_per_class: int = 100,
     set (seed ``BASELINE_TRAIN_SEED``) unless given. Each shift's entry also holds the CNN's
     margin over the marker gate and CTC-dim recall where the simulator draws that subtype.
     """
-    from ctcnet.simulate import SimConfig, simulate_crops
-
     spec = backend.spec
     if baselines is None:
         crops, labels = simulated_training_set(spec, n_train_per_class)

@@ -25,8 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.evaluation.baselines import baseline_probabilities
+from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
 from ctcnet.evaluation.metrics import confusion_matrix, macro_f1
-from ctcnet.evaluation.perturb import Cell
+from ctcnet.evaluation.perturb import Cell, perturbation_catalogue
+from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.spillover import network_view, wants_compensation
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.nn.calls import calls_from_proba
+from ctcnet.simulate.augment import augment_config, exported_once
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +51,6 @@ GUARD_FLAG = "marker_guard"
 def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The review band predict applies (``ctcnet.nn.calls``): top probability below the
     model's review threshold, or no finite call."""
-    from ctcnet.nn.calls import calls_from_proba
-
     return lambda crops, proba: calls_from_proba(proba, spec.class_names,
                                                  spec.review_threshold)[2]
 
@@ -53,7 +59,7 @@ def marker_guard_flags(spec, groups=None) -> Callable[[np.ndarray, np.ndarray], 
     """The marker guard predict applies (``ctcnet.inference.guard``): CTC/cluster calls that
     the measured markers contradict, and events unlike the training data. ``groups``: the
     crops' sample ids (the DNA check compares each crop with its own sample's leukocytes)."""
-    from ctcnet.inference.guard import review_flags
+    from ctcnet.inference.guard import review_flags  # pandas, scipy
 
     # The matrix scores balanced crops by the most probable class, so the guard checks that
     # call too (not the deployment-prevalence rule of ``spec.decision``).
@@ -266,8 +272,6 @@ def matrix_png(matrix: dict, path: str | Path, title: str = "Robustness matrix")
     columns within a block = strengths (weakest first). Shading: flips 0..10 %, F1 1..0.8."""
     from PIL import Image, ImageDraw
 
-    from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
-
     rows: dict[str, list[dict]] = {}
     for c in matrix["cells"]:
         rows.setdefault(c["name"], []).append(c)
@@ -313,8 +317,6 @@ def make_classifier(backend, baselines: dict | None, panel,
                     ) -> Callable[[np.ndarray], dict]:
     """``classify(crops) -> {"cnn": proba, <baseline>: proba, ...}`` for the matrix;
     ``model_input``: what the CNN sees of the crops (default: the crops themselves)."""
-    from ctcnet.evaluation.baselines import baseline_probabilities
-
     def classify(crops: np.ndarray) -> dict:
         seen = model_input(crops) if model_input else np.asarray(crops, np.float32)
         out = {"cnn": np.asarray(backend.predict_proba(seen))}
@@ -335,15 +337,13 @@ def default_flags(spec, groups=None) -> dict[str, Callable[[np.ndarray, np.ndarr
 def export_view(spec, seed: int = 0) -> Callable[[np.ndarray], np.ndarray] | None:
     """For a model that reads exports only (``spec.reads_exports``): ``view(crops)``, the raw
     crops as such data is written: each a tight single-cell export with the model's own export
-    ranges, read back at its stated pixel size (:func:`ctcnet.training.augment.exported_once`,
+    ranges, read back at its stated pixel size (:func:`ctcnet.simulate.augment.exported_once`,
     random streams from ``seed``). None for a model that reads scans.
 
     Not the validation's mix: a pixel size misread is the matrix's own pixel-size cell, and a
     whole-sample composite is another kind of data, ``ctcnet evaluate``'s to measure."""
     if not spec.reads_exports:
         return None
-    from ctcnet.training.augment import augment_config, exported_once
-
     trained = augment_config(((spec.training or {}).get("data") or {}).get("augment"))
     augment = dataclasses.replace(trained, jpeg_p=0.0, tight_p=1.0,
                                   tight_scale_error=(1.0, 1.0))
@@ -358,8 +358,6 @@ def network_input(spec, sample_ids=None, compensate: bool | None = None,
     :func:`ctcnet.inference.spillover.network_view` (CK's spillover taken off per sample
     under ``--compensate`` or for a model trained so); None when that is the crops as they
     are."""
-    from ctcnet.inference.spillover import network_view, wants_compensation
-
     exported = export_view(spec, seed)
     if exported is not None:
         return exported
@@ -374,8 +372,6 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     """Run the full declared matrix for a backend's panel on crops in memory, with targets
     (``sample_ids``: the crops' samples, for the guard's DNA reference and ``compensate``'s
     spillover; default: one)."""
-    from ctcnet.evaluation.perturb import perturbation_catalogue
-
     spec = backend.spec
     cells, notes = perturbation_catalogue(spec.panel)
     if families:
@@ -428,10 +424,6 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
                        families: list[str] | None = None,
                        compensate: bool | None = None) -> dict:
     """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
-    from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
-    from ctcnet.inference.backends import load_backend
-    from ctcnet.io.atomic import atomic_write_text
-
     backend = load_backend(model_path, device=device)
     spec = backend.spec
     crops, index, baselines, source = labelled_test_set(

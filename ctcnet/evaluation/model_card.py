@@ -20,10 +20,22 @@ import logging
 
 import numpy as np
 
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.evaluation.evaluate import evaluate_crops, robustness_report
-from ctcnet.inference.guard import POSSIBLE_CTC_PROBA
+from ctcnet.evaluation.matrix import flip_summary, review_lines
+from ctcnet.inference.guard import POSSIBLE_CTC_PROBA, review_flags
+from ctcnet.inference.spillover import network_view
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.nn.calls import calls_from_proba
 from ctcnet.nn.spec import SYMMETRIES
-from ctcnet.simulate.export import TIGHT_EXPORT_PIXEL_UM, tight_rendering
+from ctcnet.simulate import NAMED_SHIFTS, SimConfig, simulate_crops
+from ctcnet.simulate.export import (
+    DEFAULT_PLANES,
+    TIGHT_EXPORT_PIXEL_UM,
+    tight_rendering,
+    write_rgb_jpeg_dataset,
+    write_tight_export_dataset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +52,6 @@ def held_out_test(backend, config, per_class: int, seed: int, subtypes: bool = F
                   export: bool = False) -> dict:
     """P/R/F1, CTC recall and the share of WBCs called CTC on a simulated labelled set;
     ``export``: the set as tight single-cell exports, read back (:func:`tight_export_set`)."""
-    from ctcnet.simulate import simulate_crops
-
     spec = backend.spec
     if export:
         crops, batch = tight_export_set(spec, per_class, seed, config)
@@ -66,10 +76,6 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     """The marker guard on labelled crops: the share of all events it sends to review and how
     many of the wrong CTC calls (true class not ctc) it catches (``sample_ids``: the crops'
     samples, for the DNA check's leukocyte reference)."""
-    from ctcnet.inference.guard import review_flags
-    from ctcnet.inference.spillover import network_view
-    from ctcnet.nn.calls import calls_from_proba
-
     spec = backend.spec
     proba = np.asarray(backend.predict_proba(network_view(spec, crops, sample_ids)[0]))
     all_flags = review_flags(crops, proba, spec, groups=sample_ids, decision=None)
@@ -107,10 +113,6 @@ def tight_export_set(spec, per_class, seed: int, config=None):
     simulated batch, for its labels, samples and subtypes)."""
     import tempfile
 
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.simulate import simulate_crops
-    from ctcnet.simulate.export import DEFAULT_PLANES, write_tight_export_dataset
-
     fine, side = tight_rendering(spec.panel, spec.crop_size)
     batch = simulate_crops(per_class, fine, spec.taxonomy, crop_size=side,
                            seed=seed, config=config, num_samples=32)
@@ -127,8 +129,6 @@ def ck_positive_leukocytes(backend, n: int, seed: int, export: bool = False) -> 
     """CK+CD45+ double-positive leukocytes only (non-specific CK on every one, 0.3-2x their
     CD45): a CD45-positive event is not a CTC (issue 12 target: at most 1 % called ctc)."""
     import dataclasses
-
-    from ctcnet.simulate import SimConfig
 
     config = dataclasses.replace(SimConfig(), nonspecific_ck_rate=(1.0, 1.0),
                                  nonspecific_ck_ratio=(0.3, 2.0))
@@ -150,10 +150,6 @@ def rgb_jpeg_test(backend, per_class: int, seed: int,
     60-95, random chroma subsampling, at ``pixel_size_um``) and read back exactly as ``ctcnet
     evaluate`` reads a folder: planes by name, resampled to the model's pixel size."""
     import tempfile
-
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-    from ctcnet.simulate import SimConfig, simulate_crops
-    from ctcnet.simulate.export import DEFAULT_PLANES, write_rgb_jpeg_dataset
 
     spec = backend.spec
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
@@ -177,8 +173,6 @@ def card_tests(backend, test_per_class: int, shift_per_class: int,
     (``rgb_per_class`` > 0, models whose panel has CK, CD45 and DAPI) RGB-JPEG composites.
     A model that reads exports only is tested on tight single-cell exports of each set, and
     not against the baselines (they read a scan's intensities, which an export no longer has)."""
-    from ctcnet.simulate import NAMED_SHIFTS, SimConfig
-
     export = backend.spec.reads_exports
     test = held_out_test(backend, SimConfig(), test_per_class, seed, export=export)
     test["subtype_recall"] = held_out_test(backend, SimConfig(), max(test_per_class // 5, 1),
@@ -446,8 +440,6 @@ def update_card(card_path, **entries) -> None:
     """Set top-level entries of a model's card (``<name>.json``) and re-render its ``.md``."""
     from pathlib import Path
 
-    from ctcnet.io.atomic import atomic_write_text
-
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
     card.update(entries)
@@ -463,8 +455,6 @@ def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) ->
 def matrix_summary(matrix: dict, command: str) -> dict:
     """What a card keeps of a robustness matrix (``ctcnet.evaluation.matrix``): the clean
     figures, every range-end cell per method, the target check and the review flags."""
-    from ctcnet.evaluation.matrix import flip_summary, review_lines
-
     names = matrix["class_names"]
     return {"n": matrix["n"], "seed": matrix["seed"], "data": matrix.get("data"),
             "command": command, "methods": matrix["methods"],

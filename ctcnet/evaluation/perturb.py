@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ctcnet.detect.cropping import background_fill
 from ctcnet.io.panel import Panel
 
 # The signal of a crop: Gaussian-smoothed (sigma in px) above its per-channel median.
@@ -197,8 +198,6 @@ def off_centre(crops, distance_px: float, rng: np.random.Generator):
     """Crops cut off centre: each moved by ``distance_px`` in a random direction (whole
     pixels; the border uncovered is filled with the crop's background, as inference pads a
     window past the frame: a mirror would double a cell at the border)."""
-    from ctcnet.detect.cropping import background_fill
-
     x = np.asarray(crops, np.float32)
     out = np.empty_like(x)
     angle = rng.uniform(0, 2 * np.pi, len(x))

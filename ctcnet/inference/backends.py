@@ -21,7 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ctcnet.errors import CtcnetError, InputError
+from ctcnet.errors import CtcnetError, InputError, check_device_name
+from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class TorchBackend:
     def __init__(self, model_path: str | Path | None = None, device: str = "auto",
                  batch_size: int | None = None, model=None, precision: str = "fp16",
                  channels_last: bool = False):
+        # torch only for a torch model: the ONNX path runs without it.
         import torch
 
         from ctcnet.nn.classifier import load_model, select_device
@@ -163,21 +165,19 @@ class TorchBackend:
 
     def explainer(self):
         """Per-channel saliency for the review gallery: (crops, class indices) -> (N,C,S,S)."""
-        from ctcnet.evaluation.saliency import grad_cam
+        from ctcnet.nn.saliency import grad_cam  # torch (saliency needs gradients)
 
         return lambda crops, classes: grad_cam(self.model, crops, classes)
 
 
 class OnnxBackend:
-    """An exported ONNX model through ``ctcnet.deploy.runtime`` (numpy + onnxruntime only)."""
+    """An exported ONNX model through :mod:`ctcnet.inference.onnx_runtime` (numpy +
+    onnxruntime only; public as ``ctcnet.deploy.runtime``)."""
 
     name = "onnx"
 
     def __init__(self, model_path: str | Path, device: str = "auto",
                  batch_size: int | None = None, threads: int | None = None):
-        from ctcnet.deploy.runtime import OnnxClassifier, select_providers
-        from ctcnet.errors import CtcnetError, check_device_name
-
         # onnxruntime falls back to the CPU with at most a warning; a person who asked for the
         # GPU must hear that it is not there rather than wait at CPU speed.
         no_cuda = CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
@@ -238,8 +238,9 @@ class OnnxBackend:
         path = self.source_checkpoint()
         if path is None:
             return None
-        from ctcnet.evaluation.saliency import grad_cam
+        # torch, only when the gallery asks for saliency (~600 MB on a CPU run).
         from ctcnet.nn.classifier import load_model
+        from ctcnet.nn.saliency import grad_cam
 
         model, _ = load_model(path)
         return lambda crops, classes: grad_cam(model, crops, classes)
@@ -247,7 +248,7 @@ class OnnxBackend:
 
 def default_batch_size(device_type: str) -> int:
     """Crops per torch call: large on a GPU; 64 on a CPU, where torch eager needs batches to
-    amortise its per-call cost (onnxruntime's own: ``ctcnet.deploy.runtime.default_batch_size``,
+    amortise its per-call cost (onnxruntime's own: ``onnx_runtime.default_batch_size``,
     8 on a CPU)."""
     return 1024 if device_type == "cuda" else 64
 
@@ -315,13 +316,11 @@ def runs_on_cpu(device: str) -> bool:
     """Whether ``device`` means the CPU here. Without an NVIDIA driver "auto" is the CPU, known
     without importing torch: its CUDA libraries alone take ~600 MB of memory, more than the
     rest of a CPU run."""
-    from ctcnet.errors import check_device_name
-
     if check_device_name(device) == "cpu":
         return True
     if device == "auto" and not nvidia_driver_present():
         return True
-    from ctcnet.nn.classifier import select_device
+    from ctcnet.nn.classifier import select_device  # torch, needed only to ask CUDA
 
     return select_device(device).type == "cpu"
 

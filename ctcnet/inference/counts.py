@@ -103,6 +103,7 @@ def count_events(events: pd.DataFrame, classes: Sequence[str], reported: Sequenc
                  blood_volume_ml: float | None) -> Counts:
     """The tally of an events table (``class``, ``review`` and, after the guard, ``guard``
     columns); ``blood_volume_ml``: the blood actually read (the frames processed)."""
+    # The guard brings pandas and scipy: the builders need it, the records (numpy) do not.
     from ctcnet.inference.guard import FLAGS, counted
 
     n = len(events)
@@ -177,7 +178,7 @@ def count_reviewed(events: pd.DataFrame, decisions: pd.DataFrame, model: Counts,
     ``Matched.decisions`` of ``ctcnet.report.decisions``)."""
     import pandas as pd
 
-    from ctcnet.inference.guard import counted
+    from ctcnet.inference.guard import counted  # pandas, scipy: see count_events
 
     classes = model.classes
     n = len(events)

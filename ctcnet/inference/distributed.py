@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ctcnet.io.atomic import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -98,8 +100,6 @@ def barrier() -> None:
 
 def write_run_index(out: Path, sample_ids: Sequence[str]) -> dict:
     """Rank 0, after the barrier: one ``run.json`` listing every output and its main counts."""
-    from ctcnet.io.atomic import atomic_write_text
-
     entries = []
     for name in sample_ids:
         path = Path(out) / name / "summary.json"

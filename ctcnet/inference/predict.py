@@ -28,8 +28,9 @@ Pipeline per cartridge (``predict_cartridge``):
   from another model is refused rather than mixed in.
 * **Outputs** (atomic): ``events.csv`` / ``events.parquet`` (streamed from the journal a row
   group at a time; only the columns the summary and report read stay in memory, so memory does
-  not grow with the cartridge), ``summary.json``, ``gallery/*.png`` and ``index.html``
-  (``ctcnet.report.review``). A corrupt or missing frame is skipped and reported
+  not grow with the cartridge), ``summary.json``, and, when the caller hands in the report
+  (``PredictOptions.report``: ``ctcnet.report.review``, a layer above this one),
+  ``gallery/*.png`` and ``index.html``. A corrupt or missing frame is skipped and reported
   with its reason; a panel mismatch stops before any work, and so does metadata no scan or
   blood tube can have (``checked_cartridge``; where the user may know better, it is a
   ``problems`` entry and the run is ``partial``). A simulated cartridge
@@ -52,26 +53,40 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from ctcnet import __version__
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.detect.cropping import extract_crops, window_size
-from ctcnet.detect.detection import DetectConfig, detect_events, empty_event_table
+from ctcnet.detect.detection import DetectConfig, detect_events, detection_recall, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
 from ctcnet.inference.counts import count_events
+from ctcnet.inference.distributed import shard
+from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.guard import (
     guard_events,
     guard_summary,
     leak_allowance,
     measure_for_guard,
 )
-from ctcnet.inference.spillover import compensate, wants_compensation
+from ctcnet.inference.spillover import (
+    compensate,
+    leak_record,
+    leaks_from_ratios,
+    network_view,
+    scan_ratios,
+    wants_compensation,
+)
 from ctcnet.inference.summary import CropRunSummary, FrameCounts, ModelInfo, RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text, exclusive_folder
+from ctcnet.io.images import is_rgb_composite, read_image
+from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
-from ctcnet.io.scan import Cartridge, FrameRef, open_cartridge, plausibility_problems
+from ctcnet.io.scan import Cartridge, FrameRef, is_cartridge, open_cartridge, plausibility_problems
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
@@ -133,8 +148,6 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
     from skimage.filters import apply_hysteresis_threshold  # noqa: F401
     from skimage.segmentation import watershed  # noqa: F401
 
-    import ctcnet.nn.background  # noqa: F401 - cropping.background_level (torch-free)
-
     Image.preinit()  # the PNG and JPEG plugins, which Image.open would import on first use
     # pandas' Arrow-backed strings import parts of pyarrow when the first string index is made
     # (detection's event table).
@@ -144,7 +157,7 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
         import torch.nn.functional  # noqa: F401 - cropping.resample
 
         if device is not None:
-            import ctcnet.detect.device  # noqa: F401
+            import ctcnet.detect.device  # noqa: F401 - torch: the frames on the model's GPU
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
@@ -171,7 +184,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     try:
         detect, cut = detect_events, extract_crops
         if device is not None:
-            # Already imported by import_frame_modules (main thread): a look-up here.
+            # torch; already imported by import_frame_modules (main thread): a look-up here.
             from ctcnet.detect import device as on_device
 
             pixels = on_device.upload(pixels, device)
@@ -389,8 +402,6 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
     """CK's spillover of a scan, from the events of up to ``SPILLOVER_FRAMES`` frames spread
     evenly over it (the same frames on every run of the cartridge, so a resumed run takes off
     the same leaks). Returns the (C,) leaks in model channel order and their record."""
-    from ctcnet.inference.spillover import leak_record, leaks_from_ratios, scan_ratios
-
     t0 = time.perf_counter()
     frames = cartridge.frames
     picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), SPILLOVER_FRAMES))
@@ -503,8 +514,6 @@ def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:
 def write_part(parts: Path, work: FrameWork, events: pd.DataFrame, crops: np.ndarray | None,
                spec: ModelSpec, gallery_per_frame: int) -> None:
     """Journal one finished frame: gallery crops first, then the table (the completion mark)."""
-    from ctcnet.report.review import gallery_rows
-
     frame_id = work.frame.frame_id
     pick = gallery_rows(events, spec, gallery_per_frame)
     if len(pick) and crops is not None:
@@ -541,6 +550,16 @@ def journal_gallery(parts: Path, frames: list[FrameRef]) -> dict:
 # ---------------------------------------------------------------------------------------------
 # One cartridge.
 
+class RunReport(Protocol):
+    """What draws a run's report (``ctcnet.report.review`` is one): the gallery pages from the
+    journaled crops, then ``index.html`` from the summary once its timings are final."""
+
+    def write_gallery(self, out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
+                      spec: ModelSpec, limit: int, explain=None) -> dict: ...
+
+    def write_html(self, out_dir: Path, summary: RunSummary) -> None: ...
+
+
 @dataclass
 class PredictOptions:
     """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node."""
@@ -561,7 +580,10 @@ class PredictOptions:
     quiet: bool = False
     gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
     gallery_limit: int = 200     # per category in the final gallery
-    report: bool = True
+    # What draws the review gallery and index.html once the tables are written
+    # (``ctcnet.report.review``, as ``ctcnet predict`` passes it); None: no report. Handed in
+    # because the report is a layer above this one.
+    report: RunReport | None = None
     saliency: bool = True        # per-channel saliency maps in the review gallery
     # Class for events cut by the frame border (not intact, so never counted as CTCs); None
     # keeps the model's call. The model's own call stays in the ``model_class`` column.
@@ -593,8 +615,6 @@ def default_workers(backend=None) -> int:
     """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU:
     ``cpu_frame_workers`` (two on 2-3 cores, one per four cores on larger machines, whose
     other cores go to the model)."""
-    from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
-
     cores = cpu_cores()
     if backend is not None and backend.gpu is not None:
         return max(1, min(8, cores - 1))
@@ -661,7 +681,8 @@ def _progress(total: int, description: str, quiet: bool):
 
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
                       options: PredictOptions | None = None) -> RunSummary:
-    """Detect, classify and report every event of one cartridge; returns its summary.
+    """Detect and classify every event of one cartridge, and draw its report when
+    ``options.report`` is given (``ctcnet.report.review``); returns its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, detect, crop: summed over
@@ -774,19 +795,17 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.spillover = spillover
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     if options.report:
-        from ctcnet.report.review import write_gallery, write_html
-
         t0 = time.perf_counter()
         explain = backend.explainer() if options.saliency else None
-        summary.gallery = write_gallery(out_dir, events, gallery, cartridge.panel, spec,
-                                        options.gallery_limit, explain)
+        summary.gallery = options.report.write_gallery(out_dir, events, gallery, cartridge.panel,
+                                                       spec, options.gallery_limit, explain)
         seconds["report"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - t_start
         summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
         summary.events_per_s = len(events) / seconds["total"]
         # After the timings are final, so index.html shows summary.json's (its own few
         # milliseconds are in neither).
-        write_html(out_dir, summary)
+        options.report.write_html(out_dir, summary)
     summary.write(out_dir)
     return summary
 
@@ -817,8 +836,6 @@ def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: 
                               skipped: list[dict]) -> dict | None:
     """For a simulated cartridge (``ground_truth.csv`` beside the frames): detection recall and
     true versus called counts per class, over the frames that were processed."""
-    from ctcnet.detect.detection import detection_recall
-
     path = cartridge.root / "ground_truth.csv"
     if not path.exists():
         return None
@@ -1048,9 +1065,6 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
     A path may be a cartridge folder, a folder whose sub-folders are cartridges, a text file
     listing such paths (one per line, ``#`` comments), or a crop dataset folder.
     """
-    from ctcnet.io.input_lists import expand_list_files
-    from ctcnet.io.scan import is_cartridge
-
     cartridges, datasets = [], []
     for path in expand_list_files(inputs):  # list files read, a list naming itself refused
         if not path.is_dir():
@@ -1074,8 +1088,6 @@ def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
     """The panel of every cartridge and crop dataset (:func:`resolve_inputs` of the inputs;
     reads no pixels but one frame per cartridge and one crop per dataset; ``pixel_size``: as
     ``PredictOptions.pixel_size``, which only the channel names are read for here)."""
-    from ctcnet.io.crop_dataset import read_crop_index
-
     return ([_cartridge_panel(open_cartridge(c)) for c in cartridges] +
             [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets])
 
@@ -1086,8 +1098,6 @@ def _cartridge_panel(cartridge: Cartridge) -> Panel:
     only must not get 16-bit frames whose panel.json says "composite", and a colour export
     whose panel.json does not say so is still one. A frame that cannot be read leaves the
     panel's word; the run reports the frame itself."""
-    from ctcnet.io.images import is_rgb_composite, read_image
-
     files = cartridge.frames[0].files
     if len(files) != 1 or cartridge.panel.num_channels != 3:
         return replace(cartridge.panel, composite=None)
@@ -1107,8 +1117,6 @@ def _stated(pixel_size: float | str | None) -> float | None:
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
                          options: PredictOptions | None = None) -> CropRunSummary:
     """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json."""
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
-
     options = options or PredictOptions()
     # A crop set is not a cartridge: the cartridge prevalence rule would call almost no CTC in
     # a near-balanced folder of crops. Its calls are the plain most probable class unless the
@@ -1118,7 +1126,6 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     index = read_crop_index(root, pixel_size=options.pixel_size).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     t1 = time.perf_counter()
-    from ctcnet.inference.spillover import network_view
 
     # The model sees compensated crops when asked or trained so; the guard reads the crops.
     model_crops, spillover = network_view(spec, crops, index.sample_ids, options.compensate)
@@ -1167,8 +1174,6 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
 
     Every cartridge's panel is checked against the model before any work starts.
     """
-    from ctcnet.inference.distributed import shard
-
     options = options or PredictOptions()
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
     cartridge_paths, datasets = resolve_inputs(inputs)
@@ -1180,7 +1185,6 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
         raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
                          "outputs would collide")
     cartridges = [c.conform(backend.spec.panel) for c in cartridges]  # refuses missing channels
-    from ctcnet.io.crop_dataset import read_crop_index
 
     for d in datasets:
         read_crop_index(d, pixel_size=_stated(options.pixel_size)).conform(backend.spec.panel)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ctcnet.inference.counts import Counts, ReviewedCounts
+from ctcnet.io.atomic import atomic_write_text
 
 
 @dataclass
@@ -142,8 +143,6 @@ class RunSummary:
         return cls.from_dict(json.loads((Path(out_dir) / "summary.json").read_text()))
 
     def write(self, out_dir: str | Path) -> None:
-        from ctcnet.io.atomic import atomic_write_text
-
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -177,7 +176,5 @@ class CropRunSummary:
         return out
 
     def write(self, out_dir: str | Path) -> None:
-        from ctcnet.io.atomic import atomic_write_text
-
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")

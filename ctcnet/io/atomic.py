@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ctcnet.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -59,8 +61,6 @@ def exclusive_folder(folder: str | Path, what: str = "run") -> Iterator[None]:
     would delete the files the other is writing. The lock (``flock`` on ``.ctcnet.lock``) is
     released by the kernel when the process dies, so a killed run never leaves a stale lock.
     """
-    from ctcnet.errors import InputError
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -96,8 +96,6 @@ def refuse_existing(paths: Iterable[str | Path], overwrite: bool, where: str = "
     """Refuse, before any work, to write over outputs that exist, unless ``overwrite``: a
     model, an export or a dataset made earlier (perhaps in hours) is not lost to a repeated
     command line or a repeated call."""
-    from ctcnet.errors import InputError
-
     found = [] if overwrite else existing_outputs(paths)
     if found:
         names = ", ".join(str(p) for p in found)
@@ -120,8 +118,6 @@ def refuse_overwriting_inputs(out: str | Path, inputs: Iterable[str | Path | Non
     """Refuse, even with ``--overwrite``, to write an output over a file the same command
     reads (the model it starts from): the result would replace what it was made from, and a
     failed run would leave neither."""
-    from ctcnet.errors import InputError
-
     out = Path(out)
     for source in inputs:
         if source is not None and _same_file(out, Path(source)):
@@ -134,8 +130,6 @@ def check_output_file(path: str | Path, where: str = "--out") -> None:
     (or FIFO, device) at that path, or a folder for it that is not a folder or not writable.
     A long run that fails only when it saves its result loses all of it. Missing folders are
     fine: :func:`atomic_path` makes them, so the nearest one that exists must be writable."""
-    from ctcnet.errors import InputError
-
     path = Path(path)
     if path.is_dir():
         raise InputError(f"is a folder; {where} names the file to write (e.g. "
@@ -156,8 +150,6 @@ def check_output_file(path: str | Path, where: str = "--out") -> None:
 def check_output_folder(path: str | Path, where: str = "--out") -> None:
     """Refuse, before any work, an output folder whose path is taken by a file (or FIFO,
     device): the folder could not be made there."""
-    from ctcnet.errors import InputError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"exists and is not a folder; {where} names a folder to write; "

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.errors import InputError, check_regular_file
+from ctcnet.io.atomic import atomic_path
+from ctcnet.io.panel import check_channel_order
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")  # read with Pillow; everything else is TIFF
@@ -226,7 +228,6 @@ def check_channel_names(found: Sequence[str] | None, expected: Sequence[str], pa
     """Refuse a file whose stored channel names differ from the panel's, by name and order."""
     if found is None:
         return
-    from ctcnet.io.panel import check_channel_order
 
     check_channel_order(expected, found, "file", path, expected_by="the panel")
 
@@ -235,8 +236,6 @@ def write_tiff(path: str | Path, arr: np.ndarray, channel_names: Sequence[str] |
                pixel_size_um: float | None = None, ome: bool = True) -> None:
     """Write a (C, H, W) image atomically; OME metadata records channel names and pixel size."""
     import tifffile
-
-    from ctcnet.io.atomic import atomic_path
 
     arr = np.asarray(arr)
     if arr.ndim != 3:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -313,8 +314,6 @@ def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
 
 
 def save_panel(panel: Panel, path: str | Path) -> None:
-    from ctcnet.io.atomic import atomic_write_text
-
     atomic_write_text(path, json.dumps(panel.to_dict(), indent=2) + "\n")
 
 

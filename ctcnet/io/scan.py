@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.errors import InputError, check_regular_file
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
     check_channel_names,
@@ -513,8 +513,6 @@ def write_frame(root: str | Path, row: int, col: int, frame: np.ndarray, panel: 
         return paths
     if layout == "png":
         from PIL import Image
-
-        from ctcnet.io.atomic import atomic_path
 
         if frame.dtype != np.uint8:
             raise ValueError("the png layout holds 8-bit channels; convert the frame first")

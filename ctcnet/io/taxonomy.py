@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ctcnet.errors import InputError
+from ctcnet.io.panel import read_mapping
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -108,8 +109,6 @@ class Taxonomy:
 
 def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None) -> Taxonomy:
     """Load a taxonomy from a file, a mapping, a list of names, or the default when None."""
-    from ctcnet.io.panel import read_mapping
-
     if isinstance(source, Taxonomy):
         return source
     if source is None:

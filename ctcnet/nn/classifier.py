@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import CtcnetError, InputError, check_device_name, check_regular_file
+from ctcnet.io.atomic import atomic_path
+from ctcnet.nn.nets import create_model
 from ctcnet.nn.normalise import Normalise
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.nn.symmetry import symmetric_logits
@@ -26,7 +28,6 @@ class CTCClassifier(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        from ctcnet.nn.nets import create_model
 
         self.spec = spec
         self.normalise = Normalise(spec.panel)
@@ -49,8 +50,6 @@ def build_classifier(spec: ModelSpec) -> CTCClassifier:
 
 def save_model(path: str | Path, model: CTCClassifier, spec: ModelSpec | None = None) -> None:
     """Write spec + weights atomically; the file loads with ``torch.load(weights_only=True)``."""
-    from ctcnet.io.atomic import atomic_path
-
     spec = spec or model.spec
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
@@ -116,13 +115,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
-    from ctcnet.errors import check_device_name
-
     check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from ctcnet.errors import CtcnetError
-
         raise CtcnetError("--device cuda asked for, but no CUDA device is available")
     return torch.device(name)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ctcnet.errors import CtcnetError
+
 ARCHS = ("compact", "resnet18")
 
 
@@ -76,8 +78,6 @@ def torchvision_error() -> str | None:
 def _resnet18(in_chans: int, num_classes: int) -> nn.Module:
     problem = torchvision_error()
     if problem is not None:
-        from ctcnet.errors import CtcnetError
-
         raise CtcnetError("arch resnet18 needs torchvision built for this torch "
                           f"({torch.__version__}): pip install 'ctcnet[resnet]' ({problem})")
     from torchvision.models import resnet18

@@ -16,6 +16,7 @@ from ctcnet import __version__
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.nn.calls import check_decision
 
 SPEC_FORMAT = 1
 # Where the spec lives: the checkpoint dict key and the ONNX metadata key.
@@ -141,7 +142,6 @@ class ModelSpec:
         if self.symmetry not in SYMMETRIES:
             raise InputError(f"model spec: symmetry {self.symmetry!r} is not one of "
                              f"{sorted(SYMMETRIES)}", source)
-        from ctcnet.nn.calls import check_decision
 
         check_decision(self.decision, self.class_names, source)
 

@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, open_cartridge
+from ctcnet.report.decisions import (
+    RunEvents,
+    find_samples,
+    load_decisions,
+    load_sample,
+    reviewed_labels,
+    warn_set_aside,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +79,6 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     the frame's counts survive unchanged (no resampling), and carry their sample id. Returns
     what ``dataset.json`` records: sources, counts, and per crop the sample and event.
     """
-    from ctcnet.io.crop_dataset import write_crop_dataset
-    from ctcnet.report.decisions import (
-        RunEvents,
-        find_samples,
-        load_decisions,
-        load_sample,
-        reviewed_labels,
-        warn_set_aside,
-    )
-
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:
         raise InputError("--scans names one cartridge; the results hold several samples",

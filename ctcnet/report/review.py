@@ -5,7 +5,8 @@ own 1st and 99.8th percentile within the crop, so a dim marker is visible and a 
 not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under
 them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input) that shows
 which marker drove the call. Tiles are stacked into montage pages per category: every call of a
-reported class (``ctc``, ``cluster``) and the uncertain events (``review``). ``index.html``
+reported class (``ctc``, ``cluster``) and the uncertain events (``review``), as
+``ctcnet.inference.gallery`` chooses them (predict journals those events' crops). ``index.html``
 shows the summary and the pages; a small inline script reports any image that fails to load, so
 a broken page is obvious to a reader (and to the headless-browser test).
 """
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.counts import Counts, ReviewedCounts
+from ctcnet.inference.gallery import gallery_categories
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel
@@ -122,35 +124,6 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
     for i, text in enumerate(labels):
         draw.text((2, LABEL_HEIGHT + i * row_h + 1), text, fill=(230, 230, 230))
     return image
-
-
-def gallery_categories(events: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.DataFrame]:
-    """Events per gallery category, best first: each reported class's calls (most confident
-    first), then the uncertain other events (``review``, least confident first).
-
-    The one selection of what the gallery shows: the journal keeps crops per frame with
-    :func:`gallery_rows`, the report draws pages from the same categories.
-    """
-    cats = {}
-    for name in spec.taxonomy.reported_classes():
-        calls = events[events["class"] == name]
-        cats[name] = calls.sort_values("confidence", ascending=False, kind="stable")
-    reported = events["class"].isin(spec.taxonomy.reported_classes())
-    unsure = events[events["review"].astype(bool) & ~reported]
-    cats["review"] = unsure.sort_values("confidence", kind="stable")
-    return cats
-
-
-def gallery_rows(events: pd.DataFrame, spec: ModelSpec, per_category: int) -> np.ndarray:
-    """Row positions of one frame's events whose crops the gallery may show: the first
-    ``per_category`` of each gallery category (a capped share, so no runaway model fills the
-    disk and no class crowds out another)."""
-    if not len(events):
-        return np.zeros(0, np.int64)
-    positional = events.reset_index(drop=True)
-    picks = [chosen.index.to_numpy()[:per_category]
-             for chosen in gallery_categories(positional, spec).values()]
-    return np.concatenate(picks).astype(np.int64)
 
 
 def journal_event_ids(events: pd.DataFrame, gallery: dict) -> dict:

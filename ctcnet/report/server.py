@@ -48,12 +48,22 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.backends import load_backend
 from ctcnet.inference.counts import ReviewedCounts, count_events, count_reviewed
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
+from ctcnet.io.panel import Panel
 from ctcnet.report import decisions as D
+from ctcnet.report.event_crops import cut_event_crops, open_scanned_cartridge
 from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
-from ctcnet.report.review import GAP, LABEL_HEIGHT, tile_labels, write_summary_and_page
+from ctcnet.report.review import (
+    GAP,
+    LABEL_HEIGHT,
+    montage_page,
+    render_tiles,
+    tile_labels,
+    write_summary_and_page,
+)
 
 log = logging.getLogger(__name__)
 
@@ -346,8 +356,6 @@ class ReviewApp:
             explain = None
             if self.saliency:
                 try:
-                    from ctcnet.inference.backends import load_backend
-
                     explain = load_backend(key, device="cpu").explainer()
                 except (CtcnetError, OSError, ImportError, RuntimeError) as err:
                     log.warning("no saliency on quality-control tiles: %s", err)
@@ -357,10 +365,6 @@ class ReviewApp:
     def tile_png(self, name: str, event_id: int, run_id: str | None = None) -> bytes:
         """One event's tile (channels, overlay, saliency when the model loads) as PNG bytes,
         captioned with why the event is on the list; ``run_id``: the run the page shows."""
-        from ctcnet.io.panel import Panel
-        from ctcnet.report.event_crops import cut_event_crops, open_scanned_cartridge
-        from ctcnet.report.review import montage_page, render_tiles
-
         sample = self.sample(name)
         sample.check_run(run_id)
         if event_id not in sample.by_id.index:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
@@ -221,8 +222,6 @@ def _render_chunk(rng, cfg: SimConfig, panel: Panel, draws, subtypes, samples, s
 def write_crop_batch(batch: CropBatch, out_dir: str | Path, panel=None) -> Path:
     """Write a crop batch as a crop dataset (class folders, manifest.csv, panel.json) plus
     dataset.json (seed, per-class counts, subtypes, sample ids, knobs)."""
-    from ctcnet.io.crop_dataset import write_crop_dataset
-
     panel = load_panel(panel)
     if batch.images.shape[1] != panel.num_channels:
         raise InputError(f"the crops have {batch.images.shape[1]} channels, the panel "

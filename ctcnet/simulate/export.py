@@ -27,7 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.detect.crop_dataset import write_manifest
+from ctcnet.detect.cropping import background_level, bilinear, to_model_scale
 from ctcnet.errors import InputError
+from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.simulate.config import draw
 
@@ -118,8 +121,6 @@ def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
         q, sub = int(rng.integers(quality[0], quality[1] + 1)), int(rng.choice(list(SUBSAMPLING)))
         back = decode_jpeg(encode_jpeg(rgb, q, sub)).transpose(2, 0, 1).astype(np.float32)
         if back.shape[1:] != shown.shape[1:]:
-            from ctcnet.detect.cropping import to_model_scale
-
             back = to_model_scale(back[None], 1.0 / factor, 1.0, shown.shape[1])[0][0]
             back = np.clip(back, 0.0, 255.0)
         out = shown.astype(np.float32)
@@ -165,9 +166,6 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     ``quality`` is the JPEG quality range drawn from per crop; ``pixel_size_um`` the export's
     pixel size (default: the simulation's).
     """
-    from ctcnet.io.atomic import atomic_path, atomic_write_text
-    from ctcnet.io.crop_dataset import write_manifest
-
     panel = load_panel(panel)
     lo_q, hi_q = (int(q) for q in quality)
     if not 1 <= lo_q <= hi_q <= 100:
@@ -273,8 +271,6 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0,
     ``markers`` (bool per channel: the marker channels, DNA not among them): their display
     spans are tied (:data:`TIGHT_MARKER_SPAN`), so a leak of one marker into another's channel
     shows as faintly as it is; None: every channel stretched on its own."""
-    from ctcnet.detect.cropping import background_level, bilinear
-
     crop = np.asarray(crop, np.float32)
     c, h, w = crop.shape
     background, noise = background_level(crop.reshape(c, -1))
@@ -315,9 +311,6 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     per crop from ``quality``). ``state_pixel_size=False`` leaves the pixel size out of
     panel.json, as most published crops do (ctcnet then reads them only when told
     ``--pixel-size auto`` or a value)."""
-    from ctcnet.io.atomic import atomic_path, atomic_write_text
-    from ctcnet.io.crop_dataset import write_manifest
-
     panel = load_panel(panel)
     if file_format not in ("png", "jpg"):
         raise InputError(f"tight exports are png or jpg, not {file_format!r}")

@@ -14,6 +14,7 @@ import numpy as np
 
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.simulate.crops import CropBatch, simulate_crops
 
 _LABEL_W = 150
@@ -71,8 +72,6 @@ def montage(batch: CropBatch, rows: list[int], panel: Panel, title: str, zoom: i
 def write_gallery(out_dir: str | Path, panel=None, taxonomy=None, per_class: int = 8,
                   crop_size: int = 80, seed: int = 0, config=None) -> list[Path]:
     """Simulate ``per_class`` crops of every class and write gallery_<class>.png files."""
-    from ctcnet.io.taxonomy import load_taxonomy
-
     panel = load_panel(panel)
     taxonomy = load_taxonomy(taxonomy)
     batch = simulate_crops(per_class, panel, taxonomy, crop_size, seed, config,

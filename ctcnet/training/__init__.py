@@ -1,4 +1,4 @@
-"""Training with Lightning: ``augment`` (raw-count augmentation), ``datamodule`` (crop folders or
-simulated crops, sample-level splits), ``lit`` (the thin LightningModule around the classifier),
+"""Training with Lightning: ``datamodule`` (crop folders or simulated crops, sample-level splits,
+augmented by ``ctcnet.simulate.augment``), ``lit`` (the thin LightningModule around the classifier),
 ``cli`` (LightningCLI: ``ctcnet train``, ``train.py``, ``scripts/train_default_model.py``) and
 ``finetune`` (a lab's crops on top of the shipped model)."""

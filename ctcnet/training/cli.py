@@ -28,6 +28,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import refuse_overwriting_inputs
+from ctcnet.nn.classifier import load_model, save_model
+from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.lit import CTCLitModule
 
@@ -100,7 +104,6 @@ def export_best(trainer, export_name: str | None) -> Path | None:
     """Write the best (else last) checkpoint as a ctcnet model file; rank 0 only."""
     if not export_name or not trainer.is_global_zero:
         return None
-    from ctcnet.nn.classifier import load_model, save_model
 
     callback = trainer.checkpoint_callback
     best = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
@@ -120,8 +123,6 @@ def check_export_path(cli) -> None:
     init = cli.model.hparams.get("init_from")
     if not init:
         return
-    from ctcnet.io.atomic import refuse_overwriting_inputs
-    from ctcnet.nn.registry import is_registry_name, resolve_model
 
     source = resolve_model(init) if is_registry_name(init) else Path(init)
     refuse_overwriting_inputs(Path(cli.trainer.default_root_dir) / cli.config.export, [source],
@@ -133,7 +134,6 @@ def check_resume(ckpt_path: str | None, trainer) -> None:
     reached by it (Lightning would stop at once and export the old model as if new)."""
     if not ckpt_path:
         return
-    from ctcnet.errors import InputError
 
     path = Path(ckpt_path)
     if ckpt_path == "last":

@@ -2,9 +2,9 @@
 
 Two sources, chosen in the config:
 
-* ``data_dir``: a crop dataset folder (:mod:`ctcnet.io.crop_dataset`). A manifest ``split`` column
-  (train / val / test) is honoured; otherwise whole samples (patients) go to validation, never
-  single crops, because crops of one sample are correlated.
+* ``data_dir``: a crop dataset folder (:mod:`ctcnet.detect.crop_dataset`). A manifest ``split``
+  column (train / val / test) is honoured; otherwise whole samples (patients) go to validation,
+  never single crops, because crops of one sample are correlated.
 * ``simulate``: crops rendered in ``setup()`` by :func:`ctcnet.simulate.simulate_crops` (train
   and validation from different seeds, so from different simulated samples); no files needed.
 * both: the folder's crops, with simulated ``train`` crops mixed into its training split
@@ -31,10 +31,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+import ctcnet.simulate
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.errors import InputError
+from ctcnet.inference.spillover import compensate_samples
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
-from ctcnet.training.augment import augment_config, build_train_augment, exported_once
+from ctcnet.simulate import SimConfig
+from ctcnet.simulate.augment import augment_config, build_train_augment, exported_once
+from ctcnet.simulate.export import tight_rendering
 from ctcnet.training.render_cache import cached_render, render_key
 
 log = logging.getLogger(__name__)
@@ -180,7 +185,7 @@ class CTCDataModule(L.LightningDataModule):
             share of crops, for a single cartridge's reviewed crops) or ``auto`` (``sample``
             when the folder holds two or more samples, else ``crop``).
         batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
-        augment: overrides of :class:`ctcnet.training.augment.AugmentConfig`; ``false``: none.
+        augment: overrides of :class:`ctcnet.simulate.augment.AugmentConfig`; ``false``: none.
         compensate: take CK's spillover off every crop, measured per sample (as ``ctcnet
             predict --compensate`` does per scan), before augmentation: the network learns
             the compensated representation it will be given.
@@ -341,8 +346,6 @@ class CTCDataModule(L.LightningDataModule):
     def _compensate_splits(self, splits: dict[str, SplitData]) -> None:
         """CK's spillover taken off each split's crops, sample by sample, in place (in the
         training split, off ``compensate_share`` of its samples)."""
-        from ctcnet.inference.spillover import compensate_samples
-
         rng = np.random.default_rng(self.split_seed)
         for name, split in splits.items():
             ids = np.asarray(split.sample_ids)
@@ -375,8 +378,6 @@ class CTCDataModule(L.LightningDataModule):
 
     def _load_folder(self) -> dict[str, SplitData]:
         from pathlib import Path
-
-        from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
         # The folder's own panel.json names its channels (any order: taken by name) and gives
         # its pixel size; crops are brought to the model's.
@@ -437,8 +438,6 @@ class CTCDataModule(L.LightningDataModule):
 
     def _simulator_configs(self):
         """The simulator's config for validation and test, and for training (``overrides``)."""
-        from ctcnet.simulate import SimConfig
-
         randomisation = self.simulate.get("randomisation", "default")
         if randomisation == "default":
             config = SimConfig()
@@ -469,11 +468,10 @@ class CTCDataModule(L.LightningDataModule):
     def _rendered(self, name: str, counts, panel: Panel, crop_size: int, seed: int, config,
                   num_samples: int) -> SplitData:
         """Simulated crops as split data, from the render cache when it holds them."""
-        from ctcnet.simulate import simulate_crops
-
         def render():
-            batch = simulate_crops(counts, panel, self.taxonomy, crop_size=crop_size,
-                                   seed=seed, config=config, num_samples=num_samples)
+            batch = ctcnet.simulate.simulate_crops(counts, panel, self.taxonomy,
+                                                   crop_size=crop_size, seed=seed, config=config,
+                                                   num_samples=num_samples)
             split = self._as_split(batch, name)
             return split.images, split.targets, split.sample_ids
 
@@ -492,8 +490,6 @@ class CTCDataModule(L.LightningDataModule):
     def _simulate_fine(self) -> SplitData:
         """simulate.fine's training cells: rendered at its pixel size over the model's field
         of view, from a seed of their own (simulated samples no other split holds)."""
-        from ctcnet.simulate.export import tight_rendering
-
         sim = self.simulate
         panel, side = tight_rendering(self.panel, self.crop_size,
                                       self.fine_config["pixel_size_um"])

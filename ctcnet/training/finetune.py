@@ -30,8 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import check_output_file, refuse_existing, refuse_overwriting_inputs
+from ctcnet.evaluation.calibration import calibrate_spec, calibration_shortfall
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.io.atomic import (
+    atomic_write_text,
+    check_output_file,
+    refuse_existing,
+    refuse_overwriting_inputs,
+)
+from ctcnet.nn.registry import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +77,6 @@ def file_digest(path: str | Path) -> str:
 
 
 def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
-    from ctcnet.evaluation.metrics import macro_f1
-
     pred = logits.argmax(axis=1)
     return {"macro_f1": round(macro_f1(labels, pred, num_classes), 4),
             "accuracy": round(float((pred == labels).mean()), 4) if len(labels) else None,
@@ -78,6 +85,8 @@ def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
 
 def model_logits(model, crops: np.ndarray) -> np.ndarray:
     """Logits of a classifier in memory, through the one inference path (a torch backend)."""
+    # Here, not at the top: every `ctcnet` command line imports this module (the finetune
+    # subcommand's defaults), and the backends bring onnxruntime.
     from ctcnet.inference.backends import TorchBackend
 
     return TorchBackend.from_model(model, device="cpu").predict_logits(crops)
@@ -85,7 +94,7 @@ def model_logits(model, crops: np.ndarray) -> np.ndarray:
 
 def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEED) -> dict:
     """Macro-F1 of each model on one simulated test set (default randomisation)."""
-    from ctcnet.simulate import simulate_crops
+    from ctcnet.simulate import simulate_crops  # scipy
 
     batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
                            seed=seed)
@@ -118,8 +127,6 @@ def _calibration(spec, held_logits: np.ndarray, labels: np.ndarray, skipped: str
                  target: float):
     """(spec, record): refitted on the held-out crops, or the base model's kept when they are
     too few (``skipped``: why)."""
-    from ctcnet.evaluation.calibration import calibrate_spec
-
     if skipped:
         return spec, {"skipped": skipped, "temperature": spec.temperature,
                       "review_threshold": spec.review_threshold, "kept_from": "base"}
@@ -135,13 +142,11 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
 
     Returns the record stored in the model's spec (``training["finetune"]``).
     """
+    # torch and Lightning when training starts: this module is imported for its options too.
     import lightning as L
     import torch
 
-    from ctcnet.evaluation.calibration import calibration_shortfall
-    from ctcnet.io.crop_dataset import read_crop_index
     from ctcnet.nn.classifier import load_model, save_model, select_device
-    from ctcnet.nn.registry import resolve_model
     from ctcnet.training.datamodule import CTCDataModule
     from ctcnet.training.lit import CTCLitModule, check_training_classes
 
@@ -243,8 +248,6 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
 
 def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
     """A short model card: base, data, settings and the figures that decide whether to use it."""
-    from ctcnet.io.atomic import atomic_write_text
-
     held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
     data = record["data"]
     lines = [

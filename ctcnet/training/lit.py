@@ -28,7 +28,9 @@ from torchmetrics.classification import (
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import load_taxonomy
-from ctcnet.nn.classifier import CTCClassifier
+from ctcnet.nn.classifier import CTCClassifier, load_model
+from ctcnet.nn.nets import load_backbone_state
+from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -239,10 +241,6 @@ class CTCLitModule(L.LightningModule):
         architecture and classes this run's) or a plain backbone state dict such as
         torchvision's RGB ResNet-18 weights (the stem is adapted to this panel's channels).
         """
-        from ctcnet.nn.classifier import load_model
-        from ctcnet.nn.nets import load_backbone_state
-        from ctcnet.nn.registry import is_registry_name, resolve_model
-
         if is_registry_name(path):  # a shipped model's name
             path = str(resolve_model(path))
         check_regular_file(path, "a weights file", missing="init_from file not found")

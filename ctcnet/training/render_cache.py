@@ -38,9 +38,7 @@ CACHE_FORMAT = 1
 def simulator_fingerprint() -> str:
     """sha256 over the source of every module of :mod:`ctcnet.simulate` (and the panel and
     taxonomy readers it draws with): any change to how cells are drawn changes it."""
-    import ctcnet.io.panel
-    import ctcnet.io.taxonomy
-    import ctcnet.simulate
+    import ctcnet.simulate  # scipy
 
     digest = hashlib.sha256()
     files = sorted(Path(ctcnet.simulate.__file__).parent.rglob("*.py"))

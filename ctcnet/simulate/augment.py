@@ -26,7 +26,9 @@ Two stages:
 
 ``build_train_augment(AugmentConfig(), roles=panel.roles())`` returns a callable
 ``crop -> crop`` used by the datamodule; validation and test data are never augmented, except
-that a ``view: export`` model's are exported once (:func:`export_only`).
+that a ``view: export`` model's are exported once (:func:`export_only`, :func:`exported_once`).
+The robustness matrix (``ctcnet.evaluation.matrix``) gives such a model its crops exported the
+same way, so this module sits with the simulator, below both training and evaluation.
 """
 
 from __future__ import annotations
@@ -38,8 +40,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import yaml
 
+from ctcnet.detect.cropping import background_fill, to_model_scale
 from ctcnet.errors import InputError
-from ctcnet.simulate.export import EXPORT_HEADROOM
+from ctcnet.simulate.export import (
+    EXPORT_HEADROOM,
+    as_rgb_jpeg,
+    decode_jpeg,
+    encode_jpeg,
+    tight_export,
+)
 
 # Standard normal quantile of the 10th percentile: background noise from (median - p10).
 _Z10 = 1.2815516
@@ -228,8 +237,6 @@ def jpeg_channels(crop8: np.ndarray, rng: np.random.Generator,
                   quality: tuple[int, int]) -> np.ndarray:
     """An 8-bit (C, H, W) crop saved as RGB JPEG composites of random channel triples (a last
     short triple padded with zeros), one quality and chroma subsampling per crop, read back."""
-    from ctcnet.simulate.export import decode_jpeg, encode_jpeg
-
     c = crop8.shape[0]
     order = rng.permutation(c)
     q = int(rng.integers(quality[0], quality[1] + 1))
@@ -279,9 +286,6 @@ def tight_export_view(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Gener
     model's crop side (default: the crop's own, for a crop at model scale); ``roles``: the
     panel's channel roles, whose marker channels (all but the nucleus) have their display
     ranges tied (``tight_tied_markers``)."""
-    from ctcnet.detect.cropping import to_model_scale
-    from ctcnet.simulate.export import tight_export
-
     fine = float(_log_uniform(rng, cfg.tight_fine))
     markers = [role != "nucleus" for role in roles] \
         if cfg.tight_tied_markers and roles else None
@@ -383,7 +387,6 @@ def fill_uncovered(crop: np.ndarray, covered: np.ndarray) -> np.ndarray:
     inside = covered > 0.999
     if inside.all():
         return crop
-    from ctcnet.detect.cropping import background_fill
 
     return background_fill(crop[None], inside[None])[0]
 
@@ -446,8 +449,6 @@ class TrainAugment:
             return tight_export_view(out, self.cfg, self._rng, pixel_ratio, side, self.roles)
         # Draw only when asked, so the random stream of other recipes stays as it was.
         if self.cfg.jpeg_p > 0 and self._rng.random() < self.cfg.jpeg_p:
-            from ctcnet.simulate.export import as_rgb_jpeg
-
             out = as_rgb_jpeg(out, self._rng, self.cfg.jpeg_quality, self.cfg.jpeg_zoom,
                               self.cfg.jpeg_headroom)
         elif self.cfg.tight_p > 0 and self._rng.random() < self.cfg.tight_p:

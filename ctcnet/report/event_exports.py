@@ -48,12 +48,15 @@ import pandas as pd
 
 from ctcnet import __version__
 from ctcnet.errors import InputError
+from ctcnet.inference.guard import FLAGS
 from ctcnet.io.atomic import (
     atomic_path,
     atomic_write_bytes,
     check_output_folder,
     refuse_existing,
 )
+from ctcnet.nn.calls import FAILED_CLASS
+from ctcnet.report.decisions import find_samples, load_sample
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +178,6 @@ def write_fcs(path: str | Path, data: np.ndarray, names: Sequence[str],
 
 # --- Event tables -------------------------------------------------------------------------------
 
-FAILED_CLASS = "failed"   # ctcnet.nn.calls.FAILED_CLASS: no call (probabilities not finite)
 REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
 BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 # QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
@@ -212,8 +214,6 @@ class EventCodes:
     def of(cls, events: pd.DataFrame, model_classes: Sequence[str]) -> EventCodes:
         """The model's classes in its order, then ``failed``, then any other seen; the guard's
         flags in its order, then any other seen: codes stay the same from sample to sample."""
-        from ctcnet.inference.guard import FLAGS
-
         classes = list(model_classes) + [FAILED_CLASS] * (FAILED_CLASS not in model_classes)
         seen = set(events["class"].astype(str))
         if "model_class" in events:
@@ -456,8 +456,6 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
     (``<sample>/<sample>.fcs``, ``<sample>/geojson/``), or with ``out`` every sample's side by
     side, as gating tools open a folder of FCS files (``out/<sample>.fcs``,
     ``out/<sample>_geojson/``)."""
-    from ctcnet.report.decisions import find_samples
-
     plans = []
     for name, folder in find_samples(results).items():
         stem = _file_name(name)
@@ -488,8 +486,6 @@ def _write_geojson_folder(folder: Path, collections: dict[str, dict]) -> None:
 def _load(plan: SampleExport, geometry: str):
     """A sample's events and summary, checked before anything is written: one bad sample of
     several stops the export with nothing half done."""
-    from ctcnet.report.decisions import load_sample
-
     events, summary = load_sample(plan.folder)
     check_events(events, plan.folder / "events.parquet", geometry if plan.geojson else None)
     return events, summary

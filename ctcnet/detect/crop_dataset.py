@@ -11,6 +11,11 @@ stack) or colour composites (RGB/RGBA PNG, JPEG or TIFF: ``panel.json`` names th
 and ``"composite": "rgb"`` is inferred from an 8-bit three-plane file). :meth:`CropIndex.conform`
 maps the crops' channels to a model's by name. A dataset may hold a subset of the taxonomy's
 classes; a class it names that the taxonomy lacks is an error.
+
+Crops are loaded at model scale through the one function every crop takes
+(:func:`ctcnet.detect.cropping.to_model_scale`), and a pixel size the files do not state is
+measured from their nuclei (:mod:`ctcnet.detect.pixel_size`): so crop folders join the pipeline
+here, in detect, where frames become crops, on top of io's file formats (images, panel).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.detect.cropping import report_fit, to_model_scale
+from ctcnet.detect.pixel_size import estimate_pixel_size, fitted_pixel_sizes
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
@@ -159,8 +166,6 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     if pixel_size == PIXEL_SIZE_AUTO:
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index)))
     elif pixel_size == PIXEL_SIZE_FIT:
-        from ctcnet.detect.pixel_size import fitted_pixel_sizes
-
         scales = fitted_pixel_sizes((read_crop(p, panel) for p in index.paths),
                                     what=f"crop dataset {root}")
         index = replace(index, panel=panel.with_pixel_size(float(np.median(scales))),
@@ -185,8 +190,6 @@ def _dataset_panel(path: Path, pixel_size: float | str | None) -> Panel:
 
 def estimated_pixel_size(index: CropIndex, sample: int = 400) -> float:
     """The pixel size of a crop set from its nuclei (up to ``sample`` crops spread over it)."""
-    from ctcnet.detect.pixel_size import estimate_pixel_size
-
     dna = index.panel.index_of_role("nucleus")
     if dna is None:
         raise InputError(f"--pixel-size auto reads nuclei, but the panel {index.panel.names} "
@@ -254,8 +257,6 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
     crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
     """
-    from ctcnet.detect.cropping import report_fit, to_model_scale
-
     first = index.read(0, min_size)
     size = size or first.shape[1]
     out = np.empty((len(index), index.panel.num_channels, size, size), dtype=np.float32)

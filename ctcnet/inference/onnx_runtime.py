@@ -1,0 +1,310 @@
+"""Scanner-side inference: a ctcnet ONNX model run with numpy and onnxruntime only.
+
+This is the module instrument software embeds (under its public name ``ctcnet.deploy.runtime``,
+which re-exports it; it lives here, beside the backends, because ``OnnxBackend`` runs every
+ONNX model through it), so it imports nothing heavy (no torch, no Lightning, no onnx package):
+only numpy, onnxruntime, the standard library and the torch-free ``ctcnet.errors``,
+``ctcnet.io.panel`` and ``ctcnet.nn`` spec and calls. The contract of the graph (see
+``docs/deploying.md``):
+
+* input ``raw``: float32 (N, C, S, S) raw scanner counts, channels in the order of the
+  embedded panel; uint8 / uint16 crops are simply cast to float32 (normalisation is inside
+  the graph, nothing else is done to the pixels);
+* outputs ``logits`` (N, K) and ``probabilities`` (N, K), calibrated with the spec's
+  temperature, classes in the order of the embedded taxonomy.
+
+Every file carries its model spec as JSON under the metadata key ``ctcnet_spec`` and a SHA-256
+digest (``ctcnet_digest``) over the graph, the weights and the other metadata, so a truncated,
+corrupted or edited file is refused with a clear message instead of giving wrong answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ctcnet.errors import InputError, check_regular_file
+from ctcnet.io.panel import check_channel_order
+from ctcnet.nn.calls import (  # noqa: F401 (API)
+    BALANCED_PRIOR,
+    CARTRIDGE_PRIOR,
+    FAILED_CLASS,
+    calls_from_proba,
+    finite_crops,
+    prior_rule,
+)
+
+# torch-free: ctcnet.nn.spec imports only the standard library, ctcnet.io and ctcnet.nn.calls
+from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY, ModelSpec  # noqa: F401 (API)
+
+log = logging.getLogger(__name__)
+
+DIGEST_KEY = "ctcnet_digest"
+INPUT_NAME = "raw"
+OUTPUT_NAMES = ("logits", "probabilities")
+INPUT_CONTRACT = ("raw: float32 (N, C, S, S) raw scanner counts (uint8/uint16 cast to float32), "
+                  "channels in panel order, no preprocessing; outputs logits and calibrated "
+                  "probabilities (N, K) in class order")
+ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
+
+# ModelProto field 14 is ``metadata_props``; the digest covers every other top-level field.
+_METADATA_FIELD = 14
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("varint runs past the end of the file")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def _top_level_fields(data: bytes):
+    """Yield (field_number, start, end) for each top-level protobuf field of a serialized model.
+
+    A minimal wire-format walk (no onnx package needed): enough to find where a truncated file
+    ends early and to hash everything except the metadata.
+    """
+    pos = 0
+    while pos < len(data):
+        start = pos
+        key, pos = _read_varint(data, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _read_varint(data, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _read_varint(data, pos)
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unexpected wire type {wire}")
+        if pos > len(data) or field == 0:
+            raise ValueError("a field runs past the end of the file")
+        yield field, start, pos
+
+
+def model_digest(model_bytes: bytes, metadata: dict[str, str]) -> str:
+    """SHA-256 over the serialized graph + weights and the metadata (without the digest key)."""
+    h = hashlib.sha256()
+    for field, start, end in _top_level_fields(model_bytes):
+        if field != _METADATA_FIELD:
+            h.update(model_bytes[start:end])
+    rest = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
+    h.update(json.dumps(rest, sort_keys=True).encode("utf-8"))
+    return h.hexdigest()
+
+
+def select_providers(available: Sequence[str] | None = None) -> list[str]:
+    """CUDA when this onnxruntime build has it, always with the CPU as fallback."""
+    available = list(ort.get_available_providers() if available is None else available)
+    chosen = [p for p in ("CUDAExecutionProvider",) if p in available]
+    return chosen + ["CPUExecutionProvider"]
+
+
+def default_batch_size(providers: Sequence[str]) -> int:
+    """Crops per graph call: 1024 on a GPU; 8 on a CPU, where onnxruntime is fastest at small
+    batches because the normalisation's elementwise passes stay in cache (one thread: 2,300
+    crops/s at batch 8, 2,030 at 64, 1,790 at 256; docs/benchmarks.md)."""
+    return 1024 if "CUDAExecutionProvider" in providers else 8
+
+
+class OnnxClassifier:
+    """An exported ctcnet model: load, check the panel, classify raw crops. Example::
+
+        clf = OnnxClassifier("models/ctcnet-default.onnx")
+        clf.check_panel(["DAPI", "CK", "CD45", "CD61", "CD66b"])
+        names, proba = clf.predict(crops_uint16)      # crops: (N, C, S, S) raw counts
+
+    ``providers`` defaults to CUDA when available, else CPU; ``threads`` caps onnxruntime's
+    intra-op threads; ``spin_wait=False`` stops idle threads from busy-waiting between batches.
+    ``batch_size`` (crops per graph call; by default :func:`default_batch_size` of the
+    providers in use) can also be given per call.
+    """
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
+                 threads: int | None = None, spin_wait: bool = True,
+                 batch_size: int | None = None):
+        self.path = check_regular_file(path, "an ONNX model", missing="ONNX model file not found")
+        try:
+            model_bytes = self.path.read_bytes()
+        except OSError as err:
+            raise InputError(f"cannot read ONNX model: {err.strerror or err}", self.path) from None
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        if not spin_wait:
+            # Idle worker threads otherwise spin after each batch, taking CPU from the reader
+            # and detection threads that feed the model in a pipeline on a small machine.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        try:
+            self.session = ort.InferenceSession(
+                model_bytes, sess_options=options,
+                providers=list(providers) if providers else select_providers())
+        except Exception as err:  # onnxruntime raises its own pybind exception types
+            raise InputError("not a loadable ONNX model (truncated, corrupted or not ONNX?): "
+                             f"{str(err).splitlines()[0][:300]}", self.path) from None
+        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.spec = _check_metadata(model_bytes, metadata, self.path)
+        self.metadata = metadata
+        self.bad_crops: list[int] = []  # indices of the last run's non-finite crops
+        self.batch_size = int(batch_size or default_batch_size(self.providers))
+        self._check_graph()
+
+    # -- what the model is -------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        return [c["name"] for c in self.spec["panel"]["channels"]]
+
+    @property
+    def classes(self) -> list[str]:
+        return [c["name"] for c in self.spec["taxonomy"]["classes"]]
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.spec["crop_size"])
+
+    @property
+    def pixel_size_um(self) -> float:
+        return float(self.spec["panel"]["pixel_size_um"])
+
+    @property
+    def review_threshold(self) -> float:
+        return float(self.spec.get("review_threshold", 0.9))
+
+    @property
+    def precision(self) -> str:
+        return self.metadata.get("precision", "fp32")
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def to_model_spec(self):
+        """The spec as a ``ctcnet.nn.spec.ModelSpec`` (pure Python, still no torch)."""
+        return ModelSpec.from_dict(self.spec, str(self.path))
+
+    def check_panel(self, channel_names: Sequence[str], what: str = "data") -> None:
+        """Refuse data whose channel names or order differ from the model's (case-insensitive)."""
+        check_channel_order(self.channels, channel_names, what)
+
+    # -- inference ---------------------------------------------------------------------------
+    def run(self, raw: np.ndarray, batch_size: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, probabilities), each float32 (N, K), for raw (N, C, S, S) crops.
+
+        Per-crop finiteness rule: a crop with any NaN or infinite pixel is not sent to the
+        graph (one such pixel would only poison its own row, but nothing says what a NaN count
+        means); its rows are NaN, and it is named in a warning and in ``self.bad_crops``. The
+        other crops of the batch are classified as usual.
+        """
+        raw = self._checked(raw)
+        k = len(self.classes)
+        step = max(1, int(batch_size or self.batch_size))
+        logits = np.full((len(raw), k), np.nan, np.float32)
+        proba = np.full((len(raw), k), np.nan, np.float32)
+        bad = []
+        for start in range(0, len(raw), step):
+            # Cast one batch at a time: 50,000 uint16 crops would take 6 GB as float32.
+            x = np.ascontiguousarray(raw[start:start + step], dtype=np.float32)
+            ok = finite_crops(x)
+            if not ok.all():
+                bad += (start + np.flatnonzero(~ok)).tolist()
+                x = np.ascontiguousarray(x[ok])
+            if len(x):
+                lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+                rows = start + np.flatnonzero(ok)
+                logits[rows], proba[rows] = lo, pr
+        self.bad_crops = bad
+        if bad:
+            log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, "
+                        "call 'failed'): indices %s", len(bad), bad[:20])
+        return logits, proba
+
+    def predict_proba(self, raw: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Calibrated class probabilities, float32 (N, K), columns in ``self.classes`` order."""
+        return self.run(raw, batch_size)[1]
+
+    def predict(self, raw: np.ndarray, batch_size: int | None = None,
+                prior: str = CARTRIDGE_PRIOR) -> tuple[list[str], np.ndarray]:
+        """(class name per crop, probabilities (N, K)); a crop whose row is not finite is
+        ``"failed"``, never a class (``ctcnet.nn.calls``).
+
+        ``prior`` as ``ctcnet predict --prior``: ``"cartridge"`` (default: the events of a
+        scan, called with the model's rule fitted at cartridge prevalence), ``"balanced"``
+        (crops of a crop set, as ``ctcnet predict`` calls a crop folder by default) or stated
+        class frequencies ``"ctc=0.01,cluster=0.005"``."""
+        proba = self.predict_proba(raw, batch_size)
+        rule, _ = prior_rule(prior, self.classes, self.spec.get("decision"), CARTRIDGE_PRIOR)
+        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold, rule)
+        return list(called), proba
+
+    def _checked(self, raw) -> np.ndarray:
+        raw = np.asarray(raw)
+        c, s = len(self.channels), self.crop_size
+        if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
+            raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
+                             f"{self.channels}, got shape {raw.shape}")
+        if raw.dtype not in ACCEPTED_DTYPES:
+            raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
+        return raw
+
+    def _check_graph(self) -> None:
+        """The graph's input and outputs must agree with the embedded spec."""
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        c, s, k = len(self.channels), self.crop_size, len(self.classes)
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or \
+                list(inputs[0].shape[1:]) != [c, s, s]:
+            raise InputError(f"graph input {[(i.name, i.shape) for i in inputs]} does not match "
+                             f"the spec (raw, N x {c} x {s} x {s})", self.path)
+        if [o.name for o in outputs] != list(OUTPUT_NAMES) or \
+                any(o.shape[-1] != k for o in outputs):
+            raise InputError(f"graph outputs {[(o.name, o.shape) for o in outputs]} do not match "
+                             f"the spec ({list(OUTPUT_NAMES)}, N x {k})", self.path)
+
+
+def _check_metadata(model_bytes: bytes, metadata: dict[str, str], path: Path) -> dict:
+    """Parse the embedded spec and verify the digest; clear errors for edited files."""
+    if SPEC_KEY not in metadata:
+        raise InputError(f"ONNX model has no '{SPEC_KEY}' metadata: not exported by "
+                         "`ctcnet export`", path)
+    if DIGEST_KEY not in metadata:
+        raise InputError(f"ONNX model has no '{DIGEST_KEY}' metadata: not exported by "
+                         "`ctcnet export`, or edited", path)
+    try:
+        digest = model_digest(model_bytes, metadata)
+    except ValueError as err:
+        raise InputError(f"ONNX model is truncated or corrupted ({err})", path) from None
+    if digest != metadata[DIGEST_KEY]:
+        raise InputError("ONNX model content does not match its ctcnet digest: the file was "
+                         "modified after export (weights, graph or metadata); re-export it", path)
+    try:
+        spec = json.loads(metadata[SPEC_KEY])
+        names_present = all(isinstance(c["name"], str) for c in
+                            spec["panel"]["channels"] + spec["taxonomy"]["classes"])
+        int(spec["crop_size"]), float(spec["panel"]["pixel_size_um"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"embedded ctcnet spec is unreadable: {err!r}", path) from None
+    if not names_present:
+        raise InputError("embedded ctcnet spec has channel or class names that are not text", path)
+    if int(spec.get("format", 1)) > SPEC_FORMAT:
+        raise InputError(f"model spec format {spec['format']} is newer than this runtime "
+                         f"understands ({SPEC_FORMAT}); upgrade ctcnet", path)
+    return spec

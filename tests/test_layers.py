@@ -1,0 +1,18 @@
+"""The package's layers hold: import-linter's contracts in pyproject.toml (docs/architecture.md,
+"Layers"), checked on every import between ctcnet's modules, those inside functions too."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# The test extra installs import-linter; its command lies beside this interpreter.
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def test_no_import_crosses_a_layer_upwards_or_between_independent_packages():
+    assert LINT_IMPORTS.exists(), f"{LINT_IMPORTS} is missing: pip install -e '.[test]'"
+    done = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    # Its report names each import that breaks a contract, with the line it is on.
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
