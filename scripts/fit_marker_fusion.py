@@ -23,7 +23,6 @@ it on the shape-swap family afterwards (``scripts/shape_swap.py``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import sys
 import time
@@ -73,8 +72,8 @@ def collect(backend, sets) -> tuple:
     import numpy as np
     import pandas as pd
 
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.inference.guard import leak_allowance, measure
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
 
     spec = backend.spec
     probas, tables, targets = [], [], []
@@ -106,10 +105,10 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.deploy.export import write_spec
     from ctcnet.inference.backends import TorchBackend
     from ctcnet.inference.marker_fusion import fit_fusion, fused_proba
-    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.classifier import load_model
 
     t0 = time.perf_counter()
     model, spec = load_model(args.model)
@@ -133,15 +132,10 @@ def main(argv=None) -> int:
         log.info("%-24s CTC-vs-rest (fitted on it): network %.3f, fused %.3f", name,
                  np.mean((network[rows] == ctc) == true), np.mean((fused[rows] == ctc) == true))
     if args.write:
-        before = hashlib.sha256(args.model.read_bytes()).hexdigest()
-        spec = spec.replace(metrics={**spec.metrics, "marker_fusion": fusion})
-        model.spec = spec
-        save_model(args.model, model, spec)
-        log.info("marker fusion written into %s", args.model)
-        onnx = args.model.with_suffix(".onnx")
-        if onnx.exists():
-            restamp_onnx(onnx, args.model, previous_sha256=before)
-            log.info("and into %s (metadata; the graph is unchanged)", onnx)
+        onnx = write_spec(args.model, model,
+                          spec.replace(metrics={**spec.metrics, "marker_fusion": fusion}))
+        log.info("marker fusion written into %s%s", args.model,
+                 f" and {onnx} (metadata; the graph is unchanged)" if onnx else "")
     log.info("%.0f s", time.perf_counter() - t0)
     return 0
 

@@ -26,7 +26,6 @@ The weights, calibration and decision rule stay as they are; re-fit the rule aft
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import time
@@ -81,7 +80,7 @@ def main(argv=None) -> int:
                         help="keep the stored reference; re-measure the card's guard lines only")
     args = parser.parse_args(argv)
 
-    from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.deploy.export import write_spec
     from ctcnet.evaluation.model_card import (
         TEST_SEED,
         ck_positive_leukocytes,
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
     )
     from ctcnet.inference.backends import TorchBackend
     from ctcnet.inference.guard import fit_reference
-    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.classifier import load_model
     from ctcnet.simulate import SimConfig
 
     t0 = time.perf_counter()
@@ -125,13 +124,9 @@ def main(argv=None) -> int:
         spec = spec.replace(metrics={**spec.metrics, "test_default_randomisation": headline})
         model.spec = spec
 
-    before = hashlib.sha256(args.model.read_bytes()).hexdigest()
-    save_model(args.model, model, spec)
-    log.info("spec written into %s", args.model)
-    onnx = args.model.with_suffix(".onnx")
-    if onnx.exists():
-        restamp_onnx(onnx, args.model, previous_sha256=before)
-        log.info("and into %s (metadata; the graph is unchanged)", onnx)
+    onnx = write_spec(args.model, model, spec)
+    log.info("spec written into %s%s", args.model,
+             f" and {onnx} (metadata; the graph is unchanged)" if onnx else "")
     if card is not None:
         double = card.get("ck_positive_leukocytes")
         entries = {"test_default_randomisation": {

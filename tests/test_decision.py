@@ -86,6 +86,26 @@ def test_rule_round_trips_through_checkpoint_onnx_and_runtime(tmp_path, tiny_mod
     assert "ctc" not in called
 
 
+def test_a_spec_written_into_a_checkpoint_reaches_its_onnx_export(tmp_path, tiny_model_file):
+    """What scripts/fit_marker_fusion.py and refit_guard.py write (a fitted fusion, a guard
+    reference) reaches both files of a model; a model without an export is written alone."""
+    from ctcnet.deploy.export import export_onnx, write_spec
+    from ctcnet.inference.backends import OnnxBackend
+    from ctcnet.nn.classifier import load_model
+
+    pt, _ = tiny_model_file(tmp_path / "m.pt", crop_size=40, width=8)
+    export_onnx(pt)
+    model, spec = load_model(pt)
+    fitted = spec.replace(metrics={**spec.metrics, "marker_fusion": {"note": "unit test"}})
+    assert write_spec(pt, model, fitted) == pt.with_suffix(".onnx")
+    assert load_model(pt)[1].metrics["marker_fusion"] == {"note": "unit test"}
+    onnx = OnnxBackend(pt.with_suffix(".onnx"), device="cpu")
+    assert onnx.spec.metrics["marker_fusion"] == {"note": "unit test"}
+    assert onnx.source_checkpoint() == pt  # still current for its checkpoint
+    alone, _ = tiny_model_file(tmp_path / "alone.pt", crop_size=40, width=8)
+    assert write_spec(alone, model, fitted) is None
+
+
 def test_both_backends_take_a_spec_without_the_rule(tmp_path, tiny_model_file):
     """The golden predict test runs the shipped model without its rule on whichever backend
     load_backend picks; the torch one once refused the assignment."""

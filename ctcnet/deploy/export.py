@@ -56,7 +56,7 @@ from ctcnet.io.atomic import (
     refuse_existing,
     refuse_overwriting_inputs,
 )
-from ctcnet.nn.classifier import CTCClassifier, load_model
+from ctcnet.nn.classifier import CTCClassifier, load_model, save_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.nn.symmetry import symmetric_logits
 
@@ -205,6 +205,20 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path,
     atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record))
     OnnxClassifier(onnx_path)  # the file as written must load and pass its own checks
     return onnx_path
+
+
+def write_spec(model_path: str | Path, model: CTCClassifier, spec: ModelSpec) -> Path | None:
+    """Write a changed spec (same weights) into a checkpoint and, metadata only, into the
+    ONNX export beside it (:func:`restamp_onnx`), so both keep describing one model; returns
+    the ONNX path when there is one."""
+    model_path = Path(model_path)
+    before = _sha256(model_path)
+    model.spec = spec
+    save_model(model_path, model, spec)
+    onnx = model_path.with_suffix(".onnx")
+    if not onnx.exists():
+        return None
+    return restamp_onnx(onnx, model_path, previous_sha256=before)
 
 
 def _asinh_onnx(x):
