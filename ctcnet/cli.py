@@ -2,8 +2,8 @@
 
 Each subcommand lives in ``ctcnet/commands/<name>.py`` (a ``-`` in its name is a ``_`` there)
 and exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Errors
-ctcnet explains (bad input, panel mismatch, a subcommand that needs the full install run on the
-torch-free base install) are printed as one line and exit with status 2; anything else is a bug
+ctcnet explains (bad input, panel mismatch, a subcommand that needs more than the torch-free
+base or predict install has) are printed as one line and exit with status 2; anything else is a bug
 and keeps its traceback.
 Library modules log through ``logging.getLogger(__name__)``; the command shows their warnings by
 default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors with
@@ -36,10 +36,13 @@ SUBCOMMANDS = {
     "export-events": "Export a run's events as FCS 3.1 (flow-cytometry tools) and GeoJSON "
                      "(QuPath).",
 }
+# Modules of the `predict` extra (pyproject.toml), and the subcommands it runs without torch.
+PREDICT_MODULES = {"scipy", "skimage", "pandas", "pyarrow", "rich", "threadpoolctl"}
+PREDICT_COMMANDS = {"predict", "review", "crops", "export-events"}
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
-FULL_INSTALL_MODULES = {"torch", "lightning", "torchmetrics", "jsonargparse",
-                        "albumentations", "onnx", "onnxscript", "scipy", "skimage", "sklearn",
-                        "pandas", "pyarrow", "rich"}
+FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", "jsonargparse",
+                                          "albumentations", "onnx", "onnxscript", "sklearn",
+                                          "cv2"}
 
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
@@ -111,10 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ctcnet {args._name}: error: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
-        if (err.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
+        missing = (err.name or "").split(".")[0]
+        if missing not in FULL_INSTALL_MODULES:
             raise
-        print(f"ctcnet {args._name}: needs {err.name.split('.')[0]}, which this install lacks "
-              "(the base install is the ONNX runtime only): pip install 'ctcnet[all]'",
+        if missing in PREDICT_MODULES and args._name in PREDICT_COMMANDS:
+            install = (": pip install 'ctcnet[predict]' (torch-free; 'ctcnet[all]' for every "
+                       "subcommand)")
+        else:
+            install = (" (the base and predict installs run ONNX models only): pip install "
+                       "'ctcnet[all]'")
+        print(f"ctcnet {args._name}: needs {missing}, which this install lacks{install}",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:

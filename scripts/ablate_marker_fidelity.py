@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     from ctcnet.io.taxonomy import default_taxonomy
     from ctcnet.nn.spec import ModelSpec
     from ctcnet.simulate import SimConfig, simulate_crops
-    from ctcnet.training.augment import build_train_augment
+    from ctcnet.simulate.augment import build_train_augment
 
     panel, taxonomy = default_panel(), default_taxonomy()
     names = taxonomy.names

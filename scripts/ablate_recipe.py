@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     from ctcnet.io.taxonomy import default_taxonomy
     from ctcnet.nn.spec import ModelSpec
     from ctcnet.simulate import SimConfig, simulate_crops
-    from ctcnet.training.augment import build_train_augment
+    from ctcnet.simulate.augment import build_train_augment
     from ctcnet.training.datamodule import with_overrides
 
     optics, mix, overrides = recipe_parts()

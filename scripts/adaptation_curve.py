@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ctcnet.detect.crop_dataset import write_crop_dataset  # noqa: E402
 from ctcnet.evaluation.metrics import macro_f1  # noqa: E402
-from ctcnet.io.crop_dataset import write_crop_dataset  # noqa: E402
 from ctcnet.nn.classifier import load_model  # noqa: E402
 from ctcnet.simulate import SimConfig, simulate_crops  # noqa: E402
 from ctcnet.training.finetune import (  # noqa: E402

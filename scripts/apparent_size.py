@@ -67,7 +67,7 @@ def apparent_sizes(views: np.ndarray, labels, roles: list[str]) -> dict:
 
 
 def training_views(batch, augment_cfg, roles, seed: int) -> np.ndarray:
-    from ctcnet.training.augment import build_train_augment
+    from ctcnet.simulate.augment import build_train_augment
 
     augment = build_train_augment(augment_cfg, seed=seed, roles=tuple(roles))
     return np.stack([augment(crop) for crop in batch.images])
@@ -94,9 +94,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ctcnet.io.panel import Panel
+    from ctcnet.simulate.augment import augment_config
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import tight_rendering
-    from ctcnet.training.augment import augment_config
 
     data = yaml.safe_load(args.config.read_text())["data"]
     panel = Panel.from_dict(data["panel"])

@@ -114,8 +114,8 @@ def write_drawn_set(out: Path, per_kind: int, seed: int = 0) -> Path:
     composites without a pixel size), written once."""
     from PIL import Image
 
+    from ctcnet.detect.crop_dataset import write_manifest
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.crop_dataset import write_manifest
 
     if (out / "manifest.csv").exists():
         return out
@@ -139,8 +139,8 @@ def called_ctc_by_kind(backend, root: Path, pixel_size) -> dict[str, float]:
     """The share of each kind called ``ctc``, as ``ctcnet predict`` calls a crop folder."""
     import pandas as pd
 
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec

@@ -74,8 +74,8 @@ def ck_peak(crops, spec):
 def score(backend, root: Path, pixel_size) -> dict:
     import numpy as np
 
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
-    from ctcnet.io.crop_dataset import load_crops, read_crop_index
     from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec

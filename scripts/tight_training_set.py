@@ -35,9 +35,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ctcnet.cli import main as ctcnet
+    from ctcnet.detect.crop_dataset import write_manifest
     from ctcnet.errors import InputError
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.crop_dataset import write_manifest
 
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; choose another folder")

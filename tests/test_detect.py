@@ -357,3 +357,26 @@ def test_bilinear_is_torchs_bilinear_interpolation(size):
     np.testing.assert_allclose(bilinear(crops, size), want, rtol=1e-6, atol=1e-3)
     part = bilinear(crops, size, slice(2, 50), slice(1, 60))
     np.testing.assert_allclose(part, want[..., 2:50, 1:60], rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,size", [((300, 5, 88, 88), (81, 81)), ((2, 3, 160, 120), (80, 60)),
+                                        ((1, 1, 640, 640), (20, 20)), ((3, 2, 67, 134), (47, 94)),
+                                        ((2, 3, 40, 60), (50, 30)), ((0, 3, 40, 40), (30, 30))])
+def test_numpy_resampling_is_torchs_antialiased_interpolation(shape, size):
+    """Crops shrunk in numpy (predict needs no torch) match torch's antialiased bilinear
+    interpolation, which the frames on a GPU use, to float rounding."""
+    import torch
+    import torch.nn.functional as F
+
+    from ctcnet.detect.cropping import antialias_matrix, resample
+
+    crops = np.random.default_rng(6).poisson(300, shape).astype(np.float32)
+    want = F.interpolate(torch.from_numpy(crops), size=size, mode="bilinear",
+                         align_corners=False, antialias=True).numpy() if len(crops) else \
+        np.zeros((*shape[:2], *size), np.float32)
+    if size[0] <= shape[2] and size[1] <= shape[3]:
+        got = resample(crops, size[0] / shape[2])
+    else:  # one side grows, one shrinks: resample() scales both alike, so the matrices
+        got = antialias_matrix(shape[2], size[0]) @ crops @ antialias_matrix(shape[3], size[1]).T
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)

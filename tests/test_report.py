@@ -1,6 +1,8 @@
-"""Review gallery tiles: channels side by side, overlay, and the per-channel saliency row."""
+"""Review gallery tiles: channels side by side on the sample's display scale, overlay, centre
+marks on every panel, the markers' intensities, and the per-channel saliency row."""
 
 import numpy as np
+import pytest
 
 from ctcnet.inference.backends import TorchBackend
 from ctcnet.io.panel import default_panel
@@ -50,3 +52,100 @@ def test_gallery_rows_keep_each_category_so_no_class_crowds_out_another():
     rows = gallery_rows(events, spec, per_category=2)
     assert sorted(rows.tolist()) == [0, 1, 6, 7, 8]  # 2 clusters, the CTC, both reviews
     assert list(gallery_categories(events, spec)) == ["ctc", "cluster", "review"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The sample's display scale, the centre marks and the intensities written on the tiles.
+
+def cells(rng, n=12, s=32, ck=None):
+    """Crops of background 100 (noise 5) with a DAPI nucleus in the centre; ``ck``: the CK
+    signal (counts above background) of each crop's centre, none by default."""
+    crops = rng.normal(100, 5, (n, 5, s, s)).astype(np.float32)
+    c = slice(s // 2 - 4, s // 2 + 4)
+    crops[:, 0, c, c] += 400
+    for i, level in enumerate(ck if ck is not None else []):
+        crops[i, 1, c, c] += level
+    return crops
+
+
+def test_a_dim_marker_looks_dim_on_the_sample_scale(rng):
+    from ctcnet.report.display import levels_from_crops
+
+    panel = default_panel()
+    crops = cells(rng, ck=[600] * 3 + [80])  # three bright CTCs, one dim CK leak
+    levels = levels_from_crops(crops, panel.names)
+    assert levels.background[1] == pytest.approx(100, abs=3)
+    assert levels.noise[1] == pytest.approx(5, rel=0.3)
+    dim = crops[3:4]
+    centre = (slice(28, 36), slice((64 + GAP) + 28, (64 + GAP) + 36))  # CK panel, x2 zoom
+    own = render_tiles(dim, panel, scale=2)[0][centre]
+    shared = render_tiles(dim, panel, scale=2, levels=levels)[0][centre]
+    # Stretched to itself, the leak is white; on the sample's scale, a dim grey.
+    assert own.mean() > 200 and shared.mean() < 40
+    bright = render_tiles(crops[:1], panel, scale=2, levels=levels)[0][centre]
+    assert bright.mean() > 200
+
+
+def test_white_is_never_noise(rng):
+    from ctcnet.report.display import MIN_SNR, levels_from_crops
+
+    levels = levels_from_crops(cells(rng), default_panel().names)  # no CK anywhere
+    ck = 1
+    assert levels.white[ck] - levels.background[ck] >= MIN_SNR * levels.noise[ck] - 1e-6
+
+
+def test_every_channel_panel_marks_the_centre(rng):
+    from ctcnet.report.review import TICK_COLOUR
+
+    panel = default_panel()
+    flat = np.full((1, 5, 32, 32), 100, np.float32)
+    tile = render_tiles(flat, panel, scale=1)[0]
+    tick = np.round(np.array(TICK_COLOUR) * 255).astype(int)
+    for k in range(6):  # five channels and the overlay
+        left = k * (32 + GAP)
+        top_mid, side_mid = tile[0, left + 16], tile[16, left]
+        expected = tick if k < 5 else np.array([255, 255, 255])
+        assert np.array_equal(top_mid, expected) and np.array_equal(side_mid, expected), k
+    # A context tile outlines the event's own crop in every panel.
+    boxed = render_tiles(flat, panel, scale=1, box=16)[0]
+    assert np.array_equal(boxed[8, 8 + 3], tick) and np.array_equal(boxed[12, 23], tick)
+
+
+def test_intensities_in_noise_units(rng):
+    import pandas as pd
+
+    from ctcnet.report.display import (
+        DisplayLevels,
+        mean_snr,
+        measure_texts,
+        peak_snr,
+    )
+
+    levels = DisplayLevels(("DAPI", "CK"), (100.0, 100.0), (5.0, 5.0), (300.0, 300.0))
+    crops = np.full((1, 2, 48, 48), 100, np.float32)
+    crops[0, 1, 22:26, 22:26] = 150    # the cell's own CK: 10 noise units
+    crops[0, 0, 0:4, 0:4] = 1000       # a bright neighbour in the corner: not the cell's
+    peaks = peak_snr(crops, levels, pixel_size_um=0.64)
+    assert peaks[0, 1] == pytest.approx(10) and peaks[0, 0] == pytest.approx(0)
+    means = mean_snr(pd.DataFrame({"mean_DAPI": [160.0]}), levels)
+    assert means[0, 0] == pytest.approx(12) and np.isnan(means[0, 1])
+    assert measure_texts(means, peaks) == [["m12.0 p0.0", "p10.0"]]
+
+
+def test_tile_measures_get_a_line_of_their_own(rng):
+    from ctcnet.report.review import LABEL_HEIGHT, montage_page
+
+    tiles = render_tiles(cells(rng, n=2), default_panel(), scale=1)
+    plain = montage_page(tiles, ["a", "b"], ["DAPI"], 32)
+    measured = montage_page(tiles, ["a", "b"], ["DAPI"], 32, [["m1 p2"] * 5] * 2)
+    assert measured.height == plain.height + 2 * LABEL_HEIGHT
+
+
+def test_levels_are_kept_for_their_run_only(tmp_path):
+    from ctcnet.report.display import DisplayLevels, read_levels, write_levels
+
+    levels = DisplayLevels(("DAPI", "CK"), (1.0, 2.0), (3.0, 4.0), (50.0, 60.0), run_id="r1")
+    write_levels(tmp_path, levels)
+    assert read_levels(tmp_path, "r1", ["DAPI", "CK"]) == levels
+    assert read_levels(tmp_path, "r2", ["DAPI", "CK"]) is None       # another run's
+    assert read_levels(tmp_path, "r1", ["DAPI", "CD45"]) is None     # other channels

@@ -1,9 +1,11 @@
-"""The review loop: candidates, review.csv (keyed by run and position, old files migrated,
-concurrent writers), the server (paths confined), the page in Chromium, and reviewed events
-cut into a crop dataset."""
+"""The review loop: candidates, review.csv (keyed by run and position, a line appended per
+decision, old files migrated, concurrent writers), the server (paths confined, tiles cut on
+demand and dropped when their page went away, decisions made elsewhere caught up with), the
+page in Chromium, and reviewed events cut into a crop dataset."""
 
 import http.client
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -117,9 +119,12 @@ def test_decisions_replace_and_count(tmp_path):
     matched = D.record_decision(tmp_path, run, 3, D.REJECTED, "b")  # a second look wins
     table = D.read_decisions(tmp_path)
     assert list(table.columns) == D.COLUMNS
-    assert table["event_id"].tolist() == [1, 3] and set(table["run_id"]) == {run.run_id}
-    assert table[["frame_id", "x", "y"]].values.tolist() == [["f0", 30.0, 5.0],
+    # Appended, oldest first: the second look replaces the first, which stays as history.
+    assert table["event_id"].tolist() == [3, 1, 3] and set(table["run_id"]) == {run.run_id}
+    assert table[["frame_id", "x", "y"]].values.tolist() == [["f0", 70.0, 5.0],
+                                                               ["f0", 30.0, 5.0],
                                                                ["f0", 70.0, 5.0]]
+    assert D.superseded_rows(table, run.tolerance_px).tolist() == [True, False, False]
     decided = matched.decisions
     assert decided["event_id"].tolist() == [1, 3]
     assert decided["reviewer_call"].tolist() == ["wbc", "rejected"]
@@ -162,7 +167,10 @@ def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
     # A new decision in the re-run replaces the one that attaches to its event, nothing else.
     matched = D.record_decision(tmp_path, rerun, 0, D.REJECTED, "b")
     table = D.read_decisions(tmp_path)
-    assert len(table) == 4 and (table["run_id"] == rerun.run_id).sum() == 1
+    assert len(table) == 5 and (table["run_id"] == rerun.run_id).sum() == 1
+    # The first run's decision on that cell is history now, in the file but replaced.
+    assert D.superseded_rows(table, rerun.tolerance_px).tolist() == [False, True, False,
+                                                                       False, False]
     assert len(matched.unattached) == 2 and matched.decisions["event_id"].tolist() == [0, 2]
     # Decisions of two other runs on the event the first run's 3 was (5 px either side of the
     # re-run's event 2): the later one counts, the other is superseded; both stay in the file.
@@ -172,7 +180,7 @@ def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
         ignore_index=True)
     table.loc[table["event_id"] == 3, "x"] = 66.5
     matched = D.match_decisions(table, rerun)
-    assert matched.superseded == 1 and len(matched.table) == 5
+    assert matched.superseded == 2 and len(matched.table) == 6  # the replaced row, and 3
     assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
         0: "rejected", 2: "wbc"}
 
@@ -1018,11 +1026,349 @@ def test_a_decision_can_be_taken_back(served):
     status, data = post_decision(server, a, "undecided")
     assert status == 200 and json.loads(data)["decision"] is None
     assert json.loads(data)["counts"]["reviewed"]["reviewed"] == 1
+    # Taken back by a line of its own: the file keeps what was decided, and says it no longer is.
     table = pd.read_csv(out / "P001" / "review.csv")
-    assert table["event_id"].tolist() == [b]
+    assert table[["event_id", "reviewer_call"]].values.tolist()[-1] == [a, D.UNDECIDED]
+    assert set(table["event_id"]) == {a, b}
     state = json.loads(request(server, "GET", "/api/P001/state")[1])
     decided = {c["event_id"]: c["decision"] for c in state["candidates"]}
     assert decided[a] is None and decided[b] == cands[1]["call"]
     # Taking every decision back leaves summary.json without reviewed counts.
     assert post_decision(server, b, "undecided")[0] == 200
     assert "reviewed" not in json.loads((out / "P001" / "summary.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# review.csv grows by a line per decision; readers take the last decision per event.
+
+def test_a_decision_is_appended_and_the_file_never_rewritten(tmp_path):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    path = tmp_path / D.REVIEW_FILE
+    first, inode = path.read_bytes(), path.stat().st_ino
+    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
+    D.clear_decision(tmp_path, run, 1, "a")
+    text = path.read_bytes()
+    # The same file, grown by a line each: what was saved before is never written again.
+    assert path.stat().st_ino == inode and text.startswith(first)
+    assert text.count(b"\n") == first.count(b"\n") + 2
+    matched = D.load_decisions(tmp_path, run)
+    assert matched.decisions[["event_id", "reviewer_call"]].values.tolist() == [
+        [2, D.REJECTED]]
+    assert matched.unattached.empty  # a take-back is no decision left over
+    # Taking back an undecided event writes nothing.
+    D.clear_decision(tmp_path, run, 3, "a")
+    assert path.read_bytes() == text
+
+
+def test_an_unfinished_last_line_is_ignored_then_cut_off(tmp_path, caplog):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    path = tmp_path / D.REVIEW_FILE
+    whole = path.read_bytes()
+    with open(path, "ab") as fh:  # a writer stopped mid-line (a crash before its fsync)
+        fh.write(f"{run.run_id},,3,f0,70.0,5.0,ctc,wb".encode())
+    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+        assert D.read_decisions(tmp_path)["event_id"].tolist() == [1]
+        D.record_decision(tmp_path, run, 0, "ctc", "a")
+    assert "unfinished last line" in caplog.text
+    assert path.read_bytes().startswith(whole)
+    table = D.read_decisions(tmp_path)
+    assert table["event_id"].tolist() == [1, 0] and table["reviewer_call"].tolist() == [
+        "wbc", "ctc"]
+
+
+def test_a_replaced_decision_does_not_come_back_after_a_rerun(tmp_path):
+    """Confirmed, then rejected: in a re-run that calls the cell otherwise the rejection says
+    nothing, and the confirmation it replaced must not count in its stead."""
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 3, "ctc", "a")
+    D.record_decision(tmp_path, run, 3, D.REJECTED, "a")
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    D.clear_decision(tmp_path, run, 1, "a")  # taken back: stays undecided in the re-run too
+    rerun = D.RunEvents(events.assign(x=events["x"] + 1.0, **{"class": ["ctc", "ctc", "wbc",
+                                                                         "wbc"]}), 0.5)
+    matched = D.load_decisions(tmp_path, rerun)
+    assert matched.decisions.empty
+    assert matched.unattached["reason"].tolist() == [
+        "rejected a ctc call; this run calls the event wbc"]
+
+
+def test_a_log_reads_what_others_append_and_what_they_rewrite(tmp_path, monkeypatch):
+    events, run = tiny_run(classes=["debris"] * 8)
+    mine, theirs = D.DecisionLog(tmp_path), D.DecisionLog(tmp_path)
+    D.record_decision(tmp_path, run, 0, "ctc", "a", decisions=mine)
+    whole_reads = []
+    real = D.DecisionLog._read_whole
+    monkeypatch.setattr(D.DecisionLog, "_read_whole",
+                        lambda self, fh: (whole_reads.append(1), real(self, fh)))
+    D.record_decision(tmp_path, run, 1, "wbc", "b", decisions=theirs)
+    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1]
+    D.record_decision(tmp_path, run, 2, "wbc", "a", decisions=mine)
+    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1, 2]
+    # Only `theirs` read the file whole (the first time); `mine` read the lines appended.
+    assert len(whole_reads) == 1
+    # Their line lands between two of mine: what mine keeps is still the whole file's match.
+    D.record_decision(tmp_path, run, 3, D.REJECTED, "b", decisions=theirs)
+    D.record_decision(tmp_path, run, 4, "ctc", "a", decisions=mine)
+    whole = D.match_decisions(D.read_decisions(tmp_path), run)
+    assert matched_values(mine.matched(run)) == matched_values(whole)
+    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1, 2, 3, 4]
+    # A rewrite (a new file renamed into place) is read whole again.
+    table = D.read_decisions(tmp_path)
+    D._write(tmp_path, table.iloc[1:])
+    assert mine.matched(run).decisions["event_id"].tolist() == [1, 2, 3, 4]
+    assert len(whole_reads) == 2
+
+
+def matched_values(m: D.Matched) -> dict:
+    """A match as plain values, to compare two."""
+    return {"target": m.target.tolist(), "superseded": m.superseded,
+            "other_cartridge": m.other_cartridge, "replaced": m.replaced.tolist(),
+            "decisions": m.decisions[["event_id", "model_call", "reviewer_call", "reviewer",
+                                      "time", "decided_call", "row"]].astype(str)
+            .values.tolist(),
+            "unattached": list(zip(m.unattached.index.tolist(),
+                                   m.unattached["reason"].tolist())),
+            "table": m.table.astype(str).values.tolist()}
+
+
+def test_a_match_brought_up_to_date_from_its_own_rows_is_the_whole_match(tmp_path):
+    """What a server keeps (the match extended by each decision it appends) is what matching
+    the whole file gives, decisions of other runs and cartridges and take-backs included."""
+    rng = np.random.default_rng(3)
+    classes = rng.choice(["ctc", "wbc", "debris"], 30)
+    events = pd.DataFrame({"event_id": range(30), "frame_id": ["f0", "f1"] * 15,
+                           "x": 10.0 + 20.0 * np.arange(30), "y": [5.0] * 30,
+                           "class": classes})
+    earlier = D.RunEvents(events.assign(x=events["x"] + 1.0,
+                                        **{"class": np.roll(classes, 1)}), 0.5,
+                          cartridge_id="cartA")
+    other = D.RunEvents(events, 0.5, cartridge_id="cartB")
+    for k in range(12):  # decisions of an earlier run of this cartridge and of another one
+        source = earlier if k % 3 else other
+        call = [D.REJECTED, "ctc", "wbc"][k % 3]
+        D.record_decision(tmp_path, source, int(rng.integers(30)), call, "old")
+    run = D.RunEvents(events, 0.5, cartridge_id="cartA")
+    log = D.DecisionLog(tmp_path)
+    for k in range(40):
+        event_id = int(rng.integers(30))
+        if k % 5 == 4:
+            D.clear_decision(tmp_path, run, event_id, "r", decisions=log)
+        else:
+            call = [D.REJECTED, "ctc", "wbc", "debris"][int(rng.integers(4))]
+            D.record_decision(tmp_path, run, event_id, call, "r", decisions=log)
+        kept = log.matched(run)
+        whole = D.match_decisions(D.read_decisions(tmp_path), run)
+        assert matched_values(kept) == matched_values(whole), k
+
+
+# ---------------------------------------------------------------------------------------------
+# What a reviewer sees of the markers; tiles cut lazily; tabs and servers kept in step.
+
+def test_predict_keeps_the_display_scale_of_its_run(results):
+    from ctcnet.report.display import read_levels
+    from ctcnet.report.review import LABEL_HEIGHT
+
+    sample = results / "results" / "P001"
+    events, summary = D.load_sample(sample)
+    run = D.RunEvents.of_sample(sample, events, summary)
+    names = [c["name"] for c in summary.panel["channels"]]
+    levels = read_levels(sample, run.run_id, names)
+    assert levels is not None and levels.cells > 0
+    assert all(w > b for w, b in zip(levels.white, levels.background))
+    # Each gallery tile has its line of intensities above it (the server's strips follow).
+    page = next(p for g in summary.gallery.values() for p in g["pages"])
+    row = (page["height"] - LABEL_HEIGHT) / len(page["event_ids"])
+    tile = 2 * (2 * CROP + review.GAP)  # channels and saliency, each zoomed twice
+    assert row == 2 * LABEL_HEIGHT + tile + review.GAP
+
+
+def test_a_run_without_a_kept_scale_gets_one_from_its_frames(results, tmp_path):
+    from ctcnet.report.display import LEVELS_FILE, read_levels
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    (out / "P001" / LEVELS_FILE).unlink()
+    server = make_server(out, port=0, warm_up=False)
+    try:
+        sample = server.app.sample("P001")
+        state = sample.state("x")
+    finally:
+        server.server_close()
+    levels = read_levels(out / "P001", sample.run.run_id, sample.panel.names)
+    assert levels is not None and levels == sample.display_levels()
+    markers = [c["markers"] for c in state["candidates"]]
+    assert all(len(m) == len(state["channels"]) for m in markers)
+    assert any(v is not None for m in markers for v in m)
+
+
+def test_context_and_saliency_tiles(served):
+    import io
+
+    from PIL import Image
+
+    out, server = served
+    state = json.loads(request(server, "GET", "/api/P001/state")[1])
+    cut = next(c for c in state["candidates"] if "width" not in c["tile"])
+    sizes = {}
+    for name, src in (("tile", cut["tile"]["src"]), ("saliency", cut["tile"]["src"] +
+                                                     "&saliency=1"), ("context", cut["context"])):
+        status, data = request(server, "GET", src)
+        assert status == 200, data
+        with Image.open(io.BytesIO(data)) as im:
+            sizes[name] = im.size
+    assert sizes["saliency"][1] > sizes["tile"][1]       # a second row: the saliency
+    assert sizes["context"][0] > sizes["tile"][0]        # the frame round the event
+    assert state["saliency"] is True
+    stale = cut["context"].replace(state["run_id"], "another-run")
+    assert request(server, "GET", stale)[0] == 409
+
+
+def test_state_since_catches_up_with_decisions_made_elsewhere(results, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    here, there = served_twice(out)
+    try:
+        state = json.loads(request(here, "GET", "/api/P001/state")[1])
+        stamp, run_id = state["stamp"], state["run_id"]
+        since = f"/api/P001/state?since={stamp}&run={run_id}"
+        assert json.loads(request(here, "GET", since)[1]) == {
+            "run_id": run_id, "stamp": stamp, "unchanged": True}
+        first, second = state["candidates"][0], state["candidates"][1]
+        status, data = post_decision(there, first["event_id"], "reject", run_id=run_id)
+        answer = json.loads(data)
+        assert status == 200 and answer["previous"] == stamp != answer["stamp"]
+        caught = json.loads(request(here, "GET", since)[1])
+        assert caught["decisions"] == [[first["event_id"], D.REJECTED]]
+        assert caught["counts"]["reviewed"]["rejected"] == 1
+        # A decision here after one elsewhere: its answer says the page missed one.
+        answer = json.loads(post_decision(here, second["event_id"], "confirm",
+                                          run_id=run_id)[1])
+        assert answer["previous"] == caught["stamp"] != stamp
+        assert request(here, "GET", f"/api/P001/state?since={stamp}&run=old")[0] == 409
+    finally:
+        for server in (here, there):
+            server.shutdown()
+            server.server_close()
+
+
+def test_tiles_whose_page_went_away_are_not_cut(results, tmp_path, monkeypatch, caplog):
+    import socket
+
+    from ctcnet.report import server as S
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    monkeypatch.setattr(S, "AHEAD", 0)  # nothing cut ahead: every cut is one asked for
+    cut = []
+    real = S.Sample.render_tile
+
+    def slow(self, event_id, *args, **kwargs):
+        cut.append(event_id)
+        time.sleep(0.5)
+        return real(self, event_id, *args, **kwargs)
+
+    monkeypatch.setattr(S.Sample, "render_tile", slow)
+    server = make_server(out, port=0, warm_up=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    try:
+        state = json.loads(request(server, "GET", "/api/P001/state")[1])
+        srcs = [c["tile"]["src"] for c in state["candidates"] if "width" not in c["tile"]][:5]
+        with caplog.at_level("DEBUG", logger="ctcnet"):
+            first = socket.create_connection((host, port))
+            first.sendall(f"GET {srcs[0]} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            time.sleep(0.1)  # its cut has begun
+            for src in srcs[1:4]:  # three more asked for and given up while it is cut
+                gone = socket.create_connection((host, port))
+                gone.sendall(f"GET {src} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                gone.close()
+            status, data = request(server, "GET", srcs[4])
+            first.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 200 and data[:4] == b"\x89PNG"
+    ids = [int(s.split("/")[-1].split(".")[0]) for s in srcs]
+    assert cut == [ids[0], ids[4]]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_client_that_hangs_up_is_no_error(served, caplog):
+    import io
+    from http import HTTPStatus
+
+    out, server = served
+
+    class HungUp(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    handler = object.__new__(server.RequestHandlerClass)
+    handler.wfile, handler.command, handler.path = HungUp(), "GET", "/api/P001/state"
+    handler.request_version, handler.requestline = "HTTP/1.1", "GET /api/P001/state HTTP/1.1"
+    handler.client_address, handler.close_connection = ("127.0.0.1", 1), False
+    with caplog.at_level("DEBUG", logger="ctcnet"):
+        handler._answer(handler._get, HTTPStatus.CONFLICT)
+    assert handler.close_connection  # said to nobody, and logged as no error
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+FIRST_TILE = r"""
+import json, sys, http.client, threading
+from ctcnet.report.server import make_server
+server = make_server(sys.argv[1], port=0, warm_up=False)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+def get(path):
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=120)
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    return answer.status, answer.read()
+state = json.loads(get("/api/P001/state")[1])
+src = next(c["tile"]["src"] for c in state["candidates"] if "width" not in c["tile"])
+plain = get(src)
+torch_then = "torch" in sys.modules
+salient = get(src + "&saliency=1")
+print(json.dumps([plain[0], torch_then, salient[0], "torch" in sys.modules]))
+server.server_close()
+"""
+
+
+def test_the_first_tiles_import_no_torch(results, tmp_path):
+    """Torch takes seconds to import: a tile is cut without it, until saliency is asked for."""
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    done = subprocess.run([sys.executable, "-c", FIRST_TILE, str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, False, 200, True]
+
+
+def test_the_server_cuts_the_first_tiles_when_it_starts(served):
+    out, server = served
+    sample = server.app.sample("P001")
+    first = sample.cut_order[:2]
+    keys = [server.app._tile_key(sample, e, False, False) for e in first]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(server.app.tiles.cached(k) for k in keys):
+        time.sleep(0.1)
+    assert all(server.app.tiles.cached(k) for k in keys)
+    assert sample._levels  # the display scale was read meanwhile too
+
+
+def test_a_client_that_went_away_is_told_from_one_that_waits():
+    import socket
+
+    from ctcnet.report.tiles import client_connected
+
+    ours, theirs = socket.socketpair()
+    try:
+        assert client_connected(ours)          # waiting for its answer
+        theirs.sendall(b"GET / HTTP/1.1\r\n")  # a further request: still there
+        assert client_connected(ours)
+        ours.recv(100)
+        theirs.close()                         # gone
+        assert not client_connected(ours)
+    finally:
+        ours.close()

@@ -402,13 +402,17 @@ def test_base_install_commands_without_torch():
             "    sys.modules[m] = None\n"
             "from ctcnet.cli import main\n"
             "assert main(['models']) == 0\n"
+            "assert main(['predict', 'scans', '--out', 'out']) == 2\n"
             "sys.exit(main(['export', 'm.pt', '--out', 'm.onnx']))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 2, out.stderr
     assert "ctcnet-default" in out.stdout
+    # predict runs on the torch-free predict extra; export needs everything.
     assert out.stderr.strip().splitlines() == [
-        "ctcnet export: needs torch, which this install lacks (the base install is the ONNX "
-        "runtime only): pip install 'ctcnet[all]'"]
+        "ctcnet predict: needs pandas, which this install lacks: pip install 'ctcnet[predict]' "
+        "(torch-free; 'ctcnet[all]' for every subcommand)",
+        "ctcnet export: needs torch, which this install lacks (the base and predict installs "
+        "run ONNX models only): pip install 'ctcnet[all]'"]
 
 
 def test_base_dependencies_leave_torch_out():
@@ -420,6 +424,10 @@ def test_base_dependencies_leave_torch_out():
     assert {"numpy", "onnxruntime", "tifffile", "pillow"} <= base
     assert not base & {"torch", "torchvision", "lightning", "scipy", "pandas"}
     assert "ctcnet[all]" in project["optional-dependencies"]["test"]  # ./run test gets it all
+    extras = project["optional-dependencies"]
+    assert "ctcnet[predict]" in extras["all"]  # all is predict and more
+    assert not {d.split(">")[0] for d in extras["predict"]} & {"torch", "torchvision",
+                                                                 "lightning"}
     torch_req = next(d for d in project["optional-dependencies"]["all"] if d.startswith("torch"))
     assert torch_req.startswith("torch>=") and "==" not in torch_req
 

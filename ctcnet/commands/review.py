@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the cartridge folder, if it moved since predict (quality-control "
                              "tiles are cut from the original frames)")
     parser.add_argument("--no-saliency", action="store_true",
-                        help="no saliency row on quality-control tiles (no model loaded)")
+                        help="never a saliency row on tiles cut from the frames (by default "
+                             "the page's s key asks for one, and the model is loaded then)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +27,20 @@ from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
+
+# What to install for the torch backend, saliency maps and the rest (one line, as the CLI says).
+TORCH_INSTALL = "pip install 'ctcnet[all]'"
+
+
+def has_torch() -> bool:
+    """Whether torch can be imported here, found without importing it (~600 MB of memory with
+    its CUDA libraries): the torch-free installs (``ctcnet``, ``ctcnet[predict]``) lack it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:  # a torch module without a spec, as some test shims leave
+        return "torch" in sys.modules and sys.modules["torch"] is not None
 
 
 @runtime_checkable
@@ -66,6 +81,10 @@ class TorchBackend:
     def __init__(self, model_path: str | Path | None = None, device: str = "auto",
                  batch_size: int | None = None, model=None, precision: str = "fp16",
                  channels_last: bool = False):
+        if not has_torch():
+            raise CtcnetError("torch models (.pt, --backend torch) need torch, which this "
+                              f"install lacks: {TORCH_INSTALL}; without it, run an .onnx "
+                              "export (a shipped model's, when --backend is left out)")
         # torch only for a torch model: the ONNX path runs without it.
         import torch
 
@@ -238,12 +257,28 @@ class OnnxBackend:
         path = self.source_checkpoint()
         if path is None:
             return None
+        if not has_torch():
+            _log_no_saliency()
+            return None
         # torch, only when the gallery asks for saliency (~600 MB on a CPU run).
         from ctcnet.nn.classifier import load_model
         from ctcnet.nn.saliency import grad_cam
 
         model, _ = load_model(path)
         return lambda crops, classes: grad_cam(model, crops, classes)
+
+
+_told_no_saliency = False
+
+
+def _log_no_saliency() -> None:
+    """Say once per process that the gallery goes without saliency maps (a torch-free install
+    runs every sample of a run the same way)."""
+    global _told_no_saliency
+    if not _told_no_saliency:
+        _told_no_saliency = True
+        log.warning("the review gallery has no saliency maps: they need torch, which this "
+                    "install lacks (%s adds them)", TORCH_INSTALL)
 
 
 def default_batch_size(device_type: str) -> int:
@@ -287,11 +322,21 @@ def default_model_path(backend: str | None = None) -> Path:
 def _shipped_onnx_for_cpu(name: str, device: str, batch_size: int | None):
     """A shipped model's ONNX export as a backend when it fits: CPU inference, and exported
     from the shipped checkpoint as it is now (its recorded source digest matches), else None.
+    Without torch, the export whenever there is one, on ``device``.
 
     On a CPU, ONNX Runtime runs the same graph faster than eager torch (docs/benchmarks.md).
     """
     info = get_model(name)
     pt, onnx = info.checkpoint, info.onnx
+    if onnx is not None and not has_torch():
+        # Without torch the export is the only way to run the model (onnxruntime picks the
+        # device: a GPU where its build has CUDA); even a stale one, said so below.
+        backend = OnnxBackend(onnx, device=device, batch_size=batch_size)
+        if pt is not None and backend.source_checkpoint() != pt:
+            log.warning("%s was not exported from the current %s; running it all the same, "
+                        "as this install has no torch for the checkpoint (%s)", onnx.name,
+                        pt.name, TORCH_INSTALL)
+        return backend
     if onnx is None or not runs_on_cpu(device):
         return None
     try:
@@ -320,6 +365,8 @@ def runs_on_cpu(device: str) -> bool:
         return True
     if device == "auto" and not nvidia_driver_present():
         return True
+    if not has_torch():  # then only onnxruntime can use the GPU
+        return "CUDAExecutionProvider" not in select_providers()
     from ctcnet.nn.classifier import select_device  # torch, needed only to ask CUDA
 
     return select_device(device).type == "cpu"
@@ -330,7 +377,8 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
     """Open a model file with the backend its suffix implies (or the one asked for).
 
     ``model_path`` may also be a shipped model's name (None: the default model); a shipped model
-    runs as its ONNX export on a CPU when that export is current, else as the checkpoint.
+    runs as its ONNX export on a CPU when that export is current (without torch: always),
+    else as the checkpoint.
     """
     if backend is None and is_registry_name(model_path):
         chosen = _shipped_onnx_for_cpu(str(model_path or DEFAULT_MODEL_NAME), device,

@@ -63,7 +63,7 @@ from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.detect.cropping import extract_crops, window_size
 from ctcnet.detect.detection import DetectConfig, detect_events, detection_recall, empty_event_table
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.inference.backends import cpu_cores, cpu_frame_workers
+from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.gallery import gallery_rows
@@ -131,8 +131,8 @@ FRAME_DATA_ERRORS = (ValueError, ArithmeticError, IndexError, MemoryError)
 def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> None:
     """Import, in the calling (main) thread, every module the frame threads would otherwise
     import lazily on first use: tifffile (and its codecs), Pillow's plugins, the scipy and
-    scikit-image parts of detection, and torch where the frames need it (the torch frame path;
-    crops shrunk to the model's pixel size).
+    scikit-image parts of detection, and torch where the frames need it (the torch frame path
+    only: crops of another pixel size are resampled in numpy).
 
     A first import of a heavy module from several threads at once can fail (a partially
     initialised module, an ImportError or AttributeError); in a frame thread that failure once
@@ -152,12 +152,10 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
     # pandas' Arrow-backed strings import parts of pyarrow when the first string index is made
     # (detection's event table).
     pd.DataFrame({"frame_id": ["r00c00"]})
-    scan_px, model_px = cartridge.panel.pixel_size_um, spec.pixel_size_um
-    if device is not None or (scan_px and model_px and scan_px != model_px):
-        import torch.nn.functional  # noqa: F401 - cropping.resample
-
-        if device is not None:
-            import ctcnet.detect.device  # noqa: F401 - torch: the frames on the model's GPU
+    # Crops of another pixel size are resampled in numpy (detect.cropping); torch is needed
+    # only for frames on the model's GPU.
+    if device is not None:
+        import ctcnet.detect.device  # noqa: F401 - torch: the frames on the model's GPU
 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
@@ -633,6 +631,9 @@ def resolve_frame_device(option: str | None, backend=None):
             return None
     if option == "numpy":
         return None
+    if not has_torch():
+        raise InputError(f"frame device {option!r} needs torch, which this install lacks: "
+                         f"{TORCH_INSTALL} (or --frame-device numpy)")
     try:
         import torch
 

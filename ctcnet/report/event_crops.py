@@ -43,9 +43,11 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None)
 
 
 def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
-                    model_pixel_um: float) -> np.ndarray:
+                    model_pixel_um: float, read=None) -> np.ndarray:
     """(N, C, crop_size, crop_size) float32 crops of ``events`` (rows of events.parquet), in
-    the table's order. Events of a frame that cannot be read any more raise InputError."""
+    the table's order. Events of a frame that cannot be read any more raise InputError.
+    ``read(frame)``: how a frame is read (the review server keeps the last few); by default
+    ``cartridge.read``."""
     out = np.zeros((len(events), cartridge.panel.num_channels, crop_size, crop_size),
                    np.float32)
     by_index = {f.index: f for f in cartridge.frames}
@@ -55,7 +57,7 @@ def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
         if frame is None:
             raise InputError(f"frame {frame_index} is not in the cartridge any more",
                              cartridge.root)
-        pixels = cartridge.read(frame)
+        pixels = (read or cartridge.read)(frame)
         chosen = events.iloc[rows.to_numpy()]
         crops, _ = extract_crops(pixels, chosen["x"].to_numpy(), chosen["y"].to_numpy(),
                                  crop_size, model_pixel_um, cartridge.panel.pixel_size_um)

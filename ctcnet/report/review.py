@@ -1,11 +1,13 @@
 """The human side of a run: review gallery montages (PNG) and an HTML page per cartridge.
 
-A gallery tile shows one event: every channel side by side in grey (each stretched between its
-own 1st and 99.8th percentile within the crop, so a dim marker is visible and a bright one is
-not clipped to a blob) plus a colour overlay (nucleus blue, CK green, CD45 red, ...), and under
-them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input) that shows
-which marker drove the call. Tiles are stacked into montage pages per category: every call of a
-reported class (``ctc``, ``cluster``) and the uncertain events (``review``), as
+A gallery tile shows one event: every channel side by side in grey, each on the sample's own
+display scale (:mod:`ctcnet.report.display`: black the sample's background, white a high
+percentile of its cells, the same for every tile, so a dim marker looks dim) with the event's
+mean and peak in noise units written above it, plus a colour overlay (nucleus blue, CK green,
+CD45 red, ...); ticks at the middle of each border of every panel mark the event's centre.
+Under them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input)
+shows which marker drove the call. Tiles are stacked into montage pages per category: every
+call of a reported class (``ctc``, ``cluster``) and the uncertain events (``review``), as
 ``ctcnet.inference.gallery`` chooses them (predict journals those events' crops). ``index.html``
 shows the summary and the pages; a small inline script reports any image that fails to load, so
 a broken page is obvious to a reader (and to the headless-browser test).
@@ -14,6 +16,7 @@ a broken page is obvious to a reader (and to the headless-browser test).
 from __future__ import annotations
 
 import html
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,11 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
+from ctcnet.report import display
+from ctcnet.report.decisions import run_id
 from ctcnet.report.reasons import caption_line, event_reasons
+
+log = logging.getLogger(__name__)
 
 # Display colour per marker role (RGB, 0-1), close to the usual CellSearch false colours.
 ROLE_COLOURS = {
@@ -39,6 +46,9 @@ TILES_PER_PAGE = 20
 SALIENCY_PAGES = 3
 LABEL_HEIGHT = 14
 GAP = 4
+# The centre marks on the grey channel panels: a colour no grey level has, so a tick never
+# reads as signal; the overlay's are white, as its signal is coloured.
+TICK_COLOUR = (1.0, 0.85, 0.0)
 
 
 def stretch(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0) -> np.ndarray:
@@ -74,24 +84,43 @@ def heat_colours(saliency: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate([3 * v, 3 * v - 1, 3 * v - 2], axis=-1), 0.0, 1.0)
 
 
-def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
-                 saliency: np.ndarray | None = None) -> np.ndarray:
-    """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
-
-    With ``saliency`` (N, C, S, S), a second row under the channels shows which pixels of which
-    marker drove the call (the overlay column's second row: the saliency summed over channels).
-    """
-    n, c, s, _ = crops.shape
-    st = stretch(crops)
-    grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
-    colour = overlay(st, panel)
-    # Ticks at the middle of each border of the overlay mark the event centre.
+def mark_centre(panels: np.ndarray, box: int | None = None) -> None:
+    """Ticks at the middle of each border of every panel ((N, P, S, S, 3), the last panel the
+    overlay) mark the event's centre; ``box``: also outline the centred square of that side
+    (a context tile shows where the event's own crop lies). In place."""
+    s = panels.shape[2]
     tick = max(2, s // 16)
     mid = slice(s // 2 - 1, s // 2 + 1)
-    for rows, cols in ((slice(0, tick), mid), (slice(s - tick, s), mid),
-                       (mid, slice(0, tick)), (mid, slice(s - tick, s))):
-        colour[:, rows, cols] = 1.0
+    colours = [TICK_COLOUR] * (panels.shape[1] - 1) + [(1.0, 1.0, 1.0)]
+    for k, colour in enumerate(colours):
+        panel = panels[:, k]
+        for rows, cols in ((slice(0, tick), mid), (slice(s - tick, s), mid),
+                           (mid, slice(0, tick)), (mid, slice(s - tick, s))):
+            panel[:, rows, cols] = colour
+        if box is not None and box < s:
+            a, b = (s - box) // 2, (s + box) // 2 - 1
+            for edge in (a, b):
+                panel[:, edge, a:b + 1] = colour
+                panel[:, a:b + 1, edge] = colour
+
+
+def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
+                 saliency: np.ndarray | None = None,
+                 levels: display.DisplayLevels | None = None,
+                 box: int | None = None) -> np.ndarray:
+    """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
+
+    ``levels``: the sample's display scale (every tile alike); without it each crop is
+    stretched to itself (:func:`stretch`). With ``saliency`` (N, C, S, S), a second row under
+    the channels shows which pixels of which marker drove the call (the overlay column's
+    second row: the saliency summed over channels). ``box``: see :func:`mark_centre`.
+    """
+    n, c, s, _ = crops.shape
+    st = levels.stretch(crops) if levels is not None else stretch(crops)
+    grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
+    colour = overlay(st, panel)
     panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
+    mark_centre(panels, box)
     if saliency is not None:
         total = saliency.sum(axis=1, keepdims=True)
         total = total / np.maximum(total.max(axis=(2, 3), keepdims=True), 1e-6)
@@ -107,15 +136,20 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     return (tiles * 255 + 0.5).astype(np.uint8)
 
 
-def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_px: int):
-    """Stack tiles vertically under a channel header, each with its label; a PIL image."""
+def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_px: int,
+                 measures: list[list[str]] | None = None):
+    """Stack tiles vertically under a channel header, each with its label; a PIL image.
+
+    ``measures``: per tile, a text per channel column (the marker's intensities), written on
+    a line of their own between the label and the tile, above each channel."""
     from PIL import Image, ImageDraw
 
     n, th, tw, _ = tiles.shape
-    row_h = LABEL_HEIGHT + th + GAP
+    text_h = LABEL_HEIGHT * (2 if measures is not None else 1)
+    row_h = text_h + th + GAP
     page = np.full((LABEL_HEIGHT + n * row_h, tw, 3), 24, dtype=np.uint8)
     for i in range(n):  # per tile, not per pixel: placing arrays and drawing one label each
-        top = LABEL_HEIGHT + i * row_h + LABEL_HEIGHT
+        top = LABEL_HEIGHT + i * row_h + text_h
         page[top:top + th] = tiles[i]
     image = Image.fromarray(page)
     draw = ImageDraw.Draw(image)
@@ -123,6 +157,10 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
         draw.text((k * (tile_px + GAP) + 2, 1), name, fill=(255, 255, 160))
     for i, text in enumerate(labels):
         draw.text((2, LABEL_HEIGHT + i * row_h + 1), text, fill=(230, 230, 230))
+    for i, cells in enumerate(measures or []):
+        for k, text in enumerate(cells):
+            draw.text((k * (tile_px + GAP) + 2, 2 * LABEL_HEIGHT + i * row_h + 1), text,
+                      fill=(170, 210, 255))
     return image
 
 
@@ -213,6 +251,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     event_ids = journal_event_ids(events, gallery)
     journaled = [ids[~np.isnan(ids)] for ids in event_ids.values()]
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
+    levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
+    object_means = read_object_means(out_dir, events, panel.names)
     info, written = {}, set()
     for cat, chosen in gallery_categories(events, spec).items():
         with_crops = chosen[chosen["event_id"].isin(has_crop)].head(limit)
@@ -240,8 +280,12 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                     saliency = explained(explain, np.asarray(crops[chunk], np.float32),
                                          classes[chunk])
                 tiles = render_tiles(crops[page], panel, scale, None if saliency is None else
-                                     saliency[start - done:start - done + TILES_PER_PAGE])
-                image = montage_page(tiles, labels[page], header, s * scale)
+                                     saliency[start - done:start - done + TILES_PER_PAGE],
+                                     levels=levels)
+                measures = None if levels is None else tile_measures(
+                    object_means.reindex(with_crops["event_id"].iloc[page]), crops[page],
+                    levels, spec.pixel_size_um)
+                image = montage_page(tiles, labels[page], header, s * scale, measures)
                 with atomic_path(gdir / name) as tmp:
                     image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
                 # Which event each tile shows, top to bottom: the review page cuts tiles out.
@@ -254,6 +298,55 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
         if stale.name not in written:
             stale.unlink()
     return info
+
+
+def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids: dict,
+                   channels: list[str]) -> display.DisplayLevels | None:
+    """The sample's display levels from every journaled gallery crop (a frame's crops at a
+    time), kept in ``gallery/levels.json`` for the run (the review server cuts its tiles on
+    the same scale); None without a crop."""
+    stats = []
+    for frame, frame_ids in event_ids.items():
+        ok = ~np.isnan(frame_ids)
+        if ok.any():
+            stats.append(display.crop_statistics(
+                np.asarray(_journal_crops(gallery[frame][1])[ok], np.float32)))
+    if not stats:
+        return None
+    key = run_id(events) if {"event_id", "frame_id", "x", "y"} <= set(events.columns) else ""
+    levels = display.levels_from_statistics(
+        channels, *(np.concatenate(parts) for parts in zip(*stats)), run_id=key)
+    display.write_levels(out_dir, levels)
+    return levels
+
+
+def read_object_means(out_dir: Path, events: pd.DataFrame, channels: list[str]) -> pd.DataFrame:
+    """Each event's ``mean_<channel>`` columns by event id: from ``events`` when it has them,
+    else from the events table predict wrote (it hands the report a few columns only); empty
+    when neither has them (the tiles then give the peaks alone)."""
+    wanted = [f"mean_{c}" for c in channels]
+    have = [c for c in wanted if c in events]
+    if have:
+        return events.set_index("event_id")[have]
+    try:
+        import pyarrow.parquet as pq  # pandas' parquet engine: the schema without the data
+
+        names = pq.read_schema(out_dir / "events.parquet").names
+        have = [c for c in wanted if c in names]
+        if not have:
+            return pd.DataFrame(index=pd.Index([], name="event_id"))
+        return pd.read_parquet(out_dir / "events.parquet",
+                               columns=["event_id", *have]).set_index("event_id")
+    except (OSError, ValueError, ImportError) as err:
+        log.info("%s: no object means for the gallery's tiles: %s", out_dir, err)
+        return pd.DataFrame(index=pd.Index([], name="event_id"))
+
+
+def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: display.DisplayLevels,
+                  pixel_size_um: float) -> list[list[str]]:
+    """Per tile, per channel column: the mean over the object and the peak, in noise units."""
+    mean = display.mean_snr(means, levels) if len(means.columns) else None
+    return display.measure_texts(mean, display.peak_snr(crops, levels, pixel_size_um))
 
 
 def _table(rows: list[tuple[str, object]]) -> str:
@@ -329,6 +422,13 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None) -> str:
     return f'<table id="counts">{"".join(rows)}</table>'
 
 
+DISPLAY_NOTE = ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
+                "background; white: a high percentile of its cells), so a dim marker looks dim; "
+                "above each channel its mean over the object (m) and its peak (p) in noise "
+                "units; the ticks on every panel mark the event's centre. Click a page to see "
+                "it full size.</p>")
+
+
 def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = None) -> None:
     """index.html: summary, counts (the tally's, and the reviewed ones once there are
     decisions), skipped frames, timings and the gallery pages (``gallery_info``: the
@@ -366,9 +466,11 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} event(s)"
         # Shown at twice their pixel size (crops are small), never wider than the window.
-        images = "".join(f'<p><img src="{html.escape(p["path"])}" style="width: '
+        # A page links to itself: the browser shows it whole, to zoom into.
+        images = "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
+                         f'{html.escape(p["path"])}" style="width: '
                          f'min(100%, {2 * p["width"]}px)" alt="{html.escape(cat)} page {i}">'
-                         '</p>' for i, p in enumerate(g["pages"], 1))
+                         '</a></p>' for i, p in enumerate(g["pages"], 1))
         title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
     page = f"""<!DOCTYPE html>
@@ -392,6 +494,7 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 <a href="summary.json">summary.json</a></p>
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
+{DISPLAY_NOTE if sections else ''}
 {''.join(sections)}
 <h2>Timings</h2>{_table(timings)}
 {_IMAGE_CHECK}

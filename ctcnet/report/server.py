@@ -6,17 +6,30 @@ no login (the socket is bound to 127.0.0.1 only). Routes:
 * ``GET /`` lists the samples of the results folder (one sample: straight to its page);
 * ``GET /review/<sample>`` the page (``review_page.html``, keyboard-first);
 * ``GET /api/<sample>/state`` the run's id, candidates (each with the reasons it is on the
-  list: :mod:`ctcnet.report.reasons`), their tiles, decisions so far, the counts (the model's
-  tally, ``ctcnet.inference.counts.Counts``, beside the reviewed ones) and the decisions of
-  review.csv that attach to no event of this run (``unattached``);
+  list: :mod:`ctcnet.report.reasons`, and its markers' mean in noise units), their tiles,
+  decisions so far, the counts (the model's tally, ``ctcnet.inference.counts.Counts``, beside
+  the reviewed ones), the decisions of review.csv that attach to no event of this run
+  (``unattached``) and review.csv's ``stamp``;
+* ``GET /api/<sample>/state?since=STAMP`` what a page that has review.csv as of ``STAMP``
+  needs to catch up with decisions made elsewhere (another tab, another server): nothing
+  (``"unchanged": true``) while the file is as it was, else every decision and the counts;
 * ``POST /api/<sample>/decision`` ``{"event_id", "call", "reviewer", "run_id"}``, saved at
   once to ``review.csv`` (``call``: ``confirm``, ``reject``, a class name, or ``undecided``
   to take a decision back; ``event_id`` a JSON integer); see :mod:`ctcnet.report.decisions`
   for how decisions are keyed and how several servers on one folder share the file. Each
-  saved decision rewrites summary.json's ``reviewed`` counts and index.html;
+  saved decision rewrites summary.json's ``reviewed`` counts and index.html; the answer
+  carries review.csv's stamps before and after it (``previous``, ``stamp``);
 * ``GET /api/<sample>/tile/<event_id>.png`` a tile cut from the original frame, for the
-  events the gallery has no picture of, captioned with why the event is on the list;
+  events the gallery has no picture of, captioned with why the event is on the list, each
+  channel on the sample's display scale with its intensities (:mod:`ctcnet.report.display`);
+  ``?saliency=1`` adds the saliency row (the model is loaded, and torch imported, only then);
+* ``GET /api/<sample>/context/<event_id>.png`` the frame round the event, ``CONTEXT`` times
+  wider than its crop, the crop outlined;
 * ``GET /files/<sample>/<path>`` the sample's own files (gallery pages, index.html, tables).
+
+Tiles are cut lazily, one at a time, and kept (:mod:`ctcnet.report.tiles`); a tile request
+whose page went away while it waited is dropped, and a client that hangs up is no error. At
+start a background thread reads each sample's display levels and cuts its first tiles.
 
 Predict may run again (``--overwrite``) while a server is up. Every request checks the events
 table on disk: when another run is there, the sample is read again; while predict is still
@@ -40,12 +53,16 @@ import logging
 import math
 import mimetypes
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
+import pandas as pd
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.backends import load_backend
@@ -54,7 +71,7 @@ from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report import decisions as D
-from ctcnet.report.event_crops import cut_event_crops, open_scanned_cartridge
+from ctcnet.report import display
 from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
 from ctcnet.report.review import (
     GAP,
@@ -64,6 +81,7 @@ from ctcnet.report.review import (
     tile_labels,
     write_summary_and_page,
 )
+from ctcnet.report.tiles import ClientGone, FrameSource, TileCutter, client_connected
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +92,11 @@ CONFIRM, REJECT, UNDECIDED = "confirm", "reject", "undecided"
 DECISION_FORM = ('a decision is {"event_id": N, "call": "confirm" | "reject" | "undecided" | '
                  'CLASS, "reviewer": NAME, "run_id": RUN}')
 MAX_EVENT_ID = 2 ** 63 - 1  # event ids are int64
+CONTEXT = 3       # a context tile is this many times wider than the event's crop
+TILE_PX = 96      # crops are zoomed to about this many pixels a side (80 px ones shown 1:1)
+AHEAD = 3         # tiles cut ahead: the first of a sample at start, the next after each one
+LEVEL_FRAMES = 4  # display levels read from the frames: the events of this many frames...
+LEVEL_EVENTS = 240  # ... at most this many of them
 
 
 class ResultsChanged(CtcnetError):
@@ -139,19 +162,23 @@ def parse_json(raw: bytes):
 class Sample:
     """One cartridge's predict outputs, read once per run (``stamp``: the events table it was
     read from; :meth:`ReviewApp.sample` reads it again when predict has written another).
-    Decisions are read from review.csv on each request (another server may write it too) and
+    Decisions are read from review.csv on each request (another server may write it too: only
+    the lines appended since are read, :class:`~ctcnet.report.decisions.DecisionLog`) and
     written under its file lock; each saved decision brings summary.json's ``reviewed`` counts
-    and index.html up to date."""
+    and index.html up to date. The run's frames (``frames``) and display levels are read when
+    a tile first needs them."""
 
-    def __init__(self, name: str, folder: Path):
+    def __init__(self, name: str, folder: Path, scans: str | Path | None = None):
         self.name, self.folder = name, folder
         self.stamp = events_stamp(folder)  # before reading: a run written meanwhile is noticed
         self.events, self.summary = D.load_sample(folder)
         self.run = D.RunEvents.of_sample(folder, self.events, self.summary)
         matched = D.migrate_decisions(folder, self.run)
+        self.decisions = D.DecisionLog(folder)
         self.reported = D.reported_classes(self.summary)
         self.classes = list(self.summary.model.classes)
         self.threshold = float(self.summary.model.review_threshold)
+        self.panel = Panel.from_dict(self.summary.panel)
         # The counts of the events this server shows, whatever summary.json says.
         self.tally = count_events(self.events, self.classes, self.reported,
                                   self.summary.volume_read_ml)
@@ -161,6 +188,9 @@ class Sample:
         self.candidates = candidates.assign(
             reasons=event_reasons(candidates, self.reported, self.threshold))
         self.by_id = self.events.set_index("event_id", drop=False)
+        self.frames = FrameSource(self.summary, scans)
+        self._levels: list = []  # [levels or None] once found
+        self._levels_lock = threading.Lock()
         self.write_counts()
 
     def is_current(self) -> bool:
@@ -185,37 +215,142 @@ class Sample:
                         "height": round(row - GAP)})
         return tiles
 
-    def state(self, reviewer: str) -> dict:
-        matched = D.load_decisions(self.folder, self.run)
-        decided = matched.decisions
-        calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
-        rows = []
+    def tile_src(self, event_id: int, kind: str = "tile") -> str:
+        return f"/api/{self.name}/{kind}/{event_id}.png?run={self.run.run_id}"
+
+    @cached_property
+    def cut_order(self) -> list[int]:
+        """The candidates the server cuts tiles of (no gallery picture), in list order."""
+        return [int(e) for e in self.candidates["event_id"] if int(e) not in self.gallery_tiles]
+
+    @cached_property
+    def cut_position(self) -> dict[int, int]:
+        return {e: k for k, e in enumerate(self.cut_order)}
+
+    def display_levels(self) -> display.DisplayLevels | None:
+        """The sample's display scale (:mod:`ctcnet.report.display`): the run's kept levels,
+        else read from crops of the frames of the first candidates (and kept); None when the
+        frames cannot be read (tiles are then each stretched to themselves)."""
+        with self._levels_lock:
+            if not self._levels:
+                self._levels.append(self._find_levels())
+            return self._levels[0]
+
+    def _find_levels(self) -> display.DisplayLevels | None:
+        names = self.panel.names
+        levels = display.read_levels(self.folder, self.run.run_id, names)
+        if levels is not None:
+            return levels
+        model = self.summary.model
+        try:
+            crops = self.frames.cut(self._level_events(), model.crop_size, model.pixel_size_um)
+        except (CtcnetError, OSError) as err:
+            log.warning("%s: no display scale for the sample (%s): each tile is stretched "
+                        "to itself", self.folder, err)
+            return None
+        levels = display.levels_from_crops(crops, names, self.run.run_id)
+        if levels is not None:
+            self._keep_levels(levels)
+        return levels
+
+    def _level_events(self) -> pd.DataFrame:
+        """The events the levels are read from: every event (not only candidates: the
+        sample's cells) of the frames of the first candidates, which the reviewer sees first
+        (their frames are then read already), evenly thinned to ``LEVEL_EVENTS``."""
+        frames = list(dict.fromkeys(self.candidates["frame"]))[:LEVEL_FRAMES]
+        chosen = self.events[self.events["frame"].isin(frames)]
+        if not len(chosen):
+            chosen = self.events
+        step = max(1, len(chosen) // LEVEL_EVENTS)
+        return chosen.iloc[::step].head(LEVEL_EVENTS)
+
+    def _keep_levels(self, levels: display.DisplayLevels) -> None:
+        """Kept in the sample's folder for this run, unless predict holds the folder or
+        another run is there (a folder that cannot be written keeps them in memory)."""
+        try:
+            with exclusive_folder(self.folder, "review"):
+                if self.is_current():
+                    display.write_levels(self.folder, levels)
+        except (InputError, OSError) as err:
+            log.info("%s: display levels not kept: %s", self.folder, err)
+
+    def candidate_markers(self) -> tuple[list, list]:
+        """Per candidate: each channel's mean in noise units (None where unknown) and the
+        guard's measurements the events table holds."""
+        levels = self.display_levels()
+        if levels is None:
+            means = [None] * len(self.candidates)
+        else:
+            values = np.round(display.mean_snr(self.candidates, levels), 1)
+            means = [[float(v) if math.isfinite(v) else None for v in row] for row in values]
+        return means, display.guard_measures(self.candidates)
+
+    @cached_property
+    def candidate_rows(self) -> list[dict]:
+        """What the page shows of each candidate but its decision: the same for the whole
+        run, so made once (thousands of rows take a while)."""
+        means, measures = self.candidate_markers()
+        rows, said = [], {}
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
                    "edge_cut", "why", "reasons"]
-        for r in self.candidates[columns].to_dict("records"):
-            # Unrounded: the page, the reasons and the tile captions round it alike.
-            event_id, p = int(r["event_id"]), float(r["confidence"])
-            tile = self.gallery_tiles.get(event_id) or {
-                "src": f"/api/{self.name}/tile/{event_id}.png?run={self.run.run_id}"}
-            rows.append({"event_id": event_id, "frame_id": str(r["frame_id"]),
-                         "x": round(float(r["x"]), 1), "y": round(float(r["y"]), 1),
-                         "call": str(r["class"]),
+        values = zip(*(self.candidates[c].tolist() for c in columns))
+        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes) in \
+                enumerate(values):
+            event_id, p = int(event_id), float(p)
+            # Unrounded: the page, the reasons and the tile captions round it alike. The words
+            # depend on the codes and p as printed: said once for the candidates that share them.
+            key = (tuple(codes), f"{p:.2f}")
+            if key not in said:
+                said[key] = described(codes, p, self.threshold)
+            tile = self.gallery_tiles.get(event_id) or {"src": self.tile_src(event_id)}
+            rows.append({"event_id": event_id, "frame_id": str(frame_id),
+                         "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
                          # JSON has no NaN: an event without a call has no confidence.
                          "confidence": p if math.isfinite(p) else None,
-                         "flagged": bool(r["review"]), "edge_cut": bool(r["edge_cut"]),
-                         "held": any(c.startswith(GUARD_PREFIX) for c in r["reasons"]),
-                         "why": r["why"], "reasons": described(r["reasons"], p, self.threshold),
-                         "tile": tile, "decision": calls.get(event_id)})
+                         "flagged": bool(review), "edge_cut": bool(edge_cut),
+                         "held": any(c.startswith(GUARD_PREFIX) for c in codes),
+                         "why": why, "reasons": said[key],
+                         "tile": tile, "context": self.tile_src(event_id, "context"),
+                         "markers": means[k]})
+            if measures[k]:  # the guard's measurements, where the events table has them
+                rows[-1]["measures"] = measures[k]
+        return rows
+
+    def state(self, reviewer: str, saliency: bool = False) -> dict:
+        """Everything the page shows (see the module's notes); ``saliency``: whether tiles
+        cut here can have a saliency row."""
+        matched = self.decisions.matched(self.run)
+        decided = matched.decisions
+        calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
+        rows = [{**r, "decision": calls.get(r["event_id"])} for r in self.candidate_rows]
         return {"sample": self.name, "run_id": self.run.run_id, "reviewer": reviewer,
                 "classes": self.classes, "reported": self.reported,
                 "review_threshold": self.threshold,
                 "channels": [c["name"] for c in self.summary.panel["channels"]],
-                "reasons": reason_filter(self.candidates["reasons"].tolist()),
-                "candidates": rows, "counts": self.counts(matched),
-                "unattached": [{"event_id": int(u["event_id"]), "frame_id": u["frame_id"],
-                                "reviewer_call": u["reviewer_call"], "time": u["time"],
-                                "reason": u["reason"]}
-                               for u in matched.unattached.to_dict("records")]}
+                "reasons": self.reason_options, "candidates": rows,
+                "counts": self.counts(matched), "stamp": self.decisions.read_stamp,
+                "saliency": bool(saliency), "unattached": self.unattached(matched)}
+
+    @cached_property
+    def reason_options(self) -> list[dict]:
+        return reason_filter(self.candidates["reasons"].tolist())
+
+    def unattached(self, matched: D.Matched) -> list[dict]:
+        return [{"event_id": int(u["event_id"]), "frame_id": u["frame_id"],
+                 "reviewer_call": u["reviewer_call"], "time": u["time"], "reason": u["reason"]}
+                for u in matched.unattached.to_dict("records")]
+
+    def changes(self, since: str) -> dict:
+        """What a page holding review.csv as of stamp ``since`` lacks: nothing while the file
+        is unchanged (a stat, no read), else every decision of the run and the counts."""
+        if self.decisions.stamp() == since:
+            return {"run_id": self.run.run_id, "stamp": since, "unchanged": True}
+        matched = self.decisions.matched(self.run)
+        decided = matched.decisions
+        return {"run_id": self.run.run_id, "stamp": self.decisions.read_stamp,
+                "decisions": [[int(e), str(c)] for e, c in zip(decided["event_id"],
+                                                               decided["reviewer_call"])],
+                "counts": self.counts(matched), "unattached": self.unattached(matched)}
 
     def check_run(self, run_id: str | None) -> None:
         """Refuse a request made for another run than the one this sample holds now."""
@@ -230,15 +365,21 @@ class Sample:
         self.check_run(run_id)
         if event_id not in self.by_id.index:
             raise InputError(f"no event {event_id} in sample {self.name}")
+        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        before = self.decisions.stamp()
+        self.decisions.forget_append()
         if call == UNDECIDED:
-            matched = D.clear_decision(self.folder, self.run, event_id)
+            D.clear_decision(self.folder, self.run, event_id, reviewer,
+                             decisions=self.decisions)
             decision = None
         else:
             decision = self.reviewer_call(event_id, call)
-            reviewer = (reviewer or "").strip()[:64] or default_reviewer
-            matched = D.record_decision(self.folder, self.run, event_id, decision, reviewer)
-        self.write_counts()
-        return {"event_id": event_id, "decision": decision, "counts": self.counts(matched)}
+            D.record_decision(self.folder, self.run, event_id, decision, reviewer,
+                              decisions=self.decisions)
+        previous, stamp = self.decisions.last_append or (before, before)
+        matched, reviewed = self.write_counts()
+        return {"event_id": event_id, "decision": decision,
+                "counts": self.counts(matched, reviewed), "previous": previous, "stamp": stamp}
 
     def reviewer_call(self, event_id: int, call: str) -> str:
         """What review.csv records for ``call`` on an event: its class on a confirmation."""
@@ -256,26 +397,31 @@ class Sample:
         return count_reviewed(self.events, matched.decisions, self.tally,
                               len(matched.unattached))
 
-    def counts(self, matched: D.Matched) -> dict:
-        """The model's tally and the reviewed counts, as the page shows them."""
-        return {"model": self.tally.to_dict(), "reviewed": self.reviewed(matched).to_dict()}
+    def counts(self, matched: D.Matched, reviewed: ReviewedCounts | None = None) -> dict:
+        """The model's tally and the reviewed counts (``reviewed``, when counted already), as
+        the page shows them."""
+        reviewed = reviewed if reviewed is not None else self.reviewed(matched)
+        return {"model": self.tally.to_dict(), "reviewed": reviewed.to_dict()}
 
-    def write_counts(self) -> None:
+    def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:
         """summary.json (the tally of these events, and the reviewed counts once review.csv
         has any decision) and index.html, brought up to date. Under the decisions lock, so
         the counts are of the file as it is; never while predict holds the folder (it is
         writing another run) nor once another run is there. A folder that cannot be written
-        keeps its files: the page shows the counts all the same."""
+        keeps its files: the page shows the counts all the same. Returns the match counted
+        and its counts."""
+        counted = None
         try:
             with D.decisions_lock(self.folder):
-                matched = D.load_decisions(self.folder, self.run)
-                reviewed = self.reviewed(matched) if len(matched.table) else None
+                matched = self.decisions.matched(self.run)
+                counted = matched, self.reviewed(matched)
+                decided = len(matched.decisions) or len(matched.unattached)
                 with exclusive_folder(self.folder, "review"):
                     if not self.is_current():
-                        return  # another run: the next request reads it
+                        return counted  # another run: the next request reads it
                     summary = RunSummary.read(self.folder)
                     updated = replace(summary, **RunSummary.count_fields(self.tally),
-                                      reviewed=reviewed)
+                                      reviewed=counted[1] if decided else None)
                     if updated != summary:
                         write_summary_and_page(self.folder, updated)
         except InputError as err:  # predict holds the folder
@@ -283,6 +429,10 @@ class Sample:
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: cannot update summary.json and index.html with the review "
                         "counts: %s", self.folder, err)
+        if counted is None:
+            matched = self.decisions.matched(self.run)
+            counted = matched, self.reviewed(matched)
+        return counted
 
     def tile_label(self, event_id: int) -> str:
         """The caption of a tile cut by the server: the event and why it is on the list."""
@@ -292,6 +442,35 @@ class Sample:
             rows = rows.assign(reasons=event_reasons(rows, self.reported, self.threshold))
         return tile_labels(rows, rows["reasons"].tolist(), self.threshold)[0]
 
+    def render_tile(self, event_id: int, context: bool = False, explain=None) -> bytes:
+        """One event's tile as PNG bytes: every channel on the sample's display scale with
+        its intensities above it, the overlay, the centre marked on each; ``explain``: the
+        model's saliency function (a second row); ``context``: the frame round the event,
+        ``CONTEXT`` times wider, its crop outlined."""
+        event = self.by_id.loc[[event_id]]
+        model = self.summary.model
+        s = model.crop_size
+        size = s * CONTEXT if context else s
+        crops = self.frames.cut(event, size, model.pixel_size_um)
+        levels = self.display_levels()
+        saliency, call = None, str(event["class"].iloc[0])
+        if explain is not None and not context and call in model.classes:  # failed: no call
+            saliency = explain(crops, [model.classes.index(call)])
+        scale = 1 if context else max(1, int(round(TILE_PX / s)))
+        tiles = render_tiles(crops, self.panel, scale, saliency, levels,
+                             box=s if context else None)
+        measures = None
+        if levels is not None:
+            own = crops[:, :, (size - s) // 2:(size + s) // 2, (size - s) // 2:(size + s) // 2]
+            measures = display.measure_texts(display.mean_snr(event, levels),
+                                             display.peak_snr(own, levels, model.pixel_size_um))
+        label = self.tile_label(event_id) + (f" | context {CONTEXT}x" if context else "")
+        image = montage_page(tiles, [label], self.panel.names + ["overlay"], size * scale,
+                             measures)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
 
 class ReviewApp:
     """The samples of one results folder and what the request handler asks of them."""
@@ -299,13 +478,14 @@ class ReviewApp:
     def __init__(self, results: str | Path, reviewer: str | None = None,
                  saliency: bool = True, scans: str | Path | None = None):
         self.results = Path(results)
-        self.samples = {name: Sample(name, folder)
+        self.scans = scans
+        self.samples = {name: Sample(name, folder, scans)
                         for name, folder in D.find_samples(self.results).items()}
         self.reviewer = reviewer or D.default_reviewer()
         self.saliency = saliency
-        self.scans = scans
+        self.tiles = TileCutter()
         self._explain = {}
-        self._tile_lock = threading.Lock()  # one frame read and model at a time on a small CPU
+        self._explain_lock = threading.Lock()
         self._load_lock = threading.Lock()
 
     def sample(self, name: str) -> Sample:
@@ -324,7 +504,7 @@ class ReviewApp:
                 raise ResultsBeingWritten(f"the results of {name} are being written (ctcnet "
                                           "predict running?); reload the page when it is done")
             try:
-                fresh = Sample(name, sample.folder)
+                fresh = Sample(name, sample.folder, self.scans)
             except InputError as err:
                 raise ResultsBeingWritten(f"cannot read the results of {name} now: "
                                           f"{err}") from None
@@ -350,43 +530,74 @@ class ReviewApp:
         return target
 
     def _explainer(self, sample: Sample):
-        """The run's model's saliency function, loaded once (None without torch or model)."""
+        """The run's model's saliency function, loaded when a tile first asks for saliency
+        (loading it imports torch: seconds, and hundreds of MB); None without torch or
+        model, or with saliency turned off."""
         key = sample.summary.model.path
-        if key not in self._explain:
-            explain = None
-            if self.saliency:
-                try:
-                    explain = load_backend(key, device="cpu").explainer()
-                except (CtcnetError, OSError, ImportError, RuntimeError) as err:
-                    log.warning("no saliency on quality-control tiles: %s", err)
-            self._explain[key] = explain
-        return self._explain[key]
+        with self._explain_lock:
+            if key not in self._explain:
+                explain = None
+                if self.saliency:
+                    try:
+                        explain = load_backend(key, device="cpu").explainer()
+                    except (CtcnetError, OSError, ImportError, RuntimeError) as err:
+                        log.warning("no saliency on quality-control tiles: %s", err)
+                self._explain[key] = explain
+            return self._explain[key]
 
-    def tile_png(self, name: str, event_id: int, run_id: str | None = None) -> bytes:
-        """One event's tile (channels, overlay, saliency when the model loads) as PNG bytes,
-        captioned with why the event is on the list; ``run_id``: the run the page shows."""
+    def _tile_key(self, sample: Sample, event_id: int, context: bool, saliency: bool):
+        return (sample.name, sample.run.run_id, int(event_id),
+                "context" if context else "tile", bool(saliency and self.saliency and
+                                                       not context))
+
+    def _cutter(self, sample: Sample, event_id: int, context: bool,
+                saliency: bool) -> Callable[[], bytes]:
+        def cut() -> bytes:
+            explain = self._explainer(sample) if saliency and not context else None
+            return sample.render_tile(event_id, context, explain)
+        return cut
+
+    def tile_png(self, name: str, event_id: int, run_id: str | None = None,
+                 saliency: bool = False, context: bool = False,
+                 wanted: Callable[[], bool] = lambda: True) -> bytes:
+        """One event's tile as PNG bytes (:meth:`Sample.render_tile`), cut once and kept;
+        ``run_id``: the run the page shows; ``saliency``: with the saliency row; ``context``:
+        the frame round it; ``wanted()``: whether the page still waits for it (ClientGone
+        when not, once the tile's turn comes). The next tiles of the list are cut ahead."""
         sample = self.sample(name)
         sample.check_run(run_id)
         if event_id not in sample.by_id.index:
             raise LookupError(event_id)
-        event = sample.by_id.loc[[event_id]]
-        model = sample.summary.model
-        with self._tile_lock:
-            cartridge = open_scanned_cartridge(sample.summary, self.scans)
-            crops = cut_event_crops(cartridge, event, model.crop_size, model.pixel_size_um)
-            explain = self._explainer(sample)
-            saliency = None
-            if explain is not None:
-                saliency = explain(crops, [model.classes.index(event["class"].iloc[0])])
-        panel = Panel.from_dict(sample.summary.panel)
-        s = crops.shape[-1]
-        scale = max(1, int(round(96 / s)))
-        image = montage_page(render_tiles(crops, panel, scale, saliency),
-                             [sample.tile_label(event_id)], panel.names + ["overlay"],
-                             s * scale)
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        return buffer.getvalue()
+        data = self.tiles.get(self._tile_key(sample, event_id, context, saliency),
+                              self._cutter(sample, event_id, context, saliency), wanted)
+        if not context:
+            self.cut_ahead(sample, event_id, saliency)
+        return data
+
+    def cut_ahead(self, sample: Sample, after: int | None = None,
+                  saliency: bool = False) -> None:
+        """Have the next ``AHEAD`` tiles of ``sample``'s list after event ``after`` (from the
+        start: None) cut while the server is idle."""
+        self.tiles.prefetch(self._ahead(sample, after, saliency))
+
+    def _ahead(self, sample: Sample, after: int | None, saliency: bool) -> list:
+        order = sample.cut_order
+        start = 0
+        if after is not None:
+            start = sample.cut_position.get(int(after), -1) + 1
+            if start == 0:
+                return []
+        return [(self._tile_key(sample, e, False, saliency),
+                 self._cutter(sample, e, False, saliency)) for e in order[start:start + AHEAD]]
+
+    def warm_up(self) -> None:
+        """In the background, at start: each sample's display levels (read from its frames
+        for a run that did not keep them) and its first tiles, so the first page is quick."""
+        jobs = []
+        for sample in self.samples.values():
+            jobs.append((("levels", sample.name, sample.run.run_id), _levels_job(sample)))
+            jobs += self._ahead(sample, None, False)
+        self.tiles.prefetch(jobs)
 
     def index_html(self) -> str:
         import html
@@ -399,10 +610,36 @@ class ReviewApp:
                 f"<ul>{links}</ul></body></html>")
 
 
+def _levels_job(sample: Sample) -> Callable[[], bytes]:
+    """A job for the tile cutter that reads a sample's display levels and makes its rows for
+    the page (its result, kept under a key no page asks for, is empty)."""
+    def job() -> bytes:
+        sample.display_levels()
+        sample.candidate_rows  # noqa: B018 (made and kept for the first state)
+        return b""
+    return job
+
+
+def query_value(query: str, name: str) -> str | None:
+    """Parameter ``name`` of a request's query (its first value), or None."""
+    values = parse_qs(query).get(name)
+    return values[0] if values else None
+
+
 def run_of(query: str) -> str | None:
     """The ``run`` parameter of a request's query: the run the page was loaded for."""
-    values = parse_qs(query).get("run")
-    return values[0] if values else None
+    return query_value(query, "run")
+
+
+def tile_route(rest: str) -> tuple[str, int] | None:
+    """("tile" or "context", event id) of an address's ``<kind>/<id>.png``, else None."""
+    kind, _, name = rest.partition("/")
+    if kind not in ("tile", "context") or not name.endswith(".png"):
+        return None
+    try:
+        return kind, int(name[:-len(".png")])
+    except ValueError:
+        raise LookupError(rest) from None
 
 
 class ReviewHandler(BaseHTTPRequestHandler):
@@ -434,13 +671,32 @@ class ReviewHandler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         return host in LOOPBACK_HOSTS or host == "::1"
 
+    def handle(self):
+        # A client that hangs up (a page moving on, a tab closed) is no error of the server.
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError) as err:
+            log.debug("%s went away: %s", self.address_string(), err)
+
+    def finish(self):
+        try:
+            super().finish()
+        except (BrokenPipeError, ConnectionResetError) as err:
+            log.debug("%s went away: %s", self.address_string(), err)
+
     def _answer(self, route, input_status: HTTPStatus) -> None:
         """Run ``route`` and answer what it raises: stale runs 409 / 503, unknown names 404,
         an InputError ``input_status`` (a malformed request's 400; on a GET, whose address is
         all it sends, a problem of the results, such as a scan that moved: 409), anything
-        unforeseen 500 (logged), so no request is left without an answer."""
+        unforeseen 500 (logged), so no request is left without an answer; a client that went
+        away gets none."""
         try:
             return route()
+        except (ClientGone, BrokenPipeError, ConnectionResetError) as err:
+            log.debug("%s %s: the client went away (%s)", self.command, self.path,
+                      type(err).__name__)
+            self.close_connection = True
+            return None
         except ResultsChanged as err:
             return self._error(HTTPStatus.CONFLICT, str(err), stale=True)
         except ResultsBeingWritten as err:
@@ -479,15 +735,20 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 raise LookupError(parts[2])
             return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":
-            return self._json(200, self.app.sample(unquote(parts[2])).state(self.app.reviewer))
-        if parts[1] == "api" and len(parts) == 4 and parts[3].startswith("tile/") \
-                and parts[3].endswith(".png"):
-            try:
-                event_id = int(parts[3][len("tile/"):-len(".png")])
-            except ValueError:
-                raise LookupError(parts[3]) from None
-            return self._send(200, self.app.tile_png(unquote(parts[2]), event_id, run_id),
-                              "image/png")
+            sample = self.app.sample(unquote(parts[2]))
+            since = query_value(url.query, "since")
+            if since is None:
+                return self._json(200, sample.state(self.app.reviewer, self.app.saliency))
+            sample.check_run(run_id)  # a page of another run must reload, not merge
+            return self._json(200, sample.changes(since))
+        tile = tile_route(parts[3]) if parts[1] == "api" and len(parts) == 4 else None
+        if tile is not None:
+            kind, event_id = tile
+            png = self.app.tile_png(
+                unquote(parts[2]), event_id, run_id,
+                saliency=query_value(url.query, "saliency") == "1", context=kind == "context",
+                wanted=lambda: client_connected(self.connection))
+            return self._send(200, png, "image/png")
         if parts[1] == "files" and len(parts) == 4:
             if run_id is not None:  # a gallery page asked for by the run the page shows
                 self.app.sample(unquote(parts[2])).check_run(run_id)
@@ -530,18 +791,32 @@ class ReviewHandler(BaseHTTPRequestHandler):
         return self._json(200, result)
 
 
+class ReviewServer(ThreadingHTTPServer):
+    """The HTTP server with its app (``app``); closing it stops the tiles cut ahead."""
+
+    app: ReviewApp
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.app.tiles.close()
+
+
 def make_server(results: str | Path, port: int = 0, reviewer: str | None = None,
-                saliency: bool = True, scans: str | Path | None = None) -> ThreadingHTTPServer:
-    """A review server on 127.0.0.1:``port`` (0: a free port); call ``serve_forever``."""
+                saliency: bool = True, scans: str | Path | None = None,
+                warm_up: bool = True) -> ReviewServer:
+    """A review server on 127.0.0.1:``port`` (0: a free port); call ``serve_forever``.
+    ``warm_up``: read the display levels and cut the first tiles in the background now."""
     app = ReviewApp(results, reviewer, saliency, scans)
     handler = type("BoundReviewHandler", (ReviewHandler,), {"app": app})
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", int(port)), handler)
+        server = ReviewServer(("127.0.0.1", int(port)), handler)
     except OSError as err:
         raise CtcnetError(f"cannot listen on 127.0.0.1:{port}: {err.strerror or err} "
                           "(--port 0 picks a free port)") from None
     server.daemon_threads = True
     server.app = app
+    if warm_up:
+        app.warm_up()
     return server
 
 

@@ -1,0 +1,198 @@
+"""How a reviewer sees a sample's markers: one display scale per channel for the whole sample,
+and each marker's intensity in noise units.
+
+A tile stretched to its own crop shows every channel white somewhere, so a neighbour's CD45 or
+a CK leak looks like a marker. Here each channel is shown on one scale for every tile of the
+sample: black is the sample's background, white a high percentile of its cells (and never
+less than ``MIN_SNR`` noise units above the background), so a dim marker looks dim beside a
+bright one. The levels are read from model-scale crops of the sample's events (every crop
+predict journals for the gallery; the review server cuts some from the frames for a run
+without them) and kept in ``gallery/levels.json`` with the run they belong to, so the gallery
+pages and the tiles the server cuts share them.
+
+Intensities are in noise units of the sample: ``(counts - background) / noise``, the mean over
+the object (the events table's ``mean_<channel>``) and the peak (a 3x3 mean) within
+``PEAK_RADIUS_UM`` of the centre.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.nn.background import (
+    background_from_percentiles,
+    background_sample,
+    percentile_indices,
+)
+
+log = logging.getLogger(__name__)
+
+LEVELS_FILE = Path("gallery") / "levels.json"
+CELL_PERCENTILE = 99.5    # a crop's brightest signal: this percentile of its central half
+SAMPLE_PERCENTILE = 95.0  # white: this percentile of the cells' brightest signals
+MIN_SNR = 12.0            # white is at least this many noise units above the background
+PEAK_RADIUS_UM = 8.0      # a cell's own area: its peak is read within this of the centre
+# The guard's own measurements (noise units but the edge), shown where the events table has them.
+GUARD_MEASURES = {"ck_peak": "CK peak", "cd45_over_ck": "CD45 over CK",
+                  "dna_in_ck": "DAPI in CK", "exclusion_around_ck": "exclusion around CK",
+                  "dna_own_structure": "DAPI structure", "dna_edge_um": "nucleus edge um"}
+
+
+@dataclass(frozen=True)
+class DisplayLevels:
+    """Per channel (``channels``, the panel's order): the sample's background and noise and
+    the counts shown white; ``run_id`` the run they were read from, ``cells`` from how many
+    crops."""
+
+    channels: tuple[str, ...]
+    background: tuple[float, ...]
+    noise: tuple[float, ...]
+    white: tuple[float, ...]
+    run_id: str = ""
+    cells: int = 0
+
+    def _column(self, values) -> np.ndarray:
+        return np.asarray(values, np.float32)[None, :, None, None]
+
+    def stretch(self, crops: np.ndarray) -> np.ndarray:
+        """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop)."""
+        black = self._column(self.background)
+        span = np.maximum(self._column(self.white) - black, 1e-3)
+        return np.clip((np.asarray(crops, np.float32) - black) / span, 0.0, 1.0)
+
+    def in_noise_units(self, counts: np.ndarray) -> np.ndarray:
+        """(N, C) counts -> noise units above the sample's background."""
+        counts = np.asarray(counts, np.float64)
+        return (counts - np.asarray(self.background)) / np.maximum(self.noise, 1e-6)
+
+    def to_dict(self) -> dict:
+        return {"channels": list(self.channels), "background": list(self.background),
+                "noise": list(self.noise), "white": list(self.white), "run_id": self.run_id,
+                "cells": self.cells, "min_snr": MIN_SNR, "cell_percentile": CELL_PERCENTILE,
+                "sample_percentile": SAMPLE_PERCENTILE}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DisplayLevels:
+        floats = {k: tuple(float(v) for v in data[k]) for k in ("background", "noise", "white")}
+        if any(len(v) != len(data["channels"]) or not all(map(math.isfinite, v))
+               for v in floats.values()):
+            raise ValueError("display levels: one finite value per channel expected")
+        return cls(tuple(str(c) for c in data["channels"]), **floats,
+                   run_id=str(data.get("run_id", "")), cells=int(data.get("cells", 0)))
+
+
+def crop_statistics(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per crop and channel (each (N, C)): background and noise (from the crop's outer ring,
+    as the model's normalisation reads them) and the brightest signal of its central half."""
+    x = np.asarray(crops, np.float32)
+    n, c, s, _ = x.shape
+    ring = np.sort(background_sample(x, 2, "ring", max(2, s // 8)), axis=-1)
+    low, high = percentile_indices(ring.shape[-1])
+    background, noise = background_from_percentiles(ring[..., low], ring[..., high])
+    q = s // 4
+    centre = x[:, :, q:s - q, q:s - q].reshape(n, c, -1)
+    top = np.percentile(centre, CELL_PERCENTILE, axis=2)
+    return background, noise, top
+
+
+def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
+                           top: np.ndarray, run_id: str = "") -> DisplayLevels | None:
+    """The sample's levels from its crops' statistics (:func:`crop_statistics`, stacked);
+    None without a crop. The median background and noise of the crops, and white at the
+    ``SAMPLE_PERCENTILE`` of the cells' brightest signals over their own background."""
+    if not len(background):
+        return None
+    black = np.median(background, axis=0)
+    sd = np.maximum(np.median(noise, axis=0), 1e-3)
+    bright = np.percentile(top - background, SAMPLE_PERCENTILE, axis=0)
+    white = black + np.maximum(bright, MIN_SNR * sd)
+    as_floats = lambda v: tuple(float(a) for a in v)  # noqa: E731
+    return DisplayLevels(tuple(channels), as_floats(black), as_floats(sd), as_floats(white),
+                         run_id, int(len(background)))
+
+
+def levels_from_crops(crops: np.ndarray, channels, run_id: str = "") -> DisplayLevels | None:
+    return levels_from_statistics(channels, *crop_statistics(crops), run_id=run_id)
+
+
+def read_levels(sample_dir: str | Path, run_id: str, channels) -> DisplayLevels | None:
+    """The levels kept for run ``run_id`` of these channels, or None (none kept, another
+    run's, unreadable)."""
+    path = Path(sample_dir) / LEVELS_FILE
+    try:
+        levels = DisplayLevels.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("%s: unreadable display levels, read again: %s", path, err)
+        return None
+    if levels.run_id != run_id or list(levels.channels) != list(channels):
+        return None
+    return levels
+
+
+def write_levels(sample_dir: str | Path, levels: DisplayLevels) -> None:
+    atomic_write_text(Path(sample_dir) / LEVELS_FILE, json.dumps(levels.to_dict(), indent=1))
+
+
+def peak_snr(crops: np.ndarray, levels: DisplayLevels, pixel_size_um: float) -> np.ndarray:
+    """(N, C) each channel's peak (3x3 mean) within ``PEAK_RADIUS_UM`` of the crop's centre,
+    in noise units: a marker of the cell itself, not of a neighbour at the border."""
+    x = np.asarray(crops, np.float32)
+    n, c, s, _ = x.shape
+    r = max(1.0, PEAK_RADIUS_UM / float(pixel_size_um))
+    lo, hi = max(0, int(s / 2 - r) - 1), min(s, int(math.ceil(s / 2 + r)) + 1)
+    box = x[:, :, lo:hi, lo:hi]
+    k = box.shape[-1]
+    smooth = sum(box[:, :, dy:k - 2 + dy, dx:k - 2 + dx] for dy in range(3) for dx in range(3))
+    smooth = smooth / 9.0
+    yy, xx = np.mgrid[lo + 1:hi - 1, lo + 1:hi - 1] + 0.5
+    inside = (yy - s / 2) ** 2 + (xx - s / 2) ** 2 <= r * r
+    peaks = smooth[:, :, inside].max(axis=2)
+    return levels.in_noise_units(peaks)
+
+
+def mean_snr(events: pd.DataFrame, levels: DisplayLevels) -> np.ndarray:
+    """(N, C) each channel's mean over the object (``mean_<channel>`` of the events table) in
+    noise units; NaN for a channel the table has no column of."""
+    means = np.full((len(events), len(levels.channels)), np.nan)
+    for i, name in enumerate(levels.channels):
+        column = f"mean_{name}"
+        if column in events:
+            means[:, i] = events[column].to_numpy(np.float64)
+    return levels.in_noise_units(means)
+
+
+def measure_texts(means: np.ndarray | None, peaks: np.ndarray | None) -> list[list[str]]:
+    """Per tile, per channel: ``m<mean> p<peak>`` in noise units (what is known of the two)."""
+    rows = len(means) if means is not None else len(peaks)
+    columns = (means if means is not None else peaks).shape[1]
+    out = []
+    for i in range(rows):
+        cells = []
+        for k in range(columns):
+            parts = []
+            for tag, values in (("m", means), ("p", peaks)):
+                if values is not None and np.isfinite(values[i, k]):
+                    parts.append(f"{tag}{values[i, k]:.1f}")
+            cells.append(" ".join(parts))
+        out.append(cells)
+    return out
+
+
+def guard_measures(events: pd.DataFrame) -> list[dict[str, float]]:
+    """Per event, the guard's measurements the events table holds (finite ones, rounded)."""
+    present = [c for c in GUARD_MEASURES if c in events]
+    if not present:
+        return [{} for _ in range(len(events))]
+    values = events[present].to_numpy(np.float64)
+    return [{GUARD_MEASURES[c]: round(float(v), 2) for c, v in zip(present, row)
+             if math.isfinite(v)} for row in values]
