@@ -75,7 +75,7 @@ def score(backend, root: Path, pixel_size) -> dict:
     import numpy as np
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-    from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
+    from ctcnet.inference.guard import crop_set_review, leak_allowance
     from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec
@@ -84,12 +84,11 @@ def score(backend, root: Path, pixel_size) -> dict:
     proba = np.asarray(backend.predict_proba(crops))
     called, _, review, _ = calls_from_proba(proba, spec.class_names, spec.review_threshold)
     groups = np.asarray(index.sample_ids)
-    max_leak = leak_allowance(index.exported)
-    flags = review_flags(crops, proba, spec, groups=groups, decision=None, max_leak=max_leak)
-    labels = np.asarray(index.labels)
     network_said = called == "ctc"
-    # The calls predict makes on a crop set: the markers take part (guard.crop_set_calls).
-    called = crop_set_calls(called, flags, crops, proba, spec, max_leak=max_leak)
+    # The calls predict makes on a crop set: the markers take part (guard.crop_set_review).
+    called, flags = crop_set_review(crops, proba, spec, called, groups,
+                                    max_leak=leak_allowance(index.exported))
+    labels = np.asarray(index.labels)
     true, said = labels == "ctc", called == "ctc"
     shown = review | flags["any"].to_numpy()
     # Scored again without the CTCs whose export shows no CK (CK_SHOWN).

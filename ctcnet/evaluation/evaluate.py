@@ -148,13 +148,11 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     if markers_decide:
         # pandas and scipy come with the guard (and with predict, below): only where used.
-        from ctcnet.inference.guard import crop_set_calls, leak_allowance, review_flags
+        from ctcnet.inference.guard import crop_set_review, leak_allowance
 
-        max_leak = leak_allowance(exported)
-        flags = review_flags(crops, proba, spec, groups=sample_ids, decision=decision,
-                             max_leak=max_leak)
         network_calls = calls
-        calls = crop_set_calls(calls, flags, crops, proba, spec, decision, max_leak=max_leak)
+        calls, _ = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
+                                   leak_allowance(exported))
         changed = calls != network_calls
         cnn["marker_calls"] = {
             "to_ctc": int((changed & (calls == "ctc")).sum()),

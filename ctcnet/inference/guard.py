@@ -660,7 +660,8 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
 
 def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
                    proba: np.ndarray, spec, decision: dict | None = None,
-                   cd45_level: float = 2.0, max_leak: float = MAX_LEAK) -> np.ndarray:
+                   cd45_level: float = 2.0, max_leak: float = MAX_LEAK,
+                   measured: pd.DataFrame | None = None) -> np.ndarray:
     """The calls ctcnet makes on a crop set (each crop a cell someone chose), the markers
     taking part: with the model's marker fusion (``spec.metrics["marker_fusion"]``,
     :mod:`ctcnet.inference.marker_fusion`) the most probable class of the network's
@@ -669,15 +670,18 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     (:func:`marker_calls`) over the network's ``called``. Either way the
     CellSearch line holds: an event with CD45 over its CK area (``cd45_level``, noise units
     once the leaks are removed, each up to ``max_leak``: :func:`leak_allowance`) is never
-    called ``ctc``. A row whose probabilities are not finite keeps its call (``failed``)."""
+    called ``ctc``. A row whose probabilities are not finite keeps its call (``failed``).
+    ``measured``: :func:`measure` of the crops with every column (CD45 on every row, at
+    ``max_leak``), if made (:func:`crop_set_review` makes it once for the flags and this)."""
     from ctcnet.inference.marker_fusion import fused_proba
     from ctcnet.nn.calls import deployment_proba
 
     names = list(spec.class_names)
-    fusion = spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
+    fusion = _marker_fusion(spec)
     if not fusion or not len(called):
         return marker_calls(called, flags, names)
-    measured = measure(crops, spec.panel, spec.pixel_size_um, max_leak=max_leak)
+    if measured is None:
+        measured = measure(crops, spec.panel, spec.pixel_size_um, max_leak=max_leak)
     fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
                              decision).astype(np.float64)
     if "ctc" in names:
@@ -698,6 +702,27 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     return out
 
 
+def _marker_fusion(spec) -> dict | None:
+    """The model's marker fusion (``spec.metrics["marker_fusion"]``), if it carries one."""
+    return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
+
+
+def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarray,
+                    groups: np.ndarray | None = None, decision: dict | None = None,
+                    max_leak: float = MAX_LEAK) -> tuple[np.ndarray, pd.DataFrame]:
+    """(calls, flags) of a crop set: :func:`review_flags` and :func:`crop_set_calls` over the
+    network's ``called``, the crops measured once for both (every column, when the model's
+    fusion needs CD45 on every crop). ``max_leak``: :func:`leak_allowance` of the crops."""
+    full = None
+    if _marker_fusion(spec) and len(crops):
+        full = measure(crops, spec.panel, spec.pixel_size_um, max_leak=max_leak)
+    flags = review_flags(crops, proba, spec, measured=full, groups=groups, decision=decision,
+                         max_leak=max_leak)
+    calls = crop_set_calls(called, flags, crops, proba, spec, decision, max_leak=max_leak,
+                           measured=full)
+    return calls, flags
+
+
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
                  spec, measured: pd.DataFrame | None = None,
                  markers_decide: bool = False, max_leak: float = MAX_LEAK) -> pd.DataFrame:
@@ -714,15 +739,17 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
         return events
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
-    flags = review_flags(crops, proba, spec, measured=measured, groups=groups,
-                         max_leak=max_leak)
+    if markers_decide:
+        events["class"], flags = crop_set_review(crops, proba, spec,
+                                                 events["class"].to_numpy(object), groups,
+                                                 spec.decision, max_leak)
+    else:
+        flags = review_flags(crops, proba, spec, measured=measured, groups=groups,
+                             max_leak=max_leak)
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]
     events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
-    if markers_decide:
-        events["class"] = crop_set_calls(events["class"].to_numpy(object), flags, crops,
-                                         proba, spec, spec.decision, max_leak=max_leak)
     return events
 
 
