@@ -6,17 +6,12 @@ The package follows the pipeline, one subpackage per stage:
     simulate/ (training data)   training/   evaluation/   deploy/ (ONNX)   commands/ (the CLI)
 
 What users import is re-exported here lazily (``from ctcnet import load_model``), so that
-``import ctcnet`` stays cheap and the ONNX runtime path never pulls in torch. The module names of
-the first release's flat layout (``ctcnet.runtime``, ``ctcnet.model``, ...) still import, as
-aliases of their new homes.
+``import ctcnet`` stays cheap and the ONNX runtime path never pulls in torch.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
-import sys
 
 __version__ = "0.1.0"
 
@@ -47,50 +42,9 @@ _EXPORTS = {
     "SimConfig": "ctcnet.simulate",
 }
 
-# The first release's flat module names -> where they live now.
-_MOVED = {
-    "fileutil": "io.atomic", "panel": "io.panel", "taxonomy": "io.taxonomy",
-    "imageio": "io.images", "scan": "io.scan", "crops": "detect.crop_dataset",
-    "detect": "detect.detection", "cropping": "detect.cropping",
-    "nets": "nn.nets", "normalize": "nn.normalise", "model": "nn.classifier", "spec": "nn.spec",
-    "backends": "inference.backends", "predict": "inference.predict",
-    "distributed": "inference.distributed", "report": "report.review",
-    "metrics": "evaluation.metrics", "features": "evaluation.features",
-    "baselines": "evaluation.baselines", "calibration": "evaluation.calibration",
-    "saliency": "nn.saliency", "evaluate": "evaluation.evaluate",
-    "plots": "evaluation.plots", "augment": "simulate.augment",
-    "datamodule": "training.datamodule", "lit": "training.lit", "training": "training.cli",
-    "export": "deploy.export", "quantize": "deploy.quantise", "runtime": "deploy.runtime",
-}
-# Names that are now packages themselves keep their package meaning.
-_MOVED = {k: v for k, v in _MOVED.items() if k not in {"detect", "report"}}
-
-
-class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Lets ``import ctcnet.runtime`` (an old name) return ``ctcnet.deploy.runtime``."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        prefix, _, name = fullname.partition(".")
-        if prefix != __name__ or name not in _MOVED:
-            return None
-        return importlib.util.spec_from_loader(fullname, self)
-
-    def create_module(self, spec):
-        return importlib.import_module(f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}")
-
-    def exec_module(self, module):  # the real module is already executed
-        pass
-
-
-if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
-    sys.meta_path.append(_MovedModuleFinder())
-
-
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    if name in _MOVED:
-        return importlib.import_module(f"{__name__}.{_MOVED[name]}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

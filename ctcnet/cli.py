@@ -78,6 +78,8 @@ def _load_command(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ctcnet`` parser: global logging options and one subparser per command in
+    ``SUBCOMMANDS``."""
     parser = argparse.ArgumentParser(
         prog="ctcnet",
         description="Find and type circulating tumour cells in multichannel fluorescence scans.")
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
+    returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)

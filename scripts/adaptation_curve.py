@@ -65,6 +65,7 @@ RUNS = ROOT / "docs" / "adapting_runs.jsonl"
 
 
 def new_scanner() -> SimConfig:
+    """The simulator settings of the "new scanner" the model is adapted to."""
     return dataclasses.replace(SimConfig(), **NEW_SCANNER, shifts=("new_scanner",))
 
 
@@ -91,12 +92,16 @@ def first_per_class(labels: list[str], n: int) -> np.ndarray:
 
 
 def done_runs(path: Path) -> list[dict]:
+    """The runs already recorded in the JSON-lines file at ``path`` (none when it does not exist
+    yet)."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_curve(args) -> None:
+    """Fine-tune the base model on N crops per class of the new scanner for each seed and N,
+    appending each run not yet recorded to ``args.out``."""
     base_path = Path(args.base)
     base, spec = load_model(base_path)
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
@@ -193,6 +198,7 @@ def report(args) -> None:
 
 
 def main() -> None:
+    """Parse the command line and run the curve."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=str(ROOT / "models" / "ctcnet-default.pt"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -33,6 +33,8 @@ PY = sys.executable
 
 
 def cli(*args, cwd=None, timeout=120) -> tuple[int | None, str, str]:
+    """Run ``python -m ctcnet`` with ``args``: (exit status, stdout, stderr), or None as the
+    status on a hang."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     try:
         p = subprocess.run([PY, "-m", "ctcnet", *map(str, args)], capture_output=True,
@@ -43,10 +45,12 @@ def cli(*args, cwd=None, timeout=120) -> tuple[int | None, str, str]:
 
 
 def write_json(path: Path, data) -> None:
+    """Write ``data`` to ``path`` as JSON."""
     path.write_text(json.dumps(data))
 
 
 def edit_json(path: Path, **changes) -> None:
+    """Set keys of the JSON file at ``path`` (``DELETE`` as a value removes the key)."""
     data = json.loads(path.read_text())
     for k, v in changes.items():
         if v is DELETE:
@@ -60,6 +64,7 @@ DELETE = object()
 
 
 def write_frame(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as a single-page grey TIFF frame."""
     import tifffile
 
     tifffile.imwrite(path, arr, photometric="minisblack")
@@ -68,11 +73,13 @@ def write_frame(path: Path, arr: np.ndarray) -> None:
 # --- output checks: None when the output is right, else what is wrong ----------------------
 
 def summary_of(out: Path) -> dict | None:
+    """The run's summary.json under ``out``, or None when the run wrote none."""
     found = list(out.glob("*/summary.json"))
     return json.loads(found[0].read_text()) if found else None
 
 
 def one_frame_skipped(out: Path) -> str | None:
+    """None when exactly one frame was skipped and the rest processed, else what is wrong."""
     s = summary_of(out)
     if s is None or not list(out.glob("*/events.csv")):
         return "no summary.json / events.csv"
@@ -82,6 +89,7 @@ def one_frame_skipped(out: Path) -> str | None:
 
 
 def failed_status(out: Path) -> str | None:
+    """None when the run wrote no summary or one with status ``failed``, else the status it has."""
     s = summary_of(out)
     if s is None:
         return None
@@ -91,6 +99,7 @@ def failed_status(out: Path) -> str | None:
 # --- the cases -----------------------------------------------------------------------------
 
 def build_base(work: Path) -> dict:
+    """Simulate the clean cartridge and crop set once (kept in ``work`` between runs)."""
     cart, crops = work / "cartridge", work / "crops"
     if not cart.exists():
         rc, _, err = cli("simulate", "cartridge", cart, "--frames", "4", "--frame-shape",
@@ -119,14 +128,27 @@ def broken_model(work: Path, how: str) -> Path:
     return path
 
 
+def frames(d: Path) -> list[Path]:
+    """The cartridge's frame files, in name order."""
+    return sorted(d.glob("r*c*.tif"))
+
+
+def predict(d: Path, *extra) -> list:
+    """Arguments of a quiet predict run on ``d`` without the report, plus ``extra``."""
+    return ["predict", d, "--out", d.parent / "out", "--no-report", "--quiet", *extra]
+
+
 def cases(work: Path, base: dict):
-    """Yield (family, name, setup(dir) -> argv, check(out) or 'error')."""
+    """Yield (family, name, setup(dir) -> argv, check(out) or 'error'), family by family."""
+    yield from frame_cases(work)
+    yield from metadata_cases()
+    yield from crop_dataset_cases(work, base["crops"])
+    yield from option_cases(base["crops"])
 
-    def frames(d):
-        return sorted(d.glob("r*c*.tif"))
 
-    def predict(d, *extra):
-        return ["predict", d, "--out", d.parent / "out", "--no-report", "--quiet", *extra]
+def frame_cases(work: Path):
+    """Odd frames, broken models, duplicate frame ids, path-like sample ids, no readable frame
+    and a panel without its pixel size."""
 
     def frame_case(arr):
         def setup(d):
@@ -186,6 +208,9 @@ def cases(work: Path, base: dict):
         return predict(d)
     yield "6 silent defaults", "panel without pixel_size_um", no_pixel_size, "error"
 
+
+def metadata_cases():
+    """Bad cartridge and panel metadata, and a resumed run whose frame was replaced."""
     for name, key, value in (("blood_volume_ml 0", "blood_volume_ml", 0),
                              ("blood_volume_ml '7.5 mL'", "blood_volume_ml", "7.5 mL"),
                              ("blood_volume_ml -2", "blood_volume_ml", -2),
@@ -233,7 +258,9 @@ def cases(work: Path, base: dict):
         return "old events of the replaced frame"
     yield "8 resume, changed frame", "frame replaced", resume_changed, same_events
 
-    crops = base["crops"]
+
+def crop_dataset_cases(work: Path, crops: Path):
+    """Broken crop datasets: repeated or conflicting manifest rows, escaping paths, odd files."""
 
     def manifest_edit(fn):
         def setup(d):
@@ -280,6 +307,11 @@ def cases(work: Path, base: dict):
         return ["evaluate", d, "--out", d.parent / "out", "--no-baselines",
                 "--calibrate-on", d, "--save-model", d.parent / "cal.pt"]
     yield "9 crop datasets", "--calibrate-on one class", one_class, "error"
+
+
+def option_cases(crops: Path):
+    """Special files, an --out that is a file, impossible options, implausible inputs, and
+    training on crops without their panel."""
 
     def fifo(d):
         os.mkfifo(d / "r09c09.tif")
@@ -440,6 +472,8 @@ def model_cases(work: Path):
 
 
 def classify(rc, err, check, out: Path) -> tuple[str, str]:
+    """Sort a case's exit status, stderr and output into one outcome (error, handled, refused,
+    traceback, hang, wrong) and a note."""
     if rc is None:
         return "hang", ""
     if "Traceback" in err:
@@ -463,6 +497,7 @@ def classify(rc, err, check, out: Path) -> tuple[str, str]:
 
 
 def main() -> int:
+    """Run every case (or the ``--only`` families), print one line each and the per-family table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--only", default=None, help="run only families whose name contains this")

@@ -1,4 +1,4 @@
-"""Count-level truth of issue 12: simulated cartridges at realistic CTC prevalence, counted.
+"""Counts against the truth: simulated cartridges at realistic CTC prevalence, counted.
 
 Simulates ``--cartridges`` cartridges (seeds from ``--seed``, far from every training and
 decision-fitting seed), cartridge ``i`` holding about ``round(ctc_max * (i / (n - 1))**2)`` CTCs
@@ -83,6 +83,8 @@ def projection(report: dict, positive: str = "ctc") -> dict:
 
 
 def print_report(title: str, report: dict, n: int) -> dict:
+    """Print the per-cartridge CTC counts (true, automatic, held, after review) and their
+    agreement; returns ``report``."""
     from ctcnet.evaluation.counts import agreement_text
 
     ctc = report["per_class"]["ctc"]
@@ -125,6 +127,7 @@ def print_report(title: str, report: dict, n: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cartridges", type=int, default=20)
     parser.add_argument("--frames", type=int, default=175, help="frames per cartridge")

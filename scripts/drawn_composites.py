@@ -156,6 +156,7 @@ def called_ctc_by_kind(backend, root: Path, pixel_size) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
+    """Write the hand-drawn composite set and call it with each model; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append",
                         help="model name or file (repeatable; default: ctcnet-core3-export)")

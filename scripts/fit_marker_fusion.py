@@ -91,6 +91,7 @@ def collect(backend, sets) -> tuple:
 
 
 def main(argv=None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")

@@ -32,6 +32,8 @@ def reference_crops(spec, seed: int = 7) -> np.ndarray:
 
 
 def main() -> int:
+    """Run the shipped ONNX model on the reference crops and write them with its outputs; returns
+    the exit status."""
     from ctcnet.deploy.runtime import DIGEST_KEY, OnnxClassifier
     from ctcnet.inference.backends import default_model_path
     from ctcnet.io.atomic import atomic_write_bytes, atomic_write_text

@@ -3,8 +3,8 @@
 The golden pins what ``ctcnet predict`` finds and calls on a small simulated cartridge
 (``tests/data/golden_cartridge``: 3 frames of 256 x 320 px, 5 channels, zlib-compressed 16-bit
 TIFFs at a scan pixel size other than the model's, so resampling is covered), with the shipped
-default model as predict picks it on a CPU. It was made with the code before the issue-15
-speed-up, so that work (and any later one) must reproduce the same events, boxes, areas,
+default model as predict picks it on a CPU. It was made with the code before the cartridge
+path was made faster, so that work (and any later one) must reproduce the same events, boxes, areas,
 intensities, classes and probabilities up to float rounding.
 
 Run it again only when a change is meant to change the events or calls, and say so in the
@@ -64,6 +64,8 @@ def golden_events(cartridge: Path, out: Path, workers: int = 1):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Predict the golden cartridge (simulating its frames first when asked or missing) and write
+    the golden events."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", action="store_true", help="re-simulate the frames too")
     args = parser.parse_args(argv)

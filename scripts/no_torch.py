@@ -20,6 +20,8 @@ TRIED_TORCH = 70  # the exit status when ctcnet tried to import one of them
 
 
 def main(args: list[str]) -> int:
+    """Run ``ctcnet`` with ``args``, torch and the other blocked packages unimportable; returns
+    its exit status, or ``TRIED_TORCH`` if it tried to import one."""
     for name in BLOCKED:
         sys.modules[name] = None  # importing it raises ModuleNotFoundError, as if not installed
     tried: list[str] = []

@@ -71,6 +71,7 @@ def validation_split(config_path: Path, card: dict | None):
 
 
 def main(argv=None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
@@ -81,12 +82,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ctcnet.deploy.export import write_spec
-    from ctcnet.evaluation.model_card import (
-        TEST_SEED,
-        ck_positive_leukocytes,
-        held_out_test,
-        update_card,
-    )
+    from ctcnet.evaluation.held_out import TEST_SEED, ck_positive_leukocytes, held_out_test
+    from ctcnet.evaluation.model_card import update_card
     from ctcnet.inference.backends import TorchBackend
     from ctcnet.inference.guard import fit_reference
     from ctcnet.nn.classifier import load_model

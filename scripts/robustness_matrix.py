@@ -1,25 +1,26 @@
-"""The full robustness matrix of issue 12 on freshly simulated held-out crops, with its checks.
+"""The full robustness matrix on freshly simulated held-out crops, with its checks.
 
 Simulates ``--per-class`` crops per class at a seed no training or test set uses, fits the
 baselines on a clean simulated training set (``BASELINE_TRAIN_SEED``), runs every declared
 perturbation at every strength (ctcnet/evaluation/perturb.py) for the CNN, the marker gate and
 the feature classifier, and checks the "done when" targets at the end of each stated range:
 at most 2 % flips, macro-F1 at least 0.97, the CNN never below the marker gate, and at most 1 %
-of CK+CD45+ leukocytes called ``ctc``. It also re-measures the issue's five-row table.
+of CK+CD45+ leukocytes called ``ctc``. It also re-measures the perturbation table (named
+changes to every crop).
 
     python scripts/robustness_matrix.py [--model PATH] [--per-class 250] [--out DIR] [--card]
 
 ``--card`` records the range ends, the check and the review flags in the model's card.
 
-The issue's table alone, on the crop set the issue measured it on (read as ``ctcnet evaluate``
+The perturbation table alone, on the crop set it was first measured on (read as ``ctcnet evaluate``
 reads it, at model scale):
 
-    ctcnet simulate crops issue_crops/ --counts 150 --seed 4243
-    python scripts/robustness_matrix.py --table-data issue_crops/ --out DIR
+    ctcnet simulate crops perturbation_crops/ --counts 150 --seed 4243
+    python scripts/robustness_matrix.py --table-data perturbation_crops/ --out DIR
 
-Writes ``robustness.json``, ``robustness.png`` and ``issue_table.json`` into ``--out``; prints
-the range-end table, the failures and the issue table. Exit status 0 whether or not the
-targets are met (this measures; the JSON says ``check.passed``).
+Writes ``robustness.json``, ``robustness.png`` and ``perturbation_table.json`` into
+``--out``; prints the range-end table, the failures and the perturbation table. Exit status 0
+whether or not the targets are met (this measures; the JSON says ``check.passed``).
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# Far from training (0), validation (1000), model-card tests (424242), the issue's own
-# measurement (4243) and the baselines' training set (7919).
+# Far from training (0), validation (1000), model-card tests (424242), the perturbation
+# table's crops (4243) and the baselines' training set (7919).
 MATRIX_SEED = 52021
 
 
-def issue_rows(panel) -> list[tuple[str, object]]:
-    """The rows of issue 12's table as (name, apply(crops, rng)); rows whose markers the panel
+def perturbation_rows(panel) -> list[tuple[str, object]]:
+    """The rows of the perturbation table as (name, apply(crops, rng)); rows whose markers the panel
     lacks are left out."""
     from ctcnet.evaluation.perturb import bleed, random_stain, stain_strength
 
@@ -67,15 +68,15 @@ def issue_rows(panel) -> list[tuple[str, object]]:
     return rows
 
 
-def measure_issue_table(backend, crops, labels, seed: int, model_input=None) -> list[dict]:
-    """The issue's rows; ``model_input``: what the CNN sees of each changed crop set (the
-    compensated view of ``--compensate``; default: the crops)."""
+def measure_perturbation_table(backend, crops, labels, seed: int, model_input=None) -> list[dict]:
+    """The perturbation table's rows; ``model_input``: what the CNN sees of each changed crop
+    set (the compensated view of ``--compensate``; default: the crops)."""
     from ctcnet.evaluation.matrix import called_as
     from ctcnet.evaluation.metrics import classification_report
 
     names = backend.spec.class_names
     out = []
-    for i, (name, apply) in enumerate(issue_rows(backend.spec.panel)):
+    for i, (name, apply) in enumerate(perturbation_rows(backend.spec.panel)):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 99, i]))
         changed = apply(crops, rng)
         proba = backend.predict_proba(model_input(changed) if model_input else changed)
@@ -89,6 +90,7 @@ def measure_issue_table(backend, crops, labels, seed: int, model_input=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--per-class", type=int, default=250)
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="CNN only (e.g. to re-measure the review flags quickly)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--table-data", type=Path,
-                        help="only the issue's table, on this labelled crop folder")
+                        help="only the perturbation table, on this labelled crop folder")
     parser.add_argument("--compensate", action=argparse.BooleanOptionalAction, default=None,
                         help="the CNN sees CK's spillover taken off per simulated sample "
                              "(ctcnet predict --compensate); default: as the model was trained; "
@@ -134,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         view = network_input(spec, index.sample_ids, args.compensate, args.seed)
         if spec.reads_exports and (index.file_panel or index.panel).composite:
             view = None  # the folder holds exports already: the changes are made to those
-        table = measure_issue_table(backend, crops, index.label_indices(spec.taxonomy),
+        table = measure_perturbation_table(backend, crops, index.label_indices(spec.taxonomy),
                                     args.seed, view)
         args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
+        atomic_write_text(args.out / "perturbation_table.json", json.dumps(table, indent=2) + "\n")
         print(f"model {backend.model_path} ({backend.name}); {len(crops)} crops from "
               f"{args.table_data}")
-        print_issue_table(table)
+        print_perturbation_table(table)
         return 0
     batch = simulate_crops(args.per_class, spec.panel, spec.taxonomy, spec.crop_size,
                            seed=args.seed)
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                               batch.sample_ids, args.compensate)
     matrix.update({"model": str(backend.model_path), "data": f"simulated, seed {args.seed}",
                    "per_class": args.per_class})
-    table = measure_issue_table(backend, crops, labels, args.seed,
+    table = measure_perturbation_table(backend, crops, labels, args.seed,
                                 network_input(spec, batch.sample_ids, args.compensate,
                                               args.seed))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"--per-class {args.per_class} --seed {args.seed} --card")
         update_card(card, robustness_matrix=matrix_summary(matrix, command))
         print(f"recorded in {card} and {card.with_suffix('.md')}")
-    atomic_write_text(args.out / "issue_table.json", json.dumps(table, indent=2) + "\n")
+    atomic_write_text(args.out / "perturbation_table.json", json.dumps(table, indent=2) + "\n")
 
     print(f"model {backend.model_path} ({backend.name}); {len(labels)} crops, seed {args.seed}")
     print("clean macro-F1: " + ", ".join(f"{m} {v['macro_f1']:.3f}"
@@ -196,13 +198,15 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(check['failures'])} failures over {check['range_end_cells']} range-end cells)")
     for failure in check["failures"]:
         print(f"  - {failure}")
-    print_issue_table(table)
+    print_perturbation_table(table)
     print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out}")
     return 0
 
 
-def print_issue_table(table: list[dict]) -> None:
-    print("\nissue 12 table, re-measured:")
+def print_perturbation_table(table: list[dict]) -> None:
+    """Print the re-measured perturbation table (accuracy, macro-F1, CTC recall and the two
+    costly confusions per change)."""
+    print("\nperturbation table, re-measured:")
     print(f"{'change to every crop':42s} {'acc':>6s} {'F1':>6s} {'ctc R':>6s} "
           f"{'ctc->cl':>8s} {'wbc->ctc':>8s}")
     fmt = lambda v: "    -" if v is None else f"{v:6.3f}"  # noqa: E731

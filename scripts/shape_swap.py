@@ -86,6 +86,8 @@ def reads_scans(spec) -> bool:
 
 
 def run_family(backend, out: Path, per_class: int, seed: int) -> dict:
+    """Score ``backend`` on the shape-swap crops (and the CK+CD45+ ones) in the view it reads,
+    scans or exports."""
     from tight_exports import score
 
     spec = backend.spec
@@ -128,6 +130,7 @@ def run_family(backend, out: Path, per_class: int, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append",
                         help="model name or file (repeatable; default: core3 and core3-export)")

@@ -30,6 +30,7 @@ SAMPLE_ID = "stress"
 
 
 def simulate(cart: Path, frames: int, shape: str, events: float, seed: int) -> None:
+    """Simulate the stress cartridge with ``ctcnet simulate cartridge``."""
     subprocess.run([sys.executable, "-m", "ctcnet", "simulate", "cartridge", str(cart),
                     "--frames", str(frames), "--frame-shape", shape, "--events", str(events),
                     "--seed", str(seed), "--sample-id", SAMPLE_ID],
@@ -58,6 +59,8 @@ def one_run(cart: Path, out: Path, extra: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Predict the same cartridge ``--runs`` times and report the runs that failed, skipped
+    frames or found other events; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--" in argv:

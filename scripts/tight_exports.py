@@ -72,6 +72,8 @@ def ck_peak(crops, spec):
 
 
 def score(backend, root: Path, pixel_size) -> dict:
+    """Call the crop set at ``root`` as ``ctcnet predict`` does and score the CTC calls
+    (accuracy, recall, what review shows)."""
     import numpy as np
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
@@ -111,6 +113,7 @@ def score(backend, root: Path, pixel_size) -> dict:
 
 
 def main(argv=None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ctcnet-core3-export")
     parser.add_argument("--per-class", type=int, default=250)

@@ -1,6 +1,6 @@
 """A labelled training set of tight single-cell exports of cells rendered at fine pixels.
 
-The export model fine-tunes of docs/core3-rgb.md (stop 45) were made on such a set: two
+The export model fine-tunes of docs/core3-rgb.md were made on such a set: two
 halves, each made by ``ctcnet simulate crops --export tight`` (cells rendered at 0.2 um/px,
 exported at 0.1 um/px, pixel size stated), one saved as JPEG (quality 80-95) and one as PNG,
 from their own seeds, joined in one crop dataset folder
@@ -27,6 +27,7 @@ HALVES = (("set0", "jpg", 0), ("set1", "png", 1000))
 
 
 def main(argv=None) -> int:
+    """Parse the command line and run the script; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--counts", default="4000", help="crops per class in each half")

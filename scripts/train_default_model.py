@@ -45,7 +45,9 @@ from pathlib import Path
 import yaml
 
 from ctcnet.evaluation.calibration import calibrate_spec
-from ctcnet.evaluation.model_card import TEST_SEED, build_card, card_tests, headline, render_card
+from ctcnet.evaluation.card_markdown import render_card
+from ctcnet.evaluation.held_out import TEST_SEED, card_tests
+from ctcnet.evaluation.model_card import build_card, headline
 from ctcnet.inference.backends import TorchBackend
 from ctcnet.inference.guard import fit_reference
 from ctcnet.io.atomic import atomic_write_text
@@ -57,6 +59,7 @@ log = logging.getLogger("train_default_model")
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+    """The script's own options, and the rest for LightningCLI."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     p.add_argument("--out", default=str(ROOT / "models"), help="output folder")
@@ -189,6 +192,8 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def main(argv=None) -> int:
+    """Train the default model (or only re-test it with ``--retest``), evaluate it and write the
+    model files and card; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args, extra = parse_args(argv)
     if args.retest:

@@ -1,4 +1,5 @@
-"""`ctcnet benchmark --quick` still runs end to end and writes its record (no timing checks)."""
+"""`ctcnet benchmark --quick` still runs end to end and writes its record, and the stage check's
+verdict on recorded multiples (no timing checks: speed goes in the benchmark)."""
 
 import json
 
@@ -33,11 +34,20 @@ def test_quick_benchmark_writes_record(tmp_path, tiny_model):
     for row in record["cartridges"]["rows"]:
         assert row["events"] > 0 and row["total_s"]["median"] > 0
         assert {"read", "detect", "crop", "classify", "write"} <= set(row["stages_s"])
+        # Every stage but the report stands beside a floor measured in the same run.
+        table = row["stage_table"]
+        assert {"read", "detect", "crop", "guard", "classify", "write"} <= set(table)
+        assert all(table[s]["floor_per_event_ms"] > 0 and table[s]["x_model_floor"] > 0
+                   for s in ("read", "detect", "crop", "guard", "classify", "write"))
+    floors = record["cartridges"]["frame_floors"]
+    assert floors["crop_fine_to_model_pixel"] > 0 and floors["events"] > 0
+    assert record["cartridges"]["model_floor"]["best_batch"] >= 1
     training = record["training"]
     assert all(training[k]["median"] > 0 for k in ("crops_per_s", "augment_crops_per_s",
                                                      "step_crops_per_s"))
     text = (out / "benchmarks.md").read_text()
     assert "Quick mode" in text and "Whole cartridges" in text
+    assert "Each stage against its floor" in text and "0.45 um/px" in text
     assert "augmentation" in text and "crops/s on one core" in text
 
 
@@ -80,6 +90,7 @@ def test_gpu_record_shows_the_frame_path_comparison():
 def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch):
     # The largest cartridge size overruns (a time limit): the sizes done stay in the record.
     import ctcnet.benchmark as bench
+    import ctcnet.benchmark.record as record_module
 
     timing = {"median": 10.0, "min": 9.0, "max": 11.0}
     row = {"frames": 10, "events": 2800, "total_s": timing, "process_s": timing,
@@ -91,7 +102,7 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch)
                      "device": "cpu"})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench, "bench_cartridges", cartridges_then_stop)
+    monkeypatch.setattr(record_module, "bench_cartridges", cartridges_then_stop)
     out = tmp_path / "docs"
     with pytest.raises(KeyboardInterrupt):
         bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
@@ -102,3 +113,65 @@ def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch)
     assert [r["frames"] for r in record["cartridges"]["rows"]] == [10]
     text = (out / "benchmarks.md").read_text()
     assert "Incomplete" in text and "| 10 |" in text
+
+
+def test_a_run_of_some_sections_keeps_the_others(tmp_path):
+    # `--sections cartridge` rewrites the cartridge tables and keeps the record's other
+    # sections, labelled with the run that measured them.
+    import ctcnet.benchmark.record as record_module
+
+    out = tmp_path / "docs"
+    out.mkdir()
+    earlier = {"created": "2026-01-01 00:00:00 UTC", "quick": False,
+               "machine": {"cpu": "Some CPU", "cores": 2},
+               "classification": {"rows": []}, "training": {"arch": "compact"},
+               "cartridges": {"rows": ["old"]}}
+    (out / "benchmarks.json").write_text(json.dumps(earlier))
+    kept, when = record_module.earlier_sections(out, ("cartridge",), quick=False)
+    assert set(kept) == {"classification", "training"}
+    made = "2026-01-01 00:00:00 UTC on Some CPU, 2 cores"
+    assert when == {"classification": made, "training": made}
+    assert record_module.earlier_sections(out, ("cartridge",), quick=True) == ({}, {})
+
+
+def test_stage_check_fails_a_stage_twice_as_slow_and_passes_the_record():
+    from ctcnet.benchmark.stages import compare_ratios
+
+    recorded = {"read": 0.16, "detect": 0.4, "crop": 0.9, "guard": 0.45, "classify": 0.85,
+                "write": 1.2, "report": 9.0, "total": 13.0}
+    assert compare_ratios(dict(recorded), recorded) == []
+    # Within the tolerance (1.4x) passes; a stage twice as slow fails, by name.
+    assert compare_ratios({**recorded, "guard": 0.45 * 1.4}, recorded) == []
+    failures = compare_ratios({**recorded, "guard": 0.9}, recorded)
+    assert len(failures) == 1 and failures[0].startswith("guard:")
+    # A stage far cheaper than the model is held to the minimum ratio, not to its own noise...
+    assert compare_ratios({**recorded, "read": 0.14}, {"read": 0.02}) == []
+    # ...but a recorded stage that was not measured fails.
+    assert compare_ratios({"read": 0.1}, {"read": 0.1, "guard": 0.4}) == ["guard: not measured"]
+
+
+def test_stage_check_verdict_from_a_recorded_file(tmp_path, monkeypatch, caplog):
+    # run_check against a record, with the measurement replaced by fixed multiples: the
+    # record passes itself, a doctored stage twice as slow (on every attempt) exits 1.
+    import logging
+
+    import ctcnet.benchmark.stages as stages
+
+    ratios = {"read": 0.2, "crop": 1.0, "guard": 0.5, "total": 10.0}
+    measured = {"events": 300, "model_per_event_ms": 1.0, "batch_size": 8,
+                "load_average": None, "ratios": dict(ratios),
+                "per_event_ms": dict(ratios)}
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: dict(measured))
+    baseline = tmp_path / "stages.json"
+    assert stages.run_check(tmp_path / "m.onnx", baseline, record=True) == 0
+    assert json.loads(baseline.read_text())["ratios"] == ratios
+    assert stages.run_check(tmp_path / "m.onnx", baseline) == 0
+    measured["ratios"] = {**ratios, "crop": 2.0}
+    with caplog.at_level(logging.ERROR):
+        assert stages.run_check(tmp_path / "m.onnx", baseline) == 1
+    assert "crop: 2.000x the model floor" in caplog.text
+    # Over once and within on the second measurement (a burst of other work): passes.
+    answers = iter([{**measured, "ratios": {**ratios, "crop": 2.0}},
+                    {**measured, "ratios": dict(ratios), "per_event_ms": dict(ratios)}])
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: next(answers))
+    assert stages.run_check(tmp_path / "m.onnx", baseline) == 0

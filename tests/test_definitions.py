@@ -1,4 +1,4 @@
-"""The class definitions as tests, on the shipped model (DOMAIN.md, issue 12).
+"""The class definitions as tests, on the shipped model (DOMAIN.md).
 
 * A CK+ CD45+ nucleated event is a leukocyte with nonspecific CK, never a ``ctc``: CellSearch's
   rule is explicit, a CD45-positive event is not a CTC. With ``--compensate`` gone wrong (their
@@ -97,7 +97,7 @@ def test_simulated_tdevs_are_debris(shipped):
 
 def test_simulated_ctc_fragments_are_debris(shipped):
     """CTC fragments: irregular CK+ pieces without a nucleus, some with a small dim DAPI piece
-    (issue 12: CK+ DAPI+ fragments are debris too; not an intact cell, so never a CTC)."""
+    (CK+ DAPI+ fragments are debris too; not an intact cell, so never a CTC)."""
     crops = simulated(shipped, "debris", ["fragment"], seed=9103)
     assert calls(shipped, crops) == ["debris"] * N
 

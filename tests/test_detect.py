@@ -255,7 +255,7 @@ def test_padding_and_cutting_are_logged(tmp_path, caplog):
 def crop_dataset_at(tmp_path, pixel_um, seed=5):
     """The same simulated cells written as a dataset at 0.64 and at ``pixel_um`` um/px."""
     from ctcnet.detect.crop_dataset import write_crop_dataset
-    from ctcnet.detect.cropping import resample
+    from ctcnet.detect.resampling import resample
     from ctcnet.simulate import simulate_crops
 
     panel = load_panel(None)
@@ -349,7 +349,7 @@ def test_bilinear_is_torchs_bilinear_interpolation(size):
     import torch
     import torch.nn.functional as F
 
-    from ctcnet.detect.cropping import bilinear
+    from ctcnet.detect.resampling import bilinear
 
     crops = np.random.default_rng(5).poisson(300, (4, 3, 67, 67)).astype(np.uint16)
     want = F.interpolate(torch.from_numpy(crops.astype(np.float32)), size=size,
@@ -368,7 +368,7 @@ def test_numpy_resampling_is_torchs_antialiased_interpolation(shape, size):
     import torch
     import torch.nn.functional as F
 
-    from ctcnet.detect.cropping import antialias_matrix, resample
+    from ctcnet.detect.resampling import antialias_matrix, resample
 
     crops = np.random.default_rng(6).poisson(300, shape).astype(np.float32)
     want = F.interpolate(torch.from_numpy(crops), size=size, mode="bilinear",

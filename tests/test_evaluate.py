@@ -367,7 +367,7 @@ def test_evaluate_runs_an_onnx_export_like_its_checkpoint(tmp_path, toy, capsys,
     """`ctcnet evaluate --model x.onnx` goes through the same backend as predict, and a 0.32
     um/px copy of the data is brought to the model's 0.64 um/px (pixel size not ignored)."""
     from ctcnet.deploy.export import export_onnx
-    from ctcnet.detect.cropping import resample
+    from ctcnet.detect.resampling import resample
 
     _, (xt, yt) = toy
     panel = default_panel()

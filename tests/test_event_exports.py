@@ -13,13 +13,8 @@ from conftest import save_tiny_model
 from ctcnet.cli import main
 from ctcnet.errors import InputError
 from ctcnet.inference.guard import FLAGS
-from ctcnet.report.event_exports import (
-    HEADER_OFFSET_MAX,
-    MISSING_VALUE,
-    export_events,
-    fcs_bytes,
-    write_fcs,
-)
+from ctcnet.report.event_exports import export_events
+from ctcnet.report.fcs import HEADER_OFFSET_MAX, MISSING_VALUE, fcs_bytes, write_fcs
 
 SAMPLE = "S1"
 

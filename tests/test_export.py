@@ -14,8 +14,8 @@ import onnx
 import pytest
 import torch
 
-from ctcnet import export as export_module
 from ctcnet.cli import main
+from ctcnet.deploy import export as export_module
 from ctcnet.deploy.export import (
     OnnxGraph,
     export_onnx,

@@ -105,12 +105,12 @@ class _FailFirstCall:
 def test_an_import_error_in_a_frame_thread_stops_the_run(setup, tmp_path, monkeypatch):
     """Not about the frame's data: the run must fail loudly, never finish with exit 0 and a
     frame skipped (a count short of that frame's cells)."""
-    import ctcnet.inference.predict as P
+    import ctcnet.inference.frames as F
     from ctcnet.cli import main
 
     error = ImportError("cannot import name 'interpolate' from partially initialized module "
                         "'torch.nn.functional' (most likely due to a circular import)")
-    monkeypatch.setattr(P, "detect_events", _FailFirstCall(P.detect_events, error))
+    monkeypatch.setattr(F, "detect_events", _FailFirstCall(F.detect_events, error))
     out = tmp_path / "out"
     args = ["predict", str(setup["cart"]), "--model", str(setup["onnx"]), "--out", str(out),
             "--device", "cpu", "--workers", "2", "--quiet", "--no-report"]
@@ -126,11 +126,12 @@ def test_an_import_error_in_a_frame_thread_stops_the_run(setup, tmp_path, monkey
 
 
 def test_a_frame_whose_data_breaks_detection_is_still_skipped(setup, tmp_path, monkeypatch):
+    import ctcnet.inference.frames as F
     import ctcnet.inference.predict as P
     from ctcnet.inference.backends import load_backend
 
     error = ValueError("odd pixels no check foresaw")
-    monkeypatch.setattr(P, "detect_events", _FailFirstCall(P.detect_events, error))
+    monkeypatch.setattr(F, "detect_events", _FailFirstCall(F.detect_events, error))
     summary = P.predict_cartridge(setup["cart"], load_backend(setup["onnx"], device="cpu"),
                                   tmp_path / "out", P.PredictOptions(quiet=True, workers=2,
                                                                      report=False))

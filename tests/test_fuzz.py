@@ -157,7 +157,7 @@ def test_panel_json_values_are_checked(tmp_path_factory, data):
 
 @pytest.mark.parametrize("shape", [(3, 12, 12), (3, 3, 500), (3, 400, 5), (3, 1, 1)])
 def test_known_odd_frames(shape):
-    """The shapes of issue 13 that crashed detection: refused by name or detected."""
+    """Frame shapes that once crashed detection: refused by name or detected."""
     frame = np.random.default_rng(0).integers(90, 110, shape).astype(np.uint16)
     try:
         events = detect_events(frame, PANEL)

@@ -1,4 +1,4 @@
-"""Predict finds and calls the same events as before the issue-15 speed-up (float rounding only).
+"""Predict finds and calls the same events as the recorded golden run (float rounding only).
 
 ``tests/data/golden_events.parquet`` was written by ``scripts/make_predict_golden.py`` with the
 code before that work, on the committed 3-frame cartridge ``tests/data/golden_cartridge`` (scan
@@ -22,8 +22,8 @@ GOLDEN = DATA / "golden_events.parquet"
 # Centres are signal-weighted means, intensities means over an object, probabilities come from
 # a float32 graph: summation order (batch size, threads, how a crop is resampled) may move them
 # in the last float32 digits, nothing more. Measured on the 175-frame benchmark cartridge after
-# the issue-15 work: probabilities moved by at most 3e-5, positions and intensities not at all,
-# and all 49,016 events kept their class, review and guard flags.
+# the cartridge path was made faster: probabilities moved by at most 3e-5, positions and
+# intensities not at all, and all 49,016 events kept their class, review and guard flags.
 FLOAT_TOL = {"default": dict(rtol=1e-4, atol=1e-4),
              "p_": dict(rtol=0, atol=1e-4), "confidence": dict(rtol=0, atol=1e-4)}
 

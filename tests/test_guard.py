@@ -318,7 +318,7 @@ def test_dapi_that_is_a_copy_of_ck_is_no_nucleus(rng, spec):
 def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
     """The card's guard line: what the guard catches and what it costs (right CTC calls it
     holds leave the automatic count too)."""
-    from ctcnet.evaluation.model_card import guard_catch
+    from ctcnet.evaluation.held_out import guard_catch
 
     crops = np.stack([cell(rng), cell(rng, dapi=0), cell(rng, cd45=80), cell(rng)])
     calls = onehot(["ctc"] * 4, spec)

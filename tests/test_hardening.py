@@ -1,6 +1,6 @@
-"""Issue 13: no traceback, no hang, no silent wrong number.
+"""Bad input: no traceback, no hang, no silent wrong number.
 
-Each bad input of the issue either gives one clear line and exit status 2, or is skipped and
+Each bad input either gives one clear line and exit status 2, or is skipped and
 recorded while the rest finishes; a sample with no readable frame is ``failed`` (exit 3), never
 zero counts. The CLI runs in process (``ctcnet.cli.main``) on a tiny simulated cartridge.
 """
@@ -20,7 +20,8 @@ from ctcnet.cli import main
 from ctcnet.detect.crop_dataset import read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
-from ctcnet.inference.predict import PredictOptions, label_events, predict_cartridge
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.inference.tables import label_events
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import load_panel
 from ctcnet.io.scan import open_cartridge
@@ -115,9 +116,9 @@ def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
 
 
 def test_an_unexpected_detection_error_skips_only_that_frame(base, cart, monkeypatch):
-    import ctcnet.inference.predict as P
+    import ctcnet.inference.frames as F
 
-    original = P.detect_events
+    original = F.detect_events
 
     def flaky(frame, *args, **kwargs):
         if frame.shape[-1] == 160 and frame[0, 0, 0] == -1:
@@ -127,7 +128,7 @@ def test_an_unexpected_detection_error_skips_only_that_frame(base, cart, monkeyp
     data = tifffile.imread(frames(cart)[1]).astype(np.float32)
     data[0, 0, 0] = -1
     tifffile.imwrite(frames(cart)[1], data, photometric="minisblack")
-    monkeypatch.setattr(P, "detect_events", flaky)
+    monkeypatch.setattr(F, "detect_events", flaky)
     summary = predict_cartridge(cart, load_backend(base / "model.pt", device="cpu"),
                                 cart.parent / "out", PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["skipped"] == 1

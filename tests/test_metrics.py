@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from ctcnet import metrics
+from ctcnet.evaluation import metrics
 
 
 def one_hot_proba(pred, k, conf=0.9):

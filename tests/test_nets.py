@@ -3,11 +3,17 @@
 import pytest
 import torch
 
-from ctcnet.nn.nets import ARCHS, adapt_input_conv, create_model, load_backbone_state
+from ctcnet.nn.nets import (
+    adapt_input_conv,
+    create_model,
+    list_architectures,
+    load_backbone_state,
+    register_architecture,
+)
 
 
 @pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.resnet) if a == "resnet18"
-                                  else a for a in ARCHS])
+                                  else a for a in list_architectures()])
 @pytest.mark.parametrize("in_chans", [3, 4, 5, 6])
 def test_forward_backward_every_parameter_gets_a_gradient(arch, in_chans):
     torch.manual_seed(0)
@@ -89,9 +95,24 @@ def test_init_from_rgb_weights_loads_after_the_file_is_gone(tmp_path):
     torch.testing.assert_close(model.net.layer1[0].conv1.weight, rgb["layer1.0.conv1.weight"])
 
 
-def test_unknown_arch_is_refused():
-    with pytest.raises(ValueError, match="unknown arch"):
+def test_unknown_arch_is_refused_with_the_registered_names():
+    with pytest.raises(ValueError, match="unknown arch.*compact.*resnet18"):
         create_model("vit_huge", in_chans=5, num_classes=4)
+
+
+def test_a_registered_architecture_is_built_by_name(monkeypatch):
+    from ctcnet.nn import nets
+
+    monkeypatch.setattr(nets, "_ARCHITECTURES", dict(nets._ARCHITECTURES))
+
+    @register_architecture("tiny_linear")
+    def tiny(in_chans, num_classes):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_chans * 64, num_classes))
+
+    assert list_architectures()[-1] == "tiny_linear"
+    assert create_model("tiny_linear", 2, 4)(torch.randn(1, 2, 8, 8)).shape == (1, 4)
+    with pytest.raises(ValueError, match="already registered"):
+        register_architecture("compact")(tiny)
 
 
 def test_resnet18_without_torchvision_says_which_extra(monkeypatch):

@@ -17,7 +17,9 @@ from conftest import save_tiny_model
 from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
 from ctcnet.inference.backends import load_backend
-from ctcnet.inference.predict import CrossFrameBatcher, FrameWork, PredictOptions, predict_cartridge
+from ctcnet.inference.batcher import CrossFrameBatcher
+from ctcnet.inference.frames import FrameWork
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
@@ -363,6 +365,33 @@ def test_two_processes_share_the_cartridges(setup, tmp_path):
         assert len(read_events(tmp_path / "out" / name)) == setup["ref"].events
 
 
+def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_index(
+        setup, tmp_path):
+    from ctcnet.cli import main
+
+    for name in ("a", "b"):
+        shutil.copytree(setup["cart"], tmp_path / "in" / name)
+        info = json.loads((tmp_path / "in" / name / "cartridge.json").read_text())
+        info["sample_id"] = f"sample_{name}"
+        (tmp_path / "in" / name / "cartridge.json").write_text(json.dumps(info))
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "in"), "--model", str(setup["model"]), "--out", str(out),
+            "--device", "cpu", "--quiet", "--no-report", "--workers", "0"]
+    assert main(args + ["--shard", "1/2"]) == 0
+    done = [p.name for p in out.iterdir() if (p / "summary.json").is_file()]
+    assert len(done) == 1  # this job's share only
+    run = json.loads((out / "run.json").read_text())
+    assert sum(bool(e.get("missing")) for e in run["outputs"]) == 1
+    assert main(args + ["--shard", "2/2"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert sorted(e["name"] for e in run["outputs"] if not e.get("missing")) == \
+        ["sample_a", "sample_b"]
+    for name in ("sample_a", "sample_b"):
+        assert len(read_events(out / name)) == setup["ref"].events
+    for bad in ("0/2", "3/2", "2", "a/b", "1/0"):
+        assert main(args + ["--shard", bad]) == 2
+
+
 def test_shard_gives_each_item_to_exactly_one_rank():
     from ctcnet.inference.distributed import shard
 
@@ -446,9 +475,9 @@ def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch)
     only the summary's columns, strings as categoricals."""
     import pyarrow.parquet as pq
 
-    import ctcnet.inference.predict as P
+    import ctcnet.inference.tables as T
 
-    monkeypatch.setattr(P, "ROWS_PER_GROUP", 4)
+    monkeypatch.setattr(T, "ROWS_PER_GROUP", 4)
     rng = np.random.default_rng(0)
     tables = [pd.DataFrame({"frame": np.full(n, f), "frame_id": [f"r00c{f:02d}"] * n,
                             "x": rng.uniform(0, 100, n), "y": rng.uniform(0, 100, n),
@@ -456,7 +485,7 @@ def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch)
                             "guard": rng.choice(["", "unusual", "cd45_positive"], n),
                             "mean_CK": rng.uniform(0, 9, n).astype(np.float32)})
               for f, n in enumerate([3, 5, 1, 7])]
-    kept = P.write_tables(tmp_path, iter(tables), keep=("event_id", "frame_id", "x", "class"))
+    kept = T.write_tables(tmp_path, iter(tables), keep=("event_id", "frame_id", "x", "class"))
     whole = pd.concat(tables, ignore_index=True)
     whole.insert(0, "event_id", np.arange(len(whole), dtype=np.int64))
     assert pq.ParquetFile(tmp_path / "events.parquet").num_row_groups > 1

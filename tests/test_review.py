@@ -28,7 +28,7 @@ from ctcnet.inference.counts import count_events, count_reviewed
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
 from ctcnet.report import decisions as D
-from ctcnet.report import review
+from ctcnet.report import journal, review
 from ctcnet.report.server import make_server, server_url
 
 CROP = 48
@@ -222,11 +222,11 @@ def _record_many(folder, events, pixel_um, ids):
 
 def test_without_flock_threads_still_take_turns(tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as on Windows
-    monkeypatch.setattr(D, "_warned_no_flock", False)
+    monkeypatch.setattr(journal, "_warned_no_flock", False)
     events, _ = tiny_run(classes=["debris"] * 40)
     threads = [threading.Thread(target=_record_many, args=(tmp_path, events, 0.5,
                                                            range(k, 40, 2))) for k in range(2)]
-    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+    with caplog.at_level("WARNING", logger="ctcnet.report"):
         for t in threads:
             t.start()
         for t in threads:
@@ -510,7 +510,7 @@ def test_review_page_filter_and_focused_button_in_chromium(served):
 def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     from ctcnet.cli import main
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-    from ctcnet.inference.predict import journal_gallery
+    from ctcnet.inference.journal import journal_gallery
     from ctcnet.io.scan import open_cartridge
     from ctcnet.report.review import gallery_lookup
 
@@ -657,7 +657,7 @@ def test_decisions_of_another_run_attach_only_on_their_cartridge(tmp_path, caplo
     again_a = D.RunEvents(moved, 0.5, cartridge_id="cartA")
     assert D.load_decisions(tmp_path, again_a).decisions["event_id"].tolist() == [1]
     on_b = D.RunEvents(moved, 0.5, cartridge_id="cartB")
-    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+    with caplog.at_level("WARNING", logger="ctcnet.report"):
         matched = D.migrate_decisions(tmp_path, on_b)
     assert matched.decisions.empty and matched.other_cartridge == 1
     assert "made on another cartridge with this sample id (cartridge cartA; this run's is " \
@@ -707,14 +707,14 @@ def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, 
         tifffile.imwrite(frame, tifffile.imread(frame) + np.uint16(1),
                          photometric="minisblack")
     backend = load_backend(results / "model.pt", device="cpu", batch_size=64)
-    with caplog.at_level("WARNING", logger="ctcnet.inference.predict"):
+    with caplog.at_level("WARNING", logger="ctcnet.inference.journal"):
         rerun = predict_cartridge(other, backend, sample, PredictOptions(
             quiet=True, workers=0, report=False, overwrite=True))
     assert rerun.sample_id == "P001" and rerun.cartridge_id != summary.cartridge_id
     assert "review.csv holds decisions made on another cartridge" in caplog.text
     caplog.clear()
     events, summary = D.load_sample(sample)
-    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+    with caplog.at_level("WARNING", logger="ctcnet.report"):
         matched = D.migrate_decisions(sample, D.RunEvents.of_sample(sample, events, summary))
     assert matched.decisions.empty and matched.other_cartridge == 3
     assert "3 decision(s) in review.csv were made on another cartridge" in caplog.text
@@ -1068,7 +1068,7 @@ def test_an_unfinished_last_line_is_ignored_then_cut_off(tmp_path, caplog):
     whole = path.read_bytes()
     with open(path, "ab") as fh:  # a writer stopped mid-line (a crash before its fsync)
         fh.write(f"{run.run_id},,3,f0,70.0,5.0,ctc,wb".encode())
-    with caplog.at_level("WARNING", logger="ctcnet.report.decisions"):
+    with caplog.at_level("WARNING", logger="ctcnet.report"):
         assert D.read_decisions(tmp_path)["event_id"].tolist() == [1]
         D.record_decision(tmp_path, run, 0, "ctc", "a")
     assert "unfinished last line" in caplog.text
@@ -1256,20 +1256,21 @@ def test_state_since_catches_up_with_decisions_made_elsewhere(results, tmp_path)
 def test_tiles_whose_page_went_away_are_not_cut(results, tmp_path, monkeypatch, caplog):
     import socket
 
-    from ctcnet.report import server as S
+    from ctcnet.report import app as A
+    from ctcnet.report.sample import Sample
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
-    monkeypatch.setattr(S, "AHEAD", 0)  # nothing cut ahead: every cut is one asked for
+    monkeypatch.setattr(A, "AHEAD", 0)  # nothing cut ahead: every cut is one asked for
     cut = []
-    real = S.Sample.render_tile
+    real = Sample.render_tile
 
     def slow(self, event_id, *args, **kwargs):
         cut.append(event_id)
         time.sleep(0.5)
         return real(self, event_id, *args, **kwargs)
 
-    monkeypatch.setattr(S.Sample, "render_tile", slow)
+    monkeypatch.setattr(Sample, "render_tile", slow)
     server = make_server(out, port=0, warm_up=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host, port = server.server_address[:2]

@@ -220,7 +220,7 @@ def test_a_saved_decision_redraws_its_own_row_only():
                 saved: page.document.body.getAttribute("data-saved")};
     """, page_state(600))
     assert got["posted"] == [{"event_id": 0, "call": "confirm", "reviewer": "tester",
-                              "run_id": "R"}]
+                              "run_id": "R", "reading": "first"}]
     assert got["saved"] == "1" and got["decision"] == "ctc" and got["verdict"] == "confirmed"
     # Every row is the element it was, and a few dozen elements were made (the event panel,
     # the counts), not a list of 600 rows of four elements each.
@@ -351,3 +351,103 @@ def test_a_decision_taken_back_elsewhere_brings_its_row_back_in_place():
     """, state)
     assert got["hidden"] == [0, 2, 4, 5]
     assert got["shown"] == got["list"] == [0, 2, 3, 4, 5]
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid, the channel sliders, the sign-off and the second reading on the stand-in DOM.
+
+def test_grid_page_is_of_one_call_undecided_and_not_set_aside():
+    candidates = [{"event_id": i, "call": ["wbc", "ctc"][i % 3 == 0],
+                   "decision": "wbc" if i == 4 else None, "reasons": []} for i in range(12)]
+    got = run_js(f"ReviewLogic.gridPage({json.dumps(candidates)}, {{}}, 'wbc', {{'5': true}}, "
+                 "3).map(function (c) { return c.event_id; })")
+    assert got == [1, 2, 7]  # 4 decided, 5 set aside as an exception, 3 and 6 are ctc calls
+
+
+def test_channel_gain_of_a_slider():
+    assert run_js("[ReviewLogic.gain(0), ReviewLogic.gain(10), ReviewLogic.gain(-20)]") == [
+        1, 2, 0.25]
+
+
+GRID_ROUTE = """
+routes.push(["/api/P001/decisions", (url, options) => {
+  const body = JSON.parse(options.body);
+  return {json: {decisions: body.event_ids.map((id) => {
+    const c = state.candidates.find((c) => c.event_id === id);
+    return [id, body.call === "confirm" ? c.call : "rejected"];
+  }), counts: state.counts, previous: "s1", stamp: "s2", signoff: null}};
+}]);
+"""
+
+
+def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        const first = cells().map((c) => +c.getAttribute("data-event-id"));
+        cells()[2].click();                      // an exception
+        cells()[2].click();                      // changed their mind
+        cells()[5].click();
+        const marked = cells().filter((c) => c.className === "cell marked").length;
+        page.key("Enter");
+        await page.settle();
+        const posts = page.requests.filter((r) => r.method === "POST");
+        const next = cells().map((c) => +c.getAttribute("data-event-id"));
+        page.key("g");
+        return {first, marked, posted: posts.map((r) => [r.url, JSON.parse(r.body)]), next,
+                decided: page.document.body.getAttribute("data-grid-decided"),
+                grid: page.document.body.getAttribute("data-grid"),
+                rows: page.rows().filter((r) => r.getAttribute("data-decision")).length};
+    """, page_state(400))
+    # page_state alternates ctc and wbc calls: a tie, and the grid opens on the first class.
+    ctc = [i for i in range(400) if i % 2 == 0]
+    assert got["first"] == ctc[:100] and got["marked"] == 1
+    assert len(got["posted"]) == 1
+    url, body = got["posted"][0]
+    assert url == "/api/P001/decisions" and body["call"] == "confirm"
+    assert body["event_ids"] == [e for e in ctc[:100] if e != ctc[5]]
+    assert got["decided"] == "99" and got["rows"] == 99
+    assert got["next"] == ctc[100:200]       # the exception is not put back on the page
+    assert got["grid"] == "off"
+
+
+def test_a_slider_lays_a_gain_over_its_channel_and_is_remembered():
+    got = run_page("""
+        const inputs = page.document.querySelectorAll("#display-controls input");
+        inputs[2].value = "-10";
+        inputs[2].listeners.input[0]();
+        const layers = page.document.querySelectorAll("#tile div.gain");
+        return {inputs: inputs.length, layers: layers.map((l) => [
+                  l.getAttribute("data-channel"), l.style.left, l.style.backdropFilter]),
+                stored: page.context.localStorage.getItem("ctcnet-gain-P001-CD45")};
+    """, page_state(2, gallery=True))
+    assert got["inputs"] == len(CHANNELS)
+    assert got["layers"] == [["2", "50%", "brightness(0.500)"]]
+    assert got["stored"] == "-10"
+
+
+def test_sign_off_and_agreement_are_shown():
+    state = page_state(4)
+    state["signoff"] = None
+    state["agreement"] = {"first": 3, "second": 3, "both": 3, "agree": 2, "kappa": 0.4,
+                          "disagreements": [{"event_id": 2, "model_call": "ctc",
+                                             "first": "ctc", "second": "rejected",
+                                             "first_reviewer": "a", "second_reviewer": "b"}]}
+    got = run_page("""
+        routes.push(["/api/P001/signoff", {json: {signoff: {reviewer: "ann",
+          signed_at: "2026-01-01T00:00:00+00:00", status: "current"}}}]);
+        const before = page.document.getElementById("signoff-text").textContent;
+        page.document.getElementById("signoff-button").click();
+        await page.settle();
+        const select = page.document.getElementById("filter-reason");
+        select.value = "disagreement";
+        select.dispatchEvent({type: "change"});
+        return {before, after: page.document.getElementById("signoff-text").textContent,
+                agreement: page.document.getElementById("agreement").textContent,
+                rows: page.rows().map((r) => +r.getAttribute("data-event-id"))};
+    """, state)
+    assert got["before"] == "not signed off"
+    assert got["after"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
+    assert "2 agree (Cohen's kappa 0.40); 1 disagreement(s)" in got["agreement"]
+    assert got["rows"] == [2]

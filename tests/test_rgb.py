@@ -273,7 +273,7 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
     assert registry.choose_model([composite, scan]).name == "tiny3"  # not every input an export
     # A cartridge is judged by its frames: 8-bit colour frames are an export whatever
     # panel.json says, 16-bit frames are a scan even where it says "composite".
-    from ctcnet.inference.predict import input_panels, resolve_inputs
+    from ctcnet.inference.inputs import input_panels, resolve_inputs
     from ctcnet.simulate import simulate_cartridge
 
     def panels(cartridge):
@@ -487,12 +487,13 @@ def test_rgb_jpeg_augmentation_at_an_export_zoom(rng):
 def test_export_headroom_dims_a_crop_as_a_whole_sample_export_would(rng):
     """A crop exported alone with headroom h looks as it would in a sample whose bright end is
     h times its own: every grey level divided by h (before rounding), none clipped."""
-    from ctcnet.simulate.export import EXPORT_HEADROOM, as_rgb_jpeg, display_8bit
+    from ctcnet.simulate.export import EXPORT_HEADROOM, as_rgb_jpeg, display_8bit_per_sample
 
     crop = rng.poisson(200, (1, 3, TINY_CROP, TINY_CROP)).astype(np.float32)
     crop[:, :, 10:20, 12:22] += np.array([3000, 50, 800], np.float32)[:, None, None]
-    stretched = display_8bit(crop, ["a"], np.random.default_rng(2)).astype(float)
-    dimmed = display_8bit(crop, ["a"], np.random.default_rng(2), headroom=(10.0, 10.0))
+    stretched = display_8bit_per_sample(crop, ["a"], np.random.default_rng(2)).astype(float)
+    dimmed = display_8bit_per_sample(crop, ["a"], np.random.default_rng(2),
+                                     headroom=(10.0, 10.0))
     kept = stretched < 255
     assert np.abs(dimmed[kept] - stretched[kept] / 10).max() <= 0.5 + 1e-6
     assert dimmed.max() <= 255 / 10 / 0.35 + 1  # the display maximum is at most 1/0.35 of it
@@ -571,7 +572,9 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
     assert sorted(index.labels) == ["ctc"] * 3 + ["wbc"] * 3
     for i in range(len(index)):
         rgb = index.read(i)
-        assert rgb.dtype == np.uint8 and np.median(rgb[:, [0, 0, -1, -1], [0, -1, 0, -1]]) == 0
+        # The background is black, or a haze no viewer sees: a faint channel stretched to its
+        # own peak lifts the background's noise by a few grey levels.
+        assert rgb.dtype == np.uint8 and np.median(rgb[:, [0, 0, -1, -1], [0, -1, 0, -1]]) <= 10
         # A cell of ~8-20 um at 0.16 um/px: far more pixels than the 40 px scan crop.
         assert min(rgb.shape[1:]) > 40
     assert main(["simulate", "crops", str(tmp_path / "bad"), "--export", "tight",
@@ -579,7 +582,7 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
 
 
 def test_tight_training_set_joins_a_jpeg_and_a_png_half(tmp_path):
-    """scripts/tight_training_set.py (the export model fine-tunes' data, stop 45): two
+    """scripts/tight_training_set.py (the export model fine-tunes' data): two
     `simulate crops --export tight` halves in one crop dataset, each sample its own."""
     from test_training import load_script
 
@@ -598,12 +601,12 @@ def test_tight_training_set_joins_a_jpeg_and_a_png_half(tmp_path):
 
 
 def test_apparent_size_measures_what_a_view_shows(capsys):
-    """scripts/apparent_size.py: a view's apparent size is the side of its area at or over 10 %
+    """experiments/apparent_size.py: a view's apparent size is the side of its area at or over 10 %
     of white, per class and defining marker; the script runs end to end on a config."""
     from test_training import load_script
 
     root = Path(__file__).resolve().parents[1]
-    script = load_script(root / "scripts" / "apparent_size.py")
+    script = load_script(root / "experiments" / "apparent_size.py")
     yy, xx = np.mgrid[:40, :40]
     disc = lambda r: np.where((yy - 20) ** 2 + (xx - 20) ** 2 <= r * r, 200.0, 10.0)  # noqa: E731
     views = np.zeros((2, 3, 40, 40))

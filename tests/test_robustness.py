@@ -108,7 +108,7 @@ def test_pixel_size_changes_apparent_size(factor):
 
 def test_8bit_export_clips_the_stated_share():
     x = disk_crops(n=6, noise=5.0)
-    out = perturb.display_8bit(x, 0.01)
+    out = perturb.display_8bit_by_quantile(x, 0.01)
     assert out.min() >= 0 and out.max() == 255
     assert np.all(out == np.round(out))
     assert (out[:, 1] == 255).mean() == pytest.approx(0.01, abs=0.01)
@@ -120,9 +120,9 @@ def test_jpeg_composite_stays_close_to_the_8bit_export():
     clean = disk_crops(n=3)  # a clean disk survives a good JPEG; lossier loses more
     out = perturb.jpeg_composite(clean, 95, panel)
     assert out.shape == clean.shape
-    assert np.abs(out - perturb.display_8bit(clean, 0.001)).mean() < 3
+    assert np.abs(out - perturb.display_8bit_by_quantile(clean, 0.001)).mean() < 3
     noisy = disk_crops(n=3, noise=5.0)
-    ref = perturb.display_8bit(noisy, 0.001)
+    ref = perturb.display_8bit_by_quantile(noisy, 0.001)
     error = {q: np.abs(perturb.jpeg_composite(noisy, q, panel) - ref).mean() for q in (95, 30)}
     assert error[30] > error[95]
 

@@ -183,6 +183,17 @@ def test_provider_choice():
         "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+def test_both_backends_take_their_cpu_batch_size_from_the_registry(tiny):
+    from ctcnet.deploy.runtime import default_batch_size
+    from ctcnet.inference.backends import OnnxBackend, TorchBackend
+
+    assert OnnxClassifier(tiny[0], providers=["CPUExecutionProvider"]).batch_size == \
+        default_batch_size("onnx", "cpu") == 8
+    assert OnnxBackend(tiny[0], device="cpu").batch_size == 8
+    assert TorchBackend(tiny[0].with_suffix(".pt"), device="cpu").batch_size == \
+        default_batch_size("torch", "cpu") == 64
+
+
 @pytest.mark.gpu
 def test_runs_on_cuda_provider(tiny):
     import onnxruntime as ort
@@ -198,8 +209,8 @@ def test_runs_on_cuda_provider(tiny):
 
 def test_newer_spec_format_refused(tiny, tmp_path):
     """A correctly signed file from a newer ctcnet is refused by format, not misread."""
-    from ctcnet import spec as spec_module
     from ctcnet.deploy.runtime import DIGEST_KEY, SPEC_FORMAT, model_digest
+    from ctcnet.nn import spec as spec_module
 
     assert SPEC_FORMAT == spec_module.SPEC_FORMAT
 

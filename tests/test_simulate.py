@@ -535,7 +535,8 @@ def test_every_leukocyte_shows_cd45_but_a_dim_tail():
 def test_shape_swap_gives_cells_other_classes_shapes():
     """With shape_swap 1 no cell keeps its class's own shape; at 0 every cell does; in
     between, the native shape keeps its share."""
-    from ctcnet.simulate.cells import SHAPES, Context, draw_shapes
+    from ctcnet.simulate.cells import SHAPES, draw_shapes
+    from ctcnet.simulate.primitives import Context
 
     def shapes(swap, native):
         ctx = Context(rng=np.random.default_rng(0), stain=None, noise=None, ctc_median_um=None,

@@ -233,7 +233,8 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
     import pandas as pd
 
     from ctcnet.errors import InputError
-    from ctcnet.inference.predict import PredictOptions, predict_cartridge, prepare_frame
+    from ctcnet.inference.frames import prepare_frame
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.io.scan import open_cartridge
 
     base, backend = leaky_cartridge

@@ -96,7 +96,7 @@ def test_onnx_export_carries_the_symmetry(tmp_path):
 
 def test_card_and_registry_name_the_symmetry():
     from ctcnet.commands.models import _line
-    from ctcnet.evaluation.model_card import symmetry_text
+    from ctcnet.evaluation.card_markdown import symmetry_text
     from ctcnet.nn.registry import get_model
 
     assert "four quarter turns" in symmetry_text("rot4") and "4x" in symmetry_text("rot4")

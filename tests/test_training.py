@@ -17,21 +17,22 @@ from lightning.pytorch.callbacks import Callback
 from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.panel import load_panel
-from ctcnet.simulate.augment import (
-    AugmentConfig,
+from ctcnet.simulate.augment import build_train_augment
+from ctcnet.simulate.augment_options import AugmentConfig
+from ctcnet.simulate.augment_steps import (
     adjust_signal,
     augment_intensities,
     augment_optics_and_export,
     background_and_noise,
-    build_train_augment,
     display_export,
     gradient,
     jpeg_channels,
     smooth_signal,
     zoom_signal,
 )
-from ctcnet.training.datamodule import CTCDataModule, sample_level_split, with_overrides
+from ctcnet.training.datamodule import CTCDataModule, with_overrides
 from ctcnet.training.lit import CTCLitModule, balanced_class_weights, focal_loss
+from ctcnet.training.splits import sample_level_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
@@ -343,10 +344,11 @@ def test_an_export_view_model_sees_exports_in_validation_and_records_it():
     dm.setup("fit")
     for name in ("val", "test"):
         shown, counts = dm.splits[name].images, raw.splits[name].images
-        # The same crops, each an 8-bit export at model scale (black background).
+        # The same crops, each an 8-bit export at model scale: a black background (or a haze
+        # of a few grey levels where a faint channel is stretched to its own peak).
         assert shown.shape == counts.shape and shown.dtype == np.float32
         assert shown.max() <= 255 and counts.max() > 255
-        assert (np.percentile(shown, 10, axis=(1, 2, 3)) < 5).all()
+        assert (np.percentile(shown, 10, axis=(1, 2, 3)) < 10).all()
         np.testing.assert_array_equal(dm.splits[name].targets, raw.splits[name].targets)
     again = CTCDataModule(panel=core3, crop_size=48, simulate=sim, view="export",
                           augment={"tight_p": 1.0})
@@ -865,7 +867,7 @@ def test_dotted_augment_overrides_arrive_typed_and_bad_ones_are_refused(tmp_path
     """`--data.augment.nonspecific_ck_p=0.45` reaches the data module as the text '0.45'; it
     once failed only inside a data-loader worker, after the training crops were simulated."""
     from ctcnet.errors import InputError
-    from ctcnet.simulate.augment import augment_config
+    from ctcnet.simulate.augment_options import augment_config
     from ctcnet.training.cli import CTCLightningCLI
 
     args = ["--config", str(ROOT / "configs" / "smoke.yaml"),

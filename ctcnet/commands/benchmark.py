@@ -11,6 +11,7 @@ HELP = "Measure speed and memory of the whole product on this machine."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet benchmark`` to its subparser."""
     parser.add_argument("--model", type=Path, default=None,
                         help="model to measure (default: the shipped model)")
     parser.add_argument("--out", type=Path, default=Path("docs"),
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet benchmark``: measure speed and memory on this machine and write benchmarks.md
+    and .json; returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.benchmark import BenchSettings, run_benchmark
     from ctcnet.inference.backends import default_model_path

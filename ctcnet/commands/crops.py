@@ -16,6 +16,7 @@ HELP = "Cut a run's reviewed events (or all, with the model's calls) into a crop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet crops`` to its subparser."""
     parser.add_argument("results", metavar="RESULTS",
                         help="a ctcnet predict --out folder (or one sample's folder in it)")
     parser.add_argument("--out", required=True, help="crop dataset folder to write")
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet crops``: cut the reviewed events of a run (or all, with the model's calls)
+    into a crop dataset; returns the exit status."""
     from pathlib import Path
 
     # the library: imported when the command runs (see ctcnet.commands)

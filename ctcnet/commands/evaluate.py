@@ -97,11 +97,13 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_baseline_arguments(args: argparse.Namespace) -> None:
+    """Refuse a baseline training set too small to fit the feature classifier on."""
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet evaluate`` to its subparser."""
     parser.add_argument("data", help="labelled crop dataset folder (class folders or "
                                      "manifest.csv, plus panel.json), or simulated cartridges "
                                      "with ground_truth.csv (a cartridge, a folder of them or "
@@ -276,6 +278,8 @@ def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet evaluate``: score a model on a labelled crop dataset or on simulated
+    cartridges and write the report; returns the exit status."""
     import json
 
     # the library: imported when the command runs (see ctcnet.commands)
@@ -285,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
-    from ctcnet.inference.predict import input_panels, resolve_inputs
+    from ctcnet.inference.inputs import input_panels, resolve_inputs
 
     cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model

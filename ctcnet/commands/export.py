@@ -12,6 +12,7 @@ import argparse
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--overwrite``: replace ``what`` if it exists, where the default refuses."""
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} if it exists (default: refuse, naming it)")
 
@@ -20,6 +21,7 @@ HELP = "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet export`` to its subparser."""
     parser.add_argument("checkpoint", help="ctcnet .pt model or Lightning .ckpt")
     parser.add_argument("--out", help="output .onnx file (default: the checkpoint's name with "
                                       ".onnx)")
@@ -37,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet export``: export a checkpoint to ONNX (fp32, fp16 or calibrated int8) and
+    print the check report; returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.deploy.export import export_onnx
 

@@ -14,6 +14,7 @@ HELP = "Export a run's events as FCS 3.1 (flow-cytometry tools) and GeoJSON (QuP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet export-events`` to its subparser."""
     parser.add_argument("results", metavar="RESULTS",
                         help="a ctcnet predict --out folder (or one sample's folder in it)")
     parser.add_argument("--fcs", action="store_true",
@@ -31,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet export-events``: write predict results as FCS and/or QuPath GeoJSON files;
+    returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.report.event_exports import export_events
 

@@ -16,6 +16,7 @@ HELP = "Fine-tune a model on a lab's labelled crops; recalibrates and writes a m
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet finetune`` to its subparser."""
     # The library's defaults, read when the parser is built (numpy comes with them).
     from ctcnet.training.finetune import FinetuneOptions
 
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet finetune``: adapt a model to a lab's labelled crops and write it with its
+    card; returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.training.finetune import FinetuneOptions, finetune
 

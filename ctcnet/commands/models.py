@@ -11,6 +11,7 @@ HELP = "List the shipped models: panel, classes, pixel size, size on disk, card 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet models`` to its subparser."""
     parser.add_argument("name", nargs="?", help="show one model's card (Markdown) instead")
     parser.add_argument("--json", action="store_true", help="print one JSON object per model")
 
@@ -29,6 +30,8 @@ def _line(info) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet models``: list the shipped models, or show one's card; returns the exit
+    status."""
     import json
 
     if args.name:

@@ -3,7 +3,8 @@
 Outputs per cartridge under ``OUT/<sample_id>/``: events.csv, events.parquet, summary.json,
 gallery/*.png, index.html and the resume journal parts/. Rerunning on the same OUT resumes.
 Under ``torchrun`` the cartridges are shared across the processes (see
-ctcnet.inference.distributed).
+ctcnet.inference.distributed); ``--shard K/N`` shares them between the jobs of an array on
+many machines, with no process group.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ctcnet.commands.evaluate import (
     add_prior_argument,
 )
 from ctcnet.errors import InputError, check_device_name
+from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, write_run_index
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.nn.registry import choose_model
@@ -23,6 +25,7 @@ HELP = "Detect and classify every event of whole cartridges (or a crop dataset).
 
 
 def add_arguments(parser) -> None:
+    """Add the options of ``ctcnet predict`` to its subparser."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="cartridge folder, folder of cartridges, list file, or crop dataset")
     parser.add_argument("--model", default=None,
@@ -31,7 +34,7 @@ def add_arguments(parser) -> None:
                              "data has)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default=None,
+    parser.add_argument("--backend", choices=list_backends(), default=None,
                         help="inference backend (default: from the model file's suffix)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="crops per model call (default on a CPU: 8 with onnxruntime, 64 "
@@ -47,6 +50,11 @@ def add_arguments(parser) -> None:
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="take only share K of N of the inputs (1 <= K <= N; the same "
+                             "balanced split by frame count as under torchrun), for job arrays "
+                             "on many machines, e.g. SLURM: --shard "
+                             "$((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT")
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
@@ -61,7 +69,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard K/N`` as (rank, world size): rank K - 1 of N; None without the option."""
+    if text is None:
+        return None
+    k, sep, n = text.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        k = n = 0
+    if not sep or not 1 <= k <= n:
+        raise InputError(f"--shard is K/N with 1 <= K <= N (this job's share of N), got {text!r}")
+    return k - 1, n
+
+
 def run(args) -> int:
+    """Run ``ctcnet predict``: detect and classify the events of each input and write tables,
+    summary and reports; returns the exit status."""
     import math
     from dataclasses import replace
     from pathlib import Path
@@ -100,7 +124,7 @@ def run(args) -> int:
                              edge_cut_as=None if args.keep_edge_calls else "debris",
                              prior=prior, pixel_size=args.pixel_size,
                              marker_calls=not args.network_calls_only)
-    from ctcnet.inference.predict import resolve_inputs
+    from ctcnet.inference.inputs import resolve_inputs
 
     out = Path(args.out)
     inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
@@ -109,17 +133,24 @@ def run(args) -> int:
     if model is None:  # the shipped model whose channels the data has, by name
         import sys
 
-        from ctcnet.inference.predict import input_panels
+        from ctcnet.inference.inputs import input_panels
 
         model = choose_model(input_panels(cartridges, datasets, args.pixel_size),
                              "the input data", cartridges=bool(cartridges)).name
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
+    shard = parse_shard(args.shard)
     with distributed_context(args.device) as (info, device):
+        if shard and info.world_size > 1:
+            raise InputError("--shard splits the inputs between separate jobs; under torchrun "
+                             "the processes split them already")
+        rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
-        summaries = predict_inputs(inputs, out, backend, options, info.rank,
-                                   info.world_size)
-    if info.is_main:  # one index of every output of the run (all ranks have finished)
+        summaries = predict_inputs(inputs, out, backend, options, rank, world_size)
+    # One index of every output of the run: under torchrun once all ranks have finished; each
+    # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
+    # the last shard to end leaves the whole index.
+    if info.is_main:
         from ctcnet.io.scan import open_cartridge
 
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]

@@ -18,6 +18,7 @@ HELP = "Review a run's candidates in the browser: confirm, reject or relabel (sa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet review`` to its subparser."""
     parser.add_argument("results", metavar="RESULTS",
                         help="a ctcnet predict --out folder (or one sample's folder in it)")
     parser.add_argument("--port", type=int, default=8765,
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet review``: serve the review page on 127.0.0.1 until interrupted; returns the
+    exit status."""
     import webbrowser
 
     # the library: imported when the command runs (see ctcnet.commands)

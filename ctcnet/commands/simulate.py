@@ -20,6 +20,7 @@ HELP = "Simulate realistic scans: a crop dataset, a whole cartridge, or a galler
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ctcnet simulate`` to its subparser."""
     sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
     crops = sub.add_parser("crops", help="write a labelled crop dataset (class folders, "
                                          "manifest.csv, dataset.json)")
@@ -180,6 +181,8 @@ def _config(args):
 
 
 def run(args) -> int:
+    """Run ``ctcnet simulate``: write a simulated crop dataset, cartridge or gallery; returns the
+    exit status."""
     import time
 
     panel = load_panel(args.panel)
@@ -231,10 +234,10 @@ def run(args) -> int:
         print(f"wrote {args.frames} frames and {len(truth)} events {counts} to {args.out} in "
               f"{time.perf_counter() - start:.1f} s")
     else:
-        from ctcnet.simulate.gallery import write_gallery
+        from ctcnet.simulate.gallery import write_simulated_gallery
 
         prepare_output(args, taxonomy)
-        paths = write_gallery(args.out, panel, taxonomy, args.per_class, args.crop_size,
-                              args.seed, cfg)
+        paths = write_simulated_gallery(args.out, panel, taxonomy, args.per_class,
+                                        args.crop_size, args.seed, cfg)
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -8,6 +8,7 @@ HELP = "Train a classifier with Lightning (LightningCLI; YAML configs in configs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Take every argument as it is: LightningCLI, not argparse, parses them."""
     parser.add_argument("cli_args", nargs=argparse.REMAINDER, metavar="ARGS",
                         help="LightningCLI arguments, e.g. --config configs/default.yaml "
                              "--trainer.max_epochs=5 (see ctcnet train --help)")
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``ctcnet train``: hand the arguments to the LightningCLI entry point; returns the exit
+    status."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.training.cli import main
 

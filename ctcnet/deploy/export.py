@@ -95,6 +95,8 @@ class OnnxGraph(nn.Module):
         self.symmetry = classifier.spec.symmetry
 
     def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, calibrated probabilities) for raw counts, averaged over the spec's symmetry
+        views."""
         x = self.normalise(raw)
         logits = symmetric_logits(lambda v: self.net(v.half() if self.half else v).float(), x,
                                   self.symmetry)
@@ -103,6 +105,8 @@ class OnnxGraph(nn.Module):
 
 @dataclass
 class ExportReport:
+    """What an export wrote and how it checked out: file, precision, opset, size, the
+    ORT-versus-torch verification per batch and, for int8, the macro-F1 it kept."""
     path: str
     precision: str
     opset: int
@@ -112,6 +116,7 @@ class ExportReport:
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
+        """The report as the lines ``ctcnet export`` prints."""
         out = [f"wrote {self.path} ({self.precision}, opset {self.opset}, "
                f"{self.size_bytes / 1024:.0f} KiB) in {self.seconds:.1f} s"]
         for v in self.verification:

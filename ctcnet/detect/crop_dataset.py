@@ -86,15 +86,18 @@ class CropIndex:
         return arr if self.channels is None else arr[list(self.channels)]
 
     def class_counts(self) -> dict[str, int]:
+        """Crops per label, labels in name order."""
         counts: dict[str, int] = {}
         for label in self.labels:
             counts[label] = counts.get(label, 0) + 1
         return dict(sorted(counts.items()))
 
     def label_indices(self, taxonomy: Taxonomy) -> np.ndarray:
+        """Each crop's label as its output index in ``taxonomy``."""
         return np.array([taxonomy.index(label) for label in self.labels], dtype=np.int64)
 
     def subset(self, mask: Sequence[bool] | np.ndarray) -> CropIndex:
+        """The crops where ``mask`` is true, every per-crop list cut alike."""
         keep = np.flatnonzero(np.asarray(mask))
         return replace(self, paths=[self.paths[i] for i in keep],
                        labels=[self.labels[i] for i in keep],

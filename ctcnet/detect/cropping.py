@@ -8,7 +8,11 @@ or pad to the model's crop size. A crop then covers the same physical field of v
 model's training crops. :func:`report_fit` logs how many crops had to be padded or cut.
 
 On frames, :func:`extract_crops` cuts a window a little wider than the model's field of view
-around each event and hands it to :func:`to_model_scale`. Whatever a crop lacks (the part of a
+around each event and brings it to model scale with :func:`to_model_scale`'s weights, batched
+over the frame's events (:func:`resampled_crops`: the same numbers up to float rounding). Each
+crop keeps its own window's grid: resampling the frame once and cutting crops from it would be
+cheaper, but it moves each crop's pixels by up to half a model pixel, and that changed 5 of
+3,539 calls on a simulated 0.45 um/px cartridge. Whatever a crop lacks (the part of a
 window past the frame border, the margin around a crop smaller than the field of view) is
 filled with **background** (:func:`background_fill`): per channel the level and noise measured
 on the pixels the crop has, drawn as a fixed noise pattern. Never by mirroring: a mirror turns
@@ -24,12 +28,20 @@ and then computes with the same weights on the tensor's device, so both paths re
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import sys
 
 import numpy as np
 
+from ctcnet.detect.resampling import (
+    antialias_matrix,
+    bilinear,
+    bilinear_matrix,
+    is_tensor,
+    resample,
+    resampled_size,
+)
 from ctcnet.nn.background import background_from_percentiles
 
 log = logging.getLogger(__name__)
@@ -68,20 +80,42 @@ def extract_windows(frame: np.ndarray, x: np.ndarray, y: np.ndarray, window: int
     the frame border and that part was filled with background (:func:`background_fill`).
     """
     frame = np.asarray(frame)
+    top, left, padded = place_windows(x, y, window, *frame.shape[1:])
+    return cut_windows(frame, top, left, window), padded
+
+
+def cut_windows(frame: np.ndarray, top: np.ndarray, left: np.ndarray, window: int
+                ) -> np.ndarray:
+    """(N, C, window, window) windows with top-left corners (top, left) in a (C, H, W) frame,
+    the part of a window past the frame border filled with background (frame dtype)."""
     c, h, w = frame.shape
-    top, left, padded = place_windows(x, y, window, h, w)
-    n = len(top)
-    out = np.empty((n, c, window, window), dtype=frame.dtype)
+    out = np.empty((len(top), c, window, window), dtype=frame.dtype)
     # One slice copy per window: half the time of a fancy-index gather over a sliding-window
-    # view (7 against 12-16 ms for 290 windows of 67 px on a CellSearch frame).
-    for i in np.flatnonzero(~padded):
-        out[i] = frame[:, top[i]:top[i] + window, left[i]:left[i] + window]
-    border = np.flatnonzero(padded)
-    if len(border):
-        rows, cols, inside = border_gather(top[border], left[border], window, h, w)
+    # view (7 against 12-16 ms for 290 windows of 67 px on a CellSearch frame). Python ints:
+    # numpy scalars would make each slice several times slower to set up.
+    for i, (t, lf) in enumerate(zip(top.tolist(), left.tolist())):
+        if t >= 0 and lf >= 0 and t + window <= h and lf + window <= w:
+            out[i] = frame[:, t:t + window, lf:lf + window]
+        else:
+            out[i] = border_window(frame, t, lf, window)
+    return out
+
+
+def border_window(frame: np.ndarray, top: int, left: int, window: int) -> np.ndarray:
+    """One (C, window, window) window reaching past the frame border: the part inside the frame
+    as it is, the rest background measured on that part (:func:`background_fill`, the same
+    numbers, without gathering or masking the window: the part inside is a rectangle)."""
+    c, h, w = frame.shape
+    r0, r1 = max(top, 0), min(top + window, h)
+    c0, c1 = max(left, 0), min(left + window, w)
+    if r0 >= r1 or c0 >= c1:  # wholly outside (never from detection): the general fill
+        rows, cols, inside = border_gather(np.array([top]), np.array([left]), window, h, w)
         gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
-        out[border] = background_fill(gathered, inside)
-    return out, padded
+        return background_fill(gathered, inside)[0]
+    part = frame[:, r0:r1, c0:c1]
+    fill = fill_values(part.reshape(c, -1).astype(np.float32), window, frame.dtype)
+    fill[:, r0 - top:r1 - top, c0 - left:c1 - left] = part
+    return fill
 
 
 def border_gather(top: np.ndarray, left: np.ndarray, window: int, h: int, w: int):
@@ -98,17 +132,74 @@ def border_gather(top: np.ndarray, left: np.ndarray, window: int, h: int, w: int
 _FILL_SEED = 20261125
 
 
+@functools.lru_cache(maxsize=8)
+def _fill_pattern(h: int, w: int) -> np.ndarray:
+    pattern = np.random.default_rng(_FILL_SEED).standard_normal((h, w)).astype(np.float32)
+    pattern.flags.writeable = False  # shared between calls and threads
+    return pattern
+
+
 def fill_pattern(h: int, w: int) -> np.ndarray:
     """The (h, w) float32 standard-normal pattern background fills draw their noise from."""
-    return np.random.default_rng(_FILL_SEED).standard_normal((h, w)).astype(np.float32)
+    return _fill_pattern(int(h), int(w)).copy()
+
+
+def fill_values(measured: np.ndarray, size: int | tuple[int, int], dtype) -> np.ndarray:
+    """(C, size, size) background drawn from (C, M) float32 ``measured`` pixels, in ``dtype``:
+    per channel their level plus their noise times the fixed pattern, kept within their range
+    (a clipped background stays at its floor; integer data keep their range)."""
+    h, w = (size, size) if np.isscalar(size) else size
+    (q_low, q_high), lowest, highest = percentiles_and_range(measured, (10, 30))
+    level, noise = background_from_percentiles(q_low, q_high)
+    fill = level[:, None, None] + noise[:, None, None] * _fill_pattern(int(h), int(w))[None]
+    fill = np.clip(fill, lowest[:, None, None], highest[:, None, None]).astype(np.float32)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(fill), info.min, info.max).astype(dtype)
+    return fill.astype(dtype, copy=False)
 
 
 def background_level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row background level and noise sd of (C, M) pixel values: from the 10th and 30th
     percentiles, as the model's normalisation reads them (robust to an object covering up to
     ~70 % of the pixels). A clipped (constant) background gives zero noise."""
-    q_low, q_high = np.percentile(values.astype(np.float64), (10, 30), axis=1)
+    (q_low, q_high), _, _ = percentiles_and_range(values, (10, 30))
     return background_from_percentiles(q_low, q_high)
+
+
+def percentiles_and_range(values: np.ndarray, q: tuple[float, ...]):
+    """``np.percentile(values, q, axis=1)`` of (C, M) values, in float64 (the same numbers:
+    numpy's linear interpolation between the same order statistics), with each row's minimum
+    and maximum.
+
+    One sort of the values in their own type finds all of them (the order statistics are the
+    same values; float32 moves half the bytes of float64, and numpy's vectorised sort is 3
+    times faster than a partition at the six places needed): np.percentile converts, moves
+    the axis and partitions, 4 times slower, and that was most of the cost of a crop at the
+    frame border.
+    """
+    values = np.asarray(values)
+    n = values.shape[1]
+    if n < 2 or not np.issubdtype(values.dtype, np.number):
+        return _numpy_percentiles_and_range(values, q)
+    virtual = (n - 1) * (np.asarray(q, np.float64) / 100)
+    below = np.floor(virtual).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    values = np.sort(values, axis=1)
+    if np.issubdtype(values.dtype, np.floating) and np.isnan(values[:, n - 1]).any():
+        return _numpy_percentiles_and_range(values, q)  # NaN sorts last: numpy's NaN rules
+    a, b = values[:, below].T.astype(np.float64), values[:, above].T.astype(np.float64)
+    gamma = (virtual - below)[:, None]
+    # numpy's _lerp: from the lower neighbour below a half, from the upper one above.
+    diff = b - a
+    result = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5)
+    return result, values[:, 0].astype(np.float64), values[:, n - 1].astype(np.float64)
+
+
+def _numpy_percentiles_and_range(values: np.ndarray, q: tuple[float, ...]):
+    values = values.astype(np.float64)
+    return np.percentile(values, q, axis=1), values.min(axis=1), values.max(axis=1)
 
 
 def background_fill(crops, inside, measure=None):
@@ -118,132 +209,17 @@ def background_fill(crops, inside, measure=None):
     to their range); numpy only."""
     crops = np.asarray(crops)
     out = crops.astype(np.float32)
-    pattern = fill_pattern(*crops.shape[-2:])
     for i in range(len(crops)):
         mask = np.asarray(inside[i], bool)
         where = mask if measure is None else np.asarray(measure[i], bool)
         if not where.any():  # nothing to measure: the whole window lies outside
             where = np.ones_like(mask)
-        measured = out[i][:, where]
-        level, noise = background_level(measured)
-        fill = level[:, None, None] + noise[:, None, None] * pattern[None]
-        # Never darker or brighter than what was measured (a clipped background stays at its
-        # floor; integer data keep their range).
-        fill = np.clip(fill, measured.min(axis=1)[:, None, None],
-                       measured.max(axis=1)[:, None, None])
+        fill = fill_values(out[i][:, where], crops.shape[-2:], np.float32)
         out[i] = np.where(mask[None], out[i], fill)
     if np.issubdtype(crops.dtype, np.integer):
         info = np.iinfo(crops.dtype)
         return np.clip(np.rint(out), info.min, info.max).astype(crops.dtype)
     return out.astype(crops.dtype, copy=False)
-
-
-def resampled_size(h: int, w: int, factor: float) -> tuple[int, int]:
-    """Size of an (h, w) image resampled by ``factor`` (output px per input px)."""
-    return max(1, int(round(h * factor))), max(1, int(round(w * factor)))
-
-
-def is_tensor(x) -> bool:
-    """A torch tensor (told without importing torch, which the numpy path never needs: a
-    tensor exists only once torch is imported)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
-def as_float32(crops):
-    """float32 numpy array, or float32 tensor on its own device."""
-    return crops.float() if is_tensor(crops) else np.asarray(crops, dtype=np.float32)
-
-
-def resample(crops, factor: float):
-    """Resample (N, C, H, W) crops by ``factor`` (output px per input px) to float32.
-
-    Shrinking is antialiased (bilinear with the kernel widened by 1/factor, i.e. an area
-    average), so large factors keep the signal of small bright spots instead of aliasing.
-    Enlarging is plain bilinear interpolation (:func:`bilinear`). Numpy crops are resampled
-    in numpy (:func:`antialias_matrix`: torch's weights, so predict needs no torch), tensors
-    by torch on their device.
-    """
-    tensor = is_tensor(crops)
-    crops = crops if tensor else np.asarray(crops)
-    h, w = crops.shape[-2:]
-    size = resampled_size(h, w, factor)
-    if size == (h, w):
-        return as_float32(crops)
-    if size[0] >= h and size[1] >= w:
-        return bilinear(crops, size)
-    if not tensor:
-        # Two large matrix products (columns, then rows): a stack of one small product per
-        # image is as fast on one BLAS thread but ~100x slower on a busy multi-threaded BLAS.
-        n, c = crops.shape[:2]
-        cols = as_float32(crops).reshape(-1, w) @ antialias_matrix(w, size[1]).T
-        rows = np.tensordot(cols.reshape(n, c, h, size[1]), antialias_matrix(h, size[0]),
-                            axes=([2], [1]))
-        return rows.swapaxes(-1, -2)
-    import torch.nn.functional as F  # a tensor: torch is already imported
-
-    t = as_float32(crops)
-    if len(t) == 0:  # CUDA's antialiased interpolation refuses an empty batch
-        return t.new_zeros((*t.shape[:2], *size))
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
-def antialias_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float32 weights of antialiased bilinear resampling from ``n_in`` to
-    ``n_out`` pixels, as ``torch.nn.functional.interpolate(mode="bilinear", antialias=True,
-    align_corners=False)`` computes them (PIL's scheme): a triangle filter, widened by
-    ``n_in / n_out`` when shrinking (an area average), cut to the pixels it reaches and
-    normalised per output pixel."""
-    scale = n_in / n_out
-    support, invscale = (scale, 1 / scale) if scale >= 1 else (1.0, 1.0)
-    centre = scale * (np.arange(n_out) + 0.5)
-    first = np.maximum(np.trunc(centre - support + 0.5), 0)
-    stop = np.minimum(np.trunc(centre + support + 0.5), n_in)
-    j = np.arange(n_in, dtype=np.float64)[None]
-    weights = np.maximum(1 - np.abs((j - centre[:, None] + 0.5) * invscale), 0)
-    weights[(j < first[:, None]) | (j >= stop[:, None])] = 0
-    total = weights.sum(axis=1, keepdims=True)
-    return (weights / np.where(total == 0, 1, total)).astype(np.float32)
-
-
-def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndarray:
-    """(kept outputs, n_in) float32 weights of bilinear resampling from ``n_in`` to ``n_out``
-    pixels with pixel centres aligned, as ``torch.nn.functional.interpolate(mode="bilinear",
-    align_corners=False)`` computes them, for the output pixels in ``keep``."""
-    dst = np.arange(n_out, dtype=np.float32)[keep]
-    src = np.maximum(np.float32(n_in / n_out) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
-    lo = src.astype(np.int64)
-    hi = np.minimum(lo + 1, n_in - 1)
-    return two_tap_matrix(lo, hi, (src - lo).astype(np.float32), n_in)
-
-
-def two_tap_matrix(lo: np.ndarray, hi: np.ndarray, t: np.ndarray, n_in: int) -> np.ndarray:
-    """(len(lo), n_in) float32 linear-interpolation weights: row i blends inputs ``lo[i]``
-    and ``hi[i]`` by ``1 - t[i]`` and ``t[i]`` (one weight where they are the same pixel)."""
-    weights = np.zeros((len(lo), n_in), np.float32)
-    rows = np.arange(len(lo))
-    np.add.at(weights, (rows, lo), 1 - t)
-    np.add.at(weights, (rows, hi), t)
-    return weights
-
-
-def bilinear(crops, size: tuple[int, int], rows: slice = slice(None),
-             cols: slice = slice(None)):
-    """Bilinear resampling of (N, C, H, W) crops (any number type) to ``size``, float32, of
-    only the output ``rows`` and ``cols`` asked for.
-
-    Two small matrix products per image (rows x H, then W x columns): faster on a CPU than
-    torch's interpolation or numpy gathers, and the same numbers as torch's bilinear up to
-    float rounding.
-    """
-    h, w = crops.shape[-2:]
-    along_h = bilinear_matrix(h, size[0], rows)
-    along_w = bilinear_matrix(w, size[1], cols)
-    if is_tensor(crops):
-        import torch
-
-        along_h, along_w = (torch.from_numpy(m).to(crops.device) for m in (along_h, along_w))
-    return along_h @ as_float32(crops) @ along_w.T
 
 
 # Width of the crop border ring whose pixels give the background a smaller crop is padded with:
@@ -331,9 +307,102 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
     """Model-ready crops (N, C, crop_size, crop_size) float32 around (x, y), plus ``padded``.
 
     With both pixel sizes given and different, a window covering the model's field of view is
-    cut and brought to model scale by :func:`to_model_scale`.
+    cut and brought to model scale as :func:`to_model_scale` does (:func:`resampled_crops`:
+    the same numbers up to float rounding, batched over the frame's events).
     """
-    windows, padded = extract_windows(frame, x, y,
-                                      window_size(crop_size, model_pixel_um, scan_pixel_um))
+    window = window_size(crop_size, model_pixel_um, scan_pixel_um)
+    along = window_weights(window, scale_factor(scan_pixel_um, model_pixel_um), int(crop_size))
+    if along is not None:
+        return resampled_crops(np.asarray(frame), x, y, along)
+    windows, padded = extract_windows(frame, x, y, window)
     crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
     return crops, padded
+
+
+def scale_factor(scan_pixel_um: float | None, model_pixel_um: float | None) -> float:
+    """Model pixels per scan pixel (1 when either size is unknown)."""
+    if scan_pixel_um and model_pixel_um:
+        return float(scan_pixel_um) / float(model_pixel_um)
+    return 1.0
+
+
+@functools.lru_cache(maxsize=16)
+def window_weights(window: int, factor: float, crop_size: int) -> np.ndarray | None:
+    """(crop_size, window) float32 weights that take a window to its model-scale crop along
+    either axis, as :func:`to_model_scale` resamples and centre-cuts it: bilinear when enlarging,
+    antialiased when shrinking, only the output pixels the centre cut keeps. None when no
+    resampling is needed or the result would be padded (those go through
+    :func:`to_model_scale`)."""
+    size = resampled_size(window, window, factor)[0]
+    if size == window or size < crop_size:
+        return None
+    keep = slice((size - crop_size) // 2, (size - crop_size) // 2 + crop_size)
+    if size > window:
+        weights = bilinear_matrix(window, size, keep)
+    else:
+        weights = antialias_matrix(window, size)[keep]
+    weights.flags.writeable = False  # shared between calls and threads
+    return weights
+
+
+# Events resampled together: their windows (270 KB each at 0.45 um/px) stay in the cache
+# between the two passes (8 was fastest of 2 to 64 on a frame of 0.45 um/px: 0.76 against
+# 1.10 ms an event at 32, 1.23 at 64), and memory does not grow with a crowded frame.
+_CHUNK = 8
+
+
+def resampled_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, along: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (N, C, crop, crop) float32 of windows around (x, y), each taken to model scale by
+    ``along`` ((crop, window) weights, :func:`window_weights`) on both axes, and ``padded``.
+
+    Per window this is ``along @ window @ along.T`` (what :func:`to_model_scale` computes, up
+    to float rounding), arranged so that each pass is one large product over many windows: the
+    windows are laid out row by row ((window rows, N, C, window columns)), so the row pass is a
+    sparse product (a weight row has two or three taps) streaming over whole rows, and the
+    column pass a few matrix products over every row of every window, one per band of the
+    weights (:func:`weight_bands`). Done per window, as small dense products (and with the
+    border fill before :func:`percentiles_and_range`), cropping took 4.2 to 4.6 times as long
+    at 0.45 um/px and 2.5 times at 0.78.
+    """
+    from scipy import sparse  # detection's dependency; imported here to keep this module light
+
+    c, h, w = frame.shape
+    crop, window = along.shape
+    top, left, padded = place_windows(x, y, window, h, w)
+    out = np.empty((len(top), c, crop, crop), np.float32)
+    rows = sparse.csr_matrix(along)
+    bands = weight_bands(along)
+    for start in range(0, len(top), _CHUNK):
+        t, lf = top[start:start + _CHUNK].tolist(), left[start:start + _CHUNK].tolist()
+        n = len(t)
+        laid = np.empty((window, n, c, window), np.float32)
+        for i in range(n):
+            inside = t[i] >= 0 and lf[i] >= 0 and t[i] + window <= h and lf[i] + window <= w
+            part = (frame[:, t[i]:t[i] + window, lf[i]:lf[i] + window] if inside
+                    else border_window(frame, t[i], lf[i], window))
+            laid[:, i] = part.transpose(1, 0, 2)
+        by_rows = (rows @ laid.reshape(window, -1)).reshape(crop * n * c, window)
+        both = np.empty((crop * n * c, crop), np.float32)
+        for (o0, o1), (i0, i1) in bands:
+            np.matmul(by_rows[:, i0:i1], along[o0:o1, i0:i1].T, out=both[:, o0:o1])
+        out[start:start + n] = both.reshape(crop, n, c, crop).transpose(1, 2, 0, 3)
+    return out, padded
+
+
+def weight_bands(weights: np.ndarray, parts: int = 4) -> list[tuple[tuple[int, int],
+                                                                     tuple[int, int]]]:
+    """``weights`` ((outputs, inputs), banded) split into ``parts`` blocks of output pixels,
+    each with the range of input pixels it reaches: ((out start, stop), (in start, stop)).
+
+    A column pass by blocks multiplies a quarter of the zeros a dense product does: 1.4 to 3
+    times faster for a 116-pixel window on a busy machine (8 blocks about as fast, 16 slower
+    again: products too small to run at speed).
+    """
+    n_out = len(weights)
+    edges = np.linspace(0, n_out, min(parts, n_out) + 1).astype(int)
+    bands = []
+    for o0, o1 in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        used = np.flatnonzero(weights[o0:o1].any(axis=0))
+        bands.append(((o0, o1), (int(used[0]), int(used[-1]) + 1)))
+    return bands

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ctcnet.detect.cropping import two_tap_matrix
+from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 
@@ -72,6 +72,7 @@ class DetectConfig:
     edge_fraction: float = 0.25
 
     def binning(self, pixel_size_um: float) -> int:
+        """How many pixels per side are binned into one working pixel at ``pixel_size_um``."""
         return max(1, int(round(self.work_pixel_um / pixel_size_um)))
 
     def work_grid(self, pixel_size_um: float) -> tuple[int, float]:
@@ -256,6 +257,7 @@ def check_frame(frame: np.ndarray, factor: int) -> None:
 
 
 def check_frame_size(h: int, w: int, factor: int) -> None:
+    """Refuse a frame too small for detection once binned by ``factor``."""
     side = MIN_BINNED_SIDE * factor
     if min(h, w) < side:
         raise InputError(f"frame is {h} x {w} px: too small for detection (at least {side} px "
@@ -295,6 +297,7 @@ def frame_maps(frame: np.ndarray, panel: Panel, config: DetectConfig
 
 
 def non_finite_error(frame_max: float) -> InputError:
+    """The error for a frame whose pixels are not finite or overflow when binned."""
     # NaN/inf pixels, or counts near float32's limit that overflow when binned: no honest
     # event list exists, so the frame is refused rather than given zero events.
     return InputError("pixel values are NaN, infinite or out of range for detection (max "
@@ -393,11 +396,13 @@ def _cut_by_border(labels: np.ndarray, detection: np.ndarray, peak: np.ndarray,
 
 
 def event_columns(panel: Panel) -> list[str]:
+    """The columns of an event table for ``panel``, in order (one ``mean_`` column per channel)."""
     return (["x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "area_px", "area_um2",
              "peak_snr", "edge_cut"] + [f"mean_{n}" for n in panel.names])
 
 
 def empty_event_table(panel: Panel) -> pd.DataFrame:
+    """An event table with no rows and the right columns and dtypes (a frame with no event)."""
     dtypes = {"x": "float64", "y": "float64", "bbox_x0": "int64", "bbox_y0": "int64",
               "bbox_x1": "int64", "bbox_y1": "int64", "area_px": "int64", "area_um2": "float64",
               "peak_snr": "float32", "edge_cut": "bool"}

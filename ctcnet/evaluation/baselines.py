@@ -116,6 +116,7 @@ class MarkerGate:
         return self
 
     def predict(self, feats: dict) -> np.ndarray:
+        """Class index per event, from the gate's thresholds on the marker means and diameter."""
         return self._decide(self._markers(feats), feats["diameter_um"], self.thresholds)
 
     def predict_proba(self, feats: dict) -> np.ndarray:
@@ -134,6 +135,7 @@ class FeatureClassifier:
     columns: list[str] = field(default_factory=list)
 
     def fit(self, feats: dict, labels: np.ndarray) -> FeatureClassifier:
+        """Fit the trees on the features of labelled events; returns the classifier."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         x, self.columns = feature_matrix(feats)
@@ -143,6 +145,7 @@ class FeatureClassifier:
         return self
 
     def predict_proba(self, feats: dict) -> np.ndarray:
+        """Class probabilities (N, K) in ``class_names`` order; classes absent in training get 0."""
         x, columns = feature_matrix(feats)
         if columns != self.columns:
             raise ValueError("features differ from those the classifier was fitted on")
@@ -153,6 +156,7 @@ class FeatureClassifier:
         return out
 
     def predict(self, feats: dict) -> np.ndarray:
+        """Most probable class index per event."""
         return self.predict_proba(feats).argmax(axis=1)
 
 

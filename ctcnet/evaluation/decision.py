@@ -9,7 +9,7 @@ classes must be pushed down depends on how well the model separates them, so the
 *fitted* rather than computed from the prevalence alone:
 
 * :func:`rescore` re-makes the calls of a predicted event table under another rule, exactly as
-  predict would (``inference.predict.label_events``, edge-cut rule included); the marker guard's
+  predict would (``inference.tables.label_events``, edge-cut rule included); the marker guard's
   flags are kept where the call is unchanged (they depend only on the crop and the call) and
   dropped where it changed (not measurable without the crop). Rare-class counts are exact
   except for calls that move from cluster to ctc or back (their guard flags are unknown); the
@@ -41,7 +41,7 @@ from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
 from ctcnet.inference.guard import counted
-from ctcnet.inference.predict import label_events
+from ctcnet.inference.tables import label_events
 
 log = logging.getLogger(__name__)
 

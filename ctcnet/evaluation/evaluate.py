@@ -257,12 +257,50 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      compensate: bool | None = None, prior: str | None = None,
                      pixel_size: float | str | None = None,
                      markers_decide: bool = True) -> dict:
-    """``ctcnet evaluate``: evaluate a model (.pt, .ckpt or .onnx) on a crop dataset, write
-    report, per-crop calls and figures (``compensate``: the CNN sees CK's spillover taken off
-    per sample; None: as the model was trained; ``prior``: as ``ctcnet predict --prior``,
-    default ``balanced``; ``pixel_size``: as ``ctcnet predict --pixel-size``;
-    ``markers_decide``: as ``ctcnet predict``, the markers take part in the calls)."""
-    from ctcnet.inference.predict import label_events, spec_at_prior  # pandas
+    """``ctcnet evaluate``: evaluate a model on a labelled crop dataset, beside the baselines.
+
+    Writes report.json, confusion.json, predictions.csv (each crop's call, made as
+    ``ctcnet predict`` makes it) and the confusion and reliability figures into ``out_dir``.
+
+    Parameters
+    ----------
+    data : str or Path
+        The labelled crop dataset (class folders or manifest.csv, plus panel.json); its
+        channels are mapped to the model's by name.
+    model_path : str or Path
+        A ``.pt`` model, a Lightning ``.ckpt``, an ``.onnx`` export or a shipped model's name.
+    out_dir : str or Path
+        The output folder (created).
+    with_baselines : bool, default True
+        Also score the marker gate and the feature classifier.
+    baseline_train : str or Path, optional
+        Crops to fit the baselines on; default: the data's ``split=train`` rows if it has
+        some, else simulated crops.
+    n_train_per_class, seed : int
+        Simulated baseline training crops per class, and their seed.
+    device : str, default "auto"
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size : int, default 256
+        Crops per model call.
+    compensate : bool, optional
+        Whether the CNN sees CK's spillover taken off per sample; None: as the model was
+        trained.
+    prior : str, optional
+        As ``ctcnet predict --prior``; default ``balanced``.
+    pixel_size : float or str, optional
+        As ``ctcnet predict --pixel-size``.
+    markers_decide : bool, default True
+        As ``ctcnet predict`` does on a crop set, the markers the guard measures take part in
+        the calls.
+
+    Returns
+    -------
+    dict
+        What report.json holds: per-method metrics (macro-F1, per class, confusion,
+        calibration) and where the baselines' training crops came from.
+    """
+    from ctcnet.inference.predict import spec_at_prior  # pandas
+    from ctcnet.inference.tables import label_events
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
@@ -322,9 +360,30 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
                         workers: int | None = None, quiet: bool = True,
                         compensate: bool | None = None, prior: str | None = None) -> dict:
-    """Cartridge-level evaluation: predict every cartridge (into ``out_dir/<sample id>/``,
-    ``compensate`` and ``prior`` as ``ctcnet predict --compensate --prior``) and compare its
-    automatic and after-review counts with its ground truth."""
+    """Cartridge-level evaluation: predict every cartridge and compare its automatic and
+    after-review counts with its ground truth.
+
+    Parameters
+    ----------
+    cartridges : iterable of str, Path or Cartridge
+        Simulated cartridges, each with its ground_truth.csv (checked before any work).
+    model_path : str or Path
+        The model, as for :func:`evaluate_dataset`.
+    out_dir : str or Path
+        Each cartridge's predict output goes into ``out_dir/<sample id>/``; counts.json and
+        counts.png beside them.
+    device, workers, quiet
+        As ``ctcnet predict`` takes them.
+    compensate, prior
+        As ``ctcnet predict --compensate --prior``; the prior defaults to cartridge
+        prevalence.
+
+    Returns
+    -------
+    dict
+        What counts.json holds: each cartridge's called and true counts, and their agreement
+        per 7.5 mL over the cartridges, automatic and after review.
+    """
     import pandas as pd
 
     # pandas: cartridges only.

@@ -9,7 +9,7 @@
 * A model that reads exports only (``spec.reads_exports``) is given every crop, changed or not,
   as a tight single-cell export (:func:`export_view`), and so is its guard; ``export_redraw``
   says how many of its calls the export's own settings change.
-* :func:`check_targets`: the issue-12 "done when" checks at the ends of each stated range.
+* :func:`check_targets`: the robustness targets checked at the ends of each stated range.
 * :func:`matrix_png`: one heat map (Pillow): a row per perturbation, a block per figure.
 * :func:`robustness_dataset`: ``ctcnet robustness DATA`` on a labelled crop folder; writes
   ``robustness.json`` and ``robustness.png``.
@@ -34,11 +34,12 @@ from ctcnet.inference.backends import load_backend
 from ctcnet.inference.spillover import network_view, wants_compensation
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.calls import calls_from_proba
-from ctcnet.simulate.augment import augment_config, exported_once
+from ctcnet.simulate.augment import exported_once
+from ctcnet.simulate.augment_options import augment_config
 
 log = logging.getLogger(__name__)
 
-# Issue 12, "done when", at the ends of each stated range.
+# The robustness targets, at the ends of each stated range.
 MAX_FLIP_RATE = 0.02
 MIN_MACRO_F1 = 0.97
 MAX_DOUBLE_POSITIVE_CTC = 0.01  # CK+CD45+ leukocytes (CK += CD45 pattern) called ctc
@@ -181,7 +182,7 @@ def called_as(confusion, class_names: list[str], true: str, called: str) -> floa
 
 
 def check_targets(matrix: dict, cnn: str = "cnn", gate: str = "marker_gate") -> dict:
-    """The issue-12 targets at each range end: CNN flip rate, macro-F1, never below the gate,
+    """The robustness targets at each range end: CNN flip rate, macro-F1, never below the gate,
     and double-positive leukocytes (nonspecific CK) called ctc. Lists every failing cell."""
     names = matrix["class_names"]
     failures = []

@@ -8,7 +8,7 @@ median. Camera noise stays as it was (a 4x brighter stain is not 4x noisier back
 Results are clipped to ``[0, value_range high]`` of each channel: a camera saturates.
 
 :func:`perturbation_catalogue` declares the matrix for a panel: each perturbation at several
-strengths across a stated plausible range (its ends marked ``range_end``, where the issue-12
+strengths across a stated plausible range (its ends marked ``range_end``, where the robustness
 targets apply). Perturbations that need a marker role (CK on leukocytes needs ``epithelial``
 and ``leukocyte``) are skipped, with a note, when the panel has no such marker.
 """
@@ -27,7 +27,7 @@ from ctcnet.io.panel import Panel
 
 # The signal of a crop: Gaussian-smoothed (sigma in px) above its per-channel median.
 SIGNAL_SMOOTH_PX = 1.0
-# Stated plausible ranges (DOMAIN.md, issue 12).
+# Stated plausible ranges (DOMAIN.md).
 STAIN_FACTORS = (0.25, 0.5, 2.0, 4.0, 8.0)
 BLEED_FRACTIONS = (0.02, 0.05, 0.10)
 NONSPECIFIC_FRACTIONS = (0.25, 0.5, 1.0)
@@ -155,7 +155,7 @@ def pixel_size(crops, factor: float, panel: Panel | None = None):
     return _finish(x - signal + scaled, panel)
 
 
-def display_8bit(crops, clip_share: float, low_share: float = 0.01):
+def display_8bit_by_quantile(crops, clip_share: float, low_share: float = 0.01):
     """An 8-bit display export: per channel, the dataset's ``low_share`` quantile maps to 0 and
     the quantile that leaves ``clip_share`` of the pixels above it to 255 (clipped white)."""
     x = np.asarray(crops, np.float32)
@@ -177,11 +177,12 @@ def composite_groups(panel: Panel) -> list[list[int]]:
 
 
 def jpeg_composite(crops, quality: int, panel: Panel, clip_share: float = 0.001):
-    """8-bit export (:func:`display_8bit`), saved as RGB JPEG composites (Pillow, default 4:2:0
-    chroma subsampling) of channel triples, read back: the lossy images of viewers and papers."""
+    """8-bit export (:func:`display_8bit_by_quantile`), saved as RGB JPEG composites (Pillow,
+    default 4:2:0 chroma subsampling) of channel triples, read back: the lossy images of viewers
+    and papers."""
     from PIL import Image
 
-    x = display_8bit(crops, clip_share).astype(np.uint8)
+    x = display_8bit_by_quantile(crops, clip_share).astype(np.uint8)
     out = np.empty(x.shape, np.float32)
     for group in composite_groups(panel):
         for i in range(len(x)):
@@ -220,7 +221,7 @@ class Cell:
     name: str            # e.g. "bleed CK->CD61"
     strength: float
     label: str           # strength as shown, e.g. "10%"
-    range_end: bool      # an end of the stated range: the issue-12 targets apply here
+    range_end: bool      # an end of the stated range: the robustness targets apply here
     apply: Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -269,7 +270,7 @@ def perturbation_catalogue(panel: Panel) -> tuple[list[Cell], list[str]]:
                     lambda x, s, rng: pixel_size(x, s, panel),
                     ends=(PIXEL_SIZE_FACTORS[0], PIXEL_SIZE_FACTORS[-1]))
     cells += _cells("export", "8-bit clipped", CLIP_SHARES, lambda s: f"{s:.1%} clipped",
-                    lambda x, s, rng: display_8bit(x, s))
+                    lambda x, s, rng: display_8bit_by_quantile(x, s))
     cells += _cells("export", "JPEG composite", JPEG_QUALITIES, lambda s: f"q{s:g}",
                     lambda x, s, rng: jpeg_composite(x, int(s), panel))
     cells += _cells("crop", "off centre", SHIFT_PX, lambda s: f"{s:g} px",

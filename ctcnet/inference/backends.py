@@ -4,10 +4,12 @@ Every place that classifies crops (predict, evaluate, export verification, the b
 script that builds the shipped model) goes through a :class:`Backend`: ``spec`` (the model's
 :class:`~ctcnet.nn.spec.ModelSpec`), ``predict_logits`` and ``predict_proba`` on raw crops
 (N, C, S, S), batched on the backend's device, ``name``, ``device_name``, ``model_path`` and
-``explainer()`` (per-channel saliency for the review gallery, or None). ``load_backend`` picks
-one from a model file or a shipped model's name (:mod:`ctcnet.nn.registry`): for a shipped model,
-its ONNX export on a CPU when that export was made from the current checkpoint, else the
-checkpoint with torch (with a logged warning).
+``explainer()`` (per-channel saliency for the review gallery, or None). Each backend class is
+bound to its record in :mod:`ctcnet.inference.backend_registry` (name, model-file suffixes,
+batch size per device type). ``load_backend`` picks one from a model file's suffix through that
+registry, or from a shipped model's name (:mod:`ctcnet.nn.registry`): for a shipped model, its
+ONNX export on a CPU when that export was made from the current checkpoint, else the checkpoint
+with torch (with a logged warning).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ctcnet.errors import CtcnetError, InputError, check_device_name
+from ctcnet.inference.backend_registry import (
+    backend_class,
+    backend_for_path,
+    default_batch_size,
+    get_backend,
+    opener,
+)
 from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
@@ -68,6 +77,7 @@ class Backend(Protocol):
     def explainer(self): ...
 
 
+@backend_class("torch")
 class TorchBackend:
     """A ``CTCClassifier`` on CPU or CUDA; classifies raw (N, C, S, S) crops in batches.
 
@@ -101,7 +111,7 @@ class TorchBackend:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.precision = precision if self.device.type == "cuda" else "fp32"
         self.model_path = Path(model_path) if model_path else None
-        self.batch_size = int(batch_size or default_batch_size(self.device.type))
+        self.batch_size = int(batch_size or default_batch_size(self.name, self.device.type))
         self._torch = torch
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick kernels
@@ -189,6 +199,7 @@ class TorchBackend:
         return lambda crops, classes: grad_cam(self.model, crops, classes)
 
 
+@backend_class("onnx")
 class OnnxBackend:
     """An exported ONNX model through :mod:`ctcnet.inference.onnx_runtime` (numpy +
     onnxruntime only; public as ``ctcnet.deploy.runtime``)."""
@@ -281,13 +292,6 @@ def _log_no_saliency() -> None:
                     "install lacks (%s adds them)", TORCH_INSTALL)
 
 
-def default_batch_size(device_type: str) -> int:
-    """Crops per torch call: large on a GPU; 64 on a CPU, where torch eager needs batches to
-    amortise its per-call cost (onnxruntime's own: ``onnx_runtime.default_batch_size``,
-    8 on a CPU)."""
-    return 1024 if device_type == "cuda" else 64
-
-
 def cpu_cores() -> int:
     """Cores this process may run on (the affinity mask, as a container or taskset sets it)."""
     if hasattr(os, "sched_getaffinity"):
@@ -374,7 +378,8 @@ def runs_on_cpu(device: str) -> bool:
 
 def load_backend(model_path: str | Path | None = None, backend: str | None = None,
                  device: str = "auto", batch_size: int | None = None):
-    """Open a model file with the backend its suffix implies (or the one asked for).
+    """Open a model file with the backend its suffix implies (or the one asked for), as the
+    backend registry says (:func:`~ctcnet.inference.backend_registry.backend_for_path`).
 
     ``model_path`` may also be a shipped model's name (None: the default model); a shipped model
     runs as its ONNX export on a CPU when that export is current (without torch: always),
@@ -385,15 +390,14 @@ def load_backend(model_path: str | Path | None = None, backend: str | None = Non
                                        batch_size)
         if chosen is not None:
             return chosen
+    if backend is not None:
+        get_backend(backend)  # an unknown name is refused before any file is looked for
     path = resolve_model(model_path, backend)
-    is_onnx = path.suffix.lower() == ".onnx"
-    backend = backend or ("onnx" if is_onnx else "torch")
-    if backend == "torch" and is_onnx:
-        raise InputError("an .onnx model runs with --backend onnx", path)
-    if backend == "onnx" and not is_onnx:
-        raise InputError("--backend onnx needs an exported .onnx model (ctcnet export CKPT "
-                         "--out model.onnx)", path)
-    if backend not in ("torch", "onnx"):
-        raise InputError(f"unknown backend {backend!r}: use torch or onnx")
-    cls = OnnxBackend if backend == "onnx" else TorchBackend
-    return cls(path, device=device, batch_size=batch_size)
+    implied = backend_for_path(path).name
+    backend = backend or implied
+    if backend != implied:
+        if backend == "onnx":
+            raise InputError("--backend onnx needs an exported .onnx model (ctcnet export CKPT "
+                             "--out model.onnx)", path)
+        raise InputError(f"{path.suffix} models run with --backend {implied}", path)
+    return opener(backend)(path, device=device, batch_size=batch_size)

@@ -78,14 +78,18 @@ class Counts:
 
     @property
     def held_total(self) -> int:
+        """Calls the guard held apart, all classes together."""
         return sum(self.held.values())
 
     @property
     def per_7_5_ml(self) -> dict[str, float | None]:
+        """The counted calls of each reported class per 7.5 mL of the blood read (None without a
+        volume)."""
         return {name: per_7_5_ml(self.counted[name], self.blood_volume_ml)
                 for name in self.reported}
 
     def to_dict(self) -> dict:
+        """The tally as plain data, with the derived totals and per-7.5 mL figures."""
         return {"classes": list(self.classes), "reported": list(self.reported),
                 "counted": dict(self.counted), "held": dict(self.held),
                 "review": dict(self.review), "confident": dict(self.confident),
@@ -96,6 +100,7 @@ class Counts:
 
     @classmethod
     def from_dict(cls, data: dict) -> Counts:
+        """Read a tally back from :meth:`to_dict`'s output (derived fields are recomputed)."""
         return _record_from_dict(cls, data)
 
 
@@ -150,14 +155,17 @@ class ReviewedCounts:
 
     @property
     def confirmed_per_7_5_ml(self) -> dict[str, float | None]:
+        """The confirmed count of each reported class per 7.5 mL of the blood read."""
         return {n: per_7_5_ml(self.confirmed[n], self.blood_volume_ml) for n in self.reported}
 
     @property
     def after_review_per_7_5_ml(self) -> dict[str, float | None]:
+        """The after-review count of each reported class per 7.5 mL of the blood read."""
         return {n: per_7_5_ml(self.after_review[n], self.blood_volume_ml)
                 for n in self.reported}
 
     def to_dict(self) -> dict:
+        """The reviewed tally as plain data, with the per-7.5 mL figures."""
         return {"classes": list(self.classes), "reported": list(self.reported),
                 "confirmed": dict(self.confirmed), "after_review": dict(self.after_review),
                 "decided": dict(self.decided), "reviewed": self.reviewed,
@@ -168,6 +176,8 @@ class ReviewedCounts:
 
     @classmethod
     def from_dict(cls, data: dict) -> ReviewedCounts:
+        """Read a reviewed tally back from :meth:`to_dict`'s output (derived fields are
+        recomputed)."""
         return _record_from_dict(cls, data)
 
 

@@ -26,12 +26,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in a torchrun launch (rank 0 of 1 when run alone)."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the one that writes the run index."""
         return self.rank == 0
 
 
@@ -92,6 +94,7 @@ def distributed_context(device: str = "auto") -> Iterator[tuple[DistInfo, str]]:
 
 
 def barrier() -> None:
+    """Wait for every rank, when a process group is running (a no-op otherwise)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -4,7 +4,8 @@ This is the module instrument software embeds (under its public name ``ctcnet.de
 which re-exports it; it lives here, beside the backends, because ``OnnxBackend`` runs every
 ONNX model through it), so it imports nothing heavy (no torch, no Lightning, no onnx package):
 only numpy, onnxruntime, the standard library and the torch-free ``ctcnet.errors``,
-``ctcnet.io.panel`` and ``ctcnet.nn`` spec and calls. The contract of the graph (see
+``ctcnet.io.panel``, ``ctcnet.nn`` spec and calls, and the backend records
+(:mod:`ctcnet.inference.backend_registry`, for its batch size). The contract of the graph (see
 ``docs/deploying.md``):
 
 * input ``raw``: float32 (N, C, S, S) raw scanner counts, channels in the order of the
@@ -30,6 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ctcnet.errors import InputError, check_regular_file
+from ctcnet.inference.backend_registry import default_batch_size
 from ctcnet.io.panel import check_channel_order
 from ctcnet.nn.calls import (  # noqa: F401 (API)
     BALANCED_PRIOR,
@@ -117,13 +119,6 @@ def select_providers(available: Sequence[str] | None = None) -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
-def default_batch_size(providers: Sequence[str]) -> int:
-    """Crops per graph call: 1024 on a GPU; 8 on a CPU, where onnxruntime is fastest at small
-    batches because the normalisation's elementwise passes stay in cache (one thread: 2,300
-    crops/s at batch 8, 2,030 at 64, 1,790 at 256; docs/benchmarks.md)."""
-    return 1024 if "CUDAExecutionProvider" in providers else 8
-
-
 class OnnxClassifier:
     """An exported ctcnet model: load, check the panel, classify raw crops. Example::
 
@@ -131,10 +126,30 @@ class OnnxClassifier:
         clf.check_panel(["DAPI", "CK", "CD45", "CD61", "CD66b"])
         names, proba = clf.predict(crops_uint16)      # crops: (N, C, S, S) raw counts
 
-    ``providers`` defaults to CUDA when available, else CPU; ``threads`` caps onnxruntime's
-    intra-op threads; ``spin_wait=False`` stops idle threads from busy-waiting between batches.
-    ``batch_size`` (crops per graph call; by default :func:`default_batch_size` of the
-    providers in use) can also be given per call.
+    The file's ``ctcnet_spec`` metadata and graph are checked on loading, so a file that is not
+    a ctcnet model, or whose spec and graph disagree, is refused here rather than mis-fed later.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.onnx`` file.
+    providers : sequence of str, optional
+        onnxruntime execution providers; by default CUDA when available, else CPU.
+    threads : int, optional
+        Cap on onnxruntime's intra-op threads (its default: one per core).
+    spin_wait : bool, default True
+        False stops idle threads from busy-waiting between batches, leaving the CPU to the
+        reader and detection threads that feed the model.
+    batch_size : int, optional
+        Crops per graph call; by default the ``onnx`` backend's
+        :func:`~ctcnet.inference.backend_registry.default_batch_size` on the device the
+        providers in use run on (8 on a CPU, 1024 on a GPU).
+        Each call may give its own.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, not ONNX, or holds no valid ctcnet spec.
     """
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
@@ -165,36 +180,44 @@ class OnnxClassifier:
         self.spec = _check_metadata(model_bytes, metadata, self.path)
         self.metadata = metadata
         self.bad_crops: list[int] = []  # indices of the last run's non-finite crops
-        self.batch_size = int(batch_size or default_batch_size(self.providers))
+        device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
+        self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
         self._check_graph()
 
     # -- what the model is -------------------------------------------------------------------
     @property
     def channels(self) -> list[str]:
+        """The channel names the model reads, in order."""
         return [c["name"] for c in self.spec["panel"]["channels"]]
 
     @property
     def classes(self) -> list[str]:
+        """The class names, in output order."""
         return [c["name"] for c in self.spec["taxonomy"]["classes"]]
 
     @property
     def crop_size(self) -> int:
+        """The side of the square crops the model takes, in pixels."""
         return int(self.spec["crop_size"])
 
     @property
     def pixel_size_um(self) -> float:
+        """The pixel size the model was trained at, in micrometres."""
         return float(self.spec["panel"]["pixel_size_um"])
 
     @property
     def review_threshold(self) -> float:
+        """Top probability below which a call goes to review (0.9 when the spec has none)."""
         return float(self.spec.get("review_threshold", 0.9))
 
     @property
     def precision(self) -> str:
+        """The precision the graph was exported in (``fp32`` unless the metadata says otherwise)."""
         return self.metadata.get("precision", "fp32")
 
     @property
     def providers(self) -> list[str]:
+        """The onnxruntime execution providers the session runs on."""
         return self.session.get_providers()
 
     def to_model_spec(self):
@@ -244,13 +267,28 @@ class OnnxClassifier:
 
     def predict(self, raw: np.ndarray, batch_size: int | None = None,
                 prior: str = CARTRIDGE_PRIOR) -> tuple[list[str], np.ndarray]:
-        """(class name per crop, probabilities (N, K)); a crop whose row is not finite is
-        ``"failed"``, never a class (``ctcnet.nn.calls``).
+        """Call each crop: a class name, or ``"failed"`` for a crop whose row is not finite
+        (never a class; ``ctcnet.nn.calls``).
 
-        ``prior`` as ``ctcnet predict --prior``: ``"cartridge"`` (default: the events of a
-        scan, called with the model's rule fitted at cartridge prevalence), ``"balanced"``
-        (crops of a crop set, as ``ctcnet predict`` calls a crop folder by default) or stated
-        class frequencies ``"ctc=0.01,cluster=0.005"``."""
+        Parameters
+        ----------
+        raw : ndarray, shape (N, C, S, S)
+            Raw counts, channels in the model's order (:meth:`check_panel`).
+        batch_size : int, optional
+            Crops per graph call; by default the classifier's.
+        prior : str, default "cartridge"
+            As ``ctcnet predict --prior``: ``"cartridge"`` (the events of a scan, called with
+            the model's rule fitted at cartridge prevalence), ``"balanced"`` (crops of a crop
+            set, as ``ctcnet predict`` calls a crop folder by default) or stated class
+            frequencies ``"ctc=0.01,cluster=0.005"``.
+
+        Returns
+        -------
+        names : list of str
+            The call per crop.
+        proba : ndarray, float32, shape (N, K)
+            Calibrated probabilities, columns in :attr:`classes` order.
+        """
         proba = self.predict_proba(raw, batch_size)
         rule, _ = prior_rule(prior, self.classes, self.spec.get("decision"), CARTRIDGE_PRIOR)
         called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold, rule)

@@ -29,7 +29,7 @@ that would show the leak). :func:`compensate` takes ``leak x CK signal`` off eac
 
 Used by ``ctcnet predict|evaluate|robustness`` with ``--compensate`` or for a model trained on
 compensated crops (``data.compensate``; per cartridge from a sample of its frames, per
-``sample_id`` on crop sets). Measured (``scripts/ablate_spillover.py``;
+``sample_id`` on crop sets). Measured (``experiments/ablate_spillover.py``;
 docs/robustness_matrix.md):
 on 8 simulated cartridges the estimate is within 10 % of the true leak for 22 of 24 pairs
 (one missed, one 0.037 for 0.008); compensated with it, the shipped network passes the

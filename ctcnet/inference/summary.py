@@ -4,7 +4,9 @@
 report (:mod:`ctcnet.report.review`), the CLI and the benchmark read its fields by name, so a
 renamed or missing field fails where it is read, not as a ``KeyError`` deep in a report.
 ``to_dict()`` is the JSON written to ``summary.json``; ``RunSummary.read(folder)`` reads it back.
-:class:`CropRunSummary` is the same for a classified crop dataset.
+:class:`CropRunSummary` is the same for a classified crop dataset. :func:`sample_status` and
+:func:`volume_read_ml` make two of its fields: whether the counts stand, and the blood volume
+they are of.
 
 The counts (``counts``, ``per_7_5_ml``, ``counts_confident``, ``review``) are the fields of
 one tally, ``tally`` (:class:`ctcnet.inference.counts.Counts`), kept under their own names for
@@ -23,7 +25,7 @@ from ctcnet.io.atomic import atomic_write_text
 
 
 @dataclass
-class ModelInfo:
+class ModelUsed:
     """Which model made the calls, and the settings that shape them."""
 
     path: str
@@ -57,7 +59,7 @@ class RunSummary:
     sample_id: str
     input: str
     ctcnet_version: str
-    model: ModelInfo
+    model: ModelUsed
     backend: str
     device: str
     panel: dict                      # Panel.to_dict() of the scan
@@ -131,7 +133,7 @@ class RunSummary:
     def from_dict(cls, data: dict) -> RunSummary:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["model"] = ModelInfo(**data["model"])
+        values["model"] = ModelUsed(**data["model"])
         values["frames"] = FrameCounts(**data["frames"])
         for key, record in (("tally", Counts), ("reviewed", ReviewedCounts)):
             if values.get(key) is not None:
@@ -161,8 +163,8 @@ class CropRunSummary:
     accuracy: float | None           # against the dataset's labels, where they are classes
     guard: dict | None = None        # calls the marker guard sent to review
     timings_s: dict[str, float] = field(default_factory=dict)
-    decision_log_weights: dict = field(default_factory=dict)  # as in ModelInfo
-    # As in ModelInfo; a crop set's default is "balanced": the cartridge rule is not for it.
+    decision_log_weights: dict = field(default_factory=dict)  # as in ModelUsed
+    # As in ModelUsed; a crop set's default is "balanced": the cartridge rule is not for it.
     prior: str = "balanced"
     # The crops' um per pixel as read, and where it came from (panel.json, given, estimated).
     pixel_size_um: float | None = None
@@ -178,3 +180,25 @@ class CropRunSummary:
     def write(self, out_dir: str | Path) -> None:
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def sample_status(frames_total: int, frames_skipped: int, failed_events: int,
+                  problems: int = 0) -> str:
+    """``failed`` when no frame was processed: zero counts would read as a clean negative.
+    ``partial`` when some frames were skipped, some events could not be classified, or the
+    inputs have ``problems`` (metadata accepted though implausible, frames missing): a count
+    that stands only if a person agrees. Otherwise ``ok``."""
+    if frames_total - frames_skipped <= 0:
+        return "failed"
+    if frames_skipped or failed_events or problems:
+        return "partial"
+    return "ok"
+
+
+def volume_read_ml(volume_ml: float, frames_total: int, frames_skipped: int,
+                   frames_scanned: int | None = None) -> float:
+    """The blood volume of the frames processed, which the per-7.5 mL figures are of: frames
+    cover equal areas of the cartridge (``frames_scanned``: the frames the volume spreads over,
+    more than ``frames_total`` when some are missing); 0 when none was processed."""
+    spread = max(frames_total, frames_scanned or 0)
+    return volume_ml * (frames_total - frames_skipped) / spread if spread else 0.0

@@ -77,9 +77,11 @@ class Channel:
 
     @property
     def role(self) -> str:
+        """The channel's marker role (nucleus, epithelial, leukocyte, ...), from its name."""
         return marker_role(self.name)
 
     def to_dict(self) -> dict:
+        """The channel as plain data."""
         return {"name": self.name, "value_range": list(self.value_range),
                 "normalisation": dict(self.normalisation)}
 
@@ -136,13 +138,16 @@ class Panel:
 
     @property
     def names(self) -> list[str]:
+        """The channel names, in the order the model reads them."""
         return [c.name for c in self.channels]
 
     @property
     def num_channels(self) -> int:
+        """How many channels the panel has."""
         return len(self.channels)
 
     def roles(self) -> list[str]:
+        """The marker role of each channel, in channel order."""
         return [c.role for c in self.channels]
 
     def index_of(self, name: str) -> int | None:
@@ -164,6 +169,7 @@ class Panel:
         return None
 
     def to_dict(self) -> dict:
+        """The panel as plain data (``composite`` only when set)."""
         out = {"name": self.name, "pixel_size_um": float(self.pixel_size_um),
                "channels": [c.to_dict() for c in self.channels]}
         if self.composite:
@@ -229,6 +235,7 @@ class Panel:
                        composite=composite)
 
     def with_pixel_size(self, pixel_size_um: float) -> Panel:
+        """A copy of the panel with another pixel size."""
         return replace(self, pixel_size_um=float(pixel_size_um))
 
 
@@ -314,10 +321,12 @@ def load_panel(source: str | Path | dict | list | Panel | None = None) -> Panel:
 
 
 def save_panel(panel: Panel, path: str | Path) -> None:
+    """Write ``panel`` to ``path`` as JSON, atomically."""
     atomic_write_text(path, json.dumps(panel.to_dict(), indent=2) + "\n")
 
 
 def default_panel() -> Panel:
+    """The panel shipped with ctcnet (``ctcnet/data/default_panel.json``)."""
     text = resources.files("ctcnet.data").joinpath("default_panel.json").read_text()
     return Panel.from_dict(json.loads(text))
 

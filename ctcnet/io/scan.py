@@ -1,11 +1,11 @@
 """Cartridge scans: a folder of frames, each frame one image of every channel.
 
-Layouts read (the first that matches wins, per frame):
-
-* one multipage TIFF per frame (one page per channel, CellSearch layout): ``r03c12.tif``;
-* one single-page TIFF per channel: ``r03c12_c0.tif``, ``r03c12_c1.tif``, ...;
-* one 8-bit (or 16-bit) PNG per channel, as other scanners export: ``r03c12_c0.png``, ...;
-* one colour composite per frame (RGB PNG, JPEG or TIFF; ``panel.json`` names the planes).
+How frames lie on disk is each frame source's business (:mod:`ctcnet.io.sources`): one
+multipage TIFF per frame (CellSearch), one colour composite per frame, one file per channel
+(TIFF or PNG), or microscopy containers (OME-TIFF, OME-Zarr, CZI, ND2, LIF through bioio, whose
+metadata name the channels and pixel size). A cartridge folder holds named frames or
+containers, not both; a container store (``scan.ome.zarr``) may itself be given as the
+cartridge.
 
 A frame's stem carries its position, ``r<row>c<col>`` (or ``frame<index>``, whose row and column
 then follow the serpentine scan order given by ``cartridge.json``'s ``columns``). ``panel.json``
@@ -34,27 +34,21 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
-from ctcnet.io.images import (
-    IMAGE_SUFFIXES,
-    check_channel_names,
-    read_channel_file,
-    read_image,
-    remove_cellsearch_offset,
-    write_tiff,
-)
+from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
-_FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
-_FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
-_CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
+# frame_digest and serpentine_position stay importable from here, where callers (predict,
+# the simulator, benchmarks) find them.
+from ctcnet.io.sources import FramePart, FrameRef, claim, frame_digest, get_source  # noqa: F401
+from ctcnet.io.sources.named import serpentine_position  # noqa: F401
+
 FRAME_SUFFIXES = IMAGE_SUFFIXES
 DEFAULT_BLOOD_VOLUME_ML = 7.5
 
@@ -71,23 +65,6 @@ TUBE_VOLUME_ML = 10.0
 WHOLE_BLOOD_ML = 6000.0
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """One frame of a cartridge: where it sits and which file(s) hold its channels."""
-
-    index: int
-    row: int
-    col: int
-    files: tuple[Path, ...]  # one multipage file, or one file per channel in channel order
-    stem: str
-    digest: str = ""  # of its files' bytes (frame_digest): a tile written twice shows up
-    problem: str | None = None  # why it cannot be read (a channel missing, a copy): skipped
-
-    @property
-    def frame_id(self) -> str:
-        return f"r{self.row:02d}c{self.col:02d}"
 
 
 @dataclass
@@ -114,6 +91,7 @@ class Cartridge:
         return max(len(self.frames), self.expected_frames or 0)
 
     def __len__(self) -> int:
+        """The frames found (those skipped with a problem included)."""
         return len(self.frames)
 
     def conform(self, model_panel: Panel) -> Cartridge:
@@ -129,31 +107,27 @@ class Cartridge:
         return read_frame(frame, self.file_panel or self.panel, self.channels)
 
 
-def serpentine_position(index: int, columns: int) -> tuple[int, int]:
-    """Row and column of the index-th frame of a serpentine scan (even rows left to right)."""
-    row, k = divmod(index, columns)
-    return row, (k if row % 2 == 0 else columns - 1 - k)
-
-
 def is_cartridge(path: str | Path) -> bool:
+    """Whether a folder is a cartridge: it has a cartridge.json or a file a frame source
+    claims, or it is itself a container store (an OME-Zarr folder)."""
     path = Path(path)
     if not path.is_dir():
         return False
-    if (path / "cartridge.json").exists():
+    if (path / "cartridge.json").exists() or claim(path) is not None:
         return True
-    return any(_frame_stem(p)[0] is not None for p in path.iterdir() if
-               p.suffix.lower() in FRAME_SUFFIXES)
+    return any(_claimed(p) is not None for p in path.iterdir())
 
 
-def _frame_stem(path: Path) -> tuple[str | None, int | None]:
-    """(frame stem, channel index or None) of a file name, or (None, None) if not a frame."""
-    stem, channel = path.stem, None
-    m = _CHANNEL_FILE.match(stem)
-    if m and (_FRAME_RC.match(m["stem"]) or _FRAME_INDEX.match(m["stem"])):
-        stem, channel = m["stem"], int(m["channel"])
-    if _FRAME_RC.match(stem) or _FRAME_INDEX.match(stem):
-        return stem, channel
-    return None, None
+def _claimed(path: Path) -> FramePart | None:
+    """A source's claim on a folder entry; a file that cannot be a frame (hidden, a FIFO
+    or device) refused by the claim counts as claimed: the folder is a cartridge whose
+    opening says what is wrong."""
+    if path.name.startswith("."):
+        return None
+    try:
+        return claim(path)
+    except InputError:
+        return FramePart(path, "")
 
 
 def _positive_number(info: dict, key: str, default: float, root: Path) -> float:
@@ -234,29 +208,35 @@ def read_cartridge_info(root: Path) -> dict:
 def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) -> Cartridge:
     """Index a cartridge folder: find frames, their positions and their files. Decodes no
     pixels; reads a few sampled blocks of each frame file (:func:`frame_digest`), so a tile
-    written twice under two names is found and the cartridge gets its :attr:`identity`."""
+    written twice under two names is found and the cartridge gets its :attr:`identity`.
+    Container files (OME-TIFF, OME-Zarr, ...) also have their metadata read: their channel
+    names and pixel size, matched by name to ``panel`` (or panel.json) where both exist."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("cartridge folder not found", root)
     info = read_cartridge_info(root)
     if panel is None:
-        if not (root / "panel.json").exists():
-            raise InputError("no panel.json in the cartridge folder: it names the channel order",
-                             root)
-        panel = load_panel(root / "panel.json")
+        stated = load_panel(root / "panel.json") if (root / "panel.json").exists() else None
     else:
-        panel = load_panel(panel)
+        stated = load_panel(panel)
     columns = _whole_number(info, "columns", root)
     expected = _whole_number(info, "num_frames", root)
     volume = _positive_number(info, "blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML, root)
-    sample_id = safe_sample_id(info.get("sample_id", root.name), root)
+    default_id = root.name if claim(root) is None else root.name.split(".")[0]
+    sample_id = safe_sample_id(info.get("sample_id", default_id), root)
 
-    problems: list[str] = []
-    frames = [_frame_ref(position, files, panel)
-              for position, files in _files_by_position(root, columns).items()]
-    if not frames:
+    parts = _frame_parts(root)
+    if not parts:
+        if stated is None:
+            raise InputError("no panel.json in the cartridge folder: it names the channel order",
+                             root)
         raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
-                         "or frame<k>.tif files)", root)
+                         "or frame<k>.tif files, or OME-TIFF, OME-Zarr, CZI, ND2 or LIF files)",
+                         root)
+    source = get_source(parts[0].source)  # one layout per folder (_frame_parts)
+    panel = source.panel(parts, stated)
+    frames = source.frames(parts, {**info, "columns": columns}, panel)
+    problems: list[str] = []
     # Scan order: by index when given, else serpentine order of (row, col).
     frames.sort(key=lambda f: (f.row, f.col if f.row % 2 == 0 else -f.col)
                 if f.index < 0 else (f.index,))
@@ -270,45 +250,35 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
                      identity=cartridge_identity(frames), expected_frames=expected)
 
 
-@dataclass(frozen=True)
-class _FrameFile:
-    path: Path
-    stem: str
-    channel: int | None  # None: the whole frame in one file
-
-
-def _files_by_position(root: Path, columns: int | None
-                       ) -> dict[tuple[int, int], list[_FrameFile]]:
-    """The frame files of a folder by frame position (row, column), each position's files checked
-    to name one frame one way (:func:`_refuse_ambiguity`). Files that cannot be frames are
-    refused by name rather than left out: a FIFO or device named like a frame (never opened:
-    opening a FIFO blocks), a name that is not UTF-8."""
-    by_position: dict[tuple[int, int], list[_FrameFile]] = {}
-    ignored = []
+def _frame_parts(root: Path) -> list[FramePart]:
+    """What the frame sources claim of a folder's files (or of the folder itself, a container
+    store given as the cartridge). Files that cannot be frames are refused by name rather than
+    left out: a FIFO or device named like a frame (never opened: opening a FIFO blocks), a
+    name that is not UTF-8. Named frames and containers in one folder are refused: which of
+    the two is the scan cannot be told."""
+    itself = claim(root)
+    if itself is not None:
+        return [itself]
+    parts, ignored = [], []
     for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in FRAME_SUFFIXES:
+        if path.name.startswith("."):
             continue
-        _refuse_undecodable_name(path, root)
-        stem, channel = _frame_stem(path)
-        if stem is None:
+        part = claim(path)
+        if part is not None or path.suffix.lower() in FRAME_SUFFIXES:
+            _refuse_undecodable_name(path, root)
+        if part is not None:
+            parts.append(part)
+        elif path.suffix.lower() in FRAME_SUFFIXES:
             ignored.append(path.name)
-            continue
-        # A non-regular frame is refused, never skipped: a skipped position would still count
-        # its blood volume as read (and reading it would hang).
-        check_regular_file(path, "a frame")
-        m = _FRAME_RC.match(stem)
-        if m:
-            position = (int(m["row"]), int(m["col"]))
-        else:
-            index = int(_FRAME_INDEX.match(stem)["index"])
-            position = serpentine_position(index, columns) if columns else (0, index)
-        by_position.setdefault(position, []).append(_FrameFile(path, stem, channel))
     if ignored:
         log.info("%s: %d image file(s) not named like frames, not read: %s", root, len(ignored),
                  ", ".join(ignored[:5]))
-    for position, files in by_position.items():
-        _refuse_ambiguity(position, files, root)
-    return by_position
+    kinds = {get_source(p.source).container: p for p in parts}
+    if len(kinds) > 1:
+        raise InputError(f"{kinds[False].path.name} (a named frame) and {kinds[True].path.name} "
+                         "(a microscopy container) are two layouts of a scan in one folder; "
+                         "keep one", root)
+    return parts
 
 
 def _refuse_undecodable_name(path: Path, root: Path) -> None:
@@ -320,83 +290,6 @@ def _refuse_undecodable_name(path: Path, root: Path) -> None:
         shown = ascii(os.fsencode(path.name))
         raise InputError(f"file name {shown} is not valid UTF-8: it cannot be matched to a "
                          "frame position; rename it", root) from None
-
-
-def _refuse_ambiguity(position: tuple[int, int], files: list[_FrameFile], root: Path) -> None:
-    """One frame position, one way to read it. Two names for the position (``r00c01`` and
-    ``r0c1``, ``r00c00`` and ``frame0``, ``R00C00``), two whole-frame files (``r00c00.TIF``
-    and ``r00c00.tif``, ``.tif`` and ``.png``), whole-frame and per-channel files, or two files
-    for one channel: taking either would drop the other (or count the frame twice)."""
-    first = files[0]
-    row, col = position
-    where = f"frame r{row:02d}c{col:02d} (row {row}, column {col})"
-    other = next((f for f in files if f.stem != first.stem), None)
-    if other is not None:
-        raise InputError(f"{first.path.name} and {other.path.name} both name {where}; keep one",
-                         root)
-    whole = [f for f in files if f.channel is None]
-    per_channel = [f for f in files if f.channel is not None]
-    if len(whole) > 1:
-        raise InputError(f"{whole[0].path.name} and {whole[1].path.name} both name {where} "
-                         "(the same name in another case or format); keep one", root)
-    if whole and per_channel:
-        raise InputError(f"{whole[0].path.name} and {per_channel[0].path.name} both name "
-                         f"{where}: a whole-frame file and per-channel files; keep one layout",
-                         root)
-    seen: dict[int, _FrameFile] = {}
-    for f in per_channel:
-        twin = seen.setdefault(f.channel, f)
-        if twin is not f:
-            raise InputError(f"{twin.path.name} and {f.path.name} both name channel "
-                             f"{f.channel} of {where}; keep one", root)
-
-
-def _frame_ref(position: tuple[int, int], files: list[_FrameFile], panel: Panel) -> FrameRef:
-    """The frame of one position's files (already checked to be unambiguous). A per-channel
-    frame that lacks a channel's file stays in the list with the reason, so the run skips it
-    and its blood volume is not counted as read."""
-    first = files[0]
-    row, col = position
-    m = _FRAME_INDEX.match(first.stem)
-    index = int(m["index"]) if m else -1  # r<row>c<col> frames: ordered by position
-    problem = None
-    if first.channel is None:
-        paths = (first.path,)
-    else:
-        chans = {f.channel: f.path for f in files}
-        missing = [c for c in range(panel.num_channels) if c not in chans]
-        if missing:
-            problem = f"missing channel file(s) {missing}"
-            paths = tuple(chans[c] for c in sorted(chans))
-        else:
-            paths = tuple(chans[c] for c in range(panel.num_channels))
-    return FrameRef(index, row, col, paths, first.stem, digest=frame_digest(paths),
-                    problem=problem)
-
-
-# A frame's digest reads this many blocks of this size, spread evenly over each of its files:
-# a few hundred kB per frame, against ~11 MB of pixels in a CellSearch frame. A camera frame's
-# noise makes any block of pixel data differ between two frames, so equal digests mean a copy.
-DIGEST_BLOCKS = 8
-DIGEST_BLOCK_BYTES = 1 << 14
-
-
-def frame_digest(paths: tuple[Path, ...]) -> str:
-    """A digest of the bytes of a frame's files (size plus sampled blocks; the whole of a
-    small file)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for path in paths:
-        size = path.stat().st_size
-        digest.update(size.to_bytes(8, "little"))
-        with open(path, "rb") as fh:
-            if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
-                digest.update(fh.read())
-                continue
-            step = (size - DIGEST_BLOCK_BYTES) // (DIGEST_BLOCKS - 1)
-            for k in range(DIGEST_BLOCKS):
-                fh.seek(k * step)
-                digest.update(fh.read(DIGEST_BLOCK_BYTES))
-    return digest.hexdigest()
 
 
 def _mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
@@ -437,19 +330,8 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
     keep = list(range(panel.num_channels)) if channels is None else list(channels)
     if frame.problem is not None:
         raise InputError(frame.problem, frame.files[0] if frame.files else frame.stem)
-    if len(frame.files) == 1:
-        arr, names = read_image(frame.files[0])
-        if arr.shape[0] != panel.num_channels:
-            raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
-                             f"{panel.num_channels}", frame.files[0])
-        check_channel_names(names, panel.names, frame.files[0])
-        planes = [remove_cellsearch_offset(arr[c]) for c in keep]
-    else:  # one file per channel: files of channels not kept are never read
-        planes = [remove_cellsearch_offset(read_channel_file(frame.files[c])) for c in keep]
-        shapes = {p.shape for p in planes}
-        if len(shapes) != 1:
-            raise InputError(f"channel files of frame {frame.stem} differ in size: {shapes}",
-                             frame.files[0])
+    # The frame's source reads only the kept channels where its layout allows.
+    planes = get_source(frame.source_name).read(frame, panel, keep)
     out = np.stack(planes).astype(np.float32, copy=False)
     check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0])
     return out

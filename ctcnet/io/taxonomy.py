@@ -24,11 +24,13 @@ _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 @dataclass(frozen=True)
 class ClassInfo:
+    """One class of the taxonomy: its name, a description and the simulator subtypes it includes."""
     name: str
     description: str = ""
     includes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
+        """The class as plain data (``includes`` only when it lists any)."""
         out: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.includes:
             out["includes"] = list(self.includes)
@@ -37,6 +39,7 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class Taxonomy:
+    """The classes a model tells apart, in output order, and which of them the summary reports."""
     classes: tuple[ClassInfo, ...]
     name: str = "custom"
     # Classes whose calls a person reviews and that the summary counts per 7.5 mL.
@@ -53,19 +56,25 @@ class Taxonomy:
 
     @property
     def names(self) -> list[str]:
+        """The class names, in output order."""
         return [c.name for c in self.classes]
 
     @property
     def num_classes(self) -> int:
+        """How many classes the model outputs."""
         return len(self.classes)
 
     def index(self, name: str) -> int:
+        """Output index of the class ``name``; an ``InputError`` names the classes when it is not
+        one."""
         try:
             return self.names.index(name)
         except ValueError:
             raise InputError(f"class {name!r} is not in the taxonomy {self.names}") from None
 
     def reported_classes(self) -> list[str]:
+        """The reported classes this taxonomy has (those a person reviews and the summary
+        counts)."""
         return [n for n in self.reported if n in self.names]
 
     def class_for_subtype(self, subtype: str, parent: str) -> str:
@@ -81,11 +90,14 @@ class Taxonomy:
                          f"{subtype!r} (parent {parent!r}); add it to a class's 'includes'")
 
     def to_dict(self) -> dict:
+        """The taxonomy as plain data, as it is written to JSON and into the model spec."""
         return {"name": self.name, "classes": [c.to_dict() for c in self.classes],
                 "reported": list(self.reported)}
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path | None = None) -> Taxonomy:
+        """Build a taxonomy from a mapping or a bare list of classes (names or mappings);
+        ``source`` names the file in errors."""
         if isinstance(data, (list, tuple)):
             data = {"classes": list(data)}
         if not isinstance(data, dict) or "classes" not in data:
@@ -122,5 +134,6 @@ def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None) -> 
 
 
 def default_taxonomy() -> Taxonomy:
+    """The taxonomy shipped with ctcnet (``ctcnet/data/default_taxonomy.json``)."""
     text = resources.files("ctcnet.data").joinpath("default_taxonomy.json").read_text()
     return Taxonomy.from_dict(json.loads(text))

@@ -28,6 +28,7 @@ def background_from_percentiles(q_low, q_high, noise_floor=0.0):
 
 
 def percentile_indices(count: int) -> tuple[int, int]:
+    """Indices of the 10th and 30th percentiles among ``count`` sorted values."""
     last = count - 1
     return int(round(_Q_LOW * last)), int(round(_Q_HIGH * last))
 

@@ -35,16 +35,20 @@ class CTCClassifier(nn.Module):
                                 **spec.arch_kwargs)
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        """Logits for raw counts: normalised, then the backbone (averaged over the symmetry views
+        outside training)."""
         x = self.normalise(raw)
         if self.training:  # augmentation shows the views; one pass each is what trains
             return self.net(x)
         return symmetric_logits(self.net, x, self.spec.symmetry)
 
     def predict_proba(self, raw: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities (softmax of the logits over the spec's temperature)."""
         return torch.softmax(self(raw).float() / self.spec.temperature, dim=1)
 
 
 def build_classifier(spec: ModelSpec) -> CTCClassifier:
+    """A freshly initialised classifier for ``spec``."""
     return CTCClassifier(spec)
 
 

@@ -1,7 +1,10 @@
-"""Backbones: plain ``nn.Module`` factories for multichannel cell crops.
+"""Backbones: plain ``nn.Module`` factories for multichannel cell crops, chosen by name.
 
 ``create_model(arch, in_chans, num_classes)`` returns a network that maps normalised
 (N, in_chans, H, W) float32 input to (N, num_classes) logits, for any H, W (global pooling).
+Each architecture is a factory ``(in_chans, num_classes, **kwargs) -> nn.Module`` registered
+under its name with :func:`register_architecture`, as timm registers its models;
+:func:`list_architectures` names them.
 
 * ``compact``: a small CNN designed for 64-96 px crops at ~0.64 um/px (~20 MMAC and 70 k
   parameters at 80 px, 5 channels), so a 2-core CPU classifies thousands of events per second;
@@ -17,12 +20,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from ctcnet.errors import CtcnetError
 
-ARCHS = ("compact", "resnet18")
+ArchFactory = Callable[..., nn.Module]
+_ARCHITECTURES: dict[str, ArchFactory] = {}
+
+
+def register_architecture(name: str) -> Callable[[ArchFactory], ArchFactory]:
+    """Decorator: make ``factory(in_chans, num_classes, **kwargs)`` the architecture ``name``.
+
+    A name is registered once: a second factory under it would silently change what every
+    checkpoint recording that name rebuilds.
+    """
+    def register(factory: ArchFactory) -> ArchFactory:
+        if name in _ARCHITECTURES:
+            raise ValueError(f"architecture {name!r} is already registered")
+        _ARCHITECTURES[name] = factory
+        return factory
+    return register
+
+
+def list_architectures() -> list[str]:
+    """The registered architecture names, in registration order."""
+    return list(_ARCHITECTURES)
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -30,6 +55,7 @@ def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+@register_architecture("compact")
 class CompactCNN(nn.Module):
     """Five 3x3 conv-BN-ReLU layers (three with stride 2), then mean+max pooling and a linear head.
 
@@ -51,6 +77,7 @@ class CompactCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * w, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_chans, H, W) normalised crops -> (N, num_classes) logits."""
         f = self.features(x)
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
         return self.head(pooled)
@@ -75,7 +102,10 @@ def torchvision_error() -> str | None:
     return None
 
 
-def _resnet18(in_chans: int, num_classes: int) -> nn.Module:
+@register_architecture("resnet18")
+def _resnet18(in_chans: int, num_classes: int, **kwargs) -> nn.Module:
+    if kwargs:
+        raise TypeError(f"resnet18 got unexpected arguments {sorted(kwargs)}")
     problem = torchvision_error()
     if problem is not None:
         raise CtcnetError("arch resnet18 needs torchvision built for this torch "
@@ -114,11 +144,11 @@ def load_backbone_state(net: nn.Module, state: dict) -> list[str]:
 
 
 def create_model(arch: str, in_chans: int, num_classes: int, **kwargs) -> nn.Module:
-    """Build a backbone by name (randomly initialised; see :func:`load_backbone_state`)."""
-    if arch == "compact":
-        return CompactCNN(in_chans, num_classes, **kwargs)
-    if arch == "resnet18":
-        if kwargs:
-            raise TypeError(f"resnet18 got unexpected arguments {sorted(kwargs)}")
-        return _resnet18(in_chans, num_classes)
-    raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
+    """Build a backbone by name (randomly initialised; see :func:`load_backbone_state`).
+
+    ``kwargs`` go to the architecture's factory; an unknown name lists the registered ones.
+    """
+    factory = _ARCHITECTURES.get(arch)
+    if factory is None:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {list_architectures()}")
+    return factory(in_chans, num_classes, **kwargs)

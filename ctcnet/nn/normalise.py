@@ -85,6 +85,8 @@ class Normalise(nn.Module):
         self.any_snr, self.all_snr = any(snr), all(snr)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw counts as the network's input, per channel as the panel says: a fixed range, or
+        noise units over the background measured on each crop."""
         x = x.float()
         if not self.any_snr:
             return (x - self.fixed_low) * self.fixed_scale

@@ -27,6 +27,40 @@ SYMMETRIES = {"none": 1, "rot4": 4, "d4": 8}
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """What a model is: enough to rebuild the network and its preprocessing from one file.
+
+    Frozen; :meth:`replace` makes a changed copy. :meth:`check` refuses values no working model
+    has; :meth:`from_dict` runs it on every spec it reads.
+
+    Parameters
+    ----------
+    arch : str
+        Architecture name in the network registry (``"compact"``, ``"resnet18"``, ...).
+    panel : Panel
+        The channels the model reads, by name and in order, with their value ranges,
+        normalisation and the pixel size it was trained at.
+    taxonomy : Taxonomy
+        The classes it outputs, in order, and which of them the summary reports.
+    crop_size : int, default 80
+        Side of the square input crop, in pixels (8 to 1024).
+    arch_kwargs : dict, optional
+        Extra keyword arguments for the architecture's constructor.
+    temperature : float, default 1.0
+        Softmax temperature fitted on validation data; 1.0 is uncalibrated.
+    review_threshold : float, default 0.9
+        Top probability below which a call goes to human review.
+    decision : dict, optional
+        The decision rule at deployment prevalence (:mod:`ctcnet.nn.calls`); empty calls the
+        most probable class.
+    symmetry : {"none", "rot4", "d4"}, default "none"
+        Test-time views whose logits are averaged.
+    training, metrics : dict, optional
+        The training-data summary and hyper-parameters, and the last validation metrics
+        (recorded, never read back to rebuild the model).
+    version : str
+        The ctcnet version that wrote the spec.
+    """
+
     arch: str
     panel: Panel
     taxonomy: Taxonomy
@@ -49,6 +83,7 @@ class ModelSpec:
 
     @property
     def pixel_size_um(self) -> float:
+        """The pixel size the model was trained at (the panel's), in micrometres."""
         return self.panel.pixel_size_um
 
     @property
@@ -67,20 +102,25 @@ class ModelSpec:
 
     @property
     def in_chans(self) -> int:
+        """How many input channels the model reads."""
         return self.panel.num_channels
 
     @property
     def num_classes(self) -> int:
+        """How many classes the model outputs."""
         return self.taxonomy.num_classes
 
     @property
     def class_names(self) -> list[str]:
+        """The class names, in output order."""
         return self.taxonomy.names
 
     def replace(self, **changes) -> ModelSpec:
+        """A copy of the spec with ``changes`` applied (the spec is frozen)."""
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """The spec as plain data, as it is stored in checkpoints and ONNX metadata."""
         return {
             "format": SPEC_FORMAT,
             "arch": self.arch,
@@ -99,10 +139,13 @@ class ModelSpec:
         }
 
     def to_json(self) -> str:
+        """The spec as JSON with sorted keys (the ONNX metadata value)."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> ModelSpec:
+        """Read a spec from :meth:`to_dict`'s output; an ``InputError`` for a file that holds
+        none, one from a newer ctcnet or bad values."""
         if not isinstance(data, dict) or "arch" not in data or "panel" not in data:
             raise InputError("no ctcnet model spec found (is this a ctcnet model?)", source)
         if not isinstance(data.get("format", 1), int) or data.get("format", 1) > SPEC_FORMAT:
@@ -147,6 +190,8 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str, source: str | None = None) -> ModelSpec:
+        """Read a spec from :meth:`to_json`'s output; an ``InputError`` when it is not valid
+        JSON."""
         try:
             data = json.loads(text)
         except ValueError as err:

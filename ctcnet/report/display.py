@@ -74,6 +74,8 @@ class DisplayLevels:
         return (counts - np.asarray(self.background)) / np.maximum(self.noise, 1e-6)
 
     def to_dict(self) -> dict:
+        """The levels as plain data (``display_levels.json``), with the constants they were made
+        with."""
         return {"channels": list(self.channels), "background": list(self.background),
                 "noise": list(self.noise), "white": list(self.white), "run_id": self.run_id,
                 "cells": self.cells, "min_snr": MIN_SNR, "cell_percentile": CELL_PERCENTILE,
@@ -81,6 +83,8 @@ class DisplayLevels:
 
     @classmethod
     def from_dict(cls, data: dict) -> DisplayLevels:
+        """Read levels back from :meth:`to_dict`'s output; a ``ValueError`` unless each channel
+        has finite values."""
         floats = {k: tuple(float(v) for v in data[k]) for k in ("background", "noise", "white")}
         if any(len(v) != len(data["channels"]) or not all(map(math.isfinite, v))
                for v in floats.values()):
@@ -120,6 +124,7 @@ def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,
 
 
 def levels_from_crops(crops: np.ndarray, channels, run_id: str = "") -> DisplayLevels | None:
+    """Display levels from a run's crops (:func:`levels_from_statistics`); None without a crop."""
     return levels_from_statistics(channels, *crop_statistics(crops), run_id=run_id)
 
 
@@ -140,6 +145,7 @@ def read_levels(sample_dir: str | Path, run_id: str, channels) -> DisplayLevels 
 
 
 def write_levels(sample_dir: str | Path, levels: DisplayLevels) -> None:
+    """Write ``levels`` into the sample's folder, atomically."""
     atomic_write_text(Path(sample_dir) / LEVELS_FILE, json.dumps(levels.to_dict(), indent=1))
 
 

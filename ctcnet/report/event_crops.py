@@ -28,6 +28,12 @@ from ctcnet.report.decisions import (
     reviewed_labels,
     warn_set_aside,
 )
+from ctcnet.report.signoff import (
+    CURRENT,
+    read_signoff,
+    signoff_record,
+    signoff_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,20 @@ def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
     return out
 
 
+def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched) -> dict | None:
+    """The sample's sign-off for the decisions cut (:mod:`ctcnet.report.signoff`), recorded
+    with its source in dataset.json; a warning when there is none, or when the decisions
+    changed since it."""
+    record = signoff_record(read_signoff(folder), run.run_id, len(matched.table))
+    if record is None:
+        log.warning("%s: the review is not signed off (the review page's \"sign off\"); its "
+                    "decisions are cut as they are", name)
+    else:  # dataset.json keeps it per source; a sign-off that no longer holds is a warning
+        log.log(logging.INFO if record["status"] == CURRENT else logging.WARNING, "%s: %s",
+                name, signoff_text(record))
+    return record
+
+
 def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = True,
                         scans: str | Path | None = None) -> dict:
     """Cut a run's events into a labelled crop dataset (``write_crop_dataset`` layout).
@@ -89,10 +109,12 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     panel = model = None
     for name, folder in samples.items():
         events, summary = load_sample(folder)
-        unattached = 0
+        unattached, signed = 0, None
         if reviewed:
-            matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
+            run = RunEvents.of_sample(folder, events, summary)
+            matched = load_decisions(folder, run)
             warn_set_aside(name, matched)
+            signed = reviewed_signoff(name, folder, run, matched)
             unattached = len(matched.unattached)
             if unattached:
                 log.warning("%s: %d decision(s) in review.csv attach to no event of the run "
@@ -128,7 +150,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         sources.append({"sample_id": sample_id, "results": str(folder),
                         "scan": str(cartridge.root), "model": summary.model.path,
                         "crops": len(cut), **({"unattached_decisions": unattached}
-                                              if unattached else {})})
+                                              if unattached else {}),
+                        **({"signoff": signed} if reviewed else {})})
     if not crops:
         raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
                                                "ctcnet review first)" if reviewed else ""),

@@ -1,18 +1,14 @@
 """A predict run's events for single-cell tools: FCS 3.1 files to gate and plot in flow-cytometry
 software (FlowJo, FCS Express, FlowCal), GeoJSON detections to see on the frame in QuPath.
 
-**FCS** (:func:`fcs_bytes`, :func:`events_fcs`): one list-mode file per sample, one event a
-row, every parameter 32-bit float, little endian. Parameters: ``event_id`` (its row in
-events.csv, to find a gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each
-``mean_<channel>``, each ``p_<class>``, ``confidence``, then codes: ``class`` and
-``model_class`` (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then
-``failed``), ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
-``CTCNET_GUARD_BITS``) and ``edge_cut``. Gating tools have no "no value", so a value that is not
-finite (a ``failed`` event's probabilities and confidence) is written as -1
-(``CTCNET_MISSING``). The writer is ours (numpy and a few lines), not FlowIO's ``create_fcs``:
-that one doubles its ``/`` delimiter inside values, so a value that starts with ``/`` (a model
-path) makes a TEXT segment that FlowIO and FlowCal themselves read back wrong. Here the
-delimiter is a character that no keyword or value holds, so nothing needs escaping.
+**FCS** (:func:`events_fcs`, written by :func:`ctcnet.report.fcs.write_fcs`): one list-mode
+file per sample, one event a row. Parameters: ``event_id`` (its row in events.csv, to find a
+gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>``, each
+``p_<class>``, ``confidence``, then codes: ``class`` and ``model_class``
+(``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then ``failed``),
+``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
+``CTCNET_GUARD_BITS``) and ``edge_cut``. A value that is not finite (a ``failed`` event's
+probabilities and confidence) is written as -1 (``CTCNET_MISSING``).
 
 **GeoJSON** (:func:`events_geojson`): one FeatureCollection per frame, in the layout QuPath
 (0.4 and later) reads and writes (``PathObjectTypeAdapters`` in qupath-core): per event a
@@ -36,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -49,134 +44,12 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.errors import InputError
 from ctcnet.inference.guard import FLAGS
-from ctcnet.io.atomic import (
-    atomic_path,
-    atomic_write_bytes,
-    check_output_folder,
-    refuse_existing,
-)
+from ctcnet.io.atomic import atomic_write_bytes, check_output_folder, refuse_existing
 from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.report.decisions import find_samples, load_sample
+from ctcnet.report.fcs import MISSING_VALUE, write_fcs
 
 log = logging.getLogger(__name__)
-
-# --- FCS 3.1 ------------------------------------------------------------------------------------
-
-HEADER_BYTES = 58                 # "FCS3.1", 4 spaces, six 8-character offsets
-HEADER_OFFSET_MAX = 99_999_999    # the most an 8-character header field holds
-# Tried in turn: the first that no keyword or value holds delimits the TEXT segment. Control
-# characters are taken out of values (they never mean anything there), so form feed is always
-# free.
-DELIMITERS = ("|", "\\", "/", "\x0c")
-MISSING_VALUE = -1.0
-
-
-def _clean_value(value) -> str:
-    """A keyword's value as FCS text: control characters (line breaks in a path or a comment)
-    become spaces, since they are not text a keyword value may hold."""
-    return re.sub(r"[\x00-\x1f\x7f]", " ", str(value)).strip()
-
-
-def _choose_delimiter(pairs: Sequence[tuple[str, str]]) -> str:
-    text = "".join(k + v for k, v in pairs)
-    return next(d for d in DELIMITERS if d not in text)
-
-
-def _text_segment(pairs: Sequence[tuple[str, str]], delimiter: str) -> bytes:
-    """The TEXT segment: the delimiter, then ``key<d>value<d>`` per keyword (FCS 3.1 3.2.9)."""
-    body = "".join(f"{k}{delimiter}{v}{delimiter}" for k, v in pairs)
-    return (delimiter + body).encode("utf-8")
-
-
-def _header(text_begin: int, text_end: int, data_begin: int, data_end: int) -> bytes:
-    """The 58-byte HEADER. A DATA segment reaching past byte 99,999,999 cannot be written in
-    8 characters: the standard has both header fields 0 then, and $BEGINDATA/$ENDDATA say it."""
-    if data_end > HEADER_OFFSET_MAX:
-        data_begin = data_end = 0
-    fields = (text_begin, text_end, data_begin, data_end, 0, 0)   # the last two: no ANALYSIS
-    return b"FCS3.1    " + "".join(f"{v:>8d}" for v in fields).encode("ascii")
-
-
-def _parameter_range(values: np.ndarray, upper: float = 0.0) -> str:
-    """$PnR of a float parameter: its scale's top (``upper``, or the largest value if higher,
-    rounded up) plus one. Readers take a parameter's range as [0, $PnR - 1], as for integer
-    data (FlowCal does, and its saturation gate drops events at that top), and FlowJo ends its
-    linear axis there: every value is inside, and one sample plots as the next."""
-    finite = values[np.isfinite(values)]
-    top = max(float(upper), float(finite.max()) if finite.size else 0.0, 0.0)
-    return str(math.ceil(top) + 1)
-
-
-def _fcs_head(data: np.ndarray, names: Sequence[str], long_names: Sequence[str] | None,
-                keywords: dict[str, str] | None, upper: Sequence[float] | None) -> bytes:
-    """The HEADER and TEXT segments of :func:`fcs_bytes` (DATA, ``data.tobytes()``, follows)."""
-    if data.ndim != 2 or data.shape[1] != len(names):
-        raise ValueError(f"data of shape {data.shape} for {len(names)} parameter names")
-    bad = [n for n in names if not n or "," in n]
-    if bad or len(set(names)) != len(names):
-        raise ValueError(f"$PnN names must be unique, non-empty, without commas: {list(names)}")
-    n_events, n_params = data.shape
-    pairs: list[tuple[str, str]] = [
-        ("$BEGINANALYSIS", "0"), ("$ENDANALYSIS", "0"), ("$BEGINSTEXT", "0"), ("$ENDSTEXT", "0"),
-        ("$BYTEORD", "1,2,3,4"), ("$DATATYPE", "F"), ("$MODE", "L"), ("$NEXTDATA", "0"),
-        ("$PAR", str(n_params)), ("$TOT", str(n_events))]
-    for i, name in enumerate(names, start=1):
-        pairs += [(f"$P{i}N", name), (f"$P{i}B", "32"), (f"$P{i}E", "0,0"),
-                  (f"$P{i}R", _parameter_range(data[:, i - 1],
-                                               upper[i - 1] if upper is not None else 0.0))]
-        if long_names is not None and _clean_value(long_names[i - 1]):
-            pairs.append((f"$P{i}S", _clean_value(long_names[i - 1])))
-    pairs += [(k, _clean_value(v)) for k, v in (keywords or {}).items() if _clean_value(v)]
-    delimiter = _choose_delimiter(pairs)
-
-    # $BEGINDATA and $ENDDATA sit inside the TEXT whose length places DATA: lengthen the
-    # guesses until they agree with the TEXT they are written in (two or three rounds). No
-    # events: DATA still begins after TEXT and ends a byte before it begins, as FlowIO and
-    # FlowCal read an empty DATA segment (both refuse one at 0, 0).
-    begin = end = 0
-    while True:
-        text = _text_segment(pairs + [("$BEGINDATA", str(begin)), ("$ENDDATA", str(end))],
-                             delimiter)
-        text_end = HEADER_BYTES + len(text) - 1
-        new_begin, new_end = text_end + 1, text_end + data.nbytes
-        if (new_begin, new_end) == (begin, end):
-            break
-        begin, end = new_begin, new_end
-    if text_end > HEADER_OFFSET_MAX:  # the primary TEXT must lie within the header's reach
-        raise ValueError("FCS TEXT segment too long for the header")
-    return _header(HEADER_BYTES, text_end, begin, end) + text
-
-
-def fcs_bytes(data: np.ndarray, names: Sequence[str], long_names: Sequence[str] | None = None,
-              keywords: dict[str, str] | None = None,
-              upper: Sequence[float] | None = None) -> bytes:
-    """An FCS 3.1 list-mode file: ``data`` (events x parameters) as 32-bit little-endian floats.
-
-    ``names`` are the short names ($PnN: no commas, unique), ``long_names`` the optional
-    descriptions ($PnS), ``keywords`` further TEXT keywords (standard ones start with ``$``;
-    empty values are left out, as the standard allows none), ``upper`` the top of each
-    parameter's scale (default: its largest value) for $PnR. The DATA segment follows TEXT at
-    once; its offsets are in $BEGINDATA/$ENDDATA always and in the HEADER while they fit there.
-    """
-    data = np.ascontiguousarray(np.asarray(data, dtype="<f4"))
-    return _fcs_head(data, names, long_names, keywords, upper) + data.tobytes()
-
-
-def write_fcs(path: str | Path, data: np.ndarray, names: Sequence[str],
-              long_names: Sequence[str] | None = None, keywords: dict[str, str] | None = None,
-              upper: Sequence[float] | None = None) -> None:
-    """:func:`fcs_bytes` written atomically to ``path``, the data straight from the array (no
-    second copy of a large table in memory)."""
-    data = np.ascontiguousarray(np.asarray(data, dtype="<f4"))
-    head = _fcs_head(data, names, long_names, keywords, upper)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(head)
-        data.tofile(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-# --- Event tables -------------------------------------------------------------------------------
 
 REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
 BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
@@ -327,9 +200,9 @@ def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:
 
 
 def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") -> dict:
-    """One sample's events table as the arguments of :func:`fcs_bytes` / :func:`write_fcs`,
-    with the run's facts in TEXT keywords (``summary``: the sample's
-    :class:`~ctcnet.inference.summary.RunSummary`)."""
+    """One sample's events table as the arguments of :func:`~ctcnet.report.fcs.fcs_bytes` /
+    :func:`~ctcnet.report.fcs.write_fcs`, with the run's facts in TEXT keywords (``summary``:
+    the sample's :class:`~ctcnet.inference.summary.RunSummary`)."""
     classes = list(summary.model.classes)
     codes = EventCodes.of(events, classes)
     parameters = event_parameters(events, summary, where, codes)

@@ -70,12 +70,14 @@ class FrameSource:
         self._lock = threading.Lock()
 
     def cartridge(self) -> Cartridge:
+        """The run's cartridge, opened on the first call (thread-safe)."""
         with self._lock:
             if self._cartridge is None:
                 self._cartridge = open_scanned_cartridge(self.summary, self.scans)
             return self._cartridge
 
     def read(self, frame) -> np.ndarray:
+        """The pixels of ``frame``, from the frames kept or read and kept (the oldest dropped)."""
         with self._lock:
             pixels = self._frames.get(frame.index)
             if pixels is not None:
@@ -107,6 +109,7 @@ class TileCutter:
         self._closed = False
 
     def cached(self, key: Hashable) -> bytes | None:
+        """The tile kept under ``key`` (marked as used latest), or None."""
         with self._state:
             data = self._tiles.get(key)
             if data is not None:

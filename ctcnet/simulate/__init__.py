@@ -2,10 +2,11 @@
 
 Labelled patient scans are scarce and cannot ship, so the simulator is what the shipped model
 learns from and what every test and benchmark runs on. Modules: ``config`` (knobs and named
-shifts), ``cells`` (biology in µm), ``optics`` (imaging physics), ``scanner`` (per-sample draws),
-``crops``, ``cartridge``, ``gallery``, ``export`` (crops as display exports show them) and
-``augment`` (the same variations on any crop: training augmentation, and the export view that a
-model reading exports is validated and tested on).
+shifts), ``primitives``, ``cells`` and ``debris`` (biology in µm), ``optics`` (imaging physics),
+``scanner`` (per-sample draws), ``crops``, ``cartridge``, ``gallery``, ``export`` (crops as
+display exports show them) and ``augment`` (the same variations on any crop: training
+augmentation, and the export view that a model reading exports is validated and tested on;
+its options in ``augment_options``, its numpy steps in ``augment_steps``).
 """
 
 from ctcnet.simulate.cells import SUBTYPES

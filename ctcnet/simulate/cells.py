@@ -10,18 +10,33 @@ Builders are vectorised over the objects of one subtype: ``build(kind, events, c
 the primitives of ``len(events)`` objects and returns their radii (µm, for placement).
 Intensities are nominal counts over background (before the scanner's channel gain), scaled by
 the sample's stain strength; floors in noise units keep labels decidable (see ``config``).
+
+This module holds the subtypes, the cell shapes, the cells and clusters, and
+:func:`build_events`, which runs every subtype's builder; the roles, :class:`Primitives` and
+the build context are in :mod:`ctcnet.simulate.primitives`, most debris builders in
+:mod:`ctcnet.simulate.debris`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-ROLES = ("nucleus", "epithelial", "leukocyte", "platelet", "neutrophil", "mesenchymal", "epcam",
-         "all")
-ROLE_INDEX = {r: i for i, r in enumerate(ROLES)}
-FILLED, RING = 0, 1
+from ctcnet.simulate.debris import aggregate, autofluorescent, blob, fibre, fragment, tdev
+from ctcnet.simulate.primitives import (
+    FILLED,
+    RING,
+    ROLE_INDEX,
+    ROLES,
+    Context,
+    Primitives,
+    _amp,
+    _at,
+    _blur_loss,
+    _floor,
+    _group_max,
+    _loguni,
+    _polar,
+)
 
 SUBTYPES: dict[str, str] = {
     "ctc_bright": "ctc", "ctc_dim": "ctc", "ctc_apoptotic": "ctc",
@@ -35,109 +50,6 @@ SUBTYPE_NEEDS = {"ctc_platelet": "platelet"}
 
 # Median CTC diameters (µm) of CellSearch CTCs per cancer type; one type is drawn per sample.
 CTC_MEDIAN_DIAMETER_UM = {"breast": 12.4, "prostate": 10.3, "bladder": 8.6, "colorectal": 7.5}
-
-_FIELDS = ("event", "x", "y", "a", "b", "theta", "kind", "soft", "fill", "tex_amp", "tex_freq",
-           "tex_angle", "tex_phase1", "tex_phase2", "crescent", "cres_angle")
-
-
-@dataclass
-class Context:
-    """What builders need about the events they build (arrays indexed by event id)."""
-
-    rng: np.random.Generator
-    stain: np.ndarray          # (E, len(ROLES)) stain strength x ck_scale, per event's sample
-    noise: np.ndarray          # (E, len(ROLES)) nominal background noise sd per role, counts
-    ctc_median_um: np.ndarray  # (E,) median CTC diameter of the event's sample
-    size_scale: float
-    panel_roles: frozenset     # roles the panel shows
-    ck_scale: float = 1.0
-    dim_ck_min_snr: float = 4.0
-    ck_negative_min_snr: float = 2.0
-    cd45_min_snr: float = 5.0
-    cd45_bright_snr: float = 30.0
-    cd45_dim_share: float = 0.08
-    shape_swap: float = 0.0                    # share of cells given another class's shape
-    # The look of cells (``SimConfig``'s knobs of the same names).
-    ctc_rim_share: float = 0.4
-    ctc_nucleus_ratio: tuple = (0.5, 0.85)
-    ctc_size_spread: float = 0.25
-    ctc_min_diameter_um: float = 4.5
-    monocyte_radius_um: tuple = (6.0, 8.5)
-    cd45_membrane_fill: tuple = (0.45, 0.85)
-    faint_ck_share: float = 0.3
-    nonspecific_ck_diffuse_share: float = 0.4
-    nonspecific_ck: np.ndarray | None = None   # (E,) share of leukocytes with non-specific CK
-    nonspecific_ck_ratio: tuple = (0.05, 2.0)  # their CK / their CD45, log-uniform
-    green_role: np.ndarray | None = None       # (E,) ROLES index in the green channel, -1 none
-    autofluorescence: tuple = (0.0, 0.0)       # granulocyte green autofluorescence, noise units
-
-
-class Primitives:
-    """Accumulates primitives; ``arrays()`` gives one dict of concatenated arrays.
-
-    A primitive: ``event`` (the object it belongs to), centre ``x, y`` and semi-axes ``a, b``
-    (µm), rotation ``theta``, ``kind`` (FILLED soft ellipse or RING membrane with an inner
-    ``fill`` fraction), edge width ``soft`` (µm), a texture (``tex_amp``: relative depth,
-    ``tex_freq``: cycles per µm), a ``crescent`` fraction (how much of the shape fades away on
-    one side), and ``weights``: intensity per role in ROLES.
-    """
-
-    def __init__(self):
-        self._parts: list[dict] = []
-
-    def add(self, rng: np.random.Generator, event, x, y, a, b, theta=0.0, kind=FILLED, soft=0.4,
-            fill=0.0, tex_amp=0.0, tex_freq=0.5, crescent=0.0, cres_angle=None, **weights):
-        event = np.asarray(event, dtype=np.int64)
-        n = event.size
-        if n == 0:
-            return
-
-        def full(v):  # a scalar or per-object value as one float32 array of length n
-            return np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)).copy()
-
-        part = {"event": event, "x": full(x), "y": full(y), "a": full(a), "b": full(b),
-                "theta": full(theta), "kind": np.full(n, kind, np.int8), "soft": full(soft),
-                "fill": full(fill), "tex_amp": full(tex_amp), "tex_freq": full(tex_freq),
-                "tex_angle": full(rng.uniform(0, np.pi, n)),
-                "tex_phase1": full(rng.uniform(0, 2 * np.pi, n)),
-                "tex_phase2": full(rng.uniform(0, 2 * np.pi, n)),
-                "crescent": full(crescent),
-                "cres_angle": full(rng.uniform(0, 2 * np.pi, n) if cres_angle is None
-                                   else cres_angle)}
-        w = np.zeros((n, len(ROLES)), np.float32)
-        for role, value in weights.items():
-            w[:, ROLE_INDEX[role]] = value
-        part["weights"] = w
-        self._parts.append(part)
-
-    def arrays(self) -> dict:
-        if not self._parts:
-            out = {k: np.zeros(0, np.float32) for k in _FIELDS}
-            out["event"] = np.zeros(0, np.int64)
-            out["kind"] = np.zeros(0, np.int8)
-            out["weights"] = np.zeros((0, len(ROLES)), np.float32)
-            return out
-        return {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
-
-
-def _loguni(rng, lo, hi, n):
-    return np.exp(rng.uniform(np.log(lo), np.log(hi), n)).astype(np.float32)
-
-
-def _amp(ctx: Context, events, role: str, lo: float, hi: float) -> np.ndarray:
-    """Nominal intensity of a marker on these events: log-uniform x the sample's stain."""
-    return _loguni(ctx.rng, lo, hi, len(events)) * ctx.stain[events, ROLE_INDEX[role]]
-
-
-def _floor(ctx: Context, events, role: str, snr) -> np.ndarray:
-    """Intensity of ``snr`` nominal noise units of this role's channel, per event."""
-    return np.asarray(snr, np.float32) * ctx.noise[events, ROLE_INDEX[role]]
-
-
-def _polar(rng, n, radius):
-    angle = rng.uniform(0, 2 * np.pi, n)
-    return radius * np.cos(angle), radius * np.sin(angle)
-
 
 # ---------------------------------------------------------------------------------------------
 # Cells. Each returns the object radius in µm; (x0, y0) shifts the object (clusters use it).
@@ -429,11 +341,6 @@ def monocyte(p, ev, ctx, x0=0.0, y0=0.0):
     return a
 
 
-def _at(v, idx):
-    """Index a per-object offset array, or pass a scalar through."""
-    return np.asarray(v, np.float32)[idx] if np.ndim(v) else v
-
-
 # ---------------------------------------------------------------------------------------------
 # Clusters: partners touch (or slightly overlap) the CTC; the object is centred on its centroid.
 # ---------------------------------------------------------------------------------------------
@@ -461,12 +368,6 @@ def ctc_neutrophil(p, ev, ctx):
     neutrophil(p, ev[idx], ctx, nx + sx[idx], ny + sy[idx])
     reach = np.hypot(nx + sx[idx], ny + sy[idx]) + 6.3 * ctx.size_scale
     return np.maximum(np.hypot(sx, sy) + a, _group_max(reach, idx, n))
-
-
-def _group_max(values, owner, n):
-    out = np.zeros(n, np.float64)
-    np.maximum.at(out, owner, values)
-    return out
 
 
 def ctc_platelet(p, ev, ctx):
@@ -507,26 +408,9 @@ def ctc_doublet(p, ev, ctx):
 
 
 # ---------------------------------------------------------------------------------------------
-# Debris
+# Debris made of a cell's parts: a bare nucleus (a cell shape's nucleus without its cell) and a
+# cell the frame edge cuts. The other debris builders are in ctcnet.simulate.debris.
 # ---------------------------------------------------------------------------------------------
-
-def tdev(p, ev, ctx):
-    """Tumour-derived extracellular vesicle: 1-4 µm, CK+ (EpCAM+), DAPI-, CD45-."""
-    rng, n = ctx.rng, len(ev)
-    r = rng.uniform(0.5, 2.0, n) * ctx.size_scale
-    # A vesicle smaller than the PSF loses most of its peak to the blur: the floor holds for
-    # the blurred peak (worst-case PSF sigma 1.5 µm), so no tdEV is invisible.
-    ck = np.maximum(_amp(ctx, ev, "epithelial", 60, 800),
-                    _floor(ctx, ev, "epithelial", 5.0) * _blur_loss(r) * ctx.ck_scale)
-    p.add(rng, ev, 0.0, 0.0, r, r * rng.uniform(0.7, 1.0, n), rng.uniform(0, np.pi, n), FILLED,
-          soft=0.35, tex_amp=0.2, epithelial=ck, epcam=_amp(ctx, ev, "epcam", 30, 250))
-    return r
-
-
-def _blur_loss(radius_um, sigma_um: float = 1.5):
-    """1 / (peak fraction left of a disk of this radius after a Gaussian blur)."""
-    return 1.0 / (1.0 - np.exp(-np.asarray(radius_um) ** 2 / (2 * sigma_um ** 2)))
-
 
 def bare_nucleus(p, ev, ctx):
     """A nucleus without cytoplasm: DAPI only (sometimes two lobes, sometimes smeared); with
@@ -557,114 +441,6 @@ def bare_nucleus(p, ev, ctx):
               tex_freq=rng.uniform(0.35, 0.7, m),
               nucleus=np.where(two | (sign > 0), _amp(ctx, ev, "nucleus", 110, 450), 0.0))
     return a
-
-
-def fragment(p, ev, ctx):
-    """A CTC fragment: CK debris without an intact nucleus, sometimes with a small dim DAPI speck.
-
-    Two looks, neither a round CK+ cell of CTC size (CTCs here are at least 5.5 um across):
-    a tumour microparticle (one round CK body 1.4-3 um across, under the CellSearch 4 um rule),
-    or the granular remains of a broken cell (2-5 CK pieces 1-3 um across, scattered 2.5-5 um
-    from the centre, with gaps between them). First simulated as 2-4 pieces up to
-    4.6 um across within 2.5 um of the centre, they merged under the blur into one round CK
-    body of CTC size: with the speck below, a label no reviewer could reproduce.
-    """
-    rng, n = ctx.rng, len(ev)
-    microparticle = rng.random(n) < 0.35
-    k = np.where(microparticle, 1, rng.integers(2, 6, n))
-    idx = np.repeat(np.arange(n), k)
-    single = microparticle[idx]
-    spread = np.where(single, 0.0, rng.uniform(2.5, 5.0, idx.size)) * ctx.size_scale
-    fx, fy = _polar(rng, idx.size, spread)
-    r = np.where(single, rng.uniform(0.7, 1.5, idx.size),
-                 rng.uniform(0.5, 1.5, idx.size)) * ctx.size_scale
-    p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.6, 1.0, idx.size),
-          rng.uniform(0, np.pi, idx.size), FILLED, soft=0.4, tex_amp=0.3,
-          epithelial=np.maximum(_amp(ctx, ev[idx], "epithelial", 50, 500),
-                                _floor(ctx, ev[idx], "epithelial", 5.0) * _blur_loss(r)))
-    # A dim DAPI speck (a nuclear remnant) at most 1.6 um across, at most about half as bright
-    # as the dimmest CTC nucleus before blur (a third after it). A CTC's nucleus is 2.3 um
-    # across at the very least (the smallest colorectal CTC, EMT nucleus ratio) and 4-9 um
-    # typically, and at the same stain its DAPI content (amplitude x area) exceeds any
-    # speck's. Specks up to 2.8 um, as first simulated, overlapped small CTC nuclei: a third
-    # of all fragments met the measurable CTC definition, and they were 70 % of the false
-    # CTC calls in simulated cartridges (docs/robustness_matrix.md).
-    dna = rng.random(n) < 0.3
-    r2 = rng.uniform(0.4, 0.8, n) * ctx.size_scale
-    p.add(rng, ev[dna], 0.0, 0.0, r2[dna], r2[dna], 0.0, FILLED, soft=0.4,
-          nucleus=_amp(ctx, ev[dna], "nucleus", 20, 60))
-    return _group_max(spread + r, idx, n)
-
-
-def aggregate(p, ev, ctx):
-    """Dye or ferrofluid aggregate: irregular, bright in every channel."""
-    rng, n = ctx.rng, len(ev)
-    k = rng.integers(2, 5, n)
-    idx = np.repeat(np.arange(n), k)
-    fx, fy = _polar(rng, idx.size, rng.uniform(0, 3.0, idx.size) * ctx.size_scale)
-    r = rng.uniform(1.2, 3.8, idx.size) * ctx.size_scale
-    p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.5, 1.0, idx.size),
-          rng.uniform(0, np.pi, idx.size), FILLED, soft=0.45, tex_amp=rng.uniform(0.3, 0.7),
-          all=_loguni(rng, 250, 2500, idx.size))
-    return 3.0 * ctx.size_scale + _group_max(r, idx, n)
-
-
-def blob(p, ev, ctx):
-    """Out-of-focus blob: large, very soft, in a random subset of channels."""
-    rng, n = ctx.rng, len(ev)
-    a = rng.uniform(3.5, 9.0, n) * ctx.size_scale
-    roles = [r for r in ("nucleus", "epithelial", "leukocyte", "all") if r in ctx.panel_roles
-             or r == "all"]
-    on = rng.random((n, len(roles))) < 0.45
-    on[np.arange(n), rng.integers(0, len(roles), n)] = True
-    weights = {r: np.where(on[:, i], _loguni(rng, 25, 220, n), 0.0)
-               for i, r in enumerate(roles)}
-    soft = rng.uniform(1.8, 3.5, n) * ctx.size_scale
-    p.add(rng, ev, 0.0, 0.0, a, a * rng.uniform(0.7, 1.0, n), rng.uniform(0, np.pi, n), FILLED,
-          soft=soft, tex_amp=0.2, tex_freq=0.15, **weights)
-    return a + soft
-
-
-def fibre(p, ev, ctx):
-    """A fibre: long, thin, slightly bent; autofluorescent in all channels, brighter in one."""
-    rng, n = ctx.rng, len(ev)
-    half = rng.uniform(5.0, 18.0, n) * ctx.size_scale
-    width = rng.uniform(0.4, 0.9, n) * ctx.size_scale
-    ang = rng.uniform(0, np.pi, n)
-    bend = ang + rng.uniform(-0.6, 0.6, n)
-    allw = _loguni(rng, 25, 160, n)
-    role = rng.choice(["nucleus", "epithelial", "leukocyte"], n)
-    extra = _loguni(rng, 30, 300, n)
-    weights = {r: np.where(role == r, extra, 0.0) for r in ("nucleus", "epithelial", "leukocyte")}
-    # Two segments meeting at the origin, each pointing away from it.
-    for direction, phi in ((1.0, ang), (-1.0, bend)):
-        p.add(rng, ev, direction * half * np.cos(phi), direction * half * np.sin(phi), half,
-              width, phi, FILLED, soft=0.35, tex_amp=0.3, tex_freq=0.2, all=allw, **weights)
-    return 2 * half
-
-
-def autofluorescent(p, ev, ctx):
-    """Autofluorescent debris (lipofuscin-like granules, damaged cells, plastic): a granular
-    body that glows in every channel with its own spectrum, so its channel ratios differ from
-    any dye's, the DAPI channel included."""
-    rng, n = ctx.rng, len(ev)
-    k = rng.integers(1, 4, n)
-    idx = np.repeat(np.arange(n), k)
-    fx, fy = _polar(rng, idx.size, rng.uniform(0, 3.0, idx.size) * ctx.size_scale)
-    r = rng.uniform(1.5, 4.5, idx.size) * ctx.size_scale
-    level = _loguni(rng, 30, 600, n)
-    # A broad emission spectrum: every role's channel gets 5-100 % of the peak.
-    roles = [role for role in ROLES if role != "all" and role in ctx.panel_roles]
-    spectrum = {role: level * _loguni(rng, 0.05, 1.0, n) for role in roles}
-    # Visible: its brightest channel reaches at least 6 noise units (the blurred peak).
-    snr = np.max([spectrum[r] / ctx.noise[ev, ROLE_INDEX[r]] for r in roles], axis=0)
-    lift = np.maximum(6.0 * _blur_loss(1.5) / snr, 1.0)
-    weights = {role: (spectrum[role] * lift)[idx] for role in roles}
-    p.add(rng, ev[idx], fx, fy, r, r * rng.uniform(0.6, 1.0, idx.size),
-          rng.uniform(0, np.pi, idx.size), FILLED, soft=rng.uniform(0.4, 1.2, idx.size),
-          tex_amp=rng.uniform(0.4, 1.0, idx.size), tex_freq=rng.uniform(0.3, 0.7, idx.size),
-          **weights)
-    return 3.0 * ctx.size_scale + _group_max(r, idx, n)
 
 
 def edge_cut(p, ev, ctx):

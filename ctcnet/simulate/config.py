@@ -105,7 +105,11 @@ class SimConfig:
     neighbours: Range = (0.2, 1.5)             # mean number of extra objects per crop
     neighbour_gap_um: float = 3.0              # a neighbour never touches the labelled object
     centre_jitter_um: float = 2.0              # detections are not perfectly centred
-    dim_ck_min_snr: float = 4.0                # floor of a ctc_dim's CK, in noise units
+    # Floor of a ctc_dim's CK, in noise units. CK-positive is the CellSearch definition: at 8 the
+    # dimmest CTC's CK (textured, crescent or a thin rim, then blurred) still shows in a tight
+    # export (3x3 peak >= 10 of 255 on 99 % of CTCs; at 4, 7-20 % of CTCs showed no CK at all
+    # and no reader could call them from the image).
+    dim_ck_min_snr: float = 8.0
     ck_negative_min_snr: float = 2.0           # CK-negative EMT CTC floor (needs vim/EpCAM)
     # A leukocyte's CD45, in noise units: real leukocytes show CD45 clearly on every one (in
     # 8-bit single-cell exports its 95th percentile is near 150 of 255), so all but a dim

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_dataset import write_manifest
-from ctcnet.detect.cropping import background_level, bilinear, to_model_scale
+from ctcnet.detect.cropping import background_level, to_model_scale
+from ctcnet.detect.resampling import bilinear
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel, load_panel
@@ -49,9 +50,10 @@ DISPLAY_MAX_FRACTION = (0.35, 1.0)
 EXPORT_HEADROOM = (1.0, 60.0)
 
 
-def display_8bit(images: np.ndarray, sample_ids: Sequence[str], rng: np.random.Generator,
-                 fraction: tuple[float, float] = DISPLAY_MAX_FRACTION,
-                 headroom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+def display_8bit_per_sample(images: np.ndarray, sample_ids: Sequence[str],
+                            rng: np.random.Generator,
+                            fraction: tuple[float, float] = DISPLAY_MAX_FRACTION,
+                            headroom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """(N, C, H, W) raw counts -> uint8 with one (background, maximum) per sample and channel.
 
     The background is the sample's median 20th percentile; the display maximum is a random
@@ -112,7 +114,7 @@ def as_rgb_jpeg(crop: np.ndarray, rng: np.random.Generator,
     less of a cell, and the way back averages part of the quantisation away, as it does for
     real exports at a finer pixel size.
     """
-    shown = display_8bit(crop[None], ["crop"], rng, headroom=headroom)[0]
+    shown = display_8bit_per_sample(crop[None], ["crop"], rng, headroom=headroom)[0]
     planes = rng.permutation(len(shown))[:3]
     if len(planes) == 3:
         # No draw at zoom 1, so the random stream of recipes without a zoom stays as it was.
@@ -173,7 +175,7 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     composite, take = composite_panel(panel, planes, pixel_size_um or panel.pixel_size_um,
                                       "rgb")
     rng = np.random.default_rng(seed)
-    shown = display_8bit(batch.images[:, take], batch.sample_ids, rng)
+    shown = display_8bit_per_sample(batch.images[:, take], batch.sample_ids, rng)
     factor = panel.pixel_size_um / composite.pixel_size_um
     root = Path(out_dir)
     rows = []
@@ -210,6 +212,17 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
 TIGHT_BLACK_SD = (1.0, 4.0)
 TIGHT_WHITE_PERCENTILE = (99.0, 99.99)
 TIGHT_MIN_SPAN = (15.0, 60.0)
+# A channel that shows the cell (its 3x3-mean peak over ``TIGHT_SIGNAL_SD`` noise sd above
+# background) is stretched towards its own brightness, as a viewer's per-channel auto-contrast
+# does: its display span is at most its peak times a headroom drawn per crop from
+# ``TIGHT_SIGNAL_HEADROOM`` (viewers leave some; a figure may keep one range for several cells)
+# and never under ``TIGHT_SIGNAL_SPAN`` sd (which keeps the background's noise black). So a
+# dim-CK CTC's CK or a leukocyte's non-specific CK shows as published figures show them (CK on
+# most leukocytes, near 140 of 255), where the fixed 15-60 sd span left them near black. A
+# channel of noise alone keeps :data:`TIGHT_MIN_SPAN`.
+TIGHT_SIGNAL_SD = 6.0
+TIGHT_SIGNAL_HEADROOM = (1.0, 2.0)
+TIGHT_SIGNAL_SPAN = 10.0
 # A figure's marker channels (all but DNA) keep display ranges of one order: each marker's
 # span (in noise sd) is at least this share of the brightest marker's, drawn per crop. Without
 # it a bright CTC's CK, seen a few per cent in the CD45 channel, is stretched to a visible
@@ -260,7 +273,8 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0,
     """One raw (C, H, W) crop as a tight single-cell export: uint8 (C, h, w), cut around the
     object with a small margin (at most the crop), each channel auto-contrasted with its
     background clipped to black (:data:`TIGHT_BLACK_SD`, :data:`TIGHT_WHITE_PERCENTILE`,
-    :data:`TIGHT_MIN_SPAN`), from the background and noise measured on the crop.
+    :data:`TIGHT_MIN_SPAN`, :data:`TIGHT_SIGNAL_SD`), from the background and noise measured on
+    the crop.
 
     ``fine`` > 1: the export is made at a ``fine`` times finer pixel size than the crop's (as
     microscope images of single cells are): the box is enlarged and given the noise of its
@@ -271,6 +285,8 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0,
     ``markers`` (bool per channel: the marker channels, DNA not among them): their display
     spans are tied (:data:`TIGHT_MARKER_SPAN`), so a leak of one marker into another's channel
     shows as faintly as it is; None: every channel stretched on its own."""
+    from scipy import ndimage
+
     crop = np.asarray(crop, np.float32)
     c, h, w = crop.shape
     background, noise = background_level(crop.reshape(c, -1))
@@ -291,7 +307,12 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0,
         box = box + rng.standard_normal(box.shape, dtype=np.float32) * extra[:, None, None]
     black = background + rng.uniform(*TIGHT_BLACK_SD, c) * noise
     bright = np.percentile(box.reshape(c, -1), rng.uniform(*TIGHT_WHITE_PERCENTILE), axis=1)
-    white = np.maximum(bright, black + rng.uniform(*TIGHT_MIN_SPAN, c) * noise)
+    min_span = rng.uniform(*TIGHT_MIN_SPAN, c)
+    peak_sd = (ndimage.uniform_filter(box, (1, 3, 3)).reshape(c, -1).max(axis=1)
+               - background) / noise
+    signal_span = np.maximum(peak_sd * rng.uniform(*TIGHT_SIGNAL_HEADROOM, c), TIGHT_SIGNAL_SPAN)
+    min_span = np.where(peak_sd > TIGHT_SIGNAL_SD, np.minimum(min_span, signal_span), min_span)
+    white = np.maximum(bright, black + min_span * noise)
     if markers is not None and np.count_nonzero(markers) > 1:
         tied = np.asarray(markers, bool)
         span = (white - black) / noise

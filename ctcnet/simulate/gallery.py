@@ -21,7 +21,7 @@ _LABEL_W = 150
 _HEADER_H = 18
 
 
-def stretch(tile: np.ndarray, min_range: float = 40.0) -> np.ndarray:
+def stretch_channel(tile: np.ndarray, min_range: float = 40.0) -> np.ndarray:
     """One channel (H, W) of counts -> 0..255, from its 2nd percentile to its 99.8th (at least
     ``min_range`` counts, so a channel with nothing in it shows its noise, not a bright image)."""
     lo, hi = np.percentile(tile, [2.0, 99.8])
@@ -29,14 +29,14 @@ def stretch(tile: np.ndarray, min_range: float = 40.0) -> np.ndarray:
     return (np.clip((tile - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
 
 
-def overlay(crop: np.ndarray, panel: Panel, min_range: float = 40.0) -> np.ndarray:
+def three_marker_overlay(crop: np.ndarray, panel: Panel, min_range: float = 40.0) -> np.ndarray:
     """(H, W, 3) colour view: CD45 red, CK green, DAPI blue (missing roles stay dark)."""
     h, w = crop.shape[1:]
     rgb = np.zeros((h, w, 3), np.uint8)
     for k, role in enumerate(("leukocyte", "epithelial", "nucleus")):
         i = panel.index_of_role(role)
         if i is not None:
-            rgb[..., k] = stretch(crop[i].astype(np.float32), min_range)
+            rgb[..., k] = stretch_channel(crop[i].astype(np.float32), min_range)
     return rgb
 
 
@@ -62,15 +62,16 @@ def montage(batch: CropBatch, rows: list[int], panel: Panel, title: str, zoom: i
         if len(batch.pixel_size_um):
             draw.text((4, top + 32), f"{batch.pixel_size_um[i]:.2f} um/px", fill=(180, 180, 180))
         for ch in range(c):
-            grey = stretch(crop[ch], min_range).repeat(zoom, 0).repeat(zoom, 1)
+            grey = stretch_channel(crop[ch], min_range).repeat(zoom, 0).repeat(zoom, 1)
             canvas.paste(Image.fromarray(grey), (_LABEL_W + ch * (s + gap), top))
-        rgb = overlay(crop, panel, min_range).repeat(zoom, 0).repeat(zoom, 1)
+        rgb = three_marker_overlay(crop, panel, min_range).repeat(zoom, 0).repeat(zoom, 1)
         canvas.paste(Image.fromarray(rgb), (_LABEL_W + c * (s + gap), top))
     return canvas
 
 
-def write_gallery(out_dir: str | Path, panel=None, taxonomy=None, per_class: int = 8,
-                  crop_size: int = 80, seed: int = 0, config=None) -> list[Path]:
+def write_simulated_gallery(out_dir: str | Path, panel=None, taxonomy=None,
+                            per_class: int = 8, crop_size: int = 80, seed: int = 0,
+                            config=None) -> list[Path]:
     """Simulate ``per_class`` crops of every class and write gallery_<class>.png files."""
     panel = load_panel(panel)
     taxonomy = load_taxonomy(taxonomy)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from ctcnet.simulate.cells import FILLED, ROLES
+from ctcnet.simulate.primitives import FILLED, ROLES
 
 # Patch sizes (px) a primitive is evaluated on: few sizes keep the work vectorised.
 _PATCH_SIZES = np.array([9, 13, 17, 23, 29, 37, 45, 55, 67, 81, 97, 121, 151, 191, 241])

@@ -11,13 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctcnet.io.panel import Panel
-from ctcnet.simulate.cells import CTC_MEDIAN_DIAMETER_UM, ROLES, Context
+from ctcnet.simulate.cells import CTC_MEDIAN_DIAMETER_UM
 from ctcnet.simulate.config import SimConfig, draw
 from ctcnet.simulate.optics import bleed_matrices
+from ctcnet.simulate.primitives import ROLES, Context
 
 
 @dataclass
 class SampleDraws:
+    """Per-sample scanner and stain draws (one row per simulated sample): pixel size, offset,
+    gains, background, optics and noise."""
     pixel_um: np.ndarray       # (S,) µm per pixel
     offset: np.ndarray         # (S,) camera offset, counts
     channel_gain: np.ndarray   # (S, C) intensity scale of each channel

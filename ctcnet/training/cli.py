@@ -46,11 +46,13 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     the end of every epoch whether or not it was the best."""
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        """Save as Lightning does, then ``last.ckpt`` if this validation left it out."""
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_left_out(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Save as Lightning does, then ``last.ckpt`` if this epoch left it out."""
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_left_out(trainer)
@@ -75,6 +77,8 @@ class CTCLightningCLI(LightningCLI):
     """LightningCLI with ctcnet's links, checkpointing, precision choice and export."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        """Add the checkpoint callback's options and link channels, classes and crop size from
+        the data section to the model."""
         parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/macro_f1", "checkpoint.mode": "max",
                              "checkpoint.save_last": True, "checkpoint.save_top_k": 1,
@@ -94,6 +98,8 @@ class CTCLightningCLI(LightningCLI):
                             help="file name (in default_root_dir) for the best model; null: none")
 
     def before_instantiate_classes(self) -> None:
+        """Choose bf16 (else fp16) mixed precision on CUDA when ``auto_precision`` is set and no
+        precision is given."""
         cfg = self.config
         trainer = cfg.trainer
         if cfg.auto_precision and trainer.precision is None and _on_cuda(trainer.accelerator):

@@ -73,6 +73,7 @@ class FinetuneOptions:
 
 
 def file_digest(path: str | Path) -> str:
+    """SHA-256 of the file's bytes, as hex (the card records the base model's)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

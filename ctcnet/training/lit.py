@@ -270,6 +270,8 @@ class CTCLitModule(L.LightningModule):
             other_spec.panel.num_channels))
 
     def setup(self, stage: str) -> None:
+        """Check the data's channels against the model's and, before fitting, set the class
+        weights from the training counts."""
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None:
             return
@@ -287,16 +289,20 @@ class CTCLitModule(L.LightningModule):
                 self.loss_weights.copy_(balanced_class_weights(counts))
 
     def on_fit_start(self) -> None:
+        """Move the model to channels-last on CUDA, where its convolutions run faster."""
         if self.hparams.channels_last and self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
 
     # ----- steps --------------------------------------------------------------------------
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of raw crops (the model normalises them itself)."""
         if self.hparams.channels_last and raw.is_cuda:
             raw = raw.contiguous(memory_format=torch.channels_last)
         return self.model(raw)
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The configured loss (weighted cross-entropy or focal) of ``logits`` against
+        ``target``."""
         weight = None if self.hparams.class_weights == "none" else self.loss_weights
         if self.hparams.loss == "focal":
             return focal_loss(logits, target, weight, self.hparams.focal_gamma,
@@ -305,6 +311,7 @@ class CTCLitModule(L.LightningModule):
                                label_smoothing=self.hparams.label_smoothing)
 
     def training_step(self, batch, batch_idx):
+        """Loss of one training batch; logs the loss and accuracy."""
         raw, target = batch
         logits = self(raw)
         loss = self.compute_loss(logits, target)
@@ -324,9 +331,12 @@ class CTCLitModule(L.LightningModule):
         confusion.update(preds, target)
 
     def validation_step(self, batch, batch_idx):
+        """Log the loss of one validation batch and add its calls to the metrics and confusion
+        matrix."""
         self._eval_step(batch, self.val_metrics, self.val_confusion, "val")
 
     def test_step(self, batch, batch_idx):
+        """Log the loss of one test batch and add its calls to the metrics and confusion matrix."""
         self._eval_step(batch, self.test_metrics, self.test_confusion, "test")
 
     def _log_epoch(self, metrics, confusion, prefix: str) -> None:
@@ -359,13 +369,18 @@ class CTCLitModule(L.LightningModule):
         }
 
     def on_validation_epoch_end(self) -> None:
+        """Log the epoch's validation metrics (per class and the confusion matrix) and keep them
+        for the spec."""
         self._log_epoch(self.val_metrics, self.val_confusion, "val")
 
     def on_test_epoch_end(self) -> None:
+        """Log the epoch's test metrics and keep them for the spec."""
         self._log_epoch(self.test_metrics, self.test_confusion, "test")
 
     # ----- optimisation -------------------------------------------------------------------
     def configure_optimizers(self):
+        """AdamW (no weight decay on norms and biases) with the one-cycle or warm-up + cosine
+        schedule, stepped per batch."""
         hp = self.hparams
         # No weight decay on BatchNorm and bias parameters (standard for small CNNs).
         decay, no_decay = [], []
@@ -398,10 +413,14 @@ class CTCLitModule(L.LightningModule):
         return self.spec.replace(training=training, metrics=_plain(self.last_metrics))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Write the model spec into the checkpoint and keep its hyper-parameters plain data, so
+        it loads with ``weights_only=True``."""
         checkpoint[SPEC_KEY] = self.current_spec().to_dict()
         checkpoint["hyper_parameters"] = _plain(dict(checkpoint.get("hyper_parameters", {})))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint trained on other channels; restore the data summary and last
+        metrics from its spec."""
         spec = checkpoint.get(SPEC_KEY)
         if spec is not None:
             # Refuse to resume or fine-tune from a model trained on other channels.

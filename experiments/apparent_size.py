@@ -2,8 +2,8 @@
 
 A network learns how large a cell looks at its own scale from its training views. If those
 views show cells larger than a real export read at its stated pixel size does, the network
-scores best on such exports when told a larger pixel size than the true one (docs/core3-rgb.md,
-stop 44: ``ctcnet-core3-export`` on the tight family, best at 1.2-1.3x the stated size).
+scores best on such exports when told a larger pixel size than the true one
+(``ctcnet-core3-export`` on the tight family, best at 1.2-1.3x the stated size).
 
 This script measures that gap without a network. The same simulated cells (one seed, one
 draw of every cell, in micrometres) are
@@ -24,7 +24,7 @@ Also, for each named augmentation step, the ratio with that step switched off (e
 draws its augmentation anew: at 200 cells a class one row's medians move by a few percent, so
 read a single step's row with that in mind; all of them off together is the clearer test).
 
-    python scripts/apparent_size.py [--config configs/core3-export.yaml] [--per-class 300]
+    python experiments/apparent_size.py [--config configs/core3-export.yaml] [--per-class 300]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ctcnet.io.panel import Panel
-    from ctcnet.simulate.augment import augment_config
+    from ctcnet.simulate.augment_options import augment_config
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import tight_rendering
 

@@ -1,6 +1,6 @@
-"""Ablation for issue 12: which of the fixes make calls survive leaks and CK+ leukocytes.
+"""Ablation: which of the marker-fidelity fixes make calls survive leaks and CK+ leukocytes.
 
-    python scripts/ablate_marker_fidelity.py --out runs/ablation    # ~25 min on a shared 2-core CPU
+    python experiments/ablate_marker_fidelity.py --out runs/ablation  # ~25 min, shared 2-core CPU
 
 Trains the compact CNN briefly (a few thousand crops, a few epochs: a comparison, not a
 product) once per variant, switching on one fix at a time against the previous simulator,
@@ -13,9 +13,10 @@ normalisation and augmentation:
   non-specific CK (CK += a share of the CD45 signal).
 
 Every variant is scored on the same crops: a held-out set from the previous simulator (seed
-4243, as the issue measured) unchanged and under the issue's perturbations (signal = the
-smoothed crop above its per-channel median, camera noise left as it was), plus a held-out set
-from the new simulator. Writes ``ablation.json`` and ``ablation.md`` (a table) to ``--out``.
+4243, where the leak table was first measured) unchanged and under that table's
+perturbations (signal = the smoothed crop above its per-channel median, camera noise left as it
+was), plus a held-out set from the new simulator. Writes ``ablation.json`` and ``ablation.md``
+(a table) to ``--out``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ VARIANTS = {  # name -> (new simulator, new normalisation, new augmentation)
 
 
 def previous_simulator():
-    """The simulator's defaults before issue 12 (neighbour-only bleed, 4x stain, clean WBCs)."""
+    """The simulator's earlier defaults (neighbour-only bleed, 4x stain, clean WBCs)."""
     from ctcnet.simulate import SimConfig
 
     cfg = SimConfig()
@@ -63,7 +64,7 @@ def previous_simulator():
 
 
 def signal_of(images: np.ndarray) -> np.ndarray:
-    """Smoothed crop above its per-channel median (what the issue's perturbations move)."""
+    """Smoothed crop above its per-channel median (what the leak table's perturbations move)."""
     from scipy.ndimage import gaussian_filter
 
     x = images.astype(np.float32)
@@ -73,7 +74,7 @@ def signal_of(images: np.ndarray) -> np.ndarray:
 
 
 def perturbations(images: np.ndarray, panel) -> dict[str, np.ndarray]:
-    """The issue's failing cases on raw counts (clipped to the 12-bit range)."""
+    """The leak table's failing cases on raw counts (clipped to the 12-bit range)."""
     ck, cd45 = panel.index_of_role("epithelial"), panel.index_of_role("leukocyte")
     cd61, cd66b = panel.index_of_role("platelet"), panel.index_of_role("neutrophil")
     s = signal_of(images)
@@ -99,11 +100,11 @@ def perturbations(images: np.ndarray, panel) -> dict[str, np.ndarray]:
 def train_variant(images, targets, spec, augment, epochs: int, seed: int,
                   num_workers: int = 0, clip_norm: float | None = None):
     """The recipe's loss and schedule in a plain loop (AdamW, one-cycle, balanced CE); also
-    scripts/ablate_recipe.py's, which loads in one worker and clips gradients."""
+    experiments/ablate_recipe.py's, which loads in one worker and clips gradients."""
     from torch.utils.data import DataLoader
 
     from ctcnet.nn.classifier import CTCClassifier
-    from ctcnet.training.datamodule import CropDataset
+    from ctcnet.training.splits import CropDataset
 
     def worker_init(worker_id: int) -> None:  # each worker its own augmentation stream
         info = torch.utils.data.get_worker_info()

@@ -1,7 +1,7 @@
-"""Would per-sample spillover compensation keep the calls of the robustness matrix? (issue 12)
+"""Would per-sample spillover compensation keep the calls of the robustness matrix?
 
-    python scripts/ablate_spillover.py --out runs/spillover       # ~3 min on a 2-core CPU
-    python scripts/ablate_spillover.py --cartridges 4 --frames 12  # the estimate on cartridges
+    python experiments/ablate_spillover.py --out runs/spillover       # ~3 min on a 2-core CPU
+    python experiments/ablate_spillover.py --cartridges 4 --frames 12  # the estimate on cartridges
 
 The matrix's stain cells fail on leaks, not on the stain: with CK at 0.25x its unchanged leak
 into CD45 reads as 20-30 % of the CK signal, and the network calls such CTCs leukocytes (CD45

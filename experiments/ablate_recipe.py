@@ -1,6 +1,6 @@
-"""Ablation of a candidate issue-12 recipe: which of its changes move the robustness matrix.
+"""Ablation of a candidate training recipe: which of its changes move the robustness matrix.
 
-    python scripts/ablate_recipe.py --out runs/ablate_recipe     # ~4 min a variant, 2-core CPU
+    python experiments/ablate_recipe.py --out runs/ablate_recipe     # ~4 min a variant, 2-core CPU
 
 A candidate recipe (:data:`CANDIDATE_AUGMENT`, :data:`CANDIDATE_OVERRIDES`: keys to add to
 ``configs/default.yaml``) adds two groups of changes to the shipped recipe; each variant
@@ -19,7 +19,7 @@ Variants: ``previous`` (neither: the shipped recipe), ``+optics``, ``+mix``, ``a
 candidate at this budget) and ``all-w24`` (the same, a 1.5x wider network: does capacity
 limit it?). Every variant is scored on the same held-out crops (seed :data:`TEST_SEED`, not
 the matrix's own seed): clean macro-F1, debris and CTC-fragment crops called ``ctc``, and every
-range-end cell of the robustness matrix (flips, macro-F1, the issue-12 targets). Writes
+range-end cell of the robustness matrix (flips, macro-F1, the matrix's targets). Writes
 ``ablation.json`` and ``ablation.md`` to ``--out``.
 """
 
@@ -42,8 +42,9 @@ OPTICS_KEYS = ("zoom_p", "zoom_range", "defocus_p", "defocus_sigma", "gradient_p
                "shift_fraction", "export_p", "export_ceiling", "export_jpeg_share",
                "export_quality")
 MIX_KEYS = ("nonspecific_ck_p", "nonspecific_ck_ratio", "nonspecific_neutrophil_p")
-# The candidate recipe (docs/ablation-issue12.md): `data.augment` and `data.simulate.overrides`
-# to add to configs/default.yaml once a full-length run shows it does better than the shipped one.
+# The candidate recipe (experiments/marker-fidelity.md): `data.augment` and
+# `data.simulate.overrides` to add to configs/default.yaml once a full-length run shows it does
+# better than the shipped one.
 CANDIDATE_AUGMENT = {
     "zoom_p": 0.4, "zoom_range": [0.55, 2.1], "defocus_p": 0.2, "defocus_sigma": [0.5, 3.5],
     "gradient_p": 0.25, "gradient_range": [0.05, 0.6], "noise_p": 0.25, "noise_range": [0.3, 2.0],
@@ -71,7 +72,7 @@ def recipe_parts() -> tuple[dict, dict, dict]:
 def train(images, targets, spec, augment, epochs: int, seed: int = 0):
     """The recipe's loss and schedule in a plain loop (AdamW, one-cycle, balanced CE), one
     loader worker, gradients clipped at 5 as the recipe does."""
-    from ablate_marker_fidelity import train_variant  # scripts/ is on sys.path when run
+    from ablate_marker_fidelity import train_variant  # experiments/ is on sys.path when run
 
     return train_variant(images, targets, spec, augment, epochs, seed, num_workers=1,
                          clip_norm=5.0)

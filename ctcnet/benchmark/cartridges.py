@@ -1,0 +1,264 @@
+"""Whole cartridges end to end: ``ctcnet predict`` on simulated cartridges of several sizes
+(each run in its own process, so its peak memory is its own), beside the floors measured in the
+same run: reading the frames alone, the model alone at its best batch size, and each frame
+stage's floor (:mod:`ctcnet.benchmark.floors`). Every stage reads as seconds per event, as a
+multiple of its floor and of the model's floor.
+
+Large cartridges are built by hard-linking the frames of one simulated cartridge under new
+positions: the pipeline reads, detects and classifies real frames, and the 1,000-frame case
+costs no extra simulation or disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ctcnet.benchmark.common import STAGES, BenchSettings, load_average, stats
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.scan import open_cartridge, serpentine_position, write_cartridge_info
+
+
+def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, seed: int = 11
+                            ) -> Path:
+    """A simulated cartridge reused across runs (kept under the work folder)."""
+    from ctcnet.simulate import simulate_cartridge  # scipy, pandas
+
+    marker = root / "ground_truth.csv"
+    if not marker.exists():
+        simulate_cartridge(root, num_frames=frames, frame_shape=settings.frame_shape, seed=seed,
+                           events_per_frame=settings.events_per_frame)
+    return root
+
+
+def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -> Path:
+    """A cartridge of ``frames`` frames made of hard links to the base cartridge's frames.
+
+    Its cartridge.json says ``"repeated_frames": true``: predict would otherwise count each
+    repeated frame once, as the same tile written under two names (``ctcnet.io.scan``)."""
+    info_path = target / "cartridge.json"
+    if info_path.exists():  # kept from an earlier run, perhaps from before the flag
+        info = json.loads(info_path.read_text())
+        if info.get("repeated_frames") is not True:
+            atomic_write_text(info_path, json.dumps({**info, "repeated_frames": True},
+                                                    indent=2) + "\n")
+        return target
+    source = open_cartridge(base)
+    target.mkdir(parents=True, exist_ok=True)
+    for index in range(frames):
+        ref = source.frames[index % len(source.frames)]
+        row, col = serpentine_position(index, columns)
+        for path in ref.files:
+            suffix = path.name[len(ref.stem):]
+            link = target / f"r{row:02d}c{col:02d}{suffix}"
+            try:
+                os.link(path, link)
+            except OSError:  # another file system: copy instead
+                link.write_bytes(path.read_bytes())
+    rows = (frames + columns - 1) // columns
+    info = source.info
+    write_cartridge_info(target, source.panel, f"bench-{frames}", frames, rows, columns,
+                         (int(info.get("frame_height", 0)), int(info.get("frame_width", 0))),
+                         extra={"repeated_frames": True})
+    return target
+
+
+def _run_worker(args: list[str]) -> dict:
+    """Run one measurement in a fresh process (its own peak RSS); returns its JSON line, plus
+    ``process_s``: the process's wall time from start to exit (imports and model load too)."""
+    cmd = [sys.executable, "-m", "ctcnet.benchmark", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": seconds}
+
+
+
+# The 175-frame cartridge's configurations: (name, extra worker arguments).
+CONFIGS = (("defaults", []), ("--workers 0", ["--workers", "0"]),
+           ("--no-report", ["--no-report"]))
+# With a GPU the defaults detect and cut crops on it; this row is the same run with that work
+# in numpy on the CPU, so the benchmark shows what the GPU path gains.
+GPU_CONFIGS = (("--frame-device numpy", ["--frame-device", "numpy"]),)
+
+
+
+def _predict_runs(cart: Path, model_file: Path, backend: str, flags: list[str], repeats: int,
+                  workdir: Path) -> list[dict]:
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(dir=workdir) as out:
+            runs.append(_run_worker(["predict", str(cart), str(model_file), out, backend,
+                                     *flags]))
+    return runs
+
+
+def _summarise_runs(runs: list[dict]) -> dict:
+    """Median run's stages, the spread of wall times and the largest peak RSS."""
+    totals = [r["timings_s"]["total"] for r in runs]
+    ordered = sorted(range(len(runs)), key=lambda i: totals[i])
+    median_run = runs[ordered[len(runs) // 2]]
+    floors = [r["write_floor"]["seconds"] for r in runs if r.get("write_floor")]
+    return {"total_s": stats(totals), "process_s": stats([r["process_s"] for r in runs]),
+            "stages_s": {k: round(v, 3) for k, v in median_run["timings_s"].items()},
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "events": runs[0]["events"],
+            "runs": len(runs), "saliency": runs[0].get("saliency"),
+            "write_floor_s": statistics.median(floors) if floors else None}
+
+
+def stage_table(events: int, stages: dict, inline: dict | None, floors: dict,
+                model_per_event: float | None) -> dict:
+    """Per stage: seconds per event in predict (``defaults``: summed over the frame threads;
+    ``inline``: with ``--workers 0``, each stage's own time with no thread waiting for a
+    core), its floor per event, and the stage (inline where measured) as a multiple of its
+    floor and of the model's floor."""
+    table = {}
+    for stage in STAGES:
+        if stage not in stages or not events:
+            continue
+        own = (inline or stages).get(stage, stages[stage])
+        per_event, floor = own / events, floors.get(stage)
+        table[stage] = {
+            "per_event_ms": 1e3 * stages[stage] / events,
+            "inline_per_event_ms": 1e3 * inline[stage] / events if inline and stage in inline
+            else None,
+            "floor_per_event_ms": 1e3 * floor if floor else None,
+            "x_floor": per_event / floor if floor else None,
+            "x_model_floor": per_event / model_per_event if model_per_event else None}
+    return table
+
+
+def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
+                     backend: str = "onnx",
+                     on_progress: Callable[[dict], None] | None = None) -> dict:
+    """End-to-end runs through the product's CPU default: the model's fp32 ONNX export (made
+    in ``workdir`` if the classification section has not made it), or torch on CUDA.
+
+    Every size runs with the defaults; the middle size (175 frames) also with ``--workers 0``
+    (stages inline, so they add up), ``--no-report`` and, with a GPU, ``--frame-device numpy``
+    (detection and cropping on the CPU, against the defaults' GPU path). Beside the stages
+    stand their floors (:mod:`ctcnet.benchmark.floors`), measured in the same run: reading
+    and decoding the same frames alone, the frame stages' floors on the simulated frames, the
+    model alone at its best batch size and pyarrow writing each run's table once.
+    ``on_progress`` gets the section as far as it has come after each cartridge size (so a
+    run stopped at the largest size keeps the smaller ones).
+    """
+    import torch  # whether CUDA is there decides the backend
+
+    gpu_configs = ()
+    if torch.cuda.is_available():
+        backend, gpu_configs = "torch", GPU_CONFIGS
+    model_file = Path(model_path)
+    if backend == "onnx":
+        # Exported and copied afresh on every run: a --workdir kept between runs holds the
+        # cartridges, but its model files may be of another model or an older export.
+        from ctcnet.deploy.export import export_onnx  # torch
+
+        model_file = workdir / "model-fp32.onnx"
+        export_onnx(model_path, model_file, precision="fp32", overwrite=True)
+        # The checkpoint beside its export, as the shipped model lies: the report then draws
+        # saliency maps (torch) exactly as ``ctcnet predict`` with the shipped model does.
+        shutil.copyfile(model_path, workdir / Path(model_path).name)
+    base_frames = min(max(settings.frame_counts), 175)
+    base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)
+    model_floor = _run_worker(["model", str(model_file), backend,
+                               str(256 if settings.quick else 4096),
+                               str(1 if settings.quick else 3)])
+    # The floor is the model's fastest run at its best batch size; predict's own batch stays
+    # beside it.
+    rate = model_floor.get("floor_crops_per_s") or model_floor["best_crops_per_s"]["median"]
+    frame_floors = _run_worker(["floors", str(base), str(model_file), backend,
+                                str(settings.floor_frames), str(1 if settings.quick else 3)])
+    rows = []
+    middle = sorted(settings.frame_counts)[len(settings.frame_counts) // 2]
+    for frames in settings.frame_counts:
+        cart = linked_cartridge(base, workdir / f"cartridge-{frames}", frames)
+        io = [_run_worker(["read", str(cart)]) for _ in range(2 if frames == middle else 1)]
+        read_floor = statistics.median(r["read_decode_s"] for r in io)
+        configs = CONFIGS + gpu_configs if frames == middle else CONFIGS[:1]
+        measured = {}
+        for name, flags in configs:
+            repeats = settings.cartridge_repeats if (frames == middle and name == "defaults") \
+                else 1
+            measured[name] = _summarise_runs(_predict_runs(cart, model_file, backend, flags,
+                                                           repeats, workdir))
+        default = measured["defaults"]
+        events = default["events"] or 0
+        floors = {"read_s": read_floor, "classify_s": events / rate if rate else None}
+        stages = default["stages_s"]
+        inline = measured.get("--workers 0", {}).get("stages_s")
+        per_event = {k: frame_floors["per_event_s"][k] for k in ("detect", "crop", "guard")}
+        per_event.update(read=read_floor / events if events else None,
+                         classify=1 / rate if rate else None,
+                         write=(default["write_floor_s"] / events
+                                if events and default["write_floor_s"] else None))
+        total = default["total_s"]["median"]
+        rows.append({
+            "frames": frames, "events": events, "backend": backend,
+            "total_s": default["total_s"], "process_s": default["process_s"],
+            "stages_s": stages, "stages_inline_s": inline,
+            "configs": measured if len(measured) > 1 else None,
+            "events_per_s": events / total if events else None,
+            "peak_rss_mb": default["peak_rss_mb"], "saliency": default.get("saliency"),
+            "floors_s": floors,
+            "stage_table": stage_table(events, stages, inline, per_event,
+                                       1 / rate if rate else None),
+            "ratios_to_floor": {
+                "read": stages.get("read", 0) / read_floor if read_floor else None,
+                "classify": (stages.get("classify", 0) / floors["classify_s"]
+                             if floors["classify_s"] else None),
+                "total_to_read": total / read_floor if read_floor else None,
+                "total_to_model": total / floors["classify_s"] if floors["classify_s"]
+                else None},
+            "io_read_bytes_s": stats([r["read_bytes_s"] for r in io]),
+            "io_read_decode_s": stats([r["read_decode_s"] for r in io]),
+            "bytes": io[0]["bytes"],
+            "load_average": load_average(),
+        })
+        if on_progress is not None:
+            on_progress(_cartridge_section(rows, settings, model_floor, frame_floors))
+    return _cartridge_section(rows, settings, model_floor, frame_floors)
+
+
+def _cartridge_section(rows: list[dict], settings: BenchSettings, model_floor: dict,
+                       frame_floors: dict | None = None) -> dict:
+    first, last = rows[0], rows[-1]
+    flatness = None
+    if len(rows) >= 2 and first["frames"] and first["events"] and last["events"]:
+        flatness = {
+            "from_frames": first["frames"], "to_frames": last["frames"],
+            "time_per_event": (last["total_s"]["median"] / last["events"])
+            / (first["total_s"]["median"] / first["events"]),
+            "time_per_event_without_fixed": _marginal_ratio(rows),
+            "peak_rss": last["peak_rss_mb"] / first["peak_rss_mb"],
+            "peak_rss_max_mb": max(r["peak_rss_mb"] for r in rows)}
+    return {"rows": rows, "frame_shape": list(settings.frame_shape),
+            "events_per_frame": settings.events_per_frame, "model_floor": model_floor,
+            "frame_floors": frame_floors, "flatness": flatness,
+            "device": model_floor.get("device")}
+
+
+def _marginal_ratio(rows: list[dict]) -> float | None:
+    """Time per event of the largest run over that of the middle one, after taking out the
+    fixed cost (start, model load, report) that the two smaller sizes share; 1.0 is linear."""
+    if len(rows) < 3:
+        return None
+    (a, b, c) = rows[0], rows[len(rows) // 2], rows[-1]
+    ta, tb, tc = (r["total_s"]["median"] for r in (a, b, c))
+    ea, eb, ec = (r["events"] for r in (a, b, c))
+    if not (eb > ea and ec > eb):
+        return None
+    per_event_small = (tb - ta) / (eb - ea)
+    per_event_large = (tc - tb) / (ec - eb)
+    return per_event_large / per_event_small if per_event_small > 0 else None
+

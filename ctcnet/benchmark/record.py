@@ -1,0 +1,95 @@
+"""One benchmark run: the sections asked for, measured one after another, and the record
+(``benchmarks.json``) and its table (``benchmarks.md``) rewritten after each, so a run stopped
+part-way keeps what it measured. A run of some sections keeps the others from the record it
+replaces, each labelled with the run it came from."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ctcnet.benchmark.cartridges import bench_cartridges
+from ctcnet.benchmark.classification import bench_classification
+from ctcnet.benchmark.common import BenchSettings, load_average, machine_info
+from ctcnet.benchmark.render import render_markdown
+from ctcnet.benchmark.training import bench_training
+from ctcnet.io.atomic import atomic_write_text
+
+SECTIONS = {"classify": "classification", "cartridge": "cartridges", "train": "training"}
+
+log = logging.getLogger(__name__)
+
+
+def earlier_sections(out_dir: Path, sections, quick: bool) -> tuple[dict, dict]:
+    """The sections of the record in ``out_dir`` that this run does not measure (and when they
+    were measured); none from a quick record, or into one."""
+    try:
+        old = json.loads((out_dir / "benchmarks.json").read_text())
+    except (OSError, ValueError):
+        return {}, {}
+    if quick or old.get("quick"):
+        return {}, {}
+    # Where the earlier run was made: a kept section may be of another machine than this run.
+    machine = old.get("machine") or {}
+    made = f"{old.get('created')} on {machine.get('cpu') or 'an unrecorded CPU'}, " \
+           f"{machine.get('cores')} cores"
+    kept, when = {}, {}
+    for name, key in SECTIONS.items():
+        if name not in sections and old.get(key):
+            kept[key] = old[key]
+            when[key] = (old.get("kept_sections") or {}).get(key, made)
+    return kept, when
+
+
+def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,
+                  workdir: Path | None = None, sections=("classify", "cartridge", "train"),
+                  log: Callable[[str], None] = log.info) -> dict:
+    """Measure ``sections`` of the model at ``model_path``; write the record to ``out_dir``."""
+    from ctcnet.nn.classifier import load_model  # torch
+
+    _, spec = load_model(model_path)
+    out_dir = Path(out_dir)
+    kept, when = earlier_sections(out_dir, sections, settings.quick)
+    record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),
+              "load_average": load_average(), "model": str(model_path), "quick": settings.quick,
+              "sections": list(sections), "settings": dict(vars(settings)), **kept}
+    if when:
+        record["kept_sections"] = when
+    own_workdir = workdir is None
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="ctcnet-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def save(**update) -> None:
+        # Written after every section and cartridge size: a run stopped part-way (a time
+        # limit, Ctrl-C) leaves what it measured, marked incomplete.
+        record.update(update)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "benchmarks.json",
+                          json.dumps(record, indent=2, default=str) + "\n")
+        atomic_write_text(out_dir / "benchmarks.md", render_markdown(record))
+
+    record["complete"] = False
+    try:
+        if "classify" in sections:
+            log("benchmark: classification throughput")
+            save(classification=bench_classification(model_path, settings, workdir))
+        if "cartridge" in sections:
+            log("benchmark: whole cartridges")
+            save(cartridges=bench_cartridges(model_path, settings, workdir,
+                                             on_progress=lambda part: save(cartridges=part)))
+        if "train" in sections:
+            log("benchmark: training throughput")
+            record["training"] = bench_training(settings, spec)
+            card = Path(model_path).with_suffix(".json")
+            if card.exists():
+                record["training"]["shipped_model"] = json.loads(card.read_text()).get("training")
+        save(complete=True)
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return record

@@ -1,0 +1,173 @@
+"""The quick stage check: a small simulated cartridge through ``ctcnet predict``, each stage's
+time per event as a multiple of the model's own time per crop measured in the same process,
+compared with the multiples recorded in ``docs/benchmarks-stages.json``. A stage whose multiple
+grows past ``tolerance`` times its recorded one fails the check, so a change that makes a stage
+slower is caught when it lands, on any machine: the model floor moves with the machine and its
+load as the stages do, and their ratio much less.
+
+Against the noise of a small shared machine: predict runs with its stages inline
+(``--workers 0``: no stage waits for a core another stage holds), the first run is a warm-up
+(imports, caches), each later run is followed by a timing of the model alone so a change of
+load hits both, and each stage's fastest run is compared with the model's fastest: other work
+on the machine only ever adds time, so the fastest of several runs is the one it disturbed
+least (medians moved by half on two cores shared with a load of ten). A stage cheaper than a
+quarter of the model is compared as if it cost ``MIN_RATIO`` of it: reading a small cartridge
+from the page cache doubled against the model under such a load, and a stage that small is not
+where the time goes. A stage over its allowance is measured once more and fails only when it
+is over both times.
+
+``scripts/stage_check.py`` runs it (CI); ``--record`` rewrites the recorded multiples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ctcnet.benchmark.common import STAGES, cpu_name, load_average, usable_cores
+from ctcnet.benchmark.workers import synthetic_crops
+from ctcnet.io.atomic import atomic_write_text
+
+TOLERANCE = 1.5
+MIN_RATIO = 0.25
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageCheckSettings:
+    """The small cartridge and how often it runs (~30 s on two shared cores)."""
+
+    frames: int = 4
+    frame_shape: tuple[int, int] = (520, 692)
+    events_per_frame: int = 75
+    runs: int = 5           # timed runs after the warm-up
+    seed: int = 7
+
+
+def compare_ratios(measured: dict[str, float], baseline: dict[str, float],
+                   tolerance: float = TOLERANCE, min_ratio: float = MIN_RATIO) -> list[str]:
+    """What fails: each recorded stage whose measured multiple of the model floor is over
+    ``tolerance`` times its recorded one (or ``min_ratio``, whichever is larger); a recorded
+    stage that was not measured fails too. Empty: the check passes."""
+    failures = []
+    for stage, recorded in baseline.items():
+        value = measured.get(stage)
+        if value is None:
+            failures.append(f"{stage}: not measured")
+            continue
+        allowed = tolerance * max(recorded, min_ratio)
+        if value > allowed:
+            failures.append(f"{stage}: {value:.3f}x the model floor per event, over the "
+                            f"{allowed:.3f}x allowed ({tolerance}x the recorded {recorded:.3f}x)")
+    return failures
+
+
+def simulate_small_cartridge(root: Path, settings: StageCheckSettings) -> Path:
+    """The check's cartridge (CellSearch pixel size, the default panel)."""
+    # The simulator (scipy, pandas): only to make the check's input.
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(root, num_frames=settings.frames, frame_shape=settings.frame_shape,
+                       seed=settings.seed, events_per_frame=settings.events_per_frame)
+    return root
+
+
+def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> dict:
+    """Run the small cartridge through predict ``settings.runs`` times after a warm-up, each
+    run followed by the model alone on as many crops; the fastest per event and the ratios."""
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.report import review
+
+    cart = simulate_small_cartridge(workdir / "cartridge", settings)
+    engine = load_backend(model, "onnx", device="cpu")
+    options = PredictOptions(quiet=True, overwrite=True, report=review, workers=0)
+    stage_runs: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
+    model_runs: list[float] = []
+    crops = events = None
+    for run in range(settings.runs + 1):
+        summary = predict_cartridge(cart, engine, workdir / "out", options)
+        events = summary.events
+        if crops is None:
+            crops = synthetic_crops(engine.spec, max(events, 1))
+        t0 = time.perf_counter()
+        engine.predict_proba(crops)
+        model_s = time.perf_counter() - t0
+        if run == 0:  # the warm-up: first imports, page cache, the explainer's torch
+            continue
+        model_runs.append(model_s / len(crops))
+        for stage in stage_runs:
+            stage_runs[stage].append(summary.timings_s.get(stage, 0.0) / max(events, 1))
+    model_per_event = min(model_runs)
+    per_event = {s: min(v) for s, v in stage_runs.items()}
+    return {"events": events, "model_per_event_ms": round(1e3 * model_per_event, 4),
+            "per_event_ms": {s: round(1e3 * v, 4) for s, v in per_event.items()},
+            "ratios": {s: round(v / model_per_event, 4) for s, v in per_event.items()},
+            "batch_size": engine.batch_size, "settings": asdict(settings),
+            "machine": {"cpu": cpu_name(), "cores": usable_cores()},
+            "load_average": load_average()}
+
+
+def report_lines(result: dict, baseline: dict | None) -> list[str]:
+    """The measured multiples beside the recorded ones, one line a stage."""
+    recorded = (baseline or {}).get("ratios", {})
+    lines = [f"stage check: {result['events']} events, model floor "
+             f"{result['model_per_event_ms']:.3f} ms per crop (batch {result['batch_size']}), "
+             f"load average {result['load_average']}",
+             f"{'stage':<9}{'ms/event':>10}{'x model':>9}{'recorded':>10}"]
+    for stage, ratio in result["ratios"].items():
+        old = recorded.get(stage)
+        lines.append(f"{stage:<9}{result['per_event_ms'][stage]:>10.3f}{ratio:>9.3f}"
+                     + (f"{old:>10.3f}" if old is not None else f"{'-':>10}"))
+    return lines
+
+
+def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | None = None,
+              record: bool = False, tolerance: float = TOLERANCE, attempts: int = 2) -> int:
+    """Measure, compare with the recorded multiples (or, with ``record``, write them); 0 when
+    every stage is within ``tolerance`` of its record, 1 when not.
+
+    A stage over its allowance is measured again (up to ``attempts`` measurements in all) and
+    fails only if it is over every time: a slower stage stays slower, while a burst of other
+    work on a shared machine seldom hits the same stage twice. Each stage keeps its lowest
+    multiple over the attempts."""
+    settings = settings or StageCheckSettings()
+    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    if not record and baseline is None:
+        log.error("stage check: no record at %s (make one with --record)", baseline_path)
+        return 1
+    started = time.perf_counter()
+    result, failures = None, []
+    for attempt in range(1 if record else max(1, attempts)):
+        if attempt:
+            log.info("stage check: over the allowance (%s); measuring again",
+                     ", ".join(f.split(":")[0] for f in failures))
+        with tempfile.TemporaryDirectory(prefix="ctcnet-stage-check-") as tmp:
+            latest = measure_ratios(model, settings, Path(tmp))
+        if result is not None:  # each stage's least disturbed measurement
+            for stage, ratio in result["ratios"].items():
+                if latest["ratios"].get(stage, ratio) > ratio:
+                    latest["ratios"][stage] = ratio
+                    latest["per_event_ms"][stage] = result["per_event_ms"][stage]
+        result = latest
+        for line in report_lines(result, baseline):
+            log.info("%s", line)
+        failures = [] if record else compare_ratios(result["ratios"], baseline["ratios"],
+                                                    tolerance)
+        if not failures:
+            break
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    if record:
+        result["measured"] = time.strftime("%Y-%m-%d %H:%M %Z")
+        atomic_write_text(baseline_path, json.dumps(result, indent=2) + "\n")
+        log.info("stage check: recorded %s in %.0f s", baseline_path, result["seconds"])
+        return 0
+    for failure in failures:
+        log.error("stage check: %s", failure)
+    log.info("stage check: %s in %.0f s", "failed" if failures else "passed", result["seconds"])
+    return 1 if failures else 0

@@ -1,0 +1,265 @@
+"""The frames of a cartridge, made ready for the model: each frame read, its events detected and
+cropped and the marker guard's call-independent measurements made (:func:`prepare_frame`), in
+frame threads a few frames ahead of the classifier (:func:`ordered_prefetch`), on numpy or on
+the model's GPU (:func:`resolve_frame_device`).
+
+Threads suffice: tifffile, numpy and scipy release the GIL for the heavy work, so reading and
+detection overlap with the model. On a 2-core CPU two frame threads feed one model thread
+(:func:`default_workers`, ``ctcnet.inference.backends.cpu_frame_workers``): the frame work
+outweighs the model's, so the second frame thread fills the model core's idle time.
+With spillover compensation, :func:`measure_scan_leaks` measures CK's spillover of the scan
+from a few frames first, and every frame's model crops are compensated with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.detect.cropping import extract_crops
+from ctcnet.detect.detection import DetectConfig, detect_events
+from ctcnet.errors import InputError
+from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
+from ctcnet.inference.guard import measure_for_guard
+from ctcnet.inference.spillover import compensate, leak_record, leaks_from_ratios, scan_ratios
+from ctcnet.io.scan import Cartridge, FrameRef
+from ctcnet.nn.spec import ModelSpec
+
+# Frames (spread over the cartridge) whose events measure its spillover, with compensation on:
+# 12 frames hold ~3,400 events, ~1,000 of them CK+ (docs/robustness_matrix.md).
+SPILLOVER_FRAMES = 12
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameWork:
+    """One frame after reading, detection and cropping (or the reason it was skipped)."""
+
+    frame: FrameRef
+    events: pd.DataFrame | None = None
+    crops: np.ndarray | None = None        # as the scanner wrote them: the guard, the gallery
+    model_crops: np.ndarray | None = None  # what the model sees, when unlike ``crops``
+    error: str | None = None
+    seconds: dict = field(default_factory=dict)
+    measured: pd.DataFrame | None = None  # the guard's call-independent measurements
+
+
+# What a frame's detection or cropping raises on pixels no check foresaw: the frame is skipped
+# with the reason. Anything else (ImportError, AttributeError, TypeError, a CUDA error...) is
+# about the program or the machine, not this frame: skipping would drop an intact frame behind
+# exit 0, so it stops the run (the journal keeps the frames done; a rerun resumes).
+FRAME_DATA_ERRORS = (ValueError, ArithmeticError, IndexError, MemoryError)
+
+
+def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> None:
+    """Import, in the calling (main) thread, every module the frame threads would otherwise
+    import lazily on first use: tifffile (and its codecs), Pillow's plugins, the scipy and
+    scikit-image parts of detection, and torch where the frames need it (the torch frame path
+    only: crops of another pixel size are resampled in numpy).
+
+    A first import of a heavy module from several threads at once can fail (a partially
+    initialised module, an ImportError or AttributeError); in a frame thread that failure once
+    became a skipped frame and the run still exited 0.
+    ``tests/test_frame_threads.py`` checks that no module is first imported in a frame thread.
+    """
+    import tifffile  # noqa: F401 - with its codecs (imagecodecs)
+    from PIL import Image
+    from scipy.sparse import coo_matrix  # noqa: F401 - detection.split_and_merge
+    from scipy.sparse.csgraph import connected_components  # noqa: F401
+
+    # scikit-image loads these submodules lazily, on first attribute access.
+    from skimage.filters import apply_hysteresis_threshold  # noqa: F401
+    from skimage.segmentation import watershed  # noqa: F401
+
+    Image.preinit()  # the PNG and JPEG plugins, which Image.open would import on first use
+    # pandas' Arrow-backed strings import parts of pyarrow when the first string index is made
+    # (detection's event table).
+    pd.DataFrame({"frame_id": ["r00c00"]})
+    # Crops of another pixel size are resampled in numpy (detect.cropping); torch is needed
+    # only for frames on the model's GPU.
+    if device is not None:
+        import ctcnet.detect.device  # noqa: F401 - torch: the frames on the model's GPU
+
+
+def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
+                  config: DetectConfig, device=None, leaks: np.ndarray | None = None,
+                  guard: bool = True) -> FrameWork:
+    """Read one frame, detect its events, cut their crops and make the marker guard's
+    measurements (``guard=False``: not, for a pass that only reads the crops); with the scan's
+    CK ``leaks``, also the compensated crops the model sees (the guard measures the crops as
+    the scanner wrote them: an independent check, which an over-estimated leak cannot blind).
+    Errors about the frame (unreadable, odd pixels: :data:`FRAME_DATA_ERRORS`) become a skip
+    reason; any other error is raised, with a note naming the frame.
+    With a torch ``device`` the frame's dense work and the cropping run there
+    (:mod:`ctcnet.detect.device`), else in numpy. In threads, call
+    :func:`import_frame_modules` in the main thread first."""
+    t0 = time.perf_counter()
+    try:
+        pixels = cartridge.read(frame)
+    except InputError as err:
+        return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
+    except (OSError, ValueError, MemoryError) as err:  # e.g. a file that vanished mid-run
+        return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
+                         seconds={"read": time.perf_counter() - t0})
+    t1 = time.perf_counter()
+    try:
+        detect, cut = detect_events, extract_crops
+        if device is not None:
+            # torch; already imported by import_frame_modules (main thread): a look-up here.
+            from ctcnet.detect import device as on_device
+
+            pixels = on_device.upload(pixels, device)
+            detect, cut = on_device.detect_events, on_device.extract_crops
+        events = detect(pixels, cartridge.panel, config)
+        t2 = time.perf_counter()
+        crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
+                            spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
+        model_crops = compensate(crops, leaks, spec.panel) if leaks is not None else None
+        t3 = time.perf_counter()
+        # The marker guard's measurements need no call: made here, beside the model.
+        measured = measure_for_guard(crops, spec) if guard and len(crops) else None
+    except InputError as err:
+        return FrameWork(frame, error=f"{frame.stem}: {err}",
+                         seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
+    except FRAME_DATA_ERRORS as err:  # one odd frame must not end the cartridge
+        # A frame readable but odd in a way no check foresaw: skip it with its reason (the
+        # other frames still finish); the traceback goes to the debug log, not the screen.
+        log.debug("frame %s: detection or cropping failed", frame.stem, exc_info=True)
+        return FrameWork(frame, error=f"{frame.stem}: detection failed on this frame "
+                                      f"({type(err).__name__}: {err})",
+                         seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
+    except Exception as err:
+        err.add_note(f"ctcnet predict: raised while preparing frame {frame.stem} (not an error "
+                     "of its data, so the run stops; rerunning resumes)")
+        raise
+    events.insert(0, "frame_id", frame.frame_id)
+    events.insert(0, "col", frame.col)
+    events.insert(0, "row", frame.row)
+    events.insert(0, "frame", frame.index)
+    events["padded"] = padded
+    t4 = time.perf_counter()
+    return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
+                                                    "crop": t3 - t2, "guard": t4 - t3},
+                     model_crops=model_crops, measured=measured)
+
+
+def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:
+    """Yield ``work(item)`` in order, computed by ``workers`` threads up to ``ahead`` items ahead.
+
+    ``workers=0`` runs inline (no overlap), for clean per-stage timings.
+    """
+    if workers <= 0:
+        for item in items:
+            yield work(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctcnet-frame") as pool:
+        pending: deque[Future] = deque()
+        it = iter(items)
+        try:
+            for item in it:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(work, nxt))
+                yield result
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
+                       device=None) -> tuple[np.ndarray, dict]:
+    """CK's spillover of a scan, from the events of up to ``SPILLOVER_FRAMES`` frames spread
+    evenly over it (the same frames on every run of the cartridge, so a resumed run takes off
+    the same leaks). Returns the (C,) leaks in model channel order and their record."""
+    t0 = time.perf_counter()
+    frames = cartridge.frames
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), SPILLOVER_FRAMES))
+                      .round().astype(int)) if frames else []
+    ratios, sds, events = [], [], 0
+    for i in picks:
+        work = prepare_frame(frames[i], cartridge, spec, config, device, guard=False)
+        if work.error is None and len(work.crops):
+            ratio, sd = scan_ratios(work.crops, spec.panel)
+            ratios.append(ratio)
+            sds.append(sd)
+            events += len(work.crops)
+    width = spec.panel.num_channels
+    ratio = np.concatenate(ratios) if ratios else np.zeros((0, width))
+    sd = np.concatenate(sds) if sds else np.zeros((0, width))
+    leaks = leaks_from_ratios(ratio, sd, spec.panel)
+    record = leak_record(leaks, spec.panel, frames=len(picks), events=events,
+                         ck_events=int(len(ratio)), seconds=round(time.perf_counter() - t0, 3))
+    log.info("%s: CK spillover %s (from %d CK+ events of %d frames)", cartridge.sample_id,
+             record["leaks"], len(ratio), len(picks))
+    return leaks, record
+
+
+def default_workers(backend=None) -> int:
+    """Frame threads when not given. On a GPU: enough CPU cores to keep it fed. On a CPU:
+    ``cpu_frame_workers`` (two on 2-3 cores, one per four cores on larger machines, whose
+    other cores go to the model)."""
+    cores = cpu_cores()
+    if backend is not None and backend.gpu is not None:
+        return max(1, min(8, cores - 1))
+    return cpu_frame_workers(cores)
+
+
+def resolve_frame_device(option: str | None, backend=None):
+    """The torch device for the frames' dense work (see ``PredictOptions.frame_device``), or
+    None for numpy. ``auto`` takes the model's GPU (torch: its device; onnxruntime: its CUDA
+    provider's device) when torch can use it, else numpy; a device asked for by name must
+    exist."""
+    option = (option or "numpy").strip().lower()
+    if option == "auto":
+        option = _model_gpu(backend)
+        if option is None:
+            return None
+    if option == "numpy":
+        return None
+    if not has_torch():
+        raise InputError(f"frame device {option!r} needs torch, which this install lacks: "
+                         f"{TORCH_INSTALL} (or --frame-device numpy)")
+    try:
+        import torch
+
+        device = torch.device(option)
+    except (ImportError, RuntimeError) as err:
+        raise InputError(f"frame device {option!r}: {err}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"frame device {option!r}: use auto, numpy, cpu or cuda[:N]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"frame device {option!r}: no CUDA device is available")
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise InputError(f"frame device {option!r}: there are "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+        device = torch.device("cuda", index)  # one name per device: cuda and cuda:0 alike
+    return device
+
+
+def _model_gpu(backend) -> str | None:
+    """The GPU a backend runs on (``Backend.gpu``), when torch can use it too; else None."""
+    gpu = backend.gpu if backend is not None else None
+    if gpu is None:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return gpu if torch.cuda.is_available() else None
+
+

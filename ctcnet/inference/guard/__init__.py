@@ -1,0 +1,79 @@
+"""Marker-consistency guard: calls whose measured markers contradict the class definition, and
+events unlike the training data, go to a person (pure numpy; no torch, so it runs beside the
+ONNX runtime too).
+
+The package has one module per job:
+
+* :mod:`.rules`: :class:`GuardRules`, the one frozen record of the guard's thresholds (the
+  default :data:`RULES`), and the names of the flags, calls and panel roles;
+* :mod:`.measurements`: the per-crop marker measurements (:func:`measure`,
+  :func:`measure_for_guard`, made before the calls; :class:`ExclusionReader`, the costly leak
+  fits, for the events whose flags read them);
+* :mod:`.reference`: the leukocytes of the frame as the DNA and focus reference, and the
+  training events as the out-of-distribution reference (:func:`fit_reference`);
+* :mod:`.flags`: the flags as a table of rules (:data:`FLAG_RULES`) and
+  :func:`review_flags`, the one entry point for predict, the model card and the robustness
+  matrix;
+* :mod:`.calls`: what the flags do to the calls and counts (:func:`marker_calls`,
+  :func:`crop_set_calls`, :func:`crop_set_review`, :func:`guard_events`, :func:`counted`,
+  :func:`guard_summary`).
+"""
+
+from ctcnet.inference.guard.calls import (
+    counted,
+    crop_set_calls,
+    crop_set_review,
+    guard_events,
+    guard_summary,
+    marker_calls,
+)
+from ctcnet.inference.guard.flags import FLAG_RULES, Evidence, FlagRule, review_flags
+from ctcnet.inference.guard.measurements import (
+    CD45_COLUMNS,
+    ExclusionReader,
+    box_least_squares,
+    disk_core,
+    measure,
+    measure_for_guard,
+    row_percentiles,
+)
+from ctcnet.inference.guard.reference import fit_reference, leukocyte_reference, ood_distance
+from ctcnet.inference.guard.rules import (
+    AROUND_CK_UM,
+    COPY_MIN_AREA_UM2,
+    CTC_DYE_ROLES,
+    DOUBTED_CALLS,
+    EDGE_LEVELS,
+    EXCLUSION_ROLES,
+    EXPORT_MAX_LEAK,
+    FLAGS,
+    GUARDED_CLASSES,
+    MARKER_FLAGS,
+    MARKERS_CTC,
+    MAX_CLIPPED_SHARE,
+    MAX_LEAK,
+    MIN_REFERENCE_EVENTS,
+    MISSED_CTC_CALLS,
+    POSSIBLE_CTC_CK_PEAK,
+    POSSIBLE_CTC_DOUBT_CK_PEAK,
+    POSSIBLE_CTC_MIN_AREA_UM2,
+    POSSIBLE_CTC_PROBA,
+    POSSIBLE_CTC_STRUCTURE,
+    REFERENCE_CLASS,
+    RULES,
+    GuardRules,
+    leak_allowance,
+)
+
+__all__ = [
+    "AROUND_CK_UM", "CD45_COLUMNS", "COPY_MIN_AREA_UM2", "CTC_DYE_ROLES", "DOUBTED_CALLS",
+    "EDGE_LEVELS", "EXCLUSION_ROLES", "EXPORT_MAX_LEAK", "FLAGS", "FLAG_RULES",
+    "GUARDED_CLASSES", "MARKERS_CTC", "MARKER_FLAGS", "MAX_CLIPPED_SHARE", "MAX_LEAK",
+    "MIN_REFERENCE_EVENTS", "MISSED_CTC_CALLS", "POSSIBLE_CTC_CK_PEAK",
+    "POSSIBLE_CTC_DOUBT_CK_PEAK", "POSSIBLE_CTC_MIN_AREA_UM2", "POSSIBLE_CTC_PROBA",
+    "POSSIBLE_CTC_STRUCTURE", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader",
+    "FlagRule", "GuardRules", "box_least_squares", "counted", "crop_set_calls",
+    "crop_set_review", "disk_core", "fit_reference", "guard_events", "guard_summary",
+    "leak_allowance", "leukocyte_reference", "marker_calls", "measure", "measure_for_guard",
+    "ood_distance", "review_flags", "row_percentiles",
+]

@@ -1,0 +1,318 @@
+"""The guard's flags: calls whose measured markers contradict the class definition, and events
+unlike the training data, go to a person. Each flag is one row of :data:`FLAG_RULES` (the
+calls it checks, the evidence that fires it); the levels are :class:`GuardRules`'.
+
+The network decides from the whole crop; the guard re-measures the few facts the CellSearch
+definition rests on (:mod:`.measurements`) and flags a ``ctc`` or ``cluster`` call that they
+contradict:
+
+* ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area. Leaks
+  of other dyes into the CD45 channel (bleed-through: a copy of their pattern at up to
+  ``max_leak`` of their counts; a bounded least-squares fit) are removed first, so a bright
+  CTC's ghost is not read as CD45; saturated pixels are left out. A CTC is CD45 negative. (A
+  cluster may carry CD45: leukocytes attached to a CTC are one kind of cluster.)
+* ``no_dna``: no DAPI inside the CK area (a CK+ fragment or vesicle is debris, not a cell).
+* ``dna_copies_ck``: DAPI inside the CK area, but no more than a copy of the CK pattern: once
+  the best copy of CK is taken off, what is left has no structure beyond pixel noise. A
+  nucleus has a shape of its own inside its cytoplasm; DAPI that is a scaled copy of CK is CK
+  leaking into the DAPI channel (a tdEV or fragment of a bright stain) or one body glowing in
+  every channel (autofluorescent debris, a dye blob). The share of the copy is free, so the
+  check needs no leak estimate and holds at any spillover; the noise is read from the
+  residual itself, so it holds at any brightness.
+* ``low_dna``: DAPI inside the object, but far less DNA than a nucleus holds: its DAPI content
+  under ``dna_share`` of the median leukocyte's in the same frame (a crop set: the same
+  sample). A CTC fragment's nuclear speck passes ``no_dna`` but holds a few per cent of a
+  nucleus's DNA. With fewer than ``min_reference_events`` leukocyte calls there is no
+  reference and no flag.
+* ``no_ck``: no CK area at all, on a panel without vimentin or EpCAM that could vouch for a
+  CK-negative CTC.
+* ``out_of_focus`` (``ctc`` calls): the nucleus's edge over ``focus_ratio`` times as wide as
+  the median leukocyte's in the same frame. The cartridge holds the cells in one plane, so a
+  CTC is as sharp as the leukocytes beside it; an object out of that plane (a blob of dye or
+  debris lit in CK and DAPI) is blurred wider, and no marker the other checks read
+  contradicts a CTC there. Not for clusters: touching nuclei merge below half their peak and
+  read as a wide edge.
+* ``possible_ctc`` (the guard's other direction): a ``wbc`` or ``debris`` call that shows what
+  the CellSearch definition asks of a CTC, a CK area of at least a 4 um cell clearly CK
+  positive, with DNA of its own inside it (not a speck far below a leukocyte's DNA), a nucleus
+  and a cytoplasm each with a shape of its own and no CD45 over it, nor any exclusion marker
+  (CD45, CD61, CD66b) over it or round it beyond what CK and DAPI could leak there: a
+  possible missed CTC, shown to a person. The network's own doubt is the other route: a
+  ``wbc``, ``debris`` or ``cluster`` call to which it still gives a CTC
+  ``possible_ctc_proba`` or more, with dim CK that is more than a copy of DAPI, DNA in the
+  CK area that is more than a copy of CK, in a nucleus as sharp as the leukocytes' (what a
+  ``ctc`` call must pass). On either route a CK+CD45+ event stays a leukocyte, a CK+CD66b+
+  one a granulocyte: they are never flagged.
+* ``unusual`` (every class): the event's measured intensity profile lies far from what the
+  model was trained on (:func:`.reference.ood_distance` above the reference's threshold).
+  Models without a reference (``spec.metrics["guard"]``) never flag it.
+
+:func:`review_flags` is the one entry point for predict, the model card and the robustness
+matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.guard.measurements import ExclusionReader, _measure_for_guard
+from ctcnet.inference.guard.reference import leukocyte_reference, ood_distance
+from ctcnet.inference.guard.rules import (
+    CK_NEGATIVE_CTC_ROLES,
+    DOUBTED_CALLS,
+    FLAGS,
+    GUARDED_CLASSES,
+    MARKERS_CTC,
+    MISSED_CTC_CALLS,
+    RULES,
+    GuardRules,
+)
+from ctcnet.nn.calls import top_class
+
+
+class Evidence:
+    """What the flags read of a batch of events: their calls, their measurements (NaN reads as
+    no contradiction) and the references, each array made once and shared by the rules."""
+
+    def __init__(self, measured: pd.DataFrame, called: np.ndarray, proba: np.ndarray, spec,
+                 rules: GuardRules, groups: np.ndarray | None):
+        """``measured``: the events' measurements (a copy this may fill); ``called``: class
+        indices; ``groups``: the reference groups (frames or samples)."""
+        self.m, self.called, self.proba, self.spec = measured, called, proba, spec
+        self.rules, self.groups = rules, groups
+        self.names = np.asarray(spec.class_names, dtype=object)[called]
+
+    def col(self, name: str) -> np.ndarray:
+        """A measurement column as an array."""
+        return self.m[name].to_numpy()
+
+    def is_call(self, names) -> np.ndarray:
+        """Bool per event: called one of ``names``."""
+        return np.isin(self.names, names)
+
+    @cached_property
+    def reference(self) -> dict | None:
+        """The model's out-of-distribution reference, if it has one."""
+        return self.spec.metrics.get("guard") if isinstance(self.spec.metrics, dict) else None
+
+    @cached_property
+    def has_ck_area(self) -> np.ndarray:
+        """A CK area at all."""
+        return self.col("ck_area") > 0
+
+    @cached_property
+    def no_dna_in_ck(self) -> np.ndarray:
+        """A CK area without DAPI at a nucleus's level inside it."""
+        return self.has_ck_area & (self.col("dna_in_ck") < self.rules.dna_level)
+
+    @cached_property
+    def dna_copies_ck(self) -> np.ndarray:
+        """DAPI over the CK area no more than a copy of CK."""
+        with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
+            return self.col("dna_own_structure") < self.rules.copy_level
+
+    @property
+    def ck_copies_dna(self) -> np.ndarray:
+        """CK no more than a copy of DAPI (read after ``ck_own_structure`` is)."""
+        with np.errstate(invalid="ignore"):
+            return self.col("ck_own_structure") < self.rules.copy_level
+
+    @cached_property
+    def little_dna(self) -> np.ndarray:
+        """Far less DNA than the group's median leukocyte holds."""
+        reference = leukocyte_reference(self.col("dna_content"), self.names, self.groups,
+                                        self.rules)
+        with np.errstate(invalid="ignore"):  # NaN: no reference in this group
+            return self.col("dna_content") < self.rules.dna_share * reference
+
+    @cached_property
+    def blurred(self) -> np.ndarray:
+        """A nucleus edge wider than the group's leukocytes' allow."""
+        reference = leukocyte_reference(self.col("dna_edge_um"), self.names, self.groups,
+                                        self.rules)
+        with np.errstate(invalid="ignore"):
+            return self.col("dna_edge_um") > self.rules.focus_ratio * reference
+
+    @cached_property
+    def markers_of_ctc(self) -> np.ndarray:
+        """CK and DNA as a CTC shows them (before CD45 is read): a cell's CK area, clearly CK
+        positive, a nucleus with DNA and a shape of its own inside it."""
+        r = self.rules
+        with np.errstate(invalid="ignore"):
+            return (self.col("ck_area") * self.spec.pixel_size_um ** 2
+                    >= r.possible_ctc_min_area_um2) & \
+                (self.col("ck_peak") >= r.possible_ctc_ck_peak) & \
+                (self.col("dna_in_ck") >= r.dna_level) & \
+                (self.col("dna_own_structure") >= r.possible_ctc_structure)
+
+    @cached_property
+    def doubt(self) -> np.ndarray:
+        """The network's own doubt: a CTC probability of ``possible_ctc_proba`` or more (equal
+        priors), with DNA in the CK area."""
+        if "ctc" not in self.spec.class_names:
+            return np.zeros(len(self.names), bool)
+        with np.errstate(invalid="ignore"):
+            return (self.proba[:, self.spec.class_names.index("ctc")]
+                    >= self.rules.possible_ctc_proba) & \
+                (self.col("dna_in_ck") >= self.rules.dna_level)
+
+    @cached_property
+    def marker_route(self) -> np.ndarray:
+        """A missed-CTC call whose markers make it a CTC (CD45 aside): ``possible_ctc``'s
+        first route."""
+        return self.is_call(MISSED_CTC_CALLS) & self.markers_of_ctc
+
+    def doubt_route(self, with_cd45: bool) -> np.ndarray:
+        """A doubted call that passes what a ``ctc`` call must (``with_cd45``: CK's own shape,
+        read with CD45, too)."""
+        with np.errstate(invalid="ignore"):
+            out = self.is_call(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
+                ~self.blurred & (self.col("ck_peak") >= self.rules.possible_ctc_doubt_ck_peak)
+        return out & ~self.ck_copies_dna if with_cd45 else out
+
+    def candidates(self) -> np.ndarray:
+        """The possible CTCs the checks made before CD45 leave standing: only these (and
+        ``ctc`` calls) have flags that turn on ``CD45_COLUMNS``."""
+        return (self.marker_route | self.doubt_route(with_cd45=False)) & ~self.little_dna
+
+    def route_holds(self) -> np.ndarray:
+        """Either route to ``possible_ctc`` once CK's own shape is read (CD45 aside)."""
+        with np.errstate(invalid="ignore"):
+            marker = self.marker_route & \
+                (self.col("ck_own_structure") >= self.rules.possible_ctc_structure)
+        return marker | self.doubt_route(with_cd45=True)
+
+    def possible_ctc(self) -> np.ndarray:
+        """Either route, and no CD45 or other exclusion marker over or round the CK area."""
+        r = self.rules
+        with np.errstate(invalid="ignore"):
+            # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
+            # marker) is never shown as a possible CTC, whatever the network thinks.
+            return self.route_holds() & ~self.little_dna & \
+                (self.col("cd45_over_ck") <= r.cd45_level) & \
+                (self.col("exclusion_around_ck") <= r.cd45_level)
+
+    def markers_ctc(self, possible_ctc: np.ndarray) -> np.ndarray:
+        """The CellSearch definition read off the markers alone (``marker_calls``): the first
+        route's evidence, which no network output enters."""
+        with np.errstate(invalid="ignore"):
+            return possible_ctc & self.marker_route & \
+                (self.col("ck_own_structure") >= self.rules.possible_ctc_structure)
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """One flag: the calls it checks (``None``: every call), what fires it, and whether the
+    model and panel let it apply at all."""
+
+    flag: str
+    calls: tuple[str, ...] | None
+    fires: Callable[[Evidence], np.ndarray]
+    applies: Callable[[Evidence], bool] = lambda e: True
+
+
+def _cd45_positive(e: Evidence) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
+        return e.col("cd45_over_ck") > e.rules.cd45_level
+
+
+def _unusual(e: Evidence) -> np.ndarray:
+    dist = ood_distance(e.m, e.called, e.reference, e.spec.in_chans)
+    return dist > e.reference["threshold"]
+
+
+# In the order of ``FLAGS`` (the flags table's columns).
+FLAG_RULES = (
+    FlagRule("cd45_positive", ("ctc",), _cd45_positive),
+    FlagRule("no_dna", GUARDED_CLASSES, lambda e: e.no_dna_in_ck),
+    # Each contradiction is measured once per event: the flags and the doubt route read the
+    # same arrays. A CK area without DNA is ``no_dna``, not a copy.
+    FlagRule("dna_copies_ck", GUARDED_CLASSES, lambda e: ~e.no_dna_in_ck & e.dna_copies_ck),
+    FlagRule("low_dna", GUARDED_CLASSES, lambda e: e.has_ck_area & e.little_dna),
+    FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.col("ck_area") == 0,
+             applies=lambda e: not set(e.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES)),
+    FlagRule("out_of_focus", ("ctc",), lambda e: e.blurred),
+    FlagRule("unusual", None, _unusual, applies=lambda e: bool(e.reference)),
+    # wbc and debris calls by their markers, wbc, debris and cluster calls by the network's
+    # own doubt (each route checks its own calls).
+    FlagRule("possible_ctc", DOUBTED_CALLS, Evidence.possible_ctc),
+)
+assert tuple(rule.flag for rule in FLAG_RULES) == FLAGS
+
+
+def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules = RULES,
+                 measured: pd.DataFrame | None = None, groups: np.ndarray | None = None,
+                 decision: dict | str | None = "spec", *, max_leak: float | None = None
+                 ) -> pd.DataFrame:
+    """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
+    their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
+    definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
+
+    ``rules``: the levels (:class:`GuardRules`); ``max_leak`` overrides its leak allowance
+    (:func:`leak_allowance`: more on display exports). ``groups``: one label per crop (e.g.
+    sample ids) whose leukocytes are the DNA and focus reference (default: the crops are one
+    frame). ``measured``: :func:`measure_for_guard` (or :func:`measure`) of the crops with the
+    same rules, if already made; CD45 is then measured here on the events whose flags read
+    it. ``decision``: the rule the calls were made with (default ``"spec"``: the model's own
+    at cartridge prevalence; a crop set's calls are made without one, None, or at a stated
+    prior).
+    """
+    rules = rules.with_leak(max_leak)
+    proba = np.asarray(proba)
+    n = len(proba)
+    if n == 0:
+        flags = pd.DataFrame({f: np.zeros(0, bool) for f in FLAGS})
+        flags["any"] = np.zeros(0, bool)
+        return flags
+    called = top_class(proba, spec.class_names,
+                       spec.decision if decision == "spec" else decision)[0]
+    batch = None
+    if measured is None:
+        measured, batch = _measure_for_guard(crops, spec, rules)
+    e = Evidence(measured.copy(), called, proba, spec, rules, groups)
+    _read_exclusion_markers(e, crops, spec, rules, batch)
+    flags = {}
+    for rule in FLAG_RULES:
+        if not rule.applies(e):
+            flags[rule.flag] = np.zeros(n, bool)
+            continue
+        fired = np.asarray(rule.fires(e), bool)
+        flags[rule.flag] = fired if rule.calls is None else fired & e.is_call(rule.calls)
+    table = pd.DataFrame(flags)
+    table["any"] = table[list(FLAGS)].any(axis=1)
+    table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy())
+    return table
+
+
+def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRules,
+                            batch=None) -> None:
+    """Fill ``CD45_COLUMNS`` of ``e.m`` where not measured already, each on the events whose
+    flags could still turn on it (their leak fits are most of the cost of measuring): CK's own
+    shape on the possible CTCs, CD45 on ``ctc`` calls and on the possible CTCs whose route
+    holds, the exclusion markers round the CK area where CD45 is not lit. Elsewhere a column
+    stays NaN: every flag comes out as it would with it read. ``batch``: the measurements'
+    own start (when made here), so the crops are not prepared twice."""
+    is_ctc = e.is_call(("ctc",))
+    candidates = e.candidates()
+    todo = (is_ctc | candidates) & e.m["cd45_over_ck"].isna().to_numpy()
+    if not todo.any():
+        return
+    reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
+
+    def fill(group: str, rows: np.ndarray) -> None:
+        rows = rows & todo
+        for col, values in reader.read(group, rows).items():
+            column = e.m[col].to_numpy().copy()
+            column[rows] = values[rows]
+            e.m[col] = column
+
+    fill("ck_own", candidates)
+    holds = candidates & e.route_holds()
+    fill("cd45", is_ctc | holds)
+    with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
+        fill("around", holds & (e.col("cd45_over_ck") <= rules.cd45_level))

@@ -1,0 +1,494 @@
+"""The marker guard's measurements of each crop's centred object (pure numpy and scipy).
+
+Measurements use the same robust background and noise as the network's normalisation (10th
+and 30th percentiles of the crop), on the crop the model saw (model pixel size), in noise
+units of each channel. The CK area is the centred object's: CK above a level relative to its
+own peak (a bright neighbour in the disk does not raise it), saturated pixels included (a
+12-bit scan clips the brightest CTCs' whole cytoplasm).
+
+All crops of a batch (one frame's events) are measured at once. The costly parts (the leak
+fits behind the CD45 and exclusion columns, the shape comparisons) take the rows that need
+them, so the flags can ask for them only where a call or another measurement makes them
+matter; every measurement of a crop is independent of the other crops in its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import binary_dilation, binary_erosion, label, uniform_filter
+
+from ctcnet.inference.guard.rules import (
+    CTC_DYE_ROLES,
+    EDGE_LEVELS,
+    EXCLUSION_ROLES,
+    RULES,
+    GuardRules,
+)
+from ctcnet.inference.spillover import robust_background
+
+# The columns that read CD45 and the other exclusion markers (the costly leak fits).
+CD45_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure")
+
+
+def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = RULES,
+            cd45_rows: np.ndarray | None = None, *, max_leak: float | None = None
+            ) -> pd.DataFrame:
+    """Per-crop marker measurements of the centred object (noise units of each channel).
+
+    Columns: ``ck_peak`` (brightest 3x3 CK within ``rules.radius_um`` of the centre),
+    ``ck_area`` (pixels of the CK area: the part connected to the centre of CK above
+    ``rules.area_level`` and above a quarter of the brightest CK within half the radius,
+    saturated pixels included), ``dna_in_ck`` (brightest DAPI inside the CK area),
+    ``cd45_over_ck`` (upper quartile of CD45 over the CK area after removing what leaks of the
+    other channels could explain, each at most ``max_leak`` of its counts), ``dna_content``
+    (background-subtracted DAPI counts summed over the nucleus: the parts of DAPI above the
+    level that touch the CK area or lie within a quarter of the radius of the centre; only
+    comparable between crops of one scan), ``exclusion_around_ck`` (the highest, over the
+    panel's ``EXCLUSION_ROLES`` channels, upper quartile of the marker over the CK area grown
+    by ``rules.around_ck_um``, once what leaks of CK and DAPI could explain is removed),
+    ``dna_edge_um`` (the nucleus's edge width, :func:`_edge_width`, in µm),
+    ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
+    copy of CK is taken off, as a share of the pixel noise, :func:`_own_structure`; NaN for a
+    CK area under ``rules.copy_min_area_um2`` or clipped in more than
+    ``rules.max_clipped_share`` of it), and for the out-of-distribution score ``peak_<i>`` /
+    ``mean_<i>`` (asinh of the brightest and of the mean signal within the radius, channel
+    i). A channel the panel lacks gives NaN for its columns.
+
+    ``cd45_rows`` (bool (N,), default all): the crops whose ``CD45_COLUMNS`` are measured (the
+    leak fit is the costly part, and only some calls need it); the others get NaN there.
+    ``max_leak``: ``rules.max_leak`` for these crops (:func:`leak_allowance`).
+
+    Everything but the background estimate looks inside the disk of the radius, so the
+    filters run on the disk's bounding box (plus the 3x3 filter's one-pixel margin) only.
+    """
+    rules = rules.with_leak(max_leak)
+    x = np.asarray(crops, np.float32)
+    if len(x) == 0:  # the columns (and their dtypes) of one blank crop, no rows
+        return measure(np.zeros((1, *x.shape[1:]), np.float32), panel, pixel_size_um,
+                       rules).iloc[:0]
+    return _measured(_Batch.of(x, panel, pixel_size_um, rules), cd45_rows)
+
+
+def measure_for_guard(crops: np.ndarray, spec, rules: GuardRules = RULES, *,
+                      max_leak: float | None = None) -> pd.DataFrame:
+    """What the guard measures on every crop whatever its call (all but ``CD45_COLUMNS``), so
+    it can be done before the model has called the crops (predict's frame workers do it).
+
+    ``dna_own_structure`` is left NaN where DAPI inside the CK area is under
+    ``rules.dna_level``: no flag reads it there (such a CK area is ``no_dna`` on a guarded
+    call, and neither route to ``possible_ctc`` takes it).
+    """
+    return _measure_for_guard(crops, spec, rules.with_leak(max_leak))[0]
+
+
+def _measure_for_guard(crops: np.ndarray, spec, rules: GuardRules
+                       ) -> tuple[pd.DataFrame, _Batch | None]:
+    """:func:`measure_for_guard` and the batch it started from (for an
+    :class:`ExclusionReader` of the same crops)."""
+    x = np.asarray(crops, np.float32)
+    if len(x) == 0:
+        return measure(x, spec.panel, spec.pixel_size_um, rules), None
+    batch = _Batch.of(x, spec.panel, spec.pixel_size_um, rules)
+    return _measured(batch, np.zeros(len(x), bool), own_structure_level=rules.dna_level), batch
+
+
+class ExclusionReader:
+    """``CD45_COLUMNS`` of :func:`measure` for some crops, read group by group on the rows
+    that still need each (the same values :func:`measure` gives those crops): CK's own shape
+    (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``) and the
+    exclusion markers round it (``exclusion_around_ck``), each a leak fit or shape comparison
+    that a flag may make moot before the next is read."""
+
+    GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
+              "around": ("exclusion_around_ck",)}
+
+    def __init__(self, crops: np.ndarray, panel, pixel_size_um: float,
+                 rules: GuardRules = RULES, rows: np.ndarray | None = None,
+                 batch: _Batch | None = None):
+        """Start from what every group reads (background, filtered signal, CK area) of the
+        crops of ``rows`` (bool, default all): the ``batch`` of all the crops if one was
+        made (:func:`_measure_for_guard`), else one made here of those rows alone."""
+        self.n = len(crops)
+        self.index = np.arange(self.n) if rows is None or batch is not None else \
+            np.flatnonzero(rows)
+        self.batch = batch
+        if batch is None and len(self.index):
+            self.batch = _Batch.of(np.asarray(crops[self.index], np.float32), panel,
+                                   pixel_size_um, rules)
+
+    def read(self, group: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns of ``group`` (a key of ``GROUPS``) for ``rows`` (bool over all the
+        crops, within the reader's ``rows``), NaN elsewhere."""
+        out = {col: np.full(self.n, np.nan, np.float32) for col in self.GROUPS[group]}
+        local = np.asarray(rows, bool)[self.index]
+        if self.batch is not None and self.batch.ck is not None and local.any():
+            part = {col: np.full(len(self.index), np.nan, np.float32) for col in out}
+            _READERS[group](self.batch, local, part)
+            for col, values in part.items():
+                out[col][self.index] = values
+        return out
+
+
+@dataclass
+class _Batch:
+    """What every measurement of a batch of crops starts from: background and noise, the
+    filtered signal on the disk's box, the saturated pixels and the centred CK area."""
+
+    x: np.ndarray            # (N, C, h, w) the crops on the disk's box
+    background: np.ndarray   # (N, C)
+    noise: np.ndarray        # (N, C)
+    signal: np.ndarray       # (N, C, h, w) 3x3 mean above background
+    z: np.ndarray            # signal in noise units
+    disk: np.ndarray         # (h, w)
+    radius_px: float
+    box: tuple               # ((y0, y1), (x0, x1)) of the disk within the full crop
+    full_shape: tuple        # (H, W)
+    pixel_size_um: float
+    panel: object
+    rules: GuardRules
+    ck: int | None
+    dna: int | None
+    cd45: int | None
+    clipped: np.ndarray | None = None   # (N, h, w) saturated in any channel, grown by 1
+    ck_z: np.ndarray | None = None      # (N, h, w) CK in noise units, -inf off the disk
+    area: np.ndarray | None = None      # (N, h, w) the centred CK area
+    ck_area: np.ndarray | None = None   # (N,) its pixels
+
+    @classmethod
+    def of(cls, x: np.ndarray, panel, pixel_size_um: float, rules: GuardRules) -> _Batch:
+        h_full, w_full = x.shape[2:]
+        background, noise = robust_background(x)
+        radius_px = rules.radius_um / pixel_size_um
+        full_disk = disk_core(h_full, w_full, radius_px)
+        (y0, y1), (x0, x1) = _box_with_margin(full_disk, 1)
+        x = x[:, :, y0:y1, x0:x1]
+        signal = uniform_filter(x - background[:, :, None, None], size=(1, 1, 3, 3))
+        ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
+        batch = cls(x, background, noise, signal, signal / noise[:, :, None, None],
+                    full_disk[y0:y1, x0:x1], radius_px, ((y0, y1), (x0, x1)),
+                    (h_full, w_full), pixel_size_um, panel, rules, ck, dna, cd45)
+        if ck is not None:
+            batch._find_ck_area()
+        return batch
+
+    def core(self, share: float) -> np.ndarray:
+        """The disk of ``share`` of the radius, on the box."""
+        (y0, y1), (x0, x1) = self.box
+        return disk_core(*self.full_shape, share * self.radius_px)[y0:y1, x0:x1]
+
+    def _find_ck_area(self) -> None:
+        n = len(self.x)
+        # Saturated pixels (any channel at its ceiling) hold no ratios: a clipped CK under an
+        # unclipped leak would look like CD45. They stay out of the CD45 measurement; they do
+        # belong to the CK area (a CK clipped at the ceiling is CK-bright: a 12-bit scan clips
+        # the brightest CTCs' whole cytoplasm, which once left them without a CK area).
+        ceiling = np.array([hi for _, hi in (ch.value_range for ch in self.panel.channels)],
+                           np.float32)
+        clipped = (self.x >= 0.999 * ceiling[None, :, None, None]).any(axis=1)
+        # Grown by a pixel (the 3x3 filter): only on the crops that have a saturated pixel
+        # (each crop is filtered on its own, and most have none).
+        some = np.flatnonzero(clipped.any(axis=(1, 2)))
+        self.clipped = np.zeros_like(clipped)
+        if len(some):
+            self.clipped[some] = uniform_filter(clipped[some].astype(np.float32),
+                                                size=(1, 3, 3)) > 0
+        self.ck_z = np.where(self.disk, self.z[:, self.ck], -np.inf)
+        centre_score = np.where(self.core(0.5), self.ck_z, -np.inf)
+        # The CK area's level is relative to the centred object's own peak: a bright
+        # neighbour inside the disk must not raise it above a dim CTC's whole cytoplasm.
+        centre_peak = centre_score.reshape(n, -1).max(axis=1)
+        level = np.maximum(self.rules.area_level, 0.25 * centre_peak)[:, None, None]
+        self.area = _central_component(self.ck_z > level, centre_score)
+        self.ck_area = self.area.sum(axis=(1, 2)).astype(np.float32)
+
+    def standardised(self, rows: np.ndarray, pair: list[int]) -> np.ndarray:
+        """(R, 2, h, w) raw (unfiltered) signal of two channels in noise units, for ``rows``."""
+        return (self.x[rows][:, pair] - self.background[rows][:, pair, None, None]) / \
+            self.noise[rows][:, pair, None, None]
+
+
+def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
+              own_structure_level: float | None = None) -> pd.DataFrame:
+    """Every column of :func:`measure` for a batch; ``CD45_COLUMNS`` on ``cd45_rows`` only,
+    ``dna_own_structure`` only where ``dna_in_ck`` reaches ``own_structure_level`` (if
+    given)."""
+    n, c = batch.x.shape[:2]
+    disk, z = batch.disk, batch.z
+    out = {}
+    # The brightest signal within the disk (a maximum, whatever pixels it is taken over).
+    peak = z[:, :, disk].max(axis=2)
+    mean = (z * disk).reshape(n, c, -1).sum(axis=2) / disk.sum()
+    for i in range(c):
+        out[f"peak_{i}"] = np.arcsinh(peak[:, i])
+        out[f"mean_{i}"] = np.arcsinh(mean[:, i])
+    nan = np.full(n, np.nan, np.float32)
+    if batch.ck is None:
+        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, dna_edge_um=nan,
+                   dna_own_structure=nan, cd45_over_ck=nan, cd45_core=nan,
+                   exclusion_around_ck=nan, ck_own_structure=nan)
+        return pd.DataFrame(out)
+    out["ck_peak"] = peak[:, batch.ck]
+    out["ck_area"] = batch.ck_area
+    if batch.dna is not None:
+        _dna_columns(batch, out, own_structure_level)
+    else:
+        out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
+        out["dna_own_structure"] = nan.copy()
+    for col in CD45_COLUMNS:
+        out[col] = nan.copy()
+    rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
+    if rows.any():
+        _exclusion_columns(batch, rows, out)
+    return pd.DataFrame(out)
+
+
+def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) -> None:
+    """``dna_in_ck``, ``dna_content``, ``dna_edge_um`` and ``dna_own_structure`` into ``out``."""
+    n = len(batch.x)
+    dna, area, disk = batch.dna, batch.area, batch.disk
+    has_area = batch.ck_area > 0
+    out["dna_in_ck"] = np.where(has_area, np.where(area, batch.z[:, dna], -np.inf)
+                                .reshape(n, -1).max(axis=1), 0.0)
+    nucleus = _touching_parts((batch.z[:, dna] > batch.rules.area_level) & disk,
+                              area | batch.core(0.25))
+    out["dna_content"] = (batch.signal[:, dna] * nucleus).sum(axis=(1, 2))
+    out["dna_edge_um"] = _edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
+    # A clipped CK is no template: its copy would fall short of the DAPI under it, and the
+    # unclipped rim left is too little of the cell to show a nucleus.
+    clipped_share = (area & batch.clipped).sum(axis=(1, 2)) / np.maximum(batch.ck_area, 1)
+    comparable = (batch.ck_area >= batch.rules.copy_min_area_um2 / batch.pixel_size_um ** 2) & \
+        (clipped_share <= batch.rules.max_clipped_share)
+    if own_structure_level is not None:
+        comparable &= out["dna_in_ck"] >= own_structure_level
+    comparable = np.flatnonzero(comparable)
+    # Raw, not 3x3-filtered: _own_structure reads the noise from the residual's finest scale.
+    # Only the crops with a CK area to compare (most events are leukocytes).
+    raw = batch.standardised(comparable, [dna, batch.ck])
+    out["dna_own_structure"] = np.full(n, np.nan, np.float32)
+    out["dna_own_structure"][comparable] = _own_structure(
+        raw[:, 0], raw[:, 1], area[comparable] & ~batch.clipped[comparable])
+
+
+def _exclusion_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
+    """``CD45_COLUMNS`` of ``rows`` into ``out`` (NaN-filled arrays of every row)."""
+    for read in _READERS.values():
+        read(batch, rows, out)
+
+
+def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
+    """``cd45_core`` and ``cd45_over_ck``: CD45 over the CK area once every other channel's
+    leak is taken off."""
+    if batch.cd45 is None:
+        return
+    clipped = batch.clipped[rows]
+    others = [i for i in range(batch.x.shape[1]) if i != batch.cd45]
+    excess = _marker_excess(batch.signal[rows], batch.noise[rows, batch.cd45], clipped,
+                            batch.disk, batch.cd45, others, batch.rules.max_leak)
+    q50, q75 = _over_area(excess, clipped, batch.disk, batch.area[rows],
+                          batch.ck_area[rows] > 0)
+    out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
+
+
+def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
+    """``exclusion_around_ck``: the exclusion markers over the CK area and round it."""
+    panel, rules, disk = batch.panel, batch.rules, batch.disk
+    exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
+    if not exclusion:
+        return
+    signal, noise, clipped = batch.signal[rows], batch.noise[rows], batch.clipped[rows]
+    has_area = batch.ck_area[rows] > 0
+    # A leukocyte's CD45 is a membrane ring round its nucleus: where CK is only a leak of
+    # DAPI, the CK area is the nucleus and the ring lies outside it. Read the markers over the
+    # CK area grown by the membrane's reach (for the missed-CTC check).
+    grow = max(1, int(round(rules.around_ck_um / batch.pixel_size_um)))
+    around = binary_dilation(batch.area[rows], structure=_IN_PLANE, iterations=grow) & disk
+    own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
+    worst = np.full(int(rows.sum()), -np.inf, np.float32)
+    for target in exclusion:
+        excess = _marker_excess(signal, noise[:, target], clipped, disk, target, own,
+                                rules.max_leak)
+        # NaN (the area all saturated) stays NaN: no reading, no flag.
+        worst = np.maximum(worst, _over_area(excess, clipped, disk, around, has_area)[1])
+    out["exclusion_around_ck"][rows] = worst
+
+
+def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
+    """``ck_own_structure``: CK's own shape over its area once the best copy of DAPI is taken
+    off (a cytoplasm round a nucleus has one; CK that is DAPI leaking into the CK channel has
+    none)."""
+    if batch.dna is None:
+        return
+    raw = batch.standardised(rows, [batch.ck, batch.dna])
+    out["ck_own_structure"][rows] = _own_structure(raw[:, 0], raw[:, 1],
+                                                   batch.area[rows] & ~batch.clipped[rows])
+
+
+_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns}
+
+
+def _marker_excess(signal: np.ndarray, noise_target: np.ndarray, clipped: np.ndarray,
+                   disk: np.ndarray, target: int, sources: list[int], max_leak: float
+                   ) -> np.ndarray:
+    """(N, P) a marker's excess over the disk's pixels (noise units) once leaks are taken off.
+
+    A dye may leak into the ``target`` channel as a copy of its own pattern at up to
+    ``max_leak`` of its counts: fit the target over the disk as a sum of the ``sources``
+    channels (least squares, each share clipped to [0, max_leak]) and keep what is left. A
+    real CD45 membrane has its own pattern (or, on a CK+CD45+ leukocyte, a ratio no leak has).
+    """
+    if not sources:
+        return (signal[:, target][:, disk] / noise_target[:, None]).astype(np.float32)
+    usable = (~clipped)[:, disk][:, None, :]
+    leaking = signal[:, sources][:, :, disk] * usable                # (N, K, P)
+    wanted = signal[:, target][:, disk] * usable[:, 0]               # (N, P)
+    gram = np.einsum("nip,njp->nij", leaking, leaking)
+    gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(len(sources)) \
+        + 1e-6
+    share = box_least_squares(gram, np.einsum("nip,np->ni", leaking, wanted), 0.0, max_leak)
+    residual = wanted - np.einsum("ni,nip->np", share, leaking)
+    return (residual / noise_target[:, None]).astype(np.float32)
+
+
+def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,
+               has_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and upper quartile of a marker's excess (:func:`_marker_excess`) over an area.
+    """
+    # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
+    # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
+    inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
+    q50, q75 = row_percentiles(excess, inside, (50, 75))
+    return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
+
+
+def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float, high: float,
+                      sweeps: int = 60) -> np.ndarray:
+    """Per row, ``argmin_s |A s - t|^2`` with every ``s_i`` in ``[low, high]``, from the normal
+    equations (``gram`` = A'A (N, K, K), ``rhs`` = A't (N, K)); cyclic coordinate descent,
+    all rows at once.
+
+    Solving unconstrained and clipping afterwards is not this: the nucleus and the cytoplasm
+    overlap, so their leak shares trade off, and one clipped at 0 or at ``high`` leaves the
+    other wrong (a bright CTC's 10 % CK leak then reads as CD45).
+    """
+    n, k = rhs.shape
+    diag = np.maximum(np.einsum("nii->ni", gram), 1e-12)
+    share = np.clip(rhs / diag, low, high)
+    for _ in range(sweeps):
+        for i in range(k):
+            rest = np.einsum("nj,nj->n", gram[:, i], share) - gram[:, i, i] * share[:, i]
+            share[:, i] = np.clip((rhs[:, i] - rest) / diag[:, i], low, high)
+    return share
+
+
+def row_percentiles(values: np.ndarray, mask: np.ndarray, qs) -> list[np.ndarray]:
+    """Percentiles (numpy's linear method) of each row of ``values`` over its ``mask``ed
+    entries, all rows at once (NaN for a row with none): ``np.nanpercentile`` row by row
+    without its Python loop over rows."""
+    n, p = values.shape
+    ranked = np.sort(np.where(mask, values, np.inf), axis=1)
+    count = mask.sum(axis=1)
+    rows = np.arange(n)
+    out = []
+    for q in qs:
+        pos = (q / 100.0) * np.maximum(count - 1, 0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+        t = (pos - lo).astype(values.dtype)
+        a, b = ranked[rows, lo], ranked[rows, hi]
+        # numpy's lerp: from the nearer end, so equal neighbours give exactly their value
+        # (rows with no entry hold inf here; they become NaN below)
+        with np.errstate(invalid="ignore"):
+            value = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
+        out.append(np.where(count > 0, value, np.nan))
+    return out
+
+
+def _box_with_margin(mask: np.ndarray, margin: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Row and column ranges of ``mask``'s bounding box grown by ``margin`` (within bounds)."""
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(ys):
+        return (0, mask.shape[0]), (0, mask.shape[1])
+    return ((max(0, ys[0] - margin), min(mask.shape[0], ys[-1] + 1 + margin)),
+            (max(0, xs[0] - margin), min(mask.shape[1], xs[-1] + 1 + margin)))
+
+
+def disk_core(h: int, w: int, radius_px: float) -> np.ndarray:
+    """Boolean (H, W) disk of ``radius_px`` round the crop centre."""
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= radius_px ** 2
+
+
+# 4-connectivity within each crop of an (N, H, W) stack; never connects two crops.
+_IN_PLANE = np.zeros((3, 3, 3), bool)
+_IN_PLANE[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+
+
+def _central_component(mask: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Per crop, the connected part of ``mask`` holding the best-scoring central pixel: the
+    centred object's own CK, not a neighbour's."""
+    n = len(mask)
+    labels, _ = label(mask, structure=_IN_PLANE)
+    best = np.where(mask, score, -np.inf).reshape(n, -1).argmax(axis=1)
+    chosen = labels.reshape(n, -1)[np.arange(n), best]
+    return (labels == chosen[:, None, None]) & (chosen[:, None, None] > 0)
+
+
+def _touching_parts(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Per crop, the connected parts of ``mask`` that share a pixel with ``seed`` (an
+    apoptotic nucleus in pieces keeps all its pieces inside the CK area)."""
+    labels, count = label(mask, structure=_IN_PLANE)
+    keep = np.zeros(count + 1, bool)
+    keep[labels[mask & seed]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """Per crop, the width (px) of the nucleus's edge: how far its DAPI takes to fall from 75 %
+    to 25 % of its own peak, as (area above 25 % - area above 75 %) / length of the 50 %
+    contour, over the parts above 25 % that touch the nucleus mask (a dim nucleus's 25 % level
+    lies below the mask's). A nucleus in the focal plane has an edge about the optics' blur
+    wide; an object above or below it (an out-of-focus blob) one several times wider.
+    Independent of size and brightness, and it holds for a nucleus in pieces (areas and
+    contours add up). NaN: no nucleus."""
+    n = len(dna)
+    peak = np.where(nucleus, dna, -np.inf).reshape(n, -1).max(axis=1)
+    level = np.maximum(peak, 0.0)[:, None, None]
+    low, mid, high = EDGE_LEVELS
+    # The parts above the low level that touch the nucleus: the area above ``low`` itself.
+    outline = _touching_parts((dna > low * level) & disk, nucleus)
+    above = {low: outline, **{share: outline & (dna > share * level) for share in (mid, high)}}
+    contour = (above[mid] & ~binary_erosion(above[mid], structure=_IN_PLANE)).sum(axis=(1, 2))
+    width = (above[low].sum(axis=(1, 2)) - above[high].sum(axis=(1, 2))) / \
+        np.maximum(contour, 1)
+    return np.where(contour > 0, width, np.nan).astype(np.float32)
+
+
+def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per crop, the structure ``target`` has of its own over ``mask``: the best copy of
+    ``source`` (least squares, share >= 0) taken off, the power left that a 3x3 mean keeps,
+    beyond what pixel noise would keep, as a share of that noise. Both inputs are raw
+    (unfiltered) signal in noise units.
+
+    White noise keeps 1/9 of its power under a 3x3 mean; an object's structure keeps nearly
+    all. The noise is read from the residual itself (its power the mean removes), so the
+    measure holds whatever the photon noise of a bright object: ~0 for a target that is a copy
+    of the source plus noise, well above it where the target has a shape of its own (a
+    nucleus in its cytoplasm). NaN where the mask is empty."""
+    t = np.where(mask, target, 0.0).astype(np.float64)
+    s = np.where(mask, source, 0.0).astype(np.float64)
+    share = np.maximum((s * t).sum(axis=(1, 2)) / np.maximum((s * s).sum(axis=(1, 2)), 1e-12),
+                       0.0)
+    # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
+    # the mask.
+    residual = target.astype(np.float64) - share[:, None, None] * source
+    count = mask.sum(axis=(1, 2))
+    raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
+    smooth = (np.where(mask, uniform_filter(residual, size=(1, 3, 3)), 0.0) ** 2) \
+        .sum(axis=(1, 2)) / np.maximum(count, 1)
+    noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
+    structure = (smooth - noise / 9.0) / noise
+    return np.where(count > 0, structure, np.nan).astype(np.float32)

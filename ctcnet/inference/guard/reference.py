@@ -1,0 +1,80 @@
+"""The guard's references: the leukocytes of the same frame (or sample) for the DNA content and
+the nucleus's edge, and the training events for the out-of-distribution distance.
+
+Leukocytes are the scan's own diploid, in-focus reference, as in DNA-content cytometry, so the
+checks that read them hold at any stain strength and for a whole frame out of focus. The
+out-of-distribution reference is stored in the model spec (``spec.metrics["guard"]``) by
+:func:`fit_reference` from training or validation crops; a change to the measurements needs it
+re-fitted (``scripts/refit_guard.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.guard.measurements import measure
+from ctcnet.inference.guard.rules import REFERENCE_CLASS, RULES, GuardRules
+
+
+def leukocyte_reference(values: np.ndarray, called_names: np.ndarray,
+                        groups: np.ndarray | None = None, rules: GuardRules = RULES
+                        ) -> np.ndarray:
+    """Per event, the median of ``values`` (a measurement: DAPI content, nucleus edge width)
+    over the leukocyte calls of its group (one frame, or one sample of a crop set; default: all
+    events are one group); NaN where the group has fewer than ``rules.min_reference_events``
+    of them."""
+    values = np.asarray(values, np.float64)
+    groups = np.zeros(len(values), np.int64) if groups is None else np.asarray(groups)
+    keys, group_index = np.unique(groups, return_inverse=True)
+    leukocyte = (np.asarray(called_names, dtype=object) == REFERENCE_CLASS) & \
+        np.isfinite(values)
+    # One grouped pass (a crop set may give every crop a sample of its own): the values sorted
+    # within their groups, each group's median the mean of its middle one or two.
+    kept, owner = values[leukocyte], group_index[leukocyte]
+    order = np.lexsort((kept, owner))
+    kept, owner = kept[order], owner[order]
+    size = np.bincount(owner, minlength=len(keys))
+    start = np.cumsum(size) - size
+    enough = np.flatnonzero(size >= rules.min_reference_events)
+    low = kept[start[enough] + (size[enough] - 1) // 2]
+    high = kept[start[enough] + size[enough] // 2]
+    reference = np.full(len(keys), np.nan)
+    reference[enough] = (low + high) / 2
+    return reference[group_index]
+
+
+def _ood_features(m: pd.DataFrame, channels: int) -> np.ndarray:
+    """The features of the distance: per channel the asinh peak and mean, and the log CK area."""
+    cols = [f"peak_{i}" for i in range(channels)] + [f"mean_{i}" for i in range(channels)]
+    area = np.log1p(np.nan_to_num(m["ck_area"].to_numpy(np.float64)))
+    return np.column_stack([m[cols].to_numpy(np.float64), area])
+
+
+def fit_reference(crops: np.ndarray, targets: np.ndarray, spec,
+                  quantile: float = 0.995) -> dict:
+    """The out-of-distribution reference from training or validation crops (plain JSON).
+
+    Class means and a pooled, slightly regularised covariance of the features; the threshold
+    is the ``quantile`` of the distances of these crops to their own class.
+    """
+    feats = _ood_features(measure(crops, spec.panel, spec.pixel_size_um), spec.in_chans)
+    targets = np.asarray(targets)
+    means = np.stack([feats[targets == k].mean(axis=0) if (targets == k).any()
+                      else feats.mean(axis=0) for k in range(spec.num_classes)])
+    centred = feats - means[targets]
+    cov = np.cov(centred, rowvar=False) + 1e-3 * np.eye(feats.shape[1])
+    inv = np.linalg.inv(cov)
+    dist = np.sqrt(np.einsum("ij,jk,ik->i", centred, inv, centred))
+    return {"means": means.tolist(), "cov_inv": inv.tolist(),
+            "threshold": float(np.quantile(dist, quantile)), "quantile": quantile,
+            "n": int(len(targets))}
+
+
+def ood_distance(measurements: pd.DataFrame, called: np.ndarray, reference: dict,
+                 channels: int) -> np.ndarray:
+    """Mahalanobis distance of each event to the training events of its called class."""
+    feats = _ood_features(measurements, channels)
+    centred = feats - np.asarray(reference["means"])[called]
+    inv = np.asarray(reference["cov_inv"])
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, inv, centred), 0.0))

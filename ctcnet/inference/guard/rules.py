@@ -1,0 +1,178 @@
+"""The marker guard's thresholds in one frozen record (:class:`GuardRules`), the default
+(:data:`RULES`), and the names the flags, calls and panel roles go by.
+
+Every level the guard compares a measurement with lives here, with the evidence it was chosen
+on; the measurements (:mod:`.measurements`) and the flags (:mod:`.flags`) take a ``GuardRules``
+instead of keyword arguments. The one setting that varies with the input is the leak
+allowance (scans against display exports: :func:`leak_allowance`, :meth:`GuardRules.for_crops`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+MARKER_FLAGS = ("cd45_positive", "no_dna", "dna_copies_ck", "low_dna", "no_ck")
+FLAGS = MARKER_FLAGS + ("out_of_focus", "unusual", "possible_ctc")
+GUARDED_CLASSES = ("ctc", "cluster")
+# The column of ``review_flags`` that marks a CTC by its markers alone (see ``marker_calls``).
+MARKERS_CTC = "markers_ctc"
+# Calls checked for a missed CTC (the guard's other direction).
+MISSED_CTC_CALLS = ("wbc", "debris")
+# Calls the network's own doubt may turn into a possible CTC.
+DOUBTED_CALLS = ("wbc", "debris", "cluster")
+# The markers a lone CTC lacks (one lit means a leukocyte, platelet or granulocyte is there),
+# and the dyes it carries, whose leaks are all that may show in those channels. Fitting the
+# leaks of the others too would explain a neutrophil's dim CD45 away as a copy of its own
+# CD66b (or of unspecific CK): in a simulated cartridge whose leukocytes carry CK, half the
+# neutrophils were flagged possible_ctc that way (4,400 events; docs/robustness_matrix.md).
+EXCLUSION_ROLES = ("leukocyte", "platelet", "neutrophil")
+CTC_DYE_ROLES = ("epithelial", "nucleus")
+# Panel roles that can vouch for a CK-negative CTC (no ``no_ck`` flag where one is present).
+CK_NEGATIVE_CTC_ROLES = ("mesenchymal", "epcam")
+# The DNA and focus references: leukocyte calls of the same frame (or sample).
+REFERENCE_CLASS = "wbc"
+# The levels of a nucleus edge (shares of its peak: low, contour, high; see _edge_width).
+EDGE_LEVELS = (0.25, 0.5, 0.75)
+
+
+@dataclass(frozen=True)
+class GuardRules:
+    """The guard's thresholds (noise units of a channel unless named otherwise).
+
+    Attributes
+    ----------
+    cd45_level
+        CD45 positivity: upper quartile of CD45 over the CK area once the leaks are removed;
+        also the level of the exclusion markers round it for ``possible_ctc``.
+    dna_level
+        The DAPI a nucleus must reach inside the CK area.
+    dna_share
+        The least DAPI content a nucleus holds, as a share of the median leukocyte's of its
+        group. 0.08: a CTC fragment's speck holds 0-14 % of a leukocyte's DAPI content, the
+        smallest simulated CTC nuclei from 3 % (a biological nucleus holds 50 % or more: the
+        simulator draws CTC nuclei smaller and dimmer than biology would, so the share is set
+        low to hold almost none of them: 6 of 1,500 simulated CTCs, and 88 % of fragments
+        with a speck; docs/robustness_matrix.md, the marker guard).
+    focus_ratio
+        The widest nucleus edge a ``ctc`` call may have, as a multiple of its group's median
+        leukocyte's. 1.8: on simulated crops (400 a class, 8 samples) single CTCs reach 1.56
+        and leukocytes 1.72 of their sample's median; out-of-focus blobs with DAPI over 10
+        noise units sit at 1.5-3.5 (97 % above 1.8), over 5 units 87 %. On the card's
+        held-out test it holds 10 of ~1,430 right CTC calls, in samples where bright CK bleeds
+        into DAPI and widens the nucleus's lower edge.
+    copy_level
+        The least structure of its own (``dna_own_structure``) the DAPI inside the CK area
+        must have. 0.2: on simulated crops at model scale (seeds 7 and 11, 1,800 CTCs and
+        clusters, 16 samples) it holds 4 CTCs and clusters (0.2 %: dim or textured CK over a
+        nucleus), and of the debris that passes ``no_dna`` 82-87 % of tdEVs (CK leaking into
+        DAPI), 58-79 % of autofluorescent bodies and 55-81 % of out-of-focus blobs (one body
+        lit in every channel); copies sit mostly at 0.0-0.4 (median 0.15: the noise's own
+        spread, a little correlated by resampling to model scale), CTCs and clusters mostly
+        above 0.4 (median 2.7). On the card's held-out test it holds 10 more right CTC calls
+        (0.7 %), in samples with coarse pixels or dim nuclei.
+    max_leak
+        The most of another dye's counts that its leak into a channel may carry (the share a
+        copy of its pattern may take off before what is left counts as the channel's own
+        marker). In a scan that is the dyes' spillover, 1-10 % per ordered pair.
+    export_max_leak
+        ``max_leak`` for display exports (8-bit RGB composites), where each plane was
+        stretched by the viewer on its own, so a leak's share is set by the stretch, not by
+        the dyes: published dim-CK CTCs show a copy of their CK at 15-30 % in the CD45 plane,
+        which is no CD45. At 0.2, 83 % of hand-drawn CTCs (30 % of them with such a copy) read
+        CD45-negative and 1 % of simulated CK+CD45+ leukocytes' exports do; at 0.12 72 % and
+        1 %, at 0.25 91 % and 2 %, at 0.35 93 % and 3 % (scripts/drawn_composites.py; the
+        shape-swap family's CK+CD45+ set).
+    possible_ctc_min_area_um2
+        The least CK area of a possible missed CTC: a cell over 4 um across (the CellSearch
+        size rule), pi * 2^2 um^2.
+    possible_ctc_ck_peak
+        ... and its CK peak (3x3 mean): clearly positive. At 5, the faint green
+        autofluorescence of neutrophils passed (2 % of simulated leukocytes flagged); the CTCs
+        the default network misses reach 14 and more (simulated held-out set, seed 424242).
+    possible_ctc_proba
+        The other route to that flag, the network's own doubt: a ``wbc``, ``debris`` or
+        ``cluster`` call to which it still gives a CTC at least this probability under equal
+        priors (calibrated, before any decision rule). It finds the CTCs whose markers the
+        marker route cannot vouch for: dim CK (peaks of 3-7 noise units) and apoptotic CTCs
+        whose fragmented nucleus reads as two cells. Chosen on a simulated set of its own (750
+        a class, seed 47000, neither training nor any card's), with the route's first form
+        (DNA and no exclusion marker only): at 0.1 core3 showed 99.6 % of true CTCs (98.8 %
+        without the route), for 0.9 % more events sent to review; the default network 99.1 %
+        (98.9 %), for 0.4 % more. At 0.05 the extra load was 1.5 % and 0.7 %; at 0.2 core3
+        showed 99.5 %. With the route's checks it shows 99.2 % and 99.07 % there. On 20
+        full-size cartridges it adds about 1,000 events to the guard's 3,343 (0.1 % of
+        events).
+    possible_ctc_doubt_ck_peak
+        ... and the least CK such a call must show (3x3 mean peak): CK positive, if dimly.
+        Without it, bare nuclei (DAPI, no CK) the network half believed were 7,105 of the
+        15,397 events the route showed on 20 full-size cartridges; the dim CTCs it is for
+        reach 2.9-7.
+    possible_ctc_structure
+        The least shape of its own that DAPI (over CK) and CK (over DAPI) must each have for
+        a possible CTC: a nucleus inside a cytoplasm. At ``copy_level``'s 0.2,
+        autofluorescent bodies, blobs, fibres and edge-cut cells passed (2.5 % of the events
+        of simulated full-size cartridges); at 1.0, 0.13 % (CTC nuclei: median 2.7).
+    around_ck_um
+        How far past the CK area the exclusion markers are read for ``possible_ctc`` (a
+        membrane ring round a nucleus).
+    min_reference_events
+        The fewest leukocyte calls of a frame (or sample) that make a DNA and focus reference.
+    copy_min_area_um2
+        The least CK area (~20 model pixels) over which DAPI is compared with a copy of CK: a
+        few pixels cannot tell a shape from noise.
+    max_clipped_share
+        ... nor over a CK area clipped at the scanner's ceiling in more than this share of it.
+    area_level
+        The CK area's least level (and the DAPI level of the nucleus mask).
+    radius_um
+        The disk round the crop centre that the measurements read.
+    """
+
+    cd45_level: float = 2.0
+    dna_level: float = 3.0
+    dna_share: float = 0.08
+    focus_ratio: float = 1.8
+    copy_level: float = 0.2
+    max_leak: float = 0.12
+    export_max_leak: float = 0.2
+    possible_ctc_min_area_um2: float = 12.5
+    possible_ctc_ck_peak: float = 10.0
+    possible_ctc_proba: float = 0.1
+    possible_ctc_doubt_ck_peak: float = 3.0
+    possible_ctc_structure: float = 1.0
+    around_ck_um: float = 2.0
+    min_reference_events: int = 10
+    copy_min_area_um2: float = 8.0
+    max_clipped_share: float = 0.05
+    area_level: float = 2.0
+    radius_um: float = 12.0
+
+    def with_leak(self, max_leak: float | None) -> GuardRules:
+        """These rules with another leak allowance (``None``: unchanged)."""
+        return self if max_leak is None or max_leak == self.max_leak else \
+            replace(self, max_leak=float(max_leak))
+
+    def for_crops(self, exported: bool) -> GuardRules:
+        """These rules for crops that are display exports (``exported``) or scans."""
+        return self.with_leak(leak_allowance(exported, self))
+
+
+RULES = GuardRules()
+
+# The defaults under the names other modules and the model card quote.
+MAX_LEAK = RULES.max_leak
+EXPORT_MAX_LEAK = RULES.export_max_leak
+POSSIBLE_CTC_MIN_AREA_UM2 = RULES.possible_ctc_min_area_um2
+POSSIBLE_CTC_CK_PEAK = RULES.possible_ctc_ck_peak
+POSSIBLE_CTC_PROBA = RULES.possible_ctc_proba
+POSSIBLE_CTC_DOUBT_CK_PEAK = RULES.possible_ctc_doubt_ck_peak
+POSSIBLE_CTC_STRUCTURE = RULES.possible_ctc_structure
+AROUND_CK_UM = RULES.around_ck_um
+MIN_REFERENCE_EVENTS = RULES.min_reference_events
+COPY_MIN_AREA_UM2 = RULES.copy_min_area_um2
+MAX_CLIPPED_SHARE = RULES.max_clipped_share
+
+
+def leak_allowance(exported: bool, rules: GuardRules = RULES) -> float:
+    """``max_leak`` for crops that are display exports (``exported``) or scans."""
+    return rules.export_max_leak if exported else rules.max_leak

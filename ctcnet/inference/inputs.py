@@ -1,0 +1,118 @@
+"""What a predict run is given: cartridges, folders of cartridges, list files and crop
+datasets sorted apart (:func:`resolve_inputs`), their panels read without reading their pixels
+(:func:`input_panels`, which the command checks against the model's channels), every
+cartridge's metadata and channels and every crop set's channels checked
+(:func:`checked_cartridge`, :func:`checked_inputs`), and the output folder made writable
+(:func:`check_writable`), all before any work starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.io.images import is_rgb_composite, read_image
+from ctcnet.io.input_lists import expand_list_files
+from ctcnet.io.panel import Panel
+from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge, plausibility_problems
+
+log = logging.getLogger(__name__)
+
+
+def checked_cartridge(cartridge: Cartridge) -> Cartridge:
+    """The cartridge with what its metadata claim checked (``plausibility_problems``: refused
+    by InputError, or added to its problems, which make the run ``partial``); every predict
+    entry point goes through here, some twice (a problem is listed once)."""
+    new = [p for p in plausibility_problems(cartridge) if p not in cartridge.problems]
+    for problem in new:
+        log.warning("%s: %s", cartridge.sample_id, problem)
+    return replace(cartridge, problems=[*cartridge.problems, *new]) if new else cartridge
+
+
+def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Sort the given paths into (cartridge folders, crop dataset folders).
+
+    A path may be a cartridge folder, a folder whose sub-folders are cartridges, a text file
+    listing such paths (one per line, ``#`` comments), or a crop dataset folder.
+    """
+    cartridges, datasets = [], []
+    for path in expand_list_files(inputs):  # list files read, a list naming itself refused
+        if not path.is_dir():
+            raise InputError("input not found (a cartridge folder, a folder of cartridges, a "
+                             "list file, or a crop dataset)", path)
+        elif is_cartridge(path):
+            cartridges.append(path)
+        elif (path / "manifest.csv").exists() or (path / "panel.json").exists():
+            datasets.append(path)
+        else:
+            subs = sorted(p for p in path.iterdir() if p.is_dir() and is_cartridge(p))
+            if not subs:
+                raise InputError("neither a cartridge, a folder of cartridges nor a crop "
+                                 "dataset", path)
+            cartridges += subs
+    return cartridges, datasets
+
+
+def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
+                   pixel_size: float | str | None = None) -> tuple[list[Cartridge], list[Path]]:
+    """The cartridges (opened, their metadata checked, conformed to the model's ``panel``) and
+    crop dataset folders of ``inputs``, all checked before any work: a refusal stops the whole
+    run, never after its first cartridges (``pixel_size``: as ``PredictOptions.pixel_size``)."""
+    cartridge_paths, datasets = resolve_inputs(inputs)
+    cartridges = [checked_cartridge(open_cartridge(p)) for p in cartridge_paths]
+    ids = [c.sample_id for c in cartridges]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
+                         "outputs would collide")
+    cartridges = [c.conform(panel) for c in cartridges]  # refuses missing channels
+    for d in datasets:
+        read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
+    return cartridges, datasets
+
+
+def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
+                 pixel_size: float | str | None = None) -> list[Panel]:
+    """The panel of every cartridge and crop dataset (:func:`resolve_inputs` of the inputs;
+    reads no pixels but one frame per cartridge and one crop per dataset; ``pixel_size``: as
+    ``PredictOptions.pixel_size``, which only the channel names are read for here)."""
+    return ([_cartridge_panel(open_cartridge(c)) for c in cartridges] +
+            [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets])
+
+
+def _cartridge_panel(cartridge: Cartridge) -> Panel:
+    """A cartridge's panel, marked an RGB composite exactly when its first frame is an 8-bit
+    colour file (as a crop folder's is marked by its first crop): a model that reads exports
+    only must not get 16-bit frames whose panel.json says "composite", and a colour export
+    whose panel.json does not say so is still one. A frame that cannot be read leaves the
+    panel's word; the run reports the frame itself."""
+    files = cartridge.frames[0].files
+    if len(files) != 1 or cartridge.panel.num_channels != 3:
+        return replace(cartridge.panel, composite=None)
+    try:
+        rgb = is_rgb_composite(read_image(files[0])[0])
+    except InputError:
+        return cartridge.panel
+    return replace(cartridge.panel, composite="rgb" if rgb else None)
+
+
+def _stated(pixel_size: float | str | None) -> float | None:
+    """A placeholder pixel size where only a crop set's channels are read: an ``auto``
+    estimate reads hundreds of crops, and is made once, by the run itself."""
+    return None if pixel_size is None else (1.0 if isinstance(pixel_size, str) else pixel_size)
+
+
+def check_writable(out: Path) -> None:
+    """Create the output folder, or stop with one line saying why it cannot be written to:
+    before any work, not after the first cartridge."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK):
+        raise CtcnetError(f"output folder {out} is not writable")

@@ -1,0 +1,175 @@
+"""The resume journal of a predict run: each finished frame written atomically to
+``parts/<frame_id>.parquet`` (plus the crops its review gallery may show,
+``parts/<frame_id>.gallery.npz``), so a killed run loses and duplicates nothing, and a restarted
+one skips the frames whose part exists.
+
+``parts/run.json`` records what shaped the rows (:func:`run_fingerprint`: the model, panel and
+settings); a journal of another model or other settings is refused rather than mixed in.
+``parts/frames.json`` records each frame's files (:func:`frame_signatures`), so a frame
+replaced since its part was written is done again. Which events' crops are kept is the
+caller's choice, handed to :func:`write_part` as a function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ctcnet.detect.detection import DetectConfig
+from ctcnet.errors import InputError
+from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.scan import Cartridge, FrameRef
+from ctcnet.nn.spec import ModelSpec
+
+PARTS_DIR = "parts"
+
+log = logging.getLogger(__name__)
+
+
+def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: DetectConfig,
+                    edge_cut_as: str | None, compensated: bool) -> dict:
+    """What must match for a journal to be resumed: model, panel and the settings that shape
+    each frame's rows (detection, edge-cut policy, spillover compensation, the decision rule
+    when it is not the model's own: ``spec``, the model's spec as the run applies it)."""
+    digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
+    # Only when on, so journals written before the option existed still resume.
+    compensate = {"compensate": True} if compensated else {}
+    # Likewise only when the calls are made under another rule than the model's own (--prior).
+    rule = {"decision": spec.decision} if spec.decision != backend.spec.decision else {}
+    return {"model_sha256": digest, "panel": cartridge.panel.names,
+            "scan_pixel_size_um": cartridge.panel.pixel_size_um,
+            "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule}
+
+
+def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
+    """Name, size and modification time of each frame's files: what tells a resumed run that a
+    frame was replaced since its part was written (as make and rsync tell, without reading)."""
+    out = {}
+    for f in frames:
+        sig = []
+        for path in f.files:
+            try:
+                st = path.stat()
+                sig.append([path.name, st.st_size, st.st_mtime_ns])
+            except OSError:
+                sig.append([path.name, None, None])
+        out[f.frame_id] = sig
+    return out
+
+
+def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
+                 frames: list[FrameRef] = ()) -> set[str]:
+    """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
+
+    A part whose frame's files changed since it was written (or whose files were not recorded)
+    is dropped, so that frame is done again from the new pixels.
+    """
+    parts = out_dir / PARTS_DIR
+    manifest = parts / "run.json"
+    signatures_file = parts / "frames.json"
+    if overwrite and parts.exists():
+        shutil.rmtree(parts)
+    if manifest.exists():
+        try:
+            previous = json.loads(manifest.read_text())
+        except ValueError:
+            previous = None
+        if previous != fingerprint:
+            raise InputError(f"{out_dir} holds a run with another model or other settings; "
+                             "use another --out or --overwrite", out_dir)
+    parts.mkdir(parents=True, exist_ok=True)
+    try:
+        recorded = json.loads(signatures_file.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    current = frame_signatures(list(frames))
+    done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
+            if not p.name.startswith(".")}
+    changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
+    for frame_id in changed:
+        for stale in (parts / f"{frame_id}.parquet", parts / f"{frame_id}.gallery.npz"):
+            stale.unlink(missing_ok=True)
+    if changed:
+        log.warning("%d frame(s) changed since the earlier run, done again: %s", len(changed),
+                    ", ".join(changed[:10]))
+    atomic_write_text(signatures_file, json.dumps(current, sort_keys=True) + "\n")
+    atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+    return done - set(changed)
+
+
+def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) -> None:
+    """A results folder reviewed on one cartridge, predicted again from another with the same
+    sample id: its decisions will be set aside (``ctcnet.report.decisions``); said now, while
+    the person who ran it can still pick another ``--out``."""
+    try:
+        before = json.loads((out_dir / "summary.json").read_text()).get("cartridge_id")
+    except (OSError, ValueError, AttributeError):
+        return
+    if before and cartridge.identity and before != cartridge.identity and \
+            (out_dir / "review.csv").exists():
+        log.warning("%s: review.csv holds decisions made on another cartridge with sample id "
+                    "%s (cartridge %s; this scan is %s): they will be set aside, not counted",
+                    out_dir, cartridge.sample_id, before, cartridge.identity)
+
+
+def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:
+    """Journal parts of frames the listing now marks unreadable (a channel file gone, a copy of
+    another frame's bytes) are dropped, so the frame is skipped with its reason instead of
+    resumed; returns their frame ids."""
+    dropped = set()
+    for frame in frames:
+        if frame.problem is None:
+            continue
+        for path in (parts / f"{frame.frame_id}.parquet", parts / f"{frame.frame_id}.gallery.npz"):
+            if path.exists():
+                path.unlink()
+                dropped.add(frame.frame_id)
+    return dropped
+
+
+def write_part(parts: Path, frame_id: str, events: pd.DataFrame, crops: np.ndarray | None,
+               choose_gallery: Callable[[pd.DataFrame], np.ndarray]) -> None:
+    """Journal one finished frame: the crops of the events ``choose_gallery`` picks (row
+    positions: the events the review gallery may show) first, then the table (the completion
+    mark)."""
+    pick = choose_gallery(events)
+    if len(pick) and crops is not None:
+        with atomic_path(parts / f"{frame_id}.gallery.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, rows=pick, crops=crops[pick].astype(np.float16))
+    with atomic_path(parts / f"{frame_id}.parquet") as tmp:
+        events.to_parquet(tmp, index=False)
+
+
+def journal_tables(parts: Path, frames: list[FrameRef]) -> Iterable[pa.Table]:
+    """The journaled event tables, one frame at a time in scan order, as Arrow tables (the
+    events files are written from their columns, no pandas table between); frames without
+    events are left out: they add no rows, and their empty columns carry no dtypes."""
+    for frame in frames:
+        path = parts / f"{frame.frame_id}.parquet"
+        if path.exists():
+            table = pq.read_table(path)
+            if len(table):
+                yield table
+
+
+def journal_gallery(parts: Path, frames: list[FrameRef]) -> dict:
+    """Gallery crops in the journal, by frame index: (journaled rows, the ``.gallery.npz``
+    holding their crops, read only when the gallery shows them)."""
+    gallery = {}
+    for frame in frames:
+        gpath = parts / f"{frame.frame_id}.gallery.npz"
+        if gpath.exists() and (parts / f"{frame.frame_id}.parquet").exists():
+            with np.load(gpath) as blob:
+                gallery[frame.index] = (blob["rows"], gpath)
+    return gallery

@@ -1,0 +1,69 @@
+"""What a predict run asks of the machine beyond its own work: BLAS on one thread beside the
+model (:func:`single_threaded_blas`), freed memory handed back to the system between the run's
+stages (:func:`release_free_memory`), and the peak memory it reports
+(:func:`peak_memory_mb`).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+
+
+def single_threaded_blas():
+    """BLAS on one thread for the run: its matrix products are small (crop resampling, the
+    guard's leak fit) and run beside the model; a BLAS pool of its own would fight the model's
+    threads for the cores (and spins on a busy machine)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it BLAS keeps its own setting
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def release_free_memory() -> None:
+    """Hand freed memory back to the system (glibc's ``malloc_trim``), and from here on unmap
+    every block of 1 MiB or more when it is freed. Called after the frame loop and again after
+    the events tables are written (reading a thousand journal parts leaves tens of MB of small
+    free blocks in the heap).
+
+    numpy's frame-sized buffers come and go many times a second; glibc then keeps them in its
+    heaps instead of unmapping them, so the process would carry the loop's peak into the
+    report (which loads torch for saliency). glibc also raises its mmap threshold (up to
+    32 MiB) after the first large free, after which the report's saliency batches, freed and
+    allocated again per batch, pile up in the heap: fixing the threshold at 1 MiB took the
+    saliency of 400 crops from +300 MB to +135 MB. The frame loop keeps glibc's default (its
+    buffers are reused, and unmapping them would cost page faults). Elsewhere a no-op.
+    """
+    import ctypes
+    import ctypes.util
+
+    m_mmap_threshold = -3  # glibc's mallopt parameter number (malloc.h)
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim(0)
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+    except (OSError, AttributeError, TypeError):
+        pass
+    if "pyarrow" in sys.modules:  # Arrow's own allocator keeps freed blocks for reuse
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, MB.
+
+    Linux's ``VmHWM`` (the high-water mark of this process's own memory); ``ru_maxrss`` is the
+    fallback elsewhere, but on Linux a child started by a big process inherits the parent's
+    ``ru_maxrss``, so a benchmark worker would report its parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,0 +1,226 @@
+"""The event tables of a predict run: each frame's events labelled with the model's calls
+(:func:`label_events`), and the run's ``events.parquet`` and ``events.csv`` streamed from the
+journal (:func:`write_tables`) while only the columns the summary and the report read stay in
+memory (:class:`ColumnKeeper`), so memory does not grow with the cartridge.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ctcnet.detect.detection import empty_event_table
+from ctcnet.io.atomic import atomic_path
+from ctcnet.io.scan import Cartridge
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
+from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
+                 edge_cut_class: str | None = None) -> pd.DataFrame:
+    """Attach class, per-class probabilities, confidence and the review flag (vectorised).
+
+    ``model_class`` is the model's own call. ``class`` is the same, except that with
+    ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
+    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris. A row
+    of non-finite probabilities is no call (``ctcnet.nn.calls``): class ``failed``, reviewed.
+    """
+    events = events.copy()
+    called, confidence, review, failed = calls_from_proba(proba, spec.class_names,
+                                                          spec.review_threshold, spec.decision)
+    if failed.any():
+        log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
+                    "review", int(failed.sum()), len(failed), FAILED_CLASS)
+    events["model_class"] = pd.Series(called, index=events.index, dtype=object)
+    events["class"] = events["model_class"]
+    if edge_cut_class is not None and "edge_cut" in events and len(events):
+        edge = events["edge_cut"].to_numpy(bool) & ~failed
+        events["class"] = np.where(edge, edge_cut_class, called)
+    for k, name in enumerate(spec.class_names):
+        events[f"p_{name}"] = proba[:, k].astype(np.float32)
+    events["confidence"] = confidence
+    events["review"] = review
+    return events
+
+
+def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
+    """A frame's events table with no rows and every column of one: what the tables are
+    written from when a cartridge has no events at all."""
+    table = empty_event_table(cartridge.panel)
+    for col, dtype in (("frame_id", object), ("col", "int64"), ("row", "int64"),
+                       ("frame", "int64")):
+        table.insert(0, col, pd.Series(dtype=dtype))
+    table["padded"] = pd.Series(dtype=bool)
+    return table
+
+
+# What the summary, the ground-truth comparison and the report read of the events table: the
+# one table predict keeps in memory after the frame loop (a few bytes per event).
+SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",
+                   "model_class", "class", "confidence", "review", "guard")
+ROWS_PER_GROUP = 16384  # parquet row group: thousands of rows (one frame holds hundreds)
+
+
+def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
+                 keep: Iterable[str] = SUMMARY_COLUMNS) -> pd.DataFrame:
+    """Stream tables (scan order; at least one) into events.parquet and events.csv, each written
+    atomically, numbering ``event_id`` across them; return only the ``keep`` columns of every
+    row, strings as categoricals.
+
+    The tables are assembled once, as Arrow columns, a row group at a time: each row group is
+    written to the Parquet file and the same columns are rendered into the CSV (as pandas'
+    ``to_csv(float_format="%.5g")`` writes them, without a pandas table). The whole table is
+    never held: a cartridge of a million events is written a row group at a time, so memory
+    does not grow with the cartridge beyond the returned columns.
+    """
+    kept, pending, rows, offset = ColumnKeeper(keep), [], 0, 0
+    with atomic_path(out_dir / "events.parquet") as parquet_tmp, \
+            atomic_path(out_dir / "events.csv") as csv_tmp, open(csv_tmp, "wb") as csv:
+        writer = None
+
+        def flush():
+            nonlocal writer, rows
+            if not pending:
+                return
+            if writer is None:
+                schema = parquet_schema(pending[0])
+                writer = pq.ParquetWriter(parquet_tmp, schema)
+                csv.write((",".join(schema.names) + "\n").encode())
+            # Frames may differ in a column's string type (pandas object or str): one schema.
+            block = pa.concat_tables([table.cast(writer.schema) for table in pending])
+            writer.write_table(block)
+            write_csv_rows(csv, block)
+            pending.clear()
+            rows = 0
+
+        try:
+            for table in tables:
+                if isinstance(table, pd.DataFrame):
+                    table = pa.Table.from_pandas(table, preserve_index=False)
+                ids = pa.array(np.arange(offset, offset + len(table), dtype=np.int64))
+                table = table.add_column(0, "event_id", ids)
+                kept.add(table)
+                pending.append(table)
+                offset += len(table)
+                rows += len(table)
+                if rows >= ROWS_PER_GROUP:
+                    flush()
+            flush()
+        finally:
+            if writer is not None:
+                writer.close()
+    return kept.table()
+
+
+def parquet_schema(table: pa.Table) -> pa.Schema:
+    """The events file's schema: ``table``'s columns, with the pandas metadata of the table as a
+    whole (a journal part's describes the part, without ``event_id``), so the file reads back
+    into pandas with the dtypes it was written from."""
+    return pa.Schema.from_pandas(table.slice(0, 0).to_pandas(), preserve_index=False)
+
+
+def write_csv_rows(csv: BinaryIO, block: pa.Table) -> None:
+    """Append ``block`` to an events.csv, rendered as pandas' ``to_csv(index=False,
+    header=False, float_format="%.5g")`` renders it (floats to 5 significant digits, missing
+    values empty, booleans True/False, strings quoted only where they must be), from its Arrow
+    columns."""
+    columns = []
+    for column in block.columns:
+        if pa.types.is_floating(column.type):
+            column = format_g5(column.to_numpy())
+        elif pa.types.is_boolean(column.type):
+            column = pc.if_else(column, "True", "False")
+        columns.append(column)
+    text = pa.table(columns, names=block.column_names)
+    rendered = io.BytesIO()  # whole, so a refused value leaves no half block in the file
+    try:  # no value needs quotes (frame ids, calls, flags): none is quoted, as pandas does
+        pacsv.write_csv(text, rendered, pacsv.WriteOptions(include_header=False,
+                                                           quoting_style="none"))
+    except pa.ArrowInvalid:  # a comma or quote in a value: pandas' quoting of just those
+        rendered = io.BytesIO()
+        block.to_pandas().to_csv(rendered, index=False, header=False, float_format="%.5g")
+    csv.write(rendered.getbuffer())
+
+
+def format_g5(values: np.ndarray) -> pa.Array:
+    """Floats as ``"%.5g" % value`` writes them, missing values as nulls (empty in the CSV).
+
+    Between 1e-4 and 1e5, where ``%g`` writes no exponent, each value is rounded to 5
+    significant digits and written as the shortest text that reads back as it (Arrow's float
+    to string cast): the same text, at a fraction of the cost of formatting each value in
+    Python. Values outside that range, and the few whose rounding falls within float error of a
+    tie (where rounding the scaled value could differ from rounding the exact one), are
+    formatted by ``%.5g`` itself.
+    """
+    values = values.astype(np.float64)
+    size = np.abs(values)
+    plain = (size >= 1e-4) & (size < 99999.5)  # False for NaN and inf
+    x = values[plain]
+    digits = 4 - np.floor(np.log10(np.abs(x))).astype(np.int64)
+    scale = 10.0 ** np.abs(digits)
+    # Scaled up by an exact power of ten (or down by one), so the rounded value divided back is
+    # the double nearest its 5-digit decimal, whose shortest text is that decimal.
+    scaled = np.where(digits >= 0, x * scale, x / scale)
+    rounded = np.round(scaled)
+    near_tie = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6
+    out = values.copy()
+    out[plain] = np.where(digits >= 0, rounded / scale, rounded * scale)
+    missing = np.isnan(values)
+    text = pc.cast(pa.array(out, mask=missing), pa.string())
+    by_printf = ~plain & ~missing
+    by_printf[np.flatnonzero(plain)[near_tie]] = True
+    if by_printf.any():
+        printed = pa.array(np.char.mod("%.5g", values[by_printf]).tolist(), pa.string())
+        text = pc.replace_with_mask(text, pa.array(by_printf), printed)
+    return text
+
+
+class ColumnKeeper:
+    """A few columns of many tables, gathered as plain arrays: strings become integer codes into
+    one vocabulary per column (a handful of calls, flags and frame ids), so each kept event costs
+    a few bytes. A list of a thousand small DataFrames (or of Python strings) would cost several
+    times the data itself."""
+
+    def __init__(self, names: Iterable[str]):
+        self.names = list(names)
+        self.arrays: dict[str, list[np.ndarray]] = {}
+        self.vocabulary: dict[str, dict] = {}
+
+    def add(self, table: pa.Table) -> None:
+        for name in self.names:
+            if name not in table.column_names:
+                continue
+            column = table.column(name).combine_chunks()
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                encoded = pc.dictionary_encode(column)  # a missing value has a null code
+                vocabulary = self.vocabulary.setdefault(name, {})
+                lookup = np.array([vocabulary.setdefault(u, len(vocabulary))
+                                   for u in encoded.dictionary.to_pylist()] + [-1],
+                                  dtype=np.int32)
+                values = lookup[encoded.indices.fill_null(-1).to_numpy()]
+            else:  # a copy: a view would keep the table's whole block of columns alive
+                values = np.array(column.to_numpy(zero_copy_only=False), copy=True)
+            self.arrays.setdefault(name, []).append(values)
+
+    def table(self) -> pd.DataFrame:
+        """The kept columns of every table added, in order; strings as categoricals."""
+        out = {}
+        for name, arrays in self.arrays.items():
+            values = np.concatenate(arrays)
+            if name in self.vocabulary:
+                categories = list(self.vocabulary[name])
+                values = pd.Categorical.from_codes(values, categories=categories)
+            out[name] = values
+        return pd.DataFrame(out)

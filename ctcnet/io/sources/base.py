@@ -1,0 +1,163 @@
+"""The frame source interface, its registry and the digest that tells two frames apart.
+
+See :mod:`ctcnet.io.sources` for what a source is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ctcnet.errors import InputError
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One frame of a cartridge: where it sits and which file(s) hold its channels."""
+
+    index: int
+    row: int
+    col: int
+    files: tuple[Path, ...]  # one multipage file, or one file per channel in channel order
+    stem: str
+    digest: str = ""  # of its files' bytes (frame_digest): a tile written twice shows up
+    problem: str | None = None  # why it cannot be read (a channel missing, a copy): skipped
+    source: str = ""  # the registered source that reads it (empty: told by its files)
+    scene: int = 0  # in a container file: which scene (image) holds the frame
+    region: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) of a tiled scene
+
+    @property
+    def frame_id(self) -> str:
+        """The frame's position as predict's tables name it: ``r<row>c<col>``."""
+        return f"r{self.row:02d}c{self.col:02d}"
+
+    @property
+    def source_name(self) -> str:
+        """The source that reads this frame (frames built before sources were named carry
+        none: a single file is a whole-frame file, several are per-channel files)."""
+        if self.source:
+            return self.source
+        return "multipage" if len(self.files) == 1 else "channel-files"
+
+
+@dataclass(frozen=True)
+class FramePart:
+    """What a source makes of one file it claims. ``stem`` and ``channel`` name the frame
+    and channel of a named frame file; a container file (one that holds many frames) has
+    neither: its frames are listed from its metadata."""
+
+    path: Path
+    source: str
+    stem: str | None = None
+    channel: int | None = None  # None: the whole frame (or, for a container, every frame)
+
+
+class FrameSource:
+    """One way frames lie on disk. Subclasses set :attr:`name` and implement the three
+    methods; :func:`register` adds an instance to the registry."""
+
+    name: ClassVar[str] = ""
+    # True: one file holds many frames, listed from its metadata (the sources of
+    # ctcnet.io.sources.microscopy); False: one frame per file name.
+    container: ClassVar[bool] = False
+
+    def claim(self, path: Path) -> FramePart | None:
+        """The part of a frame (or the frames) ``path`` holds, or None if not this source's."""
+        raise NotImplementedError
+
+    def panel(self, parts: list[FramePart], stated):
+        """The panel of the files' channels, in their order. ``stated`` is panel.json's (or
+        the one given to open_cartridge), None when there is none; a source whose files name
+        their channels and pixel size reads them and needs it only for what they lack."""
+        if stated is None:
+            raise InputError("no panel.json in the cartridge folder: it names the channel order",
+                             parts[0].path.parent)
+        return stated
+
+    def frames(self, parts: list[FramePart], info: dict, panel) -> list[FrameRef]:
+        """The frames of the parts claimed in one folder (positions from the names or the
+        metadata; ``info`` is the folder's cartridge.json). Called once per folder, on the
+        source of the first part, with every part: all named, or all containers."""
+        raise NotImplementedError
+
+    def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
+        """The (H, W) planes of the channels ``keep`` (indices into ``panel``, the files'
+        own) of one frame, CellSearch's export offset removed; nothing else is decoded."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, FrameSource] = {}
+
+
+def register(source: FrameSource) -> FrameSource:
+    """Add a source to the registry (after those already there: the first claim wins)."""
+    if not source.name or source.name in _REGISTRY:
+        raise ValueError(f"a frame source needs a new name, got {source.name!r}")
+    _REGISTRY[source.name] = source
+    return source
+
+
+def get_source(name: str) -> FrameSource:
+    """The registered source called ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"no frame source {name!r} (known: {', '.join(_REGISTRY)})") from None
+
+
+def list_sources() -> list[str]:
+    """Names of the registered sources, in claim order."""
+    return list(_REGISTRY)
+
+
+def claim(path: Path) -> FramePart | None:
+    """The first registered source's claim on ``path``, or None if no source reads it."""
+    for source in _REGISTRY.values():
+        part = source.claim(path)
+        if part is not None:
+            return part
+    return None
+
+
+# A frame's digest reads this many blocks of this size, spread evenly over each of its files:
+# a few hundred kB per frame, against ~11 MB of pixels in a CellSearch frame. A camera frame's
+# noise makes any block of pixel data differ between two frames, so equal digests mean a copy.
+DIGEST_BLOCKS = 8
+DIGEST_BLOCK_BYTES = 1 << 14
+
+
+def frame_digest(paths: tuple[Path, ...]) -> str:
+    """A digest of the bytes of a frame's files (size plus sampled blocks; the whole of a
+    small file). A folder (an OME-Zarr store) is digested by the names and sizes of its files
+    and the sampled bytes of its metadata files, never by reading its chunks."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        if path.is_dir():
+            _digest_folder(digest, path)
+            continue
+        size = path.stat().st_size
+        digest.update(size.to_bytes(8, "little"))
+        with open(path, "rb") as fh:
+            if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
+                digest.update(fh.read())
+                continue
+            step = (size - DIGEST_BLOCK_BYTES) // (DIGEST_BLOCKS - 1)
+            for k in range(DIGEST_BLOCKS):
+                fh.seek(k * step)
+                digest.update(fh.read(DIGEST_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+def _digest_folder(digest, root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        size = path.stat().st_size
+        digest.update(f"{rel}\0{size}\n".encode("utf-8", "surrogateescape"))
+        if path.name in (".zattrs", ".zgroup", ".zarray", "zarr.json"):
+            digest.update(path.read_bytes()[:DIGEST_BLOCK_BYTES])

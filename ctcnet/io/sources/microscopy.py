@@ -1,0 +1,429 @@
+"""Microscopy containers read through bioio: OME-TIFF, OME-Zarr, CZI, ND2 and LIF.
+
+One container file holds many frames: each scene (image) is a frame, and a scene larger than a
+camera frame (a stitched slide scan) is cut into tiles of at most ``tile_px`` pixels a side
+(``cartridge.json``'s ``tile_px``, default :data:`DEFAULT_TILE_PX`), each tile a frame. The
+file's metadata name the channels and the pixel size; ``panel.json`` is read only for what the
+metadata lack (names, pixel size, value ranges and normalisation, matched to the metadata's
+channels by name), and a pixel size stated by both must agree.
+
+Frames are read lazily: a frame's planes (the channels kept, one tile) are computed from the
+reader's dask array, so only the chunks that hold them are read and a 10 GB OME-Zarr never sits
+in memory whole. Each format needs its bioio plugin (the ``ome-tiff``, ``ome-zarr``, ``czi``,
+``nd2``, ``lif`` extras, or ``bioio`` for all); without it the file is refused by name with the
+install command.
+
+Positions: a single-scene file named like a frame (``r03c12.ome.tif``, ``frame4.czi``) sits at
+that position; scenes named like frames sit at theirs; tiles of a scene sit at their tile row
+and column; anything else is numbered in file then scene order and placed as ``frame<k>`` is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ctcnet.errors import InputError, check_regular_file
+from ctcnet.io.images import check_pixels, remove_cellsearch_offset
+from ctcnet.io.panel import Channel, Panel
+from ctcnet.io.sources.base import FramePart, FrameRef, FrameSource, frame_digest, register
+from ctcnet.io.sources.named import is_frame_stem, stem_position
+
+log = logging.getLogger(__name__)
+
+# A camera frame is ~1-2 k pixels a side (CellSearch 1384 x 1036); a scene larger than this is
+# a stitched scan, cut into tiles of about this size so one frame's planes stay ~100 MB.
+DEFAULT_TILE_PX = 2048
+# Names readers give channels the file does not name: "Channel:0:1" (OME), "C1", "Ch2".
+_GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECASE)
+# Open images kept per reading thread: a cartridge's few container files, not every file a
+# long-lived process (the review server) ever opened.
+OPEN_PER_THREAD = 8
+# Pixel sizes that differ by less than this are one pixel size (metadata store rounded values).
+PIXEL_SIZE_RTOL = 0.01
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What a container's metadata say about one scene, as ctcnet needs it."""
+
+    name: str
+    channel_names: tuple[str, ...] | None  # None: the file does not name its channels
+    pixel_size_um: float | None
+    shape: tuple[int, int]  # (height, width)
+    num_channels: int
+    dtype: np.dtype
+    planes: int = 1  # T x Z: ctcnet reads one plane per channel
+    significant_bits: int | None = None
+
+
+class BioioContainer(FrameSource):
+    """A container format read through one bioio plugin."""
+
+    container = True
+    suffixes: tuple[str, ...] = ()
+    plugin = ""  # the bioio plugin module, e.g. "bioio_ome_tiff"
+    extra = ""  # the ctcnet extra that installs it
+    is_folder = False  # OME-Zarr stores are folders
+
+    def claim(self, path: Path) -> FramePart | None:
+        """A file (or, for OME-Zarr, a folder) whose name ends in one of the suffixes."""
+        if not path.name.lower().endswith(self.suffixes):
+            return None
+        if self.is_folder != path.is_dir():
+            return None
+        if not self.is_folder:
+            check_regular_file(path, "a frame")
+        return FramePart(path, self.name)
+
+    def open(self, path: Path):
+        """A bioio image of ``path`` through this format's plugin; one per thread and file,
+        kept (scene choice is state of the image, so threads never share one)."""
+        cache = _OPEN.__dict__.setdefault("images", {})
+        key = (self.name, str(path), _mtime(path))
+        image = cache.pop(key, None)
+        if image is None:
+            image = self._open(path)
+        cache[key] = image  # most recently used last
+        while len(cache) > OPEN_PER_THREAD:
+            cache.pop(next(iter(cache)))
+        return image
+
+    def _open(self, path: Path):
+        try:
+            # Optional heavy dependencies (bioio pulls dask, xarray, ome-types; the format's
+            # reader): imported only when a container is opened, so no install needs them.
+            from bioio import BioImage
+
+            reader = importlib.import_module(self.plugin).Reader
+        except ImportError as err:
+            raise InputError(f"reading {self.name} files needs bioio and its plugin "
+                             f"({err.name} is missing): pip install 'ctcnet[{self.extra}]'",
+                             path) from None
+        try:
+            return BioImage(path, reader=reader)
+        except Exception as err:  # readers raise many types on damaged or foreign files
+            raise InputError(f"not a readable {self.name} file: {err}", path) from None
+
+    def scenes(self, path: Path) -> list[SceneInfo]:
+        """The metadata of each scene of a file."""
+        image = self.open(path)
+        out = []
+        for index, scene in enumerate(image.scenes):
+            image.set_scene(index)
+            dims = image.dims
+            out.append(SceneInfo(
+                name=self.scene_name(image, index, scene),
+                channel_names=metadata_channel_names(image.channel_names),
+                pixel_size_um=metadata_pixel_size(image.physical_pixel_sizes, path),
+                shape=(int(dims.Y), int(dims.X)), num_channels=int(dims.C),
+                dtype=np.dtype(image.dtype), planes=int(dims.T) * int(dims.Z),
+                significant_bits=self.significant_bits(image, index)))
+        return out
+
+    def scene_name(self, image, index: int, scene: str) -> str:
+        """The name of a scene as the metadata give it (the reader's scene id by default)."""
+        return str(scene)
+
+    def significant_bits(self, image, index: int) -> int | None:
+        """Bits per pixel actually used, where the format records them."""
+        return None
+
+    def panel(self, parts: list[FramePart], stated: Panel | None) -> Panel:
+        """The files' panel: channel names and pixel size from the metadata, the rest (and
+        what the metadata lack) from ``stated`` (panel.json); every scene must agree."""
+        panels = {}
+        for part in parts:
+            source = _source_of(part)
+            for scene in source.scenes(part.path):
+                where = f"{part.path.name} scene {scene.name}"
+                if scene.planes != 1:
+                    raise InputError(f"scene {scene.name} holds {scene.planes} planes per channel "
+                                     "(time points or focal planes); a frame is one plane per "
+                                     "channel: export one plane or a projection", part.path)
+                panels[where] = metadata_panel(scene, stated, where)
+        first_where, first = next(iter(panels.items()))
+        for where, other in panels.items():
+            if [n.upper() for n in other.names] != [n.upper() for n in first.names] or \
+                    not _same_size(other.pixel_size_um, first.pixel_size_um):
+                raise InputError(f"{where} ({other.names}, {other.pixel_size_um:g} um) and "
+                                 f"{first_where} ({first.names}, {first.pixel_size_um:g} um) "
+                                 "differ: one cartridge is one panel", parts[0].path.parent)
+        return first
+
+    def frames(self, parts: list[FramePart], info: dict, panel: Panel) -> list[FrameRef]:
+        """Every scene of every file (by file name, then scene), a large scene as its tiles;
+        positions as the module says."""
+        tile_px = _tile_px(info, parts[0].path.parent)
+        columns = info.get("columns")
+        frames: list[FrameRef] = []
+        tile_row = 0  # tiled scenes stack their tile rows one after another
+        for part in sorted(parts, key=lambda p: p.path.name):
+            source = _source_of(part)
+            scenes = source.scenes(part.path)
+            base = _base_name(part.path, source.suffixes)
+            digest = frame_digest((part.path,))
+            for k, scene in enumerate(scenes):
+                tiles = tile_regions(scene.shape, tile_px)
+                for (r, c), region in tiles.items():
+                    if len(tiles) > 1:
+                        position, index = (tile_row + r, c), -1
+                        stem = f"{base}_s{k}_r{r}c{c}"
+                    else:
+                        stem = base if len(scenes) == 1 and is_frame_stem(base) else scene.name
+                        if is_frame_stem(stem):
+                            position, index = stem_position(stem, columns)
+                        else:
+                            index = len(frames)
+                            position, _ = stem_position(f"frame{index}", columns)
+                            stem = f"{base}_s{k}"
+                    frames.append(FrameRef(
+                        index, position[0], position[1], (part.path,), stem,
+                        digest=f"{digest}:{k}:{region}", source=part.source, scene=k,
+                        region=region if len(tiles) > 1 else None))
+                if len(tiles) > 1:
+                    tile_row += 1 + max(r for r, _ in tiles)
+        _refuse_shared_positions(frames, parts[0].path.parent)
+        return frames
+
+    def read(self, frame: FrameRef, panel: Panel, keep: list[int]) -> list[np.ndarray]:
+        """The kept channels of the frame's scene (and tile) through the reader's dask array:
+        nothing else is decoded."""
+        path = frame.files[0]
+        image = self.open(path)
+        try:
+            image.set_scene(frame.scene)
+            data = image.get_image_dask_data("CYX", T=0, Z=0, C=list(keep))
+            if frame.region is not None:
+                y0, x0, y1, x1 = frame.region
+                data = data[:, y0:y1, x0:x1]
+            # Only the chunks of the kept channels (and the tile) are read here, in this
+            # thread: predict already reads frames in parallel, one frame per thread.
+            arr = np.asarray(data.compute(scheduler="synchronous"))
+        except InputError:
+            raise
+        except Exception as err:  # readers raise many types on damaged files
+            raise InputError(f"{frame.stem}: cannot read scene {frame.scene}: {err}",
+                             path) from None
+        arr = check_pixels(arr, path)
+        return [remove_cellsearch_offset(plane) for plane in arr]
+
+
+_OPEN = threading.local()
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _source_of(part: FramePart) -> BioioContainer:
+    return _BY_NAME[part.source]
+
+
+def _tile_px(info: dict, root: Path) -> int:
+    """cartridge.json's ``tile_px`` (a whole number of at least 64), else the default."""
+    value = info.get("tile_px", DEFAULT_TILE_PX)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not float(value).is_integer() or value < 64:
+        raise InputError(f"cartridge.json: tile_px must be a whole number >= 64, got {value!r}",
+                         root)
+    return int(value)
+
+
+def _base_name(path: Path, suffixes: tuple[str, ...]) -> str:
+    name = path.name
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return path.stem
+
+
+def _same_size(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=PIXEL_SIZE_RTOL)
+
+
+def _refuse_shared_positions(frames: list[FrameRef], root: Path) -> None:
+    seen: dict[str, FrameRef] = {}
+    for f in frames:
+        other = seen.setdefault(f.frame_id, f)
+        if other is not f:
+            raise InputError(f"{other.files[0].name} ({other.stem}) and {f.files[0].name} "
+                             f"({f.stem}) both name frame {f.frame_id}; keep one", root)
+
+
+def tile_regions(shape: tuple[int, int], tile_px: int
+                 ) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """(tile row, tile column) -> (y0, x0, y1, x1) of a scene cut into equal tiles of at
+    most ``tile_px`` a side (one tile when the scene fits)."""
+    height, width = shape
+    rows, cols = math.ceil(height / tile_px), math.ceil(width / tile_px)
+    ys = np.linspace(0, height, rows + 1).round().astype(int)
+    xs = np.linspace(0, width, cols + 1).round().astype(int)
+    return {(r, c): (int(ys[r]), int(xs[c]), int(ys[r + 1]), int(xs[c + 1]))
+            for r in range(rows) for c in range(cols)}
+
+
+def metadata_channel_names(names) -> tuple[str, ...] | None:
+    """Channel names as a file's metadata give them, or None where the reader made them up
+    (``Channel:0:1``), left them empty or repeated one: then panel.json names the channels."""
+    if names is None:
+        return None
+    names = tuple(str(n).strip() for n in names)
+    if not names or any(_GENERIC_CHANNEL.match(n) for n in names) or \
+            len({n.upper() for n in names}) != len(names):
+        return None
+    return names
+
+
+def metadata_pixel_size(sizes, path=None) -> float | None:
+    """The pixel size in um from a reader's physical pixel sizes (Z, Y, X), or None when the
+    metadata give none (missing or zero). Pixels that are not square are refused: frames are
+    read as square pixels."""
+    x, y = getattr(sizes, "X", None), getattr(sizes, "Y", None)
+    values = [float(v) for v in (x, y) if v is not None and float(v) > 0 and math.isfinite(v)]
+    if not values:
+        return None
+    if len(values) == 2 and not _same_size(values[0], values[1]):
+        raise InputError(f"pixels are not square ({values[0]:g} x {values[1]:g} um): "
+                         "resample the scan to square pixels", path)
+    return values[0]
+
+
+def dtype_range(dtype: np.dtype, significant_bits: int | None = None) -> tuple[float, float]:
+    """The value range a channel of this pixel type can hold (its significant bits where the
+    metadata state them: 12-bit data in 16-bit pixels)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "u":
+        raise InputError(f"{dtype} pixels: panel.json must give each channel's value_range")
+    bits = dtype.itemsize * 8
+    if significant_bits and 1 <= significant_bits < bits:
+        bits = significant_bits
+    return 0.0, float(2 ** bits - 1)
+
+
+def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
+    """The panel of one scene: the metadata's channel names and pixel size first; panel.json
+    (``stated``) names the channels where the metadata do not (by position), gives the pixel
+    size where the metadata do not, and gives each channel it names (matched by name or a
+    well-known alias) its value range and normalisation."""
+    names = _scene_names(scene, stated, where)
+    pixel_size = _scene_pixel_size(scene, stated, where)
+    channels = []
+    for name in names:
+        match = stated.index_of(name) if stated is not None else None
+        if match is None:
+            channels.append(Channel(name, dtype_range(scene.dtype, scene.significant_bits)))
+        else:
+            channels.append(Channel(name, stated.channels[match].value_range,
+                                    dict(stated.channels[match].normalisation)))
+    panel = Panel(tuple(channels), pixel_size_um=float(pixel_size),
+                  name=stated.name if stated is not None else "metadata")
+    if stated is not None:
+        unused = [c.name for c in stated.channels if panel.index_of(c.name) is None]
+        if unused:
+            log.warning("%s: panel.json names %s, which the file's channels %s do not hold",
+                        where, unused, list(names))
+    return panel
+
+
+def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[str, ...]:
+    """The metadata's channel names, else panel.json's (as many as the file has channels)."""
+    names = scene.channel_names
+    if names is not None:
+        if len(names) != scene.num_channels:
+            raise InputError(f"{where}: metadata name {len(names)} channels, the pixels hold "
+                             f"{scene.num_channels}")
+        return names
+    if stated is None:
+        raise InputError(f"{where}: the file does not name its channels and there is no "
+                         "panel.json to name them")
+    if stated.num_channels != scene.num_channels:
+        raise InputError(f"{where}: {scene.num_channels} unnamed channels, panel.json "
+                         f"names {stated.num_channels} ({stated.names})")
+    return tuple(stated.names)
+
+
+def _scene_pixel_size(scene: SceneInfo, stated: Panel | None, where: str) -> float:
+    """The metadata's pixel size, else panel.json's; stated by both, they must agree (one of
+    them is wrong, and a wrong pixel size sizes every event wrongly)."""
+    pixel_size = scene.pixel_size_um
+    if pixel_size is None:
+        if stated is None:
+            raise InputError(f"{where}: the file does not state its pixel size and there is no "
+                             "panel.json to state it")
+        return stated.pixel_size_um
+    if stated is not None and not _same_size(pixel_size, stated.pixel_size_um):
+        raise InputError(f"{where}: the metadata say {pixel_size:g} um per pixel, panel.json "
+                         f"{stated.pixel_size_um:g}: correct one of them")
+    return pixel_size
+
+
+class OmeTiff(BioioContainer):
+    """OME-TIFF: ``.ome.tif`` / ``.ome.tiff``, one OME Image per scene."""
+
+    name = "ome-tiff"
+    suffixes = (".ome.tif", ".ome.tiff")
+    plugin = "bioio_ome_tiff"
+    extra = "ome-tiff"
+
+    def scene_name(self, image, index: int, scene: str) -> str:
+        """The OME Image's name: bioio names OME-TIFF scenes by their id ("Image:0"), the
+        name is the one a scanner or a user gave (a frame position, a region name)."""
+        name = image.ome_metadata.images[index].name
+        return str(name) if name else str(scene)
+
+    def significant_bits(self, image, index: int) -> int | None:
+        """OME's SignificantBits: 12-bit data in 16-bit pixels reads as 0-4095."""
+        bits = image.ome_metadata.images[index].pixels.significant_bits
+        return int(bits) if bits else None
+
+
+class OmeZarr(BioioContainer):
+    """OME-Zarr (NGFF): a ``.ome.zarr`` or ``.zarr`` store folder; scenes are its images."""
+
+    name = "ome-zarr"
+    suffixes = (".ome.zarr", ".zarr")
+    plugin = "bioio_ome_zarr"
+    extra = "ome-zarr"
+    is_folder = True
+
+
+class Czi(BioioContainer):
+    """Zeiss CZI; a tiled scene comes stitched from the reader and is cut into tiles here."""
+
+    name = "czi"
+    suffixes = (".czi",)
+    plugin = "bioio_czi"
+    extra = "czi"
+
+
+class Nd2(BioioContainer):
+    """Nikon ND2; each stage position is a scene."""
+
+    name = "nd2"
+    suffixes = (".nd2",)
+    plugin = "bioio_nd2"
+    extra = "nd2"
+
+
+class Lif(BioioContainer):
+    """Leica LIF; each image of the project is a scene."""
+
+    name = "lif"
+    suffixes = (".lif",)
+    plugin = "bioio_lif"
+    extra = "lif"
+
+
+SOURCES = [register(source) for source in (OmeTiff(), OmeZarr(), Czi(), Nd2(), Lif())]
+_BY_NAME = {source.name: source for source in SOURCES}

@@ -1,0 +1,201 @@
+"""Frames named by their files: the position is in the name, ``r<row>c<col>`` or ``frame<k>``.
+
+Three sources, asked in this order:
+
+* ``multipage``: one TIFF per frame, one page per channel (CellSearch): ``r03c12.tif``;
+* ``composite``: one colour image per frame (RGB PNG or JPEG; ``panel.json`` names the
+  planes): ``r03c12.png``;
+* ``channel-files``: one single-channel TIFF, PNG or JPEG per channel: ``r03c12_c0.tif``,
+  ``r03c12_c1.tif``, ...
+
+``frame<k>`` frames take their row and column from the serpentine scan order given by
+``cartridge.json``'s ``columns``. One position has one way to be read: two names for it (another
+spelling, case or format), a whole-frame file beside per-channel files, or two files for one
+channel are refused by name, since taking either would drop the other or count the frame twice.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ctcnet.errors import InputError, check_regular_file
+from ctcnet.io.images import (
+    IMAGE_SUFFIXES,
+    RASTER_SUFFIXES,
+    check_channel_names,
+    read_channel_file,
+    read_image,
+    remove_cellsearch_offset,
+)
+from ctcnet.io.sources.base import FramePart, FrameRef, FrameSource, frame_digest, register
+
+FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
+FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
+_CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
+TIFF_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in RASTER_SUFFIXES)
+
+
+def is_frame_stem(stem: str) -> bool:
+    """Whether a name (without suffix) names a frame position."""
+    return bool(FRAME_RC.match(stem) or FRAME_INDEX.match(stem))
+
+
+def frame_stem(path: Path) -> tuple[str | None, int | None]:
+    """(frame stem, channel index or None) of a file name, or (None, None) if not a frame."""
+    stem, channel = path.stem, None
+    m = _CHANNEL_FILE.match(stem)
+    if m and is_frame_stem(m["stem"]):
+        stem, channel = m["stem"], int(m["channel"])
+    if is_frame_stem(stem):
+        return stem, channel
+    return None, None
+
+
+def serpentine_position(index: int, columns: int) -> tuple[int, int]:
+    """Row and column of the index-th frame of a serpentine scan (even rows left to right)."""
+    row, k = divmod(index, columns)
+    return row, (k if row % 2 == 0 else columns - 1 - k)
+
+
+def stem_position(stem: str, columns: int | None) -> tuple[tuple[int, int], int]:
+    """((row, col), scan index) a frame stem names: ``r<row>c<col>`` (index -1: ordered by
+    position) or ``frame<k>`` (placed by the serpentine order when ``columns`` is known)."""
+    m = FRAME_RC.match(stem)
+    if m:
+        return (int(m["row"]), int(m["col"])), -1
+    index = int(FRAME_INDEX.match(stem)["index"])
+    return (serpentine_position(index, columns) if columns else (0, index)), index
+
+
+class NamedFrames(FrameSource):
+    """Frames whose file names give their position; the three named sources share how a
+    folder's named files become frames (:meth:`frames` takes every named source's parts, so
+    that a position claimed two ways is refused)."""
+
+    suffixes: tuple[str, ...] = ()
+    per_channel = False
+
+    def claim(self, path: Path) -> FramePart | None:
+        """A file of this source's suffixes named like a frame (or a frame's channel)."""
+        if path.suffix.lower() not in self.suffixes:
+            return None
+        stem, channel = frame_stem(path)
+        if stem is None or (channel is not None) != self.per_channel:
+            return None
+        # A non-regular frame is refused, never skipped: a skipped position would still count
+        # its blood volume as read (and opening a FIFO to read it would hang).
+        check_regular_file(path, "a frame")
+        return FramePart(path, self.name, stem, channel)
+
+    def frames(self, parts: list[FramePart], info: dict, panel) -> list[FrameRef]:
+        """One frame per position; each position's files checked to name it one way."""
+        columns = info.get("columns")
+        root = parts[0].path.parent
+        by_position: dict[tuple[int, int], list[FramePart]] = {}
+        indices = {}
+        for part in parts:
+            position, indices[part.stem] = stem_position(part.stem, columns)
+            by_position.setdefault(position, []).append(part)
+        for position, group in by_position.items():
+            refuse_ambiguity(position, group, root)
+        return [_frame_ref(position, group, indices[group[0].stem], panel)
+                for position, group in by_position.items()]
+
+    def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
+        """The whole file is decoded (one file holds every channel), its stored channel
+        names (OME) checked against the panel."""
+        path = frame.files[0]
+        arr, names = read_image(path)
+        if arr.shape[0] != panel.num_channels:
+            raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
+                             f"{panel.num_channels}", path)
+        check_channel_names(names, panel.names, path)
+        return [remove_cellsearch_offset(arr[c]) for c in keep]
+
+
+class MultipageTiff(NamedFrames):
+    """One TIFF per frame, one page per channel (CellSearch's layout)."""
+
+    name = "multipage"
+    suffixes = TIFF_SUFFIXES
+
+
+class CompositeImage(NamedFrames):
+    """One colour PNG or JPEG per frame, one marker per colour plane."""
+
+    name = "composite"
+    suffixes = RASTER_SUFFIXES
+
+
+class ChannelFiles(NamedFrames):
+    """One single-channel TIFF, PNG or JPEG per channel: ``r03c12_c0.png``, ..."""
+
+    name = "channel-files"
+    suffixes = IMAGE_SUFFIXES
+    per_channel = True
+
+    def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
+        """The kept channels' files only: files of channels not kept are never read."""
+        planes = [remove_cellsearch_offset(read_channel_file(frame.files[c])) for c in keep]
+        shapes = {p.shape for p in planes}
+        if len(shapes) != 1:
+            raise InputError(f"channel files of frame {frame.stem} differ in size: {shapes}",
+                             frame.files[0])
+        return planes
+
+
+def refuse_ambiguity(position: tuple[int, int], files: list[FramePart], root: Path) -> None:
+    """One frame position, one way to read it. Two names for the position (``r00c01`` and
+    ``r0c1``, ``r00c00`` and ``frame0``, ``R00C00``), two whole-frame files (``r00c00.TIF``
+    and ``r00c00.tif``, ``.tif`` and ``.png``), whole-frame and per-channel files, or two files
+    for one channel: taking either would drop the other (or count the frame twice)."""
+    first = files[0]
+    row, col = position
+    where = f"frame r{row:02d}c{col:02d} (row {row}, column {col})"
+    other = next((f for f in files if f.stem != first.stem), None)
+    if other is not None:
+        raise InputError(f"{first.path.name} and {other.path.name} both name {where}; keep one",
+                         root)
+    whole = [f for f in files if f.channel is None]
+    per_channel = [f for f in files if f.channel is not None]
+    if len(whole) > 1:
+        raise InputError(f"{whole[0].path.name} and {whole[1].path.name} both name {where} "
+                         "(the same name in another case or format); keep one", root)
+    if whole and per_channel:
+        raise InputError(f"{whole[0].path.name} and {per_channel[0].path.name} both name "
+                         f"{where}: a whole-frame file and per-channel files; keep one layout",
+                         root)
+    seen: dict[int, FramePart] = {}
+    for f in per_channel:
+        twin = seen.setdefault(f.channel, f)
+        if twin is not f:
+            raise InputError(f"{twin.path.name} and {f.path.name} both name channel "
+                             f"{f.channel} of {where}; keep one", root)
+
+
+def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
+               panel) -> FrameRef:
+    """The frame of one position's files (already checked to be unambiguous). A per-channel
+    frame that lacks a channel's file stays in the list with the reason, so the run skips it
+    and its blood volume is not counted as read."""
+    first = files[0]
+    row, col = position
+    problem = None
+    if first.channel is None:
+        paths = (first.path,)
+    else:
+        chans = {f.channel: f.path for f in files}
+        missing = [c for c in range(panel.num_channels) if c not in chans]
+        if missing:
+            problem = f"missing channel file(s) {missing}"
+            paths = tuple(chans[c] for c in sorted(chans))
+        else:
+            paths = tuple(chans[c] for c in range(panel.num_channels))
+    return FrameRef(index, row, col, paths, first.stem, digest=frame_digest(paths),
+                    problem=problem, source=first.source)
+
+
+SOURCES = [register(MultipageTiff()), register(CompositeImage()), register(ChannelFiles())]

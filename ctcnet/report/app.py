@@ -1,0 +1,185 @@
+"""The review server's application: the samples of one results folder, kept current as
+predict writes new runs, and the tiles it cuts for them (cut once, kept, the next few cut
+ahead while the server is idle; :mod:`ctcnet.report.tiles`). The HTTP side is
+:mod:`ctcnet.report.server`.
+
+Predict may run again (``--overwrite``) while a server is up: every request checks the events
+table on disk, and when another run is there the sample is read again; while predict is still
+writing, requests get :class:`~ctcnet.report.sample.ResultsBeingWritten`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote
+
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.backends import load_backend
+from ctcnet.report import decisions as D
+from ctcnet.report.sample import ResultsBeingWritten, Sample
+from ctcnet.report.tiles import TileCutter
+
+log = logging.getLogger(__name__)
+
+AHEAD = 3         # tiles cut ahead: the first of a sample at start, the next after each one
+
+
+def being_written(folder: Path) -> bool:
+    """Predict writes events.parquet first and summary.json last: an events table newer than
+    the summary (or either missing) is a run not finished."""
+    try:
+        return (folder / "events.parquet").stat().st_mtime_ns > \
+            (folder / "summary.json").stat().st_mtime_ns
+    except OSError:
+        return True
+
+
+class ReviewApp:
+    """The samples of one results folder and what the request handler asks of them."""
+
+    def __init__(self, results: str | Path, reviewer: str | None = None,
+                 saliency: bool = True, scans: str | Path | None = None):
+        self.results = Path(results)
+        self.scans = scans
+        self.samples = {name: Sample(name, folder, scans)
+                        for name, folder in D.find_samples(self.results).items()}
+        self.reviewer = reviewer or D.default_reviewer()
+        self.saliency = saliency
+        self.tiles = TileCutter()
+        self._explain = {}
+        self._explain_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+
+    def sample(self, name: str) -> Sample:
+        """Sample ``name`` as its folder holds it now: read again when predict has written
+        another run since (ResultsBeingWritten while it is still writing)."""
+        sample = self.samples.get(name)
+        if sample is None:
+            raise LookupError(name)
+        if sample.is_current():
+            return sample
+        with self._load_lock:
+            sample = self.samples[name]
+            if sample.is_current():  # another request read it meanwhile
+                return sample
+            if being_written(sample.folder):
+                raise ResultsBeingWritten(f"the results of {name} are being written (ctcnet "
+                                          "predict running?); reload the page when it is done")
+            try:
+                fresh = Sample(name, sample.folder, self.scans)
+            except InputError as err:
+                raise ResultsBeingWritten(f"cannot read the results of {name} now: "
+                                          f"{err}") from None
+            log.info("%s: another run was written (run %s, was %s); read again",
+                     sample.folder, fresh.run.run_id, sample.run.run_id)
+            self.samples[name] = fresh
+            return fresh
+
+    def file_path(self, name: str, relative: str) -> Path | None:
+        """The file ``relative`` (URL-decoded once) inside sample ``name``'s folder, or None
+        when it would lie outside it (``..``, absolute, a symlink out) or is hidden."""
+        sample = self.samples.get(name)
+        if sample is None:
+            return None
+        parts = unquote(relative).split("/")
+        if not parts or any(p in ("", ".", "..") or p.startswith(".") or "\\" in p or "\x00" in p
+                            for p in parts):
+            return None
+        root = sample.folder.resolve()
+        target = root.joinpath(*parts).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+        return target
+
+    def _explainer(self, sample: Sample):
+        """The run's model's saliency function, loaded when a tile first asks for saliency
+        (loading it imports torch: seconds, and hundreds of MB); None without torch or
+        model, or with saliency turned off."""
+        key = sample.summary.model.path
+        with self._explain_lock:
+            if key not in self._explain:
+                explain = None
+                if self.saliency:
+                    try:
+                        explain = load_backend(key, device="cpu").explainer()
+                    except (CtcnetError, OSError, ImportError, RuntimeError) as err:
+                        log.warning("no saliency on quality-control tiles: %s", err)
+                self._explain[key] = explain
+            return self._explain[key]
+
+    def _tile_key(self, sample: Sample, event_id: int, context: bool, saliency: bool):
+        return (sample.name, sample.run.run_id, int(event_id),
+                "context" if context else "tile", bool(saliency and self.saliency and
+                                                       not context))
+
+    def _cutter(self, sample: Sample, event_id: int, context: bool,
+                saliency: bool) -> Callable[[], bytes]:
+        def cut() -> bytes:
+            explain = self._explainer(sample) if saliency and not context else None
+            return sample.render_tile(event_id, context, explain)
+        return cut
+
+    def tile_png(self, name: str, event_id: int, run_id: str | None = None,
+                 saliency: bool = False, context: bool = False,
+                 wanted: Callable[[], bool] = lambda: True) -> bytes:
+        """One event's tile as PNG bytes (:meth:`Sample.render_tile`), cut once and kept;
+        ``run_id``: the run the page shows; ``saliency``: with the saliency row; ``context``:
+        the frame round it; ``wanted()``: whether the page still waits for it (ClientGone
+        when not, once the tile's turn comes). The next tiles of the list are cut ahead."""
+        sample = self.sample(name)
+        sample.check_run(run_id)
+        if event_id not in sample.by_id.index:
+            raise LookupError(event_id)
+        data = self.tiles.get(self._tile_key(sample, event_id, context, saliency),
+                              self._cutter(sample, event_id, context, saliency), wanted)
+        if not context:
+            self.cut_ahead(sample, event_id, saliency)
+        return data
+
+    def cut_ahead(self, sample: Sample, after: int | None = None,
+                  saliency: bool = False) -> None:
+        """Have the next ``AHEAD`` tiles of ``sample``'s list after event ``after`` (from the
+        start: None) cut while the server is idle."""
+        self.tiles.prefetch(self._ahead(sample, after, saliency))
+
+    def _ahead(self, sample: Sample, after: int | None, saliency: bool) -> list:
+        order = sample.cut_order
+        start = 0
+        if after is not None:
+            start = sample.cut_position.get(int(after), -1) + 1
+            if start == 0:
+                return []
+        return [(self._tile_key(sample, e, False, saliency),
+                 self._cutter(sample, e, False, saliency)) for e in order[start:start + AHEAD]]
+
+    def warm_up(self) -> None:
+        """In the background, at start: each sample's display levels (read from its frames
+        for a run that did not keep them) and its first tiles, so the first page is quick."""
+        jobs = []
+        for sample in self.samples.values():
+            jobs.append((("levels", sample.name, sample.run.run_id), _levels_job(sample)))
+            jobs += self._ahead(sample, None, False)
+        self.tiles.prefetch(jobs)
+
+    def index_html(self) -> str:
+        links = "".join(f'<li><a href="/review/{html.escape(n)}">{html.escape(n)}</a></li>'
+                        for n in self.samples)
+        return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                "<title>ctcnet review</title></head><body><h1>Samples to review</h1>"
+                f"<ul>{links}</ul></body></html>")
+
+
+def _levels_job(sample: Sample) -> Callable[[], bytes]:
+    """A job for the tile cutter that reads a sample's display levels and makes its rows for
+    the page (its result, kept under a key no page asks for, is empty)."""
+    def job() -> bytes:
+        sample.display_levels()
+        sample.candidate_rows  # noqa: B018 (made and kept for the first state)
+        return b""
+    return job
+

@@ -1,0 +1,305 @@
+"""review.csv matched to a run: which decision counts for which event, and which attach to
+none (:func:`match_decisions`; :func:`extend_match` brings a match up to date from the rows
+appended since, so a save costs the same at 10 or 100,000 recorded decisions).
+
+In the run that made it, a decision's ``event_id`` holds; from any other run, it attaches to
+the nearest current event of its frame within ``POSITION_TOLERANCE_UM``. A decision made on
+another cartridge with the same sample id is set aside (never counted). A row replaces every
+earlier row that attached to its event in the run it was made in (:func:`superseded_rows`),
+and the latest decision per event counts; an ``undecided`` row leaves its event undecided.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.counts import REJECTED
+from ctcnet.report.runs import POSITION_TOLERANCE_UM, RunEvents
+
+log = logging.getLogger(__name__)
+
+UNDECIDED = "undecided"  # reviewer_call of a row that takes the decisions on its event back
+_serials = itertools.count(1)
+
+
+@dataclass
+class Matched:
+    """review.csv matched to a run.
+
+    ``table``: the file's rows (``COLUMNS``; old-layout rows that attach carry this run's key).
+    ``target``: per row of ``table``, the current event it attaches to, or -1.
+    ``decisions``: the decision that counts per event (the latest), with ``model_call`` the
+    event's call in this run and ``decided_call`` the call the reviewer saw.
+    ``unattached``: the rows that attach to no event, with a ``reason``.
+    ``superseded``: rows attached to an event that a later decision also covers.
+    ``other_cartridge``: rows of ``unattached`` set aside as made on another cartridge (or
+    on another run, with no cartridge recorded).
+    ``replaced``: per row of ``table``, whether a later row replaces it
+    (:func:`superseded_rows`).
+    ``serial``: this match's own number; ``extends``: (the serial of the match it extends,
+    the events whose decision the new rows changed), when :func:`extend_match` made it, so
+    counts can be brought up to date from those events alone.
+    """
+
+    table: pd.DataFrame
+    target: np.ndarray
+    decisions: pd.DataFrame
+    unattached: pd.DataFrame
+    superseded: int
+    other_cartridge: int = 0
+    replaced: np.ndarray | None = None
+    serial: int = field(default_factory=lambda: next(_serials))
+    extends: tuple[int, tuple[int, ...]] | None = None
+
+
+
+def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
+    """Attach review.csv's rows (:func:`read_decisions`) to the events of ``run``."""
+    n = len(table)
+    target = np.full(n, -1, np.int64)
+    reason = np.full(n, "", dtype=object)
+    table = table.reset_index(drop=True)  # a copy; rows are addressed by position
+    # History: rows a later row replaced attach to nothing and are reported as nothing.
+    replaced = superseded_rows(table, run.tolerance_px)
+    known = table["event_id"].isin(run.events.index).to_numpy()
+    keys = table["run_id"].to_numpy(dtype=object)
+    legacy = keys == ""
+    aside = _other_cartridge(table, run, reason)
+    made_here = (keys == run.run_id) & known & ~aside
+    this_run = made_here & ~replaced
+    target[this_run] = table["event_id"].to_numpy()[this_run]
+    # Old layout: the event with its id, if the decision is younger than this run's events
+    # table and saw the call the event has now; otherwise the run it was made in is unknown.
+    if legacy.any():
+        decided_at = pd.to_datetime(table["time"], utc=True, errors="coerce", format="ISO8601")
+        after = decided_at.notna() if run.written_at is None else \
+            decided_at >= pd.Timestamp(int(run.written_at), unit="s", tz="UTC")
+        after = after.to_numpy(dtype=bool)
+        current = run.events["class"].reindex(table["event_id"]).to_numpy(dtype=object)
+        same_call = table["model_call"].to_numpy(dtype=object) == current
+        ok = legacy & known & after & same_call & ~aside & ~replaced
+        target[ok] = table["event_id"].to_numpy()[ok]
+        reason[legacy & ~known] = "old layout, no such event in this run"
+        reason[legacy & known & ~after] = ("old layout, decided before this run's events "
+                                           "were written (made on an earlier run?)")
+        reason[legacy & known & after & ~same_call] = "old layout, the model's call differs"
+        rows = np.flatnonzero(ok)
+        if len(rows):  # give them this run's key and their event's position
+            at = run.events.loc[table["event_id"].to_numpy()[rows]]
+            table.loc[rows, "run_id"] = run.run_id
+            table.loc[rows, "frame_id"] = at["frame_id"].to_numpy()
+            table.loc[rows, "x"] = at["x"].to_numpy(np.float64).round(2)
+            table.loc[rows, "y"] = at["y"].to_numpy(np.float64).round(2)
+    if run.cartridge_id is not None:  # decided on this run, hence on this cartridge
+        table.loc[(made_here | (legacy & (target >= 0))) & (table["cartridge_id"] == ""),
+                  "cartridge_id"] = run.cartridge_id
+    # Another run of this cartridge (or a row of this one whose id is gone): by position.
+    frames = table["frame_id"].to_numpy(dtype=object)
+    xs, ys = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
+    for i in np.flatnonzero(~legacy & ~made_here & ~aside & ~replaced):
+        target[i] = run.nearest(frames[i], xs[i], ys[i])
+        if target[i] < 0:
+            reason[i] = (f"no event within {POSITION_TOLERANCE_UM:g} um of x {xs[i]:g}, "
+                         f"y {ys[i]:g} in frame {frames[i]} in this run")
+    # A rejection says "not the call I saw"; it says nothing about another call.
+    attached = target >= 0
+    calls_now = np.full(n, "", dtype=object)
+    calls_now[attached] = run.events["class"].reindex(target[attached]).to_numpy(dtype=object)
+    seen = table["model_call"].to_numpy(dtype=object)
+    other = attached & (table["reviewer_call"].to_numpy(dtype=object) == REJECTED) \
+        & (seen != calls_now)
+    for i in np.flatnonzero(other):
+        reason[i] = f"rejected a {seen[i]} call; this run calls the event {calls_now[i]}"
+    target[other] = -1
+    attached = target >= 0
+    # The latest decision per event counts (file order breaks ties: rows are appended).
+    when = pd.to_datetime(table["time"], utc=True, errors="coerce", format="ISO8601")
+    order = pd.DataFrame({"target": target, "when": when, "row": np.arange(n)})[attached]
+    order = order.sort_values(["when", "row"], na_position="first", kind="stable")
+    latest = order.drop_duplicates("target", keep="last").sort_values("target")
+    rows = latest["row"].to_numpy()
+    decisions = pd.DataFrame({
+        "event_id": target[rows], "model_call": calls_now[rows],
+        "reviewer_call": table["reviewer_call"].to_numpy(dtype=object)[rows],
+        "reviewer": table["reviewer"].to_numpy(dtype=object)[rows],
+        "time": table["time"].to_numpy(dtype=object)[rows],
+        "decided_call": seen[rows], "row": rows})
+    # A take-back that counts leaves its event undecided; one that attaches nowhere says nothing.
+    decisions = decisions[decisions["reviewer_call"] != UNDECIDED].reset_index(drop=True)
+    loose = ~attached & ~replaced & (table["reviewer_call"].to_numpy(dtype=object) != UNDECIDED)
+    unattached = table[loose].assign(reason=reason[loose])
+    return Matched(table, target, decisions, unattached,
+                   int(replaced.sum() + attached.sum() - len(rows)), int((aside & loose).sum()),
+                   replaced)
+
+
+def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matched:
+    """:func:`match_decisions` of ``matched.table`` with ``rows`` appended, from ``matched``
+    (that table's match to ``run``) and the new rows alone. Each row is a decision of ``run``
+    on another of its events (a page of a grid confirmed at once, or one decision): it
+    replaces every earlier row that attached to its event, so only those events' decisions
+    change (and what the rows replace leaves the unattached)."""
+    n, m = len(matched.table), len(rows)
+    rows = rows.reset_index(drop=True)
+    events = rows["event_id"].to_numpy(np.int64)
+    if len(set(events.tolist())) != m:
+        raise ValueError("extend_match takes one row per event")
+    table = pd.concat([matched.table, rows], ignore_index=True)
+    before = matched.replaced if matched.replaced is not None else np.zeros(n, bool)
+    newly = _replaced_by_rows(table, n, run.tolerance_px) & ~before
+    was = np.isin(matched.target, events)
+    target = np.append(np.where(newly, -1, matched.target), events)
+    decisions = matched.decisions[~matched.decisions["event_id"].isin(events)]
+    calls = rows["reviewer_call"].to_numpy(dtype=object)
+    made = calls != UNDECIDED
+    if made.any():
+        decisions = pd.concat([decisions, pd.DataFrame({
+            "event_id": events[made],
+            "model_call": run.events["class"].reindex(events[made]).to_numpy(dtype=object),
+            "reviewer_call": calls[made],
+            "reviewer": rows["reviewer"].to_numpy(dtype=object)[made],
+            "time": rows["time"].to_numpy(dtype=object)[made],
+            "decided_call": rows["model_call"].to_numpy(dtype=object)[made],
+            "row": n + np.flatnonzero(made)})], ignore_index=True
+        ).sort_values("event_id", kind="stable")
+    unattached = matched.unattached[~matched.unattached.index.isin(np.flatnonzero(newly))]
+    # Per event as one row would: its earlier rows are replaced, and it had a decision before.
+    again = np.isin(events, matched.target[was]).sum()
+    superseded = matched.superseded + int(newly.sum() - was.sum()) + int(again)
+    return Matched(table, target, decisions.reset_index(drop=True), unattached, superseded,
+                   matched.other_cartridge, np.append(before | newly, np.zeros(m, bool)),
+                   extends=(matched.serial, tuple(events.tolist())))
+
+
+def _replaced_by_rows(table: pd.DataFrame, n: int, tolerance_px: float) -> np.ndarray:
+    """Which of the rows before row ``n`` the rows from ``n`` on replace
+    (:func:`superseded_rows`'s rule). Only a row of the same event id, or one within the
+    tolerance in the same frame, can be replaced, so only those are compared: a few numeric
+    passes per new row, not a comparison with every row of the file."""
+    ids = table["event_id"].to_numpy(np.int64)
+    x, y = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
+    frames = table["frame_id"].to_numpy(dtype=object)
+    near = np.isin(ids[:n], ids[n:])
+    for j in range(n, len(table)):
+        close = np.flatnonzero((np.abs(x[:n] - x[j]) <= tolerance_px) &
+                               (np.abs(y[:n] - y[j]) <= tolerance_px))
+        near[close[frames[close] == frames[j]]] = True
+    earlier = np.flatnonzero(near)
+    out = np.zeros(n, bool)
+    if not len(earlier):
+        return out
+    m = len(table) - n
+    i = np.repeat(earlier, m)
+    j = np.tile(np.arange(n, len(table)), len(earlier))
+    out[i[_replaces(table, i, j, tolerance_px)]] = True
+    return out
+
+
+def superseded_rows(table: pd.DataFrame, tolerance_px: float) -> np.ndarray:
+    """Which rows of review.csv a later row replaces (bool per row, file order).
+
+    A decision (or a take-back) replaces every earlier row that attached to its event in the
+    run it was made in, as a rewrite of the file once dropped them; read from the file alone,
+    since that run may be gone. An earlier row attached there when it is of the same run and
+    event (an old-layout row: the same event id and call), or of another run with a position in
+    the same frame within the tolerance; not when it was set aside as made on another
+    cartridge, nor, a rejection, when it saw another call than the later row did."""
+    n = len(table)
+    out = np.zeros(n, bool)
+    if n < 2:
+        return out
+    i, j = _neighbour_pairs(table, tolerance_px)
+    out[i[_replaces(table, i, j, tolerance_px)]] = True
+    return out
+
+
+def _replaces(table: pd.DataFrame, i: np.ndarray, j: np.ndarray,
+              tolerance_px: float) -> np.ndarray:
+    """Per pair of rows (``i`` earlier, ``j`` later), whether row j replaces row i."""
+    if not len(i):
+        return np.zeros(0, bool)
+    col = {c: table[c].to_numpy(dtype=object) for c in ("run_id", "cartridge_id", "frame_id",
+                                                         "model_call", "reviewer_call")}
+    event = table["event_id"].to_numpy(np.int64)
+    x, y = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
+    run, cart, call = col["run_id"], col["cartridge_id"], col["model_call"]
+    same_event = event[i] == event[j]
+    same_run = (run[i] == run[j]) & (run[i] != "")
+    close = (col["frame_id"][i] == col["frame_id"][j]) & (col["frame_id"][i] != "") & \
+        ((x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2 <= tolerance_px ** 2)
+    attached = np.where(same_run, same_event,
+                        np.where(run[i] == "", same_event & (call[i] == call[j]), close))
+    aside = (cart[j] != "") & (((cart[i] != "") & (cart[i] != cart[j])) |
+                               ((cart[i] == "") & (run[i] != "") & (run[i] != run[j])))
+    other_call = (col["reviewer_call"][i] == REJECTED) & (call[i] != call[j])
+    return attached & ~aside & ~other_call & (run[j] != "")
+
+
+def _neighbour_pairs(table: pd.DataFrame, tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs (earlier, later) that may be decisions on one cell: the same event id, or the
+    same frame within the tolerance (sorted by frame and x, so a pass per neighbour offset
+    ends once no row has a neighbour that near)."""
+    n = len(table)
+    rows = np.arange(n)
+    pairs = []
+    ids = table["event_id"].to_numpy(np.int64)
+    repeated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if repeated.any():
+        same = pd.DataFrame({"e": ids[repeated], "r": rows[repeated]})
+        both = same.merge(same, on="e")
+        both = both[both["r_x"] < both["r_y"]]
+        pairs.append((both["r_x"].to_numpy(), both["r_y"].to_numpy()))
+    frames, _ = pd.factorize(table["frame_id"].astype(str))
+    x = table["x"].to_numpy(np.float64)
+    placed = np.flatnonzero(np.isfinite(x) & (table["frame_id"].astype(str) != "").to_numpy())
+    order = placed[np.lexsort((x[placed], frames[placed]))]
+    for k in range(1, len(order)):
+        a, b = order[:-k], order[k:]
+        near = (frames[a] == frames[b]) & (x[b] - x[a] <= tolerance_px)
+        if not near.any():
+            break
+        a, b = a[near], b[near]
+        pairs.append((np.minimum(a, b), np.maximum(a, b)))
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i = np.concatenate([p[0] for p in pairs])
+    j = np.concatenate([p[1] for p in pairs])
+    unique = np.unique(i * n + j)
+    return unique // n, unique % n
+
+
+def _other_cartridge(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
+    """Rows that must not attach to ``run``'s events, as made on another cartridge (``reason``
+    filled in for them): one whose ``cartridge_id`` is not the run's, and (the run's cartridge
+    being known) one with no cartridge from another run, which nothing ties to this cartridge.
+    Old-layout rows (no run) are left to their own conditions."""
+    aside = np.zeros(len(table), bool)
+    if run.cartridge_id is None:  # a run written before cartridges were identified
+        return aside
+    made_on = table["cartridge_id"].to_numpy(dtype=object)
+    keys = table["run_id"].to_numpy(dtype=object)
+    other = (made_on != "") & (made_on != run.cartridge_id)
+    unknown = (made_on == "") & (keys != "") & (keys != run.run_id)
+    for i in np.flatnonzero(other):
+        reason[i] = (f"made on another cartridge with this sample id (cartridge {made_on[i]}; "
+                     f"this run's is {run.cartridge_id})")
+    for i in np.flatnonzero(unknown):
+        reason[i] = ("made on another run before decisions named their cartridge: nothing says "
+                     f"it was on this cartridge ({run.cartridge_id})")
+    aside[other | unknown] = True
+    return aside
+
+
+def warn_set_aside(sample_dir: str | Path, matched: Matched) -> None:
+    """One warning naming how many decisions were set aside as made on another cartridge."""
+    if matched.other_cartridge:
+        log.warning("%s: %d decision(s) in review.csv were made on another cartridge with this "
+                    "sample id (predict --overwrite with another scan?): set aside, kept in the "
+                    "file, not counted", sample_dir, matched.other_cartridge)
+

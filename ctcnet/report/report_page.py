@@ -1,0 +1,205 @@
+"""A run's HTML page (``index.html``): the summary, the counts (the model's tally, the
+reviewed counts and the sign-off beside them, the same keys the review page shows), skipped
+frames, the gallery pages and timings; and summary.json written back with it as the review
+server saves decisions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from ctcnet.inference.counts import Counts, ReviewedCounts
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.report.signoff import signoff_text
+
+
+def _table(rows: list[tuple[str, object]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+_IMAGE_CHECK = """
+<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
+  var out = document.getElementById("image-check");
+  out.textContent = bad.length ? bad.length + " of " + imgs.length + " images failed to load: " +
+      bad.map(function (im) { return im.getAttribute("src"); }).join(", ")
+    : "all " + imgs.length + " images loaded";
+  out.className = bad.length ? "bad" : "ok";
+  document.body.setAttribute("data-images-ok", bad.length ? "no" : "yes");
+  document.body.setAttribute("data-images-total", String(imgs.length));
+});
+</script>
+"""
+
+
+# The counts table's columns: (key of Counts.to_dict / ReviewedCounts.to_dict, heading). The
+# review page shows the same keys (review_page.html, renderSummary).
+MODEL_COLUMNS = [("counted", "counted"), ("per_7_5_ml", "per 7.5 mL"),
+                 ("held", "held by the guard"), ("review", "sent to review"),
+                 ("confident", "above the review threshold")]
+REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confirmed per 7.5 mL"),
+                    ("after_review", "after review"),
+                    ("after_review_per_7_5_ml", "after review per 7.5 mL"),
+                    ("decided", "calls decided")]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def held_text(tally: Counts) -> str:
+    """The guard-held calls in a line: how many, by flag and by call."""
+    flags = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in tally.held_by_flag.items())
+    calls = ", ".join(f"{k} {v}" for k, v in tally.held.items() if v)
+    return f"{tally.held_total}" + (f" ({flags}; called {calls})" if tally.held_total else "")
+
+
+def counts_table(tally: Counts, reviewed: ReviewedCounts | None) -> str:
+    """Per class the model's counts (and the reviewed ones, when there are decisions), then a
+    row of the calls the guard held apart; cells carry ``data-class`` / ``data-col``."""
+    columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
+    values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    rows = [f"<tr><th>class</th>{head}</tr>"]
+    for name in tally.classes:
+        # Per 7.5 mL is given for the reported classes only: the other cells stay empty.
+        cells = "".join(f'<td data-col="{key}">'
+                        f'{_cell(values[key][name]) if name in values[key] else ""}</td>'
+                        for key, _ in columns)
+        rows.append(f'<tr data-class="{html.escape(name)}"><th>{html.escape(name)}</th>'
+                    f"{cells}</tr>")
+    rows.append(f'<tr data-row="held"><th>held by the guard (not counted)</th>'
+                f'<td colspan="{len(columns)}" data-col="held_total">'
+                f"{html.escape(held_text(tally))}</td></tr>")
+    if reviewed is not None:
+        note = (f"{reviewed.reviewed} event(s) decided, {reviewed.rejected} rejected"
+                + (f"; {reviewed.unattached} decision(s) attach to no event of this run"
+                   if reviewed.unattached else "") + f"; latest {reviewed.updated}")
+        rows.append(f'<tr data-row="reviewed"><th>review decisions</th>'
+                    f'<td colspan="{len(columns)}">{html.escape(note)}</td></tr>')
+    return f'<table id="counts">{"".join(rows)}</table>'
+
+
+DISPLAY_NOTE = ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
+                "background; white: a high percentile of its cells), so a dim marker looks dim; "
+                "above each channel its mean over the object (m) and its peak (p) in noise "
+                "units; the ticks on every panel mark the event's centre. Click a page to see "
+                "it full size.</p>")
+
+
+def signoff_html(record: dict | None) -> str:
+    """The sign-off line under the counts (``data-signoff``: its status, or ``none``)."""
+    status = "none" if record is None else record.get("status", "current")
+    return (f'<p id="signoff" data-signoff="{html.escape(status)}"><b>Sign-off:</b> '
+            f"{html.escape(signoff_text(record))}</p>")
+
+
+def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = None,
+               signoff: dict | None = None, durable: bool = True) -> None:
+    """index.html: summary, counts (the tally's, and the reviewed ones once there are
+    decisions, with the sign-off: ``signoff``, a record of
+    :func:`ctcnet.report.signoff.signoff_record`, shown once there are decisions), skipped
+    frames, timings and the gallery pages (``gallery_info``: the summary's own by
+    default). ``durable``: fsync'd before it is renamed into place."""
+    s = summary
+    gallery_info = (s.gallery or {}) if gallery_info is None else gallery_info
+    frames = s.frames
+    status = [("status", s.status)]
+    status += [("events not classified (non-finite output)", s.failed_events)] \
+        if s.failed_events else []
+    volume = s.volume_read_ml
+    overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
+                ("sent to review", s.tally.review_events), ("edge-cut", s.edge_cut),
+                ("blood volume read", "n/a (no frame processed)" if not volume else
+                 f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),
+                ("frames processed", f"{frames.processed} of {frames.total}"),
+                ("frames skipped", frames.skipped),
+                ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version})"),
+                ("backend / device", f"{s.backend} / {s.device}"),
+                ("panel", ", ".join(c["name"] for c in s.panel["channels"])
+                 + f" at {s.panel['pixel_size_um']} um/px")]
+    truth = s.ground_truth or {}
+    if "detection" in truth:  # a simulated cartridge: how detection and calls compare
+        det = truth["detection"]
+        overview += [("detection recall (simulated truth)", f"{det['recall']:.3f}"),
+                     ("detection precision", f"{det['precision']:.3f}"),
+                     ("true counts", ", ".join(f"{k} {v}" for k, v in
+                                                 truth["true_counts"].items()))]
+    timings = [(k, f"{v:.2f} s") for k, v in s.timings_s.items()]
+    skipped = "".join(f"<li><b>{html.escape(x['frame'])}</b>: {html.escape(x['reason'])}</li>"
+                      for x in s.skipped_frames)
+    problems = "".join(f"<li>{html.escape(p)}</li>" for p in s.problems)
+    sections = []
+    for cat, g in gallery_info.items():
+        note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
+            f"{g['total']} event(s)"
+        # Shown at twice their pixel size (crops are small), never wider than the window.
+        # A page links to itself: the browser shows it whole, to zoom into.
+        images = "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
+                         f'{html.escape(p["path"])}" style="width: '
+                         f'min(100%, {2 * p["width"]}px)" alt="{html.escape(cat)} page {i}">'
+                         '</a></p>' for i, p in enumerate(g["pages"], 1))
+        title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
+        sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ctcnet: {html.escape(s.sample_id)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
+.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
+</style></head>
+<body>
+<h1>ctcnet predictions: {html.escape(s.sample_id)}</h1>
+<p id="image-check">checking images...</p>
+{_table(overview)}
+<h2>Counts</h2>
+{counts_table(s.tally, s.reviewed)}
+{signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
+<p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
+<a href="summary.json">summary.json</a></p>
+{f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
+{f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
+{DISPLAY_NOTE if sections else ''}
+{''.join(sections)}
+<h2>Timings</h2>{_table(timings)}
+{_IMAGE_CHECK}
+</body></html>
+"""
+    if durable:
+        atomic_write_text(out_dir / "index.html", page)
+    else:  # rewritten as decisions are saved: renamed into place, see write_summary_and_page
+        with atomic_path(out_dir / "index.html") as tmp:
+            tmp.write_text(page)
+
+
+def write_summary_and_page(out_dir: str | Path, summary: RunSummary,
+                           signoff: dict | None = None) -> None:
+    """summary.json and, where the run wrote one, index.html again from ``summary`` (the review
+    server, as decisions are saved), with the sample's sign-off (``signoff``:
+    :func:`ctcnet.report.signoff.signoff_record`'s) under ``"signoff"`` beside the counts:
+    the page first, so a summary.json newer than the events table means a finished write.
+    A page whose gallery the summary does not list (written before summaries recorded it) is
+    left as it is rather than rewritten without it."""
+    out_dir = Path(out_dir)
+    if (out_dir / "index.html").exists() and summary.gallery is not None:
+        write_html(out_dir, summary, signoff=signoff, durable=False)
+    data = summary.to_dict()
+    if signoff is not None:  # RunSummary leaves keys it does not know alone on reading
+        data["signoff"] = signoff
+    # Renamed into place, not fsync'd: review.csv (fsync'd per decision) is the record, and
+    # these are made from it again at the next decision or server start.
+    with atomic_path(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,168 @@
+"""The run a reviewer's decisions are made on: a predict output folder read back, the events
+put in front of a reviewer (candidates), and the run's identity decisions are keyed by.
+
+Candidates (what a reviewer looks at): every call of a reported class (``ctc``, ``cluster``),
+every event the model flagged for review, and a fixed random sample of the rest for quality
+control (a model that hides CTCs among confident debris calls is only caught this way), plus
+any event an earlier decision attaches to, so no decision counts unseen. The sample is drawn
+with a seed taken from the sample id, so it stays the same across reloads and server restarts.
+
+Predict numbers events in scan order, and a re-run (``--overwrite``, another model, other
+detection settings) numbers them anew, so an event id alone would hand a decision to another
+cell: :func:`run_id` is a digest of a run's numbering, and :class:`RunEvents` finds the event
+of the current run nearest a position recorded with an older decision.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import zlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.errors import InputError
+from ctcnet.inference.summary import RunSummary
+
+# One cell's centroid moves by a pixel or two between runs with other detection settings;
+# two events are at least a seed distance apart (DetectConfig.seed_distance_um, 7 um), so
+# less than half of that never reaches a neighbour instead.
+POSITION_TOLERANCE_UM = 3.0
+QC_FRACTION = 0.02  # of the events that are neither reported calls nor flagged
+QC_MIN = 20
+
+
+def default_reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "reviewer"
+
+
+def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
+    """A predict output folder's events table and summary; InputError if it is not one."""
+    sample_dir = Path(sample_dir)
+    summary_path, events_path = sample_dir / "summary.json", sample_dir / "events.parquet"
+    if not summary_path.is_file() or not events_path.is_file():
+        raise InputError("not a predict output folder (no summary.json / events.parquet)",
+                         sample_dir)
+    try:
+        summary = RunSummary.from_dict(json.loads(summary_path.read_text()))
+        events = pd.read_parquet(events_path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
+    return events, summary
+
+
+def find_samples(results: str | Path) -> dict[str, Path]:
+    """Sample id -> folder for a predict ``--out`` folder (or one sample's own folder)."""
+    results = Path(results)
+    if not results.is_dir():
+        raise InputError("results folder not found", results)
+    if (results / "summary.json").is_file():
+        return {results.resolve().name: results}
+    samples = {p.name: p for p in sorted(results.iterdir())
+               if p.is_dir() and (p / "summary.json").is_file()
+               and (p / "events.parquet").is_file()}
+    if not samples:
+        raise InputError("no predict outputs here (expected <sample>/summary.json and "
+                         "events.parquet, as ctcnet predict --out writes)", results)
+    return samples
+
+
+def reported_classes(summary: RunSummary) -> list[str]:
+    """The classes a report counts per 7.5 mL (predict writes one figure per reported class)."""
+    return list(summary.per_7_5_ml)
+
+
+def select_candidates(events: pd.DataFrame, reported: list[str], sample_id: str,
+                      qc_fraction: float = QC_FRACTION, qc_min: int = QC_MIN,
+                      decided=()) -> pd.DataFrame:
+    """The events to review, in scan order, with a ``why`` column: call, flagged, qc, or
+    decided (an event only an earlier decision brings in, e.g. from a run that called it
+    otherwise; ``decided`` holds the event ids decisions attach to)."""
+    if not len(events):
+        return events.assign(why=pd.Series(dtype=object))
+    called = events["class"].isin(reported).to_numpy()
+    flagged = events["review"].astype(bool).to_numpy()
+    rest = np.flatnonzero(~called & ~flagged)
+    n_qc = min(len(rest), max(qc_min, int(np.ceil(qc_fraction * len(rest)))))
+    rng = np.random.default_rng(zlib.crc32(sample_id.encode("utf-8")))
+    qc = np.zeros(len(events), bool)
+    qc[rng.choice(rest, size=n_qc, replace=False)] = True
+    # After the draw, so the quality-control sample does not depend on what was decided.
+    earlier = events["event_id"].isin(list(decided)).to_numpy()
+    why = np.where(called, "call", np.where(flagged, "flagged",
+                                            np.where(qc, "qc", "decided")))
+    keep = called | flagged | qc | earlier
+    return events[keep].assign(why=why[keep])
+
+
+# ---------------------------------------------------------------------------------------------
+# The run decisions are matched to.
+
+def run_id(events: pd.DataFrame) -> str:
+    """A digest of a run's event numbering: every event's id, frame and position, in order.
+
+    Two runs share it only when each event id names the same position in both, which is
+    exactly when a decision's ``event_id`` can be trusted as it is.
+    """
+    digest = hashlib.sha256()
+    digest.update(events["event_id"].to_numpy(np.int64).tobytes())
+    codes, frames = pd.factorize(events["frame_id"].astype(str))
+    digest.update(codes.astype(np.int64).tobytes())
+    digest.update("\0".join(frames).encode("utf-8"))
+    for column in ("x", "y"):
+        digest.update(events[column].to_numpy(np.float64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class RunEvents:
+    """The current run's events as decisions are matched to them: its id, each event's frame,
+    position and call, the position tolerance in scan pixels, when the run was written
+    (``written_at``, seconds since the epoch: old-layout decisions older than it were made on
+    an earlier run) and the cartridge it scanned (``cartridge_id``; None for a run written
+    before cartridges were identified: decisions are then matched as they were)."""
+
+    def __init__(self, events: pd.DataFrame, pixel_size_um: float,
+                 written_at: float | None = None, cartridge_id: str | None = None):
+        self.run_id = run_id(events)
+        self.cartridge_id = cartridge_id or None
+        table = events[["event_id", "frame_id", "x", "y", "class"]]
+        self.events = table.assign(frame_id=table["frame_id"].astype(str),
+                                   **{"class": table["class"].astype(str)}
+                                   ).set_index("event_id", drop=False)
+        self.tolerance_px = POSITION_TOLERANCE_UM / float(pixel_size_um)
+        self.written_at = written_at
+
+    @classmethod
+    def of_sample(cls, sample_dir: str | Path, events: pd.DataFrame,
+                  summary: RunSummary) -> RunEvents:
+        """The run in a predict output folder (``events`` and ``summary`` as load_sample)."""
+        try:
+            written = (Path(sample_dir) / "events.parquet").stat().st_mtime
+        except OSError:
+            written = None
+        return cls(events, summary.panel["pixel_size_um"], written, summary.cartridge_id)
+
+    @cached_property
+    def _by_frame(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        groups = self.events.groupby("frame_id", sort=False).indices
+        ids = self.events["event_id"].to_numpy(np.int64)
+        xy = self.events[["x", "y"]].to_numpy(np.float64)
+        return {str(f): (ids[rows], xy[rows]) for f, rows in groups.items()}
+
+    def nearest(self, frame_id: str, x: float, y: float) -> int:
+        """The event of ``frame_id`` nearest (x, y) within the tolerance, or -1."""
+        found = self._by_frame.get(str(frame_id))
+        if found is None or not (np.isfinite(x) and np.isfinite(y)):
+            return -1
+        ids, xy = found
+        d2 = (xy[:, 0] - x) ** 2 + (xy[:, 1] - y) ** 2
+        k = int(np.argmin(d2))
+        return int(ids[k]) if d2[k] <= self.tolerance_px ** 2 else -1
+

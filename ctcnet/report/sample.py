@@ -1,0 +1,410 @@
+"""One sample on the review server: its run read back, its candidates as the page shows them,
+the decisions of its readings recorded and counted, and its sign-off.
+
+A sample has two readings. The first (review.csv) is the one counted: each saved decision
+brings summary.json's ``reviewed`` counts and index.html up to date. A second reader's
+decisions (``"reading": "second"``, review-second.csv) are kept apart and never counted; their
+agreement with the first (:mod:`ctcnet.report.agreement`) and the disagreements are listed for
+adjudication, which is deciding the event again in the first reading.
+
+Requests name the run they were made for: one made for a run the folder no longer holds
+(predict ran again since the page was loaded) raises :class:`ResultsChanged`, so a stale page
+never records a decision on, or shows the tile of, another cell.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import replace
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.counts import ReviewedCounts, count_events
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.atomic import exclusive_folder
+from ctcnet.io.panel import Panel
+from ctcnet.report import decisions as D
+from ctcnet.report.agreement import compare_readings
+from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
+from ctcnet.report.review import write_summary_and_page
+from ctcnet.report.review_counts import ReviewTally
+from ctcnet.report.sample_images import SampleImages
+from ctcnet.report.signoff import (
+    SignOff,
+    read_signoff,
+    signoff_record,
+    write_signoff,
+)
+from ctcnet.report.tiles import FrameSource
+
+log = logging.getLogger(__name__)
+
+# The calls a decision request may make besides a class name; "undecided" takes a decision back.
+CONFIRM, REJECT, UNDECIDED = "confirm", "reject", "undecided"
+DECISION_FORM = ('a decision is {"event_id": N, "call": "confirm" | "reject" | "undecided" | '
+                 'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
+BATCH_FORM = ('decisions at once are {"event_ids": [N, ...], "call": "confirm" | "reject" | '
+              'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
+MAX_EVENT_ID = 2 ** 63 - 1  # event ids are int64
+MAX_BATCH = 500   # events decided in one request (a grid page holds 100)
+FIRST, SECOND = "first", "second"
+READING_FILES = {FIRST: D.REVIEW_FILE, SECOND: D.SECOND_FILE}
+
+
+class ResultsChanged(CtcnetError):
+    """A request made for a run that the results folder no longer holds (predict ran again
+    since the page was loaded): its event ids and tiles would name other cells."""
+
+
+class ResultsBeingWritten(CtcnetError):
+    """The results folder is being written (predict is running), or a run stopped before its
+    summary: nothing in it can be trusted to belong together."""
+
+
+def events_stamp(folder: Path) -> tuple[int, int, int] | None:
+    """What identifies the events table on disk: predict replaces it whole (a new file) on
+    every run, so a changed stamp means another run."""
+    try:
+        st = (folder / "events.parquet").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _event_id(value) -> int:
+    """An event id of a request: a JSON integer. ``true`` (a bool is an int in Python) and
+    ``2.9`` (a float) name no event, and are refused rather than rounded to one."""
+    if type(value) is not int or not 0 <= value <= MAX_EVENT_ID:
+        raise InputError(f"event_id must be a whole number of 0 or more, not "
+                         f"{json.dumps(value)[:40]}")
+    return value
+
+
+def _common_fields(body) -> tuple[str, str | None, str | None, str]:
+    """(call, reviewer, run id, reading) of a decision request."""
+    call = body.get("call")
+    if not isinstance(call, str) or not call:
+        raise InputError("call must be a string")
+    reviewer, run_id = body.get("reviewer"), body.get("run_id")
+    if reviewer is not None and not isinstance(reviewer, str):
+        raise InputError("reviewer must be a string")
+    if run_id is not None and not isinstance(run_id, str):
+        raise InputError("run_id must be a string")
+    return call, reviewer, run_id, parse_reading(body.get("reading"))
+
+
+def parse_reading(value) -> str:
+    """Which reading a request is of: the first (counted) unless it says ``second``."""
+    if value is None or value == FIRST:
+        return FIRST
+    if value == SECOND:
+        return SECOND
+    raise InputError(f"reading must be {FIRST!r} or {SECOND!r}, not {json.dumps(value)[:40]}")
+
+
+def parse_decision(body) -> tuple[int, str, str | None, str | None, str]:
+    """(event id, call, reviewer, run id, reading) of a decision request; InputError when
+    malformed."""
+    if not isinstance(body, dict):
+        raise InputError(DECISION_FORM)
+    try:
+        event_id = _event_id(body.get("event_id"))
+        return (event_id, *_common_fields(body))
+    except InputError as err:
+        raise InputError(f"{err}; {DECISION_FORM}") from None
+
+
+def parse_batch(body) -> tuple[list[int], str, str | None, str | None, str]:
+    """(event ids, call, reviewer, run id, reading) of a request deciding several events at
+    once (a grid's page); InputError when malformed, repeated or too many."""
+    if not isinstance(body, dict) or not isinstance(body.get("event_ids"), list):
+        raise InputError(BATCH_FORM)
+    try:
+        ids = [_event_id(v) for v in body["event_ids"]]
+        fields = _common_fields(body)
+    except InputError as err:
+        raise InputError(f"{err}; {BATCH_FORM}") from None
+    if not 0 < len(ids) <= MAX_BATCH or len(set(ids)) != len(ids):
+        raise InputError(f"event_ids must name 1 to {MAX_BATCH} events, each once")
+    if fields[0] == UNDECIDED:
+        raise InputError("decisions are taken back one at a time")
+    return (ids, *fields)
+
+
+class Sample(SampleImages):
+    """One cartridge's predict outputs, read once per run (``stamp``: the events table it was
+    read from; :meth:`ReviewApp.sample` reads it again when predict has written another).
+    Decisions are read from the readings' journals on each request (another server may write
+    them too: only the lines appended since are read, :class:`~ctcnet.report.journal.
+    DecisionLog`) and written under their file lock. The run's frames (``frames``) and display
+    levels are read when a tile first needs them."""
+
+    def __init__(self, name: str, folder: Path, scans: str | Path | None = None):
+        self.name, self.folder = name, folder
+        self.stamp = events_stamp(folder)  # before reading: a run written meanwhile is noticed
+        self.events, self.summary = D.load_sample(folder)
+        self.run = D.RunEvents.of_sample(folder, self.events, self.summary)
+        matched = D.migrate_decisions(folder, self.run)
+        self.logs = {reading: D.DecisionLog(folder, file)
+                     for reading, file in READING_FILES.items()}
+        self.decisions = self.logs[FIRST]
+        self.reported = D.reported_classes(self.summary)
+        self.classes = list(self.summary.model.classes)
+        self.threshold = float(self.summary.model.review_threshold)
+        self.panel = Panel.from_dict(self.summary.panel)
+        # The counts of the events this server shows, whatever summary.json says.
+        self.tally = count_events(self.events, self.classes, self.reported,
+                                  self.summary.volume_read_ml)
+        candidates = D.select_candidates(self.events, self.reported,
+                                         self.summary.sample_id or name,
+                                         decided=matched.decisions["event_id"])
+        self.candidates = candidates.assign(
+            reasons=event_reasons(candidates, self.reported, self.threshold))
+        self.by_id = self.events.set_index("event_id", drop=False)
+        # One per reading: each is brought up to date from the decisions it last counted.
+        self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}
+        self.frames = FrameSource(self.summary, scans)
+        self._init_images()
+        self.write_counts()
+
+    def is_current(self) -> bool:
+        return events_stamp(self.folder) == self.stamp
+
+    @cached_property
+    def candidate_rows(self) -> list[dict]:
+        """What the page shows of each candidate but its decision: the same for the whole
+        run, so made once (thousands of rows take a while)."""
+        means, measures = self.candidate_markers()
+        rows, said = [], {}
+        columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
+                   "edge_cut", "why", "reasons"]
+        values = zip(*(self.candidates[c].tolist() for c in columns))
+        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes) in \
+                enumerate(values):
+            event_id, p = int(event_id), float(p)
+            # Unrounded: the page, the reasons and the tile captions round it alike. The words
+            # depend on the codes and p as printed: said once for the candidates that share them.
+            key = (tuple(codes), f"{p:.2f}")
+            if key not in said:
+                said[key] = described(codes, p, self.threshold)
+            tile = self.gallery_tiles.get(event_id) or {"src": self.tile_src(event_id)}
+            rows.append({"event_id": event_id, "frame_id": str(frame_id),
+                         "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
+                         # JSON has no NaN: an event without a call has no confidence.
+                         "confidence": p if math.isfinite(p) else None,
+                         "flagged": bool(review), "edge_cut": bool(edge_cut),
+                         "held": any(c.startswith(GUARD_PREFIX) for c in codes),
+                         "why": why, "reasons": said[key],
+                         "tile": tile, "context": self.tile_src(event_id, "context"),
+                         "markers": means[k]})
+            if measures[k]:  # the guard's measurements, where the events table has them
+                rows[-1]["measures"] = measures[k]
+        return rows
+
+    def state(self, reviewer: str, saliency: bool = False, reading: str = FIRST) -> dict:
+        """Everything the page shows of ``reading``; ``saliency``: whether tiles cut here can
+        have a saliency row. A second reading is blind: it shows its own decisions and counts,
+        not the first's, nor their agreement or the sign-off."""
+        log_ = self.logs[reading]
+        matched = log_.matched(self.run)
+        decided = matched.decisions
+        calls = dict(zip(decided["event_id"].astype(int), decided["reviewer_call"]))
+        rows = [{**r, "decision": calls.get(r["event_id"])} for r in self.candidate_rows]
+        out = {"sample": self.name, "run_id": self.run.run_id, "reviewer": reviewer,
+               "reading": reading, "classes": self.classes, "reported": self.reported,
+               "review_threshold": self.threshold,
+               "channels": [c["name"] for c in self.summary.panel["channels"]],
+               "reasons": self.reason_options, "candidates": rows,
+               "counts": self.counts(matched, reading=reading), "stamp": log_.read_stamp,
+               "saliency": bool(saliency), "unattached": self.unattached(matched)}
+        if reading == FIRST:
+            out["signoff"] = self.signoff(matched)
+            out["agreement"] = self.agreement()
+        return out
+
+    @cached_property
+    def reason_options(self) -> list[dict]:
+        return reason_filter(self.candidates["reasons"].tolist())
+
+    def unattached(self, matched: D.Matched) -> list[dict]:
+        return [{"event_id": int(u["event_id"]), "frame_id": u["frame_id"],
+                 "reviewer_call": u["reviewer_call"], "time": u["time"], "reason": u["reason"]}
+                for u in matched.unattached.to_dict("records")]
+
+    def changes(self, since: str, reading: str = FIRST) -> dict:
+        """What a page holding ``reading``'s journal as of stamp ``since`` lacks: nothing
+        while the file is unchanged (a stat, no read), else every decision of the run and the
+        counts."""
+        log_ = self.logs[reading]
+        if log_.stamp() == since:
+            return {"run_id": self.run.run_id, "stamp": since, "unchanged": True}
+        matched = log_.matched(self.run)
+        decided = matched.decisions
+        out = {"run_id": self.run.run_id, "stamp": log_.read_stamp,
+               "decisions": [[int(e), str(c)] for e, c in zip(decided["event_id"],
+                                                              decided["reviewer_call"])],
+               "counts": self.counts(matched, reading=reading),
+               "unattached": self.unattached(matched)}
+        if reading == FIRST:  # decisions made elsewhere may have outdated the sign-off
+            out["signoff"] = self.signoff(matched)
+        return out
+
+    def check_run(self, run_id: str | None) -> None:
+        """Refuse a request made for another run than the one this sample holds now."""
+        if run_id is not None and run_id != self.run.run_id:
+            raise ResultsChanged(f"the results of {self.name} were written again since this "
+                                 f"page was loaded (run {run_id}, now {self.run.run_id}): "
+                                 "reload the page")
+
+    def _event(self, event_id: int) -> int:
+        if event_id not in self.by_id.index:
+            raise InputError(f"no event {event_id} in sample {self.name}")
+        return event_id
+
+    def decide(self, body, default_reviewer: str) -> dict:
+        """Record one decision (:func:`parse_decision`'s request) and answer what the page
+        needs: the decision, the counts and the journal's stamps before and after."""
+        event_id, call, reviewer, run_id, reading = parse_decision(body)
+        # A page loaded before predict ran again names events by their old numbers.
+        self.check_run(run_id)
+        self._event(event_id)
+        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        log_ = self.logs[reading]
+        before = log_.stamp()
+        log_.forget_append()
+        if call == UNDECIDED:
+            D.clear_decision(self.folder, self.run, event_id, reviewer, decisions=log_)
+            decision = None
+        else:
+            decision = self.reviewer_call(event_id, call)
+            D.record_decision(self.folder, self.run, event_id, decision, reviewer,
+                              decisions=log_)
+        return {"event_id": event_id, "decision": decision,
+                **self._saved(reading, log_, before)}
+
+    def decide_many(self, body, default_reviewer: str) -> dict:
+        """Record one call on several events at once (:func:`parse_batch`'s request: a grid's
+        page confirmed, or its exceptions rejected), appended together. ``confirm`` confirms
+        each event's own call."""
+        ids, call, reviewer, run_id, reading = parse_batch(body)
+        self.check_run(run_id)
+        for event_id in ids:
+            self._event(event_id)
+        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        calls = {e: self.reviewer_call(e, call) for e in ids}
+        log_ = self.logs[reading]
+        before = log_.stamp()
+        log_.forget_append()
+        D.record_decisions(self.folder, self.run, calls, reviewer, decisions=log_)
+        return {"decisions": [[e, c] for e, c in calls.items()],
+                **self._saved(reading, log_, before)}
+
+    def _saved(self, reading: str, log_: D.DecisionLog, before: str) -> dict:
+        """The counts after a save (written back to summary.json and index.html for the first
+        reading) and the journal's stamps before and after it."""
+        previous, stamp = log_.last_append or (before, before)
+        if reading != FIRST:
+            matched = log_.matched(self.run)
+            return {"counts": self.counts(matched, self.reviewed(matched, reading)),
+                    "previous": previous, "stamp": stamp}
+        matched, reviewed = self.write_counts()
+        return {"counts": self.counts(matched, reviewed), "previous": previous, "stamp": stamp,
+                "signoff": self.signoff(matched)}
+
+    def reviewer_call(self, event_id: int, call: str) -> str:
+        """What the journal records for ``call`` on an event: its class on a confirmation."""
+        if call == CONFIRM:
+            return str(self.by_id.at[event_id, "class"])
+        if call == REJECT:
+            return D.REJECTED
+        if call not in self.classes:
+            raise InputError(f"call {call!r} is not {CONFIRM}, {REJECT}, {UNDECIDED} or one "
+                             f"of {self.classes}")
+        return call
+
+    def reviewed(self, matched: D.Matched, reading: str = FIRST) -> ReviewedCounts:
+        # Per 7.5 mL of the blood actually read (skipped frames excluded), as the tally.
+        return self.tallies[reading].counts(matched)
+
+    def counts(self, matched: D.Matched, reviewed: ReviewedCounts | None = None,
+               reading: str = FIRST) -> dict:
+        """The model's tally and the reviewed counts of ``reading``'s ``matched``
+        (``reviewed``, when counted already), as the page shows them."""
+        reviewed = reviewed if reviewed is not None else self.reviewed(matched, reading)
+        return {"model": self.tally.to_dict(), "reviewed": reviewed.to_dict()}
+
+    def agreement(self) -> dict:
+        """The first reading's agreement with the second (:func:`compare_readings`)."""
+        return compare_readings(self.logs[FIRST].matched(self.run).decisions,
+                                self.logs[SECOND].matched(self.run).decisions)
+
+    def signoff(self, matched: D.Matched) -> dict | None:
+        """The sample's sign-off as shown now (:func:`ctcnet.report.signoff.signoff_record`)."""
+        return signoff_record(read_signoff(self.folder), self.run.run_id,
+                              len(matched.table))
+
+    def sign_off(self, body, default_reviewer: str) -> dict:
+        """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
+        decisions it covers, what is left undecided and the reviewed counts, written to
+        signoff.json, then to summary.json and index.html beside the model's counts."""
+        if not isinstance(body, dict):
+            raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
+        reviewer, run_id = body.get("reviewer"), body.get("run_id")
+        if reviewer is not None and not isinstance(reviewer, str):
+            raise InputError("reviewer must be a string")
+        self.check_run(run_id if isinstance(run_id, str) else None)
+        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        with D.decisions_lock(self.folder):
+            matched = self.decisions.matched(self.run)
+            reviewed = self.reviewed(matched)
+            decided = set(matched.decisions["event_id"].astype(int).tolist())
+            left = sum(int(e) not in decided for e in self.candidates["event_id"])
+            second = self.agreement()
+            record = SignOff(
+                reviewer=reviewer,
+                signed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                run_id=self.run.run_id, cartridge_id=self.run.cartridge_id,
+                decided=len(decided), unreviewed=int(left),
+                after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,
+                journal_rows=len(matched.table),
+                second_reading=second if second["second"] else None)
+            write_signoff(self.folder, record)
+        self.write_counts()
+        return {"signoff": self.signoff(matched)}
+
+    def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:
+        """summary.json (the tally of these events, the reviewed counts once review.csv has
+        any decision, and the sign-off) and index.html, brought up to date. Under the
+        decisions lock, so the counts are of the file as it is; never while predict holds the
+        folder (it is writing another run) nor once another run is there. A folder that
+        cannot be written keeps its files: the page shows the counts all the same. Returns
+        the match counted and its counts."""
+        counted = None
+        try:
+            with D.decisions_lock(self.folder):
+                matched = self.decisions.matched(self.run)
+                counted = matched, self.reviewed(matched)
+                decided = len(matched.decisions) or len(matched.unattached)
+                with exclusive_folder(self.folder, "review"):
+                    if not self.is_current():
+                        return counted  # another run: the next request reads it
+                    on_disk = json.loads((self.folder / "summary.json").read_text())
+                    summary = RunSummary.from_dict(on_disk)
+                    updated = replace(summary, **RunSummary.count_fields(self.tally),
+                                      reviewed=counted[1] if decided else None)
+                    signed = self.signoff(matched)
+                    if updated != summary or on_disk.get("signoff") != signed:
+                        write_summary_and_page(self.folder, updated, signed)
+        except InputError as err:  # predict holds the folder
+            log.info("%s: summary.json not updated now: %s", self.folder, err)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: cannot update summary.json and index.html with the review "
+                        "counts: %s", self.folder, err)
+        if counted is None:
+            matched = self.decisions.matched(self.run)
+            counted = matched, self.reviewed(matched)
+        return counted

@@ -1,0 +1,94 @@
+"""A sample's sign-off: "reviewed by, on", recorded when a reviewer declares the sample's
+review done, and shown beside the model's and the reviewed counts in summary.json, index.html,
+the review page and ``ctcnet crops``.
+
+``RESULTS/<sample>/signoff.json`` (written atomically) holds the latest sign-off: who, when,
+the run it was of, how many decisions counted and how many candidates were left undecided,
+the reviewed counts per 7.5 mL it signed, the agreement with a second reading if there was one,
+and how many lines review.csv held then. A sign-off holds for the decisions it covered: the
+journal only grows, so once a decision is made, changed or taken back (a line appended) it
+reads "changed since", and after predict ran again (another ``run_id``) it is not shown at
+all, as it was of another run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ctcnet.io.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SIGNOFF_FILE = "signoff.json"
+CURRENT, CHANGED = "current", "changed since"
+
+
+@dataclass(frozen=True)
+class SignOff:
+    """One sign-off of a sample (see the module's notes)."""
+
+    reviewer: str
+    signed_at: str                    # ISO 8601, UTC
+    run_id: str
+    cartridge_id: str | None
+    decided: int                      # events with a decision that counts
+    unreviewed: int                   # candidates left undecided
+    after_review_per_7_5_ml: dict     # the reviewed counts signed
+    journal_rows: int                 # review.csv's lines (decisions and take-backs) then
+    second_reading: dict | None = None  # agreement with a second reader, when there was one
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SignOff:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def read_signoff(folder: str | Path) -> SignOff | None:
+    """The sample's latest sign-off, or None (none yet, or a file that cannot be read: said)."""
+    path = Path(folder) / SIGNOFF_FILE
+    try:
+        return SignOff.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as err:
+        log.warning("%s: cannot read the sign-off: %s", path, err)
+        return None
+
+
+def write_signoff(folder: str | Path, signoff: SignOff) -> None:
+    atomic_write_text(Path(folder) / SIGNOFF_FILE,
+                      json.dumps(signoff.to_dict(), indent=2) + "\n")
+
+
+def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int) -> dict | None:
+    """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
+    whose review.csv now holds ``journal_rows`` lines: the sign-off with its ``status``
+    (``current``, or ``changed since`` once decisions moved on); None without one, or for
+    another run."""
+    if signoff is None or signoff.run_id != run_id:
+        return None
+    return {**signoff.to_dict(),
+            "status": CURRENT if signoff.journal_rows == journal_rows else CHANGED}
+
+
+def signoff_text(record: dict | None) -> str:
+    """A sign-off record in a line: who, when, what it left undecided, whether it holds."""
+    if record is None:
+        return "not signed off"
+    text = (f"reviewed by {record['reviewer']} on {record['signed_at']}: "
+            f"{record['decided']} event(s) decided, {record['unreviewed']} candidate(s) "
+            "left undecided")
+    second = record.get("second_reading")
+    if second and second.get("both"):
+        kappa = second.get("kappa")
+        text += (f"; second reading: {second['agree']} of {second['both']} agree, kappa "
+                 + ("n/a" if kappa is None else f"{kappa:.2f}"))
+    if record.get("status") == CHANGED:
+        text += "; decisions changed since the sign-off"
+    return text

@@ -1,0 +1,45 @@
+"""The quick stage check (CI): a small simulated cartridge through ``ctcnet predict``, each
+stage's time per event as a multiple of the model's floor measured in the same run, failing
+when a stage's multiple grows past 1.5x its record in ``docs/benchmarks-stages.json``
+(:mod:`ctcnet.benchmark.stages`).
+
+    python scripts/stage_check.py [--record] [--model PATH] [--runs 5] [--baseline PATH]
+
+``--record`` rewrites the record from this machine (on a quiet machine, after a change that
+makes a stage faster or slower on purpose). Exits 1 when a stage grew past the tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ctcnet.benchmark.stages import TOLERANCE, StageCheckSettings, run_check
+from ctcnet.inference.backends import default_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time the stages and check them against the recorded multiples (or record them with
+    ``--record``); returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", type=Path, default=ROOT / "docs" / "benchmarks-stages.json")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="ONNX model (default: the shipped model's export)")
+    parser.add_argument("--runs", type=int, default=StageCheckSettings.runs,
+                        help="timed runs after the warm-up (medians over them)")
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE)
+    parser.add_argument("--record", action="store_true",
+                        help="write this run's multiples as the record instead of checking")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = args.model or default_model_path("onnx")
+    return run_check(model, args.baseline, StageCheckSettings(runs=args.runs),
+                     record=args.record, tolerance=args.tolerance)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
