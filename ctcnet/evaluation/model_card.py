@@ -19,6 +19,7 @@ from ctcnet.io.atomic import atomic_write_text
 
 
 def normalisation_text(spec) -> str:
+    """How the model normalises its input, in words for the card."""
     cfg = spec.panel.channels[0].normalisation
     if cfg.get("method") != "snr":
         return "fixed value range per channel, inside the model"
@@ -30,6 +31,7 @@ def normalisation_text(spec) -> str:
 
 
 def targets_met(test: dict) -> dict:
+    """Whether the test figures meet each of the card's ``TARGETS``."""
     return {"macro_f1": test["macro_f1"] >= TARGETS["macro_f1"],
             "ctc_recall": test["ctc_recall"] >= TARGETS["ctc_recall"],
             "wbc_called_ctc_rate": test["wbc_called_ctc_rate"] <= TARGETS["wbc_called_ctc_rate"]}

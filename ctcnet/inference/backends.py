@@ -68,13 +68,15 @@ class Backend(Protocol):
         """Calibrated probabilities (N, K) float32 (softmax of logits / temperature)."""
 
     @property
-    def device_name(self) -> str: ...
+    def device_name(self) -> str:
+        """Where the model runs, as the summary records it (a device or the providers)."""
 
     @property
     def gpu(self) -> str | None:
         """``cuda`` or ``cuda:N``: the GPU the model runs on; None on the CPU."""
 
-    def explainer(self): ...
+    def explainer(self):
+        """Per-channel saliency for the review gallery, or None where the backend has none."""
 
 
 @backend_class("torch")
@@ -124,6 +126,7 @@ class TorchBackend:
 
     @property
     def spec(self):
+        """The model's spec."""
         # Read from the model each time: calibration replaces ``model.spec``.
         return self.model.spec
 
@@ -134,9 +137,11 @@ class TorchBackend:
         self.model.spec = value
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, K) of raw-count crops, in batches."""
         return self._run(crops, self.model.predict_proba)
 
     def predict_logits(self, crops: np.ndarray) -> np.ndarray:
+        """Uncalibrated logits (N, K) of raw-count crops, in batches."""
         return self._run(crops, self.model)
 
     def _run(self, crops: np.ndarray, fn) -> np.ndarray:
@@ -186,10 +191,12 @@ class TorchBackend:
 
     @property
     def device_name(self) -> str:
+        """The torch device the model is on."""
         return str(self.device)
 
     @property
     def gpu(self) -> str | None:
+        """The CUDA device the model is on; None on the CPU."""
         return str(self.device) if self.device.type == "cuda" else None
 
     def explainer(self):
@@ -233,17 +240,21 @@ class OnnxBackend:
         self.batch_size = self.classifier.batch_size
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, K) of raw-count crops, in batches."""
         return self.classifier.predict_proba(crops, batch_size=self.batch_size)
 
     def predict_logits(self, crops: np.ndarray) -> np.ndarray:
+        """Uncalibrated logits (N, K) of raw-count crops, in batches."""
         return self.classifier.run(crops, batch_size=self.batch_size)[0]
 
     @property
     def device_name(self) -> str:
+        """The onnxruntime execution providers, in order."""
         return ",".join(self.classifier.providers)
 
     @property
     def gpu(self) -> str | None:
+        """The CUDA device of the CUDA provider; None without it."""
         if "CUDAExecutionProvider" not in self.classifier.providers:
             return None
         options = self.classifier.session.get_provider_options().get("CUDAExecutionProvider", {})

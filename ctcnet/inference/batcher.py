@@ -36,6 +36,7 @@ class CrossFrameBatcher:
         self.seconds = 0.0
 
     def add(self, work: FrameWork) -> None:
+        """Queue a frame's crops (the model's view of them when it differs) behind the others."""
         self.frames.append(work)
         crops = work.crops if work.model_crops is None else work.model_crops
         if len(crops):
@@ -43,6 +44,8 @@ class CrossFrameBatcher:
             self.waiting += len(crops)
 
     def ready(self, final: bool = False) -> list[tuple[FrameWork, np.ndarray]]:
+        """Classify the whole batches waiting (everything when ``final``); returns the frames now
+        complete, in order, each with its probabilities."""
         take = self.waiting if final else (self.waiting // self.batch_size) * self.batch_size
         if take:
             t0 = time.perf_counter()

@@ -46,6 +46,8 @@ class ModelUsed:
 
 @dataclass
 class FrameCounts:
+    """The frames of a run: in the cartridge, processed, skipped, and taken from the journal of
+    an earlier run."""
     total: int
     processed: int
     skipped: int
@@ -131,6 +133,8 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
+        """Read a summary back from :meth:`to_dict`'s output (keys it does not know are left
+        out)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["model"] = ModelUsed(**data["model"])
@@ -142,9 +146,11 @@ class RunSummary:
 
     @classmethod
     def read(cls, out_dir: str | Path) -> RunSummary:
+        """The summary.json in ``out_dir``."""
         return cls.from_dict(json.loads((Path(out_dir) / "summary.json").read_text()))
 
     def write(self, out_dir: str | Path) -> None:
+        """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -172,12 +178,14 @@ class CropRunSummary:
     spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
 
     def to_dict(self) -> dict:
+        """The summary as plain data (``spillover`` only when measured)."""
         out = asdict(self)
         if out["spillover"] is None:
             del out["spillover"]
         return out
 
     def write(self, out_dir: str | Path) -> None:
+        """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")
 

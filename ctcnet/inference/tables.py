@@ -199,6 +199,7 @@ class ColumnKeeper:
         self.vocabulary: dict[str, dict] = {}
 
     def add(self, table: pa.Table) -> None:
+        """Keep the named columns of ``table`` (strings as codes into each column's vocabulary)."""
         for name in self.names:
             if name not in table.column_names:
                 continue

@@ -49,16 +49,19 @@ class ModelInfo:
 
     @property
     def checkpoint(self) -> Path | None:
+        """The model's ``.pt`` file, or None when it is not shipped."""
         path = self.folder / f"{self.name}.pt"
         return path if path.is_file() else None
 
     @property
     def onnx(self) -> Path | None:
+        """The model's ONNX export, or None when it is not shipped."""
         path = self.folder / f"{self.name}.onnx"
         return path if path.is_file() else None
 
     @property
     def channels(self) -> list[str]:
+        """The channel names the model reads, in order."""
         return self.panel.names
 
     @property
@@ -107,6 +110,7 @@ class ModelInfo:
         return path
 
     def to_dict(self) -> dict:
+        """The model as ``ctcnet models --json`` prints it."""
         return {"name": self.name, "channels": self.channels, "classes": self.classes,
                 "pixel_size_um": self.panel.pixel_size_um, "crop_size": self.crop_size,
                 "size_bytes": self.size_bytes, "symmetry": self.symmetry,
@@ -199,6 +203,7 @@ def resolve_model(model: str | Path | None, backend: str | None = None) -> Path:
 
 
 def is_registry_name(model: str | Path | None) -> bool:
+    """Whether ``model`` names a shipped model (None: the default) rather than a file."""
     return model is None or (not Path(model).exists() and Path(model).suffix not in
                              WEIGHT_SUFFIXES and any(m.name == str(model)
                                                      for m in list_models()))

@@ -166,6 +166,7 @@ class ReviewApp:
         self.tiles.prefetch(jobs)
 
     def index_html(self) -> str:
+        """The page listing the samples to review."""
         links = "".join(f'<li><a href="/review/{html.escape(n)}">{html.escape(n)}</a></li>'
                         for n in self.samples)
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -71,14 +71,17 @@ class EventCodes:
     guard_flags: list[str]
 
     def class_code(self, column: pd.Series) -> np.ndarray:
+        """Each call as its class code (NaN for a name not in ``classes``)."""
         lookup = {name: code for code, name in enumerate(self.classes)}
         return column.astype(str).map(lookup).to_numpy(np.float32)
 
     def guard_code(self, column: pd.Series) -> np.ndarray:
+        """Each event's guard flags as one bit field."""
         bits = {flag: 1 << i for i, flag in enumerate(self.guard_flags)}
         return np.array([sum(bits[f] for f in _flags(v)) for v in column], np.float32)
 
     def keywords(self) -> dict[str, str]:
+        """The FCS keywords that say what the class codes and guard bits mean."""
         return {"CTCNET_CLASS_CODES": ",".join(f"{i}={c}" for i, c in enumerate(self.classes)),
                 "CTCNET_GUARD_BITS": ",".join(f"{1 << i}={f}"
                                               for i, f in enumerate(self.guard_flags))}

@@ -254,6 +254,7 @@ class DecisionLog:
         return getattr(self._appended, "stamps", None)
 
     def forget_append(self) -> None:
+        """Clear this thread's :attr:`last_append`, before it records a new decision."""
         self._appended.stamps = None
 
     def refresh(self) -> pd.DataFrame:

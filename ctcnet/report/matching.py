@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,6 @@ UNDECIDED = "undecided"  # reviewer_call of a row that takes the decisions on it
 _serials = itertools.count(1)
 
 
-@dataclass
 class Matched:
     """review.csv matched to a run.
 
@@ -44,18 +43,117 @@ class Matched:
     (:func:`superseded_rows`).
     ``serial``: this match's own number; ``extends``: (the serial of the match it extends,
     the events whose decision the new rows changed), when :func:`extend_match` made it, so
-    counts can be brought up to date from those events alone.
+    counts can be brought up to date from those events alone; ``changed``: then, the
+    decisions that count for those events now (none for an event taken back).
+
+    A match that :func:`extend_match` made keeps the earlier match's table and decisions and
+    the rows appended since apart, and joins them only when ``table`` or ``decisions`` is
+    asked for (a page's state, not a save): a decision costs the same at 10 or 100,000
+    recorded ones. ``n_rows`` and ``n_decisions`` count them without joining.
     """
 
-    table: pd.DataFrame
-    target: np.ndarray
-    decisions: pd.DataFrame
-    unattached: pd.DataFrame
-    superseded: int
-    other_cartridge: int = 0
-    replaced: np.ndarray | None = None
-    serial: int = field(default_factory=lambda: next(_serials))
-    extends: tuple[int, tuple[int, ...]] | None = None
+    _JOIN_AFTER = 256  # decision changes kept apart before they are joined
+
+    def __init__(self, table: pd.DataFrame, target: np.ndarray, decisions: pd.DataFrame,
+                 unattached: pd.DataFrame, superseded: int, other_cartridge: int = 0,
+                 replaced: np.ndarray | None = None, serial: int | None = None,
+                 extends: tuple[int, tuple[int, ...]] | None = None,
+                 changed: pd.DataFrame | None = None):
+        self._parts = [table]
+        self._n_rows = len(table)
+        self.target, self.unattached = target, unattached
+        self.superseded, self.other_cartridge, self.replaced = \
+            superseded, other_cartridge, replaced
+        self.serial = next(_serials) if serial is None else serial
+        self.extends, self.changed = extends, changed
+        # The decisions: a table (sorted by event), and the changes made to it since, in order:
+        # (the events a change decided again -> whether each has a decision now, its rows).
+        self._decisions, self._changes = decisions, []
+        self._n_decisions = len(decisions)
+        self._decided_ids: np.ndarray | None = None
+        self._joining = threading.Lock()  # pages of several threads may join at once
+
+    def __repr__(self) -> str:
+        return (f"Matched(rows={self.n_rows}, decisions={self.n_decisions}, "
+                f"unattached={len(self.unattached)}, superseded={self.superseded}, "
+                f"serial={self.serial}, extends={self.extends})")
+
+    @property
+    def n_rows(self) -> int:
+        """``len(self.table)``, without joining it."""
+        return self._n_rows
+
+    @property
+    def n_decisions(self) -> int:
+        """``len(self.decisions)``, without joining it."""
+        return self._n_decisions
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The file's rows (joined here when rows were appended since)."""
+        with self._joining:
+            if len(self._parts) > 1:
+                self._parts = [pd.concat(self._parts, ignore_index=True)]
+            return self._parts[0]
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        """The decision that counts per event, in event order (the changes of the rows
+        appended since joined here)."""
+        with self._joining:
+            return self._joined_decisions()
+
+    def _joined_decisions(self) -> pd.DataFrame:
+        if self._changes:
+            changes, self._changes = self._changes, []
+            later: set[int] = set()
+            new = []
+            for events, rows in reversed(changes):  # a later change wins
+                if len(rows):
+                    new.append(rows[~rows["event_id"].isin(later)])
+                later.update(events)
+            base = self._decisions
+            kept = base[~base["event_id"].isin(later)]
+            new = [r for r in reversed(new) if len(r)]
+            if new:
+                kept = pd.concat([kept, *new], ignore_index=True).sort_values(
+                    "event_id", kind="stable")
+            self._decisions = kept.reset_index(drop=True)
+            self._decided_ids = None
+        return self._decisions
+
+    def _decided(self, events: np.ndarray) -> np.ndarray:
+        """Whether each of ``events`` has a decision that counts, without joining."""
+        out = np.zeros(len(events), bool)
+        pending = np.ones(len(events), bool)
+        for decided, _ in reversed(self._changes):
+            for k in np.flatnonzero(pending):
+                now = decided.get(int(events[k]))
+                if now is not None:
+                    out[k], pending[k] = now, False
+        if pending.any():
+            if self._decided_ids is None:
+                self._decided_ids = self._decisions["event_id"].to_numpy(np.int64)
+            out[pending] = np.isin(events[pending], self._decided_ids)
+        return out
+
+    def _extended(self, rows: pd.DataFrame, decided: dict[int, bool],
+                  made: pd.DataFrame, **fields) -> Matched:
+        """This match with ``rows`` appended and ``made`` the decisions now counting for the
+        events of ``decided`` (kept apart until asked for)."""
+        with self._joining:  # as this match is now, not while another thread joins it
+            out = Matched(self._parts[0], decisions=self._decisions, **fields)
+            out._parts = self._parts + [rows]
+            if len(out._parts) > 4:  # the small parts appended, joined (each read per save)
+                out._parts = [out._parts[0], pd.concat(out._parts[1:], ignore_index=True)]
+            out._n_rows = self._n_rows + len(rows)
+            out._changes = self._changes + [(decided, made)]
+            out._n_decisions = self._n_decisions - int(self._decided(
+                np.fromiter(decided, np.int64, len(decided))).sum()) + len(made)
+            out._decided_ids = self._decided_ids
+        if len(out._changes) > self._JOIN_AFTER:
+            out.decisions  # noqa: B018 (joins them)
+        return out
 
 
 
@@ -145,59 +243,76 @@ def extend_match(matched: Matched, rows: pd.DataFrame, run: RunEvents) -> Matche
     on another of its events (a page of a grid confirmed at once, or one decision): it
     replaces every earlier row that attached to its event, so only those events' decisions
     change (and what the rows replace leaves the unattached)."""
-    n, m = len(matched.table), len(rows)
+    n, m = matched.n_rows, len(rows)
     rows = rows.reset_index(drop=True)
     events = rows["event_id"].to_numpy(np.int64)
     if len(set(events.tolist())) != m:
         raise ValueError("extend_match takes one row per event")
-    table = pd.concat([matched.table, rows], ignore_index=True)
     before = matched.replaced if matched.replaced is not None else np.zeros(n, bool)
-    newly = _replaced_by_rows(table, n, run.tolerance_px) & ~before
+    newly = _replaced_by_rows(matched._parts, rows, run.tolerance_px) & ~before
     was = np.isin(matched.target, events)
     target = np.append(np.where(newly, -1, matched.target), events)
-    decisions = matched.decisions[~matched.decisions["event_id"].isin(events)]
     calls = rows["reviewer_call"].to_numpy(dtype=object)
     made = calls != UNDECIDED
-    if made.any():
-        decisions = pd.concat([decisions, pd.DataFrame({
-            "event_id": events[made],
-            "model_call": run.events["class"].reindex(events[made]).to_numpy(dtype=object),
-            "reviewer_call": calls[made],
-            "reviewer": rows["reviewer"].to_numpy(dtype=object)[made],
-            "time": rows["time"].to_numpy(dtype=object)[made],
-            "decided_call": rows["model_call"].to_numpy(dtype=object)[made],
-            "row": n + np.flatnonzero(made)})], ignore_index=True
-        ).sort_values("event_id", kind="stable")
+    changed = pd.DataFrame({
+        "event_id": events[made],
+        "model_call": run.events["class"].reindex(events[made]).to_numpy(dtype=object),
+        "reviewer_call": calls[made],
+        "reviewer": rows["reviewer"].to_numpy(dtype=object)[made],
+        "time": rows["time"].to_numpy(dtype=object)[made],
+        "decided_call": rows["model_call"].to_numpy(dtype=object)[made],
+        "row": n + np.flatnonzero(made)})
     unattached = matched.unattached[~matched.unattached.index.isin(np.flatnonzero(newly))]
     # Per event as one row would: its earlier rows are replaced, and it had a decision before.
     again = np.isin(events, matched.target[was]).sum()
     superseded = matched.superseded + int(newly.sum() - was.sum()) + int(again)
-    return Matched(table, target, decisions.reset_index(drop=True), unattached, superseded,
-                   matched.other_cartridge, np.append(before | newly, np.zeros(m, bool)),
-                   extends=(matched.serial, tuple(events.tolist())))
+    return matched._extended(
+        rows, dict(zip(events.tolist(), made.tolist())), changed,
+        target=target, unattached=unattached, superseded=superseded,
+        other_cartridge=matched.other_cartridge,
+        replaced=np.append(before | newly, np.zeros(m, bool)),
+        extends=(matched.serial, tuple(events.tolist())), changed=changed)
 
 
-def _replaced_by_rows(table: pd.DataFrame, n: int, tolerance_px: float) -> np.ndarray:
-    """Which of the rows before row ``n`` the rows from ``n`` on replace
-    (:func:`superseded_rows`'s rule). Only a row of the same event id, or one within the
-    tolerance in the same frame, can be replaced, so only those are compared: a few numeric
-    passes per new row, not a comparison with every row of the file."""
-    ids = table["event_id"].to_numpy(np.int64)
-    x, y = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
-    frames = table["frame_id"].to_numpy(dtype=object)
-    near = np.isin(ids[:n], ids[n:])
-    for j in range(n, len(table)):
-        close = np.flatnonzero((np.abs(x[:n] - x[j]) <= tolerance_px) &
-                               (np.abs(y[:n] - y[j]) <= tolerance_px))
-        near[close[frames[close] == frames[j]]] = True
-    earlier = np.flatnonzero(near)
+def _replaced_by_rows(parts: list[pd.DataFrame], rows: pd.DataFrame,
+                      tolerance_px: float) -> np.ndarray:
+    """Which rows of ``parts`` (the table so far, in pieces) ``rows`` (appended after them)
+    replace (:func:`superseded_rows`'s rule). Only a row of the same event id, or one within
+    the tolerance in the same frame, can be replaced, so only those are compared: a few
+    numeric passes per new row, not a comparison with every row of the file."""
+    new_ids = rows["event_id"].to_numpy(np.int64)
+    new_x, new_y = rows["x"].to_numpy(np.float64), rows["y"].to_numpy(np.float64)
+    new_frames = rows["frame_id"].to_numpy(dtype=object)
+    n = sum(len(p) for p in parts)
     out = np.zeros(n, bool)
-    if not len(earlier):
+    near_rows, near_parts, start = [], [], 0
+    for part in parts:
+        if not len(part):
+            continue
+        ids = part["event_id"].to_numpy(np.int64)
+        x, y = part["x"].to_numpy(np.float64), part["y"].to_numpy(np.float64)
+        frames = None
+        near = np.isin(ids, new_ids)
+        for j in range(len(rows)):
+            close = np.flatnonzero((np.abs(x - new_x[j]) <= tolerance_px) &
+                                   (np.abs(y - new_y[j]) <= tolerance_px))
+            if len(close):
+                if frames is None:
+                    frames = part["frame_id"].to_numpy(dtype=object)
+                near[close[frames[close] == new_frames[j]]] = True
+        at = np.flatnonzero(near)
+        if len(at):
+            near_rows.append(start + at)
+            near_parts.append(part.iloc[at])
+        start += len(part)
+    if not near_rows:
         return out
-    m = len(table) - n
-    i = np.repeat(earlier, m)
-    j = np.tile(np.arange(n, len(table)), len(earlier))
-    out[i[_replaces(table, i, j, tolerance_px)]] = True
+    earlier = np.concatenate(near_rows)
+    small = pd.concat([*near_parts, rows], ignore_index=True)
+    k, m = len(earlier), len(rows)
+    i = np.repeat(np.arange(k), m)
+    j = np.tile(np.arange(k, k + m), k)
+    out[earlier[i[_replaces(small, i, j, tolerance_px)]]] = True
     return out
 
 

@@ -60,16 +60,20 @@ class ReviewTally:
             self._add(*row)
 
     def _update(self, matched: Matched, events) -> None:
-        d = matched.decisions
-        ids = d["event_id"].to_numpy(np.int64)
+        # The decisions that count for those events now: the match's new ones (the whole
+        # table of decisions is not needed, nor joined).
+        d = matched.changed if matched.changed is not None else matched.decisions
+        wanted = {int(e) for e in events}
+        now = {int(e): row for e, *row in zip(
+            d["event_id"].tolist(), d["reviewer_call"].tolist(), d["model_call"].tolist(),
+            d["time"].tolist()) if int(e) in wanted}
         for event in events:
             event = int(event)
             if event in self.decided:
                 self._remove(event)
-            k = int(np.searchsorted(ids, event))  # decisions are in event order
-            if k < len(ids) and ids[k] == event:
-                self._add(event, str(d["reviewer_call"].iat[k]), str(d["model_call"].iat[k]),
-                          str(d["time"].iat[k]))
+            if event in now:
+                said, model_call, when = now[event]
+                self._add(event, str(said), str(model_call), str(when))
 
     def _add(self, event: int, said: str, model_call: str, when: str) -> None:
         if event not in self.automatic:  # a decision on no event of the run counts nowhere

@@ -37,6 +37,7 @@ QC_MIN = 20
 
 
 def default_reviewer() -> str:
+    """The login name, or ``reviewer`` where there is none (a bare container)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in a bare container

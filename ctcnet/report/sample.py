@@ -172,6 +172,7 @@ class Sample(SampleImages):
         self.write_counts()
 
     def is_current(self) -> bool:
+        """Whether the events table on disk is still the one this sample read."""
         return events_stamp(self.folder) == self.stamp
 
     @cached_property
@@ -228,9 +229,11 @@ class Sample(SampleImages):
 
     @cached_property
     def reason_options(self) -> list[dict]:
+        """The page's filter options: each reason the candidates have, with its count."""
         return reason_filter(self.candidates["reasons"].tolist())
 
     def unattached(self, matched: D.Matched) -> list[dict]:
+        """The decisions that attach to no event of this run, as the page lists them."""
         return [{"event_id": int(u["event_id"]), "frame_id": u["frame_id"],
                  "reviewer_call": u["reviewer_call"], "time": u["time"], "reason": u["reason"]}
                 for u in matched.unattached.to_dict("records")]
@@ -327,6 +330,7 @@ class Sample(SampleImages):
         return call
 
     def reviewed(self, matched: D.Matched, reading: str = FIRST) -> ReviewedCounts:
+        """What ``reading``'s decisions add up to, beside the model's tally."""
         # Per 7.5 mL of the blood actually read (skipped frames excluded), as the tally.
         return self.tallies[reading].counts(matched)
 
@@ -345,7 +349,7 @@ class Sample(SampleImages):
     def signoff(self, matched: D.Matched) -> dict | None:
         """The sample's sign-off as shown now (:func:`ctcnet.report.signoff.signoff_record`)."""
         return signoff_record(read_signoff(self.folder), self.run.run_id,
-                              len(matched.table))
+                              matched.n_rows)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
@@ -370,7 +374,7 @@ class Sample(SampleImages):
                 run_id=self.run.run_id, cartridge_id=self.run.cartridge_id,
                 decided=len(decided), unreviewed=int(left),
                 after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,
-                journal_rows=len(matched.table),
+                journal_rows=matched.n_rows,
                 second_reading=second if second["second"] else None)
             write_signoff(self.folder, record)
         self.write_counts()
@@ -388,7 +392,7 @@ class Sample(SampleImages):
             with D.decisions_lock(self.folder):
                 matched = self.decisions.matched(self.run)
                 counted = matched, self.reviewed(matched)
-                decided = len(matched.decisions) or len(matched.unattached)
+                decided = matched.n_decisions or len(matched.unattached)
                 with exclusive_folder(self.folder, "review"):
                     if not self.is_current():
                         return counted  # another run: the next request reads it

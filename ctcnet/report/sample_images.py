@@ -59,6 +59,7 @@ class SampleImages:
         return tiles
 
     def tile_src(self, event_id: int, kind: str = "tile") -> str:
+        """The address of an event's tile (``kind``: tile or saliency), tied to this run."""
         return f"/api/{self.name}/{kind}/{event_id}.png?run={self.run.run_id}"
 
     @cached_property
@@ -68,6 +69,7 @@ class SampleImages:
 
     @cached_property
     def cut_position(self) -> dict[int, int]:
+        """Each cut candidate's place in :attr:`cut_order`."""
         return {e: k for k, e in enumerate(self.cut_order)}
 
     def display_levels(self) -> display.DisplayLevels | None:

@@ -41,10 +41,13 @@ class SignOff:
     second_reading: dict | None = None  # agreement with a second reader, when there was one
 
     def to_dict(self) -> dict:
+        """The sign-off as plain data."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> SignOff:
+        """Read a sign-off back from :meth:`to_dict`'s output (keys it does not know are left
+        out)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -62,6 +65,7 @@ def read_signoff(folder: str | Path) -> SignOff | None:
 
 
 def write_signoff(folder: str | Path, signoff: SignOff) -> None:
+    """Write the sign-off into the sample's folder, atomically."""
     atomic_write_text(Path(folder) / SIGNOFF_FILE,
                       json.dumps(signoff.to_dict(), indent=2) + "\n")
 

@@ -90,6 +90,7 @@ class AugmentConfig:
     tight_tied_markers: bool = True
 
     def to_dict(self) -> dict:
+        """The settings as plain data (tuples as lists), as configs and the card hold them."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 

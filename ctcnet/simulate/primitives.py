@@ -69,6 +69,8 @@ class Primitives:
 
     def add(self, rng: np.random.Generator, event, x, y, a, b, theta=0.0, kind=FILLED, soft=0.4,
             fill=0.0, tex_amp=0.0, tex_freq=0.5, crescent=0.0, cres_angle=None, **weights):
+        """Add one primitive to each object of ``event`` (arguments as the class says: scalars or
+        one value per object)."""
         event = np.asarray(event, dtype=np.int64)
         n = event.size
         if n == 0:
@@ -93,6 +95,7 @@ class Primitives:
         self._parts.append(part)
 
     def arrays(self) -> dict:
+        """Every primitive added, as one dict of concatenated arrays (empty arrays when none)."""
         if not self._parts:
             out = {k: np.zeros(0, np.float32) for k in _FIELDS}
             out["event"] = np.zeros(0, np.int64)

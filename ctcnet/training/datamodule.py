@@ -220,17 +220,22 @@ class CTCDataModule(L.LightningDataModule):
     # Plain-data views of panel and taxonomy, linked into the model by the CLI.
     @property
     def panel_config(self) -> dict:
+        """The panel as plain data (the CLI links it to the model's)."""
         return self.panel.to_dict()
 
     @property
     def taxonomy_config(self) -> dict:
+        """The taxonomy as plain data (the CLI links it to the model's)."""
         return self.taxonomy.to_dict()
 
     @property
     def class_names(self) -> list[str]:
+        """The class names, in output order."""
         return self.taxonomy.names
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits once: from the crop folder (with simulated crops mixed in when
+        asked), else simulated."""
         if self.splits:
             return
         if self.data_dir is not None:
@@ -445,6 +450,7 @@ class CTCDataModule(L.LightningDataModule):
         }
 
     def train_class_counts(self) -> np.ndarray:
+        """Training crops per class (fine-tuning crops included), for the class weights."""
         targets = self.splits["train"].targets
         if self.fine_train is not None:
             targets = np.concatenate([targets, self.fine_train.targets])
@@ -476,15 +482,18 @@ class CTCDataModule(L.LightningDataModule):
                           worker_init_fn=_worker_init if self.num_workers > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled, augmented batches of the training split."""
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of the validation split; an ``InputError`` when there is none."""
         if "val" not in self.splits:
             raise InputError("no validation crops: add a 'val' split or set val_fraction > 0",
                              self.data_dir)
         return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Batches of the test split; an ``InputError`` when there is none."""
         if "test" not in self.splits:
             raise InputError("no test crops in this data", self.data_dir)
         return self._loader("test", train=False)

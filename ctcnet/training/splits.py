@@ -57,6 +57,7 @@ class SplitData:
     sample_ids: list[str] = field(default_factory=list)
 
     def class_counts(self, class_names: list[str]) -> dict[str, int]:
+        """Crops per class, by name."""
         counts = np.bincount(self.targets, minlength=len(class_names))
         return {name: int(n) for name, n in zip(class_names, counts)}
 
