@@ -168,6 +168,19 @@ def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):
         "flagged"] == 0
 
 
+def test_the_guard_checks_the_call_it_is_given(rng, spec):
+    """The flags follow the call predict made (``model_class``), not one the guard makes
+    again from the probabilities: here the table says ``ctc`` where the probabilities, read
+    without the table's rule, lean to ``wbc``."""
+    crops = np.stack([cell(rng, cd45=80), cell(rng, cd45=80)])
+    proba = onehot(["wbc", "wbc"], spec) * 0.6 + onehot(["ctc", "ctc"], spec) * 0.4
+    events = pd.DataFrame({"model_class": ["ctc", "wbc"], "review": [False, False]})
+    out = guard_events(events, crops, proba, spec)
+    assert out["guard"].tolist() == ["cd45_positive", ""]
+    flags = review_flags(crops, proba, spec, called=np.array(["ctc", "failed"], object))
+    assert flags["cd45_positive"].tolist() == [True, False]  # a failed row's argmax is wbc
+
+
 def test_row_percentiles_are_numpys_nanpercentile_per_row(rng):
     from ctcnet.inference.guard import row_percentiles
 

@@ -90,7 +90,7 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     if _marker_fusion(spec) and len(crops):
         full = measure(crops, spec.panel, spec.pixel_size_um, rules)
     flags = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
-                         decision=decision)
+                         decision=decision, called=called)
     calls = crop_set_calls(called, flags, crops, proba, spec, decision, rules, measured=full)
     return calls, flags
 
@@ -118,7 +118,11 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
                                                  events["class"].to_numpy(object), groups,
                                                  spec.decision, rules=rules)
     else:
-        flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups)
+        # The guard checks the model's own call as predict made it (``model_class``, not an
+        # edge-cut event's filed class); a table without it has its calls made here.
+        given = events["model_class"].to_numpy(object) if "model_class" in events else None
+        flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
+                             called=given)
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]

@@ -245,10 +245,21 @@ FLAG_RULES = (
 assert tuple(rule.flag for rule in FLAG_RULES) == FLAGS
 
 
+def call_indices(called: np.ndarray, proba: np.ndarray, class_names, decision) -> np.ndarray:
+    """Class indices of calls given by name. A row whose call is none of the model's classes
+    (``failed``: non-finite probabilities) keeps the index the decision rule's argmax gives, as
+    when the calls are made here (its measurements still meet the out-of-distribution check)."""
+    index = pd.Index(list(class_names)).get_indexer(np.asarray(called, dtype=object))
+    missing = index < 0
+    if missing.any():
+        index[missing] = top_class(np.asarray(proba)[missing], class_names, decision)[0]
+    return index
+
+
 def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules = RULES,
                  measured: pd.DataFrame | None = None, groups: np.ndarray | None = None,
-                 decision: dict | str | None = "spec", *, max_leak: float | None = None
-                 ) -> pd.DataFrame:
+                 decision: dict | str | None = "spec", *, max_leak: float | None = None,
+                 called: np.ndarray | None = None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
     their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
     definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
@@ -258,8 +269,10 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     sample ids) whose leukocytes are the DNA and focus reference (default: the crops are one
     frame). ``measured``: :func:`measure_for_guard` (or :func:`measure`) of the crops with the
     same rules, if already made; CD45 is then measured here on the events whose flags read
-    it. ``decision``: the rule the calls were made with (default ``"spec"``: the model's own
-    at cartridge prevalence; a crop set's calls are made without one, None, or at a stated
+    it. ``called``: the calls the flags check (class names, one per crop: predict's
+    ``model_class``, a crop set's network calls), taken as given; None: made here with
+    ``decision``, the rule the calls were made with (default ``"spec"``: the model's own at
+    cartridge prevalence; a crop set's calls are made without one, None, or at a stated
     prior).
     """
     rules = rules.with_leak(max_leak)
@@ -269,8 +282,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
         flags = pd.DataFrame({f: np.zeros(0, bool) for f in FLAGS})
         flags["any"] = np.zeros(0, bool)
         return flags
-    called = top_class(proba, spec.class_names,
-                       spec.decision if decision == "spec" else decision)[0]
+    rule = spec.decision if decision == "spec" else decision
+    called = (top_class(proba, spec.class_names, rule)[0] if called is None
+              else call_indices(called, proba, spec.class_names, rule))
     batch = None
     if measured is None:
         measured, batch = _measure_for_guard(crops, spec, rules)
