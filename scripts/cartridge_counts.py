@@ -42,7 +42,7 @@ def scored_report(paths, out: Path, spec, decision, names) -> dict:
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report
     from ctcnet.evaluation.decision import rescore
-    from ctcnet.inference.predict import truth_of_processed_frames
+    from ctcnet.inference.ground_truth import truth_of_processed_frames
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.scan import open_cartridge
     from ctcnet.simulate.cartridge import read_truth

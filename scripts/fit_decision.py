@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.evaluation.decision import FitTable, fit_decision
     from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.evaluation.model_card import refresh_decision
-    from ctcnet.inference.predict import truth_of_processed_frames
+    from ctcnet.inference.ground_truth import truth_of_processed_frames
     from ctcnet.inference.spillover import wants_compensation
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.atomic import atomic_write_text

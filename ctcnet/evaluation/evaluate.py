@@ -388,12 +388,8 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
     # pandas: cartridges only.
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
-    from ctcnet.inference.predict import (
-        PredictOptions,
-        predict_cartridge,
-        spec_at_prior,
-        truth_of_processed_frames,
-    )
+    from ctcnet.inference.ground_truth import truth_of_processed_frames
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names

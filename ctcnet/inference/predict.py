@@ -48,7 +48,7 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.detect.cropping import window_size
-from ctcnet.detect.detection import DetectConfig, detection_recall
+from ctcnet.detect.detection import DetectConfig
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.distributed import shard
@@ -61,6 +61,7 @@ from ctcnet.inference.frames import (
     resolve_frame_device,
 )
 from ctcnet.inference.gallery import gallery_rows
+from ctcnet.inference.ground_truth import compare_with_ground_truth
 from ctcnet.inference.guard import guard_events, guard_summary, leak_allowance
 from ctcnet.inference.inputs import check_writable, checked_cartridge, checked_inputs
 from ctcnet.inference.journal import (
@@ -327,35 +328,6 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         options.report.write_html(out_dir, summary)
     summary.write(out_dir)
     return summary
-
-
-def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: ModelSpec,
-                              skipped: list[dict]) -> dict | None:
-    """For a simulated cartridge (``ground_truth.csv`` beside the frames): detection recall and
-    true versus called counts per class, over the frames that were processed."""
-    path = cartridge.root / "ground_truth.csv"
-    if not path.exists():
-        return None
-    try:
-        truth = pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        return {"error": f"cannot read {path.name}: {err}"}
-    if not {"x", "y", "class", "row", "col"} <= set(truth.columns):
-        return {"error": f"{path.name} lacks the columns x, y, class, row, col"}
-    truth = truth_of_processed_frames(cartridge, truth, skipped)
-    recall = detection_recall(events, truth, cartridge.panel.pixel_size_um)
-    return {"detection": recall,
-            "true_counts": {n: int((truth["class"] == n).sum()) for n in spec.class_names}}
-
-
-def truth_of_processed_frames(cartridge: Cartridge, truth: pd.DataFrame,
-                              skipped: list[dict]) -> pd.DataFrame:
-    """The ground-truth rows of the frames that were processed (not skipped)."""
-    skipped_ids = {s["frame"] for s in skipped}
-    processed = pd.MultiIndex.from_tuples(
-        [(f.row, f.col) for f in cartridge.frames if f.frame_id not in skipped_ids],
-        names=["row", "col"])
-    return truth[pd.MultiIndex.from_frame(truth[["row", "col"]]).isin(processed)]
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
