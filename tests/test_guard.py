@@ -409,13 +409,13 @@ def test_marker_calls_follow_the_cellsearch_definition_over_the_network(rng, spe
 
 def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):
     """The flag's second route: a wbc/debris/cluster call to which the network still gives a
-    CTC ``POSSIBLE_CTC_PROBA`` or more (equal priors) is shown, even where CK is too dim for
-    the marker route (5 noise units, under ``POSSIBLE_CTC_CK_PEAK``). The CellSearch line
+    CTC ``RULES.possible_ctc_proba`` or more (equal priors) is shown, even where CK is too dim for
+    the marker route (5 noise units, under ``RULES.possible_ctc_ck_peak``). The CellSearch line
     holds: with CD45 over it, a neutrophil's CD66b round it or no DNA in it, it is not; nor
     under the level, nor as a ``ctc`` call; nor a body whose DAPI is only a copy of its CK (a
     tdEV, an autofluorescent blob), which a ``ctc`` call would be held for, nor a bare nucleus
     (no CK)."""
-    from ctcnet.inference.guard import POSSIBLE_CTC_CK_PEAK, POSSIBLE_CTC_PROBA
+    from ctcnet.inference.guard import RULES
 
     def doubted(call, p_ctc):
         row = np.zeros(spec.num_classes)
@@ -435,13 +435,14 @@ def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it
     crops = np.stack([cell(rng, ck=dim), cell(rng, ck=dim), cell(rng, ck=dim),
                       cell(rng, ck=dim, cd45=80), with_neutrophil, cell(rng, ck=dim, dapi=0),
                       cell(rng, ck=dim), cell(rng, ck=dim), copy, bare])
-    level = POSSIBLE_CTC_PROBA
+    level = RULES.possible_ctc_proba
     proba = np.stack([doubted("debris", level), doubted("wbc", 0.4), doubted("cluster", 0.3),
                       doubted("wbc", 0.45), doubted("cluster", 0.3), doubted("debris", 0.4),
                       doubted("debris", level / 2), doubted("ctc", 0.9),
                       doubted("debris", 0.4), doubted("debris", 0.4)])
     m = measure(crops, spec.panel, spec.pixel_size_um)
-    assert (m["ck_peak"][:-2] < POSSIBLE_CTC_CK_PEAK).all()   # the marker route cannot see them
+    # The marker route cannot see them.
+    assert (m["ck_peak"][:-2] < RULES.possible_ctc_ck_peak).all()
     assert m["dna_in_ck"].iloc[-2] > 3.0                        # the copy has DAPI enough
     flags = review_flags(crops, proba, spec)
     assert flags["possible_ctc"].tolist() == [True, True, True, False, False, False, False,

@@ -128,9 +128,9 @@ def test_a_display_exports_ck_copy_in_cd45_is_a_leak_a_leukocytes_cd45_is_not(rn
     """An RGB export's planes are each stretched by a viewer: a dim-CK CTC there shows a copy
     of its CK at 15-30 % in the CD45 plane, which is read as a leak on exports and as CD45 on
     scans (where dyes leak 1-10 %); a CK+CD45+ leukocyte's CD45 ring is CD45 on both."""
-    from ctcnet.inference.guard import EXPORT_MAX_LEAK, MAX_LEAK, leak_allowance
+    from ctcnet.inference.guard import RULES, leak_allowance
 
-    assert leak_allowance(True) == EXPORT_MAX_LEAK > MAX_LEAK == leak_allowance(False)
+    assert leak_allowance(True) == RULES.export_max_leak > RULES.max_leak == leak_allowance(False)
     ctc = cell(rng, ck=300)
     ctc[CD45] += 0.2 * (ctc[CK] - np.median(ctc[CK]))  # CK's copy at 20 %
     leukocyte = cell(rng, ck=200, cd45=150)

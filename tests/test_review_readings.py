@@ -3,6 +3,7 @@ decisions kept apart and compared (Cohen's kappa, the disagreements), the per-sa
 written beside the counts, and the channel sliders; the grid and the sign-off also driven in
 headless Chromium (skipped where it is missing)."""
 
+import contextlib
 import json
 import shutil
 import threading
@@ -257,14 +258,24 @@ needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless Chromi
                                     "installed (apt-get install chromium)")
 
 
-@needs_chromium
-def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tmp_path, serve):
+@contextlib.contextmanager
+def review_page(crowded, tmp_path, serve):
+    """(results folder, server, browser) on a fresh copy of the crowded run, the page loaded;
+    the browser closed after."""
     pytest.importorskip("websocket")
     out = fresh(crowded, tmp_path)
     server = serve(out)
     browser = Browser(server_url(server))
     try:
         browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        yield out, server, browser
+    finally:
+        browser.close()
+
+
+@needs_chromium
+def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tmp_path, serve):
+    with review_page(crowded, tmp_path, serve) as (out, server, browser):
         # Count the requests that record decisions.
         browser.js("window.posts = []; var f0 = window.fetch; window.fetch = function (u, o) {"
                    " if (o && o.method === 'POST') posts.push(u); return f0(u, o); }; 1")
@@ -299,18 +310,11 @@ def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tm
         browser.wait_for("document.body.getAttribute('data-grid') === 'off'")
         rows = browser.js("document.querySelectorAll('#list div[data-decision=wbc]').length")
         assert rows == len(decided)
-    finally:
-        browser.close()
 
 
 @needs_chromium
 def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, serve):
-    pytest.importorskip("websocket")
-    out = fresh(crowded, tmp_path)
-    server = serve(out)
-    browser = Browser(server_url(server))
-    try:
-        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+    with review_page(crowded, tmp_path, serve) as (out, server, browser):
         channels = json.loads(browser.js("JSON.stringify(state.channels)"))
         sliders = "#display-controls input[type=range]"
         assert browser.js(f"document.querySelectorAll('{sliders}').length") == len(channels)
@@ -346,8 +350,6 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
                           "[data-decision=\"\"])').length") == 0
         browser.key("n")
         browser.wait_for("document.body.getAttribute('data-saved') === '1'")
-    finally:
-        browser.close()
     assert len(pd.read_csv(out / "P001" / D.SECOND_FILE)) == 1
     assert len(pd.read_csv(out / "P001" / "review.csv")) == 1
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from ctcnet.evaluation.held_out import TARGETS
-from ctcnet.inference.guard import POSSIBLE_CTC_PROBA
+from ctcnet.inference.guard import RULES
 from ctcnet.nn.spec import SYMMETRIES
 
 
@@ -115,7 +115,7 @@ def render_card(card: dict) -> str:
                       f"{guard['missed_ctc']} true CTCs called something else are shown to a "
                       "person (flag possible_ctc: wbc/debris calls with a CTC's markers, "
                       "or wbc/debris/cluster calls the network still gives a CTC "
-                      f"{POSSIBLE_CTC_PROBA:.0%} or more, with some CK and a nucleus of "
+                      f"{RULES.possible_ctc_proba:.0%} or more, with some CK and a nucleus of "
                       "their own and no exclusion marker; on "
                       f"{guard['possible_ctc_share']:.2%} of all events; or a call below the "
                       "review threshold): true CTCs called ctc or shown: "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctcnet.inference.guard import POSSIBLE_CTC_PROBA
+from ctcnet.inference.guard import RULES
 from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
@@ -37,7 +37,8 @@ GUARD_FLAGS = {
                      "leukocytes' (out of the focal plane)"),
     "unusual": ("unlike training", "unlike the events the model was trained on"),
     "possible_ctc": ("possible missed CTC", "a possible missed CTC (the markers of a CTC, or "
-                     f"the network still gives a CTC {100 * POSSIBLE_CTC_PROBA:g} % or more)"),
+                     "the network still gives a CTC "
+                     f"{100 * RULES.possible_ctc_proba:g} % or more)"),
 }
 REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "call": ("reported call", "a call of a reported class: every one is shown"),

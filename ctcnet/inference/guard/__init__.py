@@ -39,26 +39,15 @@ from ctcnet.inference.guard.measurements import (
 )
 from ctcnet.inference.guard.reference import fit_reference, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
-    AROUND_CK_UM,
-    COPY_MIN_AREA_UM2,
     CTC_DYE_ROLES,
     DOUBTED_CALLS,
     EDGE_LEVELS,
     EXCLUSION_ROLES,
-    EXPORT_MAX_LEAK,
     FLAGS,
     GUARDED_CLASSES,
     MARKER_FLAGS,
     MARKERS_CTC,
-    MAX_CLIPPED_SHARE,
-    MAX_LEAK,
-    MIN_REFERENCE_EVENTS,
     MISSED_CTC_CALLS,
-    POSSIBLE_CTC_CK_PEAK,
-    POSSIBLE_CTC_DOUBT_CK_PEAK,
-    POSSIBLE_CTC_MIN_AREA_UM2,
-    POSSIBLE_CTC_PROBA,
-    POSSIBLE_CTC_STRUCTURE,
     REFERENCE_CLASS,
     RULES,
     GuardRules,
@@ -66,14 +55,11 @@ from ctcnet.inference.guard.rules import (
 )
 
 __all__ = [
-    "AROUND_CK_UM", "CD45_COLUMNS", "COPY_MIN_AREA_UM2", "CTC_DYE_ROLES", "DOUBTED_CALLS",
-    "EDGE_LEVELS", "EXCLUSION_ROLES", "EXPORT_MAX_LEAK", "FLAGS", "FLAG_RULES",
-    "GUARDED_CLASSES", "MARKERS_CTC", "MARKER_FLAGS", "MAX_CLIPPED_SHARE", "MAX_LEAK",
-    "MIN_REFERENCE_EVENTS", "MISSED_CTC_CALLS", "POSSIBLE_CTC_CK_PEAK",
-    "POSSIBLE_CTC_DOUBT_CK_PEAK", "POSSIBLE_CTC_MIN_AREA_UM2", "POSSIBLE_CTC_PROBA",
-    "POSSIBLE_CTC_STRUCTURE", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader",
-    "FlagRule", "GuardRules", "box_least_squares", "counted", "crop_set_calls",
-    "crop_set_review", "disk_core", "fit_reference", "guard_events", "guard_summary",
-    "leak_allowance", "leukocyte_reference", "marker_calls", "measure", "measure_for_guard",
-    "ood_distance", "review_flags", "row_percentiles",
+    "CD45_COLUMNS", "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
+    "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKER_FLAGS", "MISSED_CTC_CALLS",
+    "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule", "GuardRules",
+    "box_least_squares", "counted", "crop_set_calls", "crop_set_review", "disk_core",
+    "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
+    "marker_calls", "measure", "measure_for_guard", "ood_distance", "review_flags",
+    "row_percentiles",
 ]

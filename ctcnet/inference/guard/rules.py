@@ -159,20 +159,6 @@ class GuardRules:
 
 RULES = GuardRules()
 
-# The defaults under the names other modules and the model card quote.
-MAX_LEAK = RULES.max_leak
-EXPORT_MAX_LEAK = RULES.export_max_leak
-POSSIBLE_CTC_MIN_AREA_UM2 = RULES.possible_ctc_min_area_um2
-POSSIBLE_CTC_CK_PEAK = RULES.possible_ctc_ck_peak
-POSSIBLE_CTC_PROBA = RULES.possible_ctc_proba
-POSSIBLE_CTC_DOUBT_CK_PEAK = RULES.possible_ctc_doubt_ck_peak
-POSSIBLE_CTC_STRUCTURE = RULES.possible_ctc_structure
-AROUND_CK_UM = RULES.around_ck_um
-MIN_REFERENCE_EVENTS = RULES.min_reference_events
-COPY_MIN_AREA_UM2 = RULES.copy_min_area_um2
-MAX_CLIPPED_SHARE = RULES.max_clipped_share
-
-
 def leak_allowance(exported: bool, rules: GuardRules = RULES) -> float:
     """``max_leak`` for crops that are display exports (``exported``) or scans."""
     return rules.export_max_leak if exported else rules.max_leak
