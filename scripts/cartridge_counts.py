@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.nn.calls import decision_weights
+    from ctcnet.nn.calls import DecisionRule, decision_weights
 
     t0 = time.perf_counter()
     paths = simulate_count_cartridges(args.out / "cartridges", args.cartridges, args.frames,
@@ -172,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} cartridges x {args.frames} frames x ~{args.events_per_frame:g} events; "
           f"model {backend.model_path}; rule {json.dumps(decision_weights(spec.decision))}")
     summary = {"settings": vars(args) | {"out": str(args.out)}, "model": str(backend.model_path),
-               "decision": {k: v for k, v in spec.decision.items() if k != "fitted"},
+               "decision": {k: v for k, v in spec.decision.to_dict().items()
+                            if k != "fitted"},
                "results": {}}
-    for title, decision in (("without a decision rule", {}), ("the model's rule",
-                                                                spec.decision)):
+    for title, decision in (("without a decision rule", DecisionRule.balanced()),
+                            ("the model's rule", spec.decision)):
         if title == "the model's rule" and not decision:
             continue
         report, tables = scored_report(paths, args.out, spec, decision, names)

@@ -59,7 +59,12 @@ def render_exports(per_class: int, seed: int, shape_swap: float):
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.config import SimConfig
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import composite_panel, tight_export, tight_rendering
+    from ctcnet.simulate.export import (
+        composite_panel,
+        tight_config,
+        tight_export,
+        tight_rendering,
+    )
 
     scan = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
                             "channels": ["DAPI", "CK", "CD45"]})
@@ -68,7 +73,7 @@ def render_exports(per_class: int, seed: int, shape_swap: float):
     knobs = {"neighbours": (0.0, 0.0)}
     if shape_swap:
         knobs["shape_swap"] = shape_swap
-    config = dataclasses.replace(SimConfig(), **knobs)
+    config = tight_config(dataclasses.replace(SimConfig(), **knobs))
     batch = simulate_crops({c: per_class for c in CLASSES}, panel, crop_size=side, seed=seed,
                            config=config)
     _, take = composite_panel(panel, PLANES, panel.pixel_size_um, "tight")

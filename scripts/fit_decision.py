@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.scan import open_cartridge
+    from ctcnet.nn.calls import DecisionRule
     from ctcnet.nn.classifier import load_model, save_model
     from ctcnet.simulate.cartridge import read_truth
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # Predict without a rule, so every call the rule could keep has its guard flags.
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / "without-rule.pt"
-            save_model(plain, model, spec.replace(decision={}))
+            save_model(plain, model, spec.replace(decision=DecisionRule.balanced()))
             evaluate_cartridges(paths, plain, args.work / "evaluation", device=args.device,
                                 compensate=compensate)
         atomic_write_text(stamp, fingerprint + "\n")
@@ -118,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                                           RunSummary.read(run).skipped_frames)
         parts.append((cart.sample_id, pd.read_parquet(run / "events.parquet"), truth))
     table = FitTable.build(parts, spec.class_names, spec.pixel_size_um)
-    decision, curves = fit_decision(table, spec, positives=args.classes.split(","),
-                                    events=args.deployment_events)
+    fitted, curves = fit_decision(table, spec, positives=args.classes.split(","),
+                                  events=args.deployment_events)
+    decision = fitted.to_dict()  # the rule as the spec stores it, its record completed here
     decision["fitted"].update(seeds=[args.seed, args.seed + args.cartridges - 1],
                               frames=args.frames,
                               command="python scripts/fit_decision.py --model MODEL "
@@ -127,13 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                                       f"--seed {args.seed}"
                                       + {True: " --compensate", False: " --no-compensate",
                                          None: ""}[args.compensate])
+    rule = DecisionRule.from_dict(decision, spec.class_names)
     atomic_write_text(args.work / "decision.json", json.dumps(
         {"decision": decision, "curves": curves}, indent=2, default=float) + "\n")
 
     out = args.out or args.model
     onnx = args.model.with_suffix(".onnx")
     before = hashlib.sha256(args.model.read_bytes()).hexdigest()
-    save_model(out, model, spec.replace(decision=decision))
+    save_model(out, model, spec.replace(decision=rule))
     print(f"rule {decision['log_weights']} written into {out}")
     if onnx.exists():
         target = Path(out).with_suffix(".onnx")

@@ -49,7 +49,7 @@ def main() -> int:
     raw = np.concatenate([crops, crops[:1]]).astype(np.float32)
     raw[-1, 1, clf.crop_size // 2, clf.crop_size // 2] = np.nan  # the finiteness-rule case
     logits, proba = clf.run(raw)
-    decision = clf.spec.get("decision") or {}  # the deployment-prevalence rule, if any
+    decision = clf.decision  # the deployment-prevalence rule, if any
     called, confidence, review, failed = calls_from_proba(proba, clf.classes,
                                                           clf.review_threshold, decision)
     rows = []

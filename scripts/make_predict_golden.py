@@ -1,4 +1,4 @@
-"""Write the golden predict outputs that tests/test_golden_predict.py compares against.
+"""Write the golden predict outputs that tests/inference/test_golden_predict.py compares against.
 
 The golden pins what ``ctcnet predict`` finds and calls on a small simulated cartridge
 (``tests/data/golden_cartridge``: 3 frames of 256 x 320 px, 5 channels, zlib-compressed 16-bit
@@ -53,11 +53,12 @@ def golden_events(cartridge: Path, out: Path, workers: int = 1):
 
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.nn.calls import DecisionRule
 
     backend = load_backend(None, device="cpu")
     # The golden pins the pipeline around the network, without the shipped model's decision
-    # rule (tests/test_golden_predict.py reads it so; the rule has its own tests).
-    backend.spec = backend.spec.replace(decision={})
+    # rule (tests/inference/test_golden_predict.py reads it so; the rule has its own tests).
+    backend.spec = backend.spec.replace(decision=DecisionRule.balanced())
     predict_cartridge(cartridge, backend, out,
                       PredictOptions(quiet=True, workers=workers, report=False))
     return pd.read_parquet(out / "events.parquet")

@@ -1,10 +1,15 @@
 """Shared test set-up: CPU only, few threads, small deterministic data."""
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from ctcnet.io.panel import load_panel
+from ctcnet.nn import registry
 
 torch.set_num_threads(2)
 
@@ -59,3 +64,63 @@ def save_tiny_model(path, crop_size=48, panel=None, taxonomy=None, width=None, s
 def tiny_model_file():
     """:func:`save_tiny_model` for tests and fixtures of any scope."""
     return save_tiny_model
+
+
+def load_script(path):
+    """A script of scripts/ as a module (they are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Models laid out as the registry finds them (shipped or in a site folder): tests of the
+# registry, of the models command and of inputs matched to a model by channel name.
+
+CORE3 = ["DAPI", "CK", "CD45"]
+TINY_CROP = 32
+
+
+def make_tiny_model(path: Path, channels=CORE3, pixel_size_um=0.64) -> Path:
+    """An untrained small model plus a card, as a shipped model is laid out."""
+    import torch
+
+    from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn.classifier import build_classifier, save_model
+    from ctcnet.nn.spec import ModelSpec
+
+    torch.manual_seed(0)
+    panel = load_panel({"channels": list(channels), "pixel_size_um": pixel_size_um})
+    spec = ModelSpec("compact", panel, default_taxonomy(), crop_size=TINY_CROP,
+                     arch_kwargs={"width": 8})
+    save_model(path, build_classifier(spec))
+    card = {"name": path.stem, "panel": panel.to_dict(), "classes": spec.class_names,
+            "crop_size": TINY_CROP, "test_rgb_jpeg": {"macro_f1": 0.25},
+            "robustness": {"defocus": {"macro_f1": 0.2}}}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return path
+
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    make_tiny_model(root / "tiny3.pt")
+    (root / "notes.json").write_text("{}")  # no weights beside it: not a model
+    return root
+
+
+
+@pytest.fixture
+def with_tiny3(models_dir, tmp_path, monkeypatch):
+    """The registry as {shipped default, tiny3}, whatever else ships: choices stay fixed."""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for suffix in (".json", ".pt", ".onnx"):
+        (shipped / f"ctcnet-default{suffix}").symlink_to(
+            registry.PACKAGE_MODELS / f"ctcnet-default{suffix}")
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", shipped)
+    monkeypatch.setenv(registry.MODELS_ENV, str(models_dir))
+    return models_dir

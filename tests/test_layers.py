@@ -1,5 +1,6 @@
 """The package's layers hold: import-linter's contracts in pyproject.toml (docs/architecture.md,
-"Layers"), checked on every import between ctcnet's modules, those inside functions too."""
+"Layers"), checked on every import between ctcnet's modules, those inside functions too; and no module
+grows past 500 lines."""
 
 import subprocess
 import sys
@@ -16,3 +17,10 @@ def test_no_import_crosses_a_layer_upwards_or_between_independent_packages():
                           text=True, timeout=300)
     # Its report names each import that breaks a contract, with the line it is on.
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_no_module_is_over_500_lines():
+    # One purpose a module: past 500 lines a module has grown a second job to split off.
+    long = {str(p.relative_to(REPO)): n for p in sorted((REPO / "ctcnet").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, f"modules over 500 lines: {long}"

@@ -71,7 +71,7 @@ def test_predict_without_torch_makes_the_full_installs_calls(data, tmp_path):
         assert len(got) > 10
         # The same code on the same numbers: the same table, calls and flags exactly; floats
         # up to the last float32 digits, which the cross-frame batcher's batch sizes (set by
-        # thread timing) may move, as tests/test_golden_predict.py allows.
+        # thread timing) may move, as tests/inference/test_golden_predict.py allows.
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-4, atol=1e-4)
         summary = json.loads((folder / "summary.json").read_text())
         expected = json.loads((reference / "summary.json").read_text())

@@ -43,6 +43,8 @@ def earlier_sections(out_dir: Path, sections, quick: bool) -> tuple[dict, dict]:
         if name not in sections and old.get(key):
             kept[key] = old[key]
             when[key] = (old.get("kept_sections") or {}).get(key, made)
+    if old.get("report_overlap"):  # scripts/bench_report_overlap.py's, dated in itself
+        kept["report_overlap"] = old["report_overlap"]
     return kept, when
 
 

@@ -94,7 +94,41 @@ def render_markdown(record: dict) -> str:
                       + ", ".join(f"{k}: {v}" for k, v in shipped.items()
                                   if isinstance(v, (int, float, str))) + "."]
         lines.append("")
+    o = record.get("report_overlap")
+    if o:
+        lines += render_report_overlap(o)
     return "\n".join(lines)
+
+
+def render_report_overlap(o: dict) -> list[str]:
+    """The section on several cartridges in one run, reports one after another or beside
+    the next cartridge (``scripts/bench_report_overlap.py``, which records it)."""
+    lines = ["## Several cartridges: the report beside the next cartridge", "",
+             f"Measured {o['created']} with `{o['command']}` on: {o['machine']}. "
+             f"{o['cartridges']} cartridges ({o['frames']} frames, {o['events']:,} events) "
+             "in one `ctcnet predict` run, each configuration a fresh process"
+             + (f" at nice {o['nice']}" if o.get("nice") else "") + ", the "
+             f"configurations taking turns ({o['repeats']} turns; load average "
+             f"{o['load']} when each run started, on 2 cores: other work shared the CPU). "
+             "Stage times are summed over the cartridges (frame stages over the frame "
+             "threads); `report` is the reports' own wall clock, which overlaps the next "
+             "cartridge when overlapped. Peak RSS: the predict process's; the report "
+             "process's apart.", "",
+             "| configuration | wall s (median, min-max) | x sequential | report s | read s | "
+             "detect s | crop s | guard s | classify s | write s | peak RSS MB | "
+             "report process MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in o["rows"]:
+        st = r["stages_s"]
+        lines.append(f"| {r['name']} | {r['wall_s']['median']:.1f} ({r['wall_s']['min']:.1f}-"
+                     f"{r['wall_s']['max']:.1f}) | {r['ratio']:.2f} | {st['report']:.1f} | "
+                     + " | ".join(f"{st[k]:.1f}" for k in ("read", "detect", "crop", "guard",
+                                                             "classify", "write"))
+                     + f" | {r['peak_rss_mb']} | {r['report_process_mb'] or '-'} |")
+    if o.get("note"):
+        lines += ["", o["note"]]
+    lines.append("")
+    return lines
 
 
 def render_cartridges(k: dict) -> list[str]:

@@ -198,7 +198,10 @@ def run(args) -> int:
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
         if args.export == "tight":
+            from ctcnet.simulate.export import tight_config
+
             rendered, crop_size, export_um = _tight_rendering(panel, args)
+            cfg = tight_config(cfg)
         prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
         batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
                                args.samples)

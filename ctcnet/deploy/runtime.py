@@ -14,6 +14,7 @@ from ctcnet.inference.onnx_runtime import (  # noqa: F401 (API)
     OUTPUT_NAMES,
     SPEC_FORMAT,
     SPEC_KEY,
+    DecisionRule,
     OnnxClassifier,
     calls_from_proba,
     default_batch_size,

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from ctcnet.core.robust import background_from_percentiles, percentiles_and_range
 from ctcnet.detect.resampling import (
     antialias_matrix,
     bilinear,
@@ -42,7 +43,6 @@ from ctcnet.detect.resampling import (
     resample,
     resampled_size,
 )
-from ctcnet.nn.background import background_from_percentiles
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ def fill_values(measured: np.ndarray, size: int | tuple[int, int], dtype) -> np.
     per channel their level plus their noise times the fixed pattern, kept within their range
     (a clipped background stays at its floor; integer data keep their range)."""
     h, w = (size, size) if np.isscalar(size) else size
+    # numpy's linear percentiles (ctcnet.core.robust), not the model's nearest rank: the fill
+    # of every crop at a frame border, and so the golden predict events, were made with them.
     (q_low, q_high), lowest, highest = percentiles_and_range(measured, (10, 30))
     level, noise = background_from_percentiles(q_low, q_high)
     fill = level[:, None, None] + noise[:, None, None] * _fill_pattern(int(h), int(w))[None]
@@ -157,49 +159,6 @@ def fill_values(measured: np.ndarray, size: int | tuple[int, int], dtype) -> np.
         info = np.iinfo(dtype)
         return np.clip(np.rint(fill), info.min, info.max).astype(dtype)
     return fill.astype(dtype, copy=False)
-
-
-def background_level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row background level and noise sd of (C, M) pixel values: from the 10th and 30th
-    percentiles, as the model's normalisation reads them (robust to an object covering up to
-    ~70 % of the pixels). A clipped (constant) background gives zero noise."""
-    (q_low, q_high), _, _ = percentiles_and_range(values, (10, 30))
-    return background_from_percentiles(q_low, q_high)
-
-
-def percentiles_and_range(values: np.ndarray, q: tuple[float, ...]):
-    """``np.percentile(values, q, axis=1)`` of (C, M) values, in float64 (the same numbers:
-    numpy's linear interpolation between the same order statistics), with each row's minimum
-    and maximum.
-
-    One sort of the values in their own type finds all of them (the order statistics are the
-    same values; float32 moves half the bytes of float64, and numpy's vectorised sort is 3
-    times faster than a partition at the six places needed): np.percentile converts, moves
-    the axis and partitions, 4 times slower, and that was most of the cost of a crop at the
-    frame border.
-    """
-    values = np.asarray(values)
-    n = values.shape[1]
-    if n < 2 or not np.issubdtype(values.dtype, np.number):
-        return _numpy_percentiles_and_range(values, q)
-    virtual = (n - 1) * (np.asarray(q, np.float64) / 100)
-    below = np.floor(virtual).astype(np.intp)
-    above = np.minimum(below + 1, n - 1)
-    values = np.sort(values, axis=1)
-    if np.issubdtype(values.dtype, np.floating) and np.isnan(values[:, n - 1]).any():
-        return _numpy_percentiles_and_range(values, q)  # NaN sorts last: numpy's NaN rules
-    a, b = values[:, below].T.astype(np.float64), values[:, above].T.astype(np.float64)
-    gamma = (virtual - below)[:, None]
-    # numpy's _lerp: from the lower neighbour below a half, from the upper one above.
-    diff = b - a
-    result = a + diff * gamma
-    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5)
-    return result, values[:, 0].astype(np.float64), values[:, n - 1].astype(np.float64)
-
-
-def _numpy_percentiles_and_range(values: np.ndarray, q: tuple[float, ...]):
-    values = values.astype(np.float64)
-    return np.percentile(values, q, axis=1), values.min(axis=1), values.max(axis=1)
 
 
 def background_fill(crops, inside, measure=None):
@@ -362,8 +321,8 @@ def resampled_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, along: np.n
     sparse product (a weight row has two or three taps) streaming over whole rows, and the
     column pass a few matrix products over every row of every window, one per band of the
     weights (:func:`weight_bands`). Done per window, as small dense products (and with the
-    border fill before :func:`percentiles_and_range`), cropping took 4.2 to 4.6 times as long
-    at 0.45 um/px and 2.5 times at 0.78.
+    border fill before :func:`~ctcnet.core.robust.percentiles_and_range`), cropping took 4.2
+    to 4.6 times as long at 0.45 um/px and 2.5 times at 0.78.
     """
     from scipy import sparse  # detection's dependency; imported here to keep this module light
 

@@ -31,11 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from ctcnet.core.robust import median, median_and_mad_sigma
 from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
-
-MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
@@ -143,18 +142,19 @@ def background_map(image: np.ndarray, block: int) -> np.ndarray:
     # Medians over every second pixel of each block of the largest block-aligned region (the
     # interpolation stretches them over the whole frame); neighbours are correlated anyway.
     blocks = image[:, :hb * block:2, :wb * block:2].reshape(c, hb, block // 2, wb, block // 2)
-    coarse = np.median(blocks.transpose(0, 1, 3, 2, 4).reshape(c, hb, wb, -1), axis=-1)
+    coarse = median(blocks.transpose(0, 1, 3, 2, 4).reshape(c, hb, wb, -1))
     if hb >= 3 and wb >= 3:  # a block filled by a big cluster is an outlier: median of neighbours
         coarse = ndimage.median_filter(coarse, size=(1, 3, 3), mode="nearest")
     return linear_upsample(coarse.astype(np.float32), h, w)
 
 
 def robust_noise(residual: np.ndarray, floor: float = 1e-3) -> np.ndarray:
-    """Per-channel noise sigma of a background-subtracted (C, H, W) image (MAD, subsampled)."""
+    """Per-channel noise sigma of a background-subtracted (C, H, W) image: the MAD of every
+    third pixel (:func:`~ctcnet.core.robust.median_and_mad_sigma`). The MAD, not the 10th/30th
+    percentiles crops are read with: the residual's median is its background, and detection's
+    thresholds (and so every event a run finds) are set in these noise units."""
     sample = residual[:, ::3, ::3].reshape(residual.shape[0], -1)
-    med = np.median(sample, axis=1, keepdims=True)
-    mad = np.median(np.abs(sample - med), axis=1)
-    return np.maximum(MAD_TO_SIGMA * mad, floor).astype(np.float32)
+    return np.maximum(median_and_mad_sigma(sample)[1], floor).astype(np.float32)
 
 
 def snr_maps(binned: np.ndarray, sigma_px: float, block_px: int) -> np.ndarray:

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ctcnet.core.robust import median, median_and_mad_sigma
 from ctcnet.detect.cropping import (
     background_fill,
     border_gather,
@@ -33,7 +34,6 @@ from ctcnet.detect.cropping import (
     window_size,
 )
 from ctcnet.detect.detection import (
-    MAD_TO_SIGMA,
     DetectConfig,
     check_frame,
     check_frame_size,
@@ -121,16 +121,6 @@ def gaussian_filter(image: torch.Tensor, sigma: float, truncate: float = 3.0) ->
     return sum(k * rows[:, :, i:i + w] for i, k in enumerate(kernel))
 
 
-def median_last(x: torch.Tensor) -> torch.Tensor:
-    """numpy's median over the last axis (the mean of the two middle values for even counts;
-    torch's own median takes the lower one)."""
-    ordered = x.sort(dim=-1).values
-    n = ordered.shape[-1]
-    if n % 2:
-        return ordered[..., n // 2]
-    return (ordered[..., n // 2 - 1] + ordered[..., n // 2]) / 2
-
-
 def linear_upsample(coarse: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Bilinear upsampling of (C, hb, wb) block values to (C, h, w), with the numpy path's
     indices and weights."""
@@ -151,10 +141,10 @@ def background_map(image: torch.Tensor, block: int) -> torch.Tensor:
     block -= block % 2
     hb, wb = h // block, w // block
     blocks = image[:, :hb * block:2, :wb * block:2].reshape(c, hb, block // 2, wb, block // 2)
-    coarse = median_last(blocks.permute(0, 1, 3, 2, 4).reshape(c, hb, wb, -1))
+    coarse = median(blocks.permute(0, 1, 3, 2, 4).reshape(c, hb, wb, -1))
     if hb >= 3 and wb >= 3:
         padded = F.pad(coarse[None], (1, 1, 1, 1), mode="replicate")[0]
-        coarse = median_last(padded.unfold(1, 3, 1).unfold(2, 3, 1).reshape(c, hb, wb, 9))
+        coarse = median(padded.unfold(1, 3, 1).unfold(2, 3, 1).reshape(c, hb, wb, 9))
     return linear_upsample(coarse, h, w)
 
 
@@ -162,8 +152,7 @@ def robust_noise(residual: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
     """Per-channel noise sigma (MAD of every third pixel; :func:`~ctcnet.detect.detection.
     robust_noise`)."""
     sample = residual[:, ::3, ::3].reshape(residual.shape[0], -1)
-    mad = median_last((sample - median_last(sample)[:, None]).abs())
-    return torch.clamp(MAD_TO_SIGMA * mad, min=floor)
+    return torch.clamp(median_and_mad_sigma(sample)[1], min=floor)
 
 
 def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig

@@ -24,9 +24,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ctcnet.detect.cropping import background_level
+from ctcnet.core.robust import background_and_noise, background_sample
 from ctcnet.errors import InputError
-from ctcnet.nn.background import background_sample
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def _smoothed_over_ring(x: np.ndarray):
 
     h, w = x.shape[1:]
     ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]
-    level, noise = background_level(ring)
+    level, noise = background_and_noise(ring, "linear")
     sigma = max(1.0, min(h, w) / 100)
     return ndimage.gaussian_filter(x, (0, sigma, sigma)), level, noise
 

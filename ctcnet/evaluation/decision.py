@@ -42,6 +42,7 @@ from scipy import stats
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
 from ctcnet.inference.guard import counted
 from ctcnet.inference.tables import label_events
+from ctcnet.nn.calls import DecisionRule, as_rule
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,31 @@ DEFAULT_GRID = tuple(np.round(np.arange(0.0, -16.01, -0.25), 2))
 CUTOFF = 5
 
 
-def rescore(events: pd.DataFrame, spec, decision: dict | None,
+def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
             edge_cut_class: str | None = "debris") -> pd.DataFrame:
-    """The event table predict would have written with ``decision`` as the model's rule."""
+    """The event table predict would have written with ``decision`` as the model's rule.
+
+    Parameters
+    ----------
+    events : DataFrame
+        A predicted event table (``p_*`` columns, ``model_class``, ``guard``, ``edge_cut``).
+    spec : ModelSpec
+        The model's spec.
+    decision : DecisionRule or None
+        The rule to call with (None: the most probable class).
+    edge_cut_class : str or None, default "debris"
+        The class an event cut by the frame border is filed as (predict's default).
+
+    Returns
+    -------
+    DataFrame
+        The table with the calls, review flags and guard flags re-made.
+    """
     names = spec.class_names
     proba = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
     edge = edge_cut_class if edge_cut_class in names else None
     out = label_events(events.drop(columns=["review"], errors="ignore"), proba,
-                       spec.replace(decision=dict(decision or {})), edge)
+                       spec.replace(decision=as_rule(decision)), edge)
     guard = events["guard"].fillna("").astype(str) if "guard" in events else \
         pd.Series("", index=events.index)
     same = out["model_class"].to_numpy(object) == events["model_class"].to_numpy(object)
@@ -106,7 +124,7 @@ class FitTable:
                    np.concatenate(cart), pd.DataFrame(counts),
                    [sid for sid, _, _ in parts], np.array(sizes))
 
-    def rates(self, spec, decision: dict | None, positive: str) -> dict:
+    def rates(self, spec, decision: DecisionRule | None, positive: str) -> dict:
         """Per cartridge: events, automatic false ``positive`` calls; pooled recall (detected,
         called and counted true ``positive`` events over all true ones)."""
         scored = rescore(self.events, spec, decision)
@@ -149,12 +167,35 @@ def count_agreement(recall: float, false_per_event: np.ndarray, true_counts: Seq
 
 def fit_decision(table: FitTable, spec, positives: Sequence[str] = ("ctc", "cluster"),
                  true_counts: dict | None = None, events: float = FULL_SIZE_EVENTS,
-                 grid: Sequence[float] = DEFAULT_GRID, rounds: int = 2) -> tuple[dict, dict]:
+                 grid: Sequence[float] = DEFAULT_GRID, rounds: int = 2
+                 ) -> tuple[DecisionRule, dict]:
     """The prior-shift rule (per-class log weights) that maximises expected count agreement at
-    deployment size: (``spec.decision`` with a ``fitted`` record, the curves per class).
+    deployment size: the model's rule fitted at cartridge prevalence.
 
-    ``true_counts`` per class: the true counts a deployment cartridge holds (default: as in
-    patients, 0-30 CTCs and 0-3 clusters, most of them low: quadratic spacing).
+    Parameters
+    ----------
+    table : FitTable
+        The predicted fitting cartridges with their truth.
+    spec : ModelSpec
+        The model's spec.
+    positives : sequence of str, default ("ctc", "cluster")
+        The rare classes to fit a weight for.
+    true_counts : dict, optional
+        Per class, the true counts a deployment cartridge holds (default: as in patients,
+        0-30 CTCs and 0-3 clusters, most of them low: quadratic spacing).
+    events : float
+        Events of a deployment-size cartridge.
+    grid : sequence of float
+        The log weights tried.
+    rounds : int, default 2
+        Rounds of coordinate ascent over the classes.
+
+    Returns
+    -------
+    rule : DecisionRule
+        The rule for ``spec.decision``, with its ``fitted`` record.
+    curves : dict
+        Per class, the scores of every weight on the grid.
     """
     true_counts = true_counts or {"ctc": patient_counts(20, 30),
                                   "cluster": patient_counts(20, 3)}
@@ -164,7 +205,7 @@ def fit_decision(table: FitTable, spec, positives: Sequence[str] = ("ctc", "clus
         for positive in weights:
             rows = []
             for w in grid:
-                decision = {"rule": "prior_shift", "log_weights": {**weights, positive: w}}
+                decision = DecisionRule.prior_shift({**weights, positive: w})
                 r = table.rates(spec, decision, positive)
                 fp = r["false"] / np.maximum(r["events"], 1)
                 agree = count_agreement(r["recall"], fp, true_counts[positive], events)
@@ -183,12 +224,13 @@ def fit_decision(table: FitTable, spec, positives: Sequence[str] = ("ctc", "clus
                      best["within"], CUTOFF, best["cutoff_agrees"])
     chosen = {p: next(r for r in curves[p] if r["log_weight"] == weights[p]) for p in weights}
     # Plain JSON types only: the rule travels in checkpoints loaded with weights_only=True.
-    return json.loads(json.dumps({"rule": "prior_shift", "log_weights": weights,
+    plain = json.loads(json.dumps({"rule": "prior_shift", "log_weights": weights,
             "fitted": {"cartridges": len(table.sample_ids), "events": int(len(table.events)),
                        "deployment_events_per_cartridge": float(events),
                        "true_counts": {p: [min(true_counts[p]), max(true_counts[p])]
                                        for p in weights},
                        "objective": "expected share within max(1, 15 %) (+ for ctc the share "
                                     f"agreeing at >= {CUTOFF})",
-                       "at_fit": chosen}}, default=float)), curves
+                       "at_fit": chosen}}, default=float))
+    return DecisionRule.from_dict(plain, spec.class_names), curves
 

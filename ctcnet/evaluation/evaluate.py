@@ -51,6 +51,7 @@ from ctcnet.io.scan import open_cartridge
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
+    DecisionRule,
     calls_from_proba,
     decision_weights,
     deployment_proba,
@@ -122,7 +123,7 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
-                   sample_ids=None, decision: dict | None = None,
+                   sample_ids=None, decision: DecisionRule | None = None,
                    markers_decide: bool = False, exported: bool = False) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
@@ -299,7 +300,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         What report.json holds: per-method metrics (macro-F1, per class, confusion,
         calibration) and where the baselines' training crops came from.
     """
-    from ctcnet.inference.predict import spec_at_prior  # pandas
+    from ctcnet.inference.options import spec_at_prior
     from ctcnet.inference.tables import label_events
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)

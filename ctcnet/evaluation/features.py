@@ -26,8 +26,8 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
+from ctcnet.core.robust import background_and_noise
 from ctcnet.io.panel import Panel
-from ctcnet.nn.background import background_from_percentiles
 
 # Blur sigma (px) before thresholding: about the PSF, it averages shot noise without merging
 # neighbouring cells.
@@ -49,11 +49,11 @@ SHAPE = ("area_um2", "diameter_um", "elongation", "centre_offset_um", "objects_i
 
 
 def robust_background(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per crop and channel background level and noise (N, C), from low percentiles."""
+    """Per crop and channel background level and noise (N, C), from the 10th and 30th
+    percentiles of every second pixel (:func:`ctcnet.core.robust.background_and_noise`)."""
     n, c = crops.shape[:2]
     sample = crops[:, :, ::2, ::2].reshape(n, c, -1).astype(np.float32)
-    q_low, q_high = np.percentile(sample, [10, 30], axis=-1)
-    return background_from_percentiles(q_low, q_high, NOISE_FLOOR)
+    return background_and_noise(sample, "linear", NOISE_FLOOR)
 
 
 def signal_to_noise(crops: np.ndarray) -> np.ndarray:

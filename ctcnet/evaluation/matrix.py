@@ -33,7 +33,7 @@ from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.spillover import network_view, wants_compensation
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.nn.calls import calls_from_proba
+from ctcnet.nn.calls import DecisionRule, calls_from_proba
 from ctcnet.simulate.augment import exported_once
 from ctcnet.simulate.augment_options import augment_config
 
@@ -64,7 +64,7 @@ def marker_guard_flags(spec, groups=None) -> Callable[[np.ndarray, np.ndarray], 
 
     # The matrix scores balanced crops by the most probable class, so the guard checks that
     # call too (not the deployment-prevalence rule of ``spec.decision``).
-    balanced = spec.replace(decision={})
+    balanced = spec.replace(decision=DecisionRule.balanced())
     return lambda crops, proba: review_flags(crops, proba, balanced,
                                              groups=groups)["any"].to_numpy()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.detect.cropping import background_fill
 from ctcnet.io.panel import Panel
 
@@ -127,9 +128,8 @@ def noise_std(crops) -> np.ndarray:
     differences between horizontal neighbours (signal cancels, noise adds twice)."""
     x = np.asarray(crops, np.float32)
     d = x[..., 1:] - x[..., :-1]
-    mad = np.median(np.abs(d - np.median(d, axis=(2, 3), keepdims=True)), axis=(2, 3),
-                    keepdims=True)
-    return (1.4826 * mad / np.sqrt(2.0)).astype(np.float32)
+    sigma = median_and_mad_sigma(d.reshape(*d.shape[:2], -1))[1][..., None, None]
+    return (sigma / np.sqrt(2.0)).astype(np.float32)
 
 
 def more_noise(crops, factor: float, rng: np.random.Generator, panel: Panel | None = None):

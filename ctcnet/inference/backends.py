@@ -201,9 +201,15 @@ class TorchBackend:
 
     def explainer(self):
         """Per-channel saliency for the review gallery: (crops, class indices) -> (N,C,S,S)."""
+        import copy
+
         from ctcnet.nn.saliency import grad_cam  # torch (saliency needs gradients)
 
-        return lambda crops, classes: grad_cam(self.model, crops, classes)
+        # A copy of its own: grad_cam hooks the network and switches its mode, and a report
+        # drawn on a background thread (ctcnet.inference.report_overlap) would do so while
+        # the main thread classifies the next cartridge with the model.
+        model = copy.deepcopy(self.model)
+        return lambda crops, classes: grad_cam(model, crops, classes)
 
 
 @backend_class("onnx")
@@ -288,6 +294,36 @@ class OnnxBackend:
 
         model, _ = load_model(path)
         return lambda crops, classes: grad_cam(model, crops, classes)
+
+
+def checkpoint_explainer(path: Path):
+    """Per-channel saliency from the torch checkpoint at ``path``, loaded in this process (a
+    report drawn in a process of its own: ``ctcnet.inference.report_overlap``); None without
+    torch."""
+    if not has_torch():
+        _log_no_saliency()
+        return None
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.saliency import grad_cam
+
+    model, _ = load_model(path)
+    return lambda crops, classes: grad_cam(model, crops, classes)
+
+
+def portable_explainer(backend) -> tuple[bool, object]:
+    """(True, factory) where another process can make ``backend.explainer()``'s saliency
+    itself: ``factory`` a picklable zero-argument callable (None: the backend has no saliency);
+    (False, None) where only this process can (a model on a GPU or held only in memory)."""
+    import functools
+
+    if isinstance(backend, OnnxBackend) and backend.gpu is None:
+        source = backend.source_checkpoint()
+        return True, None if source is None else functools.partial(checkpoint_explainer,
+                                                                    source)
+    if isinstance(backend, TorchBackend) and backend.gpu is None and backend.model_path and \
+            backend.model_path.suffix == ".pt":
+        return True, functools.partial(checkpoint_explainer, backend.model_path)
+    return False, None
 
 
 _told_no_saliency = False

@@ -68,7 +68,7 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
     A first import of a heavy module from several threads at once can fail (a partially
     initialised module, an ImportError or AttributeError); in a frame thread that failure once
     became a skipped frame and the run still exited 0.
-    ``tests/test_frame_threads.py`` checks that no module is first imported in a frame thread.
+    ``tests/inference/test_frames.py`` checks that no module is first imported in a frame thread.
     """
     import tifffile  # noqa: F401 - with its codecs (imagecodecs)
     from PIL import Image

@@ -40,12 +40,34 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
                     edge_cut_as: str | None, compensated: bool) -> dict:
     """What must match for a journal to be resumed: model, panel and the settings that shape
     each frame's rows (detection, edge-cut policy, spillover compensation, the decision rule
-    when it is not the model's own: ``spec``, the model's spec as the run applies it)."""
+    when it is not the model's own).
+
+    Parameters
+    ----------
+    backend : Backend
+        The model that runs (its file and its own spec).
+    cartridge : Cartridge
+        The cartridge predicted.
+    spec : ModelSpec
+        The model's spec as the run applies it (its decision rule at the run's prior).
+    detect : DetectConfig
+        The detection settings.
+    edge_cut_as : str or None
+        The class edge-cut events are filed as.
+    compensated : bool
+        Spillover is compensated.
+
+    Returns
+    -------
+    dict
+        Plain JSON data; the decision rule, when recorded, as its stored dict.
+    """
     digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
     # Only when on, so journals written before the option existed still resume.
     compensate = {"compensate": True} if compensated else {}
     # Likewise only when the calls are made under another rule than the model's own (--prior).
-    rule = {"decision": spec.decision} if spec.decision != backend.spec.decision else {}
+    rule = ({"decision": spec.decision.to_dict()} if spec.decision != backend.spec.decision
+            else {})
     return {"model_sha256": digest, "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule}
@@ -173,3 +195,23 @@ def journal_gallery(parts: Path, frames: list[FrameRef]) -> dict:
             with np.load(gpath) as blob:
                 gallery[frame.index] = (blob["rows"], gpath)
     return gallery
+
+
+REPORT_STATE = "report.json"
+
+
+def mark_report(parts: Path, state: str) -> str | None:
+    """Record in the journal where the cartridge's report stands: ``"pending"`` once its events
+    tables and summary.json are written, ``"done"`` once the gallery and index.html are;
+    returns the state an earlier run left (None: none recorded). A run that finds
+    ``"pending"`` was stopped while drawing the report (a background one, while the next
+    cartridge ran): every frame is in the journal, so the rerun draws the report from it and
+    does no frame again."""
+    path = parts / REPORT_STATE
+    try:
+        before = json.loads(path.read_text()).get("report")
+    except (OSError, ValueError, AttributeError):
+        before = None
+    if state != before:
+        atomic_write_text(path, json.dumps({"report": state}) + "\n")
+    return before

@@ -37,6 +37,7 @@ from ctcnet.nn.calls import (  # noqa: F401 (API)
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
     FAILED_CLASS,
+    DecisionRule,
     calls_from_proba,
     finite_crops,
     prior_rule,
@@ -128,6 +129,9 @@ class OnnxClassifier:
 
     The file's ``ctcnet_spec`` metadata and graph are checked on loading, so a file that is not
     a ctcnet model, or whose spec and graph disagree, is refused here rather than mis-fed later.
+    ``spec`` is that metadata as a plain dict; ``decision`` its decision rule, read once as a
+    :class:`~ctcnet.nn.decision_rule.DecisionRule` (what :meth:`predict` applies at the
+    ``cartridge`` prior).
 
     Parameters
     ----------
@@ -179,6 +183,9 @@ class OnnxClassifier:
         metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.spec = _check_metadata(model_bytes, metadata, self.path)
         self.metadata = metadata
+        # The model's rule at cartridge prevalence, read from the metadata's dict once.
+        self.decision = DecisionRule.from_dict(self.spec.get("decision"), self.classes,
+                                               str(self.path))
         self.bad_crops: list[int] = []  # indices of the last run's non-finite crops
         device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
@@ -290,7 +297,7 @@ class OnnxClassifier:
             Calibrated probabilities, columns in :attr:`classes` order.
         """
         proba = self.predict_proba(raw, batch_size)
-        rule, _ = prior_rule(prior, self.classes, self.spec.get("decision"), CARTRIDGE_PRIOR)
+        rule, _ = prior_rule(prior, self.classes, self.decision, CARTRIDGE_PRIOR)
         called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold, rule)
         return list(called), proba
 

@@ -1,6 +1,7 @@
 """Slide-scale inference: detect, crop and classify every event of whole cartridges, or every
-crop of a crop dataset. Here: the run's options (:class:`PredictOptions`) and its entry points
-(:func:`predict_cartridge`, :func:`predict_crop_dataset`, :func:`predict_inputs`).
+crop of a crop dataset. Here: the entry points for cartridges (:func:`predict_cartridge`) and
+for any inputs (:func:`predict_inputs`); a run's options are :mod:`ctcnet.inference.options`,
+a crop dataset's run :mod:`ctcnet.inference.crop_sets`.
 
 Pipeline per cartridge (``predict_cartridge``):
 
@@ -35,22 +36,22 @@ Pipeline per cartridge (``predict_cartridge``):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from ctcnet import __version__
-from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.detect.cropping import window_size
-from ctcnet.detect.detection import DetectConfig
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events
+from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.frames import (
     default_workers,
@@ -62,24 +63,31 @@ from ctcnet.inference.frames import (
 )
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.ground_truth import compare_with_ground_truth
-from ctcnet.inference.guard import guard_events, guard_summary, leak_allowance
+from ctcnet.inference.guard import guard_events, guard_summary
 from ctcnet.inference.inputs import check_writable, checked_cartridge, checked_inputs
 from ctcnet.inference.journal import (
     PARTS_DIR,
     drop_unreadable_parts,
     journal_gallery,
     journal_tables,
+    mark_report,
     open_journal,
     run_fingerprint,
     warn_of_decisions_on_another_cartridge,
     write_part,
 )
+from ctcnet.inference.options import (
+    PredictOptions,
+    edge_cut_class,
+    spec_at_prior,
+)
+from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.resources import (
     peak_memory_mb,
     release_free_memory,
     single_threaded_blas,
 )
-from ctcnet.inference.spillover import network_view, wants_compensation
+from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     CropRunSummary,
     FrameCounts,
@@ -89,90 +97,12 @@ from ctcnet.inference.summary import (
     volume_read_ml,
 )
 from ctcnet.inference.tables import empty_frame_table, label_events, write_tables
-from ctcnet.io.atomic import atomic_path, exclusive_folder
-from ctcnet.io.panel import Panel
+from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.scan import Cartridge, open_cartridge
-from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, decision_weights, prior_rule
+from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
-
-class RunReport(Protocol):
-    """What draws a run's report (``ctcnet.report.review`` is one): the gallery pages from the
-    journaled crops, then ``index.html`` from the summary once its timings are final."""
-
-    def write_gallery(self, out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                      spec: ModelSpec, limit: int, explain=None) -> dict:
-        """Write the gallery pages of ``events`` from the journaled crops; returns what the
-        summary records of them."""
-
-    def write_html(self, out_dir: Path, summary: RunSummary) -> None:
-        """Write ``index.html`` from the finished summary."""
-
-
-@dataclass
-class PredictOptions:
-    """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node."""
-
-    batch_size: int | None = None  # crops per model call; None: the backend's (by device)
-    # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
-    # ``default_workers`` (2 on a 2-core CPU, up to 8 threads to feed a GPU).
-    workers: int | None = None
-    # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
-    # 5 channels with its crops); at least one per frame thread.
-    prefetch: int = 2
-    # Where detection's whole-frame work and the cropping run: "auto" (on the model's GPU when
-    # it runs on one, else numpy), "numpy", or a torch device ("cuda", "cuda:1"; "cpu" runs the
-    # torch twin on the CPU, which tests use).
-    frame_device: str = "auto"
-    detect: DetectConfig = field(default_factory=DetectConfig)
-    overwrite: bool = False     # discard an existing journal instead of resuming it
-    quiet: bool = False
-    gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
-    gallery_limit: int = 200     # per category in the final gallery
-    # What draws the review gallery and index.html once the tables are written
-    # (``ctcnet.report.review``, as ``ctcnet predict`` passes it); None: no report. Handed in
-    # because the report is a layer above this one.
-    report: RunReport | None = None
-    saliency: bool = True        # per-channel saliency maps in the review gallery
-    # Class for events cut by the frame border (not intact, so never counted as CTCs); None
-    # keeps the model's call. The model's own call stays in the ``model_class`` column.
-    edge_cut_as: str | None = "debris"
-    # Take CK's spillover into the other marker channels off every crop before the model (the
-    # guard and the gallery keep the crops as the scanner wrote them), measured on the scan's
-    # own events (``ctcnet.inference.spillover``; per cartridge from ``SPILLOVER_FRAMES``
-    # frames spread over it, per sample_id on a crop set). None: as the model was trained
-    # (``spec.compensated_input``).
-    compensate: bool | None = None
-    # The class prior the calls are made at (``ctcnet.nn.calls.prior_rule``): None = the
-    # input's default (cartridges: "cartridge", the model's fitted prevalence rule; crop sets:
-    # "balanced", the plain most probable class), or "cartridge", "balanced", or stated class
-    # frequencies "ctc=0.01,cluster=0.005".
-    prior: str | None = None
-    # Crop sets: um per pixel where panel.json does not state it, "auto" (estimated from the
-    # nuclei, ``ctcnet.detect.pixel_size``) or "fit" (a scale per crop, its cell brought to one
-    # size); None: panel.json's. Cartridges: not used.
-    pixel_size: float | str | None = None
-    # Crop sets: the markers take part in the call (``guard.crop_set_calls``: the model's
-    # marker fusion, or the marker rule; a CD45+ event is never a CTC); False: the network's
-    # call alone. Cartridges: not used (there the markers flag events for review).
-    marker_calls: bool = True
-    # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
-    on_frame_done: Callable[[str], None] | None = None
-
-
-
-
-def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:
-    """The model's spec with the decision rule of ``prior`` (``PredictOptions.prior``; None:
-    ``default``, the input's own), and the prior's name for summary.json."""
-    rule, name = prior_rule(prior, spec.class_names, spec.decision, default)
-    return (spec if rule == (spec.decision or {}) else spec.replace(decision=rule)), name
-
-
-def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
-    """The class edge-cut events are filed under, if the option is on and the class exists."""
-    name = options.edge_cut_as
-    return name if name and name in spec.class_names else None
+log = logging.getLogger(__name__)
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -219,6 +149,15 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     RunSummary
         What ``summary.json`` holds.
     """
+    with single_threaded_blas():
+        return start_cartridge(cartridge, backend, out_dir, options).draw()
+
+
+def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
+                    options: PredictOptions | None = None) -> PendingReport:
+    """:func:`predict_cartridge` up to its report: the events tables and ``summary.json``
+    are written; the report is returned undrawn (:class:`PendingReport`, holding the folder's
+    lock until it is drawn), for the caller to draw now or beside the next cartridge."""
     options = options or PredictOptions()
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
@@ -227,12 +166,18 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
-    with exclusive_folder(out_dir, "predict"), single_threaded_blas():
-        return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options)
+    lock = contextlib.ExitStack()
+    lock.enter_context(exclusive_folder(out_dir, "predict"))
+    try:
+        return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options, lock)
+    except BaseException:
+        lock.close()
+        raise
 
 
 def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: str,
-                       out_dir: Path, options: PredictOptions) -> dict:
+                       out_dir: Path, options: PredictOptions,
+                       lock: contextlib.ExitStack) -> PendingReport:
     t_start = time.perf_counter()
     warn_of_decisions_on_another_cartridge(out_dir, cartridge)
     compensated = wants_compensation(spec, options.compensate)
@@ -311,23 +256,18 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                             seconds, options, spec, prior)
     summary.spillover = spillover
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
-    if options.report:
-        # The counts first: summary.json is on disk before the gallery and its saliency maps
-        # are drawn (rewritten below with the report's timing and gallery).
-        summary.write(out_dir)
-        t0 = time.perf_counter()
-        explain = backend.explainer() if options.saliency else None
-        summary.gallery = options.report.write_gallery(out_dir, events, gallery, cartridge.panel,
-                                                       spec, options.gallery_limit, explain)
-        seconds["report"] = time.perf_counter() - t0
-        seconds["total"] = time.perf_counter() - t_start
-        summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
-        summary.events_per_s = len(events) / seconds["total"]
-        # After the timings are final, so index.html shows summary.json's (its own few
-        # milliseconds are in neither).
-        options.report.write_html(out_dir, summary)
+    # The counts first: summary.json is on disk before the gallery and its saliency maps are
+    # drawn (rewritten by the report with its timing and gallery).
     summary.write(out_dir)
-    return summary
+    job = None
+    if options.report:
+        if mark_report(parts, "pending") == "pending":
+            log.info("%s: the report of an earlier run was not finished; drawn now from the "
+                     "journal", cartridge.sample_id)
+        job = ReportJob(options.report, out_dir, parts, events, gallery, cartridge.panel, spec,
+                        options.gallery_limit, summary, seconds, t_start,
+                        backend.explainer if options.saliency else None)
+    return PendingReport(cartridge.sample_id, out_dir, summary, job, lock)
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
@@ -381,83 +321,16 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     )
 
 
-def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
-                         options: PredictOptions | None = None) -> CropRunSummary:
-    """Classify every crop of a crop dataset; writes predictions.csv/parquet and summary.json.
-
-    Parameters
-    ----------
-    root : str or Path
-        The crop dataset folder (class folders or manifest.csv, plus panel.json).
-    backend : Backend
-        The model to run (:func:`ctcnet.inference.backends.load_backend`).
-    out_dir : str or Path
-        The output folder.
-    options : PredictOptions, optional
-        As for :func:`predict_cartridge`; the prior defaults to balanced here, since a crop set
-        is not at cartridge prevalence.
-
-    Returns
-    -------
-    CropRunSummary
-        What ``summary.json`` holds.
-    """
-    options = options or PredictOptions()
-    # A crop set is not a cartridge: the cartridge prevalence rule would call almost no CTC in
-    # a near-balanced folder of crops. Its calls are the plain most probable class unless the
-    # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
-    spec, prior = spec_at_prior(backend.spec, options.prior, BALANCED_PRIOR)
-    t0 = time.perf_counter()
-    index = read_crop_index(root, pixel_size=options.pixel_size).conform(spec.panel)
-    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
-    t1 = time.perf_counter()
-
-    # The model sees compensated crops when asked or trained so; the guard reads the crops.
-    model_crops, spillover = network_view(spec, crops, index.sample_ids, options.compensate)
-    proba = backend.predict_proba(model_crops)
-    del model_crops
-    t2 = time.perf_counter()
-    table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
-                                   else str(p) for p in index.paths],
-                          "label": index.labels, "sample_id": index.sample_ids})
-    # Each crop is a cell someone chose: its markers take part in the call
-    # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
-    table = guard_events(label_events(table, proba, spec), crops, proba, spec,
-                         markers_decide=options.marker_calls,
-                         max_leak=leak_allowance(index.exported))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "predictions.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(out_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.5g")
-    known = table["label"].isin(spec.class_names)
-    tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
-    summary = CropRunSummary(
-        dataset=str(root), crops=len(table), backend=backend.name,
-        device=backend.device_name, model=str(backend.model_path),
-        decision_log_weights=decision_weights(spec.decision), prior=prior,
-        pixel_size_um=float(index.panel.pixel_size_um),
-        pixel_size_from="panel.json" if options.pixel_size is None else
-        ({"auto": "estimated from the nuclei", "fit": "each crop fitted to its cell"}
-         .get(options.pixel_size, "given") if isinstance(options.pixel_size, str) else "given"),
-        counts=tally.counted,
-        review=tally.review_events,
-        guard=guard_summary(table, spec),
-        accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
-        else None,
-        spillover=spillover,
-        timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
-    summary.write(out_dir)
-    return summary
-
-
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
                    world_size: int = 1) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
-    Every cartridge's panel is checked against the model before any work starts.
+    Every cartridge's panel is checked against the model before any work starts. With several
+    cartridges and ``options.report_overlap``, each one's report is drawn on a background
+    worker (a process on a CPU) while the next one runs
+    (:mod:`ctcnet.inference.report_overlap`; at most one pending; a failed one raised as
+    ``ReportError`` naming its sample, at the next report or the end).
 
     Parameters
     ----------
@@ -486,10 +359,19 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
            [("crops", d, d.name, 1) for d in datasets]
+    mine = shard(jobs, rank, world_size, weight=lambda j: j[3])
+    # Each cartridge's report drawn while the next one runs (at most one pending).
+    n_cartridges = sum(kind == "cartridge" for kind, *_ in mine)
+    overlap = options.report_overlap and options.report is not None and n_cartridges > 1
+    # BLAS on one thread for the cartridges and their reports (as predict_cartridge runs them)
+    blas = single_threaded_blas() if n_cartridges else contextlib.nullcontext()
     summaries = []
-    for kind, item, name, _ in shard(jobs, rank, world_size, weight=lambda j: j[3]):
-        if kind == "cartridge":
-            summaries.append(predict_cartridge(item, backend, out / name, options))
-        else:
-            summaries.append(predict_crop_dataset(item, backend, out / name, options))
+    with blas, report_worker(backend, options.saliency, overlap) as reports:
+        for kind, item, name, _ in mine:
+            if kind == "cartridge":
+                pending = start_cartridge(item, backend, out / name, options)
+                summaries.append(pending.summary)  # final once its report is drawn
+                reports.submit(pending)
+            else:
+                summaries.append(predict_crop_dataset(item, backend, out / name, options))
     return summaries

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctcnet.nn.background import background_from_percentiles, percentile_indices
+from ctcnet.core.robust import Q_HIGH, Q_LOW, background_from_percentiles, percentiles
 
 # Pixels that count as source-bright: the 3x3 mean above this many noise units of that mean.
 LEVEL = 10.0
@@ -73,16 +73,13 @@ CLIPPED_NOISE_SHARE = 0.02
 
 
 def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles."""
+    """(N, C) background and noise sd of (N, C, H, W) crops from the 10th/30th percentiles,
+    read as the model's normalisation reads them (``nearest`` ranks of
+    :func:`ctcnet.core.robust.percentiles`): the guard's and the compensation's noise units are
+    the model's."""
     n, c = crops.shape[:2]
     sample = crops[:, :, ::step, ::step].reshape(n, c, -1).astype(np.float32)
-    i_low, i_high = percentile_indices(sample.shape[-1])
-    # Two single selections (the 30th percentile, then the 10th among the values below it)
-    # give the same order statistics as one np.partition with both, at a quarter of its cost.
-    part = np.partition(sample, i_high, axis=-1)
-    q_high = part[..., i_high]
-    q_low = np.partition(part[..., :i_high], i_low, axis=-1)[..., i_low] if i_low < i_high \
-        else q_high
+    q_low, q_high = percentiles(sample, (Q_LOW, Q_HIGH), "nearest")
     # A background clipped to black (an export's black point set above it: 30 % or more of the
     # channel at its minimum) leaves no noise to measure, and a few counts of residue would
     # read as many noise sd. Such channels get a noise of CLIPPED_NOISE_SHARE of the crop's
@@ -90,7 +87,7 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
     floor = np.full(q_high.shape, 0.5, np.float32)
     clipped = q_high <= sample.min(axis=-1)
     if clipped.any():
-        bright = np.percentile(sample, 99, axis=-1) - q_high             # (N, C)
+        bright = percentiles(sample, (99,))[0].astype(np.float32) - q_high  # (N, C)
         share = CLIPPED_NOISE_SHARE * bright.max(axis=1, keepdims=True)  # (N, 1)
         floor = np.where(clipped, np.maximum(floor, share), floor)
     return background_from_percentiles(q_low, q_high, floor)

@@ -10,7 +10,7 @@ Used by slide-scale predict and by the torch-free ONNX runtime, so a port has on
 **Deployment prevalence.** The network is trained on balanced classes, so its probabilities
 are posteriors under equal priors. A cartridge holds debris ~1,000x CTCs: the Bayes call there
 weighs each probability by the ratio of deployment to training prior. A model's spec may carry
-that weighting as ``spec.decision``::
+that weighting as ``spec.decision``, a :class:`~ctcnet.nn.decision_rule.DecisionRule` stored as::
 
     {"rule": "prior_shift", "log_weights": {"ctc": -6.1, "cluster": -4.0}, "fitted": {...}}
 
@@ -34,18 +34,21 @@ records the prior's name and the log weights applied.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from ctcnet.errors import InputError
+# The rule's type and the named priors live in their own module; imported here as before.
+from ctcnet.nn.decision_rule import (  # noqa: F401 (API)
+    BALANCED_PRIOR,
+    CARTRIDGE_PRIOR,
+    DECISION_RULES,
+    DecisionRule,
+    as_rule,
+    stated_prior,
+)
 
 FAILED_CLASS = "failed"
-DECISION_RULES = ("prior_shift",)
-# Named priors (see the module docstring); anything else given as a prior is stated frequencies.
-CARTRIDGE_PRIOR = "cartridge"
-BALANCED_PRIOR = "balanced"
 
 
 def finite_crops(raw: np.ndarray) -> np.ndarray:
@@ -56,45 +59,44 @@ def finite_crops(raw: np.ndarray) -> np.ndarray:
     return np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
 
 
-def check_decision(decision: dict | None, class_names: Sequence[str],
-                   source: str | None = None) -> None:
-    """Refuse a decision rule that names an unknown rule or class or holds a non-finite
-    weight (it would silently call nothing, or everything, of a class)."""
-    if not decision:
-        return
-    if not isinstance(decision, dict) or decision.get("rule") not in DECISION_RULES:
-        raise InputError(f"model spec: decision rule {decision!r} is not one of "
-                         f"{DECISION_RULES}", source)
-    weights = decision.get("log_weights", {})
-    if not isinstance(weights, dict):
-        raise InputError("model spec: decision log_weights must map class names to numbers",
-                         source)
-    for name, value in weights.items():
-        if name not in class_names:
-            raise InputError(f"model spec: decision weight for unknown class {name!r} "
-                             f"(classes: {list(class_names)})", source)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"model spec: decision weight of {name!r} is {value!r}, not a "
-                             "finite number", source)
+def decision_weights(decision: DecisionRule | None) -> dict[str, float]:
+    """A decision rule's log weights by class name, as ``summary.json`` records them.
 
+    Parameters
+    ----------
+    decision : DecisionRule or None
+        The rule (None: none).
 
-def decision_weights(decision: dict | None) -> dict[str, float]:
-    """A decision rule's log weights by class name (a copy; empty: no rule)."""
-    return dict((decision or {}).get("log_weights", {}))
-
-
-def log_weights(decision: dict | None, class_names: Sequence[str]) -> np.ndarray:
-    """(K,) log weights of a decision rule (zeros: the plain most probable class)."""
-    weights = decision_weights(decision)
-    return np.array([float(weights.get(n, 0.0)) for n in class_names], np.float64)
+    Returns
+    -------
+    dict of str to float
+        A copy of its weights; empty for no rule.
+    """
+    return as_rule(decision).weights
 
 
 def deployment_proba(proba: np.ndarray, class_names: Sequence[str],
-                     decision: dict | None = None) -> np.ndarray:
+                     decision: DecisionRule | None = None) -> np.ndarray:
     """Probabilities reweighted by the decision rule's log weights and renormalised (the
-    posterior at deployment prevalence); ``proba`` itself when there is no rule."""
+    posterior at deployment prevalence).
+
+    Parameters
+    ----------
+    proba : ndarray, shape (N, K)
+        Calibrated class probabilities, columns in ``class_names`` order.
+    class_names : sequence of str
+        The model's classes, in output order.
+    decision : DecisionRule, optional
+        The rule; None or a balanced one leaves the probabilities as they are.
+
+    Returns
+    -------
+    ndarray, float32, shape (N, K)
+        The deployment posterior; ``proba`` itself (as float32) when the rule reweights
+        nothing. Non-finite rows stay non-finite.
+    """
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
-    w = log_weights(decision, class_names)
+    w = as_rule(decision).log_weights_for(class_names)
     if not w.any():
         return proba
     with np.errstate(invalid="ignore", over="ignore"):
@@ -106,18 +108,58 @@ def deployment_proba(proba: np.ndarray, class_names: Sequence[str],
 
 
 def top_class(proba: np.ndarray, class_names: Sequence[str],
-              decision: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(index of the called class, the deployment posterior) per row: the call the decision
-    rule makes (a non-finite row's index is arbitrary; :func:`calls_from_proba` fails it)."""
+              decision: DecisionRule | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The call the decision rule makes, as class indices.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (N, K)
+        Calibrated class probabilities, columns in ``class_names`` order.
+    class_names : sequence of str
+        The model's classes, in output order.
+    decision : DecisionRule, optional
+        The rule (None: the most probable class).
+
+    Returns
+    -------
+    index : ndarray of int, shape (N,)
+        The called class per row (a non-finite row's is arbitrary; :func:`calls_from_proba`
+        fails it).
+    posterior : ndarray, float32, shape (N, K)
+        The deployment posterior (:func:`deployment_proba`).
+    """
     proba = deployment_proba(proba, class_names, decision)
     return np.nan_to_num(proba, nan=-1.0).argmax(axis=1), proba
 
 
 def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
-                     decision: dict | None = None
+                     decision: DecisionRule | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(called class names, confidence, review flag, failed flag), one per row of ``proba``;
-    ``decision`` is the model's ``spec.decision`` (deployment prevalence), if any."""
+    """The calls, one per row of ``proba``: the one rule every path applies.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (N, K)
+        Calibrated class probabilities, columns in ``class_names`` order.
+    class_names : sequence of str
+        The model's classes, in output order.
+    review_threshold : float
+        Top deployment probability below which a call goes to review.
+    decision : DecisionRule, optional
+        The rule the calls are made with, e.g. the model's ``spec.decision`` (deployment
+        prevalence) or :func:`prior_rule`'s; None: the most probable class.
+
+    Returns
+    -------
+    called : ndarray of object, shape (N,)
+        The called class name, :data:`FAILED_CLASS` for a non-finite row.
+    confidence : ndarray, float32, shape (N,)
+        The deployment posterior of the call (NaN for a failed row).
+    review : ndarray of bool, shape (N,)
+        Below the review threshold, or failed.
+    failed : ndarray of bool, shape (N,)
+        The row is not a finite distribution.
+    """
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
     failed = ~np.isfinite(proba).all(axis=1)
     top, proba = top_class(proba, class_names, decision)
@@ -128,57 +170,41 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     return called.astype(object), confidence, review, failed
 
 
-def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
-    """Class frequencies from ``"ctc=0.01,cluster=0.005"``: every class, in ``class_names``
-    order; classes not named share what the named ones leave, equally. Each must be > 0 (a
-    class of prior 0 could never be called) and the named ones may not exceed 1."""
-    stated: dict[str, float] = {}
-    for item in str(text).split(","):
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise InputError(f"--prior {text!r}: give {CARTRIDGE_PRIOR}, {BALANCED_PRIOR} or "
-                             "class frequencies as class=p pairs, e.g. ctc=0.01,cluster=0.005")
-        if name not in class_names:
-            raise InputError(f"--prior: {name!r} is not a class of the model "
-                             f"{list(class_names)}")
-        try:
-            p = float(value)
-        except ValueError:
-            raise InputError(f"--prior: {name}={value!r} is not a number") from None
-        if not (math.isfinite(p) and 0 < p <= 1):
-            raise InputError(f"--prior: {name}={value} must be above 0 and at most 1")
-        stated[name] = p
-    rest = [n for n in class_names if n not in stated]
-    left = 1.0 - sum(stated.values())
-    if left < -1e-6 or (rest and left <= 1e-12):  # 1e-6: frequencies rounded when written
-        raise InputError(f"--prior: the stated frequencies sum to {sum(stated.values()):.6g}; "
-                         "they may not exceed 1" + (f", and must leave some for {rest}"
-                                                    if rest else ""))
-    if rest:
-        return {n: stated[n] if n in stated else left / len(rest) for n in class_names}
-    # Every class stated: read as relative frequencies (rounded ones need not sum to 1).
-    total = sum(stated.values())
-    return {n: stated[n] / total for n in class_names}
+def prior_rule(prior: str | None, class_names: Sequence[str],
+               model_rule: DecisionRule | None, default: str) -> tuple[DecisionRule, str]:
+    """The decision rule a run applies at the class prior it is asked for.
 
+    Parameters
+    ----------
+    prior : str or None
+        None (this input's ``default``), ``cartridge`` (``model_rule``, the model's rule
+        fitted at cartridge prevalence; none if the model has none), ``balanced`` (no
+        reweighting) or stated class frequencies (:func:`stated_prior`).
+    class_names : sequence of str
+        The model's classes, in output order.
+    model_rule : DecisionRule or None
+        The model's own rule (``spec.decision``).
+    default : str
+        The prior of this kind of input: ``cartridge`` for a cartridge, ``balanced`` for a
+        crop set.
 
-def prior_rule(prior: str | None, class_names: Sequence[str], model_rule: dict | None,
-               default: str) -> tuple[dict, str]:
-    """(decision rule to apply, the prior's name as ``summary.json`` records it).
+    Returns
+    -------
+    rule : DecisionRule
+        The rule to apply.
+    name : str
+        The prior's name as ``summary.json`` records it: ``cartridge``, ``balanced`` or
+        ``class=p,...`` over every class.
 
-    ``prior``: None (this input's ``default``: ``cartridge`` for a cartridge, ``balanced`` for
-    a crop set), ``cartridge`` (``model_rule``, the model's rule fitted at cartridge prevalence;
-    none if the model has none), ``balanced`` (no reweighting) or stated class frequencies
-    (:func:`stated_prior`), recorded as ``class=p,...`` over every class.
+    Raises
+    ------
+    InputError
+        ``prior`` is neither a named prior nor class frequencies of these classes.
     """
     prior = default if prior is None else str(prior).strip()
     if prior == CARTRIDGE_PRIOR:
-        return dict(model_rule or {}), CARTRIDGE_PRIOR
+        return as_rule(model_rule), CARTRIDGE_PRIOR
     if prior == BALANCED_PRIOR:
-        return {}, BALANCED_PRIOR
-    freq = stated_prior(prior, class_names)
-    k = len(class_names)
-    rule = {"rule": "prior_shift",
-            "log_weights": {n: math.log(p * k) for n, p in freq.items()},
-            "fitted": {"stated_prior": freq}}
-    return rule, ",".join(f"{n}={p:.6g}" for n, p in freq.items())
+        return DecisionRule.balanced(), BALANCED_PRIOR
+    rule = DecisionRule.from_prior(prior, class_names)
+    return rule, rule.name

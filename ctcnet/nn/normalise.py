@@ -32,12 +32,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ctcnet.io.panel import Panel
-from ctcnet.nn.background import (
+from ctcnet.core.robust import (
+    background_and_noise,
     background_from_percentiles,
     background_sample,
     percentile_indices,
 )
+from ctcnet.io.panel import Panel
 
 COMPRESSIONS = ("rational", "asinh")
 LEGACY_SNR = {"softness": 3.0, "compression": "asinh", "sample_step": 2, "noise_floor": 0.5,
@@ -95,7 +96,8 @@ class Normalise(nn.Module):
         # via TopK of the lowest 30 %: far cheaper than sorting the whole crop, exports to ONNX
         # TopK and runs the same on every backend. Unsorted, the k-th smallest is the largest
         # of the k smallest; the 10th percentile is found the same way among the lowest 30 %
-        # (the same order statistics as one sorted TopK, 3 % faster in onnxruntime).
+        # (the same order statistics as one sorted TopK, 3 % faster in onnxruntime). This is
+        # ctcnet.core.robust's ``nearest`` percentile method written as graph ops.
         sample = background_sample(x, self.sample_step, self.background_from, self.ring_px)
         i_low, i_high = percentile_indices(sample.shape[-1])
         lowest, _ = torch.topk(sample, i_high + 1, dim=-1, largest=False, sorted=False)
@@ -135,10 +137,7 @@ def snr_reference(x, softness: float = 3.0, noise_floor: float = 0.5,
     import numpy as np
 
     sample = background_sample(x[None], sample_step, background_from, ring_px)[0]
-    flat = np.sort(sample.astype(np.float64), axis=1)
-    i_low, i_high = percentile_indices(flat.shape[1])
-    background, noise = background_from_percentiles(flat[:, i_low], flat[:, i_high],
-                                                    noise_floor)
+    background, noise = background_and_noise(sample.astype(np.float64), "nearest", noise_floor)
     z = (x - background[:, None, None]) / (noise[:, None, None] * softness)
     return z / (1.0 + np.abs(z)) if compression == "rational" else np.arcsinh(z)
 

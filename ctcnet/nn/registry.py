@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.panel import Panel
+from ctcnet.nn.decision_rule import DecisionRule
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,13 @@ class ModelInfo:
     def has_cartridge_rule(self) -> bool:
         """A decision rule fitted at cartridge prevalence (``scripts/fit_decision.py``) is in
         the card: without one, calls on a cartridge's tens of thousands of events are made at
-        the balanced training prior, and rare classes are over-called."""
-        return bool((self.card.get("decision") or {}).get("log_weights"))
+        the balanced training prior, and rare classes are over-called. (The card's rule is
+        the spec's, with per-crop figures beside it.)"""
+        try:
+            rule = DecisionRule.from_dict(self.card.get("decision"), self.classes)
+        except InputError:  # a rule no model could apply: none
+            return False
+        return bool(rule.log_weights)
 
     @property
     def symmetry(self) -> str:

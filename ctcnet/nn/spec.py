@@ -16,7 +16,7 @@ from ctcnet import __version__
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 from ctcnet.io.taxonomy import Taxonomy
-from ctcnet.nn.calls import check_decision
+from ctcnet.nn.decision_rule import DecisionRule
 
 SPEC_FORMAT = 1
 # Where the spec lives: the checkpoint dict key and the ONNX metadata key.
@@ -49,9 +49,10 @@ class ModelSpec:
         Softmax temperature fitted on validation data; 1.0 is uncalibrated.
     review_threshold : float, default 0.9
         Top probability below which a call goes to human review.
-    decision : dict, optional
-        The decision rule at deployment prevalence (:mod:`ctcnet.nn.calls`); empty calls the
-        most probable class.
+    decision : DecisionRule, optional
+        The decision rule at deployment prevalence (:mod:`ctcnet.nn.calls`); the default,
+        balanced, calls the most probable class. Stored as its plain dict
+        (:meth:`DecisionRule.to_dict`).
     symmetry : {"none", "rot4", "d4"}, default "none"
         Test-time views whose logits are averaged.
     training, metrics : dict, optional
@@ -72,14 +73,19 @@ class ModelSpec:
     review_threshold: float = 0.9
     # The decision rule at deployment prevalence (``ctcnet.nn.calls``): per-class log weights
     # added to the log probabilities before the call, fitted on simulated cartridges by
-    # ``scripts/fit_decision.py``; empty = the most probable class (balanced training).
-    decision: dict = field(default_factory=dict)
+    # ``scripts/fit_decision.py``; balanced = the most probable class (balanced training).
+    decision: DecisionRule = field(default_factory=DecisionRule.balanced)
     # Test-time symmetry (``ctcnet.nn.symmetry``): logits averaged over the crop's quarter turns
     # ("rot4") and mirror images ("d4"), or one view ("none").
     symmetry: str = "none"
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     version: str = __version__
+
+    def __post_init__(self):
+        if not isinstance(self.decision, DecisionRule):  # a spec's dict is read by from_dict
+            raise TypeError("ModelSpec.decision is a DecisionRule, not "
+                            f"{type(self.decision).__name__} (DecisionRule.from_dict reads one)")
 
     @property
     def pixel_size_um(self) -> float:
@@ -131,7 +137,7 @@ class ModelSpec:
             "pixel_size_um": float(self.pixel_size_um),
             "temperature": float(self.temperature),
             "review_threshold": float(self.review_threshold),
-            "decision": self.decision,
+            "decision": self.decision.to_dict(),
             "symmetry": self.symmetry,
             "training": self.training,
             "metrics": self.metrics,
@@ -160,7 +166,6 @@ class ModelSpec:
                 crop_size=int(data.get("crop_size", 80)),
                 temperature=float(data.get("temperature", 1.0)),
                 review_threshold=float(data.get("review_threshold", 0.9)),
-                decision=dict(data.get("decision") or {}),
                 symmetry=str(data.get("symmetry", "none")),
                 training=dict(data.get("training", {})),
                 metrics=dict(data.get("metrics", {})),
@@ -170,7 +175,9 @@ class ModelSpec:
             raise InputError(f"model spec has a bad value: {type(err).__name__}: {err}",
                              source) from None
         spec.check(source)
-        return spec
+        # The rule last, as check() refuses it last: its classes are the taxonomy's.
+        return spec.replace(decision=DecisionRule.from_dict(data.get("decision"),
+                                                            spec.class_names, source))
 
     def check(self, source: str | None = None) -> None:
         """Refuse values no working model has: they would crash or give NaN much later."""
@@ -186,7 +193,7 @@ class ModelSpec:
             raise InputError(f"model spec: symmetry {self.symmetry!r} is not one of "
                              f"{sorted(SYMMETRIES)}", source)
 
-        check_decision(self.decision, self.class_names, source)
+        self.decision.check(self.class_names, source)
 
     @classmethod
     def from_json(cls, text: str, source: str | None = None) -> ModelSpec:

@@ -26,12 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.robust import background_and_noise, background_sample
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.nn.background import (
-    background_from_percentiles,
-    background_sample,
-    percentile_indices,
-)
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +94,8 @@ def crop_statistics(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     as the model's normalisation reads them) and the brightest signal of its central half."""
     x = np.asarray(crops, np.float32)
     n, c, s, _ = x.shape
-    ring = np.sort(background_sample(x, 2, "ring", max(2, s // 8)), axis=-1)
-    low, high = percentile_indices(ring.shape[-1])
-    background, noise = background_from_percentiles(ring[..., low], ring[..., high])
+    ring = background_sample(x, 2, "ring", max(2, s // 8))
+    background, noise = background_and_noise(ring, "nearest")
     q = s // 4
     centre = x[:, :, q:s - q, q:s - q].reshape(n, c, -1)
     top = np.percentile(centre, CELL_PERCENTILE, axis=2)

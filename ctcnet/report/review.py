@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.inference.gallery import gallery_categories
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.panel import Panel
@@ -66,8 +67,7 @@ def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12
     crops = np.asarray(crops, dtype=np.float32)
     n, c, s, _ = crops.shape
     flat = crops[:, :, ::2, ::2].reshape(n, c, -1)  # display levels: a quarter of the pixels do
-    background = np.median(flat, axis=2)
-    noise = 1.4826 * np.median(np.abs(flat - background[..., None]), axis=2)
+    background, noise = median_and_mad_sigma(flat)
     q = s // 4
     centre = crops[:, :, q:s - q, q:s - q].reshape(n, c, -1)
     top = np.percentile(centre, high, axis=2)

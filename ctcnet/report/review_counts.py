@@ -6,7 +6,7 @@ decision); :class:`ReviewTally` gives the same :class:`~ctcnet.inference.counts.
 and, when the match it is asked about extends the one it counted last (a few decisions
 appended: :func:`ctcnet.report.matching.extend_match`), counts only the events those decisions
 changed. Any other match (decisions another server appended, another run) is counted whole.
-tests/test_review_readings.py checks it against ``count_reviewed``.
+tests/report/test_review_readings.py checks it against ``count_reviewed``.
 """
 
 from __future__ import annotations

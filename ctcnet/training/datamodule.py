@@ -39,7 +39,7 @@ from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.simulate import SimConfig
 from ctcnet.simulate.augment import build_train_augment, exported_once
 from ctcnet.simulate.augment_options import augment_config
-from ctcnet.simulate.export import tight_rendering
+from ctcnet.simulate.export import tight_config, tight_rendering
 from ctcnet.training.render_cache import cached_render, render_key
 from ctcnet.training.splits import CropDataset, SplitData, crop_level_split, sample_level_split
 
@@ -420,7 +420,8 @@ class CTCDataModule(L.LightningDataModule):
                                       self.fine_config["pixel_size_um"])
         return self._rendered("train_fine", self.fine_config["train"], panel, side,
                               int(sim.get("seed", 0)) + FINE_SEED_OFFSET,
-                              self._simulator_configs()[1], int(sim.get("num_samples", 8)))
+                              tight_config(self._simulator_configs()[1]),
+                              int(sim.get("num_samples", 8)))
 
     def summary(self) -> dict:
         """What the data is (plain data, for checkpoints and model cards)."""

@@ -35,7 +35,6 @@ from ctcnet.inference.guard.measurements import (
     disk_core,
     measure,
     measure_for_guard,
-    row_percentiles,
 )
 from ctcnet.inference.guard.reference import fit_reference, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
@@ -61,5 +60,4 @@ __all__ = [
     "box_least_squares", "counted", "crop_set_calls", "crop_set_review", "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
     "marker_calls", "measure", "measure_for_guard", "ood_distance", "review_flags",
-    "row_percentiles",
 ]

@@ -14,7 +14,7 @@ from ctcnet.inference.guard.flags import review_flags
 from ctcnet.inference.guard.measurements import measure
 from ctcnet.inference.guard.rules import FLAGS, MARKERS_CTC, MISSED_CTC_CALLS, RULES, GuardRules
 from ctcnet.inference.marker_fusion import fused_proba
-from ctcnet.nn.calls import deployment_proba
+from ctcnet.nn.calls import DecisionRule, deployment_proba
 
 
 def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.ndarray:
@@ -32,7 +32,7 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
 
 
 def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
-                   proba: np.ndarray, spec, decision: dict | None = None,
+                   proba: np.ndarray, spec, decision: DecisionRule | None = None,
                    rules: GuardRules = RULES, measured: pd.DataFrame | None = None, *,
                    max_leak: float | None = None) -> np.ndarray:
     """The calls ctcnet makes on a crop set (each crop a cell someone chose), the markers
@@ -79,7 +79,7 @@ def _marker_fusion(spec) -> dict | None:
 
 
 def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarray,
-                    groups: np.ndarray | None = None, decision: dict | None = None,
+                    groups: np.ndarray | None = None, decision: DecisionRule | None = None,
                     max_leak: float | None = None, rules: GuardRules = RULES
                     ) -> tuple[np.ndarray, pd.DataFrame]:
     """(calls, flags) of a crop set: :func:`review_flags` and :func:`crop_set_calls` over the

@@ -72,7 +72,7 @@ from ctcnet.inference.guard.rules import (
     RULES,
     GuardRules,
 )
-from ctcnet.nn.calls import top_class
+from ctcnet.nn.calls import DecisionRule, top_class
 
 
 class Evidence:
@@ -245,7 +245,8 @@ FLAG_RULES = (
 assert tuple(rule.flag for rule in FLAG_RULES) == FLAGS
 
 
-def call_indices(called: np.ndarray, proba: np.ndarray, class_names, decision) -> np.ndarray:
+def call_indices(called: np.ndarray, proba: np.ndarray, class_names,
+                 decision: DecisionRule | None) -> np.ndarray:
     """Class indices of calls given by name. A row whose call is none of the model's classes
     (``failed``: non-finite probabilities) keeps the index the decision rule's argmax gives, as
     when the calls are made here (its measurements still meet the out-of-distribution check)."""
@@ -258,7 +259,8 @@ def call_indices(called: np.ndarray, proba: np.ndarray, class_names, decision) -
 
 def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules = RULES,
                  measured: pd.DataFrame | None = None, groups: np.ndarray | None = None,
-                 decision: dict | str | None = "spec", *, max_leak: float | None = None,
+                 decision: DecisionRule | str | None = "spec", *,
+                 max_leak: float | None = None,
                  called: np.ndarray | None = None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
     their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import binary_dilation, binary_erosion, label, uniform_filter
 
+from ctcnet.core.robust import percentiles
 from ctcnet.inference.guard.rules import (
     CTC_DYE_ROLES,
     EDGE_LEVELS,
@@ -359,7 +360,7 @@ def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: 
     # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
     # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
     inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
-    q50, q75 = row_percentiles(excess, inside, (50, 75))
+    q50, q75 = percentiles(excess, (50, 75), mask=inside).astype(excess.dtype, copy=False)
     return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
 
 
@@ -381,29 +382,6 @@ def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float, high: float
             rest = np.einsum("nj,nj->n", gram[:, i], share) - gram[:, i, i] * share[:, i]
             share[:, i] = np.clip((rhs[:, i] - rest) / diag[:, i], low, high)
     return share
-
-
-def row_percentiles(values: np.ndarray, mask: np.ndarray, qs) -> list[np.ndarray]:
-    """Percentiles (numpy's linear method) of each row of ``values`` over its ``mask``ed
-    entries, all rows at once (NaN for a row with none): ``np.nanpercentile`` row by row
-    without its Python loop over rows."""
-    n, p = values.shape
-    ranked = np.sort(np.where(mask, values, np.inf), axis=1)
-    count = mask.sum(axis=1)
-    rows = np.arange(n)
-    out = []
-    for q in qs:
-        pos = (q / 100.0) * np.maximum(count - 1, 0)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-        t = (pos - lo).astype(values.dtype)
-        a, b = ranked[rows, lo], ranked[rows, hi]
-        # numpy's lerp: from the nearer end, so equal neighbours give exactly their value
-        # (rows with no entry hold inf here; they become NaN below)
-        with np.errstate(invalid="ignore"):
-            value = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
-        out.append(np.where(count > 0, value, np.nan))
-    return out
 
 
 def _box_with_margin(mask: np.ndarray, margin: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -1,0 +1,104 @@
+"""What a predict run is asked to do: its options (:class:`PredictOptions`), the report it
+hands the drawing to (:class:`RunReport`, a layer above), and the decision rule at the prior
+asked for (:func:`spec_at_prior`). Used by the cartridge and crop-set entry points alike
+(:mod:`ctcnet.inference.predict`, :mod:`ctcnet.inference.crop_sets`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ctcnet.detect.detection import DetectConfig
+from ctcnet.io.panel import Panel
+from ctcnet.nn.calls import prior_rule
+from ctcnet.nn.spec import ModelSpec
+
+if TYPE_CHECKING:  # annotations only: pandas and the summary stay out of this import
+    import pandas as pd
+
+    from ctcnet.inference.summary import RunSummary
+
+
+class RunReport(Protocol):
+    """What draws a run's report (``ctcnet.report.review`` is one): the gallery pages from the
+    journaled crops, then ``index.html`` from the summary once its timings are final."""
+
+    def write_gallery(self, out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
+                      spec: ModelSpec, limit: int, explain=None) -> dict:
+        """Write the gallery pages of ``events`` from the journaled crops; returns what the
+        summary records of them."""
+
+    def write_html(self, out_dir: Path, summary: RunSummary) -> None:
+        """Write ``index.html`` from the finished summary."""
+
+
+@dataclass
+class PredictOptions:
+    """How a run behaves; the defaults suit a 2-core CPU and scale up on a GPU node."""
+
+    batch_size: int | None = None  # crops per model call; None: the backend's (by device)
+    # Reader/detector threads; 0 = inline (clean per-stage timings); None = chosen by
+    # ``default_workers`` (2 on a 2-core CPU, up to 8 threads to feed a GPU).
+    workers: int | None = None
+    # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
+    # 5 channels with its crops); at least one per frame thread.
+    prefetch: int = 2
+    # Where detection's whole-frame work and the cropping run: "auto" (on the model's GPU when
+    # it runs on one, else numpy), "numpy", or a torch device ("cuda", "cuda:1"; "cpu" runs the
+    # torch twin on the CPU, which tests use).
+    frame_device: str = "auto"
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    overwrite: bool = False     # discard an existing journal instead of resuming it
+    quiet: bool = False
+    gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
+    gallery_limit: int = 200     # per category in the final gallery
+    # What draws the review gallery and index.html once the tables are written
+    # (``ctcnet.report.review``, as ``ctcnet predict`` passes it); None: no report. Handed in
+    # because the report is a layer above this one.
+    report: RunReport | None = None
+    saliency: bool = True        # per-channel saliency maps in the review gallery
+    # Several cartridges (predict_inputs): draw each one's report in a background worker while
+    # the next one's frames run (``ctcnet.inference.report_overlap``); False: one after another.
+    # Off by default: no gain measured yet on 2 cores, and the report process adds ~570 MB.
+    report_overlap: bool = False
+    # Class for events cut by the frame border (not intact, so never counted as CTCs); None
+    # keeps the model's call. The model's own call stays in the ``model_class`` column.
+    edge_cut_as: str | None = "debris"
+    # Take CK's spillover into the other marker channels off every crop before the model (the
+    # guard and the gallery keep the crops as the scanner wrote them), measured on the scan's
+    # own events (``ctcnet.inference.spillover``; per cartridge from ``SPILLOVER_FRAMES``
+    # frames spread over it, per sample_id on a crop set). None: as the model was trained
+    # (``spec.compensated_input``).
+    compensate: bool | None = None
+    # The class prior the calls are made at (``ctcnet.nn.calls.prior_rule``): None = the
+    # input's default (cartridges: "cartridge", the model's fitted prevalence rule; crop sets:
+    # "balanced", the plain most probable class), or "cartridge", "balanced", or stated class
+    # frequencies "ctc=0.01,cluster=0.005".
+    prior: str | None = None
+    # Crop sets: um per pixel where panel.json does not state it, "auto" (estimated from the
+    # nuclei, ``ctcnet.detect.pixel_size``) or "fit" (a scale per crop, its cell brought to one
+    # size); None: panel.json's. Cartridges: not used.
+    pixel_size: float | str | None = None
+    # Crop sets: the markers take part in the call (``guard.crop_set_calls``: the model's
+    # marker fusion, or the marker rule; a CD45+ event is never a CTC); False: the network's
+    # call alone. Cartridges: not used (there the markers flag events for review).
+    marker_calls: bool = True
+    # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
+    on_frame_done: Callable[[str], None] | None = None
+
+
+
+
+def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:
+    """The model's spec with the decision rule of ``prior`` (``PredictOptions.prior``; None:
+    ``default``, the input's own), and the prior's name for summary.json."""
+    rule, name = prior_rule(prior, spec.class_names, spec.decision, default)
+    return (spec if rule == spec.decision else spec.replace(decision=rule)), name
+
+
+def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
+    """The class edge-cut events are filed under, if the option is on and the class exists."""
+    name = options.edge_cut_as
+    return name if name and name in spec.class_names else None

@@ -1,0 +1,259 @@
+"""A cartridge's report drawn while the next cartridge runs (``ctcnet predict`` on several
+cartridges, ``PredictOptions.report_overlap``).
+
+Predict finishes a cartridge in two steps: its events (frames, tables, ``summary.json``), then
+its report (the gallery with its saliency maps, ``index.html``, ``summary.json`` again with the
+report's timing). :class:`ReportJob` is the second step, :class:`PendingReport` the job not yet
+done, holding the cartridge folder's lock until it is. :class:`ReportWorker` does each job in
+one worker beside the main thread, which meanwhile reads, detects and classifies the next
+cartridge's frames:
+
+* **At most one report pending**: before a cartridge's report starts, the previous one is
+  waited for, so memory holds one cartridge's frames and one report, never a queue of reports.
+* **A process on a CPU** (``"process"``, one spawned worker for the run): the frame loop holds
+  the GIL much of its time (pandas, the guard's per-event work; two frame threads beat inline
+  frames by only ~3 %), and so does much of the report, so a thread beside it would mostly
+  wait for the GIL; a process has its own interpreter, and keeps torch out of predict's
+  process (``docs/benchmarks.md``, "Several cartridges", measures both against one after
+  another). The job travels pickled: the events table, the journal's gallery index (the
+  crops are read from the journal there) and the summary; the worker loads its own saliency
+  model from the checkpoint (``backends.portable_explainer``). **A thread** (``"thread"``)
+  where the model lives only in this process (on a GPU, or given in memory).
+* **Errors**: a report that fails is raised at the next wait as :class:`ReportError`, naming
+  the sample and its folder (the worker's traceback chained); its events tables and
+  ``summary.json`` were written before the report started, and the resume journal marks the
+  report pending (:func:`ctcnet.inference.journal.mark_report`), so a rerun on the same
+  ``--out`` draws it from the journal without doing any frame again.
+* **Outputs** stay atomic and identical to a sequential run's (the same code draws them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ctcnet.errors import CtcnetError
+from ctcnet.inference.backends import portable_explainer
+from ctcnet.inference.journal import mark_report
+from ctcnet.inference.resources import release_free_memory, single_threaded_blas
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.panel import Panel
+from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+class ReportError(CtcnetError):
+    """A sample's report failed in the background worker (its events are written)."""
+
+    def __init__(self, sample_id: str, out_dir: Path, error: BaseException):
+        self.sample_id = sample_id
+        super().__init__(
+            f"the report of sample {sample_id} failed ({type(error).__name__}: {error}); its "
+            f"events tables and summary.json in {out_dir} are written, and a rerun on the same "
+            "--out draws the report without doing its frames again")
+
+
+@dataclass
+class ReportJob:
+    """Everything a cartridge's report is drawn from (``PredictOptions.report`` does the
+    drawing; a module, such as ``ctcnet.report.review``, travels to a process by name)."""
+
+    report: object
+    out_dir: Path
+    parts: Path
+    events: pd.DataFrame
+    gallery: dict
+    panel: Panel
+    spec: ModelSpec
+    limit: int
+    summary: RunSummary
+    seconds: dict
+    t_start: float
+    # Makes the saliency explainer where the report is drawn (torch loads there); None: none.
+    explainer: Callable[[], object] | None = None
+
+    def __getstate__(self):
+        state = dict(vars(self))
+        if inspect.ismodule(self.report):
+            state["report"] = ("module", self.report.__name__)
+        return state
+
+    def __setstate__(self, state):
+        report = state["report"]
+        if isinstance(report, tuple) and report[:1] == ("module",):
+            state["report"] = importlib.import_module(report[1])
+        vars(self).update(state)
+
+
+def draw_report(job: ReportJob) -> RunSummary:
+    """Draw the gallery and ``index.html``, write the final ``summary.json`` (the report's
+    timing in) and mark the report done in the journal; returns the finished summary."""
+    t0 = time.perf_counter()
+    explain = job.explainer() if job.explainer is not None else None
+    summary, seconds = job.summary, job.seconds
+    summary.gallery = job.report.write_gallery(job.out_dir, job.events, job.gallery, job.panel,
+                                               job.spec, job.limit, explain)
+    seconds["report"] = time.perf_counter() - t0
+    # perf_counter is the system's monotonic clock: the same in a worker process.
+    seconds["total"] = time.perf_counter() - job.t_start
+    summary.timings_s = {k: round(v, 4) for k, v in seconds.items()}
+    summary.events_per_s = len(job.events) / seconds["total"]
+    # After the timings are final, so index.html shows summary.json's (its own few
+    # milliseconds are in neither).
+    job.report.write_html(job.out_dir, summary)
+    summary.write(job.out_dir)
+    mark_report(job.parts, "done")
+    return summary
+
+
+class PendingReport:
+    """A cartridge whose events are written and whose report (``job``; None: none to draw)
+    is still to draw; ``lock`` holds what the cartridge's run held (its folder's lock) until
+    the report is drawn or dropped. ``summary`` is the run's summary, finished in place."""
+
+    def __init__(self, sample_id: str, out_dir: Path, summary: RunSummary,
+                 job: ReportJob | None, lock: contextlib.ExitStack):
+        self.sample_id, self.out_dir, self.summary = sample_id, out_dir, summary
+        self.job, self._lock = job, lock
+
+    def draw(self) -> RunSummary:
+        """Draw the report here (if any) and release the folder; returns the summary."""
+        try:
+            if self.job is not None:
+                draw_report(self.job)
+        finally:
+            self.release()
+        return self.summary
+
+    def finish(self, drawn: RunSummary) -> None:
+        """Take the summary a worker process finished, and release the folder."""
+        vars(self.summary).update(vars(drawn))
+        self.release()
+
+    def release(self) -> None:
+        """Release the folder (a report not drawn stays pending in the journal)."""
+        self.job = None
+        self._lock.close()
+
+
+class ReportWorker:
+    """Draws a run's reports one at a time: in one worker beside the main thread (``kind``
+    ``"process"`` or ``"thread"``), or inline as they come (``None``).
+
+    Used as a context manager: leaving it waits for the last report (and ends the worker); an
+    error of a background report is raised as :class:`ReportError` (unless another error is
+    already on its way out, which it does not replace: the report's is then logged).
+    """
+
+    def __init__(self, kind: str | None, explainer: Callable[[], object] | None = None):
+        if kind not in (None, "thread", "process"):
+            raise ValueError(f"report worker {kind!r}: None, 'thread' or 'process'")
+        self.kind = kind
+        self.explainer = explainer  # a process's jobs: the picklable explainer factory
+        self._pool = None
+        self._future = None
+        self._running: PendingReport | None = None
+        self.waited_s = 0.0  # main-thread time spent waiting for a report to finish
+
+    def submit(self, pending: PendingReport) -> None:
+        """Start ``pending``'s report once the previous one is done (its error raised here)."""
+        try:
+            self.wait()
+        except BaseException:
+            pending.release()
+            raise
+        if self.kind is None or pending.job is None:
+            pending.draw()
+            return
+        if self._pool is None:
+            from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+            if self.kind == "process":
+                import multiprocessing
+
+                # spawn: a fork would copy the model's and the frame threads' state mid-use.
+                self._pool = ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_process)
+            else:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
+        self._running = pending
+        if self.kind == "process":
+            job = pending.job
+            if job.explainer is not None:  # the backend's method: made again over there
+                job.explainer = self.explainer
+            self._future = self._pool.submit(draw_report, job)
+        else:
+            self._future = self._pool.submit(pending.draw)
+
+    def wait(self) -> None:
+        """Wait for the report in progress; raise :class:`ReportError` if it failed."""
+        if self._future is None:
+            return
+        t0 = time.perf_counter()
+        future, running = self._future, self._running
+        self._future = self._running = None
+        try:
+            drawn = future.result()
+        except BaseException as err:
+            running.release()
+            raise ReportError(running.sample_id, running.out_dir, err) from err
+        finally:
+            self.waited_s += time.perf_counter() - t0
+        if self.kind == "process":
+            running.finish(drawn)
+
+    def close(self) -> None:
+        """End the worker (after :meth:`wait`)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> ReportWorker:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+                return
+            try:
+                self.wait()
+            except ReportError as err:  # the error already leaving the block goes first
+                log.error("%s", err)
+        finally:
+            self.close()
+
+
+def report_worker(backend, saliency: bool, overlap: bool) -> ReportWorker:
+    """The worker of a run's reports: inline without ``overlap``; else a process where the
+    saliency model can be made there (``backends.portable_explainer``: on a CPU), a thread
+    where it cannot."""
+    if not overlap:
+        return ReportWorker(None)
+    portable, factory = portable_explainer(backend)
+    if portable or not saliency:
+        return ReportWorker("process", factory)
+    return ReportWorker("thread")
+
+
+_blas_limit = None  # a report process's BLAS limit, held for its life
+
+
+def _start_process() -> None:
+    """A report process starts as predict's main process draws reports: BLAS on one thread,
+    freed memory handed back (``ctcnet.inference.resources``)."""
+    global _blas_limit
+    _blas_limit = single_threaded_blas()
+    if hasattr(_blas_limit, "__enter__"):
+        _blas_limit.__enter__()
+    release_free_memory()

@@ -1,0 +1,221 @@
+"""`ctcnet benchmark --quick` still runs end to end and writes its record, and the stage check's
+verdict on recorded multiples (no timing checks: speed goes in the benchmark)."""
+
+import json
+
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.cli import main
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.panel import load_panel
+from ctcnet.io.scan import open_cartridge
+
+
+@pytest.fixture
+def tiny_model(tmp_path, tiny_model_file):
+    return tiny_model_file(tmp_path / "model.pt", crop_size=48, width=8)[0]
+
+
+def test_quick_benchmark_writes_record(tmp_path, tiny_model):
+    out, work = tmp_path / "docs", tmp_path / "work"
+    # A workdir kept from an earlier run, with another model's files: they are replaced.
+    work.mkdir()
+    (work / "model-fp32.onnx").write_bytes(b"an older export")
+    (work / tiny_model.name).write_bytes(b"another checkpoint")
+    rc = main(["benchmark", "--quick", "--model", str(tiny_model), "--out", str(out),
+               "--workdir", str(work)])
+    assert rc == 0
+    record = json.loads((out / "benchmarks.json").read_text())
+    if record["cartridges"]["rows"][0]["backend"] == "onnx":  # with CUDA: torch, no export
+        assert (work / tiny_model.name).read_bytes() == tiny_model.read_bytes()
+    engines = {r["engine"] for r in record["classification"]["rows"]}
+    assert {"torch eager fp32", "ORT fp32"} <= engines
+    base = [r for r in record["classification"]["rows"] if r["engine"] == "torch eager fp32"]
+    assert all(r["ratio_to_torch_eager"] == pytest.approx(1.0) for r in base)
+    frames = [r["frames"] for r in record["cartridges"]["rows"]]
+    assert frames == [2, 3]
+    for row in record["cartridges"]["rows"]:
+        assert row["events"] > 0 and row["total_s"]["median"] > 0
+        assert {"read", "detect", "crop", "classify", "write"} <= set(row["stages_s"])
+        # Every stage but the report stands beside a floor measured in the same run.
+        table = row["stage_table"]
+        assert {"read", "detect", "crop", "guard", "classify", "write"} <= set(table)
+        assert all(table[s]["floor_per_event_ms"] > 0 and table[s]["x_model_floor"] > 0
+                   for s in ("read", "detect", "crop", "guard", "classify", "write"))
+    floors = record["cartridges"]["frame_floors"]
+    assert floors["crop_fine_to_model_pixel"] > 0 and floors["events"] > 0
+    assert record["cartridges"]["model_floor"]["best_batch"] >= 1
+    training = record["training"]
+    assert all(training[k]["median"] > 0 for k in ("crops_per_s", "augment_crops_per_s",
+                                                     "step_crops_per_s"))
+    text = (out / "benchmarks.md").read_text()
+    assert "Quick mode" in text and "Whole cartridges" in text
+    assert "Each stage against its floor" in text and "0.45 um/px" in text
+    assert "augmentation" in text and "crops/s on one core" in text
+
+
+def test_gpu_training_record_says_how_many_workers_feed_the_step():
+    from ctcnet.benchmark import render_markdown
+
+    rate = lambda v: {"median": v, "min": v, "max": v}  # noqa: E731
+    record = {"created": "now", "quick": False, "machine": {
+        "cpu": "x", "cores": 16, "memory_gib": 1, "torch": "t",
+        "torch_threads": 16, "onnxruntime": "o", "cuda": {"device": "H100"}},
+        "training": {"arch": "compact", "crop_size": 80, "batch_size": 128, "device": "cuda",
+                     "threads": 16, "augment": True, "crops_per_s": rate(700.0),
+                     "augment_crops_per_s": rate(700.0), "step_crops_per_s": rate(20000.0)}}
+    text = render_markdown(record)
+    assert "about 29 workers (`--data.num_workers`) keep the GPU busy" in text
+
+
+def test_benchmark_rejects_bad_arguments(tiny_model, capsys):
+    assert main(["benchmark", "--model", str(tiny_model), "--sections", "classify,fly"]) == 2
+    assert "unknown benchmark sections" in capsys.readouterr().err
+
+
+def test_gpu_record_shows_the_frame_path_comparison():
+    # What a GPU machine's record holds for the middle cartridge: the defaults (frames on the
+    # GPU) beside --frame-device numpy; rendered without running anything.
+    from ctcnet.benchmark import render_cartridges
+
+    timing = {"median": 10.0, "min": 9.0, "max": 11.0}
+    run = {"runs": 1, "total_s": timing, "process_s": timing, "peak_rss_mb": 900.0,
+           "stages_s": {"read": 1.0, "detect": 2.0, "crop": 1.0, "classify": 3.0}}
+    row = {"frames": 175, "events": 49000, "total_s": timing, "process_s": timing,
+           "events_per_s": 4900.0, "stages_s": run["stages_s"], "peak_rss_mb": 900.0,
+           "configs": {"defaults": run, "--frame-device numpy": run}}
+    text = "\n".join(render_cartridges({"frame_shape": [1036, 1384], "events_per_frame": 290,
+                                        "rows": [row], "device": "cuda:0"}))
+    assert "in 2 configurations" in text and "| --frame-device numpy | 1 |" in text
+    assert "detect and cut crops on the GPU" in text
+
+
+def test_a_stopped_run_keeps_what_it_measured(tmp_path, tiny_model, monkeypatch):
+    # The largest cartridge size overruns (a time limit): the sizes done stay in the record.
+    import ctcnet.benchmark as bench
+    import ctcnet.benchmark.record as record_module
+
+    timing = {"median": 10.0, "min": 9.0, "max": 11.0}
+    row = {"frames": 10, "events": 2800, "total_s": timing, "process_s": timing,
+           "events_per_s": 280.0, "stages_s": {"read": 1.0, "classify": 3.0},
+           "peak_rss_mb": 600.0}
+
+    def cartridges_then_stop(model_path, settings, workdir, on_progress=None):
+        on_progress({"rows": [row], "frame_shape": [1036, 1384], "events_per_frame": 290,
+                     "device": "cpu"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(record_module, "bench_cartridges", cartridges_then_stop)
+    out = tmp_path / "docs"
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_benchmark(tiny_model, out, bench.BenchSettings(quick=True),
+                            workdir=tmp_path / "work", sections=("cartridge", "train"),
+                            log=lambda _: None)
+    record = json.loads((out / "benchmarks.json").read_text())
+    assert record["complete"] is False and "training" not in record
+    assert [r["frames"] for r in record["cartridges"]["rows"]] == [10]
+    text = (out / "benchmarks.md").read_text()
+    assert "Incomplete" in text and "| 10 |" in text
+
+
+def test_a_run_of_some_sections_keeps_the_others(tmp_path):
+    # `--sections cartridge` rewrites the cartridge tables and keeps the record's other
+    # sections, labelled with the run that measured them.
+    import ctcnet.benchmark.record as record_module
+
+    out = tmp_path / "docs"
+    out.mkdir()
+    earlier = {"created": "2026-01-01 00:00:00 UTC", "quick": False,
+               "machine": {"cpu": "Some CPU", "cores": 2},
+               "classification": {"rows": []}, "training": {"arch": "compact"},
+               "cartridges": {"rows": ["old"]}}
+    (out / "benchmarks.json").write_text(json.dumps(earlier))
+    kept, when = record_module.earlier_sections(out, ("cartridge",), quick=False)
+    assert set(kept) == {"classification", "training"}
+    made = "2026-01-01 00:00:00 UTC on Some CPU, 2 cores"
+    assert when == {"classification": made, "training": made}
+    assert record_module.earlier_sections(out, ("cartridge",), quick=True) == ({}, {})
+
+
+def test_stage_check_fails_a_stage_twice_as_slow_and_passes_the_record():
+    from ctcnet.benchmark.stages import compare_ratios
+
+    recorded = {"read": 0.16, "detect": 0.4, "crop": 0.9, "guard": 0.45, "classify": 0.85,
+                "write": 1.2, "report": 9.0, "total": 13.0}
+    assert compare_ratios(dict(recorded), recorded) == []
+    # Within the tolerance (1.4x) passes; a stage twice as slow fails, by name.
+    assert compare_ratios({**recorded, "guard": 0.45 * 1.4}, recorded) == []
+    failures = compare_ratios({**recorded, "guard": 0.9}, recorded)
+    assert len(failures) == 1 and failures[0].startswith("guard:")
+    # A stage far cheaper than the model is held to the minimum ratio, not to its own noise...
+    assert compare_ratios({**recorded, "read": 0.14}, {"read": 0.02}) == []
+    # ...but a recorded stage that was not measured fails.
+    assert compare_ratios({"read": 0.1}, {"read": 0.1, "guard": 0.4}) == ["guard: not measured"]
+
+
+def test_stage_check_verdict_from_a_recorded_file(tmp_path, monkeypatch, caplog):
+    # run_check against a record, with the measurement replaced by fixed multiples: the
+    # record passes itself, a doctored stage twice as slow (on every attempt) exits 1.
+    import logging
+
+    import ctcnet.benchmark.stages as stages
+
+    ratios = {"read": 0.2, "crop": 1.0, "guard": 0.5, "total": 10.0}
+    measured = {"events": 300, "model_per_event_ms": 1.0, "batch_size": 8,
+                "load_average": None, "ratios": dict(ratios),
+                "per_event_ms": dict(ratios)}
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: dict(measured))
+    baseline = tmp_path / "stages.json"
+    assert stages.run_check(tmp_path / "m.onnx", baseline, record=True) == 0
+    assert json.loads(baseline.read_text())["ratios"] == ratios
+    assert stages.run_check(tmp_path / "m.onnx", baseline) == 0
+    measured["ratios"] = {**ratios, "crop": 2.0}
+    with caplog.at_level(logging.ERROR):
+        assert stages.run_check(tmp_path / "m.onnx", baseline) == 1
+    assert "crop: 2.000x the model floor" in caplog.text
+    # Over once and within on the second measurement (a burst of other work): passes.
+    answers = iter([{**measured, "ratios": {**ratios, "crop": 2.0}},
+                    {**measured, "ratios": dict(ratios), "per_event_ms": dict(ratios)}])
+    monkeypatch.setattr(stages, "measure_ratios", lambda *a, **k: next(answers))
+    assert stages.run_check(tmp_path / "m.onnx", baseline) == 0
+
+
+CROP = 32
+QUIET = dict(quiet=True, workers=0, report=False)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A 3-frame simulated cartridge, a tiny model and the clean run's summary."""
+    from ctcnet.simulate import simulate_cartridge
+
+    root = tmp_path_factory.mktemp("plausible")
+    simulate_cartridge(root / "cart", load_panel(None), num_frames=3, frame_shape=(128, 160),
+                       seed=5, events_per_frame=8, sample_id="S1")
+    save_tiny_model(root / "model.pt", crop_size=CROP)
+    backend = load_backend(root / "model.pt", device="cpu")
+    clean = predict_cartridge(root / "cart", backend, root / "clean", PredictOptions(**QUIET))
+    assert clean.status == "ok" and clean.events > 0
+    return {"root": root, "backend": backend, "clean": clean}
+
+
+def edit_json(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(base, tmp_path):
+    """``ctcnet benchmark`` builds long cartridges from hard links to a few frames: it says
+    so in cartridge.json, and every frame is read (a scan never says so)."""
+    from ctcnet.benchmark import linked_cartridge
+
+    target = linked_cartridge(base["root"] / "cart", tmp_path / "bench", 7)
+    assert all(f.problem is None for f in open_cartridge(target).frames)
+    edit_json(target / "cartridge.json", repeated_frames=False)  # an older benchmark folder
+    copies = [f for f in open_cartridge(target).frames if f.problem]
+    assert len(copies) == 4 and "same bytes as frame" in copies[0].problem
+    linked_cartridge(base["root"] / "cart", target, 7)  # kept, and marked again
+    assert all(f.problem is None for f in open_cartridge(target).frames)

@@ -1,0 +1,123 @@
+"""``ctcnet finetune`` (and ``finetune()`` from Python) refuse to write over an existing model
+or card unless --overwrite, and an output that cannot be written is refused before training."""
+
+import hashlib
+import os
+
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import write_crop_dataset
+from ctcnet.errors import InputError
+from ctcnet.io.panel import load_panel
+
+SIZE = 32
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refused(capsys, path, args) -> None:
+    """The command exits 2, naming ``path`` and --overwrite."""
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "--overwrite" in err, err
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from ctcnet.simulate import simulate_crops
+
+    base = tmp_path_factory.mktemp("lab")
+    save_tiny_model(base / "base.pt", crop_size=SIZE, width=8)
+    batch = simulate_crops(4, load_panel(None), crop_size=SIZE, seed=3, num_samples=2)
+    write_crop_dataset(base / "crops", batch.images, batch.labels, load_panel(None),
+                       batch.sample_ids)
+    return base
+
+
+def finetune_args(lab, out, *more):
+    return ["finetune", str(lab / "crops"), "--out", str(out), "--base", str(lab / "base.pt"),
+            "--steps", "1", "--batch-size", "8", "--simulated-per-class", "0",
+            "--sim-check-per-class", "0", "--device", "cpu", *more]
+
+
+def test_finetune_refuses_an_existing_model_or_card(lab, tmp_path, capsys):
+    out = tmp_path / "tuned.pt"
+    save_tiny_model(out, crop_size=SIZE, width=8, seed=5)  # a model tuned earlier
+    before = digest(out)
+    refused(capsys, out, finetune_args(lab, out))
+    assert digest(out) == before and not out.with_suffix(".md").exists()
+    # The card alone (its model moved away) is an output too.
+    card = tmp_path / "other.md"
+    card.write_text("the card of a model tuned earlier\n")
+    refused(capsys, card, finetune_args(lab, tmp_path / "other.pt"))
+    assert card.read_text() == "the card of a model tuned earlier\n"
+    assert main(finetune_args(lab, out, "--overwrite")) == 0
+    assert digest(out) != before and out.with_suffix(".md").exists()
+
+
+def test_finetune_from_python_refuses_an_existing_model_before_training(lab, tmp_path):
+    from ctcnet.training.finetune import FinetuneOptions, finetune
+
+    out = tmp_path / "tuned.pt"
+    save_tiny_model(out, crop_size=SIZE, width=8, seed=5)
+    before = digest(out)
+    options = FinetuneOptions(steps=1, batch_size=8, simulated_per_class=0,
+                              sim_check_per_class=0, device="cpu")
+    with pytest.raises(InputError, match="overwrite=True"):
+        finetune(lab / "crops", out, lab / "base.pt", options)
+    assert digest(out) == before and not out.with_suffix(".md").exists()
+    finetune(lab / "crops", out, lab / "base.pt", options, overwrite=True)
+    assert digest(out) != before and out.with_suffix(".md").exists()
+
+
+def one_line_refusal(capsys, args, match) -> str:
+    """The command exits 2 with one line holding ``match``; returns that line."""
+    capsys.readouterr()
+    assert main([str(a) for a in args]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and match in err[0], err
+    return err[0]
+
+
+def test_finetune_output_that_cannot_be_written_is_refused_before_training(lab, tmp_path, capsys,
+                                                                          monkeypatch):
+    import ctcnet.nn.classifier as classifier
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the base model was loaded: the output was not checked first")
+
+    monkeypatch.setattr(classifier, "load_model", no_training)
+    (tmp_path / "empty").mkdir()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "kept.pt").write_bytes(b"a model")
+    for folder in (tmp_path / "empty", full):
+        for more in ([], ["--overwrite"]):
+            one_line_refusal(capsys, finetune_args(lab, folder, *more),
+                             f"{folder}: is a folder; --out names the file to write")
+    (tmp_path / "afile").write_text("x")
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "afile" / "m.pt"),
+                     f"{tmp_path / 'afile'} is not a folder")
+    (tmp_path / "card.md").mkdir()  # the card's path taken by a folder
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "card.pt"),
+                     f"{tmp_path / 'card.md'}: is a folder")
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "model.md"),
+                     "the model card goes beside the model as .md")
+    assert (full / "kept.pt").read_bytes() == b"a model"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_finetune_into_a_read_only_folder_is_refused_before_training(lab, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        one_line_refusal(capsys, finetune_args(lab, locked / "new" / "m.pt"),
+                         f"folder {locked} is not writable")
+    finally:
+        locked.chmod(0o755)

@@ -1,0 +1,76 @@
+"""``ctcnet simulate`` refuses to write over an existing output unless --overwrite, and
+--overwrite replaces only what simulate wrote."""
+
+import hashlib
+import json
+
+from ctcnet.cli import main
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(folder):
+    """Every file under ``folder`` with its digest: what must stay untouched."""
+    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def refused(capsys, path, args) -> None:
+    """The command exits 2, naming ``path`` and --overwrite."""
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "--overwrite" in err, err
+
+
+def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp_path, capsys):
+    cart = tmp_path / "cart"
+    small = ["--frame-shape", "96x128", "--events", "4", "--clean"]
+    assert main(["simulate", "cartridge", str(cart), "--frames", "3", *small]) == 0
+    before = tree(cart)
+    refused(capsys, cart, ["simulate", "cartridge", str(cart), "--frames", "2", "--seed", "1",
+                           *small])
+    assert tree(cart) == before
+    # --overwrite replaces the folder whole: no frame of the 3-frame run stays beside the 2.
+    assert main(["simulate", "cartridge", str(cart), "--frames", "2", "--seed", "1", *small,
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in cart.glob("r*.tif")) == ["r00c00.tif", "r00c01.tif"]
+    assert json.loads((cart / "cartridge.json").read_text())["seed"] == 1
+
+    crops = tmp_path / "crops"
+    args = ["simulate", "crops", str(crops), "--counts", "2", "--crop-size", "32"]
+    assert main(args) == 0
+    before = tree(crops)
+    refused(capsys, crops, [*args, "--seed", "4"])
+    assert tree(crops) == before
+    assert main([*args, "--seed", "4", "--overwrite"]) == 0
+    assert json.loads((crops / "dataset.json").read_text())["seed"] == 4
+
+    gallery = tmp_path / "gallery"
+    args = ["simulate", "gallery", str(gallery), "--per-class", "1", "--crop-size", "32"]
+    assert main(args) == 0
+    before = tree(gallery)
+    refused(capsys, gallery / "gallery_ctc.png", [*args, "--seed", "2"])
+    assert tree(gallery) == before
+    assert main([*args, "--seed", "2", "--overwrite"]) == 0
+    assert tree(gallery) != before
+
+
+def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, capsys):
+    """A real scan (or a lab's crops) given as OUT by mistake: --overwrite refuses too."""
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    (scan / "r00c00.tif").write_bytes(b"a real frame")
+    (scan / "cartridge.json").write_text(json.dumps({"sample_id": "patient 7"}))
+    before = tree(scan)
+    capsys.readouterr()
+    assert main(["simulate", "cartridge", str(scan), "--frames", "1", "--frame-shape", "96x128",
+                 "--overwrite"]) == 2
+    assert "not one" in capsys.readouterr().err
+    assert tree(scan) == before
+    # An empty folder holds nothing to lose: written without --overwrite.
+    (tmp_path / "empty").mkdir()
+    assert main(["simulate", "cartridge", str(tmp_path / "empty"), "--frames", "1",
+                 "--frame-shape", "96x128", "--events", "4"]) == 0

@@ -1,0 +1,300 @@
+"""ONNX export: torch/ORT parity, fp16 and int8 variants, verification and the int8 gate; an
+existing file is written over only with --overwrite (overwrite=True from Python)."""
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import save_tiny_model
+
+from ctcnet.cli import main
+from ctcnet.deploy import export as export_module
+from ctcnet.deploy.export import (
+    OnnxGraph,
+    export_onnx,
+    load_labelled_crops,
+    stratified_order,
+    synthetic_crops,
+    verification_crops,
+    verify_against_torch,
+)
+from ctcnet.deploy.quantise import LabelledCrops, check_f1_gate, f1_drop_points
+from ctcnet.deploy.runtime import OnnxClassifier
+from ctcnet.detect.crop_dataset import write_crop_dataset
+from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
+from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.spec import ModelSpec
+
+CHANNELS = ["DAPI", "CK", "CD45", "CD61", "CD66b"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A 5-channel 40 px model with non-trivial BN statistics, exported through the CLI."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("export")
+    spec = ModelSpec("compact", load_panel({"channels": CHANNELS, "pixel_size_um": 0.64}),
+                     Taxonomy.from_dict(["ctc", "wbc", "cluster", "debris"]), crop_size=40,
+                     arch_kwargs={"width": 8}, temperature=1.3,
+                     training={"dataset": "unit-test"})
+    model = build_classifier(spec)
+    with torch.no_grad():  # make logits large enough that a broken graph cannot hide
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 2.0)
+    save_model(root / "tiny.pt", model)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["export", str(root / "tiny.pt")]) == 0  # default --out: beside it
+    return root, root / "tiny.onnx", spec, out.getvalue()
+
+
+def test_cli_prints_verification(exported):
+    _, path, _, printed = exported
+    assert path.exists()
+    assert "verify batch  1: max |logit diff|" in printed
+    assert "verify batch  7" in printed and "class agreement" in printed
+
+
+@pytest.mark.parametrize("batch", [1, 7, 33, 100])
+def test_torch_and_onnxruntime_agree(exported, batch):
+    root, path, spec, _ = exported
+    model, _ = load_model(root / "tiny.pt")
+    crops = synthetic_crops(spec, batch, seed=batch)
+    with torch.inference_mode():
+        ref_logits, ref_proba = (t.numpy() for t in OnnxGraph(model)(torch.from_numpy(
+            crops.astype(np.float32))))
+    logits, proba = OnnxClassifier(path).run(crops)
+    assert np.abs(ref_logits).max() > 0.1
+    np.testing.assert_allclose(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(proba, ref_proba, atol=1e-5)
+    assert (logits.argmax(1) == ref_logits.argmax(1)).all()
+
+
+def test_metadata_round_trip(exported):
+    _, path, spec, _ = exported
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert ModelSpec.from_json(meta["ctcnet_spec"]) == spec
+    assert json.loads(meta["channels"]) == CHANNELS
+    assert meta["crop_size"] == "40" and meta["pixel_size_um"] == "0.64"
+    assert meta["precision"] == "fp32" and "raw" in meta["input_contract"]
+    info = json.loads(meta["ctcnet_export"])
+    assert info["opset"] == 18 and info["source"] == "tiny.pt"
+    assert all(v["max_abs_logit_diff"] <= v["tolerance"] for v in info["verification"])
+    # Dynamic batch axis, fixed channels and crop size.
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [5, 40, 40]
+    assert [o.name for o in proto.graph.output] == ["logits", "probabilities"]
+    # Oldest IR the opset allows (older instrument runtimes), and a valid model for onnx.
+    assert proto.ir_version == 8 and [o.domain for o in proto.opset_import] == [""]
+    onnx.checker.check_model(proto, full_check=True)
+    assert OnnxClassifier(path).spec["training"] == {"dataset": "unit-test"}
+
+
+def test_fp16_export(exported, tmp_path):
+    root, fp32_path, spec, _ = exported
+    report = export_onnx(root / "tiny.pt", tmp_path / "tiny16.onnx", precision="fp16", opset=20)
+    assert report.size_bytes < fp32_path.stat().st_size
+    clf = OnnxClassifier(tmp_path / "tiny16.onnx")
+    assert clf.precision == "fp16"
+    crops = synthetic_crops(spec, 16, seed=5)
+    fp32 = OnnxClassifier(fp32_path).predict_proba(crops)
+    assert np.abs(clf.predict_proba(crops) - fp32).max() < 2e-2
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "tiny16.onnx")).opset_import
+            }[""] == 20
+
+
+@pytest.fixture
+def reuse_fp32_graph(exported, monkeypatch):
+    """Skip the slow torch export in int8 tests: copy the already exported fp32 graph."""
+    fp32_path = exported[1]
+    monkeypatch.setattr(export_module, "_torch_export",
+                        lambda graph, crops, path, opset: shutil.copy(fp32_path, path))
+
+
+def _labelled(spec, n, seed=0):
+    crops = synthetic_crops(spec, n, seed)
+    return LabelledCrops(crops, np.random.default_rng(seed).integers(0, 4, n), "synthetic")
+
+
+def test_int8_export_and_gate_record(exported, tmp_path, reuse_fp32_graph):
+    root, fp32_path, spec, _ = exported
+    report = export_onnx(root / "tiny.pt", tmp_path / "q.onnx", precision="int8",
+                         calibration=_labelled(spec, 200), max_f1_drop=100.0)
+    clf = OnnxClassifier(tmp_path / "q.onnx")
+    assert clf.precision == "int8" and report.size_bytes < fp32_path.stat().st_size
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "TopK", "Abs"} <= ops  # normalisation stays float
+    proto = onnx.load(str(tmp_path / "q.onnx"))
+    assert [o.domain for o in proto.opset_import] == [""] and proto.ir_version == 8
+    onnx.checker.check_model(proto, full_check=True)
+    info = json.loads(clf.metadata["ctcnet_export"])["int8"]
+    assert info["eval_crops"] == 100 and info["calibration_crops"] == 100
+    assert info["drop_points"] == pytest.approx(
+        100 * (info["macro_f1_fp32"] - info["macro_f1_int8"]))
+    assert 0.5 < info["agreement_with_fp32"] <= 1.0
+
+
+def test_int8_refused_when_f1_drops(exported, tmp_path, reuse_fp32_graph):
+    root, _, spec, _ = exported
+    with pytest.raises(CtcnetError, match="int8 model refused"):
+        export_onnx(root / "tiny.pt", tmp_path / "q.onnx", precision="int8",
+                    calibration=_labelled(spec, 60), max_f1_drop=-1000.0)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_f1_gate_and_metric():
+    check_f1_gate(0.900, 0.8960)  # 0.4 points: kept
+    with pytest.raises(CtcnetError, match="drop of 0.60 points"):
+        check_f1_gate(0.900, 0.894)
+    assert f1_drop_points(0.9, 0.91) == pytest.approx(-1.0)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert macro_f1(y, y, 4) == 1.0
+    # Class 2 never predicted (F1 0); classes 0 and 1 each gain one false positive (F1 0.8);
+    # class 3 is absent from the truth and does not count.
+    assert macro_f1(y, np.array([0, 0, 1, 1, 1, 0]), 4) == pytest.approx((0.8 + 0.8 + 0) / 3)
+
+
+def test_verification_fails_above_tolerance(exported):
+    root, path, spec, _ = exported
+    model, _ = load_model(root / "tiny.pt")
+    with torch.no_grad():
+        model.net.head[1].bias += 1.0  # the graph no longer matches this torch model
+    with pytest.raises(CtcnetError, match="disagrees with torch at batch 1"):
+        verify_against_torch(model, path, synthetic_crops(spec, 7), "fp32")
+
+
+def test_calibration_from_crop_folder(exported, tmp_path):
+    _, _, spec, _ = exported
+    crops = synthetic_crops(spec, 12, seed=2)
+    labels = ["ctc", "wbc", "cluster", "debris"] * 3
+    write_crop_dataset(tmp_path / "ds", crops, labels, spec.panel)
+    data = load_labelled_crops(tmp_path / "ds", spec, count=8)
+    assert data.images.shape == (8, 5, 40, 40)
+    assert set(data.labels) <= {0, 1, 2, 3}
+    # Channels are taken by name: the same crops stored in another channel order load the same.
+    other = load_panel({"channels": CHANNELS[::-1], "pixel_size_um": 0.64})
+    write_crop_dataset(tmp_path / "other", np.ascontiguousarray(crops[:, ::-1]), labels, other)
+    assert np.array_equal(load_labelled_crops(tmp_path / "other", spec, count=12).images,
+                          load_labelled_crops(tmp_path / "ds", spec, count=12).images)
+    lacking = load_panel({"channels": CHANNELS[:-1] + ["VIM"], "pixel_size_um": 0.64})
+    write_crop_dataset(tmp_path / "lacking", crops, labels, lacking)
+    with pytest.raises(PanelMismatchError, match="lacks"):
+        load_labelled_crops(tmp_path / "lacking", spec)
+
+
+def test_verification_crops_are_raw_counts(exported):
+    spec = exported[2]
+    crops, source = verification_crops(spec, 7)
+    assert crops.shape == (7, 5, 40, 40) and crops.dtype == np.uint16 and source
+
+
+def test_stratified_order_covers_every_class_first():
+    labels = np.array([2, 0, 0, 1, 2, 2, 3, 0])
+    order = stratified_order(labels)
+    assert sorted(order) == list(range(8))
+    assert list(labels[order[:4]]) == [0, 1, 2, 3]
+
+
+def test_bad_requests(exported, tmp_path):
+    root = exported[0]
+    with pytest.raises(InputError, match="not found"):
+        export_onnx(tmp_path / "missing.pt")
+    with pytest.raises(InputError, match="calibration"):
+        export_onnx(root / "tiny.pt", tmp_path / "x.onnx", precision="int8")
+    with pytest.raises(InputError, match="opset 17"):
+        export_onnx(root / "tiny.pt", tmp_path / "x.onnx", opset=17)
+    assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    with pytest.raises(SystemExit):
+        main(["export", str(root / "tiny.pt"), "--fp16", "--int8", "simulate"])
+
+
+def test_deploying_doc_example_runs(exported, tmp_path):
+    """The 20-line example of docs/deploying.md runs as written, without torch."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploying.md").read_text()
+    example = re.search(r"## Example.*?```python\n(.*?)```", doc, re.S).group(1)
+    assert len(example.strip().splitlines()) <= 22
+    _, path, spec, _ = exported
+    shutil.copy(path, tmp_path / "ctcnet-default.onnx")
+    np.save(tmp_path / "crops_uint16.npy", synthetic_crops(spec, 6))
+    check = ("\nimport sys; assert 'torch' not in sys.modules\n"
+             "assert len(calls) == 6 and set(calls) <= set(classes) and review.shape == (6,)\n")
+    subprocess.run([sys.executable, "-c", example + check], cwd=tmp_path, check=True)
+
+
+def test_asinh_translation_matches_torch(tmp_path):
+    """The graph's asinh (log/sqrt form) equals torch.asinh over the whole 16-bit SNR range."""
+    import onnxruntime as ort
+
+    class Asinh(torch.nn.Module):
+        def forward(self, x):
+            return torch.asinh(x)
+
+    z = torch.cat([torch.linspace(-5e4, 5e4, 20001), torch.linspace(-3, 3, 6001),
+                   torch.tensor([0.0, -1e-7, 1e-7])]).view(1, -1)
+    with contextlib.redirect_stdout(io.StringIO()):
+        program = torch.onnx.export(Asinh().eval(), (z,), dynamo=True, opset_version=18,
+                                    custom_translation_table={
+                                        torch.ops.aten.asinh.default: export_module._asinh_onnx})
+    program.save(str(tmp_path / "asinh.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "asinh.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: z.numpy()})[0]
+    assert "Asinh" not in {n.op_type for n in onnx.load(str(tmp_path / "asinh.onnx")).graph.node}
+    np.testing.assert_allclose(got, torch.asinh(z).numpy(), atol=2e-6, rtol=1e-6)
+
+
+SIZE = 32
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refused(capsys, path, args) -> None:
+    """The command exits 2, naming ``path`` and --overwrite."""
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "--overwrite" in err, err
+
+
+def test_export_refuses_an_existing_onnx(tmp_path, capsys):
+    model, _ = save_tiny_model(tmp_path / "m.pt", crop_size=SIZE, width=8)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"an export made earlier, e.g. the one a scanner runs")
+    before = digest(onnx)
+    refused(capsys, onnx, ["export", str(model)])  # the default --out: beside the checkpoint
+    refused(capsys, onnx, ["export", str(model), "--out", str(onnx)])
+    assert digest(onnx) == before
+    assert main(["export", str(model), "--overwrite"]) == 0
+    assert digest(onnx) != before
+
+
+def test_export_onnx_from_python_refuses_an_existing_file(tmp_path):
+    from ctcnet.deploy.export import export_onnx
+
+    model, _ = save_tiny_model(tmp_path / "m.pt", crop_size=SIZE, width=8)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"an export made earlier")
+    with pytest.raises(InputError, match="overwrite=True"):
+        export_onnx(model)
+    assert onnx.read_bytes() == b"an export made earlier"
+    export_onnx(model, overwrite=True)
+    assert onnx.read_bytes() != b"an export made earlier"

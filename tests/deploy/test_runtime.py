@@ -1,0 +1,311 @@
+"""The torch-free ONNX runtime: no torch import, spec and panel checks, input checks, tampering."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.deploy.export import export_onnx, synthetic_crops
+from ctcnet.deploy.runtime import OnnxClassifier, select_providers
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.nn.classifier import save_model
+
+CHANNELS = ["DAPI", "CK", "CD45", "CD61"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """An untrained 4-channel, 32 px model exported once for the whole module."""
+    root = tmp_path_factory.mktemp("runtime")
+    _, spec = save_tiny_model(root / "tiny.pt", crop_size=32, width=8, temperature=1.5,
+                              panel={"channels": CHANNELS, "pixel_size_um": 0.64})
+    export_onnx(root / "tiny.pt", root / "tiny.onnx")
+    return root / "tiny.onnx", spec
+
+
+def test_runtime_does_not_import_torch():
+    code = ("import sys, ctcnet.deploy.runtime, ctcnet.detect.cropping, ctcnet.detect.pixel_size, "
+            "ctcnet.detect.crop_dataset, ctcnet.core.robust, ctcnet.inference.guard; "
+            "heavy = [m for m in ('torch', 'lightning', 'onnx') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loads_in_a_torch_free_process_and_classifies(tiny):
+    path, spec = tiny
+    code = (
+        "import sys, numpy as np; from ctcnet.deploy.runtime import OnnxClassifier; "
+        f"clf = OnnxClassifier({str(path)!r}); "
+        "x = np.full((3, 4, 32, 32), 200, np.uint16); x[:, :, 10:20, 10:20] += 500; "
+        "names, p = clf.predict(x); assert len(names) == 3 and p.shape == (3, 4); "
+        "assert 'torch' not in sys.modules; print(','.join(names))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert set(out.stdout.strip().split(",")) <= set(spec.class_names)
+
+
+def test_spec_round_trip(tiny):
+    path, spec = tiny
+    clf = OnnxClassifier(path)
+    assert clf.spec == spec.to_dict()
+    assert clf.to_model_spec() == spec
+    assert clf.channels == CHANNELS and clf.classes == spec.class_names
+    assert clf.crop_size == 32 and clf.pixel_size_um == 0.64 and clf.precision == "fp32"
+    assert json.loads(clf.metadata["channels"]) == CHANNELS
+    assert json.loads(clf.metadata["classes"]) == spec.class_names
+    assert clf.metadata["crop_size"] == "32" and clf.metadata["temperature"] == "1.5"
+    export_info = json.loads(clf.metadata["ctcnet_export"])
+    assert [v["batch"] for v in export_info["verification"]] == [1, 7]
+
+
+def test_predict_outputs_and_dtypes(tiny):
+    path, spec = tiny
+    clf = OnnxClassifier(path)
+    x16 = synthetic_crops(spec, 5, seed=3)
+    names, proba = clf.predict(x16)
+    assert proba.dtype == np.float32 and proba.shape == (5, 4)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert names == [spec.class_names[i] for i in proba.argmax(1)]
+    # uint16 and the same counts as float32 are the same input; batching does not matter.
+    np.testing.assert_allclose(clf.predict_proba(x16.astype(np.float32)), proba, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(x16, batch_size=2), proba, atol=1e-6)
+    quiet = OnnxClassifier(path, threads=1, spin_wait=False, batch_size=3)
+    assert quiet.batch_size == 3
+    np.testing.assert_allclose(quiet.predict_proba(x16), proba, atol=1e-6)
+    # On a CPU small batches are the fast ones (docs/benchmarks.md).
+    assert OnnxClassifier(path, providers=["CPUExecutionProvider"]).batch_size == 8
+    x8 = np.clip(x16 // 4, 0, 255).astype(np.uint8)
+    assert clf.predict_proba(x8).shape == (5, 4)
+    assert clf.predict_proba(x16[:0]).shape == (0, 4)
+
+
+def test_probabilities_use_the_temperature(tiny):
+    path, spec = tiny
+    logits, proba = OnnxClassifier(path).run(synthetic_crops(spec, 4, seed=1))
+    z = logits / spec.temperature
+    expected = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(proba, expected / expected.sum(1, keepdims=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 3, 32, 32), np.uint16), "shape"),
+    (np.zeros((2, 4, 40, 40), np.uint16), "shape"),
+    (np.zeros((4, 32, 32), np.uint16), "shape"),
+    (np.zeros((2, 4, 32, 32), np.int64), "uint8, uint16 or float32"),
+])
+def test_bad_input_is_refused(tiny, bad, message):
+    with pytest.raises(InputError, match=message):
+        OnnxClassifier(tiny[0]).predict_proba(bad)
+
+
+def test_non_finite_crops_are_named_not_the_batch_refused(tiny):
+    """Per-crop finiteness rule: a NaN/inf crop gets a NaN row and the call 'failed'; the
+    other crops (in this batch and the next) are classified as if alone."""
+    x = np.full((3, 4, 32, 32), 100.0, np.float32)
+    x[1] += np.arange(32, dtype=np.float32)
+    x[2, 1, 5, 5] = np.inf
+    clf = OnnxClassifier(tiny[0])
+    names, proba = clf.predict(x, batch_size=2)
+    assert clf.bad_crops == [2]
+    assert names[2] == "failed" and np.isnan(proba[2]).all()
+    assert names[0] in clf.classes and names[1] in clf.classes
+    np.testing.assert_allclose(proba[:2], clf.predict_proba(x[:2]), atol=1e-6)
+
+
+def test_panel_mismatch_refused(tiny):
+    clf = OnnxClassifier(tiny[0])
+    clf.check_panel(["dapi", "ck", "cd45", "cd61"])  # case does not matter
+    with pytest.raises(PanelMismatchError, match="another order"):
+        clf.check_panel(["CK", "DAPI", "CD45", "CD61"])
+    with pytest.raises(PanelMismatchError, match="expects"):
+        clf.check_panel(["DAPI", "CK", "CD45", "CD66b"])
+
+
+def test_truncated_file_refused(tiny, tmp_path):
+    data = tiny[0].read_bytes()
+    for cut in (len(data) // 2, len(data) - 7):
+        bad = tmp_path / f"cut{cut}.onnx"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(InputError, match="truncated|corrupted"):
+            OnnxClassifier(bad)
+
+
+def test_not_onnx_refused(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"PK\x03\x04 this is a zip, not a model")
+    with pytest.raises(InputError, match="not a loadable ONNX model"):
+        OnnxClassifier(bad)
+    with pytest.raises(InputError, match="not found"):
+        OnnxClassifier(tmp_path / "missing.onnx")
+
+
+def _edited(path, tmp_path, edit):
+    proto = onnx.load(str(path))
+    edit(proto)
+    out = tmp_path / "edited.onnx"
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_tampered_weights_refused(tiny, tmp_path):
+    def scale_first_weight(proto):
+        init = max(proto.graph.initializer, key=lambda t: len(t.raw_data))
+        arr = onnx.numpy_helper.to_array(init) * 1.01
+        init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+
+    with pytest.raises(InputError, match="modified after export"):
+        OnnxClassifier(_edited(tiny[0], tmp_path, scale_first_weight))
+
+
+def test_tampered_metadata_refused(tiny, tmp_path):
+    def swap_classes(proto):
+        for prop in proto.metadata_props:
+            if prop.key == "ctcnet_spec":
+                prop.value = prop.value.replace('"ctc"', '"tmp"').replace('"wbc"', '"ctc"')
+
+    with pytest.raises(InputError, match="modified after export"):
+        OnnxClassifier(_edited(tiny[0], tmp_path, swap_classes))
+
+    def strip_metadata(proto):
+        del proto.metadata_props[:]
+
+    with pytest.raises(InputError, match="no 'ctcnet_spec' metadata"):
+        OnnxClassifier(_edited(tiny[0], tmp_path, strip_metadata))
+
+
+def test_provider_choice():
+    assert select_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert select_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_both_backends_take_their_cpu_batch_size_from_the_registry(tiny):
+    from ctcnet.deploy.runtime import default_batch_size
+    from ctcnet.inference.backends import OnnxBackend, TorchBackend
+
+    assert OnnxClassifier(tiny[0], providers=["CPUExecutionProvider"]).batch_size == \
+        default_batch_size("onnx", "cpu") == 8
+    assert OnnxBackend(tiny[0], device="cpu").batch_size == 8
+    assert TorchBackend(tiny[0].with_suffix(".pt"), device="cpu").batch_size == \
+        default_batch_size("torch", "cpu") == 64
+
+
+@pytest.mark.gpu
+def test_runs_on_cuda_provider(tiny):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has no CUDA provider")
+    clf = OnnxClassifier(tiny[0])
+    assert clf.providers[0] == "CUDAExecutionProvider"
+    cpu = OnnxClassifier(tiny[0], providers=["CPUExecutionProvider"])
+    x = synthetic_crops(tiny[1], 16)
+    np.testing.assert_allclose(clf.predict_proba(x), cpu.predict_proba(x), atol=1e-4)
+
+
+def test_newer_spec_format_refused(tiny, tmp_path):
+    """A correctly signed file from a newer ctcnet is refused by format, not misread."""
+    from ctcnet.deploy.runtime import DIGEST_KEY, SPEC_FORMAT, model_digest
+    from ctcnet.nn import spec as spec_module
+
+    assert SPEC_FORMAT == spec_module.SPEC_FORMAT
+
+    def newer_format(proto):
+        meta = {p.key: p.value for p in proto.metadata_props}
+        spec = json.loads(meta["ctcnet_spec"])
+        spec["format"] = SPEC_FORMAT + 1
+        meta["ctcnet_spec"] = json.dumps(spec)
+        onnx.helper.set_model_props(proto, meta)
+        meta[DIGEST_KEY] = model_digest(proto.SerializeToString(), meta)
+        onnx.helper.set_model_props(proto, meta)
+
+    with pytest.raises(InputError, match="newer than this runtime"):
+        OnnxClassifier(_edited(tiny[0], tmp_path, newer_format))
+
+
+def test_stale_shipped_export_falls_back_to_torch_with_a_warning(tiny, tmp_path, monkeypatch,
+                                                                 caplog):
+    """The shipped ONNX export runs on a CPU only while it matches the checkpoint; a stale one
+    is never used silently."""
+    import logging
+    import shutil
+
+    import torch
+
+    from ctcnet.inference import backends
+    from ctcnet.nn import registry
+
+    pt = tmp_path / f"{backends.DEFAULT_MODEL_NAME}.pt"
+    shutil.copy(tiny[0].with_suffix(".pt"), pt)
+    export_onnx(pt, pt.with_suffix(".onnx"))
+    spec = tiny[1]  # a shipped model is its files plus a card
+    pt.with_suffix(".json").write_text(json.dumps({
+        "panel": spec.panel.to_dict(), "classes": spec.class_names, "crop_size": spec.crop_size}))
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", tmp_path)
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
+    assert backends.load_backend(device="cpu").name == "onnx"  # current export: used
+    model = backends.TorchBackend(pt, device="cpu").model
+    with torch.no_grad():
+        model.net.head[1].bias += 1.0
+    save_model(pt, model)  # the checkpoint moved on; the export did not
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.backends"):
+        chosen = backends.load_backend(device="cpu")
+    assert chosen.name == "torch"
+    assert "was not exported from the current" in caplog.text
+
+
+def test_cli_verbosity_flags_set_the_ctcnet_log_level():
+    import logging
+
+    from ctcnet.cli import setup_logging
+
+    logger = logging.getLogger("ctcnet")
+    try:
+        for flags, level in (((0, False), logging.WARNING), ((1, False), logging.INFO),
+                             ((2, False), logging.DEBUG), ((2, True), logging.ERROR)):
+            setup_logging(*flags)
+            assert logger.level == level
+            assert sum(h.get_name() == "ctcnet-cli" for h in logger.handlers) == 1
+    finally:
+        for h in [h for h in logger.handlers if h.get_name() == "ctcnet-cli"]:
+            logger.removeHandler(h)
+        logger.setLevel(logging.NOTSET)
+
+
+def test_shipped_model_reproduces_the_port_reference():
+    """tests/data/onnx_reference is what a port (C++, C#, Node) checks itself against: the
+    shipped ONNX file must still give these numbers (rerun scripts/make_onnx_reference.py after
+    retraining the shipped model)."""
+    import gzip
+
+    from ctcnet.inference.backends import default_model_path
+
+    ref_dir = Path(__file__).parents[1] / "data" / "onnx_reference"
+    expected = json.loads((ref_dir / "expected.json").read_text())
+    clf = OnnxClassifier(default_model_path("onnx"), providers=["CPUExecutionProvider"])
+    assert clf.metadata["ctcnet_digest"] == expected["ctcnet_digest"], \
+        "shipped model changed: rerun scripts/make_onnx_reference.py"
+    shape = expected["crops_file"]["shape"]
+    crops = np.frombuffer(gzip.decompress((ref_dir / "crops.u16.gz").read_bytes()),
+                          "<u2").reshape(shape)
+    raw = np.concatenate([crops, crops[:1]]).astype(np.float32)
+    raw[-1, 1, shape[-1] // 2, shape[-1] // 2] = np.nan
+    logits, proba = clf.run(raw)
+    names, _ = clf.predict(raw)
+    tol = expected["tolerance"]
+    for row in expected["crops"]:
+        i = row["index"]
+        assert names[i] == row["call"]
+        if row["probabilities"] is None:
+            assert np.isnan(proba[i]).all() and row["call"] == "failed" and row["review"]
+            continue
+        np.testing.assert_allclose(proba[i], row["probabilities"], atol=tol["probabilities_abs"])
+        np.testing.assert_allclose(logits[i], row["logits"], atol=tol["logits_abs"])
+        # Review compares the deployment posterior (the rule's log weights, if any).
+        weights = expected.get("decision_log_weights", {})
+        post = proba[i] * np.exp([weights.get(c, 0.0) for c in expected["classes"]])
+        assert row["review"] == bool(post.max() / post.sum() < expected["review_threshold"])

@@ -1,0 +1,103 @@
+"""ctcnet.detect.crop_dataset: crop folders written and read back, their manifests, bad
+crop sets refused."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from ctcnet.detect.crop_dataset import load_crops, read_crop, read_crop_index, write_crop_dataset
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.images import write_tiff
+from ctcnet.io.panel import default_panel, load_panel
+from ctcnet.io.taxonomy import default_taxonomy
+
+
+def _toy_crops(rng, n=6, c=5, size=32):
+    return rng.integers(100, 4000, (n, c, size, size), dtype=np.uint16)
+
+
+def test_crop_dataset_round_trip_and_sample_ids(tmp_path, rng):
+    panel = default_panel()
+    crops = _toy_crops(rng)
+    labels = ["ctc", "wbc", "wbc", "debris", "ctc", "wbc"]
+    samples = ["P1", "P1", "P2", "P2", "P3", "P3"]
+    write_crop_dataset(tmp_path / "ds", crops, labels, panel, samples)
+    index = read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())
+    assert index.labels == labels and index.sample_ids == samples
+    assert np.array_equal(load_crops(index), crops.astype(np.float32))
+    assert index.class_counts() == {"ctc": 2, "debris": 1, "wbc": 3}
+    # Without the manifest the class-folder layout gives the same labels and sample ids.
+    (tmp_path / "ds" / "manifest.csv").unlink()
+    folders = read_crop_index(tmp_path / "ds")
+    assert sorted(zip(folders.labels, folders.sample_ids)) == sorted(zip(labels, samples))
+
+
+def test_crop_dataset_errors(tmp_path, rng):
+    panel = default_panel()
+    write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=2), ["ctc", "platypus"], panel)
+    with pytest.raises(InputError, match="platypus"):
+        read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())
+    (tmp_path / "nopanel" / "ctc").mkdir(parents=True)
+    with pytest.raises(InputError, match="panel.json"):
+        read_crop_index(tmp_path / "nopanel")
+    # Wrong channel count, wrong channel order, too small for the model.
+    write_tiff(tmp_path / "four.tif", _toy_crops(rng, n=1, c=4)[0])
+    with pytest.raises(InputError, match="4 channels"):
+        read_crop(tmp_path / "four.tif", panel)
+    write_tiff(tmp_path / "swap.tif", _toy_crops(rng, n=1)[0],
+               ["CK", "DAPI", "CD45", "CD61", "CD66b"])
+    with pytest.raises(PanelMismatchError, match="another order"):
+        read_crop(tmp_path / "swap.tif", panel)
+    write_tiff(tmp_path / "small.tif", _toy_crops(rng, n=1, size=20)[0])
+    with pytest.raises(InputError, match="smaller than the model input"):
+        read_crop(tmp_path / "small.tif", panel, min_size=64)
+
+
+CROP = 32
+
+
+# 9. Crop datasets.
+
+@pytest.fixture
+def crops(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(90, 200, (4, 5, CROP, CROP)).astype(np.uint16)
+    return write_crop_dataset(tmp_path / "crops", images, ["ctc", "wbc", "ctc", "debris"],
+                              load_panel(None), ["p1", "p1", "p2", "p2"])
+
+
+def _manifest_lines(crops):
+    return (crops / "manifest.csv").read_text().splitlines()
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda lines: lines + [lines[1]], "already listed on line 2"),
+    (lambda lines: lines + [lines[1].replace(",ctc,", ",wbc,")], "already listed on line 2"),
+    (lambda lines: lines + ["../../outside.tif,ctc,p9,"], "outside the dataset folder"),
+])
+def test_manifest_rows_that_would_miscount_are_refused(crops, edit, match):
+    shutil.copy(next(crops.glob("ctc/*.tif")), crops.parent.parent / "outside.tif")
+    (crops / "manifest.csv").write_text("\n".join(edit(_manifest_lines(crops))) + "\n")
+    with pytest.raises(InputError, match=match):
+        read_crop_index(crops)
+
+
+def test_excel_bom_and_macos_resource_forks_are_accepted(crops):
+    (crops / "manifest.csv").write_bytes(("\ufeff" + "\n".join(_manifest_lines(crops)) + "\n")
+                                         .encode("utf-8"))
+    assert len(read_crop_index(crops)) == 4
+    (crops / "manifest.csv").unlink()
+    (crops / "ctc" / "._x.tif").write_bytes(b"\x00\x05\x16\x07")
+    index = read_crop_index(crops)
+    assert len(index) == 4 and not any(p.name.startswith("._") for p in index.paths)
+
+
+def test_a_fifo_among_crops_is_refused_not_read(crops):
+    from ctcnet.detect.crop_dataset import load_crops
+
+    (crops / "manifest.csv").unlink()
+    os.mkfifo(crops / "ctc" / "zz.tif")
+    with pytest.raises(InputError, match="not a regular file"):
+        load_crops(read_crop_index(crops))

@@ -1,0 +1,94 @@
+"""Cropping on frames: the batched paths give the per-window results (float rounding only)."""
+
+import numpy as np
+import pytest
+
+from ctcnet.detect.cropping import (
+    background_fill,
+    border_gather,
+    cut_windows,
+    extract_crops,
+    extract_windows,
+    place_windows,
+    to_model_scale,
+    window_size,
+    window_weights,
+)
+
+
+def frame_with_spots(shape=(3, 150, 170), dtype=np.uint16, seed=0):
+    """Counts on an offset and a gradient, a few sharp bright spots (the pixels resampling
+    moves most), Poisson noise."""
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    frame = 100.0 + 20 * np.arange(c)[:, None, None] + 30 * xx / w + np.zeros((c, 1, 1))
+    for _ in range(12):
+        x, y, ch = rng.uniform(0, w), rng.uniform(0, h), rng.integers(c)
+        frame[ch] += rng.uniform(200, 3000) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2)
+                                                     / (2 * rng.uniform(0.7, 4) ** 2))
+    return np.clip(rng.poisson(frame), 0, 4095).astype(dtype)
+
+
+# Centres well inside, near every border, past it, and on a non-square frame's far corner.
+X = np.array([85.0, 60.3, 2.2, 168.4, 40.0, 120.7, -3.0, 171.0, 99.5])
+Y = np.array([75.0, 30.8, 70.0, 100.2, 1.4, 148.9, -2.0, 152.0, 0.0])
+
+
+def per_window(frame, x, y, crop, model_um, scan_um):
+    """Each window cut, then resampled and centre-cut on its own: the reference."""
+    windows, padded = extract_windows(frame, x, y, window_size(crop, model_um, scan_um))
+    return to_model_scale(windows, scan_um, model_um, crop)[0], padded
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+@pytest.mark.parametrize("scan_um", [0.45, 0.5, 0.662, 0.78, 0.64])
+def test_frame_crops_are_the_per_window_crops(scan_um, dtype):
+    frame = frame_with_spots(dtype=dtype)
+    got, padded = extract_crops(frame, X, Y, 32, 0.64, scan_um)
+    want, want_padded = per_window(frame, X, Y, 32, 0.64, scan_um)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == (9, 3, 32, 32)
+    assert (padded == want_padded).all() and padded[2:].all() and not padded[:2].any()
+    # Float rounding of the same sums in another order, nothing more (counts up to ~3000).
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=2e-3)
+
+
+def test_no_events_give_no_crops():
+    frame = frame_with_spots()
+    for scan_um in (0.45, 0.64, 0.78):
+        crops, padded = extract_crops(frame, X[:0], Y[:0], 32, 0.64, scan_um)
+        assert crops.shape == (0, 3, 32, 32) and crops.dtype == np.float32
+        assert padded.shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_border_windows_are_the_general_background_fill(dtype):
+    """A window past the border is filled from the rectangle inside the frame, with the same
+    numbers as gathering the window and filling it through its mask."""
+    frame = frame_with_spots(dtype=dtype)
+    h, w = frame.shape[1:]
+    top, left, padded = place_windows(X, Y, 41, h, w)
+    got = cut_windows(frame, top, left, 41)
+    rows, cols, inside = border_gather(top[padded], left[padded], 41, h, w)
+    gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
+    assert got.dtype == frame.dtype
+    assert np.array_equal(got[padded], background_fill(gathered, inside))
+    for i in np.flatnonzero(~padded):
+        assert np.array_equal(got[i], frame[:, top[i]:top[i] + 41, left[i]:left[i] + 41])
+
+
+def test_a_window_wholly_outside_is_background():
+    frame = frame_with_spots()
+    crop = cut_windows(frame, np.array([-60]), np.array([-70]), 20)[0]
+    assert crop.shape == (3, 20, 20) and crop.dtype == frame.dtype
+    assert (crop >= frame.min()).all() and (crop <= frame.max()).all()
+
+
+def test_window_weights_only_where_resampling_keeps_the_whole_crop():
+    assert window_weights(80, 1.0, 80) is None
+    shrink = window_weights(window_size(80, 0.64, 0.45), 0.45 / 0.64, 80)
+    enlarge = window_weights(window_size(80, 0.64, 0.78), 0.78 / 0.64, 80)
+    for weights in (shrink, enlarge):
+        assert weights.shape[0] == 80 and weights.dtype == np.float32
+        np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-5)  # each output a mean
+    assert window_weights(10, 0.5, 8) is None  # 5 px: padded, left to to_model_scale

@@ -1,0 +1,476 @@
+"""Event detection and crop extraction on small drawn frames (and simulated ones when present);
+odd frames and crops anywhere around them never crash (hypothesis)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from ctcnet.detect.cropping import extract_crops, extract_windows, to_model_scale, window_size
+from ctcnet.detect.detection import (
+    DetectConfig,
+    bin_frame,
+    detect_events,
+    detection_recall,
+    match_to_truth,
+)
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.scan import open_cartridge
+
+PANEL = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+DAPI, CK, CD45 = 0, 1, 2
+
+
+def gauss(shape, x, y, sigma, amplitude):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    return amplitude * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2.0 * sigma ** 2))
+
+
+# Object kinds in micrometres: (channel, sigma_um, amplitude in counts over background).
+KINDS = {
+    "wbc": [(DAPI, 2.5, 250.0), (CD45, 4.0, 120.0)],
+    "ctc": [(DAPI, 3.0, 250.0), (CK, 5.0, 300.0)],
+    "tdev": [(CK, 0.9, 120.0)],              # DAPI-negative: must still be found
+    "bare_nucleus": [(DAPI, 2.5, 200.0)],
+}
+
+
+def draw_frame(objects, shape=(256, 320), pixel_um=0.64, seed=0, gradient=True):
+    """A (3, H, W) frame of raw counts: offset, illumination gradient, blobs, Poisson+read noise.
+
+    ``objects``: list of (kind, x_um, y_um). Returns float32 counts.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    frame = np.zeros((3, h, w), dtype=np.float64)
+    background = np.array([40.0, 25.0, 30.0])[:, None, None]
+    if gradient:  # uneven illumination: background doubles across the frame
+        background = background * (1.0 + np.linspace(0, 1, w)[None, None, :])
+    frame += background
+    for kind, x_um, y_um in objects:
+        for ch, sigma_um, amp in KINDS[kind]:
+            frame[ch] += gauss(shape, x_um / pixel_um, y_um / pixel_um, sigma_um / pixel_um, amp)
+    frame = rng.poisson(frame) + rng.normal(100.0, 3.0, frame.shape)  # camera offset + read
+    return np.clip(frame, 0, 4095).astype(np.float32)
+
+
+def grid_objects(kinds, shape_um=(160, 200), spacing_um=40.0):
+    """Objects on a grid, well apart and away from the border."""
+    xs = np.arange(spacing_um, shape_um[1] - spacing_um / 2, spacing_um)
+    ys = np.arange(spacing_um, shape_um[0] - spacing_um / 2, spacing_um)
+    spots = [(x, y) for y in ys for x in xs]
+    return [(kinds[i % len(kinds)], x, y) for i, (x, y) in enumerate(spots)]
+
+
+def test_finds_every_kind_including_dapi_negative_and_nothing_else():
+    objects = grid_objects(list(KINDS))
+    frame = draw_frame(objects)
+    events = detect_events(frame, PANEL)
+    truth = np.array([(x / 0.64, y / 0.64) for _, x, y in objects])
+    ti, di = match_to_truth(events[["x", "y"]].to_numpy(), truth, radius_px=3.0)
+    assert len(ti) == len(objects), "every drawn object found within 3 px of its centre"
+    assert len(events) == len(objects), "no false detections on the noisy gradient background"
+    tdev = [i for i, (k, _, _) in enumerate(objects) if k == "tdev"]
+    found_tdev = events.iloc[di[np.isin(ti, tdev)]]
+    assert len(found_tdev) == len(tdev)
+    assert (found_tdev["mean_CK"] > found_tdev["mean_DAPI"]).all()
+    ctc = events.iloc[di[np.isin(ti, [i for i, o in enumerate(objects) if o[0] == "ctc"])]]
+    wbc = events.iloc[di[np.isin(ti, [i for i, o in enumerate(objects) if o[0] == "wbc"])]]
+    assert ctc["mean_CK"].mean() > wbc["mean_CK"].mean()
+    assert wbc["mean_CD45"].mean() > ctc["mean_CD45"].mean()
+    # Boxes hold their centres; areas are physical.
+    assert ((events.bbox_x0 <= events.x) & (events.x < events.bbox_x1)).all()
+    assert ((events.bbox_y0 <= events.y) & (events.y < events.bbox_y1)).all()
+    assert np.allclose(events.area_um2, events.area_px * 0.64 ** 2)
+
+
+def test_pure_noise_gives_no_events():
+    frame = draw_frame([], seed=3)
+    assert len(detect_events(frame, PANEL)) == 0
+
+
+def test_touching_leukocytes_split_but_ctc_cluster_kept_whole():
+    # Two ~10 um leukocytes 13 um apart (CD45 halos joined, a dip between them) -> two events.
+    # A CTC (~15 um of CK) with a leukocyte attached at the same spacing -> one cluster event.
+    objects = [("wbc", 60, 60), ("wbc", 73, 60), ("ctc", 60, 130), ("wbc", 73, 130)]
+    frame = draw_frame(objects, shape=(280, 200))
+    events = detect_events(frame, PANEL)
+    top = events[events.y < 100 / 0.64]
+    bottom = events[events.y >= 100 / 0.64]
+    assert len(top) == 2
+    assert len(bottom) == 1
+    # Without splitting the touching leukocytes stay one object: the split is what made two.
+    merged = detect_events(frame, PANEL, DetectConfig(split_touching=False))
+    assert len(merged[merged.y < 100 / 0.64]) == 1
+
+
+def test_sizes_follow_pixel_size():
+    objects = grid_objects(["wbc", "ctc", "bare_nucleus"])
+    coarse = detect_events(draw_frame(objects, (256, 320), 0.64), PANEL)
+    fine_panel = PANEL.with_pixel_size(0.32)
+    fine = detect_events(draw_frame(objects, (512, 640), 0.32), fine_panel)
+    assert len(coarse) == len(fine) == len(objects)
+    # Same scene, same physical positions (within 1.5 um) and areas, whatever the pixel size.
+    ci, fi = match_to_truth(fine[["x", "y"]].to_numpy() * 0.32,
+                            coarse[["x", "y"]].to_numpy() * 0.64, radius_px=1.5)
+    assert len(ci) == len(objects)
+    assert np.allclose(coarse.area_um2.to_numpy()[ci], fine.area_um2.to_numpy()[fi], rtol=0.35)
+
+
+def test_size_limits_in_micrometres():
+    frame = draw_frame([("wbc", 80, 80)], gradient=False)
+    frame[CK, 30, 30] += 3000  # a hot pixel: far below the smallest event
+    events = detect_events(frame, PANEL)
+    assert len(events) == 1
+    strict = detect_events(frame, PANEL, DetectConfig(max_diameter_um=5.0))
+    assert len(strict) == 0  # the leukocyte (~10 um) is above this limit
+
+
+def test_edge_cut_objects_flagged_and_cropped_with_padding():
+    frame = draw_frame([("ctc", 1.0, 60.0), ("wbc", 100.0, 60.0)], gradient=False)
+    events = detect_events(frame, PANEL).sort_values("x")
+    assert events["edge_cut"].tolist() == [True, False]
+    crops, padded = extract_crops(frame, events.x.to_numpy(), events.y.to_numpy(), 64)
+    assert crops.shape == (2, 3, 64, 64) and crops.dtype == np.float32
+    assert padded.tolist() == [True, False]
+    assert np.isfinite(crops).all()
+
+
+def test_crops_are_centred_and_match_plain_slicing():
+    rng = np.random.default_rng(1)
+    frame = rng.random((3, 90, 120), dtype=np.float32)
+    x, y = np.array([60.0, 10.0, 118.0]), np.array([45.0, 5.0, 88.0])
+    windows, padded = extract_windows(frame, x, y, 20)
+    assert np.array_equal(windows[0], frame[:, 35:55, 50:70])
+    assert padded.tolist() == [False, True, True]
+    # Past the border: background, never a mirror image of the frame.
+    mirrored = np.pad(frame, ((0, 0), (20, 20), (20, 20)), mode="reflect")
+    assert not np.array_equal(windows[1], mirrored[:, 20 + 5 - 10:20 + 5 + 10, 20:40])
+    np.testing.assert_array_equal(windows[1][:, 5:, :], frame[:, 0:15, 0:20])
+
+
+def test_resampling_covers_the_model_field_of_view():
+    objects = [("ctc", 50, 50)]
+    coarse = draw_frame(objects, (160, 160), 0.64, gradient=False)
+    fine = draw_frame(objects, (320, 320), 0.32, gradient=False)
+    assert window_size(64, 0.64, 0.32) == 129 and window_size(64, 0.64, 0.64) == 64
+    a, _ = extract_crops(coarse, np.array([50 / 0.64]), np.array([50 / 0.64]), 64)
+    b, _ = extract_crops(fine, np.array([50 / 0.32]), np.array([50 / 0.32]), 64, 0.64, 0.32)
+    assert b.shape == a.shape == (1, 3, 64, 64)
+    # The same cell fills the same part of the crop: compare CK profiles (noise aside).
+    prof_a, prof_b = a[0, CK].mean(axis=0), b[0, CK].mean(axis=0)
+    assert np.corrcoef(prof_a, prof_b)[0, 1] > 0.97
+
+
+def test_bin_frame_is_block_mean():
+    frame = np.arange(2 * 7 * 10, dtype=np.float32).reshape(2, 7, 10)
+    out = bin_frame(frame, 3)
+    assert out.shape == (2, 2, 3)
+    assert np.isclose(out[1, 1, 2], frame[1, 3:6, 6:9].mean())
+
+
+def test_detection_recall_matches_per_frame():
+    truth = pd.DataFrame({"frame": [0, 0, 1], "x": [10.0, 50.0, 10.0], "y": [10.0, 10.0, 10.0],
+                          "class": ["ctc", "wbc", "wbc"]})
+    events = pd.DataFrame({"frame": [0, 1, 1], "x": [11.0, 200.0, 9.0], "y": [10.0, 9.0, 10.0]})
+    r = detection_recall(events, truth, pixel_size_um=1.0, radius_um=3.0)
+    assert r["recall"] == pytest.approx(2 / 3)
+    assert r["recall_per_class"]["ctc"]["recall"] == 1.0
+    assert r["precision"] == pytest.approx(2 / 3)
+
+
+def test_recall_on_simulated_cartridge(tmp_path):
+    sim = pytest.importorskip("ctcnet.simulate")
+    try:
+        simulate_cartridge = sim.simulate_cartridge
+    except (AttributeError, ImportError):
+        pytest.skip("the simulator has no cartridge writer yet")
+    from ctcnet.io.scan import read_frame
+
+    panel = load_panel(None)
+    truth = simulate_cartridge(tmp_path / "cart", panel, num_frames=2, frame_shape=(512, 640),
+                               seed=5, events_per_frame=80)
+    cart = open_cartridge(tmp_path / "cart")
+    tables = []
+    for frame in cart.frames:
+        ev = detect_events(read_frame(frame, cart.panel), cart.panel)
+        tables.append(ev.assign(frame=frame.index, row=frame.row, col=frame.col))
+    events = pd.concat(tables, ignore_index=True)
+    result = detection_recall(events, truth, panel.pixel_size_um)
+    assert result["recall"] >= 0.9, result
+    for cls in ("ctc", "wbc", "cluster"):
+        if cls in result["recall_per_class"]:
+            assert result["recall_per_class"][cls]["recall"] >= 0.9, result
+
+
+def test_any_panel_size():
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61", "VIM", "X1"],
+                             "pixel_size_um": 0.64})
+    frame3 = draw_frame([("ctc", 60, 60)], gradient=False)
+    frame = np.concatenate([frame3, frame3[:3] * 0 + 120.0 +
+                            np.random.default_rng(0).normal(0, 3, frame3.shape)]).astype(
+        np.float32)
+    events = detect_events(frame, panel)
+    assert len(events) == 1
+    assert [c for c in events.columns if c.startswith("mean_")] == \
+        [f"mean_{n}" for n in panel.names]
+
+
+# --- bringing crops to model scale --------------------------------------------------------------
+
+def test_to_model_scale_resamples_then_fits_the_crop_size():
+    from ctcnet.detect.cropping import to_model_scale
+
+    crops = np.ones((2, 3, 160, 120), np.float32)
+    out, cut, padded = to_model_scale(crops, 0.32, 0.64, 64)   # 160x120 -> 80x60 -> 64x64
+    assert out.shape == (2, 3, 64, 64) and out.dtype == np.float32
+    assert cut == 80 - 64 and padded == 64 - 60
+    same, cut, padded = to_model_scale(crops[..., :64, :64], 0.64, 0.64, 64)
+    assert cut == padded == 0 and np.array_equal(same, crops[..., :64, :64])
+
+
+def test_to_model_scale_averages_large_factors_instead_of_aliasing():
+    """A 0.02 um/px photo (one cell hundreds of px across) shrunk 32x: fine stripes average
+    out to their mean; plain subsampling would hit only the bright or only the dark ones."""
+    from ctcnet.detect.cropping import to_model_scale
+
+    stripes = np.zeros((1, 1, 2560, 2560), np.float32)
+    stripes[..., ::2, :] = 1000.0
+    out, _, _ = to_model_scale(stripes, 0.02, 0.64, 80)
+    assert out.shape == (1, 1, 80, 80)
+    assert np.allclose(out, 500.0, rtol=0.02)
+
+
+def test_padding_and_cutting_are_logged(tmp_path, caplog):
+    import logging
+
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index, write_crop_dataset
+
+    panel = PANEL.with_pixel_size(0.64)
+    small = np.full((2, 3, 40, 40), 100, np.uint16)
+    write_crop_dataset(tmp_path / "d", small, ["ctc", "wbc"], panel)
+    with caplog.at_level(logging.INFO, logger="ctcnet.detect.cropping"):
+        out = load_crops(read_crop_index(tmp_path / "d"), 64, 0.64)
+    assert out.shape == (2, 3, 64, 64)
+    assert "2 of 2 crops were smaller" in caplog.text
+
+
+def crop_dataset_at(tmp_path, pixel_um, seed=5):
+    """The same simulated cells written as a dataset at 0.64 and at ``pixel_um`` um/px."""
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+    from ctcnet.detect.resampling import resample
+    from ctcnet.simulate import simulate_crops
+
+    panel = load_panel(None)
+    batch = simulate_crops(3, panel, crop_size=48, seed=seed)
+    fine = resample(batch.images.astype(np.float32), 0.64 / pixel_um)
+    write_crop_dataset(tmp_path / "coarse", batch.images, batch.labels, panel)
+    write_crop_dataset(tmp_path / "fine", np.clip(np.rint(fine), 0, 65535).astype(np.uint16),
+                       batch.labels, panel.with_pixel_size(pixel_um))
+    return batch
+
+
+@pytest.mark.parametrize("path", ["load_crops", "datamodule", "export_calibration"])
+def test_every_crop_path_brings_finer_crops_to_model_scale(tmp_path, path):
+    """0.32 um/px crops reach the model as the same 0.64 um/px crops on each path (evaluate
+    and predict on crop datasets use load_crops; training its data module; int8 export its
+    calibration loader)."""
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+
+    batch = crop_dataset_at(tmp_path, 0.32)
+    reference = load_crops(read_crop_index(tmp_path / "coarse"), 48, 0.64)
+    if path == "load_crops":
+        got = load_crops(read_crop_index(tmp_path / "fine"), 48, 0.64)
+    elif path == "datamodule":
+        from ctcnet.training.datamodule import CTCDataModule
+
+        dm = CTCDataModule(crop_size=48, data_dir=str(tmp_path / "fine"),
+                           panel=load_panel(None).to_dict(), val_fraction=0.0)
+        dm.setup("fit")
+        got = np.concatenate([split.images for split in dm.splits.values()])
+    else:
+        from ctcnet.deploy.export import load_labelled_crops
+        from ctcnet.io.taxonomy import default_taxonomy
+        from ctcnet.nn.spec import ModelSpec
+
+        spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=48)
+        got = load_labelled_crops(str(tmp_path / "fine"), spec, count=len(batch.labels)).images
+    assert got.shape == reference.shape
+    if path != "load_crops":  # these split or sample the crops; compare sorted sums
+        assert np.allclose(np.sort(got.sum(axis=(1, 2, 3))),
+                           np.sort(reference.sum(axis=(1, 2, 3))), rtol=0.05)
+    else:
+        assert np.abs(got - reference).mean() < 0.05 * reference.mean()
+
+
+@pytest.mark.parametrize("shape,window", [((3, 120, 150), 31), ((2, 12, 9), 40), ((1, 5, 1), 4)])
+def test_border_windows_keep_the_frame_and_fill_the_rest_with_its_background(shape, window):
+    rng = np.random.default_rng(4)
+    frame = rng.normal(1000, 30, shape).clip(0).astype(np.uint16)
+    _, h, w = shape
+    x, y = rng.uniform(-15, w + 15, 60), rng.uniform(-15, h + 15, 60)
+    got, padded = extract_windows(frame, x, y, window)
+    pad = 3 * window + max(h, w)
+    placed = np.pad(frame.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)), constant_values=-1)
+    top = np.rint(y).astype(int) - window // 2 + pad
+    left = np.rint(x).astype(int) - window // 2 + pad
+    want = np.stack([placed[:, t:t + window, s:s + window] for t, s in zip(top, left)])
+    inside = want >= 0
+    np.testing.assert_array_equal(got[inside], want[inside])   # the frame's own pixels
+    outside = got[~inside].astype(float)                       # background of the frame's level
+    assert padded.any() and abs(outside.mean() - 1000) < 60  # a 5 px frame measures roughly
+    assert outside.min() >= frame.min() and outside.max() <= frame.max()
+
+
+def test_a_cell_at_the_frame_border_is_not_doubled_by_padding():
+    """A mirror would show a second cell past the border (a 'cluster'); background shows none."""
+    frame = np.full((1, 60, 60), 100.0, np.float32)
+    frame[0, 20:40, 0:8] = 5000.0                    # a bright cell cut by the left border
+    crops, padded = extract_crops(frame, np.array([2.0]), np.array([30.0]), 32)
+    assert padded[0]
+    left_of_border = crops[0, 0, :, :14]             # window columns -14..-1: past the border
+    assert left_of_border.max() <= 100.0 + 1e-3
+
+
+def test_a_tight_crop_is_padded_with_its_background_not_tiled():
+    """A crop smaller than the field of view, the cell filling it: the margin is its background
+    (a clipped black one stays black), so the model sees one cell, not a 3x3 tile of cells."""
+    yy, xx = np.mgrid[:30, :30]
+    cell = (((yy - 14.5) ** 2 + (xx - 14.5) ** 2) < 14 ** 2).astype(np.float32) * 200.0
+    crops, cut, padded = to_model_scale(cell[None, None], None, None, 80)
+    assert padded == 100 and cut == 0
+    assert np.count_nonzero(crops[0, 0] > 100) == np.count_nonzero(cell > 100)
+    assert crops[0, 0, :25].max() == 0.0             # black background padded with black
+    noisy = cell + np.random.default_rng(0).normal(50, 5, cell.shape).astype(np.float32)
+    out = to_model_scale(noisy[None, None], None, None, 80)[0][0, 0]
+    margin = out[:25].ravel()
+    assert abs(margin.mean() - 50) < 2 and 3 < margin.std() < 7
+
+
+@pytest.mark.parametrize("size", [(82, 82), (79, 83), (67, 134)])
+def test_bilinear_is_torchs_bilinear_interpolation(size):
+    import torch
+    import torch.nn.functional as F
+
+    from ctcnet.detect.resampling import bilinear
+
+    crops = np.random.default_rng(5).poisson(300, (4, 3, 67, 67)).astype(np.uint16)
+    want = F.interpolate(torch.from_numpy(crops.astype(np.float32)), size=size,
+                         mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(bilinear(crops, size), want, rtol=1e-6, atol=1e-3)
+    part = bilinear(crops, size, slice(2, 50), slice(1, 60))
+    np.testing.assert_allclose(part, want[..., 2:50, 1:60], rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,size", [((300, 5, 88, 88), (81, 81)), ((2, 3, 160, 120), (80, 60)),
+                                        ((1, 1, 640, 640), (20, 20)), ((3, 2, 67, 134), (47, 94)),
+                                        ((2, 3, 40, 60), (50, 30)), ((0, 3, 40, 40), (30, 30))])
+def test_numpy_resampling_is_torchs_antialiased_interpolation(shape, size):
+    """Crops shrunk in numpy (predict needs no torch) match torch's antialiased bilinear
+    interpolation, which the frames on a GPU use, to float rounding."""
+    import torch
+    import torch.nn.functional as F
+
+    from ctcnet.detect.resampling import antialias_matrix, resample
+
+    crops = np.random.default_rng(6).poisson(300, shape).astype(np.float32)
+    want = F.interpolate(torch.from_numpy(crops), size=size, mode="bilinear",
+                         align_corners=False, antialias=True).numpy() if len(crops) else \
+        np.zeros((*shape[:2], *size), np.float32)
+    if size[0] <= shape[2] and size[1] <= shape[3]:
+        got = resample(crops, size[0] / shape[2])
+    else:  # one side grows, one shrinks: resample() scales both alike, so the matrices
+        got = antialias_matrix(shape[2], size[0]) @ crops @ antialias_matrix(shape[3], size[1]).T
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
+FUZZ = settings(max_examples=40, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+def frames():
+    """(3, H, W) frames of every accepted pixel type, tiny to roomy, with any values."""
+    dtype = st.sampled_from([np.uint8, np.uint16, np.float32])
+    shape = st.tuples(st.just(3), st.integers(1, 70), st.integers(1, 70))
+    return dtype.flatmap(lambda dt: hnp.arrays(
+        dt, shape, elements=hnp.from_dtype(np.dtype(dt), allow_nan=True, allow_infinity=True)
+        if dt == np.float32 else None))
+
+
+def frames_with_cells():
+    """Background noise plus a few bright blobs, so detection finds events to crop."""
+    return st.builds(_cell_frame, st.integers(12, 90), st.integers(12, 90),
+                     st.integers(0, 2**16 - 1), st.sampled_from([np.uint16, np.float32]),
+                     st.floats(1.0, 1e6))
+
+
+def _cell_frame(h, w, seed, dtype, scale):
+    rng = np.random.default_rng(seed)
+    frame = rng.normal(100, 5, (3, h, w))
+    yy, xx = np.mgrid[:h, :w]
+    for _ in range(rng.integers(1, 4)):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        frame += 400 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0)
+    frame *= scale / 100.0
+    info = np.iinfo(dtype) if dtype == np.uint16 else np.finfo(dtype)
+    return np.clip(frame, 0, info.max).astype(dtype)
+
+
+@FUZZ
+@given(frames())
+def test_detection_either_refuses_or_finds_events_inside_the_frame(frame):
+    try:
+        events = detect_events(frame, PANEL)
+    except InputError:
+        return
+    _, h, w = frame.shape
+    assert np.isfinite(events[["x", "y"]].to_numpy()).all()
+    assert ((events["x"] >= 0) & (events["x"] < w) & (events["y"] >= 0) & (events["y"] < h)).all()
+    assert (events["area_px"] > 0).all()
+
+
+@FUZZ
+@given(frames_with_cells(), st.sampled_from([16, 33]), st.sampled_from([0.32, 0.64, 1.0]))
+def test_crops_have_the_model_size_and_stay_finite(frame, crop, model_px):
+    events = detect_events(frame, PANEL, DetectConfig(threshold_snr=4.0))
+    crops, padded = extract_crops(frame, events["x"].to_numpy(), events["y"].to_numpy(), crop,
+                                  model_px, PANEL.pixel_size_um)
+    assert crops.shape == (len(events), 3, crop, crop) and crops.dtype == np.float32
+    assert len(padded) == len(events)
+    assert np.isfinite(crops).all()
+    # Crops are made of frame pixels (resampled, or background filled within the range of the
+    # pixels measured): never outside the frame's range.
+    if len(crops):
+        lo, hi = float(frame.min()), float(frame.max())
+        span = max(1.0, hi - lo) * 1e-3
+        assert crops.min() >= lo - span and crops.max() <= hi + span
+
+
+@FUZZ
+@given(st.integers(-3, 3), st.integers(-3, 3), st.integers(1, 40), st.integers(1, 40))
+def test_crops_anywhere_around_tiny_frames(dy, dx, h, w):
+    """Windows far larger than the frame, centred anywhere near it: filled, never a crash."""
+    frame = np.arange(2 * h * w, dtype=np.float32).reshape(2, h, w)
+    crops, padded = extract_crops(frame, np.array([w / 2 + dx * w]), np.array([h / 2 + dy * h]),
+                                  24)
+    assert crops.shape == (1, 2, 24, 24) and np.isfinite(crops).all()
+    if 24 > min(h, w) or dx or dy:  # the window cannot fit: it must be reported as padded
+        assert padded[0]
+
+
+@pytest.mark.parametrize("shape", [(3, 12, 12), (3, 3, 500), (3, 400, 5), (3, 1, 1)])
+def test_known_odd_frames(shape):
+    """Frame shapes that once crashed detection: refused by name or detected."""
+    frame = np.random.default_rng(0).integers(90, 110, shape).astype(np.uint16)
+    try:
+        events = detect_events(frame, PANEL)
+    except InputError as err:
+        assert "too small" in str(err) and min(shape[1:]) < 12
+    else:
+        assert min(shape[1:]) >= 12
+        assert ((events["x"] < shape[2]) & (events["y"] < shape[1])).all()

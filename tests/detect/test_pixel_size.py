@@ -1,0 +1,29 @@
+"""ctcnet.detect.pixel_size: a crop set's pixel size estimated from its nuclei."""
+
+import numpy as np
+import pytest
+
+from ctcnet.errors import InputError
+
+
+def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.detect.pixel_size import estimate_pixel_size
+    from ctcnet.io.panel import Panel
+    from ctcnet.simulate.crops import simulate_crops
+    from ctcnet.simulate.export import write_tight_export_dataset
+
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+                             "channels": ["DAPI", "CK", "CD45"]})
+    batch = simulate_crops({"ctc": 10, "wbc": 10, "debris": 5}, panel, crop_size=80, seed=5)
+    for true_um in (0.08, 0.2):
+        root = write_tight_export_dataset(batch, tmp_path / f"t{true_um}", panel,
+                                          pixel_size_um=true_um)
+        index = read_crop_index(root)
+        crops = [index.read(i) for i in range(len(index))]
+        estimate = estimate_pixel_size(crops, index.panel.names.index("DAPI"))
+        assert 0.6 < estimate / true_um < 1.6    # well inside the models' 0.5-2x range
+        auto = read_crop_index(root, pixel_size="auto").panel.pixel_size_um
+        assert auto == pytest.approx(estimate)
+    with pytest.raises(InputError, match="cannot estimate the pixel size"):
+        estimate_pixel_size([np.zeros((3, 50, 50), np.uint8)] * 10, 2)

@@ -1,0 +1,226 @@
+"""Predict's frame threads: no module is first imported there, an error that is not about a
+frame stops the run instead of skipping the frame, and one thread's damaged TIFF never makes
+another thread refuse an intact one."""
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.errors import InputError
+from ctcnet.io.images import read_tiff, write_tiff
+from ctcnet.io.panel import load_panel
+
+REPO = Path(__file__).resolve().parents[2]
+CROP = 48
+
+
+def simulate(root, frames=3):
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(root, load_panel(None), num_frames=frames, frame_shape=(256, 320), seed=5,
+                       events_per_frame=20, rare_rates={"ctc": 0.2, "cluster": 0.1})
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("threads")
+    cart = simulate(base / "cart")
+    scan_px = json.loads((cart / "panel.json").read_text())["pixel_size_um"]
+    # A model pixel larger than the scan's: every crop is shrunk (antialiased resampling).
+    panel = load_panel(None).with_pixel_size(round(scan_px * 1.4, 4))
+    model, _ = save_tiny_model(base / "model.pt", crop_size=CROP, panel=panel, width=8)
+    from ctcnet.deploy.export import export_onnx
+
+    export_onnx(model)
+    return {"base": base, "cart": cart, "model": model, "onnx": model.with_suffix(".onnx")}
+
+
+# Records every module imported for the first time in a frame thread (a meta path finder is
+# asked only for modules not yet in sys.modules), then runs predict with two frame threads.
+_SPY = """
+import json, sys, threading
+first_in_frame_threads = []
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if threading.current_thread().name.startswith("ctcnet-frame"):
+            first_in_frame_threads.append(name)
+        return None
+
+sys.meta_path.insert(0, Spy())
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+
+model, cart, out, frame_device = sys.argv[1:]
+backend = load_backend(model, device="cpu")
+summary = predict_cartridge(cart, backend, out, PredictOptions(
+    quiet=True, workers=2, report=False, frame_device=frame_device))
+print(json.dumps({"imports": first_in_frame_threads, "skipped": summary.skipped_frames,
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("backend,frame_device", [("onnx", "numpy"), ("pt", "cpu")])
+def test_no_module_is_first_imported_in_a_frame_thread(setup, tmp_path, backend, frame_device):
+    """A first import of a heavy module (torch, scikit-image's lazy submodules) from several
+    threads at once can fail with a half-initialised module; predict imports everything the
+    frame threads use in the main thread, before they start."""
+    model = setup["onnx"] if backend == "onnx" else setup["model"]
+    run = subprocess.run([sys.executable, "-c", _SPY, str(model), str(setup["cart"]),
+                          str(tmp_path / "out"), frame_device],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["skipped"] == []
+    # The torch frame path imports torch; the numpy one, shrinking included, never does.
+    assert result["torch"] == (frame_device == "cpu")
+    assert result["imports"] == [], result["imports"]
+
+
+class _FailFirstCall:
+    """Wraps a function; its first call raises ``error`` (as a first concurrent import of a
+    module in a frame thread can), later calls run the function."""
+
+    def __init__(self, fn, error):
+        self.fn, self.error, self.calls = fn, error, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.calls += 1
+            first = self.calls == 1
+        if first:
+            raise self.error
+        return self.fn(*args, **kwargs)
+
+
+def test_an_import_error_in_a_frame_thread_stops_the_run(setup, tmp_path, monkeypatch):
+    """Not about the frame's data: the run must fail loudly, never finish with exit 0 and a
+    frame skipped (a count short of that frame's cells)."""
+    import ctcnet.inference.frames as F
+    from ctcnet.cli import main
+
+    error = ImportError("cannot import name 'interpolate' from partially initialized module "
+                        "'torch.nn.functional' (most likely due to a circular import)")
+    monkeypatch.setattr(F, "detect_events", _FailFirstCall(F.detect_events, error))
+    out = tmp_path / "out"
+    args = ["predict", str(setup["cart"]), "--model", str(setup["onnx"]), "--out", str(out),
+            "--device", "cpu", "--workers", "2", "--quiet", "--no-report"]
+    with pytest.raises(ImportError, match="partially initialized") as caught:
+        main(args)
+    assert any("frame" in note for note in getattr(caught.value, "__notes__", []))
+    assert not list(out.glob("*/summary.json"))
+    # Once the cause is gone, a rerun resumes the journal and finishes every frame.
+    monkeypatch.undo()
+    assert main(args) == 0
+    summary = json.loads(next(out.glob("*/summary.json")).read_text())
+    assert summary["frames"]["skipped"] == 0 and summary["status"] == "ok"
+
+
+def test_a_frame_whose_data_breaks_detection_is_still_skipped(setup, tmp_path, monkeypatch):
+    import ctcnet.inference.frames as F
+    import ctcnet.inference.predict as P
+    from ctcnet.inference.backends import load_backend
+
+    error = ValueError("odd pixels no check foresaw")
+    monkeypatch.setattr(F, "detect_events", _FailFirstCall(F.detect_events, error))
+    summary = P.predict_cartridge(setup["cart"], load_backend(setup["onnx"], device="cpu"),
+                                  tmp_path / "out", P.PredictOptions(quiet=True, workers=2,
+                                                                     report=False))
+    assert summary.frames.skipped == 1 and summary.status == "partial"
+    assert "odd pixels" in summary.skipped_frames[0]["reason"]
+
+
+# ---------------------------------------------------------------------------------------------
+# tifffile's damage log is per thread.
+
+def _damaged_by_log(path: Path) -> Path:
+    """A multipage TIFF whose last page's IFD offset points past the end of the file: tifffile
+    logs (does not raise) "invalid page offset" and reads the pages before it."""
+    import tifffile
+
+    frame = (np.arange(3 * 40 * 50, dtype=np.uint16) % 4000).reshape(3, 40, 50)
+    write_tiff(path, frame, ome=False)
+    with tifffile.TiffFile(path) as tif:
+        next_ifd_at = tif.pages[1].offset  # where page 0's "next IFD" offset points
+    data = bytearray(path.read_bytes())
+    pos = data.find(next_ifd_at.to_bytes(4, "little"), 8)
+    data[pos:pos + 4] = (len(data) + 10_000).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def tiffs(tmp_path):
+    intact = tmp_path / "intact.tif"
+    write_tiff(intact, np.ones((3, 40, 50), np.uint16) * np.arange(50, dtype=np.uint16),
+               ome=False)
+    return intact, _damaged_by_log(tmp_path / "damaged.tif")
+
+
+def test_a_file_damaged_by_log_only_is_refused(tiffs):
+    _, damaged = tiffs
+    with pytest.raises(InputError, match="corrupt or truncated TIFF"):
+        read_tiff(damaged)
+
+
+def test_damage_logged_by_another_thread_does_not_refuse_an_intact_file(tiffs, monkeypatch):
+    """Deterministic: while this thread reads the intact file, another thread logs tifffile
+    damage (as it would reading a truncated frame at that moment)."""
+    import ctcnet.io.images as images
+
+    intact, _ = tiffs
+    original = images._ome_channel_names
+
+    def read_while_another_thread_logs(tif):
+        other = threading.Thread(target=lambda: logging.getLogger("tifffile").error(
+            "<TiffPage 2> invalid page offset (another thread's truncated file)"))
+        other.start()
+        other.join()
+        return original(tif)
+
+    monkeypatch.setattr(images, "_ome_channel_names", read_while_another_thread_logs)
+    arr, _ = read_tiff(intact)
+    assert arr.shape == (3, 40, 50)
+
+
+def test_two_threads_read_damaged_and_intact_files_at_once(tiffs, monkeypatch):
+    """Both reads are inside tifffile at the same moment (a barrier in the middle of each
+    read): the damaged file is refused, the intact one read."""
+    import ctcnet.io.images as images
+
+    intact, damaged = tiffs
+    original = images._ome_channel_names
+    barrier = threading.Barrier(2, timeout=20)
+
+    def meet_then_read(tif):
+        barrier.wait()  # both threads have their damage collectors in place now
+        names = original(tif)
+        list(tif.pages)  # the damaged file's bad page offset is logged here...
+        barrier.wait()  # ...before the other thread's read ends
+        return names
+
+    monkeypatch.setattr(images, "_ome_channel_names", meet_then_read)
+    results = {}
+
+    def read(path):
+        try:
+            results[path] = read_tiff(path)[0].shape
+        except InputError as err:
+            results[path] = err
+
+    threads = [threading.Thread(target=read, args=(p,)) for p in (intact, damaged)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[intact] == (3, 40, 50)
+    assert isinstance(results[damaged], InputError), results[damaged]

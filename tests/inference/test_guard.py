@@ -1,0 +1,455 @@
+"""The marker-consistency guard: CTC/cluster calls that the measured markers contradict, and
+events unlike the training data, are flagged; leaks and other classes are not."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.inference.guard import (
+    FLAGS,
+    MARKERS_CTC,
+    box_least_squares,
+    fit_reference,
+    guard_events,
+    guard_summary,
+    marker_calls,
+    measure,
+    review_flags,
+)
+from ctcnet.io.panel import default_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.spec import ModelSpec
+
+SIZE = 64
+DAPI, CK, CD45, CD61, CD66B = range(5)
+
+
+@pytest.fixture()
+def spec():
+    return ModelSpec(arch="compact", panel=default_panel(), taxonomy=default_taxonomy(),
+                     crop_size=SIZE)
+
+
+def cell(rng, ck=300.0, dapi=400.0, cd45=0.0, leak_into_cd45=0.0, noise=3.0):
+    """One (5, H, W) crop: a CK disk (radius 8 px) round a nucleus, optional CD45 ring."""
+    x = 100.0 + rng.normal(0, noise, (5, SIZE, SIZE))
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    r = np.hypot(yy, xx)
+    x[CK] += ck * (r <= 8)
+    x[DAPI] += dapi * (r <= 4)
+    x[CD45] += cd45 * ((r > 6) & (r <= 9)) + leak_into_cd45 * ck * (r <= 8)
+    return x.astype(np.float32)
+
+
+def onehot(names, spec):
+    return np.eye(spec.num_classes)[[spec.class_names.index(n) for n in names]]
+
+
+def test_marker_flags_fire_only_on_contradicted_ctc_calls(rng, spec):
+    crops = np.stack([
+        cell(rng),                                # a clean CTC
+        cell(rng, ck=2000, leak_into_cd45=0.08),  # a bright CTC leaking 8 % into CD45
+        cell(rng, cd45=80),                       # CK+CD45+: a leukocyte
+        cell(rng, dapi=0),                        # CK without DNA: debris
+        cell(rng, ck=0, cd45=80),                 # a plain leukocyte
+        cell(rng, cd45=80),                       # CK+CD45+ called wbc: nothing to flag
+    ])
+    proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
+    flags = review_flags(crops, proba, spec)
+    assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC]
+    assert flags["any"].tolist() == [False, False, True, True, True, False]
+    assert flags["cd45_positive"].tolist() == [False, False, True, False, False, False]
+    assert flags["no_dna"].tolist() == [False, False, False, True, False, False]
+    assert flags["no_ck"].tolist() == [False, False, False, False, True, False]
+    assert not flags["unusual"].any()  # no reference in this spec
+
+
+def test_leak_is_not_cd45_but_real_cd45_beside_it_is(rng, spec):
+    m = measure(np.stack([cell(rng, ck=3000, leak_into_cd45=0.1),
+                          cell(rng, ck=3000, cd45=60)]), spec.panel, 0.64)
+    assert m["cd45_over_ck"][0] < 1.0 < 5.0 < m["cd45_over_ck"][1]
+
+
+def test_a_ctc_saturated_at_the_ceiling_keeps_its_ck_area(rng, spec):
+    """A 12-bit scan clips the brightest CTCs' whole cytoplasm: that is CK, not its absence.
+    The CD45 check still reads the unclipped rim."""
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    glow = np.exp(-(yy ** 2 + xx ** 2) / (2 * 6.0 ** 2))
+    bright = cell(rng, ck=0)
+    bright[CK] += 20000 * glow      # clipped out to r ~ 9 px, CK above noise to r ~ 20
+    with_cd45 = bright.copy()
+    ring = np.hypot(yy, xx)
+    with_cd45[CD45] += 150 * ((ring > 11) & (ring <= 15))
+    crops = np.minimum(np.stack([bright, with_cd45]), spec.panel.channels[CK].value_range[1])
+    assert (crops[:, CK, SIZE // 2, SIZE // 2] == 4095).all()
+    m = measure(crops, spec.panel, 0.64)
+    assert (m["ck_area"] > 0).all()
+    flags = review_flags(crops, onehot(["ctc", "ctc"], spec), spec)
+    assert flags["no_ck"].tolist() == [False, False]
+    assert flags["no_dna"].tolist() == [False, False]
+    assert flags["cd45_positive"].tolist() == [False, True]
+    # A clipped CK is no template for the copy check: the rim left would read as a copy.
+    assert m["dna_own_structure"].isna().all()
+    assert not flags["dna_copies_ck"].any()
+
+
+def test_a_bright_neighbour_does_not_take_a_dim_ctcs_ck_area(rng, spec):
+    """The CK area's level follows the centred object, not the brightest CK in the disk."""
+    dim = cell(rng, ck=25)
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    dim[CK] += 3000 * (np.hypot(yy, xx - 15) <= 3)   # 15 px = 9.6 um away: inside the disk
+    m = measure(dim[None], spec.panel, 0.64)
+    assert m["ck_peak"][0] > 200 and m["ck_area"][0] > 100
+    assert not review_flags(dim[None], onehot(["ctc"], spec), spec)["any"][0]
+
+
+def test_box_least_squares_is_the_bounded_solution(rng):
+    """Against scipy's bounded least squares, on collinear problems (nucleus inside
+    cytoplasm) where solving freely and clipping afterwards goes wrong."""
+    from scipy.optimize import lsq_linear
+
+    n, k, p = 40, 4, 200
+    base = rng.normal(size=(n, 1, p))
+    design = base + 0.3 * rng.normal(size=(n, k, p))         # strongly correlated columns
+    truth = rng.uniform(-0.05, 0.2, (n, k))
+    target = np.einsum("nk,nkp->np", truth, design) + 0.05 * rng.normal(size=(n, p))
+    gram = np.einsum("nip,njp->nij", design, design)
+    got = box_least_squares(gram, np.einsum("nip,np->ni", design, target), 0.0, 0.12)
+    want = np.stack([lsq_linear(design[i].T, target[i], bounds=(0.0, 0.12)).x
+                     for i in range(n)])
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    free = np.linalg.solve(gram, np.einsum("nip,np->ni", design, target)[..., None])[..., 0]
+    clipped = np.clip(free, 0.0, 0.12)
+    assert np.abs(clipped - want).max() > 0.02   # the problems are ones where clipping fails
+
+
+def test_ctcs_leaking_10_percent_into_every_channel_are_not_cd45_positive(spec):
+    """The simulator's strongest bleed-through (every ordered pair 8-10 %) on clean CTCs: the
+    CD45 they show is leaks, and the guard must remove it (the fitted leak shares are
+    bounded; solving freely and clipping read some of it as CD45)."""
+    import dataclasses
+
+    from ctcnet.simulate import SimConfig, simulate_crops
+
+    cfg = dataclasses.replace(SimConfig(), neighbours=(0.0, 0.0), bleed_through=(0.08, 0.10))
+    crops = simulate_crops({"ctc": 120}, spec.panel, spec.taxonomy, SIZE, seed=5,
+                           config=cfg).images.astype(np.float32)
+    flags = review_flags(crops, onehot(["ctc"] * len(crops), spec), spec)
+    assert not flags["cd45_positive"].any()
+    assert flags["no_ck"].mean() <= 0.01
+
+
+def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):
+    names = ["ctc", "wbc"] * 40
+    train = np.stack([cell(rng, ck=rng.uniform(150, 600), dapi=rng.uniform(200, 600))
+                      if n == "ctc" else cell(rng, ck=0, cd45=rng.uniform(40, 120))
+                      for n in names])
+    targets = np.array([spec.class_names.index(n) for n in names])
+    spec = spec.replace(metrics={"guard": fit_reference(train, targets, spec)})
+    typical = np.stack([cell(rng, ck=300), cell(rng, ck=0, cd45=80)])
+    odd = np.stack([cell(rng, ck=300) + 3000.0 * (cell(rng, ck=1, dapi=1) > 100.5)])
+    proba = onehot(["ctc", "wbc"], spec)
+    assert not review_flags(typical, proba, spec)["unusual"].any()
+    assert review_flags(odd, onehot(["ctc"], spec), spec)["unusual"].all()
+
+
+def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):
+    crops = np.stack([cell(rng), cell(rng, cd45=80), cell(rng, dapi=0)])
+    proba = onehot(["ctc", "ctc", "wbc"], spec) * 0.98 + 0.005
+    events = pd.DataFrame({"model_class": ["ctc", "ctc", "wbc"],
+                           "review": [False, False, False]})
+    out = guard_events(events, crops, proba, spec)
+    assert out["guard"].tolist() == ["", "cd45_positive", ""]
+    assert out["review"].tolist() == [False, True, False]
+    summary = guard_summary(out, spec)
+    assert summary["flagged"] == 1 and summary["by_flag"]["cd45_positive"] == 1
+    assert summary["by_call"]["ctc"] == 1
+    assert guard_summary(guard_events(events.iloc[:0], None, proba[:0], spec), spec)[
+        "flagged"] == 0
+
+
+def test_the_guard_checks_the_call_it_is_given(rng, spec):
+    """The flags follow the call predict made (``model_class``), not one the guard makes
+    again from the probabilities: here the table says ``ctc`` where the probabilities, read
+    without the table's rule, lean to ``wbc``."""
+    crops = np.stack([cell(rng, cd45=80), cell(rng, cd45=80)])
+    proba = onehot(["wbc", "wbc"], spec) * 0.6 + onehot(["ctc", "ctc"], spec) * 0.4
+    events = pd.DataFrame({"model_class": ["ctc", "wbc"], "review": [False, False]})
+    out = guard_events(events, crops, proba, spec)
+    assert out["guard"].tolist() == ["cd45_positive", ""]
+    flags = review_flags(crops, proba, spec, called=np.array(["ctc", "failed"], object))
+    assert flags["cd45_positive"].tolist() == [True, False]  # a failed row's argmax is wbc
+
+
+def test_cd45_measured_on_some_rows_matches_measuring_all(rng, spec):
+    crops = np.stack([cell(rng, ck=3000, leak_into_cd45=0.1), cell(rng, ck=3000, cd45=60),
+                      cell(rng, ck=0, cd45=80), cell(rng)])
+    full = measure(crops, spec.panel, 0.64)
+    rows = np.array([False, True, False, True])
+    part = measure(crops, spec.panel, 0.64, cd45_rows=rows)
+    per_row = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure")
+    for col in per_row:
+        np.testing.assert_array_equal(part[col][rows], full[col][rows])
+        assert part[col][~rows].isna().all()
+    other = [c for c in full.columns if c not in per_row]
+    pd.testing.assert_frame_equal(part[other], full[other])
+
+
+def test_flags_from_measurements_made_before_the_calls_are_the_same(rng, spec):
+    from ctcnet.inference.guard import measure_for_guard
+
+    crops = np.stack([cell(rng), cell(rng, ck=2000, leak_into_cd45=0.08), cell(rng, cd45=80),
+                      cell(rng, dapi=0), cell(rng, ck=0, cd45=80), cell(rng, cd45=80)])
+    proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
+    early = review_flags(crops, proba, spec, measured=measure_for_guard(crops, spec))
+    pd.testing.assert_frame_equal(early, review_flags(crops, proba, spec))
+    assert early["cd45_positive"].any()
+
+
+def speck_cell(rng, dapi_scale=1.0):
+    """A CTC fragment: CK like a cell, but only a 2 x 2 px DAPI speck (no intact nucleus)."""
+    x = cell(rng, dapi=0)
+    c = (SIZE - 1) // 2
+    x[DAPI, c:c + 2, c:c + 2] += 300 * dapi_scale
+    return x
+
+
+def test_low_dna_holds_a_speck_against_the_frames_own_leukocytes(rng, spec):
+    """A CK+ object whose DAPI is a speck holds a few per cent of a leukocyte's DNA: the CTC
+    call is held, at any DAPI stain strength; a CTC with a nucleus is not; and with too few
+    leukocytes in the frame there is no reference, so no flag."""
+    for stain in (1.0, 8.0):
+        leukocytes = [cell(rng, ck=0, cd45=80, dapi=400 * stain) for _ in range(12)]
+        crops = np.stack([cell(rng, dapi=400 * stain), speck_cell(rng, stain), *leukocytes])
+        proba = onehot(["ctc", "ctc"] + ["wbc"] * 12, spec)
+        m = measure(crops, spec.panel, 0.64)
+        assert m["dna_in_ck"][1] > 3.0    # the speck is bright enough for no_dna to pass it
+        share = m["dna_content"][:2] / np.median(m["dna_content"][2:])
+        assert share[0] > 0.5 and share[1] < 0.08
+        flags = review_flags(crops, proba, spec)
+        assert flags["low_dna"].tolist() == [False, True] + [False] * 12
+        assert flags["no_dna"].tolist() == [False] * 14
+        few = review_flags(crops[:6], proba[:6], spec)    # 4 leukocytes: no reference
+        assert not few["low_dna"].any()
+
+
+def test_low_dna_compares_each_crop_with_its_own_samples_leukocytes(rng, spec):
+    """Crop sets mix samples stained differently: a CTC of a dim-DAPI sample has a whole
+    nucleus by its own sample's leukocytes, a speck by another sample's."""
+    dim = [cell(rng, ck=0, cd45=80, dapi=40) for _ in range(10)] + [cell(rng, dapi=40)]
+    bright = [cell(rng, ck=0, cd45=80, dapi=2000) for _ in range(10)]
+    crops = np.stack(dim + bright)
+    proba = onehot(["wbc"] * 10 + ["ctc"] + ["wbc"] * 10, spec)
+    groups = np.array(["dim"] * 11 + ["bright"] * 10)
+    assert not review_flags(crops, proba, spec, groups=groups)["low_dna"].any()
+    assert review_flags(crops, proba, spec)["low_dna"][10]   # against the pooled median
+    events = pd.DataFrame({"class": ["wbc"] * 10 + ["ctc"] + ["wbc"] * 10,
+                           "review": False, "sample_id": groups})
+    assert guard_events(events, crops, proba, spec)["guard"][10] == ""
+
+
+def blurred(rng, sigma_px, **cell_kwargs):
+    """``cell`` seen through extra blur of ``sigma_px`` (out of the focal plane), then noise."""
+    from scipy.ndimage import gaussian_filter
+
+    clean = cell(rng, noise=0.0, **cell_kwargs) - 100.0
+    sharp = gaussian_filter(clean, sigma=(0, sigma_px, sigma_px))
+    return (100.0 + sharp + rng.normal(0, 3.0, sharp.shape)).astype(np.float32)
+
+
+def test_out_of_focus_holds_a_ctc_call_blurred_wider_than_its_frames_leukocytes(rng, spec):
+    """A CK+DAPI+ blob out of the focal plane breaks no marker rule, but its nucleus's edge is
+    far wider than the leukocytes' beside it: the ``ctc`` call is held, a cluster call is not
+    checked. A whole frame out of focus holds none of its CTCs: the check is relative to the
+    frame's own leukocytes."""
+    def frame(blur, blob_blur):
+        leukocytes = [blurred(rng, blur, ck=0, cd45=80) for _ in range(12)]
+        blob = blurred(rng, blob_blur, ck=600, dapi=800)
+        crops = np.stack([blurred(rng, blur), blob, blob, *leukocytes])
+        return crops, onehot(["ctc", "ctc", "cluster"] + ["wbc"] * 12, spec)
+
+    crops, proba = frame(0.7, 4.0)
+    sharp_edge = np.median(measure(crops, spec.panel, 0.64)["dna_edge_um"][3:])
+    flags = review_flags(crops, proba, spec)
+    assert flags["out_of_focus"].tolist() == [False, True] + [False] * 13
+    assert not flags[["cd45_positive", "no_dna", "low_dna", "no_ck"]].to_numpy()[:2].any()
+    few = review_flags(crops[:9], proba[:9], spec)    # 6 leukocytes: no reference
+    assert not few["out_of_focus"].any()
+
+    crops, proba = frame(2.5, 2.5)                   # a frame out of focus, nothing else
+    assert measure(crops[:1], spec.panel, 0.64)["dna_edge_um"][0] > 1.8 * sharp_edge
+    assert not review_flags(crops, proba, spec)["out_of_focus"].any()
+
+
+def lit_body(rng, shares, radius=6.0, peak=400.0):
+    """A textured, blurred body whose one pattern shows in every channel at ``shares`` of
+    ``peak`` (a CK+ vesicle leaking into DAPI, an autofluorescent granule); photon noise (its
+    own variance, up to 20x the background's) and camera noise on top."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    texture = 1.0 + 0.5 * gaussian_filter(rng.normal(0, 1, (SIZE, SIZE)), 1.5) / 0.19
+    body = gaussian_filter(np.clip(texture, 0, None) * (np.hypot(yy, xx) <= radius), 1.2)
+    light = np.asarray(shares, np.float64)[:, None, None] * peak * body / body.max()
+    photons = rng.normal(0, 1, light.shape) * np.sqrt(light)
+    return (100.0 + light + photons + rng.normal(0, 3.0, light.shape)).astype(np.float32)
+
+
+def test_dapi_that_is_a_copy_of_ck_is_no_nucleus(rng, spec):
+    """DAPI inside the CK area that has no shape of its own, only a scaled copy of the CK
+    pattern (CK leaking into DAPI, one body glowing in every channel), is held, whatever the
+    share and brightness; a CTC whose bright CK leaks 10 % into DAPI over its nucleus is not,
+    nor is the same body called anything but ``ctc`` or ``cluster``."""
+    vesicle = lit_body(rng, [0.05, 1.0, 0.0, 0.0, 0.0], peak=800.0)       # CK leaking 5 %
+    granule = lit_body(rng, [0.6, 1.0, 0.08, 0.3, 0.5], peak=3000.0)      # autofluorescence
+    leaking = cell(rng, ck=2000, dapi=300)
+    leaking[DAPI] += 0.10 * (leaking[CK] - 100.0)
+    crops = np.stack([vesicle, granule, leaking, cell(rng), granule])
+    m = measure(crops, spec.panel, 0.64)
+    assert (m["dna_in_ck"][:2] > 3.0).all()      # past no_dna: the copy is bright enough
+    flags = review_flags(crops, onehot(["ctc", "ctc", "ctc", "cluster", "wbc"], spec), spec)
+    assert flags["dna_copies_ck"].tolist() == [True, True, False, False, False]
+    assert not flags["no_dna"][:2].any()
+
+
+def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
+    """The card's guard line: what the guard catches and what it costs (right CTC calls it
+    holds leave the automatic count too)."""
+    from ctcnet.evaluation.held_out import guard_catch
+
+    crops = np.stack([cell(rng), cell(rng, dapi=0), cell(rng, cd45=80), cell(rng)])
+    calls = onehot(["ctc"] * 4, spec)
+
+    class Backend:
+        def __init__(self):
+            self.spec = spec
+
+        def predict_proba(self, x):
+            return calls[: len(x)]
+
+    out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
+    assert out == {"flagged_share": 0.5, "wrong_ctc_calls": 2, "wrong_ctc_caught": 1,
+                   "right_ctc_calls": 2, "right_ctc_held": 1, "missed_ctc": 0,
+                   "missed_ctc_shown": 0, "possible_ctc_share": 0.0,
+                   "ctc_called_or_flagged": 1.0, "ctc_called_ctc_or_cluster_or_flagged": 1.0}
+    # The other direction: a true CTC called wbc is shown (possible_ctc); one without DNA,
+    # called debris, is not, and counts as missed.
+    calls = onehot(["wbc", "debris", "wbc", "debris"], spec)
+    out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
+    assert out["missed_ctc"] == 2 and out["missed_ctc_shown"] == 1
+    # (the CTC-like event labelled debris is flagged too: its markers say CTC)
+    assert out["possible_ctc_share"] == 0.5 and out["ctc_called_or_flagged"] == 0.5
+    # A CTC called cluster is reported as a CTC-bearing event, though not as a CTC.
+    calls = onehot(["cluster", "debris", "wbc", "debris"], spec)
+    out = guard_catch(Backend(), crops, ["ctc", "ctc", "wbc", "debris"])
+    assert out["ctc_called_or_flagged"] == 0.0
+    assert out["ctc_called_ctc_or_cluster_or_flagged"] == 0.5
+
+
+def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possible_ctc(
+        rng, spec):
+    """The guard's other direction: what the CellSearch definition calls a CTC, called wbc or
+    debris by the network, goes to a person; a CK+CD45+ leukocyte, a CK body without DNA or
+    with only a copy of CK in the DAPI channel, and a speck under 4 um do not."""
+    copy = cell(rng, dapi=0)
+    copy[DAPI] += 0.3 * (copy[CK] - 100.0)          # CK leaking into DAPI: no nucleus
+    speck = cell(rng, ck=0, dapi=0)
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    speck[CK] += 300 * (np.hypot(yy, xx) <= 1.5)   # a tdEV, ~2 um across
+    speck[DAPI] += 300 * (np.hypot(yy, xx) <= 1)
+    crops = np.stack([cell(rng), cell(rng), cell(rng, cd45=80), cell(rng, dapi=0), copy,
+                      speck, cell(rng, ck=0, cd45=80), cell(rng)])
+    calls = ["wbc", "debris", "wbc", "debris", "debris", "debris", "wbc", "ctc"]
+    flags = review_flags(crops, onehot(calls, spec), spec)
+    assert flags["possible_ctc"].tolist() == [True, True, False, False, False, False, False,
+                                              False]
+    assert flags["any"].tolist()[:2] == [True, True]
+    table = guard_events(pd.DataFrame({"review": np.zeros(len(crops), bool)}), crops,
+                         onehot(calls, spec), spec)
+    assert table["guard"].tolist()[:2] == ["possible_ctc", "possible_ctc"]
+    assert table["review"].tolist()[:2] == [True, True]
+    # The markers alone make the first two CTCs; none of the others.
+    assert flags[MARKERS_CTC].tolist() == [True, True] + [False] * 6
+
+
+def test_marker_calls_follow_the_cellsearch_definition_over_the_network(rng, spec):
+    """On a crop set the markers take part in the call: a clear CK+ CD45- nucleated cell the
+    network calls wbc or debris is a CTC; a CTC call with CD45 over its CK is a leukocyte; a
+    CK+CD45+ cell called wbc, a CK body without DNA called debris, and a clean CTC call stay."""
+    crops = np.stack([cell(rng), cell(rng), cell(rng, cd45=80), cell(rng, cd45=80),
+                      cell(rng, dapi=0), cell(rng)])
+    calls = ["wbc", "debris", "ctc", "wbc", "debris", "ctc"]
+    proba = onehot(calls, spec)
+    flags = review_flags(crops, proba, spec)
+    assert marker_calls(np.array(calls, object), flags, spec.class_names).tolist() == \
+        ["ctc", "ctc", "wbc", "wbc", "debris", "ctc"]
+    events = pd.DataFrame({"class": calls, "review": np.zeros(len(crops), bool)})
+    decided = guard_events(events, crops, proba, spec, markers_decide=True)
+    assert decided["class"].tolist() == ["ctc", "ctc", "wbc", "wbc", "debris", "ctc"]
+    # Still shown to a person: the markers contradicted the network.
+    assert decided["review"].tolist()[:3] == [True, True, True]
+    assert guard_events(events, crops, proba, spec)["class"].tolist() == calls
+
+
+def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):
+    """The flag's second route: a wbc/debris/cluster call to which the network still gives a
+    CTC ``RULES.possible_ctc_proba`` or more (equal priors) is shown, even where CK is too dim for
+    the marker route (5 noise units, under ``RULES.possible_ctc_ck_peak``). The CellSearch line
+    holds: with CD45 over it, a neutrophil's CD66b round it or no DNA in it, it is not; nor
+    under the level, nor as a ``ctc`` call; nor a body whose DAPI is only a copy of its CK (a
+    tdEV, an autofluorescent blob), which a ``ctc`` call would be held for, nor a bare nucleus
+    (no CK)."""
+    from ctcnet.inference.guard import RULES
+
+    def doubted(call, p_ctc):
+        row = np.zeros(spec.num_classes)
+        row[spec.class_names.index("ctc")] = p_ctc
+        row[spec.class_names.index(call)] = 1.0 - p_ctc
+        return row
+
+    dim = 15.0                                   # CK at 5 noise units
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    membrane = (np.hypot(yy, xx) > 6) & (np.hypot(yy, xx) <= 9)
+    with_neutrophil = cell(rng, ck=dim)
+    with_neutrophil[CD66B] += 150.0 * membrane
+    copy = cell(rng, dapi=0)
+    copy[DAPI] += 0.3 * (copy[CK] - 100.0)          # DAPI only a copy of CK
+    bare = cell(rng, ck=0, dapi=2000)
+    bare[CK] += 0.004 * (bare[DAPI] - 100.0)        # a bright nucleus's leak: CK ~2.7 units
+    crops = np.stack([cell(rng, ck=dim), cell(rng, ck=dim), cell(rng, ck=dim),
+                      cell(rng, ck=dim, cd45=80), with_neutrophil, cell(rng, ck=dim, dapi=0),
+                      cell(rng, ck=dim), cell(rng, ck=dim), copy, bare])
+    level = RULES.possible_ctc_proba
+    proba = np.stack([doubted("debris", level), doubted("wbc", 0.4), doubted("cluster", 0.3),
+                      doubted("wbc", 0.45), doubted("cluster", 0.3), doubted("debris", 0.4),
+                      doubted("debris", level / 2), doubted("ctc", 0.9),
+                      doubted("debris", 0.4), doubted("debris", 0.4)])
+    m = measure(crops, spec.panel, spec.pixel_size_um)
+    # The marker route cannot see them.
+    assert (m["ck_peak"][:-2] < RULES.possible_ctc_ck_peak).all()
+    assert m["dna_in_ck"].iloc[-2] > 3.0                        # the copy has DAPI enough
+    flags = review_flags(crops, proba, spec)
+    assert flags["possible_ctc"].tolist() == [True, True, True, False, False, False, False,
+                                              False, False, False]
+    # The same calls held with certainty (no doubt) are not shown.
+    certain = review_flags(crops, np.round(proba), spec)
+    assert not certain["possible_ctc"].any()
+
+
+def test_a_granulocyte_with_ck_and_dim_cd45_is_no_possible_ctc(rng, spec):
+    """A neutrophil whose CK is unspecific staining, with a dim CD45 membrane and a bright
+    CD66b one, called wbc: not a possible missed CTC. Its CD45 is a tenth of its CD66b, which
+    a fit of every channel's leak (up to 12 % each) explained away as a copy of CD66b (half
+    the neutrophils of a simulated cartridge whose leukocytes carry CK were flagged so). A
+    lone CTC carries CK and DAPI only, so only their leaks may explain the exclusion markers;
+    and CD66b itself is one of them. The same cell without CD45 and CD66b is flagged."""
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    membrane = (np.hypot(yy, xx) > 6) & (np.hypot(yy, xx) <= 9)
+    neutrophil = cell(rng)
+    neutrophil[CD45] += 15.0 * membrane
+    neutrophil[CD66B] += 150.0 * membrane
+    crops = np.stack([neutrophil, cell(rng)])
+    flags = review_flags(crops, onehot(["wbc", "wbc"], spec), spec)
+    assert flags["possible_ctc"].tolist() == [False, True]
+    m = measure(crops, spec.panel, spec.pixel_size_um)
+    assert m["exclusion_around_ck"][0] > 2.0 > m["exclusion_around_ck"][1]

@@ -1,0 +1,158 @@
+"""ctcnet.inference.inputs: RGB composite crops and three-channel cartridges matched to a model
+by channel name, resampled to its pixel size, and predicted and evaluated on."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from ctcnet.cli import main
+from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.panel import load_panel, save_panel
+from ctcnet.io.scan import open_cartridge, write_cartridge_info, write_frame
+
+CORE3 = ["DAPI", "CK", "CD45"]
+RGB_ORDER = ["CK", "CD45", "DAPI"]  # R, G, B as published composites show them
+TINY_CROP = 32
+
+
+def _planes(rng, h=40, w=52) -> np.ndarray:
+    """Three different uint8 planes: smooth enough for JPEG to keep them apart."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 4, yy * 5, (xx + yy) * 2]).astype(np.float64)
+    return np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+
+
+def _save_rgb(path: Path, planes: np.ndarray, fmt: str, alpha: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.ascontiguousarray(planes.transpose(1, 2, 0))
+    if fmt == "TIFF":
+        data = np.dstack([rgb, np.full(rgb.shape[:2], 77, np.uint8)]) if alpha else rgb
+        tifffile.imwrite(path, data, photometric="rgb",
+                         extrasamples=["unassalpha"] if alpha else None)
+        return
+    im = Image.fromarray(rgb, "RGB")
+    if alpha:
+        im.putalpha(77)
+    im.save(path, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+
+
+def _rgb_dataset(root: Path, rng, fmt="PNG", sizes=((40, 52),), planes_order=RGB_ORDER,
+                 pixel_size_um=0.64, labels=("ctc",)) -> list[np.ndarray]:
+    suffix = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif"}[fmt]
+    written = []
+    for i, (label, (h, w)) in enumerate(zip(labels, sizes)):
+        planes = _planes(rng, h, w)
+        _save_rgb(root / label / f"P{i % 2}__{i:03d}.{suffix}", planes, fmt)
+        written.append(planes)
+    (root / "panel.json").write_text(json.dumps({"channels": list(planes_order),
+                                                 "pixel_size_um": pixel_size_um}))
+    return written
+
+
+def test_planes_are_mapped_to_the_model_by_name(tmp_path, rng):
+    (planes,) = _rgb_dataset(tmp_path / "ds", rng)
+    index = read_crop_index(tmp_path / "ds")
+    assert index.panel.composite == "rgb"  # inferred from the 8-bit three-plane file
+    model = load_panel({"channels": CORE3})
+    conformed = index.conform(model)
+    assert conformed.panel.names == CORE3
+    assert np.array_equal(conformed.read(0), planes[[2, 0, 1]])  # B=DAPI, R=CK, G=CD45
+    # The five-channel model needs markers the composite lacks: named, not guessed.
+    with pytest.raises(PanelMismatchError, match=r"lacks \['CD61', 'CD66b'\]"):
+        index.conform(load_panel(None))
+    # A colour file under a panel that names five channels: the message says why.
+    save_panel(load_panel({"channels": ["DAPI", "CK", "CD45", "CD61", "CD66b"]}),
+               tmp_path / "ds" / "panel.json")
+    with pytest.raises(InputError, match="colour file holds three planes"):
+        read_crop_index(tmp_path / "ds").read(0)
+
+
+def test_extra_channels_dropped_with_a_note_and_aliases_match(caplog):
+    model = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]})
+    data = load_panel({"channels": ["VIM", "cd41", "Hoechst", "CK", "CD45"]})
+    with caplog.at_level(logging.WARNING, logger="ctcnet.io.panel"):
+        assert model.channel_indices(data) == [2, 3, 4, 1]
+    assert "dropping channel(s) ['VIM']" in caplog.text
+
+
+def test_composite_panel_refuses_a_16bit_file(tmp_path, rng):
+    root = tmp_path / "ds"
+    (root / "ctc").mkdir(parents=True)
+    tifffile.imwrite(root / "ctc" / "a.tif", rng.integers(0, 4000, (3, 20, 20), dtype=np.uint16),
+                     photometric="minisblack")
+    (root / "panel.json").write_text(json.dumps({"channels": RGB_ORDER, "composite": "rgb",
+                                                     "pixel_size_um": 0.1}))
+    with pytest.raises(InputError, match="says the crops are RGB composites"):
+        read_crop_index(root).read(0)
+
+
+def test_cartridge_channels_by_name_and_unused_files_never_read(tmp_path, rng):
+    panel = load_panel({"channels": ["CD45", "VIM", "DAPI", "CK"], "pixel_size_um": 0.64})
+    frame = rng.integers(0, 4000, (4, 30, 40), dtype=np.uint16)
+    write_cartridge_info(tmp_path, panel, "s1", 1, 1, 1, frame.shape[1:])
+    write_frame(tmp_path, 0, 0, frame, panel, layout="channels")
+    (tmp_path / "r00c00_c1.tif").write_bytes(b"not a tiff")  # VIM: the model does not use it
+    cart = open_cartridge(tmp_path).conform(load_panel({"channels": CORE3}))
+    assert cart.panel.names == CORE3
+    assert np.array_equal(cart.read(cart.frames[0]), frame[[2, 3, 0]].astype(np.float32))
+
+
+# --- predict and evaluate on composites and three-channel cartridges, no conversion ---------------
+
+def test_predict_and_evaluate_on_jpeg_crops_of_any_size(with_tiny3, tmp_path, rng, capsys):
+    sizes = [(30, 30), (52, 41), (64, 90), (17, 25)]
+    _rgb_dataset(tmp_path / "jpg", rng, "JPEG", sizes, labels=("ctc", "wbc", "debris", "ctc"),
+                 pixel_size_um=0.3)
+    assert main(["predict", str(tmp_path / "jpg"), "--out", str(tmp_path / "p"),
+                 "--device", "cpu"]) == 0
+    assert "model: tiny3" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "p" / "jpg" / "summary.json").read_text())
+    assert summary["crops"] == 4 and summary["model"].endswith("tiny3.pt")
+    assert main(["evaluate", str(tmp_path / "jpg"), "--out", str(tmp_path / "e"),
+                 "--no-baselines", "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["n"] == 4 and report["model"].endswith("tiny3.pt")
+
+
+def test_predict_on_a_three_channel_16bit_cartridge(with_tiny3, tmp_path, capsys):
+    from ctcnet.simulate import simulate_cartridge
+
+    panel = load_panel({"channels": ["CD45", "DAPI", "CK"], "pixel_size_um": 0.64})
+    simulate_cartridge(tmp_path / "cart", panel, num_frames=1, frame_shape=(160, 200), seed=2,
+                       events_per_frame=8)
+    assert main(["predict", str(tmp_path / "cart"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--no-report"]) == 0
+    assert "model: tiny3" in capsys.readouterr().err
+    sample = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    summary = json.loads((sample / "summary.json").read_text())
+    assert summary["model"]["path"].endswith("tiny3.pt") and summary["events"] > 0
+    # The default five-channel model cannot read it: refused by name, exit 2, nothing written.
+    assert main(["predict", str(tmp_path / "cart"), "--out", str(tmp_path / "out5"),
+                 "--model", "ctcnet-default", "--quiet"]) == 2
+    assert "lacks ['CD61', 'CD66b']" in capsys.readouterr().err
+
+
+def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
+    """A zoomed export (0.1 um/px, one 8 um nucleus 80 px across) reaches a 0.64 um/px model
+    as the same 8 um: ~12.5 px across, whatever the file's size."""
+    from ctcnet.detect.crop_dataset import load_crops
+
+    yy, xx = np.mgrid[0:300, 0:260]
+    disk = ((yy - 150) ** 2 + (xx - 130) ** 2 <= 40 ** 2).astype(np.float64)
+    planes = np.stack([np.full(disk.shape, 10.0), np.full(disk.shape, 12.0), 20 + 200 * disk])
+    _save_rgb(tmp_path / "ds" / "ctc" / "a.png", planes.astype(np.uint8), "PNG")
+    (tmp_path / "ds" / "panel.json").write_text(json.dumps({"channels": RGB_ORDER,
+                                                            "pixel_size_um": 0.1}))
+    index = read_crop_index(tmp_path / "ds").conform(load_panel({"channels": CORE3}))
+    crop = load_crops(index, TINY_CROP, 0.64)[0]
+    assert crop.shape == (3, TINY_CROP, TINY_CROP)
+    dapi = crop[0]  # DAPI came from the blue plane
+    area = float(((dapi - 20) / 200).sum())  # the disk's area in model pixels
+    assert abs(area - np.pi * (4.0 / 0.64) ** 2) < 0.1 * np.pi * (4.0 / 0.64) ** 2
+    assert abs(np.argmax(dapi.max(axis=1)) - TINY_CROP / 2) <= 2  # still centred

@@ -1,0 +1,501 @@
+"""Slide-scale inference on small simulated cartridges: outputs, resume, bad input, backends."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.detect.detection import detection_recall
+from ctcnet.errors import PanelMismatchError
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.batcher import CrossFrameBatcher
+from ctcnet.inference.frames import FrameWork
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.inference.summary import RunSummary
+from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.report import review
+
+REPO = Path(__file__).resolve().parents[2]
+CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
+QUIET = dict(quiet=True, workers=1)
+REPORTED = dict(QUIET, report=review)  # gallery and index.html, as ctcnet predict draws them
+SHIPPED = REPO / "models" / "ctcnet-default.pt"
+
+
+def make_model(path, panel, crop=CROP):
+    return save_tiny_model(path, crop_size=crop, panel=panel)[0]
+
+
+def simulate(root, seed=3, frames=3, sample_id=None):
+    from ctcnet.simulate import simulate_cartridge
+
+    return simulate_cartridge(root, load_panel(None), num_frames=frames, frame_shape=(256, 320),
+                              seed=seed, events_per_frame=25, sample_id=sample_id,
+                              rare_rates={"ctc": 0.2, "cluster": 0.1})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("predict")
+    truth = simulate(base / "cart")
+    model = make_model(base / "model.pt", load_panel(None))
+    backend = load_backend(model, device="cpu", batch_size=32)
+    reference = predict_cartridge(base / "cart", backend, base / "ref",
+                                  PredictOptions(**REPORTED))
+    return {"base": base, "cart": base / "cart", "truth": truth, "model": model,
+            "backend": backend, "ref_dir": base / "ref", "ref": reference}
+
+
+def read_events(out_dir):
+    return pd.read_parquet(Path(out_dir) / "events.parquet")
+
+
+def test_outputs_per_cartridge(setup):
+    out, summary, truth = setup["ref_dir"], setup["ref"], setup["truth"]
+    for name in ("events.csv", "events.parquet", "summary.json", "index.html"):
+        assert (out / name).is_file(), name
+    events = read_events(out)
+    csv = pd.read_csv(out / "events.csv")
+    assert len(csv) == len(events) == summary.events > 0
+    assert events["event_id"].tolist() == list(range(len(events)))
+    names = setup["backend"].spec.class_names
+    for col in ["frame", "x", "y", "bbox_x0", "bbox_y1", "area_px", "class", "review",
+                "edge_cut", "padded", *[f"mean_{n}" for n in load_panel(None).names],
+                *[f"p_{n}" for n in names]]:
+        assert col in events.columns, col
+    proba = events[[f"p_{n}" for n in names]].to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)
+    assert (events["model_class"] == np.array(names)[proba.argmax(1)]).all()
+    # Events cut by the frame border are filed as debris (not intact); others keep the call.
+    edge = events["edge_cut"].to_numpy()
+    assert edge.any() and (events["class"][edge] == "debris").all()
+    assert (events["class"][~edge] == events["model_class"][~edge]).all()
+    assert (events["review"] == (proba.max(1) < setup["backend"].spec.review_threshold)).all()
+    # Summary agrees with the table; per 7.5 mL follows the blood volume.
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert RunSummary.read(out) == summary  # the typed record round-trips through the JSON
+    # Calls the marker guard holds for review are counted apart, not in the counts.
+    held = int((events["guard"].fillna("") != "").sum())
+    assert sum(on_disk["counts"].values()) + held == len(events)
+    assert on_disk["guard"]["flagged"] == held
+    assert on_disk["per_7_5_ml"]["ctc"] == pytest.approx(
+        on_disk["counts"]["ctc"] * 7.5 / on_disk["blood_volume_ml"])
+    assert on_disk["frames"] == {"total": 3, "processed": 3, "skipped": 0,
+                                 "resumed_from_journal": 0}
+    assert set(on_disk["timings_s"]) >= {"read", "detect", "crop", "classify", "write", "total"}
+    assert on_disk["model"]["arch"] == "compact" and on_disk["panel"]["channels"]
+    # Every gallery page listed exists; every page is a real PNG.
+    pages = [p["path"] for g in on_disk["gallery"].values() for p in g["pages"]]
+    assert pages and all((out / p).is_file() for p in pages)
+    from PIL import Image
+
+    with Image.open(out / pages[0]) as im:
+        assert im.width > CROP * 6 and im.height > CROP
+    # Detection found the simulated events; the summary reports the same figure.
+    scan_pixel_um = json.loads((setup["cart"] / "panel.json").read_text())["pixel_size_um"]
+    recall = detection_recall(events, truth, pixel_size_um=scan_pixel_um)
+    assert recall["recall"] >= 0.85, recall
+    assert on_disk["ground_truth"]["detection"]["recall"] == pytest.approx(recall["recall"])
+    assert on_disk["ground_truth"]["true_counts"] == {
+        n: int((truth["class"] == n).sum()) for n in names}
+
+
+def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path):
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(frame_id):
+        raise Stop(frame_id)
+
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        predict_cartridge(setup["cart"], setup["backend"], out,
+                          PredictOptions(**QUIET, on_frame_done=stop_after_first))
+    assert len(list((out / "parts").glob("*.parquet"))) == 1
+    assert not (out / "events.csv").exists()
+    summary = predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
+    assert summary.frames.resumed_from_journal == 1
+    pd.testing.assert_frame_equal(read_events(out), read_events(setup["ref_dir"]))
+
+
+_SLOW_RUN = """
+import sys, time
+import ctcnet.inference.predict as P
+original = P.prepare_frame
+def slow(*args, **kwargs):
+    time.sleep(0.4)  # give the test time to kill the run between frames
+    return original(*args, **kwargs)
+P.prepare_frame = slow
+from ctcnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_kill(setup, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-c", _SLOW_RUN, "predict", str(setup["cart"]), "--model",
+           str(setup["model"]), "--out", str(out), "--device", "cpu", "--quiet",
+           "--workers", "0", "--batch-size", "32"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    parts = out / "sim3" / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if list(parts.glob("r*.parquet")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list(parts.glob("r*.parquet"))
+    assert 1 <= len(done) < 3
+    assert not (out / "sim3" / "events.csv").exists()
+    summary = predict_cartridge(setup["cart"], setup["backend"], out / "sim3",
+                                PredictOptions(**QUIET))
+    assert summary.frames.resumed_from_journal == len(done)
+    pd.testing.assert_frame_equal(read_events(out / "sim3"), read_events(setup["ref_dir"]))
+
+
+def test_journal_of_another_model_is_refused(setup, tmp_path):
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "run"
+    predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET, report=False))
+    other = load_backend(make_model(tmp_path / "other.pt", load_panel(None), crop=48),
+                         device="cpu")
+    with pytest.raises(InputError, match="another model"):
+        predict_cartridge(setup["cart"], other, out, PredictOptions(**QUIET))
+    summary = predict_cartridge(setup["cart"], other, out,
+                                PredictOptions(**QUIET, overwrite=True, report=False))
+    assert summary.frames.resumed_from_journal == 0
+
+
+def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
+    cart = tmp_path / "cart"
+    shutil.copytree(setup["cart"], cart)
+    frames = sorted(cart.glob("r*.tif"))
+    data = frames[1].read_bytes()
+    frames[1].write_bytes(data[: len(data) // 3])          # truncated: corrupt
+    frames[2].unlink()                                     # missing
+    summary = predict_cartridge(cart, setup["backend"], tmp_path / "out",
+                                PredictOptions(**REPORTED))
+    assert summary.frames.skipped == 1
+    assert summary.skipped_frames[0]["frame"] == frames[1].stem
+    assert "corrupt or truncated" in summary.skipped_frames[0]["reason"]
+    assert any("3 frames" in p for p in summary.problems)  # cartridge.json lists 3
+    events = read_events(tmp_path / "out")
+    ref = read_events(setup["ref_dir"])
+    # The intact frame's events are exactly those of the full run.
+    keep = ref["frame_id"] == frames[0].stem
+    pd.testing.assert_frame_equal(
+        events.drop(columns="event_id").reset_index(drop=True),
+        ref[keep].drop(columns="event_id").reset_index(drop=True), check_dtype=False)
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert frames[1].stem in html and "Skipped frames" in html
+
+
+def test_panel_mismatch_stops_before_any_work(setup, tmp_path):
+    # The model needs VIM, which the five-channel cartridge lacks: refused by name, no output.
+    needs_vim = load_panel({"channels": ["DAPI", "CK", "CD45", "VIM"], "pixel_size_um": 0.64})
+    backend = load_backend(make_model(tmp_path / "m3.pt", needs_vim), device="cpu")
+    out = tmp_path / "out"
+    with pytest.raises(PanelMismatchError, match=r"lacks \['VIM'\]"):
+        predict_cartridge(setup["cart"], backend, out, PredictOptions(**QUIET))
+    assert not out.exists()
+    from ctcnet.cli import main
+
+    assert main(["predict", str(setup["cart"]), "--model", str(tmp_path / "m3.pt"),
+                 "--out", str(out), "--quiet"]) == 2
+    assert not out.exists()
+
+
+def test_cli_runs_in_process_and_accepts_a_folder_of_cartridges(setup, tmp_path, capsys):
+    from ctcnet.cli import main
+
+    folder = tmp_path / "cartridges"
+    folder.mkdir()
+    shutil.copytree(setup["cart"], folder / "a")
+    rc = main(["predict", str(folder), "--model", str(setup["model"]), "--out",
+               str(tmp_path / "out"), "--device", "cpu", "--quiet", "--no-report"])
+    assert rc == 0
+    assert capsys.readouterr().out == ""  # --quiet: no progress bar, no summary lines
+    assert len(read_events(tmp_path / "out" / "sim3")) == setup["ref"].events
+
+
+def test_crop_dataset_input(setup, tmp_path):
+    from ctcnet.cli import main
+    from ctcnet.simulate import simulate_crops, write_crop_batch
+
+    batch = simulate_crops(3, load_panel(None), crop_size=CROP, seed=1)
+    write_crop_batch(batch, tmp_path / "crops", load_panel(None))
+    assert main(["predict", str(tmp_path / "crops"), "--model", str(setup["model"]), "--out",
+                 str(tmp_path / "out"), "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "crops" / "predictions.csv")
+    assert len(table) == len(batch.labels)
+    summary = json.loads((tmp_path / "out" / "crops" / "summary.json").read_text())
+    assert summary["decision_log_weights"] == {}  # the tiny model has no prevalence rule
+    assert set(table["class"]) <= set(default_taxonomy().names)
+
+
+def test_cross_frame_batcher_returns_each_frame_its_own_rows():
+    # Each crop carries its global number; the fake model returns it as "probability".
+    sizes = [0, 3, 5, 0, 1, 7]
+    start = np.cumsum([0] + sizes)[:-1]
+    calls = []
+
+    def classify(x):
+        calls.append(len(x))
+        return np.stack([x[:, 0, 0, 0], -x[:, 0, 0, 0]], axis=1)
+
+    batcher = CrossFrameBatcher(classify, batch_size=4)
+    got = []
+    for k, (n, s) in enumerate(zip(sizes, start)):
+        crops = np.arange(s, s + n, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 2, 2),
+                                                                                     np.float32)
+        batcher.add(FrameWork(frame=k, events=pd.DataFrame({"i": np.arange(n)}), crops=crops))
+        got += batcher.ready()
+    got += batcher.ready(final=True)
+    assert [w.frame for w, _ in got] == list(range(len(sizes)))
+    for (_, proba), n, s in zip(got, sizes, start):
+        if n:
+            assert proba[:, 0].tolist() == list(range(s, s + n))
+        else:
+            assert proba is None
+    assert all(c % 4 == 0 for c in calls[:-1]) and sum(calls) == sum(sizes)
+
+
+@pytest.mark.slow  # the torch -> ONNX export alone takes 5-20 s on a shared 2-core CPU
+def test_onnx_and_torch_backends_give_the_same_classes(setup, tmp_path):
+    export = pytest.importorskip("ctcnet.deploy.export")
+    onnx_path = tmp_path / "model.onnx"
+    export.export_onnx(setup["model"], onnx_path)
+    onnx = load_backend(onnx_path, device="cpu", batch_size=32)
+    assert onnx.name == "onnx"
+    predict_cartridge(setup["cart"], onnx, tmp_path / "onnx", PredictOptions(**QUIET,
+                                                                             report=False))
+    a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "onnx")
+    assert len(a) == len(b)
+    names = setup["backend"].spec.class_names
+    pa, pb = a[[f"p_{n}" for n in names]].to_numpy(), b[[f"p_{n}" for n in names]].to_numpy()
+    assert np.abs(pa - pb).max() < 1e-3
+    # Identical calls except where the top two probabilities tie within float noise.
+    top2 = np.sort(pa, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 1e-3
+    assert (a["class"][clear] == b["class"][clear]).all()
+
+
+def test_torch_frame_path_gives_the_same_events_and_calls(setup, tmp_path):
+    # The GPU path's detection and cropping (ctcnet.detect.device), run on CPU tensors.
+    summary = predict_cartridge(setup["cart"], setup["backend"], tmp_path / "torch-frames",
+                                PredictOptions(**QUIET, report=False, frame_device="cpu"))
+    a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "torch-frames")
+    assert summary.counts == setup["ref"].counts
+    assert len(a) == len(b) > 0
+    assert (a[["frame", "bbox_x0", "bbox_y0", "area_px", "class"]].to_numpy()
+            == b[["frame", "bbox_x0", "bbox_y0", "area_px", "class"]].to_numpy()).all()
+    names = setup["backend"].spec.class_names
+    pa, pb = a[[f"p_{n}" for n in names]].to_numpy(), b[[f"p_{n}" for n in names]].to_numpy()
+    assert np.abs(pa - pb).max() < 1e-4
+
+
+@pytest.mark.gpu
+def test_cuda_path_matches_cpu(setup, tmp_path):
+    # Small batches, so several go through the two pinned staging buffers in turn; frames are
+    # detected and cropped on the GPU (frame_device "auto").
+    gpu = load_backend(setup["model"], device="cuda", batch_size=16)
+    summary = predict_cartridge(setup["cart"], gpu, tmp_path / "gpu",
+                                PredictOptions(**QUIET, report=False))
+    assert summary.device.startswith("cuda")
+    a, b = read_events(setup["ref_dir"]), read_events(tmp_path / "gpu")
+    names = setup["backend"].spec.class_names
+    pa, pb = a[[f"p_{n}" for n in names]].to_numpy(), b[[f"p_{n}" for n in names]].to_numpy()
+    assert np.abs(pa - pb).max() < 2e-2  # fp16 autocast on the GPU
+    top2 = np.sort(pa, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 0.05
+    assert (a["class"][clear] == b["class"][clear]).all()
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed "
+                    "(apt-get install chromium)")
+def test_html_page_renders_every_image_in_chromium(setup):
+    page = setup["ref_dir"] / "index.html"
+    result = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom",
+         page.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = result.stdout
+    pages = [p for g in setup["ref"].gallery.values() for p in g["pages"]]
+    assert f'data-images-total="{len(pages)}"' in dom, result.stderr[-2000:]
+    assert 'data-images-ok="yes"' in dom
+
+
+@pytest.mark.slow  # starts two Python processes that import torch
+def test_two_processes_share_the_cartridges(setup, tmp_path):
+    # Two cartridges, two CPU processes under torchrun: each cartridge done exactly once.
+    for name in ("a", "b"):
+        shutil.copytree(setup["cart"], tmp_path / "in" / name)
+        info = json.loads((tmp_path / "in" / name / "cartridge.json").read_text())
+        info["sample_id"] = f"sample_{name}"
+        (tmp_path / "in" / name / "cartridge.json").write_text(json.dumps(info))
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "ctcnet", "predict", str(tmp_path / "in"),
+           "--model", str(setup["model"]), "--out", str(tmp_path / "out"), "--device", "cpu",
+           "--quiet", "--no-report", "--workers", "0"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["world_size"] == 2
+    assert sorted(e["name"] for e in run["outputs"]) == ["sample_a", "sample_b"]
+    for name in ("sample_a", "sample_b"):
+        assert len(read_events(tmp_path / "out" / name)) == setup["ref"].events
+
+
+def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_index(
+        setup, tmp_path):
+    from ctcnet.cli import main
+
+    for name in ("a", "b"):
+        shutil.copytree(setup["cart"], tmp_path / "in" / name)
+        info = json.loads((tmp_path / "in" / name / "cartridge.json").read_text())
+        info["sample_id"] = f"sample_{name}"
+        (tmp_path / "in" / name / "cartridge.json").write_text(json.dumps(info))
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "in"), "--model", str(setup["model"]), "--out", str(out),
+            "--device", "cpu", "--quiet", "--no-report", "--workers", "0"]
+    assert main(args + ["--shard", "1/2"]) == 0
+    done = [p.name for p in out.iterdir() if (p / "summary.json").is_file()]
+    assert len(done) == 1  # this job's share only
+    run = json.loads((out / "run.json").read_text())
+    assert sum(bool(e.get("missing")) for e in run["outputs"]) == 1
+    assert main(args + ["--shard", "2/2"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert sorted(e["name"] for e in run["outputs"] if not e.get("missing")) == \
+        ["sample_a", "sample_b"]
+    for name in ("sample_a", "sample_b"):
+        assert len(read_events(out / name)) == setup["ref"].events
+    for bad in ("0/2", "3/2", "2", "a/b", "1/0"):
+        assert main(args + ["--shard", bad]) == 2
+
+
+def test_shard_gives_each_item_to_exactly_one_rank():
+    from ctcnet.inference.distributed import shard
+
+    items = list(range(11))
+    shares = [shard(items, r, 3, weight=lambda i: 1 + i % 4) for r in range(3)]
+    assert sorted(sum(shares, [])) == items
+    loads = [sum(1 + i % 4 for i in s) for s in shares]
+    assert max(loads) - min(loads) <= 4
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped model is not built yet")
+def test_default_model_is_the_shipped_one():
+    import hashlib
+
+    backend = load_backend(device="cpu")
+    assert backend.model_path.resolve().parent == SHIPPED.parent.resolve()
+    assert backend.model_path.stem == "ctcnet-default"
+    # On a CPU the ONNX export of the same weights is preferred (it runs faster), but only
+    # when its recorded source digest is the checkpoint's: a stale export is never used.
+    onnx = SHIPPED.with_suffix(".onnx")
+    current = False
+    if onnx.exists():
+        from ctcnet.deploy.runtime import OnnxClassifier
+
+        record = json.loads(OnnxClassifier(onnx).metadata.get("ctcnet_export", "{}"))
+        current = record.get("source_sha256") == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
+    assert backend.name == ("onnx" if current else "torch")
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped model is not built yet")
+def test_counts_match_ground_truth_within_the_classifiers_error(tmp_path):
+    from ctcnet.simulate import simulate_cartridge
+
+    # Cells at about full-frame density (~0.15 per 1000 px^2), CTCs and clusters enriched so
+    # that a small cartridge holds some.
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=8, frame_shape=(256, 320),
+                       seed=21, events_per_frame=12, sample_id="gt",
+                       rare_rates={"ctc": 0.1, "cluster": 0.05})
+    backend = load_backend(SHIPPED, device="cpu")
+    summary = predict_cartridge(tmp_path / "cart", backend, tmp_path / "out",
+                                PredictOptions(**QUIET, report=False))
+    spec = backend.spec
+    truth = summary.ground_truth
+    true_n = np.array([truth["true_counts"][c] for c in spec.class_names], dtype=float)
+    got = np.array([summary.counts[c] for c in spec.class_names], dtype=float)
+    # The classifier's error: its held-out confusion (recorded in the model) turns the true
+    # counts into expected calls with a binomial spread; detection misses add to it.
+    confusion = np.asarray(spec.metrics["test_default_randomisation"]["confusion"], float)
+    p = confusion / confusion.sum(axis=1, keepdims=True)
+    expected = true_n @ p
+    spread = np.sqrt((true_n[:, None] * p * (1 - p)).sum(axis=0))
+    missed = (1 - truth["detection"]["recall"]) * true_n
+    assert truth["detection"]["recall"] >= 0.9
+    assert (np.abs(got - expected) <= 3 * spread + missed + 1).all(), \
+        (spec.class_names, got.tolist(), expected.round(1).tolist(), true_n.tolist())
+
+
+def test_summary_records_the_prevalence_rule_and_the_flag_turns_it_off(setup, tmp_path):
+    """Calls of the shipped model use its decision rule unless --no-prevalence-rule; the
+    summary says which, so counts from the two are never mixed up."""
+    from ctcnet.cli import main
+    from ctcnet.nn.registry import get_model
+
+    info = get_model("ctcnet-default")
+    weights = info.card["decision"]["log_weights"]
+    for flag, expected in (([], weights), (["--no-prevalence-rule"], {})):
+        out = tmp_path / ("off" if flag else "on")
+        assert main(["predict", str(setup["cart"]), "--out", str(out), "--device", "cpu",
+                     "--quiet", "--no-report", *flag]) == 0
+        summary = json.loads((out / "sim3" / "summary.json").read_text())
+        assert summary["model"]["decision_log_weights"] == pytest.approx(expected)
+    on, off = read_events(tmp_path / "on" / "sim3"), read_events(tmp_path / "off" / "sim3")
+    # The rule only moves calls away from the rare classes it down-weights.
+    moved = on["model_class"] != off["model_class"]
+    assert set(off.loc[moved, "model_class"]) <= set(weights)
+
+
+def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch):
+    """write_tables never holds the whole table: the files it streams (several row groups, the
+    CSV header once) hold what one concatenated table would, and what it keeps in memory is
+    only the summary's columns, strings as categoricals."""
+    import pyarrow.parquet as pq
+
+    import ctcnet.inference.tables as T
+
+    monkeypatch.setattr(T, "ROWS_PER_GROUP", 4)
+    rng = np.random.default_rng(0)
+    tables = [pd.DataFrame({"frame": np.full(n, f), "frame_id": [f"r00c{f:02d}"] * n,
+                            "x": rng.uniform(0, 100, n), "y": rng.uniform(0, 100, n),
+                            "class": rng.choice(["ctc", "wbc", "debris"], n),
+                            "guard": rng.choice(["", "unusual", "cd45_positive"], n),
+                            "mean_CK": rng.uniform(0, 9, n).astype(np.float32)})
+              for f, n in enumerate([3, 5, 1, 7])]
+    kept = T.write_tables(tmp_path, iter(tables), keep=("event_id", "frame_id", "x", "class"))
+    whole = pd.concat(tables, ignore_index=True)
+    whole.insert(0, "event_id", np.arange(len(whole), dtype=np.int64))
+    assert pq.ParquetFile(tmp_path / "events.parquet").num_row_groups > 1
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "events.parquet"), whole)
+    csv = pd.read_csv(tmp_path / "events.csv", keep_default_na=False)
+    assert list(csv.columns) == list(whole.columns) and len(csv) == len(whole)
+    assert (csv["guard"] == whole["guard"]).all()
+    np.testing.assert_allclose(csv["x"], whole["x"], rtol=1e-4)
+    assert list(kept.columns) == ["event_id", "frame_id", "x", "class"]
+    assert isinstance(kept["class"].dtype, pd.CategoricalDtype)
+    assert (kept["class"].astype(str).to_numpy() == whole["class"].to_numpy()).all()
+    assert (kept["event_id"].to_numpy() == whole["event_id"].to_numpy()).all()
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind

@@ -1,0 +1,169 @@
+"""Several cartridges: each one's report drawn on a background thread while the next one runs
+(ctcnet.inference.report_overlap), with the same outputs as one after another."""
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, predict_inputs
+from ctcnet.inference.report_overlap import ReportError, ReportWorker, report_worker
+from ctcnet.io.panel import load_panel
+from ctcnet.report import review
+
+REPORTED = dict(quiet=True, workers=1, report=review, report_overlap=True)
+# What differs between two runs of the same inputs: how long things took and the memory used.
+TIMING_KEYS = ("timings_s", "events_per_s", "classify_events_per_s", "peak_memory_mb")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from ctcnet.simulate import simulate_cartridge
+
+    base = tmp_path_factory.mktemp("overlap")
+    for seed in (1, 2, 3):  # as `ctcnet simulate cartridge DIR --frames 3 --frame-shape 256x320
+        # --events 20 --seed N` makes them
+        simulate_cartridge(base / "scans" / f"c{seed}", load_panel(None), num_frames=3,
+                           frame_shape=(256, 320), seed=seed, events_per_frame=20,
+                           rare_rates={"ctc": 0.2, "cluster": 0.1})
+    model = save_tiny_model(base / "model.pt", crop_size=64, panel=load_panel(None))[0]
+    backend = load_backend(model, device="cpu", batch_size=32)
+    sequential = predict_inputs([base / "scans"], base / "seq", backend,
+                                PredictOptions(**dict(REPORTED, report_overlap=False)))
+    return {"base": base, "scans": base / "scans", "backend": backend, "seq": base / "seq",
+            "sequential": sequential}
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    """Every output file of a run (not the journal or the lock), timings and memory taken out
+    of summary.json and index.html."""
+    files = {}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if not path.is_file() or "parts" in rel.parts or path.name == ".ctcnet.lock":
+            continue
+        data = path.read_bytes()
+        if path.name == "summary.json":
+            summary = json.loads(data)
+            for key in TIMING_KEYS:
+                summary.pop(key, None)
+            data = json.dumps(summary, indent=2, sort_keys=True).encode()
+        elif path.name == "index.html":
+            data = re.sub(rb"<h2>Timings</h2>.*?</table>", b"", data, flags=re.S)
+        files[str(rel)] = data
+    return files
+
+
+class RecordingReport:
+    """The review report, noting which process and thread drew each sample's gallery."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+
+    def write_gallery(self, out_dir, *args, **kwargs):
+        with open(self.log_path, "a") as fh:
+            fh.write(f"{out_dir.name} {os.getpid()} {threading.current_thread().name}\n")
+        return review.write_gallery(out_dir, *args, **kwargs)
+
+    def write_html(self, out_dir, summary):
+        review.write_html(out_dir, summary)
+
+
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_overlapped_reports_write_what_the_sequential_run_writes(setup, tmp_path, monkeypatch,
+                                                                   kind):
+    import ctcnet.inference.predict as predict
+
+    # The test model runs on the CPU from a .pt file: its reports go to a process.
+    assert report_worker(setup["backend"], True, True).kind == "process"
+    if kind == "thread":  # as for a model on a GPU
+        monkeypatch.setattr(predict, "report_worker", lambda *a: ReportWorker("thread"))
+    drawn = tmp_path / "drawn.txt"
+    summaries = predict_inputs([setup["scans"]], tmp_path / "ovl", setup["backend"],
+                               PredictOptions(**dict(REPORTED, report=RecordingReport(drawn))))
+    # Every report was drawn in the background worker, none on the main thread.
+    where = [line.split() for line in drawn.read_text().splitlines()]
+    assert [w[0] for w in where] == ["sim1", "sim2", "sim3"]
+    if kind == "process":
+        assert {int(w[1]) for w in where} != {os.getpid()} and len({w[1] for w in where}) == 1
+    else:
+        assert all(int(w[1]) == os.getpid() and w[2].startswith("report") for w in where)
+    seq, ovl = outputs(setup["seq"]), outputs(tmp_path / "ovl")
+    assert set(seq) == set(ovl) and any(p.endswith(".png") for p in seq)
+    for name in seq:
+        assert seq[name] == ovl[name], name
+    # The summaries returned are the finished ones (gallery and report timing in).
+    for s, ref in zip(summaries, setup["sequential"]):
+        assert s.gallery == ref.gallery and s.gallery and "report" in s.timings_s
+        assert s.counts == ref.counts
+    for sample in ("sim1", "sim2", "sim3"):
+        state = json.loads((tmp_path / "ovl" / sample / "parts" / "report.json").read_text())
+        assert state == {"report": "done"}
+
+
+class FailingReport:
+    """The review report, failing to draw one sample's gallery."""
+
+    def __init__(self, sample):
+        self.sample = sample
+
+    def write_gallery(self, out_dir, *args, **kwargs):
+        if out_dir.name == self.sample:
+            raise RuntimeError("drawing failed")
+        return review.write_gallery(out_dir, *args, **kwargs)
+
+    def write_html(self, out_dir, summary):
+        review.write_html(out_dir, summary)
+
+
+def test_a_failed_background_report_names_its_sample_and_a_rerun_draws_it(setup, tmp_path,
+                                                                          monkeypatch):
+    import ctcnet.inference.predict as predict
+
+    # In a thread (a process takes seconds to start; the errors travel the same way).
+    monkeypatch.setattr(predict, "report_worker", lambda *a: ReportWorker("thread"))
+    out = tmp_path / "run"
+    options = PredictOptions(**dict(REPORTED, report=FailingReport("sim1")))
+    with pytest.raises(ReportError, match="report of sample sim1 failed") as caught:
+        predict_inputs([setup["scans"]], out, setup["backend"], options)
+    assert "drawing failed" in str(caught.value)
+    # Raised when the next cartridge's report was to start: both have their events written,
+    # neither a report; the journal knows.
+    for sample in ("sim1", "sim2"):
+        assert (out / sample / "events.parquet").is_file()
+        assert (out / sample / "summary.json").is_file()
+        assert not (out / sample / "index.html").exists()
+        state = json.loads((out / sample / "parts" / "report.json").read_text())
+        assert state == {"report": "pending"}
+    assert not (out / "sim3").exists()
+    # The rerun does no frame of theirs again, draws their reports and runs the third.
+    summaries = predict_inputs([setup["scans"]], out, setup["backend"],
+                               PredictOptions(**REPORTED))
+    assert [s.frames.resumed_from_journal for s in summaries] == [3, 3, 0]
+    seq, again = outputs(setup["seq"]), outputs(out)
+    assert set(seq) == set(again)
+    for name in seq:
+        if name.endswith("summary.json") or name.endswith("index.html"):
+            continue  # resumed_from_journal differs, as in any resumed run
+        assert seq[name] == again[name], name
+    for sample in ("sim1", "sim2", "sim3"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / sample / "events.parquet"),
+                                      pd.read_parquet(setup["seq"] / sample / "events.parquet"))
+        assert json.loads((out / sample / "parts" / "report.json").read_text()) == {
+            "report": "done"}
+
+
+def test_the_overlap_is_asked_for_and_off_by_default():
+    from ctcnet.cli import build_parser
+
+    parser = build_parser()
+    default = parser.parse_args(["predict", "scans", "--out", "results"])
+    on = parser.parse_args(["predict", "scans", "--out", "results", "--report-overlap"])
+    assert default.report_overlap is False and on.report_overlap is True
+    assert PredictOptions().report_overlap is False

@@ -1,0 +1,55 @@
+"""The events tables (ctcnet.inference.tables): events.csv is rendered from the Arrow columns
+that events.parquet is written from, exactly as pandas' ``to_csv(float_format="%.5g")`` wrote
+it, so readers of the CSV see the same text; rows of NaN are failed, never a class."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ctcnet.inference import tables as T
+from ctcnet.inference.tables import label_events
+from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.spec import ModelSpec
+
+
+def test_floats_are_written_as_percent_g5_writes_them():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([
+        rng.uniform(-1, 1, 20000) * 10.0 ** rng.integers(-9, 9, 20000),   # every scale
+        rng.uniform(0, 1, 5000).astype(np.float32).astype(np.float64),     # probabilities
+        np.arange(1, 4000) / 8.0,                                            # exact ties
+        [0.0, -0.0, 1e-4, 9.99996e-5, 99999.49, 99999.5, 9.99996, 1e5, np.inf, -np.inf]])
+    want = [f"{v:.5g}" for v in values]
+    assert T.format_g5(values).to_pylist() == want
+    assert T.format_g5(np.array([np.nan, 1.0])).to_pylist() == [None, "1"]
+
+
+@pytest.mark.parametrize("guard", [["", "unusual", "cd45_positive+unusual"],
+                                   ["", "a, with a comma", 'a "quoted" one']])
+def test_csv_rows_are_what_pandas_writes(guard):
+    table = pd.DataFrame({"event_id": np.arange(3, dtype=np.int64), "frame_id": ["r00c00"] * 3,
+                          "x": [1.23456789, np.nan, 1e-7], "p_ctc": np.float32([0.5, 1e-6, 1]),
+                          "edge_cut": [True, False, True], "guard": guard})
+    out = io.BytesIO()
+    T.write_csv_rows(out, pa.Table.from_pandas(table, preserve_index=False))
+    assert out.getvalue().decode() == table.to_csv(index=False, header=False,
+                                                   float_format="%.5g")
+
+
+CROP = 32
+
+
+# 2. NaN probabilities never become a call.
+
+def test_nan_rows_are_failed_and_reviewed_never_a_class():
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
+    proba = np.array([[np.nan] * 4, [0.97, 0.01, 0.01, 0.01], [0.5, np.inf, 0, 0]], np.float32)
+    events = pd.DataFrame({"x": [1.0, 2.0, 3.0], "edge_cut": [True, False, False]})
+    out = label_events(events, proba, spec, edge_cut_class="debris")
+    assert out["class"].tolist() == ["failed", "ctc", "failed"]
+    assert out["review"].tolist() == [True, False, True]
+    assert np.isnan(out["confidence"][0])

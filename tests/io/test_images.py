@@ -1,0 +1,92 @@
+"""ctcnet.io.images: TIFF round trip with channel names, bad images refused clearly."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from ctcnet.errors import InputError
+from ctcnet.io.images import read_channel_file, read_image, write_tiff
+
+# --- images and crop datasets -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiff_round_trip_with_channel_names(tmp_path, rng, dtype):
+    arr = (rng.random((5, 20, 24)) * 200).astype(dtype)
+    write_tiff(tmp_path / "x.tif", arr, ["DAPI", "CK", "CD45", "CD61", "CD66b"], 0.64)
+    back, names = read_image(tmp_path / "x.tif")
+    assert back.dtype == dtype and np.array_equal(back, arr)
+    assert names == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
+
+
+def test_bad_images_give_clear_errors(tmp_path, rng):
+    good = tmp_path / "good.tif"
+    write_tiff(good, rng.integers(0, 4000, (3, 30, 30), dtype=np.uint16))
+    data = good.read_bytes()
+    (tmp_path / "trunc.tif").write_bytes(data[: len(data) // 3])
+    (tmp_path / "junk.tif").write_bytes(b"this is not a tiff")
+    with pytest.raises(InputError, match="trunc.tif"):
+        read_image(tmp_path / "trunc.tif")
+    with pytest.raises(InputError, match="not a readable TIFF"):
+        read_image(tmp_path / "junk.tif")
+    with pytest.raises(InputError, match="not found"):
+        read_image(tmp_path / "missing.tif")
+    nan = np.ones((3, 8, 8), np.float32)
+    nan[1, 2, 2] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", nan)
+    with pytest.raises(InputError, match="NaN"):
+        read_image(tmp_path / "nan.tif")
+    tifffile.imwrite(tmp_path / "int32.tif", np.ones((3, 8, 8), np.int32))
+    with pytest.raises(InputError, match="unsupported pixel type"):
+        read_image(tmp_path / "int32.tif")
+
+
+def _planes(rng, h=40, w=52) -> np.ndarray:
+    """Three different uint8 planes: smooth enough for JPEG to keep them apart."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 4, yy * 5, (xx + yy) * 2]).astype(np.float64)
+    return np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+
+
+def _save_rgb(path: Path, planes: np.ndarray, fmt: str, alpha: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.ascontiguousarray(planes.transpose(1, 2, 0))
+    if fmt == "TIFF":
+        data = np.dstack([rgb, np.full(rgb.shape[:2], 77, np.uint8)]) if alpha else rgb
+        tifffile.imwrite(path, data, photometric="rgb",
+                         extrasamples=["unassalpha"] if alpha else None)
+        return
+    im = Image.fromarray(rgb, "RGB")
+    if alpha:
+        im.putalpha(77)
+    im.save(path, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+
+
+# --- reading colour files ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,fmt,alpha", [("a.png", "PNG", False), ("a.png", "PNG", True),
+                                            ("a.tif", "TIFF", False), ("a.tif", "TIFF", True)])
+def test_colour_files_read_as_their_rgb_planes(tmp_path, rng, name, fmt, alpha):
+    planes = _planes(rng)
+    _save_rgb(tmp_path / name, planes, fmt, alpha)
+    arr, _ = read_image(tmp_path / name)
+    assert arr.dtype == np.uint8 and np.array_equal(arr, planes)  # alpha dropped, R, G, B
+
+
+def test_jpeg_crops_read_as_composites(tmp_path, rng):
+    planes = _planes(rng)
+    _save_rgb(tmp_path / "a.jpg", planes, "JPEG")
+    arr, names = read_image(tmp_path / "a.jpg")
+    assert names is None and arr.shape == planes.shape and arr.dtype == np.uint8
+    assert np.abs(arr.astype(int) - planes).mean() < 4  # lossy, but the planes stay apart
+    (tmp_path / "bad.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:200])
+    with pytest.raises(InputError, match="not a readable JPEG"):
+        read_image(tmp_path / "bad.jpg")
+    # A per-channel frame file must be one channel: a composite is refused there, an RGB export
+    # of a grey channel (equal planes) is read as that channel.
+    with pytest.raises(InputError, match="must be greyscale"):
+        read_channel_file(tmp_path / "a.jpg")
+    _save_rgb(tmp_path / "grey.png", np.repeat(planes[:1], 3, axis=0), "PNG")
+    assert np.array_equal(read_channel_file(tmp_path / "grey.png"), planes[0])

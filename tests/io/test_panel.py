@@ -1,0 +1,128 @@
+"""ctcnet.io.panel: loading the panel (JSON, YAML, aliases, RGB composites), its checks,
+mismatches named, any JSON value checked (hypothesis)."""
+
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.panel import Panel, default_panel, load_panel, marker_role
+from ctcnet.io.taxonomy import default_taxonomy
+
+# --- panel and taxonomy -------------------------------------------------------------------------
+
+def test_default_panel_and_taxonomy():
+    panel = default_panel()
+    assert panel.names == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
+    assert panel.pixel_size_um == pytest.approx(0.64)
+    assert panel.roles() == ["nucleus", "epithelial", "leukocyte", "platelet", "neutrophil"]
+    assert default_taxonomy().names == ["ctc", "wbc", "cluster", "debris"]
+
+
+def test_minimal_panel_json_is_accepted(tmp_path):
+    (tmp_path / "panel.json").write_text(json.dumps(
+        {"channels": ["DAPI", "CK", "CD45", "VIM"], "pixel_size_um": 0.5}))
+    panel = load_panel(tmp_path)
+    assert panel.names == ["DAPI", "CK", "CD45", "VIM"]
+    assert panel.channels[3].role == "mesenchymal"
+    assert panel.pixel_size_um == 0.5
+    assert Panel.from_dict(panel.to_dict()) == panel
+
+
+def test_panel_yaml_and_aliases(tmp_path):
+    path = tmp_path / "panel.yaml"
+    path.write_text("channels: [Hoechst, panCK, CD45, CD41, CD15, EpCAM]\npixel_size_um: 0.325\n")
+    panel = load_panel(path)
+    assert panel.roles() == ["nucleus", "epithelial", "leukocyte", "platelet", "neutrophil",
+                             "epcam"]
+    assert marker_role("something-new") == "unknown"
+
+
+@pytest.mark.parametrize("bad", [
+    {"channels": ["DAPI", "CK"]},                         # too few
+    {"channels": ["A", "B", "C", "D", "E", "F", "G"]},    # too many
+    {"channels": ["DAPI", "dapi", "CK"]},                 # duplicates
+    {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 40},
+    {"channels": [{"name": "DAPI", "normalisation": {"method": "zscore"}}, "CK", "CD45"]},
+    {"name": "no channels"},
+])
+def test_bad_panels_are_refused(bad):
+    with pytest.raises(InputError):
+        load_panel(bad)
+
+
+def test_panel_mismatch_names_the_problem():
+    model_panel = default_panel()
+    swapped = Panel.from_dict({"channels": ["CK", "DAPI", "CD45", "CD61", "CD66b"]})
+    with pytest.raises(PanelMismatchError, match="another order"):
+        model_panel.check_matches(swapped)
+    model_panel.check_matches(Panel.from_dict({"channels": ["dapi", "ck", "cd45", "cd61",
+                                                            "cd66b"]}))
+
+
+FUZZ = settings(max_examples=40, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) |
+    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=6)
+
+
+CHANNEL = st.one_of(
+    st.sampled_from(["DAPI", "CK", "CD45", "CD61"]),
+    st.fixed_dictionaries({"name": st.sampled_from(["DAPI", "CK", "CD45", "VIM"]) | JSON_VALUES},
+                          optional={"value_range": JSON_VALUES, "normalisation": JSON_VALUES |
+                                    st.fixed_dictionaries({"method": st.sampled_from(
+                                        ["snr", "fixed", "zscore"])}, optional={
+                                        "softness": JSON_VALUES, "sample_step": JSON_VALUES,
+                                        "compression": JSON_VALUES})}),
+    JSON_VALUES)
+
+
+@FUZZ
+@given(st.fixed_dictionaries({"channels": st.lists(CHANNEL, min_size=0, max_size=5) |
+                              JSON_VALUES},
+                             optional={"pixel_size_um": JSON_VALUES | st.floats(0.01, 10),
+                                       "name": JSON_VALUES}))
+def test_panel_json_values_are_checked(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("panel") / "panel.json"
+    path.write_text(json.dumps(data))
+    try:
+        panel = load_panel(path)
+    except InputError:
+        return
+    assert 3 <= panel.num_channels <= 6
+    assert 0.05 <= panel.pixel_size_um <= 5.0
+    for c in panel.channels:
+        lo, hi = c.value_range
+        assert math.isfinite(lo) and math.isfinite(hi) and hi > lo
+        assert isinstance(c.normalisation, dict)
+
+
+RGB_ORDER = ["CK", "CD45", "DAPI"]  # R, G, B as published composites show them
+
+
+# --- panels: composites, pixel sizes, channels by name --------------------------------------------
+
+@pytest.mark.parametrize("bad", [
+    {"channels": ["DAPI", "CK", "CD45", "CD61"], "composite": "rgb"},  # a plane per channel
+    {"channels": RGB_ORDER, "composite": "cmyk"},
+    {"channels": RGB_ORDER, "pixel_size_um": 0.001},                     # nm written as um
+    {"channels": RGB_ORDER, "pixel_size_um": "fine"},
+])
+def test_bad_composite_panels_are_refused(bad):
+    with pytest.raises(InputError):
+        load_panel(bad)
+
+
+def test_viewer_pixel_sizes_are_accepted():
+    for um in (0.02, 0.1, 2.0):
+        assert load_panel({"channels": RGB_ORDER, "pixel_size_um": um}).pixel_size_um == um

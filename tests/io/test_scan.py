@@ -1,0 +1,425 @@
+"""ctcnet.io.scan: the cartridge folder, its metadata (pixel size, blood volume: refused in one
+line, exit 2, or accepted as ``partial`` with a ``problems`` entry), the frame list built once by
+position, a tile written twice counted once, the cartridge's identity.
+"""
+
+import json
+import math
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import save_tiny_model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ctcnet.cli import main
+from ctcnet.errors import InputError
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.images import remove_cellsearch_offset
+from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.scan import (
+    SCAN_PIXEL_SIZE_UM,
+    TUBE_VOLUME_ML,
+    open_cartridge,
+    read_frame,
+    serpentine_position,
+    write_cartridge_info,
+    write_frame,
+)
+
+CROP = 32
+QUIET = dict(quiet=True, workers=0, report=False)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A 3-frame simulated cartridge, a tiny model and the clean run's summary."""
+    from ctcnet.simulate import simulate_cartridge
+
+    root = tmp_path_factory.mktemp("plausible")
+    simulate_cartridge(root / "cart", load_panel(None), num_frames=3, frame_shape=(128, 160),
+                       seed=5, events_per_frame=8, sample_id="S1")
+    save_tiny_model(root / "model.pt", crop_size=CROP)
+    backend = load_backend(root / "model.pt", device="cpu")
+    clean = predict_cartridge(root / "cart", backend, root / "clean", PredictOptions(**QUIET))
+    assert clean.status == "ok" and clean.events > 0
+    return {"root": root, "backend": backend, "clean": clean}
+
+
+@pytest.fixture
+def cart(base, tmp_path):
+    shutil.copytree(base["root"] / "cart", tmp_path / "cart")
+    return tmp_path / "cart"
+
+
+def frames(cart):
+    return sorted(cart.glob("r*c*.tif"))
+
+
+def edit_json(path, **changes):
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def predict(base, cart, out=None, **options):
+    return predict_cartridge(cart, base["backend"], out or cart.parent / "out",
+                             PredictOptions(**QUIET, **options))
+
+
+def run_cli(capsys, base, cart):
+    """(exit status, stderr lines) of ``ctcnet predict`` on ``cart``, in this process."""
+    status = main(["predict", str(cart), "--out", str(cart.parent / "cli"), "--model",
+                   str(base["root"] / "model.pt"), "--device", "cpu", "--quiet", "--no-report",
+                   "--workers", "0"])
+    return status, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+
+
+def assert_one_line_error(status, err, match):
+    assert status == 2 and len(err) == 1, err
+    assert match in err[0], err[0]
+
+
+def rewrite_frame(path, edit):
+    pixels = tifffile.imread(path)
+    edit(pixels)
+    tifffile.imwrite(path, pixels, photometric="minisblack")
+
+
+# --- metadata: pixel size, blood volume ---------------------------------------------------------
+
+@pytest.mark.parametrize("pixel_size", [4.0, 2.5, 0.02])
+def test_a_pixel_size_no_scan_has_is_refused_in_one_line(base, cart, capsys, pixel_size):
+    edit_json(cart / "panel.json", pixel_size_um=pixel_size)
+    status, err = run_cli(capsys, base, cart)
+    assert_one_line_error(status, err, "is not a scan's pixel size (0.05 to 2 um per pixel")
+    assert not (cart.parent / "cli" / "S1").exists()  # refused before any work
+
+
+def test_every_predict_entry_point_checks_the_metadata(base, cart):
+    """A Cartridge handed to predict_cartridge is checked as one read from its folder."""
+    from dataclasses import replace
+
+    opened = open_cartridge(cart)
+    out = cart.parent / "out"
+    with pytest.raises(InputError, match="not a scan's pixel size"):
+        predict(base, replace(opened, panel=opened.panel.with_pixel_size(4.0)), out)
+    assert not out.exists()  # refused before any work
+    summary = predict(base, replace(opened, blood_volume_ml=750.0), out)
+    assert summary.status == "partial" and any("blood tube" in p for p in summary.problems)
+
+
+def test_blood_volume_beyond_one_tube_is_partial_and_said(base, cart):
+    edit_json(cart / "cartridge.json", blood_volume_ml=750)
+    summary = predict(base, cart)
+    clean = base["clean"]
+    assert summary.status == "partial"
+    assert [p for p in summary.problems if "blood_volume_ml 750 is more than one blood tube"]
+    # The counts stand; the per-7.5 mL figures divide by the stated volume, flagged.
+    assert summary.counts == clean.counts and summary.events == clean.events
+    assert summary.per_7_5_ml["ctc"] == pytest.approx(summary.counts["ctc"] * 7.5 / 750)
+
+
+def test_a_full_tube_is_still_ok(base, cart):
+    edit_json(cart / "cartridge.json", blood_volume_ml=TUBE_VOLUME_ML)
+    summary = predict(base, cart)
+    assert summary.status == "ok" and not summary.problems
+
+
+def test_more_blood_than_a_person_has_is_refused_in_one_line(base, cart, capsys):
+    edit_json(cart / "cartridge.json", blood_volume_ml=7500)
+    status, err = run_cli(capsys, base, cart)
+    assert_one_line_error(status, err, "blood_volume_ml 7500 is more blood than a person has")
+
+
+# --- pixels the panel does not describe: the frame is skipped with its reason -------------------
+
+def test_values_above_the_panels_range_skip_the_frame(base, cart):
+    first = frames(cart)[0]
+
+    def hot(pixels):
+        pixels[1, 10:20, 10:20] = 65535  # in a panel that states 12 bits
+    rewrite_frame(first, hot)
+    summary = predict(base, cart)
+    assert summary.status == "partial" and summary.frames.skipped == 1
+    skip = summary.skipped_frames[0]
+    assert skip["frame"] == "r00c00"
+    assert "channel CK holds values up to 65535, out of the panel's value_range [0, 4095]" \
+        in skip["reason"]
+    assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
+
+
+def test_a_panel_that_states_16_bits_reads_16_bit_values(base, cart):
+    def brighter(pixels):
+        pixels[1, 10:20, 10:20] = 65535
+    rewrite_frame(frames(cart)[0], brighter)
+    panel = json.loads((cart / "panel.json").read_text())
+    for channel in panel["channels"]:
+        channel["value_range"] = [0, 65535]
+    (cart / "panel.json").write_text(json.dumps(panel))
+    summary = predict(base, cart)
+    assert summary.status == "ok" and summary.frames.skipped == 0
+
+
+def test_an_all_zero_channel_skips_the_frame(base, cart):
+    def dead(pixels):
+        pixels[2] = 0  # CD45 lost: every leukocyte would look CD45-negative
+    rewrite_frame(frames(cart)[0], dead)
+    summary = predict(base, cart)
+    assert summary.status == "partial" and summary.frames.skipped == 1
+    assert "channel CD45 is empty (every pixel 0)" in summary.skipped_frames[0]["reason"]
+
+
+# --- the frame list: one file per position, one way to read it ----------------------------------
+
+def _case_only_suffix(cart):
+    shutil.copy(cart / "r00c01.tif", cart / "r00c01.TIF")
+
+
+def _case_only_stem(cart):
+    shutil.copy(cart / "r00c01.tif", cart / "R00C01.tif")
+
+
+def _another_format(cart):
+    shutil.copy(cart / "r00c01.tif", cart / "r00c01.png")
+
+
+def _whole_and_channels(cart):
+    pixels = tifffile.imread(cart / "r00c01.tif")
+    for c in range(len(pixels)):
+        tifffile.imwrite(cart / f"r00c01_c{c}.tif", pixels[c:c + 1], photometric="minisblack")
+
+
+def _channel_twice(cart):
+    pixels = tifffile.imread(cart / "r00c01.tif")
+    (cart / "r00c01.tif").unlink()
+    for c in range(len(pixels)):
+        tifffile.imwrite(cart / f"r00c01_c{c}.tif", pixels[c:c + 1], photometric="minisblack")
+    shutil.copy(cart / "r00c01_c0.tif", cart / "r00c01_C0.tif")
+
+
+@pytest.mark.parametrize("make, match", [
+    (_case_only_suffix, "r00c01.TIF and r00c01.tif both name frame r00c01"),
+    (_case_only_stem, "R00C01.tif and r00c01.tif both name frame r00c01"),
+    (_another_format, "r00c01.png and r00c01.tif both name frame r00c01"),
+    (_whole_and_channels, "r00c01.tif and r00c01_c0.tif both name frame r00c01 (row 0, "
+                          "column 1): a whole-frame file and per-channel files"),
+    (_channel_twice, "r00c01_C0.tif and r00c01_c0.tif both name channel 0 of frame r00c01"),
+])
+def test_two_ways_to_read_one_frame_are_refused(base, cart, capsys, make, match):
+    make(cart)
+    with pytest.raises(InputError, match="keep one"):
+        open_cartridge(cart)
+    status, err = run_cli(capsys, base, cart)
+    assert_one_line_error(status, err, match)
+
+
+def test_a_tile_written_twice_is_counted_once(base, cart):
+    shutil.copy(cart / "r00c01.tif", cart / "r00c03.tif")  # the same tile under a second name
+    edit_json(cart / "cartridge.json", num_frames=4)
+    summary = predict(base, cart)
+    clean = base["clean"]
+    assert summary.events == clean.events and summary.counts == clean.counts
+    assert summary.status == "partial" and summary.frames.skipped == 1
+    skip = summary.skipped_frames[0]
+    assert skip["frame"] == "r00c03" and "same bytes as frame r00c01" in skip["reason"]
+
+
+def test_a_fifo_among_the_frames_is_refused_never_opened(base, cart, capsys):
+    os.mkfifo(cart / "r00c03.tif")
+    outcome = {}
+
+    def open_it():  # in a thread: a listing that opened the FIFO would block here for good
+        try:
+            open_cartridge(cart)
+        except InputError as err:
+            outcome["error"] = str(err)
+    thread = threading.Thread(target=open_it, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the FIFO was opened"
+    assert "r00c03.tif: not a regular file (a FIFO named like a frame)" in outcome["error"]
+    status, err = run_cli(capsys, base, cart)
+    assert_one_line_error(status, err, "not a regular file (a FIFO named like a frame)")
+
+
+def test_a_frame_name_that_is_not_utf8_is_refused_by_name(base, cart, capsys):
+    name = os.fsdecode(b"r00c03\xff.tif")
+    shutil.copy(cart / "r00c01.tif", cart / name)
+    with pytest.raises(InputError, match=r"b'r00c03\\xff.tif' is not valid UTF-8"):
+        open_cartridge(cart)
+    status, err = run_cli(capsys, base, cart)
+    assert_one_line_error(status, err, "is not valid UTF-8")
+
+
+def test_a_frame_missing_a_channel_file_is_skipped_not_dropped(base, cart):
+    pixels = tifffile.imread(cart / "r00c02.tif")
+    (cart / "r00c02.tif").unlink()
+    for c in range(len(pixels) - 1):  # the last channel's file never arrived
+        tifffile.imwrite(cart / f"r00c02_c{c}.tif", pixels[c:c + 1], photometric="minisblack")
+    summary = predict(base, cart)
+    assert summary.frames.total == 3 and summary.frames.skipped == 1
+    assert "missing channel file(s) [4]" in summary.skipped_frames[0]["reason"]
+    assert summary.status == "partial"
+    assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
+
+
+def test_missing_frames_are_not_counted_as_blood_read(base, cart):
+    (cart / "r00c02.tif").unlink()  # cartridge.json lists 3 frames
+    summary = predict(base, cart)
+    assert summary.status == "partial"
+    assert any("lists 3 frames but 2 are present" in p for p in summary.problems)
+    assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
+
+
+# --- the cartridge's identity -------------------------------------------------------------------
+
+def test_the_identity_follows_the_scan_not_the_folder(base, cart, tmp_path):
+    identity = open_cartridge(cart).identity
+    assert identity and base["clean"].cartridge_id == identity
+    assert json.loads((base["root"] / "clean" / "summary.json").read_text())[
+        "cartridge_id"] == identity
+    shutil.copytree(cart, tmp_path / "moved")
+    assert open_cartridge(tmp_path / "moved").identity == identity
+    # Another scan of the same shape (uncompressed frames of one size): another identity.
+    rewrite_frame(frames(cart)[1], lambda pixels: pixels.__iadd__(np.uint16(1)))
+    assert open_cartridge(cart).identity != identity
+
+
+# --- a property: small changes to the metadata -------------------------------------------------
+
+EDITS = st.one_of(
+    st.tuples(st.just("blood_volume_ml"),
+              st.floats(1e-3, 1e5) | st.sampled_from([7.5, 10.0, 10.01, 750.0, 6001.0])),
+    # Unit slips of the pixel size (um per pixel read as nm, or as pixels per um, ...): each is
+    # a pixel size no scan has. A plausible but wrong pixel size cannot be told from the data.
+    st.tuples(st.just("pixel_size_um"), st.sampled_from([0.02, 0.04, 2.5, 4.0, 4.5])),
+    st.tuples(st.just("num_frames"), st.integers(1, 8)),
+    st.tuples(st.just("columns"), st.integers(1, 8)),
+    st.tuples(st.just("sample_id"), st.text("abcXYZ019-_", min_size=1, max_size=8)),
+    st.tuples(st.just("note"), st.text(max_size=10)),  # a key the reader does not know
+    st.tuples(st.just("value_high"), st.integers(50, 130)),  # under every frame's values
+)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(EDITS, min_size=1, max_size=3))
+def test_metadata_changes_are_refused_flagged_or_change_nothing(base, tmp_path_factory, edits):
+    cart = tmp_path_factory.mktemp("edited") / "cart"
+    shutil.copytree(base["root"] / "cart", cart)
+    for key, value in edits:
+        if key == "pixel_size_um":
+            edit_json(cart / "panel.json", pixel_size_um=value)
+        elif key == "value_high":
+            panel = json.loads((cart / "panel.json").read_text())
+            for channel in panel["channels"]:
+                channel["value_range"] = [0, value]
+            (cart / "panel.json").write_text(json.dumps(panel))
+        else:
+            edit_json(cart / "cartridge.json", **{key: value})
+    try:
+        summary = predict(base, cart)
+    except InputError:
+        return  # refused by name
+    clean = base["clean"]
+    flagged = bool(summary.problems or summary.skipped_frames)
+    assert (summary.status != "ok") == flagged
+    if summary.status == "ok":  # an ok count stands on plausible inputs only ...
+        lo, hi = SCAN_PIXEL_SIZE_UM
+        assert lo <= summary.panel["pixel_size_um"] <= hi
+        assert 0 < summary.blood_volume_ml <= TUBE_VOLUME_ML
+    if not summary.skipped_frames:  # ... and none of these edits changes what is counted
+        assert summary.counts == clean.counts and summary.events == clean.events
+        assert summary.per_7_5_ml["ctc"] == pytest.approx(
+            summary.counts["ctc"] * 7.5 / summary.blood_volume_processed_ml)
+
+
+# --- cartridges ---------------------------------------------------------------------------------
+
+def test_cellsearch_offset():
+    raw = np.array([[0, 100, 4095]], dtype=np.uint16)
+    shifted = np.where(raw > 0, raw + 32768, raw).astype(np.uint16)
+    assert np.array_equal(remove_cellsearch_offset(shifted), raw)
+    genuine = np.array([[0, 40000, 65535]], dtype=np.uint16)  # real 16-bit: untouched
+    assert np.array_equal(remove_cellsearch_offset(genuine), genuine)
+
+
+@pytest.mark.parametrize("layout", ["multipage", "channels", "png"])
+def test_cartridge_round_trip(tmp_path, rng, layout):
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "CD61"]})
+    dtype = np.uint8 if layout == "png" else np.uint16
+    frames = {}
+    for index in range(5):
+        row, col = serpentine_position(index, columns=3)
+        frame = rng.integers(1, 250, (4, 24, 32)).astype(dtype)
+        write_frame(tmp_path, row, col, frame, panel, layout=layout,
+                    cellsearch_offset=(layout == "multipage"))
+        frames[(row, col)] = frame
+    write_cartridge_info(tmp_path, panel, "S1", 5, rows=2, columns=3, frame_shape=(24, 32))
+    cart = open_cartridge(tmp_path)
+    assert cart.sample_id == "S1" and len(cart) == 5 and not cart.problems
+    assert [(f.row, f.col) for f in cart.frames] == [serpentine_position(i, 3) for i in range(5)]
+    for f in cart.frames:
+        assert np.array_equal(read_frame(f, panel), frames[(f.row, f.col)].astype(np.float32))
+
+
+def test_truncated_cartridge_and_bad_frames(tmp_path, rng):
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel)
+    write_frame(tmp_path, 0, 1, np.zeros((3, 16, 16), np.uint16), panel)
+    write_frame(tmp_path, 0, 2, rng.integers(1, 999, (4, 16, 16), dtype=np.uint16), panel)
+    write_frame(tmp_path, 1, 2, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel,
+                layout="channels")
+    (tmp_path / "r01c02_c1.tif").unlink()
+    write_cartridge_info(tmp_path, panel, "S2", 6, rows=2, columns=3, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    # The frame that lacks a channel file stays listed, to be skipped with its reason: its
+    # blood volume was not read.
+    assert len(cart) == 4 and cart.frames_scanned == 6
+    assert any("truncated" in p for p in cart.problems)
+    read_frame(cart.frames[0], panel)
+    with pytest.raises(InputError, match="empty frame"):
+        read_frame(cart.frames[1], panel)
+    with pytest.raises(InputError, match="4 channels"):
+        read_frame(cart.frames[2], panel)
+    with pytest.raises(InputError, match=r"missing channel file\(s\) \[1\]"):
+        read_frame(cart.frames[3], panel)
+
+
+PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+FUZZ = settings(max_examples=40, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) |
+    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=6)
+
+
+@FUZZ
+@given(st.fixed_dictionaries({}, optional={
+    "sample_id": JSON_VALUES | st.sampled_from(["../x", "/abs", "a/b", "..", "ok-1", ""]),
+    "columns": JSON_VALUES, "num_frames": JSON_VALUES, "blood_volume_ml": JSON_VALUES}))
+def test_cartridge_json_values_are_checked(tmp_path_factory, info):
+    root = tmp_path_factory.mktemp("cart")
+    write_cartridge_info(root, PANEL, "s", 1, 1, 1, (16, 16))
+    (root / "cartridge.json").write_text(json.dumps(info))
+    (root / "r00c00.tif").write_bytes(b"")  # indexed only: open_cartridge reads no pixels
+    try:
+        cart = open_cartridge(root)
+    except InputError:
+        return
+    assert math.isfinite(cart.blood_volume_ml) and cart.blood_volume_ml > 0
+    sid = cart.sample_id
+    assert sid and "/" not in sid and "\\" not in sid and sid not in (".", "..")
+    assert (root / "out" / sid).resolve().parent == (root / "out").resolve()

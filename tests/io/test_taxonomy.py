@@ -1,0 +1,24 @@
+"""ctcnet.io.taxonomy: the classes and the subtype mapping."""
+
+import json
+
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
+
+
+def test_taxonomy_subtype_mapping(tmp_path):
+    tax = load_taxonomy(["ctc", "wbc", "cluster", "debris", "tdev", "bare_nucleus"])
+    assert tax.class_for_subtype("tdev", "debris") == "tdev"
+    assert tax.class_for_subtype("fibre", "debris") == "debris"
+    custom = Taxonomy.from_dict({"classes": ["ctc", {"name": "other", "includes": ["lymphocyte",
+                                                                                    "fibre"]}]})
+    assert custom.class_for_subtype("lymphocyte", "wbc") == "other"
+    with pytest.raises(InputError, match="no class"):
+        custom.class_for_subtype("tdev", "debris")
+    with pytest.raises(InputError):
+        load_taxonomy(["ctc", "CTC!"])
+    path = tmp_path / "tax.json"
+    path.write_text(json.dumps(tax.to_dict()))
+    assert load_taxonomy(path) == tax

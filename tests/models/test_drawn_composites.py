@@ -1,0 +1,43 @@
+"""Single-cell composites drawn by hand, not by the simulator, read as a user reads them.
+
+A published single-cell image (8-bit RGB, R = CK, G = CD45, B = DAPI, scaled to fit its cell)
+is called by the CellSearch definition at a glance: CK round a nucleus and no CD45 is a CTC,
+whatever the cell's shape or proportions; CD45 is a leukocyte, whatever the CK channel shows.
+These cells are drawn with strokes the simulator never makes (``scripts/drawn_composites.py``),
+so the test shows what the shipped model does with a look it was not trained on. (The shipped
+composite network alone calls about a third of the thin-rim CTCs, a nucleus filling most of
+the cell: a leukocyte's proportions with a CTC's markers, ``ctc``; with its marker fusion, all.)
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import load_script
+
+from ctcnet.cli import main
+
+PER_KIND = 6
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    script = load_script(Path(__file__).resolve().parents[2] / "scripts" /
+                         "drawn_composites.py")
+    root = script.write_drawn_set(tmp_path_factory.mktemp("drawn") / "composites", PER_KIND,
+                                  seed=3)
+    return script, root
+
+
+@pytest.mark.parametrize("pixel_size", ["fit", "auto"])
+def test_drawn_ctcs_are_called_ctc_and_drawn_leukocytes_never(drawn, pixel_size, tmp_path):
+    script, root = drawn
+    assert main(["predict", str(root), "--out", str(tmp_path), "--device", "cpu",
+                 "--pixel-size", pixel_size]) == 0
+    table = pd.read_parquet(tmp_path / root.name / "predictions.parquet")
+    table["kind"] = table["path"].map(lambda p: Path(p).name.rsplit("_", 1)[0])
+    called_ctc = (table["class"] == "ctc").groupby(table["kind"]).mean()
+    for kind in script.CTC_KINDS:
+        assert called_ctc[kind] >= 5 / PER_KIND, (kind, called_ctc.to_dict())
+    for kind in script.WBC_KINDS:
+        assert called_ctc[kind] == 0.0, (kind, called_ctc.to_dict())

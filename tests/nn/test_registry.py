@@ -1,0 +1,143 @@
+"""ctcnet.nn.registry: the shipped and site models, and which one the data's channels and kind
+choose."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_tiny_model
+from PIL import Image
+
+from ctcnet.cli import main
+from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.io.panel import load_panel
+from ctcnet.nn import registry
+
+CORE3 = ["DAPI", "CK", "CD45"]
+RGB_ORDER = ["CK", "CD45", "DAPI"]  # R, G, B as published composites show them
+TINY_CROP = 32
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+
+def test_registry_lists_shipped_and_site_models(with_tiny3):
+    models = registry.list_models()
+    assert [m.name for m in models] == ["ctcnet-default", "tiny3"]
+    tiny = registry.get_model("tiny3")
+    assert tiny.channels == CORE3 and tiny.crop_size == TINY_CROP
+    assert tiny.size_bytes == (with_tiny3 / "tiny3.pt").stat().st_size
+    assert tiny.figures() == {"test_rgb_jpeg": 0.25, "robustness_min": 0.2}
+    assert registry.resolve_model("tiny3") == with_tiny3 / "tiny3.pt"
+    assert registry.resolve_model(None) == registry.PACKAGE_MODELS / "ctcnet-default.pt"
+    assert registry.resolve_model("elsewhere/m.pt") == Path("elsewhere/m.pt")  # a path as given
+    with pytest.raises(InputError, match=r"no shipped model called 'tiny5'.*tiny3"):
+        registry.resolve_model("tiny5")
+    with pytest.raises(InputError, match="no ONNX export"):
+        tiny.file("onnx")
+
+
+def test_shipped_models_are_found_without_the_override(monkeypatch):
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
+    models = registry.list_models()
+    assert models[0].name == "ctcnet-default"
+    for info in models:  # package data, as the wheel ships it, each with both files
+        assert info.folder == registry.PACKAGE_MODELS
+        assert info.checkpoint is not None and info.onnx is not None, info.name
+        assert info.figures(), info.name
+
+
+def test_shipped_models_are_chosen_by_the_kind_of_data(monkeypatch):
+    # The shipped cards as they are: export crops get the export model, a composite cartridge
+    # the model with a cartridge rule, a three-marker scan core3, never the export model.
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
+    composite = load_panel({"channels": RGB_ORDER, "composite": "rgb"})
+    scan = load_panel({"channels": ["DAPI", "CK", "CD45"]})
+    export = registry.get_model("ctcnet-core3-export")
+    assert export.reads_exports and not export.has_cartridge_rule
+    assert "test_tight_exports" in export.figures()
+    assert registry.choose_model([composite]).name == "ctcnet-core3-export"
+    assert registry.choose_model([composite], cartridges=True).name == "ctcnet-core3"
+    assert registry.choose_model([scan]).name == "ctcnet-core3"
+    assert registry.choose_model([scan], cartridges=True).name == "ctcnet-core3"
+
+
+def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
+    five = load_panel(None)
+    rgb = load_panel({"channels": RGB_ORDER})
+    assert registry.choose_model([five]).name == "ctcnet-default"  # uses all five channels
+    assert registry.choose_model([rgb]).name == "tiny3"
+    with pytest.raises(PanelMismatchError) as err:
+        registry.choose_model([load_panel({"channels": ["DAPI", "CK", "VIM"]})])
+    message = str(err.value)
+    assert "tiny3 needs ['DAPI', 'CK', 'CD45'] (missing ['CD45'])" in message
+    assert "ctcnet-default needs" in message and "README" in message
+
+
+def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3, tmp_path,
+                                                                     monkeypatch, capsys):
+    # A model whose card says it reads exports only (configs/core3-export.yaml) beside tiny3,
+    # which has the same channels and reads scans.
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    path = make_tiny_model(exports / "tiny3-export.pt")
+    card = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({
+        **card, "reads": "exports",
+        "test_default_randomisation": {"macro_f1": 0.5, "export": "tight single-cell, JPEG"}}))
+    monkeypatch.setenv(registry.MODELS_ENV, f"{with_tiny3}{os.pathsep}{exports}")
+    assert registry.get_model("tiny3-export").reads_exports
+    # Its held-out test was made on exports, and the figure is named so.
+    assert registry.get_model("tiny3-export").figures()["test_tight_exports"] == 0.5
+    assert not registry.get_model("tiny3").reads_exports
+    composite = load_panel({"channels": RGB_ORDER, "composite": "rgb"})
+    scan = load_panel({"channels": RGB_ORDER})
+    assert registry.choose_model([composite]).name == "tiny3-export"
+    assert registry.choose_model([scan]).name == "tiny3"          # a 16-bit three-channel scan
+    assert registry.choose_model([composite, scan]).name == "tiny3"  # not every input an export
+    # A cartridge is judged by its frames: 8-bit colour frames are an export whatever
+    # panel.json says, 16-bit frames are a scan even where it says "composite".
+    from ctcnet.inference.inputs import input_panels, resolve_inputs
+    from ctcnet.simulate import simulate_cartridge
+
+    def panels(cartridge):
+        return input_panels(*resolve_inputs([cartridge]))
+
+    scan_cart = tmp_path / "scan_cart"
+    simulate_cartridge(scan_cart, load_panel({"channels": RGB_ORDER, "pixel_size_um": 0.64}),
+                       num_frames=1, frame_shape=(64, 64), seed=2, events_per_frame=2)
+    panel_json = json.loads((scan_cart / "panel.json").read_text())
+    (scan_cart / "panel.json").write_text(json.dumps({**panel_json, "composite": "rgb"}))
+    rgb_cart = tmp_path / "rgb_cart"
+    rgb_cart.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8),
+                    "RGB").save(rgb_cart / "r00c00.png")
+    (rgb_cart / "panel.json").write_text(json.dumps({"channels": RGB_ORDER,
+                                                     "pixel_size_um": 0.3}))
+    assert registry.choose_model(panels(scan_cart)).name == "tiny3"
+    assert registry.choose_model(panels(rgb_cart)).name == "tiny3-export"
+    # Whole cartridges want a rule fitted at cartridge prevalence: the export model has none,
+    # so a scan model with one that reads composites too comes first; with neither having
+    # one, the export model stays first.
+    assert registry.choose_model(panels(rgb_cart), cartridges=True).name == \
+        "tiny3-export"
+    card3 = json.loads((with_tiny3 / "tiny3.json").read_text())
+    (with_tiny3 / "tiny3.json").write_text(json.dumps(
+        {**card3, "decision": {"rule": "prior_shift", "log_weights": {"ctc": -4.0}}}))
+    assert registry.get_model("tiny3").has_cartridge_rule
+    assert not registry.get_model("tiny3-export").has_cartridge_rule
+    assert registry.choose_model(panels(rgb_cart), cartridges=True).name == "tiny3"
+    assert registry.choose_model(panels(rgb_cart)).name == "tiny3-export"
+    (with_tiny3 / "tiny3.json").write_text(json.dumps(card3))
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("reads 8-bit composite exports only") == 1
+    assert listed.index("reads 8-bit") > listed.index("tiny3-export")
+    (exports / "tiny3-export.json").rename(exports / "only.json")
+    (exports / "tiny3-export.pt").rename(exports / "only.pt")
+    monkeypatch.setenv(registry.MODELS_ENV, str(exports))
+    monkeypatch.setattr(registry, "PACKAGE_MODELS", tmp_path / "none")
+    with pytest.raises(PanelMismatchError, match="read composite exports only"):
+        registry.choose_model([scan])

@@ -1,0 +1,453 @@
+"""The review page's own logic (``ReviewLogic`` in review_page.html), run in a JS engine: where
+the cursor goes when a filter changes, and what a key does depending on the focused element;
+and the whole page on a stand-in DOM in node (tests/report/review_page_dom.js): a decision
+redraws its row only, decisions made elsewhere are merged, moving on cancels tile requests.
+
+Node runs it where installed; otherwise headless Chromium (CI installs it for the page test);
+without either the tests skip (the stand-in DOM needs node). The whole page is driven in
+Chromium by tests/report/test_review.py.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ctcnet.report.server import PAGE
+
+
+def logic_source() -> str:
+    match = re.search(r'<script id="review-logic">(.*?)</script>', PAGE.read_text(), re.S)
+    assert match, "review_page.html has no review-logic script"
+    return match.group(1)
+
+
+def run_js(expression: str):
+    """The JSON value of ``expression``, evaluated after the page's logic script."""
+    source = logic_source() + f"\nJSON.stringify({expression});"
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node:
+        done = subprocess.run([node, "-e", f"console.log(eval({json.dumps(source)}))"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    from tests.report.test_review import Browser, _chromium
+
+    if _chromium() is None:
+        pytest.skip("no JS engine (node or chromium) to run the page's logic")
+    pytest.importorskip("websocket")
+    browser = Browser("about:blank")
+    try:
+        return json.loads(browser.js(source))
+    finally:
+        browser.close()
+
+
+ORDER = [10, 11, 12, 13, 14, 15, 16, 17]
+
+
+@pytest.mark.parametrize("shown, current, expected", [
+    ([11, 13, 15], 13, 1),     # still shown: stays on it
+    ([11, 13, 15], 14, 2),     # hidden: the next one shown after it...
+    ([11, 13, 15], 12, 1),     # ...wherever the old position was
+    ([11, 13, 15], 10, 0),
+    ([11, 13, 15], 16, 2),     # nothing shown after it: the last one before it
+    ([], 13, 0),               # nothing shown
+    ([11, 13, 15], None, 0),   # the cursor was on no event
+    ([14], 17, 0),
+])
+def test_cursor_after_a_filter_change(shown, current, expected):
+    got = run_js(f"ReviewLogic.cursorIndex({json.dumps(ORDER)}, {json.dumps(shown)}, "
+                 f"{json.dumps(current)})")
+    assert got == expected
+
+
+CLASSES = ["ctc", "wbc", "cluster", "debris"]
+
+
+@pytest.mark.parametrize("key, target, modifiers, expected", [
+    ("Enter", "BUTTON", {}, None),            # the focused button's own press (e.g. reject)
+    (" ", "BUTTON", {}, None),
+    ("Enter", "A", {}, None),                 # a focused link opens
+    ("Enter", "BODY", {}, {"call": "confirm"}),  # the shortcut, with no button focused
+    ("Enter", "DIV", {}, {"call": "confirm"}),
+    ("y", "BUTTON", {}, {"call": "confirm"}),    # letter shortcuts work wherever focus is
+    ("n", "BODY", {}, {"call": "reject"}),
+    ("u", "BODY", {}, {"call": "undecided"}),   # take the decision back
+    ("u", "INPUT", {}, None),
+    ("3", "BODY", {}, {"call": "cluster"}),
+    ("5", "BODY", {}, None),                  # no fifth class
+    ("j", "BODY", {}, {"move": 1}),
+    ("ArrowUp", "BUTTON", {}, {"move": -1}),
+    ("y", "INPUT", {}, None),                 # typing a reviewer name
+    ("Enter", "INPUT", {}, None),
+    ("n", "SELECT", {}, None),
+    ("y", "BODY", {"ctrlKey": True}, None),
+    ("x", "BODY", {}, None),
+])
+def test_key_action_depends_on_the_focused_element(key, target, modifiers, expected):
+    event = {"key": key, "target": {"tagName": target}, **modifiers}
+    got = run_js(f"ReviewLogic.keyAction({json.dumps(event)}, {json.dumps(CLASSES)})")
+    assert got == expected
+
+
+HELD = {"call": "wbc", "held": True, "decision": None,
+        "reasons": [{"code": "guard:possible_ctc"}, {"code": "low_confidence"}]}
+QC = {"call": "debris", "held": False, "decision": "debris", "reasons": [{"code": "qc"}]}
+
+
+@pytest.mark.parametrize("candidate, filters, expected", [
+    (HELD, {}, True),                                           # no filter
+    (HELD, {"reason": "guard"}, True),                          # any flag of the guard
+    (QC, {"reason": "guard"}, False),
+    (HELD, {"reason": "guard:possible_ctc"}, True),             # one flag
+    (HELD, {"reason": "guard:cd45_positive"}, False),
+    (HELD, {"reason": "low_confidence"}, True),
+    (QC, {"reason": "qc"}, True),
+    (QC, {"reason": "qc", "open": True}, False),                # decided: hidden
+    (HELD, {"reason": "low_confidence", "cls": "ctc"}, False),  # another call
+    (HELD, {"reason": "low_confidence", "cls": "wbc", "open": True}, True),
+])
+def test_filter_by_reason_class_and_decision(candidate, filters, expected):
+    got = run_js(f"ReviewLogic.shows({json.dumps(candidate)}, {json.dumps(filters)})")
+    assert got == expected
+
+
+@pytest.mark.skipif(not (shutil.which("node") or shutil.which("nodejs")), reason="no node")
+def test_every_script_of_the_page_parses():
+    node = shutil.which("node") or shutil.which("nodejs")
+    for source in re.findall(r"<script[^>]*>(.*?)</script>", PAGE.read_text(), re.S):
+        done = subprocess.run([node, "-e", f"new Function({json.dumps(source)})"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole page on a stand-in DOM (tests/report/review_page_dom.js): what a decision, a poll and a
+# quick move do to the list and to the requests.
+
+HARNESS = Path(__file__).with_name("review_page_dom.js")
+CHANNELS = ["DAPI", "CK", "CD45"]
+
+
+def page_state(n: int, gallery: bool = False) -> dict:
+    """A state as the server sends it, of ``n`` candidates whose tiles the server cuts (or,
+    ``gallery``, that sit on gallery pages)."""
+    classes = ["ctc", "wbc", "cluster", "debris"]
+    per_class = {k: 0 for k in classes}
+    counts = {"model": {"classes": classes, "counted": per_class, "per_7_5_ml": {"ctc": 0.0},
+                        "held": per_class, "review": per_class, "held_total": 0,
+                        "held_by_flag": {}},
+              "reviewed": {"confirmed": per_class, "confirmed_per_7_5_ml": {"ctc": 0.0},
+                           "after_review": per_class, "after_review_per_7_5_ml": {"ctc": 0.0},
+                           "decided": per_class, "rejected": 0, "unattached": 0}}
+    gallery_tile = {"src": "/files/P001/gallery/ctc_001.png?run=R", "width": 600,
+                    "page_height": 900, "header": 14, "top": 14, "height": 120}
+    candidates = [{
+        "event_id": i, "frame_id": "r00c00", "x": 10.0, "y": 20.0, "call": classes[i % 2],
+        "confidence": 0.5, "flagged": True, "edge_cut": False, "held": False,
+        "why": "flagged",
+        "reasons": [{"code": "low_confidence", "caption": "low p", "meaning": "low p"}],
+        "tile": dict(gallery_tile) if gallery else
+        {"src": f"/api/P001/tile/{i}.png?run=R"},
+        "context": f"/api/P001/context/{i}.png?run=R",
+        "markers": [30.5, 0.4, None], "measures": {}, "decision": None} for i in range(n)]
+    return {"sample": "P001", "run_id": "R", "reviewer": "tester", "classes": classes,
+            "reported": ["ctc", "cluster"], "review_threshold": 0.9, "channels": CHANNELS,
+            "reasons": [], "candidates": candidates, "counts": counts, "stamp": "s1",
+            "unattached": [], "saliency": True}
+
+
+def run_page(scenario: str, state: dict, page=PAGE):
+    """Open the page on the stand-in DOM, the server answering with ``state``, and run
+    ``scenario`` (the body of an async function: ``page``, ``state``, ``routes`` in scope);
+    returns what it returns. Decisions are answered as saved, polls as "unchanged" and tile
+    requests are held open, unless ``routes`` (``[url prefix, reply or function]``, first
+    match wins) says otherwise."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        pytest.skip("no node to run the page")
+    script = f"""
+const {{openPage}} = require({json.dumps(str(HARNESS))});
+const state = {json.dumps(state)};
+const routes = [];
+function answer(url, options) {{
+  for (const [prefix, reply] of routes) {{
+    if (url.startsWith(prefix)) return typeof reply === "function" ? reply(url, options) : reply;
+  }}
+  if (url === "/api/P001/state") return {{json: state}};
+  if (url.startsWith("/api/P001/state?since=")) return {{json: {{stamp: "s1", unchanged: true}}}};
+  if (url === "/api/P001/decision") {{
+    const body = JSON.parse(options.body);
+    const c = state.candidates.find((c) => c.event_id === body.event_id);
+    const decision = body.call === "confirm" ? c.call : body.call === "reject" ? "rejected" :
+      body.call === "undecided" ? null : body.call;
+    return {{json: {{event_id: body.event_id, decision, counts: state.counts,
+                    previous: "s1", stamp: "s2"}}}};
+  }}
+  return "hold";
+}}
+(async () => {{
+  const page = openPage({json.dumps(str(page))}, answer);
+  await page.settle();
+  const result = await (async () => {{ {scenario} }})();
+  console.log(JSON.stringify(result === undefined ? null : result));
+}})().catch((e) => {{ console.error((e && e.stack) || String(e)); process.exit(1); }});
+"""
+    done = subprocess.run([node, "-"], input=script, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_saved_decision_redraws_its_own_row_only():
+    got = run_page("""
+        const before = page.rows().slice();
+        const made = page.document.made;
+        page.key("y");
+        await page.settle();
+        const after = page.rows();
+        const post = page.requests.filter((r) => r.method === "POST");
+        return {same: after.every((row, i) => row === before[i]), rows: after.length,
+                made: page.document.made - made, posted: post.map((r) => JSON.parse(r.body)),
+                decision: after[0].getAttribute("data-decision"),
+                verdict: after[0].lastChild.textContent,
+                current: page.document.getElementById("list").children
+                  .filter((r) => r.className === "current").map((r) => r.dataset.eventId),
+                saved: page.document.body.getAttribute("data-saved")};
+    """, page_state(600))
+    assert got["posted"] == [{"event_id": 0, "call": "confirm", "reviewer": "tester",
+                              "run_id": "R", "reading": "first"}]
+    assert got["saved"] == "1" and got["decision"] == "ctc" and got["verdict"] == "confirmed"
+    # Every row is the element it was, and a few dozen elements were made (the event panel,
+    # the counts), not a list of 600 rows of four elements each.
+    assert got["same"] and got["rows"] == 600 and got["made"] < 100
+    assert got["current"] == ["1"]
+
+
+def test_under_undecided_only_a_decision_takes_out_its_row_and_nothing_else():
+    got = run_page("""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({type: "change"});
+        page.run("setCursor(3)");
+        const before = page.rows().slice();
+        page.key("n");
+        await page.settle();
+        const after = page.rows();
+        return {ids: after.map((r) => +r.dataset.eventId),
+                kept: after.every((row) => before.includes(row)),
+                current: after.filter((r) => r.className === "current")
+                  .map((r) => +r.dataset.eventId),
+                shown: page.run("shown.length")};
+    """, page_state(8))
+    assert got["ids"] == [0, 1, 2, 4, 5, 6, 7] and got["kept"] and got["shown"] == 7
+    assert got["current"] == [4]  # on to the next one, still there after the row went
+
+
+def test_decisions_made_elsewhere_are_merged_into_their_rows():
+    state = page_state(6)
+    counts = json.loads(json.dumps(state["counts"]))
+    counts["reviewed"]["rejected"] = 1
+    got = run_page("""
+        routes.push(["/api/P001/state?since=s1", {json: {stamp: "s7", counts: COUNTS,
+                     decisions: [[2, "wbc"], [4, "rejected"]]}}]);
+        const before = page.rows().slice();
+        page.timers.forEach((tick) => tick());  // the poll every few seconds
+        await page.settle();
+        const rows = page.rows();
+        const first = {decisions: rows.map((r) => r.getAttribute("data-decision")),
+                       same: rows.every((row, i) => row === before[i]),
+                       merged: page.document.body.getAttribute("data-merged"),
+                       rejected: page.document.getElementById("summary").children
+                         .find((tr) => tr.textContent.startsWith("rejected")).textContent,
+                       stamp: page.run("stamp")};
+        // Taken back elsewhere: undecided here too; the next poll asks from the new stamp.
+        routes.unshift(["/api/P001/state?since=s7", {json: {stamp: "s8", counts: COUNTS,
+                        decisions: [[4, "rejected"]]}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        const asked = page.requests.filter((r) => r.url.includes("since="))
+          .map((r) => r.url.split("?")[1].split("&")[0]);
+        return {first, asked, decisions: page.rows().map((r) => r.getAttribute("data-decision"))};
+    """.replace("COUNTS", json.dumps(counts)), state)
+    first = got["first"]
+    assert first["decisions"] == ["", "", "wbc", "", "rejected", ""] and first["same"]
+    assert first["merged"] == "2" and first["rejected"] == "rejected1" and first["stamp"] == "s7"
+    assert got["asked"] == ["since=s1", "since=s7"]
+    assert got["decisions"] == ["", "", "", "", "rejected", ""]
+
+
+def test_a_poll_answered_while_a_decision_is_saved_does_not_undo_it():
+    got = run_page("""
+        routes.push(["/api/P001/decision", () => "hold"]);
+        page.key("y");                          // in flight, not yet answered
+        routes.unshift(["/api/P001/state?since=", {json: {stamp: "s5", counts: state.counts,
+                        decisions: [[3, "wbc"]]}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        return {decisions: page.rows().map((r) => r.getAttribute("data-decision")),
+                stamp: page.run("stamp")};
+    """, page_state(4))
+    # Not merged (nothing changes on screen, the stamp stays): the next poll will.
+    assert got == {"decisions": ["", "", "", ""], "stamp": "s1"}
+
+
+def test_moving_on_cancels_the_tiles_the_page_no_longer_shows():
+    got = run_page("""
+        for (let k = 0; k < 9; k++) page.key("j");
+        await page.settle();
+        const tiles = page.requests.filter((r) => r.url.includes("/tile/"));
+        return tiles.map((r) => [r.url.split("?")[0], r.aborted]);
+    """, page_state(20))
+    assert len(got) == 10
+    assert [url for url, _ in got] == [f"/api/P001/tile/{i}.png" for i in range(10)]
+    assert [aborted for _, aborted in got] == [True] * 9 + [False]  # the last one only
+
+
+def test_context_zoom_and_saliency_keys():
+    got = run_page("""
+        page.key("c");
+        await page.settle();
+        const context = page.requests.filter((r) => r.url.includes("/context/")).map((r) => r.url);
+        page.key("z");
+        const zoomed = page.document.getElementById("tile").className;
+        page.key("s");
+        const tiles = page.requests.filter((r) => r.url.includes("/tile/")).map((r) => r.url);
+        page.document.getElementById("tile").click();  // a click zooms back out
+        return {context, zoomed, tiles,
+                after: page.document.getElementById("tile").className};
+    """, page_state(3))
+    assert got["context"] == ["/api/P001/context/0.png?run=R"]
+    assert got["zoomed"] == "zoomed" and got["after"] == ""
+    assert got["tiles"][-1] == "/api/P001/tile/0.png?run=R&saliency=1"
+
+
+def test_markers_are_written_beside_the_event():
+    got = run_page("""
+        return page.document.getElementById("markers").textContent;
+    """, page_state(2, gallery=True))
+    assert got == "mean in noise units: DAPI 30.5, CK 0.4"
+
+
+def test_a_decision_taken_back_elsewhere_brings_its_row_back_in_place():
+    state = page_state(6)
+    for c in state["candidates"]:
+        c["decision"] = "rejected" if c["event_id"] in (1, 3) else None
+    got = run_page("""
+        const open = page.document.getElementById("filter-open");
+        open.checked = true;
+        open.dispatchEvent({type: "change"});
+        const hidden = page.rows().map((r) => +r.dataset.eventId);
+        routes.push(["/api/P001/state?since=s1", {json: {stamp: "s2", counts: state.counts,
+                     decisions: [[1, "rejected"]]}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        return {hidden, shown: page.rows().map((r) => +r.dataset.eventId),
+                list: page.run("shown.map(function (c) { return c.event_id; })")};
+    """, state)
+    assert got["hidden"] == [0, 2, 4, 5]
+    assert got["shown"] == got["list"] == [0, 2, 3, 4, 5]
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid, the channel sliders, the sign-off and the second reading on the stand-in DOM.
+
+def test_grid_page_is_of_one_call_undecided_and_not_set_aside():
+    candidates = [{"event_id": i, "call": ["wbc", "ctc"][i % 3 == 0],
+                   "decision": "wbc" if i == 4 else None, "reasons": []} for i in range(12)]
+    got = run_js(f"ReviewLogic.gridPage({json.dumps(candidates)}, {{}}, 'wbc', {{'5': true}}, "
+                 "3).map(function (c) { return c.event_id; })")
+    assert got == [1, 2, 7]  # 4 decided, 5 set aside as an exception, 3 and 6 are ctc calls
+
+
+def test_channel_gain_of_a_slider():
+    assert run_js("[ReviewLogic.gain(0), ReviewLogic.gain(10), ReviewLogic.gain(-20)]") == [
+        1, 2, 0.25]
+
+
+GRID_ROUTE = """
+routes.push(["/api/P001/decisions", (url, options) => {
+  const body = JSON.parse(options.body);
+  return {json: {decisions: body.event_ids.map((id) => {
+    const c = state.candidates.find((c) => c.event_id === id);
+    return [id, body.call === "confirm" ? c.call : "rejected"];
+  }), counts: state.counts, previous: "s1", stamp: "s2", signoff: null}};
+}]);
+"""
+
+
+def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        const first = cells().map((c) => +c.getAttribute("data-event-id"));
+        cells()[2].click();                      // an exception
+        cells()[2].click();                      // changed their mind
+        cells()[5].click();
+        const marked = cells().filter((c) => c.className === "cell marked").length;
+        page.key("Enter");
+        await page.settle();
+        const posts = page.requests.filter((r) => r.method === "POST");
+        const next = cells().map((c) => +c.getAttribute("data-event-id"));
+        page.key("g");
+        return {first, marked, posted: posts.map((r) => [r.url, JSON.parse(r.body)]), next,
+                decided: page.document.body.getAttribute("data-grid-decided"),
+                grid: page.document.body.getAttribute("data-grid"),
+                rows: page.rows().filter((r) => r.getAttribute("data-decision")).length};
+    """, page_state(400))
+    # page_state alternates ctc and wbc calls: a tie, and the grid opens on the first class.
+    ctc = [i for i in range(400) if i % 2 == 0]
+    assert got["first"] == ctc[:100] and got["marked"] == 1
+    assert len(got["posted"]) == 1
+    url, body = got["posted"][0]
+    assert url == "/api/P001/decisions" and body["call"] == "confirm"
+    assert body["event_ids"] == [e for e in ctc[:100] if e != ctc[5]]
+    assert got["decided"] == "99" and got["rows"] == 99
+    assert got["next"] == ctc[100:200]       # the exception is not put back on the page
+    assert got["grid"] == "off"
+
+
+def test_a_slider_lays_a_gain_over_its_channel_and_is_remembered():
+    got = run_page("""
+        const inputs = page.document.querySelectorAll("#display-controls input");
+        inputs[2].value = "-10";
+        inputs[2].listeners.input[0]();
+        const layers = page.document.querySelectorAll("#tile div.gain");
+        return {inputs: inputs.length, layers: layers.map((l) => [
+                  l.getAttribute("data-channel"), l.style.left, l.style.backdropFilter]),
+                stored: page.context.localStorage.getItem("ctcnet-gain-P001-CD45")};
+    """, page_state(2, gallery=True))
+    assert got["inputs"] == len(CHANNELS)
+    assert got["layers"] == [["2", "50%", "brightness(0.500)"]]
+    assert got["stored"] == "-10"
+
+
+def test_sign_off_and_agreement_are_shown():
+    state = page_state(4)
+    state["signoff"] = None
+    state["agreement"] = {"first": 3, "second": 3, "both": 3, "agree": 2, "kappa": 0.4,
+                          "disagreements": [{"event_id": 2, "model_call": "ctc",
+                                             "first": "ctc", "second": "rejected",
+                                             "first_reviewer": "a", "second_reviewer": "b"}]}
+    got = run_page("""
+        routes.push(["/api/P001/signoff", {json: {signoff: {reviewer: "ann",
+          signed_at: "2026-01-01T00:00:00+00:00", status: "current"}}}]);
+        const before = page.document.getElementById("signoff-text").textContent;
+        page.document.getElementById("signoff-button").click();
+        await page.settle();
+        const select = page.document.getElementById("filter-reason");
+        select.value = "disagreement";
+        select.dispatchEvent({type: "change"});
+        return {before, after: page.document.getElementById("signoff-text").textContent,
+                agreement: page.document.getElementById("agreement").textContent,
+                rows: page.rows().map((r) => +r.getAttribute("data-event-id"))};
+    """, state)
+    assert got["before"] == "not signed off"
+    assert got["after"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
+    assert "2 agree (Cohen's kappa 0.40); 1 disagreement(s)" in got["agreement"]
+    assert got["rows"] == [2]

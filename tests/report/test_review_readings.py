@@ -1,0 +1,382 @@
+"""Review at lab scale: a page of decisions recorded at once (the grid), a second reader's
+decisions kept apart and compared (Cohen's kappa, the disagreements), the per-sample sign-off
+written beside the counts, and the channel sliders; the grid and the sign-off also driven in
+headless Chromium (skipped where it is missing)."""
+
+import contextlib
+import json
+import shutil
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.report import decisions as D
+from ctcnet.report import journal
+from ctcnet.report.agreement import cohen_kappa, compare_readings
+from ctcnet.report.matching import extend_match
+from ctcnet.report.server import make_server, server_url
+from tests.report.test_review import (  # noqa: F401 (results: the module's predict run, a fixture)
+    Browser,
+    _chromium,
+    request,
+    results,
+    tiny_run,
+)
+
+
+def post(server, path, body, sample="P001"):
+    status, data = request(server, "POST", f"/api/{sample}/{path}", json.dumps(body),
+                           {"Content-Type": "application/json"})
+    return status, json.loads(data)
+
+
+def get(server, path, sample="P001"):
+    status, data = request(server, "GET", f"/api/{sample}/{path}")
+    return status, json.loads(data)
+
+
+@pytest.fixture
+def serve():
+    """Start a review server on a results folder; every one started is stopped after."""
+    servers = []
+
+    def start(out):
+        server = make_server(out, port=0, reviewer="tester")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def crowded(results, tmp_path_factory):  # noqa: F811 (the imported fixture, used)
+    """The predict run with each event copied five times a few pixels apart as flagged
+    ``wbc`` calls: hundreds of candidates of one call, as a grid page needs."""
+    out = tmp_path_factory.mktemp("crowded") / "results"
+    shutil.copytree(results / "results", out)
+    sample = out / "P001"
+    events = pd.read_parquet(sample / "events.parquet")
+    copies = []
+    for k in range(1, 6):
+        more = events.assign(event_id=events["event_id"] + k * (int(events["event_id"].max())
+                                                                + 1),
+                             x=events["x"] + 2.0 * k, review=True, confidence=0.6)
+        more["class"] = "wbc"
+        copies.append(more)
+    pd.concat([events, *copies], ignore_index=True).to_parquet(sample / "events.parquet",
+                                                               index=False)
+    # Written after the events table: a finished run, not one predict is still writing.
+    summary = json.loads((sample / "summary.json").read_text())
+    (sample / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out
+
+
+def fresh(crowded, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(crowded, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A page of decisions at once.
+
+def test_a_match_extended_by_a_page_of_rows_is_the_whole_match(tmp_path):
+    events, run = tiny_run(classes=["debris"] * 12)
+    log = D.DecisionLog(tmp_path)
+    D.record_decisions(tmp_path, run, {0: "debris", 1: D.REJECTED}, "a", decisions=log)
+    D.record_decision(tmp_path, run, 2, "wbc", "a", decisions=log)
+    before = log.matched(run)
+    rows = D._decision_rows(run, [1, 2, 3, 4], ["debris", "ctc", "debris",
+                                                        D.UNDECIDED], "b", None)
+    rows = journal._parse_typed(rows, tmp_path)
+    extended = extend_match(before, rows, run)
+    whole = D.match_decisions(pd.concat([before.table, rows], ignore_index=True), run)
+    for name in ("decisions", "unattached", "table"):
+        pd.testing.assert_frame_equal(getattr(extended, name).reset_index(drop=True),
+                                      getattr(whole, name).reset_index(drop=True))
+    assert extended.superseded == whole.superseded
+    assert np.array_equal(extended.target, whole.target)
+    with pytest.raises(ValueError):
+        extend_match(before, pd.concat([rows.head(1), rows.head(1)]), run)
+
+
+def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
+    out = fresh(crowded, tmp_path)
+    server = serve(out)
+    state = get(server, "state")[1]
+    wbc = [c["event_id"] for c in state["candidates"] if c["call"] == "wbc"][:100]
+    assert len(wbc) == 100
+    status, answer = post(server, "decisions", {"event_ids": wbc, "call": "confirm",
+                                                "run_id": state["run_id"], "reviewer": "g"})
+    assert status == 200, answer
+    assert answer["decisions"] == [[e, "wbc"] for e in wbc]
+    assert answer["counts"]["reviewed"]["reviewed"] == 100
+    table = pd.read_csv(out / "P001" / "review.csv")
+    assert table["event_id"].tolist() == wbc and set(table["reviewer_call"]) == {"wbc"}
+    summary = json.loads((out / "P001" / "summary.json").read_text())
+    assert summary["reviewed"]["reviewed"] == 100
+    # Refused as a whole: a repeated or unknown event, "undecided", too many, a stale page.
+    for body, code in (({"event_ids": [wbc[0], wbc[0]], "call": "confirm"}, 400),
+                       ({"event_ids": [wbc[0], 10 ** 12], "call": "confirm"}, 400),
+                       ({"event_ids": [wbc[0]], "call": "undecided"}, 400),
+                       ({"event_ids": [True], "call": "confirm"}, 400),
+                       ({"event_ids": list(range(501)), "call": "confirm"}, 400),
+                       ({"event_ids": [wbc[0]], "call": "reject", "run_id": "old"}, 409)):
+        assert post(server, "decisions", body)[0] == code, body
+    assert len(pd.read_csv(out / "P001" / "review.csv")) == 100
+
+
+# ---------------------------------------------------------------------------------------------
+# A second reading.
+
+@pytest.mark.parametrize("first, second, expected", [
+    (["a", "a", "b", "b"], ["a", "a", "b", "b"], 1.0),
+    (["a", "b", "a", "b"], ["b", "a", "b", "a"], -1.0),
+    (["a", "a", "a", "b"], ["a", "a", "b", "b"], 0.5),   # po 3/4, pe 1/2
+    (["a", "a"], ["a", "a"], None),                      # one label throughout: undefined
+    ([], [], None),
+])
+def test_cohen_kappa(first, second, expected):
+    got = cohen_kappa(first, second)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_cohen_kappa_agrees_with_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    labels = np.array(["ctc", "wbc", "debris", "rejected"])
+    for _ in range(20):
+        a = labels[rng.integers(0, 4, 50)]
+        b = np.where(rng.random(50) < 0.7, a, labels[rng.integers(0, 4, 50)])
+        assert cohen_kappa(list(a), list(b)) == pytest.approx(metrics.cohen_kappa_score(a, b))
+
+
+def test_readings_compared_on_the_events_both_decided():
+    def decided(calls):
+        return pd.DataFrame({"event_id": list(calls), "reviewer_call": list(calls.values()),
+                             "reviewer": "r", "model_call": "wbc"})
+    got = compare_readings(decided({1: "wbc", 2: "wbc", 3: "rejected", 4: "ctc"}),
+                           decided({2: "wbc", 3: "wbc", 4: "ctc", 5: "wbc"}))
+    assert (got["first"], got["second"], got["both"], got["agree"]) == (4, 4, 3, 2)
+    assert [(d["event_id"], d["first"], d["second"]) for d in got["disagreements"]] == [
+        (3, "rejected", "wbc")]
+    assert got["kappa"] == pytest.approx(cohen_kappa(["wbc", "rejected", "ctc"],
+                                                     ["wbc", "wbc", "ctc"]), abs=1e-4)
+
+
+def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
+    out = fresh(crowded, tmp_path)
+    server = serve(out)
+    state = get(server, "state")[1]
+    run = state["run_id"]
+    ids = [c["event_id"] for c in state["candidates"] if c["call"] == "wbc"][:6]
+    assert post(server, "decisions", {"event_ids": ids, "call": "confirm", "run_id": run,
+                                      "reviewer": "ann"})[0] == 200
+    for event_id, call in zip(ids[:4], ["confirm", "confirm", "reject", "ctc"]):
+        status, answer = post(server, "decision", {"event_id": event_id, "call": call,
+                                                   "run_id": run, "reviewer": "bob",
+                                                   "reading": "second"})
+        assert status == 200, answer
+    # The second reader's decisions are in their own journal, never counted.
+    assert len(pd.read_csv(out / "P001" / "review.csv")) == 6
+    second = pd.read_csv(out / "P001" / D.SECOND_FILE)
+    assert second["reviewer"].tolist() == ["bob"] * 4
+    summary = json.loads((out / "P001" / "summary.json").read_text())
+    assert summary["reviewed"]["reviewed"] == 6
+    assert answer["counts"]["reviewed"]["reviewed"] == 4  # the second reading's own page
+    # Its page is blind: its own decisions, no agreement, no sign-off.
+    blind = get(server, "state?reading=second")[1]
+    assert blind["reading"] == "second" and "agreement" not in blind
+    assert sum(c["decision"] is not None for c in blind["candidates"]) == 4
+    agreement = get(server, f"agreement?run={run}")[1]
+    assert (agreement["both"], agreement["agree"]) == (4, 2)
+    assert [(d["event_id"], d["first"], d["second"], d["second_reviewer"])
+            for d in agreement["disagreements"]] == [(ids[2], "wbc", "rejected", "bob"),
+                                                     (ids[3], "wbc", "ctc", "bob")]
+    assert get(server, "state")[1]["agreement"] == agreement
+    # Adjudicated: the first reading decides the event again; it counts, and agrees.
+    assert post(server, "decision", {"event_id": ids[2], "call": "reject", "run_id": run,
+                                     "reviewer": "ann"})[0] == 200
+    assert get(server, "agreement")[1]["agree"] == 3
+    assert post(server, "decision", {"event_id": ids[0], "call": "confirm",
+                                     "reading": "third"})[0] == 400
+
+
+# ---------------------------------------------------------------------------------------------
+# The sign-off.
+
+def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp_path, serve,
+                                                                     caplog):
+    from ctcnet.cli import main
+
+    out = fresh(crowded, tmp_path)
+    sample = out / "P001"
+    server = serve(out)
+    state = get(server, "state")[1]
+    assert state["signoff"] is None
+    ids = [c["event_id"] for c in state["candidates"] if c["call"] == "wbc"][:3]
+    post(server, "decisions", {"event_ids": ids, "call": "confirm", "run_id": state["run_id"]})
+    assert 'data-signoff="none"' in (sample / "index.html").read_text()
+    status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})
+    assert status == 200, answer
+    record = answer["signoff"]
+    assert record["reviewer"] == "ann" and record["status"] == "current"
+    assert record["decided"] == 3
+    assert record["unreviewed"] == len(state["candidates"]) - 3
+    summary = json.loads((sample / "summary.json").read_text())
+    assert summary["signoff"] == record
+    assert summary["reviewed"]["reviewed"] == 3 and summary["tally"]  # beside the counts
+    page = (sample / "index.html").read_text()
+    assert 'data-signoff="current"' in page and "reviewed by ann on" in page
+    assert post(server, "signoff", {"run_id": "old"})[0] == 409
+    with caplog.at_level("INFO", logger="ctcnet.report"):
+        assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
+    assert "reviewed by ann on" in caplog.text
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert info["sources"][0]["signoff"]["reviewer"] == "ann"
+    # A decision after the sign-off: it no longer covers the decisions, and says so.
+    answer = post(server, "decision", {"event_id": ids[0], "call": "reject"})[1]
+    assert answer["signoff"]["status"] == "changed since"
+    assert json.loads((sample / "summary.json").read_text())["signoff"]["status"] == \
+        "changed since"
+    assert 'data-signoff="changed since"' in (sample / "index.html").read_text()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ctcnet.report"):
+        assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds2")]) == 0
+    assert "decisions changed since the sign-off" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# In headless Chromium.
+
+needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless Chromium not "
+                                    "installed (apt-get install chromium)")
+
+
+@contextlib.contextmanager
+def review_page(crowded, tmp_path, serve):
+    """(results folder, server, browser) on a fresh copy of the crowded run, the page loaded;
+    the browser closed after."""
+    pytest.importorskip("websocket")
+    out = fresh(crowded, tmp_path)
+    server = serve(out)
+    browser = Browser(server_url(server))
+    try:
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        yield out, server, browser
+    finally:
+        browser.close()
+
+
+@needs_chromium
+def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tmp_path, serve):
+    with review_page(crowded, tmp_path, serve) as (out, server, browser):
+        # Count the requests that record decisions.
+        browser.js("window.posts = []; var f0 = window.fetch; window.fetch = function (u, o) {"
+                   " if (o && o.method === 'POST') posts.push(u); return f0(u, o); }; 1")
+        browser.key("g")
+        browser.wait_for("document.body.getAttribute('data-grid') === 'on'")
+        browser.js("var s = document.getElementById('grid-call'); s.value = 'wbc'; "
+                   "s.dispatchEvent(new Event('change')); 1")
+        assert browser.js("document.querySelectorAll('#grid-cells .cell').length") == 100
+        page = json.loads(browser.js("JSON.stringify(grid.page.map(c => c.event_id))"))
+        browser.wait_for("Array.from(document.querySelectorAll('#grid-cells img'))"
+                         ".slice(0, 4).every(i => i.complete && i.naturalWidth > 0)")
+        browser.key("Enter")                        # the whole page, in one action
+        browser.wait_for("document.body.getAttribute('data-grid-decided') === '100'")
+        assert json.loads(browser.js("JSON.stringify(posts)")) == ["/api/P001/decisions"]
+        table = pd.read_csv(out / "P001" / "review.csv")
+        assert table["event_id"].tolist() == page and set(table["reviewer_call"]) == {"wbc"}
+        # The next page: two tiles picked as exceptions, the rest confirmed.
+        second = json.loads(browser.js("JSON.stringify(grid.page.map(c => c.event_id))"))
+        assert second and not set(second) & set(page)
+        browser.js("document.querySelectorAll('#grid-cells .cell')[1].click(); "
+                   "document.querySelectorAll('#grid-cells .cell')[4].click(); 1")
+        assert browser.js("document.querySelectorAll('#grid-cells .cell.marked').length") == 2
+        browser.js("document.getElementById('grid-confirm').click()")
+        browser.wait_for(f"document.body.getAttribute('data-grid-decided') === "
+                         f"'{100 + len(second) - 2}'")
+        decided = set(pd.read_csv(out / "P001" / "review.csv")["event_id"])
+        assert decided == set(page) | (set(second) - {second[1], second[4]})
+        # The exceptions are left for one-by-one review, not put on the next page.
+        third = json.loads(browser.js("JSON.stringify(grid.page.map(c => c.event_id))"))
+        assert not {second[1], second[4]} & set(third)
+        browser.key("g")
+        browser.wait_for("document.body.getAttribute('data-grid') === 'off'")
+        rows = browser.js("document.querySelectorAll('#list div[data-decision=wbc]').length")
+        assert rows == len(decided)
+
+
+@needs_chromium
+def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, serve):
+    with review_page(crowded, tmp_path, serve) as (out, server, browser):
+        channels = json.loads(browser.js("JSON.stringify(state.channels)"))
+        sliders = "#display-controls input[type=range]"
+        assert browser.js(f"document.querySelectorAll('{sliders}').length") == len(channels)
+        assert browser.js("document.querySelectorAll('#tile .gain').length") == 0
+        # The second channel's white point at half the sample's scale: a layer over its panel.
+        browser.js(f"var i = document.querySelectorAll('{sliders}')[1]; i.value = 10; "
+                   "i.dispatchEvent(new Event('input')); 1")
+        layer = "document.querySelector('#tile .gain')"
+        assert browser.js(f"{layer}.getAttribute('data-channel')") == "1"
+        assert browser.js(f"getComputedStyle({layer}).backdropFilter") == "brightness(2)"
+        left = browser.js(f"{layer}.style.left")
+        assert left.startswith(f"{100 / (len(channels) + 1):.2f}"[:4])
+        browser.key("y")
+        browser.wait_for("document.body.getAttribute('data-saved') === '1'")
+        assert browser.js("document.querySelectorAll('#tile .gain').length") >= 1  # kept
+        browser.js("document.getElementById('reviewer').value = 'ann'; 1")
+        browser.js("document.getElementById('signoff-button').click()")
+        browser.wait_for("document.getElementById('signoff-text')"
+                         ".getAttribute('data-status') === 'current'")
+        assert "signed off by ann" in browser.js(
+            "document.getElementById('signoff-text').textContent")
+        summary = json.loads((out / "P001" / "summary.json").read_text())
+        assert summary["signoff"]["reviewer"] == "ann"
+        browser.send("Page.reload")                  # the slider is remembered
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes'")
+        assert browser.js(f"document.querySelectorAll('{sliders}')[1].value") == "10"
+        # A second reader's page: blind, its decisions in their own journal.
+        browser.send("Page.navigate", url=server_url(server) + "review/P001?reading=second")
+        browser.wait_for("document.body.getAttribute('data-ready') === 'yes' && "
+                         "reading === 'second'")
+        assert "second reading" in browser.js("document.title")
+        assert browser.js("document.querySelectorAll('#list div[data-decision]:not("
+                          "[data-decision=\"\"])').length") == 0
+        browser.key("n")
+        browser.wait_for("document.body.getAttribute('data-saved') === '1'")
+    assert len(pd.read_csv(out / "P001" / D.SECOND_FILE)) == 1
+    assert len(pd.read_csv(out / "P001" / "review.csv")) == 1
+
+
+def test_reviewed_counts_kept_up_to_date_are_count_reviewed(tmp_path):
+    from ctcnet.inference.counts import count_events, count_reviewed
+    from ctcnet.report.review_counts import ReviewTally
+
+    classes = ["ctc", "wbc", "cluster", "debris"]
+    rng = np.random.default_rng(1)
+    events, run = tiny_run(classes=list(rng.choice(classes, 30)))
+    events = events.assign(review=rng.random(30) < 0.3, confidence=0.8, guard="",
+                           edge_cut=False)
+    tally = count_events(events, classes, ["ctc", "cluster"], 7.5)
+    counter, log = ReviewTally(events, tally), D.DecisionLog(tmp_path)
+    for step in range(60):
+        event = int(rng.integers(0, 30))
+        if step % 7 == 3:
+            D.clear_decision(tmp_path, run, event, "a", decisions=log)
+        elif step % 5 == 0:
+            calls = {int(e): str(rng.choice(classes + [D.REJECTED]))
+                     for e in rng.choice(30, 4, replace=False)}
+            D.record_decisions(tmp_path, run, calls, "a", decisions=log)
+        else:
+            D.record_decision(tmp_path, run, event, str(rng.choice(classes + [D.REJECTED])),
+                              "a", decisions=log)
+        matched = log.matched(run)
+        assert counter.counts(matched) == count_reviewed(events, matched.decisions, tally,
+                                                         len(matched.unattached)), step
+    assert matched.extends is not None  # brought up to date, not counted whole each time

@@ -1,0 +1,21 @@
+"""``./run demo``'s closing table: drawn against counted, held and sent to review, each drawn
+CTC's fate, and how to open the review page."""
+
+from pathlib import Path
+
+from conftest import load_script
+
+
+def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
+    demo = load_script(Path(__file__).resolve().parents[2] / "scripts" / "demo.py")
+    assert demo.main(["--frames", "1", "--events-per-frame", "300", "--out",
+                      str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "drawn" in line and "counted" in line)
+    assert header.split() == ["class", "drawn", "counted", "held", "to", "review"]
+    fate = next(line for line in out.splitlines() if "drawn CTCs:" in line)
+    drawn = int(fate.split("drawn CTCs:")[1].split(";")[0])
+    told = [int(part.split()[-1]) for part in fate.split(";")[1].split(",")]
+    assert drawn > 0 and sum(told) == drawn  # every drawn CTC accounted for, once
+    results = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
+    assert f"ctcnet review {results}" in out

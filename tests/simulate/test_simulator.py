@@ -1,0 +1,566 @@
+"""Tests of the scan simulator: determinism, biology per class, physics, shifts, panels, CLI."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.io.panel import load_panel
+from ctcnet.simulate import NAMED_SHIFTS, SUBTYPES, SimConfig, simulate_crops, write_crop_batch
+
+PANEL5 = load_panel(None)  # DAPI, CK, CD45, CD61, CD66b at 0.64 µm
+SUBTYPE_TAXONOMY = {"classes": sorted(SUBTYPES)}  # every subtype its own class
+# Full randomisation but nothing else in the crop, and bleed-through at a good instrument's
+# level: the marker statistics below are about biology; strong bleed has a test of its own.
+# Biology only: no bleed-through, non-specific CK or autofluorescence, and stain strength over
+# 4x (the physics of the default ranges has tests of its own).
+QUIET = SimConfig(neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0), nonspecific_ck_rate=(0, 0),
+                  granulocyte_autofluorescence=(0, 0), stain_strength=(0.5, 2.0))
+# One nominal scanner, and nothing in the crop but the object's own stains.
+CLEAN_ALONE = dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0),
+                                  bleed_through=(0.0, 0.0), nonspecific_ck_rate=(0, 0),
+                                  granulocyte_autofluorescence=(0, 0))
+
+
+def signal(images, channel, radius=6):
+    """Mean counts over background in a central disk, per crop (background: 20th percentile)."""
+    x = images[:, channel].astype(np.float64)
+    s = x.shape[-1]
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    disk = (yy ** 2 + xx ** 2) <= radius ** 2
+    background = np.percentile(x.reshape(len(x), -1), 20, axis=1)
+    return x[:, disk].mean(axis=1) - background
+
+
+def peak(images, channel, radius=6):
+    """Brightest 3x3 mean within a central disk, over background, per crop."""
+    from scipy.ndimage import uniform_filter
+
+    x = uniform_filter(images[:, channel].astype(np.float64), size=(1, 3, 3))
+    s = x.shape[-1]
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    disk = (yy ** 2 + xx ** 2) <= radius ** 2
+    background = np.percentile(x.reshape(len(x), -1), 20, axis=1)
+    return x[:, disk].max(axis=1) - background
+
+
+def noise_sd(images, channel):
+    """Robust background noise per crop: spread of the lower half of the pixels."""
+    x = images[:, channel].astype(np.float64).reshape(len(images), -1)
+    q10, q30 = np.percentile(x, [10, 30], axis=1)
+    return (q30 - q10) / 0.757
+
+
+def by_subtype(batch, name):
+    return np.array([s == name for s in batch.subtypes])
+
+
+@pytest.fixture(scope="module")
+def per_subtype():
+    """A few crops of every subtype on the 5-channel panel (full default randomisation)."""
+    return simulate_crops(6, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3, config=QUIET)
+
+
+def test_same_seed_same_bytes_and_other_seed_differs():
+    a = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=11)
+    b = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=11)
+    c = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=12)
+    assert a.images.dtype == np.uint16 and a.images.shape == (6, 5, 48, 48)
+    assert a.images.tobytes() == b.images.tobytes()
+    assert a.labels == b.labels and a.subtypes == b.subtypes and a.sample_ids == b.sample_ids
+    assert a.images.tobytes() != c.images.tobytes()
+
+
+def test_labels_counts_samples_and_realistic_counts():
+    batch = simulate_crops({"ctc": 5, "wbc": 7, "cluster": 2, "debris": 4}, PANEL5,
+                           crop_size=48, seed=0, num_samples=3)
+    assert sorted(batch.labels) == sorted(["ctc"] * 5 + ["wbc"] * 7 + ["cluster"] * 2 +
+                                          ["debris"] * 4)
+    assert len(set(batch.sample_ids)) == 3
+    for label, subtype in zip(batch.labels, batch.subtypes):
+        assert SUBTYPES[subtype] == label
+    # Pseudo 12-bit counts: an offset of 100-200 (dimmed by vignetting at most 30 %), never
+    # above saturation.
+    assert batch.images.max() <= 4095
+    assert 60 <= np.median(batch.images) <= 600
+
+
+def test_ctcs_are_ck_positive_cd45_negative_and_wbcs_the_reverse(per_subtype):
+    # One nominal scanner (equal channel gains), so counts compare across channels; what
+    # little there is of the other marker is faint non-specific CK.
+    b = simulate_crops(16, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3,
+                       config=dataclasses.replace(SimConfig.clean(), neighbours=(0.0, 0.0),
+                                                  bleed_through=(0.0, 0.0)))
+    ck, cd45 = signal(b.images, 1), signal(b.images, 2)
+    for name in ("ctc_bright", "ctc_apoptotic"):
+        m = by_subtype(b, name)
+        assert ck[m].mean() > 10 * max(cd45[m].mean(), 1.0), name
+    for name in ("lymphocyte", "neutrophil", "monocyte"):
+        m = by_subtype(b, name)
+        assert cd45[m].mean() > 5 * max(ck[m].mean(), 1.0), name
+    # Over the full randomisation, in noise units (channel gains differ up to 10x):
+    b = per_subtype
+    ck = signal(b.images, 1) / noise_sd(b.images, 1)
+    cd45 = signal(b.images, 2) / noise_sd(b.images, 2)
+    ctc = by_subtype(b, "ctc_bright") | by_subtype(b, "ctc_apoptotic")
+    wbc = by_subtype(b, "lymphocyte") | by_subtype(b, "neutrophil") | by_subtype(b, "monocyte")
+    assert ck[ctc].mean() > 5 * max(cd45[ctc].mean(), 0.5)
+    assert cd45[wbc].mean() > 3 * max(ck[wbc].mean(), 0.5)
+    # CK-dim CTCs: weak but present CK (a few noise units), no CD45.
+    dim = by_subtype(b, "ctc_dim")
+    assert (ck[dim] > 1.0).all()
+    assert np.abs(cd45[dim]).mean() < 0.2 * cd45[wbc].mean()
+
+
+def test_tdevs_lack_dna_and_bare_nuclei_lack_ck(per_subtype):
+    b = per_subtype
+    dapi, ck = peak(b.images, 0), peak(b.images, 1)
+    dapi_noise, ck_noise = noise_sd(b.images, 0), noise_sd(b.images, 1)
+    tdev, bare = by_subtype(b, "tdev"), by_subtype(b, "bare_nucleus")
+    # (the brightest 3x3 mean of pure noise sits ~1-2 sd over the background percentile)
+    assert (dapi[tdev] < 2.5 * dapi_noise[tdev]).all()
+    assert (ck[tdev] > 3 * ck_noise[tdev]).all()
+    assert (dapi[bare] > 5 * dapi_noise[bare]).all()
+    assert (ck[bare] < 2.5 * ck_noise[bare] + 0.05 * dapi[bare]).all()  # bleed-through only
+
+
+def test_fragment_dapi_specks_hold_less_dna_than_any_ctc_nucleus():
+    """A CK+DAPI+ fragment is debris: its DAPI speck holds less DNA stain than the nucleus of
+    any CTC at the same stain (summed over a 10 um disk, so blur cannot blur the rule)."""
+    cfg = dataclasses.replace(CLEAN_ALONE, dna_stain_strength=(1.0, 1.0))
+    batch = simulate_crops({"fragment": 80, "ctc_bright": 40, "ctc_dim": 40}, PANEL5,
+                           SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=cfg)
+    x = batch.images[:, 0].astype(np.float64)
+    x -= np.median(x.reshape(len(x), -1), axis=1)[:, None, None]
+    yy, xx = np.mgrid[:64, :64] - 31.5
+    dna = x[:, np.hypot(yy, xx) <= 10 / PANEL5.pixel_size_um].sum(axis=1)
+    fragment = by_subtype(batch, "fragment")
+    assert dna[fragment].max() < dna[~fragment].min()
+
+
+def test_fragments_never_look_like_an_intact_cell():
+    """A CTC fragment is no intact cell: its CK (above half its peak) is in several pieces or
+    one body under the CellSearch 4 um, while a CTC's (filled or a rim) is one body larger.
+    (The first fragments, pieces within 2.5 um of the centre, merged into one CTC-sized body
+    half the time.)"""
+    from scipy import ndimage
+
+    batch = simulate_crops({"fragment": 200, "ctc_bright": 100, "ctc_dim": 100}, PANEL5,
+                           SUBTYPE_TAXONOMY, crop_size=64, seed=21, config=CLEAN_ALONE)
+    ck = batch.images[:, 1].astype(np.float64)
+    ck -= np.median(ck.reshape(len(ck), -1), axis=1)[:, None, None]
+    ck = ndimage.gaussian_filter(ck, (0, 1, 1))
+
+    # A CK rim broken by its texture is one cell: gaps under 2 um (3 px) are closed and the
+    # rim's inside filled before the pieces are counted.
+    yy, xx = np.mgrid[-3:4, -3:4]
+    close = yy ** 2 + xx ** 2 <= 9
+
+    def not_intact(image):
+        body = ndimage.binary_fill_holes(ndimage.binary_closing(image > 0.5 * image.max(),
+                                                                close))
+        pieces, n = ndimage.label(body)
+        largest = np.bincount(pieces.ravel())[1:].max()
+        return n >= 2 or 2 * np.sqrt(largest / np.pi) * PANEL5.pixel_size_um < 4.0
+
+    broken = np.array([not_intact(image) for image in ck])
+    fragment = by_subtype(batch, "fragment")
+    assert broken[fragment].mean() >= 0.8
+    assert broken[~fragment].mean() <= 0.05
+
+
+def test_platelet_puncta_only_where_platelets_are(per_subtype):
+    b = per_subtype
+    x = b.images[:, PANEL5.index_of_role("platelet")].astype(np.float64)
+    flat = x.reshape(len(x), -1)
+    background = np.median(flat, axis=1)
+    bright = (flat > background[:, None] + 8 * noise_sd(b.images, 3)[:, None]).sum(axis=1)
+    platelet = by_subtype(b, "ctc_platelet")
+    # Everything else (except all-channel aggregates and fibres) shows no CD61 at all.
+    others = ~platelet & ~by_subtype(b, "aggregate") & ~by_subtype(b, "fibre") & \
+        ~by_subtype(b, "blob") & ~by_subtype(b, "autofluorescent")
+    assert (bright[platelet] >= 6).all()
+    assert bright[others].max() <= 2
+
+
+def test_dim_ctcs_carry_vimentin_when_the_panel_has_it():
+    panel = load_panel(["DAPI", "CK", "CD45", "Vimentin"])
+    b = simulate_crops({"ctc_bright": 8, "ctc_dim": 8}, panel, SUBTYPE_TAXONOMY, crop_size=48,
+                       seed=5, config=QUIET)
+    vim = signal(b.images, 3)
+    assert vim[by_subtype(b, "ctc_dim")].mean() > 3 * vim[by_subtype(b, "ctc_bright")].mean()
+
+
+def _nucleus_area(pixel_size, config=None, crop=64):
+    """DAPI area above half maximum of lymphocytes, in pixels (mean over crops)."""
+    cfg = dataclasses.replace(config or SimConfig.clean(), neighbours=(0.0, 0.0),
+                              defocus_um=(0.0, 0.0))
+    b = simulate_crops({"lymphocyte": 6}, PANEL5.with_pixel_size(pixel_size), SUBTYPE_TAXONOMY,
+                       crop_size=crop, seed=2, config=cfg)
+    x = b.images[:, 0].astype(np.float64)
+    background = np.median(x.reshape(len(x), -1), axis=1)[:, None, None]
+    peak = x.reshape(len(x), -1).max(axis=1)[:, None, None]
+    return ((x - background) > 0.5 * (peak - background)).sum(axis=(1, 2)).mean()
+
+
+def test_sizes_in_um_follow_the_pixel_size():
+    small_px, large_px = _nucleus_area(0.4), _nucleus_area(0.8)
+    assert 3.0 < small_px / large_px < 5.0  # area in pixels scales with 1 / pixel_size^2
+    shrunk = _nucleus_area(0.4, SimConfig.clean().with_shift("small_cells"))
+    assert 0.35 < shrunk / small_px < 0.7  # 0.7x the size: about half the area
+
+
+def test_crops_follow_the_configured_pixel_size_range():
+    b = simulate_crops(2, PANEL5, crop_size=32, seed=0, num_samples=8)
+    low, high = SimConfig().pixel_scale
+    assert (b.pixel_size_um >= 0.64 * low - 1e-6).all()
+    assert (b.pixel_size_um <= 0.64 * high + 1e-6).all()
+    assert b.pixel_size_um.std() > 0.01
+    shifted = simulate_crops(2, PANEL5, crop_size=32, seed=0,
+                             config=SimConfig().with_shift("pixel_size"))
+    assert np.allclose(shifted.pixel_size_um, 0.64 * 0.7)
+
+
+@pytest.mark.parametrize("names", [
+    ["DAPI", "CK", "CD45"],
+    ["DAPI", "CK", "CD45", "VIM"],
+    ["DAPI", "CK", "CD45", "CD41", "CD15"],
+    ["Hoechst", "panCK", "CD45", "EpCAM", "Vimentin", "FooBar"],
+])
+def test_every_panel_size_works(names):
+    panel = load_panel({"channels": names, "pixel_size_um": 0.64})
+    b = simulate_crops(3, panel, crop_size=40, seed=1, config=QUIET)
+    assert b.images.shape == (12, len(names), 40, 40)
+    has_platelets = panel.index_of_role("platelet") is not None
+    assert ("ctc_platelet" in b.subtypes) <= has_platelets
+    unknown = [i for i, role in enumerate(panel.roles()) if role == "unknown"]
+    for ch in unknown:  # background only, except for all-channel debris
+        plain = ~by_subtype(b, "aggregate") & ~by_subtype(b, "fibre") & ~by_subtype(b, "blob")
+        assert (np.abs(signal(b.images, ch)[plain]) < 3 * noise_sd(b.images, ch)[plain]).all()
+
+
+def test_a_panel_without_platelets_cannot_make_a_platelet_class():
+    with pytest.raises(InputError, match="ctc_platelet"):
+        simulate_crops({"ctc_platelet": 2}, ["DAPI", "CK", "CD45"], SUBTYPE_TAXONOMY)
+
+
+def test_named_shifts_change_what_they_claim():
+    assert {"defocus", "dim_ck", "noise_2x", "pixel_size", "small_cells", "large_cells",
+            "bleed_through", "display_8bit"} <= set(NAMED_SHIFTS)
+    base_cfg = SimConfig.clean()
+    counts = {"ctc_bright": 6}
+
+    def make(*shifts):
+        return simulate_crops(counts, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=4,
+                              config=base_cfg.with_shift(*shifts) if shifts else base_cfg)
+
+    base = make()
+    ratio = signal(make("dim_ck").images, 1).mean() / signal(base.images, 1).mean()
+    assert 0.4 < ratio < 0.6
+    noise = noise_sd(make("noise_2x").images, 3).mean() / noise_sd(base.images, 3).mean()
+    assert 1.6 < noise < 2.4
+    eight = make("display_8bit").images
+    assert eight.max() <= 255 and (eight == 255).any()
+    def steepest(images):  # the steepest DAPI edge, on 3x3 means (not the pixel noise's)
+        from scipy.ndimage import uniform_filter
+
+        dapi = uniform_filter(images[:, 0].astype(float), size=(1, 3, 3))
+        return np.abs(np.diff(dapi, axis=-1)).max(axis=(1, 2))
+
+    assert steepest(make("defocus").images).mean() < 0.7 * steepest(base.images).mean()
+    assert make("large_cells").images[:, 1].astype(float).sum() > \
+        base.images[:, 1].astype(float).sum()
+    assert base_cfg.with_shift("dim_ck", "noise_2x").shifts == ("dim_ck", "noise_2x")
+    with pytest.raises(InputError, match="unknown shift"):
+        base_cfg.with_shift("sunburn")
+
+
+def test_bleed_through_shift_shows_ck_in_the_next_channel():
+    counts = {"ctc_bright": 6}
+    base = simulate_crops(counts, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=4,
+                          config=SimConfig.clean())
+    bled = simulate_crops(counts, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=4,
+                          config=SimConfig.clean().with_shift("bleed_through"))
+    assert signal(bled.images, 2).mean() > 3 * max(signal(base.images, 2).mean(), 1.0)
+
+
+def test_instrument_bleed_is_one_fixed_leak_by_channel_name():
+    """An instrument's spillover is the same on every sample, found by name in any panel order."""
+    from ctcnet.simulate.scanner import draw_samples
+
+    cfg = dataclasses.replace(SimConfig.clean(), bleed_through=(0.0, 0.0),
+                              intensity_scale=(0.5, 2.0),
+                              instrument_bleed=(("CK", "CD61", 0.2), ("CK", "Vimentin", 0.5)))
+    reordered = PANEL5.from_dict({**PANEL5.to_dict(),
+                                  "channels": PANEL5.to_dict()["channels"][::-1]})
+    for panel in (PANEL5, reordered):
+        draws = draw_samples(np.random.default_rng(0), cfg, panel, 5)
+        ck, cd61 = panel.names.index("CK"), panel.names.index("CD61")
+        gain = draws.channel_gain
+        # In camera counts (the bleed is applied before the channel gain): 20 % of CK in CD61.
+        seen = draws.bleed[:, cd61, ck] * gain[:, cd61] / gain[:, ck]
+        assert np.allclose(seen, 0.2, rtol=1e-5)
+        off = ~np.eye(panel.num_channels, dtype=bool)
+        off[cd61, ck] = False
+        assert np.allclose(draws.bleed[:, off], 0.0)  # the panel lacks Vimentin: skipped
+
+
+def test_bad_requests_raise_input_errors():
+    with pytest.raises(InputError, match="not in the taxonomy"):
+        simulate_crops({"alien": 3}, PANEL5)
+    with pytest.raises(InputError, match="nothing to simulate"):
+        simulate_crops(0, PANEL5)
+    with pytest.raises(InputError, match="crop_size"):
+        simulate_crops(1, PANEL5, crop_size=4)
+
+
+def test_written_crop_batch_reads_back(tmp_path):
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+
+    batch = simulate_crops({"ctc": 2, "wbc": 3}, PANEL5, crop_size=32, seed=9, num_samples=2)
+    root = write_crop_batch(batch, tmp_path / "ds", PANEL5)
+    index = read_crop_index(root)
+    assert index.class_counts() == {"ctc": 2, "wbc": 3}
+    assert sorted(index.sample_ids) == sorted(batch.sample_ids)
+    order = np.argsort([int(p.stem.split("__")[1]) for p in index.paths])
+    loaded = load_crops(index)[order]
+    assert np.array_equal(loaded, batch.images.astype(np.float32))
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["seed"] == 9 and meta["class_counts"] == {"ctc": 2, "wbc": 3}
+
+
+# --------------------------------------------------------------------------------------------
+# Cartridges
+# --------------------------------------------------------------------------------------------
+
+SMALL_FRAME = (256, 320)
+
+
+@pytest.fixture(scope="module")
+def cartridge(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cart")
+    truth = simulate_cartridge_small(root, seed=7)
+    return root, truth
+
+
+def simulate_cartridge_small(root, seed=7, **kw):
+    from ctcnet.simulate import simulate_cartridge
+
+    kw = {"num_frames": 3, "frame_shape": SMALL_FRAME, "events_per_frame": 25,
+          "rare_rates": {"ctc": 0.15, "cluster": 0.1}, "columns": 2, **kw}
+    return simulate_cartridge(root, PANEL5, seed=seed, **kw)
+
+
+def test_cartridge_layout_and_truth_columns(cartridge):
+    from ctcnet.io.scan import open_cartridge, read_frame
+
+    root, truth = cartridge
+    cart = open_cartridge(root)
+    assert not cart.problems and len(cart) == 3
+    # Serpentine order over 2 columns: r00c00, r00c01, r01c01.
+    assert [f.stem for f in cart.frames] == ["r00c00", "r00c01", "r01c01"]
+    assert list(truth.columns[:12]) == ["frame", "row", "col", "x", "y", "class", "subtype",
+                                        "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "edge_cut"]
+    assert set(truth["frame"]) == {0, 1, 2}
+    assert (truth[["row", "col"]].drop_duplicates().values.tolist() ==
+            [[0, 0], [0, 1], [1, 1]])
+    frame = read_frame(cart.frames[0], cart.panel)
+    assert frame.shape == (5, *SMALL_FRAME) and frame.max() <= 4095
+    import pandas as pd
+
+    on_disk = pd.read_csv(root / "ground_truth.csv")
+    assert len(on_disk) == len(truth) and on_disk["subtype"].tolist() == truth["subtype"].tolist()
+    # Hundreds of events per full frame scale to ~25 here; rare classes present at these rates.
+    assert 40 <= len(truth) <= 110
+    assert {"ctc", "wbc", "debris"} <= set(truth["class"])
+
+
+def test_cartridge_truth_matches_what_was_drawn(cartridge):
+    from ctcnet.io.scan import open_cartridge, read_frame
+
+    root, truth = cartridge
+    cart = open_cartridge(root)
+    for f in cart.frames:
+        frame = read_frame(f, cart.panel).astype(np.float64)
+        background = np.median(frame, axis=(1, 2))
+        noise = (np.percentile(frame, 30, axis=(1, 2)) - np.percentile(frame, 10, axis=(1, 2))) \
+            / 0.757
+        mask = np.zeros(frame.shape[1:], bool)
+        for r in truth[truth["frame"] == f.index].itertuples():
+            assert r.bbox_x0 <= r.x <= r.bbox_x1 and r.bbox_y0 <= r.y <= r.bbox_y1
+            box = frame[:, r.bbox_y0:r.bbox_y1 + 1, r.bbox_x0:r.bbox_x1 + 1]
+            excess = (box.max(axis=(1, 2)) - background) / noise
+            assert excess.max() > 4, (r.subtype, excess)  # every truth box holds signal
+            m = 4  # the glow of a saturated object reaches past its box
+            mask[max(r.bbox_y0 - m, 0):r.bbox_y1 + m + 1, max(r.bbox_x0 - m, 0):r.bbox_x1 + m + 1] \
+                = True
+        # ... and outside every box there is (nearly) nothing bright: no undeclared objects.
+        outside = (frame[:, ~mask] - background[:, None]) / noise[:, None]
+        assert (outside.max(axis=0) > 12).mean() < 1e-3
+    cut = truth[truth["edge_cut"]]
+    assert (cut["subtype"] == "edge_cut").all() and (cut["class"] == "debris").all()
+    touches = ((cut["bbox_x0"] == 0) | (cut["bbox_y0"] == 0) |
+               (cut["bbox_x1"] == SMALL_FRAME[1] - 1) | (cut["bbox_y1"] == SMALL_FRAME[0] - 1))
+    assert touches.all()
+
+
+def test_cartridge_is_deterministic_and_png_layout_is_8bit(tmp_path, cartridge):
+    root, truth = cartridge
+    again = simulate_cartridge_small(tmp_path / "again", seed=7)
+    assert again.equals(truth)
+    assert (tmp_path / "again" / "r00c01.tif").read_bytes() == (root / "r00c01.tif").read_bytes()
+    png = simulate_cartridge_small(tmp_path / "png", seed=7, num_frames=1, layout="png")
+    from ctcnet.io.scan import open_cartridge, read_frame
+
+    cart = open_cartridge(tmp_path / "png")
+    frame = read_frame(cart.frames[0], cart.panel)
+    assert frame.max() <= 255 and len(cart.frames[0].files) == 5 and len(png) > 0
+
+
+def test_cartridge_rejects_bad_arguments(tmp_path):
+    with pytest.raises(InputError, match="layout"):
+        simulate_cartridge_small(tmp_path, layout="jpeg")
+    with pytest.raises(InputError, match="rare_rates"):
+        simulate_cartridge_small(tmp_path, rare_rates={"unicorn": 0.1})
+
+
+def test_cartridge_with_a_custom_taxonomy_keeps_tdevs_apart(tmp_path):
+    from ctcnet.simulate import simulate_cartridge
+
+    taxonomy = {"classes": ["ctc", "wbc", "cluster", "tdev", "debris"]}
+    truth = simulate_cartridge(tmp_path, PANEL5, taxonomy, num_frames=1, frame_shape=SMALL_FRAME,
+                               events_per_frame=40, seed=3)
+    assert (truth.loc[truth["subtype"] == "tdev", "class"] == "tdev").all()
+    assert "tdev" in set(truth["class"])
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+def test_cli_simulate_crops_cartridge_gallery(tmp_path, capsys):
+    from ctcnet.cli import main
+    from ctcnet.detect.crop_dataset import read_crop_index
+
+    assert main(["simulate", "crops", str(tmp_path / "crops"), "--counts", "ctc=2,wbc=3",
+                 "--crop-size", "32", "--samples", "2", "--seed", "1", "--shift", "dim_ck"]) == 0
+    index = read_crop_index(tmp_path / "crops")
+    assert index.class_counts() == {"ctc": 2, "wbc": 3}
+    meta = json.loads((tmp_path / "crops" / "dataset.json").read_text())
+    assert meta["config"]["shifts"] == ["dim_ck"] and meta["config"]["ck_scale"] == 0.5
+
+    assert main(["simulate", "cartridge", str(tmp_path / "cart"), "--frames", "2",
+                 "--frame-shape", "128x160", "--events", "10", "--clean"]) == 0
+    assert (tmp_path / "cart" / "ground_truth.csv").exists()
+    assert (tmp_path / "cart" / "r00c01.tif").exists()
+
+    panel = tmp_path / "panel.json"
+    panel.write_text(json.dumps({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}))
+    assert main(["simulate", "gallery", str(tmp_path / "gal"), "--per-class", "2",
+                 "--crop-size", "40", "--panel", str(panel)]) == 0
+    from PIL import Image
+
+    pngs = sorted(p.name for p in (tmp_path / "gal").glob("*.png"))
+    assert pngs == ["gallery_cluster.png", "gallery_ctc.png", "gallery_debris.png",
+                    "gallery_wbc.png"]
+    with Image.open(tmp_path / "gal" / "gallery_ctc.png") as im:
+        assert im.size[0] > 4 * 80 and im.size[1] > 2 * 80
+
+    capsys.readouterr()
+    assert main(["simulate", "crops", str(tmp_path / "bad"), "--shift", "sunburn"]) == 2
+    assert "unknown shift" in capsys.readouterr().err
+    assert main(["simulate", "crops", str(tmp_path / "bad"), "--counts", "ctc=x"]) == 2
+
+
+def test_default_physics_leaks_every_way_and_draws_double_positive_leukocytes():
+    from ctcnet.simulate.optics import bleed_matrices
+
+    m = bleed_matrices(np.random.default_rng(0), 200, 5, *SimConfig().bleed_through)
+    off = m[:, ~np.eye(5, dtype=bool)]
+    # Every ordered pair leaks, a few % typically, never above the stated 10 %.
+    assert (off > 0).all() and off.max() <= 0.1 + 1e-6 and 0.005 < np.median(off) < 0.03
+    # CK+CD45+ leukocytes exist and are labelled wbc; autofluorescent debris is debris.
+    cfg = SimConfig(neighbours=(0.0, 0.0), bleed_through=(0.0, 0.0),
+                    nonspecific_ck_rate=(1.0, 1.0), nonspecific_ck_ratio=(0.5, 2.0))
+    b = simulate_crops({"lymphocyte": 8, "neutrophil": 8, "autofluorescent": 4}, PANEL5,
+                       SUBTYPE_TAXONOMY, crop_size=48, seed=6, config=cfg)
+    ck = signal(b.images, 1) / noise_sd(b.images, 1)
+    cd45 = signal(b.images, 2) / noise_sd(b.images, 2)
+    wbc = ~by_subtype(b, "autofluorescent")
+    assert (ck[wbc] > 1).mean() > 0.8 and (cd45[wbc] > 1).all()
+    assert SUBTYPES["autofluorescent"] == "debris"
+
+
+def test_recorded_spillover_is_what_the_pixels_show(tmp_path):
+    """The ground-truth spillover a batch (and its dataset.json) records is the ratio a leak
+    shows in the pixels: CD45 over CK on bright CTCs (which carry no CD45 of their own)."""
+    from scipy.ndimage import uniform_filter
+
+    from ctcnet.inference.spillover import robust_background
+
+    panel = load_panel(None)
+    ck, cd45 = panel.index_of("CK"), panel.index_of("CD45")
+    cfg = dataclasses.replace(SimConfig(), bleed_through=(0.03, 0.10),
+                              subtype_weights={"ctc_bright": 1.0})
+    batch = simulate_crops({"ctc": 40}, panel, crop_size=64, seed=5, config=cfg, num_samples=2)
+    assert set(batch.spillover) == set(batch.sample_ids)
+    for sample, truth in batch.spillover.items():
+        assert truth.shape == (5, 5) and np.allclose(np.diag(truth), 1.0)
+        x = batch.images[np.array(batch.sample_ids) == sample].astype(np.float32)
+        background, noise = robust_background(x)
+        signal = uniform_filter(x - background[:, :, None, None], size=(1, 1, 3, 3))
+        bright = signal[:, ck] > 30 * noise[:, ck, None, None]
+        ratio = [(signal[k, cd45][bright[k]] * signal[k, ck][bright[k]]).sum()
+                 / (signal[k, ck][bright[k]] ** 2).sum() for k in range(len(x)) if bright[k].any()]
+        assert np.median(ratio) == pytest.approx(truth[cd45, ck], rel=0.15, abs=0.004)
+    write_crop_batch(batch, tmp_path / "set", panel)
+    stored = json.loads((tmp_path / "set" / "dataset.json").read_text())["spillover"]
+    assert np.allclose(stored[batch.sample_ids[0]], batch.spillover[batch.sample_ids[0]],
+                       atol=1e-5)
+
+
+def test_every_leukocyte_shows_cd45_but_a_dim_tail():
+    """Real leukocytes show CD45 on every one: all but the dim tail (cd45_dim_share) carry
+    cd45_bright_snr noise units or more at their membrane (peak over background)."""
+    b = simulate_crops({"wbc": 240}, PANEL5, seed=31, config=QUIET)
+    snr = peak(b.images, 2) / noise_sd(b.images, 2)
+    cfg = SimConfig()
+    # The PSF spreads the membrane's peak; half the nominal level is what survives any blur.
+    assert (snr >= 0.5 * cfg.cd45_bright_snr).mean() >= 1 - 2 * cfg.cd45_dim_share
+    assert (snr >= 0.5 * cfg.cd45_min_snr).all()
+
+
+def test_shape_swap_gives_cells_other_classes_shapes():
+    """With shape_swap 1 no cell keeps its class's own shape; at 0 every cell does; in
+    between, the native shape keeps its share."""
+    from ctcnet.simulate.cells import SHAPES, draw_shapes
+    from ctcnet.simulate.primitives import Context
+
+    def shapes(swap, native):
+        ctx = Context(rng=np.random.default_rng(0), stain=None, noise=None, ctc_median_um=None,
+                      size_scale=1.0, panel_roles=frozenset(), shape_swap=swap)
+        return draw_shapes(ctx, 2000, native)
+
+    for native in SHAPES:
+        assert not (shapes(1.0, native) == native).any()
+        assert set(shapes(1.0, native)) == set(SHAPES) - {native}
+        assert (shapes(0.0, native) == native).all()
+        assert 0.45 < (shapes(0.5, native) == native).mean() < 0.55
+
+
+def test_shape_swapped_cells_keep_their_markers():
+    """Swapped CTCs are CK+ CD45- in leukocytes' shapes, swapped leukocytes CD45+ in others'
+    (a CTC's included): only the markers name the class."""
+    native = simulate_crops({"ctc": 150, "wbc": 150}, PANEL5, seed=32, config=QUIET)
+    swapped = simulate_crops({"ctc": 150, "wbc": 150}, PANEL5, seed=32,
+                             config=dataclasses.replace(QUIET, shape_swap=1.0))
+    for b in (native, swapped):
+        labels = np.array(b.labels)
+        ck = signal(b.images, 1) / noise_sd(b.images, 1)
+        cd45 = signal(b.images, 2) / noise_sd(b.images, 2)
+        assert np.median(ck[labels == "ctc"]) > 5 * max(np.median(cd45[labels == "ctc"]), 0.5)
+        assert np.median(cd45[labels == "wbc"]) > 3 * max(np.median(ck[labels == "wbc"]), 0.5)
+
+

@@ -1,0 +1,13 @@
+"""ctcnet.training.datamodule: crops without a panel.json are refused."""
+
+import pytest
+
+from ctcnet.errors import InputError
+
+
+def test_training_on_crops_without_panel_json_is_refused(tmp_path):
+    from ctcnet.training.datamodule import CTCDataModule
+
+    (tmp_path / "ctc").mkdir()
+    with pytest.raises(InputError, match="no panel.json"):
+        CTCDataModule(data_dir=str(tmp_path))

@@ -1,0 +1,171 @@
+"""Fine-tuning a model on a lab's crops: frozen blocks, held-out figures, calibration, card."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import save_tiny_model
+
+from ctcnet.detect.crop_dataset import write_crop_dataset
+from ctcnet.errors import PanelMismatchError
+from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
+from ctcnet.io.panel import load_panel
+from ctcnet.nn.classifier import load_model
+from ctcnet.training.finetune import FinetuneOptions, finetune
+from ctcnet.training.lit import backbone_blocks
+
+SIZE = 32
+# simulated_per_class=None: as many simulated crops per class as the data's mean (6 here).
+TINY = FinetuneOptions(steps=4, batch_size=8, train_blocks=2, simulated_per_class=None,
+                       sim_check_per_class=3, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A tiny base model and a small 'lab' crop dataset of two samples from a shifted scanner."""
+    from ctcnet.simulate import SimConfig, simulate_crops
+
+    base = tmp_path_factory.mktemp("finetune")
+    _, spec = save_tiny_model(base / "base.pt", crop_size=SIZE, width=8)
+    batch = simulate_crops(6, load_panel(None), crop_size=SIZE, seed=11, num_samples=2,
+                           config=SimConfig().with_shift("noise_2x"))
+    write_crop_dataset(base / "crops", batch.images, batch.labels, load_panel(None),
+                       batch.sample_ids)
+    return base
+
+
+def test_finetune_frees_the_last_blocks_and_keeps_the_base_calibration_on_few_crops(
+        lab, tmp_path, caplog):
+    """The held-out part here is one sample's 12 crops, too few to calibrate on: the tuned
+    model keeps the base model's temperature and review threshold, and says so (warning,
+    spec, card)."""
+    out = tmp_path / "tuned.pt"
+    record = finetune(lab / "crops", out, lab / "base.pt", TINY)
+    base, base_spec = load_model(lab / "base.pt")
+    tuned, spec = load_model(out)
+    before, after = backbone_blocks(base.net), backbone_blocks(tuned.net)
+    frozen = len(before) - TINY.train_blocks
+    for b, a in zip(before[:frozen], after[:frozen]):  # weights and BN statistics kept
+        for (name, x), (_, y) in zip(b.state_dict().items(), a.state_dict().items()):
+            assert torch.equal(x, y), name
+    changed = [not torch.equal(x, y) for b, a in zip(before[frozen:], after[frozen:])
+               for x, y in zip(b.state_dict().values(), a.state_dict().values())]
+    assert any(changed)
+    info = spec.training["finetune"]
+    assert info["base"]["path"] == str(lab / "base.pt")
+    assert info["data"]["samples"] == 2 and info["data"]["held_out"]["unit"] == "sample"
+    assert 0 < info["data"]["held_out"]["crops"] < 24
+    assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 4 * 6
+    assert info["options"]["simulated_per_class"] == 6
+    held = info["data"]["held_out"]["crops"]
+    skipped = info["calibration"]["skipped"]
+    assert f"needs at least {MIN_CALIBRATION_CROPS} crops" in skipped
+    assert f"these are {held} (" in skipped
+    assert (spec.temperature, spec.review_threshold) == (base_spec.temperature,
+                                                         base_spec.review_threshold)
+    assert info["calibration"]["temperature"] == base_spec.temperature
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("keeps the base model's calibration" in m and "--holdout" in m for m in warned)
+    assert set(record["simulated_test"]) == {"base", "finetuned"}
+    assert record["simulated_test"]["base"]["n"] == 12
+    card = out.with_suffix(".md").read_text()
+    assert "base.pt" in card and "macro-F1, held-out lab crops" in card
+    assert "Calibration: **skipped**" in card
+    assert json.dumps(spec.to_dict())  # plain data: loads with weights_only=True
+
+
+def test_finetune_recalibrates_on_enough_held_out_crops(tmp_path, lab):
+    from ctcnet.simulate import simulate_crops
+
+    batch = simulate_crops(40, load_panel(None), crop_size=SIZE, seed=13, num_samples=1)
+    write_crop_dataset(tmp_path / "many", batch.images, batch.labels, load_panel(None),
+                       batch.sample_ids)
+    options = FinetuneOptions(steps=2, batch_size=8, simulated_per_class=0, holdout=0.75,
+                              sim_check_per_class=0, device="cpu")
+    record = finetune(tmp_path / "many", tmp_path / "t.pt", lab / "base.pt", options)
+    _, spec = load_model(tmp_path / "t.pt")
+    info = spec.training["finetune"]
+    assert info["data"]["held_out"]["crops"] >= MIN_CALIBRATION_CROPS
+    assert "skipped" not in record["calibration"]
+    assert spec.temperature == pytest.approx(info["calibration"]["temperature"])
+    assert spec.review_threshold == pytest.approx(info["calibration"]["review"]["threshold"])
+    assert "Calibration: temperature" in (tmp_path / "t.md").read_text()
+
+
+def test_finetune_on_crops_lacking_classes_warns_and_on_one_class_is_refused(
+        lab, tmp_path, caplog, capsys):
+    from ctcnet.cli import main
+    from ctcnet.errors import InputError
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(90, 200, (12, 5, SIZE, SIZE)).astype(np.uint16)
+    write_crop_dataset(tmp_path / "two", images, ["ctc", "wbc"] * 6, load_panel(None))
+    finetune(tmp_path / "two", tmp_path / "two.pt", lab / "base.pt", TINY)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"the crops of {tmp_path / 'two'} hold no cluster, debris" in m
+               and "simulated crops mixed in" in m for m in warned), warned
+    write_crop_dataset(tmp_path / "one", images, ["ctc"] * 12, load_panel(None))
+    with pytest.raises(InputError, match=r"hold only \['ctc'\]; training needs crops of at "
+                                         "least two classes"):
+        finetune(tmp_path / "one", tmp_path / "one.pt", lab / "base.pt", TINY)
+    capsys.readouterr()
+    assert main(["finetune", str(tmp_path / "one"), "--out", str(tmp_path / "one.pt"),
+                 "--base", str(lab / "base.pt"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "least two classes" in err[0], err
+    assert not (tmp_path / "one.pt").exists()
+
+
+def test_finetune_command_and_bad_input(lab, tmp_path, capsys):
+    from ctcnet.cli import main
+
+    out = tmp_path / "cli.pt"
+    assert main(["finetune", str(lab / "crops"), "--out", str(out), "--base",
+                 str(lab / "base.pt"), "--steps", "2", "--batch-size", "8",
+                 "--simulated-per-class", "0", "--sim-check-per-class", "0",
+                 "--device", "cpu"]) == 0
+    assert out.exists() and "held-out macro-F1" in capsys.readouterr().out
+    # Crops at another pixel size (a viewer's export at twice the zoom) are brought to the
+    # model's scale, as evaluate and predict bring them.
+    from ctcnet.simulate import simulate_crops
+
+    fine = load_panel(dict(load_panel(None).to_dict(), pixel_size_um=0.32))
+    batch = simulate_crops(4, fine, crop_size=2 * SIZE, seed=12, num_samples=2)
+    write_crop_dataset(tmp_path / "px", batch.images, batch.labels, fine, batch.sample_ids)
+    record = finetune(tmp_path / "px", tmp_path / "x.pt", lab / "base.pt", TINY)
+    assert record["data"]["held_out"]["crops"] > 0 and (tmp_path / "x.pt").exists()
+    four = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"]})
+    write_crop_dataset(tmp_path / "four", np.zeros((8, 4, SIZE, SIZE), np.uint16),
+                       ["ctc", "wbc"] * 4, four)
+    with pytest.raises(PanelMismatchError):
+        finetune(tmp_path / "four", tmp_path / "y.pt", lab / "base.pt", TINY)
+
+
+def test_curve_png_draws_every_point(tmp_path):
+    from PIL import Image
+
+    from ctcnet.evaluation.plots import curve_png
+
+    path = curve_png([0, 10, 25], {"a": [0.8, 0.9, None], "b": [0.6, 0.7, 0.99]},
+                     tmp_path / "c.png", "t", "N", "F1", y_range=(0.5, 1.0), target=0.97)
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    orange = (np.abs(pixels.astype(int) - (230, 120, 40)).sum(-1) < 30)
+    assert orange.any() and pixels.shape[1] > 420
+
+
+def test_finetune_yaml_is_the_same_recipe_as_the_command():
+    """configs/finetune.yaml (LightningCLI form) and `ctcnet finetune` share their defaults."""
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parent.parent.parent / "configs" / "finetune.yaml")
+                            .read_text())
+    d = FinetuneOptions()
+    assert config["trainer"]["max_steps"] == d.steps
+    assert config["model"]["lr"] == pytest.approx(d.lr)
+    assert config["model"]["train_blocks"] == d.train_blocks
+    assert config["data"]["batch_size"] == d.batch_size
+    assert config["data"]["val_fraction"] == pytest.approx(d.holdout)
