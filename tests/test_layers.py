@@ -1,6 +1,6 @@
 """The package's layers hold: import-linter's contracts in pyproject.toml (docs/architecture.md,
-"Layers"), checked on every import between ctcnet's modules, those inside functions too; and no module
-grows past 500 lines."""
+"Layers"), checked on every import between ctcnet's modules, those inside functions too; and
+no module grows past 500 lines."""
 
 import subprocess
 import sys

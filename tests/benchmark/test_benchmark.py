@@ -4,12 +4,9 @@ verdict on recorded multiples (no timing checks: speed goes in the benchmark).""
 import json
 
 import pytest
-from conftest import save_tiny_model
+from conftest import edit_json
 
 from ctcnet.cli import main
-from ctcnet.inference.backends import load_backend
-from ctcnet.inference.predict import PredictOptions, predict_cartridge
-from ctcnet.io.panel import load_panel
 from ctcnet.io.scan import open_cartridge
 
 
@@ -182,40 +179,15 @@ def test_stage_check_verdict_from_a_recorded_file(tmp_path, monkeypatch, caplog)
     assert stages.run_check(tmp_path / "m.onnx", baseline) == 0
 
 
-CROP = 32
-QUIET = dict(quiet=True, workers=0, report=False)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A 3-frame simulated cartridge, a tiny model and the clean run's summary."""
-    from ctcnet.simulate import simulate_cartridge
-
-    root = tmp_path_factory.mktemp("plausible")
-    simulate_cartridge(root / "cart", load_panel(None), num_frames=3, frame_shape=(128, 160),
-                       seed=5, events_per_frame=8, sample_id="S1")
-    save_tiny_model(root / "model.pt", crop_size=CROP)
-    backend = load_backend(root / "model.pt", device="cpu")
-    clean = predict_cartridge(root / "cart", backend, root / "clean", PredictOptions(**QUIET))
-    assert clean.status == "ok" and clean.events > 0
-    return {"root": root, "backend": backend, "clean": clean}
-
-
-def edit_json(path, **changes):
-    data = json.loads(path.read_text())
-    data.update(changes)
-    path.write_text(json.dumps(data))
-
-
-def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(base, tmp_path):
+def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(clean_run, tmp_path):
     """``ctcnet benchmark`` builds long cartridges from hard links to a few frames: it says
     so in cartridge.json, and every frame is read (a scan never says so)."""
     from ctcnet.benchmark import linked_cartridge
 
-    target = linked_cartridge(base["root"] / "cart", tmp_path / "bench", 7)
+    target = linked_cartridge(clean_run["root"] / "cart", tmp_path / "bench", 7)
     assert all(f.problem is None for f in open_cartridge(target).frames)
     edit_json(target / "cartridge.json", repeated_frames=False)  # an older benchmark folder
     copies = [f for f in open_cartridge(target).frames if f.problem]
     assert len(copies) == 4 and "same bytes as frame" in copies[0].problem
-    linked_cartridge(base["root"] / "cart", target, 7)  # kept, and marked again
+    linked_cartridge(clean_run["root"] / "cart", target, 7)  # kept, and marked again
     assert all(f.problem is None for f in open_cartridge(target).frames)

@@ -1,13 +1,10 @@
 """ctcnet.cli: every subcommand listed with its help; no command writes over the model it reads."""
 
-import hashlib
 
 import pytest
-from conftest import save_tiny_model
+from conftest import digest, one_line_refusal, refused, save_tiny_model
 
 from ctcnet.cli import SUBCOMMANDS, main
-from ctcnet.detect.crop_dataset import write_crop_dataset
-from ctcnet.io.panel import load_panel
 
 # --- CLI ----------------------------------------------------------------------------------------
 
@@ -29,39 +26,6 @@ def test_each_subcommand_has_help(capsys, name):
 
 
 SIZE = 32
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def refused(capsys, path, args) -> None:
-    """The command exits 2, naming ``path`` and --overwrite."""
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err and "--overwrite" in err, err
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from ctcnet.simulate import simulate_crops
-
-    base = tmp_path_factory.mktemp("lab")
-    save_tiny_model(base / "base.pt", crop_size=SIZE, width=8)
-    batch = simulate_crops(4, load_panel(None), crop_size=SIZE, seed=3, num_samples=2)
-    write_crop_dataset(base / "crops", batch.images, batch.labels, load_panel(None),
-                       batch.sample_ids)
-    return base
-
-
-def one_line_refusal(capsys, args, match) -> str:
-    """The command exits 2 with one line holding ``match``; returns that line."""
-    capsys.readouterr()
-    assert main([str(a) for a in args]) == 2
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1 and match in err[0], err
-    return err[0]
 
 
 def test_no_command_writes_over_the_model_it_reads(lab, tmp_path, capsys):

@@ -1,42 +1,15 @@
 """``ctcnet finetune`` (and ``finetune()`` from Python) refuse to write over an existing model
 or card unless --overwrite, and an output that cannot be written is refused before training."""
 
-import hashlib
 import os
 
 import pytest
-from conftest import save_tiny_model
+from conftest import digest, one_line_refusal, refused, save_tiny_model
 
 from ctcnet.cli import main
-from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import InputError
-from ctcnet.io.panel import load_panel
 
 SIZE = 32
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def refused(capsys, path, args) -> None:
-    """The command exits 2, naming ``path`` and --overwrite."""
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err and "--overwrite" in err, err
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from ctcnet.simulate import simulate_crops
-
-    base = tmp_path_factory.mktemp("lab")
-    save_tiny_model(base / "base.pt", crop_size=SIZE, width=8)
-    batch = simulate_crops(4, load_panel(None), crop_size=SIZE, seed=3, num_samples=2)
-    write_crop_dataset(base / "crops", batch.images, batch.labels, load_panel(None),
-                       batch.sample_ids)
-    return base
 
 
 def finetune_args(lab, out, *more):
@@ -73,15 +46,6 @@ def test_finetune_from_python_refuses_an_existing_model_before_training(lab, tmp
     assert digest(out) == before and not out.with_suffix(".md").exists()
     finetune(lab / "crops", out, lab / "base.pt", options, overwrite=True)
     assert digest(out) != before and out.with_suffix(".md").exists()
-
-
-def one_line_refusal(capsys, args, match) -> str:
-    """The command exits 2 with one line holding ``match``; returns that line."""
-    capsys.readouterr()
-    assert main([str(a) for a in args]) == 2
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1 and match in err[0], err
-    return err[0]
 
 
 def test_finetune_output_that_cannot_be_written_is_refused_before_training(lab, tmp_path, capsys,

@@ -15,68 +15,14 @@ import pandas as pd
 import pytest
 import tifffile
 import torch
+from conftest import QUIET, assert_one_line_error, edit_json, frames, predict_args, run_cli
 
-from ctcnet.cli import main
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.atomic import exclusive_folder
-from ctcnet.io.panel import load_panel
 from ctcnet.io.scan import open_cartridge
-from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.nn.classifier import build_classifier, save_model
-from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import review
-
-CROP = 32
-QUIET = dict(quiet=True, workers=0, report=False)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    from ctcnet.simulate import simulate_cartridge
-
-    root = tmp_path_factory.mktemp("harden")
-    simulate_cartridge(root / "cart", load_panel(None), num_frames=3, frame_shape=(128, 160),
-                       seed=5, events_per_frame=8, sample_id="S1")
-    torch.manual_seed(0)
-    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=CROP)
-    save_model(root / "model.pt", build_classifier(spec))
-    return root
-
-
-@pytest.fixture
-def cart(base, tmp_path):
-    shutil.copytree(base / "cart", tmp_path / "cart")
-    return tmp_path / "cart"
-
-
-def frames(cart):
-    return sorted(cart.glob("r*c*.tif"))
-
-
-def run_cli(capsys, *argv):
-    """(exit status, stderr lines) of ``ctcnet ARGV`` run in this process."""
-    status = main([str(a) for a in argv])
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    return status, err
-
-
-def predict_args(base, cart, *extra):
-    return ["predict", cart, "--out", cart.parent / "out", "--model", base / "model.pt",
-            "--device", "cpu", "--quiet", "--no-report", "--workers", "0", *extra]
-
-
-def assert_one_line_error(status, err, match):
-    assert status == 2 and len(err) == 1, err
-    assert match in err[0], err[0]
-
-
-def edit_json(path, **changes):
-    data = json.loads(path.read_text())
-    data.update(changes)
-    path.write_text(json.dumps(data))
-
 
 # 1. A readable but odd frame is skipped with its reason; the other frames finish.
 
@@ -93,14 +39,14 @@ def _odd(kind):
 
 @pytest.mark.parametrize("kind, reason", [("3x500", "too small"), ("400x5", "too small"),
                                           ("float32 3e38", "out of range")])
-def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
+def test_odd_frame_is_skipped_and_the_rest_finishes(cart_and_model, cart, kind, reason):
     tifffile.imwrite(frames(cart)[0], _odd(kind), photometric="minisblack")
     if kind.startswith("float32"):  # a float panel, so the values reach detection
         panel = json.loads((cart / "panel.json").read_text())
         for channel in panel["channels"]:
             channel["value_range"] = [0, 3.4e38]
         (cart / "panel.json").write_text(json.dumps(panel))
-    backend = load_backend(base / "model.pt", device="cpu")
+    backend = load_backend(cart_and_model / "model.pt", device="cpu")
     summary = predict_cartridge(cart, backend, cart.parent / "out",
                                 PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["skipped"] == 1 and summary["frames"]["processed"] == 2
@@ -113,7 +59,7 @@ def test_odd_frame_is_skipped_and_the_rest_finishes(base, cart, kind, reason):
     assert set(events["frame_id"]) <= {"r00c01", "r00c02"} and len(events) == summary["events"]
 
 
-def test_an_unexpected_detection_error_skips_only_that_frame(base, cart, monkeypatch):
+def test_an_unexpected_detection_error_skips_only_that_frame(cart_and_model, cart, monkeypatch):
     import ctcnet.inference.frames as F
 
     original = F.detect_events
@@ -127,16 +73,16 @@ def test_an_unexpected_detection_error_skips_only_that_frame(base, cart, monkeyp
     data[0, 0, 0] = -1
     tifffile.imwrite(frames(cart)[1], data, photometric="minisblack")
     monkeypatch.setattr(F, "detect_events", flaky)
-    summary = predict_cartridge(cart, load_backend(base / "model.pt", device="cpu"),
+    summary = predict_cartridge(cart, load_backend(cart_and_model / "model.pt", device="cpu"),
                                 cart.parent / "out", PredictOptions(**QUIET)).to_dict()
     assert summary["frames"]["skipped"] == 1
     assert "IndexError: boom" in summary["skipped_frames"][0]["reason"]
 
 
-def test_a_model_with_a_nan_weight_calls_nothing(base, cart, capsys):
+def test_a_model_with_a_nan_weight_calls_nothing(cart_and_model, cart, capsys):
     """A model that goes NaN in memory (a file with NaN weights is refused when loaded): its
     events are failed, and the review gallery shows them uncalled."""
-    backend = load_backend(base / "model.pt", device="cpu")
+    backend = load_backend(cart_and_model / "model.pt", device="cpu")
     state = backend.model.state_dict()
     key = next(k for k, v in state.items() if k.startswith("net.") and v.ndim == 4)
     with torch.no_grad():
@@ -160,17 +106,17 @@ def test_two_files_for_one_frame_are_refused(cart, extra):
 
 
 @pytest.mark.parametrize("sid", ["../../x", "/tmp/abs", "a/b", "..", "a\\b", "", ["x"]])
-def test_sample_id_that_is_a_path_is_refused(base, cart, capsys, sid):
+def test_sample_id_that_is_a_path_is_refused(cart_and_model, cart, capsys, sid):
     edit_json(cart / "cartridge.json", sample_id=sid)
-    status, err = run_cli(capsys, *predict_args(base, cart))
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
     assert_one_line_error(status, err, "sample_id")
     assert not (cart.parent / "x").exists()
 
 
-def test_a_sample_with_no_readable_frame_is_failed_not_negative(base, cart, capsys):
+def test_a_sample_with_no_readable_frame_is_failed_not_negative(cart_and_model, cart, capsys):
     for f in frames(cart):
         f.write_bytes(b"not a tiff")
-    status, err = run_cli(capsys, *predict_args(base, cart))
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
     assert status == 3 and len(err) == 1 and "no readable frame" in err[0]
     summary = json.loads((cart.parent / "out" / "S1" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["frames"]["processed"] == 0
@@ -188,32 +134,32 @@ def test_a_sample_with_no_readable_frame_is_failed_not_negative(base, cart, caps
     ("cartridge.json", {"columns": "six"}, "columns must be a whole number"),
     ("cartridge.json", {"num_frames": 2.5}, "num_frames must be a whole number"),
 ])
-def test_bad_metadata_values_give_one_line(base, cart, capsys, file, changes, match):
+def test_bad_metadata_values_give_one_line(cart_and_model, cart, capsys, file, changes, match):
     edit_json(cart / file, **changes)
-    status, err = run_cli(capsys, *predict_args(base, cart))
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
     assert_one_line_error(status, err, match)
     assert err[0].count(str(cart)) == 1  # the file is named once
 
 
-def test_metadata_of_the_wrong_shape_gives_one_line(base, cart, capsys):
+def test_metadata_of_the_wrong_shape_gives_one_line(cart_and_model, cart, capsys):
     (cart / "cartridge.json").write_text("[1, 2]")
-    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart)), "one JSON object")
+    assert_one_line_error(*run_cli(capsys, *predict_args(cart_and_model, cart)), "one JSON object")
     (cart / "cartridge.json").unlink()
     panel = json.loads((cart / "panel.json").read_text())
     panel["channels"][0]["normalisation"] = None
     (cart / "panel.json").write_text(json.dumps(panel))
-    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart)),
+    assert_one_line_error(*run_cli(capsys, *predict_args(cart_and_model, cart)),
                           "normalisation must be a mapping")
     del panel["pixel_size_um"]
     panel["channels"][0]["normalisation"] = {"method": "snr"}
     (cart / "panel.json").write_text(json.dumps(panel))
-    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart)), "no pixel_size_um")
+    assert_one_line_error(*run_cli(capsys, *predict_args(cart_and_model, cart)), "no pixel_size_um")
 
 
 # 8. Resume notices a replaced frame.
 
-def test_resume_redoes_a_frame_whose_file_changed(base, cart):
-    backend = load_backend(base / "model.pt", device="cpu")
+def test_resume_redoes_a_frame_whose_file_changed(cart_and_model, cart):
+    backend = load_backend(cart_and_model / "model.pt", device="cpu")
     out = cart.parent / "out"
     predict_cartridge(cart, backend, out, PredictOptions(**QUIET))
     first, second = frames(cart)[:2]
@@ -230,33 +176,33 @@ def test_resume_redoes_a_frame_whose_file_changed(base, cart):
 
 # 10. Files and runs.
 
-def test_a_fifo_named_like_a_frame_is_refused_unopened(base, cart, capsys):
+def test_a_fifo_named_like_a_frame_is_refused_unopened(cart_and_model, cart, capsys):
     # Refused, not left out: a position left out would still count its blood volume as read.
     # Opening a FIFO blocks, so a listing that opened it would hang here.
     os.mkfifo(cart / "r09c09.tif")
     with pytest.raises(InputError, match=r"r09c09.tif: not a regular file \(a FIFO"):
         open_cartridge(cart)
-    status, err = run_cli(capsys, *predict_args(base, cart))
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
     assert_one_line_error(status, err, "not a regular file (a FIFO named like a frame)")
 
 
-def test_predict_into_a_folder_another_run_holds_is_one_line(base, cart, capsys):
+def test_predict_into_a_folder_another_run_holds_is_one_line(cart_and_model, cart, capsys):
     """The second run (even with --overwrite) is refused before it deletes or writes anything."""
     sample_dir = cart.parent / "out" / "S1"
     with exclusive_folder(sample_dir, "predict"):
-        status, err = run_cli(capsys, *predict_args(base, cart, "--overwrite"))
+        status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--overwrite"))
     assert_one_line_error(status, err, "another ctcnet predict is writing")
     assert not (sample_dir / "parts").exists()
 
 
-def test_disk_full_is_one_line(base, cart, capsys, monkeypatch):
+def test_disk_full_is_one_line(cart_and_model, cart, capsys, monkeypatch):
     import ctcnet.inference.predict as P
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "events.parquet")
 
     monkeypatch.setattr(P, "write_tables", full)
-    status, err = run_cli(capsys, *predict_args(base, cart))
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
     assert_one_line_error(status, err, "No space left on device")
 
 
@@ -266,25 +212,25 @@ def test_disk_full_is_one_line(base, cart, capsys, monkeypatch):
     (["--threshold-snr", "nan"], "--threshold-snr"), (["--threshold-snr", "0"], "--threshold-snr"),
     (["--threshold-snr", "-5"], "--threshold-snr"), (["--device", "gpu"], "--device 'gpu'"),
 ])
-def test_bad_options_give_one_line(base, cart, capsys, extra, match):
-    assert_one_line_error(*run_cli(capsys, *predict_args(base, cart, *extra)), match)
+def test_bad_options_give_one_line(cart_and_model, cart, capsys, extra, match):
+    assert_one_line_error(*run_cli(capsys, *predict_args(cart_and_model, cart, *extra)), match)
 
 
-def test_out_pointing_at_a_file_gives_one_line(base, cart, capsys):
+def test_out_pointing_at_a_file_gives_one_line(cart_and_model, cart, capsys):
     (cart.parent / "afile").write_text("x")
-    argv = predict_args(base, cart)
+    argv = predict_args(cart_and_model, cart)
     argv[argv.index("--out") + 1] = cart.parent / "afile"
     assert_one_line_error(*run_cli(capsys, *argv), "cannot create output folder")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
-def test_cuda_with_onnx_without_a_gpu_is_refused(base, cart, capsys, tmp_path):
+def test_cuda_with_onnx_without_a_gpu_is_refused(cart_and_model, cart, capsys, tmp_path):
     from ctcnet.deploy.export import export_onnx
 
-    export_onnx(base / "model.pt", tmp_path / "m.onnx")
-    status, err = run_cli(capsys, *predict_args(base, cart, "--device", "cuda"))
+    export_onnx(cart_and_model / "model.pt", tmp_path / "m.onnx")
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--device", "cuda"))
     assert_one_line_error(status, err, "no CUDA device")
-    argv = predict_args(base, cart, "--device", "cuda", "--backend", "onnx")
+    argv = predict_args(cart_and_model, cart, "--device", "cuda", "--backend", "onnx")
     argv[argv.index("--model") + 1] = tmp_path / "m.onnx"
     status, err = run_cli(capsys, *argv)
     assert_one_line_error(status, err, "onnxruntime cannot use CUDA")
@@ -311,13 +257,13 @@ def _finishes(work, seconds=20.0):
     return not thread.is_alive()
 
 
-def test_a_fifo_in_the_models_folder_is_skipped_not_opened(base, cart, tmp_path, monkeypatch,
-                                                           capsys, caplog):
+def test_a_fifo_in_the_models_folder_is_skipped_not_opened(cart_and_model, cart, tmp_path,
+                                                           monkeypatch, capsys, caplog):
     from ctcnet.nn import registry
 
     folder = tmp_path / "site_models"
     folder.mkdir()
-    shutil.copy(base / "model.pt", folder / "piped.pt")
+    shutil.copy(cart_and_model / "model.pt", folder / "piped.pt")
     os.mkfifo(folder / "piped.json")  # a card that is a FIFO, beside real weights
     os.mkfifo(folder / "other.pt")
     (folder / "other.json").write_text("{}")
@@ -336,12 +282,13 @@ def test_a_fifo_in_the_models_folder_is_skipped_not_opened(base, cart, tmp_path,
     assert_one_line_error(*found[-1], f"{folder / 'other.pt'}: not a regular file (a FIFO")
 
 
-def test_models_env_naming_a_file_is_refused(base, cart, monkeypatch, capsys):
+def test_models_env_naming_a_file_is_refused(cart_and_model, cart, monkeypatch, capsys):
     from ctcnet.nn import registry
 
-    monkeypatch.setenv(registry.MODELS_ENV, str(base / "model.pt"))
-    assert_one_line_error(*run_cli(capsys, "models"),
-                          f"{base / 'model.pt'}: named in $CTCNET_MODELS but not a folder")
+    monkeypatch.setenv(registry.MODELS_ENV, str(cart_and_model / "model.pt"))
+    assert_one_line_error(
+        *run_cli(capsys, "models"),
+        f"{cart_and_model / 'model.pt'}: named in $CTCNET_MODELS but not a folder")
     # Predict looks the model up by the data's channels: refused the same way.
     status, err = run_cli(capsys, "predict", cart, "--out", cart.parent / "out", "--device",
                           "cpu", "--quiet", "--no-report")
@@ -349,7 +296,7 @@ def test_models_env_naming_a_file_is_refused(base, cart, monkeypatch, capsys):
     assert not (cart.parent / "out").exists()
 
 
-def test_a_list_file_that_names_itself_is_refused(base, cart, capsys):
+def test_a_list_file_that_names_itself_is_refused(cart_and_model, cart, capsys):
     from ctcnet.io.input_lists import expand_list_files
 
     lists = cart.parent
@@ -359,7 +306,7 @@ def test_a_list_file_that_names_itself_is_refused(base, cart, capsys):
     (lists / "twice.txt").write_text("c.txt\nc.txt\n")  # the same list twice: no cycle
     (lists / "c.txt").write_text("cart\n")
     for name, chain in (("self.txt", "self.txt -> "), ("a.txt", "b.txt -> ")):
-        argv = predict_args(base, cart)
+        argv = predict_args(cart_and_model, cart)
         argv[1] = lists / name
         status, err = run_cli(capsys, *argv)
         assert_one_line_error(status, err, "list file names itself")

@@ -1,28 +1,17 @@
 """``ctcnet simulate`` refuses to write over an existing output unless --overwrite, and
 --overwrite replaces only what simulate wrote."""
 
-import hashlib
 import json
 
+from conftest import digest, refused
+
 from ctcnet.cli import main
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def tree(folder):
     """Every file under ``folder`` with its digest: what must stay untouched."""
     return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*"))
             if p.is_file()}
-
-
-def refused(capsys, path, args) -> None:
-    """The command exits 2, naming ``path`` and --overwrite."""
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err and "--overwrite" in err, err
 
 
 def test_simulate_refuses_an_existing_output_and_overwrite_replaces_it_whole(tmp_path, capsys):

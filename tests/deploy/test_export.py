@@ -2,7 +2,6 @@
 existing file is written over only with --overwrite (overwrite=True from Python)."""
 
 import contextlib
-import hashlib
 import io
 import json
 import re
@@ -15,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import save_tiny_model
+from conftest import digest, refused, save_tiny_model
 
 from ctcnet.cli import main
 from ctcnet.deploy import export as export_module
@@ -261,18 +260,6 @@ def test_asinh_translation_matches_torch(tmp_path):
 
 
 SIZE = 32
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def refused(capsys, path, args) -> None:
-    """The command exits 2, naming ``path`` and --overwrite."""
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err and "--overwrite" in err, err
 
 
 def test_export_refuses_an_existing_onnx(tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 from ctcnet.detect.crop_dataset import load_crops, read_crop, read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.images import write_tiff
-from ctcnet.io.panel import default_panel, load_panel
+from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 
 
@@ -55,18 +55,7 @@ def test_crop_dataset_errors(tmp_path, rng):
         read_crop(tmp_path / "small.tif", panel, min_size=64)
 
 
-CROP = 32
-
-
 # 9. Crop datasets.
-
-@pytest.fixture
-def crops(tmp_path):
-    rng = np.random.default_rng(0)
-    images = rng.integers(90, 200, (4, 5, CROP, CROP)).astype(np.uint16)
-    return write_crop_dataset(tmp_path / "crops", images, ["ctc", "wbc", "ctc", "debris"],
-                              load_panel(None), ["p1", "p1", "p2", "p2"])
-
 
 def _manifest_lines(crops):
     return (crops / "manifest.csv").read_text().splitlines()

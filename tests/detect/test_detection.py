@@ -4,7 +4,8 @@ odd frames and crops anywhere around them never crash (hypothesis)."""
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import FUZZ
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -386,11 +387,6 @@ def test_numpy_resampling_is_torchs_antialiased_interpolation(shape, size):
         got = antialias_matrix(shape[2], size[0]) @ crops @ antialias_matrix(shape[3], size[1]).T
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
-
-
-FUZZ = settings(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
 
 
 def frames():

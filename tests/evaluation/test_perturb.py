@@ -2,23 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import disk_crops
 
 from ctcnet.evaluation import perturb
 from ctcnet.io.panel import default_panel
 
 SIZE = 40
-
-
-def disk_crops(n=4, radius=6.0, amplitude=400.0, background=100.0, noise=0.0, seed=0,
-               channel=1, channels=5):
-    """Crops with one bright disk in ``channel`` on a flat (or noisy) background."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    c = (SIZE - 1) / 2
-    disk = ((yy - c) ** 2 + (xx - c) ** 2 <= radius ** 2).astype(np.float32)
-    x = np.full((n, channels, SIZE, SIZE), background, np.float32)
-    x[:, channel] += amplitude * disk
-    return x + noise * rng.standard_normal(x.shape).astype(np.float32)
 
 
 def test_signal_is_the_smoothed_crop_above_its_median():

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
+from conftest import rgb_planes, save_rgb
 
 from ctcnet.cli import main
 from ctcnet.detect.crop_dataset import read_crop_index
@@ -21,34 +21,13 @@ RGB_ORDER = ["CK", "CD45", "DAPI"]  # R, G, B as published composites show them
 TINY_CROP = 32
 
 
-def _planes(rng, h=40, w=52) -> np.ndarray:
-    """Three different uint8 planes: smooth enough for JPEG to keep them apart."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 4, yy * 5, (xx + yy) * 2]).astype(np.float64)
-    return np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
-
-
-def _save_rgb(path: Path, planes: np.ndarray, fmt: str, alpha: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = np.ascontiguousarray(planes.transpose(1, 2, 0))
-    if fmt == "TIFF":
-        data = np.dstack([rgb, np.full(rgb.shape[:2], 77, np.uint8)]) if alpha else rgb
-        tifffile.imwrite(path, data, photometric="rgb",
-                         extrasamples=["unassalpha"] if alpha else None)
-        return
-    im = Image.fromarray(rgb, "RGB")
-    if alpha:
-        im.putalpha(77)
-    im.save(path, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-
-
 def _rgb_dataset(root: Path, rng, fmt="PNG", sizes=((40, 52),), planes_order=RGB_ORDER,
                  pixel_size_um=0.64, labels=("ctc",)) -> list[np.ndarray]:
     suffix = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif"}[fmt]
     written = []
     for i, (label, (h, w)) in enumerate(zip(labels, sizes)):
-        planes = _planes(rng, h, w)
-        _save_rgb(root / label / f"P{i % 2}__{i:03d}.{suffix}", planes, fmt)
+        planes = rgb_planes(rng, h, w)
+        save_rgb(root / label / f"P{i % 2}__{i:03d}.{suffix}", planes, fmt)
         written.append(planes)
     (root / "panel.json").write_text(json.dumps({"channels": list(planes_order),
                                                  "pixel_size_um": pixel_size_um}))
@@ -146,7 +125,7 @@ def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
     yy, xx = np.mgrid[0:300, 0:260]
     disk = ((yy - 150) ** 2 + (xx - 130) ** 2 <= 40 ** 2).astype(np.float64)
     planes = np.stack([np.full(disk.shape, 10.0), np.full(disk.shape, 12.0), 20 + 200 * disk])
-    _save_rgb(tmp_path / "ds" / "ctc" / "a.png", planes.astype(np.uint8), "PNG")
+    save_rgb(tmp_path / "ds" / "ctc" / "a.png", planes.astype(np.uint8), "PNG")
     (tmp_path / "ds" / "panel.json").write_text(json.dumps({"channels": RGB_ORDER,
                                                             "pixel_size_um": 0.1}))
     index = read_crop_index(tmp_path / "ds").conform(load_panel({"channels": CORE3}))

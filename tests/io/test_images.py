@@ -1,11 +1,10 @@
 """ctcnet.io.images: TIFF round trip with channel names, bad images refused clearly."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
+from conftest import rgb_planes, save_rgb
 
 from ctcnet.errors import InputError
 from ctcnet.io.images import read_channel_file, read_image, write_tiff
@@ -43,41 +42,20 @@ def test_bad_images_give_clear_errors(tmp_path, rng):
         read_image(tmp_path / "int32.tif")
 
 
-def _planes(rng, h=40, w=52) -> np.ndarray:
-    """Three different uint8 planes: smooth enough for JPEG to keep them apart."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 4, yy * 5, (xx + yy) * 2]).astype(np.float64)
-    return np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
-
-
-def _save_rgb(path: Path, planes: np.ndarray, fmt: str, alpha: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = np.ascontiguousarray(planes.transpose(1, 2, 0))
-    if fmt == "TIFF":
-        data = np.dstack([rgb, np.full(rgb.shape[:2], 77, np.uint8)]) if alpha else rgb
-        tifffile.imwrite(path, data, photometric="rgb",
-                         extrasamples=["unassalpha"] if alpha else None)
-        return
-    im = Image.fromarray(rgb, "RGB")
-    if alpha:
-        im.putalpha(77)
-    im.save(path, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-
-
 # --- reading colour files ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,fmt,alpha", [("a.png", "PNG", False), ("a.png", "PNG", True),
                                             ("a.tif", "TIFF", False), ("a.tif", "TIFF", True)])
 def test_colour_files_read_as_their_rgb_planes(tmp_path, rng, name, fmt, alpha):
-    planes = _planes(rng)
-    _save_rgb(tmp_path / name, planes, fmt, alpha)
+    planes = rgb_planes(rng)
+    save_rgb(tmp_path / name, planes, fmt, alpha)
     arr, _ = read_image(tmp_path / name)
     assert arr.dtype == np.uint8 and np.array_equal(arr, planes)  # alpha dropped, R, G, B
 
 
 def test_jpeg_crops_read_as_composites(tmp_path, rng):
-    planes = _planes(rng)
-    _save_rgb(tmp_path / "a.jpg", planes, "JPEG")
+    planes = rgb_planes(rng)
+    save_rgb(tmp_path / "a.jpg", planes, "JPEG")
     arr, names = read_image(tmp_path / "a.jpg")
     assert names is None and arr.shape == planes.shape and arr.dtype == np.uint8
     assert np.abs(arr.astype(int) - planes).mean() < 4  # lossy, but the planes stay apart
@@ -88,5 +66,5 @@ def test_jpeg_crops_read_as_composites(tmp_path, rng):
     # of a grey channel (equal planes) is read as that channel.
     with pytest.raises(InputError, match="must be greyscale"):
         read_channel_file(tmp_path / "a.jpg")
-    _save_rgb(tmp_path / "grey.png", np.repeat(planes[:1], 3, axis=0), "PNG")
+    save_rgb(tmp_path / "grey.png", np.repeat(planes[:1], 3, axis=0), "PNG")
     assert np.array_equal(read_channel_file(tmp_path / "grey.png"), planes[0])

@@ -5,7 +5,8 @@ import json
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import FUZZ, JSON_VALUES
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ctcnet.errors import InputError, PanelMismatchError
@@ -61,19 +62,6 @@ def test_panel_mismatch_names_the_problem():
         model_panel.check_matches(swapped)
     model_panel.check_matches(Panel.from_dict({"channels": ["dapi", "ck", "cd45", "cd61",
                                                             "cd66b"]}))
-
-
-FUZZ = settings(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) |
-    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),
-    max_leaves=6)
 
 
 CHANNEL = st.one_of(

@@ -12,16 +12,21 @@ import threading
 import numpy as np
 import pytest
 import tifffile
-from conftest import save_tiny_model
+from conftest import (
+    FUZZ,
+    JSON_VALUES,
+    assert_one_line_error,
+    edit_json,
+    frames,
+    predict,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ctcnet.cli import main
 from ctcnet.errors import InputError
-from ctcnet.inference.backends import load_backend
-from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.images import remove_cellsearch_offset
-from ctcnet.io.panel import Panel, load_panel
+from ctcnet.io.panel import Panel
 from ctcnet.io.scan import (
     SCAN_PIXEL_SIZE_UM,
     TUBE_VOLUME_ML,
@@ -32,57 +37,13 @@ from ctcnet.io.scan import (
     write_frame,
 )
 
-CROP = 32
-QUIET = dict(quiet=True, workers=0, report=False)
 
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A 3-frame simulated cartridge, a tiny model and the clean run's summary."""
-    from ctcnet.simulate import simulate_cartridge
-
-    root = tmp_path_factory.mktemp("plausible")
-    simulate_cartridge(root / "cart", load_panel(None), num_frames=3, frame_shape=(128, 160),
-                       seed=5, events_per_frame=8, sample_id="S1")
-    save_tiny_model(root / "model.pt", crop_size=CROP)
-    backend = load_backend(root / "model.pt", device="cpu")
-    clean = predict_cartridge(root / "cart", backend, root / "clean", PredictOptions(**QUIET))
-    assert clean.status == "ok" and clean.events > 0
-    return {"root": root, "backend": backend, "clean": clean}
-
-
-@pytest.fixture
-def cart(base, tmp_path):
-    shutil.copytree(base["root"] / "cart", tmp_path / "cart")
-    return tmp_path / "cart"
-
-
-def frames(cart):
-    return sorted(cart.glob("r*c*.tif"))
-
-
-def edit_json(path, **changes):
-    data = json.loads(path.read_text())
-    data.update(changes)
-    path.write_text(json.dumps(data))
-
-
-def predict(base, cart, out=None, **options):
-    return predict_cartridge(cart, base["backend"], out or cart.parent / "out",
-                             PredictOptions(**QUIET, **options))
-
-
-def run_cli(capsys, base, cart):
+def predict_cli(capsys, clean_run, cart):
     """(exit status, stderr lines) of ``ctcnet predict`` on ``cart``, in this process."""
     status = main(["predict", str(cart), "--out", str(cart.parent / "cli"), "--model",
-                   str(base["root"] / "model.pt"), "--device", "cpu", "--quiet", "--no-report",
+                   str(clean_run["root"] / "model.pt"), "--device", "cpu", "--quiet", "--no-report",
                    "--workers", "0"])
     return status, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-
-
-def assert_one_line_error(status, err, match):
-    assert status == 2 and len(err) == 1, err
-    assert match in err[0], err[0]
 
 
 def rewrite_frame(path, edit):
@@ -94,30 +55,30 @@ def rewrite_frame(path, edit):
 # --- metadata: pixel size, blood volume ---------------------------------------------------------
 
 @pytest.mark.parametrize("pixel_size", [4.0, 2.5, 0.02])
-def test_a_pixel_size_no_scan_has_is_refused_in_one_line(base, cart, capsys, pixel_size):
+def test_a_pixel_size_no_scan_has_is_refused_in_one_line(clean_run, cart, capsys, pixel_size):
     edit_json(cart / "panel.json", pixel_size_um=pixel_size)
-    status, err = run_cli(capsys, base, cart)
+    status, err = predict_cli(capsys, clean_run, cart)
     assert_one_line_error(status, err, "is not a scan's pixel size (0.05 to 2 um per pixel")
     assert not (cart.parent / "cli" / "S1").exists()  # refused before any work
 
 
-def test_every_predict_entry_point_checks_the_metadata(base, cart):
+def test_every_predict_entry_point_checks_the_metadata(clean_run, cart):
     """A Cartridge handed to predict_cartridge is checked as one read from its folder."""
     from dataclasses import replace
 
     opened = open_cartridge(cart)
     out = cart.parent / "out"
     with pytest.raises(InputError, match="not a scan's pixel size"):
-        predict(base, replace(opened, panel=opened.panel.with_pixel_size(4.0)), out)
+        predict(clean_run, replace(opened, panel=opened.panel.with_pixel_size(4.0)), out)
     assert not out.exists()  # refused before any work
-    summary = predict(base, replace(opened, blood_volume_ml=750.0), out)
+    summary = predict(clean_run, replace(opened, blood_volume_ml=750.0), out)
     assert summary.status == "partial" and any("blood tube" in p for p in summary.problems)
 
 
-def test_blood_volume_beyond_one_tube_is_partial_and_said(base, cart):
+def test_blood_volume_beyond_one_tube_is_partial_and_said(clean_run, cart):
     edit_json(cart / "cartridge.json", blood_volume_ml=750)
-    summary = predict(base, cart)
-    clean = base["clean"]
+    summary = predict(clean_run, cart)
+    clean = clean_run["clean"]
     assert summary.status == "partial"
     assert [p for p in summary.problems if "blood_volume_ml 750 is more than one blood tube"]
     # The counts stand; the per-7.5 mL figures divide by the stated volume, flagged.
@@ -125,27 +86,27 @@ def test_blood_volume_beyond_one_tube_is_partial_and_said(base, cart):
     assert summary.per_7_5_ml["ctc"] == pytest.approx(summary.counts["ctc"] * 7.5 / 750)
 
 
-def test_a_full_tube_is_still_ok(base, cart):
+def test_a_full_tube_is_still_ok(clean_run, cart):
     edit_json(cart / "cartridge.json", blood_volume_ml=TUBE_VOLUME_ML)
-    summary = predict(base, cart)
+    summary = predict(clean_run, cart)
     assert summary.status == "ok" and not summary.problems
 
 
-def test_more_blood_than_a_person_has_is_refused_in_one_line(base, cart, capsys):
+def test_more_blood_than_a_person_has_is_refused_in_one_line(clean_run, cart, capsys):
     edit_json(cart / "cartridge.json", blood_volume_ml=7500)
-    status, err = run_cli(capsys, base, cart)
+    status, err = predict_cli(capsys, clean_run, cart)
     assert_one_line_error(status, err, "blood_volume_ml 7500 is more blood than a person has")
 
 
 # --- pixels the panel does not describe: the frame is skipped with its reason -------------------
 
-def test_values_above_the_panels_range_skip_the_frame(base, cart):
+def test_values_above_the_panels_range_skip_the_frame(clean_run, cart):
     first = frames(cart)[0]
 
     def hot(pixels):
         pixels[1, 10:20, 10:20] = 65535  # in a panel that states 12 bits
     rewrite_frame(first, hot)
-    summary = predict(base, cart)
+    summary = predict(clean_run, cart)
     assert summary.status == "partial" and summary.frames.skipped == 1
     skip = summary.skipped_frames[0]
     assert skip["frame"] == "r00c00"
@@ -154,7 +115,7 @@ def test_values_above_the_panels_range_skip_the_frame(base, cart):
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
-def test_a_panel_that_states_16_bits_reads_16_bit_values(base, cart):
+def test_a_panel_that_states_16_bits_reads_16_bit_values(clean_run, cart):
     def brighter(pixels):
         pixels[1, 10:20, 10:20] = 65535
     rewrite_frame(frames(cart)[0], brighter)
@@ -162,15 +123,15 @@ def test_a_panel_that_states_16_bits_reads_16_bit_values(base, cart):
     for channel in panel["channels"]:
         channel["value_range"] = [0, 65535]
     (cart / "panel.json").write_text(json.dumps(panel))
-    summary = predict(base, cart)
+    summary = predict(clean_run, cart)
     assert summary.status == "ok" and summary.frames.skipped == 0
 
 
-def test_an_all_zero_channel_skips_the_frame(base, cart):
+def test_an_all_zero_channel_skips_the_frame(clean_run, cart):
     def dead(pixels):
         pixels[2] = 0  # CD45 lost: every leukocyte would look CD45-negative
     rewrite_frame(frames(cart)[0], dead)
-    summary = predict(base, cart)
+    summary = predict(clean_run, cart)
     assert summary.status == "partial" and summary.frames.skipped == 1
     assert "channel CD45 is empty (every pixel 0)" in summary.skipped_frames[0]["reason"]
 
@@ -211,26 +172,26 @@ def _channel_twice(cart):
                           "column 1): a whole-frame file and per-channel files"),
     (_channel_twice, "r00c01_C0.tif and r00c01_c0.tif both name channel 0 of frame r00c01"),
 ])
-def test_two_ways_to_read_one_frame_are_refused(base, cart, capsys, make, match):
+def test_two_ways_to_read_one_frame_are_refused(clean_run, cart, capsys, make, match):
     make(cart)
     with pytest.raises(InputError, match="keep one"):
         open_cartridge(cart)
-    status, err = run_cli(capsys, base, cart)
+    status, err = predict_cli(capsys, clean_run, cart)
     assert_one_line_error(status, err, match)
 
 
-def test_a_tile_written_twice_is_counted_once(base, cart):
+def test_a_tile_written_twice_is_counted_once(clean_run, cart):
     shutil.copy(cart / "r00c01.tif", cart / "r00c03.tif")  # the same tile under a second name
     edit_json(cart / "cartridge.json", num_frames=4)
-    summary = predict(base, cart)
-    clean = base["clean"]
+    summary = predict(clean_run, cart)
+    clean = clean_run["clean"]
     assert summary.events == clean.events and summary.counts == clean.counts
     assert summary.status == "partial" and summary.frames.skipped == 1
     skip = summary.skipped_frames[0]
     assert skip["frame"] == "r00c03" and "same bytes as frame r00c01" in skip["reason"]
 
 
-def test_a_fifo_among_the_frames_is_refused_never_opened(base, cart, capsys):
+def test_a_fifo_among_the_frames_is_refused_never_opened(clean_run, cart, capsys):
     os.mkfifo(cart / "r00c03.tif")
     outcome = {}
 
@@ -244,34 +205,34 @@ def test_a_fifo_among_the_frames_is_refused_never_opened(base, cart, capsys):
     thread.join(timeout=60)
     assert not thread.is_alive(), "the FIFO was opened"
     assert "r00c03.tif: not a regular file (a FIFO named like a frame)" in outcome["error"]
-    status, err = run_cli(capsys, base, cart)
+    status, err = predict_cli(capsys, clean_run, cart)
     assert_one_line_error(status, err, "not a regular file (a FIFO named like a frame)")
 
 
-def test_a_frame_name_that_is_not_utf8_is_refused_by_name(base, cart, capsys):
+def test_a_frame_name_that_is_not_utf8_is_refused_by_name(clean_run, cart, capsys):
     name = os.fsdecode(b"r00c03\xff.tif")
     shutil.copy(cart / "r00c01.tif", cart / name)
     with pytest.raises(InputError, match=r"b'r00c03\\xff.tif' is not valid UTF-8"):
         open_cartridge(cart)
-    status, err = run_cli(capsys, base, cart)
+    status, err = predict_cli(capsys, clean_run, cart)
     assert_one_line_error(status, err, "is not valid UTF-8")
 
 
-def test_a_frame_missing_a_channel_file_is_skipped_not_dropped(base, cart):
+def test_a_frame_missing_a_channel_file_is_skipped_not_dropped(clean_run, cart):
     pixels = tifffile.imread(cart / "r00c02.tif")
     (cart / "r00c02.tif").unlink()
     for c in range(len(pixels) - 1):  # the last channel's file never arrived
         tifffile.imwrite(cart / f"r00c02_c{c}.tif", pixels[c:c + 1], photometric="minisblack")
-    summary = predict(base, cart)
+    summary = predict(clean_run, cart)
     assert summary.frames.total == 3 and summary.frames.skipped == 1
     assert "missing channel file(s) [4]" in summary.skipped_frames[0]["reason"]
     assert summary.status == "partial"
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
-def test_missing_frames_are_not_counted_as_blood_read(base, cart):
+def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart):
     (cart / "r00c02.tif").unlink()  # cartridge.json lists 3 frames
-    summary = predict(base, cart)
+    summary = predict(clean_run, cart)
     assert summary.status == "partial"
     assert any("lists 3 frames but 2 are present" in p for p in summary.problems)
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
@@ -279,10 +240,10 @@ def test_missing_frames_are_not_counted_as_blood_read(base, cart):
 
 # --- the cartridge's identity -------------------------------------------------------------------
 
-def test_the_identity_follows_the_scan_not_the_folder(base, cart, tmp_path):
+def test_the_identity_follows_the_scan_not_the_folder(clean_run, cart, tmp_path):
     identity = open_cartridge(cart).identity
-    assert identity and base["clean"].cartridge_id == identity
-    assert json.loads((base["root"] / "clean" / "summary.json").read_text())[
+    assert identity and clean_run["clean"].cartridge_id == identity
+    assert json.loads((clean_run["root"] / "clean" / "summary.json").read_text())[
         "cartridge_id"] == identity
     shutil.copytree(cart, tmp_path / "moved")
     assert open_cartridge(tmp_path / "moved").identity == identity
@@ -310,9 +271,9 @@ EDITS = st.one_of(
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(EDITS, min_size=1, max_size=3))
-def test_metadata_changes_are_refused_flagged_or_change_nothing(base, tmp_path_factory, edits):
+def test_metadata_changes_are_refused_flagged_or_change_nothing(clean_run, tmp_path_factory, edits):
     cart = tmp_path_factory.mktemp("edited") / "cart"
-    shutil.copytree(base["root"] / "cart", cart)
+    shutil.copytree(clean_run["root"] / "cart", cart)
     for key, value in edits:
         if key == "pixel_size_um":
             edit_json(cart / "panel.json", pixel_size_um=value)
@@ -324,10 +285,10 @@ def test_metadata_changes_are_refused_flagged_or_change_nothing(base, tmp_path_f
         else:
             edit_json(cart / "cartridge.json", **{key: value})
     try:
-        summary = predict(base, cart)
+        summary = predict(clean_run, cart)
     except InputError:
         return  # refused by name
-    clean = base["clean"]
+    clean = clean_run["clean"]
     flagged = bool(summary.problems or summary.skipped_frames)
     assert (summary.status != "ok") == flagged
     if summary.status == "ok":  # an ok count stands on plausible inputs only ...
@@ -393,19 +354,6 @@ def test_truncated_cartridge_and_bad_frames(tmp_path, rng):
 
 
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
-FUZZ = settings(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) |
-    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),
-    max_leaves=6)
-
-
 @FUZZ
 @given(st.fixed_dictionaries({}, optional={
     "sample_id": JSON_VALUES | st.sampled_from(["../x", "/abs", "a/b", "..", "ok-1", ""]),

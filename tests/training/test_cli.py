@@ -2,16 +2,9 @@
 
 import pytest
 import torch
+from conftest import run_cli
 
-from ctcnet.cli import main
 from ctcnet.errors import InputError
-
-
-def run_cli(capsys, *argv):
-    """(exit status, stderr lines) of ``ctcnet ARGV`` run in this process."""
-    status = main([str(a) for a in argv])
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    return status, err
 
 
 def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
