@@ -14,6 +14,8 @@ with torch (with a logged warning).
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import logging
@@ -201,8 +203,6 @@ class TorchBackend:
 
     def explainer(self):
         """Per-channel saliency for the review gallery: (crops, class indices) -> (N,C,S,S)."""
-        import copy
-
         from ctcnet.nn.saliency import grad_cam  # torch (saliency needs gradients)
 
         # A copy of its own: grad_cam hooks the network and switches its mode, and a report
@@ -314,8 +314,6 @@ def portable_explainer(backend) -> tuple[bool, object]:
     """(True, factory) where another process can make ``backend.explainer()``'s saliency
     itself: ``factory`` a picklable zero-argument callable (None: the backend has no saliency);
     (False, None) where only this process can (a model on a GPU or held only in memory)."""
-    import functools
-
     if isinstance(backend, OnnxBackend) and backend.gpu is None:
         source = backend.source_checkpoint()
         return True, None if source is None else functools.partial(checkpoint_explainer,
