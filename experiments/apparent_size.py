@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     # One seed for both renderings: the same cells, drawn in micrometres.
     model_batch = simulate_crops(counts, panel, crop_size=crop_size, seed=args.seed,
                                  num_samples=32)
-    fine_panel, fine_side = tight_rendering(panel, crop_size)
+    fine_panel, fine_side, _ = tight_rendering(panel, crop_size)  # its cells: a scan's optics
     fine_batch = simulate_crops(counts, fine_panel, crop_size=fine_side, seed=args.seed,
                                 num_samples=32)
     family = apparent_sizes(family_views(fine_batch, panel.pixel_size_um, crop_size, args.seed),

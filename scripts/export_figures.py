@@ -59,21 +59,16 @@ def render_exports(per_class: int, seed: int, shape_swap: float):
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.config import SimConfig
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import (
-        composite_panel,
-        tight_config,
-        tight_export,
-        tight_rendering,
-    )
+    from ctcnet.simulate.export import composite_panel, tight_export, tight_rendering
 
     scan = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
                             "channels": ["DAPI", "CK", "CD45"]})
-    panel, side = tight_rendering(scan, 80)
     # No neighbours: a published single-cell figure shows the cell alone.
     knobs = {"neighbours": (0.0, 0.0)}
     if shape_swap:
         knobs["shape_swap"] = shape_swap
-    config = tight_config(dataclasses.replace(SimConfig(), **knobs))
+    panel, side, config = tight_rendering(scan, 80,
+                                          config=dataclasses.replace(SimConfig(), **knobs))
     batch = simulate_crops({c: per_class for c in CLASSES}, panel, crop_size=side, seed=seed,
                            config=config)
     _, take = composite_panel(panel, PLANES, panel.pixel_size_um, "tight")

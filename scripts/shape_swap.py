@@ -67,17 +67,14 @@ def make_tight_set(root: Path, counts: dict, seed: int, config, um: float) -> Pa
     """Tight RGB exports at ``um`` um/px, no pixel size stated, written once."""
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import (
-        tight_config,
-        tight_rendering,
-        write_tight_export_dataset,
-    )
+    from ctcnet.simulate.export import tight_rendering, write_tight_export_dataset
 
     if not (root / "manifest.csv").exists():
-        panel, side = tight_rendering(Panel.from_dict(
-            {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}), 80)
-        batch = simulate_crops(counts, panel, crop_size=side, seed=seed,
-                               config=tight_config(config), num_samples=16)
+        panel, side, config = tight_rendering(Panel.from_dict(
+            {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}), 80,
+            config=config)
+        batch = simulate_crops(counts, panel, crop_size=side, seed=seed, config=config,
+                               num_samples=16)
         write_tight_export_dataset(batch, root, panel, pixel_size_um=um,
                                    file_format="png" if um < 0.1 else "jpg", seed=seed,
                                    state_pixel_size=False)

@@ -45,22 +45,17 @@ def make_family(out: Path, per_class: int, seed: int) -> list[Path]:
     """The test family's datasets (made once; an existing set is reused)."""
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
-    from ctcnet.simulate.export import (
-        tight_config,
-        tight_rendering,
-        write_tight_export_dataset,
-    )
+    from ctcnet.simulate.export import tight_rendering, write_tight_export_dataset
 
     # Cells rendered for the field of view of 80 px at 0.64 um/px, as the card's tight tests.
-    panel, side = tight_rendering(Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+    panel, side, config = tight_rendering(Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
                                                    "channels": ["DAPI", "CK", "CD45"]}), 80)
     roots = []
     for k, um in enumerate(EXPORT_PIXEL_UM):
         root = out / f"tight_{um:g}um"
         if not (root / "manifest.csv").exists():
             batch = simulate_crops({c: per_class for c in ("ctc", "wbc", "cluster", "debris")},
-                                   panel, crop_size=side, seed=seed + k,
-                                   config=tight_config())
+                                   panel, crop_size=side, seed=seed + k, config=config)
             write_tight_export_dataset(batch, root, panel, pixel_size_um=um,
                                        file_format=("png", "jpg")[k % 2], seed=seed + k,
                                        state_pixel_size=False)

@@ -150,12 +150,12 @@ def _parse_range(text: str, what: str) -> tuple[int, int]:
     return parts[0], parts[-1]
 
 
-def _tight_rendering(panel, args):
+def _tight_rendering(panel, args, cfg):
     """For ``--export tight``: the panel to render the cells with (its pixel size
     ``--render-pixel-size``, default :data:`~ctcnet.simulate.export.TIGHT_RENDER_PIXEL_UM`),
     the crop side to render (so the field of view stays ``--crop-size`` pixels of the
-    panel's), and the export's pixel size (``--export-pixel-size``, default
-    ``TIGHT_EXPORT_PIXEL_UM``)."""
+    panel's), ``cfg`` as a microscope renders a cell, and the export's pixel size
+    (``--export-pixel-size``, default ``TIGHT_EXPORT_PIXEL_UM``)."""
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.simulate.export import (
         TIGHT_EXPORT_PIXEL_UM,
@@ -169,7 +169,7 @@ def _tight_rendering(panel, args):
         else args.export_pixel_size
     if not export_um > 0:  # the render pixel size: tight_rendering's check
         raise InputError(f"--export-pixel-size must be positive, got {export_um}")
-    return (*tight_rendering(panel, args.crop_size, render_um), export_um)
+    return (*tight_rendering(panel, args.crop_size, render_um, cfg), export_um)
 
 
 def _config(args):
@@ -198,10 +198,7 @@ def run(args) -> int:
         quality = _parse_range(args.jpeg_quality, "--jpeg-quality")
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
         if args.export == "tight":
-            from ctcnet.simulate.export import tight_config
-
-            rendered, crop_size, export_um = _tight_rendering(panel, args)
-            cfg = tight_config(cfg)
+            rendered, crop_size, cfg, export_um = _tight_rendering(panel, args, cfg)
         prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
         batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
                                args.samples)

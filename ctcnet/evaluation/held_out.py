@@ -25,7 +25,6 @@ from ctcnet.simulate import NAMED_SHIFTS, SimConfig, simulate_crops
 from ctcnet.simulate.export import (
     DEFAULT_PLANES,
     TIGHT_EXPORT_PIXEL_UM,
-    tight_config,
     tight_rendering,
     write_rgb_jpeg_dataset,
     write_tight_export_dataset,
@@ -108,9 +107,9 @@ def tight_export_set(spec, per_class, seed: int, config=None):
     simulated batch, for its labels, samples and subtypes)."""
     import tempfile
 
-    fine, side = tight_rendering(spec.panel, spec.crop_size)
+    fine, side, config = tight_rendering(spec.panel, spec.crop_size, config=config)
     batch = simulate_crops(per_class, fine, spec.taxonomy, crop_size=side,
-                           seed=seed, config=tight_config(config), num_samples=32)
+                           seed=seed, config=config, num_samples=32)
     with tempfile.TemporaryDirectory() as tmp:
         write_tight_export_dataset(batch, tmp, fine, DEFAULT_PLANES,
                                    pixel_size_um=TIGHT_TEST_PIXEL_UM, file_format="jpg",

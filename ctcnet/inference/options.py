@@ -89,8 +89,6 @@ class PredictOptions:
     on_frame_done: Callable[[str], None] | None = None
 
 
-
-
 def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[ModelSpec, str]:
     """The model's spec with the decision rule of ``prior`` (``PredictOptions.prior``; None:
     ``default``, the input's own), and the prior's name for summary.json."""

@@ -252,17 +252,19 @@ TIGHT_RENDER_BLEED = 0.3
 
 
 def tight_rendering(panel: Panel, crop_size: int,
-                    render_pixel_um: float = TIGHT_RENDER_PIXEL_UM) -> tuple[Panel, int]:
-    """The panel and crop side to render cells with for tight exports: ``panel`` at
-    ``render_pixel_um``, and the side that keeps the field of view of ``crop_size`` pixels at
-    the panel's own pixel size (80 px at 0.64 um/px: 256 px at 0.2)."""
+                    render_pixel_um: float = TIGHT_RENDER_PIXEL_UM,
+                    config: SimConfig | None = None) -> tuple[Panel, int, SimConfig]:
+    """How to render cells for tight exports: ``panel`` at ``render_pixel_um``, the side that
+    keeps the field of view of ``crop_size`` pixels at the panel's own pixel size (80 px at
+    0.64 um/px: 256 px at 0.2), and ``config`` (default ``SimConfig()``) with a microscope's
+    noise and bleed-through (:func:`tight_config`)."""
     if not render_pixel_um > 0:
         raise InputError(f"the render pixel size must be positive, got {render_pixel_um}")
     side = int(round(crop_size * panel.pixel_size_um / render_pixel_um))
-    return panel.with_pixel_size(render_pixel_um), side
+    return panel.with_pixel_size(render_pixel_um), side, tight_config(config)
 
 
-def tight_config(config=None):
+def tight_config(config: SimConfig | None = None) -> SimConfig:
     """The simulator's config for cells rendered for tight exports: ``config`` (default
     ``SimConfig()``) with its noise and spectral bleed-through scaled by
     :data:`TIGHT_RENDER_NOISE` and :data:`TIGHT_RENDER_BLEED`."""

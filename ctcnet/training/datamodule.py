@@ -39,7 +39,7 @@ from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.simulate import SimConfig
 from ctcnet.simulate.augment import build_train_augment, exported_once
 from ctcnet.simulate.augment_options import augment_config
-from ctcnet.simulate.export import tight_config, tight_rendering
+from ctcnet.simulate.export import tight_rendering
 from ctcnet.training.render_cache import cached_render, render_key
 from ctcnet.training.splits import CropDataset, SplitData, crop_level_split, sample_level_split
 
@@ -416,11 +416,11 @@ class CTCDataModule(L.LightningDataModule):
         """simulate.fine's training cells: rendered at its pixel size over the model's field
         of view, from a seed of their own (simulated samples no other split holds)."""
         sim = self.simulate
-        panel, side = tight_rendering(self.panel, self.crop_size,
-                                      self.fine_config["pixel_size_um"])
+        panel, side, config = tight_rendering(self.panel, self.crop_size,
+                                              self.fine_config["pixel_size_um"],
+                                              self._simulator_configs()[1])
         return self._rendered("train_fine", self.fine_config["train"], panel, side,
-                              int(sim.get("seed", 0)) + FINE_SEED_OFFSET,
-                              tight_config(self._simulator_configs()[1]),
+                              int(sim.get("seed", 0)) + FINE_SEED_OFFSET, config,
                               int(sim.get("num_samples", 8)))
 
     def summary(self) -> dict:

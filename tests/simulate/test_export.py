@@ -137,9 +137,9 @@ def test_tight_renders_show_a_dim_ck_ctcs_ck_as_published_figures_do():
 
     shifted = SimConfig().with_shift("noise_2x")
     assert tight_config(shifted).noise_scale == pytest.approx(2.0 * TIGHT_RENDER_NOISE)
-    panel, side = tight_rendering(Panel.from_dict(
-        {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}), 80)
-    config = dataclasses.replace(tight_config(), neighbours=(0.0, 0.0))
+    panel, side, config = tight_rendering(Panel.from_dict(
+        {"name": "core3", "pixel_size_um": 0.64, "channels": ["DAPI", "CK", "CD45"]}), 80,
+        config=dataclasses.replace(SimConfig(), neighbours=(0.0, 0.0)))
     batch = simulate_crops({"ctc": 90}, panel, crop_size=side, seed=48000, config=config)
     rng = np.random.default_rng(0)
     shown = []
