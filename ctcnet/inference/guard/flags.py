@@ -60,7 +60,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ctcnet.inference.guard.measurements import ExclusionReader, _measure_for_guard, measure
+from ctcnet.inference.guard.measurements import ExclusionReader, _measure_for_guard
 from ctcnet.inference.guard.reference import leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     CK_NEGATIVE_CTC_ROLES,
@@ -301,28 +301,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
         flags[rule.flag] = fired if rule.calls is None else fired & e.is_call(rule.calls)
     table = pd.DataFrame(flags)
     table["any"] = table[list(FLAGS)].any(axis=1)
-    table[MARKERS_CTC] = _clear_at_promotion_leak(
-        e.markers_ctc(table["possible_ctc"].to_numpy()), crops, spec, rules)
+    table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy())
     return table
-
-
-def _clear_at_promotion_leak(markers: np.ndarray, crops: np.ndarray, spec,
-                             rules: GuardRules) -> np.ndarray:
-    """``markers`` (``MARKERS_CTC``) kept where CD45 and the exclusion markers stay under
-    ``rules.cd45_level`` once at most ``rules.promotion_max_leak`` of the other dyes is taken
-    off as leaks (:attr:`GuardRules.promotion_max_leak`). Read again only on the few events
-    that pass, and only when the crops were read with a wider allowance (display exports)."""
-    if rules.max_leak <= rules.promotion_max_leak or not markers.any():
-        return markers
-    rows = np.flatnonzero(markers)
-    strict = measure(np.asarray(crops)[rows], spec.panel, spec.pixel_size_um, rules,
-                     max_leak=rules.promotion_max_leak)
-    with np.errstate(invalid="ignore"):  # NaN (an all-saturated area, no marker) passes
-        lit = (strict["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level) | \
-            (strict["exclusion_around_ck"].to_numpy(np.float64) > rules.cd45_level)
-    out = markers.copy()
-    out[rows[lit]] = False
-    return out
 
 
 def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRules,

@@ -82,16 +82,6 @@ class GuardRules:
         CD45-negative and 1 % of simulated CK+CD45+ leukocytes' exports do; at 0.12 72 % and
         1 %, at 0.25 91 % and 2 %, at 0.35 93 % and 3 % (scripts/drawn_composites.py; the
         shape-swap family's CK+CD45+ set).
-    promotion_max_leak
-        The leak allowance under which the markers alone may turn a ``wbc`` or ``debris``
-        call into ``ctc`` (``MARKERS_CTC``): the scan's, whatever ``max_leak`` the crops are
-        read with. On display exports the wider allowance keeps a dim-CK CTC's copy of its
-        CK in the CD45 plane from being read as CD45 (no flag, no veto); but a CK+CD45+
-        leukocyte whose CK fills the cell at full white and whose CD45 is a faint disc (30-65
-        of 255) reads CD45-negative under it too, and its markers then overruled the network's
-        right ``wbc``: 9 of 1,000 simulated CK+CD45+ leukocytes' tight exports (shape-swap
-        family, seed 48130; 2 at 0.12). Overruling the network asks for the stricter reading;
-        such an event can still be shown as ``possible_ctc``.
     possible_ctc_min_area_um2
         The least CK area of a possible missed CTC: a cell over 4 um across (the CellSearch
         size rule), pi * 2^2 um^2.
@@ -145,7 +135,6 @@ class GuardRules:
     copy_level: float = 0.2
     max_leak: float = 0.12
     export_max_leak: float = 0.2
-    promotion_max_leak: float = 0.12
     possible_ctc_min_area_um2: float = 12.5
     possible_ctc_ck_peak: float = 10.0
     possible_ctc_proba: float = 0.1
