@@ -9,6 +9,7 @@ paths resample alike. :mod:`ctcnet.detect.cropping` brings crops to model scale 
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -64,13 +65,13 @@ def resample(crops, factor: float):
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def antialias_matrix(n_in: int, n_out: int) -> np.ndarray:
+def antialias_matrix(n_in: int, n_out: int, scale: float | None = None) -> np.ndarray:
     """(n_out, n_in) float32 weights of antialiased bilinear resampling from ``n_in`` to
     ``n_out`` pixels, as ``torch.nn.functional.interpolate(mode="bilinear", antialias=True,
     align_corners=False)`` computes them (PIL's scheme): a triangle filter, widened by
-    ``n_in / n_out`` when shrinking (an area average), cut to the pixels it reaches and
-    normalised per output pixel."""
-    scale = n_in / n_out
+    ``scale`` (input px per output px; default ``n_in / n_out``) when shrinking (an area
+    average), cut to the pixels it reaches and normalised per output pixel."""
+    scale = n_in / n_out if scale is None else float(scale)
     support, invscale = (scale, 1 / scale) if scale >= 1 else (1.0, 1.0)
     centre = scale * (np.arange(n_out) + 0.5)
     first = np.maximum(np.trunc(centre - support + 0.5), 0)
@@ -82,12 +83,15 @@ def antialias_matrix(n_in: int, n_out: int) -> np.ndarray:
     return (weights / np.where(total == 0, 1, total)).astype(np.float32)
 
 
-def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndarray:
+def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None),
+                    scale: float | None = None) -> np.ndarray:
     """(kept outputs, n_in) float32 weights of bilinear resampling from ``n_in`` to ``n_out``
     pixels with pixel centres aligned, as ``torch.nn.functional.interpolate(mode="bilinear",
-    align_corners=False)`` computes them, for the output pixels in ``keep``."""
+    align_corners=False)`` computes them, for the output pixels in ``keep``; ``scale``: input
+    px per output px (default ``n_in / n_out``)."""
+    scale = n_in / n_out if scale is None else float(scale)
     dst = np.arange(n_out, dtype=np.float32)[keep]
-    src = np.maximum(np.float32(n_in / n_out) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
+    src = np.maximum(np.float32(scale) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
     lo = src.astype(np.int64)
     hi = np.minimum(lo + 1, n_in - 1)
     return two_tap_matrix(lo, hi, (src - lo).astype(np.float32), n_in)
@@ -120,3 +124,25 @@ def bilinear(crops, size: tuple[int, int], rows: slice = slice(None),
 
         along_h, along_w = (torch.from_numpy(m).to(crops.device) for m in (along_h, along_w))
     return along_h @ as_float32(crops) @ along_w.T
+
+
+@functools.lru_cache(maxsize=16)
+def frame_weights(n_in: int, factor: float) -> np.ndarray:
+    """(round(n_in * factor), n_in) float32 weights that take a frame's ``n_in`` pixels along
+    one axis to ``factor`` output pixels per input pixel, at exactly that factor (not the
+    rounded size's, so an output pixel is exactly the model's): antialiased when shrinking,
+    bilinear when enlarging, as :func:`resample` weighs. Output pixel ``j`` is centred on input
+    coordinate ``(j + 0.5) / factor - 0.5`` (:func:`to_output_coordinates` inverts it)."""
+    n_out = resampled_size(n_in, n_in, factor)[0]
+    if factor < 1:
+        weights = antialias_matrix(n_in, n_out, 1 / factor)
+    else:
+        weights = bilinear_matrix(n_in, n_out, scale=1 / factor)
+    weights.flags.writeable = False  # shared between calls and threads
+    return weights
+
+
+def to_output_coordinates(coord, factor: float) -> np.ndarray:
+    """Input pixel coordinates (pixel centres at integers) -> the output pixel coordinates
+    of :func:`frame_weights`' grid (float64)."""
+    return (np.asarray(coord, dtype=np.float64) + 0.5) * float(factor) - 0.5
