@@ -39,9 +39,9 @@ _TILE = 128
 
 def model_scale_frame(frame: np.ndarray, factor: float, out: np.ndarray | None = None,
                       windows: tuple | None = None) -> np.ndarray:
-    """A (C, H, W) frame resampled by ``factor`` (model pixels per scan pixel) to
-    (C, round(H * factor), round(W * factor)) float32, with :func:`frame_weights` along each
-    axis (antialiased when shrinking, bilinear when enlarging): per output pixel
+    """A (C, H, W) frame shrunk by ``factor`` (model pixels per scan pixel, < 1) to
+    (C, round(H * factor), round(W * factor)) float32, with :func:`frame_weights` (antialiased)
+    along each axis: per output pixel
     ``rows @ frame @ cols.T``. ``out``: a float32 array of that shape to write it into.
     ``windows``: (top, left, size) of the square windows wanted, in model pixels; then only
     the tiles of ``_STRIPE`` x ``_TILE`` model pixels they reach are computed (the rest of
@@ -104,9 +104,9 @@ _per_thread = threading.local()
 def frame_buffer(shape: tuple[int, ...], factor: float) -> np.ndarray:
     """This thread's float32 array for a frame of ``shape`` at model scale, kept for its next
     frame (predict's frame threads, and their arrays, end with the run): fresh memory for each
-    frame (14 MB at 0.45 um/px, 43 MB at 0.78, for 5 channels of 1036 x 1384) is mapped from
-    the system page by page as it is first written, about 10 ms a frame at 0.78 um/px, more
-    than the column pass. The crops are copies, so the next frame may overwrite it."""
+    frame (14 MB at 0.45 um/px for 5 channels of 1036 x 1384) is mapped from the system page by
+    page as it is first written, which cost about 10 ms a frame for a 43 MB frame. The crops
+    are copies, so the next frame may overwrite it."""
     c, h, w = shape
     size = (c, *resampled_size(h, w, factor))
     buffer = getattr(_per_thread, "frame", None)

@@ -83,15 +83,12 @@ def antialias_matrix(n_in: int, n_out: int, scale: float | None = None) -> np.nd
     return (weights / np.where(total == 0, 1, total)).astype(np.float32)
 
 
-def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None),
-                    scale: float | None = None) -> np.ndarray:
+def bilinear_matrix(n_in: int, n_out: int, keep: slice = slice(None)) -> np.ndarray:
     """(kept outputs, n_in) float32 weights of bilinear resampling from ``n_in`` to ``n_out``
     pixels with pixel centres aligned, as ``torch.nn.functional.interpolate(mode="bilinear",
-    align_corners=False)`` computes them, for the output pixels in ``keep``; ``scale``: input
-    px per output px (default ``n_in / n_out``)."""
-    scale = n_in / n_out if scale is None else float(scale)
+    align_corners=False)`` computes them, for the output pixels in ``keep``."""
     dst = np.arange(n_out, dtype=np.float32)[keep]
-    src = np.maximum(np.float32(scale) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
+    src = np.maximum(np.float32(n_in / n_out) * (dst + np.float32(0.5)) - np.float32(0.5), 0)
     lo = src.astype(np.int64)
     hi = np.minimum(lo + 1, n_in - 1)
     return two_tap_matrix(lo, hi, (src - lo).astype(np.float32), n_in)
@@ -128,16 +125,15 @@ def bilinear(crops, size: tuple[int, int], rows: slice = slice(None),
 
 @functools.lru_cache(maxsize=16)
 def frame_weights(n_in: int, factor: float) -> np.ndarray:
-    """(round(n_in * factor), n_in) float32 weights that take a frame's ``n_in`` pixels along
-    one axis to ``factor`` output pixels per input pixel, at exactly that factor (not the
-    rounded size's, so an output pixel is exactly the model's): antialiased when shrinking,
-    bilinear when enlarging, as :func:`resample` weighs. Output pixel ``j`` is centred on input
-    coordinate ``(j + 0.5) / factor - 0.5`` (:func:`to_output_coordinates` inverts it)."""
-    n_out = resampled_size(n_in, n_in, factor)[0]
-    if factor < 1:
-        weights = antialias_matrix(n_in, n_out, 1 / factor)
-    else:
-        weights = bilinear_matrix(n_in, n_out, scale=1 / factor)
+    """(round(n_in * factor), n_in) float32 weights that shrink a frame's ``n_in`` pixels along
+    one axis to ``factor`` (< 1) output pixels per input pixel, at exactly that factor (not the
+    rounded size's, so an output pixel is exactly the model's), antialiased as :func:`resample`
+    shrinks. Output pixel ``j`` is centred on input coordinate ``(j + 0.5) / factor - 0.5``
+    (:func:`to_output_coordinates` inverts it). Enlarging is done window by window
+    (:func:`ctcnet.detect.cropping.extract_crops`), so it has no frame weights."""
+    if not factor < 1:
+        raise ValueError(f"frame weights shrink (factor < 1), not {factor}")
+    weights = antialias_matrix(n_in, resampled_size(n_in, n_in, factor)[0], 1 / factor)
     weights.flags.writeable = False  # shared between calls and threads
     return weights
 
