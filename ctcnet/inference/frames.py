@@ -27,7 +27,7 @@ from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
-from ctcnet.inference.guard import measure_for_guard
+from ctcnet.inference.guard import measure_for_guard_start
 from ctcnet.inference.spillover import compensate, leak_record, leaks_from_ratios, scan_ratios
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
@@ -50,6 +50,7 @@ class FrameWork:
     error: str | None = None
     seconds: dict = field(default_factory=dict)
     measured: pd.DataFrame | None = None  # the guard's call-independent measurements
+    guard_start: object | None = None     # what they started from, for the CD45 reads
 
 
 # What a frame's detection or cropping raises on pixels no check foresaw: the frame is skipped
@@ -125,7 +126,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         model_crops = compensate(crops, leaks, spec.panel) if leaks is not None else None
         t3 = time.perf_counter()
         # The marker guard's measurements need no call: made here, beside the model.
-        measured = measure_for_guard(crops, spec) if guard and len(crops) else None
+        measured, guard_start = (measure_for_guard_start(crops, spec) if guard and len(crops)
+                                 else (None, None))
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -148,7 +150,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     t4 = time.perf_counter()
     return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
                                                     "crop": t3 - t2, "guard": t4 - t3},
-                     model_crops=model_crops, measured=measured)
+                     model_crops=model_crops, measured=measured,
+                     guard_start=guard_start)
 
 
 def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:

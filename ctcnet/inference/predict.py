@@ -213,12 +213,13 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                 proba = np.zeros((0, spec.num_classes), np.float32)
             events = label_events(work.events, proba, spec, edge_class)
             t1 = time.perf_counter()
-            events = guard_events(events, work.crops, proba, spec, work.measured)
+            events = guard_events(events, work.crops, proba, spec, work.measured,
+                                  start=work.guard_start)
             # The guard's flags are guard work (its measurements ran in the frame threads).
             flagging = time.perf_counter() - t1
             seconds["guard"] += flagging
             write_part(parts, work.frame.frame_id, events, work.crops, choose_gallery)
-            work.crops = work.model_crops = work.measured = None
+            work.crops = work.model_crops = work.measured = work.guard_start = None
             seconds["write"] += time.perf_counter() - t0 - flagging
             n_events += len(events)
             progress.update(task, advance=1, events=n_events)

@@ -206,6 +206,24 @@ def test_flags_from_measurements_made_before_the_calls_are_the_same(rng, spec):
     assert early["cd45_positive"].any()
 
 
+def test_flags_read_from_the_kept_start_are_the_same_and_other_levels_ignore_it(rng, spec):
+    from ctcnet.inference.guard import RULES, measure_for_guard_start
+
+    crops = np.stack([cell(rng), cell(rng, ck=2000, leak_into_cd45=0.08), cell(rng, cd45=80),
+                      cell(rng, ck=800, cd45=40), cell(rng, ck=0, cd45=80), cell(rng, cd45=80)])
+    proba = onehot(["ctc", "ctc", "ctc", "wbc", "ctc", "wbc"], spec)
+    measured, start = measure_for_guard_start(crops, spec)
+    kept = review_flags(crops, proba, spec, measured=measured, start=start)
+    pd.testing.assert_frame_equal(kept, review_flags(crops, proba, spec, measured=measured))
+    assert kept["cd45_positive"].any()
+    # A start made under other levels is not read: the flags are those of these levels.
+    strict = RULES.with_leak(0.01)
+    other_start = measure_for_guard_start(crops, spec, strict)[1]
+    pd.testing.assert_frame_equal(
+        review_flags(crops, proba, spec, measured=measured, start=other_start),
+        review_flags(crops, proba, spec, measured=measured))
+
+
 def speck_cell(rng, dapi_scale=1.0):
     """A CTC fragment: CK like a cell, but only a 2 x 2 px DAPI speck (no intact nucleus)."""
     x = cell(rng, dapi=0)

@@ -7,8 +7,9 @@ The package has one module per job:
 * :mod:`.rules`: :class:`GuardRules`, the one frozen record of the guard's thresholds (the
   default :data:`RULES`), and the names of the flags, calls and panel roles;
 * :mod:`.measurements`: the per-crop marker measurements (:func:`measure`,
-  :func:`measure_for_guard`, made before the calls; :class:`ExclusionReader`, the costly leak
-  fits, for the events whose flags read them);
+  :func:`measure_for_guard`, made before the calls, :func:`measure_for_guard_start`, the same
+  with what they started from; :class:`ExclusionReader`, the costly leak fits, for the events
+  whose flags read them);
 * :mod:`.reference`: the leukocytes of the frame as the DNA and focus reference, and the
   training events as the out-of-distribution reference (:func:`fit_reference`);
 * :mod:`.flags`: the flags as a table of rules (:data:`FLAG_RULES`) and
@@ -35,6 +36,7 @@ from ctcnet.inference.guard.measurements import (
     disk_core,
     measure,
     measure_for_guard,
+    measure_for_guard_start,
 )
 from ctcnet.inference.guard.reference import fit_reference, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
@@ -59,5 +61,6 @@ __all__ = [
     "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule", "GuardRules",
     "box_least_squares", "counted", "crop_set_calls", "crop_set_review", "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
-    "marker_calls", "measure", "measure_for_guard", "ood_distance", "review_flags",
+    "marker_calls", "measure", "measure_for_guard", "measure_for_guard_start",
+    "ood_distance", "review_flags",
 ]

@@ -98,7 +98,7 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
                  spec, measured: pd.DataFrame | None = None,
                  markers_decide: bool = False, max_leak: float | None = None,
-                 rules: GuardRules = RULES) -> pd.DataFrame:
+                 rules: GuardRules = RULES, start=None) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
     and send flagged events to review (``measured``: :func:`measure_for_guard`, if made). The
     table's events are one frame, or, with a ``sample_id`` column, grouped by it.
@@ -106,7 +106,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     ``markers_decide``: the ``class`` column takes :func:`crop_set_calls` (crop sets, where
     each crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
     thousands, the markers send such events to review instead). ``max_leak``: see
-    :func:`leak_allowance`."""
+    :func:`leak_allowance`. ``start``: what ``measured`` was started from
+    (:func:`measure_for_guard_start`), if kept."""
     rules = rules.with_leak(max_leak)
     events = events.copy()
     if crops is None or not len(events):
@@ -122,7 +123,7 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         # edge-cut event's filed class); a table without it has its calls made here.
         given = events["model_class"].to_numpy(object) if "model_class" in events else None
         flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
-                             called=given)
+                             called=given, start=start)
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]

@@ -60,7 +60,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ctcnet.inference.guard.measurements import ExclusionReader, _measure_for_guard
+from ctcnet.inference.guard.measurements import ExclusionReader, measure_for_guard_start
 from ctcnet.inference.guard.reference import leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     CK_NEGATIVE_CTC_ROLES,
@@ -261,7 +261,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
                  measured: pd.DataFrame | None = None, groups: np.ndarray | None = None,
                  decision: DecisionRule | str | None = "spec", *,
                  max_leak: float | None = None,
-                 called: np.ndarray | None = None) -> pd.DataFrame:
+                 called: np.ndarray | None = None, start=None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
     their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
     definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
@@ -275,7 +275,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     ``model_class``, a crop set's network calls), taken as given; None: made here with
     ``decision``, the rule the calls were made with (default ``"spec"``: the model's own at
     cartridge prevalence; a crop set's calls are made without one, None, or at a stated
-    prior).
+    prior). ``start``: what :func:`measure_for_guard_start` started ``measured`` from, if
+    kept (the CD45 columns are then read without preparing the crops again).
     """
     rules = rules.with_leak(max_leak)
     proba = np.asarray(proba)
@@ -287,11 +288,12 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     rule = spec.decision if decision == "spec" else decision
     called = (top_class(proba, spec.class_names, rule)[0] if called is None
               else call_indices(called, proba, spec.class_names, rule))
-    batch = None
     if measured is None:
-        measured, batch = _measure_for_guard(crops, spec, rules)
+        measured, start = measure_for_guard_start(crops, spec, rules)
+    elif start is not None and start.rules != rules:  # made under other levels: not reused
+        start = None
     e = Evidence(measured.copy(), called, proba, spec, rules, groups)
-    _read_exclusion_markers(e, crops, spec, rules, batch)
+    _read_exclusion_markers(e, crops, spec, rules, start)
     flags = {}
     for rule in FLAG_RULES:
         if not rule.applies(e):

@@ -28,7 +28,7 @@ from ctcnet.inference.guard.rules import (
     RULES,
     GuardRules,
 )
-from ctcnet.inference.spillover import robust_background
+from ctcnet.inference.spillover import mean3x3, robust_background
 
 # The columns that read CD45 and the other exclusion markers (the costly leak fits).
 CD45_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure")
@@ -82,18 +82,21 @@ def measure_for_guard(crops: np.ndarray, spec, rules: GuardRules = RULES, *,
     ``rules.dna_level``: no flag reads it there (such a CK area is ``no_dna`` on a guarded
     call, and neither route to ``possible_ctc`` takes it).
     """
-    return _measure_for_guard(crops, spec, rules.with_leak(max_leak))[0]
+    return measure_for_guard_start(crops, spec, rules.with_leak(max_leak))[0]
 
 
-def _measure_for_guard(crops: np.ndarray, spec, rules: GuardRules
-                       ) -> tuple[pd.DataFrame, _Batch | None]:
-    """:func:`measure_for_guard` and the batch it started from (for an
-    :class:`ExclusionReader` of the same crops)."""
+def measure_for_guard_start(crops: np.ndarray, spec, rules: GuardRules = RULES
+                            ) -> tuple[pd.DataFrame, _Batch | None]:
+    """:func:`measure_for_guard` and what it started from (background, filtered signal, CK
+    area; None for no crops), for an :class:`ExclusionReader` of the same crops: predict keeps
+    it beside a frame's crops until the flags are made, so the costly columns are read
+    without preparing the crops again."""
     x = np.asarray(crops, np.float32)
     if len(x) == 0:
         return measure(x, spec.panel, spec.pixel_size_um, rules), None
     batch = _Batch.of(x, spec.panel, spec.pixel_size_um, rules)
-    return _measured(batch, np.zeros(len(x), bool), own_structure_level=rules.dna_level), batch
+    measured = _measured(batch, np.zeros(len(x), bool), own_structure_level=rules.dna_level)
+    return measured, batch.for_readers()
 
 
 class ExclusionReader:
@@ -166,7 +169,7 @@ class _Batch:
         full_disk = disk_core(h_full, w_full, radius_px)
         (y0, y1), (x0, x1) = _box_with_margin(full_disk, 1)
         x = x[:, :, y0:y1, x0:x1]
-        signal = uniform_filter(x - background[:, :, None, None], size=(1, 1, 3, 3))
+        signal = mean3x3(x - background[:, :, None, None])
         ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
         batch = cls(x, background, noise, signal, signal / noise[:, :, None, None],
                     full_disk[y0:y1, x0:x1], radius_px, ((y0, y1), (x0, x1)),
@@ -174,6 +177,12 @@ class _Batch:
         if ck is not None:
             batch._find_ck_area()
         return batch
+
+    def for_readers(self) -> _Batch:
+        """The batch less what only :func:`_measured` reads (the signal in noise units, CK's
+        on the disk): what an :class:`ExclusionReader` needs, a third less to keep."""
+        self.z = self.ck_z = None
+        return self
 
     def core(self, share: float) -> np.ndarray:
         """The disk of ``share`` of the radius, on the box."""
@@ -465,8 +474,9 @@ def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> 
     residual = target.astype(np.float64) - share[:, None, None] * source
     count = mask.sum(axis=(1, 2))
     raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
-    smooth = (np.where(mask, uniform_filter(residual, size=(1, 3, 3)), 0.0) ** 2) \
-        .sum(axis=(1, 2)) / np.maximum(count, 1)
+    smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
+        np.maximum(count, 1)
     noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
     structure = (smooth - noise / 9.0) / noise
     return np.where(count > 0, structure, np.nan).astype(np.float32)
+
