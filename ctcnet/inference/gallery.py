@@ -16,16 +16,26 @@ def gallery_categories(events: pd.DataFrame, spec: ModelSpec) -> dict[str, pd.Da
     """Events per gallery category, best first: each reported class's calls (most confident
     first), then the uncertain other events (``review``, least confident first).
 
-    The one selection of what the gallery shows: the journal keeps crops per frame with
-    :func:`gallery_rows`, the report draws pages from the same categories.
+    The one selection of what the gallery shows (:func:`category_positions`): the journal keeps
+    crops per frame with :func:`gallery_rows`, the report draws pages from the same categories.
     """
+    return {name: events.iloc[rows]
+            for name, rows in category_positions(events, spec).items()}
+
+
+def category_positions(events: pd.DataFrame, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Row positions of :func:`gallery_categories`, from the call, review and confidence
+    columns alone (in numpy: the frame loop picks a frame's gallery rows while the next frame
+    is classified, and a table of every column costs more to select from)."""
+    calls = events["class"].to_numpy(object)
+    confidence = events["confidence"].to_numpy(np.float64)
+    reported = spec.taxonomy.reported_classes()
     cats = {}
-    for name in spec.taxonomy.reported_classes():
-        calls = events[events["class"] == name]
-        cats[name] = calls.sort_values("confidence", ascending=False, kind="stable")
-    reported = events["class"].isin(spec.taxonomy.reported_classes())
-    unsure = events[events["review"].astype(bool) & ~reported]
-    cats["review"] = unsure.sort_values("confidence", kind="stable")
+    for name in reported:
+        rows = np.flatnonzero(calls == name)
+        cats[name] = rows[np.argsort(-confidence[rows], kind="stable")]
+    unsure = np.flatnonzero(events["review"].to_numpy(bool) & ~np.isin(calls, list(reported)))
+    cats["review"] = unsure[np.argsort(confidence[unsure], kind="stable")]
     return cats
 
 
@@ -35,7 +45,5 @@ def gallery_rows(events: pd.DataFrame, spec: ModelSpec, per_category: int) -> np
     disk and no class crowds out another)."""
     if not len(events):
         return np.zeros(0, np.int64)
-    positional = events.reset_index(drop=True)
-    picks = [chosen.index.to_numpy()[:per_category]
-             for chosen in gallery_categories(positional, spec).values()]
+    picks = [rows[:per_category] for rows in category_positions(events, spec).values()]
     return np.concatenate(picks).astype(np.int64)

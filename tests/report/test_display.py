@@ -54,6 +54,30 @@ def test_gallery_rows_keep_each_category_so_no_class_crowds_out_another():
     assert list(gallery_categories(events, spec)) == ["ctc", "cluster", "review"]
 
 
+def test_gallery_categories_rank_as_a_stable_sort_of_the_confidence(rng):
+    import pandas as pd
+
+    from ctcnet.inference.gallery import gallery_categories
+    from ctcnet.io.panel import default_panel
+
+    spec = ModelSpec("compact", default_panel(), default_taxonomy())
+    n = 400  # confidences on a coarse grid (many ties), a few not finite (failed rows)
+    confidence = rng.integers(0, 8, n) / 8.0
+    confidence[rng.random(n) < 0.03] = np.nan
+    events = pd.DataFrame({"class": pd.Categorical(rng.choice(spec.class_names, n)),
+                           "confidence": confidence, "review": rng.random(n) < 0.3},
+                          index=rng.permutation(n) + 1000)
+    got = gallery_categories(events, spec)
+    reported = spec.taxonomy.reported_classes()
+    for name in reported:
+        want = events[events["class"] == name].sort_values("confidence", ascending=False,
+                                                           kind="stable")
+        assert got[name].index.tolist() == want.index.tolist()
+    unsure = events[events["review"] & ~events["class"].isin(reported)]
+    assert got["review"].index.tolist() == unsure.sort_values("confidence",
+                                                               kind="stable").index.tolist()
+
+
 # ---------------------------------------------------------------------------------------------
 # The sample's display scale, the centre marks and the intensities written on the tiles.
 
