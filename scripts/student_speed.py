@@ -1,0 +1,88 @@
+"""Would a narrower student network halve the model's time on the CPU? Speed only.
+
+Builds the shipped network's architecture at narrower widths (``arch_kwargs={"width": W}``,
+random weights: only the time is measured, not what a trained student would score), exports
+each to ONNX as ``ctcnet export`` does (the normalisation inside the graph, as predict runs it)
+and times onnxruntime on the same synthetic crops at predict's batch sizes, the widths
+interleaved round by round so a busy machine slows them alike. Width 1 leaves almost nothing
+of the convolutions: what is left is the cost of the graph's normalisation and its calls,
+which no student can remove.
+
+    python scripts/student_speed.py [--widths 16 12 8 4 1] [--crops 4096] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def conv_macs(widths: list[int], in_chans: int, crop: int) -> dict[int, float]:
+    """Multiply-accumulates per crop of the compact network's five 3x3 convolutions."""
+    out = {}
+    for w in widths:
+        layers = [(in_chans, w, crop // 2), (w, 2 * w, crop // 4), (2 * w, 2 * w, crop // 4),
+                  (2 * w, 4 * w, crop // 8), (4 * w, 4 * w, crop // 8)]
+        out[w] = sum(9 * cin * cout * side * side for cin, cout, side in layers)
+    return out
+
+
+def main(argv=None) -> int:
+    """Export the widths, time them and print the table (markdown)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="ctcnet-default", help="the network whose shape is used")
+    p.add_argument("--widths", type=int, nargs="+", default=[16, 12, 8, 4, 1])
+    p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 64])
+    p.add_argument("--crops", type=int, default=4096)
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from ctcnet.benchmark.workers import synthetic_crops
+    from ctcnet.deploy.export import export_onnx
+    from ctcnet.inference.onnx_runtime import OnnxClassifier
+    from ctcnet.nn.classifier import build_classifier, load_model, save_model
+    from ctcnet.nn.registry import resolve_model
+
+    _, spec = load_model(resolve_model(args.model))
+    if spec.arch != "compact":
+        raise SystemExit(f"{args.model} is a {spec.arch!r} network; this compares compact widths")
+    crops = synthetic_crops(spec, args.crops)
+    seconds: dict[tuple[int, int], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = {}
+        for width in args.widths:
+            student = dataclasses.replace(spec, arch_kwargs={**spec.arch_kwargs, "width": width})
+            path = Path(tmp) / f"width{width}.pt"
+            save_model(path, build_classifier(student), student)
+            export_onnx(path, path.with_suffix(".onnx"))
+            engines[width] = OnnxClassifier(path.with_suffix(".onnx"))
+        for _ in range(args.rounds):
+            for width, engine in engines.items():
+                for batch in args.batches:
+                    engine.run(crops[:256], batch)  # warm: the session's first runs allocate
+                    t0 = time.perf_counter()
+                    engine.run(crops, batch)
+                    seconds.setdefault((width, batch), []).append(time.perf_counter() - t0)
+    shipped = spec.arch_kwargs.get("width", 16)
+    macs = conv_macs(args.widths, spec.in_chans, spec.crop_size)
+    best = {w: min(min(seconds[w, b]) for b in args.batches) / len(crops) for w in args.widths}
+    print(f"| width | conv MMAC per crop | ms per crop (best batch) "
+          f"| x the shipped width ({shipped}) |")
+    print("|---:|---:|---:|---:|")
+    for w in args.widths:
+        ratio = best[w] / best[shipped] if shipped in best else float("nan")
+        print(f"| {w} | {macs[w] / 1e6:.2f} | {1e3 * best[w]:.3f} | {ratio:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
