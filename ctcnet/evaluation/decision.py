@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
-from ctcnet.inference.guard import counted
+from ctcnet.inference.guard import MARKERS_CTC, counted, markers_overrule
 from ctcnet.inference.tables import label_events
 from ctcnet.nn.calls import DecisionRule, as_rule
 
@@ -62,7 +62,8 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     Parameters
     ----------
     events : DataFrame
-        A predicted event table (``p_*`` columns, ``model_class``, ``guard``, ``edge_cut``).
+        A predicted event table (``p_*`` columns, ``model_class``, ``guard``, ``edge_cut``,
+        ``markers_ctc`` where predict wrote it).
     spec : ModelSpec
         The model's spec.
     decision : DecisionRule or None
@@ -73,7 +74,8 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     Returns
     -------
     DataFrame
-        The table with the calls, review flags and guard flags re-made.
+        The table with the calls, review flags and guard flags re-made (the guard's where the
+        model's call is unchanged; a ``wbc`` call the markers overrule, ``ctc``).
     """
     names = spec.class_names
     proba = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
@@ -84,6 +86,11 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
         pd.Series("", index=events.index)
     same = out["model_class"].to_numpy(object) == events["model_class"].to_numpy(object)
     out["guard"] = np.where(same, guard.to_numpy(object), "")
+    if MARKERS_CTC in events:  # the markers' call over a ``wbc`` call, as predict makes it
+        overruled = markers_overrule(out["model_class"].to_numpy(object),
+                                     events[MARKERS_CTC].to_numpy(bool), proba, names) & \
+            (out["class"].to_numpy(object) == "wbc")
+        out.loc[overruled, "class"] = "ctc"
     out["review"] = out["review"].to_numpy(bool) | (out["guard"].to_numpy(object) != "")
     return out
 

@@ -7,7 +7,8 @@ gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>
 ``p_<class>``, ``confidence``, then codes: ``class`` and ``model_class``
 (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then ``failed``),
 ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
-``CTCNET_GUARD_BITS``) and ``edge_cut``. A value that is not finite (a ``failed`` event's
+``CTCNET_GUARD_BITS``), ``edge_cut`` and ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
+whose markers alone make a CTC). A value that is not finite (a ``failed`` event's
 probabilities and confidence) is written as -1 (``CTCNET_MISSING``).
 
 **GeoJSON** (:func:`events_geojson`): one FeatureCollection per frame, in the layout QuPath
@@ -189,6 +190,9 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
                              (1 << len(codes.guard_flags)) - 1))
     if "edge_cut" in events:
         out.append(flag("edge_cut", "Cut by the frame border (1)", False))
+    if "markers_ctc" in events:
+        out.append(flag("markers_ctc", "A wbc or debris call whose markers alone make a CTC (1)",
+                        False))
     return out
 
 

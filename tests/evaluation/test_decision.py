@@ -184,6 +184,28 @@ def test_rescore_is_predicts_labelling(rng):
     assert (out.loc[out["model_class"] != events["model_class"], "guard"] == "").all()
 
 
+def test_rescore_keeps_the_markers_call_over_a_wbc_call():
+    """A ``wbc`` call whose markers make it a CTC (``markers_ctc``, written by predict) is
+    called ``ctc`` under any rule that leaves it ``wbc``, where the network finds it at least
+    as likely a CTC; under a rule that calls it ``ctc`` itself it is a plain ``ctc`` call."""
+    spec = spec_with()
+    proba = np.array([[0.6, 0.4, 0.0, 0.0], [0.3, 0.7, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0]])
+    events = pd.DataFrame({"p_ctc": proba[:, 0], "p_wbc": proba[:, 1], "p_cluster": 0.0,
+                           "p_debris": 0.0, "model_class": ["wbc", "wbc", "wbc"],
+                           "class": ["ctc", "wbc", "wbc"], "guard": ["", "possible_ctc", ""],
+                           "edge_cut": False, "markers_ctc": [True, True, False],
+                           "review": [False, True, False]})
+    ruled = rescore(events, spec, RULE)
+    assert ruled["model_class"].tolist() == ["wbc", "wbc", "wbc"]
+    assert ruled["class"].tolist() == ["ctc", "wbc", "wbc"]
+    assert ruled["guard"].tolist() == ["", "possible_ctc", ""]
+    plain = rescore(events, spec, None)
+    assert plain["class"].tolist() == ["ctc", "wbc", "ctc"]
+    assert plain["guard"].tolist() == ["", "possible_ctc", ""]
+    assert rescore(events.drop(columns="markers_ctc"), spec, RULE)["class"].tolist() == \
+        ["wbc", "wbc", "wbc"]
+
+
 def cell(rng, dapi=400.0, cd45=0.0, size=64):
     """A CK disk round a nucleus, optional CD45 ring (as in test_guard)."""
     x = 100.0 + rng.normal(0, 3.0, (5, size, size))

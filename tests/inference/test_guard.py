@@ -9,10 +9,12 @@ from ctcnet.inference.guard import (
     FLAGS,
     MARKERS_CTC,
     box_least_squares,
+    counted,
     fit_reference,
     guard_events,
     guard_summary,
     marker_calls,
+    markers_overrule,
     measure,
     review_flags,
 )
@@ -388,6 +390,32 @@ def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possi
     assert table["review"].tolist()[:2] == [True, True]
     # The markers alone make the first two CTCs; none of the others.
     assert flags[MARKERS_CTC].tolist() == [True, True] + [False] * 6
+
+
+def test_on_a_cartridge_the_markers_call_a_wbc_call_ctc_only_where_the_network_agrees(
+        rng, spec):
+    """A CK+ CD45- nucleated cell filed as a leukocyte under the cartridge's prior, which the
+    network itself finds at least as likely a CTC, is called ``ctc`` and counted (the flags of
+    a ``ctc`` call, none here); one the network finds likelier a leukocyte, a debris call and
+    an edge-cut event filed as debris stay as they are, shown as possible CTCs. A CK+CD45+
+    leukocyte is never called ``ctc``."""
+    crops = np.stack([cell(rng), cell(rng), cell(rng), cell(rng), cell(rng, cd45=80)])
+    proba = np.array([[0.6, 0.4, 0.0, 0.0], [0.3, 0.7, 0.0, 0.0], [0.6, 0.0, 0.0, 0.4],
+                      [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0]])
+    proba = proba[:, [["ctc", "wbc", "cluster", "debris"].index(n) for n in spec.class_names]]
+    model_class = ["wbc", "wbc", "debris", "wbc", "wbc"]
+    events = pd.DataFrame({"model_class": model_class,
+                           "class": ["wbc", "wbc", "debris", "debris", "wbc"],
+                           "review": np.zeros(5, bool)})
+    out = guard_events(events, crops, proba, spec)
+    assert out["class"].tolist() == ["ctc", "wbc", "debris", "debris", "wbc"]
+    assert out["model_class"].tolist() == model_class
+    assert out["guard"].tolist() == ["", "possible_ctc", "possible_ctc", "possible_ctc", ""]
+    assert out[MARKERS_CTC].tolist() == [True, True, True, True, False]
+    assert counted(out).tolist() == [True, False, False, False, True]
+    assert markers_overrule(np.array(["wbc", "failed"], object), np.array([True, True]),
+                            np.full((2, 4), np.nan), spec.class_names).tolist() == [False,
+                                                                                   False]
 
 
 def test_marker_calls_follow_the_cellsearch_definition_over_the_network(rng, spec):

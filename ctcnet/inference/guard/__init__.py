@@ -16,7 +16,8 @@ The package has one module per job:
   :func:`review_flags`, the one entry point for predict, the model card and the robustness
   matrix;
 * :mod:`.calls`: what the flags do to the calls and counts (:func:`marker_calls`,
-  :func:`crop_set_calls`, :func:`crop_set_review`, :func:`guard_events`, :func:`counted`,
+  :func:`crop_set_calls`, :func:`crop_set_review`, :func:`markers_overrule`,
+  :func:`guard_events`, :func:`counted`,
   :func:`guard_summary`).
 """
 
@@ -27,6 +28,7 @@ from ctcnet.inference.guard.calls import (
     guard_events,
     guard_summary,
     marker_calls,
+    markers_overrule,
 )
 from ctcnet.inference.guard.flags import FLAG_RULES, Evidence, FlagRule, review_flags
 from ctcnet.inference.guard.measurements import (
@@ -61,6 +63,6 @@ __all__ = [
     "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule", "GuardRules",
     "box_least_squares", "counted", "crop_set_calls", "crop_set_review", "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
-    "marker_calls", "measure", "measure_for_guard", "measure_for_guard_start",
+    "marker_calls", "markers_overrule", "measure", "measure_for_guard", "measure_for_guard_start",
     "ood_distance", "review_flags",
 ]

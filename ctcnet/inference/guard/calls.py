@@ -31,6 +31,28 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
     return out
 
 
+def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
+                     class_names) -> np.ndarray:
+    """Bool per event: a cartridge event's ``wbc`` call that its markers make ``ctc``.
+
+    The CellSearch definition met on the markers alone (``MARKERS_CTC``: a CK area of a cell,
+    clearly CK positive, a nucleus with a shape of its own, no CD45 or other exclusion marker
+    over or round it), and the network itself finding the event at least as likely a CTC as a
+    leukocyte (its probabilities before the cartridge's prior): the prior, which keeps the rare
+    CTC call from the far more numerous debris, then no longer files a CK+ CD45- nucleated cell
+    as a leukocyte. On the 20 counting cartridges (40 frames each, the simulator's current
+    look) such events were 15 true CTCs and nothing else; ``wbc`` calls with those markers
+    that the network finds likelier leukocytes, and ``debris`` calls with them (blobs, tdEVs,
+    CTC fragments outnumber the CTCs there), stay possible CTCs for a person."""
+    names = list(class_names)
+    if "ctc" not in names or "wbc" not in names or not len(model_class):
+        return np.zeros(len(model_class), bool)
+    proba = np.asarray(proba, np.float64)
+    with np.errstate(invalid="ignore"):  # a row that is not finite has no call ("failed")
+        likelier = proba[:, names.index("ctc")] >= proba[:, names.index("wbc")]
+    return (np.asarray(model_class, object) == "wbc") & np.asarray(markers_ctc, bool) & likelier
+
+
 def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
                    proba: np.ndarray, spec, decision: DecisionRule | None = None,
                    rules: GuardRules = RULES, measured: pd.DataFrame | None = None, *,
@@ -112,6 +134,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     events = events.copy()
     if crops is None or not len(events):
         events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
+        if not markers_decide:
+            events[MARKERS_CTC] = np.zeros(len(events), bool)
         return events
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
     if markers_decide:
@@ -124,11 +148,37 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         given = events["model_class"].to_numpy(object) if "model_class" in events else None
         flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
                              called=given, start=start)
+        if given is not None:
+            flags = _overruled_by_markers(events, given, flags, crops, proba, spec, rules,
+                                          measured, groups, start)
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]
     events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
+    if not markers_decide and MARKERS_CTC in flags:
+        events[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)
     return events
+
+
+def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.DataFrame,
+                          crops, proba, spec, rules, measured, groups, start) -> pd.DataFrame:
+    """Call ``ctc`` the ``wbc`` events that :func:`markers_overrule` picks (in ``events``'s
+    ``class``; an edge-cut event keeps the class it is filed as), and return the flags of the
+    calls as now made: those of a ``ctc`` call on these events (the frame's leukocyte
+    reference without them), ``MARKERS_CTC`` as first read."""
+    filed = events["class"].to_numpy(object) if "class" in events else given
+    overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names) & \
+        (filed == "wbc")
+    if not overruled.any():
+        return flags
+    made = given.copy()
+    made[overruled] = "ctc"
+    events["class"] = np.where(overruled, "ctc", filed).astype(object)
+    first = flags[MARKERS_CTC].to_numpy(bool)
+    flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
+                         called=made, start=start)
+    flags[MARKERS_CTC] = first
+    return flags
 
 
 def counted(events: pd.DataFrame) -> np.ndarray:
