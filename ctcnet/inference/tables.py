@@ -69,7 +69,7 @@ def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
 # What the summary, the ground-truth comparison and the report read of the events table: the
 # one table predict keeps in memory after the frame loop (a few bytes per event).
 SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",
-                   "model_class", "class", "confidence", "review", "guard")
+                   "model_class", "class", "confidence", "review", "guard", "markers_ctc")
 ROWS_PER_GROUP = 16384  # parquet row group: thousands of rows (one frame holds hundreds)
 
 

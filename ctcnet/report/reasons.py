@@ -4,6 +4,8 @@ tiles and the gallery's tile captions.
 An event is on the review list for one or more reasons, each a code:
 
 * ``call``: a call of a reported class (``ctc``, ``cluster``): every one is shown;
+* ``markers``: a ``ctc`` call the markers made over the network's ``wbc`` (on a cartridge,
+  :func:`ctcnet.inference.guard.markers_overrule`);
 * ``guard:<flag>``: a flag of the marker guard (:mod:`ctcnet.inference.guard`); the call is
   held for review and counted apart;
 * ``low_confidence``: the model's probability of its call is below the review threshold;
@@ -42,6 +44,9 @@ GUARD_FLAGS = {
 }
 REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "call": ("reported call", "a call of a reported class: every one is shown"),
+    "markers": ("called by its markers", "the network's leukocyte call made ctc by the markers: "
+                "CK positive, no CD45, a nucleus of its own, and the network finds it at least "
+                "as likely a CTC as a leukocyte"),
     "low_confidence": ("low p", "the model's probability of its call is below the review "
                        "threshold"),
     "failed": ("no call", "the model's output was not finite: no call"),
@@ -51,8 +56,8 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "flagged": ("flagged", "marked for review"),
 }
 # The order the page's filter lists them in.
-ORDER = ["call", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence", "failed", "qc",
-         "decided", "flagged"]
+ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence",
+         "failed", "qc", "decided", "flagged"]
 
 
 def guard_flags(value) -> list[str]:
@@ -72,9 +77,17 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
     review = events["review"].to_numpy(bool)
     guard = events["guard"].astype(object).to_numpy() if "guard" in events else [""] * n
     why = events["why"].to_numpy(object) if "why" in events else [None] * n
+    # The markers' call over the network's wbc (ctcnet.inference.guard.markers_overrule).
+    by_markers = np.zeros(n, bool)
+    if "markers_ctc" in events and "model_class" in events:
+        by_markers = events["markers_ctc"].fillna(False).to_numpy(bool) & \
+            (events["model_class"].astype(object).to_numpy() == "wbc") & (calls == "ctc")
     out = []
-    for call, p, flagged, flags, chosen in zip(calls, confidence, review, guard, why):
+    for call, p, flagged, flags, chosen, marked in zip(calls, confidence, review, guard, why,
+                                                      by_markers):
         codes = ["call"] if call in reported else []
+        if marked:
+            codes.append("markers")
         codes += [GUARD_PREFIX + f for f in guard_flags(flags)]
         if call == FAILED_CLASS:
             codes.append("failed")

@@ -939,6 +939,14 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     assert labels[2].endswith("| low p 0.50 < 0.90")
     assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus; "
                               "low p 0.60 < 0.90")
+    # A ctc call the markers made over the network's wbc says so.
+    events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
+    events["markers_ctc"] = [False, True, False, True]
+    events["guard"] = ["", "possible_ctc", "", ""]
+    reasons = event_reasons(events, ["ctc", "cluster"], 0.9)
+    assert reasons[3] == ["call", "markers", "low_confidence"] and "markers" not in reasons[1]
+    assert tile_labels(events, reasons, 0.9)[3].endswith(
+        "| reported call; called by its markers; low p 0.60 < 0.90")
 
 
 # ---------------------------------------------------------------------------------------------
