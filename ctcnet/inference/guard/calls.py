@@ -40,10 +40,11 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     over or round it), and the network itself finding the event at least as likely a CTC as a
     leukocyte (its probabilities before the cartridge's prior): the prior, which keeps the rare
     CTC call from the far more numerous debris, then no longer files a CK+ CD45- nucleated cell
-    as a leukocyte. On the 20 counting cartridges (40 frames each, the simulator's current
-    look) such events were 15 true CTCs and nothing else; ``wbc`` calls with those markers
-    that the network finds likelier leukocytes, and ``debris`` calls with them (blobs, tdEVs,
-    CTC fragments outnumber the CTCs there), stay possible CTCs for a person."""
+    as a leukocyte. On 20 counting cartridges (40 frames each, the simulator's current look)
+    the 56 ``wbc`` calls with those markers were 15 CTCs, 8 debris and 33 leukocytes, and the
+    13 this picks all CTCs (docs/markers.md); the others, and ``debris`` calls with those
+    markers (blobs, tdEVs, CTC fragments outnumber the CTCs there), stay possible CTCs for a
+    person."""
     names = list(class_names)
     if "ctc" not in names or "wbc" not in names or not len(model_class):
         return np.zeros(len(model_class), bool)
@@ -127,7 +128,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
 
     ``markers_decide``: the ``class`` column takes :func:`crop_set_calls` (crop sets, where
     each crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
-    thousands, the markers send such events to review instead). ``max_leak``: see
+    thousands, the markers send such events to review instead, but for the ``wbc`` calls of
+    :func:`markers_overrule`, called ``ctc``; the ``markers_ctc`` column marks the events
+    whose markers alone make a CTC). ``max_leak``: see
     :func:`leak_allowance`. ``start``: what ``measured`` was started from
     (:func:`measure_for_guard_start`), if kept."""
     rules = rules.with_leak(max_leak)
