@@ -9,12 +9,17 @@ of the convolutions: what is left is the cost of the graph's normalisation and i
 which no student can remove.
 
     python scripts/student_speed.py [--widths 16 12 8 4 1] [--crops 4096] [--rounds 5]
+        [--record docs]
+
+``--record docs`` adds the table to docs/benchmarks.json (which ``ctcnet benchmark`` keeps) and
+rewrites docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import tempfile
@@ -43,12 +48,17 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 64])
     p.add_argument("--crops", type=int, default=4096)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help="add the section to DIR/benchmarks.json and rewrite DIR/benchmarks.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
+    from ctcnet.benchmark.common import load_average, machine_info
+    from ctcnet.benchmark.render import render_markdown, render_student
     from ctcnet.benchmark.workers import synthetic_crops
     from ctcnet.deploy.export import export_onnx
     from ctcnet.inference.onnx_runtime import OnnxClassifier
+    from ctcnet.io.atomic import atomic_write_text
     from ctcnet.nn.classifier import build_classifier, load_model, save_model
     from ctcnet.nn.registry import resolve_model
 
@@ -56,6 +66,7 @@ def main(argv=None) -> int:
     if spec.arch != "compact":
         raise SystemExit(f"{args.model} is a {spec.arch!r} network; this compares compact widths")
     crops = synthetic_crops(spec, args.crops)
+    load, info = load_average() or [0.0, 0.0, 0.0], machine_info()
     seconds: dict[tuple[int, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         engines = {}
@@ -75,12 +86,22 @@ def main(argv=None) -> int:
     shipped = spec.arch_kwargs.get("width", 16)
     macs = conv_macs(args.widths, spec.in_chans, spec.crop_size)
     best = {w: min(min(seconds[w, b]) for b in args.batches) / len(crops) for w in args.widths}
-    print(f"| width | conv MMAC per crop | ms per crop (best batch) "
-          f"| x the shipped width ({shipped}) |")
-    print("|---:|---:|---:|---:|")
-    for w in args.widths:
-        ratio = best[w] / best[shipped] if shipped in best else float("nan")
-        print(f"| {w} | {macs[w] / 1e6:.2f} | {1e3 * best[w]:.3f} | {ratio:.2f} |")
+    record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "command": "python scripts/student_speed.py " + " ".join(argv or sys.argv[1:]),
+              "machine": f"{info.get('cpu')}, {info.get('cores')} cores, onnxruntime "
+                         f"{info.get('onnxruntime')}", "load": " / ".join(f"{v:.1f}" for v in load),
+              "crops": len(crops), "batches": args.batches, "rounds": args.rounds,
+              "shipped_width": shipped,
+              "rows": [{"width": w, "conv_mmac": macs[w] / 1e6, "ms_per_crop": 1e3 * best[w],
+                        "x_shipped": best[w] / best[shipped] if shipped in best else
+                        float("nan")} for w in args.widths]}
+    print("\n".join(render_student(record)))
+    if args.record:
+        out = Path(args.record)
+        whole = json.loads((out / "benchmarks.json").read_text())
+        whole["student"] = record
+        atomic_write_text(out / "benchmarks.json", json.dumps(whole, indent=2) + "\n")
+        atomic_write_text(out / "benchmarks.md", render_markdown(whole))
     return 0
 
 

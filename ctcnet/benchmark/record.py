@@ -43,8 +43,9 @@ def earlier_sections(out_dir: Path, sections, quick: bool) -> tuple[dict, dict]:
         if name not in sections and old.get(key):
             kept[key] = old[key]
             when[key] = (old.get("kept_sections") or {}).get(key, made)
-    if old.get("report_overlap"):  # scripts/bench_report_overlap.py's, dated in itself
-        kept["report_overlap"] = old["report_overlap"]
+    for script_made in ("report_overlap", "student"):  # recorded by scripts, dated in itself
+        if old.get(script_made):
+            kept[script_made] = old[script_made]
     return kept, when
 
 

@@ -97,7 +97,42 @@ def render_markdown(record: dict) -> str:
     o = record.get("report_overlap")
     if o:
         lines += render_report_overlap(o)
+    if record.get("student"):
+        lines += render_student(record["student"])
     return "\n".join(lines)
+
+
+def render_student(s: dict) -> list[str]:
+    """The section on narrower student networks (``scripts/student_speed.py``, which records
+    it): could a student halve the model's time on the CPU?"""
+    shipped = s["shipped_width"]
+    lines = ["## A narrower student network", "",
+             f"Measured {s['created']} with `{s['command']}` on: {s['machine']} (load average "
+             f"{s['load']} when it started). The shipped network's architecture at narrower "
+             "widths (random weights: time only), exported as `ctcnet export` exports, the "
+             "normalisation inside the graph as predict runs it; onnxruntime on "
+             f"{s['crops']:,} synthetic crops at batches {s['batches']}, the widths taking "
+             f"turns ({s['rounds']} rounds), the best batch's fastest run.", "",
+             "| width | conv MMAC per crop | ms per crop | x the shipped width |",
+             "|---:|---:|---:|---:|"]
+    for row in s["rows"]:
+        mark = " (shipped)" if row["width"] == shipped else ""
+        lines.append(f"| {row['width']}{mark} | {row['conv_mmac']:.2f} | "
+                     f"{row['ms_per_crop']:.3f} | {row['x_shipped']:.2f} |")
+    narrowest = min(s["rows"], key=lambda r: r["width"])
+    text = (f"The narrowest, width {narrowest['width']}, has almost no convolutions left and "
+            f"takes {narrowest['x_shipped']:.2f}x the shipped network's time: the rest is the "
+            "graph's normalisation (per-crop percentiles) and its calls, which no student "
+            "removes. ")
+    if narrowest["x_shipped"] > 0.5:
+        text += ("So no student halves the model's time on this CPU, and none is shipped; a "
+                 "faster model would need a cheaper normalisation, which changes what every "
+                 "network was trained on.")
+    else:
+        halving = [r["width"] for r in s["rows"] if r["x_shipped"] <= 0.5]
+        text += (f"Widths {halving} halve it here: a student trained at one of them that keeps "
+                 "the card's figures would be worth shipping.")
+    return lines + ["", text, ""]
 
 
 def render_report_overlap(o: dict) -> list[str]:

@@ -134,6 +134,26 @@ def test_a_run_of_some_sections_keeps_the_others(tmp_path):
     made = "2026-01-01 00:00:00 UTC on Some CPU, 2 cores"
     assert when == {"classification": made, "training": made}
     assert record_module.earlier_sections(out, ("cartridge",), quick=True) == ({}, {})
+    # Sections that scripts record (dated in themselves) are kept by every run.
+    earlier["student"] = {"rows": []}
+    (out / "benchmarks.json").write_text(json.dumps(earlier))
+    kept, _ = record_module.earlier_sections(out, ("classify", "cartridge", "train"), False)
+    assert set(kept) == {"student"}
+
+
+def test_the_student_section_says_whether_a_narrower_network_halves_the_time():
+    from ctcnet.benchmark.render import render_student
+
+    def rows(*times):
+        return [{"width": w, "conv_mmac": 1.0, "ms_per_crop": t, "x_shipped": t / times[0]}
+                for w, t in zip((16, 8, 1), times)]
+
+    section = {"created": "now", "command": "python scripts/student_speed.py", "machine": "a CPU",
+               "load": "0.1", "crops": 64, "batches": [8], "rounds": 1, "shipped_width": 16}
+    text = "\n".join(render_student({**section, "rows": rows(0.3, 0.2, 0.16)}))
+    assert "| 16 (shipped) |" in text and "no student halves" in text
+    text = "\n".join(render_student({**section, "rows": rows(0.3, 0.14, 0.05)}))
+    assert "Widths [8, 1] halve it here" in text
 
 
 def test_stage_check_fails_a_stage_twice_as_slow_and_passes_the_record():
