@@ -94,8 +94,8 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
 
 
 def mean3x3(images: np.ndarray) -> np.ndarray:
-    """The 3x3 mean of (..., H, W) images, edges mirrored (scipy's ``uniform_filter`` up to
-    float rounding, in half its time on a frame's crops: sums of shifted views, in place)."""
+    """The 3x3 mean of (..., H, W) float images, edges mirrored (scipy's ``uniform_filter`` up
+    to float rounding, in half its time on a frame's crops: sums of shifted views, in place)."""
     pad = [(0, 0)] * (images.ndim - 2) + [(1, 1), (1, 1)]
     p = np.pad(images, pad, mode="symmetric")
     h, w = images.shape[-2:]

@@ -179,8 +179,8 @@ class _Batch:
         return batch
 
     def for_readers(self) -> _Batch:
-        """The batch less what only :func:`_measured` reads (the signal in noise units, CK's
-        on the disk): what an :class:`ExclusionReader` needs, a third less to keep."""
+        """The batch less what only :func:`_measured` reads (the signal and CK in noise
+        units): what an :class:`ExclusionReader` needs, a third less to keep."""
         self.z = self.ck_z = None
         return self
 
@@ -479,4 +479,3 @@ def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> 
     noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
     structure = (smooth - noise / 9.0) / noise
     return np.where(count > 0, structure, np.nan).astype(np.float32)
-
