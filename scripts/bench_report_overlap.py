@@ -151,7 +151,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ctcnet.benchmark.common import machine_info
-    from ctcnet.benchmark.render import render_markdown, render_report_overlap
+    from ctcnet.benchmark.render import render_report_overlap
 
     if args.from_json:
         runs = json.loads(Path(args.from_json).read_text())["runs"]
@@ -174,13 +174,9 @@ def main() -> None:
     record = overlap_record(runs, args, machine_info())
     print("\n".join(render_report_overlap(record)))
     if args.record:
-        from ctcnet.io.atomic import atomic_write_text
+        from ctcnet.benchmark.record import record_script_section
 
-        out = Path(args.record)
-        whole = json.loads((out / "benchmarks.json").read_text())
-        whole["report_overlap"] = record
-        atomic_write_text(out / "benchmarks.json", json.dumps(whole, indent=2) + "\n")
-        atomic_write_text(out / "benchmarks.md", render_markdown(whole))
+        record_script_section(args.record, "report_overlap", record)
 
 
 if __name__ == "__main__":

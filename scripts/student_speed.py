@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 import tempfile
@@ -54,11 +53,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from ctcnet.benchmark.common import load_average, machine_info
-    from ctcnet.benchmark.render import render_markdown, render_student
+    from ctcnet.benchmark.record import record_script_section
+    from ctcnet.benchmark.render import render_student
     from ctcnet.benchmark.workers import synthetic_crops
     from ctcnet.deploy.export import export_onnx
     from ctcnet.inference.onnx_runtime import OnnxClassifier
-    from ctcnet.io.atomic import atomic_write_text
     from ctcnet.nn.classifier import build_classifier, load_model, save_model
     from ctcnet.nn.registry import resolve_model
 
@@ -97,11 +96,7 @@ def main(argv=None) -> int:
                         float("nan")} for w in args.widths]}
     print("\n".join(render_student(record)))
     if args.record:
-        out = Path(args.record)
-        whole = json.loads((out / "benchmarks.json").read_text())
-        whole["student"] = record
-        atomic_write_text(out / "benchmarks.json", json.dumps(whole, indent=2) + "\n")
-        atomic_write_text(out / "benchmarks.md", render_markdown(whole))
+        record_script_section(args.record, "student", record)
     return 0
 
 

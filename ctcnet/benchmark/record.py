@@ -21,6 +21,8 @@ from ctcnet.benchmark.training import bench_training
 from ctcnet.io.atomic import atomic_write_text
 
 SECTIONS = {"classify": "classification", "cartridge": "cartridges", "train": "training"}
+# Sections scripts measure and record (record_script_section), kept by every run.
+SCRIPT_SECTIONS = ("report_overlap", "student")
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,21 @@ def earlier_sections(out_dir: Path, sections, quick: bool) -> tuple[dict, dict]:
         if name not in sections and old.get(key):
             kept[key] = old[key]
             when[key] = (old.get("kept_sections") or {}).get(key, made)
-    for script_made in ("report_overlap", "student"):  # recorded by scripts, dated in itself
+    for script_made in SCRIPT_SECTIONS:  # recorded by scripts, dated in themselves
         if old.get(script_made):
             kept[script_made] = old[script_made]
     return kept, when
+
+
+def record_script_section(out_dir: str | Path, key: str, section: dict) -> None:
+    """Put a section a script measured (``report_overlap``, ``student``) into
+    ``out_dir/benchmarks.json``, which :func:`run_benchmark` keeps, and rewrite its
+    ``benchmarks.md``."""
+    out_dir = Path(out_dir)
+    whole = json.loads((out_dir / "benchmarks.json").read_text())
+    whole[key] = section
+    atomic_write_text(out_dir / "benchmarks.json", json.dumps(whole, indent=2, default=str) + "\n")
+    atomic_write_text(out_dir / "benchmarks.md", render_markdown(whole))
 
 
 def run_benchmark(model_path: Path, out_dir: Path, settings: BenchSettings,

@@ -2,6 +2,7 @@
 verdict on recorded multiples (no timing checks: speed goes in the benchmark)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import edit_json
@@ -154,6 +155,22 @@ def test_the_student_section_says_whether_a_narrower_network_halves_the_time():
     assert "| 16 (shipped) |" in text and "no student halves" in text
     text = "\n".join(render_student({**section, "rows": rows(0.3, 0.14, 0.05)}))
     assert "Widths [8, 1] halve it here" in text
+
+
+def test_a_script_records_its_section_beside_the_benchmark(tmp_path):
+    from ctcnet.benchmark.record import record_script_section
+
+    # The project's own record: a section recorded beside it renders with the rest.
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    earlier = json.loads((docs / "benchmarks.json").read_text())
+    (tmp_path / "benchmarks.json").write_text(json.dumps(earlier))
+    section = {"created": "now", "command": "python scripts/student_speed.py",
+               "machine": "a CPU", "load": "0.1", "crops": 64, "batches": [8], "rounds": 1,
+               "shipped_width": 16, "rows": [{"width": 16, "conv_mmac": 12.2,
+                                              "ms_per_crop": 0.3, "x_shipped": 1.0}]}
+    record_script_section(tmp_path, "student", section)
+    assert json.loads((tmp_path / "benchmarks.json").read_text())["student"] == section
+    assert "## A narrower student network" in (tmp_path / "benchmarks.md").read_text()
 
 
 def test_stage_check_fails_a_stage_twice_as_slow_and_passes_the_record():
