@@ -32,6 +32,10 @@ from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
+# What a journal part's rows hold beyond detection's and the calls' columns; a journal whose
+# parts hold other columns (written by an earlier ctcnet) is refused, not mixed in: the events
+# files are assembled from every part under one schema.
+TABLE_COLUMNS = ["guard", "markers_ctc"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,8 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
             else {})
     return {"model_sha256": digest, "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
-            "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule}
+            "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
+            "table_columns": TABLE_COLUMNS}
 
 
 def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
@@ -107,7 +112,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         except ValueError:
             previous = None
         if previous != fingerprint:
-            raise InputError(f"{out_dir} holds a run with another model or other settings; "
+            raise InputError(f"{out_dir} holds a run with another model, other settings or "
+                             "another version's event columns; "
                              "use another --out or --overwrite", out_dir)
     parts.mkdir(parents=True, exist_ok=True)
     try:

@@ -179,6 +179,21 @@ def test_journal_of_another_model_is_refused(setup, tmp_path):
     assert summary.frames.resumed_from_journal == 0
 
 
+def test_journal_of_other_event_columns_is_refused(setup, tmp_path):
+    """A journal an earlier ctcnet wrote, whose parts hold other columns, is refused with the
+    way out, not resumed into events files it cannot assemble."""
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "run"
+    predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET, report=False))
+    manifest = out / "parts" / "run.json"
+    earlier = json.loads(manifest.read_text())
+    earlier.pop("table_columns")
+    manifest.write_text(json.dumps(earlier))
+    with pytest.raises(InputError, match="another version's event columns.*--overwrite"):
+        predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
+
+
 def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
     cart = tmp_path / "cart"
     shutil.copytree(setup["cart"], cart)
