@@ -40,11 +40,11 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     over or round it), and the network itself finding the event at least as likely a CTC as a
     leukocyte (its probabilities before the cartridge's prior): the prior, which keeps the rare
     CTC call from the far more numerous debris, then no longer files a CK+ CD45- nucleated cell
-    as a leukocyte. On 20 counting cartridges (40 frames each, the simulator's current look)
-    the 56 ``wbc`` calls with those markers were 15 CTCs, 8 debris and 33 leukocytes, and the
-    13 this picks all CTCs (docs/markers.md); the others, and ``debris`` calls with those
-    markers (blobs, tdEVs, CTC fragments outnumber the CTCs there), stay possible CTCs for a
-    person."""
+    as a leukocyte. On the 20 full-size counting cartridges (the simulator's current look) the
+    207 ``wbc`` calls with those markers were 17 CTCs, 26 debris and 164 leukocytes, and the 21
+    this picks 16 CTCs, 3 leukocytes and 2 debris (docs/markers.md); the others, and ``debris``
+    calls with those markers (blobs, tdEVs, CTC fragments outnumber the CTCs there), stay
+    possible CTCs for a person."""
     names = list(class_names)
     if "ctc" not in names or "wbc" not in names or not len(model_class):
         return np.zeros(len(model_class), bool)
