@@ -4,9 +4,10 @@ Builds the shipped network's architecture at narrower widths (``arch_kwargs={"wi
 random weights: only the time is measured, not what a trained student would score), exports
 each to ONNX as ``ctcnet export`` does (the normalisation inside the graph, as predict runs it)
 and times onnxruntime on the same synthetic crops at predict's batch sizes, the widths
-interleaved round by round so a busy machine slows them alike. Width 1 leaves almost nothing
-of the convolutions: what is left is the cost of the graph's normalisation and its calls,
-which no student can remove.
+interleaved round by round so a busy machine slows them alike; FLOPs per crop as the
+classification section counts them (``benchmark.classification.model_flops``). Width 1 leaves
+almost nothing of the convolutions: what is left is the cost of the graph's normalisation and
+its calls, which no student can remove.
 
     python scripts/student_speed.py [--widths 16 12 8 4 1] [--crops 4096] [--rounds 5]
         [--record docs]
@@ -29,16 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def conv_macs(widths: list[int], in_chans: int, crop: int) -> dict[int, float]:
-    """Multiply-accumulates per crop of the compact network's five 3x3 convolutions."""
-    out = {}
-    for w in widths:
-        layers = [(in_chans, w, crop // 2), (w, 2 * w, crop // 4), (2 * w, 2 * w, crop // 4),
-                  (2 * w, 4 * w, crop // 8), (4 * w, 4 * w, crop // 8)]
-        out[w] = sum(9 * cin * cout * side * side for cin, cout, side in layers)
-    return out
-
-
 def main(argv=None) -> int:
     """Export the widths, time them and print the table (markdown)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,6 +43,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
+    from ctcnet.benchmark.classification import model_flops
     from ctcnet.benchmark.common import load_average, machine_info
     from ctcnet.benchmark.record import record_script_section
     from ctcnet.benchmark.render import render_student
@@ -67,12 +59,15 @@ def main(argv=None) -> int:
     crops = synthetic_crops(spec, args.crops)
     load, info = load_average() or [0.0, 0.0, 0.0], machine_info()
     seconds: dict[tuple[int, int], list[float]] = {}
+    flops = {}
     with tempfile.TemporaryDirectory() as tmp:
         engines = {}
         for width in args.widths:
             student = dataclasses.replace(spec, arch_kwargs={**spec.arch_kwargs, "width": width})
             path = Path(tmp) / f"width{width}.pt"
-            save_model(path, build_classifier(student), student)
+            network = build_classifier(student).eval()
+            flops[width] = model_flops(network, crops[0])
+            save_model(path, network, student)
             export_onnx(path, path.with_suffix(".onnx"))
             engines[width] = OnnxClassifier(path.with_suffix(".onnx"))
         for _ in range(args.rounds):
@@ -83,7 +78,6 @@ def main(argv=None) -> int:
                     engine.run(crops, batch)
                     seconds.setdefault((width, batch), []).append(time.perf_counter() - t0)
     shipped = spec.arch_kwargs.get("width", 16)
-    macs = conv_macs(args.widths, spec.in_chans, spec.crop_size)
     best = {w: min(min(seconds[w, b]) for b in args.batches) / len(crops) for w in args.widths}
     record = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "command": "python scripts/student_speed.py " + " ".join(argv or sys.argv[1:]),
@@ -91,7 +85,7 @@ def main(argv=None) -> int:
                          f"{info.get('onnxruntime')}", "load": " / ".join(f"{v:.1f}" for v in load),
               "crops": len(crops), "batches": args.batches, "rounds": args.rounds,
               "shipped_width": shipped,
-              "rows": [{"width": w, "conv_mmac": macs[w] / 1e6, "ms_per_crop": 1e3 * best[w],
+              "rows": [{"width": w, "mflop": flops[w] / 1e6, "ms_per_crop": 1e3 * best[w],
                         "x_shipped": best[w] / best[shipped] if shipped in best else
                         float("nan")} for w in args.widths]}
     print("\n".join(render_student(record)))

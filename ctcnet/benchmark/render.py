@@ -113,11 +113,11 @@ def render_student(s: dict) -> list[str]:
              "normalisation inside the graph as predict runs it; onnxruntime on "
              f"{s['crops']:,} synthetic crops at batches {s['batches']}, the widths taking "
              f"turns ({s['rounds']} rounds), the best batch's fastest run.", "",
-             "| width | conv MMAC per crop | ms per crop | x the shipped width |",
+             "| width | MFLOP per crop | ms per crop | x the shipped width |",
              "|---:|---:|---:|---:|"]
     for row in s["rows"]:
         mark = " (shipped)" if row["width"] == shipped else ""
-        lines.append(f"| {row['width']}{mark} | {row['conv_mmac']:.2f} | "
+        lines.append(f"| {row['width']}{mark} | {row['mflop']:.2f} | "
                      f"{row['ms_per_crop']:.3f} | {row['x_shipped']:.2f} |")
     narrowest = min(s["rows"], key=lambda r: r["width"])
     text = (f"The narrowest, width {narrowest['width']}, has almost no convolutions left and "

@@ -146,7 +146,7 @@ def test_the_student_section_says_whether_a_narrower_network_halves_the_time():
     from ctcnet.benchmark.render import render_student
 
     def rows(*times):
-        return [{"width": w, "conv_mmac": 1.0, "ms_per_crop": t, "x_shipped": t / times[0]}
+        return [{"width": w, "mflop": 1.0, "ms_per_crop": t, "x_shipped": t / times[0]}
                 for w, t in zip((16, 8, 1), times)]
 
     section = {"created": "now", "command": "python scripts/student_speed.py", "machine": "a CPU",
@@ -166,7 +166,7 @@ def test_a_script_records_its_section_beside_the_benchmark(tmp_path):
     (tmp_path / "benchmarks.json").write_text(json.dumps(earlier))
     section = {"created": "now", "command": "python scripts/student_speed.py",
                "machine": "a CPU", "load": "0.1", "crops": 64, "batches": [8], "rounds": 1,
-               "shipped_width": 16, "rows": [{"width": 16, "conv_mmac": 12.2,
+               "shipped_width": 16, "rows": [{"width": 16, "mflop": 24.4,
                                               "ms_per_crop": 0.3, "x_shipped": 1.0}]}
     record_script_section(tmp_path, "student", section)
     assert json.loads((tmp_path / "benchmarks.json").read_text())["student"] == section
