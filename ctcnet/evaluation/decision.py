@@ -88,8 +88,8 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     out["guard"] = np.where(same, guard.to_numpy(object), "")
     if MARKERS_CTC in events:  # the markers' call over a ``wbc`` call, as predict makes it
         overruled = markers_overrule(out["model_class"].to_numpy(object),
-                                     events[MARKERS_CTC].to_numpy(bool), proba, names) & \
-            (out["class"].to_numpy(object) == "wbc")
+                                     events[MARKERS_CTC].to_numpy(bool), proba, names,
+                                     out["class"].to_numpy(object))
         out.loc[overruled, "class"] = "ctc"
     out["review"] = out["review"].to_numpy(bool) | (out["guard"].to_numpy(object) != "")
     return out

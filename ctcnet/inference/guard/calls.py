@@ -32,8 +32,10 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
 
 
 def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
-                     class_names) -> np.ndarray:
-    """Bool per event: a cartridge event's ``wbc`` call that its markers make ``ctc``.
+                     class_names, filed: np.ndarray | None = None) -> np.ndarray:
+    """Bool per event: a cartridge event's ``wbc`` call that its markers make ``ctc``
+    (``filed``: the class each event is filed as, if not its call: an edge-cut event filed as
+    debris stays so).
 
     The CellSearch definition met on the markers alone (``MARKERS_CTC``: a CK area of a cell,
     clearly CK positive, a nucleus with a shape of its own, no CD45 or other exclusion marker
@@ -51,7 +53,9 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     proba = np.asarray(proba, np.float64)
     with np.errstate(invalid="ignore"):  # a row that is not finite has no call ("failed")
         likelier = proba[:, names.index("ctc")] >= proba[:, names.index("wbc")]
-    return (np.asarray(model_class, object) == "wbc") & np.asarray(markers_ctc, bool) & likelier
+    filed = np.asarray(model_class if filed is None else filed, object)
+    return (np.asarray(model_class, object) == "wbc") & (filed == "wbc") & \
+        np.asarray(markers_ctc, bool) & likelier
 
 
 def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
@@ -170,8 +174,7 @@ def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.Dat
     calls as now made: those of a ``ctc`` call on these events (the frame's leukocyte
     reference without them), ``MARKERS_CTC`` as first read."""
     filed = events["class"].to_numpy(object) if "class" in events else given
-    overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names) & \
-        (filed == "wbc")
+    overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names, filed)
     if not overruled.any():
         return flags
     made = given.copy()
