@@ -298,17 +298,3 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=3),
     max_leaves=6)
-
-
-def frame_with_spots(shape=(3, 150, 170), dtype=np.uint16, seed=0):
-    """Counts on an offset and a gradient, a few sharp bright spots (the pixels resampling
-    moves most), Poisson noise."""
-    rng = np.random.default_rng(seed)
-    c, h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    frame = 100.0 + 20 * np.arange(c)[:, None, None] + 30 * xx / w + np.zeros((c, 1, 1))
-    for _ in range(12):
-        x, y, ch = rng.uniform(0, w), rng.uniform(0, h), rng.integers(c)
-        frame[ch] += rng.uniform(200, 3000) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2)
-                                                     / (2 * rng.uniform(0.7, 4) ** 2))
-    return np.clip(rng.poisson(frame), 0, 4095).astype(dtype)

@@ -22,8 +22,8 @@ the total instead.
 
 Beside the floors stand the library's own detection, cropping and guard measurements on the
 same frames, one stage at a time on one core (no thread waiting for a core), and cropping per
-event at 0.45 and at 0.64 um/px on the same events (a scan of finer pixels than the model's
-is brought to model scale once per frame before its crops are cut).
+event at 0.45 and at 0.64 um/px on the same events (a finer scan cuts larger windows and
+resamples them).
 """
 
 from __future__ import annotations

@@ -7,36 +7,23 @@ one cell hundreds of pixels across averages its pixels instead of aliasing), the
 or pad to the model's crop size. A crop then covers the same physical field of view as the
 model's training crops. :func:`report_fit` logs how many crops had to be padded or cut.
 
-On frames, :func:`extract_crops` cuts crops by the scan's pixel size. At the model's own, a
-window of the crop's size centred on the nearest whole pixel. Where the scan's pixels are finer
-(0.45 um/px against 0.64), the frame is brought to model scale once
-(:mod:`ctcnet.detect.frame_resampling`, the antialiased weights of :func:`to_model_scale` at
-exactly the ratio of the pixel sizes) and the crops are cut from it as at the model's own pixel
-size, centred on the nearest whole model pixel: the events' windows overlap, so resampling a
-window per event did the same work up to 2.6 times over. Measured with
-``ctcnet.benchmark.floors`` on the benchmark's 12 simulated frames (3,368 events; one core of 2,
-shared): cropping them as a 0.45 um/px scan 0.123-0.134 ms an event against 0.067-0.077 at
-0.64 um/px, 1.64-1.88x (a window per event: 0.227-0.254 ms, 2.7-3.5x). Crops move by up to
-half a model pixel: on a simulated 0.45 um/px cartridge 5 of 3,544 calls changed (3 of them
-right before, 2 after; accuracy against the truth 0.9951 and 0.9948), but on the 20 counting
+On frames, :func:`extract_crops` cuts a window a little wider than the model's field of view
+around each event and brings it to model scale with :func:`to_model_scale`'s weights, batched
+over the frame's events (:func:`resampled_crops`: the same numbers up to float rounding). Each
+crop keeps its own window's grid. Resampling a frame of finer pixels (0.45 um/px against 0.64)
+once and cutting the crops from it is about half the work (the events' windows overlap), but it
+moves each crop's pixels by up to half a model pixel, and that cost counts: on the 20 counting
 cartridges (0.47-0.58 um/px) the automatic CTC count was within tolerance on 11 instead of 14,
-with 0.014 false CTC calls per 1,000 events instead of 0.009 (docs/robustness_matrix.md): the
-cartridge rule was fitted on crops cut a window per event.
-Where the scan's pixels are coarser (0.66-0.78 um/px), a window a little wider than the model's
-field of view is cut per event and enlarged with :func:`to_model_scale`'s weights, batched over
-the frame's events (:func:`resampled_crops`): the model-scale frame would hold 1.2-1.5 times the
-scan's pixels, and cutting from it was 15-25 % slower at 0.78 um/px. (These windows' grid sits
-on average half a model pixel up and left of the event's centre, up to 1.1; centring them as
-the model-scale frame does moved 1 of the golden cartridge's 98 calls, so it is left as it is.)
-
-Whatever a crop lacks (the part of a window past the frame border, the margin around a crop
-smaller than the field of view) is filled with **background** (:func:`background_fill`): per
-channel the level and noise measured on the pixels the crop has, drawn as a fixed noise
-pattern. Never by mirroring: a mirror turns a cell at the frame border into two, and a tight
-export of one cell into a 3x3 tile of cells; constant padding would fake a noise-free region
-that the model's per-crop noise estimate reads as the background. A background that is clipped
-to black measures as zero noise and is filled with zeros, as the file shows it. Such crops are
-reported as ``padded``; the object itself touching the border is ``edge_cut`` (from detection).
+with 0.014 false CTC calls per 1,000 events instead of 0.009 (docs/robustness_matrix.md; the
+cartridge rule was fitted on crops cut a window per event). Whatever a crop lacks (the part of a
+window past the frame border, the margin around a crop smaller than the field of view) is
+filled with **background** (:func:`background_fill`): per channel the level and noise measured
+on the pixels the crop has, drawn as a fixed noise pattern. Never by mirroring: a mirror turns
+a cell at the frame border into two, and a tight export of one cell into a 3x3 tile of cells;
+constant padding would fake a noise-free region that the model's per-crop noise estimate reads
+as the background. A background that is clipped to black measures as zero noise and is filled
+with zeros, as the file shows it. Such crops are reported as ``padded``; the object itself
+touching the border is ``edge_cut`` (from detection).
 
 :func:`to_model_scale` also takes torch tensors (frames on a GPU, :mod:`ctcnet.detect.device`)
 and then computes with the same weights on the tensor's device, so both paths resample alike.
@@ -51,7 +38,6 @@ import math
 import numpy as np
 
 from ctcnet.core.robust import background_from_percentiles, percentiles_and_range
-from ctcnet.detect.frame_resampling import frame_buffer, model_centres, model_scale_frame
 from ctcnet.detect.resampling import (
     antialias_matrix,
     bilinear,
@@ -282,30 +268,16 @@ def extract_crops(frame: np.ndarray, x: np.ndarray, y: np.ndarray, crop_size: in
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Model-ready crops (N, C, crop_size, crop_size) float32 around (x, y), plus ``padded``.
 
-    With both pixel sizes given and different: a scan of finer pixels than the model's is
-    brought to model scale as a whole first (:func:`~ctcnet.detect.frame_resampling.
-    model_scale_frame`, the tiles the crops reach) and the crops are cut from it around the
-    events' centres on its grid, as from a frame at the model's own pixel size (centred on the
-    nearest whole pixel); a scan of coarser pixels has a window cut per event and brought to
-    model scale as :func:`to_model_scale` does (:func:`resampled_crops`, batched over the
-    frame's events). Either way past the frame's border is filled with background.
+    With both pixel sizes given and different, a window covering the model's field of view is
+    cut and brought to model scale as :func:`to_model_scale` does (:func:`resampled_crops`:
+    the same numbers up to float rounding, batched over the frame's events).
     """
-    frame = np.asarray(frame)
-    factor = scale_factor(scan_pixel_um, model_pixel_um)
-    crop = int(crop_size)
-    if factor < 1.0 and len(x):
-        x, y = model_centres(x, y, factor)
-        top, left = window_origins(x, y, crop)
-        frame = model_scale_frame(frame, factor, frame_buffer(frame.shape, factor),
-                                  (top, left, crop))
-        windows, padded = extract_windows(frame, x, y, crop)
-        return np.ascontiguousarray(windows, dtype=np.float32), padded
-    window = window_size(crop, model_pixel_um, scan_pixel_um)
-    along = window_weights(window, factor, crop)
+    window = window_size(crop_size, model_pixel_um, scan_pixel_um)
+    along = window_weights(window, scale_factor(scan_pixel_um, model_pixel_um), int(crop_size))
     if along is not None:
-        return resampled_crops(frame, x, y, along)
+        return resampled_crops(np.asarray(frame), x, y, along)
     windows, padded = extract_windows(frame, x, y, window)
-    crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop)
+    crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
     return crops, padded
 
 

@@ -2,13 +2,12 @@
 
 With the model on a CUDA device, ``ctcnet predict`` moves each frame there once and runs the
 dense part of detection on it: binning, smoothing, the background map, the noise and the
-signal-to-noise maps (steps 1-2 of :mod:`ctcnet.detect.detection`), then cuts the crops around
-the events and brings them to model scale as the numpy path does (a scan of finer pixels than
-the model's as a whole frame, :func:`model_scale_frame`; else window by window,
-:func:`ctcnet.detect.cropping.to_model_scale` on the tensor's device). What comes back to
-the host is small: the binned frame and the detection image (a ninth of the frame's pixels),
-for thresholding, splitting and measuring (label-image work that stays with scipy and
-scikit-image), and the crops, which the marker guard measures and the gallery keeps.
+signal-to-noise maps (steps 1-2 of :mod:`ctcnet.detect.detection`), then cuts the crops
+around the events and brings them to model scale (:func:`ctcnet.detect.cropping.to_model_scale`,
+which computes on the tensor's device). What comes back to the host is small: the binned frame
+and the detection image (a ninth of the frame's pixels), for thresholding, splitting and
+measuring (label-image work that stays with scipy and scikit-image), and the crops, which the
+marker guard measures and the gallery keeps.
 
 Frames go up as the raw counts they were read as (uint16: half the bytes of float32) through a
 page-locked buffer and a CUDA stream of each frame thread's own, so one thread's copies and
@@ -19,7 +18,6 @@ rounding (summation order); the tests compare the two on CPU tensors, and on CUD
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 
 import numpy as np
@@ -32,7 +30,6 @@ from ctcnet.detect.cropping import (
     background_fill,
     border_gather,
     place_windows,
-    scale_factor,
     to_model_scale,
     window_size,
 )
@@ -44,8 +41,6 @@ from ctcnet.detect.detection import (
     interpolation_weights,
     non_finite_error,
 )
-from ctcnet.detect.frame_resampling import model_centres
-from ctcnet.detect.resampling import frame_weights
 from ctcnet.io.panel import Panel
 
 # Frame dtypes torch holds as they are; others (e.g. big-endian TIFF data) become float32 first.
@@ -190,22 +185,14 @@ def detect_events(frame: torch.Tensor, panel: Panel, config: DetectConfig | None
 def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: int,
                   model_pixel_um: float | None = None, scan_pixel_um: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Model-ready float32 crops on the host and ``padded``, cut from an uploaded frame as
-    :func:`ctcnet.detect.cropping.extract_crops` cuts them: a scan of finer pixels than the
-    model's brought to model scale once with the same weights (:func:`model_scale_frame`), else
-    a window per event brought to model scale (:func:`~ctcnet.detect.cropping.to_model_scale`
-    on the device); the same windows, filled with background past the border."""
-    factor = scale_factor(scan_pixel_um, model_pixel_um)
-    frame_level = factor < 1.0 and len(x)
-    window = int(crop_size) if frame_level else window_size(crop_size, model_pixel_um,
-                                                            scan_pixel_um)
+    """Model-ready float32 crops on the host and ``padded``, cut from an uploaded frame
+    (:func:`ctcnet.detect.cropping.extract_crops`: the same windows, filled with background
+    past the border, and the same resampling)."""
+    _, h, w = frame.shape
+    window = window_size(crop_size, model_pixel_um, scan_pixel_um)
+    top, left, padded = place_windows(x, y, window, h, w)
+    rows, cols, inside = border_gather(top, left, window, h, w)
     with torch.inference_mode(), frame_stream(frame.device):  # the index copies too
-        if frame_level:
-            frame = model_scale_frame(frame, factor)
-            x, y = model_centres(x, y, factor)
-        _, h, w = frame.shape
-        top, left, padded = place_windows(x, y, window, h, w)
-        rows, cols, inside = border_gather(top, left, window, h, w)
         rows, cols = (torch.from_numpy(v).to(frame.device) for v in (rows, cols))
         windows = frame[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3)
         if padded.any():
@@ -213,21 +200,5 @@ def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: 
             border = torch.from_numpy(np.flatnonzero(padded)).to(frame.device)
             filled = background_fill(windows[border].cpu().numpy(), inside[padded])
             windows = windows.index_copy(0, border, torch.from_numpy(filled).to(frame.device))
-        if not frame_level:
-            windows, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
-        return windows.float().contiguous().cpu().numpy(), padded
-
-
-def model_scale_frame(frame: torch.Tensor, factor: float) -> torch.Tensor:
-    """A (C, H, W) frame tensor resampled by ``factor`` to model scale on its device, with the
-    numpy path's weights (:func:`ctcnet.detect.frame_resampling.model_scale_frame`): two matrix
-    products (float32; torch does not run them in TF32 unless told to)."""
-    _, h, w = frame.shape
-    rows, cols = (_device_weights(n, factor, frame.device) for n in (h, w))
-    return rows @ frame.float() @ cols.T
-
-
-@functools.lru_cache(maxsize=8)
-def _device_weights(n_in: int, factor: float, device: torch.device) -> torch.Tensor:
-    """:func:`ctcnet.detect.resampling.frame_weights` as a tensor on ``device``."""
-    return torch.from_numpy(frame_weights(n_in, factor).copy()).to(device)
+        crops, _, _ = to_model_scale(windows, scan_pixel_um, model_pixel_um, crop_size)
+        return crops.cpu().numpy(), padded

@@ -9,7 +9,6 @@ paths resample alike. :mod:`ctcnet.detect.cropping` brings crops to model scale 
 
 from __future__ import annotations
 
-import functools
 import sys
 
 import numpy as np
@@ -65,13 +64,13 @@ def resample(crops, factor: float):
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def antialias_matrix(n_in: int, n_out: int, scale: float | None = None) -> np.ndarray:
+def antialias_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) float32 weights of antialiased bilinear resampling from ``n_in`` to
     ``n_out`` pixels, as ``torch.nn.functional.interpolate(mode="bilinear", antialias=True,
     align_corners=False)`` computes them (PIL's scheme): a triangle filter, widened by
-    ``scale`` (input px per output px; default ``n_in / n_out``) when shrinking (an area
-    average), cut to the pixels it reaches and normalised per output pixel."""
-    scale = n_in / n_out if scale is None else float(scale)
+    ``n_in / n_out`` when shrinking (an area average), cut to the pixels it reaches and
+    normalised per output pixel."""
+    scale = n_in / n_out
     support, invscale = (scale, 1 / scale) if scale >= 1 else (1.0, 1.0)
     centre = scale * (np.arange(n_out) + 0.5)
     first = np.maximum(np.trunc(centre - support + 0.5), 0)
@@ -121,24 +120,3 @@ def bilinear(crops, size: tuple[int, int], rows: slice = slice(None),
 
         along_h, along_w = (torch.from_numpy(m).to(crops.device) for m in (along_h, along_w))
     return along_h @ as_float32(crops) @ along_w.T
-
-
-@functools.lru_cache(maxsize=16)
-def frame_weights(n_in: int, factor: float) -> np.ndarray:
-    """(round(n_in * factor), n_in) float32 weights that shrink a frame's ``n_in`` pixels along
-    one axis to ``factor`` (< 1) output pixels per input pixel, at exactly that factor (not the
-    rounded size's, so an output pixel is exactly the model's), antialiased as :func:`resample`
-    shrinks. Output pixel ``j`` is centred on input coordinate ``(j + 0.5) / factor - 0.5``
-    (:func:`to_output_coordinates` inverts it). Enlarging is done window by window
-    (:func:`ctcnet.detect.cropping.extract_crops`), so it has no frame weights."""
-    if not factor < 1:
-        raise ValueError(f"frame weights shrink (factor < 1), not {factor}")
-    weights = antialias_matrix(n_in, resampled_size(n_in, n_in, factor)[0], 1 / factor)
-    weights.flags.writeable = False  # shared between calls and threads
-    return weights
-
-
-def to_output_coordinates(coord, factor: float) -> np.ndarray:
-    """Input pixel coordinates (pixel centres at integers) -> the output pixel coordinates
-    of :func:`frame_weights`' grid (float64)."""
-    return (np.asarray(coord, dtype=np.float64) + 0.5) * float(factor) - 0.5
