@@ -43,8 +43,9 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     leukocyte (its probabilities before the cartridge's prior): the prior, which keeps the rare
     CTC call from the far more numerous debris, then no longer files a CK+ CD45- nucleated cell
     as a leukocyte. On the 20 full-size counting cartridges (the simulator's current look) the
-    207 ``wbc`` calls with those markers were 17 CTCs, 26 debris and 164 leukocytes, and the 21
-    this picks 16 CTCs, 3 leukocytes and 2 debris (docs/markers.md); the others, and ``debris``
+    190 ``wbc`` calls with those markers were 13 CTCs, 21 debris and 155 leukocytes (and one
+    no object of the truth), and the 18 this picks 13 CTCs, 3 leukocytes and 2 debris
+    (docs/markers.md); the others, and ``debris``
     calls with those markers (blobs, tdEVs, CTC fragments outnumber the CTCs there), stay
     possible CTCs for a person."""
     names = list(class_names)
