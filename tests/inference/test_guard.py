@@ -8,6 +8,7 @@ import pytest
 from ctcnet.inference.guard import (
     FLAGS,
     MARKERS_CTC,
+    RULES,
     box_least_squares,
     counted,
     fit_reference,
@@ -398,21 +399,26 @@ def test_on_a_cartridge_the_markers_call_a_wbc_call_ctc_only_where_the_network_a
     network itself finds at least as likely a CTC, is called ``ctc`` and counted (the flags of
     a ``ctc`` call, none here); one the network finds likelier a leukocyte, a debris call and
     an edge-cut event filed as debris stay as they are, shown as possible CTCs. A CK+CD45+
-    leukocyte is never called ``ctc``."""
-    crops = np.stack([cell(rng), cell(rng), cell(rng), cell(rng), cell(rng, cd45=80)])
+    leukocyte is never called ``ctc``, and one whose CD45 is faint (under the possible-CTC
+    level, over the markers' background band) is shown but not called by its markers."""
+    crops = np.stack([cell(rng), cell(rng), cell(rng), cell(rng), cell(rng, cd45=80),
+                      cell(rng, cd45=8)])
     proba = np.array([[0.6, 0.4, 0.0, 0.0], [0.3, 0.7, 0.0, 0.0], [0.6, 0.0, 0.0, 0.4],
-                      [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0]])
+                      [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0]])
     proba = proba[:, [["ctc", "wbc", "cluster", "debris"].index(n) for n in spec.class_names]]
-    model_class = ["wbc", "wbc", "debris", "wbc", "wbc"]
+    model_class = ["wbc", "wbc", "debris", "wbc", "wbc", "wbc"]
     events = pd.DataFrame({"model_class": model_class,
-                           "class": ["wbc", "wbc", "debris", "debris", "wbc"],
-                           "review": np.zeros(5, bool)})
+                           "class": ["wbc", "wbc", "debris", "debris", "wbc", "wbc"],
+                           "review": np.zeros(6, bool)})
+    faint = measure(crops[5:], spec.panel, spec.pixel_size_um)["cd45_over_ck"].iloc[0]
+    assert RULES.markers_cd45_band < faint < RULES.cd45_level
     out = guard_events(events, crops, proba, spec)
-    assert out["class"].tolist() == ["ctc", "wbc", "debris", "debris", "wbc"]
+    assert out["class"].tolist() == ["ctc", "wbc", "debris", "debris", "wbc", "wbc"]
     assert out["model_class"].tolist() == model_class
-    assert out["guard"].tolist() == ["", "possible_ctc", "possible_ctc", "possible_ctc", ""]
-    assert out[MARKERS_CTC].tolist() == [True, True, True, True, False]
-    assert counted(out).tolist() == [True, False, False, False, True]
+    assert out["guard"].tolist() == ["", "possible_ctc", "possible_ctc", "possible_ctc", "",
+                                     "possible_ctc"]
+    assert out[MARKERS_CTC].tolist() == [True, True, True, True, False, False]
+    assert counted(out).tolist() == [True, False, False, False, True, False]
     assert markers_overrule(np.array(["wbc", "failed"], object), np.array([True, True]),
                             np.full((2, 4), np.nan), spec.class_names).tolist() == [False,
                                                                                    False]

@@ -44,8 +44,9 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     CTC call from the far more numerous debris, then no longer files a CK+ CD45- nucleated cell
     as a leukocyte. On the 20 full-size counting cartridges (the simulator's current look) the
     190 ``wbc`` calls with those markers were 13 CTCs, 21 debris and 155 leukocytes (and one
-    no object of the truth), and the 18 this picks 13 CTCs, 3 leukocytes and 2 debris
-    (docs/markers.md); the others, and ``debris``
+    no object of the truth), and the 15 this picks 13 CTCs and 2 debris (with CD45 read at
+    the background, ``GuardRules.markers_cd45_band``: 3 leukocytes more without it;
+    docs/markers.md); the others, and ``debris``
     calls with those markers (blobs, tdEVs, CTC fragments outnumber the CTCs there), stay
     possible CTCs for a person."""
     names = list(class_names)
@@ -154,8 +155,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         # The guard checks the model's own call as predict made it (``model_class``, not an
         # edge-cut event's filed class); a table without it has its calls made here.
         given = events["model_class"].to_numpy(object) if "model_class" in events else None
+        # The markers' call on a cartridge reads CD45 at the background (markers_cd45_band).
         flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
-                             called=given, start=start)
+                             called=given, start=start, cd45_at_background=True)
         if given is not None:
             flags = _overruled_by_markers(events, given, flags, crops, proba, spec, rules,
                                           measured, groups, start)

@@ -197,12 +197,20 @@ class Evidence:
                 (self.col("cd45_over_ck") <= r.cd45_level) & \
                 (self.col("exclusion_around_ck") <= r.cd45_level)
 
-    def markers_ctc(self, possible_ctc: np.ndarray) -> np.ndarray:
+    def markers_ctc(self, possible_ctc: np.ndarray, cd45_at_background: bool = False
+                    ) -> np.ndarray:
         """The CellSearch definition read off the markers alone (``marker_calls``): the first
-        route's evidence, which no network output enters."""
+        route's evidence, which no network output enters. ``cd45_at_background``: and CD45
+        over the CK area read as background (``markers_cd45_band``), as the markers' call on
+        a cartridge asks: what overrules the network there must not be in doubt."""
+        band = self.rules.markers_cd45_band
         with np.errstate(invalid="ignore"):
-            return possible_ctc & self.marker_route & \
+            out = possible_ctc & self.marker_route & \
                 (self.col("ck_own_structure") >= self.rules.possible_ctc_structure)
+            if cd45_at_background:
+                out &= (np.abs(self.col("cd45_core")) <= band) & \
+                    (np.abs(self.col("cd45_over_ck")) <= band)
+        return out
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
                  measured: pd.DataFrame | None = None, groups: np.ndarray | None = None,
                  decision: DecisionRule | str | None = "spec", *,
                  max_leak: float | None = None,
-                 called: np.ndarray | None = None, start=None) -> pd.DataFrame:
+                 called: np.ndarray | None = None, start=None,
+                 cd45_at_background: bool = False) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
     their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
     definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
@@ -277,6 +286,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     cartridge prevalence; a crop set's calls are made without one, None, or at a stated
     prior). ``start``: what :func:`measure_for_guard_start` started ``measured`` from, if
     kept (the CD45 columns are then read without preparing the crops again).
+    ``cd45_at_background``: ``MARKERS_CTC`` also asks CD45 over the CK area to read as
+    background (``GuardRules.markers_cd45_band``), as the markers' call on a cartridge does.
     """
     rules = rules.with_leak(max_leak)
     proba = np.asarray(proba)
@@ -303,7 +314,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
         flags[rule.flag] = fired if rule.calls is None else fired & e.is_call(rule.calls)
     table = pd.DataFrame(flags)
     table["any"] = table[list(FLAGS)].any(axis=1)
-    table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy())
+    table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy(), cd45_at_background)
     return table
 
 

@@ -107,6 +107,17 @@ class GuardRules:
         Without it, bare nuclei (DAPI, no CK) the network half believed were 7,105 of the
         15,397 events the route showed on 20 full-size cartridges; the dim CTCs it is for
         reach 2.9-7.
+    markers_cd45_band
+        For the markers to call a cartridge's ``wbc`` call ``ctc`` on their own
+        (``MARKERS_CTC`` on a cartridge; crop folders' marker calls do not ask it), CD45
+        over the CK area must read as background: its median and
+        upper quartile of excess (``cd45_core``, ``cd45_over_ck``) within this many noise
+        units of zero, half ``cd45_level``. A reading below it is as telling as one above:
+        the leak fit took more than the CD45 channel holds, because that channel has CK's
+        shape (a leukocyte's dim CD45 under bright non-specific CK). On the 20 full-size
+        counting cartridges the 13 CTCs this call made read 0.18-0.53 and -0.05-0.07; the 3
+        leukocytes 1.65 / 1.08, -3.79 / -5.70 and -2.55 / -3.75 (checked on those same
+        cartridges: no independent set had such calls).
     possible_ctc_structure
         The least shape of its own that DAPI (over CK) and CK (over DAPI) must each have for
         a possible CTC: a nucleus inside a cytoplasm. At ``copy_level``'s 0.2,
@@ -140,6 +151,7 @@ class GuardRules:
     possible_ctc_proba: float = 0.1
     possible_ctc_doubt_ck_peak: float = 3.0
     possible_ctc_structure: float = 1.0
+    markers_cd45_band: float = 1.0
     around_ck_um: float = 2.0
     min_reference_events: int = 10
     copy_min_area_um2: float = 8.0
