@@ -3,11 +3,12 @@
 ``parts/<frame_id>.gallery.npz``), so a killed run loses and duplicates nothing, and a restarted
 one skips the frames whose part exists.
 
-``parts/run.json`` records what shaped the rows (:func:`run_fingerprint`: the model, panel and
-settings); a journal of another model or other settings is refused rather than mixed in.
-``parts/frames.json`` records each frame's files (:func:`frame_signatures`), so a frame
-replaced since its part was written is done again. Which events' crops are kept is the
-caller's choice, handed to :func:`write_part` as a function.
+``parts/run.json`` records what shaped the rows (:func:`run_fingerprint`: the model, panel,
+settings and the guard's levels); a journal of another model or other settings is refused
+rather than mixed in. ``parts/frames.json`` records each frame's files
+(:func:`frame_signatures`), so a frame replaced since its part was written is done again.
+Which events' crops are kept is the caller's choice, handed to :func:`write_part` as a
+function.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import InputError
+from ctcnet.inference.guard import RULES
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
@@ -72,10 +74,12 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
     # Likewise only when the calls are made under another rule than the model's own (--prior).
     rule = ({"decision": spec.decision.to_dict()} if spec.decision != backend.spec.decision
             else {})
+    # The guard's levels decide flags and the markers' call: frames made under other levels
+    # must not be mixed into one count.
     return {"model_sha256": digest, "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
-            "table_columns": TABLE_COLUMNS}
+            "guard": asdict(RULES), "table_columns": TABLE_COLUMNS}
 
 
 def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:

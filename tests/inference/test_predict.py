@@ -194,6 +194,21 @@ def test_journal_of_other_event_columns_is_refused(setup, tmp_path):
         predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
 
 
+def test_journal_of_other_guard_levels_is_refused(setup, tmp_path):
+    """Frames whose flags and markers' calls were made under other guard levels (an earlier
+    ctcnet's) are not mixed into one count."""
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "run"
+    predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET, report=False))
+    manifest = out / "parts" / "run.json"
+    earlier = json.loads(manifest.read_text())
+    earlier["guard"].pop("markers_cd45_band")
+    manifest.write_text(json.dumps(earlier))
+    with pytest.raises(InputError, match="other settings.*--overwrite"):
+        predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
+
+
 def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
     cart = tmp_path / "cart"
     shutil.copytree(setup["cart"], cart)
