@@ -179,33 +179,34 @@ def test_journal_of_another_model_is_refused(setup, tmp_path):
     assert summary.frames.resumed_from_journal == 0
 
 
-def test_journal_of_other_event_columns_is_refused(setup, tmp_path):
-    """A journal an earlier ctcnet wrote, whose parts hold other columns, is refused with the
-    way out, not resumed into events files it cannot assemble."""
+def _without_table_columns(run: dict) -> None:
+    run.pop("table_columns")
+
+
+def _without_a_guard_level(run: dict) -> None:
+    run["guard"].pop("markers_cd45_band")
+
+
+@pytest.mark.parametrize("earlier_run, match", [
+    # An earlier ctcnet's parts hold other columns: not resumed into events files it cannot
+    # assemble.
+    (_without_table_columns, "another version's event columns.*--overwrite"),
+    # Frames whose flags and markers' calls were made under other guard levels are not mixed
+    # into one count.
+    (_without_a_guard_level, "other settings.*--overwrite"),
+])
+def test_journal_of_an_earlier_ctcnet_is_refused(setup, tmp_path, earlier_run, match):
+    """A journal an earlier ctcnet wrote (other event columns, other guard levels) is refused
+    with the way out."""
     from ctcnet.errors import InputError
 
     out = tmp_path / "run"
     predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET, report=False))
     manifest = out / "parts" / "run.json"
     earlier = json.loads(manifest.read_text())
-    earlier.pop("table_columns")
+    earlier_run(earlier)
     manifest.write_text(json.dumps(earlier))
-    with pytest.raises(InputError, match="another version's event columns.*--overwrite"):
-        predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
-
-
-def test_journal_of_other_guard_levels_is_refused(setup, tmp_path):
-    """Frames whose flags and markers' calls were made under other guard levels (an earlier
-    ctcnet's) are not mixed into one count."""
-    from ctcnet.errors import InputError
-
-    out = tmp_path / "run"
-    predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET, report=False))
-    manifest = out / "parts" / "run.json"
-    earlier = json.loads(manifest.read_text())
-    earlier["guard"].pop("markers_cd45_band")
-    manifest.write_text(json.dumps(earlier))
-    with pytest.raises(InputError, match="other settings.*--overwrite"):
+    with pytest.raises(InputError, match=match):
         predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
 
 
