@@ -86,7 +86,7 @@ def _run_worker(args: list[str]) -> dict:
 
 # The 175-frame cartridge's configurations: (name, extra worker arguments).
 CONFIGS = (("defaults", []), ("--workers 0", ["--workers", "0"]),
-           ("--no-report", ["--no-report"]))
+           ("--no-report", ["--no-report"]), ("--saliency", ["--saliency"]))
 # With a GPU the defaults detect and cut crops on it; this row is the same run with that work
 # in numpy on the CPU, so the benchmark shows what the GPU path gains.
 GPU_CONFIGS = (("--frame-device numpy", ["--frame-device", "numpy"]),)
@@ -145,7 +145,8 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
     in ``workdir`` if the classification section has not made it), or torch on CUDA.
 
     Every size runs with the defaults; the middle size (175 frames) also with ``--workers 0``
-    (stages inline, so they add up), ``--no-report`` and, with a GPU, ``--frame-device numpy``
+    (stages inline, so they add up), ``--no-report``, ``--saliency`` (the gallery's saliency
+    maps drawn) and, with a GPU, ``--frame-device numpy``
     (detection and cropping on the CPU, against the defaults' GPU path). Beside the stages
     stand their floors (:mod:`ctcnet.benchmark.floors`), measured in the same run: reading
     and decoding the same frames alone, the frame stages' floors on the simulated frames, the
@@ -166,8 +167,8 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
 
         model_file = workdir / "model-fp32.onnx"
         export_onnx(model_path, model_file, precision="fp32", overwrite=True)
-        # The checkpoint beside its export, as the shipped model lies: the report then draws
-        # saliency maps (torch) exactly as ``ctcnet predict`` with the shipped model does.
+        # The checkpoint beside its export, as the shipped model lies: the ``--saliency`` run
+        # then draws saliency maps (torch) as ``ctcnet predict --saliency`` does.
         shutil.copyfile(model_path, workdir / Path(model_path).name)
     base_frames = min(max(settings.frame_counts), 175)
     base = simulate_base_cartridge(workdir / f"sim-{base_frames}", base_frames, settings)

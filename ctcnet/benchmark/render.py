@@ -237,12 +237,15 @@ def render_cartridges(k: dict) -> list[str]:
                       "`--frame-device numpy` does that work on the CPU."]
     saliency = {r.get("saliency") for r in k["rows"]}
     if saliency == {True}:
-        lines += ["", "The report includes the gallery's saliency maps (torch, imported for them "
-                  "alone), as `ctcnet predict` with the shipped model makes it."]
+        lines += ["", "The report in this record includes the gallery's saliency maps (torch, "
+                  "imported for them alone)."]
     elif saliency != {None}:
-        lines += ["", "The report in this record has no saliency maps (the measured model had "
-                  "no checkpoint beside it); with them the report imports torch, ~600 MB more "
-                  "peak memory with the CUDA build of torch."]
+        lines += ["", "The report draws the gallery without saliency maps, as `ctcnet predict` "
+                  "does unless `--saliency` asks for them (the review server draws them on "
+                  "demand)."]
+        if any("--saliency" in (r.get("configs") or {}) for r in k["rows"]):
+            lines[-1] += (" The `--saliency` row draws them: torch and the checkpoint loaded, "
+                          "the network run backwards on the gallery's crops.")
     f = k.get("flatness")
     if f:
         marginal = f.get("time_per_event_without_fixed")

@@ -21,7 +21,8 @@ from ctcnet.io.scan import open_cartridge, read_frame
 
 def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: str) -> dict:
     """One predict run as ``ctcnet predict`` makes it (flags: ``--workers N``,
-    ``--no-report``, ``--frame-device D``), then the write floor on its events table."""
+    ``--no-report``, ``--saliency``, ``--frame-device D``), then the write floor on its events
+    table."""
     # pandas, scipy: imported in the worker whose peak memory is measured, as predict would.
     from ctcnet.benchmark.floors import write_floor
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
@@ -34,6 +35,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
         options.workers = int(flags[flags.index("--workers") + 1])
     if "--no-report" in flags:
         options.report = None
+    if "--saliency" in flags:
+        options.saliency = True
     if "--frame-device" in flags:
         options.frame_device = flags[flags.index("--frame-device") + 1]
     summary = predict_cartridge(cartridge, engine, out, options)
@@ -43,7 +46,8 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
     return {"timings_s": summary.timings_s, "events": summary.events,
             "frames": asdict(summary.frames), "peak_rss_mb": peak,
             "device": engine.device_name, "frame_device": options.frame_device,
-            "saliency": options.report is not None and engine.explainer() is not None,
+            "saliency": bool(options.report is not None and options.saliency
+                             and engine.explainer() is not None),
             "write_floor": written}
 
 

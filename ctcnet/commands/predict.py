@@ -68,6 +68,10 @@ def add_arguments(parser) -> None:
                         help="the same as --prior balanced (kept for scripts that use it)")
     add_compensate_argument(parser, "the model sees every crop with")
     parser.add_argument("--no-report", action="store_true", help="skip gallery and HTML")
+    parser.add_argument("--saliency", action=argparse.BooleanOptionalAction, default=False,
+                        help="draw a per-channel saliency row under each gallery tile (loads "
+                             "torch and the model's checkpoint for it; default: off, the review "
+                             "server draws the row on demand, key s)")
     parser.add_argument("--report-overlap", action=argparse.BooleanOptionalAction, default=False,
                         help="with several cartridges, draw each one's report (gallery, "
                              "index.html) in a background worker while the next one's frames "
@@ -126,7 +130,7 @@ def run(args) -> int:
                              frame_device=args.frame_device, detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,
                              report=None if args.no_report else review,
-                             report_overlap=args.report_overlap,
+                             saliency=args.saliency, report_overlap=args.report_overlap,
                              compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",
                              prior=prior, pixel_size=args.pixel_size,

@@ -58,7 +58,11 @@ class PredictOptions:
     # (``ctcnet.report.review``, as ``ctcnet predict`` passes it); None: no report. Handed in
     # because the report is a layer above this one.
     report: RunReport | None = None
-    saliency: bool = True        # per-channel saliency maps in the review gallery
+    # A per-channel saliency row under each gallery tile. Off by default: it loads torch and
+    # the checkpoint and runs the network backwards (on a GPU, cuDNN tunes kernels for every
+    # new batch shape), a fixed cost of seconds per cartridge before its report is done; the
+    # review server draws the same row on demand.
+    saliency: bool = False
     # Several cartridges (predict_inputs): draw each one's report in a background worker while
     # the next one's frames run (``ctcnet.inference.report_overlap``); False: one after another.
     # Off by default: no gain measured yet on 2 cores, and the report process adds ~570 MB.

@@ -2,8 +2,8 @@
 cartridges, ``PredictOptions.report_overlap``).
 
 Predict finishes a cartridge in two steps: its events (frames, tables, ``summary.json``), then
-its report (the gallery with its saliency maps, ``index.html``, ``summary.json`` again with the
-report's timing). :class:`ReportJob` is the second step, :class:`PendingReport` the job not yet
+its report (the gallery, with saliency maps if asked, ``index.html``, ``summary.json`` again with
+the report's timing). :class:`ReportJob` is the second step, :class:`PendingReport` the job not yet
 done, holding the cartridge folder's lock until it is. :class:`ReportWorker` does each job in
 one worker beside the main thread, which meanwhile reads, detects and classifies the next
 cartridge's frames:

@@ -48,12 +48,16 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def grad_cam(model: nn.Module, crops, target_class: int | Sequence[int] | None = None,
-             batch_size: int = 64) -> np.ndarray:
+             batch_size: int = 64, fixed_batch: bool | None = None) -> np.ndarray:
     """Per-channel saliency (N, C, H, W) in [0, 1] for ``target_class`` (default: the call).
 
     ``model`` is a :class:`~ctcnet.nn.classifier.CTCClassifier` (raw counts in, logits out);
     ``crops`` raw counts (N, C, H, W) as numpy or torch; ``target_class`` one class index for
-    all events, one per event, or None for each event's predicted class.
+    all events, one per event, or None for each event's predicted class. ``fixed_batch``: run
+    every batch at ``batch_size`` crops, the last one padded with blank crops (default: on a
+    GPU, where cuDNN in benchmark mode, as predict sets it, tunes its kernels afresh for every
+    new input shape, forwards and backwards, which costs more than the padded rows). Each
+    crop's map is its own: the network in eval mode mixes nothing across a batch.
     """
     x_all = torch.as_tensor(np.asarray(crops, dtype=np.float32))
     if x_all.ndim != 4:
@@ -66,14 +70,20 @@ def grad_cam(model: nn.Module, crops, target_class: int | Sequence[int] | None =
         if targets.shape != (n,):
             raise ValueError(f"need one target class per crop ({n}), got {targets.shape}")
     device = next(model.parameters()).device
+    if fixed_batch is None:
+        fixed_batch = device.type == "cuda"
     was_training = model.training
     model.eval()
     out = []
     try:
         for start in range(0, n, batch_size):
-            x = x_all[start:start + batch_size].to(device)
+            x = x_all[start:start + batch_size]
             t = None if targets is None else torch.as_tensor(targets[start:start + batch_size])
-            out.append(_grad_cam_batch(model, x, t).cpu().numpy())
+            kept = len(x)
+            if fixed_batch and kept < batch_size:
+                x = torch.cat([x, x.new_zeros((batch_size - kept, *x.shape[1:]))])
+                t = None if t is None else torch.cat([t, t.new_zeros(batch_size - kept)])
+            out.append(_grad_cam_batch(model, x.to(device), t)[:kept].cpu().numpy())
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros(tuple(x_all.shape), np.float32)

@@ -235,6 +235,32 @@ def test_grad_cam_has_the_crops_shape(arch):
     assert np.allclose(imp.sum(axis=1)[imp.sum(axis=1) > 0], 1)
 
 
+def test_grad_cam_in_fixed_batches_gives_each_crop_its_own_map():
+    # A GPU runs every batch at one shape (the last padded with blank crops): the maps of the
+    # real crops must not change.
+    torch.manual_seed(0)
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
+    model = build_classifier(spec)
+    x, y = toy_crops(3, seed=6)
+    plain = grad_cam(model, x, target_class=list(y), batch_size=5, fixed_batch=False)
+    padded = grad_cam(model, x, target_class=list(y), batch_size=5, fixed_batch=True)
+    assert len(x) % 5 and padded.shape == plain.shape
+    np.testing.assert_allclose(padded, plain, atol=1e-5)
+    np.testing.assert_allclose(grad_cam(model, x, batch_size=5, fixed_batch=True),
+                               grad_cam(model, x, batch_size=5), atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_grad_cam_on_cuda_matches_the_cpu():
+    torch.manual_seed(0)
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=SIZE)
+    model = build_classifier(spec)
+    x, y = toy_crops(3, seed=6)
+    on_cpu = grad_cam(model, x, target_class=list(y), batch_size=5)
+    on_gpu = grad_cam(model.cuda(), x, target_class=list(y), batch_size=5)  # padded batches
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=2e-2)  # cuDNN may run convs in TF32
+
+
 def test_grad_cam_points_at_the_marker_a_trained_model_uses():
     """A tiny model trained to tell CTCs (CK+) from WBCs (CD45+) credits CK for its CTC calls."""
     torch.manual_seed(0)

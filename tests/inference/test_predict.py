@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import save_tiny_model
+from conftest import run_cli, save_tiny_model
 
 from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
@@ -108,6 +108,25 @@ def test_outputs_per_cartridge(setup):
     assert on_disk["ground_truth"]["detection"]["recall"] == pytest.approx(recall["recall"])
     assert on_disk["ground_truth"]["true_counts"] == {
         n: int((truth["class"] == n).sum()) for n in names}
+
+
+def test_gallery_has_a_saliency_row_only_when_asked(setup, tmp_path, capsys):
+    # By default a gallery tile is one row (channels and overlay) and no saliency is computed;
+    # --saliency adds the per-channel saliency row under it (the review server draws the same
+    # row on demand).
+    def tile_rows(*flag):
+        out = tmp_path / ("with" if flag else "without")
+        status, err = run_cli(capsys, "predict", setup["cart"], "--out", out, "--model",
+                              setup["model"], "--device", "cpu", "--quiet", "--workers", "0",
+                              *flag)
+        assert status == 0, err
+        summary = json.loads(next(out.glob("*/summary.json")).read_text())
+        return {(cat, p["path"]): (p["height"] - review.LABEL_HEIGHT) / len(p["event_ids"])
+                for cat, g in summary["gallery"].items() for p in g["pages"]}
+
+    plain, salient = tile_rows(), tile_rows("--saliency")
+    assert plain and plain.keys() == salient.keys()
+    assert all(salient[k] - plain[k] >= CROP for k in plain), (plain, salient)
 
 
 def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path):

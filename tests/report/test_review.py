@@ -46,7 +46,8 @@ def results(tmp_path_factory):
     save_tiny_model(base / "model.pt", crop_size=CROP)
     backend = load_backend(base / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(base / "cart", backend, base / "results" / "P001",
-                      PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review))
+                      PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review,
+                                     saliency=True))
     # An untrained model is unsure of everything; make it sure of the events without a
     # gallery tile (the pool of the quality-control sample) and call two of the rest ctc.
     sample = base / "results" / "P001"
