@@ -1,6 +1,6 @@
-"""Several cartridges in one `ctcnet predict` run: each report drawn one after another
-(the default) against beside the next cartridge's frames (``--report-overlap``: in a report
-process; in a thread, to compare).
+"""Several cartridges in one `ctcnet predict` run: each report drawn beside the next
+cartridge's frames (the default: in a report process; in a thread, to compare) against one
+after another (``--no-report-overlap``).
 
     python scripts/bench_report_overlap.py --frames 24,28,32,36 --repeats 2 --record docs
 
@@ -59,8 +59,8 @@ sys.exit(rc)
 STAGES = ("read", "detect", "crop", "guard", "classify", "write", "report")
 
 
-MODES = {"sequential": "sequential (the default)",
-         "process": "overlapped (--report-overlap: a report process)",
+MODES = {"sequential": "sequential (--no-report-overlap)",
+         "process": "overlapped (the default: a report process)",
          "thread": "overlapped in a thread (for comparison)"}
 
 
@@ -77,8 +77,8 @@ def run_once(scans: Path, out: Path, mode: str, nice: int = 0) -> dict:
     """One `ctcnet predict` process on every cartridge under ``scans`` (at ``nice``: below 0,
     other work on a shared machine yields it the cores, which steadies the figures)."""
     cmd = [sys.executable, "-c", CHILD, "predict", str(scans), "--out", str(out), "--overwrite",
-           "--quiet", "--device", "cpu"] + ([] if mode == "sequential"
-                                            else ["--report-overlap"])
+           "--quiet", "--device", "cpu"] + (["--no-report-overlap"] if mode == "sequential"
+                                            else [])
     env = dict(os.environ, BENCH_REPORT_WORKER=mode)
     load = load_average()
     t0 = time.perf_counter()

@@ -72,10 +72,11 @@ def add_arguments(parser) -> None:
                         help="draw a per-channel saliency row under each gallery tile (loads "
                              "torch and the model's checkpoint for it; default: off, the review "
                              "server draws the row on demand, key s)")
-    parser.add_argument("--report-overlap", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--report-overlap", action=argparse.BooleanOptionalAction, default=True,
                         help="with several cartridges, draw each one's report (gallery, "
                              "index.html) in a background worker while the next one's frames "
-                             "run (default: off, one after another; see docs/predict.md)")
+                             "run (default: on; --no-report-overlap: one after another; see "
+                             "docs/predict.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
 
 

@@ -65,8 +65,9 @@ class PredictOptions:
     saliency: bool = False
     # Several cartridges (predict_inputs): draw each one's report in a background worker while
     # the next one's frames run (``ctcnet.inference.report_overlap``); False: one after another.
-    # Off by default: no gain measured yet on 2 cores, and the report process adds ~570 MB.
-    report_overlap: bool = False
+    # On a quiet 2-core machine 0.93x the wall time of one after another, for ~260 MB in the
+    # report process (docs/benchmarks.md, "Several cartridges"; ~570 MB more with saliency).
+    report_overlap: bool = True
     # Class for events cut by the frame border (not intact, so never counted as CTCs); None
     # keeps the model's call. The model's own call stays in the ``model_class`` column.
     edge_cut_as: str | None = "debris"

@@ -159,11 +159,11 @@ def test_a_failed_background_report_names_its_sample_and_a_rerun_draws_it(setup,
             "report": "done"}
 
 
-def test_the_overlap_is_asked_for_and_off_by_default():
+def test_the_overlap_is_on_by_default_and_can_be_turned_off():
     from ctcnet.cli import build_parser
 
     parser = build_parser()
     default = parser.parse_args(["predict", "scans", "--out", "results"])
-    on = parser.parse_args(["predict", "scans", "--out", "results", "--report-overlap"])
-    assert default.report_overlap is False and on.report_overlap is True
-    assert PredictOptions().report_overlap is False
+    off = parser.parse_args(["predict", "scans", "--out", "results", "--no-report-overlap"])
+    assert default.report_overlap is True and off.report_overlap is False
+    assert PredictOptions().report_overlap is True
