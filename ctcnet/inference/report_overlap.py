@@ -18,7 +18,8 @@ cartridge's frames:
   another). The job travels pickled: the events table, the journal's gallery index (the
   crops are read from the journal there) and the summary; the worker loads its own saliency
   model from the checkpoint (``backends.portable_explainer``). **A thread** (``"thread"``)
-  where the model lives only in this process (on a GPU, or given in memory).
+  where saliency is asked for and the model lives only in this process (on a GPU, or given in
+  memory).
 * **Errors**: a report that fails is raised at the next wait as :class:`ReportError`, naming
   the sample and its folder (the worker's traceback chained); its events tables and
   ``summary.json`` were written before the report started, and the resume journal marks the
@@ -235,9 +236,9 @@ class ReportWorker:
 
 
 def report_worker(backend, saliency: bool, overlap: bool) -> ReportWorker:
-    """The worker of a run's reports: inline without ``overlap``; else a process where the
-    saliency model can be made there (``backends.portable_explainer``: on a CPU), a thread
-    where it cannot."""
+    """The worker of a run's reports: inline without ``overlap``; else a process where no
+    saliency is asked for or its model can be made there (``backends.portable_explainer``: on
+    a CPU), a thread where it cannot."""
     if not overlap:
         return ReportWorker(None)
     portable, factory = portable_explainer(backend)
