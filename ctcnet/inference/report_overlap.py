@@ -241,10 +241,10 @@ def report_worker(backend, saliency: bool, overlap: bool) -> ReportWorker:
     a CPU), a thread where it cannot."""
     if not overlap:
         return ReportWorker(None)
+    if not saliency:  # no model travels: the process needs no explainer (nor its checkpoint)
+        return ReportWorker("process")
     portable, factory = portable_explainer(backend)
-    if portable or not saliency:
-        return ReportWorker("process", factory)
-    return ReportWorker("thread")
+    return ReportWorker("process", factory) if portable else ReportWorker("thread")
 
 
 _blas_limit = None  # a report process's BLAS limit, held for its life

@@ -46,9 +46,8 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     190 ``wbc`` calls with those markers were 13 CTCs, 21 debris and 155 leukocytes (and one
     no object of the truth), and the 15 this picks 13 CTCs and 2 debris (with CD45 read at
     the background, ``GuardRules.markers_cd45_band``: 3 leukocytes more without it;
-    docs/markers.md); the others, and ``debris``
-    calls with those markers (blobs, tdEVs, CTC fragments outnumber the CTCs there), stay
-    possible CTCs for a person."""
+    docs/markers.md); the others, and ``debris`` calls with those markers (blobs, tdEVs, CTC
+    fragments outnumber the CTCs there), stay possible CTCs for a person."""
     names = list(class_names)
     if "ctc" not in names or "wbc" not in names or not len(model_class):
         return np.zeros(len(model_class), bool)
