@@ -183,28 +183,33 @@ def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> I
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
-                       device=None) -> tuple[np.ndarray, dict]:
+                       device=None, workers: int = 0) -> tuple[np.ndarray, dict]:
     """CK's spillover of a scan, from the events of up to ``SPILLOVER_FRAMES`` frames spread
     evenly over it (the same frames on every run of the cartridge, so a resumed run takes off
-    the same leaks). Returns the (C,) leaks in model channel order and their record."""
+    the same leaks), prepared by ``workers`` frame threads (0: inline). Returns the (C,) leaks
+    in model channel order and their record."""
     t0 = time.perf_counter()
     frames = cartridge.frames
     picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), SPILLOVER_FRAMES))
                       .round().astype(int)) if frames else []
-    ratios, sds, events = [], [], 0
-    for i in picks:
+
+    def frame_ratios(i: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+        # The ratios only, made in the frame thread: a frame's crops (~40 MB) are let go there.
         work = prepare_frame(frames[i], cartridge, spec, config, device, guard=False)
-        if work.error is None and len(work.crops):
-            ratio, sd = scan_ratios(work.crops, spec.panel)
-            ratios.append(ratio)
-            sds.append(sd)
-            events += len(work.crops)
+        if work.error is not None or not len(work.crops):
+            return None
+        return (*scan_ratios(work.crops, spec.panel), len(work.crops))
+
+    # The model waits for these leaks, so this pass has the frame threads to itself.
+    measured = [r for r in ordered_prefetch(list(picks), frame_ratios, workers, workers)
+                if r is not None]
     width = spec.panel.num_channels
-    ratio = np.concatenate(ratios) if ratios else np.zeros((0, width))
-    sd = np.concatenate(sds) if sds else np.zeros((0, width))
+    ratio = np.concatenate([r[0] for r in measured]) if measured else np.zeros((0, width))
+    sd = np.concatenate([r[1] for r in measured]) if measured else np.zeros((0, width))
     leaks = leaks_from_ratios(ratio, sd, spec.panel)
-    record = leak_record(leaks, spec.panel, frames=len(picks), events=events,
-                         ck_events=int(len(ratio)), seconds=round(time.perf_counter() - t0, 3))
+    record = leak_record(leaks, spec.panel, frames=len(picks),
+                         events=sum(r[2] for r in measured), ck_events=int(len(ratio)),
+                         seconds=round(time.perf_counter() - t0, 3))
     log.info("%s: CK spillover %s (from %d CK+ events of %d frames)", cartridge.sample_id,
              record["leaks"], len(ratio), len(picks))
     return leaks, record

@@ -193,9 +193,10 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
     import_frame_modules(cartridge, spec, device)  # before any frame thread starts
+    workers = default_workers(backend) if options.workers is None else options.workers
     leaks, spillover = None, None
     if compensated:
-        leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device)
+        leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
     work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device,  # noqa: E731
                                       leaks)
@@ -228,7 +229,6 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
 
     with _progress(len(todo), cartridge.sample_id, options.quiet) as progress:
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
-        workers = default_workers(backend) if options.workers is None else options.workers
         for work in ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers)):
             for stage, s in work.seconds.items():
                 seconds[stage] += s

@@ -233,7 +233,7 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
     import pandas as pd
 
     from ctcnet.errors import InputError
-    from ctcnet.inference.frames import prepare_frame
+    from ctcnet.inference.frames import measure_scan_leaks, prepare_frame
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.io.scan import open_cartridge
 
@@ -262,6 +262,11 @@ def test_predict_compensate_measures_the_cartridge_and_resumes_alike(leaky_cartr
     # The measuring pass reads the crops only: no guard measurements it would throw away.
     crops_only = prepare_frame(frame, cartridge, spec, PredictOptions().detect, guard=False)
     assert crops_only.measured is None and np.array_equal(crops_only.crops, raw.crops)
+    # The frame threads measure the same leaks as one thread does (the frames in their order).
+    inline, threaded = (measure_scan_leaks(cartridge, spec, PredictOptions().detect,
+                                           workers=n) for n in (0, 2))
+    assert np.array_equal(inline[0], threaded[0])
+    assert inline[1]["leaks"] == record["leaks"] and threaded[1]["events"] == record["events"]
 
     class Stop(Exception):
         pass
