@@ -83,6 +83,7 @@ from ctcnet.inference.options import (
 )
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.resources import (
+    keep_frame_buffers,
     peak_memory_mb,
     release_free_memory,
     single_threaded_blas,
@@ -193,6 +194,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
     import_frame_modules(cartridge, spec, device)  # before any frame thread starts
+    keep_frame_buffers()  # a cartridge after the first: undo the report's memory setting
     workers = default_workers(backend) if options.workers is None else options.workers
     leaks, spillover = None, None
     if compensated:

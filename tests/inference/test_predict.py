@@ -549,3 +549,46 @@ def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch)
     assert (kept["class"].astype(str).to_numpy() == whole["class"].to_numpy()).all()
     assert (kept["event_id"].to_numpy() == whole["event_id"].to_numpy()).all()
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_every_cartridges_frames_keep_their_buffers_and_the_report_gives_them_back(
+        setup, tmp_path, monkeypatch):
+    """The allocator's settings a run makes, in order: each cartridge's frames are prepared
+    with freed frame-sized blocks kept for reuse (glibc's thresholds set back from the 1 MiB
+    the previous cartridge's tables and report left), and after its frames the memory is
+    handed back. Without the setting back, every cartridge after a process's first faulted
+    in each frame-sized array afresh."""
+    from ctcnet.inference import predict, resources
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append(("mallopt", param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim",))
+            return 1
+
+    prepare = predict.prepare_frame
+
+    def recorded(frame, *args, **kwargs):
+        calls.append(("frame", frame.frame_id))
+        return prepare(frame, *args, **kwargs)
+
+    monkeypatch.setattr(resources, "_libc", lambda: FakeLibc())
+    monkeypatch.setattr(predict, "prepare_frame", recorded)
+    for run in ("first", "second"):
+        predict_cartridge(setup["cart"], setup["backend"], tmp_path / run,
+                          PredictOptions(**QUIET, report=False))
+    mmap = [c for c in calls if c[0] == "mallopt" and c[1] == resources._M_MMAP_THRESHOLD]
+    assert [c[2] for c in mmap] == [resources.FRAME_LOOP_MMAP, 1 << 20, 1 << 20] * 2
+    threshold = None
+    for call in calls:
+        if call[0] == "mallopt" and call[1] == resources._M_MMAP_THRESHOLD:
+            threshold = call[2]
+        elif call[0] == "frame":
+            assert threshold == resources.FRAME_LOOP_MMAP, call
+    assert sum(c[0] == "frame" for c in calls) == 6
+    assert ("mallopt", resources._M_TRIM_THRESHOLD, resources.FRAME_LOOP_TRIM) in calls
