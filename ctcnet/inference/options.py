@@ -65,8 +65,10 @@ class PredictOptions:
     saliency: bool = False
     # Several cartridges (predict_inputs): draw each one's report in a background worker while
     # the next one's frames run (``ctcnet.inference.report_overlap``); False: one after another.
-    # On a quiet 2-core machine 0.93x the wall time of one after another, for ~260 MB in the
-    # report process (docs/benchmarks.md, "Several cartridges"; ~570 MB more with saliency).
+    # On a 2-core machine about the wall time of one after another (1.01x: the frame loop
+    # leaves a core little idle time to fill), for ~260 MB in the report process
+    # (docs/benchmarks.md, "Several cartridges"; ~570 MB more with saliency); on a machine
+    # with cores to spare the report leaves the next cartridge's path.
     report_overlap: bool = True
     # Class for events cut by the frame border (not intact, so never counted as CTCs); None
     # keeps the model's call. The model's own call stays in the ``model_class`` column.

@@ -95,12 +95,13 @@ def robust_background(crops: np.ndarray, step: int = 2) -> tuple[np.ndarray, np.
 
 def mean3x3(images: np.ndarray) -> np.ndarray:
     """The 3x3 mean of (..., H, W) float images, edges mirrored (scipy's ``uniform_filter`` up
-    to float rounding, in a third of its time on a frame's crops).
+    to float rounding, in less than half its time on a frame's crops).
 
     Sums of shifted views of the padded images taken as one flat line: a shift by one padded
-    row, then by one pixel, each a single long addition (per-row shifts along the last axis
-    ran as one short loop per image row and cost twice as much). A sum that runs past a row's
-    or an image's end lands only on the padding, which is cut off.
+    row, then by one pixel, each a single long addition (shifts along the last axis image row
+    by image row ran as many short loops: 7.0 against 4.5 ms on a frame's crops, the same
+    numbers). A sum that runs past a row's or an image's end lands only on the padding, which
+    is cut off.
     """
     pad = [(0, 0)] * (images.ndim - 2) + [(1, 1), (1, 1)]
     padded = np.pad(images, pad, mode="symmetric")
