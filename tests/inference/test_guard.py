@@ -505,3 +505,21 @@ def test_a_granulocyte_with_ck_and_dim_cd45_is_no_possible_ctc(rng, spec):
     assert flags["possible_ctc"].tolist() == [False, True]
     m = measure(crops, spec.panel, spec.pixel_size_um)
     assert m["exclusion_around_ck"][0] > 2.0 > m["exclusion_around_ck"][1]
+
+
+def test_mask_rim_and_growth_are_scipys_erosion_and_dilation_within_each_crop():
+    """The guard's mask operations give scipy's in-plane binary erosion and dilation exactly,
+    on random masks of any shape (crops of one pixel, masks touching the crop border, empty and
+    full ones)."""
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    from ctcnet.inference.guard.masks import IN_PLANE, grown, rim
+
+    rng = np.random.default_rng(11)
+    for shape in ((40, 38, 38), (3, 5, 7), (2, 1, 1), (2, 2, 3), (0, 4, 4)):
+        for share in (0.0, 0.02, 0.3, 0.8, 1.0):
+            mask = rng.random(shape) < share
+            assert np.array_equal(rim(mask), mask & ~binary_erosion(mask, structure=IN_PLANE))
+            for steps in (1, 2, 4):
+                assert np.array_equal(grown(mask, steps),
+                                      binary_dilation(mask, structure=IN_PLANE, iterations=steps))

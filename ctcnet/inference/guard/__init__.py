@@ -10,6 +10,8 @@ The package has one module per job:
   :func:`measure_for_guard`, made before the calls, :func:`measure_for_guard_start`, the same
   with what they started from; :class:`ExclusionReader`, the costly leak fits, for the events
   whose flags read them);
+* :mod:`.masks`: the per-crop mask operations the measurements use (the disk they read,
+  connected parts within each crop, a mask's rim and its growth);
 * :mod:`.reference`: the leukocytes of the frame as the DNA and focus reference, and the
   training events as the out-of-distribution reference (:func:`fit_reference`);
 * :mod:`.flags`: the flags as a table of rules (:data:`FLAG_RULES`) and
@@ -31,11 +33,11 @@ from ctcnet.inference.guard.calls import (
     markers_overrule,
 )
 from ctcnet.inference.guard.flags import FLAG_RULES, Evidence, FlagRule, review_flags
+from ctcnet.inference.guard.masks import disk_core
 from ctcnet.inference.guard.measurements import (
     CD45_COLUMNS,
     ExclusionReader,
     box_least_squares,
-    disk_core,
     measure,
     measure_for_guard,
     measure_for_guard_start,

@@ -18,9 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import label, uniform_filter
+from scipy.ndimage import uniform_filter
 
 from ctcnet.core.robust import percentiles
+from ctcnet.inference.guard.masks import (
+    box_with_margin,
+    central_component,
+    disk_core,
+    grown,
+    rim,
+    touching_parts,
+)
 from ctcnet.inference.guard.rules import (
     CTC_DYE_ROLES,
     EDGE_LEVELS,
@@ -167,7 +175,7 @@ class _Batch:
         background, noise = robust_background(x)
         radius_px = rules.radius_um / pixel_size_um
         full_disk = disk_core(h_full, w_full, radius_px)
-        (y0, y1), (x0, x1) = _box_with_margin(full_disk, 1)
+        (y0, y1), (x0, x1) = box_with_margin(full_disk, 1)
         x = x[:, :, y0:y1, x0:x1]
         signal = mean3x3(x - background[:, :, None, None])
         ck, dna, cd45 = (panel.index_of_role(r) for r in ("epithelial", "nucleus", "leukocyte"))
@@ -214,7 +222,7 @@ class _Batch:
         # neighbour inside the disk must not raise it above a dim CTC's whole cytoplasm.
         centre_peak = centre_score.reshape(n, -1).max(axis=1)
         level = np.maximum(self.rules.area_level, 0.25 * centre_peak)[:, None, None]
-        self.area = _central_component(self.ck_z > level, centre_score)
+        self.area = central_component(self.ck_z > level, centre_score)
         self.ck_area = self.area.sum(axis=(1, 2)).astype(np.float32)
 
     def standardised(self, rows: np.ndarray, pair: list[int]) -> np.ndarray:
@@ -265,7 +273,7 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
     has_area = batch.ck_area > 0
     out["dna_in_ck"] = np.where(has_area, np.where(area, batch.z[:, dna], -np.inf)
                                 .reshape(n, -1).max(axis=1), 0.0)
-    nucleus = _touching_parts((batch.z[:, dna] > batch.rules.area_level) & disk,
+    nucleus = touching_parts((batch.z[:, dna] > batch.rules.area_level) & disk,
                               area | batch.core(0.25))
     out["dna_content"] = (batch.signal[:, dna] * nucleus).sum(axis=(1, 2))
     out["dna_edge_um"] = _edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
@@ -317,7 +325,7 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     # DAPI, the CK area is the nucleus and the ring lies outside it. Read the markers over the
     # CK area grown by the membrane's reach (for the missed-CTC check).
     grow = max(1, int(round(rules.around_ck_um / batch.pixel_size_um)))
-    around = _grown(batch.area[rows], grow) & disk
+    around = grown(batch.area[rows], grow) & disk
     own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
     worst = np.full(int(rows.sum()), -np.inf, np.float32)
     for excess in _marker_excess(signal, noise, clipped, disk, exclusion, own, rules.max_leak):
@@ -409,46 +417,6 @@ def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float, high: float
     return share
 
 
-def _box_with_margin(mask: np.ndarray, margin: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Row and column ranges of ``mask``'s bounding box grown by ``margin`` (within bounds)."""
-    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(ys):
-        return (0, mask.shape[0]), (0, mask.shape[1])
-    return ((max(0, ys[0] - margin), min(mask.shape[0], ys[-1] + 1 + margin)),
-            (max(0, xs[0] - margin), min(mask.shape[1], xs[-1] + 1 + margin)))
-
-
-def disk_core(h: int, w: int, radius_px: float) -> np.ndarray:
-    """Boolean (H, W) disk of ``radius_px`` round the crop centre."""
-    yy, xx = np.mgrid[:h, :w]
-    return (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= radius_px ** 2
-
-
-# 4-connectivity within each crop of an (N, H, W) stack; never connects two crops.
-_IN_PLANE = np.zeros((3, 3, 3), bool)
-_IN_PLANE[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
-
-
-def _central_component(mask: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Per crop, the connected part of ``mask`` holding the best-scoring central pixel: the
-    centred object's own CK, not a neighbour's."""
-    n = len(mask)
-    labels, _ = label(mask, structure=_IN_PLANE)
-    best = np.where(mask, score, -np.inf).reshape(n, -1).argmax(axis=1)
-    chosen = labels.reshape(n, -1)[np.arange(n), best]
-    return (labels == chosen[:, None, None]) & (chosen[:, None, None] > 0)
-
-
-def _touching_parts(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """Per crop, the connected parts of ``mask`` that share a pixel with ``seed`` (an
-    apoptotic nucleus in pieces keeps all its pieces inside the CK area)."""
-    labels, count = label(mask, structure=_IN_PLANE)
-    keep = np.zeros(count + 1, bool)
-    keep[labels[mask & seed]] = True
-    keep[0] = False
-    return keep[labels]
-
-
 def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.ndarray:
     """Per crop, the width (px) of the nucleus's edge: how far its DAPI takes to fall from 75 %
     to 25 % of its own peak, as (area above 25 % - area above 75 %) / length of the 50 %
@@ -462,41 +430,12 @@ def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nd
     level = np.maximum(peak, 0.0)[:, None, None]
     low, mid, high = EDGE_LEVELS
     # The parts above the low level that touch the nucleus: the area above ``low`` itself.
-    outline = _touching_parts((dna > low * level) & disk, nucleus)
+    outline = touching_parts((dna > low * level) & disk, nucleus)
     above = {low: outline, **{share: outline & (dna > share * level) for share in (mid, high)}}
-    contour = _rim(above[mid]).sum(axis=(1, 2))
+    contour = rim(above[mid]).sum(axis=(1, 2))
     width = (above[low].sum(axis=(1, 2)) - above[high].sum(axis=(1, 2))) / \
         np.maximum(contour, 1)
     return np.where(contour > 0, width, np.nan).astype(np.float32)
-
-
-def _rim(mask: np.ndarray) -> np.ndarray:
-    """Per crop of an (N, H, W) stack, the pixels of ``mask`` with a 4-neighbour outside it
-    (beyond the crop's border counts as outside): ``mask & ~binary_erosion(mask)`` with the
-    in-plane cross, by four shifted ANDs (scipy's erosion took three times as long)."""
-    inner = mask.copy()
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    inner[:, :, 1:] &= mask[:, :, :-1]
-    inner[:, :, :-1] &= mask[:, :, 1:]
-    inner[:, [0, -1]] = False
-    inner[:, :, [0, -1]] = False
-    return mask & ~inner
-
-
-def _grown(mask: np.ndarray, steps: int) -> np.ndarray:
-    """Per crop of an (N, H, W) stack, ``mask`` grown by ``steps`` 4-neighbour steps within the
-    crop: scipy's ``binary_dilation`` with the in-plane cross and ``iterations=steps``, by
-    shifted ORs."""
-    grown = mask.copy()
-    for _ in range(steps):
-        step = grown.copy()
-        step[:, 1:] |= grown[:, :-1]
-        step[:, :-1] |= grown[:, 1:]
-        step[:, :, 1:] |= grown[:, :, :-1]
-        step[:, :, :-1] |= grown[:, :, 1:]
-        grown = step
-    return grown
 
 
 def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
