@@ -50,8 +50,16 @@ def scan(rng, n_ck_only: int, n_double: int, leaks: dict[int, float],
 
 
 def test_mean3x3_is_scipys_uniform_filter():
-    x = np.random.default_rng(0).normal(size=(2, 3, 9, 11)).astype(np.float32)
-    assert np.allclose(spillover.mean3x3(x), uniform_filter(x, size=(1, 1, 3, 3)), atol=1e-5)
+    """Any stack of images, down to one pixel a side, in float32 and float64: the shape and
+    type it was given, scipy's numbers up to float rounding."""
+    rng = np.random.default_rng(0)
+    for shape in ((2, 3, 9, 11), (4, 1, 1), (3, 1, 6), (5, 2), (2, 2, 40, 40)):
+        for dtype in (np.float32, np.float64):
+            x = rng.normal(size=shape).astype(dtype)
+            got = spillover.mean3x3(x)
+            assert got.shape == x.shape and got.dtype == x.dtype
+            size = (1,) * (x.ndim - 2) + (3, 3)
+            assert np.allclose(got, uniform_filter(x, size=size), atol=1e-5)
 
 
 def test_the_leak_is_the_floor_of_ck_events_not_their_co_expression():
