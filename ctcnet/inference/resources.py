@@ -7,6 +7,7 @@ model (:func:`single_threaded_blas`), freed memory kept for the frame loop
 
 from __future__ import annotations
 
+import functools
 import resource
 import sys
 from pathlib import Path
@@ -33,8 +34,11 @@ FRAME_LOOP_MMAP = 32 << 20
 FRAME_LOOP_TRIM = 64 << 20
 
 
+@functools.lru_cache(maxsize=1)
 def _libc():
-    """glibc through ctypes, or None (another C library, or none found)."""
+    """glibc through ctypes, or None (another C library, or none found). Looked up once a
+    process: ``find_library`` runs ``ldconfig`` in a subprocess, and a run asks before every
+    cartridge's frames and twice after."""
     import ctypes
     import ctypes.util
 
