@@ -352,4 +352,8 @@ def _check_metadata(model_bytes: bytes, metadata: dict[str, str], path: Path) ->
     if int(spec.get("format", 1)) > SPEC_FORMAT:
         raise InputError(f"model spec format {spec['format']} is newer than this runtime "
                          f"understands ({SPEC_FORMAT}); upgrade ctcnet", path)
+    # The values no working model has (a temperature that is not a positive number, a crop
+    # size or review threshold out of range, an unknown symmetry or decision rule) are
+    # refused here, as loading the checkpoint refuses them, not met later as NaN.
+    ModelSpec.from_dict(spec, str(path))
     return spec

@@ -227,6 +227,26 @@ def test_newer_spec_format_refused(tiny, tmp_path):
         OnnxClassifier(_edited(tiny[0], tmp_path, newer_format))
 
 
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
+def test_signed_spec_without_a_working_temperature_refused(tiny, tmp_path, temperature):
+    """A correctly signed file whose spec no working model has (here a temperature that is not
+    a positive number, which turns every probability into NaN) is refused at load, as loading
+    its checkpoint would refuse it."""
+    from ctcnet.deploy.runtime import DIGEST_KEY, model_digest
+
+    def bad_temperature(proto):
+        meta = {p.key: p.value for p in proto.metadata_props}
+        spec = json.loads(meta["ctcnet_spec"])
+        spec["temperature"] = temperature
+        meta["ctcnet_spec"] = json.dumps(spec)
+        onnx.helper.set_model_props(proto, meta)
+        meta[DIGEST_KEY] = model_digest(proto.SerializeToString(), meta)
+        onnx.helper.set_model_props(proto, meta)
+
+    with pytest.raises(InputError, match="temperature"):
+        OnnxClassifier(_edited(tiny[0], tmp_path, bad_temperature))
+
+
 def test_stale_shipped_export_falls_back_to_torch_with_a_warning(tiny, tmp_path, monkeypatch,
                                                                  caplog):
     """The shipped ONNX export runs on a CPU only while it matches the checkpoint; a stale one
