@@ -11,7 +11,7 @@ import pandas as pd
 
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.inference.counts import count_events
-from ctcnet.inference.guard import guard_events, guard_summary, leak_allowance
+from ctcnet.inference.guard import RULES, guard_events, guard_summary
 from ctcnet.inference.options import PredictOptions, spec_at_prior
 from ctcnet.inference.spillover import network_view
 from ctcnet.inference.summary import CropRunSummary
@@ -62,8 +62,8 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     # Each crop is a cell someone chose: its markers take part in the call
     # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
     table = guard_events(label_events(table, proba, spec), crops, proba, spec,
-                         markers_decide=options.marker_calls,
-                         max_leak=leak_allowance(index.exported))
+                         markers_decide=options.marker_calls, overrule=options.marker_calls,
+                         rules=RULES.for_crops(index.exported))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.parquet") as tmp:

@@ -419,6 +419,10 @@ def test_on_a_cartridge_the_markers_call_a_wbc_call_ctc_only_where_the_network_a
                                      "possible_ctc"]
     assert out[MARKERS_CTC].tolist() == [True, True, True, True, False, False]
     assert counted(out).tolist() == [True, False, False, False, True, False]
+    # A crop set read with --network-calls-only: every call stays the network's, still shown.
+    plain = guard_events(events, crops, proba, spec, overrule=False)
+    assert plain["class"].tolist() == events["class"].tolist()
+    assert plain["guard"].tolist()[0] == "possible_ctc"
     assert markers_overrule(np.array(["wbc", "failed"], object), np.array([True, True]),
                             np.full((2, 4), np.nan), spec.class_names).tolist() == [False,
                                                                                    False]

@@ -126,7 +126,8 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
 def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarray,
                  spec, measured: pd.DataFrame | None = None,
                  markers_decide: bool = False, max_leak: float | None = None,
-                 rules: GuardRules = RULES, start=None) -> pd.DataFrame:
+                 rules: GuardRules = RULES, start=None, overrule: bool = True
+                 ) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
     and send flagged events to review (``measured``: :func:`measure_for_guard`, if made). The
     table's events are one frame, or, with a ``sample_id`` column, grouped by it.
@@ -135,7 +136,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     each crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
     thousands, the markers send such events to review instead, but for the ``wbc`` calls of
     :func:`markers_overrule`, called ``ctc``; the ``markers_ctc`` column marks the events
-    whose markers alone make a CTC). ``max_leak``: see
+    whose markers alone make a CTC). ``overrule``: without ``markers_decide``, whether
+    :func:`markers_overrule`'s calls are made (False: every call is the network's, as a crop
+    set read with ``--network-calls-only`` asks). ``max_leak``: see
     :func:`leak_allowance`. ``start``: what ``measured`` was started from
     (:func:`measure_for_guard_start`), if kept."""
     rules = rules.with_leak(max_leak)
@@ -157,7 +160,7 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         # The markers' call on a cartridge reads CD45 at the background (markers_cd45_band).
         flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
                              called=given, start=start, cd45_at_background=True)
-        if given is not None:
+        if given is not None and overrule:
             flags = _overruled_by_markers(events, given, flags, crops, proba, spec, rules,
                                           measured, groups, start)
     names = np.array(FLAGS, dtype=object)
