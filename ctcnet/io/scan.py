@@ -244,8 +244,10 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
     if info.get("repeated_frames") is not True:  # a benchmark's frames repeat on purpose
         frames = _mark_copies(frames)
     if expected is not None and expected != len(frames):
+        why = "truncated cartridge?" if len(frames) < expected else \
+            "frames of another scan, or copies, in the folder?"
         problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
-                        "(truncated cartridge?)")
+                        f"({why})")
     return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
                      identity=cartridge_identity(frames), expected_frames=expected)
 
@@ -337,12 +339,17 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
     return out
 
 
+# A frame's brightest pixel under this share of its channels' range, in fractions: rescaled.
+SCALED_SHARE = 0.01
+
+
 def check_frame_values(frame: np.ndarray, channels, path) -> None:
     """Refuse a frame (C, H, W) that its panel's ``channels`` do not describe: a channel with
     one value throughout (all zero: a dead or unwritten channel; a CD45 that shows nothing
-    makes every leukocyte a CTC candidate), or values above the channel's stated range (65535
+    makes every leukocyte a CTC candidate), values above the channel's stated range (65535
     in a 12-bit panel: the file is not what panel.json says, and the guard reads the range's
-    top as the camera's saturation)."""
+    top as the camera's saturation), or fractions far below it (a frame scaled to 0-1: its
+    cells read as faint specks, called debris, and the count would be silently zero)."""
     flat = frame.reshape(frame.shape[0], -1)
     high, low = flat.max(axis=1), flat.min(axis=1)
     if (high == low).all():
@@ -356,6 +363,14 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
             raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
                              f"of the panel's value_range [{lo:g}, {hi:g}]: panel.json misstates "
                              "the scan's bit depth, or the frame is damaged", path)
+    span = max(hi - lo for lo, hi in (c.value_range for c in channels))
+    brightest = float(high.max())
+    # Raw counts are whole numbers: a frame whose brightest pixel is a small fraction of the
+    # range and that holds fractions was rescaled (only then is the second pass made).
+    if brightest < SCALED_SHARE * span and (flat != np.round(flat)).any():
+        raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
+                         f"the panel's value_range of {span:g} counts: the frame was rescaled "
+                         "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
 
 
 def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,

@@ -353,6 +353,23 @@ def test_truncated_cartridge_and_bad_frames(tmp_path, rng):
         read_frame(cart.frames[3], panel)
 
 
+def test_a_frame_rescaled_to_fractions_is_refused_raw_float_counts_are_read(tmp_path, rng):
+    """A frame saved as float32 on a 0-1 scale reads as faint specks (every cell debris, the
+    count silently zero): it is refused by name. Float frames of whole counts, and frames whose
+    counts are low but whole, are read."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})  # 12-bit: 0-4095
+    counts = rng.integers(90, 3000, (3, 16, 16)).astype(np.float32)
+    write_frame(tmp_path, 0, 0, counts / 4095.0, panel)
+    write_frame(tmp_path, 0, 1, counts, panel)
+    write_frame(tmp_path, 0, 2, rng.integers(0, 30, (3, 16, 16)).astype(np.float32), panel)
+    write_cartridge_info(tmp_path, panel, "S3", 3, rows=1, columns=3, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    with pytest.raises(InputError, match="rescaled"):
+        read_frame(cart.frames[0], panel)
+    assert np.array_equal(read_frame(cart.frames[1], panel), counts)
+    assert read_frame(cart.frames[2], panel).max() < 30
+
+
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
 @FUZZ
 @given(st.fixed_dictionaries({}, optional={
