@@ -104,6 +104,8 @@ from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+# Skipped frames named one by one on the console (all of them are in summary.json).
+SKIPS_LOGGED = 10
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -236,12 +238,18 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                 seconds[stage] += s
             if work.error is not None:
                 skipped.append({"frame": work.frame.frame_id, "reason": work.error})
+                if len(skipped) <= SKIPS_LOGGED:
+                    log.warning("%s: frame %s skipped: %s", cartridge.sample_id,
+                                work.frame.frame_id, work.error)
                 progress.update(task, advance=1)
                 continue
             batcher.add(work)
             finish(batcher.ready())
         finish(batcher.ready(final=True))
     seconds["classify"] = batcher.seconds
+    if len(skipped) > SKIPS_LOGGED:
+        log.warning("%s: %d more frames skipped (skipped_frames in summary.json)",
+                    cartridge.sample_id, len(skipped) - SKIPS_LOGGED)
     release_free_memory()  # the frames' buffers, before the tables and the report
 
     t0 = time.perf_counter()
