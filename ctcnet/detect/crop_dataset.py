@@ -185,7 +185,9 @@ def _dataset_panel(path: Path, pixel_size: float | str | None) -> Panel:
     if isinstance(data, dict) and "pixel_size_um" not in data:
         if pixel_size is None:
             raise InputError("panel.json does not state pixel_size_um; for crops whose pixel "
-                             "size is not known, pass --pixel-size auto (estimated from the "
+                             "size is not known, pass --pixel-size fit (crops each scaled to "
+                             "fit their cell, as published single-cell images are), "
+                             "--pixel-size auto (one scale for the folder, estimated from the "
                              "nuclei) or --pixel-size UM", path)
         data = {**data, "pixel_size_um": PLACEHOLDER_PIXEL_UM}
     return Panel.from_dict(data, path, require_pixel_size=True)

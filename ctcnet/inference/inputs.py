@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.io.images import is_rgb_composite, read_image
+from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge, plausibility_problems
@@ -52,10 +52,23 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
         else:
             subs = sorted(p for p in path.iterdir() if p.is_dir() and is_cartridge(p))
             if not subs:
-                raise InputError("neither a cartridge, a folder of cartridges nor a crop "
-                                 "dataset", path)
+                raise _not_an_input(path)
             cartridges += subs
     return cartridges, datasets
+
+
+def _not_an_input(path: Path) -> InputError:
+    """The refusal of a folder that is no input, saying what it lacks where it holds images
+    (a folder of crops with no panel.json is the usual case: published images come without)."""
+    def images(folder: Path) -> bool:
+        return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
+
+    if images(path) or any(images(p) for p in path.iterdir() if p.is_dir()):
+        return InputError("holds images but no panel.json (nor cartridge.json): a crop folder "
+                          "needs a panel.json naming its channels in order, e.g. for RGB "
+                          'composites {"composite": "rgb", "channels": ["CK", "CD45", '
+                          '"DAPI"]} (docs/data-formats.md)', path)
+    return InputError("neither a cartridge, a folder of cartridges nor a crop dataset", path)
 
 
 def checked_inputs(inputs: Iterable[str | Path], panel: Panel,

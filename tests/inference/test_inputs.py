@@ -135,3 +135,20 @@ def test_rgb_crops_are_resampled_to_the_model_pixel_size(tmp_path):
     area = float(((dapi - 20) / 200).sum())  # the disk's area in model pixels
     assert abs(area - np.pi * (4.0 / 0.64) ** 2) < 0.1 * np.pi * (4.0 / 0.64) ** 2
     assert abs(np.argmax(dapi.max(axis=1)) - TINY_CROP / 2) <= 2  # still centred
+
+
+def test_a_folder_of_images_without_panel_json_is_told_what_it_lacks(tmp_path, rng):
+    """Published crops come without panel.json: the refusal says so, with the RGB example,
+    whether the images lie in the folder or in class folders; a folder of no images is not
+    an input at all."""
+    from ctcnet.inference.inputs import resolve_inputs
+
+    _rgb_dataset(tmp_path / "flat", rng, labels=("",))
+    _rgb_dataset(tmp_path / "classes", rng)
+    for folder in ("flat", "classes"):
+        (tmp_path / folder / "panel.json").unlink()
+        with pytest.raises(InputError, match="no panel.json.*composite"):
+            resolve_inputs([tmp_path / folder])
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(InputError, match="neither a cartridge"):
+        resolve_inputs([tmp_path / "nothing"])
