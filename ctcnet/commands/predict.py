@@ -180,7 +180,9 @@ def run(args) -> int:
                       f"(per 7.5 mL: {per75}), {s.frames.skipped} frame(s) skipped, "
                       f"{s.timings_s['total']:.1f} s -> {out / s.sample_id}")
             else:
-                print(f"{s.dataset}: {s.crops} crops, {s.counts} (prior {s.prior})")
+                held = {k: v for k, v in s.held.items() if v}
+                print(f"{s.dataset}: {s.crops} crops, {s.counts} (prior {s.prior})" +
+                      (f", held for review by the guard {held}" if held else ""))
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).

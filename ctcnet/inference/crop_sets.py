@@ -81,6 +81,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         ({"auto": "estimated from the nuclei", "fit": "each crop fitted to its cell"}
          .get(options.pixel_size, "given") if isinstance(options.pixel_size, str) else "given"),
         counts=tally.counted,
+        held=tally.held,
         review=tally.review_events,
         guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()

@@ -164,10 +164,12 @@ class CropRunSummary:
     backend: str
     device: str
     model: str
-    counts: dict[str, int]
+    counts: dict[str, int]           # the calls the guard let stand, per class
     review: int
     accuracy: float | None           # against the dataset's labels, where they are classes
     guard: dict | None = None        # calls the marker guard sent to review
+    # The calls the guard's flags hold for a person, per class: with ``counts``, every crop.
+    held: dict[str, int] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     decision_log_weights: dict = field(default_factory=dict)  # as in ModelUsed
     # As in ModelUsed; a crop set's default is "balanced": the cartridge rule is not for it.

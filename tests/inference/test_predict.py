@@ -294,6 +294,12 @@ def test_crop_dataset_input(setup, tmp_path):
     summary = json.loads((tmp_path / "out" / "crops" / "summary.json").read_text())
     assert summary["decision_log_weights"] == {}  # the tiny model has no prevalence rule
     assert set(table["class"]) <= set(default_taxonomy().names)
+    # Every crop's call is in the summary: counted, or held for review by the guard.
+    held = table["guard"].fillna("").astype(str) != ""
+    for name in default_taxonomy().names:
+        calls = table["class"] == name
+        assert summary["counts"][name] == int((calls & ~held).sum())
+        assert summary["held"][name] == int((calls & held).sum())
 
 
 def test_cross_frame_batcher_returns_each_frame_its_own_rows():
