@@ -25,6 +25,8 @@ cartridge's frames:
   ``summary.json`` were written before the report started, and the resume journal marks the
   report pending (:func:`ctcnet.inference.journal.mark_report`), so a rerun on the same
   ``--out`` draws it from the journal without doing any frame again.
+* **Interruption**: a Ctrl-C (which reaches the worker process too: it ignores it) stops the
+  run once the report in progress is drawn and its folder released.
 * **Outputs** stay atomic and identical to a sequential run's (the same code draws them).
 """
 
@@ -34,6 +36,8 @@ import contextlib
 import importlib
 import inspect
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,7 +196,8 @@ class ReportWorker:
             job = pending.job
             if job.explainer is not None:  # the backend's method: made again over there
                 job.explainer = self.explainer
-            self._future = self._pool.submit(draw_report, job)
+            with _children_ignore_interrupts():  # the worker is spawned by the submit
+                self._future = self._pool.submit(draw_report, job)
         else:
             self._future = self._pool.submit(pending.draw)
 
@@ -203,8 +208,16 @@ class ReportWorker:
         t0 = time.perf_counter()
         future, running = self._future, self._running
         self._future = self._running = None
+        interrupted = False
         try:
-            drawn = future.result()
+            try:
+                drawn = future.result()
+            except KeyboardInterrupt:
+                # The worker goes on (a process ignores the Ctrl-C; a thread never sees it):
+                # the report is finished and its folder released, then the run stops.
+                interrupted = True
+                _finishing_first(running.sample_id)
+                drawn = future.result()
         except BaseException as err:
             running.release()
             raise ReportError(running.sample_id, running.out_dir, err) from err
@@ -212,6 +225,8 @@ class ReportWorker:
             self.waited_s += time.perf_counter() - t0
         if self.kind == "process":
             running.finish(drawn)
+        if interrupted:
+            raise KeyboardInterrupt
 
     def close(self) -> None:
         """End the worker (after :meth:`wait`)."""
@@ -227,12 +242,34 @@ class ReportWorker:
             if exc_type is None:
                 self.wait()
                 return
+            if exc_type is KeyboardInterrupt and self._running is not None:
+                _finishing_first(self._running.sample_id)
             try:
                 self.wait()
             except ReportError as err:  # the error already leaving the block goes first
                 log.error("%s", err)
         finally:
             self.close()
+
+
+def _finishing_first(sample_id: str) -> None:
+    log.warning("interrupted: finishing the report of %s first", sample_id)
+
+
+@contextlib.contextmanager
+def _children_ignore_interrupts():
+    """Processes started within ignore SIGINT from their first instruction (a spawned child
+    keeps an ignored signal ignored). A Ctrl-C reaches the terminal's whole process group:
+    predict's main process stops the run and waits for the report in progress, which a worker
+    interrupted too would abandon with a traceback of its own (a rerun would then draw it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def report_worker(backend, saliency: bool, overlap: bool) -> ReportWorker:

@@ -167,3 +167,21 @@ def test_the_overlap_is_on_by_default_and_can_be_turned_off():
     off = parser.parse_args(["predict", "scans", "--out", "results", "--no-report-overlap"])
     assert default.report_overlap is True and off.report_overlap is False
     assert PredictOptions().report_overlap is True
+
+
+def test_a_report_process_leaves_an_interrupt_to_predicts_main_process():
+    """A Ctrl-C reaches the whole process group: the report worker, spawned ignoring SIGINT,
+    goes on with its report (no traceback of its own, no report lost) while the main process
+    stops the run; the main process's own handler is back once the worker is started."""
+    import multiprocessing
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ctcnet.inference import report_overlap
+
+    before = signal.getsignal(signal.SIGINT)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with report_overlap._children_ignore_interrupts():
+            future = pool.submit(signal.getsignal, signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is before
+        assert future.result(timeout=120) == signal.SIG_IGN
