@@ -140,7 +140,7 @@ def called_ctc_by_kind(backend, root: Path, pixel_size) -> dict[str, float]:
     import pandas as pd
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-    from ctcnet.inference.guard import crop_set_review, leak_allowance
+    from ctcnet.inference.guard import RULES, crop_set_review
     from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec
@@ -149,7 +149,7 @@ def called_ctc_by_kind(backend, root: Path, pixel_size) -> dict[str, float]:
     proba = np.asarray(backend.predict_proba(crops))
     called = calls_from_proba(proba, spec.class_names, spec.review_threshold)[0]
     calls, _ = crop_set_review(crops, proba, spec, called, np.asarray(index.sample_ids),
-                               max_leak=leak_allowance(index.exported))
+                               rules=RULES.for_crops(index.exported))
     kinds = [Path(p).name.rsplit("_", 1)[0] for p in index.paths]
     table = pd.DataFrame({"kind": kinds, "ctc": calls == "ctc"})
     return {k: float(v) for k, v in table.groupby("kind")["ctc"].mean().items()}

@@ -73,7 +73,7 @@ def collect(backend, sets) -> tuple:
     import pandas as pd
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-    from ctcnet.inference.guard import leak_allowance, measure
+    from ctcnet.inference.guard import RULES, measure
 
     spec = backend.spec
     probas, tables, targets = [], [], []
@@ -83,7 +83,7 @@ def collect(backend, sets) -> tuple:
         probas.append(np.asarray(backend.predict_proba(crops)))
         # Measured as crop_set_calls measures them: a leak read as an export's on exports.
         tables.append(measure(crops, spec.panel, spec.pixel_size_um,
-                              max_leak=leak_allowance(index.exported)).assign(set=name))
+                              RULES.for_crops(index.exported)).assign(set=name))
         targets.append(np.array([spec.class_names.index(label) for label in index.labels]))
         log.info("%s: %d crops", name, len(crops))
     return (np.concatenate(probas), pd.concat(tables, ignore_index=True),

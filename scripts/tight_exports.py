@@ -77,7 +77,7 @@ def score(backend, root: Path, pixel_size) -> dict:
     import numpy as np
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-    from ctcnet.inference.guard import crop_set_review, leak_allowance
+    from ctcnet.inference.guard import RULES, crop_set_review
     from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec
@@ -89,7 +89,7 @@ def score(backend, root: Path, pixel_size) -> dict:
     network_said = called == "ctc"
     # The calls predict makes on a crop set: the markers take part (guard.crop_set_review).
     called, flags = crop_set_review(crops, proba, spec, called, groups,
-                                    max_leak=leak_allowance(index.exported))
+                                    rules=RULES.for_crops(index.exported))
     labels = np.asarray(index.labels)
     true, said = labels == "ctc", called == "ctc"
     shown = review | flags["any"].to_numpy()

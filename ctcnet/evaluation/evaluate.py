@@ -149,11 +149,11 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     if markers_decide:
         # pandas and scipy come with the guard (and with predict, below): only where used.
-        from ctcnet.inference.guard import crop_set_review, leak_allowance
+        from ctcnet.inference.guard import RULES, crop_set_review
 
         network_calls = calls
         calls, _ = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
-                                   leak_allowance(exported))
+                                   rules=RULES.for_crops(exported))
         changed = calls != network_calls
         cnn["marker_calls"] = {
             "to_ctc": int((changed & (calls == "ctc")).sum()),

@@ -126,6 +126,38 @@ def test_box_least_squares_is_the_bounded_solution(rng):
     assert np.abs(clipped - want).max() > 0.02   # the problems are ones where clipping fails
 
 
+def test_box_least_squares_takes_a_bound_per_row(rng):
+    """Bounds given per row solve each row as under its own bound."""
+    n, k, p = 12, 2, 100
+    design = rng.normal(size=(n, 1, p)) + 0.3 * rng.normal(size=(n, k, p))
+    target = np.einsum("nk,nkp->np", rng.uniform(0.0, 0.4, (n, k)), design)
+    gram = np.einsum("nip,njp->nij", design, design)
+    rhs = np.einsum("nip,np->ni", design, target)
+    high = np.where(np.arange(n) % 2, 0.4, 0.12)
+    got = box_least_squares(gram, rhs, 0.0, high)
+    for bound in (0.12, 0.4):
+        rows = high == bound
+        np.testing.assert_array_equal(got[rows],
+                                      box_least_squares(gram[rows], rhs[rows], 0.0, bound))
+
+
+def test_an_exports_cd45_that_is_only_a_copy_of_ck_is_no_cd45(rng, spec):
+    """A display export's CD45 plane showing a dim-CK CTC's CK at 28 % (published dim-CK CTCs
+    show 15-30 %) reads CD45-negative: a copy of CK with no shape of its own. A CD45 membrane
+    of the same brightness beside CK keeps reading CD45-positive, and a scan (whose leaks are
+    the dyes' spillover, at most 12 %) reads the copy as CD45."""
+    from ctcnet.inference.guard import RULES
+
+    crops = np.stack([cell(rng, leak_into_cd45=0.28), cell(rng, cd45=84.0)])
+    export = measure(crops, spec.panel, 0.64, RULES.for_crops(True))["cd45_over_ck"]
+    scan = measure(crops, spec.panel, 0.64, RULES.for_crops(False))["cd45_over_ck"]
+    assert export[0] < 1.0 < RULES.cd45_level < export[1]
+    assert scan[0] > RULES.cd45_level and scan[1] > RULES.cd45_level
+    # At the export's plain allowance (no copy read) the copy would be CD45.
+    plain = measure(crops[:1], spec.panel, 0.64, RULES.with_leak(RULES.export_max_leak))
+    assert plain["cd45_over_ck"][0] > RULES.cd45_level
+
+
 def test_ctcs_leaking_10_percent_into_every_channel_are_not_cd45_positive(spec):
     """The simulator's strongest bleed-through (every ordered pair 8-10 %) on clean CTCs: the
     CD45 they show is leaks, and the guard must remove it (the fitted leak shares are

@@ -225,6 +225,37 @@ class _Batch:
         self.area = central_component(self.ck_z > level, centre_score)
         self.ck_area = self.area.sum(axis=(1, 2)).astype(np.float32)
 
+    def shapes_comparable(self) -> np.ndarray:
+        """(N,) bool: a CK area over which one channel's shape can be compared with a copy
+        of another's (``rules.copy_min_area_um2``, at most ``rules.max_clipped_share`` of it
+        saturated). A clipped CK is no template: its copy would fall short of what lies under
+        it, and the unclipped rim left is too little of the cell to show a shape."""
+        clipped_share = (self.area & self.clipped).sum(axis=(1, 2)) / \
+            np.maximum(self.ck_area, 1)
+        return (self.ck_area >= self.rules.copy_min_area_um2 / self.pixel_size_um ** 2) & \
+            (clipped_share <= self.rules.max_clipped_share)
+
+    def cd45_leak_caps(self, rows: np.ndarray) -> float | np.ndarray:
+        """The most of another dye's counts that its leak into CD45 may carry, for ``rows``:
+        ``rules.max_leak``, or per row ``rules.copy_leak`` where CD45 over the CK area is a
+        copy of CK at no more than that share, with no shape of its own
+        (``rules.cd45_copy_structure``): a display export's CD45 plane showing a dim-CK
+        CTC's CK. A leukocyte's CD45 membrane has a shape of its own."""
+        rules = self.rules
+        if rules.copy_leak <= rules.max_leak or self.cd45 is None or self.ck is None:
+            return rules.max_leak
+        comparable = self.shapes_comparable()[rows]
+        caps = np.full(len(comparable), rules.max_leak)
+        if comparable.any():
+            index = np.flatnonzero(rows)[comparable]
+            raw = self.standardised(index, [self.cd45, self.ck])
+            share, structure = _own_structure(raw[:, 0], raw[:, 1],
+                                              self.area[index] & ~self.clipped[index])
+            with np.errstate(invalid="ignore"):
+                copies = (share <= rules.copy_leak) & (structure < rules.cd45_copy_structure)
+            caps[np.flatnonzero(comparable)[copies]] = rules.copy_leak
+        return caps
+
     def standardised(self, rows: np.ndarray, pair: list[int]) -> np.ndarray:
         """(R, 2, h, w) raw (unfiltered) signal of two channels in noise units, for ``rows``."""
         return (self.x[rows][:, pair] - self.background[rows][:, pair, None, None]) / \
@@ -277,11 +308,7 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
                               area | batch.core(0.25))
     out["dna_content"] = (batch.signal[:, dna] * nucleus).sum(axis=(1, 2))
     out["dna_edge_um"] = _edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
-    # A clipped CK is no template: its copy would fall short of the DAPI under it, and the
-    # unclipped rim left is too little of the cell to show a nucleus.
-    clipped_share = (area & batch.clipped).sum(axis=(1, 2)) / np.maximum(batch.ck_area, 1)
-    comparable = (batch.ck_area >= batch.rules.copy_min_area_um2 / batch.pixel_size_um ** 2) & \
-        (clipped_share <= batch.rules.max_clipped_share)
+    comparable = batch.shapes_comparable()
     if own_structure_level is not None:
         comparable &= out["dna_in_ck"] >= own_structure_level
     comparable = np.flatnonzero(comparable)
@@ -290,7 +317,7 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
     raw = batch.standardised(comparable, [dna, batch.ck])
     out["dna_own_structure"] = np.full(n, np.nan, np.float32)
     out["dna_own_structure"][comparable] = _own_structure(
-        raw[:, 0], raw[:, 1], area[comparable] & ~batch.clipped[comparable])
+        raw[:, 0], raw[:, 1], area[comparable] & ~batch.clipped[comparable])[1]
 
 
 def _exclusion_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
@@ -307,7 +334,7 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     clipped = batch.clipped[rows]
     others = [i for i in range(batch.x.shape[1]) if i != batch.cd45]
     excess, = _marker_excess(batch.signal[rows], batch.noise[rows], clipped, batch.disk,
-                             [batch.cd45], others, batch.rules.max_leak)
+                             [batch.cd45], others, [batch.cd45_leak_caps(rows)])
     q50, q75 = _over_area(excess, clipped, batch.disk, batch.area[rows],
                           batch.ck_area[rows] > 0)
     out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
@@ -328,7 +355,9 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     around = grown(batch.area[rows], grow) & disk
     own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
     worst = np.full(int(rows.sum()), -np.inf, np.float32)
-    for excess in _marker_excess(signal, noise, clipped, disk, exclusion, own, rules.max_leak):
+    caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.max_leak
+            for i in exclusion]
+    for excess in _marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
         # NaN (the area all saturated) stays NaN: no reading, no flag.
         worst = np.maximum(worst, _over_area(excess, clipped, disk, around, has_area)[1])
     out["exclusion_around_ck"][rows] = worst
@@ -342,23 +371,24 @@ def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
         return
     raw = batch.standardised(rows, [batch.ck, batch.dna])
     out["ck_own_structure"][rows] = _own_structure(raw[:, 0], raw[:, 1],
-                                                   batch.area[rows] & ~batch.clipped[rows])
+                                                   batch.area[rows] & ~batch.clipped[rows])[1]
 
 
 _READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns}
 
 
 def _marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
-                   disk: np.ndarray, targets: list[int], sources: list[int], max_leak: float
-                   ) -> list[np.ndarray]:
+                   disk: np.ndarray, targets: list[int], sources: list[int],
+                   max_leaks: list[float | np.ndarray]) -> list[np.ndarray]:
     """(N, P) each ``targets`` marker's excess over the disk's pixels (in that channel's
     ``noise`` units, (N, C)) once leaks are taken off.
 
-    A dye may leak into a target channel as a copy of its own pattern at up to ``max_leak``
-    of its counts: fit the target over the disk as a sum of the ``sources`` channels (least
-    squares, each share clipped to [0, max_leak]) and keep what is left. A real CD45 membrane
-    has its own pattern (or, on a CK+CD45+ leukocyte, a ratio no leak has). The targets share
-    the sources' normal equations, so their fits are solved as one batch.
+    A dye may leak into a target channel as a copy of its own pattern at up to ``max_leaks``
+    of its counts (one per target: a share, or (N,) shares per crop): fit the target over the
+    disk as a sum of the ``sources`` channels (least squares, each share clipped to [0, that
+    allowance]) and keep what is left. A real CD45 membrane has its own pattern (or, on a
+    CK+CD45+ leukocyte, a ratio no leak has). The targets share the sources' normal
+    equations, so their fits are solved as one batch.
     """
     if not sources:
         return [(signal[:, t][:, disk] / noise[:, t, None]).astype(np.float32) for t in targets]
@@ -369,8 +399,9 @@ def _marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
         + 1e-6
     wanted = [signal[:, t][:, disk] * usable[:, 0] for t in targets]  # (N, P) each
     rhs = np.concatenate([np.einsum("nip,np->ni", leaking, w) for w in wanted])
-    shares = box_least_squares(np.concatenate([gram] * len(targets)), rhs, 0.0, max_leak)
     n = len(signal)
+    high = np.concatenate([np.broadcast_to(np.asarray(m, rhs.dtype), n) for m in max_leaks])
+    shares = box_least_squares(np.concatenate([gram] * len(targets)), rhs, 0.0, high)
     excess = []
     for j, (target, target_wanted) in enumerate(zip(targets, wanted)):
         residual = target_wanted - np.einsum("ni,nip->np", shares[j * n:(j + 1) * n], leaking)
@@ -389,19 +420,20 @@ def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: 
     return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
 
 
-def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float, high: float,
-                      sweeps: int = 60) -> np.ndarray:
-    """Per row, ``argmin_s |A s - t|^2`` with every ``s_i`` in ``[low, high]``, from the normal
-    equations (``gram`` = A'A (N, K, K), ``rhs`` = A't (N, K)); cyclic coordinate descent,
-    all rows at once.
+def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float,
+                      high: float | np.ndarray, sweeps: int = 60) -> np.ndarray:
+    """Per row, ``argmin_s |A s - t|^2`` with every ``s_i`` in ``[low, high]`` (``high``: one
+    bound, or (N,) bounds per row), from the normal equations (``gram`` = A'A (N, K, K),
+    ``rhs`` = A't (N, K)); cyclic coordinate descent, all rows at once.
 
     Solving unconstrained and clipping afterwards is not this: the nucleus and the cytoplasm
     overlap, so their leak shares trade off, and one clipped at 0 or at ``high`` leaves the
     other wrong (a bright CTC's 10 % CK leak then reads as CD45).
     """
     n, k = rhs.shape
+    high = np.broadcast_to(np.asarray(high, rhs.dtype), (n,))
     diag = np.maximum(np.einsum("nii->ni", gram), 1e-12)
-    share = np.clip(rhs / diag, low, high)
+    share = np.clip(rhs / diag, low, high[:, None])
     # The loop runs sweeps x K times on a frame's few rows, so its cost is numpy's per-call
     # overhead: each coordinate's columns are taken out once, and each step works in place.
     own = [(gram[:, i], gram[:, i, i].copy(), rhs[:, i].copy(), diag[:, i].copy())
@@ -438,11 +470,12 @@ def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nd
     return np.where(contour > 0, width, np.nan).astype(np.float32)
 
 
-def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per crop, the structure ``target`` has of its own over ``mask``: the best copy of
-    ``source`` (least squares, share >= 0) taken off, the power left that a 3x3 mean keeps,
-    beyond what pixel noise would keep, as a share of that noise. Both inputs are raw
-    (unfiltered) signal in noise units.
+def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per crop, the share of the best copy of ``source`` in ``target`` over ``mask`` (least
+    squares, share >= 0) and the structure ``target`` has of its own once that copy is taken
+    off: the power left that a 3x3 mean keeps, beyond what pixel noise would keep, as a share
+    of that noise. Both inputs are raw (unfiltered) signal in noise units.
 
     White noise keeps 1/9 of its power under a 3x3 mean; an object's structure keeps nearly
     all. The noise is read from the residual itself (its power the mean removes), so the
@@ -462,4 +495,4 @@ def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> 
         np.maximum(count, 1)
     noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
     structure = (smooth - noise / 9.0) / noise
-    return np.where(count > 0, structure, np.nan).astype(np.float32)
+    return share, np.where(count > 0, structure, np.nan).astype(np.float32)
