@@ -113,6 +113,8 @@ def _sample_id_from_name(path: Path) -> str:
 
 
 PIXEL_SIZE_AUTO = "auto"
+# The label of crops that lie in the dataset folder itself, not in a class folder.
+UNLABELLED = "unlabelled"
 PIXEL_SIZE_FIT = "fit"  # a scale per crop, its cell brought to one size (detect.pixel_size)
 PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
 
@@ -142,19 +144,21 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         paths, labels, samples, splits = _read_manifest(manifest)
     else:
         paths, labels, samples, splits = [], [], [], []
-        for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and
-                                not p.name.startswith(".")):
+        # Crops in class folders are labelled by them; crops in the folder itself are not.
+        folders = [(root, UNLABELLED)] + [(p, p.name) for p in sorted(root.iterdir())
+                                           if p.is_dir() and not p.name.startswith(".")]
+        for folder, label in folders:
             # Hidden files are left out: macOS writes a "._name.tif" resource fork beside each
             # file on foreign disks, which is no image.
-            files = sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.name.startswith("."))
+            files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+                           and not f.is_dir() and not f.name.startswith("."))
             paths += files
-            labels += [class_dir.name] * len(files)
+            labels += [label] * len(files)
             samples += [_sample_id_from_name(f) for f in files]
             splits += [""] * len(files)
     if not paths:
-        raise InputError("no crops found (expected class folders of .tif, .png or .jpg files "
-                         "or a manifest.csv)", root)
+        raise InputError("no crops found (expected .tif, .png or .jpg crops, in class folders "
+                         "where they are labelled, or a manifest.csv)", root)
     if panel.composite is None and panel.num_channels == 3:
         # An 8-bit three-plane file is an RGB composite export: say so in what we record.
         first, _ = read_image(paths[0])

@@ -152,3 +152,16 @@ def test_a_folder_of_images_without_panel_json_is_told_what_it_lacks(tmp_path, r
     (tmp_path / "nothing").mkdir()
     with pytest.raises(InputError, match="neither a cartridge"):
         resolve_inputs([tmp_path / "nothing"])
+
+
+def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_path, rng):
+    """Crops nobody labelled, straight in the folder beside panel.json, are classified (label
+    ``unlabelled``) beside any class folders."""
+    _rgb_dataset(tmp_path / "flat", rng, sizes=((40, 52), (36, 30), (44, 44)),
+                 labels=("", "", "ctc"))
+    index = read_crop_index(tmp_path / "flat")
+    assert sorted(index.labels) == ["ctc", "unlabelled", "unlabelled"]
+    assert main(["predict", str(tmp_path / "flat"), "--out", str(tmp_path / "p"),
+                 "--device", "cpu", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "p" / "flat" / "summary.json").read_text())
+    assert summary["crops"] == 3
