@@ -12,10 +12,13 @@ HELP = "Measure speed and memory of the whole product on this machine."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``ctcnet benchmark`` to its subparser."""
-    parser.add_argument("--model", type=Path, default=None,
-                        help="model to measure (default: the shipped model)")
-    parser.add_argument("--out", type=Path, default=Path("docs"),
-                        help="folder for benchmarks.md and benchmarks.json (default: docs)")
+    parser.add_argument("--model", default=None,
+                        help="model to measure: a shipped model's name or a file (default: "
+                             "the shipped default model)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for benchmarks.md and benchmarks.json (default: docs; "
+                             "with --quick, benchmark-quick, so a check never replaces a "
+                             "record)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny inputs: checks the benchmark runs (for CI); numbers mean "
                              "nothing")
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.benchmark import BenchSettings, run_benchmark
     from ctcnet.inference.backends import default_model_path
+    from ctcnet.nn.registry import resolve_model
 
     settings = BenchSettings.quick_settings() if args.quick else BenchSettings()
     if args.frames:
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = set(sections) - {"classify", "cartridge", "train"}
     if unknown:
         raise InputError(f"unknown benchmark sections {sorted(unknown)}")
-    model = args.model or default_model_path("torch")
-    run_benchmark(Path(model), args.out, settings, args.workdir, sections)
-    print(f"wrote {args.out / 'benchmarks.md'} and {args.out / 'benchmarks.json'}")
+    model = resolve_model(args.model, "torch") if args.model else default_model_path("torch")
+    out = args.out or Path("benchmark-quick" if args.quick else "docs")
+    run_benchmark(Path(model), out, settings, args.workdir, sections)
+    print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
     return 0

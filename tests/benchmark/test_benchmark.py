@@ -16,6 +16,23 @@ def tiny_model(tmp_path, tiny_model_file):
     return tiny_model_file(tmp_path / "model.pt", crop_size=48, width=8)[0]
 
 
+def test_a_quick_check_never_replaces_the_record_and_shipped_names_are_models(tmp_path,
+                                                                             monkeypatch):
+    """Without --out, --quick writes benchmark-quick/, never docs/ (a check's numbers mean
+    nothing); the full run records into docs/. --model takes a shipped model's name."""
+    import ctcnet.benchmark as benchmark
+    from ctcnet.nn.registry import get_model
+
+    calls = []
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda model, out, *a: calls.append(
+        (model, out)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["benchmark", "--quick", "--model", "ctcnet-core3"]) == 0
+    assert main(["benchmark", "--sections", "classify"]) == 0
+    assert calls[0] == (get_model("ctcnet-core3").file("torch"), Path("benchmark-quick"))
+    assert calls[1][1] == Path("docs")
+
+
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):
     out, work = tmp_path / "docs", tmp_path / "work"
     # A workdir kept from an earlier run, with another model's files: they are replaced.
