@@ -111,7 +111,10 @@ def write_run_index(out: Path, sample_ids: Sequence[str]) -> dict:
             entries.append({"name": name, "summary": f"{name}/summary.json",
                             "events": summary.get("events", summary.get("crops")),
                             "counts": summary.get("counts", {}),
-                            "per_7_5_ml": summary.get("per_7_5_ml", {})})
+                            "per_7_5_ml": summary.get("per_7_5_ml", {}),
+                            # ok / partial / failed (a crop set's run has none): a batch job
+                            # reads every sample's in one file.
+                            **({"status": summary["status"]} if "status" in summary else {})})
         else:
             entries.append({"name": name, "missing": True})
     index = {"outputs": entries, "world_size": env_info().world_size}

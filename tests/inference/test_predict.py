@@ -444,6 +444,10 @@ def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_i
         ["sample_a", "sample_b"]
     for name in ("sample_a", "sample_b"):
         assert len(read_events(out / name)) == setup["ref"].events
+    # Each sample's status, as its summary.json gives it, in the one index a batch job reads.
+    for entry in run["outputs"]:
+        summary = json.loads((out / entry["summary"]).read_text())
+        assert entry["status"] == summary["status"]
     for bad in ("0/2", "3/2", "2", "a/b", "1/0"):
         assert main(args + ["--shard", bad]) == 2
 
