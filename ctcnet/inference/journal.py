@@ -98,6 +98,23 @@ def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
     return out
 
 
+def _what_differs(previous, fingerprint: dict) -> str:
+    """The fingerprint's entries (and the settings within them) an earlier run's differs in."""
+    if not isinstance(previous, dict):
+        return "an unreadable record"
+    named = []
+    for key in sorted(set(previous) | set(fingerprint)):
+        old, new = previous.get(key), fingerprint.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            inner = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            named.append(f"{key} ({', '.join(inner)})")
+        else:
+            named.append(key)
+    return ", ".join(named)
+
+
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                  frames: list[FrameRef] = ()) -> set[str]:
     """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
@@ -117,7 +134,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             previous = None
         if previous != fingerprint:
             raise InputError(f"{out_dir} holds a run with another model, other settings or "
-                             "another version's event columns; "
+                             f"another version's event columns (it differs in "
+                             f"{_what_differs(previous, fingerprint)}); "
                              "use another --out or --overwrite", out_dir)
     parts.mkdir(parents=True, exist_ok=True)
     try:

@@ -34,7 +34,8 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     if arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     if arr.dtype.type not in SUPPORTED_DTYPES:
-        raise InputError(f"unsupported pixel type {arr.dtype}; use uint8, uint16 or float32", path)
+        raise InputError(f"unsupported pixel type {arr.dtype}; use uint8, uint16, float32 or "
+                         "float64", path)
     if arr.ndim == 2 and ndim == 3:
         arr = arr[None]
     if arr.ndim != ndim:
