@@ -266,12 +266,17 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
     crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
     """
-    first = index.read(0, min_size)
-    size = size or first.shape[1]
-    out = np.empty((len(index), index.panel.num_channels, size, size), dtype=np.float32)
+    out, errors = None, []
     cut = padded = 0
     for i in range(len(index)):
-        arr = first if i == 0 else index.read(i, min_size)
+        try:
+            arr = index.read(i, min_size)
+        except InputError as err:  # read on: every bad crop is named at once, not one a run
+            errors.append(err)
+            continue
+        if out is None:
+            size = size or arr.shape[1]
+            out = np.empty((len(index), index.panel.num_channels, size, size), np.float32)
         pixel_um = index.panel.pixel_size_um if index.crop_pixel_um is None else \
             index.crop_pixel_um[i]
         crop, cut_px, pad_px = to_model_scale(arr[None], pixel_um, model_pixel_um, size)
@@ -279,8 +284,19 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
         # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
         cut += cut_px > 2
         padded += pad_px > 0
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        more = f"; and {len(errors) - BAD_CROPS_NAMED} more" \
+            if len(errors) > BAD_CROPS_NAMED else ""
+        raise InputError(f"{len(errors)} of {len(index)} crops cannot be read: " +
+                         "; ".join(str(e) for e in errors[:BAD_CROPS_NAMED]) + more, index.root)
     report_fit(f"crop dataset {index.root}", len(index), cut, padded)
     return out
+
+
+# Unreadable crops named in the one error that lists them (the count covers the rest).
+BAD_CROPS_NAMED = 10
 
 
 MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")

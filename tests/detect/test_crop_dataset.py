@@ -55,6 +55,23 @@ def test_crop_dataset_errors(tmp_path, rng):
         read_crop(tmp_path / "small.tif", panel, min_size=64)
 
 
+def test_every_unreadable_crop_is_named_in_one_error(tmp_path, rng):
+    """Two bad crops (a truncated file, one of 4 channels) among good ones: one error names
+    both, with the count, so a set is mended in one pass; one bad crop keeps its own error."""
+    panel = default_panel()
+    root = write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=5), ["ctc"] * 5, panel)
+    index = read_crop_index(root)
+    bad = [index.paths[1], index.paths[3]]
+    bad[0].write_bytes(bad[0].read_bytes()[:200])
+    with pytest.raises(InputError) as one:
+        load_crops(index)
+    assert "crops cannot be read" not in str(one.value) and bad[0].name in str(one.value)
+    write_tiff(bad[1], _toy_crops(rng, n=1, c=4)[0])
+    with pytest.raises(InputError, match="2 of 5 crops cannot be read") as both:
+        load_crops(index)
+    assert bad[0].name in str(both.value) and "4 channels" in str(both.value)
+
+
 # 9. Crop datasets.
 
 def _manifest_lines(crops):
