@@ -155,7 +155,8 @@ def _summary_lines(report: dict) -> list[str]:
     if rule:
         lines.append("the model's cartridge prevalence rule " + ", ".join(
             f"{k} {v:+.2f}" for k, v in rule["log_weights"].items()) +
-            " would change recall on these crops (--prior cartridge): "
+            " would change the network's own recall on these crops, before the markers "
+            "take part (--prior cartridge): "
             + ", ".join(f"{k} {v['plain']:.3f} -> {v['with_rule']:.3f}"
                         for k, v in rule["recall"].items()))
     for name, base in report.get("baselines", {}).items():

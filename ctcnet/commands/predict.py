@@ -141,6 +141,12 @@ def run(args) -> int:
     out = Path(args.out)
     inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
     cartridges, datasets = resolve_inputs(inputs)
+    if args.pixel_size is not None and cartridges:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
+            "(%d cartridge(s) read at their own)", len(cartridges))
     model = args.model
     if model is None:  # the shipped model whose channels the data has, by name
         import sys

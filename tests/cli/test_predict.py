@@ -117,7 +117,12 @@ def test_a_sample_with_no_readable_frame_is_failed_not_negative(cart_and_model, 
     for f in frames(cart):
         f.write_bytes(b"not a tiff")
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
-    assert status == 3 and len(err) == 1 and "no readable frame" in err[0]
+    # One error line, after a line per frame naming it and why it was skipped.
+    assert status == 3 and "no readable frame" in err[-1]
+    skipped = err[:-1]
+    assert len(skipped) == len(frames(cart))
+    assert all(f"frame {f.stem} skipped" in line for f, line in zip(frames(cart), skipped))
+    assert "not a readable TIFF" in skipped[0]
     summary = json.loads((cart.parent / "out" / "S1" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["frames"]["processed"] == 0
     assert all(v is None for v in summary["per_7_5_ml"].values())
@@ -315,3 +320,11 @@ def test_a_list_file_that_names_itself_is_refused(cart_and_model, cart, capsys):
             expand_list_files([lists / name])
     assert expand_list_files([lists / "twice.txt"]) == [lists / "cart"] * 2
     assert not (cart.parent / "out").exists()
+
+
+def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, cart, capsys):
+    """--pixel-size is for crop folders: on a cartridge the run says so instead of ignoring it
+    silently, and reads the cartridge at its panel.json's pixel size."""
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--pixel-size", "0.5"))
+    assert status == 0
+    assert any("--pixel-size is for crop folders" in line for line in err)
