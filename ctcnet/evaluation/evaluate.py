@@ -135,7 +135,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     them on a crop set, the markers the guard measures taking part
     (:func:`ctcnet.inference.guard.crop_set_calls`); the report's ``_calls`` holds them.
     ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
-    as such (:func:`ctcnet.inference.guard.leak_allowance`)."""
+    as such (:meth:`ctcnet.inference.guard.GuardRules.for_crops`)."""
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
