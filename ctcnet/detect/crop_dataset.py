@@ -291,7 +291,8 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
             if len(errors) > BAD_CROPS_NAMED else ""
         raise InputError(f"{len(errors)} of {len(index)} crops cannot be read: " +
                          "; ".join(str(e) for e in errors[:BAD_CROPS_NAMED]) + more, index.root)
-    report_fit(f"crop dataset {index.root}", len(index), cut, padded)
+    report_fit(f"crop dataset {index.root}", len(index), cut, padded,
+               padding_expected=index.crop_pixel_um is not None)
     return out
 
 

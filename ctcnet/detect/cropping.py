@@ -253,11 +253,15 @@ def _contiguous(crops):
     return np.ascontiguousarray(crops, dtype=np.float32)
 
 
-def report_fit(what: str, n: int, cut: int, padded: int) -> None:
-    """Log how many of ``n`` crops were cut or padded to the model's field of view."""
+def report_fit(what: str, n: int, cut: int, padded: int, padding_expected: bool = False
+               ) -> None:
+    """Log how many of ``n`` crops were cut or padded to the model's field of view (a note,
+    not a warning, where padding is expected: crops each fitted to their cell are smaller than
+    the field of view by design)."""
     if padded:
-        log.warning("%s: %d of %d crops were smaller than the model's field of view after "
-                    "resampling and were padded with their background", what, padded, n)
+        log.log(logging.INFO if padding_expected else logging.WARNING,
+                "%s: %d of %d crops were smaller than the model's field of view after "
+                "resampling and were padded with their background", what, padded, n)
     if cut:
         log.info("%s: %d of %d crops were larger than the model's field of view; their "
                  "centre was used", what, cut, n)

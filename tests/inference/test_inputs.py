@@ -165,3 +165,19 @@ def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_pat
                  "--device", "cpu", "--quiet"]) == 0
     summary = json.loads((tmp_path / "p" / "flat" / "summary.json").read_text())
     assert summary["crops"] == 3
+
+
+def test_padding_crops_fitted_to_their_cell_is_a_note_not_a_warning(tmp_path, rng, caplog):
+    """Crops each fitted to their cell are smaller than the model's field of view by design:
+    their padding is logged as a note; crops read at a stated pixel size that leaves them
+    smaller still get the warning."""
+    from ctcnet.detect.crop_dataset import load_crops
+
+    _rgb_dataset(tmp_path / "ds", rng, sizes=((40, 52), (36, 30)), labels=("ctc", "wbc"),
+                 pixel_size_um=0.1)
+    for pixel_size, level in (("fit", logging.INFO), (None, logging.WARNING)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            load_crops(read_crop_index(tmp_path / "ds", pixel_size=pixel_size), 80, 0.64)
+        padded = [r for r in caplog.records if "padded with their background" in r.message]
+        assert [r.levelno for r in padded] == [level]
