@@ -33,7 +33,7 @@ from ctcnet.io.atomic import refuse_overwriting_inputs
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
-from ctcnet.training.lit import CTCLitModule
+from ctcnet.training.lit import CTCLitModule, fit_or_interrupt
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -135,16 +135,23 @@ def check_export_path(cli) -> None:
                               "--export or --trainer.default_root_dir")
 
 
-def check_resume(ckpt_path: str | None, trainer) -> None:
-    """Refuse a resume that cannot train: a missing checkpoint, or ``max_epochs`` already
-    reached by it (Lightning would stop at once and export the old model as if new)."""
+def check_resume(ckpt_path: str | None, trainer) -> Path | None:
+    """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
+    missing, or ``max_epochs`` already reached by it (Lightning would stop at once and export
+    the old model as if new).
+
+    ``last`` is the newest ``last*.ckpt`` of the checkpoint folder, as Lightning picks it (a
+    second run into the same folder writes ``last-v1.ckpt`` beside the first run's): the file
+    checked is the file resumed."""
     if not ckpt_path:
-        return
+        return None
 
     path = Path(ckpt_path)
     if ckpt_path == "last":
-        callback = trainer.checkpoint_callback
-        path = Path(getattr(callback, "dirpath", None) or ".") / "last.ckpt"
+        folder = Path(getattr(trainer.checkpoint_callback, "dirpath", None) or ".")
+        candidates = [p for p in folder.glob("last*.ckpt") if p.is_file()]
+        path = max(candidates, key=lambda p: p.stat().st_mtime_ns) if candidates \
+            else folder / "last.ckpt"
     if not path.is_file():
         raise InputError("checkpoint to resume from not found", path)
     try:
@@ -156,6 +163,7 @@ def check_resume(ckpt_path: str | None, trainer) -> None:
     if isinstance(epoch, int) and max_epochs is not None and 0 <= max_epochs <= epoch + 1:
         raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
                          f"trainer.max_epochs={max_epochs} would train nothing (raise it)", path)
+    return path
 
 
 def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:
@@ -175,16 +183,9 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                           save_config_kwargs={"overwrite": True},
                           parser_kwargs={"description": __doc__.splitlines()[0],
                                          "prog": prog})
-    check_resume(cli.config.ckpt_path, cli.trainer)
+    resume = check_resume(cli.config.ckpt_path, cli.trainer)
     check_export_path(cli)
-    try:
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
-    except SystemExit:
-        # Lightning turns Ctrl-C into a graceful stop and sys.exit(1); the CLI reports an
-        # interrupt as such (exit 130), and last.ckpt lets the run resume.
-        if cli.trainer.interrupted:
-            raise KeyboardInterrupt from None
-        raise
+    fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     return cli
 
 

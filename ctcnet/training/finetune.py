@@ -149,7 +149,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
 
     from ctcnet.nn.classifier import load_model, save_model, select_device
     from ctcnet.training.datamodule import CTCDataModule
-    from ctcnet.training.lit import CTCLitModule, check_training_classes
+    from ctcnet.training.lit import CTCLitModule, check_training_classes, fit_or_interrupt
 
     opts = options or FinetuneOptions()
     out = Path(out)
@@ -208,7 +208,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                     "(temperature %.3f, review threshold %.3f); hold out more (--holdout) or "
                     "add crops to recalibrate", data_dir, skipped, spec.temperature,
                     spec.review_threshold)
-    trainer.fit(module, datamodule=data)
+    fit_or_interrupt(trainer, module, datamodule=data)
     train_seconds = time.perf_counter() - t0
     tuned = module.model.cpu().eval()
 

@@ -155,6 +155,18 @@ def freeze_leading_blocks(net: torch.nn.Module, train_blocks: int | None
     return frozen
 
 
+def fit_or_interrupt(trainer, module, **fit_kwargs) -> None:
+    """``trainer.fit``, a Ctrl-C raised as KeyboardInterrupt: Lightning turns it into a
+    graceful stop and sys.exit(1), which the CLI would report as a plain failure; as an
+    interrupt it exits 130 with one line saying so (``last.ckpt`` lets a training resume)."""
+    try:
+        trainer.fit(module, **fit_kwargs)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
 class CTCLitModule(L.LightningModule):
     """Training frame for a CTC classifier.
 

@@ -23,6 +23,23 @@ def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
         check_resume(str(tmp_path / "missing.ckpt"), trainer)
 
 
+def test_resume_from_last_checks_the_file_lightning_resumes(tmp_path):
+    """A second run into the same folder writes last-v1.ckpt beside the first run's finished
+    last.ckpt: "last" is the newest of them, the one checked and resumed."""
+    import os
+    from types import SimpleNamespace
+
+    from ctcnet.training.cli import check_resume
+
+    torch.save({"epoch": 2, "state_dict": {}}, tmp_path / "last.ckpt")  # finished: 3 of 3
+    torch.save({"epoch": 0, "state_dict": {}}, tmp_path / "last-v1.ckpt")  # stopped after 1
+    os.utime(tmp_path / "last.ckpt", ns=(1_000_000_000, 1_000_000_000))
+    trainer = SimpleNamespace(max_epochs=3, checkpoint_callback=SimpleNamespace(
+        dirpath=str(tmp_path)))
+    assert check_resume("last", trainer) == tmp_path / "last-v1.ckpt"
+    assert check_resume(None, trainer) is None
+
+
 def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
     """Lightning turns Ctrl-C into a graceful stop and sys.exit(1); ctcnet reports it as an
     interrupt (130), like every other subcommand."""
@@ -40,3 +57,23 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
     status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
     assert status == 130 and err == ["ctcnet train: interrupted"]
+
+
+def test_fit_or_interrupt_tells_a_ctrl_c_from_a_failure():
+    """Both training commands (train, finetune) fit through it: Lightning's sys.exit(1) after a
+    Ctrl-C is an interrupt; any other exit stays what it was."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.lit import fit_or_interrupt
+
+    def stopping(interrupted):
+        def fit(*args, **kwargs):
+            trainer.interrupted = interrupted
+            raise SystemExit(1)
+        trainer = SimpleNamespace(interrupted=False, fit=fit)
+        return trainer
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_or_interrupt(stopping(True), None)
+    with pytest.raises(SystemExit):
+        fit_or_interrupt(stopping(False), None)
