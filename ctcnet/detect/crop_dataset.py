@@ -167,6 +167,12 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             panel = replace(panel, composite="rgb")
     if taxonomy is not None:
         unknown = sorted(set(labels) - set(taxonomy.names))
+        if UNLABELLED in unknown and UNLABELLED not in taxonomy.names:
+            loose = [p.name for p, label in zip(paths, labels) if label == UNLABELLED]
+            raise InputError(f"{len(loose)} crop(s) lie in the folder itself, in no class "
+                             f"folder, so they have no label (e.g. {loose[0]}): move each "
+                             "into the folder of its class, or list it in a manifest.csv",
+                             root)
         if unknown:
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}", root)
     index = CropIndex(root, panel, paths, labels, samples, splits)

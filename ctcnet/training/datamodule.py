@@ -101,8 +101,9 @@ class CTCDataModule(L.LightningDataModule):
         val_fraction: share of samples that go to validation when the data has no split column.
         split_seed: seed of the sample-level split.
         split_unit: ``sample`` (whole samples to validation), ``crop`` (a class-stratified
-            share of crops, for a single cartridge's reviewed crops) or ``auto`` (``sample``
-            when the folder holds two or more samples, else ``crop``).
+            share of crops, for a single cartridge's reviewed crops) or ``auto`` (the default:
+            ``sample`` when the folder holds two or more samples, else ``crop``; a folder of
+            one cartridge's crops, as ``ctcnet crops`` writes it, then trains as it is).
         batch_size, num_workers: dataloader settings; pinned memory is used on CUDA.
         augment: overrides of :class:`ctcnet.simulate.augment_options.AugmentConfig`;
             ``false``: none.
@@ -128,7 +129,7 @@ class CTCDataModule(L.LightningDataModule):
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
                  crop_size: int = 80, data_dir: str | None = None,
                  simulate: dict | None = None, val_fraction: float = 0.2, split_seed: int = 0,
-                 split_unit: str = "sample", batch_size: int = 128, num_workers: int = 0,
+                 split_unit: str = "auto", batch_size: int = 128, num_workers: int = 0,
                  augment: dict | bool = True, compensate: bool = False,
                  compensate_share: float = 1.0, view: str = "scan",
                  render_cache: str | None = None):
@@ -172,6 +173,8 @@ class CTCDataModule(L.LightningDataModule):
         if panel is None and data_dir is not None:
             from pathlib import Path
 
+            if not Path(data_dir).is_dir():
+                raise InputError("crop dataset folder not found", data_dir)
             if not (Path(data_dir) / "panel.json").exists():
                 # The default panel would silently give real crops another channel order.
                 raise InputError("no panel.json beside the crops and no data.panel given: the "
@@ -457,6 +460,12 @@ class CTCDataModule(L.LightningDataModule):
             targets = np.concatenate([targets, self.fine_train.targets])
         return np.bincount(targets, minlength=self.taxonomy.num_classes)
 
+    def split_class_counts(self, name: str) -> np.ndarray:
+        """Crops per class of one split (zeros where the split is absent)."""
+        split = self.splits.get(name)
+        targets = split.targets if split is not None else np.zeros(0, int)
+        return np.bincount(targets, minlength=self.taxonomy.num_classes)
+
     def _dataset(self, name: str, train: bool) -> CropDataset:
         split = self.splits[name]
         augment = None
@@ -489,7 +498,9 @@ class CTCDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Batches of the validation split; an ``InputError`` when there is none."""
         if "val" not in self.splits:
-            raise InputError("no validation crops: add a 'val' split or set val_fraction > 0",
+            raise InputError("no validation crops: add a 'val' split, set val_fraction > 0, "
+                             "or for crops of a single sample split by crop "
+                             "(data.split_unit=crop or auto)",
                              self.data_dir)
         return self._loader("val", train=False)
 

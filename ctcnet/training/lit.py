@@ -299,6 +299,16 @@ class CTCLitModule(L.LightningModule):
                                                "still call them")
             if self.hparams.class_weights == "balanced":
                 self.loss_weights.copy_(balanced_class_weights(counts))
+            if hasattr(datamodule, "split_class_counts") and "val" in datamodule.splits:
+                val = datamodule.split_class_counts("val")
+                unseen = [name for name, n, t in zip(self.spec.class_names, val, counts)
+                          if n == 0 and t > 0]
+                if unseen:
+                    log.warning("the validation crops hold no %s: the validation macro-F1, "
+                                "which picks the best checkpoint, does not measure %s (add "
+                                "crops of %s, or a 'val' split that has some)",
+                                ", ".join(unseen), "them" if len(unseen) > 1 else "it",
+                                "them" if len(unseen) > 1 else "it")
 
     def on_fit_start(self) -> None:
         """Move the model to channels-last on CUDA, where its convolutions run faster."""

@@ -181,3 +181,13 @@ def test_padding_crops_fitted_to_their_cell_is_a_note_not_a_warning(tmp_path, rn
             load_crops(read_crop_index(tmp_path / "ds", pixel_size=pixel_size), 80, 0.64)
         padded = [r for r in caplog.records if "padded with their background" in r.message]
         assert [r.levelno for r in padded] == [level]
+
+
+def test_training_data_with_a_crop_outside_the_class_folders_names_it(tmp_path, rng):
+    """Where labels are needed (training, evaluation against the taxonomy) a crop lying in the
+    folder itself is named, with the way out, not reported as a class 'unlabelled'."""
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    _rgb_dataset(tmp_path / "ds", rng, sizes=((40, 52), (36, 30)), labels=("ctc", ""))
+    with pytest.raises(InputError, match=r"1 crop\(s\) lie in the folder itself.*P1__001"):
+        read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())

@@ -1,4 +1,5 @@
-"""ctcnet.training.datamodule: crops without a panel.json are refused."""
+"""ctcnet.training.datamodule: crops without a panel.json, and a missing folder, are refused by
+what they lack."""
 
 import pytest
 
@@ -11,3 +12,5 @@ def test_training_on_crops_without_panel_json_is_refused(tmp_path):
     (tmp_path / "ctc").mkdir()
     with pytest.raises(InputError, match="no panel.json"):
         CTCDataModule(data_dir=str(tmp_path))
+    with pytest.raises(InputError, match="crop dataset folder not found"):
+        CTCDataModule(data_dir=str(tmp_path / "missing"))

@@ -607,6 +607,20 @@ def test_training_lacking_a_class_warns_and_on_one_class_is_refused(tmp_path, ca
     assert not (tmp_path / "fit_one" / "checkpoints").exists()
 
 
+def test_a_class_the_validation_crops_lack_is_named(tmp_path, caplog):
+    """Every cluster crop in the training split: the validation macro-F1 that picks the best
+    checkpoint says nothing of clusters, and the run says so."""
+    crops, labels = toy_crops(4)
+    splits = ["train" if label == "cluster" else ("val" if i % 2 else "train")
+              for i, label in enumerate(labels)]
+    write_crop_dataset(tmp_path / "ds", crops.astype(np.uint16), labels, load_panel(None),
+                       [f"P{i % 2}" for i in range(len(labels))], splits)
+    _fit(tmp_path / "ds", tmp_path / "fit")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("the validation crops hold no cluster:" in m for m in warned), warned
+    assert not any("validation crops hold no ctc" in m for m in warned)
+
+
 def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
     _, _, _, checkpoint, _ = fitted
     other = {"channels": ["DAPI", "CK", "CD45", "VIM", "CD66b"]}
