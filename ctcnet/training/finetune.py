@@ -117,6 +117,11 @@ def check_outputs(out: Path, base: Path, overwrite: bool) -> None:
     refuse_existing([out, out.with_suffix(".md")], overwrite)
 
 
+# The spec's metrics that calls and flags read (the calibration, the guard's reference, the
+# marker fusion); the rest are figures of the model they were measured on.
+METRICS_IN_USE = ("calibration", "guard", "marker_fusion")
+
+
 def _absent_note(n_sim: int) -> str:
     if n_sim > 0:
         return (": the model sees them only in the simulated crops mixed in, and the held-out "
@@ -238,8 +243,12 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                     "total": round(time.perf_counter() - t0, 1)},
         "device": str(device), "threads": torch.get_num_threads(),
     }
+    # The base model's figures (its test, robustness and validation) are not this model's:
+    # kept under "base", beside the fine-tune's own; what the calls use stays where it is.
+    used = {k: v for k, v in new_spec.metrics.items() if k in METRICS_IN_USE}
+    figures = {k: v for k, v in spec.metrics.items() if k not in METRICS_IN_USE}
     new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(
-        json.dumps(record, default=float))}, metrics={**new_spec.metrics, "finetune": {
+        json.dumps(record, default=float))}, metrics={**used, "base": figures, "finetune": {
             k: record[k] for k in ("held_out", "simulated_test")}})
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)

@@ -73,6 +73,11 @@ def test_finetune_frees_the_last_blocks_and_keeps_the_base_calibration_on_few_cr
     assert "base.pt" in card and "macro-F1, held-out lab crops" in card
     assert "Calibration: **skipped**" in card
     assert json.dumps(spec.to_dict())  # plain data: loads with weights_only=True
+    # The base model's figures are filed as the base's; what the calls read stays in place.
+    in_use = {k for k in ("calibration", "guard", "marker_fusion") if k in base_spec.metrics}
+    assert set(spec.metrics) == in_use | {"base", "finetune"}
+    assert spec.metrics["base"] == {k: v for k, v in base_spec.metrics.items()
+                                    if k not in in_use}
 
 
 def test_finetune_recalibrates_on_enough_held_out_crops(tmp_path, lab):
