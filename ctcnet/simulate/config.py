@@ -218,3 +218,19 @@ def draw(rng: np.random.Generator, r: Range, size=None, log: bool = False) -> np
     if log:
         return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
     return rng.uniform(lo, hi, size)
+
+
+def with_overrides(config, overrides: dict | None):
+    """A SimConfig with knobs replaced (lists become ranges; subtype/neighbour weights are
+    merged into the config's own, so one weight can be raised alone)."""
+    if not overrides:
+        return config
+    known = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"data.simulate.overrides: unknown simulator knobs {unknown}")
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    for key in ("subtype_weights", "neighbour_weights"):
+        if key in changes:
+            changes[key] = {**getattr(config, key), **changes[key]}
+    return dataclasses.replace(config, **changes)

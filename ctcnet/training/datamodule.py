@@ -23,7 +23,6 @@ is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, replace
 
 import lightning as L
 import numpy as np
@@ -39,6 +38,7 @@ from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.simulate import SimConfig
 from ctcnet.simulate.augment import build_train_augment, exported_once
 from ctcnet.simulate.augment_options import augment_config
+from ctcnet.simulate.config import with_overrides
 from ctcnet.simulate.export import tight_rendering
 from ctcnet.training.render_cache import cached_render, render_key
 from ctcnet.training.splits import CropDataset, SplitData, crop_level_split, sample_level_split
@@ -52,22 +52,6 @@ VIEWS = ("scan", "export")
 EVAL_EXPORT_SEED_OFFSET = 10_000
 # simulate.fine's training cells: seed + this, beyond the splits' seed + 1000 x split.
 FINE_SEED_OFFSET = 5_000
-
-
-def with_overrides(config, overrides: dict | None):
-    """A SimConfig with knobs replaced (lists become ranges; subtype/neighbour weights are
-    merged into the config's own, so one weight can be raised alone)."""
-    if not overrides:
-        return config
-    known = {f.name for f in fields(config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise InputError(f"data.simulate.overrides: unknown simulator knobs {unknown}")
-    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    for key in ("subtype_weights", "neighbour_weights"):
-        if key in changes:
-            changes[key] = {**getattr(config, key), **changes[key]}
-    return replace(config, **changes)
 
 
 def _worker_init(worker_id: int) -> None:

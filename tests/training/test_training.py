@@ -31,7 +31,8 @@ from ctcnet.simulate.augment_steps import (
     smooth_signal,
     zoom_signal,
 )
-from ctcnet.training.datamodule import CTCDataModule, with_overrides
+from ctcnet.simulate.config import with_overrides
+from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.lit import CTCLitModule, balanced_class_weights, focal_loss
 from ctcnet.training.splits import sample_level_split
 
