@@ -106,6 +106,7 @@ def run(args) -> int:
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_inputs
     from ctcnet.report import review
+    from ctcnet.report.sample import refresh_reviewed
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -135,7 +136,8 @@ def run(args) -> int:
                              compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",
                              prior=prior, pixel_size=args.pixel_size,
-                             marker_calls=not args.network_calls_only)
+                             marker_calls=not args.network_calls_only,
+                             refresh_review=refresh_reviewed)
     from ctcnet.inference.inputs import resolve_inputs
 
     out = Path(args.out)

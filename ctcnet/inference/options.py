@@ -92,6 +92,11 @@ class PredictOptions:
     # marker fusion, or the marker rule; a CD45+ event is never a CTC); False: the network's
     # call alone. Cartridges: not used (there the markers flag events for review).
     marker_calls: bool = True
+    # Called with a cartridge's output folder once predict has released it: brings the review
+    # counts and sign-off of review.csv and signoff.json back into the summary.json and
+    # index.html predict rewrote (``ctcnet.report.sample.refresh_reviewed``, as ``ctcnet
+    # predict`` passes it; a layer above this one). None: the review server's next start does.
+    refresh_review: Callable[[Path], None] | None = None
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).
     on_frame_done: Callable[[str], None] | None = None
 

@@ -278,6 +278,13 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         job = ReportJob(options.report, out_dir, parts, events, gallery, cartridge.panel, spec,
                         options.gallery_limit, summary, seconds, t_start,
                         backend.explainer if options.saliency else None)
+    if options.refresh_review is not None:
+        # Once the folder is released (the review refuses a folder predict holds), whenever
+        # that is: after the report, drawn here or beside the next cartridge, or dropped.
+        released = contextlib.ExitStack()
+        released.callback(options.refresh_review, out_dir)
+        released.push(lock)
+        lock = released
     return PendingReport(cartridge.sample_id, out_dir, summary, job, lock)
 
 

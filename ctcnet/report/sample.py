@@ -34,6 +34,7 @@ from ctcnet.report.review import write_summary_and_page
 from ctcnet.report.review_counts import ReviewTally
 from ctcnet.report.sample_images import SampleImages
 from ctcnet.report.signoff import (
+    SIGNOFF_FILE,
     SignOff,
     read_signoff,
     signoff_record,
@@ -412,3 +413,19 @@ class Sample(SampleImages):
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
         return counted
+
+
+def refresh_reviewed(folder: str | Path) -> None:
+    """After predict rewrote a cartridge folder's summary.json and index.html (a rerun, a
+    nightly batch over cartridges already done): the counts of its review decisions and its
+    sign-off brought back into them, as the review server does when it starts. A folder
+    without decisions or sign-off is left alone; a failure is said, never raised (the review
+    server's next start tries again)."""
+    folder = Path(folder)
+    if not any((folder / name).exists() for name in (*READING_FILES.values(), SIGNOFF_FILE)):
+        return
+    try:
+        Sample(folder.name, folder)  # reading the sample writes its counts (write_counts)
+    except (CtcnetError, OSError, ValueError, KeyError) as err:
+        log.warning("%s: the review counts were not written back into summary.json (%s); "
+                    "`ctcnet review` does it when it starts", folder, err)

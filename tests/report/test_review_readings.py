@@ -380,3 +380,44 @@ def test_reviewed_counts_kept_up_to_date_are_count_reviewed(tmp_path):
         assert counter.counts(matched) == count_reviewed(events, matched.decisions, tally,
                                                          len(matched.unattached)), step
     assert matched.extends is not None  # brought up to date, not counted whole each time
+
+
+def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
+    """A nightly batch run again over a cartridge already done and reviewed rewrites its
+    summary.json and index.html: the decisions' counts and the sign-off of that same run are
+    written back into them once predict releases the folder (without the hook they are gone
+    until the review server starts)."""
+    from dataclasses import replace
+
+    from conftest import save_tiny_model
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.io.panel import load_panel
+    from ctcnet.report import review
+    from ctcnet.report.sample import Sample, refresh_reviewed
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
+                       frame_shape=(256, 320), seed=5, events_per_frame=25, sample_id="P001")
+    save_tiny_model(tmp_path / "model.pt", crop_size=48)
+    backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
+    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review,
+                             refresh_review=refresh_reviewed)
+    out = tmp_path / "results" / "P001"
+    predict_cartridge(tmp_path / "cart", backend, out, options)
+    sample = Sample("P001", out)
+    state = sample.state("ann")
+    ids = [c["event_id"] for c in state["candidates"]][:2]
+    sample.decide_many({"event_ids": ids, "call": "confirm", "run_id": state["run_id"]}, "ann")
+    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    before = json.loads((out / "summary.json").read_text())
+    assert before["reviewed"]["reviewed"] == 2 and before["signoff"]["status"] == "current"
+
+    predict_cartridge(tmp_path / "cart", backend, out, options)  # every frame from the journal
+    after = json.loads((out / "summary.json").read_text())
+    assert after["reviewed"] == before["reviewed"]
+    assert after["signoff"]["reviewer"] == "ann" and after["signoff"]["status"] == "current"
+    assert 'data-signoff="current"' in (out / "index.html").read_text()
+    predict_cartridge(tmp_path / "cart", backend, out, replace(options, refresh_review=None))
+    assert "reviewed" not in json.loads((out / "summary.json").read_text())
