@@ -97,6 +97,13 @@ class CTCLightningCLI(LightningCLI):
         parser.add_argument("--export", type=str | None, default="model.pt",
                             help="file name (in default_root_dir) for the best model; null: none")
 
+    def init_parser(self, **kwargs):
+        """The parser, its errors without the usage: an unknown or mistyped option is one
+        line (and the tip to run --help), not eighty lines of every option first."""
+        parser = super().init_parser(**kwargs)
+        parser.print_usage = lambda file=None: None
+        return parser
+
     def before_instantiate_classes(self) -> None:
         """Choose bf16 (else fp16) mixed precision on CUDA when ``auto_precision`` is set and no
         precision is given."""
@@ -183,6 +190,9 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                           save_config_kwargs={"overwrite": True},
                           parser_kwargs={"description": __doc__.splitlines()[0],
                                          "prog": prog})
+    if getattr(cli.trainer, "max_epochs", None) == 0:
+        raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "
+                         "more (or -1: until stopped)")
     resume = check_resume(cli.config.ckpt_path, cli.trainer)
     check_export_path(cli)
     fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)

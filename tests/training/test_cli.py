@@ -77,3 +77,22 @@ def test_fit_or_interrupt_tells_a_ctrl_c_from_a_failure():
         fit_or_interrupt(stopping(True), None)
     with pytest.raises(SystemExit):
         fit_or_interrupt(stopping(False), None)
+
+
+def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_path):
+    """An unknown option gets its error and the tip to run --help, not the usage of every
+    option first; --trainer.max_epochs=0 would train nothing and write no model: refused."""
+    from pathlib import Path
+
+    smoke = str(Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml")
+    from ctcnet.cli import main
+
+    with pytest.raises(SystemExit) as stop:  # the option parser exits by itself
+        main(["train", "--config", smoke, "--data.bogus=1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(err) == 2, err
+    assert "unrecognized arguments: --data.bogus=1" in err[-1] and "--help" in err[0]
+    status, err = run_cli(capsys, "train", "--config", smoke, "--trainer.max_epochs=0",
+                          f"--trainer.default_root_dir={tmp_path}")
+    assert status == 2 and "max_epochs=0 trains nothing" in err[-1]
+    assert not any(tmp_path.iterdir())
