@@ -8,14 +8,17 @@ gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>
 (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then ``failed``),
 ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
 ``CTCNET_GUARD_BITS``), ``edge_cut`` and ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
-whose markers alone make a CTC). A value that is not finite (a ``failed`` event's
-probabilities and confidence) is written as -1 (``CTCNET_MISSING``).
+whose markers alone make a CTC), and where the sample was reviewed ``reviewer_call`` (the
+class a reviewer gave the event, or ``rejected``, by the same codes; -1: not decided). A value
+that is not finite (a ``failed`` event's probabilities and confidence) is written as -1
+(``CTCNET_MISSING``).
 
 **GeoJSON** (:func:`events_geojson`): one FeatureCollection per frame, in the layout QuPath
 (0.4 and later) reads and writes (``PathObjectTypeAdapters`` in qupath-core): per event a
 Feature whose ``properties`` hold ``objectType: "detection"``, ``name``, ``classification``
 (``{"name", "color": [r, g, b]}``), ``measurements`` (a map of name to number: QuPath reads
-numbers only, so a value that is not finite is left out) and ``metadata`` (strings). The
+numbers only, so a value that is not finite is left out) and ``metadata`` (strings; a
+reviewed event's ``reviewer_call`` among them). The
 geometry is the event's bounding box as a Polygon (or its centre as a Point) in QuPath's image
 coordinates: pixels, origin at the top-left corner of the top-left pixel, so a pixel's centre
 is at +0.5 (events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are exclusive
@@ -47,12 +50,20 @@ from ctcnet.errors import InputError
 from ctcnet.inference.guard import FLAGS
 from ctcnet.io.atomic import atomic_write_bytes, check_output_folder, refuse_existing
 from ctcnet.nn.calls import FAILED_CLASS
-from ctcnet.report.decisions import find_samples, load_sample
+from ctcnet.report.decisions import (
+    REVIEW_FILE,
+    RunEvents,
+    find_samples,
+    load_decisions,
+    load_sample,
+)
 from ctcnet.report.fcs import MISSING_VALUE, write_fcs
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
+# The column a reviewed sample's events carry: the reviewer's call, "" where none was given.
+REVIEWER_CALL = "reviewer_call"
 BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 # QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
 # other taxonomies take the palette in turn.
@@ -95,6 +106,8 @@ class EventCodes:
         seen = set(events["class"].astype(str))
         if "model_class" in events:
             seen |= set(events["model_class"].astype(str))
+        if REVIEWER_CALL in events:  # "rejected" gets a code; "" (not decided) none
+            seen |= set(events[REVIEWER_CALL].astype(str)) - {""}
         classes += sorted(seen - set(classes))
         flags = list(FLAGS)
         if "guard" in events:
@@ -193,6 +206,10 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
     if "markers_ctc" in events:
         out.append(flag("markers_ctc", "A wbc or debris call whose markers alone make a CTC (1)",
                         False))
+    if REVIEWER_CALL in events:
+        out.append(Parameter(REVIEWER_CALL, "Reviewer's class code (CTCNET_CLASS_CODES; "
+                             "CTCNET_MISSING: not decided)",
+                             codes.class_code(events[REVIEWER_CALL]), top_code))
     return out
 
 
@@ -280,11 +297,13 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
     # Measurements: the FCS file's numbers, by the names of events.csv, less what QuPath
     # shows another way (the position, the class).
     measured = {p.name: _shortest(p.values) for p in event_parameters(events, summary, where, codes)
-                if p.name not in ("x", "y", "class", "model_class")}
+                if p.name not in ("x", "y", "class", "model_class", REVIEWER_CALL)}
     calls = events["class"].astype(str).to_numpy()
     model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
         else None
     guards = [_flags(v) for v in events["guard"]] if "guard" in events else [[]] * len(events)
+    reviewed = events[REVIEWER_CALL].astype(str).to_numpy() if REVIEWER_CALL in events \
+        else [""] * len(events)
     identity = summary.cartridge_id or summary.sample_id
     by_frame: dict[str, list] = {}
     for k, row in enumerate(events.itertuples(index=False)):
@@ -295,6 +314,8 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
             metadata["model_class"] = model_calls[k]
         if guard:
             metadata["guard"] = guard
+        if reviewed[k]:
+            metadata[REVIEWER_CALL] = reviewed[k]
         by_frame.setdefault(str(row.frame_id), []).append({
             "type": "Feature",
             "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
@@ -368,7 +389,23 @@ def _load(plan: SampleExport, geometry: str):
     several stops the export with nothing half done."""
     events, summary = load_sample(plan.folder)
     check_events(events, plan.folder / "events.parquet", geometry if plan.geojson else None)
-    return events, summary
+    return with_reviewer_calls(plan.folder, events, summary), summary
+
+
+def with_reviewer_calls(folder: Path, events: pd.DataFrame, summary) -> pd.DataFrame:
+    """The events with ``reviewer_call`` (the class a reviewer gave each decided event, or
+    ``rejected``; "" where none was given) where the sample's review.csv holds decisions,
+    matched to this run as the review counts them; the events as they are elsewhere."""
+    if not (folder / REVIEW_FILE).exists():
+        return events
+    matched = load_decisions(folder, RunEvents.of_sample(folder, events, summary))
+    given = dict(zip(matched.decisions["event_id"].astype(int).tolist(),
+                     matched.decisions["reviewer_call"].astype(str).tolist()))
+    if len(matched.unattached):
+        log.warning("%s: %d review decision(s) attach to no event of this run; not exported",
+                    folder, len(matched.unattached))
+    return events.assign(**{REVIEWER_CALL: [given.get(int(e), "") for e in
+                                            events["event_id"].tolist()]})
 
 
 def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,

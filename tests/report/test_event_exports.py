@@ -369,3 +369,32 @@ def test_help(capsys):
         main(["export-events", "--help"])
     assert exit_info.value.code == 0
     assert "usage: ctcnet export-events" in capsys.readouterr().out
+
+
+def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path):
+    """Decisions in review.csv reach the exports: FCS ``reviewer_call`` by the class codes
+    (``rejected`` given one, -1 where nothing was decided), GeoJSON metadata on the decided
+    events alone; ctcnet's own class stays what predict called."""
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.report import decisions as D
+
+    results = copy_run(run, tmp_path / "results")
+    sample = results / SAMPLE
+    events = events_of(results)
+    summary = RunSummary.read(sample)
+    first, second = (int(e) for e in events["event_id"].iloc[:2])
+    D.record_decisions(sample, D.RunEvents.of_sample(sample, events, summary),
+                       {first: "ctc", second: D.REJECTED}, "ann")
+    export_events(results, fcs=True, geojson=True)
+    names, values, text = read_flowio(sample / f"{SAMPLE}.fcs")
+    table = codes(text["CTCNET_CLASS_CODES"])
+    given = values[:, names.index("reviewer_call")]
+    assert table[int(given[0])] == "ctc" and table[int(given[1])] == D.REJECTED
+    assert (given[2:] == MISSING_VALUE).all()
+    features = [f for path in sorted((sample / "geojson").glob("*.geojson"))
+                for f in json.loads(path.read_text())["features"]]
+    by_id = {int(f["properties"]["metadata"]["event_id"]): f["properties"] for f in features}
+    assert by_id[first]["metadata"]["reviewer_call"] == "ctc"
+    assert by_id[second]["metadata"]["reviewer_call"] == D.REJECTED
+    assert sum("reviewer_call" in p["metadata"] for p in by_id.values()) == 2
+    assert by_id[first]["classification"]["name"] == events["class"].iloc[0]
