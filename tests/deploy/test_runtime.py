@@ -207,24 +207,31 @@ def test_runs_on_cuda_provider(tiny):
     np.testing.assert_allclose(clf.predict_proba(x), cpu.predict_proba(x), atol=1e-4)
 
 
-def test_newer_spec_format_refused(tiny, tmp_path):
-    """A correctly signed file from a newer ctcnet is refused by format, not misread."""
-    from ctcnet.deploy.runtime import DIGEST_KEY, SPEC_FORMAT, model_digest
-    from ctcnet.nn import spec as spec_module
+def _resigned(spec_change):
+    """An edit of the ONNX file's spec (``spec_change(spec)`` in place) signed again with a
+    valid digest, as a newer ctcnet or a careless tool would write it."""
+    from ctcnet.deploy.runtime import DIGEST_KEY, model_digest
 
-    assert SPEC_FORMAT == spec_module.SPEC_FORMAT
-
-    def newer_format(proto):
+    def edit(proto):
         meta = {p.key: p.value for p in proto.metadata_props}
         spec = json.loads(meta["ctcnet_spec"])
-        spec["format"] = SPEC_FORMAT + 1
+        spec_change(spec)
         meta["ctcnet_spec"] = json.dumps(spec)
         onnx.helper.set_model_props(proto, meta)
         meta[DIGEST_KEY] = model_digest(proto.SerializeToString(), meta)
         onnx.helper.set_model_props(proto, meta)
+    return edit
 
+
+def test_newer_spec_format_refused(tiny, tmp_path):
+    """A correctly signed file from a newer ctcnet is refused by format, not misread."""
+    from ctcnet.deploy.runtime import SPEC_FORMAT
+    from ctcnet.nn import spec as spec_module
+
+    assert SPEC_FORMAT == spec_module.SPEC_FORMAT
+    newer = _resigned(lambda spec: spec.update(format=SPEC_FORMAT + 1))
     with pytest.raises(InputError, match="newer than this runtime"):
-        OnnxClassifier(_edited(tiny[0], tmp_path, newer_format))
+        OnnxClassifier(_edited(tiny[0], tmp_path, newer))
 
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
@@ -232,19 +239,9 @@ def test_signed_spec_without_a_working_temperature_refused(tiny, tmp_path, tempe
     """A correctly signed file whose spec no working model has (here a temperature that is not
     a positive number, which turns every probability into NaN) is refused at load, as loading
     its checkpoint would refuse it."""
-    from ctcnet.deploy.runtime import DIGEST_KEY, model_digest
-
-    def bad_temperature(proto):
-        meta = {p.key: p.value for p in proto.metadata_props}
-        spec = json.loads(meta["ctcnet_spec"])
-        spec["temperature"] = temperature
-        meta["ctcnet_spec"] = json.dumps(spec)
-        onnx.helper.set_model_props(proto, meta)
-        meta[DIGEST_KEY] = model_digest(proto.SerializeToString(), meta)
-        onnx.helper.set_model_props(proto, meta)
-
+    bad = _resigned(lambda spec: spec.update(temperature=temperature))
     with pytest.raises(InputError, match="temperature"):
-        OnnxClassifier(_edited(tiny[0], tmp_path, bad_temperature))
+        OnnxClassifier(_edited(tiny[0], tmp_path, bad))
 
 
 def test_stale_shipped_export_falls_back_to_torch_with_a_warning(tiny, tmp_path, monkeypatch,
