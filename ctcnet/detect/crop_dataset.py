@@ -113,10 +113,10 @@ def _sample_id_from_name(path: Path) -> str:
 
 
 PIXEL_SIZE_AUTO = "auto"
-# The label of crops that lie in the dataset folder itself, not in a class folder.
-UNLABELLED = "unlabelled"
 PIXEL_SIZE_FIT = "fit"  # a scale per crop, its cell brought to one size (detect.pixel_size)
 PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
+# The label of crops that lie in the dataset folder itself, not in a class folder.
+UNLABELLED = "unlabelled"
 
 
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
@@ -264,6 +264,10 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
     return arr
 
 
+# Unreadable crops named in the one error that lists them (the count covers the rest).
+BAD_CROPS_NAMED = 10
+
+
 def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,
                min_size: int = 0) -> np.ndarray:
     """Load every crop of an index into one float32 (N, C, size, size) array at model scale.
@@ -300,10 +304,6 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
     return out
-
-
-# Unreadable crops named in the one error that lists them (the count covers the rest).
-BAD_CROPS_NAMED = 10
 
 
 MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")

@@ -15,6 +15,7 @@ matter; every measurement of a crop is independent of the other crops in its bat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -226,10 +227,9 @@ class _Batch:
         self.ck_area = self.area.sum(axis=(1, 2)).astype(np.float32)
 
     def shapes_comparable(self) -> np.ndarray:
-        """(N,) bool: a CK area over which one channel's shape can be compared with a copy
-        of another's (``rules.copy_min_area_um2``, at most ``rules.max_clipped_share`` of it
-        saturated). A clipped CK is no template: its copy would fall short of what lies under
-        it, and the unclipped rim left is too little of the cell to show a shape."""
+        """(N,) bool: a CK area to compare one channel's shape with a copy of another's over
+        (``rules.copy_min_area_um2``, at most ``rules.max_clipped_share`` saturated: a clipped
+        CK is no template, and the unclipped rim left is too little of the cell to show a shape)."""
         clipped_share = (self.area & self.clipped).sum(axis=(1, 2)) / \
             np.maximum(self.ck_area, 1)
         return (self.ck_area >= self.rules.copy_min_area_um2 / self.pixel_size_um ** 2) & \
@@ -241,19 +241,21 @@ class _Batch:
         copy of CK at no more than that share, with no shape of its own
         (``rules.cd45_copy_structure``): a display export's CD45 plane showing a dim-CK
         CTC's CK. A leukocyte's CD45 membrane has a shape of its own."""
-        rules = self.rules
-        if rules.copy_leak <= rules.max_leak or self.cd45 is None or self.ck is None:
-            return rules.max_leak
-        comparable = self.shapes_comparable()[rows]
-        caps = np.full(len(comparable), rules.max_leak)
-        if comparable.any():
-            index = np.flatnonzero(rows)[comparable]
-            raw = self.standardised(index, [self.cd45, self.ck])
-            share, structure = _own_structure(raw[:, 0], raw[:, 1],
-                                              self.area[index] & ~self.clipped[index])
-            with np.errstate(invalid="ignore"):
-                copies = (share <= rules.copy_leak) & (structure < rules.cd45_copy_structure)
-            caps[np.flatnonzero(comparable)[copies]] = rules.copy_leak
+        if self.rules.copy_leak <= self.rules.max_leak or self.cd45 is None or self.ck is None:
+            return self.rules.max_leak
+        return self._cd45_copy_caps[rows]
+
+    @cached_property
+    def _cd45_copy_caps(self) -> np.ndarray:
+        """:meth:`cd45_leak_caps` of every crop, once for the CD45 columns and those round CK."""
+        rules, comparable = self.rules, np.flatnonzero(self.shapes_comparable())
+        caps = np.full(len(self.x), rules.max_leak)
+        raw = self.standardised(comparable, [self.cd45, self.ck])
+        share, structure = _own_structure(raw[:, 0], raw[:, 1],
+                                          self.area[comparable] & ~self.clipped[comparable])
+        with np.errstate(invalid="ignore"):
+            copies = (share <= rules.copy_leak) & (structure < rules.cd45_copy_structure)
+        caps[comparable[copies]] = rules.copy_leak
         return caps
 
     def standardised(self, rows: np.ndarray, pair: list[int]) -> np.ndarray:
