@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 
 def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: DetectConfig,
                     edge_cut_as: str | None, compensated: bool) -> dict:
-    """What must match for a journal to be resumed: model, panel and the settings that shape
-    each frame's rows (detection, edge-cut policy, spillover compensation, the decision rule
-    when it is not the model's own).
+    """What must match for a journal to be resumed: model, scan folder, panel and the
+    settings that shape each frame's rows (detection, edge-cut policy, spillover
+    compensation, the decision rule when it is not the model's own).
 
     Parameters
     ----------
@@ -76,7 +76,10 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
             else {})
     # The guard's levels decide flags and the markers' call: frames made under other levels
     # must not be mixed into one count.
-    return {"model_sha256": digest, "panel": cartridge.panel.names,
+    # The scan folder too: another cartridge of the same sample id, into the same --out, is
+    # another run to refuse, not frames "changed since" to redo over a reviewed one.
+    return {"model_sha256": digest, "input": str(Path(cartridge.root).absolute()),
+            "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
             "guard": asdict(RULES), "table_columns": TABLE_COLUMNS}

@@ -303,7 +303,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     classify = seconds.get("classify", 0.0)
     return RunSummary(
         sample_id=cartridge.sample_id,
-        input=str(cartridge.root),
+        # Absolute: the review and `ctcnet crops` read the frames from it, run from anywhere.
+        input=str(Path(cartridge.root).absolute()),
         ctcnet_version=__version__,
         model=ModelUsed(path=str(backend.model_path), arch=spec.arch, version=spec.version,
                         classes=spec.class_names, crop_size=spec.crop_size,

@@ -604,3 +604,21 @@ def test_every_cartridges_frames_keep_their_buffers_and_the_report_gives_them_ba
             assert threshold == resources.FRAME_LOOP_MMAP, call
     assert sum(c[0] == "frame" for c in calls) == 6
     assert ("mallopt", resources._M_TRIM_THRESHOLD, resources.FRAME_LOOP_TRIM) in calls
+
+
+def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, tmp_path,
+                                                                        monkeypatch):
+    """The summary records the scan folder absolute (the review and `ctcnet crops` read its
+    frames from anywhere), and another cartridge with the same sample id, into the same --out,
+    is refused by name instead of redoing "changed" frames over the first one's results."""
+    from ctcnet.errors import InputError
+
+    other = tmp_path / "other"
+    shutil.copytree(setup["cart"], other)
+    out = tmp_path / "run"
+    monkeypatch.chdir(setup["cart"].parent)
+    summary = predict_cartridge(Path(setup["cart"].name), setup["backend"], out,
+                                PredictOptions(**QUIET, report=False))
+    assert Path(summary.input).is_absolute() and Path(summary.input) == setup["cart"].absolute()
+    with pytest.raises(InputError, match=r"differs in input\).*--overwrite"):
+        predict_cartridge(other, setup["backend"], out, PredictOptions(**QUIET, report=False))
