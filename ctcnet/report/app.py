@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.backends import load_backend
@@ -167,7 +167,8 @@ class ReviewApp:
 
     def index_html(self) -> str:
         """The page listing the samples to review."""
-        links = "".join(f'<li><a href="/review/{html.escape(n)}">{html.escape(n)}</a></li>'
+        links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
+                        f'{html.escape(n)}</a></li>'
                         for n in self.samples)
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from functools import cached_property
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,8 @@ class SampleImages:
                 for i, event_id in enumerate(ids):
                     # The run in the address: a page of another run is refused, not shown.
                     tiles.setdefault(int(event_id), {
-                        "src": f"/files/{self.name}/{page['path']}?run={self.run.run_id}",
+                        "src": f"/files/{quote(self.name, safe='')}/{page['path']}"
+                               f"?run={self.run.run_id}",
                         "width": page["width"], "page_height": page["height"],
                         "header": LABEL_HEIGHT, "top": round(LABEL_HEIGHT + i * row),
                         "height": round(row - GAP)})
@@ -60,7 +62,8 @@ class SampleImages:
 
     def tile_src(self, event_id: int, kind: str = "tile") -> str:
         """The address of an event's tile (``kind``: tile or saliency), tied to this run."""
-        return f"/api/{self.name}/{kind}/{event_id}.png?run={self.run.run_id}"
+        # The sample id escaped: a '#', '?' or '%' in it would end or bend the path.
+        return f"/api/{quote(self.name, safe='')}/{kind}/{event_id}.png?run={self.run.run_id}"
 
     @cached_property
     def cut_order(self) -> list[int]:

@@ -55,7 +55,7 @@ import mimetypes
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.report.app import ReviewApp
@@ -195,7 +195,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if path == "/":
             if len(self.app.samples) == 1:
                 self.send_response(HTTPStatus.FOUND)
-                self.send_header("Location", f"/review/{next(iter(self.app.samples))}")
+                self.send_header("Location",
+                                 f"/review/{quote(next(iter(self.app.samples)), safe='')}")
                 self.send_header("Content-Length", "0")
                 return self.end_headers()
             return self._send(200, self.app.index_html().encode(), "text/html; charset=utf-8")

@@ -1382,3 +1382,28 @@ def test_a_client_that_went_away_is_told_from_one_that_waits():
         assert not client_connected(ours)
     finally:
         ours.close()
+
+
+def test_a_sample_id_with_url_characters_gets_its_tiles(results, tmp_path):
+    """A sample named "Pt #17?" (a '#' ends a path in a browser, a '?' starts a query): every
+    address the server hands out is escaped, and each one answers."""
+    from urllib.parse import quote
+
+    out = tmp_path / "results"
+    out.mkdir()
+    shutil.copytree(results / "results" / "P001", out / "Pt #17?")
+    server = make_server(out, port=0, reviewer="tester")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name = quote("Pt #17?", safe="")
+        status, data = request(server, "GET", f"/api/{name}/state")
+        assert status == 200, data[:300]
+        state = json.loads(data)
+        sources = [c["tile"]["src"] for c in state["candidates"] if c.get("tile")]
+        assert sources and all(f"/{name}/" in src for src in sources)
+        assert all(request(server, "GET", src)[0] == 200 for src in sources[:3])
+        status, _ = request(server, "GET", "/")
+        assert status == 302 or status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
