@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         if err.errno not in _DISK_ERRORS:
             raise
         where = f" ({err.filename})" if err.filename else ""
+        remedy = "write to another folder (--out)" if err.errno == errno.EROFS else \
+            "free space and rerun to resume"
         print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
-              "written, free space and rerun to resume", file=sys.stderr)
+              f"written, {remedy}", file=sys.stderr)
         return 2
 
 

@@ -200,15 +200,21 @@ def test_predict_into_a_folder_another_run_holds_is_one_line(cart_and_model, car
     assert not (sample_dir / "parts").exists()
 
 
-def test_disk_full_is_one_line(cart_and_model, cart, capsys, monkeypatch):
+@pytest.mark.parametrize("code, message, remedy", [
+    (errno.ENOSPC, "No space left on device", "free space and rerun"),
+    (errno.EROFS, "Read-only file system", "write to another folder"),
+])
+def test_disk_full_or_read_only_is_one_line(cart_and_model, cart, capsys, monkeypatch, code,
+                                            message, remedy):
     import ctcnet.inference.predict as P
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", "events.parquet")
+    def refused(*args, **kwargs):
+        raise OSError(code, message, "events.parquet")
 
-    monkeypatch.setattr(P, "write_tables", full)
+    monkeypatch.setattr(P, "write_tables", refused)
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart))
-    assert_one_line_error(status, err, "No space left on device")
+    assert_one_line_error(status, err, message)
+    assert remedy in err[0]
 
 
 # Options and model files.
