@@ -27,6 +27,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class BioioContainer(FrameSource):
             out.append(SceneInfo(
                 name=self.scene_name(image, index, scene),
                 channel_names=metadata_channel_names(image.channel_names),
-                pixel_size_um=metadata_pixel_size(image.physical_pixel_sizes, path),
+                pixel_size_um=metadata_pixel_size(self.pixel_sizes(image, index), path),
                 shape=(int(dims.Y), int(dims.X)), num_channels=int(dims.C),
                 dtype=np.dtype(image.dtype), planes=int(dims.T) * int(dims.Z),
                 significant_bits=self.significant_bits(image, index)))
@@ -131,6 +132,10 @@ class BioioContainer(FrameSource):
     def scene_name(self, image, index: int, scene: str) -> str:
         """The name of a scene as the metadata give it (the reader's scene id by default)."""
         return str(scene)
+
+    def pixel_sizes(self, image, index: int):
+        """The scene's physical pixel sizes (Z, Y, X) in um, as the reader gives them."""
+        return image.physical_pixel_sizes
 
     def significant_bits(self, image, index: int) -> int | None:
         """Bits per pixel actually used, where the format records them."""
@@ -285,6 +290,22 @@ def metadata_channel_names(names) -> tuple[str, ...] | None:
     return names
 
 
+# Micrometres per unit of the OME lengths a pixel size is stated in.
+UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4,
+               "m": 1e6}
+
+
+def _in_um(value, unit) -> float | None:
+    """An OME length in um (None: not stated); a unit no pixel is measured in is refused."""
+    if value is None:
+        return None
+    name = str(getattr(unit, "value", unit) or "µm")
+    if name not in UM_PER_UNIT:
+        raise InputError(f"pixel size stated in {name!r}, not a unit of length ctcnet reads "
+                         f"({', '.join(UM_PER_UNIT)})")
+    return float(value) * UM_PER_UNIT[name]
+
+
 def metadata_pixel_size(sizes, path=None) -> float | None:
     """The pixel size in um from a reader's physical pixel sizes (Z, Y, X), or None when the
     metadata give none (missing or zero). Pixels that are not square are refused: frames are
@@ -386,6 +407,13 @@ class OmeTiff(BioioContainer):
         """OME's SignificantBits: 12-bit data in 16-bit pixels reads as 0-4095."""
         bits = image.ome_metadata.images[index].pixels.significant_bits
         return int(bits) if bits else None
+
+    def pixel_sizes(self, image, index: int):
+        """OME's PhysicalSizeX/Y in um, whatever unit the file states them in (bioio-ome-tiff
+        hands the numbers on as written: 591.3 nm read as 591.3 um)."""
+        pixels = image.ome_metadata.images[index].pixels
+        return SimpleNamespace(X=_in_um(pixels.physical_size_x, pixels.physical_size_x_unit),
+                               Y=_in_um(pixels.physical_size_y, pixels.physical_size_y_unit))
 
 
 class OmeZarr(BioioContainer):

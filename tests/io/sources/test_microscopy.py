@@ -42,18 +42,30 @@ def _cartridge_json(src: Path, dst: Path) -> None:
     (dst / "cartridge.json").write_text(json.dumps(info))
 
 
-def write_ome_tiff(twin, dst: Path) -> Path:
+def write_ome_tiff(twin, dst: Path, unit: str = "µm") -> Path:
     """All frames in one OME-TIFF, one OME Image (scene) per frame, named by position; the
-    channel names, pixel size and 12 significant bits in the OME metadata, no panel.json."""
+    channel names, pixel size (in ``unit``) and 12 significant bits in the OME metadata, no
+    panel.json."""
     root, cart, frames = twin
-    px = cart.panel.pixel_size_um
+    px = cart.panel.pixel_size_um / {"µm": 1.0, "nm": 1e-3, "mm": 1e3}[unit]
     _cartridge_json(root, dst)
     with tifffile.TiffWriter(dst / "scan.ome.tif", ome=True) as tw:
         for frame_id, frame in frames.items():
             tw.write(frame, photometric="minisblack", metadata={
                 "axes": "CYX", "Name": frame_id, "Channel": {"Name": NAMES},
-                "PhysicalSizeX": px, "PhysicalSizeY": px, "SignificantBits": 12})
+                "PhysicalSizeX": px, "PhysicalSizeY": px, "PhysicalSizeXUnit": unit,
+                "PhysicalSizeYUnit": unit, "SignificantBits": 12})
     return dst
+
+
+@pytest.mark.parametrize("unit", ["nm", "mm"])
+def test_an_ome_pixel_size_in_another_unit_is_read_in_um(twin, tmp_path, unit):
+    """OME states the pixel size with its unit (591.3 nm is 0.5913 um); the reader hands
+    the number on as written."""
+    pytest.importorskip("bioio_ome_tiff")
+    _, tiff_cart, _ = twin
+    cart = open_cartridge(write_ome_tiff(twin, tmp_path / unit, unit))
+    assert cart.panel.pixel_size_um == pytest.approx(tiff_cart.panel.pixel_size_um)
 
 
 def write_ome_zarr(twin, dst: Path, order=(4, 2, 0, 1, 3), chunk=None) -> Path:
