@@ -370,6 +370,21 @@ def test_a_frame_rescaled_to_fractions_is_refused_raw_float_counts_are_read(tmp_
     assert read_frame(cart.frames[2], panel).max() < 30
 
 
+def test_channel_files_numbered_from_one_are_told_how_they_count(tmp_path, rng):
+    """_c1 to _c3 for three channels: the frame is skipped naming the missing _c0 and the
+    _c3 past the panel, and that channel files count from _c0."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel,
+                layout="channels")
+    for k in (2, 1, 0):
+        (tmp_path / f"r00c00_c{k}.tif").rename(tmp_path / f"r00c00_c{k + 1}.tif")
+    write_cartridge_info(tmp_path, panel, "S4", 1, rows=1, columns=1, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    with pytest.raises(InputError, match=r"missing channel file\(s\) \[0\] and channel "
+                                         r"file\(s\) \[3\].*numbered from _c0"):
+        read_frame(cart.frames[0], panel)
+
+
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
 @FUZZ
 @given(st.fixed_dictionaries({}, optional={

@@ -190,7 +190,11 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
         chans = {f.channel: f.path for f in files}
         missing = [c for c in range(panel.num_channels) if c not in chans]
         if missing:
-            problem = f"missing channel file(s) {missing}"
+            extra = sorted(c for c in chans if c >= panel.num_channels)
+            # Files numbered from _c1 lack _c0 and have one past the panel: say how they count.
+            problem = f"missing channel file(s) {missing}" + (
+                f" and channel file(s) {extra} past the panel's {panel.num_channels} channels "
+                f"(channel files are numbered from _c0 in panel.json's order)" if extra else "")
             paths = tuple(chans[c] for c in sorted(chans))
         else:
             paths = tuple(chans[c] for c in range(panel.num_channels))
