@@ -42,7 +42,7 @@ def _cartridge_json(src: Path, dst: Path) -> None:
     (dst / "cartridge.json").write_text(json.dumps(info))
 
 
-def write_ome_tiff(twin, dst: Path, unit: str = "µm") -> Path:
+def write_ome_tiff(twin, dst: Path, unit: str = "µm", names=NAMES) -> Path:
     """All frames in one OME-TIFF, one OME Image (scene) per frame, named by position; the
     channel names, pixel size (in ``unit``) and 12 significant bits in the OME metadata, no
     panel.json."""
@@ -52,10 +52,30 @@ def write_ome_tiff(twin, dst: Path, unit: str = "µm") -> Path:
     with tifffile.TiffWriter(dst / "scan.ome.tif", ome=True) as tw:
         for frame_id, frame in frames.items():
             tw.write(frame, photometric="minisblack", metadata={
-                "axes": "CYX", "Name": frame_id, "Channel": {"Name": NAMES},
+                "axes": "CYX", "Name": frame_id, "Channel": {"Name": list(names)},
                 "PhysicalSizeX": px, "PhysicalSizeY": px, "PhysicalSizeXUnit": unit,
                 "PhysicalSizeYUnit": unit, "SignificantBits": 12})
     return dst
+
+
+def test_metadata_naming_the_channels_in_another_order_than_panel_json_is_said(twin, tmp_path,
+                                                                              caplog):
+    """The file's names are read (they are right where panel.json is a lab's generic order),
+    but a person is told, once, that the two disagree: labels swapped by the writing software
+    would change every call."""
+    pytest.importorskip("bioio_ome_tiff")
+    from ctcnet.io.sources import microscopy
+
+    microscopy._ORDERS_WARNED.clear()
+    swapped = [NAMES[0], NAMES[2], NAMES[1], *NAMES[3:]]
+    folder = write_ome_tiff(twin, tmp_path / "ome", names=swapped)
+    (folder / "panel.json").write_text(json.dumps({"channels": NAMES,
+                                                   "pixel_size_um": twin[1].panel.pixel_size_um}))
+    with caplog.at_level("WARNING", logger="ctcnet.io"):
+        cart = open_cartridge(folder)
+    assert list(cart.panel.names) == swapped
+    said = [r.getMessage() for r in caplog.records if "another order" in r.getMessage()]
+    assert len(said) == 1 and ", ".join(swapped) in said[0]
 
 
 @pytest.mark.parametrize("unit", ["nm", "mm"])
