@@ -153,7 +153,13 @@ class BioioContainer(FrameSource):
                     raise InputError(f"scene {scene.name} holds {scene.planes} planes per channel "
                                      "(time points or focal planes); a frame is one plane per "
                                      "channel: export one plane or a projection", part.path)
-                panels[where] = metadata_panel(scene, stated, where)
+                try:
+                    panels[where] = metadata_panel(scene, stated, where)
+                except InputError as err:
+                    if err.path is not None or str(err).startswith(where):
+                        raise
+                    # The panel's own checks (a pixel size no scan has) name no file.
+                    raise InputError(f"{err} (scene {scene.name})", part.path) from None
         first_where, first = next(iter(panels.items()))
         for where, other in panels.items():
             if [n.upper() for n in other.names] != [n.upper() for n in first.names] or \

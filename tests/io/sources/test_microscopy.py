@@ -78,6 +78,18 @@ def test_metadata_naming_the_channels_in_another_order_than_panel_json_is_said(t
     assert len(said) == 1 and ", ".join(swapped) in said[0]
 
 
+def test_a_pixel_size_no_scan_has_in_the_metadata_names_the_file(twin, tmp_path):
+    """OME stating 0.5 m per pixel (a unit mix-up): refused, naming the file that says so."""
+    pytest.importorskip("bioio_ome_tiff")
+    folder = write_ome_tiff(twin, tmp_path / "m", "mm")
+    scan = folder / "scan.ome.tif"
+    data = scan.read_bytes().replace(b'PhysicalSizeXUnit="mm"', b'PhysicalSizeXUnit="m" ') \
+        .replace(b'PhysicalSizeYUnit="mm"', b'PhysicalSizeYUnit="m" ')
+    scan.write_bytes(data)
+    with pytest.raises(InputError, match=r"scan.ome.tif: .*not a plausible pixel size"):
+        open_cartridge(folder)
+
+
 @pytest.mark.parametrize("unit", ["nm", "mm"])
 def test_an_ome_pixel_size_in_another_unit_is_read_in_um(twin, tmp_path, unit):
     """OME states the pixel size with its unit (591.3 nm is 0.5913 um); the reader hands
