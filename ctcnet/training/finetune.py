@@ -105,16 +105,20 @@ def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEE
 
 
 
+CARD_SUFFIXES = (".md", ".json")
+
+
 def check_outputs(out: Path, base: Path, overwrite: bool) -> None:
-    """The model file and its card (``.md`` beside it) before any training: writable, not
-    the base model, not existing unless ``overwrite``."""
-    if out.suffix.lower() == ".md":
-        raise InputError("the model card goes beside the model as .md; name the model file "
-                         "(e.g. .pt) with --out", out)
+    """The model file and its cards (``.md`` and ``.json`` beside it) before any training:
+    writable, not the base model, not existing unless ``overwrite``."""
+    if out.suffix.lower() in CARD_SUFFIXES:
+        raise InputError("the model cards go beside the model as .md and .json; name the model "
+                         "file (e.g. .pt) with --out", out)
     refuse_overwriting_inputs(out, [base], "--out")
-    for path in (out, out.with_suffix(".md")):
+    paths = [out, *(out.with_suffix(s) for s in CARD_SUFFIXES)]
+    for path in paths:
         check_output_file(path, "--out")
-    refuse_existing([out, out.with_suffix(".md")], overwrite)
+    refuse_existing(paths, overwrite)
 
 
 # The spec's metrics that calls and flags read (the calibration, the guard's reference, the
@@ -252,8 +256,25 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
             k: record[k] for k in ("held_out", "simulated_test")}})
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)
+    write_registry_card(out, record, new_spec)
     log.info("fine-tuned %s -> %s in %.0f s", base, out, record["seconds"]["total"])
     return record
+
+
+def write_registry_card(model_path: Path, record: dict, spec) -> None:
+    """``<name>.json`` beside the model: what lets a folder named in ``CTCNET_MODELS`` offer
+    it by name and in predict's choice by channels (``ctcnet.nn.registry``), its figure the
+    macro-F1 on the held-out lab crops."""
+    card = {"name": model_path.stem, "file": model_path.name,
+            "size_bytes": model_path.stat().st_size, "arch": spec.arch,
+            "panel": spec.panel.to_dict(), "classes": spec.class_names,
+            "crop_size": spec.crop_size, "pixel_size_um": spec.pixel_size_um,
+            "symmetry": spec.symmetry, "reads": "exports" if spec.reads_exports else "scans",
+            "decision": spec.decision.to_dict(),
+            "test_held_out_lab_crops": record["held_out"]["finetuned"],
+            "finetune": {k: record[k] for k in ("base", "data", "options", "calibration")}}
+    atomic_write_text(model_path.with_suffix(".json"),
+                      json.dumps(card, indent=2, default=float) + "\n")
 
 
 def write_card(path: Path, model_path: Path, record: dict, spec) -> None:

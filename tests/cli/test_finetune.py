@@ -71,7 +71,7 @@ def test_finetune_output_that_cannot_be_written_is_refused_before_training(lab, 
     one_line_refusal(capsys, finetune_args(lab, tmp_path / "card.pt"),
                      f"{tmp_path / 'card.md'}: is a folder")
     one_line_refusal(capsys, finetune_args(lab, tmp_path / "model.md"),
-                     "the model card goes beside the model as .md")
+                     "the model cards go beside the model as .md and .json")
     assert (full / "kept.pt").read_bytes() == b"a model"
 
 

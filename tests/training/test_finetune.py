@@ -80,6 +80,22 @@ def test_finetune_frees_the_last_blocks_and_keeps_the_base_calibration_on_few_cr
                                     if k not in in_use}
 
 
+def test_a_fine_tuned_model_joins_the_models_of_its_folder(lab, tmp_path, monkeypatch):
+    """finetune writes the .json card the registry reads: the folder named in CTCNET_MODELS
+    offers the model by name, its figure the held-out lab crops' macro-F1."""
+    from ctcnet.nn.registry import get_model
+
+    out = tmp_path / "mine" / "lab-tuned.pt"
+    record = finetune(lab / "crops", out, lab / "base.pt", TINY)
+    monkeypatch.setenv("CTCNET_MODELS", str(out.parent))
+    info = get_model("lab-tuned")
+    assert info.file("torch") == out
+    assert info.figures()["test_held_out_lab_crops"] == pytest.approx(
+        record["held_out"]["finetuned"]["macro_f1"])
+    _, spec = load_model(out)
+    assert info.classes == spec.class_names and info.crop_size == spec.crop_size
+
+
 def test_finetune_recalibrates_on_enough_held_out_crops(tmp_path, lab):
     from ctcnet.simulate import simulate_crops
 
