@@ -82,14 +82,17 @@ def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
 
 
 def update_card(card_path, **entries) -> None:
-    """Set top-level entries of a model's card (``<name>.json``) and re-render its ``.md``."""
+    """Set top-level entries of a model's card (``<name>.json``) and re-render its ``.md``
+    (a fine-tuned model's card, which ``ctcnet finetune`` writes with a ``.md`` of its own,
+    keeps that one)."""
     from pathlib import Path
 
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
     card.update(entries)
     atomic_write_text(card_path, json.dumps(card, indent=2, default=float) + "\n")
-    atomic_write_text(card_path.with_suffix(".md"), render_card(card))
+    if "finetune" not in card:
+        atomic_write_text(card_path.with_suffix(".md"), render_card(card))
 
 
 def refresh_decision(card_path, decision: dict, per_crop: dict | None = None) -> None:

@@ -190,3 +190,16 @@ def test_finetune_yaml_is_the_same_recipe_as_the_command():
     assert config["model"]["train_blocks"] == d.train_blocks
     assert config["data"]["batch_size"] == d.batch_size
     assert config["data"]["val_fraction"] == pytest.approx(d.holdout)
+
+
+def test_a_rule_recorded_in_a_fine_tuned_models_card_keeps_its_own_md(lab, tmp_path):
+    """fit_decision and the robustness matrix record into the .json card beside a model: a
+    fine-tuned model's takes the entry and keeps the .md finetune wrote."""
+    from ctcnet.evaluation.model_card import refresh_decision
+
+    out = tmp_path / "t.pt"
+    finetune(lab / "crops", out, lab / "base.pt", TINY)
+    md = out.with_suffix(".md").read_text()
+    refresh_decision(out.with_suffix(".json"), {"rule": {"ctc": -1.0}})
+    assert json.loads(out.with_suffix(".json").read_text())["decision"]["rule"] == {"ctc": -1.0}
+    assert out.with_suffix(".md").read_text() == md
