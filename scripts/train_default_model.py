@@ -20,9 +20,9 @@
 ``--retest MODEL.pt`` skips steps 1-2: a model this script trained (say with a smaller card, or
 under another name while it was being compared) is tested again and written as ``--out/--name``;
 its card keeps the training record, decision rule and matrix measured on that network. A
-model fine-tuned from one (``ctcnet finetune``, no card of its own) takes its base's training
-record with the fine-tuning added, and ``--reproduce`` for how it was made; its base's rule
-and matrix are left out.
+model fine-tuned from one (``ctcnet finetune``, whose card holds no training) takes its base's
+training record with the fine-tuning added, and ``--reproduce`` for how it was made; its base's
+rule and matrix are left out.
 
 Flags: ``--out``, ``--name``, ``--work-dir``, ``--num-workers`` as before; ``--epochs`` overrides
 the config's ``trainer.max_epochs``; ``--train-scale`` multiplies the config's training crop
