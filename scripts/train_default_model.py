@@ -165,12 +165,13 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
     model, spec = load_model(source)
     tuned = spec.training.get("finetune")
     card = source.with_suffix(".json")
-    if tuned and (not card.exists() or "training" not in json.loads(card.read_text())):
+    old = json.loads(card.read_text()) if card.exists() or not tuned else {}
+    if tuned and "training" not in old:
         # Fine-tuned (ctcnet finetune) from a model this script wrote: the base's card has the
         # training the fine-tuning started from (finetune's own card, for the registry, has
         # none).
         card = Path(tuned["base"]["path"]).with_suffix(".json")
-    old = json.loads(card.read_text())
+        old = json.loads(card.read_text())
     log.info("re-testing %s (trained %s) as %s", source, old.get("reproduce"), args.name)
     training, reproduce = old["training"], args.reproduce or reproduce_command(args, extra)
     keep = {k: old[k] for k in ("decision", "robustness_matrix") if k in old}

@@ -43,26 +43,34 @@ def headline(test: dict) -> dict:
                                  "per_class", "confusion", "ece", "guard") if k in test}
 
 
+def model_entries(name: str, model_path, spec) -> dict:
+    """What a card says of the model itself, all that ``ctcnet.nn.registry`` reads to offer
+    it by name and by channels: file, panel, classes, crop and pixel size, what it reads."""
+    return {
+        "name": name,
+        "file": model_path.name,
+        "size_bytes": model_path.stat().st_size,
+        "arch": spec.arch,
+        "panel": spec.panel.to_dict(),
+        "classes": spec.class_names,
+        "crop_size": spec.crop_size,
+        "pixel_size_um": spec.pixel_size_um,
+        "symmetry": spec.symmetry,
+        # What the model reads: scans (16-bit counts), or 8-bit composite exports only
+        # (ctcnet.nn.registry chooses it for composite data, never for scans).
+        "reads": "exports" if spec.reads_exports else "scans",
+    }
+
+
 def build_card(*, name: str, model_path, model, spec, tests: dict, data: dict,
                training: dict, evaluation_seconds: float, reproduce: str) -> dict:
     """The card as plain data (``<name>.json``)."""
     calibration = spec.metrics.get("calibration", {})
     test = tests["test"]
     return {
-        "name": name,
-        "file": model_path.name,
-        "size_bytes": model_path.stat().st_size,
-        "arch": spec.arch,
+        **model_entries(name, model_path, spec),
         "parameters": int(sum(p.numel() for p in model.net.parameters())),
-        "panel": spec.panel.to_dict(),
-        "classes": spec.class_names,
-        "crop_size": spec.crop_size,
-        "pixel_size_um": spec.pixel_size_um,
         "normalisation": normalisation_text(spec),
-        "symmetry": spec.symmetry,
-        # What the model reads: scans (16-bit counts), or 8-bit composite exports only
-        # (ctcnet.nn.registry chooses it for composite data, never for scans).
-        "reads": "exports" if spec.reads_exports else "scans",
         "calibration": {"temperature": spec.temperature,
                         "review_threshold": spec.review_threshold,
                         "fitted_on": "validation split", **calibration},

@@ -34,6 +34,7 @@ from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import calibrate_spec, calibration_shortfall
 from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.evaluation.model_card import model_entries
 from ctcnet.io.atomic import (
     atomic_write_text,
     check_output_file,
@@ -265,11 +266,7 @@ def write_registry_card(model_path: Path, record: dict, spec) -> None:
     """``<name>.json`` beside the model: what lets a folder named in ``CTCNET_MODELS`` offer
     it by name and in predict's choice by channels (``ctcnet.nn.registry``), its figure the
     macro-F1 on the held-out lab crops."""
-    card = {"name": model_path.stem, "file": model_path.name,
-            "size_bytes": model_path.stat().st_size, "arch": spec.arch,
-            "panel": spec.panel.to_dict(), "classes": spec.class_names,
-            "crop_size": spec.crop_size, "pixel_size_um": spec.pixel_size_um,
-            "symmetry": spec.symmetry, "reads": "exports" if spec.reads_exports else "scans",
+    card = {**model_entries(model_path.stem, model_path, spec),
             "decision": spec.decision.to_dict(),
             "test_held_out_lab_crops": record["held_out"]["finetuned"],
             "finetune": {k: record[k] for k in ("base", "data", "options", "calibration")}}
