@@ -34,7 +34,6 @@ from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import calibrate_spec, calibration_shortfall
 from ctcnet.evaluation.metrics import macro_f1
-from ctcnet.evaluation.model_card import model_entries
 from ctcnet.io.atomic import (
     atomic_write_text,
     check_output_file,
@@ -266,6 +265,10 @@ def write_registry_card(model_path: Path, record: dict, spec) -> None:
     """``<name>.json`` beside the model: what lets a folder named in ``CTCNET_MODELS`` offer
     it by name and in predict's choice by channels (``ctcnet.nn.registry``), its figure the
     macro-F1 on the held-out lab crops."""
+    # Here, not at the top: this module is imported for its options (the CLI's parser), and
+    # the card module brings scipy with the rest of evaluation.
+    from ctcnet.evaluation.model_card import model_entries
+
     card = {**model_entries(model_path.stem, model_path, spec),
             "decision": spec.decision.to_dict(),
             "test_held_out_lab_crops": record["held_out"]["finetuned"],
