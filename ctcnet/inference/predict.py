@@ -51,6 +51,7 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import window_size
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events
+from ctcnet.inference.finishing import FrameFinisher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.frames import (
@@ -191,7 +192,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
     seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0, "classify": 0.0,
-               "write": 0.0}
+               "write": 0.0, "frame_wait": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
@@ -209,31 +210,42 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     choose_gallery = lambda events: gallery_rows(events, spec,  # noqa: E731
                                                  options.gallery_per_frame)
     n_events = 0
+    # The finishing thread's own stage times (the guard's flags, writing), kept apart from the
+    # frame stages this thread adds up and added to them when every frame is finished.
+    finishing = {"guard": 0.0, "write": 0.0}
 
-    def finish(ready):
+    def finish(work, proba):
         nonlocal n_events
-        for work, proba in ready:
-            t0 = time.perf_counter()
-            if proba is None:
-                proba = np.zeros((0, spec.num_classes), np.float32)
-            events = label_events(work.events, proba, spec, edge_class)
-            t1 = time.perf_counter()
-            events = guard_events(events, work.crops, proba, spec, work.measured,
-                                  start=work.guard_start)
-            # The guard's flags are guard work (its measurements ran in the frame threads).
-            flagging = time.perf_counter() - t1
-            seconds["guard"] += flagging
-            write_part(parts, work.frame.frame_id, events, work.crops, choose_gallery)
-            work.crops = work.model_crops = work.measured = work.guard_start = None
-            seconds["write"] += time.perf_counter() - t0 - flagging
-            n_events += len(events)
-            progress.update(task, advance=1, events=n_events)
-            if options.on_frame_done:
-                options.on_frame_done(work.frame.frame_id)
+        t0 = time.perf_counter()
+        if proba is None:
+            proba = np.zeros((0, spec.num_classes), np.float32)
+        events = label_events(work.events, proba, spec, edge_class)
+        t1 = time.perf_counter()
+        events = guard_events(events, work.crops, proba, spec, work.measured,
+                              start=work.guard_start)
+        # The guard's flags are guard work (its measurements ran in the frame threads).
+        flagging = time.perf_counter() - t1
+        finishing["guard"] += flagging
+        write_part(parts, work.frame.frame_id, events, work.crops, choose_gallery)
+        work.crops = work.model_crops = work.measured = work.guard_start = None
+        finishing["write"] += time.perf_counter() - t0 - flagging
+        n_events += len(events)
+        progress.update(task, advance=1, events=n_events)
+        if options.on_frame_done:
+            options.on_frame_done(work.frame.frame_id)
 
-    with _progress(len(todo), cartridge.sample_id, options.quiet) as progress:
+    with (_progress(len(todo), cartridge.sample_id, options.quiet) as progress,
+          FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers)) as finisher):
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
-        for work in ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers)):
+        frames_ready = ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers))
+        while True:
+            # How long this thread (the model's) waits for the frame threads: near zero, the
+            # frames keep up and the model's side binds the run; large, the frames bind it.
+            t0 = time.perf_counter()
+            work = next(frames_ready, None)
+            seconds["frame_wait"] += time.perf_counter() - t0
+            if work is None:
+                break
             for stage, s in work.seconds.items():
                 seconds[stage] += s
             if work.error is not None:
@@ -244,8 +256,12 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                 progress.update(task, advance=1)
                 continue
             batcher.add(work)
-            finish(batcher.ready())
-        finish(batcher.ready(final=True))
+            finisher.submit(batcher.ready())
+        finisher.submit(batcher.ready(final=True))
+        finisher.drain()
+    seconds["finish_wait"] = finisher.waited
+    for stage, s in finishing.items():
+        seconds[stage] += s
     seconds["classify"] = batcher.seconds
     if len(skipped) > SKIPS_LOGGED:
         log.warning("%s: %d more frames skipped (skipped_frames in summary.json)",
