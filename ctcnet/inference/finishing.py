@@ -2,11 +2,14 @@
 journal) on a thread of its own, so that the thread feeding the model goes back to it at once
 (:class:`FrameFinisher`).
 
-On a GPU server that thread, not the frames or the model, bound a cartridge: with eight frame
-threads a 175-frame cartridge's frames waited for it under a second of its 17 s, and finishing
-was more than half of its work (``frame_wait`` and ``finish_wait`` in ``timings_s`` say which
-side waits). The frames are finished one at a time and in order, so the journal holds whole
-frames in frame order whenever a run stops.
+On a GPU server the thread feeding the model bound a cartridge: on one H200 with eight frame
+threads, a 175-frame cartridge's model thread waited under a second of its 17 s for frames,
+and finishing was most of that thread's work. With finishing here, this thread binds instead
+(the model's thread waits 7-10 s of 17-22 s for it: pandas work under the GIL beside eight
+frame threads), so the wall time is unchanged until finishing costs less; ``frame_wait`` and
+``finish_wait`` in ``timings_s`` say which side waits (docs/benchmarks-gpu.md). The frames
+are finished one at a time and in order, so the journal holds whole frames whenever a run
+stops.
 """
 
 from __future__ import annotations

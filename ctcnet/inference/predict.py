@@ -11,7 +11,8 @@ Pipeline per cartridge (``predict_cartridge``):
   threads not spinning (:mod:`ctcnet.inference.resources`).
 * The **main thread** pools crops across frames into batches and classifies them
   (:mod:`ctcnet.inference.batcher`; torch, on CUDA with pinned memory and fp16 autocast, or
-  the ONNX runtime), then labels each frame's event table with array operations
+  the ONNX runtime). A **finishing thread** (:mod:`ctcnet.inference.finishing`) then labels
+  each frame's event table with array operations
   (:func:`ctcnet.inference.tables.label_events`); the marker guard
   (``ctcnet.inference.guard``) sends CTC and cluster calls that the measured markers
   contradict, and events unlike the training data, to review (``guard`` column,
