@@ -52,9 +52,9 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import window_size
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events
-from ctcnet.inference.finishing import FrameFinisher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
+from ctcnet.inference.finishing import FrameFinisher
 from ctcnet.inference.frames import (
     default_workers,
     import_frame_modules,
@@ -239,14 +239,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
           FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers)) as finisher):
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
         frames_ready = ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers))
-        while True:
-            # How long this thread (the model's) waits for the frame threads: near zero, the
-            # frames keep up and the model's side binds the run; large, the frames bind it.
-            t0 = time.perf_counter()
-            work = next(frames_ready, None)
-            seconds["frame_wait"] += time.perf_counter() - t0
-            if work is None:
-                break
+        for work in _timed_waits(frames_ready, seconds, "frame_wait"):
             for stage, s in work.seconds.items():
                 seconds[stage] += s
             if work.error is not None:
@@ -261,8 +254,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         finisher.submit(batcher.ready(final=True))
         finisher.drain()
     seconds["finish_wait"] = finisher.waited
-    for stage, s in finishing.items():
-        seconds[stage] += s
+    seconds["guard"] += finishing["guard"]
+    seconds["write"] += finishing["write"]
     seconds["classify"] = batcher.seconds
     if len(skipped) > SKIPS_LOGGED:
         log.warning("%s: %d more frames skipped (skipped_frames in summary.json)",
@@ -303,6 +296,20 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         released.push(lock)
         lock = released
     return PendingReport(cartridge.sample_id, out_dir, summary, job, lock)
+
+
+def _timed_waits(items: Iterable, seconds: dict, key: str) -> Iterable:
+    """Yield ``items``, adding the time spent waiting for each to ``seconds[key]``: how long
+    the model's thread waits for the frame threads (near zero, the frames keep up and the
+    model's side binds the run; large, the frames bind it)."""
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        item = next(it, None)
+        seconds[key] += time.perf_counter() - t0
+        if item is None:
+            return
+        yield item
 
 
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
