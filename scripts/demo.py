@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 def print_counts(summary: dict, events, truth) -> None:
     """Per class: what the simulator drew, what was counted, what the guard held back from the
     count for a person, and every event of that call sent to review (held ones included)."""
-    counted = summary.get("counts", {})
-    held = summary.get("guard", {}).get("by_call", {})
-    review = events.loc[events["review"].astype(bool), "model_class"].value_counts()
+    # The run's one tally (summary.json), by the events' final class, as the counts are.
+    tally = summary.get("tally", {})
+    counted = tally.get("counted", summary.get("counts", {}))
+    held, review = tally.get("held", {}), tally.get("review", {})
     drawn = truth["class"].value_counts()
     names = sorted(set(drawn.index) | set(counted))
     print(f"      {'class':<10}{'drawn':>8}{'counted':>9}{'held':>7}{'to review':>11}")

@@ -16,9 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model to measure: a shipped model's name or a file (default: "
                              "the shipped default model)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for benchmarks.md and benchmarks.json (default: docs; "
-                             "with --quick, benchmark-quick, so a check never replaces a "
-                             "record)")
+                        help="folder for benchmarks.md and benchmarks.json (default: "
+                             "benchmark; with --quick, benchmark-quick; the project's record "
+                             "is --out docs)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny inputs: checks the benchmark runs (for CI); numbers mean "
                              "nothing")
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise InputError(f"unknown benchmark sections {sorted(unknown)}")
     model = resolve_model(args.model, "torch") if args.model else default_model_path("torch")
-    out = args.out or Path("benchmark-quick" if args.quick else "docs")
+    # Never docs/ unless asked: run in a checkout, that would replace the project's record.
+    out = args.out or Path("benchmark-quick" if args.quick else "benchmark")
     run_benchmark(Path(model), out, settings, args.workdir, sections)
     print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
     return 0

@@ -22,9 +22,11 @@ HELP = "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``ctcnet export`` to its subparser."""
-    parser.add_argument("checkpoint", help="ctcnet .pt model or Lightning .ckpt")
+    parser.add_argument("checkpoint", help="ctcnet .pt model, Lightning .ckpt or a shipped "
+                                           "model's name (see `ctcnet models`)")
     parser.add_argument("--out", help="output .onnx file (default: the checkpoint's name with "
-                                      ".onnx)")
+                                      ".onnx beside it; for a shipped model's name, in the "
+                                      "current folder)")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true",
@@ -42,12 +44,20 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet export``: export a checkpoint to ONNX (fp32, fp16 or calibrated int8) and
     print the check report; returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
+    from pathlib import Path
+
     from ctcnet.deploy.export import export_onnx
+    from ctcnet.nn.registry import is_registry_name, resolve_model
 
     # The default --out is beside the checkpoint: a shipped model's export among them, which
-    # export_onnx refuses to replace without --overwrite.
+    # export_onnx refuses to replace without --overwrite. A shipped model named (the wheel's
+    # files, wherever pip put them) is exported into the current folder instead.
+    checkpoint, out = args.checkpoint, args.out
+    if is_registry_name(checkpoint):
+        checkpoint = resolve_model(checkpoint, "torch")
+        out = out or Path(checkpoint.stem).with_suffix(".onnx")
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
-    report = export_onnx(args.checkpoint, args.out, opset=args.opset, precision=precision,
+    report = export_onnx(checkpoint, out, opset=args.opset, precision=precision,
                          calibration=args.int8, max_f1_drop=args.max_f1_drop, seed=args.seed,
                          overwrite=args.overwrite)
     print("\n".join(report.lines()))

@@ -119,6 +119,15 @@ PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, ne
 UNLABELLED = "unlabelled"
 
 
+def pixel_size_source(pixel_size: float | str | None) -> str:
+    """Where a crop set's pixel size came from, for its summary or report: the ``pixel_size``
+    option :func:`read_crop_index` was given (None: ``panel.json``)."""
+    if pixel_size is None:
+        return "panel.json"
+    return {"auto": "estimated from the nuclei", "fit": "each crop fitted to its cell"}.get(
+        pixel_size, "given") if isinstance(pixel_size, str) else "given"
+
+
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                     taxonomy: Taxonomy | None = None,
                     pixel_size: float | str | None = None) -> CropIndex:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
 from ctcnet.evaluation.calibration import calibrate_spec, review_band, softmax
@@ -320,6 +320,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     report["prior"] = prior_name
     report["decision_log_weights"] = decision_weights(called_spec.decision)
     report["pixel_size_um"] = float(index.panel.pixel_size_um)
+    report["pixel_size_from"] = pixel_size_source(pixel_size)
     if spillover is not None:
         report["spillover"] = spillover
     out_dir = Path(out_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import RULES, guard_events, guard_summary
 from ctcnet.inference.options import PredictOptions, spec_at_prior
@@ -77,9 +77,7 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
         device=backend.device_name, model=str(backend.model_path),
         decision_log_weights=decision_weights(spec.decision), prior=prior,
         pixel_size_um=float(index.panel.pixel_size_um),
-        pixel_size_from="panel.json" if options.pixel_size is None else
-        ({"auto": "estimated from the nuclei", "fit": "each crop fitted to its cell"}
-         .get(options.pixel_size, "given") if isinstance(options.pixel_size, str) else "given"),
+        pixel_size_from=pixel_size_source(options.pixel_size),
         counts=tally.counted,
         held=tally.held,
         review=tally.review_events,

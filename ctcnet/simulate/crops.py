@@ -76,6 +76,10 @@ def available_subtypes(panel: Panel, taxonomy: Taxonomy, cfg: SimConfig,
 
 
 def _parse_counts(counts, taxonomy: Taxonomy) -> dict[str, int]:
+    if isinstance(counts, str) and counts.strip().isdigit():
+        # From a command line's dotted override (``--data.simulate.train=60``), which a
+        # free-form mapping option receives as text.
+        counts = int(counts)
     if isinstance(counts, (int, np.integer)):
         return {name: int(counts) for name in taxonomy.names}
     if not isinstance(counts, dict):

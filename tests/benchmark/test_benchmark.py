@@ -18,8 +18,8 @@ def tiny_model(tmp_path, tiny_model_file):
 
 def test_a_quick_check_never_replaces_the_record_and_shipped_names_are_models(tmp_path,
                                                                              monkeypatch):
-    """Without --out, --quick writes benchmark-quick/, never docs/ (a check's numbers mean
-    nothing); the full run records into docs/. --model takes a shipped model's name."""
+    """Without --out, --quick writes benchmark-quick/ and a full run benchmark/, never docs/
+    (the project's record, written with --out docs). --model takes a shipped model's name."""
     import ctcnet.benchmark as benchmark
     from ctcnet.nn.registry import get_model
 
@@ -30,7 +30,7 @@ def test_a_quick_check_never_replaces_the_record_and_shipped_names_are_models(tm
     assert main(["benchmark", "--quick", "--model", "ctcnet-core3"]) == 0
     assert main(["benchmark", "--sections", "classify"]) == 0
     assert calls[0] == (get_model("ctcnet-core3").file("torch"), Path("benchmark-quick"))
-    assert calls[1][1] == Path("docs")
+    assert calls[1][1] == Path("benchmark")
 
 
 def test_quick_benchmark_writes_record(tmp_path, tiny_model):

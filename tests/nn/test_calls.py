@@ -181,6 +181,9 @@ def test_predict_and_evaluate_read_a_crop_set_at_the_stated_or_estimated_pixel_s
         predicted = pd.read_csv(out / "tight" / "predictions.csv")
         evaluated = pd.read_csv(ev / "predictions.csv")
         assert predicted["class"].tolist() == evaluated["class"].tolist()
+        report = json.loads((ev / "report.json").read_text())
+        assert report["pixel_size_from"] == summary["pixel_size_from"]
+        assert report["pixel_size_um"] == pytest.approx(summary["pixel_size_um"])
 
 
 def test_fit_reads_each_crop_at_the_scale_of_its_own_cell(tmp_path):

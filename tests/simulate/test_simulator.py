@@ -63,6 +63,14 @@ def per_subtype():
     return simulate_crops(6, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=3, config=QUIET)
 
 
+def test_counts_given_as_text_as_a_dotted_override_gives_them():
+    """``--data.simulate.train=60`` reaches the simulator as the text "60"."""
+    a = simulate_crops("2", PANEL5, crop_size=32, seed=1)
+    assert len(a.labels) == 2 * len(set(a.labels)) == 8
+    with pytest.raises(InputError, match="counts must be an int"):
+        simulate_crops("two", PANEL5, crop_size=32, seed=1)
+
+
 def test_same_seed_same_bytes_and_other_seed_differs():
     a = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=11)
     b = simulate_crops({"ctc": 3, "debris": 3}, PANEL5, crop_size=48, seed=11)
