@@ -106,6 +106,10 @@ from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+
+# How long predict waits for the review server's write to a sample folder (milliseconds as a
+# rule; a slow disk's page rewrite can take seconds).
+REVIEW_WRITE_WAIT_S = 30.0
 # Skipped frames named one by one on the console (all of them are in summary.json).
 SKIPS_LOGGED = 10
 
@@ -172,7 +176,9 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     lock = contextlib.ExitStack()
-    lock.enter_context(exclusive_folder(out_dir, "predict"))
+    # The review server holds the folder for moments while it saves a decision: waited for.
+    lock.enter_context(exclusive_folder(out_dir, "predict", wait_s=REVIEW_WRITE_WAIT_S,
+                                        wait_for=("review",)))
     try:
         return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options, lock)
     except BaseException:

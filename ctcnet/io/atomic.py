@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -57,12 +58,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_folder(folder: str | Path, what: str = "run") -> Iterator[None]:
-    """Hold an advisory lock on ``folder`` for the block; a second holder is refused at once.
+def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
+                     wait_for: tuple[str, ...] = ()) -> Iterator[None]:
+    """Hold an advisory lock on ``folder`` for the block, as ``what`` (``predict``,
+    ``review``); a second holder is refused, naming the one that holds it.
 
     Two runs writing one output folder would both do all the work, and one's ``--overwrite``
     would delete the files the other is writing. The lock (``flock`` on ``.ctcnet.lock``) is
     released by the kernel when the process dies, so a killed run never leaves a stale lock.
+    While the holder is one of ``wait_for`` (writers that hold the folder for moments, as the
+    review server saving a decision does), the lock is tried again for up to ``wait_s``
+    seconds before the refusal: a nightly predict must not fail because someone is reviewing.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,15 +78,39 @@ def exclusive_folder(folder: str | Path, what: str = "run") -> Iterator[None]:
         yield
         return
     with open(folder / ".ctcnet.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                holder = _lock_holder(fh)
+                if holder not in wait_for or time.monotonic() >= deadline:
+                    raise InputError(f"another ctcnet {holder or 'process'} is writing to this "
+                                     "folder; wait for it or use another --out", folder) from None
+                time.sleep(0.05)
+        try:  # who holds it, for the refusal of the next one
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{what} {os.getpid()}\n")
+            fh.flush()
         except OSError:
-            raise InputError(f"another ctcnet {what} is writing to this folder; wait for it or "
-                             "use another --out", folder) from None
+            pass
         try:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _lock_holder(fh) -> str | None:
+    """The kind of process (``predict``, ``review``) that wrote its name into a lock file it
+    holds; None when unknown (an older ctcnet, or the moment before it writes)."""
+    try:
+        fh.seek(0)
+        words = fh.read().split()
+    except (OSError, ValueError):
+        return None
+    return words[0] if words else None
 
 
 def existing_outputs(paths: Iterable[str | Path]) -> list[Path]:

@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -151,6 +152,10 @@ def _whole_number(info: dict, key: str, root: Path) -> int | None:
     return int(value)
 
 
+# A sample id names folders and files with suffixes of their own (``<id>_geojson``).
+MAX_SAMPLE_ID_BYTES = 200
+
+
 def safe_sample_id(value, root: Path) -> str:
     """The sample id names the output folder: one plain path component, never a path."""
     sid = str(value).strip() if isinstance(value, (str, int)) and \
@@ -158,9 +163,17 @@ def safe_sample_id(value, root: Path) -> str:
     # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
     if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or "\0" in sid or \
             sid != Path(sid).name:
-        raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
-                         "output folder): no '/', '\\' or '..'", root)
-    return sid
+        problem = "an empty name" if not sid else "no '/', '\\' or '..'"
+    elif any(unicodedata.category(c) == "Cc" for c in sid):
+        problem = "no control characters (a line break, a tab)"
+    elif sid.startswith("."):
+        problem = "no leading '.' (a hidden folder)"
+    elif len(sid.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
+        problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
+    else:
+        return sid
+    raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
+                     f"output folder): {problem}", root)
 
 
 def plausibility_problems(cartridge: Cartridge) -> list[str]:

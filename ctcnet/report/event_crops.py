@@ -76,8 +76,10 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched) -> dict |
     """The sample's sign-off for the decisions cut (:mod:`ctcnet.report.signoff`), recorded
     with its source in dataset.json; a warning when there is none, or when the decisions
     changed since it."""
-    record = signoff_record(read_signoff(folder), run.run_id, len(matched.table))
-    if record is None:
+    record = signoff_record(read_signoff(folder), run.run_id, len(matched.table), run.calls_id)
+    if record is None and not matched.n_decisions:
+        log.warning("%s: no review decisions; nothing of it is cut", name)
+    elif record is None:
         log.warning("%s: the review is not signed off (the review page's \"sign off\"); its "
                     "decisions are cut as they are", name)
     else:  # dataset.json keeps it per source; a sign-off that no longer holds is a warning

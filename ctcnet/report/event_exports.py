@@ -357,9 +357,16 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
     (``<sample>/<sample>.fcs``, ``<sample>/geojson/``), or with ``out`` every sample's side by
     side, as gating tools open a folder of FCS files (``out/<sample>.fcs``,
     ``out/<sample>_geojson/``)."""
-    plans = []
+    plans, stems = [], {}
     for name, folder in find_samples(results).items():
         stem = _file_name(name)
+        # Side by side, two sample ids that differ only where a file name cannot hold them
+        # ("Patient 17", "Patient_17"), or only in case, would write one file.
+        if out is not None and stem.casefold() in stems:
+            raise InputError(f"samples {stems[stem.casefold()]!r} and {name!r} would both be "
+                             f"exported as {stem}: export without --out (beside each sample) "
+                             "or each into its own --out", Path(out))
+        stems[stem.casefold()] = name
         root = Path(out) if out is not None else folder
         plans.append(SampleExport(
             name, folder, fcs=root / f"{stem}.fcs" if fcs else None,

@@ -122,6 +122,16 @@ def run_id(events: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def calls_id(events: pd.DataFrame) -> str:
+    """A digest of a run's calls: every event's id and class, in order. A rerun of predict
+    with another model, rule or prior keeps the numbering (:func:`run_id`) but not, as a
+    rule, every call: a sign-off covers the calls it was made on."""
+    digest = hashlib.sha256()
+    digest.update(events["event_id"].to_numpy(np.int64).tobytes())
+    digest.update("\0".join(events["class"].astype(str)).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
 class RunEvents:
     """The current run's events as decisions are matched to them: its id, each event's frame,
     position and call, the position tolerance in scan pixels, when the run was written
@@ -132,6 +142,7 @@ class RunEvents:
     def __init__(self, events: pd.DataFrame, pixel_size_um: float,
                  written_at: float | None = None, cartridge_id: str | None = None):
         self.run_id = run_id(events)
+        self.calls_id = calls_id(events)
         self.cartridge_id = cartridge_id or None
         table = events[["event_id", "frame_id", "x", "y", "class"]]
         self.events = table.assign(frame_id=table["frame_id"].astype(str),

@@ -350,7 +350,7 @@ class Sample(SampleImages):
     def signoff(self, matched: D.Matched) -> dict | None:
         """The sample's sign-off as shown now (:func:`ctcnet.report.signoff.signoff_record`)."""
         return signoff_record(read_signoff(self.folder), self.run.run_id,
-                              matched.n_rows)
+                              matched.n_rows, self.run.calls_id)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
@@ -361,7 +361,9 @@ class Sample(SampleImages):
         reviewer, run_id = body.get("reviewer"), body.get("run_id")
         if reviewer is not None and not isinstance(reviewer, str):
             raise InputError("reviewer must be a string")
-        self.check_run(run_id if isinstance(run_id, str) else None)
+        if run_id is not None and not isinstance(run_id, str):
+            raise InputError("run_id must be a string")
+        self.check_run(run_id)
         reviewer = (reviewer or "").strip()[:64] or default_reviewer
         with D.decisions_lock(self.folder):
             matched = self.decisions.matched(self.run)
@@ -376,7 +378,8 @@ class Sample(SampleImages):
                 decided=len(decided), unreviewed=int(left),
                 after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,
                 journal_rows=matched.n_rows,
-                second_reading=second if second["second"] else None)
+                second_reading=second if second["second"] else None,
+                calls_id=self.run.calls_id)
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

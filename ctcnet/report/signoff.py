@@ -7,8 +7,9 @@ the run it was of, how many decisions counted and how many candidates were left 
 the reviewed counts per 7.5 mL it signed, the agreement with a second reading if there was one,
 and how many lines review.csv held then. A sign-off holds for the decisions it covered: the
 journal only grows, so once a decision is made, changed or taken back (a line appended) it
-reads "changed since", and after predict ran again (another ``run_id``) it is not shown at
-all, as it was of another run.
+reads "changed since", and after predict ran again (another ``run_id``, or the same events
+with other calls: another model, rule or prior) it is not shown at all, as it was of another
+run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SignOff:
     after_review_per_7_5_ml: dict     # the reviewed counts signed
     journal_rows: int                 # review.csv's lines (decisions and take-backs) then
     second_reading: dict | None = None  # agreement with a second reader, when there was one
+    calls_id: str | None = None       # the calls it was made on (none: an older sign-off)
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -70,12 +72,15 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
                       json.dumps(signoff.to_dict(), indent=2) + "\n")
 
 
-def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int) -> dict | None:
+def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
+                   calls_id: str | None = None) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
-    whose review.csv now holds ``journal_rows`` lines: the sign-off with its ``status``
-    (``current``, or ``changed since`` once decisions moved on); None without one, or for
-    another run."""
+    (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines: the
+    sign-off with its ``status`` (``current``, or ``changed since`` once decisions moved on);
+    None without one, or for another run or other calls."""
     if signoff is None or signoff.run_id != run_id:
+        return None
+    if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
         return None
     return {**signoff.to_dict(),
             "status": CURRENT if signoff.journal_rows == journal_rows else CHANGED}

@@ -105,7 +105,8 @@ def test_two_files_for_one_frame_are_refused(cart, extra):
         open_cartridge(cart)
 
 
-@pytest.mark.parametrize("sid", ["../../x", "/tmp/abs", "a/b", "..", "a\\b", "", ["x"]])
+@pytest.mark.parametrize("sid", ["../../x", "/tmp/abs", "a/b", "..", "a\\b", "", ["x"],
+                                 "y" * 300, "new\nline", ".hidden"])
 def test_sample_id_that_is_a_path_is_refused(cart_and_model, cart, capsys, sid):
     edit_json(cart / "cartridge.json", sample_id=sid)
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart))

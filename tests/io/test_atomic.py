@@ -13,3 +13,35 @@ def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
                 pass
     with exclusive_folder(tmp_path, "predict"):  # released after the first run
         pass
+
+
+def test_the_refusal_names_the_holder_and_a_brief_writer_is_waited_for(tmp_path):
+    import threading
+    import time
+
+    with exclusive_folder(tmp_path, "review"):
+        with pytest.raises(InputError, match="another ctcnet review is writing"):
+            with exclusive_folder(tmp_path, "predict"):
+                pass
+    # The review server's save holds the folder for moments: predict waits for it...
+    held, release = threading.Event(), threading.Event()
+
+    def review_save():
+        with exclusive_folder(tmp_path, "review"):
+            held.set()
+            release.wait(5)
+
+    saver = threading.Thread(target=review_save)
+    saver.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    with exclusive_folder(tmp_path, "predict", wait_s=10, wait_for=("review",)):
+        assert release.is_set()
+    saver.join()
+    # ...but not for another predict, which holds it for the whole run.
+    with exclusive_folder(tmp_path, "predict"):
+        t0 = time.monotonic()
+        with pytest.raises(InputError, match="another ctcnet predict"):
+            with exclusive_folder(tmp_path, "predict", wait_s=10, wait_for=("review",)):
+                pass
+        assert time.monotonic() - t0 < 5

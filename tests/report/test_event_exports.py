@@ -297,6 +297,19 @@ def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
     assert not (results / SAMPLE / f"{SAMPLE}.fcs").exists()
 
 
+def test_cli_refuses_two_samples_that_would_share_a_file(run, tmp_path, capsys):
+    results = copy_run(run, tmp_path / "results")
+    shutil.copytree(results / SAMPLE, results / "Patient 17")
+    shutil.move(results / SAMPLE, results / "Patient_17")
+    out = tmp_path / "exports"
+    assert main(["export-events", str(results), "--fcs", "--out", str(out)]) == 2
+    assert "would both be exported as Patient_17" in capsys.readouterr().err
+    assert not out.exists() or not list(out.glob("*.fcs"))
+    assert main(["export-events", str(results), "--fcs"]) == 0  # beside each sample: apart
+    assert (results / "Patient 17" / "Patient_17.fcs").is_file()
+    assert (results / "Patient_17" / "Patient_17.fcs").is_file()
+
+
 def corrupt_table(results):
     (results / SAMPLE / "events.parquet").write_bytes(b"not a parquet file")
 

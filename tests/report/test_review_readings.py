@@ -234,6 +234,7 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     page = (sample / "index.html").read_text()
     assert 'data-signoff="current"' in page and "reviewed by ann on" in page
     assert post(server, "signoff", {"run_id": "old"})[0] == 409
+    assert post(server, "signoff", {"run_id": 5})[0] == 400
     with caplog.at_level("INFO", logger="ctcnet.report"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
     assert "reviewed by ann on" in caplog.text
