@@ -7,7 +7,7 @@ base or predict install has) are printed as one line and exit with status 2; any
 and keeps its traceback.
 Library modules log through ``logging.getLogger(__name__)``; the command shows their warnings by
 default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only errors with
-``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``).
+``--quiet`` (given before the subcommand: ``ctcnet -v predict ...``; ``-v`` also after it).
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if module is not None:
             module.add_arguments(p)
+        # -v after the subcommand as before it (``ctcnet predict ... -v``); not where the
+        # subcommand hands the rest of its line on (train: LightningCLI's options).
+        if not any(a.nargs == argparse.REMAINDER for a in p._actions):
+            p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                           help="log progress notes (-vv: debug detail) to stderr")
         p.set_defaults(_module=module, _name=name)
     return parser
 

@@ -4,7 +4,7 @@
 import pytest
 from conftest import digest, one_line_refusal, refused, save_tiny_model
 
-from ctcnet.cli import SUBCOMMANDS, main
+from ctcnet.cli import SUBCOMMANDS, build_parser, main
 
 # --- CLI ----------------------------------------------------------------------------------------
 
@@ -49,3 +49,13 @@ def test_no_command_writes_over_the_model_it_reads(lab, tmp_path, capsys):
     one_line_refusal(capsys, ["export", model, "--out", model, "--overwrite"],
                      "is the model this command reads")
     assert digest(model) == before and not (tmp_path / "ev").exists()
+
+
+def test_verbose_is_taken_before_or_after_the_subcommand():
+    parse = build_parser().parse_args
+    assert parse(["models", "-v"]).verbose == 1
+    assert parse(["-v", "models"]).verbose == 1
+    assert parse(["-vv", "models"]).verbose == 2
+    assert parse(["models"]).verbose == 0
+    # train hands the rest of its line to LightningCLI as it is
+    assert parse(["train", "-v"]).cli_args == ["-v"]
