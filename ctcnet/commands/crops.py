@@ -33,12 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.inference.inputs import check_writable
     from ctcnet.report.event_crops import write_event_dataset
 
     out = Path(args.out)
     check_output_folder(out)
     if out.exists() and any(out.iterdir()):
         raise InputError("output folder is not empty; choose a new one", out)
+    check_writable(out)  # before any sample is read
     info = write_event_dataset(args.results, out, reviewed=args.reviewed, scans=args.scans)
     counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "

@@ -149,6 +149,10 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                          f'min(100%, {2 * p["width"]}px)" alt="{html.escape(cat)} page {i}">'
                          '</a></p>' for i, p in enumerate(g["pages"], 1))
         title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
+        if cat == "review" and s.tally.reported:
+            # "sent to review" above counts every call; the reported ones have their galleries.
+            note += (f"; sent to review and not called {' or '.join(s.tally.reported)} (those "
+                     "are in their own galleries)")
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
