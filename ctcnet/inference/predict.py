@@ -115,6 +115,8 @@ SKIPS_LOGGED = 10
 
 
 def _progress(total: int, description: str, quiet: bool):
+    """The frames' progress bar; none when quiet or when no frame is left to do (a rerun that
+    takes every frame from the journal)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -126,7 +128,7 @@ def _progress(total: int, description: str, quiet: bool):
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), disable=quiet, transient=False)
+                    TimeRemainingColumn(), disable=quiet or not total, transient=False)
 
 
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
@@ -136,8 +138,10 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, detect, crop: summed over
-    frames in the worker threads; guard: its measurements there and its flags on the main
-    thread; classify, write, report: main thread; total: wall clock). ``summary.json`` is
+    frames in the worker threads; guard: its measurements there and its flags on the finishing
+    thread; classify: main thread; write: the finishing thread's frame parts, then the tables;
+    report; ``frame_wait`` and ``finish_wait``: the main thread waiting for the frame threads
+    and for the finishing thread; total: wall clock). ``summary.json`` is
     written before the report is drawn, and again with the report's timing once it is.
 
     Parameters
