@@ -168,6 +168,7 @@ class ReportWorker:
         self._future = None
         self._running: PendingReport | None = None
         self.waited_s = 0.0  # main-thread time spent waiting for a report to finish
+        self._abandoned = False  # a second Ctrl-C: the report in hand is not waited for
 
     def submit(self, pending: PendingReport) -> None:
         """Start ``pending``'s report once the previous one is done (its error raised here)."""
@@ -201,8 +202,10 @@ class ReportWorker:
         else:
             self._future = self._pool.submit(pending.draw)
 
-    def wait(self) -> None:
-        """Wait for the report in progress; raise :class:`ReportError` if it failed."""
+    def wait(self, stopping: bool = False) -> None:
+        """Wait for the report in progress; raise :class:`ReportError` if it failed.
+        ``stopping``: the run is stopping on a Ctrl-C already, so the next one stops the
+        wait (the report is left for a rerun) rather than being the first."""
         if self._future is None:
             return
         t0 = time.perf_counter()
@@ -213,11 +216,21 @@ class ReportWorker:
             try:
                 drawn = future.result()
             except KeyboardInterrupt:
+                if stopping:
+                    raise
                 # The worker goes on (a process ignores the Ctrl-C; a thread never sees it):
                 # the report is finished and its folder released, then the run stops.
                 interrupted = True
                 _finishing_first(running.sample_id)
                 drawn = future.result()
+        except KeyboardInterrupt:
+            # Asked twice: stop waiting, and end the worker (close). The journal marks the
+            # report pending; a rerun draws it.
+            self._abandoned = True
+            running.release()
+            log.warning("interrupted again: the report of %s is left for a rerun to draw",
+                        running.sample_id)
+            raise
         except BaseException as err:
             running.release()
             raise ReportError(running.sample_id, running.out_dir, err) from err
@@ -231,7 +244,14 @@ class ReportWorker:
     def close(self) -> None:
         """End the worker (after :meth:`wait`)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            if self._abandoned:
+                # The report in hand is dropped: a process's worker is ended (its outputs are
+                # written atomically; a rerun draws the report again), a thread left to end.
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    process.terminate()
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            else:
+                self._pool.shutdown(wait=True)
             self._pool = None
 
     def __enter__(self) -> ReportWorker:
@@ -242,10 +262,11 @@ class ReportWorker:
             if exc_type is None:
                 self.wait()
                 return
-            if exc_type is KeyboardInterrupt and self._running is not None:
+            stopping = exc_type is KeyboardInterrupt and self._running is not None
+            if stopping:
                 _finishing_first(self._running.sample_id)
             try:
-                self.wait()
+                self.wait(stopping=stopping)
             except ReportError as err:  # the error already leaving the block goes first
                 log.error("%s", err)
         finally:

@@ -185,3 +185,28 @@ def test_a_report_process_leaves_an_interrupt_to_predicts_main_process():
             future = pool.submit(signal.getsignal, signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is before
         assert future.result(timeout=120) == signal.SIG_IGN
+
+
+def test_a_second_ctrl_c_while_a_report_is_finished_is_an_interrupt_not_a_failure(caplog):
+    """The first Ctrl-C waits for the report in progress; a second stops the wait, as an
+    interrupt (exit 130), not as the report failing."""
+    class Interrupted:
+        def result(self):
+            raise KeyboardInterrupt
+
+    class Running:
+        sample_id, out_dir, released = "sim1", "out/sim1", False
+
+        def release(self):
+            self.released = True
+
+    for stopping in (False, True):  # Ctrl-C twice while waiting; once more after the first
+        worker = ReportWorker("thread")
+        running = Running()
+        worker._future, worker._running = Interrupted(), running
+        caplog.clear()
+        with caplog.at_level("WARNING"), pytest.raises(KeyboardInterrupt):
+            worker.wait(stopping=stopping)
+        assert running.released and "left for a rerun to draw" in caplog.text
+        assert ("finishing the report of sim1 first" in caplog.text) is not stopping
+        worker.close()
