@@ -166,7 +166,8 @@ def run(args) -> int:
                              "the processes split them already")
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
-        summaries = predict_inputs(inputs, out, backend, options, rank, world_size)
+        summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
+                                   split_by_name=shard is not None)
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
@@ -174,7 +175,7 @@ def run(args) -> int:
         from ctcnet.io.scan import open_cartridge
 
         names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]
-        write_run_index(out, names)
+        write_run_index(out, names, world_size)
     from ctcnet.inference.summary import RunSummary
 
     failed = [s.sample_id for s in summaries

@@ -6,12 +6,15 @@ with ``--nnodes``/``--rdzv_endpoint``): torchrun starts the processes and sets `
 Gloo on CPUs), each rank takes its share of the cartridges (``shard``: static, balanced by frame
 count, every cartridge exactly once, like ``DistributedSampler`` without its padding, which
 would run a cartridge twice into the same folder), runs on GPU ``LOCAL_RANK``, and a barrier
-lets rank 0 write the run index once everyone has finished.
+lets rank 0 write the run index once everyone has finished. The jobs of an array
+(``--shard K/N``) start at different times, so they split by a hash of each sample's name
+instead, which a cartridge added or removed between them does not move.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -44,17 +47,23 @@ def env_info() -> DistInfo:
 
 
 def shard(items: Sequence[T], rank: int, world_size: int,
-          weight: Callable[[T], float] | None = None) -> list[T]:
-    """This rank's share of ``items``: each item exactly once across ranks, loads balanced.
+          weight: Callable[[T], float] | None = None,
+          key: Callable[[T], str] | None = None) -> list[T]:
+    """This rank's share of ``items``: each item exactly once across ranks.
 
-    Items are dealt largest first to the least loaded rank (deterministic, so every rank
-    computes the same assignment without talking to the others); order within a share follows
-    the input order.
+    Without ``key``, loads balanced: items are dealt largest first to the least loaded rank
+    (deterministic, so every rank computes the same assignment from the same items without
+    talking to the others). With ``key`` (an item's name), by a hash of that name alone, so an
+    item's rank does not depend on the other items: jobs that start at different times (an
+    array's) may see a folder that gained or lost items between them, and each item still has
+    exactly one rank. Order within a share follows the input order.
     """
     if world_size <= 1:
         return list(items)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
+    if key is not None:
+        return [it for it in items if stable_rank(key(it), world_size) == rank]
     weights = [float(weight(it)) if weight else 1.0 for it in items]
     order = sorted(range(len(items)), key=lambda i: (-weights[i], i))
     load = [0.0] * world_size
@@ -64,6 +73,13 @@ def shard(items: Sequence[T], rank: int, world_size: int,
         owner[i] = r
         load[r] += weights[i]
     return [it for i, it in enumerate(items) if owner[i] == rank]
+
+
+def stable_rank(name: str, world_size: int) -> int:
+    """The rank a name falls to among ``world_size``: the same in every process, run and
+    Python (a SHA-256 of the name, not ``hash``, which differs between processes)."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % world_size
 
 
 @contextlib.contextmanager
@@ -101,8 +117,11 @@ def barrier() -> None:
         dist.barrier()
 
 
-def write_run_index(out: Path, sample_ids: Sequence[str]) -> dict:
-    """Rank 0, after the barrier: one ``run.json`` listing every output and its main counts."""
+def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None
+                    ) -> dict:
+    """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
+    every output and its main counts; ``world_size``: the ranks or jobs the inputs were
+    split between (default: torchrun's)."""
     entries = []
     for name in sample_ids:
         path = Path(out) / name / "summary.json"
@@ -117,6 +136,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str]) -> dict:
                             **({"status": summary["status"]} if "status" in summary else {})})
         else:
             entries.append({"name": name, "missing": True})
-    index = {"outputs": entries, "world_size": env_info().world_size}
+    index = {"outputs": entries,
+             "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
     return index

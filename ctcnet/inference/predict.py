@@ -376,7 +376,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
-                   world_size: int = 1) -> list[RunSummary | CropRunSummary]:
+                   world_size: int = 1, split_by_name: bool = False
+                   ) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts. With several
@@ -399,6 +400,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     rank, world_size : int
         This process's share of the inputs in a distributed run
         (:mod:`ctcnet.inference.distributed`); 0 of 1 runs them all.
+    split_by_name : bool
+        Split by a hash of each input's name (the jobs of an array, which may see different
+        inputs) instead of balancing by frame count (torchrun's ranks, which start together).
 
     Returns
     -------
@@ -412,7 +416,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
            [("crops", d, d.name, 1) for d in datasets]
-    mine = shard(jobs, rank, world_size, weight=lambda j: j[3])
+    mine = shard(jobs, rank, world_size, weight=lambda j: j[3],
+                 key=(lambda j: j[2]) if split_by_name else None)
     # Each cartridge's report drawn while the next one runs (at most one pending).
     n_cartridges = sum(kind == "cartridge" for kind, *_ in mine)
     overlap = options.report_overlap and options.report is not None and n_cartridges > 1

@@ -18,6 +18,7 @@ from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.batcher import CrossFrameBatcher
+from ctcnet.inference.distributed import stable_rank
 from ctcnet.inference.frames import FrameWork
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.inference.summary import RunSummary
@@ -436,10 +437,12 @@ def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_i
     args = ["predict", str(tmp_path / "in"), "--model", str(setup["model"]), "--out", str(out),
             "--device", "cpu", "--quiet", "--no-report", "--workers", "0"]
     assert main(args + ["--shard", "1/2"]) == 0
-    done = [p.name for p in out.iterdir() if (p / "summary.json").is_file()]
-    assert len(done) == 1  # this job's share only
+    done = {p.name for p in out.iterdir() if (p / "summary.json").is_file()}
+    # this job's share only: the samples whose names fall to it
+    assert done == {n for n in ("sample_a", "sample_b") if stable_rank(n, 2) == 0}
     run = json.loads((out / "run.json").read_text())
-    assert sum(bool(e.get("missing")) for e in run["outputs"]) == 1
+    assert sum(bool(e.get("missing")) for e in run["outputs"]) == 2 - len(done)
+    assert run["world_size"] == 2
     assert main(args + ["--shard", "2/2"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert sorted(e["name"] for e in run["outputs"] if not e.get("missing")) == \
@@ -462,6 +465,22 @@ def test_shard_gives_each_item_to_exactly_one_rank():
     assert sorted(sum(shares, [])) == items
     loads = [sum(1 + i % 4 for i in s) for s in shares]
     assert max(loads) - min(loads) <= 4
+
+
+def test_a_split_by_name_holds_when_items_come_and_go_between_jobs():
+    """The jobs of an array start at different times: a cartridge copied in (or moved out)
+    between them must not leave another to no job, nor give one to two."""
+    from ctcnet.inference.distributed import shard
+
+    names = [f"patient_{i:03d}" for i in range(40)]
+    later = names[:17] + names[18:] + ["patient_new"]   # one gone, one new
+    first = [shard(names, r, 4, key=str) for r in range(4)]
+    second = [shard(later, r, 4, key=str) for r in range(4)]
+    assert sorted(sum(first, [])) == sorted(names)
+    assert sorted(sum(second, [])) == sorted(later)
+    for r in range(4):  # every name kept stays with its job
+        assert set(first[r]) - {names[17]} == set(second[r]) - {"patient_new"}
+    assert min(map(len, first)) >= 4  # even in number, roughly (10 each on average)
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped model is not built yet")
