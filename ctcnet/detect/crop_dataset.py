@@ -3,7 +3,8 @@
 Two layouts are read (and written):
 
 * class folders: ``ROOT/<class>/<file>.tif``; the sample id is the file-name part before
-  ``__`` (``P017__0042.tif`` belongs to sample ``P017``), else the file's own stem;
+  ``__`` (``P017__0042.tif`` belongs to sample ``P017``), else the file's own stem; or
+  ``ROOT/<class>/<sample>/<file>.tif`` (any depth below), the sample id that subfolder's name;
 * ``ROOT/manifest.csv`` with columns ``path,label[,sample_id][,split]`` (paths relative to ROOT).
 
 ``ROOT/panel.json`` gives the channel order. Crops are TIFF (one plane per channel, or an OME
@@ -107,6 +108,15 @@ class CropIndex:
                        tuple(self.crop_pixel_um[i] for i in keep))
 
 
+def _crop_files(folder: Path, recursive: bool) -> list[Path]:
+    """The image files in ``folder`` (and, ``recursive``, in its subfolders), sorted. Hidden
+    files and folders are left out: macOS writes a "._name.tif" resource fork beside each file
+    on foreign disks, which is no image."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(f for f in found if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+
+
 def _sample_id_from_name(path: Path) -> str:
     stem = path.stem
     return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem
@@ -157,13 +167,14 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         folders = [(root, UNLABELLED)] + [(p, p.name) for p in sorted(root.iterdir())
                                            if p.is_dir() and not p.name.startswith(".")]
         for folder, label in folders:
-            # Hidden files are left out: macOS writes a "._name.tif" resource fork beside each
-            # file on foreign disks, which is no image.
-            files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.is_dir() and not f.name.startswith("."))
+            # A class folder's subfolders hold its crops too, each subfolder one sample
+            # (``ctc/P017/cell_12.tif``: a patient's crops); the dataset folder's own
+            # subfolders are the class folders.
+            files = _crop_files(folder, recursive=label != UNLABELLED)
             paths += files
             labels += [label] * len(files)
-            samples += [_sample_id_from_name(f) for f in files]
+            samples += [_sample_id_from_name(f) if f.parent == folder else
+                        f.relative_to(folder).parts[0] for f in files]
             splits += [""] * len(files)
     if not paths:
         raise InputError("no crops found (expected .tif, .png or .jpg crops, in class folders "

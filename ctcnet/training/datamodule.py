@@ -312,6 +312,12 @@ class CTCDataModule(L.LightningDataModule):
             # Crops without a split: whole samples go to validation.
             free = np.flatnonzero(splits == "")
             free_samples = [index.sample_ids[i] for i in free]
+            if len(free) > 10 and len(set(free_samples)) == len(free):
+                # Each crop its own sample: a patient's crops would straddle the split.
+                log.warning("%s: every crop is its own sample, so the split cannot keep a "
+                            "patient's crops together: name crops <sample>__<n>.tif, put each "
+                            "sample's crops in a subfolder of its class folder, or give a "
+                            "manifest.csv sample_id column", index.root)
             by_crop = self.split_unit == "crop" or (self.split_unit == "auto"
                                                     and len(set(free_samples)) < 2)
             if by_crop:

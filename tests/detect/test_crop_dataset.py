@@ -34,6 +34,30 @@ def test_crop_dataset_round_trip_and_sample_ids(tmp_path, rng):
     assert sorted(zip(folders.labels, folders.sample_ids)) == sorted(zip(labels, samples))
 
 
+def test_a_class_folders_subfolders_are_its_crops_and_name_their_sample(tmp_path, rng):
+    """``ctc/P017/cell.tif``, as labs keep a patient's crops: every crop read, the subfolder
+    its sample (hidden folders left out)."""
+    panel = default_panel()
+    crops = _toy_crops(rng)
+    ds = tmp_path / "ds"
+    write_crop_dataset(ds, crops, ["ctc", "wbc", "wbc", "debris", "ctc", "wbc"], panel,
+                       ["P1", "P1", "P2", "P2", "P3", "P3"])
+    (ds / "manifest.csv").unlink()
+    for f in sorted((ds / "ctc").iterdir()):
+        patient = ds / "ctc" / ("P17" if f.name.endswith("0.tif") else "P18") / "day1"
+        patient.mkdir(parents=True, exist_ok=True)
+        shutil.move(f, patient / "cell.tif" if not (patient / "cell.tif").exists() else
+                    patient / "cell2.tif")
+    (ds / "ctc" / ".thumbs").mkdir()
+    write_tiff(ds / "ctc" / ".thumbs" / "x.tif", crops[0])
+    index = read_crop_index(ds, taxonomy=default_taxonomy())
+    assert index.class_counts() == {"ctc": 2, "debris": 1, "wbc": 3}
+    ctc = sorted(s for s, label in zip(index.sample_ids, index.labels) if label == "ctc")
+    assert len(ctc) == 2 and set(ctc) <= {"P17", "P18"}
+    assert {s for s, label in zip(index.sample_ids, index.labels) if label != "ctc"} == \
+        {"P1", "P2", "P3"}
+
+
 def test_crop_dataset_errors(tmp_path, rng):
     panel = default_panel()
     write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=2), ["ctc", "platypus"], panel)
