@@ -100,7 +100,7 @@ from ctcnet.inference.summary import (
     volume_read_ml,
 )
 from ctcnet.inference.tables import empty_frame_table, label_events, write_tables
-from ctcnet.io.atomic import exclusive_folder
+from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
@@ -183,6 +183,10 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     # The review server holds the folder for moments while it saves a decision: waited for.
     lock.enter_context(exclusive_folder(out_dir, "predict", wait_s=REVIEW_WRITE_WAIT_S,
                                         wait_for=("review",)))
+    # A run killed mid-write left its temporary files (whole frames' tables, over a night).
+    stale = remove_stale_temporaries(out_dir)
+    if stale:
+        log.info("%s: removed %d temporary file(s) an interrupted run left", out_dir, stale)
     try:
         return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options, lock)
     except BaseException:

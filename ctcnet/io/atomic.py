@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# What :func:`atomic_path` names its temporary files: ".<name>.<8 random characters>.tmp<suffix>".
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Remove the temporary files that :func:`atomic_path` left in ``folder`` (and below) when
+    its process was killed between writing and renaming; returns how many. Only for a folder
+    no other writer uses now (hold :func:`exclusive_folder`)."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp*"):
+        if _TEMPORARY.match(path.name) and path.is_file():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -1,5 +1,7 @@
 """ctcnet.io.atomic: one run per output folder."""
 
+import os
+
 import pytest
 
 from ctcnet.errors import InputError
@@ -45,3 +47,20 @@ def test_the_refusal_names_the_holder_and_a_brief_writer_is_waited_for(tmp_path)
             with exclusive_folder(tmp_path, "predict", wait_s=10, wait_for=("review",)):
                 pass
         assert time.monotonic() - t0 < 5
+
+
+def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(tmp_path):
+    import tempfile
+
+    from ctcnet.io.atomic import remove_stale_temporaries
+
+    (tmp_path / "parts").mkdir()
+    keep = [tmp_path / "events.csv", tmp_path / ".ctcnet.lock", tmp_path / ".tmp_notes",
+            tmp_path / "parts" / "r00c00.parquet", tmp_path / ".events.csv.keep"]
+    for path in keep:
+        path.write_text("x")
+    # Named as atomic_path names them: a writer killed before its rename leaves these.
+    stale = [tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp" + p.suffix, dir=p.parent)[1]
+             for p in (tmp_path / "events.csv", tmp_path / "parts" / "r00c00.parquet")]
+    assert remove_stale_temporaries(tmp_path) == 2
+    assert not any(os.path.exists(p) for p in stale) and all(p.exists() for p in keep)
