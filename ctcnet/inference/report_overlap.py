@@ -36,6 +36,7 @@ import contextlib
 import importlib
 import inspect
 import logging
+import os
 import signal
 import threading
 import time
@@ -310,9 +311,21 @@ _blas_limit = None  # a report process's BLAS limit, held for its life
 
 def _start_process() -> None:
     """A report process starts as predict's main process draws reports: BLAS on one thread,
-    freed memory handed back (``ctcnet.inference.resources``)."""
+    freed memory handed back (``ctcnet.inference.resources``); and it ends when predict does
+    (:func:`_end_with_parent`)."""
     global _blas_limit
     _blas_limit = single_threaded_blas()
     if hasattr(_blas_limit, "__enter__"):
         _blas_limit.__enter__()
     release_free_memory()
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True,
+                     name="ctcnet-parent-watch").start()
+
+
+def _end_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End this report process once predict's process is gone. A worker never hears of a
+    parent killed outright (the OOM killer, ``kill -9``) and would otherwise live on, holding
+    its memory; its report is drawn again by the next run (the journal marks it pending)."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)

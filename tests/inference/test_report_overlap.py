@@ -210,3 +210,36 @@ def test_a_second_ctrl_c_while_a_report_is_finished_is_an_interrupt_not_a_failur
         assert running.released and "left for a rerun to draw" in caplog.text
         assert ("finishing the report of sim1 first" in caplog.text) is not stopping
         worker.close()
+
+
+def test_a_report_process_ends_when_predicts_process_is_killed(tmp_path):
+    """A parent killed outright (the OOM killer) never tells its report worker: the worker
+    sees itself re-parented and ends, rather than live on holding its memory."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, sys, threading\n"
+            "from ctcnet.inference.report_overlap import _end_with_parent\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    threading.Thread(target=_end_with_parent, args=(os.getppid(), 0.05),"
+            " daemon=True).start()\n"
+            "    print(os.getpid(), flush=True)\n"
+            "    threading.Event().wait(60)\n"
+            "    os._exit(0)\n"
+            "threading.Event().wait(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, 9)
+        pytest.fail("the report process outlived predict's")
