@@ -424,6 +424,12 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                  key=(lambda j: j[2]) if split_by_name else None)
     # Each cartridge's report drawn while the next one runs (at most one pending).
     n_cartridges = sum(kind == "cartridge" for kind, *_ in mine)
+    if n_cartridges and options.prior in (None, CARTRIDGE_PRIOR) and \
+            not decision_weights(backend.spec.decision):
+        log.warning("the model has no decision rule for cartridges (scripts/fit_decision.py "
+                    "fits one): its calls are made at its training prior, at which rare "
+                    "classes such as ctc are called far more often than at a cartridge's "
+                    "prevalence; --prior states one")
     overlap = options.report_overlap and options.report is not None and n_cartridges > 1
     # BLAS on one thread for the cartridges and their reports (as predict_cartridge runs them)
     blas = single_threaded_blas() if n_cartridges else contextlib.nullcontext()
