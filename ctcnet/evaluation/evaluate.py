@@ -251,6 +251,21 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
+def own_training_data_warning(spec: ModelSpec, data: str | Path) -> str | None:
+    """A warning when ``data`` is the crop folder the model was trained on (its training
+    record's ``data_dir``): its figures would be of crops the model learnt from."""
+    trained_on = ((spec.training or {}).get("data") or {}).get("data_dir")
+    if not trained_on:
+        return None
+    try:
+        same = Path(trained_on).resolve() == Path(data).resolve()
+    except OSError:
+        return None
+    return (f"{data} is the crop folder this model was trained on (its training and "
+            "validation crops): every figure is optimistic; evaluate on crops kept apart"
+            if same else None)
+
+
 def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Path,
                      with_baselines: bool = True, baseline_train: str | Path | None = None,
                      n_train_per_class: int = 300, seed: int = BASELINE_TRAIN_SEED,
@@ -321,6 +336,10 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     report["decision_log_weights"] = decision_weights(called_spec.decision)
     report["pixel_size_um"] = float(index.panel.pixel_size_um)
     report["pixel_size_from"] = pixel_size_source(pixel_size)
+    own = own_training_data_warning(spec, data)
+    if own:
+        log.warning("%s", own)
+        report["warnings"] = report.get("warnings", []) + [own]
     if spillover is not None:
         report["spillover"] = spillover
     out_dir = Path(out_dir)

@@ -23,6 +23,7 @@ is normalised here: the model normalises raw counts itself (see :mod:`ctcnet.nn.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -420,7 +421,8 @@ class CTCDataModule(L.LightningDataModule):
         """What the data is (plain data, for checkpoints and model cards)."""
         source = {}
         if self.data_dir is not None:
-            source["data_dir"] = str(self.data_dir)
+            # absolute: evaluate tells the model's own training folder from any other
+            source["data_dir"] = str(Path(self.data_dir).resolve())
         if self.simulate:  # alone, or mixed into the folder's training split
             source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {

@@ -458,3 +458,17 @@ def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
                        panel, splits=["train"] * len(x) + ["test"] * len(xt))
     report = evaluate_dataset(tmp_path / "split", tmp_path / "e.pt", tmp_path / "out2")
     assert report["baseline_training"] == "split=train" and report["baselines"]
+
+
+def test_evaluating_a_models_own_training_folder_is_warned_about(tmp_path):
+    from ctcnet.evaluation.evaluate import own_training_data_warning
+    from ctcnet.io.panel import default_panel
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "held_out").mkdir()
+    spec = ModelSpec("compact", default_panel(), default_taxonomy(), crop_size=32,
+                     training={"data": {"data_dir": str(tmp_path / "lab")}})
+    assert "trained on" in own_training_data_warning(spec, tmp_path / "lab" / ".")
+    assert own_training_data_warning(spec, tmp_path / "held_out") is None
+    assert own_training_data_warning(spec.replace(training={}), tmp_path / "lab") is None
