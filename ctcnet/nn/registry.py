@@ -187,6 +187,14 @@ def list_models() -> list[ModelInfo]:
                 info = _read_card(card)
                 if info is not None:
                     found[card.stem] = info
+        if folder != PACKAGE_MODELS:
+            # A model file without its card (``ctcnet train``'s model.pt copied in) is no
+            # model by name: said, rather than left out without a word.
+            for model in sorted(f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES):
+                if not model.with_suffix(".json").exists():
+                    _warn_once(model, f"has no card ({model.stem}.json) beside it, so it is not "
+                               "offered by name: scripts/train_default_model.py and ctcnet "
+                               "finetune write one; --model takes the file itself")
     return sorted(found.values(), key=lambda m: (m.name != DEFAULT_MODEL_NAME, m.name))
 
 

@@ -39,6 +39,19 @@ def test_registry_lists_shipped_and_site_models(with_tiny3):
         tiny.file("onnx")
 
 
+def test_a_model_file_without_its_card_is_said_not_skipped_silently(with_tiny3, caplog):
+    trained = with_tiny3 / "trained.pt"  # the module's models folder: taken out after
+    trained.write_bytes((with_tiny3 / "tiny3.pt").read_bytes())
+    try:
+        with caplog.at_level("WARNING", logger="ctcnet.nn.registry"):
+            names = [m.name for m in registry.list_models()]
+    finally:
+        trained.unlink()
+    assert "trained" not in names
+    assert "trained.pt: has no card (trained.json)" in caplog.text
+    assert "tiny3.pt" not in caplog.text  # a model with its card is no news
+
+
 def test_shipped_models_are_found_without_the_override(monkeypatch):
     monkeypatch.delenv(registry.MODELS_ENV, raising=False)
     models = registry.list_models()
