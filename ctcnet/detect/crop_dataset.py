@@ -323,7 +323,25 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
                          "; ".join(str(e) for e in errors[:BAD_CROPS_NAMED]) + more, index.root)
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
+    _warn_over_range(out, index)
     return out
+
+
+def _warn_over_range(crops: np.ndarray, index: CropIndex) -> None:
+    """Say when crops hold values above their channels' stated range (panel.json's
+    ``value_range``, 0-4095 unless stated): the marker guard reads such pixels as saturated,
+    and a whole frame so is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
+    if not len(crops) or index.panel.composite is not None:
+        return
+    high = np.array([c.value_range[1] for c in index.panel.channels], np.float32)
+    over = (crops.max(axis=(2, 3)) > high).any(axis=1)
+    if over.any():
+        log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
+                    "stated range (%s; panel.json's value_range): the marker guard reads such "
+                    "pixels as saturated, and the shipped models were trained on 12-bit "
+                    "counts. Are these crops scaled (a 16-bit stretch)?", index.root,
+                    int(over.sum()), len(crops),
+                    ", ".join(f"{c.name} {c.value_range[1]:g}" for c in index.panel.channels))
 
 
 MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")

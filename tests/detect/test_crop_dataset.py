@@ -58,6 +58,15 @@ def test_a_class_folders_subfolders_are_its_crops_and_name_their_sample(tmp_path
         {"P1", "P2", "P3"}
 
 
+def test_crops_above_their_stated_range_are_said(tmp_path, rng, caplog):
+    crops = _toy_crops(rng)
+    crops[2, 1] *= 12  # a 16-bit stretch of one crop's CK
+    write_crop_dataset(tmp_path / "ds", crops, ["ctc"] * 6, default_panel())
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path / "ds"))
+    assert "1 of 6 crops hold values above" in caplog.text and "CK 4095" in caplog.text
+
+
 def test_crop_dataset_errors(tmp_path, rng):
     panel = default_panel()
     write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=2), ["ctc", "platypus"], panel)
