@@ -117,6 +117,16 @@ def _crop_files(folder: Path, recursive: bool) -> list[Path]:
                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
+def warn_if_each_crop_its_own_sample(sample_ids: Sequence[str], root) -> None:
+    """Say when every crop of a split is its own sample (no ``__`` in the names, no sample
+    subfolders or manifest column): a patient's crops would then straddle the split."""
+    if len(sample_ids) > 10 and len(set(sample_ids)) == len(sample_ids):
+        log.warning("%s: every crop is its own sample, so the split cannot keep a patient's "
+                    "crops together: name crops <sample>__<n>.tif, put each sample's crops in "
+                    "a subfolder of its class folder, or give a manifest.csv sample_id "
+                    "column", root)
+
+
 def _sample_id_from_name(path: Path) -> str:
     stem = path.stem
     return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem

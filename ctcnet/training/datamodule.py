@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import ctcnet.simulate
-from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index, warn_if_each_crop_its_own_sample
 from ctcnet.errors import InputError
 from ctcnet.inference.spillover import compensate_samples
 from ctcnet.io.panel import Panel, load_panel
@@ -313,12 +313,7 @@ class CTCDataModule(L.LightningDataModule):
             # Crops without a split: whole samples go to validation.
             free = np.flatnonzero(splits == "")
             free_samples = [index.sample_ids[i] for i in free]
-            if len(free) > 10 and len(set(free_samples)) == len(free):
-                # Each crop its own sample: a patient's crops would straddle the split.
-                log.warning("%s: every crop is its own sample, so the split cannot keep a "
-                            "patient's crops together: name crops <sample>__<n>.tif, put each "
-                            "sample's crops in a subfolder of its class folder, or give a "
-                            "manifest.csv sample_id column", index.root)
+            warn_if_each_crop_its_own_sample(free_samples, index.root)
             by_crop = self.split_unit == "crop" or (self.split_unit == "auto"
                                                     and len(set(free_samples)) < 2)
             if by_crop:
@@ -421,8 +416,7 @@ class CTCDataModule(L.LightningDataModule):
         """What the data is (plain data, for checkpoints and model cards)."""
         source = {}
         if self.data_dir is not None:
-            # absolute: evaluate tells the model's own training folder from any other
-            source["data_dir"] = str(Path(self.data_dir).resolve())
+            source["data_dir"] = str(Path(self.data_dir).resolve())  # evaluate compares it
         if self.simulate:  # alone, or mixed into the folder's training split
             source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {

@@ -140,3 +140,14 @@ def test_a_fifo_among_crops_is_refused_not_read(crops):
     os.mkfifo(crops / "ctc" / "zz.tif")
     with pytest.raises(InputError, match="not a regular file"):
         load_crops(read_crop_index(crops))
+
+
+def test_a_split_of_crops_each_its_own_sample_is_warned_about(caplog):
+    from ctcnet.detect.crop_dataset import warn_if_each_crop_its_own_sample
+
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        warn_if_each_crop_its_own_sample([f"P000_cell{i}" for i in range(12)], "lab")
+        assert "every crop is its own sample" in caplog.text
+        caplog.clear()
+        warn_if_each_crop_its_own_sample([f"P{i % 3}" for i in range(12)], "lab")
+        assert not caplog.text
