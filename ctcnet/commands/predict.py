@@ -166,21 +166,28 @@ def run(args) -> int:
                              "the processes split them already")
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
+        set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
-                                   split_by_name=shard is not None)
+                                   split_by_name=shard is not None, set_aside=set_aside)
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
     if info.is_main:
-        from ctcnet.io.scan import open_cartridge
+        names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
+        write_run_index(out, names, world_size, set_aside)
+    return _outcome(summaries, set_aside, out, args.quiet)
 
-        names = [open_cartridge(c).sample_id for c in cartridges] + [d.name for d in datasets]
-        write_run_index(out, names, world_size)
+
+def _outcome(summaries, set_aside: dict, out, quiet: bool) -> int:
+    """Say what each input came to (unless ``quiet``) and every failure, and return the exit
+    status: 2 when an input was set aside (refused), 3 when a sample had no readable frame."""
+    import sys
+
     from ctcnet.inference.summary import RunSummary
 
     failed = [s.sample_id for s in summaries
               if isinstance(s, RunSummary) and s.status == "failed"]
-    if not args.quiet:
+    if not quiet:
         for s in summaries:
             if isinstance(s, RunSummary):
                 per75 = ", ".join(f"{k} {v:.1f}" for k, v in s.per_7_5_ml.items()
@@ -195,9 +202,19 @@ def run(args) -> int:
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
-        import sys
-
         print(f"ctcnet predict: error: no readable frame in sample(s) {failed}; see "
               "skipped_frames in their summary.json", file=sys.stderr)
-        return 3
-    return 0
+    for name, reason in set_aside.items():  # refused input: 2, once the others have run
+        print(f"ctcnet predict: error: {name} was set aside: {reason}", file=sys.stderr)
+    return 2 if set_aside else 3 if failed else 0
+
+
+def _sample_name(cartridge) -> str:
+    """A cartridge's sample id, or its folder's name when its metadata cannot be read (it was
+    set aside)."""
+    from ctcnet.io.scan import open_cartridge
+
+    try:
+        return open_cartridge(cartridge).sample_id
+    except InputError:
+        return cartridge.name

@@ -117,15 +117,17 @@ def barrier() -> None:
         dist.barrier()
 
 
-def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None
-                    ) -> dict:
+def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
+                    set_aside: dict | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts; ``world_size``: the ranks or jobs the inputs were
-    split between (default: torchrun's)."""
+    split between (default: torchrun's); ``set_aside``: the inputs refused, name: reason."""
     entries = []
     for name in sample_ids:
         path = Path(out) / name / "summary.json"
-        if path.exists():
+        if name in (set_aside or {}):
+            entries.append({"name": name, "set_aside": set_aside[name]})
+        elif path.exists():
             summary = json.loads(path.read_text())
             entries.append({"name": name, "summary": f"{name}/summary.json",
                             "events": summary.get("events", summary.get("crops")),

@@ -72,18 +72,36 @@ def _not_an_input(path: Path) -> InputError:
 
 
 def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
-                   pixel_size: float | str | None = None) -> tuple[list[Cartridge], list[Path]]:
+                   pixel_size: float | str | None = None, set_aside: dict | None = None
+                   ) -> tuple[list[Cartridge], list[Path]]:
     """The cartridges (opened, their metadata checked, conformed to the model's ``panel``) and
-    crop dataset folders of ``inputs``, all checked before any work: a refusal stops the whole
-    run, never after its first cartridges (``pixel_size``: as ``PredictOptions.pixel_size``)."""
+    crop dataset folders of ``inputs``, all checked before any work, never after the first
+    cartridges (``pixel_size``: as ``PredictOptions.pixel_size``). A refusal stops the run;
+    with ``set_aside`` (a dict) and several inputs, a cartridge refused on its own (its
+    metadata, its channels) is left out instead and recorded there (its name: the reason), so
+    that one bad cartridge does not cost a night's batch the others."""
     cartridge_paths, datasets = resolve_inputs(inputs)
-    cartridges = [checked_cartridge(open_cartridge(p)) for p in cartridge_paths]
+    several = set_aside is not None and len(cartridge_paths) + len(datasets) > 1
+    cartridges = []
+    for path in cartridge_paths:
+        name = Path(path).name
+        try:
+            cartridge = open_cartridge(path)
+            name = cartridge.sample_id
+            cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
+        except InputError as err:
+            if not several:
+                raise
+            set_aside[name] = str(err)
+            log.error("%s: set aside, the other inputs run: %s", name, err)
+    if several and not cartridges and not datasets:
+        raise InputError("every cartridge was refused: " + "; ".join(
+            f"{name}: {reason}" for name, reason in set_aside.items()))
     ids = [c.sample_id for c in cartridges]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
                          "outputs would collide")
-    cartridges = [c.conform(panel) for c in cartridges]  # refuses missing channels
     for d in datasets:
         read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
     return cartridges, datasets
@@ -93,9 +111,19 @@ def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
                  pixel_size: float | str | None = None) -> list[Panel]:
     """The panel of every cartridge and crop dataset (:func:`resolve_inputs` of the inputs;
     reads no pixels but one frame per cartridge and one crop per dataset; ``pixel_size``: as
-    ``PredictOptions.pixel_size``, which only the channel names are read for here)."""
-    return ([_cartridge_panel(open_cartridge(c)) for c in cartridges] +
-            [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets])
+    ``PredictOptions.pixel_size``, which only the channel names are read for here). A
+    cartridge that cannot be opened is left out (the run sets it aside, saying why), unless
+    nothing else is left."""
+    panels, refused = [], None
+    for path in cartridges:
+        try:
+            panels.append(_cartridge_panel(open_cartridge(path)))
+        except InputError as err:
+            refused = refused or err
+    panels += [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets]
+    if refused is not None and not panels:
+        raise refused
+    return panels
 
 
 def _cartridge_panel(cartridge: Cartridge) -> Panel:

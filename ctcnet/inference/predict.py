@@ -50,6 +50,7 @@ import pandas as pd
 
 from ctcnet import __version__
 from ctcnet.detect.cropping import window_size
+from ctcnet.errors import InputError
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.crop_sets import predict_crop_dataset
@@ -380,8 +381,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
-                   world_size: int = 1, split_by_name: bool = False
-                   ) -> list[RunSummary | CropRunSummary]:
+                   world_size: int = 1, split_by_name: bool = False,
+                   set_aside: dict | None = None) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts. With several
@@ -407,6 +408,10 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     split_by_name : bool
         Split by a hash of each input's name (the jobs of an array, which may see different
         inputs) instead of balancing by frame count (torchrun's ranks, which start together).
+    set_aside : dict, optional
+        Given, a run of several inputs leaves out a cartridge refused on its own (its
+        metadata, its channels, another run's journal in its folder) and records it here
+        (name: reason); the others run. Not given, the refusal stops the run.
 
     Returns
     -------
@@ -415,7 +420,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     """
     options = options or PredictOptions()
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
-    cartridges, datasets = checked_inputs(inputs, backend.spec.panel, options.pixel_size)
+    cartridges, datasets = checked_inputs(inputs, backend.spec.panel, options.pixel_size,
+                                          set_aside)
     out = Path(out)
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
@@ -437,7 +443,14 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     with blas, report_worker(backend, options.saliency, overlap) as reports:
         for kind, item, name, _ in mine:
             if kind == "cartridge":
-                pending = start_cartridge(item, backend, out / name, options)
+                try:
+                    pending = start_cartridge(item, backend, out / name, options)
+                except InputError as err:
+                    if set_aside is None or len(jobs) + len(set_aside) < 2:
+                        raise
+                    set_aside[name] = str(err)
+                    log.error("%s: set aside, the other inputs run: %s", name, err)
+                    continue
                 summaries.append(pending.summary)  # final once its report is drawn
                 reports.submit(pending)
             else:

@@ -340,3 +340,33 @@ def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, c
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--pixel-size", "0.5"))
     assert status == 0
     assert any("--pixel-size is for crop folders" in line for line in err)
+
+
+def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_model, tmp_path,
+                                                                     capsys):
+    """One bad cartridge of a night's batch (metadata that cannot be read, another run's
+    journal in its folder) is set aside with its reason; the others run; exit 2 at the end."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b", "c"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    (scans / "b" / "cartridge.json").write_text("{not json")
+    model = ["--model", cart_and_model / "model.pt", "--device", "cpu", "--quiet",
+             "--no-report", "--workers", "0", "--prior", "balanced"]
+    # another run's journal in S_c's folder: other detection settings
+    assert run_cli(capsys, "predict", scans / "c", "--out", out, *model,
+                   "--threshold-snr", "7")[0] == 0
+    status, err = run_cli(capsys, "predict", scans, "--out", out, *model)
+    assert status == 2
+    assert (out / "S_a" / "events.parquet").is_file()
+    assert not (out / "b").exists()
+    set_aside = [line for line in err if line.startswith("ctcnet predict: error:")]
+    assert len(set_aside) == 2
+    assert any("b was set aside" in line and "cartridge.json" in line for line in set_aside)
+    assert any("S_c was set aside" in line for line in set_aside)
+    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    assert run["S_a"]["status"] == "ok" and "set_aside" in run["b"] and \
+        "set_aside" in run["S_c"]
+    # Alone, a refused cartridge still stops the run at once, in one line.
+    assert_one_line_error(*run_cli(capsys, "predict", scans / "b", "--out", tmp_path / "o2",
+                                   *model), "cartridge.json")
