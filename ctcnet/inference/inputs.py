@@ -90,10 +90,7 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
             name = cartridge.sample_id
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
-            if not several:
-                raise
-            set_aside[name] = str(err)
-            log.error("%s: set aside, the other inputs run: %s", name, err)
+            set_aside_or_raise(err, name, set_aside if several else None)
     if several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))
@@ -105,6 +102,16 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     for d in datasets:
         read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
     return cartridges, datasets
+
+
+def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> None:
+    """Record input ``name`` as set aside for ``err`` and say so (the other inputs run), or,
+    with no record to keep (``None``: one input, or a caller that stops on a refusal), raise
+    ``err``."""
+    if set_aside is None:
+        raise err
+    set_aside[name] = str(err)
+    log.error("%s: set aside, the other inputs run: %s", name, err)
 
 
 def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],

@@ -67,7 +67,12 @@ from ctcnet.inference.frames import (
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.ground_truth import compare_with_ground_truth
 from ctcnet.inference.guard import guard_events, guard_summary
-from ctcnet.inference.inputs import check_writable, checked_cartridge, checked_inputs
+from ctcnet.inference.inputs import (
+    check_writable,
+    checked_cartridge,
+    checked_inputs,
+    set_aside_or_raise,
+)
 from ctcnet.inference.journal import (
     PARTS_DIR,
     drop_unreadable_parts,
@@ -446,10 +451,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
                 except InputError as err:
-                    if set_aside is None or len(jobs) + len(set_aside) < 2:
-                        raise
-                    set_aside[name] = str(err)
-                    log.error("%s: set aside, the other inputs run: %s", name, err)
+                    several = set_aside is not None and len(jobs) + len(set_aside) > 1
+                    set_aside_or_raise(err, name, set_aside if several else None)
                     continue
                 summaries.append(pending.summary)  # final once its report is drawn
                 reports.submit(pending)
