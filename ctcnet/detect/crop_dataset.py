@@ -259,7 +259,7 @@ def _read_manifest(manifest: Path):
     for n, row in enumerate(rows, start=2):
         if not row.get("path") or not row.get("label"):
             raise InputError(f"line {n}: empty path or label", manifest)
-        path = (root / row["path"]).resolve()
+        path = _manifest_path(root, row["path"])
         if not path.is_relative_to(root):
             raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder",
                              manifest)
@@ -274,6 +274,16 @@ def _read_manifest(manifest: Path):
         samples.append((row.get("sample_id") or "").strip() or _sample_id_from_name(path))
         splits.append((row.get("split") or "").strip())
     return paths, labels, samples, splits
+
+
+def _manifest_path(root: Path, written: str) -> Path:
+    """A manifest row's path, resolved under ``root``. A manifest written on Windows
+    separates folders with backslashes, which are plain name characters here: they are read
+    as separators unless a file of that very name exists."""
+    path = (root / written).resolve()
+    if "\\" in written and not path.exists():
+        path = (root / written.replace("\\", "/")).resolve()
+    return path
 
 
 def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:

@@ -5,8 +5,9 @@ if any. Anything wrong becomes one :class:`~ctcnet.errors.InputError` naming the
 truncated TIFF, unsupported dtype, NaN/inf, empty image. 8-bit PNG channels (as some scanners
 export them) are read as single channels. Colour files (RGB or RGBA PNG, JPEG or TIFF: composite
 exports with one marker per colour plane) are read as their three colour planes, R, G, B, alpha
-dropped; ``panel.json`` names what each plane holds. CellSearch's 2^15 export offset is removed
-here.
+dropped; ``panel.json`` names what each plane holds. A TIFF whose 4th plane is tagged alpha but
+holds a marker (tifffile stores any (4, H, W) array so) keeps all four. CellSearch's 2^15 export
+offset is removed here.
 """
 
 from __future__ import annotations
@@ -128,12 +129,15 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         with _TiffDamageLog() as damage, tifffile.TiffFile(path) as tif:
             names = _ome_channel_names(tif)
             pages = list(tif.pages)
+            if not pages:
+                raise InputError("not a readable TIFF (corrupt or truncated?): it holds no "
+                                 "image", path)
             for page in pages:
                 ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
                 if ends and max(ends) > size:
                     raise InputError("truncated TIFF: pixel data runs past the end of the file",
                                      path)
-            rgb = pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+            alpha_last = _stores_alpha_plane(pages[0])
             # One decoding thread (this one): tifffile's own decoding threads would log
             # damage where the collector above does not listen.
             if len(tif.series) == 1 or tif.is_ome:
@@ -147,14 +151,41 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     except ImportError:  # a codec module that failed to import: this install, not the file
         raise
     except Exception as err:  # tifffile raises many types on corrupt/truncated files
-        raise InputError(f"not a readable TIFF (corrupt or truncated?): {err}", path) from None
+        # Its own errors say what is wrong; others (IndexError, struct.error ...) come from
+        # deep inside the parser and would only puzzle whoever reads them.
+        said = f": {err}" if isinstance(err, (tifffile.TiffFileError, ValueError)) else ""
+        raise InputError(f"not a readable TIFF (corrupt or truncated?){said}", path) from None
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim == 3 and arr.shape[-1] <= 6 < arr.shape[0]:
         # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.
         arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
-    if rgb and arr.ndim == 3 and arr.shape[0] == 4:
-        arr = arr[:3]  # RGBA: the alpha plane is no marker
+    if alpha_last and arr.ndim == 3 and arr.shape[0] == 4 and _is_alpha(arr[3], alpha_last):
+        arr = arr[:3]  # an RGBA export: the alpha plane is no marker
     return check_pixels(arr, path), names
+
+
+def _stores_alpha_plane(page) -> str | None:
+    """How a TIFF page that calls itself RGB stores its planes ("contig": interleaved, as
+    image software writes an RGBA export; "separate": one plane after another), None when it
+    is not RGB."""
+    import tifffile
+
+    if page.photometric != tifffile.PHOTOMETRIC.RGB:
+        return None
+    return "separate" if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE else "contig"
+
+
+def _is_alpha(plane: np.ndarray, storage: str) -> bool:
+    """Whether the 4th plane of an RGB TIFF is an alpha plane rather than a 4th marker.
+
+    tifffile (and so many lab scripts) stores any (4, H, W) array as RGB plus "alpha", one
+    plane after another: there the 4th plane is a marker, and a marker is never one value
+    throughout. An 8-bit interleaved RGBA file is an image editor's composite export; a
+    uniform 4th plane (fully opaque) is an alpha plane however it is stored.
+    """
+    if plane.size and plane.min() == plane.max():
+        return True
+    return storage == "contig" and plane.dtype == np.uint8
 
 
 def _open_raster(path: Path) -> np.ndarray:

@@ -158,7 +158,12 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
 
     from ctcnet.nn.classifier import load_model, save_model, select_device
     from ctcnet.training.datamodule import CTCDataModule
-    from ctcnet.training.lit import CTCLitModule, check_training_classes, fit_or_interrupt
+    from ctcnet.training.lit import (
+        FEW_FROM_A_MODEL,
+        CTCLitModule,
+        check_training_classes,
+        fit_or_interrupt,
+    )
 
     opts = options or FinetuneOptions()
     out = Path(out)
@@ -178,7 +183,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     if n_sim is None:
         n_sim = min(100, int(np.ceil(sum(counts.values()) / max(1, sum(
             1 for v in counts.values() if v)))))
-    check_training_classes(counts, f"the crops of {data_dir}", _absent_note(n_sim))
+    check_training_classes(counts, f"the crops of {data_dir}", _absent_note(n_sim),
+                           few=FEW_FROM_A_MODEL)
     L.seed_everything(opts.seed, workers=True, verbose=False)
     simulate = None
     if n_sim > 0:

@@ -25,7 +25,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from ctcnet.errors import InputError, check_regular_file
+from ctcnet.errors import InputError, PanelMismatchError, check_regular_file
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.nn.classifier import CTCClassifier, load_model
@@ -52,10 +52,17 @@ def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
     return weights
 
 
+# Fewer training crops of a class than this say little: a network trained from scratch on
+# them learns noise, and its validation figures are a handful of crops. Starting from a
+# trained model ten a class already adapt it (docs/adapting.md: 0.982 macro-F1 at 10).
+FEW_FROM_SCRATCH, FEW_FROM_A_MODEL = 50, 10
+
+
 def check_training_classes(counts: dict[str, int], what: str = "the training crops",
-                           absent_note: str = "") -> list[str]:
+                           absent_note: str = "", few: int = 0) -> list[str]:
     """Refuse training on fewer than two classes; warn about classes of the taxonomy the
-    training crops lack. Returns the absent classes.
+    training crops lack, and about classes with fewer than ``few`` crops. Returns the absent
+    classes.
 
     With one class there is nothing to tell apart: every crop is called that class with the
     loss at zero, and the model looks perfect on its own validation split. A class absent from
@@ -68,6 +75,13 @@ def check_training_classes(counts: dict[str, int], what: str = "the training cro
     if absent:
         log.warning("%s hold no %s (of the taxonomy %s)%s", what, ", ".join(absent),
                     list(counts), absent_note)
+    scarce = [f"{name} ({n})" for name, n in counts.items() if 0 < n < few]
+    if scarce:
+        log.warning("%s hold few crops of %s (under %d a class): the model learns little from "
+                    "so few and its validation figures rest on a handful of crops%s", what,
+                    ", ".join(scarce), few,
+                    "; start from a trained model (ctcnet finetune, or model.init_from)"
+                    if few > FEW_FROM_A_MODEL else "")
     return absent
 
 
@@ -111,11 +125,13 @@ def _plain(value):
     return _DROP
 
 
-def select_input_channels(state: dict, target: dict, indices: list[int],
+def select_input_channels(state: dict, target: dict, indices: list[int | None],
                           num_channels: int) -> dict:
     """``state`` of a model over ``num_channels`` input channels, cut to the channels at
     ``indices``: every tensor whose shape differs from ``target``'s along one axis only, where
-    it has ``num_channels`` entries, keeps those entries (stem filters, per-channel buffers)."""
+    it has ``num_channels`` entries, keeps those entries (stem filters, per-channel buffers).
+    Where an index is None (a channel ``state``'s model never saw) the entry is ``target``'s,
+    as this model was initialised."""
     out = {}
     for key, value in state.items():
         want = target.get(key)
@@ -127,7 +143,9 @@ def select_input_channels(state: dict, target: dict, indices: list[int],
                 or want.shape[axes[0]] != len(indices)):
             raise InputError(f"cannot start from these weights: {key} is {tuple(value.shape)}, "
                              f"this model needs {tuple(want.shape)}")
-        out[key] = value.index_select(axes[0], torch.as_tensor(indices))
+        axis = axes[0]
+        out[key] = torch.stack([want.select(axis, j) if i is None else value.select(axis, i)
+                                for j, i in enumerate(indices)], dim=axis)
     return out
 
 
@@ -271,8 +289,18 @@ class CTCLitModule(L.LightningModule):
             return
         other, other_spec = load_model(path)
         # This panel's channels are taken from the other model's by name: a five-channel model
-        # starts a three-marker one (its stem keeps the DAPI, CK and CD45 filters).
-        indices = self.spec.panel.channel_indices(other_spec.panel, f"model {path}")
+        # starts a three-marker one (its stem keeps the DAPI, CK and CD45 filters), and a
+        # channel it never saw (a lab's added marker) starts from this model's own filters.
+        indices, _ = self.spec.panel.match_channels(other_spec.panel)
+        new = [name for name, i in zip(self.spec.panel.names, indices) if i is None]
+        if len(new) == len(indices):
+            raise PanelMismatchError(f"cannot start from {path}: it shares no channel with this "
+                                     f"run's {self.spec.panel.names} (it has "
+                                     f"{other_spec.panel.names})")
+        if new:
+            log.warning("starting from %s, which never saw %s: the filters for %s start as "
+                        "initialised, the other channels' are copied", path, new,
+                        "it" if len(new) == 1 else "them")
         if other_spec.arch != self.spec.arch or other_spec.class_names != self.spec.class_names:
             raise InputError(f"cannot start from {path}: it is {other_spec.arch} with classes "
                              f"{other_spec.class_names}, this run is {self.spec.arch} with "
@@ -296,7 +324,9 @@ class CTCLitModule(L.LightningModule):
             counts = torch.as_tensor(datamodule.train_class_counts())
             check_training_classes(dict(zip(self.spec.class_names, counts.tolist())),
                                    absent_note=": the model learns nothing of them, yet can "
-                                               "still call them")
+                                               "still call them",
+                                   few=FEW_FROM_A_MODEL if self.hparams.init_from
+                                   else FEW_FROM_SCRATCH)
             if self.hparams.class_weights == "balanced":
                 self.loss_weights.copy_(balanced_class_weights(counts))
             if hasattr(datamodule, "split_class_counts") and "val" in datamodule.splits:

@@ -123,10 +123,11 @@ def test_manifest_rows_that_would_miscount_are_refused(crops, edit, match):
         read_crop_index(crops)
 
 
-def test_excel_bom_and_macos_resource_forks_are_accepted(crops):
-    (crops / "manifest.csv").write_bytes(("\ufeff" + "\n".join(_manifest_lines(crops)) + "\n")
-                                         .encode("utf-8"))
-    assert len(read_crop_index(crops)) == 4
+def test_excel_bom_windows_separators_and_macos_resource_forks_are_accepted(crops):
+    lines = [line.replace("/", "\\") for line in _manifest_lines(crops)]  # ctc\x.tif
+    (crops / "manifest.csv").write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-8"))
+    index = read_crop_index(crops)
+    assert len(index) == 4 and all(p.exists() for p in index.paths)
     (crops / "manifest.csv").unlink()
     (crops / "ctc" / "._x.tif").write_bytes(b"\x00\x05\x16\x07")
     index = read_crop_index(crops)

@@ -26,10 +26,13 @@ def test_bad_images_give_clear_errors(tmp_path, rng):
     data = good.read_bytes()
     (tmp_path / "trunc.tif").write_bytes(data[: len(data) // 3])
     (tmp_path / "junk.tif").write_bytes(b"this is not a tiff")
+    (tmp_path / "empty.tif").write_bytes(b"II*\x00garbage")  # a header and nothing readable
     with pytest.raises(InputError, match="trunc.tif"):
         read_image(tmp_path / "trunc.tif")
     with pytest.raises(InputError, match="not a readable TIFF"):
         read_image(tmp_path / "junk.tif")
+    with pytest.raises(InputError, match=r"empty.tif.*not a readable TIFF.*holds no image$"):
+        read_image(tmp_path / "empty.tif")
     with pytest.raises(InputError, match="not found"):
         read_image(tmp_path / "missing.tif")
     nan = np.ones((3, 8, 8), np.float32)
@@ -51,6 +54,26 @@ def test_colour_files_read_as_their_rgb_planes(tmp_path, rng, name, fmt, alpha):
     save_rgb(tmp_path / name, planes, fmt, alpha)
     arr, _ = read_image(tmp_path / name)
     assert arr.dtype == np.uint8 and np.array_equal(arr, planes)  # alpha dropped, R, G, B
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_four_channel_crops_stored_as_rgb_plus_alpha_keep_their_fourth_marker(tmp_path, rng,
+                                                                               dtype):
+    # tifffile.imwrite stores a (4, H, W) array as RGB with an alpha plane, one plane after
+    # another, unless told otherwise: a lab's 4-marker crops written so must keep all four.
+    crop = rng.integers(0, 200, (4, 24, 24)).astype(dtype)
+    tifffile.imwrite(tmp_path / "x.tif", crop)
+    assert tifffile.TiffFile(tmp_path / "x.tif").pages[0].photometric == 2  # RGB as stored
+    back, _ = read_image(tmp_path / "x.tif")
+    assert np.array_equal(back, crop)
+    # Interleaved 8-bit RGBA whose alpha varies (an editor's export with transparency), and any
+    # RGBA whose alpha is one value throughout: three planes.
+    rgba = rng.integers(0, 255, (24, 24, 4)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "editor.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    assert np.array_equal(read_image(tmp_path / "editor.tif")[0], rgba[..., :3].transpose(2, 0, 1))
+    crop[3] = 255
+    tifffile.imwrite(tmp_path / "opaque.tif", crop)
+    assert np.array_equal(read_image(tmp_path / "opaque.tif")[0], crop[:3])
 
 
 def test_jpeg_crops_read_as_composites(tmp_path, rng):

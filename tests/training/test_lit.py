@@ -27,6 +27,32 @@ def test_a_five_channel_model_starts_a_three_marker_one(tmp_path):
             assert (value == source[key][:, [1, 2, 0]]).all(), key
             cut += 1
     assert cut >= 1
-    with pytest.raises(PanelMismatchError, match=r"lacks \['VIM'\]"):
-        CTCLitModule(panel={"channels": ["DAPI", "CK", "VIM"], "pixel_size_um": 0.64},
+
+
+def test_a_channel_the_starting_model_never_saw_starts_as_initialised(tmp_path, caplog):
+    """A lab adds VIM to its panel: DAPI's and CK's filters come from the five-channel model,
+    VIM's are this model's own initial ones, and the run says so. Sharing no channel at all
+    is refused."""
+    import torch
+
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.training.lit import CTCLitModule
+
+    five = make_tiny_model(tmp_path / "five.pt", ["DAPI", "CK", "CD45", "CD61", "CD66b"])
+    panel = {"channels": ["DAPI", "CK", "VIM"], "pixel_size_um": 0.64}
+    torch.manual_seed(7)
+    fresh = CTCLitModule(panel=panel, crop_size=TINY_CROP, arch_kwargs={"width": 8})
+    torch.manual_seed(7)
+    module = CTCLitModule(panel=panel, crop_size=TINY_CROP, arch_kwargs={"width": 8},
+                          init_from=str(five))
+    assert any("never saw ['VIM']" in r.getMessage() for r in caplog.records)
+    source, own = load_model(five)[0].state_dict(), fresh.model.state_dict()
+    stems = [k for k, v in module.model.state_dict().items() if v.shape != source[k].shape]
+    assert stems
+    for key in stems:
+        value = module.model.state_dict()[key]
+        assert (value[:, :2] == source[key][:, :2]).all(), key  # DAPI, CK copied
+        assert (value[:, 2] == own[key][:, 2]).all(), key  # VIM as initialised
+    with pytest.raises(PanelMismatchError, match="shares no channel"):
+        CTCLitModule(panel={"channels": ["VIM", "EpCAM", "HER2"], "pixel_size_um": 0.64},
                      crop_size=TINY_CROP, arch_kwargs={"width": 8}, init_from=str(five))

@@ -600,12 +600,27 @@ def test_training_lacking_a_class_warns_and_on_one_class_is_refused(tmp_path, ca
     _fit(tmp_path / "two", tmp_path / "fit_two")
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("the training crops hold no cluster, debris" in m for m in warned), warned
+    assert any("the training crops hold few crops of ctc (" in m and "ctcnet finetune" in m
+               for m in warned), warned
     ctc = [i for i, label in enumerate(labels) if label == "ctc"]
     write_crop_dataset(tmp_path / "one", crops[ctc].astype(np.uint16), ["ctc"] * len(ctc),
                        load_panel(None), [f"P{i % 2}" for i in range(len(ctc))])
     with pytest.raises(InputError, match="training needs crops of at least two classes"):
         _fit(tmp_path / "one", tmp_path / "fit_one")
     assert not (tmp_path / "fit_one" / "checkpoints").exists()
+
+
+def test_few_crops_of_a_class_are_said_with_the_threshold_of_how_training_starts(caplog):
+    from ctcnet.training.lit import FEW_FROM_A_MODEL, FEW_FROM_SCRATCH, check_training_classes
+
+    counts = {"ctc": 12, "wbc": 400, "cluster": 0}
+    with caplog.at_level("WARNING"):
+        check_training_classes(counts, few=FEW_FROM_A_MODEL)
+    assert not any("few crops" in r.getMessage() for r in caplog.records)
+    with caplog.at_level("WARNING"):
+        check_training_classes(counts, few=FEW_FROM_SCRATCH)
+    few = [r.getMessage() for r in caplog.records if "few crops" in r.getMessage()]
+    assert len(few) == 1 and "ctc (12)" in few[0] and "wbc" not in few[0], few
 
 
 def test_a_class_the_validation_crops_lack_is_named(tmp_path, caplog):
@@ -625,9 +640,6 @@ def test_a_class_the_validation_crops_lack_is_named(tmp_path, caplog):
 def test_checkpoint_from_another_panel_is_refused(crop_dir, fitted, tmp_path):
     _, _, _, checkpoint, _ = fitted
     other = {"channels": ["DAPI", "CK", "CD45", "VIM", "CD66b"]}
-    with pytest.raises(PanelMismatchError, match="channel mismatch"):
-        CTCLitModule(panel=other, crop_size=SIZE, arch_kwargs={"width": 8},
-                     init_from=checkpoint.last_model_path)
     module = CTCLitModule(panel=other, crop_size=SIZE, arch_kwargs={"width": 8})
     with pytest.raises(PanelMismatchError):
         module.on_load_checkpoint(torch.load(checkpoint.last_model_path, weights_only=True))
