@@ -99,12 +99,12 @@ class CTCDataModule(L.LightningDataModule):
             compensated; the others keep their leak, so that the network also knows crops whose
             leak could not be measured (a scan with too few CK+ events). Other splits: all.
         view: ``scan`` (the default: a model for 16-bit scans) or ``export`` (a model for 8-bit
-            composite exports only: the augmentation must export every training crop, i.e.
-            ``tight_p`` 1.0, and the validation and test crops are exported once by it with a
-            fixed seed; the checkpoint records it, and ``ctcnet`` chooses such a model for
-            composite data only). On a crop folder (``data_dir``) the crops must be exports
-            already (RGB composites) and are used as they are (training's export steps off);
-            simulated crops mixed in are exported once.
+            composite exports only: the augmentation must export every simulated training
+            crop, i.e. ``tight_p`` 1.0, and the validation and test crops are exported once
+            by it with a fixed seed; the checkpoint records it, and ``ctcnet`` chooses such a
+            model for composite data only). On a crop folder (``data_dir``) the crops must be
+            exports already (RGB composites) and are used as they are (training's export steps
+            off); simulated crops mixed in are exported once.
         render_cache: a folder that keeps simulated renders between runs
             (:mod:`ctcnet.training.render_cache`): a second try of a recipe with the same data
             starts training at once. None: rendered every run. It changes no crop, so it is
@@ -146,18 +146,17 @@ class CTCDataModule(L.LightningDataModule):
         self.compensate_share = float(compensate_share)
         if view not in VIEWS:
             raise InputError(f"data.view={view!r} is not one of {VIEWS}")
-        if view == "export" and (not isinstance(augment, dict) or
-                                 float(augment.get("tight_p", 0.0)) < 1.0):
-            # jpeg_p is drawn first, tight_p for the rest: only tight_p 1.0 exports every crop.
-            raise InputError("data.view=export trains a model for exports only: every training "
-                             "crop must be shown as one (data.augment.tight_p: 1.0)")
+        if view == "export" and simulate and (not isinstance(augment, dict) or
+                                              float(augment.get("tight_p", 0.0)) < 1.0):
+            # jpeg_p is drawn first, tight_p for the rest: only tight_p 1.0 exports every crop
+            # (a folder's own crops are exports already: only simulated ones are exported).
+            raise InputError("data.view=export trains a model for exports only: every simulated "
+                             "training crop must be shown as one (data.augment.tight_p: 1.0)")
         self.view = view
         self.render_cache = render_cache
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         if panel is None and data_dir is not None:
-            from pathlib import Path
-
             if not Path(data_dir).is_dir():
                 raise InputError("crop dataset folder not found", data_dir)
             if not (Path(data_dir) / "panel.json").exists():
@@ -290,8 +289,6 @@ class CTCDataModule(L.LightningDataModule):
         return SplitData(shown, split.targets, split.sample_ids)
 
     def _load_folder(self) -> dict[str, SplitData]:
-        from pathlib import Path
-
         # The folder's own panel.json names its channels (any order: taken by name) and gives
         # its pixel size; crops are brought to the model's.
         if (Path(self.data_dir) / "panel.json").exists():
@@ -299,9 +296,14 @@ class CTCDataModule(L.LightningDataModule):
                 self.panel, f"crop dataset {self.data_dir}")
         else:
             index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
-        if self.view == "export" and (index.file_panel or index.panel).composite is None:
+        composite = (index.file_panel or index.panel).composite is not None
+        if self.view == "export" and not composite:
             raise InputError("data.view=export trains on exports: this folder holds scan crops "
                              "(no RGB composite files); use view: scan", self.data_dir)
+        if self.view == "scan" and composite:  # it would be offered for 16-bit scans
+            log.warning("%s holds RGB composite exports, but data.view is scan: the model will "
+                        "be recorded as one for 16-bit scans, which it never saw; for exports "
+                        "set data.view: export", self.data_dir)
         images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
         targets = index.label_indices(self.taxonomy)
         splits = np.array([s.lower() for s in index.splits], dtype=object)
@@ -460,7 +462,7 @@ class CTCDataModule(L.LightningDataModule):
             if self.view == "export" and self.data_dir is not None:
                 # A folder of exports (and simulated crops exported once at setup): training's
                 # shifts apply, its export steps would export an export again.
-                overrides = {**overrides, "tight_p": 0.0, "jpeg_p": 0.0}
+                overrides = {**(overrides or {}), "tight_p": 0.0, "jpeg_p": 0.0}
             augment = build_train_augment(overrides, seed=self.split_seed,
                                           roles=tuple(self.panel.roles()))
         if train and self.fine_train is not None and augment is not None:

@@ -411,7 +411,7 @@ def test_finer_rendered_training_cells_are_shown_as_tight_exports_at_model_scale
         assert float(np.percentile(crop.numpy(), 10)) < 5 and float(crop.max()) > 40
 
 
-def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_path):
+def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_path, caplog):
     # Fine-tuning an export model on a lab's exported crops: they are not exported again,
     # the simulated crops mixed in are exported once, and scan crops are refused.
     from ctcnet.simulate import simulate_crops
@@ -435,6 +435,19 @@ def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_
     np.testing.assert_array_equal(dm.splits["val"].images, plain.splits["val"].images)
     cfg = dm.train_dataloader().dataset.augment.cfg
     assert cfg.tight_p == 0.0 and cfg.jpeg_p == 0.0 and cfg.gain_p > 0
+    # The folder alone (nothing simulated to export) needs no export settings, and read as
+    # a scan model's crops it is said to be exports.
+    alone = CTCDataModule(data_dir=str(tmp_path / "lab"), view="export", panel=core3,
+                          crop_size=48)
+    alone.setup("fit")
+    assert alone.train_dataloader().dataset.augment.cfg.tight_p == 0.0
+    with pytest.raises(InputError, match="every simulated training crop"):
+        CTCDataModule(data_dir=str(tmp_path / "lab"), view="export", panel=core3,
+                      crop_size=48, simulate={"train": 2})
+    with caplog.at_level("WARNING"):
+        CTCDataModule(data_dir=str(tmp_path / "lab"), panel=core3, crop_size=48).setup("fit")
+    assert any("holds RGB composite exports, but data.view is scan" in r.getMessage()
+               for r in caplog.records)
 
 
 # ----- loss ---------------------------------------------------------------------------------
