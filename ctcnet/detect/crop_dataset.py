@@ -22,6 +22,7 @@ here, in detect, where frames become crops, on top of io's file formats (images,
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from collections.abc import Sequence
@@ -316,7 +317,7 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
     crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
     """
-    out, errors = None, []
+    out, errors, first_of = None, [], {}
     cut = padded = 0
     for i in range(len(index)):
         try:
@@ -324,6 +325,9 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
         except InputError as err:  # read on: every bad crop is named at once, not one a run
             errors.append(err)
             continue
+        digest = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(arr).data)
+        first_of.setdefault(digest.digest(), []).append(i)
         if out is None:
             size = size or arr.shape[1]
             out = np.empty((len(index), index.panel.num_channels, size, size), np.float32)
@@ -344,7 +348,25 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
     _warn_over_range(out, index)
+    warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
     return out
+
+
+def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
+    """Say which crops are pixel-identical copies of another (``groups``: crop numbers of
+    one image each): a copy weighs twice in training and in every figure, may sit on both
+    sides of a split, and a copy filed under another class means one of its labels is wrong."""
+    if not groups:
+        return
+    relabelled = [g for g in groups if len({index.labels[i] for i in g}) > 1]
+    shown = (relabelled or groups)[:3]
+    named = "; ".join(" = ".join(f"{index.paths[i].relative_to(index.root)} ({index.labels[i]})"
+                                 for i in g) for g in shown)
+    log.warning("%s: %d crops are pixel-identical copies of another, %d of them under another "
+                "class (one label is wrong): %s%s", index.root,
+                sum(len(g) - 1 for g in groups),
+                sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g), named,
+                " ..." if len(relabelled or groups) > len(shown) else "")
 
 
 def _warn_over_range(crops: np.ndarray, index: CropIndex) -> None:

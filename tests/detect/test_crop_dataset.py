@@ -134,6 +134,27 @@ def test_excel_bom_windows_separators_and_macos_resource_forks_are_accepted(crop
     assert len(index) == 4 and not any(p.name.startswith("._") for p in index.paths)
 
 
+def test_pixel_identical_copies_are_named_first_those_under_another_class(crops, caplog):
+    from ctcnet.detect.crop_dataset import load_crops
+
+    (crops / "manifest.csv").unlink()
+    ctc = sorted(crops.glob("ctc/*.tif"))[0]
+    shutil.copy(ctc, crops / "wbc" / "p9__relabelled.tif")
+    shutil.copy(ctc, crops / "ctc" / "p9__again.tif")
+    with caplog.at_level("WARNING"):
+        load_crops(read_crop_index(crops))
+    warned = [r.getMessage() for r in caplog.records if "pixel-identical" in r.getMessage()]
+    assert len(warned) == 1 and "2 crops are pixel-identical copies" in warned[0], warned
+    assert "1 of them under another class" in warned[0]
+    assert "p9__relabelled.tif (wbc)" in warned[0] and f"{ctc.name} (ctc)" in warned[0]
+    caplog.clear()
+    (crops / "wbc" / "p9__relabelled.tif").unlink()
+    (crops / "ctc" / "p9__again.tif").unlink()
+    with caplog.at_level("WARNING"):
+        load_crops(read_crop_index(crops))
+    assert not any("pixel-identical" in r.getMessage() for r in caplog.records)
+
+
 def test_a_fifo_among_crops_is_refused_not_read(crops):
     from ctcnet.detect.crop_dataset import load_crops
 
