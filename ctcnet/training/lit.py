@@ -308,6 +308,12 @@ class CTCLitModule(L.LightningModule):
         self.model.load_state_dict(select_input_channels(
             other.state_dict(), self.model.state_dict(), indices,
             other_spec.panel.num_channels))
+        scale = self.spec.pixel_size_um / other_spec.pixel_size_um
+        if not 0.8 <= scale <= 1.25:  # filters learnt at one scale, cells of another size
+            log.warning("starting from %s, a model of %.3g um/px, for one of %.3g: cells are "
+                        "%.2gx as wide in this model's pixels as in the filters it copies; it "
+                        "needs more training to adapt than a start at its own scale", path,
+                        other_spec.pixel_size_um, self.spec.pixel_size_um, 1 / scale)
 
     def setup(self, stage: str) -> None:
         """Check the data's channels against the model's and, before fitting, set the class

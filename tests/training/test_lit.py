@@ -11,7 +11,7 @@ TINY_CROP = 32
 
 # --- training for another panel -------------------------------------------------------------------
 
-def test_a_five_channel_model_starts_a_three_marker_one(tmp_path):
+def test_a_five_channel_model_starts_a_three_marker_one(tmp_path, caplog):
     from ctcnet.nn.classifier import load_model
     from ctcnet.training.lit import CTCLitModule
 
@@ -27,6 +27,11 @@ def test_a_five_channel_model_starts_a_three_marker_one(tmp_path):
             assert (value == source[key][:, [1, 2, 0]]).all(), key
             cut += 1
     assert cut >= 1
+    assert not any("um/px" in r.getMessage() for r in caplog.records)  # the same scale
+    CTCLitModule(panel={"channels": RGB_ORDER, "pixel_size_um": 0.32}, crop_size=TINY_CROP,
+                 arch_kwargs={"width": 8}, init_from=str(five))
+    assert any("a model of 0.64 um/px, for one of 0.32: cells are 2x as wide" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_a_channel_the_starting_model_never_saw_starts_as_initialised(tmp_path, caplog):
