@@ -34,11 +34,14 @@ def checked_cartridge(cartridge: Cartridge) -> Cartridge:
     return replace(cartridge, problems=[*cartridge.problems, *new]) if new else cartridge
 
 
-def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
+                   ) -> tuple[list[Path], list[Path]]:
     """Sort the given paths into (cartridge folders, crop dataset folders).
 
     A path may be a cartridge folder, a folder whose sub-folders are cartridges, a text file
-    listing such paths (one per line, ``#`` comments), or a crop dataset folder.
+    listing such paths (one per line, ``#`` comments), or a crop dataset folder. With
+    ``say_skipped`` (the run's own listing, not a look ahead), a folder of cartridges'
+    subfolders that are none are named.
     """
     cartridges, datasets = [], []
     for path in expand_list_files(inputs):  # list files read, a list naming itself refused
@@ -53,8 +56,21 @@ def resolve_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]
             subs = sorted(p for p in path.iterdir() if p.is_dir() and is_cartridge(p))
             if not subs:
                 raise _not_an_input(path)
+            if say_skipped:
+                _say_what_is_not_read(path, subs)
             cartridges += subs
     return cartridges, datasets
+
+
+def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
+    """Name the subfolders of a folder of cartridges that are no cartridge, so that a scan
+    whose copy has not arrived yet (an empty folder) or lacks its frames is not passed over
+    without a word; hidden folders are left out."""
+    others = sorted(p for p in folder.iterdir() if p.is_dir() and p not in cartridges
+                    and not p.name.startswith("."))
+    for sub in others:
+        what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
+        log.warning("%s: not a cartridge (%s), not read", sub, what)
 
 
 def _not_an_input(path: Path) -> InputError:
@@ -80,7 +96,7 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     with ``set_aside`` (a dict) and several inputs, a cartridge refused on its own (its
     metadata, its channels) is left out instead and recorded there (its name: the reason), so
     that one bad cartridge does not cost a night's batch the others."""
-    cartridge_paths, datasets = resolve_inputs(inputs)
+    cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
     several = set_aside is not None and len(cartridge_paths) + len(datasets) > 1
     cartridges = []
     for path in cartridge_paths:

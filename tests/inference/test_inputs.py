@@ -154,6 +154,29 @@ def test_a_folder_of_images_without_panel_json_is_told_what_it_lacks(tmp_path, r
         resolve_inputs([tmp_path / "nothing"])
 
 
+def test_a_folder_of_cartridges_names_its_subfolders_that_are_none(tmp_path, caplog):
+    """A scan still being copied (an empty folder) or a folder of notes beside the cartridges
+    is named once, by the run's own listing, not passed over without a word."""
+    from ctcnet.inference.inputs import resolve_inputs
+
+    scans = tmp_path / "scans"
+    (scans / "c1").mkdir(parents=True)
+    (scans / "c1" / "cartridge.json").write_text("{}")
+    (scans / "arriving").mkdir()
+    (scans / "notes").mkdir()
+    (scans / "notes" / "run.txt").write_text("x")
+    (scans / ".cache").mkdir()
+    with caplog.at_level("WARNING"):
+        assert resolve_inputs([scans]) == ([scans / "c1"], [])
+    assert not caplog.records
+    with caplog.at_level("WARNING"):
+        assert resolve_inputs([scans], say_skipped=True) == ([scans / "c1"], [])
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"{scans / 'arriving'}: not a cartridge (empty), not read",
+                    f"{scans / 'notes'}: not a cartridge (no frames nor cartridge.json), "
+                    "not read"], said
+
+
 def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_path, rng):
     """Crops nobody labelled, straight in the folder beside panel.json, are classified (label
     ``unlabelled``) beside any class folders."""
