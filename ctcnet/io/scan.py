@@ -152,6 +152,16 @@ def _whole_number(info: dict, key: str, root: Path) -> int | None:
     return int(value)
 
 
+def _check_stated_layout(info: dict, root: Path) -> None:
+    """What cartridge.json states of the layout must be numbers of its kind: whole frame
+    sizes and rows, a positive pixel size (which must agree with the one read:
+    :func:`plausibility_problems`)."""
+    for key in ("rows", "frame_height", "frame_width"):
+        _whole_number(info, key, root)
+    if "pixel_size_um" in info:
+        _positive_number(info, "pixel_size_um", 0.0, root)
+
+
 # A sample id names folders and files with suffixes of their own (``<id>_geojson``).
 MAX_SAMPLE_ID_BYTES = 200
 
@@ -182,7 +192,10 @@ def plausibility_problems(cartridge: Cartridge) -> list[str]:
     Refused (InputError): a pixel size outside :data:`SCAN_PIXEL_SIZE_UM` (no reading of such a
     scan gives right sizes, so no count from it stands) and a blood volume over
     :data:`WHOLE_BLOOD_ML`. Returned as problems (the run goes on, status ``partial``): a blood
-    volume over :data:`TUBE_VOLUME_ML`, which pooled tubes can explain.
+    volume over :data:`TUBE_VOLUME_ML`, which pooled tubes can explain, and a pixel size in
+    cartridge.json other than the one the frames are read at (panel.json's or the files'):
+    counts per 7.5 mL, cell sizes and cropping follow the one read, so a person should know
+    which is right.
     """
     lo, hi = SCAN_PIXEL_SIZE_UM
     px = float(cartridge.panel.pixel_size_um)
@@ -200,6 +213,11 @@ def plausibility_problems(cartridge: Cartridge) -> list[str]:
         problems.append(f"cartridge.json: blood_volume_ml {volume:g} is more than one blood tube "
                         f"holds ({TUBE_VOLUME_ML:g} mL); the per-7.5 mL figures divide by it: "
                         "check it (pooled tubes?)")
+    stated = cartridge.info.get("pixel_size_um")
+    if stated is not None and abs(float(stated) - px) > 0.01 * px:
+        problems.append(f"cartridge.json states pixel_size_um {float(stated):g}, but the frames "
+                        f"are read at {px:g} (panel.json or the files' metadata): check which "
+                        "is right")
     return problems
 
 
@@ -248,6 +266,7 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
                          root)
     source = get_source(parts[0].source)  # one layout per folder (_frame_parts)
     panel = source.panel(parts, stated)
+    _check_stated_layout(info, root)
     frames = source.frames(parts, {**info, "columns": columns}, panel)
     problems: list[str] = []
     # Scan order: by index when given, else serpentine order of (row, col).

@@ -31,6 +31,7 @@ from ctcnet.io.scan import (
     SCAN_PIXEL_SIZE_UM,
     TUBE_VOLUME_ML,
     open_cartridge,
+    plausibility_problems,
     read_frame,
     serpentine_position,
     write_cartridge_info,
@@ -84,6 +85,20 @@ def test_blood_volume_beyond_one_tube_is_partial_and_said(clean_run, cart):
     # The counts stand; the per-7.5 mL figures divide by the stated volume, flagged.
     assert summary.counts == clean.counts and summary.events == clean.events
     assert summary.per_7_5_ml["ctc"] == pytest.approx(summary.counts["ctc"] * 7.5 / 750)
+
+
+def test_a_pixel_size_in_cartridge_json_other_than_the_one_read_is_partial_and_said(clean_run,
+                                                                                    cart):
+    px = json.loads((cart / "panel.json").read_text())["pixel_size_um"]
+    edit_json(cart / "cartridge.json", pixel_size_um=round(px * 0.7, 4))
+    summary = predict(clean_run, cart)
+    assert summary.status == "partial"
+    assert [p for p in summary.problems if f"states pixel_size_um {round(px * 0.7, 4):g}, "
+            f"but the frames are read at {px:g}" in p], summary.problems
+    assert summary.counts == clean_run["clean"].counts  # read at panel.json's, as before
+    edit_json(cart / "cartridge.json", pixel_size_um="abc")
+    with pytest.raises(InputError, match="pixel_size_um must be a positive number"):
+        predict(clean_run, cart)
 
 
 def test_a_full_tube_is_still_ok(clean_run, cart):
@@ -386,10 +401,14 @@ def test_channel_files_numbered_from_one_are_told_how_they_count(tmp_path, rng):
 
 
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+
+
 @FUZZ
 @given(st.fixed_dictionaries({}, optional={
     "sample_id": JSON_VALUES | st.sampled_from(["../x", "/abs", "a/b", "..", "ok-1", ""]),
-    "columns": JSON_VALUES, "num_frames": JSON_VALUES, "blood_volume_ml": JSON_VALUES}))
+    "columns": JSON_VALUES, "num_frames": JSON_VALUES, "blood_volume_ml": JSON_VALUES,
+    "rows": JSON_VALUES, "frame_height": JSON_VALUES,
+    "pixel_size_um": JSON_VALUES | st.sampled_from([0.64, 0.6401, 0.45])}))
 def test_cartridge_json_values_are_checked(tmp_path_factory, info):
     root = tmp_path_factory.mktemp("cart")
     write_cartridge_info(root, PANEL, "s", 1, 1, 1, (16, 16))
@@ -400,6 +419,11 @@ def test_cartridge_json_values_are_checked(tmp_path_factory, info):
     except InputError:
         return
     assert math.isfinite(cart.blood_volume_ml) and cart.blood_volume_ml > 0
+    for key in ("rows", "frame_height"):
+        assert info.get(key) is None or (float(info[key]).is_integer() and info[key] >= 1)
+    if "pixel_size_um" in info:  # a number; beside panel.json's 0.64 a problem if it differs
+        differs = abs(info["pixel_size_um"] - 0.64) > 0.0064
+        assert differs == any("states pixel_size_um" in p for p in plausibility_problems(cart))
     sid = cart.sample_id
     assert sid and "/" not in sid and "\\" not in sid and sid not in (".", "..")
     assert (root / "out" / sid).resolve().parent == (root / "out").resolve()
