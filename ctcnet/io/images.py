@@ -86,6 +86,34 @@ def _ome_channel_names(tif) -> list[str] | None:
     return names if names and all(names) else None
 
 
+# Micrometres per unit an OME file may state its pixel size in (OME's default: µm).
+_OME_UM_PER_UNIT = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3}
+
+
+def ome_pixel_size(path: str | Path) -> float | None:
+    """The pixel size (um) a TIFF's OME metadata state (PhysicalSizeX), None where they state
+    none, in a unit not listed, or the file has no OME metadata. Reads the header only."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.ome_metadata
+            if not meta:
+                return None
+            image = tifffile.xml2dict(meta)["OME"]["Image"]
+    except Exception:  # an unreadable file says so when its pixels are read
+        return None
+    pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+    size, unit = pixels.get("PhysicalSizeX"), str(pixels.get("PhysicalSizeXUnit", "µm"))
+    if size is None or unit not in _OME_UM_PER_UNIT:
+        return None
+    try:
+        value = float(size) * _OME_UM_PER_UNIT[unit]
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 and np.isfinite(value) else None
+
+
 class _TiffDamageLog(logging.Handler):
     """Collect the errors tifffile logs while this thread reads a file (its way to report
     damage).

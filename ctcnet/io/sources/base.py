@@ -6,6 +6,7 @@ See :mod:`ctcnet.io.sources` for what a source is.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -13,6 +14,14 @@ from typing import ClassVar
 import numpy as np
 
 from ctcnet.errors import InputError
+
+# Two stated pixel sizes within 1 % are one (rounding in metadata and panel.json).
+PIXEL_SIZE_RTOL = 0.01
+
+
+def same_pixel_size(a: float, b: float) -> bool:
+    """Whether two stated pixel sizes are the same one."""
+    return math.isclose(a, b, rel_tol=PIXEL_SIZE_RTOL)
 
 
 @dataclass(frozen=True)

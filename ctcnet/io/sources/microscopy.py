@@ -34,7 +34,14 @@ import numpy as np
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.images import check_pixels, remove_cellsearch_offset
 from ctcnet.io.panel import Channel, Panel
-from ctcnet.io.sources.base import FramePart, FrameRef, FrameSource, frame_digest, register
+from ctcnet.io.sources.base import (
+    FramePart,
+    FrameRef,
+    FrameSource,
+    frame_digest,
+    register,
+    same_pixel_size,
+)
 from ctcnet.io.sources.named import is_frame_stem, stem_position
 
 log = logging.getLogger(__name__)
@@ -47,8 +54,6 @@ _GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECAS
 # Open images kept per reading thread: a cartridge's few container files, not every file a
 # long-lived process (the review server) ever opened.
 OPEN_PER_THREAD = 8
-# Pixel sizes that differ by less than this are one pixel size (metadata store rounded values).
-PIXEL_SIZE_RTOL = 0.01
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ class BioioContainer(FrameSource):
         first_where, first = next(iter(panels.items()))
         for where, other in panels.items():
             if [n.upper() for n in other.names] != [n.upper() for n in first.names] or \
-                    not _same_size(other.pixel_size_um, first.pixel_size_um):
+                    not same_pixel_size(other.pixel_size_um, first.pixel_size_um):
                 raise InputError(f"{where} ({other.names}, {other.pixel_size_um:g} um) and "
                                  f"{first_where} ({first.names}, {first.pixel_size_um:g} um) "
                                  "differ: one cartridge is one panel", parts[0].path.parent)
@@ -259,10 +264,6 @@ def _base_name(path: Path, suffixes: tuple[str, ...]) -> str:
     return path.stem
 
 
-def _same_size(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=PIXEL_SIZE_RTOL)
-
-
 def _refuse_shared_positions(frames: list[FrameRef], root: Path) -> None:
     seen: dict[str, FrameRef] = {}
     for f in frames:
@@ -320,7 +321,7 @@ def metadata_pixel_size(sizes, path=None) -> float | None:
     values = [float(v) for v in (x, y) if v is not None and float(v) > 0 and math.isfinite(v)]
     if not values:
         return None
-    if len(values) == 2 and not _same_size(values[0], values[1]):
+    if len(values) == 2 and not same_pixel_size(values[0], values[1]):
         raise InputError(f"pixels are not square ({values[0]:g} x {values[1]:g} um): "
                          "resample the scan to square pixels", path)
     return values[0]
@@ -408,7 +409,7 @@ def _scene_pixel_size(scene: SceneInfo, stated: Panel | None, where: str) -> flo
             raise InputError(f"{where}: the file does not state its pixel size and there is no "
                              "panel.json to state it")
         return stated.pixel_size_um
-    if stated is not None and not _same_size(pixel_size, stated.pixel_size_um):
+    if stated is not None and not same_pixel_size(pixel_size, stated.pixel_size_um):
         raise InputError(f"{where}: the metadata say {pixel_size:g} um per pixel, panel.json "
                          f"{stated.pixel_size_um:g}: correct one of them")
     return pixel_size

@@ -26,11 +26,19 @@ from ctcnet.io.images import (
     IMAGE_SUFFIXES,
     RASTER_SUFFIXES,
     check_channel_names,
+    ome_pixel_size,
     read_channel_file,
     read_image,
     remove_cellsearch_offset,
 )
-from ctcnet.io.sources.base import FramePart, FrameRef, FrameSource, frame_digest, register
+from ctcnet.io.sources.base import (
+    FramePart,
+    FrameRef,
+    FrameSource,
+    frame_digest,
+    register,
+    same_pixel_size,
+)
 
 FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
 FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
@@ -121,6 +129,17 @@ class MultipageTiff(NamedFrames):
 
     name = "multipage"
     suffixes = TIFF_SUFFIXES
+
+    def panel(self, parts: list[FramePart], stated):
+        """panel.json's panel; a pixel size the first frame's OME metadata state must agree
+        with it (as a container's must: one of the two is wrong, and a wrong pixel size sizes
+        every event wrongly)."""
+        panel = super().panel(parts, stated)
+        said = ome_pixel_size(parts[0].path)
+        if said is not None and not same_pixel_size(said, float(panel.pixel_size_um)):
+            raise InputError(f"the frames' OME metadata say {said:g} um per pixel, panel.json "
+                             f"{panel.pixel_size_um:g}: correct one of them", parts[0].path)
+        return panel
 
 
 class CompositeImage(NamedFrames):

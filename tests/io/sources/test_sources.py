@@ -100,6 +100,32 @@ def test_frames_record_the_source_that_reads_them(tmp_path, rng):
     assert read_frame(cart.frames[1], PANEL, channels=[1, 0]).shape == (2, 16, 16)
 
 
+@pytest.mark.parametrize("stated, unit, refused", [(0.64, "µm", False), (0.6432, "µm", False),
+                                                   (0.45, "µm", True), (640.0, "nm", False),
+                                                   (450.0, "nm", True)])
+def test_a_plain_tiff_frames_ome_pixel_size_must_agree_with_panel_json(tmp_path, rng, stated,
+                                                                      unit, refused):
+    from ctcnet.io.images import write_tiff
+
+    frame = rng.integers(1, 999, (3, 16, 16), dtype=np.uint16)
+    write_tiff(tmp_path / "r00c00.tif", frame, PANEL.names)  # OME, names, no pixel size
+    (tmp_path / "panel.json").write_text(json.dumps(PANEL.to_dict()))
+    assert open_cartridge(tmp_path).panel.pixel_size_um == 0.64
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "r00c00.tif", frame, ome=True, photometric="minisblack",
+                     metadata={"axes": "CYX", "PhysicalSizeX": stated,
+                               "PhysicalSizeXUnit": unit, "PhysicalSizeY": stated,
+                               "PhysicalSizeYUnit": unit})
+    in_um = stated / (1000 if unit == "nm" else 1)
+    if refused:
+        with pytest.raises(InputError, match=f"OME metadata say {in_um:g} um per pixel, "
+                                             "panel.json 0.64"):
+            open_cartridge(tmp_path)
+    else:
+        assert open_cartridge(tmp_path).panel.pixel_size_um == 0.64
+
+
 def test_named_frames_and_containers_in_one_folder_are_refused(tmp_path, rng):
     write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), PANEL)
     (tmp_path / "panel.json").write_text(json.dumps(PANEL.to_dict()))
