@@ -213,7 +213,20 @@ def journal_tables(parts: Path, frames: list[FrameRef]) -> Iterable[pa.Table]:
         if path.exists():
             table = pq.read_table(path)
             if len(table):
-                yield table
+                yield _placed_now(table, frame)
+
+
+def _placed_now(table: pa.Table, frame: FrameRef) -> pa.Table:
+    """A journaled frame's rows with the frame's place in the scan as the listing gives it
+    now: a frame added or restored since the part was written moves the scan-order index of
+    the frames after it, and the gallery and the review page find crops by that index."""
+    for name, value in (("frame", frame.index), ("row", frame.row), ("col", frame.col)):
+        at = table.schema.get_field_index(name)
+        if at >= 0 and table.column(at)[0].as_py() != value:
+            table = table.set_column(at, table.schema.field(at),
+                                     pa.array(np.full(len(table), value),
+                                              type=table.schema.field(at).type))
+    return table
 
 
 def journal_gallery(parts: Path, frames: list[FrameRef]) -> dict:

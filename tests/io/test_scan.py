@@ -10,6 +10,7 @@ import shutil
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 from conftest import (
@@ -251,6 +252,30 @@ def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart):
     assert summary.status == "partial"
     assert any("lists 3 frames but 2 are present" in p for p in summary.problems)
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
+
+
+def test_a_frame_restored_before_a_resume_leaves_every_frame_in_its_place(clean_run, cart):
+    """A partial cartridge's missing frame copied in again and the run resumed: the frames
+    after it move one place in the scan, and their journaled rows and gallery crops move
+    with them (the review page finds an event's crop by its frame's place)."""
+    from ctcnet.inference.journal import PARTS_DIR, journal_gallery
+
+    moved = cart.parent / "r00c01.tif"
+    (cart / "r00c01.tif").rename(moved)
+    out = cart.parent / "out"
+    predict(clean_run, cart, out)
+    moved.rename(cart / "r00c01.tif")
+    again = predict(clean_run, cart, out)
+    assert again.frames.resumed_from_journal == 2 and again.status == "ok"
+    clean_dir = clean_run["root"] / "clean"
+    mine, theirs = (pd.read_parquet(d / "events.parquet") for d in (out, clean_dir))
+    place = ["frame", "frame_id", "row", "col", "x", "y"]
+    pd.testing.assert_frame_equal(mine[place], theirs[place])
+    frames = open_cartridge(cart).frames
+    mine, theirs = (journal_gallery(d / PARTS_DIR, frames) for d in (out, clean_dir))
+    assert sorted(mine) == sorted(theirs)
+    for index in mine:
+        np.testing.assert_array_equal(mine[index][0], theirs[index][0])
 
 
 # --- the cartridge's identity -------------------------------------------------------------------
