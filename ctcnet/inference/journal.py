@@ -149,15 +149,36 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
             if not p.name.startswith(".")}
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
+    damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
+    if damaged:
+        log.warning("%d journal part(s) cannot be read (left by a crash?), their frames done "
+                    "again: %s", len(damaged), ", ".join(damaged[:10]))
+    changed = sorted({*changed, *damaged})
     for frame_id in changed:
         for stale in (parts / f"{frame_id}.parquet", parts / f"{frame_id}.gallery.npz"):
             stale.unlink(missing_ok=True)
-    if changed:
-        log.warning("%d frame(s) changed since the earlier run, done again: %s", len(changed),
-                    ", ".join(changed[:10]))
+    if len(changed) > len(damaged):
+        log.warning("%d frame(s) changed since the earlier run, done again: %s",
+                    len(changed) - len(damaged),
+                    ", ".join([f for f in changed if f not in damaged][:10]))
     atomic_write_text(signatures_file, json.dumps(current, sort_keys=True) + "\n")
     atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
     return done - set(changed)
+
+
+def _part_readable(parts: Path, frame_id: str) -> bool:
+    """Whether a frame's journal part (its table's footer, its gallery's index) can be read:
+    a crash on a machine that lost power can leave a part named but empty, and a resume
+    that met it would stop every rerun of the batch."""
+    try:
+        pq.read_metadata(parts / f"{frame_id}.parquet")
+        gallery = parts / f"{frame_id}.gallery.npz"
+        if gallery.exists():
+            with np.load(gallery) as blob:
+                _ = blob["rows"], blob["crops"]  # each decompressed: the index is checked
+    except Exception:  # pyarrow and numpy raise several types on a damaged file
+        return False
+    return True
 
 
 def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) -> None:

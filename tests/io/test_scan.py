@@ -278,6 +278,27 @@ def test_a_frame_restored_before_a_resume_leaves_every_frame_in_its_place(clean_
         np.testing.assert_array_equal(mine[index][0], theirs[index][0])
 
 
+def test_a_damaged_journal_part_is_done_again_not_a_stop_for_every_rerun(clean_run, cart,
+                                                                         caplog):
+    """A crash can leave a part named but empty (and a gallery cut short): the resume does
+    those frames again, saying so, and ends as a clean run does."""
+    from ctcnet.inference.journal import PARTS_DIR
+
+    out = cart.parent / "out"
+    predict(clean_run, cart, out)
+    parts = out / PARTS_DIR
+    (parts / "r00c01.parquet").write_bytes(b"")
+    gallery = next(p for p in sorted(parts.glob("*.gallery.npz")) if "r00c01" not in p.name)
+    gallery.write_bytes(gallery.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        again = predict(clean_run, cart, out)
+    assert again.status == "ok" and again.frames.resumed_from_journal == 1
+    assert any("journal part(s) cannot be read" in r.getMessage() and "r00c01" in r.getMessage()
+               for r in caplog.records)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "events.parquet"),
+                                  pd.read_parquet(clean_run["root"] / "clean" / "events.parquet"))
+
+
 # --- the cartridge's identity -------------------------------------------------------------------
 
 def test_the_identity_follows_the_scan_not_the_folder(clean_run, cart, tmp_path):
