@@ -138,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ctcnet {args._name}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as err:
+        # The machine's state (other work beside this run), not the data: outputs are atomic,
+        # so a rerun with memory free resumes where this one stopped.
+        print(f"ctcnet {args._name}: error: out of memory ({err or 'no detail'}); nothing was "
+              "left half written: free memory (fewer --workers, other jobs ended) and rerun to "
+              "resume", file=sys.stderr)
+        return 2
     except OSError as err:
         # A full or read-only disk is the machine's state, not a bug: one line, not three
         # chained tracebacks. Outputs are atomic, so nothing is half written and a rerun resumes.

@@ -54,10 +54,11 @@ class FrameWork:
 
 
 # What a frame's detection or cropping raises on pixels no check foresaw: the frame is skipped
-# with the reason. Anything else (ImportError, AttributeError, TypeError, a CUDA error...) is
-# about the program or the machine, not this frame: skipping would drop an intact frame behind
-# exit 0, so it stops the run (the journal keeps the frames done; a rerun resumes).
-FRAME_DATA_ERRORS = (ValueError, ArithmeticError, IndexError, MemoryError)
+# with the reason. Anything else (ImportError, AttributeError, TypeError, a CUDA error, memory
+# running out beside other work...) is about the program or the machine, not this frame:
+# skipping would drop an intact frame behind exit 0, so it stops the run (the journal keeps the
+# frames done; a rerun resumes).
+FRAME_DATA_ERRORS = (ValueError, ArithmeticError, IndexError)
 
 
 def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> None:
@@ -107,7 +108,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         pixels = cartridge.read(frame)
     except InputError as err:
         return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
-    except (OSError, ValueError, MemoryError) as err:  # e.g. a file that vanished mid-run
+    except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()

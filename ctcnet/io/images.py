@@ -176,7 +176,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
             raise InputError(f"corrupt or truncated TIFF: {damage.messages[0]}", path)
     except InputError:
         raise
-    except ImportError:  # a codec module that failed to import: this install, not the file
+    except (ImportError, MemoryError):  # this install or this machine, not the file
         raise
     except Exception as err:  # tifffile raises many types on corrupt/truncated files
         # Its own errors say what is wrong; others (IndexError, struct.error ...) come from

@@ -102,21 +102,28 @@ class _FailFirstCall:
         return self.fn(*args, **kwargs)
 
 
-def test_an_import_error_in_a_frame_thread_stops_the_run(setup, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [
+    ImportError("cannot import name 'interpolate' from partially initialized module "
+                "'torch.nn.functional' (most likely due to a circular import)"),
+    MemoryError("Unable to allocate 27.3 MiB for an array")])  # beside other work, not the frame
+def test_an_import_or_memory_error_in_a_frame_thread_stops_the_run(setup, tmp_path, capsys,
+                                                                   monkeypatch, error):
     """Not about the frame's data: the run must fail loudly, never finish with exit 0 and a
     frame skipped (a count short of that frame's cells)."""
     import ctcnet.inference.frames as F
     from ctcnet.cli import main
 
-    error = ImportError("cannot import name 'interpolate' from partially initialized module "
-                        "'torch.nn.functional' (most likely due to a circular import)")
     monkeypatch.setattr(F, "detect_events", _FailFirstCall(F.detect_events, error))
     out = tmp_path / "out"
     args = ["predict", str(setup["cart"]), "--model", str(setup["onnx"]), "--out", str(out),
             "--device", "cpu", "--workers", "2", "--quiet", "--no-report"]
-    with pytest.raises(ImportError, match="partially initialized") as caught:
-        main(args)
-    assert any("frame" in note for note in getattr(caught.value, "__notes__", []))
+    if isinstance(error, MemoryError):  # one line saying what to do, exit 2
+        assert main(args) == 2
+        assert "out of memory (Unable to allocate" in capsys.readouterr().err
+    else:
+        with pytest.raises(type(error), match="partially initialized") as caught:
+            main(args)
+        assert any("frame" in note for note in getattr(caught.value, "__notes__", []))
     assert not list(out.glob("*/summary.json"))
     # Once the cause is gone, a rerun resumes the journal and finishes every frame.
     monkeypatch.undo()
