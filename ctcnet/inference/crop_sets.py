@@ -16,7 +16,7 @@ from ctcnet.inference.options import PredictOptions, spec_at_prior
 from ctcnet.inference.spillover import network_view
 from ctcnet.inference.summary import CropRunSummary
 from ctcnet.inference.tables import label_events
-from ctcnet.io.atomic import atomic_path
+from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
 
 
@@ -41,7 +41,13 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     CropRunSummary
         What ``summary.json`` holds.
     """
-    options = options or PredictOptions()
+    # One writer per output folder, as for a cartridge's: taken before any work.
+    with exclusive_folder(out_dir, "predict"):
+        return _classified(root, backend, Path(out_dir), options or PredictOptions())
+
+
+def _classified(root: str | Path, backend, out_dir: Path, options: PredictOptions
+                ) -> CropRunSummary:
     # A crop set is not a cartridge: the cartridge prevalence rule would call almost no CTC in
     # a near-balanced folder of crops. Its calls are the plain most probable class unless the
     # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
@@ -64,8 +70,6 @@ def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
     table = guard_events(label_events(table, proba, spec), crops, proba, spec,
                          markers_decide=options.marker_calls, overrule=options.marker_calls,
                          rules=RULES.for_crops(index.exported))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_path(out_dir / "predictions.csv") as tmp:

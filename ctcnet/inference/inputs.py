@@ -110,11 +110,14 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     if several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))
-    ids = [c.sample_id for c in cartridges]
+    # Each input writes out/<its name>: a cartridge its sample id, a crop set its folder's
+    # name. Two alike would write one folder, the second replacing the first without a word.
+    ids = [c.sample_id for c in cartridges] + [Path(d).name for d in datasets]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise InputError(f"several cartridges share the sample id(s) {duplicates}; their "
-                         "outputs would collide")
+        raise InputError(f"several inputs would write the output folder(s) {duplicates} "
+                         "(cartridges of one sample id, or crop folders of one name); their "
+                         "outputs would collide: rename one, or run them into another --out")
     for d in datasets:
         read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
     return cartridges, datasets

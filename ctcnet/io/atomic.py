@@ -12,14 +12,33 @@ that could not be written at the end is refused before the work (:func:`check_ou
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ctcnet.errors import InputError
+
+log = logging.getLogger(__name__)
+# What flock says when another process holds the lock; any other error is the filesystem's.
+_HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _current_umask() -> int:
+    """The process's umask. Reading it means setting it and back: two threads doing so at
+    once could leave it at 0 (every later file world-writable), hence the lock."""
+    with _UMASK_LOCK:
+        umask = os.umask(0)
+        os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -31,9 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                                dir=path.parent)
     os.close(fd)
     # mkstemp creates 0600 files; outputs get the usual permissions (0666 less the umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, 0o666 & ~_current_umask())
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -103,7 +120,13 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except OSError:
+            except OSError as err:
+                if err.errno not in _HELD:  # a filesystem without locks (NFS without lockd)
+                    log.warning("%s: this filesystem cannot lock folders (%s): running without "
+                                "the lock, so make sure no other run writes to it", folder,
+                                err.strerror or err)
+                    yield
+                    return
                 holder = _lock_holder(fh)
                 if holder not in wait_for or time.monotonic() >= deadline:
                     raise InputError(f"another ctcnet {holder or 'process'} is writing to this "

@@ -193,6 +193,36 @@ def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_pat
     assert summary["crops"] == 3
 
 
+def test_inputs_that_would_write_one_output_folder_are_refused_before_any_work(with_tiny3,
+                                                                               tmp_path, rng,
+                                                                               capsys):
+    """Two sites' folders both named "crops" (or a crop folder named as a cartridge's sample
+    id) would write one out/<name>, the second replacing the first with exit 0."""
+    for site in ("siteA", "siteB"):
+        _rgb_dataset(tmp_path / site / "crops", rng, sizes=((40, 52), (36, 30)),
+                     labels=("ctc", "wbc"))
+    args = [str(tmp_path / "siteA" / "crops"), str(tmp_path / "siteB" / "crops"), "--out",
+            str(tmp_path / "p"), "--device", "cpu", "--quiet"]
+    assert main(["predict", *args]) == 2
+    assert "would write the output folder(s) ['crops']" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "crops").exists()
+
+
+def test_a_crop_set_output_folder_has_one_writer(with_tiny3, tmp_path, rng):
+    from ctcnet.errors import InputError
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.crop_sets import predict_crop_dataset
+    from ctcnet.io.atomic import exclusive_folder
+    from ctcnet.nn.registry import resolve_model
+
+    _rgb_dataset(tmp_path / "ds", rng, sizes=((40, 52),), labels=("ctc",))
+    backend = load_backend(resolve_model("tiny3"), device="cpu")
+    with exclusive_folder(tmp_path / "p" / "ds", "predict"):
+        with pytest.raises(InputError, match="another ctcnet predict is writing"):
+            predict_crop_dataset(tmp_path / "ds", backend, tmp_path / "p" / "ds")
+    assert predict_crop_dataset(tmp_path / "ds", backend, tmp_path / "p" / "ds").crops == 1
+
+
 def test_padding_crops_fitted_to_their_cell_is_a_note_not_a_warning(tmp_path, rng, caplog):
     """Crops each fitted to their cell are smaller than the model's field of view by design:
     their padding is logged as a note; crops read at a stated pixel size that leaves them

@@ -49,6 +49,46 @@ def test_the_refusal_names_the_holder_and_a_brief_writer_is_waited_for(tmp_path)
         assert time.monotonic() - t0 < 5
 
 
+def test_a_filesystem_that_cannot_lock_runs_unlocked_with_a_warning(tmp_path, monkeypatch,
+                                                                     caplog):
+    """NFS without lockd answers flock with ENOLCK: that is no other run holding the folder,
+    and refusing would set every cartridge of a night aside with a false reason."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    ran = False
+    with caplog.at_level("WARNING"), exclusive_folder(tmp_path, "predict"):
+        ran = True
+    assert ran and any("cannot lock folders" in r.getMessage() for r in caplog.records)
+
+
+def test_files_written_from_many_threads_keep_the_umask(tmp_path):
+    import threading
+
+    from ctcnet.io.atomic import atomic_path
+
+    before = os.umask(0o022)
+    try:
+        def write(k):
+            for i in range(200):
+                with atomic_path(tmp_path / f"{k}_{i}.txt") as tmp:
+                    tmp.write_text("x")
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert os.umask(0o022) == 0o022
+        assert {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {0o644}
+    finally:
+        os.umask(before)
+
+
 def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(tmp_path):
     import tempfile
 
