@@ -266,6 +266,19 @@ class OnnxBackend:
         options = self.classifier.session.get_provider_options().get("CUDAExecutionProvider", {})
         return f"cuda:{int(options.get('device_id', 0))}"
 
+    def model_identity(self) -> str:
+        """What the calls follow: an fp32 graph makes the calls of the checkpoint it was
+        exported from (up to float rounding), so it is that checkpoint's digest, and a run
+        resumed on the other copy of one shipped model (torch on a GPU node, ONNX on a CPU
+        one) resumes; a quantised graph, or one without its record, is its own file's."""
+        try:
+            source = json.loads(self.classifier.metadata.get("ctcnet_export", "{}"))
+        except ValueError:
+            source = {}
+        if source.get("precision") == "fp32" and source.get("source_sha256"):
+            return str(source["source_sha256"])
+        return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
+
     def source_checkpoint(self) -> Path | None:
         """The torch checkpoint this graph was exported from, if it lies beside it unchanged."""
         try:

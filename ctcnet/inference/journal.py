@@ -68,7 +68,8 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
     dict
         Plain JSON data; the decision rule, when recorded, as its stored dict.
     """
-    digest = hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
+    identity = getattr(backend, "model_identity", None)  # an ONNX graph's: its checkpoint's
+    digest = identity() if identity else hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
     # Only when on, so journals written before the option existed still resume.
     compensate = {"compensate": True} if compensated else {}
     # Likewise only when the calls are made under another rule than the model's own (--prior).

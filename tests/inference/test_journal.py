@@ -17,3 +17,33 @@ def test_a_copy_done_before_is_dropped_from_the_journal(clean_run, cart):
     assert summary.frames.skipped == 1 and summary.skipped_frames[0]["frame"] == "r00c02"
     assert summary.frames.resumed_from_journal == 2
     assert not (cart.parent / "out" / "parts" / "r00c02.parquet").exists()
+
+
+def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path):
+    """A batch moved from a GPU node (the checkpoint) to a CPU one (its fp32 ONNX export)
+    resumes: the two make the same calls. Another model is still refused."""
+    import pytest
+
+    from ctcnet.deploy.export import export_onnx
+    from ctcnet.errors import InputError
+    from ctcnet.inference.backends import load_backend
+
+    out = tmp_path / "out"
+    (cart / "r00c02.tif").rename(tmp_path / "r00c02.tif")
+    predict(clean_run, cart, out)  # with the checkpoint: two frames journaled
+    (tmp_path / "r00c02.tif").rename(cart / "r00c02.tif")
+    export_onnx(clean_run["root"] / "model.pt", tmp_path / "model.onnx")
+    onnx = {**clean_run, "backend": load_backend(tmp_path / "model.onnx", device="cpu")}
+    summary = predict(onnx, cart, out)
+    assert summary.frames.resumed_from_journal == 2 and summary.status == "ok"
+    # A quantised graph makes calls of its own: its identity is its file's.
+    import hashlib
+    import json
+
+    backend = onnx["backend"]
+    record = json.loads(backend.classifier.metadata["ctcnet_export"])
+    backend.classifier.metadata["ctcnet_export"] = json.dumps({**record, "precision": "int8"})
+    assert backend.model_identity() == hashlib.sha256(
+        (tmp_path / "model.onnx").read_bytes()).hexdigest()
+    with pytest.raises(InputError, match="differs in model_sha256"):
+        predict(onnx, cart, out)
