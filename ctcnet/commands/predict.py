@@ -19,7 +19,7 @@ from ctcnet.commands.evaluate import (
 )
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
-from ctcnet.inference.distributed import distributed_context, write_run_index
+from ctcnet.inference.distributed import distributed_context, note_set_aside, write_run_index
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.nn.registry import choose_model
 
@@ -169,6 +169,7 @@ def run(args) -> int:
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
                                    split_by_name=shard is not None, set_aside=set_aside)
+        note_set_aside(out, set_aside)  # for the rank or job that writes run.json
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.

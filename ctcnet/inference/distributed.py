@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,16 +118,44 @@ def barrier() -> None:
         dist.barrier()
 
 
+# Where each rank or job records the inputs it set aside (one file each), for the run.json
+# that another rank or the last job of an array writes.
+SET_ASIDE_DIR = ".set_aside"
+
+
+def note_set_aside(out: Path, set_aside: dict) -> None:
+    """Record this rank's or job's set-aside inputs (name: reason) under ``out``, with when."""
+    for name, reason in set_aside.items():
+        atomic_write_text(Path(out) / SET_ASIDE_DIR / f"{name}.json",
+                          json.dumps({"reason": reason, "at": time.time()}) + "\n")
+
+
+def _set_aside_since(out: Path, name: str, summary: Path) -> str | None:
+    """The reason ``name`` was set aside, when that is newer than its summary.json (an output
+    an earlier run finished is no longer this run's)."""
+    try:
+        record = json.loads((Path(out) / SET_ASIDE_DIR / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.exists() and summary.stat().st_mtime > float(record.get("at", 0)):
+        return None
+    return str(record.get("reason"))
+
+
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
                     set_aside: dict | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts; ``world_size``: the ranks or jobs the inputs were
-    split between (default: torchrun's); ``set_aside``: the inputs refused, name: reason."""
+    split between (default: torchrun's); ``set_aside``: the inputs this process refused,
+    name: reason (those other ranks and jobs refused are read from their records,
+    :func:`note_set_aside`)."""
+    note_set_aside(out, set_aside or {})
     entries = []
     for name in sample_ids:
         path = Path(out) / name / "summary.json"
-        if name in (set_aside or {}):
-            entries.append({"name": name, "set_aside": set_aside[name]})
+        reason = _set_aside_since(out, name, path)
+        if reason is not None:
+            entries.append({"name": name, "set_aside": reason})
         elif path.exists():
             summary = json.loads(path.read_text())
             entries.append({"name": name, "summary": f"{name}/summary.json",

@@ -457,6 +457,32 @@ def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_i
         assert main(args + ["--shard", bad]) == 2
 
 
+def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summary(tmp_path):
+    """s1 was done by an earlier run; tonight job 2 sets it aside (its folder holds another
+    model's journal) and job 1, ending last, writes run.json: s1 reads set aside, with the
+    reason, not "ok" with last night's counts. Once a run finishes s1, it reads ok again."""
+    import os
+    import time
+
+    from ctcnet.inference.distributed import note_set_aside, write_run_index
+
+    out = tmp_path / "out"
+    for name in ("s1", "s2"):
+        (out / name).mkdir(parents=True)
+        (out / name / "summary.json").write_text(json.dumps({"events": 5, "status": "ok"}))
+    old = time.time() - 3600
+    os.utime(out / "s1" / "summary.json", (old, old))
+    note_set_aside(out, {"s1": "holds a run with another model"})  # job 2
+    run = {e["name"]: e for e in write_run_index(out, ["s1", "s2"], 2, {})["outputs"]}  # job 1
+    assert run["s1"] == {"name": "s1", "set_aside": "holds a run with another model"}
+    assert run["s2"]["status"] == "ok"
+    (out / "s1" / "summary.json").write_text(json.dumps({"events": 7, "status": "ok"}))
+    later = time.time() + 5
+    os.utime(out / "s1" / "summary.json", (later, later))
+    run = {e["name"]: e for e in write_run_index(out, ["s1", "s2"], 2, {})["outputs"]}
+    assert run["s1"]["status"] == "ok" and run["s1"]["events"] == 7
+
+
 def test_shard_gives_each_item_to_exactly_one_rank():
     from ctcnet.inference.distributed import shard
 
