@@ -104,6 +104,28 @@ class Counts:
         return _record_from_dict(cls, data)
 
 
+# A blood sample's events after enrichment are mostly leukocytes: a cartridge with CTC calls
+# at a quarter of its leukocyte calls or more (and at least this many) is what a scan whose
+# panel.json swaps CK and CD45 gives (every leukocyte reads CK+ CD45-). A spike-in experiment's
+# cartridge can look alike, so it is said, not made a problem of the run.
+IMPLAUSIBLE_CTC_SHARE = 0.25
+IMPLAUSIBLE_CTC_MIN = 20
+
+
+def implausible_marker_balance(tally: Counts) -> str | None:
+    """What to say when a cartridge's calls are not what blood looks like: as many CTCs as a
+    quarter of its leukocytes, the sign of a channel-order mistake (None: nothing)."""
+    if "ctc" not in tally.classes or "wbc" not in tally.classes:
+        return None
+    ctc = tally.counted["ctc"] + tally.held["ctc"]
+    wbc = tally.counted["wbc"] + tally.held["wbc"]
+    if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
+        return None
+    return (f"{ctc} events called ctc against {wbc} called wbc: more CTCs than blood holds "
+            "beside its leukocytes; check panel.json's channel order (CK and CD45 swapped?) "
+            "before reading the counts")
+
+
 def count_events(events: pd.DataFrame, classes: Sequence[str], reported: Sequence[str],
                  blood_volume_ml: float | None) -> Counts:
     """The tally of an events table (``class``, ``review`` and, after the guard, ``guard``

@@ -52,7 +52,7 @@ from ctcnet import __version__
 from ctcnet.detect.cropping import window_size
 from ctcnet.errors import InputError
 from ctcnet.inference.batcher import CrossFrameBatcher
-from ctcnet.inference.counts import count_events
+from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.finishing import FrameFinisher
@@ -343,6 +343,10 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # Every count of the summary from one tally; calls the marker guard held for review are
     # counted apart (tally.held, RunSummary.guard["by_flag"]).
     tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
+    problems = list(cartridge.problems)
+    implausible = implausible_marker_balance(tally)
+    if implausible:  # said, not a problem: a spike-in experiment's cartridge looks alike
+        log.warning("%s: %s", cartridge.sample_id, implausible)
     n = len(events)
     classify = seconds.get("classify", 0.0)
     return RunSummary(
@@ -363,11 +367,11 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                                         cartridge.panel.pixel_size_um),
         blood_volume_ml=cartridge.blood_volume_ml,
         blood_volume_processed_ml=volume,
-        status=sample_status(total, skips, tally.failed, len(cartridge.problems)),
+        status=sample_status(total, skips, tally.failed, len(problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
                            resumed_from_journal=resumed),
         skipped_frames=skipped,
-        problems=list(cartridge.problems),
+        problems=problems,
         cartridge_id=cartridge.identity or None,
         events=n,
         **RunSummary.count_fields(tally),

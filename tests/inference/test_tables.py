@@ -53,3 +53,17 @@ def test_nan_rows_are_failed_and_reviewed_never_a_class():
     assert out["class"].tolist() == ["failed", "ctc", "failed"]
     assert out["review"].tolist() == [True, False, True]
     assert np.isnan(out["confidence"][0])
+
+
+def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
+    from ctcnet.inference.counts import count_events, implausible_marker_balance
+
+    def tally(ctc, wbc):
+        calls = ["ctc"] * ctc + ["wbc"] * wbc + ["debris"] * 50
+        events = pd.DataFrame({"class": calls, "review": False, "guard": ""})
+        return count_events(events, ["ctc", "wbc", "cluster", "debris"], ["ctc"], 7.5)
+
+    assert implausible_marker_balance(tally(3, 1000)) is None  # a patient sample
+    assert implausible_marker_balance(tally(19, 20)) is None  # too few to say
+    said = implausible_marker_balance(tally(41, 91))
+    assert said and "41 events called ctc against 91 called wbc" in said and "swapped" in said
