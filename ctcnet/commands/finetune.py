@@ -8,6 +8,7 @@ held-out comparison, recalibration and model card (see :mod:`ctcnet.training.fin
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ctcnet.commands.export import add_overwrite_argument
 from ctcnet.errors import InputError
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="model file to write (.pt); the card "
                                                      "goes beside it (.md)")
     parser.add_argument("--base", default=None, help="model to start from (default: the "
-                                                     "shipped model)")
+                                                     "shipped model whose channels the crops "
+                                                     "have, as predict chooses)")
     parser.add_argument("--steps", type=int, default=d.steps,
                         help=f"optimiser steps (default {d.steps})")
     parser.add_argument("--train-blocks", type=int, default=0,
@@ -64,9 +66,19 @@ def run(args: argparse.Namespace) -> int:
                               holdout=args.holdout, sim_check_per_class=max(
                                   0, args.sim_check_per_class), seed=args.seed,
                               device=args.device)
+    base = args.base
+    if base is None:  # the shipped model whose channels the crops have, by name
+        import sys
+
+        from ctcnet.inference.inputs import input_panels
+        from ctcnet.nn.registry import choose_model
+
+        base = choose_model(input_panels([], [Path(args.data)]), f"the crops of {args.data}"
+                            ).name
+        print(f"base: {base} (shipped; fits the crops' channels)", file=sys.stderr)
     # Refused before the training if the model or its card exists (unless --overwrite), is
     # the base model, or could not be written (a folder, a missing or read-only folder).
-    record = finetune(args.data, args.out, args.base, options, overwrite=args.overwrite)
+    record = finetune(args.data, args.out, base, options, overwrite=args.overwrite)
     held = record["held_out"]
     line = (f"held-out macro-F1 {held['base']['macro_f1']:.4f} -> "
             f"{held['finetuned']['macro_f1']:.4f}")

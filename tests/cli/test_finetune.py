@@ -85,3 +85,27 @@ def test_finetune_into_a_read_only_folder_is_refused_before_training(lab, tmp_pa
                          f"folder {locked} is not writable")
     finally:
         locked.chmod(0o755)
+
+
+def test_without_base_the_shipped_model_with_the_crops_channels_is_started_from(
+        with_tiny3, tmp_path, capsys, monkeypatch):
+    """A three-marker lab's crops: the default five-channel model cannot start them, the
+    shipped three-channel one can, as predict would choose it."""
+    import numpy as np
+
+    import ctcnet.training.finetune as F
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+    from ctcnet.io.panel import load_panel
+
+    crops = np.random.default_rng(0).integers(90, 900, (4, 3, SIZE, SIZE)).astype(np.uint16)
+    write_crop_dataset(tmp_path / "lab3", crops, ["ctc", "wbc", "ctc", "wbc"],
+                       load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}),
+                       ["p1", "p1", "p2", "p2"])
+    started = []
+    record = {"held_out": {"base": {"macro_f1": 0.5}, "finetuned": {"macro_f1": 0.6}},
+              "simulated_test": None, "calibration": {}, "seconds": {"total": 1.0}}
+    monkeypatch.setattr(F, "finetune", lambda data, out, base, *a, **k: started.append(base) or
+                        record)
+    assert main(["finetune", str(tmp_path / "lab3"), "--out", str(tmp_path / "m.pt")]) == 0
+    assert started == ["tiny3"]
+    assert "base: tiny3 (shipped; fits the crops' channels)" in capsys.readouterr().err
