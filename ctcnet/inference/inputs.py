@@ -19,9 +19,18 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
-from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge, plausibility_problems
+from ctcnet.io.scan import (
+    Cartridge,
+    is_cartridge,
+    misspelled_keys,
+    open_cartridge,
+    plausibility_problems,
+)
 
 log = logging.getLogger(__name__)
+
+
+_SAID: set = set()  # the misspelled cartridge.json keys already named
 
 
 def checked_cartridge(cartridge: Cartridge) -> Cartridge:
@@ -31,6 +40,11 @@ def checked_cartridge(cartridge: Cartridge) -> Cartridge:
     new = [p for p in plausibility_problems(cartridge) if p not in cartridge.problems]
     for problem in new:
         log.warning("%s: %s", cartridge.sample_id, problem)
+    for key, meant in misspelled_keys(cartridge.info).items():
+        if (cartridge.root, key) not in _SAID:  # once per run, however often it is checked
+            _SAID.add((cartridge.root, key))
+            log.warning("%s: cartridge.json's %r is not read (did you mean %r?)",
+                        cartridge.sample_id, key, meant)
     return replace(cartridge, problems=[*cartridge.problems, *new]) if new else cartridge
 
 

@@ -221,6 +221,27 @@ def plausibility_problems(cartridge: Cartridge) -> list[str]:
     return problems
 
 
+# The cartridge.json keys ctcnet reads; others (a lab's own records, the simulator's) are
+# kept as they are.
+CARTRIDGE_KEYS = ("sample_id", "num_frames", "columns", "rows", "frame_height", "frame_width",
+                  "blood_volume_ml", "pixel_size_um", "repeated_frames", "tile_px")
+
+
+def misspelled_keys(info: dict) -> dict[str, str]:
+    """cartridge.json's keys that are not read but look like one that is (``blood_volume``
+    for ``blood_volume_ml``): key -> the key meant. Such a value would be passed over and
+    its default used (7.5 mL) without a word."""
+    import difflib
+
+    out = {}
+    for key in info:
+        if key not in CARTRIDGE_KEYS:
+            close = difflib.get_close_matches(str(key).lower(), CARTRIDGE_KEYS, n=1, cutoff=0.75)
+            if close and close[0] not in info:
+                out[key] = close[0]
+    return out
+
+
 def read_cartridge_info(root: Path) -> dict:
     """cartridge.json as a checked mapping (empty when the file is absent)."""
     path = root / "cartridge.json"

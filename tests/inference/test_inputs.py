@@ -247,3 +247,24 @@ def test_training_data_with_a_crop_outside_the_class_folders_names_it(tmp_path, 
     _rgb_dataset(tmp_path / "ds", rng, sizes=((40, 52), (36, 30)), labels=("ctc", ""))
     with pytest.raises(InputError, match=r"1 crop\(s\) lie in the folder itself.*P1__001"):
         read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())
+
+
+def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
+    """`blood_volume` for `blood_volume_ml`: the default 7.5 mL would be used without a word.
+    A lab's own keys are left alone."""
+    from ctcnet.inference.inputs import checked_cartridge
+    from ctcnet.io.scan import open_cartridge, write_cartridge_info
+
+    panel = load_panel({"channels": CORE3, "pixel_size_um": 0.64})
+    write_cartridge_info(tmp_path / "c", panel, "S9", 1, 1, 1, (16, 16))
+    (tmp_path / "c" / "cartridge.json").write_text(json.dumps(
+        {"sample_id": "S9", "blood_volume": 4.0, "patient": "P17", "scan_date": "2026-11"}))
+    (tmp_path / "c" / "r00c00.tif").write_bytes(b"")
+    cartridge = open_cartridge(tmp_path / "c")
+    with caplog.at_level("WARNING"):
+        checked_cartridge(cartridge)
+        checked_cartridge(cartridge)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["S9: cartridge.json's 'blood_volume' is not read (did you mean "
+                    "'blood_volume_ml'?)"], said
+    assert cartridge.blood_volume_ml == 7.5
