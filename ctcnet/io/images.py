@@ -6,8 +6,8 @@ truncated TIFF, unsupported dtype, NaN/inf, empty image. 8-bit PNG channels (as 
 export them) are read as single channels. Colour files (RGB or RGBA PNG, JPEG or TIFF: composite
 exports with one marker per colour plane) are read as their three colour planes, R, G, B, alpha
 dropped; ``panel.json`` names what each plane holds. A TIFF whose 4th plane is tagged alpha but
-holds a marker (tifffile stores any (4, H, W) array so) keeps all four. CellSearch's 2^15 export
-offset is removed here.
+stored plane after plane (as tifffile stores any (4, H, W) array) keeps all four: a marker.
+CellSearch's 2^15 export offset is removed here.
 """
 
 from __future__ import annotations
@@ -207,13 +207,13 @@ def _is_alpha(plane: np.ndarray, storage: str) -> bool:
     """Whether the 4th plane of an RGB TIFF is an alpha plane rather than a 4th marker.
 
     tifffile (and so many lab scripts) stores any (4, H, W) array as RGB plus "alpha", one
-    plane after another: there the 4th plane is a marker, and a marker is never one value
-    throughout. An 8-bit interleaved RGBA file is an image editor's composite export; a
-    uniform 4th plane (fully opaque) is an alpha plane however it is stored.
+    plane after another: there the 4th plane is a marker (even a blank one). Image software
+    interleaves an RGBA export's planes: there an 8-bit 4th plane, or one of one value
+    throughout (fully opaque), is its alpha.
     """
-    if plane.size and plane.min() == plane.max():
-        return True
-    return storage == "contig" and plane.dtype == np.uint8
+    if storage != "contig":
+        return False
+    return plane.dtype == np.uint8 or bool(plane.size and plane.min() == plane.max())
 
 
 def _open_raster(path: Path) -> np.ndarray:

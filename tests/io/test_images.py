@@ -66,14 +66,19 @@ def test_four_channel_crops_stored_as_rgb_plus_alpha_keep_their_fourth_marker(tm
     assert tifffile.TiffFile(tmp_path / "x.tif").pages[0].photometric == 2  # RGB as stored
     back, _ = read_image(tmp_path / "x.tif")
     assert np.array_equal(back, crop)
-    # Interleaved 8-bit RGBA whose alpha varies (an editor's export with transparency), and any
-    # RGBA whose alpha is one value throughout: three planes.
+    crop[3] = 0  # a blank 4th marker stored so is still a marker
+    tifffile.imwrite(tmp_path / "blank.tif", crop)
+    assert np.array_equal(read_image(tmp_path / "blank.tif")[0], crop)
+    # Interleaved 8-bit RGBA whose alpha varies (an editor's export with transparency), and
+    # interleaved RGBA of any depth whose alpha is one value throughout: three planes.
     rgba = rng.integers(0, 255, (24, 24, 4)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "editor.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
     assert np.array_equal(read_image(tmp_path / "editor.tif")[0], rgba[..., :3].transpose(2, 0, 1))
-    crop[3] = 255
-    tifffile.imwrite(tmp_path / "opaque.tif", crop)
-    assert np.array_equal(read_image(tmp_path / "opaque.tif")[0], crop[:3])
+    opaque = np.dstack([rgba[..., :3], np.full((24, 24), 255, np.uint8)]).astype(dtype)
+    tifffile.imwrite(tmp_path / "opaque.tif", opaque, photometric="rgb",
+                     extrasamples=["unassalpha"])
+    assert np.array_equal(read_image(tmp_path / "opaque.tif")[0],
+                          opaque[..., :3].transpose(2, 0, 1))
 
 
 def test_jpeg_crops_read_as_composites(tmp_path, rng):
