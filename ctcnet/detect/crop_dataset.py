@@ -43,6 +43,7 @@ from ctcnet.io.images import (
     write_tiff,
 )
 from ctcnet.io.panel import Panel, load_panel, read_mapping, save_panel
+from ctcnet.io.scan import SCALED_SHARE
 from ctcnet.io.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -318,13 +319,14 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
     """
     out, errors, first_of = None, [], {}
-    cut = padded = 0
+    cut = padded = rescaled = 0
     for i in range(len(index)):
         try:
             arr = index.read(i, min_size)
         except InputError as err:  # read on: every bad crop is named at once, not one a run
             errors.append(err)
             continue
+        rescaled += _rescaled(arr, index.panel)
         digest = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
         digest.update(np.ascontiguousarray(arr).data)
         first_of.setdefault(digest.digest(), []).append(i)
@@ -348,6 +350,11 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
     _warn_over_range(out, index)
+    if rescaled:
+        log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
+                    "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and such "
+                    "cells read as faint specks (called debris)", index.root, rescaled,
+                    len(index))
     warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
     return out
 
@@ -367,6 +374,15 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
                 sum(len(g) - 1 for g in groups),
                 sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g), named,
                 " ..." if len(relabelled or groups) > len(shown) else "")
+
+
+def _rescaled(crop: np.ndarray, panel: Panel) -> bool:
+    """A float crop whose brightest pixel is a small fraction of its channels' range and that
+    holds fractions: rescaled, as a frame is told so (``ctcnet.io.scan.check_frame_values``)."""
+    if crop.dtype.kind != "f" or panel.composite is not None:
+        return False
+    span = max(hi - lo for lo, hi in (c.value_range for c in panel.channels))
+    return bool(crop.max() < SCALED_SHARE * span and (crop != np.round(crop)).any())
 
 
 def _warn_over_range(crops: np.ndarray, index: CropIndex) -> None:

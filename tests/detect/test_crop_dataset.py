@@ -67,6 +67,21 @@ def test_crops_above_their_stated_range_are_said(tmp_path, rng, caplog):
     assert "1 of 6 crops hold values above" in caplog.text and "CK 4095" in caplog.text
 
 
+def test_crops_rescaled_to_fractions_are_said(tmp_path, rng, caplog):
+    crops = _toy_crops(rng).astype(np.float32)
+    crops[:2] /= 4095.0  # two crops exported as 0-1 floats
+    write_crop_dataset(tmp_path / "ds", crops, ["ctc"] * 6, default_panel())
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path / "ds"))
+    assert "2 of 6 crops hold only fractions" in caplog.text
+    caplog.clear()
+    write_crop_dataset(tmp_path / "raw", _toy_crops(rng).astype(np.float32), ["ctc"] * 6,
+                       default_panel())  # raw counts stored as floats: whole numbers
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path / "raw"))
+    assert "fractions" not in caplog.text
+
+
 def test_crop_dataset_errors(tmp_path, rng):
     panel = default_panel()
     write_crop_dataset(tmp_path / "ds", _toy_crops(rng, n=2), ["ctc", "platypus"], panel)
