@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log progress notes (-vv: debug detail) to stderr")
     parser.add_argument("--quiet", dest="log_quiet", action="store_true",
-                        help="log only errors (a subcommand's own --quiet silences its output)")
+                        help="only errors: logging and the subcommand's own output lines "
+                             "(as its own --quiet)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_line in SUBCOMMANDS.items():
         module = _load_command(name)
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_quiet)
+    if args.log_quiet and hasattr(args, "quiet"):  # the command's own lines go quiet too
+        args.quiet = True
     if args.command is None:
         parser.print_help()
         return 0

@@ -342,6 +342,16 @@ def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, c
     assert any("--pixel-size is for crop folders" in line for line in err)
 
 
+def test_the_global_quiet_leaves_only_errors(cart_and_model, cart, capsys):
+    args = ["predict", str(cart), "--out", str(cart.parent / "q"), "--model",
+            str(cart_and_model / "model.pt"), "--device", "cpu", "--no-report", "--workers", "0"]
+    from ctcnet.cli import main
+
+    assert main(["--quiet", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
 def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_model, tmp_path,
                                                                      capsys):
     """One bad cartridge of a night's batch (metadata that cannot be read, another run's
