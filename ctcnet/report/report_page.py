@@ -13,6 +13,7 @@ from pathlib import Path
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.report.colours import overlay_legend
 from ctcnet.report.signoff import signoff_text
 
 
@@ -89,11 +90,17 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None) -> str:
     return f'<table id="counts">{"".join(rows)}</table>'
 
 
-DISPLAY_NOTE = ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
-                "background; white: a high percentile of its cells), so a dim marker looks dim; "
-                "above each channel its mean over the object (m) and its peak (p) in noise "
-                "units; the ticks on every panel mark the event's centre. Click a page to see "
-                "it full size.</p>")
+def display_note(panel: dict) -> str:
+    """How to read a gallery tile, the overlay's colours named for this run's panel."""
+    from ctcnet.io.panel import Panel
+
+    read = Panel.from_dict(panel)
+    legend = overlay_legend(read.names, read.roles())
+    return ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
+            "background; white: a high percentile of its cells), so a dim marker looks dim; "
+            "above each channel its mean over the object (m) and its peak (p) in noise units; "
+            f"the last panel overlays them in colour ({html.escape(legend)}); the ticks on "
+            "every panel mark the event's centre. Click a page to see it full size.</p>")
 
 
 def signoff_html(record: dict | None) -> str:
@@ -176,7 +183,7 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 <a href="summary.json">summary.json</a></p>
 {f'<h2>Skipped frames</h2><ul>{skipped}</ul>' if skipped else ''}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
-{DISPLAY_NOTE if sections else ''}
+{display_note(s.panel) if sections else ''}
 {''.join(sections)}
 <h2>Timings</h2>{_table(timings)}
 {_IMAGE_CHECK}

@@ -28,6 +28,7 @@ from ctcnet.io.atomic import atomic_path
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
+from ctcnet.report.colours import role_colour
 from ctcnet.report.decisions import run_id
 from ctcnet.report.reasons import caption_line, event_reasons
 from ctcnet.report.report_page import (  # the page predict writes with the gallery
@@ -39,12 +40,6 @@ from ctcnet.report.report_page import (  # the page predict writes with the gall
 
 log = logging.getLogger(__name__)
 
-# Display colour per marker role (RGB, 0-1), close to the usual CellSearch false colours.
-ROLE_COLOURS = {
-    "nucleus": (0.25, 0.35, 1.0), "epithelial": (0.1, 1.0, 0.2), "leukocyte": (1.0, 0.15, 0.1),
-    "platelet": (1.0, 0.85, 0.0), "neutrophil": (1.0, 0.2, 0.9), "mesenchymal": (0.0, 0.9, 0.9),
-    "epcam": (0.6, 1.0, 0.3), "unknown": (0.6, 0.6, 0.6),
-}
 TILES_PER_PAGE = 20
 # Saliency is computed for this many pages at a time (60 crops: one efficient backward batch),
 # so its maps never hold a whole category: the report's memory does not grow with the gallery.
@@ -77,8 +72,7 @@ def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12
 
 def role_overlay(stretched: np.ndarray, panel: Panel) -> np.ndarray:
     """(N, C, S, S) in [0, 1] -> (N, S, S, 3) colour composite by marker role."""
-    colours = np.array([ROLE_COLOURS.get(r, ROLE_COLOURS["unknown"]) for r in panel.roles()],
-                       dtype=np.float32)
+    colours = np.array([role_colour(r) for r in panel.roles()], dtype=np.float32)
     return np.clip(np.einsum("ncij,ck->nijk", stretched, colours), 0.0, 1.0)
 
 
