@@ -161,6 +161,8 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                 raise InputError("not a readable TIFF (corrupt or truncated?): it holds no "
                                  "image", path)
             for page in pages:
+                if 0 in page.shape:  # before the data check, which it would fail misleadingly
+                    raise InputError(f"empty image (shape {page.shape})", path)
                 ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
                 if ends and max(ends) > size:
                     raise InputError("truncated TIFF: pixel data runs past the end of the file",

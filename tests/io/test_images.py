@@ -33,6 +33,10 @@ def test_bad_images_give_clear_errors(tmp_path, rng):
         read_image(tmp_path / "junk.tif")
     with pytest.raises(InputError, match=r"empty.tif.*not a readable TIFF.*holds no image$"):
         read_image(tmp_path / "empty.tif")
+    with pytest.warns(UserWarning, match="zero-size"):
+        tifffile.imwrite(tmp_path / "zero.tif", np.zeros((0, 0), np.uint16))
+    with pytest.raises(InputError, match=r"zero.tif: empty image \(shape \(0, 0\)\)"):
+        read_image(tmp_path / "zero.tif")
     with pytest.raises(InputError, match="not found"):
         read_image(tmp_path / "missing.tif")
     nan = np.ones((3, 8, 8), np.float32)
