@@ -148,11 +148,21 @@ def background_map(image: np.ndarray, block: int) -> np.ndarray:
     return linear_upsample(coarse.astype(np.float32), h, w)
 
 
-def robust_noise(residual: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+# The least noise a frame of whole-number counts has: the quantisation's, one count's
+# 1/sqrt(12). A background clipped to one value (a display export's black, an 8-bit frame)
+# measures no noise at all, and in units of none every faint halo pixel of a JPEG or PNG
+# export became an event (3,473 events on a 4-frame composite cartridge of 144 cells, two
+# specks counted as CTCs; with this floor 144). Scans measure far more (simulated 1.4-8
+# counts after binning), so for them nothing changes.
+QUANTISATION_NOISE = 12 ** -0.5
+
+
+def robust_noise(residual: np.ndarray, floor: float = QUANTISATION_NOISE) -> np.ndarray:
     """Per-channel noise sigma of a background-subtracted (C, H, W) image: the MAD of every
-    third pixel (:func:`~ctcnet.core.robust.median_and_mad_sigma`). The MAD, not the 10th/30th
-    percentiles crops are read with: the residual's median is its background, and detection's
-    thresholds (and so every event a run finds) are set in these noise units."""
+    third pixel (:func:`~ctcnet.core.robust.median_and_mad_sigma`), at least ``floor``. The
+    MAD, not the 10th/30th percentiles crops are read with: the residual's median is its
+    background, and detection's thresholds (and so every event a run finds) are set in these
+    noise units."""
     sample = residual[:, ::3, ::3].reshape(residual.shape[0], -1)
     return np.maximum(median_and_mad_sigma(sample)[1], floor).astype(np.float32)
 

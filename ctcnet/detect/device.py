@@ -34,6 +34,7 @@ from ctcnet.detect.cropping import (
     window_size,
 )
 from ctcnet.detect.detection import (
+    QUANTISATION_NOISE,
     DetectConfig,
     check_frame,
     check_frame_size,
@@ -148,9 +149,9 @@ def background_map(image: torch.Tensor, block: int) -> torch.Tensor:
     return linear_upsample(coarse, h, w)
 
 
-def robust_noise(residual: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
-    """Per-channel noise sigma (MAD of every third pixel; :func:`~ctcnet.detect.detection.
-    robust_noise`)."""
+def robust_noise(residual: torch.Tensor, floor: float = QUANTISATION_NOISE) -> torch.Tensor:
+    """Per-channel noise sigma (MAD of every third pixel, at least the quantisation's;
+    :func:`~ctcnet.detect.detection.robust_noise`)."""
     sample = residual[:, ::3, ::3].reshape(residual.shape[0], -1)
     return torch.clamp(median_and_mad_sigma(sample)[1], min=floor)
 

@@ -93,6 +93,26 @@ def test_pure_noise_gives_no_events():
     assert len(detect_events(frame, PANEL)) == 0
 
 
+def test_a_display_exports_clipped_black_and_faint_halo_pixels_are_no_events():
+    """An 8-bit composite frame: background clipped to 0 (no noise to measure) and the
+    halo pixels of 1-3 counts compression leaves round bright cells. Read in units of the
+    quantisation's noise, the cells are the events, not the halo."""
+    rng = np.random.default_rng(5)
+    cells = grid_objects(["ctc", "wbc"], spacing_um=50.0)
+    frame = np.zeros((3, 256, 320))
+    for kind, x_um, y_um in cells:
+        for ch, sigma_um, amp in KINDS[kind]:
+            frame[ch] += gauss(frame.shape[1:], x_um / 0.64, y_um / 0.64, sigma_um / 0.64, amp)
+    frame = np.clip(np.floor(frame * 0.8), 0, 255)
+    black = frame.sum(axis=0) == 0
+    for _ in range(40):  # compression's 6 x 6 px blocks of a count or two on the black
+        y, x = rng.integers(0, 250), rng.integers(0, 314)
+        if black[y:y + 6, x:x + 6].all():
+            frame[rng.integers(0, 3), y:y + 6, x:x + 6] = rng.integers(1, 3)
+    events = detect_events(frame.astype(np.uint8), PANEL)
+    assert len(events) == len(cells)
+
+
 def test_touching_leukocytes_split_but_ctc_cluster_kept_whole():
     # Two ~10 um leukocytes 13 um apart (CD45 halos joined, a dip between them) -> two events.
     # A CTC (~15 um of CK) with a leukocyte attached at the same spacing -> one cluster event.
