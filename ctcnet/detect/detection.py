@@ -148,13 +148,27 @@ def background_map(image: np.ndarray, block: int) -> np.ndarray:
     return linear_upsample(coarse.astype(np.float32), h, w)
 
 
-# The least noise a frame of whole-number counts has: the quantisation's, one count's
-# 1/sqrt(12). A background clipped to one value (a display export's black, an 8-bit frame)
-# measures no noise at all, and in units of none every faint halo pixel of a JPEG or PNG
-# export became an event (3,473 events on a 4-frame composite cartridge of 144 cells, two
-# specks counted as CTCs; with this floor 144). Scans measure far more (simulated 1.4-8
-# counts after binning), so for them nothing changes.
+# The least noise a frame is read with, in counts. Whole-number counts cannot show less than
+# the quantisation's, one count's 1/sqrt(12). A frame of whole numbers within 0-255 is an
+# 8-bit display export or a channel squeezed into 256 levels: its black is clipped (no noise
+# to measure at all) and one count is a visible step, so one count is the least a detection
+# unit there. Read in units of none, every faint halo pixel of a JPEG or PNG export became an
+# event (3,473 events on a 4-frame composite cartridge of 144 cells, two specks counted as
+# CTCs; with the floor, 144). Scans of 12 bits or more measure far more (simulated: 1.4-8
+# counts after binning): for them nothing changes.
 QUANTISATION_NOISE = 12 ** -0.5
+EIGHT_BIT_NOISE = 1.0
+EIGHT_BIT_TOP = 255
+
+
+def noise_floor(frame) -> float:
+    """The least noise (counts) detection reads ``frame`` (a numpy array, or a tensor on the
+    GPU path) with: by its values, not its type, so that a frame uploaded as float32 is read
+    as the same frame on the host."""
+    sample = frame[:, ::4, ::4]  # a sixteenth of the pixels tell a frame's kind, cheaply
+    if float(sample.max()) > EIGHT_BIT_TOP or not bool((sample == sample.round()).all()):
+        return QUANTISATION_NOISE
+    return EIGHT_BIT_NOISE
 
 
 def robust_noise(residual: np.ndarray, floor: float = QUANTISATION_NOISE) -> np.ndarray:
@@ -167,14 +181,16 @@ def robust_noise(residual: np.ndarray, floor: float = QUANTISATION_NOISE) -> np.
     return np.maximum(median_and_mad_sigma(sample)[1], floor).astype(np.float32)
 
 
-def snr_maps(binned: np.ndarray, sigma_px: float, block_px: int) -> np.ndarray:
-    """Per-channel signal-to-noise maps of a binned (C, H, W) frame."""
+def snr_maps(binned: np.ndarray, sigma_px: float, block_px: int,
+             floor: float = QUANTISATION_NOISE) -> np.ndarray:
+    """Per-channel signal-to-noise maps of a binned (C, H, W) frame (noise at least
+    ``floor``: :func:`noise_floor`)."""
     smooth = binned
     if sigma_px >= 0.5:  # below half a pixel the binning has already done the smoothing
         smooth = ndimage.gaussian_filter(binned, sigma=(0, sigma_px, sigma_px), mode="nearest",
                                          truncate=3.0)
     residual = smooth - background_map(smooth, block_px)
-    residual /= robust_noise(residual)[:, None, None]
+    residual /= robust_noise(residual, floor)[:, None, None]
     return residual
 
 
@@ -300,7 +316,7 @@ def frame_maps(frame: np.ndarray, panel: Panel, config: DetectConfig
     factor, work_px = config.work_grid(panel.pixel_size_um)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         binned = bin_frame(frame, factor)
-        snr = snr_maps(binned, *config.smoothing_px(work_px))
+        snr = snr_maps(binned, *config.smoothing_px(work_px), noise_floor(frame))
     if not np.isfinite(snr).all():
         raise non_finite_error(float(np.nanmax(frame)))
     return binned, snr.max(axis=0)

@@ -40,6 +40,7 @@ from ctcnet.detect.detection import (
     check_frame_size,
     events_from_maps,
     interpolation_weights,
+    noise_floor,
     non_finite_error,
 )
 from ctcnet.io.panel import Panel
@@ -165,7 +166,7 @@ def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig
     binned = bin_frame(frame, factor)
     smooth = gaussian_filter(binned, sigma_px) if sigma_px >= 0.5 else binned
     residual = smooth - background_map(smooth, block_px)
-    snr = residual / robust_noise(residual)[:, None, None]
+    snr = residual / robust_noise(residual, noise_floor(frame))[:, None, None]
     if not bool(torch.isfinite(snr).all()):
         finite = frame[~torch.isnan(frame)]
         raise non_finite_error(float(finite.max()) if finite.numel() else float("nan"))
