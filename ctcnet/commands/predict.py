@@ -167,8 +167,10 @@ def run(args) -> int:
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
+        failed_reports: dict[str, str] = {}  # ... and past one report that failed
         summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
-                                   split_by_name=shard is not None, set_aside=set_aside)
+                                   split_by_name=shard is not None, set_aside=set_aside,
+                                   failed_reports=failed_reports)
         note_set_aside(out, set_aside)  # for the rank or job that writes run.json
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
@@ -176,12 +178,13 @@ def run(args) -> int:
     if info.is_main:
         names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names, world_size, set_aside)
-    return _outcome(summaries, set_aside, out, args.quiet)
+    return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
 
 
-def _outcome(summaries, set_aside: dict, out, quiet: bool) -> int:
+def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict) -> int:
     """Say what each input came to (unless ``quiet``) and every failure, and return the exit
-    status: 2 when an input was set aside (refused), 3 when a sample had no readable frame."""
+    status: 2 when an input was set aside (refused) or a report failed, 3 when a sample had no
+    readable frame."""
     import sys
 
     from ctcnet.inference.summary import RunSummary
@@ -207,7 +210,9 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool) -> int:
               "skipped_frames in their summary.json", file=sys.stderr)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run
         print(f"ctcnet predict: error: {name} was set aside: {reason}", file=sys.stderr)
-    return 2 if set_aside else 3 if failed else 0
+    for reason in failed_reports.values():
+        print(f"ctcnet predict: error: {reason}", file=sys.stderr)
+    return 2 if set_aside or failed_reports else 3 if failed else 0
 
 
 def _sample_name(cartridge) -> str:

@@ -391,14 +391,16 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
                    world_size: int = 1, split_by_name: bool = False,
-                   set_aside: dict | None = None) -> list[RunSummary | CropRunSummary]:
+                   set_aside: dict | None = None, failed_reports: dict | None = None
+                   ) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts. With several
     cartridges and ``options.report_overlap``, each one's report is drawn on a background
     worker (a process on a CPU) while the next one runs
     (:mod:`ctcnet.inference.report_overlap`; at most one pending; a failed one raised as
-    ``ReportError`` naming its sample, at the next report or the end).
+    ``ReportError`` naming its sample, at the next report or the end, or recorded in
+    ``failed_reports``).
 
     Parameters
     ----------
@@ -421,6 +423,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
         Given, a run of several inputs leaves out a cartridge refused on its own (its
         metadata, its channels, another run's journal in its folder) and records it here
         (name: reason); the others run. Not given, the refusal stops the run.
+    failed_reports : dict, optional
+        Given, a report that fails in the background is recorded here (sample id: the error)
+        and the others go on; not given, it stops the run at the next report.
 
     Returns
     -------
@@ -449,7 +454,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     # BLAS on one thread for the cartridges and their reports (as predict_cartridge runs them)
     blas = single_threaded_blas() if n_cartridges else contextlib.nullcontext()
     summaries = []
-    with blas, report_worker(backend, options.saliency, overlap) as reports:
+    with blas, report_worker(backend, options.saliency, overlap, failed_reports) as reports:
         for kind, item, name, _ in mine:
             if kind == "cartridge":
                 try:

@@ -21,7 +21,8 @@ cartridge's frames:
   where saliency is asked for and the model lives only in this process (on a GPU, or given in
   memory).
 * **Errors**: a report that fails is raised at the next wait as :class:`ReportError`, naming
-  the sample and its folder (the worker's traceback chained); its events tables and
+  the sample and its folder (the worker's traceback chained), or, given a record of failures
+  (``ctcnet predict`` gives one), recorded there while the run goes on; its events tables and
   ``summary.json`` were written before the report started, and the resume journal marks the
   report pending (:func:`ctcnet.inference.journal.mark_report`), so a rerun on the same
   ``--out`` draws it from the journal without doing any frame again.
@@ -160,10 +161,14 @@ class ReportWorker:
     already on its way out, which it does not replace: the report's is then logged).
     """
 
-    def __init__(self, kind: str | None, explainer: Callable[[], object] | None = None):
+    def __init__(self, kind: str | None, explainer: Callable[[], object] | None = None,
+                 failed: dict | None = None):
         if kind not in (None, "thread", "process"):
             raise ValueError(f"report worker {kind!r}: None, 'thread' or 'process'")
         self.kind = kind
+        # Given, a failed report is recorded here (sample id: the error) and the run goes on
+        # with the next cartridge: its events are written, and a rerun draws the report.
+        self.failed = failed
         self.explainer = explainer  # a process's jobs: the picklable explainer factory
         self._pool = None
         self._future = None
@@ -172,9 +177,15 @@ class ReportWorker:
         self._abandoned = False  # a second Ctrl-C: the report in hand is not waited for
 
     def submit(self, pending: PendingReport) -> None:
-        """Start ``pending``'s report once the previous one is done (its error raised here)."""
+        """Start ``pending``'s report once the previous one is done (its error raised here,
+        or recorded in ``failed``)."""
         try:
             self.wait()
+        except ReportError as err:
+            if self.failed is None:
+                pending.release()
+                raise
+            self._record(err)
         except BaseException:
             pending.release()
             raise
@@ -242,6 +253,16 @@ class ReportWorker:
         if interrupted:
             raise KeyboardInterrupt
 
+    def _record(self, err: ReportError) -> None:
+        """A report failed and the run goes on: say so, keep it in ``failed``, and start a new
+        worker for the next report if this one died (a process killed by the OOM killer leaves
+        its pool broken)."""
+        log.error("%s; the other inputs go on", err)
+        self.failed[err.sample_id] = str(err)
+        if self._pool is not None and getattr(self._pool, "_broken", False):
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
     def close(self) -> None:
         """End the worker (after :meth:`wait`)."""
         if self._pool is not None:
@@ -261,7 +282,12 @@ class ReportWorker:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                self.wait()
+                try:
+                    self.wait()
+                except ReportError as err:
+                    if self.failed is None:
+                        raise
+                    self._record(err)
                 return
             stopping = exc_type is KeyboardInterrupt and self._running is not None
             if stopping:
@@ -294,16 +320,18 @@ def _children_ignore_interrupts():
         signal.signal(signal.SIGINT, previous)
 
 
-def report_worker(backend, saliency: bool, overlap: bool) -> ReportWorker:
+def report_worker(backend, saliency: bool, overlap: bool, failed: dict | None = None
+                  ) -> ReportWorker:
     """The worker of a run's reports: inline without ``overlap``; else a process where no
     saliency is asked for or its model can be made there (``backends.portable_explainer``: on
-    a CPU), a thread where it cannot."""
+    a CPU), a thread where it cannot. ``failed``: as :class:`ReportWorker`'s."""
     if not overlap:
         return ReportWorker(None)
     if not saliency:  # no model travels: the process needs no explainer (nor its checkpoint)
-        return ReportWorker("process")
+        return ReportWorker("process", failed=failed)
     portable, factory = portable_explainer(backend)
-    return ReportWorker("process", factory) if portable else ReportWorker("thread")
+    return ReportWorker("process", factory, failed) if portable else \
+        ReportWorker("thread", failed=failed)
 
 
 _blas_limit = None  # a report process's BLAS limit, held for its life

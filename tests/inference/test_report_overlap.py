@@ -159,6 +159,26 @@ def test_a_failed_background_report_names_its_sample_and_a_rerun_draws_it(setup,
             "report": "done"}
 
 
+def test_a_batch_goes_on_past_a_failed_report_when_failures_are_recorded(setup, tmp_path,
+                                                                         monkeypatch):
+    """As ctcnet predict runs a night's batch: one cartridge's report fails, the others are
+    run and drawn, and the failure is recorded for the run's end (exit 2) and a rerun."""
+    import ctcnet.inference.predict as predict
+
+    monkeypatch.setattr(predict, "report_worker",
+                        lambda *a: ReportWorker("thread", failed=a[3]))
+    out, failed = tmp_path / "run", {}
+    options = PredictOptions(**dict(REPORTED, report=FailingReport("sim1")))
+    summaries = predict_inputs([setup["scans"]], out, setup["backend"], options,
+                               failed_reports=failed)
+    assert len(summaries) == 3 and list(failed) == ["sim1"]
+    assert "drawing failed" in failed["sim1"] and "rerun" in failed["sim1"]
+    assert json.loads((out / "sim1" / "parts" / "report.json").read_text()) == {
+        "report": "pending"}
+    for sample in ("sim2", "sim3"):
+        assert (out / sample / "index.html").is_file()
+
+
 def test_the_overlap_is_on_by_default_and_can_be_turned_off():
     from ctcnet.cli import build_parser
 
