@@ -140,14 +140,18 @@ def _summary_lines(report: dict) -> list[str]:
     lines = [f"{report['n']} crops {report['class_counts']}",
              f"CNN: macro-F1 {cnn['macro_f1']:.3f}  accuracy {cnn['accuracy']:.3f}  "
              f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f})"]
+    if cnn["ece"] > cnn["ece_uncalibrated"]:
+        lines.append("  the model's temperature, fitted on its own validation crops, fits these "
+                     "crops worse than none: --calibrate-on VAL_CROPS --save-model refits it")
     for name, pc in cnn["per_class"].items():
         lines.append(f"  {name:10s} P {pc['precision']:.3f}  R {pc['recall']:.3f}  "
                      f"F1 {pc['f1']:.3f}  n {pc['support']}")
     band = cnn["review_band"]
     if band.get("auto_precision") is not None:
-        lines.append(f"review band (top p < {band['threshold']:.2f}): "
-                     f"{band['reviewed_fraction']:.1%} reviewed, automatic calls "
-                     f"{band['auto_precision']:.3%} precise")
+        lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
+                     f"{band['reviewed_fraction']:.1%} of crops, the calls above it "
+                     f"{band['auto_precision']:.1%} precise (predict also sends the guard's "
+                     "flagged calls to review)")
     prior = report.get("prior", "balanced")
     lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
                                                      if prior == "balanced" else ""))
