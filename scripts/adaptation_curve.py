@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from ctcnet.detect.crop_dataset import write_crop_dataset  # noqa: E402
 from ctcnet.evaluation.metrics import macro_f1  # noqa: E402
+from ctcnet.io.digests import file_sha256  # noqa: E402
 from ctcnet.nn.classifier import load_model  # noqa: E402
 from ctcnet.simulate import SimConfig, simulate_crops  # noqa: E402
 from ctcnet.training.finetune import (  # noqa: E402
     FinetuneOptions,
-    file_digest,
     finetune,
     model_logits,
 )
@@ -77,7 +77,7 @@ def scanner_digest() -> str:
 def base_digest(path: Path) -> str:
     """Short digest of the base model's file: a retrained base gets its own runs (a curve
     measured on another base is neither reused nor reported)."""
-    return file_digest(path)[:12]
+    return file_sha256(path)[:12]
 
 
 def first_per_class(labels: list[str], n: int) -> np.ndarray:

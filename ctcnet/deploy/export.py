@@ -15,7 +15,6 @@ listed in ``docs/deploying.md``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import logging
@@ -56,6 +55,7 @@ from ctcnet.io.atomic import (
     refuse_existing,
     refuse_overwriting_inputs,
 )
+from ctcnet.io.digests import file_sha256
 from ctcnet.nn.classifier import CTCClassifier, load_model, save_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 from ctcnet.nn.symmetry import symmetric_logits
@@ -176,7 +176,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
             v["crops"] = crops_source
         model_bytes = _with_metadata(chosen, spec, {
             "precision": precision, "opset": opset, "source": model_path.name,
-            "source_sha256": _sha256(model_path), "torch_version": torch.__version__,
+            "source_sha256": file_sha256(model_path), "torch_version": torch.__version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "verification": verification, "int8": int8_info})
     atomic_write_bytes(out_path, model_bytes)
@@ -205,7 +205,7 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path,
         raise InputError(f"{onnx_path.name} was not exported from {model_path.name} as it was "
                          f"(re-export: ctcnet export {model_path})", onnx_path)
     _, spec = load_model(model_path)
-    record.update(source=model_path.name, source_sha256=_sha256(model_path),
+    record.update(source=model_path.name, source_sha256=file_sha256(model_path),
                   restamped_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record))
     OnnxClassifier(onnx_path)  # the file as written must load and pass its own checks
@@ -217,7 +217,7 @@ def write_spec(model_path: str | Path, model: CTCClassifier, spec: ModelSpec) ->
     ONNX export beside it (:func:`restamp_onnx`), so both keep describing one model; returns
     the ONNX path when there is one."""
     model_path = Path(model_path)
-    before = _sha256(model_path)
+    before = file_sha256(model_path)
     model.spec = spec
     save_model(model_path, model, spec)
     onnx = model_path.with_suffix(".onnx")
@@ -364,14 +364,6 @@ def _lowest_ir_version(proto) -> None:
     proto.opset_import.extend(keep)
     proto.ir_version = max(onnx.helper.find_min_ir_version_for(keep, ignore_unknown=True),
                            8 if proto.functions else 3)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- crops for verification and calibration ------------------------------------------------------

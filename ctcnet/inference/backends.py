@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from ctcnet.inference.backend_registry import (
     opener,
 )
 from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
+from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ class OnnxBackend:
             source = {}
         if source.get("precision") == "fp32" and source.get("source_sha256"):
             return str(source["source_sha256"])
-        return hashlib.sha256(self.model_path.read_bytes()).hexdigest()
+        return file_sha256(self.model_path)
 
     def source_checkpoint(self) -> Path | None:
         """The torch checkpoint this graph was exported from, if it lies beside it unchanged."""
@@ -288,7 +288,7 @@ class OnnxBackend:
         path = self.model_path.parent / str(source.get("source", ""))
         if not source.get("source") or not path.is_file():
             return None
-        if source.get("source_sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+        if source.get("source_sha256") != file_sha256(path):
             return None
         return path
 

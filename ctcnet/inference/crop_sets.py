@@ -14,7 +14,7 @@ from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import RULES, guard_events, guard_summary
 from ctcnet.inference.options import PredictOptions, spec_at_prior
 from ctcnet.inference.spillover import network_view
-from ctcnet.inference.summary import CropRunSummary
+from ctcnet.inference.summary import CropRunSummary, model_sha256
 from ctcnet.inference.tables import label_events
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
@@ -89,6 +89,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
         spillover=spillover,
+        model_sha256=model_sha256(backend),
         timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
     summary.write(out_dir)
     return summary

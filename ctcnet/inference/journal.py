@@ -13,7 +13,6 @@ function.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -30,6 +29,7 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import InputError
 from ctcnet.inference.guard import RULES
 from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
@@ -69,7 +69,7 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
         Plain JSON data; the decision rule, when recorded, as its stored dict.
     """
     identity = getattr(backend, "model_identity", None)  # an ONNX graph's: its checkpoint's
-    digest = identity() if identity else hashlib.sha256(backend.model_path.read_bytes()).hexdigest()
+    digest = identity() if identity else file_sha256(backend.model_path)
     # Only when on, so journals written before the option existed still resume.
     compensate = {"compensate": True} if compensated else {}
     # Likewise only when the calls are made under another rule than the model's own (--prior).

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -186,7 +187,9 @@ class OnnxClassifier:
         # The model's rule at cartridge prevalence, read from the metadata's dict once.
         self.decision = DecisionRule.from_dict(self.spec.get("decision"), self.classes,
                                                str(self.path))
-        self.bad_crops: list[int] = []  # indices of the last run's non-finite crops
+        # The indices of this thread's last run's non-finite crops: one session serves any
+        # number of threads, and one thread's run must not show another's.
+        self._last_run = threading.local()
         device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
         self._check_graph()
@@ -242,8 +245,8 @@ class OnnxClassifier:
 
         Per-crop finiteness rule: a crop with any NaN or infinite pixel is not sent to the
         graph (one such pixel would only poison its own row, but nothing says what a NaN count
-        means); its rows are NaN, and it is named in a warning and in ``self.bad_crops``. The
-        other crops of the batch are classified as usual.
+        means); its rows are NaN, and it is named in a warning and in ``self.bad_crops`` (per
+        thread). The other crops of the batch are classified as usual.
         """
         raw = self._checked(raw)
         k = len(self.classes)
@@ -262,11 +265,16 @@ class OnnxClassifier:
                 lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
                 rows = start + np.flatnonzero(ok)
                 logits[rows], proba[rows] = lo, pr
-        self.bad_crops = bad
+        self._last_run.bad = bad
         if bad:
             log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, "
                         "call 'failed'): indices %s", len(bad), bad[:20])
         return logits, proba
+
+    @property
+    def bad_crops(self) -> list[int]:
+        """Indices of the non-finite crops of this thread's last :meth:`run` (their rows NaN)."""
+        return list(getattr(self._last_run, "bad", []))
 
     def predict_proba(self, raw: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Calibrated class probabilities, float32 (N, K), columns in ``self.classes`` order."""
@@ -356,4 +364,28 @@ def _check_metadata(model_bytes: bytes, metadata: dict[str, str], path: Path) ->
     # size or review threshold out of range, an unknown symmetry or decision rule) are
     # refused here, as loading the checkpoint refuses them, not met later as NaN.
     ModelSpec.from_dict(spec, str(path))
+    _check_plain_keys(metadata, spec, path)
     return spec
+
+
+def _check_plain_keys(metadata: dict[str, str], spec: dict, path: Path) -> None:
+    """The plain keys beside the spec (``channels``, ``classes``, ``crop_size``,
+    ``pixel_size_um``: what a port reads first) must say what the spec says: a file whose
+    ``channels`` were reordered and its digest recomputed would feed a port the channels in
+    the wrong order while this runtime, reading the spec, ran right."""
+    said = {"channels": [c["name"] for c in spec["panel"]["channels"]],
+            "classes": [c["name"] for c in spec["taxonomy"]["classes"]],
+            "crop_size": int(spec["crop_size"]),
+            "pixel_size_um": float(spec["panel"]["pixel_size_um"])}
+    for key, value in said.items():
+        if key not in metadata:
+            continue
+        try:
+            plain = json.loads(metadata[key])
+        except ValueError:
+            plain = metadata[key]
+        same = plain == value if isinstance(value, list) else \
+            isinstance(plain, (int, float)) and float(plain) == float(value)
+        if not same:
+            raise InputError(f"ONNX metadata '{key}' says {metadata[key]}, its ctcnet spec "
+                             f"{value}: the file was edited; re-export it", path)

@@ -102,6 +102,7 @@ from ctcnet.inference.summary import (
     FrameCounts,
     ModelUsed,
     RunSummary,
+    model_sha256,
     sample_status,
     volume_read_ml,
 )
@@ -359,7 +360,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                         pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
                         review_threshold=spec.review_threshold,
                         decision_log_weights=decision_weights(spec.decision),
-                        prior=prior),
+                        prior=prior, sha256=model_sha256(backend)),
         backend=backend.name,
         device=backend.device_name,
         panel=cartridge.panel.to_dict(),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.digests import file_sha256
 
 
 @dataclass
@@ -42,6 +43,15 @@ class ModelUsed:
     # The class prior they come from (``ctcnet.nn.calls.prior_rule``): "cartridge" (the model's
     # rule fitted at cartridge prevalence), "balanced" (none) or stated "class=p,...".
     prior: str = "cartridge"
+    # The model file's SHA-256 (models/SHA256SUMS lists the shipped files'; None: a model
+    # given in memory): what says which file made the calls, re-exports of one version apart.
+    sha256: str | None = None
+
+
+def model_sha256(backend) -> str | None:
+    """The SHA-256 of the file the backend's model was loaded from (None: a model given in
+    memory), as a run's summary records it."""
+    return file_sha256(backend.model_path) if backend.model_path else None
 
 
 @dataclass
@@ -178,6 +188,7 @@ class CropRunSummary:
     pixel_size_um: float | None = None
     pixel_size_from: str = "panel.json"
     spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
+    model_sha256: str | None = None  # as ModelUsed.sha256
 
     def to_dict(self) -> dict:
         """The summary as plain data (``spillover`` only when measured)."""

@@ -21,7 +21,6 @@ The defaults come from ``scripts/adaptation_curve.py`` (see docs/adapting.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -40,6 +39,7 @@ from ctcnet.io.atomic import (
     refuse_existing,
     refuse_overwriting_inputs,
 )
+from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,6 @@ class FinetuneOptions:
     sim_check_per_class: int = 300
     seed: int = 0
     device: str = "auto"
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of the file's bytes, as hex (the card records the base model's)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -236,7 +231,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     sim = (simulated_check({"base": base_model, "finetuned": tuned}, spec,
                            opts.sim_check_per_class) if opts.sim_check_per_class else {})
     record = {
-        "base": {"path": str(base), "sha256": file_digest(base), "version": spec.version,
+        "base": {"path": str(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
         "data": {"path": str(data_dir), "per_class": counts,
                  "samples": len(set(index.sample_ids)),

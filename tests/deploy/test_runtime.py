@@ -114,6 +114,25 @@ def test_non_finite_crops_are_named_not_the_batch_refused(tiny):
     assert names[2] == "failed" and np.isnan(proba[2]).all()
     assert names[0] in clf.classes and names[1] in clf.classes
     np.testing.assert_allclose(proba[:2], clf.predict_proba(x[:2]), atol=1e-6)
+    # One session for many threads: each thread reads its own run's bad crops.
+    import threading
+
+    seen = {}
+
+    def run(name, crops):
+        barrier.wait()
+        for _ in range(20):
+            clf.run(crops)
+            seen.setdefault(name, set()).add(tuple(clf.bad_crops))
+
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=run, args=("nan", x)),
+               threading.Thread(target=run, args=("clean", x[:2]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"nan": {(2,)}, "clean": {()}}
 
 
 def test_panel_mismatch_refused(tiny):
@@ -221,6 +240,22 @@ def _resigned(spec_change):
         meta[DIGEST_KEY] = model_digest(proto.SerializeToString(), meta)
         onnx.helper.set_model_props(proto, meta)
     return edit
+
+
+def test_plain_keys_that_contradict_the_spec_are_refused(tiny, tmp_path):
+    """`channels` reordered beside an untouched spec and the digest recomputed: a port that
+    reads the plain key would feed the channels in the wrong order. Refused at load."""
+    from ctcnet.deploy.runtime import DIGEST_KEY, model_digest
+
+    def reorder(proto):
+        meta = {p.key: p.value for p in proto.metadata_props}
+        meta["channels"] = json.dumps(list(reversed(json.loads(meta["channels"]))))
+        onnx.helper.set_model_props(proto, meta)
+        meta[DIGEST_KEY] = model_digest(proto.SerializeToString(), meta)
+        onnx.helper.set_model_props(proto, meta)
+
+    with pytest.raises(InputError, match="metadata 'channels' says .* its ctcnet spec"):
+        OnnxClassifier(_edited(tiny[0], tmp_path, reorder))
 
 
 def test_newer_spec_format_refused(tiny, tmp_path):

@@ -47,3 +47,13 @@ def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path)
         (tmp_path / "model.onnx").read_bytes()).hexdigest()
     with pytest.raises(InputError, match="differs in model_sha256"):
         predict(onnx, cart, out)
+
+
+def test_the_summary_names_the_model_file_by_its_sha256(clean_run):
+    """What says which file made the calls (re-exports of one version share its version)."""
+    import hashlib
+    import json
+
+    model = clean_run["root"] / "model.pt"
+    summary = json.loads((clean_run["root"] / "clean" / "summary.json").read_text())
+    assert summary["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()

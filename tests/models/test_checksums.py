@@ -1,0 +1,21 @@
+"""models/SHA256SUMS: the published checksum of every shipped model file, kept true.
+
+An embedder compares a file's SHA-256 with this list to know it is the file shipped (the
+ONNX files' own digest is a checksum against accidents, which anyone who edits a file can
+recompute). A model retrained or re-exported without its line updated fails here."""
+
+import hashlib
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_every_shipped_model_file_is_listed_with_its_sha256():
+    listed = {}
+    for line in (MODELS / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        listed[name] = digest
+    files = sorted(p.name for p in MODELS.iterdir() if p.suffix in (".pt", ".onnx"))
+    assert sorted(listed) == files, "update models/SHA256SUMS: `sha256sum *.onnx *.pt`"
+    for name, digest in listed.items():
+        assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == digest, name
