@@ -73,6 +73,8 @@ VERIFY_BATCHES = (1, 7)
 # the macro-F1 gate, the logit check only catches a broken graph.
 TOLERANCES = {"fp32": (1e-3, 1e-4), "fp16": (5e-2, 2e-2), "int8": (0.5, 0.15)}
 CALIBRATION_CROPS = 512
+# Held-out crops of each class below which the int8 gate's macro-F1 is said to mean little.
+MIN_GATE_CROPS_PER_CLASS = 25
 EVALUATION_CROPS = 4000
 # Simulated calibration/evaluation crops use seed + this offset: far from the seeds the shipped
 # model was trained, validated and tested on (0, 1000, 424242 in scripts/train_default_model.py).
@@ -313,6 +315,14 @@ def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec
              for name, path in (("fp32", fp32_file), ("int8", int8_file))}
     f1_fp32 = macro_f1(evaluation.labels, preds["fp32"], spec.num_classes)
     f1_int8 = macro_f1(evaluation.labels, preds["int8"], spec.num_classes)
+    per_class = np.bincount(np.asarray(evaluation.labels), minlength=spec.num_classes)
+    if per_class.min() < MIN_GATE_CROPS_PER_CLASS:
+        # A macro-F1 on a handful of crops a class moves by whole points with one crop: the
+        # gate then says little about the int8 model.
+        log.warning("the int8 gate compares fp32 and int8 on %d held-out crops (%s a class): "
+                    "under %d of some class, its macro-F1 says little; give more calibration "
+                    "crops (or 'simulate')", len(evaluation.images),
+                    ", ".join(map(str, per_class.tolist())), MIN_GATE_CROPS_PER_CLASS)
     check_f1_gate(f1_fp32, f1_int8, max_drop)
     return {"macro_f1_fp32": f1_fp32, "macro_f1_int8": f1_int8,
             "drop_points": f1_drop_points(f1_fp32, f1_int8), "max_drop_points": max_drop,

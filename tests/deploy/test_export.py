@@ -158,6 +158,21 @@ def test_int8_refused_when_f1_drops(exported, tmp_path, reuse_fp32_graph):
     assert not (tmp_path / "q.onnx").exists()
 
 
+def test_an_int8_gate_on_few_crops_is_said(exported, tmp_path, reuse_fp32_graph, caplog):
+    root, _, spec, _ = exported
+    with caplog.at_level("WARNING"):
+        export_onnx(root / "tiny.pt", tmp_path / "q.onnx", precision="int8",
+                    calibration=_labelled(spec, 32), max_f1_drop=100.0)
+    assert any("int8 gate compares fp32 and int8 on 16 held-out crops" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    balanced = LabelledCrops(synthetic_crops(spec, 400, 1), np.arange(400) % 4, "synthetic")
+    with caplog.at_level("WARNING"):
+        export_onnx(root / "tiny.pt", tmp_path / "q2.onnx", precision="int8",
+                    calibration=balanced, max_f1_drop=100.0)
+    assert not any("int8 gate compares" in r.getMessage() for r in caplog.records)
+
+
 def test_f1_gate_and_metric():
     check_f1_gate(0.900, 0.8960)  # 0.4 points: kept
     with pytest.raises(CtcnetError, match="drop of 0.60 points"):
