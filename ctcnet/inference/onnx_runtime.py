@@ -312,6 +312,10 @@ class OnnxClassifier:
     def _checked(self, raw) -> np.ndarray:
         raw = np.asarray(raw)
         c, s = len(self.channels), self.crop_size
+        if raw.size == 0 and raw.ndim < 4:  # no crops at all (an empty list): nothing to call
+            raw = np.zeros((0, c, s, s), np.float32)
+        if raw.dtype.kind in "uf" and not raw.dtype.isnative:  # another byte order, same counts
+            raw = raw.astype(raw.dtype.newbyteorder("="))
         if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
             raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
                              f"{self.channels}, got shape {raw.shape}")

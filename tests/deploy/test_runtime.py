@@ -102,6 +102,17 @@ def test_bad_input_is_refused(tiny, bad, message):
         OnnxClassifier(tiny[0]).predict_proba(bad)
 
 
+def test_no_crops_and_other_byte_orders_are_read_as_what_they_are(tiny):
+    clf = OnnxClassifier(tiny[0])
+    names, proba = clf.predict([])  # no crops, as a plain empty list
+    assert len(names) == 0 and proba.shape == (0, len(clf.classes))
+    x = synthetic_crops(tiny[1], 3)
+    for order in (">f4", ">u2"):  # big-endian counts (e.g. from some TIFFs): the same values
+        crops = x.astype(np.uint16) if order == ">u2" else x
+        np.testing.assert_array_equal(clf.predict_proba(crops.astype(order)),
+                                      clf.predict_proba(crops))
+
+
 def test_non_finite_crops_are_named_not_the_batch_refused(tiny):
     """Per-crop finiteness rule: a NaN/inf crop gets a NaN row and the call 'failed'; the
     other crops (in this batch and the next) are classified as if alone."""
