@@ -162,15 +162,55 @@ def check_resume(ckpt_path: str | None, trainer) -> Path | None:
     if not path.is_file():
         raise InputError("checkpoint to resume from not found", path)
     try:
-        epoch = torch.load(path, map_location="cpu", weights_only=True).get("epoch")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise InputError(f"checkpoint to resume from is not readable: "
                          f"{str(err).splitlines()[0][:200]}", path) from None
-    max_epochs = trainer.max_epochs
+    epoch, max_epochs = checkpoint.get("epoch"), trainer.max_epochs
+    longer = (f"a resume finishes the run its checkpoint began; to train on, start a new run "
+              f"from its weights (--model.init_from={path})")
     if isinstance(epoch, int) and max_epochs is not None and 0 <= max_epochs <= epoch + 1:
         raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
-                         f"trainer.max_epochs={max_epochs} would train nothing (raise it)", path)
+                         f"trainer.max_epochs={max_epochs} would train nothing: {longer}", path)
+    planned, asked = planned_steps(checkpoint), asked_steps(checkpoint, trainer)
+    if planned is not None and asked is not None and planned != asked:
+        # The learning-rate schedule is restored with the run: planned over its own length,
+        # it would fail past its end (one-cycle) or restart its warm-up (cosine).
+        raise InputError(f"the checkpoint's learning-rate schedule was planned over {planned} "
+                         f"steps and this run asks for {asked} (trainer.max_epochs or "
+                         f"max_steps changed): {longer}", path)
     return path
+
+
+def planned_steps(checkpoint: dict) -> int | None:
+    """The steps the checkpoint's learning-rate schedule was planned over (one-cycle's total,
+    or the warm-up plus cosine's length), None where it cannot be read."""
+    schedulers = checkpoint.get("lr_schedulers") or []
+    if len(schedulers) != 1 or not isinstance(schedulers[0], dict):
+        return None
+    state = schedulers[0]
+    if isinstance(state.get("total_steps"), int):
+        return state["total_steps"]
+    parts, milestones = state.get("_schedulers"), state.get("_milestones")
+    if isinstance(parts, list) and len(parts) == 2 and isinstance(milestones, list) and \
+            isinstance(parts[1], dict) and isinstance(parts[1].get("T_max"), int):
+        return int(milestones[0]) + parts[1]["T_max"]
+    return None
+
+
+def asked_steps(checkpoint: dict, trainer) -> int | None:
+    """The steps this run's limits come to, at the checkpoint's steps per epoch (a checkpoint
+    of whole epochs; None where they cannot be told)."""
+    epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
+    if not isinstance(epoch, int) or not isinstance(step, int) or step <= 0:
+        return None
+    per_epoch, extra = divmod(step, epoch + 1)
+    if extra or not per_epoch:  # saved mid-epoch: the steps of an epoch are not known here
+        return None
+    limits = [trainer.max_epochs * per_epoch] if trainer.max_epochs not in (None, -1) else []
+    if trainer.max_steps not in (None, -1):
+        limits.append(trainer.max_steps)
+    return min(limits) if limits else None
 
 
 def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningCLI:

@@ -23,6 +23,34 @@ def test_resume_with_max_epochs_already_reached_is_refused(tmp_path):
         check_resume(str(tmp_path / "missing.ckpt"), trainer)
 
 
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_a_resume_that_would_outrun_its_learning_rate_schedule_is_refused(tmp_path, schedule):
+    """A run planned over 3 epochs of 8 steps, stopped after 2: resumed with its own limits it
+    goes on; with max_epochs raised, one-cycle would fail past its end and cosine restart its
+    warm-up, so it is refused in one line that says how to train on."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.cli import check_resume
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    if schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.1, total_steps=24)
+    else:
+        scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [
+            torch.optim.lr_scheduler.LinearLR(optimizer, 0.01, 1.0, total_iters=2),
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 22)], milestones=[2])
+    torch.save({"epoch": 1, "global_step": 16, "state_dict": {},
+                "lr_schedulers": [scheduler.state_dict()]}, tmp_path / "last.ckpt")
+    folder = SimpleNamespace(dirpath=str(tmp_path))
+    same = SimpleNamespace(max_epochs=3, max_steps=-1, checkpoint_callback=folder)
+    assert check_resume("last", same) == tmp_path / "last.ckpt"
+    for longer in (SimpleNamespace(max_epochs=5, max_steps=-1, checkpoint_callback=folder),
+                   SimpleNamespace(max_epochs=3, max_steps=20, checkpoint_callback=folder)):
+        with pytest.raises(InputError, match=r"planned over 24 steps and this run asks for "
+                                             r"(40|20).*--model.init_from="):
+            check_resume("last", longer)
+
+
 def test_resume_from_last_checks_the_file_lightning_resumes(tmp_path):
     """A second run into the same folder writes last-v1.ckpt beside the first run's finished
     last.ckpt: "last" is the newest of them, the one checked and resumed."""
