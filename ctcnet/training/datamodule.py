@@ -105,10 +105,8 @@ class CTCDataModule(L.LightningDataModule):
             model for composite data only). On a crop folder (``data_dir``) the crops must be
             exports already (RGB composites) and are used as they are (training's export steps
             off); simulated crops mixed in are exported once.
-        render_cache: a folder that keeps simulated renders between runs
-            (:mod:`ctcnet.training.render_cache`): a second try of a recipe with the same data
-            starts training at once. None: rendered every run. It changes no crop, so it is
-            not recorded with the data.
+        render_cache: a folder that keeps simulated renders between runs (None: rendered
+            every run; :mod:`ctcnet.training.render_cache`). It changes no crop.
     """
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
@@ -119,8 +117,11 @@ class CTCDataModule(L.LightningDataModule):
                  compensate_share: float = 1.0, view: str = "scan",
                  render_cache: str | None = None):
         super().__init__()
-        if crop_size < 16:
-            raise InputError(f"crop_size={crop_size} is too small (at least 16 px)")
+        low = [f"{name}={value} (at least {least})" for name, value, least in (
+            ("crop_size", crop_size, 16), ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0)) if value < least]
+        if low:  # in one line now, not as a traceback once the data is rendered
+            raise InputError(f"{', '.join(low)}: too small")
         if not 0.0 <= val_fraction < 1.0:
             raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
         if data_dir is None and simulate is None:

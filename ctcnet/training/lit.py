@@ -29,7 +29,7 @@ from ctcnet.errors import InputError, PanelMismatchError, check_regular_file
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.nn.classifier import CTCClassifier, load_model
-from ctcnet.nn.nets import load_backbone_state
+from ctcnet.nn.nets import list_architectures, load_backbone_state
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
@@ -223,6 +223,13 @@ class CTCLitModule(L.LightningModule):
             raise InputError(f"loss {loss!r} is not one of {LOSSES}")
         if schedule not in SCHEDULES:
             raise InputError(f"schedule {schedule!r} is not one of {SCHEDULES}")
+        # Refused now, in one line, not as a traceback once the data is rendered (lr, at the
+        # optimiser) or never (lr 0 and a negative decay train a model without a word).
+        if not lr > 0 or not weight_decay >= 0:
+            raise InputError(f"lr must be > 0 and weight_decay >= 0 (got lr={lr}, "
+                             f"weight_decay={weight_decay})")
+        if arch not in list_architectures():
+            raise InputError(f"arch {arch!r} is not one of {list_architectures()}")
         self.save_hyperparameters()
         self.spec = ModelSpec(arch=arch, panel=load_panel(panel), taxonomy=load_taxonomy(taxonomy),
                               crop_size=int(crop_size), arch_kwargs=dict(arch_kwargs or {}),

@@ -502,6 +502,16 @@ def test_bad_options_are_refused():
         CTCLitModule(loss="hinge")
     with pytest.raises(InputError):
         CTCLitModule(class_weights=[1.0, 2.0])
+    # At construction, in one line: not at the optimiser once the data is rendered, nor never.
+    for bad in ({"lr": -0.01}, {"lr": 0.0}, {"weight_decay": -1.0}):
+        with pytest.raises(InputError, match="lr must be > 0 and weight_decay >= 0"):
+            CTCLitModule(**bad)
+    with pytest.raises(InputError, match="arch 'nosuch' is not one of"):
+        CTCLitModule(arch="nosuch")
+    with pytest.raises(InputError, match=r"batch_size=0 \(at least 1\): too small"):
+        CTCDataModule(simulate={"train": 2}, batch_size=0)
+    with pytest.raises(InputError, match=r"crop_size=8 \(at least 16\), batch_size=-4"):
+        CTCDataModule(simulate={"train": 2}, crop_size=8, batch_size=-4)
 
 
 class StopAfterFirstEpoch(Callback):
@@ -719,6 +729,21 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert "distributed_backend=gloo" in done.stderr + done.stdout
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / "ddp.pt").exists()
+
+
+def test_train_py_is_ctcnet_train(tmp_path):
+    """The same one-line refusal and exit status 2, not a traceback and 1."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get(
+        "PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "--config",
+                           str(ROOT / "configs/smoke.yaml"), "--model.lr=-0.01",
+                           f"--trainer.default_root_dir={tmp_path}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("ctcnet train")]
+    assert done.returncode == 2 and lines == [
+        "ctcnet train: error: lr must be > 0 and weight_decay >= 0 (got lr=-0.01, "
+        "weight_decay=0.0001)"], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
 
 
 def test_training_throughput_is_measured():
