@@ -204,6 +204,8 @@ def main(argv=None) -> int:
     cli = fit(cli_arguments(args, extra), prog="train_default_model.py")
     train_seconds = time.perf_counter() - t0
     trainer, datamodule = cli.trainer, cli.datamodule
+    if not trainer.is_global_zero:  # under DDP the card is one rank's work, not every rank's
+        return 0
     checkpoints = trainer.checkpoint_callback
     best = checkpoints.best_model_path or checkpoints.last_model_path
     model, spec = load_model(best)
