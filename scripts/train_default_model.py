@@ -228,7 +228,7 @@ def main(argv=None) -> int:
                 # Training crops per second of wall time, simulation and validation included.
                 "crops_per_s": round(epochs * train_crops / train_seconds, 1),
                 "device": str(trainer.strategy.root_device),
-                "best_checkpoint_epoch": spec.training.get("epochs_completed"),
+                "best_checkpoint_epoch": spec.training.get("epoch_index"),
                 "hyper_parameters": spec.training.get("hyper_parameters", {})}
     return test_and_write(args, model, spec,
                           {"source": "simulated (ctcnet.simulate, SimConfig() default "

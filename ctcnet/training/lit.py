@@ -473,7 +473,10 @@ class CTCLitModule(L.LightningModule):
         """The spec with the training summary and latest metrics filled in."""
         training = {"data": self.data_summary,
                     "hyper_parameters": _plain(dict(self.hparams)),
-                    "epochs_completed": int(self.current_epoch),
+                    # Checkpoints are saved at an epoch's end: the epoch's index (as the
+                    # checkpoint's file name counts it, from 0) and the epochs done.
+                    "epoch_index": int(self.current_epoch),
+                    "epochs_completed": int(self.current_epoch) + 1,
                     "global_step": int(self.global_step)}
         return self.spec.replace(training=training, metrics=_plain(self.last_metrics))
 

@@ -607,6 +607,8 @@ def test_last_checkpoint_is_the_last_epoch_when_it_is_not_the_best(crop_dir, tmp
     assert Path(checkpoint.best_model_path).name.startswith("epoch=0")
     last = torch.load(checkpoint.last_model_path, weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == trainer.global_step
+    record = last["ctcnet_spec"]["training"]
+    assert record["epochs_completed"] == 3 and record["epoch_index"] == 2
     torch.testing.assert_close(last["state_dict"], module.state_dict())
     record = RecordEpochs()  # nothing left to train: the resume finds the run complete
     _, again, _ = _fit(crop_dir, tmp_path, epochs=3, ckpt_path="last", monitor="epoch",
