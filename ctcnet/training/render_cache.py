@@ -30,8 +30,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Bumped when the layout of an entry changes.
-CACHE_FORMAT = 1
+# Bumped when the layout of an entry changes (2: meta.json holds the images' digest).
+CACHE_FORMAT = 2
+# The images' digest reads this many blocks of this size spread over the file: a cached split
+# is gigabytes, read lazily, and a whole-file hash would read it all on every run.
+DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 64, 1 << 16
 
 
 @lru_cache(maxsize=1)
@@ -83,9 +86,11 @@ def cached_render(cache_dir: str | Path | None, key: str,
             targets = np.asarray(meta["targets"], dtype=np.int64)
             if len(images) != len(targets) or len(meta["sample_ids"]) != len(targets):
                 raise ValueError("entry lengths disagree")
+            if meta.get("images_digest") != sampled_digest(entry / "images.npy"):
+                raise ValueError("images changed since they were stored")
             log.info("render cache: %d crops from %s", len(targets), entry)
             return images, targets, list(meta["sample_ids"])
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError) as err:  # EOF: a file cut to 0
             log.warning("render cache entry %s unreadable (%s): rendering again", entry, err)
             shutil.rmtree(entry, ignore_errors=True)
     images, targets, sample_ids = render()
@@ -99,8 +104,8 @@ def _store(entry: Path, images: np.ndarray, targets: np.ndarray, sample_ids: lis
     try:
         np.save(tmp / "images.npy", np.ascontiguousarray(images))
         (tmp / "meta.json").write_text(json.dumps(
-            {"targets": np.asarray(targets).tolist(), "sample_ids": list(sample_ids)}),
-            encoding="utf-8")
+            {"targets": np.asarray(targets).tolist(), "sample_ids": list(sample_ids),
+             "images_digest": sampled_digest(tmp / "images.npy")}), encoding="utf-8")
         try:
             os.replace(tmp, entry)
         except OSError:
@@ -109,3 +114,19 @@ def _store(entry: Path, images: np.ndarray, targets: np.ndarray, sample_ids: lis
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sampled_digest(path: Path) -> str:
+    """sha256 over the file's size and :data:`DIGEST_BLOCKS` blocks spread evenly over it
+    (the whole file when it is smaller): an entry cut short, or edited in place across its
+    crops (a channel zeroed), reads as changed, at the cost of a few megabytes read."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
+            digest.update(fh.read())
+        else:
+            for k in range(DIGEST_BLOCKS):
+                fh.seek(k * (size - DIGEST_BLOCK_BYTES) // (DIGEST_BLOCKS - 1))
+                digest.update(fh.read(DIGEST_BLOCK_BYTES))
+    return digest.hexdigest()

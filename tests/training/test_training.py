@@ -320,6 +320,21 @@ def test_render_cache_gives_the_same_crops_without_rendering_again(tmp_path, mon
         again = CTCDataModule(crop_size=SIZE, simulate=sim, render_cache=str(cache))
         again.setup("fit")
         np.testing.assert_array_equal(again.splits[name].images, plain.splits[name].images)
+    # A file cut to nothing, and one edited in place at its own size (a channel zeroed), are
+    # rendered again too.
+    for damage in ("empty", "zeroed"):
+        entry = next(p for p in cache.iterdir() if p.is_dir())
+        if damage == "empty":
+            (entry / "images.npy").write_bytes(b"")
+        else:
+            images = np.load(entry / "images.npy", mmap_mode="r+")
+            images[:, 1] = 0
+            images.flush()
+            del images
+        again = CTCDataModule(crop_size=SIZE, simulate=sim, render_cache=str(cache))
+        again.setup("fit")
+        for name in ("train", "val"):
+            np.testing.assert_array_equal(again.splits[name].images, plain.splits[name].images)
 
 
 def test_render_key_follows_the_simulators_code(monkeypatch):
