@@ -27,7 +27,6 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 import ctcnet.simulate
@@ -42,7 +41,13 @@ from ctcnet.simulate.augment_options import augment_config
 from ctcnet.simulate.config import with_overrides
 from ctcnet.simulate.export import tight_rendering
 from ctcnet.training.render_cache import cached_render, render_key
-from ctcnet.training.splits import CropDataset, SplitData, crop_level_split, sample_level_split
+from ctcnet.training.splits import (
+    CropDataset,
+    SplitData,
+    crop_level_split,
+    crop_loader,
+    sample_level_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +58,6 @@ VIEWS = ("scan", "export")
 EVAL_EXPORT_SEED_OFFSET = 10_000
 # simulate.fine's training cells: seed + this, beyond the splits' seed + 1000 x split.
 FINE_SEED_OFFSET = 5_000
-
-
-def _worker_init(worker_id: int) -> None:
-    """Each dataloader worker gets its own augmentation random stream (torch seeds it)."""
-    info = torch.utils.data.get_worker_info()
-    augment = getattr(info.dataset, "augment", None)
-    if augment is not None and hasattr(augment, "reseed"):
-        augment.reseed(int(info.seed % 2**32))
 
 
 class CTCDataModule(L.LightningDataModule):
@@ -472,13 +469,7 @@ class CTCDataModule(L.LightningDataModule):
         return CropDataset(split.images, split.targets, augment)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
-        # A last partial batch of one crop would break BatchNorm; drop it when batches are full.
-        drop_last = train and len(self.splits[name].targets) > self.batch_size
-        return DataLoader(self._dataset(name, train), batch_size=self.batch_size,
-                          shuffle=train, drop_last=drop_last, num_workers=self.num_workers,
-                          pin_memory=torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0,
-                          worker_init_fn=_worker_init if self.num_workers > 0 else None)
+        return crop_loader(self._dataset(name, train), self.batch_size, self.num_workers, train)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented batches of the training split."""

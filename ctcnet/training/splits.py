@@ -1,7 +1,7 @@
 """Labelled crops in memory for training: one split's arrays (:class:`SplitData`), the torch
-dataset that serves them, augmented, to a loader (:class:`CropDataset`), and how crops are
-assigned to validation: by whole sample (:func:`sample_level_split`), or by crop only where the
-data come from one sample (:func:`crop_level_split`).
+dataset that serves them, augmented, to a loader (:class:`CropDataset`, :func:`crop_loader`),
+and how crops are assigned to validation: by whole sample (:func:`sample_level_split`), or by
+crop only where the data come from one sample (:func:`crop_level_split`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+
+
+def worker_init(worker_id: int) -> None:
+    """Each dataloader worker gets its own augmentation random stream (torch seeds it)."""
+    info = torch.utils.data.get_worker_info()
+    augment = getattr(info.dataset, "augment", None)
+    if augment is not None and hasattr(augment, "reseed"):
+        augment.reseed(int(info.seed % 2**32))
+
+
+def crop_loader(dataset: Dataset, batch_size: int, num_workers: int, train: bool
+                ) -> DataLoader:
+    """The batches of one split: shuffled for training (its last partial batch dropped when
+    batches are full: a batch of one crop would break BatchNorm), in order otherwise. Under
+    DDP, validation and test crops are each scored once: Lightning's sampler would pad the
+    ranks' shares with repeats, which count twice in the metrics that choose the checkpoint
+    (a set of 9 scored as 10)."""
+    sampler = None
+    if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, sampler=sampler,
+                      drop_last=train and len(dataset) > batch_size, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,
+                      worker_init_fn=worker_init if num_workers > 0 else None)
 
 
 class CropDataset(Dataset):

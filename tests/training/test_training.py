@@ -737,15 +737,20 @@ def test_training_never_exports_over_the_model_it_starts_from(tmp_path, capsys,
 def test_ddp_two_processes_on_cpu(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get(
         "PYTHONPATH")])), OMP_NUM_THREADS="1")
+    # Nine validation crops over two ranks: each scored once, none repeated to even the shares.
     cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs/smoke.yaml"),
            "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
-           f"--trainer.default_root_dir={tmp_path}", "--export=ddp.pt"]
+           f"--trainer.default_root_dir={tmp_path}", "--export=ddp.pt",
+           "--data.simulate={train: 4, val: {ctc: 3, wbc: 2, cluster: 2, debris: 2}, seed: 0, "
+           "num_samples: 2}"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "distributed_backend=gloo" in done.stderr + done.stdout
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
-    assert (tmp_path / "ddp.pt").exists()
+    metrics = torch.load(tmp_path / "ddp.pt", weights_only=True)["ctcnet_spec"]["metrics"]
+    assert metrics["split"] == "val"
+    assert np.asarray(metrics["confusion"]).sum(axis=1).tolist() == [3, 2, 2, 2]
 
 
 def test_train_py_is_ctcnet_train(tmp_path):
