@@ -22,10 +22,12 @@ Multi-GPU and multi-node training is Lightning's: ``--trainer.devices=4
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import seed_everything
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from ctcnet.errors import InputError
@@ -34,6 +36,10 @@ from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.lit import CTCLitModule, fit_or_interrupt
+
+# A resumed run's seed: the run's own plus this many per epoch done (a prime, far from the
+# offsets the data's seeds use).
+RESUME_SEED_STEP = 7919
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -62,6 +68,25 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         # sanity check, outside fitting or in a fast dev run: Lightning's own rule.
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class NewStreamsOnResume(Callback):
+    """A resumed run draws its shuffling and augmentation from the seed and the epoch it
+    resumes at. Restarted from the seed alone (the global streams by ``seed_everything``, the
+    augmentation's by the split seed), its first epoch replayed epoch 0's batches, the same
+    crops in the same order with the same augmentations, and a run preempted every few epochs
+    kept seeing them. A run that is not resumed keeps the seed's streams as they were, so a
+    recipe reproduces its model."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Reseed the global streams and the training augmentation, on a resume only."""
+        if not trainer.ckpt_path:
+            return
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) + RESUME_SEED_STEP * trainer.current_epoch
+        seed_everything(seed, workers=True, verbose=False)
+        augment = getattr(getattr(trainer.train_dataloader, "dataset", None), "augment", None)
+        if augment is not None and hasattr(augment, "reseed"):
+            augment.reseed(seed)  # the stream of a loader without workers (workers: reseeded)
 
 
 def _checkpoint_dir(root: str | None) -> str:
@@ -235,6 +260,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
                          "more (or -1: until stopped)")
     resume = check_resume(cli.config.ckpt_path, cli.trainer)
     check_export_path(cli)
+    cli.trainer.callbacks.append(NewStreamsOnResume())
     fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     return cli
 

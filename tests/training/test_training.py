@@ -3,6 +3,7 @@
 Everything on the CPU with tiny data: 32 px crops, a handful per class, one or two steps.
 """
 
+import hashlib
 import os
 import re
 import subprocess
@@ -611,6 +612,36 @@ def test_resume_from_last_continues(crop_dir, tmp_path):
     # Only the missing epoch ran, and the step count (hence the LR schedule) went on.
     assert record.started == [1]
     assert trainer.current_epoch == 2 and trainer.global_step == 2 * steps
+
+
+class RecordFirstBatches(Callback):
+    """A digest of each epoch's first training batch (its augmented crops)."""
+
+    def __init__(self):
+        self.first = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 0:
+            self.first[trainer.current_epoch] = hashlib.sha256(
+                batch[0].numpy().tobytes()).hexdigest()
+
+
+def test_a_resumed_run_does_not_replay_epoch_zeros_batches(crop_dir, tmp_path):
+    """Restarted from the seed alone, a resumed run's first epoch was epoch 0 again (the same
+    crops, order and augmentations). A run that is not resumed keeps its streams as they
+    were."""
+    from ctcnet.training.cli import NewStreamsOnResume
+
+    plain, with_callback = RecordFirstBatches(), RecordFirstBatches()
+    _fit(crop_dir, tmp_path / "plain", epochs=2, extra_callbacks=[plain])
+    _fit(crop_dir, tmp_path / "same", epochs=2,
+         extra_callbacks=[with_callback, NewStreamsOnResume()])
+    assert with_callback.first == plain.first  # nothing changes without a resume
+    _fit(crop_dir, tmp_path / "cut", epochs=2, extra_callbacks=[StopAfterFirstEpoch()])
+    resumed = RecordFirstBatches()
+    _fit(crop_dir, tmp_path / "cut", epochs=2, ckpt_path="last",
+         extra_callbacks=[resumed, NewStreamsOnResume()])
+    assert list(resumed.first) == [1] and resumed.first[1] != plain.first[0]
 
 
 def test_last_checkpoint_is_the_last_epoch_when_it_is_not_the_best(crop_dir, tmp_path):
