@@ -79,7 +79,7 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
         trainer.interrupted = True
         raise SystemExit(1)
 
-    trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit)
+    trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit, callbacks=[])
     fake = SimpleNamespace(trainer=trainer, model=None, datamodule=None,
                            config=SimpleNamespace(ckpt_path=None, export=None))
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
