@@ -21,21 +21,9 @@ import sys
 from ctcnet import __version__
 from ctcnet.errors import CtcnetError
 
-SUBCOMMANDS = {
-    "simulate": "Simulate realistic scans: a crop dataset, a whole cartridge, or a gallery.",
-    "train": "Train a classifier with Lightning (LightningCLI; YAML configs in configs/).",
-    "predict": "Detect and classify every event of whole cartridges (or a crop dataset).",
-    "evaluate": "Evaluate a model on labelled crops, against baselines, with calibration.",
-    "robustness": "Robustness matrix: flips and macro-F1 under physical perturbations.",
-    "export": "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded.",
-    "benchmark": "Measure speed and memory of the whole product on this machine.",
-    "review": "Review a run's candidates in the browser: confirm, reject or relabel.",
-    "crops": "Cut a run's reviewed events into a labelled crop dataset for fine-tuning.",
-    "finetune": "Fine-tune a model on a lab's labelled crops; recalibrates, writes a card.",
-    "models": "List the shipped models: panel, classes, pixel size, size on disk, card figures.",
-    "export-events": "Export a run's events as FCS 3.1 (flow-cytometry tools) and GeoJSON "
-                     "(QuPath).",
-}
+# The subcommands, in the order --help lists them; each module's HELP is its one line.
+SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export", "benchmark",
+               "review", "crops", "finetune", "models", "export-events")
 # Modules of the `predict` extra (pyproject.toml), and the subcommands it runs without torch.
 PREDICT_MODULES = {"scipy", "skimage", "pandas", "pyarrow", "rich", "threadpoolctl"}
 PREDICT_COMMANDS = {"predict", "review", "crops", "export-events"}
@@ -68,13 +56,8 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
 
 
 def _load_command(name: str):
-    module = f"ctcnet.commands.{name.replace('-', '_')}"  # export-events: export_events.py
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name == module:
-            return None
-        raise
+    # export-events: export_events.py
+    return importlib.import_module(f"ctcnet.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,12 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only errors: logging and the subcommand's own output lines "
                              "(as its own --quiet)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_line in SUBCOMMANDS.items():
+    for name in SUBCOMMANDS:
         module = _load_command(name)
-        help_text = getattr(module, "HELP", help_line) if module else help_line + " (not built)"
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if module is not None:
-            module.add_arguments(p)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
         # -v after the subcommand as before it (``ctcnet predict ... -v``); not where the
         # subcommand hands the rest of its line on (train: LightningCLI's options).
         if not any(a.nargs == argparse.REMAINDER for a in p._actions):
@@ -117,9 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args._module is None:
-        print(f"ctcnet {args._name}: not built yet in this version", file=sys.stderr)
-        return 2
     try:
         return int(args._module.run(args) or 0)
     except CtcnetError as err:

@@ -282,6 +282,19 @@ def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
     return args.save_model
 
 
+def shipped_model_for_crops(data, role: str = "model") -> str:
+    """The name of the shipped model whose channels a crop folder has, by name, as predict and
+    evaluate choose it, said on stderr (``role``: what it is to the command, e.g. ``base``)."""
+    import sys
+    from pathlib import Path
+
+    from ctcnet.inference.inputs import input_panels
+
+    name = choose_model(input_panels([], [Path(data)]), f"the crops of {data}").name
+    print(f"{role}: {name} (shipped; fits the crops' channels)", file=sys.stderr)
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet evaluate``: score a model on a labelled crop dataset or on simulated
     cartridges and write the report; returns the exit status."""

@@ -8,8 +8,8 @@ held-out comparison, recalibration and model card (see :mod:`ctcnet.training.fin
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ctcnet.commands.evaluate import shipped_model_for_crops
 from ctcnet.commands.export import add_overwrite_argument
 from ctcnet.errors import InputError
 
@@ -66,16 +66,7 @@ def run(args: argparse.Namespace) -> int:
                               holdout=args.holdout, sim_check_per_class=max(
                                   0, args.sim_check_per_class), seed=args.seed,
                               device=args.device)
-    base = args.base
-    if base is None:  # the shipped model whose channels the crops have, by name
-        import sys
-
-        from ctcnet.inference.inputs import input_panels
-        from ctcnet.nn.registry import choose_model
-
-        base = choose_model(input_panels([], [Path(args.data)]), f"the crops of {args.data}"
-                            ).name
-        print(f"base: {base} (shipped; fits the crops' channels)", file=sys.stderr)
+    base = args.base or shipped_model_for_crops(args.data, "base")
     # Refused before the training if the model or its card exists (unless --overwrite), is
     # the base model, or could not be written (a folder, a missing or read-only folder).
     record = finetune(args.data, args.out, base, options, overwrite=args.overwrite)

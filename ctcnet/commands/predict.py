@@ -53,9 +53,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")
     parser.add_argument("--shard", default=None, metavar="K/N",
-                        help="take only share K of N of the inputs (1 <= K <= N; the same "
-                             "balanced split by frame count as under torchrun), for job arrays "
-                             "on many machines, e.g. SLURM: --shard "
+                        help="take only share K of N of the inputs (1 <= K <= N; split by a "
+                             "hash of each sample's name, so a cartridge added between jobs "
+                             "moves no other: even in number on average, not balanced by "
+                             "frames as torchrun's ranks are), for job arrays on many "
+                             "machines, e.g. SLURM: --shard "
                              "$((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT")
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "

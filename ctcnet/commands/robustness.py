@@ -8,6 +8,7 @@ from ctcnet.commands.evaluate import (
     add_baseline_arguments,
     add_compensate_argument,
     check_baseline_arguments,
+    shipped_model_for_crops,
 )
 
 HELP = "Robustness matrix: flips and macro-F1 under physical perturbations, CNN and baselines."
@@ -18,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``ctcnet robustness`` to its subparser."""
     parser.add_argument("data", help="labelled crop dataset folder (class folders or "
                                      "manifest.csv, plus panel.json)")
-    parser.add_argument("--model", help="ctcnet .pt or .onnx model (default: the shipped model)")
+    parser.add_argument("--model", help="ctcnet .pt or .onnx model, or a shipped model's name "
+                                        "(default: the shipped model whose channels the crops "
+                                        "have, as predict chooses)")
     parser.add_argument("--out", required=True, help="output folder for robustness.json/.png")
     add_baseline_arguments(parser)
     parser.add_argument("--families", nargs="+", choices=FAMILIES, metavar="FAMILY",
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.evaluation.matrix import matrix_table, review_lines, robustness_dataset
 
     check_baseline_arguments(args)
-    matrix = robustness_dataset(args.data, args.model, args.out,
+    model = args.model or shipped_model_for_crops(args.data)
+    matrix = robustness_dataset(args.data, model, args.out,
                                 with_baselines=not args.no_baselines,
                                 baseline_train=args.baseline_train,
                                 n_train_per_class=args.train_per_class, seed=args.seed,

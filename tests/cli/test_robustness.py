@@ -34,3 +34,20 @@ def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys, tiny_mode
     assert "off centre" in out
     for failure in report["check"]["failures"]:  # each failing check printed, as stored
         assert f"  - {failure}" in out
+
+
+def test_without_a_model_the_shipped_one_with_the_crops_channels_is_scored(
+        with_tiny3, tmp_path, capsys):
+    """A three-marker lab's crops: the default five-channel model cannot read them; the
+    matrix is made with the shipped three-channel one, as predict would choose it."""
+    from ctcnet.io.panel import load_panel
+
+    crops = np.concatenate([disk_crops(n=2, channel=k % 3, seed=k, noise=4)[:, :3]
+                            for k in range(4)])
+    labels = [CLASSES[k] for k in range(4) for _ in range(2)]
+    write_crop_dataset(tmp_path / "lab3", crops.astype(np.uint16), labels,
+                       load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64}))
+    rc = main(["robustness", str(tmp_path / "lab3"), "--out", str(tmp_path / "out"),
+               "--no-baselines", "--families", "crop", "--device", "cpu"])
+    assert rc == 0
+    assert "model: tiny3 (shipped; fits the crops' channels)" in capsys.readouterr().err

@@ -346,6 +346,18 @@ def test_border_windows_keep_the_frame_and_fill_the_rest_with_its_background(sha
     assert outside.min() >= frame.min() and outside.max() <= frame.max()
 
 
+def test_the_fill_pattern_is_the_documented_table_and_a_copy():
+    """deploying.md tells a port to save this table: numpy default_rng(20261125), w x w
+    standard normals. Each call gives a copy, so no caller can change another's fill."""
+    from ctcnet.detect.cropping import fill_pattern
+
+    pattern = fill_pattern(67, 67)
+    expected = np.random.default_rng(20261125).standard_normal((67, 67)).astype(np.float32)
+    np.testing.assert_array_equal(pattern, expected)
+    pattern[:] = 0
+    np.testing.assert_array_equal(fill_pattern(67, 67), expected)
+
+
 def test_a_cell_at_the_frame_border_is_not_doubled_by_padding():
     """A mirror would show a second cell past the border (a 'cluster'); background shows none."""
     frame = np.full((1, 60, 60), 100.0, np.float32)
