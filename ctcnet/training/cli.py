@@ -250,6 +250,10 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     # "Seed set to 0" would precede a one-line configuration error; the seed is in config.yaml.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:  # DDP: each warning said once, by rank 0
+        logging.getLogger("ctcnet").setLevel(logging.ERROR)
     cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
                           seed_everything_default=0,
                           save_config_kwargs={"overwrite": True},

@@ -782,6 +782,8 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     metrics = torch.load(tmp_path / "ddp.pt", weights_only=True)["ctcnet_spec"]["metrics"]
     assert metrics["split"] == "val"
     assert np.asarray(metrics["confusion"]).sum(axis=1).tolist() == [3, 2, 2, 2]
+    said = (done.stderr + done.stdout).count("the training crops hold few crops")
+    assert said == 1, done.stderr[-3000:]  # said by rank 0, not once a rank
 
 
 def test_train_py_is_ctcnet_train(tmp_path):
