@@ -30,7 +30,7 @@ from ctcnet.io.scan import (
 log = logging.getLogger(__name__)
 
 
-_SAID: set = set()  # the misspelled cartridge.json keys already named
+_SAID: set = set()  # (cartridge folder, line) already said this run
 
 
 def checked_cartridge(cartridge: Cartridge) -> Cartridge:
@@ -38,13 +38,13 @@ def checked_cartridge(cartridge: Cartridge) -> Cartridge:
     by InputError, or added to its problems, which make the run ``partial``); every predict
     entry point goes through here, some twice (a problem is listed once)."""
     new = [p for p in plausibility_problems(cartridge) if p not in cartridge.problems]
-    for problem in new:
-        log.warning("%s: %s", cartridge.sample_id, problem)
-    for key, meant in misspelled_keys(cartridge.info).items():
-        if (cartridge.root, key) not in _SAID:  # once per run, however often it is checked
-            _SAID.add((cartridge.root, key))
-            log.warning("%s: cartridge.json's %r is not read (did you mean %r?)",
-                        cartridge.sample_id, key, meant)
+    said = [*cartridge.problems, *new] + [  # the listing's own too (frames missing): on screen
+        f"cartridge.json's {key!r} is not read (did you mean {meant!r}?)"
+        for key, meant in misspelled_keys(cartridge.info).items()]
+    for line in said:
+        if (cartridge.root, line) not in _SAID:  # once per run, however often it is checked
+            _SAID.add((cartridge.root, line))
+            log.warning("%s: %s", cartridge.sample_id, line)
     return replace(cartridge, problems=[*cartridge.problems, *new]) if new else cartridge
 
 

@@ -246,11 +246,15 @@ def test_a_frame_missing_a_channel_file_is_skipped_not_dropped(clean_run, cart):
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
-def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart):
+def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart, caplog):
     (cart / "r00c02.tif").unlink()  # cartridge.json lists 3 frames
-    summary = predict(clean_run, cart)
+    with caplog.at_level("WARNING"):
+        summary = predict(clean_run, cart)
     assert summary.status == "partial"
     assert any("lists 3 frames but 2 are present" in p for p in summary.problems)
+    # Said on the console too, once, not only written into summary.json.
+    assert sum("lists 3 frames but 2 are present" in r.getMessage()
+               for r in caplog.records) == 1
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
