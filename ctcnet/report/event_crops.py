@@ -42,8 +42,12 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None)
     """The cartridge a predict run read (the path its summary records, or ``scans``)."""
     root = Path(scans) if scans is not None else Path(summary.input)
     if not root.is_dir():
-        raise InputError(f"the scan of sample {summary.sample_id} is not here any more "
-                         "(moved? pass its folder with --scans)", root)
+        # A summary of an older ctcnet recorded the path as given, relative to the folder
+        # predict ran in: from anywhere else it cannot be found.
+        relative = " (recorded relative to the folder predict ran in)" \
+            if scans is None and not root.is_absolute() else ""
+        raise InputError(f"the scan of sample {summary.sample_id} is not here any more"
+                         f"{relative} (moved? pass its folder with --scans)", root)
     # The run saw the cartridge's channels in the model's order, by name: read them so again.
     return open_cartridge(root).conform(Panel.from_dict(summary.panel))
 

@@ -411,3 +411,22 @@ def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path):
     assert by_id[second]["metadata"]["reviewer_call"] == D.REJECTED
     assert sum("reviewer_call" in p["metadata"] for p in by_id.values()) == 2
     assert by_id[first]["classification"]["name"] == events["class"].iloc[0]
+
+
+def test_a_scan_that_is_not_there_is_named_with_what_to_do(tmp_path, monkeypatch):
+    """Moved: pass --scans. Recorded relative by an older ctcnet: said so."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.report.event_crops import open_scanned_cartridge
+
+    monkeypatch.chdir(tmp_path)
+    moved = SimpleNamespace(sample_id="S1", input=str(tmp_path / "gone"), panel={})
+    with pytest.raises(InputError, match=r"S1 is not here any more \(moved\? pass its folder "
+                                         r"with --scans\)"):
+        open_scanned_cartridge(moved)
+    relative = SimpleNamespace(sample_id="S1", input="scans/c1", panel={})
+    with pytest.raises(InputError, match="recorded relative to the folder predict ran in"):
+        open_scanned_cartridge(relative)
