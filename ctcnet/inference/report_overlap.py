@@ -181,11 +181,6 @@ class ReportWorker:
         or recorded in ``failed``)."""
         try:
             self.wait()
-        except ReportError as err:
-            if self.failed is None:
-                pending.release()
-                raise
-            self._record(err)
         except BaseException:
             pending.release()
             raise
@@ -215,9 +210,10 @@ class ReportWorker:
             self._future = self._pool.submit(pending.draw)
 
     def wait(self, stopping: bool = False) -> None:
-        """Wait for the report in progress; raise :class:`ReportError` if it failed.
-        ``stopping``: the run is stopping on a Ctrl-C already, so the next one stops the
-        wait (the report is left for a rerun) rather than being the first."""
+        """Wait for the report in progress; if it failed, raise :class:`ReportError`, or record
+        it in ``failed`` where one is kept (the run goes on). ``stopping``: the run is stopping
+        on a Ctrl-C already, so the next one stops the wait (the report is left for a rerun)
+        rather than being the first."""
         if self._future is None:
             return
         t0 = time.perf_counter()
@@ -245,7 +241,11 @@ class ReportWorker:
             raise
         except BaseException as err:
             running.release()
-            raise ReportError(running.sample_id, running.out_dir, err) from err
+            failure = ReportError(running.sample_id, running.out_dir, err)
+            if self.failed is None:
+                raise failure from err
+            self._record(failure)
+            return
         finally:
             self.waited_s += time.perf_counter() - t0
         if self.kind == "process":
@@ -282,12 +282,7 @@ class ReportWorker:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                try:
-                    self.wait()
-                except ReportError as err:
-                    if self.failed is None:
-                        raise
-                    self._record(err)
+                self.wait()
                 return
             stopping = exc_type is KeyboardInterrupt and self._running is not None
             if stopping:
