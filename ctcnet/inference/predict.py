@@ -344,7 +344,6 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # Every count of the summary from one tally; calls the marker guard held for review are
     # counted apart (tally.held, RunSummary.guard["by_flag"]).
     tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
-    problems = list(cartridge.problems)
     implausible = implausible_marker_balance(tally)
     if implausible:  # said, not a problem: a spike-in experiment's cartridge looks alike
         log.warning("%s: %s", cartridge.sample_id, implausible)
@@ -368,11 +367,11 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                                         cartridge.panel.pixel_size_um),
         blood_volume_ml=cartridge.blood_volume_ml,
         blood_volume_processed_ml=volume,
-        status=sample_status(total, skips, tally.failed, len(problems)),
+        status=sample_status(total, skips, tally.failed, len(cartridge.problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
                            resumed_from_journal=resumed),
         skipped_frames=skipped,
-        problems=problems,
+        problems=list(cartridge.problems),
         cartridge_id=cartridge.identity or None,
         events=n,
         **RunSummary.count_fields(tally),
