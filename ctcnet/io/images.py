@@ -67,22 +67,33 @@ def remove_cellsearch_offset(arr: np.ndarray) -> np.ndarray:
     return np.where(high, arr - CELLSEARCH_OFFSET, arr).astype(np.uint16)
 
 
-def _ome_channel_names(tif) -> list[str] | None:
+def _ome_pixels(tif) -> dict | None:
+    """The first OME Image's ``Pixels`` record of an open TIFF (its channels, its physical
+    pixel size), None where the file has no readable OME metadata."""
     meta = tif.ome_metadata
     if not meta:
         return None
     import tifffile
 
     try:
-        pixels = tifffile.xml2dict(meta)["OME"]["Image"]
-        if isinstance(pixels, list):
-            pixels = pixels[0]
-        channels = pixels["Pixels"].get("Channel", [])
-    except (KeyError, TypeError, ValueError):
+        image = tifffile.xml2dict(meta)["OME"]["Image"]
+        pixels = (image[0] if isinstance(image, list) else image)["Pixels"]
+    except (KeyError, TypeError, ValueError, IndexError):
         return None
+    return pixels if isinstance(pixels, dict) else None
+
+
+def _ome_channel_names(tif) -> list[str] | None:
+    pixels = _ome_pixels(tif)
+    if pixels is None:
+        return None
+    channels = pixels.get("Channel", [])
     if isinstance(channels, dict):
         channels = [channels]
-    names = [str(c.get("Name", "")) for c in channels]
+    try:
+        names = [str(c.get("Name", "")) for c in channels]
+    except AttributeError:  # not a list of records
+        return None
     return names if names and all(names) else None
 
 
@@ -97,13 +108,11 @@ def ome_pixel_size(path: str | Path) -> float | None:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            meta = tif.ome_metadata
-            if not meta:
-                return None
-            image = tifffile.xml2dict(meta)["OME"]["Image"]
+            pixels = _ome_pixels(tif)
     except Exception:  # an unreadable file says so when its pixels are read
         return None
-    pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+    if pixels is None:
+        return None
     size, unit = pixels.get("PhysicalSizeX"), str(pixels.get("PhysicalSizeXUnit", "µm"))
     if size is None or unit not in _OME_UM_PER_UNIT:
         return None
@@ -167,7 +176,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                 if ends and max(ends) > size:
                     raise InputError("truncated TIFF: pixel data runs past the end of the file",
                                      path)
-            alpha_last = _stores_alpha_plane(pages[0])
+            interleaved_rgb = _interleaved_rgb(pages[0])
             # One decoding thread (this one): tifffile's own decoding threads would log
             # damage where the collector above does not listen.
             if len(tif.series) == 1 or tif.is_ome:
@@ -189,32 +198,25 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     if arr.ndim == 3 and arr.shape[-1] <= 6 < arr.shape[0]:
         # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.
         arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
-    if alpha_last and arr.ndim == 3 and arr.shape[0] == 4 and _is_alpha(arr[3], alpha_last):
+    if interleaved_rgb and arr.ndim == 3 and arr.shape[0] == 4 and _is_alpha(arr[3]):
         arr = arr[:3]  # an RGBA export: the alpha plane is no marker
     return check_pixels(arr, path), names
 
 
-def _stores_alpha_plane(page) -> str | None:
-    """How a TIFF page that calls itself RGB stores its planes ("contig": interleaved, as
-    image software writes an RGBA export; "separate": one plane after another), None when it
-    is not RGB."""
+def _interleaved_rgb(page) -> bool:
+    """Whether a TIFF page is RGB with its planes interleaved, as image software writes an
+    RGBA export. tifffile (and so many lab scripts) stores any (4, H, W) array as RGB plus
+    "alpha" one plane after another: there the 4th plane is a marker, even a blank one."""
     import tifffile
 
-    if page.photometric != tifffile.PHOTOMETRIC.RGB:
-        return None
-    return "separate" if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE else "contig"
+    return page.photometric == tifffile.PHOTOMETRIC.RGB and \
+        page.planarconfig != tifffile.PLANARCONFIG.SEPARATE
 
 
-def _is_alpha(plane: np.ndarray, storage: str) -> bool:
-    """Whether the 4th plane of an RGB TIFF is an alpha plane rather than a 4th marker.
-
-    tifffile (and so many lab scripts) stores any (4, H, W) array as RGB plus "alpha", one
-    plane after another: there the 4th plane is a marker (even a blank one). Image software
-    interleaves an RGBA export's planes: there an 8-bit 4th plane, or one of one value
-    throughout (fully opaque), is its alpha.
-    """
-    if storage != "contig":
-        return False
+def _is_alpha(plane: np.ndarray) -> bool:
+    """Whether the 4th plane of an interleaved RGB TIFF is its alpha rather than a 4th
+    marker: an 8-bit one (an editor's RGBA export), or one of one value throughout (fully
+    opaque)."""
     return plane.dtype == np.uint8 or bool(plane.size and plane.min() == plane.max())
 
 
