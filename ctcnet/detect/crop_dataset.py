@@ -43,7 +43,7 @@ from ctcnet.io.images import (
     write_tiff,
 )
 from ctcnet.io.panel import Panel, load_panel, read_mapping, save_panel
-from ctcnet.io.scan import SCALED_SHARE
+from ctcnet.io.scan import rescaled_counts
 from ctcnet.io.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -377,12 +377,11 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
 
 
 def _rescaled(crop: np.ndarray, panel: Panel) -> bool:
-    """A float crop whose brightest pixel is a small fraction of its channels' range and that
-    holds fractions: rescaled, as a frame is told so (``ctcnet.io.scan.check_frame_values``)."""
+    """A float crop rescaled (e.g. to 0-1), by the rule a frame is told so by
+    (:func:`ctcnet.io.scan.rescaled_counts`)."""
     if crop.dtype.kind != "f" or panel.composite is not None:
         return False
-    span = max(hi - lo for lo, hi in (c.value_range for c in panel.channels))
-    return bool(crop.max() < SCALED_SHARE * span and (crop != np.round(crop)).any())
+    return rescaled_counts(crop, panel.channels) is not None
 
 
 def _warn_over_range(crops: np.ndarray, index: CropIndex) -> None:

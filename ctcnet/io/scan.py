@@ -416,14 +416,25 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
             raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
                              f"of the panel's value_range [{lo:g}, {hi:g}]: panel.json misstates "
                              "the scan's bit depth, or the frame is damaged", path)
-    span = max(hi - lo for lo, hi in (c.value_range for c in channels))
-    brightest = float(high.max())
-    # Raw counts are whole numbers: a frame whose brightest pixel is a small fraction of the
-    # range and that holds fractions was rescaled (only then is the second pass made).
-    if brightest < SCALED_SHARE * span and (flat != np.round(flat)).any():
+    rescaled = rescaled_counts(flat, channels, float(high.max()))
+    if rescaled is not None:
+        brightest, span = rescaled
         raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
                          f"the panel's value_range of {span:g} counts: the frame was rescaled "
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
+
+
+def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
+                    ) -> tuple[float, float] | None:
+    """(brightest pixel, the channels' widest value range) when ``pixels`` were rescaled (e.g.
+    to 0-1), None when they read as raw counts. Raw counts are whole numbers: pixels whose
+    brightest is a small fraction of the range and that hold fractions were rescaled (only
+    then is the second pass made). ``brightest``: their maximum, where known already."""
+    span = max(hi - lo for lo, hi in (c.value_range for c in channels))
+    brightest = float(pixels.max()) if brightest is None else brightest
+    if brightest < SCALED_SHARE * span and (pixels != np.round(pixels)).any():
+        return brightest, span
+    return None
 
 
 def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,
