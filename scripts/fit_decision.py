@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.inference.spillover import wants_compensation
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.io.digests import file_sha256
     from ctcnet.io.scan import open_cartridge
     from ctcnet.nn.calls import DecisionRule
     from ctcnet.nn.classifier import load_model, save_model
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out or args.model
     onnx = args.model.with_suffix(".onnx")
-    before = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    before = file_sha256(args.model)
     save_model(out, model, spec.replace(decision=rule))
     print(f"rule {decision['log_weights']} written into {out}")
     if onnx.exists():
