@@ -83,7 +83,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="one nominal scanner instead of the default randomisation ranges")
     p.add_argument("--shift", action="append", default=[], metavar="NAME",
                    help="apply a named shift (repeatable): defocus, dim_ck, noise_2x, "
-                        "pixel_size, small_cells, large_cells, bleed_through, display_8bit")
+                        "pixel_size, small_cells, large_cells, elongated_ctcs, bleed_through, "
+                        "display_8bit")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier simulate output in OUT (default: refuse, naming it)")
 

@@ -37,6 +37,8 @@ GUARD_FLAGS = {
     "no_ck": ("no CK", "no CK area"),
     "out_of_focus": ("out of focus", "the nucleus's edge is blurred wider than the frame's "
                      "leukocytes' (out of the focal plane)"),
+    "one_cell": ("one cell", "a cluster call with one nucleus and no CD45, CD61 or CD66b "
+                 "attached: a single cell (a CTC taken for two?)"),
     "unusual": ("unlike training", "unlike the events the model was trained on"),
     "possible_ctc": ("possible missed CTC", "a possible missed CTC (the markers of a CTC, or "
                      "the network still gives a CTC "

@@ -91,12 +91,26 @@ def _epithelial_shape(p, ev, ctx, x0, y0, a=None, style="bright"):
     nx, ny = _polar(rng, n, (a - an) * rng.uniform(0.0, 0.6, n))
     if style == "apoptotic":
         _fragmented_nucleus(p, ev, ctx, x0 + nx, y0 + ny, an)
-    else:
-        p.add(rng, ev, x0 + nx, y0 + ny, an, an * rng.uniform(0.75, 1.0, n),
-              rng.uniform(0, np.pi, n), FILLED, soft=rng.uniform(0.3, 0.55, n),
-              tex_amp=rng.uniform(0.15, 0.4, n), tex_freq=rng.uniform(0.35, 0.7, n),
-              nucleus=_amp(ctx, ev, "nucleus", 110, 450))
+        return a, b, theta
+    bn, n_theta = an * rng.uniform(0.75, 1.0, n), rng.uniform(0, np.pi, n)
+    if tuple(ctx.ctc_elongation) != (1.0, 1.0):  # drawn only then: the default draws stay
+        a, b, an, bn, n_theta, nx, ny = _elongated(ctx, n, a, b, theta, an, bn)
+    p.add(rng, ev, x0 + nx, y0 + ny, an, bn, n_theta, FILLED, soft=rng.uniform(0.3, 0.55, n),
+          tex_amp=rng.uniform(0.15, 0.4, n), tex_freq=rng.uniform(0.35, 0.7, n),
+          nucleus=_amp(ctx, ev, "nucleus", 110, 450))
     return a, b, theta
+
+
+def _elongated(ctx, n, a, b, theta, an, bn):
+    """A spindle-shaped cell: the outline ``ctx.ctc_elongation`` times as long as wide as it
+    was (area kept), its nucleus stretched by the square root of that along the cell's axis,
+    no wider than 85 % of the cell, and placed somewhere along the cell's length."""
+    rng = ctx.rng
+    stretch = np.sqrt(rng.uniform(*ctx.ctc_elongation, n)).astype(np.float32)
+    a, b = a * stretch, b / stretch
+    an, bn = an * np.sqrt(stretch), np.minimum(bn / np.sqrt(stretch), 0.85 * b)
+    along = (a - an) * rng.uniform(-0.6, 0.6, n)
+    return a, b, an, bn, theta, along * np.cos(theta), along * np.sin(theta)
 
 
 def _round_outline(ctx, n, a, radius_um):

@@ -123,6 +123,9 @@ class SimConfig:
     ctc_nucleus_ratio: Range = (0.5, 0.85)     # nucleus over cell radius (dim CTCs: -0.08)
     ctc_size_spread: float = 0.25              # log-normal sd of CTC diameters
     ctc_min_diameter_um: float = 4.5           # the CellSearch rule asks > 4 um
+    # CTC length over width, area kept, nucleus stretched along (square root of it): spindle
+    # and EMT CTCs are 2-3x as long as wide. (1, 1): the native round-to-oval outline only.
+    ctc_elongation: Range = (1.0, 1.0)
     monocyte_radius_um: Range = (6.0, 8.5)     # large monocytes reach CTC sizes
     cd45_membrane_fill: Range = (0.45, 0.85)   # CD45 inside the cell, as a share of its rim
     faint_ck_share: float = 0.3                # leukocytes with 1-3 noise units of CK
@@ -205,6 +208,8 @@ NAMED_SHIFTS: dict[str, tuple[str, dict]] = {
                    {"pixel_scale": (0.7, 0.7)}),
     "small_cells": ("every object 0.7x smaller", {"cell_size_scale": _times(0.7)}),
     "large_cells": ("every object 1.5x larger", {"cell_size_scale": _times(1.5)}),
+    "elongated_ctcs": ("CTCs spindle-shaped: 1.8-3x as long as wide (area kept), nucleus "
+                       "stretched along", {"ctc_elongation": (1.8, 3.0)}),
     "bleed_through": ("strong spectral bleed-through between every channel pair (8-20 %)",
                       {"bleed_through": (0.08, 0.20)}),
     "display_8bit": ("8-bit display export: scaled to 0..255, highlights clipped",

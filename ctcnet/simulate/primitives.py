@@ -44,6 +44,7 @@ class Context:
     ctc_nucleus_ratio: tuple = (0.5, 0.85)
     ctc_size_spread: float = 0.25
     ctc_min_diameter_um: float = 4.5
+    ctc_elongation: tuple = (1.0, 1.0)
     monocyte_radius_um: tuple = (6.0, 8.5)
     cd45_membrane_fill: tuple = (0.45, 0.85)
     faint_ck_share: float = 0.3

@@ -109,6 +109,7 @@ def make_context(rng: np.random.Generator, cfg: SimConfig, panel: Panel, draws: 
                    ctc_nucleus_ratio=tuple(cfg.ctc_nucleus_ratio),
                    ctc_size_spread=cfg.ctc_size_spread,
                    ctc_min_diameter_um=cfg.ctc_min_diameter_um,
+                   ctc_elongation=tuple(cfg.ctc_elongation),
                    monocyte_radius_um=tuple(cfg.monocyte_radius_um),
                    cd45_membrane_fill=tuple(cfg.cd45_membrane_fill),
                    faint_ck_share=cfg.faint_ck_share,

@@ -25,6 +25,16 @@ def test_each_subcommand_has_help(capsys, name):
     assert "usage: ctcnet " + name in capsys.readouterr().out
 
 
+def test_simulate_help_names_every_shift(capsys):
+    from ctcnet.simulate import NAMED_SHIFTS
+
+    with pytest.raises(SystemExit):
+        main(["simulate", "crops", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in NAMED_SHIFTS:
+        assert name in out
+
+
 SIZE = 32
 
 

@@ -572,3 +572,30 @@ def test_shape_swapped_cells_keep_their_markers():
         assert np.median(cd45[labels == "wbc"]) > 3 * max(np.median(ck[labels == "wbc"]), 0.5)
 
 
+
+
+def _ck_elongation(config):
+    """Length over width of simulated bright CTCs' CK (above a fifth of its peak), per crop:
+    the ratio of the principal axes of that area."""
+    cfg = dataclasses.replace(config, neighbours=(0.0, 0.0), defocus_um=(0.0, 0.0))
+    b = simulate_crops({"ctc_bright": 12}, PANEL5, SUBTYPE_TAXONOMY, crop_size=64, seed=9,
+                       config=cfg)
+    out = []
+    for ck in b.images[:, 1].astype(np.float64):
+        ck -= np.median(ck)
+        ys, xs = np.nonzero(ck > 0.2 * ck.max())
+        eig = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(float)))
+        out.append(np.sqrt(eig[1] / eig[0]))
+    return np.array(out)
+
+
+def test_elongated_ctcs_are_spindles_and_the_default_draws_are_unchanged():
+    # The knob at its default draws nothing: crops are byte for byte those of a config
+    # without it (so every recorded simulation stands).
+    default = simulate_crops({"ctc_bright": 4}, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=3)
+    again = simulate_crops({"ctc_bright": 4}, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=3,
+                           config=dataclasses.replace(SimConfig(), ctc_elongation=(1.0, 1.0)))
+    np.testing.assert_array_equal(default.images, again.images)
+    native = _ck_elongation(SimConfig.clean())
+    spindle = _ck_elongation(SimConfig.clean().with_shift("elongated_ctcs"))
+    assert np.median(native) < 1.4 < 1.6 < np.median(spindle)

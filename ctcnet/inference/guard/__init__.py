@@ -8,8 +8,10 @@ The package has one module per job:
   default :data:`RULES`), and the names of the flags, calls and panel roles;
 * :mod:`.measurements`: the per-crop marker measurements (:func:`measure`,
   :func:`measure_for_guard`, made before the calls, :func:`measure_for_guard_start`, the same
-  with what they started from; :class:`ExclusionReader`, the costly leak fits, for the events
-  whose flags read them);
+  with what they started from; :class:`ExclusionReader`, the costly leak fits and the count of
+  nuclei, for the events whose flags read them);
+* :mod:`.leaks`: other dyes' leaks into a marker's channel, fitted and taken off;
+* :mod:`.nuclei`: how many nuclei an object's DAPI mask holds (a cluster's second cell);
 * :mod:`.masks`: the per-crop mask operations the measurements use (the disk they read,
   connected parts within each crop, a mask's rim and its growth);
 * :mod:`.reference`: the leukocytes of the frame as the DNA and focus reference, and the
@@ -33,11 +35,11 @@ from ctcnet.inference.guard.calls import (
     markers_overrule,
 )
 from ctcnet.inference.guard.flags import FLAG_RULES, Evidence, FlagRule, review_flags
+from ctcnet.inference.guard.leaks import box_least_squares
 from ctcnet.inference.guard.masks import disk_core
 from ctcnet.inference.guard.measurements import (
-    CD45_COLUMNS,
+    ON_DEMAND_COLUMNS,
     ExclusionReader,
-    box_least_squares,
     measure,
     measure_for_guard,
     measure_for_guard_start,
@@ -60,9 +62,10 @@ from ctcnet.inference.guard.rules import (
 )
 
 __all__ = [
-    "CD45_COLUMNS", "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
+    "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
     "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKER_FLAGS", "MISSED_CTC_CALLS",
-    "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule", "GuardRules",
+    "ON_DEMAND_COLUMNS", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule",
+    "GuardRules",
     "box_least_squares", "counted", "crop_set_calls", "crop_set_review", "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
     "marker_calls", "markers_overrule", "measure", "measure_for_guard", "measure_for_guard_start",

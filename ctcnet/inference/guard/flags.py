@@ -32,6 +32,12 @@ contradict:
   debris lit in CK and DAPI) is blurred wider, and no marker the other checks read
   contradicts a CTC there. Not for clusters: touching nuclei merge below half their peak and
   read as a wide edge.
+* ``one_cell`` (``cluster`` calls): one cell, not a cluster. A cluster is a CTC with
+  leukocytes or platelets attached, or two CTCs or more: a ``cluster`` call with no exclusion
+  marker (CD45, CD61, CD66b) over or round its CK area beyond what CK and DAPI could leak
+  there, and one nucleus (:mod:`.nuclei`: two touching nuclei are two bulges of one mask), is
+  a single cell by that definition, most often a CTC whose elongated or large outline the
+  network took for two. Panels without an exclusion marker or DAPI never flag it.
 * ``possible_ctc`` (the guard's other direction): a ``wbc`` or ``debris`` call that shows what
   the CellSearch definition asks of a CTC, a CK area of at least a 4 um cell clearly CK
   positive, with DNA of its own inside it (not a speck far below a leukocyte's DNA), a nucleus
@@ -177,7 +183,7 @@ class Evidence:
 
     def candidates(self) -> np.ndarray:
         """The possible CTCs the checks made before CD45 leave standing: only these (and
-        ``ctc`` calls) have flags that turn on ``CD45_COLUMNS``."""
+        ``ctc`` calls) have flags that turn on the leak fits' columns."""
         return (self.marker_route | self.doubt_route(with_cd45=False)) & ~self.little_dna
 
     def route_holds(self) -> np.ndarray:
@@ -229,6 +235,11 @@ def _cd45_positive(e: Evidence) -> np.ndarray:
         return e.col("cd45_over_ck") > e.rules.cd45_level
 
 
+def _one_cell(e: Evidence) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # NaN: not read (no such channel): no flag
+        return (e.col("exclusion_around_ck") <= e.rules.cd45_level) & (e.col("nuclei") <= 1)
+
+
 def _unusual(e: Evidence) -> np.ndarray:
     dist = ood_distance(e.m, e.called, e.reference, e.spec.in_chans)
     return dist > e.reference["threshold"]
@@ -245,6 +256,7 @@ FLAG_RULES = (
     FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.col("ck_area") == 0,
              applies=lambda e: not set(e.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES)),
     FlagRule("out_of_focus", ("ctc",), lambda e: e.blurred),
+    FlagRule("one_cell", ("cluster",), _one_cell),
     FlagRule("unusual", None, _unusual, applies=lambda e: bool(e.reference)),
     # wbc and debris calls by their markers, wbc, debris and cluster calls by the network's
     # own doubt (each route checks its own calls).
@@ -320,15 +332,18 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
 
 def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRules,
                             batch=None) -> None:
-    """Fill ``CD45_COLUMNS`` of ``e.m`` where not measured already, each on the events whose
-    flags could still turn on it (their leak fits are most of the cost of measuring): CK's own
-    shape on the possible CTCs, CD45 on ``ctc`` calls and on the possible CTCs whose route
-    holds, the exclusion markers round the CK area where CD45 is not lit. Elsewhere a column
-    stays NaN: every flag comes out as it would with it read. ``batch``: the measurements'
-    own start (when made here), so the crops are not prepared twice."""
-    is_ctc = e.is_call(("ctc",))
+    """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
+    whose flags could still turn on it (their leak fits are most of the cost of measuring):
+    CK's own shape on the possible CTCs, CD45 on ``ctc`` calls and on the possible CTCs whose
+    route holds, the exclusion markers round the CK area where CD45 is not lit and on
+    ``cluster`` calls, and the nuclei of the cluster calls that no partner marker makes a
+    cluster. Elsewhere a column stays NaN: every flag comes out as it would with it read.
+    ``batch``: the measurements' own start (when made here), so the crops are not prepared
+    twice."""
+    is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
     candidates = e.candidates()
-    todo = (is_ctc | candidates) & e.m["cd45_over_ck"].isna().to_numpy()
+    todo = ((is_ctc | candidates) & e.m["cd45_over_ck"].isna().to_numpy()) | \
+        (clusters & e.m[["exclusion_around_ck", "nuclei"]].isna().any(axis=1).to_numpy())
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -345,3 +360,5 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     fill("cd45", is_ctc | holds)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
         fill("around", holds & (e.col("cd45_over_ck") <= rules.cd45_level))
+        fill("around", clusters & np.isnan(e.col("exclusion_around_ck")))
+        fill("nuclei", clusters & (e.col("exclusion_around_ck") <= rules.cd45_level))

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.ndimage import uniform_filter
 
 from ctcnet.core.robust import percentiles
+from ctcnet.inference.guard.leaks import marker_excess
 from ctcnet.inference.guard.masks import (
     box_with_margin,
     central_component,
@@ -30,6 +31,7 @@ from ctcnet.inference.guard.masks import (
     rim,
     touching_parts,
 )
+from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.inference.guard.rules import (
     CTC_DYE_ROLES,
     EDGE_LEVELS,
@@ -39,8 +41,11 @@ from ctcnet.inference.guard.rules import (
 )
 from ctcnet.inference.spillover import mean3x3, robust_background
 
-# The columns that read CD45 and the other exclusion markers (the costly leak fits).
-CD45_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure")
+# The columns read only on the rows that need them: CD45 and the other exclusion markers and
+# CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
+# (a shape analysis per crop, read on cluster calls).
+ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure",
+                     "nuclei")
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = RULES,
@@ -63,12 +68,14 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
     copy of CK is taken off, as a share of the pixel noise, :func:`_own_structure`; NaN for a
     CK area under ``rules.copy_min_area_um2`` or clipped in more than
-    ``rules.max_clipped_share`` of it), and for the out-of-distribution score ``peak_<i>`` /
-    ``mean_<i>`` (asinh of the brightest and of the mean signal within the radius, channel
-    i). A channel the panel lacks gives NaN for its columns.
+    ``rules.max_clipped_share`` of it), ``nuclei`` (how many nuclei the nucleus holds, told
+    by its shape, :func:`.nuclei.count_nuclei`), and for the out-of-distribution score
+    ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
+    radius, channel i). A channel the panel lacks gives NaN for its columns.
 
-    ``cd45_rows`` (bool (N,), default all): the crops whose ``CD45_COLUMNS`` are measured (the
-    leak fit is the costly part, and only some calls need it); the others get NaN there.
+    ``cd45_rows`` (bool (N,), default all): the crops whose ``ON_DEMAND_COLUMNS`` are measured
+    (the leak fits are the costly part, and only some calls need them); the others get NaN
+    there.
     ``max_leak``: ``rules.max_leak`` for these crops (:func:`leak_allowance`).
 
     Everything but the background estimate looks inside the disk of the radius, so the
@@ -84,7 +91,7 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
 
 def measure_for_guard(crops: np.ndarray, spec, rules: GuardRules = RULES, *,
                       max_leak: float | None = None) -> pd.DataFrame:
-    """What the guard measures on every crop whatever its call (all but ``CD45_COLUMNS``), so
+    """What the guard measures on every crop whatever its call (all but ``ON_DEMAND_COLUMNS``), so
     it can be done before the model has called the crops (predict's frame workers do it).
 
     ``dna_own_structure`` is left NaN where DAPI inside the CK area is under
@@ -109,14 +116,14 @@ def measure_for_guard_start(crops: np.ndarray, spec, rules: GuardRules = RULES
 
 
 class ExclusionReader:
-    """``CD45_COLUMNS`` of :func:`measure` for some crops, read group by group on the rows
+    """``ON_DEMAND_COLUMNS`` of :func:`measure` for some crops, read group by group on the rows
     that still need each (the same values :func:`measure` gives those crops): CK's own shape
-    (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``) and the
+    (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``), the
     exclusion markers round it (``exclusion_around_ck``), each a leak fit or shape comparison
-    that a flag may make moot before the next is read."""
+    that a flag may make moot before the next is read, and the nuclei (``nuclei``)."""
 
     GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
-              "around": ("exclusion_around_ck",)}
+              "around": ("exclusion_around_ck",), "nuclei": ("nuclei",)}
 
     def __init__(self, crops: np.ndarray, panel, pixel_size_um: float,
                  rules: GuardRules = RULES, rows: np.ndarray | None = None,
@@ -258,6 +265,13 @@ class _Batch:
         caps[comparable[copies]] = rules.copy_leak
         return caps
 
+    def nucleus(self, rows=slice(None)) -> np.ndarray:
+        """(R, h, w) the nucleus of ``rows``: the parts of DAPI above ``rules.area_level`` in
+        the disk that touch the CK area or lie within a quarter of the radius of the centre."""
+        dna = self.signal[rows, self.dna] / self.noise[rows, self.dna, None, None]
+        return touching_parts((dna > self.rules.area_level) & self.disk,
+                              self.area[rows] | self.core(0.25))
+
     def standardised(self, rows: np.ndarray, pair: list[int]) -> np.ndarray:
         """(R, 2, h, w) raw (unfiltered) signal of two channels in noise units, for ``rows``."""
         return (self.x[rows][:, pair] - self.background[rows][:, pair, None, None]) / \
@@ -266,7 +280,7 @@ class _Batch:
 
 def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
               own_structure_level: float | None = None) -> pd.DataFrame:
-    """Every column of :func:`measure` for a batch; ``CD45_COLUMNS`` on ``cd45_rows`` only,
+    """Every column of :func:`measure` for a batch; ``ON_DEMAND_COLUMNS`` on ``cd45_rows`` only,
     ``dna_own_structure`` only where ``dna_in_ck`` reaches ``own_structure_level`` (if
     given)."""
     n, c = batch.x.shape[:2]
@@ -282,7 +296,7 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
     if batch.ck is None:
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, dna_edge_um=nan,
                    dna_own_structure=nan, cd45_over_ck=nan, cd45_core=nan,
-                   exclusion_around_ck=nan, ck_own_structure=nan)
+                   exclusion_around_ck=nan, ck_own_structure=nan, nuclei=nan)
         return pd.DataFrame(out)
     out["ck_peak"] = peak[:, batch.ck]
     out["ck_area"] = batch.ck_area
@@ -291,7 +305,7 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
     else:
         out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
         out["dna_own_structure"] = nan.copy()
-    for col in CD45_COLUMNS:
+    for col in ON_DEMAND_COLUMNS:
         out[col] = nan.copy()
     rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
     if rows.any():
@@ -306,8 +320,7 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
     has_area = batch.ck_area > 0
     out["dna_in_ck"] = np.where(has_area, np.where(area, batch.z[:, dna], -np.inf)
                                 .reshape(n, -1).max(axis=1), 0.0)
-    nucleus = touching_parts((batch.z[:, dna] > batch.rules.area_level) & disk,
-                              area | batch.core(0.25))
+    nucleus = batch.nucleus()
     out["dna_content"] = (batch.signal[:, dna] * nucleus).sum(axis=(1, 2))
     out["dna_edge_um"] = _edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
     comparable = batch.shapes_comparable()
@@ -323,7 +336,7 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
 
 
 def _exclusion_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
-    """``CD45_COLUMNS`` of ``rows`` into ``out`` (NaN-filled arrays of every row)."""
+    """``ON_DEMAND_COLUMNS`` of ``rows`` into ``out`` (NaN-filled arrays of every row)."""
     for read in _READERS.values():
         read(batch, rows, out)
 
@@ -335,7 +348,7 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
         return
     clipped = batch.clipped[rows]
     others = [i for i in range(batch.x.shape[1]) if i != batch.cd45]
-    excess, = _marker_excess(batch.signal[rows], batch.noise[rows], clipped, batch.disk,
+    excess, = marker_excess(batch.signal[rows], batch.noise[rows], clipped, batch.disk,
                              [batch.cd45], others, [batch.cd45_leak_caps(rows)])
     q50, q75 = _over_area(excess, clipped, batch.disk, batch.area[rows],
                           batch.ck_area[rows] > 0)
@@ -359,7 +372,7 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     worst = np.full(int(rows.sum()), -np.inf, np.float32)
     caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.max_leak
             for i in exclusion]
-    for excess in _marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
+    for excess in marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
         # NaN (the area all saturated) stays NaN: no reading, no flag.
         worst = np.maximum(worst, _over_area(excess, clipped, disk, around, has_area)[1])
     out["exclusion_around_ck"][rows] = worst
@@ -376,79 +389,30 @@ def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
                                                    batch.area[rows] & ~batch.clipped[rows])[1]
 
 
-_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns}
+def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
+    """``nuclei``: how many nuclei the object's nucleus holds, told by its shape (two touching
+    nuclei merge into one mask: the evidence a cluster without a partner marker has)."""
+    if batch.dna is None:
+        return
+    rules = batch.rules
+    out["nuclei"][rows] = count_nuclei(batch.nucleus(rows), batch.pixel_size_um,
+                                       rules.nucleus_min_half_width_um,
+                                       rules.nucleus_min_separation_um)
 
 
-def _marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
-                   disk: np.ndarray, targets: list[int], sources: list[int],
-                   max_leaks: list[float | np.ndarray]) -> list[np.ndarray]:
-    """(N, P) each ``targets`` marker's excess over the disk's pixels (in that channel's
-    ``noise`` units, (N, C)) once leaks are taken off.
-
-    A dye may leak into a target channel as a copy of its own pattern at up to ``max_leaks``
-    of its counts (one per target: a share, or (N,) shares per crop): fit the target over the
-    disk as a sum of the ``sources`` channels (least squares, each share clipped to [0, that
-    allowance]) and keep what is left. A real CD45 membrane has its own pattern (or, on a
-    CK+CD45+ leukocyte, a ratio no leak has). The targets share the sources' normal
-    equations, so their fits are solved as one batch.
-    """
-    if not sources:
-        return [(signal[:, t][:, disk] / noise[:, t, None]).astype(np.float32) for t in targets]
-    usable = (~clipped)[:, disk][:, None, :]
-    leaking = signal[:, sources][:, :, disk] * usable                # (N, K, P)
-    gram = np.einsum("nip,njp->nij", leaking, leaking)
-    gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(len(sources)) \
-        + 1e-6
-    wanted = [signal[:, t][:, disk] * usable[:, 0] for t in targets]  # (N, P) each
-    rhs = np.concatenate([np.einsum("nip,np->ni", leaking, w) for w in wanted])
-    n = len(signal)
-    high = np.concatenate([np.broadcast_to(np.asarray(m, rhs.dtype), n) for m in max_leaks])
-    shares = box_least_squares(np.concatenate([gram] * len(targets)), rhs, 0.0, high)
-    excess = []
-    for j, (target, target_wanted) in enumerate(zip(targets, wanted)):
-        residual = target_wanted - np.einsum("ni,nip->np", shares[j * n:(j + 1) * n], leaking)
-        excess.append((residual / noise[:, target, None]).astype(np.float32))
-    return excess
+_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns,
+            "nuclei": _nuclei_columns}
 
 
 def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,
                has_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and upper quartile of a marker's excess (:func:`_marker_excess`) over an area.
-    """
+    """Median and upper quartile of a marker's excess (:func:`.leaks.marker_excess`) over an
+    area."""
     # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
     # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
     inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
     q50, q75 = percentiles(excess, (50, 75), mask=inside).astype(excess.dtype, copy=False)
     return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
-
-
-def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float,
-                      high: float | np.ndarray, sweeps: int = 60) -> np.ndarray:
-    """Per row, ``argmin_s |A s - t|^2`` with every ``s_i`` in ``[low, high]`` (``high``: one
-    bound, or (N,) bounds per row), from the normal equations (``gram`` = A'A (N, K, K),
-    ``rhs`` = A't (N, K)); cyclic coordinate descent, all rows at once.
-
-    Solving unconstrained and clipping afterwards is not this: the nucleus and the cytoplasm
-    overlap, so their leak shares trade off, and one clipped at 0 or at ``high`` leaves the
-    other wrong (a bright CTC's 10 % CK leak then reads as CD45).
-    """
-    n, k = rhs.shape
-    high = np.broadcast_to(np.asarray(high, rhs.dtype), (n,))
-    diag = np.maximum(np.einsum("nii->ni", gram), 1e-12)
-    share = np.clip(rhs / diag, low, high[:, None])
-    # The loop runs sweeps x K times on a frame's few rows, so its cost is numpy's per-call
-    # overhead: each coordinate's columns are taken out once, and each step works in place.
-    own = [(gram[:, i], gram[:, i, i].copy(), rhs[:, i].copy(), diag[:, i].copy())
-           for i in range(k)]
-    for _ in range(sweeps):
-        for i, (row, gram_ii, rhs_i, diag_i) in enumerate(own):
-            rest = np.einsum("nj,nj->n", row, share)
-            rest -= gram_ii * share[:, i]
-            np.subtract(rhs_i, rest, out=rest)
-            rest /= diag_i
-            np.maximum(rest, low, out=rest)
-            np.minimum(rest, high, out=share[:, i])
-    return share
 
 
 def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.ndarray:
