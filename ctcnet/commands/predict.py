@@ -189,6 +189,7 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     readable frame."""
     import sys
 
+    from ctcnet.inference.counts import per_volume_text
     from ctcnet.inference.summary import RunSummary
 
     failed = [s.sample_id for s in summaries
@@ -196,7 +197,7 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     if not quiet:
         for s in summaries:
             if isinstance(s, RunSummary):
-                per75 = ", ".join(f"{k} {v:.1f}" for k, v in s.per_7_5_ml.items()
+                per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in s.per_7_5_ml.items()
                                   if v is not None) or "n/a"
                 print(f"{s.sample_id}: {s.status}, {s.events} events, {s.counts} "
                       f"(per 7.5 mL: {per75}), {s.frames.skipped} frame(s) skipped, "

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +44,14 @@ def per_7_5_ml(count: int, volume_ml: float | None) -> float | None:
     if volume_ml is None or not volume_ml > 0:
         return None
     return count * PER_ML / float(volume_ml)
+
+
+def per_volume_text(value: float) -> str:
+    """A per-7.5 mL figure as every output prints it: two decimals, a tie rounded up (5.625 ->
+    5.63), as the review page's ``toFixed(2)`` does; Python's own formatting rounds such a tie
+    to even (5.62), so the report and the page would disagree."""
+    exact = Decimal(float(value))  # the float's exact value: no tie appears that is not there
+    return str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def _per_class(mask: np.ndarray, calls: np.ndarray, classes: Sequence[str]) -> dict[str, int]:

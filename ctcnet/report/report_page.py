@@ -10,7 +10,7 @@ import html
 import json
 from pathlib import Path
 
-from ctcnet.inference.counts import Counts, ReviewedCounts
+from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
@@ -54,7 +54,7 @@ REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confir
 def _cell(value) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    return per_volume_text(value) if isinstance(value, float) else str(value)
 
 
 def held_text(tally: Counts) -> str:

@@ -451,3 +451,17 @@ def test_sign_off_and_agreement_are_shown():
     assert got["after"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
     assert "2 agree (Cohen's kappa 0.40); 1 disagreement(s)" in got["agreement"]
     assert got["rows"] == [2]
+
+
+def test_the_page_prints_per_volume_figures_as_the_report_does():
+    """A per-7.5 mL figure reads the same on the page, in index.html and on the console: ties
+    such as 3 x 7.5 / 4 = 5.625 included (Python's own formatting rounds them to even)."""
+    from ctcnet.inference.counts import per_volume_text
+
+    values = [5.625, 0.125, 2.675, 1.005, 37.5, 24.428571428571427, 0.0, 1e-9]
+    got = run_js(f"{json.dumps(values)}.map(function (v) {{ "
+                 "return ReviewLogic.countText(v, 'after_review_per_7_5_ml'); })")
+    assert got == [per_volume_text(v) for v in values]
+    assert got[0] == "5.63"
+    assert run_js("[ReviewLogic.countText(null, 'per_7_5_ml'), "
+                  "ReviewLogic.countText(3, 'counted')]") == ["n/a", "3"]
