@@ -33,7 +33,16 @@ FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", 
                                           "cv2"}
 
 
-_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+# The machine's state, not a bug, each with what to do: a full disk or quota, a file-size
+# limit (ulimit -f), a read-only filesystem, a folder the user may not write.
+_DISK_ERRORS = {errno.ENOSPC: "free space and rerun to resume",
+                errno.EDQUOT: "free space and rerun to resume",
+                errno.EFBIG: "raise the file-size limit (ulimit -f) and rerun to resume",
+                errno.EROFS: "write to another folder (--out)",
+                errno.EACCES: "make the folder writable (or write to another --out) and rerun "
+                              "to resume",
+                errno.EPERM: "make the folder writable (or write to another --out) and rerun "
+                             "to resume"}
 _LOG_HANDLER_NAME = "ctcnet-cli"
 
 
@@ -127,15 +136,14 @@ def main(argv: list[str] | None = None) -> int:
               "resume", file=sys.stderr)
         return 2
     except OSError as err:
-        # A full or read-only disk is the machine's state, not a bug: one line, not three
-        # chained tracebacks. Outputs are atomic, so nothing is half written and a rerun resumes.
+        # A full, read-only or forbidden disk is the machine's state, not a bug: one line, not
+        # three chained tracebacks. Outputs are atomic, so nothing is half written and a rerun
+        # resumes.
         if err.errno not in _DISK_ERRORS:
             raise
         where = f" ({err.filename})" if err.filename else ""
-        remedy = "write to another folder (--out)" if err.errno == errno.EROFS else \
-            "free space and rerun to resume"
         print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
-              f"written, {remedy}", file=sys.stderr)
+              f"written, {_DISK_ERRORS[err.errno]}", file=sys.stderr)
         return 2
 
 

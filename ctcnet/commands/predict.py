@@ -100,6 +100,7 @@ def run(args) -> int:
     """Run ``ctcnet predict``: detect and classify the events of each input and write tables,
     summary and reports; returns the exit status."""
     import math
+    import time
     from dataclasses import replace
     from pathlib import Path
 
@@ -168,18 +169,19 @@ def run(args) -> int:
                              "the processes split them already")
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
+        started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
         summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
                                    split_by_name=shard is not None, set_aside=set_aside,
                                    failed_reports=failed_reports)
-        note_set_aside(out, set_aside)  # for the rank or job that writes run.json
+        note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
     if info.is_main:
         names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
-        write_run_index(out, names, world_size, set_aside)
+        write_run_index(out, names, world_size, set_aside, started)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
 
 

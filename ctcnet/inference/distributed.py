@@ -123,11 +123,15 @@ def barrier() -> None:
 SET_ASIDE_DIR = ".set_aside"
 
 
-def note_set_aside(out: Path, set_aside: dict) -> None:
-    """Record this rank's or job's set-aside inputs (name: reason) under ``out``, with when."""
+def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> None:
+    """Record this rank's or job's set-aside inputs (name: reason) under ``out``, with when:
+    ``since``, when the run that refused them began (default: now). Not when the record is
+    written, at the run's end: another run may have finished the sample meanwhile (it held it,
+    so this one set it aside), and its summary.json is then newer than the refusal."""
+    at = time.time() if since is None else float(since)
     for name, reason in set_aside.items():
         atomic_write_text(Path(out) / SET_ASIDE_DIR / f"{name}.json",
-                          json.dumps({"reason": reason, "at": time.time()}) + "\n")
+                          json.dumps({"reason": reason, "at": at}) + "\n")
 
 
 def _set_aside_since(out: Path, name: str, summary: Path) -> str | None:
@@ -143,13 +147,13 @@ def _set_aside_since(out: Path, name: str, summary: Path) -> str | None:
 
 
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
-                    set_aside: dict | None = None) -> dict:
+                    set_aside: dict | None = None, since: float | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts; ``world_size``: the ranks or jobs the inputs were
     split between (default: torchrun's); ``set_aside``: the inputs this process refused,
     name: reason (those other ranks and jobs refused are read from their records,
-    :func:`note_set_aside`)."""
-    note_set_aside(out, set_aside or {})
+    :func:`note_set_aside`; ``since``: when this run began)."""
+    note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
         path = Path(out) / name / "summary.json"

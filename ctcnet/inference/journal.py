@@ -238,6 +238,15 @@ def journal_tables(parts: Path, frames: list[FrameRef]) -> Iterable[pa.Table]:
                 yield _placed_now(table, frame)
 
 
+def lost_parts(parts: Path, frames: list[FrameRef], skipped: list[dict]) -> list[str]:
+    """The frames neither skipped nor journaled: their part vanished while the run went on (the
+    output folder deleted or moved under it). Counting without them would report a sample
+    ``ok`` with their events missing."""
+    set_aside = {s["frame"] for s in skipped}
+    return [f.frame_id for f in frames if f.frame_id not in set_aside
+            and not (parts / f"{f.frame_id}.parquet").exists()]
+
+
 def _placed_now(table: pa.Table, frame: FrameRef) -> pa.Table:
     """A journaled frame's rows with the frame's place in the scan as the listing gives it
     now: a frame added or restored since the part was written moves the scan-order index of

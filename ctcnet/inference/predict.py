@@ -78,6 +78,7 @@ from ctcnet.inference.journal import (
     drop_unreadable_parts,
     journal_gallery,
     journal_tables,
+    lost_parts,
     mark_report,
     open_journal,
     run_fingerprint,
@@ -283,6 +284,12 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                     cartridge.sample_id, len(skipped) - SKIPS_LOGGED)
     release_free_memory()  # the frames' buffers, before the tables and the report
 
+    lost = lost_parts(parts, cartridge.frames, skipped)
+    if lost:
+        raise InputError(f"the journal of {len(lost)} frame(s) ({', '.join(lost[:3])}"
+                         f"{', ...' if len(lost) > 3 else ''}) vanished while the run went on "
+                         "(the output folder deleted or moved?); nothing was counted without "
+                         "them: rerun to redo them", out_dir)
     t0 = time.perf_counter()
     gallery = journal_gallery(parts, cartridge.frames)
     tables = journal_tables(parts, cartridge.frames)
@@ -369,7 +376,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         blood_volume_processed_ml=volume,
         status=sample_status(total, skips, tally.failed, len(cartridge.problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
-                           resumed_from_journal=resumed),
+                           resumed_from_journal=resumed,
+                           missing=cartridge.frames_scanned - total),
         skipped_frames=skipped,
         problems=list(cartridge.problems),
         cartridge_id=cartridge.identity or None,

@@ -196,7 +196,7 @@ class ReportWorker:
                 # spawn: a fork would copy the model's and the frame threads' state mid-use.
                 self._pool = ProcessPoolExecutor(
                     1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_process)
+                    initializer=_start_process, initargs=(os.getpid(),))
             else:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._running = pending
@@ -332,16 +332,18 @@ def report_worker(backend, saliency: bool, overlap: bool, failed: dict | None = 
 _blas_limit = None  # a report process's BLAS limit, held for its life
 
 
-def _start_process() -> None:
+def _start_process(parent: int) -> None:
     """A report process starts as predict's main process draws reports: BLAS on one thread,
-    freed memory handed back (``ctcnet.inference.resources``); and it ends when predict does
-    (:func:`_end_with_parent`)."""
+    freed memory handed back (``ctcnet.inference.resources``); and it ends when predict's
+    process ``parent`` does (:func:`_end_with_parent`). The parent's pid is handed over, not
+    read here: a parent killed while this process still imports is gone by now, and its
+    orphan's parent (init) would be watched for ever."""
     global _blas_limit
     _blas_limit = single_threaded_blas()
     if hasattr(_blas_limit, "__enter__"):
         _blas_limit.__enter__()
     release_free_memory()
-    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True,
+    threading.Thread(target=_end_with_parent, args=(parent,), daemon=True,
                      name="ctcnet-parent-watch").start()
 
 

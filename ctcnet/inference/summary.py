@@ -56,12 +56,14 @@ def model_sha256(backend) -> str | None:
 
 @dataclass
 class FrameCounts:
-    """The frames of a run: in the cartridge, processed, skipped, and taken from the journal of
-    an earlier run."""
+    """The frames of a run: in the cartridge, processed, skipped, taken from the journal of an
+    earlier run, and missing (listed by cartridge.json's ``num_frames``, not in the folder:
+    their blood was not read)."""
     total: int
     processed: int
     skipped: int
     resumed_from_journal: int
+    missing: int = 0
 
 
 @dataclass

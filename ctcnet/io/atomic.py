@@ -55,6 +55,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        # A write that failed without naming its file (a full disk, a file-size limit) is
+        # named here: the error says which output it was.
+        if err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -103,6 +103,29 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
     return out
 
 
+def call_probabilities(events: pd.DataFrame) -> np.ndarray:
+    """Per event, the probability the network gives the call shown (``class``, from its
+    ``p_<class>`` column; NaN for a call without one, ``failed``). ``confidence`` is that of
+    the network's own call (``model_class``): an edge-cut event filed as debris, or a call the
+    markers made, would show another class's probability beside its call."""
+    calls = events["class"].astype(str).to_numpy()
+    out = np.full(len(events), np.nan)
+    for name in np.unique(calls):
+        column = f"p_{name}"
+        if column in events:
+            at = calls == name
+            out[at] = events[column].to_numpy(dtype=float)[at]
+    return out
+
+
+def network_call_text(call: str, model_call: str, confidence: float) -> str:
+    """What the network said, where the call shown is another: "" when they agree."""
+    if model_call == call:
+        return ""
+    p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
+    return f" (network: {model_call} p={p})"
+
+
 def caption(code: str, confidence: float | None = None,
             review_threshold: float | None = None) -> str:
     """A few words for a reason code (a tile caption, a list row)."""
@@ -122,8 +145,8 @@ def meaning(code: str, confidence: float | None = None,
         text = GUARD_FLAGS.get(flag, ("", f"the guard's {flag.replace('_', ' ')} flag"))[1]
         return f"marker guard, {flag}: {text}; held for review, counted apart"
     if code == "low_confidence" and confidence is not None and review_threshold is not None:
-        return (f"low confidence: p {confidence:.2f} of its call is below the review threshold "
-                f"{review_threshold:.2f}")
+        return (f"low confidence: p {confidence:.2f} of the network's call is below the review "
+                f"threshold {review_threshold:.2f}")
     return REASONS.get(code, (code, code))[1]
 
 

@@ -128,7 +128,9 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("sent to review", s.tally.review_events), ("edge-cut", s.edge_cut),
                 ("blood volume read", "n/a (no frame processed)" if not volume else
                  f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),
-                ("frames processed", f"{frames.processed} of {frames.total}"),
+                ("frames processed", f"{frames.processed} of {frames.total + frames.missing}"
+                 + (f" ({frames.missing} missing from the scan folder)" if frames.missing
+                    else "")),
                 ("frames skipped", frames.skipped),
                 ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version})"),
                 ("backend / device", f"{s.backend} / {s.device}"),

@@ -29,7 +29,13 @@ from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report import decisions as D
 from ctcnet.report.agreement import compare_readings
-from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
+from ctcnet.report.reasons import (
+    GUARD_PREFIX,
+    call_probabilities,
+    described,
+    event_reasons,
+    reason_filter,
+)
 from ctcnet.report.review import write_summary_and_page
 from ctcnet.report.review_counts import ReviewTally
 from ctcnet.report.sample_images import SampleImages
@@ -184,9 +190,11 @@ class Sample(SampleImages):
         rows, said = [], {}
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
                    "edge_cut", "why", "reasons"]
-        values = zip(*(self.candidates[c].tolist() for c in columns))
-        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes) in \
-                enumerate(values):
+        values = zip(*(self.candidates[c].tolist() for c in columns),
+                     call_probabilities(self.candidates).tolist(),
+                     self.candidates.get("model_class", self.candidates["class"]).tolist())
+        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes, call_p,
+                model_call) in enumerate(values):
             event_id, p = int(event_id), float(p)
             # Unrounded: the page, the reasons and the tile captions round it alike. The words
             # depend on the codes and p as printed: said once for the candidates that share them.
@@ -197,7 +205,10 @@ class Sample(SampleImages):
             rows.append({"event_id": event_id, "frame_id": str(frame_id),
                          "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
                          # JSON has no NaN: an event without a call has no confidence.
+                         # confidence: the network's call's; call_p: the call shown's.
                          "confidence": p if math.isfinite(p) else None,
+                         "model_call": str(model_call),
+                         "call_p": call_p if math.isfinite(call_p) else None,
                          "flagged": bool(review), "edge_cut": bool(edge_cut),
                          "held": any(c.startswith(GUARD_PREFIX) for c in codes),
                          "why": why, "reasons": said[key],

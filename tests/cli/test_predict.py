@@ -209,6 +209,8 @@ def test_predict_into_a_folder_another_run_holds_is_one_line(cart_and_model, car
 @pytest.mark.parametrize("code, message, remedy", [
     (errno.ENOSPC, "No space left on device", "free space and rerun"),
     (errno.EROFS, "Read-only file system", "write to another folder"),
+    (errno.EFBIG, "File too large", "raise the file-size limit"),
+    (errno.EACCES, "Permission denied", "make the folder writable"),
 ])
 def test_disk_full_or_read_only_is_one_line(cart_and_model, cart, capsys, monkeypatch, code,
                                             message, remedy):

@@ -57,3 +57,30 @@ def test_the_summary_names_the_model_file_by_its_sha256(clean_run):
     model = clean_run["root"] / "model.pt"
     summary = json.loads((clean_run["root"] / "clean" / "summary.json").read_text())
     assert summary["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+
+
+def test_a_journal_deleted_mid_run_is_an_error_and_a_rerun_redoes_it(clean_run, cart,
+                                                                     tmp_path):
+    """The output folder deleted (or moved) while predict runs: the frames journaled before
+    it went are gone, and a summary without them would read ``ok`` with their events missing.
+    The run stops instead, saying so; a rerun redoes them."""
+    import pandas as pd
+    import pytest
+
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "out"
+    gone = []
+
+    def delete_after_first(frame_id):
+        if not gone:
+            gone.append(frame_id)
+            shutil.rmtree(out / "parts")
+
+    with pytest.raises(InputError, match=r"journal of 1 frame\(s\) \(r00c0.\) vanished"):
+        predict(clean_run, cart, out, on_frame_done=delete_after_first)
+    assert not (out / "events.parquet").exists() and not (out / "summary.json").exists()
+    summary = predict(clean_run, cart, out)
+    assert summary.status == "ok" and summary.frames.processed == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "events.parquet"),
+                                  pd.read_parquet(clean_run["root"] / "clean" / "events.parquet"))

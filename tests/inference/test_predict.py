@@ -92,7 +92,7 @@ def test_outputs_per_cartridge(setup):
     assert on_disk["per_7_5_ml"]["ctc"] == pytest.approx(
         on_disk["counts"]["ctc"] * 7.5 / on_disk["blood_volume_ml"])
     assert on_disk["frames"] == {"total": 3, "processed": 3, "skipped": 0,
-                                 "resumed_from_journal": 0}
+                                 "resumed_from_journal": 0, "missing": 0}
     assert set(on_disk["timings_s"]) >= {"read", "detect", "crop", "classify", "write", "total"}
     assert on_disk["model"]["arch"] == "compact" and on_disk["panel"]["channels"]
     # Every gallery page listed exists; every page is a real PNG.
@@ -481,6 +481,23 @@ def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summ
     os.utime(out / "s1" / "summary.json", (later, later))
     run = {e["name"]: e for e in write_run_index(out, ["s1", "s2"], 2, {})["outputs"]}
     assert run["s1"]["status"] == "ok" and run["s1"]["events"] == 7
+
+
+def test_a_sample_another_run_held_and_finished_is_not_set_aside(tmp_path):
+    """Two runs of one batch into one --out: each sets aside what the other holds, and writes
+    its record as it ends, after the other finished those samples. The record is of when the
+    run began, so run.json reads them finished, not set aside."""
+    import time
+
+    from ctcnet.inference.distributed import write_run_index
+
+    out = tmp_path / "out"
+    began = time.time() - 60                  # run B began a minute ago, then refused s1 ...
+    (out / "s1").mkdir(parents=True)          # ... which run A finished since
+    (out / "s1" / "summary.json").write_text(json.dumps({"events": 5, "status": "ok"}))
+    held = {"s1": "another ctcnet predict is writing it"}
+    run = {e["name"]: e for e in write_run_index(out, ["s1"], 1, held, since=began)["outputs"]}
+    assert run["s1"]["status"] == "ok"
 
 
 def test_shard_gives_each_item_to_exactly_one_rank():

@@ -263,3 +263,38 @@ def test_a_report_process_ends_when_predicts_process_is_killed(tmp_path):
     else:
         os.kill(worker, 9)
         pytest.fail("the report process outlived predict's")
+
+
+def test_a_report_process_started_after_predict_was_killed_still_ends(tmp_path):
+    """predict killed while its report worker still imports: the worker's start runs with
+    its parent already gone (re-parented to init), and must still see that and end."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, threading, time\n"
+            "from ctcnet.inference.report_overlap import _start_process\n"
+            "parent = os.getpid()\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    print(os.getpid(), flush=True)\n"
+            "    while os.getppid() == parent:\n"
+            "        time.sleep(0.02)\n"
+            "    _start_process(parent)\n"  # the pool's initializer, its parent long gone
+            "    threading.Event().wait(60)\n"
+            "    os._exit(0)\n"
+            "threading.Event().wait(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, 9)
+        pytest.fail("a report process started after predict died outlived it")

@@ -104,3 +104,17 @@ def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(tmp_p
              for p in (tmp_path / "events.csv", tmp_path / "parts" / "r00c00.parquet")]
     assert remove_stale_temporaries(tmp_path) == 2
     assert not any(os.path.exists(p) for p in stale) and all(p.exists() for p in keep)
+
+
+def test_a_write_that_fails_without_a_file_name_is_named_and_leaves_nothing(tmp_path):
+    import errno
+
+    from ctcnet.io.atomic import atomic_path
+
+    target = tmp_path / "events.parquet"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.EFBIG, "File too large")
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []

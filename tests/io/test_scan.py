@@ -256,6 +256,8 @@ def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart, caplog):
     assert sum("lists 3 frames but 2 are present" in r.getMessage()
                for r in caplog.records) == 1
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
+    # The frames the blood volume is of: 2 processed of the 3 scanned, 1 missing.
+    assert (summary.frames.processed, summary.frames.total, summary.frames.missing) == (2, 2, 1)
 
 
 def test_a_frame_restored_before_a_resume_leaves_every_frame_in_its_place(clean_run, cart):
