@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_counts(summary: dict, events, truth) -> None:
     """Per class: what the simulator drew, what was counted, what the guard held back from the
-    count for a person, and every event of that call sent to review (held ones included)."""
+    count for a person, and the events of that call flagged for review (held ones included)."""
     # The run's one tally (summary.json), by the events' final class, as the counts are.
     tally = summary.get("tally", {})
     counted = tally.get("counted", summary.get("counts", {}))
@@ -88,7 +88,9 @@ def print_counts(summary: dict, events, truth) -> None:
         print(f"      {name:<10}{int(drawn.get(name, 0)):>8}{int(counted.get(name, 0)):>9}"
               f"{int(held.get(name, 0)):>7}{int(review.get(name, 0)):>11}")
     print("      held: calls the marker guard kept out of the count for a person to decide")
-    print("      to review: every call sent to the review page (held ones included)")
+    print("      to review: calls flagged for a person (held ones and those below the review "
+          "threshold);\n      the review page also lists every CTC and cluster call and a few "
+          "checks")
 
 
 def print_ctc_outcome(events, truth, pixel_size_um: float, radius_um: float = 6.0) -> None:

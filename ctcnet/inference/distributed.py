@@ -165,6 +165,10 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
             entries.append({"name": name, "summary": f"{name}/summary.json",
                             "events": summary.get("events", summary.get("crops")),
                             "counts": summary.get("counts", {}),
+                            # the calls the guard held for a person, counted apart: counts
+                            # and held together make every event's call
+                            "held": (summary.get("tally") or {}).get("held",
+                                                                     summary.get("held", {})),
                             "per_7_5_ml": summary.get("per_7_5_ml", {}),
                             # ok / partial / failed (a crop set's run has none): a batch job
                             # reads every sample's in one file.

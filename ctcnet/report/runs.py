@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import zlib
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,8 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
+
+log = logging.getLogger(__name__)
 
 # One cell's centroid moves by a pixel or two between runs with other detection settings;
 # two events are at least a seed distance apart (DetectConfig.seed_distance_um, 7 um), so
@@ -69,9 +72,17 @@ def find_samples(results: str | Path) -> dict[str, Path]:
     samples = {p.name: p for p in sorted(results.iterdir())
                if p.is_dir() and (p / "summary.json").is_file()
                and (p / "events.parquet").is_file()}
+    crop_sets = [p.name for p in sorted(results.iterdir())
+                 if p.is_dir() and (p / "predictions.parquet").is_file()]
+    said = (f"; {len(crop_sets)} crop folder output(s) ({', '.join(crop_sets[:3])}"
+            f"{', ...' if len(crop_sets) > 3 else ''}) hold a crop set's calls, which are read in "
+            "their predictions.csv: the review page, `ctcnet crops` and `export-events` read "
+            "cartridges' events" if crop_sets else "")
     if not samples:
-        raise InputError("no predict outputs here (expected <sample>/summary.json and "
-                         "events.parquet, as ctcnet predict --out writes)", results)
+        raise InputError("no predict outputs of cartridges here (expected <sample>/summary.json "
+                         f"and events.parquet, as ctcnet predict --out writes){said}", results)
+    if crop_sets:
+        log.warning("%s: left out%s", results, said)
     return samples
 
 

@@ -439,7 +439,15 @@ def refresh_reviewed(folder: str | Path) -> None:
     if not any((folder / name).exists() for name in (*READING_FILES.values(), SIGNOFF_FILE)):
         return
     try:
-        Sample(folder.name, folder)  # reading the sample writes its counts (write_counts)
+        sample = Sample(folder.name, folder)  # reading it writes its counts (write_counts)
     except (CtcnetError, OSError, ValueError, KeyError) as err:
         log.warning("%s: the review counts were not written back into summary.json (%s); "
                     "`ctcnet review` does it when it starts", folder, err)
+        return
+    signed = read_signoff(folder)
+    if signed is not None and sample.signoff(sample.decisions.matched(sample.run)) is None:
+        # The decisions carry over to the new calls; the signature does not, and would
+        # otherwise vanish from the report without a word.
+        log.warning("%s: the sign-off by %s on %s was of the calls before this run; it is not "
+                    "shown any more: review the sample again and sign it off", folder,
+                    signed.reviewer, signed.signed_at)

@@ -420,8 +420,11 @@ def test_two_processes_share_the_cartridges(setup, tmp_path):
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["world_size"] == 2
     assert sorted(e["name"] for e in run["outputs"]) == ["sample_a", "sample_b"]
-    for name in ("sample_a", "sample_b"):
-        assert len(read_events(tmp_path / "out" / name)) == setup["ref"].events
+    for entry in run["outputs"]:
+        events = read_events(tmp_path / "out" / entry["name"])
+        assert len(events) == setup["ref"].events
+        # every event's call is in run.json: counted, or held by the guard for a person
+        assert sum(entry["counts"].values()) + sum(entry["held"].values()) == len(events)
 
 
 def test_job_array_shards_do_each_cartridge_once_and_the_last_leaves_the_whole_index(

@@ -422,3 +422,38 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     assert 'data-signoff="current"' in (out / "index.html").read_text()
     predict_cartridge(tmp_path / "cart", backend, out, replace(options, refresh_review=None))
     assert "reviewed" not in json.loads((out / "summary.json").read_text())
+
+
+def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, caplog):
+    """predict --overwrite with another model: the same events, other calls. The decisions
+    carry over; the sign-off was of the calls before and is no longer shown, which the run
+    says rather than leave it to vanish from the report."""
+    from conftest import save_tiny_model
+
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.io.panel import load_panel
+    from ctcnet.report import review
+    from ctcnet.report.sample import Sample, refresh_reviewed
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
+                       frame_shape=(256, 320), seed=5, events_per_frame=25, sample_id="P001")
+    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review,
+                             refresh_review=refresh_reviewed, overwrite=True)
+    out = tmp_path / "results" / "P001"
+    calls = {}
+    for seed in (0, 1):
+        save_tiny_model(tmp_path / f"m{seed}.pt", crop_size=48, seed=seed)
+        backend = load_backend(tmp_path / f"m{seed}.pt", device="cpu", batch_size=64)
+        with caplog.at_level("WARNING"):
+            predict_cartridge(tmp_path / "cart", backend, out, options)
+        calls[seed] = pd.read_parquet(out / "events.parquet")["class"].tolist()
+        if seed == 0:
+            sample = Sample("P001", out)
+            state = sample.state("ann")
+            sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+            caplog.clear()
+    assert calls[0] != calls[1]
+    assert json.loads((out / "summary.json").read_text()).get("signoff") is None
+    assert "the sign-off by ann" in caplog.text and "sign it off" in caplog.text

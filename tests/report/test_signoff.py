@@ -26,3 +26,4 @@ def test_a_sign_off_holds_for_the_calls_it_was_made_on():
     older = SignOff.from_dict({k: v for k, v in signed.to_dict().items()
                                if k != "calls_id"})
     assert signoff_record(older, run_id(events), 1, calls_id(other_calls))["status"] == CURRENT
+
