@@ -79,7 +79,7 @@ def find_samples(results: str | Path) -> dict[str, Path]:
             "their predictions.csv: the review page, `ctcnet crops` and `export-events` read "
             "cartridges' events" if crop_sets else "")
     if not samples:
-        raise InputError("no predict outputs of cartridges here (expected <sample>/summary.json "
+        raise InputError("no predict outputs here (expected a cartridge's <sample>/summary.json "
                          f"and events.parquet, as ctcnet predict --out writes){said}", results)
     if crop_sets:
         log.warning("%s: left out%s", results, said)
