@@ -11,8 +11,8 @@ import numpy as np
 
 
 def marker_excess(signal: np.ndarray, noise: np.ndarray, clipped: np.ndarray,
-                   disk: np.ndarray, targets: list[int], sources: list[int],
-                   max_leaks: list[float | np.ndarray]) -> list[np.ndarray]:
+                  disk: np.ndarray, targets: list[int], sources: list[int],
+                  max_leaks: list[float | np.ndarray]) -> list[np.ndarray]:
     """(N, P) each ``targets`` marker's excess over the disk's pixels (in that channel's
     ``noise`` units, (N, C)) once leaks are taken off.
 

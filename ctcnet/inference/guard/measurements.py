@@ -91,8 +91,9 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
 
 def measure_for_guard(crops: np.ndarray, spec, rules: GuardRules = RULES, *,
                       max_leak: float | None = None) -> pd.DataFrame:
-    """What the guard measures on every crop whatever its call (all but ``ON_DEMAND_COLUMNS``), so
-    it can be done before the model has called the crops (predict's frame workers do it).
+    """What the guard measures on every crop whatever its call (all but
+    ``ON_DEMAND_COLUMNS``), so it can be done before the model has called the crops (predict's
+    frame workers do it).
 
     ``dna_own_structure`` is left NaN where DAPI inside the CK area is under
     ``rules.dna_level``: no flag reads it there (such a CK area is ``no_dna`` on a guarded
@@ -116,9 +117,9 @@ def measure_for_guard_start(crops: np.ndarray, spec, rules: GuardRules = RULES
 
 
 class ExclusionReader:
-    """``ON_DEMAND_COLUMNS`` of :func:`measure` for some crops, read group by group on the rows
-    that still need each (the same values :func:`measure` gives those crops): CK's own shape
-    (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``), the
+    """``ON_DEMAND_COLUMNS`` of :func:`measure` for some crops, read group by group on the
+    rows that still need each (the same values :func:`measure` gives those crops): CK's own
+    shape (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``), the
     exclusion markers round it (``exclusion_around_ck``), each a leak fit or shape comparison
     that a flag may make moot before the next is read, and the nuclei (``nuclei``)."""
 
@@ -280,8 +281,8 @@ class _Batch:
 
 def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
               own_structure_level: float | None = None) -> pd.DataFrame:
-    """Every column of :func:`measure` for a batch; ``ON_DEMAND_COLUMNS`` on ``cd45_rows`` only,
-    ``dna_own_structure`` only where ``dna_in_ck`` reaches ``own_structure_level`` (if
+    """Every column of :func:`measure` for a batch; ``ON_DEMAND_COLUMNS`` on ``cd45_rows``
+    only, ``dna_own_structure`` only where ``dna_in_ck`` reaches ``own_structure_level`` (if
     given)."""
     n, c = batch.x.shape[:2]
     disk, z = batch.disk, batch.z
@@ -349,7 +350,7 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     clipped = batch.clipped[rows]
     others = [i for i in range(batch.x.shape[1]) if i != batch.cd45]
     excess, = marker_excess(batch.signal[rows], batch.noise[rows], clipped, batch.disk,
-                             [batch.cd45], others, [batch.cd45_leak_caps(rows)])
+                            [batch.cd45], others, [batch.cd45_leak_caps(rows)])
     q50, q75 = _over_area(excess, clipped, batch.disk, batch.area[rows],
                           batch.ck_area[rows] > 0)
     out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
