@@ -12,7 +12,7 @@ from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.spec import ModelSpec
 
 SIZE = 64
-DAPI, CK, CD45 = range(3)
+DAPI, CK, CD45, CD61 = range(4)
 PIXEL_UM = 0.64
 
 
@@ -43,16 +43,20 @@ def test_touching_nuclei_count_two_and_an_elongated_one_counts_one():
     assert got.tolist() == [2, 2, 3, 1, 1, 0, 0]
 
 
-def crop(rng, cells, cd45_ring=None, noise=3.0):
+def crop(rng, cells, cd45_ring=None, platelets=(), noise=3.0, ring_radius=6):
     """(5, SIZE, SIZE): CK over each cell's ellipse round a nucleus of half its axes;
-    ``cd45_ring``: a CD45+ leukocyte (ring round its own nucleus) at that offset."""
+    ``cd45_ring``: a CD45+ leukocyte (ring round its own nucleus) at that offset;
+    ``platelets``: CD61+ dots 3 px across (no nucleus) at those offsets."""
     x = 100.0 + rng.normal(0, noise, (5, SIZE, SIZE))
     for centre, a, b, angle in cells:
         x[CK] += 300 * ellipse(centre, a, b, angle)
         x[DAPI] += 400 * ellipse(centre, 0.55 * a, 0.6 * b, angle)
     if cd45_ring is not None:
-        x[CD45] += 200 * (ellipse(cd45_ring, 6, 6) & ~ellipse(cd45_ring, 4, 4))
-        x[DAPI] += 400 * ellipse(cd45_ring, 3.5, 3.5)
+        r = ring_radius
+        x[CD45] += 200 * (ellipse(cd45_ring, r, r) & ~ellipse(cd45_ring, r - 2, r - 2))
+        x[DAPI] += 400 * ellipse(cd45_ring, r - 2.5, r - 2.5)
+    for at in platelets:
+        x[CD61] += 300 * ellipse(at, 1.5, 1.5)
     return x.astype(np.float32)
 
 
@@ -69,3 +73,38 @@ def test_a_cluster_call_on_one_cell_is_flagged_and_real_clusters_are_not(rng, sp
     flags = review_flags(crops, proba, spec)
     assert flags["one_cell"].tolist() == [True, True, False, False, False]
     assert flags["any"][:2].all()
+
+
+def test_a_partner_attached_at_one_side_makes_a_cluster(rng, spec):
+    """A small leukocyte or a few platelets touching a large CTC light a tenth of the rim round
+    its CK area: too little for the rim's upper quartile, enough to be a partner."""
+    from ctcnet.inference.guard import measure
+
+    big = [((0, 0), 12, 11, 0.0)]
+    crops = np.stack([crop(rng, big, cd45_ring=(16, 0), ring_radius=4),
+                      crop(rng, big, platelets=[(13, 0), (0, -12.5), (-9, 9)]),
+                      crop(rng, big)])
+    proba = np.eye(spec.num_classes)[[spec.class_names.index("cluster")] * 3]
+    assert review_flags(crops, proba, spec)["one_cell"].tolist() == [False, False, True]
+    m = measure(crops, spec.panel, PIXEL_UM)
+    assert (m["exclusion_around_ck"] < 2.0).all()  # the quartile alone reads no partner
+    assert (m["partner_um2"][:2] >= 2.0).all() and m["partner_um2"][2] < 2.0
+
+
+def test_a_cluster_the_fusion_made_of_a_ctc_call_is_checked_as_one(rng, spec):
+    """On a crop set the markers take part in the call: a three-marker model's fusion may call
+    a cluster what the network called a CTC. The guard checks the call made, so a single cell
+    called so is still flagged ``one_cell``."""
+    from ctcnet.inference.guard import crop_set_review
+    from ctcnet.inference.marker_fusion import feature_names
+
+    crops = np.stack([crop(rng, [((0, 0), 14, 5, 0.4)])])     # a spindle CTC
+    proba = np.eye(spec.num_classes)[[spec.class_names.index("ctc")]]
+    k, f = spec.num_classes, len(feature_names(spec.class_names))
+    says_cluster = {"format": 1, "classes": spec.class_names, "mean": [0.0] * f,
+                    "scale": [1.0] * f, "weights": [[0.0] * f] * k,
+                    "bias": [0.0, 0.0, 5.0, 0.0]}
+    fused = spec.replace(metrics={"marker_fusion": says_cluster})
+    calls, flags = crop_set_review(crops, proba, fused, np.array(["ctc"], object))
+    assert calls.tolist() == ["cluster"]
+    assert flags["one_cell"].tolist() == [True] and flags["any"].tolist() == [True]

@@ -10,9 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctcnet.inference.guard.flags import review_flags
+from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
 from ctcnet.inference.guard.measurements import measure
-from ctcnet.inference.guard.rules import FLAGS, MARKERS_CTC, MISSED_CTC_CALLS, RULES, GuardRules
+from ctcnet.inference.guard.rules import (
+    FLAGS,
+    GUARDED_CLASSES,
+    MARKERS_CTC,
+    MISSED_CTC_CALLS,
+    RULES,
+    GuardRules,
+)
 from ctcnet.inference.marker_fusion import fused_proba
 from ctcnet.nn.calls import DecisionRule, deployment_proba
 
@@ -112,7 +119,9 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
                     ) -> tuple[np.ndarray, pd.DataFrame]:
     """(calls, flags) of a crop set: :func:`review_flags` and :func:`crop_set_calls` over the
     network's ``called``, the crops measured once for both (every column, when the model's
-    fusion needs CD45 on every crop). ``max_leak``: :func:`leak_allowance` of the crops."""
+    fusion needs CD45 on every crop), and the checks of a ``ctc`` or ``cluster`` call that the
+    markers or the fusion made where the network called another class added to its flags.
+    ``max_leak``: :func:`leak_allowance` of the crops."""
     rules = rules.with_leak(max_leak)
     full = None
     if _marker_fusion(spec) and len(crops):
@@ -120,6 +129,18 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     flags = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
                          decision=decision, called=called)
     calls = crop_set_calls(called, flags, crops, proba, spec, decision, rules, measured=full)
+    made = (calls != np.asarray(called, object)) & np.isin(calls, GUARDED_CLASSES)
+    if made.any():
+        # A ctc or cluster call the markers or the fusion made is checked as one too (a
+        # cluster the fusion made of a network's ctc call has its second cell or partner
+        # looked for): the checks of the call made are added, none taken away.
+        checked = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
+                               decision=decision, called=calls)
+        for rule in FLAG_RULES:
+            if rule.calls is not None and set(rule.calls) <= set(GUARDED_CLASSES):
+                flags[rule.flag] = flags[rule.flag].to_numpy() | \
+                    (made & checked[rule.flag].to_numpy())
+        flags["any"] = flags[list(FLAGS)].any(axis=1)
     return calls, flags
 
 

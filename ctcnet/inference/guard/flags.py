@@ -33,11 +33,12 @@ contradict:
   contradicts a CTC there. Not for clusters: touching nuclei merge below half their peak and
   read as a wide edge.
 * ``one_cell`` (``cluster`` calls): one cell, not a cluster. A cluster is a CTC with
-  leukocytes or platelets attached, or two CTCs or more: a ``cluster`` call with no exclusion
-  marker (CD45, CD61, CD66b) over or round its CK area beyond what CK and DAPI could leak
-  there, and one nucleus (:mod:`.nuclei`: two touching nuclei are two bulges of one mask), is
-  a single cell by that definition, most often a CTC whose elongated or large outline the
-  network took for two. Panels without an exclusion marker or DAPI never flag it.
+  leukocytes or platelets attached, or two CTCs or more: a ``cluster`` call where no exclusion
+  marker (CD45, CD61, CD66b) lights ``partner_min_um2`` or more of its CK area and the rim
+  round it (beyond what CK and DAPI could leak there: a partner attached at one side), and
+  with one nucleus (:mod:`.nuclei`: two touching nuclei are two bulges of one mask), is a
+  single cell by that definition, most often a CTC whose elongated outline the network took
+  for two. Panels without an exclusion marker or DAPI never flag it.
 * ``possible_ctc`` (the guard's other direction): a ``wbc`` or ``debris`` call that shows what
   the CellSearch definition asks of a CTC, a CK area of at least a 4 um cell clearly CK
   positive, with DNA of its own inside it (not a speck far below a leukocyte's DNA), a nucleus
@@ -237,7 +238,7 @@ def _cd45_positive(e: Evidence) -> np.ndarray:
 
 def _one_cell(e: Evidence) -> np.ndarray:
     with np.errstate(invalid="ignore"):  # NaN: not read (no such channel): no flag
-        return (e.col("exclusion_around_ck") <= e.rules.cd45_level) & (e.col("nuclei") <= 1)
+        return (e.col("partner_um2") < e.rules.partner_min_um2) & (e.col("nuclei") <= 1)
 
 
 def _unusual(e: Evidence) -> np.ndarray:
@@ -335,7 +336,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
     CK's own shape on the possible CTCs, CD45 on ``ctc`` calls and on the possible CTCs whose
-    route holds, the exclusion markers round the CK area where CD45 is not lit and on
+    route holds, the exclusion markers over and round the CK area where CD45 is not lit and on
     ``cluster`` calls, and the nuclei of the cluster calls that no partner marker makes a
     cluster. Elsewhere a column stays NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
@@ -343,7 +344,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
     candidates = e.candidates()
     todo = ((is_ctc | candidates) & e.m["cd45_over_ck"].isna().to_numpy()) | \
-        (clusters & e.m[["exclusion_around_ck", "nuclei"]].isna().any(axis=1).to_numpy())
+        (clusters & e.m[["partner_um2", "nuclei"]].isna().any(axis=1).to_numpy())
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -360,5 +361,5 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     fill("cd45", is_ctc | holds)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
         fill("around", holds & (e.col("cd45_over_ck") <= rules.cd45_level))
-        fill("around", clusters & np.isnan(e.col("exclusion_around_ck")))
-        fill("nuclei", clusters & (e.col("exclusion_around_ck") <= rules.cd45_level))
+        fill("around", clusters & np.isnan(e.col("partner_um2")))
+        fill("nuclei", clusters & (e.col("partner_um2") < rules.partner_min_um2))

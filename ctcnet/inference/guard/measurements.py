@@ -44,8 +44,8 @@ from ctcnet.inference.spillover import mean3x3, robust_background
 # The columns read only on the rows that need them: CD45 and the other exclusion markers and
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
 # (a shape analysis per crop, read on cluster calls).
-ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "ck_own_structure",
-                     "nuclei")
+ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "partner_um2",
+                     "ck_own_structure", "nuclei")
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = RULES,
@@ -64,6 +64,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     comparable between crops of one scan), ``exclusion_around_ck`` (the highest, over the
     panel's ``EXCLUSION_ROLES`` channels, upper quartile of the marker over the CK area grown
     by ``rules.around_ck_um``, once what leaks of CK and DAPI could explain is removed),
+    ``partner_um2`` (the part of that grown area, in um^2, where any of those markers is over
+    ``rules.cd45_level``: a cell or platelets attached to the object),
     ``dna_edge_um`` (the nucleus's edge width, :func:`_edge_width`, in µm),
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
     copy of CK is taken off, as a share of the pixel noise, :func:`_own_structure`; NaN for a
@@ -124,7 +126,7 @@ class ExclusionReader:
     that a flag may make moot before the next is read, and the nuclei (``nuclei``)."""
 
     GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
-              "around": ("exclusion_around_ck",), "nuclei": ("nuclei",)}
+              "around": ("exclusion_around_ck", "partner_um2"), "nuclei": ("nuclei",)}
 
     def __init__(self, crops: np.ndarray, panel, pixel_size_um: float,
                  rules: GuardRules = RULES, rows: np.ndarray | None = None,
@@ -297,7 +299,8 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
     if batch.ck is None:
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, dna_edge_um=nan,
                    dna_own_structure=nan, cd45_over_ck=nan, cd45_core=nan,
-                   exclusion_around_ck=nan, ck_own_structure=nan, nuclei=nan)
+                   exclusion_around_ck=nan, partner_um2=nan, ck_own_structure=nan,
+                   nuclei=nan)
         return pd.DataFrame(out)
     out["ck_peak"] = peak[:, batch.ck]
     out["ck_area"] = batch.ck_area
@@ -357,7 +360,10 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
 
 
 def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
-    """``exclusion_around_ck``: the exclusion markers over the CK area and round it."""
+    """``exclusion_around_ck``: the exclusion markers over the CK area and round it; and
+    ``partner_um2``, how much of that area any of them lights: a leukocyte or platelets
+    attached at one side light a tenth or a fifth of it, which its upper quartile never
+    reads."""
     panel, rules, disk = batch.panel, batch.rules, batch.disk
     exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
     if not exclusion:
@@ -371,12 +377,16 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     around = grown(batch.area[rows], grow) & disk
     own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
     worst = np.full(int(rows.sum()), -np.inf, np.float32)
+    lit = np.zeros(around[:, disk].shape, bool)
+    readable = around[:, disk] & ~clipped[:, disk] & has_area[:, None]
     caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.max_leak
             for i in exclusion]
     for excess in marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
         # NaN (the area all saturated) stays NaN: no reading, no flag.
         worst = np.maximum(worst, _over_area(excess, clipped, disk, around, has_area)[1])
+        lit |= readable & (excess > rules.cd45_level)
     out["exclusion_around_ck"][rows] = worst
+    out["partner_um2"][rows] = lit.sum(axis=1) * batch.pixel_size_um ** 2
 
 
 def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:

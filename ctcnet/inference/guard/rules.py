@@ -153,17 +153,24 @@ class GuardRules:
         few pixels cannot tell a shape from noise.
     max_clipped_share
         ... nor over a CK area clipped at the scanner's ceiling in more than this share of it.
+    partner_min_um2
+        A ``cluster`` call has a partner attached (a leukocyte, a neutrophil, platelets: no
+        ``one_cell`` flag) where an exclusion marker is over ``cd45_level`` on at least this
+        much of its CK area grown by ``around_ck_um`` (``partner_um2``), leaks of CK and DAPI
+        taken off. A platelet 2-3 um across touching the CK edge lights 2-5 um^2 of it; noise
+        at that level lights none (it is 6 standard deviations of a 3x3 mean).
     nucleus_min_half_width_um
         A nucleus counted in a ``cluster`` call's DAPI mask (``nuclei``,
         :func:`.nuclei.count_nuclei`) lies at least this far inside the mask's outline (a
         nucleus at least twice as wide) ...
     nucleus_min_separation_um
         ... and at least this far from another counted one. Chosen on simulated crops (seed
-        501, the default model's ``cluster`` calls): of 97 single CTCs drawn 1.8-3x as long
-        as wide (``--shift elongated_ctcs``) called ``cluster``, all with no partner marker,
-        1.6 / 2.5 um count one nucleus in 90 (2.0 um apart: 79, 3.2 um: 93); of 147 true
-        clusters called so, 12 read one nucleus and no partner (2.0: 11, 3.2: 16). The half
-        width moved neither count between 1.3 and 2.0 um.
+        501, the default model's ``cluster`` calls) with the partner read as the rim's upper
+        quartile (``exclusion_around_ck`` under ``cd45_level``): of 97 single CTCs drawn
+        1.8-3x as long as wide (``--shift elongated_ctcs``) called ``cluster``, all with no
+        partner marker, 1.6 / 2.5 um count one nucleus in 90 (2.0 um apart: 79, 3.2 um: 93);
+        of 147 true clusters called so, 12 read one nucleus and no partner (2.0: 11, 3.2:
+        16). The half width moved neither count between 1.3 and 2.0 um.
     area_level
         The CK area's least level (and the DAPI level of the nucleus mask).
     radius_um
@@ -190,6 +197,7 @@ class GuardRules:
     min_reference_events: int = 10
     copy_min_area_um2: float = 8.0
     max_clipped_share: float = 0.05
+    partner_min_um2: float = 2.0
     nucleus_min_half_width_um: float = 1.6
     nucleus_min_separation_um: float = 2.5
     area_level: float = 2.0
