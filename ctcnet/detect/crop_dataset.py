@@ -294,6 +294,11 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
     if panel.composite == "rgb" and not is_rgb_composite(arr):
         raise InputError(f"panel.json says the crops are RGB composites, but this file holds "
                          f"{arr.shape[0]} plane(s) of {arr.dtype}", path)
+    if panel.composite is None and panel.num_channels == 3 and is_rgb_composite(arr):
+        # Its planes are R, G, B display levels, in the composite's order, not the panel's.
+        raise InputError("an 8-bit colour composite among crops of raw counts (the folder's "
+                         "first crop is not a composite): keep composites and raw crops in "
+                         "folders of their own", path)
     if arr.shape[0] != panel.num_channels:
         hint = (" (a colour file holds three planes, R, G, B: panel.json names one channel per "
                 "plane)" if is_rgb_composite(arr) else "")
@@ -326,7 +331,7 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
         except InputError as err:  # read on: every bad crop is named at once, not one a run
             errors.append(err)
             continue
-        rescaled += _rescaled(arr, index.panel)
+        rescaled += _rescaled(arr, index)
         digest = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
         digest.update(np.ascontiguousarray(arr).data)
         first_of.setdefault(digest.digest(), []).append(i)
@@ -376,19 +381,19 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
                 " ..." if len(relabelled or groups) > len(shown) else "")
 
 
-def _rescaled(crop: np.ndarray, panel: Panel) -> bool:
+def _rescaled(crop: np.ndarray, index: CropIndex) -> bool:
     """A float crop rescaled (e.g. to 0-1), by the rule a frame is told so by
-    (:func:`ctcnet.io.scan.rescaled_counts`)."""
-    if crop.dtype.kind != "f" or panel.composite is not None:
+    (:func:`ctcnet.io.scan.rescaled_counts`); display exports hold levels, not counts."""
+    if crop.dtype.kind != "f" or index.exported:
         return False
-    return rescaled_counts(crop, panel.channels) is not None
+    return rescaled_counts(crop, index.panel.channels) is not None
 
 
 def _warn_over_range(crops: np.ndarray, index: CropIndex) -> None:
     """Say when crops hold values above their channels' stated range (panel.json's
     ``value_range``, 0-4095 unless stated): the marker guard reads such pixels as saturated,
     and a whole frame so is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
-    if not len(crops) or index.panel.composite is not None:
+    if not len(crops) or index.exported:  # display levels (the model's order drops its word)
         return
     high = np.array([c.value_range[1] for c in index.panel.channels], np.float32)
     over = (crops.max(axis=(2, 3)) > high).any(axis=1)

@@ -160,6 +160,8 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     path = Path(path)
     check_regular_file(path, "an image")
     size = path.stat().st_size
+    if not size:
+        raise InputError("empty file (0 bytes)", path)
     try:
         # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
         # truncated file; such a file must be refused, never silently read as zeros.
@@ -179,9 +181,20 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
             interleaved_rgb = _interleaved_rgb(pages[0])
             # One decoding thread (this one): tifffile's own decoding threads would log
             # damage where the collector above does not listen.
+            if tif.is_ome and len(tif.series) > 1:
+                # Reading the first alone would drop the others without a word.
+                raise InputError(f"holds {len(tif.series)} OME images; a frame or crop file "
+                                 "holds one (its channels as planes): save each image in a "
+                                 "file of its own", path)
             if len(tif.series) == 1 or tif.is_ome:
                 arr = tif.series[0].asarray(maxworkers=1)
             else:  # plain multipage file: one page per channel
+                shapes = sorted({p.shape for p in pages})
+                if len(shapes) > 1:
+                    raise InputError(f"holds pages of {len(shapes)} sizes ({shapes}): a "
+                                     "second image or a thumbnail beside the channels? A frame "
+                                     "or crop file holds one page per channel, all one size",
+                                     path)
                 arr = np.stack([p.asarray(maxworkers=1) for p in pages])
         if damage.messages:
             raise InputError(f"corrupt or truncated TIFF: {damage.messages[0]}", path)
@@ -221,27 +234,53 @@ def _is_alpha(plane: np.ndarray) -> bool:
 
 
 def _open_raster(path: Path) -> np.ndarray:
-    """Pixels of a PNG or JPEG as (H, W) grey or (H, W, 3) colour, alpha and palette resolved."""
-    from PIL import Image
+    """Pixels of a PNG or JPEG as (H, W) grey or (H, W, 3) colour, alpha and palette resolved,
+    turned as its EXIF orientation says (as every viewer shows it)."""
+    from PIL import Image, ImageOps
 
     path = Path(path)
     check_regular_file(path, "an image")
+    if not path.stat().st_size:
+        raise InputError("empty file (0 bytes)", path)
     kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
         with Image.open(path) as im:
+            # Pillow reads a 16-bit colour PNG as 8-bit, its high bytes: told before loading.
+            wide = im.mode in ("RGB", "RGBA") and \
+                any(";16" in str(tile.args) for tile in im.tile)
             im.load()
-            if im.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr"):
+            if im.mode == "CMYK":
+                raise InputError("a CMYK image: its planes are inks, not the R, G, B planes a "
+                                 "composite's markers are shown in; export it as RGB", path)
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("P", "PA", "RGBA", "YCbCr"):
                 im = im.convert("RGB")
             elif im.mode in ("1", "LA"):
                 im = im.convert("L")
             arr = np.asarray(im)
-    except ImportError:  # a Pillow plugin that failed to import: this install, not the file
+    except (ImportError, InputError):  # this install, not the file; or said already
         raise
     except Exception as err:  # Pillow raises many types on corrupt/truncated files
         raise InputError(f"not a readable {kind} (corrupt or truncated?): {err}", path) from None
+    if wide:
+        arr = _display_levels(path)
     if arr.dtype == np.int32:  # PIL's 16-bit grey mode
         arr = arr.astype(np.uint16)
     return np.ascontiguousarray(arr)
+
+
+def _display_levels(path: Path) -> np.ndarray:
+    """A 16-bit colour PNG's (H, W, 3) 8-bit levels: its values must be 8-bit levels stretched
+    by 257 (what saving an 8-bit composite as 16-bit gives). Other 16-bit values are counts,
+    which a composite's display planes are not (as a 16-bit colour TIFF is refused)."""
+    import imagecodecs
+
+    arr = imagecodecs.png_decode(path.read_bytes())[..., :3]
+    if (arr % 257).any():
+        raise InputError("a 16-bit colour PNG whose levels are not 8-bit display levels "
+                         "stretched (x257): a composite's planes are display levels; give "
+                         "16-bit counts as a TIFF, one plane per channel", path)
+    return (arr // 257).astype(np.uint8)
 
 
 def read_raster(path: str | Path) -> np.ndarray:

@@ -188,3 +188,50 @@ def test_a_split_of_crops_each_its_own_sample_is_warned_about(caplog):
         caplog.clear()
         warn_if_each_crop_its_own_sample([f"P{i % 3}" for i in range(12)], "lab")
         assert not caplog.text
+
+
+def test_a_composite_among_raw_crops_is_refused_whichever_comes_first(tmp_path, rng):
+    """A folder of raw three-channel crops (DAPI, CK, CD45 counts) with one 8-bit colour
+    composite among them (R = CK, G = CD45, B = DAPI): read as raw counts, its planes would be
+    the wrong markers. Refused, whether it sorts first or not."""
+    from PIL import Image
+
+    from ctcnet.io.panel import load_panel
+
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    colour = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    for name in ("a_first.png", "z_last.png"):
+        folder = tmp_path / name
+        write_crop_dataset(folder, _toy_crops(rng, c=3), ["ctc"] * 6, panel)
+        (folder / "manifest.csv").unlink()
+        Image.fromarray(colour).save(folder / "ctc" / name)
+        index = read_crop_index(folder)
+        with pytest.raises(InputError, match="8-bit colour composite among crops of raw|"
+                                             "RGB composites, but this file holds"):
+            load_crops(index)
+
+
+def test_a_composite_export_read_in_the_models_channel_order_is_not_said_to_be_rescaled(
+        tmp_path, rng, caplog):
+    """Composite crops conformed to a model whose channels come in another order (DAPI, CK,
+    CD45 against the file's CK, CD45, DAPI) are still display levels: no word of values over
+    the counts' range or of rescaling (resampling may overshoot 255 by a hair)."""
+    from PIL import Image
+
+    from ctcnet.io.panel import load_panel
+
+    folder = tmp_path / "tight"
+    (folder / "ctc").mkdir(parents=True)
+    levels = ", ".join(f'{{"name": "{n}", "value_range": [0, 255]}}'
+                       for n in ("CK", "CD45", "DAPI"))
+    (folder / "panel.json").write_text(f'{{"composite": "rgb", "channels": [{levels}], '
+                                       '"pixel_size_um": 0.2}')
+    for i in range(4):
+        colour = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        colour[5:30, 5:30, 0] = 255  # CK at full white: resampled, a hair over 255
+        Image.fromarray(colour).save(folder / "ctc" / f"c{i}.png")
+    model = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    index = read_crop_index(folder).conform(model)
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        crops = load_crops(index, 80, 0.64)
+    assert crops.max() > 0 and "above" not in caplog.text and "fractions" not in caplog.text

@@ -100,3 +100,61 @@ def test_jpeg_crops_read_as_composites(tmp_path, rng):
         read_channel_file(tmp_path / "a.jpg")
     save_rgb(tmp_path / "grey.png", np.repeat(planes[:1], 3, axis=0), "PNG")
     assert np.array_equal(read_channel_file(tmp_path / "grey.png"), planes[0])
+
+
+# --- what a file says of itself: orientation, bit depth, several images --------------------------
+
+def test_a_colour_file_is_read_as_its_orientation_tag_turns_it(tmp_path, rng):
+    """Stored rotated with an EXIF tag that turns it back, as a camera or a viewer's export
+    writes it: read as every viewer shows it, not mirrored (every event would land at the
+    mirrored place)."""
+    from PIL import Image
+
+    planes = rgb_planes(rng)
+    upright = np.moveaxis(planes, 0, -1)
+    for tag, stored in ((3, upright[::-1, ::-1]), (2, upright[:, ::-1]), (6, np.rot90(upright))):
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "o.png", exif=exif)
+        arr, _ = read_image(tmp_path / "o.png")
+        assert np.array_equal(arr, planes), tag
+
+
+def test_a_sixteen_bit_colour_png_is_read_whole_or_refused(tmp_path, rng):
+    """Pillow reads a 16-bit colour PNG as its high bytes: 8-bit levels stretched by 257 read
+    back as those levels; 16-bit counts would be cut to a sixteenth, so they are refused."""
+    import imagecodecs
+
+    planes = rgb_planes(rng)
+    stretched = np.ascontiguousarray(np.moveaxis(planes, 0, -1)).astype(np.uint16) * 257
+    (tmp_path / "s.png").write_bytes(imagecodecs.png_encode(stretched))
+    arr, _ = read_image(tmp_path / "s.png")
+    assert arr.dtype == np.uint8 and np.array_equal(arr, planes)
+    counts = rng.integers(0, 4096, (16, 16, 3)).astype(np.uint16)
+    (tmp_path / "c.png").write_bytes(imagecodecs.png_encode(counts))
+    with pytest.raises(InputError, match=r"c.png: a 16-bit colour PNG whose levels are not"):
+        read_image(tmp_path / "c.png")
+
+
+def test_files_that_are_not_one_image_are_refused(tmp_path, rng):
+    from PIL import Image
+
+    Image.new("CMYK", (8, 8), (10, 20, 30, 40)).save(tmp_path / "k.jpg")
+    with pytest.raises(InputError, match=r"k.jpg: a CMYK image"):
+        read_image(tmp_path / "k.jpg")
+    frame = rng.integers(0, 4000, (3, 32, 32), dtype=np.uint16)
+    with tifffile.TiffWriter(tmp_path / "two.tif", ome=True) as tif:
+        tif.write(frame, metadata={"axes": "CYX"})
+        tif.write(frame, metadata={"axes": "CYX"})
+    with pytest.raises(InputError, match=r"two.tif: holds 2 OME images"):
+        read_image(tmp_path / "two.tif")
+    with tifffile.TiffWriter(tmp_path / "thumb.tif") as tif:
+        for plane in frame:
+            tif.write(plane, contiguous=False)
+        tif.write(frame[0, ::4, ::4])  # a thumbnail after the channels
+    with pytest.raises(InputError, match=r"thumb.tif: holds pages of 2 sizes"):
+        read_image(tmp_path / "thumb.tif")
+    for name in ("z.tif", "z.png"):
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(InputError, match=rf"{name}: empty file \(0 bytes\)"):
+            read_image(tmp_path / name)
