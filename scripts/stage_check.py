@@ -6,7 +6,10 @@ when a stage's multiple grows past 1.5x its record in ``docs/benchmarks-stages.j
     python scripts/stage_check.py [--record] [--model PATH] [--runs 5] [--baseline PATH]
 
 ``--record`` rewrites the record from this machine (on a quiet machine, after a change that
-makes a stage faster or slower on purpose). Exits 1 when a stage grew past the tolerance.
+makes a stage faster or slower on purpose); ``--record --add-machine`` keeps the machines
+recorded before beside it, each stage at the largest multiple any measured (machines of one
+kind differ in how numpy compares with onnxruntime). Exits 1 when a stage grew past the
+tolerance.
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     parser.add_argument("--record", action="store_true",
                         help="write this run's multiples as the record instead of checking")
+    parser.add_argument("--add-machine", action="store_true",
+                        help="with --record: keep the machines recorded before, each stage at "
+                             "the largest multiple any of them measured")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = args.model or default_model_path("onnx")
     return run_check(model, args.baseline, StageCheckSettings(runs=args.runs),
-                     record=args.record, tolerance=args.tolerance)
+                     record=args.record, tolerance=args.tolerance,
+                     add_machine=args.add_machine)
 
 
 if __name__ == "__main__":

@@ -127,10 +127,29 @@ def report_lines(result: dict, baseline: dict | None) -> list[str]:
     return lines
 
 
+def with_machine(baseline: dict, result: dict) -> dict:
+    """A record of ``result``'s machine beside those of ``baseline``: its ``machines`` list
+    grows by one, and each stage's multiple is the largest of theirs. Machines of one kind
+    differ in how numpy's speed compares with onnxruntime's (the same code measured the guard
+    at 0.71x and 1.02x the model on two of this project's 2-core machines, every stage alike
+    1.3-1.8x apart), so a record from one fails the other's unchanged code."""
+    machines = baseline.get("machines") or [
+        {k: baseline[k] for k in ("machine", "measured", "ratios") if k in baseline}]
+    machines = machines + [{k: result[k] for k in ("machine", "measured", "ratios")}]
+    merged = dict(result)
+    merged["ratios"] = {stage: max(m["ratios"].get(stage, 0.0) for m in machines)
+                        for stage in result["ratios"]}
+    merged["machines"] = machines
+    return merged
+
+
 def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | None = None,
-              record: bool = False, tolerance: float = TOLERANCE, attempts: int = 2) -> int:
+              record: bool = False, tolerance: float = TOLERANCE, attempts: int = 2,
+              add_machine: bool = False) -> int:
     """Measure, compare with the recorded multiples (or, with ``record``, write them); 0 when
-    every stage is within ``tolerance`` of its record, 1 when not.
+    every stage is within ``tolerance`` of its record, 1 when not. ``add_machine`` (with
+    ``record``): keep the machines recorded before, each stage at the largest multiple any of
+    them measured (:func:`with_machine`).
 
     A stage over its allowance is measured again (up to ``attempts`` measurements in all) and
     fails only if it is over every time: a slower stage stays slower, while a burst of other
@@ -164,6 +183,8 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
     result["seconds"] = round(time.perf_counter() - started, 1)
     if record:
         result["measured"] = time.strftime("%Y-%m-%d %H:%M %Z")
+        if add_machine and baseline is not None:
+            result = with_machine(baseline, result)
         atomic_write_text(baseline_path, json.dumps(result, indent=2) + "\n")
         log.info("stage check: recorded %s in %.0f s", baseline_path, result["seconds"])
         return 0

@@ -245,3 +245,21 @@ def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(clean_run, tmp_path
     assert len(copies) == 4 and "same bytes as frame" in copies[0].problem
     linked_cartridge(clean_run["root"] / "cart", target, 7)  # kept, and marked again
     assert all(f.problem is None for f in open_cartridge(target).frames)
+
+
+def test_a_machine_added_to_the_stage_record_keeps_each_stages_largest_multiple():
+    from ctcnet.benchmark.stages import compare_ratios, with_machine
+
+    first = {"machine": {"cpu": "A"}, "measured": "day 1", "ratios": {"guard": 0.71, "crop": 0.47}}
+    second = {"machine": {"cpu": "B"}, "measured": "day 2", "events": 302,
+              "ratios": {"guard": 1.02, "crop": 0.40}}
+    merged = with_machine(first, second)
+    assert merged["ratios"] == {"guard": 1.02, "crop": 0.47}
+    assert [m["measured"] for m in merged["machines"]] == ["day 1", "day 2"]
+    third = with_machine(merged, {**second, "measured": "day 3", "ratios": {"guard": 0.9,
+                                                                              "crop": 0.5}})
+    assert third["ratios"] == {"guard": 1.02, "crop": 0.5} and len(third["machines"]) == 3
+    # Either machine's own figures pass the merged record; a stage 1.5x over it fails.
+    assert not compare_ratios(first["ratios"], merged["ratios"])
+    assert not compare_ratios(second["ratios"], merged["ratios"])
+    assert compare_ratios({"guard": 1.6, "crop": 0.47}, merged["ratios"])

@@ -93,10 +93,20 @@ class Evidence:
         self.m, self.called, self.proba, self.spec = measured, called, proba, spec
         self.rules, self.groups = rules, groups
         self.names = np.asarray(spec.class_names, dtype=object)[called]
+        # The columns as arrays, each taken out of the table once: the rules read them
+        # hundreds of times a frame, and a pandas column lookup costs more than the rule.
+        self._columns: dict[str, np.ndarray] = {}
 
     def col(self, name: str) -> np.ndarray:
         """A measurement column as an array."""
-        return self.m[name].to_numpy()
+        if name not in self._columns:
+            self._columns[name] = self.m[name].to_numpy()
+        return self._columns[name]
+
+    def set_col(self, name: str, values: np.ndarray) -> None:
+        """Replace a measurement column (in the table and in what :meth:`col` gives)."""
+        self.m[name] = values
+        self._columns[name] = values
 
     def is_call(self, names) -> np.ndarray:
         """Bool per event: called one of ``names``."""
@@ -343,18 +353,21 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     twice."""
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
     candidates = e.candidates()
-    todo = ((is_ctc | candidates) & e.m["cd45_over_ck"].isna().to_numpy()) | \
-        (clusters & e.m[["partner_um2", "nuclei"]].isna().any(axis=1).to_numpy())
+    # (numpy, not a pandas selection of two columns: a millisecond a frame)
+    todo = ((is_ctc | candidates) & np.isnan(e.col("cd45_over_ck"))) | \
+        (clusters & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei"))))
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
 
     def fill(group: str, rows: np.ndarray) -> None:
         rows = rows & todo
+        if not rows.any():  # nothing to read: no column rewritten (a pandas write costs)
+            return
         for col, values in reader.read(group, rows).items():
-            column = e.m[col].to_numpy().copy()
+            column = e.col(col).copy()
             column[rows] = values[rows]
-            e.m[col] = column
+            e.set_col(col, column)
 
     fill("ck_own", candidates)
     holds = candidates & e.route_holds()
