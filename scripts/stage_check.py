@@ -6,10 +6,10 @@ when a stage's multiple grows past 1.5x its record in ``docs/benchmarks-stages.j
     python scripts/stage_check.py [--record] [--model PATH] [--runs 5] [--baseline PATH]
 
 ``--record`` rewrites the record from this machine (on a quiet machine, after a change that
-makes a stage faster or slower on purpose); ``--record --add-machine`` keeps the machines
-recorded before beside it, each stage at the largest multiple any measured (machines of one
-kind differ in how numpy compares with onnxruntime). Exits 1 when a stage grew past the
-tolerance.
+makes a stage faster or slower on purpose); ``--record --add-machine`` keeps the machines of
+other CPUs recorded before beside it (machines differ in how numpy compares with
+onnxruntime): a machine is held to its own CPU's record, one of a CPU not recorded to the
+largest multiple any measured. Exits 1 when a stage grew past the tolerance.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", action="store_true",
                         help="write this run's multiples as the record instead of checking")
     parser.add_argument("--add-machine", action="store_true",
-                        help="with --record: keep the machines recorded before, each stage at "
-                             "the largest multiple any of them measured")
+                        help="with --record: keep the machines of other CPUs recorded before "
+                             "(a machine is held to its own CPU's record)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = args.model or default_model_path("onnx")

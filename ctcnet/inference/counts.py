@@ -22,10 +22,11 @@ reads them: :class:`ctcnet.inference.summary.RunSummary`); the builders read pan
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,8 +51,12 @@ def per_volume_text(value: float) -> str:
     """A per-7.5 mL figure as every output prints it: two decimals, a tie rounded up (5.625 ->
     5.63), as the review page's ``toFixed(2)`` does; Python's own formatting rounds such a tie
     to even (5.62), so the report and the page would disagree."""
-    exact = Decimal(float(value))  # the float's exact value: no tie appears that is not there
-    return str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    value = float(value)
+    if not math.isfinite(value) or abs(value) >= 1e21:  # as toFixed: no fixed-point form
+        return str(value)
+    exact = Decimal(value)  # the float's exact value: no tie appears that is not there
+    return str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP,
+                              context=Context(prec=60)))
 
 
 def _per_class(mask: np.ndarray, calls: np.ndarray, classes: Sequence[str]) -> dict[str, int]:

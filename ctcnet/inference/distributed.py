@@ -135,15 +135,25 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
 
 
 def _set_aside_since(out: Path, name: str, summary: Path) -> str | None:
-    """The reason ``name`` was set aside, when that is newer than its summary.json (an output
-    an earlier run finished is no longer this run's)."""
+    """The reason ``name`` was set aside, when that is newer than its summary.json's counts
+    (``counted_at``; the file's time for a summary without it, which a review decision saved
+    since moves): an output a run finished after the refusal is that run's."""
     try:
         record = json.loads((Path(out) / SET_ASIDE_DIR / f"{name}.json").read_text())
     except (OSError, ValueError):
         return None
-    if summary.exists() and summary.stat().st_mtime > float(record.get("at", 0)):
+    if summary.exists() and _counted_at(summary) > float(record.get("at", 0)):
         return None
     return str(record.get("reason"))
+
+
+def _counted_at(summary: Path) -> float:
+    """When a summary's counts were made: its ``counted_at``, else the file's time."""
+    try:
+        counted = json.loads(summary.read_text()).get("counted_at")
+    except (OSError, ValueError):
+        counted = None
+    return float(counted) if counted is not None else summary.stat().st_mtime
 
 
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,

@@ -381,6 +381,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         skipped_frames=skipped,
         problems=list(cartridge.problems),
         cartridge_id=cartridge.identity or None,
+        counted_at=time.time(),
         events=n,
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag

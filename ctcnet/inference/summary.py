@@ -113,6 +113,9 @@ class RunSummary:
     cartridge_id: str | None = None
     # Every count above, from one tally of the events (None in a summary written before it).
     tally: Counts | None = None
+    # When predict made these counts (seconds since the epoch): what a later refusal of the
+    # sample is dated against (the file's time moves with every review decision saved).
+    counted_at: float | None = None
     # The reviewer's decisions counted (review.csv matched to this run); None: none yet.
     reviewed: ReviewedCounts | None = None
 

@@ -245,9 +245,11 @@ def _open_raster(path: Path) -> np.ndarray:
     kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
         with Image.open(path) as im:
-            # Pillow reads a 16-bit colour PNG as 8-bit, its high bytes: told before loading.
+            # Pillow reads a 16-bit colour (or grey + alpha) PNG as 8-bit, its high bytes:
+            # told before loading, and decoded whole below, turned as the tag says.
             wide = im.mode in ("RGB", "RGBA") and \
                 any(";16" in str(tile.args) for tile in im.tile)
+            turn = im.getexif().get(_ORIENTATION, 1) if wide else 1
             im.load()
             if im.mode == "CMYK":
                 raise InputError("a CMYK image: its planes are inks, not the R, G, B planes a "
@@ -263,19 +265,37 @@ def _open_raster(path: Path) -> np.ndarray:
     except Exception as err:  # Pillow raises many types on corrupt/truncated files
         raise InputError(f"not a readable {kind} (corrupt or truncated?): {err}", path) from None
     if wide:
-        arr = _display_levels(path)
+        arr = _turned(_sixteen_bit_png(path), turn)
     if arr.dtype == np.int32:  # PIL's 16-bit grey mode
         arr = arr.astype(np.uint16)
     return np.ascontiguousarray(arr)
 
 
-def _display_levels(path: Path) -> np.ndarray:
-    """A 16-bit colour PNG's (H, W, 3) 8-bit levels: its values must be 8-bit levels stretched
-    by 257 (what saving an 8-bit composite as 16-bit gives). Other 16-bit values are counts,
-    which a composite's display planes are not (as a 16-bit colour TIFF is refused)."""
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _turned(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W, ...) pixels turned as EXIF ``orientation`` (1-8) says, as
+    ``PIL.ImageOps.exif_transpose`` turns an 8-bit image (for the 16-bit ones Pillow cannot
+    hold)."""
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+             7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a)}
+    return np.ascontiguousarray(turns[orientation](arr)) if orientation in turns else arr
+
+
+def _sixteen_bit_png(path: Path) -> np.ndarray:
+    """A 16-bit PNG's pixels that Pillow would cut to their high bytes: a grey + alpha one as
+    (H, W) 16-bit grey; a colour one as (H, W, 3) 8-bit levels, its values being 8-bit levels
+    stretched by 257 (what saving an 8-bit composite as 16-bit gives). Other 16-bit colour
+    values are counts, which a composite's display planes are not (as a 16-bit colour TIFF
+    is refused)."""
     import imagecodecs
 
-    arr = imagecodecs.png_decode(path.read_bytes())[..., :3]
+    arr = imagecodecs.png_decode(path.read_bytes())
+    if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha: the grey plane, as 16-bit grey
+        return arr[..., 0]
+    arr = arr[..., :3]
     if (arr % 257).any():
         raise InputError("a 16-bit colour PNG whose levels are not 8-bit display levels "
                          "stretched (x257): a composite's planes are display levels; give "

@@ -103,27 +103,13 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
     return out
 
 
-def call_probabilities(events: pd.DataFrame) -> np.ndarray:
-    """Per event, the probability the network gives the call shown (``class``, from its
-    ``p_<class>`` column; NaN for a call without one, ``failed``). ``confidence`` is that of
-    the network's own call (``model_class``): an edge-cut event filed as debris, or a call the
-    markers made, would show another class's probability beside its call."""
-    calls = events["class"].astype(str).to_numpy()
-    out = np.full(len(events), np.nan)
-    for name in np.unique(calls):
-        column = f"p_{name}"
-        if column in events:
-            at = calls == name
-            out[at] = events[column].to_numpy(dtype=float)[at]
-    return out
-
-
-def network_call_text(call: str, model_call: str, confidence: float) -> str:
-    """What the network said, where the call shown is another: "" when they agree."""
-    if model_call == call:
-        return ""
+def call_text(call: str, model_call: str, confidence: float) -> str:
+    """A call with the network's probability: "ctc p=0.95"; where the call shown is not the
+    network's (an edge-cut event filed as debris, a call the markers made), the network's call
+    with its probability, "debris (network: ctc p=0.66)": ``confidence`` is the probability
+    of the network's call (under the model's decision rule), never of another class."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
-    return f" (network: {model_call} p={p})"
+    return f"{call} p={p}" if call == model_call else f"{call} (network: {model_call} p={p})"
 
 
 def caption(code: str, confidence: float | None = None,

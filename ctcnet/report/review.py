@@ -30,12 +30,7 @@ from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
 from ctcnet.report.colours import role_colour
 from ctcnet.report.decisions import run_id
-from ctcnet.report.reasons import (
-    call_probabilities,
-    caption_line,
-    event_reasons,
-    network_call_text,
-)
+from ctcnet.report.reasons import call_text, caption_line, event_reasons
 from ctcnet.report.report_page import (  # the page predict writes with the gallery
     counts_table,
     held_text,
@@ -236,13 +231,11 @@ def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
     """Each tile's caption: the event, its call and why it is shown (``reasons``: codes of
     :mod:`ctcnet.report.reasons`, one list per event)."""
     models = events["model_class"] if "model_class" in events else events["class"]
-    return [f"#{e} {f} x={x:.0f} y={y:.0f} {k} p={pk:.2f}" + network_call_text(k, m, p)
-            + (" edge" if ec else "")
+    return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p)}" + (" edge" if ec else "")
             + (f" | {caption_line(codes, p, review_threshold)}" if codes else "")
-            for e, f, x, y, k, pk, m, p, ec, codes in zip(
+            for e, f, x, y, k, m, p, ec, codes in zip(
                 events["event_id"], events["frame_id"], events["x"], events["y"],
-                events["class"], call_probabilities(events), models, events["confidence"],
-                events["edge_cut"], reasons)]
+                events["class"], models, events["confidence"], events["edge_cut"], reasons)]
 
 
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,

@@ -29,13 +29,7 @@ from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
 from ctcnet.report import decisions as D
 from ctcnet.report.agreement import compare_readings
-from ctcnet.report.reasons import (
-    GUARD_PREFIX,
-    call_probabilities,
-    described,
-    event_reasons,
-    reason_filter,
-)
+from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
 from ctcnet.report.review import write_summary_and_page
 from ctcnet.report.review_counts import ReviewTally
 from ctcnet.report.sample_images import SampleImages
@@ -191,9 +185,8 @@ class Sample(SampleImages):
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
                    "edge_cut", "why", "reasons"]
         values = zip(*(self.candidates[c].tolist() for c in columns),
-                     call_probabilities(self.candidates).tolist(),
                      self.candidates.get("model_class", self.candidates["class"]).tolist())
-        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes, call_p,
+        for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes,
                 model_call) in enumerate(values):
             event_id, p = int(event_id), float(p)
             # Unrounded: the page, the reasons and the tile captions round it alike. The words
@@ -205,10 +198,9 @@ class Sample(SampleImages):
             rows.append({"event_id": event_id, "frame_id": str(frame_id),
                          "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
                          # JSON has no NaN: an event without a call has no confidence.
-                         # confidence: the network's call's; call_p: the call shown's.
+                         # It is the network's call's (model_call), which ``call`` may not be.
                          "confidence": p if math.isfinite(p) else None,
                          "model_call": str(model_call),
-                         "call_p": call_p if math.isfinite(call_p) else None,
                          "flagged": bool(review), "edge_cut": bool(edge_cut),
                          "held": any(c.startswith(GUARD_PREFIX) for c in codes),
                          "why": why, "reasons": said[key],

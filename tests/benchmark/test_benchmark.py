@@ -247,8 +247,8 @@ def test_a_benchmark_cartridge_repeats_its_frames_on_purpose(clean_run, tmp_path
     assert all(f.problem is None for f in open_cartridge(target).frames)
 
 
-def test_a_machine_added_to_the_stage_record_keeps_each_stages_largest_multiple():
-    from ctcnet.benchmark.stages import compare_ratios, with_machine
+def test_a_machine_is_held_to_its_own_cpus_record_and_others_to_the_largest():
+    from ctcnet.benchmark.stages import compare_ratios, recorded_ratios, with_machine
 
     first = {"machine": {"cpu": "A"}, "measured": "day 1", "ratios": {"guard": 0.71, "crop": 0.47}}
     second = {"machine": {"cpu": "B"}, "measured": "day 2", "events": 302,
@@ -256,10 +256,14 @@ def test_a_machine_added_to_the_stage_record_keeps_each_stages_largest_multiple(
     merged = with_machine(first, second)
     assert merged["ratios"] == {"guard": 1.02, "crop": 0.47}
     assert [m["measured"] for m in merged["machines"]] == ["day 1", "day 2"]
-    third = with_machine(merged, {**second, "measured": "day 3", "ratios": {"guard": 0.9,
+    # Recorded again on B: its entry replaced, not added to.
+    again = with_machine(merged, {**second, "measured": "day 3", "ratios": {"guard": 0.9,
                                                                               "crop": 0.5}})
-    assert third["ratios"] == {"guard": 1.02, "crop": 0.5} and len(third["machines"]) == 3
-    # Either machine's own figures pass the merged record; a stage 1.5x over it fails.
-    assert not compare_ratios(first["ratios"], merged["ratios"])
-    assert not compare_ratios(second["ratios"], merged["ratios"])
-    assert compare_ratios({"guard": 1.6, "crop": 0.47}, merged["ratios"])
+    assert [m["measured"] for m in again["machines"]] == ["day 1", "day 3"]
+    assert again["ratios"] == {"guard": 0.9, "crop": 0.5}
+    # Each machine against its own record: a guard twice as slow on A is caught there.
+    assert recorded_ratios(merged, "A") == first["ratios"]
+    assert compare_ratios({"guard": 1.4, "crop": 0.47}, recorded_ratios(merged, "A"))
+    assert not compare_ratios(second["ratios"], recorded_ratios(merged, "B"))
+    # A CPU never recorded: the largest of them.
+    assert recorded_ratios(merged, "C") == {"guard": 1.02, "crop": 0.47}

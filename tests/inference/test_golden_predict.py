@@ -4,9 +4,9 @@
 code before that work, on the committed 3-frame cartridge ``tests/data/golden_cartridge`` (scan
 pixel size 0.662 um against the model's 0.64, so crops are resampled), with the shipped model as
 predict picks it on a CPU. Its ``markers_ctc`` column (no golden event has it) was added when
-predict began writing it, and its ``guard`` column gained ``one_cell`` on one of its two
-cluster calls (edge-cut, so filed as debris) when that flag was added; every other column is
-as first written.
+predict began writing it, and its ``guard`` (and ``review``) columns gained ``one_cell`` on
+two of its three cluster calls (cut by the frame edge, so filed as debris) when that flag was
+added; every other column is as first written.
 """
 
 from pathlib import Path

@@ -39,8 +39,23 @@ def test_touching_nuclei_count_two_and_an_elongated_one_counts_one():
     round_ = ellipse((0, 0), 6, 6)
     speck = ellipse((0, 0), 1, 1)                                # under the least half width
     masks = np.stack([pair, apart, trio, long, round_, speck, np.zeros_like(pair)])
-    got = count_nuclei(masks, PIXEL_UM, min_half_width_um=1.6, min_separation_um=2.5)
+    got = count_nuclei(masks, PIXEL_UM, min_half_width_um=1.6, min_dip_um=0.64)
     assert got.tolist() == [2, 2, 3, 1, 1, 0, 0]
+
+
+def test_one_elongated_nucleus_counts_one_whichever_way_it_lies():
+    """On a pixel grid the ridge of a long mask carries several maxima of nearly one height
+    (a count of maxima read two to six nuclei in ellipses near an axis, in a capsule and a
+    rectangle); it is one dome."""
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    capsule = ((np.abs(xx) <= 8) & (np.abs(yy) <= 4)) | (np.hypot(xx - 8, yy) <= 4) | \
+        (np.hypot(xx + 8, yy) <= 4)
+    bar = (np.abs(xx) <= 15) & (np.abs(yy) <= 4)
+    masks = [ellipse((0, 0), a, b, angle) for a, b in ((9, 4.5), (11, 5), (14, 5), (16, 6))
+             for angle in np.linspace(0, np.pi, 36, endpoint=False)] + [capsule, bar]
+    got = count_nuclei(np.stack(masks), PIXEL_UM, min_half_width_um=1.6, min_dip_um=0.64)
+    assert (got == 1).mean() >= 0.97 and got.max() <= 2
+    assert got[-2:].tolist() == [1, 1]
 
 
 def crop(rng, cells, cd45_ring=None, platelets=(), noise=3.0, ring_radius=6):
@@ -58,6 +73,13 @@ def crop(rng, cells, cd45_ring=None, platelets=(), noise=3.0, ring_radius=6):
     for at in platelets:
         x[CD61] += 300 * ellipse(at, 1.5, 1.5)
     return x.astype(np.float32)
+
+
+def test_a_spindle_called_cluster_is_flagged_at_any_angle(rng, spec):
+    angles = [0.0, 0.2, 0.4, np.pi / 4, np.pi / 2, 2.0, 2.9]
+    crops = np.stack([crop(rng, [((0, 0), 14, 5, angle)]) for angle in angles])
+    proba = np.eye(spec.num_classes)[[spec.class_names.index("cluster")] * len(angles)]
+    assert review_flags(crops, proba, spec)["one_cell"].all()
 
 
 def test_a_cluster_call_on_one_cell_is_flagged_and_real_clusters_are_not(rng, spec):
@@ -89,6 +111,21 @@ def test_a_partner_attached_at_one_side_makes_a_cluster(rng, spec):
     m = measure(crops, spec.panel, PIXEL_UM)
     assert (m["exclusion_around_ck"] < 2.0).all()  # the quartile alone reads no partner
     assert (m["partner_um2"][:2] >= 2.0).all() and m["partner_um2"][2] < 2.0
+
+
+def test_ck_leaking_into_a_channel_registered_a_pixel_off_is_no_partner(rng, spec):
+    """A leak the fit takes only where it lines up: a scanner whose CD45 and CD61 images sit a
+    pixel off CK's leaves a rim of CK's copy round the CTC, which must not read as a
+    leukocyte or platelets attached."""
+    crops = []
+    for angle in (0.0, 0.4, 1.2):
+        x = crop(rng, [((0, 0), 14, 5, angle)])
+        leak = 0.05 * (np.roll(x[CK] - 100, 1, axis=1) + np.roll(x[DAPI] - 100, 1, axis=1))
+        x[CD45] += leak
+        x[CD61] += leak
+        crops.append(x)
+    proba = np.eye(spec.num_classes)[[spec.class_names.index("cluster")] * 3]
+    assert review_flags(np.stack(crops), proba, spec)["one_cell"].all()
 
 
 def test_a_cluster_the_fusion_made_of_a_ctc_call_is_checked_as_one(rng, spec):

@@ -501,6 +501,14 @@ def test_a_sample_another_run_held_and_finished_is_not_set_aside(tmp_path):
     held = {"s1": "another ctcnet predict is writing it"}
     run = {e["name"]: e for e in write_run_index(out, ["s1"], 1, held, since=began)["outputs"]}
     assert run["s1"]["status"] == "ok"
+    # Last night's counts, their file saved again by a review decision since this run began:
+    # the refusal is newer than the counts, so s1 reads set aside.
+    (out / "s1" / "summary.json").write_text(json.dumps({"events": 5, "status": "ok",
+                                                          "counted_at": began - 3600}))
+    refused = {"s1": "cartridge.json cannot be read"}
+    run = {e["name"]: e for e in write_run_index(out, ["s1"], 1, refused,
+                                                 since=began)["outputs"]}
+    assert run["s1"] == {"name": "s1", "set_aside": "cartridge.json cannot be read"}
 
 
 def test_shard_gives_each_item_to_exactly_one_rank():

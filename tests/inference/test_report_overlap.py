@@ -18,8 +18,9 @@ from ctcnet.io.panel import load_panel
 from ctcnet.report import review
 
 REPORTED = dict(quiet=True, workers=1, report=review, report_overlap=True)
-# What differs between two runs of the same inputs: how long things took and the memory used.
-TIMING_KEYS = ("timings_s", "events_per_s", "classify_events_per_s", "peak_memory_mb")
+# What differs between two runs of the same inputs: how long, how much memory, and when.
+TIMING_KEYS = ("timings_s", "events_per_s", "classify_events_per_s", "peak_memory_mb",
+               "counted_at")
 
 
 @pytest.fixture(scope="module")

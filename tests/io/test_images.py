@@ -158,3 +158,48 @@ def test_files_that_are_not_one_image_are_refused(tmp_path, rng):
         (tmp_path / name).write_bytes(b"")
         with pytest.raises(InputError, match=rf"{name}: empty file \(0 bytes\)"):
             read_image(tmp_path / name)
+
+
+def test_sixteen_bit_pngs_are_turned_as_tagged_and_grey_alpha_reads_as_grey(tmp_path, rng):
+    """The 16-bit path decodes the file again (Pillow cannot hold 16-bit colour): it turns
+    the pixels as the EXIF tag says, as the 8-bit path does, for every orientation."""
+    import imagecodecs
+    from PIL import Image
+
+    planes = rgb_planes(rng)[:, :6, :4]  # 6 x 4: not square, so a turn shows
+    for tag in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        colour = np.ascontiguousarray(np.moveaxis(planes, 0, -1))
+        Image.fromarray(colour).save(tmp_path / "eight.png", exif=exif)
+        eight, _ = read_image(tmp_path / "eight.png")
+        # the same pixels as 16-bit (x257), the same tag put in by Pillow's writer
+        (tmp_path / "raw16.png").write_bytes(imagecodecs.png_encode(colour.astype(np.uint16)
+                                                                    * 257))
+        with Image.open(tmp_path / "raw16.png") as im:
+            assert im.mode == "RGB"
+        sixteen = _with_exif(tmp_path / "raw16.png", exif)
+        got, _ = read_image(sixteen)
+        assert np.array_equal(got, eight), tag
+    grey = rng.integers(0, 4096, (8, 8)).astype(np.uint16)
+    alpha = np.full((8, 8), 65535, np.uint16)
+    (tmp_path / "la.png").write_bytes(imagecodecs.png_encode(np.stack([grey, alpha], -1)))
+    arr, _ = read_image(tmp_path / "la.png")
+    assert arr.dtype == np.uint16 and np.array_equal(arr[0], grey)
+
+
+def _with_exif(png, exif):
+    """``png`` with an eXIf chunk holding ``exif`` (before its first IDAT), as a camera app
+    writes a 16-bit PNG; returns the new file's path."""
+    import struct
+    import zlib
+
+    data = png.read_bytes()
+    payload = exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif\x00\x00") else \
+        exif.tobytes()
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + \
+        struct.pack(">I", zlib.crc32(b"eXIf" + payload) & 0xFFFFFFFF)
+    at = data.index(b"IDAT") - 4
+    out = png.with_name(png.stem + "_exif.png")
+    out.write_bytes(data[:at] + chunk + data[at:])
+    return out

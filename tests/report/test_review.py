@@ -261,12 +261,11 @@ def test_server_saves_decisions_and_survives_a_restart(served):
     assert cands and {c["why"] for c in cands} >= {"qc"}
     in_gallery = [c for c in cands if "width" in c["tile"]]
     assert in_gallery, "gallery tiles are located on the montage pages"
-    # Beside each call, its own probability; the network's call and its probability apart.
+    # The network's call beside the call shown: the probability is the network call's.
     events = pd.read_parquet(out / "P001" / "events.parquet").set_index("event_id")
     for c in cands:
         row = events.loc[c["event_id"]]
-        assert c["model_call"] == row["model_class"]
-        assert c["call_p"] == pytest.approx(row[f"p_{c['call']}"])
+        assert (c["call"], c["model_call"]) == (row["class"], row["model_class"])
         assert c["confidence"] == pytest.approx(row["confidence"])
     first, second = cands[0], cands[1]
     assert post_decision(server, first["event_id"], "confirm")[0] == 200
@@ -955,12 +954,11 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     assert reasons[3] == ["call", "markers", "low_confidence"] and "markers" not in reasons[1]
     assert tile_labels(events, reasons, 0.9)[3].endswith(
         "| reported call; called by its markers; low p 0.60 < 0.90")
-    # The p beside a call is that call's; where the network called otherwise, it says so.
-    events["p_ctc"], events["p_wbc"] = [0.95, 0.01, 0.3, 0.38], [0.02, 0.97, 0.1, 0.6]
-    events["p_debris"] = [0.03, 0.02, 0.5, 0.02]
+    # The p is the network call's (its posterior under the model's rule): where the call
+    # shown is another, both are named, never another class's p beside the call.
     labels = tile_labels(events, reasons, 0.9)
     assert " ctc p=0.95 " in labels[0] and "network" not in labels[0]
-    assert " ctc p=0.38 (network: wbc p=0.60) " in labels[3]
+    assert " ctc (network: wbc p=0.60) " in labels[3]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def page_state(n: int, gallery: bool = False) -> dict:
                     "page_height": 900, "header": 14, "top": 14, "height": 120}
     candidates = [{
         "event_id": i, "frame_id": "r00c00", "x": 10.0, "y": 20.0, "call": classes[i % 2],
-        "confidence": 0.5, "model_call": classes[i % 2], "call_p": 0.5, "flagged": True,
+        "confidence": 0.5, "model_call": classes[i % 2], "flagged": True,
         "edge_cut": False, "held": False,
         "why": "flagged",
         "reasons": [{"code": "low_confidence", "caption": "low p", "meaning": "low p"}],

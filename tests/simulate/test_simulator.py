@@ -589,13 +589,18 @@ def _ck_elongation(config):
     return np.array(out)
 
 
-def test_elongated_ctcs_are_spindles_and_the_default_draws_are_unchanged():
-    # The knob at its default draws nothing: crops are byte for byte those of a config
-    # without it (so every recorded simulation stands).
-    default = simulate_crops({"ctc_bright": 4}, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=3)
-    again = simulate_crops({"ctc_bright": 4}, PANEL5, SUBTYPE_TAXONOMY, crop_size=48, seed=3,
-                           config=dataclasses.replace(SimConfig(), ctc_elongation=(1.0, 1.0)))
-    np.testing.assert_array_equal(default.images, again.images)
+def test_elongated_ctcs_are_spindles_and_the_default_draws_are_unchanged(monkeypatch):
+    # The knob at its default draws nothing (no random number taken, so every recorded
+    # simulation stands): the stretch is never even called.
+    import ctcnet.simulate.cells as cells
+
+    def never(*args, **kwargs):
+        raise AssertionError("the default simulator stretched a cell")
+
+    monkeypatch.setattr(cells, "_elongated", never)
+    simulate_crops({"ctc_bright": 4, "ctc_dim": 4, "ctc_doublet": 4}, PANEL5, SUBTYPE_TAXONOMY,
+                   crop_size=48, seed=3, config=SimConfig(shape_swap=1.0))
+    monkeypatch.undo()
     native = _ck_elongation(SimConfig.clean())
     spindle = _ck_elongation(SimConfig.clean().with_shift("elongated_ctcs"))
     assert np.median(native) < 1.4 < 1.6 < np.median(spindle)

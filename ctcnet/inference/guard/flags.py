@@ -34,9 +34,9 @@ contradict:
   read as a wide edge.
 * ``one_cell`` (``cluster`` calls): one cell, not a cluster. A cluster is a CTC with
   leukocytes or platelets attached, or two CTCs or more: a ``cluster`` call where no exclusion
-  marker (CD45, CD61, CD66b) lights ``partner_min_um2`` or more of its CK area and the rim
-  round it (beyond what CK and DAPI could leak there: a partner attached at one side), and
-  with one nucleus (:mod:`.nuclei`: two touching nuclei are two bulges of one mask), is a
+  marker (CD45, CD61, CD66b) lights ``partner_min_um2`` or more of a band round its CK area
+  (beyond what CK and DAPI could leak there: a partner attached at one side), and
+  with one nucleus (:mod:`.nuclei`: two touching nuclei are two domes of one mask), is a
   single cell by that definition, most often a CTC whose elongated outline the network took
   for two. Panels without an exclusion marker or DAPI never flag it.
 * ``possible_ctc`` (the guard's other direction): a ``wbc`` or ``debris`` call that shows what
@@ -373,6 +373,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
-        fill("around", holds & (e.col("cd45_over_ck") <= rules.cd45_level))
-        fill("around", clusters & np.isnan(e.col("partner_um2")))
+        # One read for both (the leak fit's cost is mostly its fixed part)
+        fill("around", (holds & (e.col("cd45_over_ck") <= rules.cd45_level)) |
+             (clusters & np.isnan(e.col("partner_um2"))))
         fill("nuclei", clusters & (e.col("partner_um2") < rules.partner_min_um2))

@@ -64,7 +64,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     comparable between crops of one scan), ``exclusion_around_ck`` (the highest, over the
     panel's ``EXCLUSION_ROLES`` channels, upper quartile of the marker over the CK area grown
     by ``rules.around_ck_um``, once what leaks of CK and DAPI could explain is removed),
-    ``partner_um2`` (the part of that grown area, in um^2, where any of those markers is over
+    ``partner_um2`` (the part of a band round the CK area, from ``rules.partner_gap_um`` to
+    ``rules.partner_reach_um`` off its edge, in um^2, where any of those markers is over
     ``rules.cd45_level``: a cell or platelets attached to the object),
     ``dna_edge_um`` (the nucleus's edge width, :func:`_edge_width`, in µm),
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
@@ -361,8 +362,8 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
 
 def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     """``exclusion_around_ck``: the exclusion markers over the CK area and round it; and
-    ``partner_um2``, how much of that area any of them lights: a leukocyte or platelets
-    attached at one side light a tenth or a fifth of it, which its upper quartile never
+    ``partner_um2``, how much of a band round it any of them lights: a leukocyte or platelets
+    attached at one side light a tenth or a fifth of the rim, which its upper quartile never
     reads."""
     panel, rules, disk = batch.panel, batch.rules, batch.disk
     exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
@@ -378,7 +379,13 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
     worst = np.full(int(rows.sum()), -np.inf, np.float32)
     lit = np.zeros(around[:, disk].shape, bool)
-    readable = around[:, disk] & ~clipped[:, disk] & has_area[:, None]
+    # A partner lies beside the object: read it in a band round the CK area that leaves out
+    # the pixels next to its edge, where CK leaking into a channel registered a pixel or two
+    # off (a leak the fit takes only where it lines up) would light a rim all round.
+    area = batch.area[rows]
+    band = grown(area, max(1, int(round(rules.partner_reach_um / batch.pixel_size_um)))) & \
+        ~grown(area, max(1, int(round(rules.partner_gap_um / batch.pixel_size_um)))) & disk
+    readable = band[:, disk] & ~clipped[:, disk] & has_area[:, None]
     caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.max_leak
             for i in exclusion]
     for excess in marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
@@ -408,7 +415,7 @@ def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     rules = batch.rules
     out["nuclei"][rows] = count_nuclei(batch.nucleus(rows), batch.pixel_size_um,
                                        rules.nucleus_min_half_width_um,
-                                       rules.nucleus_min_separation_um)
+                                       rules.nucleus_min_dip_um)
 
 
 _READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns,

@@ -156,21 +156,35 @@ class GuardRules:
     partner_min_um2
         A ``cluster`` call has a partner attached (a leukocyte, a neutrophil, platelets: no
         ``one_cell`` flag) where an exclusion marker is over ``cd45_level`` on at least this
-        much of its CK area grown by ``around_ck_um`` (``partner_um2``), leaks of CK and DAPI
-        taken off. A platelet 2-3 um across touching the CK edge lights 2-5 um^2 of it; noise
-        at that level lights none (it is 6 standard deviations of a 3x3 mean).
+        much of a band round its CK area (``partner_um2``), leaks of CK and DAPI taken off. A
+        platelet 2-3 um across at the CK edge lights 2-5 um^2 of it; noise at that level
+        lights none (6 standard deviations of a 3x3 mean).
+    partner_gap_um
+        ... a band that leaves out the CK area and this much round it: CK leaking at 5-10 %
+        into a channel registered 1-2 pixels off (which the leak fit, taking a copy that lines
+        up, leaves half of) lit up to 66 um^2 of the CK area grown by 2 um round a spindle
+        CTC, and at most 4.5 um^2 (1 of 12 such crops over 2) beyond 1 um ...
+    partner_reach_um
+        ... and reaches this far: a leukocyte attached at one side lights 10-12 um^2 of the
+        band to 3 um, platelets on the rim about 3 (drawn cells: 96-100 % of CTCs with a
+        leukocyte, a neutrophil or platelets attached read a partner, no single CTC or CTC
+        doublet did).
     nucleus_min_half_width_um
         A nucleus counted in a ``cluster`` call's DAPI mask (``nuclei``,
         :func:`.nuclei.count_nuclei`) lies at least this far inside the mask's outline (a
         nucleus at least twice as wide) ...
-    nucleus_min_separation_um
-        ... and at least this far from another counted one. Chosen on simulated crops (seed
-        501, the default model's ``cluster`` calls) with the partner read as the rim's upper
-        quartile (``exclusion_around_ck`` under ``cd45_level``): of 97 single CTCs drawn
-        1.8-3x as long as wide (``--shift elongated_ctcs``) called ``cluster``, all with no
-        partner marker, 1.6 / 2.5 um count one nucleus in 90 (2.0 um apart: 79, 3.2 um: 93);
-        of 147 true clusters called so, 12 read one nucleus and no partner (2.0: 11, 3.2:
-        16). The half width moved neither count between 1.3 and 2.0 um.
+    nucleus_min_dip_um
+        ... and rises at least this far above the waist between it and any other: the
+        distance to the mask's outline dips that much between two touching nuclei, and less
+        along one elongated nucleus's ridge (on a pixel grid a flat ridge carries several
+        maxima a fraction of a pixel apart, which a count of maxima read as two to six
+        nuclei). At 0.64 um/px (the guard reads crops at model scale) 0.64 um counts one
+        nucleus in ellipses up to 3:1 at all of 72 orientations (4:1: 83 %), and two in
+        round pairs whose centres lie 1.8 radii apart, about half of those 1.5 radii apart
+        and few closer (such doublets read as one cell and are flagged for a person). On
+        the spindle CTCs of ``scripts/spindle_ctcs.py`` it flags 157 of the default model's
+        164 cluster calls and 172 of core3's 177 (a count of maxima 2.5 um apart: 152 and
+        152), and 19 of 295 and 24 of 292 true cluster calls (19 and 23).
     area_level
         The CK area's least level (and the DAPI level of the nucleus mask).
     radius_um
@@ -198,8 +212,10 @@ class GuardRules:
     copy_min_area_um2: float = 8.0
     max_clipped_share: float = 0.05
     partner_min_um2: float = 2.0
+    partner_gap_um: float = 1.0
+    partner_reach_um: float = 3.0
     nucleus_min_half_width_um: float = 1.6
-    nucleus_min_separation_um: float = 2.5
+    nucleus_min_dip_um: float = 0.64
     area_level: float = 2.0
     radius_um: float = 12.0
 
