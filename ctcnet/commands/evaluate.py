@@ -137,15 +137,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _summary_lines(report: dict) -> list[str]:
     cnn = report["cnn"]
+    markers = cnn.get("marker_calls")
     lines = [f"{report['n']} crops {report['class_counts']}",
-             f"CNN: macro-F1 {cnn['macro_f1']:.3f}  accuracy {cnn['accuracy']:.3f}  "
-             f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f})"]
+             ("calls (network and markers)" if markers else "CNN") +
+             f": macro-F1 {cnn['macro_f1']:.3f}  accuracy {cnn['accuracy']:.3f}  "
+             f"ECE {cnn['ece']:.3f} (uncalibrated {cnn['ece_uncalibrated']:.3f}; of the "
+             "network's probabilities)"]
+    if markers:
+        changes = ", ".join(f"{k} {v}" for k, v in markers["by_change"].items()) or "none"
+        lines.append(f"  the markers changed {markers['changed']} of the network's calls "
+                     f"({changes}); the network alone: accuracy "
+                     f"{markers['network_accuracy']:.3f}")
     if cnn["ece"] > cnn["ece_uncalibrated"]:
         lines.append("  the model's temperature, fitted on its own validation crops, fits these "
                      "crops worse than none: --calibrate-on VAL_CROPS --save-model refits it")
     for name, pc in cnn["per_class"].items():
         lines.append(f"  {name:10s} P {pc['precision']:.3f}  R {pc['recall']:.3f}  "
                      f"F1 {pc['f1']:.3f}  n {pc['support']}")
+    for name, entry in cnn.get("counted", {}).items():
+        lines.append(f"  {name:10s} as predict counts it: {entry['held']} held by the guard; "
+                     f"counted P {_share(entry['precision'])}  R {_share(entry['recall'])}")
     band = cnn["review_band"]
     if band.get("auto_precision") is not None:
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
@@ -169,6 +180,14 @@ def _summary_lines(report: dict) -> list[str]:
     if not report.get("baselines") and report.get("baseline_training"):
         lines.append(f"baselines: {report['baseline_training']}")
     return lines + [f"note: {w}" for w in report.get("warnings", [])]
+
+
+def _share(entry: dict) -> str:
+    """``0.967 (58/60, 95 % CI 0.89-0.99)``, or ``n/a (0/0)``."""
+    if entry["value"] is None:
+        return f"n/a ({entry['k']}/{entry['n']})"
+    low, high = entry["ci95"]
+    return f"{entry['value']:.3f} ({entry['k']}/{entry['n']}, 95 % CI {low:.2f}-{high:.2f})"
 
 
 def absent_classes_warning(report: dict) -> str | None:

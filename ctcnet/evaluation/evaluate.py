@@ -146,19 +146,21 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     # The calls at the stated prior: their argmax is the call predict makes, their top the
     # confidence its review flag compares with the threshold.
     called = deployment_proba(proba, names, decision)
+    # The review band is the network's own doubt (its top p at the prior), as predict flags it.
+    cnn["review_band"] = review_band(called, y, spec.review_threshold, names)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     if markers_decide:
         # pandas and scipy come with the guard (and with predict, below): only where used.
+        from ctcnet.evaluation.counted import counted_report, marker_changes
         from ctcnet.inference.guard import RULES, crop_set_review
 
         network_calls = calls
-        calls, _ = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
-                                   rules=RULES.for_crops(exported))
+        calls, flags = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
+                                       rules=RULES.for_crops(exported))
         changed = calls != network_calls
-        cnn["marker_calls"] = {
-            "to_ctc": int((changed & (calls == "ctc")).sum()),
-            "to_wbc": int((changed & (calls == "wbc")).sum()),
-            "network_accuracy": float((called.argmax(axis=1) == y).mean()) if y.size else None}
+        cnn["marker_calls"] = {**marker_changes(network_calls, calls), "network_accuracy":
+                               float((called.argmax(axis=1) == y).mean()) if y.size else None}
+        cnn["counted"] = counted_report(y, calls, flags["any"].to_numpy(), names)
         if changed.any():  # the calls as one-hot rows: what the call metrics are made from
             called = called.copy()
             called[changed] = np.eye(len(names))[[names.index(c) for c in calls[changed]]]
@@ -167,7 +169,6 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                     .items() if k in CALL_METRICS})
         if subtypes is not None:
             cnn["recall_by_subtype"] = recall_by_group(y, called.argmax(axis=1), subtypes)
-    cnn["review_band"] = review_band(called, y, spec.review_threshold, names)
     cnn["ece_uncalibrated"] = classification_report(y, softmax(logits), names,
                                                     with_auc=False)["ece"]
     if spec.decision:

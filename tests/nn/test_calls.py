@@ -182,6 +182,15 @@ def test_predict_and_evaluate_read_a_crop_set_at_the_stated_or_estimated_pixel_s
         evaluated = pd.read_csv(ev / "predictions.csv")
         assert predicted["class"].tolist() == evaluated["class"].tolist()
         report = json.loads((ev / "report.json").read_text())
+        # What evaluate says predict counts is what predict counts: per class the calls the
+        # guard held, and the right calls among those counted.
+        guard = predicted["guard"].fillna("")
+        for name, entry in report["cnn"]["counted"].items():
+            called = predicted["class"] == name
+            counted = called & (guard == "")
+            assert entry["held"] == int((called & (guard != "")).sum())
+            assert entry["precision"]["n"] == int(counted.sum())
+            assert entry["precision"]["k"] == int((counted & (predicted["label"] == name)).sum())
         assert report["pixel_size_from"] == summary["pixel_size_from"]
         assert report["pixel_size_um"] == pytest.approx(summary["pixel_size_um"])
 

@@ -1,0 +1,30 @@
+"""ctcnet.evaluation.counted: a crop set's calls as predict counts them, and what the markers
+changed of the network's."""
+
+import numpy as np
+
+from ctcnet.evaluation.counted import counted_report, marker_changes
+
+NAMES = ["ctc", "wbc", "cluster", "debris"]
+
+
+def test_counted_calls_leave_the_held_ones_out_and_say_their_interval():
+    labels = np.array([0, 0, 0, 1, 1, 3])                      # ctc ctc ctc wbc wbc debris
+    calls = np.array(["ctc", "ctc", "wbc", "ctc", "wbc", "debris"], object)
+    held = np.array([False, True, False, True, False, False])
+    out = counted_report(labels, calls, held, NAMES)
+    assert out["ctc"]["held"] == 2
+    assert (out["ctc"]["precision"]["k"], out["ctc"]["precision"]["n"]) == (1, 1)
+    assert (out["ctc"]["recall"]["k"], out["ctc"]["recall"]["n"]) == (1, 3)
+    low, high = out["ctc"]["recall"]["ci95"]
+    assert low < 1 / 3 < high
+    assert "cluster" not in out  # neither called nor present
+    assert out["wbc"]["precision"]["value"] == 0.5  # one of its two counted calls is a CTC
+
+
+def test_every_change_the_markers_made_is_named():
+    network = np.array(["wbc", "ctc", "debris", "ctc", "wbc"], object)
+    final = np.array(["ctc", "ctc", "ctc", "debris", "wbc"], object)
+    out = marker_changes(network, final)
+    assert out == {"changed": 3, "to_ctc": 2, "to_wbc": 0,
+                   "by_change": {"ctc->debris": 1, "debris->ctc": 1, "wbc->ctc": 1}}
