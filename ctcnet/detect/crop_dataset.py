@@ -201,10 +201,11 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         unknown = sorted(set(labels) - set(taxonomy.names))
         if UNLABELLED in unknown and UNLABELLED not in taxonomy.names:
             loose = [p.name for p, label in zip(paths, labels) if label == UNLABELLED]
-            raise InputError(f"{len(loose)} crop(s) lie in the folder itself, in no class "
-                             f"folder, so they have no label (e.g. {loose[0]}): move each "
-                             "into the folder of its class, or list it in a manifest.csv",
-                             root)
+            where = (f"are labelled {UNLABELLED!r} in manifest.csv" if manifest.exists() else
+                     "lie in the folder itself, in no class folder, so they have no label")
+            raise InputError(f"{len(loose)} crop(s) {where} (e.g. {loose[0]}): give each the "
+                             "label of its class (its class folder, or manifest.csv), or "
+                             "leave them out of the set this command scores", root)
         if unknown:
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}", root)
     index = CropIndex(root, panel, paths, labels, samples, splits)

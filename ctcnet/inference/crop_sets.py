@@ -88,6 +88,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         guard=guard_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
+        accuracy_of=int(known.sum()),
         spillover=spillover,
         model_sha256=model_sha256(backend),
         timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})

@@ -194,6 +194,9 @@ class CropRunSummary:
     pixel_size_from: str = "panel.json"
     spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
     model_sha256: str | None = None  # as ModelUsed.sha256
+    # The crops ``accuracy`` is over: those labelled with one of the model's classes (a label
+    # it lacks, "CTC" for "ctc" or "unlabelled", is left out of it).
+    accuracy_of: int | None = None
 
     def to_dict(self) -> dict:
         """The summary as plain data (``spillover`` only when measured)."""

@@ -247,6 +247,14 @@ def test_training_data_with_a_crop_outside_the_class_folders_names_it(tmp_path, 
     _rgb_dataset(tmp_path / "ds", rng, sizes=((40, 52), (36, 30)), labels=("ctc", ""))
     with pytest.raises(InputError, match=r"1 crop\(s\) lie in the folder itself.*P1__001"):
         read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())
+    # Labelled so in a manifest, they lie in a class folder: said as it is.
+    files = sorted(p.relative_to(tmp_path / "ds").as_posix()
+                   for p in (tmp_path / "ds").rglob("*.png"))
+    (tmp_path / "ds" / "manifest.csv").write_text(
+        "path,label\n" + "".join(f"{f},{'unlabelled' if i else 'ctc'}\n"
+                                   for i, f in enumerate(files)))
+    with pytest.raises(InputError, match=r"labelled 'unlabelled' in manifest.csv"):
+        read_crop_index(tmp_path / "ds", taxonomy=default_taxonomy())
 
 
 def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
