@@ -236,9 +236,6 @@ def test_a_second_ctrl_c_while_a_report_is_finished_is_an_interrupt_not_a_failur
 def test_a_report_process_ends_when_predicts_process_is_killed(tmp_path):
     """A parent killed outright (the OOM killer) never tells its report worker: the worker
     sees itself re-parented and ends, rather than live on holding its memory."""
-    import subprocess
-    import sys
-    import time
 
     code = ("import os, sys, threading\n"
             "from ctcnet.inference.report_overlap import _end_with_parent\n"
@@ -250,28 +247,12 @@ def test_a_report_process_ends_when_predicts_process_is_killed(tmp_path):
             "    threading.Event().wait(60)\n"
             "    os._exit(0)\n"
             "threading.Event().wait(60)\n")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    worker = int(parent.stdout.readline())
-    parent.kill()
-    parent.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(worker, 9)
-        pytest.fail("the report process outlived predict's")
+    _assert_the_worker_dies_with_its_parent(code, "the report process outlived predict's")
 
 
 def test_a_report_process_started_after_predict_was_killed_still_ends(tmp_path):
     """predict killed while its report worker still imports: the worker's start runs with
     its parent already gone (re-parented to init), and must still see that and end."""
-    import subprocess
-    import sys
-    import time
 
     code = ("import os, threading, time\n"
             "from ctcnet.inference.report_overlap import _start_process\n"
@@ -285,6 +266,17 @@ def test_a_report_process_started_after_predict_was_killed_still_ends(tmp_path):
             "    threading.Event().wait(60)\n"
             "    os._exit(0)\n"
             "threading.Event().wait(60)\n")
+    _assert_the_worker_dies_with_its_parent(
+        code, "a report process started after predict died outlived it")
+
+
+def _assert_the_worker_dies_with_its_parent(code: str, failure: str) -> None:
+    """Run ``code`` (a parent that forks a worker printing its pid), kill the parent outright
+    and wait up to 20 s for the worker to end; fail with ``failure`` (killing it) if not."""
+    import subprocess
+    import sys
+    import time
+
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     worker = int(parent.stdout.readline())
     parent.kill()
@@ -294,8 +286,7 @@ def test_a_report_process_started_after_predict_was_killed_still_ends(tmp_path):
         try:
             os.kill(worker, 0)
         except ProcessLookupError:
-            break
+            return
         time.sleep(0.05)
-    else:
-        os.kill(worker, 9)
-        pytest.fail("a report process started after predict died outlived it")
+    os.kill(worker, 9)
+    pytest.fail(failure)
