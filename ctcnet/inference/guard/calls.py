@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
-from ctcnet.inference.guard.measurements import measure
+from ctcnet.inference.guard.measurements import measure, measure_for_guard_start
 from ctcnet.inference.guard.rules import (
     FLAGS,
     GUARDED_CLASSES,
@@ -123,11 +123,13 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     markers or the fusion made where the network called another class added to its flags.
     ``max_leak``: :func:`leak_allowance` of the crops."""
     rules = rules.with_leak(max_leak)
-    full = None
+    full = start = None
     if _marker_fusion(spec) and len(crops):
         full = measure(crops, spec.panel, spec.pixel_size_um, rules)
+    elif len(crops):  # measured once for both passes below (the second, when it runs)
+        full, start = measure_for_guard_start(crops, spec, rules)
     flags = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
-                         decision=decision, called=called)
+                         decision=decision, called=called, start=start)
     calls = crop_set_calls(called, flags, crops, proba, spec, decision, rules, measured=full)
     made = (calls != np.asarray(called, object)) & np.isin(calls, GUARDED_CLASSES)
     if made.any():
@@ -135,7 +137,7 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
         # cluster the fusion made of a network's ctc call has its second cell or partner
         # looked for): the checks of the call made are added, none taken away.
         checked = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
-                               decision=decision, called=calls)
+                               decision=decision, called=calls, start=start)
         for rule in FLAG_RULES:
             if rule.calls is not None and set(rule.calls) <= set(GUARDED_CLASSES):
                 flags[rule.flag] = flags[rule.flag].to_numpy() | \
