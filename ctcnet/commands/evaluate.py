@@ -135,6 +135,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 
 
+SAMPLES_SHOWN = 12  # samples (patients) listed on the console; report.json has them all
+
+
 def _summary_lines(report: dict) -> list[str]:
     cnn = report["cnn"]
     markers = cnn.get("marker_calls")
@@ -157,6 +160,14 @@ def _summary_lines(report: dict) -> list[str]:
     for name, entry in cnn.get("counted", {}).items():
         lines.append(f"  {name:10s} as predict counts it: {entry['held']} held by the guard; "
                      f"counted P {_share(entry['precision'])}  R {_share(entry['recall'])}")
+    samples = cnn.get("by_sample", {})
+    for name, entry in list(samples.items())[:SAMPLES_SHOWN]:
+        recall = ", ".join(f"{c} {r['k']}/{r['n']}" for c, r in entry["recall"].items())
+        lines.append(f"  sample {name}: {entry['n']} crops, accuracy {entry['accuracy']:.3f} "
+                     f"(recall {recall})")
+    if len(samples) > SAMPLES_SHOWN:
+        lines.append(f"  ... {len(samples) - SAMPLES_SHOWN} more samples (report.json "
+                     "cnn.by_sample)")
     band = cnn["review_band"]
     if band.get("auto_precision") is not None:
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "

@@ -50,3 +50,23 @@ def marker_changes(network_calls: np.ndarray, calls: np.ndarray) -> dict:
             "to_ctc": int((changed & (calls == "ctc")).sum()),
             "to_wbc": int((changed & (calls == "wbc")).sum()),
             "by_change": dict(sorted(pairs.items()))}
+
+
+def by_sample(labels: np.ndarray, calls: np.ndarray, sample_ids, class_names: list[str]
+              ) -> dict:
+    """Per sample (patient): its crops, the accuracy of the calls, and each class's recall
+    (``{"k", "n"}``): one patient's crops can hold every error of a set."""
+    labels = np.asarray(labels, np.int64)
+    truth = np.asarray(class_names, dtype=object)[labels]
+    calls = np.asarray(calls, dtype=object)
+    samples = np.asarray(sample_ids, dtype=object)
+    out = {}
+    for sample in sorted(set(samples.tolist()), key=str):
+        at = samples == sample
+        right = calls[at] == truth[at]
+        out[str(sample)] = {
+            "n": int(at.sum()), "accuracy": float(right.mean()),
+            "recall": {name: {"k": int((right & (truth[at] == name)).sum()),
+                              "n": int((truth[at] == name).sum())}
+                       for name in class_names if (truth[at] == name).any()}}
+    return out

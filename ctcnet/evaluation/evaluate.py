@@ -173,6 +173,10 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                                                     with_auc=False)["ece"]
     if spec.decision:
         cnn["deployment_rule"] = rule_cost(proba, y, spec)
+    if sample_ids is not None and len(set(sample_ids)) > 1:
+        from ctcnet.evaluation.counted import by_sample
+
+        cnn["by_sample"] = by_sample(y, calls, sample_ids, names)
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,

@@ -28,3 +28,15 @@ def test_every_change_the_markers_made_is_named():
     out = marker_changes(network, final)
     assert out == {"changed": 3, "to_ctc": 2, "to_wbc": 0,
                    "by_change": {"ctc->debris": 1, "debris->ctc": 1, "wbc->ctc": 1}}
+
+
+def test_each_sample_gets_its_accuracy_and_recall():
+    from ctcnet.evaluation.counted import by_sample
+
+    labels = np.array([0, 0, 1, 0, 1, 1])
+    calls = np.array(["ctc", "wbc", "wbc", "ctc", "wbc", "ctc"], object)
+    out = by_sample(labels, calls, ["P2", "P2", "P2", "P1", "P1", "P1"], NAMES)
+    assert list(out) == ["P1", "P2"]
+    assert out["P2"] == {"n": 3, "accuracy": 2 / 3,
+                         "recall": {"ctc": {"k": 1, "n": 2}, "wbc": {"k": 1, "n": 1}}}
+    assert out["P1"]["recall"]["wbc"] == {"k": 1, "n": 2}
