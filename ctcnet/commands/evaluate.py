@@ -209,8 +209,12 @@ def absent_classes_warning(report: dict) -> str | None:
     present = list(report["cnn"]["per_class"])
     over = (f"is {present[0]}'s F1 alone" if len(present) == 1
             else f"averages {', '.join(present)} only")
+    called = report["cnn"].get("absent_predicted") or {}
+    wrong = "; ".join(f"{n} crop(s) called {name}, every one wrong" for name, n in
+                      called.items() if n)
     return (f"the labels hold no {', '.join(absent)}: macro-F1 {over} and says nothing of how "
-            f"{'that class is' if len(absent) == 1 else 'those classes are'} told apart")
+            f"{'that class is' if len(absent) == 1 else 'those classes are'} told apart"
+            + (f" ({wrong}: a negative control's false calls)" if wrong else ""))
 
 
 def _crop_index(folder):

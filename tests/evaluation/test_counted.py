@@ -40,3 +40,15 @@ def test_each_sample_gets_its_accuracy_and_recall():
     assert out["P2"] == {"n": 3, "accuracy": 2 / 3,
                          "recall": {"ctc": {"k": 1, "n": 2}, "wbc": {"k": 1, "n": 1}}}
     assert out["P1"]["recall"]["wbc"] == {"k": 1, "n": 2}
+
+
+def test_a_negative_controls_false_calls_are_said():
+    from ctcnet.commands.evaluate import absent_classes_warning
+
+    report = {"cnn": {"absent_classes": ["ctc"], "per_class": {"wbc": {}, "debris": {}},
+                      "absent_predicted": {"ctc": 2}}}
+    note = absent_classes_warning(report)
+    assert note.startswith("the labels hold no ctc") and "2 crop(s) called ctc, every one wrong" \
+        in note
+    report["cnn"]["absent_predicted"] = {"ctc": 0}
+    assert "wrong" not in absent_classes_warning(report)
