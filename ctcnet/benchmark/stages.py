@@ -131,8 +131,9 @@ def with_machine(baseline: dict, result: dict) -> dict:
     """A record of ``result``'s machine beside those of ``baseline`` (``machines``; one of the
     same CPU is replaced), its top-level multiples each stage's largest. Machines differ in
     how numpy's speed compares with onnxruntime's: the same code measured the guard at 0.71x
-    the model on an AMD EPYC and 0.98x on an Intel Xeon of this project's 2-core kind, every
-    stage 1.3-1.8x apart, so one machine's record fails the other's unchanged code."""
+    the model on an AMD EPYC and 0.98x on an Intel Xeon of this project's 2-core kind, most
+    stages 1.3-1.7x apart (classify and report about 1.1x), so one machine's record fails the
+    other's unchanged code."""
     machines = baseline.get("machines") or [
         {k: baseline[k] for k in ("machine", "measured", "ratios") if k in baseline}]
     machines = [m for m in machines if _cpu(m) != _cpu(result)] + \

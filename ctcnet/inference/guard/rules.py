@@ -182,9 +182,10 @@ class GuardRules:
         nucleus in ellipses up to 3:1 at all of 72 orientations (4:1: 83 %), and two in
         round pairs whose centres lie 1.8 radii apart, about half of those 1.5 radii apart
         and few closer (such doublets read as one cell and are flagged for a person). On
-        the spindle CTCs of ``scripts/spindle_ctcs.py`` it flags 157 of the default model's
-        164 cluster calls and 172 of core3's 177 (a count of maxima 2.5 um apart: 152 and
-        152), and 19 of 295 and 24 of 292 true cluster calls (19 and 23).
+        the spindle CTCs of ``scripts/spindle_ctcs.py`` (with the partner read in the band
+        of ``partner_gap_um`` to ``partner_reach_um``) it flags 159 of the default model's
+        164 cluster calls and 172 of core3's 177, and 23 of 295 and 27 of 292 true cluster
+        calls.
     area_level
         The CK area's least level (and the DAPI level of the nucleus mask).
     radius_um
