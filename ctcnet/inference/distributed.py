@@ -134,25 +134,31 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
                           json.dumps({"reason": reason, "at": at}) + "\n")
 
 
-def _set_aside_since(out: Path, name: str, summary: Path) -> str | None:
+def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> str | None:
     """The reason ``name`` was set aside, when that is newer than its summary.json's counts
-    (``counted_at``; the file's time for a summary without it, which a review decision saved
-    since moves): an output a run finished after the refusal is that run's."""
+    (``counted_at`` of ``read``, the file as read; the file's time for a summary without it,
+    which a review decision saved since moves): an output a run finished after the refusal
+    is that run's."""
     try:
         record = json.loads((Path(out) / SET_ASIDE_DIR / f"{name}.json").read_text())
     except (OSError, ValueError):
         return None
-    if summary.exists() and _counted_at(summary) > float(record.get("at", 0)):
+    if summary.exists() and _counted_at(summary, read) > float(record.get("at", 0)):
         return None
     return str(record.get("reason"))
 
 
-def _counted_at(summary: Path) -> float:
-    """When a summary's counts were made: its ``counted_at``, else the file's time."""
+def _read_summary(summary: Path) -> dict | None:
+    """A summary.json as read, or None (no file, or not readable)."""
     try:
-        counted = json.loads(summary.read_text()).get("counted_at")
+        return json.loads(summary.read_text())
     except (OSError, ValueError):
-        counted = None
+        return None
+
+
+def _counted_at(summary: Path, read: dict | None) -> float:
+    """When a summary's counts were made: its ``counted_at``, else the file's time."""
+    counted = (read or {}).get("counted_at")
     return float(counted) if counted is not None else summary.stat().st_mtime
 
 
@@ -167,11 +173,13 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     entries = []
     for name in sample_ids:
         path = Path(out) / name / "summary.json"
-        reason = _set_aside_since(out, name, path)
+        read = _read_summary(path)  # once, for the set-aside date and the entry
+        reason = _set_aside_since(out, name, path, read)
         if reason is not None:
             entries.append({"name": name, "set_aside": reason})
         elif path.exists():
-            summary = json.loads(path.read_text())
+            # (one that cannot be read is read again, so that its error is raised)
+            summary = read if read is not None else json.loads(path.read_text())
             entries.append({"name": name, "summary": f"{name}/summary.json",
                             "events": summary.get("events", summary.get("crops")),
                             "counts": summary.get("counts", {}),
