@@ -153,15 +153,21 @@ class _TiffDamageLog(logging.Handler):
         logging.getLogger("tifffile").removeHandler(self)
 
 
+def _checked_image_file(path: Path) -> int:
+    """An image file's size, refused (one line) when it is no regular file or holds nothing."""
+    check_regular_file(path, "an image")
+    size = path.stat().st_size
+    if not size:
+        raise InputError("empty file (0 bytes)", path)
+    return size
+
+
 def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Read a (C, H, W) TIFF (one page per channel or an OME stack) and its channel names."""
     import tifffile
 
     path = Path(path)
-    check_regular_file(path, "an image")
-    size = path.stat().st_size
-    if not size:
-        raise InputError("empty file (0 bytes)", path)
+    size = _checked_image_file(path)
     try:
         # tifffile logs (rather than raises) some damage, e.g. pages past the end of a
         # truncated file; such a file must be refused, never silently read as zeros.
@@ -239,9 +245,7 @@ def _open_raster(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
 
     path = Path(path)
-    check_regular_file(path, "an image")
-    if not path.stat().st_size:
-        raise InputError("empty file (0 bytes)", path)
+    _checked_image_file(path)
     kind = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     try:
         with Image.open(path) as im:
