@@ -366,6 +366,45 @@ def test_dapi_that_is_a_copy_of_ck_is_no_nucleus(rng, spec):
     assert not flags["no_dna"][:2].any()
 
 
+def blurred_copy(rng, share=0.25, wider_px=1.2, peak=800.0):
+    """A CK+ vesicle 5 px across whose CK leaks ``share`` into DAPI, the DAPI optics blurring
+    it ``wider_px`` wider than CK's: its DAPI is a copy of CK in all but the blur."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    body = (np.hypot(yy, xx) <= 2.5).astype(np.float64)
+    ck = gaussian_filter(body, 1.5)
+    light = np.zeros((5, SIZE, SIZE))
+    light[CK] = peak * ck / ck.max()
+    light[DAPI] = share * peak * gaussian_filter(body, np.hypot(1.5, wider_px)) / ck.max()
+    photons = rng.normal(0, 1, light.shape) * np.sqrt(light)
+    return (100.0 + light + photons + rng.normal(0, 3.0, light.shape)).astype(np.float32)
+
+
+def test_one_body_lit_in_dapi_and_ck_is_no_nucleus_in_a_cytoplasm(rng, spec):
+    """A vesicle whose DAPI is a copy of its CK blurred a little wider reads past the copy
+    level one way (its DAPI has a little shape of its own: the wider blur), but neither
+    channel has a shape of its own over the other: one body lit in both, held as a copy. A
+    nucleus inside a cytoplasm has a shape of its own both ways. CK's own shape is read on
+    the ``ctc`` calls that need it, as predict's guard reads it (``measure_for_guard``)."""
+    from ctcnet.inference.guard import measure_for_guard
+
+    crops = np.stack([blurred_copy(rng), blurred_copy(rng), cell(rng), blurred_copy(rng)])
+    full = measure(crops, spec.panel, 0.64)
+    assert (full["dna_own_structure"][[0, 1, 3]] > RULES.copy_level).all()
+    assert (full["dna_own_structure"][[0, 1, 3]] < RULES.body_level).all()
+    assert (full["ck_own_structure"][[0, 1, 3]] < RULES.body_level).all()
+    calls = onehot(["ctc", "cluster", "ctc", "wbc"], spec)
+    for measured in (None, measure_for_guard(crops, spec), full):
+        flags = review_flags(crops, calls, spec, measured=measured)
+        assert flags["dna_copies_ck"].tolist() == [True, True, False, False]
+    # Each direction alone is not enough: a DAPI read near a copy over CK with a shape of its
+    # own (dim, textured CK over a nucleus) stays a nucleus.
+    own_ck = full.copy()
+    own_ck.loc[0, "ck_own_structure"] = 2.0
+    assert not review_flags(crops, calls, spec, measured=own_ck)["dna_copies_ck"][0]
+
+
 def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):
     """The card's guard line: what the guard catches and what it costs (right CTC calls it
     holds leave the automatic count too)."""

@@ -19,6 +19,9 @@ contradict:
   every channel (autofluorescent debris, a dye blob). The share of the copy is free, so the
   check needs no leak estimate and holds at any spillover; the noise is read from the
   residual itself, so it holds at any brightness.
+  It fires too where both channels read as copies of each other (DAPI over CK and CK over
+  DAPI both under ``body_level``): one body lit in both, such as a vesicle whose CK leaks
+  strongly into DAPI, whose copy alone reads within the copies' own noise spread.
 * ``low_dna``: DAPI inside the object, but far less DNA than a nucleus holds: its DAPI content
   under ``dna_share`` of the median leukocyte's in the same frame (a crop set: the same
   sample). A CTC fragment's nuclear speck passes ``no_dna`` but holds a few per cent of a
@@ -132,6 +135,15 @@ class Evidence:
         """DAPI over the CK area no more than a copy of CK."""
         with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
             return self.col("dna_own_structure") < self.rules.copy_level
+
+    @property
+    def one_body(self) -> np.ndarray:
+        """DAPI and CK each no more than a copy of the other (read after
+        ``ck_own_structure`` is): one body lit in both channels."""
+        level = self.rules.body_level
+        with np.errstate(invalid="ignore"):
+            return (self.col("dna_own_structure") < level) & \
+                (self.col("ck_own_structure") < level)
 
     @property
     def ck_copies_dna(self) -> np.ndarray:
@@ -262,7 +274,8 @@ FLAG_RULES = (
     FlagRule("no_dna", GUARDED_CLASSES, lambda e: e.no_dna_in_ck),
     # Each contradiction is measured once per event: the flags and the doubt route read the
     # same arrays. A CK area without DNA is ``no_dna``, not a copy.
-    FlagRule("dna_copies_ck", GUARDED_CLASSES, lambda e: ~e.no_dna_in_ck & e.dna_copies_ck),
+    FlagRule("dna_copies_ck", GUARDED_CLASSES,
+             lambda e: ~e.no_dna_in_ck & (e.dna_copies_ck | e.one_body)),
     FlagRule("low_dna", GUARDED_CLASSES, lambda e: e.has_ck_area & e.little_dna),
     FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.col("ck_area") == 0,
              applies=lambda e: not set(e.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES)),
@@ -345,7 +358,8 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
                             batch=None) -> None:
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
-    CK's own shape on the possible CTCs, CD45 on ``ctc`` calls and on the possible CTCs whose
+    CK's own shape on the possible CTCs and on the ``ctc`` and ``cluster`` calls whose DAPI
+    reads near a copy of CK, CD45 on ``ctc`` calls and on the possible CTCs whose
     route holds, the exclusion markers over and round the CK area where CD45 is not lit and on
     ``cluster`` calls, and the nuclei of the cluster calls that no partner marker makes a
     cluster. Elsewhere a column stays NaN: every flag comes out as it would with it read.
@@ -369,7 +383,12 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
             column[rows] = values[rows]
             e.set_col(col, column)
 
-    fill("ck_own", candidates)
+    # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
+    # close to a copy of CK (``one_body``).
+    with np.errstate(invalid="ignore"):
+        near_copy = e.is_call(GUARDED_CLASSES) & \
+            (e.col("dna_own_structure") < rules.body_level)
+    fill("ck_own", candidates | near_copy)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
