@@ -49,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     print("[2/3] classifying every event with the shipped model")
     t0 = time.perf_counter()
     # No --model: predict takes the shipped model, through onnxruntime when its ONNX export
-    # matches the checkpoint (the fast CPU path), else through torch.
-    rc = ctcnet(["predict", str(cartridge), "--out", str(results)])
+    # matches the checkpoint (the fast CPU path), else through torch. --overwrite: the results
+    # folder is the demo's own, classified anew by the model and code installed now (predict
+    # refuses to add to a run that an earlier version or model left there).
+    rc = ctcnet(["predict", str(cartridge), "--out", str(results), "--overwrite"])
     if rc:
-        print("prediction failed or is not available in this build", file=sys.stderr)
+        print("prediction failed (its message is above)", file=sys.stderr)
         return rc
     print(f"      done in {time.perf_counter() - t0:.1f} s")
 

@@ -19,3 +19,20 @@ def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
     assert drawn > 0 and sum(told) == drawn  # every drawn CTC accounted for, once
     results = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
     assert f"ctcnet review {results}" in out
+
+
+def test_the_demo_runs_again_over_results_an_earlier_version_left(tmp_path, capsys):
+    """A second ``./run demo`` after an upgrade classifies anew: the results folder is the
+    demo's own, and predict would refuse to add to a run made with other settings."""
+    import json
+
+    demo = load_script(Path(__file__).resolve().parents[2] / "scripts" / "demo.py")
+    args = ["--frames", "1", "--events-per-frame", "300", "--out", str(tmp_path)]
+    assert demo.main(args) == 0
+    manifest = next((tmp_path / "results").glob("*/parts/run.json"))
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "guard": {"an": "earlier version's"}}))
+    capsys.readouterr()
+    assert demo.main(args) == 0
+    assert "reusing the demo cartridge" in capsys.readouterr().out
+    assert json.loads(manifest.read_text()) == record
