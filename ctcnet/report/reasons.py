@@ -31,8 +31,9 @@ GUARD_PREFIX = "guard:"
 GUARD_FLAGS = {
     "cd45_positive": ("CD45 over CK", "CD45 over the CK area (a CTC is CD45 negative)"),
     "no_dna": ("no DNA in CK", "no DAPI inside the CK area (no nucleus: a fragment?)"),
-    "dna_copies_ck": ("DAPI copies CK", "the DAPI inside the CK area is only a copy of CK (a "
-                      "leak or autofluorescence, not a nucleus)"),
+    "dna_copies_ck": ("DAPI copies CK", "the DAPI inside the CK area is only a copy of CK, or "
+                      "the two are one body lit in both (a leak or autofluorescence, not a "
+                      "nucleus)"),
     "low_dna": ("low DNA", "far less DNA than the frame's leukocytes hold (a fragment?)"),
     "no_ck": ("no CK", "no CK area"),
     "out_of_focus": ("out of focus", "the nucleus's edge is blurred wider than the frame's "
