@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = argv  # for a command that runs itself again in child processes
     setup_logging(args.verbose, args.log_quiet)
     if args.log_quiet and hasattr(args, "quiet"):  # the command's own lines go quiet too
         args.quiet = True

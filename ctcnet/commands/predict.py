@@ -17,6 +17,7 @@ from ctcnet.commands.evaluate import (
     add_pixel_size_argument,
     add_prior_argument,
 )
+from ctcnet.commands.predict_processes import MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, note_set_aside, write_run_index
@@ -59,6 +60,13 @@ def add_arguments(parser) -> None:
                              "frames as torchrun's ranks are), for job arrays on many "
                              "machines, e.g. SLURM: --shard "
                              "$((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT")
+    parser.add_argument("--processes", default="auto", metavar="N",
+                        help="predict processes on this machine that share the inputs, each "
+                             "on the same device (default auto: one per four cores, at most "
+                             f"{MAX_AUTO_PROCESSES}, when the model runs on a GPU and there are "
+                             "several inputs; one on a CPU, whose model takes every core)")
+    # One child's share of a --processes run (balanced by frames, as torchrun's ranks are).
+    parser.add_argument("--process-share", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
@@ -163,11 +171,23 @@ def run(args) -> int:
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     shard = parse_shard(args.shard)
+    share = parse_shard(args.process_share) if args.process_share else None
+    names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
+    if share is None:
+        processes = _processes(args, shard, len(names))
+        if processes > 1:
+            from ctcnet.commands.predict_processes import run_in_processes, say_outcome
+
+            status = run_in_processes(args._argv, processes)
+            index = write_run_index(out, names, processes)
+            if not args.quiet:
+                say_outcome(index, out)
+            return status
     with distributed_context(args.device) as (info, device):
         if shard and info.world_size > 1:
             raise InputError("--shard splits the inputs between separate jobs; under torchrun "
                              "the processes split them already")
-        rank, world_size = shard or (info.rank, info.world_size)
+        rank, world_size = share or shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
@@ -179,10 +199,30 @@ def run(args) -> int:
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
-    if info.is_main:
-        names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
+    if info.is_main and share is None:  # a --processes parent writes it once all have ended
         write_run_index(out, names, world_size, set_aside, started)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
+
+
+def _processes(args, shard, inputs: int) -> int:
+    """How many processes run this job's ``inputs`` (``--processes``; 1 under torchrun, with
+    ``--shard`` or when the command line is not known, as when ``run`` is called directly)."""
+    from ctcnet.commands.predict_processes import auto_processes, parse_processes
+    from ctcnet.inference.distributed import env_info
+
+    asked = parse_processes(args.processes)
+    split_elsewhere = shard is not None or env_info().world_size > 1
+    if asked is not None and asked > 1 and split_elsewhere:
+        raise InputError("--processes shares one job's inputs between processes on this "
+                         "machine; with --shard or under torchrun the inputs are split already: "
+                         "give one or the other")
+    if split_elsewhere or getattr(args, "_argv", None) is None or inputs < 2:
+        return 1
+    if asked is None:
+        from ctcnet.inference.backends import cpu_cores, runs_on_cpu
+
+        return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores())
+    return min(asked, inputs)
 
 
 def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict) -> int:

@@ -1,0 +1,112 @@
+"""``ctcnet predict --processes N``: one machine's inputs shared between predict processes.
+
+The children are real processes (``python -m ctcnet``); their outputs must be those of one
+process, the run's index written once, and a refused input must still fail the run.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import save_tiny_model
+
+import ctcnet
+from ctcnet.cli import main
+from ctcnet.commands.predict_processes import (
+    MAX_AUTO_PROCESSES,
+    auto_processes,
+    child_command,
+    exit_status,
+    parse_processes,
+)
+from ctcnet.errors import InputError
+from ctcnet.io.panel import load_panel
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    """Three small cartridges (of 2, 3 and 1 frames) and an untrained model."""
+    from ctcnet.simulate import simulate_cartridge
+
+    base = tmp_path_factory.mktemp("processes")
+    for i, frames in enumerate((2, 3, 1)):
+        simulate_cartridge(base / "scans" / f"c{i}", load_panel(None), num_frames=frames,
+                           frame_shape=(192, 256), seed=10 + i, events_per_frame=20,
+                           sample_id=f"sample_{i}", rare_rates={"ctc": 0.2})
+    model = save_tiny_model(base / "model.pt", crop_size=48, width=8)[0]
+    return base, model
+
+
+def _args(base, model, out, *more):
+    return ["predict", str(base / "scans"), "--model", str(model), "--out", str(out),
+            "--device", "cpu", "--no-report", "--workers", "0", *more]
+
+
+@pytest.mark.slow  # starts two Python processes that import torch
+def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsys):
+    base, model = scans
+    assert main(_args(base, model, base / "one", "--quiet")) == 0
+    assert main(_args(base, model, base / "two", "--processes", "2")) == 0
+    said = capsys.readouterr().out
+    one = json.loads((base / "one" / "run.json").read_text())
+    two = json.loads((base / "two" / "run.json").read_text())
+    assert one["world_size"] == 1 and two["world_size"] == 2
+    assert [e["name"] for e in two["outputs"]] == ["sample_0", "sample_1", "sample_2"]
+    for a, b in zip(one["outputs"], two["outputs"]):
+        assert a["counts"] == b["counts"] and a["held"] == b["held"]
+        assert a["status"] == b["status"] == "ok"
+        events = [pd.read_parquet(base / run / a["name"] / "events.parquet")
+                  for run in ("one", "two")]
+        pd.testing.assert_frame_equal(events[0], events[1])
+        assert f"{a['name']}: ok, {a['events']} events" in said  # one line per input
+
+
+@pytest.mark.slow
+def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(scans, tmp_path):
+    import shutil
+
+    base, model = scans
+    shutil.copytree(base / "scans", tmp_path / "scans")
+    (tmp_path / "scans" / "c1" / "panel.json").write_text("{not json")
+    assert main(_args(tmp_path, model, tmp_path / "out", "--processes", "2", "--quiet")) == 2
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    by_name = {e["name"]: e for e in run["outputs"]}
+    assert "set_aside" in by_name["c1"]  # its folder's name: its metadata is unreadable
+    assert by_name["sample_0"]["status"] == by_name["sample_2"]["status"] == "ok"
+
+
+def test_processes_and_a_shard_are_one_or_the_other(scans, capsys):
+    base, model = scans
+    assert main(_args(base, model, base / "x", "--processes", "2", "--shard", "1/2")) == 2
+    assert "give one or the other" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_a_bad_process_count_is_refused(bad):
+    with pytest.raises(InputError, match="--processes"):
+        parse_processes(bad)
+
+
+def test_auto_runs_one_process_on_a_cpu_and_one_per_four_cores_beside_a_gpu():
+    assert parse_processes("auto") is None and parse_processes("3") == 3
+    assert auto_processes(10, on_gpu=False, cores=64) == 1
+    assert auto_processes(10, on_gpu=True, cores=16) == MAX_AUTO_PROCESSES == 4
+    assert auto_processes(10, on_gpu=True, cores=8) == 2
+    assert auto_processes(10, on_gpu=True, cores=3) == 1
+    assert auto_processes(2, on_gpu=True, cores=16) == 2  # no more processes than inputs
+
+
+def test_a_child_is_the_parents_command_as_one_quiet_share():
+    command = child_command(["-v", "predict", "in", "--out", "o", "--processes", "4"], 2, 4)
+    assert command[4:] == ["-v", "predict", "in", "--out", "o", "--processes", "4",
+                           "--processes", "1", "--quiet", "--process-share", "2/4"]
+    assert command[3] == str(Path(ctcnet.__file__).parents[1])  # the parent's ctcnet
+
+
+def test_the_runs_status_puts_an_interrupt_then_a_refusal_first():
+    assert exit_status([0, 0]) == 0
+    assert exit_status([3, 2, 0]) == 2
+    assert exit_status([0, 3]) == 3
+    assert exit_status([2, 130]) == 130
+    assert exit_status([0, 1]) == 1
