@@ -59,7 +59,9 @@ def run_batch(scans: Path, out: Path, processes: str, extra: list[str]) -> dict:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     summaries = {p.parent.name: json.loads(p.read_text())
                  for p in sorted(out.glob("*/summary.json"))}
-    return {"processes": processes, "wall_s": round(wall, 2),
+    ran_in = json.loads((out / "run.json").read_text())["world_size"]  # what auto chose
+    return {"processes": processes if processes == str(ran_in) else f"{processes} ({ran_in})",
+            "wall_s": round(wall, 2),
             "cartridges": len(summaries),
             "events": sum(s["events"] for s in summaries.values()),
             "counts": {name: s["counts"] for name, s in summaries.items()},
