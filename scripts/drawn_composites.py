@@ -124,9 +124,27 @@ def draw_cell(kind: str, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def write_drawn_set(out: Path, per_kind: int, seed: int = 0) -> Path:
+def with_scale_bar(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image with what a published figure burns into it: a white scale bar of a third of
+    its width in a bottom corner and its label (\"5 um\") above it, in pure white (255 in
+    every plane: bright CK, CD45 and DAPI at once)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    h, w = rgb.shape[:2]
+    length, thick, margin = w // 3, max(2, h // 40), max(3, w // 25)
+    x0 = margin if rng.random() < 0.5 else w - margin - length
+    y0 = h - margin - thick
+    draw.rectangle([x0, y0, x0 + length - 1, y0 + thick - 1], fill=(255, 255, 255))
+    draw.text((x0, y0 - thick - 11), "5 um", fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+def write_drawn_set(out: Path, per_kind: int, seed: int = 0, scale_bar: bool = False) -> Path:
     """A crop folder of drawn composites (class folders ctc and wbc, panel.json for RGB
-    composites without a pixel size), written once."""
+    composites without a pixel size), written once; ``scale_bar``: each with a scale bar and
+    its label burnt in (:func:`with_scale_bar`), the cells the same as without."""
     from PIL import Image
 
     from ctcnet.detect.crop_dataset import write_manifest
@@ -141,7 +159,10 @@ def write_drawn_set(out: Path, per_kind: int, seed: int = 0) -> Path:
         (out / label).mkdir(parents=True, exist_ok=True)
         for i in range(per_kind):
             name = f"{label}/{kind}_{i:03d}." + ("png" if i % 2 else "jpg")
-            image = Image.fromarray(draw_cell(kind, rng))
+            rgb = draw_cell(kind, rng)
+            if scale_bar:  # its own generator: the cells stay those drawn without bars
+                rgb = with_scale_bar(rgb, np.random.default_rng([seed, len(rows)]))
+            image = Image.fromarray(rgb)
             image.save(out / name, **({"quality": 90} if name.endswith("jpg") else {}))
             rows.append((name, label, kind, ""))
     atomic_write_text(out / "panel.json", json.dumps(
@@ -178,10 +199,14 @@ def main(argv=None) -> int:
     parser.add_argument("--per-kind", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "drawn_composites_output")
+    parser.add_argument("--scale-bar", action="store_true",
+                        help="burn a white scale bar and its label into each image, as "
+                             "published figures do")
     args = parser.parse_args(argv)
     from ctcnet.inference.backends import load_backend
 
-    root = write_drawn_set(args.out / "data", args.per_kind, args.seed)
+    root = write_drawn_set(args.out / ("data-scale-bar" if args.scale_bar else "data"),
+                           args.per_kind, args.seed, args.scale_bar)
     for name in args.model or ["ctcnet-core3-export"]:
         backend = load_backend(name)
         for how in ("fit", "auto"):
