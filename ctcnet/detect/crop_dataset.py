@@ -34,6 +34,7 @@ import numpy as np
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.pixel_size import estimate_pixel_size, fitted_pixel_sizes
 from ctcnet.errors import InputError
+from ctcnet.io.annotations import without_annotations
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -83,9 +84,10 @@ class CropIndex:
         return replace(self, panel=source.subset(indices), file_panel=source,
                        channels=tuple(indices))
 
-    def read(self, i: int, min_size: int = 0) -> np.ndarray:
-        """Crop ``i`` as (C, H, W) in ``self.panel``'s channel order, its stored dtype."""
-        arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size)
+    def read(self, i: int, min_size: int = 0, marks: list[int] | None = None) -> np.ndarray:
+        """Crop ``i`` as (C, H, W) in ``self.panel``'s channel order, its stored dtype
+        (``marks``: see :func:`read_crop`)."""
+        arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size, marks)
         return arr if self.channels is None else arr[list(self.channels)]
 
     def class_counts(self) -> dict[str, int]:
@@ -289,8 +291,14 @@ def _manifest_path(root: Path, written: str) -> Path:
     return path
 
 
-def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
-    """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype."""
+def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
+              marks: list[int] | None = None) -> np.ndarray:
+    """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
+
+    A colour composite's burnt-in scale bar and its label are filled from the pixels round
+    them (:func:`ctcnet.io.annotations.without_annotations`); ``marks``, when given, gets the
+    number of pixels filled in a crop that had any.
+    """
     arr, names = read_image(path)
     if panel.composite == "rgb" and not is_rgb_composite(arr):
         raise InputError(f"panel.json says the crops are RGB composites, but this file holds "
@@ -309,6 +317,10 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0) -> np.ndarray:
     if min(arr.shape[1:]) < min_size:
         raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
                          f"input {min_size}x{min_size}", path)
+    if panel.composite == "rgb":
+        arr, filled = without_annotations(arr)
+        if filled and marks is not None:
+            marks.append(filled)
     return arr
 
 
@@ -324,11 +336,11 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
     and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
     crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
     """
-    out, errors, first_of = None, [], {}
+    out, errors, first_of, marks = None, [], {}, []
     cut = padded = rescaled = 0
     for i in range(len(index)):
         try:
-            arr = index.read(i, min_size)
+            arr = index.read(i, min_size, marks)
         except InputError as err:  # read on: every bad crop is named at once, not one a run
             errors.append(err)
             continue
@@ -362,6 +374,10 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
                     "cells read as faint specks (called debris)", index.root, rescaled,
                     len(index))
     warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
+    if marks:
+        log.info("crop dataset %s: %d of %d crops show a scale bar burnt in (white, read as "
+                 "every marker at once): it and its label were filled from the pixels round "
+                 "them before reading", index.root, len(marks), len(index))
     return out
 
 

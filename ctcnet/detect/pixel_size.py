@@ -46,12 +46,19 @@ FIT_CELL_UM = 12.0
 def _smoothed_over_ring(x: np.ndarray):
     """A (C, H, W) crop smoothed (sigma 1 px, or 1 % of the side), with each channel's
     background level and noise read on its outer ring (display scaling, offsets and a clipped
-    black background do not matter)."""
+    black background do not matter), the noise at least detection's floor for such a crop
+    (:func:`~ctcnet.detect.detection.noise_floor`: one level on 8-bit display levels, whose
+    clipped black reads as no noise at all; a plane that holds nothing but a level or two of
+    noise, a CTC's CD45 in a PNG, was otherwise lit everywhere and the whole image read as
+    the cell)."""
     from scipy import ndimage
+
+    from ctcnet.detect.detection import noise_floor
 
     h, w = x.shape[1:]
     ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]
     level, noise = background_and_noise(ring, "linear")
+    noise = np.maximum(noise, noise_floor(x))
     sigma = max(1.0, min(h, w) / 100)
     return ndimage.gaussian_filter(x, (0, sigma, sigma)), level, noise
 
