@@ -24,6 +24,10 @@ of CK in the CD45 channel, 15-30 %, on 30 % of CTCs), blurred, the nucleus satur
 little noise and saved as PNG or JPEG.
 
     python scripts/drawn_composites.py [--model ctcnet-core3-export] [--per-kind 20] [--out DIR]
+        [--scale-bar]
+
+``--scale-bar`` draws the same cells with a white scale bar and its label burnt in, as
+published figures carry them.
 
 Reports per kind the share called ``ctc`` (target: CTC kinds called ``ctc``, leukocyte kinds
 never), reading the folder as ``ctcnet predict`` does (``--pixel-size fit`` and ``auto``).
