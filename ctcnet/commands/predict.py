@@ -4,7 +4,8 @@ Outputs per cartridge under ``OUT/<sample_id>/``: events.csv, events.parquet, su
 gallery/*.png, index.html and the resume journal parts/. Rerunning on the same OUT resumes.
 Under ``torchrun`` the cartridges are shared across the processes (see
 ctcnet.inference.distributed); ``--shard K/N`` shares them between the jobs of an array on
-many machines, with no process group.
+many machines, with no process group; ``--processes N`` between processes on this machine
+(ctcnet.commands.predict_processes).
 """
 
 from __future__ import annotations
@@ -178,6 +179,11 @@ def run(args) -> int:
         if processes > 1:
             from ctcnet.commands.predict_processes import run_in_processes, say_outcome
 
+            if not args.quiet:
+                import sys
+
+                print(f"{len(names)} inputs in {processes} processes (--processes): one line "
+                      "for each once they have all ended", file=sys.stderr)
             status = run_in_processes(args._argv, processes)
             index = write_run_index(out, names, processes)
             if not args.quiet:

@@ -5,8 +5,8 @@ device.
 A predict process reads, detects, crops and measures frames in threads of one Python
 interpreter, and much of that work holds the interpreter's lock: beside a GPU most of a
 server's cores wait. Processes do not share the lock. On one H200 with 16 cores, four
-processes ran a batch of four 175-frame cartridges in half the wall time of one, with the same
-counts (``scripts/bench_batch.py``, docs/benchmarks-gpu.md); on two CPU cores, where the model
+processes ran a batch of four 175-frame cartridges in 0.5-0.6 of the wall time of one, with the
+same counts (``scripts/bench_batch.py``, docs/benchmarks-gpu.md); on two CPU cores, where the model
 already takes both, they gained nothing.
 
 The children run the parent's ctcnet with its own command line, ``--processes 1``,
@@ -28,8 +28,8 @@ from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# Processes chosen beside a GPU: one per four cores, at most this many (four measured twice as
-# fast as one on 16 cores; more share the one GPU and the memory of more frames in flight).
+# Processes chosen beside a GPU: one per four cores, at most this many (four ran 1.7-2x the
+# cartridges an hour of one on 16 cores; more share the one GPU and hold more frames in memory).
 MAX_AUTO_PROCESSES = 4
 # Seconds the children get to stop on an interrupt of their own before it is passed on.
 INTERRUPT_GRACE_S = 10.0
