@@ -18,7 +18,7 @@ from ctcnet.commands.evaluate import (
     add_pixel_size_argument,
     add_prior_argument,
 )
-from ctcnet.commands.predict_processes import MAX_AUTO_PROCESSES
+from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, note_set_aside, write_run_index
@@ -66,8 +66,10 @@ def add_arguments(parser) -> None:
                              "on the same device (default auto: one per four cores, at most "
                              f"{MAX_AUTO_PROCESSES}, when the model runs on a GPU and there are "
                              "several inputs; one on a CPU, whose model takes every core)")
-    # One child's share of a --processes run (balanced by frames, as torchrun's ranks are).
-    parser.add_argument("--process-share", default=None, help=argparse.SUPPRESS)
+    # One child's share of a --processes run: a file naming its inputs (the parent's own
+    # listing, dealt out by frames as torchrun's ranks are).
+    parser.add_argument(INPUTS_OPTION, dest="process_inputs", default=None,
+                        help=argparse.SUPPRESS)
     parser.add_argument("--keep-edge-calls", action="store_true",
                         help="keep the model's call for events cut by the frame border "
                              "(default: file them as debris, since they are not intact)")
@@ -153,7 +155,13 @@ def run(args) -> int:
     from ctcnet.inference.inputs import resolve_inputs
 
     out = Path(args.out)
-    inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
+    child = args.process_inputs is not None  # one process of a --processes run
+    if child:
+        from ctcnet.commands.predict_processes import read_share
+
+        inputs = expand_list_files(read_share(args.process_inputs))
+    else:
+        inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
     cartridges, datasets = resolve_inputs(inputs)
     if args.pixel_size is not None and cartridges:
         import logging
@@ -172,42 +180,57 @@ def run(args) -> int:
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     shard = parse_shard(args.shard)
-    share = parse_shard(args.process_share) if args.process_share else None
-    names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
-    if share is None:
-        processes = _processes(args, shard, len(names))
-        if processes > 1:
-            from ctcnet.commands.predict_processes import run_in_processes, say_outcome
-
-            if not args.quiet:
-                import sys
-
-                print(f"{len(names)} inputs in {processes} processes (--processes): one line "
-                      "for each once they have all ended", file=sys.stderr)
-            status = run_in_processes(args._argv, processes)
-            index = write_run_index(out, names, processes)
-            if not args.quiet:
-                say_outcome(index, out)
-            return status
+    processes = 1 if child else _processes(args, shard, len(cartridges) + len(datasets))
+    if processes > 1:
+        return _run_in_processes(args, cartridges, datasets, processes, out)
     with distributed_context(args.device) as (info, device):
         if shard and info.world_size > 1:
             raise InputError("--shard splits the inputs between separate jobs; under torchrun "
                              "the processes split them already")
-        rank, world_size = share or shard or (info.rank, info.world_size)
+        rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
         summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
                                    split_by_name=shard is not None, set_aside=set_aside,
-                                   failed_reports=failed_reports)
+                                   failed_reports=failed_reports, share_of_several=child)
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
-    if info.is_main and share is None:  # a --processes parent writes it once all have ended
+    if info.is_main and not child:  # a --processes parent writes it once all have ended
+        names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names, world_size, set_aside, started)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
+
+
+def _run_in_processes(args, cartridges, datasets, processes: int, out) -> int:
+    """``--processes``: the inputs dealt out to child processes; run.json once all have
+    ended, a line for each input; the run's exit status (1 where an input was left without
+    an output by a process that failed)."""
+    import sys
+
+    from ctcnet.commands.predict_processes import (
+        STOPPED,
+        plan_shares,
+        run_in_processes,
+        say_outcome,
+    )
+
+    names, shares = plan_shares(cartridges, datasets, processes)
+    if not args.quiet:
+        print(f"{len(names)} inputs in {len(shares)} processes (--processes): one line for "
+              "each once they have all ended", file=sys.stderr)
+    status = run_in_processes(args._argv, shares)
+    index = write_run_index(out, names, len(shares))
+    missing = [e["name"] for e in index["outputs"] if e.get("missing")]
+    if missing and status == 0:
+        print(f"ctcnet predict: error: no output for {missing}", file=sys.stderr)
+        status = 1
+    if not args.quiet and status not in STOPPED:  # (stopped: a rerun resumes every input)
+        say_outcome(index, out)
+    return status
 
 
 def _processes(args, shard, inputs: int) -> int:

@@ -1,27 +1,34 @@
 """``ctcnet predict --processes N``: one machine's batch of cartridges shared between N predict
-processes, each running its share as ``torchrun``'s ranks do (balanced by frames), on the same
-device.
+processes on the same device, each running a share balanced by frames (as ``torchrun``'s
+ranks are).
 
 A predict process reads, detects, crops and measures frames in threads of one Python
 interpreter, and much of that work holds the interpreter's lock: beside a GPU most of a
 server's cores wait. Processes do not share the lock. On one H200 with 16 cores, four
 processes ran a batch of four 175-frame cartridges in 0.5-0.6 of the wall time of one, with the
-same counts (``scripts/bench_batch.py``, docs/benchmarks-gpu.md); on two CPU cores, where the model
-already takes both, they gained nothing.
+same counts (``scripts/bench_batch.py``, docs/benchmarks-gpu.md); on two CPU cores, where the
+model already takes both, they gained nothing.
 
-The children run the parent's ctcnet with its own command line, ``--processes 1``,
-``--quiet`` (N progress bars would garble one terminal) and ``--process-share K/N``. The
-parent waits for them, writes the run's ``run.json`` once they have all ended (their refused
-inputs are in the records they leave, as a job array's are) and says what each input came to.
+The parent lists the inputs once (their output names checked for collisions as one process
+checks them), deals them out and runs each share as a child: its own ctcnet, its own command
+line with ``--processes 1 --quiet`` (N progress bars would garble one terminal) and the hidden
+``--process-inputs FILE`` naming the share's inputs. Each child checks and runs its inputs as
+one process would, and sets aside those it refuses (a record for ``run.json``, as a job
+array's jobs leave). The parent waits, passes an interrupt or a termination on to the children
+(they run in sessions of their own, so each stops once, as one process would), writes
+``run.json`` once all have ended and says what each input came to.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import subprocess
 import sys
-import time
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ctcnet.errors import InputError
@@ -31,8 +38,10 @@ log = logging.getLogger(__name__)
 # Processes chosen beside a GPU: one per four cores, at most this many (four ran 1.7-2x the
 # cartridges an hour of one on 16 cores; more share the one GPU and hold more frames in memory).
 MAX_AUTO_PROCESSES = 4
-# Seconds the children get to stop on an interrupt of their own before it is passed on.
-INTERRUPT_GRACE_S = 10.0
+# The hidden option that hands a child its share of the inputs.
+INPUTS_OPTION = "--process-inputs"
+# The exit statuses of a run stopped by an interrupt or a termination (128 + the signal).
+STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 
 def parse_processes(text: str | None) -> int | None:
@@ -57,68 +66,125 @@ def auto_processes(inputs: int, on_gpu: bool, cores: int) -> int:
     return max(1, min(inputs, MAX_AUTO_PROCESSES, cores // 4))
 
 
+def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes: int
+                ) -> tuple[list[str], list[list[str]]]:
+    """The inputs' output names (in input order) and each process's share of the input paths,
+    balanced by frames. A cartridge whose metadata cannot be read weighs one frame and goes
+    by its folder's name (its process sets it aside, as one process would)."""
+    from ctcnet.inference.distributed import shard
+    from ctcnet.inference.inputs import refuse_colliding_outputs
+    from ctcnet.io.scan import open_cartridge
+
+    jobs = []
+    for path in cartridges:
+        try:
+            cartridge = open_cartridge(path)
+            jobs.append((str(path), cartridge.sample_id, len(cartridge.frames)))
+        except InputError:
+            jobs.append((str(path), Path(path).name, 1))
+    jobs += [(str(d), Path(d).name, 1) for d in datasets]
+    names = [name for _, name, _ in jobs]
+    refuse_colliding_outputs(names)
+    shares = [[path for path, _, _ in shard(jobs, k, processes, weight=lambda j: j[2])]
+              for k in range(processes)]
+    return names, [s for s in shares if s]
+
+
+def child_command(argv: list[str], inputs_file: str) -> list[str]:
+    """A child's command line: its own ctcnet with the parent's command line, the options
+    that make it one quiet process of one share put right after the subcommand (before any
+    ``--``, after which they would read as inputs; later options win in argparse)."""
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv)) + 1
+    package_root = str(Path(__file__).resolve().parents[2])
+    return [sys.executable, "-c", _CHILD, package_root, *argv[:at], "--processes", "1",
+            "--quiet", INPUTS_OPTION, inputs_file, *argv[at:]]
+
+
 # A child imports the parent's ctcnet, from where the parent found it: ``python -m ctcnet``
-# would take a ctcnet folder in the working directory first.
-_CHILD = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from ctcnet.cli import main; "
+# (or the script's own folder first on the path) could take another.
+_CHILD = ("import sys; sys.path[0] = sys.argv.pop(1); from ctcnet.cli import main; "
           "sys.exit(main(sys.argv[1:]))")
 
 
-def child_command(argv: list[str], share: int, processes: int) -> list[str]:
-    """The command line of child ``share`` (1-based) of ``processes``: the parent's own, with
-    the options that make it one share (later options win in argparse)."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    return [sys.executable, "-c", _CHILD, package_root, *argv, "--processes", "1", "--quiet",
-            "--process-share", f"{share}/{processes}"]
-
-
 def exit_status(codes: list[int]) -> int:
-    """The run's exit status from its children's: interrupted (130) first, then a refused
-    input or failed report (2), then a sample without a readable frame (3), then any other."""
-    for code in (130, 2, 3):
-        if code in codes:
-            return code
-    return next((c for c in codes if c != 0), 0)
+    """The run's exit status from its children's (a child ended by signal S counts as
+    128 + S, as a shell says it): interrupted (130) first, then a child that failed or was
+    killed (its share perhaps unfinished), then a refused input or failed report (2), then a
+    sample without a readable frame (3)."""
+    codes = [128 - c if c < 0 else c for c in codes]
+    if 130 in codes:
+        return 130
+    failed = [c for c in codes if c not in (0, 2, 3)]
+    if failed:
+        return failed[0]
+    return 2 if 2 in codes else 3 if 3 in codes else 0
 
 
-def run_in_processes(argv: list[str], processes: int) -> int:
-    """Run ``argv`` (a ``ctcnet predict`` command line) as ``processes`` children sharing its
-    inputs, and return the run's exit status once every child has ended. An interrupt reaches
-    the children (they stop as a single run does: each frame's journal resumes the rerun)."""
-    log.info("running the inputs in %d processes", processes)
-    children = [subprocess.Popen(child_command(argv, k, processes))
-                for k in range(1, processes + 1)]
-    try:
-        codes = [child.wait() for child in children]
-    except BaseException:
-        # Ctrl-C reaches the whole process group and the children stop by themselves (a
-        # second interrupt would cut their own stopping short); one sent to the parent alone
-        # is passed on to those still running after a grace period.
-        deadline = time.monotonic() + INTERRUPT_GRACE_S
+def run_in_processes(argv: list[str], shares: list[list[str]]) -> int:
+    """Run ``argv`` (a ``ctcnet predict`` command line) as one child per share of its inputs
+    and return the run's exit status once every child has ended."""
+    files = []
+    for share in shares:
+        handle, name = tempfile.mkstemp(prefix="ctcnet-share-", suffix=".json")
+        with os.fdopen(handle, "w") as f:
+            json.dump(share, f)
+        files.append(name)
+    children: list[subprocess.Popen] = []
+
+    def pass_on(signum, _frame):  # once per signal, as one process would get it
         for child in children:
-            try:
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.send_signal(signal.SIGINT)
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        log.info("running the inputs in %d processes", len(shares))
+        for name in files:
+            # A session of its own: a Ctrl-C reaches the parent alone, which passes it on.
+            children.append(subprocess.Popen(child_command(argv, name),
+                                             start_new_session=True))
+        codes = [child.wait() for child in children]
+    finally:
+        pass_on(signal.SIGTERM, None)  # none left running if the parent itself failed
         for child in children:
             child.wait()
-        raise
-    return exit_status([130 if c == -signal.SIGINT else c for c in codes])
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for name in files:
+            Path(name).unlink(missing_ok=True)
+    status = exit_status(codes)
+    if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
+        for k, code in enumerate(codes, 1):
+            if code not in (0, 2, 3):
+                log.error("process %d of %d ended with status %d", k, len(codes),
+                          128 - code if code < 0 else code)
+    return status
+
+
+def read_share(path: str) -> list[str]:
+    """A child's share of the inputs, as its parent wrote it."""
+    try:
+        share = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read this process's share of the inputs: {err}", path) from None
+    return [str(p) for p in share]
 
 
 def say_outcome(index: dict, out: Path) -> None:
-    """One line per input of the run, from its ``run.json`` index (what each child's own
-    lines would have said, which ``--quiet`` kept back)."""
+    """One line per input of the run, from its ``run.json`` index."""
     from ctcnet.inference.counts import per_volume_text
 
     for entry in index["outputs"]:
         name = entry["name"]
         if "set_aside" in entry:
-            continue  # the child that refused it said why
+            continue  # the process that refused it said why
         if entry.get("missing"):
-            print(f"{name}: no output (see the errors above) -> {out / name}")
+            print(f"{name}: no output (its process failed: see above) -> {out / name}")
             continue
         status = f"{entry['status']}, " if "status" in entry else ""
+        held = {k: v for k, v in (entry.get("held") or {}).items() if v}
         per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
-                          (entry.get("per_7_5_ml") or {}).items() if v is not None) or "n/a"
-        print(f"{name}: {status}{entry.get('events')} events, {entry.get('counts')} "
-              f"(per 7.5 mL: {per75}) -> {out / name}")
+                          (entry.get("per_7_5_ml") or {}).items() if v is not None)
+        print(f"{name}: {status}{entry.get('events')} events, {entry.get('counts')}" +
+              (f" (per 7.5 mL: {per75})" if per75 else "") +
+              (f", held for review by the guard {held}" if held else "") + f" -> {out / name}")

@@ -102,16 +102,19 @@ def _not_an_input(path: Path) -> InputError:
 
 
 def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
-                   pixel_size: float | str | None = None, set_aside: dict | None = None
-                   ) -> tuple[list[Cartridge], list[Path]]:
+                   pixel_size: float | str | None = None, set_aside: dict | None = None,
+                   share_of_several: bool = False) -> tuple[list[Cartridge], list[Path]]:
     """The cartridges (opened, their metadata checked, conformed to the model's ``panel``) and
     crop dataset folders of ``inputs``, all checked before any work, never after the first
     cartridges (``pixel_size``: as ``PredictOptions.pixel_size``). A refusal stops the run;
     with ``set_aside`` (a dict) and several inputs, a cartridge refused on its own (its
     metadata, its channels) is left out instead and recorded there (its name: the reason), so
-    that one bad cartridge does not cost a night's batch the others."""
+    that one bad cartridge does not cost a night's batch the others (``share_of_several``:
+    these inputs are one process's share of a run of several, so even one alone is set
+    aside)."""
     cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
-    several = set_aside is not None and len(cartridge_paths) + len(datasets) > 1
+    several = set_aside is not None and \
+        (share_of_several or len(cartridge_paths) + len(datasets) > 1)
     cartridges = []
     for path in cartridge_paths:
         name = Path(path).name
@@ -121,20 +124,24 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
             set_aside_or_raise(err, name, set_aside if several else None)
-    if several and not cartridges and not datasets:
+    if several and not share_of_several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))
-    # Each input writes out/<its name>: a cartridge its sample id, a crop set its folder's
-    # name. Two alike would write one folder, the second replacing the first without a word.
-    ids = [c.sample_id for c in cartridges] + [Path(d).name for d in datasets]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    refuse_colliding_outputs([c.sample_id for c in cartridges] + [Path(d).name for d in datasets])
+    for d in datasets:
+        read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
+    return cartridges, datasets
+
+
+def refuse_colliding_outputs(names: list[str]) -> None:
+    """Refuse inputs of which two would write one output folder. Each input writes
+    out/<its name>: a cartridge its sample id, a crop set its folder's name; two alike would
+    write one folder, the second replacing the first without a word."""
+    duplicates = sorted({i for i in names if names.count(i) > 1})
     if duplicates:
         raise InputError(f"several inputs would write the output folder(s) {duplicates} "
                          "(cartridges of one sample id, or crop folders of one name); their "
                          "outputs would collide: rename one, or run them into another --out")
-    for d in datasets:
-        read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
-    return cartridges, datasets
 
 
 def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> None:

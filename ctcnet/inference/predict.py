@@ -400,8 +400,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
                    world_size: int = 1, split_by_name: bool = False,
-                   set_aside: dict | None = None, failed_reports: dict | None = None
-                   ) -> list[RunSummary | CropRunSummary]:
+                   set_aside: dict | None = None, failed_reports: dict | None = None,
+                   share_of_several: bool = False) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts. With several
@@ -435,6 +435,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     failed_reports : dict, optional
         Given, a report that fails in the background is recorded here (sample id: the error)
         and the others go on; not given, it stops the run at the next report.
+    share_of_several : bool
+        These inputs are one process's share of a run of several (``--processes``): an input
+        refused is set aside even when it is the share's only one.
 
     Returns
     -------
@@ -444,7 +447,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     options = options or PredictOptions()
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
     cartridges, datasets = checked_inputs(inputs, backend.spec.panel, options.pixel_size,
-                                          set_aside)
+                                          set_aside, share_of_several)
     out = Path(out)
     check_writable(out)
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
@@ -469,7 +472,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
                 except InputError as err:
-                    several = set_aside is not None and len(jobs) + len(set_aside) > 1
+                    several = set_aside is not None and \
+                        (share_of_several or len(jobs) + len(set_aside) > 1)
                     set_aside_or_raise(err, name, set_aside if several else None)
                     continue
                 summaries.append(pending.summary)  # final once its report is drawn

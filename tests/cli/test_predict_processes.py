@@ -1,7 +1,8 @@
 """``ctcnet predict --processes N``: one machine's inputs shared between predict processes.
 
-The children are real processes (``python -m ctcnet``); their outputs must be those of one
-process, the run's index written once, and a refused input must still fail the run.
+The children are real processes (the parent's ctcnet run anew, each on its share of the
+inputs); their outputs must be those of one process, the run's index written once, and a
+refused input must still fail the run.
 """
 
 import json
@@ -47,7 +48,9 @@ def _args(base, model, out, *more):
 def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsys):
     base, model = scans
     assert main(_args(base, model, base / "one", "--quiet")) == 0
-    assert main(_args(base, model, base / "two", "--processes", "2")) == 0
+    args = _args(base, model, base / "two", "--processes", "2")
+    args.remove(str(base / "scans"))
+    assert main(args + ["--", str(base / "scans")]) == 0  # the inputs after a "--" too
     said = capsys.readouterr().out
     one = json.loads((base / "one" / "run.json").read_text())
     two = json.loads((base / "two" / "run.json").read_text())
@@ -68,12 +71,15 @@ def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(sca
 
     base, model = scans
     shutil.copytree(base / "scans", tmp_path / "scans")
-    (tmp_path / "scans" / "c1" / "panel.json").write_text("{not json")
-    assert main(_args(tmp_path, model, tmp_path / "out", "--processes", "2", "--quiet")) == 2
+    # The 1-frame cartridge is a process's whole share (3 processes, dealt by frames): one
+    # input alone, refused, is set aside all the same, as in one process of three inputs.
+    (tmp_path / "scans" / "c2" / "panel.json").write_text("{not json")
+    assert main(_args(tmp_path, model, tmp_path / "out", "--processes", "3", "--quiet")) == 2
     run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["world_size"] == 3
     by_name = {e["name"]: e for e in run["outputs"]}
-    assert "set_aside" in by_name["c1"]  # its folder's name: its metadata is unreadable
-    assert by_name["sample_0"]["status"] == by_name["sample_2"]["status"] == "ok"
+    assert "set_aside" in by_name["c2"]  # its folder's name: its metadata is unreadable
+    assert by_name["sample_0"]["status"] == by_name["sample_1"]["status"] == "ok"
 
 
 def test_processes_and_a_shard_are_one_or_the_other(scans, capsys):
@@ -97,16 +103,38 @@ def test_auto_runs_one_process_on_a_cpu_and_one_per_four_cores_beside_a_gpu():
     assert auto_processes(2, on_gpu=True, cores=16) == 2  # no more processes than inputs
 
 
-def test_a_child_is_the_parents_command_as_one_quiet_share():
-    command = child_command(["-v", "predict", "in", "--out", "o", "--processes", "4"], 2, 4)
-    assert command[4:] == ["-v", "predict", "in", "--out", "o", "--processes", "4",
-                           "--processes", "1", "--quiet", "--process-share", "2/4"]
+def test_a_child_is_the_parents_command_with_its_share_put_after_the_subcommand():
+    argv = ["-v", "predict", "--out", "o", "--processes", "4", "--", "in"]
+    command = child_command(argv, "share.json")
+    # before the "--", after which options would read as inputs; later options win
+    assert command[4:] == ["-v", "predict", "--processes", "1", "--quiet", "--process-inputs",
+                           "share.json", "--out", "o", "--processes", "4", "--", "in"]
     assert command[3] == str(Path(ctcnet.__file__).parents[1])  # the parent's ctcnet
 
 
-def test_the_runs_status_puts_an_interrupt_then_a_refusal_first():
+def test_the_runs_status_puts_an_interrupt_then_a_failed_process_then_a_refusal_first():
     assert exit_status([0, 0]) == 0
     assert exit_status([3, 2, 0]) == 2
     assert exit_status([0, 3]) == 3
     assert exit_status([2, 130]) == 130
-    assert exit_status([0, 1]) == 1
+    assert exit_status([3, 1]) == 1  # a process that failed may have left its share undone
+    assert exit_status([0, -9]) == 137  # killed (out of memory, say), as a shell says it
+    assert exit_status([-2, 0]) == 130
+
+
+def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_process(
+        scans, tmp_path):
+    import shutil
+
+    from ctcnet.commands.predict_processes import plan_shares
+
+    base, _ = scans
+    folders = [base / "scans" / f"c{i}" for i in range(3)]  # 2, 3 and 1 frames
+    names, shares = plan_shares(folders, [], 2)
+    assert names == ["sample_0", "sample_1", "sample_2"]
+    assert shares == [[str(folders[1])], [str(folders[0]), str(folders[2])]]
+    assert plan_shares(folders, [], 5)[1] == [[str(folders[1])], [str(folders[0])],
+                                               [str(folders[2])]]  # no process without work
+    shutil.copytree(folders[0], tmp_path / "again")  # another folder, the same sample id
+    with pytest.raises(InputError, match="would write the output folder"):
+        plan_shares(folders + [tmp_path / "again"], [], 2)
