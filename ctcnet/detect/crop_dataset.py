@@ -375,9 +375,9 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
                     len(index))
     warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
     if marks:
-        log.info("crop dataset %s: %d of %d crops show a scale bar burnt in (white, read as "
-                 "every marker at once): it and its label were filled from the pixels round "
-                 "them before reading", index.root, len(marks), len(index))
+        log.warning("crop dataset %s: %d of %d crops show a scale bar burnt in (white, read "
+                    "as every marker at once): it and its label were filled from the pixels "
+                    "round them before reading", index.root, len(marks), len(index))
     return out
 
 

@@ -43,14 +43,14 @@ MIN_NUCLEI = 5
 FIT_CELL_UM = 12.0
 
 
-def _smoothed_over_ring(x: np.ndarray):
+def _smoothed_over_ring(x: np.ndarray, whole: np.ndarray | None = None):
     """A (C, H, W) crop smoothed (sigma 1 px, or 1 % of the side), with each channel's
     background level and noise read on its outer ring (display scaling, offsets and a clipped
     black background do not matter), the noise at least detection's floor for such a crop
     (:func:`~ctcnet.detect.detection.noise_floor`: one level on 8-bit display levels, whose
     clipped black reads as no noise at all; a plane that holds nothing but a level or two of
     noise, a CTC's CD45 in a PNG, was otherwise lit everywhere and the whole image read as
-    the cell)."""
+    the cell; judged on ``whole``, the whole crop, when ``x`` is one of its planes)."""
     from scipy import ndimage
 
     from ctcnet.detect.detection import noise_floor
@@ -58,7 +58,7 @@ def _smoothed_over_ring(x: np.ndarray):
     h, w = x.shape[1:]
     ring = background_sample(x[None], 1, "ring", max(2, min(h, w) // 10))[0]
     level, noise = background_and_noise(ring, "linear")
-    noise = np.maximum(noise, noise_floor(x))
+    noise = np.maximum(noise, noise_floor(x if whole is None else whole))
     sigma = max(1.0, min(h, w) / 100)
     return ndimage.gaussian_filter(x, (0, sigma, sigma)), level, noise
 
@@ -81,7 +81,8 @@ def _central_diameter(mask: np.ndarray) -> float:
 def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
     """Equivalent diameter (px) of the nucleus nearest the centre of a (C, H, W) crop, at
     half its peak above the background; NaN when the DNA channel shows nothing above it."""
-    smooth, level, noise = _smoothed_over_ring(np.asarray(crop[dna:dna + 1], np.float32))
+    smooth, level, noise = _smoothed_over_ring(np.asarray(crop[dna:dna + 1], np.float32),
+                                               np.asarray(crop))
     peak = float(np.percentile(smooth[0], 99.5))
     if peak - level[0] <= max(5.0 * noise[0], 1e-6):
         return float("nan")

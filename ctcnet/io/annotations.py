@@ -11,19 +11,19 @@ membrane, with the nucleus's blue blurred out to it, shows a thin white ring. So
 only what no cell draws:
 
 * a **bar**: a straight, thin, filled stroke of white, at least ``BAR_MIN_LENGTH`` of the
-  crop's side long, at most ``BAR_MAX_WIDTH`` wide, filling the rectangle it spans
-  (a ring's arc is curved and does not);
+  crop's side and ``BAR_MIN_PX`` long, at most ``BAR_MAX_WIDTH`` wide, filling the rectangle
+  it spans (a ring's arc is curved and does not);
 * drawn on the background: at least ``BACKGROUND_SHARE`` of the pixels round it are dark
-  (a saturated piece of a cell is surrounded by the cell);
-* with its **label**: small whitened strokes (every plane at least ``GLYPH_LEVEL``: white text
-  blends with the cell's colours where it is drawn over them; a glyph each, no larger than
-  ``GLYPH_SIZE`` of the bar's length) within ``LABEL_REACH`` of its length from it.
+  (a saturated piece of a cell has the cell on one side at least);
+* with its **label**: within ``LABEL_REACH`` of the bar's length from it, whitened strokes
+  (every plane at least ``GLYPH_LEVEL``: white text blends with the cell's colours where it is
+  drawn over them) with white in them, no wider than the bar, a glyph each no larger than
+  ``GLYPH_SIZE`` of the bar's length and ``GLYPH_PER_WIDTH`` of its widths. A cell beside a
+  bar is wider than a stroke or larger than a glyph, and is kept.
 
 A bar's white is near white and neutral: each plane at least ``WHITE_LEVEL``, the planes
 within ``NEUTRAL_SPREAD`` of each other. The pixels next to a mark whitened in every plane
-(anti-aliasing, JPEG ringing) go with it. A crop without a bar is returned as it is. A CTC's
-pixels are never whitened (its CD45 is dark); a leukocyte's near a label may be, and are then
-filled from the pixels round them, which are its own.
+(anti-aliasing, JPEG ringing) go with it. A crop without a bar is returned as it is.
 """
 
 from __future__ import annotations
@@ -43,14 +43,22 @@ EDGE_LEVEL = 20
 BAR_MIN_LENGTH = 0.12
 BAR_MAX_WIDTH = 0.06
 BAR_FILL = 0.75
-# A label's glyphs: each no larger than this share of the bar's length, within this share
-# of it from the bar.
-GLYPH_SIZE = 0.8
-LABEL_REACH = 0.8
+# ... and never shorter than this many pixels (in a small crop a few white pixels in a row are
+# a speck or a piece of a membrane, not a bar).
+BAR_MIN_PX = 10
+# A label's glyphs: within this share of the bar's length from it, each no larger than this
+# share of its length and than so many times its width (at least GLYPH_MIN_PX): text as high
+# as a few bar widths, not a cell.
+LABEL_REACH = 0.5
+GLYPH_SIZE = 0.5
+GLYPH_PER_WIDTH = 6
+GLYPH_MIN_PX = 12
+# A piece of a glyph this small need not hold white (the tip of an anti-aliased stroke).
+GLYPH_SPECK_PX = 4
 # A bar is drawn on the background: at least this share of the pixels round it are dark
 # (every plane at most ``DARK_LEVEL``).
 DARK_LEVEL = 60
-BACKGROUND_SHARE = 0.5
+BACKGROUND_SHARE = 0.75
 
 
 def annotation_mask(rgb: np.ndarray) -> np.ndarray:
@@ -60,30 +68,41 @@ def annotation_mask(rgb: np.ndarray) -> np.ndarray:
 
     planes = np.asarray(rgb)
     low, high = planes.min(axis=0), planes.max(axis=0)
-    neutral = (high.astype(np.int16) - low) <= NEUTRAL_SPREAD
-    white = neutral & (low >= WHITE_LEVEL)
+    white = ((high.astype(np.int16) - low) <= NEUTRAL_SPREAD) & (low >= WHITE_LEVEL)
     none = np.zeros(white.shape, bool)
     if not white.any():
         return none
     dark = high <= DARK_LEVEL
     labels, _ = ndimage.label(white, structure=np.ones((3, 3), bool))
-    parts = [(box, labels[box] == i) for i, box in enumerate(ndimage.find_objects(labels), 1)]
-    bars = none.copy()
-    for box, part in parts:
-        if _is_bar(part, min(white.shape)) and _on_background(part, box, dark):
-            bars[box] |= part
-    if not bars.any():
+    bars = []  # (box, part, length, width) of each bar
+    for i, box in enumerate(ndimage.find_objects(labels), 1):
+        part = labels[box] == i
+        shape = _bar_shape(part, min(white.shape))
+        if shape is not None and _on_background(part, box, dark):
+            bars.append((box, part, *shape))
+    if not bars:
         return none
-    longest = max(max(part.shape) for box, part in parts if bars[box][part].any())
-    reach = ndimage.distance_transform_edt(~bars) <= LABEL_REACH * longest
-    marks = bars.copy()
-    # A label's glyphs: small beside the bar they name, next to it, and whitened rather
-    # than white where they are drawn over the cell's colours (anti-aliased text).
+    marks = none.copy()
+    for box, part, _, _ in bars:
+        marks[box] |= part
+    # A label's glyphs: beside a bar, small and drawn in strokes no wider than it, with white
+    # in them, whitened rather than white where drawn over the cell's colours (anti-aliasing).
     glyphs, _ = ndimage.label(low >= GLYPH_LEVEL, structure=np.ones((3, 3), bool))
-    for i, box in enumerate(ndimage.find_objects(glyphs), 1):
-        part = glyphs[box] == i
-        if max(part.shape) <= GLYPH_SIZE * longest and reach[box][part].any():
-            marks[box] |= part
+    boxes = ndimage.find_objects(glyphs)
+    for box, _, length, width in bars:
+        reach = int(np.ceil(LABEL_REACH * length))
+        near = tuple(slice(max(0, b.start - reach), b.stop + reach) for b in box)
+        largest = min(GLYPH_SIZE * length, max(GLYPH_MIN_PX, GLYPH_PER_WIDTH * width))
+        for i in np.unique(glyphs[near]):
+            if i == 0:
+                continue
+            gbox = boxes[i - 1]
+            part = glyphs[gbox] == i
+            # (white in it, unless it is a speck of a few pixels: the tip of a stroke)
+            if max(part.shape) <= largest and \
+                    (white[gbox][part].any() or part.sum() <= GLYPH_SPECK_PX) and \
+                    ndimage.distance_transform_edt(np.pad(part, 1)).max() <= max(2.0, width):
+                marks[gbox] |= part
     # What smooths a mark's edges (anti-aliasing, JPEG ringing) belongs to it: the pixels
     # next to it whitened in every plane.
     edges = (low >= EDGE_LEVEL) & \
@@ -105,17 +124,21 @@ def _on_background(part: np.ndarray, box: tuple, dark: np.ndarray) -> bool:
     return bool(ring.any()) and window[ring].mean() >= BACKGROUND_SHARE
 
 
-def _is_bar(part: np.ndarray, side: int) -> bool:
-    """Whether a white part is a bar: straight, thin, long and filled."""
+def _bar_shape(part: np.ndarray, side: int) -> tuple[float, float] | None:
+    """(length, width) in pixels of a white part that is a bar (straight, thin, long and
+    filled), else None."""
     ys, xs = np.nonzero(part)
     if len(ys) < 3:
-        return False
+        return None
     # A filled straight stroke of length L and width T has variances L^2/12 and T^2/12
     # along and across its axis.
     minor, major = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
     length, width = np.sqrt(12 * max(major, 0.0)), np.sqrt(12 * max(minor, 0.0))
-    return bool(length >= BAR_MIN_LENGTH * side and width <= max(2.0, BAR_MAX_WIDTH * side)
-                and len(ys) >= BAR_FILL * length * max(width, 1.0))
+    if length >= max(BAR_MIN_PX, BAR_MIN_LENGTH * side) and \
+            width <= max(2.0, BAR_MAX_WIDTH * side) and \
+            len(ys) >= BAR_FILL * length * max(width, 1.0):
+        return length, max(width, 1.0)
+    return None
 
 
 def without_annotations(rgb: np.ndarray) -> tuple[np.ndarray, int]:

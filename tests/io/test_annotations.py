@@ -71,3 +71,60 @@ def test_a_white_ring_next_to_a_bar_keeps_all_but_what_touches_the_label():
     filled, _ = without_annotations(_with_bar(cell, label=False))
     ring = np.all(cell == 255, axis=0)
     assert (filled[:, ring] == 255).all(axis=0).mean() > 0.95
+
+
+def _disc(rgb, cy, cx, r, colour, blur=1.0):
+    """``rgb`` with a blurred disc of ``colour`` at (cy, cx), radius ``r``."""
+    from scipy import ndimage
+
+    yy, xx = np.mgrid[:rgb.shape[1], :rgb.shape[2]]
+    disc = ndimage.gaussian_filter((np.hypot(yy - cy, xx - cx) <= r).astype(np.float32), blur)
+    out = rgb.astype(np.float32)
+    for c, level in enumerate(colour):
+        out[c] = out[c] * (1 - disc) + level * disc
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _bar_only(side, length, top, left=10, thick=3):
+    rgb = np.random.default_rng(1).integers(0, 3, (3, side, side)).astype(np.uint8)
+    rgb[:, top:top + thick, left:left + length] = 255
+    return rgb
+
+
+@pytest.mark.parametrize("colour, r", [((235, 215, 195), 9),   # CK+CD45+ cell, whitish
+                                      ((255, 255, 255), 6)])   # a saturated white core
+def test_a_cell_beside_a_bar_is_kept(colour, r):
+    rgb = _bar_only(160, 60, top=140)
+    for gap in (15, 25, 35):  # the cell's edge this far above the bar
+        cell = _disc(rgb, 140 - gap - r, 40, r, colour)
+        mask = annotation_mask(cell)
+        yy, xx = np.mgrid[:160, :160]
+        near_cell = np.hypot(yy - (140 - gap - r), xx - 40) <= r + 1
+        assert not mask[near_cell].any(), gap
+        assert mask[140:143, 10:70].all()  # the bar itself
+
+
+def test_a_small_white_ringed_cell_beside_a_bar_keeps_its_ring():
+    rgb = _bar_only(160, 70, top=140)
+    yy, xx = np.mgrid[:160, :160]
+    r = np.hypot(yy - 115, xx - 45)
+    rgb[2][r < 12] = 200
+    ring = (r >= 12) & (r < 15)  # a leukocyte 30 px across, its membrane white
+    rgb[:, ring] = 255
+    assert not annotation_mask(rgb)[ring].any()
+
+
+@pytest.mark.parametrize("side, speck", [(20, (2, 4)), (40, (2, 6)), (32, (2, 9))])
+def test_specks_and_membrane_pieces_of_small_crops_are_not_bars(side, speck):
+    rgb = _cell(side)
+    h, w = speck
+    rgb[:, side - 4:side - 4 + h, 2:2 + w] = 255
+    assert not annotation_mask(rgb).any()
+
+
+def test_a_straight_white_membrane_at_a_cells_edge_is_not_a_bar():
+    rgb = np.zeros((3, 32, 32), np.uint8)
+    rgb[2, 8:24, 8:24] = 200  # a sharp square cell: nucleus ...
+    rgb[:, 8:10, 8:24] = 255  # ... and a straight saturated membrane along one side
+    rgb[1, 8:24, 8:10] = 255
+    assert not annotation_mask(rgb).any()
