@@ -174,6 +174,8 @@ def say_outcome(index: dict, out: Path) -> None:
     """One line per input of the run, from its ``run.json`` index."""
     from ctcnet.inference.counts import per_volume_text
 
+    if all(e.get("missing") for e in index["outputs"]):
+        return  # every process failed before any work: its errors above say why
     for entry in index["outputs"]:
         name = entry["name"]
         if "set_aside" in entry:
@@ -185,6 +187,7 @@ def say_outcome(index: dict, out: Path) -> None:
         held = {k: v for k, v in (entry.get("held") or {}).items() if v}
         per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
                           (entry.get("per_7_5_ml") or {}).items() if v is not None)
-        print(f"{name}: {status}{entry.get('events')} events, {entry.get('counts')}" +
+        unit = "events" if "status" in entry else "crops"  # (a crop set's run has none)
+        print(f"{name}: {status}{entry.get('events')} {unit}, {entry.get('counts')}" +
               (f" (per 7.5 mL: {per75})" if per75 else "") +
               (f", held for review by the guard {held}" if held else "") + f" -> {out / name}")
