@@ -138,3 +138,75 @@ def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_pro
     shutil.copytree(folders[0], tmp_path / "again")  # another folder, the same sample id
     with pytest.raises(InputError, match="would write the output folder"):
         plan_shares(folders + [tmp_path / "again"], [], 2)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux: /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is alive (a zombie is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+_SLOW_FRAMES = """
+import os, time
+if os.environ.get("CTCNET_TEST_FRAME_DELAY"):  # every process of the run: frames made slow
+    import ctcnet.inference.predict as predict
+    original = predict.prepare_frame
+    def slow(*args, **kwargs):
+        time.sleep(float(os.environ["CTCNET_TEST_FRAME_DELAY"]))
+        return original(*args, **kwargs)
+    predict.prepare_frame = slow
+"""
+
+
+@pytest.mark.slow  # starts three Python processes that import torch
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes in /proc")
+@pytest.mark.parametrize("how", ["interrupt", "terminate"])
+def test_a_signal_to_the_parent_alone_stops_every_process_and_the_rerun_resumes(
+        scans, tmp_path, how):
+    """A scheduler's or a shell's signal may reach the parent alone: it is passed on, every
+    process stops, and a rerun finishes with what an uninterrupted run gives."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base, model = scans
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(_SLOW_FRAMES)
+    out = tmp_path / "out"
+    args = _args(base, model, out, "--processes", "2", "--quiet")
+    env = dict(os.environ, CTCNET_TEST_FRAME_DELAY="1.0", PYTHONPATH=os.pathsep.join(
+        [str(tmp_path / "site"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    parent = subprocess.Popen([sys.executable, "-m", "ctcnet", *args], env=env,
+                              start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and parent.poll() is None and \
+            len(list(out.glob("*/parts/frames.json"))) < 2:  # both processes at work
+        time.sleep(0.05)
+    children = _children(parent.pid)
+    assert parent.poll() is None and len(children) == 2, parent.communicate()
+    parent.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGTERM)
+    assert parent.wait(timeout=60) == (130 if how == "interrupt" else 143), parent.stderr.read()
+    assert not [pid for pid in children if _running(pid)]
+    assert len(list(out.glob("*/summary.json"))) < 3  # stopped part-way
+    assert main(_args(base, model, out, "--processes", "2", "--quiet")) == 0
+    assert main(_args(base, model, tmp_path / "whole", "--quiet")) == 0
+    for name in ("sample_0", "sample_1", "sample_2"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name / "events.parquet"),
+                                      pd.read_parquet(tmp_path / "whole" / name /
+                                                      "events.parquet"))
