@@ -210,19 +210,23 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out) -> int:
     ended, a line for each input; the run's exit status (1 where an input was left without
     an output by a process that failed)."""
     import sys
+    import time
 
     from ctcnet.commands.predict_processes import (
         STOPPED,
+        done_watcher,
         plan_shares,
         run_in_processes,
         say_outcome,
     )
 
     names, shares = plan_shares(cartridges, datasets, processes)
+    watch = None
     if not args.quiet:
-        print(f"{len(names)} inputs in {len(shares)} processes (--processes): one line for "
-              "each once they have all ended", file=sys.stderr)
-    status = run_in_processes(args._argv, shares)
+        print(f"{len(names)} inputs in {len(shares)} processes (--processes): a line as each "
+              "is done, what each came to once all are", file=sys.stderr)
+        watch = done_watcher(out, names, time.time())
+    status = run_in_processes(args._argv, shares, watch)
     index = write_run_index(out, names, len(shares))
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:

@@ -15,8 +15,8 @@ line with ``--processes 1 --quiet`` (N progress bars would garble one terminal) 
 ``--process-inputs FILE`` naming the share's inputs. Each child checks and runs its inputs as
 one process would, and sets aside those it refuses (a record for ``run.json``, as a job
 array's jobs leave). The parent waits, passes an interrupt or a termination on to the children
-(they run in sessions of their own, so each stops once, as one process would), writes
-``run.json`` once all have ended and says what each input came to.
+(they run in sessions of their own, so each stops once, as one process would), says as
+each input is done, writes ``run.json`` once all have ended and says what each came to.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ctcnet.errors import InputError
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 MAX_AUTO_PROCESSES = 4
 # The hidden option that hands a child its share of the inputs.
 INPUTS_OPTION = "--process-inputs"
+# Seconds between looks at the children (and at which inputs are done) while they run.
+POLL_S = 1.0
 # The exit statuses of a run stopped by an interrupt or a termination (128 + the signal).
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
@@ -120,9 +123,11 @@ def exit_status(codes: list[int]) -> int:
     return 2 if 2 in codes else 3 if 3 in codes else 0
 
 
-def run_in_processes(argv: list[str], shares: list[list[str]]) -> int:
+def run_in_processes(argv: list[str], shares: list[list[str]],
+                     while_waiting: Callable[[], None] | None = None) -> int:
     """Run ``argv`` (a ``ctcnet predict`` command line) as one child per share of its inputs
-    and return the run's exit status once every child has ended."""
+    and return the run's exit status once every child has ended; ``while_waiting`` is called
+    every ``POLL_S`` seconds meanwhile (to say which inputs are done)."""
     files = []
     for share in shares:
         handle, name = tempfile.mkstemp(prefix="ctcnet-share-", suffix=".json")
@@ -143,6 +148,12 @@ def run_in_processes(argv: list[str], shares: list[list[str]]) -> int:
             # A session of its own: a Ctrl-C reaches the parent alone, which passes it on.
             children.append(subprocess.Popen(child_command(argv, name),
                                              start_new_session=True))
+        while any(child.poll() is None for child in children):
+            if while_waiting is not None:
+                while_waiting()
+            time.sleep(POLL_S)
+        if while_waiting is not None:
+            while_waiting()  # what the last process finished since the last look
         codes = [child.wait() for child in children]
     finally:
         pass_on(signal.SIGTERM, None)  # none left running if the parent itself failed
@@ -168,6 +179,26 @@ def read_share(path: str) -> list[str]:
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read this process's share of the inputs: {err}", path) from None
     return [str(p) for p in share]
+
+
+def done_watcher(out: Path, names: list[str], since: float) -> Callable[[], None]:
+    """A ``while_waiting`` that says on stderr, once each, which inputs have their
+    ``summary.json`` written since ``since`` (their counts are on disk)."""
+    said: set[str] = set()
+
+    def look() -> None:
+        for name in names:
+            if name in said:
+                continue
+            try:
+                written = (out / name / "summary.json").stat().st_mtime
+            except OSError:
+                continue
+            if written >= since:
+                said.add(name)
+                print(f"[{len(said)} of {len(names)} done] {name}", file=sys.stderr,
+                      flush=True)
+    return look
 
 
 def say_outcome(index: dict, out: Path) -> None:

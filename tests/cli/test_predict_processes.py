@@ -51,7 +51,11 @@ def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsy
     args = _args(base, model, base / "two", "--processes", "2")
     args.remove(str(base / "scans"))
     assert main(args + ["--", str(base / "scans")]) == 0  # the inputs after a "--" too
-    said = capsys.readouterr().out
+    captured = capsys.readouterr()
+    said = captured.out
+    # a line on stderr as each input is done, before what each came to
+    assert sorted(line.split("] ")[1] for line in captured.err.splitlines()
+                  if " done] " in line) == ["sample_0", "sample_1", "sample_2"]
     one = json.loads((base / "one" / "run.json").read_text())
     two = json.loads((base / "two" / "run.json").read_text())
     assert one["world_size"] == 1 and two["world_size"] == 2
