@@ -200,7 +200,9 @@ def run(args) -> int:
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
     if info.is_main and not child:  # a --processes parent writes it once all have ended
-        names = [_sample_name(c) for c in cartridges] + [d.name for d in datasets]
+        from ctcnet.inference.inputs import output_name_and_frames
+
+        names = [output_name_and_frames(c)[0] for c in cartridges] + [d.name for d in datasets]
         write_run_index(out, names, world_size, set_aside, started)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
 
@@ -291,14 +293,3 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     for reason in failed_reports.values():
         print(f"ctcnet predict: error: {reason}", file=sys.stderr)
     return 2 if set_aside or failed_reports else 3 if failed else 0
-
-
-def _sample_name(cartridge) -> str:
-    """A cartridge's sample id, or its folder's name when its metadata cannot be read (it was
-    set aside)."""
-    from ctcnet.io.scan import open_cartridge
-
-    try:
-        return open_cartridge(cartridge).sample_id
-    except InputError:
-        return cartridge.name

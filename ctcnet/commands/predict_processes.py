@@ -75,16 +75,9 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
     balanced by frames. A cartridge whose metadata cannot be read weighs one frame and goes
     by its folder's name (its process sets it aside, as one process would)."""
     from ctcnet.inference.distributed import shard
-    from ctcnet.inference.inputs import refuse_colliding_outputs
-    from ctcnet.io.scan import open_cartridge
+    from ctcnet.inference.inputs import output_name_and_frames, refuse_colliding_outputs
 
-    jobs = []
-    for path in cartridges:
-        try:
-            cartridge = open_cartridge(path)
-            jobs.append((str(path), cartridge.sample_id, len(cartridge.frames)))
-        except InputError:
-            jobs.append((str(path), Path(path).name, 1))
+    jobs = [(str(path), *output_name_and_frames(path)) for path in cartridges]
     jobs += [(str(d), Path(d).name, 1) for d in datasets]
     names = [name for _, name, _ in jobs]
     refuse_colliding_outputs(names)
@@ -109,12 +102,16 @@ _CHILD = ("import sys; sys.path[0] = sys.argv.pop(1); from ctcnet.cli import mai
           "sys.exit(main(sys.argv[1:]))")
 
 
+def shell_status(code: int) -> int:
+    """A child's exit status as a shell says it: ended by signal S, 128 + S."""
+    return 128 - code if code < 0 else code
+
+
 def exit_status(codes: list[int]) -> int:
-    """The run's exit status from its children's (a child ended by signal S counts as
-    128 + S, as a shell says it): interrupted (130) first, then a child that failed or was
-    killed (its share perhaps unfinished), then a refused input or failed report (2), then a
-    sample without a readable frame (3)."""
-    codes = [128 - c if c < 0 else c for c in codes]
+    """The run's exit status from its children's (:func:`shell_status`): interrupted (130)
+    first, then a child that failed or was killed (its share perhaps unfinished), then a
+    refused input or failed report (2), then a sample without a readable frame (3)."""
+    codes = [shell_status(c) for c in codes]
     if 130 in codes:
         return 130
     failed = [c for c in codes if c not in (0, 2, 3)]
@@ -154,7 +151,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             time.sleep(POLL_S)
         if while_waiting is not None:
             while_waiting()  # what the last process finished since the last look
-        codes = [child.wait() for child in children]
+        codes = [shell_status(child.wait()) for child in children]
     finally:
         pass_on(signal.SIGTERM, None)  # none left running if the parent itself failed
         for child in children:
@@ -167,8 +164,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
         for k, code in enumerate(codes, 1):
             if code not in (0, 2, 3):
-                log.error("process %d of %d ended with status %d", k, len(codes),
-                          128 - code if code < 0 else code)
+                log.error("process %d of %d ended with status %d", k, len(codes), code)
     return status
 
 

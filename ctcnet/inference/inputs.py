@@ -133,6 +133,16 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     return cartridges, datasets
 
 
+def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
+    """A cartridge folder's output name (its sample id) and frame count; its folder's name and
+    one frame when its metadata cannot be read (the run sets it aside under that name)."""
+    try:
+        opened = open_cartridge(cartridge)
+    except InputError:
+        return Path(cartridge).name, 1
+    return opened.sample_id, len(opened.frames)
+
+
 def refuse_colliding_outputs(names: list[str]) -> None:
     """Refuse inputs of which two would write one output folder. Each input writes
     out/<its name>: a cartridge its sample id, a crop set its folder's name; two alike would

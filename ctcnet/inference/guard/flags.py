@@ -137,13 +137,18 @@ class Evidence:
             return self.col("dna_own_structure") < self.rules.copy_level
 
     @property
+    def dna_near_copy(self) -> np.ndarray:
+        """DAPI with little shape of its own over the CK area (under ``body_level``): one half
+        of ``one_body``, and where CK's own shape is worth reading for it."""
+        with np.errstate(invalid="ignore"):
+            return self.col("dna_own_structure") < self.rules.body_level
+
+    @property
     def one_body(self) -> np.ndarray:
         """DAPI and CK each no more than a copy of the other (read after
         ``ck_own_structure`` is): one body lit in both channels."""
-        level = self.rules.body_level
         with np.errstate(invalid="ignore"):
-            return (self.col("dna_own_structure") < level) & \
-                (self.col("ck_own_structure") < level)
+            return self.dna_near_copy & (self.col("ck_own_structure") < self.rules.body_level)
 
     @property
     def ck_copies_dna(self) -> np.ndarray:
@@ -385,10 +390,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
 
     # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
     # close to a copy of CK (``one_body``).
-    with np.errstate(invalid="ignore"):
-        near_copy = e.is_call(GUARDED_CLASSES) & \
-            (e.col("dna_own_structure") < rules.body_level)
-    fill("ck_own", candidates | near_copy)
+    fill("ck_own", candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy))
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
