@@ -182,7 +182,7 @@ def run(args) -> int:
     shard = parse_shard(args.shard)
     processes = 1 if child else _processes(args, shard, len(cartridges) + len(datasets))
     if processes > 1:
-        return _run_in_processes(args, cartridges, datasets, processes, out)
+        return _run_in_processes(args, cartridges, datasets, processes, out, model)
     with distributed_context(args.device) as (info, device):
         if shard and info.world_size > 1:
             raise InputError("--shard splits the inputs between separate jobs; under torchrun "
@@ -207,28 +207,32 @@ def run(args) -> int:
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
 
 
-def _run_in_processes(args, cartridges, datasets, processes: int, out) -> int:
-    """``--processes``: the inputs dealt out to child processes; run.json once all have
-    ended, a line for each input; the run's exit status (1 where an input was left without
-    an output by a process that failed)."""
+def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str) -> int:
+    """``--processes``: the inputs dealt out to child processes, each running ``model`` (the
+    one named, or chosen here for the whole batch); run.json once all have ended, a line for
+    each input; the run's exit status (1 where an input was left without an output by a
+    process that failed)."""
     import sys
     import time
 
     from ctcnet.commands.predict_processes import (
         STOPPED,
+        check_before_children,
         done_watcher,
         plan_shares,
         run_in_processes,
         say_outcome,
     )
 
+    check_before_children(model, args.backend, out)
     names, shares = plan_shares(cartridges, datasets, processes)
     watch = None
     if not args.quiet:
         print(f"{len(names)} inputs in {len(shares)} processes (--processes): a line as each "
               "is done, what each came to once all are", file=sys.stderr)
         watch = done_watcher(out, names, time.time())
-    status = run_in_processes(args._argv, shares, watch)
+    status = run_in_processes(args._argv, shares, watch,
+                              model if args.model is None else None)
     index = write_run_index(out, names, len(shares))
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,30 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
     return names, [s for s in shares if s]
 
 
-def child_command(argv: list[str], inputs_file: str) -> list[str]:
+def child_command(argv: list[str], inputs_file: str, model: str | None = None) -> list[str]:
     """A child's command line: its own ctcnet with the parent's command line, the options
     that make it one quiet process of one share put right after the subcommand (before any
-    ``--``, after which they would read as inputs; later options win in argparse)."""
+    ``--``, after which they would read as inputs; later options win in argparse), and the
+    ``model`` the parent chose when the command line names none: a child choosing from its
+    own share's panels could take another model than the rest of the batch."""
     at = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv)) + 1
     package_root = str(Path(__file__).resolve().parents[2])
+    chosen = ["--model", model] if model is not None else []
     return [sys.executable, "-c", _CHILD, package_root, *argv[:at], "--processes", "1",
-            "--quiet", INPUTS_OPTION, inputs_file, *argv[at:]]
+            "--quiet", INPUTS_OPTION, inputs_file, *chosen, *argv[at:]]
+
+
+def check_before_children(model: str, backend: str | None, out: Path) -> None:
+    """What every child would refuse before any work, refused once in the parent: a model
+    that is neither a shipped name nor a file, an output folder that cannot be written (N
+    children would each say so). Nothing is loaded: torch and the GPU stay out of the
+    parent."""
+    from ctcnet.inference.inputs import check_writable
+    from ctcnet.nn.registry import resolve_model
+
+    check_regular_file(resolve_model(model, backend), "a model file",
+                       missing="model file not found")
+    check_writable(out)
 
 
 # A child imports the parent's ctcnet, from where the parent found it: ``python -m ctcnet``
@@ -121,10 +137,12 @@ def exit_status(codes: list[int]) -> int:
 
 
 def run_in_processes(argv: list[str], shares: list[list[str]],
-                     while_waiting: Callable[[], None] | None = None) -> int:
+                     while_waiting: Callable[[], None] | None = None,
+                     model: str | None = None) -> int:
     """Run ``argv`` (a ``ctcnet predict`` command line) as one child per share of its inputs
     and return the run's exit status once every child has ended; ``while_waiting`` is called
-    every ``POLL_S`` seconds meanwhile (to say which inputs are done)."""
+    every ``POLL_S`` seconds meanwhile (to say which inputs are done); ``model``: the model the
+    parent chose, for a command line that names none (:func:`child_command`)."""
     files = []
     for share in shares:
         handle, name = tempfile.mkstemp(prefix="ctcnet-share-", suffix=".json")
@@ -143,7 +161,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
         log.info("running the inputs in %d processes", len(shares))
         for name in files:
             # A session of its own: a Ctrl-C reaches the parent alone, which passes it on.
-            children.append(subprocess.Popen(child_command(argv, name),
+            children.append(subprocess.Popen(child_command(argv, name, model),
                                              start_new_session=True))
         while any(child.poll() is None for child in children):
             if while_waiting is not None:

@@ -114,6 +114,19 @@ def test_a_child_is_the_parents_command_with_its_share_put_after_the_subcommand(
     assert command[4:] == ["-v", "predict", "--processes", "1", "--quiet", "--process-inputs",
                            "share.json", "--out", "o", "--processes", "4", "--", "in"]
     assert command[3] == str(Path(ctcnet.__file__).parents[1])  # the parent's ctcnet
+    # a model the parent chose (the command line names none) goes to every child
+    chosen = child_command(argv, "share.json", "ctcnet-core3")
+    assert chosen[4:12] == ["-v", "predict", "--processes", "1", "--quiet", "--process-inputs",
+                            "share.json", "--model"] and chosen[12] == "ctcnet-core3"
+
+
+def test_a_model_that_is_not_there_is_refused_once_before_any_process_starts(scans, capsys):
+    base, _ = scans
+    missing = base / "no-such-model.pt"
+    assert main(_args(base, missing, base / "nomodel", "--processes", "2")) == 2
+    err = capsys.readouterr().err
+    assert err.count("model file not found") == 1
+    assert not (base / "nomodel" / "run.json").exists()  # no process ran, no index written
 
 
 def test_the_runs_status_puts_an_interrupt_then_a_failed_process_then_a_refusal_first():
