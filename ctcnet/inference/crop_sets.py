@@ -1,6 +1,7 @@
 """Predict on a crop dataset: every crop of a folder of crops (class folders or a manifest,
 panel.json) classified, its markers taking part in the call, written as predictions.parquet /
-predictions.csv and summary.json (:func:`predict_crop_dataset`)."""
+predictions.csv and summary.json (:func:`predict_crop_dataset`), and with the report a page
+that shows every call with its crop (``ctcnet.report.crop_set_page``)."""
 
 from __future__ import annotations
 
@@ -93,4 +94,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         model_sha256=model_sha256(backend),
         timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
     summary.write(out_dir)
+    if options.report is not None:  # the counts are on disk first, as for a cartridge
+        options.report.write_crop_set_page(out_dir, table, crops, spec, summary,
+                                           options.gallery_limit)
     return summary

@@ -16,14 +16,16 @@ from ctcnet.nn.calls import prior_rule
 from ctcnet.nn.spec import ModelSpec
 
 if TYPE_CHECKING:  # annotations only: pandas and the summary stay out of this import
+    import numpy as np
     import pandas as pd
 
-    from ctcnet.inference.summary import RunSummary
+    from ctcnet.inference.summary import CropRunSummary, RunSummary
 
 
 class RunReport(Protocol):
     """What draws a run's report (``ctcnet.report.review`` is one): the gallery pages from the
-    journaled crops, then ``index.html`` from the summary once its timings are final."""
+    journaled crops, then ``index.html`` from the summary once its timings are final; for a
+    crop folder, a page of its calls with their crops."""
 
     def write_gallery(self, out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
                       spec: ModelSpec, limit: int, explain=None) -> dict:
@@ -32,6 +34,10 @@ class RunReport(Protocol):
 
     def write_html(self, out_dir: Path, summary: RunSummary) -> None:
         """Write ``index.html`` from the finished summary."""
+
+    def write_crop_set_page(self, out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
+                            spec: ModelSpec, summary: CropRunSummary, limit: int) -> dict:
+        """Write a crop folder's gallery and ``index.html``: every call with its crop."""
 
 
 @dataclass

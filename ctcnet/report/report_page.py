@@ -17,13 +17,15 @@ from ctcnet.report.colours import overlay_legend
 from ctcnet.report.signoff import signoff_text
 
 
-def _table(rows: list[tuple[str, object]]) -> str:
+def html_table(rows: list[tuple[str, object]]) -> str:
+    """Rows of (heading, value) as an HTML table, both escaped."""
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows)
     return f"<table>{cells}</table>"
 
 
-_IMAGE_CHECK = """
+# Says on the page whether every image loaded (and tells a headless browser in data-*).
+IMAGE_CHECK = """
 <script>
 window.addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);
@@ -177,7 +179,7 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 <body>
 <h1>ctcnet predictions: {html.escape(s.sample_id)}</h1>
 <p id="image-check">checking images...</p>
-{_table(overview)}
+{html_table(overview)}
 <h2>Counts</h2>
 {counts_table(s.tally, s.reviewed)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
@@ -187,8 +189,8 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 {f'<h2>Problems found in the scan folder</h2><ul>{problems}</ul>' if problems else ''}
 {display_note(s.panel) if sections else ''}
 {''.join(sections)}
-<h2>Timings</h2>{_table(timings)}
-{_IMAGE_CHECK}
+<h2>Timings</h2>{html_table(timings)}
+{IMAGE_CHECK}
 </body></html>
 """
     if durable:

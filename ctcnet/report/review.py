@@ -70,6 +70,23 @@ def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12
     return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
 
 
+def stretch_channels_together(crops: np.ndarray, high: float = 99.5,
+                              min_snr: float = 12.0) -> np.ndarray:
+    """(N, C, S, S) counts -> float32 in [0, 1] on one scale per crop for all its channels:
+    black each channel's background, white the brightest channel's ``high`` percentile over
+    the crop's central half. A marker at a fifth of another's brightness looks a fifth as
+    bright, as the image file shows it (:func:`stretch_each_crop` would show a faint copy of
+    CK in the CD45 plane as bright as CK itself)."""
+    crops = np.asarray(crops, dtype=np.float32)
+    n, c, s, _ = crops.shape
+    background, noise = median_and_mad_sigma(crops[:, :, ::2, ::2].reshape(n, c, -1))
+    q = s // 4
+    centre = crops[:, :, q:s - q, q:s - q].reshape(n, c, -1)
+    top = (np.percentile(centre, high, axis=2) - background).max(axis=1, keepdims=True)
+    span = np.maximum(top, np.maximum(min_snr * noise, 1e-3))
+    return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
+
+
 def role_overlay(stretched: np.ndarray, panel: Panel) -> np.ndarray:
     """(N, C, S, S) in [0, 1] -> (N, S, S, 3) colour composite by marker role."""
     colours = np.array([role_colour(r) for r in panel.roles()], dtype=np.float32)
@@ -108,8 +125,9 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
                  box: int | None = None) -> np.ndarray:
     """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
 
-    ``levels``: the sample's display scale (every tile alike); without it each crop is
-    stretched to itself (:func:`stretch_each_crop`). With ``saliency`` (N, C, S, S), a second
+    ``levels``: the sample's display scale (every tile alike), or any object whose
+    ``stretch`` takes crops to [0, 1]; without it each crop is stretched to itself
+    (:func:`stretch_each_crop`). With ``saliency`` (N, C, S, S), a second
     row under the channels shows which pixels of which marker drove the call (the overlay
     column's second row: the saliency summed over channels). ``box``: see :func:`mark_centre`.
     """
@@ -349,3 +367,13 @@ def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: display.Displa
 
 
 __all__ = ["counts_table", "held_text", "write_html", "write_summary_and_page"]
+
+
+def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec: ModelSpec,
+                        summary, limit: int) -> dict:
+    """A crop folder's gallery and index.html (:mod:`ctcnet.report.crop_set_page`, which draws
+    with this module's tiles: imported here when called), for predict, which reaches the
+    report through this module alone."""
+    from ctcnet.report.crop_set_page import write_crop_set_page as write
+
+    return write(out_dir, table, crops, spec, summary, limit)

@@ -1,0 +1,175 @@
+"""A crop folder's page: ``index.html`` beside its ``predictions.csv``, every call shown with
+its crop, so a person can look at what was called what.
+
+A crop folder is cells someone chose (a lab's labelled crops, published single-cell images):
+the person who runs it wants to see the calls, not only count them. The page shows, as montage
+pages of tiles drawn as a cartridge's gallery draws them (each marker in grey beside the colour
+overlay, :func:`ctcnet.report.review.render_tiles`), first the crops the marker guard held for
+a person (not counted), then the calls of each class, the reported classes first. Each crop is
+shown on a scale of its own, one for all its channels: a folder's crops come from different
+images, so no one display scale fits them all, and a marker a fifth as bright as another
+looks so, as in the file (a faint copy of CK in the CD45 plane stays faint). Within a group
+the least confident calls come first, the ones to look at; each tile's caption names the
+file, the call (and the network's, where the markers made it), the folder's label where it
+disagrees, and why the guard held it.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.summary import CropRunSummary
+from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.report.colours import overlay_legend
+from ctcnet.report.reasons import call_text, caption_line, event_reasons
+from ctcnet.report.report_page import IMAGE_CHECK, html_table
+from ctcnet.report.review import (
+    TILES_PER_PAGE,
+    montage_page,
+    render_tiles,
+    stretch_channels_together,
+)
+
+HELD = "held"
+
+
+class _OneScalePerCrop:
+    """The tiles' display: each crop's channels on one scale (as ``render_tiles`` asks of a
+    display scale: a ``stretch``)."""
+
+    stretch = staticmethod(stretch_channels_together)
+
+# Characters of a file's name a caption keeps (a tile of three markers is ~340 px wide).
+NAME_CHARS = 28
+
+
+def crop_groups(table: pd.DataFrame, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Row positions per group, least confident first: the crops the guard held for a person
+    (a non-empty ``guard``), then each class's other calls, the reported classes first."""
+    held = table["guard"].fillna("").astype(str).to_numpy() != "" if "guard" in table \
+        else np.zeros(len(table), bool)
+    calls = table["class"].astype(object).to_numpy()
+    confidence = table["confidence"].to_numpy(np.float64)
+    reported = spec.taxonomy.reported_classes()
+    order = [*reported, *(c for c in spec.class_names if c not in reported)]
+    order += sorted(set(calls) - set(order))  # a call no class has (a failed crop)
+    groups = {HELD: np.flatnonzero(held)}
+    for name in order:
+        groups[name] = np.flatnonzero((calls == name) & ~held)
+    return {name: rows[np.argsort(confidence[rows], kind="stable")]
+            for name, rows in groups.items() if len(rows)}
+
+
+def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
+    """One line per crop: its file, its call, its label where it disagrees, the guard's why."""
+    models = rows["model_class"] if "model_class" in rows else rows["class"]
+    reasons = event_reasons(rows, spec.taxonomy.reported_classes(), spec.review_threshold)
+    out = []
+    for path, call, model, p, label, codes in zip(rows["path"], rows["class"], models,
+                                                  rows["confidence"], rows["label"], reasons):
+        name = Path(str(path)).name
+        name = name if len(name) <= NAME_CHARS else "..." + name[-(NAME_CHARS - 3):]
+        text = f"{name} {call_text(call, model, p)}"
+        if label in spec.class_names and label != call:
+            text += f" (label {label})"
+        codes = [c for c in codes if c != "call"]
+        if codes:
+            text += f" | {caption_line(codes, p, spec.review_threshold)}"
+        out.append(text)
+    return out
+
+
+def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
+                        spec: ModelSpec, summary: CropRunSummary, limit: int) -> dict:
+    """Montage PNGs under ``out_dir/gallery`` and ``out_dir/index.html`` for a crop folder's
+    calls (``table``: predictions.csv's rows; ``crops``: (N, C, S, S) at model scale, in the
+    model's channel order); at most ``limit`` crops a group. Returns per group
+    shown/total/pages."""
+    out_dir = Path(out_dir)
+    gdir = out_dir / "gallery"
+    gdir.mkdir(parents=True, exist_ok=True)
+    panel = spec.panel
+    s = crops.shape[-1]
+    scale = max(1, int(round(96 / s)))
+    info, written = {}, set()
+    for group, rows in crop_groups(table, spec).items():
+        shown = rows[:limit]
+        captions = tile_captions(table.iloc[shown], spec)
+        pages = []
+        for page_no, start in enumerate(range(0, len(shown), TILES_PER_PAGE), start=1):
+            page = shown[start:start + TILES_PER_PAGE]
+            tiles = render_tiles(np.asarray(crops[page], np.float32), panel, scale,
+                                 levels=_OneScalePerCrop())
+            image = montage_page(tiles, captions[start:start + TILES_PER_PAGE],
+                                 [*panel.names, "overlay"], s * scale)
+            name = f"{group}_{page_no:03d}.png"
+            with atomic_path(gdir / name) as tmp:
+                image.save(tmp, format="PNG", compress_level=1)
+            pages.append({"path": f"gallery/{name}", "width": image.width,
+                          "height": image.height})
+            written.add(name)
+        info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages}
+    for stale in gdir.glob("*.png"):  # pages of an earlier run of the folder
+        if stale.name not in written:
+            stale.unlink()
+    atomic_write_text(out_dir / "index.html", _page(summary, info, spec))
+    return info
+
+
+def _page(s: CropRunSummary, groups: dict, spec: ModelSpec) -> str:
+    name = Path(s.dataset).name
+    overview = [("crop folder", s.dataset), ("crops", s.crops),
+                ("model", s.model), ("backend / device", f"{s.backend} / {s.device}"),
+                ("pixel size", f"{s.pixel_size_um:g} um/px ({s.pixel_size_from})"
+                 if s.pixel_size_um else s.pixel_size_from),
+                ("prior", s.prior), ("sent to review", s.review)]
+    if s.accuracy is not None:
+        overview.append(("agreement with the folder's labels",
+                         f"{s.accuracy:.3f} of {s.accuracy_of} labelled crops"))
+    counts = "".join(f"<tr><td>{html.escape(c)}</td><td>{s.counts.get(c, 0)}</td>"
+                     f"<td>{s.held.get(c, 0)}</td></tr>" for c in spec.class_names)
+    sections = []
+    for group, g in groups.items():
+        note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
+            f"{g['total']} crop(s)"
+        title = ("held for a person by the marker guard (not counted)" if group == HELD
+                 else f"{group} calls")
+        images = "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
+                         f'{html.escape(p["path"])}" style="width: min(100%, '
+                         f'{2 * p["width"]}px)" alt="{html.escape(group)} page {i}"></a></p>'
+                         for i, p in enumerate(g["pages"], 1))
+        sections.append(f"<h2>{html.escape(title)}</h2><p>{note}, least confident first</p>"
+                        f"{images}")
+    legend = overlay_legend(spec.panel.names, spec.panel.roles())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ctcnet: {html.escape(name)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
+.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
+</style></head>
+<body>
+<h1>ctcnet predictions: {html.escape(name)}</h1>
+<p id="image-check">checking images...</p>
+{html_table(overview)}
+<h2>Calls</h2>
+<table><tr><th>class</th><th>counted</th><th>held by the guard</th></tr>{counts}</table>
+<p>Tables: <a href="predictions.csv">predictions.csv</a>,
+<a href="predictions.parquet">predictions.parquet</a>, <a href="summary.json">summary.json</a></p>
+<p>Tiles: each crop as the model reads it (brought to its scale), each marker in grey on one
+scale for the crop (black its background, white its brightest marker), then the markers overlaid
+in colour ({html.escape(legend)}); the ticks mark the crop's centre. Click a page to see it full
+size.</p>
+{''.join(sections)}
+{IMAGE_CHECK}
+</body></html>
+"""

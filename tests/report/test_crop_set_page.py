@@ -1,0 +1,79 @@
+"""A crop folder's page: every call shown with its crop, the guard's holds first, and each
+crop drawn on one scale for all its channels."""
+
+import re
+
+import numpy as np
+import pandas as pd
+from conftest import disk_crops
+
+from ctcnet.cli import main
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.report.crop_set_page import HELD, crop_groups, tile_captions
+from ctcnet.report.review import stretch_channels_together, stretch_each_crop
+
+
+def _spec() -> ModelSpec:
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    return ModelSpec("compact", load_panel(None), load_taxonomy(None), crop_size=32)
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "path": ["ctc/a.png", "ctc/b.png", "wbc/c.png", "wbc/d.png", "ctc/e.png"],
+        "label": ["ctc", "ctc", "wbc", "wbc", "ctc"],
+        "class": ["ctc", "ctc", "wbc", "ctc", "wbc"],
+        "model_class": ["ctc", "wbc", "wbc", "ctc", "wbc"],
+        "confidence": [0.99, 0.70, 0.95, 0.60, 0.80],
+        "review": [False, True, False, True, True],
+        "guard": ["", "possible_ctc", "", "", ""],
+        "markers_ctc": [False, True, False, False, False]})
+
+
+def test_the_guards_holds_come_first_then_each_class_least_confident_first():
+    groups = crop_groups(_table(), _spec())
+    assert list(groups) == [HELD, "ctc", "wbc"]  # the reported class before the others
+    assert groups[HELD].tolist() == [1]
+    assert groups["ctc"].tolist() == [3, 0]  # p 0.60 before 0.99
+    assert groups["wbc"].tolist() == [4, 2]
+    # every crop in exactly one group
+    assert sorted(np.concatenate(list(groups.values())).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_a_caption_names_the_file_the_call_a_disagreeing_label_and_the_guards_why():
+    captions = tile_captions(_table(), _spec())
+    assert captions[0] == "a.png ctc p=0.99"
+    assert captions[1].startswith("b.png ctc (network: wbc p=0.70)") and "guard" in captions[1]
+    assert "(label wbc)" in captions[3] and "(label" not in captions[2]
+    assert "(label ctc)" in captions[4]
+
+
+def test_a_faint_copy_in_one_channel_stays_faint_beside_the_bright_one():
+    crops = disk_crops(n=1, amplitude=1000.0, noise=5.0, channel=1, channels=3, size=40)
+    crops[:, 2] += 0.2 * (crops[:, 1] - 100.0)  # CD45 plane: a fifth of CK's signal
+    together = stretch_channels_together(crops)
+    assert together[0, 1].max() > 0.95
+    assert 0.1 < together[0, 2].max() < 0.3
+    assert stretch_each_crop(crops)[0, 2].max() > 0.95  # each channel to itself: as bright
+
+
+def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
+        crops, tiny_model_file, tmp_path):
+    model, _ = tiny_model_file(tmp_path / "model.pt", crop_size=32)
+    out = tmp_path / "out"
+    assert main(["predict", str(crops), "--model", str(model), "--out", str(out),
+                 "--device", "cpu", "--quiet"]) == 0
+    folder = out / crops.name
+    page = (folder / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert images and all((folder / src).is_file() for src in images)
+    table = pd.read_csv(folder / "predictions.csv")
+    shown = [int(n) for n in re.findall(r"<p>(\d+) crop\(s\), least confident first", page)]
+    assert sum(shown) == len(table) == 4  # every crop in one group
+    assert "predictions.csv" in page
+    again = tmp_path / "bare"
+    assert main(["predict", str(crops), "--model", str(model), "--out", str(again),
+                 "--device", "cpu", "--quiet", "--no-report"]) == 0
+    assert not (again / crops.name / "index.html").exists()
