@@ -336,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
 
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.evaluate import evaluate_dataset
+    from ctcnet.report.crop_set_page import write_evaluation_page
 
     check_device_name(args.device)
     if args.batch_size < 1:
@@ -365,7 +366,8 @@ def run(args: argparse.Namespace) -> int:
                               n_train_per_class=args.train_per_class, device=args.device,
                               batch_size=args.batch_size, compensate=args.compensate,
                               prior=args.prior, pixel_size=args.pixel_size,
-                              markers_decide=not args.network_calls_only)
+                              markers_decide=not args.network_calls_only,
+                              page=write_evaluation_page)
     absent = absent_classes_warning(report)
     if absent:
         log.warning("%s", absent)
@@ -379,7 +381,8 @@ def run(args: argparse.Namespace) -> int:
                           "ece": report["cnn"]["ece"], **report}))
     else:
         print("\n".join(_summary_lines(report)))
-        print(f"report: {args.out}/report.json")
+        print(f"report: {args.out}/report.json; the crops called other than their label: "
+              f"{args.out}/index.html")
     return 0
 
 

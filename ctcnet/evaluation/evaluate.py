@@ -277,11 +277,12 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      device: str = "auto", batch_size: int = 256,
                      compensate: bool | None = None, prior: str | None = None,
                      pixel_size: float | str | None = None,
-                     markers_decide: bool = True) -> dict:
+                     markers_decide: bool = True, page=None) -> dict:
     """``ctcnet evaluate``: evaluate a model on a labelled crop dataset, beside the baselines.
 
     Writes report.json, confusion.json, predictions.csv (each crop's call, made as
-    ``ctcnet predict`` makes it) and the confusion and reliability figures into ``out_dir``.
+    ``ctcnet predict`` makes it) and the confusion and reliability figures into ``out_dir``,
+    and, given ``page``, the page it draws.
 
     Parameters
     ----------
@@ -313,6 +314,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     markers_decide : bool, default True
         As ``ctcnet predict`` does on a crop set, the markers the guard measures take part in
         the calls.
+    page : callable, optional
+        ``page(out_dir, table, crops, spec, report)``: draws a page of the calls
+        (``ctcnet evaluate`` passes ``ctcnet.report.crop_set_page.write_evaluation_page``, a
+        layer above this one) from predictions.csv's rows, the crops at model scale, the
+        model's spec and report.json's figures.
 
     Returns
     -------
@@ -380,6 +386,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         {"class_names": names, "rows": "true", "columns": "predicted",
          "confusion": report["cnn"]["confusion"]}, indent=2) + "\n")
     atomic_write_text(out_dir / "report.json", json.dumps(public, indent=2) + "\n")
+    if page is not None:
+        page(out_dir, table, crops, called_spec, public)
     return public
 
 

@@ -1,5 +1,7 @@
 """A crop folder's page: ``index.html`` beside its ``predictions.csv``, every call shown with
-its crop, so a person can look at what was called what.
+its crop, so a person can look at what was called what (:func:`write_crop_set_page`, for
+``ctcnet predict``); and for ``ctcnet evaluate`` the crops called other than their label, per
+label and call, the most confident first (:func:`write_evaluation_page`).
 
 A crop folder is cells someone chose (a lab's labelled crops, published single-cell images):
 the person who runs it wants to see the calls, not only count them. The page shows, as montage
@@ -84,20 +86,36 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
     return out
 
 
-def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
-                        spec: ModelSpec, summary: CropRunSummary, limit: int) -> dict:
-    """Montage PNGs under ``out_dir/gallery`` and ``out_dir/index.html`` for a crop folder's
-    calls (``table``: predictions.csv's rows; ``crops``: (N, C, S, S) at model scale, in the
-    model's channel order); at most ``limit`` crops a group. Returns per group
-    shown/total/pages."""
-    out_dir = Path(out_dir)
-    gdir = out_dir / "gallery"
+def disagreement_groups(table: pd.DataFrame, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Row positions of the crops called other than their label, per (label, call) pair in
+    class order (``<label>_as_<call>``), the most confident call first: a confident miss is a
+    wrong label or a real failure, the first to look at."""
+    labels = table["label"].astype(object).to_numpy()
+    calls = table["class"].astype(object).to_numpy()
+    confidence = table["confidence"].to_numpy(np.float64)
+    groups = {}
+    for label in spec.class_names:
+        for call in [*spec.class_names, *sorted(set(calls) - set(spec.class_names))]:
+            rows = np.flatnonzero((labels == label) & (calls == call)) if call != label \
+                else np.zeros(0, int)
+            if len(rows):
+                groups[f"{label}_as_{call}"] = rows[np.argsort(-confidence[rows],
+                                                               kind="stable")]
+    return groups
+
+
+def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec: ModelSpec,
+                     groups: dict[str, np.ndarray], limit: int) -> dict:
+    """Montage PNGs under ``out_dir/gallery``, one set per group of ``table``'s rows (row
+    positions, in the order shown; ``crops``: (N, C, S, S) at model scale in the model's
+    channel order), at most ``limit`` crops a group; returns per group shown/total/pages."""
+    gdir = Path(out_dir) / "gallery"
     gdir.mkdir(parents=True, exist_ok=True)
     panel = spec.panel
     s = crops.shape[-1]
     scale = max(1, int(round(96 / s)))
     info, written = {}, set()
-    for group, rows in crop_groups(table, spec).items():
+    for group, rows in groups.items():
         shown = rows[:limit]
         captions = tile_captions(table.iloc[shown], spec)
         pages = []
@@ -114,15 +132,19 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
                           "height": image.height})
             written.add(name)
         info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages}
-    for stale in gdir.glob("*.png"):  # pages of an earlier run of the folder
+    for stale in gdir.glob("*.png"):  # pages of an earlier run into this folder
         if stale.name not in written:
             stale.unlink()
-    atomic_write_text(out_dir / "index.html", _page(summary, info, spec))
     return info
 
 
-def _page(s: CropRunSummary, groups: dict, spec: ModelSpec) -> str:
-    name = Path(s.dataset).name
+def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
+                        spec: ModelSpec, summary: CropRunSummary, limit: int) -> dict:
+    """``ctcnet predict`` on a crop folder: the gallery of every call (:func:`crop_groups`)
+    and ``out_dir/index.html`` (``table``: predictions.csv's rows); returns per group
+    shown/total/pages."""
+    s = summary
+    info = write_tile_pages(out_dir, table, crops, spec, crop_groups(table, spec), limit)
     overview = [("crop folder", s.dataset), ("crops", s.crops),
                 ("model", s.model), ("backend / device", f"{s.backend} / {s.device}"),
                 ("pixel size", f"{s.pixel_size_um:g} um/px ({s.pixel_size_from})"
@@ -133,18 +155,57 @@ def _page(s: CropRunSummary, groups: dict, spec: ModelSpec) -> str:
                          f"{s.accuracy:.3f} of {s.accuracy_of} labelled crops"))
     counts = "".join(f"<tr><td>{html.escape(c)}</td><td>{s.counts.get(c, 0)}</td>"
                      f"<td>{s.held.get(c, 0)}</td></tr>" for c in spec.class_names)
+    middle = ("<h2>Calls</h2><table><tr><th>class</th><th>counted</th><th>held by the guard"
+              f"</th></tr>{counts}</table><p>Tables: <a href=\"predictions.csv\">"
+              "predictions.csv</a>, <a href=\"predictions.parquet\">predictions.parquet</a>, "
+              "<a href=\"summary.json\">summary.json</a></p>")
+    titles = {g: ("held for a person by the marker guard (not counted)" if g == HELD
+                  else f"{g} calls") for g in info}
+    atomic_write_text(Path(out_dir) / "index.html",
+                      _page(Path(s.dataset).name, overview, middle, info, titles,
+                            "least confident first", spec))
+    return info
+
+
+def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
+                          spec: ModelSpec, report: dict, limit: int = 200) -> dict:
+    """``ctcnet evaluate``: the crops called other than their label, per (label, call) pair
+    (:func:`disagreement_groups`), beside the figures of ``report`` (report.json's), as
+    ``out_dir/index.html``; returns per group shown/total/pages."""
+    info = write_tile_pages(out_dir, table, crops, spec, disagreement_groups(table, spec),
+                            limit)
+    cnn = report.get("cnn", {})
+    overview = [("crop folder", report.get("data")), ("crops", len(table)),
+                ("model", report.get("model")), ("prior", report.get("prior")),
+                ("pixel size", f"{report.get('pixel_size_um'):g} um/px "
+                               f"({report.get('pixel_size_from')})")]
+    overview += [(key.replace("_", " "), f"{cnn[key]:.4f}") for key in ("macro_f1", "accuracy")
+                 if isinstance(cnn.get(key), float)]
+    wrong = sum(g["total"] for g in info.values())
+    middle = (f"<p>{wrong} of {len(table)} crops called other than their label.</p>"
+              "<p><a href=\"report.json\">report.json</a>, <a href=\"predictions.csv\">"
+              "predictions.csv</a>, <a href=\"confusion.json\">confusion.json</a></p>"
+              "<p><img src=\"confusion.png\" alt=\"confusion matrix\" style=\"width: "
+              "min(100%, 480px)\"> <img src=\"reliability.png\" alt=\"reliability\" "
+              "style=\"width: min(100%, 480px)\"></p>")
+    titles = {g: "labelled {}, called {}".format(*g.split("_as_", 1)) for g in info}
+    atomic_write_text(Path(out_dir) / "index.html",
+                      _page(Path(str(report.get("data"))).name, overview, middle, info,
+                            titles, "most confident first", spec, heading="evaluation"))
+    return info
+
+
+def _page(name: str, overview: list, middle: str, groups: dict, titles: dict, order: str,
+          spec: ModelSpec, heading: str = "predictions") -> str:
     sections = []
     for group, g in groups.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} crop(s)"
-        title = ("held for a person by the marker guard (not counted)" if group == HELD
-                 else f"{group} calls")
         images = "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
                          f'{html.escape(p["path"])}" style="width: min(100%, '
                          f'{2 * p["width"]}px)" alt="{html.escape(group)} page {i}"></a></p>'
                          for i, p in enumerate(g["pages"], 1))
-        sections.append(f"<h2>{html.escape(title)}</h2><p>{note}, least confident first</p>"
-                        f"{images}")
+        sections.append(f"<h2>{html.escape(titles[group])}</h2><p>{note}, {order}</p>{images}")
     legend = overlay_legend(spec.panel.names, spec.panel.roles())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -158,13 +219,10 @@ img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 .ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
 </style></head>
 <body>
-<h1>ctcnet predictions: {html.escape(name)}</h1>
+<h1>ctcnet {heading}: {html.escape(name)}</h1>
 <p id="image-check">checking images...</p>
 {html_table(overview)}
-<h2>Calls</h2>
-<table><tr><th>class</th><th>counted</th><th>held by the guard</th></tr>{counts}</table>
-<p>Tables: <a href="predictions.csv">predictions.csv</a>,
-<a href="predictions.parquet">predictions.parquet</a>, <a href="summary.json">summary.json</a></p>
+{middle}
 <p>Tiles: each crop as the model reads it (brought to its scale), each marker in grey on one
 scale for the crop (black its background, white its brightest marker), then the markers overlaid
 in colour ({html.escape(legend)}); the ticks mark the crop's centre. Click a page to see it full

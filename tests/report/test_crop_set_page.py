@@ -9,7 +9,7 @@ from conftest import disk_crops
 
 from ctcnet.cli import main
 from ctcnet.nn.spec import ModelSpec
-from ctcnet.report.crop_set_page import HELD, crop_groups, tile_captions
+from ctcnet.report.crop_set_page import HELD, crop_groups, disagreement_groups, tile_captions
 from ctcnet.report.review import stretch_channels_together, stretch_each_crop
 
 
@@ -77,3 +77,28 @@ def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
     assert main(["predict", str(crops), "--model", str(model), "--out", str(again),
                  "--device", "cpu", "--quiet", "--no-report"]) == 0
     assert not (again / crops.name / "index.html").exists()
+
+
+def test_evaluate_groups_the_crops_called_other_than_their_label_most_confident_first():
+    table = _table()
+    table.loc[0, "class"] = "wbc"  # a second ctc called wbc, more confident than row 4
+    table.loc[0, "confidence"] = 0.9
+    groups = disagreement_groups(table, _spec())
+    assert list(groups) == ["ctc_as_wbc", "wbc_as_ctc"]
+    assert groups["ctc_as_wbc"].tolist() == [0, 4]
+    assert groups["wbc_as_ctc"].tolist() == [3]
+
+
+def test_evaluate_writes_a_page_of_the_crops_called_other_than_their_label(
+        crops, tiny_model_file, tmp_path):
+    model, _ = tiny_model_file(tmp_path / "model.pt", crop_size=32)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(crops), "--model", str(model), "--out", str(out),
+                 "--device", "cpu", "--no-baselines"]) == 0
+    page = (out / "index.html").read_text()
+    assert all((out / src).is_file() for src in re.findall(r'<img src="([^"]+)"', page))
+    table = pd.read_csv(out / "predictions.csv")
+    wrong = int((table["class"] != table["label"]).sum())
+    assert f"{wrong} of 4 crops called other than their label" in page
+    shown = [int(n) for n in re.findall(r"<p>(\d+) crop\(s\), most confident first", page)]
+    assert sum(shown) == wrong
