@@ -90,6 +90,16 @@ class CropIndex:
         arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size, marks)
         return arr if self.channels is None else arr[list(self.channels)]
 
+    def table(self):
+        """Each crop's ``path`` (relative to the dataset's root where it lies under it),
+        ``label`` and ``sample_id``: the first columns of predict's and evaluate's
+        predictions."""
+        import pandas as pd  # a table only where one is written
+
+        return pd.DataFrame({"path": [str(p.relative_to(self.root)) if p.is_relative_to(self.root)
+                                      else str(p) for p in self.paths],
+                             "label": self.labels, "sample_id": self.sample_ids})
+
     def class_counts(self) -> dict[str, int]:
         """Crops per label, labels in name order."""
         counts: dict[str, int] = {}

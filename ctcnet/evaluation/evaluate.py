@@ -281,8 +281,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     """``ctcnet evaluate``: evaluate a model on a labelled crop dataset, beside the baselines.
 
     Writes report.json, confusion.json, predictions.csv (each crop's call, made as
-    ``ctcnet predict`` makes it) and the confusion and reliability figures into ``out_dir``,
-    and, given ``page``, the page it draws.
+    ``ctcnet predict`` makes it), the confusion and reliability figures and ``page``'s.
 
     Parameters
     ----------
@@ -315,10 +314,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         As ``ctcnet predict`` does on a crop set, the markers the guard measures take part in
         the calls.
     page : callable, optional
-        ``page(out_dir, table, crops, spec, report)``: draws a page of the calls
-        (``ctcnet evaluate`` passes ``ctcnet.report.crop_set_page.write_evaluation_page``, a
-        layer above this one) from predictions.csv's rows, the crops at model scale, the
-        model's spec and report.json's figures.
+        ``page(out_dir, table, crops, spec, report)`` draws a page of predictions.csv's rows
+        (a layer above: ``ctcnet.report.crop_set_page.write_evaluation_page``).
 
     Returns
     -------
@@ -355,13 +352,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         report["spillover"] = spillover
     out_dir = Path(out_dir)
     # Each crop's call, by the function predict labels its crops with.
-    import pandas as pd
-
-    table = pd.DataFrame({"path": [str(p.relative_to(index.root))
-                                   if p.is_relative_to(index.root) else str(p)
-                                   for p in index.paths],
-                          "label": index.labels, "sample_id": index.sample_ids})
-    table = label_events(table, report["_proba"], called_spec)
+    table = label_events(index.table(), report["_proba"], called_spec)
     table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.csv") as tmp:

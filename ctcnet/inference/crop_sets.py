@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import RULES, guard_events, guard_summary
@@ -63,12 +61,9 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     proba = backend.predict_proba(model_crops)
     del model_crops
     t2 = time.perf_counter()
-    table = pd.DataFrame({"path": [str(p.relative_to(index.root)) if p.is_relative_to(index.root)
-                                   else str(p) for p in index.paths],
-                          "label": index.labels, "sample_id": index.sample_ids})
     # Each crop is a cell someone chose: its markers take part in the call
     # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
-    table = guard_events(label_events(table, proba, spec), crops, proba, spec,
+    table = guard_events(label_events(index.table(), proba, spec), crops, proba, spec,
                          markers_decide=options.marker_calls, overrule=options.marker_calls,
                          rules=RULES.for_crops(index.exported))
     with atomic_path(out_dir / "predictions.parquet") as tmp:
