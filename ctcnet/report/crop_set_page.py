@@ -147,8 +147,7 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     info = write_tile_pages(out_dir, table, crops, spec, crop_groups(table, spec), limit)
     overview = [("crop folder", s.dataset), ("crops", s.crops),
                 ("model", s.model), ("backend / device", f"{s.backend} / {s.device}"),
-                ("pixel size", f"{s.pixel_size_um:g} um/px ({s.pixel_size_from})"
-                 if s.pixel_size_um else s.pixel_size_from),
+                ("pixel size", _pixel_size_text(s.pixel_size_um, s.pixel_size_from)),
                 ("prior", s.prior), ("sent to review", s.review)]
     if s.accuracy is not None:
         overview.append(("agreement with the folder's labels",
@@ -177,8 +176,8 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     cnn = report.get("cnn", {})
     overview = [("crop folder", report.get("data")), ("crops", len(table)),
                 ("model", report.get("model")), ("prior", report.get("prior")),
-                ("pixel size", f"{report.get('pixel_size_um'):g} um/px "
-                               f"({report.get('pixel_size_from')})")]
+                ("pixel size", _pixel_size_text(report.get("pixel_size_um"),
+                                                report.get("pixel_size_from")))]
     overview += [(key.replace("_", " "), f"{cnn[key]:.4f}") for key in ("macro_f1", "accuracy")
                  if isinstance(cnn.get(key), float)]
     wrong = sum(g["total"] for g in info.values())
@@ -193,6 +192,15 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
                       _page(Path(str(report.get("data"))).name, overview, middle, info,
                             titles, "most confident first", spec, heading="evaluation"))
     return info
+
+
+def _pixel_size_text(um: float | None, source: str | None) -> str:
+    """The crops' pixel size as read: fitted per crop, the folder's median stands for them."""
+    if not um:
+        return str(source)
+    if source and "fitted" in source:
+        return f"{source} (median {um:.3g} um/px)"
+    return f"{um:.3g} um/px ({source})"
 
 
 def _page(name: str, overview: list, middle: str, groups: dict, titles: dict, order: str,
