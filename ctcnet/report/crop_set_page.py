@@ -30,24 +30,21 @@ from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.reasons import call_text, caption_line, event_reasons
 from ctcnet.report.report_page import IMAGE_CHECK, html_table
-from ctcnet.report.review import (
-    TILES_PER_PAGE,
-    montage_page,
-    render_tiles,
-    stretch_channels_together,
-)
+from ctcnet.report.review import TILES_PER_PAGE, montage_page, render_tiles, stretch_each_crop
 
 HELD = "held"
+# Characters of a file's name a caption keeps (a tile of three markers is ~340 px wide).
+NAME_CHARS = 28
 
 
 class _OneScalePerCrop:
     """The tiles' display: each crop's channels on one scale (as ``render_tiles`` asks of a
     display scale: a ``stretch``)."""
 
-    stretch = staticmethod(stretch_channels_together)
-
-# Characters of a file's name a caption keeps (a tile of three markers is ~340 px wide).
-NAME_CHARS = 28
+    @staticmethod
+    def stretch(crops: np.ndarray) -> np.ndarray:
+        """Each crop's channels on its brightest channel's scale."""
+        return stretch_each_crop(crops, together=True)
 
 
 def crop_groups(table: pd.DataFrame, spec: ModelSpec) -> dict[str, np.ndarray]:

@@ -51,13 +51,17 @@ GAP = 4
 TICK_COLOUR = (1.0, 0.85, 0.0)
 
 
-def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0) -> np.ndarray:
+def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0,
+                      together: bool = False) -> np.ndarray:
     """(N, C, S, S) counts -> float32 in [0, 1], per crop and channel.
 
     Black is the crop's background (median); white is the ``high`` percentile of the crop's
     central half, where the event is, so the event sets the contrast and a bright neighbour at
     the border saturates instead of hiding a dim event. White is never less than ``min_snr``
     noise units above background, so a channel without signal shows as dark speckle.
+    ``together``: one white for all of a crop's channels, its brightest channel's, so a marker
+    a fifth as bright as another looks so, as the image file shows it (each channel to itself
+    shows a faint copy of CK in the CD45 plane as bright as CK).
     """
     crops = np.asarray(crops, dtype=np.float32)
     n, c, s, _ = crops.shape
@@ -65,24 +69,9 @@ def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12
     background, noise = median_and_mad_sigma(flat)
     q = s // 4
     centre = crops[:, :, q:s - q, q:s - q].reshape(n, c, -1)
-    top = np.percentile(centre, high, axis=2)
-    span = np.maximum(top - background, np.maximum(min_snr * noise, 1e-3))
-    return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
-
-
-def stretch_channels_together(crops: np.ndarray, high: float = 99.5,
-                              min_snr: float = 12.0) -> np.ndarray:
-    """(N, C, S, S) counts -> float32 in [0, 1] on one scale per crop for all its channels:
-    black each channel's background, white the brightest channel's ``high`` percentile over
-    the crop's central half. A marker at a fifth of another's brightness looks a fifth as
-    bright, as the image file shows it (:func:`stretch_each_crop` would show a faint copy of
-    CK in the CD45 plane as bright as CK itself)."""
-    crops = np.asarray(crops, dtype=np.float32)
-    n, c, s, _ = crops.shape
-    background, noise = median_and_mad_sigma(crops[:, :, ::2, ::2].reshape(n, c, -1))
-    q = s // 4
-    centre = crops[:, :, q:s - q, q:s - q].reshape(n, c, -1)
-    top = (np.percentile(centre, high, axis=2) - background).max(axis=1, keepdims=True)
+    top = np.percentile(centre, high, axis=2) - background
+    if together:
+        top = top.max(axis=1, keepdims=True)
     span = np.maximum(top, np.maximum(min_snr * noise, 1e-3))
     return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
 

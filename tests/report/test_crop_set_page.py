@@ -10,7 +10,7 @@ from conftest import disk_crops
 from ctcnet.cli import main
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.crop_set_page import HELD, crop_groups, disagreement_groups, tile_captions
-from ctcnet.report.review import stretch_channels_together, stretch_each_crop
+from ctcnet.report.review import stretch_each_crop
 
 
 def _spec() -> ModelSpec:
@@ -53,7 +53,7 @@ def test_a_caption_names_the_file_the_call_a_disagreeing_label_and_the_guards_wh
 def test_a_faint_copy_in_one_channel_stays_faint_beside_the_bright_one():
     crops = disk_crops(n=1, amplitude=1000.0, noise=5.0, channel=1, channels=3, size=40)
     crops[:, 2] += 0.2 * (crops[:, 1] - 100.0)  # CD45 plane: a fifth of CK's signal
-    together = stretch_channels_together(crops)
+    together = stretch_each_crop(crops, together=True)
     assert together[0, 1].max() > 0.95
     assert 0.1 < together[0, 2].max() < 0.3
     assert stretch_each_crop(crops)[0, 2].max() > 0.95  # each channel to itself: as bright
