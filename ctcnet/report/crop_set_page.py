@@ -29,7 +29,7 @@ from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.reasons import call_text, caption_line, event_reasons
-from ctcnet.report.report_page import IMAGE_CHECK, html_table
+from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
 from ctcnet.report.review import TILES_PER_PAGE, montage_page, render_tiles, stretch_each_crop
 
 HELD = "held"
@@ -206,26 +206,10 @@ def _page(name: str, overview: list, middle: str, groups: dict, titles: dict, or
     for group, g in groups.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} crop(s)"
-        images = "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
-                         f'{html.escape(p["path"])}" style="width: min(100%, '
-                         f'{2 * p["width"]}px)" alt="{html.escape(group)} page {i}"></a></p>'
-                         for i, p in enumerate(g["pages"], 1))
-        sections.append(f"<h2>{html.escape(titles[group])}</h2><p>{note}, {order}</p>{images}")
+        sections.append(f"<h2>{html.escape(titles[group])}</h2><p>{note}, {order}</p>"
+                        f"{page_images(g['pages'], group)}")
     legend = overlay_legend(spec.panel.names, spec.panel.roles())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ctcnet: {html.escape(name)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
-table {{ border-collapse: collapse; margin-bottom: 1em; }}
-th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
-img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
-.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
-</style></head>
-<body>
-<h1>ctcnet {heading}: {html.escape(name)}</h1>
-<p id="image-check">checking images...</p>
+    return f"""{page_start(name, heading)}
 {html_table(overview)}
 {middle}
 <p>Tiles: each crop as the model reads it (brought to its scale), each marker in grey on one

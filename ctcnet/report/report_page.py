@@ -24,6 +24,33 @@ def html_table(rows: list[tuple[str, object]]) -> str:
     return f"<table>{cells}</table>"
 
 
+def page_start(name: str, heading: str = "predictions") -> str:
+    """A page's HTML up to its title and the line that says whether its images loaded."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ctcnet: {html.escape(name)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
+.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
+</style></head>
+<body>
+<h1>ctcnet {html.escape(heading)}: {html.escape(name)}</h1>
+<p id="image-check">checking images...</p>"""
+
+
+def page_images(pages: list[dict], name: str) -> str:
+    """Gallery pages (``path``, ``width``) as images, shown at twice their pixel size (crops
+    are small), never wider than the window; each links to itself, to see it whole."""
+    return "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
+                   f'{html.escape(p["path"])}" style="width: min(100%, {2 * p["width"]}px)" '
+                   f'alt="{html.escape(name)} page {i}"></a></p>'
+                   for i, p in enumerate(pages, 1))
+
+
 # Says on the page whether every image loaded (and tells a headless browser in data-*).
 IMAGE_CHECK = """
 <script>
@@ -153,32 +180,14 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     for cat, g in gallery_info.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} event(s)"
-        # Shown at twice their pixel size (crops are small), never wider than the window.
-        # A page links to itself: the browser shows it whole, to zoom into.
-        images = "".join(f'<p><a href="{html.escape(p["path"])}"><img src="'
-                         f'{html.escape(p["path"])}" style="width: '
-                         f'min(100%, {2 * p["width"]}px)" alt="{html.escape(cat)} page {i}">'
-                         '</a></p>' for i, p in enumerate(g["pages"], 1))
+        images = page_images(g["pages"], cat)
         title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
         if cat == "review" and s.tally.reported:
             # "sent to review" above counts every call; the reported ones have their galleries.
             note += (f"; sent to review and not called {' or '.join(s.tally.reported)} (those "
                      "are in their own galleries)")
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ctcnet: {html.escape(s.sample_id)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
-table {{ border-collapse: collapse; margin-bottom: 1em; }}
-th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
-img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
-.ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
-</style></head>
-<body>
-<h1>ctcnet predictions: {html.escape(s.sample_id)}</h1>
-<p id="image-check">checking images...</p>
+    page = f"""{page_start(s.sample_id)}
 {html_table(overview)}
 <h2>Counts</h2>
 {counts_table(s.tally, s.reviewed)}

@@ -2,9 +2,12 @@
 crop drawn on one scale for all its channels."""
 
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import disk_crops
 
 from ctcnet.cli import main
@@ -102,3 +105,19 @@ def test_evaluate_writes_a_page_of_the_crops_called_other_than_their_label(
     assert f"{wrong} of 4 crops called other than their label" in page
     shown = [int(n) for n in re.findall(r"<p>(\d+) crop\(s\), most confident first", page)]
     assert sum(shown) == wrong
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed "
+                    "(apt-get install chromium)")
+def test_the_crop_folder_page_shows_every_image_in_chromium(crops, tiny_model_file, tmp_path):
+    model, _ = tiny_model_file(tmp_path / "model.pt", crop_size=32)
+    assert main(["predict", str(crops), "--model", str(model), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--quiet"]) == 0
+    page = tmp_path / "out" / crops.name / "index.html"
+    result = subprocess.run(
+        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+         "--no-first-run", "--allow-file-access-from-files", "--virtual-time-budget=10000",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    images = len(re.findall(r'<img src="', page.read_text()))
+    assert images and f'data-images-total="{images}"' in result.stdout, result.stderr[-2000:]
+    assert 'data-images-ok="yes"' in result.stdout
