@@ -224,7 +224,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         say_outcome,
     )
 
-    check_before_children(model, args.backend, out)
+    check_before_children(model, args.backend, out, args.prior)
     names, shares = plan_shares(cartridges, datasets, processes)
     watch = None
     if not args.quiet:

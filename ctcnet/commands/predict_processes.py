@@ -99,16 +99,21 @@ def child_command(argv: list[str], inputs_file: str, model: str | None = None) -
             "--quiet", INPUTS_OPTION, inputs_file, *chosen, *argv[at:]]
 
 
-def check_before_children(model: str, backend: str | None, out: Path) -> None:
+def check_before_children(model: str, backend: str | None, out: Path,
+                          prior: str | None = None) -> None:
     """What every child would refuse before any work, refused once in the parent: a model
-    that is neither a shipped name nor a file, an output folder that cannot be written (N
-    children would each say so). Nothing is loaded: torch and the GPU stay out of the
-    parent."""
+    that is neither a shipped name nor a file, an output folder that cannot be written, and
+    for a shipped model a ``--prior`` its classes cannot take (N children would each say
+    so). Nothing is loaded: torch and the GPU stay out of the parent (a model file's classes
+    are in the file, so its prior is checked by each child)."""
     from ctcnet.inference.inputs import check_writable
-    from ctcnet.nn.registry import resolve_model
+    from ctcnet.nn.calls import BALANCED_PRIOR, prior_rule
+    from ctcnet.nn.registry import get_model, is_registry_name, resolve_model
 
     check_regular_file(resolve_model(model, backend), "a model file",
                        missing="model file not found")
+    if prior is not None and is_registry_name(model):
+        prior_rule(prior, get_model(model).classes, None, BALANCED_PRIOR)
     check_writable(out)
 
 

@@ -120,13 +120,19 @@ def test_a_child_is_the_parents_command_with_its_share_put_after_the_subcommand(
                             "share.json", "--model"] and chosen[12] == "ctcnet-core3"
 
 
-def test_a_model_that_is_not_there_is_refused_once_before_any_process_starts(scans, capsys):
+def test_a_missing_model_or_a_bad_prior_is_refused_once_before_any_process_starts(scans, capsys):
     base, _ = scans
     missing = base / "no-such-model.pt"
     assert main(_args(base, missing, base / "nomodel", "--processes", "2")) == 2
     err = capsys.readouterr().err
     assert err.count("model file not found") == 1
     assert not (base / "nomodel" / "run.json").exists()  # no process ran, no index written
+    # a prior the shipped model's classes cannot take: said once too
+    args = _args(base, "ctcnet-default", base / "badprior", "--processes", "2", "--prior",
+                 "ctc=2")
+    assert main(args) == 2
+    assert capsys.readouterr().err.count("ctc=2 must be above 0") == 1
+    assert not (base / "badprior" / "run.json").exists()
 
 
 def test_the_runs_status_puts_an_interrupt_then_a_failed_process_then_a_refusal_first():
