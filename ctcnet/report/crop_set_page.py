@@ -105,7 +105,8 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
                      groups: dict[str, np.ndarray], limit: int) -> dict:
     """Montage PNGs under ``out_dir/gallery``, one set per group of ``table``'s rows (row
     positions, in the order shown; ``crops``: (N, C, S, S) at model scale in the model's
-    channel order), at most ``limit`` crops a group; returns per group shown/total/pages."""
+    channel order), at most ``limit`` crops a group; returns per group shown/total/pages and
+    the ``files`` shown (``table``'s paths), in order."""
     gdir = Path(out_dir) / "gallery"
     gdir.mkdir(parents=True, exist_ok=True)
     panel = spec.panel
@@ -128,7 +129,8 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
             pages.append({"path": f"gallery/{name}", "width": image.width,
                           "height": image.height})
             written.add(name)
-        info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages}
+        info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages,
+                       "files": [str(f) for f in table["path"].iloc[shown]]}
     for stale in gdir.glob("*.png"):  # pages of an earlier run into this folder
         if stale.name not in written:
             stale.unlink()
@@ -158,7 +160,7 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     titles = {g: ("held for a person by the marker guard (not counted)" if g == HELD
                   else f"{g} calls") for g in info}
     atomic_write_text(Path(out_dir) / "index.html",
-                      _page(Path(s.dataset).name, overview, middle, info, titles,
+                      _page(Path(s.dataset), overview, middle, info, titles,
                             "least confident first", spec))
     return info
 
@@ -186,7 +188,7 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
               "style=\"width: min(100%, 480px)\"></p>")
     titles = {g: "labelled {}, called {}".format(*g.split("_as_", 1)) for g in info}
     atomic_write_text(Path(out_dir) / "index.html",
-                      _page(Path(str(report.get("data"))).name, overview, middle, info,
+                      _page(Path(str(report.get("data"))), overview, middle, info,
                             titles, "most confident first", spec, heading="evaluation"))
     return info
 
@@ -200,14 +202,22 @@ def _pixel_size_text(um: float | None, source: str | None) -> str:
     return f"{um:.3g} um/px ({source})"
 
 
-def _page(name: str, overview: list, middle: str, groups: dict, titles: dict, order: str,
+def _file_list(files: list[str], root: Path) -> str:
+    """The files of a group's tiles, in the order shown, each a link to the image itself."""
+    items = "".join(f'<li><a href="{html.escape((root / f).absolute().as_uri())}">'
+                    f"{html.escape(f)}</a></li>" for f in files)
+    return f"<details><summary>the files, in the order shown</summary><ol>{items}</ol></details>"
+
+
+def _page(root: Path, overview: list, middle: str, groups: dict, titles: dict, order: str,
           spec: ModelSpec, heading: str = "predictions") -> str:
+    name = root.name
     sections = []
     for group, g in groups.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} crop(s)"
         sections.append(f"<h2>{html.escape(titles[group])}</h2><p>{note}, {order}</p>"
-                        f"{page_images(g['pages'], group)}")
+                        f"{page_images(g['pages'], group)}{_file_list(g['files'], root)}")
     legend = overlay_legend(spec.panel.names, spec.panel.roles())
     return f"""{page_start(name, heading)}
 {html_table(overview)}

@@ -4,6 +4,7 @@ crop drawn on one scale for all its channels."""
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,12 @@ def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
     table = pd.read_csv(folder / "predictions.csv")
     shown = [int(n) for n in re.findall(r"<p>(\d+) crop\(s\), least confident first", page)]
     assert sum(shown) == len(table) == 4  # every crop in one group
+    # each crop's file listed once under its group, a link to the image itself
+    from urllib.parse import unquote, urlparse
+
+    links = [Path(unquote(urlparse(u).path)) for u in re.findall(r'<li><a href="([^"]+)"', page)]
+    assert sorted(p.name for p in links) == sorted(Path(p).name for p in table["path"])
+    assert all(p.is_file() for p in links)
     assert "predictions.csv" in page
     again = tmp_path / "bare"
     assert main(["predict", str(crops), "--model", str(model), "--out", str(again),
