@@ -269,6 +269,7 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     status: 2 when an input was set aside (refused) or a report failed, 3 when a sample had no
     readable frame."""
     import sys
+    from pathlib import Path
 
     from ctcnet.inference.counts import per_volume_text
     from ctcnet.inference.summary import RunSummary
@@ -286,7 +287,8 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
             else:
                 held = {k: v for k, v in s.held.items() if v}
                 print(f"{s.dataset}: {s.crops} crops, {s.counts} (prior {s.prior})" +
-                      (f", held for review by the guard {held}" if held else ""))
+                      (f", held for review by the guard {held}" if held else "") +
+                      f" -> {out / Path(s.dataset).name}")
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).

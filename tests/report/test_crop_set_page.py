@@ -64,12 +64,13 @@ def test_a_faint_copy_in_one_channel_stays_faint_beside_the_bright_one():
 
 
 def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
-        crops, tiny_model_file, tmp_path):
+        crops, tiny_model_file, tmp_path, capsys):
     model, _ = tiny_model_file(tmp_path / "model.pt", crop_size=32)
     out = tmp_path / "out"
     assert main(["predict", str(crops), "--model", str(model), "--out", str(out),
-                 "--device", "cpu", "--quiet"]) == 0
+                 "--device", "cpu"]) == 0
     folder = out / crops.name
+    assert f"-> {folder}" in capsys.readouterr().out  # the line says where the page is
     page = (folder / "index.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all((folder / src).is_file() for src in images)
