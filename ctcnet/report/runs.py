@@ -75,9 +75,9 @@ def find_samples(results: str | Path) -> dict[str, Path]:
     crop_sets = [p.name for p in sorted(results.iterdir())
                  if p.is_dir() and (p / "predictions.parquet").is_file()]
     said = (f"; {len(crop_sets)} crop folder output(s) ({', '.join(crop_sets[:3])}"
-            f"{', ...' if len(crop_sets) > 3 else ''}) hold a crop set's calls, which are read in "
-            "their predictions.csv: the review page, `ctcnet crops` and `export-events` read "
-            "cartridges' events" if crop_sets else "")
+            f"{', ...' if len(crop_sets) > 3 else ''}) hold a crop set's calls, shown with their "
+            "crops in each one's index.html (the table: predictions.csv): the review page, "
+            "`ctcnet crops` and `export-events` read cartridges' events" if crop_sets else "")
     if not samples:
         raise InputError("no predict outputs here (expected a cartridge's <sample>/summary.json "
                          f"and events.parquet, as ctcnet predict --out writes){said}", results)
