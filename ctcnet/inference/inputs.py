@@ -113,8 +113,7 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     these inputs are one process's share of a run of several, so even one alone is set
     aside)."""
     cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
-    several = set_aside is not None and \
-        (share_of_several or len(cartridge_paths) + len(datasets) > 1)
+    record = set_aside_record(set_aside, len(cartridge_paths) + len(datasets), share_of_several)
     cartridges = []
     for path in cartridge_paths:
         name = Path(path).name
@@ -123,8 +122,8 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
             name = cartridge.sample_id
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
-            set_aside_or_raise(err, name, set_aside if several else None)
-    if several and not share_of_several and not cartridges and not datasets:
+            set_aside_or_raise(err, name, record)
+    if record is not None and not share_of_several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))
     refuse_colliding_outputs([c.sample_id for c in cartridges] + [Path(d).name for d in datasets])
@@ -152,6 +151,15 @@ def refuse_colliding_outputs(names: list[str]) -> None:
         raise InputError(f"several inputs would write the output folder(s) {duplicates} "
                          "(cartridges of one sample id, or crop folders of one name); their "
                          "outputs would collide: rename one, or run them into another --out")
+
+
+def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool = False
+                     ) -> dict | None:
+    """Where a refused input is recorded as set aside: ``set_aside`` when the run has several
+    ``inputs`` (or is one process's share of a run of several), so the others run; None when
+    a refusal is to stop the run (one input alone, or a caller that keeps no record)."""
+    several = share_of_several or inputs > 1
+    return set_aside if set_aside is not None and several else None
 
 
 def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> None:

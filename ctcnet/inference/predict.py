@@ -72,6 +72,7 @@ from ctcnet.inference.inputs import (
     checked_cartridge,
     checked_inputs,
     set_aside_or_raise,
+    set_aside_record,
 )
 from ctcnet.inference.journal import (
     PARTS_DIR,
@@ -472,9 +473,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
                 except InputError as err:
-                    several = set_aside is not None and \
-                        (share_of_several or len(jobs) + len(set_aside) > 1)
-                    set_aside_or_raise(err, name, set_aside if several else None)
+                    record = set_aside_record(set_aside, len(jobs) + len(set_aside or {}),
+                                              share_of_several)
+                    set_aside_or_raise(err, name, record)
                     continue
                 summaries.append(pending.summary)  # final once its report is drawn
                 reports.submit(pending)

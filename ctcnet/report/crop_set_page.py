@@ -90,12 +90,12 @@ def disagreement_groups(table: pd.DataFrame, spec: ModelSpec) -> dict[str, np.nd
     labels = table["label"].astype(object).to_numpy()
     calls = table["class"].astype(object).to_numpy()
     confidence = table["confidence"].to_numpy(np.float64)
+    called = [*spec.class_names, *sorted(set(calls) - set(spec.class_names))]  # "failed" too
     groups = {}
     for label in spec.class_names:
-        for call in [*spec.class_names, *sorted(set(calls) - set(spec.class_names))]:
-            rows = np.flatnonzero((labels == label) & (calls == call)) if call != label \
-                else np.zeros(0, int)
-            if len(rows):
+        for call in called:
+            rows = np.flatnonzero((labels == label) & (calls == call))
+            if call != label and len(rows):
                 groups[f"{label}_as_{call}"] = rows[np.argsort(-confidence[rows],
                                                                kind="stable")]
     return groups

@@ -355,9 +355,6 @@ def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: display.Displa
     return display.measure_texts(mean, display.peak_snr(crops, levels, pixel_size_um))
 
 
-__all__ = ["counts_table", "held_text", "write_html", "write_summary_and_page"]
-
-
 def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec: ModelSpec,
                         summary, limit: int) -> dict:
     """A crop folder's gallery and index.html (:mod:`ctcnet.report.crop_set_page`, which draws
@@ -366,3 +363,6 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, s
     from ctcnet.report.crop_set_page import write_crop_set_page as write
 
     return write(out_dir, table, crops, spec, summary, limit)
+
+
+__all__ = ["counts_table", "held_text", "write_html", "write_summary_and_page"]
