@@ -25,7 +25,7 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -340,34 +340,61 @@ BAD_CROPS_NAMED = 10
 
 def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,
                min_size: int = 0) -> np.ndarray:
-    """Load every crop of an index into one float32 (N, C, size, size) array at model scale.
+    """Load every crop of an index into one float32 (N, C, size, size) array at model scale
+    (:func:`crop_chunks`, whose checks and warnings it makes)."""
+    # One chunk, the whole index (read to the end: the checks come after the last chunk).
+    chunks = list(crop_chunks(index, size, model_pixel_um, min_size, max(len(index), 1)))
+    return chunks[0][1] if chunks else None
+
+
+# Crops brought to model scale at a time by a chunked read: 128 MB of five-channel 80 px
+# crops, a few times the model's batch, so a chunk's copies (the network's view, the guard's
+# arrays) stay well under a gigabyte.
+CHUNK_CROPS = 1024
+
+
+def crop_chunks(index: CropIndex, size: int | None = None,
+                model_pixel_um: float | None = None, min_size: int = 0,
+                chunk: int = CHUNK_CROPS) -> Iterator[tuple[int, np.ndarray]]:
+    """Read the crops of an index ``chunk`` at a time: yields (first row, float32
+    (n, C, size, size) crops at model scale).
 
     Each crop is resampled from the dataset's pixel size to ``model_pixel_um`` (when given)
     and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
-    crops that had to be padded or cut are logged. ``size=None``: the first crop's size.
+    ``size=None``: the first crop's size. Every crop is read before this returns: after the
+    last chunk, crops that cannot be read are named in one :class:`InputError` (once one
+    is found no more chunks are yielded, and the rest are read only to be named), and
+    crops that had to be padded or cut, copies, scale bars and values past their range are
+    logged, each once for the whole index.
     """
-    out, errors, first_of, marks = None, [], {}, []
-    cut = padded = rescaled = 0
-    for i in range(len(index)):
-        try:
-            arr = index.read(i, min_size, marks)
-        except InputError as err:  # read on: every bad crop is named at once, not one a run
-            errors.append(err)
-            continue
-        rescaled += _rescaled(arr, index)
-        digest = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
-        digest.update(np.ascontiguousarray(arr).data)
-        first_of.setdefault(digest.digest(), []).append(i)
-        if out is None:
+    errors, first_of, marks = [], {}, []
+    cut = padded = rescaled = over = 0
+    for start in range(0, len(index), chunk):
+        out = None
+        for i in range(start, min(start + chunk, len(index))):
+            try:
+                arr = index.read(i, min_size, marks)
+            except InputError as err:  # read on: every bad crop is named at once, not one a run
+                errors.append(err)
+                continue
+            rescaled += _rescaled(arr, index)
+            digest = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
+            digest.update(np.ascontiguousarray(arr).data)
+            first_of.setdefault(digest.digest(), []).append(i)
             size = size or arr.shape[1]
-            out = np.empty((len(index), index.panel.num_channels, size, size), np.float32)
-        pixel_um = index.panel.pixel_size_um if index.crop_pixel_um is None else \
-            index.crop_pixel_um[i]
-        crop, cut_px, pad_px = to_model_scale(arr[None], pixel_um, model_pixel_um, size)
-        out[i] = crop[0]
-        # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
-        cut += cut_px > 2
-        padded += pad_px > 0
+            if out is None:
+                rows = min(chunk, len(index) - start)
+                out = np.empty((rows, index.panel.num_channels, size, size), np.float32)
+            pixel_um = index.panel.pixel_size_um if index.crop_pixel_um is None else \
+                index.crop_pixel_um[i]
+            crop, cut_px, pad_px = to_model_scale(arr[None], pixel_um, model_pixel_um, size)
+            out[i - start] = crop[0]
+            # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
+            cut += cut_px > 2
+            padded += pad_px > 0
+        if not errors:
+            over += _over_range(out, index)
+            yield start, out
     if len(errors) == 1:
         raise errors[0]
     if errors:
@@ -377,7 +404,13 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
                          "; ".join(str(e) for e in errors[:BAD_CROPS_NAMED]) + more, index.root)
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
-    _warn_over_range(out, index)
+    if over:
+        log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
+                    "stated range (%s; panel.json's value_range): the marker guard reads such "
+                    "pixels as saturated, and the shipped models were trained on 12-bit "
+                    "counts. Are these crops scaled (a 16-bit stretch)?", index.root, over,
+                    len(index),
+                    ", ".join(f"{c.name} {c.value_range[1]:g}" for c in index.panel.channels))
     if rescaled:
         log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
                     "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and such "
@@ -388,7 +421,6 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
         log.warning("crop dataset %s: %d of %d crops show a scale bar burnt in (white, read "
                     "as every marker at once): it and its label were filled from the pixels "
                     "round them before reading", index.root, len(marks), len(index))
-    return out
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
@@ -416,21 +448,14 @@ def _rescaled(crop: np.ndarray, index: CropIndex) -> bool:
     return rescaled_counts(crop, index.panel.channels) is not None
 
 
-def _warn_over_range(crops: np.ndarray, index: CropIndex) -> None:
-    """Say when crops hold values above their channels' stated range (panel.json's
+def _over_range(crops: np.ndarray, index: CropIndex) -> int:
+    """How many crops hold values above their channels' stated range (panel.json's
     ``value_range``, 0-4095 unless stated): the marker guard reads such pixels as saturated,
     and a whole frame so is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
     if not len(crops) or index.exported:  # display levels (the model's order drops its word)
-        return
+        return 0
     high = np.array([c.value_range[1] for c in index.panel.channels], np.float32)
-    over = (crops.max(axis=(2, 3)) > high).any(axis=1)
-    if over.any():
-        log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
-                    "stated range (%s; panel.json's value_range): the marker guard reads such "
-                    "pixels as saturated, and the shipped models were trained on 12-bit "
-                    "counts. Are these crops scaled (a 16-bit stretch)?", index.root,
-                    int(over.sum()), len(crops),
-                    ", ".join(f"{c.name} {c.value_range[1]:g}" for c in index.panel.channels))
+    return int((crops.max(axis=(2, 3)) > high).any(axis=1).sum())
 
 
 MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")

@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
+import numpy as np
+import pandas as pd
+
+from ctcnet.detect.crop_dataset import (
+    CHUNK_CROPS,
+    crop_chunks,
+    pixel_size_source,
+    read_crop_index,
+)
 from ctcnet.inference.counts import count_events
-from ctcnet.inference.guard import RULES, guard_events, guard_summary
+from ctcnet.inference.guard import RULES, crop_set_measurements, guard_events, guard_summary
 from ctcnet.inference.options import PredictOptions, spec_at_prior
-from ctcnet.inference.spillover import network_view
+from ctcnet.inference.spillover import SampleLeaks, compensate_each, wants_compensation
 from ctcnet.inference.summary import CropRunSummary, model_sha256
 from ctcnet.inference.tables import label_events
 from ctcnet.io.atomic import atomic_path, exclusive_folder
+from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
 
 
@@ -51,21 +61,69 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     # a near-balanced folder of crops. Its calls are the plain most probable class unless the
     # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
     spec, prior = spec_at_prior(backend.spec, options.prior, BALANCED_PRIOR)
-    t0 = time.perf_counter()
     index = read_crop_index(root, pixel_size=options.pixel_size).conform(spec.panel)
-    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
-    t1 = time.perf_counter()
+    rules = RULES.for_crops(index.exported)
+    shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
+    # The crops at model scale wait in a file, not in memory: a run holds a chunk at a time.
+    with SpilledArray(shape, np.float32, out_dir) as crops:
+        reading = _network_and_measurements(index, spec, backend, crops, options.compensate,
+                                            rules)
+        return _finish(root, index, spec, prior, backend, out_dir, options, rules, reading,
+                       crops)
 
-    # The model sees compensated crops when asked or trained so; the guard reads the crops.
-    model_crops, spillover = network_view(spec, crops, index.sample_ids, options.compensate)
-    proba = backend.predict_proba(model_crops)
-    del model_crops
-    t2 = time.perf_counter()
+
+class _Reading(NamedTuple):
+    """What the chunked pass over a crop set gives the calls."""
+
+    proba: np.ndarray                 # (N, K) the network's probabilities
+    measured: pd.DataFrame | None     # the guard's measurements (crop_set_measurements)
+    spillover: dict | None            # {sample: leak_record} when compensated
+    timings_s: dict                   # read, classify (the network), measure
+
+
+def _network_and_measurements(index, spec, backend, crops: SpilledArray,
+                              compensate: bool | None, rules) -> _Reading:
+    """Read every crop into ``crops`` (each unreadable crop named before any work), then a
+    chunk at a time the network's probabilities and the guard's measurements, which are made
+    per crop (the calls, which compare a crop with its sample's leukocytes, come after, from
+    the measurements of all). The network sees each sample's crops compensated when asked or
+    trained so, the leak measured over all of the sample's crops; the guard reads the crops."""
+    t0 = time.perf_counter()
+    samples = np.asarray(index.sample_ids).astype(str)
+    leaks = SampleLeaks(spec.panel) if wants_compensation(spec, compensate) else None
+    for start, chunk in crop_chunks(index, spec.crop_size, spec.pixel_size_um,
+                                    chunk=CHUNK_CROPS):
+        crops.write(start, chunk)
+        if leaks is not None:
+            leaks.add(chunk, samples[start:start + len(chunk)])
+    t1 = time.perf_counter()
+    sample_leaks = leaks.leaks() if leaks is not None else None
+    proba, measured, network_s = [], [], 0.0
+    for start, chunk in crops.chunks(CHUNK_CROPS):
+        view = chunk if sample_leaks is None else compensate_each(
+            chunk, samples[start:start + len(chunk)], sample_leaks, spec.panel)
+        t = time.perf_counter()
+        proba.append(backend.predict_proba(view))
+        network_s += time.perf_counter() - t
+        del view
+        measured.append(crop_set_measurements(chunk, spec, rules))
+    return _Reading(np.concatenate(proba) if proba else np.zeros((0, len(spec.class_names))),
+                    pd.concat(measured, ignore_index=True) if measured else None,
+                    leaks.records(sample_leaks) if leaks is not None else None,
+                    {"read": t1 - t0, "classify": network_s,
+                     "measure": time.perf_counter() - t1 - network_s})
+
+
+def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,
+            reading: _Reading, crops: SpilledArray) -> CropRunSummary:
+    """The calls (the markers taking part), the tables, summary.json and the page."""
+    t0 = time.perf_counter()
     # Each crop is a cell someone chose: its markers take part in the call
     # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
-    table = guard_events(label_events(index.table(), proba, spec), crops, proba, spec,
+    table = guard_events(label_events(index.table(), reading.proba, spec), crops,
+                         reading.proba, spec, measured=reading.measured,
                          markers_decide=options.marker_calls, overrule=options.marker_calls,
-                         rules=RULES.for_crops(index.exported))
+                         rules=rules)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_path(out_dir / "predictions.csv") as tmp:
@@ -85,9 +143,10 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
         accuracy_of=int(known.sum()),
-        spillover=spillover,
+        spillover=reading.spillover,
         model_sha256=model_sha256(backend),
-        timings_s={"read": t1 - t0, "classify": t2 - t1, "total": time.perf_counter() - t0})
+        timings_s={**reading.timings_s, "calls": time.perf_counter() - t0,
+                   "total": sum(reading.timings_s.values()) + time.perf_counter() - t0})
     summary.write(out_dir)
     if options.report is not None:  # the counts are on disk first, as for a cartridge
         options.report.write_crop_set_page(out_dir, table, crops, spec, summary,

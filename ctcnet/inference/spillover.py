@@ -259,6 +259,56 @@ def compensate_samples(crops: np.ndarray, panel, samples=None, out: np.ndarray |
     return out, records
 
 
+class SampleLeaks:
+    """CK's leak per sample over crops seen a chunk at a time (a crop set too large to hold):
+    each chunk's per-crop ratios (:func:`leak_ratios`) kept by sample, and each sample's leaks
+    read from all of its crops' ratios, as :func:`compensate_samples` reads them from the
+    sample's crops held at once."""
+
+    def __init__(self, panel):
+        self.panel = panel
+        self._samples, self._ratio, self._sd = [], [], []  # of the crops with any ratio
+        self._crops: dict[str, int] = {}
+
+    def add(self, crops: np.ndarray, samples) -> None:
+        """Take in a chunk of crops and their sample ids (one per crop)."""
+        samples = np.asarray(samples).astype(str)
+        for sample, n in zip(*np.unique(samples, return_counts=True)):
+            self._crops[str(sample)] = self._crops.get(str(sample), 0) + int(n)
+        source, targets = leak_channels(self.panel)
+        if source is None:  # no CK: nothing leaks, every sample's leaks are zero
+            return
+        ratio, sd = leak_ratios(crops, source, targets)
+        rows = np.isfinite(ratio).any(axis=1)
+        self._samples.append(samples[rows])
+        self._ratio.append(ratio[rows])
+        self._sd.append(sd[rows])
+
+    def leaks(self) -> dict[str, np.ndarray]:
+        """{sample: (C,) leaks} of every sample seen."""
+        c = self.panel.num_channels
+        samples = np.concatenate(self._samples) if self._samples else np.zeros(0, str)
+        ratio = np.concatenate(self._ratio) if self._ratio else np.zeros((0, c))
+        sd = np.concatenate(self._sd) if self._sd else np.zeros((0, c))
+        return {s: leaks_from_ratios(ratio[samples == s], sd[samples == s], self.panel)
+                for s in self._crops}
+
+    def records(self, leaks: dict[str, np.ndarray]) -> dict:
+        """{sample: leak_record} as :func:`compensate_samples` reports them."""
+        return {s: leak_record(leaks[s], self.panel, crops=n) for s, n in self._crops.items()}
+
+
+def compensate_each(crops: np.ndarray, samples, leaks: dict[str, np.ndarray], panel
+                    ) -> np.ndarray:
+    """Crops (float32) each compensated by its sample's ``leaks`` (:class:`SampleLeaks`)."""
+    samples = np.asarray(samples).astype(str)
+    out = np.empty(np.shape(crops), np.float32)
+    for sample in np.unique(samples):
+        rows = np.flatnonzero(samples == sample)
+        out[rows] = compensate(np.asarray(crops[rows], np.float32), leaks[sample], panel)
+    return out
+
+
 def compensate(crops: np.ndarray, leaks: np.ndarray, panel) -> np.ndarray:
     """Crops (float32) with ``leaks[t] x`` the CK signal (above its background) taken off each
     channel t; the crops themselves when there is nothing to take off."""

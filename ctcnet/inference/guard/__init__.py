@@ -20,14 +20,14 @@ The package has one module per job:
   :func:`review_flags`, the one entry point for predict, the model card and the robustness
   matrix;
 * :mod:`.calls`: what the flags do to the calls and counts (:func:`marker_calls`,
-  :func:`crop_set_calls`, :func:`crop_set_review`, :func:`markers_overrule`,
-  :func:`guard_events`, :func:`counted`,
-  :func:`guard_summary`).
+  :func:`crop_set_calls`, :func:`crop_set_measurements`, :func:`crop_set_review`,
+  :func:`markers_overrule`, :func:`guard_events`, :func:`counted`, :func:`guard_summary`).
 """
 
 from ctcnet.inference.guard.calls import (
     counted,
     crop_set_calls,
+    crop_set_measurements,
     crop_set_review,
     guard_events,
     guard_summary,
@@ -66,7 +66,8 @@ __all__ = [
     "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKER_FLAGS", "MISSED_CTC_CALLS",
     "ON_DEMAND_COLUMNS", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule",
     "GuardRules",
-    "box_least_squares", "counted", "crop_set_calls", "crop_set_review", "disk_core",
+    "box_least_squares", "counted", "crop_set_calls", "crop_set_measurements", "crop_set_review",
+    "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
     "marker_calls", "markers_overrule", "measure", "measure_for_guard", "measure_for_guard_start",
     "ood_distance", "review_flags",

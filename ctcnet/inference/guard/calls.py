@@ -11,7 +11,11 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
-from ctcnet.inference.guard.measurements import measure, measure_for_guard_start
+from ctcnet.inference.guard.measurements import (
+    measure,
+    measure_for_guard,
+    measure_for_guard_start,
+)
 from ctcnet.inference.guard.rules import (
     FLAGS,
     GUARDED_CLASSES,
@@ -113,19 +117,31 @@ def _marker_fusion(spec) -> dict | None:
     return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
 
 
+def crop_set_measurements(crops: np.ndarray, spec, rules: GuardRules = RULES) -> pd.DataFrame:
+    """What :func:`crop_set_review` measures of a crop set's crops before the calls: every
+    column when the model's marker fusion reads CD45 on every crop, else what the guard
+    measures whatever the call (the rest is read on the calls that need it). Each crop on its
+    own: a large set is measured a chunk at a time and the tables joined."""
+    if _marker_fusion(spec):
+        return measure(crops, spec.panel, spec.pixel_size_um, rules)
+    return measure_for_guard(crops, spec, rules)
+
+
 def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarray,
                     groups: np.ndarray | None = None, decision: DecisionRule | None = None,
-                    max_leak: float | None = None, rules: GuardRules = RULES
-                    ) -> tuple[np.ndarray, pd.DataFrame]:
+                    max_leak: float | None = None, rules: GuardRules = RULES,
+                    measured: pd.DataFrame | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """(calls, flags) of a crop set: :func:`review_flags` and :func:`crop_set_calls` over the
-    network's ``called``, the crops measured once for both (every column, when the model's
-    fusion needs CD45 on every crop), and the checks of a ``ctc`` or ``cluster`` call that the
-    markers or the fusion made where the network called another class added to its flags.
-    ``max_leak``: :func:`leak_allowance` of the crops."""
+    network's ``called``, the crops measured once for both (:func:`crop_set_measurements`,
+    or ``measured`` if made with these rules), and the checks of a ``ctc`` or ``cluster``
+    call that the markers or the fusion made where the network called another class added to
+    its flags. ``max_leak``: :func:`leak_allowance` of the crops."""
     rules = rules.with_leak(max_leak)
     full = start = None
-    if _marker_fusion(spec) and len(crops):
-        full = measure(crops, spec.panel, spec.pixel_size_um, rules)
+    if measured is not None:
+        full = measured
+    elif _marker_fusion(spec) and len(crops):
+        full = crop_set_measurements(crops, spec, rules)
     elif len(crops):  # measured once for both passes below (the second, when it runs)
         full, start = measure_for_guard_start(crops, spec, rules)
     flags = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
@@ -152,8 +168,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
                  rules: GuardRules = RULES, start=None, overrule: bool = True
                  ) -> pd.DataFrame:
     """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
-    and send flagged events to review (``measured``: :func:`measure_for_guard`, if made). The
-    table's events are one frame, or, with a ``sample_id`` column, grouped by it.
+    and send flagged events to review (``measured``: :func:`measure_for_guard`, or with
+    ``markers_decide`` :func:`crop_set_measurements`, if made). The table's events are one
+    frame, or, with a ``sample_id`` column, grouped by it.
 
     ``markers_decide``: the ``class`` column takes :func:`crop_set_calls` (crop sets, where
     each crop is a cell someone chose; on a cartridge, where a CTC is one event in tens of
@@ -175,7 +192,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     if markers_decide:
         events["class"], flags = crop_set_review(crops, proba, spec,
                                                  events["class"].to_numpy(object), groups,
-                                                 spec.decision, rules=rules)
+                                                 spec.decision, rules=rules,
+                                                 measured=measured)
     else:
         # The guard checks the model's own call as predict made it (``model_class``, not an
         # edge-cut event's filed class); a table without it has its calls made here.

@@ -119,6 +119,10 @@ def measure_for_guard_start(crops: np.ndarray, spec, rules: GuardRules = RULES
     return measured, batch.for_readers()
 
 
+# Crops an ExclusionReader prepares at a time when it reads more than this many (a crop set's).
+READ_CHUNK = 512
+
+
 class ExclusionReader:
     """``ON_DEMAND_COLUMNS`` of :func:`measure` for some crops, read group by group on the
     rows that still need each (the same values :func:`measure` gives those crops): CK's own
@@ -139,7 +143,11 @@ class ExclusionReader:
         self.index = np.arange(self.n) if rows is None or batch is not None else \
             np.flatnonzero(rows)
         self.batch = batch
-        if batch is None and len(self.index):
+        # More rows than a chunk (a crop set's; a frame has a few hundred events): each read
+        # prepares the rows it needs a chunk at a time, not all of them held, prepared.
+        self._crops = crops if batch is None and len(self.index) > READ_CHUNK else None
+        self._made_of = (panel, pixel_size_um, rules)
+        if batch is None and len(self.index) and self._crops is None:
             self.batch = _Batch.of(np.asarray(crops[self.index], np.float32), panel,
                                    pixel_size_um, rules)
 
@@ -148,11 +156,21 @@ class ExclusionReader:
         crops, within the reader's ``rows``), NaN elsewhere."""
         out = {col: np.full(self.n, np.nan, np.float32) for col in self.GROUPS[group]}
         local = np.asarray(rows, bool)[self.index]
-        if self.batch is not None and self.batch.ck is not None and local.any():
-            part = {col: np.full(len(self.index), np.nan, np.float32) for col in out}
-            _READERS[group](self.batch, local, part)
+        if self._crops is None:
+            pieces = [(self.batch, self.index, local)] if self.batch is not None else []
+        else:  # prepared a chunk at a time, each when its turn comes
+            wanted = self.index[local]
+            pieces = ((_Batch.of(np.asarray(self._crops[ids], np.float32), *self._made_of),
+                       ids, np.ones(len(ids), bool))
+                      for ids in (wanted[i:i + READ_CHUNK]
+                                  for i in range(0, len(wanted), READ_CHUNK)))
+        for batch, ids, asked in pieces:
+            if batch.ck is None or not asked.any():
+                break
+            part = {col: np.full(len(ids), np.nan, np.float32) for col in out}
+            _READERS[group](batch, asked, part)
             for col, values in part.items():
-                out[col][self.index] = values
+                out[col][ids] = values
         return out
 
 

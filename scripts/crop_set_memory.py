@@ -1,0 +1,90 @@
+"""Peak memory and time of `ctcnet predict` on crop folders of growing size.
+
+    python scripts/crop_set_memory.py --sizes 1000,4000,16000 --workdir runs/crop-set-memory
+
+Simulates a crop folder of each size (five-channel 16-bit TIFF crops of the default panel,
+four classes alike, four samples; kept under ``--workdir`` for the next run), runs `ctcnet
+predict` on each in a fresh process (``--model``, default the shipped default model, with its
+page), and prints as Markdown per size: the process's peak RSS (VmHWM), the wall time and the
+run's own stage times per crop, and the largest size against the smallest. Memory that grows
+with the folder is what stops a large folder on a workstation; it should stay flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Run in the child: ctcnet predict, then its own peak RSS as the last line.
+_CHILD = ("import sys\nfrom ctcnet.cli import main\nstatus = main(sys.argv[1:])\n"
+          "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+          "print('PEAK_KB', int(hwm.split()[1]))\nsys.exit(status)\n")
+
+
+def crop_folder(workdir: Path, crops: int, seed: int) -> Path:
+    """A simulated crop folder of ``crops`` crops (reused when already made)."""
+    root = workdir / f"crops-{crops}"
+    if not (root / "panel.json").exists():
+        per_class = crops // 4
+        subprocess.run([sys.executable, "-m", "ctcnet", "simulate", "crops", str(root),
+                        "--counts", str(per_class), "--samples", "4", "--seed", str(seed),
+                        "--overwrite"], check=True, capture_output=True)
+    return root
+
+
+def measure(root: Path, model: str, workdir: Path) -> dict:
+    """One `ctcnet predict` of the folder in a fresh process: peak RSS, wall and stages."""
+    with tempfile.TemporaryDirectory(dir=workdir) as out:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _CHILD, "predict", str(root), "--model",
+                               model, "--out", out], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            raise RuntimeError(proc.stderr[-2000:])
+        peak_kb = int(proc.stdout.strip().splitlines()[-1].split()[1])
+        summary = json.loads(next(Path(out).glob("*/summary.json")).read_text())
+    return {"crops": summary["crops"], "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
+            "timings_s": summary["timings_s"]}
+
+
+def main(argv=None) -> int:
+    """Measure each size and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,4000,16000")
+    parser.add_argument("--model", default="ctcnet-default")
+    parser.add_argument("--workdir", default="runs/crop-set-memory")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", help="write the measurements here too")
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = [measure(crop_folder(workdir, int(n), args.seed), args.model, workdir)
+            for n in args.sizes.split(",")]
+    stages = list(rows[0]["timings_s"])
+    print(f"`ctcnet predict` on crop folders, model {args.model}:\n")
+    print("| crops | peak RSS MB | wall s | " + " | ".join(f"{s} ms/crop" for s in stages)
+          + " |")
+    print("|---:|---:|---:|" + "---:|" * len(stages))
+    for r in rows:
+        print(f"| {r['crops']:,} | {r['peak_rss_mb']:,.0f} | {r['wall_s']:.1f} | "
+              + " | ".join(f"{1000 * r['timings_s'].get(s, 0) / r['crops']:.2f}"
+                           for s in stages) + " |")
+    first, last = rows[0], rows[-1]
+    print(f"\nFrom {first['crops']:,} to {last['crops']:,} crops: peak RSS "
+          f"{last['peak_rss_mb'] / first['peak_rss_mb']:.2f}x, time per crop "
+          f"{(last['wall_s'] / last['crops']) / (first['wall_s'] / first['crops']):.2f}x.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""ctcnet.inference.crop_sets: a crop folder read a chunk at a time gets the calls, counts and
+leaks of one read of it all, and never holds more than a chunk of crops."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ctcnet.detect.crop_dataset import write_crop_dataset
+from ctcnet.errors import InputError
+from ctcnet.inference import crop_sets
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.guard import measurements
+from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+from ctcnet.io.panel import load_panel
+from ctcnet.simulate import SimConfig, simulate_crops
+
+PANEL = load_panel(None)
+
+
+@pytest.fixture(scope="module")
+def crop_set(tmp_path_factory):
+    """40 crops of three samples in the look the shipped network was trained on."""
+    batch = simulate_crops({"ctc": 14, "wbc": 12, "cluster": 6, "debris": 8}, PANEL, None, 80,
+                           seed=5, num_samples=3, config=SimConfig().with_filled_ctc_look())
+    root = tmp_path_factory.mktemp("crop_set") / "crops"
+    write_crop_dataset(root, batch.images, batch.labels, PANEL, batch.sample_ids)
+    return root
+
+
+def _run(root, out, model, **options):
+    predict_crop_dataset(root, load_backend(model, device="cpu"), out,
+                         PredictOptions(quiet=True, **options))
+    return (pd.read_csv(out / "predictions.csv"),
+            json.loads((out / "summary.json").read_text()))
+
+
+@pytest.mark.parametrize("model", ["ctcnet-default", "ctcnet-core3"])  # without / with fusion
+def test_chunks_give_the_calls_of_one_read_and_hold_a_chunk_at_most(crop_set, tmp_path,
+                                                                     monkeypatch, model):
+    whole, summary = _run(crop_set, tmp_path / "whole", model, compensate=True)
+    seen = {"network": [], "prepared": []}
+    predict_proba = type(load_backend(model, device="cpu")).predict_proba
+    monkeypatch.setattr(type(load_backend(model, device="cpu")), "predict_proba",
+                        lambda self, crops: seen["network"].append(len(crops)) or
+                        predict_proba(self, crops))
+    prepare = measurements._Batch.of
+    monkeypatch.setattr(measurements._Batch, "of", classmethod(
+        lambda cls, x, *a: seen["prepared"].append(len(x)) or prepare(x, *a)))
+    monkeypatch.setattr(crop_sets, "CHUNK_CROPS", 7)
+    monkeypatch.setattr(measurements, "READ_CHUNK", 4)
+    chunked, chunked_summary = _run(crop_set, tmp_path / "chunked", model, compensate=True)
+
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert chunked_summary["spillover"] == summary["spillover"]
+    assert len(summary["spillover"]) == 3
+    assert chunked_summary["counts"] == summary["counts"]
+    assert sum(seen["network"]) == 40 and max(seen["network"]) <= 7
+    # The measurements' six chunks; then, without a fusion (which measures every column of
+    # every crop), what the reader reads on the calls that need it, four crops at a time.
+    assert seen["prepared"][:6] == seen["network"]
+    read_after = seen["prepared"][6:]
+    assert (len(read_after) > 0 and max(read_after) <= 4) if model == "ctcnet-default" \
+        else not read_after
+
+
+def test_a_bad_crop_in_a_late_chunk_is_named_before_any_crop_is_classified(crop_set,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    import shutil
+
+    root = tmp_path / "crops"
+    shutil.copytree(crop_set, root)
+    bad = sorted(root.rglob("*.tif"))[-1]
+    bad.write_bytes(b"not a tiff")
+    monkeypatch.setattr(crop_sets, "CHUNK_CROPS", 5)
+    backend = load_backend(None, device="cpu")
+    monkeypatch.setattr(backend, "predict_proba", lambda crops: pytest.fail("classified"))
+    with pytest.raises(InputError, match=bad.name):
+        predict_crop_dataset(root, backend, tmp_path / "out", PredictOptions(quiet=True))
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+    assert not list((tmp_path / "out").glob(".ctcnet-spill*"))
