@@ -65,7 +65,8 @@ def crop_groups(table: pd.DataFrame, spec: ModelSpec) -> dict[str, np.ndarray]:
 
 
 def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
-    """One line per crop: its file, its call, its label where it disagrees, the guard's why."""
+    """Per crop its file, its call and its label where it disagrees, and on a line of its own
+    why the guard held it (on one line, a three-marker tile cut the reason off)."""
     models = rows["model_class"] if "model_class" in rows else rows["class"]
     reasons = event_reasons(rows, spec.taxonomy.reported_classes(), spec.review_threshold)
     out = []
@@ -78,7 +79,7 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
             text += f" (label {label})"
         codes = [c for c in codes if c != "call"]
         if codes:
-            text += f" | {caption_line(codes, p, spec.review_threshold)}"
+            text += f"\n{caption_line(codes, p, spec.review_threshold)}"
         out.append(text)
     return out
 

@@ -145,12 +145,15 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
                  measures: list[list[str]] | None = None):
     """Stack tiles vertically under a channel header, each with its label; a PIL image.
 
+    A label may hold several lines ("\\n"): every row then has room for the page's longest.
     ``measures``: per tile, a text per channel column (the marker's intensities), written on
     a line of their own between the label and the tile, above each channel."""
     from PIL import Image, ImageDraw
 
     n, th, tw, _ = tiles.shape
-    text_h = LABEL_HEIGHT * (2 if measures is not None else 1)
+    lines = [text.split("\n") for text in labels]
+    label_lines = max((len(t) for t in lines), default=1)
+    text_h = LABEL_HEIGHT * (label_lines + (measures is not None))
     row_h = text_h + th + GAP
     page = np.full((LABEL_HEIGHT + n * row_h, tw, 3), 24, dtype=np.uint8)
     for i in range(n):  # per tile, not per pixel: placing arrays and drawing one label each
@@ -160,12 +163,13 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
     draw = ImageDraw.Draw(image)
     for k, name in enumerate(header):
         draw.text((k * (tile_px + GAP) + 2, 1), name, fill=(255, 255, 160))
-    for i, text in enumerate(labels):
-        draw.text((2, LABEL_HEIGHT + i * row_h + 1), text, fill=(230, 230, 230))
+    for i, text in enumerate(lines):
+        for j, line in enumerate(text):
+            draw.text((2, LABEL_HEIGHT * (1 + j) + i * row_h + 1), line, fill=(230, 230, 230))
     for i, cells in enumerate(measures or []):
         for k, text in enumerate(cells):
-            draw.text((k * (tile_px + GAP) + 2, 2 * LABEL_HEIGHT + i * row_h + 1), text,
-                      fill=(170, 210, 255))
+            draw.text((k * (tile_px + GAP) + 2, LABEL_HEIGHT * (1 + label_lines) + i * row_h
+                       + 1), text, fill=(170, 210, 255))
     return image
 
 
