@@ -6,6 +6,7 @@ that shows every call with its crop (``ctcnet.report.crop_set_page``)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +22,7 @@ from ctcnet.detect.crop_dataset import (
 from ctcnet.inference.counts import count_events
 from ctcnet.inference.guard import RULES, crop_set_measurements, guard_events, guard_summary
 from ctcnet.inference.options import PredictOptions, spec_at_prior
+from ctcnet.inference.progress import progress_bar
 from ctcnet.inference.spillover import SampleLeaks, compensate_each, wants_compensation
 from ctcnet.inference.summary import CropRunSummary, model_sha256
 from ctcnet.inference.tables import label_events
@@ -65,9 +67,17 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     rules = RULES.for_crops(index.exported)
     shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
     # The crops at model scale wait in a file, not in memory: a run holds a chunk at a time.
-    with SpilledArray(shape, np.float32, out_dir) as crops:
+    with (SpilledArray(shape, np.float32, out_dir) as crops,
+          progress_bar(len(index), options.quiet) as progress):
+        tasks = {step: progress.add_task(f"{Path(root).name}: {step}", total=len(index),
+                                         start=False) for step in ("read", "classified")}
+
+        def done(step: str, n: int) -> None:
+            progress.start_task(tasks[step])  # its clock from its first step on
+            progress.advance(tasks[step], n)
+
         reading = _network_and_measurements(index, spec, backend, crops, options.compensate,
-                                            rules)
+                                            rules, done)
         return _finish(root, index, spec, prior, backend, out_dir, options, rules, reading,
                        crops)
 
@@ -82,13 +92,17 @@ class _Reading(NamedTuple):
 
 
 def _network_and_measurements(index, spec, backend, crops: SpilledArray,
-                              compensate: bool | None, rules) -> _Reading:
+                              compensate: bool | None, rules,
+                              done: Callable[[str, int], None]) -> _Reading:
     """Read every crop into ``crops`` (each unreadable crop named before any work), then a
     chunk at a time the network's probabilities and the guard's measurements, which are made
     per crop (the calls, which compare a crop with its sample's leukocytes, come after, from
     the measurements of all). The network sees each sample's crops compensated when asked or
-    trained so, the leak measured over all of the sample's crops; the guard reads the crops."""
+    trained so, the leak measured over all of the sample's crops; the guard reads the crops.
+    ``done(step, n)``: n more crops ``read`` or ``classified`` (0: the step begins), for the
+    progress bar."""
     t0 = time.perf_counter()
+    done("read", 0)
     samples = np.asarray(index.sample_ids).astype(str)
     leaks = SampleLeaks(spec.panel) if wants_compensation(spec, compensate) else None
     for start, chunk in crop_chunks(index, spec.crop_size, spec.pixel_size_um,
@@ -96,9 +110,11 @@ def _network_and_measurements(index, spec, backend, crops: SpilledArray,
         crops.write(start, chunk)
         if leaks is not None:
             leaks.add(chunk, samples[start:start + len(chunk)])
+        done("read", len(chunk))
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if leaks is not None else None
     proba, measured, network_s = [], [], 0.0
+    done("classified", 0)
     for start, chunk in crops.chunks(CHUNK_CROPS):
         view = chunk if sample_leaks is None else compensate_each(
             chunk, samples[start:start + len(chunk)], sample_leaks, spec.panel)
@@ -107,6 +123,7 @@ def _network_and_measurements(index, spec, backend, crops: SpilledArray,
         network_s += time.perf_counter() - t
         del view
         measured.append(crop_set_measurements(chunk, spec, rules))
+        done("classified", len(chunk))
     return _Reading(np.concatenate(proba) if proba else np.zeros((0, len(spec.class_names))),
                     pd.concat(measured, ignore_index=True) if measured else None,
                     leaks.records(sample_leaks) if leaks is not None else None,

@@ -91,6 +91,7 @@ from ctcnet.inference.options import (
     edge_cut_class,
     spec_at_prior,
 )
+from ctcnet.inference.progress import progress_bar
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.resources import (
     keep_frame_buffers,
@@ -121,23 +122,6 @@ log = logging.getLogger(__name__)
 REVIEW_WRITE_WAIT_S = 30.0
 # Skipped frames named one by one on the console (all of them are in summary.json).
 SKIPS_LOGGED = 10
-
-
-def _progress(total: int, description: str, quiet: bool):
-    """The frames' progress bar; none when quiet or when no frame is left to do (a rerun that
-    takes every frame from the journal)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), disable=quiet or not total, transient=False)
 
 
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
@@ -258,7 +242,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         if options.on_frame_done:
             options.on_frame_done(work.frame.frame_id)
 
-    with (_progress(len(todo), cartridge.sample_id, options.quiet) as progress,
+    with (progress_bar(len(todo), options.quiet, events=True) as progress,
           FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers)) as finisher):
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
         frames_ready = ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers))
