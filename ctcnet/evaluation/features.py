@@ -129,9 +129,22 @@ def _shape_moments(mask: np.ndarray, px_um: float) -> tuple[np.ndarray, np.ndarr
     return elongation, offset
 
 
+# Crops whose features are computed at once: a crop's features are its own, and the arrays
+# made on the way are several copies of every crop (4 GB for 8,000 crops taken at once).
+FEATURE_CHUNK = 1024
+
+
 def crop_features(crops: np.ndarray, panel: Panel,
                   threshold: float = OBJECT_THRESHOLD) -> dict[str, np.ndarray]:
-    """Features of every crop of a (N, C, H, W) raw-count batch: {name: (N,) float array}."""
+    """Features of every crop of a (N, C, H, W) raw-count batch: {name: (N,) float array},
+    ``FEATURE_CHUNK`` crops at a time."""
+    parts = [_chunk_features(crops[start:start + FEATURE_CHUNK], panel, threshold)
+             for start in range(0, max(len(crops), 1), FEATURE_CHUNK)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _chunk_features(crops: np.ndarray, panel: Panel, threshold: float
+                    ) -> dict[str, np.ndarray]:
     crops = np.asarray(crops, dtype=np.float32)
     if crops.ndim != 4 or crops.shape[1] != panel.num_channels:
         raise ValueError(f"expected (N, {panel.num_channels}, H, W) crops, got {crops.shape}")

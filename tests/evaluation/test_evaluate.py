@@ -80,6 +80,18 @@ def toy():
 
 # --- features ------------------------------------------------------------------------------------
 
+def test_features_taken_a_chunk_at_a_time_are_those_of_one_batch(toy, monkeypatch):
+    from ctcnet.evaluation import features
+
+    (x, _), _ = toy
+    whole = crop_features(x, default_panel())
+    monkeypatch.setattr(features, "FEATURE_CHUNK", 3)
+    chunked = crop_features(x, default_panel())
+    assert chunked.keys() == whole.keys()
+    for name in whole:
+        np.testing.assert_array_equal(chunked[name], whole[name], err_msg=name)
+
+
 def test_features_see_markers_size_and_nuclei(toy):
     (x, y), _ = toy
     f = crop_features(x, default_panel())

@@ -3,6 +3,7 @@ leaks of one read of it all, and never holds more than a chunk of crops."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -80,3 +81,31 @@ def test_a_bad_crop_in_a_late_chunk_is_named_before_any_crop_is_classified(crop_
         predict_crop_dataset(root, backend, tmp_path / "out", PredictOptions(quiet=True))
     assert not (tmp_path / "out" / "predictions.csv").exists()
     assert not list((tmp_path / "out").glob(".ctcnet-spill*"))
+
+
+@pytest.mark.parametrize("model", ["ctcnet-default", "ctcnet-core3"])
+def test_crops_in_memory_are_measured_and_reviewed_a_chunk_at_a_time_alike(crop_set,
+                                                                         monkeypatch, model):
+    """``ctcnet evaluate``'s crops, held in memory: the guard measures and reads them a chunk
+    at a time past ``READ_CHUNK`` crops, with the calls and flags of one batch."""
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+    from ctcnet.inference.guard import calls, crop_set_review
+
+    backend = load_backend(model, device="cpu")
+    spec = backend.spec
+    index = read_crop_index(crop_set).conform(spec.panel)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    proba = backend.predict_proba(crops)
+    called = np.asarray(spec.class_names, object)[proba.argmax(axis=1)]
+    samples = np.asarray(index.sample_ids)
+    whole = crop_set_review(crops, proba, spec, called, samples)
+    seen = []
+    measure = calls.measure_for_guard if model == "ctcnet-default" else calls.measure
+    monkeypatch.setattr(calls, "measure_for_guard" if model == "ctcnet-default" else "measure",
+                        lambda part, *a, **k: seen.append(len(part)) or measure(part, *a, **k))
+    monkeypatch.setattr(calls, "READ_CHUNK", 6)
+    monkeypatch.setattr(measurements, "READ_CHUNK", 6)
+    chunked = crop_set_review(crops, proba, spec, called, samples)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    pd.testing.assert_frame_equal(chunked[1], whole[1])
+    assert sum(seen) == len(crops) and max(seen) <= 6

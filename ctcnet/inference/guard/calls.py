@@ -12,6 +12,7 @@ import pandas as pd
 
 from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
 from ctcnet.inference.guard.measurements import (
+    READ_CHUNK,
     measure,
     measure_for_guard,
     measure_for_guard_start,
@@ -121,10 +122,13 @@ def crop_set_measurements(crops: np.ndarray, spec, rules: GuardRules = RULES) ->
     """What :func:`crop_set_review` measures of a crop set's crops before the calls: every
     column when the model's marker fusion reads CD45 on every crop, else what the guard
     measures whatever the call (the rest is read on the calls that need it). Each crop on its
-    own: a large set is measured a chunk at a time and the tables joined."""
-    if _marker_fusion(spec):
-        return measure(crops, spec.panel, spec.pixel_size_um, rules)
-    return measure_for_guard(crops, spec, rules)
+    own, ``READ_CHUNK`` at a time: the arrays made on the way are several copies of a crop."""
+    fusion = _marker_fusion(spec)
+    parts = [measure(part, spec.panel, spec.pixel_size_um, rules) if fusion
+             else measure_for_guard(part, spec, rules)
+             for part in (crops[start:start + READ_CHUNK]
+                          for start in range(0, max(len(crops), 1), READ_CHUNK))]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarray,
@@ -140,7 +144,7 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     full = start = None
     if measured is not None:
         full = measured
-    elif _marker_fusion(spec) and len(crops):
+    elif (_marker_fusion(spec) or len(crops) > READ_CHUNK) and len(crops):
         full = crop_set_measurements(crops, spec, rules)
     elif len(crops):  # measured once for both passes below (the second, when it runs)
         full, start = measure_for_guard_start(crops, spec, rules)
