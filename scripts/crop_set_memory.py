@@ -1,13 +1,16 @@
-"""Peak memory and time of `ctcnet predict` on crop folders of growing size.
+"""Peak memory and time of `ctcnet predict` (or `ctcnet evaluate`) on crop folders of growing
+size.
 
     python scripts/crop_set_memory.py --sizes 1000,4000,16000 --workdir runs/crop-set-memory
+    python scripts/crop_set_memory.py --command evaluate --sizes 2000,8000
 
 Simulates a crop folder of each size (five-channel 16-bit TIFF crops of the default panel,
-four classes alike, four samples; kept under ``--workdir`` for the next run), runs `ctcnet
-predict` on each in a fresh process (``--model``, default the shipped default model, with its
-page), and prints as Markdown per size: the process's peak RSS (VmHWM), the wall time and the
-run's own stage times per crop, and the largest size against the smallest. Memory that grows
-with the folder is what stops a large folder on a workstation; it should stay flat.
+four classes alike, four samples; kept under ``--workdir`` for the next run), runs the command
+on each in a fresh process (``--model``, default the shipped default model, with its page),
+and prints as Markdown per size: the process's peak RSS (VmHWM), the wall time and, for
+predict, the run's own stage times per crop, and the largest size against the smallest.
+Memory that grows with the folder is what stops a large folder on a workstation; it should
+stay flat.
 """
 
 from __future__ import annotations
@@ -40,24 +43,29 @@ def crop_folder(workdir: Path, crops: int, seed: int) -> Path:
     return root
 
 
-def measure(root: Path, model: str, workdir: Path) -> dict:
-    """One `ctcnet predict` of the folder in a fresh process: peak RSS, wall and stages."""
+def measure(root: Path, command: str, model: str, workdir: Path) -> dict:
+    """One run of the command on the folder in a fresh process: peak RSS, wall and (predict)
+    stages."""
     with tempfile.TemporaryDirectory(dir=workdir) as out:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _CHILD, "predict", str(root), "--model",
+        proc = subprocess.run([sys.executable, "-c", _CHILD, command, str(root), "--model",
                                model, "--out", out], capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode:
             raise RuntimeError(proc.stderr[-2000:])
         peak_kb = int(proc.stdout.strip().splitlines()[-1].split()[1])
-        summary = json.loads(next(Path(out).glob("*/summary.json")).read_text())
-    return {"crops": summary["crops"], "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
-            "timings_s": summary["timings_s"]}
+        summaries = list(Path(out).glob("*/summary.json"))
+        summary = json.loads(summaries[0].read_text()) if summaries else {}
+        report = Path(out) / "report.json"
+        crops = summary.get("crops") or json.loads(report.read_text())["n"]
+    return {"crops": crops, "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
+            "timings_s": summary.get("timings_s", {})}
 
 
 def main(argv=None) -> int:
     """Measure each size and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--command", choices=("predict", "evaluate"), default="predict")
     parser.add_argument("--sizes", default="1000,4000,16000")
     parser.add_argument("--model", default="ctcnet-default")
     parser.add_argument("--workdir", default="runs/crop-set-memory")
@@ -66,17 +74,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    rows = [measure(crop_folder(workdir, int(n), args.seed), args.model, workdir)
+    rows = [measure(crop_folder(workdir, int(n), args.seed), args.command, args.model, workdir)
             for n in args.sizes.split(",")]
     stages = list(rows[0]["timings_s"])
-    print(f"`ctcnet predict` on crop folders, model {args.model}:\n")
-    print("| crops | peak RSS MB | wall s | " + " | ".join(f"{s} ms/crop" for s in stages)
-          + " |")
-    print("|---:|---:|---:|" + "---:|" * len(stages))
+    print(f"`ctcnet {args.command}` on crop folders, model {args.model}:\n")
+    print("| " + " | ".join(["crops", "peak RSS MB", "wall s",
+                             *(f"{s} ms/crop" for s in stages)]) + " |")
+    print("|" + "---:|" * (3 + len(stages)))
     for r in rows:
-        print(f"| {r['crops']:,} | {r['peak_rss_mb']:,.0f} | {r['wall_s']:.1f} | "
-              + " | ".join(f"{1000 * r['timings_s'].get(s, 0) / r['crops']:.2f}"
-                           for s in stages) + " |")
+        print("| " + " | ".join([f"{r['crops']:,}", f"{r['peak_rss_mb']:,.0f}",
+                                 f"{r['wall_s']:.1f}",
+                                 *(f"{1000 * r['timings_s'].get(s, 0) / r['crops']:.2f}"
+                                   for s in stages)]) + " |")
     first, last = rows[0], rows[-1]
     print(f"\nFrom {first['crops']:,} to {last['crops']:,} crops: peak RSS "
           f"{last['peak_rss_mb'] / first['peak_rss_mb']:.2f}x, time per crop "

@@ -36,7 +36,8 @@ def per_crop_cost(model_path: Path, per_class: int, seed: int, device: str) -> d
     balanced simulated crop set (``evaluation.evaluate.rule_cost``)."""
     import numpy as np
 
-    from ctcnet.evaluation.evaluate import labels_to_indices, rule_cost
+    from ctcnet.evaluation.evaluate import rule_cost
+    from ctcnet.evaluation.test_set import labels_to_indices
     from ctcnet.inference.backends import load_backend
     from ctcnet.simulate import simulate_crops
 

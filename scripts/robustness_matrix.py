@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from ctcnet.evaluation.baselines import fit_baselines
-    from ctcnet.evaluation.evaluate import labels_to_indices, simulated_training_set
     from ctcnet.evaluation.matrix import (
         matrix_for_crops,
         matrix_png,
@@ -122,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         network_input,
         review_lines,
     )
+    from ctcnet.evaluation.test_set import labels_to_indices, simulated_training_set
     from ctcnet.inference.backends import load_backend
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.simulate import simulate_crops
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = load_backend(args.model, device=args.device)
     spec = backend.spec
     if args.table_data is not None:
-        from ctcnet.evaluation.evaluate import labelled_test_set
+        from ctcnet.evaluation.test_set import labelled_test_set
 
         crops, index, _, _ = labelled_test_set(args.table_data, spec, with_baselines=False)
         view = network_input(spec, index.sample_ids, args.compensate, args.seed)

@@ -4,7 +4,8 @@
   confusion, one-vs-rest AUCs, CTC sensitivity at 99 % and 99.8 % specificity, ECE, the review
   band at ``spec.review_threshold``, recall per simulator subtype when known), the same metrics
   for the marker gate and the feature classifier, and the CNN's margin over each baseline.
-* :func:`evaluate_dataset`: the ``ctcnet evaluate`` workflow on a crop dataset folder; writes
+* :func:`evaluate_dataset`: the ``ctcnet evaluate`` workflow on a crop dataset folder, read a
+  chunk of crops at a time as predict reads one (memory flat in the folder's size); writes
   ``report.json``, ``predictions.csv`` (each crop's call, made as ``ctcnet predict`` makes it on
   the same folder), ``confusion.png``, ``reliability.png`` (and baseline confusion PNGs).
 * :func:`evaluate_cartridges`: ``ctcnet evaluate`` on simulated cartridges with ground truth:
@@ -14,7 +15,8 @@
   (baselines fitted on a clean training set of other seeds), for the model card.
 
 Baselines need a training set: a dataset's rows with split ``train``, a separate labelled
-folder, or (default) crops simulated for the model's panel with seeds the test never uses.
+folder, or (default) crops simulated for the model's panel with seeds the test never uses
+(:mod:`ctcnet.evaluation.test_set`).
 
 **Calls and the class prior.** A crop set is not a cartridge, so its calls are the plain most
 probable class by default, not the model's cartridge prevalence rule (``spec.decision``), as in
@@ -34,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
-from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
 from ctcnet.evaluation.calibration import calibrate_spec, review_band, softmax
 from ctcnet.evaluation.metrics import (
@@ -44,10 +45,20 @@ from ctcnet.evaluation.metrics import (
     sensitivity_at_specificity,
 )
 from ctcnet.evaluation.plots import confusion_png, reliability_png
+from ctcnet.evaluation.test_set import (
+    BASELINE_TRAIN_SEED,
+    labelled_index,
+    labels_to_indices,
+    own_training_data_warning,
+    simulated_training_set,
+)
 from ctcnet.inference.backends import TorchBackend, load_backend
+from ctcnet.inference.crop_sets import read_and_classify
+from ctcnet.inference.guard import RULES
 from ctcnet.inference.spillover import network_view
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
 from ctcnet.io.scan import open_cartridge
+from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
@@ -65,21 +76,8 @@ log = logging.getLogger(__name__)
 SPECIFICITIES = (0.99, 0.998)
 # What classification_report computes from calls (the rest, from scores).
 CALL_METRICS = ("accuracy", "macro_f1", "per_class", "absent_predicted", "confusion")
-# Seeds of simulated baseline training sets: far from the seeds tests and shifts use.
-BASELINE_TRAIN_SEED = 7919
 DEFAULT_SHIFTS = ("none", "defocus", "dim_ck", "noise_2x", "pixel_size", "small_cells",
                   "large_cells", "bleed_through", "display_8bit")
-
-
-def labels_to_indices(labels, class_names: list[str]) -> np.ndarray:
-    """Class names (or indices) -> int64 indices into class_names, with a clear error."""
-    labels = list(labels)
-    if labels and isinstance(labels[0], (int, np.integer)):
-        return np.asarray(labels, np.int64)
-    unknown = sorted(set(labels) - set(class_names))
-    if unknown:
-        raise InputError(f"labels {unknown} are not classes of the model {class_names}")
-    return np.array([class_names.index(x) for x in labels], np.int64)
 
 
 def method_report(labels: np.ndarray, proba: np.ndarray, class_names: list[str],
@@ -112,19 +110,11 @@ def compare_to_baselines(cnn: dict, baselines: dict) -> dict:
     return out
 
 
-def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELINE_TRAIN_SEED,
-                           config=None) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (raw counts) and label indices simulated for the model's panel and classes."""
-    batch = simulate_crops(int(n_per_class), spec.panel, spec.taxonomy, spec.crop_size,
-                           seed=seed, config=config or SimConfig())
-    return (batch.images.astype(np.float32),
-            labels_to_indices(batch.labels, spec.class_names))
-
-
 def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
                    sample_ids=None, decision: DecisionRule | None = None,
-                   markers_decide: bool = False, exported: bool = False) -> dict:
+                   markers_decide: bool = False, exported: bool = False,
+                   logits: np.ndarray | None = None, measured=None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
@@ -135,12 +125,15 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     them on a crop set, the markers the guard measures taking part
     (:func:`ctcnet.inference.guard.crop_set_calls`); the report's ``_calls`` holds them.
     ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
-    as such (:meth:`ctcnet.inference.guard.GuardRules.for_crops`)."""
+    as such (:meth:`ctcnet.inference.guard.GuardRules.for_crops`). ``logits``, ``measured``:
+    the CNN's logits and the guard's measurements, if made (a crop folder's, a chunk at a
+    time: :func:`ctcnet.inference.crop_sets.read_and_classify`)."""
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
-    logits = backend.predict_logits(network_view(spec, crops, sample_ids)[0]
-                                    if model_input is None else model_input)
+    if logits is None:
+        logits = backend.predict_logits(network_view(spec, crops, sample_ids)[0]
+                                        if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
     # The calls at the stated prior: their argmax is the call predict makes, their top the
@@ -156,7 +149,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
 
         network_calls = calls
         calls, flags = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
-                                       rules=RULES.for_crops(exported))
+                                       rules=RULES.for_crops(exported), measured=measured)
         changed = calls != network_calls
         cnn["marker_calls"] = {**marker_changes(network_calls, calls), "network_accuracy":
                                float((called.argmax(axis=1) == y).mean()) if y.size else None}
@@ -208,67 +201,6 @@ def rule_cost(proba: np.ndarray, y: np.ndarray, spec: ModelSpec) -> dict:
 def _public(report: dict) -> dict:
     """The report without its in-memory arrays (keys starting with '_')."""
     return {k: v for k, v in report.items() if not k.startswith("_")}
-
-
-def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int, seed: int):
-    """Training crops for the baselines, and the test part of ``index``."""
-    is_train = np.array([s == "train" for s in index.splits])
-    if baseline_train is not None:
-        train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
-            spec.panel, "baseline training set")
-        crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
-        return crops, train_index.label_indices(spec.taxonomy), index, "folder"
-    if is_train.any() and not is_train.all():
-        train_index = index.subset(is_train)
-        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
-                train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
-    if spec.reads_exports:
-        # The simulated training crops are scans: a gate or feature classifier fitted on their
-        # counts says nothing of exports, which keep none of them (the card leaves them out too).
-        why = ("none: the model reads exports only, and the simulated crops the baselines "
-               "would be fitted on are scans; give labelled exports to fit them on "
-               "(--baseline-train, or rows with split=train)")
-        log.warning("baselines: %s", why)
-        return None, None, index, why
-    crops, labels = simulated_training_set(spec, n_per_class, seed)
-    return crops, labels, index, "simulated"
-
-
-def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
-                      n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
-                      fit_seed: int = BASELINE_TRAIN_SEED,
-                      pixel_size: float | str | None = None):
-    """A labelled crop folder at model scale, and the baselines fitted for it.
-
-    Returns (crops, index of the test crops, baselines or None, where the baselines' training
-    crops came from). Shared by ``ctcnet evaluate`` and ``ctcnet robustness``.
-    """
-    # The data's channels are mapped to the model's by name (extra ones dropped, a note).
-    index = read_crop_index(data, taxonomy=spec.taxonomy,
-                            pixel_size=pixel_size).conform(spec.panel)
-    baselines, source = None, None
-    if with_baselines:
-        train_crops, train_labels, index, source = _baseline_training(
-            index, spec, baseline_train, n_train_per_class, training_seed)
-        if train_crops is not None:
-            baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
-                                      fit_seed)
-    return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
-
-
-def own_training_data_warning(spec: ModelSpec, data: str | Path) -> str | None:
-    """A warning when ``data`` is the crop folder the model was trained on (its training
-    record's ``data_dir``): its figures would be of crops the model learnt from."""
-    trained_on = ((spec.training or {}).get("data") or {}).get("data_dir")
-    if not trained_on:
-        return None
-    try:
-        same = Path(trained_on).resolve() == Path(data).resolve()
-    except OSError:
-        return None
-    return (f"{data} is the crop folder this model was trained on (its training and "
-            "validation crops): every figure is optimistic; evaluate on crops kept apart"
-            if same else None)
 
 
 def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Path,
@@ -324,37 +256,51 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         calibration) and where the baselines' training crops came from.
     """
     from ctcnet.inference.options import spec_at_prior
-    from ctcnet.inference.tables import label_events
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
     # The rule predict applies to a crop folder at the same --prior (default: none).
     called_spec, prior_name = spec_at_prior(spec, prior, BALANCED_PRIOR)
-    crops, index, baselines, source = labelled_test_set(
+    index, baselines, source = labelled_index(
         data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
         pixel_size=pixel_size)
-
-    # As asked, else as the model was trained (the crops as they are under --no-compensate).
-    model_input, spillover = network_view(spec, crops, index.sample_ids, compensate)
-    report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
-                            model_input=model_input, decision=called_spec.decision,
-                            sample_ids=index.sample_ids, markers_decide=markers_decide,
-                            exported=index.exported)
-    report["prior"] = prior_name
-    report["decision_log_weights"] = decision_weights(called_spec.decision)
-    report["pixel_size_um"] = float(index.panel.pixel_size_um)
-    report["pixel_size_from"] = pixel_size_source(pixel_size)
-    own = own_training_data_warning(spec, data)
-    if own:
-        log.warning("%s", own)
-        report["warnings"] = report.get("warnings", []) + [own]
-    if spillover is not None:
-        report["spillover"] = spillover
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
+    # As predict reads a crop folder: the crops wait at model scale in a file, the CNN (on
+    # crops compensated as asked, else as the model was trained) and the guard's measurements
+    # run a chunk at a time, so memory does not grow with the folder.
+    with SpilledArray(shape, np.float32, out_dir) as crops:
+        reading = read_and_classify(index, spec, backend.predict_logits, crops, compensate,
+                                    RULES.for_crops(index.exported) if markers_decide
+                                    else None)
+        report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
+                                logits=reading.outputs, measured=reading.measured,
+                                decision=called_spec.decision, sample_ids=index.sample_ids,
+                                markers_decide=markers_decide, exported=index.exported)
+        report["prior"] = prior_name
+        report["decision_log_weights"] = decision_weights(called_spec.decision)
+        report["pixel_size_um"] = float(index.panel.pixel_size_um)
+        report["pixel_size_from"] = pixel_size_source(pixel_size)
+        own = own_training_data_warning(spec, data)
+        if own:
+            log.warning("%s", own)
+            report["warnings"] = report.get("warnings", []) + [own]
+        if reading.spillover is not None:
+            report["spillover"] = reading.spillover
+        return _write_evaluation(report, f"{data}", f"{model_path}", out_dir, index,
+                                 called_spec, source, baselines, crops, page)
+
+
+def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, index,
+                      called_spec: ModelSpec, source, baselines, crops, page) -> dict:
+    """predictions.csv, the figures, confusion.json, report.json and ``page``'s."""
+    from ctcnet.inference.tables import label_events
+
+    spec = called_spec  # the network's own but for the rule its calls are made at
     # Each crop's call, by the function predict labels its crops with.
     table = label_events(index.table(), report["_proba"], called_spec)
     table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
-    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     names = spec.class_names

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.evaluation.baselines import baseline_probabilities
-from ctcnet.evaluation.evaluate import BASELINE_TRAIN_SEED, labelled_test_set
 from ctcnet.evaluation.metrics import confusion_matrix, macro_f1
 from ctcnet.evaluation.perturb import Cell, perturbation_catalogue
 from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
+from ctcnet.evaluation.test_set import BASELINE_TRAIN_SEED, labelled_test_set
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.spillover import network_view, wants_compensation
 from ctcnet.io.atomic import atomic_write_text

@@ -1,7 +1,11 @@
 """Predict on a crop dataset: every crop of a folder of crops (class folders or a manifest,
 panel.json) classified, its markers taking part in the call, written as predictions.parquet /
 predictions.csv and summary.json (:func:`predict_crop_dataset`), and with the report a page
-that shows every call with its crop (``ctcnet.report.crop_set_page``)."""
+that shows every call with its crop (``ctcnet.report.crop_set_page``).
+
+A folder is read a chunk of crops at a time (:func:`read_and_classify`, ``ctcnet evaluate``'s
+reading too): its crops wait at model scale in an unnamed file in the output folder, so memory
+does not grow with the folder."""
 
 from __future__ import annotations
 
@@ -20,7 +24,13 @@ from ctcnet.detect.crop_dataset import (
     read_crop_index,
 )
 from ctcnet.inference.counts import count_events
-from ctcnet.inference.guard import RULES, crop_set_measurements, guard_events, guard_summary
+from ctcnet.inference.guard import (
+    RULES,
+    GuardRules,
+    crop_set_measurements,
+    guard_events,
+    guard_summary,
+)
 from ctcnet.inference.options import PredictOptions, spec_at_prior
 from ctcnet.inference.progress import progress_bar
 from ctcnet.inference.spillover import SampleLeaks, compensate_each, wants_compensation
@@ -76,29 +86,32 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
             progress.start_task(tasks[step])  # its clock from its first step on
             progress.advance(tasks[step], n)
 
-        reading = _network_and_measurements(index, spec, backend, crops, options.compensate,
-                                            rules, done)
+        reading = read_and_classify(index, spec, backend.predict_proba, crops,
+                                    options.compensate, rules, done)
         return _finish(root, index, spec, prior, backend, out_dir, options, rules, reading,
                        crops)
 
 
-class _Reading(NamedTuple):
+class CropSetReading(NamedTuple):
     """What the chunked pass over a crop set gives the calls."""
 
-    proba: np.ndarray                 # (N, K) the network's probabilities
+    outputs: np.ndarray               # (N, K) the network's (probabilities or logits)
     measured: pd.DataFrame | None     # the guard's measurements (crop_set_measurements)
     spillover: dict | None            # {sample: leak_record} when compensated
     timings_s: dict                   # read, classify (the network), measure
 
 
-def _network_and_measurements(index, spec, backend, crops: SpilledArray,
-                              compensate: bool | None, rules,
-                              done: Callable[[str, int], None]) -> _Reading:
-    """Read every crop into ``crops`` (each unreadable crop named before any work), then a
-    chunk at a time the network's probabilities and the guard's measurements, which are made
+def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
+                      crops: SpilledArray, compensate: bool | None, rules: GuardRules | None,
+                      done: Callable[[str, int], None] = lambda step, n: None
+                      ) -> CropSetReading:
+    """Read every crop of ``index`` into ``crops`` (each unreadable crop named before any
+    work), then a chunk at a time the ``network``'s outputs (a backend's ``predict_proba``, or
+    ``predict_logits`` for ``ctcnet evaluate``) and the guard's measurements, which are made
     per crop (the calls, which compare a crop with its sample's leukocytes, come after, from
     the measurements of all). The network sees each sample's crops compensated when asked or
     trained so, the leak measured over all of the sample's crops; the guard reads the crops.
+    ``rules``: the guard's levels the measurements are made with (None: none made).
     ``done(step, n)``: n more crops ``read`` or ``classified`` (0: the step begins), for the
     progress bar."""
     t0 = time.perf_counter()
@@ -113,32 +126,34 @@ def _network_and_measurements(index, spec, backend, crops: SpilledArray,
         done("read", len(chunk))
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if leaks is not None else None
-    proba, measured, network_s = [], [], 0.0
+    outputs, measured, network_s = [], [], 0.0
     done("classified", 0)
     for start, chunk in crops.chunks(CHUNK_CROPS):
         view = chunk if sample_leaks is None else compensate_each(
             chunk, samples[start:start + len(chunk)], sample_leaks, spec.panel)
         t = time.perf_counter()
-        proba.append(backend.predict_proba(view))
+        outputs.append(network(view))
         network_s += time.perf_counter() - t
         del view
-        measured.append(crop_set_measurements(chunk, spec, rules))
+        if rules is not None:
+            measured.append(crop_set_measurements(chunk, spec, rules))
         done("classified", len(chunk))
-    return _Reading(np.concatenate(proba) if proba else np.zeros((0, len(spec.class_names))),
-                    pd.concat(measured, ignore_index=True) if measured else None,
-                    leaks.records(sample_leaks) if leaks is not None else None,
-                    {"read": t1 - t0, "classify": network_s,
-                     "measure": time.perf_counter() - t1 - network_s})
+    return CropSetReading(
+        np.concatenate(outputs) if outputs else np.zeros((0, len(spec.class_names))),
+        pd.concat(measured, ignore_index=True) if measured else None,
+        leaks.records(sample_leaks) if leaks is not None else None,
+        {"read": t1 - t0, "classify": network_s,
+         "measure": time.perf_counter() - t1 - network_s})
 
 
 def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,
-            reading: _Reading, crops: SpilledArray) -> CropRunSummary:
+            reading: CropSetReading, crops: SpilledArray) -> CropRunSummary:
     """The calls (the markers taking part), the tables, summary.json and the page."""
     t0 = time.perf_counter()
     # Each crop is a cell someone chose: its markers take part in the call
     # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
-    table = guard_events(label_events(index.table(), reading.proba, spec), crops,
-                         reading.proba, spec, measured=reading.measured,
+    table = guard_events(label_events(index.table(), reading.outputs, spec), crops,
+                         reading.outputs, spec, measured=reading.measured,
                          markers_decide=options.marker_calls, overrule=options.marker_calls,
                          rules=rules)
     with atomic_path(out_dir / "predictions.parquet") as tmp:

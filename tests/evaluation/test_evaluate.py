@@ -473,7 +473,7 @@ def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
 
 
 def test_evaluating_a_models_own_training_folder_is_warned_about(tmp_path):
-    from ctcnet.evaluation.evaluate import own_training_data_warning
+    from ctcnet.evaluation.test_set import own_training_data_warning
     from ctcnet.io.panel import default_panel
     from ctcnet.io.taxonomy import default_taxonomy
 

@@ -165,7 +165,7 @@ def test_ck_positive_leukocytes_are_never_counted_as_ctc_even_when_compensation_
                        ["wbc"] * len(wbc), shipped.spec.panel)
     wrong = np.zeros(shipped.spec.panel.num_channels, np.float32)
     wrong[cd45] = 1.0
-    monkeypatch.setattr(spillover, "estimate_leaks", lambda crops, panel: wrong)
+    monkeypatch.setattr(spillover, "leaks_from_ratios", lambda ratio, sd, panel: wrong)
     backend = load_backend(device="cpu")
     backend.spec = backend.spec.replace(decision=DecisionRule.balanced())  # the network's own
     summary = predict_crop_dataset(tmp_path / "data", backend, tmp_path / "out",

@@ -1,0 +1,115 @@
+"""The labelled crops ``ctcnet evaluate`` and ``ctcnet robustness`` score: a crop folder's
+test crops (:func:`labelled_index`, :func:`labelled_test_set`), the crops the classical
+baselines are fitted on (a folder, the data's ``split=train`` rows, or crops simulated for the
+model's panel with seeds no test uses: :func:`simulated_training_set`), and the warning when
+the folder is the one the model was trained on."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.errors import InputError
+from ctcnet.evaluation.baselines import fit_baselines
+from ctcnet.nn.spec import ModelSpec
+from ctcnet.simulate import SimConfig, simulate_crops
+
+log = logging.getLogger(__name__)
+# Seeds of simulated baseline training sets: far from the seeds tests and shifts use.
+BASELINE_TRAIN_SEED = 7919
+
+
+def labels_to_indices(labels, class_names: list[str]) -> np.ndarray:
+    """Class names (or indices) -> int64 indices into class_names, with a clear error."""
+    labels = list(labels)
+    if labels and isinstance(labels[0], (int, np.integer)):
+        return np.asarray(labels, np.int64)
+    unknown = sorted(set(labels) - set(class_names))
+    if unknown:
+        raise InputError(f"labels {unknown} are not classes of the model {class_names}")
+    return np.array([class_names.index(x) for x in labels], np.int64)
+
+
+
+def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELINE_TRAIN_SEED,
+                           config=None) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (raw counts) and label indices simulated for the model's panel and classes."""
+    batch = simulate_crops(int(n_per_class), spec.panel, spec.taxonomy, spec.crop_size,
+                           seed=seed, config=config or SimConfig())
+    return (batch.images.astype(np.float32),
+            labels_to_indices(batch.labels, spec.class_names))
+
+
+
+
+def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int, seed: int):
+    """Training crops for the baselines, and the test part of ``index``."""
+    is_train = np.array([s == "train" for s in index.splits])
+    if baseline_train is not None:
+        train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
+            spec.panel, "baseline training set")
+        crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
+        return crops, train_index.label_indices(spec.taxonomy), index, "folder"
+    if is_train.any() and not is_train.all():
+        train_index = index.subset(is_train)
+        return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
+                train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
+    if spec.reads_exports:
+        # The simulated training crops are scans: a gate or feature classifier fitted on their
+        # counts says nothing of exports, which keep none of them (the card leaves them out too).
+        why = ("none: the model reads exports only, and the simulated crops the baselines "
+               "would be fitted on are scans; give labelled exports to fit them on "
+               "(--baseline-train, or rows with split=train)")
+        log.warning("baselines: %s", why)
+        return None, None, index, why
+    crops, labels = simulated_training_set(spec, n_per_class, seed)
+    return crops, labels, index, "simulated"
+
+
+def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
+                   n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
+                   fit_seed: int = BASELINE_TRAIN_SEED, pixel_size: float | str | None = None):
+    """A labelled crop folder's test crops, without their pixels, and the baselines fitted
+    for it: (index of the test crops, baselines or None, where the baselines' training crops
+    came from)."""
+    # The data's channels are mapped to the model's by name (extra ones dropped, a note).
+    index = read_crop_index(data, taxonomy=spec.taxonomy,
+                            pixel_size=pixel_size).conform(spec.panel)
+    baselines, source = None, None
+    if with_baselines:
+        train_crops, train_labels, index, source = _baseline_training(
+            index, spec, baseline_train, n_train_per_class, training_seed)
+        if train_crops is not None:
+            baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
+                                      fit_seed)
+    return index, baselines, source
+
+
+def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
+                      n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
+                      fit_seed: int = BASELINE_TRAIN_SEED,
+                      pixel_size: float | str | None = None):
+    """:func:`labelled_index` with the test crops loaded at model scale, in memory: (crops,
+    index, baselines, source). ``ctcnet robustness`` changes the crops it is given."""
+    index, baselines, source = labelled_index(data, spec, with_baselines, baseline_train,
+                                              n_train_per_class, training_seed, fit_seed,
+                                              pixel_size)
+    return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
+
+
+def own_training_data_warning(spec: ModelSpec, data: str | Path) -> str | None:
+    """A warning when ``data`` is the crop folder the model was trained on (its training
+    record's ``data_dir``): its figures would be of crops the model learnt from."""
+    trained_on = ((spec.training or {}).get("data") or {}).get("data_dir")
+    if not trained_on:
+        return None
+    try:
+        same = Path(trained_on).resolve() == Path(data).resolve()
+    except OSError:
+        return None
+    return (f"{data} is the crop folder this model was trained on (its training and "
+            "validation crops): every figure is optimistic; evaluate on crops kept apart"
+            if same else None)
