@@ -1,8 +1,8 @@
 """Peak memory and time of `ctcnet predict` (or `ctcnet evaluate`) on crop folders of growing
 size.
 
-    python scripts/crop_set_memory.py --sizes 1000,4000,16000 --workdir runs/crop-set-memory
-    python scripts/crop_set_memory.py --command evaluate --sizes 2000,8000
+    python scripts/crop_set_memory.py --sizes 1000,4000,16000 --record docs
+    python scripts/crop_set_memory.py --command evaluate --sizes 1000,4000,16000 --record docs
 
 Simulates a crop folder of each size (five-channel 16-bit TIFF crops of the default panel,
 four classes alike, four samples; kept under ``--workdir`` for the next run), runs the command
@@ -10,7 +10,8 @@ on each in a fresh process (``--model``, default the shipped default model, with
 and prints as Markdown per size: the process's peak RSS (VmHWM), the wall time and, for
 predict, the run's own stage times per crop, and the largest size against the smallest.
 Memory that grows with the folder is what stops a large folder on a workstation; it should
-stay flat.
+stay flat. ``--record docs`` adds the command's table to docs/benchmarks.json (which
+``ctcnet benchmark`` keeps) and rewrites docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -63,35 +64,38 @@ def measure(root: Path, command: str, model: str, workdir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    """Measure each size and print the table."""
+    """Measure each size and print the table (and record it with ``--record``)."""
+    from ctcnet.benchmark.common import machine_info
+    from ctcnet.benchmark.render import render_crop_sets
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--command", choices=("predict", "evaluate"), default="predict")
     parser.add_argument("--sizes", default="1000,4000,16000")
     parser.add_argument("--model", default="ctcnet-default")
     parser.add_argument("--workdir", default="runs/crop-set-memory")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", help="write the measurements here too")
+    parser.add_argument("--note", default=None, help="a sentence shown under the table")
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="add the command's table to DIR/benchmarks.json (which `ctcnet "
+                             "benchmark` keeps) and rewrite DIR/benchmarks.md")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     rows = [measure(crop_folder(workdir, int(n), args.seed), args.command, args.model, workdir)
             for n in args.sizes.split(",")]
-    stages = list(rows[0]["timings_s"])
-    print(f"`ctcnet {args.command}` on crop folders, model {args.model}:\n")
-    print("| " + " | ".join(["crops", "peak RSS MB", "wall s",
-                             *(f"{s} ms/crop" for s in stages)]) + " |")
-    print("|" + "---:|" * (3 + len(stages)))
-    for r in rows:
-        print("| " + " | ".join([f"{r['crops']:,}", f"{r['peak_rss_mb']:,.0f}",
-                                 f"{r['wall_s']:.1f}",
-                                 *(f"{1000 * r['timings_s'].get(s, 0) / r['crops']:.2f}"
-                                   for s in stages)]) + " |")
-    first, last = rows[0], rows[-1]
-    print(f"\nFrom {first['crops']:,} to {last['crops']:,} crops: peak RSS "
-          f"{last['peak_rss_mb'] / first['peak_rss_mb']:.2f}x, time per crop "
-          f"{(last['wall_s'] / last['crops']) / (first['wall_s'] / first['crops']):.2f}x.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    info = machine_info()
+    entry = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "model": args.model,
+             "command": f"python scripts/crop_set_memory.py --command {args.command} "
+                        f"--sizes {args.sizes}",
+             "machine": f"{info.get('cpu')}, {info.get('cores')} cores, onnxruntime "
+                        f"{info.get('onnxruntime')}", "rows": rows, "note": args.note}
+    print("\n".join(render_crop_sets({args.command: entry})))
+    if args.record:
+        from ctcnet.benchmark.record import record_script_section
+
+        whole = json.loads((Path(args.record) / "benchmarks.json").read_text())
+        record_script_section(args.record, "crop_sets",
+                              {**whole.get("crop_sets", {}), args.command: entry})
     return 0
 
 

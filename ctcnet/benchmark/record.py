@@ -22,7 +22,7 @@ from ctcnet.io.atomic import atomic_write_text
 
 SECTIONS = {"classify": "classification", "cartridge": "cartridges", "train": "training"}
 # Sections scripts measure and record (record_script_section), kept by every run.
-SCRIPT_SECTIONS = ("report_overlap", "student")
+SCRIPT_SECTIONS = ("report_overlap", "student", "crop_sets")
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def earlier_sections(out_dir: Path, sections, quick: bool) -> tuple[dict, dict]:
 
 
 def record_script_section(out_dir: str | Path, key: str, section: dict) -> None:
-    """Put a section a script measured (``report_overlap``, ``student``) into
+    """Put a section a script measured (``report_overlap``, ``student``, ``crop_sets``) into
     ``out_dir/benchmarks.json``, which :func:`run_benchmark` keeps, and rewrite its
     ``benchmarks.md``."""
     out_dir = Path(out_dir)

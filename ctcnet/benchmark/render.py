@@ -99,7 +99,38 @@ def render_markdown(record: dict) -> str:
         lines += render_report_overlap(o)
     if record.get("student"):
         lines += render_student(record["student"])
+    if record.get("crop_sets"):
+        lines += render_crop_sets(record["crop_sets"])
     return "\n".join(lines)
+
+
+def render_crop_sets(s: dict) -> list[str]:
+    """The section on crop folders of growing size (``scripts/crop_set_memory.py``, which
+    records it per command): memory should not grow with the folder."""
+    lines = ["## Crop folders: memory flat in the number of crops", "",
+             "`ctcnet predict` and `ctcnet evaluate` on simulated five-channel 16-bit TIFF crop "
+             "folders (four classes alike, four samples), each run in a fresh process; peak "
+             "RSS is the process's VmHWM. The crops wait at model scale in a file and are "
+             "classified and measured a chunk at a time.", ""]
+    for name, c in s.items():
+        rows = c["rows"]
+        stages = list(rows[0]["timings_s"])
+        lines += [f"`ctcnet {name}` with `{c['model']}`, measured {c['created']} with "
+                  f"`{c['command']}` on: {c['machine']}.", "",
+                  "| " + " | ".join(["crops", "peak RSS MB", "wall s",
+                                     *(f"{t} ms/crop" for t in stages)]) + " |",
+                  "|" + "---:|" * (3 + len(stages))]
+        for r in rows:
+            lines.append("| " + " | ".join(
+                [f"{r['crops']:,}", f"{r['peak_rss_mb']:,.0f}", f"{r['wall_s']:.1f}",
+                 *(f"{1000 * r['timings_s'].get(t, 0) / r['crops']:.2f}" for t in stages)])
+                + " |")
+        first, last = rows[0], rows[-1]
+        lines += ["", f"From {first['crops']:,} to {last['crops']:,} crops: peak RSS "
+                      f"{last['peak_rss_mb'] / first['peak_rss_mb']:.2f}x, time per crop "
+                      f"{(last['wall_s'] / last['crops']) / (first['wall_s'] / first['crops']):.2f}"
+                      "x." + (f" {c['note']}" if c.get("note") else ""), ""]
+    return lines
 
 
 def render_student(s: dict) -> list[str]:

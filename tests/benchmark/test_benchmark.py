@@ -174,6 +174,25 @@ def test_the_student_section_says_whether_a_narrower_network_halves_the_time():
     assert "Widths [8, 1] halve it here" in text
 
 
+def test_the_crop_folder_section_shows_each_command_and_how_its_memory_grows():
+    from ctcnet.benchmark.render import render_crop_sets
+
+    def row(crops, peak, wall, stages):
+        return {"crops": crops, "peak_rss_mb": peak, "wall_s": wall, "timings_s": stages}
+
+    entry = {"created": "now", "model": "ctcnet-default", "machine": "a CPU", "note": None}
+    text = "\n".join(render_crop_sets({
+        "predict": {**entry, "command": "python scripts/crop_set_memory.py",
+                    "rows": [row(1000, 450, 10.0, {"read": 2.0}),
+                             row(16000, 540, 80.0, {"read": 30.0})]},
+        "evaluate": {**entry, "command": "... --command evaluate", "note": "Before: 10 GB.",
+                     "rows": [row(1000, 1600, 14.0, {}), row(16000, 1610, 90.0, {})]}}))
+    assert "| 16,000 | 540 | 80.0 | 1.88 |" in text  # read: 30 s over 16,000 crops
+    assert "From 1,000 to 16,000 crops: peak RSS 1.20x, time per crop 0.50x." in text
+    assert "| 16,000 | 1,610 | 90.0 |" in text and "peak RSS 1.01x" in text
+    assert "Before: 10 GB." in text and "`ctcnet evaluate` with `ctcnet-default`" in text
+
+
 def test_a_script_records_its_section_beside_the_benchmark(tmp_path):
     from ctcnet.benchmark.record import record_script_section
 
