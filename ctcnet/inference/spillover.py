@@ -290,8 +290,15 @@ class SampleLeaks:
         samples = np.concatenate(self._samples) if self._samples else np.zeros(0, str)
         ratio = np.concatenate(self._ratio) if self._ratio else np.zeros((0, c))
         sd = np.concatenate(self._sd) if self._sd else np.zeros((0, c))
-        return {s: leaks_from_ratios(ratio[samples == s], sd[samples == s], self.panel)
-                for s in self._crops}
+        # Each sample's rows in their order, by one sort (a crop set may give every crop a
+        # sample of its own: a mask per sample would be quadratic).
+        keys, inverse = np.unique(samples, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        rows_of = dict(zip(keys.tolist(), np.split(order, np.cumsum(
+            np.bincount(inverse, minlength=len(keys)))[:-1])))
+        none = np.zeros(0, np.int64)
+        return {s: leaks_from_ratios(ratio[rows_of.get(s, none)], sd[rows_of.get(s, none)],
+                                     self.panel) for s in self._crops}
 
     def records(self, leaks: dict[str, np.ndarray]) -> dict:
         """{sample: leak_record} as :func:`compensate_samples` reports them."""

@@ -109,3 +109,22 @@ def test_crops_in_memory_are_measured_and_reviewed_a_chunk_at_a_time_alike(crop_
     np.testing.assert_array_equal(chunked[0], whole[0])
     pd.testing.assert_frame_equal(chunked[1], whole[1])
     assert sum(seen) == len(crops) and max(seen) <= 6
+
+
+def test_leaks_pooled_over_chunks_are_those_of_each_sample_held_at_once(crop_set):
+    """The chunked reading's compensation (SampleLeaks, compensate_each) against the one for
+    crops in memory (compensate_samples), which ``ctcnet robustness`` and the card use."""
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+    from ctcnet.inference.spillover import SampleLeaks, compensate_each, compensate_samples
+
+    index = read_crop_index(crop_set)
+    crops = load_crops(index, 80, PANEL.pixel_size_um)
+    samples = np.asarray(index.sample_ids)
+    held, records = compensate_samples(crops, PANEL, samples)
+    pooled = SampleLeaks(PANEL)
+    for start in range(0, len(crops), 9):
+        pooled.add(crops[start:start + 9], samples[start:start + 9])
+    leaks = pooled.leaks()
+    assert pooled.records(leaks) == records and len(records) == 3
+    assert any(any(r["leaks"].values()) for r in records.values())  # something is taken off
+    np.testing.assert_allclose(compensate_each(crops, samples, leaks, PANEL), held, rtol=1e-6)
