@@ -33,7 +33,6 @@ def labels_to_indices(labels, class_names: list[str]) -> np.ndarray:
     return np.array([class_names.index(x) for x in labels], np.int64)
 
 
-
 def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELINE_TRAIN_SEED,
                            config=None) -> tuple[np.ndarray, np.ndarray]:
     """Crops (raw counts) and label indices simulated for the model's panel and classes."""
