@@ -25,7 +25,7 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -164,12 +164,15 @@ def pixel_size_source(pixel_size: float | str | None) -> str:
 
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                     taxonomy: Taxonomy | None = None,
-                    pixel_size: float | str | None = None) -> CropIndex:
+                    pixel_size: float | str | None = None,
+                    fitted: Callable[[int], None] | None = None) -> CropIndex:
     """Index a crop dataset folder (manifest.csv if present, else class folders).
 
     ``pixel_size``: the crops' um per pixel when panel.json does not state it (published crops
     rarely do) or states it wrongly: a number, or ``"auto"`` to estimate it from the crops'
     nuclei (:mod:`ctcnet.detect.pixel_size`); None: panel.json's, which must then state it.
+    ``fitted``: with ``"fit"``, called after each crop is fitted, with the number of crops
+    (a progress bar's step).
     """
     root = Path(root)
     if not root.is_dir():
@@ -225,7 +228,8 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index)))
     elif pixel_size == PIXEL_SIZE_FIT:
         scales = fitted_pixel_sizes((read_crop(p, panel) for p in index.paths),
-                                    what=f"crop dataset {root}")
+                                    what=f"crop dataset {root}", done=fitted and (
+                                        lambda: fitted(len(index.paths))))
         index = replace(index, panel=panel.with_pixel_size(float(np.median(scales))),
                         crop_pixel_um=tuple(float(v) for v in scales))
     elif pixel_size is not None:

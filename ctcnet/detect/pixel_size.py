@@ -20,7 +20,7 @@ patient samples; the CellSearch definition has no upper size limit.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -125,10 +125,17 @@ def cell_diameter_px(crop: np.ndarray) -> float:
 
 
 def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM,
-                       what: str = "crop set") -> np.ndarray:
+                       what: str = "crop set", done: Callable[[], None] | None = None
+                       ) -> np.ndarray:
     """Each crop's pixel size (um/px) at which its cell is ``cell_um`` across; a crop whose
-    cell cannot be measured takes the set's median scale."""
-    diameters = np.array([cell_diameter_px(c) for c in crops], np.float64)
+    cell cannot be measured takes the set's median scale. ``done``: called after each crop
+    (a progress bar's step)."""
+    sizes = []
+    for crop in crops:
+        sizes.append(cell_diameter_px(crop))
+        if done is not None:
+            done()
+    diameters = np.array(sizes, np.float64)
     found = np.isfinite(diameters) & (diameters > 0)
     if not found.any():
         raise InputError(f"{what}: --pixel-size fit finds no cell in any crop; give the pixel "

@@ -32,7 +32,7 @@ from ctcnet.inference.guard import (
     guard_summary,
 )
 from ctcnet.inference.options import PredictOptions, spec_at_prior
-from ctcnet.inference.progress import progress_bar
+from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import SampleLeaks, compensate_each, wants_compensation
 from ctcnet.inference.summary import CropRunSummary, model_sha256
 from ctcnet.inference.tables import label_events
@@ -73,23 +73,20 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     # a near-balanced folder of crops. Its calls are the plain most probable class unless the
     # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
     spec, prior = spec_at_prior(backend.spec, options.prior, BALANCED_PRIOR)
-    index = read_crop_index(root, pixel_size=options.pixel_size).conform(spec.panel)
-    rules = RULES.for_crops(index.exported)
-    shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
-    # The crops at model scale wait in a file, not in memory: a run holds a chunk at a time.
-    with (SpilledArray(shape, np.float32, out_dir) as crops,
-          progress_bar(len(index), options.quiet) as progress):
-        tasks = {step: progress.add_task(f"{Path(root).name}: {step}", total=len(index),
-                                         start=False) for step in ("read", "classified")}
-
-        def done(step: str, n: int) -> None:
-            progress.start_task(tasks[step])  # its clock from its first step on
-            progress.advance(tasks[step], n)
-
-        reading = read_and_classify(index, spec, backend.predict_proba, crops,
-                                    options.compensate, rules, done)
-        return _finish(root, index, spec, prior, backend, out_dir, options, rules, reading,
-                       crops)
+    with progress_bar(None, options.quiet) as progress:
+        bars = StepBars(progress, Path(root).name)
+        index = read_crop_index(root, pixel_size=options.pixel_size,
+                                fitted=lambda total: bars("fitted", 1, total)
+                                ).conform(spec.panel)
+        bars.total = len(index)
+        rules = RULES.for_crops(index.exported)
+        shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
+        # The crops at model scale wait in a file, not in memory: a run holds a chunk at a time.
+        with SpilledArray(shape, np.float32, out_dir) as crops:
+            reading = read_and_classify(index, spec, backend.predict_proba, crops,
+                                        options.compensate, rules, bars)
+            return _finish(root, index, spec, prior, backend, out_dir, options, rules,
+                           reading, crops)
 
 
 class CropSetReading(NamedTuple):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class SpilledArray:
                              folder)
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".ctcnet-spill-")
         self._file.truncate(self.shape[0] * self._row_bytes)
+        self._lock = threading.Lock()  # one file position: a seek and its read go together
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -68,16 +70,19 @@ class SpilledArray:
         if rows.shape[1:] != self.shape[1:] or start < 0 or start + len(rows) > len(self):
             raise ValueError(f"rows {start}..{start + len(rows)} of shape {rows.shape[1:]} do "
                              f"not fit a spilled array of shape {self.shape}")
-        self._file.seek(start * self._row_bytes)
-        self._file.write(rows.data.cast("B"))
-        self._file.flush()  # reads go round the writer's buffer
+        with self._lock:
+            self._file.seek(start * self._row_bytes)
+            self._file.write(rows.data.cast("B"))
+            self._file.flush()  # reads go round the writer's buffer
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start`` to ``stop`` as a new, writable in-memory array."""
         stop = min(stop, len(self))
         out = np.empty((max(stop - start, 0), *self.shape[1:]), self.dtype)
-        self._file.seek(start * self._row_bytes)
-        if out.size and self._file.readinto(out.data.cast("B")) != out.nbytes:
+        with self._lock:
+            self._file.seek(start * self._row_bytes)
+            got = self._file.readinto(out.data.cast("B")) if out.size else 0
+        if got != out.nbytes:
             raise OSError("a spilled array's file is shorter than was written")
         return out
 

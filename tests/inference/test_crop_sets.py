@@ -128,3 +128,16 @@ def test_leaks_pooled_over_chunks_are_those_of_each_sample_held_at_once(crop_set
     assert pooled.records(leaks) == records and len(records) == 3
     assert any(any(r["leaks"].values()) for r in records.values())  # something is taken off
     np.testing.assert_allclose(compensate_each(crops, samples, leaks, PANEL), held, rtol=1e-6)
+
+
+def test_the_run_shows_a_bar_for_each_step_unless_quiet(crop_set, tmp_path, capsys):
+    from ctcnet.cli import main
+
+    assert main(["predict", str(crop_set), "--out", str(tmp_path / "a"), "--pixel-size",
+                 "fit", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    for step in ("fitted", "read", "classified"):
+        assert any(line.startswith(f"crops: {step}") and "40/40" in line
+                   for line in out.splitlines()), (step, out)
+    assert main(["predict", str(crop_set), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "crops: read" not in capsys.readouterr().out
