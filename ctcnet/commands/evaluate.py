@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.io.atomic import (
@@ -367,7 +368,9 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, compensate=args.compensate,
                               prior=args.prior, pixel_size=args.pixel_size,
                               markers_decide=not args.network_calls_only,
-                              page=write_evaluation_page)
+                              page=write_evaluation_page,
+                              # bars for a person at a terminal, not in a log or a pipe
+                              progress=sys.stderr.isatty())
     absent = absent_classes_warning(report)
     if absent:
         log.warning("%s", absent)

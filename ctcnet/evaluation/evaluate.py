@@ -55,6 +55,7 @@ from ctcnet.evaluation.test_set import (
 from ctcnet.inference.backends import TorchBackend, load_backend
 from ctcnet.inference.crop_sets import read_and_classify
 from ctcnet.inference.guard import RULES
+from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
 from ctcnet.io.scan import open_cartridge
@@ -209,7 +210,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      device: str = "auto", batch_size: int = 256,
                      compensate: bool | None = None, prior: str | None = None,
                      pixel_size: float | str | None = None,
-                     markers_decide: bool = True, page=None) -> dict:
+                     markers_decide: bool = True, page=None, progress: bool = False) -> dict:
     """``ctcnet evaluate``: evaluate a model on a labelled crop dataset, beside the baselines.
 
     Writes report.json, confusion.json, predictions.csv (each crop's call, made as
@@ -248,6 +249,9 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     page : callable, optional
         ``page(out_dir, table, crops, spec, report)`` draws a page of predictions.csv's rows
         (a layer above: ``ctcnet.report.crop_set_page.write_evaluation_page``).
+    progress : bool, default False
+        A bar on stderr for each step: the crops fitted (``pixel_size="fit"``), read and
+        classified.
 
     Returns
     -------
@@ -261,35 +265,39 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     spec = backend.spec
     # The rule predict applies to a crop folder at the same --prior (default: none).
     called_spec, prior_name = spec_at_prior(spec, prior, BALANCED_PRIOR)
-    index, baselines, source = labelled_index(
-        data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
-        pixel_size=pixel_size)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
-    # As predict reads a crop folder: the crops wait at model scale in a file, the CNN (on
-    # crops compensated as asked, else as the model was trained) and the guard's measurements
-    # run a chunk at a time, so memory does not grow with the folder.
-    with SpilledArray(shape, np.float32, out_dir) as crops:
-        reading = read_and_classify(index, spec, backend.predict_logits, crops, compensate,
-                                    RULES.for_crops(index.exported) if markers_decide
-                                    else None)
-        report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
-                                logits=reading.outputs, measured=reading.measured,
-                                decision=called_spec.decision, sample_ids=index.sample_ids,
-                                markers_decide=markers_decide, exported=index.exported)
-        report["prior"] = prior_name
-        report["decision_log_weights"] = decision_weights(called_spec.decision)
-        report["pixel_size_um"] = float(index.panel.pixel_size_um)
-        report["pixel_size_from"] = pixel_size_source(pixel_size)
-        own = own_training_data_warning(spec, data)
-        if own:
-            log.warning("%s", own)
-            report["warnings"] = report.get("warnings", []) + [own]
-        if reading.spillover is not None:
-            report["spillover"] = reading.spillover
-        return _write_evaluation(report, f"{data}", f"{model_path}", out_dir, index,
-                                 called_spec, source, baselines, crops, page)
+    with progress_bar(None, not progress, stderr=True) as bars:
+        steps = StepBars(bars, Path(data).name)
+        index, baselines, source = labelled_index(
+            data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
+            pixel_size=pixel_size, fitted=lambda total: steps("fitted", 1, total))
+        steps.total = len(index)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
+        # As predict reads a crop folder: the crops wait at model scale in a file, the CNN
+        # (on crops compensated as asked, else as the model was trained) and the guard's
+        # measurements run a chunk at a time, so memory does not grow with the folder.
+        with SpilledArray(shape, np.float32, out_dir) as crops:
+            reading = read_and_classify(index, spec, backend.predict_logits, crops,
+                                        compensate, RULES.for_crops(index.exported)
+                                        if markers_decide else None, steps)
+            report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
+                                    logits=reading.outputs, measured=reading.measured,
+                                    decision=called_spec.decision,
+                                    sample_ids=index.sample_ids,
+                                    markers_decide=markers_decide, exported=index.exported)
+            report["prior"] = prior_name
+            report["decision_log_weights"] = decision_weights(called_spec.decision)
+            report["pixel_size_um"] = float(index.panel.pixel_size_um)
+            report["pixel_size_from"] = pixel_size_source(pixel_size)
+            own = own_training_data_warning(spec, data)
+            if own:
+                log.warning("%s", own)
+                report["warnings"] = report.get("warnings", []) + [own]
+            if reading.spillover is not None:
+                report["spillover"] = reading.spillover
+            return _write_evaluation(report, f"{data}", f"{model_path}", out_dir, index,
+                                     called_spec, source, baselines, crops, page)
 
 
 def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, index,

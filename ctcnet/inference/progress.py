@@ -5,11 +5,14 @@ none when the run is quiet."""
 from __future__ import annotations
 
 
-def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
+def progress_bar(total: int | None, quiet: bool, *, events: bool = False,
+                 stderr: bool = False):
     """A ``rich`` progress display (a context manager) for work of ``total`` steps (None: not
     known yet); disabled when ``quiet`` or when nothing is left to do (a rerun that takes
     every frame from the journal). ``events``: a column for each task's ``events`` field (a
-    cartridge's)."""
+    cartridge's). ``stderr``: drawn there, not on stdout (a command whose stdout may be
+    JSON)."""
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -22,6 +25,7 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
     counted = (TextColumn("{task.fields[events]} events"),) if events else ()
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     *counted, TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True) if stderr else None,
                     disable=quiet or total == 0, transient=False)
 
 

@@ -141,3 +141,18 @@ def test_the_run_shows_a_bar_for_each_step_unless_quiet(crop_set, tmp_path, caps
                    for line in out.splitlines()), (step, out)
     assert main(["predict", str(crop_set), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert "crops: read" not in capsys.readouterr().out
+
+
+def test_evaluate_shows_its_bars_on_stderr_when_asked(crop_set, tmp_path, capsys):
+    """On stderr, so that ``ctcnet evaluate --json`` keeps one JSON object on stdout (the
+    command asks for them at a terminal only)."""
+    from ctcnet.evaluation.evaluate import evaluate_dataset
+
+    evaluate_dataset(crop_set, "ctcnet-default", tmp_path / "a", with_baselines=False,
+                     device="cpu", progress=True)
+    captured = capsys.readouterr()
+    assert "crops: classified" in captured.err and "crops: read" in captured.err
+    assert "crops:" not in captured.out
+    evaluate_dataset(crop_set, "ctcnet-default", tmp_path / "b", with_baselines=False,
+                     device="cpu")
+    assert "crops: read" not in capsys.readouterr().err
