@@ -165,14 +165,14 @@ def pixel_size_source(pixel_size: float | str | None) -> str:
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                     taxonomy: Taxonomy | None = None,
                     pixel_size: float | str | None = None,
-                    fitted: Callable[[int], None] | None = None) -> CropIndex:
+                    progress: Callable[[str, int, int], None] | None = None) -> CropIndex:
     """Index a crop dataset folder (manifest.csv if present, else class folders).
 
     ``pixel_size``: the crops' um per pixel when panel.json does not state it (published crops
     rarely do) or states it wrongly: a number, or ``"auto"`` to estimate it from the crops'
     nuclei (:mod:`ctcnet.detect.pixel_size`); None: panel.json's, which must then state it.
-    ``fitted``: with ``"fit"``, called after each crop is fitted, with the number of crops
-    (a progress bar's step).
+    ``progress``: with ``"fit"``, told ``("fitted", 1, crops)`` after each crop is fitted (a
+    progress bar's step, :class:`ctcnet.inference.progress.StepBars`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -228,8 +228,9 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index)))
     elif pixel_size == PIXEL_SIZE_FIT:
         scales = fitted_pixel_sizes((read_crop(p, panel) for p in index.paths),
-                                    what=f"crop dataset {root}", done=fitted and (
-                                        lambda: fitted(len(index.paths))))
+                                    what=f"crop dataset {root}",
+                                    done=None if progress is None else
+                                    lambda: progress("fitted", 1, len(index.paths)))
         index = replace(index, panel=panel.with_pixel_size(float(np.median(scales))),
                         crop_pixel_um=tuple(float(v) for v in scales))
     elif pixel_size is not None:

@@ -269,7 +269,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         steps = StepBars(bars, Path(data).name)
         index, baselines, source = labelled_index(
             data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
-            pixel_size=pixel_size, fitted=lambda total: steps("fitted", 1, total))
+            pixel_size=pixel_size, progress=steps)
         steps.total = len(index)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

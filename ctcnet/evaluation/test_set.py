@@ -71,13 +71,13 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
 def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
                    n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
                    fit_seed: int = BASELINE_TRAIN_SEED, pixel_size: float | str | None = None,
-                   fitted=None):
+                   progress=None):
     """A labelled crop folder's test crops, without their pixels, and the baselines fitted
     for it: (index of the test crops, baselines or None, where the baselines' training crops
-    came from). ``fitted``: as for :func:`~ctcnet.detect.crop_dataset.read_crop_index`."""
+    came from). ``progress``: as for :func:`~ctcnet.detect.crop_dataset.read_crop_index`."""
     # The data's channels are mapped to the model's by name (extra ones dropped, a note).
     index = read_crop_index(data, taxonomy=spec.taxonomy, pixel_size=pixel_size,
-                            fitted=fitted).conform(spec.panel)
+                            progress=progress).conform(spec.panel)
     baselines, source = None, None
     if with_baselines:
         train_crops, train_labels, index, source = _baseline_training(

@@ -76,8 +76,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     with progress_bar(None, options.quiet) as progress:
         bars = StepBars(progress, Path(root).name)
         index = read_crop_index(root, pixel_size=options.pixel_size,
-                                fitted=lambda total: bars("fitted", 1, total)
-                                ).conform(spec.panel)
+                                progress=bars).conform(spec.panel)
         bars.total = len(index)
         rules = RULES.for_crops(index.exported)
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
