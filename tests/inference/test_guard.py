@@ -520,6 +520,34 @@ def test_marker_calls_follow_the_cellsearch_definition_over_the_network(rng, spe
     assert guard_events(events, crops, proba, spec)["class"].tolist() == calls
 
 
+def test_on_exports_the_markers_call_no_cell_with_cd45_of_its_own_ctc(rng, spec):
+    """A crop set of display exports: the markers make a ctc of a wbc call only where CD45
+    over the CK area is no more than the leaks explain (its median excess at most
+    ``export_markers_cd45_core``). A CK+ cell under a dim CD45 membrane of its own, within the
+    ``cd45_level`` every CTC reading passes, stays wbc and is still shown as a possible CTC;
+    one whose CD45 plane is black (an export's clipped background) is called ctc. Read as
+    scan crops, both are."""
+    black = cell(rng)
+    black[CD45] = 0.0
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    membrane = cell(rng)
+    membrane[CD45] += 10.0 * ((np.hypot(yy, xx) > 4) & (np.hypot(yy, xx) <= 8))
+    crops = np.stack([black, membrane])
+    proba = onehot(["wbc", "wbc"], spec)
+    events = pd.DataFrame({"class": ["wbc", "wbc"], "review": np.zeros(2, bool)})
+    exports = RULES.for_crops(True)
+    measured = measure(crops, spec.panel, spec.pixel_size_um, exports)
+    assert measured["cd45_core"][0] <= exports.export_markers_cd45_core < \
+        measured["cd45_core"][1]
+    assert (measured["cd45_over_ck"] < exports.cd45_level).all()
+    decided = guard_events(events, crops, proba, spec, markers_decide=True, rules=exports)
+    assert decided["class"].tolist() == ["ctc", "wbc"]
+    assert decided["guard"].tolist() == ["possible_ctc", "possible_ctc"]
+    assert RULES.crop_markers_cd45_core is None
+    scans = guard_events(events, crops, proba, spec, markers_decide=True, rules=RULES)
+    assert scans["class"].tolist() == ["ctc", "ctc"]
+
+
 def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):
     """The flag's second route: a wbc/debris/cluster call to which the network still gives a
     CTC ``RULES.possible_ctc_proba`` or more (equal priors) is shown, even where CK is too dim for

@@ -149,7 +149,8 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     elif len(crops):  # measured once for both passes below (the second, when it runs)
         full, start = measure_for_guard_start(crops, spec, rules)
     flags = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
-                         decision=decision, called=called, start=start)
+                         decision=decision, called=called, start=start,
+                         markers_cd45="no_excess")
     calls = crop_set_calls(called, flags, crops, proba, spec, decision, rules, measured=full)
     made = (calls != np.asarray(called, object)) & np.isin(calls, GUARDED_CLASSES)
     if made.any():
@@ -204,7 +205,7 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         given = events["model_class"].to_numpy(object) if "model_class" in events else None
         # The markers' call on a cartridge reads CD45 at the background (markers_cd45_band).
         flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
-                             called=given, start=start, cd45_at_background=True)
+                             called=given, start=start, markers_cd45="background")
         if given is not None and overrule:
             flags = _overruled_by_markers(events, given, flags, crops, proba, spec, rules,
                                           measured, groups, start)

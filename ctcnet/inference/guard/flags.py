@@ -84,6 +84,12 @@ from ctcnet.inference.guard.rules import (
 )
 from ctcnet.nn.calls import DecisionRule, top_class
 
+# What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by
+# where the markers make calls: nothing (flags alone); on a cartridge, CD45 read as background
+# (``GuardRules.markers_cd45_band``); on a crop set, no median excess over what the leaks
+# explain (``GuardRules.crop_markers_cd45_core``, set for display exports).
+MARKERS_CD45 = (None, "background", "no_excess")
+
 
 class Evidence:
     """What the flags read of a batch of events: their calls, their measurements (NaN reads as
@@ -231,19 +237,22 @@ class Evidence:
                 (self.col("cd45_over_ck") <= r.cd45_level) & \
                 (self.col("exclusion_around_ck") <= r.cd45_level)
 
-    def markers_ctc(self, possible_ctc: np.ndarray, cd45_at_background: bool = False
-                    ) -> np.ndarray:
+    def markers_ctc(self, possible_ctc: np.ndarray, cd45: str | None = None) -> np.ndarray:
         """The CellSearch definition read off the markers alone (``marker_calls``): the first
-        route's evidence, which no network output enters. ``cd45_at_background``: and CD45
-        over the CK area read as background (``markers_cd45_band``), as the markers' call on
-        a cartridge asks: what overrules the network there must not be in doubt."""
-        band = self.rules.markers_cd45_band
+        route's evidence, which no network output enters. ``cd45``: what more it asks of CD45
+        over the CK area where the markers make a call (:data:`MARKERS_CD45`)."""
+        if cd45 not in MARKERS_CD45:
+            raise ValueError(f"cd45 must be one of {MARKERS_CD45}, not {cd45!r}")
+        rules = self.rules
+        band = rules.markers_cd45_band
         with np.errstate(invalid="ignore"):
             out = possible_ctc & self.marker_route & \
-                (self.col("ck_own_structure") >= self.rules.possible_ctc_structure)
-            if cd45_at_background:
+                (self.col("ck_own_structure") >= rules.possible_ctc_structure)
+            if cd45 == "background":
                 out &= (np.abs(self.col("cd45_core")) <= band) & \
                     (np.abs(self.col("cd45_over_ck")) <= band)
+            elif cd45 == "no_excess" and rules.crop_markers_cd45_core is not None:
+                out &= self.col("cd45_core") <= rules.crop_markers_cd45_core
         return out
 
 
@@ -311,7 +320,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
                  decision: DecisionRule | str | None = "spec", *,
                  max_leak: float | None = None,
                  called: np.ndarray | None = None, start=None,
-                 cd45_at_background: bool = False) -> pd.DataFrame:
+                 markers_cd45: str | None = None) -> pd.DataFrame:
     """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
     their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
     definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
@@ -327,8 +336,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     cartridge prevalence; a crop set's calls are made without one, None, or at a stated
     prior). ``start``: what :func:`measure_for_guard_start` started ``measured`` from, if
     kept (the CD45 columns are then read without preparing the crops again).
-    ``cd45_at_background``: ``MARKERS_CTC`` also asks CD45 over the CK area to read as
-    background (``GuardRules.markers_cd45_band``), as the markers' call on a cartridge does.
+    ``markers_cd45``: what ``MARKERS_CTC`` also asks of CD45 over the CK area, where the
+    markers make calls (:data:`MARKERS_CD45`: a cartridge's ``"background"``, a crop set's
+    ``"no_excess"``).
     """
     rules = rules.with_leak(max_leak)
     proba = np.asarray(proba)
@@ -355,7 +365,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
         flags[rule.flag] = fired if rule.calls is None else fired & e.is_call(rule.calls)
     table = pd.DataFrame(flags)
     table["any"] = table[list(FLAGS)].any(axis=1)
-    table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy(), cd45_at_background)
+    table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy(), markers_cd45)
     return table
 
 
