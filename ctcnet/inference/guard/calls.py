@@ -104,10 +104,11 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     out[finite] = np.asarray(names, dtype=object)[fused[finite].argmax(axis=1)]
     # A leukocyte has CD45: a ``wbc`` call on an event whose markers meet the CellSearch
     # definition on their own (``MARKERS_CTC``: no CD45 or other exclusion marker over or
-    # round a clear CK area with a nucleus of its own) is a CTC. (A ``debris`` call stays: an
-    # edge-cut cell or a blob can show the same markers.) On the shape-swap family this moves
-    # CTC-vs-rest by at most 0.003 either way; on hand-drawn composites the fused core3 calls
-    # 83 % of CTCs with it, 74 % without (scripts/drawn_composites.py).
+    # round a clear CK area with a nucleus of its own; on display exports, CD45's median over
+    # it no more than the leaks explain: ``crop_set_review``'s flags) is a CTC. (A ``debris``
+    # call stays: an edge-cut cell or a blob can show the same markers.) On the shape-swap
+    # family this moves CTC-vs-rest by at most 0.003 either way; on hand-drawn composites the
+    # fused core3 calls 83 % of CTCs with it, 74 % without (scripts/drawn_composites.py).
     if "ctc" in names:
         out[finite & (out == "wbc") & flags[MARKERS_CTC].to_numpy(bool)] = "ctc"
     return out
