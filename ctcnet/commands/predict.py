@@ -271,24 +271,15 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     import sys
     from pathlib import Path
 
-    from ctcnet.inference.counts import per_volume_text
+    from ctcnet.commands.outcome import outcome_line
     from ctcnet.inference.summary import RunSummary
 
     failed = [s.sample_id for s in summaries
               if isinstance(s, RunSummary) and s.status == "failed"]
     if not quiet:
         for s in summaries:
-            if isinstance(s, RunSummary):
-                per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in s.per_7_5_ml.items()
-                                  if v is not None) or "n/a"
-                print(f"{s.sample_id}: {s.status}, {s.events} events, {s.counts} "
-                      f"(per 7.5 mL: {per75}), {s.frames.skipped} frame(s) skipped, "
-                      f"{s.timings_s['total']:.1f} s -> {out / s.sample_id}")
-            else:
-                held = {k: v for k, v in s.held.items() if v}
-                print(f"{s.dataset}: {s.crops} crops, {s.counts} (prior {s.prior})" +
-                      (f", held for review by the guard {held}" if held else "") +
-                      f" -> {out / Path(s.dataset).name}")
+            name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
+            print(outcome_line(name, s.to_dict(), out / name))
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).

@@ -221,8 +221,9 @@ def done_watcher(out: Path, names: list[str], since: float) -> Callable[[], None
 
 
 def say_outcome(index: dict, out: Path) -> None:
-    """One line per input of the run, from its ``run.json`` index."""
-    from ctcnet.inference.counts import per_volume_text
+    """One line per input of the run, from its ``run.json`` index and each output's
+    summary.json, in the words one process uses (:func:`ctcnet.commands.outcome.outcome_line`)."""
+    from ctcnet.commands.outcome import outcome_line
 
     if all(e.get("missing") for e in index["outputs"]):
         return  # every process failed before any work: its errors above say why
@@ -233,11 +234,8 @@ def say_outcome(index: dict, out: Path) -> None:
         if entry.get("missing"):
             print(f"{name}: no output (its process failed: see above) -> {out / name}")
             continue
-        status = f"{entry['status']}, " if "status" in entry else ""
-        held = {k: v for k, v in (entry.get("held") or {}).items() if v}
-        per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
-                          (entry.get("per_7_5_ml") or {}).items() if v is not None)
-        unit = "events" if "status" in entry else "crops"  # (a crop set's run has none)
-        print(f"{name}: {status}{entry.get('events')} {unit}, {entry.get('counts')}" +
-              (f" (per 7.5 mL: {per75})" if per75 else "") +
-              (f", held for review by the guard {held}" if held else "") + f" -> {out / name}")
+        try:  # the whole summary (skipped frames, time, prior); the index's figures if not
+            summary = json.loads((out / entry["summary"]).read_text())
+        except (OSError, ValueError, KeyError):  # (a crop set's entry has no status)
+            summary = entry if "status" in entry else {**entry, "crops": entry.get("events")}
+        print(outcome_line(name, summary, out / name))

@@ -6,6 +6,7 @@ refused input must still fail the run.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -47,7 +48,8 @@ def _args(base, model, out, *more):
 @pytest.mark.slow  # starts two Python processes that import torch
 def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsys):
     base, model = scans
-    assert main(_args(base, model, base / "one", "--quiet")) == 0
+    assert main(_args(base, model, base / "one")) == 0
+    one_said = capsys.readouterr().out
     args = _args(base, model, base / "two", "--processes", "2")
     args.remove(str(base / "scans"))
     assert main(args + ["--", str(base / "scans")]) == 0  # the inputs after a "--" too
@@ -67,6 +69,14 @@ def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsy
                   for run in ("one", "two")]
         pd.testing.assert_frame_equal(events[0], events[1])
         assert f"{a['name']}: ok, {a['events']} events" in said  # one line per input
+    # ... in the words one process uses (but for the time taken and where it went)
+    assert _facts(said) == _facts(one_said) and len(_facts(said)) == 3
+
+
+def _facts(said: str) -> list[str]:
+    """predict's lines per input, less the seconds and the output folder."""
+    return sorted(re.sub(r", [0-9.]+ s -> .*", "", line) for line in said.splitlines()
+                  if " -> " in line)
 
 
 @pytest.mark.slow

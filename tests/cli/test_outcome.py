@@ -1,0 +1,46 @@
+"""The line ctcnet predict prints per input, from the input's summary.json data: a cartridge's
+and a crop set's, and the --processes parent's from its index when a summary cannot be read."""
+
+import json
+from pathlib import Path
+
+from ctcnet.commands.outcome import outcome_line
+from ctcnet.commands.predict_processes import say_outcome
+
+
+def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
+    summary = {"status": "partial", "events": 1200, "counts": {"ctc": 3, "wbc": 900},
+               "per_7_5_ml": {"ctc": 3.2, "cluster": None},
+               "tally": {"held": {"ctc": 1, "wbc": 0}}, "frames": {"skipped": 2},
+               "timings_s": {"total": 12.34}}
+    assert outcome_line("s1", summary, Path("out/s1")) == (
+        "s1: partial, 1200 events, {'ctc': 3, 'wbc': 900} (per 7.5 mL: ctc 3.20), held for "
+        "review by the guard {'ctc': 1}, 2 frame(s) skipped, 12.3 s -> out/s1")
+    clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
+    assert "held" not in outcome_line("s1", clean, Path("o")) and \
+        "skipped" not in outcome_line("s1", clean, Path("o"))
+
+
+def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):
+    summary = {"crops": 5, "counts": {"ctc": 2}, "held": {"ctc": 1}, "prior": "balanced",
+               "timings_s": {"total": 0.2}}
+    assert outcome_line("imgs", summary, Path("out/imgs")) == (
+        "imgs: 5 crops, {'ctc': 2} (prior balanced), held for review by the guard "
+        "{'ctc': 1}, 0.2 s -> out/imgs")
+
+
+def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "summary.json").write_text(json.dumps(
+        {"status": "ok", "events": 10, "counts": {"ctc": 0}, "per_7_5_ml": {"ctc": 0.0},
+         "frames": {"skipped": 1}, "timings_s": {"total": 1.0}}))
+    index = {"outputs": [
+        {"name": "a", "summary": "a/summary.json", "events": 10, "status": "ok"},
+        {"name": "b", "summary": "b/summary.json", "events": 4, "counts": {"ctc": 1}},
+        {"name": "c", "missing": True}]}
+    say_outcome(index, tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"a: ok, 10 events, {{'ctc': 0}} (per 7.5 mL: ctc 0.00), 1 frame(s) " \
+        f"skipped, 1.0 s -> {tmp_path / 'a'}"
+    assert lines[1] == f"b: 4 crops, {{'ctc': 1}} -> {tmp_path / 'b'}"
+    assert lines[2].startswith("c: no output")
