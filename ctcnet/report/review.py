@@ -17,6 +17,7 @@ a broken page is obvious to a reader (and to the headless-browser test).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ TILES_PER_PAGE = 20
 # Saliency is computed for this many pages at a time (60 crops: one efficient backward batch),
 # so its maps never hold a whole category: the report's memory does not grow with the gallery.
 SALIENCY_PAGES = 3
+# Gallery pages drawn at once (threads: numpy, the text and PNG encoding release the GIL).
+PAGE_THREADS = 2
 LABEL_HEIGHT = 14
 GAP = 4
 # The centre marks on the grey channel panels: a colour no grey level has, so a tick never
@@ -264,50 +267,68 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
     object_means = read_object_means(out_dir, events, panel.names)
     info, written = {}, set()
-    for cat, chosen in gallery_categories(events, spec).items():
-        with_crops = chosen[chosen["event_id"].isin(has_crop)].head(limit)
-        pages = []
-        if len(with_crops):
-            # One category's crops at a time: a full gallery's would be ~50 MB more.
-            position, stacked = gallery_lookup(events, gallery, with_crops["event_id"],
-                                               event_ids)
-            crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
-            del stacked
-            s = crops.shape[-1]
-            scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
-            classes = call_indices(with_crops["class"], spec)
-            saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
-            labels = tile_labels(with_crops, event_reasons(
-                with_crops, spec.taxonomy.reported_classes(), spec.review_threshold),
-                spec.review_threshold)
-            header = panel.names + ["overlay"]
-            for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
-                name = f"{cat}_{page_no:03d}.png"
-                page = slice(start, start + TILES_PER_PAGE)
-                if explain is not None and (saliency is None or start >= done + len(saliency)):
-                    done = start
-                    chunk = slice(start, start + TILES_PER_PAGE * SALIENCY_PAGES)
-                    saliency = explained(explain, np.asarray(crops[chunk], np.float32),
-                                         classes[chunk])
-                tiles = render_tiles(crops[page], panel, scale, None if saliency is None else
-                                     saliency[start - done:start - done + TILES_PER_PAGE],
-                                     levels=levels)
-                measures = None if levels is None else tile_measures(
-                    object_means.reindex(with_crops["event_id"].iloc[page]), crops[page],
-                    levels, spec.pixel_size_um)
-                image = montage_page(tiles, labels[page], header, s * scale, measures)
-                with atomic_path(gdir / name) as tmp:
-                    image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
-                # Which event each tile shows, top to bottom: the review page cuts tiles out.
-                pages.append({"path": f"gallery/{name}", "width": image.width,
-                              "height": image.height, "event_ids": [
-                                  int(e) for e in with_crops["event_id"].iloc[page]]})
-                written.add(name)
-        info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
+    # Pages are drawn two at a time: at the end of a cartridge's run the report is all that
+    # is left to do, and one page's tiles, captions and PNG encoding keep one core of two.
+    with ThreadPoolExecutor(max_workers=PAGE_THREADS) as pool:
+        for cat, chosen in gallery_categories(events, spec).items():
+            with_crops = chosen[chosen["event_id"].isin(has_crop)].head(limit)
+            pages = []
+            if len(with_crops):
+                # One category's crops at a time: a full gallery's would be ~50 MB more.
+                position, stacked = gallery_lookup(events, gallery, with_crops["event_id"],
+                                                   event_ids)
+                crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
+                del stacked
+                pages = _category_pages(pool, gdir, cat, with_crops, crops, panel, spec, levels,
+                                        object_means, explain)
+                written.update(Path(page["path"]).name for page in pages)
+            info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)),
+                         "pages": pages}
     for stale in gdir.glob("*.png"):  # pages of an earlier run that this one did not rewrite
         if stale.name not in written:
             stale.unlink()
     return info
+
+
+def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray,
+                    panel: Panel, spec: ModelSpec, levels, object_means: pd.DataFrame,
+                    explain=None) -> list[dict]:
+    """One category's montage pages, drawn on ``pool``'s threads; per page, in order, its
+    file and which event each tile shows, top to bottom (the review page cuts tiles out)."""
+    s = crops.shape[-1]
+    scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
+    classes = call_indices(shown["class"], spec)
+    labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes(),
+                                              spec.review_threshold), spec.review_threshold)
+    header = panel.names + ["overlay"]
+    saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
+    drawing = []
+    for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
+        page = slice(start, start + TILES_PER_PAGE)
+        if explain is not None and (saliency is None or start >= done + len(saliency)):
+            done = start
+            chunk = slice(start, start + TILES_PER_PAGE * SALIENCY_PAGES)
+            saliency = explained(explain, np.asarray(crops[chunk], np.float32), classes[chunk])
+        rows = None if saliency is None else saliency[start - done:start - done + TILES_PER_PAGE]
+        ids = shown["event_id"].iloc[page]
+        means = None if levels is None else object_means.reindex(ids)
+        drawing.append(pool.submit(
+            _draw_page, gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], ids,
+            header, panel, scale, levels, means, spec.pixel_size_um, rows))
+    return [job.result() for job in drawing]  # in page order; a page's error is raised here
+
+
+def _draw_page(path: Path, crops: np.ndarray, labels: list[str], ids: pd.Series,
+               header: list[str], panel: Panel, scale: int, levels, means, pixel_size_um: float,
+               saliency) -> dict:
+    """One montage page written to ``path`` (atomically); its record for the report."""
+    tiles = render_tiles(crops, panel, scale, saliency, levels=levels)
+    measures = None if levels is None else tile_measures(means, crops, levels, pixel_size_um)
+    image = montage_page(tiles, labels, header, crops.shape[-1] * scale, measures)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
+    return {"path": f"gallery/{path.name}", "width": image.width, "height": image.height,
+            "event_ids": [int(e) for e in ids]}
 
 
 def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids: dict,

@@ -1425,3 +1425,34 @@ def test_the_report_names_the_overlays_colour_of_each_channel():
 
     note = display_note({"channels": ["CK", "CD45", "DAPI", "VIM"], "pixel_size_um": 0.64})
     assert "overlays them in colour (CK green, CD45 red, DAPI blue, VIM cyan)" in note
+
+
+def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):
+    """The report draws its montage pages on threads: the files and the gallery's record (its
+    pages in order, each page's events) are the same as one page at a time; a page that
+    fails to draw fails the report."""
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=1, frame_shape=(256, 320),
+                       seed=9, events_per_frame=30, sample_id="P009")
+    save_tiny_model(tmp_path / "model.pt", crop_size=CROP)
+    backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
+    monkeypatch.setattr(review, "TILES_PER_PAGE", 3)  # several pages a category
+    drawn = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(review, "PAGE_THREADS", threads)
+        out = tmp_path / f"threads{threads}"
+        summary = predict_cartridge(tmp_path / "cart", backend, out, PredictOptions(
+            quiet=True, workers=0, gallery_limit=12, report=review))
+        pages = {p.name: p.read_bytes() for p in sorted((out / "gallery").glob("*.png"))}
+        drawn[threads] = (summary.gallery, pages)
+    assert drawn[1] == drawn[2]
+    assert max(len(g["pages"]) for g in drawn[2][0].values()) >= 3
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a page failed")
+
+    monkeypatch.setattr(review, "montage_page", broken)
+    with pytest.raises(RuntimeError, match="a page failed"):
+        predict_cartridge(tmp_path / "cart", backend, tmp_path / "broken", PredictOptions(
+            quiet=True, workers=0, gallery_limit=12, report=review))
