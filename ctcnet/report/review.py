@@ -302,7 +302,7 @@ def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.n
                                               spec.review_threshold), spec.review_threshold)
     header = panel.names + ["overlay"]
     saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
-    drawing = []
+    drawing, pages = [], []
     for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
         page = slice(start, start + TILES_PER_PAGE)
         if explain is not None and (saliency is None or start >= done + len(saliency)):
@@ -315,7 +315,10 @@ def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.n
         drawing.append(pool.submit(
             _draw_page, gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], ids,
             header, panel, scale, levels, means, spec.pixel_size_um, rows))
-    return [job.result() for job in drawing]  # in page order; a page's error is raised here
+        if len(drawing) > 2 * PAGE_THREADS:  # a few pages in flight: saliency maps too
+            pages.append(drawing.pop(0).result())
+    # In page order; a page's error is raised here.
+    return pages + [job.result() for job in drawing]
 
 
 def _draw_page(path: Path, crops: np.ndarray, labels: list[str], ids: pd.Series,
