@@ -19,18 +19,24 @@ disagrees, and why the guard held it.
 from __future__ import annotations
 
 import html
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ctcnet.inference.summary import CropRunSummary
-from ctcnet.io.atomic import atomic_path, atomic_write_text
+from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.colours import overlay_legend
 from ctcnet.report.reasons import call_text, caption_line, event_reasons
 from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
-from ctcnet.report.review import TILES_PER_PAGE, montage_page, render_tiles, stretch_each_crop
+from ctcnet.report.review import (
+    PAGE_THREADS,
+    TILES_PER_PAGE,
+    drawn_in_order,
+    stretch_each_crop,
+)
 
 HELD = "held"
 # Characters of a file's name a caption keeps (a tile of three markers is ~340 px wide).
@@ -114,24 +120,21 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
     s = crops.shape[-1]
     scale = max(1, int(round(96 / s)))
     info, written = {}, set()
-    for group, rows in groups.items():
-        shown = rows[:limit]
-        captions = tile_captions(table.iloc[shown], spec)
-        pages = []
-        for page_no, start in enumerate(range(0, len(shown), TILES_PER_PAGE), start=1):
-            page = shown[start:start + TILES_PER_PAGE]
-            tiles = render_tiles(np.asarray(crops[page], np.float32), panel, scale,
-                                 levels=_OneScalePerCrop())
-            image = montage_page(tiles, captions[start:start + TILES_PER_PAGE],
-                                 [*panel.names, "overlay"], s * scale)
-            name = f"{group}_{page_no:03d}.png"
-            with atomic_path(gdir / name) as tmp:
-                image.save(tmp, format="PNG", compress_level=1)
-            pages.append({"path": f"gallery/{name}", "width": image.width,
-                          "height": image.height})
-            written.add(name)
-        info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages,
-                       "files": [str(f) for f in table["path"].iloc[shown]]}
+    # Pages are drawn on threads, a few at a time, as the cartridge report's are; a page's
+    # crops are read (from the run's spilled crops) only as it is handed out.
+    with ThreadPoolExecutor(max_workers=PAGE_THREADS) as pool:
+        for group, rows in groups.items():
+            shown = rows[:limit]
+            captions = tile_captions(table.iloc[shown], spec)
+            pages = drawn_in_order(pool, (
+                (gdir / f"{group}_{page_no:03d}.png",
+                 np.asarray(crops[shown[start:start + TILES_PER_PAGE]], np.float32),
+                 captions[start:start + TILES_PER_PAGE], [*panel.names, "overlay"], panel,
+                 scale, _OneScalePerCrop())
+                for page_no, start in enumerate(range(0, len(shown), TILES_PER_PAGE), start=1)))
+            written.update(Path(page["path"]).name for page in pages)
+            info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages,
+                           "files": [str(f) for f in table["path"].iloc[shown]]}
     for stale in gdir.glob("*.png"):  # pages of an earlier run into this folder
         if stale.name not in written:
             stale.unlink()

@@ -301,37 +301,55 @@ def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.n
     labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes(),
                                               spec.review_threshold), spec.review_threshold)
     header = panel.names + ["overlay"]
-    saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
-    drawing, pages = [], []
-    for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
-        page = slice(start, start + TILES_PER_PAGE)
-        if explain is not None and (saliency is None or start >= done + len(saliency)):
-            done = start
-            chunk = slice(start, start + TILES_PER_PAGE * SALIENCY_PAGES)
-            saliency = explained(explain, np.asarray(crops[chunk], np.float32), classes[chunk])
-        rows = None if saliency is None else saliency[start - done:start - done + TILES_PER_PAGE]
-        ids = shown["event_id"].iloc[page]
-        means = None if levels is None else object_means.reindex(ids)
-        drawing.append(pool.submit(
-            _draw_page, gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], ids,
-            header, panel, scale, levels, means, spec.pixel_size_um, rows))
-        if len(drawing) > 2 * PAGE_THREADS:  # a few pages in flight: saliency maps too
-            pages.append(drawing.pop(0).result())
-    # In page order; a page's error is raised here.
-    return pages + [job.result() for job in drawing]
+
+    def pages():
+        saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
+        for page_no, start in enumerate(range(0, len(crops), TILES_PER_PAGE), start=1):
+            page = slice(start, start + TILES_PER_PAGE)
+            if explain is not None and (saliency is None or start >= done + len(saliency)):
+                done = start
+                chunk = slice(start, start + TILES_PER_PAGE * SALIENCY_PAGES)
+                saliency = explained(explain, np.asarray(crops[chunk], np.float32),
+                                     classes[chunk])
+            rows = None if saliency is None else \
+                saliency[start - done:start - done + TILES_PER_PAGE]
+            ids = shown["event_id"].iloc[page]
+            means = None if levels is None else object_means.reindex(ids)
+            yield (gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], header, panel,
+                   scale, levels, ids, means, spec.pixel_size_um, rows)
+
+    return drawn_in_order(pool, pages())
 
 
-def _draw_page(path: Path, crops: np.ndarray, labels: list[str], ids: pd.Series,
-               header: list[str], panel: Panel, scale: int, levels, means, pixel_size_um: float,
-               saliency) -> dict:
-    """One montage page written to ``path`` (atomically); its record for the report."""
+def drawn_in_order(pool, pages) -> list[dict]:
+    """:func:`draw_page` of each of ``pages`` (its arguments, in order) on ``pool``'s threads,
+    a few in flight at a time (what a page holds, saliency maps included, stays a few pages'
+    worth); the pages' records in order. A page that fails raises its error here."""
+    drawing, done = [], []
+    for args in pages:
+        drawing.append(pool.submit(draw_page, *args))
+        if len(drawing) > 2 * PAGE_THREADS:
+            done.append(drawing.pop(0).result())
+    return done + [job.result() for job in drawing]
+
+
+def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str],
+              panel: Panel, scale: int, levels, ids: pd.Series | None = None, means=None,
+              pixel_size_um: float | None = None, saliency=None) -> dict:
+    """One montage page of ``crops`` written to ``path`` (atomically): each tile's channels
+    and overlay on ``levels``' display scale, captioned ``labels``, with ``saliency`` rows and
+    the measures of ``means`` (an event table's ``mean_<channel>``) where given. Its record:
+    file, size and, with ``ids``, which event each tile shows, top to bottom (the review page
+    cuts tiles out)."""
     tiles = render_tiles(crops, panel, scale, saliency, levels=levels)
-    measures = None if levels is None else tile_measures(means, crops, levels, pixel_size_um)
+    measures = None if means is None else tile_measures(means, crops, levels, pixel_size_um)
     image = montage_page(tiles, labels, header, crops.shape[-1] * scale, measures)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
-    return {"path": f"gallery/{path.name}", "width": image.width, "height": image.height,
-            "event_ids": [int(e) for e in ids]}
+    record = {"path": f"gallery/{path.name}", "width": image.width, "height": image.height}
+    if ids is not None:
+        record["event_ids"] = [int(e) for e in ids]
+    return record
 
 
 def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids: dict,

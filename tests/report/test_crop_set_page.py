@@ -131,3 +131,36 @@ def test_the_crop_folder_page_shows_every_image_in_chromium(crops, tiny_model_fi
     images = len(re.findall(r'<img src="', page.read_text()))
     assert images and f'data-images-total="{images}"' in result.stdout, result.stderr[-2000:]
     assert 'data-images-ok="yes"' in result.stdout
+
+
+def test_the_pages_drawn_on_threads_are_those_drawn_one_at_a_time(tmp_path, monkeypatch):
+    """The crop-folder page draws its montage pages on threads, as the cartridge report does
+    (``review.drawn_in_order``): the files and each group's record are those of one page at a
+    time, in order."""
+    from ctcnet.report import crop_set_page, review
+
+    spec = _spec()
+    rng = np.random.default_rng(3)
+    n = 23
+    table = pd.DataFrame({
+        "path": [f"ctc/c{i:02d}.png" for i in range(n)], "label": ["ctc"] * n,
+        "class": rng.choice(["ctc", "wbc"], n).tolist(), "model_class": ["ctc"] * n,
+        "confidence": rng.uniform(0.5, 1.0, n), "review": np.zeros(n, bool),
+        "guard": [""] * n, "markers_ctc": np.zeros(n, bool)})
+    crops = rng.poisson(100, (n, spec.panel.num_channels, 32, 32)).astype(np.float32)
+    groups = crop_set_page.crop_groups(table, spec)
+    monkeypatch.setattr(review, "TILES_PER_PAGE", 2)
+    monkeypatch.setattr(crop_set_page, "TILES_PER_PAGE", 2)
+    drawn = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(review, "PAGE_THREADS", threads)
+        monkeypatch.setattr(crop_set_page, "PAGE_THREADS", threads)
+        out = tmp_path / f"threads{threads}"
+        info = crop_set_page.write_tile_pages(out, table, crops, spec, groups, limit=50)
+        drawn[threads] = (info, {p.name: p.read_bytes()
+                                 for p in sorted((out / "gallery").glob("*.png"))})
+    assert drawn[1] == drawn[2]
+    for group, record in drawn[2][0].items():  # every page, in order
+        assert [p["path"] for p in record["pages"]] == [
+            f"gallery/{group}_{k:03d}.png" for k in range(1, -(-record["shown"] // 2) + 1)]
+    assert sum(len(g["pages"]) for g in drawn[2][0].values()) >= 12
