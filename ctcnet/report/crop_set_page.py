@@ -35,6 +35,7 @@ from ctcnet.report.review import (
     PAGE_THREADS,
     TILES_PER_PAGE,
     drawn_in_order,
+    remove_stale_pages,
     stretch_each_crop,
 )
 
@@ -117,9 +118,7 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
     gdir = Path(out_dir) / "gallery"
     gdir.mkdir(parents=True, exist_ok=True)
     panel = spec.panel
-    s = crops.shape[-1]
-    scale = max(1, int(round(96 / s)))
-    info, written = {}, set()
+    info = {}
     # Pages are drawn on threads, a few at a time, as the cartridge report's are; a page's
     # crops are read (from the run's spilled crops) only as it is handed out.
     with ThreadPoolExecutor(max_workers=PAGE_THREADS) as pool:
@@ -130,14 +129,11 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
                 (gdir / f"{group}_{page_no:03d}.png",
                  np.asarray(crops[shown[start:start + TILES_PER_PAGE]], np.float32),
                  captions[start:start + TILES_PER_PAGE], [*panel.names, "overlay"], panel,
-                 scale, _OneScalePerCrop())
+                 _OneScalePerCrop())
                 for page_no, start in enumerate(range(0, len(shown), TILES_PER_PAGE), start=1)))
-            written.update(Path(page["path"]).name for page in pages)
             info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages,
                            "files": [str(f) for f in table["path"].iloc[shown]]}
-    for stale in gdir.glob("*.png"):  # pages of an earlier run into this folder
-        if stale.name not in written:
-            stale.unlink()
+    remove_stale_pages(gdir, info)
     return info
 
 

@@ -266,7 +266,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
     levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
     object_means = read_object_means(out_dir, events, panel.names)
-    info, written = {}, set()
+    info = {}
     # Pages are drawn two at a time: at the end of a cartridge's run the report is all that
     # is left to do, and one page's tiles, captions and PNG encoding keep one core of two.
     with ThreadPoolExecutor(max_workers=PAGE_THREADS) as pool:
@@ -281,12 +281,9 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                 del stacked
                 pages = _category_pages(pool, gdir, cat, with_crops, crops, panel, spec, levels,
                                         object_means, explain)
-                written.update(Path(page["path"]).name for page in pages)
             info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)),
                          "pages": pages}
-    for stale in gdir.glob("*.png"):  # pages of an earlier run that this one did not rewrite
-        if stale.name not in written:
-            stale.unlink()
+    remove_stale_pages(gdir, info)
     return info
 
 
@@ -295,8 +292,6 @@ def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.n
                     explain=None) -> list[dict]:
     """One category's montage pages, drawn on ``pool``'s threads; per page, in order, its
     file and which event each tile shows, top to bottom (the review page cuts tiles out)."""
-    s = crops.shape[-1]
-    scale = max(1, int(round(96 / s)))  # small crops are zoomed, 80 px ones shown 1:1
     classes = call_indices(shown["class"], spec)
     labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes(),
                                               spec.review_threshold), spec.review_threshold)
@@ -316,7 +311,7 @@ def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.n
             ids = shown["event_id"].iloc[page]
             means = None if levels is None else object_means.reindex(ids)
             yield (gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], header, panel,
-                   scale, levels, ids, means, spec.pixel_size_um, rows)
+                   levels, ids, means, spec.pixel_size_um, rows)
 
     return drawn_in_order(pool, pages())
 
@@ -334,22 +329,33 @@ def drawn_in_order(pool, pages) -> list[dict]:
 
 
 def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str],
-              panel: Panel, scale: int, levels, ids: pd.Series | None = None, means=None,
+              panel: Panel, levels, ids: pd.Series | None = None, means=None,
               pixel_size_um: float | None = None, saliency=None) -> dict:
     """One montage page of ``crops`` written to ``path`` (atomically): each tile's channels
     and overlay on ``levels``' display scale, captioned ``labels``, with ``saliency`` rows and
     the measures of ``means`` (an event table's ``mean_<channel>``) where given. Its record:
     file, size and, with ``ids``, which event each tile shows, top to bottom (the review page
-    cuts tiles out)."""
+    cuts tiles out). Small crops are zoomed to about 96 px a tile; 80 px ones are shown 1:1."""
+    size = crops.shape[-1]
+    scale = max(1, int(round(96 / size)))
     tiles = render_tiles(crops, panel, scale, saliency, levels=levels)
     measures = None if means is None else tile_measures(means, crops, levels, pixel_size_um)
-    image = montage_page(tiles, labels, header, crops.shape[-1] * scale, measures)
+    image = montage_page(tiles, labels, header, size * scale, measures)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", compress_level=1)  # fast; pages are transient
     record = {"path": f"gallery/{path.name}", "width": image.width, "height": image.height}
     if ids is not None:
         record["event_ids"] = [int(e) for e in ids]
     return record
+
+
+def remove_stale_pages(gdir: Path, info: dict) -> None:
+    """Remove the montage pages in ``gdir`` that no group of ``info`` (group: {"pages": [its
+    records]}) lists: those of an earlier run that this one did not rewrite."""
+    kept = {Path(page["path"]).name for group in info.values() for page in group["pages"]}
+    for stale in gdir.glob("*.png"):
+        if stale.name not in kept:
+            stale.unlink()
 
 
 def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids: dict,

@@ -1456,3 +1456,11 @@ def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, 
     with pytest.raises(RuntimeError, match="a page failed"):
         predict_cartridge(tmp_path / "cart", backend, tmp_path / "broken", PredictOptions(
             quiet=True, workers=0, gallery_limit=12, report=review))
+
+
+def test_pages_no_group_lists_are_removed_as_an_earlier_runs(tmp_path):
+    for name in ("ctc_001.png", "ctc_002.png", "wbc_001.png", "levels.json"):
+        (tmp_path / name).write_text("x")
+    review.remove_stale_pages(tmp_path, {"ctc": {"pages": [{"path": "gallery/ctc_001.png"}]},
+                                         "wbc": {"pages": []}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctc_001.png", "levels.json"]
