@@ -548,6 +548,33 @@ def test_on_exports_the_markers_call_no_cell_with_cd45_of_its_own_ctc(rng, spec)
     assert scans["class"].tolist() == ["ctc", "ctc"]
 
 
+def test_on_exports_a_ctc_whose_shapes_read_little_of_their_own_is_shown_not_called(rng,
+                                                                                     spec):
+    """On display exports a wbc call with a CTC's markers whose nucleus and cytoplasm read
+    only ``export_shown_ctc_structure`` or more of a shape of their own (a small cell at a
+    folder's one scale) is shown as a possible CTC, but the markers call it ``ctc`` only at
+    ``possible_ctc_structure``; under the flag's level, or read as scan crops, it is not
+    shown."""
+    crops = np.stack([cell(rng), cell(rng), cell(rng)])
+    exports = RULES.for_crops(True)
+    assert exports.flag_structure == exports.export_shown_ctc_structure < \
+        RULES.possible_ctc_structure == RULES.flag_structure
+    measured = measure(crops, spec.panel, spec.pixel_size_um, exports)
+    assert (measured[["dna_own_structure", "ck_own_structure"]] >=
+            RULES.possible_ctc_structure).all(axis=None)
+    measured.loc[0, ["dna_own_structure", "ck_own_structure"]] = 0.6
+    measured.loc[1, ["dna_own_structure", "ck_own_structure"]] = [0.6, 0.3]
+    proba = onehot(["wbc"] * 3, spec)
+    flags = review_flags(crops, proba, spec, exports, measured=measured.copy(),
+                         markers_cd45="no_excess")
+    assert flags["possible_ctc"].tolist() == [True, False, True]
+    assert flags[MARKERS_CTC].tolist() == [False, False, True]
+    scans = review_flags(crops, proba, spec, RULES.for_crops(False), measured=measured.copy(),
+                         markers_cd45="no_excess")
+    assert scans["possible_ctc"].tolist() == [False, False, True]
+    assert scans[MARKERS_CTC].tolist() == [False, False, True]
+
+
 def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):
     """The flag's second route: a wbc/debris/cluster call to which the network still gives a
     CTC ``RULES.possible_ctc_proba`` or more (equal priors) is shown, even where CK is too dim for

@@ -42,13 +42,11 @@ def test_drawn_ctcs_are_called_ctc_and_drawn_leukocytes_never(drawn, pixel_size,
     called_ctc = (table["class"] == "ctc").groupby(table["kind"]).mean()
     shown = ((table["class"] == "ctc") | table["review"]).groupby(table["kind"]).mean()
     for kind in script.CTC_KINDS:
-        if kind in script.SHAPE_UNSEEN_KINDS:
-            # With one scale for the folder (auto) a spindle is a few model pixels wide, and
-            # its nucleus, as long as the cell, reads as no more than a copy of its CK: 1 of
-            # these 6 is called debris and not shown.
-            least = 1.0 if pixel_size == "fit" else 5 / PER_KIND
-            assert shown[kind] >= least, (kind, shown.to_dict())
-        else:
+        # Every drawn CTC is called ctc or shown to a person, with one scale for the folder
+        # (auto) too, where a spindle or a small cell is a few model pixels wide and its
+        # nucleus and cytoplasm read little shape of their own.
+        assert shown[kind] == 1.0, (kind, shown.to_dict())
+        if kind not in script.SHAPE_UNSEEN_KINDS:
             assert called_ctc[kind] >= 5 / PER_KIND, (kind, called_ctc.to_dict())
     for kind in script.WBC_KINDS:
         assert called_ctc[kind] == 0.0, (kind, called_ctc.to_dict())

@@ -188,7 +188,7 @@ class Evidence:
                     >= r.possible_ctc_min_area_um2) & \
                 (self.col("ck_peak") >= r.possible_ctc_ck_peak) & \
                 (self.col("dna_in_ck") >= r.dna_level) & \
-                (self.col("dna_own_structure") >= r.possible_ctc_structure)
+                (self.col("dna_own_structure") >= r.flag_structure)
 
     @cached_property
     def doubt(self) -> np.ndarray:
@@ -224,7 +224,7 @@ class Evidence:
         """Either route to ``possible_ctc`` once CK's own shape is read (CD45 aside)."""
         with np.errstate(invalid="ignore"):
             marker = self.marker_route & \
-                (self.col("ck_own_structure") >= self.rules.possible_ctc_structure)
+                (self.col("ck_own_structure") >= self.rules.flag_structure)
         return marker | self.doubt_route(with_cd45=True)
 
     def possible_ctc(self) -> np.ndarray:
@@ -246,8 +246,11 @@ class Evidence:
         rules = self.rules
         band = rules.markers_cd45_band
         with np.errstate(invalid="ignore"):
+            # The call asks more shape of its own than the flag may (``shown_ctc_structure``):
+            # a nucleus inside a cytoplasm, in both channels.
             out = possible_ctc & self.marker_route & \
-                (self.col("ck_own_structure") >= rules.possible_ctc_structure)
+                (self.col("ck_own_structure") >= rules.possible_ctc_structure) & \
+                (self.col("dna_own_structure") >= rules.possible_ctc_structure)
             if cd45 == "background":
                 out &= (np.abs(self.col("cd45_core")) <= band) & \
                     (np.abs(self.col("cd45_over_ck")) <= band)
