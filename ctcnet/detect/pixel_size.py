@@ -20,10 +20,12 @@ patient samples; the CellSearch definition has no upper size limit.)
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import background_and_noise, background_sample
 from ctcnet.errors import InputError
 
@@ -41,6 +43,9 @@ REFERENCE_NUCLEUS_UM = 6.5
 MIN_NUCLEI = 5
 # ``fit``: the diameter every crop's cell is brought to: a leukocyte's, and a common CTC's.
 FIT_CELL_UM = 12.0
+# Crops measured at once: scipy's filters and labelling release the GIL, so threads share the
+# cores (2 of them: 5.2 -> 3.0 ms a 257 px RGB export); a few crops are read ahead of them.
+MEASURE_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _smoothed_over_ring(x: np.ndarray, whole: np.ndarray | None = None):
@@ -93,7 +98,8 @@ def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,
                         reference_um: float = REFERENCE_NUCLEUS_UM, what: str = "crop set"
                         ) -> float:
     """The pixel size (um/px) that gives a crop set's median nucleus ``reference_um``."""
-    diameters = np.array([nucleus_diameter_px(c, dna) for c in crops])
+    diameters = np.fromiter(ordered_map(lambda crop: nucleus_diameter_px(crop, dna), crops,
+                                        MEASURE_THREADS, name="ctcnet-measure"), np.float64)
     found = diameters[np.isfinite(diameters)]
     if len(found) < MIN_NUCLEI:
         raise InputError(f"{what}: cannot estimate the pixel size: {len(found)} of "
@@ -110,7 +116,6 @@ def cell_diameter_px(crop: np.ndarray) -> float:
     in any channel (over a fifth of that channel's peak above the background of the crop's
     outer ring, and over 5 noise units), connected to the centre, holes filled; NaN when no
     channel shows anything."""
-    from scipy import ndimage
 
     x = np.asarray(crop, np.float32)
     smooth, level, noise = _smoothed_over_ring(x)
@@ -120,8 +125,18 @@ def cell_diameter_px(crop: np.ndarray) -> float:
     if not lit.any():
         return float("nan")
     cut = np.maximum(0.2 * peak, 5.0 * noise)[:, None, None]
-    return _central_diameter(ndimage.binary_fill_holes(((above > cut) & lit[:, None, None])
-                                                       .any(axis=0)))
+    return _central_diameter(filled_holes(((above > cut) & lit[:, None, None]).any(axis=0)))
+
+
+def filled_holes(mask: np.ndarray) -> np.ndarray:
+    """An (H, W) mask with its holes filled: ``scipy.ndimage.binary_fill_holes``'s result (the
+    background 4-connected to the image's edge stays background), read off one labelling of
+    the background instead of its repeated dilations (a third of the time on 200 px crops)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(~mask)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return ~np.isin(labels, edge[edge > 0])
 
 
 def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM,
@@ -131,8 +146,8 @@ def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM
     cell cannot be measured takes the set's median scale. ``done``: called after each crop
     (a progress bar's step)."""
     sizes = []
-    for crop in crops:
-        sizes.append(cell_diameter_px(crop))
+    for diameter in ordered_map(cell_diameter_px, crops, MEASURE_THREADS, name="ctcnet-fit"):
+        sizes.append(diameter)
         if done is not None:
             done()
     diameters = np.array(sizes, np.float64)

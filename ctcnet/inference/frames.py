@@ -1,7 +1,7 @@
 """The frames of a cartridge, made ready for the model: each frame read, its events detected and
 cropped and the marker guard's call-independent measurements made (:func:`prepare_frame`), in
-frame threads a few frames ahead of the classifier (:func:`ordered_prefetch`), on numpy or on
-the model's GPU (:func:`resolve_frame_device`).
+frame threads a few frames ahead of the classifier (:func:`ctcnet.core.ordered.ordered_map`),
+on numpy or on the model's GPU (:func:`resolve_frame_device`).
 
 Threads suffice: tifffile, numpy and scipy release the GIL for the heavy work, so reading and
 detection overlap with the model. On a 2-core CPU two frame threads feed one model thread
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
 from ctcnet.errors import InputError
@@ -155,34 +153,6 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                      guard_start=guard_start)
 
 
-def ordered_prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterable:
-    """Yield ``work(item)`` in order, computed by ``workers`` threads up to ``ahead`` items ahead.
-
-    ``workers=0`` runs inline (no overlap), for clean per-stage timings.
-    """
-    if workers <= 0:
-        for item in items:
-            yield work(item)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctcnet-frame") as pool:
-        pending: deque[Future] = deque()
-        it = iter(items)
-        try:
-            for item in it:
-                pending.append(pool.submit(work, item))
-                if len(pending) >= ahead:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(work, nxt))
-                yield result
-        finally:
-            for f in pending:
-                f.cancel()
-
-
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
                        device=None, workers: int = 0) -> tuple[np.ndarray, dict]:
     """CK's spillover of a scan, from the events of up to ``SPILLOVER_FRAMES`` frames spread
@@ -202,7 +172,8 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
         return (*scan_ratios(work.crops, spec.panel), len(work.crops))
 
     # The model waits for these leaks, so this pass has the frame threads to itself.
-    measured = [r for r in ordered_prefetch(list(picks), frame_ratios, workers, workers)
+    measured = [r for r in ordered_map(frame_ratios, list(picks), workers, workers,
+                                         "ctcnet-frame")
                 if r is not None]
     width = spec.panel.num_channels
     ratio = np.concatenate([r[0] for r in measured]) if measured else np.zeros((0, width))

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet import __version__
+from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.cropping import window_size
 from ctcnet.errors import InputError
 from ctcnet.inference.batcher import CrossFrameBatcher
@@ -60,7 +61,6 @@ from ctcnet.inference.frames import (
     default_workers,
     import_frame_modules,
     measure_scan_leaks,
-    ordered_prefetch,
     prepare_frame,
     resolve_frame_device,
 )
@@ -245,7 +245,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     with (progress_bar(len(todo), options.quiet, events=True) as progress,
           FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers)) as finisher):
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
-        frames_ready = ordered_prefetch(todo, work_fn, workers, max(options.prefetch, workers))
+        frames_ready = ordered_map(work_fn, todo, workers, max(options.prefetch, workers),
+                                   "ctcnet-frame")
         for work in _timed_waits(frames_ready, seconds, "frame_wait"):
             for stage, s in work.seconds.items():
                 seconds[stage] += s

@@ -19,7 +19,6 @@ disagrees, and why the guard held it.
 from __future__ import annotations
 
 import html
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,6 @@ from ctcnet.report.colours import overlay_legend
 from ctcnet.report.reasons import call_text, caption_line, event_reasons
 from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
 from ctcnet.report.review import (
-    PAGE_THREADS,
     TILES_PER_PAGE,
     drawn_in_order,
     remove_stale_pages,
@@ -121,18 +119,17 @@ def write_tile_pages(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec
     info = {}
     # Pages are drawn on threads, a few at a time, as the cartridge report's are; a page's
     # crops are read (from the run's spilled crops) only as it is handed out.
-    with ThreadPoolExecutor(max_workers=PAGE_THREADS) as pool:
-        for group, rows in groups.items():
-            shown = rows[:limit]
-            captions = tile_captions(table.iloc[shown], spec)
-            pages = drawn_in_order(pool, (
-                (gdir / f"{group}_{page_no:03d}.png",
-                 np.asarray(crops[shown[start:start + TILES_PER_PAGE]], np.float32),
-                 captions[start:start + TILES_PER_PAGE], [*panel.names, "overlay"], panel,
-                 _OneScalePerCrop())
-                for page_no, start in enumerate(range(0, len(shown), TILES_PER_PAGE), start=1)))
-            info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages,
-                           "files": [str(f) for f in table["path"].iloc[shown]]}
+    for group, rows in groups.items():
+        shown = rows[:limit]
+        captions = tile_captions(table.iloc[shown], spec)
+        pages = drawn_in_order(
+            (gdir / f"{group}_{page_no:03d}.png",
+             np.asarray(crops[shown[start:start + TILES_PER_PAGE]], np.float32),
+             captions[start:start + TILES_PER_PAGE], [*panel.names, "overlay"], panel,
+             _OneScalePerCrop())
+            for page_no, start in enumerate(range(0, len(shown), TILES_PER_PAGE), start=1))
+        info[group] = {"total": int(len(rows)), "shown": int(len(shown)), "pages": pages,
+                       "files": [str(f) for f in table["path"].iloc[shown]]}
     remove_stale_pages(gdir, info)
     return info
 

@@ -17,12 +17,12 @@ a broken page is obvious to a reader (and to the headless-browser test).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.inference.gallery import gallery_categories
 from ctcnet.io.atomic import atomic_path
@@ -267,31 +267,31 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
     object_means = read_object_means(out_dir, events, panel.names)
     info = {}
-    # Pages are drawn two at a time: at the end of a cartridge's run the report is all that
-    # is left to do, and one page's tiles, captions and PNG encoding keep one core of two.
-    with ThreadPoolExecutor(max_workers=PAGE_THREADS) as pool:
-        for cat, chosen in gallery_categories(events, spec).items():
-            with_crops = chosen[chosen["event_id"].isin(has_crop)].head(limit)
-            pages = []
-            if len(with_crops):
-                # One category's crops at a time: a full gallery's would be ~50 MB more.
-                position, stacked = gallery_lookup(events, gallery, with_crops["event_id"],
-                                                   event_ids)
-                crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
-                del stacked
-                pages = _category_pages(pool, gdir, cat, with_crops, crops, panel, spec, levels,
-                                        object_means, explain)
-            info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)),
-                         "pages": pages}
+    # Pages are drawn two at a time (drawn_in_order): at the end of a cartridge's run the
+    # report is all that is left to do, and one page's tiles, captions and PNG encoding keep
+    # one core of two.
+    for cat, chosen in gallery_categories(events, spec).items():
+        with_crops = chosen[chosen["event_id"].isin(has_crop)].head(limit)
+        pages = []
+        if len(with_crops):
+            # One category's crops at a time: a full gallery's would be ~50 MB more.
+            position, stacked = gallery_lookup(events, gallery, with_crops["event_id"],
+                                               event_ids)
+            crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
+            del stacked
+            pages = _category_pages(gdir, cat, with_crops, crops, panel, spec, levels,
+                                    object_means, explain)
+        info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     remove_stale_pages(gdir, info)
     return info
 
 
-def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray,
+def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray,
                     panel: Panel, spec: ModelSpec, levels, object_means: pd.DataFrame,
                     explain=None) -> list[dict]:
-    """One category's montage pages, drawn on ``pool``'s threads; per page, in order, its
-    file and which event each tile shows, top to bottom (the review page cuts tiles out)."""
+    """One category's montage pages, drawn on threads (:func:`drawn_in_order`); per page, in
+    order, its file and which event each tile shows, top to bottom (the review page cuts tiles
+    out)."""
     classes = call_indices(shown["class"], spec)
     labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes(),
                                               spec.review_threshold), spec.review_threshold)
@@ -313,19 +313,15 @@ def _category_pages(pool, gdir: Path, cat: str, shown: pd.DataFrame, crops: np.n
             yield (gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], header, panel,
                    levels, ids, means, spec.pixel_size_um, rows)
 
-    return drawn_in_order(pool, pages())
+    return drawn_in_order(pages())
 
 
-def drawn_in_order(pool, pages) -> list[dict]:
-    """:func:`draw_page` of each of ``pages`` (its arguments, in order) on ``pool``'s threads,
-    a few in flight at a time (what a page holds, saliency maps included, stays a few pages'
-    worth); the pages' records in order. A page that fails raises its error here."""
-    drawing, done = [], []
-    for args in pages:
-        drawing.append(pool.submit(draw_page, *args))
-        if len(drawing) > 2 * PAGE_THREADS:
-            done.append(drawing.pop(0).result())
-    return done + [job.result() for job in drawing]
+def drawn_in_order(pages) -> list[dict]:
+    """:func:`draw_page` of each of ``pages`` (its arguments, in order) on ``PAGE_THREADS``
+    threads, a few in flight at a time (what a page holds, saliency maps included, stays a few
+    pages' worth); the pages' records in order. A page that fails raises its error here."""
+    return list(ordered_map(lambda args: draw_page(*args), pages, PAGE_THREADS,
+                            name="ctcnet-page"))
 
 
 def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str],

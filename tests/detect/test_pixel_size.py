@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctcnet.errors import InputError
 
@@ -27,3 +29,20 @@ def test_the_pixel_size_of_a_crop_set_is_estimated_from_its_nuclei(tmp_path):
         assert auto == pytest.approx(estimate)
     with pytest.raises(InputError, match="cannot estimate the pixel size"):
         estimate_pixel_size([np.zeros((3, 50, 50), np.uint8)] * 10, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1),
+       st.floats(0.2, 0.8))
+def test_filled_holes_is_scipys_binary_fill_holes(h, w, seed, share):
+    """The holes of any mask, a ring, a ring touching the edge or a mask with none, are filled
+    as scipy's binary_fill_holes fills them."""
+    from scipy import ndimage
+
+    from ctcnet.detect.pixel_size import filled_holes
+
+    mask = np.random.default_rng(seed).random((h, w)) < share
+    assert np.array_equal(filled_holes(mask), ndimage.binary_fill_holes(mask))
+    yy, xx = np.mgrid[:h, :w]
+    ring = np.abs(np.hypot(yy - h / 2, xx - w / 3) - min(h, w) / 3) < 1.2
+    assert np.array_equal(filled_holes(ring), ndimage.binary_fill_holes(ring))

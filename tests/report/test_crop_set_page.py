@@ -154,7 +154,6 @@ def test_the_pages_drawn_on_threads_are_those_drawn_one_at_a_time(tmp_path, monk
     drawn = {}
     for threads in (1, 2):
         monkeypatch.setattr(review, "PAGE_THREADS", threads)
-        monkeypatch.setattr(crop_set_page, "PAGE_THREADS", threads)
         out = tmp_path / f"threads{threads}"
         info = crop_set_page.write_tile_pages(out, table, crops, spec, groups, limit=50)
         drawn[threads] = (info, {p.name: p.read_bytes()

@@ -1,0 +1,49 @@
+import threading
+import time
+
+import pytest
+
+from ctcnet.core.ordered import ordered_map
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_results_come_in_the_items_order_whatever_finishes_first(workers):
+    def work(i):
+        time.sleep(0.002 * (i % 4 == 0))  # every fourth item is slow
+        return i * i
+
+    items = [0, None, 2, 3, 4, 5, 6, 7, 8]  # None is an item like any other
+    out = list(ordered_map(lambda i: None if i is None else work(i), items, workers))
+    assert out == [0, None, 4, 9, 16, 25, 36, 49, 64]
+
+
+def test_few_items_are_taken_from_the_iterable_before_their_turn():
+    taken, yielded = [], []
+
+    def items():
+        for i in range(20):
+            taken.append(i)
+            # Never more than `ahead` at work or waiting, beside the one being handed on.
+            assert len(taken) - len(yielded) <= 3 + 1
+            yield i
+
+    for result in ordered_map(lambda i: i + 1, items(), workers=2, ahead=3):
+        yielded.append(result)
+    assert yielded == list(range(1, 21))
+
+
+def test_the_work_runs_on_threads_and_an_error_is_raised_at_its_turn():
+    names = set()
+
+    def work(i):
+        names.add(threading.current_thread().name)
+        if i == 3:
+            raise ValueError("item 3")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="item 3"):
+        for result in ordered_map(work, range(10), workers=2, name="probe"):
+            got.append(result)
+    assert got == [0, 1, 2]
+    assert names and all(n.startswith("probe") for n in names)
