@@ -49,6 +49,24 @@ def test_bad_images_give_clear_errors(tmp_path, rng):
         read_image(tmp_path / "int32.tif")
 
 
+def test_an_ome_crop_cut_short_anywhere_is_refused(tmp_path, rng):
+    """An OME-TIFF's planes after the first are read as frames (their offsets, not every
+    tag): a file cut short anywhere past its header is still refused, never read as zeros."""
+    arr = rng.integers(0, 4000, (5, 40, 40), dtype=np.uint16)
+    whole = tmp_path / "whole.tif"
+    write_tiff(whole, arr, ["DAPI", "CK", "CD45", "CD61", "CD66b"], 0.64)
+    with tifffile.TiffFile(whole) as tif:
+        assert tif.is_ome and len(tif.pages) == 5
+    back, _ = read_image(whole)
+    assert np.array_equal(back, arr)
+    data = whole.read_bytes()
+    for end in np.linspace(16, len(data) - 1, 24).astype(int):
+        cut = tmp_path / f"cut{end}.tif"
+        cut.write_bytes(data[:end])
+        with pytest.raises(InputError, match=f"cut{end}.tif"):
+            read_image(cut)
+
+
 # --- reading colour files ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,fmt,alpha", [("a.png", "PNG", False), ("a.png", "PNG", True),
