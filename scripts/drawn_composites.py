@@ -24,13 +24,15 @@ of CK in the CD45 channel, 15-30 %, on 30 % of CTCs), blurred, the nucleus satur
 little noise and saved as PNG or JPEG.
 
     python scripts/drawn_composites.py [--model ctcnet-core3-export] [--per-kind 20] [--out DIR]
-        [--scale-bar]
+        [--scale-bar] [--look LOOK]
 
 ``--scale-bar`` draws the same cells with a white scale bar and its label burnt in, as
-published figures carry them.
+published figures carry them; ``--look`` shows them after a display change a figure's maker
+may make (:data:`LOOKS`: a gamma, a grey background, the cell off the centre, a thumbnail).
 
-Reports per kind the share called ``ctc`` (target: CTC kinds called ``ctc``, leukocyte kinds
-never), reading the folder as ``ctcnet predict`` does (``--pixel-size fit`` and ``auto``).
+Reports per kind the share called ``ctc`` and the share called ``ctc`` or shown to a person
+(target: CTC kinds called ``ctc``, leukocyte kinds never), running ``ctcnet predict`` on the
+folder (``--pixel-size fit`` and ``auto``).
 """
 
 from __future__ import annotations
@@ -145,10 +147,45 @@ def with_scale_bar(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(image)
 
 
-def write_drawn_set(out: Path, per_kind: int, seed: int = 0, scale_bar: bool = False) -> Path:
+# What a figure's maker may have done to the image after the scanner's viewer, none of which the
+# simulator does: a gamma brightening dim signal (0.5) or darkening it (2), a grey background
+# (black lifted to 40 of 255), the cell off the image's centre (the image padded by 40 % of its
+# side at one corner) and a thumbnail (the longest side 48 px).
+LOOKS = ("as_drawn", "gamma_0.5", "gamma_2", "grey_background", "off_centre", "thumbnail_48")
+
+
+def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarray:
+    """The drawn image as a figure shows it after a display change (:data:`LOOKS`)."""
+    from PIL import Image
+
+    x = rgb.astype(np.float64)
+    if look == "as_drawn":
+        return rgb
+    if look.startswith("gamma_"):
+        x = 255 * (x / 255) ** float(look.split("_")[1])
+    elif look == "grey_background":
+        x = 40 + x * (215 / 255)
+    elif look == "off_centre":
+        h, w = rgb.shape[:2]
+        dy, dx = int(0.4 * h), int(0.4 * w)
+        top, left = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        x = np.pad(x, [(dy, 0) if top else (0, dy), (dx, 0) if left else (0, dx), (0, 0)])
+    elif look == "thumbnail_48":
+        h, w = rgb.shape[:2]
+        s = 48 / max(h, w)
+        return np.asarray(Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))),
+                                                      Image.BILINEAR))
+    else:
+        raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def write_drawn_set(out: Path, per_kind: int, seed: int = 0, scale_bar: bool = False,
+                    look: str = "as_drawn") -> Path:
     """A crop folder of drawn composites (class folders ctc and wbc, panel.json for RGB
     composites without a pixel size), written once; ``scale_bar``: each with a scale bar and
-    its label burnt in (:func:`with_scale_bar`), the cells the same as without."""
+    its label burnt in (:func:`with_scale_bar`), ``look``: each after a display change
+    (:func:`with_look`), the cells the same as without either."""
     from PIL import Image
 
     from ctcnet.detect.crop_dataset import write_manifest
@@ -166,6 +203,7 @@ def write_drawn_set(out: Path, per_kind: int, seed: int = 0, scale_bar: bool = F
             rgb = draw_cell(kind, rng)
             if scale_bar:  # its own generator: the cells stay those drawn without bars
                 rgb = with_scale_bar(rgb, np.random.default_rng([seed, len(rows)]))
+            rgb = with_look(rgb, look, np.random.default_rng([seed, len(rows), 1]))
             image = Image.fromarray(rgb)
             image.save(out / name, **({"quality": 90} if name.endswith("jpg") else {}))
             rows.append((name, label, kind, ""))
@@ -175,24 +213,26 @@ def write_drawn_set(out: Path, per_kind: int, seed: int = 0, scale_bar: bool = F
     return out
 
 
-def called_ctc_by_kind(backend, root: Path, pixel_size) -> dict[str, float]:
-    """The share of each kind called ``ctc``, as ``ctcnet predict`` calls a crop folder."""
+def calls_by_kind(model: str, root: Path, pixel_size: str) -> dict[str, tuple[float, float]]:
+    """Per kind, the share called ``ctc`` and the share called ``ctc`` or shown to a person
+    (sent to review), as ``ctcnet predict`` reads the folder."""
+    import contextlib
+    import io
+    import tempfile
+
     import pandas as pd
 
-    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
-    from ctcnet.inference.guard import RULES, crop_set_review
-    from ctcnet.nn.calls import calls_from_proba
+    from ctcnet.cli import main as ctcnet
 
-    spec = backend.spec
-    index = read_crop_index(root, pixel_size=pixel_size).conform(spec.panel)
-    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
-    proba = np.asarray(backend.predict_proba(crops))
-    called = calls_from_proba(proba, spec.class_names, spec.review_threshold)[0]
-    calls, _ = crop_set_review(crops, proba, spec, called, np.asarray(index.sample_ids),
-                               rules=RULES.for_crops(index.exported))
-    kinds = [Path(p).name.rsplit("_", 1)[0] for p in index.paths]
-    table = pd.DataFrame({"kind": kinds, "ctc": calls == "ctc"})
-    return {k: float(v) for k, v in table.groupby("kind")["ctc"].mean().items()}
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+        if ctcnet(["predict", str(root), "--out", out, "--quiet", "--no-report", "--model",
+                   model, "--pixel-size", pixel_size]) != 0:
+            raise RuntimeError(f"ctcnet predict failed on {root}")
+        table = pd.read_parquet(Path(out) / root.name / "predictions.parquet")
+    table["kind"] = table["path"].map(lambda p: Path(p).name.rsplit("_", 1)[0])
+    called = table["class"] == "ctc"
+    return {k: (float(called[rows].mean()), float((called | table["review"])[rows].mean()))
+            for k, rows in table.groupby("kind").groups.items()}
 
 
 def main(argv=None) -> int:
@@ -206,17 +246,17 @@ def main(argv=None) -> int:
     parser.add_argument("--scale-bar", action="store_true",
                         help="burn a white scale bar and its label into each image, as "
                              "published figures do")
+    parser.add_argument("--look", choices=LOOKS, default="as_drawn",
+                        help="a display change after drawing (default: none)")
     args = parser.parse_args(argv)
-    from ctcnet.inference.backends import load_backend
-
-    root = write_drawn_set(args.out / ("data-scale-bar" if args.scale_bar else "data"),
-                           args.per_kind, args.seed, args.scale_bar)
-    for name in args.model or ["ctcnet-core3-export"]:
-        backend = load_backend(name)
+    name = "data" + ("-scale-bar" if args.scale_bar else "") + \
+        ("" if args.look == "as_drawn" else f"-{args.look}")
+    root = write_drawn_set(args.out / name, args.per_kind, args.seed, args.scale_bar, args.look)
+    for model in args.model or ["ctcnet-core3-export"]:
         for how in ("fit", "auto"):
-            shares = called_ctc_by_kind(backend, root, how)
-            print(f"{name} ({how}): called ctc " +
-                  ", ".join(f"{k} {shares[k]:.2f}" for k in KINDS))
+            shares = calls_by_kind(model, root, how)
+            print(f"{model} ({how}): called ctc / called or shown: " +
+                  ", ".join(f"{k} {shares[k][0]:.2f} / {shares[k][1]:.2f}" for k in KINDS))
     return 0
 
 

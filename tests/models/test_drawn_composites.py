@@ -67,3 +67,23 @@ def test_a_scale_bar_burnt_into_each_image_changes_no_call(drawn, pixel_size, tm
         calls[folder] = table.set_index(table["path"].map(lambda p: Path(p).name))["class"]
     differ = calls[root] != calls[barred].reindex(calls[root].index)
     assert differ.sum() <= 1, calls[barred][differ.to_numpy()].to_dict()
+
+
+@pytest.mark.parametrize("look", ["gamma_0.5", "gamma_2", "grey_background", "off_centre",
+                                  "thumbnail_48"])
+def test_display_changes_the_simulator_never_makes_lose_no_ctc(drawn, look, tmp_path):
+    # What a figure's maker may do after the viewer: a gamma, a grey background, the cell off
+    # the centre, a thumbnail. Each crop fitted to its cell: every CTC but the spindles is
+    # still called ctc or shown to a person, most are called, and no leukocyte is called ctc.
+    script, _ = drawn
+    root = script.write_drawn_set(tmp_path / look, PER_KIND, seed=3, look=look)
+    assert main(["predict", str(root), "--out", str(tmp_path / "out"), "--device", "cpu",
+                 "--pixel-size", "fit", "--quiet"]) == 0
+    table = pd.read_parquet(tmp_path / "out" / root.name / "predictions.parquet")
+    kind = table["path"].map(lambda p: Path(p).name.rsplit("_", 1)[0])
+    called = (table["class"] == "ctc").groupby(kind).mean()
+    shown = ((table["class"] == "ctc") | table["review"]).groupby(kind).mean()
+    for k in set(script.CTC_KINDS) - set(script.SHAPE_UNSEEN_KINDS):
+        assert shown[k] == 1.0 and called[k] >= 4 / PER_KIND, (k, called[k], shown[k])
+    for k in script.WBC_KINDS:
+        assert called[k] == 0.0, (k, called.to_dict())
