@@ -158,9 +158,9 @@ def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarra
     """The drawn image as a figure shows it after a display change (:data:`LOOKS`)."""
     from PIL import Image
 
-    x = rgb.astype(np.float64)
     if look == "as_drawn":
         return rgb
+    x = rgb.astype(np.float64)
     if look.startswith("gamma_"):
         x = 255 * (x / 255) ** float(look.split("_")[1])
     elif look == "grey_background":

@@ -116,7 +116,6 @@ def cell_diameter_px(crop: np.ndarray) -> float:
     in any channel (over a fifth of that channel's peak above the background of the crop's
     outer ring, and over 5 noise units), connected to the centre, holes filled; NaN when no
     channel shows anything."""
-
     x = np.asarray(crop, np.float32)
     smooth, level, noise = _smoothed_over_ring(x)
     above = smooth - level[:, None, None]

@@ -189,7 +189,7 @@ class GuardRules:
         ``shown_ctc_structure`` on display exports: ``body_level``, under which both channels
         read as no more than copies of each other (one body lit in both). A folder of crops
         each scaled to fit its cell, read at one scale (``--pixel-size auto``), leaves a small
-        CTC a few model pixels of nucleus and cytoplasm whose shapes read 0.4-0.9 of their
+        CTC a few model pixels of nucleus and cytoplasm whose shapes read 0.4-0.8 of their
         own; an export has none of a scan's autofluorescent bodies that 1.0 keeps off a
         cartridge's review. Hand-drawn CTCs read with ``auto`` and shown (called ``ctc`` or
         flagged): 113 -> 119 of 120, 111 -> 117 of 120, 22 -> 24 of 24 (seeds 0, 1, 3); of
