@@ -102,18 +102,26 @@ def child_command(argv: list[str], inputs_file: str, model: str | None = None) -
 def check_before_children(model: str, backend: str | None, out: Path,
                           prior: str | None = None) -> None:
     """What every child would refuse before any work, refused once in the parent: a model
-    that is neither a shipped name nor a file, an output folder that cannot be written, and
-    for a shipped model a ``--prior`` its classes cannot take (N children would each say
-    so). Nothing is loaded: torch and the GPU stay out of the parent (a model file's classes
-    are in the file, so its prior is checked by each child)."""
+    that is neither a shipped name nor a file, an ONNX model file that does not load, an
+    output folder that cannot be written, and a ``--prior`` the model's classes cannot take
+    (N children would each say so). Torch and the GPU stay out of the parent: an ONNX file
+    is opened on the CPU (its classes are in its metadata); a checkpoint's prior is checked
+    by each child."""
     from ctcnet.inference.inputs import check_writable
     from ctcnet.nn.calls import BALANCED_PRIOR, prior_rule
     from ctcnet.nn.registry import get_model, is_registry_name, resolve_model
 
-    check_regular_file(resolve_model(model, backend), "a model file",
-                       missing="model file not found")
-    if prior is not None and is_registry_name(model):
-        prior_rule(prior, get_model(model).classes, None, BALANCED_PRIOR)
+    path = check_regular_file(resolve_model(model, backend), "a model file",
+                              missing="model file not found")
+    if is_registry_name(model):
+        if prior is not None:
+            prior_rule(prior, get_model(model).classes, None, BALANCED_PRIOR)
+    elif path.suffix.lower() == ".onnx":
+        from ctcnet.inference.onnx_runtime import OnnxClassifier
+
+        onnx = OnnxClassifier(path, providers=["CPUExecutionProvider"], threads=1)
+        if prior is not None:
+            prior_rule(prior, onnx.classes, onnx.decision, BALANCED_PRIOR)
     check_writable(out)
 
 

@@ -143,6 +143,23 @@ def test_a_missing_model_or_a_bad_prior_is_refused_once_before_any_process_start
     assert main(args) == 2
     assert capsys.readouterr().err.count("ctc=2 must be above 0") == 1
     assert not (base / "badprior" / "run.json").exists()
+    # an ONNX model file: its prior read off its metadata in the parent, and a file that does
+    # not load refused there, each once
+    import shutil
+
+    from ctcnet.nn.registry import resolve_model
+
+    onnx = base / "mine.onnx"
+    shutil.copy(resolve_model("ctcnet-default", "onnx"), onnx)
+    args = _args(base, onnx, base / "badprior2", "--processes", "2", "--prior", "ctc=2")
+    assert main(args) == 2
+    assert capsys.readouterr().err.count("ctc=2 must be above 0") == 1
+    broken = base / "broken.onnx"
+    broken.write_bytes(onnx.read_bytes()[:5000])
+    assert main(_args(base, broken, base / "broken", "--processes", "2")) == 2
+    assert capsys.readouterr().err.count("not a loadable ONNX model") == 1
+    assert not (base / "badprior2" / "run.json").exists()
+    assert not (base / "broken" / "run.json").exists()
 
 
 def test_the_runs_status_puts_an_interrupt_then_a_failed_process_then_a_refusal_first():
