@@ -551,13 +551,13 @@ def test_on_exports_the_markers_call_no_cell_with_cd45_of_its_own_ctc(rng, spec)
 def test_on_exports_a_ctc_whose_shapes_read_little_of_their_own_is_shown_not_called(rng,
                                                                                      spec):
     """On display exports a wbc call with a CTC's markers whose nucleus and cytoplasm read
-    only ``export_shown_ctc_structure`` or more of a shape of their own (a small cell at a
-    folder's one scale) is shown as a possible CTC, but the markers call it ``ctc`` only at
-    ``possible_ctc_structure``; under the flag's level, or read as scan crops, it is not
-    shown."""
+    only ``body_level`` (``shown_ctc_structure`` there) or more of a shape of their own (a
+    small cell at a folder's one scale) is shown as a possible CTC, but the markers call it
+    ``ctc`` only at ``possible_ctc_structure``; under the flag's level, or read as scan
+    crops, it is not shown."""
     crops = np.stack([cell(rng), cell(rng), cell(rng)])
     exports = RULES.for_crops(True)
-    assert exports.flag_structure == exports.export_shown_ctc_structure < \
+    assert exports.flag_structure == exports.shown_ctc_structure == RULES.body_level < \
         RULES.possible_ctc_structure == RULES.flag_structure
     measured = measure(crops, spec.panel, spec.pixel_size_um, exports)
     assert (measured[["dna_own_structure", "ck_own_structure"]] >=

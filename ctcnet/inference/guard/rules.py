@@ -184,17 +184,15 @@ class GuardRules:
         Where set, the least shape of its own for ``possible_ctc``'s marker route to show a
         ``wbc`` or ``debris`` call to a person (None: ``possible_ctc_structure``); the
         markers' call still asks ``possible_ctc_structure``. :meth:`for_crops` sets it to
-        ``export_shown_ctc_structure`` for display exports.
-    export_shown_ctc_structure
-        ``shown_ctc_structure`` on display exports: ``body_level``, under which both channels
-        read as no more than copies of each other (one body lit in both). A folder of crops
-        each scaled to fit its cell, read at one scale (``--pixel-size auto``), leaves a small
-        CTC a few model pixels of nucleus and cytoplasm whose shapes read 0.4-0.8 of their
-        own; an export has none of a scan's autofluorescent bodies that 1.0 keeps off a
-        cartridge's review. Hand-drawn CTCs read with ``auto`` and shown (called ``ctc`` or
-        flagged): 113 -> 119 of 120, 111 -> 117 of 120, 22 -> 24 of 24 (seeds 0, 1, 3); of
-        the non-CTCs of the shape-swap export family (900 a read) and CK+CD45+ leukocyte
-        exports (2,000), one more sent to a person; no call changed.
+        ``body_level`` for display exports, the level under which both channels read as no
+        more than copies of each other (one body lit in both). A folder of crops each scaled
+        to fit its cell, read at one scale (``--pixel-size auto``), leaves a small CTC a few
+        model pixels of nucleus and cytoplasm whose shapes read 0.4-0.8 of their own; an
+        export has none of a scan's autofluorescent bodies that 1.0 keeps off a cartridge's
+        review. Hand-drawn CTCs read with ``auto`` and shown (called ``ctc`` or flagged):
+        113 -> 119 of 120, 111 -> 117 of 120, 22 -> 24 of 24 (seeds 0, 1, 3); of the
+        non-CTCs of the shape-swap export family (900 a read) and CK+CD45+ leukocyte exports
+        (2,000), one more sent to a person; no call changed.
     around_ck_um
         How far past the CK area the exclusion markers are read for ``possible_ctc`` (a
         membrane ring round a nucleus).
@@ -261,7 +259,6 @@ class GuardRules:
     possible_ctc_doubt_ck_peak: float = 3.0
     possible_ctc_structure: float = 1.0
     shown_ctc_structure: float | None = None
-    export_shown_ctc_structure: float = 0.4
     markers_cd45_band: float = 1.0
     crop_markers_cd45_core: float | None = None
     export_markers_cd45_core: float = 0.1
@@ -285,12 +282,12 @@ class GuardRules:
     def for_crops(self, exported: bool) -> GuardRules:
         """These rules for crops that are display exports (``exported``: their leak
         allowances, :func:`leak_allowance` and ``export_copy_leak``, the markers' call's
-        ``export_markers_cd45_core`` and the flag's ``export_shown_ctc_structure``) or
-        scans."""
+        ``export_markers_cd45_core`` and the flag's ``shown_ctc_structure`` at ``body_level``)
+        or scans."""
         rules = self.with_leak(leak_allowance(exported, self))
         return replace(rules, copy_leak=self.export_copy_leak,
                        crop_markers_cd45_core=self.export_markers_cd45_core,
-                       shown_ctc_structure=self.export_shown_ctc_structure) \
+                       shown_ctc_structure=self.body_level) \
             if exported else rules
 
     @property
