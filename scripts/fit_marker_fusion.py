@@ -10,7 +10,9 @@ stand in for its markers:
   (R = CK, G = CD45, B = DAPI) at 0.05, 0.1 and 0.2 um/px, shape-swapped, and at 0.1 with the
   default look, each read with ``--pixel-size auto`` and ``fit`` as a user would read them;
 * CK+CD45+ leukocytes (non-specific CK on every one) as a scan and as a tight export: the
-  CellSearch line, a CD45-positive event is not a CTC.
+  CellSearch line, a CD45-positive event is not a CTC;
+* the shape-swapped 0.1 um/px exports and the CK+CD45+ ones again with a copy of CK in every
+  export's CD45 plane (15-30 %, as published dim-CK CTCs show one).
 
 The fusion (a multinomial logistic regression over the network's log-probabilities and the
 marker measurements) is fitted on all of them; with ``--write`` it goes into the checkpoint's
@@ -56,14 +58,17 @@ def fusion_sets(spec, out: Path, per_class: int, seed: int) -> list[tuple[str, P
                                                 {"wbc": per_class}, seed + 2, ck_cd45), None)]
     if not set(spec.panel.names) <= set(EXPORT_PLANES):
         return sets  # a panel with more markers than an RGB export carries: scans only
-    tight = [(f"tight_{um:g}um_swap", swap, um, seed + 10 + k)
+    tight = [(f"tight_{um:g}um_swap", counts, swap, um, seed + 10 + k, 0.0)
              for k, um in enumerate((0.05, 0.1, 0.2))]
-    tight += [("tight_0.1um", plain, 0.1, seed + 20)]
-    for name, config, um, set_seed in tight:
-        root = make_tight_set(out / name, counts, set_seed, config, um)
+    tight += [("tight_0.1um", counts, plain, 0.1, seed + 20, 0.0),
+              ("tight_ck_cd45", {"wbc": per_class}, ck_cd45, 0.1, seed + 30, 0.0),
+              # Every export with a copy of CK in its CD45 plane, as published dim-CK CTCs
+              # show one: a copy is no CD45, on a CTC or on a CK+CD45+ leukocyte.
+              ("tight_0.1um_copy", counts, swap, 0.1, seed + 40, 1.0),
+              ("tight_ck_cd45_copy", {"wbc": per_class}, ck_cd45, 0.1, seed + 50, 1.0)]
+    for name, set_counts, config, um, set_seed, ck_copy in tight:
+        root = make_tight_set(out / name, set_counts, set_seed, config, um, ck_copy)
         sets += [(f"{name}_{how}", root, how) for how in ("auto", "fit")]
-    root = make_tight_set(out / "tight_ck_cd45", {"wbc": per_class}, seed + 30, ck_cd45, 0.1)
-    sets += [(f"tight_ck_cd45_{how}", root, how) for how in ("auto", "fit")]
     return sets
 
 

@@ -13,7 +13,10 @@ read back as ``ctcnet evaluate`` reads one:
   0.5x-2x of the truth, and with none stated (``auto``, ``fit``): the spread of CTC-vs-rest
   over those reads (target: within 0.02);
 * ``ck_cd45``: CK+CD45+ leukocytes only (non-specific CK on every one, 0.3-2x their CD45), as
-  a scan and as a tight export: the share called ``ctc`` (target: at most 1 %).
+  a scan and as a tight export: the share called ``ctc`` (target: at most 1 %);
+* ``copy_tight`` and ``ck_cd45_copy_tight``: the 0.1 um/px export set and the CK+CD45+ one
+  drawn again (other seeds) with a copy of CK at 15-30 % in every export's CD45 plane, as
+  published dim-CK CTCs show one (CK's dye seen through the CD45 filter).
 
 A model that needs channels a three-marker export lacks (the five-channel default) is scored
 on the scan sets alone.
@@ -66,8 +69,10 @@ def make_scan_set(root: Path, spec, counts: dict, seed: int, config) -> Path:
     return root
 
 
-def make_tight_set(root: Path, counts: dict, seed: int, config, um: float) -> Path:
-    """Tight RGB exports at ``um`` um/px, no pixel size stated, written once."""
+def make_tight_set(root: Path, counts: dict, seed: int, config, um: float,
+                   ck_copy: float = 0.0) -> Path:
+    """Tight RGB exports at ``um`` um/px, no pixel size stated, written once; ``ck_copy``: the
+    share of them whose CD45 plane shows a copy of CK (``write_tight_export_dataset``)."""
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops
     from ctcnet.simulate.export import tight_rendering, write_tight_export_dataset
@@ -80,7 +85,7 @@ def make_tight_set(root: Path, counts: dict, seed: int, config, um: float) -> Pa
                                num_samples=16)
         write_tight_export_dataset(batch, root, panel, pixel_size_um=um,
                                    file_format="png" if um < 0.1 else "jpg", seed=seed,
-                                   state_pixel_size=False)
+                                   state_pixel_size=False, ck_copy=ck_copy)
     return root
 
 
@@ -137,6 +142,18 @@ def run_family(backend, out: Path, per_class: int, seed: int) -> dict:
         r = score(backend, root, how)
         results[f"ck_cd45_tight_{how}"] = {"called_ctc": 1.0 - r["ctc_vs_rest_accuracy"],
                                            "n": r["n"]}
+    # Every export of every class with a copy of CK in its CD45 plane (15-30 %), as published
+    # dim-CK CTCs show one: the copy must not make a CTC a leukocyte, nor a CK+CD45+
+    # leukocyte a CTC.
+    root = make_tight_set(out / f"copy_tight_{um:g}um", counts, seed + 30, swap, um, 1.0)
+    for how in READ_AS:
+        results[f"copy_tight_{um:g}um_{how}"] = score(backend, root, how)
+    root = make_tight_set(out / "ck_cd45_copy_tight", {"wbc": per_class}, seed + 40, ck_cd45,
+                          um, 1.0)
+    for how in READ_AS:
+        r = score(backend, root, how)
+        results[f"ck_cd45_copy_tight_{how}"] = {"called_ctc": 1.0 - r["ctc_vs_rest_accuracy"],
+                                                "n": r["n"]}
     for how in READ_AS:
         tight = [v for k, v in results.items() if k.startswith("tight_") and k.endswith(how)]
         results[f"tight_mean_{how}"] = {key: sum(r[key] for r in tight) / len(tight)

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     crops.add_argument("--image-format", choices=("png", "jpg"), default="png",
                        help="tight: PNG (lossless, default) or JPEG (quality from "
                             "--jpeg-quality)")
+    crops.add_argument("--ck-copy", type=float, default=0.0, metavar="SHARE",
+                       help="tight: the share of exports (of every class) whose CD45 plane "
+                            "shows a copy of CK at 15-30 %% of its level, as published dim-CK "
+                            "CTCs do (CK's dye seen through the CD45 filter; default 0)")
     _common(crops)
 
     cart = sub.add_parser("cartridge", help="write a cartridge of frames plus ground_truth.csv")
@@ -209,7 +213,8 @@ def run(args) -> int:
 
             write_tight_export_dataset(batch, args.out, rendered,
                                        [p.strip() for p in args.planes.split(",")], export_um,
-                                       args.image_format, quality, seed=args.seed)
+                                       args.image_format, quality, seed=args.seed,
+                                       ck_copy=args.ck_copy)
         elif args.export == "rgb-jpeg":
             from ctcnet.simulate.export import write_rgb_jpeg_dataset
 

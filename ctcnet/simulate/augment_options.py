@@ -88,6 +88,13 @@ class AugmentConfig:
     # that a network would learn to ignore. Needs the panel's roles; False stretches each
     # channel alone (the shipped export models' training).
     tight_tied_markers: bool = True
+    # A copy of the CK plane in the CD45 plane of a tight export, at ``tight_ck_copy_share`` of
+    # CK's display level, on ``tight_ck_copy_p`` of the exports of every class (off by
+    # default): published dim-CK CTCs show one (CK's dye seen through the CD45 filter, a
+    # viewer's stretch lifting it), where the tied display ranges above leave a scan's bleed a
+    # few per cent. Every class gets it, as the optics would: a copy says nothing of the class.
+    tight_ck_copy_p: float = 0.0
+    tight_ck_copy_share: tuple[float, float] = (0.15, 0.3)
 
     def to_dict(self) -> dict:
         """The settings as plain data (tuples as lists), as configs and the card hold them."""

@@ -16,7 +16,7 @@ import numpy as np
 from ctcnet.core import robust
 from ctcnet.detect.cropping import to_model_scale
 from ctcnet.simulate.augment_options import AugmentConfig
-from ctcnet.simulate.export import decode_jpeg, encode_jpeg, tight_export
+from ctcnet.simulate.export import decode_jpeg, encode_jpeg, tight_export, with_ck_copy
 
 
 def background_and_noise(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +175,8 @@ def tight_export_view(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Gener
     markers = [role != "nucleus" for role in roles] \
         if cfg.tight_tied_markers and roles else None
     shown = tight_export(crop, rng, fine=fine, markers=markers).astype(np.float32)
+    if cfg.tight_ck_copy_p > 0 and roles and rng.random() < cfg.tight_ck_copy_p:
+        shown = with_ck_copy(shown, roles, float(rng.uniform(*cfg.tight_ck_copy_share)))
     if rng.random() < cfg.tight_jpeg_share:
         shown = jpeg_channels(shown, rng, cfg.export_quality)
     scale = float(_log_uniform(rng, cfg.tight_scale_error))

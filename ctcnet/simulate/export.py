@@ -348,22 +348,45 @@ def tight_export(crop: np.ndarray, rng: np.random.Generator, fine: float = 1.0,
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def with_ck_copy(shown: np.ndarray, roles: Sequence[str], share: float) -> np.ndarray:
+    """An export's display planes ((C, H, W) on 0..255, uint8 or float) with ``share`` of the
+    CK plane added to the CD45 plane, clipped at 255 (rounded for uint8): the CK dye seen
+    through the CD45 filter, as a published dim-CK CTC shows it. Unchanged without both
+    roles."""
+    roles = list(roles)
+    if "epithelial" not in roles or "leukocyte" not in roles:
+        return shown
+    ck, cd45 = roles.index("epithelial"), roles.index("leukocyte")
+    plane = np.minimum(shown[cd45].astype(np.float32) + share * shown[ck], 255.0)
+    out = shown.copy()
+    out[cd45] = np.rint(plane) if np.issubdtype(shown.dtype, np.integer) else plane
+    return out
+
+
 def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None = None,
                                planes: Sequence[str] = DEFAULT_PLANES,
                                pixel_size_um: float = 0.1, file_format: str = "png",
                                quality: tuple[int, int] = (80, 95), seed: int = 0,
-                               state_pixel_size: bool = True) -> Path:
+                               state_pixel_size: bool = True, ck_copy: float = 0.0,
+                               ck_copy_share: tuple[float, float] = (0.15, 0.3)) -> Path:
     """Write a simulated :class:`~ctcnet.simulate.crops.CropBatch` as tight single-cell RGB
     exports (:func:`tight_export`) at ``pixel_size_um``: PNG (lossless) or JPEG (quality drawn
     per crop from ``quality``). ``state_pixel_size=False`` leaves the pixel size out of
     panel.json, as most published crops do (ctcnet then reads them only when told
-    ``--pixel-size auto`` or a value)."""
+    ``--pixel-size auto`` or a value). ``ck_copy``: the share of exports, of every class, whose
+    CD45 plane shows a copy of CK at ``ck_copy_share`` of its level (:func:`with_ck_copy`)."""
     panel = load_panel(panel)
     if file_format not in ("png", "jpg"):
         raise InputError(f"tight exports are png or jpg, not {file_format!r}")
+    if not 0.0 <= ck_copy <= 1.0:
+        raise InputError(f"the share of exports with a CK copy is 0-1, not {ck_copy}")
     composite, take = composite_panel(panel, planes, pixel_size_um, "tight")
-    markers = [panel.roles()[i] != "nucleus" for i in take]
+    roles = [panel.roles()[i] for i in take]
+    markers = [role != "nucleus" for role in roles]
     rng = np.random.default_rng(seed)
+    # The copies drawn from a stream of their own, so the exports' other draws are the same
+    # with and without them.
+    copy_rng = np.random.default_rng([seed, 1])
     root = Path(out_dir)
     rows = []
     sizes = []
@@ -371,6 +394,8 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
         factor = float(batch.pixel_size_um[i]) / pixel_size_um if len(batch.pixel_size_um) \
             else panel.pixel_size_um / pixel_size_um
         shown = tight_export(batch.images[i][take], rng, markers=markers)
+        if ck_copy > 0 and copy_rng.random() < ck_copy:
+            shown = with_ck_copy(shown, roles, float(copy_rng.uniform(*ck_copy_share)))
         rgb = resize_rgb(np.ascontiguousarray(shown.transpose(1, 2, 0)), factor)
         rel = Path(label) / f"{sample}__{i:07d}.{file_format}"
         (root / label).mkdir(parents=True, exist_ok=True)
@@ -394,6 +419,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
              "pixel_size_um": pixel_size_um, "pixel_size_stated": state_pixel_size,
              "simulated_pixel_size_um": panel.pixel_size_um,
              "file_format": file_format, "image_sizes": sizes, "subtypes": batch.subtypes,
+             "ck_copy": ck_copy, "ck_copy_share": list(ck_copy_share),
              "config": batch.config}
     atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")
     return root

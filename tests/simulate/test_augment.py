@@ -32,3 +32,33 @@ def test_rgb_jpeg_augmentation_at_an_export_zoom(rng):
     inside = (slice(None), slice(12, 18), slice(14, 20))
     assert np.allclose(zoomed[inside].mean(axis=(1, 2)), flat[inside].mean(axis=(1, 2)), atol=6)
     assert not np.array_equal(zoomed, flat)
+
+
+def test_tight_export_view_adds_a_ck_copy_to_the_cd45_plane(rng):
+    """``tight_ck_copy_p``: the CD45 plane of a CK+ CD45- cell's export shows CK at the drawn
+    share (as a published dim-CK CTC's does); off by default, and only with the panel's roles."""
+    from ctcnet.simulate.augment_options import augment_config
+    from ctcnet.simulate.augment_steps import tight_export_view
+    from ctcnet.simulate.export import with_ck_copy
+
+    roles = ("nucleus", "epithelial", "leukocyte")
+    crop = rng.normal(200, 5, (3, 48, 48)).astype(np.float32)
+    crop[0, 18:30, 18:30] += 2000  # the nucleus
+    crop[1, 14:34, 14:34] += 1500  # CK round it; no CD45
+
+    def view(**options):
+        cfg = augment_config({"tight_jpeg_share": 0.0, "tight_scale_error": [1.0, 1.0],
+                              "tight_fine": [1.0, 1.0], **options})
+        return tight_export_view(crop, cfg, np.random.default_rng(3), roles=roles)
+
+    plain = view()
+    copied = view(tight_ck_copy_p=1.0, tight_ck_copy_share=[0.2, 0.2])
+    ck = plain[1] > 100
+    assert plain[2][ck].mean() < 10  # no CD45 without the copy
+    ratio = copied[2][ck].mean() / copied[1][ck].mean()
+    assert 0.17 < ratio < 0.23
+    assert np.array_equal(copied[:2], plain[:2])  # the other planes as they were
+    assert np.array_equal(view(tight_ck_copy_share=[0.2, 0.2]), plain)  # off by default
+    shown = np.full((3, 4, 4), 200.0, np.float32)
+    assert with_ck_copy(shown, ("nucleus", "epithelial", "unknown"), 0.3) is shown
+    assert with_ck_copy(shown, roles, 0.3)[2].max() == 255.0  # clipped as the display is

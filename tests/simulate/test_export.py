@@ -92,6 +92,35 @@ def test_tight_exports_are_cut_round_the_cell_black_and_read_back_as_crops(tmp_p
         assert np.median(corners) == 0                             # a black background
 
 
+def test_tight_exports_with_a_ck_copy_show_ck_in_the_cd45_plane(tmp_path):
+    """``ck_copy``: the CD45 plane of a CTC's export shows its CK at 15-30 %, as published
+    dim-CK CTCs do; the rest of every export (and every export without a copy) is as drawn
+    without the option; a share outside 0-1 is refused."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.io.panel import Panel
+    from ctcnet.simulate.crops import simulate_crops
+    from ctcnet.simulate.export import write_tight_export_dataset
+
+    panel = Panel.from_dict({"name": "core3", "pixel_size_um": 0.64,
+                             "channels": ["DAPI", "CK", "CD45"]})
+    batch = simulate_crops({"ctc": 6}, panel, crop_size=80, seed=5)
+    plain = read_crop_index(write_tight_export_dataset(batch, tmp_path / "plain", panel))
+    copied = read_crop_index(write_tight_export_dataset(batch, tmp_path / "copy", panel,
+                                                        ck_copy=1.0))
+    assert json.loads((tmp_path / "copy" / "dataset.json").read_text())["ck_copy"] == 1.0
+    shares = []
+    for i in range(len(plain)):
+        before, after = plain.read(i), copied.read(i)    # R = CK, G = CD45, B = DAPI
+        assert np.array_equal(before[[0, 2]], after[[0, 2]])
+        ck = (before[0] > 60) & (after[1] < 255)
+        if ck.sum() >= 20:
+            added = after[1][ck].astype(float) - before[1][ck]
+            shares.append(np.median(added / before[0][ck]))
+    assert len(shares) >= 4 and all(0.14 <= share <= 0.31 for share in shares)
+    with pytest.raises(InputError, match="0-1"):
+        write_tight_export_dataset(batch, tmp_path / "bad", panel, ck_copy=1.5)
+
+
 def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tmp_path):
     """`ctcnet simulate crops --export tight` renders the cells at a fine pixel size (the field
     of view kept) and writes them as tight exports at the export's pixel size, stated: a
