@@ -11,8 +11,11 @@ stand in for its markers:
   default look, each read with ``--pixel-size auto`` and ``fit`` as a user would read them;
 * CK+CD45+ leukocytes (non-specific CK on every one) as a scan and as a tight export: the
   CellSearch line, a CD45-positive event is not a CTC;
-* the shape-swapped 0.1 um/px exports and the CK+CD45+ ones again with a copy of CK in every
-  export's CD45 plane (15-30 %, as published dim-CK CTCs show one).
+* with ``--ck-copies``, the shape-swapped 0.1 um/px exports and the CK+CD45+ ones again with a
+  copy of CK in every export's CD45 plane (15-30 %, as published dim-CK CTCs show one). The
+  shipped fusions are fitted without them: with them, the composite model calls more such
+  CTCs and more CK+CD45+ leukocytes ``ctc`` (docs/markers.md, "A copy of CK in the CD45
+  plane").
 
 The fusion (a multinomial logistic regression over the network's log-probabilities and the
 marker measurements) is fitted on all of them; with ``--write`` it goes into the checkpoint's
@@ -40,8 +43,10 @@ SEED = 49000
 EXPORT_PLANES = ("CK", "CD45", "DAPI")
 
 
-def fusion_sets(spec, out: Path, per_class: int, seed: int) -> list[tuple[str, Path, object]]:
-    """(name, crop folder, pixel size to read it at) of the fitting sets, written once."""
+def fusion_sets(spec, out: Path, per_class: int, seed: int, ck_copies: bool = False
+                ) -> list[tuple[str, Path, object]]:
+    """(name, crop folder, pixel size to read it at) of the fitting sets, written once;
+    ``ck_copies``: with the export sets whose CD45 planes show a copy of CK."""
     from shape_swap import family_config, make_scan_set, make_tight_set, reads_scans
 
     from ctcnet.simulate.config import SimConfig
@@ -61,11 +66,12 @@ def fusion_sets(spec, out: Path, per_class: int, seed: int) -> list[tuple[str, P
     tight = [(f"tight_{um:g}um_swap", counts, swap, um, seed + 10 + k, 0.0)
              for k, um in enumerate((0.05, 0.1, 0.2))]
     tight += [("tight_0.1um", counts, plain, 0.1, seed + 20, 0.0),
-              ("tight_ck_cd45", {"wbc": per_class}, ck_cd45, 0.1, seed + 30, 0.0),
-              # Every export with a copy of CK in its CD45 plane, as published dim-CK CTCs
-              # show one: a copy is no CD45, on a CTC or on a CK+CD45+ leukocyte.
-              ("tight_0.1um_copy", counts, swap, 0.1, seed + 40, 1.0),
-              ("tight_ck_cd45_copy", {"wbc": per_class}, ck_cd45, 0.1, seed + 50, 1.0)]
+              ("tight_ck_cd45", {"wbc": per_class}, ck_cd45, 0.1, seed + 30, 0.0)]
+    if ck_copies:
+        # Every export with a copy of CK in its CD45 plane, as published dim-CK CTCs show
+        # one: a copy is no CD45, on a CTC or on a CK+CD45+ leukocyte.
+        tight += [("tight_0.1um_copy", counts, swap, 0.1, seed + 40, 1.0),
+                  ("tight_ck_cd45_copy", {"wbc": per_class}, ck_cd45, 0.1, seed + 50, 1.0)]
     for name, set_counts, config, um, set_seed, ck_copy in tight:
         root = make_tight_set(out / name, set_counts, set_seed, config, um, ck_copy)
         sets += [(f"{name}_{how}", root, how) for how in ("auto", "fit")]
@@ -105,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--strength", type=float, default=1.0,
                         help="inverse L2 penalty of the logistic regression")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "marker_fusion")
+    parser.add_argument("--ck-copies", action="store_true",
+                        help="also fit on exports whose CD45 plane shows a copy of CK")
     parser.add_argument("--write", action="store_true",
                         help="store the fusion in the checkpoint (and its ONNX export)")
     args = parser.parse_args(argv)
@@ -122,7 +130,7 @@ def main(argv=None) -> int:
     spec = spec.replace(metrics={k: v for k, v in spec.metrics.items() if k != "marker_fusion"})
     model.spec = spec
     backend = TorchBackend.from_model(model.eval())
-    sets = fusion_sets(spec, args.out / "data", args.per_class, args.seed)
+    sets = fusion_sets(spec, args.out / "data", args.per_class, args.seed, args.ck_copies)
     proba, measured, targets = collect(backend, sets)
     fusion = fit_fusion(proba, measured, targets, spec.class_names, args.strength,
                         fitted_on={"script": "scripts/fit_marker_fusion.py",
