@@ -150,8 +150,12 @@ def with_scale_bar(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # What a figure's maker may have done to the image after the scanner's viewer, none of which the
 # simulator does: a gamma brightening dim signal (0.5) or darkening it (2), a grey background
 # (black lifted to 40 of 255), the cell off the image's centre (the image padded by 40 % of its
-# side at one corner) and a thumbnail (the longest side 48 px).
-LOOKS = ("as_drawn", "gamma_0.5", "gamma_2", "grey_background", "off_centre", "thumbnail_48")
+# side at one corner), a thumbnail (the longest side 48 px) and the markers' names written in
+# their colours in the top-left corner, as a merged panel names them.
+LOOKS = ("as_drawn", "gamma_0.5", "gamma_2", "grey_background", "off_centre", "thumbnail_48",
+         "marker_names")
+# The marker names' colours as the composite shows them (R = CK, G = CD45, B = DAPI).
+MARKER_NAMES = (("CK", (255, 0, 0)), ("CD45", (0, 255, 0)), ("DAPI", (0, 0, 255)))
 
 
 def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarray:
@@ -170,6 +174,8 @@ def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarra
         dy, dx = int(0.4 * h), int(0.4 * w)
         top, left = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
         x = np.pad(x, [(dy, 0) if top else (0, dy), (dx, 0) if left else (0, dx), (0, 0)])
+    elif look == "marker_names":
+        return with_marker_names(rgb)
     elif look == "thumbnail_48":
         h, w = rgb.shape[:2]
         s = 48 / max(h, w)
@@ -178,6 +184,22 @@ def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarra
     else:
         raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def with_marker_names(rgb: np.ndarray) -> np.ndarray:
+    """The image with "CK", "CD45" and "DAPI" written in their planes' colours, one above
+    the other in the top-left corner, each line a fourteenth of the image high."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(rgb)
+    side = min(rgb.shape[:2])
+    size = max(8, side // 14)
+    font = ImageFont.load_default(size=size)
+    draw = ImageDraw.Draw(image)
+    margin = max(1, side // 40)
+    for k, (text, colour) in enumerate(MARKER_NAMES):
+        draw.text((margin, margin + int(k * 1.1 * size)), text, fill=colour, font=font)
+    return np.asarray(image)
 
 
 def write_drawn_set(out: Path, per_kind: int, seed: int = 0, scale_bar: bool = False,
