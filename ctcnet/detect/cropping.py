@@ -116,9 +116,26 @@ def border_window(frame: np.ndarray, top: int, left: int, window: int) -> np.nda
         gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
         return background_fill(gathered, inside)[0]
     part = frame[:, r0:r1, c0:c1]
-    fill = fill_values(part.reshape(c, -1).astype(np.float32), window, frame.dtype)
-    fill[:, r0 - top:r1 - top, c0 - left:c1 - left] = part
-    return fill
+    levels = fill_levels(part.reshape(c, -1).astype(np.float32))
+    out = np.empty((c, window, window), frame.dtype)
+    inside = (r0 - top, r1 - top, c0 - left, c1 - left)
+    out[:, inside[0]:inside[1], inside[2]:inside[3]] = part
+    # Only the bands round the part are drawn (what fill_values would draw there): drawing
+    # the whole window and overwriting its inside took a third of a border window's time.
+    pattern = _fill_pattern(window, window)
+    for rows, cols in _bands_round(inside, window):
+        out[:, rows, cols] = fill_block(levels, pattern[rows, cols], frame.dtype)
+    return out
+
+
+def _bands_round(inside: tuple[int, int, int, int], size: int) -> list[tuple[slice, slice]]:
+    """The (rows, cols) blocks of a (size, size) window outside its rectangle ``inside``
+    ((row start, stop, col start, stop)): above, below, left and right of it, none empty."""
+    r0, r1, c0, c1 = inside
+    blocks = [(slice(0, r0), slice(0, size)), (slice(r1, size), slice(0, size)),
+              (slice(r0, r1), slice(0, c0)), (slice(r0, r1), slice(c1, size))]
+    return [(rows, cols) for rows, cols in blocks
+            if rows.stop > rows.start and cols.stop > cols.start]
 
 
 def border_gather(top: np.ndarray, left: np.ndarray, window: int, h: int, w: int):
@@ -152,11 +169,26 @@ def fill_values(measured: np.ndarray, size: int | tuple[int, int], dtype) -> np.
     per channel their level plus their noise times the fixed pattern, kept within their range
     (a clipped background stays at its floor; integer data keep their range)."""
     h, w = (size, size) if np.isscalar(size) else size
+    return fill_block(fill_levels(measured), _fill_pattern(int(h), int(w)), dtype)
+
+
+def fill_levels(measured: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per channel of (C, M) float32 ``measured`` pixels: the background's level and noise,
+    and the pixels' lowest and highest value (each (C,) float64), as :func:`fill_block`
+    draws from them."""
     # numpy's linear percentiles (ctcnet.core.robust), not the model's nearest rank: the fill
     # of every crop at a frame border, and so the golden predict events, were made with them.
     (q_low, q_high), lowest, highest = percentiles_and_range(measured, (10, 30))
     level, noise = background_from_percentiles(q_low, q_high)
-    fill = level[:, None, None] + noise[:, None, None] * _fill_pattern(int(h), int(w))[None]
+    return level, noise, lowest, highest
+
+
+def fill_block(levels: tuple[np.ndarray, ...], pattern: np.ndarray, dtype) -> np.ndarray:
+    """(C, h, w) background in ``dtype`` from :func:`fill_levels` and an (h, w) block of the
+    fixed pattern: each pixel on its own, so any block of the pattern gives that block of the
+    whole fill."""
+    level, noise, lowest, highest = levels
+    fill = level[:, None, None] + noise[:, None, None] * pattern[None]
     fill = np.clip(fill, lowest[:, None, None], highest[:, None, None]).astype(np.float32)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctcnet.detect.cropping import (
     background_fill,
     border_gather,
+    border_window,
     cut_windows,
     extract_crops,
     extract_windows,
@@ -75,6 +78,23 @@ def test_border_windows_are_the_general_background_fill(dtype):
     assert np.array_equal(got[padded], background_fill(gathered, inside))
     for i in np.flatnonzero(~padded):
         assert np.array_equal(got[i], frame[:, top[i]:top[i] + 41, left[i]:left[i] + 41])
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=st.sampled_from([np.uint8, np.uint16, np.float32]), seed=st.integers(0, 2**16),
+       window=st.integers(2, 30), top=st.integers(-29, 40), left=st.integers(-29, 40))
+def test_a_border_window_is_the_general_fill_wherever_it_lies(dtype, seed, window, top, left):
+    """border_window draws only the bands round the part inside the frame: the same numbers
+    as filling the whole gathered window through its mask, at any place and size."""
+    rng = np.random.default_rng(seed)
+    frame = (rng.random((3, 17, 23)) * 250).astype(dtype)
+    rows, cols, inside = border_gather(np.array([top]), np.array([left]), window, 17, 23)
+    if inside.all() or not inside.any():
+        return  # a window inside the frame is a slice; one wholly outside, the general fill
+    gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
+    got = border_window(frame, top, left, window)
+    assert got.dtype == frame.dtype
+    assert np.array_equal(got, background_fill(gathered, inside)[0])
 
 
 def test_a_window_wholly_outside_is_background():
