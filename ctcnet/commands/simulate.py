@@ -204,6 +204,8 @@ def run(args) -> int:
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
         if args.export == "tight":
             rendered, crop_size, cfg, export_um = _tight_rendering(panel, args, cfg)
+        if not 0.0 <= args.ck_copy <= 1.0 or (args.ck_copy and args.export != "tight"):
+            raise InputError("--ck-copy is a share of tight exports, 0-1 (with --export tight)")
         prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
         batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
                                args.samples)

@@ -150,6 +150,17 @@ def test_simulate_crops_writes_tight_exports_of_cells_rendered_at_fine_pixels(tm
         assert min(rgb.shape[1:]) > 40
     assert main(["simulate", "crops", str(tmp_path / "bad"), "--export", "tight",
                  "--render-pixel-size", "0"]) == 2
+    copied = tmp_path / "copied"
+    assert main(["simulate", "crops", str(copied), "--counts", "ctc=2", "--panel", str(panel),
+                 "--crop-size", "40", "--export", "tight", "--render-pixel-size", "0.32",
+                 "--export-pixel-size", "0.16", "--ck-copy", "0.5"]) == 0
+    assert json.loads((copied / "dataset.json").read_text())["ck_copy"] == 0.5
+    assert main(["simulate", "crops", str(tmp_path / "bad_copy"), "--counts", "ctc=2",
+                 "--panel", str(panel), "--crop-size", "40", "--export", "tight",
+                 "--render-pixel-size", "0.32", "--ck-copy", "1.5"]) == 2
+    assert not (tmp_path / "bad_copy").exists()  # refused before anything is written
+    assert main(["simulate", "crops", str(tmp_path / "tiff_copy"), "--counts", "ctc=2",
+                 "--ck-copy", "0.5"]) == 2                      # a copy is drawn on exports
 
 
 def test_tight_renders_show_a_dim_ck_ctcs_ck_as_published_figures_do():
