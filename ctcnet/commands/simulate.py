@@ -197,6 +197,7 @@ def run(args) -> int:
     if args.what == "crops":
         # the library: imported when the command runs (see ctcnet.commands)
         from ctcnet.simulate import simulate_crops, write_crop_batch
+        from ctcnet.simulate.export import check_ck_copy
 
         counts = (int(args.counts) if args.counts.strip().isdigit()
                   else _parse_pairs(args.counts, "--counts", int))
@@ -204,8 +205,9 @@ def run(args) -> int:
         rendered, crop_size, export_um = panel, args.crop_size, args.export_pixel_size
         if args.export == "tight":
             rendered, crop_size, cfg, export_um = _tight_rendering(panel, args, cfg)
-        if not 0.0 <= args.ck_copy <= 1.0 or (args.ck_copy and args.export != "tight"):
-            raise InputError("--ck-copy is a share of tight exports, 0-1 (with --export tight)")
+        if args.ck_copy and args.export != "tight":
+            raise InputError("--ck-copy draws the copy on tight exports: add --export tight")
+        check_ck_copy(args.ck_copy)  # before anything is written, as the other options
         prepare_output(args, taxonomy)  # after the options are read: a typo there deletes nothing
         batch = simulate_crops(counts, rendered, taxonomy, crop_size, args.seed, cfg,
                                args.samples)

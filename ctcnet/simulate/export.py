@@ -363,6 +363,13 @@ def with_ck_copy(shown: np.ndarray, roles: Sequence[str], share: float) -> np.nd
     return out
 
 
+def check_ck_copy(share: float) -> None:
+    """Refuse a share of exports with a CK copy (:func:`write_tight_export_dataset`'s
+    ``ck_copy``) outside 0-1."""
+    if not 0.0 <= share <= 1.0:
+        raise InputError(f"the share of exports with a CK copy is 0-1, not {share}")
+
+
 def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None = None,
                                planes: Sequence[str] = DEFAULT_PLANES,
                                pixel_size_um: float = 0.1, file_format: str = "png",
@@ -378,8 +385,7 @@ def write_tight_export_dataset(batch, out_dir: str | Path, panel: Panel | None =
     panel = load_panel(panel)
     if file_format not in ("png", "jpg"):
         raise InputError(f"tight exports are png or jpg, not {file_format!r}")
-    if not 0.0 <= ck_copy <= 1.0:
-        raise InputError(f"the share of exports with a CK copy is 0-1, not {ck_copy}")
+    check_ck_copy(ck_copy)
     composite, take = composite_panel(panel, planes, pixel_size_um, "tight")
     roles = [panel.roles()[i] for i in take]
     markers = [role != "nucleus" for role in roles]
