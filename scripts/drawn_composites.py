@@ -28,7 +28,8 @@ little noise and saved as PNG or JPEG.
 
 ``--scale-bar`` draws the same cells with a white scale bar and its label burnt in, as
 published figures carry them; ``--look`` shows them after a display change a figure's maker
-may make (:data:`LOOKS`: a gamma, a grey background, the cell off the centre, a thumbnail).
+may make (:data:`LOOKS`: a gamma, a grey background, the cell off the centre, a thumbnail,
+marker names, a thumbnail blown up pixel by pixel, a leukocyte beside the cell).
 
 Reports per kind the share called ``ctc`` and the share called ``ctc`` or shown to a person
 (target: CTC kinds called ``ctc``, leukocyte kinds never), running ``ctcnet predict`` on the
@@ -151,9 +152,11 @@ def with_scale_bar(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # simulator does: a gamma brightening dim signal (0.5) or darkening it (2), a grey background
 # (black lifted to 40 of 255), the cell off the image's centre (the image padded by 40 % of its
 # side at one corner), a thumbnail (the longest side 48 px) and the markers' names written in
-# their colours in the top-left corner, as a merged panel names them.
+# their colours in the top-left corner, as a merged panel names them; a scanner's small
+# thumbnail (the longest side 20 px) blown up to the figure's size by repeating its pixels; a
+# leukocyte beside the cell, cut by the image's edge, as a crop of a crowded field shows one.
 LOOKS = ("as_drawn", "gamma_0.5", "gamma_2", "grey_background", "off_centre", "thumbnail_48",
-         "marker_names")
+         "marker_names", "pixelated", "neighbour")
 # The marker names' colours as the composite shows them (R = CK, G = CD45, B = DAPI).
 MARKER_NAMES = (("CK", (255, 0, 0)), ("CD45", (0, 255, 0)), ("DAPI", (0, 0, 255)))
 
@@ -176,6 +179,14 @@ def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarra
         x = np.pad(x, [(dy, 0) if top else (0, dy), (dx, 0) if left else (0, dx), (0, 0)])
     elif look == "marker_names":
         return with_marker_names(rgb)
+    elif look == "neighbour":
+        return with_neighbour(rgb, rng)
+    elif look == "pixelated":
+        h, w = rgb.shape[:2]
+        s = 20 / max(h, w)
+        small = Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))),
+                                            Image.BOX)
+        return np.asarray(small.resize((w, h), Image.NEAREST))
     elif look == "thumbnail_48":
         h, w = rgb.shape[:2]
         s = 48 / max(h, w)
@@ -184,6 +195,28 @@ def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarra
     else:
         raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def with_neighbour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image widened by 40 % of its side at one corner, where a leukocyte (a CD45 ring round
+    its nucleus, drawn as large as the cell) sits a few um from the cell, cut by the image's
+    edges (about a quarter of its width outside)."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    dy, dx = int(0.4 * h), int(0.4 * w)
+    top, left = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+    out = np.pad(rgb, [(dy, 0) if top else (0, dy), (dx, 0) if left else (0, dx), (0, 0)])
+    other = draw_cell("wbc_ring", rng)
+    other = np.asarray(Image.fromarray(other).resize((w, h), Image.BILINEAR))
+    # The neighbour's image moved out past the padded corner by a third of its side.
+    y0 = -h // 3 if top else out.shape[0] - h + h // 3
+    x0 = -w // 3 if left else out.shape[1] - w + w // 3
+    ys, xs = slice(max(y0, 0), min(y0 + h, out.shape[0])), slice(max(x0, 0), min(x0 + w,
+                                                                            out.shape[1]))
+    part = other[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+    out[ys, xs] = np.maximum(out[ys, xs], part)
+    return out
 
 
 def with_marker_names(rgb: np.ndarray) -> np.ndarray:
