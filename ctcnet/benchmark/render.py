@@ -307,13 +307,15 @@ def render_stage_floors(k: dict) -> list[str]:
         return []
     floor = k.get("model_floor") or {}
     best = floor.get("floor_crops_per_s") or (floor.get("best_crops_per_s") or {}).get("median")
+    # Records made before the detect floor binned by block sums name none.
+    binning = (k.get("frame_floors") or {}).get("detect_floor_binning", "reshape-mean")
     lines = ["", "### Each stage against its floor", "",
              "Milliseconds per event. `predict`: the stage's time in the run with the defaults "
              "(frame stages summed over the frame threads, so on two cores they include time "
              "spent waiting for a core); `inline`: with `--workers 0`, each stage's own time; "
              "`floor`: the least work the stage could do on the same frames, measured in this "
              "run (`ctcnet.benchmark.floors`: read = reading and decoding the frames alone; "
-             "detect = a reshape-mean binning to detection's grid and one Gaussian of the "
+             f"detect = a {binning} binning to detection's grid and one Gaussian of the "
              "binned channels; crop = one numpy gather of the same windows; guard = one "
              "vectorised pass over every crop pixel; classify = the model alone at its best "
              "batch size"
