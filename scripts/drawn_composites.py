@@ -29,7 +29,8 @@ little noise and saved as PNG or JPEG.
 ``--scale-bar`` draws the same cells with a white scale bar and its label burnt in, as
 published figures carry them; ``--look`` shows them after a display change a figure's maker
 may make (:data:`LOOKS`: a gamma, a grey background, the cell off the centre, a thumbnail,
-marker names, a thumbnail blown up pixel by pixel, a leukocyte beside the cell).
+marker names, a thumbnail blown up pixel by pixel, a leukocyte beside the cell, the image cut
+tight round the cell, a white frame).
 
 Reports per kind the share called ``ctc`` and the share called ``ctc`` or shown to a person
 (target: CTC kinds called ``ctc``, leukocyte kinds never), running ``ctcnet predict`` on the
@@ -154,9 +155,13 @@ def with_scale_bar(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # side at one corner), a thumbnail (the longest side 48 px) and the markers' names written in
 # their colours in the top-left corner, as a merged panel names them; a scanner's small
 # thumbnail (the longest side 20 px) blown up to the figure's size by repeating its pixels; a
-# leukocyte beside the cell, cut by the image's edge, as a crop of a crowded field shows one.
+# leukocyte beside the cell, cut by the image's edge, as a crop of a crowded field shows one;
+# the image cut tight round the cell (3 % of its size beyond what is lit); a white frame round
+# the image (a figure panel's border, cut with the panel).
 LOOKS = ("as_drawn", "gamma_0.5", "gamma_2", "grey_background", "off_centre", "thumbnail_48",
-         "marker_names", "pixelated", "neighbour")
+         "marker_names", "pixelated", "neighbour", "tight", "white_frame")
+# What the ``tight`` look counts as lit (8-bit, any plane) and the margin it leaves round it.
+TIGHT_LIT, TIGHT_MARGIN = 40, 0.03
 # The marker names' colours as the composite shows them (R = CK, G = CD45, B = DAPI).
 MARKER_NAMES = (("CK", (255, 0, 0)), ("CD45", (0, 255, 0)), ("DAPI", (0, 0, 255)))
 
@@ -181,6 +186,16 @@ def with_look(rgb: np.ndarray, look: str, rng: np.random.Generator) -> np.ndarra
         return with_marker_names(rgb)
     elif look == "neighbour":
         return with_neighbour(rgb, rng)
+    elif look == "tight":
+        ys, xs = np.nonzero(rgb.max(axis=2) > TIGHT_LIT)
+        margin = int(TIGHT_MARGIN * max(np.ptp(ys), np.ptp(xs)))
+        top, left = max(0, ys.min() - margin), max(0, xs.min() - margin)
+        return np.ascontiguousarray(rgb[top:ys.max() + 1 + margin, left:xs.max() + 1 + margin])
+    elif look == "white_frame":
+        side = max(2, min(rgb.shape[:2]) // 40)
+        framed = rgb.copy()
+        framed[:side], framed[-side:], framed[:, :side], framed[:, -side:] = 255, 255, 255, 255
+        return framed
     elif look == "pixelated":
         h, w = rgb.shape[:2]
         s = 20 / max(h, w)

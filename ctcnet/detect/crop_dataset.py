@@ -34,7 +34,7 @@ import numpy as np
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.pixel_size import estimate_pixel_size, fitted_pixel_sizes
 from ctcnet.errors import InputError
-from ctcnet.io.annotations import without_annotations
+from ctcnet.io.annotations import without_annotations, without_frame
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -84,7 +84,7 @@ class CropIndex:
         return replace(self, panel=source.subset(indices), file_panel=source,
                        channels=tuple(indices))
 
-    def read(self, i: int, min_size: int = 0, marks: list[int] | None = None) -> np.ndarray:
+    def read(self, i: int, min_size: int = 0, marks: list[str] | None = None) -> np.ndarray:
         """Crop ``i`` as (C, H, W) in ``self.panel``'s channel order, its stored dtype
         (``marks``: see :func:`read_crop`)."""
         arr = read_crop(self.paths[i], self.file_panel or self.panel, min_size, marks)
@@ -307,12 +307,14 @@ def _manifest_path(root: Path, written: str) -> Path:
 
 
 def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
-              marks: list[int] | None = None) -> np.ndarray:
+              marks: list[str] | None = None) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
 
-    A colour composite's burnt-in scale bar and its label are filled from the pixels round
-    them (:func:`ctcnet.io.annotations.without_annotations`); ``marks``, when given, gets the
-    number of pixels filled in a crop that had any.
+    A colour composite's white frame at its edges (a figure panel's border,
+    :func:`ctcnet.io.annotations.without_frame`) and its burnt-in scale bar and label
+    (:func:`ctcnet.io.annotations.without_annotations`) are filled from the pixels round them;
+    ``marks``, when given, gets the name of each kind of mark a crop had (``"frame"``,
+    ``"scale bar"``).
     """
     arr, names = read_image(path)
     if panel.composite == "rgb" and not is_rgb_composite(arr):
@@ -333,9 +335,10 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
         raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
                          f"input {min_size}x{min_size}", path)
     if panel.composite == "rgb":
+        arr, framed = without_frame(arr)
         arr, filled = without_annotations(arr)
-        if filled and marks is not None:
-            marks.append(filled)
+        if marks is not None:
+            marks += [kind for kind, n in (("frame", framed), ("scale bar", filled)) if n]
     return arr
 
 
@@ -422,10 +425,15 @@ def crop_chunks(index: CropIndex, size: int | None = None,
                     "cells read as faint specks (called debris)", index.root, rescaled,
                     len(index))
     warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
-    if marks:
+    if "scale bar" in marks:
         log.warning("crop dataset %s: %d of %d crops show a scale bar burnt in (white, read "
                     "as every marker at once): it and its label were filled from the pixels "
-                    "round them before reading", index.root, len(marks), len(index))
+                    "round them before reading", index.root, marks.count("scale bar"),
+                    len(index))
+    if "frame" in marks:
+        log.warning("crop dataset %s: %d of %d crops have a white frame at their edges (a "
+                    "figure panel's border, read as every marker at once): it was filled from the "
+                    "pixels inside it before reading", index.root, marks.count("frame"), len(index))
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

@@ -1,5 +1,6 @@
 """Scale bars and their labels burnt into colour composite crops, as published figures show
-them, found and filled before anything reads the crop.
+them, found and filled before anything reads the crop; and a panel's white frame at the
+crop's edges, filled too (:func:`without_frame`).
 
 A figure's marks are drawn in white, which in a composite reads as every marker at full scale
 at once (CK, CD45 and DAPI). Read as they are, they cost CTC calls: with ``--pixel-size fit``
@@ -59,6 +60,12 @@ GLYPH_SPECK_PX = 4
 # (every plane at most ``DARK_LEVEL``).
 DARK_LEVEL = 60
 BACKGROUND_SHARE = 0.75
+# A frame line: an edge row or column at least this share white (a figure's panel border, or
+# the white gap between panels cut with the panel), taken with the one line inside it that
+# its anti-aliasing or JPEG ringing lightens; at most this share of a side per edge. No cell
+# saturates every marker along a whole edge.
+FRAME_FILL = 0.9
+FRAME_MAX_SHARE = 0.1
 
 
 def annotation_mask(rgb: np.ndarray) -> np.ndarray:
@@ -153,3 +160,39 @@ def without_annotations(rgb: np.ndarray) -> tuple[np.ndarray, int]:
         return rgb, 0
     nearest = ndimage.distance_transform_edt(mask, return_distances=False, return_indices=True)
     return np.asarray(rgb)[:, nearest[0], nearest[1]], n
+
+
+def frame_widths(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """Lines of a white frame at each edge (top, bottom, left, right) of a (3, H, W) 8-bit
+    composite: the edge lines at least ``FRAME_FILL`` white, one more line beside them (its
+    anti-aliasing or JPEG ringing), at most ``FRAME_MAX_SHARE`` of the side; 0 at an edge
+    without one."""
+    planes = np.asarray(rgb)
+    low, high = planes.min(axis=0), planes.max(axis=0)
+    white = ((high.astype(np.int16) - low) <= NEUTRAL_SPREAD) & (low >= WHITE_LEVEL)
+    h, w = white.shape
+    widths = []
+    for lines, side in ((white, h), (white[::-1], h), (white.T, w), (white.T[::-1], w)):
+        most = int(FRAME_MAX_SHARE * side)
+        share = lines[:most].mean(axis=1) if most else np.zeros(0)
+        count = int(np.argmin(share >= FRAME_FILL)) if len(share) and share[-1] < FRAME_FILL \
+            else len(share)
+        widths.append(min(count + 1, most) if count else 0)
+    return tuple(widths)
+
+
+def without_frame(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """A (3, H, W) 8-bit composite with a white frame at its edges (:func:`frame_widths`)
+    filled from the nearest pixels inside it, and how many pixels were filled (0: ``rgb``
+    itself). Filled, not cut away: the crop keeps its margin round the cell, whose outer ring
+    is what a crop smaller than the model's field is padded from."""
+    from scipy import ndimage
+
+    top, bottom, left, right = frame_widths(rgb)
+    if not top + bottom + left + right:
+        return rgb, 0
+    h, w = np.asarray(rgb).shape[1:]
+    frame = np.ones((h, w), bool)
+    frame[top:h - bottom, left:w - right] = False
+    nearest = ndimage.distance_transform_edt(frame, return_distances=False, return_indices=True)
+    return np.asarray(rgb)[:, nearest[0], nearest[1]], int(frame.sum())

@@ -1,10 +1,11 @@
-"""Scale bars and labels burnt into composite crops are filled; a cell's own white is not."""
+"""Scale bars, labels and white frames burnt into composite crops are filled; a cell's own white
+is not."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ctcnet.io.annotations import annotation_mask, without_annotations
+from ctcnet.io.annotations import annotation_mask, frame_widths, without_annotations, without_frame
 
 
 def _cell(side=120, ring_white=False, seed=0):
@@ -128,3 +129,34 @@ def test_a_straight_white_membrane_at_a_cells_edge_is_not_a_bar():
     rgb[:, 8:10, 8:24] = 255  # ... and a straight saturated membrane along one side
     rgb[1, 8:24, 8:10] = 255
     assert not annotation_mask(rgb).any()
+
+
+@pytest.mark.parametrize("sides", [(2, 2, 2, 2), (3, 0, 0, 0), (0, 2, 0, 3)])
+def test_a_white_frame_at_the_edges_is_filled_from_the_pixels_inside_it(sides):
+    # A figure panel's border (or the white gap beside it) cut with the panel: every marker
+    # at full scale along whole edges, read as a cell's CK and CD45 round the crop.
+    cell = _cell()
+    framed = cell.copy()
+    top, bottom, left, right = sides
+    framed[:, :top] = 255
+    framed[:, framed.shape[1] - bottom:] = 255
+    framed[:, :, :left] = 255
+    framed[:, :, framed.shape[2] - right:] = 255
+    # The frame's lines and the one inside each (its anti-aliasing or JPEG ringing).
+    assert frame_widths(framed) == tuple(n + 1 if n else 0 for n in sides)
+    filled, n = without_frame(framed)
+    assert filled.shape == cell.shape and n > 0
+    # No white is left (every plane bright at once), and inside the band it took the crop is
+    # as it was.
+    assert filled.min(axis=0).max() < 230
+    inner = (slice(None), slice(top + 1, 120 - bottom - 1), slice(left + 1, 120 - right - 1))
+    assert np.array_equal(filled[inner], cell[inner])
+
+
+def test_no_frame_without_whole_white_edges():
+    # A cell's white membrane reaching an edge, or a scale bar along the bottom, is no frame.
+    cell = _cell(ring_white=True)
+    cell[:, 40:80, 0] = 255  # white over a third of the left edge
+    assert frame_widths(cell) == (0, 0, 0, 0)
+    assert without_frame(cell)[1] == 0
+    assert frame_widths(_with_bar(_cell())) == (0, 0, 0, 0)

@@ -70,13 +70,14 @@ def test_a_scale_bar_burnt_into_each_image_changes_no_call(drawn, pixel_size, tm
 
 
 @pytest.mark.parametrize("look", ["gamma_0.5", "gamma_2", "grey_background", "off_centre",
-                                  "thumbnail_48", "pixelated", "neighbour"])
+                                  "thumbnail_48", "pixelated", "neighbour", "tight",
+                                  "white_frame"])
 def test_display_changes_the_simulator_never_makes_lose_no_ctc(drawn, look, tmp_path):
     # What a figure's maker may do after the viewer: a gamma, a grey background, the cell off
-    # the centre, a thumbnail, a small thumbnail blown up pixel by pixel; and a leukocyte
-    # beside the cell, cut by the image's edge. Each crop fitted to its cell: every CTC but the
-    # spindles is still called ctc or shown to a person, most are called, and no leukocyte is
-    # called ctc.
+    # the centre, a thumbnail, a small thumbnail blown up pixel by pixel, a white frame; a
+    # leukocyte beside the cell, cut by the image's edge; the image cut tight round the cell.
+    # Each crop fitted to its cell: every CTC but the spindles is still called ctc or shown to
+    # a person, most are called, and no leukocyte is called ctc.
     script, _ = drawn
     root = script.write_drawn_set(tmp_path / look, PER_KIND, seed=3, look=look)
     assert main(["predict", str(root), "--out", str(tmp_path / "out"), "--device", "cpu",
