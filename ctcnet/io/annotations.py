@@ -174,9 +174,8 @@ def frame_widths(rgb: np.ndarray) -> tuple[int, int, int, int]:
     widths = []
     for lines, side in ((white, h), (white[::-1], h), (white.T, w), (white.T[::-1], w)):
         most = int(FRAME_MAX_SHARE * side)
-        share = lines[:most].mean(axis=1) if most else np.zeros(0)
-        count = int(np.argmin(share >= FRAME_FILL)) if len(share) and share[-1] < FRAME_FILL \
-            else len(share)
+        run = lines[:most].mean(axis=1) >= FRAME_FILL
+        count = len(run) if run.all() else int(np.argmin(run))  # the white lines from the edge
         widths.append(min(count + 1, most) if count else 0)
     return tuple(widths)
 

@@ -157,6 +157,14 @@ def test_no_frame_without_whole_white_edges():
     # A cell's white membrane reaching an edge, or a scale bar along the bottom, is no frame.
     cell = _cell(ring_white=True)
     cell[:, 40:80, 0] = 255  # white over a third of the left edge
+    cell[:, 2, :] = 255  # a white line two lines in from the top edge, none at the edge
     assert frame_widths(cell) == (0, 0, 0, 0)
     assert without_frame(cell)[1] == 0
     assert frame_widths(_with_bar(_cell())) == (0, 0, 0, 0)
+
+
+def test_a_frame_ends_at_its_first_line_that_is_not_white():
+    cell = _cell()
+    cell[:, 0, :] = 255  # a one-line frame at the top ...
+    cell[:, 2, :] = 255  # ... and a white line two lines in, past a dark one: not the frame's
+    assert frame_widths(cell) == (2, 0, 0, 0)
