@@ -34,7 +34,7 @@ import numpy as np
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.pixel_size import estimate_pixel_size, fitted_pixel_sizes
 from ctcnet.errors import InputError
-from ctcnet.io.annotations import without_annotations, without_frame
+from ctcnet.io.annotations import warn_of_marks, without_marks
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -310,11 +310,10 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
               marks: list[str] | None = None) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
 
-    A colour composite's white frame at its edges (a figure panel's border,
-    :func:`ctcnet.io.annotations.without_frame`) and its burnt-in scale bar and label
-    (:func:`ctcnet.io.annotations.without_annotations`) are filled from the pixels round them;
-    ``marks``, when given, gets the name of each kind of mark a crop had (``"frame"``,
-    ``"scale bar"``).
+    A colour composite's white frame at its edges (a figure panel's border) and its burnt-in
+    scale bar and label are filled from the pixels round them
+    (:func:`ctcnet.io.annotations.without_marks`); ``marks``, when given, gets the name of each
+    kind of mark a crop had (``"frame"``, ``"scale bar"``).
     """
     arr, names = read_image(path)
     if panel.composite == "rgb" and not is_rgb_composite(arr):
@@ -335,10 +334,9 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
         raise InputError(f"crop is {arr.shape[1]}x{arr.shape[2]} px, smaller than the model "
                          f"input {min_size}x{min_size}", path)
     if panel.composite == "rgb":
-        arr, framed = without_frame(arr)
-        arr, filled = without_annotations(arr)
+        arr, found = without_marks(arr)
         if marks is not None:
-            marks += [kind for kind, n in (("frame", framed), ("scale bar", filled)) if n]
+            marks += found
     return arr
 
 
@@ -425,15 +423,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
                     "cells read as faint specks (called debris)", index.root, rescaled,
                     len(index))
     warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
-    if "scale bar" in marks:
-        log.warning("crop dataset %s: %d of %d crops show a scale bar burnt in (white, read "
-                    "as every marker at once): it and its label were filled from the pixels "
-                    "round them before reading", index.root, marks.count("scale bar"),
-                    len(index))
-    if "frame" in marks:
-        log.warning("crop dataset %s: %d of %d crops have a white frame at their edges (a "
-                    "figure panel's border, read as every marker at once): it was filled from the "
-                    "pixels inside it before reading", index.root, marks.count("frame"), len(index))
+    warn_of_marks(index.root, marks, len(index))
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

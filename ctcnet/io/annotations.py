@@ -29,7 +29,11 @@ within ``NEUTRAL_SPREAD`` of each other. The pixels next to a mark whitened in e
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # A mark's white: every plane at least this (8-bit levels; JPEG softens pure white a little)
 # and the planes this close to each other.
@@ -195,3 +199,30 @@ def without_frame(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     frame[top:h - bottom, left:w - right] = False
     nearest = ndimage.distance_transform_edt(frame, return_distances=False, return_indices=True)
     return np.asarray(rgb)[:, nearest[0], nearest[1]], int(frame.sum())
+
+
+# What a crop folder's reader says of each kind of mark it filled (:func:`warn_of_marks`).
+MARK_NOTES = {
+    "frame": "have a white frame at their edges (a figure panel's border, read as every marker "
+             "at once): it was filled from the pixels inside it before reading",
+    "scale bar": "show a scale bar burnt in (white, read as every marker at once): it and its "
+                 "label were filled from the pixels round them before reading",
+}
+
+
+def without_marks(rgb: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """A (3, H, W) 8-bit composite with its white frame (:func:`without_frame`) and its scale
+    bars and labels (:func:`without_annotations`) filled, and the kinds of mark it had (keys
+    of ``MARK_NOTES``)."""
+    rgb, framed = without_frame(rgb)
+    rgb, filled = without_annotations(rgb)
+    return rgb, [kind for kind, n in (("frame", framed), ("scale bar", filled)) if n]
+
+
+def warn_of_marks(what, marks: list[str], total: int) -> None:
+    """One warning per kind of mark filled in ``marks`` (one entry per crop that had it) of
+    ``total`` crops of ``what``."""
+    for kind, note in MARK_NOTES.items():
+        if kind in marks:
+            log.warning("crop dataset %s: %d of %d crops %s", what, marks.count(kind), total,
+                        note)
