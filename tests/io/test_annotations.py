@@ -168,3 +168,23 @@ def test_a_frame_ends_at_its_first_line_that_is_not_white():
     cell[:, 0, :] = 255  # a one-line frame at the top ...
     cell[:, 2, :] = 255  # ... and a white line two lines in, past a dark one: not the frame's
     assert frame_widths(cell) == (2, 0, 0, 0)
+
+
+def test_a_crop_folders_reader_fills_a_frame_and_says_so(tmp_path, caplog):
+    from ctcnet.detect.crop_dataset import read_crop
+    from ctcnet.io.annotations import warn_of_marks
+    from ctcnet.io.panel import Panel
+
+    cell = _cell()
+    framed = cell.copy()
+    framed[:, :3], framed[:, -3:], framed[:, :, :3], framed[:, :, -3:] = 255, 255, 255, 255
+    Image.fromarray(framed.transpose(1, 2, 0).copy()).save(tmp_path / "cell.png")
+    panel = Panel.from_dict({"composite": "rgb", "channels": ["CK", "CD45", "DAPI"],
+                             "pixel_size_um": 0.1})
+    marks = []
+    read = read_crop(tmp_path / "cell.png", panel, marks=marks)
+    assert marks == ["frame"] and read.min(axis=0).max() < 230
+    with caplog.at_level("WARNING"):
+        warn_of_marks(tmp_path, marks + ["scale bar"], 7)
+    assert "1 of 7 crops have a white frame" in caplog.text
+    assert "1 of 7 crops show a scale bar" in caplog.text
