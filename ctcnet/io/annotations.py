@@ -1,6 +1,6 @@
 """Scale bars and their labels burnt into colour composite crops, as published figures show
-them, found and filled before anything reads the crop; and a panel's white frame at the
-crop's edges, filled too (:func:`without_frame`).
+them, found and filled before anything reads the crop; and a panel's white or grey frame at
+the crop's edges, filled too (:func:`without_frame`).
 
 A figure's marks are drawn in white, which in a composite reads as every marker at full scale
 at once (CK, CD45 and DAPI). Read as they are, they cost CTC calls: with ``--pixel-size fit``
@@ -64,11 +64,13 @@ GLYPH_SPECK_PX = 4
 # (every plane at most ``DARK_LEVEL``).
 DARK_LEVEL = 60
 BACKGROUND_SHARE = 0.75
-# A frame line: an edge row or column at least this share white (a figure's panel border, or
-# the white gap between panels cut with the panel), taken with the one line inside it that
-# its anti-aliasing or JPEG ringing lightens; at most this share of a side per edge. No cell
-# saturates every marker along a whole edge.
+# A frame line: an edge row or column at least this share light grey to white (every plane at
+# least FRAME_LEVEL, the planes within NEUTRAL_SPREAD: a figure's panel border, or the gap
+# between panels cut with the panel), taken with the one line inside it that its
+# anti-aliasing or JPEG ringing lightens; at most this share of a side per edge. No cell
+# lights every marker alike along a whole edge.
 FRAME_FILL = 0.9
+FRAME_LEVEL = 100
 FRAME_MAX_SHARE = 0.1
 
 
@@ -167,13 +169,13 @@ def without_annotations(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def frame_widths(rgb: np.ndarray) -> tuple[int, int, int, int]:
-    """Lines of a white frame at each edge (top, bottom, left, right) of a (3, H, W) 8-bit
-    composite: the edge lines at least ``FRAME_FILL`` white, one more line beside them (its
-    anti-aliasing or JPEG ringing), at most ``FRAME_MAX_SHARE`` of the side; 0 at an edge
-    without one."""
+    """Lines of a light frame at each edge (top, bottom, left, right) of a (3, H, W) 8-bit
+    composite: the edge lines at least ``FRAME_FILL`` light grey to white (``FRAME_LEVEL``),
+    one more line beside them (its anti-aliasing or JPEG ringing), at most
+    ``FRAME_MAX_SHARE`` of the side; 0 at an edge without one."""
     planes = np.asarray(rgb)
     low, high = planes.min(axis=0), planes.max(axis=0)
-    white = ((high.astype(np.int16) - low) <= NEUTRAL_SPREAD) & (low >= WHITE_LEVEL)
+    white = ((high.astype(np.int16) - low) <= NEUTRAL_SPREAD) & (low >= FRAME_LEVEL)
     h, w = white.shape
     widths = []
     for lines, side in ((white, h), (white[::-1], h), (white.T, w), (white.T[::-1], w)):
@@ -185,7 +187,7 @@ def frame_widths(rgb: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def without_frame(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """A (3, H, W) 8-bit composite with a white frame at its edges (:func:`frame_widths`)
+    """A (3, H, W) 8-bit composite with a light frame at its edges (:func:`frame_widths`)
     filled from the nearest pixels inside it, and how many pixels were filled (0: ``rgb``
     itself). Filled, not cut away: the crop keeps its margin round the cell, whose outer ring
     is what a crop smaller than the model's field is padded from."""
@@ -203,15 +205,15 @@ def without_frame(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 # What a crop folder's reader says of each kind of mark it filled (:func:`warn_of_marks`).
 MARK_NOTES = {
-    "frame": "have a white frame at their edges (a figure panel's border, read as every marker "
-             "at once): it was filled from the pixels inside it before reading",
+    "frame": "have a white or grey frame at their edges (a figure panel's border, read as "
+             "every marker at once): it was filled from the pixels inside it before reading",
     "scale bar": "show a scale bar burnt in (white, read as every marker at once): it and its "
                  "label were filled from the pixels round them before reading",
 }
 
 
 def without_marks(rgb: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """A (3, H, W) 8-bit composite with its white frame (:func:`without_frame`) and its scale
+    """A (3, H, W) 8-bit composite with its frame (:func:`without_frame`) and its scale
     bars and labels (:func:`without_annotations`) filled, and the kinds of mark it had (keys
     of ``MARK_NOTES``)."""
     rgb, framed = without_frame(rgb)

@@ -163,6 +163,15 @@ def test_no_frame_without_whole_white_edges():
     assert frame_widths(_with_bar(_cell())) == (0, 0, 0, 0)
 
 
+def test_a_light_grey_frame_is_a_frame_and_a_lifted_black_is_not():
+    cell = _cell()
+    grey = cell.copy()
+    grey[:, :, :3] = 180  # a light grey border at the left edge
+    assert frame_widths(grey) == (0, 0, 4, 0)
+    lifted = (40 + cell * (215 / 255)).astype(np.uint8)  # a grey background, black at 40
+    assert frame_widths(lifted) == (0, 0, 0, 0)
+
+
 def test_a_frame_ends_at_its_first_line_that_is_not_white():
     cell = _cell()
     cell[:, 0, :] = 255  # a one-line frame at the top ...
@@ -186,5 +195,5 @@ def test_a_crop_folders_reader_fills_a_frame_and_says_so(tmp_path, caplog):
     assert marks == ["frame"] and read.min(axis=0).max() < 230
     with caplog.at_level("WARNING"):
         warn_of_marks(tmp_path, marks + ["scale bar"], 7)
-    assert "1 of 7 crops have a white frame" in caplog.text
+    assert "1 of 7 crops have a white or grey frame" in caplog.text
     assert "1 of 7 crops show a scale bar" in caplog.text
