@@ -310,7 +310,7 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
               marks: list[str] | None = None) -> np.ndarray:
     """Read one crop, checked against the panel; returns (C, H, W) in its stored dtype.
 
-    A colour composite's white frame at its edges (a figure panel's border) and its burnt-in
+    A colour composite's white or grey frame at its edges (a panel's border) and its burnt-in
     scale bar and label are filled from the pixels round them
     (:func:`ctcnet.io.annotations.without_marks`); ``marks``, when given, gets the name of each
     kind of mark a crop had (``"frame"``, ``"scale bar"``).

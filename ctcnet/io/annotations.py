@@ -175,13 +175,13 @@ def frame_widths(rgb: np.ndarray) -> tuple[int, int, int, int]:
     ``FRAME_MAX_SHARE`` of the side; 0 at an edge without one."""
     planes = np.asarray(rgb)
     low, high = planes.min(axis=0), planes.max(axis=0)
-    white = ((high.astype(np.int16) - low) <= NEUTRAL_SPREAD) & (low >= FRAME_LEVEL)
-    h, w = white.shape
+    light = ((high.astype(np.int16) - low) <= NEUTRAL_SPREAD) & (low >= FRAME_LEVEL)
+    h, w = light.shape
     widths = []
-    for lines, side in ((white, h), (white[::-1], h), (white.T, w), (white.T[::-1], w)):
+    for lines, side in ((light, h), (light[::-1], h), (light.T, w), (light.T[::-1], w)):
         most = int(FRAME_MAX_SHARE * side)
         run = lines[:most].mean(axis=1) >= FRAME_FILL
-        count = len(run) if run.all() else int(np.argmin(run))  # the white lines from the edge
+        count = len(run) if run.all() else int(np.argmin(run))  # the frame's lines from the edge
         widths.append(min(count + 1, most) if count else 0)
     return tuple(widths)
 
