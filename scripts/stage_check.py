@@ -8,8 +8,8 @@ when a stage's multiple grows past 1.5x its record in ``docs/benchmarks-stages.j
 ``--record`` rewrites the record from this machine (on a quiet machine, after a change that
 makes a stage faster or slower on purpose); ``--record --add-machine`` keeps the machines of
 other CPUs recorded before beside it (machines differ in how numpy compares with
-onnxruntime): a machine is held to its own CPU's record, one of a CPU not recorded to the
-largest multiple any measured. Exits 1 when a stage grew past the tolerance.
+onnxruntime): a machine is held to its own CPU's record (name and model), one of a CPU not
+recorded to the largest multiple any measured. Exits 1 when a stage grew past the tolerance.
 """
 
 from __future__ import annotations

@@ -91,6 +91,26 @@ def cpu_name() -> str:
     return platform.processor() or ""
 
 
+def cpu_model() -> str | None:
+    """The CPU's family and model numbers (Linux on x86: "family 25 model 17"), which tell
+    apart generations that share a model name ("AMD EPYC" covers several, whose numpy and
+    onnxruntime speeds compare differently); None where /proc/cpuinfo does not say."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:  # the first processor's block is enough
+                break
+    except OSError:
+        return None
+    if "cpu family" in fields and "model" in fields:
+        return f"family {fields['cpu family']} model {fields['model']}"
+    return None
+
+
 def usable_cores() -> int:
     """Cores this process may run on (a container's share, not the host's count)."""
     if hasattr(os, "sched_getaffinity"):

@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ctcnet.benchmark.common import STAGES, cpu_name, load_average, usable_cores
+from ctcnet.benchmark.common import STAGES, cpu_model, cpu_name, load_average, usable_cores
 from ctcnet.benchmark.workers import synthetic_crops
 from ctcnet.io.atomic import atomic_write_text
 
@@ -109,13 +109,13 @@ def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> 
             "per_event_ms": {s: round(1e3 * v, 4) for s, v in per_event.items()},
             "ratios": {s: round(v / model_per_event, 4) for s, v in per_event.items()},
             "batch_size": engine.batch_size, "settings": asdict(settings),
-            "machine": {"cpu": cpu_name(), "cores": usable_cores()},
+            "machine": {"cpu": cpu_name(), "cpu_model": cpu_model(), "cores": usable_cores()},
             "load_average": load_average()}
 
 
 def report_lines(result: dict, baseline: dict | None) -> list[str]:
     """The measured multiples beside the recorded ones, one line a stage."""
-    recorded = recorded_ratios(baseline, _cpu(result)) if baseline else {}
+    recorded = recorded_ratios(baseline, result.get("machine") or {}) if baseline else {}
     lines = [f"stage check: {result['events']} events, model floor "
              f"{result['model_per_event_ms']:.3f} ms per crop (batch {result['batch_size']}), "
              f"load average {result['load_average']}",
@@ -129,11 +129,12 @@ def report_lines(result: dict, baseline: dict | None) -> list[str]:
 
 def with_machine(baseline: dict, result: dict) -> dict:
     """A record of ``result``'s machine beside those of ``baseline`` (``machines``; one of the
-    same CPU is replaced), its top-level multiples each stage's largest. Machines differ in
-    how numpy's speed compares with onnxruntime's: the same code measured the guard at 0.71x
-    the model on an AMD EPYC and 0.98x on an Intel Xeon of this project's 2-core kind, most
-    stages 1.3-1.7x apart (classify and report about 1.1x), so one machine's record fails the
-    other's unchanged code."""
+    same CPU, name and model, is replaced), its top-level multiples each stage's largest.
+    Machines differ in how numpy's speed compares with onnxruntime's: the same code measured
+    the guard at 0.71x the model on an AMD EPYC and 0.98x on an Intel Xeon of this project's
+    2-core kind, most stages 1.3-1.7x apart (classify and report about 1.1x), and cropping
+    at 0.47x and 0.81x on two AMD EPYCs, so one machine's record fails the other's unchanged
+    code."""
     machines = baseline.get("machines") or [
         {k: baseline[k] for k in ("machine", "measured", "ratios") if k in baseline}]
     machines = [m for m in machines if _cpu(m) != _cpu(result)] + \
@@ -145,18 +146,27 @@ def with_machine(baseline: dict, result: dict) -> dict:
     return merged
 
 
-def recorded_ratios(baseline: dict, cpu: str) -> dict:
-    """The multiples a machine of ``cpu`` is held to: its own CPU's record when there is one
-    (a slower stage is caught on either machine), else the largest any machine measured."""
-    for machine in baseline.get("machines", []):
-        if _cpu(machine) == cpu:
-            return machine["ratios"]
+def recorded_ratios(baseline: dict, machine: dict) -> dict:
+    """The multiples a ``machine`` (a measurement's ``machine``: CPU name and model) is held
+    to: the record of its own CPU when there is one (a slower stage is caught on either
+    machine); else that of its CPU name taken before models were told apart (no
+    ``cpu_model``); else the largest any machine measured."""
+    records = baseline.get("machines", [])
+    own = _cpu({"machine": machine})
+    for record in records:
+        if _cpu(record) == own:
+            return record["ratios"]
+    for record in records:
+        if _cpu(record) == (own[0], None):
+            return record["ratios"]
     return baseline["ratios"]
 
 
-def _cpu(record: dict) -> str | None:
-    """The CPU a measurement or record was made on (None when it does not say)."""
-    return (record.get("machine") or {}).get("cpu")
+def _cpu(record: dict) -> tuple[str | None, str | None]:
+    """The CPU a measurement or record was made on: its name and model (None where it does
+    not say)."""
+    machine = record.get("machine") or {}
+    return machine.get("cpu"), machine.get("cpu_model")
 
 
 def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | None = None,
@@ -193,7 +203,7 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
         for line in report_lines(result, baseline):
             log.info("%s", line)
         failures = [] if record else compare_ratios(
-            result["ratios"], recorded_ratios(baseline, _cpu(result)), tolerance)
+            result["ratios"], recorded_ratios(baseline, result.get("machine") or {}), tolerance)
         if not failures:
             break
     result["seconds"] = round(time.perf_counter() - started, 1)

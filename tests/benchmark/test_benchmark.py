@@ -281,8 +281,29 @@ def test_a_machine_is_held_to_its_own_cpus_record_and_others_to_the_largest():
     assert [m["measured"] for m in again["machines"]] == ["day 1", "day 3"]
     assert again["ratios"] == {"guard": 0.9, "crop": 0.5}
     # Each machine against its own record: a guard twice as slow on A is caught there.
-    assert recorded_ratios(merged, "A") == first["ratios"]
-    assert compare_ratios({"guard": 1.4, "crop": 0.47}, recorded_ratios(merged, "A"))
-    assert not compare_ratios(second["ratios"], recorded_ratios(merged, "B"))
+    assert recorded_ratios(merged, {"cpu": "A"}) == first["ratios"]
+    assert compare_ratios({"guard": 1.4, "crop": 0.47}, recorded_ratios(merged, {"cpu": "A"}))
+    assert not compare_ratios(second["ratios"], recorded_ratios(merged, {"cpu": "B"}))
     # A CPU never recorded: the largest of them.
-    assert recorded_ratios(merged, "C") == {"guard": 1.02, "crop": 0.47}
+    assert recorded_ratios(merged, {"cpu": "C"}) == {"guard": 1.02, "crop": 0.47}
+
+
+def test_cpus_of_one_name_and_another_model_keep_records_of_their_own():
+    """Two generations sold under one name ("AMD EPYC") compare numpy with onnxruntime
+    differently: each is held to its own record, and a model not recorded to the name's
+    record taken before models were told apart."""
+    from ctcnet.benchmark.stages import recorded_ratios, with_machine
+
+    by_name = {"machine": {"cpu": "A"}, "measured": "day 1", "ratios": {"crop": 0.47}}
+    newer = {"machine": {"cpu": "A", "cpu_model": "family 25 model 17"}, "measured": "day 2",
+             "ratios": {"crop": 0.81}}
+    merged = with_machine(by_name, newer)
+    assert [m["measured"] for m in merged["machines"]] == ["day 1", "day 2"]
+    assert recorded_ratios(merged, newer["machine"]) == {"crop": 0.81}
+    assert recorded_ratios(merged, {"cpu": "A", "cpu_model": "family 25 model 1"}) == \
+        {"crop": 0.47}
+    assert recorded_ratios(merged, {"cpu": "B", "cpu_model": "family 6 model 85"}) == \
+        {"crop": 0.81}
+    # The newer model recorded again replaces its own entry only.
+    again = with_machine(merged, {**newer, "measured": "day 3"})
+    assert [m["measured"] for m in again["machines"]] == ["day 1", "day 3"]
