@@ -129,16 +129,74 @@ def percentiles(values, qs, method: str = "linear", mask=None) -> np.ndarray:
 
 def percentiles_and_range(values, qs):
     """``linear`` :func:`percentiles` of (..., M) values with each row's minimum and maximum
-    (all float64, NaN for a row with a NaN), from one sort in the values' own type (float32
-    moves half the bytes of float64, and numpy's vectorised sort is 3 times faster than a
-    partition at the places needed): np.percentile converts, moves the axis and partitions,
-    4 times slower, and that was most of the cost of a crop at a frame border."""
+    (all float64, NaN for a row with a NaN): np.percentile converts, moves the axis and
+    partitions, 4 times slower, and that was most of the cost of a crop at a frame border.
+
+    Rows of whole numbers within 16 bits (a scanner's counts, whatever type holds them) are
+    counted (:func:`_counted_linear`: the same numbers, 4-5 times faster on the few thousand
+    pixels of a frame border's window); others are sorted in their own type (float32 moves
+    half the bytes of float64, and numpy's vectorised sort is faster than a partition at the
+    places needed)."""
     values = np.asarray(values)
     qs = np.asarray(qs, np.float64).reshape(-1)
     if values.shape[-1] == 0:
         empty = np.full(values.shape[:-1], np.nan)
         return np.full((len(qs), *values.shape[:-1]), np.nan), empty, empty.copy()
+    counts = _as_counts(values)
+    if counts is not None:
+        return _counted_linear(counts, qs)
     return _sorted_linear(np.sort(values, axis=-1), qs)
+
+
+# Rows shorter than this are sorted: counting pays only on rows of some thousands of values.
+COUNTED_MIN_VALUES = 2048
+# Counting costs a pass over the span of values (max - min) as well as over the values, so it
+# is used where that span is at most this many times a row's length: a row of 3,000 values
+# spanning 0-65535 counted in 0.20 ms a row where a sort takes 0.04; 9,000 spanning 3,000
+# in 0.03 ms against 0.13.
+COUNTED_MAX_SPAN = 2
+
+
+def _as_counts(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as uint16 when every one is a whole number in 0-65535, and rows are long
+    enough and the span of values short enough to be worth counting; else None (sorted)."""
+    m = values.shape[-1]
+    if m < COUNTED_MIN_VALUES or not np.issubdtype(values.dtype, np.number) or \
+            np.issubdtype(values.dtype, np.complexfloating):
+        return None
+    with np.errstate(invalid="ignore"):
+        low, high = values.min(), values.max()
+        # NaN fails every comparison: such values are sorted (numpy's NaN rules).
+        if not (low >= 0 and high <= 65535 and high - low <= COUNTED_MAX_SPAN * m):
+            return None
+    if np.issubdtype(values.dtype, np.floating) and not np.array_equal(values,
+                                                                         np.floor(values)):
+        return None
+    return values.astype(np.uint16, copy=False)
+
+
+def _counted_linear(counts: np.ndarray, qs: np.ndarray):
+    """:func:`_sorted_linear`'s numbers for rows of uint16 ``counts``, by counting each row's
+    values (a histogram from its minimum to its maximum, cumulated) instead of sorting them:
+    the values at the ranks numpy's linear method reads are found in the cumulated counts."""
+    rows = counts.reshape(-1, counts.shape[-1])
+    n = rows.shape[-1]
+    virtual = (n - 1) * (qs / 100)
+    below = np.floor(virtual).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    lowest, highest = rows.min(axis=-1), rows.max(axis=-1)
+    a = np.empty((len(qs), len(rows)))
+    b = np.empty((len(qs), len(rows)))
+    for i, (row, low) in enumerate(zip(rows, lowest.tolist())):
+        cumulated = np.cumsum(np.bincount(row - np.uint16(low) if low else row))
+        # The value of rank r (0-based) is the first whose cumulated count exceeds r.
+        found = np.searchsorted(cumulated, np.concatenate([below, above]), side="right") + low
+        a[:, i], b[:, i] = found[:len(qs)], found[len(qs):]
+    gamma = (virtual - below).reshape(-1, 1)
+    shape = counts.shape[:-1]
+    result = _lerp(a, b, gamma).reshape(len(qs), *shape)
+    return (result, lowest.astype(np.float64).reshape(shape),
+            highest.astype(np.float64).reshape(shape))
 
 
 def _sorted_linear(ranked: np.ndarray, qs: np.ndarray):

@@ -116,7 +116,7 @@ def border_window(frame: np.ndarray, top: int, left: int, window: int) -> np.nda
         gathered = frame[:, rows[:, :, None], cols[:, None, :]].transpose(1, 0, 2, 3)
         return background_fill(gathered, inside)[0]
     part = frame[:, r0:r1, c0:c1]
-    levels = fill_levels(part.reshape(c, -1).astype(np.float32))
+    levels = fill_levels(part.reshape(c, -1).astype(np.float32, copy=False))
     out = np.empty((c, window, window), frame.dtype)
     inside = (r0 - top, r1 - top, c0 - left, c1 - left)
     out[:, inside[0]:inside[1], inside[2]:inside[3]] = part

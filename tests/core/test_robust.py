@@ -64,6 +64,40 @@ def test_percentiles_and_range_are_numpys(rng):
             assert np.array_equal(got, expected, equal_nan=True), values.dtype
 
 
+def test_counts_are_counted_to_numpys_percentiles(rng):
+    """Rows of whole numbers within 16 bits (a frame border's window of scanner counts) are
+    counted, not sorted: numpy's numbers all the same, whatever type holds them, with ties,
+    a constant row, a row at 0 and one at 65535; other values are still sorted."""
+    from ctcnet.core import robust
+
+    long = robust.COUNTED_MIN_VALUES + 333
+    counted = [
+        np.rint(rng.gamma(2, 150, (5, long))).astype(np.float32),   # a background and cells
+        rng.integers(0, 4000, (2, 3, long)).astype(np.uint16),        # leading axes
+        rng.integers(63000, 65536, (3, long)).astype(np.int64),       # the top of the range
+        np.stack([np.full(long, 7.0), np.zeros(long), rng.integers(0, 3, long) * 1.0]),
+        rng.integers(0, 2 * long, (2, long)).astype(np.float64),      # the widest span counted
+    ]
+    sorted_ = [
+        rng.normal(300, 20, (3, long)).astype(np.float32),             # fractions
+        rng.integers(0, 65536, (2, long)).astype(np.float32),          # too wide a span
+        rng.integers(-5, 4000, (2, long)).astype(np.float32),          # below zero
+        rng.integers(0, 4000, (2, robust.COUNTED_MIN_VALUES - 1)).astype(np.float32),  # short
+    ]
+    nan_row = np.rint(rng.gamma(2, 150, (2, long))).astype(np.float32)
+    nan_row[1, 5] = np.nan
+    for values, is_counted in [(v, True) for v in counted] + \
+            [(v, False) for v in (*sorted_, nan_row)]:
+        assert (robust._as_counts(values) is not None) == is_counted, values.dtype
+        (low, high), lowest, highest = percentiles_and_range(values, (10, 30))
+        as64 = values.astype(np.float64)
+        want = np.percentile(as64, (10, 30), axis=-1)
+        for got, expected in ((low, want[0]), (high, want[1]), (lowest, as64.min(axis=-1)),
+                              (highest, as64.max(axis=-1))):
+            assert got.dtype == np.float64 and got.shape == expected.shape
+            assert np.array_equal(got, expected, equal_nan=True), (values.dtype, values.shape)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_nan_and_empty_rows_give_nan(rng, method):
     values = rng.normal(size=(3, 50)).astype(np.float32)
