@@ -387,7 +387,14 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
         raise InputError(frame.problem, frame.files[0] if frame.files else frame.stem)
     # The frame's source reads only the kept channels where its layout allows.
     planes = get_source(frame.source_name).read(frame, panel, keep)
-    out = np.stack(planes).astype(np.float32, copy=False)
+    if len({plane.shape for plane in planes}) == 1:
+        # Each plane converted straight into its place: stacking, then converting, wrote the
+        # frame twice (3.1 against 1.4 ms for a 5-channel CellSearch frame).
+        out = np.empty((len(planes), *planes[0].shape), np.float32)
+        for i, plane in enumerate(planes):
+            out[i] = plane
+    else:  # numpy's error names the sizes
+        out = np.stack(planes).astype(np.float32, copy=False)
     check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0])
     return out
 
