@@ -177,24 +177,25 @@ def _as_counts(values: np.ndarray) -> np.ndarray | None:
 
 def _counted_linear(counts: np.ndarray, qs: np.ndarray):
     """:func:`_sorted_linear`'s numbers for rows of uint16 ``counts``, by counting each row's
-    values (a histogram from its minimum to its maximum, cumulated) instead of sorting them:
-    the values at the ranks numpy's linear method reads are found in the cumulated counts."""
+    values instead of sorting them: one histogram of every row from its own minimum (the rows
+    side by side in one bincount), cumulated along each row; the value of rank r is the first
+    whose cumulated count exceeds r."""
     rows = counts.reshape(-1, counts.shape[-1])
-    n = rows.shape[-1]
+    n_rows, n = rows.shape
     virtual = (n - 1) * (qs / 100)
     below = np.floor(virtual).astype(np.intp)
     above = np.minimum(below + 1, n - 1)
     lowest, highest = rows.min(axis=-1), rows.max(axis=-1)
-    a = np.empty((len(qs), len(rows)))
-    b = np.empty((len(qs), len(rows)))
-    for i, (row, low) in enumerate(zip(rows, lowest.tolist())):
-        cumulated = np.cumsum(np.bincount(row - np.uint16(low) if low else row))
-        # The value of rank r (0-based) is the first whose cumulated count exceeds r.
-        found = np.searchsorted(cumulated, np.concatenate([below, above]), side="right") + low
-        a[:, i], b[:, i] = found[:len(qs)], found[len(qs):]
+    span = int((highest.astype(np.int64) - lowest).max()) + 1
+    offsets = np.arange(n_rows, dtype=np.int64) * span - lowest
+    cumulated = np.bincount((rows + offsets[:, None]).ravel(), minlength=n_rows * span) \
+        .reshape(n_rows, span).cumsum(axis=1)
+    ranks = np.concatenate([below, above])
+    found = np.stack([(cumulated <= r).sum(axis=1) for r in ranks.tolist()]) + lowest
     gamma = (virtual - below).reshape(-1, 1)
     shape = counts.shape[:-1]
-    result = _lerp(a, b, gamma).reshape(len(qs), *shape)
+    result = _lerp(found[:len(qs)].astype(np.float64), found[len(qs):].astype(np.float64),
+                   gamma).reshape(len(qs), *shape)
     return (result, lowest.astype(np.float64).reshape(shape),
             highest.astype(np.float64).reshape(shape))
 
