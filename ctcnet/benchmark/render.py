@@ -359,7 +359,7 @@ def render_stage_floors(k: dict) -> list[str]:
               "model, else that of its name taken before models were told apart, else the "
               "largest any recorded machine measured: machines differ in how numpy's speed "
               "compares with onnxruntime's, the same code reading the guard at 0.71x the model "
-              "on an AMD EPYC and 0.98x on an Intel Xeon, and cropping at 0.47x and 0.75x on "
+              "on an AMD EPYC and 0.98x on an Intel Xeon, and cropping at 0.47x and 0.75-0.81x on "
               "two AMD EPYCs of other models)."]
     return lines
 

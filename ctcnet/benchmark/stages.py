@@ -133,8 +133,8 @@ def with_machine(baseline: dict, result: dict) -> dict:
     Machines differ in how numpy's speed compares with onnxruntime's: the same code measured
     the guard at 0.71x the model on an AMD EPYC and 0.98x on an Intel Xeon of this project's
     2-core kind, most stages 1.3-1.7x apart (classify and report about 1.1x), and cropping
-    at 0.47x and 0.81x on two AMD EPYCs, so one machine's record fails the other's unchanged
-    code."""
+    at 0.47x and 0.75-0.81x on two AMD EPYCs, so one machine's record fails the other's
+    unchanged code."""
     machines = baseline.get("machines") or [
         {k: baseline[k] for k in ("machine", "measured", "ratios") if k in baseline}]
     machines = [m for m in machines if _cpu(m) != _cpu(result)] + \
