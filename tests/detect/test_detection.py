@@ -15,6 +15,7 @@ from ctcnet.detect.detection import (
     bin_frame,
     detect_events,
     detection_recall,
+    group_max,
     match_to_truth,
 )
 from ctcnet.errors import InputError
@@ -502,3 +503,16 @@ def test_known_odd_frames(shape):
     else:
         assert min(shape[1:]) >= 12
         assert ((events["x"] < shape[2]) & (events["y"] < shape[1])).all()
+
+
+@FUZZ
+@given(hnp.arrays(np.float32, st.integers(0, 300),
+                  elements=st.floats(-1e6, 1e6, width=32) | st.just(float("nan"))),
+       st.integers(1, 12), st.randoms(use_true_random=False))
+def test_group_max_is_numpys_maximum_at(values, size, random):
+    """Per-label maxima (peaks, saddles) by sorting the labels give np.maximum.at's numbers:
+    empty groups -inf, a NaN in a group NaN."""
+    groups = np.array([random.randrange(size) for _ in range(len(values))], np.int64)
+    want = np.full(size, -np.inf)
+    np.maximum.at(want, groups, values)
+    assert np.array_equal(group_max(values, groups, size), want, equal_nan=True)
