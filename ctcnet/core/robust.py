@@ -142,9 +142,9 @@ def percentiles_and_range(values, qs):
     if values.shape[-1] == 0:
         empty = np.full(values.shape[:-1], np.nan)
         return np.full((len(qs), *values.shape[:-1]), np.nan), empty, empty.copy()
-    counts = _as_counts(values)
-    if counts is not None:
-        return _counted_linear(counts, qs)
+    counted = _as_counts(values)
+    if counted is not None:
+        return _counted_linear(*counted, qs)
     return _sorted_linear(np.sort(values, axis=-1), qs)
 
 
@@ -157,58 +157,68 @@ COUNTED_MIN_VALUES = 2048
 COUNTED_MAX_SPAN = 2
 
 
-def _as_counts(values: np.ndarray) -> np.ndarray | None:
-    """``values`` as uint16 when every one is a whole number in 0-65535, and rows are long
-    enough and the span of values short enough to be worth counting; else None (sorted)."""
+def _as_counts(values: np.ndarray):
+    """(``values`` as uint16, each row's minimum and maximum) when every value is a whole
+    number in 0-65535, and rows are long enough and the span of values short enough to be
+    worth counting; else None (sorted)."""
     m = values.shape[-1]
     if m < COUNTED_MIN_VALUES or not np.issubdtype(values.dtype, np.number) or \
             np.issubdtype(values.dtype, np.complexfloating):
         return None
     with np.errstate(invalid="ignore"):
-        low, high = values.min(), values.max()
+        lowest, highest = values.min(axis=-1), values.max(axis=-1)
         # NaN fails every comparison: such values are sorted (numpy's NaN rules).
-        if not (low >= 0 and high <= 65535 and high - low <= COUNTED_MAX_SPAN * m):
+        if not ((lowest >= 0).all() and (highest <= 65535).all()
+                and (highest - lowest).max() <= COUNTED_MAX_SPAN * m):
             return None
     if np.issubdtype(values.dtype, np.floating) and not np.array_equal(values,
                                                                          np.floor(values)):
         return None
-    return values.astype(np.uint16, copy=False)
+    return (values.astype(np.uint16, copy=False), lowest.astype(np.int64),
+            highest.astype(np.int64))
 
 
-def _counted_linear(counts: np.ndarray, qs: np.ndarray):
-    """:func:`_sorted_linear`'s numbers for rows of uint16 ``counts``, by counting each row's
-    values instead of sorting them: one histogram of every row from its own minimum (the rows
-    side by side in one bincount), cumulated along each row; the value of rank r is the first
-    whose cumulated count exceeds r."""
+def _counted_linear(counts: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
+                    qs: np.ndarray):
+    """:func:`_sorted_linear`'s numbers for rows of uint16 ``counts`` whose minimum and maximum
+    are ``lowest`` and ``highest``, by counting each row's values instead of sorting them: one
+    histogram of every row from its own minimum (the rows side by side in one bincount),
+    cumulated along each row; the value of rank r is the first whose cumulated count exceeds
+    r."""
+    shape = counts.shape[:-1]
     rows = counts.reshape(-1, counts.shape[-1])
+    lowest, highest = lowest.reshape(-1), highest.reshape(-1)
     n_rows, n = rows.shape
-    virtual = (n - 1) * (qs / 100)
-    below = np.floor(virtual).astype(np.intp)
-    above = np.minimum(below + 1, n - 1)
-    lowest, highest = rows.min(axis=-1), rows.max(axis=-1)
-    span = int((highest.astype(np.int64) - lowest).max()) + 1
+    below, above, gamma = _linear_ranks(n, qs, 2)
+    span = int((highest - lowest).max()) + 1
     offsets = np.arange(n_rows, dtype=np.int64) * span - lowest
     cumulated = np.bincount((rows + offsets[:, None]).ravel(), minlength=n_rows * span) \
         .reshape(n_rows, span).cumsum(axis=1)
-    ranks = np.concatenate([below, above])
-    found = np.stack([(cumulated <= r).sum(axis=1) for r in ranks.tolist()]) + lowest
-    gamma = (virtual - below).reshape(-1, 1)
-    shape = counts.shape[:-1]
-    result = _lerp(found[:len(qs)].astype(np.float64), found[len(qs):].astype(np.float64),
-                   gamma).reshape(len(qs), *shape)
+    found = [(cumulated <= r).sum(axis=1) + lowest for r in (*below.tolist(),
+                                                               *above.tolist())]
+    a = np.stack(found[:len(qs)]).astype(np.float64)
+    b = np.stack(found[len(qs):]).astype(np.float64)
+    result = _lerp(a, b, gamma).reshape(len(qs), *shape)
     return (result, lowest.astype(np.float64).reshape(shape),
             highest.astype(np.float64).reshape(shape))
+
+
+def _linear_ranks(n: int, qs: np.ndarray, ndim: int):
+    """numpy's linear method for ``qs`` among ``n`` sorted values: the ranks below and above
+    each percentile and the weight of the one above, shaped to broadcast over results of
+    ``ndim`` dimensions (the percentiles first)."""
+    virtual = (n - 1) * (qs / 100)
+    below = np.floor(virtual).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    return below, above, (virtual - below).reshape(-1, *(1,) * (ndim - 1))
 
 
 def _sorted_linear(ranked: np.ndarray, qs: np.ndarray):
     """numpy's linear percentiles, minimum and maximum of values sorted along the last axis."""
     n = ranked.shape[-1]
-    virtual = (n - 1) * (qs / 100)
-    below = np.floor(virtual).astype(np.intp)
-    above = np.minimum(below + 1, n - 1)
+    below, above, gamma = _linear_ranks(n, qs, ranked.ndim)
     a = np.moveaxis(ranked[..., below], -1, 0).astype(np.float64)
     b = np.moveaxis(ranked[..., above], -1, 0).astype(np.float64)
-    gamma = (virtual - below).reshape(-1, *(1,) * (ranked.ndim - 1))
     result = _lerp(a, b, gamma)
     lowest, highest = ranked[..., 0].astype(np.float64), ranked[..., n - 1].astype(np.float64)
     if np.issubdtype(ranked.dtype, np.floating):
