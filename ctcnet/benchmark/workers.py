@@ -15,7 +15,7 @@ import numpy as np
 
 from ctcnet.benchmark.common import stats, time_repeated
 from ctcnet.inference.backends import load_backend
-from ctcnet.inference.resources import peak_memory_mb, single_threaded_blas
+from ctcnet.inference.resources import one_malloc_arena, peak_memory_mb, single_threaded_blas
 from ctcnet.io.scan import open_cartridge, read_frame
 
 
@@ -119,5 +119,7 @@ def worker_main(argv: list[str]) -> int:
     kind, *rest = argv
     if kind not in WORKERS:
         raise SystemExit(f"unknown benchmark worker {kind!r}")
+    if kind == "predict":  # as the predict command does, before any thread starts
+        one_malloc_arena()
     print(json.dumps(WORKERS[kind](*rest)))
     return 0
