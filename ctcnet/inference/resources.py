@@ -59,7 +59,8 @@ def one_malloc_arena() -> None:
     taking turns: 40 frames (four pairs, each faster with it), 57-65 against 77-84 thousand
     page faults, 0.8-1.1 against 1.5-2.1 s of kernel time, 3.6 % less wall time; 175 frames
     with the report (three pairs), 96-113 against 340-409 thousand page faults, 3.9-4.7
-    against 5.3-6.5 s of kernel time (the wall time within the machine's noise). glibc fixes the number of arenas when a
+    against 5.3-6.5 s of kernel time (the wall time within the machine's noise), and a peak
+    RSS of 614-619 against 720-748 MB (two more pairs). glibc fixes the number of arenas when a
     second thread first allocates, so this is called before any thread starts (the predict
     command's first step); later it changes nothing. Elsewhere a no-op."""
     libc = _libc()
