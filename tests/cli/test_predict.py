@@ -383,32 +383,3 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     assert_one_line_error(*run_cli(capsys, "predict", scans / "b", "--out", tmp_path / "o2",
                                    *model), "cartridge.json")
 
-
-def test_the_predict_command_asks_for_one_heap_before_it_loads_the_model(cart_and_model, cart,
-                                                                         capsys, monkeypatch):
-    """glibc fixes its number of heaps when a second thread first allocates, so the one-heap
-    setting (its frame loop's buffers stay mapped) must come before the model and the frame
-    threads: the first allocator setting the run makes, before the model is loaded."""
-    from ctcnet.inference import backends, resources
-
-    calls = []
-
-    class FakeLibc:
-        def mallopt(self, param, value):
-            calls.append(("mallopt", param, value))
-            return 1
-
-        def malloc_trim(self, pad):
-            return 1
-
-    loading = backends.load_backend
-
-    def recorded(*args, **kwargs):
-        calls.append(("load",))
-        return loading(*args, **kwargs)
-
-    monkeypatch.setattr(resources, "_libc", lambda: FakeLibc())
-    monkeypatch.setattr(backends, "load_backend", recorded)
-    assert run_cli(capsys, *predict_args(cart_and_model, cart))[0] == 0
-    assert calls[0] == ("mallopt", resources._M_ARENA_MAX, 1)
-    assert ("load",) in calls

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, save_tiny_model
+from conftest import predict_args, run_cli, save_tiny_model
 
 from ctcnet.detect.detection import detection_recall
 from ctcnet.errors import PanelMismatchError
@@ -677,6 +677,36 @@ def test_every_cartridges_frames_keep_their_buffers_and_the_report_gives_them_ba
             assert threshold == resources.FRAME_LOOP_MMAP, call
     assert sum(c[0] == "frame" for c in calls) == 6
     assert ("mallopt", resources._M_TRIM_THRESHOLD, resources.FRAME_LOOP_TRIM) in calls
+
+
+def test_the_predict_command_asks_for_one_heap_before_it_loads_the_model(cart_and_model, cart,
+                                                                         capsys, monkeypatch):
+    """glibc fixes its number of heaps when a second thread first allocates, so the one-heap
+    setting (its frame loop's buffers stay mapped) must come before the model and the frame
+    threads: the first allocator setting the run makes, before the model is loaded."""
+    from ctcnet.inference import backends, resources
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append(("mallopt", param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            return 1
+
+    loading = backends.load_backend
+
+    def recorded(*args, **kwargs):
+        calls.append(("load",))
+        return loading(*args, **kwargs)
+
+    monkeypatch.setattr(resources, "_libc", lambda: FakeLibc())
+    monkeypatch.setattr(backends, "load_backend", recorded)
+    assert run_cli(capsys, *predict_args(cart_and_model, cart))[0] == 0
+    assert calls[0] == ("mallopt", resources._M_ARENA_MAX, 1)
+    assert ("load",) in calls
 
 
 def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, tmp_path,
