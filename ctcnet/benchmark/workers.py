@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.benchmark.common import stats, time_repeated
-from ctcnet.inference.backends import load_backend
+from ctcnet.inference.backends import cpu_cores, load_backend
 from ctcnet.inference.resources import one_malloc_arena, peak_memory_mb, single_threaded_blas
 from ctcnet.io.scan import open_cartridge, read_frame
 
@@ -120,6 +120,6 @@ def worker_main(argv: list[str]) -> int:
     if kind not in WORKERS:
         raise SystemExit(f"unknown benchmark worker {kind!r}")
     if kind == "predict":  # as the predict command does, before any thread starts
-        one_malloc_arena()
+        one_malloc_arena(cpu_cores())
     print(json.dumps(WORKERS[kind](*rest)))
     return 0

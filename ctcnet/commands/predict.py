@@ -115,9 +115,10 @@ def run(args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    from ctcnet.inference.backends import cpu_cores
     from ctcnet.inference.resources import one_malloc_arena
 
-    one_malloc_arena()  # before the model or any thread allocates
+    one_malloc_arena(cpu_cores())  # before the model or any thread allocates
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.detect.detection import DetectConfig
     from ctcnet.inference.backends import load_backend

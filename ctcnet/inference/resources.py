@@ -49,8 +49,16 @@ def _libc():
         return None
 
 
-def one_malloc_arena() -> None:
-    """Let every thread of the process allocate from one glibc heap (arena), not one each.
+# The most cores on which the predict run's threads share one heap: what was measured (2
+# cores, two frame threads beside the model). A GPU server runs up to eight frame threads
+# beside the model and the finishing thread; one heap's lock among them is unmeasured there, so
+# glibc's own number of heaps stays.
+ONE_ARENA_MAX_CORES = 3
+
+
+def one_malloc_arena(cores: int) -> bool:
+    """On a machine of at most ``ONE_ARENA_MAX_CORES`` cores, let every thread of the process
+    allocate from one glibc heap (arena), not one each; returns whether it was asked for.
 
     A frame thread's own arena grows in heaps of at most 64 MiB, which a frame's buffers (a
     frame of 29 MB, its crops of 37 MB and their measurements) fill and empty many times a
@@ -64,8 +72,10 @@ def one_malloc_arena() -> None:
     second thread first allocates, so this is called before any thread starts (the predict
     command's first step); later it changes nothing. Elsewhere a no-op."""
     libc = _libc()
-    if libc is not None:
-        libc.mallopt(_M_ARENA_MAX, 1)
+    if libc is None or cores > ONE_ARENA_MAX_CORES:
+        return False
+    libc.mallopt(_M_ARENA_MAX, 1)
+    return True
 
 
 def keep_frame_buffers() -> None:
