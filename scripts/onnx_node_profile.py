@@ -4,8 +4,8 @@ Runs a shipped model's ONNX file (or any ONNX file ctcnet exported) with onnxrun
 profiler on synthetic raw-count crops, as predict runs it (one intra-op thread beside the
 frame threads, predict's batch size), and adds up the kernel time of each operator type. Then
 times the elementwise operators the graph's normalisation uses, each alone on a tensor of the
-same size, in nanoseconds a value: which of them onnxruntime runs as a vectorised kernel and
-which as a loop of scalar calls.
+same size, in nanoseconds a value: what each costs in onnxruntime's CPU kernels (Log, which
+the normalisation's asinh needs once a pixel, costs several times what Exp and Tanh do).
 
     python scripts/onnx_node_profile.py [--model ctcnet-default] [--batch 8] [--runs 200]
         [--threads 1]
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # The elementwise operators the normalisation's graph is made of (asinh written as a log),
-# beside Exp and Tanh, which onnxruntime vectorises.
+# beside Exp and Tanh for comparison.
 ELEMENTWISE = ("Abs", "Sqrt", "Log", "Exp", "Tanh", "Div", "Mul", "Add")
 
 
