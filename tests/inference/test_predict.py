@@ -636,6 +636,21 @@ def test_events_tables_are_streamed_a_row_group_at_a_time(tmp_path, monkeypatch)
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
 
 
+class RecordingLibc:
+    """glibc's allocator calls a run makes, recorded in ``calls`` instead of made."""
+
+    def __init__(self, calls: list):
+        self.calls = calls
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("trim",))
+        return 1
+
+
 def test_every_cartridges_frames_keep_their_buffers_and_the_report_gives_them_back(
         setup, tmp_path, monkeypatch):
     """The allocator's settings a run makes, in order: each cartridge's frames are prepared
@@ -646,23 +661,13 @@ def test_every_cartridges_frames_keep_their_buffers_and_the_report_gives_them_ba
     from ctcnet.inference import predict, resources
 
     calls = []
-
-    class FakeLibc:
-        def mallopt(self, param, value):
-            calls.append(("mallopt", param, value))
-            return 1
-
-        def malloc_trim(self, pad):
-            calls.append(("trim",))
-            return 1
-
     prepare = predict.prepare_frame
 
     def recorded(frame, *args, **kwargs):
         calls.append(("frame", frame.frame_id))
         return prepare(frame, *args, **kwargs)
 
-    monkeypatch.setattr(resources, "_libc", lambda: FakeLibc())
+    monkeypatch.setattr(resources, "_libc", lambda: RecordingLibc(calls))
     monkeypatch.setattr(predict, "prepare_frame", recorded)
     for run in ("first", "second"):
         predict_cartridge(setup["cart"], setup["backend"], tmp_path / run,
@@ -688,22 +693,13 @@ def test_the_predict_command_asks_for_one_heap_before_it_loads_the_model(cart_an
     from ctcnet.inference import backends, resources
 
     calls = []
-
-    class FakeLibc:
-        def mallopt(self, param, value):
-            calls.append(("mallopt", param, value))
-            return 1
-
-        def malloc_trim(self, pad):
-            return 1
-
     loading = backends.load_backend
 
     def recorded(*args, **kwargs):
         calls.append(("load",))
         return loading(*args, **kwargs)
 
-    monkeypatch.setattr(resources, "_libc", lambda: FakeLibc())
+    monkeypatch.setattr(resources, "_libc", lambda: RecordingLibc(calls))
     monkeypatch.setattr(backends, "load_backend", recorded)
     monkeypatch.setattr(backends, "cpu_cores", lambda: 2)
     assert run_cli(capsys, *predict_args(cart_and_model, cart))[0] == 0
