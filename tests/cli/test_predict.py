@@ -382,4 +382,3 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     # Alone, a refused cartridge still stops the run at once, in one line.
     assert_one_line_error(*run_cli(capsys, "predict", scans / "b", "--out", tmp_path / "o2",
                                    *model), "cartridge.json")
-
