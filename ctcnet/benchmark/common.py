@@ -80,42 +80,32 @@ def load_average() -> list[float] | None:
         return None
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
+def _cpuinfo_fields() -> dict[str, str]:
+    """Each field of /proc/cpuinfo as it first appears (the first processor's, on Linux; empty
+    where there is no such file)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or ""
+    return fields
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    return _cpuinfo_fields().get("model name") or platform.processor() or ""
 
 
 def cpu_model() -> str | None:
     """The CPU's family and model numbers (Linux on x86: "family 25 model 17"), which tell
     apart generations that share a model name ("AMD EPYC" covers several, whose numpy and
     onnxruntime speeds compare differently); None where /proc/cpuinfo does not say."""
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("cpu family", "model") and key not in fields:
-                fields[key] = value.strip()
-            if not line.strip() and fields:  # the first processor's block is enough
-                break
-    except OSError:
-        return None
+    fields = _cpuinfo_fields()
     if "cpu family" in fields and "model" in fields:
         return f"family {fields['cpu family']} model {fields['model']}"
     return None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (a container's share, not the host's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def machine_info() -> dict:
@@ -124,11 +114,13 @@ def machine_info() -> dict:
     import onnxruntime
     import torch
 
+    from ctcnet.inference.backends import cpu_cores
+
     try:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem_gib = None
-    info = {"cpu": cpu_name(), "cores": usable_cores(),
+    info = {"cpu": cpu_name(), "cores": cpu_cores(),
             "memory_gib": round(mem_gib, 1) if mem_gib else None,
             "python": platform.python_version(), "platform": platform.platform(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

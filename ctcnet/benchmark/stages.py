@@ -28,8 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ctcnet.benchmark.common import STAGES, cpu_model, cpu_name, load_average, usable_cores
+from ctcnet.benchmark.common import STAGES, cpu_model, cpu_name, load_average
 from ctcnet.benchmark.workers import synthetic_crops
+from ctcnet.inference.backends import cpu_cores
 from ctcnet.io.atomic import atomic_write_text
 
 TOLERANCE = 1.5
@@ -109,7 +110,7 @@ def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> 
             "per_event_ms": {s: round(1e3 * v, 4) for s, v in per_event.items()},
             "ratios": {s: round(v / model_per_event, 4) for s, v in per_event.items()},
             "batch_size": engine.batch_size, "settings": asdict(settings),
-            "machine": {"cpu": cpu_name(), "cpu_model": cpu_model(), "cores": usable_cores()},
+            "machine": {"cpu": cpu_name(), "cpu_model": cpu_model(), "cores": cpu_cores()},
             "load_average": load_average()}
 
 
