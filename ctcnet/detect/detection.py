@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import ndimage
 
 from ctcnet.core.robust import median, median_and_mad_sigma
+from ctcnet.detect.members import attach_parts, marker_parts
 from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
@@ -238,7 +239,7 @@ def adjacent_saddles(pieces: np.ndarray, height: np.ndarray) -> tuple[np.ndarray
 
 
 def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
-                    same_object_ratio: float) -> np.ndarray:
+                    same_object_ratio: float, with_pieces: bool = False):
     """Label image of ``mask``: separate objects split apart, touching ones kept together.
 
     1. Seeds are local maxima of the smoothed detection image ``height`` at least
@@ -252,6 +253,9 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
        dim halos have a low saddle and stay apart. (Tried: a lower merge bar for pieces with
        nucleus + CK, meant for clusters; on simulated cartridges it glued leukocytes with
        faint CK to their neighbours and lost 2-3 % recall, while clusters stayed whole anyway.)
+
+    With ``with_pieces`` also the watershed's pieces and their 4-adjacent pairs ``(a, b)``:
+    what :func:`ctcnet.detect.members.marker_parts` reads the merged objects' members from.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -268,7 +272,7 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     n = int(pieces.max())
     a, b, saddle = adjacent_saddles(pieces, height)
     if not len(a):
-        return pieces
+        return (pieces, pieces, (a, b)) if with_pieces else pieces
     peak = _max_per_label(height, pieces, n)
     merge = saddle >= same_object_ratio * np.minimum(peak[a], peak[b])
     graph = coo_matrix((np.ones(int(merge.sum())), (a[merge], b[merge])), shape=(n + 1, n + 1))
@@ -276,7 +280,7 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     # Component ids per piece; background (piece 0) stays 0, others become 1..k.
     _, relabel = np.unique(component[1:], return_inverse=True)
     lookup = np.concatenate([[0], relabel.ravel() + 1])
-    return lookup[pieces]
+    return (lookup[pieces], pieces, (a, b)) if with_pieces else lookup[pieces]
 
 
 MIN_BINNED_SIDE = 4  # the background map needs at least one 4 x 4 block of working pixels
@@ -302,35 +306,38 @@ def check_frame_size(h: int, w: int, factor: int) -> None:
 
 
 def detect_events(frame: np.ndarray, panel: Panel, config: DetectConfig | None = None,
-                  return_labels: bool = False):
+                  return_labels: bool = False, alternates: bool = False):
     """Find the events of one (C, H, W) frame of raw counts.
 
     Returns a DataFrame with one row per event: ``x, y`` (centre, frame pixels), ``bbox_x0,
     bbox_y0, bbox_x1, bbox_y1`` (exclusive ends), ``area_px``, ``area_um2``, ``peak_snr``,
     ``edge_cut`` (the frame border cuts through the object) and ``mean_<channel>`` (mean raw counts
     over the object, per panel channel). With ``return_labels`` also the label image on the
-    binned grid and the binning factor.
+    binned grid and the binning factor. With ``alternates`` also the members of merged objects
+    whose own markers read as a CTC's, as rows of their own (:func:`with_marker_parts`).
     """
     config = config or DetectConfig()
     frame = np.asarray(frame)
     factor = config.binning(float(panel.pixel_size_um))
     check_frame(frame, factor)
-    binned, detection = frame_maps(frame, panel, config)
-    return events_from_maps(binned, detection, frame.shape[1:], panel, config, return_labels)
+    binned, snr = frame_maps(frame, panel, config)
+    return events_from_maps(binned, snr, frame.shape[1:], panel, config, return_labels,
+                            alternates)
 
 
 def frame_maps(frame: np.ndarray, panel: Panel, config: DetectConfig
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Steps 1-2 on a checked frame: the binned frame (C, h, w) and the detection image (h, w),
-    the largest signal-to-noise over channels. The dense, whole-frame part of detection (its
-    torch twin for frames on a GPU: :func:`ctcnet.detect.device.frame_maps`)."""
+    """Steps 1-2 on a checked frame: the binned frame (C, h, w) and its per-channel
+    signal-to-noise maps (C, h, w), whose largest over channels is the detection image. The
+    dense, whole-frame part of detection (its torch twin for frames on a GPU:
+    :func:`ctcnet.detect.device.frame_maps`)."""
     factor, work_px = config.work_grid(panel.pixel_size_um)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         binned = bin_frame(frame, factor)
         snr = snr_maps(binned, *config.smoothing_px(work_px), noise_floor(frame))
     if not np.isfinite(snr).all():
         raise non_finite_error(float(np.nanmax(frame)))
-    return binned, snr.max(axis=0)
+    return binned, snr
 
 
 def non_finite_error(frame_max: float) -> InputError:
@@ -341,32 +348,41 @@ def non_finite_error(frame_max: float) -> InputError:
                       f"{frame_max:.3g}; raw counts are expected)")
 
 
-def events_from_maps(binned: np.ndarray, detection: np.ndarray, frame_shape: tuple[int, int],
-                     panel: Panel, config: DetectConfig, return_labels: bool = False):
-    """Steps 3-5 on the binned grid (a ninth of the frame's pixels): threshold, split and
-    merge, measure; the event table of :func:`detect_events`."""
+def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int, int],
+                     panel: Panel, config: DetectConfig, return_labels: bool = False,
+                     alternates: bool = False):
+    """Steps 3-5 on the binned grid (a ninth of the frame's pixels), from the per-channel
+    signal-to-noise maps: threshold, split and merge, measure; the event table of
+    :func:`detect_events`."""
     from skimage.filters import apply_hysteresis_threshold
 
     factor, work_px = config.work_grid(panel.pixel_size_um)
+    detection = snr.max(axis=0)
     mask = apply_hysteresis_threshold(detection, config.extent_snr, config.threshold_snr)
+    pieces = pairs = None
     if config.split_touching and mask.any():
         height = ndimage.gaussian_filter(detection, config.seed_sigma_um / work_px,
                                          mode="nearest")
-        labels = split_and_merge(mask, height,
-                                 max(1, int(round(config.seed_distance_um / work_px / 2))),
-                                 config.same_object_ratio)
+        labels, pieces, pairs = split_and_merge(
+            mask, height, max(1, int(round(config.seed_distance_um / work_px / 2))),
+            config.same_object_ratio, with_pieces=True)
     else:
         labels, _ = ndimage.label(mask)
-    events = _object_table(labels, binned, detection, panel, factor, tuple(frame_shape), config)
+    table = lambda image: _object_table(image, binned, detection, panel,  # noqa: E731
+                                        factor, tuple(frame_shape), config, alternates)
+    events = table(labels)
+    if alternates:
+        events = with_marker_parts(events, labels, pieces, pairs, snr, panel, config, table)
     if return_labels:
         return events, labels, factor
     return events
 
 
 def _object_table(labels: np.ndarray, binned: np.ndarray, detection: np.ndarray, panel: Panel,
-                  factor: int, frame_shape: tuple[int, int], config: DetectConfig
-                  ) -> pd.DataFrame:
-    """Per-object statistics of a label image, filtered by size; one row per kept object."""
+                  factor: int, frame_shape: tuple[int, int], config: DetectConfig,
+                  with_label: bool = False) -> pd.DataFrame:
+    """Per-object statistics of a label image, filtered by size; one row per kept object
+    (``with_label``: and its label, in a :data:`LABEL` column)."""
     h, w = frame_shape
     px = float(panel.pixel_size_um)
     flat = labels.ravel()
@@ -410,8 +426,11 @@ def _object_table(labels: np.ndarray, binned: np.ndarray, detection: np.ndarray,
         for ch, name in enumerate(panel.names):
             sums = np.bincount(lab, weights=binned[ch].ravel()[fg], minlength=n_labels)
             columns[f"mean_{name}"] = (sums[ids] / area_bin[ids]).astype(np.float32)
+        if with_label:
+            columns[LABEL] = ids
         return pd.DataFrame(columns)
-    return empty_event_table(panel)
+    table = empty_event_table(panel)
+    return table.assign(**{LABEL: np.zeros(0, np.int64)}) if with_label else table
 
 
 def _cut_by_border(labels: np.ndarray, detection: np.ndarray, peak: np.ndarray,
@@ -446,54 +465,19 @@ def empty_event_table(panel: Panel) -> pd.DataFrame:
                          for col in event_columns(panel)})
 
 
-def match_to_truth(detected_xy: np.ndarray, truth_xy: np.ndarray, radius_px: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matching of detections to true events within ``radius_px`` (Hungarian).
-
-    Returns (truth index, detection index) arrays of the matched pairs; recall is
-    ``len(pairs) / len(truth)``. Call per frame: positions of different frames never match.
-    """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
-    detected_xy = np.asarray(detected_xy, dtype=np.float64).reshape(-1, 2)
-    truth_xy = np.asarray(truth_xy, dtype=np.float64).reshape(-1, 2)
-    if not len(detected_xy) or not len(truth_xy):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    dist = cdist(truth_xy, detected_xy)
-    # Pairs beyond the radius get a prohibitive cost, then are dropped after the assignment.
-    cost = np.where(dist <= radius_px, dist, 1e9)
-    ti, di = linear_sum_assignment(cost)
-    ok = dist[ti, di] <= radius_px
-    return ti[ok], di[ok]
+LABEL = "_label"  # an object's label in a label image, while alternates are attached
 
 
-def detection_recall(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
-                     radius_um: float = 8.0) -> dict:
-    """Recall and precision of detected events against a ground-truth table, per class.
-
-    Both tables need ``x``, ``y`` and the frame (``row`` and ``col`` when both tables have them,
-    else ``frame``); ``truth`` also ``class``. A true event counts as found when a detection
-    centre lies within ``radius_um`` of its centre (one-to-one).
-    """
-    radius_px = radius_um / pixel_size_um
-    keys = ["row", "col"] if {"row", "col"} <= set(events) & set(truth) else ["frame"]
-    found = np.zeros(len(truth), dtype=bool)
-    matched_detections = 0
-    truth = truth.reset_index(drop=True)
-    by_frame = dict(list(events.groupby(keys)))
-    for key, t in truth.groupby(keys):  # per frame: a handful of frames, not events
-        d = by_frame.get(key)
-        if d is None:
-            continue
-        ti, _ = match_to_truth(d[["x", "y"]].to_numpy(), t[["x", "y"]].to_numpy(), radius_px)
-        found[t.index.to_numpy()[ti]] = True
-        matched_detections += len(ti)
-    per_class = truth.assign(found=found).groupby("class")["found"].agg(["mean", "size"])
-    return {
-        "recall": float(found.mean()) if len(found) else float("nan"),
-        "precision": matched_detections / len(events) if len(events) else float("nan"),
-        "num_truth": int(len(truth)), "num_detected": int(len(events)),
-        "recall_per_class": {k: {"recall": float(v["mean"]), "n": int(v["size"])}
-                             for k, v in per_class.iterrows()},
-    }
+def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarray | None,
+                      pairs, snr: np.ndarray, panel: Panel, config: DetectConfig,
+                      table) -> pd.DataFrame:
+    """``events`` (with their :data:`LABEL`) and the members of merged objects whose own
+    markers read as a CTC's (:func:`ctcnet.detect.members.marker_parts`) as rows of their own,
+    measured by ``table`` like every event; without DNA or CK channels, just ``events``."""
+    channels = tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
+    if pieces is None or None in channels[:2]:
+        return attach_parts(events, events.iloc[:0], np.zeros(1, np.int64), LABEL)
+    peaks = np.stack([_max_per_label(c, pieces, int(pieces.max())) for c in snr], axis=1)
+    parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr)
+    found = table(parts) if len(parent) > 1 else events.iloc[:0]
+    return attach_parts(events, found, parent, LABEL)

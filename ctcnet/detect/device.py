@@ -159,7 +159,7 @@ def robust_noise(residual: torch.Tensor, floor: float = QUANTISATION_NOISE) -> t
 
 def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig
                ) -> tuple[np.ndarray, np.ndarray]:
-    """The binned frame and the detection image, as numpy arrays on the host
+    """The binned frame and its per-channel signal-to-noise maps, as numpy arrays on the host
     (:func:`ctcnet.detect.detection.frame_maps`)."""
     factor, work_px = config.work_grid(panel.pixel_size_um)
     sigma_px, block_px = config.smoothing_px(work_px)
@@ -170,18 +170,19 @@ def frame_maps(frame: torch.Tensor, panel: Panel, config: DetectConfig
     if not bool(torch.isfinite(snr).all()):
         finite = frame[~torch.isnan(frame)]
         raise non_finite_error(float(finite.max()) if finite.numel() else float("nan"))
-    return binned.cpu().numpy(), snr.amax(dim=0).cpu().numpy()
+    return binned.cpu().numpy(), snr.cpu().numpy()
 
 
-def detect_events(frame: torch.Tensor, panel: Panel, config: DetectConfig | None = None
-                  ) -> pd.DataFrame:
+def detect_events(frame: torch.Tensor, panel: Panel, config: DetectConfig | None = None,
+                  alternates: bool = False) -> pd.DataFrame:
     """The events of an uploaded frame (:func:`upload`), as
     :func:`ctcnet.detect.detection.detect_events` finds them."""
     config = config or DetectConfig()
     check_frame_size(*frame.shape[1:], config.binning(float(panel.pixel_size_um)))
     with torch.inference_mode(), frame_stream(frame.device):
-        binned, detection = frame_maps(frame, panel, config)
-    return events_from_maps(binned, detection, tuple(frame.shape[1:]), panel, config)
+        binned, snr = frame_maps(frame, panel, config)
+    return events_from_maps(binned, snr, tuple(frame.shape[1:]), panel, config,
+                            alternates=alternates)
 
 
 def extract_crops(frame: torch.Tensor, x: np.ndarray, y: np.ndarray, crop_size: int,

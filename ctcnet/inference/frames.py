@@ -91,9 +91,11 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
 
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                   config: DetectConfig, device=None, leaks: np.ndarray | None = None,
-                  guard: bool = True) -> FrameWork:
+                  guard: bool = True, alternates: bool = True) -> FrameWork:
     """Read one frame, detect its events, cut their crops and make the marker guard's
-    measurements (``guard=False``: not, for a pass that only reads the crops); with the scan's
+    measurements (``guard=False``: not, for a pass that only reads the crops); with
+    ``alternates``, the members of merged objects whose markers read as a CTC's are events too
+    (:mod:`ctcnet.inference.alternates` keeps one reading once they are called); with the scan's
     CK ``leaks``, also the compensated crops the model sees (the guard measures the crops as
     the scanner wrote them: an independent check, which an over-estimated leak cannot blind).
     Errors about the frame (unreadable, odd pixels: :data:`FRAME_DATA_ERRORS`) become a skip
@@ -118,7 +120,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
 
             pixels = on_device.upload(pixels, device)
             detect, cut = on_device.detect_events, on_device.extract_crops
-        events = detect(pixels, cartridge.panel, config)
+        events = detect(pixels, cartridge.panel, config, alternates=alternates)
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
@@ -166,7 +168,8 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
 
     def frame_ratios(i: int) -> tuple[np.ndarray, np.ndarray, int] | None:
         # The ratios only, made in the frame thread: a frame's crops (~40 MB) are let go there.
-        work = prepare_frame(frames[i], cartridge, spec, config, device, guard=False)
+        work = prepare_frame(frames[i], cartridge, spec, config, device, guard=False,
+                             alternates=False)
         if work.error is not None or not len(work.crops):
             return None
         return (*scan_ratios(work.crops, spec.panel), len(work.crops))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ctcnet.detect.detection import detection_recall
+from ctcnet.detect.truth_matching import detection_recall
 from ctcnet.io.scan import Cartridge
 from ctcnet.nn.spec import ModelSpec
 

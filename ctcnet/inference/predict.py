@@ -52,6 +52,7 @@ from ctcnet import __version__
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.cropping import window_size
 from ctcnet.errors import InputError
+from ctcnet.inference.alternates import resolve_alternates
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.crop_sets import predict_crop_dataset
@@ -231,10 +232,11 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         t1 = time.perf_counter()
         events = guard_events(events, work.crops, proba, spec, work.measured,
                               start=work.guard_start)
+        events, crops = resolve_alternates(events, work.crops)
         # The guard's flags are guard work (its measurements ran in the frame threads).
         flagging = time.perf_counter() - t1
         finishing["guard"] += flagging
-        write_part(parts, work.frame.frame_id, events, work.crops, choose_gallery)
+        write_part(parts, work.frame.frame_id, events, crops, choose_gallery)
         work.crops = work.model_crops = work.measured = work.guard_start = None
         finishing["write"] += time.perf_counter() - t0 - flagging
         n_events += len(events)

@@ -14,10 +14,9 @@ from ctcnet.detect.detection import (
     DetectConfig,
     bin_frame,
     detect_events,
-    detection_recall,
     group_max,
-    match_to_truth,
 )
+from ctcnet.detect.truth_matching import detection_recall, match_to_truth
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.scan import open_cartridge

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import predict_args, run_cli, save_tiny_model
 
-from ctcnet.detect.detection import detection_recall
+from ctcnet.detect.truth_matching import detection_recall
 from ctcnet.errors import PanelMismatchError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.batcher import CrossFrameBatcher

@@ -1,0 +1,55 @@
+"""Which reading of a split object a run keeps: the whole, or the members detection offered
+beside it (:mod:`ctcnet.detect.members`), decided by their calls.
+
+A merged object holding a member whose own markers read as a CTC's is classified both ways.
+The whole stays unless reading it so would lose a counted cell: when the whole is called
+neither ``ctc`` nor ``cluster`` and one of its members is called one of them, or is held by
+the marker guard as a possible CTC, the members replace it. So a CTC-neutrophil cluster the
+network calls ``cluster`` stays one event, and a CTC beside a debris blob or a leukocyte is no
+longer lost inside an event called ``debris`` or ``wbc``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.detect.members import GROUP, PART
+
+COUNTED = ("ctc", "cluster")
+# The guard's flag for an event whose markers make a CTC the call did not (a person decides).
+POSSIBLE_CTC = "possible_ctc"
+ALTERNATE_COLUMNS = [GROUP, PART]
+
+
+def alternates_kept(events: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: the rows a labelled, guarded frame table keeps (every row of a table without
+    alternates; per split object its whole or its members)."""
+    if GROUP not in events or not len(events):
+        return np.ones(len(events), bool)
+    group = events[GROUP].to_numpy(np.int64)
+    part = events[PART].to_numpy(bool)
+    counted = np.isin(events["class"].to_numpy(object), COUNTED)
+    shown = counted.copy()
+    if "guard" in events:
+        shown |= events["guard"].astype(str).str.contains(POSSIBLE_CTC, regex=False).to_numpy()
+    if "markers_ctc" in events:
+        shown |= events["markers_ctc"].to_numpy(bool)
+    keep = group < 0
+    for g in np.unique(group[group >= 0]):  # a few split objects a frame
+        rows = group == g
+        members = rows & part
+        use_members = not counted[rows & ~part].any() and shown[members].any()
+        keep |= members if use_members else rows & ~part
+    return keep
+
+
+def resolve_alternates(events: pd.DataFrame, crops: np.ndarray | None
+                       ) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The frame's table and crops with one reading of each split object
+    (:func:`alternates_kept`) and without the alternates' columns."""
+    if GROUP not in events:
+        return events, crops
+    keep = alternates_kept(events)
+    events = events[keep].drop(columns=ALTERNATE_COLUMNS).reset_index(drop=True)
+    return events, (crops[keep] if crops is not None else None)

@@ -1,0 +1,69 @@
+"""Members of merged objects whose own markers read as a CTC's are offered as events of their
+own beside the whole (``detect_events(..., alternates=True)``); other objects are left alone."""
+
+import numpy as np
+
+from ctcnet.detect.detection import detect_events
+from ctcnet.detect.members import GROUP, PART, ctc_like
+from tests.detect.test_detection import CD45, CK, DAPI, KINDS, PANEL, draw_frame
+
+PX = 0.64
+
+
+def near(events, x_um, y_um, radius_um=4.0):
+    d = np.hypot(events.x - x_um / PX, events.y - y_um / PX)
+    return events[d <= radius_um / PX]
+
+
+def test_a_ctc_merged_with_a_leukocyte_is_offered_as_its_own_event():
+    # The CTC and its neighbour merge into one event (as a cluster would): the whole stays a
+    # row, and the two members come as parts of it.
+    frame = draw_frame([("ctc", 60, 130), ("wbc", 73, 130)], shape=(280, 200))
+    plain = detect_events(frame, PANEL)
+    assert len(plain) == 1 and GROUP not in plain
+    events = detect_events(frame, PANEL, alternates=True)
+    wholes, parts = events[~events[PART]], events[events[PART]]
+    assert len(wholes) == 1 and len(parts) == 2
+    assert (events[GROUP] == wholes[GROUP].iloc[0]).all()
+    ctc = near(parts, 60, 130)
+    assert len(ctc) == 1
+    assert float(ctc["mean_CK"].iloc[0]) > float(parts["mean_CK"].min())
+    assert float(ctc["mean_CD45"].iloc[0]) < float(parts["mean_CD45"].max())
+    # The whole is measured exactly as without alternates.
+    assert np.allclose(wholes[plain.columns].to_numpy(float), plain.to_numpy(float))
+
+
+def test_a_dim_ctc_on_a_bright_aggregates_tail_is_offered_too():
+    kinds = dict(KINDS, aggregate=[(DAPI, 2.5, 900.0), (CK, 2.5, 900.0), (CD45, 2.5, 900.0)],
+                 dim_ctc=[(DAPI, 3.0, 90.0), (CK, 4.0, 70.0)])
+    KINDS.update(kinds)
+    try:
+        frame = draw_frame([("aggregate", 60, 60), ("dim_ctc", 72, 60)], shape=(200, 200))
+    finally:
+        for k in ("aggregate", "dim_ctc"):
+            KINDS.pop(k)
+    events = detect_events(frame, PANEL, alternates=True)
+    assert len(events[~events[PART]]) == 1, "the two read as one object"
+    assert len(near(events[events[PART]], 72, 60)) == 1
+
+
+def test_objects_of_one_kind_and_lone_cells_get_no_alternates():
+    # Two touching leukocytes (split anyway, or merged: no CTC-like member), a lone CTC.
+    frame = draw_frame([("wbc", 60, 60), ("wbc", 71, 60), ("ctc", 60, 140)],
+                       shape=(280, 200))
+    events = detect_events(frame, PANEL, alternates=True)
+    assert not events[PART].any()
+    assert (events[GROUP] == -1).all()
+    assert len(events) == len(detect_events(frame, PANEL))
+
+
+def test_a_member_reads_as_a_ctc_by_ck_and_dna_without_cd45():
+    peaks = np.array([[0, 0, 0],        # background
+                      [30, 80, 3],      # a CTC: DNA, CK, little CD45
+                      [30, 80, 40],     # CK and CD45: a leukocyte with non-specific CK
+                      [2, 80, 1],       # CK without DNA: a tdEV
+                      [30, 3, 1]],      # DNA alone: a bare nucleus
+                     float)
+    assert ctc_like(peaks, 0, 1, 2, 5.0).tolist() == [False, True, False, False, False]
+    # Without a CD45 channel, CK and DNA decide.
+    assert ctc_like(peaks, 0, 1, None, 5.0).tolist() == [False, True, True, False, False]

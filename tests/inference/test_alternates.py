@@ -1,0 +1,46 @@
+"""One reading of each split object is kept: its members replace the whole only when one of
+them is counted or held as a possible CTC and the whole is not counted."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.detect.members import GROUP, PART
+from ctcnet.inference.alternates import alternates_kept, resolve_alternates
+
+
+def table(whole_call, part_calls, guard=None):
+    calls = [whole_call, *part_calls]
+    return pd.DataFrame({
+        "x": np.arange(len(calls), dtype=float), GROUP: [7] * len(calls),
+        PART: [False] + [True] * len(part_calls), "class": calls,
+        "guard": guard or [""] * len(calls)})
+
+
+@pytest.mark.parametrize("whole, parts, kept", [
+    ("debris", ["ctc", "debris"], [False, True, True]),      # a CTC beside a blob
+    ("wbc", ["cluster", "wbc"], [False, True, True]),
+    ("cluster", ["ctc", "wbc"], [True, False, False]),       # a cluster stays one event
+    ("ctc", ["ctc", "debris"], [True, False, False]),        # counted either way: once
+    ("wbc", ["wbc", "debris"], [True, False, False]),        # nothing counted is lost
+])
+def test_members_replace_the_whole_only_when_a_counted_cell_would_be_lost(whole, parts, kept):
+    assert alternates_kept(table(whole, parts)).tolist() == kept
+
+
+def test_a_member_held_as_a_possible_ctc_replaces_the_whole():
+    events = table("debris", ["debris", "wbc"], guard=["", "unusual+possible_ctc", ""])
+    assert alternates_kept(events).tolist() == [False, True, True]
+
+
+def test_events_outside_split_objects_are_kept_and_the_columns_dropped():
+    events = pd.concat([table("wbc", ["ctc", "debris"]),
+                        pd.DataFrame({"x": [9.0], GROUP: [-1], PART: [False],
+                                      "class": ["wbc"], "guard": [""]})], ignore_index=True)
+    crops = np.arange(len(events))[:, None]
+    kept, kept_crops = resolve_alternates(events, crops)
+    assert kept["x"].tolist() == [1.0, 2.0, 9.0]
+    assert kept_crops[:, 0].tolist() == [1, 2, 3]
+    assert GROUP not in kept and PART not in kept
+    plain = events.drop(columns=[GROUP, PART])
+    assert resolve_alternates(plain, crops)[0] is plain
