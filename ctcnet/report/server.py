@@ -274,6 +274,13 @@ class ReviewServer(ThreadingHTTPServer):
 
     app: ReviewApp
 
+    def __init__(self, address: tuple[str, int], handler: type[ReviewHandler],
+                 app: ReviewApp) -> None:
+        # The app is set before the socket is bound: a failed bind (a port another server
+        # holds) calls server_close from within the base constructor, which needs it.
+        self.app = app
+        super().__init__(address, handler)
+
     def server_close(self) -> None:
         """Close the socket and stop the tiles being cut ahead."""
         super().server_close()
@@ -288,12 +295,11 @@ def make_server(results: str | Path, port: int = 0, reviewer: str | None = None,
     app = ReviewApp(results, reviewer, saliency, scans)
     handler = type("BoundReviewHandler", (ReviewHandler,), {"app": app})
     try:
-        server = ReviewServer(("127.0.0.1", int(port)), handler)
-    except OSError as err:
+        server = ReviewServer(("127.0.0.1", int(port)), handler, app)
+    except OSError as err:  # e.g. another review server on that port: one line, exit 2
         raise CtcnetError(f"cannot listen on 127.0.0.1:{port}: {err.strerror or err} "
-                          "(--port 0 picks a free port)") from None
+                          "(another server there? --port 0 picks a free port)") from None
     server.daemon_threads = True
-    server.app = app
     if warm_up:
         app.warm_up()
     return server

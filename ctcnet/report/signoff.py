@@ -10,12 +10,18 @@ journal only grows, so once a decision is made, changed or taken back (a line ap
 reads "changed since", and after predict ran again (another ``run_id``, or the same events
 with other calls: another model, rule or prior) it is not shown at all, as it was of another
 run.
+
+A signoff.json that is not a sign-off (cut short, not JSON, a list, a field of the wrong type)
+is said in one warning naming the file and read as no sign-off, by ``ctcnet review``,
+``ctcnet crops --reviewed`` and ``ctcnet predict`` alike: the decisions stand without it, and
+signing the sample off again on the review page writes a good file over it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -54,16 +60,81 @@ class SignOff:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+_TEXTS = ("reviewer", "signed_at", "run_id")
+_OPTIONAL_TEXTS = ("cartridge_id", "calls_id")
+_COUNTS = ("decided", "unreviewed", "journal_rows")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _no_json_constants(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def check_signoff(data) -> dict:
+    """``data`` (a signoff.json as parsed) when it is a sign-off, else ValueError saying what
+    is wrong: every field :func:`signoff_record` and :func:`signoff_text` read, of its type,
+    so a damaged file cannot fail the summary, the page or dataset.json later on."""
+    if not isinstance(data, dict):
+        kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+            type(data), "number")
+        raise ValueError(f"a JSON {kind}, not a sign-off object")
+    wrong = [k for k in _TEXTS if not isinstance(data.get(k), str)]
+    wrong += [k for k in _OPTIONAL_TEXTS if not isinstance(data.get(k), (str, type(None)))]
+    wrong += [k for k in _COUNTS if not _is_count(data.get(k))]
+    counts = data.get("after_review_per_7_5_ml")
+    if not isinstance(counts, dict) or not all(v is None or _is_number(v)
+                                               for v in counts.values()):
+        wrong.append("after_review_per_7_5_ml")
+    second = data.get("second_reading")
+    if second is not None and not (
+            isinstance(second, dict) and _is_count(second.get("both"))
+            and _is_count(second.get("agree"))
+            and (second.get("kappa") is None or _is_number(second.get("kappa")))):
+        wrong.append("second_reading")
+    if wrong:
+        raise ValueError("not a sign-off: " + ", ".join(wrong) + " missing or of the wrong type")
+    return data
+
+
 def read_signoff(folder: str | Path) -> SignOff | None:
-    """The sample's latest sign-off, or None (none yet, or a file that cannot be read: said)."""
+    """The sample's latest sign-off, or None: none yet, or a file that cannot be read or is
+    not a sign-off (:func:`check_signoff`), said in one warning naming it."""
     path = Path(folder) / SIGNOFF_FILE
     try:
-        return SignOff.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text(), parse_constant=_no_json_constants)
+        return SignOff.from_dict(check_signoff(data))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError) as err:
-        log.warning("%s: cannot read the sign-off: %s", path, err)
+    # UnicodeDecodeError is a ValueError; RecursionError: JSON nested thousands deep
+    except (OSError, ValueError, TypeError, RecursionError) as err:
+        _warn_once(path, err)
         return None
+
+
+_warned: set[tuple] = set()  # the damaged files said already, as they were then
+
+
+def _warn_once(path: Path, err: Exception) -> None:
+    # The review server reads the sign-off on every decision: one warning per damaged file
+    # (until it changes), not one per request.
+    try:
+        seen = path.stat()
+        key = (str(path), seen.st_mtime_ns, seen.st_size)
+    except OSError:
+        key = (str(path), None, None)
+    if key in _warned:
+        return
+    _warned.add(key)
+    log.warning("%s: cannot read the sign-off (%s); the sample reads as not signed off "
+                "until it is signed off again", path, err)
 
 
 def write_signoff(folder: str | Path, signoff: SignOff) -> None:

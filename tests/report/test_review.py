@@ -332,6 +332,19 @@ def test_review_command_rejects_a_folder_without_results(tmp_path, capsys):
     assert "no predict outputs" in capsys.readouterr().err
 
 
+def test_review_on_a_port_another_server_holds_is_one_line(served, capsys):
+    # A second `ctcnet review` on the port of one running: refused in one line (exit 2), not
+    # an AttributeError from closing a server whose bind failed.
+    from conftest import one_line_refusal
+
+    out, server = served
+    port = server.server_address[1]
+    line = one_line_refusal(capsys, ["review", out, "--no-browser", "--port", port],
+                            f"cannot listen on 127.0.0.1:{port}")
+    assert "--port 0" in line
+    assert request(server, "GET", "/api/P001/state")[0] == 200  # the first one serves on
+
+
 # ---------------------------------------------------------------------------------------------
 # The page in headless Chromium, driven over the DevTools protocol.
 

@@ -76,7 +76,7 @@ CLASSES = ["ctc", "wbc", "cluster", "debris"]
     ("Enter", "DIV", {}, {"call": "confirm"}),
     ("y", "BUTTON", {}, {"call": "confirm"}),    # letter shortcuts work wherever focus is
     ("n", "BODY", {}, {"call": "reject"}),
-    ("u", "BODY", {}, {"call": "undecided"}),   # take the decision back
+    ("u", "BODY", {}, {"undo": True}),          # the last decision made, not the cursor's
     ("u", "INPUT", {}, None),
     ("3", "BODY", {}, {"call": "cluster"}),
     ("5", "BODY", {}, None),                  # no fifth class
@@ -355,6 +355,132 @@ def test_a_decision_taken_back_elsewhere_brings_its_row_back_in_place():
 
 
 # ---------------------------------------------------------------------------------------------
+# Undo (u and its button) and decisions the server did not save.
+
+CURRENT_ROW = """page.rows().filter((r) => r.className === "current")
+                   .map((r) => +r.dataset.eventId)[0]"""
+POSTED = """page.requests.filter((r) => r.url === "/api/P001/decision")
+                 .map((r) => [JSON.parse(r.body).event_id, JSON.parse(r.body).call])"""
+
+
+def test_u_takes_back_the_last_decision_made_and_goes_back_to_its_event():
+    state = page_state(6)
+    state["candidates"][2]["decision"] = "rejected"
+    got = run_page(f"""
+        const look = () => ({{current: {CURRENT_ROW},
+            panel: page.document.getElementById("info").textContent.split(" ")[1],
+            decisions: page.rows().map((r) => r.getAttribute("data-decision")),
+            undo: page.document.getElementById("undo-button").textContent,
+            disabled: page.document.getElementById("undo-button").disabled}});
+        page.key("y");                    // #0 confirmed; the cursor moves on to #1
+        await page.settle();
+        page.key("j");
+        page.key("3");                    // #2, rejected before, relabelled; the cursor on #3
+        await page.settle();
+        const decided = look();
+        page.key("u");                    // takes back #2's relabelling, not #3's nothing
+        await page.settle();
+        const once = look();
+        page.document.getElementById("undo-button").click();   // the button: the one before
+        await page.settle();
+        const twice = look();
+        page.key("u");                    // nothing left to take back
+        await page.settle();
+        return {{decided, once, twice, posted: {POSTED},
+                status: page.document.getElementById("status").textContent}};
+    """, state)
+    assert got["decided"] == {"current": 3, "panel": "#3",
+                              "decisions": ["ctc", "", "cluster", "", "", ""],
+                              "undo": "undo #2 (u)", "disabled": False}
+    # Back to the event (its row and its panel), as it was before (rejected), wherever the
+    # cursor was.
+    assert got["once"] == {"current": 2, "panel": "#2",
+                           "decisions": ["ctc", "", "rejected", "", "", ""],
+                           "undo": "undo #0 (u)", "disabled": False}
+    assert got["twice"] == {"current": 0, "panel": "#0",
+                            "decisions": ["", "", "rejected", "", "", ""],
+                            "undo": "undo (u)", "disabled": True}
+    assert got["posted"] == [[0, "confirm"], [2, "cluster"], [2, "reject"], [0, "undecided"]]
+    assert got["status"] == "nothing to undo"
+
+
+def test_u_waits_for_the_decision_it_takes_back_and_leaves_one_made_elsewhere():
+    got = run_page(f"""
+        page.key("y");
+        page.key("u");                    // before #0's decision is answered
+        await page.settle();
+        const quick = {{posted: {POSTED}, current: {CURRENT_ROW},
+                       decision: page.rows()[0].getAttribute("data-decision")}};
+        page.key("n");                    // #0 rejected here, then made wbc elsewhere
+        await page.settle();
+        routes.push(["/api/P001/state?since=", {{json: {{stamp: "s9", counts: state.counts,
+                     decisions: [[0, "wbc"]]}}}}]);
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        page.key("u");
+        await page.settle();
+        return {{quick, posted: {POSTED}, decision: page.rows()[0].getAttribute("data-decision"),
+                status: page.document.getElementById("status").textContent}};
+    """, page_state(4))
+    assert got["quick"] == {"posted": [[0, "confirm"], [0, "undecided"]], "current": 0,
+                            "decision": ""}
+    # The other reviewer's call stands: nothing is posted, and the page says why.
+    assert got["posted"] == [[0, "confirm"], [0, "undecided"], [0, "reject"]]
+    assert got["decision"] == "wbc" and "not undone: #0" in got["status"]
+
+
+STALE = ("the results of P001 were written again since this page was loaded (run R, now S): "
+         "reload the page")
+
+
+def test_a_decision_not_saved_stays_said_until_it_is_saved():
+    got = run_page("""
+        const said = () => page.document.getElementById("status").textContent + " | " +
+          (page.document.getElementById("unsaved") || {textContent: ""}).textContent;
+        routes.push(["/api/P001/decision", {status: 500, json: {error: "disk full"}}]);
+        page.key("y");                    // not saved: the cursor goes back to #0
+        await page.settle();
+        const failed = said();
+        const panel = page.document.getElementById("info").textContent.split(" ")[1];
+        page.key("j");
+        await page.settle();
+        const moved = said();
+        page.key("k");
+        routes.shift();                   // the disk has room again: #0 decided again, saved
+        page.key("y");
+        await page.settle();
+        return {failed, panel, moved, saved: said(),
+                unsaved: page.document.body.getAttribute("data-unsaved")};
+    """, page_state(4))
+    assert "not saved #0: disk full" in got["failed"] and "not saved #0" in got["moved"]
+    assert got["panel"] == "#0"  # the event shown is the one the cursor went back to
+    assert "not saved" not in got["saved"] and got["unsaved"] == "0"
+
+
+def test_on_a_stale_page_not_saved_stays_until_the_page_is_reloaded():
+    got = run_page(f"""
+        const said = () => page.document.getElementById("status").textContent + " | " +
+          (page.document.getElementById("unsaved") || {{textContent: ""}}).textContent;
+        const stale = {{status: 409, json: {{error: {json.dumps(STALE)}, stale: true}}}};
+        routes.push(["/api/P001/decision", stale], ["/api/P001/tile/", stale],
+                    ["/api/P001/context/", stale]);
+        page.key("y");                    // refused: the tile of #0 is asked for again, refused
+        await page.settle();
+        const first = said();
+        page.key("j");                    // more tiles refused, more decisions refused
+        page.key("n");
+        await page.settle();
+        page.key("c");
+        page.timers.forEach((tick) => tick());
+        await page.settle();
+        return {{first, later: said(),
+                reload: page.document.getElementById("reload").style.display}};
+    """, page_state(4))
+    assert f"not saved #0: {STALE}" in got["first"]
+    assert f"not saved #0, #1: {STALE}" in got["later"] and got["reload"] == "inline"
+
+
+# ---------------------------------------------------------------------------------------------
 # The grid, the channel sliders, the sign-off and the second reading on the stand-in DOM.
 
 def test_grid_page_is_of_one_call_undecided_and_not_set_aside():
@@ -411,6 +537,25 @@ def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
     assert got["decided"] == "99" and got["rows"] == 99
     assert got["next"] == ctc[100:200]       # the exception is not put back on the page
     assert got["grid"] == "off"
+
+
+def test_a_grid_page_ends_what_u_takes_back():
+    got = run_page(GRID_ROUTE + f"""
+        page.key("y");                    // one at a time, then a grid page
+        await page.settle();
+        page.key("g");
+        await page.settle();
+        page.key("Enter");
+        await page.settle();
+        page.key("g");
+        page.key("u");
+        await page.settle();
+        return {{posted: {POSTED}, status: page.document.getElementById("status").textContent,
+                disabled: page.document.getElementById("undo-button").disabled}};
+    """, page_state(10))
+    # Neither the grid page nor the decision made before it is taken back.
+    assert got["posted"] == [[0, "confirm"]] and got["disabled"]
+    assert got["status"].startswith("nothing to undo: a grid page")
 
 
 def test_a_slider_lays_a_gain_over_its_channel_and_is_remembered():

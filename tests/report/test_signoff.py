@@ -1,9 +1,25 @@
-"""A sign-off holds for the run and the calls it was made on."""
+"""A sign-off holds for the run and the calls it was made on; a signoff.json that is not one
+is said and read as none, by every command that reads it."""
+
+import json
+import logging
 
 import pandas as pd
+import pytest
+from conftest import FUZZ, JSON_VALUES, predict_args
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ctcnet.report.runs import calls_id, run_id
-from ctcnet.report.signoff import CHANGED, CURRENT, SignOff, signoff_record
+from ctcnet.report.signoff import (
+    CHANGED,
+    CURRENT,
+    SIGNOFF_FILE,
+    SignOff,
+    read_signoff,
+    signoff_record,
+    signoff_text,
+)
 
 
 def test_a_sign_off_holds_for_the_calls_it_was_made_on():
@@ -27,3 +43,90 @@ def test_a_sign_off_holds_for_the_calls_it_was_made_on():
                                if k != "calls_id"})
     assert signoff_record(older, run_id(events), 1, calls_id(other_calls))["status"] == CURRENT
 
+
+
+# ---------------------------------------------------------------------------------------------
+# A signoff.json that is not a sign-off: said once, naming the file, and read as none.
+
+GOOD = {"reviewer": "ann", "signed_at": "2026-11-27T00:00:00+00:00", "run_id": "R",
+        "cartridge_id": None, "decided": 1, "unreviewed": 0,
+        "after_review_per_7_5_ml": {"ctc": 1.0}, "journal_rows": 1,
+        "second_reading": {"first": 1, "second": 1, "both": 1, "agree": 1, "kappa": None,
+                           "disagreements": []}, "calls_id": None}
+
+
+def signoff_warnings(caplog, path) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and str(path) in r.getMessage()]
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[1, 2]", "a JSON list, not a sign-off object"),
+    ('"signed"', "a JSON string"),
+    ("null", "a JSON null"),
+    ("{}", "reviewer"),
+    (json.dumps({**GOOD, "journal_rows": "1"}), "journal_rows"),
+    (json.dumps({**GOOD, "decided": True}), "decided"),
+    (json.dumps({**GOOD, "after_review_per_7_5_ml": [1.0]}), "after_review_per_7_5_ml"),
+    (json.dumps({**GOOD, "after_review_per_7_5_ml": {"ctc": float("nan")}}), "NaN"),
+    (json.dumps({**GOOD, "second_reading": {"both": 2}}), "second_reading"),
+    ('{"reviewer": "ann", ', "Expecting"),
+])
+def test_a_file_that_is_no_sign_off_is_said_and_read_as_none(tmp_path, caplog, text, why):
+    path = tmp_path / SIGNOFF_FILE
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING):
+        assert read_signoff(tmp_path) is None
+        assert read_signoff(tmp_path) is None  # the review server reads it on each request
+    said = signoff_warnings(caplog, path)
+    assert len(said) == 1 and why in said[0], said
+    path.write_text(json.dumps(GOOD))
+    assert read_signoff(tmp_path) == SignOff.from_dict(GOOD)
+
+
+@FUZZ
+@given(key=st.sampled_from(sorted(GOOD)), value=JSON_VALUES)
+def test_any_value_in_a_sign_off_is_read_or_refused_never_raised(tmp_path, key, value):
+    path = tmp_path / SIGNOFF_FILE
+    path.write_text(json.dumps({**GOOD, key: value}))
+    signed = read_signoff(tmp_path)
+    if signed is not None:  # what is read goes into summary.json, the page and dataset.json
+        record = signoff_record(signed, signed.run_id, 2, signed.calls_id)
+        assert signoff_text(record)
+        json.dumps(record, allow_nan=False)
+
+
+def test_a_list_in_signoff_json_fails_no_command(cart_and_model, cart, capsys, caplog):
+    """``ctcnet predict`` run again over the results, ``ctcnet review`` and ``ctcnet crops
+    --reviewed`` each say the file and go on as with no sign-off (signing off again mends
+    it)."""
+    from ctcnet.cli import main
+    from ctcnet.report import decisions as D
+    from ctcnet.report.server import make_server
+
+    args = [str(a) for a in predict_args(cart_and_model, cart)]
+    assert main(args) == 0
+    out = cart.parent / "out"
+    sample = out / "S1"
+    run = D.RunEvents.of_sample(sample, *D.load_sample(sample))
+    D.record_decision(sample, run, 0, "wbc", "ann")  # something for crops --reviewed to cut
+    path = sample / SIGNOFF_FILE
+    caplog.set_level(logging.WARNING)
+    for n, command in enumerate(["predict", "review", "crops"]):
+        path.write_text(json.dumps(list(range(n + 1))))  # another file: said again
+        caplog.clear()
+        if command == "predict":     # a rerun brings the review back into its summary.json
+            assert main(args) == 0
+            assert json.loads((sample / "summary.json").read_text()).get("signoff") is None
+        elif command == "review":
+            server = make_server(out, port=0, warm_up=False)
+            try:
+                assert server.app.sample("S1").state("ann")["signoff"] is None
+            finally:
+                server.server_close()
+        else:
+            assert main(["crops", str(out), "--reviewed", "--out",
+                         str(cart.parent / "ds")]) == 0
+        said = signoff_warnings(caplog, path)
+        assert len(said) == 1 and "a JSON list" in said[0], (command, said)
+    capsys.readouterr()
