@@ -67,6 +67,9 @@ class DetectConfig:
     # CD45 ring around its nucleus) or physically touching cells of a cluster.
     same_object_ratio: float = 0.5
     split_touching: bool = True
+    # Members of merged objects whose own markers read as a CTC's are offered as events of
+    # their own beside the whole (``ctcnet.detect.members``), for predict to choose between.
+    offer_members: bool = True
     # An object is edge-cut when the frame border runs through pixels brighter than this
     # fraction of its peak (through the object, not its blur halo).
     edge_fraction: float = 0.25

@@ -9,13 +9,19 @@ detection overlap with the model. On a 2-core CPU two frame threads feed one mod
 outweighs the model's, so the second frame thread fills the model core's idle time.
 With spillover compensation, :func:`measure_scan_leaks` measures CK's spillover of the scan
 from a few frames first, and every frame's model crops are compensated with it.
+
+Each frame read gets its record (its files and SHA-256, :func:`ctcnet.io.digests.frame_record`)
+and a note where its pixels call for a look (saturated); both are journaled beside its part
+(:func:`keep_frame_record`) and end in the run's summary (:func:`with_frame_records`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +33,9 @@ from ctcnet.errors import InputError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import measure_for_guard_start
 from ctcnet.inference.spillover import compensate, leak_record, leaks_from_ratios, scan_ratios
-from ctcnet.io.scan import Cartridge, FrameRef
+from ctcnet.io.digests import frame_record
+from ctcnet.io.frame_checks import saturation_note
+from ctcnet.io.scan import Cartridge, FrameRef, get_source
 from ctcnet.nn.spec import ModelSpec
 
 # Frames (spread over the cartridge) whose events measure its spillover, with compensation on:
@@ -49,6 +57,8 @@ class FrameWork:
     seconds: dict = field(default_factory=dict)
     measured: pd.DataFrame | None = None  # the guard's call-independent measurements
     guard_start: object | None = None     # what they started from, for the CD45 reads
+    record: dict | None = None  # its files and SHA-256 as read (ctcnet.io.digests.frame_record)
+    note: str | None = None     # read, but its count is not to be trusted alone (saturated)
 
 
 # What a frame's detection or cropping raises on pixels no check foresaw: the frame is skipped
@@ -111,6 +121,13 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
+    note = saturation_note(pixels, cartridge.panel.channels)
+    # Its digest while its files are in the page cache: what later cuts check it against.
+    try:
+        record = frame_record(frame.files, pixels, not get_source(frame.source_name).container)
+    except OSError as err:  # read a moment ago, gone now
+        return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
+                         seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()
     try:
         detect, cut = detect_events, extract_crops
@@ -120,7 +137,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
 
             pixels = on_device.upload(pixels, device)
             detect, cut = on_device.detect_events, on_device.extract_crops
-        events = detect(pixels, cartridge.panel, config, alternates=alternates)
+        events = detect(pixels, cartridge.panel, config,
+                        alternates=alternates and config.offer_members)
         t2 = time.perf_counter()
         crops, padded = cut(pixels, events["x"].to_numpy(), events["y"].to_numpy(),
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
@@ -152,7 +170,47 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     return FrameWork(frame, events, crops, seconds={"read": t1 - t0, "detect": t2 - t1,
                                                     "crop": t3 - t2, "guard": t4 - t3},
                      model_crops=model_crops, measured=measured,
-                     guard_start=guard_start)
+                     guard_start=guard_start, record=record, note=note)
+
+
+# Appended to by the finishing thread as each frame is journaled: the frames' records and notes
+# outlive a killed run, so a resumed one reports the frames it does not read again.
+FRAME_RECORDS = "frames_read.jsonl"
+
+
+def keep_frame_record(parts: Path, work: FrameWork) -> None:
+    """Add a journaled frame's record and note to ``parts/frames_read.jsonl``."""
+    line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note})
+    with open(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict]
+                       ) -> tuple[Cartridge, dict]:
+    """The records of the frames processed (this run's and a resumed one's; a frame's latest),
+    and the cartridge with their notes (a saturated frame) added to its problems, said once:
+    a count over such a frame stands only once a person has looked."""
+    entries = {}
+    try:
+        lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            entries[entry["frame"]] = entry
+        except (ValueError, KeyError, TypeError):  # the line a killed run cut short
+            continue
+    set_aside = {s["frame"] for s in skipped}
+    done = {f.frame_id: entries[f.frame_id] for f in cartridge.frames
+            if f.frame_id not in set_aside and f.frame_id in entries}
+    notes = [f"frame {fid}: {e['note']}" for fid, e in done.items() if e.get("note")]
+    for line in notes:
+        log.warning("%s: %s", cartridge.sample_id, line)
+    new = [n for n in notes if n not in cartridge.problems]
+    if new:
+        cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
+    return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,

@@ -1,11 +1,17 @@
 """From class probabilities to calls: the one rule every path applies (numpy only, no torch).
 
 The call is the most probable class; it goes to human review when its probability is below the
-model's review threshold. A row that is not a finite distribution (a NaN or infinite crop, a
-broken model) is **no call**: its class is :data:`FAILED_CLASS`, its confidence NaN, and it is
-always reviewed. Without this rule ``argmax`` of a NaN row picks class 0 (``ctc``) and
-``NaN < threshold`` is false, so a broken number would become a confident, unreviewed CTC.
-Used by slide-scale predict and by the torch-free ONNX runtime, so a port has one rule to copy.
+model's review threshold and the doubt could change a count: the call is a counted class
+(:data:`COUNTED_CLASSES`: ``ctc``, ``cluster``), or a counted class holds at least the rest of
+the threshold (``1 - threshold``) of the posterior. Doubt between uncounted classes alone (a
+leukocyte or debris?) changes no count and is not queued; :func:`uncounted_doubt` reports it.
+A model whose classes include no counted class sends every doubtful call to review.
+
+A row that is not a finite distribution (a NaN or infinite crop, a broken model) is **no
+call**: its class is :data:`FAILED_CLASS`, its confidence NaN, and it is always reviewed.
+Without this rule ``argmax`` of a NaN row picks class 0 (``ctc``) and ``NaN < threshold`` is
+false, so a broken number would become a confident, unreviewed CTC. Used by slide-scale predict
+and by the torch-free ONNX runtime, so a port has one rule to copy.
 
 **Deployment prevalence.** The network is trained on balanced classes, so its probabilities
 are posteriors under equal priors. A cartridge holds debris ~1,000x CTCs: the Bayes call there
@@ -49,6 +55,9 @@ from ctcnet.nn.decision_rule import (  # noqa: F401 (API)
 )
 
 FAILED_CLASS = "failed"
+# The classes a sample's result counts (CTCs and CTC clusters per 7.5 mL): doubt matters for
+# review only where it could move one of these counts.
+COUNTED_CLASSES = ("ctc", "cluster")
 
 
 def finite_crops(raw: np.ndarray) -> np.ndarray:
@@ -156,7 +165,8 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     confidence : ndarray, float32, shape (N,)
         The deployment posterior of the call (NaN for a failed row).
     review : ndarray of bool, shape (N,)
-        Below the review threshold, or failed.
+        Below the review threshold with a counted class in doubt (see the module), or
+        failed.
     failed : ndarray of bool, shape (N,)
         The row is not a finite distribution.
     """
@@ -166,8 +176,32 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     names = np.asarray(list(class_names), dtype=object)
     called = np.where(failed, FAILED_CLASS, names[top] if len(proba) else names[:0])
     confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top]).astype(np.float32)
-    review = failed | (np.nan_to_num(confidence, nan=0.0) < review_threshold)
+    doubtful = np.nan_to_num(confidence, nan=0.0) < review_threshold
+    review = failed | (doubtful & _counted_in_doubt(proba, top, class_names, review_threshold))
     return called.astype(object), confidence, review, failed
+
+
+def _counted_in_doubt(posterior: np.ndarray, top: np.ndarray, class_names: Sequence[str],
+                      review_threshold: float) -> np.ndarray:
+    """Bool per row: a counted class is the call or holds at least ``1 - review_threshold``
+    of the deployment posterior (every row, for a model without counted classes)."""
+    counted = [i for i, n in enumerate(class_names) if n in COUNTED_CLASSES]
+    if not counted:
+        return np.ones(len(posterior), bool)
+    near = np.nan_to_num(posterior[:, counted], nan=0.0).max(axis=1) >= 1.0 - review_threshold
+    return np.isin(top, counted) | near
+
+
+def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
+                    decision: DecisionRule | None = None) -> np.ndarray:
+    """Bool per row: the call is below the review threshold, but only between classes that
+    are not counted (reported, not queued: :func:`calls_from_proba` does not review it)."""
+    proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
+    failed = ~np.isfinite(proba).all(axis=1)
+    top, posterior = top_class(proba, class_names, decision)
+    confidence = np.nan_to_num(posterior[np.arange(len(posterior)), top], nan=1.0)
+    return ~failed & (confidence < review_threshold) & \
+        ~_counted_in_doubt(posterior, top, class_names, review_threshold)
 
 
 def prior_rule(prior: str | None, class_names: Sequence[str],

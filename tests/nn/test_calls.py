@@ -227,3 +227,21 @@ def test_fit_reads_each_crop_at_the_scale_of_its_own_cell(tmp_path):
     # magnifications.
     assert np.median(sizes[0]) == pytest.approx(FIT_CELL_UM / 0.64, rel=0.15)
     assert np.allclose(sizes[0], sizes[1], rtol=0.15)
+
+
+def test_review_queues_doubt_that_could_change_a_count_and_reports_the_rest():
+    from ctcnet.nn.calls import uncounted_doubt
+
+    names = ["ctc", "wbc", "cluster", "debris"]
+    proba = np.array([[0.70, 0.10, 0.00, 0.20],    # a doubtful ctc call: queued
+                      [0.00, 0.55, 0.00, 0.45],    # leukocyte or debris: reported only
+                      [0.25, 0.60, 0.00, 0.15],    # a CTC within the band: queued
+                      [0.00, 0.95, 0.00, 0.05],    # sure: neither
+                      [np.nan, 0.5, 0.2, 0.3]])    # failed: queued
+    _, _, review, failed = calls_from_proba(proba, names, 0.8)
+    assert review.tolist() == [True, False, True, False, True]
+    assert uncounted_doubt(proba, names, 0.8).tolist() == [False, True, False, False, False]
+    # A model without counted classes queues every doubtful call, as before.
+    other = ["a", "b", "c", "d"]
+    assert calls_from_proba(proba, other, 0.8)[2].tolist() == [True, True, True, False, True]
+    assert not uncounted_doubt(proba, other, 0.8).any()

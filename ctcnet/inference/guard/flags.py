@@ -53,8 +53,9 @@ contradict:
   CK area that is more than a copy of CK, in a nucleus as sharp as the leukocytes' (what a
   ``ctc`` call must pass). On either route a CK+CD45+ event stays a leukocyte, a CK+CD66b+
   one a granulocyte: they are never flagged.
-* ``unusual`` (every class): the event's measured intensity profile lies far from what the
-  model was trained on (:func:`.reference.ood_distance` above the reference's threshold).
+* ``unusual``: the event's measured intensity profile lies far from what the model was
+  trained on (:func:`.reference.ood_distance` above the reference's threshold), on a call of a
+  counted class (``ctc``, ``cluster``) or an event with a CK area: where a CTC could hide.
   Models without a reference (``spec.metrics["guard"]``) never flag it.
 
 :func:`review_flags` is the one entry point for predict, the model card and the robustness
@@ -82,7 +83,7 @@ from ctcnet.inference.guard.rules import (
     RULES,
     GuardRules,
 )
-from ctcnet.nn.calls import DecisionRule, top_class
+from ctcnet.nn.calls import COUNTED_CLASSES, DecisionRule, top_class
 
 # What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by
 # where the markers make calls: nothing (flags alone); on a cartridge, CD45 read as background
@@ -282,7 +283,11 @@ def _one_cell(e: Evidence) -> np.ndarray:
 
 def _unusual(e: Evidence) -> np.ndarray:
     dist = ood_distance(e.m, e.called, e.reference, e.spec.in_chans)
-    return dist > e.reference["threshold"]
+    # An unusual event can change a count only where a CTC could hide: a call of a counted
+    # class, or an event with a CK area (a CTC is CK positive by definition). Unusual debris
+    # or leukocytes without CK are reported by the profile alone, not queued for a person.
+    could_count = np.isin(e.called, COUNTED_CLASSES) | e.has_ck_area
+    return (dist > e.reference["threshold"]) & could_count
 
 
 # In the order of ``FLAGS`` (the flags table's columns).
