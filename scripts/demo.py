@@ -90,9 +90,9 @@ def print_counts(summary: dict, events, truth) -> None:
         print(f"      {name:<10}{int(drawn.get(name, 0)):>8}{int(counted.get(name, 0)):>9}"
               f"{int(held.get(name, 0)):>7}{int(review.get(name, 0)):>11}")
     print("      held: calls the marker guard kept out of the count for a person to decide")
-    print("      to review: calls flagged for a person (held ones and those below the review "
-          "threshold);\n      the review page also lists every CTC and cluster call and a few "
-          "checks")
+    print("      to review: calls flagged for a person (held ones and those whose doubt could "
+          "change a count);\n      the review page also lists every CTC and cluster call and a "
+          "few checks")
 
 
 def print_ctc_outcome(events, truth, pixel_size_um: float, radius_um: float = 6.0) -> None:

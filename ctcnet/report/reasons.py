@@ -8,7 +8,8 @@ An event is on the review list for one or more reasons, each a code:
   :func:`ctcnet.inference.guard.markers_overrule`);
 * ``guard:<flag>``: a flag of the marker guard (:mod:`ctcnet.inference.guard`); the call is
   held for review and counted apart;
-* ``low_confidence``: the model's probability of its call is below the review threshold;
+* ``low_confidence``: the model's probability of its call is below the review threshold and
+  the doubt could change a count (:mod:`ctcnet.nn.calls`);
 * ``failed``: the model's output was not finite (no call);
 * ``qc``: the fixed random quality-control sample of the confident other calls;
 * ``decided``: only an earlier decision brings it in (made on another run);
