@@ -52,7 +52,8 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                 "CK positive, no CD45, a nucleus of its own, and the network finds it at least "
                 "as likely a CTC as a leukocyte"),
     "low_confidence": ("low p", "the model's probability of its call is below the review "
-                       "threshold"),
+                       "threshold, and a CTC or cluster is the call or within the band: the "
+                       "doubt could change a count"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
     "decided": ("decided on an earlier run", "only an earlier decision (made on another run) "
@@ -134,7 +135,8 @@ def meaning(code: str, confidence: float | None = None,
         return f"marker guard, {flag}: {text}; held for review, counted apart"
     if code == "low_confidence" and confidence is not None and review_threshold is not None:
         return (f"low confidence: p {confidence:.2f} of the network's call is below the review "
-                f"threshold {review_threshold:.2f}")
+                f"threshold {review_threshold:.2f}, with a CTC or cluster the call or within "
+                f"{1 - review_threshold:.2f} of the posterior")
     return REASONS.get(code, (code, code))[1]
 
 
