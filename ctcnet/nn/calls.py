@@ -1,11 +1,14 @@
 """From class probabilities to calls: the one rule every path applies (numpy only, no torch).
 
-The call is the most probable class; it goes to human review when its probability is below the
-model's review threshold and the doubt could change a count: the call is a counted class
-(:data:`COUNTED_CLASSES`: ``ctc``, ``cluster``), or a counted class holds at least the rest of
-the threshold (``1 - threshold``) of the posterior. Doubt between uncounted classes alone (a
+The call is the most probable class; the network's doubt sends it to human review where the
+doubt could change a count: a call of a counted class (:data:`COUNTED_CLASSES`: ``ctc``,
+``cluster``) under the model's review threshold, or a call of another class to which a counted
+class holds at least the review band of the posterior. The band is the one fitted with the
+decision rule for a stated miss rate (``DecisionRule.review_band``,
+:mod:`ctcnet.evaluation.miss_rate`) or, without one, the rest of the threshold (``1 -
+threshold``, the call itself under the threshold). Doubt between uncounted classes alone (a
 leukocyte or debris?) changes no count and is not queued; :func:`uncounted_doubt` reports it.
-A model whose classes include no counted class sends every doubtful call to review.
+A model whose classes include no counted class sends every call under the threshold.
 
 A row that is not a finite distribution (a NaN or infinite crop, a broken model) is **no
 call**: its class is :data:`FAILED_CLASS`, its confidence NaN, and it is always reviewed.
@@ -176,20 +179,28 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     names = np.asarray(list(class_names), dtype=object)
     called = np.where(failed, FAILED_CLASS, names[top] if len(proba) else names[:0])
     confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top]).astype(np.float32)
-    doubtful = np.nan_to_num(confidence, nan=0.0) < review_threshold
-    review = failed | (doubtful & _counted_in_doubt(proba, top, class_names, review_threshold))
+    review = failed | _doubt_shown(proba, top, confidence, class_names, review_threshold,
+                                   as_rule(decision).review_band)
     return called.astype(object), confidence, review, failed
 
 
-def _counted_in_doubt(posterior: np.ndarray, top: np.ndarray, class_names: Sequence[str],
-                      review_threshold: float) -> np.ndarray:
-    """Bool per row: a counted class is the call or holds at least ``1 - review_threshold``
-    of the deployment posterior (every row, for a model without counted classes)."""
+def _doubt_shown(posterior: np.ndarray, top: np.ndarray, confidence: np.ndarray,
+                 class_names: Sequence[str], review_threshold: float,
+                 band: float | None) -> np.ndarray:
+    """Bool per row: the network's doubt puts the event in front of a person. A counted call
+    under the review threshold; a call of another class to which a counted class holds at
+    least ``band`` of the posterior (the rule's fitted review band) or, without one, holds
+    ``1 - review_threshold`` with the call under the threshold. A model without counted
+    classes: every call under the threshold."""
+    doubtful = np.nan_to_num(confidence, nan=1.0) < review_threshold
     counted = [i for i, n in enumerate(class_names) if n in COUNTED_CLASSES]
     if not counted:
-        return np.ones(len(posterior), bool)
-    near = np.nan_to_num(posterior[:, counted], nan=0.0).max(axis=1) >= 1.0 - review_threshold
-    return np.isin(top, counted) | near
+        return doubtful
+    counted_call = np.isin(top, counted)
+    mass = np.nan_to_num(posterior[:, counted], nan=0.0).max(axis=1)
+    if band is None:
+        return doubtful & (counted_call | (mass >= 1.0 - review_threshold))
+    return (doubtful & counted_call) | (~counted_call & (mass >= band))
 
 
 def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
@@ -200,8 +211,9 @@ def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_thresh
     failed = ~np.isfinite(proba).all(axis=1)
     top, posterior = top_class(proba, class_names, decision)
     confidence = np.nan_to_num(posterior[np.arange(len(posterior)), top], nan=1.0)
-    return ~failed & (confidence < review_threshold) & \
-        ~_counted_in_doubt(posterior, top, class_names, review_threshold)
+    shown = _doubt_shown(posterior, top, confidence, class_names, review_threshold,
+                         as_rule(decision).review_band)
+    return ~failed & (confidence < review_threshold) & ~shown
 
 
 def prior_rule(prior: str | None, class_names: Sequence[str],

@@ -210,6 +210,21 @@ class DecisionRule:
         return copy.deepcopy(dict(self.records).get("fitted"))
 
     @property
+    def review_band(self) -> float | None:
+        """The review band fitted with the rule (``review_band.band`` of its dict): a call of
+        an uncounted class is shown when a counted class holds at least this share of the
+        posterior (:func:`ctcnet.evaluation.miss_rate.band_for_miss_rate`); None: none."""
+        record = dict(self.records).get("review_band")
+        band = record.get("band") if isinstance(record, Mapping) else None
+        return float(band) if isinstance(band, (int, float)) and 0.0 < band <= 1.0 else None
+
+    def with_review_band(self, record: Mapping) -> DecisionRule:
+        """The same rule with ``record`` (``band`` and how it was fitted) as its review band."""
+        records = tuple((k, v) for k, v in self.records if k != "review_band")
+        return DecisionRule(self.rule, self.log_weights,
+                            records + (("review_band", copy.deepcopy(dict(record))),))
+
+    @property
     def weights(self) -> dict[str, float]:
         """The log weights by class name (a copy; empty: no reweighting)."""
         return dict(self.log_weights)

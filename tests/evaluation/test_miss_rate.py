@@ -1,0 +1,86 @@
+"""The review band for a stated miss rate: a finite-sample bound, the smallest list that holds
+it, and the band carried by the decision rule into the calls."""
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.evaluation.miss_rate import (
+    band_for_miss_rate,
+    band_inputs,
+    miss_upper_bound,
+    misses_at,
+)
+from ctcnet.nn.calls import DecisionRule, calls_from_proba, uncounted_doubt
+
+
+def test_the_bound_is_clopper_pearsons():
+    # No miss in 299 cells: the one-sided 95 % bound is 1 %, the rule of three.
+    assert abs(miss_upper_bound(0, 299, 0.95) - 0.01) < 2e-4
+    assert miss_upper_bound(3, 100, 0.95) > 0.03
+    assert miss_upper_bound(5, 5, 0.95) == 1.0
+
+
+def test_the_band_is_the_largest_whose_bound_holds(rng):
+    n_cells, n_other = 2000, 20000
+    # Cells of a counted class only the band can show: their counted mass spreads down to
+    # 1e-3; the others sit mostly far lower.
+    cells = 10 ** rng.uniform(-3, 0, n_cells)
+    other = 10 ** rng.uniform(-6, -1, n_other)
+    mass = np.r_[cells, other]
+    truth = np.r_[np.ones(n_cells, bool), np.zeros(n_other, bool)]
+    shown = np.zeros(len(mass), bool)
+    record = band_for_miss_rate(mass, shown, truth, level=0.01, confidence=0.95)
+    band = record["band"]
+    assert record["miss_bound"] <= 0.01
+    assert record["misses"] == int((cells < band).sum())
+    # A band a step larger would break the bound: the list is as short as the bound allows.
+    wider = np.nextafter(band, 1.0) * 1.2
+    assert miss_upper_bound(int((cells < wider).sum()), n_cells, 0.95) > 0.01 or wider > 0.5
+    # Fewer cells than the bound can tell from a 1 % miss share: no band.
+    few = band_for_miss_rate(cells[:100], np.zeros(100, bool), np.ones(100, bool))
+    assert few["band"] is None
+    # On another draw of the same cells the miss share stays near the level.
+    again = misses_at(band, 10 ** rng.uniform(-3, 0, n_cells), np.zeros(n_cells, bool),
+                      np.ones(n_cells, bool))
+    assert again["miss_share"] <= 0.02
+
+
+def test_cells_shown_otherwise_never_count_as_misses():
+    mass = np.zeros(400)
+    truth = np.ones(400, bool)
+    assert band_for_miss_rate(mass, np.ones(400, bool), truth)["band"] == 0.5
+    assert band_for_miss_rate(mass, np.zeros(400, bool), truth)["band"] is None
+
+
+def test_the_rules_band_decides_which_uncounted_calls_are_shown():
+    names = ["ctc", "wbc", "cluster", "debris"]
+    proba = np.array([[0.03, 0.90, 0.00, 0.07],    # a wbc call with 3 % on a CTC
+                      [0.001, 0.60, 0.0, 0.399],   # leukocyte or debris
+                      [0.70, 0.20, 0.00, 0.10]])   # a doubtful ctc call
+    plain = DecisionRule.balanced()
+    banded = plain.prior_shift({}, {}).with_review_band({"band": 0.02, "level": 0.01})
+    assert banded.review_band == 0.02 and plain.review_band is None
+    assert calls_from_proba(proba, names, 0.8, plain)[2].tolist() == [False, False, True]
+    assert calls_from_proba(proba, names, 0.8, banded)[2].tolist() == [True, False, True]
+    assert uncounted_doubt(proba, names, 0.8, banded).tolist() == [False, True, False]
+    # The record round-trips with the rule's dict (checkpoints and ONNX metadata).
+    again = DecisionRule.from_dict(banded.to_dict(), names)
+    assert again.review_band == 0.02 and again == banded
+
+
+def test_band_inputs_match_events_to_drawn_ctcs_and_clusters():
+    class Spec:
+        class_names = ["ctc", "wbc", "cluster", "debris"]
+        decision = None
+
+    events = pd.DataFrame({"row": 0, "col": 0, "x": [10.0, 50.0, 90.0],
+                           "y": [10.0, 10.0, 10.0], "class": ["wbc", "ctc", "debris"],
+                           "guard": ["", "", "possible_ctc"],
+                           "p_ctc": [0.2, 0.9, 0.1], "p_wbc": [0.7, 0.05, 0.1],
+                           "p_cluster": [0.05, 0.0, 0.0], "p_debris": [0.05, 0.05, 0.8]})
+    truth = pd.DataFrame({"row": 0, "col": 0, "x": [11.0, 49.0, 200.0], "y": [10.0] * 3,
+                          "class": ["ctc", "wbc", "cluster"]})
+    out = band_inputs(events, truth, Spec, pixel_size_um=1.0)
+    assert out["is_counted_truth"].tolist() == [True, False, False]
+    assert out["shown_otherwise"].tolist() == [False, True, True]
+    assert np.allclose(out["counted_mass"], [0.2, 0.9, 0.1])
