@@ -32,13 +32,28 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+class FileSizeLimit(int):
+    """A case's first argument: the command runs with its files limited to this many bytes
+    (``ulimit -f``), a disk that fills as it writes: a write that crosses the limit is cut
+    short and the next fails (EFBIG), as the last writes on a full disk do (ENOSPC)."""
+
+    def apply(self) -> None:
+        """Set the limit (in the child, before it starts)."""
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(self), int(self)))
+
+
 def cli(*args, cwd=None, timeout=120) -> tuple[int | None, str, str]:
-    """Run ``python -m ctcnet`` with ``args``: (exit status, stdout, stderr), or None as the
-    status on a hang."""
+    """Run ``python -m ctcnet`` with ``args`` (led by a :class:`FileSizeLimit`: under it):
+    (exit status, stdout, stderr), or None as the status on a hang."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    limit = args[0] if args and isinstance(args[0], FileSizeLimit) else None
+    args = args[1:] if limit is not None else args
     try:
         p = subprocess.run([PY, "-m", "ctcnet", *map(str, args)], capture_output=True,
-                           text=True, timeout=timeout, env=env, cwd=cwd)
+                           text=True, timeout=timeout, env=env, cwd=cwd,
+                           preexec_fn=limit.apply if limit is not None else None)
         return p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired:
         return None, "", ""
@@ -144,6 +159,11 @@ def cases(work: Path, base: dict):
     yield from metadata_cases()
     yield from crop_dataset_cases(work, base["crops"])
     yield from option_cases(base["crops"])
+    yield from review_cases()
+    yield from export_and_full_disk_cases()
+    yield from encoding_cases(base["crops"])
+    yield from frames_as_read_cases()
+    yield from crop_pixel_cases(base["crops"])
 
 
 def frame_cases(work: Path):
@@ -471,6 +491,281 @@ def model_cases(work: Path):
     yield "12 model files", "pickled object", edited("pickle.pt", pickled), "error"
 
 
+def review_cases():
+    """``ctcnet review`` on a port another server holds (refused), and a signoff.json holding
+    a JSON list under a predict run again and ``crops --reviewed`` (said, read as no
+    sign-off, the rest done)."""
+    import socket
+
+    held = []  # listening sockets: the server already there, open while its case runs
+
+    def predicted(d) -> Path:
+        rc, _, err = cli(*predict(d))
+        assert rc == 0, err
+        return next((d.parent / "out").glob("*/summary.json")).parent
+
+    def port_taken(d):
+        predicted(d)
+        held.append(socket.create_server(("127.0.0.1", 0)))
+        return ["review", d.parent / "out", "--no-browser", "--port",
+                held[-1].getsockname()[1]]
+    yield "15 review", "--port another server holds", port_taken, "error"
+
+    def signoff_list(then):
+        def setup(d):
+            from ctcnet.report import decisions as D
+
+            sample = predicted(d)
+            run = D.RunEvents.of_sample(sample, *D.load_sample(sample))
+            D.record_decision(sample, run, 0, "wbc", "bad_inputs")  # for crops to cut
+            write_json(sample / "signoff.json", [1, 2])
+            return then(d)
+        return setup
+
+    def not_signed(out):
+        s = summary_of(out)
+        return None if s and s.get("signoff") is None and s.get("reviewed") else f"summary {s}"
+
+    def one_crop(out):
+        info = out.parent / "ds" / "dataset.json"
+        crops = json.loads(info.read_text())["crops"] if info.exists() else []
+        return None if len(crops) == 1 else f"{len(crops)} crops"
+    yield "15 review", "signoff.json a list, predict again", signoff_list(predict), not_signed
+    yield "15 review", "signoff.json a list, crops --reviewed", signoff_list(
+        lambda d: ["crops", d.parent / "out", "--reviewed", "--out", d.parent / "ds"]), one_crop
+
+
+def export_and_full_disk_cases():
+    """``export-events`` on a table predict would not write (a box missing, rows cut short of
+    the summary's count), a disk that fills under ``export-events`` and ``predict`` (a fresh
+    run and a rerun over a finished sample), and a ``--shard`` whose share is empty."""
+    import pandas as pd
+
+    def predicted(d) -> Path:
+        rc, _, err = cli(*predict(d))
+        assert rc == 0, err
+        return next((d.parent / "out").glob("*/events.parquet"))
+
+    def table_edit(edit, *formats):
+        def setup(d):
+            path = predicted(d)
+            edit(pd.read_parquet(path)).to_parquet(path)
+            return ["export-events", d.parent / "out", *formats]
+        return setup
+
+    def no_box(events):
+        events.loc[0, "bbox_x0"] = np.nan
+        return events
+    yield "16 event exports", "bbox_x0 NaN, --fcs --geojson", table_edit(
+        no_box, "--fcs", "--geojson"), "error"
+    yield "16 event exports", "rows short of summary.json", table_edit(
+        lambda ev: ev.iloc[:-min(20, len(ev) // 2)], "--fcs"), "error"
+
+    def export_full(d):
+        predicted(d)
+        return [FileSizeLimit(3000), "export-events", d.parent / "out", "--fcs", "--geojson"]
+    yield "17 full disk", "export-events, 3 kB left", export_full, "error"
+    yield "17 full disk", "predict, 3 kB left", lambda d: [FileSizeLimit(3000), *predict(d)], \
+        "error"
+
+    def rerun_full(d):  # the earlier run's "ok" summary must not outlive the failed rerun
+        predicted(d)
+        return [FileSizeLimit(3000), *predict(d, "--overwrite")]
+    yield "17 full disk", "predict --overwrite of a done sample", rerun_full, "error"
+
+    def empty_share(d):
+        from ctcnet.inference.distributed import stable_rank
+
+        sample = json.loads((d / "cartridge.json").read_text())["sample_id"]
+        return predict(d, "--shard", f"{2 - stable_rank(sample, 2)}/2")
+
+    def nothing_run(out):
+        run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+        done = [e for e in run.get("outputs", []) if not e.get("missing")]
+        return None if run and not done else f"run.json {run}"
+    yield "18 --shard", "a share that holds no input", empty_share, nothing_run
+
+
+def encoding_cases(crops: Path):
+    """Names no UTF-8 reader takes: a panel.json an older editor saved as Latin-1 (predict, and
+    evaluate on a crop folder), a cartridge folder named in Latin-1 bytes without a sample_id."""
+
+    def latin1(path: Path, **changes) -> None:
+        data = {**json.loads(path.read_text()), **changes}
+        path.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
+
+    def panel_latin1(d):
+        latin1(d / "panel.json", name="Référence")
+        return predict(d)
+    yield "19 names and encodings", "Latin-1 panel.json", panel_latin1, summary_says(status="ok")
+
+    def crops_latin1(d):
+        target = d.parent / "crops"
+        shutil.copytree(crops, target)
+        latin1(target / "panel.json", name="Référence")
+        return ["evaluate", target, "--out", d.parent / "out", "--no-baselines"]
+    yield "19 names and encodings", "Latin-1 panel.json, evaluate crops", crops_latin1, \
+        lambda out: None if (out / "report.json").exists() else "no report.json"
+
+    def folder_latin1(d):
+        edit_json(d / "cartridge.json", sample_id=DELETE)
+        odd = Path(os.fsdecode(os.fsencode(d.parent) + b"/cart\xe9"))
+        shutil.move(d, odd)
+        return predict(odd)
+    yield "19 names and encodings", "folder b'cart\\xe9', no sample_id", folder_latin1, \
+        summary_says(sample_id="cart\u00e9", status="ok")
+
+
+def summary_says(**want):
+    """None when the run's summary.json holds ``want``'s values, else what it holds."""
+    def check(out):
+        s = summary_of(out)
+        got = {k: s.get(k) for k in want} if s else None
+        return None if got == want else f"summary {got}"
+    return check
+
+
+def frames_as_read_cases():
+    """Frames read wrong without a word unless checked: an OME-Zarr chunk file lost, frames of
+    another size, a saturated frame, one OME-TIFF holding the scan, and a frame changed after
+    predict before ``ctcnet crops`` cuts it again."""
+    import tifffile
+
+    from ctcnet.io.scan import open_cartridge
+
+    def as_containers(d, write):
+        cart = open_cartridge(d)
+        pixels = {f.frame_id: cart.read(f).astype(np.uint16) for f in cart.frames}
+        for f in frames(d):
+            f.unlink()
+        write(d, cart, pixels)
+        return d
+
+    def zarr_stores(d, cart, pixels):
+        from bioio_ome_zarr.writers import Channel, OMEZarrWriter
+
+        px = cart.panel.pixel_size_um
+        for frame_id, data in pixels.items():
+            OMEZarrWriter(d / f"{frame_id}.ome.zarr", level_shapes=[data.shape], dtype="uint16",
+                          chunk_shape=[(1, 64, 64)], axes_names=["c", "y", "x"],
+                          axes_types=["channel", "space", "space"],
+                          axes_units=[None, "micrometer", "micrometer"],
+                          physical_pixel_size=[1.0, px, px], image_name=frame_id,
+                          channels=[Channel(label=n, color="FFFFFF") for n in cart.panel.names]
+                          ).write_full_volume(data)
+
+    def lost_chunk(d):
+        as_containers(d, zarr_stores)
+        (d / "r00c01.ome.zarr" / "0" / "c" / "1" / "1" / "1").unlink()
+        return predict(d)
+    yield "20 frames as read", "OME-Zarr, one chunk file missing", lost_chunk, \
+        one_frame_skipped_for("chunk file(s) missing")
+
+    def other_size(shape, name):
+        def setup(d):
+            noise = np.random.default_rng(0).integers(90, 400, (5, *shape)).astype(np.uint16)
+            write_frame(d / name if name else frames(d)[0], noise)  # added, or in frame 0's place
+            return predict(d)
+        return setup
+    yield "20 frames as read", "a 700x600 frame among 256x256", other_size(
+        (700, 600), "r09c09.tif"), one_frame_skipped_for("700 x 600 px")
+    yield "20 frames as read", "a 40x40 frame", other_size((40, 40), None), \
+        one_frame_skipped_for("40 x 40 px")
+
+    def saturated(d):
+        arr = tifffile.imread(frames(d)[1])
+        arr[:, : arr.shape[1] // 2] = 4095  # the top of the 12-bit panel's range
+        write_frame(frames(d)[1], arr)
+        return predict(d)
+    yield "20 frames as read", "half a frame at 4095", saturated, partial_with_problem("saturated")
+
+    def one_ome_tiff(d, cart, pixels):
+        px = cart.panel.pixel_size_um
+        with tifffile.TiffWriter(d / "scan.ome.tif", ome=True) as tw:
+            for frame_id, data in pixels.items():
+                tw.write(data, photometric="minisblack", metadata={
+                    "axes": "CYX", "Name": frame_id, "Channel": {"Name": cart.panel.names},
+                    "PhysicalSizeX": px, "PhysicalSizeY": px, "SignificantBits": 12})
+
+    def single_file(d):
+        scan = as_containers(d, one_ome_tiff) / "scan.ome.tif"
+        return ["predict", scan, "--out", d.parent / "out", "--no-report", "--quiet"]
+    yield "20 frames as read", "predict scan.ome.tif (one file)", single_file, \
+        summary_says(status="ok")
+
+    def shifted_after_predict(d):
+        rc, _, err = cli(*predict(d))
+        assert rc == 0, err
+        write_frame(frames(d)[1], np.roll(tifffile.imread(frames(d)[1]), 60, axis=2))
+        return ["crops", d.parent / "out", "--out", d.parent / "ds"]
+    yield "20 frames as read", "frame shifted 60 px, then crops", shifted_after_predict, "error"
+
+
+def crop_pixel_cases(crops: Path):
+    """Crop folders whose pixels or panel mislead: no pixel size stated (every command that
+    reads crops takes the --pixel-size its message names, finetune too), a blank crop (every
+    channel 0: refused by predict and evaluate alike), a composite folder whose panel.json
+    names its R and B planes the wrong way round (warned of, the likely order named) and one
+    in its order (not warned of)."""
+
+    def copied(d, edit) -> Path:
+        target = d.parent / "crops"
+        shutil.copytree(crops, target)
+        edit(target)
+        return target
+
+    def no_pixel_size(target):
+        edit_json(target / "panel.json", pixel_size_um=DELETE)
+
+    def finetune(target, *more):
+        return ["finetune", target, "--out", target.parent / "out" / "m.pt", "--steps", "2",
+                "--simulated-per-class", "0", "--sim-check-per-class", "0", *more]
+    yield "21 crop pixel size", "finetune, none stated", lambda d: finetune(
+        copied(d, no_pixel_size)), "error"
+    yield "21 crop pixel size", "finetune --pixel-size fit, none stated", lambda d: finetune(
+        copied(d, no_pixel_size), "--pixel-size", "fit"), \
+        lambda out: None if (out / "m.pt").exists() else "no model written"
+
+    def blank(target):
+        import tifffile
+
+        first = sorted(target.glob("ctc/*.tif"))[0]
+        tifffile.imwrite(first, np.zeros_like(tifffile.imread(first)))
+    yield "22 blank crop", "predict", lambda d: ["predict", copied(d, blank), "--out",
+                                                d.parent / "out", "--quiet"], "error"
+    yield "22 blank crop", "evaluate", lambda d: ["evaluate", copied(d, blank), "--out",
+                                                 d.parent / "out", "--no-baselines",
+                                                 "--model", "ctcnet-default"], "error"
+
+    def composites(swap: bool):
+        def setup(d):
+            target = d.parent / "rgb"
+            rc, _, err = cli("simulate", "crops", target, "--export", "rgb-jpeg", "--counts",
+                             "10", "--seed", "2")
+            assert rc == 0, err
+            if swap:  # the files are R, G, B = CK, CD45, DAPI; panel.json says DAPI, CD45, CK
+                panel = json.loads((target / "panel.json").read_text())
+                panel["channels"] = panel["channels"][::-1]
+                write_json(target / "panel.json", panel)
+            return ["evaluate", target, "--out", d.parent / "out", "--no-baselines"]
+        return setup
+    yield "23 RGB plane order", "R and B swapped, evaluate", composites(True), \
+        on_stderr("likely [\"CK\", \"CD45\", \"DAPI\"]")
+    yield "23 RGB plane order", "planes in order, evaluate", composites(False), \
+        on_stderr("the nucleus", absent=True)
+
+
+def on_stderr(words: str, absent: bool = False):
+    """A check of the run's stderr (the run finished): None when it holds ``words`` (or, with
+    ``absent``, does not), else what is wrong."""
+    def check(out, err):
+        if (words in err) != absent:
+            return None
+        return f"{'a' if absent else 'no'} warning naming {words!r}"
+    check.reads_stderr = True  # (classify hands it stderr as well)
+    return check
+
+
 def classify(rc, err, check, out: Path) -> tuple[str, str]:
     """Sort a case's exit status, stderr and output into one outcome (error, handled, refused,
     traceback, hang, wrong) and a note."""
@@ -492,7 +787,7 @@ def classify(rc, err, check, out: Path) -> tuple[str, str]:
         return ("handled", f"status failed, exit {rc}") if problem is None else ("wrong", problem)
     if rc != 0:
         return "wrong", f"exit {rc}: {lines[-1][:80] if lines else ''}"
-    problem = check(out)
+    problem = check(out, err) if getattr(check, "reads_stderr", False) else check(out)
     return ("handled", "") if problem is None else ("wrong", problem)
 
 

@@ -2,7 +2,9 @@
 
 With ``--reviewed`` the labels are the reviewer's (events confirmed or relabelled in
 ``ctcnet review``; rejected ones are left out); without it, every event with the model's call.
-Crops are cut again from the original frames named in each sample's summary.json.
+Crops are cut again from the original frames named in each sample's summary.json, once each
+frame is found to be the one predict read (its SHA-256 in the summary): a frame changed since
+is refused by name.
 """
 
 from __future__ import annotations
@@ -41,8 +43,51 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()):
         raise InputError("output folder is not empty; choose a new one", out)
     check_writable(out)  # before any sample is read
+    refuse_changed_frames(args.results, args.scans)
     info = write_event_dataset(args.results, out, reviewed=args.reviewed, scans=args.scans)
     counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
           f"{len(info['sources'])} sample(s) -> {out}")
     return 0
+
+
+def refuse_changed_frames(results, scans=None) -> None:
+    """Refuse (InputError, one line) a run whose frames changed since predict read them (the
+    SHA-256 its summary records per frame, ``frame_digests``): crops cut from other pixels
+    would carry the calls made on the old ones into a training set. A frame whose files' size
+    and time are as recorded is not read again; a summary from before digests were recorded
+    has nothing to check against."""
+    import functools
+    import logging
+
+    from ctcnet.inference.summary import RunSummary
+    from ctcnet.io.digests import frame_change
+    from ctcnet.report.event_crops import open_scanned_cartridge
+    from ctcnet.report.runs import find_samples
+
+    samples = find_samples(results)
+    if scans is not None and len(samples) > 1:
+        return  # refused when the crops are cut, saying why
+    for name, folder in samples.items():
+        try:
+            summary = RunSummary.read(folder)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # said, by name, when the crops are cut
+        records = summary.frame_digests
+        if not records:
+            logging.getLogger(__name__).info("%s: no frame digests recorded (an earlier ctcnet's "
+                                             "run): frames not checked", name)
+            continue
+        cartridge = open_scanned_cartridge(summary, scans)
+        changed = []
+        for frame in cartridge.frames:
+            why = frame_change(frame.files, records.get(frame.frame_id),
+                               read=functools.partial(cartridge.read, frame))
+            if why is not None:
+                changed.append((frame.frame_id, why))
+        if changed:
+            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            raise InputError(f"sample {name}: frame {changed[0][0]} changed since predict read "
+                             f"it ({changed[0][1]}){more}: its crops would be cut from other "
+                             "pixels than those called; restore it, or predict the scan again",
+                             cartridge.root)

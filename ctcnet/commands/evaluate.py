@@ -37,8 +37,9 @@ def add_compensate_argument(parser: argparse.ArgumentParser, who: str) -> None:
 
 def add_pixel_size_argument(parser: argparse.ArgumentParser) -> None:
     """``--pixel-size``: a crop set's um per pixel where its panel.json does not state it (or
-    states it wrongly), or ``auto`` to estimate it from the nuclei; shared by predict and
-    evaluate."""
+    states it wrongly), ``auto`` to estimate it from the nuclei or ``fit`` for a scale per
+    crop; shared by every command that reads crop folders (predict, evaluate, robustness,
+    finetune), whose messages name it (``ctcnet.detect.pixel_size.PIXEL_SIZE_OPTION``)."""
     parser.add_argument("--pixel-size", default=None, metavar="UM|auto|fit",
                         type=_pixel_size_option,
                         help="crop folders: um per pixel of the crops (published crops rarely "
@@ -59,18 +60,12 @@ def add_network_calls_argument(parser: argparse.ArgumentParser) -> None:
 
 def _pixel_size_option(text: str):
     # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.detect.crop_dataset import PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT
+    from ctcnet.detect.pixel_size import pixel_size_option
 
-    if text in (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of um, 'auto' or 'fit', got {text!r}") from None
-    if not 0.005 <= value <= 5.0:
-        raise argparse.ArgumentTypeError(f"{value} um per pixel is not a plausible pixel size")
-    return value
+    try:  # the one parser, which ctcnet train's data.pixel_size goes through too
+        return pixel_size_option(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_prior_argument(parser: argparse.ArgumentParser) -> None:
@@ -317,15 +312,16 @@ def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
     return args.save_model
 
 
-def shipped_model_for_crops(data, role: str = "model") -> str:
+def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
     """The name of the shipped model whose channels a crop folder has, by name, as predict and
-    evaluate choose it, said on stderr (``role``: what it is to the command, e.g. ``base``)."""
+    evaluate choose it, said on stderr (``role``: what it is to the command, e.g. ``base``;
+    ``pixel_size``: the command's ``--pixel-size``, for a panel.json that lacks one)."""
     import sys
     from pathlib import Path
 
     from ctcnet.inference.inputs import input_panels
 
-    name = choose_model(input_panels([], [Path(data)]), f"the crops of {data}").name
+    name = choose_model(input_panels([], [Path(data)], pixel_size), f"the crops of {data}").name
     print(f"{role}: {name} (shipped; fits the crops' channels)", file=sys.stderr)
     return name
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ctcnet.commands.evaluate import shipped_model_for_crops
+from ctcnet.commands.evaluate import add_pixel_size_argument, shipped_model_for_crops
 from ctcnet.commands.export import add_overwrite_argument
 from ctcnet.errors import InputError
 
@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {d.sim_check_per_class}; 0: skip)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    add_pixel_size_argument(parser)
 
     add_overwrite_argument(parser, "the model file and its card")
 
@@ -65,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
                               else max(0, args.simulated_per_class),
                               holdout=args.holdout, sim_check_per_class=max(
                                   0, args.sim_check_per_class), seed=args.seed,
-                              device=args.device)
-    base = args.base or shipped_model_for_crops(args.data, "base")
+                              device=args.device, pixel_size=args.pixel_size)
+    base = args.base or shipped_model_for_crops(args.data, "base", args.pixel_size)
     # Refused before the training if the model or its card exists (unless --overwrite), is
     # the base model, or could not be written (a folder, a missing or read-only folder).
     record = finetune(args.data, args.out, base, options, overwrite=args.overwrite)

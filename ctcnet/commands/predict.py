@@ -200,6 +200,16 @@ def run(args) -> int:
                                    split_by_name=shard is not None, set_aside=set_aside,
                                    failed_reports=failed_reports, share_of_several=child)
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
+    if shard is not None and not summaries and not set_aside:
+        # Not an error: a split by name leaves some shares of a small batch empty, and a job
+        # array's task that fails would hold up the jobs that wait for the array. But said,
+        # so that a job that did nothing is not read as one that did its share.
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "--shard %s: none of the %d input(s) falls to this share (they are split by a hash "
+            "of each sample's name, so a share may hold none); this job ran nothing",
+            args.shard, len(cartridges) + len(datasets))
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.

@@ -7,6 +7,7 @@ import argparse
 from ctcnet.commands.evaluate import (
     add_baseline_arguments,
     add_compensate_argument,
+    add_pixel_size_argument,
     check_baseline_arguments,
     shipped_model_for_crops,
 )
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"only these perturbation families (of {', '.join(FAMILIES)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
     add_compensate_argument(parser, "the CNN sees each perturbed crop with")
+    add_pixel_size_argument(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
 
@@ -38,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.evaluation.matrix import matrix_table, review_lines, robustness_dataset
 
     check_baseline_arguments(args)
-    model = args.model or shipped_model_for_crops(args.data)
+    model = args.model or shipped_model_for_crops(args.data, pixel_size=args.pixel_size)
     matrix = robustness_dataset(args.data, model, args.out,
                                 with_baselines=not args.no_baselines,
                                 baseline_train=args.baseline_train,
                                 n_train_per_class=args.train_per_class, seed=args.seed,
                                 device=args.device, families=args.families,
-                                compensate=args.compensate)
+                                compensate=args.compensate, pixel_size=args.pixel_size)
     print("\n".join(matrix_table(matrix)))
     print("review flags:")
     for line in review_lines(matrix):

@@ -16,13 +16,14 @@ classes; a class it names that the taxonomy lacks is an error.
 Crops are loaded at model scale through the one function every crop takes
 (:func:`ctcnet.detect.cropping.to_model_scale`), and a pixel size the files do not state is
 measured from their nuclei (:mod:`ctcnet.detect.pixel_size`): so crop folders join the pipeline
-here, in detect, where frames become crops, on top of io's file formats (images, panel).
+here, in detect, where frames become crops, on top of io's file formats (images, panel). What
+the read notices in the pixels (blank crops, refused; copies, rescaled values, composite planes
+likely in another order, warned of) is :mod:`ctcnet.detect.crop_checks`.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -31,10 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.detect.crop_checks import CropNotes
 from ctcnet.detect.cropping import report_fit, to_model_scale
-from ctcnet.detect.pixel_size import estimate_pixel_size, fitted_pixel_sizes
+from ctcnet.detect.pixel_size import (
+    PIXEL_SIZE_AUTO,
+    PIXEL_SIZE_FIT,
+    PIXEL_SIZE_OPTION,
+    estimate_pixel_size,
+    fitted_pixel_sizes,
+)
 from ctcnet.errors import InputError
-from ctcnet.io.annotations import warn_of_marks, without_marks
+from ctcnet.io.annotations import without_marks
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
@@ -44,7 +52,6 @@ from ctcnet.io.images import (
     write_tiff,
 )
 from ctcnet.io.panel import Panel, load_panel, read_mapping, save_panel
-from ctcnet.io.scan import rescaled_counts
 from ctcnet.io.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -146,8 +153,7 @@ def _sample_id_from_name(path: Path) -> str:
     return stem.split(SAMPLE_SEPARATOR, 1)[0] if SAMPLE_SEPARATOR in stem else stem
 
 
-PIXEL_SIZE_AUTO = "auto"
-PIXEL_SIZE_FIT = "fit"  # a scale per crop, its cell brought to one size (detect.pixel_size)
+# (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT: the option's words, from detect.pixel_size.)
 PLACEHOLDER_PIXEL_UM = 0.64  # replaced by the given or estimated pixel size, never used
 # The label of crops that lie in the dataset folder itself, not in a class folder.
 UNLABELLED = "unlabelled"
@@ -165,14 +171,17 @@ def pixel_size_source(pixel_size: float | str | None) -> str:
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                     taxonomy: Taxonomy | None = None,
                     pixel_size: float | str | None = None,
-                    progress: Callable[[str, int, int], None] | None = None) -> CropIndex:
+                    progress: Callable[[str, int, int], None] | None = None,
+                    option: str = PIXEL_SIZE_OPTION) -> CropIndex:
     """Index a crop dataset folder (manifest.csv if present, else class folders).
 
     ``pixel_size``: the crops' um per pixel when panel.json does not state it (published crops
-    rarely do) or states it wrongly: a number, or ``"auto"`` to estimate it from the crops'
-    nuclei (:mod:`ctcnet.detect.pixel_size`); None: panel.json's, which must then state it.
-    ``progress``: with ``"fit"``, told ``("fitted", 1, crops)`` after each crop is fitted (a
-    progress bar's step, :class:`ctcnet.inference.progress.StepBars`).
+    rarely do) or states it wrongly: a number, ``"auto"`` to estimate it from the crops'
+    nuclei, or ``"fit"`` for a scale per crop (:mod:`ctcnet.detect.pixel_size`); None:
+    panel.json's, which must then state it. ``option``: the caller's option that gives
+    ``pixel_size`` (``--pixel-size``; ``ctcnet train``'s ``--data.pixel_size``), named where a
+    message asks for it. ``progress``: with ``"fit"``, told ``("fitted", 1, crops)`` after
+    each crop is fitted (a progress bar's step, :class:`ctcnet.inference.progress.StepBars`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -182,7 +191,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             raise InputError("no panel.json beside the crops: it names the channel order "
                              '(e.g. {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})',
                              root)
-        panel = _dataset_panel(root / "panel.json", pixel_size)
+        panel = dataset_panel(root / "panel.json", pixel_size, option)
     else:
         panel = load_panel(panel)
     manifest = root / "manifest.csv"
@@ -225,10 +234,11 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}", root)
     index = CropIndex(root, panel, paths, labels, samples, splits)
     if pixel_size == PIXEL_SIZE_AUTO:
-        index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index)))
+        index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index,
+                                                                                option=option)))
     elif pixel_size == PIXEL_SIZE_FIT:
         scales = fitted_pixel_sizes((read_crop(p, panel) for p in index.paths),
-                                    what=f"crop dataset {root}",
+                                    what=f"crop dataset {root}", option=option,
                                     done=None if progress is None else
                                     lambda: progress("fitted", 1, len(index.paths)))
         index = replace(index, panel=panel.with_pixel_size(float(np.median(scales))),
@@ -238,30 +248,34 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     return index
 
 
-def _dataset_panel(path: Path, pixel_size: float | str | None) -> Panel:
+def dataset_panel(path: Path, pixel_size: float | str | None, option: str) -> Panel:
     """A crop dataset's panel.json; with ``pixel_size`` given, its own may be missing (a
-    placeholder stands until :func:`read_crop_index` sets it)."""
+    placeholder stands until :func:`read_crop_index` sets it). ``option``: as for
+    :func:`read_crop_index`."""
     data = read_mapping(path)
     if isinstance(data, dict) and "pixel_size_um" not in data:
         if pixel_size is None:
-            raise InputError("panel.json does not state pixel_size_um; for crops whose pixel "
-                             "size is not known, pass --pixel-size fit (crops each scaled to "
-                             "fit their cell, as published single-cell images are), "
-                             "--pixel-size auto (one scale for the folder, estimated from the "
-                             "nuclei) or --pixel-size UM", path)
+            raise InputError(f"panel.json does not state pixel_size_um; for crops whose pixel "
+                             f"size is not known, pass {option} fit (crops each scaled to "
+                             f"fit their cell, as published single-cell images are), "
+                             f"{option} auto (one scale for the folder, estimated from the "
+                             f"nuclei) or {option} UM (or add pixel_size_um to panel.json)",
+                             path)
         data = {**data, "pixel_size_um": PLACEHOLDER_PIXEL_UM}
     return Panel.from_dict(data, path, require_pixel_size=True)
 
 
-def estimated_pixel_size(index: CropIndex, sample: int = 400) -> float:
-    """The pixel size of a crop set from its nuclei (up to ``sample`` crops spread over it)."""
+def estimated_pixel_size(index: CropIndex, sample: int = 400,
+                         option: str = PIXEL_SIZE_OPTION) -> float:
+    """The pixel size of a crop set from its nuclei (up to ``sample`` crops spread over it;
+    ``option``: as for :func:`read_crop_index`)."""
     dna = index.panel.index_of_role("nucleus")
     if dna is None:
-        raise InputError(f"--pixel-size auto reads nuclei, but the panel {index.panel.names} "
+        raise InputError(f"{option} auto reads nuclei, but the panel {index.panel.names} "
                          "has no DNA channel; give the pixel size", index.root)
     picks = np.unique(np.linspace(0, len(index) - 1, min(sample, len(index))).astype(int))
     return estimate_pixel_size((read_crop(index.paths[i], index.panel) for i in picks), dna,
-                               what=f"crop dataset {index.root}")
+                               what=f"crop dataset {index.root}", option=option)
 
 
 def _read_manifest(manifest: Path):
@@ -340,10 +354,6 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
     return arr
 
 
-# Unreadable crops named in the one error that lists them (the count covers the rest).
-BAD_CROPS_NAMED = 10
-
-
 def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,
                min_size: int = 0) -> np.ndarray:
     """Load every crop of an index into one float32 (N, C, size, size) array at model scale
@@ -368,25 +378,26 @@ def crop_chunks(index: CropIndex, size: int | None = None,
     Each crop is resampled from the dataset's pixel size to ``model_pixel_um`` (when given)
     and centre-cut or padded to ``size`` by :func:`ctcnet.detect.cropping.to_model_scale`;
     ``size=None``: the first crop's size. Every crop is read before this returns: after the
-    last chunk, crops that cannot be read are named in one :class:`InputError` (once one
-    is found no more chunks are yielded, and the rest are read only to be named), and
-    crops that had to be padded or cut, copies, scale bars and values past their range are
-    logged, each once for the whole index.
+    last chunk, crops that cannot be read or are blank (every channel 0) are named in one
+    :class:`InputError` (once one is found no more chunks are yielded, and the rest are read
+    only to be named), and crops that had to be padded or cut, and what
+    :class:`~ctcnet.detect.crop_checks.CropNotes` notices (copies, scale bars, values past
+    their range, composite planes likely in another order) are logged, each once for the
+    whole index.
     """
-    errors, first_of, marks = [], {}, []
-    cut = padded = rescaled = over = 0
+    errors, notes = [], CropNotes(index)
+    cut = padded = 0
     for start in range(0, len(index), chunk):
         out = None
         for i in range(start, min(start + chunk, len(index))):
             try:
-                arr = index.read(i, min_size, marks)
+                planes = read_crop(index.paths[i], notes.panel, min_size, notes.marks)
             except InputError as err:  # read on: every bad crop is named at once, not one a run
                 errors.append(err)
                 continue
-            rescaled += _rescaled(arr, index)
-            digest = hashlib.blake2b(repr((arr.shape, arr.dtype.str)).encode(), digest_size=16)
-            digest.update(np.ascontiguousarray(arr).data)
-            first_of.setdefault(digest.digest(), []).append(i)
+            if not notes.read(i, planes) or errors or notes.blank:
+                continue  # blank, or a bad crop before it: nothing more is made of it
+            arr = planes if index.channels is None else planes[list(index.channels)]
             size = size or arr.shape[1]
             if out is None:
                 rows = min(chunk, len(index) - start)
@@ -398,67 +409,15 @@ def crop_chunks(index: CropIndex, size: int | None = None,
             # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
             cut += cut_px > 2
             padded += pad_px > 0
-        if not errors:
-            over += _over_range(out, index)
+        if not errors and not notes.blank:
+            notes.scaled(out)
             yield start, out
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        more = f"; and {len(errors) - BAD_CROPS_NAMED} more" \
-            if len(errors) > BAD_CROPS_NAMED else ""
-        raise InputError(f"{len(errors)} of {len(index)} crops cannot be read: " +
-                         "; ".join(str(e) for e in errors[:BAD_CROPS_NAMED]) + more, index.root)
+    refusal = notes.refusal(errors)
+    if refusal is not None:
+        raise refusal
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
-    if over:
-        log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
-                    "stated range (%s; panel.json's value_range): the marker guard reads such "
-                    "pixels as saturated, and the shipped models were trained on 12-bit "
-                    "counts. Are these crops scaled (a 16-bit stretch)?", index.root, over,
-                    len(index),
-                    ", ".join(f"{c.name} {c.value_range[1]:g}" for c in index.panel.channels))
-    if rescaled:
-        log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
-                    "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and such "
-                    "cells read as faint specks (called debris)", index.root, rescaled,
-                    len(index))
-    warn_of_copies([group for group in first_of.values() if len(group) > 1], index)
-    warn_of_marks(index.root, marks, len(index))
-
-
-def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
-    """Say which crops are pixel-identical copies of another (``groups``: crop numbers of
-    one image each): a copy weighs twice in training and in every figure, may sit on both
-    sides of a split, and a copy filed under another class means one of its labels is wrong."""
-    if not groups:
-        return
-    relabelled = [g for g in groups if len({index.labels[i] for i in g}) > 1]
-    shown = (relabelled or groups)[:3]
-    named = "; ".join(" = ".join(f"{index.paths[i].relative_to(index.root)} ({index.labels[i]})"
-                                 for i in g) for g in shown)
-    log.warning("%s: %d crops are pixel-identical copies of another, %d of them under another "
-                "class (one label is wrong): %s%s", index.root,
-                sum(len(g) - 1 for g in groups),
-                sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g), named,
-                " ..." if len(relabelled or groups) > len(shown) else "")
-
-
-def _rescaled(crop: np.ndarray, index: CropIndex) -> bool:
-    """A float crop rescaled (e.g. to 0-1), by the rule a frame is told so by
-    (:func:`ctcnet.io.scan.rescaled_counts`); display exports hold levels, not counts."""
-    if crop.dtype.kind != "f" or index.exported:
-        return False
-    return rescaled_counts(crop, index.panel.channels) is not None
-
-
-def _over_range(crops: np.ndarray, index: CropIndex) -> int:
-    """How many crops hold values above their channels' stated range (panel.json's
-    ``value_range``, 0-4095 unless stated): the marker guard reads such pixels as saturated,
-    and a whole frame so is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
-    if not len(crops) or index.exported:  # display levels (the model's order drops its word)
-        return 0
-    high = np.array([c.value_range[1] for c in index.panel.channels], np.float32)
-    return int((crops.max(axis=(2, 3)) > high).any(axis=1).sum())
+    notes.say()
 
 
 MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")

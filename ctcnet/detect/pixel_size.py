@@ -46,9 +46,35 @@ FIT_CELL_UM = 12.0
 # Crops measured at once: scipy's filters and labelling release the GIL, so threads share the
 # cores (2 of them: 5.2 -> 3.0 ms a 257 px RGB export); a few crops are read ahead of them.
 MEASURE_THREADS = min(4, os.cpu_count() or 1)
+# The option's words: one scale for the set from its nuclei, or a scale per crop from its cell.
+PIXEL_SIZE_AUTO = "auto"
+PIXEL_SIZE_FIT = "fit"
+# A stated pixel size outside this (um/px) is a typo or another unit (nm), not a microscope's.
+PLAUSIBLE_PIXEL_UM = (0.005, 5.0)
+# The option a crop set's pixel size is given by on the command line (``predict``, ``evaluate``,
+# ``robustness``, ``finetune``), named where a message asks for it; ``ctcnet train`` names its
+# own (``--data.pixel_size``).
+PIXEL_SIZE_OPTION = "--pixel-size"
 
 
-def _smoothed_over_ring(x: np.ndarray, whole: np.ndarray | None = None):
+def pixel_size_option(value: float | str) -> float | str:
+    """A crop set's pixel size as a user gives it (``--pixel-size``, ``data.pixel_size``):
+    ``"auto"``, ``"fit"`` or a number of um per pixel, checked; a ValueError says what is
+    wrong with anything else."""
+    if value in (PIXEL_SIZE_AUTO, PIXEL_SIZE_FIT):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of um, {PIXEL_SIZE_AUTO!r} or {PIXEL_SIZE_FIT!r}, "
+                         f"got {value!r}") from None
+    low, high = PLAUSIBLE_PIXEL_UM
+    if not low <= number <= high:  # (NaN fails it too)
+        raise ValueError(f"{number} um per pixel is not a plausible pixel size")
+    return number
+
+
+def smoothed_over_ring(x: np.ndarray, whole: np.ndarray | None = None):
     """A (C, H, W) crop smoothed (sigma 1 px, or 1 % of the side), with each channel's
     background level and noise read on its outer ring (display scaling, offsets and a clipped
     black background do not matter), the noise at least detection's floor for such a crop
@@ -68,25 +94,36 @@ def _smoothed_over_ring(x: np.ndarray, whole: np.ndarray | None = None):
     return ndimage.gaussian_filter(x, (0, sigma, sigma)), level, noise
 
 
-def _central_diameter(mask: np.ndarray) -> float:
-    """Equivalent diameter (px) of the part of an (H, W) mask nearest its centre; NaN when
-    the mask is empty."""
+def central_part(mask: np.ndarray, reach: float | None = None) -> np.ndarray | None:
+    """The connected part of an (H, W) mask nearest its centre (bool (H, W)); None when the
+    mask is empty, or (``reach``, px) when no part comes that close to the centre."""
     from scipy import ndimage
 
     labels, n = ndimage.label(mask)
     if n == 0:
-        return float("nan")
+        return None
     h, w = mask.shape
     yy, xx = np.nonzero(labels)
-    nearest = np.argmin((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2)
-    area = np.count_nonzero(labels == labels[yy[nearest], xx[nearest]])
-    return float(2.0 * np.sqrt(area / np.pi))
+    distance = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2
+    nearest = np.argmin(distance)
+    if reach is not None and distance[nearest] > reach ** 2:
+        return None
+    return labels == labels[yy[nearest], xx[nearest]]
+
+
+def _central_diameter(mask: np.ndarray) -> float:
+    """Equivalent diameter (px) of the part of an (H, W) mask nearest its centre; NaN when
+    the mask is empty."""
+    part = central_part(mask)
+    if part is None:
+        return float("nan")
+    return float(2.0 * np.sqrt(np.count_nonzero(part) / np.pi))
 
 
 def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
     """Equivalent diameter (px) of the nucleus nearest the centre of a (C, H, W) crop, at
     half its peak above the background; NaN when the DNA channel shows nothing above it."""
-    smooth, level, noise = _smoothed_over_ring(np.asarray(crop[dna:dna + 1], np.float32),
+    smooth, level, noise = smoothed_over_ring(np.asarray(crop[dna:dna + 1], np.float32),
                                                np.asarray(crop))
     peak = float(np.percentile(smooth[0], 99.5))
     if peak - level[0] <= max(5.0 * noise[0], 1e-6):
@@ -95,16 +132,18 @@ def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
 
 
 def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,
-                        reference_um: float = REFERENCE_NUCLEUS_UM, what: str = "crop set"
-                        ) -> float:
-    """The pixel size (um/px) that gives a crop set's median nucleus ``reference_um``."""
+                        reference_um: float = REFERENCE_NUCLEUS_UM, what: str = "crop set",
+                        option: str = PIXEL_SIZE_OPTION) -> float:
+    """The pixel size (um/px) that gives a crop set's median nucleus ``reference_um``
+    (``option``: the command's option for the pixel size, named where it cannot be
+    estimated)."""
     diameters = np.fromiter(ordered_map(lambda crop: nucleus_diameter_px(crop, dna), crops,
                                         MEASURE_THREADS, name="ctcnet-measure"), np.float64)
     found = diameters[np.isfinite(diameters)]
     if len(found) < MIN_NUCLEI:
         raise InputError(f"{what}: cannot estimate the pixel size: {len(found)} of "
                          f"{len(diameters)} crops show a nucleus (need {MIN_NUCLEI}); give "
-                         "the pixel size (--pixel-size UM or pixel_size_um in panel.json)")
+                         f"the pixel size ({option} UM or pixel_size_um in panel.json)")
     estimate = reference_um / float(np.median(found))
     log.info("%s: pixel size estimated at %.3f um/px from %d nuclei (median %.1f px)", what,
              estimate, len(found), float(np.median(found)))
@@ -117,7 +156,7 @@ def cell_diameter_px(crop: np.ndarray) -> float:
     outer ring, and over 5 noise units), connected to the centre, holes filled; NaN when no
     channel shows anything."""
     x = np.asarray(crop, np.float32)
-    smooth, level, noise = _smoothed_over_ring(x)
+    smooth, level, noise = smoothed_over_ring(x)
     above = smooth - level[:, None, None]
     peak = np.percentile(above.reshape(len(x), -1), 99.5, axis=1)
     lit = peak > np.maximum(5.0 * noise, 1e-6)
@@ -139,11 +178,11 @@ def filled_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM,
-                       what: str = "crop set", done: Callable[[], None] | None = None
-                       ) -> np.ndarray:
+                       what: str = "crop set", done: Callable[[], None] | None = None,
+                       option: str = PIXEL_SIZE_OPTION) -> np.ndarray:
     """Each crop's pixel size (um/px) at which its cell is ``cell_um`` across; a crop whose
     cell cannot be measured takes the set's median scale. ``done``: called after each crop
-    (a progress bar's step)."""
+    (a progress bar's step); ``option``: as for :func:`estimate_pixel_size`."""
     sizes = []
     for diameter in ordered_map(cell_diameter_px, crops, MEASURE_THREADS, name="ctcnet-fit"):
         sizes.append(diameter)
@@ -152,8 +191,8 @@ def fitted_pixel_sizes(crops: Iterable[np.ndarray], cell_um: float = FIT_CELL_UM
     diameters = np.array(sizes, np.float64)
     found = np.isfinite(diameters) & (diameters > 0)
     if not found.any():
-        raise InputError(f"{what}: --pixel-size fit finds no cell in any crop; give the pixel "
-                         "size (--pixel-size UM or pixel_size_um in panel.json)")
+        raise InputError(f"{what}: {option} fit finds no cell in any crop; give the pixel "
+                         f"size ({option} UM or pixel_size_um in panel.json)")
     scales = np.where(found, cell_um / np.where(found, diameters, 1.0), np.nan)
     median = float(np.nanmedian(scales))
     if not found.all():

@@ -423,12 +423,15 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
                        with_baselines: bool = True, baseline_train: str | Path | None = None,
                        n_train_per_class: int = 300, seed: int = 0, device: str = "auto",
                        families: list[str] | None = None,
-                       compensate: bool | None = None) -> dict:
-    """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png."""
+                       compensate: bool | None = None,
+                       pixel_size: float | str | None = None) -> dict:
+    """``ctcnet robustness``: the matrix on a labelled crop folder; robustness.json + .png
+    (``pixel_size``: as ``ctcnet predict --pixel-size``)."""
     backend = load_backend(model_path, device=device)
     spec = backend.spec
     crops, index, baselines, source = labelled_test_set(
-        data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed)
+        data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed,
+        pixel_size)
     matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
                               seed, families, index.sample_ids, compensate)
     matrix.update({"data": str(data), "model": str(backend.model_path),

@@ -21,6 +21,7 @@ from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import (
     Cartridge,
+    claim,
     is_cartridge,
     misspelled_keys,
     open_cartridge,
@@ -52,18 +53,22 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                    ) -> tuple[list[Path], list[Path]]:
     """Sort the given paths into (cartridge folders, crop dataset folders).
 
-    A path may be a cartridge folder, a folder whose sub-folders are cartridges, a text file
-    listing such paths (one per line, ``#`` comments), or a crop dataset folder. With
+    A path may be a cartridge folder, a container file holding a whole scan (an OME-TIFF, CZI,
+    ND2 or LIF), a folder whose sub-folders are cartridges, a text file listing such paths (one
+    per line, ``#`` comments), or a crop dataset folder. With
     ``say_skipped`` (the run's own listing, not a look ahead), a folder of cartridges'
     subfolders that are none are named.
     """
     cartridges, datasets = [], []
     for path in expand_list_files(inputs):  # list files read, a list naming itself refused
-        if not path.is_dir():
+        if is_cartridge(path):  # a folder, or one container file holding a whole scan
+            cartridges.append(path)
+        elif path.is_file() and claim(path) is not None:
+            raise InputError("one frame of a cartridge: pass the cartridge folder holding it",
+                             path)
+        elif not path.is_dir():
             raise InputError("input not found (a cartridge folder, a folder of cartridges, a "
                              "list file, or a crop dataset)", path)
-        elif is_cartridge(path):
-            cartridges.append(path)
         elif (path / "manifest.csv").exists() or (path / "panel.json").exists():
             datasets.append(path)
         else:

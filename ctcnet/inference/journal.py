@@ -277,7 +277,7 @@ REPORT_STATE = "report.json"
 
 def mark_report(parts: Path, state: str) -> str | None:
     """Record in the journal where the cartridge's report stands: ``"pending"`` once its events
-    tables and summary.json are written, ``"done"`` once the gallery and index.html are;
+    tables are written, ``"done"`` once the gallery and index.html are (summary.json follows);
     returns the state an earlier run left (None: none recorded). A run that finds
     ``"pending"`` was stopped while drawing the report (a background one, while the next
     cartridge ran): every frame is in the journal, so the rerun draws the report from it and

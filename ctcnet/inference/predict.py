@@ -26,12 +26,13 @@ Pipeline per cartridge (``predict_cartridge``):
   atomically to ``parts/<frame_id>.parquet`` (plus its gallery crops); a restarted run skips
   frames whose part exists; a journal from another model is refused rather than mixed in.
 * **Outputs** (atomic): ``events.parquet`` / ``events.csv`` (:mod:`ctcnet.inference.tables`,
-  streamed from the journal), ``summary.json``, and, when the caller hands in the report
-  (``PredictOptions.report``: ``ctcnet.report.review``, a layer above this one),
-  ``gallery/*.png`` and ``index.html``. A corrupt or missing frame is skipped and reported
-  with its reason; a panel mismatch stops before any work, and so does metadata no scan or
-  blood tube can have (:func:`ctcnet.inference.inputs.checked_cartridge`; where the user may
-  know better, it is a ``problems`` entry and the run is ``partial``). A simulated cartridge
+  streamed from the journal), and, when the caller hands in the report (``PredictOptions.report``:
+  ``ctcnet.report.review``, a layer above this one), ``gallery/*.png`` and ``index.html``;
+  ``summary.json`` last, the mark of a finished sample
+  (:func:`~ctcnet.inference.summary.withdraw_summary`). A corrupt or missing frame is skipped and
+  reported with its reason; a panel mismatch stops before any work, and so does metadata no scan or
+  blood tube can have (:func:`ctcnet.inference.inputs.checked_cartridge`; where the user may know
+  better, it is a ``problems`` entry and the run is ``partial``). A simulated cartridge
   (``ground_truth.csv``) also gets detection recall and true counts in its summary.
 """
 
@@ -61,9 +62,11 @@ from ctcnet.inference.finishing import FrameFinisher
 from ctcnet.inference.frames import (
     default_workers,
     import_frame_modules,
+    keep_frame_record,
     measure_scan_leaks,
     prepare_frame,
     resolve_frame_device,
+    with_frame_records,
 )
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.ground_truth import compare_with_ground_truth
@@ -102,6 +105,7 @@ from ctcnet.inference.resources import (
 )
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
+    SUMMARY_FILE,
     CropRunSummary,
     FrameCounts,
     ModelUsed,
@@ -109,6 +113,7 @@ from ctcnet.inference.summary import (
     model_sha256,
     sample_status,
     volume_read_ml,
+    withdraw_summary,
 )
 from ctcnet.inference.tables import empty_frame_table, label_events, write_tables
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
@@ -131,12 +136,12 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
     ``options.report`` is given (``ctcnet.report.review``); returns its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
-    figures, skipped frames with reasons and ``timings_s`` (read, detect, crop: summed over
-    frames in the worker threads; guard: its measurements there and its flags on the finishing
+    figures, skipped frames with reasons and ``timings_s`` (read, digest, detect, crop: summed
+    over frames in the worker threads; guard: its measurements there and its flags on the finishing
     thread; classify: main thread; write: the finishing thread's frame parts, then the tables;
     report; ``frame_wait`` and ``finish_wait``: the main thread waiting for the frame threads
-    and for the finishing thread; total: wall clock). ``summary.json`` is
-    written before the report is drawn, and again with the report's timing once it is.
+    and for the finishing thread; total: wall clock). ``summary.json`` is written last, once
+    the report is drawn.
 
     Parameters
     ----------
@@ -162,9 +167,10 @@ def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str |
 
 def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
                     options: PredictOptions | None = None) -> PendingReport:
-    """:func:`predict_cartridge` up to its report: the events tables and ``summary.json``
-    are written; the report is returned undrawn (:class:`PendingReport`, holding the folder's
-    lock until it is drawn), for the caller to draw now or beside the next cartridge."""
+    """:func:`predict_cartridge` up to its report: the events tables are written (and
+    ``summary.json`` when there is no report to draw; otherwise drawing it writes the summary
+    last); the report is returned undrawn (:class:`PendingReport`, holding the folder's lock
+    until it is drawn), for the caller to draw now or beside the next cartridge."""
     options = options or PredictOptions()
     if not isinstance(cartridge, Cartridge):
         cartridge = open_cartridge(cartridge)
@@ -183,7 +189,10 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
         log.info("%s: removed %d temporary file(s) an interrupted run left", out_dir, stale)
     try:
         return _predict_cartridge(cartridge, backend, spec, prior, out_dir, options, lock)
-    except BaseException:
+    except BaseException as err:
+        if isinstance(err, OSError):  # a write that failed (a refusal changed nothing):
+            with contextlib.suppress(OSError):  # (a read-only disk: its own error goes first)
+                withdraw_summary(out_dir)  # no earlier "ok" stays beside what this run changed
         lock.close()
         raise
 
@@ -200,8 +209,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    seconds = {"read": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0, "classify": 0.0,
-               "write": 0.0, "frame_wait": 0.0}
+    seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
+               "classify": 0.0, "write": 0.0, "frame_wait": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
@@ -237,6 +246,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         flagging = time.perf_counter() - t1
         finishing["guard"] += flagging
         write_part(parts, work.frame.frame_id, events, crops, choose_gallery)
+        keep_frame_record(parts, work)  # its digest and note, once its part is journaled
         work.crops = work.model_crops = work.measured = work.guard_start = None
         finishing["write"] += time.perf_counter() - t0 - flagging
         n_events += len(events)
@@ -279,6 +289,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                          "(the output folder deleted or moved?); nothing was counted without "
                          "them: rerun to redo them", out_dir)
     t0 = time.perf_counter()
+    # Until this run's summary is written, last, none says the sample is done (a run stopped
+    # by a full disk leaves no "ok" beside tables and a report it did not finish).
+    withdraw_summary(out_dir)
     gallery = journal_gallery(parts, cartridge.frames)
     tables = journal_tables(parts, cartridge.frames)
     first = next(tables, None)
@@ -289,15 +302,16 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
+    # The frames' digests, and their notes (saturation) as problems: the sample is partial.
+    cartridge, digests = with_frame_records(cartridge, parts, skipped)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior)
-    summary.spillover = spillover
+    summary.spillover, summary.frame_digests = spillover, digests
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
-    # The counts first: summary.json is on disk before the gallery and its saliency maps are
-    # drawn (rewritten by the report with its timing and gallery).
-    summary.write(out_dir)
     job = None
-    if options.report:
+    if not options.report:
+        summary.write(out_dir)  # last: the tables are written (with a report: after it)
+    else:
         if mark_report(parts, "pending") == "pending":
             log.info("%s: the report of an earlier run was not finished; drawn now from the "
                      "journal", cartridge.sample_id)
@@ -308,10 +322,17 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         # Once the folder is released (the review refuses a folder predict holds), whenever
         # that is: after the report, drawn here or beside the next cartridge, or dropped.
         released = contextlib.ExitStack()
-        released.callback(options.refresh_review, out_dir)
+        released.callback(_refresh_finished, options.refresh_review, out_dir)
         released.push(lock)
         lock = released
     return PendingReport(cartridge.sample_id, out_dir, summary, job, lock)
+
+
+def _refresh_finished(refresh, out_dir: Path) -> None:
+    """Bring the review's counts back into a summary.json this run finished; a run that
+    stopped before writing it (its error already said) has none to bring them into."""
+    if (out_dir / SUMMARY_FILE).exists():
+        refresh(out_dir)
 
 
 def _timed_waits(items: Iterable, seconds: dict, key: str) -> Iterable:

@@ -1,12 +1,12 @@
 """A cartridge's report drawn while the next cartridge runs (``ctcnet predict`` on several
 cartridges, ``PredictOptions.report_overlap``).
 
-Predict finishes a cartridge in two steps: its events (frames, tables, ``summary.json``), then
-its report (the gallery, with saliency maps if asked, ``index.html``, ``summary.json`` again with
-the report's timing). :class:`ReportJob` is the second step, :class:`PendingReport` the job not yet
-done, holding the cartridge folder's lock until it is. :class:`ReportWorker` does each job in
-one worker beside the main thread, which meanwhile reads, detects and classifies the next
-cartridge's frames:
+Predict finishes a cartridge in two steps: its events (frames, tables), then its report (the
+gallery, with saliency maps if asked, ``index.html``, and last ``summary.json``, the mark of a
+finished sample, with the report's timing). :class:`ReportJob` is the second step,
+:class:`PendingReport` the job not yet done, holding the cartridge folder's lock until it is.
+:class:`ReportWorker` does each job in one worker beside the main thread, which meanwhile reads,
+detects and classifies the next cartridge's frames:
 
 * **At most one report pending**: before a cartridge's report starts, the previous one is
   waited for, so memory holds one cartridge's frames and one report, never a queue of reports.
@@ -22,10 +22,11 @@ cartridge's frames:
   memory).
 * **Errors**: a report that fails is raised at the next wait as :class:`ReportError`, naming
   the sample and its folder (the worker's traceback chained), or, given a record of failures
-  (``ctcnet predict`` gives one), recorded there while the run goes on; its events tables and
-  ``summary.json`` were written before the report started, and the resume journal marks the
-  report pending (:func:`ctcnet.inference.journal.mark_report`), so a rerun on the same
-  ``--out`` draws it from the journal without doing any frame again.
+  (``ctcnet predict`` gives one), recorded there while the run goes on; its events tables
+  were written before the report started (its ``summary.json`` is not: it is written last),
+  and the resume journal marks the report pending
+  (:func:`ctcnet.inference.journal.mark_report`), so a rerun on the same ``--out`` draws it
+  from the journal without doing any frame again.
 * **Interruption**: a Ctrl-C (which reaches the worker process too: it ignores it) stops the
   run once the report in progress is drawn and its folder released.
 * **Outputs** stay atomic and identical to a sequential run's (the same code draws them).
@@ -65,8 +66,9 @@ class ReportError(CtcnetError):
         self.sample_id = sample_id
         super().__init__(
             f"the report of sample {sample_id} failed ({type(error).__name__}: {error}); its "
-            f"events tables and summary.json in {out_dir} are written, and a rerun on the same "
-            "--out draws the report without doing its frames again")
+            f"events tables in {out_dir} are written (summary.json is written once the report "
+            "is), and a rerun on the same --out draws the report without doing its frames "
+            "again")
 
 
 @dataclass
@@ -102,8 +104,9 @@ class ReportJob:
 
 
 def draw_report(job: ReportJob) -> RunSummary:
-    """Draw the gallery and ``index.html``, write the final ``summary.json`` (the report's
-    timing in) and mark the report done in the journal; returns the finished summary."""
+    """Draw the gallery and ``index.html``, mark the report done in the journal and write
+    ``summary.json`` (the report's timing in), last: a report that fails leaves no summary
+    that calls the sample done. Returns the finished summary."""
     t0 = time.perf_counter()
     explain = job.explainer() if job.explainer is not None else None
     summary, seconds = job.summary, job.seconds
@@ -117,8 +120,8 @@ def draw_report(job: ReportJob) -> RunSummary:
     # After the timings are final, so index.html shows summary.json's (its own few
     # milliseconds are in neither).
     job.report.write_html(job.out_dir, summary)
-    summary.write(job.out_dir)
     mark_report(job.parts, "done")
+    summary.write(job.out_dir)
     return summary
 
 

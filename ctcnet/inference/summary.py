@@ -24,6 +24,8 @@ from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.digests import file_sha256
 
+SUMMARY_FILE = "summary.json"
+
 
 @dataclass
 class ModelUsed:
@@ -118,6 +120,9 @@ class RunSummary:
     counted_at: float | None = None
     # The reviewer's decisions counted (review.csv matched to this run); None: none yet.
     reviewed: ReviewedCounts | None = None
+    # Per frame processed, its files and SHA-256 as read (ctcnet.io.digests.frame_record):
+    # what `ctcnet crops` and the review's tiles check a frame against before cutting it again.
+    frame_digests: dict | None = None
 
     @staticmethod
     def count_fields(tally: Counts) -> dict:
@@ -141,7 +146,8 @@ class RunSummary:
         for key in ("tally", "reviewed"):  # with their derived per-7.5 mL figures
             record = getattr(self, key)
             out[key] = None if record is None else record.to_dict()
-        for key in ("ground_truth", "gallery", "spillover", "tally", "reviewed"):
+        for key in ("ground_truth", "gallery", "spillover", "tally", "reviewed",
+                    "frame_digests"):
             if out[key] is None:
                 del out[key]
         return out
@@ -209,6 +215,14 @@ class CropRunSummary:
         """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def withdraw_summary(out_dir: str | Path) -> None:
+    """Remove a cartridge folder's summary.json: before its tables are written again, and
+    when a write of its outputs failed. Predict writes the summary last, as the mark of a
+    finished sample: where a run stops on the way (a full disk), no summary from before calls
+    the sample done beside outputs this run changed; the rerun that finishes it writes one."""
+    (Path(out_dir) / SUMMARY_FILE).unlink(missing_ok=True)
 
 
 def sample_status(frames_total: int, frames_skipped: int, failed_events: int,

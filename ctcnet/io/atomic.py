@@ -2,11 +2,12 @@
 
 Every output ctcnet writes (tables, JSON, images, checkpoints) goes to a temporary file in the
 same folder and is renamed into place, so a killed run never leaves a truncated file that a
-resumed run would trust. And a named output that exists is not replaced unless asked
-(:func:`refuse_existing`): the commands' ``--overwrite``, the library's ``overwrite=True``; one
-that is a file the command reads is never replaced (:func:`refuse_overwriting_inputs`), and one
-that could not be written at the end is refused before the work (:func:`check_output_file`,
-:func:`check_output_folder`).
+resumed run would trust; outputs made as one (an export's files) are removed together when
+one of them fails (:func:`written_together`). And a named output that exists is not replaced
+unless asked (:func:`refuse_existing`): the commands' ``--overwrite``, the library's
+``overwrite=True``; one that is a file the command reads is never replaced
+(:func:`refuse_overwriting_inputs`), and one that could not be written at the end is refused
+before the work (:func:`check_output_file`, :func:`check_output_folder`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,28 @@ def remove_stale_temporaries(folder: str | Path) -> int:
     return removed
 
 
+@contextlib.contextmanager
+def written_together(folders: Iterable[str | Path] = ()) -> Iterator[list[Path]]:
+    """Several outputs written as one (every file of an export): yields a list to which the
+    block adds each file once written. If the block fails (the disk fills at the third file),
+    the files it wrote are removed, and so are those of ``folders`` that it made and left
+    empty: a rerun finds nothing of the failed try, so it needs no ``--overwrite`` for it, and
+    nobody takes half an export for a whole one."""
+    made = sorted((Path(f) for f in folders if not Path(f).exists()),
+                  key=lambda f: len(f.parts), reverse=True)  # the deepest first
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty (another's files), or gone
+                folder.rmdir()
+        raise
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, synced and renamed over it: a reader
     never sees half a file."""
@@ -97,7 +120,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` as UTF-8, atomically (:func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # A path of a name that is not UTF-8 (b'cart\xe9') holds lone surrogates, which UTF-8 cannot
+    # encode: written as the escape "\udce9" (valid UTF-8; a JSON reader gets the path back).
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))
 
 
 @contextlib.contextmanager

@@ -313,6 +313,30 @@ def _sixteen_bit_png(path: Path) -> np.ndarray:
     return (arr // 257).astype(np.uint8)
 
 
+def image_shape(path: str | Path) -> tuple[int, int] | None:
+    """An image file's (height, width) from its header (a TIFF's first page; a PNG or JPEG
+    turned as its EXIF orientation says), None where the header cannot be read: the file's
+    read says why."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                width, height = im.size
+                turned = im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            return (width, height) if turned else (height, width)
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            return int(page.imagelength), int(page.imagewidth)
+    except (ImportError, MemoryError):  # this install or this machine, not the file
+        raise
+    except Exception:  # readers raise many types on damaged files: said when it is read
+        return None
+
+
 def read_raster(path: str | Path) -> np.ndarray:
     """Read a PNG or JPEG as (C, H, W): one plane if grey, the R, G, B planes if colour."""
     path = Path(path)

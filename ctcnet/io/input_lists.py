@@ -3,7 +3,8 @@
 ``ctcnet predict`` and ``ctcnet evaluate`` take one wherever they take a folder. A list may
 name other lists; a relative line is read from the list's own folder; blank lines and lines
 starting with ``#`` are skipped. A list that names itself, directly or through other lists,
-is refused: read naively it would be read again forever.
+is refused: read naively it would be read again forever. A file that a frame source reads (an
+OME-TIFF, CZI, ND2 or LIF holding a whole scan) is passed on as the scan it is.
 """
 
 from __future__ import annotations
@@ -12,6 +13,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ctcnet.errors import InputError
+from ctcnet.io.sources import claim
+
+
+def _is_frame_file(path: Path) -> bool:
+    """Whether a frame source reads ``path`` (an OME-TIFF holding a whole scan, a frame file):
+    a scan, never a list, whatever its bytes."""
+    try:
+        return claim(path) is not None
+    except InputError:  # named like a frame but unreadable as one: said where it is opened
+        return True
 
 
 def read_list_file(path: str | Path) -> list[Path]:
@@ -36,7 +47,7 @@ def expand_list_files(inputs: Iterable[str | Path],
     out: list[Path] = []
     for raw in inputs:
         path = Path(raw)
-        if not path.is_file():
+        if not path.is_file() or _is_frame_file(path):
             out.append(path)
             continue
         here = path.resolve()

@@ -287,12 +287,44 @@ def _channel_from(entry: Any, source) -> Channel:
                    normalisation=dict(normalisation))
 
 
-def _read_mapping(path: Path) -> Any:
-    """Read JSON or YAML into Python data, with a clear error on failure."""
+# What a metadata file that is not UTF-8 is read as: Windows' Western code page (Latin-1 with
+# printable characters where Latin-1 has control codes), then Latin-1 itself, which decodes any
+# bytes (cp1252 leaves five of them undefined).
+LEGACY_ENCODINGS = ("cp1252", "latin-1")
+_LEGACY_SAID: set[tuple[str, int]] = set()  # (file, its size): said once, however often read
+
+
+def read_metadata_text(path: str | Path) -> str:
+    """The text of a small metadata file (panel.json, cartridge.json): UTF-8 (a byte-order
+    mark dropped), else, with a warning naming the file, Windows-1252 / Latin-1. An older
+    editor saves an accented channel or panel name ("Müller") in Latin-1; every other byte of
+    such a file is ASCII, so reading it as Latin-1 gives what its author typed."""
+    path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read: {err.strerror or err}", path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        at = err.start
+    for encoding in LEGACY_ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if (str(path), len(data)) not in _LEGACY_SAID:  # a run opens a cartridge several times
+            _LEGACY_SAID.add((str(path), len(data)))
+            log.warning("%s: not UTF-8 (byte 0x%02x at offset %d); read as %s: save it as "
+                        "UTF-8", path, data[at], at,
+                        "Windows-1252 (Latin-1)" if encoding == "cp1252" else "Latin-1")
+        return text
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _read_mapping(path: Path) -> Any:
+    """Read JSON or YAML into Python data, with a clear error on failure."""
+    text = read_metadata_text(path)
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

@@ -4,13 +4,14 @@ How frames lie on disk is each frame source's business (:mod:`ctcnet.io.sources`
 multipage TIFF per frame (CellSearch), one colour composite per frame, one file per channel
 (TIFF or PNG), or microscopy containers (OME-TIFF, OME-Zarr, CZI, ND2, LIF through bioio, whose
 metadata name the channels and pixel size). A cartridge folder holds named frames or
-containers, not both; a container store (``scan.ome.zarr``) may itself be given as the
-cartridge.
+containers, not both; a container store (``scan.ome.zarr``) or one container file holding
+the whole scan (``scan.ome.tif``) may itself be given as the cartridge.
 
 A frame's stem carries its position, ``r<row>c<col>`` (or ``frame<index>``, whose row and column
 then follow the serpentine scan order given by ``cartridge.json``'s ``columns``). ``panel.json``
 beside the frames names the channels; ``cartridge.json`` (optional) records the sample id, layout
-and the blood volume. CellSearch's 2^15 export offset is removed on read.
+and the blood volume (:mod:`ctcnet.io.cartridge_info`). CellSearch's 2^15 export offset is
+removed on read.
 
 The frame list is built once, by position, and refuses what it cannot read one way: two files
 for one position (another spelling, another case or format, a whole-frame file beside
@@ -18,10 +19,11 @@ per-channel files), a FIFO or device named like a frame, a name that is not UTF-
 written twice under two names (the same bytes) is counted once: the copy is skipped with the
 reason (unless ``cartridge.json`` says ``"repeated_frames": true``: a synthetic cartridge
 whose frames repeat on purpose, as ``ctcnet benchmark`` builds one from hard links; never a
-scan). :attr:`Cartridge.identity` tells the cartridge from another with the same sample id
-(review decisions carry it). :func:`plausibility_problems` checks what the metadata claim (pixel
-size, blood volume) and :func:`read_frame` what a frame's pixels hold against the panel (values
-above its stated range, an empty channel).
+scan), and so is a frame of another size than the cartridge's others
+(:mod:`ctcnet.io.frame_checks`). :attr:`Cartridge.identity` tells the cartridge from another
+with the same sample id (review decisions carry it). :func:`plausibility_problems` checks what
+the metadata claim (pixel size, blood volume) and :func:`read_frame` what a frame's pixels hold
+against the panel (values above its stated range, an empty channel).
 :meth:`Cartridge.conform` maps the frames' channels to a model's by name (see
 :meth:`~ctcnet.io.panel.Panel.channel_indices`); :meth:`Cartridge.read` then returns frames in the
 model's channel order.
@@ -32,9 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
-import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,6 +42,28 @@ import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
+
+# cartridge.json is read in its own module; what callers (inputs) imported from here stays.
+from ctcnet.io.cartridge_info import (  # noqa: F401
+    CARTRIDGE_KEYS,
+    MAX_SAMPLE_ID_BYTES,
+    check_stated_layout,
+    misspelled_keys,
+    name_as_sample_id,
+    positive_number,
+    read_cartridge_info,
+    safe_sample_id,
+    say_once,
+    whole_number,
+)
+
+# The frame checks stay importable from here, where callers (crop datasets) find them.
+from ctcnet.io.frame_checks import (  # noqa: F401
+    check_frame_values,
+    mark_copies,
+    mark_odd_sizes,
+    rescaled_counts,
+)
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
@@ -84,6 +106,7 @@ class Cartridge:
     channels: tuple[int, ...] | None = None
     identity: str = ""  # cartridge_identity() of the frames: another scan, another identity
     expected_frames: int | None = None  # cartridge.json's num_frames, when stated
+    frame_shape: tuple[int, int] | None = None  # (height, width) of its frames, as most have
 
     @property
     def frames_scanned(self) -> int:
@@ -110,13 +133,26 @@ class Cartridge:
 
 def is_cartridge(path: str | Path) -> bool:
     """Whether a folder is a cartridge: it has a cartridge.json or a file a frame source
-    claims, or it is itself a container store (an OME-Zarr folder)."""
+    claims, or it is itself a container store (an OME-Zarr folder); or a path is a container
+    file (an OME-TIFF, CZI, ND2 or LIF holding the whole scan), given as the scan itself."""
     path = Path(path)
+    if is_container_file(path):
+        return True
     if not path.is_dir():
         return False
     if (path / "cartridge.json").exists() or claim(path) is not None:
         return True
     return any(_claimed(p) is not None for p in path.iterdir())
+
+
+def is_container_file(path: str | Path) -> bool:
+    """Whether ``path`` is one file of a microscopy container (OME-TIFF, CZI, ND2, LIF) that
+    a frame source reads many frames from: such a file alone is a whole scan."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    part = claim(path)
+    return part is not None and get_source(part.source).container
 
 
 def _claimed(path: Path) -> FramePart | None:
@@ -129,61 +165,6 @@ def _claimed(path: Path) -> FramePart | None:
         return claim(path)
     except InputError:
         return FramePart(path, "")
-
-
-def _positive_number(info: dict, key: str, default: float, root: Path) -> float:
-    """A finite number > 0 from cartridge.json (null, a bool, text or 0 is refused, not
-    guessed); ``default`` only when the key is absent."""
-    value = info.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or value <= 0:
-        raise InputError(f"cartridge.json: {key} must be a positive number, got {value!r}", root)
-    return value
-
-
-def _whole_number(info: dict, key: str, root: Path) -> int | None:
-    value = info.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not float(value).is_integer() or value < 1:
-        raise InputError(f"cartridge.json: {key} must be a whole number >= 1, got {value!r}",
-                         root)
-    return int(value)
-
-
-def _check_stated_layout(info: dict, root: Path) -> None:
-    """What cartridge.json states of the layout must be numbers of its kind: whole frame
-    sizes and rows, a positive pixel size (which must agree with the one read:
-    :func:`plausibility_problems`)."""
-    for key in ("rows", "frame_height", "frame_width"):
-        _whole_number(info, key, root)
-    if "pixel_size_um" in info:
-        _positive_number(info, "pixel_size_um", 0.0, root)
-
-
-# A sample id names folders and files with suffixes of their own (``<id>_geojson``).
-MAX_SAMPLE_ID_BYTES = 200
-
-
-def safe_sample_id(value, root: Path) -> str:
-    """The sample id names the output folder: one plain path component, never a path."""
-    sid = str(value).strip() if isinstance(value, (str, int)) and \
-        not isinstance(value, bool) else ""
-    # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
-    if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or "\0" in sid or \
-            sid != Path(sid).name:
-        problem = "an empty name" if not sid else "no '/', '\\' or '..'"
-    elif any(unicodedata.category(c) == "Cc" for c in sid):
-        problem = "no control characters (a line break, a tab)"
-    elif sid.startswith("."):
-        problem = "no leading '.' (a hidden folder)"
-    elif len(sid.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
-        problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
-    else:
-        return sid
-    raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
-                     f"output folder): {problem}", root)
 
 
 def plausibility_problems(cartridge: Cartridge) -> list[str]:
@@ -221,42 +202,6 @@ def plausibility_problems(cartridge: Cartridge) -> list[str]:
     return problems
 
 
-# The cartridge.json keys ctcnet reads; others (a lab's own records, the simulator's) are
-# kept as they are.
-CARTRIDGE_KEYS = ("sample_id", "num_frames", "columns", "rows", "frame_height", "frame_width",
-                  "blood_volume_ml", "pixel_size_um", "repeated_frames", "tile_px")
-
-
-def misspelled_keys(info: dict) -> dict[str, str]:
-    """cartridge.json's keys that are not read but look like one that is (``blood_volume``
-    for ``blood_volume_ml``): key -> the key meant. Such a value would be passed over and
-    its default used (7.5 mL) without a word."""
-    import difflib
-
-    out = {}
-    for key in info:
-        if key not in CARTRIDGE_KEYS:
-            close = difflib.get_close_matches(str(key).lower(), CARTRIDGE_KEYS, n=1, cutoff=0.75)
-            if close and close[0] not in info:
-                out[key] = close[0]
-    return out
-
-
-def read_cartridge_info(root: Path) -> dict:
-    """cartridge.json as a checked mapping (empty when the file is absent)."""
-    path = root / "cartridge.json"
-    if not path.exists():
-        return {}
-    try:
-        info = json.loads(path.read_text())
-    except (ValueError, OSError) as err:
-        raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
-    if not isinstance(info, dict):
-        raise InputError("cartridge.json must hold one JSON object (sample_id, columns, "
-                         f"blood_volume_ml, ...), got {type(info).__name__}", root)
-    return info
-
-
 def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) -> Cartridge:
     """Index a cartridge folder: find frames, their positions and their files. Decodes no
     pixels; reads a few sampled blocks of each frame file (:func:`frame_digest`), so a tile
@@ -264,18 +209,21 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
     Container files (OME-TIFF, OME-Zarr, ...) also have their metadata read: their channel
     names and pixel size, matched by name to ``panel`` (or panel.json) where both exist."""
     root = Path(root)
-    if not root.is_dir():
+    single = is_container_file(root)  # one file holding the whole scan
+    if not root.is_dir() and not single:
         raise InputError("cartridge folder not found", root)
-    info = read_cartridge_info(root)
+    info = _info_beside(root) if single else read_cartridge_info(root)
+    beside = root.parent if single else root  # where panel.json lies
     if panel is None:
-        stated = load_panel(root / "panel.json") if (root / "panel.json").exists() else None
+        stated = load_panel(beside / "panel.json") if (beside / "panel.json").exists() \
+            else None
     else:
         stated = load_panel(panel)
-    columns = _whole_number(info, "columns", root)
-    expected = _whole_number(info, "num_frames", root)
-    volume = _positive_number(info, "blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML, root)
-    default_id = root.name if claim(root) is None else root.name.split(".")[0]
-    sample_id = safe_sample_id(info.get("sample_id", default_id), root)
+    columns = whole_number(info, "columns", root)
+    expected = whole_number(info, "num_frames", root)
+    volume = positive_number(info, "blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML, root)
+    sample_id = safe_sample_id(info["sample_id"], root) if "sample_id" in info else \
+        safe_sample_id(name_as_sample_id(root), root)
 
     parts = _frame_parts(root)
     if not parts:
@@ -287,7 +235,7 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
                          root)
     source = get_source(parts[0].source)  # one layout per folder (_frame_parts)
     panel = source.panel(parts, stated)
-    _check_stated_layout(info, root)
+    check_stated_layout(info, root)
     frames = source.frames(parts, {**info, "columns": columns}, panel)
     problems: list[str] = []
     # Scan order: by index when given, else serpentine order of (row, col).
@@ -295,14 +243,32 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
                 if f.index < 0 else (f.index,))
     frames = [replace(f, index=i) for i, f in enumerate(frames)]
     if info.get("repeated_frames") is not True:  # a benchmark's frames repeat on purpose
-        frames = _mark_copies(frames)
+        frames = mark_copies(frames)
+    size = (whole_number(info, "frame_height", root), whole_number(info, "frame_width", root))
+    frames, shape = mark_odd_sizes(frames, size if None not in size else None)
     if expected is not None and expected != len(frames):
         why = "truncated cartridge?" if len(frames) < expected else \
             "frames of another scan, or copies, in the folder?"
         problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
                         f"({why})")
     return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
-                     identity=cartridge_identity(frames), expected_frames=expected)
+                     identity=cartridge_identity(frames), expected_frames=expected,
+                     frame_shape=shape)
+
+
+def _info_beside(path: Path) -> dict:
+    """The cartridge.json beside a container file given alone: read when the file is the only
+    scan in its folder (the folder is then this scan); the folder's several scans' otherwise,
+    not read (its sample id and blood volume are of them all), with a warning."""
+    others = [p for p in path.parent.iterdir() if p != path and _claimed(p) is not None]
+    if not others:
+        return read_cartridge_info(path.parent)
+    if (path.parent / "cartridge.json").exists():
+        say_once(path, f"the cartridge.json beside it is of its folder's {len(others) + 1} "
+                        "scan files, not read for this file alone (its sample id is the file's "
+                        f"name, its blood volume {DEFAULT_BLOOD_VOLUME_ML:g} mL): give the "
+                        "folder to read them all as one cartridge")
+    return {}
 
 
 def _frame_parts(root: Path) -> list[FramePart]:
@@ -347,25 +313,6 @@ def _refuse_undecodable_name(path: Path, root: Path) -> None:
                          "frame position; rename it", root) from None
 
 
-def _mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
-    """A frame whose files hold the same bytes as an earlier frame's (the same tile written
-    twice under two names) is kept in the list, to be skipped with the reason: counted once,
-    and its position's blood volume not counted as read (which of the two positions the tile
-    belongs to cannot be told)."""
-    first: dict[str, FrameRef] = {}
-    out = []
-    for f in frames:
-        original = first.setdefault(f.digest, f)
-        if original is not f and f.problem is None:
-            f = replace(f, problem=f"same bytes as frame {original.frame_id} "
-                                   f"({original.files[0].name}): the same tile written twice "
-                                   "under two names? counted once")
-            log.info("%s holds the same bytes as %s: skipped", f.files[0].name,
-                     original.files[0].name)
-        out.append(f)
-    return out
-
-
 def cartridge_identity(frames: list[FrameRef]) -> str:
     """What tells one cartridge from another with the same sample id: a digest of its frame
     list (each frame's position, its files' names and sizes, and its bytes' digest; equal
@@ -397,51 +344,6 @@ def read_frame(frame: FrameRef, panel: Panel, channels=None) -> np.ndarray:
         out = np.stack(planes).astype(np.float32, copy=False)
     check_frame_values(out, [panel.channels[c] for c in keep], frame.files[0])
     return out
-
-
-# A frame's brightest pixel under this share of its channels' range, in fractions: rescaled.
-SCALED_SHARE = 0.01
-
-
-def check_frame_values(frame: np.ndarray, channels, path) -> None:
-    """Refuse a frame (C, H, W) that its panel's ``channels`` do not describe: a channel with
-    one value throughout (all zero: a dead or unwritten channel; a CD45 that shows nothing
-    makes every leukocyte a CTC candidate), values above the channel's stated range (65535
-    in a 12-bit panel: the file is not what panel.json says, and the guard reads the range's
-    top as the camera's saturation), or fractions far below it (a frame scaled to 0-1: its
-    cells read as faint specks, called debris, and the count would be silently zero)."""
-    flat = frame.reshape(frame.shape[0], -1)
-    high, low = flat.max(axis=1), flat.min(axis=1)
-    if (high == low).all():
-        raise InputError("empty frame: every pixel has the same value", path)
-    for channel, top, bottom in zip(channels, high, low):
-        if top == bottom:
-            raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g})",
-                             path)
-        lo, hi = channel.value_range
-        if top > hi:
-            raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
-                             f"of the panel's value_range [{lo:g}, {hi:g}]: panel.json misstates "
-                             "the scan's bit depth, or the frame is damaged", path)
-    rescaled = rescaled_counts(flat, channels, float(high.max()))
-    if rescaled is not None:
-        brightest, span = rescaled
-        raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
-                         f"the panel's value_range of {span:g} counts: the frame was rescaled "
-                         "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
-
-
-def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
-                    ) -> tuple[float, float] | None:
-    """(brightest pixel, the channels' widest value range) when ``pixels`` were rescaled (e.g.
-    to 0-1), None when they read as raw counts. Raw counts are whole numbers: pixels whose
-    brightest is a small fraction of the range and that hold fractions were rescaled (only
-    then is the second pass made). ``brightest``: their maximum, where known already."""
-    span = max(hi - lo for lo, hi in (c.value_range for c in channels))
-    brightest = float(pixels.max()) if brightest is None else brightest
-    if brightest < SCALED_SHARE * span and (pixels != np.round(pixels)).any():
-        return brightest, span
-    return None
 
 
 def write_cartridge_info(root: str | Path, panel: Panel, sample_id: str, num_frames: int,

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None) -> Cartridge:
     """The cartridge a predict run read (the path its summary records, or ``scans``)."""
     root = Path(scans) if scans is not None else Path(summary.input)
-    if not root.is_dir():
+    # A folder of frames, or a single microscopy container (OME-TIFF, CZI, ...) read as one.
+    if not root.exists():
         # A summary of an older ctcnet recorded the path as given, relative to the folder
         # predict ran in: from anywhere else it cannot be found.
         relative = " (recorded relative to the folder predict ran in)" \

@@ -28,7 +28,8 @@ viewer). Each feature's ``id`` is a UUID fixed by the cartridge and event, so an
 same run again names the same objects.
 
 :func:`export_events` writes both for a predict ``--out`` folder (or one sample's folder),
-atomically, refusing to replace what exists unless told to.
+atomically and as one (a write that fails takes back those before it), refusing to replace
+what exists unless told to, and refusing a table that its summary or predict would not write.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.errors import InputError
 from ctcnet.inference.guard import FLAGS
-from ctcnet.io.atomic import atomic_write_bytes, check_output_folder, refuse_existing
+from ctcnet.io.atomic import (
+    atomic_write_bytes,
+    check_output_folder,
+    refuse_existing,
+    written_together,
+)
 from ctcnet.nn.calls import FAILED_CLASS
 from ctcnet.report.decisions import (
     REVIEW_FILE,
@@ -131,7 +137,8 @@ def _check_columns(events: pd.DataFrame, needed: Iterable[str], where: Path) -> 
 
 def check_events(events: pd.DataFrame, where: Path, geometry: str | None = None) -> None:
     """Refuse a table that is not a predict events table: a required column missing (the
-    boxes too for ``geometry="box"``), or a column of numbers holding something else."""
+    boxes too for ``geometry="box"``), a column of numbers holding something else, or an event
+    without the id, frame, centre (or box) that predict gives every event."""
     _check_columns(events, REQUIRED_COLUMNS + (BOX_COLUMNS if geometry == "box" else ()), where)
     numbers = ["event_id", "frame", "x", "y", "area_um2", "confidence", *BOX_COLUMNS,
                *[c for c in events.columns if c.startswith(("mean_", "p_"))]]
@@ -139,6 +146,22 @@ def check_events(events: pd.DataFrame, where: Path, geometry: str | None = None)
         if not (pd.api.types.is_numeric_dtype(events[column])
                 or pd.api.types.is_bool_dtype(events[column])):
             raise InputError(f"column {column} of the events table is not numeric", where)
+    # A value missing here is a table changed since predict wrote it; an export that left the
+    # event out (or placed it nowhere) would disagree with the others and with the counts, so
+    # the table is refused whole, before anything is written.
+    for column in ["event_id", "frame", "x", "y", *(BOX_COLUMNS if geometry == "box" else ())]:
+        bad = ~np.isfinite(events[column].to_numpy(np.float64, na_value=np.nan))
+        if not bad.any():
+            continue
+        ids = [] if column == "event_id" else events["event_id"][bad].tolist()
+        which = f" (event_id {', '.join(f'{i:g}' for i in ids[:3])}" \
+                f"{', ...' if len(ids) > 3 else ''})" if ids else ""
+        point = ", or export the centres alone (--geometry point)" if column in BOX_COLUMNS \
+            else ""
+        raise InputError(f"column {column} of the events table holds {bad.sum()} missing or "
+                         f"infinite value(s){which}, which predict never writes: restore the "
+                         f"table (rerun ctcnet predict on the sample){point}; nothing was "
+                         "exported", where)
 
 
 def _numeric(events: pd.DataFrame, column: str, where: Path) -> np.ndarray:
@@ -375,13 +398,16 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
     return plans
 
 
-def _write_geojson_folder(folder: Path, collections: dict[str, dict]) -> None:
-    """One file per frame, each written atomically; ``.geojson`` files of an earlier export
-    that this one has no frame for are removed, so the folder holds this export alone."""
+def _write_geojson_folder(folder: Path, collections: dict[str, dict],
+                          done: list[Path]) -> None:
+    """One file per frame, each written atomically and added to ``done``; ``.geojson`` files
+    of an earlier export that this one has no frame for are removed, so the folder holds this
+    export alone."""
     written = set()
     for frame_id, collection in collections.items():
         path = folder / f"{_file_name(frame_id)}.geojson"
         atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
+        done.append(path)
         written.add(path.name)
     if folder.is_dir():
         for stale in sorted(folder.glob("*.geojson")):
@@ -395,7 +421,15 @@ def _load(plan: SampleExport, geometry: str):
     """A sample's events and summary, checked before anything is written: one bad sample of
     several stops the export with nothing half done."""
     events, summary = load_sample(plan.folder)
-    check_events(events, plan.folder / "events.parquet", geometry if plan.geojson else None)
+    where = plan.folder / "events.parquet"
+    check_events(events, where, geometry if plan.geojson else None)
+    # A table cut short or added to since predict wrote it would be exported as a count the
+    # run never made, without a word: refused (rerun predict to write both again).
+    if len(events) != summary.events:
+        raise InputError(f"holds {len(events)} events but summary.json counts "
+                         f"{summary.events}: the events table and the summary disagree (the "
+                         "table changed since predict wrote it?); nothing was exported: rerun "
+                         "ctcnet predict on this sample to write both again", where)
     return with_reviewer_calls(plan.folder, events, summary), summary
 
 
@@ -419,10 +453,11 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
                   out: str | Path | None = None, overwrite: bool = False,
                   geometry: str = "box") -> list[SampleExport]:
     """Write FCS files and/or GeoJSON detections for every sample of a predict ``--out`` folder
-    (or one sample's folder). Every sample is read and existing outputs are refused (unless
-    ``overwrite``) before anything is written; a sample whose run failed (no frame read) is
-    skipped with a warning, since its empty table is no measurement. Returns what was written,
-    per sample."""
+    (or one sample's folder). Every sample is read and checked (:func:`check_events`, its
+    table's rows against its summary's count) and existing outputs are refused (unless
+    ``overwrite``) before anything is written, and a write that fails takes back those before
+    it; a sample whose run failed (no frame read) is skipped with a warning, since its empty
+    table is no measurement. Returns what was written, per sample."""
     if not (fcs or geojson):
         raise InputError("nothing to export: ask for --fcs and/or --geojson")
     if geometry not in ("box", "point"):
@@ -437,17 +472,23 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
         raise InputError("nothing to export: the run of every sample failed (no frame was "
                          "read)", results)
     done = []
-    for plan, events, summary in loaded:
-        if summary.status == "failed":
-            log.warning("%s: its run failed (no frame was read); nothing exported", plan.name)
-            continue
-        where = plan.folder / "events.parquet"
-        plan.events = len(events)
-        if plan.fcs is not None:
-            write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name))
-        if plan.geojson is not None:
-            collections = events_geojson(events, summary, where, geometry)
-            _write_geojson_folder(plan.geojson, collections)
-            plan.frames = len(collections)
-        done.append(plan)
+    # One export: a write that fails (a full disk) takes back the files written before it.
+    folders = [out] if out is not None else []
+    folders += [plan.geojson for plan in plans if plan.geojson is not None]
+    with written_together(folders) as written:
+        for plan, events, summary in loaded:
+            if summary.status == "failed":
+                log.warning("%s: its run failed (no frame was read); nothing exported",
+                            plan.name)
+                continue
+            where = plan.folder / "events.parquet"
+            plan.events = len(events)
+            if plan.fcs is not None:
+                write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name))
+                written.append(plan.fcs)
+            if plan.geojson is not None:
+                collections = events_geojson(events, summary, where, geometry)
+                _write_geojson_folder(plan.geojson, collections, written)
+                plan.frames = len(collections)
+            done.append(plan)
     return done

@@ -129,6 +129,9 @@ def write_fcs(path: str | Path, data: np.ndarray, names: Sequence[str],
     head = _fcs_head(data, names, long_names, keywords, upper)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(head)
-        data.tofile(fh)
+        # Through the file object, not numpy's tofile: tofile reports a full disk as "N
+        # requested and M written" with no errno, which no disk-full handler can tell from a
+        # bug; the file object raises the system's error (ENOSPC, EDQUOT, EFBIG).
+        fh.write(data.reshape(-1).view(np.uint8))
         fh.flush()
         os.fsync(fh.fileno())

@@ -9,6 +9,8 @@ A reviewer moving quickly through the list asks for many tiles and looks at the 
   dropped rather than cut (:class:`ClientGone`);
 * the cartridge is opened once per run and its last ``FRAMES_KEPT`` frames are kept: the
   list runs in scan order, so neighbouring events share frames;
+* a frame whose pixels are not those predict read (changed since: its summary's
+  ``frame_digests``) gives no tile but the reason;
 * idle time cuts the tiles asked for ahead (:meth:`TileCutter.prefetch`: the first tiles of a
   sample when the server starts, the next ones after each tile served); a request never waits
   for more than the one cut in progress.
@@ -26,8 +28,9 @@ from collections.abc import Callable, Hashable
 import numpy as np
 import pandas as pd
 
-from ctcnet.errors import CtcnetError
+from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.summary import RunSummary
+from ctcnet.io.digests import frame_change
 from ctcnet.io.scan import Cartridge
 from ctcnet.report.event_crops import cut_event_crops, open_scanned_cartridge
 
@@ -77,13 +80,23 @@ class FrameSource:
             return self._cartridge
 
     def read(self, frame) -> np.ndarray:
-        """The pixels of ``frame``, from the frames kept or read and kept (the oldest dropped)."""
+        """The pixels of ``frame``, from the frames kept or read and kept (the oldest dropped);
+        refused (InputError) when they are not the pixels predict read (its summary's
+        ``frame_digests``)."""
         with self._lock:
             pixels = self._frames.get(frame.index)
             if pixels is not None:
                 self._frames.move_to_end(frame.index)
                 return pixels
         pixels = self.cartridge().read(frame)
+        # The frame as predict read it, or no tile: one cut from other pixels would show the
+        # reviewer cells that were never called, under the calls made on the old ones.
+        records = self.summary.frame_digests or {}
+        change = frame_change(frame.files, records.get(frame.frame_id), pixels)
+        if change is not None:
+            raise InputError(f"frame {frame.frame_id} changed since predict read it ({change}): "
+                             "its tiles would show other pixels than those called; restore it, "
+                             "or predict the scan again", frame.files[0])
         with self._lock:
             self._frames[frame.index] = pixels
             while len(self._frames) > self.kept:

@@ -2,9 +2,10 @@
 
 Two sources, chosen in the config:
 
-* ``data_dir``: a crop dataset folder (:mod:`ctcnet.detect.crop_dataset`). A manifest ``split``
-  column (train / val / test) is honoured; otherwise whole samples (patients) go to validation,
-  never single crops, because crops of one sample are correlated.
+* ``data_dir``: a crop dataset folder (:mod:`ctcnet.detect.crop_dataset`), read and split by
+  :mod:`ctcnet.training.crop_folder`. A manifest ``split`` column (train / val / test) is
+  honoured; otherwise whole samples (patients) go to validation, never single crops, because
+  crops of one sample are correlated.
 * ``simulate``: crops rendered in ``setup()`` by :func:`ctcnet.simulate.simulate_crops` (train
   and validation from different seeds, so from different simulated samples); no files needed.
 * both: the folder's crops, with simulated ``train`` crops mixed into its training split
@@ -30,7 +31,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 import ctcnet.simulate
-from ctcnet.detect.crop_dataset import load_crops, read_crop_index, warn_if_each_crop_its_own_sample
+from ctcnet.detect.pixel_size import pixel_size_option
 from ctcnet.errors import InputError
 from ctcnet.inference.spillover import compensate_samples
 from ctcnet.io.panel import Panel, load_panel
@@ -40,18 +41,12 @@ from ctcnet.simulate.augment import build_train_augment, exported_once
 from ctcnet.simulate.augment_options import augment_config
 from ctcnet.simulate.config import with_overrides
 from ctcnet.simulate.export import tight_rendering
+from ctcnet.training.crop_folder import SPLITS, folder_index, folder_panel, folder_splits
 from ctcnet.training.render_cache import cached_render, render_key
-from ctcnet.training.splits import (
-    CropDataset,
-    SplitData,
-    crop_level_split,
-    crop_loader,
-    sample_level_split,
-)
+from ctcnet.training.splits import CropDataset, SplitData, crop_loader
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 VIEWS = ("scan", "export")
 # Exported validation/test seeds: split_seed + this (+1 for test), far from the training
 # augmentation's seeds (split_seed + worker id).
@@ -104,7 +99,15 @@ class CTCDataModule(L.LightningDataModule):
             off); simulated crops mixed in are exported once.
         render_cache: a folder that keeps simulated renders between runs (None: rendered
             every run; :mod:`ctcnet.training.render_cache`). It changes no crop.
+        pixel_size: ``data_dir``'s um per pixel where its panel.json does not state it (or
+            states it wrongly): a number, ``auto`` (estimated from the nuclei) or ``fit`` (a
+            scale per crop), as ``ctcnet predict --pixel-size``; without ``panel``, the model
+            is trained at that pixel size (``fit``: the crops' median).
     """
+
+    # The option named where a message asks for the pixel size: ``ctcnet train``'s; ``ctcnet
+    # finetune``, which builds this module, sets its own.
+    pixel_size_option = "--data.pixel_size"
 
     def __init__(self, panel: str | dict | None = None, taxonomy: str | dict | None = None,
                  crop_size: int = 80, data_dir: str | None = None,
@@ -112,7 +115,7 @@ class CTCDataModule(L.LightningDataModule):
                  split_unit: str = "auto", batch_size: int = 128, num_workers: int = 0,
                  augment: dict | bool = True, compensate: bool = False,
                  compensate_share: float = 1.0, view: str = "scan",
-                 render_cache: str | None = None):
+                 render_cache: str | None = None, pixel_size: float | str | None = None):
         super().__init__()
         low = [f"{name}={value} (at least {least})" for name, value, least in (
             ("crop_size", crop_size, 16), ("batch_size", batch_size, 1),
@@ -152,8 +155,14 @@ class CTCDataModule(L.LightningDataModule):
                              "training crop must be shown as one (data.augment.tight_p: 1.0)")
         self.view = view
         self.render_cache = render_cache
+        try:  # the one parser of --pixel-size
+            self.pixel_size = None if pixel_size is None else pixel_size_option(pixel_size)
+        except ValueError as err:
+            raise InputError(f"data.pixel_size: {err}") from None
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
+        self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
+        self._index = None  # the folder's index, where measuring its pixel size read it
         if panel is None and data_dir is not None:
             if not Path(data_dir).is_dir():
                 raise InputError("crop dataset folder not found", data_dir)
@@ -161,9 +170,9 @@ class CTCDataModule(L.LightningDataModule):
                 # The default panel would silently give real crops another channel order.
                 raise InputError("no panel.json beside the crops and no data.panel given: the "
                                  "channel order must be stated, never assumed", data_dir)
-            panel = str(Path(data_dir) / "panel.json")
+            panel, self._index = folder_panel(data_dir, self.taxonomy, self.pixel_size,
+                                              self.pixel_size_option)
         self.panel: Panel = load_panel(panel)
-        self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
         self.fine_config = self._fine_config(self.simulate.get("fine"))
         # Record the resolved panel and taxonomy (the model gets the same), not file names.
         self.save_hyperparameters({
@@ -173,7 +182,7 @@ class CTCDataModule(L.LightningDataModule):
             "split_unit": split_unit,
             "batch_size": self.batch_size, "num_workers": self.num_workers, "augment": augment,
             "compensate": self.compensate, "compensate_share": self.compensate_share,
-            "view": self.view})
+            "view": self.view, "pixel_size": self.pixel_size})
         self.splits: dict[str, SplitData] = {}
         self.fine_train: SplitData | None = None  # simulate.fine's crops, at their pixel size
 
@@ -287,13 +296,8 @@ class CTCDataModule(L.LightningDataModule):
         return SplitData(shown, split.targets, split.sample_ids)
 
     def _load_folder(self) -> dict[str, SplitData]:
-        # The folder's own panel.json names its channels (any order: taken by name) and gives
-        # its pixel size; crops are brought to the model's.
-        if (Path(self.data_dir) / "panel.json").exists():
-            index = read_crop_index(self.data_dir, taxonomy=self.taxonomy).conform(
-                self.panel, f"crop dataset {self.data_dir}")
-        else:
-            index = read_crop_index(self.data_dir, self.panel, self.taxonomy)
+        index = folder_index(self.data_dir, self.panel, self.taxonomy, self.pixel_size,
+                             self.pixel_size_option, self._index)
         composite = (index.file_panel or index.panel).composite is not None
         if self.view == "export" and not composite:
             raise InputError("data.view=export trains on exports: this folder holds scan crops "
@@ -302,32 +306,8 @@ class CTCDataModule(L.LightningDataModule):
             log.warning("%s holds RGB composite exports, but data.view is scan: the model will "
                         "be recorded as one for 16-bit scans, which it never saw; for exports "
                         "set data.view: export", self.data_dir)
-        images = load_crops(index, self.crop_size, self.panel.pixel_size_um)
-        targets = index.label_indices(self.taxonomy)
-        splits = np.array([s.lower() for s in index.splits], dtype=object)
-        unknown = sorted(set(splits) - set(SPLITS) - {""})
-        if unknown:
-            raise InputError(f"manifest split values {unknown} are not one of {SPLITS}",
-                             self.data_dir)
-        if (splits == "").any():
-            # Crops without a split: whole samples go to validation.
-            free = np.flatnonzero(splits == "")
-            free_samples = [index.sample_ids[i] for i in free]
-            warn_if_each_crop_its_own_sample(free_samples, index.root)
-            by_crop = self.split_unit == "crop" or (self.split_unit == "auto"
-                                                    and len(set(free_samples)) < 2)
-            if by_crop:
-                to_val = crop_level_split(targets[free], self.val_fraction, self.split_seed)
-            else:
-                to_val = sample_level_split(free_samples, self.val_fraction, self.split_seed)
-            splits[free] = np.where(to_val, "val", "train")
-        out = {}
-        for name in SPLITS:
-            keep = np.flatnonzero(splits == name)
-            if len(keep):
-                out[name] = SplitData(images[keep], targets[keep],
-                                      [index.sample_ids[i] for i in keep])
-        return out
+        return folder_splits(index, self.taxonomy, self.crop_size, self.panel.pixel_size_um,
+                             self.val_fraction, self.split_seed, self.split_unit)
 
     def _mix_simulated(self) -> None:
         """Add simulated training crops (``simulate.train``) to the folder's training split;
@@ -417,6 +397,8 @@ class CTCDataModule(L.LightningDataModule):
         source = {}
         if self.data_dir is not None:
             source["data_dir"] = str(Path(self.data_dir).resolve())  # evaluate compares it
+            if self.pixel_size is not None:  # how its crops were scaled
+                source["pixel_size"] = self.pixel_size
         if self.simulate:  # alone, or mixed into the folder's training split
             source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
+from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import calibrate_spec, calibration_shortfall
 from ctcnet.evaluation.metrics import macro_f1
@@ -70,6 +71,9 @@ class FinetuneOptions:
     sim_check_per_class: int = 300
     seed: int = 0
     device: str = "auto"
+    # The crops' um per pixel where their panel.json does not state it: a number, "auto" or
+    # "fit" (as ``ctcnet predict --pixel-size``); None: panel.json's.
+    pixel_size: float | str | None = None
 
 
 def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -166,7 +170,10 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     base = resolve_model(base)  # a file, a shipped model's name, or None: the default
     check_outputs(out, base, overwrite)
     base_model, spec = load_model(base)
-    index = read_crop_index(data_dir, taxonomy=spec.taxonomy).conform(
+    # Files, labels and channels, checked before the training; the crops' scale ("auto",
+    # "fit") is measured once, by the data module that reads them.
+    index = read_crop_index(data_dir, taxonomy=spec.taxonomy, pixel_size=None if
+                            opts.pixel_size is None else PLACEHOLDER_PIXEL_UM).conform(
         spec.panel, what=f"crop dataset {data_dir}")
     # Crops at another pixel size are brought to the model's scale by the data module
     # (ctcnet.detect.cropping.to_model_scale), as on every other path.
@@ -191,7 +198,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
                          crop_size=spec.crop_size, data_dir=str(data_dir), simulate=simulate,
                          val_fraction=opts.holdout, split_seed=opts.seed, split_unit="auto",
-                         batch_size=opts.batch_size, **view)
+                         batch_size=opts.batch_size, pixel_size=opts.pixel_size, **view)
+    data.pixel_size_option = PIXEL_SIZE_OPTION  # this command's option, not train's
     hp = spec.training.get("hyper_parameters", {})
     module = CTCLitModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
                           crop_size=spec.crop_size, arch=spec.arch, arch_kwargs=spec.arch_kwargs,

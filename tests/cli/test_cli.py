@@ -2,7 +2,7 @@
 
 
 import pytest
-from conftest import digest, one_line_refusal, refused, save_tiny_model
+from conftest import digest, one_line_refusal, refused, run_cli, save_tiny_model
 
 from ctcnet.cli import SUBCOMMANDS, build_parser, main
 
@@ -69,3 +69,72 @@ def test_verbose_is_taken_before_or_after_the_subcommand():
     assert parse(["models"]).verbose == 0
     # train hands the rest of its line to LightningCLI as it is
     assert parse(["train", "-v"]).cli_args == ["-v"]
+
+
+# --- crop folders: what every command that reads them holds to --------------------------------
+
+CROP_COMMANDS = ("predict", "evaluate", "robustness", "finetune")
+
+
+def _crop_command(name, crops, lab, tmp_path):
+    """``name`` run on ``crops`` with the lab's tiny model, as cheaply as it runs."""
+    model = lab / "base.pt"
+    out = tmp_path / f"{name}-out"
+    return {"predict": ["predict", crops, "--model", model, "--out", out, "--no-report",
+                        "--quiet"],
+            "evaluate": ["evaluate", crops, "--model", model, "--out", out, "--no-baselines",
+                         "--device", "cpu"],
+            "robustness": ["robustness", crops, "--model", model, "--out", out,
+                           "--no-baselines", "--families", "stain", "--device", "cpu"],
+            "finetune": ["finetune", crops, "--base", model, "--out", out / "m.pt", "--steps",
+                         "1", "--batch-size", "8", "--simulated-per-class", "0",
+                         "--sim-check-per-class", "0", "--device", "cpu"]}[name]
+
+
+def test_each_crop_folder_command_takes_the_pixel_size_option_its_messages_name(lab, tmp_path,
+                                                                               capsys):
+    """Crops whose panel.json states no pixel size: each command says to pass --pixel-size,
+    and has it (finetune once had not: a dead end); the option parses alike everywhere."""
+    import json
+    import shutil
+
+    crops = shutil.copytree(lab / "crops", tmp_path / "crops")
+    panel = json.loads((crops / "panel.json").read_text())
+    del panel["pixel_size_um"]
+    (crops / "panel.json").write_text(json.dumps(panel))
+    parse = build_parser().parse_args
+    for name in CROP_COMMANDS:
+        args = _crop_command(name, crops, lab, tmp_path)
+        line = one_line_refusal(capsys, args, "pass --pixel-size fit")
+        assert "--pixel-size auto" in line and "--pixel-size UM" in line
+        assert parse([str(a) for a in args] + ["--pixel-size", "fit"]).pixel_size == "fit"
+        assert parse([str(a) for a in args] + ["--pixel-size", "0.5"]).pixel_size == 0.5
+        with pytest.raises(SystemExit):
+            parse([str(a) for a in args] + ["--pixel-size", "50"])
+    assert "not a plausible pixel size" in capsys.readouterr().err
+    assert main([str(a) for a in _crop_command("finetune", crops, lab, tmp_path)]
+                + ["--pixel-size", "0.64"]) == 0
+    assert (tmp_path / "finetune-out" / "m.pt").exists()
+
+
+def test_a_blank_crop_is_refused_alike_by_each_command_that_reads_crops(lab, tmp_path, capsys):
+    """An all-zero crop among labelled ones: predict, evaluate, robustness and finetune each
+    refuse in one line naming it (ctcnet train's data module: tests/training)."""
+    import shutil
+
+    import numpy as np
+
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.io.images import write_tiff
+
+    crops = shutil.copytree(lab / "crops", tmp_path / "crops")
+    blank = read_crop_index(crops).paths[3]
+    write_tiff(blank, np.zeros((5, SIZE, SIZE), np.uint16))
+    refusal = f"{blank}: blank: every channel is 0 (an empty or failed export): delete it " \
+              "or its manifest.csv line"
+    for name in ("predict", "evaluate", "robustness"):
+        one_line_refusal(capsys, _crop_command(name, crops, lab, tmp_path), refusal)
+    # (finetune warns first that four crops a class are few to learn from)
+    status, err = run_cli(capsys, *_crop_command("finetune", crops, lab, tmp_path))
+    assert status == 2 and any(refusal in line for line in err), err
+    assert not (tmp_path / "finetune-out" / "m.pt").exists()

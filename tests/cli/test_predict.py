@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from conftest import QUIET, assert_one_line_error, edit_json, frames, predict_ar
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.scan import open_cartridge
 from ctcnet.report import review
@@ -37,7 +39,9 @@ def _odd(kind):
     return frame
 
 
-@pytest.mark.parametrize("kind, reason", [("3x500", "too small"), ("400x5", "too small"),
+# A frame of another size than the cartridge's is skipped for its size, before it is read.
+@pytest.mark.parametrize("kind, reason", [("3x500", "3 x 500 px, the cartridge's frames 128 x 160"),
+                                          ("400x5", "400 x 5 px, the cartridge's frames"),
                                           ("float32 3e38", "out of range")])
 def test_odd_frame_is_skipped_and_the_rest_finishes(cart_and_model, cart, kind, reason):
     tifffile.imwrite(frames(cart)[0], _odd(kind), photometric="minisblack")
@@ -224,6 +228,89 @@ def test_disk_full_or_read_only_is_one_line(cart_and_model, cart, capsys, monkey
     assert_one_line_error(status, err, message)
     assert remedy in err[0]
 
+
+def full_disk_at(name: str):
+    """An atomic write that fills the disk partway through the file ``name``: a part written,
+    then ENOSPC, as the system gives it (named by atomic_path)."""
+    from ctcnet.io.atomic import atomic_path
+
+    def write(path, text):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text[:100])
+            if Path(path).name == name:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            tmp.write_text(text)
+    return write
+
+
+def reported_args(cart_and_model, cart):
+    """``ctcnet predict`` with the report drawn (gallery and index.html); at a stated prior, so
+    that stderr holds the error alone (the tiny model has no rule for cartridges)."""
+    return [a for a in predict_args(cart_and_model, cart, "--prior", "balanced")
+            if a != "--no-report"]
+
+
+def test_a_disk_that_fills_during_the_report_leaves_no_ok_summary(cart_and_model, cart,
+                                                                   capsys, monkeypatch):
+    """The events tables are written, then the disk fills at index.html: the one no-space line,
+    and no summary.json calling the sample done; a rerun with room draws the report from the
+    journal and writes it."""
+    from ctcnet.report import report_page
+
+    out = cart.parent / "out" / "S1"
+    monkeypatch.setattr(report_page, "atomic_write_text", full_disk_at("index.html"))
+    status, err = run_cli(capsys, *reported_args(cart_and_model, cart))
+    assert_one_line_error(status, err, "No space left on device")
+    assert "index.html); nothing was left half written, free space and rerun" in err[0]
+    assert (out / "events.parquet").is_file() and not (out / "summary.json").exists()
+    monkeypatch.undo()
+    status, err = run_cli(capsys, *reported_args(cart_and_model, cart))
+    assert status == 0, err
+    assert RunSummary.read(out).status == "ok" and (out / "index.html").is_file()
+    assert json.loads((out / "parts" / "report.json").read_text()) == {"report": "done"}
+
+
+def fill_the_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "the file it was writing")
+
+
+@pytest.mark.parametrize("module, writer, extra", [
+    ("ctcnet.inference.tables", "write_csv_rows", []),     # the events tables rewritten
+    ("ctcnet.inference.predict", "write_part", ["--overwrite"]),  # a frame's journal part
+], ids=["events-table", "journal-part"])
+def test_a_disk_that_fills_on_a_rerun_leaves_no_earlier_ok_summary(
+        cart_and_model, cart, capsys, monkeypatch, module, writer, extra):
+    """A rerun over a finished sample (a nightly batch, or --overwrite) whose disk fills on
+    the way: the earlier run's summary.json goes, not left saying "ok" beside what this run
+    changed and did not finish; the next rerun writes it again."""
+    import importlib
+
+    out = cart.parent / "out" / "S1"
+    args = predict_args(cart_and_model, cart, "--prior", "balanced")
+    assert run_cli(capsys, *args)[0] == 0 and RunSummary.read(out).status == "ok"
+    monkeypatch.setattr(importlib.import_module(module), writer, fill_the_disk)
+    assert_one_line_error(*run_cli(capsys, *args, *extra), "No space left on device")
+    assert not (out / "summary.json").exists()
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    monkeypatch.undo()
+    assert run_cli(capsys, *args)[0] == 0 and RunSummary.read(out).status == "ok"
+
+
+def test_a_shard_that_holds_no_input_says_so(cart_and_model, cart, capsys):
+    """A job of an array whose share of a split by name is empty: exit 0 (the split is valid,
+    and the other job runs the cartridge), one line saying this job ran nothing."""
+    from ctcnet.inference.distributed import stable_rank
+
+    empty = 2 - stable_rank("S1", 2)  # the share (1 or 2 of 2) that S1 does not fall to
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
+                                                "--shard", f"{empty}/2"))
+    assert status == 0 and len(err) == 1, err
+    assert f"--shard {empty}/2: none of the 1 input(s) falls to this share" in err[0]
+    run = json.loads((cart.parent / "out" / "run.json").read_text())
+    assert run["outputs"] == [{"name": "S1", "missing": True}]
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
+                                                "--shard", f"{3 - empty}/2"))
+    assert status == 0 and err == []  # the share that holds it: no such line
 
 # Options and model files.
 

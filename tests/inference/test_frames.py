@@ -231,3 +231,27 @@ def test_two_threads_read_damaged_and_intact_files_at_once(tiffs, monkeypatch):
         t.join()
     assert results[intact] == (3, 40, 50)
     assert isinstance(results[damaged], InputError), results[damaged]
+
+
+def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_them(clean_run,
+                                                                                 cart):
+    """The run's summary holds each processed frame's files and SHA-256 (what `ctcnet crops`
+    and the review's tiles check before cutting again), hashed as the frame is read; a resumed
+    run, which reads no frame again, reports them from the journal (a line a killed run cut
+    short is passed over)."""
+    import hashlib
+
+    from conftest import frames, predict
+
+    from ctcnet.inference.frames import FRAME_RECORDS
+
+    first = predict(clean_run, cart)
+    for path in frames(cart):
+        record = first.frame_digests[path.stem]
+        assert record["of"] == "files" and record["files"][0][:2] == [path.name,
+                                                                      path.stat().st_size]
+        assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(cart.parent / "out" / "parts" / FRAME_RECORDS, "a") as fh:
+        fh.write('{"frame": "r00c0')  # a killed run's last line
+    again = predict(clean_run, cart)
+    assert again.frames.resumed_from_journal == 3 and again.frame_digests == first.frame_digests

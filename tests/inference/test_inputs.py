@@ -276,3 +276,57 @@ def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
     assert said == ["S9: cartridge.json's 'blood_volume' is not read (did you mean "
                     "'blood_volume_ml'?)"], said
     assert cartridge.blood_volume_ml == 7.5
+
+
+# --- one container file holding the whole scan -----------------------------------------------
+
+def _one_ome_tiff(cart: Path, path: Path) -> Path:
+    """The frames of ``cart`` as the scenes of one OME-TIFF (named by position, channels and
+    pixel size in its metadata)."""
+    opened = open_cartridge(cart)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    px = opened.panel.pixel_size_um
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        for frame in opened.frames:
+            pixels = opened.read(frame).astype(np.uint16)
+            tw.write(pixels, photometric="minisblack", metadata={
+                "axes": "CYX", "Name": frame.frame_id, "Channel": {"Name": opened.panel.names},
+                "PhysicalSizeX": px, "PhysicalSizeY": px, "SignificantBits": 12})
+    return path
+
+
+def test_one_ome_tiff_holding_the_scan_is_predicted_as_the_scan(clean_run, cart, capsys,
+                                                                 caplog):
+    """``ctcnet predict scan.ome.tif``: the file is the scan (it was "not a list of cartridge
+    folders"), read as its folder is: the cartridge.json beside it when it is the folder's only
+    scan; another scan file beside it makes that cartridge.json the folder's, not read."""
+    pytest.importorskip("bioio_ome_tiff")
+    from conftest import predict_args, run_cli
+
+    from ctcnet.inference.inputs import resolve_inputs
+
+    scan = _one_ome_tiff(cart, cart.parent / "ome" / "scan.ome.tif")
+    (scan.parent / "cartridge.json").write_text((cart / "cartridge.json").read_text())
+    assert resolve_inputs([scan]) == ([scan], [])
+    status, err = run_cli(capsys, *predict_args(clean_run["root"], scan))
+    assert status == 0, err
+    summary = json.loads((scan.parent / "out" / "S1" / "summary.json").read_text())
+    assert summary["input"] == str(scan.absolute()) and summary["status"] == "ok"
+    assert summary["events"] == clean_run["clean"].events
+    # Commands that read the frames again open the same file.
+    status, err = run_cli(capsys, "crops", scan.parent / "out", "--out", scan.parent / "cut")
+    assert status == 0, err
+    assert list((scan.parent / "cut").rglob("*.tif"))
+    # A second scan file beside it: its folder's cartridge.json is of both, not of this one.
+    (scan.parent / "other.ome.tif").write_bytes(scan.read_bytes())
+    with caplog.at_level("WARNING", logger="ctcnet.io"):
+        alone = open_cartridge(scan)
+    assert alone.sample_id == "scan" and "not read for this file alone" in caplog.text
+
+
+def test_one_frame_file_alone_is_refused_in_one_line(clean_run, cart, capsys):
+    from conftest import one_line_refusal, predict_args
+
+    frame = sorted(cart.glob("r*c*.tif"))[0]
+    one_line_refusal(capsys, predict_args(clean_run["root"], frame),
+                     "one frame of a cartridge: pass the cartridge folder holding it")

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import exclusive_folder
+from ctcnet.io.atomic import atomic_write_text, exclusive_folder, written_together
 
 
 def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
@@ -118,3 +118,22 @@ def test_a_write_that_fails_without_a_file_name_is_named_and_leaves_nothing(tmp_
             raise OSError(errno.EFBIG, "File too large")
     assert info.value.errno == errno.EFBIG and info.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_written_together_are_taken_back_together(tmp_path):
+    """A failure at the third file removes the two written and the folders made for them;
+    a folder that was there, and a file not written by the block, stay."""
+    kept = tmp_path / "kept.txt"
+    kept.write_text("earlier")
+    made = tmp_path / "out" / "geojson"
+    with pytest.raises(OSError, match="No space"):
+        with written_together([tmp_path, tmp_path / "out", made]) as written:
+            for name in ("a.geojson", "b.geojson"):
+                atomic_write_text(made / name, "{}")
+                written.append(made / name)
+            raise OSError(28, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+    with written_together([made]) as written:  # a block that succeeds keeps what it wrote
+        atomic_write_text(made / "a.geojson", "{}")
+        written.append(made / "a.geojson")
+    assert (made / "a.geojson").read_text() == "{}"

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctcnet.errors import InputError, PanelMismatchError
-from ctcnet.io.panel import Panel, default_panel, load_panel, marker_role
+from ctcnet.io.panel import (
+    PIXEL_SIZE_RANGE_UM,
+    Panel,
+    default_panel,
+    load_panel,
+    marker_role,
+)
 from ctcnet.io.taxonomy import default_taxonomy
 
 # --- panel and taxonomy -------------------------------------------------------------------------
@@ -88,7 +94,8 @@ def test_panel_json_values_are_checked(tmp_path_factory, data):
     except InputError:
         return
     assert 3 <= panel.num_channels <= 6
-    assert 0.05 <= panel.pixel_size_um <= 5.0
+    lo_um, hi_um = PIXEL_SIZE_RANGE_UM
+    assert lo_um <= panel.pixel_size_um <= hi_um
     for c in panel.channels:
         lo, hi = c.value_range
         assert math.isfinite(lo) and math.isfinite(hi) and hi > lo
@@ -114,3 +121,40 @@ def test_bad_composite_panels_are_refused(bad):
 def test_viewer_pixel_sizes_are_accepted():
     for um in (0.02, 0.1, 2.0):
         assert load_panel({"channels": RGB_ORDER, "pixel_size_um": um}).pixel_size_um == um
+
+
+# --- panel.json saved by an older editor (Latin-1) ----------------------------------------------
+
+def test_a_latin1_panel_json_is_read_as_written_with_a_warning_naming_it(tmp_path, caplog):
+    """A panel or channel name with an accent saved as Latin-1 (an older editor): read as its
+    author typed it, with a warning naming the file; never a UnicodeDecodeError."""
+    path = tmp_path / "panel.json"
+    data = {"name": "Müller", "pixel_size_um": 0.64,
+            "channels": ["DAPI", "CK", "CD45", "Vimentín"]}
+    path.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
+    with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
+        panel = load_panel(path)
+    assert panel.name == "Müller" and panel.names[3] == "Vimentín"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and str(path) in said[0] and "not UTF-8" in said[0], said
+    # UTF-8 with a byte-order mark (Notepad's "UTF-8") is UTF-8: read without a word.
+    caplog.clear()
+    path.write_bytes(json.dumps(data, ensure_ascii=False).encode("utf-8-sig"))
+    with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
+        assert load_panel(path).name == "Müller"
+    assert not caplog.records
+
+
+def test_a_latin1_panel_json_of_a_crop_folder_and_a_cartridge_is_read(crops, cart, caplog):
+    """``ctcnet evaluate`` reads a crop folder's panel.json, predict a cartridge's: both read
+    a Latin-1 one (both once raised UnicodeDecodeError)."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.io.scan import open_cartridge
+
+    for folder in (crops, cart):
+        data = json.loads((folder / "panel.json").read_text())
+        data["name"] = "Référence"
+        (folder / "panel.json").write_bytes(json.dumps(data, ensure_ascii=False)
+                                            .encode("latin-1"))
+    assert read_crop_index(crops).panel.name == "Référence"
+    assert open_cartridge(cart).panel.name == "Référence"

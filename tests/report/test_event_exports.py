@@ -1,18 +1,21 @@
 """``ctcnet export-events``: a predict run's events as FCS 3.1 and as QuPath GeoJSON, read back
 with independent readers (FlowIO, FlowCal, the geojson package) and compared with the table."""
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import save_tiny_model
+from conftest import assert_one_line_error, run_cli, save_tiny_model
 
 from ctcnet.cli import main
 from ctcnet.errors import InputError
 from ctcnet.inference.guard import FLAGS
+from ctcnet.io.atomic import atomic_write_bytes
 from ctcnet.report.event_exports import export_events
 from ctcnet.report.fcs import HEADER_OFFSET_MAX, MISSING_VALUE, fcs_bytes, write_fcs
 
@@ -326,6 +329,19 @@ def text_area(results):
     events.to_parquet(path)
 
 
+def no_box(results):
+    path = results / SAMPLE / "events.parquet"
+    events = pd.read_parquet(path)
+    events.loc[3, "bbox_x0"] = np.nan
+    events.to_parquet(path)
+
+
+def rows_cut(results):
+    """The table 20 rows short of what summary.json counts (cut by hand, or a copy cut short)."""
+    path = results / SAMPLE / "events.parquet"
+    pd.read_parquet(path).iloc[:-20].to_parquet(path)
+
+
 def failed_run(results):
     path = results / SAMPLE / "summary.json"
     summary = json.loads(path.read_text())
@@ -341,8 +357,12 @@ def failed_run(results):
     (text_area, ["--fcs"], "column area_um2 of the events table is not numeric"),
     (failed_run, ["--fcs"], "the run of every sample failed"),
     (lambda r: None, [], "ask for --fcs and/or --geojson"),
+    # The FCS file is not written first and then the GeoJSON refused: nothing is written.
+    (no_box, ["--fcs", "--geojson"], "events.parquet: column bbox_x0 of the events table holds "
+                                     "1 missing or infinite value(s) (event_id 3)"),
+    (rows_cut, ["--fcs"], "the events table and the summary disagree"),
 ], ids=["empty-folder", "no-events", "corrupt", "missing-columns", "not-numeric", "failed",
-        "no-format"])
+        "no-format", "box-missing", "rows-missing"])
 def test_cli_bad_inputs_one_line(run, tmp_path, capsys, spoil, args, message):
     if spoil is None:
         results = tmp_path / "empty"
@@ -354,6 +374,103 @@ def test_cli_bad_inputs_one_line(run, tmp_path, capsys, spoil, args, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not list(results.rglob("*.fcs")) and not list(results.rglob("*.geojson"))
+
+
+def test_a_table_cut_short_names_both_counts(run, tmp_path):
+    results = copy_run(run, tmp_path / "results")
+    counted = len(events_of(results))
+    rows_cut(results)
+    with pytest.raises(InputError, match=rf"events.parquet: holds {counted - 20} events but "
+                                         rf"summary.json counts {counted}: "):
+        export_events(results, fcs=True)
+
+
+def test_an_event_without_a_box_still_exports_where_no_box_is_written(run, tmp_path):
+    """FCS files and GeoJSON points carry no box: the table is refused only where one is
+    drawn, and there with the way out named."""
+    results = copy_run(run, tmp_path / "results")
+    no_box(results)
+    with pytest.raises(InputError, match=r"--geometry point\); nothing was exported"):
+        export_events(results, fcs=True, geojson=True)
+    done = export_events(results, fcs=True, geojson=True, geometry="point")
+    assert done[0].events == len(events_of(results))
+
+
+class NearlyFullDisk:
+    """A file opened on a disk with ``room`` bytes free: a write past them writes what fits
+    and fails with ENOSPC, as the system's file objects do; numpy's ``tofile``, which writes
+    to the descriptor itself, meets a full device (/dev/full) there, as it did a full disk."""
+
+    def __init__(self, path, mode, room):
+        self._fh, self._room = open(path, mode), room
+        self._device = os.open("/dev/full", os.O_WRONLY)
+
+    def write(self, data):
+        data = memoryview(data).cast("B")
+        if len(data) > self._room:
+            self._fh.write(data[:self._room])
+            self._room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._fh.write(data)
+
+    def fileno(self):
+        return self._device
+
+    def __getattr__(self, name):  # flush, tell, seek: the file's own
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+        os.close(self._device)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_disk_that_fills_in_the_fcs_data_is_one_line_and_leaves_nothing(run, tmp_path,
+                                                                            capsys, monkeypatch):
+    """The disk fills partway through the DATA segment: the no-space line every disk-full
+    case gives (numpy's tofile said "N requested and M written" with no errno: a traceback,
+    after the header was written), no file and no temporary one; a rerun with room writes."""
+    from ctcnet.report import fcs
+
+    results = copy_run(run, tmp_path / "results")
+    monkeypatch.setattr(fcs, "open", lambda path, mode: NearlyFullDisk(path, mode, 3000),
+                        raising=False)
+    status, err = run_cli(capsys, "export-events", results, "--fcs")
+    assert_one_line_error(status, err, "No space left on device")
+    assert f"{SAMPLE}.fcs); nothing was left half written, free space and rerun" in err[0]
+    assert sorted(p.name for p in (results / SAMPLE).iterdir()) == \
+        sorted(p.name for p in (run / SAMPLE).iterdir() if p.name != "gallery")
+    monkeypatch.undo()
+    assert main(["export-events", str(results), "--fcs"]) == 0
+
+
+def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, capsys,
+                                                              monkeypatch):
+    """The disk fills at a sample's second GeoJSON file, its FCS file written: nothing of the
+    export is left (a rerun needs no --overwrite, and no half export passes for a whole)."""
+    from ctcnet.report import event_exports
+
+    results = copy_run(run, tmp_path / "results")
+    out = tmp_path / "exports"
+    writes = []
+
+    def fills(path, data):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        atomic_write_bytes(path, data)
+
+    monkeypatch.setattr(event_exports, "atomic_write_bytes", fills)
+    status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--out", out)
+    assert_one_line_error(status, err, "No space left on device")
+    assert len(writes) == 2 and not out.exists()
+    monkeypatch.undo()
+    assert main(["export-events", str(results), "--fcs", "--geojson", "--out", str(out)]) == 0
+    assert (out / f"{SAMPLE}.fcs").is_file() and len(list(out.rglob("*.geojson"))) == 2
 
 
 def test_failed_sample_is_skipped_beside_good_ones(run, tmp_path, caplog):

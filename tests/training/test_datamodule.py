@@ -14,3 +14,57 @@ def test_training_on_crops_without_panel_json_is_refused(tmp_path):
         CTCDataModule(data_dir=str(tmp_path))
     with pytest.raises(InputError, match="crop dataset folder not found"):
         CTCDataModule(data_dir=str(tmp_path / "missing"))
+
+
+def _lab_crops(root, n=4, pixel_size=True):
+    """A small crop folder of two samples; its panel.json without a pixel size unless
+    ``pixel_size``."""
+    import json
+
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate import simulate_crops
+
+    batch = simulate_crops(n, load_panel(None), crop_size=32, seed=3, num_samples=2)
+    write_crop_dataset(root, batch.images, batch.labels, load_panel(None), batch.sample_ids)
+    if not pixel_size:
+        panel = json.loads((root / "panel.json").read_text())
+        del panel["pixel_size_um"]
+        (root / "panel.json").write_text(json.dumps(panel))
+    return root
+
+
+def test_crops_without_a_pixel_size_name_train_s_own_option_and_take_it(tmp_path):
+    """``ctcnet train`` is told of data.pixel_size (its --pixel-size), which reads as predict's
+    option does: a number, auto or fit; anything else is refused by name."""
+    from ctcnet.training.datamodule import CTCDataModule
+
+    crops = _lab_crops(tmp_path / "crops", pixel_size=False)
+    with pytest.raises(InputError, match="pass --data.pixel_size fit .* --data.pixel_size auto "
+                                         ".* --data.pixel_size UM"):
+        CTCDataModule(data_dir=str(crops), crop_size=32)
+    dm = CTCDataModule(data_dir=str(crops), crop_size=32, pixel_size=0.5)
+    assert dm.panel.pixel_size_um == 0.5
+    dm.setup("fit")
+    assert dm.summary()["pixel_size"] == 0.5
+    fitted = CTCDataModule(data_dir=str(crops), crop_size=32, pixel_size="fit")
+    assert 0.05 < fitted.panel.pixel_size_um < 5  # the crops' median scale: the model's
+    fitted.setup("fit")
+    assert sum(len(s.targets) for s in fitted.splits.values()) == 16
+    with pytest.raises(InputError, match="data.pixel_size: expected a number of um, 'auto' "
+                                         "or 'fit', got 'fitted'"):
+        CTCDataModule(data_dir=str(crops), pixel_size="fitted")
+
+
+def test_a_blank_crop_is_refused_before_training(tmp_path):
+    import numpy as np
+
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.io.images import write_tiff
+    from ctcnet.training.datamodule import CTCDataModule
+
+    crops = _lab_crops(tmp_path / "crops")
+    blank = read_crop_index(crops).paths[5]
+    write_tiff(blank, np.zeros((5, 32, 32), np.uint16))
+    with pytest.raises(InputError, match=f"{blank}: blank: every channel is 0"):
+        CTCDataModule(data_dir=str(crops), crop_size=32).setup("fit")

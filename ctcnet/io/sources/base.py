@@ -98,6 +98,11 @@ class FrameSource:
         own) of one frame, CellSearch's export offset removed; nothing else is decoded."""
         raise NotImplementedError
 
+    def shape(self, frame: FrameRef) -> tuple[int, int] | None:
+        """The frame's (height, width) without decoding its pixels (a file's header, a
+        container's metadata); None where this source cannot tell."""
+        return None
+
 
 _REGISTRY: dict[str, FrameSource] = {}
 

@@ -5,13 +5,15 @@ camera frame (a stitched slide scan) is cut into tiles of at most ``tile_px`` pi
 (``cartridge.json``'s ``tile_px``, default :data:`DEFAULT_TILE_PX`), each tile a frame. The
 file's metadata name the channels and the pixel size; ``panel.json`` is read only for what the
 metadata lack (names, pixel size, value ranges and normalisation, matched to the metadata's
-channels by name), and a pixel size stated by both must agree.
+channels by name), and a pixel size stated by both must agree
+(:mod:`ctcnet.io.sources.container_metadata`).
 
 Frames are read lazily: a frame's planes (the channels kept, one tile) are computed from the
 reader's dask array, so only the chunks that hold them are read and a 10 GB OME-Zarr never sits
 in memory whole. Each format needs its bioio plugin (the ``ome-tiff``, ``ome-zarr``, ``czi``,
 ``nd2``, ``lif`` extras, or ``bioio`` for all); without it the file is refused by name with the
-install command.
+install command. An OME-Zarr frame whose chunk files are not all on disk is refused, never read
+with zeros in their place (:mod:`ctcnet.io.sources.zarr_store`).
 
 Positions: a single-scene file named like a frame (``r03c12.ome.tif``, ``frame4.czi``) sits at
 that position; scenes named like frames sit at theirs; tiles of a scene sit at their tile row
@@ -23,9 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.images import check_pixels, remove_cellsearch_offset
-from ctcnet.io.panel import Channel, Panel
+from ctcnet.io.panel import Panel
 from ctcnet.io.sources.base import (
     FramePart,
     FrameRef,
@@ -42,32 +42,29 @@ from ctcnet.io.sources.base import (
     register,
     same_pixel_size,
 )
+
+# The metadata mapping lives in its own module; what callers imported from here stays.
+from ctcnet.io.sources.container_metadata import (  # noqa: F401
+    _ORDERS_WARNED,
+    UM_PER_UNIT,
+    SceneInfo,
+    dtype_range,
+    in_um,
+    metadata_channel_names,
+    metadata_panel,
+    metadata_pixel_size,
+)
 from ctcnet.io.sources.named import is_frame_stem, stem_position
+from ctcnet.io.sources.zarr_store import refuse_missing_chunks
 
 log = logging.getLogger(__name__)
 
 # A camera frame is ~1-2 k pixels a side (CellSearch 1384 x 1036); a scene larger than this is
 # a stitched scan, cut into tiles of about this size so one frame's planes stay ~100 MB.
 DEFAULT_TILE_PX = 2048
-# Names readers give channels the file does not name: "Channel:0:1" (OME), "C1", "Ch2".
-_GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECASE)
 # Open images kept per reading thread: a cartridge's few container files, not every file a
 # long-lived process (the review server) ever opened.
 OPEN_PER_THREAD = 8
-
-
-@dataclass(frozen=True)
-class SceneInfo:
-    """What a container's metadata say about one scene, as ctcnet needs it."""
-
-    name: str
-    channel_names: tuple[str, ...] | None  # None: the file does not name its channels
-    pixel_size_um: float | None
-    shape: tuple[int, int]  # (height, width)
-    num_channels: int
-    dtype: np.dtype
-    planes: int = 1  # T x Z: ctcnet reads one plane per channel
-    significant_bits: int | None = None
 
 
 class BioioContainer(FrameSource):
@@ -231,8 +228,21 @@ class BioioContainer(FrameSource):
         arr = check_pixels(arr, path)
         return [remove_cellsearch_offset(plane) for plane in arr]
 
+    def shape(self, frame: FrameRef) -> tuple[int, int] | None:
+        """The tile's size, or its scene's from the metadata (read once a file, not once a
+        frame: a file of a thousand scenes would be read a thousand times over)."""
+        if frame.region is not None:
+            y0, x0, y1, x1 = frame.region
+            return y1 - y0, x1 - x0
+        path = frame.files[0]
+        key = (self.name, str(path), _mtime(path))
+        if key not in _SCENE_SHAPES:
+            _SCENE_SHAPES[key] = [scene.shape for scene in self.scenes(path)]
+        return _SCENE_SHAPES[key][frame.scene]
+
 
 _OPEN = threading.local()
+_SCENE_SHAPES: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
 
 
 def _mtime(path: Path) -> int:
@@ -285,136 +295,6 @@ def tile_regions(shape: tuple[int, int], tile_px: int
             for r in range(rows) for c in range(cols)}
 
 
-def metadata_channel_names(names) -> tuple[str, ...] | None:
-    """Channel names as a file's metadata give them, or None where the reader made them up
-    (``Channel:0:1``), left them empty or repeated one: then panel.json names the channels."""
-    if names is None:
-        return None
-    names = tuple(str(n).strip() for n in names)
-    if not names or any(_GENERIC_CHANNEL.match(n) for n in names) or \
-            len({n.upper() for n in names}) != len(names):
-        return None
-    return names
-
-
-# Micrometres per unit of the OME lengths a pixel size is stated in.
-UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4,
-               "m": 1e6}
-
-
-def _in_um(value, unit) -> float | None:
-    """An OME length in um (None: not stated); a unit no pixel is measured in is refused."""
-    if value is None:
-        return None
-    name = str(getattr(unit, "value", unit) or "µm")
-    if name not in UM_PER_UNIT:
-        raise InputError(f"pixel size stated in {name!r}, not a unit of length ctcnet reads "
-                         f"({', '.join(UM_PER_UNIT)})")
-    return float(value) * UM_PER_UNIT[name]
-
-
-def metadata_pixel_size(sizes, path=None) -> float | None:
-    """The pixel size in um from a reader's physical pixel sizes (Z, Y, X), or None when the
-    metadata give none (missing or zero). Pixels that are not square are refused: frames are
-    read as square pixels."""
-    x, y = getattr(sizes, "X", None), getattr(sizes, "Y", None)
-    values = [float(v) for v in (x, y) if v is not None and float(v) > 0 and math.isfinite(v)]
-    if not values:
-        return None
-    if len(values) == 2 and not same_pixel_size(values[0], values[1]):
-        raise InputError(f"pixels are not square ({values[0]:g} x {values[1]:g} um): "
-                         "resample the scan to square pixels", path)
-    return values[0]
-
-
-def dtype_range(dtype: np.dtype, significant_bits: int | None = None) -> tuple[float, float]:
-    """The value range a channel of this pixel type can hold (its significant bits where the
-    metadata state them: 12-bit data in 16-bit pixels)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind != "u":
-        raise InputError(f"{dtype} pixels: panel.json must give each channel's value_range")
-    bits = dtype.itemsize * 8
-    if significant_bits and 1 <= significant_bits < bits:
-        bits = significant_bits
-    return 0.0, float(2 ** bits - 1)
-
-
-def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
-    """The panel of one scene: the metadata's channel names and pixel size first; panel.json
-    (``stated``) names the channels where the metadata do not (by position), gives the pixel
-    size where the metadata do not, and gives each channel it names (matched by name or a
-    well-known alias) its value range and normalisation."""
-    names = _scene_names(scene, stated, where)
-    pixel_size = _scene_pixel_size(scene, stated, where)
-    channels = []
-    for name in names:
-        match = stated.index_of(name) if stated is not None else None
-        if match is None:
-            channels.append(Channel(name, dtype_range(scene.dtype, scene.significant_bits)))
-        else:
-            channels.append(Channel(name, stated.channels[match].value_range,
-                                    dict(stated.channels[match].normalisation)))
-    panel = Panel(tuple(channels), pixel_size_um=float(pixel_size),
-                  name=stated.name if stated is not None else "metadata")
-    if stated is not None:
-        unused = [c.name for c in stated.channels if panel.index_of(c.name) is None]
-        if unused:
-            log.warning("%s: panel.json names %s, which the file's channels %s do not hold",
-                        where, unused, list(names))
-        _warn_other_order(panel, stated, where)
-    return panel
-
-
-_ORDERS_WARNED: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
-
-
-def _warn_other_order(panel: Panel, stated: Panel, where: str) -> None:
-    """Say (once per pair of orders) that the file names the channels panel.json names in
-    another order: the metadata's is read, as it should be where they are right; where they
-    are wrong (labels swapped by the software that wrote them) every call is, so a person
-    should know which of the two was believed."""
-    order = tuple(c.name for c in stated.channels if panel.index_of(c.name) is not None)
-    read = tuple(stated.channels[stated.index_of(c.name)].name for c in panel.channels
-                 if stated.index_of(c.name) is not None)
-    if order != read and (order, read) not in _ORDERS_WARNED:
-        _ORDERS_WARNED.add((order, read))
-        log.warning("%s: the file names its channels in another order (%s) than panel.json "
-                    "(%s); the file's names are read, panel.json's order is not used",
-                    where, ", ".join(read), ", ".join(order))
-
-
-def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[str, ...]:
-    """The metadata's channel names, else panel.json's (as many as the file has channels)."""
-    names = scene.channel_names
-    if names is not None:
-        if len(names) != scene.num_channels:
-            raise InputError(f"{where}: metadata name {len(names)} channels, the pixels hold "
-                             f"{scene.num_channels}")
-        return names
-    if stated is None:
-        raise InputError(f"{where}: the file does not name its channels and there is no "
-                         "panel.json to name them")
-    if stated.num_channels != scene.num_channels:
-        raise InputError(f"{where}: {scene.num_channels} unnamed channels, panel.json "
-                         f"names {stated.num_channels} ({stated.names})")
-    return tuple(stated.names)
-
-
-def _scene_pixel_size(scene: SceneInfo, stated: Panel | None, where: str) -> float:
-    """The metadata's pixel size, else panel.json's; stated by both, they must agree (one of
-    them is wrong, and a wrong pixel size sizes every event wrongly)."""
-    pixel_size = scene.pixel_size_um
-    if pixel_size is None:
-        if stated is None:
-            raise InputError(f"{where}: the file does not state its pixel size and there is no "
-                             "panel.json to state it")
-        return stated.pixel_size_um
-    if stated is not None and not same_pixel_size(pixel_size, stated.pixel_size_um):
-        raise InputError(f"{where}: the metadata say {pixel_size:g} um per pixel, panel.json "
-                         f"{stated.pixel_size_um:g}: correct one of them")
-    return pixel_size
-
-
 class OmeTiff(BioioContainer):
     """OME-TIFF: ``.ome.tif`` / ``.ome.tiff``, one OME Image per scene."""
 
@@ -438,8 +318,8 @@ class OmeTiff(BioioContainer):
         """OME's PhysicalSizeX/Y in um, whatever unit the file states them in (bioio-ome-tiff
         hands the numbers on as written: 591.3 nm read as 591.3 um)."""
         pixels = image.ome_metadata.images[index].pixels
-        return SimpleNamespace(X=_in_um(pixels.physical_size_x, pixels.physical_size_x_unit),
-                               Y=_in_um(pixels.physical_size_y, pixels.physical_size_y_unit))
+        return SimpleNamespace(X=in_um(pixels.physical_size_x, pixels.physical_size_x_unit),
+                               Y=in_um(pixels.physical_size_y, pixels.physical_size_y_unit))
 
 
 class OmeZarr(BioioContainer):
@@ -450,6 +330,12 @@ class OmeZarr(BioioContainer):
     plugin = "bioio_ome_zarr"
     extra = "ome-zarr"
     is_folder = True
+
+    def read(self, frame: FrameRef, panel: Panel, keep: list[int]) -> list[np.ndarray]:
+        """As every container's, once the chunk files the frame needs are found on disk: zarr
+        reads a missing one as zeros (:mod:`ctcnet.io.sources.zarr_store`)."""
+        refuse_missing_chunks(frame.files[0], frame.stem, frame.scene, keep, frame.region)
+        return super().read(frame, panel, keep)
 
 
 class Czi(BioioContainer):

@@ -26,6 +26,7 @@ from ctcnet.io.images import (
     IMAGE_SUFFIXES,
     RASTER_SUFFIXES,
     check_channel_names,
+    image_shape,
     ome_pixel_size,
     read_channel_file,
     read_image,
@@ -122,6 +123,10 @@ class NamedFrames(FrameSource):
                              f"{panel.num_channels}", path)
         check_channel_names(names, panel.names, path)
         return [remove_cellsearch_offset(arr[c]) for c in keep]
+
+    def shape(self, frame: FrameRef) -> tuple[int, int] | None:
+        """The (height, width) of the frame's first file, from its header."""
+        return image_shape(frame.files[0])
 
 
 class MultipageTiff(NamedFrames):

@@ -1,0 +1,143 @@
+"""What reading a crop folder notices in its crops' pixels, gathered crop by crop as
+:func:`ctcnet.detect.crop_dataset.crop_chunks` reads them and said once for the whole folder
+(:class:`CropNotes`):
+
+* **blank** crops, every channel 0 (an export of an empty region, a file written before its
+  image was): refused, named with the unreadable ones, in every command that reads crops
+  (predict, evaluate, robustness, train, finetune). Nothing in them is a cell, and any call
+  made of one is noise in the figures and the training set; its file is left out by a person,
+  not by ctcnet behind their back;
+* pixel-identical **copies** of another crop (one label of two is wrong where they differ);
+* float crops **rescaled** to fractions, and values **above** the channels' stated range;
+* the **marks** filled in colour composites (frames, scale bars:
+  :func:`ctcnet.io.annotations.warn_of_marks`);
+* composites whose R, G, B planes are likely in **another order** than ``panel.json`` says
+  (:mod:`ctcnet.detect.plane_order`).
+
+Everything is read in the files' own channel order (``index.file_panel``), before the crops
+are brought to a model's channels and scale, except the range check, which reads the crops at
+model scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ctcnet.detect.plane_order import PlaneVotes
+from ctcnet.errors import InputError
+from ctcnet.io.annotations import warn_of_marks
+from ctcnet.io.scan import rescaled_counts
+
+if TYPE_CHECKING:  # a type only: crop_dataset imports this module
+    from ctcnet.detect.crop_dataset import CropIndex
+
+# The crop reader's logger: its warnings are the crop set's, whichever module words them.
+log = logging.getLogger("ctcnet.detect.crop_dataset")
+
+# Unreadable or blank crops named in the one error that lists them (the count covers the rest).
+BAD_CROPS_NAMED = 10
+BLANK = "blank: every channel is 0 (an empty or failed export)"
+LEAVE_OUT = "delete it or its manifest.csv line"
+
+
+class CropNotes:
+    """What a crop set's read notices (see the module), for one pass over ``index``."""
+
+    def __init__(self, index: CropIndex):
+        self.index = index
+        self.panel = index.file_panel or index.panel  # the files' planes, as read
+        self.marks: list[str] = []
+        self.blank: list[int] = []
+        self.rescaled = self.over = 0
+        self._first_of: dict[bytes, list[int]] = {}
+        dna = self.panel.index_of_role("nucleus")
+        # Only composites: their planes are markers by panel.json's word alone (a scan's
+        # files carry their channel names, checked as they are read).
+        self.planes = PlaneVotes(self.panel.names, dna, len(index)) \
+            if self.panel.composite == "rgb" and dna is not None else None
+
+    def read(self, i: int, crop: np.ndarray) -> bool:
+        """Note crop ``i`` as read, (C, H, W) in the files' planes; False when it is blank
+        (refused once the read is over, with the unreadable crops)."""
+        if not crop.any():
+            self.blank.append(i)
+            return False
+        if crop.dtype.kind == "f" and not self.index.exported:
+            # Display exports hold levels, not counts: never "rescaled".
+            self.rescaled += rescaled_counts(crop, self.panel.channels) is not None
+        digest = hashlib.blake2b(repr((crop.shape, crop.dtype.str)).encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(crop).data)
+        self._first_of.setdefault(digest.digest(), []).append(i)
+        if self.planes is not None and self.planes.wants(i):
+            self.planes.add(crop)
+        return True
+
+    def scaled(self, crops: np.ndarray) -> None:
+        """Note a chunk of crops at model scale, in the index's channel order: how many hold
+        values above their channels' stated range (panel.json's ``value_range``, 0-4095
+        unless stated). The marker guard reads such pixels as saturated, and a whole frame so
+        is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
+        if not len(crops) or self.index.exported:  # display levels (a model's order drops
+            return                                   # the panel's composite word)
+        high = np.array([c.value_range[1] for c in self.index.panel.channels], np.float32)
+        self.over += int((crops.max(axis=(2, 3)) > high).any(axis=1).sum())
+
+    def refusal(self, errors: list[InputError]) -> InputError | None:
+        """The one error for the crops that cannot be read (``errors``) or are blank: each
+        named (up to ``BAD_CROPS_NAMED``), with the count; a single one keeps its own error;
+        None when every crop is usable."""
+        index = self.index
+        blank = [InputError(f"{BLANK}: {LEAVE_OUT}", index.paths[i]) for i in self.blank]
+        if len(errors) + len(blank) == 1:
+            return (errors + blank)[0]
+        if not errors and not blank:
+            return None
+        bad = errors + [InputError(BLANK, index.paths[i]) for i in self.blank]
+        more = f"; and {len(bad) - BAD_CROPS_NAMED} more" if len(bad) > BAD_CROPS_NAMED else ""
+        how = (f"; {len(blank)} blank crop(s) (every channel 0): delete them or their "
+               "manifest.csv lines") if blank else ""
+        return InputError(f"{len(bad)} of {len(index)} crops cannot be "
+                          f"{'used' if blank else 'read'}" + how + ": " +
+                          "; ".join(str(e) for e in bad[:BAD_CROPS_NAMED]) + more, index.root)
+
+    def say(self) -> None:
+        """Log what the read noticed, one warning per kind for the whole set."""
+        index, n = self.index, len(self.index)
+        if self.over:
+            log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
+                        "stated range (%s; panel.json's value_range): the marker guard reads "
+                        "such pixels as saturated, and the shipped models were trained on "
+                        "12-bit counts. Are these crops scaled (a 16-bit stretch)?", index.root,
+                        self.over, n, ", ".join(f"{c.name} {c.value_range[1]:g}"
+                                                for c in index.panel.channels))
+        if self.rescaled:
+            log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
+                        "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
+                        "such cells read as faint specks (called debris)", index.root,
+                        self.rescaled, n)
+        warn_of_copies([g for g in self._first_of.values() if len(g) > 1], index)
+        warn_of_marks(index.root, self.marks, n)
+        order = self.planes.warning() if self.planes is not None else None
+        if order:
+            log.warning("crop dataset %s: %s", index.root, order)
+
+
+def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
+    """Say which crops are pixel-identical copies of another (``groups``: crop numbers of
+    one image each): a copy weighs twice in training and in every figure, may sit on both
+    sides of a split, and a copy filed under another class means one of its labels is wrong."""
+    if not groups:
+        return
+    relabelled = [g for g in groups if len({index.labels[i] for i in g}) > 1]
+    shown = (relabelled or groups)[:3]
+    named = "; ".join(" = ".join(f"{index.paths[i].relative_to(index.root)} ({index.labels[i]})"
+                                 for i in g) for g in shown)
+    log.warning("%s: %d crops are pixel-identical copies of another, %d of them under another "
+                "class (one label is wrong): %s%s", index.root,
+                sum(len(g) - 1 for g in groups),
+                sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g), named,
+                " ..." if len(relabelled or groups) > len(shown) else "")

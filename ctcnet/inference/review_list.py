@@ -1,0 +1,52 @@
+"""What a cartridge's review list holds, by reason, for ``summary.json``: the events the
+network's doubt brings (a counted call under the review threshold; an uncounted call within
+the review band of a counted class), those the marker guard holds (per flag), failed ones;
+beside them the doubt between uncounted classes alone, reported and not queued
+(:func:`ctcnet.nn.calls.uncounted_doubt`), and the band's stated miss rate where the model's
+decision rule carries one (``DecisionRule.review_band``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.guard import FLAGS
+from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule, uncounted_doubt
+
+# What summary.json keeps of a band's record: the statement and where it was measured.
+BAND_KEYS = ("band", "level", "confidence", "cells", "misses", "miss_bound", "shown",
+             "fitted_on", "fresh_family", "command")
+
+
+def review_list_summary(events: pd.DataFrame, spec) -> dict:
+    """Counts of a labelled, guarded event table's review list by reason (an event may have
+    several), the uncounted doubt left off it, and the band's statement (None without one),
+    under ``spec``'s decision rule (the run's prior)."""
+    decision = spec.decision
+    n = len(events)
+    review = events["review"].to_numpy(bool) if n else np.zeros(0, bool)
+    calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
+    guard = events["guard"].fillna("").astype(str) if "guard" in events else \
+        pd.Series([""] * n, dtype=object)
+    held = (guard != "").to_numpy()
+    failed = calls == FAILED_CLASS
+    counted_call = np.isin(calls, COUNTED_CLASSES)
+    network = review & ~held & ~failed
+    names = list(spec.class_names)
+    proba = events[[f"p_{c}" for c in names]].to_numpy(np.float32) if n else \
+        np.zeros((0, len(names)), np.float32)
+    band = as_rule(decision).review_band
+    record = dict(as_rule(decision).to_dict().get("review_band") or {})
+    return {
+        "events": int(review.sum()),
+        "share": round(float(review.mean()), 5) if n else 0.0,
+        "by_reason": {
+            "counted_call_doubt": int((network & counted_call).sum()),
+            "counted_class_in_band": int((network & ~counted_call).sum()),
+            **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
+            "failed": int(failed.sum())},
+        "uncounted_doubt_not_queued": int(uncounted_doubt(
+            proba, names, spec.review_threshold, decision).sum()),
+        "review_band": ({k: record[k] for k in BAND_KEYS if k in record}
+                        if band is not None else None),
+    }

@@ -1,0 +1,145 @@
+"""A cartridge's own words: ``cartridge.json`` read and its values checked, and the sample id,
+which names the output folder, made a plain name.
+
+``cartridge.json`` is optional; a value it states must be of its kind (a positive blood volume,
+whole frame counts and sizes), never guessed past; a key that is not read but looks like one that
+is (``blood_volume``) is named. Without a ``sample_id`` the cartridge's name gives it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import unicodedata
+from pathlib import Path
+
+from ctcnet.errors import InputError
+from ctcnet.io.panel import read_metadata_text
+from ctcnet.io.sources import claim
+
+log = logging.getLogger(__name__)
+
+
+_SAID: set[tuple[str, str]] = set()  # (path, what): said once, however often it is opened
+
+
+def say_once(path: Path, message: str) -> None:
+    """Warn of a cartridge's metadata once per process: a run opens a cartridge several times
+    (its channels looked at, then checked, then read)."""
+    if (str(path), message) not in _SAID:
+        _SAID.add((str(path), message))
+        log.warning("%s: %s", path, message)
+
+
+def positive_number(info: dict, key: str, default: float, root: Path) -> float:
+    """A finite number > 0 from cartridge.json (null, a bool, text or 0 is refused, not
+    guessed); ``default`` only when the key is absent."""
+    value = info.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value <= 0:
+        raise InputError(f"cartridge.json: {key} must be a positive number, got {value!r}", root)
+    return value
+
+
+def whole_number(info: dict, key: str, root: Path) -> int | None:
+    """A whole number >= 1 from cartridge.json, None when the key is absent (anything else
+    refused by name)."""
+    value = info.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not float(value).is_integer() or value < 1:
+        raise InputError(f"cartridge.json: {key} must be a whole number >= 1, got {value!r}",
+                         root)
+    return int(value)
+
+
+def check_stated_layout(info: dict, root: Path) -> None:
+    """What cartridge.json states of the layout must be numbers of its kind: whole frame
+    sizes and rows, a positive pixel size (which must agree with the one read:
+    :func:`ctcnet.io.scan.plausibility_problems`)."""
+    for key in ("rows", "frame_height", "frame_width"):
+        whole_number(info, key, root)
+    if "pixel_size_um" in info:
+        positive_number(info, "pixel_size_um", 0.0, root)
+
+
+# A sample id names folders and files with suffixes of their own (``<id>_geojson``).
+MAX_SAMPLE_ID_BYTES = 200
+
+
+def safe_sample_id(value, root: Path) -> str:
+    """The sample id names the output folder: one plain path component, never a path."""
+    sid = str(value).strip() if isinstance(value, (str, int)) and \
+        not isinstance(value, bool) else ""
+    # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
+    if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or "\0" in sid or \
+            sid != Path(sid).name:
+        problem = "an empty name" if not sid else "no '/', '\\' or '..'"
+    elif any(unicodedata.category(c) == "Cc" for c in sid):
+        problem = "no control characters (a line break, a tab)"
+    elif any(unicodedata.category(c) == "Cs" for c in sid):  # "\udce9" in JSON: no text
+        problem = "no lone surrogates (it cannot be written as a file name)"
+    elif sid.startswith("."):
+        problem = "no leading '.' (a hidden folder)"
+    elif len(sid.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
+        problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
+    else:
+        return sid
+    raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
+                     f"output folder): {problem}", root)
+
+
+# The cartridge.json keys ctcnet reads; others (a lab's own records, the simulator's) are
+# kept as they are.
+CARTRIDGE_KEYS = ("sample_id", "num_frames", "columns", "rows", "frame_height", "frame_width",
+                  "blood_volume_ml", "pixel_size_um", "repeated_frames", "tile_px")
+
+
+def misspelled_keys(info: dict) -> dict[str, str]:
+    """cartridge.json's keys that are not read but look like one that is (``blood_volume``
+    for ``blood_volume_ml``): key -> the key meant. Such a value would be passed over and
+    its default used (7.5 mL) without a word."""
+    import difflib
+
+    out = {}
+    for key in info:
+        if key not in CARTRIDGE_KEYS:
+            close = difflib.get_close_matches(str(key).lower(), CARTRIDGE_KEYS, n=1, cutoff=0.75)
+            if close and close[0] not in info:
+                out[key] = close[0]
+    return out
+
+
+def read_cartridge_info(root: Path) -> dict:
+    """cartridge.json as a checked mapping (empty when the file is absent)."""
+    path = root / "cartridge.json"
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(read_metadata_text(path))
+    except ValueError as err:
+        raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
+    if not isinstance(info, dict):
+        raise InputError("cartridge.json must hold one JSON object (sample_id, columns, "
+                         f"blood_volume_ml, ...), got {type(info).__name__}", root)
+    return info
+
+
+def name_as_sample_id(root: Path) -> str:
+    """The sample id a cartridge's name gives when cartridge.json states none: the folder's
+    name (a container's up to its first dot). A name that is not UTF-8 (b'cart\\xe9': a
+    Latin-1 system's "carté") is read as Windows-1252, bytes it lacks as '_', with a warning:
+    the id names the output folder and is written in every table, as UTF-8."""
+    name = root.name if claim(root) is None else root.name.split(".")[0]
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        readable = os.fsencode(name).decode("cp1252", errors="replace").replace("\ufffd", "_")
+    say_once(root, f"its name {ascii(os.fsencode(name))} is not UTF-8: sample id "
+                    f"{readable!r} (read as Windows-1252); set sample_id in cartridge.json "
+                    "to choose another")
+    return readable

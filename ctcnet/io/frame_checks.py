@@ -1,0 +1,147 @@
+"""What a cartridge's frames must be for a count to stand on them, checked where they are listed
+and where they are read.
+
+Listed (:func:`mark_copies`, :func:`mark_odd_sizes`): a tile written twice under two names, and
+a frame of another size than the cartridge's others (a frame of another scan, a cut or damaged
+export), are kept in the frame list with the reason, so the run skips them and their blood is
+not counted as read. Read (:func:`check_frame_values`, :func:`saturation_note`): pixels that
+the panel does not describe are refused (the frame skipped); a frame largely at the top of its
+range (saturated) is read, with a note that the run records as a problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+
+from ctcnet.errors import InputError
+from ctcnet.io.sources import FrameRef, get_source
+
+log = logging.getLogger(__name__)
+
+# A frame's brightest pixel under this share of its channels' range, in fractions: rescaled.
+SCALED_SHARE = 0.01
+# Frames of one scan differ by at most this many pixels a side (a stitched scene's tiles differ
+# by one where its size does not divide evenly).
+SIZE_SLACK_PX = 1
+# A channel with more of its pixels than this at the top of its range is saturated: a bright CTC
+# saturated in CK covers a few hundred pixels of a million; a twentieth of the frame is an
+# overexposure or glare, under which cells cannot be told apart (wbc count 73 read as 45).
+SATURATED_SHARE = 0.05
+
+
+def mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
+    """A frame whose files hold the same bytes as an earlier frame's (the same tile written
+    twice under two names) is kept in the list, to be skipped with the reason: counted once,
+    and its position's blood volume not counted as read (which of the two positions the tile
+    belongs to cannot be told)."""
+    first: dict[str, FrameRef] = {}
+    out = []
+    for f in frames:
+        original = first.setdefault(f.digest, f)
+        if original is not f and f.problem is None:
+            f = replace(f, problem=f"same bytes as frame {original.frame_id} "
+                                   f"({original.files[0].name}): the same tile written twice "
+                                   "under two names? counted once")
+            log.info("%s holds the same bytes as %s: skipped", f.files[0].name,
+                     original.files[0].name)
+        out.append(f)
+    return out
+
+
+def frame_shape(frame: FrameRef) -> tuple[int, int] | None:
+    """A frame's (height, width) from its file's header or its container's metadata, None
+    where they cannot be read (the frame's read says why)."""
+    try:
+        return get_source(frame.source_name).shape(frame)
+    except (InputError, OSError, ValueError):
+        return None
+
+
+def mark_odd_sizes(frames: list[FrameRef], stated: tuple[int, int] | None = None
+                   ) -> tuple[list[FrameRef], tuple[int, int] | None]:
+    """The frames with those of another size than the cartridge's (the size most of its
+    frames have; ``stated``, cartridge.json's, where two sizes are as common) marked to be
+    skipped with the reason, and that size. A camera takes frames of one size: a 700 x 600
+    frame among 400 x 500 ones is another scan's, a 40 x 40 one a cut or damaged export, and
+    counting either as a frame's blood would misstate every per-7.5 mL figure."""
+    shapes = {f.frame_id: frame_shape(f) for f in frames if f.problem is None}
+    counts = Counter(s for s in shapes.values() if s is not None)
+    if len(counts) < 2:
+        return frames, next(iter(counts), None)
+    top = max(counts.values())
+    common = [s for s, n in counts.items() if n == top]  # in scan order of first appearance
+    reference = stated if stated in common else common[0]
+    out = []
+    for f in frames:
+        shape = shapes.get(f.frame_id)
+        if shape is not None and max(abs(a - b) for a, b in zip(shape, reference)) > \
+                SIZE_SLACK_PX:
+            f = replace(f, problem=f"frame is {shape[0]} x {shape[1]} px, the cartridge's "
+                                   f"frames {reference[0]} x {reference[1]} px: a frame of "
+                                   "another scan, or a cut one? not read, its blood not "
+                                   "counted")
+        out.append(f)
+    return out, reference
+
+
+def check_frame_values(frame: np.ndarray, channels, path) -> None:
+    """Refuse a frame (C, H, W) that its panel's ``channels`` do not describe: a channel with
+    one value throughout (all zero: a dead or unwritten channel; a CD45 that shows nothing
+    makes every leukocyte a CTC candidate), values above the channel's stated range (65535
+    in a 12-bit panel: the file is not what panel.json says, and the guard reads the range's
+    top as the camera's saturation), or fractions far below it (a frame scaled to 0-1: its
+    cells read as faint specks, called debris, and the count would be silently zero)."""
+    flat = frame.reshape(frame.shape[0], -1)
+    high, low = flat.max(axis=1), flat.min(axis=1)
+    if (high == low).all():
+        raise InputError("empty frame: every pixel has the same value", path)
+    for channel, top, bottom in zip(channels, high, low):
+        if top == bottom:
+            raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g})",
+                             path)
+        lo, hi = channel.value_range
+        if top > hi:
+            raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
+                             f"of the panel's value_range [{lo:g}, {hi:g}]: panel.json misstates "
+                             "the scan's bit depth, or the frame is damaged", path)
+    rescaled = rescaled_counts(flat, channels, float(high.max()))
+    if rescaled is not None:
+        brightest, span = rescaled
+        raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
+                         f"the panel's value_range of {span:g} counts: the frame was rescaled "
+                         "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
+
+
+def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
+                    ) -> tuple[float, float] | None:
+    """(brightest pixel, the channels' widest value range) when ``pixels`` were rescaled (e.g.
+    to 0-1), None when they read as raw counts. Raw counts are whole numbers: pixels whose
+    brightest is a small fraction of the range and that hold fractions were rescaled (only
+    then is the second pass made). ``brightest``: their maximum, where known already."""
+    span = max(hi - lo for lo, hi in (c.value_range for c in channels))
+    brightest = float(pixels.max()) if brightest is None else brightest
+    if brightest < SCALED_SHARE * span and (pixels != np.round(pixels)).any():
+        return brightest, span
+    return None
+
+
+def saturation_note(frame: np.ndarray, channels) -> str | None:
+    """What to say of a frame (C, H, W) with a channel saturated over more than
+    :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range), None when
+    none is. Such a frame is read, its events called, but its count is not to be trusted
+    without a look: the cells under the glare merge or vanish."""
+    said = []
+    for plane, channel in zip(frame, channels):
+        top = channel.value_range[1]
+        share = float(np.count_nonzero(plane >= top)) / plane.size
+        if share > SATURATED_SHARE:
+            said.append(f"{channel.name} {share:.0%}")
+    if not said:
+        return None
+    return (f"saturated: {', '.join(said)} of its pixels at the top of the range (overexposed, "
+            "or glare?); its events are called, but cells under it merge or vanish: check "
+            "the frame before trusting the count")

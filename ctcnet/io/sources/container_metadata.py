@@ -1,0 +1,169 @@
+"""What a microscopy container's metadata say, made into ctcnet's terms: a scene's channel names
+(None where the reader made them up), its pixel size in um (OME lengths in their stated unit;
+square pixels only), the value range of its pixel type, and its panel, the metadata's words
+first and ``panel.json``'s for what they lack (:func:`metadata_panel`). Pure functions of the
+values a reader gives (:mod:`ctcnet.io.sources.microscopy` reads them through bioio), so they
+are tested without files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Channel, Panel
+from ctcnet.io.sources.base import same_pixel_size
+
+log = logging.getLogger(__name__)
+
+# Names readers give channels the file does not name: "Channel:0:1" (OME), "C1", "Ch2".
+_GENERIC_CHANNEL = re.compile(r"^(channel[:_ ]?[\d:]*|c(h)?\d+|)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What a container's metadata say about one scene, as ctcnet needs it."""
+
+    name: str
+    channel_names: tuple[str, ...] | None  # None: the file does not name its channels
+    pixel_size_um: float | None
+    shape: tuple[int, int]  # (height, width)
+    num_channels: int
+    dtype: np.dtype
+    planes: int = 1  # T x Z: ctcnet reads one plane per channel
+    significant_bits: int | None = None
+
+
+def metadata_channel_names(names) -> tuple[str, ...] | None:
+    """Channel names as a file's metadata give them, or None where the reader made them up
+    (``Channel:0:1``), left them empty or repeated one: then panel.json names the channels."""
+    if names is None:
+        return None
+    names = tuple(str(n).strip() for n in names)
+    if not names or any(_GENERIC_CHANNEL.match(n) for n in names) or \
+            len({n.upper() for n in names}) != len(names):
+        return None
+    return names
+
+
+# Micrometres per unit of the OME lengths a pixel size is stated in.
+UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4,
+               "m": 1e6}
+
+
+def in_um(value, unit) -> float | None:
+    """An OME length in um (None: not stated); a unit no pixel is measured in is refused."""
+    if value is None:
+        return None
+    name = str(getattr(unit, "value", unit) or "µm")
+    if name not in UM_PER_UNIT:
+        raise InputError(f"pixel size stated in {name!r}, not a unit of length ctcnet reads "
+                         f"({', '.join(UM_PER_UNIT)})")
+    return float(value) * UM_PER_UNIT[name]
+
+
+def metadata_pixel_size(sizes, path=None) -> float | None:
+    """The pixel size in um from a reader's physical pixel sizes (Z, Y, X), or None when the
+    metadata give none (missing or zero). Pixels that are not square are refused: frames are
+    read as square pixels."""
+    x, y = getattr(sizes, "X", None), getattr(sizes, "Y", None)
+    values = [float(v) for v in (x, y) if v is not None and float(v) > 0 and math.isfinite(v)]
+    if not values:
+        return None
+    if len(values) == 2 and not same_pixel_size(values[0], values[1]):
+        raise InputError(f"pixels are not square ({values[0]:g} x {values[1]:g} um): "
+                         "resample the scan to square pixels", path)
+    return values[0]
+
+
+def dtype_range(dtype: np.dtype, significant_bits: int | None = None) -> tuple[float, float]:
+    """The value range a channel of this pixel type can hold (its significant bits where the
+    metadata state them: 12-bit data in 16-bit pixels)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "u":
+        raise InputError(f"{dtype} pixels: panel.json must give each channel's value_range")
+    bits = dtype.itemsize * 8
+    if significant_bits and 1 <= significant_bits < bits:
+        bits = significant_bits
+    return 0.0, float(2 ** bits - 1)
+
+
+def metadata_panel(scene: SceneInfo, stated: Panel | None, where: str) -> Panel:
+    """The panel of one scene: the metadata's channel names and pixel size first; panel.json
+    (``stated``) names the channels where the metadata do not (by position), gives the pixel
+    size where the metadata do not, and gives each channel it names (matched by name or a
+    well-known alias) its value range and normalisation."""
+    names = _scene_names(scene, stated, where)
+    pixel_size = _scene_pixel_size(scene, stated, where)
+    channels = []
+    for name in names:
+        match = stated.index_of(name) if stated is not None else None
+        if match is None:
+            channels.append(Channel(name, dtype_range(scene.dtype, scene.significant_bits)))
+        else:
+            channels.append(Channel(name, stated.channels[match].value_range,
+                                    dict(stated.channels[match].normalisation)))
+    panel = Panel(tuple(channels), pixel_size_um=float(pixel_size),
+                  name=stated.name if stated is not None else "metadata")
+    if stated is not None:
+        unused = [c.name for c in stated.channels if panel.index_of(c.name) is None]
+        if unused:
+            log.warning("%s: panel.json names %s, which the file's channels %s do not hold",
+                        where, unused, list(names))
+        _warn_other_order(panel, stated, where)
+    return panel
+
+
+_ORDERS_WARNED: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+
+
+def _warn_other_order(panel: Panel, stated: Panel, where: str) -> None:
+    """Say (once per pair of orders) that the file names the channels panel.json names in
+    another order: the metadata's is read, as it should be where they are right; where they
+    are wrong (labels swapped by the software that wrote them) every call is, so a person
+    should know which of the two was believed."""
+    order = tuple(c.name for c in stated.channels if panel.index_of(c.name) is not None)
+    read = tuple(stated.channels[stated.index_of(c.name)].name for c in panel.channels
+                 if stated.index_of(c.name) is not None)
+    if order != read and (order, read) not in _ORDERS_WARNED:
+        _ORDERS_WARNED.add((order, read))
+        log.warning("%s: the file names its channels in another order (%s) than panel.json "
+                    "(%s); the file's names are read, panel.json's order is not used",
+                    where, ", ".join(read), ", ".join(order))
+
+
+def _scene_names(scene: SceneInfo, stated: Panel | None, where: str) -> tuple[str, ...]:
+    """The metadata's channel names, else panel.json's (as many as the file has channels)."""
+    names = scene.channel_names
+    if names is not None:
+        if len(names) != scene.num_channels:
+            raise InputError(f"{where}: metadata name {len(names)} channels, the pixels hold "
+                             f"{scene.num_channels}")
+        return names
+    if stated is None:
+        raise InputError(f"{where}: the file does not name its channels and there is no "
+                         "panel.json to name them")
+    if stated.num_channels != scene.num_channels:
+        raise InputError(f"{where}: {scene.num_channels} unnamed channels, panel.json "
+                         f"names {stated.num_channels} ({stated.names})")
+    return tuple(stated.names)
+
+
+def _scene_pixel_size(scene: SceneInfo, stated: Panel | None, where: str) -> float:
+    """The metadata's pixel size, else panel.json's; stated by both, they must agree (one of
+    them is wrong, and a wrong pixel size sizes every event wrongly)."""
+    pixel_size = scene.pixel_size_um
+    if pixel_size is None:
+        if stated is None:
+            raise InputError(f"{where}: the file does not state its pixel size and there is no "
+                             "panel.json to state it")
+        return stated.pixel_size_um
+    if stated is not None and not same_pixel_size(pixel_size, stated.pixel_size_um):
+        raise InputError(f"{where}: the metadata say {pixel_size:g} um per pixel, panel.json "
+                         f"{stated.pixel_size_um:g}: correct one of them")
+    return pixel_size

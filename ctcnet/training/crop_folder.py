@@ -1,0 +1,95 @@
+"""A crop dataset folder as the data module's splits (:class:`ctcnet.training.datamodule.
+CTCDataModule` with ``data_dir``).
+
+The folder's own ``panel.json`` names its channels (any order: they are taken by name) and
+gives its pixel size; the crops are brought to the model's. Where ``panel.json`` does not
+state the pixel size (published crops rarely do), ``data.pixel_size`` gives it as ``ctcnet
+predict --pixel-size`` does: a number, ``auto`` (one scale, from the nuclei) or ``fit`` (a
+scale per crop). A manifest ``split`` column (train / val / test) is honoured; otherwise whole
+samples (patients) go to validation, never single crops, because crops of one sample are
+correlated (or single crops, class-stratified, for a folder of one sample).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ctcnet.detect.crop_dataset import (
+    CropIndex,
+    dataset_panel,
+    load_crops,
+    read_crop_index,
+    warn_if_each_crop_its_own_sample,
+)
+from ctcnet.errors import InputError
+from ctcnet.io.panel import Panel
+from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.training.splits import SplitData, crop_level_split, sample_level_split
+
+SPLITS = ("train", "val", "test")
+# The option that gives a crop folder's pixel size to ``ctcnet train`` (LightningCLI), named
+# where a message asks for it.
+PIXEL_SIZE_OPTION = "--data.pixel_size"
+
+
+def folder_panel(data_dir: str | Path, taxonomy: Taxonomy, pixel_size: float | str | None,
+                 option: str = PIXEL_SIZE_OPTION) -> tuple[Panel, CropIndex | None]:
+    """The model's panel when none is given: the folder's ``panel.json`` as written, at the
+    pixel size it states or ``pixel_size`` gives; with ``auto`` or ``fit`` measured from the
+    crops now (the model's panel is fixed before anything is fitted), and the folder's index
+    returned too, so that the crops are measured once. A ``panel.json`` without a pixel size
+    and no ``pixel_size`` is refused, naming ``option``."""
+    panel = dataset_panel(Path(data_dir) / "panel.json", pixel_size, option)
+    if pixel_size is None:
+        return panel, None
+    if not isinstance(pixel_size, str):
+        return panel.with_pixel_size(float(pixel_size)), None
+    index = read_crop_index(data_dir, taxonomy=taxonomy, pixel_size=pixel_size, option=option)
+    return panel.with_pixel_size(index.panel.pixel_size_um), index
+
+
+def folder_index(data_dir: str | Path, panel: Panel, taxonomy: Taxonomy,
+                 pixel_size: float | str | None = None, option: str = PIXEL_SIZE_OPTION,
+                 index: CropIndex | None = None) -> CropIndex:
+    """The folder's crops in ``panel``'s channels: by name from its own ``panel.json`` when it
+    has one, else read as ``panel`` says (``index``: the folder's index already read, by
+    :func:`folder_panel`)."""
+    what = f"crop dataset {data_dir}"
+    if index is not None:
+        return index.conform(panel, what)
+    if (Path(data_dir) / "panel.json").exists():
+        return read_crop_index(data_dir, taxonomy=taxonomy, pixel_size=pixel_size,
+                               option=option).conform(panel, what)
+    return read_crop_index(data_dir, panel, taxonomy, pixel_size=pixel_size, option=option)
+
+
+def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pixel_um: float,
+                  val_fraction: float, split_seed: int, split_unit: str) -> dict[str, SplitData]:
+    """The folder's crops at model scale, split: by the manifest's ``split`` column where it
+    has one, the rest (``split_unit``) by sample or by crop into train and val."""
+    images = load_crops(index, crop_size, model_pixel_um)
+    targets = index.label_indices(taxonomy)
+    splits = np.array([s.lower() for s in index.splits], dtype=object)
+    unknown = sorted(set(splits) - set(SPLITS) - {""})
+    if unknown:
+        raise InputError(f"manifest split values {unknown} are not one of {SPLITS}", index.root)
+    if (splits == "").any():
+        # Crops without a split: whole samples go to validation.
+        free = np.flatnonzero(splits == "")
+        free_samples = [index.sample_ids[i] for i in free]
+        warn_if_each_crop_its_own_sample(free_samples, index.root)
+        by_crop = split_unit == "crop" or (split_unit == "auto" and len(set(free_samples)) < 2)
+        if by_crop:
+            to_val = crop_level_split(targets[free], val_fraction, split_seed)
+        else:
+            to_val = sample_level_split(free_samples, val_fraction, split_seed)
+        splits[free] = np.where(to_val, "val", "train")
+    out = {}
+    for name in SPLITS:
+        keep = np.flatnonzero(splits == name)
+        if len(keep):
+            out[name] = SplitData(images[keep], targets[keep],
+                                  [index.sample_ids[i] for i in keep])
+    return out

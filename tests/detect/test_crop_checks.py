@@ -1,0 +1,53 @@
+"""ctcnet.detect.crop_checks: blank crops (every channel 0) refused with the unreadable ones,
+each named, in the one read every command makes of a crop folder."""
+
+import numpy as np
+import pytest
+
+from ctcnet.detect.crop_dataset import crop_chunks, load_crops, read_crop_index
+from ctcnet.errors import InputError
+from ctcnet.io.images import write_tiff
+
+
+def test_a_blank_crop_is_refused_naming_it_and_what_to_do(crops):
+    index = read_crop_index(crops)
+    blank = index.paths[2]
+    write_tiff(blank, np.zeros((5, 32, 32), np.uint16))
+    with pytest.raises(InputError) as err:
+        load_crops(index)
+    assert str(err.value) == (f"{blank}: blank: every channel is 0 (an empty or failed "
+                              "export): delete it or its manifest.csv line")
+    # Read a crop at a time, the crops before it are handed on, none after it.
+    given = []
+    with pytest.raises(InputError, match="blank"):
+        for start, _ in crop_chunks(index, chunk=1):
+            given.append(start)
+    assert given == [0, 1]
+
+
+def test_blank_and_unreadable_crops_are_named_in_one_error(crops):
+    index = read_crop_index(crops)
+    write_tiff(index.paths[0], np.zeros((5, 32, 32), np.uint16))
+    index.paths[3].write_bytes(b"not a tiff")
+    with pytest.raises(InputError, match=r"2 of 4 crops cannot be used; 1 blank crop\(s\) "
+                                         r"\(every channel 0\): delete them") as err:
+        load_crops(index)
+    assert f"{index.paths[0]}: blank" in str(err.value)
+    assert str(index.paths[3]) in str(err.value)
+
+
+def test_a_black_composite_is_blank_a_dark_one_is_not(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "rgb"
+    (folder / "ctc").mkdir(parents=True)
+    (folder / "panel.json").write_text('{"channels": ["CK", "CD45", "DAPI"], '
+                                       '"pixel_size_um": 0.64}')
+    dark = np.zeros((40, 40, 3), np.uint8)
+    dark[20, 20, 2] = 1  # one level of DAPI: a dim export, not an empty one
+    Image.fromarray(dark).save(folder / "ctc" / "a.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / "ctc" / "b.png")
+    with pytest.raises(InputError, match="b.png: blank"):
+        load_crops(read_crop_index(folder))
+    (folder / "ctc" / "b.png").unlink()
+    assert load_crops(read_crop_index(folder)).shape == (1, 3, 40, 40)

@@ -1,0 +1,54 @@
+"""summary.json's review list by reason, the uncounted doubt left off it, and the band's
+statement where the decision rule carries one."""
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.review_list import review_list_summary
+from ctcnet.nn.calls import DecisionRule, calls_from_proba
+
+
+class Spec:
+    class_names = ["ctc", "wbc", "cluster", "debris"]
+    review_threshold = 0.8
+    decision = None
+
+
+def table(proba, guard, spec):
+    called, confidence, review, _ = calls_from_proba(np.array(proba), spec.class_names,
+                                                     spec.review_threshold, spec.decision)
+    review = review | (np.array(guard) != "")
+    return pd.DataFrame({"class": called, "confidence": confidence, "review": review,
+                         "guard": guard,
+                         **{f"p_{c}": np.array(proba)[:, k]
+                            for k, c in enumerate(spec.class_names)}})
+
+
+def test_each_reason_counts_the_events_it_brings():
+    proba = [[0.70, 0.10, 0.00, 0.20],    # counted call in doubt
+             [0.25, 0.60, 0.00, 0.15],    # a CTC within the band
+             [0.00, 0.55, 0.00, 0.45],    # leukocyte or debris: not queued
+             [0.00, 0.95, 0.00, 0.05],    # sure, but held by the guard
+             [0.00, 0.98, 0.00, 0.02]]    # sure
+    events = table(proba, ["", "", "", "unusual", ""], Spec)
+    out = review_list_summary(events, Spec)
+    assert out["events"] == 3
+    assert out["by_reason"]["counted_call_doubt"] == 1
+    assert out["by_reason"]["counted_class_in_band"] == 1
+    assert out["by_reason"]["guard:unusual"] == 1
+    assert out["uncounted_doubt_not_queued"] == 1
+    assert out["review_band"] is None
+
+
+def test_the_bands_statement_comes_from_the_rule():
+    class Banded(Spec):
+        decision = DecisionRule.prior_shift({}, {}).with_review_band(
+            {"band": 0.02, "level": 0.01, "confidence": 0.95, "cells": 800, "misses": 2,
+             "fresh_family": {"miss_share": 0.004}, "curves": [1, 2, 3]})
+
+    events = table([[0.03, 0.9, 0.0, 0.07]], [""], Banded)
+    out = review_list_summary(events, Banded)
+    assert out["events"] == 1 and out["by_reason"]["counted_class_in_band"] == 1
+    assert out["review_band"]["level"] == 0.01
+    assert out["review_band"]["fresh_family"] == {"miss_share": 0.004}
+    assert "curves" not in out["review_band"]

@@ -1,0 +1,66 @@
+"""ctcnet.io.sources.zarr_store: an OME-Zarr frame whose chunk files are not all on disk is
+refused by name (zarr would read the missing ones as zeros), and predict skips it with the
+reason instead of counting a frame with a black patch."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import predict
+
+from ctcnet.errors import InputError
+from ctcnet.io.scan import open_cartridge, read_frame
+from ctcnet.io.sources.zarr_store import missing_chunks
+
+pytest.importorskip("bioio_ome_zarr")
+
+
+def write_stores(cart, dst, chunk=(1, 64, 64)):
+    """The cartridge ``cart`` as one OME-Zarr store per frame (chunks of ``chunk``), beside its
+    cartridge.json and panel.json."""
+    from bioio_ome_zarr.writers import Channel, OMEZarrWriter
+
+    opened = open_cartridge(cart)
+    dst.mkdir()
+    for name in ("cartridge.json", "panel.json"):
+        shutil.copy(cart / name, dst / name)
+    for frame in opened.frames:
+        data = read_frame(frame, opened.panel).astype(np.uint16)
+        px = opened.panel.pixel_size_um
+        OMEZarrWriter(dst / f"{frame.frame_id}.ome.zarr", level_shapes=[data.shape],
+                      dtype="uint16", chunk_shape=[chunk], axes_names=["c", "y", "x"],
+                      axes_types=["channel", "space", "space"],
+                      axes_units=[None, "micrometer", "micrometer"],
+                      physical_pixel_size=[1.0, px, px], image_name=frame.frame_id,
+                      channels=[Channel(label=n, color="FFFFFF") for n in opened.panel.names]
+                      ).write_full_volume(data)
+    return dst
+
+
+def test_a_missing_chunk_is_named_never_read_as_zeros(cart, tmp_path):
+    folder = write_stores(cart, tmp_path / "zarr")
+    cart = open_cartridge(folder)
+    frame = next(f for f in cart.frames if f.frame_id == "r00c01")
+    store = folder / "r00c01.ome.zarr"
+    assert missing_chunks(store, 0, [0, 1, 2, 3, 4], None) == []
+    (store / "0" / "c" / "1" / "1" / "2").unlink()  # CK, rows 64-127, columns 128-159
+    assert missing_chunks(store, 0, [1], None) == ["0/c/1/1/2"]
+    assert missing_chunks(store, 0, [0, 2], None) == []  # other channels: not needed
+    with pytest.raises(InputError, match=r"r00c01.ome.zarr: .*1 chunk file\(s\) missing .*"
+                                         r"0/c/1/1/2.*read them as zeros"):
+        read_frame(frame, cart.panel)
+    read_frame(frame, cart.panel, channels=[0, 2])  # a read without CK needs no CK chunk
+
+
+def test_predict_skips_a_frame_with_a_chunk_missing_with_the_reason(clean_run, cart, tmp_path):
+    folder = write_stores(cart, tmp_path / "zarr")
+    (folder / "r00c01.ome.zarr" / "0" / "c" / "2" / "0" / "0").unlink()
+    summary = predict(clean_run, folder, out=tmp_path / "out")
+    assert summary.status == "partial"
+    assert summary.frames.skipped == 1 and summary.frames.processed == 2
+    (skip,) = summary.skipped_frames
+    assert skip["frame"] == "r00c01" and "chunk file(s) missing" in skip["reason"]
+    # Its blood is not counted as read: the per-7.5 mL figures are of two frames' blood.
+    assert summary.blood_volume_processed_ml == pytest.approx(summary.blood_volume_ml * 2 / 3)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "partial"

@@ -1,0 +1,82 @@
+"""ctcnet.io.frame_checks: frames of another size than the cartridge's are skipped with the
+reason and their blood not counted; a frame largely saturated is read, with a note the run
+records as a problem (a count that stands only once a person has looked)."""
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import frames, predict
+
+from ctcnet.io.frame_checks import SATURATED_SHARE, mark_odd_sizes, saturation_note
+from ctcnet.io.panel import load_panel
+from ctcnet.io.scan import open_cartridge
+from ctcnet.io.sources import FrameRef
+
+
+def _noise(shape):
+    return np.random.default_rng(0).integers(90, 400, shape).astype(np.uint16)
+
+
+def test_frames_of_another_size_are_skipped_and_their_blood_not_counted(clean_run, cart,
+                                                                        caplog):
+    """A 700 x 600 frame (another scan's) and a 40 x 40 one (a cut export) among 128 x 160
+    frames: each skipped with its size named, the blood read that of the three real frames
+    over five positions (never five full frames' blood)."""
+    tifffile.imwrite(cart / "r01c00.tif", _noise((5, 700, 600)), photometric="minisblack")
+    tifffile.imwrite(cart / "r01c01.tif", _noise((5, 40, 40)), photometric="minisblack")
+    opened = open_cartridge(cart)
+    assert opened.frame_shape == (128, 160)
+    odd = {f.frame_id: f.problem for f in opened.frames if f.problem}
+    assert set(odd) == {"r01c00", "r01c01"}
+    assert "700 x 600 px, the cartridge's frames 128 x 160 px" in odd["r01c00"]
+    with caplog.at_level("WARNING", logger="ctcnet"):
+        summary = predict(clean_run, cart)
+    assert summary.status == "partial" and summary.frames.skipped == 2
+    assert summary.frames.processed == 3
+    assert {s["frame"] for s in summary.skipped_frames} == {"r01c00", "r01c01"}
+    assert "40 x 40 px" in caplog.text
+    assert summary.events == clean_run["clean"].events
+    assert summary.blood_volume_processed_ml == pytest.approx(summary.blood_volume_ml * 3 / 5)
+
+
+def test_the_most_common_size_is_the_cartridges_and_a_stated_one_breaks_a_tie(tmp_path):
+    def ref(name, shape):
+        path = tmp_path / f"{name}.tif"
+        tifffile.imwrite(path, _noise((3, *shape)), photometric="minisblack")
+        return FrameRef(0, 0, int(name[-1]), (path,), name, source="multipage")
+
+    a, b = ref("r00c00", (50, 60)), ref("r00c01", (80, 90))
+    marked, shape = mark_odd_sizes([a, b])  # a tie: the first frame's size
+    assert shape == (50, 60) and marked[0].problem is None and marked[1].problem
+    marked, shape = mark_odd_sizes([a, b], stated=(80, 90))  # cartridge.json's breaks it
+    assert shape == (80, 90) and marked[0].problem and marked[1].problem is None
+    # Tiles of a stitched scene differ by a pixel where its size does not divide evenly.
+    marked, _ = mark_odd_sizes([a, ref("r00c02", (51, 60)), ref("r00c03", (50, 60))])
+    assert not any(f.problem for f in marked)
+
+
+def test_a_saturated_frame_is_counted_with_a_problem_and_a_warning(clean_run, cart, caplog):
+    """Half a frame at the top of the 12-bit range (glare, an overexposed tile): its events
+    are still called, but the run says so and is partial; the count is not trusted silently."""
+    path = frames(cart)[1]
+    pixels = tifffile.imread(path)
+    pixels[:, : pixels.shape[1] // 2] = 4095
+    tifffile.imwrite(path, pixels, photometric="minisblack")
+    with caplog.at_level("WARNING", logger="ctcnet"):
+        summary = predict(clean_run, cart)
+    assert summary.status == "partial" and summary.frames.skipped == 0
+    (problem,) = summary.problems
+    assert problem.startswith("frame r00c01: saturated: DAPI 50%") and "CK 50%" in problem
+    assert "saturated" in caplog.text
+    # A resumed run reports it too, from the journal, without reading the frame again.
+    again = predict(clean_run, cart)
+    assert again.frames.resumed_from_journal == 3 and again.problems == summary.problems
+
+
+def test_a_few_saturated_pixels_are_no_note():
+    panel = load_panel(None)
+    frame = np.full((5, 100, 100), 200.0, np.float32)
+    frame[1, :4, :] = 4095  # a bright CTC's CK: 4 % of the frame
+    assert saturation_note(frame, panel.channels) is None
+    frame[1, : int(100 * SATURATED_SHARE) + 2, :] = 4095
+    assert "CK 7%" in saturation_note(frame, panel.channels)
