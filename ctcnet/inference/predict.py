@@ -27,7 +27,7 @@ Pipeline per cartridge (``predict_cartridge``):
   frames whose part exists; a journal from another model is refused rather than mixed in.
 * **Outputs** (atomic): ``events.parquet`` / ``events.csv`` (:mod:`ctcnet.inference.tables`,
   streamed from the journal), and, when the caller hands in the report (``PredictOptions.report``:
-  ``ctcnet.report.review``, a layer above this one), ``gallery/*.png`` and ``index.html``;
+  ``ctcnet.report.gallery_pages``, a layer above this one), ``gallery/*.png`` and ``index.html``;
   ``summary.json`` last, the mark of a finished sample
   (:func:`~ctcnet.inference.summary.withdraw_summary`). A corrupt or missing frame is skipped and
   reported with its reason; a panel mismatch stops before any work, and so does metadata no scan or
@@ -103,6 +103,7 @@ from ctcnet.inference.resources import (
     release_free_memory,
     single_threaded_blas,
 )
+from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -133,7 +134,7 @@ SKIPS_LOGGED = 10
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
                       options: PredictOptions | None = None) -> RunSummary:
     """Detect and classify every event of one cartridge, and draw its report when
-    ``options.report`` is given (``ctcnet.report.review``); returns its summary.
+    ``options.report`` is given (``ctcnet.report.gallery_pages``); returns its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, digest, detect, crop: summed
@@ -394,6 +395,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         events=n,
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
+        review_list=review_list_summary(events, spec),
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),
         edge_cut_as=edge_cut_class(spec, options),

@@ -2,7 +2,8 @@
 network's doubt brings (a counted call under the review threshold; an uncounted call within
 the review band of a counted class), those the marker guard holds (per flag), failed ones;
 beside them the doubt between uncounted classes alone, reported and not queued
-(:func:`ctcnet.nn.calls.uncounted_doubt`), and the band's stated miss rate where the model's
+(:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence and review
+columns), and the band's stated miss rate where the model's
 decision rule carries one (``DecisionRule.review_band``)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import FLAGS
-from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule, uncounted_doubt
+from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
 
 # What summary.json keeps of a band's record: the statement and where it was measured.
 BAND_KEYS = ("band", "level", "confidence", "cells", "misses", "miss_bound", "shown",
@@ -32,9 +33,11 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     failed = calls == FAILED_CLASS
     counted_call = np.isin(calls, COUNTED_CLASSES)
     network = review & ~held & ~failed
-    names = list(spec.class_names)
-    proba = events[[f"p_{c}" for c in names]].to_numpy(np.float32) if n else \
-        np.zeros((0, len(names)), np.float32)
+    # Under the threshold yet not queued: only uncounted classes were in doubt (the calls'
+    # own rule, ctcnet.nn.calls.uncounted_doubt, read off the table's columns).
+    confidence = events["confidence"].to_numpy(np.float64) if n else np.zeros(0)
+    left_off = ~review & ~failed & ~counted_call & (np.nan_to_num(confidence, nan=1.0)
+                                                    < spec.review_threshold)
     band = as_rule(decision).review_band
     record = dict(as_rule(decision).to_dict().get("review_band") or {})
     return {
@@ -45,8 +48,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
             "counted_class_in_band": int((network & ~counted_call).sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
-        "uncounted_doubt_not_queued": int(uncounted_doubt(
-            proba, names, spec.review_threshold, decision).sum()),
+        "uncounted_doubt_not_queued": int(left_off.sum()),
         "review_band": ({k: record[k] for k in BAND_KEYS if k in record}
                         if band is not None else None),
     }

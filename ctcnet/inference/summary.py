@@ -1,7 +1,7 @@
 """The run summary of one predicted cartridge (``summary.json``) as typed records.
 
 :func:`ctcnet.inference.predict.predict_cartridge` builds a :class:`RunSummary`; the review
-report (:mod:`ctcnet.report.review`), the CLI and the benchmark read its fields by name, so a
+report (:mod:`ctcnet.report.gallery_pages`), the CLI and the benchmark read its fields by name, so a
 renamed or missing field fails where it is read, not as a ``KeyError`` deep in a report.
 ``to_dict()`` is the JSON written to ``summary.json``; ``RunSummary.read(folder)`` reads it back.
 :class:`CropRunSummary` is the same for a classified crop dataset. :func:`sample_status` and
@@ -11,7 +11,7 @@ they are of.
 The counts (``counts``, ``per_7_5_ml``, ``counts_confident``, ``review``) are the fields of
 one tally, ``tally`` (:class:`ctcnet.inference.counts.Counts`), kept under their own names for
 readers of older summaries; ``reviewed`` is what a reviewer's decisions add up to, written by
-the review server (:mod:`ctcnet.report.server`) whenever a decision is saved.
+the review server (:mod:`ctcnet.review_server.server`) whenever a decision is saved.
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ class RunSummary:
     # Per frame processed, its files and SHA-256 as read (ctcnet.io.digests.frame_record):
     # what `ctcnet crops` and the review's tiles check a frame against before cutting it again.
     frame_digests: dict | None = None
+    # The review list by reason, the doubt left off it, and the review band's stated miss rate
+    # (ctcnet.inference.review_list); None in a summary written before it was recorded.
+    review_list: dict | None = None
 
     @staticmethod
     def count_fields(tally: Counts) -> dict:
@@ -147,7 +150,7 @@ class RunSummary:
             record = getattr(self, key)
             out[key] = None if record is None else record.to_dict()
         for key in ("ground_truth", "gallery", "spillover", "tally", "reviewed",
-                    "frame_digests"):
+                    "frame_digests", "review_list"):
             if out[key] is None:
                 del out[key]
         return out
