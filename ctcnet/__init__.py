@@ -3,6 +3,7 @@
 The package follows the pipeline, one subpackage per stage:
 
     io/ -> detect/ -> nn/ -> inference/ -> report/      (frames -> events -> crops -> calls -> page)
+    review_server/ (the review page)   review/ (its decisions)   exports/ (events for other tools)
     simulate/ (training data)   training/   evaluation/   deploy/ (ONNX)   commands/ (the CLI)
 
 What users import is re-exported here lazily (``from ctcnet import load_model``), so that

@@ -513,7 +513,7 @@ def review_cases():
 
     def signoff_list(then):
         def setup(d):
-            from ctcnet.report import decisions as D
+            from ctcnet.review import decisions as D
 
             sample = predicted(d)
             run = D.RunEvents.of_sample(sample, *D.load_sample(sample))

@@ -9,7 +9,7 @@ predict`` with the shipped model); its events table is then enlarged with copies
 long predict run.
 
 * Server: review.csv holds ``--decisions`` decisions on as many events; a review server's
-  sample (``ctcnet.report.sample.Sample``) records further decisions, and each one's time is
+  sample (``ctcnet.review_server.sample.Sample``) records further decisions, and each one's time is
   measured whole (appending the line, bringing the match up to date, counting, writing
   summary.json and index.html back), in process and over HTTP. Target: under 50 ms.
 * Browser (headless Chromium, where installed): the page of a cartridge with about ``--rows``
@@ -88,7 +88,7 @@ def enlarge(source: Path, target: Path, events_wanted: int, flagged: int, seed: 
 
 def write_decisions(sample: Path, n: int) -> None:
     """review.csv with ``n`` decisions of the sample's run, one per event, a few per second."""
-    from ctcnet.report import decisions as D
+    from ctcnet.review import decisions as D
 
     events, summary = D.load_sample(sample)
     run = D.RunEvents.of_sample(sample, events, summary)
@@ -116,9 +116,9 @@ def percentiles(times_ms: list[float]) -> dict:
 def server_benchmark(results: Path, work: Path, decisions: int, repeats: int) -> dict:
     """Time recording a decision on a review server sample that already holds ``decisions``
     decisions, ``repeats`` times."""
-    from ctcnet.report import decisions as D
-    from ctcnet.report.sample import Sample
-    from ctcnet.report.server import make_server
+    from ctcnet.review import decisions as D
+    from ctcnet.review_server.sample import Sample
+    from ctcnet.review_server.server import make_server
 
     base = results / "bench"
     folder = work / "server" / "bench"
@@ -282,8 +282,8 @@ def browser_benchmark(results: Path, work: Path, rows: int, repeats: int) -> dic
     skipped when there is none."""
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
         return {"skipped": "no chromium"}
-    from ctcnet.report.runs import QC_FRACTION
-    from ctcnet.report.server import make_server, server_url
+    from ctcnet.review.runs import QC_FRACTION
+    from ctcnet.review_server.server import make_server, server_url
 
     events = rows * 4
     # Candidates: the flagged events plus a QC_FRACTION sample of the rest.

@@ -83,11 +83,11 @@ def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> 
     run followed by the model alone on as many crops; the fastest per event and the ratios."""
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
-    from ctcnet.report import review
+    from ctcnet.report import run_report
 
     cart = simulate_small_cartridge(workdir / "cartridge", settings)
     engine = load_backend(model, "onnx", device="cpu")
-    options = PredictOptions(quiet=True, overwrite=True, report=review, workers=0)
+    options = PredictOptions(quiet=True, overwrite=True, report=run_report, workers=0)
     stage_runs: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
     model_runs: list[float] = []
     crops = events = None

@@ -26,10 +26,10 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
     # pandas, scipy: imported in the worker whose peak memory is measured, as predict would.
     from ctcnet.benchmark.floors import write_floor
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
-    from ctcnet.report import review
+    from ctcnet.report import run_report
 
     engine = load_backend(model, backend, device="auto")
-    options = PredictOptions(quiet=True, overwrite=True, report=review)
+    options = PredictOptions(quiet=True, overwrite=True, report=run_report)
     flags = list(flags)
     if "--workers" in flags:
         options.workers = int(flags[flags.index("--workers") + 1])

@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     into a crop dataset; returns the exit status."""
     from pathlib import Path
 
+    from ctcnet.exports.event_crops import write_event_dataset
+
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.inference.inputs import check_writable
-    from ctcnet.report.event_crops import write_event_dataset
 
     out = Path(args.out)
     check_output_folder(out)
@@ -60,10 +61,10 @@ def refuse_changed_frames(results, scans=None) -> None:
     import functools
     import logging
 
+    from ctcnet.exports.event_crops import open_scanned_cartridge
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.digests import frame_change
-    from ctcnet.report.event_crops import open_scanned_cartridge
-    from ctcnet.report.runs import find_samples
+    from ctcnet.review.runs import find_samples
 
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:

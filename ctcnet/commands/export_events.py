@@ -3,7 +3,7 @@
 ``--fcs`` writes one FCS 3.1 file per sample (gate and plot the events' intensities, area and
 class probabilities in FlowJo, FCS Express or FlowCal); ``--geojson`` one GeoJSON file per frame
 whose events QuPath imports as classified detections on that frame's image. The formats are
-described in :mod:`ctcnet.report.event_exports`.
+described in :mod:`ctcnet.exports.event_exports`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet export-events``: write predict results as FCS and/or QuPath GeoJSON files;
     returns the exit status."""
     # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.report.event_exports import export_events
+    from ctcnet.exports.event_exports import export_events
 
     done = export_events(args.results, fcs=args.fcs, geojson=args.geojson, out=args.out,
                          overwrite=args.overwrite, geometry=args.geometry)

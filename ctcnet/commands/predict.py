@@ -123,8 +123,8 @@ def run(args) -> int:
     from ctcnet.detect.detection import DetectConfig
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_inputs
-    from ctcnet.report import review
-    from ctcnet.report.sample import refresh_reviewed
+    from ctcnet.report import run_report
+    from ctcnet.review_server.sample import refresh_reviewed
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -149,7 +149,7 @@ def run(args) -> int:
                              workers=None if args.workers is None else max(0, args.workers),
                              frame_device=args.frame_device, detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,
-                             report=None if args.no_report else review,
+                             report=None if args.no_report else run_report,
                              saliency=args.saliency, report_overlap=args.report_overlap,
                              compensate=args.compensate,
                              edge_cut_as=None if args.keep_edge_calls else "debris",

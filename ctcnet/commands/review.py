@@ -1,7 +1,7 @@
 """``ctcnet review``: confirm, reject or relabel a run's candidates in the browser.
 
-Serves a predict ``--out`` folder on 127.0.0.1 (see :mod:`ctcnet.report.server`) and opens the
-review page. Decisions go to ``RESULTS/<sample>/review.csv`` at once, keyed by run and event
+Serves a predict ``--out`` folder on 127.0.0.1 (see :mod:`ctcnet.review_server.server`) and opens
+the review page. Decisions go to ``RESULTS/<sample>/review.csv`` at once, keyed by run and event
 position (they survive predict running again) and under a file lock (several servers or
 people on one folder lose nothing), and summary.json's ``reviewed`` counts and index.html
 are brought up to date with them; ``ctcnet crops RESULTS --reviewed`` turns them into
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import webbrowser
 
     # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.report.server import make_server, server_url
+    from ctcnet.review_server.server import make_server, server_url
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")

@@ -20,7 +20,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, open_cartridge
-from ctcnet.report.decisions import (
+from ctcnet.review.decisions import (
     RunEvents,
     find_samples,
     load_decisions,
@@ -28,7 +28,7 @@ from ctcnet.report.decisions import (
     reviewed_labels,
     warn_set_aside,
 )
-from ctcnet.report.signoff import (
+from ctcnet.review.signoff import (
     CURRENT,
     read_signoff,
     signoff_record,
@@ -78,7 +78,7 @@ def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
 
 
 def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched) -> dict | None:
-    """The sample's sign-off for the decisions cut (:mod:`ctcnet.report.signoff`), recorded
+    """The sample's sign-off for the decisions cut (:mod:`ctcnet.review.signoff`), recorded
     with its source in dataset.json; a warning when there is none, or when the decisions
     changed since it."""
     record = signoff_record(read_signoff(folder), run.run_id, len(matched.table), run.calls_id)
@@ -100,7 +100,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     ``reviewed``: the confirmed and relabelled events of every sample's review.csv, labelled
     with the reviewer's call (rejected events have no class and are left out). Decisions are
     matched to the run now in the folder by run and position
-    (:func:`ctcnet.report.decisions.match_decisions`); those that attach to no event (among
+    (:func:`ctcnet.review.decisions.match_decisions`); those that attach to no event (among
     them those made on another cartridge with the same sample id) are left out with a warning
     and counted per source (``unattached_decisions``). Otherwise every
     event, labelled with the model's call (pseudo-labels, e.g. to look at or to bootstrap).

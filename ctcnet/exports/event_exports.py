@@ -1,7 +1,7 @@
 """A predict run's events for single-cell tools: FCS 3.1 files to gate and plot in flow-cytometry
 software (FlowJo, FCS Express, FlowCal), GeoJSON detections to see on the frame in QuPath.
 
-**FCS** (:func:`events_fcs`, written by :func:`ctcnet.report.fcs.write_fcs`): one list-mode
+**FCS** (:func:`events_fcs`, written by :func:`ctcnet.exports.fcs.write_fcs`): one list-mode
 file per sample, one event a row. Parameters: ``event_id`` (its row in events.csv, to find a
 gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>``, each
 ``p_<class>``, ``confidence``, then codes: ``class`` and ``model_class``
@@ -48,6 +48,7 @@ import pandas as pd
 
 from ctcnet import __version__
 from ctcnet.errors import InputError
+from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
 from ctcnet.inference.guard import FLAGS
 from ctcnet.io.atomic import (
     atomic_write_bytes,
@@ -56,14 +57,13 @@ from ctcnet.io.atomic import (
     written_together,
 )
 from ctcnet.nn.calls import FAILED_CLASS
-from ctcnet.report.decisions import (
+from ctcnet.review.decisions import (
     REVIEW_FILE,
     RunEvents,
     find_samples,
     load_decisions,
     load_sample,
 )
-from ctcnet.report.fcs import MISSING_VALUE, write_fcs
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +247,8 @@ def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:
 
 
 def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") -> dict:
-    """One sample's events table as the arguments of :func:`~ctcnet.report.fcs.fcs_bytes` /
-    :func:`~ctcnet.report.fcs.write_fcs`, with the run's facts in TEXT keywords (``summary``:
+    """One sample's events table as the arguments of :func:`~ctcnet.exports.fcs.fcs_bytes` /
+    :func:`~ctcnet.exports.fcs.write_fcs`, with the run's facts in TEXT keywords (``summary``:
     the sample's :class:`~ctcnet.inference.summary.RunSummary`)."""
     classes = list(summary.model.classes)
     codes = EventCodes.of(events, classes)

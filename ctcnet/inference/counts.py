@@ -1,7 +1,7 @@
 """The one tally of a run's events, and of what a reviewer made of them.
 
 A sample's counts are read in several places: ``summary.json`` (predict), ``index.html`` (the
-static report), the review page (``ctcnet.report.server``) and cartridge evaluation
+static report), the review page (``ctcnet.review_server.server``) and cartridge evaluation
 (``ctcnet.evaluation.counts``). They all come from :func:`count_events`, so a class count, the
 calls the marker guard held apart and the per-7.5 mL figures cannot disagree between them:
 
@@ -15,7 +15,7 @@ calls the marker guard held apart and the per-7.5 mL figures cannot disagree bet
   blood was read.
 
 :func:`count_reviewed` is the same for a reviewer's decisions (``review.csv`` matched to the
-run by ``ctcnet.report.decisions``): the confirmed count per class, and the count after review
+run by ``ctcnet.review.decisions``): the confirmed count per class, and the count after review
 (the automatic count with every decision applied). The records need numpy only (``summary.json``
 reads them: :class:`ctcnet.inference.summary.RunSummary`); the builders read pandas tables.
 """
@@ -221,7 +221,7 @@ def count_reviewed(events: pd.DataFrame, decisions: pd.DataFrame, model: Counts,
                    unattached: int = 0) -> ReviewedCounts:
     """The reviewed tally of ``events`` (the run ``model`` was counted on); ``decisions``: one
     per event (``event_id``, ``model_call``, ``reviewer_call``, ``time``: the
-    ``Matched.decisions`` of ``ctcnet.report.decisions``)."""
+    ``Matched.decisions`` of ``ctcnet.review.decisions``)."""
     import pandas as pd
 
     from ctcnet.inference.guard import counted  # pandas, scipy: see count_events

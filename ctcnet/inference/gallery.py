@@ -1,6 +1,6 @@
 """Which events a run's review gallery shows, chosen once for both ends: predict keeps the crops
 of these events in its journal while the frames are in memory (:func:`gallery_rows`), and the
-report (``ctcnet.report.review``) draws its pages from the same categories
+report (``ctcnet.report.gallery_pages``) draws its pages from the same categories
 (:func:`gallery_categories`). Here, below both, so predict need not import the report.
 """
 

@@ -184,7 +184,7 @@ def _part_readable(parts: Path, frame_id: str) -> bool:
 
 def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) -> None:
     """A results folder reviewed on one cartridge, predicted again from another with the same
-    sample id: its decisions will be set aside (``ctcnet.report.decisions``); said now, while
+    sample id: its decisions will be set aside (``ctcnet.review.decisions``); said now, while
     the person who ran it can still pick another ``--out``."""
     try:
         before = json.loads((out_dir / "summary.json").read_text()).get("cartridge_id")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: pandas and the summary stay out of this i
 
 
 class RunReport(Protocol):
-    """What draws a run's report (``ctcnet.report.review`` is one): the gallery pages from the
+    """What draws a run's report (``ctcnet.report.run_report`` is one): the gallery pages from the
     journaled crops, then ``index.html`` from the summary once its timings are final; for a
     crop folder, a page of its calls with their crops."""
 
@@ -61,7 +61,7 @@ class PredictOptions:
     gallery_per_frame: int = 32  # per category, so a runaway model cannot fill the disk
     gallery_limit: int = 200     # per category in the final gallery
     # What draws the review gallery and index.html once the tables are written
-    # (``ctcnet.report.review``, as ``ctcnet predict`` passes it); None: no report. Handed in
+    # (``ctcnet.report.run_report``, as ``ctcnet predict`` passes it); None: no report. Handed in
     # because the report is a layer above this one.
     report: RunReport | None = None
     # A per-channel saliency row under each gallery tile. Off by default: it loads torch and
@@ -100,7 +100,7 @@ class PredictOptions:
     marker_calls: bool = True
     # Called with a cartridge's output folder once predict has released it: brings the review
     # counts and sign-off of review.csv and signoff.json back into the summary.json and
-    # index.html predict rewrote (``ctcnet.report.sample.refresh_reviewed``, as ``ctcnet
+    # index.html predict rewrote (``ctcnet.review_server.sample.refresh_reviewed``, as ``ctcnet
     # predict`` passes it; a layer above this one). None: the review server's next start does.
     refresh_review: Callable[[Path], None] | None = None
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).

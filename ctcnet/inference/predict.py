@@ -27,7 +27,7 @@ Pipeline per cartridge (``predict_cartridge``):
   frames whose part exists; a journal from another model is refused rather than mixed in.
 * **Outputs** (atomic): ``events.parquet`` / ``events.csv`` (:mod:`ctcnet.inference.tables`,
   streamed from the journal), and, when the caller hands in the report (``PredictOptions.report``:
-  ``ctcnet.report.gallery_pages``, a layer above this one), ``gallery/*.png`` and ``index.html``;
+  ``ctcnet.report.run_report``, a layer above this one), ``gallery/*.png`` and ``index.html``;
   ``summary.json`` last, the mark of a finished sample
   (:func:`~ctcnet.inference.summary.withdraw_summary`). A corrupt or missing frame is skipped and
   reported with its reason; a panel mismatch stops before any work, and so does metadata no scan or
@@ -134,7 +134,7 @@ SKIPS_LOGGED = 10
 def predict_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | Path,
                       options: PredictOptions | None = None) -> RunSummary:
     """Detect and classify every event of one cartridge, and draw its report when
-    ``options.report`` is given (``ctcnet.report.gallery_pages``); returns its summary.
+    ``options.report`` is given (``ctcnet.report.run_report``); returns its summary.
 
     ``out_dir`` is this cartridge's own output folder. The summary holds counts, per-7.5 mL
     figures, skipped frames with reasons and ``timings_s`` (read, digest, detect, crop: summed

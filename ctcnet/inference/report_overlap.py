@@ -74,7 +74,7 @@ class ReportError(CtcnetError):
 @dataclass
 class ReportJob:
     """Everything a cartridge's report is drawn from (``PredictOptions.report`` does the
-    drawing; a module, such as ``ctcnet.report.review``, travels to a process by name)."""
+    drawing; a module, such as ``ctcnet.report.run_report``, travels to a process by name)."""
 
     report: object
     out_dir: Path

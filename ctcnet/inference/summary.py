@@ -1,7 +1,7 @@
 """The run summary of one predicted cartridge (``summary.json``) as typed records.
 
-:func:`ctcnet.inference.predict.predict_cartridge` builds a :class:`RunSummary`; the review
-report (:mod:`ctcnet.report.gallery_pages`), the CLI and the benchmark read its fields by name, so a
+:func:`ctcnet.inference.predict.predict_cartridge` builds a :class:`RunSummary`; the report
+(:mod:`ctcnet.report.report_page`), the CLI and the benchmark read its fields by name, so a
 renamed or missing field fails where it is read, not as a ``KeyError`` deep in a report.
 ``to_dict()`` is the JSON written to ``summary.json``; ``RunSummary.read(folder)`` reads it back.
 :class:`CropRunSummary` is the same for a classified crop dataset. :func:`sample_status` and

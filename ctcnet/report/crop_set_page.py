@@ -6,8 +6,8 @@ label and call, the most confident first (:func:`write_evaluation_page`).
 A crop folder is cells someone chose (a lab's labelled crops, published single-cell images):
 the person who runs it wants to see the calls, not only count them. The page shows, as montage
 pages of tiles drawn as a cartridge's gallery draws them (each marker in grey beside the colour
-overlay, :func:`ctcnet.report.review.render_tiles`), first the crops the marker guard held for
-a person (not counted), then the calls of each class, the reported classes first. Each crop is
+overlay, :func:`ctcnet.report.gallery_pages.render_tiles`), first the crops the marker guard held
+for a person (not counted), then the calls of each class, the reported classes first. Each crop is
 shown on a scale of its own, one for all its channels: a folder's crops come from different
 images, so no one display scale fits them all, and a marker a fifth as bright as another
 looks so, as in the file (a faint copy of CK in the CD45 plane stays faint). Within a group
@@ -28,14 +28,14 @@ from ctcnet.inference.summary import CropRunSummary
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.colours import overlay_legend
-from ctcnet.report.reasons import call_text, caption_line, event_reasons
-from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
-from ctcnet.report.review import (
+from ctcnet.report.gallery_pages import (
     TILES_PER_PAGE,
     drawn_in_order,
     remove_stale_pages,
     stretch_each_crop,
 )
+from ctcnet.report.reasons import call_text, caption_line, event_reasons
+from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
 
 HELD = "held"
 # Characters of a file's name a caption keeps (a tile of three markers is ~340 px wide).

@@ -1,5 +1,6 @@
-"""The human side of a run: review gallery montages (PNG) and an HTML page per cartridge
-(the page itself: :mod:`ctcnet.report.report_page`).
+"""A run's review gallery: montage pages (PNG) of its events' tiles, and the display scale they
+share with the review server's tiles. The page that shows them is :mod:`ctcnet.report.report_page`;
+what predict is handed to draw both is :mod:`ctcnet.report.run_report`.
 
 A gallery tile shows one event: every channel side by side in grey, each on the sample's own
 display scale (:mod:`ctcnet.report.display`: black the sample's background, white a high
@@ -13,7 +14,6 @@ call of a reported class (``ctc``, ``cluster``) and the uncertain events (``revi
 shows the summary and the pages; a small inline script reports any image that fails to load, so
 a broken page is obvious to a reader (and to the headless-browser test).
 """
-
 from __future__ import annotations
 
 import logging
@@ -30,14 +30,8 @@ from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
 from ctcnet.report.colours import role_colour
-from ctcnet.report.decisions import run_id
 from ctcnet.report.reasons import call_text, caption_line, event_reasons
-from ctcnet.report.report_page import (  # the page predict writes with the gallery
-    counts_table,
-    held_text,
-    write_html,
-    write_summary_and_page,
-)
+from ctcnet.review.decisions import run_id
 
 log = logging.getLogger(__name__)
 
@@ -402,15 +396,3 @@ def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: display.Displa
     mean = display.mean_snr(means, levels) if len(means.columns) else None
     return display.measure_texts(mean, display.peak_snr(crops, levels, pixel_size_um))
 
-
-def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray, spec: ModelSpec,
-                        summary, limit: int) -> dict:
-    """A crop folder's gallery and index.html (:mod:`ctcnet.report.crop_set_page`, which draws
-    with this module's tiles: imported here when called), for predict, which reaches the
-    report through this module alone."""
-    from ctcnet.report.crop_set_page import write_crop_set_page as write
-
-    return write(out_dir, table, crops, spec, summary, limit)
-
-
-__all__ = ["counts_table", "held_text", "write_html", "write_summary_and_page"]

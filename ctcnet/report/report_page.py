@@ -14,7 +14,7 @@ from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
-from ctcnet.report.signoff import signoff_text
+from ctcnet.review.signoff import signoff_text
 
 
 def html_table(rows: list[tuple[str, object]]) -> str:
@@ -143,7 +143,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                signoff: dict | None = None, durable: bool = True) -> None:
     """index.html: summary, counts (the tally's, and the reviewed ones once there are
     decisions, with the sign-off: ``signoff``, a record of
-    :func:`ctcnet.report.signoff.signoff_record`, shown once there are decisions), skipped
+    :func:`ctcnet.review.signoff.signoff_record`, shown once there are decisions), skipped
     frames, timings and the gallery pages (``gallery_info``: the summary's own by
     default). ``durable``: fsync'd before it is renamed into place."""
     s = summary
@@ -213,7 +213,7 @@ def write_summary_and_page(out_dir: str | Path, summary: RunSummary,
                            signoff: dict | None = None) -> None:
     """summary.json and, where the run wrote one, index.html again from ``summary`` (the review
     server, as decisions are saved), with the sample's sign-off (``signoff``:
-    :func:`ctcnet.report.signoff.signoff_record`'s) under ``"signoff"`` beside the counts:
+    :func:`ctcnet.review.signoff.signoff_record`'s) under ``"signoff"`` beside the counts:
     the page first, so a summary.json newer than the events table means a finished write.
     A page whose gallery the summary does not list (written before summaries recorded it) is
     left as it is rather than rewritten without it."""

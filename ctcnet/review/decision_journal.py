@@ -1,12 +1,13 @@
 """review.csv, the journal of a reviewer's decisions on one sample: its layout, reading it,
-and appending to it safely from several threads, processes and servers.
+and appending to it safely from several threads, processes and servers. (Predict's resume
+journal, of the frames a run finished, is another: :mod:`ctcnet.inference.journal`.)
 
 ``RESULTS/<sample>/review.csv`` holds one row per decision, oldest first:
 ``run_id, cartridge_id, event_id, frame_id, x, y, model_call, reviewer_call, reviewer, time``.
 ``reviewer_call`` is a class name (the model's own on a confirmation, another on a relabel),
 ``rejected`` (not what the model said, class unknown) or ``undecided`` (the decisions on the
 event taken back). Each decision is appended as a line, so the file keeps the history
-(:mod:`ctcnet.report.matching` says which row counts). A second reading of the same sample
+(:mod:`ctcnet.review.matching` says which row counts). A second reading of the same sample
 (another reviewer, blind to the first) is journalled the same way in ``review-second.csv``
 (:data:`SECOND_FILE`), and never counted.
 
@@ -39,8 +40,8 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.report.matching import Matched, extend_match, match_decisions
-from ctcnet.report.runs import RunEvents
+from ctcnet.review.matching import Matched, extend_match, match_decisions
+from ctcnet.review.runs import RunEvents
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ by :func:`ctcnet.inference.counts.count_reviewed`.
 
 The pieces, each in its own module:
 
-* :mod:`ctcnet.report.runs`: the predict output folder read back, the candidates a reviewer
+* :mod:`ctcnet.review.runs`: the predict output folder read back, the candidates a reviewer
   is shown, and the run's identity (``run_id``, a digest of its event numbering);
-* :mod:`ctcnet.report.journal`: review.csv, an append-only journal (a line per decision,
+* :mod:`ctcnet.review.decision_journal`: review.csv, an append-only journal (a line per decision,
   written under a file lock, read incrementally by :class:`DecisionLog`);
-* :mod:`ctcnet.report.matching`: which recorded decision counts for which event of the run
+* :mod:`ctcnet.review.matching`: which recorded decision counts for which event of the run
   now in the folder, by run and position, so a re-run never hands a decision to another cell;
-* :mod:`ctcnet.report.agreement`: a second reader's decisions compared with the first's.
+* :mod:`ctcnet.review.agreement`: a second reader's decisions compared with the first's.
 
 Predict numbers events in scan order, and a re-run (``--overwrite``, another model, other
 detection settings) numbers them anew, so a decision is keyed by its run and its event's
@@ -33,7 +33,7 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import REJECTED
-from ctcnet.report.journal import (
+from ctcnet.review.decision_journal import (
     COLUMNS,
     LEGACY_COLUMNS,
     LOCK_FILE,
@@ -46,7 +46,7 @@ from ctcnet.report.journal import (
     decisions_lock,
     read_decisions,
 )
-from ctcnet.report.matching import (
+from ctcnet.review.matching import (
     UNDECIDED,
     Matched,
     extend_match,
@@ -54,7 +54,7 @@ from ctcnet.report.matching import (
     superseded_rows,
     warn_set_aside,
 )
-from ctcnet.report.runs import (
+from ctcnet.review.runs import (
     POSITION_TOLERANCE_UM,
     QC_FRACTION,
     QC_MIN,

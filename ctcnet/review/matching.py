@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.counts import REJECTED
-from ctcnet.report.runs import POSITION_TOLERANCE_UM, RunEvents
+from ctcnet.review.runs import POSITION_TOLERANCE_UM, RunEvents
 
 log = logging.getLogger(__name__)
 

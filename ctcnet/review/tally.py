@@ -4,9 +4,9 @@
 :func:`ctcnet.inference.counts.count_reviewed` counts a whole match (every event, every
 decision); :class:`ReviewTally` gives the same :class:`~ctcnet.inference.counts.ReviewedCounts`
 and, when the match it is asked about extends the one it counted last (a few decisions
-appended: :func:`ctcnet.report.matching.extend_match`), counts only the events those decisions
+appended: :func:`ctcnet.review.matching.extend_match`), counts only the events those decisions
 changed. Any other match (decisions another server appended, another run) is counted whole.
-tests/report/test_review_readings.py checks it against ``count_reviewed``.
+tests/review_server/test_sample.py checks it against ``count_reviewed``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.counts import REJECTED, Counts, ReviewedCounts
-from ctcnet.report.matching import Matched
+from ctcnet.review.matching import Matched
 
 
 class ReviewTally:

@@ -1,11 +1,11 @@
 """The review server's application: the samples of one results folder, kept current as
 predict writes new runs, and the tiles it cuts for them (cut once, kept, the next few cut
-ahead while the server is idle; :mod:`ctcnet.report.tiles`). The HTTP side is
-:mod:`ctcnet.report.server`.
+ahead while the server is idle; :mod:`ctcnet.review_server.tiles`). The HTTP side is
+:mod:`ctcnet.review_server.server`.
 
 Predict may run again (``--overwrite``) while a server is up: every request checks the events
 table on disk, and when another run is there the sample is read again; while predict is still
-writing, requests get :class:`~ctcnet.report.sample.ResultsBeingWritten`.
+writing, requests get :class:`~ctcnet.review_server.sample.ResultsBeingWritten`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from urllib.parse import quote, unquote
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.backends import load_backend
-from ctcnet.report import decisions as D
-from ctcnet.report.sample import ResultsBeingWritten, Sample
-from ctcnet.report.tiles import TileCutter
+from ctcnet.review import decisions as D
+from ctcnet.review_server.sample import ResultsBeingWritten, Sample
+from ctcnet.review_server.tiles import TileCutter
 
 log = logging.getLogger(__name__)
 

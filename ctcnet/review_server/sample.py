@@ -4,7 +4,7 @@ the decisions of its readings recorded and counted, and its sign-off.
 A sample has two readings. The first (review.csv) is the one counted: each saved decision
 brings summary.json's ``reviewed`` counts and index.html up to date. A second reader's
 decisions (``"reading": "second"``, review-second.csv) are kept apart and never counted; their
-agreement with the first (:mod:`ctcnet.report.agreement`) and the disagreements are listed for
+agreement with the first (:mod:`ctcnet.review.agreement`) and the disagreements are listed for
 adjudication, which is deciding the event again in the first reading.
 
 Requests name the run they were made for: one made for a run the folder no longer holds
@@ -27,20 +27,20 @@ from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
-from ctcnet.report import decisions as D
-from ctcnet.report.agreement import compare_readings
 from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
-from ctcnet.report.review import write_summary_and_page
-from ctcnet.report.review_counts import ReviewTally
-from ctcnet.report.sample_images import SampleImages
-from ctcnet.report.signoff import (
+from ctcnet.report.report_page import write_summary_and_page
+from ctcnet.review import decisions as D
+from ctcnet.review.agreement import compare_readings
+from ctcnet.review.signoff import (
     SIGNOFF_FILE,
     SignOff,
     read_signoff,
     signoff_record,
     write_signoff,
 )
-from ctcnet.report.tiles import FrameSource
+from ctcnet.review.tally import ReviewTally
+from ctcnet.review_server.sample_images import SampleImages
+from ctcnet.review_server.tiles import FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Sample(SampleImages):
     """One cartridge's predict outputs, read once per run (``stamp``: the events table it was
     read from; :meth:`ReviewApp.sample` reads it again when predict has written another).
     Decisions are read from the readings' journals on each request (another server may write
-    them too: only the lines appended since are read, :class:`~ctcnet.report.journal.
+    them too: only the lines appended since are read, :class:`~ctcnet.review.decision_journal.
     DecisionLog`) and written under their file lock. The run's frames (``frames``) and display
     levels are read when a tile first needs them."""
 
@@ -351,7 +351,7 @@ class Sample(SampleImages):
                                 self.logs[SECOND].matched(self.run).decisions)
 
     def signoff(self, matched: D.Matched) -> dict | None:
-        """The sample's sign-off as shown now (:func:`ctcnet.report.signoff.signoff_record`)."""
+        """The sample's sign-off as shown now (:func:`ctcnet.review.signoff.signoff_record`)."""
         return signoff_record(read_signoff(self.folder), self.run.run_id,
                               matched.n_rows, self.run.calls_id)
 

@@ -2,7 +2,7 @@
 gallery page predict drew, or cut by the server from the original frame), the sample's display
 scale (:mod:`ctcnet.report.display`) and each candidate's marker intensities in noise units.
 
-:class:`SampleImages` is the image half of :class:`ctcnet.report.sample.Sample`: it needs the
+:class:`SampleImages` is the image half of :class:`ctcnet.review_server.sample.Sample`: it needs the
 sample's ``folder``, ``name``, ``summary``, ``run``, ``panel``, ``events``, ``by_id``,
 ``candidates``, ``frames`` and ``reported`` / ``threshold``.
 """
@@ -22,8 +22,8 @@ import pandas as pd
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import display
+from ctcnet.report.gallery_pages import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
 from ctcnet.report.reasons import event_reasons
-from ctcnet.report.review import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
 
 log = logging.getLogger(__name__)
 

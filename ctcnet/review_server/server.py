@@ -19,18 +19,18 @@ as they are; the routing it would replace is the short table below. Routes:
   needs to catch up with decisions made elsewhere (another tab, another server): nothing
   (``"unchanged": true``) while the file is as it was, else every decision and the counts;
 * ``GET /api/<sample>/agreement`` the two readings compared: Cohen's kappa and the
-  disagreements, for adjudication (:mod:`ctcnet.report.agreement`);
+  disagreements, for adjudication (:mod:`ctcnet.review.agreement`);
 * ``POST /api/<sample>/decision`` ``{"event_id", "call", "reviewer", "run_id", "reading"}``,
   saved at once (``call``: ``confirm``, ``reject``, a class name, or ``undecided`` to take a
-  decision back; ``event_id`` a JSON integer); see :mod:`ctcnet.report.decisions`. A decision
+  decision back; ``event_id`` a JSON integer); see :mod:`ctcnet.review.decisions`. A decision
   of the first reading rewrites summary.json's ``reviewed`` counts and index.html; the answer
   carries the journal's stamps before and after it (``previous``, ``stamp``);
 * ``POST /api/<sample>/decisions`` ``{"event_ids": [...], "call", ...}``: one call on up to
   500 events at once (the page's grid: a page of tiles of one call confirmed in one action);
 * ``POST /api/<sample>/signoff`` ``{"reviewer", "run_id"}``: the sample signed off
-  (:mod:`ctcnet.report.signoff`), written to summary.json and index.html;
+  (:mod:`ctcnet.review.signoff`), written to summary.json and index.html;
 * ``GET /api/<sample>/tile/<event_id>.png`` a tile cut from the original frame, for the
-  events the gallery has no picture of (:mod:`ctcnet.report.sample_images`); ``?saliency=1``
+  events the gallery has no picture of (:mod:`ctcnet.review_server.sample_images`); ``?saliency=1``
   adds the saliency row (the model is loaded, and torch imported, only then);
 * ``GET /api/<sample>/context/<event_id>.png`` the frame round the event, its crop outlined;
 * ``GET /files/<sample>/<path>`` the sample's own files (gallery pages, index.html, tables).
@@ -58,9 +58,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.report.app import ReviewApp
-from ctcnet.report.sample import ResultsBeingWritten, ResultsChanged, parse_reading
-from ctcnet.report.tiles import ClientGone, client_connected
+from ctcnet.review_server.app import ReviewApp
+from ctcnet.review_server.sample import ResultsBeingWritten, ResultsChanged, parse_reading
+from ctcnet.review_server.tiles import ClientGone, client_connected
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.exports.event_crops import cut_event_crops, open_scanned_cartridge
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.digests import frame_change
 from ctcnet.io.scan import Cartridge
-from ctcnet.report.event_crops import cut_event_crops, open_scanned_cartridge
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.scan import open_cartridge
-from ctcnet.report import review
+from ctcnet.report import run_report
 
 # 1. A readable but odd frame is skipped with its reason; the other frames finish.
 
@@ -93,7 +93,7 @@ def test_a_model_with_a_nan_weight_calls_nothing(cart_and_model, cart, capsys):
         state[key].view(-1)[0] = float("nan")
     out = cart.parent / "out"
     summary = predict_cartridge(cart, backend, out, PredictOptions(
-        quiet=True, workers=0, report=review)).to_dict()
+        quiet=True, workers=0, report=run_report)).to_dict()
     assert summary["events"] > 0 and sum(summary["counts"].values()) == 0
     assert summary["failed_events"] == summary["events"] == summary["review"]
     assert summary["status"] == "partial"

@@ -14,10 +14,10 @@ from conftest import assert_one_line_error, run_cli, save_tiny_model
 
 from ctcnet.cli import main
 from ctcnet.errors import InputError
+from ctcnet.exports.event_exports import export_events
+from ctcnet.exports.fcs import HEADER_OFFSET_MAX, MISSING_VALUE, fcs_bytes, write_fcs
 from ctcnet.inference.guard import FLAGS
 from ctcnet.io.atomic import atomic_write_bytes
-from ctcnet.report.event_exports import export_events
-from ctcnet.report.fcs import HEADER_OFFSET_MAX, MISSING_VALUE, fcs_bytes, write_fcs
 
 SAMPLE = "S1"
 
@@ -434,7 +434,7 @@ def test_a_disk_that_fills_in_the_fcs_data_is_one_line_and_leaves_nothing(run, t
     """The disk fills partway through the DATA segment: the no-space line every disk-full
     case gives (numpy's tofile said "N requested and M written" with no errno: a traceback,
     after the header was written), no file and no temporary one; a rerun with room writes."""
-    from ctcnet.report import fcs
+    from ctcnet.exports import fcs
 
     results = copy_run(run, tmp_path / "results")
     monkeypatch.setattr(fcs, "open", lambda path, mode: NearlyFullDisk(path, mode, 3000),
@@ -452,7 +452,7 @@ def test_a_write_that_fails_takes_back_the_exports_before_it(run, tmp_path, caps
                                                               monkeypatch):
     """The disk fills at a sample's second GeoJSON file, its FCS file written: nothing of the
     export is left (a rerun needs no --overwrite, and no half export passes for a whole)."""
-    from ctcnet.report import event_exports
+    from ctcnet.exports import event_exports
 
     results = copy_run(run, tmp_path / "results")
     out = tmp_path / "exports"
@@ -506,7 +506,7 @@ def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path):
     (``rejected`` given one, -1 where nothing was decided), GeoJSON metadata on the decided
     events alone; ctcnet's own class stays what predict called."""
     from ctcnet.inference.summary import RunSummary
-    from ctcnet.report import decisions as D
+    from ctcnet.review import decisions as D
 
     results = copy_run(run, tmp_path / "results")
     sample = results / SAMPLE
@@ -537,7 +537,7 @@ def test_a_scan_that_is_not_there_is_named_with_what_to_do(tmp_path, monkeypatch
     import pytest
 
     from ctcnet.errors import InputError
-    from ctcnet.report.event_crops import open_scanned_cartridge
+    from ctcnet.exports.event_crops import open_scanned_cartridge
 
     monkeypatch.chdir(tmp_path)
     moved = SimpleNamespace(sample_id="S1", input=str(tmp_path / "gone"), panel={})

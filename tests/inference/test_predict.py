@@ -24,12 +24,12 @@ from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import default_taxonomy
-from ctcnet.report import review
+from ctcnet.report import gallery_pages, run_report
 
 REPO = Path(__file__).resolve().parents[2]
 CROP = 64  # small crops keep the untrained model fast; the pipeline does not care
 QUIET = dict(quiet=True, workers=1)
-REPORTED = dict(QUIET, report=review)  # gallery and index.html, as ctcnet predict draws them
+REPORTED = dict(QUIET, report=run_report)  # gallery and index.html, as ctcnet predict draws them
 SHIPPED = REPO / "models" / "ctcnet-default.pt"
 
 
@@ -122,7 +122,7 @@ def test_gallery_has_a_saliency_row_only_when_asked(setup, tmp_path, capsys):
                               *flag)
         assert status == 0, err
         summary = json.loads(next(out.glob("*/summary.json")).read_text())
-        return {(cat, p["path"]): (p["height"] - review.LABEL_HEIGHT) / len(p["event_ids"])
+        return {(cat, p["path"]): (p["height"] - gallery_pages.LABEL_HEIGHT) / len(p["event_ids"])
                 for cat, g in summary["gallery"].items() for p in g["pages"]}
 
     plain, salient = tile_rows(), tile_rows("--saliency")

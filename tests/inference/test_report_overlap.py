@@ -15,9 +15,9 @@ from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_inputs
 from ctcnet.inference.report_overlap import ReportError, ReportWorker, report_worker
 from ctcnet.io.panel import load_panel
-from ctcnet.report import review
+from ctcnet.report import run_report
 
-REPORTED = dict(quiet=True, workers=1, report=review, report_overlap=True)
+REPORTED = dict(quiet=True, workers=1, report=run_report, report_overlap=True)
 # What differs between two runs of the same inputs: how long, how much memory, and when.
 TIMING_KEYS = ("timings_s", "events_per_s", "classify_events_per_s", "peak_memory_mb",
                "counted_at")
@@ -70,10 +70,10 @@ class RecordingReport:
     def write_gallery(self, out_dir, *args, **kwargs):
         with open(self.log_path, "a") as fh:
             fh.write(f"{out_dir.name} {os.getpid()} {threading.current_thread().name}\n")
-        return review.write_gallery(out_dir, *args, **kwargs)
+        return run_report.write_gallery(out_dir, *args, **kwargs)
 
     def write_html(self, out_dir, summary):
-        review.write_html(out_dir, summary)
+        run_report.write_html(out_dir, summary)
 
 
 @pytest.mark.parametrize("kind", ["process", "thread"])
@@ -117,10 +117,10 @@ class FailingReport:
     def write_gallery(self, out_dir, *args, **kwargs):
         if out_dir.name == self.sample:
             raise RuntimeError("drawing failed")
-        return review.write_gallery(out_dir, *args, **kwargs)
+        return run_report.write_gallery(out_dir, *args, **kwargs)
 
     def write_html(self, out_dir, summary):
-        review.write_html(out_dir, summary)
+        run_report.write_html(out_dir, summary)
 
 
 def test_a_failed_background_report_names_its_sample_and_a_rerun_draws_it(setup, tmp_path,

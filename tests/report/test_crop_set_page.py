@@ -14,7 +14,7 @@ from conftest import disk_crops
 from ctcnet.cli import main
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report.crop_set_page import HELD, crop_groups, disagreement_groups, tile_captions
-from ctcnet.report.review import stretch_each_crop
+from ctcnet.report.gallery_pages import stretch_each_crop
 
 
 def _spec() -> ModelSpec:
@@ -135,9 +135,9 @@ def test_the_crop_folder_page_shows_every_image_in_chromium(crops, tiny_model_fi
 
 def test_the_pages_drawn_on_threads_are_those_drawn_one_at_a_time(tmp_path, monkeypatch):
     """The crop-folder page draws its montage pages on threads, as the cartridge report does
-    (``review.drawn_in_order``): the files and each group's record are those of one page at a
+    (``gallery_pages.drawn_in_order``): the files and each group's record are those of one page at a
     time, in order."""
-    from ctcnet.report import crop_set_page, review
+    from ctcnet.report import crop_set_page, gallery_pages
 
     spec = _spec()
     rng = np.random.default_rng(3)
@@ -149,11 +149,11 @@ def test_the_pages_drawn_on_threads_are_those_drawn_one_at_a_time(tmp_path, monk
         "guard": [""] * n, "markers_ctc": np.zeros(n, bool)})
     crops = rng.poisson(100, (n, spec.panel.num_channels, 32, 32)).astype(np.float32)
     groups = crop_set_page.crop_groups(table, spec)
-    monkeypatch.setattr(review, "TILES_PER_PAGE", 2)
+    monkeypatch.setattr(gallery_pages, "TILES_PER_PAGE", 2)
     monkeypatch.setattr(crop_set_page, "TILES_PER_PAGE", 2)
     drawn = {}
     for threads in (1, 2):
-        monkeypatch.setattr(review, "PAGE_THREADS", threads)
+        monkeypatch.setattr(gallery_pages, "PAGE_THREADS", threads)
         out = tmp_path / f"threads{threads}"
         info = crop_set_page.write_tile_pages(out, table, crops, spec, groups, limit=50)
         drawn[threads] = (info, {p.name: p.read_bytes()

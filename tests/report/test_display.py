@@ -8,7 +8,7 @@ from ctcnet.inference.backends import TorchBackend
 from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.spec import ModelSpec
-from ctcnet.report.review import GAP, heat_colours, render_tiles
+from ctcnet.report.gallery_pages import GAP, heat_colours, render_tiles
 
 
 def test_tiles_gain_a_saliency_row(rng):
@@ -119,7 +119,7 @@ def test_white_is_never_noise(rng):
 
 
 def test_every_channel_panel_marks_the_centre(rng):
-    from ctcnet.report.review import TICK_COLOUR
+    from ctcnet.report.gallery_pages import TICK_COLOUR
 
     panel = default_panel()
     flat = np.full((1, 5, 32, 32), 100, np.float32)
@@ -157,7 +157,7 @@ def test_intensities_in_noise_units(rng):
 
 
 def test_tile_measures_get_a_line_of_their_own(rng):
-    from ctcnet.report.review import LABEL_HEIGHT, montage_page
+    from ctcnet.report.gallery_pages import LABEL_HEIGHT, montage_page
 
     tiles = render_tiles(cells(rng, n=2), default_panel(), scale=1)
     plain = montage_page(tiles, ["a", "b"], ["DAPI"], 32)

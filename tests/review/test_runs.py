@@ -1,4 +1,4 @@
-"""ctcnet.report.runs: which outputs of a results folder the review tools read."""
+"""ctcnet.review.runs: which outputs of a results folder the review tools read."""
 
 
 def test_a_results_folder_names_the_crop_set_outputs_it_leaves_out(tmp_path, caplog):
@@ -7,7 +7,7 @@ def test_a_results_folder_names_the_crop_set_outputs_it_leaves_out(tmp_path, cap
     import pytest
 
     from ctcnet.errors import InputError
-    from ctcnet.report.runs import find_samples
+    from ctcnet.review.runs import find_samples
 
     (tmp_path / "crops1").mkdir()
     (tmp_path / "crops1" / "predictions.parquet").write_bytes(b"")

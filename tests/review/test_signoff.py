@@ -10,8 +10,8 @@ from conftest import FUZZ, JSON_VALUES, predict_args
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctcnet.report.runs import calls_id, run_id
-from ctcnet.report.signoff import (
+from ctcnet.review.runs import calls_id, run_id
+from ctcnet.review.signoff import (
     CHANGED,
     CURRENT,
     SIGNOFF_FILE,
@@ -101,8 +101,8 @@ def test_a_list_in_signoff_json_fails_no_command(cart_and_model, cart, capsys, c
     --reviewed`` each say the file and go on as with no sign-off (signing off again mends
     it)."""
     from ctcnet.cli import main
-    from ctcnet.report import decisions as D
-    from ctcnet.report.server import make_server
+    from ctcnet.review import decisions as D
+    from ctcnet.review_server.server import make_server
 
     args = [str(a) for a in predict_args(cart_and_model, cart)]
     assert main(args) == 0

@@ -1,6 +1,6 @@
 // A stand-in DOM that runs review_page.html's scripts in node, where no browser is installed:
 // elements with what the page uses of them, requests answered by the test (or held until the
-// page cancels them), timers held until the test runs them. tests/report/test_review_page.py drives
+// page cancels them), timers held until the test runs them. tests/review_server/test_review_page.py drives
 // it; the counts of elements made tell whether the page rebuilt its list.
 "use strict";
 const fs = require("fs");

@@ -1,11 +1,11 @@
 """The review page's own logic (``ReviewLogic`` in review_page.html), run in a JS engine: where
 the cursor goes when a filter changes, and what a key does depending on the focused element;
-and the whole page on a stand-in DOM in node (tests/report/review_page_dom.js): a decision
+and the whole page on a stand-in DOM in node (tests/review_server/review_page_dom.js): a decision
 redraws its row only, decisions made elsewhere are merged, moving on cancels tile requests.
 
 Node runs it where installed; otherwise headless Chromium (CI installs it for the page test);
 without either the tests skip (the stand-in DOM needs node). The whole page is driven in
-Chromium by tests/report/test_review.py.
+Chromium by tests/review_server/test_server.py.
 """
 
 import json
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ctcnet.report.server import PAGE
+from ctcnet.review_server.server import PAGE
 
 
 def logic_source() -> str:
@@ -34,7 +34,7 @@ def run_js(expression: str):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
-    from tests.report.test_review import Browser, _chromium
+    from tests.review_server.test_server import Browser, _chromium
 
     if _chromium() is None:
         pytest.skip("no JS engine (node or chromium) to run the page's logic")
@@ -126,8 +126,8 @@ def test_every_script_of_the_page_parses():
 
 
 # ---------------------------------------------------------------------------------------------
-# The whole page on a stand-in DOM (tests/report/review_page_dom.js): what a decision, a poll and a
-# quick move do to the list and to the requests.
+# The whole page on a stand-in DOM (tests/review_server/review_page_dom.js): what a decision, a
+# poll and a quick move do to the list and to the requests.
 
 HARNESS = Path(__file__).with_name("review_page_dom.js")
 CHANNELS = ["DAPI", "CK", "CD45"]

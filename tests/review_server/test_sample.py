@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctcnet.report import decisions as D
-from ctcnet.report import journal
-from ctcnet.report.agreement import cohen_kappa, compare_readings
-from ctcnet.report.matching import extend_match
-from ctcnet.report.server import make_server, server_url
-from tests.report.test_review import (  # noqa: F401 (results: the module's predict run, a fixture)
+from ctcnet.review import decision_journal
+from ctcnet.review import decisions as D
+from ctcnet.review.agreement import cohen_kappa, compare_readings
+from ctcnet.review.matching import extend_match
+from ctcnet.review_server.server import make_server, server_url
+from tests.review.test_decisions import tiny_run
+from tests.review_server.test_server import (  # noqa: F401 (results: a fixture, the predict run)
     Browser,
     _chromium,
     request,
     results,
-    tiny_run,
 )
 
 
@@ -93,7 +93,7 @@ def test_a_match_extended_by_a_page_of_rows_is_the_whole_match(tmp_path):
     before = log.matched(run)
     rows = D._decision_rows(run, [1, 2, 3, 4], ["debris", "ctc", "debris",
                                                         D.UNDECIDED], "b", None)
-    rows = journal._parse_typed(rows, tmp_path)
+    rows = decision_journal._parse_typed(rows, tmp_path)
     extended = extend_match(before, rows, run)
     whole = D.match_decisions(pd.concat([before.table, rows], ignore_index=True), run)
     for name in ("decisions", "unattached", "table"):
@@ -235,7 +235,7 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     assert 'data-signoff="current"' in page and "reviewed by ann on" in page
     assert post(server, "signoff", {"run_id": "old"})[0] == 409
     assert post(server, "signoff", {"run_id": 5})[0] == 400
-    with caplog.at_level("INFO", logger="ctcnet.report"):
+    with caplog.at_level("INFO", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
     assert "reviewed by ann on" in caplog.text
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
@@ -247,7 +247,7 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
         "changed since"
     assert 'data-signoff="changed since"' in (sample / "index.html").read_text()
     caplog.clear()
-    with caplog.at_level("WARNING", logger="ctcnet.report"):
+    with caplog.at_level("WARNING", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds2")]) == 0
     assert "decisions changed since the sign-off" in caplog.text
 
@@ -357,7 +357,7 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
 
 def test_reviewed_counts_kept_up_to_date_are_count_reviewed(tmp_path):
     from ctcnet.inference.counts import count_events, count_reviewed
-    from ctcnet.report.review_counts import ReviewTally
+    from ctcnet.review.tally import ReviewTally
 
     classes = ["ctc", "wbc", "cluster", "debris"]
     rng = np.random.default_rng(1)
@@ -395,15 +395,15 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.io.panel import load_panel
-    from ctcnet.report import review
-    from ctcnet.report.sample import Sample, refresh_reviewed
+    from ctcnet.report import run_report
+    from ctcnet.review_server.sample import Sample, refresh_reviewed
     from ctcnet.simulate import simulate_cartridge
 
     simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
                        frame_shape=(256, 320), seed=5, events_per_frame=25, sample_id="P001")
     save_tiny_model(tmp_path / "model.pt", crop_size=48)
     backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
-    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review,
+    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=run_report,
                              refresh_review=refresh_reviewed)
     out = tmp_path / "results" / "P001"
     predict_cartridge(tmp_path / "cart", backend, out, options)
@@ -433,13 +433,13 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.io.panel import load_panel
-    from ctcnet.report import review
-    from ctcnet.report.sample import Sample, refresh_reviewed
+    from ctcnet.report import run_report
+    from ctcnet.review_server.sample import Sample, refresh_reviewed
     from ctcnet.simulate import simulate_cartridge
 
     simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
                        frame_shape=(256, 320), seed=5, events_per_frame=25, sample_id="P001")
-    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review,
+    options = PredictOptions(quiet=True, workers=0, gallery_limit=8, report=run_report,
                              refresh_review=refresh_reviewed, overwrite=True)
     out = tmp_path / "results" / "P001"
     calls = {}

@@ -1,12 +1,11 @@
-"""The review loop: candidates, review.csv (keyed by run and position, a line appended per
-decision, old files migrated, concurrent writers), the server (paths confined, tiles cut on
-demand and dropped when their page went away, decisions made elsewhere caught up with), the
-page in Chromium, and reviewed events cut into a crop dataset."""
+"""The review loop through the server: decisions saved and surviving a restart, paths confined,
+tiles cut on demand and dropped when their page went away, decisions made elsewhere (another
+tab, another server) caught up with, a re-run of predict noticed, the page in Chromium, and
+reviewed events cut into a crop dataset. review.csv itself: tests/review/test_decisions.py."""
 
 import http.client
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -14,7 +13,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -22,14 +20,13 @@ import pytest
 import tifffile
 from conftest import save_tiny_model
 
-from ctcnet.errors import InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.counts import count_events, count_reviewed
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
 from ctcnet.io.panel import load_panel
-from ctcnet.report import decisions as D
-from ctcnet.report import journal, review
-from ctcnet.report.server import make_server, server_url
+from ctcnet.report import gallery_pages, run_report
+from ctcnet.review import decisions as D
+from ctcnet.review_server.server import make_server, server_url
 
 CROP = 48
 
@@ -46,7 +43,7 @@ def results(tmp_path_factory):
     save_tiny_model(base / "model.pt", crop_size=CROP)
     backend = load_backend(base / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(base / "cart", backend, base / "results" / "P001",
-                      PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review,
+                      PredictOptions(quiet=True, workers=0, gallery_limit=8, report=run_report,
                                      saliency=True))
     # An untrained model is unsure of everything; make it sure of the events without a
     # gallery tile (the pool of the quality-control sample) and call two of the rest ctc.
@@ -90,166 +87,6 @@ def post_decision(server, event_id, call, sample="P001", run_id=None):
         body["run_id"] = run_id
     return request(server, "POST", f"/api/{sample}/decision", json.dumps(body),
                    {"Content-Type": "application/json"})
-
-
-def test_candidates_are_calls_flags_and_a_stable_qc_sample():
-    events = pd.DataFrame({"event_id": range(100), "class": ["debris"] * 90 + ["ctc"] * 10,
-                           "review": [False] * 80 + [True] * 20})
-    chosen = D.select_candidates(events, ["ctc", "cluster"], "S1", qc_fraction=0.1, qc_min=5)
-    assert set(chosen.loc[chosen["why"] == "call", "event_id"]) == set(range(90, 100))
-    assert set(chosen.loc[chosen["why"] == "flagged", "event_id"]) == set(range(80, 90))
-    qc = chosen.loc[chosen["why"] == "qc", "event_id"]
-    assert len(qc) == 8 and (qc < 80).all()
-    again = D.select_candidates(events, ["ctc", "cluster"], "S1", qc_fraction=0.1, qc_min=5)
-    assert again["event_id"].tolist() == chosen["event_id"].tolist()  # same after a restart
-
-
-def tiny_run(classes=("ctc", "ctc", "wbc", "ctc"), frame="f0", pixel_um=0.5):
-    """A run of a few events 20 px apart in one frame (tolerance: 3 um = 6 px)."""
-    n = len(classes)
-    events = pd.DataFrame({"event_id": range(n), "frame_id": [frame] * n,
-                           "x": 10.0 + 20.0 * np.arange(n), "y": [5.0] * n,
-                           "class": list(classes)})
-    return events, D.RunEvents(events, pixel_um)
-
-
-def test_decisions_replace_and_count(tmp_path):
-    events, run = tiny_run()
-    D.record_decision(tmp_path, run, 3, "ctc", "a")
-    D.record_decision(tmp_path, run, 1, "wbc", "a")
-    matched = D.record_decision(tmp_path, run, 3, D.REJECTED, "b")  # a second look wins
-    table = D.read_decisions(tmp_path)
-    assert list(table.columns) == D.COLUMNS
-    # Appended, oldest first: the second look replaces the first, which stays as history.
-    assert table["event_id"].tolist() == [3, 1, 3] and set(table["run_id"]) == {run.run_id}
-    assert table[["frame_id", "x", "y"]].values.tolist() == [["f0", 70.0, 5.0],
-                                                               ["f0", 30.0, 5.0],
-                                                               ["f0", 70.0, 5.0]]
-    assert D.superseded_rows(table, run.tolerance_px).tolist() == [True, False, False]
-    decided = matched.decisions
-    assert decided["event_id"].tolist() == [1, 3]
-    assert decided["reviewer_call"].tolist() == ["wbc", "rejected"]
-    model = count_events(events.assign(review=False), ["ctc", "wbc", "cluster"],
-                         ["ctc", "cluster"], 3.75)
-    counts = count_reviewed(events, decided, model)
-    assert model.counted["ctc"] == 3 and model.per_7_5_ml["ctc"] == 6.0
-    assert counts.confirmed["ctc"] == 0 and counts.decided["ctc"] == 2
-    # Event 1 relabelled wbc, event 3 rejected: one ctc call is left, and two wbc.
-    assert counts.after_review == {"ctc": 1, "wbc": 2, "cluster": 0}
-    assert counts.after_review_per_7_5_ml["ctc"] == 2.0
-    assert counts.confirmed["wbc"] == 1
-    assert counts.rejected == 1 and counts.reviewed == 2 and counts.unattached == 0
-    with pytest.raises(InputError):
-        D.record_decision(tmp_path, run, 99, "ctc", "a")
-    (tmp_path / "review.csv").write_text("what,ever\n1,2\n")
-    with pytest.raises(InputError):
-        D.read_decisions(tmp_path)
-
-
-def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
-    events, run = tiny_run()
-    D.record_decision(tmp_path, run, 0, "ctc", "a")
-    D.record_decision(tmp_path, run, 1, "wbc", "a")
-    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
-    D.record_decision(tmp_path, run, 3, "ctc", "a")
-    # The re-run: event 0 gone (ids shift by one), centroids 1.5 px off, event 2 called debris.
-    moved = events.iloc[1:].assign(event_id=range(3), x=events["x"].iloc[1:] + 1.5,
-                                   **{"class": ["ctc", "debris", "ctc"]})
-    rerun = D.RunEvents(moved, 0.5)
-    assert rerun.run_id != run.run_id
-    matched = D.load_decisions(tmp_path, rerun)
-    assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
-        0: "wbc", 2: "ctc"}
-    assert matched.decisions["decided_call"].tolist() == ["ctc", "ctc"]
-    reasons = dict(zip(matched.unattached["event_id"], matched.unattached["reason"]))
-    assert set(reasons) == {0, 2}  # the first run's ids: kept as they were written
-    assert "no event within 3 um" in reasons[0]
-    assert "rejected a wbc call; this run calls the event debris" in reasons[2]
-    # A new decision in the re-run replaces the one that attaches to its event, nothing else.
-    matched = D.record_decision(tmp_path, rerun, 0, D.REJECTED, "b")
-    table = D.read_decisions(tmp_path)
-    assert len(table) == 5 and (table["run_id"] == rerun.run_id).sum() == 1
-    # The first run's decision on that cell is history now, in the file but replaced.
-    assert D.superseded_rows(table, rerun.tolerance_px).tolist() == [False, True, False,
-                                                                       False, False]
-    assert len(matched.unattached) == 2 and matched.decisions["event_id"].tolist() == [0, 2]
-    # Decisions of two other runs on the event the first run's 3 was (5 px either side of the
-    # re-run's event 2): the later one counts, the other is superseded; both stay in the file.
-    table = pd.concat([table, table.iloc[[-1]].assign(
-        run_id="another", event_id=9, x=76.5, reviewer_call="wbc",
-        time=(datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat())],
-        ignore_index=True)
-    table.loc[table["event_id"] == 3, "x"] = 66.5
-    matched = D.match_decisions(table, rerun)
-    assert matched.superseded == 2 and len(matched.table) == 6  # the replaced row, and 3
-    assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
-        0: "rejected", 2: "wbc"}
-
-
-def test_old_review_csv_is_read_and_migrated(tmp_path):
-    events, run = tiny_run()
-    (tmp_path / "events.parquet").write_bytes(b"")  # its time is the run's
-    written = (tmp_path / "events.parquet").stat().st_mtime
-    run = D.RunEvents(events, 0.5, written_at=written)
-    later = datetime.fromtimestamp(written + 60, timezone.utc).isoformat(timespec="seconds")
-    earlier = datetime.fromtimestamp(written - 60, timezone.utc).isoformat(timespec="seconds")
-    old = pd.DataFrame([[1, "ctc", "wbc", "a", later],        # this run: attaches
-                        [2, "wbc", "wbc", "a", earlier],      # decided before this run
-                        [3, "wbc", "wbc", "a", later],        # the call differs
-                        [7, "ctc", "ctc", "a", later]],       # no such event
-                       columns=D.LEGACY_COLUMNS)
-    old.to_csv(tmp_path / "review.csv", index=False)
-    matched = D.load_decisions(tmp_path, run)
-    assert matched.decisions["event_id"].tolist() == [1]
-    assert sorted(matched.unattached["event_id"]) == [2, 3, 7]
-    D.migrate_decisions(tmp_path, run)
-    table = D.read_decisions(tmp_path)
-    assert list(pd.read_csv(tmp_path / "review.csv").columns) == D.COLUMNS
-    assert table["event_id"].tolist() == [1, 2, 3, 7]  # nothing dropped
-    assert table["run_id"].tolist() == [run.run_id, "", "", ""]
-    assert table[["frame_id", "x"]].iloc[0].tolist() == ["f0", 30.0]
-    # Once keyed, the decision follows its event through a re-run.
-    moved = events.iloc[1:].assign(event_id=range(3))
-    matched = D.load_decisions(tmp_path, D.RunEvents(moved, 0.5, written_at=written + 3600))
-    assert matched.decisions[["event_id", "reviewer_call"]].values.tolist() == [[0, "wbc"]]
-    assert len(matched.unattached) == 3
-
-
-def _record_many(folder, events, pixel_um, ids):
-    run = D.RunEvents(events, pixel_um)
-    for event_id in ids:
-        D.record_decision(folder, run, event_id, D.REJECTED, f"pid{os.getpid()}")
-
-
-def test_without_flock_threads_still_take_turns(tmp_path, monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as on Windows
-    monkeypatch.setattr(journal, "_warned_no_flock", False)
-    events, _ = tiny_run(classes=["debris"] * 40)
-    threads = [threading.Thread(target=_record_many, args=(tmp_path, events, 0.5,
-                                                           range(k, 40, 2))) for k in range(2)]
-    with caplog.at_level("WARNING", logger="ctcnet.report"):
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert sorted(D.read_decisions(tmp_path)["event_id"]) == list(range(40))
-    assert "no file locking on this platform" in caplog.text
-    assert not (tmp_path / D.LOCK_FILE).exists()
-
-
-def test_two_processes_writing_at_once_lose_nothing(tmp_path):
-    events, _ = tiny_run(classes=["debris"] * 60)
-    ctx = multiprocessing.get_context("spawn")  # two interpreters, as two servers would be
-    procs = [ctx.Process(target=_record_many, args=(tmp_path, events, 0.5, range(k, 60, 2)))
-             for k in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-    assert [p.exitcode for p in procs] == [0, 0]
-    table = D.read_decisions(tmp_path)
-    assert sorted(table["event_id"]) == list(range(60))
-    assert table["reviewer"].nunique() == 2
 
 
 def test_server_saves_decisions_and_survives_a_restart(served):
@@ -532,7 +369,7 @@ def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.inference.journal import journal_gallery
     from ctcnet.io.scan import open_cartridge
-    from ctcnet.report.review import gallery_lookup
+    from ctcnet.report.gallery_pages import gallery_lookup
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
@@ -564,7 +401,7 @@ def test_reviewed_events_become_a_crop_dataset(results, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Decisions keyed by run and position; several writers at once.
+# Decisions keyed by run and position through the server: several servers, a re-run.
 
 def served_twice(out):
     """Two review servers on one results folder (two people, or a restarted one left running)."""
@@ -664,50 +501,6 @@ def test_reviewed_crops_follow_their_events_after_a_rerun(served, tmp_path):
     assert info["sources"][0]["unattached_decisions"] == 1
 
 
-# --- Decisions belong to one cartridge --------------------------------------------------------
-
-def test_decisions_of_another_run_attach_only_on_their_cartridge(tmp_path, caplog):
-    events, run = tiny_run()
-    on_a = D.RunEvents(events, 0.5, cartridge_id="cartA")
-    D.record_decision(tmp_path, on_a, 1, "wbc", "a")
-    assert D.read_decisions(tmp_path)["cartridge_id"].tolist() == ["cartA"]
-    # The same positions in a run of cartridge A (another model) and of cartridge B (another
-    # patient's scan predicted into this folder under the same sample id).
-    moved = events.assign(x=events["x"] + 1.0)
-    again_a = D.RunEvents(moved, 0.5, cartridge_id="cartA")
-    assert D.load_decisions(tmp_path, again_a).decisions["event_id"].tolist() == [1]
-    on_b = D.RunEvents(moved, 0.5, cartridge_id="cartB")
-    with caplog.at_level("WARNING", logger="ctcnet.report"):
-        matched = D.migrate_decisions(tmp_path, on_b)
-    assert matched.decisions.empty and matched.other_cartridge == 1
-    assert "made on another cartridge with this sample id (cartridge cartA; this run's is " \
-        "cartB)" in matched.unattached["reason"].iloc[0]
-    assert "1 decision(s) in review.csv were made on another cartridge" in caplog.text
-    # Recorded on B, a decision on the same event keeps A's in the file (never counted on B).
-    D.record_decision(tmp_path, on_b, 1, "ctc", "b")
-    table = D.read_decisions(tmp_path)
-    assert table["cartridge_id"].tolist() == ["cartA", "cartB"]
-    assert D.load_decisions(tmp_path, again_a).decisions["reviewer_call"].tolist() == ["wbc"]
-
-
-def test_decisions_recorded_before_cartridges_were_named(tmp_path):
-    """A file without cartridge_id: a row attaches to the run it was made in (and is given
-    its cartridge when the file is rewritten); from another run it is set aside."""
-    events, run = tiny_run()
-    D.record_decision(tmp_path, run, 1, "wbc", "a")  # no cartridge known
-    D.record_decision(tmp_path, run, 2, "wbc", "a")
-    table = D.read_decisions(tmp_path)
-    table.loc[1, "run_id"] = "an-earlier-run"
-    table[D.POSITION_COLUMNS].to_csv(tmp_path / "review.csv", index=False)
-    now = D.RunEvents(events, 0.5, cartridge_id="cartA")
-    matched = D.migrate_decisions(tmp_path, now)
-    assert matched.decisions["event_id"].tolist() == [1]
-    assert "before decisions named their cartridge" in matched.unattached["reason"].iloc[0]
-    written = pd.read_csv(tmp_path / "review.csv", keep_default_na=False)
-    assert list(written.columns) == D.COLUMNS
-    assert written["cartridge_id"].tolist() == ["cartA", ""]
-
-
 def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, caplog):
     """predict --overwrite of another patient's cartridge (same sample id, events at the same
     places) into a reviewed results folder: the decisions are set aside, not carried over."""
@@ -734,7 +527,7 @@ def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, 
     assert "review.csv holds decisions made on another cartridge" in caplog.text
     caplog.clear()
     events, summary = D.load_sample(sample)
-    with caplog.at_level("WARNING", logger="ctcnet.report"):
+    with caplog.at_level("WARNING", logger="ctcnet.review"):
         matched = D.migrate_decisions(sample, D.RunEvents.of_sample(sample, events, summary))
     assert matched.decisions.empty and matched.other_cartridge == 3
     assert "3 decision(s) in review.csv were made on another cartridge" in caplog.text
@@ -776,7 +569,7 @@ def guarded(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(P, "guard_events", flag_some)
         predict_cartridge(base / "cart", backend, base / "results" / "G001",
-                          PredictOptions(quiet=True, workers=0, gallery_limit=8, report=review))
+                          PredictOptions(quiet=True, workers=0, gallery_limit=8, report=run_report))
     return base / "results"
 
 
@@ -944,36 +737,6 @@ def test_guard_flags_are_explained_and_held_events_counted_apart(guarded, tmp_pa
     assert "cd45 positive" in row and "possible ctc" in row
 
 
-def test_gallery_tiles_are_captioned_with_their_reasons():
-    from ctcnet.report.reasons import event_reasons
-    from ctcnet.report.review import tile_labels
-
-    events = pd.DataFrame({"event_id": [1, 2, 3, 4], "frame_id": ["f"] * 4, "x": [1.0] * 4,
-                           "y": [2.0] * 4, "class": ["ctc", "wbc", "debris", "ctc"],
-                           "confidence": [0.95, 0.97, 0.5, 0.6],
-                           "review": [False, True, True, True], "edge_cut": [False] * 4,
-                           "guard": ["", "possible_ctc", "", "cd45_positive+out_of_focus"]})
-    labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"], 0.9), 0.9)
-    assert labels[0].endswith("| reported call")
-    assert labels[1].endswith("| guard: possible missed CTC")
-    assert labels[2].endswith("| low p 0.50 < 0.90")
-    assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus; "
-                              "low p 0.60 < 0.90")
-    # A ctc call the markers made over the network's wbc says so.
-    events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
-    events["markers_ctc"] = [False, True, False, True]
-    events["guard"] = ["", "possible_ctc", "", ""]
-    reasons = event_reasons(events, ["ctc", "cluster"], 0.9)
-    assert reasons[3] == ["call", "markers", "low_confidence"] and "markers" not in reasons[1]
-    assert tile_labels(events, reasons, 0.9)[3].endswith(
-        "| reported call; called by its markers; low p 0.60 < 0.90")
-    # The p is the network call's (its posterior under the model's rule): where the call
-    # shown is another, both are named, never another class's p beside the call.
-    labels = tile_labels(events, reasons, 0.9)
-    assert " ctc p=0.95 " in labels[0] and "network" not in labels[0]
-    assert " ctc (network: wbc p=0.60) " in labels[3]
-
-
 # ---------------------------------------------------------------------------------------------
 # predict --overwrite under a running server.
 
@@ -995,7 +758,7 @@ def test_server_notices_a_new_run_and_refuses_requests_for_the_old(results, serv
                          photometric="minisblack")
     backend = load_backend(results / "model.pt", device="cpu", batch_size=64)
     predict_cartridge(other, backend, sample, PredictOptions(
-        quiet=True, workers=0, gallery_limit=8, overwrite=True, report=review))
+        quiet=True, workers=0, gallery_limit=8, overwrite=True, report=run_report))
     # A decision, a cut tile and a gallery page asked for by the old page: refused, clearly.
     status, data = post_decision(server, first["event_id"], "reject", run_id=old_run)
     answer = json.loads(data)
@@ -1072,136 +835,11 @@ def test_a_decision_can_be_taken_back(served):
 
 
 # ---------------------------------------------------------------------------------------------
-# review.csv grows by a line per decision; readers take the last decision per event.
-
-def test_a_decision_is_appended_and_the_file_never_rewritten(tmp_path):
-    events, run = tiny_run()
-    D.record_decision(tmp_path, run, 1, "wbc", "a")
-    path = tmp_path / D.REVIEW_FILE
-    first, inode = path.read_bytes(), path.stat().st_ino
-    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
-    D.clear_decision(tmp_path, run, 1, "a")
-    text = path.read_bytes()
-    # The same file, grown by a line each: what was saved before is never written again.
-    assert path.stat().st_ino == inode and text.startswith(first)
-    assert text.count(b"\n") == first.count(b"\n") + 2
-    matched = D.load_decisions(tmp_path, run)
-    assert matched.decisions[["event_id", "reviewer_call"]].values.tolist() == [
-        [2, D.REJECTED]]
-    assert matched.unattached.empty  # a take-back is no decision left over
-    # Taking back an undecided event writes nothing.
-    D.clear_decision(tmp_path, run, 3, "a")
-    assert path.read_bytes() == text
-
-
-def test_an_unfinished_last_line_is_ignored_then_cut_off(tmp_path, caplog):
-    events, run = tiny_run()
-    D.record_decision(tmp_path, run, 1, "wbc", "a")
-    path = tmp_path / D.REVIEW_FILE
-    whole = path.read_bytes()
-    with open(path, "ab") as fh:  # a writer stopped mid-line (a crash before its fsync)
-        fh.write(f"{run.run_id},,3,f0,70.0,5.0,ctc,wb".encode())
-    with caplog.at_level("WARNING", logger="ctcnet.report"):
-        assert D.read_decisions(tmp_path)["event_id"].tolist() == [1]
-        D.record_decision(tmp_path, run, 0, "ctc", "a")
-    assert "unfinished last line" in caplog.text
-    assert path.read_bytes().startswith(whole)
-    table = D.read_decisions(tmp_path)
-    assert table["event_id"].tolist() == [1, 0] and table["reviewer_call"].tolist() == [
-        "wbc", "ctc"]
-
-
-def test_a_replaced_decision_does_not_come_back_after_a_rerun(tmp_path):
-    """Confirmed, then rejected: in a re-run that calls the cell otherwise the rejection says
-    nothing, and the confirmation it replaced must not count in its stead."""
-    events, run = tiny_run()
-    D.record_decision(tmp_path, run, 3, "ctc", "a")
-    D.record_decision(tmp_path, run, 3, D.REJECTED, "a")
-    D.record_decision(tmp_path, run, 1, "wbc", "a")
-    D.clear_decision(tmp_path, run, 1, "a")  # taken back: stays undecided in the re-run too
-    rerun = D.RunEvents(events.assign(x=events["x"] + 1.0, **{"class": ["ctc", "ctc", "wbc",
-                                                                         "wbc"]}), 0.5)
-    matched = D.load_decisions(tmp_path, rerun)
-    assert matched.decisions.empty
-    assert matched.unattached["reason"].tolist() == [
-        "rejected a ctc call; this run calls the event wbc"]
-
-
-def test_a_log_reads_what_others_append_and_what_they_rewrite(tmp_path, monkeypatch):
-    events, run = tiny_run(classes=["debris"] * 8)
-    mine, theirs = D.DecisionLog(tmp_path), D.DecisionLog(tmp_path)
-    D.record_decision(tmp_path, run, 0, "ctc", "a", decisions=mine)
-    whole_reads = []
-    real = D.DecisionLog._read_whole
-    monkeypatch.setattr(D.DecisionLog, "_read_whole",
-                        lambda self, fh: (whole_reads.append(1), real(self, fh)))
-    D.record_decision(tmp_path, run, 1, "wbc", "b", decisions=theirs)
-    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1]
-    D.record_decision(tmp_path, run, 2, "wbc", "a", decisions=mine)
-    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1, 2]
-    # Only `theirs` read the file whole (the first time); `mine` read the lines appended.
-    assert len(whole_reads) == 1
-    # Their line lands between two of mine: what mine keeps is still the whole file's match.
-    D.record_decision(tmp_path, run, 3, D.REJECTED, "b", decisions=theirs)
-    D.record_decision(tmp_path, run, 4, "ctc", "a", decisions=mine)
-    whole = D.match_decisions(D.read_decisions(tmp_path), run)
-    assert matched_values(mine.matched(run)) == matched_values(whole)
-    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1, 2, 3, 4]
-    # A rewrite (a new file renamed into place) is read whole again.
-    table = D.read_decisions(tmp_path)
-    D._write(tmp_path, table.iloc[1:])
-    assert mine.matched(run).decisions["event_id"].tolist() == [1, 2, 3, 4]
-    assert len(whole_reads) == 2
-
-
-def matched_values(m: D.Matched) -> dict:
-    """A match as plain values, to compare two."""
-    return {"target": m.target.tolist(), "superseded": m.superseded,
-            "other_cartridge": m.other_cartridge, "replaced": m.replaced.tolist(),
-            "decisions": m.decisions[["event_id", "model_call", "reviewer_call", "reviewer",
-                                      "time", "decided_call", "row"]].astype(str)
-            .values.tolist(),
-            "unattached": list(zip(m.unattached.index.tolist(),
-                                   m.unattached["reason"].tolist())),
-            "table": m.table.astype(str).values.tolist()}
-
-
-def test_a_match_brought_up_to_date_from_its_own_rows_is_the_whole_match(tmp_path):
-    """What a server keeps (the match extended by each decision it appends) is what matching
-    the whole file gives, decisions of other runs and cartridges and take-backs included."""
-    rng = np.random.default_rng(3)
-    classes = rng.choice(["ctc", "wbc", "debris"], 30)
-    events = pd.DataFrame({"event_id": range(30), "frame_id": ["f0", "f1"] * 15,
-                           "x": 10.0 + 20.0 * np.arange(30), "y": [5.0] * 30,
-                           "class": classes})
-    earlier = D.RunEvents(events.assign(x=events["x"] + 1.0,
-                                        **{"class": np.roll(classes, 1)}), 0.5,
-                          cartridge_id="cartA")
-    other = D.RunEvents(events, 0.5, cartridge_id="cartB")
-    for k in range(12):  # decisions of an earlier run of this cartridge and of another one
-        source = earlier if k % 3 else other
-        call = [D.REJECTED, "ctc", "wbc"][k % 3]
-        D.record_decision(tmp_path, source, int(rng.integers(30)), call, "old")
-    run = D.RunEvents(events, 0.5, cartridge_id="cartA")
-    log = D.DecisionLog(tmp_path)
-    for k in range(40):
-        event_id = int(rng.integers(30))
-        if k % 5 == 4:
-            D.clear_decision(tmp_path, run, event_id, "r", decisions=log)
-        else:
-            call = [D.REJECTED, "ctc", "wbc", "debris"][int(rng.integers(4))]
-            D.record_decision(tmp_path, run, event_id, call, "r", decisions=log)
-        kept = log.matched(run)
-        whole = D.match_decisions(D.read_decisions(tmp_path), run)
-        assert matched_values(kept) == matched_values(whole), k
-
-
-# ---------------------------------------------------------------------------------------------
 # What a reviewer sees of the markers; tiles cut lazily; tabs and servers kept in step.
 
 def test_predict_keeps_the_display_scale_of_its_run(results):
     from ctcnet.report.display import read_levels
-    from ctcnet.report.review import LABEL_HEIGHT
+    from ctcnet.report.gallery_pages import LABEL_HEIGHT
 
     sample = results / "results" / "P001"
     events, summary = D.load_sample(sample)
@@ -1213,8 +851,8 @@ def test_predict_keeps_the_display_scale_of_its_run(results):
     # Each gallery tile has its line of intensities above it (the server's strips follow).
     page = next(p for g in summary.gallery.values() for p in g["pages"])
     row = (page["height"] - LABEL_HEIGHT) / len(page["event_ids"])
-    tile = 2 * (2 * CROP + review.GAP)  # channels and saliency, each zoomed twice
-    assert row == 2 * LABEL_HEIGHT + tile + review.GAP
+    tile = 2 * (2 * CROP + gallery_pages.GAP)  # channels and saliency, each zoomed twice
+    assert row == 2 * LABEL_HEIGHT + tile + gallery_pages.GAP
 
 
 def test_a_run_without_a_kept_scale_gets_one_from_its_frames(results, tmp_path):
@@ -1289,8 +927,8 @@ def test_state_since_catches_up_with_decisions_made_elsewhere(results, tmp_path)
 def test_tiles_whose_page_went_away_are_not_cut(results, tmp_path, monkeypatch, caplog):
     import socket
 
-    from ctcnet.report import app as A
-    from ctcnet.report.sample import Sample
+    from ctcnet.review_server import app as A
+    from ctcnet.review_server.sample import Sample
 
     out = tmp_path / "results"
     shutil.copytree(results / "results", out)
@@ -1351,7 +989,7 @@ def test_a_client_that_hangs_up_is_no_error(served, caplog):
 
 FIRST_TILE = r"""
 import json, sys, http.client, threading
-from ctcnet.report.server import make_server
+from ctcnet.review_server.server import make_server
 server = make_server(sys.argv[1], port=0, warm_up=False)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 def get(path):
@@ -1394,7 +1032,7 @@ def test_the_server_cuts_the_first_tiles_when_it_starts(served):
 def test_a_client_that_went_away_is_told_from_one_that_waits():
     import socket
 
-    from ctcnet.report.tiles import client_connected
+    from ctcnet.review_server.tiles import client_connected
 
     ours, theirs = socket.socketpair()
     try:
@@ -1433,47 +1071,3 @@ def test_a_sample_id_with_url_characters_gets_its_tiles(results, tmp_path):
         server.server_close()
 
 
-def test_the_report_names_the_overlays_colour_of_each_channel():
-    from ctcnet.report.report_page import display_note
-
-    note = display_note({"channels": ["CK", "CD45", "DAPI", "VIM"], "pixel_size_um": 0.64})
-    assert "overlays them in colour (CK green, CD45 red, DAPI blue, VIM cyan)" in note
-
-
-def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):
-    """The report draws its montage pages on threads: the files and the gallery's record (its
-    pages in order, each page's events) are the same as one page at a time; a page that
-    fails to draw fails the report."""
-    from ctcnet.simulate import simulate_cartridge
-
-    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=1, frame_shape=(256, 320),
-                       seed=9, events_per_frame=30, sample_id="P009")
-    save_tiny_model(tmp_path / "model.pt", crop_size=CROP)
-    backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
-    monkeypatch.setattr(review, "TILES_PER_PAGE", 3)  # several pages a category
-    drawn = {}
-    for threads in (1, 2):
-        monkeypatch.setattr(review, "PAGE_THREADS", threads)
-        out = tmp_path / f"threads{threads}"
-        summary = predict_cartridge(tmp_path / "cart", backend, out, PredictOptions(
-            quiet=True, workers=0, gallery_limit=12, report=review))
-        pages = {p.name: p.read_bytes() for p in sorted((out / "gallery").glob("*.png"))}
-        drawn[threads] = (summary.gallery, pages)
-    assert drawn[1] == drawn[2]
-    assert max(len(g["pages"]) for g in drawn[2][0].values()) >= 3
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("a page failed")
-
-    monkeypatch.setattr(review, "montage_page", broken)
-    with pytest.raises(RuntimeError, match="a page failed"):
-        predict_cartridge(tmp_path / "cart", backend, tmp_path / "broken", PredictOptions(
-            quiet=True, workers=0, gallery_limit=12, report=review))
-
-
-def test_pages_no_group_lists_are_removed_as_an_earlier_runs(tmp_path):
-    for name in ("ctc_001.png", "ctc_002.png", "wbc_001.png", "levels.json"):
-        (tmp_path / name).write_text("x")
-    review.remove_stale_pages(tmp_path, {"ctc": {"pages": [{"path": "gallery/ctc_001.png"}]},
-                                         "wbc": {"pages": []}})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctc_001.png", "levels.json"]

@@ -1,4 +1,4 @@
-"""ctcnet.report.tiles: the review's tiles are cut only from the frames predict read; a frame
+"""ctcnet.review_server.tiles: the review's tiles are cut only from the frames predict read; a frame
 changed since (its SHA-256 in the run's summary) gives the reason, never other cells."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import tifffile
 from conftest import frames, predict
 
 from ctcnet.errors import InputError
-from ctcnet.report.tiles import FrameSource
+from ctcnet.review_server.tiles import FrameSource
 
 
 def test_a_frame_changed_since_predict_gives_no_tile(clean_run, cart):

@@ -1,0 +1,82 @@
+"""A run's gallery pages: tiles captioned with why each event is shown, pages drawn on threads
+as they are one by one, and the pages of an earlier run removed."""
+
+import pandas as pd
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.panel import load_panel
+from ctcnet.report import gallery_pages, run_report
+
+CROP = 48
+
+
+def test_gallery_tiles_are_captioned_with_their_reasons():
+    from ctcnet.report.gallery_pages import tile_labels
+    from ctcnet.report.reasons import event_reasons
+
+    events = pd.DataFrame({"event_id": [1, 2, 3, 4], "frame_id": ["f"] * 4, "x": [1.0] * 4,
+                           "y": [2.0] * 4, "class": ["ctc", "wbc", "debris", "ctc"],
+                           "confidence": [0.95, 0.97, 0.5, 0.6],
+                           "review": [False, True, True, True], "edge_cut": [False] * 4,
+                           "guard": ["", "possible_ctc", "", "cd45_positive+out_of_focus"]})
+    labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"], 0.9), 0.9)
+    assert labels[0].endswith("| reported call")
+    assert labels[1].endswith("| guard: possible missed CTC")
+    assert labels[2].endswith("| low p 0.50 < 0.90")
+    assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus; "
+                              "low p 0.60 < 0.90")
+    # A ctc call the markers made over the network's wbc says so.
+    events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
+    events["markers_ctc"] = [False, True, False, True]
+    events["guard"] = ["", "possible_ctc", "", ""]
+    reasons = event_reasons(events, ["ctc", "cluster"], 0.9)
+    assert reasons[3] == ["call", "markers", "low_confidence"] and "markers" not in reasons[1]
+    assert tile_labels(events, reasons, 0.9)[3].endswith(
+        "| reported call; called by its markers; low p 0.60 < 0.90")
+    # The p is the network call's (its posterior under the model's rule): where the call
+    # shown is another, both are named, never another class's p beside the call.
+    labels = tile_labels(events, reasons, 0.9)
+    assert " ctc p=0.95 " in labels[0] and "network" not in labels[0]
+    assert " ctc (network: wbc p=0.60) " in labels[3]
+
+
+def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):
+    """The report draws its montage pages on threads: the files and the gallery's record (its
+    pages in order, each page's events) are the same as one page at a time; a page that
+    fails to draw fails the report."""
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=1, frame_shape=(256, 320),
+                       seed=9, events_per_frame=30, sample_id="P009")
+    save_tiny_model(tmp_path / "model.pt", crop_size=CROP)
+    backend = load_backend(tmp_path / "model.pt", device="cpu", batch_size=64)
+    monkeypatch.setattr(gallery_pages, "TILES_PER_PAGE", 3)  # several pages a category
+    drawn = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(gallery_pages, "PAGE_THREADS", threads)
+        out = tmp_path / f"threads{threads}"
+        summary = predict_cartridge(tmp_path / "cart", backend, out, PredictOptions(
+            quiet=True, workers=0, gallery_limit=12, report=run_report))
+        pages = {p.name: p.read_bytes() for p in sorted((out / "gallery").glob("*.png"))}
+        drawn[threads] = (summary.gallery, pages)
+    assert drawn[1] == drawn[2]
+    assert max(len(g["pages"]) for g in drawn[2][0].values()) >= 3
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a page failed")
+
+    monkeypatch.setattr(gallery_pages, "montage_page", broken)
+    with pytest.raises(RuntimeError, match="a page failed"):
+        predict_cartridge(tmp_path / "cart", backend, tmp_path / "broken", PredictOptions(
+            quiet=True, workers=0, gallery_limit=12, report=run_report))
+
+
+def test_pages_no_group_lists_are_removed_as_an_earlier_runs(tmp_path):
+    for name in ("ctc_001.png", "ctc_002.png", "wbc_001.png", "levels.json"):
+        (tmp_path / name).write_text("x")
+    kept = {"ctc": {"pages": [{"path": "gallery/ctc_001.png"}]}, "wbc": {"pages": []}}
+    gallery_pages.remove_stale_pages(tmp_path, kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctc_001.png", "levels.json"]

@@ -1,0 +1,349 @@
+"""A reviewer's decisions (:mod:`ctcnet.review.decisions`): candidates, review.csv keyed by run
+and position (a line appended per decision, old files migrated, concurrent writers), decisions
+matched to a re-run and to their cartridge, and a log that reads what others append."""
+
+import multiprocessing
+import os
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.inference.counts import count_events, count_reviewed
+from ctcnet.review import decision_journal
+from ctcnet.review import decisions as D
+
+
+def test_candidates_are_calls_flags_and_a_stable_qc_sample():
+    events = pd.DataFrame({"event_id": range(100), "class": ["debris"] * 90 + ["ctc"] * 10,
+                           "review": [False] * 80 + [True] * 20})
+    chosen = D.select_candidates(events, ["ctc", "cluster"], "S1", qc_fraction=0.1, qc_min=5)
+    assert set(chosen.loc[chosen["why"] == "call", "event_id"]) == set(range(90, 100))
+    assert set(chosen.loc[chosen["why"] == "flagged", "event_id"]) == set(range(80, 90))
+    qc = chosen.loc[chosen["why"] == "qc", "event_id"]
+    assert len(qc) == 8 and (qc < 80).all()
+    again = D.select_candidates(events, ["ctc", "cluster"], "S1", qc_fraction=0.1, qc_min=5)
+    assert again["event_id"].tolist() == chosen["event_id"].tolist()  # same after a restart
+
+
+def tiny_run(classes=("ctc", "ctc", "wbc", "ctc"), frame="f0", pixel_um=0.5):
+    """A run of a few events 20 px apart in one frame (tolerance: 3 um = 6 px)."""
+    n = len(classes)
+    events = pd.DataFrame({"event_id": range(n), "frame_id": [frame] * n,
+                           "x": 10.0 + 20.0 * np.arange(n), "y": [5.0] * n,
+                           "class": list(classes)})
+    return events, D.RunEvents(events, pixel_um)
+
+
+def test_decisions_replace_and_count(tmp_path):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 3, "ctc", "a")
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    matched = D.record_decision(tmp_path, run, 3, D.REJECTED, "b")  # a second look wins
+    table = D.read_decisions(tmp_path)
+    assert list(table.columns) == D.COLUMNS
+    # Appended, oldest first: the second look replaces the first, which stays as history.
+    assert table["event_id"].tolist() == [3, 1, 3] and set(table["run_id"]) == {run.run_id}
+    assert table[["frame_id", "x", "y"]].values.tolist() == [["f0", 70.0, 5.0],
+                                                               ["f0", 30.0, 5.0],
+                                                               ["f0", 70.0, 5.0]]
+    assert D.superseded_rows(table, run.tolerance_px).tolist() == [True, False, False]
+    decided = matched.decisions
+    assert decided["event_id"].tolist() == [1, 3]
+    assert decided["reviewer_call"].tolist() == ["wbc", "rejected"]
+    model = count_events(events.assign(review=False), ["ctc", "wbc", "cluster"],
+                         ["ctc", "cluster"], 3.75)
+    counts = count_reviewed(events, decided, model)
+    assert model.counted["ctc"] == 3 and model.per_7_5_ml["ctc"] == 6.0
+    assert counts.confirmed["ctc"] == 0 and counts.decided["ctc"] == 2
+    # Event 1 relabelled wbc, event 3 rejected: one ctc call is left, and two wbc.
+    assert counts.after_review == {"ctc": 1, "wbc": 2, "cluster": 0}
+    assert counts.after_review_per_7_5_ml["ctc"] == 2.0
+    assert counts.confirmed["wbc"] == 1
+    assert counts.rejected == 1 and counts.reviewed == 2 and counts.unattached == 0
+    with pytest.raises(InputError):
+        D.record_decision(tmp_path, run, 99, "ctc", "a")
+    (tmp_path / "review.csv").write_text("what,ever\n1,2\n")
+    with pytest.raises(InputError):
+        D.read_decisions(tmp_path)
+
+
+def test_decisions_match_a_rerun_by_position_and_keep_the_rest(tmp_path):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 0, "ctc", "a")
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
+    D.record_decision(tmp_path, run, 3, "ctc", "a")
+    # The re-run: event 0 gone (ids shift by one), centroids 1.5 px off, event 2 called debris.
+    moved = events.iloc[1:].assign(event_id=range(3), x=events["x"].iloc[1:] + 1.5,
+                                   **{"class": ["ctc", "debris", "ctc"]})
+    rerun = D.RunEvents(moved, 0.5)
+    assert rerun.run_id != run.run_id
+    matched = D.load_decisions(tmp_path, rerun)
+    assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
+        0: "wbc", 2: "ctc"}
+    assert matched.decisions["decided_call"].tolist() == ["ctc", "ctc"]
+    reasons = dict(zip(matched.unattached["event_id"], matched.unattached["reason"]))
+    assert set(reasons) == {0, 2}  # the first run's ids: kept as they were written
+    assert "no event within 3 um" in reasons[0]
+    assert "rejected a wbc call; this run calls the event debris" in reasons[2]
+    # A new decision in the re-run replaces the one that attaches to its event, nothing else.
+    matched = D.record_decision(tmp_path, rerun, 0, D.REJECTED, "b")
+    table = D.read_decisions(tmp_path)
+    assert len(table) == 5 and (table["run_id"] == rerun.run_id).sum() == 1
+    # The first run's decision on that cell is history now, in the file but replaced.
+    assert D.superseded_rows(table, rerun.tolerance_px).tolist() == [False, True, False,
+                                                                       False, False]
+    assert len(matched.unattached) == 2 and matched.decisions["event_id"].tolist() == [0, 2]
+    # Decisions of two other runs on the event the first run's 3 was (5 px either side of the
+    # re-run's event 2): the later one counts, the other is superseded; both stay in the file.
+    table = pd.concat([table, table.iloc[[-1]].assign(
+        run_id="another", event_id=9, x=76.5, reviewer_call="wbc",
+        time=(datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat())],
+        ignore_index=True)
+    table.loc[table["event_id"] == 3, "x"] = 66.5
+    matched = D.match_decisions(table, rerun)
+    assert matched.superseded == 2 and len(matched.table) == 6  # the replaced row, and 3
+    assert dict(zip(matched.decisions["event_id"], matched.decisions["reviewer_call"])) == {
+        0: "rejected", 2: "wbc"}
+
+
+def test_old_review_csv_is_read_and_migrated(tmp_path):
+    events, run = tiny_run()
+    (tmp_path / "events.parquet").write_bytes(b"")  # its time is the run's
+    written = (tmp_path / "events.parquet").stat().st_mtime
+    run = D.RunEvents(events, 0.5, written_at=written)
+    later = datetime.fromtimestamp(written + 60, timezone.utc).isoformat(timespec="seconds")
+    earlier = datetime.fromtimestamp(written - 60, timezone.utc).isoformat(timespec="seconds")
+    old = pd.DataFrame([[1, "ctc", "wbc", "a", later],        # this run: attaches
+                        [2, "wbc", "wbc", "a", earlier],      # decided before this run
+                        [3, "wbc", "wbc", "a", later],        # the call differs
+                        [7, "ctc", "ctc", "a", later]],       # no such event
+                       columns=D.LEGACY_COLUMNS)
+    old.to_csv(tmp_path / "review.csv", index=False)
+    matched = D.load_decisions(tmp_path, run)
+    assert matched.decisions["event_id"].tolist() == [1]
+    assert sorted(matched.unattached["event_id"]) == [2, 3, 7]
+    D.migrate_decisions(tmp_path, run)
+    table = D.read_decisions(tmp_path)
+    assert list(pd.read_csv(tmp_path / "review.csv").columns) == D.COLUMNS
+    assert table["event_id"].tolist() == [1, 2, 3, 7]  # nothing dropped
+    assert table["run_id"].tolist() == [run.run_id, "", "", ""]
+    assert table[["frame_id", "x"]].iloc[0].tolist() == ["f0", 30.0]
+    # Once keyed, the decision follows its event through a re-run.
+    moved = events.iloc[1:].assign(event_id=range(3))
+    matched = D.load_decisions(tmp_path, D.RunEvents(moved, 0.5, written_at=written + 3600))
+    assert matched.decisions[["event_id", "reviewer_call"]].values.tolist() == [[0, "wbc"]]
+    assert len(matched.unattached) == 3
+
+
+def _record_many(folder, events, pixel_um, ids):
+    run = D.RunEvents(events, pixel_um)
+    for event_id in ids:
+        D.record_decision(folder, run, event_id, D.REJECTED, f"pid{os.getpid()}")
+
+
+def test_without_flock_threads_still_take_turns(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` fails, as on Windows
+    monkeypatch.setattr(decision_journal, "_warned_no_flock", False)
+    events, _ = tiny_run(classes=["debris"] * 40)
+    threads = [threading.Thread(target=_record_many, args=(tmp_path, events, 0.5,
+                                                           range(k, 40, 2))) for k in range(2)]
+    with caplog.at_level("WARNING", logger="ctcnet.review"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(D.read_decisions(tmp_path)["event_id"]) == list(range(40))
+    assert "no file locking on this platform" in caplog.text
+    assert not (tmp_path / D.LOCK_FILE).exists()
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    events, _ = tiny_run(classes=["debris"] * 60)
+    ctx = multiprocessing.get_context("spawn")  # two interpreters, as two servers would be
+    procs = [ctx.Process(target=_record_many, args=(tmp_path, events, 0.5, range(k, 60, 2)))
+             for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    table = D.read_decisions(tmp_path)
+    assert sorted(table["event_id"]) == list(range(60))
+    assert table["reviewer"].nunique() == 2
+
+# --- Decisions belong to one cartridge --------------------------------------------------------
+
+
+
+def test_decisions_of_another_run_attach_only_on_their_cartridge(tmp_path, caplog):
+    events, run = tiny_run()
+    on_a = D.RunEvents(events, 0.5, cartridge_id="cartA")
+    D.record_decision(tmp_path, on_a, 1, "wbc", "a")
+    assert D.read_decisions(tmp_path)["cartridge_id"].tolist() == ["cartA"]
+    # The same positions in a run of cartridge A (another model) and of cartridge B (another
+    # patient's scan predicted into this folder under the same sample id).
+    moved = events.assign(x=events["x"] + 1.0)
+    again_a = D.RunEvents(moved, 0.5, cartridge_id="cartA")
+    assert D.load_decisions(tmp_path, again_a).decisions["event_id"].tolist() == [1]
+    on_b = D.RunEvents(moved, 0.5, cartridge_id="cartB")
+    with caplog.at_level("WARNING", logger="ctcnet.review"):
+        matched = D.migrate_decisions(tmp_path, on_b)
+    assert matched.decisions.empty and matched.other_cartridge == 1
+    assert "made on another cartridge with this sample id (cartridge cartA; this run's is " \
+        "cartB)" in matched.unattached["reason"].iloc[0]
+    assert "1 decision(s) in review.csv were made on another cartridge" in caplog.text
+    # Recorded on B, a decision on the same event keeps A's in the file (never counted on B).
+    D.record_decision(tmp_path, on_b, 1, "ctc", "b")
+    table = D.read_decisions(tmp_path)
+    assert table["cartridge_id"].tolist() == ["cartA", "cartB"]
+    assert D.load_decisions(tmp_path, again_a).decisions["reviewer_call"].tolist() == ["wbc"]
+
+
+def test_decisions_recorded_before_cartridges_were_named(tmp_path):
+    """A file without cartridge_id: a row attaches to the run it was made in (and is given
+    its cartridge when the file is rewritten); from another run it is set aside."""
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "a")  # no cartridge known
+    D.record_decision(tmp_path, run, 2, "wbc", "a")
+    table = D.read_decisions(tmp_path)
+    table.loc[1, "run_id"] = "an-earlier-run"
+    table[D.POSITION_COLUMNS].to_csv(tmp_path / "review.csv", index=False)
+    now = D.RunEvents(events, 0.5, cartridge_id="cartA")
+    matched = D.migrate_decisions(tmp_path, now)
+    assert matched.decisions["event_id"].tolist() == [1]
+    assert "before decisions named their cartridge" in matched.unattached["reason"].iloc[0]
+    written = pd.read_csv(tmp_path / "review.csv", keep_default_na=False)
+    assert list(written.columns) == D.COLUMNS
+    assert written["cartridge_id"].tolist() == ["cartA", ""]
+
+# ---------------------------------------------------------------------------------------------
+# review.csv grows by a line per decision; readers take the last decision per event.
+
+
+
+def test_a_decision_is_appended_and_the_file_never_rewritten(tmp_path):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    path = tmp_path / D.REVIEW_FILE
+    first, inode = path.read_bytes(), path.stat().st_ino
+    D.record_decision(tmp_path, run, 2, D.REJECTED, "a")
+    D.clear_decision(tmp_path, run, 1, "a")
+    text = path.read_bytes()
+    # The same file, grown by a line each: what was saved before is never written again.
+    assert path.stat().st_ino == inode and text.startswith(first)
+    assert text.count(b"\n") == first.count(b"\n") + 2
+    matched = D.load_decisions(tmp_path, run)
+    assert matched.decisions[["event_id", "reviewer_call"]].values.tolist() == [
+        [2, D.REJECTED]]
+    assert matched.unattached.empty  # a take-back is no decision left over
+    # Taking back an undecided event writes nothing.
+    D.clear_decision(tmp_path, run, 3, "a")
+    assert path.read_bytes() == text
+
+
+def test_an_unfinished_last_line_is_ignored_then_cut_off(tmp_path, caplog):
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    path = tmp_path / D.REVIEW_FILE
+    whole = path.read_bytes()
+    with open(path, "ab") as fh:  # a writer stopped mid-line (a crash before its fsync)
+        fh.write(f"{run.run_id},,3,f0,70.0,5.0,ctc,wb".encode())
+    with caplog.at_level("WARNING", logger="ctcnet.review"):
+        assert D.read_decisions(tmp_path)["event_id"].tolist() == [1]
+        D.record_decision(tmp_path, run, 0, "ctc", "a")
+    assert "unfinished last line" in caplog.text
+    assert path.read_bytes().startswith(whole)
+    table = D.read_decisions(tmp_path)
+    assert table["event_id"].tolist() == [1, 0] and table["reviewer_call"].tolist() == [
+        "wbc", "ctc"]
+
+
+def test_a_replaced_decision_does_not_come_back_after_a_rerun(tmp_path):
+    """Confirmed, then rejected: in a re-run that calls the cell otherwise the rejection says
+    nothing, and the confirmation it replaced must not count in its stead."""
+    events, run = tiny_run()
+    D.record_decision(tmp_path, run, 3, "ctc", "a")
+    D.record_decision(tmp_path, run, 3, D.REJECTED, "a")
+    D.record_decision(tmp_path, run, 1, "wbc", "a")
+    D.clear_decision(tmp_path, run, 1, "a")  # taken back: stays undecided in the re-run too
+    rerun = D.RunEvents(events.assign(x=events["x"] + 1.0, **{"class": ["ctc", "ctc", "wbc",
+                                                                         "wbc"]}), 0.5)
+    matched = D.load_decisions(tmp_path, rerun)
+    assert matched.decisions.empty
+    assert matched.unattached["reason"].tolist() == [
+        "rejected a ctc call; this run calls the event wbc"]
+
+
+def test_a_log_reads_what_others_append_and_what_they_rewrite(tmp_path, monkeypatch):
+    events, run = tiny_run(classes=["debris"] * 8)
+    mine, theirs = D.DecisionLog(tmp_path), D.DecisionLog(tmp_path)
+    D.record_decision(tmp_path, run, 0, "ctc", "a", decisions=mine)
+    whole_reads = []
+    real = D.DecisionLog._read_whole
+    monkeypatch.setattr(D.DecisionLog, "_read_whole",
+                        lambda self, fh: (whole_reads.append(1), real(self, fh)))
+    D.record_decision(tmp_path, run, 1, "wbc", "b", decisions=theirs)
+    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1]
+    D.record_decision(tmp_path, run, 2, "wbc", "a", decisions=mine)
+    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1, 2]
+    # Only `theirs` read the file whole (the first time); `mine` read the lines appended.
+    assert len(whole_reads) == 1
+    # Their line lands between two of mine: what mine keeps is still the whole file's match.
+    D.record_decision(tmp_path, run, 3, D.REJECTED, "b", decisions=theirs)
+    D.record_decision(tmp_path, run, 4, "ctc", "a", decisions=mine)
+    whole = D.match_decisions(D.read_decisions(tmp_path), run)
+    assert matched_values(mine.matched(run)) == matched_values(whole)
+    assert mine.matched(run).decisions["event_id"].tolist() == [0, 1, 2, 3, 4]
+    # A rewrite (a new file renamed into place) is read whole again.
+    table = D.read_decisions(tmp_path)
+    D._write(tmp_path, table.iloc[1:])
+    assert mine.matched(run).decisions["event_id"].tolist() == [1, 2, 3, 4]
+    assert len(whole_reads) == 2
+
+
+def matched_values(m: D.Matched) -> dict:
+    """A match as plain values, to compare two."""
+    return {"target": m.target.tolist(), "superseded": m.superseded,
+            "other_cartridge": m.other_cartridge, "replaced": m.replaced.tolist(),
+            "decisions": m.decisions[["event_id", "model_call", "reviewer_call", "reviewer",
+                                      "time", "decided_call", "row"]].astype(str)
+            .values.tolist(),
+            "unattached": list(zip(m.unattached.index.tolist(),
+                                   m.unattached["reason"].tolist())),
+            "table": m.table.astype(str).values.tolist()}
+
+
+def test_a_match_brought_up_to_date_from_its_own_rows_is_the_whole_match(tmp_path):
+    """What a server keeps (the match extended by each decision it appends) is what matching
+    the whole file gives, decisions of other runs and cartridges and take-backs included."""
+    rng = np.random.default_rng(3)
+    classes = rng.choice(["ctc", "wbc", "debris"], 30)
+    events = pd.DataFrame({"event_id": range(30), "frame_id": ["f0", "f1"] * 15,
+                           "x": 10.0 + 20.0 * np.arange(30), "y": [5.0] * 30,
+                           "class": classes})
+    earlier = D.RunEvents(events.assign(x=events["x"] + 1.0,
+                                        **{"class": np.roll(classes, 1)}), 0.5,
+                          cartridge_id="cartA")
+    other = D.RunEvents(events, 0.5, cartridge_id="cartB")
+    for k in range(12):  # decisions of an earlier run of this cartridge and of another one
+        source = earlier if k % 3 else other
+        call = [D.REJECTED, "ctc", "wbc"][k % 3]
+        D.record_decision(tmp_path, source, int(rng.integers(30)), call, "old")
+    run = D.RunEvents(events, 0.5, cartridge_id="cartA")
+    log = D.DecisionLog(tmp_path)
+    for k in range(40):
+        event_id = int(rng.integers(30))
+        if k % 5 == 4:
+            D.clear_decision(tmp_path, run, event_id, "r", decisions=log)
+        else:
+            call = [D.REJECTED, "ctc", "wbc", "debris"][int(rng.integers(4))]
+            D.record_decision(tmp_path, run, event_id, call, "r", decisions=log)
+        kept = log.matched(run)
+        whole = D.match_decisions(D.read_decisions(tmp_path), run)
+        assert matched_values(kept) == matched_values(whole), k
