@@ -121,7 +121,9 @@ def main() -> int:
             restamp_onnx(onnx, args.model, previous_sha256=before)
         card = args.model.with_suffix(".json")
         if card.exists():
-            refresh_decision(card, rule.to_dict())
+            # The card's decision keeps what it recorded beside the rule (its per-crop cost).
+            kept = json.loads(card.read_text()).get("decision") or {}
+            refresh_decision(card, {**kept, **rule.to_dict()})
         print(f"band {record['band']:.4g} written into {args.model}")
     print(f"{time.perf_counter() - t0:.0f} s")
     return 0

@@ -185,6 +185,40 @@ def decision_lines(decision: dict | None) -> list[str]:
                   "| class | plain | with the rule |", "|---|---|---|"]
         for name, r in per_crop["recall"].items():
             lines.append(f"| {name} | {r['plain']:.3f} | {r['with_rule']:.3f} |")
+    return lines + review_band_lines(decision.get("review_band"))
+
+
+def review_band_lines(band: dict | None) -> list[str]:
+    """The card's statement of the review band for a stated miss rate (``review_band`` of the
+    decision rule: :mod:`ctcnet.evaluation.miss_rate`)."""
+    if not band or band.get("band") is None:
+        return []
+    fitted, fresh = band.get("fitted_on", {}), band.get("fresh_family", {})
+    without = band.get("without_band", {})
+    lines = ["", "## Review band: a stated miss rate", "",
+             f"On cartridges, a call of another class is shown to a person when a CTC or cluster "
+             f"holds at least {band['band']:.4g} of its posterior at cartridge prevalence. "
+             f"Guarantee: the share of detected CTCs and clusters neither counted nor shown is "
+             f"at most {band['level']:.0%} with {band['confidence']:.0%} confidence "
+             f"(fixed-sequence test, one-sided Clopper-Pearson bound), for cells drawn as the "
+             f"calibration cells were: {fitted.get('cartridges')} simulated cartridges of "
+             f"{fitted.get('frames')} frames, {fitted.get('events_per_frame')} events a frame, "
+             f"CTCs and clusters at {fitted.get('rates')} (seeds {fitted.get('seeds')}). "
+             f"Reproduce: `{band.get('command')}`.", "",
+             "| | cells | missed | miss share | events shown |", "|---|---|---|---|---|",
+             f"| calibration, this band | {band['cells']} | {band['misses']} | "
+             f"{band['miss_share']:.2%} (bound {band['miss_bound']:.2%}) | {band['shown']:.1%} |"]
+    if fresh:
+        lines.append(f"| fresh family ({fresh.get('cartridges')} cartridges, seeds "
+                     f"{fresh.get('seeds')}), this band | {fresh['cells']} | {fresh['misses']} | "
+                     f"{fresh['miss_share']:.2%} | {fresh['shown']:.1%} |")
+    for name, row in without.items():
+        lines.append(f"| {name.replace('_', ' ')}, band 1 - review threshold "
+                     f"({row['band']:.3f}) | {row['cells']} | {row['misses']} | "
+                     f"{row['miss_share']:.2%} | {row['shown']:.1%} |")
+    lines += ["", "The shares of events shown are of CTC-rich cartridges (3 % CTCs), where every "
+              "CTC and cluster call is shown; the band's own cost is the uncounted calls it "
+              f"brings: {band.get('shown_by_band', 0):.1%} of the calibration events."]
     return lines
 
 

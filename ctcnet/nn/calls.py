@@ -5,8 +5,9 @@ doubt could change a count: a call of a counted class (:data:`COUNTED_CLASSES`: 
 ``cluster``) under the model's review threshold, or a call of another class to which a counted
 class holds at least the review band of the posterior. The band is the one fitted with the
 decision rule for a stated miss rate (``DecisionRule.review_band``,
-:mod:`ctcnet.evaluation.miss_rate`) or, without one, the rest of the threshold (``1 -
-threshold``, the call itself under the threshold). Doubt between uncounted classes alone (a
+:mod:`ctcnet.evaluation.miss_rate`); without one, a call under the threshold whose runner-up
+is a counted class or to which a counted class holds the rest of the threshold (``1 -
+threshold``). Doubt between uncounted classes alone (a
 leukocyte or debris?) changes no count and is not queued; :func:`uncounted_doubt` reports it.
 A model whose classes include no counted class sends every call under the threshold.
 
@@ -197,9 +198,15 @@ def _doubt_shown(posterior: np.ndarray, top: np.ndarray, confidence: np.ndarray,
     if not counted:
         return doubtful
     counted_call = np.isin(top, counted)
-    mass = np.nan_to_num(posterior[:, counted], nan=0.0).max(axis=1)
+    finite = np.nan_to_num(posterior, nan=0.0)
+    mass = finite[:, counted].max(axis=1)
     if band is None:
-        return doubtful & (counted_call | (mass >= 1.0 - review_threshold))
+        # The doubt is about a count where a counted class is the runner-up, or holds the rest
+        # of the threshold: "leukocyte, or a CTC?" is shown, "leukocyte, or debris?" is not.
+        runner_up = np.argsort(-finite, axis=1, kind="stable")[:, 1] if finite.shape[1] > 1 \
+            else top
+        near = np.isin(runner_up, counted) | (mass >= 1.0 - review_threshold)
+        return doubtful & (counted_call | near)
     return (doubtful & counted_call) | (~counted_call & (mass >= band))
 
 

@@ -237,11 +237,14 @@ def test_review_queues_doubt_that_could_change_a_count_and_reports_the_rest():
                       [0.00, 0.55, 0.00, 0.45],    # leukocyte or debris: reported only
                       [0.25, 0.60, 0.00, 0.15],    # a CTC within the band: queued
                       [0.00, 0.95, 0.00, 0.05],    # sure: neither
-                      [np.nan, 0.5, 0.2, 0.3]])    # failed: queued
+                      [np.nan, 0.5, 0.2, 0.3],     # failed: queued
+                      [0.08, 0.78, 0.06, 0.08]])   # a CTC the runner-up: queued
     _, _, review, failed = calls_from_proba(proba, names, 0.8)
-    assert review.tolist() == [True, False, True, False, True]
-    assert uncounted_doubt(proba, names, 0.8).tolist() == [False, True, False, False, False]
+    assert review.tolist() == [True, False, True, False, True, True]
+    assert uncounted_doubt(proba, names, 0.8).tolist() == [False, True, False, False, False,
+                                                           False]
     # A model without counted classes queues every doubtful call, as before.
     other = ["a", "b", "c", "d"]
-    assert calls_from_proba(proba, other, 0.8)[2].tolist() == [True, True, True, False, True]
+    assert calls_from_proba(proba, other, 0.8)[2].tolist() == [True, True, True, False, True,
+                                                               True]
     assert not uncounted_doubt(proba, other, 0.8).any()
