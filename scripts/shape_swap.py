@@ -159,7 +159,8 @@ def run_family(backend, out: Path, per_class: int, seed: int) -> dict:
         results[f"tight_mean_{how}"] = {key: sum(r[key] for r in tight) / len(tight)
                                         for key in ("ctc_vs_rest_accuracy",
                                                     "network_ctc_vs_rest_accuracy",
-                                                    "ctc_recall", "ctc_called_or_shown")}
+                                                    "ctc_recall", "ctc_called_or_shown",
+                                                    "shown_share")}
     return results
 
 
@@ -196,11 +197,13 @@ def main(argv=None) -> int:
                 print(f"  {key:16s} CTC-vs-rest {r['ctc_vs_rest_accuracy']:.3f} (network "
                       f"alone {r['network_ctc_vs_rest_accuracy']:.3f})  recall "
                       f"{r['ctc_recall']:.3f}  precision {r['ctc_precision']:.3f}  called or "
-                      f"shown {r['ctc_called_or_shown']:.3f}  accuracy {r['accuracy']:.3f}")
+                      f"shown {r['ctc_called_or_shown']:.3f}  accuracy {r['accuracy']:.3f}  "
+                      f"crops shown {r['shown_share']:.3f}")
             else:
                 print(f"  {key:16s} CTC-vs-rest {r['ctc_vs_rest_accuracy']:.3f} (network "
                       f"alone {r['network_ctc_vs_rest_accuracy']:.3f})  recall "
-                      f"{r['ctc_recall']:.3f}  called or shown {r['ctc_called_or_shown']:.3f}")
+                      f"{r['ctc_recall']:.3f}  called or shown {r['ctc_called_or_shown']:.3f}  "
+                      f"crops shown {r['shown_share']:.3f}")
     report["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(args.out / "shape_swap.json", json.dumps(report, indent=2) + "\n")
     print(f"{report['seconds']:.0f} s; wrote {args.out / 'shape_swap.json'}")

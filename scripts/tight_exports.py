@@ -109,6 +109,8 @@ def score(backend, root: Path, pixel_size) -> dict:
             "ctc_vs_rest_accuracy_ck_shown": float((true == said)[kept].mean()),
             "ctc_called_or_shown_ck_shown": float((said | shown)[true & kept].mean()),
             "flagged_share": float(flags["any"].mean()),
+            # The review load: the share of crops shown to a person (called ctc or not).
+            "shown_share": float(shown.mean()),
             "possible_ctc_share": float(flags["possible_ctc"].mean())}
 
 
@@ -148,14 +150,15 @@ def main(argv=None) -> int:
         mean = {k: sum(r[k] for r in rows) / len(rows) for k in
                 ("ctc_vs_rest_accuracy", "ctc_recall", "ctc_called_or_shown",
                  "ctc_called_ctc_or_cluster_or_shown", "ctc_vs_rest_accuracy_ck_shown",
-                 "ctc_called_or_shown_ck_shown")}
+                 "ctc_called_or_shown_ck_shown", "shown_share")}
         results[f"mean/{how}"] = mean
         print(f"mean, pixel size {how}: CTC-vs-rest {mean['ctc_vs_rest_accuracy']:.3f}, "
               f"recall {mean['ctc_recall']:.3f}, called or shown "
               f"{mean['ctc_called_or_shown']:.3f} (or cluster: "
               f"{mean['ctc_called_ctc_or_cluster_or_shown']:.3f}); without the CTCs whose "
               f"export shows no CK: CTC-vs-rest {mean['ctc_vs_rest_accuracy_ck_shown']:.3f}, "
-              f"called or shown {mean['ctc_called_or_shown_ck_shown']:.3f}")
+              f"called or shown {mean['ctc_called_or_shown_ck_shown']:.3f}; crops shown "
+              f"{mean['shown_share']:.3f}")
     out = {"model": str(backend.model_path), "per_class": args.per_class, "seed": args.seed,
            "results": results, "seconds": time.perf_counter() - t0}
     atomic_write_text(args.out / "tight_exports.json", json.dumps(out, indent=2) + "\n")
