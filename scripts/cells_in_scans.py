@@ -155,7 +155,8 @@ def place_cells(cart: Path, out: Path, cells: list, per_frame: int, seed: int) -
             rows.append({"frame": f, "row": cartridge.frames[f].row,
                          "col": cartridge.frames[f].col, "x": float(x), "y": float(y),
                          "class": label})
-        top = np.iinfo(np.uint16).max if frame.max() > 4095 else 4095
+        # A bright cell saturates where the scanner would: at the top of each channel's range.
+        top = np.array([c.value_range[1] for c in cartridge.panel.channels])[:, None, None]
         tifffile.imwrite(path, np.clip(np.round(frame), 0, top).astype(np.uint16),
                          photometric="minisblack")
     placed = pd.DataFrame(rows)
