@@ -30,6 +30,11 @@ def drawn_cell(label: str) -> np.ndarray:
     return rgb
 
 
+def near(xy: np.ndarray, cell, radius: float) -> bool:
+    return bool(len(xy)) and bool((np.hypot(xy[:, 0] - cell.x, xy[:, 1] - cell.y)
+                                   <= radius).any())
+
+
 def test_placed_cells_are_found_and_gated_by_their_markers(tmp_path):
     script = load_script(SCRIPTS / "cells_in_scans.py")
     simulate_cartridge(tmp_path / "cart", None, num_frames=2, frame_shape=(400, 480),
@@ -49,11 +54,9 @@ def test_placed_cells_are_found_and_gated_by_their_markers(tmp_path):
         events = detect_events(frame.astype(np.float32), cartridge.panel)
         gate = script.gate_ctcs(frame, channels, px)
         for _, cell in placed[placed["frame"] == f].iterrows():
-            near = lambda xy: (np.hypot(xy[:, 0] - cell.x, xy[:, 1] - cell.y)  # noqa: E731
-                               <= 8.0 / px).any() if len(xy) else False
-            found += near(events[["x", "y"]].to_numpy())
-            gated_ctc += cell["class"] == "ctc" and near(gate)
-            gated_wbc += cell["class"] == "wbc" and near(gate)
+            found += near(events[["x", "y"]].to_numpy(), cell, 8.0 / px)
+            gated_ctc += cell["class"] == "ctc" and near(gate, cell, 8.0 / px)
+            gated_wbc += cell["class"] == "wbc" and near(gate, cell, 8.0 / px)
     n_ctc = int((placed["class"] == "ctc").sum())
     assert found == len(placed)
     assert gated_ctc == n_ctc and gated_wbc == 0
