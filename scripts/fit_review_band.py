@@ -61,6 +61,7 @@ def main() -> int:
     from ctcnet.evaluation.model_card import refresh_decision
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.digests import file_sha256
+    from ctcnet.io.panel import save_panel
     from ctcnet.nn.calls import as_rule
     from ctcnet.nn.classifier import load_model, save_model
 
@@ -73,17 +74,24 @@ def main() -> int:
     parser.add_argument("--rates", default="ctc=0.03,cluster=0.01")
     parser.add_argument("--level", type=float, default=0.01)
     parser.add_argument("--confidence", type=float, default=0.95)
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "review_band")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where the cartridges and runs go (default: runs/review_band/"
+                             "<model name>)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    args.work = args.work or ROOT / "runs" / "review_band" / args.model.stem
     t0 = time.perf_counter()
     model, spec = load_model(args.model)
+    # Cartridges of the model's own panel (its channels, at its pixel size before the draw).
+    panel_file = args.work / "panel.json"
+    args.work.mkdir(parents=True, exist_ok=True)
+    save_panel(spec.panel, panel_file)
     families = {}
     for name, seed, count in (("fit", FIT_SEED, args.cartridges),
                               ("check", CHECK_SEED, args.check_cartridges)):
         paths = [simulate(args.work / f"{name}_{seed + i}", seed + i, args.frames, args.events,
-                          args.rates) for i in range(count)]
+                          args.rates, panel_file) for i in range(count)]
         families[name] = labelled(paths, args.model, args.work, spec)
     fit = families["fit"]
     record = band_for_miss_rate(fit["counted_mass"], fit["shown_otherwise"],

@@ -34,13 +34,14 @@ from ctcnet.io.atomic import atomic_write_text
 RADIUS_UM = 8.0
 
 
-def simulate(root: Path, seed: int, frames: int, events: int, rates: str) -> Path:
-    """A dense cartridge of the default panel (reused when already there); the simulator
-    draws its pixel size, 0.45-0.83 um/px."""
+def simulate(root: Path, seed: int, frames: int, events: int, rates: str,
+             panel: Path | None = None) -> Path:
+    """A dense cartridge of ``panel`` (default: the five-channel default panel), reused when
+    already there; the simulator draws its pixel size, 0.7-1.3x the panel's."""
     if not (root / "ground_truth.csv").exists():
         rc = ctcnet(["--quiet", "simulate", "cartridge", str(root), "--frames", str(frames),
                      "--events", str(events), "--rates", rates, "--seed", str(seed),
-                     "--overwrite"])
+                     "--overwrite", *(["--panel", str(panel)] if panel else [])])
         if rc:
             raise SystemExit(f"simulating {root} failed ({rc})")
     return root
