@@ -478,7 +478,9 @@ def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarr
     markers read as a CTC's (:func:`ctcnet.detect.members.marker_parts`) as rows of their own,
     measured by ``table`` like every event; without DNA or CK channels, just ``events``."""
     channels = tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
-    if pieces is None or None in channels[:2]:
+    # Every object one piece (no merge on this frame): no members to offer, and no per-channel
+    # peaks to take over the frame's pixels.
+    if pieces is None or None in channels[:2] or int(pieces.max()) == int(labels.max()):
         return attach_parts(events, events.iloc[:0], np.zeros(1, np.int64), LABEL)
     peaks = np.stack([_max_per_label(c, pieces, int(pieces.max())) for c in snr], axis=1)
     parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr)
