@@ -90,12 +90,17 @@ def _common_fields(body) -> tuple[str, str | None, str | None, str]:
     call = body.get("call")
     if not isinstance(call, str) or not call:
         raise InputError("call must be a string")
+    return (call, *_reviewer_and_run(body), parse_reading(body.get("reading")))
+
+
+def _reviewer_and_run(body) -> tuple[str | None, str | None]:
+    """(reviewer, run id) of a decision or sign-off request, each a string or absent."""
     reviewer, run_id = body.get("reviewer"), body.get("run_id")
     if reviewer is not None and not isinstance(reviewer, str):
         raise InputError("reviewer must be a string")
     if run_id is not None and not isinstance(run_id, str):
         raise InputError("run_id must be a string")
-    return call, reviewer, run_id, parse_reading(body.get("reading"))
+    return reviewer, run_id
 
 
 def parse_reading(value) -> str:
@@ -361,11 +366,7 @@ class Sample(SampleImages):
         signoff.json, then to summary.json and index.html beside the model's counts."""
         if not isinstance(body, dict):
             raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
-        reviewer, run_id = body.get("reviewer"), body.get("run_id")
-        if reviewer is not None and not isinstance(reviewer, str):
-            raise InputError("reviewer must be a string")
-        if run_id is not None and not isinstance(run_id, str):
-            raise InputError("run_id must be a string")
+        reviewer, run_id = _reviewer_and_run(body)
         self.check_run(run_id)
         reviewer = (reviewer or "").strip()[:64] or default_reviewer
         with D.decisions_lock(self.folder):
