@@ -50,8 +50,9 @@ GUARD_FLAG = "marker_guard"
 
 
 def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """The review band predict applies (``ctcnet.nn.calls``): top probability below the
-    model's review threshold, or no finite call."""
+    """The network's doubt predict sends to review (``ctcnet.nn.calls``) at the balanced
+    prior: a call under the model's review threshold whose doubt could change a count, or no
+    finite call."""
     return lambda crops, proba: calls_from_proba(proba, spec.class_names,
                                                  spec.review_threshold)[2]
 
@@ -410,7 +411,8 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
                                     if epithelial is not None else None)
     matrix["notes"] = notes
     matrix["review_flags"] = {
-        "review_band": f"top probability < review threshold {spec.review_threshold:.3f}",
+        "review_band": f"top probability < review threshold {spec.review_threshold:.3f} "
+                       "with a CTC or cluster the call, the runner-up or within 1 - threshold",
         GUARD_FLAG: "ctcnet.inference.guard.review_flags: marker contradictions of ctc/cluster "
                     "calls, out-of-distribution events (when the model carries a reference)",
         "band_or_guard": "either"}
