@@ -46,6 +46,13 @@ class AugmentConfig:
     nonspecific_ck_ratio: tuple[float, float] = (0.05, 2.0)
     # Non-specific neutrophil marker (CD66b) on other leukocytes: += ratio x CD45 (off by default).
     nonspecific_neutrophil_p: float = 0.0
+    # A copy of a scan crop's CK signal in its CD45 channel, at ``ck_copy_share`` of it, on
+    # ``ck_copy_p`` of the crops of every class (off by default): published dim-CK CTCs show
+    # their CK faintly in the CD45 channel (15-30 %), far above the few per cent of the
+    # random bleed above, and a network that never saw it reads such a CTC as CD45-positive.
+    # Every class gets it, as the optics would: a copy says nothing of the class.
+    ck_copy_p: float = 0.0
+    ck_copy_share: tuple[float, float] = (0.15, 0.3)
     jpeg_p: float = 0.0               # share of crops shown as 8-bit RGB-JPEG composites
     jpeg_quality: tuple[int, int] = (60, 95)
     # The export's magnification against the crop (log-uniform; 1: exported at model scale):

@@ -212,6 +212,13 @@ def augment_intensities(crop: np.ndarray, cfg: AugmentConfig, rng: np.random.Gen
                 source, target = rng.choice(c, 2, replace=False)
                 crop = leak(crop, signal, int(source), int(target),
                             float(_log_uniform(rng, cfg.bleed_range)))
+    # Drawn only when asked for, so that the random streams of every other recipe stay as
+    # they were.
+    if cfg.ck_copy_p > 0 and roles and "epithelial" in roles and "leukocyte" in roles and \
+            rng.random() < cfg.ck_copy_p:
+        signal = signal_above_background(crop, background, noise)
+        crop = leak(crop, signal, roles.index("epithelial"), roles.index("leukocyte"),
+                    float(rng.uniform(*cfg.ck_copy_share)))
     gain = _log_uniform(rng, cfg.gain_range, c) if rng.random() < cfg.gain_p else np.ones(c)
     gamma = (rng.uniform(*cfg.gamma_range, c) if rng.random() < cfg.gamma_p else np.ones(c))
     out = crop

@@ -62,3 +62,32 @@ def test_tight_export_view_adds_a_ck_copy_to_the_cd45_plane(rng):
     shown = np.full((3, 4, 4), 200.0, np.float32)
     assert with_ck_copy(shown, ("nucleus", "epithelial", "unknown"), 0.3) is shown
     assert with_ck_copy(shown, roles, 0.3)[2].max() == 255.0  # clipped as the display is
+
+
+def test_intensity_stage_adds_a_ck_copy_to_a_scan_crops_cd45(rng):
+    """``ck_copy_p``: a scan crop's CD45 channel shows its CK signal at the drawn share (a
+    published dim-CK CTC's CK seen through the CD45 filter); off by default, the random stream
+    of a recipe without it unchanged, and nothing without the panel's roles."""
+    from ctcnet.simulate.augment_options import augment_config
+    from ctcnet.simulate.augment_steps import augment_intensities
+
+    roles = ("nucleus", "epithelial", "leukocyte")
+    crop = rng.normal(200, 5, (3, 48, 48)).astype(np.float32)
+    crop[0, 18:30, 18:30] += 2000  # the nucleus
+    crop[1, 14:34, 14:34] += 1500  # CK round it; no CD45
+    quiet = {"bleed_p": 0.0, "nonspecific_ck_p": 0.0, "gain_p": 0.0, "gamma_p": 0.0,
+             "noise_p": 0.0, "offset_p": 0.0, "scale_p": 0.0}
+
+    def stage(roles=roles, **options):
+        return augment_intensities(crop, augment_config({**quiet, **options}),
+                                   np.random.default_rng(3), roles=roles)
+
+    plain = stage()
+    copied = stage(ck_copy_p=1.0, ck_copy_share=[0.25, 0.25])
+    ck = slice(14, 34), slice(14, 34)
+    excess = copied[2][ck].mean() - plain[2][ck].mean()
+    assert 0.2 < excess / (plain[1][ck].mean() - 200) < 0.25  # CK's signal over 2 noise sd
+    assert np.array_equal(copied[:2], plain[:2])  # the other channels as they were
+    assert np.array_equal(stage(ck_copy_share=[0.25, 0.25]), plain)  # off by default
+    assert np.array_equal(stage(roles=("nucleus", "epithelial", "unknown"), ck_copy_p=1.0),
+                          plain)
