@@ -13,10 +13,11 @@ a 16-bit five-channel cartridge drawn by ``ctcnet simulate cartridge`` with one 
 channel for all cells (a plane's 255 brings DAPI and CD45 to the cartridge's own leukocytes'
 bright level, CK to its CTCs'). Half the placed cells are CTCs, half leukocytes. Each
 cartridge (its pixel size drawn by the simulator, 0.45-0.83 um/px) is predicted with the
-model's defaults and gated by :func:`gate_ctcs` (background and noise per channel, a 3-sigma
-threshold on DAPI + CK, a watershed, per-object means; CK+, DAPI+ and CD45- at 3 noise
-sigmas, not tuned). Per family: placed CTCs counted, counted or shown, counted by the gate;
-placed leukocytes counted as CTCs and sent to review. Writes ``cells_in_scans.json``.
+model's defaults and gated by :func:`gate_ctcs` (``ctcnet.evaluation.classic_gate``:
+background and noise per channel, a 3-sigma threshold on DAPI + CK, a watershed, per-object
+means; CK+, DAPI+ and CD45- at 3 noise sigmas, not tuned). Per family: placed CTCs counted,
+counted or shown, counted by the gate; placed leukocytes counted as CTCs and sent to review.
+Writes ``cells_in_scans.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# The gate lives in the library, where `ctcnet benchmark` times the same code.
+from ctcnet.evaluation.classic_gate import gate_ctcs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -162,44 +166,6 @@ def place_cells(cart: Path, out: Path, cells: list, per_frame: int, seed: int) -
     placed = pd.DataFrame(rows)
     placed.to_csv(out / "placed_cells.csv", index=False)
     return placed
-
-
-def gate_ctcs(frame: np.ndarray, channels: list[int], pixel_um: float, sigmas: float = 3.0
-              ) -> np.ndarray:
-    """A classic CellSearch-style gate on one (C, H, W) frame: per channel a background
-    (median) and noise (MAD), a threshold on DAPI + CK at ``sigmas``, a watershed on the
-    distance map, per-object means; the (x, y) centres of objects that are CK+, DAPI+ and
-    CD45- at ``sigmas`` noise units (mean over the object)."""
-    from scipy import ndimage
-    from skimage.feature import peak_local_max
-    from skimage.measure import regionprops_table
-    from skimage.segmentation import watershed
-
-    dapi, ck, cd45 = channels
-    snr = []
-    for c in channels:
-        plane = ndimage.gaussian_filter(frame[c].astype(np.float32), 1.0)
-        background = np.median(plane)
-        noise = 1.4826 * np.median(np.abs(plane - background)) + 1e-6
-        snr.append((plane - background) / noise)
-    snr_dapi, snr_ck, snr_cd45 = snr
-    mask = (snr_dapi > sigmas) | (snr_ck > sigmas)
-    mask = ndimage.binary_opening(mask, iterations=1)
-    distance = ndimage.distance_transform_edt(mask)
-    seeds = peak_local_max(distance, min_distance=max(2, int(4.0 / pixel_um)),
-                           labels=ndimage.label(mask)[0])
-    markers = np.zeros(mask.shape, np.int32)
-    markers[tuple(seeds.T)] = np.arange(1, len(seeds) + 1)
-    labels = watershed(-distance, markers, mask=mask)
-    props = regionprops_table(labels, intensity_image=np.stack(snr, axis=-1),
-                              properties=("centroid", "intensity_mean", "area"))
-    table = pd.DataFrame(props)
-    if not len(table):
-        return np.zeros((0, 2))
-    min_area = np.pi * (2.0 / pixel_um) ** 2  # a 4 um object at least
-    ctc = ((table["intensity_mean-1"] > sigmas) & (table["intensity_mean-0"] > sigmas)
-           & (table["intensity_mean-2"] < sigmas) & (table["area"] >= min_area))
-    return table.loc[ctc, ["centroid-1", "centroid-0"]].to_numpy()
 
 
 def score(placed: pd.DataFrame, events: pd.DataFrame, gated: dict, px: float,

@@ -9,7 +9,12 @@ when a stage's multiple grows past 1.5x its record in ``docs/benchmarks-stages.j
 makes a stage faster or slower on purpose); ``--record --add-machine`` keeps the machines of
 other CPUs recorded before beside it (machines differ in how numpy compares with
 onnxruntime): a machine is held to its own CPU's record (name and model), one of a CPU not
-recorded to the largest multiple any measured. Exits 1 when a stage grew past the tolerance.
+recorded to the largest multiple any measured; ``--record --add-ratios`` adds to this
+machine's record only the ratios it lacks (a ratio added to the check), the stages' record
+left as it was. Beside the stages it holds the work around the network over the network's
+own time, and predict's time over the classic gate's on the same cartridge
+(``ctcnet.evaluation.classic_gate``, timed on a few of the runs: about a second).
+Exits 1 when a stage or ratio grew past the tolerance.
 """
 
 from __future__ import annotations
@@ -40,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add-machine", action="store_true",
                         help="with --record: keep the machines of other CPUs recorded before "
                              "(a machine is held to its own CPU's record)")
+    parser.add_argument("--add-ratios", action="store_true",
+                        help="with --record: add only the ratios this machine's record lacks")
+    parser.add_argument("--peer-runs", type=int, default=StageCheckSettings.peer_runs,
+                        help="timed runs the classic gate is timed after (0: none)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = args.model or default_model_path("onnx")
-    return run_check(model, args.baseline, StageCheckSettings(runs=args.runs),
-                     record=args.record, tolerance=args.tolerance,
-                     add_machine=args.add_machine)
+    settings = StageCheckSettings(runs=args.runs, peer_runs=min(args.peer_runs, args.runs))
+    return run_check(model, args.baseline, settings, record=args.record,
+                     tolerance=args.tolerance, add_machine=args.add_machine,
+                     add_ratios=args.add_ratios)
 
 
 if __name__ == "__main__":

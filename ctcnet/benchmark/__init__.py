@@ -7,7 +7,9 @@ Sections (each a plain function returning rows of plain data):
 * :mod:`~ctcnet.benchmark.cartridges`: whole cartridges end to end at 10, 175 and 1,000 frames
   (each run in its own process, :mod:`~ctcnet.benchmark.workers`), every stage per event beside
   its floor measured in the same run (:mod:`~ctcnet.benchmark.floors`), peak RSS and how both
-  grow with the cartridge;
+  grow with the cartridge; beside the middle size its peers (:mod:`~ctcnet.benchmark.peer`):
+  the classic gate in 1 and 2 worker processes and predict in 1 and 2 processes, and the ratios
+  that compare them;
 * :mod:`~ctcnet.benchmark.training`: training throughput.
 
 :mod:`~ctcnet.benchmark.record` runs them and writes ``docs/benchmarks.md`` (table,
@@ -16,7 +18,8 @@ median over repeated runs with the spread (min-max) shown. ``--quick`` runs ever
 tiny inputs, to check the benchmark still works (CI); its numbers mean nothing.
 
 :mod:`~ctcnet.benchmark.stages` is the quick stage check CI runs: a small cartridge through
-predict, each stage per event as a multiple of the model's floor, against recorded multiples.
+predict, each stage per event as a multiple of the model's floor, against recorded multiples,
+with the work around the network over the network's and predict over the classic gate.
 """
 
 from ctcnet.benchmark.cartridges import bench_cartridges, linked_cartridge

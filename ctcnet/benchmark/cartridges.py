@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctcnet.benchmark.common import STAGES, BenchSettings, load_average, stats
+from ctcnet.benchmark.peer import bench_peer, bench_predict_processes, gpu_lines, peer_ratios
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.scan import open_cartridge, serpentine_position, write_cartridge_info
 
@@ -39,8 +40,11 @@ def simulate_base_cartridge(root: Path, frames: int, settings: BenchSettings, se
     return root
 
 
-def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -> Path:
-    """A cartridge of ``frames`` frames made of hard links to the base cartridge's frames.
+def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35, first: int = 0,
+                     sample_id: str | None = None) -> Path:
+    """A cartridge of ``frames`` frames made of hard links to the base cartridge's frames
+    (from its frame ``first`` on, round again as needed), its sample id ``sample_id``
+    (default ``bench-<frames>``).
 
     Its cartridge.json says ``"repeated_frames": true``: predict would otherwise count each
     repeated frame once, as the same tile written under two names (``ctcnet.io.scan``)."""
@@ -54,7 +58,7 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -
     source = open_cartridge(base)
     target.mkdir(parents=True, exist_ok=True)
     for index in range(frames):
-        ref = source.frames[index % len(source.frames)]
+        ref = source.frames[(first + index) % len(source.frames)]
         row, col = serpentine_position(index, columns)
         for path in ref.files:
             suffix = path.name[len(ref.stem):]
@@ -65,10 +69,21 @@ def linked_cartridge(base: Path, target: Path, frames: int, columns: int = 35) -
                 link.write_bytes(path.read_bytes())
     rows = (frames + columns - 1) // columns
     info = source.info
-    write_cartridge_info(target, source.panel, f"bench-{frames}", frames, rows, columns,
+    write_cartridge_info(target, source.panel, sample_id or f"bench-{frames}", frames, rows,
+                         columns,
                          (int(info.get("frame_height", 0)), int(info.get("frame_width", 0))),
                          extra={"repeated_frames": True})
     return target
+
+
+def split_cartridge(base: Path, workdir: Path, frames: int, parts: int = 2) -> list[Path]:
+    """``frames`` frames of the base cartridge as ``parts`` cartridges of about as many
+    frames each, with sample ids of their own (their outputs must not collide)."""
+    sizes = [frames // parts + (1 if k < frames % parts else 0) for k in range(parts)]
+    starts = [sum(sizes[:k]) for k in range(parts)]
+    return [linked_cartridge(base, workdir / f"cartridge-{frames}-part{k + 1}of{parts}", n,
+                             first=start, sample_id=f"bench-{frames}-part{k + 1}of{parts}")
+            for k, (n, start) in enumerate(zip(sizes, starts)) if n]
 
 
 def _run_worker(args: list[str]) -> dict:
@@ -204,6 +219,14 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
                          write=(default["write_floor_s"] / events
                                 if events and default["write_floor_s"] else None))
         total = default["total_s"]["median"]
+        peer = processes = None
+        if frames == middle and settings.peer:
+            # The peers on the same frames: the classic gate, and predict in 1 and 2 processes
+            # (which share cartridges, not frames: the cartridge split in two halves).
+            peer = bench_peer(cart, _run_worker, repeats=settings.peer_repeats)
+            processes = bench_predict_processes(
+                split_cartridge(base, workdir, frames), model_file, backend, workdir,
+                repeats=settings.peer_repeats)
         rows.append({
             "frames": frames, "events": events, "backend": backend,
             "total_s": default["total_s"], "process_s": default["process_s"],
@@ -225,7 +248,11 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
             "io_read_decode_s": stats([r["read_decode_s"] for r in io]),
             "bytes": io[0]["bytes"],
             "load_average": load_average(),
+            "peer": peer, "predict_processes": processes,
         })
+        rows[-1]["peer_ratios"] = peer_ratios(rows[-1], peer, processes)
+        if gpu_configs:  # the GPU's aims; on a CPU the model, not the reading, is the floor
+            rows[-1]["gpu"] = gpu_lines(rows[-1], processes, frames)
         if on_progress is not None:
             on_progress(_cartridge_section(rows, settings, model_floor, frame_floors))
     return _cartridge_section(rows, settings, model_floor, frame_floors)

@@ -30,6 +30,10 @@ class BenchSettings:
     # Frames whose stage floors are measured in isolation (distinct simulated frames: the
     # larger cartridges repeat these by hard links, so more would measure the same pixels).
     floor_frames: int = 12
+    # The peers of the middle cartridge (ctcnet.benchmark.peer): the classic gate and predict
+    # in 1 and 2 processes, each count run this often.
+    peer: bool = True
+    peer_repeats: int = 1
     train_steps: int = 10
     train_batch: int = 128
     quick: bool = False

@@ -288,7 +288,62 @@ def render_cartridges(k: dict) -> list[str]:
                   + (f" Largest peak RSS {f['peak_rss_max_mb']:,.0f} MB." if
                      f.get("peak_rss_max_mb") else "")]
     lines += render_stage_floors(k)
+    lines += render_peer(k)
     lines.append("")
+    return lines
+
+
+def render_peer(k: dict) -> list[str]:
+    """The classic gate and predict in 1 and 2 processes beside predict, and the ratios the
+    record keeps (``ctcnet.benchmark.peer``), for each cartridge size that has them."""
+    lines = []
+    for r in k["rows"]:
+        peer, procs, q = r.get("peer"), r.get("predict_processes"), r.get("peer_ratios") or {}
+        if not peer:
+            continue
+        lines += ["", f"### Beside a classic gate: {r['frames']} frames", "",
+                  "The classic gate a lab writes (`ctcnet.evaluation.classic_gate`: "
+                  "scikit-image; per channel a background and noise, a 3-sigma threshold on "
+                  "DAPI + CK, a watershed, per-object means by one bincount, CK+ DAPI+ CD45- at "
+                  "3 noise sigmas) on the same cartridge, in 1 and 2 worker processes, each "
+                  "run its own process; wall from opening the cartridge to the last frame "
+                  "gated, workers' start included. `ctcnet predict --processes N` shares a "
+                  "job's cartridges, not one cartridge's frames: it runs the same frames split "
+                  "into two cartridges, wall of the whole command (start-up, model load and "
+                  "reports included).", "",
+                  "| run | processes | wall s | peak RSS MB | objects | CTCs |",
+                  "|---|---:|---:|---:|---:|---:|",
+                  f"| ctcnet predict (defaults) | 1 | {_fmt(r['total_s'], 1)} | "
+                  f"{r['peak_rss_mb']:,.0f} | {r['events']:,} | - |"]
+        for n, g in peer["by_workers"].items():
+            worker = g.get("worker_peak_rss_mb")
+            memory = f"{g['peak_rss_mb']:,.0f}" + (
+                f" + {n} x {worker:,.0f}" if worker and n != "1" else "")
+            lines.append(f"| classic gate | {n} | {_fmt(g['wall_s'], 1)} | {memory} | "
+                         f"{g['objects']:,} | {g['ctcs']:,} |")
+        for n, v in ((procs or {}).get("by_processes") or {}).items():
+            lines.append(f"| ctcnet predict --processes {n}, {procs['cartridges']} "
+                         f"cartridges | {n} | {_fmt(v['wall_s'], 1)} | - | - | - |")
+        lines += ["", "Ratios, with the aims for later work: predict's wall over "
+                  f"the gate's with 2 workers {_x(q.get('predict_to_peer_2'))} (aim: 1.00x or "
+                  f"less; with 1 worker {_x(q.get('predict_to_peer_1'))}); the work around the "
+                  "network inline (`--workers 0`: the total less classify and the report), "
+                  f"{_ms(q.get('around_network_ms_per_event'))} ms per event, "
+                  f"{_x(q.get('around_network_to_network'))} the network's own time in the same "
+                  f"run (aim: 0.60x) and {_x(q.get('around_network_to_model_floor'))} the "
+                  f"model floor; the wall {_x(q.get('total_to_model'))} the model floor "
+                  "(aim, the report included, at 175 frames: 1.40x); from 1 to 2 processes the "
+                  "gate ran "
+                  f"{_x(q.get('peer_scaling'))} as fast, predict (two cartridges) "
+                  f"{_x(q.get('predict_processes_scaling'))}."]
+        gpu = r.get("gpu")
+        if gpu:
+            best = gpu.get("best_processes") or {}
+            lines += ["", f"On the GPU: the wall {_x(gpu.get('total_to_read_floor'))} the read "
+                      f"floor; {gpu.get('cartridges_per_hour') or 0:,.0f} cartridges of "
+                      f"{gpu['frames']} frames an hour in one run"
+                      + (f", {best['cartridges_per_hour']:,.0f} with --processes "
+                         f"{best['processes']} (start-up included)" if best else "") + "."]
     return lines
 
 
@@ -360,7 +415,11 @@ def render_stage_floors(k: dict) -> list[str]:
               "largest any recorded machine measured: machines differ in how numpy's speed "
               "compares with onnxruntime's, the same code reading the guard at 0.71x the model "
               "on an AMD EPYC and 0.98x on an Intel Xeon, and cropping at 0.47x and 0.75-0.81x on "
-              "two AMD EPYCs of other models)."]
+              "two AMD EPYCs of other models). It holds two more ratios the same way: the "
+              "work around the network over the network's own time (inline: the total less "
+              "classify and the report, over classify), and predict's time per event over the "
+              "classic "
+              "gate's on the same cartridge in the same process."]
     return lines
 
 

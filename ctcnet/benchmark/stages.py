@@ -16,6 +16,13 @@ from the page cache doubled against the model under such a load, and a stage tha
 where the time goes. A stage over its allowance is measured once more and fails only when it
 is over both times.
 
+Beside the stages stand two ratios that need no model floor: the work around the network
+(read, detect, crop, guard and write, per event) over the network's own (classify), and
+predict's time per event over the classic gate's on the same cartridge in this process
+(:mod:`ctcnet.evaluation.classic_gate`, timed after ``peer_runs`` of the runs: about a second
+of CI time). Both are held to their records as the stages are; a record made before them has
+none, and nothing is checked for them then.
+
 ``scripts/stage_check.py`` runs it (CI); ``--record`` rewrites the recorded multiples.
 """
 
@@ -29,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ctcnet.benchmark.common import STAGES, cpu_model, cpu_name, load_average
+from ctcnet.benchmark.peer import around_network
 from ctcnet.benchmark.workers import synthetic_crops
 from ctcnet.inference.backends import cpu_cores
 from ctcnet.io.atomic import atomic_write_text
@@ -48,6 +56,7 @@ class StageCheckSettings:
     events_per_frame: int = 75
     runs: int = 5           # timed runs after the warm-up
     seed: int = 7
+    peer_runs: int = 3      # of the timed runs, those the classic gate is timed after
 
 
 def compare_ratios(measured: dict[str, float], baseline: dict[str, float],
@@ -63,8 +72,10 @@ def compare_ratios(measured: dict[str, float], baseline: dict[str, float],
             continue
         allowed = tolerance * max(recorded, min_ratio)
         if value > allowed:
-            failures.append(f"{stage}: {value:.3f}x the model floor per event, over the "
-                            f"{allowed:.3f}x allowed ({tolerance}x the recorded {recorded:.3f}x)")
+            what = f"({PEER_RATIOS[stage]})" if stage in PEER_RATIOS else \
+                "the model floor per event"
+            failures.append(f"{stage}: {value:.3f}x {what}, over the {allowed:.3f}x allowed "
+                            f"({tolerance}x the recorded {recorded:.3f}x)")
     return failures
 
 
@@ -81,6 +92,7 @@ def simulate_small_cartridge(root: Path, settings: StageCheckSettings) -> Path:
 def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> dict:
     """Run the small cartridge through predict ``settings.runs`` times after a warm-up, each
     run followed by the model alone on as many crops; the fastest per event and the ratios."""
+    from ctcnet.evaluation.classic_gate import gate_cartridge
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.report import run_report
@@ -90,6 +102,8 @@ def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> 
     options = PredictOptions(quiet=True, overwrite=True, report=run_report, workers=0)
     stage_runs: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
     model_runs: list[float] = []
+    peer_runs: list[float] = []
+    around_runs: list[float] = []  # each run's work around the network (its own run's)
     crops = events = None
     for run in range(settings.runs + 1):
         summary = predict_cartridge(cart, engine, workdir / "out", options)
@@ -99,19 +113,49 @@ def measure_ratios(model: Path, settings: StageCheckSettings, workdir: Path) -> 
         t0 = time.perf_counter()
         engine.predict_proba(crops)
         model_s = time.perf_counter() - t0
+        # The gate after the warm-up (its imports) and the last timed runs: a few runs give
+        # its fastest, and each adds about a quarter of a second on two cores.
+        if run == 0 or run > settings.runs - settings.peer_runs:
+            peer_s = gate_cartridge(cart, workers=1).seconds
+            if run:
+                peer_runs.append(peer_s / max(events, 1))
         if run == 0:  # the warm-up: first imports, page cache, the explainer's torch
             continue
         model_runs.append(model_s / len(crops))
         for stage in stage_runs:
             stage_runs[stage].append(summary.timings_s.get(stage, 0.0) / max(events, 1))
+        around_runs.append(around_network(summary.timings_s) / max(events, 1))
     model_per_event = min(model_runs)
     per_event = {s: min(v) for s, v in stage_runs.items()}
+    ratios = {s: round(v / model_per_event, 4) for s, v in per_event.items()}
+    ratios.update(peer_check_ratios(per_event, min(around_runs),
+                                    min(peer_runs) if peer_runs else None))
+    per_event_ms = {s: round(1e3 * v, 4) for s, v in per_event.items()}
+    if peer_runs:
+        per_event_ms["peer"] = round(1e3 * min(peer_runs), 4)
     return {"events": events, "model_per_event_ms": round(1e3 * model_per_event, 4),
-            "per_event_ms": {s: round(1e3 * v, 4) for s, v in per_event.items()},
-            "ratios": {s: round(v / model_per_event, 4) for s, v in per_event.items()},
+            "per_event_ms": per_event_ms, "ratios": ratios,
             "batch_size": engine.batch_size, "settings": asdict(settings),
             "machine": {"cpu": cpu_name(), "cpu_model": cpu_model(), "cores": cpu_cores()},
             "load_average": load_average()}
+
+
+# The ratios beside the stages' (not multiples of the model floor): what each divides.
+PEER_RATIOS = {"around_network_x_network": "all but classify and report, over classify",
+               "total_x_peer": "predict's total over the classic gate's, per event"}
+
+
+def peer_check_ratios(per_event: dict[str, float], around: float | None,
+                      peer_per_event: float | None) -> dict:
+    """The work around the network per event (``around``: the fastest run's,
+    :func:`ctcnet.benchmark.peer.around_network`) over the network's (its fastest run), and
+    predict's total over the classic gate's (each its fastest run), per event."""
+    out = {}
+    if per_event.get("classify") and around is not None:
+        out["around_network_x_network"] = round(around / per_event["classify"], 4)
+    if peer_per_event:
+        out["total_x_peer"] = round(per_event["total"] / peer_per_event, 4)
+    return out
 
 
 def report_lines(result: dict, baseline: dict | None) -> list[str]:
@@ -122,9 +166,18 @@ def report_lines(result: dict, baseline: dict | None) -> list[str]:
              f"load average {result['load_average']}",
              f"{'stage':<9}{'ms/event':>10}{'x model':>9}{'recorded':>10}"]
     for stage, ratio in result["ratios"].items():
+        if stage in PEER_RATIOS:
+            continue
         old = recorded.get(stage)
         lines.append(f"{stage:<9}{result['per_event_ms'][stage]:>10.3f}{ratio:>9.3f}"
                      + (f"{old:>10.3f}" if old is not None else f"{'-':>10}"))
+    if "peer" in result["per_event_ms"]:
+        lines.append(f"classic gate {result['per_event_ms']['peer']:.3f} ms/event")
+    for name, what in PEER_RATIOS.items():
+        if name in result["ratios"]:
+            old = recorded.get(name)
+            lines.append(f"{name} {result['ratios'][name]:.3f} ({what}); recorded "
+                         + (f"{old:.3f}" if old is not None else "-"))
     return lines
 
 
@@ -144,6 +197,25 @@ def with_machine(baseline: dict, result: dict) -> dict:
     merged["ratios"] = {stage: max(m["ratios"].get(stage, 0.0) for m in machines)
                         for stage in result["ratios"]}
     merged["machines"] = machines
+    return merged
+
+
+def with_new_ratios(baseline: dict, result: dict) -> dict:
+    """``baseline`` with the ratios ``result`` measured that its record of ``result``'s CPU
+    lacks (a ratio added to the check) added to that record and to the top-level multiples,
+    every recorded ratio left as it was: a new ratio is recorded without moving the stages'
+    record. A CPU with no record of its own adds them to the top level only, which every
+    CPU not recorded is held to."""
+    merged = json.loads(json.dumps(baseline))
+    machines = merged.get("machines") or []
+    own = next((m for m in machines if _cpu(m) == _cpu(result)), None)
+    if own is None:  # a record of one machine, or none of this CPU: the top level
+        own = merged
+    new = {k: v for k, v in result["ratios"].items() if k not in own["ratios"]}
+    own["ratios"].update(new)
+    for key in new:
+        merged["ratios"][key] = max(m["ratios"][key] for m in [merged, *machines]
+                                    if key in m["ratios"])
     return merged
 
 
@@ -172,11 +244,12 @@ def _cpu(record: dict) -> tuple[str | None, str | None]:
 
 def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | None = None,
               record: bool = False, tolerance: float = TOLERANCE, attempts: int = 2,
-              add_machine: bool = False) -> int:
+              add_machine: bool = False, add_ratios: bool = False) -> int:
     """Measure, compare with the recorded multiples (or, with ``record``, write them); 0 when
     every stage is within ``tolerance`` of its record (:func:`recorded_ratios`), 1 when not.
     ``add_machine`` (with ``record``): keep the machines of other CPUs recorded before
-    (:func:`with_machine`).
+    (:func:`with_machine`); ``add_ratios`` (with ``record``): add only the ratios the record
+    of this machine lacks (:func:`with_new_ratios`).
 
     A stage over its allowance is measured again (up to ``attempts`` measurements in all) and
     fails only if it is over every time: a slower stage stays slower, while a burst of other
@@ -199,7 +272,8 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
             for stage, ratio in result["ratios"].items():
                 if latest["ratios"].get(stage, ratio) > ratio:
                     latest["ratios"][stage] = ratio
-                    latest["per_event_ms"][stage] = result["per_event_ms"][stage]
+                    if stage in result["per_event_ms"]:  # the peer ratios have none
+                        latest["per_event_ms"][stage] = result["per_event_ms"][stage]
         result = latest
         for line in report_lines(result, baseline):
             log.info("%s", line)
@@ -210,7 +284,9 @@ def run_check(model: Path, baseline_path: Path, settings: StageCheckSettings | N
     result["seconds"] = round(time.perf_counter() - started, 1)
     if record:
         result["measured"] = time.strftime("%Y-%m-%d %H:%M %Z")
-        if add_machine and baseline is not None:
+        if add_ratios and baseline is not None:
+            result = with_new_ratios(baseline, result)
+        elif add_machine and baseline is not None:
             result = with_machine(baseline, result)
         atomic_write_text(baseline_path, json.dumps(result, indent=2) + "\n")
         log.info("stage check: recorded %s in %.0f s", baseline_path, result["seconds"])

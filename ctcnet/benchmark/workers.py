@@ -1,8 +1,8 @@
 """The benchmark's measurements that run in a process of their own (``python -m
 ctcnet.benchmark KIND ...``), so each has its own peak memory and imports only what it measures:
 ``predict`` (one ``ctcnet predict`` run), ``model`` (the model alone), ``read`` (the frame files
-alone) and ``floors`` (each frame stage's floor, :mod:`ctcnet.benchmark.floors`). Each prints one
-JSON line."""
+alone), ``floors`` (each frame stage's floor, :mod:`ctcnet.benchmark.floors`) and ``peer``
+(the classic gate, :mod:`ctcnet.benchmark.peer`). Each prints one JSON line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.benchmark.common import stats, time_repeated
+from ctcnet.benchmark.peer import worker_peer
 from ctcnet.inference.backends import cpu_cores, load_backend
 from ctcnet.inference.resources import one_malloc_arena, peak_memory_mb, single_threaded_blas
 from ctcnet.io.scan import open_cartridge, read_frame
@@ -111,7 +112,7 @@ def worker_floors(cartridge: str, model: str, backend: str, frames: str, repeats
 
 
 WORKERS = {"predict": worker_predict, "model": worker_model, "read": worker_read,
-           "floors": worker_floors}
+           "floors": worker_floors, "peer": worker_peer}
 
 
 def worker_main(argv: list[str]) -> int:

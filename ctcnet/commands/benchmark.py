@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--frames wants comma-separated integers, got {args.frames!r}"
                              ) from None
     if args.repeats:
-        settings.repeats = settings.cartridge_repeats = args.repeats
+        settings.repeats = settings.cartridge_repeats = settings.peer_repeats = args.repeats
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     unknown = set(sections) - {"classify", "cartridge", "train"}
     if unknown:

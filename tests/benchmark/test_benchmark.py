@@ -59,6 +59,20 @@ def test_quick_benchmark_writes_record(tmp_path, tiny_model):
         assert {"read", "detect", "crop", "guard", "classify", "write"} <= set(table)
         assert all(table[s]["floor_per_event_ms"] > 0 and table[s]["x_model_floor"] > 0
                    for s in ("read", "detect", "crop", "guard", "classify", "write"))
+    # The middle size stands beside its peers: the classic gate in 1 and 2 processes, and
+    # predict in 1 and 2 (its cartridge split in two), as ratios; GPU lines only with CUDA.
+    middle = record["cartridges"]["rows"][1]
+    gate = middle["peer"]["by_workers"]
+    assert set(gate) == {"1", "2"} and gate["1"]["objects"] == gate["2"]["objects"] > 0
+    assert set(middle["predict_processes"]["by_processes"]) == {"1", "2"}
+    ratios = middle["peer_ratios"]
+    for key in ("predict_to_peer_2", "around_network_to_network", "total_to_model",
+                "peer_scaling", "predict_processes_scaling"):
+        assert ratios[key] > 0, key
+    assert record["cartridges"]["rows"][0]["peer"] is None
+    import torch
+
+    assert ("gpu" in middle) == torch.cuda.is_available()
     floors = record["cartridges"]["frame_floors"]
     assert floors["crop_fine_to_model_pixel"] > 0 and floors["events"] > 0
     assert record["cartridges"]["model_floor"]["best_batch"] >= 1
@@ -68,6 +82,7 @@ def test_quick_benchmark_writes_record(tmp_path, tiny_model):
     text = (out / "benchmarks.md").read_text()
     assert "Quick mode" in text and "Whole cartridges" in text
     assert "Each stage against its floor" in text and "0.45 um/px" in text
+    assert "Beside a classic gate: 3 frames" in text and "| classic gate | 2 |" in text
     assert "augmentation" in text and "crops/s on one core" in text
 
 
