@@ -8,21 +8,35 @@ samples) are drawn from it; for each N the first N crops per class of the pool a
 a crop dataset and ``ctcnet finetune``'s recipe (:func:`ctcnet.training.finetune.finetune`,
 default options unless given) adapts the base model. N = 0 is the base model as shipped.
 
+Each run also reads the test set as ``ctcnet predict`` does (a labelled crop folder): macro-F1
+of its calls, CTC recall, CTC-vs-rest F1 and the review load (share of crops sent to a person),
+with the fine-tuned model's own calibration and, for comparison, with the base model's
+temperature and review threshold (what a fine-tune kept before it recalibrated on few crops).
+
+``--protocol drawn`` does the same on published-style composites (``scripts/drawn_composites.py``:
+hand-drawn RGB cells, no pixel size, read with ``--pixel-size fit``), base
+``ctcnet-core3-export``: a pool of drawn cells (seed 100 + seed) and a test set (seed 200 + seed).
+
 Every finished run is appended to ``--out`` (JSON lines), so a stopped run resumes; ``--report``
 turns the runs into the table and plot of docs/adapting.md (median over seeds).
 
     python scripts/adaptation_curve.py --seeds 0 1 2 --ns 0 10 25 50 100 200
+    python scripts/adaptation_curve.py --protocol drawn --ns 0 8 --seeds 0 --out runs.jsonl
     python scripts/adaptation_curve.py --report
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +105,71 @@ def first_per_class(labels: list[str], n: int) -> np.ndarray:
     return np.array(keep, np.int64)
 
 
+def predicted(model: Path, folder: Path, pixel_size: str | None = None) -> dict:
+    """What ``ctcnet predict`` calls on a labelled crop folder: macro-F1 over the labelled
+    classes, CTC recall, CTC-vs-rest F1 and the review load (share sent to a person)."""
+    import pandas as pd
+
+    from ctcnet.cli import main as ctcnet
+
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+        argv = ["predict", str(folder), "--out", out, "--quiet", "--no-report", "--model",
+                str(model)] + (["--pixel-size", pixel_size] if pixel_size else [])
+        if ctcnet(argv) != 0:
+            raise RuntimeError(f"ctcnet predict failed on {folder}")
+        table = pd.read_parquet(Path(out) / folder.name / "predictions.parquet")
+    names = sorted(set(table["label"]))
+    index = {n: k for k, n in enumerate(names)}
+    truth = table["label"].map(index).to_numpy()
+    calls = table["class"].map(lambda c: index.get(c, len(names))).to_numpy()
+    ctc_truth, ctc_call = table["label"] == "ctc", table["class"] == "ctc"
+    tp = float((ctc_truth & ctc_call).sum())
+    # Calls of a class no crop is labelled with are errors (macro_f1 over the labelled ones).
+    return {"macro_f1": round(macro_f1(truth, calls, len(names) + 1), 4),
+            "ctc_recall": round(tp / max(1, ctc_truth.sum()), 4),
+            "ctc_f1": round(2 * tp / max(1, ctc_truth.sum() + ctc_call.sum()), 4),
+            "review_load": round(float(table["review"].mean()), 4), "crops": int(len(table))}
+
+
+def with_base_calibration(model_path: Path, base_spec, out: Path) -> Path:
+    """A copy of a fine-tuned model with the base model's temperature and review threshold:
+    what ``finetune`` wrote when the held-out crops were too few to recalibrate."""
+    from ctcnet.nn.classifier import save_model
+
+    model, spec = load_model(model_path)
+    save_model(out, model, spec.replace(temperature=base_spec.temperature,
+                                        review_threshold=base_spec.review_threshold))
+    return out
+
+
+def drawn_pool(root: Path, seed: int, per_kind: int, look: str) -> tuple[Path, list[str]]:
+    """A folder of drawn composites (``scripts/drawn_composites.py``) and its crops' labels in
+    a shuffled order (so the first N of a class span its kinds)."""
+    from drawn_composites import write_drawn_set
+
+    from ctcnet.detect.crop_dataset import read_crop_index
+
+    folder = write_drawn_set(root, per_kind, seed, look=look)
+    index = read_crop_index(folder, pixel_size=1.0)
+    order = np.random.default_rng(seed).permutation(len(index.labels))
+    return folder, [str(Path(index.paths[i]).relative_to(folder)) for i in order], \
+        [index.labels[i] for i in order]
+
+
+def drawn_subset(pool: Path, files: list[str], labels: list[str], n: int, out: Path) -> Path:
+    """The first ``n`` crops per class of a drawn pool, copied as a crop folder of its own."""
+    from ctcnet.detect.crop_dataset import write_manifest
+
+    rows = []
+    for i in first_per_class(labels, n):
+        (out / files[i]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pool / files[i], out / files[i])
+        rows.append((files[i], labels[i], "", ""))
+    shutil.copy(pool / "panel.json", out / "panel.json")
+    write_manifest(out, rows)
+    return out
+
+
 def done_runs(path: Path) -> list[dict]:
     """The runs already recorded in the JSON-lines file at ``path`` (none when it does not exist
     yet)."""
@@ -100,58 +179,105 @@ def done_runs(path: Path) -> list[dict]:
 
 
 def run_curve(args) -> None:
-    """Fine-tune the base model on N crops per class of the new scanner for each seed and N,
-    appending each run not yet recorded to ``args.out``."""
-    base_path = Path(args.base)
+    """Fine-tune the base model on N crops per class of the protocol's look for each seed and
+    N, appending each run not yet recorded to ``args.out``."""
+    base_path = Path(args.base or (ROOT / "models" / ("ctcnet-core3-export.pt" if
+                                                      args.protocol == "drawn" else
+                                                      "ctcnet-default.pt")))
     base, spec = load_model(base_path)
+    drawn = args.protocol == "drawn"
+    pixel_size = "fit" if drawn else None
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr,
                               simulated_per_class=args.simulated_per_class,
-                              sim_check_per_class=args.sim_check_per_class, device="cpu")
+                              sim_check_per_class=args.sim_check_per_class, device="cpu",
+                              pixel_size=pixel_size)
     runs = done_runs(args.out)
     base_sha256 = base_digest(base_path)
     cfg = new_scanner()
-    for seed in args.seeds:
-        pool = test = None
-        for n in args.ns:
-            key = {"scanner": scanner_digest(), "base_sha256": base_sha256,
-                   "seed": seed, "n": n, "steps": options.steps,
-                   "train_blocks": options.train_blocks, "lr": options.lr,
-                   "simulated_per_class": options.simulated_per_class}
-            if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
-                continue
-            if pool is None:
-                pool = simulate_crops(max(args.ns), spec.panel, spec.taxonomy,
-                                      crop_size=spec.crop_size, seed=10_000 + seed,
-                                      config=cfg, num_samples=args.lab_samples)
-                test = simulate_crops(args.test_per_class, spec.panel, spec.taxonomy,
-                                      crop_size=spec.crop_size, seed=20_000 + seed,
-                                      config=cfg, num_samples=8)
-                test_labels = np.array([spec.taxonomy.index(k) for k in test.labels])
-            record = None
-            model = base
-            if n > 0:
-                keep = first_per_class(pool.labels, n)
-                with tempfile.TemporaryDirectory() as tmp:
-                    data = Path(tmp) / "crops"
-                    write_crop_dataset(data, pool.images[keep], [pool.labels[i] for i in keep],
-                                       spec.panel, [pool.sample_ids[i] for i in keep])
-                    record = finetune(data, Path(tmp) / "model.pt", base_path,
-                                      dataclasses.replace(options, seed=seed))
-                    model, _ = load_model(Path(tmp) / "model.pt")
-            pred = model_logits(model, test.images).argmax(1)
-            result = {**key, "macro_f1": macro_f1(test_labels, pred, spec.num_classes),
-                      "seconds": record["seconds"]["total"] if record else 0.0,
-                      "test_crops": int(len(test_labels)),
-                      "base": str(base_path)}
-            if record:
-                result["simulated_test"] = {k: v["macro_f1"] for k, v in
-                                            record["simulated_test"].items()}
-                result["held_out_f1"] = record["held_out"]["finetuned"]["macro_f1"]
-            print(json.dumps(result), flush=True)
-            with open(args.out, "a") as fh:
-                fh.write(json.dumps(result) + "\n")
-            runs.append(result)
+    work = Path(tempfile.mkdtemp(prefix="adaptation-"))
+    try:
+        for seed in args.seeds:
+            pool = test = None
+            for n in args.ns:
+                key = {"scanner": f"drawn-{args.look}" if drawn else scanner_digest(),
+                       "base_sha256": base_sha256, "seed": seed, "n": n,
+                       "steps": options.steps, "train_blocks": options.train_blocks,
+                       "lr": options.lr, "simulated_per_class": options.simulated_per_class}
+                if any(all(r.get(k) == v for k, v in key.items()) for r in runs):
+                    continue
+                if pool is None:
+                    pool, test, test_labels, test_folder = _draw(args, spec, cfg, seed, work)
+                result = _one_run(args, key, base, spec, base_path, options, pool, test,
+                                  test_labels, test_folder, work / f"s{seed}-n{n}", pixel_size)
+                print(json.dumps(result), flush=True)
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(result) + "\n")
+                runs.append(result)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _draw(args, spec, cfg, seed: int, work: Path):
+    """(pool, test, test labels or None, test folder) of one seed: simulated batches of the new
+    scanner (its test written as a labelled folder), or drawn composite folders."""
+    if args.protocol == "drawn":
+        per_kind = max(1, -(-max(args.ns) * 2 // 7) + 1)  # 4 CTC kinds, 3 leukocyte kinds
+        pool = drawn_pool(work / f"pool{seed}", 100 + seed, per_kind, args.look)
+        test_folder, _, _ = drawn_pool(work / f"test{seed}", 200 + seed,
+                                       max(1, args.test_per_class // 3), args.look)
+        return pool, None, None, test_folder
+    pool = simulate_crops(max(args.ns), spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                          seed=10_000 + seed, config=cfg, num_samples=args.lab_samples)
+    test = simulate_crops(args.test_per_class, spec.panel, spec.taxonomy,
+                          crop_size=spec.crop_size, seed=20_000 + seed, config=cfg,
+                          num_samples=8)
+    folder = write_crop_dataset(work / f"test{seed}", test.images, test.labels, spec.panel,
+                                test.sample_ids)
+    return pool, test, np.array([spec.taxonomy.index(k) for k in test.labels]), folder
+
+
+def _one_run(args, key, base, spec, base_path, options, pool, test, test_labels, test_folder,
+             run_dir: Path, pixel_size) -> dict:
+    """Fine-tune on the first N crops per class of ``pool`` (N = 0: the base as it is) and
+    score the test set (plain macro-F1 of the network, and as predict calls it)."""
+    record, model, model_path = None, base, base_path
+    run_dir.mkdir(parents=True)
+    cpu = time.process_time()
+    if key["n"] > 0:
+        data = run_dir / "crops"
+        if args.protocol == "drawn":
+            folder, files, labels = pool
+            drawn_subset(folder, files, labels, key["n"], data)
+        else:
+            keep = first_per_class(pool.labels, key["n"])
+            write_crop_dataset(data, pool.images[keep], [pool.labels[i] for i in keep],
+                               spec.panel, [pool.sample_ids[i] for i in keep])
+        model_path = run_dir / "model.pt"
+        record = finetune(data, model_path, base_path, dataclasses.replace(
+            options, seed=key["seed"]))
+        model, _ = load_model(model_path)
+    cpu = time.process_time() - cpu
+    result = {**key, "test_crops": 0, "base": str(base_path)}
+    if test is not None:
+        pred = model_logits(model, test.images).argmax(1)
+        result.update(macro_f1=macro_f1(test_labels, pred, spec.num_classes),
+                      test_crops=int(len(test_labels)))
+    result["predict"] = predicted(model_path, test_folder, pixel_size)
+    result["test_crops"] = result["test_crops"] or result["predict"]["crops"]
+    result.setdefault("macro_f1", result["predict"]["macro_f1"])
+    result["seconds"] = record["seconds"]["total"] if record else 0.0
+    result["cpu_seconds"] = round(cpu, 1)
+    if record:
+        kept = with_base_calibration(model_path, spec, run_dir / "kept.pt")
+        result["predict_base_calibration"] = predicted(kept, test_folder, pixel_size)
+        result["calibration"] = {k: record["calibration"].get(k) for k in (
+            "method", "lab_crops", "lab_weight", "temperature", "skipped")}
+        result["calibration"]["review_threshold"] = load_model(model_path)[1].review_threshold
+        result["simulated_test"] = {k: v["macro_f1"] for k, v in
+                                    record["simulated_test"].items()}
+        result["held_out_f1"] = record["held_out"]["finetuned"]["macro_f1"]
+    return result
 
 
 def report(args) -> None:
@@ -161,7 +287,8 @@ def report(args) -> None:
 
     settings = {"steps": args.steps, "lr": args.lr,
                 "simulated_per_class": args.simulated_per_class}
-    scanner, base = scanner_digest(), base_digest(args.base)
+    scanner = scanner_digest()
+    base = base_digest(Path(args.base or ROOT / "models" / "ctcnet-default.pt"))
     every = [r for r in done_runs(args.out) if r.get("scanner") == scanner
              and r.get("base_sha256") == base
              and (r["n"] == 0 or all(r.get(k) == v for k, v in settings.items()))]
@@ -200,7 +327,11 @@ def report(args) -> None:
 def main() -> None:
     """Parse the command line and run the curve."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default=str(ROOT / "models" / "ctcnet-default.pt"))
+    parser.add_argument("--base", default=None, help="default: models/ctcnet-default.pt "
+                        "(--protocol drawn: models/ctcnet-core3-export.pt)")
+    parser.add_argument("--protocol", choices=("new_scanner", "drawn"), default="new_scanner")
+    parser.add_argument("--look", default="as_drawn", help="--protocol drawn: the look of "
+                        "scripts/drawn_composites.py (LOOKS)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ns", type=int, nargs="+", default=[0, 10, 25, 50, 100, 200])
     parser.add_argument("--test-per-class", type=int, default=250)

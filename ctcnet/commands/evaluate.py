@@ -112,8 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_baseline_arguments(parser)
     parser.add_argument("--calibrate-on", metavar="VAL_DIR",
                         help="labelled validation crops: fit the temperature and the review "
-                             "threshold on them, save the calibrated model to --save-model, and "
-                             "evaluate that")
+                             "threshold on them (under 100, pooled with simulated crops; of "
+                             "two classes at least), save the calibrated model to "
+                             "--save-model, and evaluate that")
     parser.add_argument("--save-model", metavar="PATH", help="where --calibrate-on writes the "
                                                              "calibrated model (never the "
                                                              "--model file itself)")
@@ -234,14 +235,15 @@ def _crop_files(folder) -> set:
 
 
 def check_calibration_crops(calibrate_on) -> None:
-    """Refuse, before any work, calibration crops too few to fit on."""
+    """Refuse, before any work, calibration crops too few to fit on even pooled with simulated
+    crops (:mod:`ctcnet.evaluation.recalibration`)."""
     from collections import Counter
 
     # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.evaluation.calibration import calibration_shortfall
+    from ctcnet.evaluation.recalibration import few_shortfall
 
     index = _crop_index(calibrate_on)
-    problem = None if index is None else calibration_shortfall(Counter(index.labels))
+    problem = None if index is None else few_shortfall(Counter(index.labels))
     if problem:
         raise InputError(problem, calibrate_on)
 
@@ -307,8 +309,10 @@ def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
             raise
         # An error that names no file is about the calibration crops: name them.
         raise InputError(str(err), args.calibrate_on) from None
-    print(f"calibrated: temperature {spec.temperature:.3f}, review threshold "
-          f"{spec.review_threshold:.3f} -> {args.save_model}", file=sys.stderr)
+    from ctcnet.evaluation.recalibration import describe
+
+    print(f"calibrated: {describe(spec.metrics['calibration'])} -> {args.save_model}",
+          file=sys.stderr)
     return args.save_model
 
 

@@ -13,7 +13,8 @@ from ctcnet.commands.evaluate import add_pixel_size_argument, shipped_model_for_
 from ctcnet.commands.export import add_overwrite_argument
 from ctcnet.errors import InputError
 
-HELP = "Fine-tune a model on a lab's labelled crops; recalibrates and writes a model card."
+HELP = ("Fine-tune a model on a lab's labelled crops; recalibrates (pooled with simulated "
+        "crops when the labels are few) and writes a model card.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,5 +81,9 @@ def run(args: argparse.Namespace) -> int:
                  f"{sim['finetuned']['macro_f1']:.4f}")
     if record["calibration"].get("skipped"):
         line += "; calibration skipped, the base model's kept (too few held-out crops)"
+    elif record["calibration"]:
+        from ctcnet.evaluation.recalibration import describe
+
+        line += f"; recalibrated: {describe(record['calibration'])}"
     print(f"{line}; {record['seconds']['total']:.0f} s -> {args.out}")
     return 0

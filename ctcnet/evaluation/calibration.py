@@ -37,8 +37,10 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
-    """Temperature minimising the NLL of softmax(logits / T) on (validation) labels, by LBFGS."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100,
+                    weights: np.ndarray | None = None) -> float:
+    """Temperature minimising the NLL of softmax(logits / T) on (validation) labels, by LBFGS;
+    ``weights``: one per crop (a pooled fit, :mod:`ctcnet.evaluation.recalibration`)."""
     import torch
 
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
@@ -46,6 +48,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100)
     if z.ndim != 2 or z.shape[0] != y.shape[0] or z.shape[0] == 0:
         raise ValueError(f"need (N, K) logits and N labels, got {tuple(z.shape)} and "
                          f"{tuple(y.shape)}")
+    w = None if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float64)
     # Optimise log T: positive by construction and better conditioned than T itself.
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter,
@@ -53,7 +56,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 100)
 
     def closure():
         optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
+        if w is None:
+            loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
+        else:
+            each = torch.nn.functional.cross_entropy(z / log_t.exp(), y, reduction="none")
+            loss = (each * w).sum() / w.sum()
         loss.backward()
         return loss
 
@@ -76,13 +83,15 @@ def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: flo
 
 
 def review_threshold_for_precision(proba: np.ndarray, labels: np.ndarray,
-                                   target: float = 0.99) -> float:
+                                   target: float = 0.99,
+                                   weights: np.ndarray | None = None) -> float:
     """Lowest top-probability threshold whose automatic calls are at least ``target`` precise.
 
     Events are sorted by top probability, most confident first; the automatic set is the
     longest such prefix (cut only between distinct probabilities) whose accuracy reaches the
     target. Returns its lowest probability (calls with ``top >= threshold`` are automatic), or
     a value above every probability when no prefix is precise enough (everything is reviewed).
+    ``weights`` (one per event) weigh each call in the precision (a pooled fit).
     """
     proba = np.asarray(proba, np.float64)
     labels = np.asarray(labels, np.int64)
@@ -90,7 +99,8 @@ def review_threshold_for_precision(proba: np.ndarray, labels: np.ndarray,
     correct = proba.argmax(axis=1) == labels
     order = np.argsort(-top, kind="stable")
     top, correct = top[order], correct[order]
-    precision = np.cumsum(correct) / np.arange(1, len(top) + 1)
+    w = np.ones(len(top)) if weights is None else np.asarray(weights, np.float64)[order]
+    precision = np.cumsum(correct * w) / np.maximum(np.cumsum(w), 1e-300)
     # A cut is only possible after the last of a group of equal probabilities.
     at_group_end = np.r_[top[1:] != top[:-1], True]
     ok = np.flatnonzero((precision >= target) & at_group_end)

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
+from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
-from ctcnet.evaluation.calibration import calibrate_spec, review_band, softmax
+from ctcnet.evaluation.calibration import review_band, softmax
 from ctcnet.evaluation.metrics import (
     classification_report,
     recall_by_group,
@@ -400,7 +401,14 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
 
 def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
                          device: str = "auto", batch_size: int = 256) -> ModelSpec:
-    """Fit temperature and review threshold on a validation crop folder; save the model."""
+    """Fit temperature and review threshold on a validation crop folder; save the model. Under
+    100 crops the fit is pooled with simulated crops (:mod:`ctcnet.evaluation.recalibration`),
+    and what the crops guarantee is recorded in ``spec.metrics["calibration"]``."""
+    from ctcnet.evaluation.recalibration import (
+        calibration_method,
+        recalibrate_spec,
+        reference_crops,
+    )
     from ctcnet.nn.classifier import save_model  # torch
 
     refuse_overwriting_inputs(out_path, [model_path], "--save-model")
@@ -409,7 +417,16 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
                                                                       "validation data")
     logits = backend.predict_logits(load_crops(index, spec.crop_size, spec.pixel_size_um))
-    spec = calibrate_spec(spec, logits, index.label_indices(spec.taxonomy), target)
+    labels = index.label_indices(spec.taxonomy)
+    reference = None
+    if calibration_method({n: int((labels == k).sum()) for k, n in
+                           enumerate(spec.class_names)})[0] == "pooled":
+        images, ref_labels = reference_crops(spec)
+        reference = (backend.predict_logits(images), ref_labels)
+    try:
+        spec = recalibrate_spec(spec, logits, labels, target, reference)
+    except ValueError as err:  # under the floor (the command refuses it before any work)
+        raise InputError(str(err), val_data) from None
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     return spec

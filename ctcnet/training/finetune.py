@@ -7,10 +7,14 @@
 when there are several, else a class-stratified share) and on that part:
 
 * compares the base and the adapted model (macro-F1, accuracy);
-* refits the temperature and the review band (:func:`ctcnet.evaluation.calibration.calibrate_spec`)
-  when that part is large enough (:func:`ctcnet.evaluation.calibration.calibration_shortfall`);
-  on a smaller one the adapted model keeps the base model's, with a warning, and its spec and
-  card say calibration was skipped and why.
+* refits the temperature and the review threshold
+  (:func:`ctcnet.evaluation.recalibration.recalibrate_spec`): on that part alone when it holds
+  100 crops or more, else pooled with simulated crops of the original simulator (the lab's crops
+  weigh 1 each, the simulated ones together what the lab's fall short of 100); under a floor
+  (held-out crops of one class, or none) the adapted model keeps the base model's, with a
+  warning, and its spec and card say calibration was skipped and why. What the held-out crops
+  guarantee (misses and wrong automatic calls, with Clopper-Pearson bounds) goes in the spec,
+  the card and the log.
 
 It also scores both models on a fresh simulated test set, so a card shows whether adapting cost
 anything on the original simulator. The model file's spec records base, data and figures, and a
@@ -32,8 +36,15 @@ import numpy as np
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 from ctcnet.errors import InputError
-from ctcnet.evaluation.calibration import calibrate_spec, calibration_shortfall
+from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
 from ctcnet.evaluation.metrics import macro_f1
+from ctcnet.evaluation.recalibration import (
+    REFERENCE_PER_CLASS,
+    calibration_method,
+    describe,
+    recalibrate_spec,
+    reference_crops,
+)
 from ctcnet.io.atomic import (
     atomic_write_text,
     check_output_file,
@@ -92,15 +103,10 @@ def model_logits(model, crops: np.ndarray) -> np.ndarray:
     return TorchBackend.from_model(model, device="cpu").predict_logits(crops)
 
 
-def simulated_check(models: dict, spec, per_class: int, seed: int = SIM_TEST_SEED) -> dict:
-    """Macro-F1 of each model on one simulated test set (default randomisation)."""
-    from ctcnet.simulate import simulate_crops  # scipy
-
-    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
-                           seed=seed)
-    labels = np.array([spec.taxonomy.index(k) for k in batch.labels])
-    return {name: _scores(model_logits(m, batch.images), labels, spec.num_classes)
-            for name, m in models.items()}
+def simulated_check(logits: dict, labels: np.ndarray, num_classes: int) -> dict:
+    """Macro-F1 of each model (its logits on one simulated test set, default randomisation,
+    exported once for a model that reads exports: :func:`reference_crops`)."""
+    return {name: _scores(z, labels, num_classes) for name, z in logits.items()}
 
 
 
@@ -133,13 +139,14 @@ def _absent_note(n_sim: int) -> str:
 
 
 def _calibration(spec, held_logits: np.ndarray, labels: np.ndarray, skipped: str | None,
-                 target: float):
-    """(spec, record): refitted on the held-out crops, or the base model's kept when they are
-    too few (``skipped``: why)."""
+                 target: float, reference, expected: list[str]):
+    """(spec, record): refitted on the held-out crops (alone, or pooled with the simulator's
+    crops when they are few: :mod:`ctcnet.evaluation.recalibration`), or the base model's
+    kept when they are under the floor (``skipped``: why)."""
     if skipped:
         return spec, {"skipped": skipped, "temperature": spec.temperature,
                       "review_threshold": spec.review_threshold, "kept_from": "base"}
-    new_spec = calibrate_spec(spec, held_logits, labels, target)
+    new_spec = recalibrate_spec(spec, held_logits, labels, target, reference, expected)
     return new_spec, new_spec.metrics["calibration"]
 
 
@@ -166,7 +173,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
 
     opts = options or FinetuneOptions()
     out = Path(out)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     base = resolve_model(base)  # a file, a shipped model's name, or None: the default
     check_outputs(out, base, overwrite)
     base_model, spec = load_model(base)
@@ -218,14 +225,18 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
     # Said before the training, so that a person can stop and hold out more.
-    skipped = calibration_shortfall(held.class_counts(spec.class_names),
-                                    [name for name, n in counts.items() if n])
+    expected = [name for name, n in counts.items() if n]
+    method, skipped = calibration_method(held.class_counts(spec.class_names), expected)
     if skipped:
         skipped = f"held-out part too small: {skipped}"
         log.warning("%s: %s; the fine-tuned model keeps the base model's calibration "
                     "(temperature %.3f, review threshold %.3f); hold out more (--holdout) or "
                     "add crops to recalibrate", data_dir, skipped, spec.temperature,
                     spec.review_threshold)
+    elif method == "pooled":
+        log.info("%s: %d held-out crops, under %d: temperature and review threshold are "
+                 "fitted on them pooled with simulated crops", data_dir, len(held.targets),
+                 MIN_CALIBRATION_CROPS)
     fit_or_interrupt(trainer, module, datamodule=data)
     train_seconds = time.perf_counter() - t0
     tuned = module.model.cpu().eval()
@@ -234,10 +245,20 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     labels = held.targets
     base_logits = model_logits(base_model, held.images)
     tuned_logits = model_logits(tuned, held.images)
+    # One simulated set serves the forgetting check and, when the held-out crops are few,
+    # the calibration pool (temperature changes no call, so the check's macro-F1 is its own).
+    per_class = opts.sim_check_per_class or (REFERENCE_PER_CLASS if method == "pooled" else 0)
+    reference, sim = None, {}
+    if per_class:
+        ref_images, ref_labels = reference_crops(spec, per_class, SIM_TEST_SEED)
+        ref_logits = {"finetuned": model_logits(tuned, ref_images)}
+        if opts.sim_check_per_class:
+            ref_logits["base"] = model_logits(base_model, ref_images)
+            sim = simulated_check({k: ref_logits[k] for k in ("base", "finetuned")},
+                                  ref_labels, spec.num_classes)
+        reference = (ref_logits["finetuned"], ref_labels)
     new_spec, calibration = _calibration(spec, tuned_logits, labels, skipped,
-                                         opts.target_precision)
-    sim = (simulated_check({"base": base_model, "finetuned": tuned}, spec,
-                           opts.sim_check_per_class) if opts.sim_check_per_class else {})
+                                         opts.target_precision, reference, expected)
     record = {
         "base": {"path": str(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
@@ -252,8 +273,11 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                      "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
         "simulated_test": sim,
         "calibration": calibration,
+        # Wall time, and the process's CPU time (every thread): on a shared machine the wall
+        # time says as much about the neighbours as about the fine-tune.
         "seconds": {"train": round(train_seconds, 1),
-                    "total": round(time.perf_counter() - t0, 1)},
+                    "total": round(time.perf_counter() - t0, 1),
+                    "cpu": round(time.process_time() - cpu0, 1)},
         "device": str(device), "threads": torch.get_num_threads(),
     }
     # The base model's figures (its test, robustness and validation) are not this model's:
@@ -266,7 +290,9 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)
     write_registry_card(out, record, new_spec)
-    log.info("fine-tuned %s -> %s in %.0f s", base, out, record["seconds"]["total"])
+    log.info("fine-tuned %s -> %s in %.0f s; calibration: %s", base, out,
+             record["seconds"]["total"], "kept the base model's (" + calibration["skipped"] + ")"
+             if calibration.get("skipped") else describe(calibration))
     return record
 
 
@@ -320,11 +346,28 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
 
 
 def _calibration_line(cal: dict, spec) -> str:
-    """The card's calibration line: refitted, or the base model's kept and why."""
+    """The card's calibration line: refitted (how, and what the lab's crops guarantee), or the
+    base model's kept and why."""
     if cal.get("skipped"):
         return (f"- Calibration: **skipped** ({cal['skipped']}); the base model's kept: "
                 f"temperature {cal['temperature']:.3f}, review below top probability "
                 f"{cal['review_threshold']:.4f}")
-    return (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
-            f"{spec.review_threshold:.4f} ({cal['review']['reviewed_fraction']:.1%} of the "
-            f"held-out crops reviewed, target precision {cal['review']['target_precision']})")
+    if cal.get("method") == "pooled":
+        how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
+               f"{cal['reference_crops']} simulated crops of the original simulator, the lab's "
+               f"weighing {cal['lab_weight']:.0%} of the fit (the simulated crops together "
+               f"weigh what the lab's fall short of {MIN_CALIBRATION_CROPS})")
+    else:
+        how = f"fitted on the {cal.get('lab_crops', cal['review']['n'])} held-out lab crops alone"
+    line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
+            f"{spec.review_threshold:.4f}, {how}; {cal['review']['reviewed_fraction']:.1%} of "
+            f"the held-out crops reviewed, target precision {cal['review']['target_precision']}")
+    g = cal.get("guarantee")
+    if g:
+        line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "
+                 f"{g['missed']} of {g['counted_cells']} CTCs and clusters neither counted nor "
+                 f"shown, so at most {g['miss_bound']:.1%} with {g['confidence']:.0%} confidence "
+                 f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} automatic "
+                 f"calls wrong (at most {g['auto_error_bound']:.1%}). A 1 % bound needs "
+                 f"{g['cells_for_one_percent']} CTCs and clusters with none missed")
+    return line

@@ -1,4 +1,4 @@
-"""ctcnet.evaluation.calibration: calibration on one class or too few crops is refused."""
+"""ctcnet.evaluation.calibration: one class or crops under the floor refused; few pooled."""
 
 import numpy as np
 import pytest
@@ -25,9 +25,35 @@ def test_calibration_on_one_class_is_refused():
 
 def test_calibrating_on_too_few_crops_is_refused_before_any_work(cart_and_model, crops, tmp_path,
                                                                  capsys):
+    """Under the floor (crops of two classes) even the pooled fit is refused, before any
+    work; 4 crops of three classes (the ``crops`` fixture) are enough to pool."""
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+
+    images = np.random.default_rng(0).integers(90, 200, (3, 5, CROP, CROP)).astype(np.uint16)
+    three = write_crop_dataset(tmp_path / "three", images, ["ctc"] * 3, load_panel(None))
+    status, err = run_cli(capsys, "evaluate", crops, "--model", cart_and_model / "model.pt",
+                          "--out", tmp_path / "ev", "--no-baselines", "--device", "cpu",
+                          "--calibrate-on", three, "--save-model", tmp_path / "c.pt")
+    assert_one_line_error(status, err, f"{three}: recalibration needs labelled crops of at "
+                                       "least two classes; these are 3 (ctc 3)")
+    assert not (tmp_path / "c.pt").exists() and not (tmp_path / "ev").exists()
+
+
+def test_calibrating_on_few_crops_pools_them_with_simulated_crops(cart_and_model, crops,
+                                                                 tmp_path, capsys):
+    """4 labelled crops: the saved model's temperature and threshold are fitted pooled with
+    simulated crops, and the spec and the line printed say how and what the crops guarantee."""
+    from ctcnet.nn.classifier import load_model
+
     status, err = run_cli(capsys, "evaluate", crops, "--model", cart_and_model / "model.pt",
                           "--out", tmp_path / "ev", "--no-baselines", "--device", "cpu",
                           "--calibrate-on", crops, "--save-model", tmp_path / "c.pt")
-    assert_one_line_error(status, err, f"{crops}: calibration needs at least 100 crops")
-    assert "these are 4 (ctc 2, wbc 1, debris 1)" in err[0]
-    assert not (tmp_path / "c.pt").exists() and not (tmp_path / "ev").exists()
+    assert status == 0
+    _, spec = load_model(tmp_path / "c.pt")
+    cal = spec.metrics["calibration"]
+    assert cal["method"] == "pooled" and cal["lab_crops"] == 4
+    assert cal["reference_crops"] == 400 and cal["lab_weight"] == 0.04
+    assert cal["guarantee"]["crops"] == 4 and cal["guarantee"]["counted_cells"] == 2
+    line = [x for x in err if x.startswith("calibrated:")]
+    assert line and "pooled: 4 lab crops (4% of the fit) with 400 simulated crops" in line[0]
+    assert "neither counted nor shown" in line[0]

@@ -35,11 +35,15 @@ def lab(tmp_path_factory):
     return base
 
 
-def test_finetune_frees_the_last_blocks_and_keeps_the_base_calibration_on_few_crops(
+def test_finetune_frees_the_last_blocks_and_recalibrates_few_crops_pooled(
         lab, tmp_path, caplog):
-    """The held-out part here is one sample's 12 crops, too few to calibrate on: the tuned
-    model keeps the base model's temperature and review threshold, and says so (warning,
-    spec, card)."""
+    """The held-out part here is one sample's 12 crops, under the 100 calibration on the lab's
+    crops alone needs: temperature and review threshold are fitted on them pooled with the
+    simulated check's crops (the lab's weighing 12 %), and spec, card and log say so, with what
+    the lab's crops guarantee."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ctcnet.training.finetune")
     out = tmp_path / "tuned.pt"
     record = finetune(lab / "crops", out, lab / "base.pt", TINY)
     base, base_spec = load_model(lab / "base.pt")
@@ -59,25 +63,53 @@ def test_finetune_frees_the_last_blocks_and_keeps_the_base_calibration_on_few_cr
     assert info["data"]["train"]["crops"] == 24 - info["data"]["held_out"]["crops"] + 4 * 6
     assert info["options"]["simulated_per_class"] == 6
     held = info["data"]["held_out"]["crops"]
-    skipped = info["calibration"]["skipped"]
-    assert f"needs at least {MIN_CALIBRATION_CROPS} crops" in skipped
-    assert f"these are {held} (" in skipped
-    assert (spec.temperature, spec.review_threshold) == (base_spec.temperature,
-                                                         base_spec.review_threshold)
-    assert info["calibration"]["temperature"] == base_spec.temperature
-    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("keeps the base model's calibration" in m and "--holdout" in m for m in warned)
+    cal = info["calibration"]
+    assert "skipped" not in cal and cal["method"] == "pooled"
+    assert cal["lab_crops"] == held and cal["reference_crops"] == 12
+    assert cal["lab_weight"] == pytest.approx(held / MIN_CALIBRATION_CROPS)
+    assert spec.temperature == pytest.approx(cal["temperature"])
+    assert spec.review_threshold == pytest.approx(cal["review"]["threshold"])
+    assert spec.metrics["calibration"]["guarantee"]["crops"] == held
+    said = [r.getMessage() for r in caplog.records]
+    assert any("fitted on them pooled with simulated crops" in m for m in said)
+    assert any(f"pooled: {held} lab crops" in m and "neither counted nor shown" in m
+               for m in said), said
     assert set(record["simulated_test"]) == {"base", "finetuned"}
     assert record["simulated_test"]["base"]["n"] == 12
     card = out.with_suffix(".md").read_text()
     assert "base.pt" in card and "macro-F1, held-out lab crops" in card
-    assert "Calibration: **skipped**" in card
+    assert "pooled with 12 simulated crops" in card and "Clopper-Pearson" in card
     assert json.dumps(spec.to_dict())  # plain data: loads with weights_only=True
     # The base model's figures are filed as the base's; what the calls read stays in place.
     in_use = {k for k in ("calibration", "guard", "marker_fusion") if k in base_spec.metrics}
-    assert set(spec.metrics) == in_use | {"base", "finetune"}
+    assert set(spec.metrics) == in_use | {"calibration", "base", "finetune"}
     assert spec.metrics["base"] == {k: v for k, v in base_spec.metrics.items()
                                     if k not in in_use}
+
+
+def test_finetune_under_the_floor_keeps_the_base_calibration_and_says_so(lab, tmp_path,
+                                                                         caplog):
+    """Held out (one sample, 25 % of each class): 2 CTCs and no crop of another class (the one
+    leukocyte stays in training), too few even to pool; the tuned model keeps the base model's
+    temperature and review threshold (warning, spec, card)."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(90, 200, (8, 5, SIZE, SIZE)).astype(np.uint16)
+    write_crop_dataset(tmp_path / "few", images, ["ctc"] * 7 + ["wbc"], load_panel(None),
+                       ["s1"] * 8)
+    out = tmp_path / "few.pt"
+    finetune(tmp_path / "few", out, lab / "base.pt", TINY)
+    _, base_spec = load_model(lab / "base.pt")
+    _, spec = load_model(out)
+    info = spec.training["finetune"]
+    held = info["data"]["held_out"]["crops"]
+    assert held == 2
+    skipped = info["calibration"]["skipped"]
+    assert "needs labelled crops of at least two classes; these are 2 (ctc 2)" in skipped
+    assert (spec.temperature, spec.review_threshold) == (base_spec.temperature,
+                                                         base_spec.review_threshold)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("keeps the base model's calibration" in m and "--holdout" in m for m in warned)
+    assert "Calibration: **skipped**" in out.with_suffix(".md").read_text()
 
 
 def test_a_fine_tuned_model_joins_the_models_of_its_folder(lab, tmp_path, monkeypatch):

@@ -1,0 +1,188 @@
+"""Recalibration from a lab's few labelled crops, and what those crops can guarantee.
+
+A lab rarely holds the 100 crops that :func:`ctcnet.evaluation.calibration.calibrate_spec`
+needs to fit a temperature and a review threshold on its crops alone. With fewer, the fit is
+**pooled**: the lab's crops each weigh 1, and crops of the original simulator (drawn as the
+shipped models' validation crops are, read through the same model) together weigh what the
+lab's crops fall short of :data:`MIN_CALIBRATION_CROPS`. The simulator's crops are a prior
+worth 100 crops, which the lab's outweigh as they grow: 10 lab crops fit 10 % of the pool, 50
+half of it, 100 or more all of it (then the fit is the lab's alone, exactly as before). Under
+a floor (crops of at least two classes, :data:`FEW_CALIBRATION_CROPS` or more) nothing is
+refitted, and the caller keeps the model's calibration and says so.
+
+Whatever the fit, the guarantee is stated on the lab's own crops only
+(:func:`lab_guarantee`): of the automatic calls, how many were wrong, and of the CTCs and
+clusters, how many were neither counted nor shown to a person, each with its one-sided
+Clopper-Pearson bound at 95 % confidence. On a few crops that bound is wide (no miss among 10
+CTCs bounds the miss share by 26 %), and the record says how many cells would state the
+review band's 1 % (:data:`CELLS_FOR_ONE_PERCENT`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ctcnet.evaluation.calibration import (
+    MIN_CALIBRATION_CROPS,
+    calibrate_spec,
+    calibration_shortfall,
+    calibration_summary,
+    fit_temperature,
+    review_band,
+    review_threshold_for_precision,
+    softmax,
+)
+
+log = logging.getLogger(__name__)
+
+# Under this many lab crops, or crops of one class, nothing is refitted (a temperature fitted
+# on one class runs to its bound: every probability 0 or 1). Above it the weights, not the
+# floor, keep a few crops from swinging the fit: each weighs 1 % of it. A fine-tune's
+# network is not its base's, so a pool that is nearly all simulated crops still fits the
+# network it is for, where the base's numbers were fitted to other logits.
+FEW_CALIBRATION_CROPS = 2
+# The simulator's crops for the pool: the shipped model's held-out simulated test seed, so a
+# fine-tune's forgetting check and its pool are one draw (scored once).
+REFERENCE_SEED = 424242
+REFERENCE_PER_CLASS = 100
+CONFIDENCE = 0.95
+LEVEL = 0.01
+# Cells with no miss that bound a share by LEVEL at CONFIDENCE: (1 - LEVEL)^n <= 1 - CONFIDENCE.
+CELLS_FOR_ONE_PERCENT = math.ceil(math.log(1 - CONFIDENCE) / math.log(1 - LEVEL))
+
+
+def few_shortfall(counts: dict[str, int]) -> str | None:
+    """Why lab crops of these per-class ``counts`` are too few even for the pooled fit (None
+    when they are enough)."""
+    held = {name: int(n) for name, n in counts.items() if n}
+    total = sum(held.values())
+    if len(held) >= 2 and total >= FEW_CALIBRATION_CROPS:
+        return None
+    have = ", ".join(f"{name} {n}" for name, n in held.items()) or "none"
+    return (f"recalibration needs labelled crops of at least two classes; these are {total} "
+            f"({have})")
+
+
+def calibration_method(counts: dict[str, int], expected: list[str] | None = None
+                       ) -> tuple[str | None, str | None]:
+    """(method, why): ``lab`` (enough crops to fit on them alone), ``pooled`` (with the
+    simulator's crops) or None (too few: ``why``)."""
+    if calibration_shortfall(counts, expected) is None:
+        return "lab", None
+    problem = few_shortfall(counts)
+    return (None, problem) if problem else ("pooled", None)
+
+
+def reference_crops(spec, per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(crops, label indices) of the original simulator for the model's panel and classes,
+    exported once as its validation crops were when it reads composite exports."""
+    from ctcnet.simulate import simulate_crops  # scipy
+
+    batch = simulate_crops(per_class, spec.panel, spec.taxonomy, crop_size=spec.crop_size,
+                           seed=seed)
+    images = batch.images
+    if spec.reads_exports:
+        # An export model never sees a raw crop: its validation crops were exported once.
+        from ctcnet.simulate.augment import exported_once
+
+        images = exported_once(images, (spec.training.get("data") or {}).get("augment"), seed,
+                               tuple(spec.panel.roles()))
+    return images, np.array([spec.taxonomy.index(k) for k in batch.labels], np.int64)
+
+
+def pooled_weights(n_lab: int, n_reference: int) -> np.ndarray:
+    """Per crop of the pool (the lab's first): 1 each, the reference's sharing what the lab's
+    fall short of :data:`MIN_CALIBRATION_CROPS`."""
+    rest = max(0, MIN_CALIBRATION_CROPS - n_lab)
+    ref = rest / n_reference if n_reference else 0.0
+    return np.r_[np.ones(n_lab), np.full(n_reference, ref)]
+
+
+def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float = 0.99,
+                     reference: tuple[np.ndarray, np.ndarray] | None = None,
+                     expected: list[str] | None = None):
+    """``spec`` with temperature and review threshold refitted on the lab's ``logits`` and
+    ``labels``: on them alone when they are enough, else pooled with ``reference`` (the same
+    model's logits and labels on :func:`reference_crops`). Raises ``ValueError`` under the
+    floor (the caller keeps the model's calibration). ``spec.metrics["calibration"]`` records
+    the method, the lab's share of the fit and :func:`lab_guarantee`."""
+    labels = np.asarray(labels, np.int64)
+    counts = {name: int((labels == k).sum()) for k, name in enumerate(spec.class_names)}
+    method, why = calibration_method(counts, expected)
+    if method is None:
+        raise ValueError(why)
+    if method == "lab" or reference is None or not len(reference[1]):
+        if method == "pooled":
+            raise ValueError("a pooled fit needs the reference crops' logits")
+        new = calibrate_spec(spec, logits, labels, target)
+        summary = dict(new.metrics["calibration"])
+        summary.update(method="lab", lab_crops=int(len(labels)), lab_weight=1.0)
+    else:
+        ref_logits, ref_labels = reference
+        pool_logits = np.concatenate([np.asarray(logits, np.float64),
+                                      np.asarray(ref_logits, np.float64)])
+        pool_labels = np.r_[labels, np.asarray(ref_labels, np.int64)]
+        weights = pooled_weights(len(labels), len(ref_labels))
+        temperature = fit_temperature(pool_logits, pool_labels, weights=weights)
+        proba = softmax(pool_logits, temperature)
+        threshold = review_threshold_for_precision(proba, pool_labels, target, weights=weights)
+        # The figures of the fit are the lab's crops' own: the pool's would be the simulator's.
+        summary = calibration_summary(logits, labels, temperature)
+        summary["review"] = review_band(softmax(logits, temperature), labels, threshold,
+                                        spec.class_names)
+        summary["review"]["target_precision"] = float(target)
+        summary.update(method="pooled", lab_crops=int(len(labels)),
+                       reference_crops=int(len(ref_labels)),
+                       lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4))
+        new = spec.replace(temperature=temperature, review_threshold=threshold)
+    summary["guarantee"] = lab_guarantee(new, logits, labels)
+    return new.replace(metrics={**spec.metrics, "calibration": summary})
+
+
+def lab_guarantee(spec, logits: np.ndarray, labels: np.ndarray,
+                  confidence: float = CONFIDENCE) -> dict:
+    """What the lab's labelled crops say of the calls ``spec`` makes on crops like them (a crop
+    set's balanced prior): automatic calls wrong, and CTCs and clusters neither counted nor
+    shown, each with a one-sided Clopper-Pearson bound at ``confidence``."""
+    from ctcnet.evaluation.miss_rate import miss_upper_bound
+    from ctcnet.nn.calls import COUNTED_CLASSES, calls_from_proba
+
+    names = list(spec.class_names)
+    labels = np.asarray(labels, np.int64)
+    proba = softmax(logits, spec.temperature)
+    called, _, review, _ = calls_from_proba(proba, names, spec.review_threshold)
+    truth = np.asarray(names, dtype=object)[labels]
+    auto = ~review
+    wrong = int((auto & (called != truth)).sum())
+    counted = np.isin(truth, COUNTED_CLASSES)
+    missed = int((counted & ~np.isin(called, COUNTED_CLASSES) & ~review).sum())
+    n_auto, n_counted = int(auto.sum()), int(counted.sum())
+    return {"confidence": float(confidence), "crops": int(len(labels)),
+            "reviewed_fraction": round(float(review.mean()), 4) if len(labels) else 0.0,
+            "auto_calls": n_auto, "auto_wrong": wrong,
+            "auto_error_bound": round(miss_upper_bound(wrong, n_auto, confidence), 4),
+            "counted_cells": n_counted, "missed": missed,
+            "miss_bound": round(miss_upper_bound(missed, n_counted, confidence), 4),
+            "cells_for_one_percent": CELLS_FOR_ONE_PERCENT}
+
+
+def describe(summary: dict) -> str:
+    """One line: how the calibration was fitted and what the lab's crops guarantee."""
+    if summary.get("method") == "pooled":
+        how = (f"pooled: {summary['lab_crops']} lab crops ({summary['lab_weight']:.0%} of the "
+               f"fit) with {summary['reference_crops']} simulated crops")
+    else:
+        how = f"on {summary.get('lab_crops', summary.get('review', {}).get('n'))} lab crops alone"
+    line = f"temperature {summary['temperature']:.3f}, review threshold " \
+           f"{summary['review']['threshold']:.3f} ({how})"
+    g = summary.get("guarantee")
+    if g:
+        line += (f"; on the lab's crops: {g['missed']} of {g['counted_cells']} CTCs and "
+                 f"clusters neither counted nor shown (at most {g['miss_bound']:.0%} with "
+                 f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
+                 f"without a miss would state 1 %), {g['reviewed_fraction']:.0%} reviewed")
+    return line

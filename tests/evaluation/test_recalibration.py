@@ -1,0 +1,120 @@
+"""ctcnet.evaluation.recalibration: few labelled crops pooled with simulated ones, the floor
+under which nothing is refitted, and what the lab's own crops guarantee."""
+
+import numpy as np
+import pytest
+
+from ctcnet.evaluation.calibration import (
+    MIN_CALIBRATION_CROPS,
+    calibrate_spec,
+    fit_temperature,
+    review_threshold_for_precision,
+)
+from ctcnet.evaluation.recalibration import (
+    CELLS_FOR_ONE_PERCENT,
+    calibration_method,
+    describe,
+    lab_guarantee,
+    pooled_weights,
+    recalibrate_spec,
+)
+from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.spec import ModelSpec
+
+
+def spec():
+    return ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=32)
+
+
+def logits_for(labels, margin, rng, wrong=()):
+    """Logits whose true class leads by ``margin`` (rows in ``wrong``: class 1 or 0 leads)."""
+    z = rng.normal(0, 0.3, (len(labels), 4))
+    z[np.arange(len(labels)), labels] += margin
+    for i in wrong:
+        z[i, (labels[i] + 1) % 4] += 2 * margin
+    return z
+
+
+def test_the_pool_weighs_the_lab_crops_one_each_and_the_simulated_ones_the_rest():
+    w = pooled_weights(10, 360)
+    assert w[:10].tolist() == [1.0] * 10
+    assert w[10:].sum() == pytest.approx(MIN_CALIBRATION_CROPS - 10)
+    assert pooled_weights(150, 360)[150:].sum() == 0.0  # enough lab crops: theirs alone
+
+
+def test_weights_move_the_temperature_and_the_review_threshold():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 25)
+    z = logits_for(y, 4.0, rng, wrong=[0])
+    heavy = np.ones(100)
+    heavy[0] = 50.0  # one confident error that counts as 50 crops
+    assert review_threshold_for_precision(softmax_(z), y, 0.99) < \
+        review_threshold_for_precision(softmax_(z), y, 0.99, weights=heavy)
+    assert fit_temperature(z, y) < fit_temperature(z, y, weights=heavy)
+    # Weights of one change nothing.
+    assert fit_temperature(z, y, weights=np.ones(100)) == pytest.approx(fit_temperature(z, y))
+
+
+def softmax_(z):
+    from ctcnet.evaluation.calibration import softmax
+
+    return softmax(z)
+
+
+def test_few_lab_crops_are_pooled_and_the_card_figures_are_the_labs():
+    rng = np.random.default_rng(1)
+    lab_y = np.repeat(np.arange(4), 3)                  # 12 lab crops, 3 a class
+    lab_z = logits_for(lab_y, 6.0, rng, wrong=[0, 4])   # overconfident: two confident errors
+    ref_y = np.repeat(np.arange(4), 100)
+    ref_z = logits_for(ref_y, 3.0, rng)
+    new = recalibrate_spec(spec(), lab_z, lab_y, reference=(ref_z, ref_y))
+    cal = new.metrics["calibration"]
+    assert cal["method"] == "pooled" and cal["lab_crops"] == 12
+    assert cal["reference_crops"] == 400 and cal["lab_weight"] == pytest.approx(0.12)
+    lab_alone, ref_alone = fit_temperature(lab_z, lab_y), fit_temperature(ref_z, ref_y)
+    assert min(lab_alone, ref_alone) < new.temperature < max(lab_alone, ref_alone)
+    assert cal["review"]["n"] == 12  # figures of the lab's crops, not of the pool
+    g = cal["guarantee"]
+    assert g["crops"] == 12 and g["counted_cells"] == 6  # ctc and cluster
+    assert "pooled: 12 lab crops (12% of the fit) with 400 simulated crops" in describe(cal)
+    with pytest.raises(ValueError, match="reference crops"):
+        recalibrate_spec(spec(), lab_z, lab_y)
+
+
+def test_under_the_floor_nothing_is_refitted():
+    assert calibration_method({"ctc": 3, "wbc": 0}) == (
+        None, "recalibration needs labelled crops of at least two classes; these are 3 (ctc 3)")
+    assert calibration_method({})[0] is None
+    assert calibration_method({"ctc": 1, "wbc": 1})[0] == "pooled"
+    assert calibration_method({"ctc": 50, "wbc": 50})[0] == "lab"
+    with pytest.raises(ValueError, match="at least two classes"):
+        recalibrate_spec(spec(), np.zeros((3, 4)), np.array([0, 0, 0]),
+                         reference=(np.zeros((4, 4)), np.arange(4)))
+
+
+def test_enough_lab_crops_calibrate_on_them_alone_as_before():
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(4), 30)
+    z = logits_for(y, 3.0, rng, wrong=[5])
+    before = calibrate_spec(spec(), z, y)
+    after = recalibrate_spec(spec(), z, y, reference=(z[:8], y[:8]))
+    assert after.metrics["calibration"]["method"] == "lab"
+    assert (after.temperature, after.review_threshold) == (before.temperature,
+                                                           before.review_threshold)
+
+
+def test_the_guarantee_counts_misses_on_the_labs_crops_with_a_clopper_pearson_bound():
+    from scipy.stats import beta
+
+    s = spec().replace(review_threshold=0.9)
+    y = np.array([0] * 10 + [1] * 10)  # 10 CTCs, 10 leukocytes
+    z = np.full((20, 4), -5.0)
+    z[np.arange(20), y] = 5.0
+    z[0] = [-5, 5, -5, -5]          # a CTC confidently called wbc: missed
+    z[1] = [0.2, 0.0, -5, -5]       # a CTC called ctc in doubt: shown, not missed
+    g = lab_guarantee(s, z, y)
+    assert (g["counted_cells"], g["missed"]) == (10, 1)
+    assert g["miss_bound"] == pytest.approx(beta.ppf(0.95, 2, 9), abs=1e-4)
+    assert g["auto_calls"] == 19 and g["auto_wrong"] == 1
+    assert g["cells_for_one_percent"] == CELLS_FOR_ONE_PERCENT == 299
