@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import ndimage
 
 from ctcnet.core.robust import median, median_and_mad_sigma
-from ctcnet.detect.members import attach_parts, marker_parts
+from ctcnet.detect.members import CTC_CD45_SHARE, attach_parts, marker_parts
 from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
@@ -242,7 +242,8 @@ def adjacent_saddles(pieces: np.ndarray, height: np.ndarray) -> tuple[np.ndarray
 
 
 def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
-                    same_object_ratio: float, with_pieces: bool = False):
+                    same_object_ratio: float, with_pieces: bool = False,
+                    extra_seeds: np.ndarray | None = None):
     """Label image of ``mask``: separate objects split apart, touching ones kept together.
 
     1. Seeds are local maxima of the smoothed detection image ``height`` at least
@@ -259,6 +260,8 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
 
     With ``with_pieces`` also the watershed's pieces and their 4-adjacent pairs ``(a, b)``:
     what :func:`ctcnet.detect.members.marker_parts` reads the merged objects' members from.
+    ``extra_seeds``: a bool map of more seeds (:func:`marker_seeds`), each a piece of its own
+    unless it touches another seed.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -266,6 +269,8 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
 
     size = 2 * seed_radius + 1
     peaks = (height == ndimage.maximum_filter(height, size=size, mode="nearest")) & mask
+    if extra_seeds is not None:
+        peaks |= extra_seeds & mask
     seeds, _ = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several
     pieces = watershed(-height, markers=seeds, mask=mask)
     # A blob whose maximum lay in a brighter neighbour's footprint got no seed: keep it whole.
@@ -284,6 +289,31 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     _, relabel = np.unique(component[1:], return_inverse=True)
     lookup = np.concatenate([[0], relabel.ravel() + 1])
     return (lookup[pieces], pieces, (a, b)) if with_pieces else lookup[pieces]
+
+
+def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, sigma_px: float,
+                 seed_radius: int, threshold_snr: float) -> np.ndarray | None:
+    """Seeds where the markers say a CTC sits: local maxima of the smoothed CK or DNA map
+    (``seed_radius`` apart in each), with CK and DNA over ``threshold_snr`` there and CD45 under
+    :data:`ctcnet.detect.members.CTC_CD45_SHARE` of CK. The detection image is the largest
+    signal of any channel, so a CTC within a seed distance of a brighter neighbour (a debris
+    blob, a leukocyte's CD45, a tdEV's CK) has no maximum of its own there; its CK and DNA
+    still peak where it is. ``channels``: (nucleus, epithelial, leukocyte or None); None
+    without a nucleus or a CK channel."""
+    nucleus, epithelial, leukocyte = channels
+    if nucleus is None or epithelial is None:
+        return None
+    smooth = lambda c: ndimage.gaussian_filter(snr[c], sigma_px, mode="nearest")  # noqa: E731
+    ck, dna = smooth(epithelial), smooth(nucleus)
+    size = 2 * seed_radius + 1
+    # CK's maxima, and DNA's: a CTC's CK on the slope of a brighter CK neighbour's (a CK+
+    # blob) has no maximum of its own, its nucleus still has one.
+    seeds = (ck == ndimage.maximum_filter(ck, size=size, mode="nearest")) | \
+        (dna == ndimage.maximum_filter(dna, size=size, mode="nearest"))
+    seeds &= mask & (ck >= threshold_snr) & (dna >= threshold_snr)
+    if leukocyte is not None:
+        seeds &= smooth(leukocyte) < CTC_CD45_SHARE * ck
+    return seeds
 
 
 MIN_BINNED_SIDE = 4  # the background map needs at least one 4 x 4 block of working pixels
@@ -366,9 +396,14 @@ def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int
     if config.split_touching and mask.any():
         height = ndimage.gaussian_filter(detection, config.seed_sigma_um / work_px,
                                          mode="nearest")
-        labels, pieces, pairs = split_and_merge(
-            mask, height, max(1, int(round(config.seed_distance_um / work_px / 2))),
-            config.same_object_ratio, with_pieces=True)
+        seed_radius = max(1, int(round(config.seed_distance_um / work_px / 2)))
+        # With members offered, the markers' own seeds cut a CTC out of a brighter
+        # neighbour's piece, so that it can be offered as a member of its own.
+        extra = marker_seeds(snr, mask, _marker_channels(panel), config.seed_sigma_um / work_px,
+                             seed_radius, config.threshold_snr) if alternates else None
+        labels, pieces, pairs = split_and_merge(mask, height, seed_radius,
+                                                config.same_object_ratio, with_pieces=True,
+                                                extra_seeds=extra)
     else:
         labels, _ = ndimage.label(mask)
     table = lambda image: _object_table(image, binned, detection, panel,  # noqa: E731
@@ -468,6 +503,21 @@ def empty_event_table(panel: Panel) -> pd.DataFrame:
                          for col in event_columns(panel)})
 
 
+def _pair_saddles(pieces: np.ndarray, height: np.ndarray, a: np.ndarray, b: np.ndarray
+                  ) -> np.ndarray:
+    """The highest ``height`` along the border of each given pair (a < b) of 4-adjacent
+    pieces (:func:`adjacent_saddles`, in the order of ``a, b``)."""
+    pa, pb, saddle = adjacent_saddles(pieces, height)
+    n = int(pieces.max()) + 1
+    index = np.searchsorted(pa * n + pb, a * n + b)  # adjacent_saddles' pairs come sorted
+    return saddle[index]
+
+
+def _marker_channels(panel: Panel) -> tuple:
+    """(nucleus, epithelial, leukocyte) channel positions of ``panel``, None where missing."""
+    return tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
+
+
 LABEL = "_label"  # an object's label in a label image, while alternates are attached
 
 
@@ -477,12 +527,24 @@ def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarr
     """``events`` (with their :data:`LABEL`) and the members of merged objects whose own
     markers read as a CTC's (:func:`ctcnet.detect.members.marker_parts`) as rows of their own,
     measured by ``table`` like every event; without DNA or CK channels, just ``events``."""
-    channels = tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
+    channels = _marker_channels(panel)
     # Every object one piece (no merge on this frame): no members to offer, and no per-channel
     # peaks to take over the frame's pixels.
     if pieces is None or None in channels[:2] or int(pieces.max()) == int(labels.max()):
         return attach_parts(events, events.iloc[:0], np.zeros(1, np.int64), LABEL)
-    peaks = np.stack([_max_per_label(c, pieces, int(pieces.max())) for c in snr], axis=1)
-    parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr)
+    n = int(pieces.max())
+    peaks = np.stack([_max_per_label(c, pieces, n) for c in snr], axis=1)
+    nucleus, epithelial, leukocyte = channels
+    cd45_peak = None
+    if leukocyte is not None:  # CD45 where each piece's CK peaks (members.CTC_CD45_SHARE)
+        cd45_peak = peaks[:, leukocyte].copy()
+        at = ndimage.maximum_position(snr[epithelial], pieces, np.arange(1, n + 1))
+        rows, cols = np.array(at, np.int64).reshape(-1, 2).T
+        peaks[1:, leukocyte] = snr[leukocyte][rows, cols]
+    a, b = pairs
+    saddles = (_pair_saddles(pieces, snr[epithelial], a, b),
+               _pair_saddles(pieces, snr[nucleus], a, b)) if len(a) else None
+    parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr,
+                                 saddles, cd45_peak)
     found = table(parts) if len(parent) > 1 else events.iloc[:0]
     return attach_parts(events, found, parent, LABEL)

@@ -25,62 +25,97 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 # A member reads as a CTC by its own markers: CK and DNA over detection's core threshold, and
-# CD45 under this share of its CK peak. The peaks are maxima over the member's pixels, so they
-# take in a neighbour's blur at the shared border; a CTC beside a leukocyte showed CD45 at 0.11
-# of its CK there, the leukocyte 1.6x and a bright aggregate 0.6x.
+# CD45 under this share of its CK peak. CD45 is read where the member's CK peaks, not as its
+# maximum over the member: the maximum takes in a neighbour's blur at the shared border (over
+# 20 dense simulated cartridges, 9 of the CTCs lost inside a leukocyte's or a neutrophil's
+# event showed their neighbour's CD45 at 0.3-0.9 of their CK there). A CTC beside a leukocyte
+# showed CD45 at 0.11 of its CK, the leukocyte 1.6x and a bright aggregate 0.6x.
 CTC_CD45_SHARE = 0.3
+# Two CTC-like members are one cell when both the CK and the DNA between them stay at this
+# share of the lower of their peaks (a CTC cut at two CK maxima, a lobed nucleus); a lower
+# saddle in either is a gap between two cells (a CTC beside a CK+ blob or a second CTC, its
+# CK on the slope of the other's but its nucleus apart), each then offered alone.
+SAME_CELL_RATIO = 0.5
+# A member's CK must be more than this share of its DNA: bleed-through of DAPI into the CK
+# channel (a few per cent, up to 10 % in the simulator) and a CTC's CK blurred over a bare
+# nucleus beside it (0.05 of its DNA) are not a CK of its own.
+CK_DNA_SHARE = 0.1
+# ...and its own CD45 peak (anywhere over it) under this multiple of its CK peak: a leukocyte
+# beside a CTC takes the CTC's CK blur at their border as its CK peak, where its own CD45 is
+# low (a lymphocyte's CD45 peaked at 4x the CK blur it took in), while a dim CTC's member
+# takes in a neighbour's CD45 blur up to about its own CK.
+CD45_OUTSHINES = 2.0
 # The columns an event table with alternates carries (:func:`attach_parts`).
 GROUP = "alternate_group"
 PART = "alternate_part"
 
 
 def ctc_like(peaks: np.ndarray, nucleus: int, epithelial: int, leukocyte: int | None,
-             threshold_snr: float) -> np.ndarray:
-    """Per piece: do its own markers read as a CTC's (CK and DNA shown, CD45 low)?"""
+             threshold_snr: float, cd45_peak: np.ndarray | None = None) -> np.ndarray:
+    """Per piece: do its own markers read as a CTC's (CK of its own and DNA shown, CD45
+    low)? ``peaks``: per piece and channel, the peak signal-to-noise; in the leukocyte
+    channel, the level where the piece's CK peaks; ``cd45_peak``: the leukocyte channel's
+    own peak per piece, if read."""
     ck, dna = peaks[:, epithelial], peaks[:, nucleus]
-    like = (ck >= threshold_snr) & (dna >= threshold_snr)
+    like = (ck >= threshold_snr) & (dna >= threshold_snr) & (ck > CK_DNA_SHARE * dna)
     if leukocyte is not None:
         like &= peaks[:, leukocyte] < CTC_CD45_SHARE * ck
+        if cd45_peak is not None:
+            like &= cd45_peak < CD45_OUTSHINES * ck
     return like
 
 
 def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
                  peaks: np.ndarray, channels: tuple[int, int, int | None],
-                 threshold_snr: float) -> tuple[np.ndarray, np.ndarray]:
-    """The alternate members of merged objects that hold CTC-like and other members.
+                 threshold_snr: float, saddles: tuple | None = None,
+                 cd45_peak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The alternate members of merged objects that hold a CTC-like member and another.
 
     ``labels``: the objects (after merging); ``pieces``: the watershed's pieces they were
     merged from (same grid) and ``pairs``, their 4-adjacent pairs; ``peaks``: the (n + 1, C)
-    peak signal-to-noise per channel of each piece 0..n; ``channels``: the (nucleus,
-    epithelial, leukocyte or None) channel positions.
+    peak signal-to-noise per channel of each piece 0..n (:func:`ctc_like`); ``channels``: the
+    (nucleus, epithelial, leukocyte or None) channel positions; ``saddles``: per pair, the
+    highest CK and the highest DNA along its border
+    (:func:`ctcnet.detect.detection.adjacent_saddles`), if read;
+    ``cd45_peak``: see :func:`ctc_like`.
     Returns a label image of the parts (0 elsewhere) and, per part label 0..k, the object
-    label it came from (0 for none). Neighbouring pieces of one kind (CTC-like or not) form
-    one part, so a CTC cut at two CK maxima stays one cell.
+    label it came from (0 for none). Neighbouring pieces that are not CTC-like form one part;
+    CTC-like ones do where the CK and the DNA between them stay high (``SAME_CELL_RATIO``;
+    without ``saddles``, always), so a CTC cut at two CK maxima stays one cell and a CTC beside
+    another CK-bright object (a tdEV, a CK+ blob, a second CTC) is offered on its own.
     """
     n = int(pieces.max())
     empty = np.zeros_like(labels), np.zeros(1, np.int64)
     if n < 2:
         return empty
     nucleus, epithelial, leukocyte = channels
-    like = ctc_like(peaks, nucleus, epithelial, leukocyte, threshold_snr)
+    like = ctc_like(peaks, nucleus, epithelial, leukocyte, threshold_snr, cd45_peak)
     # Each piece's object (every pixel of a piece lies in one object).
     owner = np.zeros(n + 1, np.int64)
     fg = pieces > 0
     owner[pieces[fg]] = labels[fg]
     like[0] = False
-    # Objects holding both kinds of member are split; the rest are left alone.
+    # Members: neighbouring pieces of one object and kind, CTC-like ones of one cell.
+    a, b = pairs
+    same = (owner[a] == owner[b]) & (like[a] == like[b])
+    if saddles is not None and len(a):
+        ck, dna = peaks[:, epithelial], peaks[:, nucleus]
+        one_cell = (saddles[0] >= SAME_CELL_RATIO * np.minimum(ck[a], ck[b])) & \
+            (saddles[1] >= SAME_CELL_RATIO * np.minimum(dna[a], dna[b]))
+        same &= ~like[a] | one_cell
+    graph = coo_matrix((np.ones(int(same.sum())), (a[same], b[same])), shape=(n + 1, n + 1))
+    _, component = connected_components(graph, directed=False)
+    # Objects holding a CTC-like member and another member (of the other kind, or a second
+    # CTC-like one across a CK gap) are split; the rest are left alone.
     n_obj = int(labels.max())
-    has_like = np.bincount(owner[like], minlength=n_obj + 1) > 0
-    has_other = np.bincount(owner[~like & (owner > 0)], minlength=n_obj + 1) > 0
-    split = has_like & has_other
+    members = np.unique(np.stack([component, owner, like.astype(np.int64)], 1)[1:], axis=0)
+    members = members[members[:, 1] > 0]
+    n_like = np.bincount(members[members[:, 2] == 1, 1], minlength=n_obj + 1)
+    n_other = np.bincount(members[members[:, 2] == 0, 1], minlength=n_obj + 1)
+    split = (n_like >= 1) & (n_like + n_other >= 2)
     split[0] = False
     if not split.any():
         return empty
-    # Parts: pieces of split objects joined to neighbours of the same object and kind.
-    a, b = pairs
-    same = split[owner[a]] & (owner[a] == owner[b]) & (like[a] == like[b])
-    graph = coo_matrix((np.ones(int(same.sum())), (a[same], b[same])), shape=(n + 1, n + 1))
-    _, component = connected_components(graph, directed=False)
     in_split = split[owner]
     in_split[0] = False
     # Number the parts 1..k over the pieces of split objects only.

@@ -67,3 +67,28 @@ def test_a_member_reads_as_a_ctc_by_ck_and_dna_without_cd45():
     assert ctc_like(peaks, 0, 1, 2, 5.0).tolist() == [False, True, False, False, False]
     # Without a CD45 channel, CK and DNA decide.
     assert ctc_like(peaks, 0, 1, None, 5.0).tolist() == [False, True, True, False, False]
+
+
+def test_ctc_like_reads_ck_of_its_own_and_cd45_that_does_not_outshine_it():
+    peaks = np.array([[0, 0, 0],
+                      [200, 15, 1],     # a bare nucleus with DAPI's bleed (or a CTC's blur) in CK
+                      [40, 30, 3],      # a CTC
+                      [30, 30, 2]],     # a leukocyte taking a CTC's CK blur at their border
+                     float)
+    cd45_peak = np.array([0, 1, 20, 90], float)  # each member's own CD45 peak
+    assert ctc_like(peaks, 0, 1, 2, 5.0).tolist() == [False, False, True, True]
+    assert ctc_like(peaks, 0, 1, 2, 5.0, cd45_peak).tolist() == [False, False, True, False]
+
+
+def test_a_ctc_beside_a_bright_bare_nucleus_is_offered_alone():
+    """A bright bare nucleus beside a CTC, DAPI's bleed and the CTC's CK blur in its CK: the
+    CTC is a member of its own (its CK of its own, its nucleus apart from the other's) and is
+    offered as a part."""
+    KINDS["bare"] = [(DAPI, 3.0, 900.0), (CK, 3.0, 40.0)]
+    try:
+        frame = draw_frame([("bare", 60, 60), ("ctc", 74, 60)], shape=(200, 200))
+    finally:
+        KINDS.pop("bare")
+    events = detect_events(frame, PANEL, alternates=True)
+    assert len(events[~events[PART]]) == 1, "the two read as one object"
+    assert len(near(events[events[PART]], 74, 60)) == 1
