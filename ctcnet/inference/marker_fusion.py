@@ -55,9 +55,12 @@ def fusion_features(proba: np.ndarray, measured) -> np.ndarray:
 
 
 def fit_fusion(proba: np.ndarray, measured, targets: np.ndarray, class_names,
-               strength: float = 1.0, fitted_on: dict | None = None) -> dict:
+               strength: float = 1.0, fitted_on: dict | None = None,
+               class_weight: str | None = None) -> dict:
     """Fit the fusion on labelled crops (``targets``: class indices) and return it as the plain
-    mapping the spec stores. ``strength``: the inverse L2 penalty on standardised inputs.
+    mapping the spec stores. ``strength``: the inverse L2 penalty on standardised inputs;
+    ``class_weight``: ``"balanced"`` weighs each class alike (events of a cartridge, where
+    leukocytes and debris outnumber CTCs, read at the network's balanced training prior).
     Needs scikit-learn (training side only: the ``all`` extra)."""
     from sklearn.linear_model import LogisticRegression  # training side, not the runtime
 
@@ -68,7 +71,7 @@ def fit_fusion(proba: np.ndarray, measured, targets: np.ndarray, class_names,
     targets = np.asarray(targets)
     if set(np.unique(targets)) != set(range(len(class_names))):
         raise ValueError("the fusion needs crops of every class to be fitted")
-    model = LogisticRegression(C=strength, max_iter=5000)
+    model = LogisticRegression(C=strength, max_iter=5000, class_weight=class_weight)
     model.fit((x - mean) / scale, targets)
     return {"format": FORMAT, "classes": list(class_names),
             "features": feature_names(class_names),

@@ -104,6 +104,7 @@ from ctcnet.inference.resources import (
     single_threaded_blas,
 )
 from ctcnet.inference.review_list import review_list_summary
+from ctcnet.inference.scan_fusion import fused_labels
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -238,12 +239,13 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         t0 = time.perf_counter()
         if proba is None:
             proba = np.zeros((0, spec.num_classes), np.float32)
-        events = label_events(work.events, proba, spec, edge_class)
         t1 = time.perf_counter()
-        events = guard_events(events, work.crops, proba, spec, work.measured,
+        # The fusion's measurements on some events and the guard's flags are guard work (the
+        # guard's other measurements ran in the frame threads).
+        events, proba, measured = fused_labels(work, proba, spec, edge_class)
+        events = guard_events(events, work.crops, proba, spec, measured,
                               start=work.guard_start)
         events, crops = resolve_alternates(events, work.crops)
-        # The guard's flags are guard work (its measurements ran in the frame threads).
         flagging = time.perf_counter() - t1
         finishing["guard"] += flagging
         write_part(parts, work.frame.frame_id, events, crops, choose_gallery)
