@@ -86,10 +86,12 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
         pd.Series("", index=events.index)
     same = out["model_class"].to_numpy(object) == events["model_class"].to_numpy(object)
     out["guard"] = np.where(same, guard.to_numpy(object), "")
-    if MARKERS_CTC in events:  # the markers' call over a ``wbc`` call, as predict makes it
+    if MARKERS_CTC in events:  # the markers' call over the network's, as predict makes it
         overruled = markers_overrule(out["model_class"].to_numpy(object),
                                      events[MARKERS_CTC].to_numpy(bool), proba, names,
-                                     out["class"].to_numpy(object))
+                                     out["class"].to_numpy(object),
+                                     out["edge_cut"].to_numpy(bool) if "edge_cut" in out
+                                     else None)
         out.loc[overruled, "class"] = "ctc"
     out["review"] = out["review"].to_numpy(bool) | (out["guard"].to_numpy(object) != "")
     return out

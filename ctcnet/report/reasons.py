@@ -82,11 +82,13 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
     review = events["review"].to_numpy(bool)
     guard = events["guard"].astype(object).to_numpy() if "guard" in events else [""] * n
     why = events["why"].to_numpy(object) if "why" in events else [None] * n
-    # The markers' call over the network's wbc (ctcnet.inference.guard.markers_overrule).
+    # The markers' call over the network's wbc or debris
+    # (ctcnet.inference.guard.markers_overrule).
     by_markers = np.zeros(n, bool)
     if "markers_ctc" in events and "model_class" in events:
         by_markers = events["markers_ctc"].fillna(False).to_numpy(bool) & \
-            (events["model_class"].astype(object).to_numpy() == "wbc") & (calls == "ctc")
+            np.isin(events["model_class"].astype(object).to_numpy(), ("wbc", "debris")) & \
+            (calls == "ctc")
     out = []
     for call, p, flagged, flags, chosen, marked in zip(calls, confidence, review, guard, why,
                                                       by_markers):

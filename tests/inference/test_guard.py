@@ -466,32 +466,35 @@ def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possi
     assert flags[MARKERS_CTC].tolist() == [True, True] + [False] * 6
 
 
-def test_on_a_cartridge_the_markers_call_a_wbc_call_ctc_only_where_the_network_agrees(
+def test_on_a_cartridge_the_markers_call_a_wbc_or_debris_call_ctc_where_the_network_agrees(
         rng, spec):
-    """A CK+ CD45- nucleated cell filed as a leukocyte under the cartridge's prior, which the
-    network itself finds at least as likely a CTC, is called ``ctc`` and counted (the flags of
-    a ``ctc`` call, none here); one the network finds likelier a leukocyte, a debris call and
-    an edge-cut event filed as debris stay as they are, shown as possible CTCs. A CK+CD45+
-    leukocyte is never called ``ctc``, and one whose CD45 is faint (under the possible-CTC
-    level, over the markers' background band) is shown but not called by its markers."""
+    """A CK+ CD45- nucleated cell filed as a leukocyte or debris under the cartridge's prior,
+    which the network itself finds at least as likely a CTC, is called ``ctc`` and counted
+    (the flags of a ``ctc`` call, none here); one the network finds likelier a leukocyte or
+    debris, and an edge-cut event filed as debris, stay as they are, shown as possible CTCs.
+    A CK+CD45+ leukocyte is never called ``ctc``, and one whose CD45 is faint (under the
+    possible-CTC level, over the markers' background band) is shown but not called by its
+    markers."""
     crops = np.stack([cell(rng), cell(rng), cell(rng), cell(rng), cell(rng, cd45=80),
-                      cell(rng, cd45=8)])
+                      cell(rng, cd45=8), cell(rng)])
     proba = np.array([[0.6, 0.4, 0.0, 0.0], [0.3, 0.7, 0.0, 0.0], [0.6, 0.0, 0.0, 0.4],
-                      [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0]])
+                      [0.6, 0.0, 0.0, 0.4], [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0],
+                      [0.3, 0.0, 0.0, 0.7]])
     proba = proba[:, [["ctc", "wbc", "cluster", "debris"].index(n) for n in spec.class_names]]
-    model_class = ["wbc", "wbc", "debris", "wbc", "wbc", "wbc"]
+    model_class = ["wbc", "wbc", "debris", "debris", "wbc", "wbc", "debris"]
     events = pd.DataFrame({"model_class": model_class,
-                           "class": ["wbc", "wbc", "debris", "debris", "wbc", "wbc"],
-                           "review": np.zeros(6, bool)})
-    faint = measure(crops[5:], spec.panel, spec.pixel_size_um)["cd45_over_ck"].iloc[0]
+                           "class": ["wbc", "wbc", "debris", "debris", "wbc", "wbc", "debris"],
+                           "edge_cut": [False, False, False, True, False, False, False],
+                           "review": np.zeros(7, bool)})
+    faint = measure(crops[5:6], spec.panel, spec.pixel_size_um)["cd45_over_ck"].iloc[0]
     assert RULES.markers_cd45_band < faint < RULES.cd45_level
     out = guard_events(events, crops, proba, spec)
-    assert out["class"].tolist() == ["ctc", "wbc", "debris", "debris", "wbc", "wbc"]
+    assert out["class"].tolist() == ["ctc", "wbc", "ctc", "debris", "wbc", "wbc", "debris"]
     assert out["model_class"].tolist() == model_class
-    assert out["guard"].tolist() == ["", "possible_ctc", "possible_ctc", "possible_ctc", "",
-                                     "possible_ctc"]
-    assert out[MARKERS_CTC].tolist() == [True, True, True, True, False, False]
-    assert counted(out).tolist() == [True, False, False, False, True, False]
+    assert out["guard"].tolist() == ["", "possible_ctc", "", "possible_ctc", "",
+                                     "possible_ctc", "possible_ctc"]
+    assert out[MARKERS_CTC].tolist() == [True, True, True, True, False, False, True]
+    assert counted(out).tolist() == [True, False, True, False, True, False, False]
     # A crop set read with --network-calls-only: every call stays the network's, still shown.
     plain = guard_events(events, crops, proba, spec, overrule=False)
     assert plain["class"].tolist() == events["class"].tolist()

@@ -44,31 +44,41 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
 
 
 def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
-                     class_names, filed: np.ndarray | None = None) -> np.ndarray:
-    """Bool per event: a cartridge event's ``wbc`` call that its markers make ``ctc``
-    (``filed``: the class each event is filed as, if not its call: an edge-cut event filed as
-    debris stays so).
+                     class_names, filed: np.ndarray | None = None,
+                     edge_cut: np.ndarray | None = None) -> np.ndarray:
+    """Bool per event: a cartridge event's ``wbc`` or ``debris`` call that its markers make
+    ``ctc`` (``filed``: the class each event is filed as, if not its call; ``edge_cut``: the
+    events cut by the frame border, which stay as filed).
 
     The CellSearch definition met on the markers alone (``MARKERS_CTC``: a CK area of a cell,
     clearly CK positive, a nucleus with a shape of its own, no CD45 or other exclusion marker
-    over or round it), and the network itself finding the event at least as likely a CTC as a
-    leukocyte (its probabilities before the cartridge's prior): the prior, which keeps the rare
-    CTC call from the far more numerous debris, then no longer files a CK+ CD45- nucleated cell
-    as a leukocyte. On the 20 full-size counting cartridges (the simulator's current look) the
-    190 ``wbc`` calls with those markers were 13 CTCs, 21 debris and 155 leukocytes (and one
-    no object of the truth), and the 15 this picks 13 CTCs and 2 debris (with CD45 read at
-    the background, ``GuardRules.markers_cd45_band``: 3 leukocytes more without it;
-    docs/markers.md); the others, and ``debris`` calls with those markers (blobs, tdEVs, CTC
-    fragments outnumber the CTCs there), stay possible CTCs for a person."""
+    over or round it), and the network itself finding the event at least as likely a CTC as
+    what it was called (its probabilities before the cartridge's prior): the prior, which keeps
+    the rare CTC call from the far more numerous debris, then no longer holds a CK+ CD45-
+    nucleated, intact cell back unless the network's own evidence says otherwise. On the 20
+    full-size counting cartridges (the simulator's current look) the 190 ``wbc`` calls with
+    those markers were 13 CTCs, 21 debris and 155 leukocytes (and one no object of the truth),
+    and the 15 this picks 13 CTCs and 2 debris (with CD45 read at the background,
+    ``GuardRules.markers_cd45_band``: 3 leukocytes more without it); the ``debris`` calls with
+    those markers and p(ctc) at least p(debris) were 6 CTCs and 3 debris (blobs, tdEVs and
+    CTC fragments with a CTC's markers and look; docs/markers.md). The other calls with those
+    markers stay possible CTCs for a person."""
     names = list(class_names)
-    if "ctc" not in names or "wbc" not in names or not len(model_class):
+    if "ctc" not in names or not len(model_class):
         return np.zeros(len(model_class), bool)
     proba = np.asarray(proba, np.float64)
-    with np.errstate(invalid="ignore"):  # a row that is not finite has no call ("failed")
-        likelier = proba[:, names.index("ctc")] >= proba[:, names.index("wbc")]
+    model_class = np.asarray(model_class, object)
     filed = np.asarray(model_class if filed is None else filed, object)
-    return (np.asarray(model_class, object) == "wbc") & (filed == "wbc") & \
-        np.asarray(markers_ctc, bool) & likelier
+    likelier = np.zeros(len(model_class), bool)
+    for call in MISSED_CTC_CALLS:
+        if call in names:
+            with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
+                likelier |= (model_class == call) & \
+                    (proba[:, names.index("ctc")] >= proba[:, names.index(call)])
+    out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
+    if edge_cut is not None:
+        out &= ~np.asarray(edge_cut, bool)
+    return out
 
 
 def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
@@ -221,12 +231,14 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
 
 def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.DataFrame,
                           crops, proba, spec, rules, measured, groups, start) -> pd.DataFrame:
-    """Call ``ctc`` the ``wbc`` events that :func:`markers_overrule` picks (in ``events``'s
-    ``class``; an edge-cut event keeps the class it is filed as), and return the flags of the
-    calls as now made: those of a ``ctc`` call on these events (the frame's leukocyte
-    reference without them), ``MARKERS_CTC`` as first read."""
+    """Call ``ctc`` the ``wbc`` and ``debris`` events that :func:`markers_overrule` picks (in
+    ``events``'s ``class``; an edge-cut event keeps the class it is filed as), and return the
+    flags of the calls as now made: those of a ``ctc`` call on these events (the frame's
+    leukocyte reference without them), ``MARKERS_CTC`` as first read."""
     filed = events["class"].to_numpy(object) if "class" in events else given
-    overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names, filed)
+    edge = events["edge_cut"].to_numpy(bool) if "edge_cut" in events else None
+    overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names, filed,
+                                 edge)
     if not overruled.any():
         return flags
     made = given.copy()
