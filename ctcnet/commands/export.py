@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-f1-drop", type=float, default=0.5,
                         help="largest macro-F1 drop (points) an int8 model may have (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the verification crops")
+    parser.add_argument("--markers", action="store_true",
+                        help="the graph also gives the guard's marker measurements of each "
+                             "crop (output 'measurements') and, where the model carries a "
+                             "marker fusion, the fused probabilities ('fused_probabilities'), "
+                             "checked against ctcnet's own; fp32 and fp16 only")
     add_overwrite_argument(parser, "the .onnx file")
 
 
@@ -59,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     report = export_onnx(checkpoint, out, opset=args.opset, precision=precision,
                          calibration=args.int8, max_f1_drop=args.max_f1_drop, seed=args.seed,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, markers=args.markers)
     print("\n".join(report.lines()))
     return 0

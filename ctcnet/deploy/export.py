@@ -4,6 +4,8 @@ The exported graph is the whole classifier, normalisation included: input ``raw`
 (N, C, S, S) raw scanner counts with a dynamic batch axis and the spec's fixed crop size;
 outputs ``logits`` and ``probabilities`` (softmax of logits / temperature). Instrument software
 therefore reproduces nothing: it casts its uint16 crops to float32 and reads probabilities.
+With ``markers=True`` the graph also gives the guard's measurements (``measurements``, columns
+in the metadata) and the fused probabilities of the spec's marker fusion (:mod:`.markers`).
 
 The torch.export-based exporter (``dynamo=True``) is used: the TorchScript exporter cannot trace
 the percentile indices that ``Normalise`` derives from the crop size. After export, the file is
@@ -30,6 +32,13 @@ import torch
 from torch import nn
 
 from ctcnet import __version__
+from ctcnet.deploy.marker_graph import FusionHead, MarkerGraph
+from ctcnet.deploy.markers import (
+    carried_markers,
+    marker_fusion_of,
+    markers_record,
+    verify_markers,
+)
 from ctcnet.deploy.quantise import (
     MAX_F1_DROP_POINTS,
     LabelledCrops,
@@ -43,8 +52,11 @@ from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
 from ctcnet.inference.onnx_runtime import (
     DIGEST_KEY,
+    FUSED_OUTPUT,
     INPUT_CONTRACT,
     INPUT_NAME,
+    MARKERS_KEY,
+    MEASUREMENTS_OUTPUT,
     OUTPUT_NAMES,
     OnnxClassifier,
     model_digest,
@@ -82,27 +94,47 @@ CALIBRATION_SEED_OFFSET = 9001
 
 
 class OnnxGraph(nn.Module):
-    """What the ONNX file computes: raw counts -> (logits, calibrated probabilities).
+    """What the ONNX file computes: raw counts -> (logits, calibrated probabilities), and with
+    ``markers`` the guard's measurements (and the fused probabilities where the spec carries
+    a marker fusion) of the same crops.
 
     With ``half=True`` the backbone runs in float16 while the normalisation stays float32 (raw
-    16-bit counts overflow float16 and percentiles need the full precision).
+    16-bit counts overflow float16 and percentiles need the full precision); the measurements
+    are float32 (float64 where numpy computes so) whatever the backbone's precision.
     """
 
-    def __init__(self, classifier: CTCClassifier, half: bool = False):
+    def __init__(self, classifier: CTCClassifier, half: bool = False, markers: bool = False):
         super().__init__()
         self.normalise = classifier.normalise
         self.net = copy.deepcopy(classifier.net).half() if half else classifier.net
         self.half = half
-        self.temperature = float(classifier.spec.temperature)
-        self.symmetry = classifier.spec.symmetry
+        spec = classifier.spec
+        self.temperature = float(spec.temperature)
+        self.symmetry = spec.symmetry
+        self.markers = MarkerGraph(spec.panel, spec.crop_size, spec.pixel_size_um) \
+            if markers else None
+        fusion = marker_fusion_of(spec) if markers else None
+        self.fusion = FusionHead(fusion, spec.class_names) if fusion else None
 
-    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, calibrated probabilities) for raw counts, averaged over the spec's symmetry
-        views."""
+    @property
+    def output_names(self) -> list[str]:
+        """The graph's outputs, in order."""
+        extra = ([FUSED_OUTPUT] if self.fusion is not None else []) + \
+            ([MEASUREMENTS_OUTPUT] if self.markers is not None else [])
+        return [*OUTPUT_NAMES, *extra]
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(logits, probabilities[, fused][, measurements]) of raw counts (symmetry-averaged)."""
         x = self.normalise(raw)
         logits = symmetric_logits(lambda v: self.net(v.half() if self.half else v).float(), x,
                                   self.symmetry)
-        return logits, torch.softmax(logits / self.temperature, dim=1)
+        proba = torch.softmax(logits / self.temperature, dim=1)
+        if self.markers is None:
+            return logits, proba
+        measured = self.markers(raw)
+        if self.fusion is None:
+            return logits, proba, measured
+        return logits, proba, self.fusion(proba, measured), measured
 
 
 @dataclass
@@ -116,6 +148,7 @@ class ExportReport:
     verification: list[dict] = field(default_factory=list)
     int8: dict | None = None
     seconds: float = 0.0
+    markers: dict | None = None
 
     def lines(self) -> list[str]:
         """The report as the lines ``ctcnet export`` prints."""
@@ -125,6 +158,10 @@ class ExportReport:
             out.append(f"  verify batch {v['batch']:>2}: max |logit diff| "
                        f"{v['max_abs_logit_diff']:.2e} (tolerance {v['tolerance']:.2e}), "
                        f"class agreement {v['class_agreement']:.0%}, on {v['crops']}")
+        if self.markers:
+            diffs = ", ".join(f"{k[8:-5]} {v:.2e}" for k, v in self.markers.items()
+                              if k.startswith("max_abs_"))
+            out.append(f"  verify markers on {self.markers['batch']} crops: max |diff| {diffs}")
         if self.int8:
             q = self.int8
             out.append(f"  int8 macro-F1 {100 * q['macro_f1_int8']:.2f} vs fp32 "
@@ -138,8 +175,13 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                 opset: int = DEFAULT_OPSET, precision: str = "fp32",
                 calibration: str | Path | LabelledCrops | None = None,
                 max_f1_drop: float = MAX_F1_DROP_POINTS, seed: int = 0,
-                overwrite: bool = False) -> ExportReport:
+                overwrite: bool = False, markers: bool = False) -> ExportReport:
     """Export ``model_path`` (.pt / .ckpt) to ONNX at ``out_path`` (default: beside it).
+
+    ``markers``: the graph also measures the guard's markers of each crop and, where the spec
+    carries a marker fusion, gives the fused probabilities (:class:`OnnxGraph`); checked
+    against torch on the verification crops as the logits are. Not with int8 (the quantiser
+    would quantise the leak fits' products).
 
     An ``out_path`` that exists is refused before any work unless ``overwrite``."""
     started = time.perf_counter()
@@ -148,6 +190,9 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     if precision == "int8" and calibration is None:
         raise InputError("int8 export needs calibration crops (a crop dataset folder or "
                          "'simulate[:N]')")
+    if markers and precision == "int8":
+        raise InputError("marker measurements are exported in fp32 or fp16 models only: the "
+                         "int8 quantiser would quantise the leak fits")
     if int(opset) < MIN_OPSET:
         raise InputError(f"opset {opset} is not supported: the exporter writes opset {MIN_OPSET} "
                          "or newer (runs on onnxruntime 1.14 and later)")
@@ -164,8 +209,10 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     with tempfile.TemporaryDirectory() as tmp:
         chosen = Path(tmp) / f"{precision}.onnx"
         fp32_file = Path(tmp) / "fp32.onnx"
-        _torch_export(OnnxGraph(model, half=precision == "fp16"), crops,
-                      chosen if precision == "fp16" else fp32_file, opset)
+        graph = OnnxGraph(model, half=precision == "fp16", markers=markers)
+        _torch_export(graph, crops, chosen if precision == "fp16" else fp32_file, opset)
+        extra = {MARKERS_KEY: json.dumps(markers_record(graph, spec), sort_keys=True)} \
+            if markers else {}
         int8_info = None
         if precision == "int8":
             calib, evaluation = labelled.split(CALIBRATION_CROPS, seed)
@@ -173,18 +220,21 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
             int8_info = _int8_gate(_with_spec(fp32_file, spec), _with_spec(chosen, spec),
                                    evaluation, spec, max_f1_drop)
             int8_info["calibration_crops"] = len(calib.images)
-        verification = verify_against_torch(model, _with_spec(chosen, spec), crops, precision)
+        checked = _with_spec(chosen, spec, extra)
+        verification = verify_against_torch(model, checked, crops, precision)
         for v in verification:
             v["crops"] = crops_source
+        markers_check = verify_markers(graph, checked, crops, precision) if markers else None
         model_bytes = _with_metadata(chosen, spec, {
             "precision": precision, "opset": opset, "source": model_path.name,
             "source_sha256": file_sha256(model_path), "torch_version": torch.__version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "verification": verification, "int8": int8_info})
+            "verification": verification, "int8": int8_info, "markers": markers_check},
+            extra)
     atomic_write_bytes(out_path, model_bytes)
     OnnxClassifier(out_path)  # the file as written must load and pass its own checks
     report = ExportReport(str(out_path), precision, opset, len(model_bytes), verification,
-                          int8_info, time.perf_counter() - started)
+                          int8_info, time.perf_counter() - started, markers_check)
     for line in report.lines():
         log.info("%s", line.strip())
     return report
@@ -209,7 +259,8 @@ def restamp_onnx(onnx_path: str | Path, model_path: str | Path,
     _, spec = load_model(model_path)
     record.update(source=model_path.name, source_sha256=file_sha256(model_path),
                   restamped_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record))
+    extra = carried_markers(old.metadata, spec, onnx_path, model_path)
+    atomic_write_bytes(onnx_path, _with_metadata(onnx_path, spec, record, extra))
     OnnxClassifier(onnx_path)  # the file as written must load and pass its own checks
     return onnx_path
 
@@ -243,8 +294,9 @@ def _asinh_onnx(x):
     return op.Mul(magnitude, op.Sign(x))
 
 
-def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -> None:
+def _torch_export(graph: OnnxGraph, crops: np.ndarray, path: Path, opset: int) -> None:
     graph = graph.eval()
+    # The unrolled marker graph took onnxscript's rewriter 2 of a tiny model's 3 minutes.
     example = torch.from_numpy(crops[:2].astype(np.float32))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     # Without torchvision (the default install) the exporter warns once per torchvision
@@ -255,9 +307,10 @@ def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -
     try:
         with redirect_stdout(io.StringIO()):  # the exporter prints progress lines
             program = torch.onnx.export(
-                graph, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                graph, (example,), input_names=[INPUT_NAME],
+                output_names=list(getattr(graph, "output_names", OUTPUT_NAMES)),
                 dynamic_shapes=({0: batch},), opset_version=int(opset), dynamo=True,
-                verbose=False,
+                verbose=False, optimize=getattr(graph, "markers", None) is None,
                 custom_translation_table={torch.ops.aten.asinh.default: _asinh_onnx})
             program.save(str(path))
     except Exception as err:  # the exporter raises many error types; explain and stop
@@ -270,12 +323,12 @@ def _torch_export(graph: nn.Module, crops: np.ndarray, path: Path, opset: int) -
         raise CtcnetError(f"asked for opset {opset} but the exporter wrote opset {written}")
 
 
-def _with_spec(onnx_file: Path, spec: ModelSpec) -> Path:
+def _with_spec(onnx_file: Path, spec: ModelSpec, extra: dict[str, str] | None = None) -> Path:
     """A copy of a bare exported graph with the spec in its metadata, so it opens as an
     :class:`~ctcnet.inference.backends.OnnxBackend` for verification (the export record is
     added to the final file afterwards)."""
     path = onnx_file.with_name(f"{onnx_file.stem}.checked.onnx")
-    path.write_bytes(_with_metadata(onnx_file, spec, {"precision": "unverified"}))
+    path.write_bytes(_with_metadata(onnx_file, spec, {"precision": "unverified"}, extra))
     return path
 
 
@@ -330,8 +383,10 @@ def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec
             "eval_crops": len(evaluation.images), "source": evaluation.source}
 
 
-def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict) -> bytes:
-    """The model's bytes with the spec, flat keys, export record and digest as metadata."""
+def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict,
+                   extra: dict[str, str] | None = None) -> bytes:
+    """The model's bytes with the spec, flat keys, export record, ``extra`` keys and digest as
+    metadata."""
     import onnx
 
     proto = onnx.load(str(onnx_file))
@@ -350,6 +405,7 @@ def _with_metadata(onnx_file: Path, spec: ModelSpec, export_info: dict) -> bytes
         "input_contract": INPUT_CONTRACT,
         "precision": export_info["precision"],
         "ctcnet_export": json.dumps(export_info, sort_keys=True),
+        **(extra or {}),
     }
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata)

@@ -12,7 +12,11 @@ only numpy, onnxruntime, the standard library and the torch-free ``ctcnet.errors
   embedded panel; uint8 / uint16 crops are simply cast to float32 (normalisation is inside
   the graph, nothing else is done to the pixels);
 * outputs ``logits`` (N, K) and ``probabilities`` (N, K), calibrated with the spec's
-  temperature, classes in the order of the embedded taxonomy.
+  temperature, classes in the order of the embedded taxonomy; a file exported with the
+  markers (``ctcnet.deploy.export.export_onnx(markers=True)``) has ``fused_probabilities``
+  (N, K, where the spec carries a marker fusion) and ``measurements`` (N, M: the marker
+  guard's measurements, columns named in the metadata key ``marker_measurements``) after
+  them (:meth:`OnnxClassifier.run_markers`).
 
 Every file carries its model spec as JSON under the metadata key ``ctcnet_spec`` and a SHA-256
 digest (``ctcnet_digest``) over the graph, the weights and the other metadata, so a truncated,
@@ -52,6 +56,11 @@ log = logging.getLogger(__name__)
 DIGEST_KEY = "ctcnet_digest"
 INPUT_NAME = "raw"
 OUTPUT_NAMES = ("logits", "probabilities")
+# The optional outputs after them, in this order, and the metadata describing them.
+FUSED_OUTPUT = "fused_probabilities"
+MEASUREMENTS_OUTPUT = "measurements"
+MARKER_OUTPUTS = (FUSED_OUTPUT, MEASUREMENTS_OUTPUT)
+MARKERS_KEY = "marker_measurements"
 INPUT_CONTRACT = ("raw: float32 (N, C, S, S) raw scanner counts (uint8/uint16 cast to float32), "
                   "channels in panel order, no preprocessing; outputs logits and calibrated "
                   "probabilities (N, K) in class order")
@@ -272,6 +281,50 @@ class OnnxClassifier:
         return logits, proba
 
     @property
+    def marker_columns(self) -> list[str] | None:
+        """The names of the ``measurements`` output's columns (None: the file has none)."""
+        record = self.metadata.get(MARKERS_KEY)
+        return list(json.loads(record)["columns"]) if record else None
+
+    @property
+    def has_fusion(self) -> bool:
+        """Whether the file gives ``fused_probabilities``."""
+        return FUSED_OUTPUT in self._outputs
+
+    def run_markers(self, raw: np.ndarray, batch_size: int | None = None
+                    ) -> dict[str, np.ndarray]:
+        """Every output of a file exported with the markers, by name (``logits``,
+        ``probabilities``, ``fused_probabilities`` where the spec has a fusion,
+        ``measurements`` with the columns :attr:`marker_columns`), float32, one row a crop;
+        a crop with a pixel that is not finite gets NaN rows (as :meth:`run`)."""
+        if MEASUREMENTS_OUTPUT not in self._outputs:
+            raise InputError("this ONNX file has no marker measurements (export it with the "
+                             "markers)", self.path)
+        raw = self._checked(raw)
+        step = max(1, int(batch_size or self.batch_size))
+        widths = {name: len(self.classes) for name in (*OUTPUT_NAMES, FUSED_OUTPUT)}
+        widths[MEASUREMENTS_OUTPUT] = len(self.marker_columns)
+        out = {name: np.full((len(raw), widths[name]), np.nan, np.float32)
+               for name in self._outputs}
+        bad = []
+        for start in range(0, len(raw), step):
+            x = np.ascontiguousarray(raw[start:start + step], dtype=np.float32)
+            ok = finite_crops(x)
+            if not ok.all():
+                bad += (start + np.flatnonzero(~ok)).tolist()
+                x = np.ascontiguousarray(x[ok])
+            if len(x):
+                rows = start + np.flatnonzero(ok)
+                for name, values in zip(self._outputs,
+                                        self.session.run(self._outputs, {INPUT_NAME: x})):
+                    out[name][rows] = values
+        self._last_run.bad = bad
+        if bad:
+            log.warning("%d crop(s) with NaN or infinite pixels not measured (rows NaN): "
+                        "indices %s", len(bad), bad[:20])
+        return out
+
+    @property
     def bad_crops(self) -> list[int]:
         """Indices of the non-finite crops of this thread's last :meth:`run` (their rows NaN)."""
         return list(getattr(self._last_run, "bad", []))
@@ -331,10 +384,18 @@ class OnnxClassifier:
                 list(inputs[0].shape[1:]) != [c, s, s]:
             raise InputError(f"graph input {[(i.name, i.shape) for i in inputs]} does not match "
                              f"the spec (raw, N x {c} x {s} x {s})", self.path)
-        if [o.name for o in outputs] != list(OUTPUT_NAMES) or \
-                any(o.shape[-1] != k for o in outputs):
+        names = [o.name for o in outputs]
+        extra = names[len(OUTPUT_NAMES):]
+        widths = {**dict.fromkeys((*OUTPUT_NAMES, FUSED_OUTPUT), k),
+                  MEASUREMENTS_OUTPUT: len(self.marker_columns or ())}
+        if names[:len(OUTPUT_NAMES)] != list(OUTPUT_NAMES) or \
+                extra not in ([], [MEASUREMENTS_OUTPUT], list(MARKER_OUTPUTS)) or \
+                (extra and MARKERS_KEY not in self.metadata) or \
+                any(o.shape[-1] != widths[o.name] for o in outputs):
             raise InputError(f"graph outputs {[(o.name, o.shape) for o in outputs]} do not match "
-                             f"the spec ({list(OUTPUT_NAMES)}, N x {k})", self.path)
+                             f"the spec ({list(OUTPUT_NAMES)}, N x {k}, then optionally "
+                             f"{list(MARKER_OUTPUTS)} as {MARKERS_KEY} says)", self.path)
+        self._outputs = names
 
 
 def _check_metadata(model_bytes: bytes, metadata: dict[str, str], path: Path) -> dict:

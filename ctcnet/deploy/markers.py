@@ -1,0 +1,101 @@
+"""The marker outputs of an ONNX export (:class:`ctcnet.deploy.export.OnnxGraph` with
+``markers``): what the metadata says of them (``marker_measurements``) and their check against
+the torch graph that was exported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ctcnet.deploy.marker_graph import COLUMNS
+from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.onnx_runtime import (
+    FUSED_OUTPUT,
+    INPUT_NAME,
+    MARKERS_KEY,
+    OUTPUT_NAMES,
+    OnnxClassifier,
+)
+from ctcnet.nn.spec import ModelSpec
+
+# Allowed |difference| of the graph's measurements and fused probabilities against torch's
+# (atol, rtol): float32 sums in another order; NaN must stand where NaN stands.
+MARKER_TOLERANCE = (1e-3, 1e-3)
+MARKERS_FORMAT = 1
+# Tolerances of the fused probabilities of an fp16 backbone: (atol, rtol).
+FP16_FUSED_TOLERANCE = (2e-2, 2e-2)
+
+
+def marker_fusion_of(spec: ModelSpec) -> dict | None:
+    """The spec's marker fusion (``spec.metrics["marker_fusion"]``), if it carries one."""
+    return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
+
+
+def fusion_digest(fusion: dict | None) -> str | None:
+    """SHA-256 of a marker fusion's plain mapping (None: none)."""
+    if fusion is None:
+        return None
+    return hashlib.sha256(json.dumps(fusion, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def markers_record(graph, spec: ModelSpec) -> dict:
+    """What the metadata says of a graph's marker outputs (``MARKERS_KEY``): the columns, the
+    guard rules they were measured with, the flood fill's steps, and a digest of the fusion
+    baked into the graph (a spec whose fusion differs needs a new export)."""
+    return {"format": MARKERS_FORMAT, "columns": list(COLUMNS),
+            "fused": graph.fusion is not None,
+            "fusion_sha256": fusion_digest(marker_fusion_of(spec))
+            if graph.fusion is not None else None,
+            "flood_steps": graph.markers.flood_steps,
+            "rules": asdict(graph.markers.rules),
+            "measured_on": "raw crops as given (scans: the guard's scan rules; not compensated)"}
+
+
+def verify_markers(graph, onnx_path: Path, crops: np.ndarray,
+                   precision: str = "fp32") -> dict:
+    """Run the marker outputs of the ONNX file and of the torch graph on the same raw crops:
+    the max |difference| per output (NaN where both are NaN counts as equal); raises
+    ``CtcnetError`` where one is over ``MARKER_TOLERANCE`` or NaN stands in one only."""
+    x = np.ascontiguousarray(crops, np.float32)
+    with torch.inference_mode():
+        expected = [t.numpy() for t in graph.eval()(torch.from_numpy(x))]
+    names = graph.output_names
+    got = OnnxClassifier(onnx_path).session.run(names, {INPUT_NAME: x})
+    record = {"batch": len(x)}
+    for name, a, b in zip(names, got, expected):
+        if name in OUTPUT_NAMES:
+            continue
+        # The fused probabilities carry the backbone's precision; the measurements are fp32.
+        atol, rtol = FP16_FUSED_TOLERANCE if name == FUSED_OUTPUT and precision != "fp32" \
+            else MARKER_TOLERANCE
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        same_nan = np.isnan(a) == np.isnan(b)
+        both = ~np.isnan(a) & ~np.isnan(b)
+        diff = float(np.abs(a - b)[both].max()) if both.any() else 0.0
+        record[f"max_abs_{name}_diff"] = diff
+        if not same_nan.all() or not (np.abs(a - b)[both] <= atol + rtol * np.abs(b)[both]).all():
+            raise CtcnetError(f"exported {name} disagree with torch: max |diff| {diff:.3g}, "
+                              f"{int((~same_nan).sum())} NaN in one only")
+    return record
+
+
+def carried_markers(metadata: dict[str, str], spec: ModelSpec, onnx_path: Path,
+                    model_path: Path) -> dict[str, str]:
+    """The marker metadata a restamped export keeps (none where it has no markers). The
+    fusion's weights are in the graph: a spec that now carries another fusion is refused
+    (re-export)."""
+    if MARKERS_KEY not in metadata:
+        return {}
+    baked = json.loads(metadata[MARKERS_KEY])
+    if baked.get("fused") and baked.get("fusion_sha256") != \
+            fusion_digest(marker_fusion_of(spec)):
+        raise InputError(f"{onnx_path.name} computes another marker fusion than "
+                         f"{model_path.name} now carries (re-export: ctcnet export "
+                         f"{model_path})", onnx_path)
+    return {MARKERS_KEY: metadata[MARKERS_KEY]}

@@ -1,0 +1,54 @@
+"""The guard's measurements as torch graph ops: the values of ``guard.measure`` (up to float
+rounding) on simulated crops, and the fusion head's probabilities those of
+``marker_fusion.fused_proba``."""
+
+import numpy as np
+import pytest
+import torch
+
+from ctcnet.deploy.marker_graph import COLUMNS, FusionHead, MarkerGraph
+from ctcnet.inference.guard import measure
+from ctcnet.inference.marker_fusion import feature_names, fused_proba
+from ctcnet.io.panel import load_panel
+from ctcnet.simulate import simulate_crops
+
+CLASSES = ["ctc", "wbc", "cluster", "debris"]
+
+
+@pytest.fixture(scope="module")
+def measured():
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    crops = np.asarray(simulate_crops(8, panel, crop_size=64, seed=11).images, np.float32)
+    crops[0, 1, 28:36, 28:36] = 4095.0  # a saturated CK core
+    with torch.inference_mode():
+        got = MarkerGraph(panel, 64, 0.64)(torch.from_numpy(crops)).numpy()
+    return got, measure(crops, panel, 0.64)
+
+
+@pytest.mark.parametrize("column", COLUMNS[:-1])
+def test_each_column_is_the_guards(measured, column):
+    got, ref = measured
+    np.testing.assert_allclose(got[:, COLUMNS.index(column)], ref[column].to_numpy(np.float64),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_the_flood_fill_finished(measured):
+    got, _ = measured
+    assert not got[:, COLUMNS.index("area_unfinished")].any()
+
+
+def test_fusion_head_is_fused_proba(measured):
+    got, ref = measured
+    rng = np.random.default_rng(0)
+    features = feature_names(CLASSES)
+    fusion = {"format": 1, "classes": CLASSES, "features": features,
+              "mean": rng.normal(0, 1, len(features)).tolist(),
+              "scale": rng.uniform(0.5, 2, len(features)).tolist(),
+              "weights": rng.normal(0, 1, (4, len(features))).tolist(),
+              "bias": rng.normal(0, 1, 4).tolist()}
+    proba = rng.dirichlet(np.ones(4), len(got)).astype(np.float32)
+    with torch.inference_mode():
+        fused = FusionHead(fusion, CLASSES)(torch.from_numpy(proba), torch.from_numpy(got))
+    np.testing.assert_allclose(fused.numpy(), fused_proba(fusion, proba, ref, CLASSES),
+                               atol=1e-5)
+

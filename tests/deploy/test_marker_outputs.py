@@ -1,0 +1,162 @@
+"""An export with the markers: the ONNX file alone (onnxruntime, numpy and a TIFF reader, no
+ctcnet) gives the marker measurements, fused probabilities and fused calls that ctcnet's own
+functions give on the same crop folder; the runtime exposes the outputs; a restamp keeps them
+and refuses a spec whose fusion the graph does not compute."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import save_tiny_model
+
+from ctcnet.deploy.export import export_onnx, restamp_onnx
+from ctcnet.deploy.marker_graph import COLUMNS
+from ctcnet.deploy.runtime import MARKERS_KEY, OnnxClassifier
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index, write_crop_dataset
+from ctcnet.errors import InputError
+from ctcnet.inference.guard import crop_set_calls, crop_set_measurements, review_flags
+from ctcnet.inference.marker_fusion import feature_names
+from ctcnet.io.panel import load_panel
+from ctcnet.nn.calls import calls_from_proba
+from ctcnet.nn.classifier import load_model, save_model
+from ctcnet.simulate import simulate_crops
+
+CROP = 48
+CLASSES = ["ctc", "wbc", "cluster", "debris"]
+
+# What instrument software runs: the file and the crop folder, no ctcnet. It prints the
+# outputs as JSON and fails if anything imported ctcnet.
+STANDALONE = r"""
+import csv, json, sys
+import numpy as np, onnxruntime as ort, tifffile
+model, folder = sys.argv[1], sys.argv[2]
+session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+meta = session.get_modelmeta().custom_metadata_map
+spec, markers = json.loads(meta["ctcnet_spec"]), json.loads(meta["marker_measurements"])
+with open(f"{folder}/manifest.csv") as f:
+    rows = list(csv.DictReader(f))
+crops = np.stack([tifffile.imread(f"{folder}/{r['path']}") for r in rows]).astype(np.float32)
+names = [o.name for o in session.get_outputs()]
+out = dict(zip(names, session.run(names, {"raw": crops})))
+columns = markers["columns"]
+classes = [c["name"] for c in spec["taxonomy"]["classes"]]
+fused = out["fused_probabilities"].astype(np.float64)
+# The CellSearch line: CD45 over the CK area over the guard's level is never a CTC.
+with np.errstate(invalid="ignore"):
+    cd45 = out["measurements"][:, columns.index("cd45_over_ck")] > markers["rules"]["cd45_level"]
+fused[cd45, classes.index("ctc")] = -1.0
+assert not any(m == "ctcnet" or m.startswith("ctcnet.") for m in sys.modules)
+print(json.dumps({"columns": columns, "measurements": out["measurements"].tolist(),
+                  "proba": out["probabilities"].tolist(),
+                  "fused": out["fused_probabilities"].tolist(),
+                  "calls": [classes[i] for i in fused.argmax(axis=1)]}, allow_nan=True))
+"""
+
+
+def fusion_for(rng) -> dict:
+    """A marker fusion of the spec's format with weights that read the markers strongly."""
+    features = feature_names(CLASSES)
+    return {"format": 1, "classes": CLASSES, "features": features,
+            "mean": rng.normal(0, 0.5, len(features)).tolist(),
+            "scale": rng.uniform(0.5, 2.0, len(features)).tolist(),
+            "weights": rng.normal(0, 1.0, (len(CLASSES), len(features))).tolist(),
+            "bias": rng.normal(0, 0.3, len(CLASSES)).tolist(), "fitted_on": {}}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("markers")
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    path, _ = save_tiny_model(root / "tiny.pt", crop_size=CROP, panel=panel, width=8,
+                              taxonomy=CLASSES,
+                              metrics={"marker_fusion": fusion_for(np.random.default_rng(0))})
+    report = export_onnx(path, markers=True)
+    batch = simulate_crops(6, panel, crop_size=CROP, seed=3)
+    folder = write_crop_dataset(root / "crops", np.asarray(batch.images), batch.labels, panel,
+                                [f"s{i % 2}" for i in range(len(batch.labels))])
+    return path, root / "tiny.onnx", folder, report
+
+
+def test_the_file_alone_gives_ctcnets_measurements_fusion_and_calls(exported):
+    path, onnx_path, folder, report = exported
+    assert report.markers and "verify markers" in "\n".join(report.lines())
+    done = subprocess.run([sys.executable, "-c", STANDALONE, str(onnx_path), str(folder)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    alone = json.loads(done.stdout)
+    assert alone["columns"] == list(COLUMNS)
+    # ctcnet's own: the crops as predict reads a crop folder, the guard's measurements and
+    # the crop set's calls with the fusion.
+    model, spec = load_model(path)
+    index = read_crop_index(folder, taxonomy=spec.taxonomy)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    measured = crop_set_measurements(crops, spec)
+    got = np.asarray(alone["measurements"], np.float64)
+    for i, column in enumerate(COLUMNS[:-1]):  # the last: the flood fill's own diagnostic
+        np.testing.assert_allclose(got[:, i], measured[column].to_numpy(np.float64),
+                                   rtol=1e-3, atol=1e-3, err_msg=column)
+    assert not got[:, COLUMNS.index("area_unfinished")].any()
+    proba = np.asarray(alone["proba"], np.float32)
+    called = calls_from_proba(proba, spec.class_names, 1.0)[0]
+    flags = review_flags(crops, proba, spec, measured=measured, called=np.array(
+        [spec.class_names.index(c) for c in called]))
+    # ctcnet's crop set call less the markers' own call (a ``wbc`` call the markers alone make
+    # ``ctc``: it reads the DNA references of a sample's leukocytes, which no per-crop graph
+    # has): the fusion and the CellSearch line.
+    flags["markers_ctc"] = False
+    expected = crop_set_calls(np.asarray(called, object), flags, crops, proba, spec,
+                              measured=measured)
+    assert list(alone["calls"]) == list(expected)
+
+
+def test_runtime_exposes_the_marker_outputs(exported):
+    _, onnx_path, folder, _ = exported
+    clf = OnnxClassifier(onnx_path)
+    assert clf.marker_columns == list(COLUMNS) and clf.has_fusion
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    crops = np.asarray(simulate_crops(2, panel, crop_size=CROP, seed=4).images, np.float32)
+    crops[1, 0, 3, 3] = np.nan
+    out = clf.run_markers(crops, batch_size=3)
+    assert out["measurements"].shape == (len(crops), len(COLUMNS))
+    assert np.isnan(out["fused_probabilities"][1]).all() and clf.bad_crops == [1]
+    good = np.isfinite(out["fused_probabilities"]).all(axis=1)
+    np.testing.assert_allclose(out["fused_probabilities"][good].sum(axis=1), 1.0, atol=1e-5)
+    # the plain run still gives the two outputs every ctcnet file has
+    logits, proba = clf.run(crops[good])
+    np.testing.assert_allclose(proba, out["probabilities"][good], atol=1e-6)
+
+
+def test_restamp_keeps_the_markers_and_refuses_another_fusion(exported, tmp_path):
+    path, onnx_path, _, _ = exported
+    copy_pt, copy_onnx = tmp_path / "m.pt", tmp_path / "m.onnx"
+    copy_pt.write_bytes(path.read_bytes())
+    copy_onnx.write_bytes(onnx_path.read_bytes())
+    restamp_onnx(copy_onnx, copy_pt)
+    assert MARKERS_KEY in OnnxClassifier(copy_onnx).metadata
+    model, spec = load_model(copy_pt)
+    save_model(copy_pt, model, replace(
+        spec, metrics={"marker_fusion": fusion_for(np.random.default_rng(1))}))
+    with pytest.raises(InputError, match="another marker fusion"):
+        restamp_onnx(copy_onnx, copy_pt)
+
+
+def test_markers_are_not_exported_in_int8(exported):
+    path, _, _, _ = exported
+    with pytest.raises(InputError, match="int8"):
+        export_onnx(path, path.with_name("q.onnx"), precision="int8", calibration="simulate:8",
+                    markers=True)
+
+
+def test_plain_export_has_no_marker_outputs(tiny_model_file, tmp_path):
+    path, _ = tiny_model_file(tmp_path / "plain.pt", width=4)
+    torch.manual_seed(0)
+    export_onnx(path)
+    clf = OnnxClassifier(path.with_suffix(".onnx"))
+    assert clf.marker_columns is None and not clf.has_fusion
+    with pytest.raises(InputError, match="no marker measurements"):
+        clf.run_markers(np.zeros((1, len(clf.channels), clf.crop_size, clf.crop_size),
+                                 np.float32))
