@@ -187,6 +187,11 @@ def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):
     proba = onehot(["ctc", "wbc"], spec)
     assert not review_flags(typical, proba, spec)["unusual"].any()
     assert review_flags(odd, onehot(["ctc"], spec), spec)["unusual"].all()
+    # Off the reference too, called debris: shown where a CTC's CK and nucleus could hide a
+    # CTC, not for a CK body without DNA (a tdEV-like event), whose doubt changes no count.
+    odd_debris = np.stack([cell(rng, ck=3000, dapi=3000), cell(rng, ck=3000, dapi=0)])
+    flags = review_flags(odd_debris, onehot(["debris", "debris"], spec), spec)
+    assert flags["unusual"].tolist() == [True, False]
 
 
 def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):
