@@ -261,7 +261,7 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     With ``with_pieces`` also the watershed's pieces and their 4-adjacent pairs ``(a, b)``:
     what :func:`ctcnet.detect.members.marker_parts` reads the merged objects' members from.
     ``extra_seeds``: a bool map of more seeds (:func:`marker_seeds`), each a piece of its own
-    unless it touches another seed.
+    where no seed of ``height`` lies within ``seed_radius``.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -269,8 +269,8 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
 
     size = 2 * seed_radius + 1
     peaks = (height == ndimage.maximum_filter(height, size=size, mode="nearest")) & mask
-    if extra_seeds is not None:
-        peaks |= extra_seeds & mask
+    if extra_seeds is not None:  # only where the detection image has no seed near
+        peaks |= extra_seeds & mask & ~ndimage.maximum_filter(peaks, size=size, mode="nearest")
     seeds, _ = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several
     pieces = watershed(-height, markers=seeds, mask=mask)
     # A blob whose maximum lay in a brighter neighbour's footprint got no seed: keep it whole.
