@@ -257,11 +257,19 @@ class OnnxClassifier:
         means); its rows are NaN, and it is named in a warning and in ``self.bad_crops`` (per
         thread). The other crops of the batch are classified as usual.
         """
-        raw = self._checked(raw)
         k = len(self.classes)
+        out = self._run_batches(raw, list(OUTPUT_NAMES), dict.fromkeys(OUTPUT_NAMES, k),
+                                batch_size, "classified (rows NaN, call 'failed')")
+        return out[OUTPUT_NAMES[0]], out[OUTPUT_NAMES[1]]
+
+    def _run_batches(self, raw: np.ndarray, names: list[str], widths: dict[str, int],
+                     batch_size: int | None, unrun: str) -> dict[str, np.ndarray]:
+        """The graph's ``names`` outputs of every crop, batch by batch, float32, one row a
+        crop (``widths`` columns); a crop with a pixel that is not finite is not sent to the
+        graph, its rows NaN, and named in a warning (``unrun``: what it was not)."""
+        raw = self._checked(raw)
         step = max(1, int(batch_size or self.batch_size))
-        logits = np.full((len(raw), k), np.nan, np.float32)
-        proba = np.full((len(raw), k), np.nan, np.float32)
+        out = {name: np.full((len(raw), widths[name]), np.nan, np.float32) for name in names}
         bad = []
         for start in range(0, len(raw), step):
             # Cast one batch at a time: 50,000 uint16 crops would take 6 GB as float32.
@@ -271,14 +279,14 @@ class OnnxClassifier:
                 bad += (start + np.flatnonzero(~ok)).tolist()
                 x = np.ascontiguousarray(x[ok])
             if len(x):
-                lo, pr = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
                 rows = start + np.flatnonzero(ok)
-                logits[rows], proba[rows] = lo, pr
+                for name, values in zip(names, self.session.run(names, {INPUT_NAME: x})):
+                    out[name][rows] = values
         self._last_run.bad = bad
         if bad:
-            log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, "
-                        "call 'failed'): indices %s", len(bad), bad[:20])
-        return logits, proba
+            log.warning("%d crop(s) with NaN or infinite pixels not %s: indices %s", len(bad),
+                        unrun, bad[:20])
+        return out
 
     @property
     def marker_columns(self) -> list[str] | None:
@@ -300,29 +308,10 @@ class OnnxClassifier:
         if MEASUREMENTS_OUTPUT not in self._outputs:
             raise InputError("this ONNX file has no marker measurements (export it with the "
                              "markers)", self.path)
-        raw = self._checked(raw)
-        step = max(1, int(batch_size or self.batch_size))
         widths = {name: len(self.classes) for name in (*OUTPUT_NAMES, FUSED_OUTPUT)}
         widths[MEASUREMENTS_OUTPUT] = len(self.marker_columns)
-        out = {name: np.full((len(raw), widths[name]), np.nan, np.float32)
-               for name in self._outputs}
-        bad = []
-        for start in range(0, len(raw), step):
-            x = np.ascontiguousarray(raw[start:start + step], dtype=np.float32)
-            ok = finite_crops(x)
-            if not ok.all():
-                bad += (start + np.flatnonzero(~ok)).tolist()
-                x = np.ascontiguousarray(x[ok])
-            if len(x):
-                rows = start + np.flatnonzero(ok)
-                for name, values in zip(self._outputs,
-                                        self.session.run(self._outputs, {INPUT_NAME: x})):
-                    out[name][rows] = values
-        self._last_run.bad = bad
-        if bad:
-            log.warning("%d crop(s) with NaN or infinite pixels not measured (rows NaN): "
-                        "indices %s", len(bad), bad[:20])
-        return out
+        return self._run_batches(raw, list(self._outputs), widths, batch_size,
+                                 "measured (rows NaN)")
 
     @property
     def bad_crops(self) -> list[int]:

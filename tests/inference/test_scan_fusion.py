@@ -21,16 +21,15 @@ from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import DecisionRule
 from ctcnet.nn.spec import ModelSpec
+from tests.inference.test_marker_fusion import SIZE, cell
 
-SIZE = 64
-DAPI, CK, CD45 = 0, 1, 2
 # The shipped default model's cartridge prior for ctc, about.
 RULE = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -3.0})
 # The network reads a bright-CK, CD45-negative, nucleated cell at a moderate p(ctc): at the
 # cartridge's prior alone that is a leukocyte or debris, and no markers' call takes it back
-# (the markers overrule a ``wbc`` call only where p(ctc) >= p(wbc)).
+# (the markers overrule a ``wbc`` or ``debris`` call only where p(ctc) is at least the call's).
 MODERATE = [0.45, 0.5, 0.01, 0.04]
-DEBRIS_RUNNER_UP = [0.8, 0.02, 0.01, 0.17]
+DEBRIS_RUNNER_UP = [0.4, 0.02, 0.01, 0.57]
 LEUKOCYTE = [0.02, 0.95, 0.01, 0.02]
 SURE_LEUKOCYTE = [0.002, 0.99, 0.003, 0.005]
 
@@ -39,17 +38,6 @@ SURE_LEUKOCYTE = [0.002, 0.99, 0.003, 0.005]
 def spec():
     return ModelSpec(arch="compact", panel=default_panel(), taxonomy=default_taxonomy(),
                      crop_size=SIZE, decision=RULE)
-
-
-def cell(rng, ck=300.0, dapi=400.0, cd45=0.0, noise=3.0):
-    """One (5, H, W) crop: a CK disk round a nucleus, an optional CD45 ring."""
-    x = 100.0 + rng.normal(0, noise, (5, SIZE, SIZE))
-    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
-    r = np.hypot(yy, xx)
-    x[CK] += ck * (r <= 8)
-    x[DAPI] += dapi * (r <= 4)
-    x[CD45] += cd45 * ((r > 6) & (r <= 9))
-    return x.astype(np.float32)
 
 
 def fitted_fusion(rng, spec, n=10, moderate=MODERATE):
