@@ -32,8 +32,9 @@ import pandas as pd
 from scipy import ndimage
 
 from ctcnet.core.robust import median, median_and_mad_sigma
-from ctcnet.detect.members import CTC_CD45_SHARE, attach_parts, marker_parts
+from ctcnet.detect.members import LABEL, marker_channels, marker_seeds, with_marker_parts
 from ctcnet.detect.resampling import two_tap_matrix
+from ctcnet.detect.splitting import group_max, split_and_merge
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 
@@ -198,124 +199,6 @@ def snr_maps(binned: np.ndarray, sigma_px: float, block_px: int,
     return residual
 
 
-def _max_per_label(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Maximum of ``values`` per label 0..n (label 0 and empty labels get -inf)."""
-    fg = labels > 0
-    return group_max(values[fg], labels[fg], n + 1)
-
-
-def group_max(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
-    """(size,) float64 maximum of ``values`` per group id 0..size-1 (-inf for an empty group):
-    ``np.maximum.at``'s numbers, by sorting the ids and reducing each run of them (3 times
-    faster on a frame's labels: 0.7 against 2.2 ms for 25,000 pixels)."""
-    out = np.full(size, -np.inf)
-    groups = np.asarray(groups).ravel()
-    if not len(groups):
-        return out
-    order = np.argsort(groups, kind="stable")
-    groups, values = groups[order], np.asarray(values).ravel()[order]
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    out[groups[starts]] = np.maximum.reduceat(values, starts)
-    return out
-
-
-def adjacent_saddles(pieces: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                     np.ndarray]:
-    """Pairs of 4-adjacent labels and the highest ``height`` along their common border.
-
-    The border height of two neighbouring pixels is the lower of the two; the saddle of a pair
-    is the highest such value: how far down one must go to pass from one piece to the other.
-    """
-    a_parts, b_parts, v_parts = [], [], []
-    for sl_a, sl_b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
-        a, b = pieces[sl_a], pieces[sl_b]
-        edge = (a > 0) & (b > 0) & (a != b)
-        a_parts.append(np.minimum(a[edge], b[edge]))
-        b_parts.append(np.maximum(a[edge], b[edge]))
-        v_parts.append(np.minimum(height[sl_a][edge], height[sl_b][edge]))
-    a, b, v = (np.concatenate(x) for x in (a_parts, b_parts, v_parts))
-    if not len(a):
-        return a, b, v
-    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
-    return pairs[:, 0], pairs[:, 1], group_max(v, inverse, len(pairs))
-
-
-def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
-                    same_object_ratio: float, with_pieces: bool = False,
-                    extra_seeds: np.ndarray | None = None):
-    """Label image of ``mask``: separate objects split apart, touching ones kept together.
-
-    1. Seeds are local maxima of the smoothed detection image ``height`` at least
-       ``seed_radius`` apart; a watershed cuts every connected blob into one piece per seed.
-    2. Neighbouring pieces are merged back when the saddle between them is at least
-       ``same_object_ratio`` of the lower of their two peaks: then there is no real gap between
-       them. That rejoins one object cut at several maxima (a lobed nucleus, a CD45 ring around
-       its nucleus, a fibre) and keeps physically touching cells together, so a CTC with
-       attached neutrophils or platelets stays one cluster event (the classifier, not the
-       detector, decides what a cluster is). Separate cells joined only by their overlapping
-       dim halos have a low saddle and stay apart. (Tried: a lower merge bar for pieces with
-       nucleus + CK, meant for clusters; on simulated cartridges it glued leukocytes with
-       faint CK to their neighbours and lost 2-3 % recall, while clusters stayed whole anyway.)
-
-    With ``with_pieces`` also the watershed's pieces and their 4-adjacent pairs ``(a, b)``:
-    what :func:`ctcnet.detect.members.marker_parts` reads the merged objects' members from.
-    ``extra_seeds``: a bool map of more seeds (:func:`marker_seeds`), each a piece of its own
-    where no seed of ``height`` lies within ``seed_radius``.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from skimage.segmentation import watershed
-
-    size = 2 * seed_radius + 1
-    peaks = (height == ndimage.maximum_filter(height, size=size, mode="nearest")) & mask
-    if extra_seeds is not None:  # only where the detection image has no seed near
-        peaks |= extra_seeds & mask & ~ndimage.maximum_filter(peaks, size=size, mode="nearest")
-    seeds, _ = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several
-    pieces = watershed(-height, markers=seeds, mask=mask)
-    # A blob whose maximum lay in a brighter neighbour's footprint got no seed: keep it whole.
-    orphans, n_orphans = ndimage.label(mask & (pieces == 0))
-    if n_orphans:
-        pieces = np.where(orphans > 0, orphans + pieces.max(), pieces)
-    n = int(pieces.max())
-    a, b, saddle = adjacent_saddles(pieces, height)
-    if not len(a):
-        return (pieces, pieces, (a, b)) if with_pieces else pieces
-    peak = _max_per_label(height, pieces, n)
-    merge = saddle >= same_object_ratio * np.minimum(peak[a], peak[b])
-    graph = coo_matrix((np.ones(int(merge.sum())), (a[merge], b[merge])), shape=(n + 1, n + 1))
-    _, component = connected_components(graph, directed=False)
-    # Component ids per piece; background (piece 0) stays 0, others become 1..k.
-    _, relabel = np.unique(component[1:], return_inverse=True)
-    lookup = np.concatenate([[0], relabel.ravel() + 1])
-    return (lookup[pieces], pieces, (a, b)) if with_pieces else lookup[pieces]
-
-
-def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, sigma_px: float,
-                 seed_radius: int, threshold_snr: float) -> np.ndarray | None:
-    """Seeds where the markers say a CTC sits: local maxima of the smoothed CK or DNA map
-    (``seed_radius`` apart in each), with CK and DNA over ``threshold_snr`` there and CD45 under
-    :data:`ctcnet.detect.members.CTC_CD45_SHARE` of CK. The detection image is the largest
-    signal of any channel, so a CTC within a seed distance of a brighter neighbour (a debris
-    blob, a leukocyte's CD45, a tdEV's CK) has no maximum of its own there; its CK and DNA
-    still peak where it is. ``channels``: (nucleus, epithelial, leukocyte or None); None
-    without a nucleus or a CK channel."""
-    nucleus, epithelial, leukocyte = channels
-    if nucleus is None or epithelial is None:
-        return None
-    smooth = lambda c: ndimage.gaussian_filter(snr[c], sigma_px, mode="nearest")  # noqa: E731
-    ck, dna = smooth(epithelial), smooth(nucleus)
-    size = 2 * seed_radius + 1
-    # CK's maxima, and DNA's: a CTC's CK on the slope of a brighter CK neighbour's (a CK+
-    # blob) has no maximum of its own, its nucleus still has one.
-    seeds = (ck == ndimage.maximum_filter(ck, size=size, mode="nearest")) | \
-        (dna == ndimage.maximum_filter(dna, size=size, mode="nearest"))
-    seeds &= mask & (ck >= threshold_snr) & (dna >= threshold_snr)
-    if leukocyte is not None:
-        seeds &= smooth(leukocyte) < CTC_CD45_SHARE * ck
-    return seeds
-
-
 MIN_BINNED_SIDE = 4  # the background map needs at least one 4 x 4 block of working pixels
 
 
@@ -399,7 +282,7 @@ def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int
         seed_radius = max(1, int(round(config.seed_distance_um / work_px / 2)))
         # With members offered, the markers' own seeds cut a CTC out of a brighter
         # neighbour's piece, so that it can be offered as a member of its own.
-        extra = marker_seeds(snr, mask, _marker_channels(panel), config.seed_sigma_um / work_px,
+        extra = marker_seeds(snr, mask, marker_channels(panel), config.seed_sigma_um / work_px,
                              seed_radius, config.threshold_snr) if alternates else None
         labels, pieces, pairs = split_and_merge(mask, height, seed_radius,
                                                 config.same_object_ratio, with_pieces=True,
@@ -501,50 +384,3 @@ def empty_event_table(panel: Panel) -> pd.DataFrame:
               "peak_snr": "float32", "edge_cut": "bool"}
     return pd.DataFrame({col: pd.Series(dtype=dtypes.get(col, "float32"))
                          for col in event_columns(panel)})
-
-
-def _pair_saddles(pieces: np.ndarray, height: np.ndarray, a: np.ndarray, b: np.ndarray
-                  ) -> np.ndarray:
-    """The highest ``height`` along the border of each given pair (a < b) of 4-adjacent
-    pieces (:func:`adjacent_saddles`, in the order of ``a, b``)."""
-    pa, pb, saddle = adjacent_saddles(pieces, height)
-    n = int(pieces.max()) + 1
-    index = np.searchsorted(pa * n + pb, a * n + b)  # adjacent_saddles' pairs come sorted
-    return saddle[index]
-
-
-def _marker_channels(panel: Panel) -> tuple:
-    """(nucleus, epithelial, leukocyte) channel positions of ``panel``, None where missing."""
-    return tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
-
-
-LABEL = "_label"  # an object's label in a label image, while alternates are attached
-
-
-def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarray | None,
-                      pairs, snr: np.ndarray, panel: Panel, config: DetectConfig,
-                      table) -> pd.DataFrame:
-    """``events`` (with their :data:`LABEL`) and the members of merged objects whose own
-    markers read as a CTC's (:func:`ctcnet.detect.members.marker_parts`) as rows of their own,
-    measured by ``table`` like every event; without DNA or CK channels, just ``events``."""
-    channels = _marker_channels(panel)
-    # Every object one piece (no merge on this frame): no members to offer, and no per-channel
-    # peaks to take over the frame's pixels.
-    if pieces is None or None in channels[:2] or int(pieces.max()) == int(labels.max()):
-        return attach_parts(events, events.iloc[:0], np.zeros(1, np.int64), LABEL)
-    n = int(pieces.max())
-    peaks = np.stack([_max_per_label(c, pieces, n) for c in snr], axis=1)
-    nucleus, epithelial, leukocyte = channels
-    cd45_peak = None
-    if leukocyte is not None:  # CD45 where each piece's CK peaks (members.CTC_CD45_SHARE)
-        cd45_peak = peaks[:, leukocyte].copy()
-        at = ndimage.maximum_position(snr[epithelial], pieces, np.arange(1, n + 1))
-        rows, cols = np.array(at, np.int64).reshape(-1, 2).T
-        peaks[1:, leukocyte] = snr[leukocyte][rows, cols]
-    a, b = pairs
-    saddles = (_pair_saddles(pieces, snr[epithelial], a, b),
-               _pair_saddles(pieces, snr[nucleus], a, b)) if len(a) else None
-    parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr,
-                                 saddles, cd45_peak)
-    found = table(parts) if len(parent) > 1 else events.iloc[:0]
-    return attach_parts(events, found, parent, LABEL)

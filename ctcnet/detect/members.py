@@ -1,7 +1,7 @@
 """The members of a merged object whose own markers read as a CTC's, offered as events of their
 own beside the whole (pure numpy, on detection's working grid).
 
-Detection keeps touching cells together (:func:`ctcnet.detect.detection.split_and_merge`), so
+Detection keeps touching cells together (:func:`ctcnet.detect.splitting.split_and_merge`), so
 that a CTC with attached neutrophils or platelets stays one cluster event. At a working pixel
 of about 1.9 um it cannot tell a contact from a gap of a couple of micrometres: a bright cell's
 blur fills the gap to a dim neighbour, or a dim CTC sits on the tail of a bright aggregate, and
@@ -15,14 +15,21 @@ they form a cluster is the classifier's question, so detection asks it both ways
 object whose members differ so is kept whole and its members are added as alternate events
 ("parts"); the calls resolve them (:mod:`ctcnet.inference.alternates`): the parts replace the
 whole only when one of them is called a counted class and the whole is not a cluster.
+Where the detection image gives such a CTC no seed of its own (a brighter neighbour's maximum
+lies within a seed distance), CK's and DNA's own maxima seed its piece (:func:`marker_seeds`);
+:func:`with_marker_parts` reads the pieces' markers and adds the parts to a frame's events.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from ctcnet.detect.splitting import max_per_label, pair_saddles
+from ctcnet.io.panel import Panel
 
 # A member reads as a CTC by its own markers: CK and DNA over detection's core threshold, and
 # CD45 under this share of its CK peak. CD45 is read where the member's CK peaks, not as its
@@ -76,7 +83,7 @@ def marker_parts(labels: np.ndarray, pieces: np.ndarray, pairs: tuple[np.ndarray
     peak signal-to-noise per channel of each piece 0..n (:func:`ctc_like`); ``channels``: the
     (nucleus, epithelial, leukocyte or None) channel positions; ``saddles``: per pair, the
     highest CK and the highest DNA along its border
-    (:func:`ctcnet.detect.detection.adjacent_saddles`), if read;
+    (:func:`ctcnet.detect.splitting.adjacent_saddles`), if read;
     ``cd45_peak``: see :func:`ctc_like`.
     Returns a label image of the parts (0 elsewhere) and, per part label 0..k, the object
     label it came from (0 for none). Neighbouring pieces that are not CTC-like form one part;
@@ -142,3 +149,65 @@ def attach_parts(wholes: pd.DataFrame, parts: pd.DataFrame, parent: np.ndarray,
     wholes = wholes.assign(**{GROUP: np.where(split, whole_label, -1), PART: False})
     out = pd.concat([wholes, parts], ignore_index=True) if len(parts) else wholes
     return out.drop(columns=[label])
+
+
+def marker_seeds(snr: np.ndarray, mask: np.ndarray, channels: tuple, sigma_px: float,
+                 seed_radius: int, threshold_snr: float) -> np.ndarray | None:
+    """Seeds where the markers say a CTC sits: local maxima of the smoothed CK or DNA map
+    (``seed_radius`` apart in each), with CK and DNA over ``threshold_snr`` there and CD45 under
+    :data:`CTC_CD45_SHARE` of CK. The detection image is the largest
+    signal of any channel, so a CTC within a seed distance of a brighter neighbour (a debris
+    blob, a leukocyte's CD45, a tdEV's CK) has no maximum of its own there; its CK and DNA
+    still peak where it is. ``channels``: (nucleus, epithelial, leukocyte or None); None
+    without a nucleus or a CK channel."""
+    nucleus, epithelial, leukocyte = channels
+    if nucleus is None or epithelial is None:
+        return None
+    smooth = lambda c: ndimage.gaussian_filter(snr[c], sigma_px, mode="nearest")  # noqa: E731
+    ck, dna = smooth(epithelial), smooth(nucleus)
+    size = 2 * seed_radius + 1
+    # CK's maxima, and DNA's: a CTC's CK on the slope of a brighter CK neighbour's (a CK+
+    # blob) has no maximum of its own, its nucleus still has one.
+    seeds = (ck == ndimage.maximum_filter(ck, size=size, mode="nearest")) | \
+        (dna == ndimage.maximum_filter(dna, size=size, mode="nearest"))
+    seeds &= mask & (ck >= threshold_snr) & (dna >= threshold_snr)
+    if leukocyte is not None:
+        seeds &= smooth(leukocyte) < CTC_CD45_SHARE * ck
+    return seeds
+
+
+def marker_channels(panel: Panel) -> tuple:
+    """(nucleus, epithelial, leukocyte) channel positions of ``panel``, None where missing."""
+    return tuple(panel.index_of_role(r) for r in ("nucleus", "epithelial", "leukocyte"))
+
+
+LABEL = "_label"  # an object's label in a label image, while alternates are attached
+
+
+def with_marker_parts(events: pd.DataFrame, labels: np.ndarray, pieces: np.ndarray | None,
+                      pairs, snr: np.ndarray, panel: Panel, config,
+                      table) -> pd.DataFrame:
+    """``events`` (with their :data:`LABEL`) and the members of merged objects whose own
+    markers read as a CTC's (:func:`ctcnet.detect.members.marker_parts`) as rows of their own,
+    measured by ``table`` like every event; without DNA or CK channels, just ``events``."""
+    channels = marker_channels(panel)
+    # Every object one piece (no merge on this frame): no members to offer, and no per-channel
+    # peaks to take over the frame's pixels.
+    if pieces is None or None in channels[:2] or int(pieces.max()) == int(labels.max()):
+        return attach_parts(events, events.iloc[:0], np.zeros(1, np.int64), LABEL)
+    n = int(pieces.max())
+    peaks = np.stack([max_per_label(c, pieces, n) for c in snr], axis=1)
+    nucleus, epithelial, leukocyte = channels
+    cd45_peak = None
+    if leukocyte is not None:  # CD45 where each piece's CK peaks (members.CTC_CD45_SHARE)
+        cd45_peak = peaks[:, leukocyte].copy()
+        at = ndimage.maximum_position(snr[epithelial], pieces, np.arange(1, n + 1))
+        rows, cols = np.array(at, np.int64).reshape(-1, 2).T
+        peaks[1:, leukocyte] = snr[leukocyte][rows, cols]
+    a, b = pairs
+    saddles = (pair_saddles(pieces, snr[epithelial], a, b),
+               pair_saddles(pieces, snr[nucleus], a, b)) if len(a) else None
+    parts, parent = marker_parts(labels, pieces, pairs, peaks, channels, config.threshold_snr,
+                                 saddles, cd45_peak)
+    found = table(parts) if len(parent) > 1 else events.iloc[:0]
+    return attach_parts(events, found, parent, LABEL)

@@ -82,7 +82,7 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
     """
     import tifffile  # noqa: F401 - with its codecs (imagecodecs)
     from PIL import Image
-    from scipy.sparse import coo_matrix  # noqa: F401 - detection.split_and_merge
+    from scipy.sparse import coo_matrix  # noqa: F401 - splitting.split_and_merge
     from scipy.sparse.csgraph import connected_components  # noqa: F401
 
     # scikit-image loads these submodules lazily, on first attribute access.

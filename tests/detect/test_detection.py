@@ -10,12 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ctcnet.detect.cropping import extract_crops, extract_windows, to_model_scale, window_size
-from ctcnet.detect.detection import (
-    DetectConfig,
-    bin_frame,
-    detect_events,
-    group_max,
-)
+from ctcnet.detect.detection import DetectConfig, bin_frame, detect_events
+from ctcnet.detect.splitting import group_max
 from ctcnet.detect.truth_matching import detection_recall, match_to_truth
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel

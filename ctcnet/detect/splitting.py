@@ -1,0 +1,111 @@
+"""Splitting a detection mask into objects and the pieces they were merged from, and
+reductions over a label image (per-label maxima, the saddles between neighbouring labels):
+pure numpy and scipy, on detection's working grid."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def max_per_label(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Maximum of ``values`` per label 0..n (label 0 and empty labels get -inf)."""
+    fg = labels > 0
+    return group_max(values[fg], labels[fg], n + 1)
+
+
+def group_max(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
+    """(size,) float64 maximum of ``values`` per group id 0..size-1 (-inf for an empty group):
+    ``np.maximum.at``'s numbers, by sorting the ids and reducing each run of them (3 times
+    faster on a frame's labels: 0.7 against 2.2 ms for 25,000 pixels)."""
+    out = np.full(size, -np.inf)
+    groups = np.asarray(groups).ravel()
+    if not len(groups):
+        return out
+    order = np.argsort(groups, kind="stable")
+    groups, values = groups[order], np.asarray(values).ravel()[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    out[groups[starts]] = np.maximum.reduceat(values, starts)
+    return out
+
+
+def adjacent_saddles(pieces: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+    """Pairs of 4-adjacent labels and the highest ``height`` along their common border.
+
+    The border height of two neighbouring pixels is the lower of the two; the saddle of a pair
+    is the highest such value: how far down one must go to pass from one piece to the other.
+    """
+    a_parts, b_parts, v_parts = [], [], []
+    for sl_a, sl_b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        a, b = pieces[sl_a], pieces[sl_b]
+        edge = (a > 0) & (b > 0) & (a != b)
+        a_parts.append(np.minimum(a[edge], b[edge]))
+        b_parts.append(np.maximum(a[edge], b[edge]))
+        v_parts.append(np.minimum(height[sl_a][edge], height[sl_b][edge]))
+    a, b, v = (np.concatenate(x) for x in (a_parts, b_parts, v_parts))
+    if not len(a):
+        return a, b, v
+    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
+    return pairs[:, 0], pairs[:, 1], group_max(v, inverse, len(pairs))
+
+
+def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
+                    same_object_ratio: float, with_pieces: bool = False,
+                    extra_seeds: np.ndarray | None = None):
+    """Label image of ``mask``: separate objects split apart, touching ones kept together.
+
+    1. Seeds are local maxima of the smoothed detection image ``height`` at least
+       ``seed_radius`` apart; a watershed cuts every connected blob into one piece per seed.
+    2. Neighbouring pieces are merged back when the saddle between them is at least
+       ``same_object_ratio`` of the lower of their two peaks: then there is no real gap between
+       them. That rejoins one object cut at several maxima (a lobed nucleus, a CD45 ring around
+       its nucleus, a fibre) and keeps physically touching cells together, so a CTC with
+       attached neutrophils or platelets stays one cluster event (the classifier, not the
+       detector, decides what a cluster is). Separate cells joined only by their overlapping
+       dim halos have a low saddle and stay apart. (Tried: a lower merge bar for pieces with
+       nucleus + CK, meant for clusters; on simulated cartridges it glued leukocytes with
+       faint CK to their neighbours and lost 2-3 % recall, while clusters stayed whole anyway.)
+
+    With ``with_pieces`` also the watershed's pieces and their 4-adjacent pairs ``(a, b)``:
+    what :func:`ctcnet.detect.members.marker_parts` reads the merged objects' members from.
+    ``extra_seeds``: a bool map of more seeds (:func:`ctcnet.detect.members.marker_seeds`),
+    each a piece of its own where no seed of ``height`` lies within ``seed_radius``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from skimage.segmentation import watershed
+
+    size = 2 * seed_radius + 1
+    peaks = (height == ndimage.maximum_filter(height, size=size, mode="nearest")) & mask
+    if extra_seeds is not None:  # only where the detection image has no seed near
+        peaks |= extra_seeds & mask & ~ndimage.maximum_filter(peaks, size=size, mode="nearest")
+    seeds, _ = ndimage.label(peaks)  # a flat-topped maximum is one seed, not several
+    pieces = watershed(-height, markers=seeds, mask=mask)
+    # A blob whose maximum lay in a brighter neighbour's footprint got no seed: keep it whole.
+    orphans, n_orphans = ndimage.label(mask & (pieces == 0))
+    if n_orphans:
+        pieces = np.where(orphans > 0, orphans + pieces.max(), pieces)
+    n = int(pieces.max())
+    a, b, saddle = adjacent_saddles(pieces, height)
+    if not len(a):
+        return (pieces, pieces, (a, b)) if with_pieces else pieces
+    peak = max_per_label(height, pieces, n)
+    merge = saddle >= same_object_ratio * np.minimum(peak[a], peak[b])
+    graph = coo_matrix((np.ones(int(merge.sum())), (a[merge], b[merge])), shape=(n + 1, n + 1))
+    _, component = connected_components(graph, directed=False)
+    # Component ids per piece; background (piece 0) stays 0, others become 1..k.
+    _, relabel = np.unique(component[1:], return_inverse=True)
+    lookup = np.concatenate([[0], relabel.ravel() + 1])
+    return (lookup[pieces], pieces, (a, b)) if with_pieces else lookup[pieces]
+
+
+def pair_saddles(pieces: np.ndarray, height: np.ndarray, a: np.ndarray, b: np.ndarray
+                  ) -> np.ndarray:
+    """The highest ``height`` along the border of each given pair (a < b) of 4-adjacent
+    pieces (:func:`adjacent_saddles`, in the order of ``a, b``)."""
+    pa, pb, saddle = adjacent_saddles(pieces, height)
+    n = int(pieces.max()) + 1
+    index = np.searchsorted(pa * n + pb, a * n + b)  # adjacent_saddles' pairs come sorted
+    return saddle[index]
