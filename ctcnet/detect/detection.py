@@ -282,8 +282,8 @@ def events_from_maps(binned: np.ndarray, snr: np.ndarray, frame_shape: tuple[int
         seed_radius = max(1, int(round(config.seed_distance_um / work_px / 2)))
         # With members offered, the markers' own seeds cut a CTC out of a brighter
         # neighbour's piece, so that it can be offered as a member of its own.
-        extra = marker_seeds(snr, mask, marker_channels(panel), config.seed_sigma_um / work_px,
-                             seed_radius, config.threshold_snr) if alternates else None
+        extra = marker_seeds(snr, mask, marker_channels(panel), seed_radius,
+                             config.threshold_snr) if alternates else None
         labels, pieces, pairs = split_and_merge(mask, height, seed_radius,
                                                 config.same_object_ratio, with_pieces=True,
                                                 extra_seeds=extra)

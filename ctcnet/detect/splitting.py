@@ -14,6 +14,21 @@ def max_per_label(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     return group_max(values[fg], labels[fg], n + 1)
 
 
+def at_label_maxima(values: np.ndarray, by: np.ndarray, labels: np.ndarray, n: int
+                    ) -> np.ndarray:
+    """(n + 1,) ``values`` where ``by`` peaks in each label 1..n (NaN for label 0 and empty
+    labels): one sort of the labelled pixels, not scipy's position search per label."""
+    out = np.full(n + 1, np.nan)
+    flat = np.flatnonzero(labels > 0)
+    if not len(flat):
+        return out
+    lab = labels.ravel()[flat]
+    order = np.lexsort((by.ravel()[flat], lab))  # by label, then by ``by``: the last is the peak
+    last = order[np.r_[lab[order][1:] != lab[order][:-1], True]]
+    out[lab[last]] = values.ravel()[flat[last]]
+    return out
+
+
 def group_max(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
     """(size,) float64 maximum of ``values`` per group id 0..size-1 (-inf for an empty group):
     ``np.maximum.at``'s numbers, by sorting the ids and reducing each run of them (3 times
@@ -29,26 +44,32 @@ def group_max(values: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def adjacent_saddles(pieces: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                     np.ndarray]:
-    """Pairs of 4-adjacent labels and the highest ``height`` along their common border.
+def adjacent_saddles(pieces: np.ndarray, height: np.ndarray, *more: np.ndarray
+                     ) -> tuple[np.ndarray, ...]:
+    """Pairs of 4-adjacent labels and the highest ``height`` along their common border (and
+    of each of ``more`` heights, read over the same borders in one pass).
 
     The border height of two neighbouring pixels is the lower of the two; the saddle of a pair
     is the highest such value: how far down one must go to pass from one piece to the other.
+    Returns ``(a, b, saddle, *more_saddles)``, the pairs sorted.
     """
-    a_parts, b_parts, v_parts = [], [], []
+    heights = (height, *more)
+    a_parts, b_parts, v_parts = [], [], [[] for _ in heights]
     for sl_a, sl_b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
                        ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
         a, b = pieces[sl_a], pieces[sl_b]
         edge = (a > 0) & (b > 0) & (a != b)
         a_parts.append(np.minimum(a[edge], b[edge]))
         b_parts.append(np.maximum(a[edge], b[edge]))
-        v_parts.append(np.minimum(height[sl_a][edge], height[sl_b][edge]))
-    a, b, v = (np.concatenate(x) for x in (a_parts, b_parts, v_parts))
+        for v, h in zip(v_parts, heights):
+            v.append(np.minimum(h[sl_a][edge], h[sl_b][edge]))
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+    values = [np.concatenate(v) for v in v_parts]
     if not len(a):
-        return a, b, v
-    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
-    return pairs[:, 0], pairs[:, 1], group_max(v, inverse, len(pairs))
+        return (a, b, *values)
+    n = int(pieces.max()) + 1
+    keys, inverse = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
+    return (keys // n, keys % n, *(group_max(v, inverse, len(keys)) for v in values))
 
 
 def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
@@ -101,11 +122,11 @@ def split_and_merge(mask: np.ndarray, height: np.ndarray, seed_radius: int,
     return (lookup[pieces], pieces, (a, b)) if with_pieces else lookup[pieces]
 
 
-def pair_saddles(pieces: np.ndarray, height: np.ndarray, a: np.ndarray, b: np.ndarray
-                  ) -> np.ndarray:
-    """The highest ``height`` along the border of each given pair (a < b) of 4-adjacent
-    pieces (:func:`adjacent_saddles`, in the order of ``a, b``)."""
-    pa, pb, saddle = adjacent_saddles(pieces, height)
+def pair_saddles(pieces: np.ndarray, heights: list[np.ndarray], a: np.ndarray, b: np.ndarray
+                 ) -> list[np.ndarray]:
+    """Per height, its highest value along the border of each given pair (a < b) of
+    4-adjacent pieces (:func:`adjacent_saddles`, in the order of ``a, b``)."""
+    pa, pb, *saddles = adjacent_saddles(pieces, *heights)
     n = int(pieces.max()) + 1
     index = np.searchsorted(pa * n + pb, a * n + b)  # adjacent_saddles' pairs come sorted
-    return saddle[index]
+    return [saddle[index] for saddle in saddles]

@@ -8,10 +8,11 @@ from conftest import FUZZ
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy import ndimage
 
 from ctcnet.detect.cropping import extract_crops, extract_windows, to_model_scale, window_size
 from ctcnet.detect.detection import DetectConfig, bin_frame, detect_events
-from ctcnet.detect.splitting import group_max
+from ctcnet.detect.splitting import adjacent_saddles, at_label_maxima, group_max
 from ctcnet.detect.truth_matching import detection_recall, match_to_truth
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
@@ -511,3 +512,24 @@ def test_group_max_is_numpys_maximum_at(values, size, random):
     want = np.full(size, -np.inf)
     np.maximum.at(want, groups, values)
     assert np.array_equal(group_max(values, groups, size), want, equal_nan=True)
+
+
+@FUZZ
+@given(st.integers(0, 2**32 - 1))
+def test_label_reductions_are_scipys(seed):
+    """The CD45 where each piece's CK peaks is scipy's maximum_position read (ties aside), and
+    the saddles of several heights read in one pass are each one's own."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 6, (12, 15))
+    by, values, other = (rng.normal(size=labels.shape) for _ in range(3))
+    n = int(labels.max())
+    got = at_label_maxima(values, by, labels, n)
+    for k in range(1, n + 1):
+        if (labels == k).any():
+            assert got[k] == values[ndimage.maximum_position(by, labels, k)]
+        else:
+            assert np.isnan(got[k])
+    a, b, first, second = adjacent_saddles(labels, by, other)
+    assert all(np.array_equal(x, y) for x, y in zip((a, b, first), adjacent_saddles(labels, by)))
+    assert np.array_equal(second, adjacent_saddles(labels, other)[2])
+    assert np.array_equal(np.stack([a, b], 1), np.unique(np.stack([a, b], 1), axis=0))
