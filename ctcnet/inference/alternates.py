@@ -52,4 +52,9 @@ def resolve_alternates(events: pd.DataFrame, crops: np.ndarray | None
         return events, crops
     keep = alternates_kept(events)
     events = events[keep].drop(columns=ALTERNATE_COLUMNS).reset_index(drop=True)
-    return events, (crops[keep] if crops is not None else None)
+    if crops is None:
+        return events, None
+    # The members follow the wholes (detect.members.attach_parts): where every whole stays,
+    # the crops kept are the first rows, a view, not a copy of the frame's crops (tens of MB).
+    kept = int(keep.sum())
+    return events, (crops[:kept] if keep[:kept].all() else crops[keep])

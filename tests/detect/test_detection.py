@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from ctcnet.detect.cropping import extract_crops, extract_windows, to_model_scale, window_size
 from ctcnet.detect.detection import DetectConfig, bin_frame, detect_events
-from ctcnet.detect.splitting import adjacent_saddles, at_label_maxima, group_max
+from ctcnet.detect.splitting import LabelRuns, adjacent_saddles, group_max, window_max_at
 from ctcnet.detect.truth_matching import detection_recall, match_to_truth
 from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
@@ -523,13 +523,32 @@ def test_label_reductions_are_scipys(seed):
     labels = rng.integers(0, 6, (12, 15))
     by, values, other = (rng.normal(size=labels.shape) for _ in range(3))
     n = int(labels.max())
-    got = at_label_maxima(values, by, labels, n)
+    runs = LabelRuns(labels, n)
+    got, peak = runs.at_max(values, by), runs.max(by)
     for k in range(1, n + 1):
         if (labels == k).any():
             assert got[k] == values[ndimage.maximum_position(by, labels, k)]
+            assert peak[k] == by[labels == k].max()
         else:
-            assert np.isnan(got[k])
+            assert np.isnan(got[k]) and peak[k] == -np.inf
+    assert np.array_equal(peak, group_max(by[labels > 0], labels[labels > 0], n + 1))
     a, b, first, second = adjacent_saddles(labels, by, other)
     assert all(np.array_equal(x, y) for x, y in zip((a, b, first), adjacent_saddles(labels, by)))
     assert np.array_equal(second, adjacent_saddles(labels, other)[2])
     assert np.array_equal(np.stack([a, b], 1), np.unique(np.stack([a, b], 1), axis=0))
+
+
+@FUZZ
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+def test_window_max_at_points_is_scipys_maximum_filter(seed, radius):
+    """The window maxima read at a few points are scipy's maximum_filter there (mode
+    "nearest": the border repeats), for float maps and for a bool map of seeds."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(int(rng.integers(1, 30)), int(rng.integers(1, 30)))).astype(np.float32)
+    seeds = rng.random(image.shape) < 0.1
+    points = rng.random(image.shape) < 0.3
+    ys, xs = np.nonzero(points)
+    size = 2 * radius + 1
+    for field in (image, seeds):
+        want = ndimage.maximum_filter(field, size=size, mode="nearest")[ys, xs]
+        assert np.array_equal(window_max_at(field, ys, xs, size), want)
