@@ -38,6 +38,7 @@ from ctcnet.io.panel import Panel, load_panel
 from ctcnet.simulate.config import SimConfig, draw
 
 DEFAULT_PLANES = ("CK", "CD45", "DAPI")  # R, G, B as in published composites
+DISPLAYS = ("sample", "image")  # one display range per sample and channel, or per crop
 JPEG_QUALITY = (60, 95)
 # Pillow's subsampling codes: 0 = 4:4:4 (none), 1 = 4:2:2, 2 = 4:2:0 (most cameras and viewers).
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
@@ -163,13 +164,18 @@ def composite_panel(panel: Panel, planes: Sequence[str], pixel_size_um: float,
 def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = None,
                            planes: Sequence[str] = DEFAULT_PLANES,
                            quality: tuple[int, int] = JPEG_QUALITY,
-                           pixel_size_um: float | None = None, seed: int = 0) -> Path:
+                           pixel_size_um: float | None = None, seed: int = 0,
+                           display: str = "sample") -> Path:
     """Write a simulated :class:`~ctcnet.simulate.crops.CropBatch` as RGB composite JPEGs.
 
     ``planes`` names the markers shown as R, G, B (matched to the batch's channels by name);
     ``quality`` is the JPEG quality range drawn from per crop; ``pixel_size_um`` the export's
-    pixel size (default: the simulation's).
+    pixel size (default: the simulation's); ``display``: one display range per ``sample`` and
+    channel (a scanner's gallery, a viewer session) or per ``image`` (each crop stretched on
+    its own, as a crop exported alone is).
     """
+    if display not in DISPLAYS:
+        raise InputError(f"display is one of {DISPLAYS}, got {display!r}")
     panel = load_panel(panel)
     lo_q, hi_q = (int(q) for q in quality)
     if not 1 <= lo_q <= hi_q <= 100:
@@ -177,7 +183,9 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
     composite, take = composite_panel(panel, planes, pixel_size_um or panel.pixel_size_um,
                                       "rgb")
     rng = np.random.default_rng(seed)
-    shown = display_8bit_per_sample(batch.images[:, take], batch.sample_ids, rng)
+    groups = batch.sample_ids if display == "sample" else \
+        [str(i) for i in range(len(batch.labels))]
+    shown = display_8bit_per_sample(batch.images[:, take], groups, rng)
     factor = panel.pixel_size_um / composite.pixel_size_um
     root = Path(out_dir)
     rows = []
@@ -202,7 +210,8 @@ def write_rgb_jpeg_dataset(batch, out_dir: str | Path, panel: Panel | None = Non
              "pixel_size_um": composite.pixel_size_um,
              "simulated_pixel_size_um": panel.pixel_size_um, "jpeg_quality": [lo_q, hi_q],
              "class_counts": dict(sorted(counts.items())), "subtypes": batch.subtypes,
-             "qualities": qualities, "subsampling": subsamplings, "config": batch.config}
+             "qualities": qualities, "subsampling": subsamplings, "display": display,
+             "config": batch.config}
     atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")
     return root
 

@@ -46,6 +46,27 @@ def test_rgb_jpeg_export_is_a_readable_crop_dataset(tmp_path):
                  "32", "--export", "rgb-jpeg", "--jpeg-quality", "high"]) == 2
 
 
+def test_rgb_jpeg_display_per_image_stretches_each_crop_on_its_own(tmp_path):
+    """A gallery's export shows a sample's crops in one display range, so a dim crop stays
+    dim; exported one by one, each crop is stretched to its own bright end."""
+    from ctcnet.simulate import simulate_crops
+    from ctcnet.simulate.export import write_rgb_jpeg_dataset
+
+    batch = simulate_crops(4, load_panel(None), None, TINY_CROP, seed=11, num_samples=1)
+    peaks = {}
+    for display in ("sample", "image"):
+        write_rgb_jpeg_dataset(batch, tmp_path / display, planes=RGB_ORDER, quality=(95, 95),
+                               seed=3, display=display)
+        index = read_crop_index(tmp_path / display)
+        peaks[display] = np.array([int(index.read(i).max()) for i in range(len(index))])
+        info = json.loads((tmp_path / display / "dataset.json").read_text())
+        assert info["display"] == display
+    assert (peaks["image"] >= 200).all()  # every crop reaches near white in some plane
+    assert (peaks["sample"] < 200).any()  # the sample's dim crops stay dim
+    with pytest.raises(InputError, match="display"):
+        write_rgb_jpeg_dataset(batch, tmp_path / "x", display="crop")
+
+
 def test_export_headroom_dims_a_crop_as_a_whole_sample_export_would(rng):
     """A crop exported alone with headroom h looks as it would in a sample whose bright end is
     h times its own: every grey level divided by h (before rounding), none clipped."""
