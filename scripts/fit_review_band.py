@@ -104,7 +104,12 @@ def main() -> int:
     check = families["check"]
     inputs = lambda f: (f["counted_mass"], f["shown_otherwise"],  # noqa: E731
                         f["is_counted_truth"])
+    # What the band reads: the cartridge marker fusion's posterior (a fusion in the review
+    # role: ctcnet.inference.scan_fusion) or the network's.
+    from ctcnet.inference.scan_fusion import fusion_role
+
     record.update(
+        reads="fused" if fusion_role(spec) == "review" else "network",
         fitted_on={"cartridges": args.cartridges, "seeds": [FIT_SEED, FIT_SEED + args.cartridges
                                                              - 1],
                    "frames": args.frames, "events_per_frame": args.events,

@@ -17,12 +17,14 @@ does) is fitted on the events where it applies (:func:`~ctcnet.inference.scan_fu
 
 With ``--write`` it goes into the checkpoint's spec (``metrics.scan_fusion``) and, metadata
 only, into the ONNX export beside it (``--out``: a copy of the model, its export and card,
-changed instead). Then fit the decision rule on the fused posterior
-(``scripts/fit_decision.py --model ...``) and measure (``scripts/cartridge_counts.py``,
-``scripts/cells_in_scans.py``).
+changed instead). ``--role review`` (the default): the calls stay the network's and the review
+band reads the fused posterior; refit the band (``scripts/fit_review_band.py --model ...
+--write``). ``--role calls``: the cartridge's rule acts on the fused posterior; refit the
+decision rule on it (``scripts/fit_decision.py --model ...``). Then measure
+(``scripts/cartridge_counts.py``, ``scripts/cells_in_scans.py``).
 
     python scripts/fit_scan_fusion.py --model models/ctcnet-default.pt [--cartridges 16]
-        [--frames 3] [--events 450] [--out COPY.pt] [--write]
+        [--frames 3] [--events 450] [--role review|calls] [--out COPY.pt] [--write]
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="with --write: write a copy of the model (and its .onnx, .json, "
                              ".md) here, changed, instead of --model")
+    parser.add_argument("--role", choices=("review", "calls"), default="review",
+                        help="what the fusion decides: which events the review band shows "
+                             "(the calls stay the network's), or the calls themselves")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -162,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "detects them, matched to the truth within 8 um; "
                                            "classes weighed alike"})
     fusion["gate"] = dict(DEFAULT_GATE)
+    fusion["role"] = args.role
     fused = fuse(proba, table, names, fusion, rows)
     # What the cartridge's prior makes of each (the rule as fitted on the network's output).
     for label, p in (("network", proba), ("fused", fused)):

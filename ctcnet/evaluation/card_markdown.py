@@ -188,6 +188,12 @@ def decision_lines(decision: dict | None) -> list[str]:
     return lines + review_band_lines(decision.get("review_band"))
 
 
+# What a review band reads (its record's ``reads``; older records say nothing: the network's).
+BAND_READS = {"network": "its posterior",
+              "fused": "the posterior of the network and the markers read together (the "
+                       "model's cartridge marker fusion; the calls stay the network's)"}
+
+
 def review_band_lines(band: dict | None) -> list[str]:
     """The card's statement of the review band for a stated miss rate (``review_band`` of the
     decision rule: :mod:`ctcnet.evaluation.miss_rate`)."""
@@ -195,9 +201,10 @@ def review_band_lines(band: dict | None) -> list[str]:
         return []
     fitted, fresh = band.get("fitted_on", {}), band.get("fresh_family", {})
     without = band.get("without_band", {})
+    reads = BAND_READS.get(band.get("reads"), BAND_READS["network"])
     lines = ["", "## Review band: a stated miss rate", "",
              f"On cartridges, a call of another class is shown to a person when a CTC or cluster "
-             f"holds at least {band['band']:.4g} of its posterior at cartridge prevalence. "
+             f"holds at least {band['band']:.4g} of {reads} at cartridge prevalence. "
              f"Guarantee: the share of detected CTCs and clusters neither counted nor shown is "
              f"at most {band['level']:.0%} with {band['confidence']:.0%} confidence "
              f"(fixed-sequence test, one-sided Clopper-Pearson bound), for cells drawn as the "

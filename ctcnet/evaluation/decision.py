@@ -41,7 +41,7 @@ from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
 from ctcnet.inference.guard import MARKERS_CTC, counted, markers_overrule
-from ctcnet.inference.tables import label_events
+from ctcnet.inference.tables import band_proba_of, label_events
 from ctcnet.nn.calls import DecisionRule, as_rule
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     proba = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
     edge = edge_cut_class if edge_cut_class in names else None
     out = label_events(events.drop(columns=["review"], errors="ignore"), proba,
-                       spec.replace(decision=as_rule(decision)), edge)
+                       spec.replace(decision=as_rule(decision)), edge,
+                       band_proba_of(events, names))
     guard = events["guard"].fillna("").astype(str) if "guard" in events else \
         pd.Series("", index=events.index)
     same = out["model_class"].to_numpy(object) == events["model_class"].to_numpy(object)

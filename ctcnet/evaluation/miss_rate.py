@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.detect.truth_matching import match_to_truth
+from ctcnet.inference.tables import band_proba_of
 from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba
 
 # The bands tried, from the most shown up: fine near 0, where a cartridge's posteriors sit.
@@ -96,8 +97,10 @@ def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: 
     matched per frame by ``row`` and ``col``)."""
     names = list(spec.class_names)
     counted = [i for i, n in enumerate(names) if n in COUNTED_CLASSES]
-    posterior = deployment_proba(events[[f"p_{n}" for n in names]].to_numpy(np.float32),
-                                 names, spec.decision)
+    # The probabilities the band read (a review-only marker fusion's), else the calls' own.
+    band_proba = band_proba_of(events, names)
+    posterior = deployment_proba(events[[f"p_{n}" for n in names]].to_numpy(np.float32)
+                                 if band_proba is None else band_proba, names, spec.decision)
     guard = events["guard"].fillna("").astype(str) if "guard" in events else ""
     out = pd.DataFrame({
         "counted_mass": posterior[:, counted].max(axis=1) if counted else 0.0,

@@ -15,7 +15,7 @@ from ctcnet.inference.guard import FLAGS
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
 
 # What summary.json keeps of a band's record: the statement and where it was measured.
-BAND_KEYS = ("band", "level", "confidence", "cells", "misses", "miss_bound", "shown",
+BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_bound", "shown",
              "fitted_on", "fresh_family", "command")
 
 

@@ -29,17 +29,21 @@ log = logging.getLogger(__name__)
 
 
 def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
-                 edge_cut_class: str | None = None) -> pd.DataFrame:
+                 edge_cut_class: str | None = None, band_proba: np.ndarray | None = None
+                 ) -> pd.DataFrame:
     """Attach class, per-class probabilities, confidence and the review flag (vectorised).
 
     ``model_class`` is the model's own call. ``class`` is the same, except that with
     ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
     count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris. A row
     of non-finite probabilities is no call (``ctcnet.nn.calls``): class ``failed``, reviewed.
+    ``band_proba``: the probabilities the review band reads, if not ``proba`` (a cartridge's
+    marker fusion); written as the ``fused_p_<class>`` columns.
     """
     events = events.copy()
     called, confidence, review, failed = calls_from_proba(proba, spec.class_names,
-                                                          spec.review_threshold, spec.decision)
+                                                          spec.review_threshold, spec.decision,
+                                                          band_proba)
     if failed.any():
         log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
                     "review", int(failed.sum()), len(failed), FAILED_CLASS)
@@ -50,9 +54,21 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
         events["class"] = np.where(edge, edge_cut_class, called)
     for k, name in enumerate(spec.class_names):
         events[f"p_{name}"] = proba[:, k].astype(np.float32)
+    if band_proba is not None:
+        for k, name in enumerate(spec.class_names):
+            events[f"{BAND_PREFIX}{name}"] = np.asarray(band_proba)[:, k].astype(np.float32)
     events["confidence"] = confidence
     events["review"] = review
     return events
+
+
+def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:
+    """The probabilities a labelled table's review band read (its ``fused_p_<class>``
+    columns), or None where the band read the calls' own."""
+    columns = [f"{BAND_PREFIX}{n}" for n in class_names]
+    if not all(c in events for c in columns):
+        return None
+    return events[columns].to_numpy(np.float32)
 
 
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
@@ -66,6 +82,8 @@ def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
     return table
 
 
+# The columns of the probabilities the review band read where they are not the calls' own.
+BAND_PREFIX = "fused_p_"
 # What the summary, the ground-truth comparison and the report read of the events table: the
 # one table predict keeps in memory after the frame loop (a few bytes per event).
 SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",

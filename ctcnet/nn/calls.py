@@ -146,7 +146,7 @@ def top_class(proba: np.ndarray, class_names: Sequence[str],
 
 
 def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
-                     decision: DecisionRule | None = None
+                     decision: DecisionRule | None = None, band_proba: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The calls, one per row of ``proba``: the one rule every path applies.
 
@@ -161,6 +161,10 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     decision : DecisionRule, optional
         The rule the calls are made with, e.g. the model's ``spec.decision`` (deployment
         prevalence) or :func:`prior_rule`'s; None: the most probable class.
+    band_proba : ndarray, shape (N, K), optional
+        The probabilities whose counted-class share the review band reads, if not ``proba``'s
+        (a cartridge's marker fusion, :mod:`ctcnet.inference.scan_fusion`: the network's and
+        the markers' evidence for a CTC read together), at the same rule's prior.
 
     Returns
     -------
@@ -181,18 +185,28 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     called = np.where(failed, FAILED_CLASS, names[top] if len(proba) else names[:0])
     confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top]).astype(np.float32)
     review = failed | _doubt_shown(proba, top, confidence, class_names, review_threshold,
-                                   as_rule(decision).review_band)
+                                   as_rule(decision).review_band,
+                                   _band_posterior(band_proba, class_names, decision))
     return called.astype(object), confidence, review, failed
+
+
+def _band_posterior(band_proba: np.ndarray | None, class_names: Sequence[str],
+                    decision: DecisionRule | None) -> np.ndarray | None:
+    """``band_proba`` at the rule's prior (None stays None)."""
+    if band_proba is None:
+        return None
+    band_proba = np.asarray(band_proba, dtype=np.float32).reshape(-1, len(class_names))
+    return deployment_proba(band_proba, class_names, decision)
 
 
 def _doubt_shown(posterior: np.ndarray, top: np.ndarray, confidence: np.ndarray,
                  class_names: Sequence[str], review_threshold: float,
-                 band: float | None) -> np.ndarray:
+                 band: float | None, band_posterior: np.ndarray | None = None) -> np.ndarray:
     """Bool per row: the network's doubt puts the event in front of a person. A counted call
     under the review threshold; a call of another class to which a counted class holds at
-    least ``band`` of the posterior (the rule's fitted review band) or, without one, holds
-    ``1 - review_threshold`` with the call under the threshold. A model without counted
-    classes: every call under the threshold."""
+    least ``band`` of the posterior (the rule's fitted review band; of ``band_posterior``
+    where given) or, without one, holds ``1 - review_threshold`` with the call under the
+    threshold. A model without counted classes: every call under the threshold."""
     doubtful = np.nan_to_num(confidence, nan=1.0) < review_threshold
     counted = [i for i, n in enumerate(class_names) if n in COUNTED_CLASSES]
     if not counted:
@@ -207,11 +221,14 @@ def _doubt_shown(posterior: np.ndarray, top: np.ndarray, confidence: np.ndarray,
             else top
         near = np.isin(runner_up, counted) | (mass >= 1.0 - review_threshold)
         return doubtful & (counted_call | near)
+    if band_posterior is not None:
+        mass = np.nan_to_num(band_posterior, nan=0.0)[:, counted].max(axis=1)
     return (doubtful & counted_call) | (~counted_call & (mass >= band))
 
 
 def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
-                    decision: DecisionRule | None = None) -> np.ndarray:
+                    decision: DecisionRule | None = None, band_proba: np.ndarray | None = None
+                    ) -> np.ndarray:
     """Bool per row: the call is below the review threshold, but only between classes that
     are not counted (reported, not queued: :func:`calls_from_proba` does not review it)."""
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
@@ -219,7 +236,8 @@ def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_thresh
     top, posterior = top_class(proba, class_names, decision)
     confidence = np.nan_to_num(posterior[np.arange(len(posterior)), top], nan=1.0)
     shown = _doubt_shown(posterior, top, confidence, class_names, review_threshold,
-                         as_rule(decision).review_band)
+                         as_rule(decision).review_band,
+                         _band_posterior(band_proba, class_names, decision))
     return ~failed & (confidence < review_threshold) & ~shown
 
 

@@ -137,3 +137,35 @@ def test_the_fusion_reads_and_applies_only_where_it_could_change_a_counted_call(
                                     spec.replace(metrics={SCAN_FUSION: fusion}), start)
     assert fused.tolist() == rows.tolist()
     np.testing.assert_array_equal(p[1], proba[1])  # outside the gate: the network's own
+
+
+def test_a_review_fusion_leaves_the_calls_and_moves_only_the_band(rng, spec):
+    """With the role ``review`` the calls and probabilities stay the network's; the review
+    band reads the fused posterior, written beside them: a CK+CD45+ leukocyte the network
+    gives a CTC a few percent of is no longer queued, a CK+ CD45- nucleated cell still is."""
+    from types import SimpleNamespace
+
+    from ctcnet.inference.scan_fusion import fused_labels
+    from ctcnet.inference.tables import BAND_PREFIX, band_proba_of
+
+    # The shipped default model's rule, about (its band is fitted with the fusion).
+    shipped = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -6.5})
+    banded = spec.replace(decision=shipped.with_review_band({"band": 0.01}))
+    crops, proba, events = frame(rng)
+    measured, start = measure_for_guard_start(crops, banded)
+    work = SimpleNamespace(events=events, crops=crops, measured=measured, guard_start=start)
+    plain, _, _ = fused_labels(work, proba, banded, "debris")
+    fusion = {**fitted_fusion(rng, spec), "role": "review"}
+    reviewed, p, _ = fused_labels(work, proba, banded.replace(
+        metrics={SCAN_FUSION: fusion}), "debris")
+    assert p is proba  # the guard reads the network's probabilities, as without the fusion
+    names = [f"p_{c}" for c in spec.class_names]
+    pd.testing.assert_frame_equal(reviewed[["class", "model_class", "confidence", *names]],
+                                  plain[["class", "model_class", "confidence", *names]])
+    assert band_proba_of(plain, spec.class_names) is None
+    band = band_proba_of(reviewed, spec.class_names)
+    assert band is not None and f"{BAND_PREFIX}ctc" in reviewed
+    # Both CK+ cells sit in the network's band; the fused posterior keeps only the CTC there.
+    assert plain["review"].iloc[:2].all()
+    assert reviewed["review"].iloc[0] and not reviewed["review"].iloc[1]
+    assert band[0, 0] > band[1, 0]

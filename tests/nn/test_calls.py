@@ -248,3 +248,21 @@ def test_review_queues_doubt_that_could_change_a_count_and_reports_the_rest():
     assert calls_from_proba(proba, other, 0.8)[2].tolist() == [True, True, True, False, True,
                                                                True]
     assert not uncounted_doubt(proba, other, 0.8).any()
+
+
+def test_the_band_reads_band_proba_where_given_and_the_calls_stay_probas():
+    """A review band reading another posterior (a cartridge's marker fusion) moves which
+    uncounted calls are shown, never a call or its confidence."""
+    from ctcnet.nn.calls import uncounted_doubt
+
+    names = ["ctc", "wbc", "cluster", "debris"]
+    rule = DecisionRule.prior_shift({"ctc": -3.75, "cluster": -6.5}).with_review_band(
+        {"band": 0.01})
+    proba = np.array([[0.4, 0.55, 0.01, 0.04], [0.02, 0.9, 0.0, 0.08]], np.float32)
+    fused = np.array([[0.01, 0.98, 0.0, 0.01], [0.9, 0.05, 0.0, 0.05]], np.float32)
+    plain = calls_from_proba(proba, names, 0.95, rule)
+    banded = calls_from_proba(proba, names, 0.95, rule, band_proba=fused)
+    assert plain[0].tolist() == banded[0].tolist() == ["wbc", "wbc"]
+    np.testing.assert_array_equal(plain[1], banded[1])
+    assert plain[2].tolist() == [True, False] and banded[2].tolist() == [False, True]
+    assert uncounted_doubt(proba, names, 0.95, rule, band_proba=fused).tolist() == [True, False]
