@@ -59,8 +59,8 @@ def window_max_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: i
     """``ndimage.maximum_filter(image, size, mode="nearest")`` read at the points ``(rows,
     cols)`` only: each point's window gathered (its coordinates clipped at the border, as
     "nearest" repeats the edge) and reduced. For the few hundred points of a frame at which
-    a maximum is asked, instead of a pass over every pixel (0.2 against 6 ms on a binned
-    frame of 518 x 692)."""
+    a maximum is asked, instead of a pass over every pixel (400 points of a binned frame of
+    518 x 692 px, 7-11 px windows: 0.2-0.3 against 11 ms on a busy 2-core machine)."""
     offsets = np.arange(size) - size // 2  # scipy's window at origin 0
     out = np.empty(len(rows), image.dtype)
     h, w = image.shape
