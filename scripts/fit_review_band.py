@@ -59,6 +59,7 @@ def main() -> int:
     from ctcnet.deploy.export import restamp_onnx
     from ctcnet.evaluation.miss_rate import band_for_miss_rate, misses_at
     from ctcnet.evaluation.model_card import refresh_decision
+    from ctcnet.inference.scan_fusion import fusion_role
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.digests import file_sha256
     from ctcnet.io.panel import save_panel
@@ -104,11 +105,9 @@ def main() -> int:
     check = families["check"]
     inputs = lambda f: (f["counted_mass"], f["shown_otherwise"],  # noqa: E731
                         f["is_counted_truth"])
-    # What the band reads: the cartridge marker fusion's posterior (a fusion in the review
-    # role: ctcnet.inference.scan_fusion) or the network's.
-    from ctcnet.inference.scan_fusion import fusion_role
-
     record.update(
+        # What the band reads: the cartridge marker fusion's posterior (a fusion in the
+        # review role: ctcnet.inference.scan_fusion) or the network's.
         reads="fused" if fusion_role(spec) == "review" else "network",
         fitted_on={"cartridges": args.cartridges, "seeds": [FIT_SEED, FIT_SEED + args.cartridges
                                                              - 1],

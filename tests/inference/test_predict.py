@@ -378,14 +378,14 @@ def matched_events(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
         [tuple(r) for r in b[BOX].to_numpy().tolist()]
     common = set(keys[0]) & set(keys[1])
     only = [[k for k in ks if k not in common] for ks in keys]
-    wholes = [k for side in only for k in side]
+    unpaired = [k for side in only for k in side]
     for side, other in ((only[0], only[1]), (only[1], only[0])):
         for f, x0, y0, x1, y1, area in side:
             # A part of the other run's whole, or a whole holding the other run's parts.
             assert any(g == f and ((gx0 <= x0 and gy0 <= y0 and x1 <= gx1 and y1 <= gy1)
                                    or (x0 <= gx0 and y0 <= gy0 and gx1 <= x1 and gy1 <= y1))
                        for g, gx0, gy0, gx1, gy1, _ in other), (f, x0, y0, x1, y1, area)
-    assert len(wholes) <= 0.1 * len(a)
+    assert len(unpaired) <= 0.1 * len(a)
     rows = [[k in common for k in ks] for ks in keys]
     return a[rows[0]].reset_index(drop=True), b[rows[1]].reset_index(drop=True)
 
