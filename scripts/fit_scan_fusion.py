@@ -102,6 +102,8 @@ def cartridge_table(path: Path, backend, spec) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
+    from ctcnet.inference.scan_fusion import ROLES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
     parser.add_argument("--cartridges", type=int, default=16)
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="with --write: write a copy of the model (and its .onnx, .json, "
                              ".md) here, changed, instead of --model")
-    parser.add_argument("--role", choices=("review", "calls"), default="review",
+    parser.add_argument("--role", choices=ROLES, default="review",
                         help="what the fusion decides: which events the review band shows "
                              "(the calls stay the network's), or the calls themselves")
     parser.add_argument("--write", action="store_true")

@@ -33,12 +33,7 @@ from torch import nn
 
 from ctcnet import __version__
 from ctcnet.deploy.marker_graph import FusionHead, MarkerGraph
-from ctcnet.deploy.markers import (
-    carried_markers,
-    marker_fusion_of,
-    markers_record,
-    verify_markers,
-)
+from ctcnet.deploy.markers import carried_markers, markers_record, verify_markers
 from ctcnet.deploy.quantise import (
     MAX_F1_DROP_POINTS,
     LabelledCrops,
@@ -50,6 +45,7 @@ from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
+from ctcnet.inference.marker_fusion import marker_fusion_of
 from ctcnet.inference.onnx_runtime import (
     DIGEST_KEY,
     FUSED_OUTPUT,
@@ -308,9 +304,9 @@ def _torch_export(graph: OnnxGraph, crops: np.ndarray, path: Path, opset: int) -
         with redirect_stdout(io.StringIO()):  # the exporter prints progress lines
             program = torch.onnx.export(
                 graph, (example,), input_names=[INPUT_NAME],
-                output_names=list(getattr(graph, "output_names", OUTPUT_NAMES)),
+                output_names=list(graph.output_names),
                 dynamic_shapes=({0: batch},), opset_version=int(opset), dynamo=True,
-                verbose=False, optimize=getattr(graph, "markers", None) is None,
+                verbose=False, optimize=graph.markers is None,
                 custom_translation_table={torch.ops.aten.asinh.default: _asinh_onnx})
             program.save(str(path))
     except Exception as err:  # the exporter raises many error types; explain and stop

@@ -51,7 +51,7 @@ from ctcnet.core.robust import (
 from ctcnet.inference.guard.leaks import box_least_squares
 from ctcnet.inference.guard.masks import box_with_margin, disk_core
 from ctcnet.inference.guard.rules import CTC_DYE_ROLES, EXCLUSION_ROLES, RULES, GuardRules
-from ctcnet.inference.marker_fusion import FORMAT, LEAST_PROBA, MEASURES
+from ctcnet.inference.marker_fusion import LEAST_PROBA, MEASURES, check_fusion
 from ctcnet.inference.spillover import CLIPPED_NOISE_SHARE
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ NOISE_FLOOR = 0.5
 SWEEPS = box_least_squares.__defaults__[0]
 
 
-def flood_steps_for(crop_size: int, pixel_size_um: float, rules: GuardRules = RULES) -> int:
+def flood_steps_for(pixel_size_um: float, rules: GuardRules = RULES) -> int:
     """Dilations the CK area's flood fill takes by default: the disk's diameter in pixels and
     a half more (a path from the centre's half-radius core round a concave edge)."""
     return int(np.ceil(3.0 * rules.radius_um / pixel_size_um)) + 2
@@ -86,7 +86,7 @@ class MarkerGraph(nn.Module):
         self.rules, self.pixel_size_um = rules, float(pixel_size_um)
         s = int(crop_size)
         self.crop_size = s
-        self.flood_steps = int(flood_steps or flood_steps_for(s, pixel_size_um, rules))
+        self.flood_steps = int(flood_steps or flood_steps_for(pixel_size_um, rules))
         radius_px = rules.radius_um / pixel_size_um
         full_disk = disk_core(s, s, radius_px)
         (self.y0, self.y1), (self.x0, self.x1) = box_with_margin(full_disk, 1)
@@ -209,14 +209,16 @@ class MarkerGraph(nn.Module):
                                           caps)
             return fits[key]
 
+        # CD45's leak cap, once for the CD45 columns and those round CK (as numpy reads it).
+        cd45_cap = self.cd45_leak_cap(std, usable, comparable) if self.cd45 is not None \
+            else None
         if self.cd45 is not None:
-            cd45_cap = self.cd45_leak_cap(std, usable, comparable)
             (cd45_excess,) = excess([self.cd45], self.others, [cd45_cap])
             out["cd45_core"], out["cd45_over_ck"] = over_area(
                 cd45_excess, flat_clipped, flat_area, has_area)
         if self.exclusion:
             out["exclusion_around_ck"], out["partner_um2"] = self.around(
-                excess, area, flat_clipped, has_area, std, usable, comparable)
+                excess, area, flat_clipped, has_area, cd45_cap)
         return torch.stack([out[c] for c in COLUMNS], dim=1)
 
     def central_component(self, mask: torch.Tensor, score: torch.Tensor
@@ -247,8 +249,9 @@ class MarkerGraph(nn.Module):
         return torch.where(copies, torch.full_like(share, rules.copy_leak),
                            torch.full_like(share, rules.max_leak)).float()
 
-    def around(self, excess, area, flat_clipped, has_area, std, usable, comparable):
-        """``exclusion_around_ck`` and ``partner_um2`` (``measurements._around_columns``)."""
+    def around(self, excess, area, flat_clipped, has_area, cd45_cap):
+        """``exclusion_around_ck`` and ``partner_um2`` (``measurements._around_columns``);
+        ``cd45_cap``: :meth:`cd45_leak_cap`'s, for the CD45 channel among the markers."""
         rules = self.rules
         # One chain of 4-neighbour steps gives each growth on its way.
         region, done, grown = pack(area, self.bits), 0, {}
@@ -259,7 +262,7 @@ class MarkerGraph(nn.Module):
             grown[name] = unpack(region, self.bits).flatten(1)
         band = grown["reach"] & ~grown["gap"]
         readable = band & ~flat_clipped & has_area[:, None]
-        caps = [self.cd45_leak_cap(std, usable, comparable) if i == self.cd45 else
+        caps = [cd45_cap if i == self.cd45 else
                 torch.full_like(has_area, rules.max_leak, dtype=torch.float32)
                 for i in self.exclusion]
         worst = torch.full(has_area.shape, -torch.inf, device=has_area.device)
@@ -408,9 +411,7 @@ class FusionHead(nn.Module):
 
     def __init__(self, fusion: dict, class_names):
         super().__init__()
-        if list(fusion["classes"]) != list(class_names) or fusion.get("format") != FORMAT:
-            raise ValueError("the marker fusion was fitted for other classes or another "
-                             f"format: {fusion.get('classes')} vs {list(class_names)}")
+        check_fusion(fusion, class_names)
         for name in ("mean", "scale", "weights", "bias"):
             self.register_buffer(name, torch.tensor(fusion[name], dtype=torch.float64),
                                  persistent=False)

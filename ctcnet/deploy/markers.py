@@ -15,6 +15,7 @@ import torch
 
 from ctcnet.deploy.marker_graph import COLUMNS
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.inference.marker_fusion import marker_fusion_of
 from ctcnet.inference.onnx_runtime import (
     FUSED_OUTPUT,
     INPUT_NAME,
@@ -30,11 +31,6 @@ MARKER_TOLERANCE = (1e-3, 1e-3)
 MARKERS_FORMAT = 1
 # Tolerances of the fused probabilities of an fp16 backbone: (atol, rtol).
 FP16_FUSED_TOLERANCE = (2e-2, 2e-2)
-
-
-def marker_fusion_of(spec: ModelSpec) -> dict | None:
-    """The spec's marker fusion (``spec.metrics["marker_fusion"]``), if it carries one."""
-    return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
 
 
 def fusion_digest(fusion: dict | None) -> str | None:

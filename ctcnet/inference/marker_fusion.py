@@ -80,12 +80,22 @@ def fit_fusion(proba: np.ndarray, measured, targets: np.ndarray, class_names,
             "fitted_on": fitted_on or {}}
 
 
-def fused_proba(fusion: dict, proba: np.ndarray, measured, class_names) -> np.ndarray:
-    """(N, K) class probabilities of the fusion for the network's ``proba`` and the guard's
-    measurements of the same crops."""
+def marker_fusion_of(spec) -> dict | None:
+    """The model's marker fusion (``spec.metrics["marker_fusion"]``), if it carries one."""
+    return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
+
+
+def check_fusion(fusion: dict, class_names) -> None:
+    """Refuse a fusion fitted for other classes or in another format (ValueError)."""
     if list(fusion["classes"]) != list(class_names) or fusion.get("format") != FORMAT:
         raise ValueError("the marker fusion was fitted for other classes or another format: "
                          f"{fusion.get('classes')} vs {list(class_names)}")
+
+
+def fused_proba(fusion: dict, proba: np.ndarray, measured, class_names) -> np.ndarray:
+    """(N, K) class probabilities of the fusion for the network's ``proba`` and the guard's
+    measurements of the same crops."""
+    check_fusion(fusion, class_names)
     x = (fusion_features(proba, measured) - np.asarray(fusion["mean"])) / \
         np.asarray(fusion["scale"])
     logits = x @ np.asarray(fusion["weights"]).T + np.asarray(fusion["bias"])

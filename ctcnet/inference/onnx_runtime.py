@@ -308,9 +308,7 @@ class OnnxClassifier:
         if MEASUREMENTS_OUTPUT not in self._outputs:
             raise InputError("this ONNX file has no marker measurements (export it with the "
                              "markers)", self.path)
-        widths = {name: len(self.classes) for name in (*OUTPUT_NAMES, FUSED_OUTPUT)}
-        widths[MEASUREMENTS_OUTPUT] = len(self.marker_columns)
-        return self._run_batches(raw, list(self._outputs), widths, batch_size,
+        return self._run_batches(raw, list(self._outputs), self._widths, batch_size,
                                  "measured (rows NaN)")
 
     @property
@@ -385,6 +383,7 @@ class OnnxClassifier:
                              f"the spec ({list(OUTPUT_NAMES)}, N x {k}, then optionally "
                              f"{list(MARKER_OUTPUTS)} as {MARKERS_KEY} says)", self.path)
         self._outputs = names
+        self._widths = widths  # each output's columns, for run_markers
 
 
 def _check_metadata(model_bytes: bytes, metadata: dict[str, str], path: Path) -> dict:

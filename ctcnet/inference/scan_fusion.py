@@ -1,6 +1,7 @@
 """Marker fusion on cartridges: the network's probabilities and the guard's marker measurements
-read together into the posterior that a cartridge's decision rule acts on (pure numpy at run
-time; no torch, so it runs beside ONNX too).
+read together into one posterior, which the cartridge's decision rule acts on or only its
+review band reads (the fusion's ``role``, below; pure numpy at run time, no torch, so it runs
+beside ONNX too).
 
 A cartridge's prior (``spec.decision``, a log weight near -3.75 for ``ctc``) keeps the rare CTC
 call from the far more numerous debris. Read on the network's probabilities alone, it files a
@@ -9,8 +10,9 @@ or debris, and such a cell reaches a person only as a possible CTC. The fusion i
 sets' multinomial logistic regression (:mod:`ctcnet.inference.marker_fusion`, the same inputs
 and format) fitted on the events of simulated cartridges as predict detects, crops and measures
 them, each class weighed alike, so that its posterior stands where the network's did: at the
-balanced training prior, before the cartridge's prior (``scripts/fit_scan_fusion.py``; the
-decision rule is then fitted on the fused posterior, ``scripts/fit_decision.py``). It travels in
+balanced training prior, before the cartridge's prior (``scripts/fit_scan_fusion.py``; then the
+decision rule or the review band is fitted on the fused posterior, ``scripts/fit_decision.py``,
+``scripts/fit_review_band.py``). It travels in
 the model spec as ``spec.metrics["scan_fusion"]`` (the checkpoint and the ONNX metadata carry
 it); crop sets keep their own (``metrics["marker_fusion"]``). A model without one calls a
 cartridge's events as before.

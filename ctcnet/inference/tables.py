@@ -27,6 +27,9 @@ from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
+# The columns of the probabilities the review band read where they are not the calls' own.
+BAND_PREFIX = "fused_p_"
+
 
 def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
                  edge_cut_class: str | None = None, band_proba: np.ndarray | None = None
@@ -82,8 +85,6 @@ def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
     return table
 
 
-# The columns of the probabilities the review band read where they are not the calls' own.
-BAND_PREFIX = "fused_p_"
 # What the summary, the ground-truth comparison and the report read of the events table: the
 # one table predict keeps in memory after the frame loop (a few bytes per event).
 SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",

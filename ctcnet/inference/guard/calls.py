@@ -25,7 +25,7 @@ from ctcnet.inference.guard.rules import (
     RULES,
     GuardRules,
 )
-from ctcnet.inference.marker_fusion import fused_proba
+from ctcnet.inference.marker_fusion import fused_proba, marker_fusion_of
 from ctcnet.nn.calls import DecisionRule, deployment_proba
 
 
@@ -99,7 +99,7 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     these rules), if made (:func:`crop_set_review` makes it once for the flags and this)."""
     rules = rules.with_leak(max_leak)
     names = list(spec.class_names)
-    fusion = _marker_fusion(spec)
+    fusion = marker_fusion_of(spec)
     if not fusion or not len(called):
         return marker_calls(called, flags, names)
     if measured is None:
@@ -125,17 +125,12 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     return out
 
 
-def _marker_fusion(spec) -> dict | None:
-    """The model's marker fusion (``spec.metrics["marker_fusion"]``), if it carries one."""
-    return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
-
-
 def crop_set_measurements(crops: np.ndarray, spec, rules: GuardRules = RULES) -> pd.DataFrame:
     """What :func:`crop_set_review` measures of a crop set's crops before the calls: every
     column when the model's marker fusion reads CD45 on every crop, else what the guard
     measures whatever the call (the rest is read on the calls that need it). Each crop on its
     own, ``READ_CHUNK`` at a time: the arrays made on the way are several copies of a crop."""
-    fusion = _marker_fusion(spec)
+    fusion = marker_fusion_of(spec)
     parts = [measure(part, spec.panel, spec.pixel_size_um, rules) if fusion
              else measure_for_guard(part, spec, rules)
              for part in (crops[start:start + READ_CHUNK]
@@ -156,7 +151,7 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     full = start = None
     if measured is not None:
         full = measured
-    elif (_marker_fusion(spec) or len(crops) > READ_CHUNK) and len(crops):
+    elif (marker_fusion_of(spec) or len(crops) > READ_CHUNK) and len(crops):
         full = crop_set_measurements(crops, spec, rules)
     elif len(crops):  # measured once for both passes below (the second, when it runs)
         full, start = measure_for_guard_start(crops, spec, rules)
