@@ -131,12 +131,12 @@ def predicted(model: Path, folder: Path, pixel_size: str | None = None) -> dict:
             "review_load": round(float(table["review"].mean()), 4), "crops": int(len(table))}
 
 
-def with_base_calibration(model_path: Path, base_spec, out: Path) -> Path:
-    """A copy of a fine-tuned model with the base model's temperature and review threshold:
-    what ``finetune`` wrote when the held-out crops were too few to recalibrate."""
+def with_base_calibration(model, spec, base_spec, out: Path) -> Path:
+    """A copy of a fine-tuned model (``model``, ``spec`` as loaded) with the base model's
+    temperature and review threshold: what ``finetune`` wrote when the held-out crops were too
+    few to recalibrate."""
     from ctcnet.nn.classifier import save_model
 
-    model, spec = load_model(model_path)
     save_model(out, model, spec.replace(temperature=base_spec.temperature,
                                         review_threshold=base_spec.review_threshold))
     return out
@@ -241,7 +241,7 @@ def _one_run(args, key, base, spec, base_path, options, pool, test, test_labels,
              run_dir: Path, pixel_size) -> dict:
     """Fine-tune on the first N crops per class of ``pool`` (N = 0: the base as it is) and
     score the test set (plain macro-F1 of the network, and as predict calls it)."""
-    record, model, model_path = None, base, base_path
+    record, model, model_path, tuned_spec = None, base, base_path, spec
     run_dir.mkdir(parents=True)
     cpu = time.process_time()
     if key["n"] > 0:
@@ -256,7 +256,7 @@ def _one_run(args, key, base, spec, base_path, options, pool, test, test_labels,
         model_path = run_dir / "model.pt"
         record = finetune(data, model_path, base_path, dataclasses.replace(
             options, seed=key["seed"]))
-        model, _ = load_model(model_path)
+        model, tuned_spec = load_model(model_path)
     cpu = time.process_time() - cpu
     result = {**key, "test_crops": 0, "base": str(base_path)}
     if test is not None:
@@ -269,11 +269,11 @@ def _one_run(args, key, base, spec, base_path, options, pool, test, test_labels,
     result["seconds"] = record["seconds"]["total"] if record else 0.0
     result["cpu_seconds"] = round(cpu, 1)
     if record:
-        kept = with_base_calibration(model_path, spec, run_dir / "kept.pt")
+        kept = with_base_calibration(model, tuned_spec, spec, run_dir / "kept.pt")
         result["predict_base_calibration"] = predicted(kept, test_folder, pixel_size)
         result["calibration"] = {k: record["calibration"].get(k) for k in (
             "method", "lab_crops", "lab_weight", "temperature", "skipped")}
-        result["calibration"]["review_threshold"] = load_model(model_path)[1].review_threshold
+        result["calibration"]["review_threshold"] = tuned_spec.review_threshold
         result["simulated_test"] = {k: v["macro_f1"] for k, v in
                                     record["simulated_test"].items()}
         result["held_out_f1"] = record["held_out"]["finetuned"]["macro_f1"]

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 # The gate lives in the library, where `ctcnet benchmark` times the same code.
-from ctcnet.evaluation.classic_gate import gate_ctcs
+from ctcnet.evaluation.classic_gate import gate_ctcs, marker_channels
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -133,8 +133,7 @@ def place_cells(cart: Path, out: Path, cells: list, per_frame: int, seed: int) -
     shutil.copytree(cart, out)
     cartridge = open_cartridge(out)
     px = cartridge.panel.pixel_size_um
-    names = [n.upper() for n in cartridge.panel.names]
-    channels = [names.index("DAPI"), names.index("CK"), names.index("CD45")]
+    channels = marker_channels(cartridge.panel)
     truth = pd.read_csv(out / "ground_truth.csv")
     paths = [out / f"{f.frame_id}.tif" for f in cartridge.frames]
     frames = [tifffile.imread(p).astype(np.float32) for p in paths]
@@ -251,8 +250,7 @@ def main() -> int:
                               PredictOptions(quiet=True, overwrite=True))
             cartridge = open_cartridge(placed_root)
             px = cartridge.panel.pixel_size_um
-            names = [n.upper() for n in cartridge.panel.names]
-            channels = [names.index("DAPI"), names.index("CK"), names.index("CD45")]
+            channels = marker_channels(cartridge.panel)
             gated = {f: gate_ctcs(tifffile.imread(placed_root / f"{fr.frame_id}.tif"),
                                   channels, px) for f, fr in enumerate(cartridge.frames)}
             got = score(placed, pd.read_parquet(res / "events.parquet"), gated, px,

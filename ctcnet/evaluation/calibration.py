@@ -170,14 +170,33 @@ def calibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float =
         names = [spec.class_names[i] for i in present]
         raise InputError(f"calibration needs validation crops of at least two classes; these "
                          f"hold only {names or 'none'}")
-    temperature = fit_temperature(logits, labels)
+    temperature, threshold = fitted_calibration(logits, labels, target)
+    summary = calibration_record(logits, labels, temperature, threshold, target,
+                                 spec.class_names)
+    metrics = {**spec.metrics, "calibration": summary}
+    return spec.replace(temperature=temperature, review_threshold=threshold, metrics=metrics)
+
+
+def fitted_calibration(logits: np.ndarray, labels: np.ndarray, target: float,
+                       weights: np.ndarray | None = None) -> tuple[float, float]:
+    """(temperature, review threshold) fitted on ``logits`` and ``labels`` (each crop weighing
+    ``weights``, 1 by default): the threshold for ``target`` precision of the automatic calls
+    on the calibrated probabilities."""
+    temperature = fit_temperature(logits, labels, weights=weights)
     if not (np.isfinite(temperature) and temperature > 0):
         raise InputError(f"calibration failed: fitted temperature {temperature} (non-finite "
                          "model outputs?)")
-    proba = softmax(logits, temperature)
-    threshold = review_threshold_for_precision(proba, labels, target)
+    threshold = review_threshold_for_precision(softmax(logits, temperature), labels, target,
+                                               weights=weights)
+    return temperature, threshold
+
+
+def calibration_record(logits: np.ndarray, labels: np.ndarray, temperature: float,
+                       threshold: float, target: float, class_names) -> dict:
+    """What ``spec.metrics["calibration"]`` records of a temperature and threshold, read on
+    ``logits`` and ``labels`` (:func:`calibration_summary`, the review band they give)."""
     summary = calibration_summary(logits, labels, temperature)
-    summary["review"] = review_band(proba, labels, threshold, spec.class_names)
+    summary["review"] = review_band(softmax(logits, temperature), labels, threshold,
+                                    class_names)
     summary["review"]["target_precision"] = float(target)
-    metrics = {**spec.metrics, "calibration": summary}
-    return spec.replace(temperature=temperature, review_threshold=threshold, metrics=metrics)
+    return summary

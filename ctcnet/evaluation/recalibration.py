@@ -28,11 +28,9 @@ import numpy as np
 from ctcnet.evaluation.calibration import (
     MIN_CALIBRATION_CROPS,
     calibrate_spec,
+    calibration_record,
     calibration_shortfall,
-    calibration_summary,
-    fit_temperature,
-    review_band,
-    review_threshold_for_precision,
+    fitted_calibration,
     softmax,
 )
 
@@ -127,14 +125,10 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
                                       np.asarray(ref_logits, np.float64)])
         pool_labels = np.r_[labels, np.asarray(ref_labels, np.int64)]
         weights = pooled_weights(len(labels), len(ref_labels))
-        temperature = fit_temperature(pool_logits, pool_labels, weights=weights)
-        proba = softmax(pool_logits, temperature)
-        threshold = review_threshold_for_precision(proba, pool_labels, target, weights=weights)
+        temperature, threshold = fitted_calibration(pool_logits, pool_labels, target, weights)
         # The figures of the fit are the lab's crops' own: the pool's would be the simulator's.
-        summary = calibration_summary(logits, labels, temperature)
-        summary["review"] = review_band(softmax(logits, temperature), labels, threshold,
-                                        spec.class_names)
-        summary["review"]["target_precision"] = float(target)
+        summary = calibration_record(logits, labels, temperature, threshold, target,
+                                     spec.class_names)
         summary.update(method="pooled", lab_crops=int(len(labels)),
                        reference_crops=int(len(ref_labels)),
                        lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4))

@@ -41,9 +41,9 @@ def test_the_before_model_is_the_tuned_network_with_the_base_calibration(curve, 
     from ctcnet.nn.classifier import load_model
 
     _, spec = save_tiny_model(tmp_path / "t.pt", crop_size=32, width=8)
-    tuned, _ = load_model(tmp_path / "t.pt")
+    tuned, tuned_spec = load_model(tmp_path / "t.pt")
     base = spec.replace(temperature=0.5, review_threshold=0.42)
-    kept = curve.with_base_calibration(tmp_path / "t.pt", base, tmp_path / "kept.pt")
+    kept = curve.with_base_calibration(tuned, tuned_spec, base, tmp_path / "kept.pt")
     model, kept_spec = load_model(kept)
     assert (kept_spec.temperature, kept_spec.review_threshold) == (0.5, 0.42)
     for x, y in zip(tuned.state_dict().values(), model.state_dict().values()):
