@@ -11,9 +11,10 @@
   one ``ctc``, the marker guard holds it (its DNA against the frame's leukocytes').
 
 Cases come from the simulator's cell drawing (a clean scanner, no neighbours, one subtype) with
-the physics of :mod:`ctcnet.evaluation.perturb` on top, or are drawn by hand. (A test the
-shipped model fails would be marked ``xfail(strict=True)``, so that it must be un-marked when
-the retrained model lands; none is now.)
+the physics of :mod:`ctcnet.evaluation.perturb` on top, or are drawn by hand. A test the
+shipped network fails is marked ``xfail(strict=True)``, so that it must be un-marked when a
+retrained network passes it: one is now, the network's own call on leukocytes with CK at twice
+their CD45 (the product's calls, the guard taking part, pass it).
 """
 
 import dataclasses
@@ -59,13 +60,44 @@ def role(backend, name: str) -> int:
     return index
 
 
-@pytest.mark.parametrize("ck_fraction", [0.5, 1.0, 2.0])
+# The lineage stage taught the network that CD45 which is a faint copy of CK (10-30 % of it)
+# is a dim-CK CTC's CK showing in CD45; a leukocyte with CK at twice its CD45 pattern has CD45
+# at half its CK's, and the network calls 1 of these 8 ``ctc``. The guard holds it
+# (``test_ck_positive_leukocytes_are_never_ctc_in_ctcnets_calls``).
+NETWORK_READS_CD45_AS_A_COPY = pytest.mark.xfail(
+    strict=True, reason="the two-stage network calls 1 of 8 leukocytes with CK at 2x their "
+                        "CD45 ctc; the marker guard holds it")
+
+
+@pytest.mark.parametrize("ck_fraction", [0.5, 1.0,
+                                         pytest.param(2.0, marks=NETWORK_READS_CD45_AS_A_COPY)])
 def test_ck_positive_leukocytes_are_never_ctc(shipped, ck_fraction):
     """Nonspecific CK on leukocytes (CK += their CD45 pattern) leaves them CD45+: not CTCs."""
     wbc = simulated(shipped, "wbc", ["lymphocyte", "neutrophil", "monocyte"], seed=9101)
     double_positive = bleed(wbc, role(shipped, "leukocyte"), role(shipped, "epithelial"),
                             ck_fraction, shipped.spec.panel)
     assert "ctc" not in calls(shipped, double_positive)
+
+
+@pytest.mark.parametrize("ck_fraction", [0.5, 1.0, 2.0])
+def test_ck_positive_leukocytes_are_never_ctc_in_ctcnets_calls(shipped, tmp_path, ck_fraction):
+    """The same leukocytes as a crop folder through ``ctcnet predict``: whatever the network
+    reads, the marker guard sees CD45 over their CK, and none is called or counted ``ctc``."""
+    import pandas as pd
+
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+
+    wbc = simulated(shipped, "wbc", ["lymphocyte", "neutrophil", "monocyte"], seed=9101)
+    double_positive = bleed(wbc, role(shipped, "leukocyte"), role(shipped, "epithelial"),
+                            ck_fraction, shipped.spec.panel)
+    write_crop_dataset(tmp_path / "data", np.clip(double_positive, 0, 65535).astype(np.uint16),
+                       ["wbc"] * len(wbc), shipped.spec.panel)
+    summary = predict_crop_dataset(tmp_path / "data", shipped, tmp_path / "out",
+                                   PredictOptions(quiet=True))
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert not (table["class"] == "ctc").any()
+    assert summary.counts["ctc"] == 0
 
 
 def test_leukocytes_without_ck_are_not_ctc(shipped):
