@@ -192,6 +192,11 @@ def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):
     odd_debris = np.stack([cell(rng, ck=3000, dapi=3000), cell(rng, ck=3000, dapi=0)])
     flags = review_flags(odd_debris, onehot(["debris", "debris"], spec), spec)
     assert flags["unusual"].tolist() == [True, False]
+    # The same CK and nucleus with a CD45 membrane round them, called a leukocyte: a CK+CD45+
+    # leukocyte, which the CellSearch line keeps one; called ctc, shown whatever its CD45.
+    odd_wbc = np.stack([cell(rng, ck=3000, dapi=3000, cd45=300)] * 2)
+    flags = review_flags(odd_wbc, onehot(["wbc", "ctc"], spec), spec)
+    assert flags["unusual"].tolist() == [False, True]
 
 
 def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):
