@@ -37,22 +37,26 @@ MODELS = ("auto", "ctcnet-core3", "ctcnet-core3-export")
 PIXEL_UM, CROP = 0.64, 80
 
 
+def composite(display: str) -> str:
+    """The folder of the RGB composites with one display range per ``display``."""
+    return f"rgb_{display}"
+
+
 def make_family(out: Path, per_class: int, seed: int) -> dict[str, Path]:
     """The three folders of one simulated crop batch (made once; existing ones are reused)."""
     from ctcnet.io.panel import Panel
     from ctcnet.simulate.crops import simulate_crops, write_crop_batch
-    from ctcnet.simulate.export import write_rgb_jpeg_dataset
+    from ctcnet.simulate.export import DISPLAYS, write_rgb_jpeg_dataset
 
     panel = Panel.from_dict({"name": "core3", "pixel_size_um": PIXEL_UM,
                              "channels": ["DAPI", "CK", "CD45"]})
-    roots = {"tiff16": out / "tiff16", "rgb_sample": out / "rgb_sample",
-             "rgb_image": out / "rgb_image"}
+    roots = {look: out / look for look in ("tiff16", *(composite(d) for d in DISPLAYS))}
     if all((r / "manifest.csv").exists() for r in roots.values()):
         return roots
     batch = simulate_crops({c: per_class for c in CLASSES}, panel, crop_size=CROP, seed=seed)
     write_crop_batch(batch, roots["tiff16"], panel)
-    for display in ("sample", "image"):
-        write_rgb_jpeg_dataset(batch, roots[f"rgb_{display}"], panel, seed=seed + 1,
+    for display in DISPLAYS:
+        write_rgb_jpeg_dataset(batch, roots[composite(display)], panel, seed=seed + 1,
                                display=display)
     return roots
 
@@ -89,6 +93,8 @@ def score(root: Path, model: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
+    from ctcnet.io.atomic import atomic_write_text
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=150)
     parser.add_argument("--seed", type=int, default=52700)
@@ -106,14 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:34s} {r['model']:22s} {r['macro_f1']:8.3f} {r['ctc_recall']:7.3f} "
               f"{r['ctc_vs_rest']:5.3f} {r['wbc_called_ctc']:7.3f} {r['shown']:5.3f}")
     base = results["tiff16/auto"].get("macro_f1")
-    for look in ("rgb_sample", "rgb_image"):
+    for look in (r for r in roots if r != "tiff16"):
         got = results[f"{look}/auto"].get("macro_f1")
         if got is not None and base is not None:
             print(f"{look}: macro-F1 {got:.3f} with the model ctcnet chooses, {got - base:+.3f} "
                   f"against the 16-bit crops' {base:.3f} (targets: >= 0.95, within 0.02)")
     record = {"per_class": args.per_class, "seed": args.seed, "pixel_size_um": PIXEL_UM,
               "crop_size": CROP, "results": results, "seconds": time.perf_counter() - t0}
-    (args.out / "scan_thumbnails.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(args.out / "scan_thumbnails.json", json.dumps(record, indent=2) + "\n")
     print(f"{record['seconds']:.0f} s; wrote {args.out / 'scan_thumbnails.json'}")
     return 0
 
