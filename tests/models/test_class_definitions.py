@@ -54,6 +54,20 @@ def simulated(backend, cls: str, subtypes: list[str], seed: int, n: int = N) -> 
     return batch.images.astype(np.float32)
 
 
+def predicted_crop_folder(backend, crops, label: str, tmp_path, options):
+    """(summary, predictions table) of ``ctcnet predict`` on ``crops`` written as a crop folder
+    of 16-bit crops, each labelled ``label``."""
+    import pandas as pd
+
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+    from ctcnet.inference.predict import predict_crop_dataset
+
+    write_crop_dataset(tmp_path / "data", np.clip(crops, 0, 65535).astype(np.uint16),
+                       [label] * len(crops), backend.spec.panel)
+    summary = predict_crop_dataset(tmp_path / "data", backend, tmp_path / "out", options)
+    return summary, pd.read_csv(tmp_path / "out" / "predictions.csv")
+
+
 def role(backend, name: str) -> int:
     index = backend.spec.panel.index_of_role(name)
     assert index is not None, f"the shipped panel has no {name} marker"
@@ -83,19 +97,13 @@ def test_ck_positive_leukocytes_are_never_ctc(shipped, ck_fraction):
 def test_ck_positive_leukocytes_are_never_ctc_in_ctcnets_calls(shipped, tmp_path, ck_fraction):
     """The same leukocytes as a crop folder through ``ctcnet predict``: whatever the network
     reads, the marker guard sees CD45 over their CK, and none is called or counted ``ctc``."""
-    import pandas as pd
-
-    from ctcnet.detect.crop_dataset import write_crop_dataset
-    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+    from ctcnet.inference.predict import PredictOptions
 
     wbc = simulated(shipped, "wbc", ["lymphocyte", "neutrophil", "monocyte"], seed=9101)
     double_positive = bleed(wbc, role(shipped, "leukocyte"), role(shipped, "epithelial"),
                             ck_fraction, shipped.spec.panel)
-    write_crop_dataset(tmp_path / "data", np.clip(double_positive, 0, 65535).astype(np.uint16),
-                       ["wbc"] * len(wbc), shipped.spec.panel)
-    summary = predict_crop_dataset(tmp_path / "data", shipped, tmp_path / "out",
-                                   PredictOptions(quiet=True))
-    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    summary, table = predicted_crop_folder(shipped, double_positive, "wbc", tmp_path,
+                                           PredictOptions(quiet=True))
     assert not (table["class"] == "ctc").any()
     assert summary.counts["ctc"] == 0
 
@@ -183,26 +191,20 @@ def test_ck_positive_leukocytes_are_never_counted_as_ctc_even_when_compensation_
     the CD45 of CK+CD45+ leukocytes): the network sees CTC-like crops and calls many ``ctc``,
     but the marker guard measures the crops as the scanner wrote them and holds every such
     call, so none is counted."""
-    import pandas as pd
-
-    from ctcnet.detect.crop_dataset import write_crop_dataset
     from ctcnet.inference import spillover
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import PredictOptions, predict_crop_dataset
+    from ctcnet.inference.predict import PredictOptions
 
     cd45, ck = role(shipped, "leukocyte"), role(shipped, "epithelial")
     wbc = simulated(shipped, "wbc", ["lymphocyte", "neutrophil", "monocyte"], seed=9101, n=16)
     double_positive = bleed(wbc, cd45, ck, 1.0, shipped.spec.panel)
-    write_crop_dataset(tmp_path / "data", np.clip(double_positive, 0, 65535).astype(np.uint16),
-                       ["wbc"] * len(wbc), shipped.spec.panel)
     wrong = np.zeros(shipped.spec.panel.num_channels, np.float32)
     wrong[cd45] = 1.0
     monkeypatch.setattr(spillover, "leaks_from_ratios", lambda ratio, sd, panel: wrong)
     backend = load_backend(device="cpu")
     backend.spec = backend.spec.replace(decision=DecisionRule.balanced())  # the network's own
-    summary = predict_crop_dataset(tmp_path / "data", backend, tmp_path / "out",
-                                   PredictOptions(compensate=True, quiet=True))
-    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    summary, table = predicted_crop_folder(backend, double_positive, "wbc", tmp_path,
+                                           PredictOptions(compensate=True, quiet=True))
     called_ctc = (table["model_class"] == "ctc").to_numpy()
     assert called_ctc.sum() >= 4  # the wrong estimate does fool the network
     assert table["guard"][called_ctc].str.contains("cd45_positive").all()
