@@ -119,6 +119,8 @@ class MarkerGraph(nn.Module):
         self.exclusion = [i for i, r in enumerate(roles) if r in EXCLUSION_ROLES]
         self.own = [i for i, r in enumerate(roles) if r in CTC_DYE_ROLES]
         self.others = [i for i in range(len(roles)) if i != self.cd45]
+        # Each channel's leak allowance (the panel's known leaks raise it), fixed in the graph.
+        self.caps = [rules.leak_cap(panel, i) for i in range(len(roles))]
         self.min_area_px = rules.copy_min_area_um2 / pixel_size_um ** 2
         self.grow = {name: max(1, int(round(um / pixel_size_um))) for name, um in
                      (("around", rules.around_ck_um), ("reach", rules.partner_reach_um),
@@ -238,16 +240,16 @@ class MarkerGraph(nn.Module):
         return unpack(region, self.bits), unfinished
 
     def cd45_leak_cap(self, std, usable, comparable):
-        """``_Batch.cd45_leak_caps``: ``max_leak``, or ``copy_leak`` where CD45 over the CK
+        """``_Batch.cd45_leak_caps``: CD45's ``leak_cap``, or ``copy_leak`` where CD45 over the CK
         area is no more than a copy of CK (a display export's CK shown in its CD45 plane)."""
-        rules = self.rules
-        if rules.copy_leak <= rules.max_leak or self.ck is None:
-            return torch.full_like(comparable, rules.max_leak, dtype=torch.float32)
+        rules, cap = self.rules, self.caps[self.cd45]
+        if rules.copy_leak <= cap or self.ck is None:
+            return torch.full_like(comparable, cap, dtype=torch.float32)
         share, structure = own_structure(std[:, self.cd45], std[:, self.ck], usable)
         copies = comparable & (share <= rules.copy_leak) & \
             (structure < rules.cd45_copy_structure)
         return torch.where(copies, torch.full_like(share, rules.copy_leak),
-                           torch.full_like(share, rules.max_leak)).float()
+                           torch.full_like(share, cap)).float()
 
     def around(self, excess, area, flat_clipped, has_area, cd45_cap):
         """``exclusion_around_ck`` and ``partner_um2`` (``measurements._around_columns``);
@@ -263,7 +265,7 @@ class MarkerGraph(nn.Module):
         band = grown["reach"] & ~grown["gap"]
         readable = band & ~flat_clipped & has_area[:, None]
         caps = [cd45_cap if i == self.cd45 else
-                torch.full_like(has_area, rules.max_leak, dtype=torch.float32)
+                torch.full_like(has_area, self.caps[i], dtype=torch.float32)
                 for i in self.exclusion]
         worst = torch.full(has_area.shape, -torch.inf, device=has_area.device)
         lit = torch.zeros_like(readable)

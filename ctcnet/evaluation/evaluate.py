@@ -408,6 +408,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
         calibration_method,
         recalibrate_spec,
         reference_crops,
+        with_instrument_leaks,
     )
     from ctcnet.nn.classifier import save_model  # torch
 
@@ -427,6 +428,8 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
         spec = recalibrate_spec(spec, logits, labels, target, reference)
     except ValueError as err:  # under the floor (the command refuses it before any work)
         raise InputError(str(err), val_data) from None
+    spec, leaks = with_instrument_leaks(spec, index)
+    spec = spec.replace(metrics={**spec.metrics, "leaks": leaks})
     model.spec = spec
     save_model(out_path, model.cpu(), spec)
     return spec

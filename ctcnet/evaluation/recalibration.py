@@ -16,6 +16,10 @@ clusters, how many were neither counted nor shown to a person, each with its one
 Clopper-Pearson bound at 95 % confidence. On a few crops that bound is wide (no miss among 10
 CTCs bounds the miss share by 26 %), and the record says how many cells would state the
 review band's 1 % (:data:`CELLS_FOR_ONE_PERCENT`).
+
+The lab's crops labelled ``ctc`` also show its instrument's spillover of CK into the exclusion
+markers' channels (:func:`with_instrument_leaks`): measured on them, it goes into the model's
+panel, so the marker guard allows that leak instead of reading it as CD45 staining.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ctcnet.evaluation.calibration import (
     fitted_calibration,
     softmax,
 )
+from ctcnet.inference.spillover import labelled_leaks
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +185,18 @@ def describe(summary: dict) -> str:
                  f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
                  f"without a miss would state 1 %), {g['reviewed_fraction']:.0%} reviewed")
     return line
+
+
+def with_instrument_leaks(spec, index):
+    """(spec, record): ``spec`` with CK's leaks into the exclusion markers' channels measured
+    on the crops of ``index`` (a conformed crop index) labelled ``ctc``
+    (:func:`ctcnet.inference.spillover.labelled_leaks`) in its panel's ``leaks_in``, where
+    enough of them show one; the guard then allows that leak
+    (:meth:`ctcnet.inference.guard.GuardRules.leak_cap`)."""
+    found = labelled_leaks([index.read(i) for i, label in enumerate(index.labels)
+                            if label == "ctc"], index.panel)
+    if found["leaks"]:
+        spec = spec.replace(panel=spec.panel.with_leaks(found["source"], found["leaks"]))
+        log.info("CK's leaks measured on the labelled CTCs: %s (%s ratios)", found["leaks"],
+                 found["crops"])
+    return spec, found

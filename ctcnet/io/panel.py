@@ -69,11 +69,19 @@ DEFAULT_NORMALISATION = {"method": "snr", "softness": 1.0, "compression": "asinh
 
 @dataclass(frozen=True)
 class Channel:
-    """One channel of a panel."""
+    """One channel of a panel.
+
+    ``leaks_in``: the instrument's known spillover into this channel, {source channel name:
+    share of the source's counts}, as measured on a lab's labelled crops (``ctcnet finetune``):
+    the marker guard lets a leak that large be taken off before what is left counts as the
+    channel's own marker (:meth:`ctcnet.inference.guard.GuardRules.leak_cap`). Empty: the
+    spillover of the training ranges.
+    """
 
     name: str
     value_range: tuple[float, float] = (0.0, 4095.0)
     normalisation: dict = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
+    leaks_in: dict = field(default_factory=dict)
 
     @property
     def role(self) -> str:
@@ -82,8 +90,11 @@ class Channel:
 
     def to_dict(self) -> dict:
         """The channel as plain data."""
-        return {"name": self.name, "value_range": list(self.value_range),
-                "normalisation": dict(self.normalisation)}
+        out = {"name": self.name, "value_range": list(self.value_range),
+               "normalisation": dict(self.normalisation)}
+        if self.leaks_in:
+            out["leaks_in"] = {k: float(v) for k, v in self.leaks_in.items()}
+        return out
 
 
 def marker_role(name: str) -> str:
@@ -135,6 +146,7 @@ class Panel:
             lo, hi = c.value_range
             if not hi > lo:
                 raise InputError(f"channel {c.name}: value_range {c.value_range} is empty")
+            _check_leaks(c, self.names)
 
     @property
     def names(self) -> list[str]:
@@ -238,6 +250,13 @@ class Panel:
         """A copy of the panel with another pixel size."""
         return replace(self, pixel_size_um=float(pixel_size_um))
 
+    def with_leaks(self, source: str, leaks: dict[str, float]) -> Panel:
+        """A copy with the known leaks of channel ``source`` into others ({target: share}) in
+        their ``leaks_in``; the leaks of other sources are kept."""
+        return replace(self, channels=tuple(
+            replace(c, leaks_in={**c.leaks_in, source: float(leaks[c.name])})
+            if c.name in leaks else c for c in self.channels))
+
 
 def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str = "data",
                         source=None, expected_by: str = "the model") -> None:
@@ -253,6 +272,18 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
             hint = " (same channels in another order: reorder the data, never the model)"
         raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
                                  f"the {what} has {list(found)}{hint}", source)
+
+
+def _check_leaks(channel: Channel, names: list[str]) -> None:
+    """A channel's known leaks come from other channels of its panel, each a share."""
+    for source_name, share in channel.leaks_in.items():
+        if source_name.upper() not in [n.upper() for n in names] or \
+                source_name.upper() == channel.name.upper():
+            raise InputError(f"channel {channel.name}: leaks_in names {source_name!r}, not "
+                             f"another channel of {names}")
+        if not 0.0 <= float(share) <= 1.0:
+            raise InputError(f"channel {channel.name}: the leak of {source_name} into it is "
+                             f"{share}, not a share from 0 to 1")
 
 
 def _number(value: Any, what: str, source) -> float:
@@ -281,10 +312,16 @@ def _channel_from(entry: Any, source) -> Channel:
     for key in ("softness", "noise_floor", "sample_step", "ring_px"):
         if key in normalisation:
             _number(normalisation[key], f"channel {name}: normalisation {key}", source)
+    leaks_in = entry.get("leaks_in", {})
+    if not isinstance(leaks_in, dict):
+        raise InputError(f"channel {name}: leaks_in must be a mapping such as "
+                         f'{{"CK": 0.3}}, got {leaks_in!r}', source)
     return Channel(name=name,
                    value_range=tuple(_number(v, f"channel {name}: value_range", source)
                                      for v in value_range),
-                   normalisation=dict(normalisation))
+                   normalisation=dict(normalisation),
+                   leaks_in={str(k): _number(v, f"channel {name}: leaks_in {k}", source)
+                             for k, v in leaks_in.items()})
 
 
 # What a metadata file that is not UTF-8 is read as: Windows' Western code page (Latin-1 with

@@ -45,7 +45,9 @@ from ctcnet.evaluation.recalibration import (
     describe,
     recalibrate_spec,
     reference_crops,
+    with_instrument_leaks,
 )
+from ctcnet.inference.spillover import MIN_LABELLED
 from ctcnet.io.atomic import (
     atomic_write_text,
     check_output_file,
@@ -260,6 +262,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
         reference = (ref_logits["finetuned"], ref_labels)
     new_spec, calibration = _calibration(spec, tuned_logits, labels, skipped,
                                          opts.target_precision, reference, expected)
+    new_spec, leaks = with_instrument_leaks(new_spec, index)
     record = {
         "base": {"path": str(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
@@ -274,6 +277,7 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                      "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
         "simulated_test": sim,
         "calibration": calibration,
+        "leaks": leaks,
         # Wall time, and the process's CPU time (every thread): on a shared machine the wall
         # time says as much about the neighbours as about the fine-tune.
         "seconds": {"train": round(train_seconds, 1),
@@ -332,7 +336,7 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
         f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
         f"({record['threads']} threads)",
-        _calibration_line(cal, spec), "",
+        _calibration_line(cal, spec), _leaks_line(record["leaks"], spec), "",
         "| figure | base | fine-tuned |", "|---|---|---|",
         f"| macro-F1, held-out lab crops | {held['base']['macro_f1']:.4f} | "
         f"{held['finetuned']['macro_f1']:.4f} |",
@@ -344,6 +348,21 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
                      f"{SIM_TEST_SEED}) | {sim['base']['macro_f1']:.4f} | "
                      f"{sim['finetuned']['macro_f1']:.4f} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _leaks_line(found: dict, spec) -> str:
+    """The card's line on the instrument's leaks measured on the lab's CTCs, and what the
+    guard allows for them."""
+    from ctcnet.inference.guard import RULES
+
+    if not found["leaks"]:
+        return (f"- Instrument's leaks: none measured (fewer than {MIN_LABELLED} labelled CTCs "
+                f"whose CK's copy in a channel agreed, of {found['crops']} read); the guard "
+                f"allows {RULES.max_leak:.0%} of a dye's counts in another channel")
+    said = ", ".join(f"{name} {share:.1%} (the guard allows "
+                     f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
+                     for name, share in found["leaks"].items())
+    return f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs: {said}"
 
 
 def _calibration_line(cal: dict, spec) -> str:

@@ -32,6 +32,29 @@ def test_each_column_is_the_guards(measured, column):
                                rtol=1e-4, atol=1e-4)
 
 
+def test_a_known_leak_is_the_guards_in_the_graph_too():
+    """A panel stating its instrument's leak (CK into CD45 at 30 %) raises the allowance the
+    graph's leak fits use, as it does the guard's."""
+    from ctcnet.simulate import SimConfig
+
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45", "CD61"], "pixel_size_um": 0.64})
+    config = SimConfig(instrument_bleed=(("CK", "CD45", 0.30),))
+    crops = np.asarray(simulate_crops(6, panel, crop_size=64, seed=12, config=config).images,
+                       np.float32)
+    known = panel.with_leaks("CK", {"CD45": 0.3})
+    with torch.inference_mode():
+        got = MarkerGraph(known, 64, 0.64)(torch.from_numpy(crops)).numpy()
+    ref = measure(crops, known, 0.64)
+    # A leak fit whose share lies inside its bounds is a stopped descent, not a closed form:
+    # float32 against numpy's rounding leaves a few 1e-4 noise units there (thresholds sit at
+    # 1-2 noise units).
+    for column in ("cd45_over_ck", "exclusion_around_ck", "partner_um2"):
+        np.testing.assert_allclose(got[:, COLUMNS.index(column)],
+                                   ref[column].to_numpy(np.float64), rtol=1e-4, atol=1e-3)
+    assert not np.allclose(ref["cd45_over_ck"], measure(crops, panel, 0.64)["cd45_over_ck"],
+                           equal_nan=True)
+
+
 def test_the_flood_fill_finished(measured):
     got, _ = measured
     assert not got[:, COLUMNS.index("area_unfinished")].any()

@@ -384,3 +384,56 @@ def test_held_out_tests_give_a_compensated_network_compensated_crops():
     assert spillover.network_view(plain, crops, samples)[1] is None
     assert spillover.network_view(plain, crops, samples, compensate=True)[1] is not None
     assert spillover.network_view(trained, crops, samples, compensate=False)[1] is None
+
+
+def test_labelled_ctcs_give_the_instruments_leak():
+    """CTCs carry no CD45 of their own: the median of their CK-to-CD45 ratios is the
+    instrument's leak, pooled over crops of several sizes; too few CTCs measure none."""
+    rng = np.random.default_rng(3)
+    crops = list(scan(rng, 6, 0, {CD45: 0.3}))
+    crops += [np.pad(c, ((0, 0), (4, 4), (4, 4)), mode="edge") for c in scan(rng, 3, 0,
+                                                                           {CD45: 0.3})]
+    found = spillover.labelled_leaks(crops, PANEL)
+    assert found["source"] == "CK" and found["crops"]["CD45"] == 9
+    assert found["leaks"]["CD45"] == pytest.approx(0.3, abs=0.01)
+    assert "CD61" not in found["leaks"]  # no leak: ratios scattered round zero
+    # One ratio, or two that disagree (a neighbour's CD45 in one), measure nothing.
+    assert "CD45" not in spillover.labelled_leaks(crops[:1], PANEL)["leaks"]
+    odd = scan(rng, 1, 0, {CD45: 0.9})
+    assert "CD45" not in spillover.labelled_leaks([crops[0], odd[0]], PANEL)["leaks"]
+    assert spillover.labelled_leaks([crops[0], crops[1], odd[0]], PANEL)["leaks"]["CD45"] == \
+        pytest.approx(0.3, abs=0.01)
+    assert spillover.labelled_leaks([], PANEL)["leaks"] == {}
+
+
+def test_saturated_pixels_give_no_ratio():
+    """A CTC whose CK clips at the ceiling under its unclipped leak: with the ceiling given,
+    its ratio is read on the pixels below it, and is the leak."""
+    rng = np.random.default_rng(5)
+    crops = scan(rng, 4, 0, {CD45: 0.3})
+    crops[:, CK] = np.minimum(crops[:, CK] * 4, 4095.0)  # CK 4x brighter, clipped at 12 bit
+    crops[:, CD45] = (crops[:, CD45] - 100) * 4 + 100
+    ceiling = np.full(5, 4095.0)
+    ratio, _ = spillover.leak_ratios(crops, CK, [CD45], ceiling)
+    assert np.nanmedian(ratio[:, CD45]) == pytest.approx(0.3, abs=0.01)
+
+
+def test_the_guard_allows_a_known_leak_and_still_sees_cd45():
+    """A CTC whose CK leaks 30 % into CD45 reads CD45-positive under the training ranges'
+    allowance (12 %); with the leak known (the panel's ``leaks_in``) it reads CD45-negative,
+    while a CK+CD45+ leukocyte (its own CD45 ring) still reads positive."""
+    from ctcnet.inference.guard import RULES, measure
+
+    rng = np.random.default_rng(4)
+    ctcs, doubles = scan(rng, 6, 0, {CD45: 0.3}), scan(rng, 0, 6, {CD45: 0.3})
+    known = PANEL.with_leaks("CK", {"CD45": 0.3})
+    assert RULES.leak_cap(PANEL, CD45) == RULES.max_leak
+    assert RULES.leak_cap(known, CD45) == pytest.approx(0.3 * RULES.known_leak_margin)
+    assert RULES.leak_cap(known, CD61) == RULES.max_leak
+
+    def cd45(crops, panel):
+        return measure(crops, panel, 0.64)["cd45_over_ck"].to_numpy()
+
+    assert (cd45(ctcs, PANEL) > RULES.cd45_level).all()
+    assert (cd45(ctcs, known) < RULES.cd45_level).all()
+    assert (cd45(doubles, known) > RULES.cd45_level).all()

@@ -55,10 +55,25 @@ def test_panel_yaml_and_aliases(tmp_path):
     {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 40},
     {"channels": [{"name": "DAPI", "normalisation": {"method": "zscore"}}, "CK", "CD45"]},
     {"name": "no channels"},
+    {"channels": ["DAPI", "CK", {"name": "CD45", "leaks_in": {"CD61": 0.3}}]},  # no CD61
+    {"channels": ["DAPI", "CK", {"name": "CD45", "leaks_in": {"CD45": 0.3}}]},  # itself
+    {"channels": ["DAPI", "CK", {"name": "CD45", "leaks_in": {"CK": 1.5}}]},    # not a share
+    {"channels": ["DAPI", "CK", {"name": "CD45", "leaks_in": {"CK": "30 %"}}]},
+    {"channels": ["DAPI", "CK", {"name": "CD45", "leaks_in": [0.3]}]},
 ])
 def test_bad_panels_are_refused(bad):
     with pytest.raises(InputError):
         load_panel(bad)
+
+
+def test_known_leaks_travel_with_the_panel_and_only_when_stated():
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    assert all("leaks_in" not in c for c in panel.to_dict()["channels"])  # files unchanged
+    leaky = panel.with_leaks("CK", {"CD45": 0.31}).with_leaks("DAPI", {"CD45": 0.05})
+    assert leaky.channels[2].leaks_in == {"CK": 0.31, "DAPI": 0.05}
+    assert leaky.channels[1].leaks_in == {} and panel.channels[2].leaks_in == {}
+    again = load_panel(json.loads(json.dumps(leaky.to_dict())))
+    assert again == leaky and again != panel
 
 
 def test_panel_mismatch_names_the_problem():

@@ -235,3 +235,33 @@ def test_a_rule_recorded_in_a_fine_tuned_models_card_keeps_its_own_md(lab, tmp_p
     refresh_decision(out.with_suffix(".json"), {"rule": {"ctc": -1.0}})
     assert json.loads(out.with_suffix(".json").read_text())["decision"]["rule"] == {"ctc": -1.0}
     assert out.with_suffix(".md").read_text() == md
+
+
+def test_a_labs_ctcs_teach_the_guard_its_instruments_leak(lab, tmp_path):
+    """The lab's crops labelled ``ctc`` show its instrument's leak of CK into CD45 (30 %
+    here, past the 12 % the guard allows by default): measured on them into the model's
+    panel, which the guard reads (``GuardRules.leak_cap``); a lab whose crops show no such
+    leak leaves the panel's allowance as it was."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.evaluation.recalibration import with_instrument_leaks
+    from ctcnet.inference.guard import RULES
+    from ctcnet.simulate import SimConfig, simulate_crops
+
+    panel = load_panel(None)
+    config = SimConfig(instrument_bleed=(("CK", "CD45", 0.30),))
+    batch = simulate_crops(8, panel, crop_size=SIZE, seed=5, num_samples=2, config=config)
+    write_crop_dataset(tmp_path / "crops", batch.images, batch.labels, panel, batch.sample_ids)
+    spec = load_model(lab / "base.pt")[1]
+    tuned, found = with_instrument_leaks(spec, read_crop_index(tmp_path / "crops").conform(
+        spec.panel))
+    assert found["source"] == "CK" and found["crops"]["CD45"] >= 3
+    assert found["leaks"]["CD45"] == pytest.approx(0.3, abs=0.03)
+    cd45 = spec.panel.index_of("CD45")
+    assert tuned.panel.channels[cd45].leaks_in == {"CK": found["leaks"]["CD45"]}
+    assert RULES.leak_cap(tuned.panel, cd45) > 0.3 > RULES.leak_cap(spec.panel, cd45)
+    # The finetune of the plain lab (the training ranges' leaks) records what it measured.
+    record = finetune(lab / "crops", tmp_path / "tuned.pt", lab / "base.pt", TINY)
+    assert record["leaks"]["source"] == "CK"
+    assert "Instrument's leaks" in (tmp_path / "tuned.md").read_text()
+    leaky = load_model(tmp_path / "tuned.pt")[1].panel
+    assert all(RULES.leak_cap(leaky, i) == RULES.max_leak for i in range(leaky.num_channels))

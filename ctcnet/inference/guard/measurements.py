@@ -266,19 +266,19 @@ class _Batch:
 
     def cd45_leak_caps(self, rows: np.ndarray) -> float | np.ndarray:
         """The most of another dye's counts that its leak into CD45 may carry, for ``rows``:
-        ``rules.max_leak``, or per row ``rules.copy_leak`` where CD45 over the CK area is a
-        copy of CK at no more than that share, with no shape of its own
+        CD45's ``rules.leak_cap``, or per row ``rules.copy_leak`` where CD45 over the CK area
+        is a copy of CK at no more than that share, with no shape of its own
         (``rules.cd45_copy_structure``): a display export's CD45 plane showing a dim-CK
         CTC's CK. A leukocyte's CD45 membrane has a shape of its own."""
-        if self.rules.copy_leak <= self.rules.max_leak or self.cd45 is None or self.ck is None:
-            return self.rules.max_leak
-        return self._cd45_copy_caps[rows]
+        cap = self.rules.leak_cap(self.panel, self.cd45)  # read only where CD45 is in the panel
+        return cap if self.ck is None or self.rules.copy_leak <= cap else \
+            self._cd45_copy_caps[rows]
 
     @cached_property
     def _cd45_copy_caps(self) -> np.ndarray:
         """:meth:`cd45_leak_caps` of every crop, once for the CD45 columns and those round CK."""
         rules, comparable = self.rules, np.flatnonzero(self.shapes_comparable())
-        caps = np.full(len(self.x), rules.max_leak)
+        caps = np.full(len(self.x), rules.leak_cap(self.panel, self.cd45))
         raw = self.standardised(comparable, [self.cd45, self.ck])
         share, structure = _own_structure(raw[:, 0], raw[:, 1],
                                           self.area[comparable] & ~self.clipped[comparable])
@@ -404,7 +404,7 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     band = grown(area, max(1, int(round(rules.partner_reach_um / batch.pixel_size_um)))) & \
         ~grown(area, max(1, int(round(rules.partner_gap_um / batch.pixel_size_um)))) & disk
     readable = band[:, disk] & ~clipped[:, disk] & has_area[:, None]
-    caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.max_leak
+    caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.leak_cap(panel, i)
             for i in exclusion]
     for excess in marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
         # NaN (the area all saturated) stays NaN: no reading, no flag.

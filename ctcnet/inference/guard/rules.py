@@ -105,6 +105,13 @@ class GuardRules:
         ``copy_leak`` for display exports. A copy of CK in the CD45 plane at 15-30 % is how
         published dim-CK CTCs look; on hand-drawn ones (``scripts/drawn_composites.py``, seed
         0, 60 a kind, read with ``fit``) its share reads back at 0.14-0.38 at model scale.
+    known_leak_margin
+        Where the model's panel states an instrument's known leak into a channel
+        (``Channel.leaks_in``, measured on a lab's labelled CTCs by ``ctcnet finetune``), the
+        channel's allowance is that leak times this margin when that is more than
+        ``max_leak`` (:meth:`leak_cap`). 1.2: on a simulated scanner whose CK leaks 30 % into
+        CD45 (``scripts/adaptation_curve.py``), the per-CTC ratios read 0.29-0.36 (10th to
+        90th percentile, median 0.31) and its CK+ leukocytes' 0.42 and more (median 1.5).
     cd45_copy_structure
         The shape of its own under which CD45 over the CK area counts as a copy of CK. The
         hand-drawn copies read 0.16-1.25 (median 0.4, as DAPI copies of CK sit at 0.0-0.4:
@@ -252,6 +259,7 @@ class GuardRules:
     export_max_leak: float = 0.2
     copy_leak: float = 0.0
     export_copy_leak: float = 0.4
+    known_leak_margin: float = 1.2
     cd45_copy_structure: float = 0.5
     possible_ctc_min_area_um2: float = 12.5
     possible_ctc_ck_peak: float = 10.0
@@ -289,6 +297,13 @@ class GuardRules:
                        crop_markers_cd45_core=self.export_markers_cd45_core,
                        shown_ctc_structure=self.body_level) \
             if exported else rules
+
+    def leak_cap(self, panel, channel: int) -> float:
+        """The most of another dye's counts that its leak into ``panel``'s channel
+        ``channel`` may carry: ``max_leak``, or the largest known leak into it
+        (``Channel.leaks_in``) times ``known_leak_margin`` where that is more."""
+        known = max(panel.channels[channel].leaks_in.values(), default=0.0)
+        return max(self.max_leak, self.known_leak_margin * float(known))
 
     @property
     def flag_structure(self) -> float:
