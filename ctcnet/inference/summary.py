@@ -109,6 +109,9 @@ class RunSummary:
     gallery: dict | None = None       # per gallery category: total, shown, pages
     # --compensate: CK's spillover taken off the crops before the model, and where from.
     spillover: dict | None = None
+    # CK's leaks over some CK-bright events of every frame, against what the marker guard
+    # allows (spillover.leak_check); a leak beyond it is warned of.
+    leak_check: dict | None = None
     # The scanned cartridge's identity (``Cartridge.identity``: a digest of its frame list):
     # review decisions carry it, so none attaches to another cartridge with this sample id.
     # None in a summary written before it was recorded.
@@ -202,6 +205,9 @@ class CropRunSummary:
     pixel_size_um: float | None = None
     pixel_size_from: str = "panel.json"
     spillover: dict | None = None    # --compensate: per sample_id, CK's leaks taken off
+    # CK's leaks measured over all the crops, against what the marker guard allows
+    # (spillover.leak_check); a leak beyond it is warned of.
+    leak_check: dict | None = None
     model_sha256: str | None = None  # as ModelUsed.sha256
     # The crops ``accuracy`` is over: those labelled with one of the model's classes (a label
     # it lacks, "CTC" for "ctc" or "unlabelled", is left out of it).

@@ -156,3 +156,19 @@ def test_evaluate_shows_its_bars_on_stderr_when_asked(crop_set, tmp_path, capsys
     evaluate_dataset(crop_set, "ctcnet-default", tmp_path / "b", with_baselines=False,
                      device="cpu")
     assert "crops: read" not in capsys.readouterr().err
+
+
+def test_a_crop_set_whose_ck_leaks_past_the_guards_allowance_is_warned_of(crop_set, tmp_path):
+    """CK's leaks are measured on a share of the crops whether or not they are taken off:
+    beyond the guard's allowance the summary says so; a set of the usual look does not."""
+    # The instrument's leak, the rest of the matrix small (as on one scanner's filter set).
+    batch = simulate_crops({"ctc": 16, "wbc": 4, "cluster": 2, "debris": 6}, PANEL, None, 80,
+                           seed=6, num_samples=2,
+                           config=SimConfig(bleed_through=(0.002, 0.01),
+                                            instrument_bleed=(("CK", "CD45", 0.30),)))
+    write_crop_dataset(tmp_path / "leaky", batch.images, batch.labels, PANEL, batch.sample_ids)
+    _, leaky = _run(tmp_path / "leaky", tmp_path / "out1", "ctcnet-default")
+    assert leaky["leak_check"]["beyond"] == ["CD45"] and leaky.get("spillover") is None
+    assert leaky["leak_check"]["leaks"]["CD45"] == pytest.approx(0.3, abs=0.03)
+    _, usual = _run(crop_set, tmp_path / "out2", "ctcnet-default")
+    assert usual["leak_check"]["beyond"] == []

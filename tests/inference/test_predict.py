@@ -146,6 +146,29 @@ def test_resume_after_interruption_loses_and_duplicates_nothing(setup, tmp_path)
     summary = predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
     assert summary.frames.resumed_from_journal == 1
     pd.testing.assert_frame_equal(read_events(out), read_events(setup["ref_dir"]))
+    # The leak check reads every frame's kept ratios, the resumed ones' from the journal.
+    assert summary.leak_check == setup["ref"].leak_check
+    assert setup["ref"].leak_check["beyond"] == []
+
+
+def test_a_scan_whose_ck_leaks_past_the_guards_allowance_is_warned_of(setup, tmp_path,
+                                                                       caplog):
+    """An instrument whose CK leaks 30 % into CD45 (the guard allows 12 %): the run measures
+    the leak on its CK-bright events, records it and warns, naming what to do."""
+    from ctcnet.simulate import SimConfig, simulate_cartridge
+
+    simulate_cartridge(tmp_path / "leaky", load_panel(None), num_frames=3,
+                       frame_shape=(256, 320), seed=8, events_per_frame=40,
+                       rare_rates={"ctc": 0.3}, sample_id="leaky",
+                       config=SimConfig(instrument_bleed=(("CK", "CD45", 0.30),)))
+    summary = predict_cartridge(tmp_path / "leaky", setup["backend"], tmp_path / "run",
+                                PredictOptions(**QUIET))
+    check = json.loads((tmp_path / "run" / "summary.json").read_text())["leak_check"]
+    assert check == summary.leak_check and check["beyond"] == ["CD45"]
+    assert check["leaks"]["CD45"] == pytest.approx(0.3, abs=0.03)
+    assert check["allowance"]["CD45"] == 0.12
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("leaky: CK leaks 3" in m and "ctcnet finetune" in m for m in said), said
 
 
 _SLOW_RUN = """

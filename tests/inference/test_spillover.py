@@ -102,6 +102,7 @@ def test_a_large_mode_with_ck_events_below_it_is_co_expression_and_left_alone(mo
     crops = np.concatenate([*ctcs, doubles])
     assert spillover.estimate_leaks(crops, PANEL)[CD45] == 0.0
     monkeypatch.setattr(spillover, "BELOW_SHARE", np.inf)  # without the floor check
+    monkeypatch.setattr(spillover, "PLAUSIBLE_LEAK", 1.0)  # nor the plausible leak's bound
     assert spillover.estimate_leaks(crops, PANEL)[CD45] == pytest.approx(1 / 1.05, rel=0.1)
 
 
@@ -437,3 +438,13 @@ def test_the_guard_allows_a_known_leak_and_still_sees_cd45():
     assert (cd45(ctcs, PANEL) > RULES.cd45_level).all()
     assert (cd45(ctcs, known) < RULES.cd45_level).all()
     assert (cd45(doubles, known) > RULES.cd45_level).all()
+
+
+def test_a_mode_past_a_plausible_leak_is_none():
+    """Events lit alike in CK and a target (ratios round 0.95: autofluorescent bodies, CK+CD45+
+    leukocytes at equal levels) are no filter set's leak."""
+    rng = np.random.default_rng(6)
+    ratio = rng.normal(0.95, 0.02, 40)
+    assert spillover.lowest_mode(ratio, np.full(40, 0.05)) == 0.0
+    assert spillover.lowest_mode(ratio * 0.3, np.full(40, 0.015)) == pytest.approx(0.285,
+                                                                                  abs=0.02)
