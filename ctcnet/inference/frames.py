@@ -228,7 +228,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     the cartridge with their notes (a saturated frame) added to its problems, said once: a
     count over such a frame stands only once a person has looked; and CK's leaks read from
     their kept ratios against the guard's allowance (:func:`~ctcnet.inference.spillover.
-    leak_check`, warned of where beyond it)."""
+    leak_check`; a leak beyond it is warned of and is a problem too)."""
     entries = {}
     try:
         lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
@@ -246,15 +246,20 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     notes = [f"frame {fid}: {e['note']}" for fid, e in done.items() if e.get("note")]
     for line in notes:
         log.warning("%s: %s", cartridge.sample_id, line)
-    new = [n for n in notes if n not in cartridge.problems]
-    if new:
-        cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
     kept = [e["leak_ratios"] for e in done.values() if e.get("leak_ratios")]
     width = spec.panel.num_channels
     ratio, sd = (np.asarray(sum((k[i] for k in kept), []), np.float64).reshape(-1, width)
                  for i in (0, 1))
     checked = leak_check(leaks_from_ratios(ratio, sd, spec.panel), spec.panel, RULES,
                          cartridge.sample_id)
+    # A leak past the guard's allowance makes CTCs read CD45-positive: the CTC count is not
+    # to be trusted alone, as over a saturated frame.
+    notes += [f"{checked['source']} leaks {checked['leaks'][name]:.0%} into {name}, past the "
+              f"marker guard's {checked['allowance'][name]:.0%}: CTCs may be called another "
+              "class (leak_check)" for name in checked["beyond"]]
+    new = [n for n in notes if n not in cartridge.problems]
+    if new:
+        cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, checked
 
 

@@ -169,6 +169,9 @@ def test_a_scan_whose_ck_leaks_past_the_guards_allowance_is_warned_of(setup, tmp
     assert check["allowance"]["CD45"] == 0.12
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("leaky: CK leaks 3" in m and "ctcnet finetune" in m for m in said), said
+    # The count is not to be trusted alone: the run is partial, with the reason.
+    assert summary.status == "partial"
+    assert any("into CD45, past the marker guard's 12%" in p for p in summary.problems)
 
 
 _SLOW_RUN = """
