@@ -27,6 +27,11 @@ Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
 that would show the leak). :func:`compensate` takes ``leak x CK signal`` off each target.
 
+Every predict run also checks the leak it measures against the marker guard's allowance
+(:func:`leak_check`: past it, CTCs read as CD45-positive), and a lab's labelled CTCs give its
+instrument's leak directly (:func:`labelled_leaks`), which ``ctcnet finetune`` writes into the
+model's panel for the guard to allow.
+
 Used by ``ctcnet predict|evaluate|robustness`` with ``--compensate`` or for a model trained on
 compensated crops (``data.compensate``; per cartridge from a sample of its frames, per
 ``sample_id`` on crop sets). Measured (``experiments/ablate_spillover.py``;
@@ -329,14 +334,9 @@ class SampleLeaks:
             return
         ratio, sd = leak_ratios(crops, source, targets)
         rows = np.isfinite(ratio).any(axis=1)
-        self.add_ratios(ratio[rows], sd[rows], samples[rows])
-
-    def add_ratios(self, ratio: np.ndarray, sd: np.ndarray, samples) -> None:
-        """Take in per-crop ratios made elsewhere (:func:`scan_ratios` of a frame's crops in
-        its thread), with a sample id per row."""
-        self._samples.append(np.broadcast_to(np.asarray(samples).astype(str), len(ratio)))
-        self._ratio.append(ratio)
-        self._sd.append(sd)
+        self._samples.append(samples[rows])
+        self._ratio.append(ratio[rows])
+        self._sd.append(sd[rows])
 
     def leaks(self) -> dict[str, np.ndarray]:
         """{sample: (C,) leaks} of every sample seen."""
