@@ -277,6 +277,7 @@ def _one_run(args, key, base, spec, base_path, options, pool, test, test_labels,
         result["simulated_test"] = {k: v["macro_f1"] for k, v in
                                     record["simulated_test"].items()}
         result["held_out_f1"] = record["held_out"]["finetuned"]["macro_f1"]
+        result["leaks"] = record["leaks"]["leaks"]  # the instrument's, from the lab's CTCs
     return result
 
 
