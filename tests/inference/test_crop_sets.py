@@ -167,8 +167,12 @@ def test_a_crop_set_whose_ck_leaks_past_the_guards_allowance_is_warned_of(crop_s
                            config=SimConfig(bleed_through=(0.002, 0.01),
                                             instrument_bleed=(("CK", "CD45", 0.30),)))
     write_crop_dataset(tmp_path / "leaky", batch.images, batch.labels, PANEL, batch.sample_ids)
-    _, leaky = _run(tmp_path / "leaky", tmp_path / "out1", "ctcnet-default")
+    from ctcnet.report import run_report
+
+    _, leaky = _run(tmp_path / "leaky", tmp_path / "out1", "ctcnet-default", report=run_report)
     assert leaky["leak_check"]["beyond"] == ["CD45"] and leaky.get("spillover") is None
     assert leaky["leak_check"]["leaks"]["CD45"] == pytest.approx(0.3, abs=0.03)
+    page = (tmp_path / "out1" / "index.html").read_text()
+    assert "CK leaking into CD45" in page and "past the marker guard&#x27;s 12%" in page
     _, usual = _run(crop_set, tmp_path / "out2", "ctcnet-default")
     assert usual["leak_check"]["beyond"] == []
