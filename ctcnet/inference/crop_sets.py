@@ -9,7 +9,6 @@ does not grow with the folder."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,8 +44,6 @@ from ctcnet.inference.tables import label_events
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
-
-log = logging.getLogger(__name__)
 
 # The most crops of a set whose CK leaks are checked against the guard's allowance when none
 # are taken off (the leak is the instrument's: a few hundred CK-bright crops show it).

@@ -227,8 +227,9 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     """The records of the frames processed (this run's and a resumed one's; a frame's latest),
     the cartridge with their notes (a saturated frame) added to its problems, said once: a
     count over such a frame stands only once a person has looked; and CK's leaks read from
-    their kept ratios against the guard's allowance (:func:`~ctcnet.inference.spillover.
-    leak_check`; a leak beyond it is warned of and is a problem too)."""
+    their kept ratios against the guard's allowance (:func:`spillover.leak_check
+    <ctcnet.inference.spillover.leak_check>`; a leak beyond it is warned of and is a problem
+    too)."""
     entries = {}
     try:
         lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
