@@ -257,7 +257,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     # to be trusted alone, as over a saturated frame.
     notes += [f"{checked['source']} leaks {checked['leaks'][name]:.0%} into {name}, past the "
               f"marker guard's {checked['allowance'][name]:.0%}: CTCs may be called another "
-              "class (leak_check)" for name in checked["beyond"]]
+              "class (leak_check; --compensate allows it)" for name in checked["beyond"]]
     new = [n for n in notes if n not in cartridge.problems]
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
