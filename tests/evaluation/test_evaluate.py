@@ -337,6 +337,9 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys, tiny_model_fi
     for name in ("report.json", "confusion.json", "confusion.png", "reliability.png",
                  "confusion_marker_gate.png"):
         assert (out / name).stat().st_size > 0, name
+    # CK's leak measured on the crops, against the guard's allowance, as predict reports it.
+    check = json.loads((out / "report.json").read_text())["leak_check"]
+    assert check["source"] == "CK" and set(check["allowance"]) == {"CD45", "CD61", "CD66b"}
     from PIL import Image
 
     assert Image.open(out / "confusion.png").size[0] > 100
