@@ -234,6 +234,8 @@ class CTCDataModule(L.LightningDataModule):
             return
         if self.data_dir is not None:
             self.splits = self._load_folder()
+            # The folder's own crops lead the training split (finetune reads them apart).
+            self.folder_train_size = len(self.splits["train"].targets)
             if self.simulate.get("train"):
                 self._mix_simulated()
         else:

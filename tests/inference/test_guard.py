@@ -668,3 +668,38 @@ def test_mask_rim_and_growth_are_scipys_erosion_and_dilation_within_each_crop():
             for steps in (1, 2, 4):
                 assert np.array_equal(grown(mask, steps),
                                       binary_dilation(mask, structure=IN_PLANE, iterations=steps))
+
+
+def test_a_labs_crops_pooled_into_the_reference_make_its_look_usual(rng, spec):
+    """A lab's instrument draws every cell several times brighter than the training events:
+    its CTCs are unusual to the base reference. Pooled with 40 of its labelled crops (a prior
+    worth 100 crops), most of the lab's look is usual, and the training look stays usual."""
+    from ctcnet.inference.guard.reference import pooled_reference
+
+    def look(n, gain):
+        names = ["ctc", "wbc"] * n
+        crops = np.stack([cell(rng, ck=gain * rng.uniform(150, 600),
+                               dapi=gain * rng.uniform(200, 600))
+                          if name == "ctc" else cell(rng, ck=0, cd45=gain * rng.uniform(40, 120))
+                          for name in names])
+        return crops, np.array([spec.class_names.index(name) for name in names])
+
+    train, targets = look(40, 1.0)
+    base = spec.replace(metrics={"guard": fit_reference(train, targets, spec)})
+    lab, lab_targets = look(20, 12.0)
+    test, test_targets = look(20, 12.0)
+    same_look, same_targets = look(20, 1.0)
+
+    def unusual(model, crops, targets):  # of the CTC calls (a wbc call is not flagged)
+        proba = np.eye(spec.num_classes)[targets]
+        return review_flags(crops, proba, model)["unusual"][targets == 0].mean()
+
+    assert unusual(base, test, test_targets) > 0.9
+    pooled = pooled_reference(base.metrics["guard"], lab, lab_targets, spec)
+    assert pooled["pooled"] == {"lab_crops": 40, "prior": 100.0}
+    assert pooled["threshold"] == base.metrics["guard"]["threshold"]
+    tuned = spec.replace(metrics={"guard": pooled})
+    assert unusual(tuned, test, test_targets) <= 0.15
+    # The means moved toward the lab's: the training look a little farther, not unusual.
+    assert unusual(tuned, same_look, same_targets) <= \
+        unusual(base, same_look, same_targets) + 0.1

@@ -259,9 +259,21 @@ def test_a_labs_ctcs_teach_the_guard_its_instruments_leak(lab, tmp_path):
     cd45 = spec.panel.index_of("CD45")
     assert tuned.panel.channels[cd45].leaks_in == {"CK": found["leaks"]["CD45"]}
     assert RULES.leak_cap(tuned.panel, cd45) > 0.3 > RULES.leak_cap(spec.panel, cd45)
-    # The finetune of the plain lab (the training ranges' leaks) records what it measured.
-    record = finetune(lab / "crops", tmp_path / "tuned.pt", lab / "base.pt", TINY)
+    # The finetune of the plain lab (the training ranges' leaks) records what it measured,
+    # and pools the lab's crops into a base's out-of-distribution reference (the lab's look
+    # is the tuned model's own).
+    from ctcnet.inference.guard import fit_reference
+    from ctcnet.nn.classifier import save_model
+
+    model, plain = load_model(lab / "base.pt")
+    ref = simulate_crops(4, panel, crop_size=SIZE, seed=6)
+    save_model(tmp_path / "base.pt", model, plain.replace(metrics={"guard": fit_reference(
+        np.asarray(ref.images, np.float32), np.array([plain.taxonomy.index(k)
+                                                      for k in ref.labels]), plain)}))
+    record = finetune(lab / "crops", tmp_path / "tuned.pt", tmp_path / "base.pt", TINY)
     assert record["leaks"]["source"] == "CK"
     assert "Instrument's leaks" in (tmp_path / "tuned.md").read_text()
-    leaky = load_model(tmp_path / "tuned.pt")[1].panel
+    tuned = load_model(tmp_path / "tuned.pt")[1]
+    leaky = tuned.panel
     assert all(RULES.leak_cap(leaky, i) == RULES.max_leak for i in range(leaky.num_channels))
+    assert tuned.metrics["guard"]["pooled"] == {"lab_crops": 24, "prior": 100.0}

@@ -71,6 +71,35 @@ def fit_reference(crops: np.ndarray, targets: np.ndarray, spec,
             "n": int(len(targets))}
 
 
+def pooled_reference(reference: dict, crops: np.ndarray, targets: np.ndarray, spec,
+                     prior: float = 100.0) -> dict:
+    """A model's out-of-distribution reference with a lab's labelled crops pooled in, so a
+    fine-tuned model does not call its own instrument's look unusual.
+
+    As the pooled recalibration weighs them (:mod:`ctcnet.evaluation.recalibration`), each
+    lab crop weighs 1 and the base's training events together weigh what the lab's fall short
+    of ``prior`` (spread evenly over the classes): the class means move toward the lab's, and
+    the pooled covariance takes in the lab's crops' scatter round them and the shift of the
+    means. The threshold stays the base's.
+    """
+    feats = _ood_features(measure(crops, spec.panel, spec.pixel_size_um), spec.in_chans)
+    targets = np.asarray(targets)
+    means = np.asarray(reference["means"], np.float64)
+    base_cov = np.linalg.inv(np.asarray(reference["cov_inv"], np.float64))
+    k = len(means)
+    w_base = max(prior - len(targets), 0.0) / k  # per class
+    counts = np.bincount(targets, minlength=k).astype(np.float64)
+    sums = np.zeros_like(means)
+    np.add.at(sums, targets, feats)
+    pooled_means = (w_base * means + sums) / np.maximum(w_base + counts, 1e-12)[:, None]
+    shift = means - pooled_means
+    centred = feats - pooled_means[targets]
+    scatter = w_base * k * base_cov + w_base * shift.T @ shift + centred.T @ centred
+    cov = scatter / (w_base * k + len(targets))
+    return {**reference, "means": pooled_means.tolist(), "cov_inv": np.linalg.inv(cov).tolist(),
+            "pooled": {"lab_crops": int(len(targets)), "prior": float(prior)}}
+
+
 def ood_distance(measurements: pd.DataFrame, called: np.ndarray, reference: dict,
                  channels: int) -> np.ndarray:
     """Mahalanobis distance of each event to the training events of its called class."""
