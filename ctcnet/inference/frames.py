@@ -122,7 +122,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     ``alternates``, the members of merged objects whose markers read as a CTC's are events too
     (:mod:`ctcnet.inference.alternates` keeps one reading once they are called); with the scan's
     CK ``leaks``, also the compensated crops the model sees (the guard measures the crops as
-    the scanner wrote them: an independent check, which an over-estimated leak cannot blind).
+    the scanner wrote them, allowing the leak ``spec``'s panel states).
     Errors about the frame (unreadable, odd pixels: :data:`FRAME_DATA_ERRORS`) become a skip
     reason; any other error is raised, with a note naming the frame.
     With a torch ``device`` the frame's dense work and the cropping run there

@@ -21,7 +21,10 @@ How (:func:`estimate_leaks`):
   numbering 0.4 of its weight (then the mode is co-expression and the leak is spread out below
   it): zero, the crop left as the scanner wrote it. Taking too much off CD45 would make
   CK+CD45+ leukocytes look like CTCs; so the marker guard keeps measuring the crops as the
-  scanner wrote them, and only the network sees them compensated.
+  scanner wrote them, and only the network sees them compensated. The guard allows the leak
+  taken off (:func:`with_allowed_leaks`): it fits a copy of CK of up to 1.2 times that share
+  and reads what is left, so a CD45 membrane of a cell's own still shows, and a leak over the
+  training ranges is not read as CD45 staining.
 
 Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs lack; not the
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
