@@ -310,9 +310,10 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     save_model(out, tuned, new_spec)
     write_card(out.with_suffix(".md"), out, record, new_spec)
     write_registry_card(out, record, new_spec)
-    log.info("fine-tuned %s -> %s in %.0f s; calibration: %s", base, out,
+    log.info("fine-tuned %s -> %s in %.0f s; calibration: %s; %s", base, out,
              record["seconds"]["total"], "kept the base model's (" + calibration["skipped"] + ")"
-             if calibration.get("skipped") else describe(calibration))
+             if calibration.get("skipped") else describe(calibration),
+             _leaks_line(leaks, new_spec)[2:])
     return record
 
 
