@@ -54,7 +54,6 @@ from ctcnet.evaluation.recalibration import (
     reference_crops,
     with_instrument_leaks,
 )
-from ctcnet.inference.guard.reference import pooled_reference
 from ctcnet.inference.spillover import MIN_LABELLED
 from ctcnet.io.atomic import (
     atomic_write_text,
@@ -297,6 +296,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     # kept under "base", beside the fine-tune's own; what the calls use stays where it is.
     used = {k: v for k, v in new_spec.metrics.items() if k in METRICS_IN_USE}
     if used.get("guard"):  # the lab's look is no longer unusual to the model tuned on it
+        from ctcnet.inference.guard.reference import pooled_reference  # pandas: when used
+
         train = data.splits["train"]
         own = data.folder_train_size
         used["guard"] = pooled_reference(
