@@ -116,8 +116,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
                    sample_ids=None, decision: DecisionRule | None = None,
                    markers_decide: bool = False, exported: bool = False,
-                   logits: np.ndarray | None = None, measured=None, guard_spec=None
-                   ) -> dict:
+                   logits: np.ndarray | None = None, measured=None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
@@ -130,9 +129,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
     as such (:meth:`ctcnet.inference.guard.GuardRules.for_crops`). ``logits``, ``measured``:
     the CNN's logits and the guard's measurements, if made (a crop folder's, a chunk at a
-    time: :func:`ctcnet.inference.crop_sets.read_and_classify`), and ``guard_spec`` the spec
-    they were made with (default the model's; a compensated read's allows the leak it took
-    off)."""
+    time: :func:`ctcnet.inference.crop_sets.read_and_classify`)."""
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
@@ -153,9 +150,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
         from ctcnet.inference.guard import RULES, crop_set_review
 
         network_calls = calls
-        calls, flags = crop_set_review(crops, proba, guard_spec or spec, calls, sample_ids,
-                                       decision, rules=RULES.for_crops(exported),
-                                       measured=measured)
+        calls, flags = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
+                                       rules=RULES.for_crops(exported), measured=measured)
         changed = calls != network_calls
         cnn["marker_calls"] = {**marker_changes(network_calls, calls), "network_accuracy":
                                float((called.argmax(axis=1) == y).mean()) if y.size else None}
@@ -288,7 +284,6 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                                         if markers_decide else None, steps)
             report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
                                     logits=reading.outputs, measured=reading.measured,
-                                    guard_spec=reading.guard_spec,
                                     decision=called_spec.decision,
                                     sample_ids=index.sample_ids,
                                     markers_decide=markers_decide, exported=index.exported)

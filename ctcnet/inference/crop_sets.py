@@ -38,7 +38,6 @@ from ctcnet.inference.spillover import (
     compensate_each,
     leak_check,
     wants_compensation,
-    with_allowed_leaks,
 )
 from ctcnet.inference.summary import CropRunSummary, model_sha256
 from ctcnet.inference.tables import label_events
@@ -106,8 +105,6 @@ class CropSetReading(NamedTuple):
     spillover: dict | None            # {sample: leak_record} when compensated
     timings_s: dict                   # read, classify (the network), measure
     leak_check: dict | None = None    # CK's leaks over all the crops against the guard's
-    guard_spec: object | None = None  # the spec the guard reads with (compensated: the
-    #                                   leak taken off allowed: spillover.with_allowed_leaks)
 
 
 def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
@@ -141,9 +138,6 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
         done("read", len(chunk))
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if compensated else None
-    # The leak taken off the network's crops is allowed by the guard too (one instrument:
-    # the set's pooled leak).
-    guard_spec = with_allowed_leaks(spec, leaks.pooled()) if compensated else spec
     outputs, measured, network_s = [], [], 0.0
     done("classified", 0)
     for start, chunk in crops.chunks(CHUNK_CROPS):
@@ -154,7 +148,7 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
         network_s += time.perf_counter() - t
         del view
         if rules is not None:
-            measured.append(crop_set_measurements(chunk, guard_spec, rules))
+            measured.append(crop_set_measurements(chunk, spec, rules))
         done("classified", len(chunk))
     return CropSetReading(
         np.concatenate(outputs) if outputs else np.zeros((0, len(spec.class_names))),
@@ -162,8 +156,7 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
         leaks.records(sample_leaks) if compensated else None,
         {"read": t1 - t0, "classify": network_s,
          "measure": time.perf_counter() - t1 - network_s},
-        leak_check(leaks.pooled(), guard_spec.panel, rules or RULES, str(index.root)),
-        guard_spec)
+        leak_check(leaks.pooled(), spec.panel, rules or RULES, str(index.root)))
 
 
 def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,
@@ -173,7 +166,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     # Each crop is a cell someone chose: its markers take part in the call
     # (guard.crop_set_calls), a leak read as a display export's when the crops are exports.
     table = guard_events(label_events(index.table(), reading.outputs, spec), crops,
-                         reading.outputs, reading.guard_spec, measured=reading.measured,
+                         reading.outputs, spec, measured=reading.measured,
                          markers_decide=options.marker_calls, overrule=options.marker_calls,
                          rules=rules)
     with atomic_path(out_dir / "predictions.parquet") as tmp:

@@ -122,7 +122,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     ``alternates``, the members of merged objects whose markers read as a CTC's are events too
     (:mod:`ctcnet.inference.alternates` keeps one reading once they are called); with the scan's
     CK ``leaks``, also the compensated crops the model sees (the guard measures the crops as
-    the scanner wrote them, allowing the leak ``spec``'s panel states).
+    the scanner wrote them, with the allowance of ``spec``'s panel: an estimated leak cannot
+    blind it).
     Errors about the frame (unreadable, odd pixels: :data:`FRAME_DATA_ERRORS`) become a skip
     reason; any other error is raised, with a note naming the frame.
     With a torch ``device`` the frame's dense work and the cropping run there
@@ -257,7 +258,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     # to be trusted alone, as over a saturated frame.
     notes += [f"{checked['source']} leaks {checked['leaks'][name]:.0%} into {name}, past the "
               f"marker guard's {checked['allowance'][name]:.0%}: CTCs may be called another "
-              "class (leak_check; --compensate allows it)" for name in checked["beyond"]]
+              "class (leak_check)" for name in checked["beyond"]]
     new = [n for n in notes if n not in cartridge.problems]
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])

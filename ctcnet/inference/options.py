@@ -80,8 +80,7 @@ class PredictOptions:
     # keeps the model's call. The model's own call stays in the ``model_class`` column.
     edge_cut_as: str | None = "debris"
     # Take CK's spillover into the other marker channels off every crop before the model (the
-    # guard and the gallery keep the crops as the scanner wrote them, the guard allowing the
-    # leak taken off), measured on the scan's
+    # guard and the gallery keep the crops as the scanner wrote them), measured on the scan's
     # own events (``ctcnet.inference.spillover``; per cartridge from ``SPILLOVER_FRAMES``
     # frames spread over it, per sample_id on a crop set). None: as the model was trained
     # (``spec.compensated_input``).

@@ -105,7 +105,7 @@ from ctcnet.inference.resources import (
 )
 from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.scan_fusion import fused_labels
-from ctcnet.inference.spillover import wants_compensation, with_allowed_leaks
+from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     CropRunSummary,
@@ -223,7 +223,6 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     if compensated:
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
-        spec = with_allowed_leaks(spec, leaks)  # the guard allows the leak taken off
     work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device,  # noqa: E731
                                       leaks)
     edge_class = edge_cut_class(spec, options)

@@ -21,10 +21,9 @@ How (:func:`estimate_leaks`):
   numbering 0.4 of its weight (then the mode is co-expression and the leak is spread out below
   it): zero, the crop left as the scanner wrote it. Taking too much off CD45 would make
   CK+CD45+ leukocytes look like CTCs; so the marker guard keeps measuring the crops as the
-  scanner wrote them, and only the network sees them compensated. The guard allows the leak
-  taken off (:func:`with_allowed_leaks`): it fits a copy of CK of up to 1.2 times that share
-  and reads what is left, so a CD45 membrane of a cell's own still shows, and a leak over the
-  training ranges is not read as CD45 staining.
+  scanner wrote them, with its own allowance, and only the network sees them compensated: a
+  wrong estimate cannot blind it. Only a leak measured on CTCs a person labelled raises that
+  allowance (:func:`labelled_leaks`).
 
 Targets are the leukocyte, platelet and neutrophil markers, which tdEVs and CTCs lack; not the
 nucleus, which sits under every CTC's cytoplasm (DAPI over CK is biology in the very events
@@ -287,19 +286,6 @@ def labelled_leaks(crops, panel) -> dict:
             "crops": {panel.names[t]: len(r) for t, r in found.items()}}
 
 
-def with_allowed_leaks(spec, leaks: np.ndarray):
-    """``spec`` with CK's measured ``leaks`` (C,) in its panel as known leaks (``leaks_in``),
-    so the marker guard allows them (``GuardRules.leak_cap``): a run that takes a measured
-    leak off the network's crops (compensation) has the guard allow it too, which otherwise
-    reads it as the target's own marker (on a scanner leaking 30 % into CD45, compensation
-    alone left 9 of 100 CTCs called ``ctc``; with the guard allowing it, 94)."""
-    source, targets = leak_channels(spec.panel)
-    found = {spec.panel.names[t]: round(float(leaks[t]), 4) for t in targets if leaks[t] > 0}
-    if source is None or not found:
-        return spec
-    return spec.replace(panel=spec.panel.with_leaks(spec.panel.names[source], found))
-
-
 def leak_record(leaks: np.ndarray, panel, **extra) -> dict:
     """What a run reports of the leaks it took off: {"source", "leaks": {channel: share}}."""
     source, targets = leak_channels(panel)
@@ -406,10 +392,9 @@ def leak_check(leaks: np.ndarray, panel, rules, what: str) -> dict:
         said = ", ".join(f"{check['leaks'][n]:.0%} into {n} (the marker guard allows "
                          f"{check['allowance'][n]:.0%})" for n in check["beyond"])
         log.warning("%s: %s leaks %s: the guard reads a CTC's leaked %s as that channel's own "
-                    "marker and calls it another class. Run with --compensate (the leak, "
-                    "measured on the run's events, is taken off the network's crops and "
-                    "allowed by the guard), or label a few CTCs of this instrument and run "
-                    "`ctcnet finetune` (the model then carries the leak)", what,
+                    "marker and calls it another class. Label a few CTCs of this instrument "
+                    "and run `ctcnet finetune` (or `ctcnet evaluate --calibrate-on ... "
+                    "--save-model`): the model then carries the measured leak", what,
                     check["source"], said, check["source"])
     return check
 

@@ -153,7 +153,7 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
         overview.append((f"{check['source']} leaking into {name}",
                          f"{check['leaks'][name]:.0%}, past the marker guard's "
                          f"{check['allowance'][name]:.0%}: CTCs may be called another class; "
-                         "run with --compensate, or label a few and fine-tune"))
+                         "label a few and fine-tune (docs/adapting.md)"))
     counts = "".join(f"<tr><td>{html.escape(c)}</td><td>{s.counts.get(c, 0)}</td>"
                      f"<td>{s.held.get(c, 0)}</td></tr>" for c in spec.class_names)
     middle = ("<h2>Calls</h2><table><tr><th>class</th><th>counted</th><th>held by the guard"

@@ -172,11 +172,6 @@ def test_a_scan_whose_ck_leaks_past_the_guards_allowance_is_warned_of(setup, tmp
     # The count is not to be trusted alone: the run is partial, with the reason.
     assert summary.status == "partial"
     assert any("into CD45, past the marker guard's 12%" in p for p in summary.problems)
-    # Compensated, the guard allows the leak the run took off: nothing beyond, status ok.
-    fixed = predict_cartridge(tmp_path / "leaky", setup["backend"], tmp_path / "fixed",
-                              PredictOptions(**QUIET, compensate=True))
-    assert fixed.status == "ok" and fixed.leak_check["beyond"] == []
-    assert fixed.leak_check["allowance"]["CD45"] > 0.3
 
 
 _SLOW_RUN = """
