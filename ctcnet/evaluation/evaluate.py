@@ -407,9 +407,9 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     and what the crops guarantee is recorded in ``spec.metrics["calibration"]``."""
     from ctcnet.evaluation.recalibration import (
         calibration_method,
+        lab_guard,
         recalibrate_spec,
         reference_crops,
-        with_instrument_leaks,
     )
     from ctcnet.nn.classifier import save_model  # torch
 
@@ -418,7 +418,8 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
                                                                       "validation data")
-    logits = backend.predict_logits(load_crops(index, spec.crop_size, spec.pixel_size_um))
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    logits = backend.predict_logits(crops)
     labels = index.label_indices(spec.taxonomy)
     reference = None
     if calibration_method({n: int((labels == k).sum()) for k, n in
@@ -429,7 +430,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
         spec = recalibrate_spec(spec, logits, labels, target, reference)
     except ValueError as err:  # under the floor (the command refuses it before any work)
         raise InputError(str(err), val_data) from None
-    spec, leaks = with_instrument_leaks(spec, index)
+    spec, leaks = lab_guard(spec, index, crops, labels)  # the guard made the lab's too
     spec = spec.replace(metrics={**spec.metrics, "leaks": leaks})
     model.spec = spec
     save_model(out_path, model.cpu(), spec)

@@ -17,9 +17,11 @@ Clopper-Pearson bound at 95 % confidence. On a few crops that bound is wide (no 
 CTCs bounds the miss share by 26 %), and the record says how many cells would state the
 review band's 1 % (:data:`CELLS_FOR_ONE_PERCENT`).
 
-The lab's crops labelled ``ctc`` also show its instrument's spillover of CK into the exclusion
-markers' channels (:func:`with_instrument_leaks`): measured on them, it goes into the model's
-panel, so the marker guard allows that leak instead of reading it as CD45 staining.
+The lab's labelled crops also make the marker guard its own (:func:`lab_guard`): those
+labelled ``ctc`` show its instrument's spillover of CK into the exclusion markers' channels,
+which goes into the model's panel (:func:`with_instrument_leaks`), so the guard allows that
+leak instead of reading it as CD45 staining; and all of them are pooled into its
+out-of-distribution reference, so the lab's look is not flagged ``unusual``.
 """
 
 from __future__ import annotations
@@ -185,6 +187,23 @@ def describe(summary: dict) -> str:
                  f"{g['confidence']:.0%} confidence; {g['cells_for_one_percent']} cells "
                  f"without a miss would state 1 %), {g['reviewed_fraction']:.0%} reviewed")
     return line
+
+
+def lab_guard(spec, index, crops: np.ndarray, labels: np.ndarray):
+    """(spec, leaks record): the marker guard made the lab's, from its labelled crops: the
+    instrument's leaks in the panel (:func:`with_instrument_leaks`), and the crops (at model
+    scale, ``labels`` class indices) pooled into the out-of-distribution reference
+    (:func:`ctcnet.inference.guard.reference.pooled_reference`: a prior worth
+    ``MIN_CALIBRATION_CROPS``, as the calibration pools), so the lab's look is not
+    ``unusual`` to the model made its own."""
+    spec, found = with_instrument_leaks(spec, index)
+    guard = spec.metrics.get("guard")
+    if guard:
+        from ctcnet.inference.guard.reference import pooled_reference  # pandas: when used
+
+        spec = spec.replace(metrics={**spec.metrics, "guard": pooled_reference(
+            guard, crops, labels, spec, MIN_CALIBRATION_CROPS)})
+    return spec, found
 
 
 def with_instrument_leaks(spec, index):

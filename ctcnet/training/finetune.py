@@ -18,10 +18,9 @@ when there are several, else a class-stratified share) and on that part:
 
 The lab's labels also make the marker guard its own: CK's leak into the exclusion markers'
 channels, measured on the crops labelled ``ctc``, goes into the model's panel (the guard allows
-it: :func:`ctcnet.evaluation.recalibration.with_instrument_leaks`), and the lab's crops are
-pooled into the out-of-distribution reference (a prior worth 100 crops, as in calibration:
-:func:`ctcnet.inference.guard.reference.pooled_reference`), so the tuned model does not flag
-its own instrument's look ``unusual``.
+it), and the lab's crops are pooled into the out-of-distribution reference (a prior worth 100
+crops, as in calibration), so the tuned model does not flag its own instrument's look
+``unusual`` (:func:`ctcnet.evaluation.recalibration.lab_guard`).
 
 It also scores both models on a fresh simulated test set, so a card shows whether adapting cost
 anything on the original simulator. The model file's spec records base, data and figures, and a
@@ -50,9 +49,9 @@ from ctcnet.evaluation.recalibration import (
     REFERENCE_SEED,
     calibration_method,
     describe,
+    lab_guard,
     recalibrate_spec,
     reference_crops,
-    with_instrument_leaks,
 )
 from ctcnet.inference.spillover import MIN_LABELLED
 from ctcnet.io.atomic import (
@@ -269,7 +268,10 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
         reference = (ref_logits["finetuned"], ref_labels)
     new_spec, calibration = _calibration(spec, tuned_logits, labels, skipped,
                                          opts.target_precision, reference, expected)
-    new_spec, leaks = with_instrument_leaks(new_spec, index)
+    train, own = data.splits["train"], data.folder_train_size
+    new_spec, leaks = lab_guard(new_spec, index,
+                                np.concatenate([train.images[:own], held.images]),
+                                np.concatenate([train.targets[:own], held.targets]))
     record = {
         "base": {"path": str(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
@@ -295,15 +297,6 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     # The base model's figures (its test, robustness and validation) are not this model's:
     # kept under "base", beside the fine-tune's own; what the calls use stays where it is.
     used = {k: v for k, v in new_spec.metrics.items() if k in METRICS_IN_USE}
-    if used.get("guard"):  # the lab's look is no longer unusual to the model tuned on it
-        from ctcnet.inference.guard.reference import pooled_reference  # pandas: when used
-
-        train = data.splits["train"]
-        own = data.folder_train_size
-        used["guard"] = pooled_reference(
-            used["guard"], np.concatenate([train.images[:own], held.images]),
-            np.concatenate([train.targets[:own], held.targets]), new_spec,
-            MIN_CALIBRATION_CROPS)
     figures = {k: v for k, v in spec.metrics.items() if k not in METRICS_IN_USE}
     new_spec = new_spec.replace(training={**spec.training, "finetune": json.loads(
         json.dumps(record, default=float))}, metrics={**used, "base": figures, "finetune": {
