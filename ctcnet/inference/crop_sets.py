@@ -104,7 +104,8 @@ class CropSetReading(NamedTuple):
     measured: pd.DataFrame | None     # the guard's measurements (crop_set_measurements)
     spillover: dict | None            # {sample: leak_record} when compensated
     timings_s: dict                   # read, classify (the network), measure
-    leak_check: dict | None = None    # CK's leaks over all the crops against the guard's
+    leak_check: dict | None = None    # CK's leaks (on a share of the crops) against the
+    #                                   guard's allowance (spillover.leak_check)
 
 
 def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
