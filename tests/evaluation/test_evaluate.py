@@ -355,6 +355,9 @@ def test_evaluate_command_on_a_class_subset(tmp_path, toy, capsys, tiny_model_fi
 
     _, calibrated = load_model(tmp_path / "c.pt")
     assert calibrated.temperature != 1.0
+    # The guard made the lab's as finetune makes it (recalibration.lab_guard): what its CTCs
+    # showed of CK's leaks is recorded.
+    assert set(calibrated.metrics["leaks"]) == {"source", "leaks", "crops"}
     assert json.loads(capsys.readouterr().out)["temperature"] == calibrated.temperature
 
 
