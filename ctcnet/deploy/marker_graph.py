@@ -48,7 +48,7 @@ from ctcnet.core.robust import (
     Q_LOW,
     percentile_indices,
 )
-from ctcnet.inference.guard.leaks import box_least_squares
+from ctcnet.inference.guard.leaks import COPY_MISMATCH, box_least_squares
 from ctcnet.inference.guard.masks import box_with_margin, disk_core
 from ctcnet.inference.guard.rules import CTC_DYE_ROLES, EXCLUSION_ROLES, RULES, GuardRules
 from ctcnet.inference.marker_fusion import LEAST_PROBA, MEASURES, check_fusion
@@ -366,7 +366,11 @@ def marker_excess(signal, noise, clipped, targets, sources, caps) -> list[torch.
         wanted = signal[:, t] * usable
         rhs = (leaking @ wanted[:, :, None])[:, :, 0]
         shares = box_shares(gram, rhs, cap)
-        residual = wanted - (shares[:, None] @ leaking)[:, 0]
+        copy = (shares[:, None] @ leaking)[:, 0]
+        residual = wanted - copy
+        # leaks.beyond_mismatch: what an imperfect copy of the leak can leave either way.
+        slack = COPY_MISMATCH * copy.abs()
+        residual = torch.sign(residual) * torch.clamp(residual.abs() - slack, min=0.0)
         out.append(residual / noise[:, t, None])
     return out
 

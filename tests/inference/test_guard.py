@@ -703,3 +703,22 @@ def test_a_labs_crops_pooled_into_the_reference_make_its_look_usual(rng, spec):
     # The means moved toward the lab's: the training look a little farther, not unusual.
     assert unusual(tuned, same_look, same_targets) <= \
         unusual(base, same_look, same_targets) + 0.1
+
+
+def test_a_leaks_imperfect_copy_is_not_cd45_but_a_membrane_is(rng, spec, monkeypatch):
+    """A bright CTC whose CK leaks 30 % into CD45 through optics a little blurrier than CK's:
+    the fitted copy misses by a few percent of itself, which is no CD45 of the cell's own
+    (``leaks.COPY_MISMATCH``); a CK+CD45+ leukocyte's membrane still reads positive."""
+    from scipy.ndimage import gaussian_filter
+
+    from ctcnet.inference.guard import leaks
+
+    known = spec.panel.with_leaks("CK", {"CD45": 0.3})
+    ctc = cell(rng, ck=3000)
+    ctc[CD45] += 0.3 * gaussian_filter(ctc[CK] - 100.0, 0.6)  # the leak, a little blurred
+    leukocyte = cell(rng, ck=3000, cd45=150)
+    leukocyte[CD45] += 0.3 * gaussian_filter(leukocyte[CK] - 100.0, 0.6)
+    m = measure(np.stack([ctc, leukocyte]), known, spec.pixel_size_um)
+    assert m["cd45_over_ck"][0] < RULES.cd45_level < m["cd45_over_ck"][1]
+    monkeypatch.setattr(leaks, "COPY_MISMATCH", 0.0)  # without the slack: read as CD45
+    assert measure(ctc[None], known, spec.pixel_size_um)["cd45_over_ck"][0] > RULES.cd45_level
