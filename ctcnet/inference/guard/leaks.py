@@ -14,10 +14,10 @@ import numpy as np
 # fitted copy, either way, is the copy's mismatch, not the marker. It matters where CK is
 # bright and leaks much: on a simulated scanner leaking 30 % of CK into CD45 with CK at
 # 500-1,100 noise units, CTCs kept an upper quartile of 2-8 noise units of CD45 over their CK
-# (median below 0) and were read CD45-positive; with it, 13 of them were not (10 more counted). On the golden
-# cartridge and 5 other cartridges of the usual look, and on 2,800 crops (600 of them under
-# the bleed-through shift), no call or flag changed (3 events' review band, which reads these
-# measurements, did); on the 20 counting cartridges
+# (median below 0) and were read CD45-positive; with it, 13 of them were not (10 more
+# counted). On the golden cartridge and 5 other cartridges of the usual look, and on 2,800
+# crops (600 of them under the bleed-through shift), no call or flag changed (3 events' review
+# band, which reads these measurements, did); on the 20 counting cartridges
 # (10 frames each) one more CTC was counted (187 -> 188 of 193), events shown 0.774 % ->
 # 0.781 %, false CTC calls unchanged (0.122 per 1,000 events).
 COPY_MISMATCH = 0.05
