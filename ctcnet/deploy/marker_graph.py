@@ -109,10 +109,8 @@ class MarkerGraph(nn.Module):
                              persistent=False)
         self.register_buffer("off_disk", torch.from_numpy(~disk.reshape(-1))[None],
                              persistent=False)
-        ceiling = np.array([hi for _, hi in (ch.value_range for ch in panel.channels)],
-                           np.float32)
-        self.register_buffer("high", torch.from_numpy(0.999 * ceiling).view(1, -1, 1, 1),
-                             persistent=False)
+        self.register_buffer("high", torch.from_numpy(panel.saturation_levels)
+                             .view(1, -1, 1, 1), persistent=False)
         roles = panel.roles()
         self.ck, self.dna, self.cd45 = (panel.index_of_role(r)
                                         for r in ("epithelial", "nucleus", "leukocyte"))

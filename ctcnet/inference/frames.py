@@ -250,7 +250,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
         log.warning("%s: %s", cartridge.sample_id, line)
     kept = [e["leak_ratios"] for e in done.values() if e.get("leak_ratios")]
     width = spec.panel.num_channels
-    ratio, sd = (np.asarray(sum((k[i] for k in kept), []), np.float64).reshape(-1, width)
+    ratio, sd = (np.asarray([row for k in kept for row in k[i]], np.float64).reshape(-1, width)
                  for i in (0, 1))
     checked = leak_check(leaks_from_ratios(ratio, sd, spec.panel), spec.panel, RULES,
                          cartridge.sample_id)

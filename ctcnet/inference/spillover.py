@@ -159,12 +159,13 @@ def leak_channels(panel) -> tuple[int | None, list[int]]:
 
 
 def leak_ratios(crops: np.ndarray, source: int, targets: list[int],
-                ceiling: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                saturated: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) ratio of each target's signal to the source's over the source-bright pixels, and
     its uncertainty; NaN where the source is not bright or no copy of it explains the target
-    (the target has a pattern of its own there: co-expression, not a leak). ``ceiling``: (C,)
-    each channel's saturation level, whose pixels (and their neighbours) are left out: a
-    clipped CK under its unclipped leak reads as a larger ratio that no copy explains."""
+    (the target has a pattern of its own there: co-expression, not a leak). ``saturated``:
+    (C,) each channel's saturation level (``Panel.saturation_levels``), whose pixels (and
+    their neighbours) are left out: a clipped CK under its unclipped leak reads as a larger
+    ratio that no copy explains."""
     x = np.asarray(crops, np.float32)
     n, c = x.shape[:2]
     ratio, sd = np.full((n, c), np.nan), np.full((n, c), np.nan)
@@ -175,8 +176,8 @@ def leak_ratios(crops: np.ndarray, source: int, targets: list[int],
     background, noise = robust_background(x[:, source:source + 1])
     mean = mean3x3(x[:, source] - background[:, :1, None])
     bright = mean > LEVEL * (noise[:, :1, None] / 3.0)
-    if ceiling is not None:
-        clipped = (x >= 0.999 * np.asarray(ceiling, np.float32)[:, None, None]).any(axis=1)
+    if saturated is not None:
+        clipped = (x >= np.asarray(saturated, np.float32)[:, None, None]).any(axis=1)
         bright &= ~(mean3x3(clipped.astype(np.float32)) > 0)
     rows = np.flatnonzero(bright.sum(axis=(1, 2)) >= MIN_BRIGHT_PX)
     if not rows.size:
@@ -273,9 +274,9 @@ def labelled_leaks(crops, panel) -> dict:
     by_shape: dict[tuple, list] = {}
     for crop in crops:
         by_shape.setdefault(np.shape(crop), []).append(crop)
-    ceiling = np.array([high for _, high in (ch.value_range for ch in panel.channels)])
     for same in by_shape.values() if source is not None else ():
-        ratio, _ = leak_ratios(np.stack(same).astype(np.float32), source, targets, ceiling)
+        ratio, _ = leak_ratios(np.stack(same).astype(np.float32), source, targets,
+                               panel.saturation_levels)
         for t in targets:
             found[t].extend(ratio[np.isfinite(ratio[:, t]), t].tolist())
     medians = {t: float(np.median(r)) for t, r in found.items() if r}

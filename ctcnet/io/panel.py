@@ -25,6 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ctcnet.errors import InputError, PanelMismatchError
 from ctcnet.io.atomic import atomic_write_text
 
@@ -49,6 +51,10 @@ MARKER_ROLES = {
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
     "EPCAM": "epcam",
 }
+
+# A pixel at or above this share of the top of its channel's value_range is saturated (clipped
+# by the camera or the export): the guard and the leak estimates leave it out of ratios.
+SATURATED_AT = 0.999
 
 # How raw counts become network input (ctcnet.nn.normalise). "snr": subtract a robust per-crop
 # background and divide by the robust background noise, then compress; invariant to the camera
@@ -172,6 +178,13 @@ class Panel:
         same_role = [i for i, c in enumerate(self.channels)
                      if role != "unknown" and c.role == role]
         return same_role[0] if len(same_role) == 1 else None
+
+    @property
+    def saturation_levels(self) -> np.ndarray:
+        """(C,) float32: per channel, the count from which a pixel reads as saturated
+        (``SATURATED_AT`` of the top of its value_range)."""
+        return SATURATED_AT * np.array([high for _, high in
+                                         (c.value_range for c in self.channels)], np.float32)
 
     def index_of_role(self, role: str) -> int | None:
         """Position of the first channel with this role, or None if the panel lacks it."""

@@ -414,8 +414,7 @@ def test_saturated_pixels_give_no_ratio():
     crops = scan(rng, 4, 0, {CD45: 0.3})
     crops[:, CK] = np.minimum(crops[:, CK] * 4, 4095.0)  # CK 4x brighter, clipped at 12 bit
     crops[:, CD45] = (crops[:, CD45] - 100) * 4 + 100
-    ceiling = np.full(5, 4095.0)
-    ratio, _ = spillover.leak_ratios(crops, CK, [CD45], ceiling)
+    ratio, _ = spillover.leak_ratios(crops, CK, [CD45], PANEL.saturation_levels)
     assert np.nanmedian(ratio[:, CD45]) == pytest.approx(0.3, abs=0.01)
 
 
@@ -441,7 +440,7 @@ def test_the_guard_allows_a_known_leak_and_still_sees_cd45():
 
 
 def test_a_mode_past_a_plausible_leak_is_none():
-    """Events lit alike in CK and a target (ratios round 0.95: autofluorescent bodies, CK+CD45+
+    """Events lit alike in CK and a target (ratios near 0.95: autofluorescent bodies, CK+CD45+
     leukocytes at equal levels) are no filter set's leak."""
     rng = np.random.default_rng(6)
     ratio = rng.normal(0.95, 0.02, 40)

@@ -233,9 +233,7 @@ class _Batch:
         # unclipped leak would look like CD45. They stay out of the CD45 measurement; they do
         # belong to the CK area (a CK clipped at the ceiling is CK-bright: a 12-bit scan clips
         # the brightest CTCs' whole cytoplasm, which once left them without a CK area).
-        ceiling = np.array([hi for _, hi in (ch.value_range for ch in self.panel.channels)],
-                           np.float32)
-        high = 0.999 * ceiling
+        high = self.panel.saturation_levels
         clipped = self.x[:, 0] >= high[0]
         for i in range(1, len(high)):  # channel by channel: no (N, C, h, w) mask to reduce
             clipped |= self.x[:, i] >= high[i]
