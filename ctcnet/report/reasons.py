@@ -4,8 +4,8 @@ tiles and the gallery's tile captions.
 An event is on the review list for one or more reasons, each a code:
 
 * ``call``: a call of a reported class (``ctc``, ``cluster``): every one is shown;
-* ``markers``: a ``ctc`` call the markers made over the network's ``wbc`` (on a cartridge,
-  :func:`ctcnet.inference.guard.markers_overrule`);
+* ``markers``: a ``ctc`` call the markers made over the network's ``wbc``, ``debris`` or
+  lone-cell ``cluster`` (on a cartridge, :func:`ctcnet.inference.guard.markers_overrule`);
 * ``guard:<flag>``: a flag of the marker guard (:mod:`ctcnet.inference.guard`); the call is
   held for review and counted apart;
 * ``low_confidence``: the model's probability of its call is below the review threshold and
@@ -82,12 +82,13 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
     review = events["review"].to_numpy(bool)
     guard = events["guard"].astype(object).to_numpy() if "guard" in events else [""] * n
     why = events["why"].to_numpy(object) if "why" in events else [None] * n
-    # The markers' call over the network's wbc or debris
+    # The markers' call over the network's wbc, debris or lone-cell cluster
     # (ctcnet.inference.guard.markers_overrule).
     by_markers = np.zeros(n, bool)
     if "markers_ctc" in events and "model_class" in events:
         by_markers = events["markers_ctc"].fillna(False).to_numpy(bool) & \
-            np.isin(events["model_class"].astype(object).to_numpy(), ("wbc", "debris")) & \
+            np.isin(events["model_class"].astype(object).to_numpy(),
+                    ("wbc", "debris", "cluster")) & \
             (calls == "ctc")
     out = []
     for call, p, flagged, flags, chosen, marked in zip(calls, confidence, review, guard, why,

@@ -6,7 +6,9 @@ pixel size 0.662 um against the model's 0.64, so crops are resampled), with the 
 predict picks it on a CPU. Its ``markers_ctc`` column (no golden event has it) was added when
 predict began writing it, and its ``guard`` (and ``review``) columns gained ``one_cell`` on
 two of its three cluster calls (cut by the frame edge, so filed as debris) when that flag was
-added; every other column is as first written.
+added, and ``markers_ctc`` on the same two when the markers began reading a lone cell the
+network called a cluster (they stay filed as debris); every other column is as first
+written.
 """
 
 from pathlib import Path

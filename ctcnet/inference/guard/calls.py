@@ -46,9 +46,9 @@ def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.nda
 def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
                      class_names, filed: np.ndarray | None = None,
                      edge_cut: np.ndarray | None = None) -> np.ndarray:
-    """Bool per event: a cartridge event's ``wbc`` or ``debris`` call that its markers make
-    ``ctc`` (``filed``: the class each event is filed as, if not its call; ``edge_cut``: the
-    events cut by the frame border, which stay as filed).
+    """Bool per event: a cartridge event's ``wbc``, ``debris`` or lone-cell ``cluster`` call
+    that its markers make ``ctc`` (``filed``: the class each event is filed as, if not its
+    call; ``edge_cut``: the events cut by the frame border, which stay as filed).
 
     The CellSearch definition met on the markers alone (``MARKERS_CTC``: a CK area of a cell,
     clearly CK positive, a nucleus with a shape of its own, no CD45 or other exclusion marker
@@ -76,6 +76,16 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
                 likelier |= (model_class == call) & \
                     (proba[:, names.index("ctc")] >= proba[:, names.index(call)])
+    # A cluster is the network's CTC with a partner or a second cell; its markers are a CTC's
+    # only where the guard found neither (``one_cell``). A cluster call already holds the CTC
+    # the network saw; a wbc or debris call, where the network finds a cluster as likely.
+    likelier |= model_class == "cluster"
+    if "cluster" in names:
+        for call in MISSED_CTC_CALLS:
+            if call in names:
+                with np.errstate(invalid="ignore"):
+                    likelier |= (model_class == call) & \
+                        (proba[:, names.index("cluster")] >= proba[:, names.index(call)])
     out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
     if edge_cut is not None:
         out &= ~np.asarray(edge_cut, bool)

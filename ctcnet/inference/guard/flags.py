@@ -41,7 +41,9 @@ contradict:
   (beyond what CK and DAPI could leak there: a partner attached at one side), and
   with one nucleus (:mod:`.nuclei`: two touching nuclei are two domes of one mask), is a
   single cell by that definition, most often a CTC whose elongated outline the network took
-  for two. Panels without an exclusion marker or DAPI never flag it.
+  for two. Panels without an exclusion marker or DAPI never flag it. With a CTC's markers
+  such a cell is a CTC by them (``MARKERS_CTC``, :meth:`.evidence.Evidence.lone_ctc_cell`):
+  on a cartridge the markers' call makes it ``ctc``.
 * ``possible_ctc`` (the guard's other direction): a ``wbc`` or ``debris`` call that shows what
   the CellSearch definition asks of a CTC, a CK area of at least a 4 um cell clearly CK
   positive, with DNA of its own inside it (not a speck far below a leukocyte's DNA), a nucleus
@@ -67,212 +69,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.inference.guard.evidence import Evidence
 from ctcnet.inference.guard.measurements import ExclusionReader, measure_for_guard_start
-from ctcnet.inference.guard.reference import leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     CK_NEGATIVE_CTC_ROLES,
     DOUBTED_CALLS,
     FLAGS,
     GUARDED_CLASSES,
     MARKERS_CTC,
-    MISSED_CTC_CALLS,
     RULES,
     GuardRules,
 )
 from ctcnet.nn.calls import COUNTED_CLASSES, DecisionRule, top_class
-
-# What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by
-# where the markers make calls: nothing (flags alone); on a cartridge, CD45 read as background
-# (``GuardRules.markers_cd45_band``); on a crop set, no median excess over what the leaks
-# explain (``GuardRules.crop_markers_cd45_core``, set for display exports).
-MARKERS_CD45 = (None, "background", "no_excess")
-
-
-class Evidence:
-    """What the flags read of a batch of events: their calls, their measurements (NaN reads as
-    no contradiction) and the references, each array made once and shared by the rules."""
-
-    def __init__(self, measured: pd.DataFrame, called: np.ndarray, proba: np.ndarray, spec,
-                 rules: GuardRules, groups: np.ndarray | None):
-        """``measured``: the events' measurements (a copy this may fill); ``called``: class
-        indices; ``groups``: the reference groups (frames or samples)."""
-        self.m, self.called, self.proba, self.spec = measured, called, proba, spec
-        self.rules, self.groups = rules, groups
-        self.names = np.asarray(spec.class_names, dtype=object)[called]
-        # The columns as arrays, each taken out of the table once: the rules read them
-        # hundreds of times a frame, and a pandas column lookup costs more than the rule.
-        self._columns: dict[str, np.ndarray] = {}
-
-    def col(self, name: str) -> np.ndarray:
-        """A measurement column as an array."""
-        if name not in self._columns:
-            self._columns[name] = self.m[name].to_numpy()
-        return self._columns[name]
-
-    def set_col(self, name: str, values: np.ndarray) -> None:
-        """Replace a measurement column (in the table and in what :meth:`col` gives)."""
-        self.m[name] = values
-        self._columns[name] = values
-
-    def is_call(self, names) -> np.ndarray:
-        """Bool per event: called one of ``names``."""
-        return np.isin(self.names, names)
-
-    @cached_property
-    def reference(self) -> dict | None:
-        """The model's out-of-distribution reference, if it has one."""
-        return self.spec.metrics.get("guard") if isinstance(self.spec.metrics, dict) else None
-
-    @cached_property
-    def has_ck_area(self) -> np.ndarray:
-        """A CK area at all."""
-        return self.col("ck_area") > 0
-
-    @cached_property
-    def no_dna_in_ck(self) -> np.ndarray:
-        """A CK area without DAPI at a nucleus's level inside it."""
-        return self.has_ck_area & (self.col("dna_in_ck") < self.rules.dna_level)
-
-    @cached_property
-    def dna_copies_ck(self) -> np.ndarray:
-        """DAPI over the CK area no more than a copy of CK."""
-        with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
-            return self.col("dna_own_structure") < self.rules.copy_level
-
-    @property
-    def dna_near_copy(self) -> np.ndarray:
-        """DAPI with little shape of its own over the CK area (under ``body_level``): one half
-        of ``one_body``, and where CK's own shape is worth reading for it."""
-        with np.errstate(invalid="ignore"):
-            return self.col("dna_own_structure") < self.rules.body_level
-
-    @property
-    def one_body(self) -> np.ndarray:
-        """DAPI and CK each no more than a copy of the other (read after
-        ``ck_own_structure`` is): one body lit in both channels."""
-        with np.errstate(invalid="ignore"):
-            return self.dna_near_copy & (self.col("ck_own_structure") < self.rules.body_level)
-
-    @property
-    def ck_copies_dna(self) -> np.ndarray:
-        """CK no more than a copy of DAPI (read after ``ck_own_structure`` is)."""
-        with np.errstate(invalid="ignore"):
-            return self.col("ck_own_structure") < self.rules.copy_level
-
-    @cached_property
-    def little_dna(self) -> np.ndarray:
-        """Far less DNA than the group's median leukocyte holds."""
-        reference = leukocyte_reference(self.col("dna_content"), self.names, self.groups,
-                                        self.rules)
-        with np.errstate(invalid="ignore"):  # NaN: no reference in this group
-            return self.col("dna_content") < self.rules.dna_share * reference
-
-    @cached_property
-    def blurred(self) -> np.ndarray:
-        """A nucleus edge wider than the group's leukocytes' allow."""
-        reference = leukocyte_reference(self.col("dna_edge_um"), self.names, self.groups,
-                                        self.rules)
-        with np.errstate(invalid="ignore"):
-            return self.col("dna_edge_um") > self.rules.focus_ratio * reference
-
-    @cached_property
-    def markers_of_ctc(self) -> np.ndarray:
-        """CK and DNA as a CTC shows them (before CD45 is read): a cell's CK area, clearly CK
-        positive, a nucleus with DNA and a shape of its own inside it."""
-        r = self.rules
-        with np.errstate(invalid="ignore"):
-            return (self.col("ck_area") * self.spec.pixel_size_um ** 2
-                    >= r.possible_ctc_min_area_um2) & \
-                (self.col("ck_peak") >= r.possible_ctc_ck_peak) & \
-                (self.col("dna_in_ck") >= r.dna_level) & \
-                (self.col("dna_own_structure") >= r.flag_structure)
-
-    @cached_property
-    def far_from_reference(self) -> np.ndarray:
-        """The measured intensity profile far from the training events of the call's class
-        (:func:`.reference.ood_distance` over the reference's threshold; none without one)."""
-        if not self.reference:
-            return np.zeros(len(self.names), bool)
-        return ood_distance(self.m, self.called, self.reference, self.spec.in_chans) > \
-            self.reference["threshold"]
-
-    def unusual_uncounted(self) -> np.ndarray:
-        """Unusual events of an uncounted call with a CTC's CK and DNA: their ``unusual`` flag
-        waits on CD45 (and the exclusion markers) over and round the CK area."""
-        return self.far_from_reference & ~self.is_call(COUNTED_CLASSES) & self.markers_of_ctc
-
-    @cached_property
-    def doubt(self) -> np.ndarray:
-        """The network's own doubt: a CTC probability of ``possible_ctc_proba`` or more (equal
-        priors), with DNA in the CK area."""
-        if "ctc" not in self.spec.class_names:
-            return np.zeros(len(self.names), bool)
-        with np.errstate(invalid="ignore"):
-            return (self.proba[:, self.spec.class_names.index("ctc")]
-                    >= self.rules.possible_ctc_proba) & \
-                (self.col("dna_in_ck") >= self.rules.dna_level)
-
-    @cached_property
-    def marker_route(self) -> np.ndarray:
-        """A missed-CTC call whose markers make it a CTC (CD45 aside): ``possible_ctc``'s
-        first route."""
-        return self.is_call(MISSED_CTC_CALLS) & self.markers_of_ctc
-
-    def doubt_route(self, with_cd45: bool) -> np.ndarray:
-        """A doubted call that passes what a ``ctc`` call must (``with_cd45``: CK's own shape,
-        read with CD45, too)."""
-        with np.errstate(invalid="ignore"):
-            out = self.is_call(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
-                ~self.blurred & (self.col("ck_peak") >= self.rules.possible_ctc_doubt_ck_peak)
-        return out & ~self.ck_copies_dna if with_cd45 else out
-
-    def candidates(self) -> np.ndarray:
-        """The possible CTCs the checks made before CD45 leave standing: only these (and
-        ``ctc`` calls) have flags that turn on the leak fits' columns."""
-        return (self.marker_route | self.doubt_route(with_cd45=False)) & ~self.little_dna
-
-    def route_holds(self) -> np.ndarray:
-        """Either route to ``possible_ctc`` once CK's own shape is read (CD45 aside)."""
-        with np.errstate(invalid="ignore"):
-            marker = self.marker_route & \
-                (self.col("ck_own_structure") >= self.rules.flag_structure)
-        return marker | self.doubt_route(with_cd45=True)
-
-    def possible_ctc(self) -> np.ndarray:
-        """Either route, and no CD45 or other exclusion marker over or round the CK area."""
-        r = self.rules
-        with np.errstate(invalid="ignore"):
-            # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
-            # marker) is never shown as a possible CTC, whatever the network thinks.
-            return self.route_holds() & ~self.little_dna & \
-                (self.col("cd45_over_ck") <= r.cd45_level) & \
-                (self.col("exclusion_around_ck") <= r.cd45_level)
-
-    def markers_ctc(self, possible_ctc: np.ndarray, cd45: str | None = None) -> np.ndarray:
-        """The CellSearch definition read off the markers alone (``marker_calls``): the first
-        route's evidence, which no network output enters. ``cd45``: what more it asks of CD45
-        over the CK area where the markers make a call (:data:`MARKERS_CD45`)."""
-        if cd45 not in MARKERS_CD45:
-            raise ValueError(f"cd45 must be one of {MARKERS_CD45}, not {cd45!r}")
-        rules = self.rules
-        band = rules.markers_cd45_band
-        with np.errstate(invalid="ignore"):
-            # The call asks more shape of its own than the flag may (``shown_ctc_structure``):
-            # a nucleus inside a cytoplasm, in both channels.
-            out = possible_ctc & self.marker_route & \
-                (self.col("ck_own_structure") >= rules.possible_ctc_structure) & \
-                (self.col("dna_own_structure") >= rules.possible_ctc_structure)
-            if cd45 == "background":
-                out &= (np.abs(self.col("cd45_core")) <= band) & \
-                    (np.abs(self.col("cd45_over_ck")) <= band)
-            elif cd45 == "no_excess" and rules.crop_markers_cd45_core is not None:
-                out &= self.col("cd45_core") <= rules.crop_markers_cd45_core
-        return out
 
 
 @dataclass(frozen=True)
@@ -292,8 +104,7 @@ def _cd45_positive(e: Evidence) -> np.ndarray:
 
 
 def _one_cell(e: Evidence) -> np.ndarray:
-    with np.errstate(invalid="ignore"):  # NaN: not read (no such channel): no flag
-        return (e.col("partner_um2") < e.rules.partner_min_um2) & (e.col("nuclei") <= 1)
+    return e.one_cell
 
 
 def _unusual(e: Evidence) -> np.ndarray:
@@ -413,6 +224,9 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
+    # The clusters whose partner and nuclei are read: the cluster calls (``one_cell``) and
+    # the other clusters the network saw with a CTC's body (``lone_ctc_cell``).
+    clusters = clusters | (e.cluster_seen & e.lone_cell_body)
     candidates = e.candidates()
     unusual = e.unusual_uncounted()
     # (numpy, not a pandas selection of two columns: a millisecond a frame)
@@ -441,3 +255,8 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
         fill("around", ((holds | unusual) & (e.col("cd45_over_ck") <= rules.cd45_level)) |
              (clusters & np.isnan(e.col("partner_um2"))))
         fill("nuclei", clusters & (e.col("partner_um2") < rules.partner_min_um2))
+    # A lone cell called a cluster with a CTC's CK and DNA (``MARKERS_CTC`` may call it a CTC):
+    # CD45 over its CK area and CK's own shape, where not read above.
+    lone = clusters & e.one_cell & e.lone_cell_body
+    fill("cd45", lone & np.isnan(e.col("cd45_over_ck")))
+    fill("ck_own", lone & np.isnan(e.col("ck_own_structure")))

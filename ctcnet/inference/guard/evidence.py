@@ -1,0 +1,276 @@
+"""What the guard's flags read of a batch of events (:class:`Evidence`): their calls, the
+network's probabilities and the marker measurements, each array made once and shared by the
+flag rules (:mod:`.flags`), and the routes by which the markers vouch for a CTC (a ``wbc`` or
+``debris`` call with a CTC's markers; a cluster the network saw on one cell).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.inference.guard.reference import leukocyte_reference, ood_distance
+from ctcnet.inference.guard.rules import (
+    DOUBTED_CALLS,
+    MISSED_CTC_CALLS,
+    GuardRules,
+)
+from ctcnet.nn.calls import COUNTED_CLASSES
+
+# What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by
+# where the markers make calls: nothing (flags alone); on a cartridge, CD45 read as background
+# (``GuardRules.markers_cd45_band``); on a crop set, no median excess over what the leaks
+# explain (``GuardRules.crop_markers_cd45_core``, set for display exports).
+MARKERS_CD45 = (None, "background", "no_excess")
+
+
+class Evidence:
+    """What the flags read of a batch of events: their calls, their measurements (NaN reads as
+    no contradiction) and the references, each array made once and shared by the rules."""
+
+    def __init__(self, measured: pd.DataFrame, called: np.ndarray, proba: np.ndarray, spec,
+                 rules: GuardRules, groups: np.ndarray | None):
+        """``measured``: the events' measurements (a copy this may fill); ``called``: class
+        indices; ``groups``: the reference groups (frames or samples)."""
+        self.m, self.called, self.proba, self.spec = measured, called, proba, spec
+        self.rules, self.groups = rules, groups
+        self.names = np.asarray(spec.class_names, dtype=object)[called]
+        # The columns as arrays, each taken out of the table once: the rules read them
+        # hundreds of times a frame, and a pandas column lookup costs more than the rule.
+        self._columns: dict[str, np.ndarray] = {}
+
+    def col(self, name: str) -> np.ndarray:
+        """A measurement column as an array."""
+        if name not in self._columns:
+            self._columns[name] = self.m[name].to_numpy()
+        return self._columns[name]
+
+    def set_col(self, name: str, values: np.ndarray) -> None:
+        """Replace a measurement column (in the table and in what :meth:`col` gives)."""
+        self.m[name] = values
+        self._columns[name] = values
+
+    def is_call(self, names) -> np.ndarray:
+        """Bool per event: called one of ``names``."""
+        return np.isin(self.names, names)
+
+    @cached_property
+    def reference(self) -> dict | None:
+        """The model's out-of-distribution reference, if it has one."""
+        return self.spec.metrics.get("guard") if isinstance(self.spec.metrics, dict) else None
+
+    @cached_property
+    def has_ck_area(self) -> np.ndarray:
+        """A CK area at all."""
+        return self.col("ck_area") > 0
+
+    @cached_property
+    def no_dna_in_ck(self) -> np.ndarray:
+        """A CK area without DAPI at a nucleus's level inside it."""
+        return self.has_ck_area & (self.col("dna_in_ck") < self.rules.dna_level)
+
+    @cached_property
+    def dna_copies_ck(self) -> np.ndarray:
+        """DAPI over the CK area no more than a copy of CK."""
+        with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
+            return self.col("dna_own_structure") < self.rules.copy_level
+
+    @property
+    def dna_near_copy(self) -> np.ndarray:
+        """DAPI with little shape of its own over the CK area (under ``body_level``): one half
+        of ``one_body``, and where CK's own shape is worth reading for it."""
+        with np.errstate(invalid="ignore"):
+            return self.col("dna_own_structure") < self.rules.body_level
+
+    @property
+    def one_body(self) -> np.ndarray:
+        """DAPI and CK each no more than a copy of the other (read after
+        ``ck_own_structure`` is): one body lit in both channels."""
+        with np.errstate(invalid="ignore"):
+            return self.dna_near_copy & (self.col("ck_own_structure") < self.rules.body_level)
+
+    @property
+    def ck_copies_dna(self) -> np.ndarray:
+        """CK no more than a copy of DAPI (read after ``ck_own_structure`` is)."""
+        with np.errstate(invalid="ignore"):
+            return self.col("ck_own_structure") < self.rules.copy_level
+
+    @cached_property
+    def little_dna(self) -> np.ndarray:
+        """Far less DNA than the group's median leukocyte holds."""
+        reference = leukocyte_reference(self.col("dna_content"), self.names, self.groups,
+                                        self.rules)
+        with np.errstate(invalid="ignore"):  # NaN: no reference in this group
+            return self.col("dna_content") < self.rules.dna_share * reference
+
+    @cached_property
+    def blurred(self) -> np.ndarray:
+        """A nucleus edge wider than the group's leukocytes' allow."""
+        reference = leukocyte_reference(self.col("dna_edge_um"), self.names, self.groups,
+                                        self.rules)
+        with np.errstate(invalid="ignore"):
+            return self.col("dna_edge_um") > self.rules.focus_ratio * reference
+
+    def ctc_body(self, ck_peak: float) -> np.ndarray:
+        """A cell's CK area, CK peaking at ``ck_peak`` or more, a nucleus with DNA and a shape
+        of its own inside it."""
+        r = self.rules
+        with np.errstate(invalid="ignore"):
+            return (self.col("ck_area") * self.spec.pixel_size_um ** 2
+                    >= r.possible_ctc_min_area_um2) & \
+                (self.col("ck_peak") >= ck_peak) & \
+                (self.col("dna_in_ck") >= r.dna_level) & \
+                (self.col("dna_own_structure") >= r.flag_structure)
+
+    @cached_property
+    def markers_of_ctc(self) -> np.ndarray:
+        """CK and DNA as a CTC shows them (before CD45 is read): a cell's CK area, clearly CK
+        positive, a nucleus with DNA and a shape of its own inside it."""
+        return self.ctc_body(self.rules.possible_ctc_ck_peak)
+
+    @cached_property
+    def lone_cell_body(self) -> np.ndarray:
+        """What :meth:`lone_ctc_cell` asks of CK and DNA (before CD45 is read): a CTC's body,
+        its CK as the doubt route asks it (``possible_ctc_doubt_ck_peak``): the cluster the
+        network saw already says a CTC is there."""
+        return self.ctc_body(self.rules.possible_ctc_doubt_ck_peak)
+
+    @cached_property
+    def far_from_reference(self) -> np.ndarray:
+        """The measured intensity profile far from the training events of the call's class
+        (:func:`.reference.ood_distance` over the reference's threshold; none without one)."""
+        if not self.reference:
+            return np.zeros(len(self.names), bool)
+        return ood_distance(self.m, self.called, self.reference, self.spec.in_chans) > \
+            self.reference["threshold"]
+
+    def unusual_uncounted(self) -> np.ndarray:
+        """Unusual events of an uncounted call with a CTC's CK and DNA: their ``unusual`` flag
+        waits on CD45 (and the exclusion markers) over and round the CK area."""
+        return self.far_from_reference & ~self.is_call(COUNTED_CLASSES) & self.markers_of_ctc
+
+    @cached_property
+    def doubt(self) -> np.ndarray:
+        """The network's own doubt: a CTC probability of ``possible_ctc_proba`` or more (equal
+        priors), with DNA in the CK area."""
+        if "ctc" not in self.spec.class_names:
+            return np.zeros(len(self.names), bool)
+        with np.errstate(invalid="ignore"):
+            return (self.proba[:, self.spec.class_names.index("ctc")]
+                    >= self.rules.possible_ctc_proba) & \
+                (self.col("dna_in_ck") >= self.rules.dna_level)
+
+    @cached_property
+    def marker_route(self) -> np.ndarray:
+        """A missed-CTC call whose markers make it a CTC (CD45 aside): ``possible_ctc``'s
+        first route."""
+        return self.is_call(MISSED_CTC_CALLS) & self.markers_of_ctc
+
+    def doubt_route(self, with_cd45: bool) -> np.ndarray:
+        """A doubted call that passes what a ``ctc`` call must (``with_cd45``: CK's own shape,
+        read with CD45, too)."""
+        with np.errstate(invalid="ignore"):
+            out = self.is_call(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
+                ~self.blurred & (self.col("ck_peak") >= self.rules.possible_ctc_doubt_ck_peak)
+        return out & ~self.ck_copies_dna if with_cd45 else out
+
+    def candidates(self) -> np.ndarray:
+        """The possible CTCs the checks made before CD45 leave standing: only these (and
+        ``ctc`` calls) have flags that turn on the leak fits' columns."""
+        return (self.marker_route | self.doubt_route(with_cd45=False)) & ~self.little_dna
+
+    def route_holds(self) -> np.ndarray:
+        """Either route to ``possible_ctc`` once CK's own shape is read (CD45 aside)."""
+        with np.errstate(invalid="ignore"):
+            marker = self.marker_route & \
+                (self.col("ck_own_structure") >= self.rules.flag_structure)
+        return marker | self.doubt_route(with_cd45=True)
+
+    def possible_ctc(self) -> np.ndarray:
+        """Either route, and no CD45 or other exclusion marker over or round the CK area."""
+        r = self.rules
+        with np.errstate(invalid="ignore"):
+            # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
+            # marker) is never shown as a possible CTC, whatever the network thinks.
+            return self.route_holds() & ~self.little_dna & \
+                (self.col("cd45_over_ck") <= r.cd45_level) & \
+                (self.col("exclusion_around_ck") <= r.cd45_level)
+
+    @property
+    def one_cell(self) -> np.ndarray:
+        """No exclusion marker attached round the CK area and one nucleus (read on ``cluster``
+        calls): a single cell, not a cluster. (Read after ``partner_um2`` and ``nuclei`` are.)"""
+        with np.errstate(invalid="ignore"):  # NaN: not read (no such channel): not one cell
+            return (self.col("partner_um2") < self.rules.partner_min_um2) & \
+                (self.col("nuclei") <= 1)
+
+    @cached_property
+    def cluster_seen(self) -> np.ndarray:
+        """The network saw a cluster: a ``cluster`` call, or a ``wbc`` or ``debris`` call (made
+        under the cartridge's prior) to which the network itself gives a cluster at least the
+        probability of its call, and more than a CTC's."""
+        out = self.is_call(("cluster",))
+        if "cluster" not in self.spec.class_names:
+            return out
+        cluster = self._proba_of("cluster")
+        with np.errstate(invalid="ignore"):  # a row not finite has no call
+            return out | (self.is_call(MISSED_CTC_CALLS) & (cluster >= self._proba_of_call) &
+                          (cluster > self._proba_of("ctc")))
+
+    @cached_property
+    def ctc_as_likely(self) -> np.ndarray:
+        """The network gives a CTC at least the probability of the call (what
+        ``markers_overrule`` asks of a ``wbc`` or ``debris`` call its markers make a CTC)."""
+        with np.errstate(invalid="ignore"):
+            return self._proba_of("ctc") >= self._proba_of_call
+
+    def _proba_of(self, name: str) -> np.ndarray:
+        """The network's probability of class ``name`` per event (-inf: no such class)."""
+        names = list(self.spec.class_names)
+        if name not in names:
+            return np.full(len(self.names), -np.inf)
+        return np.asarray(self.proba, np.float64)[:, names.index(name)]
+
+    @cached_property
+    def _proba_of_call(self) -> np.ndarray:
+        return np.take_along_axis(np.asarray(self.proba, np.float64), self.called[:, None],
+                                  axis=1)[:, 0]
+
+    def lone_ctc_cell(self) -> np.ndarray:
+        """A cluster the network saw (:attr:`cluster_seen`) on one cell (:attr:`one_cell`)
+        with a CTC's CK and DNA (:attr:`lone_cell_body`), no CD45 over its CK area nor any
+        exclusion marker round it, and DNA of a nucleus: a cluster is a CTC with a partner or
+        a second cell, so one without either is a CTC. (Read after CD45, CK's own shape and
+        the nuclei are.)"""
+        r = self.rules
+        with np.errstate(invalid="ignore"):
+            return self.cluster_seen & self.one_cell & self.lone_cell_body & \
+                ~self.little_dna & (self.col("cd45_over_ck") <= r.cd45_level) & \
+                (self.col("exclusion_around_ck") <= r.cd45_level)
+
+    def markers_ctc(self, possible_ctc: np.ndarray, cd45: str | None = None) -> np.ndarray:
+        """The CellSearch definition read off the markers (``marker_calls``): the first
+        route's evidence on a ``wbc`` or ``debris`` call, which no network output enters; where
+        the network saw a cluster (:attr:`cluster_seen`) and no CTC as likely as its call,
+        the markers must also find one cell (:meth:`lone_ctc_cell`: a CTC beside a CD45-dim
+        lymphocyte the network took for a pair is not one CTC). ``cd45``: what more it asks
+        of CD45 over the CK area where the markers make a call (:data:`MARKERS_CD45`)."""
+        if cd45 not in MARKERS_CD45:
+            raise ValueError(f"cd45 must be one of {MARKERS_CD45}, not {cd45!r}")
+        rules = self.rules
+        band = rules.markers_cd45_band
+        with np.errstate(invalid="ignore"):
+            # The call asks more shape of its own than the flag may (``shown_ctc_structure``):
+            # a nucleus inside a cytoplasm, in both channels.
+            first = possible_ctc & self.marker_route & (self.ctc_as_likely | ~self.cluster_seen)
+            out = (first | self.lone_ctc_cell()) & \
+                (self.col("ck_own_structure") >= rules.possible_ctc_structure) & \
+                (self.col("dna_own_structure") >= rules.possible_ctc_structure)
+            if cd45 == "background":
+                out &= (np.abs(self.col("cd45_core")) <= band) & \
+                    (np.abs(self.col("cd45_over_ck")) <= band)
+            elif cd45 == "no_excess" and rules.crop_markers_cd45_core is not None:
+                out &= self.col("cd45_core") <= rules.crop_markers_cd45_core
+        return out
