@@ -78,13 +78,17 @@ def score(backend, root: Path, pixel_size) -> dict:
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
     from ctcnet.inference.guard import RULES, crop_set_review
+    from ctcnet.inference.options import spec_for_crop_set
     from ctcnet.nn.calls import calls_from_proba
 
     spec = backend.spec
     index = read_crop_index(root, pixel_size=pixel_size).conform(spec.panel)
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     proba = np.asarray(backend.predict_proba(crops))
-    called, _, review, _ = calls_from_proba(proba, spec.class_names, spec.review_threshold)
+    # The rule predict applies to a crop folder: balanced, with the model's crop-set band.
+    rule = spec_for_crop_set(spec, None)[0].decision
+    called, _, review, _ = calls_from_proba(proba, spec.class_names, spec.review_threshold,
+                                            rule)
     groups = np.asarray(index.sample_ids)
     network_said = called == "ctc"
     # The calls predict makes on a crop set: the markers take part (guard.crop_set_review).

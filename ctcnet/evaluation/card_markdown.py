@@ -148,6 +148,7 @@ def render_card(card: dict) -> str:
                       for k, v in review.items() if not isinstance(v, (dict, list))) + "."]
     lines += matrix_lines(card.get("robustness_matrix"))
     lines += decision_lines(card.get("decision"))
+    lines += crop_band_lines(card.get("crop_review_band"))
     lines += ["", "## Recall per simulator subtype", "", "| subtype | recall | n |",
               "|---|---|---|"]
     for name, r in test.get("subtype_recall", {}).items():
@@ -226,6 +227,36 @@ def review_band_lines(band: dict | None) -> list[str]:
     lines += ["", "The shares of events shown are of CTC-rich cartridges (3 % CTCs), where every "
               "CTC and cluster call is shown; the band's own cost is the uncounted calls it "
               f"brings: {band.get('shown_by_band', 0):.1%} of the calibration events."]
+    return lines
+
+
+def crop_band_lines(band: dict | None) -> list[str]:
+    """The card's statement of the crop sets' review band (``spec.metrics``'
+    ``crop_review_band``: ``scripts/fit_crop_review_band.py``)."""
+    if not band or band.get("band") is None:
+        return []
+    fitted, fresh = band.get("fitted_on", {}), band.get("fresh_family", {})
+    load, without = band.get("review_load", {}), band.get("without_band", {})
+    lines = ["", "## Review band on crop sets: a stated miss rate", "",
+             f"On a crop folder (called at the balanced prior, the markers taking part), a call "
+             f"of another class is shown to a person when a CTC or cluster holds at least "
+             f"{band['band']:.4g} of the network's posterior. Guarantee: the share of CTCs and "
+             f"clusters neither called a counted class nor shown is at most {band['level']:.0%} "
+             f"with {band['confidence']:.0%} confidence (fixed-sequence test, one-sided "
+             f"Clopper-Pearson bound), for crops drawn as the calibration crops were: "
+             f"{fitted.get('what')} ({fitted.get('crops')} crops, seed {fitted.get('seed')}). "
+             f"With a stated prior (`--prior`) the band does not apply. Reproduce: "
+             f"`{band.get('command')}`.", "",
+             "| | CTCs and clusters | missed | miss share | crops on the review list | "
+             "without the band |", "|---|---|---|---|---|---|",
+             f"| calibration | {band['cells']} | {band['misses']} | {band['miss_share']:.2%} "
+             f"(bound {band['miss_bound']:.2%}) | {load.get('fit', float('nan')):.1%} | "
+             f"{without.get('fit', {}).get('review_load', float('nan')):.1%} |"]
+    if fresh:
+        lines.append(f"| fresh family (seed {fresh.get('seed')}) | {fresh['cells']} | "
+                     f"{fresh['misses']} | {fresh['miss_share']:.2%} | "
+                     f"{load.get('fresh_family', float('nan')):.1%} | "
+                     f"{without.get('fresh_family', {}).get('review_load', float('nan')):.1%} |")
     return lines
 
 

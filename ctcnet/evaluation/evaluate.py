@@ -62,7 +62,6 @@ from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_
 from ctcnet.io.scan import open_cartridge
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
-    BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
     DecisionRule,
     calls_from_proba,
@@ -260,12 +259,12 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         What report.json holds: per-method metrics (macro-F1, per class, confusion,
         calibration) and where the baselines' training crops came from.
     """
-    from ctcnet.inference.options import spec_at_prior
+    from ctcnet.inference.options import spec_for_crop_set
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
     # The rule predict applies to a crop folder at the same --prior (default: none).
-    called_spec, prior_name = spec_at_prior(spec, prior, BALANCED_PRIOR)
+    called_spec, prior_name = spec_for_crop_set(spec, prior)
     with progress_bar(None, not progress, stderr=True) as bars:
         steps = StepBars(bars, Path(data).name)
         index, baselines, source = labelled_index(

@@ -31,8 +31,9 @@ from ctcnet.inference.guard import (
     guard_events,
     guard_summary,
 )
-from ctcnet.inference.options import PredictOptions, spec_at_prior
+from ctcnet.inference.options import PredictOptions, spec_for_crop_set
 from ctcnet.inference.progress import StepBars, progress_bar
+from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.spillover import (
     SampleLeaks,
     compensate_each,
@@ -43,7 +44,7 @@ from ctcnet.inference.summary import CropRunSummary, model_sha256
 from ctcnet.inference.tables import label_events
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.spilled import SpilledArray
-from ctcnet.nn.calls import BALANCED_PRIOR, decision_weights
+from ctcnet.nn.calls import decision_weights
 
 # The most crops of a set whose CK leaks are checked against the guard's allowance when none
 # are taken off (the leak is the instrument's: a few hundred CK-bright crops show it).
@@ -81,7 +82,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
     # A crop set is not a cartridge: the cartridge prevalence rule would call almost no CTC in
     # a near-balanced folder of crops. Its calls are the plain most probable class unless the
     # user states a prior (--prior), as ``ctcnet evaluate`` makes them.
-    spec, prior = spec_at_prior(backend.spec, options.prior, BALANCED_PRIOR)
+    spec, prior = spec_for_crop_set(backend.spec, options.prior)
     with progress_bar(None, options.quiet) as progress:
         bars = StepBars(progress, Path(root).name)
         index = read_crop_index(root, pixel_size=options.pixel_size,
@@ -186,6 +187,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         held=tally.held,
         review=tally.review_events,
         guard=guard_summary(table, spec),
+        review_list=review_list_summary(table, spec),
         accuracy=float((table["class"] == table["label"])[known].mean()) if known.any()
         else None,
         accuracy_of=int(known.sum()),

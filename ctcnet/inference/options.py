@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.io.panel import Panel
-from ctcnet.nn.calls import prior_rule
+from ctcnet.nn.calls import BALANCED_PRIOR, DecisionRule, prior_rule
 from ctcnet.nn.spec import ModelSpec
 
 if TYPE_CHECKING:  # annotations only: pandas and the summary stay out of this import
@@ -112,6 +112,24 @@ def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[Mod
     ``default``, the input's own), and the prior's name for summary.json."""
     rule, name = prior_rule(prior, spec.class_names, spec.decision, default)
     return (spec if rule == spec.decision else spec.replace(decision=rule)), name
+
+
+# Where a model keeps its crop sets' review band (``spec.metrics``): fitted on held-out crops
+# read as ``ctcnet predict`` reads a crop folder (scripts/fit_crop_review_band.py).
+CROP_REVIEW_BAND = "crop_review_band"
+
+
+def spec_for_crop_set(spec: ModelSpec, prior: str | None) -> tuple[ModelSpec, str]:
+    """:func:`spec_at_prior` for a crop set (default: balanced). At the balanced prior the
+    rule carries the model's crop-set review band (``spec.metrics["crop_review_band"]``), if
+    it has one: the band was fitted at that prior, and at no other."""
+    spec, name = spec_at_prior(spec, prior, BALANCED_PRIOR)
+    metrics = spec.metrics if isinstance(spec.metrics, dict) else {}
+    record = metrics.get(CROP_REVIEW_BAND)
+    if name == BALANCED_PRIOR and isinstance(record, dict) and record.get("band"):
+        # A rule of no weights (the balanced calls) that carries the band.
+        spec = spec.replace(decision=DecisionRule.prior_shift({}, {}).with_review_band(record))
+    return spec, name
 
 
 def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:

@@ -1,4 +1,5 @@
-"""What a cartridge's review list holds, by reason, for ``summary.json``: the events the
+"""What a run's review list holds, by reason, for ``summary.json`` (a cartridge's and a crop
+set's): the events the
 network's doubt brings (a counted call under the review threshold; an uncounted call within
 the review band of a counted class), those the marker guard holds (per flag), failed ones;
 beside them the doubt between uncounted classes alone, reported and not queued
@@ -39,7 +40,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     left_off = ~review & ~failed & ~counted_call & (np.nan_to_num(confidence, nan=1.0)
                                                     < spec.review_threshold)
     band = as_rule(decision).review_band
-    record = dict(as_rule(decision).to_dict().get("review_band") or {})
+    record = as_rule(decision).review_band_record or {}
     return {
         "events": int(review.sum()),
         "share": round(float(review.mean()), 5) if n else 0.0,

@@ -212,6 +212,9 @@ class CropRunSummary:
     # The crops ``accuracy`` is over: those labelled with one of the model's classes (a label
     # it lacks, "CTC" for "ctc" or "unlabelled", is left out of it).
     accuracy_of: int | None = None
+    # The review list by reason and the review band's statement, as a cartridge's
+    # (ctcnet.inference.review_list); None in a summary written before it was recorded.
+    review_list: dict | None = None
 
     def to_dict(self) -> dict:
         """The summary as plain data (``spillover`` only when measured)."""

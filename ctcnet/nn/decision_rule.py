@@ -218,6 +218,13 @@ class DecisionRule:
         band = record.get("band") if isinstance(record, Mapping) else None
         return float(band) if isinstance(band, (int, float)) and 0.0 < band <= 1.0 else None
 
+    @property
+    def review_band_record(self) -> dict | None:
+        """The review band's whole record (the band, its stated miss rate and where it was
+        fitted; a fresh copy), or None without one."""
+        record = dict(self.records).get("review_band")
+        return copy.deepcopy(dict(record)) if isinstance(record, Mapping) else None
+
     def with_review_band(self, record: Mapping) -> DecisionRule:
         """The same rule with ``record`` (``band`` and how it was fitted) as its review band."""
         records = tuple((k, v) for k, v in self.records if k != "review_band")

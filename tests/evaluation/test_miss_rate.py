@@ -84,3 +84,22 @@ def test_band_inputs_match_events_to_drawn_ctcs_and_clusters():
     assert out["is_counted_truth"].tolist() == [True, False, False]
     assert out["shown_otherwise"].tolist() == [False, True, True]
     assert np.allclose(out["counted_mass"], [0.2, 0.9, 0.1])
+
+
+def test_a_card_states_a_crop_band_with_its_figures_and_none_without():
+    from ctcnet.evaluation.card_markdown import crop_band_lines
+
+    record = {"band": 0.19, "level": 0.01, "confidence": 0.95, "cells": 3300, "misses": 23,
+              "miss_share": 0.00697, "miss_bound": 0.00986,
+              "fitted_on": {"crops": 6525, "seed": 38000, "what": "export looks"},
+              "fresh_family": {"cells": 3300, "misses": 25, "miss_share": 0.00758,
+                               "seed": 39000},
+              "review_load": {"fit": 0.1436, "fresh_family": 0.147},
+              "without_band": {"fit": {"review_load": 0.2319},
+                               "fresh_family": {"review_load": 0.2434}},
+              "command": "python scripts/fit_crop_review_band.py --model MODEL"}
+    text = "\n".join(crop_band_lines(record))
+    assert "at least 0.19 of the network's posterior" in text and "at most 1%" in text
+    assert "| calibration | 3300 | 23 | 0.70% (bound 0.99%) | 14.4% | 23.2% |" in text
+    assert "| fresh family (seed 39000) | 3300 | 25 | 0.76% | 14.7% | 24.3% |" in text
+    assert crop_band_lines(None) == [] and crop_band_lines({"band": None}) == []

@@ -176,3 +176,35 @@ def test_a_crop_set_whose_ck_leaks_past_the_guards_allowance_is_warned_of(crop_s
     assert "CK leaking into CD45" in page and "past the marker guard&#x27;s 12%" in page
     _, usual = _run(crop_set, tmp_path / "out2", "ctcnet-default")
     assert usual["leak_check"]["beyond"] == []
+
+
+def test_a_crop_sets_review_list_is_stated_by_reason_and_a_crop_band_read_at_balanced_only(
+        crop_set, tmp_path):
+    """summary.json states a crop set's review list by reason, as a cartridge's. A model that
+    carries a crop-set review band (``spec.metrics["crop_review_band"]``) shows an uncounted
+    call exactly when a counted class holds the band of its posterior, and states the band;
+    with a stated prior the band does not apply."""
+    from ctcnet.inference.options import CROP_REVIEW_BAND, spec_for_crop_set
+
+    backend = load_backend("ctcnet-default", device="cpu")
+    predict_crop_dataset(crop_set, backend, tmp_path / "plain", PredictOptions(quiet=True))
+    summary = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    plain = summary["review_list"]
+    assert plain["review_band"] is None and plain["events"] == summary["review"]
+
+    band = 0.02
+    record = {"band": band, "level": 0.01, "confidence": 0.95, "cells": 1, "misses": 0}
+    backend.spec = backend.spec.replace(metrics={**backend.spec.metrics,
+                                                 CROP_REVIEW_BAND: record})
+    assert spec_for_crop_set(backend.spec, "ctc=0.1")[0].decision.review_band is None
+    assert spec_for_crop_set(backend.spec, None)[0].decision.review_band == band
+    predict_crop_dataset(crop_set, backend, tmp_path / "band", PredictOptions(quiet=True))
+    table = pd.read_parquet(tmp_path / "band" / "predictions.parquet")
+    stated = json.loads((tmp_path / "band" / "summary.json").read_text())["review_list"]
+    assert stated["review_band"]["band"] == band
+    uncounted = ~table["model_class"].isin(["ctc", "cluster"]) & (table["guard"] == "")
+    mass = table[["p_ctc", "p_cluster"]].max(axis=1)
+    assert (mass[uncounted] >= band).any() and (mass[uncounted] < band).any()
+    assert (table["review"][uncounted] == (mass[uncounted] >= band)).all()
+    assert stated["by_reason"]["counted_class_in_band"] == int(
+        (table["review"] & uncounted).sum())
