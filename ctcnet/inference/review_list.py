@@ -1,11 +1,10 @@
 """What a run's review list holds, by reason, for ``summary.json`` (a cartridge's and a crop
-set's): the events the
-network's doubt brings (a counted call under the review threshold; an uncounted call within
-the review band of a counted class), those the marker guard holds (per flag), failed ones;
-beside them the doubt between uncounted classes alone, reported and not queued
-(:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence and review
-columns), and the band's stated miss rate where the model's
-decision rule carries one (``DecisionRule.review_band``)."""
+set's): the events the network's doubt brings (a counted call under the review threshold; an
+uncounted call within the review band of a counted class), those the marker guard holds (per
+flag), failed ones; beside them the doubt between uncounted classes alone, reported and not
+queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence and
+review columns), and the band's stated miss rate where the model's decision rule carries one
+(``DecisionRule.review_band``)."""
 
 from __future__ import annotations
 

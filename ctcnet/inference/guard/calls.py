@@ -70,22 +70,17 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     proba = np.asarray(proba, np.float64)
     model_class = np.asarray(model_class, object)
     filed = np.asarray(model_class if filed is None else filed, object)
-    likelier = np.zeros(len(model_class), bool)
+    # A cluster is the network's CTC with a partner or a second cell; its markers are a CTC's
+    # only where the guard found neither (``one_cell``). A cluster call already holds the CTC
+    # the network saw; a wbc or debris call, where the network finds a CTC or a cluster as
+    # likely as its call.
+    likelier = model_class == "cluster"
+    bearing = [names.index(c) for c in ("ctc", "cluster") if c in names]
     for call in MISSED_CTC_CALLS:
         if call in names:
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
                 likelier |= (model_class == call) & \
-                    (proba[:, names.index("ctc")] >= proba[:, names.index(call)])
-    # A cluster is the network's CTC with a partner or a second cell; its markers are a CTC's
-    # only where the guard found neither (``one_cell``). A cluster call already holds the CTC
-    # the network saw; a wbc or debris call, where the network finds a cluster as likely.
-    likelier |= model_class == "cluster"
-    if "cluster" in names:
-        for call in MISSED_CTC_CALLS:
-            if call in names:
-                with np.errstate(invalid="ignore"):
-                    likelier |= (model_class == call) & \
-                        (proba[:, names.index("cluster")] >= proba[:, names.index(call)])
+                    (proba[:, bearing] >= proba[:, [names.index(call)]]).any(axis=1)
     out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
     if edge_cut is not None:
         out &= ~np.asarray(edge_cut, bool)
