@@ -34,7 +34,7 @@ from ctcnet.report.gallery_pages import (
     remove_stale_pages,
     stretch_each_crop,
 )
-from ctcnet.report.reasons import call_text, caption_line, event_reasons
+from ctcnet.report.reasons import call_text, caption_line, event_reasons, review_list_text
 from ctcnet.report.report_page import IMAGE_CHECK, html_table, page_images, page_start
 
 HELD = "held"
@@ -144,7 +144,7 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     overview = [("crop folder", s.dataset), ("crops", s.crops),
                 ("model", s.model), ("backend / device", f"{s.backend} / {s.device}"),
                 ("pixel size", _pixel_size_text(s.pixel_size_um, s.pixel_size_from)),
-                ("prior", s.prior), ("sent to review", s.review)]
+                ("prior", s.prior), ("sent to review", review_list_text(s.review_list, s.review))]
     if s.accuracy is not None:
         overview.append(("agreement with the folder's labels",
                          f"{s.accuracy:.3f} of {s.accuracy_of} labelled crops"))

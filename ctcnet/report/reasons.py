@@ -48,9 +48,10 @@ GUARD_FLAGS = {
 }
 REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "call": ("reported call", "a call of a reported class: every one is shown"),
-    "markers": ("called by its markers", "the network's leukocyte call made ctc by the markers: "
-                "CK positive, no CD45, a nucleus of its own, and the network finds it at least "
-                "as likely a CTC as a leukocyte"),
+    "markers": ("called by its markers", "the network's leukocyte, debris or one-cell cluster "
+                "call made ctc by the markers: CK positive, no CD45, a nucleus of its own, and "
+                "the network finds it at least as likely a CTC, or a cluster on one cell, as "
+                "what it called it"),
     "low_confidence": ("low p", "the model's probability of its call is below the review "
                        "threshold, and a CTC or cluster is the call or within the band: the "
                        "doubt could change a count"),
@@ -63,6 +64,29 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
 # The order the page's filter lists them in.
 ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence",
          "failed", "qc", "decided", "flagged"]
+
+
+# The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
+LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
+                "counted_class_in_band": "a CTC or cluster within the review band",
+                "failed": "no call"}
+
+
+def review_list_text(review_list: dict | None, events: int) -> str:
+    """A page's line for its review list: the events, what brings them (an event may have
+    several reasons) and the doubt between uncounted classes left off it."""
+    if not review_list:
+        return str(events)
+    def caption(code: str) -> str:
+        flag = GUARD_FLAGS.get(code.removeprefix(GUARD_PREFIX))
+        return LIST_REASONS.get(code) or (flag[0] if flag else code)
+
+    parts = [f"{n} {caption(code)}" for code, n in review_list.get("by_reason", {}).items()
+             if n]
+    text = f"{events}" + (f" ({', '.join(parts)})" if parts else "")
+    left = review_list.get("uncounted_doubt_not_queued", 0)
+    return text + (f"; {left} in doubt between uncounted classes alone, not queued" if left
+                   else "")
 
 
 def guard_flags(value) -> list[str]:

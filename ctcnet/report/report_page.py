@@ -14,6 +14,7 @@ from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
+from ctcnet.report.reasons import review_list_text
 from ctcnet.review.signoff import signoff_text
 
 
@@ -154,7 +155,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
         if s.failed_events else []
     volume = s.volume_read_ml
     overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
-                ("sent to review", s.tally.review_events), ("edge-cut", s.edge_cut),
+                ("sent to review", review_list_text(s.review_list, s.tally.review_events)),
+                ("edge-cut", s.edge_cut),
                 ("blood volume read", "n/a (no frame processed)" if not volume else
                  f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),
                 ("frames processed", f"{frames.processed} of {frames.total + frames.missing}"

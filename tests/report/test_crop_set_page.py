@@ -1,6 +1,7 @@
 """A crop folder's page: every call shown with its crop, the guard's holds first, and each
 crop drawn on one scale for all its channels."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -86,6 +87,9 @@ def test_predict_on_a_crop_folder_writes_a_page_of_every_call_with_its_crop(
     assert sorted(p.name for p in links) == sorted(Path(p).name for p in table["path"])
     assert all(p.is_file() for p in links)
     assert "predictions.csv" in page
+    # The review list's size on the page is summary.json's, with what brings it.
+    summary = json.loads((folder / "summary.json").read_text())
+    assert f"sent to review</th><td>{summary['review']}" in page
     again = tmp_path / "bare"
     assert main(["predict", str(crops), "--model", str(model), "--out", str(again),
                  "--device", "cpu", "--quiet", "--no-report"]) == 0
@@ -163,3 +167,16 @@ def test_the_pages_drawn_on_threads_are_those_drawn_one_at_a_time(tmp_path, monk
         assert [p["path"] for p in record["pages"]] == [
             f"gallery/{group}_{k:03d}.png" for k in range(1, -(-record["shown"] // 2) + 1)]
     assert sum(len(g["pages"]) for g in drawn[2][0].values()) >= 12
+
+
+def test_the_review_list_line_names_each_reason_that_brings_events_and_the_doubt_left_off():
+    from ctcnet.report.reasons import review_list_text
+
+    record = {"by_reason": {"counted_call_doubt": 4, "counted_class_in_band": 0,
+                            "guard:possible_ctc": 9, "guard:one_cell": 0, "failed": 1},
+              "uncounted_doubt_not_queued": 66}
+    assert review_list_text(record, 13) == ("13 (4 a CTC or cluster call in doubt, 9 possible "
+                                            "missed CTC, 1 no call); 66 in doubt between "
+                                            "uncounted classes alone, not queued")
+    assert review_list_text(None, 7) == "7"
+    assert review_list_text({"by_reason": {}, "uncounted_doubt_not_queued": 0}, 0) == "0"
