@@ -112,13 +112,12 @@ def predicted(spec, model: Path, out: Path, per_class: int, seed: int) -> pd.Dat
 
 def main() -> int:
     """Simulate, predict, fit, check and (with ``--write``) record the band."""
-    from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.deploy.export import write_spec
     from ctcnet.evaluation.miss_rate import band_for_miss_rate, misses_at
     from ctcnet.evaluation.model_card import update_card
     from ctcnet.inference.options import CROP_REVIEW_BAND
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.digests import file_sha256
-    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.classifier import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path,
@@ -171,12 +170,8 @@ def main() -> int:
     atomic_write_text(args.work / "crop_review_band.json", json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     if args.write:
-        before = file_sha256(args.model)
         metrics = {**dict(spec.metrics or {}), CROP_REVIEW_BAND: record}
-        save_model(args.model, model, spec.replace(metrics=metrics))
-        onnx = args.model.with_suffix(".onnx")
-        if onnx.exists():
-            restamp_onnx(onnx, args.model, previous_sha256=before)
+        write_spec(args.model, model, spec.replace(metrics=metrics))
         card = args.model.with_suffix(".json")
         if card.exists():
             update_card(card, crop_review_band=record)

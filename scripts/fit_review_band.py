@@ -56,15 +56,14 @@ def main() -> int:
     """Simulate, predict, fit, check and (with ``--write``) record the band."""
     from merged_ctcs import simulate
 
-    from ctcnet.deploy.export import restamp_onnx
+    from ctcnet.deploy.export import write_spec
     from ctcnet.evaluation.miss_rate import band_for_miss_rate, misses_at
     from ctcnet.evaluation.model_card import refresh_decision
     from ctcnet.inference.scan_fusion import fusion_role
     from ctcnet.io.atomic import atomic_write_text
-    from ctcnet.io.digests import file_sha256
     from ctcnet.io.panel import save_panel
     from ctcnet.nn.calls import as_rule
-    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.classifier import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "ctcnet-default.pt")
@@ -125,12 +124,8 @@ def main() -> int:
     atomic_write_text(args.work / "review_band.json", json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     if args.write:
-        before = file_sha256(args.model)
         rule = as_rule(spec.decision).with_review_band(record)
-        save_model(args.model, model, spec.replace(decision=rule))
-        onnx = args.model.with_suffix(".onnx")
-        if onnx.exists():
-            restamp_onnx(onnx, args.model, previous_sha256=before)
+        write_spec(args.model, model, spec.replace(decision=rule))
         card = args.model.with_suffix(".json")
         if card.exists():
             # The card's decision keeps what it recorded beside the rule (its per-crop cost).

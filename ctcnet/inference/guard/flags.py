@@ -103,10 +103,6 @@ def _cd45_positive(e: Evidence) -> np.ndarray:
         return e.col("cd45_over_ck") > e.rules.cd45_level
 
 
-def _one_cell(e: Evidence) -> np.ndarray:
-    return e.one_cell
-
-
 def _unusual(e: Evidence) -> np.ndarray:
     # An unusual event can change a count only where a CTC could hide: a call of a counted
     # class, or an event with a CTC's CK and DNA (a cell's CK area, clearly CK positive, a
@@ -137,7 +133,7 @@ FLAG_RULES = (
     FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.col("ck_area") == 0,
              applies=lambda e: not set(e.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES)),
     FlagRule("out_of_focus", ("ctc",), lambda e: e.blurred),
-    FlagRule("one_cell", ("cluster",), _one_cell),
+    FlagRule("one_cell", ("cluster",), lambda e: e.one_cell),
     FlagRule("unusual", None, _unusual, applies=lambda e: bool(e.reference)),
     # wbc and debris calls by their markers, wbc, debris and cluster calls by the network's
     # own doubt (each route checks its own calls).
