@@ -44,8 +44,14 @@ def add_arguments(parser) -> None:
                         help="crops per model call (default on a CPU: 8 with onnxruntime, 64 "
                              "with torch; 1024 on a GPU)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="frame reading/detection threads beside the model (default: "
+                        help="frame reading/detection workers beside the model (default: "
                              "2 on a 2-3 core CPU, up to 8 to feed a GPU; 0: inline)")
+    parser.add_argument("--frame-pool", choices=("auto", "processes", "threads"),
+                        default="auto",
+                        help="run the frame workers as processes (each its own Python "
+                             "interpreter, crops handed over in shared memory) or threads; "
+                             "auto: processes for cartridges of many frames (their start "
+                             "costs about a second), threads for frames on a GPU")
     parser.add_argument("--frame-device", default="auto",
                         help="where detection's whole-frame work and the cropping run: auto "
                              "(on the model's GPU when it runs on one, else numpy), numpy, or "
@@ -147,7 +153,8 @@ def run(args) -> int:
                          extent_snr=min(detect.extent_snr, args.threshold_snr))
     options = PredictOptions(batch_size=args.batch_size,
                              workers=None if args.workers is None else max(0, args.workers),
-                             frame_device=args.frame_device, detect=detect,
+                             frame_device=args.frame_device, frame_pool=args.frame_pool,
+                             detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,
                              report=None if args.no_report else run_report,
                              saliency=args.saliency, report_overlap=args.report_overlap,

@@ -50,7 +50,6 @@ import numpy as np
 import pandas as pd
 
 from ctcnet import __version__
-from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.cropping import window_size
 from ctcnet.errors import InputError
 from ctcnet.inference.alternates import resolve_alternates
@@ -59,12 +58,12 @@ from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.finishing import FrameFinisher
+from ctcnet.inference.frame_workers import prepared_frames
 from ctcnet.inference.frames import (
     default_workers,
     import_frame_modules,
     keep_frame_record,
     measure_scan_leaks,
-    prepare_frame,
     resolve_frame_device,
     with_frame_records,
 )
@@ -212,7 +211,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
     seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
-               "classify": 0.0, "write": 0.0, "frame_wait": 0.0}
+               "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
     device = resolve_frame_device(options.frame_device, backend)
@@ -223,8 +222,6 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     if compensated:
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
-    work_fn = lambda f: prepare_frame(f, cartridge, spec, options.detect, device,  # noqa: E731
-                                      leaks)
     edge_class = edge_cut_class(spec, options)
     # The events whose crops the review gallery may show: a capped share per category.
     choose_gallery = lambda events: gallery_rows(events, spec,  # noqa: E731
@@ -260,8 +257,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     with (progress_bar(len(todo), options.quiet, events=True) as progress,
           FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers)) as finisher):
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
-        frames_ready = ordered_map(work_fn, todo, workers, max(options.prefetch, workers),
-                                   "ctcnet-frame")
+        frames_ready = prepared_frames(todo, cartridge, spec, options.detect, device, leaks,
+                                       workers, max(options.prefetch, workers),
+                                       options.frame_pool)
         for work in _timed_waits(frames_ready, seconds, "frame_wait"):
             for stage, s in work.seconds.items():
                 seconds[stage] += s

@@ -38,9 +38,6 @@ import contextlib
 import importlib
 import inspect
 import logging
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,8 +48,8 @@ import pandas as pd
 from ctcnet.errors import CtcnetError
 from ctcnet.inference.backends import portable_explainer
 from ctcnet.inference.journal import mark_report
-from ctcnet.inference.resources import release_free_memory, single_threaded_blas
 from ctcnet.inference.summary import RunSummary
+from ctcnet.inference.worker_processes import children_ignore_interrupts, spawned_pool
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 
@@ -191,15 +188,10 @@ class ReportWorker:
             pending.draw()
             return
         if self._pool is None:
-            from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+            from concurrent.futures import ThreadPoolExecutor
 
             if self.kind == "process":
-                import multiprocessing
-
-                # spawn: a fork would copy the model's and the frame threads' state mid-use.
-                self._pool = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_process, initargs=(os.getpid(),))
+                self._pool = spawned_pool(1)
             else:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="report")
         self._running = pending
@@ -207,7 +199,7 @@ class ReportWorker:
             job = pending.job
             if job.explainer is not None:  # the backend's method: made again over there
                 job.explainer = self.explainer
-            with _children_ignore_interrupts():  # the worker is spawned by the submit
+            with children_ignore_interrupts():  # the worker is spawned by the submit
                 self._future = self._pool.submit(draw_report, job)
         else:
             self._future = self._pool.submit(pending.draw)
@@ -302,22 +294,6 @@ def _finishing_first(sample_id: str) -> None:
     log.warning("interrupted: finishing the report of %s first", sample_id)
 
 
-@contextlib.contextmanager
-def _children_ignore_interrupts():
-    """Processes started within ignore SIGINT from their first instruction (a spawned child
-    keeps an ignored signal ignored). A Ctrl-C reaches the terminal's whole process group:
-    predict's main process stops the run and waits for the report in progress, which a worker
-    interrupted too would abandon with a traceback of its own (a rerun would then draw it)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def report_worker(backend, saliency: bool, overlap: bool, failed: dict | None = None
                   ) -> ReportWorker:
     """The worker of a run's reports: inline without ``overlap``; else a process where no
@@ -330,30 +306,3 @@ def report_worker(backend, saliency: bool, overlap: bool, failed: dict | None = 
     portable, factory = portable_explainer(backend)
     return ReportWorker("process", factory, failed) if portable else \
         ReportWorker("thread", failed=failed)
-
-
-_blas_limit = None  # a report process's BLAS limit, held for its life
-
-
-def _start_process(parent: int) -> None:
-    """A report process starts as predict's main process draws reports: BLAS on one thread,
-    freed memory handed back (``ctcnet.inference.resources``); and it ends when predict's
-    process ``parent`` does (:func:`_end_with_parent`). The parent's pid is handed over, not
-    read here: a parent killed while this process still imports is gone by now, and its
-    orphan's parent (init) would be watched for ever."""
-    global _blas_limit
-    _blas_limit = single_threaded_blas()
-    if hasattr(_blas_limit, "__enter__"):
-        _blas_limit.__enter__()
-    release_free_memory()
-    threading.Thread(target=_end_with_parent, args=(parent,), daemon=True,
-                     name="ctcnet-parent-watch").start()
-
-
-def _end_with_parent(parent: int, every_s: float = 1.0) -> None:
-    """End this report process once predict's process is gone. A worker never hears of a
-    parent killed outright (the OOM killer, ``kill -9``) and would otherwise live on, holding
-    its memory; its report is drawn again by the next run (the journal marks it pending)."""
-    while os.getppid() == parent:
-        time.sleep(every_s)
-    os._exit(1)

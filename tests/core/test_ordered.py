@@ -47,3 +47,18 @@ def test_the_work_runs_on_threads_and_an_error_is_raised_at_its_turn():
             got.append(result)
     assert got == [0, 1, 2]
     assert names and all(n.startswith("probe") for n in names)
+
+
+def test_a_pool_the_caller_keeps_runs_the_work_and_stays_open():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="kept") as pool:
+        names = set()
+
+        def work(i):
+            names.add(threading.current_thread().name)
+            return -i
+
+        assert list(ordered_map(work, range(6), workers=2, pool=pool)) == [0, -1, -2, -3, -4, -5]
+        assert names and all(n.startswith("kept") for n in names)
+        assert pool.submit(int, "7").result() == 7  # still the caller's to use

@@ -199,11 +199,11 @@ def test_a_report_process_leaves_an_interrupt_to_predicts_main_process():
     import signal
     from concurrent.futures import ProcessPoolExecutor
 
-    from ctcnet.inference import report_overlap
+    from ctcnet.inference import worker_processes
 
     before = signal.getsignal(signal.SIGINT)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        with report_overlap._children_ignore_interrupts():
+        with worker_processes.children_ignore_interrupts():
             future = pool.submit(signal.getsignal, signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is before
         assert future.result(timeout=120) == signal.SIG_IGN
@@ -239,10 +239,10 @@ def test_a_report_process_ends_when_predicts_process_is_killed(tmp_path):
     sees itself re-parented and ends, rather than live on holding its memory."""
 
     code = ("import os, sys, threading\n"
-            "from ctcnet.inference.report_overlap import _end_with_parent\n"
+            "from ctcnet.inference.worker_processes import end_with_parent\n"
             "child = os.fork()\n"
             "if child == 0:\n"
-            "    threading.Thread(target=_end_with_parent, args=(os.getppid(), 0.05),"
+            "    threading.Thread(target=end_with_parent, args=(os.getppid(), 0.05),"
             " daemon=True).start()\n"
             "    print(os.getpid(), flush=True)\n"
             "    threading.Event().wait(60)\n"
@@ -256,14 +256,14 @@ def test_a_report_process_started_after_predict_was_killed_still_ends(tmp_path):
     its parent already gone (re-parented to init), and must still see that and end."""
 
     code = ("import os, threading, time\n"
-            "from ctcnet.inference.report_overlap import _start_process\n"
+            "from ctcnet.inference.worker_processes import start_worker\n"
             "parent = os.getpid()\n"
             "child = os.fork()\n"
             "if child == 0:\n"
             "    print(os.getpid(), flush=True)\n"
             "    while os.getppid() == parent:\n"
             "        time.sleep(0.02)\n"
-            "    _start_process(parent)\n"  # the pool's initializer, its parent long gone
+            "    start_worker(parent)\n"  # the pool's initializer, its parent long gone
             "    threading.Event().wait(60)\n"
             "    os._exit(0)\n"
             "threading.Event().wait(60)\n")

@@ -1,0 +1,224 @@
+"""Hand large results from a worker process to its parent without copying them through a pipe:
+:func:`pack` pickles an object with its large buffers (numpy arrays' data) out of band, written
+once into one file in shared memory (``/dev/shm``), and :func:`unpack` maps that file in the
+parent, so the arrays it returns view the worker's pages.
+
+A frame's crops and the guard's starting arrays are some 40-100 MB; pickled through a pipe they
+would be copied four times (into the pickle, through the pipe, out of it, into the array) on the
+parent's side of the interpreter lock. Here the worker writes each buffer once and the parent
+maps it: no copy on its side.
+
+A file of its own for each result is unlinked as soon as the parent has mapped it (the mapping
+stays valid until the last array viewing it is gone). A stream of results (a cartridge's frames)
+reuses a few files instead (:class:`SlotRing`): a fresh file's pages are allocated, zeroed and
+faulted in on both sides for every result, which cost a 40 MB frame some 45 ms; a reused file's
+pages are mapped already. Files whose parent died first are removed by :func:`sweep` (each
+file's name carries its parent's process id). Where there is no ``/dev/shm`` (not Linux), the
+buffers travel in the pickle instead: slower, the same objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import pickle
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHM_DIR = Path("/dev/shm")
+PREFIX = "ctcnet-"
+# Buffers under this size travel in the pickle: a file's mapping costs more than copying them.
+OUT_OF_BAND_BYTES = 1 << 16
+# Each buffer starts on a cache line in the file (aligned arrays for numpy's fast paths).
+ALIGN = 64
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A pickled object and, when it had large buffers, the shared-memory file holding them."""
+
+    data: bytes
+    path: str | None = None
+    spans: tuple[tuple[int, int], ...] = ()   # (offset, length) of each buffer in the file
+    slot: bool = False  # the file is a SlotRing's, reused: not unlinked when unpacked
+
+
+def pack(obj, parent_pid: int | None = None, slot: str | None = None) -> Packed:
+    """``obj`` pickled for :func:`unpack` in the process ``parent_pid`` (default: this one's
+    parent), its buffers of at least ``OUT_OF_BAND_BYTES`` in one file in ``/dev/shm``: the
+    :class:`SlotRing` file ``slot`` when given (grown if too small), else a new one."""
+    buffers: list[pickle.PickleBuffer] = []
+
+    def out_of_band(buf: pickle.PickleBuffer) -> bool:
+        # True keeps a buffer in the pickle; a non-contiguous one cannot leave it.
+        raw = buf.raw() if _contiguous(buf) else None
+        if raw is None or raw.nbytes < OUT_OF_BAND_BYTES:
+            return True
+        buffers.append(buf)
+        return False
+
+    if not SHM_DIR.is_dir():
+        return Packed(pickle.dumps(obj, protocol=5))
+    data = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+    if not buffers:
+        return Packed(data)
+    spans, offset = [], 0
+    for buf in buffers:
+        spans.append((offset, buf.raw().nbytes))
+        offset += -(-buf.raw().nbytes // ALIGN) * ALIGN
+    if slot is not None:
+        _write_slot(slot, buffers, spans, offset)
+        return Packed(data, slot, tuple(spans), slot=True)
+    pid = os.getppid() if parent_pid is None else parent_pid
+    path = SHM_DIR / f"{PREFIX}{pid}-{uuid.uuid4().hex}"
+    try:
+        with open(path, "w+b") as fh:
+            fh.truncate(max(offset, 1))
+            with mmap.mmap(fh.fileno(), max(offset, 1)) as m:
+                for buf, (start, length) in zip(buffers, spans):
+                    m[start:start + length] = buf.raw()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    return Packed(data, str(path), tuple(spans))
+
+
+_slot_maps: dict[str, mmap.mmap] = {}  # a worker's mappings of the slot files it wrote
+
+
+def _write_slot(path: str, buffers: list, spans: list, size: int) -> None:
+    """Write ``buffers`` at ``spans`` into the slot file ``path``, through a mapping kept for
+    the next result written there (remade when the file must grow)."""
+    mapped = _slot_maps.get(path)
+    if mapped is None or len(mapped) < size:
+        with open(path, "r+b") as fh:  # made by the parent's SlotRing
+            if os.fstat(fh.fileno()).st_size < size:
+                fh.truncate(size)
+            mapped = _slot_maps[path] = mmap.mmap(fh.fileno(), 0)
+    for buf, (start, length) in zip(buffers, spans):
+        mapped[start:start + length] = buf.raw()
+
+
+class SlotRing:
+    """A few shared-memory files reused by a stream of results: :meth:`acquire` a free one
+    for a task (None: all in use, the task packs into a file of its own), :func:`pack` there
+    in the worker, :meth:`unpack` here; the slot is free again once every array of its result
+    is gone. :meth:`close` unlinks the files (mappings still in use stay valid)."""
+
+    def __init__(self, slots: int):
+        self._lock = threading.Lock()
+        self._free: list[str] = []
+        self._paths: list[str] = []
+        self._maps: dict[str, mmap.mmap] = {}
+        if not SHM_DIR.is_dir():
+            return
+        for _ in range(slots):
+            path = str(SHM_DIR / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex}")
+            open(path, "wb").close()
+            self._paths.append(path)
+        self._free = list(self._paths)
+
+    def acquire(self) -> str | None:
+        """A free slot's file, now in use; None when every one is."""
+        with self._lock:
+            return self._free.pop() if self._free else None
+
+    def release(self, path: str | None) -> None:
+        """The slot ``path`` free again (None: none was taken)."""
+        if path is not None:
+            with self._lock:
+                if path in self._paths and path not in self._free:
+                    self._free.append(path)
+
+    def unpack(self, packed: Packed):
+        """:func:`unpack`, for results in this ring's files too."""
+        if not packed.slot:
+            return unpack(packed)
+        size = packed.spans[-1][0] + packed.spans[-1][1]
+        with self._lock:
+            mapped = self._maps.get(packed.path)
+            if mapped is None or len(mapped) < size:
+                with open(packed.path, "r+b") as fh:
+                    mapped = self._maps[packed.path] = mmap.mmap(fh.fileno(), 0)
+        # One holder per result: the slot is free once it and every array viewing it are gone.
+        holder = np.frombuffer(mapped, np.uint8, count=size)
+        weakref.finalize(holder, self.release, packed.path)
+        return pickle.loads(packed.data, buffers=[holder[start:start + length]
+                                                  for start, length in packed.spans])
+
+    def close(self) -> None:
+        """Unlink the ring's files (what still views them stays valid until it is gone)."""
+        with self._lock:
+            paths, self._paths, self._free = self._paths, [], []
+            self._maps.clear()
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def __enter__(self) -> SlotRing:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def unpack(packed: Packed):
+    """The object :func:`pack` pickled; its large arrays view the shared-memory file, which is
+    unlinked here (its pages are freed when the last of them is)."""
+    if packed.path is None:
+        return pickle.loads(packed.data)
+    try:
+        with open(packed.path, "r+b") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(packed.path)
+    view = memoryview(mapped)
+    return pickle.loads(packed.data, buffers=[view[start:start + length]
+                                              for start, length in packed.spans])
+
+
+def discard(packed: Packed) -> None:
+    """Free what :func:`pack` wrote for a result that will not be unpacked."""
+    if packed.path is not None and not packed.slot:
+        with contextlib.suppress(OSError):
+            os.unlink(packed.path)
+
+
+def sweep(pid: int | None = None) -> int:
+    """Remove the shared-memory files packed for ``pid`` (default: any process no longer
+    running), e.g. those of a run that was killed; returns how many."""
+    if not SHM_DIR.is_dir():
+        return 0
+    removed = 0
+    for path in SHM_DIR.glob(f"{PREFIX}*-*"):
+        owner = path.name[len(PREFIX):].split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        if (int(owner) == pid) if pid is not None else not _running(int(owner)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _contiguous(buf: pickle.PickleBuffer) -> bool:
+    with memoryview(buf) as view:
+        return view.c_contiguous or view.f_contiguous
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

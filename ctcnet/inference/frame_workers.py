@@ -1,0 +1,180 @@
+"""A cartridge's frames prepared beside the model (:func:`prepared_frames`): read, detected,
+cropped and measured for the guard (:func:`ctcnet.inference.frames.prepare_frame`) in frame
+threads or in frame processes, handed on in frame order, a few frames ahead of the classifier.
+
+**Threads** share predict's interpreter: the heavy parts of a frame's work (decoding, numpy,
+scipy) release its lock, the rest (pandas, the guard's per-event work, detection's Python)
+holds it, as the model's and the finishing thread's Python does. **Processes** each have their
+own interpreter: what a frame thread would hold the lock for runs beside the model's thread
+instead of between its calls. A frame's results come back through shared memory
+(:mod:`ctcnet.core.shared_pickle`): the worker writes its crops and the guard's starting arrays
+once, predict's process maps them without a copy. The processes are spawned once for the
+run (:mod:`ctcnet.inference.worker_processes`), kept for its later cartridges, and shut down
+when predict's process ends; each frame's task carries what it needs (the cartridge, the
+model's spec, detection's settings, the scan's leaks: some 20 KB).
+
+Frames on the model's GPU (a torch frame device) stay in threads: their dense work runs there.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctcnet.core import shared_pickle
+from ctcnet.core.ordered import ordered_map
+from ctcnet.detect.detection import DetectConfig
+from ctcnet.inference.frames import FrameWork, prepare_frame
+from ctcnet.inference.worker_processes import children_ignore_interrupts, spawned_pool
+from ctcnet.io.scan import Cartridge, FrameRef
+from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+POOLS = ("auto", "threads", "processes")
+# "auto" prepares a cartridge's frames in processes from this many frames to prepare (or once
+# the run's processes are started). On 2 cores, the processes' start (their imports, about a
+# second, while the model waits for its first frames) cost 40 frames 0.4 s (6.5 against 6.1 s
+# in threads) and saved 175 frames 1.4-2.9 s (25.8 against 27.2-28.7 s): even at about 60.
+AUTO_PROCESS_FRAMES = 80
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """What every frame of a cartridge is prepared with, in a frame process."""
+
+    cartridge: Cartridge
+    spec: ModelSpec
+    config: DetectConfig
+    leaks: np.ndarray | None
+    parent: int  # predict's process, which maps the results (their files are named for it)
+
+
+def prepared_frames(frames: list[FrameRef], cartridge: Cartridge, spec: ModelSpec,
+                    config: DetectConfig, device, leaks: np.ndarray | None, workers: int,
+                    ahead: int, pool: str = "auto") -> Iterator[FrameWork]:
+    """Each of ``frames`` prepared (:func:`~ctcnet.inference.frames.prepare_frame`), in their
+    order, by ``workers`` frame threads or processes (``pool``: :data:`POOLS`; 0 workers:
+    inline), at most ``ahead`` at work or waiting. Frames with a torch ``device`` are prepared
+    in threads whatever ``pool`` says."""
+    if uses_processes(pool, workers, device, len(frames)):
+        yield from _in_processes(frames, FrameJob(cartridge, spec, config, leaks, os.getpid()),
+                                 workers, ahead)
+        return
+    yield from ordered_map(lambda f: prepare_frame(f, cartridge, spec, config, device, leaks),
+                           frames, workers, ahead, "ctcnet-frame")
+
+
+def uses_processes(pool: str, workers: int, device=None, frames: int = 0) -> bool:
+    """Whether ``frames`` frames are prepared in processes: with frame workers at all, on
+    numpy (not a torch frame device), asked for, or ``auto`` with at least
+    ``AUTO_PROCESS_FRAMES`` of them or the run's processes already started."""
+    if pool not in POOLS:
+        raise ValueError(f"frame pool {pool!r}: use one of {', '.join(POOLS)}")
+    if pool == "threads" or workers <= 0 or device is not None:
+        return False
+    return pool == "processes" or frames >= AUTO_PROCESS_FRAMES or workers in _pools
+
+
+def prepare_packed(job: FrameJob, task: tuple[FrameRef, str | None]
+                   ) -> tuple[shared_pickle.Packed, float]:
+    """In a frame process: one frame prepared and packed for predict's process (into the
+    slot file given, if any), with the seconds packing took (its ``hand_off`` stage)."""
+    frame, slot = task
+    work = prepare_frame(frame, job.cartridge, job.spec, job.config, None, job.leaks)
+    t0 = time.perf_counter()
+    start = work.guard_start
+    if start is not None:  # a view of the crops: made again beside them (received)
+        start.x = None
+    return shared_pickle.pack(work, job.parent, slot), time.perf_counter() - t0
+
+
+def received(result: tuple[shared_pickle.Packed, float], ring: shared_pickle.SlotRing
+             ) -> FrameWork:
+    """A frame process's result in predict's process, its arrays viewing the shared memory;
+    ``hand_off``: packing and mapping it."""
+    t0 = time.perf_counter()
+    packed, packing = result
+    work = ring.unpack(packed)
+    start = work.guard_start
+    if start is not None:
+        (y0, y1), (x0, x1) = start.box
+        start.x = work.crops[:, :, y0:y1, x0:x1]
+    work.seconds["hand_off"] = packing + time.perf_counter() - t0
+    return work
+
+
+def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: int
+                  ) -> Iterator[FrameWork]:
+    pool, ring = _pool(workers)
+    # Each frame's slot taken when its task is submitted (ordered_map takes the next item only
+    # when a place is free), and free again once its arrays are gone.
+    tasks = ((frame, ring.acquire()) for frame in frames)
+    try:
+        for result in ordered_map(functools.partial(prepare_packed, job), tasks, workers,
+                                  ahead, pool=pool):
+            yield received(result, ring)
+    except BrokenProcessPool as err:
+        _drop_pool(workers)
+        raise RuntimeError("a frame process ended before its frame was done (out of memory? "
+                           "killed?); the frames done are journaled: rerunning resumes"
+                           ) from err
+
+
+# Frames whose results may be alive at once in predict's process: those ahead of the model,
+# the ones the batcher and the finishing thread hold, and those at work. More take a file each.
+SLOTS_PER_WORKER, SLOTS_BESIDE = 2, 6
+
+_pools: dict[int, tuple] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> tuple:
+    """The run's pool of ``workers`` frame processes and the ring of shared-memory files their
+    results come back in, started on first use (all at once, ignoring Ctrl-C) and kept for
+    later cartridges."""
+    with _pools_lock:
+        kept = _pools.get(workers)
+        if kept is not None:
+            return kept
+        removed = shared_pickle.sweep()
+        if removed:
+            log.info("removed %d shared-memory file(s) a killed run left", removed)
+        pool = spawned_pool(workers, frame_buffers=True)
+        # All started now, ignoring Ctrl-C (a spawned process starts within a submission), not
+        # waited for: the first frames queue meanwhile.
+        with children_ignore_interrupts():
+            for _ in range(workers):
+                pool.submit(os.getpid)
+        ring = shared_pickle.SlotRing(SLOTS_PER_WORKER * workers + SLOTS_BESIDE)
+        _pools[workers] = (pool, ring)
+        return pool, ring
+
+
+def _drop_pool(workers: int) -> None:
+    with _pools_lock:
+        kept = _pools.pop(workers, None)
+    if kept is not None:
+        kept[0].shutdown(wait=False, cancel_futures=True)
+        kept[1].close()
+
+
+@atexit.register
+def _shut_down() -> None:
+    """At exit: the frame processes ended, and any result never mapped freed."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool, ring in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+        ring.close()
+    shared_pickle.sweep(os.getpid())

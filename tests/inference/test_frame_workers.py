@@ -1,0 +1,105 @@
+"""Frames prepared in processes: the same events and calls as in threads, a bad frame skipped
+with its reason, a frame process that dies said plainly, no shared-memory file left."""
+
+import dataclasses
+import os
+
+import pandas as pd
+import pytest
+
+from ctcnet.core import shared_pickle
+from ctcnet.inference import frame_workers
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.scan import Cartridge, open_cartridge
+
+
+def run(clean_run, cart, out, pool: str, workers: int = 2):
+    return predict_cartridge(cart, clean_run["backend"], out,
+                             PredictOptions(quiet=True, report=False, workers=workers,
+                                            frame_pool=pool))
+
+
+def events(out):
+    return pd.read_parquet(out / "events.parquet")
+
+
+def ours() -> list:
+    if not shared_pickle.SHM_DIR.is_dir():
+        return []
+    return list(shared_pickle.SHM_DIR.glob(f"{shared_pickle.PREFIX}{os.getpid()}-*"))
+
+
+def test_frames_in_processes_give_the_events_and_calls_of_threads(clean_run, cart_and_model,
+                                                                  tmp_path):
+    cart = cart_and_model / "cart"
+    threads = run(clean_run, cart, tmp_path / "threads", "threads")
+    processes = run(clean_run, cart, tmp_path / "processes", "processes")
+    pd.testing.assert_frame_equal(events(tmp_path / "threads"),
+                                  events(tmp_path / "processes"))
+    assert processes.counts == threads.counts and processes.guard == threads.guard
+    assert processes.timings_s["hand_off"] > 0 == threads.timings_s["hand_off"]
+    # Kept for the run's next cartridge: the same processes, their files reused.
+    before = set(ours())
+    run(clean_run, cart, tmp_path / "again", "processes")
+    assert set(ours()) == before
+    pd.testing.assert_frame_equal(events(tmp_path / "threads"), events(tmp_path / "again"))
+
+
+def test_a_bad_frame_is_skipped_with_its_reason_in_a_frame_process(clean_run, cart, tmp_path):
+    frames = sorted(cart.glob("r*c*.tif"))
+    data = frames[1].read_bytes()
+    frames[1].write_bytes(data[: len(data) // 3])
+    summary = run(clean_run, cart, tmp_path / "out", "processes")
+    assert [s["frame"] for s in summary.skipped_frames] == [frames[1].stem]
+    assert "corrupt or truncated" in summary.skipped_frames[0]["reason"]
+    reference = events(clean_run["root"] / "clean")
+    kept = reference[reference["frame_id"] != frames[1].stem]
+    got = events(tmp_path / "out")
+    assert len(got) == len(kept) and (got["class"].to_numpy() == kept["class"].to_numpy()).all()
+
+
+@dataclasses.dataclass
+class DyingCartridge(Cartridge):
+    """A cartridge whose second frame ends the process reading it (the OOM killer's way)."""
+
+    def read(self, frame):
+        if frame.index == 1:
+            os._exit(9)
+        return super().read(frame)
+
+
+def test_a_frame_process_that_dies_is_said_plainly_and_the_next_run_starts_anew(
+        clean_run, cart_and_model, tmp_path):
+    cartridge = open_cartridge(cart_and_model / "cart")
+    dying = DyingCartridge(**{f.name: getattr(cartridge, f.name)
+                              for f in dataclasses.fields(Cartridge)})
+    spec = clean_run["backend"].spec
+    with pytest.raises(RuntimeError, match="a frame process ended before its frame was done"):
+        list(frame_workers.prepared_frames(dying.frames, dying, spec,
+                                           frame_workers.DetectConfig(), None, None, 2, 2,
+                                           "processes"))
+    done = list(frame_workers.prepared_frames(cartridge.frames, cartridge, spec,
+                                              frame_workers.DetectConfig(), None, None, 2, 2,
+                                              "processes"))
+    assert [w.frame.frame_id for w in done] == [f.frame_id for f in cartridge.frames]
+    assert all(w.error is None and len(w.crops) == len(w.events) for w in done)
+
+
+def test_auto_takes_processes_for_many_frames_and_threads_for_frames_on_a_torch_device():
+    many = frame_workers.AUTO_PROCESS_FRAMES
+    frame_workers._shut_down()  # no processes started yet
+    assert frame_workers.uses_processes("auto", 2, None, many)
+    assert not frame_workers.uses_processes("auto", 2, None, many - 1)
+    assert frame_workers.uses_processes("processes", 2, None, 1)
+    assert not frame_workers.uses_processes("processes", 0, None, many)  # inline
+    assert not frame_workers.uses_processes("processes", 2, "cuda", many)
+    assert not frame_workers.uses_processes("threads", 2, None, many)
+    with pytest.raises(ValueError, match="frame pool 'fork'"):
+        frame_workers.uses_processes("fork", 2)
+    frame_workers._pool(2)  # a run's processes, started by an earlier cartridge
+    try:
+        assert frame_workers.uses_processes("auto", 2, None, 1)
+        assert not frame_workers.uses_processes("auto", 3, None, 1)
+    finally:
+        frame_workers._shut_down()
+    assert ours() == []
