@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The stages of one predict run, in the order a frame meets them (``summary.json``'s
-# ``timings_s``): read, detect, crop and the guard's measurements in the frame threads; classify,
+# ``timings_s``): read, detect, crop and the guard's measurements in the frame workers; classify,
 # write (labels, the guard's call checks, the journal and the tables) and the report after them.
 STAGES = ("read", "detect", "crop", "guard", "classify", "write", "report")
 

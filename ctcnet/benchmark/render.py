@@ -208,8 +208,9 @@ def render_cartridges(k: dict) -> list[str]:
              "(frames beyond the simulated ones are hard links to them), model on "
              f"{k.get('device') or 'cpu'}. Each run is its own process; `total` is predict's "
              "wall clock, `process` the whole process's (start, imports and model load "
-             "included), peak RSS the process's high-water mark (VmHWM). Stage times: read, "
-             "detect, crop and the guard's measurements run in the frame threads (summed "
+             "included), peak RSS the high-water mark (VmHWM) of the process and its frame "
+             "processes together. Stage times: read, detect, crop and the guard's "
+             "measurements run in the frame workers (summed "
              "over frames, they overlap classification). A load average above the core count "
              "(last column) means other work shared the CPU: every absolute time is inflated, "
              "the ratios less so. Floors: `read floor` is reading and decoding the same frames "
@@ -366,7 +367,7 @@ def render_stage_floors(k: dict) -> list[str]:
     binning = (k.get("frame_floors") or {}).get("detect_floor_binning", "reshape-mean")
     lines = ["", "### Each stage against its floor", "",
              "Milliseconds per event. `predict`: the stage's time in the run with the defaults "
-             "(frame stages summed over the frame threads, so on two cores they include time "
+             "(frame stages summed over the frame workers, so on two cores they include time "
              "spent waiting for a core); `inline`: with `--workers 0`, each stage's own time; "
              "`floor`: the least work the stage could do on the same frames, measured in this "
              "run (`ctcnet.benchmark.floors`: read = reading and decoding the frames alone; "

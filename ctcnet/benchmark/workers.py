@@ -16,14 +16,19 @@ import numpy as np
 from ctcnet.benchmark.common import stats, time_repeated
 from ctcnet.benchmark.peer import worker_peer
 from ctcnet.inference.backends import cpu_cores, load_backend
-from ctcnet.inference.resources import one_malloc_arena, peak_memory_mb, single_threaded_blas
+from ctcnet.inference.resources import (
+    children_peak_memory_mb,
+    one_malloc_arena,
+    peak_memory_mb,
+    single_threaded_blas,
+)
 from ctcnet.io.scan import open_cartridge, read_frame
 
 
 def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: str) -> dict:
     """One predict run as ``ctcnet predict`` makes it (flags: ``--workers N``,
-    ``--no-report``, ``--saliency``, ``--frame-device D``), then the write floor on its events
-    table."""
+    ``--no-report``, ``--saliency``, ``--frame-device D``, ``--frame-pool P``), then the write
+    floor on its events table. Its peak RSS is its process's and its frame processes'."""
     # pandas, scipy: imported in the worker whose peak memory is measured, as predict would.
     from ctcnet.benchmark.floors import write_floor
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
@@ -40,12 +45,16 @@ def worker_predict(cartridge: str, model: str, out: str, backend: str, *flags: s
         options.saliency = True
     if "--frame-device" in flags:
         options.frame_device = flags[flags.index("--frame-device") + 1]
+    if "--frame-pool" in flags:
+        options.frame_pool = flags[flags.index("--frame-pool") + 1]
     summary = predict_cartridge(cartridge, engine, out, options)
     peak = peak_memory_mb()  # before the write floor reads the table back
+    children = children_peak_memory_mb()
     tables = sorted(Path(out).rglob("events.parquet"))
     written = write_floor(tables[0], Path(out) / "write-floor.parquet") if tables else None
     return {"timings_s": summary.timings_s, "events": summary.events,
-            "frames": asdict(summary.frames), "peak_rss_mb": peak,
+            "frames": asdict(summary.frames), "peak_rss_mb": peak + children,
+            "frame_processes_rss_mb": children,
             "device": engine.device_name, "frame_device": options.frame_device,
             "saliency": bool(options.report is not None and options.saliency
                              and engine.explainer() is not None),

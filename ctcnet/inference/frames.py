@@ -1,12 +1,11 @@
 """The frames of a cartridge, made ready for the model: each frame read, its events detected and
-cropped and the marker guard's call-independent measurements made (:func:`prepare_frame`), in
-frame threads a few frames ahead of the classifier (:func:`ctcnet.core.ordered.ordered_map`),
-on numpy or on the model's GPU (:func:`resolve_frame_device`).
+cropped and the marker guard's call-independent measurements made (:func:`prepare_frame`), by
+frame workers (threads or processes, :mod:`ctcnet.inference.frame_workers`) a few frames ahead
+of the classifier, on numpy or on the model's GPU (:func:`resolve_frame_device`).
 
-Threads suffice: tifffile, numpy and scipy release the GIL for the heavy work, so reading and
-detection overlap with the model. On a 2-core CPU two frame threads feed one model thread
-(:func:`default_workers`, ``ctcnet.inference.backends.cpu_frame_workers``): the frame work
-outweighs the model's, so the second frame thread fills the model core's idle time.
+On a 2-core CPU two frame workers feed one model thread (:func:`default_workers`,
+``ctcnet.inference.backends.cpu_frame_workers``): the frame work outweighs the model's, so the
+second frame worker fills the model core's idle time.
 With spillover compensation, :func:`measure_scan_leaks` measures CK's spillover of the scan
 from a few frames first, and every frame's model crops are compensated with it.
 

@@ -5,10 +5,11 @@ a crop dataset's run :mod:`ctcnet.inference.crop_sets`.
 
 Pipeline per cartridge (``predict_cartridge``):
 
-* **Frames** (:mod:`ctcnet.inference.frames`): frame threads read each frame, detect its
-  events, cut model-sized crops and make the marker guard's call-independent measurements, at
-  most ``prefetch`` frames ahead of the classifier, BLAS single-threaded and the model's idle
-  threads not spinning (:mod:`ctcnet.inference.resources`).
+* **Frames** (:mod:`ctcnet.inference.frames`): frame workers, threads or processes
+  (:mod:`ctcnet.inference.frame_workers`), read each frame, detect its events, cut model-sized
+  crops and make the marker guard's call-independent measurements, at most ``prefetch`` frames
+  ahead of the classifier, BLAS single-threaded and the model's idle threads not spinning
+  (:mod:`ctcnet.inference.resources`).
 * The **main thread** pools crops across frames into batches and classifies them
   (:mod:`ctcnet.inference.batcher`; torch, on CUDA with pinned memory and fp16 autocast, or
   the ONNX runtime). A **finishing thread** (:mod:`ctcnet.inference.finishing`) then labels
@@ -97,6 +98,7 @@ from ctcnet.inference.options import (
 from ctcnet.inference.progress import progress_bar
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.resources import (
+    children_peak_memory_mb,
     keep_frame_buffers,
     peak_memory_mb,
     release_free_memory,
@@ -405,7 +407,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         timings_s={k: round(v, 4) for k, v in seconds.items()},
         events_per_s=n / seconds["total"] if seconds.get("total") else None,
         classify_events_per_s=n / classify if classify else None,
-        peak_memory_mb=round(peak_memory_mb(), 1),
+        # Its frame processes' (and a report process's) too: the run's memory on the machine.
+        peak_memory_mb=round(peak_memory_mb() + children_peak_memory_mb(), 1),
     )
 
 

@@ -2,7 +2,7 @@
 model (:func:`single_threaded_blas`), one heap for all its threads (:func:`one_malloc_arena`),
 freed memory kept for the frame loop (:func:`keep_frame_buffers`) and handed back to the
 system between the run's later stages (:func:`release_free_memory`), and the peak memory it
-reports (:func:`peak_memory_mb`).
+reports (:func:`peak_memory_mb`, its worker processes' :func:`children_peak_memory_mb`).
 """
 
 from __future__ import annotations
@@ -128,3 +128,28 @@ def peak_memory_mb() -> float:
     except (OSError, ValueError, IndexError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def children_peak_memory_mb() -> float:
+    """The peak resident memory of this process's running children (its frame processes, a
+    report process), summed, MB: each one's ``VmHWM``, found through Linux's
+    ``/proc/self/task/*/children``; 0 where that does not tell."""
+    total = 0.0
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return 0.0
+    pids = set()
+    for task in tasks:
+        try:
+            pids.update((task / "children").read_text().split())
+        except OSError:
+            continue
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024.0
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

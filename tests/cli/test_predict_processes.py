@@ -213,12 +213,12 @@ def _running(pid: int) -> bool:
 _SLOW_FRAMES = """
 import os, time
 if os.environ.get("CTCNET_TEST_FRAME_DELAY"):  # every process of the run: frames made slow
-    import ctcnet.inference.predict as predict
-    original = predict.prepare_frame
+    import ctcnet.inference.frame_workers as frame_workers
+    original = frame_workers.prepare_frame
     def slow(*args, **kwargs):
         time.sleep(float(os.environ["CTCNET_TEST_FRAME_DELAY"]))
         return original(*args, **kwargs)
-    predict.prepare_frame = slow
+    frame_workers.prepare_frame = slow
 """
 
 

@@ -176,7 +176,7 @@ def test_a_scan_whose_ck_leaks_past_the_guards_allowance_is_warned_of(setup, tmp
 
 _SLOW_RUN = """
 import sys, time
-import ctcnet.inference.predict as P
+import ctcnet.inference.frame_workers as P
 original = P.prepare_frame
 def slow(*args, **kwargs):
     time.sleep(0.4)  # give the test time to kill the run between frames
@@ -721,17 +721,17 @@ def test_every_cartridges_frames_keep_their_buffers_and_the_report_gives_them_ba
     the previous cartridge's tables and report left), and after its frames the memory is
     handed back. Without the setting back, every cartridge after a process's first faulted
     in each frame-sized array afresh."""
-    from ctcnet.inference import predict, resources
+    from ctcnet.inference import frame_workers, resources
 
     calls = []
-    prepare = predict.prepare_frame
+    prepare = frame_workers.prepare_frame
 
     def recorded(frame, *args, **kwargs):
         calls.append(("frame", frame.frame_id))
         return prepare(frame, *args, **kwargs)
 
     monkeypatch.setattr(resources, "_libc", lambda: RecordingLibc(calls))
-    monkeypatch.setattr(predict, "prepare_frame", recorded)
+    monkeypatch.setattr(frame_workers, "prepare_frame", recorded)
     for run in ("first", "second"):
         predict_cartridge(setup["cart"], setup["backend"], tmp_path / run,
                           PredictOptions(**QUIET, report=False))
