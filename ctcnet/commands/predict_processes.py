@@ -2,12 +2,14 @@
 processes on the same device, each running a share balanced by frames (as ``torchrun``'s
 ranks are).
 
-A predict process reads, detects, crops and measures frames in threads of one Python
-interpreter, and much of that work holds the interpreter's lock: beside a GPU most of a
-server's cores wait. Processes do not share the lock. On one H200 with 16 cores, four
-processes ran a batch of four 175-frame cartridges in 0.5-0.6 of the wall time of one, with the
-same counts (``scripts/bench_batch.py``, docs/benchmarks-gpu.md); on two CPU cores, where the
-model already takes both, they gained nothing.
+A predict process finishes each classified frame (labels, the guard's flags, its part in the
+journal) in its own interpreter, and that work holds the interpreter's lock; frames of small
+cartridges are prepared in threads of it too. Processes do not share the lock. On one H200
+with 16 cores, four processes (frames in threads then) ran a batch of four 175-frame
+cartridges in 0.5-0.6 of the wall time of one, with the same counts (``scripts/bench_batch.py``,
+docs/benchmarks-gpu.md); on two CPU cores, where the model already takes both, they gained
+nothing. Each process takes its share of the machine's cores (``CTCNET_CORES``: the cores / N)
+and sizes its frame workers and model threads to it.
 
 The parent lists the inputs once (their output names checked for collisions as one process
 checks them), deals them out and runs each share as a child: its own ctcnet, its own command
@@ -169,12 +171,17 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
             if child.poll() is None:
                 child.send_signal(signum)
 
+    from ctcnet.inference.backends import CORES_ENV, cpu_cores
+
+    # Each child sizes its frame workers and model threads to its share of the cores: sized
+    # to the whole machine, N children's frame processes would ask for N times its cores.
+    env = {**os.environ, CORES_ENV: str(max(1, cpu_cores() // len(shares)))}
     previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         log.info("running the inputs in %d processes", len(shares))
         for name in files:
             # A session of its own: a Ctrl-C reaches the parent alone, which passes it on.
-            children.append(subprocess.Popen(child_command(argv, name, model),
+            children.append(subprocess.Popen(child_command(argv, name, model), env=env,
                                              start_new_session=True))
         while any(child.poll() is None for child in children):
             if while_waiting is not None:

@@ -350,11 +350,21 @@ def _log_no_saliency() -> None:
                     "install lacks (%s adds them)", TORCH_INSTALL)
 
 
+# The cores a predict process takes as its own when it shares the machine with others: each
+# process of ``ctcnet predict --processes N`` is given its share (the machine's cores / N),
+# so that its frame workers and model threads are sized to it, not to the whole machine.
+CORES_ENV = "CTCNET_CORES"
+
+
 def cpu_cores() -> int:
-    """Cores this process may run on (the affinity mask, as a container or taskset sets it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    """Cores this process may run on (the affinity mask, as a container or taskset sets it),
+    at most ``CTCNET_CORES`` where that is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    share = os.environ.get(CORES_ENV, "")
+    if share.strip().isdigit() and int(share) > 0:
+        cores = min(cores, int(share))
+    return max(1, cores)
 
 
 def cpu_frame_workers(cores: int | None = None) -> int:

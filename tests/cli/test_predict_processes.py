@@ -6,6 +6,7 @@ refused input must still fail the run.
 """
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -128,6 +129,38 @@ def test_a_child_is_the_parents_command_with_its_share_put_after_the_subcommand(
     chosen = child_command(argv, "share.json", "ctcnet-core3")
     assert chosen[4:12] == ["-v", "predict", "--processes", "1", "--quiet", "--process-inputs",
                             "share.json", "--model"] and chosen[12] == "ctcnet-core3"
+
+
+def test_each_process_takes_its_share_of_the_cores(monkeypatch):
+    """N processes on a machine of C cores: each sizes its frame workers and model threads
+    to C / N (CTCNET_CORES), not to the whole machine."""
+    from ctcnet.commands import predict_processes
+    from ctcnet.inference import backends
+
+    started = []
+
+    class Child:
+        def __init__(self, command, env=None, **kwargs):
+            started.append(env)
+
+        def poll(self):
+            return 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(predict_processes.subprocess, "Popen", Child)
+    monkeypatch.setattr(backends, "cpu_cores", lambda: 16)
+    assert predict_processes.run_in_processes(["predict", "x"], [["a"], ["b"], ["c"]]) == 0
+    assert [env[backends.CORES_ENV] for env in started] == ["5"] * 3
+    monkeypatch.undo()
+    # What a child then reads as its cores: its share, or fewer where its affinity says so.
+    monkeypatch.setenv(backends.CORES_ENV, "1")
+    assert backends.cpu_cores() == 1
+    monkeypatch.setenv(backends.CORES_ENV, "100000")
+    assert backends.cpu_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(backends.CORES_ENV, "many")
+    assert backends.cpu_cores() == len(os.sched_getaffinity(0))
 
 
 def test_a_missing_model_or_a_bad_prior_is_refused_once_before_any_process_starts(scans, capsys):
