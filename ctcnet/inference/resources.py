@@ -132,8 +132,9 @@ def peak_memory_mb() -> float:
 
 def children_peak_memory_mb() -> float:
     """The peak resident memory of this process's running children (its frame processes, a
-    report process), summed, MB: each one's ``VmHWM``, found through Linux's
-    ``/proc/self/task/*/children``; 0 where that does not tell."""
+    report process), summed, MB: each one's ``VmHWM`` less the shared memory it holds now
+    (``RssShmem``: the frames' results it handed over, which this process maps and counts
+    too), found through Linux's ``/proc/self/task/*/children``; 0 where that does not tell."""
     total = 0.0
     try:
         tasks = list(Path("/proc/self/task").iterdir())
@@ -147,9 +148,10 @@ def children_peak_memory_mb() -> float:
             continue
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024.0
-        except (OSError, ValueError, IndexError):
+            fields = dict(line.split(":", 1) for line in
+                          Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+            kb = int(fields["VmHWM"].split()[0]) - int(fields.get("RssShmem", "0 kB").split()[0])
+        except (OSError, ValueError, IndexError, KeyError):
             continue
+        total += max(kb, 0) / 1024.0
     return total

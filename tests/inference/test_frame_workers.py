@@ -3,6 +3,7 @@ with its reason, a frame process that dies said plainly, no shared-memory file l
 
 import dataclasses
 import os
+import time
 
 import pandas as pd
 import pytest
@@ -103,3 +104,29 @@ def test_auto_takes_processes_for_many_frames_and_threads_for_frames_on_a_torch_
     finally:
         frame_workers._shut_down()
     assert ours() == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux's /proc")
+def test_the_run_reports_its_frame_processes_memory_too(tmp_path):
+    """A child's peak counts towards the run's (summary.json's peak_memory_mb)."""
+    import subprocess
+    import sys
+
+    from ctcnet.inference.resources import children_peak_memory_mb
+
+    before = children_peak_memory_mb()
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import pathlib, sys, time\n"
+                              "held = bytearray(80_000_000)\n"
+                              "pathlib.Path(sys.argv[1]).touch()\n"
+                              "time.sleep(30)\n", str(ready)])
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists()
+        assert children_peak_memory_mb() - before >= 75
+    finally:
+        child.kill()
+        child.wait()
