@@ -34,7 +34,7 @@ from ctcnet.core import shared_pickle
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.inference.frames import FrameWork, prepare_frame
-from ctcnet.inference.worker_processes import children_ignore_interrupts, spawned_pool
+from ctcnet.inference.worker_processes import spawned_pool, starting_children
 from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
@@ -152,7 +152,7 @@ def _pool(workers: int) -> tuple:
         pool = spawned_pool(workers, frame_buffers=True)
         # All started now, ignoring Ctrl-C (a spawned process starts within a submission), not
         # waited for: the first frames queue meanwhile.
-        with children_ignore_interrupts():
+        with starting_children():
             for _ in range(workers):
                 pool.submit(os.getpid)
         ring = shared_pickle.SlotRing(SLOTS_PER_WORKER * workers + SLOTS_BESIDE)

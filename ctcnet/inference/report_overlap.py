@@ -49,7 +49,7 @@ from ctcnet.errors import CtcnetError
 from ctcnet.inference.backends import portable_explainer
 from ctcnet.inference.journal import mark_report
 from ctcnet.inference.summary import RunSummary
-from ctcnet.inference.worker_processes import children_ignore_interrupts, spawned_pool
+from ctcnet.inference.worker_processes import spawned_pool, starting_children
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 
@@ -199,7 +199,7 @@ class ReportWorker:
             job = pending.job
             if job.explainer is not None:  # the backend's method: made again over there
                 job.explainer = self.explainer
-            with children_ignore_interrupts():  # the worker is spawned by the submit
+            with starting_children():  # the worker is spawned by the submit
                 self._future = self._pool.submit(draw_report, job)
         else:
             self._future = self._pool.submit(pending.draw)

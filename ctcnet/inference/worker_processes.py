@@ -1,9 +1,10 @@
 """How predict starts its worker processes (the report process beside the next cartridge, the
 frame processes beside the model): spawned, never forked (a fork would copy the model's and
 the threads' state mid-use), each ignoring the Ctrl-C that reaches the whole process group
-(predict's main process stops the run and shuts them down), with BLAS on one thread and freed
-memory handed back (``ctcnet.inference.resources``), and each ending when predict's process
-does, even when killed outright.
+(predict's main process stops the run and shuts them down) and not running the caller's main
+script again (:func:`starting_children`), with BLAS on one thread and freed memory handed
+back (``ctcnet.inference.resources``), and each ending when predict's process does, even when
+killed outright.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
+import types
 
 from ctcnet.inference.resources import (
     keep_frame_buffers,
@@ -24,7 +27,7 @@ from ctcnet.inference.resources import (
 def spawned_pool(workers: int, frame_buffers: bool = False):
     """A ``ProcessPoolExecutor`` of ``workers`` spawned processes started as this module says
     (:func:`start_worker`; ``frame_buffers``: for frame work). Its processes start with the
-    first submissions: submit within :func:`children_ignore_interrupts`."""
+    first submissions: submit within :func:`starting_children`."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -33,19 +36,44 @@ def spawned_pool(workers: int, frame_buffers: bool = False):
 
 
 @contextlib.contextmanager
-def children_ignore_interrupts():
-    """Processes started within ignore SIGINT from their first instruction (a spawned child
-    keeps an ignored signal ignored). A Ctrl-C reaches the terminal's whole process group:
-    predict's main process stops the run and waits for the work it must finish (a report in
-    progress), which a worker interrupted too would abandon with a traceback of its own."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def starting_children():
+    """Processes spawned within ignore SIGINT from their first instruction (a spawned child
+    keeps an ignored signal ignored), and do not run the caller's main script again.
+
+    A Ctrl-C reaches the terminal's whole process group: predict's main process stops the run
+    and waits for the work it must finish (a report in progress), which a worker interrupted
+    too would abandon with a traceback of its own. A spawned child runs the parent's main
+    script again (as ``__mp_main__``) before its work, unless the script keeps its work under
+    ``if __name__ == "__main__":``; a script calling ``predict_cartridge`` at its top level
+    would then predict again in every child, and each child fail. A worker needs nothing of
+    the script (its work is ctcnet's), so the children are started with no main script to
+    run: ``__main__`` stands aside meanwhile."""
+    hidden = _main_set_aside()
     try:
-        yield
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if hidden is not None:
+            sys.modules["__main__"] = hidden
+
+
+def _main_set_aside():
+    """Put a bare module in ``sys.modules["__main__"]`` (what a spawned child reads to find
+    the main script to run) and return the real one, or None when it is not a script."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__file__", None) is None:
+        return None
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.split(".")[-1] == "__main__":
+        return None  # ``python -m package``: multiprocessing runs no package __main__ again
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    return main
 
 
 _blas_limit = None  # a worker process's BLAS limit, held for its life

@@ -130,3 +130,26 @@ def test_the_run_reports_its_frame_processes_memory_too(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_script_without_a_main_guard_can_predict_in_frame_processes(clean_run,
+                                                                      cart_and_model, tmp_path):
+    """A spawned frame process does not run the caller's script again (which would predict
+    again in every child): a script that calls predict at its top level works."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "my_run.py"
+    script.write_text(
+        "from ctcnet.inference.backends import load_backend\n"
+        "from ctcnet.inference.predict import PredictOptions, predict_cartridge\n"
+        f"backend = load_backend({str(cart_and_model / 'model.pt')!r}, device='cpu')\n"
+        f"summary = predict_cartridge({str(cart_and_model / 'cart')!r}, backend, "
+        f"{str(tmp_path / 'out')!r}, PredictOptions(quiet=True, report=None, workers=2, "
+        "frame_pool='processes'))\n"
+        "print('events', summary.events)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("events") == 1
+    assert f"events {clean_run['clean'].events}" in done.stdout

@@ -203,7 +203,7 @@ def test_a_report_process_leaves_an_interrupt_to_predicts_main_process():
 
     before = signal.getsignal(signal.SIGINT)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        with worker_processes.children_ignore_interrupts():
+        with worker_processes.starting_children():
             future = pool.submit(signal.getsignal, signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is before
         assert future.result(timeout=120) == signal.SIG_IGN
