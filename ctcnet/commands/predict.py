@@ -50,8 +50,8 @@ def add_arguments(parser) -> None:
                         default="auto",
                         help="run the frame workers as processes (each its own Python "
                              "interpreter, crops handed over in shared memory) or threads; "
-                             "auto: processes for cartridges of many frames (their start "
-                             "costs about a second), threads for frames on a GPU")
+                             "auto: processes for cartridges of many frames on a machine of "
+                             "4 cores or more, else threads (and for frames on a GPU)")
     parser.add_argument("--frame-device", default="auto",
                         help="where detection's whole-frame work and the cropping run: auto "
                              "(on the model's GPU when it runs on one, else numpy), numpy, or "

@@ -33,6 +33,7 @@ import numpy as np
 from ctcnet.core import shared_pickle
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.detection import DetectConfig
+from ctcnet.inference.backends import cpu_cores
 from ctcnet.inference.frames import FrameWork, prepare_frame
 from ctcnet.inference.worker_processes import spawned_pool, starting_children
 from ctcnet.io.scan import Cartridge, FrameRef
@@ -41,10 +42,15 @@ from ctcnet.nn.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 POOLS = ("auto", "threads", "processes")
-# "auto" prepares a cartridge's frames in processes from this many frames to prepare (or once
-# the run's processes are started). On 2 cores, the processes' start (their imports, about a
-# second, while the model waits for its first frames) cost 40 frames 0.4 s (6.5 against 6.1 s
-# in threads) and saved 175 frames 1.4-2.9 s (25.8 against 27.2-28.7 s): even at about 60.
+# "auto" prepares a cartridge's frames in processes on a machine of this many cores or more
+# (a GPU server: there frame threads and the finishing thread take turns at one interpreter's
+# lock, and most cores wait), from this many frames to prepare (or once the run's processes are
+# started). On 2 cores processes gained little for twice the memory: 175 frames in 26.3 s
+# against 27.7 s in threads (one benchmark run; 25.8 against 27.2-28.7 s in two pairs), peak
+# 1,240-1,330 MB with the frame processes against 640 MB (each process its own interpreter and
+# frame buffers); 40 frames 6.5 against 6.1 s (the processes' start, about a second of imports
+# while the model waits: even at about 60 frames). So a 2-3 core machine keeps threads.
+AUTO_PROCESS_CORES = 4
 AUTO_PROCESS_FRAMES = 80
 
 
@@ -74,15 +80,20 @@ def prepared_frames(frames: list[FrameRef], cartridge: Cartridge, spec: ModelSpe
                            frames, workers, ahead, "ctcnet-frame")
 
 
-def uses_processes(pool: str, workers: int, device=None, frames: int = 0) -> bool:
+def uses_processes(pool: str, workers: int, device=None, frames: int = 0,
+                   cores: int | None = None) -> bool:
     """Whether ``frames`` frames are prepared in processes: with frame workers at all, on
-    numpy (not a torch frame device), asked for, or ``auto`` with at least
-    ``AUTO_PROCESS_FRAMES`` of them or the run's processes already started."""
+    numpy (not a torch frame device), asked for, or ``auto`` on a machine of at least
+    ``AUTO_PROCESS_CORES`` (``cores``, default this process's) with at least
+    ``AUTO_PROCESS_FRAMES`` frames or the run's processes already started."""
     if pool not in POOLS:
         raise ValueError(f"frame pool {pool!r}: use one of {', '.join(POOLS)}")
     if pool == "threads" or workers <= 0 or device is not None:
         return False
-    return pool == "processes" or frames >= AUTO_PROCESS_FRAMES or workers in _pools
+    if pool == "processes":
+        return True
+    cores = cpu_cores() if cores is None else cores
+    return cores >= AUTO_PROCESS_CORES and (frames >= AUTO_PROCESS_FRAMES or workers in _pools)
 
 
 def prepare_packed(job: FrameJob, task: tuple[FrameRef, str | None]

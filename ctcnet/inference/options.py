@@ -50,7 +50,7 @@ class PredictOptions:
     workers: int | None = None
     # Where the frame workers run (ctcnet.inference.frame_workers): "processes" (each its own
     # interpreter; crops handed over in shared memory), "threads", or "auto" (processes for a
-    # cartridge of many frames, AUTO_PROCESS_FRAMES; frames on a torch frame device: threads).
+    # cartridge of many frames on a machine of many cores; frames on a torch device: threads).
     frame_pool: str = "auto"
     # Frames prepared ahead of the classifier (bounds memory: ~60 MB a frame of 1384 x 1036 x
     # 5 channels with its crops); at least one per frame thread.

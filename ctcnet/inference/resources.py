@@ -132,9 +132,11 @@ def peak_memory_mb() -> float:
 
 def children_peak_memory_mb() -> float:
     """The peak resident memory of this process's running children (its frame processes, a
-    report process), summed, MB: each one's ``VmHWM`` less the shared memory it holds now
-    (``RssShmem``: the frames' results it handed over, which this process maps and counts
-    too), found through Linux's ``/proc/self/task/*/children``; 0 where that does not tell."""
+    report process), summed, MB: each one's ``VmHWM`` less what it shares with this process,
+    which this process counts already: the shared memory it holds now (``RssShmem``: the
+    frames' results it handed over) and its mapped files (``RssFile``: the same libraries).
+    The children are found through Linux's ``/proc/self/task/*/children``; 0 where that does
+    not tell."""
     total = 0.0
     try:
         tasks = list(Path("/proc/self/task").iterdir())
@@ -150,7 +152,8 @@ def children_peak_memory_mb() -> float:
         try:
             fields = dict(line.split(":", 1) for line in
                           Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-            kb = int(fields["VmHWM"].split()[0]) - int(fields.get("RssShmem", "0 kB").split()[0])
+            kb = int(fields["VmHWM"].split()[0]) - sum(
+                int(fields.get(shared, "0 kB").split()[0]) for shared in ("RssShmem", "RssFile"))
         except (OSError, ValueError, IndexError, KeyError):
             continue
         total += max(kb, 0) / 1024.0

@@ -86,12 +86,13 @@ def test_a_frame_process_that_dies_is_said_plainly_and_the_next_run_starts_anew(
     assert all(w.error is None and len(w.crops) == len(w.events) for w in done)
 
 
-def test_auto_takes_processes_for_many_frames_and_threads_for_frames_on_a_torch_device():
-    many = frame_workers.AUTO_PROCESS_FRAMES
+def test_auto_takes_processes_for_many_frames_on_many_cores_and_threads_elsewhere():
+    many, cores = frame_workers.AUTO_PROCESS_FRAMES, frame_workers.AUTO_PROCESS_CORES
     frame_workers._shut_down()  # no processes started yet
-    assert frame_workers.uses_processes("auto", 2, None, many)
-    assert not frame_workers.uses_processes("auto", 2, None, many - 1)
-    assert frame_workers.uses_processes("processes", 2, None, 1)
+    assert frame_workers.uses_processes("auto", 2, None, many, cores)
+    assert not frame_workers.uses_processes("auto", 2, None, many - 1, cores)
+    assert not frame_workers.uses_processes("auto", 2, None, 10 * many, cores - 1)
+    assert frame_workers.uses_processes("processes", 2, None, 1, 2)
     assert not frame_workers.uses_processes("processes", 0, None, many)  # inline
     assert not frame_workers.uses_processes("processes", 2, "cuda", many)
     assert not frame_workers.uses_processes("threads", 2, None, many)
@@ -99,8 +100,8 @@ def test_auto_takes_processes_for_many_frames_and_threads_for_frames_on_a_torch_
         frame_workers.uses_processes("fork", 2)
     frame_workers._pool(2)  # a run's processes, started by an earlier cartridge
     try:
-        assert frame_workers.uses_processes("auto", 2, None, 1)
-        assert not frame_workers.uses_processes("auto", 3, None, 1)
+        assert frame_workers.uses_processes("auto", 2, None, 1, cores)
+        assert not frame_workers.uses_processes("auto", 3, None, 1, cores)
     finally:
         frame_workers._shut_down()
     assert ours() == []
