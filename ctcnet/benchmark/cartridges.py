@@ -101,7 +101,7 @@ def _run_worker(args: list[str]) -> dict:
 
 # The 175-frame cartridge's configurations: (name, extra worker arguments).
 CONFIGS = (("defaults", []), ("--workers 0", ["--workers", "0"]),
-           ("--frame-pool threads", ["--frame-pool", "threads"]),
+           ("--frame-pool processes", ["--frame-pool", "processes"]),
            ("--no-report", ["--no-report"]), ("--saliency", ["--saliency"]))
 # With a GPU the defaults detect and cut crops on it; this row is the same run with that work
 # in numpy on the CPU, so the benchmark shows what the GPU path gains.
