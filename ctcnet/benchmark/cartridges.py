@@ -103,9 +103,12 @@ def _run_worker(args: list[str]) -> dict:
 CONFIGS = (("defaults", []), ("--workers 0", ["--workers", "0"]),
            ("--frame-pool processes", ["--frame-pool", "processes"]),
            ("--no-report", ["--no-report"]), ("--saliency", ["--saliency"]))
-# With a GPU the defaults detect and cut crops on it; this row is the same run with that work
-# in numpy on the CPU, so the benchmark shows what the GPU path gains.
-GPU_CONFIGS = (("--frame-device numpy", ["--frame-device", "numpy"]),)
+# With a GPU the defaults detect and cut crops on it, in frame threads; these rows are the
+# same run with that work in numpy on the CPU, in threads and in frame processes, so the
+# benchmark shows what the GPU path gains against the frames' work spread over the cores.
+GPU_CONFIGS = (("--frame-device numpy", ["--frame-device", "numpy"]),
+               ("--frame-device numpy --frame-pool processes",
+                ["--frame-device", "numpy", "--frame-pool", "processes"]))
 
 
 
@@ -202,7 +205,9 @@ def bench_cartridges(model_path: Path, settings: BenchSettings, workdir: Path,
         cart = linked_cartridge(base, workdir / f"cartridge-{frames}", frames)
         io = [_run_worker(["read", str(cart)]) for _ in range(2 if frames == middle else 1)]
         read_floor = statistics.median(r["read_decode_s"] for r in io)
-        configs = CONFIGS + gpu_configs if frames == middle else CONFIGS[:1]
+        # (Beside a GPU the frames are on it, in threads: the processes row is the numpy one.)
+        cpu_configs = tuple(c for c in CONFIGS if not gpu_configs or "--frame-pool" not in c[1])
+        configs = cpu_configs + gpu_configs if frames == middle else CONFIGS[:1]
         measured = {}
         for name, flags in configs:
             repeats = settings.cartridge_repeats if (frames == middle and name == "defaults") \

@@ -265,8 +265,14 @@ def render_cartridges(k: dict) -> list[str]:
                   "the total; with the defaults reading, detection, cropping and the guard's "
                   "measurements overlap classification."]
         if "--frame-device numpy" in configs:
-            lines += ["", "The defaults detect and cut crops on the GPU (`--frame-device auto`); "
-                      "`--frame-device numpy` does that work on the CPU."]
+            lines += ["", "The defaults detect and cut crops on the GPU (`--frame-device auto`), "
+                      "in frame threads; `--frame-device numpy` does that work on the CPU, in "
+                      "frame threads, and with `--frame-pool processes` in frame processes."]
+        elif any("--frame-pool" in name for name in configs):
+            lines += ["", "`--frame-pool processes` prepares the frames in frame processes "
+                      "(each its own interpreter; crops handed back through shared memory), "
+                      "the defaults on this machine in frame threads; its peak RSS counts the "
+                      "frame processes' own memory too."]
     saliency = {r.get("saliency") for r in k["rows"]}
     if saliency == {True}:
         lines += ["", "The report in this record includes the gallery's saliency maps (torch, "
