@@ -13,13 +13,18 @@ stays valid until the last array viewing it is gone). A stream of results (a car
 reuses a few files instead (:class:`SlotRing`): a fresh file's pages are allocated, zeroed and
 faulted in on both sides for every result, which cost a 40 MB frame some 45 ms; a reused file's
 pages are mapped already. Files whose parent died first are removed by :func:`sweep` (each
-file's name carries its parent's process id). Where there is no ``/dev/shm`` (not Linux), the
-buffers travel in the pickle instead: slower, the same objects.
+file's name carries its parent's process id). Where there is no ``/dev/shm`` (not Linux), or
+no room left in it (a container's is 64 MB unless it is given more), the buffers travel in the
+pickle instead: slower, the same objects. A file's pages are reserved before they are written
+(``posix_fallocate``): written into a full ``/dev/shm`` through a mapping, they would kill the
+writing process (SIGBUS) instead of raising an error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import mmap
 import os
 import pickle
@@ -33,6 +38,8 @@ import numpy as np
 
 SHM_DIR = Path("/dev/shm")
 PREFIX = "ctcnet-"
+log = logging.getLogger(__name__)
+
 # Buffers under this size travel in the pickle: a file's mapping costs more than copying them.
 OUT_OF_BAND_BYTES = 1 << 16
 # Each buffer starts on a cache line in the file (aligned arrays for numpy's fast paths).
@@ -72,22 +79,43 @@ def pack(obj, parent_pid: int | None = None, slot: str | None = None) -> Packed:
     for buf in buffers:
         spans.append((offset, buf.raw().nbytes))
         offset += -(-buf.raw().nbytes // ALIGN) * ALIGN
-    if slot is not None:
-        _write_slot(slot, buffers, spans, offset)
-        return Packed(data, slot, tuple(spans), slot=True)
-    pid = os.getppid() if parent_pid is None else parent_pid
-    path = SHM_DIR / f"{PREFIX}{pid}-{uuid.uuid4().hex}"
+    try:
+        if slot is not None:
+            _write_slot(slot, buffers, spans, offset)
+            return Packed(data, slot, tuple(spans), slot=True)
+        pid = os.getppid() if parent_pid is None else parent_pid
+        return Packed(data, _write_file(SHM_DIR / f"{PREFIX}{pid}-{uuid.uuid4().hex}",
+                                        buffers, spans, offset), tuple(spans))
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.ENOMEM):
+            raise
+        log.debug("no room in %s for %d bytes: the result travels in its pickle", SHM_DIR,
+                  offset)
+        return Packed(pickle.dumps(obj, protocol=5))
+
+
+def _write_file(path: Path, buffers: list, spans: list, size: int) -> str:
+    """Write ``buffers`` at ``spans`` into a new file ``path`` of ``size`` bytes, its pages
+    reserved first; returns its name (removed again if the writing fails)."""
     try:
         with open(path, "w+b") as fh:
-            fh.truncate(max(offset, 1))
-            with mmap.mmap(fh.fileno(), max(offset, 1)) as m:
+            _reserve(fh.fileno(), max(size, 1))
+            with mmap.mmap(fh.fileno(), max(size, 1)) as m:
                 for buf, (start, length) in zip(buffers, spans):
                     m[start:start + length] = buf.raw()
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
-    return Packed(data, str(path), tuple(spans))
+    return str(path)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate the first ``size`` bytes of the file ``fd`` (ENOSPC now, not SIGBUS later)."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, size)
+    elif os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
 
 
 _slot_maps: dict[str, mmap.mmap] = {}  # a worker's mappings of the slot files it wrote
@@ -100,7 +128,7 @@ def _write_slot(path: str, buffers: list, spans: list, size: int) -> None:
     if mapped is None or len(mapped) < size:
         with open(path, "r+b") as fh:  # made by the parent's SlotRing
             if os.fstat(fh.fileno()).st_size < size:
-                fh.truncate(size)
+                _reserve(fh.fileno(), size)
             mapped = _slot_maps[path] = mmap.mmap(fh.fileno(), 0)
     for buf, (start, length) in zip(buffers, spans):
         mapped[start:start + length] = buf.raw()
@@ -183,6 +211,15 @@ def unpack(packed: Packed):
     view = memoryview(mapped)
     return pickle.loads(packed.data, buffers=[view[start:start + length]
                                               for start, length in packed.spans])
+
+
+def room() -> int:
+    """Bytes free in ``/dev/shm`` (0 where there is none)."""
+    try:
+        fs = os.statvfs(SHM_DIR)
+    except OSError:
+        return 0
+    return fs.f_bavail * fs.f_frsize
 
 
 def discard(packed: Packed) -> None:

@@ -53,6 +53,11 @@ POOLS = ("auto", "threads", "processes")
 # about 60 frames). So a 2-3 core machine keeps threads.
 AUTO_PROCESS_CORES = 4
 AUTO_PROCESS_FRAMES = 80
+# ... and with room in /dev/shm for every slot of the ring at a crowded frame's results (a frame
+# of 1384 x 1036 px with 290 events: about 40 MB). A container's /dev/shm is 64 MB unless it
+# is given more: frames there go to threads (given processes anyway, each result that finds
+# no room travels in its pickle).
+AUTO_SLOT_BYTES = 100 << 20
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,8 @@ def uses_processes(pool: str, workers: int, device=None, frames: int = 0,
                    cores: int | None = None) -> bool:
     """Whether ``frames`` frames are prepared in processes: with frame workers at all, on
     numpy (not a torch frame device), asked for, or ``auto`` on a machine of at least
-    ``AUTO_PROCESS_CORES`` (``cores``, default this process's) with at least
-    ``AUTO_PROCESS_FRAMES`` frames or the run's processes already started."""
+    ``AUTO_PROCESS_CORES`` (``cores``, default this process's) with room in ``/dev/shm``
+    and at least ``AUTO_PROCESS_FRAMES`` frames or the run's processes already started."""
     if pool not in POOLS:
         raise ValueError(f"frame pool {pool!r}: use one of {', '.join(POOLS)}")
     if pool == "threads" or workers <= 0 or device is not None:
@@ -94,28 +99,34 @@ def uses_processes(pool: str, workers: int, device=None, frames: int = 0,
     if pool == "processes":
         return True
     cores = cpu_cores() if cores is None else cores
-    return cores >= AUTO_PROCESS_CORES and (frames >= AUTO_PROCESS_FRAMES or workers in _pools)
+    if workers in _pools:
+        return cores >= AUTO_PROCESS_CORES
+    return cores >= AUTO_PROCESS_CORES and frames >= AUTO_PROCESS_FRAMES and \
+        shared_pickle.room() >= _slots(workers) * AUTO_SLOT_BYTES
 
 
 def prepare_packed(job: FrameJob, task: tuple[FrameRef, str | None]
-                   ) -> tuple[shared_pickle.Packed, float]:
+                   ) -> tuple[shared_pickle.Packed, float, str | None]:
     """In a frame process: one frame prepared and packed for predict's process (into the
-    slot file given, if any), with the seconds packing took (its ``hand_off`` stage)."""
+    slot file given, if any), with the seconds packing took (its ``hand_off`` stage) and the
+    slot it was given."""
     frame, slot = task
     work = prepare_frame(frame, job.cartridge, job.spec, job.config, None, job.leaks)
     t0 = time.perf_counter()
     start = work.guard_start
     if start is not None:  # a view of the crops: made again beside them (received)
         start.x = None
-    return shared_pickle.pack(work, job.parent, slot), time.perf_counter() - t0
+    return shared_pickle.pack(work, job.parent, slot), time.perf_counter() - t0, slot
 
 
-def received(result: tuple[shared_pickle.Packed, float], ring: shared_pickle.SlotRing
-             ) -> FrameWork:
+def received(result: tuple[shared_pickle.Packed, float, str | None],
+             ring: shared_pickle.SlotRing) -> FrameWork:
     """A frame process's result in predict's process, its arrays viewing the shared memory;
     ``hand_off``: packing and mapping it."""
     t0 = time.perf_counter()
-    packed, packing = result
+    packed, packing, slot = result
+    if slot is not None and not packed.slot:  # packed elsewhere (no room): the slot is free
+        ring.release(slot)
     work = ring.unpack(packed)
     start = work.guard_start
     if start is not None:
@@ -147,6 +158,11 @@ def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: in
 SLOTS_PER_WORKER, SLOTS_BESIDE = 2, 6
 
 _pools: dict[int, tuple] = {}
+
+
+def _slots(workers: int) -> int:
+    return SLOTS_PER_WORKER * workers + SLOTS_BESIDE
+
 _pools_lock = threading.Lock()
 
 
@@ -167,7 +183,7 @@ def _pool(workers: int) -> tuple:
         with starting_children():
             for _ in range(workers):
                 pool.submit(os.getpid)
-        ring = shared_pickle.SlotRing(SLOTS_PER_WORKER * workers + SLOTS_BESIDE)
+        ring = shared_pickle.SlotRing(_slots(workers))
         _pools[workers] = (pool, ring)
         return pool, ring
 

@@ -92,3 +92,24 @@ def test_sweep_removes_the_files_of_processes_no_longer_running(rng, tmp_path):
     shared_pickle.sweep()
     assert not os.path.exists(left.path) and os.path.exists(mine.path)
     assert shared_pickle.sweep(os.getpid()) == 1 and ours() == []
+
+
+def test_with_no_room_left_in_dev_shm_the_result_travels_in_its_pickle(rng, monkeypatch):
+    """A full /dev/shm (a container's 64 MB) is an error to fall back from, not a SIGBUS."""
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    sent = result(rng)
+    packed = shared_pickle.pack(sent, os.getpid())
+    assert packed.path is None
+    assert_same(sent, shared_pickle.unpack(packed))
+    with shared_pickle.SlotRing(1) as ring:
+        slot = ring.acquire()
+        packed = shared_pickle.pack(sent, os.getpid(), slot)
+        assert packed.path is None and not packed.slot
+        assert_same(sent, ring.unpack(packed))
+    assert ours() == []
+    assert shared_pickle.room() > 0

@@ -86,7 +86,7 @@ def test_a_frame_process_that_dies_is_said_plainly_and_the_next_run_starts_anew(
     assert all(w.error is None and len(w.crops) == len(w.events) for w in done)
 
 
-def test_auto_takes_processes_for_many_frames_on_many_cores_and_threads_elsewhere():
+def test_auto_takes_processes_for_many_frames_on_many_cores_and_threads_elsewhere(monkeypatch):
     many, cores = frame_workers.AUTO_PROCESS_FRAMES, frame_workers.AUTO_PROCESS_CORES
     frame_workers._shut_down()  # no processes started yet
     assert frame_workers.uses_processes("auto", 2, None, many, cores)
@@ -96,6 +96,11 @@ def test_auto_takes_processes_for_many_frames_on_many_cores_and_threads_elsewher
     assert not frame_workers.uses_processes("processes", 0, None, many)  # inline
     assert not frame_workers.uses_processes("processes", 2, "cuda", many)
     assert not frame_workers.uses_processes("threads", 2, None, many)
+    # A container's /dev/shm of 64 MB: threads, unless processes are asked for.
+    monkeypatch.setattr(shared_pickle, "room", lambda: 64 << 20)
+    assert not frame_workers.uses_processes("auto", 2, None, many, cores)
+    assert frame_workers.uses_processes("processes", 2, None, many, cores)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="frame pool 'fork'"):
         frame_workers.uses_processes("fork", 2)
     frame_workers._pool(2)  # a run's processes, started by an earlier cartridge
