@@ -118,7 +118,7 @@ def _reserve(fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 
 
-_slot_maps: dict[str, mmap.mmap] = {}  # a worker's mappings of the slot files it wrote
+_slot_maps: dict[str, mmap.mmap] = {}  # a worker's mappings of the slot files it uses
 
 
 def _write_slot(path: str, buffers: list, spans: list, size: int) -> None:
@@ -132,6 +132,20 @@ def _write_slot(path: str, buffers: list, spans: list, size: int) -> None:
             mapped = _slot_maps[path] = mmap.mmap(fh.fileno(), 0)
     for buf, (start, length) in zip(buffers, spans):
         mapped[start:start + length] = buf.raw()
+
+
+def read_slot(packed: Packed):
+    """The object of a result packed into a slot, read in a process other than the ring's
+    owner (a worker finishing what another wrote): its arrays view the slot file, mapped here.
+    The ring's owner keeps the slot taken meanwhile."""
+    size = packed.spans[-1][0] + packed.spans[-1][1]
+    mapped = _slot_maps.get(packed.path)
+    if mapped is None or len(mapped) < size:
+        with open(packed.path, "r+b") as fh:
+            mapped = _slot_maps[packed.path] = mmap.mmap(fh.fileno(), 0)
+    view = memoryview(mapped)
+    return pickle.loads(packed.data, buffers=[view[start:start + length]
+                                              for start, length in packed.spans])
 
 
 class SlotRing:

@@ -1,15 +1,15 @@
 """The finishing of classified frames (labels, the marker guard's flags, the frame's part in the
-journal) on a thread of its own, so that the thread feeding the model goes back to it at once
-(:class:`FrameFinisher`).
+journal: :func:`finish_frame`) on a thread of its own, so that the thread feeding the model goes
+back to it at once (:class:`FrameFinisher`); frames prepared in frame processes are finished
+there too (``ctcnet.inference.frame_workers.finished``), several at once.
 
 On a GPU server the thread feeding the model bound a cartridge: on one H200 with eight frame
 threads, a 175-frame cartridge's model thread waited under a second of its 17 s for frames,
 and finishing was most of that thread's work. With finishing here, this thread binds instead
 (the model's thread waits 7-10 s of 17-22 s for it: pandas work under the GIL beside eight
 frame threads), so the wall time is unchanged until finishing costs less; ``frame_wait`` and
-``finish_wait`` in ``timings_s`` say which side waits (docs/benchmarks-gpu.md). The frames
-are finished one at a time and in order, so the journal holds whole frames whenever a run
-stops.
+``finish_wait`` in ``timings_s`` say which side waits (docs/benchmarks-gpu.md). Each frame's
+part is written whole (atomically), so the journal holds whole frames whenever a run stops.
 """
 
 from __future__ import annotations
@@ -18,11 +18,53 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctcnet.inference.alternates import resolve_alternates
+from ctcnet.inference.frames import keep_frame_record
+from ctcnet.inference.gallery import gallery_rows
+from ctcnet.inference.guard import guard_events
+from ctcnet.inference.journal import write_part
+from ctcnet.inference.scan_fusion import fused_labels
+from ctcnet.nn.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """What every classified frame of a cartridge is finished with."""
+
+    spec: ModelSpec               # at the run's prior
+    edge_class: str | None        # the class of events the frame border cuts (None: the call)
+    parts: Path                   # the journal's folder
+    gallery_per_frame: int        # the review gallery's crops a frame, per category
+
+
+def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
+    """A classified frame finished: its events labelled with the calls (the model's scan
+    fusion taking part), the marker guard's flags, merged objects' members resolved, its part
+    written to the journal and its record kept beside it. ``work``: the frame's
+    :class:`~ctcnet.inference.frames.FrameWork`; ``proba``: its events' probabilities.
+    Returns (events, the guard's seconds, writing's seconds)."""
+    t0 = time.perf_counter()
+    # The fusion's measurements on some events and the guard's flags are guard work (the
+    # guard's other measurements ran in the frame workers).
+    events, proba, measured = fused_labels(work, proba, job.spec, job.edge_class)
+    events = guard_events(events, work.crops, proba, job.spec, measured,
+                          start=work.guard_start)
+    events, crops = resolve_alternates(events, work.crops)
+    t1 = time.perf_counter()
+    # The events whose crops the review gallery may show: a capped share per category.
+    write_part(job.parts, work.frame.frame_id, events, crops,
+               lambda table: gallery_rows(table, job.spec, job.gallery_per_frame))
+    keep_frame_record(job.parts, work)  # its digest and note, once its part is journaled
+    return len(events), t1 - t0, time.perf_counter() - t1
 
 
 class FrameFinisher:
-    """Runs ``finish(work, proba)`` for each classified frame on one finishing thread, or inline
-    when ``threaded`` is false (``--workers 0``: each stage timed alone).
+    """Runs ``finish(work, proba)`` for each classified frame on one finishing thread (or
+    ``threads``, for finishing that waits on other processes), or inline when ``threaded`` is
+    false (``--workers 0``: each stage timed alone).
 
     At most ``ahead`` frames wait to be finished: a frame holds its crops until then, so the
     thread that submits waits (``waited`` seconds) rather than pile them up. Once a finish
@@ -30,9 +72,10 @@ class FrameFinisher:
     thread at its next call; leaving the ``with`` block waits for the frames submitted.
     """
 
-    def __init__(self, finish: Callable, threaded: bool, ahead: int = 4):
+    def __init__(self, finish: Callable, threaded: bool, ahead: int = 4, threads: int = 1):
         self._finish = finish
-        self._pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctcnet-finish")
+        self._pool = (ThreadPoolExecutor(max_workers=max(1, threads),
+                                         thread_name_prefix="ctcnet-finish")
                       if threaded else None)
         self._ahead = max(1, ahead)
         self._pending: deque[Future] = deque()

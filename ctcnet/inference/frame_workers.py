@@ -11,7 +11,9 @@ instead of between its calls. A frame's results come back through shared memory
 once, predict's process maps them without a copy. The processes are spawned once for the
 run (:mod:`ctcnet.inference.worker_processes`), kept for its later cartridges, and shut down
 when predict's process ends; each frame's task carries what it needs (the cartridge, the
-model's spec, detection's settings, the scan's leaks: some 20 KB).
+model's spec, detection's settings, the scan's leaks: some 20 KB). Once classified, a frame
+prepared in a process is finished in one too (:func:`finished`: labels, the guard's flags, its
+journal part), read from its slot, so that no frame work holds predict's own interpreter.
 
 Frames on the model's GPU (a torch frame device) stay in threads: their dense work runs there.
 """
@@ -34,6 +36,7 @@ from ctcnet.core import shared_pickle
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.inference.backends import cpu_cores
+from ctcnet.inference.finishing import Finishing, finish_frame
 from ctcnet.inference.frames import FrameWork, prepare_frame
 from ctcnet.inference.worker_processes import spawned_pool, starting_children
 from ctcnet.io.scan import Cartridge, FrameRef
@@ -120,20 +123,51 @@ def prepare_packed(job: FrameJob, task: tuple[FrameRef, str | None]
 
 
 def received(result: tuple[shared_pickle.Packed, float, str | None],
-             ring: shared_pickle.SlotRing) -> FrameWork:
+             ring: shared_pickle.SlotRing, workers: int) -> FrameWork:
     """A frame process's result in predict's process, its arrays viewing the shared memory;
     ``hand_off``: packing and mapping it."""
     t0 = time.perf_counter()
     packed, packing, slot = result
     if slot is not None and not packed.slot:  # packed elsewhere (no room): the slot is free
         ring.release(slot)
-    work = ring.unpack(packed)
+    work = _with_crop_view(ring.unpack(packed))
+    if packed.slot:
+        work.shared = (packed, workers)
+    work.seconds["hand_off"] = packing + time.perf_counter() - t0
+    return work
+
+
+def _with_crop_view(work: FrameWork) -> FrameWork:
     start = work.guard_start
     if start is not None:
         (y0, y1), (x0, x1) = start.box
         start.x = work.crops[:, :, y0:y1, x0:x1]
-    work.seconds["hand_off"] = packing + time.perf_counter() - t0
     return work
+
+
+def finished(job: Finishing, work: FrameWork, proba: np.ndarray) -> tuple[int, float, float]:
+    """:func:`~ctcnet.inference.finishing.finish_frame` of a classified frame: in a frame
+    process when the frame was prepared in one (its results still in their shared-memory
+    slot, which the frame holds until this returns), so that finishing's Python runs beside
+    the model's thread, several frames at once; here otherwise."""
+    kept = _pools.get(work.shared[1]) if work.shared is not None else None
+    if kept is None:
+        return finish_frame(job, work, proba)
+    try:
+        return kept[0].submit(_finish_shared, job, work.shared[0], proba).result()
+    except BrokenProcessPool as err:
+        _drop_pool(work.shared[1])
+        raise RuntimeError(DIED) from err
+
+
+def _finish_shared(job: Finishing, packed: shared_pickle.Packed, proba: np.ndarray
+                   ) -> tuple[int, float, float]:
+    """In a frame process: a frame another prepared, read from its slot, finished."""
+    return finish_frame(job, _with_crop_view(shared_pickle.read_slot(packed)), proba)
+
+
+DIED = ("a frame process ended before its frame was done (out of memory? killed?); the frames "
+        "done are journaled: rerunning resumes")
 
 
 def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: int
@@ -145,12 +179,10 @@ def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: in
     try:
         for result in ordered_map(functools.partial(prepare_packed, job), tasks, workers,
                                   ahead, pool=pool):
-            yield received(result, ring)
+            yield received(result, ring, workers)
     except BrokenProcessPool as err:
         _drop_pool(workers)
-        raise RuntimeError("a frame process ended before its frame was done (out of memory? "
-                           "killed?); the frames done are journaled: rerunning resumes"
-                           ) from err
+        raise RuntimeError(DIED) from err
 
 
 # Frames whose results may be alive at once in predict's process: those ahead of the model,

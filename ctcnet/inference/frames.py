@@ -73,6 +73,9 @@ class FrameWork:
     record: dict | None = None  # its files and SHA-256 as read (ctcnet.io.digests.frame_record)
     note: str | None = None     # read, but its count is not to be trusted alone (saturated)
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
+    # Prepared in a frame process: where its results lie in shared memory, for finishing there
+    # too (ctcnet.inference.frame_workers.finished).
+    shared: object | None = None
 
 
 # What a frame's detection or cropping raises on pixels no check foresaw: the frame is skipped

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -53,24 +54,21 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.detect.cropping import window_size
 from ctcnet.errors import InputError
-from ctcnet.inference.alternates import resolve_alternates
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
-from ctcnet.inference.finishing import FrameFinisher
-from ctcnet.inference.frame_workers import prepared_frames
+from ctcnet.inference.finishing import Finishing, FrameFinisher
+from ctcnet.inference.frame_workers import finished, prepared_frames, uses_processes
 from ctcnet.inference.frames import (
     default_workers,
     import_frame_modules,
-    keep_frame_record,
     measure_scan_leaks,
     resolve_frame_device,
     with_frame_records,
 )
-from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.ground_truth import compare_with_ground_truth
-from ctcnet.inference.guard import guard_events, guard_summary
+from ctcnet.inference.guard import guard_summary
 from ctcnet.inference.inputs import (
     check_writable,
     checked_cartridge,
@@ -88,7 +86,6 @@ from ctcnet.inference.journal import (
     open_journal,
     run_fingerprint,
     warn_of_decisions_on_another_cartridge,
-    write_part,
 )
 from ctcnet.inference.options import (
     PredictOptions,
@@ -105,7 +102,6 @@ from ctcnet.inference.resources import (
     single_threaded_blas,
 )
 from ctcnet.inference.review_list import review_list_summary
-from ctcnet.inference.scan_fusion import fused_labels
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -224,44 +220,36 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     if compensated:
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
-    edge_class = edge_cut_class(spec, options)
-    # The events whose crops the review gallery may show: a capped share per category.
-    choose_gallery = lambda events: gallery_rows(events, spec,  # noqa: E731
-                                                 options.gallery_per_frame)
+    job = Finishing(spec, edge_cut_class(spec, options), parts, options.gallery_per_frame)
+    # Frame processes finish the frames they prepared too, as many at once as there are.
+    in_processes = uses_processes(options.frame_pool, workers, device, len(todo))
     n_events = 0
-    # The finishing thread's own stage times (the guard's flags, writing), kept apart from the
+    # The finishing threads' own stage times (the guard's flags, writing), kept apart from the
     # frame stages this thread adds up and added to them when every frame is finished.
     finishing = {"guard": 0.0, "write": 0.0}
+    counting = threading.Lock()
 
     def finish(work, proba):
         nonlocal n_events
-        t0 = time.perf_counter()
         if proba is None:
             proba = np.zeros((0, spec.num_classes), np.float32)
-        t1 = time.perf_counter()
-        # The fusion's measurements on some events and the guard's flags are guard work (the
-        # guard's other measurements ran in the frame threads).
-        events, proba, measured = fused_labels(work, proba, spec, edge_class)
-        events = guard_events(events, work.crops, proba, spec, measured,
-                              start=work.guard_start)
-        events, crops = resolve_alternates(events, work.crops)
-        flagging = time.perf_counter() - t1
-        finishing["guard"] += flagging
-        write_part(parts, work.frame.frame_id, events, crops, choose_gallery)
-        keep_frame_record(parts, work)  # its digest and note, once its part is journaled
-        work.crops = work.model_crops = work.measured = work.guard_start = None
-        finishing["write"] += time.perf_counter() - t0 - flagging
-        n_events += len(events)
-        progress.update(task, advance=1, events=n_events)
+        events, flagging, writing = finished(job, work, proba)
+        work.crops = work.model_crops = work.measured = work.guard_start = work.shared = None
+        with counting:
+            finishing["guard"] += flagging
+            finishing["write"] += writing
+            n_events += events
+            progress.update(task, advance=1, events=n_events)
         if options.on_frame_done:
             options.on_frame_done(work.frame.frame_id)
 
     with (progress_bar(len(todo), options.quiet, events=True) as progress,
-          FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers)) as finisher):
+          FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers),
+                        threads=workers if in_processes else 1) as finisher):
         task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
         frames_ready = prepared_frames(todo, cartridge, spec, options.detect, device, leaks,
                                        workers, max(options.prefetch, workers),
-                                       options.frame_pool)
+                                       "processes" if in_processes else "threads")
         for work in _timed_waits(frames_ready, seconds, "frame_wait"):
             for stage, s in work.seconds.items():
                 seconds[stage] += s

@@ -545,7 +545,7 @@ def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, 
 def guarded(tmp_path_factory):
     """A predict output with calls the marker guard held (every third event, two kinds of
     flag) and one of three frames unreadable, so the blood read is two thirds of the tube."""
-    from ctcnet.inference import predict as P
+    from ctcnet.inference import finishing as P
     from ctcnet.simulate import simulate_cartridge
 
     base = tmp_path_factory.mktemp("guarded")
