@@ -276,7 +276,7 @@ def fill_the_disk(*args, **kwargs):
 
 @pytest.mark.parametrize("module, writer, extra", [
     ("ctcnet.inference.tables", "write_csv_rows", []),     # the events tables rewritten
-    ("ctcnet.inference.predict", "write_part", ["--overwrite"]),  # a frame's journal part
+    ("ctcnet.inference.finishing", "write_part", ["--overwrite"]),  # a frame's journal part
 ], ids=["events-table", "journal-part"])
 def test_a_disk_that_fills_on_a_rerun_leaves_no_earlier_ok_summary(
         cart_and_model, cart, capsys, monkeypatch, module, writer, extra):
