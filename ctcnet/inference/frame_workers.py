@@ -48,12 +48,12 @@ POOLS = ("auto", "threads", "processes")
 # "auto" prepares a cartridge's frames in processes on a machine of this many cores or more
 # (a GPU server: there frame threads and the finishing thread take turns at one interpreter's
 # lock, and most cores wait), from this many frames to prepare (or once the run's processes are
-# started). On 2 cores processes gained 5-8 % for nearly twice the memory: 175 frames in
-# 25.5-26.3 s against 27.7 s in threads (two benchmark runs; 25.8 against 27.2-28.7 s in two
-# more pairs), peak 1,165-1,334 MB with the frame processes against 640 MB (each process its
-# own interpreter and frame buffers: over the 1 GB a run is to stay under); 40 frames 6.5
-# against 6.1 s (the processes' start, about a second of imports while the model waits: even at
-# about 60 frames). So a 2-3 core machine keeps threads.
+# started). On 2 cores processes gained at most 8 % for nearly twice the memory: 175 frames in
+# 26.3, 25.5 and 26.3 s against 27.7, 27.7 and 25.5 s in threads (three benchmark runs, a pair
+# in each; 25.8 against 27.2-28.7 s in two more pairs), peak 1,046-1,334 MB with the frame
+# processes against 640 MB (each process its own interpreter and frame buffers: over the 1 GB
+# a run is to stay under); 40 frames 6.5 against 6.1 s (the processes' start, about a second
+# of imports while the model waits). So a 2-3 core machine keeps threads.
 AUTO_PROCESS_CORES = 4
 AUTO_PROCESS_FRAMES = 80
 # ... and with room in /dev/shm for every slot of the ring at a crowded frame's results (a frame
