@@ -101,8 +101,7 @@ def _write_file(path: Path, buffers: list, spans: list, size: int) -> str:
         with open(path, "w+b") as fh:
             _reserve(fh.fileno(), max(size, 1))
             with mmap.mmap(fh.fileno(), max(size, 1)) as m:
-                for buf, (start, length) in zip(buffers, spans):
-                    m[start:start + length] = buf.raw()
+                _copy_into(m, buffers, spans)
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
@@ -118,34 +117,49 @@ def _reserve(fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 
 
+def _copy_into(mapped: mmap.mmap, buffers: list, spans: list) -> None:
+    for buf, (start, length) in zip(buffers, spans):
+        mapped[start:start + length] = buf.raw()
+
+
+def _loads(packed: Packed, buffer):
+    """:func:`pack`'s object, its buffers taken at their spans of ``buffer`` (the file's
+    mapping, or an array viewing it)."""
+    return pickle.loads(packed.data, buffers=[buffer[start:start + length]
+                                              for start, length in packed.spans])
+
+
+def _mapping(cache: dict[str, mmap.mmap], path: str, size: int,
+             grow: bool = False) -> mmap.mmap:
+    """The file ``path`` mapped whole, kept in ``cache`` for the next result there and mapped
+    again once it has grown past ``size`` bytes (``grow``: grown here first, if smaller)."""
+    mapped = cache.get(path)
+    if mapped is None or len(mapped) < size:
+        with open(path, "r+b") as fh:  # a SlotRing's file
+            if grow and os.fstat(fh.fileno()).st_size < size:
+                _reserve(fh.fileno(), size)
+            mapped = cache[path] = mmap.mmap(fh.fileno(), 0)
+    return mapped
+
+
+def _end(packed: Packed) -> int:
+    return packed.spans[-1][0] + packed.spans[-1][1]
+
+
 _slot_maps: dict[str, mmap.mmap] = {}  # a worker's mappings of the slot files it uses
 
 
 def _write_slot(path: str, buffers: list, spans: list, size: int) -> None:
     """Write ``buffers`` at ``spans`` into the slot file ``path``, through a mapping kept for
-    the next result written there (remade when the file must grow)."""
-    mapped = _slot_maps.get(path)
-    if mapped is None or len(mapped) < size:
-        with open(path, "r+b") as fh:  # made by the parent's SlotRing
-            if os.fstat(fh.fileno()).st_size < size:
-                _reserve(fh.fileno(), size)
-            mapped = _slot_maps[path] = mmap.mmap(fh.fileno(), 0)
-    for buf, (start, length) in zip(buffers, spans):
-        mapped[start:start + length] = buf.raw()
+    the next result written there."""
+    _copy_into(_mapping(_slot_maps, path, size, grow=True), buffers, spans)
 
 
 def read_slot(packed: Packed):
     """The object of a result packed into a slot, read in a process other than the ring's
     owner (a worker finishing what another wrote): its arrays view the slot file, mapped here.
     The ring's owner keeps the slot taken meanwhile."""
-    size = packed.spans[-1][0] + packed.spans[-1][1]
-    mapped = _slot_maps.get(packed.path)
-    if mapped is None or len(mapped) < size:
-        with open(packed.path, "r+b") as fh:
-            mapped = _slot_maps[packed.path] = mmap.mmap(fh.fileno(), 0)
-    view = memoryview(mapped)
-    return pickle.loads(packed.data, buffers=[view[start:start + length]
-                                              for start, length in packed.spans])
+    return _loads(packed, memoryview(_mapping(_slot_maps, packed.path, _end(packed))))
 
 
 class SlotRing:
@@ -183,17 +197,12 @@ class SlotRing:
         """:func:`unpack`, for results in this ring's files too."""
         if not packed.slot:
             return unpack(packed)
-        size = packed.spans[-1][0] + packed.spans[-1][1]
         with self._lock:
-            mapped = self._maps.get(packed.path)
-            if mapped is None or len(mapped) < size:
-                with open(packed.path, "r+b") as fh:
-                    mapped = self._maps[packed.path] = mmap.mmap(fh.fileno(), 0)
+            mapped = _mapping(self._maps, packed.path, _end(packed))
         # One holder per result: the slot is free once it and every array viewing it are gone.
-        holder = np.frombuffer(mapped, np.uint8, count=size)
+        holder = np.frombuffer(mapped, np.uint8, count=_end(packed))
         weakref.finalize(holder, self.release, packed.path)
-        return pickle.loads(packed.data, buffers=[holder[start:start + length]
-                                                  for start, length in packed.spans])
+        return _loads(packed, holder)
 
     def close(self) -> None:
         """Unlink the ring's files (what still views them stays valid until it is gone)."""
@@ -222,9 +231,7 @@ def unpack(packed: Packed):
     finally:
         with contextlib.suppress(OSError):
             os.unlink(packed.path)
-    view = memoryview(mapped)
-    return pickle.loads(packed.data, buffers=[view[start:start + length]
-                                              for start, length in packed.spans])
+    return _loads(packed, memoryview(mapped))
 
 
 def room() -> int:
@@ -234,13 +241,6 @@ def room() -> int:
     except OSError:
         return 0
     return fs.f_bavail * fs.f_frsize
-
-
-def discard(packed: Packed) -> None:
-    """Free what :func:`pack` wrote for a result that will not be unpacked."""
-    if packed.path is not None and not packed.slot:
-        with contextlib.suppress(OSError):
-            os.unlink(packed.path)
 
 
 def sweep(pid: int | None = None) -> int:

@@ -21,6 +21,7 @@ Frames on the model's GPU (a torch frame device) stay in threads: their dense wo
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -153,11 +154,8 @@ def finished(job: Finishing, work: FrameWork, proba: np.ndarray) -> tuple[int, f
     kept = _pools.get(work.shared[1]) if work.shared is not None else None
     if kept is None:
         return finish_frame(job, work, proba)
-    try:
+    with _said_if_broken(work.shared[1]):
         return kept[0].submit(_finish_shared, job, work.shared[0], proba).result()
-    except BrokenProcessPool as err:
-        _drop_pool(work.shared[1])
-        raise RuntimeError(DIED) from err
 
 
 def _finish_shared(job: Finishing, packed: shared_pickle.Packed, proba: np.ndarray
@@ -166,8 +164,17 @@ def _finish_shared(job: Finishing, packed: shared_pickle.Packed, proba: np.ndarr
     return finish_frame(job, _with_crop_view(shared_pickle.read_slot(packed)), proba)
 
 
-DIED = ("a frame process ended before its frame was done (out of memory? killed?); the frames "
-        "done are journaled: rerunning resumes")
+@contextlib.contextmanager
+def _said_if_broken(workers: int):
+    """A frame process that died (the pool broken) said in one line, the pool let go: the
+    next cartridge starts another."""
+    try:
+        yield
+    except BrokenProcessPool as err:
+        _drop_pool(workers)
+        raise RuntimeError("a frame process ended before its frame was done (out of memory? "
+                           "killed?); the frames done are journaled: rerunning resumes"
+                           ) from err
 
 
 def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: int
@@ -176,13 +183,10 @@ def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: in
     # Each frame's slot taken when its task is submitted (ordered_map takes the next item only
     # when a place is free), and free again once its arrays are gone.
     tasks = ((frame, ring.acquire()) for frame in frames)
-    try:
+    with _said_if_broken(workers):
         for result in ordered_map(functools.partial(prepare_packed, job), tasks, workers,
                                   ahead, pool=pool):
             yield received(result, ring, workers)
-    except BrokenProcessPool as err:
-        _drop_pool(workers)
-        raise RuntimeError(DIED) from err
 
 
 # Frames whose results may be alive at once in predict's process: those ahead of the model,
@@ -190,12 +194,11 @@ def _in_processes(frames: list[FrameRef], job: FrameJob, workers: int, ahead: in
 SLOTS_PER_WORKER, SLOTS_BESIDE = 2, 6
 
 _pools: dict[int, tuple] = {}
+_pools_lock = threading.Lock()
 
 
 def _slots(workers: int) -> int:
     return SLOTS_PER_WORKER * workers + SLOTS_BESIDE
-
-_pools_lock = threading.Lock()
 
 
 def _pool(workers: int) -> tuple:

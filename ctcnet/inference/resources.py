@@ -122,12 +122,9 @@ def peak_memory_mb() -> float:
     ``ru_maxrss``, so a benchmark worker would report its parent's peak.
     """
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return _status_kb("self")["VmHWM"] / 1024.0
+    except (OSError, ValueError, IndexError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def children_peak_memory_mb() -> float:
@@ -150,11 +147,19 @@ def children_peak_memory_mb() -> float:
             continue
     for pid in pids:
         try:
-            fields = dict(line.split(":", 1) for line in
-                          Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-            kb = int(fields["VmHWM"].split()[0]) - sum(
-                int(fields.get(shared, "0 kB").split()[0]) for shared in ("RssShmem", "RssFile"))
+            fields = _status_kb(pid)
+            kb = fields["VmHWM"] - fields.get("RssShmem", 0) - fields.get("RssFile", 0)
         except (OSError, ValueError, IndexError, KeyError):
             continue
         total += max(kb, 0) / 1024.0
     return total
+
+
+def _status_kb(pid: str) -> dict[str, int]:
+    """The memory fields (``Vm*``, ``Rss*``) of Linux's ``/proc/<pid>/status``, in kB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name.startswith(("Vm", "Rss")):
+            fields[name] = int(value.split()[0])
+    return fields

@@ -23,7 +23,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     """Counts of a labelled, guarded event table's review list by reason (an event may have
     several), the uncounted doubt left off it, and the band's statement (None without one),
     under ``spec``'s decision rule (the run's prior)."""
-    decision = spec.decision
+    rule = as_rule(spec.decision)
     n = len(events)
     review = events["review"].to_numpy(bool) if n else np.zeros(0, bool)
     calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
@@ -38,8 +38,8 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     confidence = events["confidence"].to_numpy(np.float64) if n else np.zeros(0)
     left_off = ~review & ~failed & ~counted_call & (np.nan_to_num(confidence, nan=1.0)
                                                     < spec.review_threshold)
-    band = as_rule(decision).review_band
-    record = as_rule(decision).review_band_record or {}
+    band = rule.review_band
+    record = rule.review_band_record or {}
     return {
         "events": int(review.sum()),
         "share": round(float(review.mean()), 5) if n else 0.0,
