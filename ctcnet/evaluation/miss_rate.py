@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.detect.truth_matching import match_to_truth
-from ctcnet.inference.tables import band_proba_of
+from ctcnet.inference.tables import band_proba_of, counted_likeliest_of
 from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba
 
 # The bands tried, from the most shown up: fine near 0, where a cartridge's posteriors sit.
@@ -92,7 +92,8 @@ def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: 
                 radius_um: float = 8.0) -> pd.DataFrame:
     """Per event of a predicted simulated cartridge, what the band is fitted on:
     ``counted_mass`` (the largest deployment posterior of a counted class, under the model's
-    decision rule), ``shown_otherwise`` (called a counted class, or flagged by the guard) and
+    decision rule), ``shown_otherwise`` (called a counted class, flagged by the guard, or a
+    counted class the likeliest before the prior: :func:`ctcnet.nn.calls.counted_likeliest`) and
     ``is_counted_truth`` (matched one-to-one within ``radius_um`` to a drawn CTC or cluster;
     matched per frame by ``row`` and ``col``)."""
     names = list(spec.class_names)
@@ -105,7 +106,7 @@ def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: 
     out = pd.DataFrame({
         "counted_mass": posterior[:, counted].max(axis=1) if counted else 0.0,
         "shown_otherwise": events["class"].isin(COUNTED_CLASSES).to_numpy()
-        | (guard != "").to_numpy(),
+        | (guard != "").to_numpy() | counted_likeliest_of(events, names),
         "is_counted_truth": False}, index=events.index)
     radius = radius_um / pixel_size_um
     by_frame = dict(list(events.groupby(["row", "col"])))

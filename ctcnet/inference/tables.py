@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ctcnet.detect.detection import empty_event_table
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.scan import Cartridge
-from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, counted_likeliest
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,26 @@ def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:
     if not all(c in events for c in columns):
         return None
     return events[columns].to_numpy(np.float32)
+
+
+def counted_likeliest_of(events: pd.DataFrame, class_names=None) -> np.ndarray:
+    """Bool per event of a labelled table: a counted class is the most probable before the
+    decision rule's prior (:func:`ctcnet.nn.calls.counted_likeliest`), read on the
+    probabilities the review band read (``fused_p_<class>``) where the table has them, else
+    on its ``p_<class>`` columns. ``class_names``: the model's classes (default: the table's
+    ``p_<class>`` columns, in their order)."""
+    if class_names is None:
+        class_names = [c[2:] for c in events.columns if str(c).startswith("p_")]
+    names = list(class_names)
+    if not names:
+        return np.zeros(len(events), bool)
+    proba = band_proba_of(events, names)
+    if proba is None:
+        columns = [f"p_{n}" for n in names]
+        if not all(c in events for c in columns):
+            return np.zeros(len(events), bool)
+        proba = events[columns].to_numpy(np.float32)
+    return counted_likeliest(proba, names)
 
 
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:

@@ -10,6 +10,8 @@ An event is on the review list for one or more reasons, each a code:
   held for review and counted apart;
 * ``low_confidence``: the model's probability of its call is below the review threshold and
   the doubt could change a count (:mod:`ctcnet.nn.calls`);
+* ``counted_likeliest``: a leukocyte or debris call that a CTC or cluster outweighs before the
+  cartridge's prior (:func:`ctcnet.nn.calls.counted_likeliest`): only the prior filed it so;
 * ``failed``: the model's output was not finite (no call);
 * ``qc``: the fixed random quality-control sample of the confident other calls;
 * ``decided``: only an earlier decision brings it in (made on another run);
@@ -25,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import RULES
-from ctcnet.nn.calls import FAILED_CLASS
+from ctcnet.inference.tables import counted_likeliest_of
+from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
 # Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
@@ -55,6 +58,10 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "low_confidence": ("low p", "the model's probability of its call is below the review "
                        "threshold, and a CTC or cluster is the call or within the band: the "
                        "doubt could change a count"),
+    "counted_likeliest": ("CTC/cluster before prior", "the network (with the markers, where "
+                          "a cartridge's fusion read them) finds a CTC or cluster the likeliest "
+                          "class; only the cartridge's prior, which keeps the rare calls from "
+                          "the far more numerous debris, filed it as another class"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
     "decided": ("decided on an earlier run", "only an earlier decision (made on another run) "
@@ -63,12 +70,13 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
 }
 # The order the page's filter lists them in.
 ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence",
-         "failed", "qc", "decided", "flagged"]
+         "counted_likeliest", "failed", "qc", "decided", "flagged"]
 
 
 # The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
 LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
                 "counted_class_in_band": "a CTC or cluster within the review band",
+                "counted_class_likeliest": "a CTC or cluster the likeliest before the prior",
                 "failed": "no call"}
 
 
@@ -114,9 +122,10 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
             np.isin(events["model_class"].astype(object).to_numpy(),
                     ("wbc", "debris", "cluster")) & \
             (calls == "ctc")
+    likeliest = counted_likeliest_of(events) & ~np.isin(calls, COUNTED_CLASSES)
     out = []
-    for call, p, flagged, flags, chosen, marked in zip(calls, confidence, review, guard, why,
-                                                      by_markers):
+    for call, p, flagged, flags, chosen, marked, buried in zip(
+            calls, confidence, review, guard, why, by_markers, likeliest):
         codes = ["call"] if call in reported else []
         if marked:
             codes.append("markers")
@@ -125,6 +134,8 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
             codes.append("failed")
         elif flagged and p < review_threshold:
             codes.append("low_confidence")
+        if flagged and buried and call != FAILED_CLASS:
+            codes.append("counted_likeliest")
         if chosen in ("qc", "decided"):
             codes.append(chosen)
         if flagged and not codes:

@@ -52,3 +52,27 @@ def test_the_bands_statement_comes_from_the_rule():
     assert out["review_band"]["level"] == 0.01
     assert out["review_band"]["fresh_family"] == {"miss_share": 0.004}
     assert "curves" not in out["review_band"]
+
+
+def test_a_counted_class_likeliest_before_the_prior_is_its_own_reason():
+    """An uncounted call that a counted class outweighs before the cartridge's prior is
+    counted apart from the band, read on the fused columns where the table has them."""
+    class Cartridge(Spec):
+        decision = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5}).with_review_band(
+            {"band": 0.0103})
+
+    proba = [[0.014, 0.001, 0.981, 0.004],    # a cluster to the network, filed as debris
+             [0.30, 0.66, 0.00, 0.04]]        # a CTC within the band
+    events = table(proba, ["", ""], Cartridge)
+    assert events["class"].tolist() == ["debris", "wbc"]
+    out = review_list_summary(events, Cartridge)
+    assert out["events"] == 2
+    assert out["by_reason"]["counted_class_likeliest"] == 1
+    assert out["by_reason"]["counted_class_in_band"] == 1
+    # The fusion's posterior, where written, is what is read.
+    fused_proba = np.array([[0.01, 0.02, 0.02, 0.95], [0.30, 0.66, 0.00, 0.04]])
+    fused = events.assign(**{f"fused_p_{c}": fused_proba[:, k]
+                             for k, c in enumerate(Spec.class_names)})
+    out = review_list_summary(fused, Cartridge)
+    assert out["by_reason"]["counted_class_likeliest"] == 0
+    assert out["by_reason"]["counted_class_in_band"] == 2

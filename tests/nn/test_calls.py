@@ -266,3 +266,39 @@ def test_the_band_reads_band_proba_where_given_and_the_calls_stay_probas():
     np.testing.assert_array_equal(plain[1], banded[1])
     assert plain[2].tolist() == [True, False] and banded[2].tolist() == [False, True]
     assert uncounted_doubt(proba, names, 0.95, rule, band_proba=fused).tolist() == [True, False]
+
+
+def test_a_counted_class_the_prior_alone_files_as_another_is_shown():
+    """A cluster the network and its fusion find the likeliest, filed as debris by the
+    cartridge's prior with a counted share under the band, is shown; the call stays the
+    prior's. Where the fused posterior finds debris likelier, it is not; at the balanced prior
+    nothing changes (the likeliest class is the call)."""
+    from ctcnet.nn.calls import counted_likeliest, deployment_proba, uncounted_doubt
+
+    names = ["ctc", "wbc", "cluster", "debris"]
+    rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5}).with_review_band(
+        {"band": 0.0103})
+    proba = np.array([[0.014, 0.001, 0.981, 0.004],    # a cluster to the network
+                      [0.009, 0.012, 0.915, 0.064],    # the same, its markers say debris
+                      [0.001, 0.002, 0.001, 0.996],    # debris
+                      [np.nan, 0.1, 0.1, 0.1]], np.float32)
+    fused = proba.copy()
+    fused[0] = [0.0, 0.009, 0.908, 0.084]     # the fusion agrees: a cluster
+    fused[1] = [0.0, 0.184, 0.380, 0.436]
+    assert counted_likeliest(proba, names).tolist() == [True, True, False, False]
+    assert counted_likeliest(fused, names).tolist() == [True, False, False, False]
+    # At the cartridge's prior the cluster holds under the band's 0.0103 of the fusion's
+    # posterior: the band alone would not show it.
+    assert deployment_proba(fused[:1], names, rule)[0, 2] < 0.0103
+    called, _, review, _ = calls_from_proba(proba, names, 0.95, rule, band_proba=fused)
+    assert called.tolist() == ["debris", "debris", "debris", "failed"]
+    assert review.tolist() == [True, False, False, True]
+    # Row 2's doubt, once the fusion read it, is debris or a leukocyte: reported, not queued.
+    assert uncounted_doubt(proba, names, 0.95, rule, band_proba=fused).tolist() == [
+        False, True, False, False]
+    # Without a band the runner-up rule reads the prior's posterior; the route is the same.
+    assert calls_from_proba(proba, names, 0.95, rule.prior_shift(
+        {"ctc": -3.0, "cluster": -7.5}))[2].tolist() == [True, True, False, True]
+    balanced = calls_from_proba(proba, names, 0.95)
+    assert balanced[0].tolist()[:3] == ["cluster", "cluster", "debris"]
+    assert balanced[2].tolist() == [False, True, False, True]
