@@ -205,7 +205,9 @@ def review_band_lines(band: dict | None) -> list[str]:
     reads = BAND_READS.get(band.get("reads"), BAND_READS["network"])
     lines = ["", "## Review band: a stated miss rate", "",
              f"On cartridges, a call of another class is shown to a person when a CTC or cluster "
-             f"holds at least {band['band']:.4g} of {reads} at cartridge prevalence. "
+             f"holds at least {band['band']:.4g} of {reads} at cartridge prevalence, or is the "
+             f"likeliest class of it before that prevalence (the prior alone filed the event "
+             f"as another class). "
              f"Guarantee: the share of detected CTCs and clusters neither counted nor shown is "
              f"at most {band['level']:.0%} with {band['confidence']:.0%} confidence "
              f"(fixed-sequence test, one-sided Clopper-Pearson bound), for cells drawn as the "

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.detect.truth_matching import match_to_truth
-from ctcnet.inference.tables import band_proba_of, counted_likeliest_of
-from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba
+from ctcnet.inference.tables import band_proba_of
+from ctcnet.nn.calls import COUNTED_CLASSES, counted_likeliest, deployment_proba
 
 # The bands tried, from the most shown up: fine near 0, where a cartridge's posteriors sit.
 CANDIDATES = np.unique(np.r_[np.geomspace(1e-4, 0.5, 80), 0.5])
@@ -93,20 +93,26 @@ def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: 
     """Per event of a predicted simulated cartridge, what the band is fitted on:
     ``counted_mass`` (the largest deployment posterior of a counted class, under the model's
     decision rule), ``shown_otherwise`` (called a counted class, flagged by the guard, or a
-    counted class the likeliest before the prior: :func:`ctcnet.nn.calls.counted_likeliest`) and
+    counted class the likeliest before the prior, which a rule with a band shows:
+    :func:`ctcnet.nn.calls.filed_by_prior`) and
     ``is_counted_truth`` (matched one-to-one within ``radius_um`` to a drawn CTC or cluster;
     matched per frame by ``row`` and ``col``)."""
     names = list(spec.class_names)
     counted = [i for i, n in enumerate(names) if n in COUNTED_CLASSES]
     # The probabilities the band read (a review-only marker fusion's), else the calls' own.
-    band_proba = band_proba_of(events, names)
-    posterior = deployment_proba(events[[f"p_{n}" for n in names]].to_numpy(np.float32)
-                                 if band_proba is None else band_proba, names, spec.decision)
+    before_prior = band_proba_of(events, names)
+    if before_prior is None:
+        before_prior = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
+    posterior = deployment_proba(before_prior, names, spec.decision)
     guard = events["guard"].fillna("").astype(str) if "guard" in events else ""
+    # Shown once the rule carries a band, whatever the band (ctcnet.nn.calls.filed_by_prior).
+    model_class = events["model_class" if "model_class" in events else "class"]
+    by_prior = counted_likeliest(before_prior, names) & \
+        ~model_class.isin(COUNTED_CLASSES).to_numpy()
     out = pd.DataFrame({
         "counted_mass": posterior[:, counted].max(axis=1) if counted else 0.0,
         "shown_otherwise": events["class"].isin(COUNTED_CLASSES).to_numpy()
-        | (guard != "").to_numpy() | counted_likeliest_of(events, names),
+        | (guard != "").to_numpy() | by_prior,
         "is_counted_truth": False}, index=events.index)
     radius = radius_um / pixel_size_um
     by_frame = dict(list(events.groupby(["row", "col"])))

@@ -1,7 +1,7 @@
 """What a run's review list holds, by reason, for ``summary.json`` (a cartridge's and a crop
 set's): the events the network's doubt brings (a counted call under the review threshold; an
 uncounted call within the review band of a counted class, or one that a counted class
-outweighs before the prior, :func:`ctcnet.nn.calls.counted_likeliest`), those the marker guard
+outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), those the marker guard
 holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
 and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence
 and review columns), and the band's stated miss rate where the model's decision rule carries
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import FLAGS
-from ctcnet.inference.tables import counted_likeliest_of
+from ctcnet.inference.tables import filed_by_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
 
 # What summary.json keeps of a band's record: the statement and where it was measured.
@@ -35,9 +35,9 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     failed = calls == FAILED_CLASS
     counted_call = np.isin(calls, COUNTED_CLASSES)
     network = review & ~held & ~failed
-    # Another call that a counted class outweighs before the cartridge's prior is shown
-    # whatever the band reads (ctcnet.nn.calls.counted_likeliest): said apart from the band.
-    likeliest = counted_likeliest_of(events, spec.class_names) if n else np.zeros(0, bool)
+    # With a band, another call that a counted class outweighs before the cartridge's prior
+    # is shown whatever the band reads (ctcnet.nn.calls.filed_by_prior): said apart.
+    by_prior = filed_by_prior_of(events, spec)
     # Under the threshold yet not queued: only uncounted classes were in doubt (the calls'
     # own rule, ctcnet.nn.calls.uncounted_doubt, read off the table's columns).
     confidence = events["confidence"].to_numpy(np.float64) if n else np.zeros(0)
@@ -50,8 +50,8 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
         "share": round(float(review.mean()), 5) if n else 0.0,
         "by_reason": {
             "counted_call_doubt": int((network & counted_call).sum()),
-            "counted_class_in_band": int((network & ~counted_call & ~likeliest).sum()),
-            "counted_class_likeliest": int((network & ~counted_call & likeliest).sum()),
+            "counted_class_in_band": int((network & ~counted_call & ~by_prior).sum()),
+            "counted_class_likeliest": int((network & ~counted_call & by_prior).sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),

@@ -22,13 +22,16 @@ import pyarrow.parquet as pq
 from ctcnet.detect.detection import empty_event_table
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.scan import Cartridge
-from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, counted_likeliest
+from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, filed_by_prior
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 # The columns of the probabilities the review band read where they are not the calls' own.
 BAND_PREFIX = "fused_p_"
+# The column marking an uncounted call that a counted class outweighs before the decision
+# rule's prior (filed_by_prior_of): shown for that reason, and said so in the review list.
+FILED_BY_PRIOR = "filed_by_prior"
 
 
 def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
@@ -62,6 +65,8 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
             events[f"{BAND_PREFIX}{name}"] = np.asarray(band_proba)[:, k].astype(np.float32)
     events["confidence"] = confidence
     events["review"] = review
+    events[FILED_BY_PRIOR] = filed_by_prior(proba if band_proba is None else band_proba,
+                                            called, spec.class_names, spec.decision)
     return events
 
 
@@ -74,24 +79,24 @@ def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:
     return events[columns].to_numpy(np.float32)
 
 
-def counted_likeliest_of(events: pd.DataFrame, class_names=None) -> np.ndarray:
-    """Bool per event of a labelled table: a counted class is the most probable before the
-    decision rule's prior (:func:`ctcnet.nn.calls.counted_likeliest`), read on the
-    probabilities the review band read (``fused_p_<class>``) where the table has them, else
-    on its ``p_<class>`` columns. ``class_names``: the model's classes (default: the table's
-    ``p_<class>`` columns, in their order)."""
-    if class_names is None:
-        class_names = [c[2:] for c in events.columns if str(c).startswith("p_")]
-    names = list(class_names)
-    if not names:
-        return np.zeros(len(events), bool)
+def filed_by_prior_of(events: pd.DataFrame, spec) -> np.ndarray:
+    """Bool per event of a labelled table: the calls' rule showed it because the prior alone
+    filed it as an uncounted class (:func:`ctcnet.nn.calls.filed_by_prior`, under
+    ``spec.decision``). Read off the :data:`FILED_BY_PRIOR` column where the table has one (a
+    run's events, :func:`label_events`), else on the probabilities the review band read
+    (``fused_p_<class>``) or the ``p_<class>`` columns, with ``model_class`` (else ``class``)
+    as the rule's call."""
+    if FILED_BY_PRIOR in events:
+        return events[FILED_BY_PRIOR].fillna(False).to_numpy(bool)
+    names = list(spec.class_names)
     proba = band_proba_of(events, names)
     if proba is None:
         columns = [f"p_{n}" for n in names]
-        if not all(c in events for c in columns):
+        if not len(events) or not all(c in events for c in columns):
             return np.zeros(len(events), bool)
         proba = events[columns].to_numpy(np.float32)
-    return counted_likeliest(proba, names)
+    calls = events["model_class" if "model_class" in events else "class"].to_numpy(object)
+    return filed_by_prior(proba, calls, names, spec.decision)
 
 
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
@@ -108,7 +113,8 @@ def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:
 # What the summary, the ground-truth comparison and the report read of the events table: the
 # one table predict keeps in memory after the frame loop (a few bytes per event).
 SUMMARY_COLUMNS = ("event_id", "frame", "frame_id", "row", "col", "x", "y", "edge_cut",
-                   "model_class", "class", "confidence", "review", "guard", "markers_ctc")
+                   "model_class", "class", "confidence", "review", "guard", "markers_ctc",
+                   FILED_BY_PRIOR)
 ROWS_PER_GROUP = 16384  # parquet row group: thousands of rows (one frame holds hundreds)
 
 

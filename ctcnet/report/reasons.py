@@ -11,7 +11,7 @@ An event is on the review list for one or more reasons, each a code:
 * ``low_confidence``: the model's probability of its call is below the review threshold and
   the doubt could change a count (:mod:`ctcnet.nn.calls`);
 * ``counted_likeliest``: a leukocyte or debris call that a CTC or cluster outweighs before the
-  cartridge's prior (:func:`ctcnet.nn.calls.counted_likeliest`): only the prior filed it so;
+  cartridge's prior (:func:`ctcnet.nn.calls.filed_by_prior`): only the prior filed it so;
 * ``failed``: the model's output was not finite (no call);
 * ``qc``: the fixed random quality-control sample of the confident other calls;
 * ``decided``: only an earlier decision brings it in (made on another run);
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.tables import counted_likeliest_of
-from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS
+from ctcnet.inference.tables import FILED_BY_PRIOR
+from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
 # Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
@@ -122,10 +122,12 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
             np.isin(events["model_class"].astype(object).to_numpy(),
                     ("wbc", "debris", "cluster")) & \
             (calls == "ctc")
-    likeliest = counted_likeliest_of(events) & ~np.isin(calls, COUNTED_CLASSES)
+    # The calls' rule showed it because the prior alone filed it so (the run's column).
+    by_prior = events[FILED_BY_PRIOR].fillna(False).to_numpy(bool) if FILED_BY_PRIOR in events \
+        else np.zeros(n, bool)
     out = []
-    for call, p, flagged, flags, chosen, marked, buried in zip(
-            calls, confidence, review, guard, why, by_markers, likeliest):
+    for call, p, flagged, flags, chosen, marked, prior_filed in zip(
+            calls, confidence, review, guard, why, by_markers, by_prior):
         codes = ["call"] if call in reported else []
         if marked:
             codes.append("markers")
@@ -134,7 +136,7 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
             codes.append("failed")
         elif flagged and p < review_threshold:
             codes.append("low_confidence")
-        if flagged and buried and call != FAILED_CLASS:
+        if flagged and prior_filed and call != FAILED_CLASS:
             codes.append("counted_likeliest")
         if chosen in ("qc", "decided"):
             codes.append(chosen)

@@ -39,11 +39,9 @@ def test_prior_shift_is_bayes_at_deployment_prevalence():
     # The confidence is the deployment posterior: 0.1 / (0.1 + 0.9 e^-5) for the first row.
     expected = 0.1 / (0.1 + 0.9 * np.exp(-5.0))
     assert ruled[1][0] == pytest.approx(expected, rel=1e-5)
-    # Row 1's debris call is confident at this prior (0.94), but the network finds a CTC the
-    # likelier: only the prior files it so, and it is shown. Row 3's wbc call is under the 0.9
-    # threshold, but at this prior the doubt is wbc or debris (no count moves): not queued. A
-    # failed row always is.
-    assert ruled[2].tolist() == [True, False, False, True]
+    # Row 3's wbc call is under the 0.9 threshold, but at this prior the doubt is wbc or debris
+    # (no count moves): not queued. A failed row always is.
+    assert ruled[2].tolist() == [False, False, False, True]
     assert plain[2].tolist() == [False, False, True, True]  # at the balanced prior: ctc 0.1
     assert np.allclose(deployment_proba(proba[:3], NAMES, RULE).sum(axis=1), 1.0)
     assert deployment_proba(proba, NAMES, DecisionRule.balanced()) is not None

@@ -7,8 +7,9 @@ predict picks it on a CPU. Its ``markers_ctc`` column (no golden event has it) w
 predict began writing it, and its ``guard`` (and ``review``) columns gained ``one_cell`` on
 two of its three cluster calls (cut by the frame edge, so filed as debris) when that flag was
 added, and ``markers_ctc`` on the same two when the markers began reading a lone cell the
-network called a cluster (they stay filed as debris); every other column is as first
-written.
+network called a cluster (they stay filed as debris); its ``filed_by_prior`` column (False
+throughout: the golden is read at the balanced prior) was added when predict began writing
+it; every other column is as first written.
 """
 
 from pathlib import Path

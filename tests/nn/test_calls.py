@@ -270,10 +270,11 @@ def test_the_band_reads_band_proba_where_given_and_the_calls_stay_probas():
 
 def test_a_counted_class_the_prior_alone_files_as_another_is_shown():
     """A cluster the network and its fusion find the likeliest, filed as debris by the
-    cartridge's prior with a counted share under the band, is shown; the call stays the
+    cartridge's prior with a counted share under the band, is shown by a rule with a band; the call stays the
     prior's. Where the fused posterior finds debris likelier, it is not; at the balanced prior
     nothing changes (the likeliest class is the call)."""
-    from ctcnet.nn.calls import counted_likeliest, deployment_proba, uncounted_doubt
+    from ctcnet.nn.calls import (counted_likeliest, deployment_proba, filed_by_prior,
+                                 uncounted_doubt)
 
     names = ["ctc", "wbc", "cluster", "debris"]
     rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5}).with_review_band(
@@ -296,9 +297,14 @@ def test_a_counted_class_the_prior_alone_files_as_another_is_shown():
     # Row 2's doubt, once the fusion read it, is debris or a leukocyte: reported, not queued.
     assert uncounted_doubt(proba, names, 0.95, rule, band_proba=fused).tolist() == [
         False, True, False, False]
-    # Without a band the runner-up rule reads the prior's posterior; the route is the same.
-    assert calls_from_proba(proba, names, 0.95, rule.prior_shift(
-        {"ctc": -3.0, "cluster": -7.5}))[2].tolist() == [True, True, False, True]
+    # Without a band (whose fit counts these events as shown) the route is off: the
+    # runner-up rule alone reads the prior's posterior (row 1: a CTC the runner-up; row 2:
+    # a leukocyte).
+    unbanded = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5})
+    assert calls_from_proba(proba, names, 0.95, unbanded)[2].tolist() == [
+        True, False, False, True]
+    assert not filed_by_prior(proba, called, names, unbanded).any()
+    assert filed_by_prior(fused, called, names, rule).tolist() == [True, False, False, False]
     balanced = calls_from_proba(proba, names, 0.95)
     assert balanced[0].tolist()[:3] == ["cluster", "cluster", "debris"]
     assert balanced[2].tolist() == [False, True, False, True]

@@ -41,18 +41,13 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     labels = tile_labels(events, reasons, 0.9)
     assert " ctc p=0.95 " in labels[0] and "network" not in labels[0]
     assert " ctc (network: wbc p=0.60) " in labels[3]
-    # A debris call that a cluster outweighs before the cartridge's prior (its fused columns,
-    # where written) says so; a shown leukocyte its fusion finds a leukocyte does not.
+    # A debris call that a cluster outweighs before the cartridge's prior (the run's
+    # filed_by_prior column) says so.
     events["guard"] = ["", "", "", ""]
-    for name, column in (("ctc", [0.9, 0.3, 0.01, 0.4]), ("wbc", [0.05, 0.6, 0.0, 0.5]),
-                         ("cluster", [0.0, 0.05, 0.95, 0.0]), ("debris", [0.05, 0.05, 0.04, 0.1])):
-        events[f"p_{name}"] = column
-        events[f"fused_p_{name}"] = column
-    events["fused_p_wbc"] = [0.05, 0.9, 0.0, 0.5]
-    events["fused_p_ctc"] = [0.9, 0.0, 0.01, 0.4]
+    events["filed_by_prior"] = [False, False, True, False]
     reasons = event_reasons(events, ["ctc", "cluster"], 0.9)
     assert reasons[2] == ["low_confidence", "counted_likeliest"]
-    assert "counted_likeliest" not in reasons[1] and "counted_likeliest" not in reasons[3]
+    assert not any("counted_likeliest" in r for r in reasons[:2] + reasons[3:])
     assert tile_labels(events, reasons, 0.9)[2].endswith("| low p 0.50 < 0.90; CTC/cluster "
                                                          "before prior")
 
