@@ -270,11 +270,10 @@ def test_the_band_reads_band_proba_where_given_and_the_calls_stay_probas():
 
 def test_a_counted_class_the_prior_alone_files_as_another_is_shown():
     """A cluster the network and its fusion find the likeliest, filed as debris by the
-    cartridge's prior with a counted share under the band, is shown by a rule with a band; the call stays the
-    prior's. Where the fused posterior finds debris likelier, it is not; at the balanced prior
-    nothing changes (the likeliest class is the call)."""
-    from ctcnet.nn.calls import (counted_likeliest, deployment_proba, filed_by_prior,
-                                 uncounted_doubt)
+    cartridge's prior with a counted share under the band, is shown by a rule with a band;
+    the call stays the prior's. Where the fused posterior finds debris likelier, it is not;
+    at the balanced prior nothing changes (the likeliest class is the call)."""
+    from ctcnet.nn.calls import counted_likeliest, deployment_proba, filed_by_prior, uncounted_doubt
 
     names = ["ctc", "wbc", "cluster", "debris"]
     rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5}).with_review_band(
