@@ -58,7 +58,7 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "low_confidence": ("low p", "the model's probability of its call is below the review "
                        "threshold, and a CTC or cluster is the call or within the band: the "
                        "doubt could change a count"),
-    "counted_likeliest": ("CTC/cluster before prior", "the network (with the markers, where "
+    "counted_likeliest": ("CTC/cluster likeliest", "the network (with the markers, where "
                           "a cartridge's fusion read them) finds a CTC or cluster the likeliest "
                           "class; only the cartridge's prior, which keeps the rare calls from "
                           "the far more numerous debris, filed it as another class"),
@@ -76,7 +76,8 @@ ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confi
 # The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
 LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
                 "counted_class_in_band": "a CTC or cluster within the review band",
-                "counted_class_likeliest": "a CTC or cluster the likeliest before the prior",
+                "counted_class_likeliest": "a CTC or cluster the likeliest, filed as another "
+                                           "class by the cartridge's prior",
                 "failed": "no call"}
 
 

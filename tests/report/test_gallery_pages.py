@@ -49,7 +49,7 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     assert reasons[2] == ["low_confidence", "counted_likeliest"]
     assert not any("counted_likeliest" in r for r in reasons[:2] + reasons[3:])
     assert tile_labels(events, reasons, 0.9)[2].endswith("| low p 0.50 < 0.90; CTC/cluster "
-                                                         "before prior")
+                                                         "likeliest")
 
 
 def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):
