@@ -21,7 +21,7 @@ import pandas as pd
 
 from ctcnet.detect.truth_matching import match_to_truth
 from ctcnet.inference.tables import band_proba_of
-from ctcnet.nn.calls import COUNTED_CLASSES, counted_likeliest, deployment_proba
+from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba, filed_by_prior
 
 # The bands tried, from the most shown up: fine near 0, where a cartridge's posteriors sit.
 CANDIDATES = np.unique(np.r_[np.geomspace(1e-4, 0.5, 80), 0.5])
@@ -105,10 +105,10 @@ def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: 
         before_prior = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
     posterior = deployment_proba(before_prior, names, spec.decision)
     guard = events["guard"].fillna("").astype(str) if "guard" in events else ""
-    # Shown once the rule carries a band, whatever the band (ctcnet.nn.calls.filed_by_prior).
-    model_class = events["model_class" if "model_class" in events else "class"]
-    by_prior = counted_likeliest(before_prior, names) & \
-        ~model_class.isin(COUNTED_CLASSES).to_numpy()
+    # Shown once the rule carries a band, whatever the band.
+    by_prior = filed_by_prior(before_prior, events["model_class" if "model_class" in events
+                                                   else "class"].to_numpy(object),
+                              names, spec.decision, banded=True)
     out = pd.DataFrame({
         "counted_mass": posterior[:, counted].max(axis=1) if counted else 0.0,
         "shown_otherwise": events["class"].isin(COUNTED_CLASSES).to_numpy()

@@ -168,18 +168,20 @@ def counted_likeliest(proba: np.ndarray, class_names: Sequence[str]) -> np.ndarr
 
 
 def filed_by_prior(proba: np.ndarray, calls: np.ndarray, class_names: Sequence[str],
-                   decision: DecisionRule | None) -> np.ndarray:
+                   decision: DecisionRule | None, banded: bool | None = None) -> np.ndarray:
     """Bool per row: ``calls`` (class names) of an uncounted class that a counted class
     outweighs in ``proba``, before the rule's prior (:func:`counted_likeliest`), where the
-    rule carries a fitted review band; else none.
+    rule carries a fitted review band (``banded``: whether to read it as one that does; None:
+    ``decision``'s own); else none.
 
     Only with a band: the band's fit counts these as shown
-    (:func:`ctcnet.evaluation.miss_rate.band_inputs`) and so spends less of the list on the
-    posterior after the prior. A model without a band and without a fusion's markers to read
-    (``ctcnet-core3``) finds a counted class likeliest on 2.2 % of a cartridge's events
-    against the 0.5 % it queues otherwise, for one more CTC shown of 204."""
+    (:func:`ctcnet.evaluation.miss_rate.band_inputs`, ``banded=True``) and so spends less of
+    the list on the posterior after the prior. A model without a band and without a fusion's
+    markers to read (``ctcnet-core3``) finds a counted class likeliest on 2.2 % of a
+    cartridge's events against the 0.5 % it queues otherwise, for one more CTC shown of
+    204."""
     calls = np.asarray(calls, dtype=object)
-    if as_rule(decision).review_band is None:
+    if not (as_rule(decision).review_band is not None if banded is None else banded):
         return np.zeros(len(calls), bool)
     return counted_likeliest(proba, class_names) & ~np.isin(calls, COUNTED_CLASSES)
 

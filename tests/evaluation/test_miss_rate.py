@@ -84,6 +84,14 @@ def test_band_inputs_match_events_to_drawn_ctcs_and_clusters():
     assert out["is_counted_truth"].tolist() == [True, False, False]
     assert out["shown_otherwise"].tolist() == [False, True, True]
     assert np.allclose(out["counted_mass"], [0.2, 0.9, 0.1])
+    # A debris call a CTC outweighs before the prior counts as shown: the band, once written,
+    # brings it whatever its share (ctcnet.nn.calls.filed_by_prior).
+    events.loc[2, ["guard", "p_ctc", "p_debris"]] = ["", 0.6, 0.3]
+    assert band_inputs(events, truth, Spec, 1.0)["shown_otherwise"].tolist() == [
+        False, True, True]
+    events.loc[2, "p_ctc"] = 0.2
+    assert band_inputs(events, truth, Spec, 1.0)["shown_otherwise"].tolist() == [
+        False, True, False]
 
 
 def test_a_card_states_a_crop_band_with_its_figures_and_none_without():
