@@ -34,10 +34,11 @@ from ctcnet.io.scan import Cartridge, FrameRef
 from ctcnet.nn.spec import ModelSpec
 
 PARTS_DIR = "parts"
-# What a journal part's rows hold beyond detection's and the calls' columns; a journal whose
-# parts hold other columns (written by an earlier ctcnet) is refused, not mixed in: the events
-# files are assembled from every part under one schema.
-TABLE_COLUMNS = ["guard", "markers_ctc"]
+# What a journal part's rows hold beyond detection's columns and the calls' first ones (class,
+# probabilities, confidence, review); a journal whose parts hold other columns (written by an
+# earlier ctcnet) is refused, not mixed in: the events files are assembled from every part
+# under one schema.
+TABLE_COLUMNS = ["filed_by_prior", "guard", "markers_ctc"]
 
 log = logging.getLogger(__name__)
 
