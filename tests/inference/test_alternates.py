@@ -1,5 +1,5 @@
 """One reading of each split object is kept: its members replace the whole only when one of
-them is counted or held as a possible CTC and the whole is not counted."""
+them is counted or held as a possible CTC and the whole is not counted unflagged."""
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,16 @@ def test_members_replace_the_whole_only_when_a_counted_cell_would_be_lost(whole,
 def test_a_member_held_as_a_possible_ctc_replaces_the_whole():
     events = table("debris", ["debris", "wbc"], guard=["", "unusual+possible_ctc", ""])
     assert alternates_kept(events).tolist() == [False, True, True]
+
+
+def test_a_whole_whose_counted_call_the_guard_holds_gives_way_to_a_counted_member():
+    """A CTC beside a leukocyte, read whole, is a ctc call held for the leukocyte's CD45: its
+    members (the CTC alone, the leukocyte) replace it; a held whole whose members count
+    nothing stays."""
+    held = table("ctc", ["ctc", "wbc"], guard=["cd45_positive", "", ""])
+    assert alternates_kept(held).tolist() == [False, True, True]
+    nothing = table("ctc", ["wbc", "debris"], guard=["cd45_positive", "", ""])
+    assert alternates_kept(nothing).tolist() == [True, False, False]
 
 
 def test_events_outside_split_objects_are_kept_and_the_columns_dropped():
