@@ -16,7 +16,7 @@ from ctcnet.io.atomic import (
 )
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import load_panel
-from ctcnet.nn.registry import choose_model, resolve_model
+from ctcnet.nn.registry import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -323,9 +323,9 @@ def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
     import sys
     from pathlib import Path
 
-    from ctcnet.inference.inputs import input_panels
+    from ctcnet.inference.inputs import choose_for_inputs
 
-    name = choose_model(input_panels([], [Path(data)], pixel_size), f"the crops of {data}").name
+    name = choose_for_inputs([], [Path(data)], pixel_size, f"the crops of {data}").name
     print(f"{role}: {name} (shipped; fits the crops' channels)", file=sys.stderr)
     return name
 
@@ -343,13 +343,13 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_baseline_arguments(args)
-    from ctcnet.inference.inputs import input_panels, resolve_inputs
+    from ctcnet.inference.inputs import choose_for_inputs, resolve_inputs
 
     cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
-        name = choose_model(input_panels(cartridges, datasets, args.pixel_size),
-                            f"the data {args.data}", cartridges=bool(cartridges)).name
+        name = choose_for_inputs(cartridges, datasets, args.pixel_size,
+                                 f"the data {args.data}").name
     if cartridges:
         _note_chosen(args, name)
         args.model = name

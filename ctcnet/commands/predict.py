@@ -23,7 +23,6 @@ from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import distributed_context, note_set_aside, write_run_index
 from ctcnet.io.input_lists import expand_list_files
-from ctcnet.nn.registry import choose_model
 
 HELP = "Detect and classify every event of whole cartridges (or a crop dataset)."
 
@@ -184,10 +183,9 @@ def run(args) -> int:
     if model is None:  # the shipped model whose channels the data has, by name
         import sys
 
-        from ctcnet.inference.inputs import input_panels
+        from ctcnet.inference.inputs import choose_for_inputs
 
-        model = choose_model(input_panels(cartridges, datasets, args.pixel_size),
-                             "the input data", cartridges=bool(cartridges)).name
+        model = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data").name
         if not args.quiet:
             print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
     shard = parse_shard(args.shard)

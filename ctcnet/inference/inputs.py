@@ -177,6 +177,50 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> No
     log.error("%s: set aside, the other inputs run: %s", name, err)
 
 
+# RGB composite crops at a scanner's own pixel size (0.3-0.7 um; DOMAIN: scanners' pixels) and
+# field of view (a gallery's thumbnail of a scan's event: 80 px at 0.64 um/px is 51 um across,
+# the cell small in it) are read as scans' crops. Exports cut tight round a cell are 21 um
+# across as a median, 36 um at the 90th percentile (clusters; simulated tight exports at
+# 0.3-0.64 um/px, the median of a folder's crops is what is compared), and stay with
+# the export model, which reads them better (0.3 / 0.4 / 0.5 um/px: 0.980 / 0.924 / 0.967
+# against core3's 0.957 / 0.906 / 0.943, docs/core3-rgb.md). The scan model reads thumbnails
+# better than the export model (scripts/scan_thumbnails.py, seeds 52700-52703: macro-F1
+# 0.917-0.934 against 0.891-0.914 with one display range per sample, 0.896-0.939 against
+# 0.872-0.926 per image; a third as many crops shown).
+SCAN_PIXEL_UM = 0.3
+SCAN_FIELD_UM = 40.0
+# Crops whose size is read for a folder's field of view, spread over it.
+FIELD_SAMPLE = 9
+
+
+def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
+                      pixel_size: float | str | None, what: str):
+    """The shipped model for the inputs (:func:`ctcnet.nn.registry.choose_model` of their
+    panels); crop folders only, each an RGB composite whose pixel size is stated (its
+    panel.json's, or a number in ``pixel_size``) at :data:`SCAN_PIXEL_UM` or more and whose
+    crops are :data:`SCAN_FIELD_UM` or more across (a median of a few), are read as scans'
+    thumbnails."""
+    from ctcnet.nn.registry import choose_model
+
+    panels = input_panels(cartridges, datasets, pixel_size)
+    scan_scale = bool(datasets) and not cartridges and not isinstance(pixel_size, str) and \
+        all(p.composite and p.pixel_size_um >= SCAN_PIXEL_UM for p in panels) and \
+        all(field_um(d, pixel_size) >= SCAN_FIELD_UM for d in datasets)
+    return choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
+
+
+def field_um(dataset: Path, pixel_size: float | None) -> float:
+    """The median width across (the larger side) of up to :data:`FIELD_SAMPLE` crops of a
+    folder, spread over it, in um at its stated pixel size."""
+    import numpy as np
+
+    index = read_crop_index(dataset, pixel_size=pixel_size)
+    picks = np.unique(np.linspace(0, len(index) - 1, min(FIELD_SAMPLE, len(index)))
+                      .round().astype(int)) if len(index) else []
+    sides = [max(read_image(index.paths[i])[0].shape[-2:]) for i in picks]
+    return float(np.median(sides)) * float(index.panel.pixel_size_um) if sides else 0.0
+
+
 def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
                  pixel_size: float | str | None = None) -> list[Panel]:
     """The panel of every cartridge and crop dataset (:func:`resolve_inputs` of the inputs;

@@ -230,15 +230,18 @@ def missing_channels(model: Panel, data: Panel) -> list[str]:
 
 
 def choose_model(panels: Sequence[Panel], what: str = "the data",
-                 cartridges: bool = False) -> ModelInfo:
+                 cartridges: bool = False, scan_scale: bool = False) -> ModelInfo:
     """The shipped model whose channels every one of ``panels`` has (by name).
 
     A model that reads exports only is never chosen for scans (any panel not an RGB
-    composite); for composite data it comes first. ``cartridges`` (the data holds whole
-    cartridges, not only crop folders): a model with a cartridge decision rule comes before
-    one without, whose calls would be made at the balanced training prior. Of the models left
-    that fit, the one that uses the most of the data's channels (the default model on a tie);
-    none fitting is a :class:`PanelMismatchError` that says what each model needs.
+    composite); for composite data it comes first, unless ``scan_scale``: composites at a
+    scanner's own pixel size (a gallery's thumbnails of its events), which a model that reads
+    scans reads better (:data:`ctcnet.inference.inputs.SCAN_PIXEL_UM`). ``cartridges`` (the
+    data holds whole cartridges, not only crop folders): a model with a cartridge decision
+    rule comes before one without, whose calls would be made at the balanced training prior.
+    Of the models left that fit, the one that uses the most of the data's channels (the
+    default model on a tie); none fitting is a :class:`PanelMismatchError` that says what
+    each model needs.
     """
     models = list_models()
     if not models:
@@ -258,7 +261,8 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
         if not fitting:
             raise PanelMismatchError(f"no shipped model for scans fits {what}: the models with "
                                      "its channels read composite exports only; pass --model")
-    best = max(fitting, key=lambda m: (cartridges and m.has_cartridge_rule, m.reads_exports,
+    best = max(fitting, key=lambda m: (cartridges and m.has_cartridge_rule,
+                                       m.reads_exports != scan_scale,
                                        m.panel.num_channels, m.name == DEFAULT_MODEL_NAME))
     log.info("model %s chosen for %s (channels %s)", best.name, what, best.channels)
     return best

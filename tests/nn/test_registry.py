@@ -75,6 +75,36 @@ def test_shipped_models_are_chosen_by_the_kind_of_data(monkeypatch):
     assert registry.choose_model([composite], cartridges=True).name == "ctcnet-core3"
     assert registry.choose_model([scan]).name == "ctcnet-core3"
     assert registry.choose_model([scan], cartridges=True).name == "ctcnet-core3"
+    # Composites at a scanner's own pixel size (a gallery's thumbnails) get the scan model.
+    assert registry.choose_model([composite], scan_scale=True).name == "ctcnet-core3"
+
+
+def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypatch, tmp_path):
+    """A composite crop folder stated at 0.3 um/px or more (its panel.json, or a number
+    passed) whose crops are 40 um or more across is read as a scan's thumbnails; one at an
+    export's magnification or cut tight round its cell, or read with fit or auto (no size
+    stated), gets the export model."""
+    from ctcnet.inference.inputs import choose_for_inputs
+
+    monkeypatch.delenv(registry.MODELS_ENV, raising=False)
+    folder = tmp_path / "crops"
+    (folder / "ctc").mkdir(parents=True)
+
+    def chosen(stated, pixel_size=None, side=80):
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3), np.uint8),
+                        "RGB").save(folder / "ctc" / "a.png")
+        panel = {"channels": RGB_ORDER, "composite": "rgb",
+                 **({"pixel_size_um": stated} if stated else {})}
+        (folder / "panel.json").write_text(json.dumps(panel))
+        return choose_for_inputs([], [folder], pixel_size, "crops").name
+
+    assert chosen(0.64) == "ctcnet-core3"                   # 51 um across
+    assert chosen(0.64, side=40) == "ctcnet-core3-export"   # 26 um: cut tight round a cell
+    assert chosen(0.1) == "ctcnet-core3-export"
+    assert chosen(None, 0.5, side=100) == "ctcnet-core3"
+    assert chosen(0.64, 0.1) == "ctcnet-core3-export"      # the number passed wins
+    assert chosen(None, "fit") == "ctcnet-core3-export"
+    assert chosen(0.64, "auto") == "ctcnet-core3-export"
 
 
 def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
