@@ -177,16 +177,15 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> No
     log.error("%s: set aside, the other inputs run: %s", name, err)
 
 
-# RGB composite crops at a scanner's own pixel size (0.3-0.7 um; DOMAIN: scanners' pixels) and
-# field of view (a gallery's thumbnail of a scan's event: 80 px at 0.64 um/px is 51 um across,
-# the cell small in it) are read as scans' crops. Exports cut tight round a cell are 21 um
-# across as a median, 36 um at the 90th percentile (clusters; simulated tight exports at
-# 0.3-0.64 um/px, the median of a folder's crops is what is compared), and stay with
-# the export model, which reads them better (0.3 / 0.4 / 0.5 um/px: 0.980 / 0.924 / 0.967
-# against core3's 0.957 / 0.906 / 0.943, docs/core3-rgb.md). The scan model reads thumbnails
-# better than the export model (scripts/scan_thumbnails.py, seeds 52700-52703: macro-F1
-# 0.917-0.934 against 0.891-0.914 with one display range per sample, 0.896-0.939 against
-# 0.872-0.926 per image; a third as many crops shown).
+# RGB composite crops at a scanner's own pixel size (scanners: 0.3-0.7 um) and field of view (a
+# gallery's thumbnail of a scan's event: 80 px at 0.64 um/px, 51 um across, the cell small in
+# it) are read as scans' crops. Exports cut tight round a cell are 21-23 um across as a
+# folder's median, 30 um for a folder of clusters alone (simulated tight exports at 0.3-0.8
+# um/px), and stay with the export model, which reads them better (0.3 / 0.4 / 0.5 um/px:
+# 0.980 / 0.924 / 0.967 against core3's 0.957 / 0.906 / 0.943, docs/core3-rgb.md). The scan
+# model reads thumbnails better than the export model (scripts/scan_thumbnails.py, seeds
+# 52700-52703: macro-F1 0.917-0.934 against 0.891-0.914 with one display range per sample,
+# 0.896-0.939 against 0.872-0.926 per image; a third as many crops shown).
 SCAN_PIXEL_UM = 0.3
 SCAN_FIELD_UM = 40.0
 # Crops whose size is read for a folder's field of view, spread over it.
@@ -210,8 +209,9 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
 
 
 def field_um(dataset: Path, pixel_size: float | None) -> float:
-    """The median width across (the larger side) of up to :data:`FIELD_SAMPLE` crops of a
-    folder, spread over it, in um at its stated pixel size."""
+    """The median size across (each crop's larger side) of up to :data:`FIELD_SAMPLE` crops of
+    a folder, spread over it, in um at its stated pixel size (``pixel_size``, else its
+    panel.json's)."""
     import numpy as np
 
     index = read_crop_index(dataset, pixel_size=pixel_size)
