@@ -217,7 +217,12 @@ def field_um(dataset: Path, pixel_size: float | None) -> float:
     index = read_crop_index(dataset, pixel_size=pixel_size)
     picks = np.unique(np.linspace(0, len(index) - 1, min(FIELD_SAMPLE, len(index)))
                       .round().astype(int)) if len(index) else []
-    sides = [max(read_image(index.paths[i])[0].shape[-2:]) for i in picks]
+    sides = []
+    for i in picks:
+        try:
+            sides.append(max(read_image(index.paths[i])[0].shape[-2:]))
+        except (InputError, OSError):  # a bad crop is the run's to report, not the choice's
+            continue
     return float(np.median(sides)) * float(index.panel.pixel_size_um) if sides else 0.0
 
 

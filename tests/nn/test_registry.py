@@ -105,6 +105,9 @@ def test_composite_folders_at_a_scanners_pixel_size_get_the_scan_model(monkeypat
     assert chosen(0.64, 0.1) == "ctcnet-core3-export"      # the number passed wins
     assert chosen(None, "fit") == "ctcnet-core3-export"
     assert chosen(0.64, "auto") == "ctcnet-core3-export"
+    # A crop that cannot be read is the run's to report: the others still tell the field.
+    (folder / "ctc" / "b.png").write_bytes(b"not an image")
+    assert chosen(0.64) == "ctcnet-core3"
 
 
 def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
