@@ -201,20 +201,19 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
     thumbnails."""
     from ctcnet.nn.registry import choose_model
 
-    panels = input_panels(cartridges, datasets, pixel_size)
-    scan_scale = bool(datasets) and not cartridges and not isinstance(pixel_size, str) and \
+    indices = _crop_indices(datasets, pixel_size)
+    panels = _panels(cartridges, indices)
+    scan_scale = bool(indices) and not cartridges and not isinstance(pixel_size, str) and \
         all(p.composite and p.pixel_size_um >= SCAN_PIXEL_UM for p in panels) and \
-        all(field_um(d, pixel_size) >= SCAN_FIELD_UM for d in datasets)
+        all(field_um(index) >= SCAN_FIELD_UM for index in indices)
     return choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
 
 
-def field_um(dataset: Path, pixel_size: float | None) -> float:
+def field_um(index) -> float:
     """The median size across (each crop's larger side) of up to :data:`FIELD_SAMPLE` crops of
-    a folder, spread over it, in um at its stated pixel size (``pixel_size``, else its
-    panel.json's)."""
+    a crop folder's index, spread over it, in um at its panel's pixel size."""
     import numpy as np
 
-    index = read_crop_index(dataset, pixel_size=pixel_size)
     picks = np.unique(np.linspace(0, len(index) - 1, min(FIELD_SAMPLE, len(index)))
                       .round().astype(int)) if len(index) else []
     sides = []
@@ -233,13 +232,23 @@ def input_panels(cartridges: Iterable[Path], datasets: Iterable[Path],
     ``PredictOptions.pixel_size``, which only the channel names are read for here). A
     cartridge that cannot be opened is left out (the run sets it aside, saying why), unless
     nothing else is left."""
+    return _panels(cartridges, _crop_indices(datasets, pixel_size))
+
+
+def _crop_indices(datasets: Iterable[Path], pixel_size: float | str | None) -> list:
+    """Each crop dataset's index, read for its panel (a stated ``pixel_size`` applied)."""
+    return [read_crop_index(d, pixel_size=_stated(pixel_size)) for d in datasets]
+
+
+def _panels(cartridges: Iterable[Path], indices: list) -> list[Panel]:
+    """:func:`input_panels` of the cartridges and of the crop datasets' ``indices``."""
     panels, refused = [], None
     for path in cartridges:
         try:
             panels.append(_cartridge_panel(open_cartridge(path)))
         except InputError as err:
             refused = refused or err
-    panels += [read_crop_index(d, pixel_size=_stated(pixel_size)).panel for d in datasets]
+    panels += [index.panel for index in indices]
     if refused is not None and not panels:
         raise refused
     return panels

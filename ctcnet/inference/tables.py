@@ -79,15 +79,17 @@ def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:
     return events[columns].to_numpy(np.float32)
 
 
-def filed_by_prior_of(events: pd.DataFrame, spec) -> np.ndarray:
+def filed_by_prior_of(events: pd.DataFrame, spec=None) -> np.ndarray:
     """Bool per event of a labelled table: the calls' rule showed it because the prior alone
     filed it as an uncounted class (:func:`ctcnet.nn.calls.filed_by_prior`, under
     ``spec.decision``). Read off the :data:`FILED_BY_PRIOR` column where the table has one (a
     run's events, :func:`label_events`), else on the probabilities the review band read
     (``fused_p_<class>``) or the ``p_<class>`` columns, with ``model_class`` (else ``class``)
-    as the rule's call."""
+    as the rule's call; without a ``spec``, none but the column's."""
     if FILED_BY_PRIOR in events:
         return events[FILED_BY_PRIOR].fillna(False).to_numpy(bool)
+    if spec is None:
+        return np.zeros(len(events), bool)
     names = list(spec.class_names)
     proba = band_proba_of(events, names)
     if proba is None:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.tables import FILED_BY_PRIOR
+from ctcnet.inference.tables import filed_by_prior_of
 from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
@@ -124,8 +124,7 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
                     ("wbc", "debris", "cluster")) & \
             (calls == "ctc")
     # The calls' rule showed it because the prior alone filed it so (the run's column).
-    by_prior = events[FILED_BY_PRIOR].fillna(False).to_numpy(bool) if FILED_BY_PRIOR in events \
-        else np.zeros(n, bool)
+    by_prior = filed_by_prior_of(events)
     out = []
     for call, p, flagged, flags, chosen, marked, prior_filed in zip(
             calls, confidence, review, guard, why, by_markers, by_prior):
