@@ -1,7 +1,7 @@
 """Exported-style cells placed into simulated scans, counted by ``ctcnet predict`` and by a
 classic CK/CD45 gate on the same cartridges.
 
-    python scripts/cells_in_scans.py [--cartridges 2] [--frames 6] [--per-frame 6]
+    python scripts/cells_in_scans.py [--cartridges 4] [--frames 6] [--per-frame 6]
         [--families tight,drawn,swap] [--model NAME] [--out runs/cells_in_scans]
 
 The cells a lab sees as single-cell exports (the export families: ``tight``, the simulator's
@@ -11,13 +11,21 @@ each composite (R = CK, G = CD45, B = DAPI) area-averaged to the scan's pixel si
 of 12 um (its lit area's diameter), blurred a little (0.7 px), and added into empty places of
 a 16-bit five-channel cartridge drawn by ``ctcnet simulate cartridge`` with one gain per
 channel for all cells (a plane's 255 brings DAPI and CD45 to the cartridge's own leukocytes'
-bright level, CK to its CTCs'). Half the placed cells are CTCs, half leukocytes. Each
-cartridge (its pixel size drawn by the simulator, 0.45-0.83 um/px) is predicted with the
-model's defaults and gated by :func:`gate_ctcs` (``ctcnet.evaluation.classic_gate``:
-background and noise per channel, a 3-sigma threshold on DAPI + CK, a watershed, per-object
-means; CK+, DAPI+ and CD45- at 3 noise sigmas, not tuned). Per family: placed CTCs counted,
-counted or shown, counted by the gate; placed leukocytes counted as CTCs and sent to review.
-Writes ``cells_in_scans.json``.
+bright level, CK to its CTCs'). Half the placed cells are CTCs, half leukocytes. Every
+family goes into the same cartridges (their pixel size drawn by the simulator, 0.45-0.83
+um/px), each predicted with the model's defaults and gated by :func:`gate_ctcs`
+(``ctcnet.evaluation.classic_gate``: background and noise per channel, a 3-sigma threshold on
+DAPI + CK, a watershed, per-object means; CK+, DAPI+ and CD45- at 3 noise sigmas, not tuned).
+
+A cartridge's stains are drawn 0.2-5x, so on a dim one a placed CTC's CK can end under the
+noise, and a composite's faint copy of CK in its CD45 plane, brought up by CD45's gain, can
+end as bright as the CK: by its markers in the scan such a cell is no CTC. So each placed
+cell is also read as the gate reads an object, over its own pixels (mean noise units of DAPI,
+CK and CD45), and a CTC that reads CK+, DAPI+ and CD45- there is ``readable``. Per family:
+placed CTCs counted, counted or shown, counted by the gate, each of all and of the readable
+ones; placed leukocytes counted as CTCs (of all, and of those the scan does not show as a
+CTC) and sent to review. Writes ``cells_in_scans.json``
+and each cartridge's ``placed_cells.csv`` (the readings included).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 # The gate lives in the library, where `ctcnet benchmark` times the same code.
-from ctcnet.evaluation.classic_gate import gate_ctcs, marker_channels
+from ctcnet.evaluation.classic_gate import gate_ctcs, marker_channels, noise_units
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -41,6 +49,7 @@ SEED = 47000
 CELL_UM = 12.0
 MATCH_UM = 8.0
 LIT = 20  # of 255: a composite's pixel belongs to the cell
+GATE_SIGMAS = 3.0  # the classic gate's marker level, in noise units
 
 
 def family_folder(name: str, out: Path, per_class: int, seed: int) -> Path:
@@ -144,6 +153,7 @@ def place_cells(cart: Path, out: Path, cells: list, per_frame: int, seed: int) -
     for f, (path, frame) in enumerate(zip(paths, frames)):
         places = free_places(rng, truth[truth["frame"] == f], frame.shape[1:], per_frame,
                              30.0 / px, int(40.0 / px))
+        footprints = []
         for k, (x, y) in enumerate(places):
             label = ("ctc", "wbc")[k % 2]
             rgb = by_label[label][rng.integers(len(by_label[label]))]
@@ -155,16 +165,34 @@ def place_cells(cart: Path, out: Path, cells: list, per_frame: int, seed: int) -
             # R = CK, G = CD45, B = DAPI; 255 in a plane is the cartridge's bright level.
             for plane, c in zip(planes, (channels[1], channels[2], channels[0])):
                 frame[c, y0:y0 + h, x0:x0 + w] += plane * (levels[channels.index(c)] / 255.0)
+            footprints.append((slice(y0, y0 + h), slice(x0, x0 + w),
+                               (planes >= LIT).any(axis=0)))
             rows.append({"frame": f, "row": cartridge.frames[f].row,
                          "col": cartridge.frames[f].col, "x": float(x), "y": float(y),
                          "class": label})
         # A bright cell saturates where the scanner would: at the top of each channel's range.
         top = np.array([c.value_range[1] for c in cartridge.panel.channels])[:, None, None]
-        tifffile.imwrite(path, np.clip(np.round(frame), 0, top).astype(np.uint16),
-                         photometric="minisblack")
+        frame = np.clip(np.round(frame), 0, top).astype(np.uint16)
+        tifffile.imwrite(path, frame, photometric="minisblack")
+        # What the scan shows of each placed cell, read as the gate reads an object (its mean
+        # noise units over the pixels the cell lights), so that a cell whose CK the scan
+        # does not show, or shows under CD45, is told from one the network misreads.
+        snr = noise_units(frame, channels)
+        for row, (box_y, box_x, lit) in zip(rows[len(rows) - len(footprints):], footprints):
+            means = snr[:, box_y, box_x][:, lit].mean(axis=1)
+            row.update(dict(zip(("dapi_snr", "ck_snr", "cd45_snr"), means.round(2))))
     placed = pd.DataFrame(rows)
+    placed["reads_as_ctc"] = reads_as_ctc(placed)
     placed.to_csv(out / "placed_cells.csv", index=False)
     return placed
+
+
+def reads_as_ctc(placed: pd.DataFrame, sigmas: float = GATE_SIGMAS) -> np.ndarray:
+    """Which placed cells the scan shows as the CellSearch definition's CTC, read over each
+    cell's own pixels as the gate reads its objects: CK and DAPI over ``sigmas`` noise units,
+    CD45 under them."""
+    return ((placed["ck_snr"] > sigmas) & (placed["dapi_snr"] > sigmas)
+            & (placed["cd45_snr"] < sigmas)).to_numpy()
 
 
 def score(placed: pd.DataFrame, events: pd.DataFrame, gated: dict, px: float,
@@ -177,9 +205,11 @@ def score(placed: pd.DataFrame, events: pd.DataFrame, gated: dict, px: float,
     events = events.reset_index(drop=True)
     is_counted = counted(events) & (events["class"] == "ctc").to_numpy()
     shown = is_counted | events["review"].to_numpy(bool) | (events["class"] == "ctc").to_numpy()
-    out = {k: 0 for k in ("ctc", "ctc_counted", "ctc_counted_or_shown", "ctc_gated", "wbc",
-                          "wbc_counted_ctc", "wbc_to_review", "false_ctc_counted",
-                          "false_ctc_gated")}
+    out = {k: 0 for k in ("ctc", "ctc_counted", "ctc_counted_or_shown", "ctc_gated",
+                          "ctc_readable", "readable_counted", "readable_counted_or_shown",
+                          "readable_gated", "wbc", "wbc_counted_ctc", "wbc_to_review",
+                          "wbc_reads_as_ctc", "wbc_read_counted_ctc",
+                          "false_ctc_counted", "false_ctc_gated")}
     radius = MATCH_UM / px
     for f, t in placed.groupby("frame"):
         e = events[events["frame"] == f]
@@ -187,15 +217,23 @@ def score(placed: pd.DataFrame, events: pd.DataFrame, gated: dict, px: float,
         hit = dict(zip(ti, e.index.to_numpy()[di]))
         g = gated.get(f, np.zeros((0, 2)))
         gi, _ = match_to_truth(g, t[["x", "y"]].to_numpy(), radius)
-        for k, label in enumerate(t["class"]):
+        for k, (label, readable) in enumerate(zip(t["class"], t["reads_as_ctc"])):
             out[label] += 1
             row = hit.get(k)
             if label == "ctc":
-                out["ctc_counted"] += int(row is not None and is_counted[row])
-                out["ctc_counted_or_shown"] += int(row is not None and shown[row])
-                out["ctc_gated"] += int(k in set(gi))
+                got = {"counted": row is not None and is_counted[row],
+                       "counted_or_shown": row is not None and shown[row],
+                       "gated": k in set(gi)}
+                for key, value in got.items():
+                    out[f"ctc_{key}"] += int(value)
+                    out[f"readable_{key}"] += int(value and readable)
+                out["ctc_readable"] += int(readable)
             else:
                 out["wbc_counted_ctc"] += int(row is not None and is_counted[row])
+                # A leukocyte the scan shows as CK+, DAPI+, CD45- is a CTC by its markers.
+                out["wbc_reads_as_ctc"] += int(readable)
+                out["wbc_read_counted_ctc"] += int(row is not None and is_counted[row]
+                                                   and not readable)
                 out["wbc_to_review"] += int(row is not None and bool(events.at[row, "review"]))
     # CTC calls on nothing a CTC or cluster: the precision a gate is known to lack.
     rare = pd.concat([placed[placed["class"] == "ctc"],
@@ -223,7 +261,7 @@ def main() -> int:
     from ctcnet.io.scan import open_cartridge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cartridges", type=int, default=2)
+    parser.add_argument("--cartridges", type=int, default=4)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--per-frame", type=int, default=6)
@@ -240,7 +278,9 @@ def main() -> int:
                                          SEED + fi))
         totals: dict[str, int] = {}
         for i in range(args.cartridges):
-            seed = SEED + 100 * fi + i
+            # Every family goes into the same cartridges, so the families differ by their
+            # look alone, not by how bright a cartridge's stains are drawn.
+            seed = SEED + i
             cart = simulate(args.out / f"cart_{seed}", seed, args.frames, args.events,
                             "ctc=0.004,cluster=0.001")
             placed_root = args.out / f"{family}_{seed}"
@@ -259,13 +299,20 @@ def main() -> int:
             for k, v in got.items():
                 totals[k] = totals.get(k, 0) + v
         n_ctc, n_wbc = max(1, totals["ctc"]), max(1, totals["wbc"])
+        n_readable = max(1, totals["ctc_readable"])
+        n_wbc_read = max(1, totals["wbc"] - totals["wbc_reads_as_ctc"])
         summary = {**totals,
-                   "ctc_counted_share": round(totals["ctc_counted"] / n_ctc, 3),
-                   "ctc_counted_or_shown_share": round(totals["ctc_counted_or_shown"] / n_ctc,
-                                                       3),
-                   "ctc_gated_share": round(totals["ctc_gated"] / n_ctc, 3),
+                   **{f"{key}_share": round(totals[key] / n, 3)
+                      for n, keys in ((n_ctc, ("ctc_counted", "ctc_counted_or_shown",
+                                               "ctc_gated", "ctc_readable")),
+                                      (n_readable, ("readable_counted",
+                                                    "readable_counted_or_shown",
+                                                    "readable_gated")))
+                      for key in keys},
                    "wbc_counted_ctc_share": round(totals["wbc_counted_ctc"] / n_wbc, 3),
-                   "wbc_to_review_share": round(totals["wbc_to_review"] / n_wbc, 3)}
+                   "wbc_to_review_share": round(totals["wbc_to_review"] / n_wbc, 3),
+                   "wbc_read_counted_ctc_share": round(totals["wbc_read_counted_ctc"]
+                                                       / n_wbc_read, 3)}
         record["families"][family] = summary
         print(f"{family}: {json.dumps(summary)}", flush=True)
     atomic_write_text(args.out / "cells_in_scans.json", json.dumps(record, indent=2) + "\n")

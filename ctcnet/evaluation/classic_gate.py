@@ -50,13 +50,7 @@ def gate_frame(frame: np.ndarray, channels: Sequence[int], pixel_um: float,
     from skimage.segmentation import watershed
 
     shape = frame.shape[1:]
-    snr = np.empty((3, *shape), np.float32)
-    for i, c in enumerate(channels):
-        plane = ndimage.gaussian_filter(np.asarray(frame[c], dtype=np.float32), 1.0)
-        background = np.median(plane)
-        noise = 1.4826 * np.median(np.abs(plane - background)) + 1e-6
-        np.subtract(plane, background, out=snr[i])
-        snr[i] /= noise
+    snr = noise_units(frame, channels)
     mask = ndimage.binary_opening((snr[0] > sigmas) | (snr[1] > sigmas), iterations=1)
     objects, _ = ndimage.label(mask)
     distance = object_distance(objects)
@@ -69,6 +63,21 @@ def gate_frame(frame: np.ndarray, channels: Sequence[int], pixel_um: float,
     table["ctc"] = ((table["ck_snr"] > sigmas) & (table["dapi_snr"] > sigmas)
                     & (table["cd45_snr"] < sigmas) & (table["area_px"] >= min_area))
     return table
+
+
+def noise_units(frame: np.ndarray, channels: Sequence[int]) -> np.ndarray:
+    """(len(channels), H, W) float32: each of ``channels`` of a (C, H, W) frame smoothed (a 1
+    px Gaussian), less its background (median), over its noise (MAD): what the gate reads."""
+    from scipy import ndimage
+
+    snr = np.empty((len(channels), *frame.shape[1:]), np.float32)
+    for i, c in enumerate(channels):
+        plane = ndimage.gaussian_filter(np.asarray(frame[c], dtype=np.float32), 1.0)
+        background = np.median(plane)
+        noise = 1.4826 * np.median(np.abs(plane - background)) + 1e-6
+        np.subtract(plane, background, out=snr[i])
+        snr[i] /= noise
+    return snr
 
 
 def gate_ctcs(frame: np.ndarray, channels: Sequence[int], pixel_um: float,
