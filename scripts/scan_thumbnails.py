@@ -16,7 +16,7 @@ and model: macro-F1 over the four classes, CTC recall, CTC-vs-rest accuracy, leu
 ``ctc``, and the share of crops shown to a person. Targets (for the composites, with the model
 ctcnet chooses): macro-F1 >= 0.95 and within 0.02 of the 16-bit crops'.
 
-    python scripts/scan_thumbnails.py [--per-class 150] [--seed 52700] [--out DIR]
+    python scripts/scan_thumbnails.py [--per-class 150] [--seed 52700] [--out DIR] [--model M]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def make_family(out: Path, per_class: int, seed: int) -> dict[str, Path]:
 
 
 def score(root: Path, model: str) -> dict:
-    """``ctcnet predict`` on the folder (``model``: a shipped model's name, or ``auto``)."""
+    """``ctcnet predict`` on the folder (``model``: a model's name or file, or ``auto``)."""
     import numpy as np
     import pandas as pd
 
@@ -100,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=150)
     parser.add_argument("--seed", type=int, default=52700)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "scan_thumbnails")
+    parser.add_argument("--model", action="append", default=[],
+                        help="also score this model (a file or a name; repeatable)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     roots = make_family(args.out / "data", args.per_class, args.seed)
     results = {f"{look}/{model}": score(root, model)
-               for look, root in roots.items() for model in MODELS}
+               for look, root in roots.items() for model in (*MODELS, *args.model)}
     print(f"{'folder / model asked':34s} {'model':22s} macro-F1 ctc-rec c-v-r  wbc>ctc shown")
     for key, r in results.items():
         if "error" in r:
