@@ -24,8 +24,8 @@ cell is also read as the gate reads an object, over its own pixels (mean noise u
 CK and CD45), and a CTC that reads CK+, DAPI+ and CD45- there is ``readable``. Per family:
 placed CTCs counted, counted or shown, counted by the gate, each of all and of the readable
 ones; placed leukocytes counted as CTCs (of all, and of those the scan does not show as a
-CTC) and sent to review. Writes ``cells_in_scans.json``
-and each cartridge's ``placed_cells.csv`` (the readings included).
+CTC) and sent to review. Writes ``cells_in_scans.json`` and each cartridge's
+``placed_cells.csv`` (the readings included).
 """
 
 from __future__ import annotations
