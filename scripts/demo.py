@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads(summaries[0].read_text())
     events = pd.read_parquet(summaries[0].parent / "events.parquet")
     print_counts(summary, events, truth)
-    print_ctc_outcome(events, truth, float(summary["panel"].get("pixel_size_um", 0.64)))
+    print_outcomes(events, truth, float(summary["panel"].get("pixel_size_um", 0.64)))
     out = summaries[0].parent
     print(f"      review the calls in the browser:  ctcnet review {out}")
     print(f"      or open the report:               {out / 'index.html'}")
@@ -95,34 +95,44 @@ def print_counts(summary: dict, events, truth) -> None:
           "few checks")
 
 
-def print_ctc_outcome(events, truth, pixel_size_um: float, radius_um: float = 6.0) -> None:
-    """What became of each drawn CTC: called ctc and counted, held or sent to review, or
-    neither (missed by detection, or called another class with confidence)."""
+def print_outcomes(events, truth, pixel_size_um: float, radius_um: float = 6.0) -> None:
+    """What became of each drawn CTC and cluster: counted, held or sent to review, or neither
+    (missed by detection, or called another class with confidence). A cluster counted as a CTC
+    is counted: the CTC in it is found."""
     import numpy as np
     from scipy.spatial import cKDTree
 
-    ctcs = truth[truth["class"] == "ctc"]
-    outcome = {"counted": 0, "shown": 0, "missed": 0, "undetected": 0}
-    for frame_id, drawn in ctcs.groupby("frame_id"):
-        found = events[events["frame_id"] == frame_id]
-        if not len(found):
-            outcome["undetected"] += len(drawn)
+    for drawn_class, plural, counted_as in (("ctc", "CTCs", ("ctc",)),
+                                            ("cluster", "clusters", ("cluster", "ctc"))):
+        cells = truth[truth["class"] == drawn_class]
+        if drawn_class == "cluster" and not len(cells):
             continue
-        dist, nearest = cKDTree(found[["x", "y"]].to_numpy()).query(drawn[["x", "y"]].to_numpy())
-        for d, i in zip(dist, nearest):
-            event = found.iloc[i]
-            if d * pixel_size_um > radius_um:
-                outcome["undetected"] += 1
-            elif event["class"] == "ctc" and not event["guard"]:
-                outcome["counted"] += 1
-            elif bool(event["review"]) or event["guard"]:
-                outcome["shown"] += 1
-            else:
-                outcome["missed"] += 1
-    n = int(np.sum(list(outcome.values())))
-    print(f"      drawn CTCs: {n}; called ctc and counted {outcome['counted']}, sent to a "
-          f"person for review {outcome['shown']}, called another class "
-          f"{outcome['missed']}, not detected {outcome['undetected']}")
+        outcome = {"counted": 0, "shown": 0, "missed": 0, "undetected": 0}
+        as_ctc = 0
+        for frame_id, drawn in cells.groupby("frame_id"):
+            found = events[events["frame_id"] == frame_id]
+            if not len(found):
+                outcome["undetected"] += len(drawn)
+                continue
+            dist, nearest = cKDTree(found[["x", "y"]].to_numpy()).query(
+                drawn[["x", "y"]].to_numpy())
+            for d, i in zip(dist, nearest):
+                event = found.iloc[i]
+                if d * pixel_size_um > radius_um:
+                    outcome["undetected"] += 1
+                elif event["class"] in counted_as and not event["guard"]:
+                    outcome["counted"] += 1
+                    as_ctc += int(event["class"] != drawn_class)
+                elif bool(event["review"]) or event["guard"]:
+                    outcome["shown"] += 1
+                else:
+                    outcome["missed"] += 1
+        n = int(np.sum(list(outcome.values())))
+        print(f"      drawn {plural}: {n}; called {' or '.join(counted_as)} and counted "
+              f"{outcome['counted']}, sent to a person for review {outcome['shown']}, called "
+              f"another class {outcome['missed']}, not detected {outcome['undetected']}")
+        if as_ctc:
+            print(f"        ({as_ctc} of the counted clusters counted as CTCs)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``./run demo``'s closing table: drawn against counted, held and sent to review, each drawn
-CTC's fate, and how to open the review page."""
+CTC's and cluster's fate, and how to open the review page."""
 
 from pathlib import Path
 
@@ -13,10 +13,15 @@ def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if "drawn" in line and "counted" in line)
     assert header.split() == ["class", "drawn", "counted", "held", "to", "review"]
-    fate = next(line for line in out.splitlines() if "drawn CTCs:" in line)
-    drawn = int(fate.split("drawn CTCs:")[1].split(";")[0])
-    told = [int(part.split()[-1]) for part in fate.split(";")[1].split(",")]
-    assert drawn > 0 and sum(told) == drawn  # every drawn CTC accounted for, once
+    fates = {kind: next((line for line in out.splitlines() if f"drawn {kind}:" in line), None)
+             for kind in ("CTCs", "clusters")}
+    assert fates["CTCs"] is not None
+    for kind, fate in fates.items():
+        if fate is None:  # a cartridge the simulator drew no cluster in
+            continue
+        drawn = int(fate.split(f"drawn {kind}:")[1].split(";")[0])
+        told = [int(part.split()[-1]) for part in fate.split(";")[1].split(",")]
+        assert drawn > 0 and sum(told) == drawn  # every one accounted for, once
     results = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
     assert f"ctcnet review {results}" in out
 
