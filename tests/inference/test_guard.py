@@ -159,6 +159,24 @@ def test_an_exports_cd45_that_is_only_a_copy_of_ck_is_no_cd45(rng, spec):
     assert plain["cd45_over_ck"][0] > RULES.cd45_level
 
 
+def test_on_exports_the_cd45_line_sits_above_jpeg_crosstalk(rng, spec):
+    """CD45 reading 2-3 noise units over the CK area (what JPEG's crosstalk of a bright CK
+    plane leaves on an 8-bit export) makes a CTC call CD45-positive on a scan, not on an
+    export; a leukocyte's CD45 is positive on both."""
+    from ctcnet.inference.guard import RULES
+
+    crops = np.stack([cell(rng, cd45=15.0), cell(rng, cd45=80.0)])
+    proba = onehot(["ctc", "ctc"], spec)
+    exports = RULES.for_crops(True)
+    assert RULES.cd45_level < exports.cd45_level == RULES.export_cd45_level
+    reading = measure(crops, spec.panel, spec.pixel_size_um, exports)["cd45_over_ck"]
+    assert RULES.cd45_level < reading[0] < exports.cd45_level < reading[1]
+    scan = review_flags(crops, proba, spec, RULES.for_crops(False))["cd45_positive"]
+    export = review_flags(crops, proba, spec, exports)["cd45_positive"]
+    assert scan.tolist() == [True, True]
+    assert export.tolist() == [False, True]
+
+
 def test_ctcs_leaking_10_percent_into_every_channel_are_not_cd45_positive(spec):
     """The simulator's strongest bleed-through (every ordered pair 8-10 %) on clean CTCs: the
     CD45 they show is leaks, and the guard must remove it (the fitted leak shares are

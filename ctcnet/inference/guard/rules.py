@@ -44,6 +44,16 @@ class GuardRules:
     cd45_level
         CD45 positivity: upper quartile of CD45 over the CK area once the leaks are removed;
         also the level of the exclusion markers round it for ``possible_ctc``.
+    export_cd45_level
+        ``cd45_level`` for display exports (8-bit RGB composites). JPEG's crosstalk of a
+        bright CK plane into the CD45 plane, against the small noise an 8-bit plane leaves,
+        reads 2-3 noise units over a CTC's CK area where its 16-bit crop reads 0.1-0.3, while
+        a leukocyte's CD45 reads far above. On the fitting sets (scan-resolution thumbnails,
+        one display range per sample and per image, seed 49060; tight exports at 0.05-0.2
+        um/px, seed 38000; 150 a class) CTCs over the line 37 / 36 -> 26 / 29 of 150 on the
+        thumbnails and 4 / 1 / 1 / 1 -> 4 / 1 / 1 / 0 on the tight exports, leukocytes under
+        it 22 / 14 / 38 / 35 / 38 / 15 -> the same but one more on the per-image thumbnails; at
+        4, no more leukocytes under it either, so 3 keeps a margin.
     dna_level
         The DAPI a nucleus must reach inside the CK area.
     dna_share
@@ -250,6 +260,7 @@ class GuardRules:
     """
 
     cd45_level: float = 2.0
+    export_cd45_level: float = 3.0
     dna_level: float = 3.0
     dna_share: float = 0.08
     focus_ratio: float = 1.8
@@ -289,11 +300,12 @@ class GuardRules:
 
     def for_crops(self, exported: bool) -> GuardRules:
         """These rules for crops that are display exports (``exported``: their leak
-        allowances, :func:`leak_allowance` and ``export_copy_leak``, the markers' call's
-        ``export_markers_cd45_core`` and the flag's ``shown_ctc_structure`` at ``body_level``)
-        or scans."""
+        allowances, :func:`leak_allowance` and ``export_copy_leak``, the CD45 line at
+        ``export_cd45_level``, the markers' call's ``export_markers_cd45_core`` and the
+        flag's ``shown_ctc_structure`` at ``body_level``) or scans."""
         rules = self.with_leak(leak_allowance(exported, self))
-        return replace(rules, copy_leak=self.export_copy_leak,
+        return replace(rules, cd45_level=self.export_cd45_level,
+                       copy_leak=self.export_copy_leak,
                        crop_markers_cd45_core=self.export_markers_cd45_core,
                        shown_ctc_structure=self.body_level) \
             if exported else rules
