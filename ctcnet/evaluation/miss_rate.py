@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.detect.truth_matching import match_to_truth
-from ctcnet.inference.tables import band_proba_of
+from ctcnet.inference.tables import before_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba, filed_by_prior
 
 # The bands tried, from the most shown up: fine near 0, where a cartridge's posteriors sit.
@@ -100,15 +100,11 @@ def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: 
     names = list(spec.class_names)
     counted = [i for i, n in enumerate(names) if n in COUNTED_CLASSES]
     # The probabilities the band read (a review-only marker fusion's), else the calls' own.
-    before_prior = band_proba_of(events, names)
-    if before_prior is None:
-        before_prior = events[[f"p_{n}" for n in names]].to_numpy(np.float32)
+    before_prior, calls = before_prior_of(events, names)
     posterior = deployment_proba(before_prior, names, spec.decision)
     guard = events["guard"].fillna("").astype(str) if "guard" in events else ""
     # Shown once the rule carries a band, whatever the band.
-    by_prior = filed_by_prior(before_prior, events["model_class" if "model_class" in events
-                                                   else "class"].to_numpy(object),
-                              names, spec.decision, banded=True)
+    by_prior = filed_by_prior(before_prior, calls, names, spec.decision, banded=True)
     out = pd.DataFrame({
         "counted_mass": posterior[:, counted].max(axis=1) if counted else 0.0,
         "shown_otherwise": events["class"].isin(COUNTED_CLASSES).to_numpy()

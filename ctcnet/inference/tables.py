@@ -79,6 +79,20 @@ def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:
     return events[columns].to_numpy(np.float32)
 
 
+def before_prior_of(events: pd.DataFrame, class_names) -> tuple[np.ndarray | None, np.ndarray]:
+    """What the calls' rule read of a labelled table before its prior: the probabilities the
+    review band and :func:`ctcnet.nn.calls.filed_by_prior` read (:func:`band_proba_of`, else
+    the ``p_<class>`` columns; None without either) and the rule's own calls (``model_class``,
+    else ``class``)."""
+    proba = band_proba_of(events, class_names)
+    if proba is None:
+        columns = [f"p_{n}" for n in class_names]
+        if len(events) and all(c in events for c in columns):
+            proba = events[columns].to_numpy(np.float32)
+    calls = events["model_class" if "model_class" in events else "class"].to_numpy(object)
+    return proba, calls
+
+
 def filed_by_prior_of(events: pd.DataFrame, spec=None) -> np.ndarray:
     """Bool per event of a labelled table: the calls' rule showed it because the prior alone
     filed it as an uncounted class (:func:`ctcnet.nn.calls.filed_by_prior`, under
@@ -91,13 +105,9 @@ def filed_by_prior_of(events: pd.DataFrame, spec=None) -> np.ndarray:
     if spec is None:
         return np.zeros(len(events), bool)
     names = list(spec.class_names)
-    proba = band_proba_of(events, names)
+    proba, calls = before_prior_of(events, names)
     if proba is None:
-        columns = [f"p_{n}" for n in names]
-        if not len(events) or not all(c in events for c in columns):
-            return np.zeros(len(events), bool)
-        proba = events[columns].to_numpy(np.float32)
-    calls = events["model_class" if "model_class" in events else "class"].to_numpy(object)
+        return np.zeros(len(events), bool)
     return filed_by_prior(proba, calls, names, spec.decision)
 
 
