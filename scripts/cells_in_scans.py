@@ -217,13 +217,14 @@ def score(placed: pd.DataFrame, events: pd.DataFrame, gated: dict, px: float,
         hit = dict(zip(ti, e.index.to_numpy()[di]))
         g = gated.get(f, np.zeros((0, 2)))
         gi, _ = match_to_truth(g, t[["x", "y"]].to_numpy(), radius)
+        gated_cells = set(gi)
         for k, (label, readable) in enumerate(zip(t["class"], t["reads_as_ctc"])):
             out[label] += 1
             row = hit.get(k)
             if label == "ctc":
                 got = {"counted": row is not None and is_counted[row],
                        "counted_or_shown": row is not None and shown[row],
-                       "gated": k in set(gi)}
+                       "gated": k in gated_cells}
                 for key, value in got.items():
                     out[f"ctc_{key}"] += int(value)
                     out[f"readable_{key}"] += int(value and readable)

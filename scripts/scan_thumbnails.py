@@ -11,10 +11,10 @@ at 0.64 um/px: what a scanner's gallery shows of an event), written three ways:
 Each folder is read as ``ctcnet predict`` reads a crop folder (the markers taking part in the
 calls): with the model ctcnet chooses for it (``auto``: the scan model, for the 16-bit crops
 and for composites stated at a scanner's pixel size alike) and with each three-marker model
-named. Reported per folder
-and model: macro-F1 over the four classes, CTC recall, CTC-vs-rest accuracy, leukocytes called
-``ctc``, and the share of crops shown to a person. Targets (for the composites, with the model
-ctcnet chooses): macro-F1 >= 0.95 and within 0.02 of the 16-bit crops'.
+named. Reported per folder and model: macro-F1 over the four classes, CTC recall, CTC-vs-rest
+accuracy, leukocytes called ``ctc``, and the share of crops shown to a person. Targets (for
+the composites, with the model ctcnet chooses): macro-F1 >= 0.95 and within 0.02 of the 16-bit
+crops'.
 
     python scripts/scan_thumbnails.py [--per-class 150] [--seed 52700] [--out DIR] [--model M]
 """

@@ -181,7 +181,9 @@ def filed_by_prior(proba: np.ndarray, calls: np.ndarray, class_names: Sequence[s
     cartridge's events against the 0.5 % it queues otherwise, for one more CTC shown of
     204."""
     calls = np.asarray(calls, dtype=object)
-    if not (as_rule(decision).review_band is not None if banded is None else banded):
+    if banded is None:
+        banded = as_rule(decision).review_band is not None
+    if not banded:
         return np.zeros(len(calls), bool)
     return counted_likeliest(proba, class_names) & ~np.isin(calls, COUNTED_CLASSES)
 
