@@ -22,7 +22,7 @@ it matters), so the numbers agree up to float rounding:
   fit is stopped, not converged, where nucleus and cytoplasm overlap, and parity needs the
   same stop);
 * masked percentiles by a sort (numpy's ``linear`` method), masked maxima, and the shape of
-  a channel of its own (:func:`~ctcnet.inference.guard.measurements._own_structure`) in
+  a channel of its own (:func:`~ctcnet.inference.guard.shapes.own_structure`) in
   float64 as numpy computes it.
 
 :class:`FusionHead` is :func:`ctcnet.inference.marker_fusion.fused_proba` (standardise,
@@ -328,7 +328,7 @@ def packed_cross(rows: torch.Tensor) -> torch.Tensor:
 
 def own_structure(target: torch.Tensor, source: torch.Tensor, mask: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``measurements._own_structure`` (share of the best copy of ``source`` and the
+    """``shapes.own_structure`` (share of the best copy of ``source`` and the
     structure left of ``target``), in float64 as numpy computes it; structure NaN where the
     mask is empty."""
     t = torch.where(mask, target, 0.0).double()

@@ -210,6 +210,10 @@ def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):
     odd_debris = np.stack([cell(rng, ck=3000, dapi=3000), cell(rng, ck=3000, dapi=0)])
     flags = review_flags(odd_debris, onehot(["debris", "debris"], spec), spec)
     assert flags["unusual"].tolist() == [True, False]
+    # Called ctc, the first of them: its markers meet the CellSearch definition on their own
+    # (CK, a nucleus of its own, no CD45), so the call rests on them, not on the network's
+    # reading of an odd profile, and is counted, not held.
+    assert not review_flags(odd_debris[:1], onehot(["ctc"], spec), spec)["unusual"].any()
     # The same CK and nucleus with a CD45 membrane round them, called a leukocyte: a CK+CD45+
     # leukocyte, which the CellSearch line keeps one; called ctc, shown whatever its CD45.
     odd_wbc = np.stack([cell(rng, ck=3000, dapi=3000, cd45=300)] * 2)
@@ -606,6 +610,31 @@ def test_on_exports_a_ctc_whose_shapes_read_little_of_their_own_is_shown_not_cal
     assert scans[MARKERS_CTC].tolist() == [False, False, True]
 
 
+def test_a_bare_nucleus_beside_a_speck_of_ck_is_no_ctc_on_a_scan(rng, spec):
+    """On a scan a CTC's CK covers its nucleus (the cytoplasm above and below it); a ring of
+    CK round a nucleus holds it too (the CK area's holes filled). A bare nucleus with a speck
+    of CK-channel signal at its side, otherwise as clear (CK positive, DNA of its own, no CD45),
+    holds its nucleus outside the CK area: on a scan neither flagged a possible CTC nor called
+    one by its markers. Display exports show CK beside or round a nucleus, not over it: there
+    the share is not asked."""
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    ring = cell(rng, ck=0)
+    ring[CK] += 300 * ((np.hypot(yy, xx) > 4) & (np.hypot(yy, xx) <= 9))
+    bare = cell(rng, ck=0, dapi=0)
+    bare[DAPI] += 400 * (np.hypot(yy, xx) <= 6)
+    bare[CK] += 300 * (np.hypot(yy, xx - 6) <= 3.5)   # a speck on the nucleus's edge
+    crops = np.stack([cell(rng), ring, bare])
+    measured = measure(crops, spec.panel, spec.pixel_size_um)
+    assert (measured["nucleus_in_ck"][:2] >= RULES.nucleus_in_ck_share).all()
+    assert measured["nucleus_in_ck"][2] < RULES.nucleus_in_ck_share
+    calls = onehot(["wbc"] * 3, spec)
+    scan = review_flags(crops[[0, 2]], calls[[0, 2]], spec)
+    assert scan["possible_ctc"].tolist() == [True, False]
+    assert scan[MARKERS_CTC].tolist() == [True, False]
+    export = review_flags(crops[[0, 2]], calls[[0, 2]], spec, RULES.for_crops(exported=True))
+    assert export["possible_ctc"].tolist() == [True, True]
+
+
 def test_a_call_the_network_doubts_is_a_possible_ctc_unless_a_marker_excludes_it(rng, spec):
     """The flag's second route: a wbc/debris/cluster call to which the network still gives a
     CTC ``RULES.possible_ctc_proba`` or more (equal priors) is shown, even where CK is too dim for
@@ -692,7 +721,7 @@ def test_a_labs_crops_pooled_into_the_reference_make_its_look_usual(rng, spec):
     """A lab's instrument draws every cell several times brighter than the training events:
     its CTCs are unusual to the base reference. Pooled with 40 of its labelled crops (a prior
     worth 100 crops), most of the lab's look is usual, and the training look stays usual."""
-    from ctcnet.inference.guard.reference import pooled_reference
+    from ctcnet.inference.guard.reference import ood_distance, pooled_reference
 
     def look(n, gain):
         names = ["ctc", "wbc"] * n
@@ -708,9 +737,13 @@ def test_a_labs_crops_pooled_into_the_reference_make_its_look_usual(rng, spec):
     test, test_targets = look(20, 12.0)
     same_look, same_targets = look(20, 1.0)
 
-    def unusual(model, crops, targets):  # of the CTC calls (a wbc call is not flagged)
-        proba = np.eye(spec.num_classes)[targets]
-        return review_flags(crops, proba, model)["unusual"][targets == 0].mean()
+    def unusual(model, crops, targets):
+        # The CTCs' profiles off the reference, read from the reference itself: the flag
+        # spares a ctc call whose markers make it a CTC on their own, whatever its profile.
+        reference = model.metrics["guard"]
+        far = ood_distance(measure(crops, spec.panel, spec.pixel_size_um), targets, reference,
+                           spec.in_chans) > reference["threshold"]
+        return far[targets == 0].mean()
 
     assert unusual(base, test, test_targets) > 0.9
     pooled = pooled_reference(base.metrics["guard"], lab, lab_targets, spec)

@@ -115,14 +115,17 @@ class Evidence:
 
     def ctc_body(self, ck_peak: float) -> np.ndarray:
         """A cell's CK area, CK peaking at ``ck_peak`` or more, a nucleus with DNA and a shape
-        of its own inside it."""
+        of its own inside it (on scans, ``rules.nucleus_in_ck_share`` of it at least)."""
         r = self.rules
         with np.errstate(invalid="ignore"):
-            return (self.col("ck_area") * self.spec.pixel_size_um ** 2
+            body = (self.col("ck_area") * self.spec.pixel_size_um ** 2
                     >= r.possible_ctc_min_area_um2) & \
                 (self.col("ck_peak") >= ck_peak) & \
                 (self.col("dna_in_ck") >= r.dna_level) & \
                 (self.col("dna_own_structure") >= r.flag_structure)
+            if r.nucleus_in_ck_share is not None:
+                body &= self.col("nucleus_in_ck") >= r.nucleus_in_ck_share
+        return body
 
     @cached_property
     def markers_of_ctc(self) -> np.ndarray:
@@ -146,10 +149,12 @@ class Evidence:
         return ood_distance(self.m, self.called, self.reference, self.spec.in_chans) > \
             self.reference["threshold"]
 
-    def unusual_uncounted(self) -> np.ndarray:
-        """Unusual events of an uncounted call with a CTC's CK and DNA: their ``unusual`` flag
-        waits on CD45 (and the exclusion markers) over and round the CK area."""
-        return self.far_from_reference & ~self.is_call(COUNTED_CLASSES) & self.markers_of_ctc
+    def unusual_with_ctc_body(self) -> np.ndarray:
+        """Unusual events with a CTC's CK and DNA, of an uncounted call or a ``ctc`` call: their
+        ``unusual`` flag waits on CD45 (and the exclusion markers) over and round the CK
+        area."""
+        return self.far_from_reference & self.markers_of_ctc & \
+            ~self.is_call(tuple(c for c in COUNTED_CLASSES if c != "ctc"))
 
     @cached_property
     def doubt(self) -> np.ndarray:

@@ -22,23 +22,23 @@ import pandas as pd
 from scipy.ndimage import uniform_filter
 
 from ctcnet.core.robust import percentiles
+from ctcnet.detect.pixel_size import filled_holes
 from ctcnet.inference.guard.leaks import marker_excess
 from ctcnet.inference.guard.masks import (
     box_with_margin,
     central_component,
     disk_core,
     grown,
-    rim,
     touching_parts,
 )
 from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.inference.guard.rules import (
     CTC_DYE_ROLES,
-    EDGE_LEVELS,
     EXCLUSION_ROLES,
     RULES,
     GuardRules,
 )
+from ctcnet.inference.guard.shapes import edge_width, own_structure
 from ctcnet.inference.spillover import mean3x3, robust_background
 
 # The columns read only on the rows that need them: CD45 and the other exclusion markers and
@@ -61,16 +61,19 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     other channels could explain, each at most ``max_leak`` of its counts), ``dna_content``
     (background-subtracted DAPI counts summed over the nucleus: the parts of DAPI above the
     level that touch the CK area or lie within a quarter of the radius of the centre; only
-    comparable between crops of one scan), ``exclusion_around_ck`` (the highest, over the
+    comparable between crops of one scan), ``nucleus_in_ck`` (the share of that nucleus's
+    pixels inside the CK area with its holes filled: a cell's nucleus lies within its
+    cytoplasm's outline, a CK ring round it or CK over it; NaN without a nucleus),
+    ``exclusion_around_ck`` (the highest, over the
     panel's ``EXCLUSION_ROLES`` channels, upper quartile of the marker over the CK area grown
     by ``rules.around_ck_um``, once what leaks of CK and DAPI could explain is removed),
     ``partner_um2`` (the part of a band round the CK area, from ``rules.partner_gap_um`` to
     ``rules.partner_reach_um`` off its edge, in um^2, where any of those markers is over
     ``rules.cd45_level``: a cell or platelets attached to the object),
-    ``dna_edge_um`` (the nucleus's edge width, :func:`_edge_width`, in µm),
+    ``dna_edge_um`` (the nucleus's edge width, :func:`.shapes.edge_width`, in µm),
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
-    copy of CK is taken off, as a share of the pixel noise, :func:`_own_structure`; NaN for a
-    CK area under ``rules.copy_min_area_um2`` or clipped in more than
+    copy of CK is taken off, as a share of the pixel noise, :func:`.shapes.own_structure`; NaN
+    for a CK area under ``rules.copy_min_area_um2`` or clipped in more than
     ``rules.max_clipped_share`` of it), ``nuclei`` (how many nuclei the nucleus holds, told
     by its shape, :func:`.nuclei.count_nuclei`), and for the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
@@ -278,7 +281,7 @@ class _Batch:
         rules, comparable = self.rules, np.flatnonzero(self.shapes_comparable())
         caps = np.full(len(self.x), rules.leak_cap(self.panel, self.cd45))
         raw = self.standardised(comparable, [self.cd45, self.ck])
-        share, structure = _own_structure(raw[:, 0], raw[:, 1],
+        share, structure = own_structure(raw[:, 0], raw[:, 1],
                                           self.area[comparable] & ~self.clipped[comparable])
         with np.errstate(invalid="ignore"):
             copies = (share <= rules.copy_leak) & (structure < rules.cd45_copy_structure)
@@ -314,10 +317,10 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out[f"mean_{i}"] = np.arcsinh(mean[:, i])
     nan = np.full(n, np.nan, np.float32)
     if batch.ck is None:
-        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan, dna_edge_um=nan,
-                   dna_own_structure=nan, cd45_over_ck=nan, cd45_core=nan,
-                   exclusion_around_ck=nan, partner_um2=nan, ck_own_structure=nan,
-                   nuclei=nan)
+        out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan,
+                   nucleus_in_ck=nan, dna_edge_um=nan, dna_own_structure=nan,
+                   cd45_over_ck=nan, cd45_core=nan, exclusion_around_ck=nan, partner_um2=nan,
+                   ck_own_structure=nan, nuclei=nan)
         return pd.DataFrame(out)
     out["ck_peak"] = peak[:, batch.ck]
     out["ck_area"] = batch.ck_area
@@ -325,6 +328,7 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         _dna_columns(batch, out, own_structure_level)
     else:
         out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
+        out["nucleus_in_ck"] = nan.copy()
         out["dna_own_structure"] = nan.copy()
     for col in ON_DEMAND_COLUMNS:
         out[col] = nan.copy()
@@ -343,16 +347,20 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
                                 .reshape(n, -1).max(axis=1), 0.0)
     nucleus = batch.nucleus()
     out["dna_content"] = (batch.signal[:, dna] * nucleus).sum(axis=(1, 2))
-    out["dna_edge_um"] = _edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
+    nucleus_px = nucleus.sum(axis=(1, 2))
+    inside = (nucleus & filled_holes(area)).sum(axis=(1, 2))
+    out["nucleus_in_ck"] = np.where(nucleus_px > 0, inside / np.maximum(nucleus_px, 1),
+                                    np.nan).astype(np.float32)
+    out["dna_edge_um"] = edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
     comparable = batch.shapes_comparable()
     if own_structure_level is not None:
         comparable &= out["dna_in_ck"] >= own_structure_level
     comparable = np.flatnonzero(comparable)
-    # Raw, not 3x3-filtered: _own_structure reads the noise from the residual's finest scale.
+    # Raw, not 3x3-filtered: own_structure reads the noise from the residual's finest scale.
     # Only the crops with a CK area to compare (most events are leukocytes).
     raw = batch.standardised(comparable, [dna, batch.ck])
     out["dna_own_structure"] = np.full(n, np.nan, np.float32)
-    out["dna_own_structure"][comparable] = _own_structure(
+    out["dna_own_structure"][comparable] = own_structure(
         raw[:, 0], raw[:, 1], area[comparable] & ~batch.clipped[comparable])[1]
 
 
@@ -419,7 +427,7 @@ def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     if batch.dna is None:
         return
     raw = batch.standardised(rows, [batch.ck, batch.dna])
-    out["ck_own_structure"][rows] = _own_structure(raw[:, 0], raw[:, 1],
+    out["ck_own_structure"][rows] = own_structure(raw[:, 0], raw[:, 1],
                                                    batch.area[rows] & ~batch.clipped[rows])[1]
 
 
@@ -447,52 +455,3 @@ def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: 
     inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
     q50, q75 = percentiles(excess, (50, 75), mask=inside).astype(excess.dtype, copy=False)
     return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
-
-
-def _edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """Per crop, the width (px) of the nucleus's edge: how far its DAPI takes to fall from 75 %
-    to 25 % of its own peak, as (area above 25 % - area above 75 %) / length of the 50 %
-    contour, over the parts above 25 % that touch the nucleus mask (a dim nucleus's 25 % level
-    lies below the mask's). A nucleus in the focal plane has an edge about the optics' blur
-    wide; an object above or below it (an out-of-focus blob) one several times wider.
-    Independent of size and brightness, and it holds for a nucleus in pieces (areas and
-    contours add up). NaN: no nucleus."""
-    n = len(dna)
-    peak = np.where(nucleus, dna, -np.inf).reshape(n, -1).max(axis=1)
-    level = np.maximum(peak, 0.0)[:, None, None]
-    low, mid, high = EDGE_LEVELS
-    # The parts above the low level that touch the nucleus: the area above ``low`` itself.
-    outline = touching_parts((dna > low * level) & disk, nucleus)
-    above = {low: outline, **{share: outline & (dna > share * level) for share in (mid, high)}}
-    contour = rim(above[mid]).sum(axis=(1, 2))
-    width = (above[low].sum(axis=(1, 2)) - above[high].sum(axis=(1, 2))) / \
-        np.maximum(contour, 1)
-    return np.where(contour > 0, width, np.nan).astype(np.float32)
-
-
-def _own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per crop, the share of the best copy of ``source`` in ``target`` over ``mask`` (least
-    squares, share >= 0) and the structure ``target`` has of its own once that copy is taken
-    off: the power left that a 3x3 mean keeps, beyond what pixel noise would keep, as a share
-    of that noise. Both inputs are raw (unfiltered) signal in noise units.
-
-    White noise keeps 1/9 of its power under a 3x3 mean; an object's structure keeps nearly
-    all. The noise is read from the residual itself (its power the mean removes), so the
-    measure holds whatever the photon noise of a bright object: ~0 for a target that is a copy
-    of the source plus noise, well above it where the target has a shape of its own (a
-    nucleus in its cytoplasm). NaN where the mask is empty."""
-    t = np.where(mask, target, 0.0).astype(np.float64)
-    s = np.where(mask, source, 0.0).astype(np.float64)
-    share = np.maximum((s * t).sum(axis=(1, 2)) / np.maximum((s * s).sum(axis=(1, 2)), 1e-12),
-                       0.0)
-    # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
-    # the mask.
-    residual = target.astype(np.float64) - share[:, None, None] * source
-    count = mask.sum(axis=(1, 2))
-    raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
-    smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
-        np.maximum(count, 1)
-    noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
-    structure = (smooth - noise / 9.0) / noise
-    return share, np.where(count > 0, structure, np.nan).astype(np.float32)

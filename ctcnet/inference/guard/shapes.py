@@ -1,0 +1,62 @@
+"""Shape measures of one channel over a mask, per crop of an (N, H, W) stack (pure numpy): how
+wide a nucleus's edge is (:func:`edge_width`, focus) and how much shape of its own a channel has
+once the best copy of another is taken off (:func:`own_structure`, a nucleus in its cytoplasm
+against one body lit in both channels). The marker guard's measurements read them
+(:mod:`.measurements`); the ONNX marker graph computes :func:`own_structure` step for step."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ctcnet.inference.guard.masks import rim, touching_parts
+from ctcnet.inference.guard.rules import EDGE_LEVELS
+from ctcnet.inference.spillover import mean3x3
+
+
+def edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """Per crop, the width (px) of the nucleus's edge: how far its DAPI takes to fall from 75 %
+    to 25 % of its own peak, as (area above 25 % - area above 75 %) / length of the 50 %
+    contour, over the parts above 25 % that touch the nucleus mask (a dim nucleus's 25 % level
+    lies below the mask's). A nucleus in the focal plane has an edge about the optics' blur
+    wide; an object above or below it (an out-of-focus blob) one several times wider.
+    Independent of size and brightness, and it holds for a nucleus in pieces (areas and
+    contours add up). NaN: no nucleus."""
+    n = len(dna)
+    peak = np.where(nucleus, dna, -np.inf).reshape(n, -1).max(axis=1)
+    level = np.maximum(peak, 0.0)[:, None, None]
+    low, mid, high = EDGE_LEVELS
+    # The parts above the low level that touch the nucleus: the area above ``low`` itself.
+    outline = touching_parts((dna > low * level) & disk, nucleus)
+    above = {low: outline, **{share: outline & (dna > share * level) for share in (mid, high)}}
+    contour = rim(above[mid]).sum(axis=(1, 2))
+    width = (above[low].sum(axis=(1, 2)) - above[high].sum(axis=(1, 2))) / \
+        np.maximum(contour, 1)
+    return np.where(contour > 0, width, np.nan).astype(np.float32)
+
+
+def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per crop, the share of the best copy of ``source`` in ``target`` over ``mask`` (least
+    squares, share >= 0) and the structure ``target`` has of its own once that copy is taken
+    off: the power left that a 3x3 mean keeps, beyond what pixel noise would keep, as a share
+    of that noise. Both inputs are raw (unfiltered) signal in noise units.
+
+    White noise keeps 1/9 of its power under a 3x3 mean; an object's structure keeps nearly
+    all. The noise is read from the residual itself (its power the mean removes), so the
+    measure holds whatever the photon noise of a bright object: ~0 for a target that is a copy
+    of the source plus noise, well above it where the target has a shape of its own (a
+    nucleus in its cytoplasm). NaN where the mask is empty."""
+    t = np.where(mask, target, 0.0).astype(np.float64)
+    s = np.where(mask, source, 0.0).astype(np.float64)
+    share = np.maximum((s * t).sum(axis=(1, 2)) / np.maximum((s * s).sum(axis=(1, 2)), 1e-12),
+                       0.0)
+    # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
+    # the mask.
+    residual = target.astype(np.float64) - share[:, None, None] * source
+    count = mask.sum(axis=(1, 2))
+    raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
+    smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
+        np.maximum(count, 1)
+    noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
+    structure = (smooth - noise / 9.0) / noise
+    return share, np.where(count > 0, structure, np.nan).astype(np.float32)
