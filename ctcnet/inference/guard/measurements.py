@@ -282,7 +282,7 @@ class _Batch:
         caps = np.full(len(self.x), rules.leak_cap(self.panel, self.cd45))
         raw = self.standardised(comparable, [self.cd45, self.ck])
         share, structure = own_structure(raw[:, 0], raw[:, 1],
-                                          self.area[comparable] & ~self.clipped[comparable])
+                                         self.area[comparable] & ~self.clipped[comparable])
         with np.errstate(invalid="ignore"):
             copies = (share <= rules.copy_leak) & (structure < rules.cd45_copy_structure)
         caps[comparable[copies]] = rules.copy_leak
@@ -428,7 +428,7 @@ def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
         return
     raw = batch.standardised(rows, [batch.ck, batch.dna])
     out["ck_own_structure"][rows] = own_structure(raw[:, 0], raw[:, 1],
-                                                   batch.area[rows] & ~batch.clipped[rows])[1]
+                                                  batch.area[rows] & ~batch.clipped[rows])[1]
 
 
 def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:

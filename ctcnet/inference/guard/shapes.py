@@ -35,7 +35,7 @@ def edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nda
 
 
 def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per crop, the share of the best copy of ``source`` in ``target`` over ``mask`` (least
     squares, share >= 0) and the structure ``target`` has of its own once that copy is taken
     off: the power left that a 3x3 mean keeps, beyond what pixel noise would keep, as a share
