@@ -167,20 +167,13 @@ def cell_diameter_px(crop: np.ndarray) -> float:
 
 
 def filled_holes(mask: np.ndarray) -> np.ndarray:
-    """An (H, W) mask, or each of an (N, H, W) stack, with its holes filled:
-    ``scipy.ndimage.binary_fill_holes``'s result for each (the background 4-connected to the
-    image's edge stays background), read off one labelling of the background instead of its
-    repeated dilations (a third of the time on 200 px crops)."""
+    """An (H, W) mask with its holes filled: ``scipy.ndimage.binary_fill_holes``'s result (the
+    background 4-connected to the image's edge stays background), read off one labelling of
+    the background instead of its repeated dilations (a third of the time on 200 px crops)."""
     from scipy import ndimage
 
-    mask = np.asarray(mask, bool)
-    cross = ndimage.generate_binary_structure(2, 1)
-    # A stack is labelled plane by plane: no background connects two images.
-    structure = cross if mask.ndim == 2 else np.stack([np.zeros_like(cross), cross,
-                                                       np.zeros_like(cross)])
-    labels, _ = ndimage.label(~mask, structure=structure)
-    edge = np.unique(np.concatenate([labels[..., 0, :].ravel(), labels[..., -1, :].ravel(),
-                                     labels[..., :, 0].ravel(), labels[..., :, -1].ravel()]))
+    labels, _ = ndimage.label(~mask)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return ~np.isin(labels, edge[edge > 0])
 
 

@@ -46,7 +46,3 @@ def test_filled_holes_is_scipys_binary_fill_holes(h, w, seed, share):
     yy, xx = np.mgrid[:h, :w]
     ring = np.abs(np.hypot(yy - h / 2, xx - w / 3) - min(h, w) / 3) < 1.2
     assert np.array_equal(filled_holes(ring), ndimage.binary_fill_holes(ring))
-    # A stack: each image filled on its own, none reaching into another.
-    stack = np.stack([mask, ring, ~ring])
-    assert np.array_equal(filled_holes(stack),
-                          np.stack([ndimage.binary_fill_holes(m) for m in stack]))

@@ -612,11 +612,11 @@ def test_on_exports_a_ctc_whose_shapes_read_little_of_their_own_is_shown_not_cal
 
 def test_a_bare_nucleus_beside_a_speck_of_ck_is_no_ctc_on_a_scan(rng, spec):
     """On a scan a CTC's CK covers its nucleus (the cytoplasm above and below it); a ring of
-    CK round a nucleus holds it too (the CK area's holes filled). A bare nucleus with a speck
-    of CK-channel signal at its side, otherwise as clear (CK positive, DNA of its own, no CD45),
-    holds its nucleus outside the CK area: on a scan neither flagged a possible CTC nor called
-    one by its markers. Display exports show CK beside or round a nucleus, not over it: there
-    the share is not asked."""
+    CK round a nucleus holds it too (the nucleus enclosed by the CK area). A bare nucleus with a
+    speck of CK-channel signal at its side, otherwise as clear (CK positive, DNA of its own, no
+    CD45), holds its nucleus outside the CK area: on a scan neither flagged a possible CTC nor
+    called one by its markers. Display exports show CK beside or round a nucleus, not over it:
+    there the share is not asked."""
     yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
     ring = cell(rng, ck=0)
     ring[CK] += 300 * ((np.hypot(yy, xx) > 4) & (np.hypot(yy, xx) <= 9))
@@ -715,6 +715,32 @@ def test_mask_rim_and_growth_are_scipys_erosion_and_dilation_within_each_crop():
             for steps in (1, 2, 4):
                 assert np.array_equal(grown(mask, steps),
                                       binary_dilation(mask, structure=IN_PLANE, iterations=steps))
+
+
+def test_enclosed_is_what_lies_between_a_masks_pixels_along_both_axes():
+    """Each crop on its own: a pixel is enclosed where the mask lies on either side of it in
+    its row and in its column (read pixel by pixel here), so a ring's hole is filled, that of a
+    ring open on one side but for the rows through its gap, and nothing beside a compact
+    mask."""
+    from ctcnet.inference.guard.masks import enclosed
+
+    rng = np.random.default_rng(12)
+    for shape in ((30, 13, 17), (2, 1, 1), (3, 4, 4), (0, 4, 4)):
+        mask = rng.random(shape) < 0.2
+        expected = mask.copy()
+        for i, y, x in np.ndindex(*shape):
+            expected[i, y, x] |= (mask[i, y, :x + 1].any() and mask[i, y, x:].any()
+                                  and mask[i, :y + 1, x].any() and mask[i, y:, x].any())
+        assert np.array_equal(enclosed(mask), expected)
+    yy, xx = np.mgrid[:21, :21] - 10
+    r = np.hypot(yy, xx)
+    ring, disk = (r > 4) & (r <= 8), r <= 8
+    assert np.array_equal(enclosed(np.stack([ring, disk]))[0], disk)
+    open_ring = ring & ~((xx > 0) & (np.abs(yy) <= 1))   # a gap on one side
+    hole = enclosed(open_ring[None])[0] & (r <= 4)
+    assert np.array_equal(hole, (r <= 4) & (np.abs(yy) > 1))
+    speck = (np.hypot(yy, xx - 6) <= 2)[None]
+    assert np.array_equal(enclosed(speck), speck)
 
 
 def test_a_labs_crops_pooled_into_the_reference_make_its_look_usual(rng, spec):

@@ -1,6 +1,6 @@
 """Per-crop mask operations on (N, H, W) stacks of the guard's crops (numpy and scipy): the
 disk the measurements read, connected parts within each crop (never across two crops), a mask's
-rim and its growth by 4-neighbour steps.
+rim, its growth by 4-neighbour steps and what it encloses.
 """
 
 from __future__ import annotations
@@ -76,3 +76,21 @@ def grown(mask: np.ndarray, steps: int) -> np.ndarray:
         step[:, :, :-1] |= grown[:, :, 1:]
         grown = step
     return grown
+
+
+def enclosed(mask: np.ndarray) -> np.ndarray:
+    """Per crop of an (N, H, W) stack, ``mask`` and the pixels it encloses along both axes:
+    those lying between the first and the last pixel of ``mask`` in their row and in their
+    column. A ring's hole is enclosed, that of a ring open on one side but for the rows (or
+    columns) through its gap; what lies beside a compact mask is not. No labelling: each row's
+    and column's first and last pixel."""
+    def between(axis: int) -> np.ndarray:
+        size = mask.shape[axis]
+        first = mask.argmax(axis=axis)
+        last = size - 1 - np.flip(mask, axis=axis).argmax(axis=axis)
+        lit = mask.any(axis=axis)
+        index = np.arange(size).reshape((-1, 1) if axis == 1 else (1, -1))
+        first, last, lit = (np.expand_dims(a, axis) for a in (first, last, lit))
+        return lit & (index >= first) & (index <= last)
+
+    return mask | (between(1) & between(2))

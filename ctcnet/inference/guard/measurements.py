@@ -22,12 +22,12 @@ import pandas as pd
 from scipy.ndimage import uniform_filter
 
 from ctcnet.core.robust import percentiles
-from ctcnet.detect.pixel_size import filled_holes
 from ctcnet.inference.guard.leaks import marker_excess
 from ctcnet.inference.guard.masks import (
     box_with_margin,
     central_component,
     disk_core,
+    enclosed,
     grown,
     touching_parts,
 )
@@ -62,8 +62,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     (background-subtracted DAPI counts summed over the nucleus: the parts of DAPI above the
     level that touch the CK area or lie within a quarter of the radius of the centre; only
     comparable between crops of one scan), ``nucleus_in_ck`` (the share of that nucleus's
-    pixels inside the CK area with its holes filled: a cell's nucleus lies within its
-    cytoplasm's outline, a CK ring round it or CK over it; NaN without a nucleus),
+    pixels inside the CK area or enclosed by it, :func:`.masks.enclosed`: a cell's nucleus lies
+    within its cytoplasm's outline, CK over it or round it; NaN without a nucleus),
     ``exclusion_around_ck`` (the highest, over the
     panel's ``EXCLUSION_ROLES`` channels, upper quartile of the marker over the CK area grown
     by ``rules.around_ck_um``, once what leaks of CK and DAPI could explain is removed),
@@ -348,9 +348,8 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
     nucleus = batch.nucleus()
     out["dna_content"] = (batch.signal[:, dna] * nucleus).sum(axis=(1, 2))
     nucleus_px = nucleus.sum(axis=(1, 2))
-    inside = (nucleus & filled_holes(area)).sum(axis=(1, 2))
-    out["nucleus_in_ck"] = np.where(nucleus_px > 0, inside / np.maximum(nucleus_px, 1),
-                                    np.nan).astype(np.float32)
+    out["nucleus_in_ck"] = np.where(nucleus_px > 0, (nucleus & enclosed(area)).sum(axis=(1, 2))
+                                    / np.maximum(nucleus_px, 1), np.nan).astype(np.float32)
     out["dna_edge_um"] = edge_width(batch.signal[:, dna], nucleus, disk) * batch.pixel_size_um
     comparable = batch.shapes_comparable()
     if own_structure_level is not None:

@@ -211,14 +211,14 @@ class GuardRules:
         non-CTCs of the shape-swap export family (900 a read) and CK+CD45+ leukocyte exports
         (2,000), one more sent to a person; no call changed.
     nucleus_in_ck_share
-        The least share of a CTC's nucleus (``nucleus_in_ck``) inside its CK area, holes
-        filled, for its markers to make it a CTC (``markers_of_ctc``: the markers' call, the
+        The least share of a CTC's nucleus (``nucleus_in_ck``) inside or enclosed by its CK
+        area, for its markers to make it a CTC (``markers_of_ctc``: the markers' call, the
         ``possible_ctc`` flag's marker route, the ``unusual`` flag's spared ``ctc`` calls):
         a cell's nucleus lies within its cytoplasm (CellSearch asks half of it). On a scan's
         optics CK covers the nucleus (the cytoplasm above and below it): on the 20 counting
         cartridges (10 frames) the CTCs with a CTC's CK and DNA read 0.42 and more, clusters
         0.46 and more, while a bare nucleus beside a speck of CK-channel signal reads less
-        (51 % of them under 0.3, as 42 % of fragments and 58 % of tdEVs; 0.6 % of the
+        (51 % of them under 0.3, as 42 % of fragments and 58 % of tdEVs; 0.5 % of the
         leukocytes with such markers). At 0.3 rather than 0.4 a CTC drawn in a leukocyte's
         shape and placed into a scan (0.35: a thin CK rim open on one side) is still called
         by its markers, and the counting cartridges lose as much of their review list (0.66
