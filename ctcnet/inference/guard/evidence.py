@@ -193,15 +193,20 @@ class Evidence:
                 (self.col("ck_own_structure") >= self.rules.flag_structure)
         return marker | self.doubt_route(with_cd45=True)
 
+    def no_exclusion_marker(self) -> np.ndarray:
+        """No CD45 over the CK area nor any exclusion marker over or round it (each at
+        ``rules.cd45_level`` or under; not read, NaN: not clear). A method, not a cached
+        property: the columns are read on demand, after the first flags."""
+        level = self.rules.cd45_level
+        with np.errstate(invalid="ignore"):
+            return (self.col("cd45_over_ck") <= level) & \
+                (self.col("exclusion_around_ck") <= level)
+
     def possible_ctc(self) -> np.ndarray:
         """Either route, and no CD45 or other exclusion marker over or round the CK area."""
-        r = self.rules
-        with np.errstate(invalid="ignore"):
-            # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
-            # marker) is never shown as a possible CTC, whatever the network thinks.
-            return self.route_holds() & ~self.little_dna & \
-                (self.col("cd45_over_ck") <= r.cd45_level) & \
-                (self.col("exclusion_around_ck") <= r.cd45_level)
+        # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion
+        # marker) is never shown as a possible CTC, whatever the network thinks.
+        return self.route_holds() & ~self.little_dna & self.no_exclusion_marker()
 
     @property
     def one_cell(self) -> np.ndarray:
@@ -249,11 +254,8 @@ class Evidence:
         exclusion marker round it, and DNA of a nucleus: a cluster is a CTC with a partner or
         a second cell, so one without either is a CTC. (Read after CD45, CK's own shape and
         the nuclei are.)"""
-        r = self.rules
-        with np.errstate(invalid="ignore"):
-            return self.cluster_seen & self.one_cell & self.lone_cell_body & \
-                ~self.little_dna & (self.col("cd45_over_ck") <= r.cd45_level) & \
-                (self.col("exclusion_around_ck") <= r.cd45_level)
+        return self.cluster_seen & self.one_cell & self.lone_cell_body & ~self.little_dna & \
+            self.no_exclusion_marker()
 
     def markers_ctc(self, possible_ctc: np.ndarray, cd45: str | None = None) -> np.ndarray:
         """The CellSearch definition read off the markers (``marker_calls``): the first

@@ -125,11 +125,9 @@ def _unusual(e: Evidence) -> np.ndarray:
     # otherwise). The demo cartridge held one dim CTC so; on the 20 counting cartridges (10
     # frames) one CTC more is counted (projected recall 0.938 -> 0.943), no false CTC call.
     with np.errstate(invalid="ignore"):  # NaN: not read (no CK area, no such channel)
-        clear = (e.col("cd45_over_ck") <= e.rules.cd45_level) & \
-            (e.col("exclusion_around_ck") <= e.rules.cd45_level)
         lit = (e.col("cd45_over_ck") > e.rules.cd45_level) | \
             (e.col("exclusion_around_ck") > e.rules.cd45_level)
-    vouched = e.is_call(("ctc",)) & e.markers_of_ctc & clear & ~e.little_dna
+    vouched = e.is_call(("ctc",)) & e.markers_of_ctc & e.no_exclusion_marker() & ~e.little_dna
     return e.far_from_reference & ~vouched & (e.is_call(COUNTED_CLASSES) |
                                               (e.markers_of_ctc & ~lit))
 
