@@ -51,17 +51,17 @@ def alternates_kept(events: pd.DataFrame) -> np.ndarray:
     return keep
 
 
-def resolve_alternates(events: pd.DataFrame, crops: np.ndarray | None
-                       ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The frame's table and crops with one reading of each split object
-    (:func:`alternates_kept`) and without the alternates' columns."""
+def resolve_alternates(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The frame's table with one reading of each split object (:func:`alternates_kept`) and
+    without the alternates' columns, and each row's place in the table given (the row of its
+    crop among the frame's crops; None where every row stays where it was). The crops are not
+    gathered here: the journal keeps a few of them (the review gallery's), and a copy of a
+    frame's crops (tens of MB) cost a tenth of the frame's classification."""
     if GROUP not in events:
-        return events, crops
+        return events, None
     keep = alternates_kept(events)
     events = events[keep].drop(columns=ALTERNATE_COLUMNS).reset_index(drop=True)
-    if crops is None:
-        return events, None
     # The members follow the wholes (detect.members.attach_parts): where every whole stays,
-    # the crops kept are the first rows, a view, not a copy of the frame's crops (tens of MB).
+    # the rows kept are the first ones.
     kept = int(keep.sum())
-    return events, (crops[:kept] if keep[:kept].all() else crops[keep])
+    return events, (None if keep[:kept].all() else np.flatnonzero(keep))

@@ -52,11 +52,11 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     events, proba, measured = fused_labels(work, proba, job.spec, job.edge_class)
     events = guard_events(events, work.crops, proba, job.spec, measured,
                           start=work.guard_start)
-    events, crops = resolve_alternates(events, work.crops)
+    events, crop_rows = resolve_alternates(events)
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.
-    write_part(job.parts, work.frame.frame_id, events, crops,
-               lambda table: gallery_rows(table, job.spec, job.gallery_per_frame))
+    write_part(job.parts, work.frame.frame_id, events, work.crops,
+               lambda table: gallery_rows(table, job.spec, job.gallery_per_frame), crop_rows)
     keep_frame_record(job.parts, work)  # its digest and note, once its part is journaled
     return len(events), t1 - t0, time.perf_counter() - t1
 

@@ -214,15 +214,17 @@ def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:
 
 
 def write_part(parts: Path, frame_id: str, events: pd.DataFrame, crops: np.ndarray | None,
-               choose_gallery: Callable[[pd.DataFrame], np.ndarray]) -> None:
+               choose_gallery: Callable[[pd.DataFrame], np.ndarray],
+               crop_rows: np.ndarray | None = None) -> None:
     """Journal one finished frame: the crops of the events ``choose_gallery`` picks (row
     positions: the events the review gallery may show) first, then the table (the completion
-    mark)."""
+    mark). ``crop_rows``: each event's row among ``crops`` (None: the event's own row)."""
     pick = choose_gallery(events)
     if len(pick) and crops is not None:
+        rows = pick if crop_rows is None else crop_rows[pick]
         with atomic_path(parts / f"{frame_id}.gallery.npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, rows=pick, crops=crops[pick].astype(np.float16))
+                np.savez(fh, rows=pick, crops=crops[rows].astype(np.float16))
     with atomic_path(parts / f"{frame_id}.parquet") as tmp:
         events.to_parquet(tmp, index=False)
 

@@ -47,10 +47,26 @@ def test_events_outside_split_objects_are_kept_and_the_columns_dropped():
     events = pd.concat([table("wbc", ["ctc", "debris"]),
                         pd.DataFrame({"x": [9.0], GROUP: [-1], PART: [False],
                                       "class": ["wbc"], "guard": [""]})], ignore_index=True)
-    crops = np.arange(len(events))[:, None]
-    kept, kept_crops = resolve_alternates(events, crops)
+    kept, crop_rows = resolve_alternates(events)
     assert kept["x"].tolist() == [1.0, 2.0, 9.0]
-    assert kept_crops[:, 0].tolist() == [1, 2, 3]
+    assert crop_rows.tolist() == [1, 2, 3]
     assert GROUP not in kept and PART not in kept
     plain = events.drop(columns=[GROUP, PART])
-    assert resolve_alternates(plain, crops)[0] is plain
+    same, rows = resolve_alternates(plain)
+    assert same is plain and rows is None
+
+
+def test_the_journal_keeps_the_crops_of_the_rows_kept(tmp_path):
+    """The gallery's crops are those of the events the table keeps (a member's, not the whole's
+    it replaced), read through the rows resolve_alternates returns, with no copy made."""
+    from ctcnet.inference.journal import write_part
+
+    events = table("debris", ["ctc", "wbc"])
+    crops = np.arange(len(events), dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 3, 3))
+    kept, crop_rows = resolve_alternates(events)
+    write_part(tmp_path, "f0", kept, crops, lambda t: np.flatnonzero(t["class"] == "ctc"),
+               crop_rows)
+    saved = np.load(tmp_path / "f0.gallery.npz")
+    assert saved["rows"].tolist() == [0]
+    assert saved["crops"][:, 0, 0, 0].tolist() == [1.0]  # the member's crop, row 1 of the frame
+    assert pd.read_parquet(tmp_path / "f0.parquet")["class"].tolist() == ["ctc", "wbc"]
