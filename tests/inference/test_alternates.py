@@ -58,7 +58,7 @@ def test_events_outside_split_objects_are_kept_and_the_columns_dropped():
 
 def test_the_journal_keeps_the_crops_of_the_rows_kept(tmp_path):
     """The gallery's crops are those of the events the table keeps (a member's, not the whole's
-    it replaced), read through the rows resolve_alternates returns, with no copy made."""
+    it replaced), found through the crop rows resolve_alternates returns."""
     from ctcnet.inference.journal import write_part
 
     events = table("debris", ["ctc", "wbc"])
