@@ -604,3 +604,45 @@ def test_elongated_ctcs_are_spindles_and_the_default_draws_are_unchanged(monkeyp
     native = _ck_elongation(SimConfig.clean())
     spindle = _ck_elongation(SimConfig.clean().with_shift("elongated_ctcs"))
     assert np.median(native) < 1.4 < 1.6 < np.median(spindle)
+
+
+def test_a_cell_is_cut_by_the_frame_border_when_its_outline_crosses_it(monkeypatch):
+    """The truth calls an object edge-cut debris when the outline of one of its shapes crosses
+    the frame border, not when its soft edge or blur alone reaches it: a CTC whose rim alone
+    touches the border is a CTC, as a reviewer counts it."""
+    import ctcnet.simulate.cartridge as cartridge
+    from ctcnet.simulate.scanner import draw_samples
+
+    built = {}
+    build = cartridge.build_events
+
+    def spy(subtypes, ctx):
+        prims, radius = build(subtypes, ctx)
+        built.update(prims=prims)
+        return prims, radius
+
+    def along_the_left_border(rng, radius_px, shape, gap_px, tries=24):
+        # Event i's outline reaches the border's side by (i % 4 - 1.5) px: two just inside,
+        # two across, each about a pixel from it.
+        prims = built["prims"]
+        reach = np.full(len(radius_px), -np.inf)  # um left of the event's centre
+        np.maximum.at(reach, prims["event"], np.maximum(prims["a"], prims["b"]) - prims["x"])
+        out = np.full((len(radius_px), 2), np.nan)
+        for i in range(min(len(radius_px), shape[0] // 70)):
+            out[i] = (reach[i] / px + (1.5 - i % 4), 40 + 70 * i)
+        return out
+
+    monkeypatch.setattr(cartridge, "build_events", spy)
+    monkeypatch.setattr(cartridge, "place_events", along_the_left_border)
+    cfg = SimConfig()
+    rng = np.random.default_rng(5)
+    draws = draw_samples(rng, cfg, PANEL5, 1)
+    px = float(draws.pixel_um[0])
+    _, truth = cartridge.render_frame(rng, cfg, PANEL5, draws, (1000, 160), 12,
+                                      np.array(["ctc_bright"]), np.array([1.0]), False)
+    expect = np.array([i % 4 >= 2 for i in range(len(truth))])
+    assert len(truth) >= 8
+    assert truth["edge_cut"].to_numpy().tolist() == expect.tolist()
+    assert (truth.loc[~expect, "subtype"] == "ctc_bright").all()
+    # Their boxes (to the soft edge and one blur sigma beyond) all reach the border.
+    assert (truth["bbox_x0"] == 0).all()
