@@ -184,3 +184,29 @@ def test_on_a_cartridge_a_cluster_seen_on_one_cell_with_a_ctcs_markers_is_counte
     # Cut by the frame's edge, the event keeps the class it is filed as.
     cut = events.assign(edge_cut=True, **{"class": ["debris"] * len(calls)})
     assert guard_events(cut, crops, proba, spec)["class"].eq("debris").all()
+
+
+def test_a_ctc_beside_a_bright_nucleus_is_not_taken_for_out_of_focus(rng, spec):
+    """The focus check reads how wide a nucleus's edge is against the frame's leukocytes'. A
+    CTC read whole with a brighter nucleus beside it (a neighbour pressed to it) reads a wide
+    edge whatever the focus: its dim nucleus lies between the levels the edge is read at. A
+    nucleus that reads as two is not held as out of focus; a blob blurred out of the focal
+    plane, one nucleus, still is."""
+    from scipy.ndimage import gaussian_filter
+
+    from ctcnet.inference.guard import measure
+
+    def seen(x, sigma=0.7):
+        return (100 + gaussian_filter(x - 100, (0, sigma, sigma))).astype(np.float32)
+
+    beside = crop(rng, [((0, 0), 8, 7.5, 0.0)])
+    beside[DAPI] += 1200 * ellipse((10, 0), 4, 4)
+    blob = crop(rng, [((0, 0), 8, 7.5, 0.0)])
+    leukocytes = [seen(crop(rng, [], cd45_ring=(0, 0))) for _ in range(12)]
+    crops = np.stack([seen(beside), seen(blob, 3.0), seen(blob), *leukocytes])
+    names = ["ctc"] * 3 + ["wbc"] * 12
+    proba = np.eye(spec.num_classes)[[spec.class_names.index(n) for n in names]]
+    m = measure(crops, spec.panel, PIXEL_UM)
+    reference = np.median(m["dna_edge_um"][3:])
+    assert (m["dna_edge_um"][:2] > 1.8 * reference).all() and m["nuclei"][:2].tolist() == [2, 1]
+    assert review_flags(crops, proba, spec)["out_of_focus"].tolist()[:3] == [False, True, False]

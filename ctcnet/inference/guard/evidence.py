@@ -113,6 +113,13 @@ class Evidence:
         with np.errstate(invalid="ignore"):
             return self.col("dna_edge_um") > self.rules.focus_ratio * reference
 
+    def out_of_focus(self) -> np.ndarray:
+        """:attr:`blurred`, on one nucleus (``nuclei`` not read, NaN: one): two touching nuclei
+        merge below half their peak and read as a wide edge whatever the focus (a CTC pressed
+        to a neighbour, read whole). (Read after ``nuclei`` is, on the blurred calls.)"""
+        with np.errstate(invalid="ignore"):
+            return self.blurred & ~(self.col("nuclei") >= 2)
+
     def ctc_body(self, ck_peak: float) -> np.ndarray:
         """A cell's CK area, CK peaking at ``ck_peak`` or more, a nucleus with DNA and a shape
         of its own inside it (on scans, ``rules.nucleus_in_ck_share`` of it at least)."""

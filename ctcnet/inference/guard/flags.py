@@ -33,8 +33,8 @@ contradict:
   the median leukocyte's in the same frame. The cartridge holds the cells in one plane, so a
   CTC is as sharp as the leukocytes beside it; an object out of that plane (a blob of dye or
   debris lit in CK and DAPI) is blurred wider, and no marker the other checks read
-  contradicts a CTC there. Not for clusters: touching nuclei merge below half their peak and
-  read as a wide edge.
+  contradicts a CTC there. Not for clusters, nor for a nucleus that reads as two (``nuclei``):
+  touching nuclei merge below half their peak and read as a wide edge.
 * ``one_cell`` (``cluster`` calls): one cell, not a cluster. A cluster is a CTC with
   leukocytes or platelets attached, or two CTCs or more: a ``cluster`` call where no exclusion
   marker (CD45, CD61, CD66b) lights ``partner_min_um2`` or more of a band round its CK area
@@ -143,7 +143,7 @@ FLAG_RULES = (
     FlagRule("low_dna", GUARDED_CLASSES, lambda e: e.has_ck_area & e.little_dna),
     FlagRule("no_ck", GUARDED_CLASSES, lambda e: e.col("ck_area") == 0,
              applies=lambda e: not set(e.spec.panel.roles()) & set(CK_NEGATIVE_CTC_ROLES)),
-    FlagRule("out_of_focus", ("ctc",), lambda e: e.blurred),
+    FlagRule("out_of_focus", ("ctc",), Evidence.out_of_focus),
     FlagRule("one_cell", ("cluster",), lambda e: e.one_cell),
     FlagRule("unusual", None, _unusual, applies=lambda e: bool(e.reference)),
     # wbc and debris calls by their markers, wbc, debris and cluster calls by the network's
@@ -227,7 +227,8 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     reads near a copy of CK, CD45 on ``ctc`` calls and on the possible CTCs whose
     route holds, the exclusion markers over and round the CK area where CD45 is not lit and on
     ``cluster`` calls, and the nuclei of the cluster calls that no partner marker makes a
-    cluster. Elsewhere a column stays NaN: every flag comes out as it would with it read.
+    cluster and of the ``ctc`` calls whose nucleus reads blurred. Elsewhere a column stays
+    NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
@@ -236,9 +237,11 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     clusters = clusters | (e.cluster_seen & e.lone_cell_body)
     candidates = e.candidates()
     unusual = e.unusual_with_ctc_body()
+    # The ctc calls whose nucleus reads blurred: one nucleus or two (``out_of_focus``).
+    blurred = is_ctc & e.blurred & np.isnan(e.col("nuclei"))
     # (numpy, not a pandas selection of two columns: a millisecond a frame)
     todo = ((is_ctc | candidates | unusual) & np.isnan(e.col("cd45_over_ck"))) | \
-        (clusters & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei"))))
+        (clusters & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | blurred
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -261,7 +264,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
         # One read for both (the leak fit's cost is mostly its fixed part)
         fill("around", ((holds | unusual) & (e.col("cd45_over_ck") <= rules.cd45_level)) |
              (clusters & np.isnan(e.col("partner_um2"))))
-        fill("nuclei", clusters & (e.col("partner_um2") < rules.partner_min_um2))
+        fill("nuclei", (clusters & (e.col("partner_um2") < rules.partner_min_um2)) | blurred)
     # A lone cell called a cluster with a CTC's CK and DNA (``MARKERS_CTC`` may call it a CTC):
     # CD45 over its CK area and CK's own shape, where not read above.
     lone = clusters & e.one_cell & e.lone_cell_body
