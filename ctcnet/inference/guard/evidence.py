@@ -209,6 +209,15 @@ class Evidence:
             return (self.col("cd45_over_ck") <= level) & \
                 (self.col("exclusion_around_ck") <= level)
 
+    def exclusion_marker_lit(self) -> np.ndarray:
+        """CD45 over the CK area or an exclusion marker over or round it, over
+        ``rules.cd45_level``: :meth:`no_exclusion_marker`'s opposite where both are read, and
+        false where they are not (NaN: nothing seen lit)."""
+        level = self.rules.cd45_level
+        with np.errstate(invalid="ignore"):
+            return (self.col("cd45_over_ck") > level) | \
+                (self.col("exclusion_around_ck") > level)
+
     def possible_ctc(self) -> np.ndarray:
         """Either route, and no CD45 or other exclusion marker over or round the CK area."""
         # The CellSearch line holds on both routes: an event lit in CD45 (or any exclusion

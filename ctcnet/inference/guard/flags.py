@@ -124,12 +124,10 @@ def _unusual(e: Evidence) -> np.ndarray:
     # counted, not held (a CK+ CD45- nucleated cell is counted unless the evidence says
     # otherwise). The demo cartridge held one dim CTC so; on the 20 counting cartridges (10
     # frames) one CTC more is counted (projected recall 0.938 -> 0.943), no false CTC call.
-    with np.errstate(invalid="ignore"):  # NaN: not read (no CK area, no such channel)
-        lit = (e.col("cd45_over_ck") > e.rules.cd45_level) | \
-            (e.col("exclusion_around_ck") > e.rules.cd45_level)
     vouched = e.is_call(("ctc",)) & e.markers_of_ctc & e.no_exclusion_marker() & ~e.little_dna
+    # Not read (no CK area, no such channel): nothing seen lit.
     return e.far_from_reference & ~vouched & (e.is_call(COUNTED_CLASSES) |
-                                              (e.markers_of_ctc & ~lit))
+                                              (e.markers_of_ctc & ~e.exclusion_marker_lit()))
 
 
 # In the order of ``FLAGS`` (the flags table's columns).
