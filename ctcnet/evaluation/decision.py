@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
-from ctcnet.inference.guard import MARKERS_CTC, counted, markers_overrule
+from ctcnet.inference.guard import MARKERS_CTC, MARKERS_VOUCH, counted, markers_overrule
 from ctcnet.inference.tables import band_proba_of, label_events
 from ctcnet.nn.calls import DecisionRule, as_rule
 
@@ -63,7 +63,7 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     ----------
     events : DataFrame
         A predicted event table (``p_*`` columns, ``model_class``, ``guard``, ``edge_cut``,
-        ``markers_ctc`` where predict wrote it).
+        ``markers_ctc`` and ``markers_vouch`` where predict wrote them).
     spec : ModelSpec
         The model's spec.
     decision : DecisionRule or None
@@ -94,7 +94,13 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                      out["edge_cut"].to_numpy(bool) if "edge_cut" in out
                                      else None)
         out.loc[overruled, "class"] = "ctc"
-    out["review"] = out["review"].to_numpy(bool) | (out["guard"].to_numpy(object) != "")
+    # A ctc call its markers back (as predict read them, on the same call) is not queued
+    # for the network's doubt; a call predict did not make has no such reading.
+    vouched = same & (out["class"].to_numpy(object) == "ctc")
+    vouched &= events[MARKERS_VOUCH].to_numpy(bool) if MARKERS_VOUCH in events else False
+    out[MARKERS_VOUCH] = vouched
+    out["review"] = (out["review"].to_numpy(bool) & ~vouched) | \
+        (out["guard"].to_numpy(object) != "")
     return out
 
 

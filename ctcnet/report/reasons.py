@@ -83,7 +83,8 @@ LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
 
 def review_list_text(review_list: dict | None, events: int) -> str:
     """A page's line for its review list: the events, what brings them (an event may have
-    several reasons) and the doubt between uncounted classes left off it."""
+    several reasons) and the doubt left off it (between uncounted classes alone; about CTC
+    calls the markers back)."""
     if not review_list:
         return str(events)
     def caption(code: str) -> str:
@@ -94,8 +95,11 @@ def review_list_text(review_list: dict | None, events: int) -> str:
              if n]
     text = f"{events}" + (f" ({', '.join(parts)})" if parts else "")
     left = review_list.get("uncounted_doubt_not_queued", 0)
+    backed = review_list.get("counted_on_markers_doubt_not_queued", 0)
     return text + (f"; {left} in doubt between uncounted classes alone, not queued" if left
-                   else "")
+                   else "") + \
+        (f"; {backed} CTC call{'s' if backed > 1 else ''} the network doubted and the "
+         "markers back, counted and not queued" if backed else "")
 
 
 def guard_flags(value) -> list[str]:

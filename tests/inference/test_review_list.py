@@ -40,6 +40,18 @@ def test_each_reason_counts_the_events_it_brings():
     assert out["review_band"] is None
 
 
+def test_the_doubt_about_a_ctc_call_the_markers_back_is_counted_apart_not_queued():
+    proba = [[0.70, 0.10, 0.00, 0.20],    # counted call in doubt, the markers back it
+             [0.70, 0.10, 0.00, 0.20],    # the same, the markers do not
+             [0.99, 0.01, 0.00, 0.00]]    # sure, the markers back it
+    events = table(proba, ["", "", ""], Spec)
+    events["markers_vouch"] = [True, False, True]
+    events.loc[0, "review"] = False       # what the guard makes of the first
+    out = review_list_summary(events, Spec)
+    assert out["events"] == 1 and out["by_reason"]["counted_call_doubt"] == 1
+    assert out["counted_on_markers_doubt_not_queued"] == 1
+
+
 def test_the_bands_statement_comes_from_the_rule():
     class Banded(Spec):
         decision = DecisionRule.prior_shift({}, {}).with_review_band(

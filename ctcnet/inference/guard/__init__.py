@@ -54,6 +54,7 @@ from ctcnet.inference.guard.rules import (
     GUARDED_CLASSES,
     MARKER_FLAGS,
     MARKERS_CTC,
+    MARKERS_VOUCH,
     MISSED_CTC_CALLS,
     REFERENCE_CLASS,
     RULES,
@@ -63,7 +64,8 @@ from ctcnet.inference.guard.rules import (
 
 __all__ = [
     "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
-    "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKER_FLAGS", "MISSED_CTC_CALLS",
+    "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKERS_VOUCH", "MARKER_FLAGS",
+    "MISSED_CTC_CALLS",
     "ON_DEMAND_COLUMNS", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule",
     "GuardRules",
     "box_least_squares", "counted", "crop_set_calls", "crop_set_measurements", "crop_set_review",

@@ -21,6 +21,7 @@ from ctcnet.inference.guard.rules import (
     FLAGS,
     GUARDED_CLASSES,
     MARKERS_CTC,
+    MARKERS_VOUCH,
     MISSED_CTC_CALLS,
     RULES,
     GuardRules,
@@ -168,13 +169,18 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     if made.any():
         # A ctc or cluster call the markers or the fusion made is checked as one too (a
         # cluster the fusion made of a network's ctc call has its second cell or partner
-        # looked for): the checks of the call made are added, none taken away.
+        # looked for): the checks of the call made are added, none taken away, but for the
+        # possible missed CTC on a ctc call its markers back: the markers called it one.
         checked = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
-                               decision=decision, called=calls, start=start)
+                               decision=decision, called=calls, start=start,
+                               markers_cd45="no_excess")
         for rule in FLAG_RULES:
             if rule.calls is not None and set(rule.calls) <= set(GUARDED_CLASSES):
                 flags[rule.flag] = flags[rule.flag].to_numpy() | \
                     (made & checked[rule.flag].to_numpy())
+        vouched = made & checked[MARKERS_VOUCH].to_numpy(bool)
+        flags[MARKERS_VOUCH] = np.where(made, vouched, flags[MARKERS_VOUCH].to_numpy(bool))
+        flags["possible_ctc"] = flags["possible_ctc"].to_numpy(bool) & ~vouched
         flags["any"] = flags[list(FLAGS)].any(axis=1)
     return calls, flags
 
@@ -204,6 +210,7 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         events["guard"] = pd.Series([""] * len(events), index=events.index, dtype=object)
         if not markers_decide:
             events[MARKERS_CTC] = np.zeros(len(events), bool)
+        events[MARKERS_VOUCH] = np.zeros(len(events), bool)
         return events
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
     if markers_decide:
@@ -224,9 +231,16 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]
-    events["review"] = events["review"].to_numpy(bool) | flags["any"].to_numpy()
+    # A ctc call its markers back is counted on them: the network's doubt about it (a
+    # shape or size it did not expect) changes no count and is not queued; a flag still is.
+    # (``MARKERS_VOUCH`` reads the call checked; the class filed may differ: an edge cut.)
+    vouched = flags[MARKERS_VOUCH].to_numpy(bool)
+    if "class" in events:
+        vouched = vouched & (events["class"].to_numpy(object) == "ctc")
+    events["review"] = (events["review"].to_numpy(bool) & ~vouched) | flags["any"].to_numpy()
     if not markers_decide and MARKERS_CTC in flags:
         events[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)
+    events[MARKERS_VOUCH] = vouched
     return events
 
 
@@ -247,7 +261,7 @@ def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.Dat
     events["class"] = np.where(overruled, "ctc", filed).astype(object)
     first = flags[MARKERS_CTC].to_numpy(bool)
     flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
-                         called=made, start=start)
+                         called=made, start=start, markers_cd45="background")
     flags[MARKERS_CTC] = first
     return flags
 

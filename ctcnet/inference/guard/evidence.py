@@ -1,7 +1,8 @@
 """What the guard's flags read of a batch of events (:class:`Evidence`): their calls, the
 network's probabilities and the marker measurements, each array made once and shared by the
 flag rules (:mod:`.flags`), and the routes by which the markers vouch for a CTC (a ``wbc`` or
-``debris`` call with a CTC's markers; a cluster the network saw on one cell).
+``debris`` call with a CTC's markers; a cluster the network saw on one cell; a ``ctc`` call
+they back against the network's doubt).
 """
 
 from __future__ import annotations
@@ -280,16 +281,59 @@ class Evidence:
         the markers must also find one cell (:meth:`lone_ctc_cell`: a CTC beside a CD45-dim
         lymphocyte the network took for a pair is not one CTC). ``cd45``: what more it asks
         of CD45 over the CK area where the markers make a call (:data:`MARKERS_CD45`)."""
+        with np.errstate(invalid="ignore"):
+            first = possible_ctc & self.marker_route & (self.ctc_as_likely | ~self.cluster_seen)
+        return (first | self.lone_ctc_cell()) & self._markers_call(cd45)
+
+    def ctc_call_on_markers(self) -> np.ndarray:
+        """A ``ctc`` call with a CTC's CK and DNA (:attr:`markers_of_ctc`), DNA of a whole
+        cell and no CD45 over the CK area nor any exclusion marker over or round it: the
+        CellSearch definition as the flags read it. (Read after CD45 and the exclusion markers
+        are.)"""
+        return self.is_call(("ctc",)) & self.markers_of_ctc & ~self.little_dna & \
+            self.no_exclusion_marker()
+
+    def markers_vouch(self, cd45: str | None = None) -> np.ndarray:
+        """A ``ctc`` call whose markers alone meet the CellSearch definition as the markers'
+        call reads it (:meth:`markers_ctc`): :meth:`ctc_call_on_markers`, a nucleus inside a
+        cytoplasm each with a shape of its own, CD45 as ``cd45`` asks; and where the network's
+        doubt lies the markers can settle it: not toward debris (:meth:`next_after_ctc`),
+        and toward a cluster only on one cell (:attr:`one_cell`: no partner marker round it,
+        one nucleus). The call rests on the markers, so the network's doubt about it changes
+        no count. (Read after CK's own shape, the exclusion markers round the CK area and,
+        with a cluster next, the nuclei are.)"""
+        return self.ctc_call_on_markers() & self._markers_call(cd45) & \
+            ~self.next_after_ctc("debris") & (~self.next_after_ctc("cluster") | self.one_cell)
+
+    def next_after_ctc(self, name: str) -> np.ndarray:
+        """The network's likeliest class after a CTC is ``name``. The markers tell a CTC from
+        a leukocyte (CD45) and from a cell with a partner (the exclusion markers round it),
+        not from a CK+ DAPI+ fragment, blob or dying cell: whether it is an intact cell is
+        read from its shape, the network's part. (On 20 dense simulated cartridges, of the
+        ``ctc`` calls the markers backed whatever the doubt, 7 were no CTC, 4 of them with
+        debris next and 3 with a cluster; 21 were clusters, with a cluster next.)"""
+        names = list(self.spec.class_names)
+        if name not in names or "ctc" not in names:
+            return np.zeros(len(self.names), bool)
+        return self._next_after_ctc == names.index(name)
+
+    @cached_property
+    def _next_after_ctc(self) -> np.ndarray:
+        others = np.nan_to_num(np.asarray(self.proba, np.float64), nan=-1.0).copy()
+        if "ctc" in self.spec.class_names:
+            others[:, list(self.spec.class_names).index("ctc")] = -np.inf
+        return others.argmax(axis=1)
+
+    def _markers_call(self, cd45: str | None) -> np.ndarray:
+        """What the markers ask beyond the flags before they make or back a call: more shape
+        of its own than the flag may ask (``shown_ctc_structure``), a nucleus inside a
+        cytoplasm in both channels, and CD45 as ``cd45`` (:data:`MARKERS_CD45`) asks."""
         if cd45 not in MARKERS_CD45:
             raise ValueError(f"cd45 must be one of {MARKERS_CD45}, not {cd45!r}")
         rules = self.rules
         band = rules.markers_cd45_band
         with np.errstate(invalid="ignore"):
-            # The call asks more shape of its own than the flag may (``shown_ctc_structure``):
-            # a nucleus inside a cytoplasm, in both channels.
-            first = possible_ctc & self.marker_route & (self.ctc_as_likely | ~self.cluster_seen)
-            out = (first | self.lone_ctc_cell()) & \
-                (self.col("ck_own_structure") >= rules.possible_ctc_structure) & \
+            out = (self.col("ck_own_structure") >= rules.possible_ctc_structure) & \
                 (self.col("dna_own_structure") >= rules.possible_ctc_structure)
             if cd45 == "background":
                 out &= (np.abs(self.col("cd45_core")) <= band) & \

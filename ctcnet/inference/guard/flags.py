@@ -83,6 +83,7 @@ from ctcnet.inference.guard.rules import (
     FLAGS,
     GUARDED_CLASSES,
     MARKERS_CTC,
+    MARKERS_VOUCH,
     RULES,
     GuardRules,
 )
@@ -124,7 +125,7 @@ def _unusual(e: Evidence) -> np.ndarray:
     # counted, not held (a CK+ CD45- nucleated cell is counted unless the evidence says
     # otherwise). The demo cartridge held one dim CTC so; on the 20 counting cartridges (10
     # frames) one CTC more is counted (projected recall 0.938 -> 0.943), no false CTC call.
-    vouched = e.is_call(("ctc",)) & e.markers_of_ctc & e.no_exclusion_marker() & ~e.little_dna
+    vouched = e.ctc_call_on_markers()
     # Not read (no CK area, no such channel): nothing seen lit.
     return e.far_from_reference & ~vouched & (e.is_call(COUNTED_CLASSES) |
                                               (e.markers_of_ctc & ~e.exclusion_marker_lit()))
@@ -169,9 +170,11 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
                  max_leak: float | None = None,
                  called: np.ndarray | None = None, start=None,
                  markers_cd45: str | None = None) -> pd.DataFrame:
-    """Boolean flags per event (columns ``FLAGS``, ``any`` and ``MARKERS_CTC``) for crops and
-    their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call whose markers meet the CellSearch
-    definition of a CTC on their own, the first route to ``possible_ctc``; not a review flag).
+    """Boolean flags per event (columns ``FLAGS``, ``any``, ``MARKERS_CTC`` and
+    ``MARKERS_VOUCH``) for crops and their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call
+    whose markers meet the CellSearch definition of a CTC on their own, the first route to
+    ``possible_ctc``; ``MARKERS_VOUCH``: a ``ctc`` call whose markers meet it, which the
+    network's doubt does not queue; neither is a review flag).
 
     ``rules``: the levels (:class:`GuardRules`); ``max_leak`` overrides its leak allowance
     (:func:`leak_allowance`: more on display exports). ``groups``: one label per crop (e.g.
@@ -184,9 +187,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     cartridge prevalence; a crop set's calls are made without one, None, or at a stated
     prior). ``start``: what :func:`measure_for_guard_start` started ``measured`` from, if
     kept (the CD45 columns are then read without preparing the crops again).
-    ``markers_cd45``: what ``MARKERS_CTC`` also asks of CD45 over the CK area, where the
-    markers make calls (:data:`MARKERS_CD45`: a cartridge's ``"background"``, a crop set's
-    ``"no_excess"``).
+    ``markers_cd45``: what ``MARKERS_CTC`` and ``MARKERS_VOUCH`` also ask of CD45 over the
+    CK area, where the markers make calls (:data:`MARKERS_CD45`: a cartridge's
+    ``"background"``, a crop set's ``"no_excess"``).
     """
     rules = rules.with_leak(max_leak)
     proba = np.asarray(proba)
@@ -214,6 +217,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     table = pd.DataFrame(flags)
     table["any"] = table[list(FLAGS)].any(axis=1)
     table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy(), markers_cd45)
+    table[MARKERS_VOUCH] = e.markers_vouch(markers_cd45)
     return table
 
 
@@ -221,12 +225,14 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
                             batch=None) -> None:
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
-    CK's own shape on the possible CTCs and on the ``ctc`` and ``cluster`` calls whose DAPI
-    reads near a copy of CK, CD45 on ``ctc`` calls and on the possible CTCs whose
-    route holds, the exclusion markers over and round the CK area where CD45 is not lit and on
-    ``cluster`` calls, and the nuclei of the cluster calls that no partner marker makes a
-    cluster and of the ``ctc`` calls whose nucleus reads blurred. Elsewhere a column stays
-    NaN: every flag comes out as it would with it read.
+    CK's own shape on the possible CTCs, on the ``ctc`` and ``cluster`` calls whose DAPI
+    reads near a copy of CK and on the ``ctc`` calls with a CTC's body (``markers_vouch``),
+    CD45 on ``ctc`` calls and on the possible CTCs whose route holds, the exclusion markers
+    over and round the CK area where CD45 is not lit (on those and the ``ctc`` calls with a
+    CTC's body) and on ``cluster`` calls, and the nuclei of the cluster calls that no partner
+    marker makes a cluster, of the ``ctc`` calls with a CTC's body and no partner that the
+    network doubts toward a cluster, and of the ``ctc`` calls whose nucleus reads blurred.
+    Elsewhere a column stays NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
@@ -235,11 +241,15 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     clusters = clusters | (e.cluster_seen & e.lone_cell_body)
     candidates = e.candidates()
     unusual = e.unusual_with_ctc_body()
+    # The ctc calls with a CTC's body, whose markers may back them (``markers_vouch``).
+    vouch = is_ctc & e.markers_of_ctc & ~e.little_dna & ~e.next_after_ctc("debris")
     # The ctc calls whose nucleus reads blurred: one nucleus or two (``out_of_focus``).
     blurred = is_ctc & e.blurred & np.isnan(e.col("nuclei"))
     # (numpy, not a pandas selection of two columns: a millisecond a frame)
     todo = ((is_ctc | candidates | unusual) & np.isnan(e.col("cd45_over_ck"))) | \
-        (clusters & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | blurred
+        ((clusters | (vouch & e.next_after_ctc("cluster"))) &
+         (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | blurred | \
+        (vouch & (np.isnan(e.col("ck_own_structure")) | np.isnan(e.col("exclusion_around_ck"))))
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -255,14 +265,16 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
 
     # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
     # close to a copy of CK (``one_body``).
-    fill("ck_own", candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy))
+    fill("ck_own", candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy) | vouch)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds | unusual)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
         # One read for both (the leak fit's cost is mostly its fixed part)
-        fill("around", ((holds | unusual) & (e.col("cd45_over_ck") <= rules.cd45_level)) |
+        fill("around", ((holds | unusual | vouch) &
+                        (e.col("cd45_over_ck") <= rules.cd45_level)) |
              (clusters & np.isnan(e.col("partner_um2"))))
-        fill("nuclei", (clusters & (e.col("partner_um2") < rules.partner_min_um2)) | blurred)
+        fill("nuclei", ((clusters | (vouch & e.next_after_ctc("cluster"))) &
+                        (e.col("partner_um2") < rules.partner_min_um2)) | blurred)
     # A lone cell called a cluster with a CTC's CK and DNA (``MARKERS_CTC`` may call it a CTC):
     # CD45 over its CK area and CK's own shape, where not read above.
     lone = clusters & e.one_cell & e.lone_cell_body
