@@ -143,14 +143,16 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     # The review band is the network's own doubt (its top p at the prior), as predict flags it.
     cnn["review_band"] = review_band(called, y, spec.review_threshold, names)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
+    vouched = np.zeros(len(calls), bool)  # ctc calls the markers back (not queued for doubt)
     if markers_decide:
         # pandas and scipy come with the guard (and with predict, below): only where used.
         from ctcnet.evaluation.counted import counted_report, marker_changes
-        from ctcnet.inference.guard import RULES, crop_set_review
+        from ctcnet.inference.guard import MARKERS_VOUCH, RULES, crop_set_review
 
         network_calls = calls
         calls, flags = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
                                        rules=RULES.for_crops(exported), measured=measured)
+        vouched = flags[MARKERS_VOUCH].to_numpy(bool) & (calls == "ctc")
         changed = calls != network_calls
         cnn["marker_calls"] = {**marker_changes(network_calls, calls), "network_accuracy":
                                float((called.argmax(axis=1) == y).mean()) if y.size else None}
@@ -174,7 +176,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     report = {"n": int(len(y)), "class_counts": {names[k]: int((y == k).sum())
                                                  for k in np.unique(y)},
               "temperature": float(spec.temperature), "cnn": cnn,
-              "_proba": proba, "_labels": y, "_calls": calls}
+              "_proba": proba, "_labels": y, "_calls": calls, "_vouched": vouched}
     if baselines:
         base_proba = baseline_probabilities(baselines, crops, spec.panel)
         report["baselines"] = {name: method_report(y, p, names, subtypes)
@@ -307,9 +309,11 @@ def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, i
     from ctcnet.inference.tables import label_events
 
     spec = called_spec  # the network's own but for the rule its calls are made at
-    # Each crop's call, by the function predict labels its crops with.
+    # Each crop's call, by the function predict labels its crops with; the network's doubt
+    # about a ctc call the markers back is not queued, as predict queues it.
     table = label_events(index.table(), report["_proba"], called_spec)
     table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
+    table["review"] = table["review"].to_numpy(bool) & ~report["_vouched"]
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     names = spec.class_names
