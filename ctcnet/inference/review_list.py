@@ -4,9 +4,10 @@ uncounted call within the review band of a counted class, or one that a counted 
 outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), those the marker guard
 holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
 and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence
-and review columns), the network's doubt about ``ctc`` calls the markers back (``markers_vouch``:
-:meth:`ctcnet.inference.guard.Evidence.markers_vouch`), not queued either, and the band's stated miss rate where the model's decision rule carries
-one (``DecisionRule.review_band``)."""
+and review columns), the network's doubt about ``ctc`` calls the markers back
+(``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`), not queued either,
+and the band's stated miss rate where the model's decision rule carries one
+(``DecisionRule.review_band``)."""
 
 from __future__ import annotations
 
