@@ -94,8 +94,8 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
                                      out["edge_cut"].to_numpy(bool) if "edge_cut" in out
                                      else None)
         out.loc[overruled, "class"] = "ctc"
-    # A ctc call its markers back (as predict read them, on the same call) is not queued
-    # for the network's doubt; a call predict did not make has no such reading.
+    # A ctc call whose doubt the markers settle (as predict read them, on the same call) is
+    # not queued for it; a call predict did not make has no such reading.
     vouched = same & (out["class"].to_numpy(object) == "ctc")
     vouched &= events[MARKERS_VOUCH].to_numpy(bool) if MARKERS_VOUCH in events else False
     out[MARKERS_VOUCH] = vouched

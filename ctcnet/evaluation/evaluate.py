@@ -143,7 +143,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     # The review band is the network's own doubt (its top p at the prior), as predict flags it.
     cnn["review_band"] = review_band(called, y, spec.review_threshold, names)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
-    vouched = np.zeros(len(calls), bool)  # ctc calls the markers back (not queued for doubt)
+    vouched = np.zeros(len(calls), bool)  # ctc calls whose doubt the markers settle
     if markers_decide:
         # pandas and scipy come with the guard (and with predict, below): only where used.
         from ctcnet.evaluation.counted import counted_report, marker_changes
@@ -309,8 +309,8 @@ def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, i
     from ctcnet.inference.tables import label_events
 
     spec = called_spec  # the network's own but for the rule its calls are made at
-    # Each crop's call, by the function predict labels its crops with; the network's doubt
-    # about a ctc call the markers back is not queued, as predict queues it.
+    # Each crop's call, by the function predict labels its crops with; a ctc call's doubt
+    # that the markers settle is not queued, as predict queues it.
     table = label_events(index.table(), report["_proba"], called_spec)
     table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
     table["review"] = table["review"].to_numpy(bool) & ~report["_vouched"]

@@ -8,8 +8,8 @@ gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>
 (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then ``failed``),
 ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
 ``CTCNET_GUARD_BITS``), ``edge_cut``, ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
-whose markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call its markers alone
-back), and where the sample was reviewed ``reviewer_call`` (the
+whose markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call whose doubt toward
+a cluster the markers settle: one CTC), and where the sample was reviewed ``reviewer_call`` (the
 class a reviewer gave the event, or ``rejected``, by the same codes; -1: not decided). A value
 that is not finite (a ``failed`` event's probabilities and confidence) is written as -1
 (``CTCNET_MISSING``).
@@ -231,7 +231,8 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         out.append(flag("markers_ctc", "A wbc or debris call whose markers alone make a CTC (1)",
                         False))
     if "markers_vouch" in events:
-        out.append(flag("markers_vouch", "A ctc call whose markers alone back it (1)", False))
+        out.append(flag("markers_vouch", "A ctc call the markers read as one CTC, its doubt "
+                        "toward a cluster settled (1)", False))
     if REVIEWER_CALL in events:
         out.append(Parameter(REVIEWER_CALL, "Reviewer's class code (CTCNET_CLASS_CODES; "
                              "CTCNET_MISSING: not decided)",

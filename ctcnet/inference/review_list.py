@@ -4,8 +4,9 @@ uncounted call within the review band of a counted class, or one that a counted 
 outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), those the marker guard
 holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
 and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence
-and review columns), the network's doubt about ``ctc`` calls the markers back
-(``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`), not queued either,
+and review columns), the network's doubt toward a cluster about ``ctc`` calls the markers
+read as one CTC (``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`), not
+queued either,
 and the band's stated miss rate where the model's decision rule carries one
 (``DecisionRule.review_band``)."""
 
@@ -45,13 +46,10 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     confidence = events["confidence"].to_numpy(np.float64) if n else np.zeros(0)
     doubted = np.nan_to_num(confidence, nan=1.0) < spec.review_threshold
     left_off = ~review & ~failed & ~counted_call & doubted
-    # A ctc call its markers back: the network's doubt about it (under the threshold, filed
-    # by the prior, or another call of its own) is not queued either.
+    # A ctc call whose doubt toward a cluster the markers settle: that doubt (under the
+    # threshold, or filed by the prior) is not queued either.
     vouched = events[MARKERS_VOUCH].to_numpy(bool) if MARKERS_VOUCH in events and n else \
         np.zeros(n, bool)
-    network_call = events["model_class"].astype(object).to_numpy() \
-        if "model_class" in events and n else calls
-    network_doubt = doubted | by_prior | (network_call != calls)
     band = rule.review_band
     record = rule.review_band_record or {}
     return {
@@ -64,7 +62,8 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),
-        "counted_on_markers_doubt_not_queued": int((vouched & ~review & network_doubt).sum()),
+        "counted_on_markers_doubt_not_queued": int((vouched & ~review & (doubted | by_prior))
+                                                   .sum()),
         "review_band": ({k: record[k] for k in BAND_KEYS if k in record}
                         if band is not None else None),
     }

@@ -98,8 +98,8 @@ def review_list_text(review_list: dict | None, events: int) -> str:
     backed = review_list.get("counted_on_markers_doubt_not_queued", 0)
     return text + (f"; {left} in doubt between uncounted classes alone, not queued" if left
                    else "") + \
-        (f"; {backed} CTC call{'s' if backed > 1 else ''} the network doubted and the "
-         "markers back, counted and not queued" if backed else "")
+        (f"; {backed} CTC call{'s' if backed > 1 else ''} in doubt with a cluster, one cell "
+         "by the markers, counted and not queued" if backed else "")
 
 
 def guard_flags(value) -> list[str]:

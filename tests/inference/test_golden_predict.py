@@ -9,9 +9,10 @@ two of its three cluster calls (cut by the frame edge, so filed as debris) when 
 added, and ``markers_ctc`` on the same two when the markers began reading a lone cell the
 network called a cluster (they stay filed as debris); its ``filed_by_prior`` column (False
 throughout: the golden is read at the balanced prior) was added when predict began writing
-it; its ``markers_vouch`` column (9 of its 11 ``ctc`` calls) was added when the markers began
-backing a ``ctc`` call, and ``review`` then left off the four of them the network doubted
-(confidence 0.52-0.82); every other column is as first written.
+it; its ``markers_vouch`` column (8 of its 11 ``ctc`` calls) was added when the markers began
+settling the network's doubt between a CTC and a cluster on one cell, and ``review`` then
+left off the three of them the network doubted (confidence 0.52-0.82, a cluster the rest);
+every other column is as first written.
 """
 
 from pathlib import Path

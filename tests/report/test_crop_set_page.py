@@ -180,7 +180,7 @@ def test_the_review_list_line_names_each_reason_that_brings_events_and_the_doubt
                                             "uncounted classes alone, not queued")
     record["counted_on_markers_doubt_not_queued"] = 3
     assert review_list_text(record, 13).endswith(
-        "not queued; 3 CTC calls the network doubted and the markers back, counted and not "
-        "queued")
+        "not queued; 3 CTC calls in doubt with a cluster, one cell by the markers, counted "
+        "and not queued")
     assert review_list_text(None, 7) == "7"
     assert review_list_text({"by_reason": {}, "uncounted_doubt_not_queued": 0}, 0) == "0"

@@ -169,18 +169,13 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
     if made.any():
         # A ctc or cluster call the markers or the fusion made is checked as one too (a
         # cluster the fusion made of a network's ctc call has its second cell or partner
-        # looked for): the checks of the call made are added, none taken away, but for the
-        # possible missed CTC on a ctc call its markers back: the markers called it one.
+        # looked for): the checks of the call made are added, none taken away.
         checked = review_flags(crops, proba, spec, rules, measured=full, groups=groups,
-                               decision=decision, called=calls, start=start,
-                               markers_cd45="no_excess")
+                               decision=decision, called=calls, start=start)
         for rule in FLAG_RULES:
             if rule.calls is not None and set(rule.calls) <= set(GUARDED_CLASSES):
                 flags[rule.flag] = flags[rule.flag].to_numpy() | \
                     (made & checked[rule.flag].to_numpy())
-        vouched = made & checked[MARKERS_VOUCH].to_numpy(bool)
-        flags[MARKERS_VOUCH] = np.where(made, vouched, flags[MARKERS_VOUCH].to_numpy(bool))
-        flags["possible_ctc"] = flags["possible_ctc"].to_numpy(bool) & ~vouched
         flags["any"] = flags[list(FLAGS)].any(axis=1)
     return calls, flags
 
@@ -231,12 +226,15 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     names = np.array(FLAGS, dtype=object)
     fired = flags[list(FLAGS)].to_numpy()
     events["guard"] = ["+".join(names[row]) for row in fired]
-    # A ctc call its markers back is counted on them: the network's doubt about it (a
-    # shape or size it did not expect) changes no count and is not queued; a flag still is.
+    # The network's own ctc call whose doubt toward a cluster the markers settle (one CTC,
+    # no partner, one nucleus: Evidence.markers_vouch) is counted and that doubt not queued;
+    # a flag still is. A ctc call the markers made against the network's call stays shown:
+    # a leukocyte's dim CD45 under bright non-specific CK can read as none.
     # (``MARKERS_VOUCH`` reads the call checked; the class filed may differ: an edge cut.)
     vouched = flags[MARKERS_VOUCH].to_numpy(bool)
-    if "class" in events:
-        vouched = vouched & (events["class"].to_numpy(object) == "ctc")
+    for column in ("class", "model_class"):
+        if column in events:
+            vouched = vouched & (events[column].to_numpy(object) == "ctc")
     events["review"] = (events["review"].to_numpy(bool) & ~vouched) | flags["any"].to_numpy()
     if not markers_decide and MARKERS_CTC in flags:
         events[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)

@@ -2,7 +2,7 @@
 network's probabilities and the marker measurements, each array made once and shared by the
 flag rules (:mod:`.flags`), and the routes by which the markers vouch for a CTC (a ``wbc`` or
 ``debris`` call with a CTC's markers; a cluster the network saw on one cell; a ``ctc`` call
-they back against the network's doubt).
+the network doubts toward a cluster, on one cell).
 """
 
 from __future__ import annotations
@@ -294,24 +294,22 @@ class Evidence:
             self.no_exclusion_marker()
 
     def markers_vouch(self, cd45: str | None = None) -> np.ndarray:
-        """A ``ctc`` call whose markers alone meet the CellSearch definition as the markers'
-        call reads it (:meth:`markers_ctc`): :meth:`ctc_call_on_markers`, a nucleus inside a
-        cytoplasm each with a shape of its own, CD45 as ``cd45`` asks; and where the network's
-        doubt lies the markers can settle it: not toward debris (:meth:`next_after_ctc`),
-        and toward a cluster only on one cell (:attr:`one_cell`: no partner marker round it,
-        one nucleus). The call rests on the markers, so the network's doubt about it changes
-        no count. (Read after CK's own shape, the exclusion markers round the CK area and,
-        with a cluster next, the nuclei are.)"""
+        """A ``ctc`` call (counted on it where it is the network's own: ``guard_events``)
+        whose markers alone meet the CellSearch definition as the markers' call reads it
+        (:meth:`markers_ctc`: :meth:`ctc_call_on_markers`, a nucleus inside a cytoplasm each
+        with a shape of its own, CD45 as ``cd45`` asks) and settle the network's doubt: the
+        doubt is toward a cluster (:meth:`next_after_ctc`), and the markers read one cell
+        (:attr:`one_cell`: no partner marker round it, one nucleus), which is a CTC by the
+        definition a cluster call is checked with. The markers settle no other doubt: not
+        one toward debris (whether the cell is intact is its shape's to say), nor one toward
+        a leukocyte (a leukocyte's dim CD45 under bright non-specific CK reads as none).
+        (Read after CK's own shape, the exclusion markers round the CK area and the nuclei
+        are.)"""
         return self.ctc_call_on_markers() & self._markers_call(cd45) & \
-            ~self.next_after_ctc("debris") & (~self.next_after_ctc("cluster") | self.one_cell)
+            self.next_after_ctc("cluster") & self.one_cell
 
     def next_after_ctc(self, name: str) -> np.ndarray:
-        """The network's likeliest class after a CTC is ``name``. The markers tell a CTC from
-        a leukocyte (CD45) and from a cell with a partner (the exclusion markers round it),
-        not from a CK+ DAPI+ fragment, blob or dying cell: whether it is an intact cell is
-        read from its shape, the network's part. (On 20 dense simulated cartridges, of the
-        ``ctc`` calls the markers backed whatever the doubt, 7 were no CTC, 4 of them with
-        debris next and 3 with a cluster; 21 were clusters, with a cluster next.)"""
+        """The network's likeliest class after a CTC is ``name``."""
         names = list(self.spec.class_names)
         if name not in names or "ctc" not in names:
             return np.zeros(len(self.names), bool)

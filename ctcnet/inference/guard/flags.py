@@ -173,8 +173,8 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     """Boolean flags per event (columns ``FLAGS``, ``any``, ``MARKERS_CTC`` and
     ``MARKERS_VOUCH``) for crops and their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call
     whose markers meet the CellSearch definition of a CTC on their own, the first route to
-    ``possible_ctc``; ``MARKERS_VOUCH``: a ``ctc`` call whose markers meet it, which the
-    network's doubt does not queue; neither is a review flag).
+    ``possible_ctc``; ``MARKERS_VOUCH``: a ``ctc`` call doubted toward a cluster whose markers
+    meet it on one cell, which that doubt does not queue; neither is a review flag).
 
     ``rules``: the levels (:class:`GuardRules`); ``max_leak`` overrides its leak allowance
     (:func:`leak_allowance`: more on display exports). ``groups``: one label per crop (e.g.
@@ -226,12 +226,12 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
     CK's own shape on the possible CTCs, on the ``ctc`` and ``cluster`` calls whose DAPI
-    reads near a copy of CK and on the ``ctc`` calls with a CTC's body (``markers_vouch``),
-    CD45 on ``ctc`` calls and on the possible CTCs whose route holds, the exclusion markers
-    over and round the CK area where CD45 is not lit (on those and the ``ctc`` calls with a
-    CTC's body) and on ``cluster`` calls, and the nuclei of the cluster calls that no partner
-    marker makes a cluster, of the ``ctc`` calls with a CTC's body and no partner that the
-    network doubts toward a cluster, and of the ``ctc`` calls whose nucleus reads blurred.
+    reads near a copy of CK and on the ``ctc`` calls with a CTC's body that the network
+    doubts toward a cluster (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
+    CTCs whose route holds, the exclusion markers over and round the CK area where CD45 is not
+    lit (on those and those ``ctc`` calls) and on ``cluster`` calls, and the nuclei of the
+    cluster calls and those ``ctc`` calls that no partner marker makes a cluster and of the
+    ``ctc`` calls whose nucleus reads blurred.
     Elsewhere a column stays NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
@@ -241,15 +241,16 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     clusters = clusters | (e.cluster_seen & e.lone_cell_body)
     candidates = e.candidates()
     unusual = e.unusual_with_ctc_body()
-    # The ctc calls with a CTC's body, whose markers may back them (``markers_vouch``).
-    vouch = is_ctc & e.markers_of_ctc & ~e.little_dna & ~e.next_after_ctc("debris")
+    # The ctc calls with a CTC's body doubted toward a cluster, whose markers may settle it
+    # (``markers_vouch``).
+    vouch = is_ctc & e.markers_of_ctc & ~e.little_dna & e.next_after_ctc("cluster")
     # The ctc calls whose nucleus reads blurred: one nucleus or two (``out_of_focus``).
     blurred = is_ctc & e.blurred & np.isnan(e.col("nuclei"))
     # (numpy, not a pandas selection of two columns: a millisecond a frame)
     todo = ((is_ctc | candidates | unusual) & np.isnan(e.col("cd45_over_ck"))) | \
-        ((clusters | (vouch & e.next_after_ctc("cluster"))) &
-         (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | blurred | \
-        (vouch & (np.isnan(e.col("ck_own_structure")) | np.isnan(e.col("exclusion_around_ck"))))
+        ((clusters | vouch) & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | \
+        blurred | (vouch & (np.isnan(e.col("ck_own_structure")) |
+                            np.isnan(e.col("exclusion_around_ck"))))
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -273,8 +274,8 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
         fill("around", ((holds | unusual | vouch) &
                         (e.col("cd45_over_ck") <= rules.cd45_level)) |
              (clusters & np.isnan(e.col("partner_um2"))))
-        fill("nuclei", ((clusters | (vouch & e.next_after_ctc("cluster"))) &
-                        (e.col("partner_um2") < rules.partner_min_um2)) | blurred)
+        fill("nuclei", ((clusters | vouch) & (e.col("partner_um2") < rules.partner_min_um2)) |
+             blurred)
     # A lone cell called a cluster with a CTC's CK and DNA (``MARKERS_CTC`` may call it a CTC):
     # CD45 over its CK area and CK's own shape, where not read above.
     lone = clusters & e.one_cell & e.lone_cell_body

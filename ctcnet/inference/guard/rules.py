@@ -16,8 +16,9 @@ FLAGS = MARKER_FLAGS + ("out_of_focus", "one_cell", "unusual", "possible_ctc")
 GUARDED_CLASSES = ("ctc", "cluster")
 # The column of ``review_flags`` that marks a CTC by its markers alone (see ``marker_calls``).
 MARKERS_CTC = "markers_ctc"
-# The column of ``review_flags`` that marks a ``ctc`` call its markers alone back (the same
-# definition as ``MARKERS_CTC``): the network's doubt about it does not queue it.
+# The column of ``review_flags`` that marks a ``ctc`` call whose doubt toward a cluster its
+# markers settle (one CTC by the definition of ``MARKERS_CTC``, no partner, one nucleus):
+# that doubt does not queue it.
 MARKERS_VOUCH = "markers_vouch"
 # Calls checked for a missed CTC (the guard's other direction).
 MISSED_CTC_CALLS = ("wbc", "debris")
