@@ -5,10 +5,9 @@ outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), those the m
 holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
 and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence
 and review columns), the network's doubt toward a cluster about ``ctc`` calls the markers
-read as one CTC (``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`), not
-queued either,
-and the band's stated miss rate where the model's decision rule carries one
-(``DecisionRule.review_band``)."""
+read as one CTC (``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`),
+not queued either, and the band's stated miss rate where the model's decision rule carries
+one (``DecisionRule.review_band``)."""
 
 from __future__ import annotations
 

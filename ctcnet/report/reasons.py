@@ -83,8 +83,8 @@ LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
 
 def review_list_text(review_list: dict | None, events: int) -> str:
     """A page's line for its review list: the events, what brings them (an event may have
-    several reasons) and the doubt left off it (between uncounted classes alone; about CTC
-    calls the markers back)."""
+    several reasons) and the doubt left off it (between uncounted classes alone; between a CTC
+    and a cluster on what the markers read as one CTC)."""
     if not review_list:
         return str(events)
     def caption(code: str) -> str:
