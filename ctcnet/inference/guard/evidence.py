@@ -298,7 +298,7 @@ class Evidence:
         whose markers alone meet the CellSearch definition as the markers' call reads it
         (:meth:`markers_ctc`: :meth:`ctc_call_on_markers`, a nucleus inside a cytoplasm each
         with a shape of its own, CD45 as ``cd45`` asks) and settle the network's doubt: the
-        doubt is toward a cluster (:meth:`next_after_ctc`), and the markers read one cell
+        doubt is toward a cluster (:attr:`cluster_next`), and the markers read one cell
         (:attr:`one_cell`: no partner marker round it, one nucleus), which is a CTC by the
         definition a cluster call is checked with. The markers settle no other doubt: not
         one toward debris (whether the cell is intact is its shape's to say), nor one toward
@@ -306,21 +306,17 @@ class Evidence:
         (Read after CK's own shape, the exclusion markers round the CK area and the nuclei
         are.)"""
         return self.ctc_call_on_markers() & self._markers_call(cd45) & \
-            self.next_after_ctc("cluster") & self.one_cell
-
-    def next_after_ctc(self, name: str) -> np.ndarray:
-        """The network's likeliest class after a CTC is ``name``."""
-        names = list(self.spec.class_names)
-        if name not in names or "ctc" not in names:
-            return np.zeros(len(self.names), bool)
-        return self._next_after_ctc == names.index(name)
+            self.cluster_next & self.one_cell
 
     @cached_property
-    def _next_after_ctc(self) -> np.ndarray:
+    def cluster_next(self) -> np.ndarray:
+        """The network's likeliest class after a CTC is a cluster."""
+        names = list(self.spec.class_names)
+        if "cluster" not in names or "ctc" not in names:
+            return np.zeros(len(self.names), bool)
         others = np.nan_to_num(np.asarray(self.proba, np.float64), nan=-1.0).copy()
-        if "ctc" in self.spec.class_names:
-            others[:, list(self.spec.class_names).index("ctc")] = -np.inf
-        return others.argmax(axis=1)
+        others[:, names.index("ctc")] = -np.inf
+        return others.argmax(axis=1) == names.index("cluster")
 
     def _markers_call(self, cd45: str | None) -> np.ndarray:
         """What the markers ask beyond the flags before they make or back a call: more shape

@@ -243,7 +243,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     unusual = e.unusual_with_ctc_body()
     # The ctc calls with a CTC's body doubted toward a cluster, whose markers may settle it
     # (``markers_vouch``).
-    vouch = is_ctc & e.markers_of_ctc & ~e.little_dna & e.next_after_ctc("cluster")
+    vouch = is_ctc & e.markers_of_ctc & ~e.little_dna & e.cluster_next
     # The ctc calls whose nucleus reads blurred: one nucleus or two (``out_of_focus``).
     blurred = is_ctc & e.blurred & np.isnan(e.col("nuclei"))
     # (numpy, not a pandas selection of two columns: a millisecond a frame)
