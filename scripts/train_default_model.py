@@ -1,13 +1,15 @@
 """Train, evaluate and write the shipped default model (``models/ctcnet-default.*``).
 
-    python scripts/train_default_model.py                   # the shipped recipe, as it is
+    python scripts/train_default_model.py --out runs/first  # the shipped model's first stage
+    (without --out it writes over models/ctcnet-default.*; the shipped network is that stage
+    fine-tuned by configs/default-lineage.yaml, whose header gives both steps)
     python scripts/train_default_model.py --epochs 3        # shorter, same recipe otherwise
     python scripts/train_default_model.py --config configs/smoke.yaml --test-per-class 8 \\
         --shift-per-class 4 --baseline-train-per-class 10 --out /tmp/m   # a smoke run (seconds)
     python scripts/train_default_model.py --retest runs/x/model.pt        # steps 3-4 only
 
-1. Trains with ``configs/default.yaml`` (the shipped model's whole recipe: data, net, loss,
-   optimiser, epochs) through the same LightningCLI as ``ctcnet train``
+1. Trains with ``--config`` (default ``configs/default.yaml``, the shipped model's first stage:
+   data, net, loss, optimiser, epochs) through the same LightningCLI as ``ctcnet train``
    (:func:`ctcnet.training.cli.fit`); extra ``--trainer.* / --data.* / --model.*`` overrides
    are passed on to it. The best checkpoint on validation macro-F1 is kept.
 2. Calibrates on the validation split (never on test seeds): softmax temperature and the
