@@ -69,6 +69,19 @@ def _load_command(name: str):
     return importlib.import_module(f"ctcnet.commands.{name.replace('-', '_')}")
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    """``-v`` on a command's parser and on its own subcommands' (``ctcnet simulate cartridge
+    OUT -v``), not where the command hands the rest of its line on (train: LightningCLI's)."""
+    if any(a.nargs == argparse.REMAINDER for a in p._actions):
+        return
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="log progress notes (-vv: debug detail) to stderr")
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ctcnet`` parser: global logging options and one subparser per command in
     ``SUBCOMMANDS``."""
@@ -88,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(p)
         # -v after the subcommand as before it (``ctcnet predict ... -v``); not where the
         # subcommand hands the rest of its line on (train: LightningCLI's options).
-        if not any(a.nargs == argparse.REMAINDER for a in p._actions):
-            p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                           help="log progress notes (-vv: debug detail) to stderr")
+        _add_verbose(p)
         p.set_defaults(_module=module, _name=name)
     return parser
 

@@ -43,9 +43,16 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(out)
     if out.exists() and any(out.iterdir()):
         raise InputError("output folder is not empty; choose a new one", out)
-    check_writable(out)  # before any sample is read
-    refuse_changed_frames(args.results, args.scans)
-    info = write_event_dataset(args.results, out, reviewed=args.reviewed, scans=args.scans)
+    refuse_changed_frames(args.results, args.scans)  # the run read (and refused) first
+    created = not out.exists()
+    check_writable(out)  # before any crop is cut
+    try:
+        info = write_event_dataset(args.results, out, reviewed=args.reviewed, scans=args.scans)
+    except BaseException:
+        # A refused run (no review decisions, a moved scan) leaves no empty folder behind.
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
           f"{len(info['sources'])} sample(s) -> {out}")

@@ -128,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_prior_argument(parser)
     add_pixel_size_argument(parser)
     add_network_calls_argument(parser)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--batch-size", type=int, default=256, help="crops per model call")
 
 
@@ -351,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
         name = choose_for_inputs(cartridges, datasets, args.pixel_size,
                                  f"the data {args.data}").name
     if cartridges:
+        refuse_crop_options(args)
         _note_chosen(args, name)
         args.model = name
         return _run_cartridges(args, cartridges)
@@ -387,6 +388,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {args.out}/report.json; the crops called other than their label: "
               f"{args.out}/index.html")
     return 0
+
+
+# Options only a crop set's evaluation reads, with their defaults: given with cartridges they
+# would be ignored (a calibrated model never written, a baseline folder never read).
+CROP_ONLY_OPTIONS = {"calibrate_on": None, "save_model": None, "overwrite": False,
+                     "review_precision": 0.99, "pixel_size": None, "network_calls_only": False,
+                     "batch_size": 256, "no_baselines": False, "baseline_train": None,
+                     "train_per_class": 300}
+
+
+def refuse_crop_options(args: argparse.Namespace) -> None:
+    """Refuse, naming them, the crop-set options given for cartridges (which read none)."""
+    given = [f"--{name.replace('_', '-')}" for name, default in CROP_ONLY_OPTIONS.items()
+             if getattr(args, name, default) != default]
+    if given:
+        raise InputError(f"{', '.join(given)}: crop-set option{'s' if len(given) > 1 else ''}"
+                         f", not read for cartridges ({args.data} holds cartridges); drop "
+                         f"{'them' if len(given) > 1 else 'it'}, or pass a crop dataset")
 
 
 def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train only the last N backbone blocks (default 0: all)")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate "
                                                                f"(default {d.lr})")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"crops per optimiser step (default {d.batch_size})")
     parser.add_argument("--simulated-per-class", type=int, default=d.simulated_per_class,
                         help="simulated crops per class mixed into training (default: as "
                              "many as the data's mean per class, at most 100; 0: none)")
@@ -46,8 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-check-per-class", type=int, default=d.sim_check_per_class,
                         help="simulated test crops per class to check nothing was forgotten "
                              f"(default {d.sim_check_per_class}; 0: skip)")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help=f"random seed of the split, the simulated crops and the "
+                             f"training (default {d.seed})")
+    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     add_pixel_size_argument(parser)
 
     add_overwrite_argument(parser, "the model file and its card")
@@ -59,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.training.finetune import FinetuneOptions, finetune
 
-    if args.steps < 1 or args.batch_size < 2 or not 0 < args.holdout < 1:
-        raise InputError("--steps >= 1, --batch-size >= 2 and 0 < --holdout < 1, please")
+    for bad, says in ((args.steps < 1, f"--steps must be at least 1, got {args.steps}"),
+                      (args.batch_size < 2,
+                       f"--batch-size must be at least 2, got {args.batch_size}"),
+                      (not 0 < args.holdout < 1,
+                       f"--holdout must be a share between 0 and 1, got {args.holdout}")):
+        if bad:
+            raise InputError(says)
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr, batch_size=args.batch_size,
                               simulated_per_class=None if args.simulated_per_class is None

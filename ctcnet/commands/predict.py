@@ -35,7 +35,12 @@ def add_arguments(parser) -> None:
                         help="a shipped model's name (see `ctcnet models`) or a .pt checkpoint "
                              "or .onnx file (default: the shipped model whose channels the "
                              "data has)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True,
+                        help="output folder: a folder per cartridge (events.parquet, events.csv,\n"
+                             "summary.json, the report index.html and its gallery) or crop "
+                             "set (predictions.parquet, predictions.csv, summary.json, its "
+                             "page), and run.json for the run; an earlier run there is "
+                             "resumed")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", choices=list_backends(), default=None,
                         help="inference backend (default: from the model file's suffix)")
@@ -133,6 +138,8 @@ def run(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if args.workers is not None and args.workers < 0:
+        raise InputError(f"--workers must be 0 (inline) or more, got {args.workers}")
     if args.threshold_snr is not None and not (math.isfinite(args.threshold_snr) and
                                                args.threshold_snr > 0):
         raise InputError(f"--threshold-snr must be a positive number of noise units, got "
@@ -151,7 +158,7 @@ def run(args) -> int:
         detect = replace(detect, threshold_snr=args.threshold_snr,
                          extent_snr=min(detect.extent_snr, args.threshold_snr))
     options = PredictOptions(batch_size=args.batch_size,
-                             workers=None if args.workers is None else max(0, args.workers),
+                             workers=args.workers,
                              frame_device=args.frame_device, frame_pool=args.frame_pool,
                              detect=detect,
                              overwrite=args.overwrite, quiet=args.quiet,

@@ -14,7 +14,9 @@ import argparse
 
 from ctcnet.errors import InputError
 
-HELP = "Review a run's candidates in the browser: confirm, reject or relabel (saved at once)."
+HELP = ("Review a run's candidates in the browser: confirm, reject or relabel, each decision "
+        "saved at once (<sample>/review.csv), with summary.json's reviewed counts and "
+        "index.html brought up to date.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
     add_compensate_argument(parser, "the CNN sees each perturbed crop with")
     add_pixel_size_argument(parser)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda or cuda:N (default auto)")
 
 
 def run(args: argparse.Namespace) -> int:

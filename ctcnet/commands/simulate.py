@@ -24,12 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
     crops = sub.add_parser("crops", help="write a labelled crop dataset (class folders, "
                                          "manifest.csv, dataset.json)")
-    crops.add_argument("out", help="output folder")
+    _out(crops)
     crops.add_argument("--counts", default="500",
                        help="crops per class: one number, or class=n,class=n (default 500)")
-    crops.add_argument("--crop-size", type=int, default=80, help="crop side in pixels")
+    crops.add_argument("--crop-size", type=int, default=80,
+                       help="crop side in pixels (default 80)")
     crops.add_argument("--samples", type=int, default=8,
-                       help="simulated samples (patients), each its own scanner and stain")
+                       help="simulated samples (patients), each its own scanner and stain "
+                            "(default 8)")
     crops.add_argument("--export", choices=("tiff", "rgb-jpeg", "tight"), default="tiff",
                        help="tiff: raw counts, one plane per channel (default); rgb-jpeg: 8-bit "
                             "RGB composite JPEGs as viewers and publications export them; "
@@ -61,28 +63,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(crops)
 
     cart = sub.add_parser("cartridge", help="write a cartridge of frames plus ground_truth.csv")
-    cart.add_argument("out", help="output folder")
-    cart.add_argument("--frames", type=int, default=6, help="number of frames (175 = 5 x 35)")
-    cart.add_argument("--frame-shape", default="1036x1384", help="HxW in pixels")
-    cart.add_argument("--events", type=float, default=300, help="mean events per frame")
-    cart.add_argument("--layout", choices=("multipage", "channels", "png"), default="multipage")
+    _out(cart)
+    cart.add_argument("--frames", type=int, default=6,
+                      help="number of frames (default 6; a whole CellSearch cartridge is "
+                           "175 = 5 x 35)")
+    cart.add_argument("--frame-shape", default="1036x1384",
+                      help="HxW in pixels (default 1036x1384)")
+    cart.add_argument("--events", type=float, default=300,
+                      help="mean events per frame (default 300)")
+    cart.add_argument("--layout", choices=("multipage", "channels", "png"), default="multipage",
+                      help="multipage: one 16-bit TIFF a frame, as CellSearch writes them "
+                           "(default); channels: one TIFF a channel; png: an 8-bit display "
+                           "export, one PNG a channel")
     cart.add_argument("--rates", default=None,
                       help="event fractions per class, e.g. ctc=0.01,cluster=0.002")
-    cart.add_argument("--sample-id", default=None)
+    cart.add_argument("--sample-id", default=None,
+                      help="the sample's name in cartridge.json (default: sim<seed>)")
     _common(cart)
 
     gallery = sub.add_parser("gallery", help="write gallery_<class>.png montages to look at")
-    gallery.add_argument("out", help="output folder")
-    gallery.add_argument("--per-class", type=int, default=8, help="crops shown per class")
-    gallery.add_argument("--crop-size", type=int, default=80)
+    _out(gallery)
+    gallery.add_argument("--per-class", type=int, default=8,
+                         help="crops shown per class (default 8)")
+    gallery.add_argument("--crop-size", type=int, default=80,
+                         help="crop side in pixels (default 80)")
     _common(gallery)
+
+
+def _out(p: argparse.ArgumentParser) -> None:
+    """The output folder, as OUT or as ``--out`` (every other command's spelling)."""
+    p.add_argument("out", nargs="?", help="output folder (or --out)")
+    p.add_argument("--out", dest="out_option", metavar="OUT", help=argparse.SUPPRESS)
+
+
+def output_folder(args) -> str:
+    """The output folder given as OUT or ``--out`` (one of them, or the same twice)."""
+    given = {v for v in (args.out, getattr(args, "out_option", None)) if v is not None}
+    if len(given) != 1:
+        raise InputError("name one output folder: OUT or --out OUT" if not given else
+                         f"two output folders given ({' and '.join(sorted(given))}): name one")
+    return given.pop()
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--panel", default=None, help="panel JSON/YAML (default: 5-channel "
                                                   "CellSearch-like DAPI, CK, CD45, CD61, CD66b)")
     p.add_argument("--taxonomy", default=None, help="taxonomy JSON/YAML (default: 4 classes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same "
+                   "seed and options draw the same data")
     p.add_argument("--clean", action="store_true",
                    help="one nominal scanner instead of the default randomisation ranges")
     p.add_argument("--shift", action="append", default=[], metavar="NAME",
@@ -190,6 +218,7 @@ def run(args) -> int:
     exit status."""
     import time
 
+    args.out = output_folder(args)
     panel = load_panel(args.panel)
     taxonomy = load_taxonomy(args.taxonomy)
     cfg = _config(args)

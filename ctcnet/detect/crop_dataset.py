@@ -281,12 +281,15 @@ def estimated_pixel_size(index: CropIndex, sample: int = 400,
 def _read_manifest(manifest: Path):
     try:
         # utf-8-sig: Excel saves CSV with a byte-order mark, which would glue onto "path".
-        rows = list(csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig"))))
+        reader = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig")))
+        rows = list(reader)
     except (OSError, csv.Error, UnicodeDecodeError) as err:
         raise InputError(f"cannot read manifest: {err}", manifest) from None
-    if not rows or not {"path", "label"} <= set(rows[0]):
+    if not {"path", "label"} <= set(reader.fieldnames or ()):
         raise InputError("manifest.csv needs the columns path,label[,sample_id][,split]",
                          manifest)
+    if not rows:
+        raise InputError("manifest.csv lists no crops (its header alone)", manifest)
     root = manifest.parent.resolve()
     paths, labels, samples, splits = [], [], [], []
     first_line: dict[Path, int] = {}

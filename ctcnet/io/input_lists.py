@@ -26,15 +26,33 @@ def _is_frame_file(path: Path) -> bool:
 
 
 def read_list_file(path: str | Path) -> list[Path]:
-    """The paths a list file names, relative ones taken from the list's folder."""
+    """The paths a list file names, relative ones taken from the list's folder.
+
+    Refused, by the list's name: a list that names nothing (a nightly job whose list came out
+    empty must not pass as a run), and a line naming no file or folder, by its number (a text
+    file that is no list, a CSV say, fails at its first line, not as a path of its header).
+    """
     path = Path(path)
     try:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     except (UnicodeDecodeError, OSError):
         raise InputError("not a list of cartridge folders (a text file, one path per line); "
                          "pass the cartridge folder itself", path) from None
-    return [Path(ln) if Path(ln).is_absolute() else path.parent / ln
-            for ln in lines if ln and not ln.startswith("#")]
+    named = []
+    for number, line in enumerate(lines, 1):
+        if not line or line.startswith("#"):
+            continue
+        target = Path(line) if Path(line).is_absolute() else path.parent / line
+        if not target.exists():
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise InputError(f"line {number} names {shown!r}, which does not exist (read "
+                             "as a list file: one cartridge folder, crop set or list a line, "
+                             "relative to the list's folder)", path)
+        named.append(target)
+    if not named:
+        raise InputError("the list file names no inputs (one cartridge folder, crop set or "
+                         "list a line; blank lines and # comments are skipped)", path)
+    return named
 
 
 def expand_list_files(inputs: Iterable[str | Path],

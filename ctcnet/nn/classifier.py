@@ -123,5 +123,6 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CtcnetError("--device cuda asked for, but no CUDA device is available")
+        raise CtcnetError(f"--device {name} asked for, but no CUDA device is available: use "
+                          "--device auto (the GPU where there is one) or cpu")
     return torch.device(name)

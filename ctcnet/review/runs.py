@@ -65,6 +65,9 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
 def find_samples(results: str | Path) -> dict[str, Path]:
     """Sample id -> folder for a predict ``--out`` folder (or one sample's own folder)."""
     results = Path(results)
+    if results.is_file():
+        raise InputError(f"is a file; pass the predict output folder (for this file: "
+                         f"{results.parent})", results)
     if not results.is_dir():
         raise InputError("results folder not found", results)
     if (results / "summary.json").is_file():

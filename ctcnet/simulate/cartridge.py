@@ -136,7 +136,7 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     cfg = config or SimConfig()
     h, w = (int(v) for v in frame_shape)
     if num_frames < 1:
-        raise InputError(f"num_frames must be at least 1, got {num_frames}")
+        raise InputError(f"a cartridge needs at least 1 frame (--frames), got {num_frames}")
     if h < 64 or w < 64:
         raise InputError(f"frame_shape {frame_shape} is too small (at least 64 x 64)")
     if layout not in ("multipage", "channels", "png"):

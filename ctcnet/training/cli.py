@@ -37,6 +37,10 @@ from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.lit import CTCLitModule, fit_or_interrupt
 
+# The command line's description: the module docstring's first line less its Sphinx roles.
+DESCRIPTION = ("Training from YAML: LightningCLI over the ctcnet model (CTCLitModule) and "
+               "data (CTCDataModule).")
+
 # A resumed run's seed: the run's own plus this many per epoch done (a prime, far from the
 # offsets the data's seeds use).
 RESUME_SEED_STEP = 7919
@@ -257,7 +261,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
                           seed_everything_default=0,
                           save_config_kwargs={"overwrite": True},
-                          parser_kwargs={"description": __doc__.splitlines()[0],
+                          parser_kwargs={"description": DESCRIPTION,
                                          "prog": prog})
     if getattr(cli.trainer, "max_epochs", None) == 0:
         raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "

@@ -28,8 +28,25 @@ def test_crops_of_a_frame_changed_since_predict_are_refused_in_one_line(clean_ru
     status, err = run_cli(capsys, "crops", cart.parent / "results", "--out",
                           cart.parent / "touched")
     assert status == 0, err
+    # A refused cut (no review decisions to cut by, a run that is not there) leaves no empty
+    # output folder behind.
+    status, err = run_cli(capsys, "crops", cart.parent / "results", "--reviewed", "--out",
+                          cart.parent / "unreviewed")
+    assert status == 2 and not (cart.parent / "unreviewed").exists(), err
+    status, err = run_cli(capsys, "crops", cart.parent / "nosuch", "--out", cart.parent / "gone")
+    assert_one_line_error(status, err, "results folder not found")
+    assert not (cart.parent / "gone").exists()
     path = frames(cart)[1]
     tifffile.imwrite(path, np.roll(tifffile.imread(path), 60, axis=2), photometric="minisblack")
     one_line_refusal(capsys, ["crops", cart.parent / "results", "--out", cart.parent / "cut"],
                      "sample S1: frame r00c01 changed since predict read it (its files' SHA-256")
-    assert not any((cart.parent / "cut").iterdir())
+    assert not (cart.parent / "cut").exists()
+
+
+def test_a_file_given_for_a_run_folder_names_its_folder(tmp_path, capsys):
+    summary = tmp_path / "run" / "S1" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text("{}")
+    status, err = run_cli(capsys, "review", summary, "--no-browser")
+    assert_one_line_error(status, err, f"is a file; pass the predict output folder (for this "
+                                       f"file: {summary.parent})")

@@ -109,3 +109,15 @@ def test_without_base_the_shipped_model_with_the_crops_channels_is_started_from(
     assert main(["finetune", str(tmp_path / "lab3"), "--out", str(tmp_path / "m.pt")]) == 0
     assert started == ["tiny3"]
     assert "base: tiny3 (shipped; fits the crops' channels)" in capsys.readouterr().err
+
+
+def test_finetune_names_the_option_whose_value_is_refused(lab, tmp_path, capsys):
+    from conftest import assert_one_line_error, run_cli
+
+    for option, value, says in (("--steps", "0", "--steps must be at least 1, got 0"),
+                                ("--batch-size", "1", "--batch-size must be at least 2, got 1"),
+                                ("--holdout", "1.5", "--holdout must be a share between 0 and 1"
+                                                     ", got 1.5")):
+        assert_one_line_error(*run_cli(capsys, *finetune_args(lab, tmp_path / "m.pt", option,
+                                                             value)), says)
+    assert not (tmp_path / "m.pt").exists()

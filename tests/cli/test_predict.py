@@ -423,6 +423,32 @@ def test_a_list_file_that_names_itself_is_refused(cart_and_model, cart, capsys):
     assert not (cart.parent / "out").exists()
 
 
+def test_negative_workers_are_refused_not_read_as_inline(cart_and_model, cart, capsys):
+    argv = predict_args(cart_and_model, cart)
+    argv[argv.index("--workers") + 1] = "-3"
+    assert_one_line_error(*run_cli(capsys, *argv), "--workers must be 0 (inline) or more, got -3")
+    assert not (cart.parent / "out").exists()
+
+
+def test_a_list_file_naming_nothing_or_no_path_is_refused_by_line(cart_and_model, cart, capsys):
+    """A list that came out empty is no run (a nightly job must not pass on nothing), and a
+    text file that is no list (a CSV) is refused at its first line, naming the list and the
+    line, not as a path made of its header."""
+    lists = cart.parent
+    (lists / "empty.txt").write_text("# tonight's cartridges\n\n")
+    (lists / "table.csv").write_text("frame,row,col,x,y\n0,0,0,1,2\n")
+    (lists / "late.txt").write_text("cart\n# a comment\nno_such_cartridge\n")
+    for name, says in (("empty.txt", "the list file names no inputs"),
+                       ("table.csv", "line 1 names 'frame,row,col,x,y', which does not exist"),
+                       ("late.txt", "line 3 names 'no_such_cartridge', which does not exist")):
+        argv = predict_args(cart_and_model, cart)
+        argv[1] = lists / name
+        status, err = run_cli(capsys, *argv)
+        assert_one_line_error(status, err, says)
+        assert str(lists / name) in err[0]
+    assert not (cart.parent / "out").exists()
+
+
 def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, cart, capsys):
     """--pixel-size is for crop folders: on a cartridge the run says so instead of ignoring it
     silently, and reads the cartridge at its panel.json's pixel size."""

@@ -63,3 +63,20 @@ def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, 
     (tmp_path / "empty").mkdir()
     assert main(["simulate", "cartridge", str(tmp_path / "empty"), "--frames", "1",
                  "--frame-shape", "96x128", "--events", "4"]) == 0
+
+
+def test_simulate_takes_out_as_every_command_does_and_v_after_its_kind(tmp_path, capsys):
+    """OUT or --out (the spelling of every other command), one of them; -v after the kind
+    (``simulate cartridge OUT -v``) as after any other command."""
+    from conftest import assert_one_line_error, run_cli
+
+    small = ["--frames", "1", "--frame-shape", "96x128", "--events", "4", "--clean"]
+    assert main(["simulate", "cartridge", "--out", str(tmp_path / "a"), *small, "-v"]) == 0
+    assert (tmp_path / "a" / "cartridge.json").is_file()
+    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", tmp_path / "b", "--out",
+                                   tmp_path / "c", *small), "two output folders given")
+    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", *small),
+                          "name one output folder: OUT or --out OUT")
+    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", tmp_path / "d",
+                                   "--frames", "0"), "at least 1 frame (--frames), got 0")
+    assert not any((tmp_path / name).exists() for name in "bcd")

@@ -130,6 +130,8 @@ def _manifest_lines(crops):
     (lambda lines: lines + [lines[1]], "already listed on line 2"),
     (lambda lines: lines + [lines[1].replace(",ctc,", ",wbc,")], "already listed on line 2"),
     (lambda lines: lines + ["../../outside.tif,ctc,p9,"], "outside the dataset folder"),
+    (lambda lines: lines[:1], r"lists no crops \(its header alone\)"),
+    (lambda lines: ["file,class"] + lines[1:], "needs the columns path,label"),
 ])
 def test_manifest_rows_that_would_miscount_are_refused(crops, edit, match):
     shutil.copy(next(crops.glob("ctc/*.tif")), crops.parent.parent / "outside.tif")

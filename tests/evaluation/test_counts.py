@@ -1,6 +1,7 @@
 """Count-level truth: matching, after-review counts, Bland-Altman, cut-offs, the command."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -182,3 +183,28 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
     assert first["automatic"]["ctc"] == int(((events["class"] == "ctc") & counted(events)).sum())
     assert (tmp_path / "out" / "counts.png").stat().st_size > 0
     assert np.isfinite(report["per_class"]["ctc"]["automatic"]["bland_altman"]["bias"])
+    # Crop-set options given with cartridges are refused by name, before any work: a
+    # calibrated model that would never be written, a baseline folder never read.
+    for extra, named in ((["--calibrate-on", str(tmp_path), "--save-model", "cal.pt"],
+                          "--calibrate-on, --save-model: crop-set options"),
+                         (["--batch-size", "4"], "--batch-size: crop-set option,"),
+                         (["--baseline-train", "nosuch"], "--baseline-train: crop-set option,")):
+        capsys.readouterr()
+        rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out2"),
+                   "--device", "cpu", *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and named in err[0], err
+        assert not (tmp_path / "out2").exists() and not Path("cal.pt").exists()
+
+
+def test_the_crop_only_options_refused_for_cartridges_are_evaluates_own_defaults():
+    """The defaults the refusal compares with are the parser's: a changed default must not
+    make every cartridge evaluation refuse (or let a given option pass unseen)."""
+    import argparse
+
+    from ctcnet.commands.evaluate import CROP_ONLY_OPTIONS, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["data", "--out", "x"])
+    assert {k: getattr(args, k) for k in CROP_ONLY_OPTIONS} == CROP_ONLY_OPTIONS
