@@ -27,8 +27,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("fit_decision")
 FIT_SEED = 62000  # count evaluation 61000, training 0, validation 1000, test 424242
 CHECK_SEED = 72000  # the balanced crops on which the card records the rule's per-crop cost
+
+
+def kept_review_band(before, rule):
+    """``rule`` with the review band the model carried, where the refit gave the same weights
+    (the band was fitted under them and still holds: the record is refreshed, not the rule);
+    without it, saying so, where the weights moved (a band holds only for the rule it was
+    fitted under: refit it with ``scripts/fit_review_band.py``)."""
+    record = before.review_band_record
+    if record is None:
+        return rule
+    if before.weights == rule.weights:
+        return rule.with_review_band(record)
+    log.warning("the rule's weights moved (%s -> %s): the review band fitted under the old "
+                "rule is dropped; fit it again: python scripts/fit_review_band.py --model MODEL "
+                "--write", before.weights, rule.weights)
+    return rule
 
 
 def per_crop_cost(model_path: Path, per_class: int, seed: int, device: str) -> dict:
@@ -132,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                                       + {True: " --compensate", False: " --no-compensate",
                                          None: ""}[args.compensate])
     rule = DecisionRule.from_dict(decision, spec.class_names)
+    rule = kept_review_band(spec.decision, rule)
     atomic_write_text(args.work / "decision.json", json.dumps(
         {"decision": decision, "curves": curves}, indent=2, default=float) + "\n")
 
@@ -150,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if card.exists():
         per_crop = (per_crop_cost(Path(out), args.check_per_class, args.check_seed, args.device)
                     if args.check_per_class > 0 else None)
-        refresh_decision(card, decision, per_crop)
+        refresh_decision(card, rule.to_dict(), per_crop)  # the band kept with it, if any
         print(f"card {card} (and .md) records the rule")
     for name, row in decision["fitted"]["at_fit"].items():
         cut = row["cutoff_agrees"]

@@ -118,7 +118,8 @@ def render_card(card: dict) -> str:
                       f"{RULES.possible_ctc_proba:.0%} or more, with some CK and a nucleus of "
                       "their own and no exclusion marker; on "
                       f"{guard['possible_ctc_share']:.2%} of all events; or a call below the "
-                      "review threshold): true CTCs called ctc or shown: "
+                      "review threshold whose runner-up, or a share of the rest, is a CTC or "
+                      "cluster): true CTCs called ctc or shown: "
                       f"**{guard['ctc_called_or_flagged']:.2%}**"]
             either = guard.get("ctc_called_ctc_or_cluster_or_flagged")
             lines[-1] += (f"; called ctc or cluster (a CTC-bearing event) or shown: "
@@ -142,8 +143,10 @@ def render_card(card: dict) -> str:
         review = cal.get("review", {})
         lines += ["", "## Calibration (fitted on the validation split)", "",
                   f"Temperature {cal['temperature']:.3f}; review threshold "
-                  f"{cal['review_threshold']:.3f}: calls whose top probability is below it go "
-                  "to a person. On validation: " + ", ".join(
+                  f"{cal['review_threshold']:.3f}: a call below it goes to a person where a "
+                  "CTC or cluster is in the doubt (a CTC or cluster call, or another call whose "
+                  "runner-up is one), not for doubt between two uncounted classes alone. On "
+                  "validation, every call below it: " + ", ".join(
                       f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in review.items() if not isinstance(v, (dict, list))) + "."]
     lines += matrix_lines(card.get("robustness_matrix"))
@@ -192,7 +195,8 @@ def decision_lines(decision: dict | None) -> list[str]:
 # What a review band reads (its record's ``reads``; older records say nothing: the network's).
 BAND_READS = {"network": "its posterior",
               "fused": "the posterior of the network and the markers read together (the "
-                       "model's cartridge marker fusion; the calls stay the network's)"}
+                       "model's cartridge marker fusion; the calls stay the network's, but for "
+                       "the markers' own ctc calls of wbc and debris calls)"}
 
 
 def review_band_lines(band: dict | None) -> list[str]:

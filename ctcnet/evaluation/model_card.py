@@ -98,6 +98,10 @@ def update_card(card_path, **entries) -> None:
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
     card.update(entries)
+    # The refits that call this rewrite the checkpoint beside the card: its size is read again.
+    model_file = card_path.with_name(str(card.get("file", "")))
+    if card.get("file") and model_file.is_file():
+        card["size_bytes"] = model_file.stat().st_size
     atomic_write_text(card_path, json.dumps(card, indent=2, default=float) + "\n")
     if "finetune" not in card:
         atomic_write_text(card_path.with_suffix(".md"), render_card(card))

@@ -137,6 +137,11 @@ def test_matrix_goes_into_a_model_card(tmp_path):
         "flip_rate": 0.105, "macro_f1": 0.8193}
     assert "exported again with other settings flip 10.5% of its calls (macro-F1 0.819)" in \
         card.with_suffix(".md").read_text()
+    # A refit rewrites the checkpoint beside the card: the card's size is read again.
+    (tmp_path / json.loads(card.read_text())["file"]).write_bytes(b"\0" * 1234)
+    update_card(card, robustness_matrix=matrix_summary(m, "python make_it.py"))
+    assert json.loads(card.read_text())["size_bytes"] == 1234
+    assert "(0.00 MB," in card.with_suffix(".md").read_text()
 
 
 def test_flip_summary_names_the_commonest_moves_and_the_damage():
