@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiny inputs: checks the benchmark runs (for CI); numbers mean "
                              "nothing")
     parser.add_argument("--frames", default=None,
-                        help="comma-separated cartridge sizes in frames (default 10,175,1000)")
+                        help="comma-separated cartridge sizes in frames (default "
+                             "10,175,1000; with --quick 2,3)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
     parser.add_argument("--sections", default="classify,cartridge,train",
                         help="comma-separated subset of classify,cartridge,train")
