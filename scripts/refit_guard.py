@@ -131,9 +131,16 @@ def main(argv=None) -> int:
         if double:
             n = int(double["n"])
             shift = int(tests.get("shift_per_class", n // 2))
+            # The share called ctc and the guard's line come from one run: both re-measured,
+            # or the card would set a count of calls from one draw beside flags of another.
             entries["ck_positive_leukocytes"] = {
-                **double, "guard": ck_positive_leukocytes(
-                    backend, 2 * shift, TEST_SEED + 50, export=spec.reads_exports)["guard"]}
+                **double, **ck_positive_leukocytes(backend, 2 * shift, TEST_SEED + 50,
+                                                   export=spec.reads_exports)}
+        # The card says which of its lines are of today's draw.
+        entries["guard_remeasured"] = {
+            "date": time.strftime("%Y-%m-%d"),
+            "command": "python scripts/refit_guard.py --model MODEL"
+                       + (" --keep-reference" if args.keep_reference else "")}
         update_card(card_path, **entries)
         log.info("card %s (and .md): guard lines re-measured", card_path)
     if test_guard is not None:

@@ -124,6 +124,13 @@ def render_card(card: dict) -> str:
             either = guard.get("ctc_called_ctc_or_cluster_or_flagged")
             lines[-1] += (f"; called ctc or cluster (a CTC-bearing event) or shown: "
                           f"{either:.2%}." if either is not None else ".")
+        again = card.get("guard_remeasured")
+        if again:
+            lines += ["", f"The guard's lines (here and for the CK+CD45+ leukocytes) were "
+                          f"measured again on {again['date']} with the guard of that day, on "
+                          "the card's seeds and sizes as the simulator of that day draws them "
+                          "(`" + again["command"] + "`); the test's other figures are of the "
+                          "draw the model was tested on."]
     vs = card.get("robustness_vs_baselines")
     if vs:
         lines += ["", "## CNN against the baselines (macro-F1, same crops per shift)", "",

@@ -881,6 +881,10 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     _, kept = load_model(tmp_path / "m" / "ctcnet-default.pt")
     assert kept.metrics["guard"] == marked
     assert "guard" in kept.metrics["test_default_randomisation"]
+    # The card says its guard lines are of today's draw, beside figures of the training day's.
+    card = json.loads((tmp_path / "m" / "ctcnet-default.json").read_text())
+    assert card["guard_remeasured"]["command"].endswith("--keep-reference")
+    assert "were measured again on" in (tmp_path / "m" / "ctcnet-default.md").read_text()
     save_model(tmp_path / "m" / "ctcnet-default.pt", net, again)   # as refitted, for below
 
     # --retest: the same network tested again at other sizes under another name; the card
