@@ -16,7 +16,9 @@ import argparse
 import errno
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from ctcnet import __version__
 from ctcnet.errors import CtcnetError
@@ -106,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a scheduler stops a job (cron, SLURM, systemd, ``kill``), raised where the
+    command runs: it stops as on Ctrl-C (what is done stays done, predict's journal closed), says
+    so, and exits 143 as a process killed by the signal would."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _stop_on_sigterm():
+    """Route SIGTERM to :class:`Terminated` while a command runs; the handler it replaced (None
+    where signals cannot be set: off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
     returns the exit status."""
@@ -119,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    previous = _stop_on_sigterm()
     try:
         return int(args._module.run(args) or 0)
     except CtcnetError as err:
@@ -137,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ctcnet {args._name}: needs {missing}, which this install lacks{install}",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ctcnet {args._name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        stopped = isinstance(err, Terminated)
+        resume = "; the same command resumes where it stopped" if args._name == "predict" else ""
+        print(f"ctcnet {args._name}: {'stopped (SIGTERM)' if stopped else 'interrupted'}{resume}",
+              file=sys.stderr)
+        return 143 if stopped else 130
     except MemoryError as err:
         # The machine's state (other work beside this run), not the data: outputs are atomic,
         # so a rerun with memory free resumes where this one stopped.
@@ -157,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ctcnet {args._name}: error: {err.strerror or err}{where}; nothing was left half "
               f"written, {_DISK_ERRORS[err.errno]}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,18 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
                  f"{summary.get('counts')} (per 7.5 mL: {per75})"]
     if held:
         facts.append(f"held for review by the guard {held}")
-    skipped = (summary.get("frames") or {}).get("skipped")
-    if skipped:
-        facts.append(f"{skipped} frame(s) skipped")
+    frames = summary.get("frames") or {}
+    if frames.get("skipped"):
+        facts.append(f"{frames['skipped']} frame(s) skipped")
+    if frames.get("resumed_from_journal"):
+        facts.append(f"{frames['resumed_from_journal']} of {frames.get('total')} frame(s) "
+                     "from an earlier run's journal")
+    # Why a sample is partial (frames missing from the folder, a scan's other trouble): the
+    # first reason in words, the rest in summary.json.
+    problems = summary.get("problems") or []
+    if problems:
+        more = f" (and {len(problems) - 1} more in summary.json)" if len(problems) > 1 else ""
+        facts.append(f"{problems[0]}{more}")
     seconds = (summary.get("timings_s") or {}).get("total")
     if seconds is not None:
         facts.append(f"{seconds:.1f} s")

@@ -309,7 +309,7 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
-        print(f"ctcnet predict: error: no readable frame in sample(s) {failed}; see "
+        print(f"ctcnet predict: error: no readable frame in sample(s) {', '.join(failed)}; see "
               "skipped_frames in their summary.json", file=sys.stderr)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run
         print(f"ctcnet predict: error: {name} was set aside: {reason}", file=sys.stderr)

@@ -250,7 +250,7 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
         why = "truncated cartridge?" if len(frames) < expected else \
             "frames of another scan, or copies, in the folder?"
         problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
-                        f"({why})")
+                        f"({why}){missing_positions(info, frames, expected, root)}")
     return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
                      identity=cartridge_identity(frames), expected_frames=expected,
                      frame_shape=shape)
@@ -311,6 +311,22 @@ def _refuse_undecodable_name(path: Path, root: Path) -> None:
         shown = ascii(os.fsencode(path.name))
         raise InputError(f"file name {shown} is not valid UTF-8: it cannot be matched to a "
                          "frame position; rename it", root) from None
+
+
+def missing_positions(info: dict, frames: list, expected: int, root: Path) -> str:
+    """``; missing: r00c02, ...`` where ``cartridge.json`` states a grid (``rows`` x ``columns``,
+    as many as ``num_frames``) and frames of it are absent (at most ten named), else ``""``:
+    an operator re-exports those frames by name."""
+    rows, columns = (whole_number(info, key, root) for key in ("rows", "columns"))
+    if not rows or not columns or rows * columns != expected:
+        return ""
+    present = {(f.row, f.col) for f in frames}
+    absent = [f"r{r:02d}c{c:02d}" for r in range(rows) for c in range(columns)
+              if (r, c) not in present]
+    if not absent:
+        return ""
+    more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+    return f"; missing: {', '.join(absent[:10])}{more}"
 
 
 def cartridge_identity(frames: list[FrameRef]) -> str:

@@ -19,6 +19,14 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
     clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
     assert "held" not in outcome_line("s1", clean, Path("o")) and \
         "skipped" not in outcome_line("s1", clean, Path("o"))
+    # Why it is partial, and what an earlier run's journal gave.
+    resumed = {**summary, "frames": {"skipped": 0, "total": 3, "resumed_from_journal": 2,
+                                     "missing": 1},
+               "problems": ["cartridge.json lists 3 frames but 2 are present (truncated "
+                            "cartridge?); missing: r00c02", "a second reason"]}
+    assert ("2 of 3 frame(s) from an earlier run's journal, cartridge.json lists 3 frames but "
+            "2 are present (truncated cartridge?); missing: r00c02 (and 1 more in "
+            "summary.json), 12.3 s") in outcome_line("s1", resumed, Path("o"))
 
 
 def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):

@@ -211,6 +211,34 @@ def test_resume_after_kill(setup, tmp_path):
     pd.testing.assert_frame_equal(read_events(out / "sim3"), read_events(setup["ref_dir"]))
 
 
+def test_a_scheduler_stop_is_an_interrupt_said_and_resumed(setup, tmp_path):
+    """SIGTERM (cron, SLURM, systemd stop a job so) stops a run as Ctrl-C does: the journal
+    closed on the frames done, one line saying the same command resumes, exit 143; the rerun
+    takes the frames done from the journal."""
+    out = tmp_path / "stopped"
+    cmd = [sys.executable, "-c", _SLOW_RUN, "predict", str(setup["cart"]), "--model",
+           str(setup["model"]), "--out", str(out), "--device", "cpu", "--quiet",
+           "--workers", "0", "--batch-size", "32"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    parts = out / "sim3" / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not list(parts.glob("r*.parquet")):
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == \
+        "ctcnet predict: stopped (SIGTERM); the same command resumes where it stopped"
+    done = list(parts.glob("r*.parquet"))
+    assert 1 <= len(done) < 3 and not (out / "sim3" / "summary.json").exists()
+    summary = predict_cartridge(setup["cart"], setup["backend"], out / "sim3",
+                                PredictOptions(**QUIET))
+    assert summary.frames.resumed_from_journal == len(done)
+    pd.testing.assert_frame_equal(read_events(out / "sim3"), read_events(setup["ref_dir"]))
+
+
 def test_journal_of_another_model_is_refused(setup, tmp_path):
     from ctcnet.errors import InputError
 

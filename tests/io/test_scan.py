@@ -411,6 +411,8 @@ def test_truncated_cartridge_and_bad_frames(tmp_path, rng):
     # blood volume was not read.
     assert len(cart) == 4 and cart.frames_scanned == 6
     assert any("truncated" in p for p in cart.problems)
+    # The grid cartridge.json states names the frames absent, for the operator to re-export.
+    assert any(p.endswith("; missing: r01c00, r01c01") for p in cart.problems), cart.problems
     read_frame(cart.frames[0], panel)
     with pytest.raises(InputError, match="empty frame"):
         read_frame(cart.frames[1], panel)
