@@ -11,6 +11,7 @@ many machines, with no process group; ``--processes N`` between processes on thi
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from ctcnet.commands.evaluate import (
     add_compensate_argument,
@@ -21,7 +22,12 @@ from ctcnet.commands.evaluate import (
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
-from ctcnet.inference.distributed import distributed_context, note_set_aside, write_run_index
+from ctcnet.inference.distributed import (
+    distributed_context,
+    mark_run_started,
+    note_set_aside,
+    write_run_index,
+)
 from ctcnet.io.input_lists import expand_list_files
 
 HELP = "Detect and classify every event of whole cartridges (or a crop dataset)."
@@ -120,9 +126,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def run(args) -> int:
     """Run ``ctcnet predict``: detect and classify the events of each input and write tables,
     summary and reports; returns the exit status."""
-    import math
     import time
-    from dataclasses import replace
     from pathlib import Path
 
     from ctcnet.inference.backends import cpu_cores
@@ -130,45 +134,10 @@ def run(args) -> int:
 
     one_malloc_arena(cpu_cores())  # before the model or any thread allocates
     # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.detect.detection import DetectConfig
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import PredictOptions, predict_inputs
-    from ctcnet.report import run_report
-    from ctcnet.review_server.sample import refresh_reviewed
+    from ctcnet.inference.predict import predict_inputs
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
-    if args.workers is not None and args.workers < 0:
-        raise InputError(f"--workers must be 0 (inline) or more, got {args.workers}")
-    if args.threshold_snr is not None and not (math.isfinite(args.threshold_snr) and
-                                               args.threshold_snr > 0):
-        raise InputError(f"--threshold-snr must be a positive number of noise units, got "
-                         f"{args.threshold_snr}")
-    from ctcnet.nn.calls import BALANCED_PRIOR
-
-    check_device_name(args.device)
-    prior = args.prior
-    if args.no_prevalence_rule:
-        if prior not in (None, BALANCED_PRIOR):
-            raise InputError(f"--no-prevalence-rule is --prior {BALANCED_PRIOR}; it contradicts "
-                             f"--prior {prior}")
-        prior = BALANCED_PRIOR
-    detect = DetectConfig()
-    if args.threshold_snr is not None:
-        detect = replace(detect, threshold_snr=args.threshold_snr,
-                         extent_snr=min(detect.extent_snr, args.threshold_snr))
-    options = PredictOptions(batch_size=args.batch_size,
-                             workers=args.workers,
-                             frame_device=args.frame_device, frame_pool=args.frame_pool,
-                             detect=detect,
-                             overwrite=args.overwrite, quiet=args.quiet,
-                             report=None if args.no_report else run_report,
-                             saliency=args.saliency, report_overlap=args.report_overlap,
-                             compensate=args.compensate,
-                             edge_cut_as=None if args.keep_edge_calls else "debris",
-                             prior=prior, pixel_size=args.pixel_size,
-                             marker_calls=not args.network_calls_only,
-                             refresh_review=refresh_reviewed)
+    options = predict_options(args)
     from ctcnet.inference.inputs import resolve_inputs
 
     out = Path(args.out)
@@ -208,9 +177,29 @@ def run(args) -> int:
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
-        summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
-                                   split_by_name=shard is not None, set_aside=set_aside,
-                                   failed_reports=failed_reports, share_of_several=child)
+        # run.json says "running" while this run is (not under a job array's shares, which
+        # end at their own times and each leave the index as it stands then).
+        indexing = info.is_main and not child
+        names = output_names(cartridges, datasets)
+        marked = []  # run.json said "running" (after the checks: a refusal writes none)
+
+        def mark_started():
+            if indexing and shard is None and info.world_size == 1:
+                mark_run_started(out, names, started)
+                marked.append(True)
+
+        try:
+            summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
+                                       split_by_name=shard is not None, set_aside=set_aside,
+                                       failed_reports=failed_reports, share_of_several=child,
+                                       on_start=mark_started)
+        except BaseException as err:  # a signal, or an error that ends the run: what is done
+            if marked:
+                with contextlib.suppress(Exception):  # the error that ended the run is told
+                    write_run_index(out, names, world_size, set_aside, started,
+                                    state="stopped" if isinstance(err, KeyboardInterrupt)
+                                    else "failed")
+            raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     if shard is not None and not summaries and not set_aside:
         # Not an error: a split by name leaves some shares of a small batch empty, and a job
@@ -225,12 +214,63 @@ def run(args) -> int:
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
-    if info.is_main and not child:  # a --processes parent writes it once all have ended
-        from ctcnet.inference.inputs import output_name_and_frames
-
-        names = [output_name_and_frames(c)[0] for c in cartridges] + [d.name for d in datasets]
+    if indexing:  # a --processes parent writes it once all have ended
         write_run_index(out, names, world_size, set_aside, started)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
+
+
+def predict_options(args):
+    """The run's :class:`~ctcnet.inference.predict.PredictOptions` from the command line, its
+    values checked first (one line naming the option)."""
+    import math
+    from dataclasses import replace
+
+    from ctcnet.detect.detection import DetectConfig
+    from ctcnet.inference.predict import PredictOptions
+    from ctcnet.report import run_report
+    from ctcnet.review_server.sample import refresh_reviewed
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if args.workers is not None and args.workers < 0:
+        raise InputError(f"--workers must be 0 (inline) or more, got {args.workers}")
+    if args.threshold_snr is not None and not (math.isfinite(args.threshold_snr) and
+                                               args.threshold_snr > 0):
+        raise InputError(f"--threshold-snr must be a positive number of noise units, got "
+                         f"{args.threshold_snr}")
+    from ctcnet.nn.calls import BALANCED_PRIOR
+
+    check_device_name(args.device)
+    prior = args.prior
+    if args.no_prevalence_rule:
+        if prior not in (None, BALANCED_PRIOR):
+            raise InputError(f"--no-prevalence-rule is --prior {BALANCED_PRIOR}; it contradicts "
+                             f"--prior {prior}")
+        prior = BALANCED_PRIOR
+    detect = DetectConfig()
+    if args.threshold_snr is not None:
+        detect = replace(detect, threshold_snr=args.threshold_snr,
+                         extent_snr=min(detect.extent_snr, args.threshold_snr))
+    options = PredictOptions(batch_size=args.batch_size,
+                             workers=args.workers,
+                             frame_device=args.frame_device, frame_pool=args.frame_pool,
+                             detect=detect,
+                             overwrite=args.overwrite, quiet=args.quiet,
+                             report=None if args.no_report else run_report,
+                             saliency=args.saliency, report_overlap=args.report_overlap,
+                             compensate=args.compensate,
+                             edge_cut_as=None if args.keep_edge_calls else "debris",
+                             prior=prior, pixel_size=args.pixel_size,
+                             marker_calls=not args.network_calls_only,
+                             refresh_review=refresh_reviewed)
+    return options
+
+
+def output_names(cartridges, datasets) -> list[str]:
+    """The output folder's name of each input, as run.json lists them."""
+    from ctcnet.inference.inputs import output_name_and_frames
+
+    return [output_name_and_frames(c)[0] for c in cartridges] + [d.name for d in datasets]
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str) -> int:
@@ -257,9 +297,12 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         print(f"{len(names)} inputs in {len(shares)} processes (--processes): a line as each "
               "is done, what each came to once all are", file=sys.stderr)
         watch = done_watcher(out, names, time.time())
+    started = time.time()
+    mark_run_started(out, names, started)
     status = run_in_processes(args._argv, shares, watch,
                               model if args.model is None else None)
-    index = write_run_index(out, names, len(shares))
+    index = write_run_index(out, names, len(shares), since=started,
+                            state="stopped" if status in STOPPED else "finished")
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:
         print(f"ctcnet predict: error: no output for {missing}", file=sys.stderr)

@@ -148,6 +148,16 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     return str(record.get("reason"))
 
 
+def _why(summary: dict) -> dict:
+    """What ``run.json`` repeats of a sample's summary for an operator: the folder it was read
+    from, its problems, and its frames skipped or missing (only those that are there)."""
+    frames = summary.get("frames") or {}
+    out = {"input": summary.get("input", summary.get("dataset")),
+           "problems": summary.get("problems") or [],
+           "frames_skipped": frames.get("skipped"), "frames_missing": frames.get("missing")}
+    return {k: v for k, v in out.items() if v}
+
+
 def _read_summary(summary: Path) -> dict | None:
     """A summary.json as read, or None (no file, or not readable)."""
     try:
@@ -162,13 +172,36 @@ def _counted_at(summary: Path, read: dict | None) -> float:
     return float(counted) if counted is not None else summary.stat().st_mtime
 
 
+# run.json's ``state``: written as a run starts (``running``: its outputs not yet listed, so a
+# stopped or killed run never leaves the last night's index behind, all "ok"), as it ends, as
+# it is stopped (a signal: the outputs done so far; the same command resumes the rest), or as
+# an error ends it (``failed``: the error is on stderr; the outputs done so far).
+RUN_STATES = ("running", "finished", "stopped", "failed")
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> None:
+    """``run.json`` as a run begins: ``running``, the inputs it was given by output name, no
+    outputs yet (what an earlier run left there is not this run's)."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(out) / "run.json", json.dumps(
+        {"state": "running", "started_at": _utc(started), "inputs": list(sample_ids),
+         "outputs": []}, indent=2) + "\n")
+
+
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
-                    set_aside: dict | None = None, since: float | None = None) -> dict:
+                    set_aside: dict | None = None, since: float | None = None,
+                    state: str = "finished") -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
-    every output and its main counts; ``world_size``: the ranks or jobs the inputs were
-    split between (default: torchrun's); ``set_aside``: the inputs this process refused,
-    name: reason (those other ranks and jobs refused are read from their records,
-    :func:`note_set_aside`; ``since``: when this run began)."""
+    every output and its main counts, and why a sample is partial (its ``problems``, frames
+    skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
+    jobs the inputs were split between (default: torchrun's); ``set_aside``: the inputs this
+    process refused, name: reason (those other ranks and jobs refused are read from their
+    records, :func:`note_set_aside`; ``since``: when this run began); ``state``: ``finished``,
+    ``stopped`` by a signal or ``failed`` (:data:`RUN_STATES`)."""
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
@@ -189,11 +222,14 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                                                                      summary.get("held", {})),
                             "per_7_5_ml": summary.get("per_7_5_ml", {}),
                             # ok / partial / failed (a crop set's run has none): a batch job
-                            # reads every sample's in one file.
-                            **({"status": summary["status"]} if "status" in summary else {})})
+                            # reads every sample's in one file, and why it is not ok.
+                            **({"status": summary["status"]} if "status" in summary else {}),
+                            **_why(summary)})
         else:
             entries.append({"name": name, "missing": True})
-    index = {"outputs": entries,
+    index = {"state": state, "written_at": _utc(time.time()),
+             **({"started_at": _utc(since)} if since is not None else {}),
+             "outputs": entries,
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
     return index

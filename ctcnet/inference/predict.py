@@ -44,7 +44,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -404,7 +404,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                    options: PredictOptions | None = None, rank: int = 0,
                    world_size: int = 1, split_by_name: bool = False,
                    set_aside: dict | None = None, failed_reports: dict | None = None,
-                   share_of_several: bool = False) -> list[RunSummary | CropRunSummary]:
+                   share_of_several: bool = False, on_start: Callable[[], None] | None = None
+                   ) -> list[RunSummary | CropRunSummary]:
     """Run every cartridge and crop dataset of ``inputs`` (this rank's share) into ``out``.
 
     Every cartridge's panel is checked against the model before any work starts. With several
@@ -441,6 +442,10 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     share_of_several : bool
         These inputs are one process's share of a run of several (``--processes``): an input
         refused is set aside even when it is the share's only one.
+    on_start : callable, optional
+        Called once the inputs, the model's prior and the output folder have passed their
+        checks, before any input runs (the command marks ``run.json`` "running" then: a run
+        refused before any work leaves no index).
 
     Returns
     -------
@@ -453,6 +458,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                                           set_aside, share_of_several)
     out = Path(out)
     check_writable(out)
+    if on_start is not None:
+        on_start()
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \
            [("crops", d, d.name, 1) for d in datasets]
     mine = shard(jobs, rank, world_size, weight=lambda j: j[3],

@@ -312,6 +312,40 @@ def test_a_shard_that_holds_no_input_says_so(cart_and_model, cart, capsys):
                                                 "--shard", f"{3 - empty}/2"))
     assert status == 0 and err == []  # the share that holds it: no such line
 
+def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_partial(
+        cart_and_model, cart, capsys, monkeypatch):
+    """A nightly job reads run.json alone: the run's state and times, and per sample the folder
+    it was read from and why it is partial. A run that stops leaves no earlier run's index
+    behind, all "ok", but what it has done, said "stopped"."""
+    out = cart.parent / "out"
+    frames(cart)[-1].unlink()  # a truncated cartridge: partial
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced"))
+    assert status == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "finished" and run["started_at"] <= run["written_at"]
+    (entry,) = run["outputs"]
+    assert entry["status"] == "partial" and entry["input"] == str(cart)
+    assert entry["frames_missing"] == 1 and "r00c02" in entry["problems"][0], entry
+
+    import ctcnet.inference.predict as P
+
+    seen = []
+
+    def stopped(*args, on_start, **kwargs):  # once its checks pass, run.json says "running"
+        on_start()
+        seen.append(json.loads((out / "run.json").read_text()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "predict_inputs", stopped)
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
+                                                "--overwrite"))
+    assert status == 130 and err[-1].endswith("the same command resumes where it stopped")
+    assert seen[0]["state"] == "running" and seen[0]["outputs"] == [] and \
+        seen[0]["inputs"] == ["S1"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "stopped" and run["outputs"][0]["name"] == "S1"
+
+
 # Options and model files.
 
 @pytest.mark.parametrize("extra, match", [
