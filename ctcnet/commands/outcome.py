@@ -30,7 +30,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"held for review by the guard {held}")
     frames = summary.get("frames") or {}
     if frames.get("skipped"):
-        facts.append(f"{frames['skipped']} frame(s) skipped")
+        # What to do about them: the same command reads those frames alone again.
+        facts.append(f"{frames['skipped']} frame(s) skipped (fixed or exported again, they are "
+                     "read by the same command, the others kept)")
     if frames.get("resumed_from_journal"):
         facts.append(f"{frames['resumed_from_journal']} of {frames.get('total')} frame(s) "
                      "from an earlier run's journal")
