@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -212,8 +213,14 @@ def with_instrument_leaks(spec, index):
     (:func:`ctcnet.inference.spillover.labelled_leaks`) in its panel's ``leaks_in``, where
     enough of them show one; the guard then allows that leak
     (:meth:`ctcnet.inference.guard.GuardRules.leak_cap`)."""
+    # The conformed crops hold the model's channels in its order, under the lab's names for
+    # them ("CD45-APC", "PanCK"): the leaks are recorded under the model's names, which its
+    # panel and guard read (under the lab's they were lost, or refused as no channel of it).
+    panel = replace(index.panel, channels=tuple(
+        replace(data, name=model.name)
+        for data, model in zip(index.panel.channels, spec.panel.channels)))
     found = labelled_leaks([index.read(i) for i, label in enumerate(index.labels)
-                            if label == "ctc"], index.panel)
+                            if label == "ctc"], panel)
     if found["leaks"]:
         spec = spec.replace(panel=spec.panel.with_leaks(found["source"], found["leaks"]))
         log.info("CK's leaks measured on the labelled CTCs: %s (%s ratios)", found["leaks"],

@@ -259,6 +259,19 @@ def test_a_labs_ctcs_teach_the_guard_its_instruments_leak(lab, tmp_path):
     cd45 = spec.panel.index_of("CD45")
     assert tuned.panel.channels[cd45].leaks_in == {"CK": found["leaks"]["CD45"]}
     assert RULES.leak_cap(tuned.panel, cd45) > 0.3 > RULES.leak_cap(spec.panel, cd45)
+    # The same crops under the lab's own names for the channels ("PanCK", "CD45-APC", which
+    # reach the model's CK and CD45 by name): the leak is the model's CK into its CD45, not lost
+    # under a name the model's panel has not (nor refused as one).
+    from dataclasses import replace
+
+    names = {"CK": "PanCK", "CD45": "CD45-APC"}
+    lab_panel = replace(panel, channels=tuple(replace(c, name=names.get(c.name, c.name))
+                                              for c in panel.channels))
+    write_crop_dataset(tmp_path / "named", batch.images, batch.labels, lab_panel,
+                       batch.sample_ids)
+    named, found_named = with_instrument_leaks(spec, read_crop_index(tmp_path / "named").conform(
+        spec.panel))
+    assert found_named["leaks"] == found["leaks"] and named.panel == tuned.panel
     # The finetune of the plain lab (the training ranges' leaks) records what it measured,
     # and pools the lab's crops into a base's out-of-distribution reference (the lab's look
     # is the tuned model's own).
