@@ -31,6 +31,9 @@ import numpy as np
 
 from ctcnet.detect.pixel_size import central_part, filled_holes, smoothed_over_ring
 
+# R, G, B of published composites: the order a folder's planes most often take, and the one
+# offered when the nucleus lies where it puts DNA (a rotated order is not a swap).
+PUBLISHED_PLANES = ("CK", "CD45", "DAPI")
 # A plane is lit when its peak (99.5th percentile, smoothed) stands this many noise units above
 # the background of the crop's outer ring.
 LIT_NOISE = 5.0
@@ -117,7 +120,15 @@ class PlaneVotes:
             self.votes[plane] += 1
 
     def likely_order(self, plane: int) -> list[str]:
-        """The planes' names with the DNA channel's and ``plane``'s swapped."""
+        """The planes' names with the DNA channel in ``plane``: the published order
+        (:data:`PUBLISHED_PLANES`) where the panel names its three markers and it puts DNA
+        there (R = DAPI, G = CK, B = CD45 read with the nucleus in B is the published order
+        rotated, not a swap), else the DNA channel's and ``plane``'s names swapped."""
+        published = [name.upper() for name in PUBLISHED_PLANES]
+        if sorted(n.upper() for n in self.names) == sorted(published) and \
+                published.index(self.names[self.dna].upper()) == plane:
+            by_name = {n.upper(): n for n in self.names}
+            return [by_name[n] for n in published]
         names = list(self.names)
         names[self.dna], names[plane] = names[plane], names[self.dna]
         return names
@@ -137,4 +148,5 @@ class PlaneVotes:
                 f"on {count} of the {n} crops that show one, in the {PLANES[self.dna]} plane "
                 f"({self.names[self.dna]} by panel.json) on {own}: are the planes in another "
                 'order? panel.json\'s "channels" names the R, G, B planes in order; likely '
-                f"[{order}]")
+                f"[{order}] (the nucleus's plane is told by the images; CK and CD45 are not "
+                "told apart here)")

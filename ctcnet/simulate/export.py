@@ -31,13 +31,14 @@ import numpy as np
 from ctcnet.core.robust import background_and_noise
 from ctcnet.detect.crop_dataset import write_manifest
 from ctcnet.detect.cropping import to_model_scale
+from ctcnet.detect.plane_order import PUBLISHED_PLANES
 from ctcnet.detect.resampling import bilinear
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.simulate.config import SimConfig, draw
 
-DEFAULT_PLANES = ("CK", "CD45", "DAPI")  # R, G, B as in published composites
+DEFAULT_PLANES = PUBLISHED_PLANES  # R, G, B as in published composites
 DISPLAYS = ("sample", "image")  # one display range per sample and channel, or per crop
 JPEG_QUALITY = (60, 95)
 # Pillow's subsampling codes: 0 = 4:4:4 (none), 1 = 4:2:2, 2 = 4:2:0 (most cameras and viewers).

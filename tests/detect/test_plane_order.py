@@ -81,3 +81,11 @@ def test_few_or_split_votes_are_not_warned_of():
     assert votes.warning() is None
     votes.votes = Counter({0: 30, 1: 3, 2: 8})
     assert 'likely ["DAPI", "CD45", "CK"]' in votes.warning()
+    # The published order rotated (R = DAPI, G = CK, B = CD45 named, the nucleus in B): the
+    # published order is offered, not a swap that leaves CK and CD45 in each other's planes.
+    rotated = PlaneVotes(["DAPI", "CK", "CD45"], 0, 500)
+    rotated.votes = Counter({2: 30, 0: 3})
+    assert 'likely ["CK", "CD45", "DAPI"]' in rotated.warning()
+    other = PlaneVotes(["DAPI", "CK", "CD66b"], 0, 500)  # not the published markers: a swap
+    other.votes = Counter({2: 30, 0: 3})
+    assert 'likely ["CD66b", "CK", "DAPI"]' in other.warning()
