@@ -129,6 +129,19 @@ class CropIndex:
                        tuple(self.crop_pixel_um[i] for i in keep))
 
 
+def _say_unlisted(root: Path, listed: list[Path]) -> None:
+    """Warn of crops under ``root`` that its manifest.csv does not list: the manifest is the
+    dataset, so a class folder added beside it (more CTCs, a class the model lacks) is not
+    read, and a count that leaves it out must not pass for the folder's."""
+    known = {p.resolve() for p in listed}
+    unlisted = [f for f in _crop_files(root, recursive=True) if f.resolve() not in known]
+    if unlisted:
+        shown = ", ".join(str(f.relative_to(root)) for f in unlisted[:3])
+        log.warning("%s: %d image file(s) there are not in its manifest.csv and are not read "
+                    "(e.g. %s): the manifest lists the dataset; add them to it, or remove "
+                    "it to read the class folders", root, len(unlisted), shown)
+
+
 def _crop_files(folder: Path, recursive: bool) -> list[Path]:
     """The image files in ``folder`` (and, ``recursive``, in its subfolders), sorted. Hidden
     files and folders are left out: macOS writes a "._name.tif" resource fork beside each file
@@ -197,6 +210,7 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
     manifest = root / "manifest.csv"
     if manifest.exists():
         paths, labels, samples, splits = _read_manifest(manifest)
+        _say_unlisted(root, paths)
     else:
         paths, labels, samples, splits = [], [], [], []
         # Crops in class folders are labelled by them; crops in the folder itself are not.

@@ -237,3 +237,18 @@ def test_a_composite_export_read_in_the_models_channel_order_is_not_said_to_be_r
     with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
         crops = load_crops(index, 80, 0.64)
     assert crops.max() > 0 and "above" not in caplog.text and "fractions" not in caplog.text
+
+
+def test_crops_beside_a_manifest_that_does_not_list_them_are_said(crops, caplog):
+    """The manifest is the dataset: a class folder added beside it is not read, and said so
+    (a count that leaves it out must not pass for the folder's)."""
+    with caplog.at_level("WARNING"):
+        read_crop_index(crops)
+    assert "not in its manifest.csv" not in caplog.text
+    (crops / "tumour").mkdir()
+    shutil.copy(next(crops.glob("ctc/*.tif")), crops / "tumour" / "x.tif")
+    with caplog.at_level("WARNING"):
+        index = read_crop_index(crops)
+    assert len(index) == 4
+    assert "1 image file(s) there are not in its manifest.csv and are not read (e.g. " \
+        "tumour/x.tif)" in caplog.text
