@@ -98,7 +98,10 @@ def _not_an_input(path: Path) -> InputError:
     def images(folder: Path) -> bool:
         return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
 
-    if images(path) or any(images(p) for p in path.iterdir() if p.is_dir()):
+    # Crops in class folders, or in a class folder's sample folders (ctc/P017/cell.tif).
+    subs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if images(path) or any(images(p) for p in subs) or any(
+            images(q) for p in subs for q in p.iterdir() if q.is_dir()):
         return InputError("holds images but no panel.json (nor cartridge.json): a crop folder "
                           "needs a panel.json naming its channels in order, e.g. for RGB "
                           'composites {"composite": "rgb", "channels": ["CK", "CD45", '

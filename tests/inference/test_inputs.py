@@ -152,6 +152,14 @@ def test_a_folder_of_images_without_panel_json_is_told_what_it_lacks(tmp_path, r
         (tmp_path / folder / "panel.json").unlink()
         with pytest.raises(InputError, match="no panel.json.*composite"):
             resolve_inputs([tmp_path / folder])
+    # A class folder's sample folders (ctc/P017/cell.tif, a layout data-formats.md gives).
+    patients = tmp_path / "patients" / "ctc" / "P017"
+    patients.mkdir(parents=True)
+    for crop in (tmp_path / "classes").rglob("*.png"):
+        crop.rename(patients / crop.name)
+        break
+    with pytest.raises(InputError, match="no panel.json.*composite"):
+        resolve_inputs([tmp_path / "patients"])
     (tmp_path / "nothing").mkdir()
     with pytest.raises(InputError, match="neither a cartridge"):
         resolve_inputs([tmp_path / "nothing"])
