@@ -254,7 +254,9 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
                           f"{sorted({c for p in panels for c in missing_channels(m.panel, p)})})"
                           for m in models)
         raise PanelMismatchError(f"no shipped model fits {what} (channels {have}): {needs}. "
-                                 "Train one for this panel (see README) and pass --model")
+                                 "Where a channel is one of those under another name (CK8/18 "
+                                 "for CK), name it so in panel.json; else train a model for "
+                                 "this panel (see README) and pass --model")
     composite = bool(panels) and all(p.composite for p in panels)
     if not composite:
         fitting = [m for m in fitting if not m.reads_exports]
