@@ -9,6 +9,7 @@ does not grow with the folder."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 
 from ctcnet.detect.crop_dataset import (
     CHUNK_CROPS,
+    UNLABELLED,
     crop_chunks,
     pixel_size_source,
     read_crop_index,
@@ -49,6 +51,8 @@ from ctcnet.nn.calls import decision_weights
 # The most crops of a set whose CK leaks are checked against the guard's allowance when none
 # are taken off (the leak is the instrument's: a few hundred CK-bright crops show it).
 LEAK_CHECK_CROPS = 256
+
+log = logging.getLogger(__name__)
 
 
 def predict_crop_dataset(root: str | Path, backend, out_dir: str | Path,
@@ -176,6 +180,11 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)
+    other = table["label"][~known & (table["label"] != UNLABELLED)].value_counts()
+    if len(other):  # labelled, but with a class the model has not: said, not scored silently
+        log.warning("%s: %d crop(s) labelled with classes the model has not (%s) are left out "
+                    "of the accuracy; the model's classes are %s", root, int(other.sum()),
+                    ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names)
     tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
         dataset=str(root), crops=len(table), backend=backend.name,

@@ -208,3 +208,19 @@ def test_a_crop_sets_review_list_is_stated_by_reason_and_a_crop_band_read_at_bal
     assert (table["review"][uncounted] == (mass[uncounted] >= band)).all()
     assert stated["by_reason"]["counted_class_in_band"] == int(
         (table["review"] & uncounted).sum())
+
+
+def test_crops_labelled_with_a_class_the_model_lacks_are_said_left_out_of_the_accuracy(
+        crop_set, tmp_path, caplog):
+    """A lab's folder named in its own words (``tumour/``) is classified; its accuracy leaves
+    those crops out, and the run says so instead of reporting the rest's as the folder's."""
+    import shutil
+
+    root = tmp_path / "crops"
+    shutil.copytree(crop_set, root)
+    (root / "manifest.csv").unlink()
+    (root / "ctc").rename(root / "tumour")
+    with caplog.at_level("WARNING"):
+        _, summary = _run(root, tmp_path / "out", "ctcnet-default")
+    assert summary["accuracy_of"] == 26 and summary["crops"] == 40
+    assert "14 crop(s) labelled with classes the model has not (tumour 14)" in caplog.text
