@@ -362,6 +362,11 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
     if arr.shape[0] != panel.num_channels:
         hint = (" (a colour file holds three planes, R, G, B: panel.json names one channel per "
                 "plane)" if is_rgb_composite(arr) else "")
+        if arr.shape[0] == 1 and panel.num_channels > 1:
+            # One image a channel (cell_c0.png, cell_c1.png...) is a cartridge frame's layout.
+            hint = (": a crop is one file holding every channel (a (C, H, W) TIFF, or an RGB "
+                    "composite); files of one channel each are read only as a cartridge's "
+                    "frames")
         raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
                          f"{panel.num_channels}{hint}", path)
     check_channel_names(names, panel.names, path)

@@ -252,3 +252,17 @@ def test_crops_beside_a_manifest_that_does_not_list_them_are_said(crops, caplog)
     assert len(index) == 4
     assert "1 image file(s) there are not in its manifest.csv and are not read (e.g. " \
         "tumour/x.tif)" in caplog.text
+
+
+def test_a_crop_of_one_channel_per_file_is_told_a_crop_holds_every_channel(tmp_path):
+    """One PNG a channel is how a cartridge's frames may come, not a crop: the refusal says a
+    crop is one file of every channel instead of only counting channels."""
+    import tifffile
+
+    from ctcnet.detect.crop_dataset import read_crop
+
+    path = tmp_path / "cell_c0.tif"
+    tifffile.imwrite(path, np.full((1, 16, 16), 7, np.uint16))
+    with pytest.raises(InputError, match=r"crop has 1 channels, the panel .* has 5: a crop is "
+                                         r"one file holding every channel"):
+        read_crop(path, default_panel())
