@@ -341,8 +341,9 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"(split by {data['held_out']['unit']}"
         + ("; one sample only, so the held-out figures are optimistic" if
            data['held_out']['unit'] == "crop" else "") + ")",
-        f"- Trained: {record['options']['steps']} steps, last "
-        f"{record['options']['train_blocks'] or 'all'} block(s) free, lr "
+        f"- Trained: {record['options']['steps']} steps, "
+        + (f"the last {record['options']['train_blocks']} block(s) free"
+           if record['options']['train_blocks'] else "every block free") + ", lr "
         f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
         f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
         f"({record['threads']} threads)",
