@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
                              "or .onnx file (default: the shipped model whose channels the "
                              "data has)")
     parser.add_argument("--out", required=True,
-                        help="output folder: a folder per cartridge (events.parquet, events.csv,\n"
+                        help="output folder: a folder per cartridge (events.parquet, events.csv, "
                              "summary.json, the report index.html and its gallery) or crop "
                              "set (predictions.parquet, predictions.csv, summary.json, its "
                              "page), and run.json for the run; an earlier run there is "

@@ -133,8 +133,9 @@ def _say_unlisted(root: Path, listed: list[Path]) -> None:
     """Warn of crops under ``root`` that its manifest.csv does not list: the manifest is the
     dataset, so a class folder added beside it (more CTCs, a class the model lacks) is not
     read, and a count that leaves it out must not pass for the folder's."""
-    known = {p.resolve() for p in listed}
-    unlisted = [f for f in _crop_files(root, recursive=True) if f.resolve() not in known]
+    known, base = set(listed), root.resolve()  # (the manifest's paths are resolved already)
+    unlisted = [f for f in _crop_files(root, recursive=True)
+                if base / f.relative_to(root) not in known]
     if unlisted:
         shown = ", ".join(str(f.relative_to(root)) for f in unlisted[:3])
         log.warning("%s: %d image file(s) there are not in its manifest.csv and are not read "
