@@ -13,6 +13,7 @@ CellSearch's 2^15 export offset is removed here.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,7 +210,11 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                                      path)
                 arr = np.stack([p.asarray(maxworkers=1) for p in pages])
         if damage.messages:
-            raise InputError(f"corrupt or truncated TIFF: {damage.messages[0]}", path)
+            # tifffile names the damage after its own objects ("<tifffile.TiffPages @8> invalid
+            # page offset 819408"): the words are kept, the object's repr is not.
+            said = re.sub(r"<tifffile\.[^>]*>\s*", "", damage.messages[0]).strip()
+            raise InputError(f"corrupt or truncated TIFF ({said}): export the file again",
+                             path)
     except InputError:
         raise
     except (ImportError, MemoryError):  # this install or this machine, not the file
