@@ -27,9 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                      "manifest.csv or class folders)")
     parser.add_argument("--out", required=True, help="model file to write (.pt); the card "
                                                      "goes beside it (.md)")
-    parser.add_argument("--base", default=None, help="model to start from (default: the "
-                                                     "shipped model whose channels the crops "
-                                                     "have, as predict chooses)")
+    parser.add_argument("--base", "--model", dest="base", default=None,
+                        help="model to start from, a shipped model's name or a file (--model, "
+                             "as the other commands name it, is the same; default: the "
+                             "shipped model whose channels the crops have, as predict "
+                             "chooses)")
     parser.add_argument("--steps", type=int, default=d.steps,
                         help=f"optimiser steps (default {d.steps})")
     parser.add_argument("--train-blocks", type=int, default=0,

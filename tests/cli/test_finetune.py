@@ -121,3 +121,12 @@ def test_finetune_names_the_option_whose_value_is_refused(lab, tmp_path, capsys)
         assert_one_line_error(*run_cli(capsys, *finetune_args(lab, tmp_path / "m.pt", option,
                                                              value)), says)
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_finetune_takes_the_model_as_every_command_names_it():
+    from ctcnet.cli import build_parser
+
+    args = build_parser().parse_args(["finetune", "crops", "--out", "m.pt", "--model", "b.pt"])
+    assert args.base == "b.pt"
+    assert build_parser().parse_args(["finetune", "crops", "--out", "m.pt", "--base",
+                                      "b.pt"]).base == "b.pt"
