@@ -73,7 +73,7 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
     """Per crop its file, its call and its label where it disagrees, and on a line of its own
     why the guard held it (on one line, a three-marker tile cut the reason off)."""
     models = rows["model_class"] if "model_class" in rows else rows["class"]
-    reasons = event_reasons(rows, spec.taxonomy.reported_classes(), spec.review_threshold)
+    reasons = event_reasons(rows, spec.taxonomy.reported_classes())
     out = []
     for path, call, model, p, label, codes in zip(rows["path"], rows["class"], models,
                                                   rows["confidence"], rows["label"], reasons):

@@ -287,8 +287,8 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     order, its file and which event each tile shows, top to bottom (the review page cuts tiles
     out)."""
     classes = call_indices(shown["class"], spec)
-    labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes(),
-                                              spec.review_threshold), spec.review_threshold)
+    labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes()),
+                         spec.review_threshold)
     header = panel.names + ["overlay"]
 
     def pages():

@@ -8,8 +8,10 @@ An event is on the review list for one or more reasons, each a code:
   lone-cell ``cluster`` (on a cartridge, :func:`ctcnet.inference.guard.markers_overrule`);
 * ``guard:<flag>``: a flag of the marker guard (:mod:`ctcnet.inference.guard`); the call is
   held for review and counted apart;
-* ``low_confidence``: the model's probability of its call is below the review threshold and
-  the doubt could change a count (:mod:`ctcnet.nn.calls`);
+* ``low_confidence``: the network's doubt could change a count: a CTC or cluster call below
+  the review threshold, or another call to which a CTC or cluster holds the review band
+  (:mod:`ctcnet.nn.calls`); not on an event the guard holds, as summary.json's review list
+  counts them (:func:`ctcnet.inference.review_list.review_list_summary`);
 * ``counted_likeliest``: a leukocyte or debris call that a CTC or cluster outweighs before the
   cartridge's prior (:func:`ctcnet.nn.calls.filed_by_prior`): only the prior filed it so;
 * ``failed``: the model's output was not finite (no call);
@@ -55,8 +57,8 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                 "call made ctc by the markers: CK positive, no CD45, a nucleus of its own, and "
                 "the network finds it at least as likely a CTC, or a cluster on one cell, as "
                 "what it called it"),
-    "low_confidence": ("low p", "the model's probability of its call is below the review "
-                       "threshold, and a CTC or cluster is the call or within the band: the "
+    "low_confidence": ("low p", "a CTC or cluster call below the review threshold, or "
+                       "another call to which a CTC or cluster holds the review band: the "
                        "doubt could change a count"),
     "counted_likeliest": ("CTC/cluster likeliest", "the network (with the markers, where "
                           "a cartridge's fusion read them) finds a CTC or cluster the likeliest "
@@ -109,13 +111,12 @@ def guard_flags(value) -> list[str]:
     return [f for f in value.split("+") if f]
 
 
-def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> list[list[str]]:
-    """The reason codes of each event (``class``, ``confidence``, ``review`` and, after the
-    guard, ``guard`` columns; a ``why`` column from the candidate selection adds ``qc`` and
-    ``decided``)."""
+def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
+    """The reason codes of each event (``class``, ``review`` and, after the guard, ``guard``
+    columns; the run's ``filed_by_prior`` and the markers' columns where there are; a ``why``
+    column from the candidate selection adds ``qc`` and ``decided``)."""
     n = len(events)
     calls = events["class"].astype(object).to_numpy()
-    confidence = events["confidence"].to_numpy(np.float64)
     review = events["review"].to_numpy(bool)
     guard = events["guard"].astype(object).to_numpy() if "guard" in events else [""] * n
     why = events["why"].to_numpy(object) if "why" in events else [None] * n
@@ -130,17 +131,23 @@ def event_reasons(events: pd.DataFrame, reported, review_threshold: float) -> li
     # The calls' rule showed it because the prior alone filed it so (the run's column).
     by_prior = filed_by_prior_of(events)
     out = []
-    for call, p, flagged, flags, chosen, marked, prior_filed in zip(
-            calls, confidence, review, guard, why, by_markers, by_prior):
+    for call, flagged, flags, chosen, marked, prior_filed in zip(
+            calls, review, guard, why, by_markers, by_prior):
         codes = ["call"] if call in reported else []
         if marked:
             codes.append("markers")
-        codes += [GUARD_PREFIX + f for f in guard_flags(flags)]
+        held = guard_flags(flags)
+        codes += [GUARD_PREFIX + f for f in held]
+        # The network's doubt as summary.json's review list counts it (review_list_summary):
+        # of events the guard did not hold, a CTC or cluster call in doubt or another call a
+        # CTC or cluster is within the band of ("low_confidence"), or another call only the
+        # cartridge's prior filed as it is ("counted_likeliest").
+        network = flagged and not held and call != FAILED_CLASS
         if call == FAILED_CLASS:
             codes.append("failed")
-        elif flagged and p < review_threshold:
+        elif network and (call in reported or not prior_filed):
             codes.append("low_confidence")
-        if flagged and prior_filed and call != FAILED_CLASS:
+        if network and call not in reported and prior_filed:
             codes.append("counted_likeliest")
         if chosen in ("qc", "decided"):
             codes.append(chosen)
@@ -165,8 +172,11 @@ def caption(code: str, confidence: float | None = None,
     if code.startswith(GUARD_PREFIX):
         flag = code[len(GUARD_PREFIX):]
         return "guard: " + GUARD_FLAGS.get(flag, (flag.replace("_", " "), ""))[0]
-    if code == "low_confidence" and confidence is not None and review_threshold is not None:
+    if code == "low_confidence" and confidence is not None and review_threshold is not None \
+            and confidence < review_threshold:
         return f"low p {confidence:.2f} < {review_threshold:.2f}"
+    if code == "low_confidence":  # a call at or over the threshold shown for the band
+        return "CTC/cluster in the band"
     return REASONS.get(code, (code, ""))[0]
 
 
@@ -178,9 +188,13 @@ def meaning(code: str, confidence: float | None = None,
         text = GUARD_FLAGS.get(flag, ("", f"the guard's {flag.replace('_', ' ')} flag"))[1]
         return f"marker guard, {flag}: {text}; held for review, counted apart"
     if code == "low_confidence" and confidence is not None and review_threshold is not None:
-        return (f"low confidence: p {confidence:.2f} of the network's call is below the review "
-                f"threshold {review_threshold:.2f}, with a CTC or cluster the call or within "
-                f"{1 - review_threshold:.2f} of the posterior")
+        below = (f"p {confidence:.2f} of the network's call is below the review threshold "
+                 f"{review_threshold:.2f}" if confidence < review_threshold else
+                 f"p {confidence:.2f} of the network's call is at or over the review "
+                 f"threshold {review_threshold:.2f}")
+        return (f"in doubt: {below}; a CTC or cluster is the call, or holds the model's review "
+                "band of the posterior (its card states the band; a model without one: the "
+                "runner-up, or the rest of the threshold)")
     return REASONS.get(code, (code, code))[1]
 
 

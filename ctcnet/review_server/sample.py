@@ -169,7 +169,7 @@ class Sample(SampleImages):
                                          self.summary.sample_id or name,
                                          decided=matched.decisions["event_id"])
         self.candidates = candidates.assign(
-            reasons=event_reasons(candidates, self.reported, self.threshold))
+            reasons=event_reasons(candidates, self.reported))
         self.by_id = self.events.set_index("event_id", drop=False)
         # One per reading: each is brought up to date from the decisions it last counted.
         self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}

@@ -138,7 +138,7 @@ class SampleImages:
         rows = self.candidates[self.candidates["event_id"] == event_id]
         if not len(rows):  # any event may be asked for: its own reasons, no candidate's
             rows = self.by_id.loc[[event_id]]
-            rows = rows.assign(reasons=event_reasons(rows, self.reported, self.threshold))
+            rows = rows.assign(reasons=event_reasons(rows, self.reported))
         return tile_labels(rows, rows["reasons"].tolist(), self.threshold)[0]
 
     def render_tile(self, event_id: int, context: bool = False, explain=None) -> bytes:

@@ -22,17 +22,17 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
                            "confidence": [0.95, 0.97, 0.5, 0.6],
                            "review": [False, True, True, True], "edge_cut": [False] * 4,
                            "guard": ["", "possible_ctc", "", "cd45_positive+out_of_focus"]})
-    labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"], 0.9), 0.9)
+    labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"]), 0.9)
     assert labels[0].endswith("| reported call")
     assert labels[1].endswith("| guard: possible missed CTC")
     assert labels[2].endswith("| low p 0.50 < 0.90")
-    assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus; "
-                              "low p 0.60 < 0.90")
+    # A call the guard holds is on the list for the guard (as summary.json counts it).
+    assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus")
     # A ctc call the markers made over the network's wbc says so.
     events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
     events["markers_ctc"] = [False, True, False, True]
     events["guard"] = ["", "possible_ctc", "", ""]
-    reasons = event_reasons(events, ["ctc", "cluster"], 0.9)
+    reasons = event_reasons(events, ["ctc", "cluster"])
     assert reasons[3] == ["call", "markers", "low_confidence"] and "markers" not in reasons[1]
     assert tile_labels(events, reasons, 0.9)[3].endswith(
         "| reported call; called by its markers; low p 0.60 < 0.90")
@@ -45,11 +45,16 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     # filed_by_prior column) says so.
     events["guard"] = ["", "", "", ""]
     events["filed_by_prior"] = [False, False, True, False]
-    reasons = event_reasons(events, ["ctc", "cluster"], 0.9)
-    assert reasons[2] == ["low_confidence", "counted_likeliest"]
+    reasons = event_reasons(events, ["ctc", "cluster"])
+    assert reasons[2] == ["counted_likeliest"]
     assert not any("counted_likeliest" in r for r in reasons[:2] + reasons[3:])
-    assert tile_labels(events, reasons, 0.9)[2].endswith("| low p 0.50 < 0.90; CTC/cluster "
-                                                         "likeliest")
+    assert tile_labels(events, reasons, 0.9)[2].endswith("| CTC/cluster likeliest")
+    # Another call shown for the band at a p over the threshold is said so, not "low p".
+    events["confidence"] = [0.95, 0.97, 0.93, 0.6]
+    events["filed_by_prior"] = [False] * 4
+    reasons = event_reasons(events, ["ctc", "cluster"])
+    assert reasons[2] == ["low_confidence"]
+    assert tile_labels(events, reasons, 0.9)[2].endswith("| CTC/cluster in the band")
 
 
 def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):
