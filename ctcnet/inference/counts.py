@@ -82,7 +82,7 @@ class Counts:
     counted: dict[str, int]
     held: dict[str, int]
     review: dict[str, int]
-    confident: dict[str, int]         # calls at or above the review threshold, unflagged
+    confident: dict[str, int]         # calls not sent to review (no doubt, no flag)
     events: int
     review_events: int                # every event sent to review (no-call events too)
     failed: int                       # events whose model output was not finite: no call

@@ -88,7 +88,7 @@ class RunSummary:
     counts: dict[str, int]           # per class
     # Reported classes per 7.5 mL of the blood whose frames were processed; None: no frame.
     per_7_5_ml: dict[str, float | None]
-    counts_confident: dict[str, int]  # per class, calls at or above the review threshold
+    counts_confident: dict[str, int]  # per class, calls not sent to review
     review: int
     edge_cut: int
     detection: dict                  # DetectConfig as a dict

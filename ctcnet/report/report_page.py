@@ -74,7 +74,7 @@ window.addEventListener("load", function () {
 # review page shows the same keys (review_page.html, renderSummary).
 MODEL_COLUMNS = [("counted", "counted"), ("per_7_5_ml", "per 7.5 mL"),
                  ("held", "held by the guard"), ("review", "sent to review"),
-                 ("confident", "above the review threshold")]
+                 ("confident", "not sent to review")]
 REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confirmed per 7.5 mL"),
                     ("after_review", "after review"),
                     ("after_review_per_7_5_ml", "after review per 7.5 mL"),
