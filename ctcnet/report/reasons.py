@@ -175,8 +175,8 @@ def caption(code: str, confidence: float | None = None,
     if code == "low_confidence" and confidence is not None and review_threshold is not None \
             and confidence < review_threshold:
         return f"low p {confidence:.2f} < {review_threshold:.2f}"
-    if code == "low_confidence":  # a call at or over the threshold shown for the band
-        return "CTC/cluster in the band"
+    if code == "low_confidence":  # at or over the threshold: shown for the band or the markers
+        return "CTC/cluster in doubt"
     return REASONS.get(code, (code, ""))[0]
 
 

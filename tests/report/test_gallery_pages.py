@@ -54,7 +54,7 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     events["filed_by_prior"] = [False] * 4
     reasons = event_reasons(events, ["ctc", "cluster"])
     assert reasons[2] == ["low_confidence"]
-    assert tile_labels(events, reasons, 0.9)[2].endswith("| CTC/cluster in the band")
+    assert tile_labels(events, reasons, 0.9)[2].endswith("| CTC/cluster in doubt")
 
 
 def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):
