@@ -311,6 +311,17 @@ class CTCDataModule(L.LightningDataModule):
         return folder_splits(index, self.taxonomy, self.crop_size, self.panel.pixel_size_um,
                              self.val_fraction, self.split_seed, self.split_unit)
 
+    @property
+    def train_described(self) -> str:
+        """The training split in words for its warnings: a crop folder's with simulated crops
+        mixed in (``simulate.train``) says how many are whose, so that its counts are not read
+        as the folder's own crops alone."""
+        own = getattr(self, "folder_train_size", None)
+        total = len(self.splits["train"].targets) if "train" in self.splits else 0
+        mixed = total - own if own is not None else 0
+        return "the training crops" + (f" ({own} of the folder's and {mixed} simulated, "
+                                       "data.simulate.train)" if mixed > 0 else "")
+
     def _mix_simulated(self) -> None:
         """Add simulated training crops (``simulate.train``) to the folder's training split;
         for ``view: export`` (a folder of exports) each exported once, as the folder's are."""

@@ -336,6 +336,7 @@ class CTCLitModule(L.LightningModule):
         if stage == "fit" and hasattr(datamodule, "train_class_counts"):
             counts = torch.as_tensor(datamodule.train_class_counts())
             check_training_classes(dict(zip(self.spec.class_names, counts.tolist())),
+                                   getattr(datamodule, "train_described", "the training crops"),
                                    absent_note=": the model learns nothing of them, yet can "
                                                "still call them",
                                    few=FEW_FROM_A_MODEL if self.hparams.init_from

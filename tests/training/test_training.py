@@ -447,6 +447,11 @@ def test_an_export_view_on_a_folder_reads_its_exports_as_they_are(crop_dir, tmp_
     plain.setup("fit")
     train = dm.splits["train"]
     assert len(train.targets) == len(plain.splits["train"].targets) + 8  # 2 simulated a class
+    # Its warnings say whose crops they count (the folder's, and the simulated ones mixed in).
+    own = len(plain.splits["train"].targets)
+    assert dm.train_described == (f"the training crops ({own} of the folder's and 8 simulated, "
+                                   "data.simulate.train)")
+    assert plain.train_described == "the training crops"
     assert train.images.max() <= 255  # the simulated crops too (16-bit counts before)
     np.testing.assert_array_equal(dm.splits["val"].images, plain.splits["val"].images)
     cfg = dm.train_dataloader().dataset.augment.cfg
