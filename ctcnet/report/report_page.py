@@ -14,7 +14,7 @@ from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
-from ctcnet.report.reasons import review_list_text
+from ctcnet.report.reasons import GUARD_FLAGS, review_list_text
 from ctcnet.review.signoff import signoff_text
 
 
@@ -89,7 +89,9 @@ def _cell(value) -> str:
 
 def held_text(tally: Counts) -> str:
     """The guard-held calls in a line: how many, by flag and by call."""
-    flags = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in tally.held_by_flag.items())
+    # The flags in the words of the page's review line and the gallery's captions.
+    flags = ", ".join(f"{GUARD_FLAGS.get(k, (k.replace('_', ' '),))[0]} {v}"
+                      for k, v in tally.held_by_flag.items())
     calls = ", ".join(f"{k} {v}" for k, v in tally.held.items() if v)
     return f"{tally.held_total}" + (f" ({flags}; called {calls})" if tally.held_total else "")
 

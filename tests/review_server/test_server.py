@@ -737,7 +737,7 @@ def test_guard_flags_are_explained_and_held_events_counted_apart(guarded, tmp_pa
     assert state["counts"]["model"]["held_total"] >= len(held)
     # index.html has a row of its own for them, by flag.
     row = html_counts((out / "G001" / "index.html").read_text())["held_total"]
-    assert "cd45 positive" in row and "possible ctc" in row
+    assert "CD45 over CK" in row and "possible missed CTC" in row  # the review line's words
 
 
 # ---------------------------------------------------------------------------------------------
