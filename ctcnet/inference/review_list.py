@@ -23,6 +23,27 @@ BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_bo
              "fitted_on", "fresh_family", "command")
 
 
+def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray]:
+    """Per event of a labelled, guarded table, the network's doubt that put it on the review
+    list, of events the guard does not hold and that have a call: (a CTC or cluster call in
+    doubt, another call a CTC or cluster is within the band of, another call only the
+    cartridge's prior filed as it is: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
+    ``spec``'s rule where the table has no column for it). The review list counts them
+    (:func:`review_list_summary`) and the review page and gallery name them
+    (:func:`ctcnet.report.reasons.event_reasons`)."""
+    n = len(events)
+    review = events["review"].to_numpy(bool) if n else np.zeros(0, bool)
+    calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
+    held = (events["guard"].fillna("").astype(str) != "").to_numpy() if "guard" in events \
+        else np.zeros(n, bool)
+    network = review & ~held & (calls != FAILED_CLASS)
+    counted_call = np.isin(calls, COUNTED_CLASSES)
+    by_prior = filed_by_prior_of(events, spec)
+    return (network & counted_call, network & ~counted_call & ~by_prior,
+            network & ~counted_call & by_prior)
+
+
 def review_list_summary(events: pd.DataFrame, spec) -> dict:
     """Counts of a labelled, guarded event table's review list by reason (an event may have
     several), the uncounted doubt left off it, and the band's statement (None without one),
@@ -33,12 +54,12 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
     guard = events["guard"].fillna("").astype(str) if "guard" in events else \
         pd.Series([""] * n, dtype=object)
-    held = (guard != "").to_numpy()
     failed = calls == FAILED_CLASS
     counted_call = np.isin(calls, COUNTED_CLASSES)
-    network = review & ~held & ~failed
+    call_doubt, in_band, likeliest = network_doubt(events, spec)
     # With a band, another call that a counted class outweighs before the cartridge's prior
-    # is shown whatever the band reads (ctcnet.nn.calls.filed_by_prior): said apart.
+    # is shown whatever the band reads (ctcnet.nn.calls.filed_by_prior): said apart above,
+    # and read again for the doubt the markers settle below (a column, where the run wrote it).
     by_prior = filed_by_prior_of(events, spec)
     # Under the threshold yet not queued: only uncounted classes were in doubt (the calls'
     # own rule, ctcnet.nn.calls.uncounted_doubt, read off the table's columns).
@@ -55,9 +76,9 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
         "events": int(review.sum()),
         "share": round(float(review.mean()), 5) if n else 0.0,
         "by_reason": {
-            "counted_call_doubt": int((network & counted_call).sum()),
-            "counted_class_in_band": int((network & ~counted_call & ~by_prior).sum()),
-            "counted_class_likeliest": int((network & ~counted_call & by_prior).sum()),
+            "counted_call_doubt": int(call_doubt.sum()),
+            "counted_class_in_band": int(in_band.sum()),
+            "counted_class_likeliest": int(likeliest.sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.tables import filed_by_prior_of
+from ctcnet.inference.review_list import network_doubt
 from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
@@ -128,26 +128,23 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
             np.isin(events["model_class"].astype(object).to_numpy(),
                     ("wbc", "debris", "cluster")) & \
             (calls == "ctc")
-    # The calls' rule showed it because the prior alone filed it so (the run's column).
-    by_prior = filed_by_prior_of(events)
+    # The network's doubt as summary.json's review list counts it, on events the guard does
+    # not hold: a CTC or cluster call in doubt or another call a CTC or cluster is within the
+    # band of ("low_confidence"), another call only the cartridge's prior filed as it is
+    # ("counted_likeliest").
+    call_doubt, in_band, likeliest = network_doubt(events)
     out = []
-    for call, flagged, flags, chosen, marked, prior_filed in zip(
-            calls, review, guard, why, by_markers, by_prior):
+    for call, flagged, flags, chosen, marked, low, only_prior in zip(
+            calls, review, guard, why, by_markers, call_doubt | in_band, likeliest):
         codes = ["call"] if call in reported else []
         if marked:
             codes.append("markers")
-        held = guard_flags(flags)
-        codes += [GUARD_PREFIX + f for f in held]
-        # The network's doubt as summary.json's review list counts it (review_list_summary):
-        # of events the guard did not hold, a CTC or cluster call in doubt or another call a
-        # CTC or cluster is within the band of ("low_confidence"), or another call only the
-        # cartridge's prior filed as it is ("counted_likeliest").
-        network = flagged and not held and call != FAILED_CLASS
+        codes += [GUARD_PREFIX + f for f in guard_flags(flags)]
         if call == FAILED_CLASS:
             codes.append("failed")
-        elif network and (call in reported or not prior_filed):
+        elif low:
             codes.append("low_confidence")
-        if network and call not in reported and prior_filed:
+        if only_prior:
             codes.append("counted_likeliest")
         if chosen in ("qc", "decided"):
             codes.append(chosen)
