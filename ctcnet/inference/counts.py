@@ -121,7 +121,7 @@ class Counts:
 # A blood sample's events after enrichment are mostly leukocytes: a cartridge with CTC calls
 # at a quarter of its leukocyte calls or more (and at least this many) is what a scan whose
 # panel.json swaps CK and CD45 gives (every leukocyte reads CK+ CD45-). A spike-in experiment's
-# cartridge can look alike, so it is said, not made a problem of the run.
+# cartridge can look alike: the sample's problem says so.
 IMPLAUSIBLE_CTC_SHARE = 0.25
 IMPLAUSIBLE_CTC_MIN = 20
 
@@ -137,7 +137,8 @@ def implausible_marker_balance(tally: Counts) -> str | None:
         return None
     return (f"{ctc} events called ctc against {wbc} called wbc: more CTCs than blood holds "
             "beside its leukocytes; check panel.json's channel order (CK and CD45 swapped?) "
-            "before reading the counts")
+            "before reading the counts (a spike-in experiment's cartridge can look alike: "
+            "its counts stand)")
 
 
 def count_events(events: pd.DataFrame, classes: Sequence[str], reported: Sequence[str],

@@ -148,13 +148,23 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     return str(record.get("reason"))
 
 
+# Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
+SKIP_REASONS_SHOWN = 5
+
+
 def _why(summary: dict) -> dict:
     """What ``run.json`` repeats of a sample's summary for an operator: the folder it was read
-    from, its problems, and its frames skipped or missing (only those that are there)."""
+    from, its problems, and its frames skipped (with the first ones' reasons) or missing (only
+    those that are there)."""
     frames = summary.get("frames") or {}
+    skipped = summary.get("skipped_frames") or []
+    reasons = [f"{s.get('frame')}: {s.get('reason')}" for s in skipped[:SKIP_REASONS_SHOWN]]
+    if len(skipped) > SKIP_REASONS_SHOWN:
+        reasons.append(f"and {len(skipped) - SKIP_REASONS_SHOWN} more (summary.json)")
     out = {"input": summary.get("input", summary.get("dataset")),
            "problems": summary.get("problems") or [],
-           "frames_skipped": frames.get("skipped"), "frames_missing": frames.get("missing")}
+           "frames_skipped": frames.get("skipped"), "skipped_because": reasons,
+           "frames_missing": frames.get("missing")}
     return {k: v for k, v in out.items() if v}
 
 

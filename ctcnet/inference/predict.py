@@ -352,8 +352,12 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # Every count of the summary from one tally; calls the marker guard held for review are
     # counted apart (tally.held, RunSummary.guard["by_flag"]).
     tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
+    # Said and made a problem of the sample (status partial), so that a batch job reading
+    # status sees it: a swapped channel order turns every leukocyte into a CTC count. A
+    # spike-in experiment's cartridge can look alike: the problem says so, its counts stand.
     implausible = implausible_marker_balance(tally)
-    if implausible:  # said, not a problem: a spike-in experiment's cartridge looks alike
+    problems = list(cartridge.problems) + ([implausible] if implausible else [])
+    if implausible:
         log.warning("%s: %s", cartridge.sample_id, implausible)
     n = len(events)
     classify = seconds.get("classify", 0.0)
@@ -375,12 +379,12 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                                         cartridge.panel.pixel_size_um),
         blood_volume_ml=cartridge.blood_volume_ml,
         blood_volume_processed_ml=volume,
-        status=sample_status(total, skips, tally.failed, len(cartridge.problems)),
+        status=sample_status(total, skips, tally.failed, len(problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
                            resumed_from_journal=resumed,
                            missing=cartridge.frames_scanned - total),
         skipped_frames=skipped,
-        problems=list(cartridge.problems),
+        problems=problems,
         cartridge_id=cartridge.identity or None,
         counted_at=time.time(),
         events=n,

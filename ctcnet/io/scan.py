@@ -140,9 +140,14 @@ def is_cartridge(path: str | Path) -> bool:
         return True
     if not path.is_dir():
         return False
-    if (path / "cartridge.json").exists() or claim(path) is not None:
+    try:
+        if (path / "cartridge.json").exists() or claim(path) is not None:
+            return True
+        return any(_claimed(p) is not None for p in path.iterdir())
+    except PermissionError:
+        # A folder this user may not look into: taken as a cartridge, so that opening it
+        # sets it aside with its reason (the other inputs run) rather than stopping the run.
         return True
-    return any(_claimed(p) is not None for p in path.iterdir())
 
 
 def is_container_file(path: str | Path) -> bool:
@@ -207,8 +212,18 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
     pixels; reads a few sampled blocks of each frame file (:func:`frame_digest`), so a tile
     written twice under two names is found and the cartridge gets its :attr:`identity`.
     Container files (OME-TIFF, OME-Zarr, ...) also have their metadata read: their channel
-    names and pixel size, matched by name to ``panel`` (or panel.json) where both exist."""
-    root = Path(root)
+    names and pixel size, matched by name to ``panel`` (or panel.json) where both exist.
+    A folder or metadata file this user may not read is an :class:`InputError` of the
+    cartridge (a batch sets it aside and runs the others), not an error of the run's output."""
+    try:
+        return _opened_cartridge(Path(root), panel)
+    except PermissionError as err:
+        raise InputError(f"cannot read the cartridge: {err.strerror}",
+                         err.filename or root) from None
+
+
+def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge:
+    """:func:`open_cartridge`'s work."""
     single = is_container_file(root)  # one file holding the whole scan
     if not root.is_dir() and not single:
         raise InputError("cartridge folder not found", root)

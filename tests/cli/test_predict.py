@@ -501,6 +501,35 @@ def test_the_global_quiet_leaves_only_errors(cart_and_model, cart, capsys):
     assert captured.out == "" and captured.err == ""
 
 
+def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_output(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """A cartridge folder or metadata the user may not read is an input's problem: set aside
+    with its reason (the others run), not a stop of the batch that blames --out."""
+    import ctcnet.io.scan as scan
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    real = scan.read_cartridge_info
+
+    def locked(root):
+        if Path(root).name == "b":
+            raise PermissionError(errno.EACCES, "Permission denied", str(root / "cartridge.json"))
+        return real(root)
+
+    monkeypatch.setattr(scan, "read_cartridge_info", locked)
+    status, err = run_cli(capsys, "predict", scans / "a", scans / "b", "--out", out,
+                          "--model", cart_and_model / "model.pt", "--device", "cpu",
+                          "--quiet", "--no-report", "--workers", "0")
+    assert status == 2 and (out / "S_a" / "summary.json").is_file()
+    said = [line for line in err if "error:" in line]
+    assert len(said) == 1 and "b was set aside" in said[0] and "Permission denied" in said[0]
+    assert "--out" not in said[0] and "writable" not in said[0]
+    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    assert "Permission denied" in run["b"]["set_aside"]
+
+
 def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_model, tmp_path,
                                                                      capsys):
     """One bad cartridge of a night's batch (metadata that cannot be read, another run's

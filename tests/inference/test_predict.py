@@ -820,3 +820,17 @@ def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, t
     assert Path(summary.input).is_absolute() and Path(summary.input) == setup["cart"].absolute()
     with pytest.raises(InputError, match=r"differs in input\).*--overwrite"):
         predict_cartridge(other, setup["backend"], out, PredictOptions(**QUIET, report=False))
+
+
+def test_run_json_repeats_the_first_skipped_frames_reasons():
+    """An operator reading run.json learns why frames were skipped without opening each
+    sample's summary.json; a long list is cut, saying how many more there are."""
+    from ctcnet.inference.distributed import SKIP_REASONS_SHOWN, _why
+
+    skipped = [{"frame": f"r00c{i:02d}", "reason": "empty file (0 bytes)"} for i in range(7)]
+    why = _why({"input": "/scans/a", "frames": {"skipped": 7}, "skipped_frames": skipped})
+    assert why["frames_skipped"] == 7
+    assert why["skipped_because"][0] == "r00c00: empty file (0 bytes)"
+    assert len(why["skipped_because"]) == SKIP_REASONS_SHOWN + 1
+    assert why["skipped_because"][-1] == "and 2 more (summary.json)"
+    assert "skipped_because" not in _why({"input": "/scans/b", "frames": {"skipped": 0}})

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,6 +206,44 @@ def test_a_tile_written_twice_is_counted_once(clean_run, cart):
     assert summary.status == "partial" and summary.frames.skipped == 1
     skip = summary.skipped_frames[0]
     assert skip["frame"] == "r00c03" and "same bytes as frame r00c01" in skip["reason"]
+
+
+def test_empty_and_unreadable_frames_are_skipped_with_their_reasons_not_as_copies(
+        clean_run, cart, monkeypatch):
+    """Two empty files hold the same bytes: each is skipped as empty, not as a copy of the
+    other; a frame file this user may not read is skipped with that reason, the others run."""
+    from ctcnet.io.sources import base
+
+    for name in ("r00c01.tif", "r00c02.tif"):
+        (cart / name).write_bytes(b"")
+    locked = cart / "r00c00.tif"
+    real_open = open
+
+    def refusing(path, *args, **kwargs):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(base, "open", refusing, raising=False)
+    summary = predict(clean_run, cart)
+    reasons = {s["frame"]: s["reason"] for s in summary.skipped_frames}
+    assert "cannot read: Permission denied" in reasons["r00c00"]
+    assert "empty file (0 bytes)" in reasons["r00c01"] and "empty file" in reasons["r00c02"]
+    assert not any("same bytes" in r for r in reasons.values())
+    assert summary.status == "failed"  # no frame of the three left to read
+
+
+def test_calls_that_look_like_a_channel_swap_are_a_problem_of_the_sample(clean_run, cart,
+                                                                         monkeypatch):
+    """The warning of a swapped CK and CD45 also lands in summary.json's problems and makes the
+    sample partial: a batch job reads status, not the console."""
+    import ctcnet.inference.predict as predicting
+
+    said = "12 events called ctc against 30 called wbc: ... (CK and CD45 swapped?)"
+    monkeypatch.setattr(predicting, "implausible_marker_balance", lambda tally: said)
+    summary = predict(clean_run, cart)
+    assert summary.status == "partial" and said in summary.problems
+    assert summary.counts == clean_run["clean"].counts  # its counts stand
 
 
 def test_a_fifo_among_the_frames_is_refused_never_opened(clean_run, cart, capsys):

@@ -144,6 +144,23 @@ DIGEST_BLOCKS = 8
 DIGEST_BLOCK_BYTES = 1 << 14
 
 
+def unreadable_reason(paths: tuple[Path, ...]) -> str | None:
+    """Why a frame's files cannot be read at all (not readable by this user, gone, empty), or
+    None: such a frame is skipped with its reason, never taken for a copy of another (two
+    empty files hold the same bytes) nor allowed to stop the cartridge's other frames."""
+    for path in paths:
+        if path.is_dir():
+            continue
+        which = f" {path.name}" if len(paths) > 1 else ""  # the skip names a frame's one file
+        try:
+            with open(path, "rb") as fh:
+                if not fh.read(1):
+                    return f"empty file{which} (0 bytes): export it again"
+        except OSError as err:
+            return f"cannot read{which}: {err.strerror or err}"
+    return None
+
+
 def frame_digest(paths: tuple[Path, ...]) -> str:
     """A digest of the bytes of a frame's files (size plus sampled blocks; the whole of a
     small file). A folder (an OME-Zarr store) is digested by the names and sizes of its files

@@ -39,6 +39,7 @@ from ctcnet.io.sources.base import (
     frame_digest,
     register,
     same_pixel_size,
+    unreadable_reason,
 )
 
 FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
@@ -222,8 +223,11 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
             paths = tuple(chans[c] for c in sorted(chans))
         else:
             paths = tuple(chans[c] for c in range(panel.num_channels))
-    return FrameRef(index, row, col, paths, first.stem, digest=frame_digest(paths),
-                    problem=problem, source=first.source)
+    unreadable = unreadable_reason(paths)
+    # An unreadable frame's digest is its own: it is skipped for its reason, not as a copy.
+    digest = frame_digest(paths) if unreadable is None else f"unreadable:{paths[0]}"
+    return FrameRef(index, row, col, paths, first.stem, digest=digest,
+                    problem=problem or unreadable, source=first.source)
 
 
 SOURCES = [register(MultipageTiff()), register(CompositeImage()), register(ChannelFiles())]
