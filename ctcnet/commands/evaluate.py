@@ -284,8 +284,11 @@ def _note_chosen(args: argparse.Namespace, name: str) -> None:
     """Say which shipped model was chosen for the data, when none was named."""
     import sys
 
+    from ctcnet.nn.registry import get_model
+
     if args.model is None:
-        print(f"model: {name} (shipped; fits the data's channels)", file=sys.stderr)
+        print(f"model: {name} ({get_model(name).origin}; fits the data's channels)",
+              file=sys.stderr)
 
 
 def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
@@ -325,9 +328,9 @@ def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
 
     from ctcnet.inference.inputs import choose_for_inputs
 
-    name = choose_for_inputs([], [Path(data)], pixel_size, f"the crops of {data}").name
-    print(f"{role}: {name} (shipped; fits the crops' channels)", file=sys.stderr)
-    return name
+    chosen = choose_for_inputs([], [Path(data)], pixel_size, f"the crops of {data}")
+    print(f"{role}: {chosen.name} ({chosen.origin}; fits the crops' channels)", file=sys.stderr)
+    return chosen.name
 
 
 def run(args: argparse.Namespace) -> int:

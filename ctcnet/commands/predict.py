@@ -161,9 +161,10 @@ def run(args) -> int:
 
         from ctcnet.inference.inputs import choose_for_inputs
 
-        model = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data").name
+        chosen = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data")
+        model = chosen.name
         if not args.quiet:
-            print(f"model: {model} (shipped; fits the data's channels)", file=sys.stderr)
+            print(f"model: {model} ({chosen.origin}; fits the data's channels)", file=sys.stderr)
     shard = parse_shard(args.shard)
     processes = 1 if child else _processes(args, shard, len(cartridges) + len(datasets))
     if processes > 1:

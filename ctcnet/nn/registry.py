@@ -61,6 +61,17 @@ class ModelInfo:
         return path if path.is_file() else None
 
     @property
+    def shipped(self) -> bool:
+        """The model ships with ctcnet (the package's models folder), not a folder of
+        ``$CTCNET_MODELS``."""
+        return self.folder.resolve() == PACKAGE_MODELS.resolve()
+
+    @property
+    def origin(self) -> str:
+        """Where the model comes from, as a run says it: ``shipped`` or the folder it is in."""
+        return "shipped" if self.shipped else f"from {self.folder}"
+
+    @property
     def channels(self) -> list[str]:
         """The channel names the model reads, in order."""
         return self.panel.names
@@ -205,7 +216,8 @@ def get_model(name: str) -> ModelInfo:
             return info
     names = [m.name for m in list_models()]
     raise InputError(f"no shipped model called {name!r} (shipped: {names or 'none'}; "
-                     f"folders searched: {[str(d) for d in model_dirs()]})")
+                     f"folders searched: {[str(d) for d in model_dirs()]}); a model of your "
+                     f"own is passed as its file, or by name with its folder in ${MODELS_ENV}")
 
 
 def resolve_model(model: str | Path | None, backend: str | None = None) -> Path:
@@ -239,9 +251,10 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
     scans reads better (:data:`ctcnet.inference.inputs.SCAN_PIXEL_UM`). ``cartridges`` (the
     data holds whole cartridges, not only crop folders): a model with a cartridge decision
     rule comes before one without, whose calls would be made at the balanced training prior.
-    Of the models left that fit, the one that uses the most of the data's channels (the
-    default model on a tie); none fitting is a :class:`PanelMismatchError` that says what
-    each model needs.
+    Of the models left that fit, the one that uses the most of the data's channels (on a
+    tie, a model shipped with ctcnet before one of ``$CTCNET_MODELS``, whose folder may hold a
+    lab's trial fine-tunes, then the default model); none fitting is a
+    :class:`PanelMismatchError` that says what each model needs.
     """
     models = list_models()
     if not models:
@@ -265,6 +278,7 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
                                      "its channels read composite exports only; pass --model")
     best = max(fitting, key=lambda m: (cartridges and m.has_cartridge_rule,
                                        m.reads_exports != scan_scale,
-                                       m.panel.num_channels, m.name == DEFAULT_MODEL_NAME))
+                                       m.panel.num_channels, m.shipped,
+                                       m.name == DEFAULT_MODEL_NAME))
     log.info("model %s chosen for %s (channels %s)", best.name, what, best.channels)
     return best

@@ -108,7 +108,7 @@ def test_without_base_the_shipped_model_with_the_crops_channels_is_started_from(
                         record)
     assert main(["finetune", str(tmp_path / "lab3"), "--out", str(tmp_path / "m.pt")]) == 0
     assert started == ["tiny3"]
-    assert "base: tiny3 (shipped; fits the crops' channels)" in capsys.readouterr().err
+    assert f"base: tiny3 (from {with_tiny3}; fits the crops' channels)" in capsys.readouterr().err
 
 
 def test_finetune_names_the_option_whose_value_is_refused(lab, tmp_path, capsys):

@@ -50,4 +50,4 @@ def test_without_a_model_the_shipped_one_with_the_crops_channels_is_scored(
     rc = main(["robustness", str(tmp_path / "lab3"), "--out", str(tmp_path / "out"),
                "--no-baselines", "--families", "crop", "--device", "cpu"])
     assert rc == 0
-    assert "model: tiny3 (shipped; fits the crops' channels)" in capsys.readouterr().err
+    assert f"model: tiny3 (from {with_tiny3}; fits the crops' channels)" in capsys.readouterr().err

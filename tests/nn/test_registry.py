@@ -122,6 +122,23 @@ def test_registry_chooses_the_model_whose_channels_the_data_has(with_tiny3):
     assert "ctcnet-default needs" in message and "README" in message
 
 
+def test_on_a_tie_the_shipped_model_is_chosen_before_a_sites_and_each_says_where_from(
+        with_tiny3, tmp_path, monkeypatch):
+    """A lab's trial fine-tune in $CTCNET_MODELS that fits the data as well as a shipped model
+    is not chosen over it for sorting first by name, and a run names where a model is from."""
+    site = tmp_path / "site"
+    site.mkdir()
+    card = json.loads((registry.PACKAGE_MODELS / "ctcnet-default.json").read_text())
+    (site / "aaa-lab.json").write_text(json.dumps(card))
+    (site / "aaa-lab.pt").symlink_to(registry.PACKAGE_MODELS / "ctcnet-default.pt")
+    monkeypatch.setenv(registry.MODELS_ENV, f"{site}{os.pathsep}{with_tiny3}")
+    chosen = registry.choose_model([load_panel(None)])
+    assert chosen.name == "ctcnet-default" and chosen.origin == "shipped"
+    assert registry.get_model("aaa-lab").origin == f"from {site}"
+    with pytest.raises(InputError, match=registry.MODELS_ENV):
+        registry.get_model("lab")
+
+
 def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3, tmp_path,
                                                                      monkeypatch, capsys):
     # A model whose card says it reads exports only (configs/core3-export.yaml) beside tiny3,
