@@ -263,8 +263,11 @@ def calibration_overlap_warning(data, calibrate_on) -> str | None:
 def check_save_model(args: argparse.Namespace, model) -> None:
     """``--save-model`` before any work: given, writable, not the model read, not an
     existing file unless ``--overwrite``."""
+    from ctcnet.commands.export import refuse_non_checkpoint_name
+
     if not args.save_model:
         raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
+    refuse_non_checkpoint_name(args.save_model, "--save-model")
     refuse_overwriting_inputs(args.save_model, [model], "--save-model")
     check_output_file(args.save_model, "--save-model")
     refuse_existing([args.save_model], args.overwrite, "--save-model")

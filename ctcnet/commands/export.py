@@ -1,9 +1,10 @@
 """``ctcnet export``: a checkpoint to a verified ONNX file with its model spec embedded.
 
-Also the ``--overwrite`` flag of the commands that write a named output (export, finetune,
-simulate): an output that exists is refused by name unless it is given
-(:func:`ctcnet.io.atomic.refuse_existing`, which ``export_onnx`` and ``finetune`` apply from
-Python too), as ``ctcnet predict`` refuses another run's journal in its ``--out``.
+Also what the commands that write a model check of its name
+(:func:`refuse_non_checkpoint_name`), and the ``--overwrite`` flag of the commands that write
+a named output (export, finetune, simulate): an output that exists is refused by name unless
+it is given (:func:`ctcnet.io.atomic.refuse_existing`, which ``export_onnx`` and ``finetune``
+apply from Python too), as ``ctcnet predict`` refuses another run's journal in its ``--out``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--overwrite``: replace ``what`` if it exists, where the default refuses."""
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} if it exists (default: refuse, naming it)")
+
+
+def refuse_non_checkpoint_name(path, option: str) -> None:
+    """Refuse an ONNX name for a torch checkpoint: the file written would fail later as "not
+    a loadable ONNX model". A checkpoint is ``.pt``; ``ctcnet export`` writes its ONNX file."""
+    from pathlib import Path
+
+    from ctcnet.errors import InputError
+
+    if Path(path).suffix.lower() == ".onnx":
+        raise InputError(f"{option} names the model's checkpoint: give it a .pt name and "
+                         f"export it with `ctcnet export MODEL.pt --out MODEL.onnx` (got "
+                         f"{Path(path).name!r})")
 
 
 HELP = "Export a checkpoint to ONNX (fp32, fp16 or int8) with its spec embedded, verified."

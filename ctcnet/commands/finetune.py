@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ctcnet.commands.evaluate import add_pixel_size_argument, shipped_model_for_crops
-from ctcnet.commands.export import add_overwrite_argument
+from ctcnet.commands.export import add_overwrite_argument, refuse_non_checkpoint_name
 from ctcnet.errors import InputError
 
 HELP = ("Fine-tune a model on a lab's labelled crops; recalibrates (pooled with simulated "
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                        f"--holdout must be a share between 0 and 1, got {args.holdout}")):
         if bad:
             raise InputError(says)
+    refuse_non_checkpoint_name(args.out, "--out")
     options = FinetuneOptions(steps=args.steps, train_blocks=args.train_blocks or None,
                               lr=args.lr, batch_size=args.batch_size,
                               simulated_per_class=None if args.simulated_per_class is None

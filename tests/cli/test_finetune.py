@@ -64,6 +64,10 @@ def test_finetune_output_that_cannot_be_written_is_refused_before_training(lab, 
         for more in ([], ["--overwrite"]):
             one_line_refusal(capsys, finetune_args(lab, folder, *more),
                              f"{folder}: is a folder; --out names the file to write")
+    # A torch checkpoint is never written under an ONNX name (it would fail to load later).
+    one_line_refusal(capsys, finetune_args(lab, tmp_path / "m.onnx"),
+                     "--out names the model's checkpoint: give it a .pt name and export it")
+    assert not (tmp_path / "m.onnx").exists()
     (tmp_path / "afile").write_text("x")
     one_line_refusal(capsys, finetune_args(lab, tmp_path / "afile" / "m.pt"),
                      f"{tmp_path / 'afile'} is not a folder")
