@@ -131,12 +131,16 @@ def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
 
 def saturation_note(frame: np.ndarray, channels) -> str | None:
     """What to say of a frame (C, H, W) with a channel saturated over more than
-    :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range), None when
+    :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range, or of the
+    frame's integer type where that is lower), None when
     none is. Such a frame is read, its events called, but its count is not to be trusted
     without a look: the cells under the glare merge or vanish."""
     said = []
+    # An integer frame cannot exceed its type's ceiling: an 8-bit frame is saturated at 255
+    # whatever value_range panel.json states (one left at a 12-bit scan's 4095 never fired).
+    ceiling = np.iinfo(frame.dtype).max if np.issubdtype(frame.dtype, np.integer) else np.inf
     for plane, channel in zip(frame, channels):
-        top = channel.value_range[1]
+        top = min(channel.value_range[1], ceiling)
         share = float(np.count_nonzero(plane >= top)) / plane.size
         if share > SATURATED_SHARE:
             said.append(f"{channel.name} {share:.0%}")

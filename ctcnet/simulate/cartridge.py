@@ -11,6 +11,7 @@ reviewer would call them; an object whose soft edge or blur alone reaches the bo
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,9 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     # The scanner's own pixel size goes into panel.json, as a real scanner records it, so
     # inference resamples to the model's pixel size.
     scan_panel = panel.with_pixel_size(round(float(draws.pixel_um[0]), 4))
+    if eight_bit:  # a display export's channels span 0-255, and its panel.json says so
+        scan_panel = replace(scan_panel, channels=tuple(
+            replace(c, value_range=(0.0, 255.0)) for c in scan_panel.channels))
     write_cartridge_info(out_dir, scan_panel, sample_id, num_frames, rows, columns, (h, w), extra={
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),

@@ -80,3 +80,23 @@ def test_a_few_saturated_pixels_are_no_note():
     assert saturation_note(frame, panel.channels) is None
     frame[1, : int(100 * SATURATED_SHARE) + 2, :] = 4095
     assert "CK 7%" in saturation_note(frame, panel.channels)
+
+
+def test_an_8_bit_frame_is_saturated_at_255_whatever_value_range_the_panel_states():
+    """A minimal panel.json leaves value_range at a 12-bit scan's 4095; an 8-bit frame's DAPI
+    at 255 over most of the frame is still said (it never was)."""
+    panel = load_panel(None)
+    assert panel.channels[0].value_range[1] == 4095
+    frame = np.full((5, 100, 100), 20, np.uint8)
+    frame[0, :60, :] = 255
+    assert "DAPI 60%" in saturation_note(frame, panel.channels)
+    assert saturation_note(frame.astype(np.float32), panel.channels) is None  # no type ceiling
+
+
+def test_a_simulated_8_bit_cartridge_states_its_0_255_range(tmp_path):
+    from ctcnet.simulate import simulate_cartridge
+
+    simulate_cartridge(tmp_path / "c", load_panel(None), num_frames=1, frame_shape=(96, 96),
+                       seed=1, events_per_frame=2, layout="png")
+    written = load_panel(tmp_path / "c" / "panel.json")
+    assert all(c.value_range == (0.0, 255.0) for c in written.channels)
