@@ -20,9 +20,13 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def ctcnet_log_level_restored():
     """An in-process CLI run sets the ``ctcnet`` logger's level (``--quiet``: errors only);
-    later tests that read warnings through caplog must not depend on which test ran before."""
+    later tests that read warnings through caplog must not depend on which test ran before;
+    nor on which said a channel drop first (said once per process)."""
+    from ctcnet.io import panel
+
     yield
     logging.getLogger("ctcnet").setLevel(logging.NOTSET)
+    panel._DROPS_SAID.clear()
 
 
 @pytest.fixture

@@ -52,6 +52,8 @@ MARKER_ROLES = {
     "EPCAM": "epcam",
 }
 
+# The channel drops already said (data, channels dropped, model's channels).
+_DROPS_SAID: set[tuple] = set()
 # A pixel at or above this share of the top of its channel's value_range is saturated (clipped
 # by the camera or the export): the guard and the leak estimates leave it out of ratios.
 SATURATED_AT = 0.999
@@ -248,7 +250,10 @@ class Panel:
             raise PanelMismatchError(
                 f"channel mismatch: the model needs {self.names} but the {what} lacks "
                 f"{missing} (it has {data.names})")
-        if extra:
+        said = (what, tuple(extra), tuple(self.names))
+        if extra and said not in _DROPS_SAID:
+            # Once per data and model: a run checks its inputs, then opens each again.
+            _DROPS_SAID.add(said)
             log.warning("%s: dropping channel(s) %s, which the model (%s) does not use", what,
                         extra, ", ".join(self.names))
         return [int(i) for i in indices]
