@@ -388,7 +388,7 @@ def test_held_out_tests_give_a_compensated_network_compensated_crops():
 
 
 def test_labelled_ctcs_give_the_instruments_leak():
-    """CTCs carry no CD45 of their own: the median of their CK-to-CD45 ratios is the
+    """CTCs carry no CD45 of their own: the floor of their CK-to-CD45 ratios is the
     instrument's leak, pooled over crops of several sizes; too few CTCs measure none."""
     rng = np.random.default_rng(3)
     crops = list(scan(rng, 6, 0, {CD45: 0.3}))
@@ -405,6 +405,19 @@ def test_labelled_ctcs_give_the_instruments_leak():
     assert spillover.labelled_leaks([crops[0], crops[1], odd[0]], PANEL)["leaks"]["CD45"] == \
         pytest.approx(0.3, abs=0.01)
     assert spillover.labelled_leaks([], PANEL)["leaks"] == {}
+
+
+def test_labelled_ctcs_leak_is_their_floor_not_their_median():
+    """CTCs whose CD45 channel shows more of their CK than the instrument leaks (a neighbour's
+    CD45, CK showing in a dim CTC's CD45) lie above the leak, never below it: the leak is the
+    floor the CTCs agree on. Their median read it 10x too high and loosened the guard."""
+    rng = np.random.default_rng(5)
+    crops = list(scan(rng, 3, 0, {CD45: 0.02}))
+    for share in (0.12, 0.2, 0.3, 0.45):
+        crops += list(scan(rng, 1, 0, {CD45: share}))
+    found = spillover.labelled_leaks(crops, PANEL)
+    assert found["crops"]["CD45"] == 7
+    assert found["leaks"]["CD45"] == pytest.approx(0.02, abs=0.005)
 
 
 def test_saturated_pixels_give_no_ratio():
