@@ -302,8 +302,14 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     mark_run_started(out, names, started)
     status = run_in_processes(args._argv, shares, watch,
                               model if args.model is None else None)
-    index = write_run_index(out, names, len(shares), since=started,
-                            state="stopped" if status in STOPPED else "finished")
+    # A process killed or failed (not a refusal, 2, nor a sample without frames, 3) leaves its
+    # share unfinished: the run failed, and its samples without an output say why.
+    failed = status not in STOPPED and status not in (0, 2, 3)
+    index = write_run_index(
+        out, names, len(shares), since=started,
+        state="stopped" if status in STOPPED else "failed" if failed else "finished",
+        missing_reason=f"its process ended with status {status} before writing it (see the "
+                       "log); the same command resumes it" if failed else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:
         print(f"ctcnet predict: error: no output for {missing}", file=sys.stderr)

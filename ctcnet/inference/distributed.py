@@ -204,14 +204,15 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
 
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
                     set_aside: dict | None = None, since: float | None = None,
-                    state: str = "finished") -> dict:
+                    state: str = "finished", missing_reason: str | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts, and why a sample is partial (its ``problems``, frames
     skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
     jobs the inputs were split between (default: torchrun's); ``set_aside``: the inputs this
     process refused, name: reason (those other ranks and jobs refused are read from their
     records, :func:`note_set_aside`; ``since``: when this run began); ``state``: ``finished``,
-    ``stopped`` by a signal or ``failed`` (:data:`RUN_STATES`)."""
+    ``stopped`` by a signal or ``failed`` (:data:`RUN_STATES`); ``missing_reason``: why a
+    sample without an output has none, where the run knows (a process of it failed)."""
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
@@ -236,7 +237,8 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                             **({"status": summary["status"]} if "status" in summary else {}),
                             **_why(summary)})
         else:
-            entries.append({"name": name, "missing": True})
+            entries.append({"name": name, "missing": True,
+                            **({"reason": missing_reason} if missing_reason else {})})
     index = {"state": state, "written_at": _utc(time.time()),
              **({"started_at": _utc(since)} if since is not None else {}),
              "outputs": entries,

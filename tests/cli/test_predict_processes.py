@@ -293,3 +293,17 @@ def test_a_signal_to_the_parent_alone_stops_every_process_and_the_rerun_resumes(
         pd.testing.assert_frame_equal(pd.read_parquet(out / name / "events.parquet"),
                                       pd.read_parquet(tmp_path / "whole" / name /
                                                       "events.parquet"))
+
+
+def test_a_process_killed_before_its_share_is_done_fails_the_run_and_says_why(
+        scans, tmp_path, monkeypatch):
+    """A child killed (kill -9: status 137) leaves its samples without an output: run.json
+    says the run failed, and each such sample why, not "finished" with bare "missing"."""
+    from ctcnet.commands import predict_processes
+
+    base, model = scans
+    monkeypatch.setattr(predict_processes, "run_in_processes", lambda *a, **k: 137)
+    assert main(_args(base, model, tmp_path / "out", "--processes", "2")) == 137
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["state"] == "failed"
+    assert all(e["missing"] and "ended with status 137" in e["reason"] for e in run["outputs"])
