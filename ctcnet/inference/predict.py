@@ -485,7 +485,12 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
             if kind == "cartridge":
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
-                except InputError as err:
+                except (InputError, PermissionError) as err:
+                    # A sample's own output folder this user may not write (--out itself is
+                    # checked before any work): that sample is set aside, the others run.
+                    if isinstance(err, PermissionError):
+                        err = InputError(f"cannot write its output folder: {err.strerror}",
+                                         err.filename or out / name)
                     record = set_aside_record(set_aside, len(jobs) + len(set_aside or {}),
                                               share_of_several)
                     set_aside_or_raise(err, name, record)

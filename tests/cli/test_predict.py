@@ -530,6 +530,35 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
     assert "Permission denied" in run["b"]["set_aside"]
 
 
+def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_run(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    import ctcnet.inference.predict as predicting
+
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    real = predicting.exclusive_folder
+
+    def locked(folder, *args, **kwargs):
+        if Path(folder).name == "S_a":  # the first sample's folder: the run must go on
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder / ".lock"))
+        return real(folder, *args, **kwargs)
+
+    monkeypatch.setattr(predicting, "exclusive_folder", locked)
+    status, err = run_cli(capsys, "predict", scans, "--out", out, "--model",
+                          cart_and_model / "model.pt", "--device", "cpu", "--quiet",
+                          "--no-report", "--workers", "0")
+    assert status == 2 and (out / "S_b" / "summary.json").is_file()
+    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    assert "cannot write its output folder: Permission denied" in run["S_a"]["set_aside"]
+    assert run["S_b"]["status"] == "ok" and run_state(out) == "finished"
+
+
+def run_state(out) -> str:
+    return json.loads((Path(out) / "run.json").read_text())["state"]
+
+
 def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_model, tmp_path,
                                                                      capsys):
     """One bad cartridge of a night's batch (metadata that cannot be read, another run's
