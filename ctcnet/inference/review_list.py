@@ -20,7 +20,7 @@ from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
 
 # What summary.json keeps of a band's record: the statement and where it was measured.
 BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_bound", "shown",
-             "fitted_on", "fresh_family", "command")
+             "fitted_on", "fitted_for", "fresh_family", "command")
 
 
 def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarray,

@@ -294,6 +294,14 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                     "cpu": round(time.process_time() - cpu0, 1)},
         "device": str(device), "threads": torch.get_num_threads(),
     }
+    # The cartridge rule and its review band stay the base's (a lab's crops hold no
+    # cartridge to fit them on); the band's stated miss rate was measured on the base
+    # network's calls, and says so wherever it is stated (summary.json, the card).
+    band = new_spec.decision.review_band_record
+    if band is not None and "fitted_for" not in band:
+        new_spec = new_spec.replace(decision=new_spec.decision.with_review_band(
+            {**band, "fitted_for": f"the base model {Path(base).stem} (kept by a fine-tune, "
+                                   "not measured again on the fine-tuned network)"}))
     # The base model's figures (its test, robustness and validation) are not this model's:
     # kept under "base", beside the fine-tune's own; what the calls use stays where it is.
     used = {k: v for k, v in new_spec.metrics.items() if k in METRICS_IN_USE}
@@ -347,7 +355,8 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
         f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
         f"({record['threads']} threads)",
-        _calibration_line(cal, spec), _leaks_line(record["leaks"], spec), "",
+        _calibration_line(cal, spec), _leaks_line(record["leaks"], spec),
+        *_cartridge_rule_lines(spec), "",
         "| figure | base | fine-tuned |", "|---|---|---|",
         f"| macro-F1, held-out lab crops | {held['base']['macro_f1']:.4f} | "
         f"{held['finetuned']['macro_f1']:.4f} |",
@@ -359,6 +368,21 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
                      f"{SIM_TEST_SEED}) | {sim['base']['macro_f1']:.4f} | "
                      f"{sim['finetuned']['macro_f1']:.4f} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _cartridge_rule_lines(spec) -> list[str]:
+    """What the card says of the cartridge rule and its review band: the base model's, kept
+    (a lab's crops hold no cartridge to fit or check them on)."""
+    rule = spec.decision
+    if not rule.weights:
+        return []
+    weights = ", ".join(f"{k} {v:+.2f}" for k, v in rule.weights.items())
+    band = rule.review_band_record
+    said = (f"; its review band {band['band']} and stated miss rate were measured on the base "
+            "network's calls, not on this one's" if band else "")
+    return [f"- Cartridge rule (log weights {weights}): the base model's, kept{said}. Check "
+            "the counts on a cartridge of your own (`ctcnet evaluate` on a labelled or "
+            "simulated cartridge) before relying on them."]
 
 
 def _leaks_line(found: dict, spec) -> str:

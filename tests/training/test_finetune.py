@@ -290,3 +290,23 @@ def test_a_labs_ctcs_teach_the_guard_its_instruments_leak(lab, tmp_path):
     leaky = tuned.panel
     assert all(RULES.leak_cap(leaky, i) == RULES.max_leak for i in range(leaky.num_channels))
     assert tuned.metrics["guard"]["pooled"] == {"lab_crops": 24, "prior": 100.0}
+
+
+def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, tmp_path):
+    """A lab's crops hold no cartridge to refit the rule or check the band on: the fine-tuned
+    model keeps the base's, and its band record and card say whose calls they were measured
+    on (summary.json states the band's miss rate from that record)."""
+    from ctcnet.nn.classifier import load_model, save_model
+    from ctcnet.nn.decision_rule import DecisionRule
+
+    model, spec = load_model(lab / "base.pt")
+    band = {"band": 0.5, "level": 0.01, "miss_bound": 0.0074}
+    rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5}).with_review_band(band)
+    save_model(tmp_path / "banded.pt", model, spec.replace(decision=rule))
+    out = tmp_path / "t.pt"
+    finetune(lab / "crops", out, tmp_path / "banded.pt", TINY)
+    kept = load_model(out)[1].decision
+    assert kept.weights == rule.weights and kept.review_band == 0.5
+    assert "base model banded" in kept.review_band_record["fitted_for"]
+    card = out.with_suffix(".md").read_text()
+    assert "the base model's, kept; its review band 0.5" in card
