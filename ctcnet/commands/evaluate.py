@@ -421,6 +421,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.counts import agreement_text
     from ctcnet.evaluation.evaluate import evaluate_cartridges
+    from ctcnet.nn.calls import COUNTED_CLASSES
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
                                  compensate=args.compensate, prior=args.prior)
@@ -428,15 +429,22 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
         print(json.dumps(report))
         return 0
     name = report["positive_class"]
-    print(f"{'cartridge':16s} {'true':>5s} {'auto':>5s} {'review':>6s}   ({name} per 7.5 mL)")
+    # Every counted class a cartridge reports (CTCs, and clusters where the model has them):
+    # a count off in clusters is as much the lab's business as one in CTCs.
+    first = report["cartridges"][0]["true_per_7_5_ml"] if report["cartridges"] else {}
+    shown = [name] + [k for k in COUNTED_CLASSES if k != name and k in first]
+    print(f"{'':16s} " + " ".join(f"{k + ' per 7.5 mL':>19s}" for k in shown))
+    print(f"{'cartridge':16s} " + " ".join(f"{'true':>5s} {'auto':>5s} {'review':>7s}"
+                                          for _ in shown))
     for c in report["cartridges"]:
-        print(f"{c['sample_id'][:16]:16s} {c['true_per_7_5_ml'][name]:5.1f} "
-              f"{c['automatic_per_7_5_ml'][name]:5.1f} {c['after_review_per_7_5_ml'][name]:6.1f}")
+        print(f"{c['sample_id'][:16]:16s} " + " ".join(
+            f"{c['true_per_7_5_ml'][k]:5.1f} {c['automatic_per_7_5_ml'][k]:5.1f} "
+            f"{c['after_review_per_7_5_ml'][k]:7.1f}" for k in shown))
     for mode in ("automatic", "after_review"):
         entry = report["per_class"][name][mode]
         ba = entry["bland_altman"]
-        print(f"{mode}: bias {ba['bias']:+.2f} (limits {ba['lower']:+.2f} to {ba['upper']:+.2f}); "
-              f"{agreement_text(entry)}")
+        print(f"{mode} ({name}): bias {ba['bias']:+.2f} (limits {ba['lower']:+.2f} to "
+              f"{ba['upper']:+.2f}); {agreement_text(entry)}")
     guard = report.get("guard")
     held = sum(c.get("held_by_guard", {}).get(name, 0) for c in report["cartridges"])
     print(f"flagged for review: {report['flagged_share']:.1%} of events"

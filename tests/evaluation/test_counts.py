@@ -172,7 +172,10 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
     rc = main(["evaluate", str(tmp_path / "carts"), "--out", str(tmp_path / "out"),
                "--device", "cpu"])
     assert rc == 0
-    assert "after_review" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "after_review (ctc)" in said
+    # clusters' counts beside the CTCs', per cartridge: the console is what a lab reads
+    assert "ctc per 7.5 mL" in said and "cluster per 7.5 mL" in said
     report = json.loads((tmp_path / "out" / "counts.json").read_text())
     assert [c["sample_id"] for c in report["cartridges"]] == ["sim1", "sim2"]
     truth = pd.read_csv(tmp_path / "carts" / "c1" / "ground_truth.csv")
