@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.detect.crop_dataset import is_predict_output, read_crop_index
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
@@ -97,6 +97,11 @@ def _not_an_input(path: Path) -> InputError:
     (a folder of crops with no panel.json is the usual case: published images come without)."""
     def images(folder: Path) -> bool:
         return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir() if f.is_file())
+
+    if is_predict_output(path):
+        return InputError("is a ctcnet predict output, not an input: review it with `ctcnet "
+                          "review`, turn its reviewed events into crops with `ctcnet crops`, "
+                          "or give the cartridges it was made from", path)
 
     # Crops in class folders, or in a class folder's sample folders (ctc/P017/cell.tif).
     subs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]

@@ -266,3 +266,21 @@ def test_a_crop_of_one_channel_per_file_is_told_a_crop_holds_every_channel(tmp_p
     with pytest.raises(InputError, match=r"crop has 1 channels, the panel .* has 5: a crop is "
                                          r"one file holding every channel"):
         read_crop(path, default_panel())
+
+
+def test_a_scan_or_a_predict_output_given_as_crops_is_told_what_it_is(tmp_path):
+    """finetune and train name the folder's kind and what to run: a cartridge (its
+    panel.json beside frames) was read as 'crops in the folder itself', a predict output as
+    lacking panel.json."""
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    (scan / "cartridge.json").write_text("{}")
+    (scan / "panel.json").write_text('{"channels": ["DAPI", "CK", "CD45"]}')
+    with pytest.raises(InputError, match="is a cartridge"):
+        read_crop_index(scan)
+    results = tmp_path / "results"
+    (results / "S1").mkdir(parents=True)
+    (results / "S1" / "summary.json").write_text("{}")
+    for folder in (results, results / "S1"):
+        with pytest.raises(InputError, match="predict output.*ctcnet crops RESULTS --reviewed"):
+            read_crop_index(folder)
