@@ -34,6 +34,7 @@ import numpy as np
 
 from ctcnet.detect.crop_checks import CropNotes
 from ctcnet.detect.cropping import report_fit, to_model_scale
+from ctcnet.detect.folder_kinds import is_predict_output, not_a_crop_folder
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
@@ -190,36 +191,12 @@ def _crop_folder_panel(root: Path, panel: Panel | str | Path | None,
     if not root.is_dir():
         raise InputError("crop dataset folder not found", root)
     if (root / "cartridge.json").exists() or is_predict_output(root):
-        raise _not_a_crop_folder(root)  # a scan or a predict output, panel.json or not
+        raise not_a_crop_folder(root)  # a scan or a predict output, panel.json or not
     if panel is not None:
         return load_panel(panel)
     if not (root / "panel.json").exists():
-        raise _not_a_crop_folder(root)
+        raise not_a_crop_folder(root)
     return dataset_panel(root / "panel.json", pixel_size, option)
-
-
-def is_predict_output(root: Path) -> bool:
-    """``root`` is a ``ctcnet predict`` output (its ``--out``, or one sample's folder)."""
-    return (root / "run.json").exists() or (root / "summary.json").exists() or \
-        any(root.glob("*/summary.json"))
-
-
-def _not_a_crop_folder(root: Path) -> InputError:
-    """The refusal of a folder without panel.json, saying what it is where it is one of
-    ctcnet's other folders (a predict run's output, a scan), else what a crop folder needs."""
-    from ctcnet.io.scan import is_cartridge
-
-    if is_predict_output(root):
-        return InputError("is a ctcnet predict output, not a crop folder: make its reviewed "
-                          "events labelled crops with `ctcnet crops RESULTS --reviewed --out "
-                          "DIR` and give DIR", root)
-    if (root / "cartridge.json").exists() or is_cartridge(root):
-        return InputError("is a cartridge (a scan's frames), not a crop folder: crops are cut "
-                          "from it by `ctcnet predict` and, once reviewed, `ctcnet crops`",
-                          root)
-    return InputError("no panel.json beside the crops: it names the channel order "
-                      '(e.g. {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})',
-                      root)
 
 
 def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ctcnet.detect.crop_dataset import is_predict_output, read_crop_index
+from ctcnet.detect.crop_dataset import read_crop_index
+from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files

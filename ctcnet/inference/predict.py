@@ -179,9 +179,14 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
     lock = contextlib.ExitStack()
-    # The review server holds the folder for moments while it saves a decision: waited for.
-    lock.enter_context(exclusive_folder(out_dir, "predict", wait_s=REVIEW_WRITE_WAIT_S,
-                                        wait_for=("review",)))
+    # The review server holds the folder for moments while it saves a decision: waited for;
+    # a sample's folder this user may not write is its refusal (a batch runs the others).
+    try:
+        lock.enter_context(exclusive_folder(out_dir, "predict", wait_s=REVIEW_WRITE_WAIT_S,
+                                            wait_for=("review",)))
+    except PermissionError as err:
+        raise InputError(f"cannot write its output folder ({err.strerror}): make it writable "
+                         "or write to another --out", err.filename or out_dir) from None
     # A run killed mid-write left its temporary files (whole frames' tables, over a night).
     stale = remove_stale_temporaries(out_dir)
     if stale:
@@ -349,15 +354,13 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     spec = spec or backend.spec
     total, skips = len(cartridge.frames), len(skipped)
     volume = volume_read_ml(cartridge.blood_volume_ml, total, skips, cartridge.frames_scanned)
-    # Every count of the summary from one tally; calls the marker guard held for review are
-    # counted apart (tally.held, RunSummary.guard["by_flag"]).
+    # Every count from one tally; the guard's held calls apart (tally.held, guard["by_flag"]).
     tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
-    # Said and made a problem of the sample (status partial), so that a batch job reading
-    # status sees it: a swapped channel order turns every leukocyte into a CTC count. A
-    # spike-in experiment's cartridge can look alike: the problem says so, its counts stand.
+    # A problem of the sample (partial), for a batch job reading status: a swapped channel
+    # order counts every leukocyte as a CTC (a spike-in looks alike: its counts stand).
     implausible = implausible_marker_balance(tally)
     problems = list(cartridge.problems) + ([implausible] if implausible else [])
-    if implausible:
+    if implausible:  # said at once too: the console's reader is often the batch's operator
         log.warning("%s: %s", cartridge.sample_id, implausible)
     n = len(events)
     classify = seconds.get("classify", 0.0)
@@ -485,12 +488,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
             if kind == "cartridge":
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
-                except (InputError, PermissionError) as err:
-                    # A sample's own output folder this user may not write (--out itself is
-                    # checked before any work): that sample is set aside, the others run.
-                    if isinstance(err, PermissionError):
-                        err = InputError(f"cannot write its output folder: {err.strerror}",
-                                         err.filename or out / name)
+                except InputError as err:
                     record = set_aside_record(set_aside, len(jobs) + len(set_aside or {}),
                                               share_of_several)
                     set_aside_or_raise(err, name, record)

@@ -551,7 +551,7 @@ def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_
                           "--no-report", "--workers", "0")
     assert status == 2 and (out / "S_b" / "summary.json").is_file()
     run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
-    assert "cannot write its output folder: Permission denied" in run["S_a"]["set_aside"]
+    assert "cannot write its output folder (Permission denied)" in run["S_a"]["set_aside"]
     assert run["S_b"]["status"] == "ok" and run_state(out) == "finished"
 
 

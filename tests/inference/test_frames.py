@@ -129,7 +129,9 @@ def test_an_import_or_memory_error_in_a_frame_thread_stops_the_run(setup, tmp_pa
     monkeypatch.undo()
     assert main(args) == 0
     summary = json.loads(next(out.glob("*/summary.json")).read_text())
-    assert summary["frames"]["skipped"] == 0 and summary["status"] == "ok", summary["problems"]
+    # (partial at most for the untrained model's calls: all ctc, no wbc, read as a swap)
+    assert summary["frames"]["skipped"] == 0 and summary["status"] in ("ok", "partial")
+    assert not [p for p in summary["problems"] if "swapped?" not in p]
 
 
 def test_a_frame_whose_data_breaks_detection_is_still_skipped(setup, tmp_path, monkeypatch):
