@@ -8,6 +8,7 @@ cartridge's metadata and channels and every crop set's channels checked
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable
@@ -215,7 +216,31 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
     scan_scale = bool(indices) and not cartridges and not isinstance(pixel_size, str) and \
         all(p.composite and p.pixel_size_um >= SCAN_PIXEL_UM for p in panels) and \
         all(field_um(index) >= SCAN_FIELD_UM for index in indices)
-    return choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
+    chosen = choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
+    _say_a_mixed_batch(panels, chosen, cartridges=bool(cartridges), scan_scale=scan_scale)
+    return chosen
+
+
+def _say_a_mixed_batch(panels: list[Panel], chosen, **choice) -> None:
+    """Warn where one model for the whole batch leaves some inputs channels another model
+    would read: a batch of three- and five-channel cartridges runs on the three-channel
+    model, whose calls on the five-channel ones lose their platelet and neutrophil markers
+    (counts that depend on what else was in the batch)."""
+    from ctcnet.errors import PanelMismatchError
+    from ctcnet.nn.registry import choose_model
+
+    if len({tuple(p.names) for p in panels}) < 2:
+        return
+    alone = set()
+    for panel in panels:
+        with contextlib.suppress(PanelMismatchError, InputError):
+            best = choose_model([panel], **choice).name
+            if best != chosen.name:
+                alone.add(best)
+    if alone:
+        log.warning("the inputs' panels differ: %s, the model every input fits, runs them all; "
+                    "some would get %s alone (more of their channels read): run those apart "
+                    "or pass --model", chosen.name, ", ".join(sorted(alone)))
 
 
 def field_um(index) -> float:

@@ -339,3 +339,20 @@ def test_one_frame_file_alone_is_refused_in_one_line(clean_run, cart, capsys):
     frame = sorted(cart.glob("r*c*.tif"))[0]
     one_line_refusal(capsys, predict_args(clean_run["root"], frame),
                      "one frame of a cartridge: pass the cartridge folder holding it")
+
+
+def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_read(
+        with_tiny3, caplog):
+    from ctcnet.inference.inputs import _say_a_mixed_batch
+    from ctcnet.nn import registry
+
+    five = load_panel(None)
+    three = load_panel({"channels": ["DAPI", "CK", "CD45"]})
+    chosen = registry.choose_model([five, three], cartridges=True)
+    assert chosen.name == "tiny3"
+    with caplog.at_level(logging.WARNING, logger="ctcnet.inference.inputs"):
+        _say_a_mixed_batch([five, three], chosen, cartridges=True, scan_scale=False)
+        _say_a_mixed_batch([five, five], registry.choose_model([five]), cartridges=True,
+                           scan_scale=False)
+    assert caplog.text.count("panels differ") == 1
+    assert "tiny3, the model every input fits" in caplog.text and "ctcnet-default" in caplog.text
