@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # a type only: crop_dataset imports this module
 
 # The crop reader's logger: its warnings are the crop set's, whichever module words them.
 log = logging.getLogger("ctcnet.detect.crop_dataset")
+# The share by which a resampled pixel may pass the values it was resampled from.
+RESAMPLING_ROUNDING = 1e-4
 
 # Unreadable or blank crops named in the one error that lists them (the count covers the rest).
 BAD_CROPS_NAMED = 10
@@ -84,6 +86,9 @@ class CropNotes:
         if not len(crops) or self.index.exported:  # display levels (a model's order drops
             return                                   # the panel's composite word)
         high = np.array([c.value_range[1] for c in self.index.panel.channels], np.float32)
+        # Resampling's weights sum to 1 only up to float rounding: a 4095 pixel brought to
+        # model scale may read 4095.0005, which is the top, not past it.
+        high *= np.float32(1 + RESAMPLING_ROUNDING)
         self.over += int((crops.max(axis=(2, 3)) > high).any(axis=1).sum())
 
     def refusal(self, errors: list[InputError]) -> InputError | None:

@@ -67,6 +67,18 @@ def test_crops_above_their_stated_range_are_said(tmp_path, rng, caplog):
     assert "1 of 6 crops hold values above" in caplog.text and "CK 4095" in caplog.text
 
 
+def test_crops_at_the_top_of_their_range_brought_to_model_scale_are_not_said(tmp_path, rng,
+                                                                             caplog):
+    """Resampling's weights sum to 1 up to float rounding: a crop at 4095 read at 0.5 um/px
+    holds 4095.0005 at model scale, the top of its range, not past it."""
+    crops = _toy_crops(rng)
+    crops[2, 1] = 4095  # a clipped CK
+    write_crop_dataset(tmp_path / "ds", crops, ["ctc"] * 6, default_panel())
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path / "ds", pixel_size=0.5), 80, 0.64)
+    assert "values above" not in caplog.text
+
+
 def test_crops_rescaled_to_fractions_are_said(tmp_path, rng, caplog):
     crops = _toy_crops(rng).astype(np.float32)
     crops[:2] /= 4095.0  # two crops exported as 0-1 floats
