@@ -50,6 +50,7 @@ from ctcnet.io.images import (
     check_channel_names,
     is_rgb_composite,
     read_image,
+    remove_cellsearch_offset,
     write_tiff,
 )
 from ctcnet.io.panel import Panel, load_panel, read_mapping, save_panel
@@ -386,7 +387,10 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
         arr, found = without_marks(arr)
         if marks is not None:
             marks += found
-    return arr
+    # CellSearch's export offset (2^15 added to some values of each channel), as a
+    # cartridge's frames have it removed: a crop cut from such an export carries it too.
+    return np.stack([remove_cellsearch_offset(plane) for plane in arr]) \
+        if arr.dtype == np.uint16 else arr
 
 
 def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,

@@ -296,3 +296,15 @@ def test_a_scan_or_a_predict_output_given_as_crops_is_told_what_it_is(tmp_path):
     for folder in (results, results / "S1"):
         with pytest.raises(InputError, match="predict output.*ctcnet crops RESULTS --reviewed"):
             read_crop_index(folder)
+
+
+def test_crops_cut_from_a_cellsearch_export_have_its_offset_removed(tmp_path, rng):
+    """2^15 added to some values of a channel (CellSearch's export) is taken off a crop as it
+    is off a cartridge's frames; genuine 16-bit counts are left as they are."""
+    crops = _toy_crops(rng).astype(np.uint16)
+    shifted = crops.copy()
+    shifted[:, 1][shifted[:, 1] > 150] += 32768  # the bright part of CK, as the export writes
+    write_crop_dataset(tmp_path / "ds", shifted, ["ctc"] * 6, default_panel())
+    index = read_crop_index(tmp_path / "ds")
+    assert not np.array_equal(shifted[0], crops[0])  # the crop read carried the offset
+    assert np.array_equal(index.read(0), crops[0])
