@@ -106,8 +106,10 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
         lo, hi = channel.value_range
         if top > hi:
             raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
-                             f"of the panel's value_range [{lo:g}, {hi:g}]: panel.json misstates "
-                             "the scan's bit depth, or the frame is damaged", path)
+                             f"of the panel's value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit "
+                             "scan's, unless panel.json states one): state the scan's range "
+                             f'in panel.json ({{"name": "{channel.name}", "value_range": '
+                             '[0, 65535]} for a 16-bit scan), or the frame is damaged', path)
     rescaled = rescaled_counts(flat, channels, float(high.max()))
     if rescaled is not None:
         brightest, span = rescaled

@@ -129,6 +129,7 @@ def test_values_above_the_panels_range_skip_the_frame(clean_run, cart):
     assert skip["frame"] == "r00c00"
     assert "channel CK holds values up to 65535, out of the panel's value_range [0, 4095]" \
         in skip["reason"]
+    assert '{"name": "CK", "value_range": [0, 65535]}' in skip["reason"]  # how to state it
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
