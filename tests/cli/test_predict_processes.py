@@ -8,6 +8,7 @@ refused input must still fail the run.
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -307,3 +308,39 @@ def test_a_process_killed_before_its_share_is_done_fails_the_run_and_says_why(
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["state"] == "failed"
     assert all(e["missing"] and "ended with status 137" in e["reason"] for e in run["outputs"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_child_stops_when_its_parent_is_killed_outright(tmp_path):
+    """kill -9 of the parent (or the OOM killer) must not leave the predict processes running
+    on, unseen by run.json and by the operator's rerun: each child gets SIGTERM."""
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from ctcnet.commands.predict_processes import die_with_parent\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+        "                         start_new_session=True, preexec_fn=die_with_parent)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n")])
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):  # gone (or a zombie of no parent's, reaped by init) within 5 s
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        except OSError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the child ran on after its parent was killed")
