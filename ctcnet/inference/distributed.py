@@ -239,9 +239,15 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
         else:
             entries.append({"name": name, "missing": True,
                             **({"reason": missing_reason} if missing_reason else {})})
+    # Samples an earlier run left in --out that this one did not run: named, so that the
+    # index of a partial rerun or another batch into the same folder does not hide them.
+    ours = set(sample_ids)
+    others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
+                    if p.parent.name not in ours)
     index = {"state": state, "written_at": _utc(time.time()),
              **({"started_at": _utc(since)} if since is not None else {}),
              "outputs": entries,
+             **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
     return index

@@ -834,3 +834,18 @@ def test_run_json_repeats_the_first_skipped_frames_reasons():
     assert len(why["skipped_because"]) == SKIP_REASONS_SHOWN + 1
     assert why["skipped_because"][-1] == "and 2 more (summary.json)"
     assert "skipped_because" not in _why({"input": "/scans/b", "frames": {"skipped": 0}})
+
+
+def test_run_json_names_the_samples_an_earlier_run_left_in_the_output_folder(tmp_path):
+    """A rerun of part of a batch, or another batch into the same --out, lists its own
+    samples; those an earlier run left there are named apart, not hidden."""
+    from ctcnet.inference.distributed import write_run_index
+
+    out = tmp_path / "out"
+    for name in ("s1", "s2", "s3"):
+        (out / name).mkdir(parents=True)
+        (out / name / "summary.json").write_text(json.dumps({"events": 5, "status": "ok"}))
+    index = write_run_index(out, ["s2"], 1, {})
+    assert [e["name"] for e in index["outputs"]] == ["s2"]
+    assert index["other_outputs"] == ["s1", "s3"]
+    assert "other_outputs" not in write_run_index(out, ["s1", "s2", "s3"], 1, {})
