@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 
 from ctcnet import __version__
 from ctcnet.errors import CtcnetError
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args._argv = argv  # for a command that runs itself again in child processes
     setup_logging(args.verbose, args.log_quiet)
+    # torch's own deprecation inside its export and pickling (its LeafSpec, copied by copyreg),
+    # about no code of ours: a line of noise in every export and fine-tune.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
+                            category=FutureWarning)
     if args.log_quiet and hasattr(args, "quiet"):  # the command's own lines go quiet too
         args.quiet = True
     if args.command is None:

@@ -35,6 +35,19 @@ from ctcnet.nn.spec import SPEC_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
 
+
+class _WithoutTips(logging.Filter):
+    """Drops Lightning's advertising tips ("💡 Tip: For seamless cloud uploads ...", printed
+    by every trainer built): a lab's fine-tune or training run says what it does, not what
+    to install."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_WithoutTips())
+
 LOSSES = ("ce", "focal")
 SCHEDULES = ("onecycle", "cosine")
 
