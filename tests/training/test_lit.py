@@ -61,3 +61,16 @@ def test_a_channel_the_starting_model_never_saw_starts_as_initialised(tmp_path, 
     with pytest.raises(PanelMismatchError, match="shares no channel"):
         CTCLitModule(panel={"channels": ["VIM", "EpCAM", "HER2"], "pixel_size_um": 0.64},
                      crop_size=TINY_CROP, arch_kwargs={"width": 8}, init_from=str(five))
+
+
+def test_lightnings_advertising_tips_are_not_printed(capsys, caplog):
+    import logging
+
+    import lightning as L
+
+    import ctcnet.training.lit  # noqa: F401  (its import installs the filter)
+
+    with caplog.at_level(logging.INFO):
+        L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_progress_bar=False)
+    captured = capsys.readouterr()
+    assert "Tip:" not in captured.out + captured.err + caplog.text
