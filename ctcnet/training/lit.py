@@ -32,21 +32,9 @@ from ctcnet.nn.classifier import CTCClassifier, load_model
 from ctcnet.nn.nets import list_architectures, load_backbone_state
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.nn.spec import SPEC_KEY, ModelSpec
+from ctcnet.training import lightning_noise  # noqa: F401  (Lightning's tips silenced)
 
 log = logging.getLogger(__name__)
-
-
-class _WithoutTips(logging.Filter):
-    """Drops Lightning's advertising tips ("💡 Tip: For seamless cloud uploads ...", printed
-    by every trainer built): a lab's fine-tune or training run says what it does, not what
-    to install."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
-
-
-for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-    logging.getLogger(_name).addFilter(_WithoutTips())
 
 LOSSES = ("ce", "focal")
 SCHEDULES = ("onecycle", "cosine")
