@@ -81,9 +81,14 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched) -> dict |
     """The sample's sign-off for the decisions cut (:mod:`ctcnet.review.signoff`), recorded
     with its source in dataset.json; a warning when there is none, or when the decisions
     changed since it."""
-    record = signoff_record(read_signoff(folder), run.run_id, len(matched.table), run.calls_id)
+    signoff = read_signoff(folder)
+    record = signoff_record(signoff, run.run_id, len(matched.table), run.calls_id)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)
+    elif record is None and signoff is not None:  # of an earlier run, or of other calls
+        log.warning("%s: the review was signed off on an earlier run of this sample (predict "
+                    "ran again since); its decisions are cut as they are: sign off again on "
+                    "the review page once they are checked against the new calls", name)
     elif record is None:
         log.warning("%s: the review is not signed off (the review page's \"sign off\"); its "
                     "decisions are cut as they are", name)

@@ -130,3 +130,21 @@ def test_a_list_in_signoff_json_fails_no_command(cart_and_model, cart, capsys, c
         said = signoff_warnings(caplog, path)
         assert len(said) == 1 and "a JSON list" in said[0], (command, said)
     capsys.readouterr()
+
+
+def test_cutting_crops_says_a_sign_off_is_of_an_earlier_run(tmp_path, caplog):
+    """predict ran again on a signed-off sample: `ctcnet crops --reviewed` says the sign-off is
+    of the earlier run (sign off again), not that the review was never signed off."""
+    from types import SimpleNamespace
+
+    from ctcnet.exports.event_crops import reviewed_signoff
+    from ctcnet.review.signoff import write_signoff
+
+    write_signoff(tmp_path, SignOff("ana", "2026-11-28T10:00:00Z", "earlier-run", None, 5, 0,
+                                    {"ctc": 2.0}, 5))
+    run = SimpleNamespace(run_id="this-run", calls_id=None)
+    matched = SimpleNamespace(table=pd.DataFrame({"a": range(5)}), n_decisions=5)
+    with caplog.at_level(logging.WARNING):
+        assert reviewed_signoff("S1", tmp_path, run, matched) is None
+    assert "signed off on an earlier run" in caplog.text
+    assert "not signed off" not in caplog.text
