@@ -10,10 +10,14 @@ is refused by name.
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import check_output_folder
 
+# What `ctcnet crops` writes beside the crops (exports.event_crops): the mark of its output.
+DATASET_FILE = "dataset.json"
 HELP = "Cut a run's reviewed events (or all, with the model's calls) into a crop dataset."
 
 
@@ -27,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "reviewer's class (review.csv)")
     parser.add_argument("--scans", default=None,
                         help="the cartridge folder, if it moved since predict (one sample)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the crops an earlier `ctcnet crops` wrote in --out (its "
+                             "dataset.json); the old ones stay until the new ones are written "
+                             "(default: refuse a folder that is not empty)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,18 +49,35 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_output_folder(out)
-    if out.exists() and any(out.iterdir()):
-        raise InputError("output folder is not empty; choose a new one", out)
+    replacing = out.exists() and any(out.iterdir())
+    if replacing and not args.overwrite:
+        raise InputError("output folder is not empty; choose a new one (or --overwrite to "
+                         "replace the crops an earlier `ctcnet crops` wrote there)", out)
+    if replacing and not (out / DATASET_FILE).is_file():
+        raise InputError(f"--overwrite replaces only a crop dataset ctcnet wrote (its "
+                         f"{DATASET_FILE}); this folder holds other files", out)
     refuse_changed_frames(args.results, args.scans)  # the run read (and refused) first
     created = not out.exists()
     check_writable(out)  # before any crop is cut
+    # Replacing: the new crops go to a folder beside it, swapped in once all are written, so a
+    # refusal or an interruption leaves the earlier crops as they were.
+    target = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)) if replacing \
+        else out
     try:
-        info = write_event_dataset(args.results, out, reviewed=args.reviewed, scans=args.scans)
+        info = write_event_dataset(args.results, target, reviewed=args.reviewed,
+                                   scans=args.scans)
     except BaseException:
         # A refused run (no review decisions, a moved scan) leaves no empty folder behind.
-        if created and out.is_dir() and not any(out.iterdir()):
+        if replacing:
+            shutil.rmtree(target, ignore_errors=True)
+        elif created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+    if replacing:
+        old = out.with_name(f"{target.name}.old")
+        out.rename(old)
+        target.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
     counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
           f"{len(info['sources'])} sample(s) -> {out}")

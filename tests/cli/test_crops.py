@@ -50,3 +50,28 @@ def test_a_file_given_for_a_run_folder_names_its_folder(tmp_path, capsys):
     status, err = run_cli(capsys, "review", summary, "--no-browser")
     assert_one_line_error(status, err, f"is a file; pass the predict output folder (for this "
                                        f"file: {summary.parent})")
+
+
+def test_crops_again_into_the_same_folder_replaces_them_with_overwrite(clean_run, cart, capsys):
+    """A lab cuts crops, reviews more, cuts again: --overwrite replaces an earlier cut (the
+    old crops kept until the new ones are written); without it, or over a folder of other
+    files, refused in one line and nothing touched."""
+    from conftest import predict
+
+    predict(clean_run, cart, out=cart.parent / "results" / "S1")
+    out = cart.parent / "cut"
+    assert run_cli(capsys, "crops", cart.parent / "results", "--out", out)[0] == 0
+    first = sorted(p.name for p in out.rglob("*") if p.is_file())
+    status, err = run_cli(capsys, "crops", cart.parent / "results", "--out", out)
+    assert_one_line_error(status, err, "not empty; choose a new one (or --overwrite")
+    (out / "note.txt").write_text("kept by a refusal\n")
+    assert run_cli(capsys, "crops", cart.parent / "results", "--out", out, "--overwrite")[0] == 0
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == first  # the note went too
+    assert not [p for p in cart.parent.iterdir() if p.name.startswith(".cut.")]
+    other = cart.parent / "other"
+    other.mkdir()
+    (other / "mine.txt").write_text("x")
+    status, err = run_cli(capsys, "crops", cart.parent / "results", "--out", other,
+                          "--overwrite")
+    assert_one_line_error(status, err, "replaces only a crop dataset ctcnet wrote")
+    assert [p.name for p in other.iterdir()] == ["mine.txt"]
