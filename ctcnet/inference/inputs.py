@@ -74,7 +74,8 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
         elif (path / "manifest.csv").exists() or (path / "panel.json").exists():
             datasets.append(path)
         else:
-            subs = sorted(p for p in path.iterdir() if p.is_dir() and is_cartridge(p))
+            subs = sorted(p for p in path.iterdir()
+                          if p.is_dir() and is_cartridge(p, unreadable=False))
             if not subs:
                 raise _not_an_input(path)
             if say_skipped:
@@ -90,7 +91,10 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
     others = sorted(p for p in folder.iterdir() if p.is_dir() and p not in cartridges
                     and not p.name.startswith("."))
     for sub in others:
-        what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
+        try:
+            what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
+        except PermissionError:
+            what = "this user may not read it"
         log.warning("%s: not a cartridge (%s), not read", sub, what)
 
 

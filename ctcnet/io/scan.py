@@ -131,10 +131,11 @@ class Cartridge:
         return read_frame(frame, self.file_panel or self.panel, self.channels)
 
 
-def is_cartridge(path: str | Path) -> bool:
+def is_cartridge(path: str | Path, unreadable: bool = True) -> bool:
     """Whether a folder is a cartridge: it has a cartridge.json or a file a frame source
     claims, or it is itself a container store (an OME-Zarr folder); or a path is a container
-    file (an OME-TIFF, CZI, ND2 or LIF holding the whole scan), given as the scan itself."""
+    file (an OME-TIFF, CZI, ND2 or LIF holding the whole scan), given as the scan itself. A
+    folder this user may not read is ``unreadable``."""
     path = Path(path)
     if is_container_file(path):
         return True
@@ -145,9 +146,11 @@ def is_cartridge(path: str | Path) -> bool:
             return True
         return any(_claimed(p) is not None for p in path.iterdir())
     except PermissionError:
-        # A folder this user may not look into: taken as a cartridge, so that opening it
-        # sets it aside with its reason (the other inputs run) rather than stopping the run.
-        return True
+        # A folder this user may not look into, given as an input: taken as a cartridge
+        # (``unreadable``), so that opening it sets it aside with its reason (the other inputs
+        # run) rather than stopping the run. Among a folder's subfolders (a lost+found beside
+        # the scans), not one: its folder's listing names it as not read.
+        return unreadable
 
 
 def is_container_file(path: str | Path) -> bool:

@@ -521,3 +521,17 @@ def test_cartridge_json_values_are_checked(tmp_path_factory, info):
     sid = cart.sample_id
     assert sid and "/" not in sid and "\\" not in sid and sid not in (".", "..")
     assert (root / "out" / sid).resolve().parent == (root / "out").resolve()
+
+
+def test_a_folder_this_user_may_not_read_is_a_cartridge_to_set_aside_only_when_given(
+        tmp_path, monkeypatch):
+    """Given as an input, an unreadable folder is opened (and set aside with its reason); a
+    folder of cartridges' unreadable subfolder (a lost+found) is not read, not a cartridge."""
+    import ctcnet.io.scan as scan
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(scan, "claim", refused)
+    assert scan.is_cartridge(tmp_path)
+    assert not scan.is_cartridge(tmp_path, unreadable=False)
