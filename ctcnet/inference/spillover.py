@@ -399,10 +399,14 @@ def leak_check(leaks: np.ndarray, panel, rules, what: str) -> dict:
     if check["beyond"]:
         said = ", ".join(f"{check['leaks'][n]:.0%} into {n} (the marker guard allows "
                          f"{check['allowance'][n]:.0%})" for n in check["beyond"])
+        # A leak far beyond any filter set's is more often the data misdescribed: two
+        # channels in each other's place, or a pixel size several times off (tdEVs then read
+        # as cells, and neighbours' signal falls into CK's area).
         log.warning("%s: %s leaks %s: the guard reads a CTC's leaked %s as that channel's own "
-                    "marker and calls it another class. Label a few CTCs of this instrument "
-                    "and run `ctcnet finetune` (or `ctcnet evaluate --calibrate-on ... "
-                    "--save-model`): the model then carries the measured leak", what,
+                    "marker and calls it another class. First check panel.json's channel "
+                    "order and pixel size; if they are right, label a few CTCs of this "
+                    "instrument and run `ctcnet finetune` (or `ctcnet evaluate --calibrate-on "
+                    "... --save-model`): the model then carries the measured leak", what,
                     check["source"], said, check["source"])
     return check
 
