@@ -66,11 +66,14 @@ def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsy
     assert [e["name"] for e in two["outputs"]] == ["sample_0", "sample_1", "sample_2"]
     for a, b in zip(one["outputs"], two["outputs"]):
         assert a["counts"] == b["counts"] and a["held"] == b["held"]
-        assert a["status"] == b["status"] == "ok"
+        # ok, or partial for the untrained model's calls alone (as many CTCs as a spike-in's,
+        # said as a possible channel swap): the same either way
+        assert a["status"] == b["status"] and a.get("problems") == b.get("problems")
+        assert not [p for p in a.get("problems", []) if "swapped?" not in p]
         events = [pd.read_parquet(base / run / a["name"] / "events.parquet")
                   for run in ("one", "two")]
         pd.testing.assert_frame_equal(events[0], events[1])
-        assert f"{a['name']}: ok, {a['events']} events" in said  # one line per input
+        assert f"{a['name']}: {a['status']}, {a['events']} events" in said  # a line per input
     # ... in the words one process uses (but for the time taken and where it went)
     assert _facts(said) == _facts(one_said) and len(_facts(said)) == 3
 
@@ -95,7 +98,8 @@ def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(sca
     assert run["world_size"] == 3
     by_name = {e["name"]: e for e in run["outputs"]}
     assert "set_aside" in by_name["c2"]  # its folder's name: its metadata is unreadable
-    assert by_name["sample_0"]["status"] == by_name["sample_1"]["status"] == "ok"
+    assert {by_name["sample_0"]["status"], by_name["sample_1"]["status"]} <= {"ok", "partial"}
+    assert "missing" not in by_name["sample_0"] and "missing" not in by_name["sample_1"]
 
 
 def test_processes_and_a_shard_are_one_or_the_other(scans, capsys):
