@@ -76,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
     if replacing:
         old = out.with_name(f"{target.name}.old")
         out.rename(old)
-        target.rename(out)
+        try:
+            target.rename(out)
+        except OSError:  # the earlier crops back in their place, the new ones beside them
+            old.rename(out)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
     print(f"{sum(info['class_counts'].values())} crops ({counts}) from "
