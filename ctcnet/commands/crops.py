@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import stat
 import tempfile
 
 from ctcnet.errors import InputError
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             out.rmdir()
         raise
     if replacing:
+        # The folder keeps the access it had (a lab group's 2775, say), not mkdtemp's 0700.
+        target.chmod(stat.S_IMODE(out.stat().st_mode))
         old = out.with_name(f"{target.name}.old")
         out.rename(old)
         try:

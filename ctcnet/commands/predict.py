@@ -143,8 +143,9 @@ def run(args) -> int:
     out = Path(args.out)
     child = args.process_inputs is not None  # one process of a --processes run
     if child:
-        from ctcnet.commands.predict_processes import read_share
+        from ctcnet.commands.predict_processes import die_with_parent, read_share
 
+        die_with_parent()  # a parent killed outright takes this process with it
         inputs = expand_list_files(read_share(args.process_inputs))
     else:
         inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused

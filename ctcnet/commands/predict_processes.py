@@ -175,15 +175,15 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
 
     # Each child sizes its frame workers and model threads to its share of the cores: sized
     # to the whole machine, N children's frame processes would ask for N times its cores.
-    env = {**os.environ, CORES_ENV: str(max(1, cpu_cores() // len(shares)))}
+    env = {**os.environ, CORES_ENV: str(max(1, cpu_cores() // len(shares))),
+           PARENT_ENV: str(os.getpid())}
     previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         log.info("running the inputs in %d processes", len(shares))
         for name in files:
             # A session of its own: a Ctrl-C reaches the parent alone, which passes it on.
             children.append(subprocess.Popen(child_command(argv, name, model), env=env,
-                                             start_new_session=True,
-                                             preexec_fn=die_with_parent if LINUX else None))
+                                             start_new_session=True))
         while any(child.poll() is None for child in children):
             if while_waiting is not None:
                 while_waiting()
@@ -210,20 +210,27 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
 # Linux's prctl option that gives a process a signal when its parent ends.
 PR_SET_PDEATHSIG = 1
 LINUX = sys.platform.startswith("linux")
+# The parent's process id, as each child is told it (what the child checks it still has).
+PARENT_ENV = "CTCNET_PARENT_PID"
 
 
 def die_with_parent() -> None:
-    """Run in a child before its program: Linux sends it SIGTERM when the parent ends, as the
-    parent passes on a signal it gets. A parent killed outright (kill -9, the OOM killer)
-    otherwise left its children running on, unseen by run.json and by an operator's rerun;
-    with it, each stops as SIGTERM stops predict (its journal closed, the rerun resumes)."""
+    """Called by a child of a ``--processes`` run as it starts: Linux sends it SIGTERM when
+    the parent ends, as the parent passes on a signal it gets. A parent killed outright (kill
+    -9, the OOM killer) otherwise left its children running on, unseen by run.json and by an
+    operator's rerun; with it, each stops as SIGTERM stops predict (its journal closed, the
+    rerun resumes). A parent already gone when the request is made is seen by its id (a
+    child is re-parented to init or to a subreaper): the child stops at once."""
     import ctypes
 
+    parent = os.environ.get(PARENT_ENV, "")
+    if not LINUX or not parent.isdigit():
+        return
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-    except (OSError, AttributeError):  # no prctl here: the children run on as before
+    except (OSError, AttributeError):  # no prctl here: the child runs on as before
         return
-    if os.getppid() == 1:  # the parent ended before the request was made
+    if os.getppid() != int(parent):
         os.kill(os.getpid(), signal.SIGTERM)
 
 

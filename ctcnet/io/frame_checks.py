@@ -131,16 +131,30 @@ def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
     return None
 
 
+EIGHT_BIT_TOP = 255
+
+
+def eight_bit_ceiling(frame: np.ndarray) -> float:
+    """The highest value ``frame`` can hold where it is an 8-bit frame (255), else infinity:
+    an 8-bit frame is saturated at 255 whatever value_range panel.json states (one left at a
+    12-bit scan's 4095 never said so). Told by its type, or, for the float32 a cartridge's
+    frames are read as, by its values: whole numbers, none above 255 (as detection tells an
+    8-bit display export, ``detect.detection.noise_floor``)."""
+    if np.issubdtype(frame.dtype, np.integer):
+        return float(np.iinfo(frame.dtype).max)
+    if float(frame.max()) <= EIGHT_BIT_TOP and bool((frame == np.round(frame)).all()):
+        return float(EIGHT_BIT_TOP)
+    return np.inf
+
+
 def saturation_note(frame: np.ndarray, channels) -> str | None:
     """What to say of a frame (C, H, W) with a channel saturated over more than
-    :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range, or of the
-    frame's integer type where that is lower), None when
+    :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range, or at 255
+    for an 8-bit frame, :func:`eight_bit_ceiling`), None when
     none is. Such a frame is read, its events called, but its count is not to be trusted
     without a look: the cells under the glare merge or vanish."""
     said = []
-    # An integer frame cannot exceed its type's ceiling: an 8-bit frame is saturated at 255
-    # whatever value_range panel.json states (one left at a 12-bit scan's 4095 never fired).
-    ceiling = np.iinfo(frame.dtype).max if np.issubdtype(frame.dtype, np.integer) else np.inf
+    ceiling = eight_bit_ceiling(frame)
     for plane, channel in zip(frame, channels):
         top = min(channel.value_range[1], ceiling)
         share = float(np.count_nonzero(plane >= top)) / plane.size

@@ -65,7 +65,9 @@ def test_crops_again_into_the_same_folder_replaces_them_with_overwrite(clean_run
     status, err = run_cli(capsys, "crops", cart.parent / "results", "--out", out)
     assert_one_line_error(status, err, "not empty; choose a new one (or --overwrite")
     (out / "note.txt").write_text("kept by a refusal\n")
+    out.chmod(0o2775)  # shared with a lab group
     assert run_cli(capsys, "crops", cart.parent / "results", "--out", out, "--overwrite")[0] == 0
+    assert oct(out.stat().st_mode & 0o7777) == oct(0o2775)
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == first  # the note went too
     assert not [p for p in cart.parent.iterdir() if p.name.startswith(".cut.")]
     other = cart.parent / "other"

@@ -323,11 +323,15 @@ def test_a_child_stops_when_its_parent_is_killed_outright(tmp_path):
     import time
 
     pid_file = tmp_path / "child.pid"
+    child_code = ("from ctcnet.commands.predict_processes import die_with_parent\n"
+                  "die_with_parent()\n"
+                  "import time; time.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import subprocess, sys, time\n"
-        "from ctcnet.commands.predict_processes import die_with_parent\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
-        "                         start_new_session=True, preexec_fn=die_with_parent)\n"
+        "import os, subprocess, sys, time\n"
+        "from ctcnet.commands.predict_processes import PARENT_ENV\n"
+        "env = {**os.environ, PARENT_ENV: str(os.getpid())}\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], env=env,\n"
+        "                         start_new_session=True)\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
         "time.sleep(60)\n")])
     for _ in range(200):

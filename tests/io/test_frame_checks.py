@@ -90,7 +90,10 @@ def test_an_8_bit_frame_is_saturated_at_255_whatever_value_range_the_panel_state
     frame = np.full((5, 100, 100), 20, np.uint8)
     frame[0, :60, :] = 255
     assert "DAPI 60%" in saturation_note(frame, panel.channels)
-    assert saturation_note(frame.astype(np.float32), panel.channels) is None  # no type ceiling
+    # as a cartridge's frames are read: float32 of whole numbers within 0-255
+    assert "DAPI 60%" in saturation_note(frame.astype(np.float32), panel.channels)
+    scan = frame.astype(np.float32) * 16  # a 12-bit scan's counts: 4080 is under its top
+    assert saturation_note(scan, panel.channels) is None
 
 
 def test_a_simulated_8_bit_cartridge_states_its_0_255_range(tmp_path):
