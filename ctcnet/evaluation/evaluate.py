@@ -397,7 +397,10 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     report = count_report(rows, names)
     report["model"] = str(backend.model_path)
     report["prior"] = prior_name
-    report["review_flags"] = "review column of events (top probability < review threshold)"
+    report["review_flags"] = ("review column of events: sent to a person where the doubt could "
+                              "change a count (a counted class in doubt or within the review "
+                              "band, or the marker guard's flags); each sample's summary.json "
+                              "review_list gives how many each reason brings")
     counts_png(report, out_dir / "counts.png")
     atomic_write_text(out_dir / "counts.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -4,29 +4,32 @@ software (FlowJo, FCS Express, FlowCal), GeoJSON detections to see on the frame 
 **FCS** (:func:`events_fcs`, written by :func:`ctcnet.exports.fcs.write_fcs`): one list-mode
 file per sample, one event a row. Parameters: ``event_id`` (its row in events.csv, to find a
 gated event again), ``frame``, ``x``, ``y``, ``area_um2``, each ``mean_<channel>``, each
-``p_<class>``, ``confidence``, then codes: ``class`` and ``model_class``
-(``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then ``failed``),
-``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit each:
-``CTCNET_GUARD_BITS``), ``edge_cut``, ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
+``p_<class>`` (the network's), ``fused_p_<class>`` (what the call reads, the markers taking
+part, where the model carries a cartridge fusion), ``confidence``, then codes: ``class`` and
+``model_class`` (``CTCNET_CLASS_CODES`` names them: the model's classes in its order, then
+``failed``), ``review`` (1 = sent to review), ``guard`` (the marker guard's flags, one bit
+each: ``CTCNET_GUARD_BITS``), ``counted`` (1 = the call enters the sample's counts; 0 = held
+by the guard for a person: ``class`` and ``counted`` together give summary.json's counts),
+``edge_cut``, ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
 whose markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call whose doubt toward
 a cluster the markers settle: one CTC), and where the sample was reviewed ``reviewer_call`` (the
 class a reviewer gave the event, or ``rejected``, by the same codes; -1: not decided). A value
 that is not finite (a ``failed`` event's probabilities and confidence) is written as -1
 (``CTCNET_MISSING``).
 
-**GeoJSON** (:func:`events_geojson`): one FeatureCollection per frame, in the layout QuPath
-(0.4 and later) reads and writes (``PathObjectTypeAdapters`` in qupath-core): per event a
-Feature whose ``properties`` hold ``objectType: "detection"``, ``name``, ``classification``
-(``{"name", "color": [r, g, b]}``), ``measurements`` (a map of name to number: QuPath reads
-numbers only, so a value that is not finite is left out) and ``metadata`` (strings; a
-reviewed event's ``reviewer_call`` among them). The
-geometry is the event's bounding box as a Polygon (or its centre as a Point) in QuPath's image
-coordinates: pixels, origin at the top-left corner of the top-left pixel, so a pixel's centre
-is at +0.5 (events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are exclusive
-and land on pixel edges as they are). Open the frame's image (``r00c00.tif``) in QuPath and
-import ``r00c00.geojson`` onto it (File > Import objects from file, or drag the file onto the
-viewer). Each feature's ``id`` is a UUID fixed by the cartridge and event, so an import of the
-same run again names the same objects.
+**GeoJSON** (:func:`ctcnet.exports.geojson.events_geojson`): one FeatureCollection per frame,
+in the layout QuPath (0.4 and later) reads and writes (``PathObjectTypeAdapters`` in
+qupath-core): per event a Feature whose ``properties`` hold ``objectType: "detection"``,
+``name``, ``classification`` (``{"name", "color": [r, g, b]}``), ``measurements`` (a map of
+name to number: QuPath reads numbers only, so a value that is not finite is left out) and
+``metadata`` (strings; a reviewed event's ``reviewer_call`` among them). The geometry is the
+event's bounding box as a Polygon (or its centre as a Point) in QuPath's image coordinates:
+pixels, origin at the top-left corner of the top-left pixel, so a pixel's centre is at +0.5
+(events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are exclusive and land on
+pixel edges as they are). Open the frame's image (``r00c00.tif``) in QuPath and import
+``r00c00.geojson`` onto it (File > Import objects from file, or drag the file onto the viewer).
+Each feature's ``id`` is a UUID fixed by the cartridge and event, so an import of the same run
+again names the same objects.
 
 :func:`export_events` writes both for a predict ``--out`` folder (or one sample's folder),
 atomically and as one (a write that fails takes back those before it), refusing to replace
@@ -39,7 +42,6 @@ import json
 import logging
 import math
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +52,7 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
-from ctcnet.inference.guard import FLAGS
+from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_folder,
@@ -72,14 +74,6 @@ REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review"
 # The column a reviewed sample's events carry: the reviewer's call, "" where none was given.
 REVIEWER_CALL = "reviewer_call"
 BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
-# QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
-# other taxonomies take the palette in turn.
-CLASS_COLOURS = {"ctc": (220, 30, 30), "cluster": (255, 140, 0), "wbc": (30, 110, 230),
-                 "debris": (150, 150, 150), FAILED_CLASS: (200, 0, 200)}
-PALETTE = ((44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207),
-           (188, 189, 34), (127, 127, 127))
-# Feature ids are UUIDs derived from this namespace, the cartridge and the event.
-_ID_NAMESPACE = uuid.UUID("6f0c1d5e-2b7a-4c1e-9d3f-3a8e5b0c7d21")
 
 
 @dataclass
@@ -212,6 +206,11 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         channel = col.removeprefix("mean_")
         out.append(number(col, f"{channel} mean intensity", channel_top.get(channel, 0.0)))
     out += [number(f"p_{c}", f"P({c})", 1.0) for c in classes if f"p_{c}" in events]
+    # What the call is read from where the model's cartridge fusion ran (scan_fused): the
+    # network's and the markers' evidence together; the network's own elsewhere. Gating on
+    # the network's alone contradicts calls the markers made.
+    out += [number(f"fused_p_{c}", f"P({c}) with the markers", 1.0) for c in classes
+            if f"fused_p_{c}" in events]
     if "confidence" in events:
         out.append(number("confidence", "Confidence of the call", 1.0))
     top_code = len(codes.classes) - 1
@@ -225,6 +224,10 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         out.append(Parameter("guard", "Guard flags (bits: CTCNET_GUARD_BITS)",
                              codes.guard_code(events["guard"]),
                              (1 << len(codes.guard_flags)) - 1))
+    # The sample's counts are of the calls the guard did not hold: class and counted together
+    # give summary.json's counts (a ctc call held by the guard is shown, not counted).
+    out.append(Parameter("counted", "Call counted (1), or held by the guard for a person (0)",
+                         counted(events).astype(np.float64), 1.0))
     if "edge_cut" in events:
         out.append(flag("edge_cut", "Cut by the frame border (1)", False))
     if "markers_ctc" in events:
@@ -285,77 +288,6 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
             "names": [p.name.replace(",", "_") for p in parameters],
             "long_names": [p.long_name for p in parameters], "keywords": keywords,
             "upper": [p.upper for p in parameters]}
-
-
-# --- GeoJSON for QuPath -------------------------------------------------------------------------
-
-def class_colours(classes: Sequence[str]) -> dict[str, list[int]]:
-    """An RGB colour per class: the known ones fixed, others from the palette in turn."""
-    out, others = {}, iter(PALETTE * (1 + len(classes) // len(PALETTE)))
-    for name in classes:
-        out[name] = list(CLASS_COLOURS.get(name) or next(others))
-    return out
-
-
-def _shortest(values: np.ndarray) -> list[float | None]:
-    """float32 values as the shortest decimals that read back as the same float32 (the file
-    stays small and exact); not finite -> None (QuPath reads numbers only: left out)."""
-    values = np.asarray(values, np.float32)
-    return [float(s) if np.isfinite(v) else None for v, s in zip(values, values.astype(str))]
-
-
-def _geometry(row, kind: str) -> dict:
-    if kind == "point":
-        return {"type": "Point", "coordinates": [float(row.x) + 0.5, float(row.y) + 0.5]}
-    x0, y0, x1, y1 = (int(row.bbox_x0), int(row.bbox_y0), int(row.bbox_x1), int(row.bbox_y1))
-    # Counter-clockwise as RFC 7946 asks of an exterior ring, closed on its first corner.
-    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
-    return {"type": "Polygon", "coordinates": [ring]}
-
-
-def events_geojson(events: pd.DataFrame, summary, where: Path,
-                   geometry: str = "box") -> dict[str, dict]:
-    """Frame id -> a GeoJSON FeatureCollection of that frame's events as QuPath detections."""
-    if geometry not in ("box", "point"):
-        raise ValueError(f"geometry must be box or point, not {geometry!r}")
-    _check_columns(events, REQUIRED_COLUMNS + (BOX_COLUMNS if geometry == "box" else ()), where)
-    codes = EventCodes.of(events, summary.model.classes)
-    colours = class_colours(codes.classes)
-    # Measurements: the FCS file's numbers, by the names of events.csv, less what QuPath
-    # shows another way (the position, the class).
-    measured = {p.name: _shortest(p.values) for p in event_parameters(events, summary, where, codes)
-                if p.name not in ("x", "y", "class", "model_class", REVIEWER_CALL)}
-    calls = events["class"].astype(str).to_numpy()
-    model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
-        else None
-    guards = [_flags(v) for v in events["guard"]] if "guard" in events else [[]] * len(events)
-    reviewed = events[REVIEWER_CALL].astype(str).to_numpy() if REVIEWER_CALL in events \
-        else [""] * len(events)
-    identity = summary.cartridge_id or summary.sample_id
-    by_frame: dict[str, list] = {}
-    for k, row in enumerate(events.itertuples(index=False)):
-        event_id, call, guard = int(row.event_id), calls[k], "+".join(guards[k])
-        metadata = {"sample_id": summary.sample_id, "frame_id": str(row.frame_id),
-                    "event_id": str(event_id), "class": call}
-        if model_calls is not None:
-            metadata["model_class"] = model_calls[k]
-        if guard:
-            metadata["guard"] = guard
-        if reviewed[k]:
-            metadata[REVIEWER_CALL] = reviewed[k]
-        by_frame.setdefault(str(row.frame_id), []).append({
-            "type": "Feature",
-            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
-            "geometry": _geometry(row, geometry),
-            "properties": {
-                "objectType": "detection",
-                "name": f"{call} #{event_id}" + (f" [{guard}]" if guard else ""),
-                "classification": {"name": call, "color": colours[call]},
-                "measurements": {name: values[k] for name, values in measured.items()
-                                 if values[k] is not None},
-                "metadata": metadata}})
-    return {frame: {"type": "FeatureCollection", "features": features}
-            for frame, features in by_frame.items()}
 
 
 # --- Whole runs ---------------------------------------------------------------------------------
@@ -491,6 +423,8 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
                 write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name))
                 written.append(plan.fcs)
             if plan.geojson is not None:
+                from ctcnet.exports.geojson import events_geojson  # (it builds on this module)
+
                 collections = events_geojson(events, summary, where, geometry)
                 _write_geojson_folder(plan.geojson, collections, written)
                 plan.frames = len(collections)

@@ -92,7 +92,7 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
     assert values.shape == (len(events), len(names)) and len(events) > 10
     # Every measurement of the table comes back as the same float32.
     for column in ["event_id", "frame", "x", "y", "area_um2", "confidence",
-                   *[c for c in events.columns if c.startswith(("mean_", "p_"))]]:
+                   *[c for c in events.columns if c.startswith(("mean_", "p_", "fused_p_"))]]:
         assert np.array_equal(values[:, names.index(column)].astype(np.float32),
                               events[column].to_numpy(np.float32)), column
     # Codes decode through the keywords to the table's text columns.
@@ -242,10 +242,12 @@ def test_geojson_round_trip(run, tmp_path):
                                                       "bbox_y1"))
             assert ring == [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
             for name, value in props["measurements"].items():
-                if name in ("review", "guard", "edge_cut"):
+                if name in ("review", "guard", "edge_cut", "counted"):
                     continue
                 assert np.float32(value) == np.float32(event[name]), name
             assert props["measurements"]["review"] == float(event["review"])
+            # counted: the call enters summary.json's counts (not held by the guard)
+            assert props["measurements"]["counted"] == float(not event["guard"])
     assert sorted(seen) == events["event_id"].tolist()
     # A second export gives the same objects the same ids (QuPath matches them on import).
     ids = {f["id"] for p in files for f in json.loads(p.read_text())["features"]}

@@ -1,0 +1,101 @@
+"""A predict run's events as GeoJSON detections for QuPath (:func:`events_geojson`): the layout
+and coordinates :mod:`ctcnet.exports.event_exports` describes, one FeatureCollection per frame.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.exports.event_exports import (
+    BOX_COLUMNS,
+    REQUIRED_COLUMNS,
+    REVIEWER_CALL,
+    EventCodes,
+    _check_columns,
+    _flags,
+    event_parameters,
+)
+from ctcnet.nn.calls import FAILED_CLASS
+
+# QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
+# other taxonomies take the palette in turn.
+CLASS_COLOURS = {"ctc": (220, 30, 30), "cluster": (255, 140, 0), "wbc": (30, 110, 230),
+                 "debris": (150, 150, 150), FAILED_CLASS: (200, 0, 200)}
+PALETTE = ((44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207),
+           (188, 189, 34), (127, 127, 127))
+# Feature ids are UUIDs derived from this namespace, the cartridge and the event.
+_ID_NAMESPACE = uuid.UUID("6f0c1d5e-2b7a-4c1e-9d3f-3a8e5b0c7d21")
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, list[int]]:
+    """An RGB colour per class: the known ones fixed, others from the palette in turn."""
+    out, others = {}, iter(PALETTE * (1 + len(classes) // len(PALETTE)))
+    for name in classes:
+        out[name] = list(CLASS_COLOURS.get(name) or next(others))
+    return out
+
+
+def _shortest(values: np.ndarray) -> list[float | None]:
+    """float32 values as the shortest decimals that read back as the same float32 (the file
+    stays small and exact); not finite -> None (QuPath reads numbers only: left out)."""
+    values = np.asarray(values, np.float32)
+    return [float(s) if np.isfinite(v) else None for v, s in zip(values, values.astype(str))]
+
+
+def _geometry(row, kind: str) -> dict:
+    if kind == "point":
+        return {"type": "Point", "coordinates": [float(row.x) + 0.5, float(row.y) + 0.5]}
+    x0, y0, x1, y1 = (int(row.bbox_x0), int(row.bbox_y0), int(row.bbox_x1), int(row.bbox_y1))
+    # Counter-clockwise as RFC 7946 asks of an exterior ring, closed on its first corner.
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def events_geojson(events: pd.DataFrame, summary, where: Path,
+                   geometry: str = "box") -> dict[str, dict]:
+    """Frame id -> a GeoJSON FeatureCollection of that frame's events as QuPath detections."""
+    if geometry not in ("box", "point"):
+        raise ValueError(f"geometry must be box or point, not {geometry!r}")
+    _check_columns(events, REQUIRED_COLUMNS + (BOX_COLUMNS if geometry == "box" else ()), where)
+    codes = EventCodes.of(events, summary.model.classes)
+    colours = class_colours(codes.classes)
+    # Measurements: the FCS file's numbers, by the names of events.csv, less what QuPath
+    # shows another way (the position, the class).
+    measured = {p.name: _shortest(p.values) for p in event_parameters(events, summary, where, codes)
+                if p.name not in ("x", "y", "class", "model_class", REVIEWER_CALL)}
+    calls = events["class"].astype(str).to_numpy()
+    model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
+        else None
+    guards = [_flags(v) for v in events["guard"]] if "guard" in events else [[]] * len(events)
+    reviewed = events[REVIEWER_CALL].astype(str).to_numpy() if REVIEWER_CALL in events \
+        else [""] * len(events)
+    identity = summary.cartridge_id or summary.sample_id
+    by_frame: dict[str, list] = {}
+    for k, row in enumerate(events.itertuples(index=False)):
+        event_id, call, guard = int(row.event_id), calls[k], "+".join(guards[k])
+        metadata = {"sample_id": summary.sample_id, "frame_id": str(row.frame_id),
+                    "event_id": str(event_id), "class": call}
+        if model_calls is not None:
+            metadata["model_class"] = model_calls[k]
+        if guard:
+            metadata["guard"] = guard
+        if reviewed[k]:
+            metadata[REVIEWER_CALL] = reviewed[k]
+        by_frame.setdefault(str(row.frame_id), []).append({
+            "type": "Feature",
+            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
+            "geometry": _geometry(row, geometry),
+            "properties": {
+                "objectType": "detection",
+                "name": f"{call} #{event_id}" + (f" [{guard}]" if guard else ""),
+                "classification": {"name": call, "color": colours[call]},
+                "measurements": {name: values[k] for name, values in measured.items()
+                                 if values[k] is not None},
+                "metadata": metadata}})
+    return {frame: {"type": "FeatureCollection", "features": features}
+            for frame, features in by_frame.items()}
