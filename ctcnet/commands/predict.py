@@ -284,6 +284,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     import time
 
     from ctcnet.commands.predict_processes import (
+        SHARE_DONE,
         STOPPED,
         check_before_children,
         done_watcher,
@@ -303,9 +304,9 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     mark_run_started(out, names, started)
     status = run_in_processes(args._argv, shares, watch,
                               model if args.model is None else None)
-    # A process killed or failed (not a refusal, 2, nor a sample without frames, 3) leaves its
-    # share unfinished: the run failed, and its samples without an output say why.
-    failed = status not in STOPPED and status not in (0, 2, 3)
+    # A process killed or failed leaves its share unfinished: the run failed, and its samples
+    # without an output say why.
+    failed = status not in STOPPED and status not in SHARE_DONE
     index = write_run_index(
         out, names, len(shares), since=started,
         state="stopped" if status in STOPPED else "failed" if failed else "finished",

@@ -47,6 +47,9 @@ INPUTS_OPTION = "--process-inputs"
 POLL_S = 1.0
 # The exit statuses of a run stopped by an interrupt or a termination (128 + the signal).
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+# A child's statuses of a share done: finished, an input refused (2), a sample without a
+# readable frame (3). Any other is a process that failed or was killed, its share unfinished.
+SHARE_DONE = (0, 2, 3)
 
 
 def parse_processes(text: str | None) -> int | None:
@@ -145,7 +148,7 @@ def exit_status(codes: list[int]) -> int:
     codes = [shell_status(c) for c in codes]
     if 130 in codes:
         return 130
-    failed = [c for c in codes if c not in (0, 2, 3)]
+    failed = [c for c in codes if c not in SHARE_DONE]
     if failed:
         return failed[0]
     return 2 if 2 in codes else 3 if 3 in codes else 0
@@ -202,7 +205,7 @@ def run_in_processes(argv: list[str], shares: list[list[str]],
     status = exit_status(codes)
     if status not in STOPPED:  # (stopped by a signal the parent passed on: nothing to add)
         for k, code in enumerate(codes, 1):
-            if code not in (0, 2, 3):
+            if code not in SHARE_DONE:
                 log.error("process %d of %d ended with status %d", k, len(codes), code)
     return status
 

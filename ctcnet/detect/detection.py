@@ -36,6 +36,7 @@ from ctcnet.detect.members import LABEL, marker_channels, marker_seeds, with_mar
 from ctcnet.detect.resampling import two_tap_matrix
 from ctcnet.detect.splitting import group_max, split_and_merge
 from ctcnet.errors import InputError
+from ctcnet.io.frame_checks import holds_eight_bit_values
 from ctcnet.io.panel import Panel
 
 
@@ -163,7 +164,6 @@ def background_map(image: np.ndarray, block: int) -> np.ndarray:
 # counts after binning): for them nothing changes.
 QUANTISATION_NOISE = 12 ** -0.5
 EIGHT_BIT_NOISE = 1.0
-EIGHT_BIT_TOP = 255
 
 
 def noise_floor(frame) -> float:
@@ -171,9 +171,7 @@ def noise_floor(frame) -> float:
     GPU path) with: by its values, not its type, so that a frame uploaded as float32 is read
     as the same frame on the host."""
     sample = frame[:, ::4, ::4]  # a sixteenth of the pixels tell a frame's kind, cheaply
-    if float(sample.max()) > EIGHT_BIT_TOP or not bool((sample == sample.round()).all()):
-        return QUANTISATION_NOISE
-    return EIGHT_BIT_NOISE
+    return EIGHT_BIT_NOISE if holds_eight_bit_values(sample) else QUANTISATION_NOISE
 
 
 def robust_noise(residual: np.ndarray, floor: float = QUANTISATION_NOISE) -> np.ndarray:

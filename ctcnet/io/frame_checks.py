@@ -134,17 +134,21 @@ def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
 EIGHT_BIT_TOP = 255
 
 
+def holds_eight_bit_values(values) -> bool:
+    """Whole numbers, none above 255: an 8-bit frame (a display export, or a channel squeezed
+    into 256 levels) whatever type it was read as. A numpy array or a torch tensor (detection
+    tells a frame's kind on the GPU too, :func:`ctcnet.detect.detection.noise_floor`)."""
+    return float(values.max()) <= EIGHT_BIT_TOP and bool((values == values.round()).all())
+
+
 def eight_bit_ceiling(frame: np.ndarray) -> float:
     """The highest value ``frame`` can hold where it is an 8-bit frame (255), else infinity:
     an 8-bit frame is saturated at 255 whatever value_range panel.json states (one left at a
     12-bit scan's 4095 never said so). Told by its type, or, for the float32 a cartridge's
-    frames are read as, by its values: whole numbers, none above 255 (as detection tells an
-    8-bit display export, ``detect.detection.noise_floor``)."""
+    frames are read as, by its values (:func:`holds_eight_bit_values`)."""
     if np.issubdtype(frame.dtype, np.integer):
         return float(np.iinfo(frame.dtype).max)
-    if float(frame.max()) <= EIGHT_BIT_TOP and bool((frame == np.round(frame)).all()):
-        return float(EIGHT_BIT_TOP)
-    return np.inf
+    return float(EIGHT_BIT_TOP) if holds_eight_bit_values(frame) else np.inf
 
 
 def saturation_note(frame: np.ndarray, channels) -> str | None:
