@@ -235,8 +235,10 @@ def _say_a_mixed_batch(panels: list[Panel], chosen, **choice) -> None:
 
     if len({tuple(p.names) for p in panels}) < 2:
         return
+    # One choice per kind of panel (its channels, composite or not), not per input.
+    distinct = {(tuple(p.names), p.composite): p for p in panels}
     alone = set()
-    for panel in panels:
+    for panel in distinct.values():
         with contextlib.suppress(PanelMismatchError, InputError):
             best = choose_model([panel], **choice).name
             if best != chosen.name:
