@@ -12,7 +12,8 @@
 * the **marks** filled in colour composites (frames, scale bars:
   :func:`ctcnet.io.annotations.warn_of_marks`);
 * composites whose R, G, B planes are likely in **another order** than ``panel.json`` says
-  (:mod:`ctcnet.detect.plane_order`).
+  (:mod:`ctcnet.detect.plane_order`), and raw scan crops so (:mod:`ctcnet.detect.scan_planes`:
+  the nucleus's plane, the leukocyte markers).
 
 Everything is read in the files' own channel order (``index.file_panel``), before the crops
 are brought to a model's channels and scale, except the range check, which reads the crops at
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ctcnet.detect.plane_order import PlaneVotes
+from ctcnet.detect.scan_planes import CropFolderSigns
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks
 from ctcnet.io.scan import rescaled_counts
@@ -61,6 +63,9 @@ class CropNotes:
         # files carry their channel names, checked as they are read).
         self.planes = PlaneVotes(self.panel.names, dna, len(index)) \
             if self.panel.composite == "rgb" and dna is not None else None
+        # Raw crops (a scan's counts): their cells tell the order as a cartridge's do.
+        self.scan_signs = CropFolderSigns(self.panel, len(index)) \
+            if not self.panel.composite and not index.exported else None
 
     def read(self, i: int, crop: np.ndarray) -> bool:
         """Note crop ``i`` as read, (C, H, W) in the files' planes; False when it is blank
@@ -76,6 +81,10 @@ class CropNotes:
         self._first_of.setdefault(digest.digest(), []).append(i)
         if self.planes is not None and self.planes.wants(i):
             self.planes.add(crop)
+        if self.scan_signs is not None:
+            self.scan_signs.add(i, crop, self.index.panel.pixel_size_um
+                                if self.index.crop_pixel_um is None
+                                else self.index.crop_pixel_um[i])
         return True
 
     def scaled(self, crops: np.ndarray) -> None:
@@ -129,6 +138,8 @@ class CropNotes:
         order = self.planes.warning() if self.planes is not None else None
         if order:
             log.warning("crop dataset %s: %s", index.root, order)
+        for line in self.scan_signs.problems() if self.scan_signs is not None else ():
+            log.warning("crop dataset %s: %s", index.root, line)
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

@@ -67,11 +67,16 @@ def nucleus_plane(crop: np.ndarray) -> int | None:
     a larger object of another plane (at ``CELL_LEVEL``); None where no plane does."""
     x = _binned(np.asarray(crop, np.float32))
     smooth, level, noise = smoothed_over_ring(x)
-    above = smooth - level[:, None, None]
-    peak = np.percentile(above.reshape(len(x), -1), 99.5, axis=1)
-    reach = CENTRE_REACH * min(x.shape[1:])
+    return nucleus_plane_of(smooth - level[:, None, None], noise)
+
+
+def nucleus_plane_of(above: np.ndarray, noise: np.ndarray) -> int | None:
+    """:func:`nucleus_plane` of a crop already smoothed, its background taken off (``above``,
+    (C, H, W)), with each plane's ``noise`` (:func:`smoothed_over_ring`'s)."""
+    peak = np.percentile(above.reshape(len(above), -1), 99.5, axis=1)
+    reach = CENTRE_REACH * min(above.shape[1:])
     objects, cells = [], []
-    for p in range(len(x)):
+    for p in range(len(above)):
         part = None
         if peak[p] > max(LIT_NOISE * noise[p], 1e-6):
             part = central_part(above[p] > OBJECT_LEVEL * peak[p], reach)

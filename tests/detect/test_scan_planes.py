@@ -1,0 +1,169 @@
+"""ctcnet.detect.scan_planes: a scan whose planes are in another order than panel.json says is a
+problem of the sample (the nucleus in another plane than DNA's; CD66b lit without CD45 on more
+nucleated events than CD45 without CD66b), and a scan in its order is not."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import save_tiny_model
+
+import ctcnet.detect.scan_planes as scan_planes
+from ctcnet.detect.scan_planes import (
+    MIN_ALONE,
+    MIN_NUCLEUS_VOTES,
+    frame_plane_signs,
+    plane_order_problems,
+)
+from ctcnet.io.panel import load_panel
+
+PX = 0.64
+SIDE = 80
+
+
+def _disc(r_um, value, ring_from_um=None):
+    yy, xx = np.mgrid[:SIDE, :SIDE]
+    r = np.hypot(yy - (SIDE - 1) / 2, xx - (SIDE - 1) / 2) * PX
+    inside = r <= r_um if ring_from_um is None else (r <= r_um) & (r >= ring_from_um)
+    return np.where(inside, value, 0.0)
+
+
+def _leukocyte(neutrophil: bool, rng) -> np.ndarray:
+    """A (5, H, W) crop of the default panel (DAPI, CK, CD45, CD61, CD66b): a nucleus inside a
+    CD45 membrane, and for a neutrophil CD66b over the cell, on a background with noise."""
+    planes = np.zeros((5, SIDE, SIDE))
+    planes[0] = _disc(3.5, 900.0)
+    planes[2] = _disc(6.0, 400.0, ring_from_um=4.5)
+    if neutrophil:
+        planes[4] = _disc(6.0, 300.0)
+    return planes + 100.0 + rng.normal(0, 4.0, planes.shape)
+
+
+@pytest.fixture(scope="module")
+def leukocytes():
+    rng = np.random.default_rng(0)
+    return np.stack([_leukocyte(i % 3 == 0, rng) for i in range(60)]).astype(np.float32)
+
+
+@pytest.fixture
+def every_event_read(monkeypatch):
+    """Each frame's events read up to CHECK_EVENTS (a small test frame's share is a few)."""
+    monkeypatch.setattr(scan_planes, "CHECK_SHARE", 1.0)
+
+
+def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read):
+    panel = load_panel(None)
+    assert panel.names == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
+    signs = frame_plane_signs(leukocytes, panel, PX, 1)
+    assert signs == {"nucleus": [60, 0, 0, 0, 0], "neutrophil_alone": 0, "leukocyte_alone": 40}
+    assert plane_order_problems([signs, None], panel)[0] == []
+    # The same frames written DAPI <-> CK, or CD45 <-> CD66b: each said, by name.
+    dna_swapped = frame_plane_signs(leukocytes[:, [1, 0, 2, 3, 4]], panel, PX, 1)
+    assert dna_swapped["nucleus"] == [0, 60, 0, 0, 0]
+    problems, record = plane_order_problems([dna_swapped], panel)
+    assert len(problems) == 1 and "\n" not in problems[0]
+    assert problems[0].startswith("the nucleus lies in the CK plane on 60 of the 60 events that "
+                                  "show one, in DAPI's on 0: are DAPI and CK swapped?")
+    assert record["nucleus_by_plane"] == {"DAPI": 0, "CK": 60, "CD45": 0, "CD61": 0,
+                                          "CD66b": 0}
+    markers_swapped = frame_plane_signs(leukocytes[:, [0, 1, 4, 3, 2]], panel, PX, 1)
+    assert markers_swapped == {"nucleus": [60, 0, 0, 0, 0], "neutrophil_alone": 40,
+                               "leukocyte_alone": 0}
+    problems, record = plane_order_problems([markers_swapped], panel)
+    assert len(problems) == 1 and problems[0].startswith(
+        "40 nucleated events are lit in CD66b without CD45, 0 in CD45 without CD66b")
+    assert "are CD45 and CD66b swapped?" in problems[0]
+    assert record == {"events_with_a_nucleus": 60,
+                      "nucleus_by_plane": {"DAPI": 60, "CK": 0, "CD45": 0, "CD61": 0, "CD66b": 0},
+                      "neutrophil_alone": 40, "leukocyte_alone": 0}
+    # A frame's share of the cartridge's CHECK_EVENTS, spread over it; none on crops too small
+    # to show a cell and background round it, or on a frame without events.
+    assert sum(frame_plane_signs(leukocytes, panel, PX, 30)["nucleus"]) == 5
+    assert frame_plane_signs(leukocytes[:, :, 20:60, 20:60], panel, PX, 1) is None
+    assert frame_plane_signs(leukocytes[:0], panel, PX, 1) is None
+
+
+def test_a_frame_reads_at_most_its_share_of_its_events(leukocytes):
+    # CHECK_SHARE of the frame's 60 events (a cartridge's check stays small beside its work).
+    signs = frame_plane_signs(leukocytes, load_panel(None), PX, 1)
+    assert sum(signs["nucleus"]) == int(np.ceil(scan_planes.CHECK_SHARE * 60))
+
+
+def test_too_few_signs_or_a_panel_without_the_markers_judge_nothing():
+    panel = load_panel(None)
+    few = {"nucleus": [0, MIN_NUCLEUS_VOTES - 1, 0, 0, 0], "neutrophil_alone": MIN_ALONE - 1,
+           "leukocyte_alone": 0}
+    assert plane_order_problems([few], panel)[0] == []
+    # The signs of frames add up over the cartridge.
+    assert len(plane_order_problems([few, few], panel)[0]) == 2
+    # Close votes are not a swap: the DNA plane must be outvoted by half again.
+    close = {"nucleus": [30, 40, 0, 0, 0], "neutrophil_alone": 20, "leukocyte_alone": 11}
+    assert plane_order_problems([close], panel)[0] == []
+    core3 = panel.subset([0, 1, 2])
+    assert plane_order_problems([{"nucleus": [40, 0, 0]}], core3)[0] == []
+
+
+@pytest.mark.parametrize("swap", [None, ("DAPI", "CK"), ("CD45", "CD66b")])
+def test_a_simulated_scan_named_in_another_order_is_partial(tmp_path_factory, swap,
+                                                           every_event_read):
+    """The simulator's cartridge (default panel) predicted as it is: no plane problem; with
+    panel.json naming two planes in the other's place: a problem (the sample is partial) that
+    names them, and summary.json's plane_check."""
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.simulate import simulate_cartridge
+
+    root = tmp_path_factory.getbasetemp() / "scan_planes"
+    if not (root / "cart").exists():
+        simulate_cartridge(root / "cart", load_panel(None), num_frames=2,
+                           frame_shape=(420, 560), seed=11, events_per_frame=110,
+                           sample_id="S1")
+        save_tiny_model(root / "model.pt", crop_size=SIDE)
+    cart = tmp_path_factory.mktemp("cart") / "cart"
+    shutil.copytree(root / "cart", cart)
+    if swap:
+        panel = json.loads((cart / "panel.json").read_text())
+        for channel in panel["channels"]:
+            channel["name"] = {swap[0]: swap[1], swap[1]: swap[0]}.get(channel["name"],
+                                                                       channel["name"])
+        (cart / "panel.json").write_text(json.dumps(panel))
+    summary = predict_cartridge(cart, load_backend(root / "model.pt", device="cpu"),
+                                cart.parent / "out",
+                                PredictOptions(quiet=True, workers=0, report=False))
+    said = [p for p in summary.problems if "(plane_check)" in p]
+    assert summary.plane_check["events_with_a_nucleus"] >= MIN_NUCLEUS_VOTES
+    if swap is None:
+        assert said == []  # (an untrained model's calls may make it partial otherwise)
+    else:
+        assert len(said) == 1 and f"are {swap[0]} and {swap[1]} swapped?" in said[0]
+        assert summary.status == "partial"
+        on_disk = json.loads((cart.parent / "out" / "summary.json").read_text())
+        assert on_disk["plane_check"] == summary.plane_check
+
+
+@pytest.mark.parametrize("order", [None, [1, 0, 2, 3, 4], [0, 1, 4, 3, 2]])
+def test_a_raw_crop_folder_in_another_order_is_warned_of(leukocytes, tmp_path, caplog, order):
+    """Raw crops in TIFFs that store no channel names, read in panel.json's order: written in
+    another, one warning naming the two channels; in the right one, none."""
+    import tifffile
+
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+
+    panel = load_panel(None).with_pixel_size(PX)
+    (tmp_path / "wbc").mkdir()
+    (tmp_path / "panel.json").write_text(json.dumps(panel.to_dict()))
+    written = leukocytes if order is None else leukocytes[:, order]
+    for i, crop in enumerate(written):
+        tifffile.imwrite(tmp_path / "wbc" / f"{i:03d}.tif", crop.astype(np.uint16),
+                         metadata=None)
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path), SIDE)
+    said = [r.getMessage() for r in caplog.records if "swapped?" in r.getMessage()]
+    if order is None:
+        assert said == []
+    else:
+        pair, start = ("DAPI and CK", "the nucleus lies in the CK plane on 60 of the 60 crops") \
+            if order[0] == 1 else ("CD45 and CD66b", "40 nucleated crops are lit in CD66b")
+        assert len(said) == 1 and f"are {pair} swapped?" in said[0]
+        assert said[0].startswith(f"crop dataset {tmp_path}: {start}")
