@@ -12,8 +12,8 @@
 * the **marks** filled in colour composites (frames, scale bars:
   :func:`ctcnet.io.annotations.warn_of_marks`);
 * composites whose R, G, B planes are likely in **another order** than ``panel.json`` says
-  (:mod:`ctcnet.detect.plane_order`), and raw scan crops so (:mod:`ctcnet.detect.scan_planes`:
-  the nucleus's plane, the leukocyte markers).
+  (:mod:`ctcnet.detect.plane_order`), and raw scan crops so, or at a pixel size their nuclei
+  belie (:mod:`ctcnet.detect.metadata_signs`).
 
 Everything is read in the files' own channel order (``index.file_panel``), before the crops
 are brought to a model's channels and scale, except the range check, which reads the crops at
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
-from ctcnet.detect.scan_planes import CropFolderSigns
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks
 from ctcnet.io.scan import rescaled_counts
@@ -64,7 +64,9 @@ class CropNotes:
         self.planes = PlaneVotes(self.panel.names, dna, len(index)) \
             if self.panel.composite == "rgb" and dna is not None else None
         # Raw crops (a scan's counts): their cells tell the order as a cartridge's do.
-        self.scan_signs = CropFolderSigns(self.panel, len(index)) \
+        self.scan_signs = CropFolderSigns(
+            self.panel, len(index),
+            index.panel.pixel_size_um if index.crop_pixel_um is None else None) \
             if not self.panel.composite and not index.exported else None
 
     def read(self, i: int, crop: np.ndarray) -> bool:

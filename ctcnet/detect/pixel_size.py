@@ -125,10 +125,16 @@ def nucleus_diameter_px(crop: np.ndarray, dna: int) -> float:
     half its peak above the background; NaN when the DNA channel shows nothing above it."""
     smooth, level, noise = smoothed_over_ring(np.asarray(crop[dna:dna + 1], np.float32),
                                                np.asarray(crop))
-    peak = float(np.percentile(smooth[0], 99.5))
-    if peak - level[0] <= max(5.0 * noise[0], 1e-6):
+    return nucleus_diameter_of(smooth[0] - level[0], float(noise[0]))
+
+
+def nucleus_diameter_of(above: np.ndarray, noise: float) -> float:
+    """:func:`nucleus_diameter_px` of the DNA plane already smoothed, its background taken off
+    (``above``, (H, W)), with its ``noise`` (:func:`smoothed_over_ring`'s)."""
+    peak = float(np.percentile(above, 99.5))
+    if peak <= max(5.0 * noise, 1e-6):
         return float("nan")
-    return _central_diameter(smooth[0] > level[0] + 0.5 * (peak - level[0]))
+    return _central_diameter(above > 0.5 * peak)
 
 
 def estimate_pixel_size(crops: Iterable[np.ndarray], dna: int,

@@ -10,9 +10,10 @@ With spillover compensation, :func:`measure_scan_leaks` measures CK's spillover 
 from a few frames first, and every frame's model crops are compensated with it.
 
 Each frame read gets its record (its files and SHA-256, :func:`ctcnet.io.digests.frame_record`),
-a note where its pixels call for a look (saturated), CK's leak ratios of a few events and the
-signs of its planes' order (:mod:`ctcnet.detect.scan_planes`); they are journaled beside its
-part (:func:`keep_frame_record`) and end in the run's summary (:func:`with_frame_records`).
+a note where its pixels call for a look (saturated), CK's leak ratios of a few events and what
+a few of its cells say of the metadata (:mod:`ctcnet.detect.metadata_signs`: the planes'
+order, the pixel size); they are journaled beside its part (:func:`keep_frame_record`) and end
+in the run's summary (:func:`with_frame_records`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pandas as pd
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
-from ctcnet.detect.scan_planes import frame_plane_signs, plane_order_problems
+from ctcnet.detect.metadata_signs import frame_signs, metadata_problems
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import RULES, measure_for_guard_start
@@ -75,7 +76,7 @@ class FrameWork:
     record: dict | None = None  # its files and SHA-256 as read (ctcnet.io.digests.frame_record)
     note: str | None = None     # read, but its count is not to be trusted alone (saturated)
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
-    plane_signs: dict | None = None  # what a few events say of the planes' order (scan_planes)
+    signs: dict | None = None  # what a few events say of the metadata (detect.metadata_signs)
     # Prepared in a frame process: where its results lie in shared memory, for finishing there
     # too (ctcnet.inference.frame_workers.finished).
     shared: object | None = None
@@ -173,8 +174,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                                  else (None, None))
         leak_ratios = frame_leak_ratios(crops, measured, spec.panel,
                                         -(-LEAK_CHECK_EVENTS // len(cartridge.frames)))
-        plane_signs = frame_plane_signs(crops, spec.panel, spec.pixel_size_um,
-                                        len(cartridge.frames))
+        signs = frame_signs(crops, spec.panel, spec.pixel_size_um, len(cartridge.frames))
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -200,7 +200,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                                                     "guard": t4 - t3},
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
-                     leak_ratios=leak_ratios, plane_signs=plane_signs)
+                     leak_ratios=leak_ratios, signs=signs)
 
 
 def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
@@ -223,10 +223,10 @@ FRAME_RECORDS = "frames_read.jsonl"
 
 
 def keep_frame_record(parts: Path, work: FrameWork) -> None:
-    """Add a journaled frame's record, note, leak ratios and plane signs to
+    """Add a journaled frame's record, note, leak ratios and metadata signs to
     ``parts/frames_read.jsonl``."""
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
-                       "leak_ratios": work.leak_ratios, "planes": work.plane_signs})
+                       "leak_ratios": work.leak_ratios, "signs": work.signs})
     with open(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
 
@@ -238,9 +238,9 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     count over such a frame stands only once a person has looked; CK's leaks read from
     their kept ratios against the guard's allowance (:func:`spillover.leak_check
     <ctcnet.inference.spillover.leak_check>`; a leak beyond it is warned of and is a problem
-    too); and the frames' signs of the planes' order summed
-    (:func:`~ctcnet.detect.scan_planes.plane_order_problems`: another order is a problem as
-    well)."""
+    too); and the frames' signs of the metadata summed
+    (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, or a
+    pixel size the nuclei belie, are problems as well)."""
     entries = {}
     try:
         lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
@@ -269,16 +269,17 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     notes += [f"{checked['source']} leaks {checked['leaks'][name]:.0%} into {name}, past the "
               f"marker guard's {checked['allowance'][name]:.0%}: CTCs may be called another "
               "class (leak_check)" for name in checked["beyond"]]
-    order, planes = plane_order_problems([e.get("planes") for e in done.values()], spec.panel)
-    order = [f"{line} (plane_check)" for line in order]
-    for line in order:
+    said, signs = metadata_problems([e.get("signs") for e in done.values()], spec.panel,
+                                    cartridge.panel.pixel_size_um)
+    said = [f"{line} (metadata_check)" for line in said]
+    for line in said:
         log.warning("%s: %s", cartridge.sample_id, line)
-    notes += order
+    notes += said
     new = [n for n in notes if n not in cartridge.problems]
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, \
-        checked, planes
+        checked, signs
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,

@@ -299,11 +299,11 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
-    cartridge, digests, checked, planes = with_frame_records(cartridge, parts, skipped, spec)
+    cartridge, digests, checked, signs = with_frame_records(cartridge, parts, skipped, spec)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior)
     summary.spillover, summary.frame_digests = spillover, digests
-    summary.leak_check, summary.plane_check = checked, planes
+    summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     job = None
     if not options.report:

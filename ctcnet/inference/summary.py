@@ -112,9 +112,10 @@ class RunSummary:
     # CK's leaks over some CK-bright events of every frame, against what the marker guard
     # allows (spillover.leak_check); a leak beyond it is warned of.
     leak_check: dict | None = None
-    # What a few events of every frame say of the planes' order (the nucleus's plane, the
-    # leukocyte markers: ctcnet.detect.scan_planes); another order is a problem.
-    plane_check: dict | None = None
+    # What a few events of every frame say of the metadata (the nucleus's plane, the
+    # leukocyte markers, the nuclei's size: ctcnet.detect.metadata_signs); planes in another
+    # order or a pixel size the nuclei belie are problems.
+    metadata_check: dict | None = None
     # The scanned cartridge's identity (``Cartridge.identity``: a digest of its frame list):
     # review decisions carry it, so none attaches to another cartridge with this sample id.
     # None in a summary written before it was recorded.

@@ -1,6 +1,7 @@
-"""ctcnet.detect.scan_planes: a scan whose planes are in another order than panel.json says is a
-problem of the sample (the nucleus in another plane than DNA's; CD66b lit without CD45 on more
-nucleated events than CD45 without CD66b), and a scan in its order is not."""
+"""ctcnet.detect.metadata_signs: a scan whose planes are in another order than panel.json says
+(the nucleus in another plane than DNA's; CD66b lit without CD45 on more nucleated events than
+CD45 without CD66b), or whose stated pixel size its nuclei belie, is a problem of the sample
+(a warning on a crop folder), and a scan as stated is not."""
 
 import json
 import shutil
@@ -9,12 +10,13 @@ import numpy as np
 import pytest
 from conftest import save_tiny_model
 
-import ctcnet.detect.scan_planes as scan_planes
-from ctcnet.detect.scan_planes import (
+import ctcnet.detect.metadata_signs as metadata_signs
+from ctcnet.detect.metadata_signs import (
     MIN_ALONE,
+    MIN_NUCLEI,
     MIN_NUCLEUS_VOTES,
-    frame_plane_signs,
-    plane_order_problems,
+    frame_signs,
+    metadata_problems,
 )
 from ctcnet.io.panel import load_panel
 
@@ -49,72 +51,92 @@ def leukocytes():
 @pytest.fixture
 def every_event_read(monkeypatch):
     """Each frame's events read up to CHECK_EVENTS (a small test frame's share is a few)."""
-    monkeypatch.setattr(scan_planes, "CHECK_SHARE", 1.0)
+    monkeypatch.setattr(metadata_signs, "CHECK_SHARE", 1.0)
 
 
 def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read):
     panel = load_panel(None)
     assert panel.names == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
-    signs = frame_plane_signs(leukocytes, panel, PX, 1)
+    signs = frame_signs(leukocytes, panel, PX, 1)
+    diameters = signs.pop("nucleus_um")
+    assert len(diameters) == 60 and 6.0 < np.median(diameters) < 8.0  # drawn 7 um across
     assert signs == {"nucleus": [60, 0, 0, 0, 0], "neutrophil_alone": 0, "leukocyte_alone": 40}
-    assert plane_order_problems([signs, None], panel)[0] == []
+    assert metadata_problems([{**signs, "nucleus_um": diameters}, None], panel, PX)[0] == []
     # The same frames written DAPI <-> CK, or CD45 <-> CD66b: each said, by name.
-    dna_swapped = frame_plane_signs(leukocytes[:, [1, 0, 2, 3, 4]], panel, PX, 1)
+    dna_swapped = frame_signs(leukocytes[:, [1, 0, 2, 3, 4]], panel, PX, 1)
     assert dna_swapped["nucleus"] == [0, 60, 0, 0, 0]
-    problems, record = plane_order_problems([dna_swapped], panel)
+    problems, record = metadata_problems([dna_swapped], panel, PX)
     assert len(problems) == 1 and "\n" not in problems[0]
     assert problems[0].startswith("the nucleus lies in the CK plane on 60 of the 60 events that "
                                   "show one, in DAPI's on 0: are DAPI and CK swapped?")
     assert record["nucleus_by_plane"] == {"DAPI": 0, "CK": 60, "CD45": 0, "CD61": 0,
                                           "CD66b": 0}
-    markers_swapped = frame_plane_signs(leukocytes[:, [0, 1, 4, 3, 2]], panel, PX, 1)
-    assert markers_swapped == {"nucleus": [60, 0, 0, 0, 0], "neutrophil_alone": 40,
-                               "leukocyte_alone": 0}
-    problems, record = plane_order_problems([markers_swapped], panel)
+    markers_swapped = frame_signs(leukocytes[:, [0, 1, 4, 3, 2]], panel, PX, 1)
+    assert markers_swapped["neutrophil_alone"] == 40 and markers_swapped["leukocyte_alone"] == 0
+    problems, record = metadata_problems([markers_swapped], panel, PX)
     assert len(problems) == 1 and problems[0].startswith(
         "40 nucleated events are lit in CD66b without CD45, 0 in CD45 without CD66b")
     assert "are CD45 and CD66b swapped?" in problems[0]
     assert record == {"events_with_a_nucleus": 60,
                       "nucleus_by_plane": {"DAPI": 60, "CK": 0, "CD45": 0, "CD61": 0, "CD66b": 0},
-                      "neutrophil_alone": 40, "leukocyte_alone": 0}
+                      "neutrophil_alone": 40, "leukocyte_alone": 0, "nuclei_measured": 60,
+                      "nucleus_median_um": round(float(np.median(diameters)), 2)}
     # A frame's share of the cartridge's CHECK_EVENTS, spread over it; none on crops too small
     # to show a cell and background round it, or on a frame without events.
-    assert sum(frame_plane_signs(leukocytes, panel, PX, 30)["nucleus"]) == 5
-    assert frame_plane_signs(leukocytes[:, :, 20:60, 20:60], panel, PX, 1) is None
-    assert frame_plane_signs(leukocytes[:0], panel, PX, 1) is None
+    assert sum(frame_signs(leukocytes, panel, PX, 30)["nucleus"]) == 5
+    assert frame_signs(leukocytes[:, :, 25:55, 25:55], panel, PX, 1) is None  # 19 um
+    assert frame_signs(leukocytes[:0], panel, PX, 1) is None
 
 
 def test_a_frame_reads_at_most_its_share_of_its_events(leukocytes):
     # CHECK_SHARE of the frame's 60 events (a cartridge's check stays small beside its work).
-    signs = frame_plane_signs(leukocytes, load_panel(None), PX, 1)
-    assert sum(signs["nucleus"]) == int(np.ceil(scan_planes.CHECK_SHARE * 60))
+    signs = frame_signs(leukocytes, load_panel(None), PX, 1)
+    assert sum(signs["nucleus"]) == int(np.ceil(metadata_signs.CHECK_SHARE * 60))
 
 
 def test_too_few_signs_or_a_panel_without_the_markers_judge_nothing():
     panel = load_panel(None)
     few = {"nucleus": [0, MIN_NUCLEUS_VOTES - 1, 0, 0, 0], "neutrophil_alone": MIN_ALONE - 1,
-           "leukocyte_alone": 0}
-    assert plane_order_problems([few], panel)[0] == []
+           "leukocyte_alone": 0, "nucleus_um": [3.0] * (MIN_NUCLEI - 1)}
+    assert metadata_problems([few], panel, PX)[0] == []
     # The signs of frames add up over the cartridge.
-    assert len(plane_order_problems([few, few], panel)[0]) == 2
+    assert len(metadata_problems([few, few], panel, PX)[0]) == 3
     # Close votes are not a swap: the DNA plane must be outvoted by half again.
     close = {"nucleus": [30, 40, 0, 0, 0], "neutrophil_alone": 20, "leukocyte_alone": 11}
-    assert plane_order_problems([close], panel)[0] == []
+    assert metadata_problems([close], panel, PX)[0] == []
     core3 = panel.subset([0, 1, 2])
-    assert plane_order_problems([{"nucleus": [40, 0, 0]}], core3)[0] == []
+    assert metadata_problems([{"nucleus": [40, 0, 0]}], core3, PX)[0] == []
 
 
-@pytest.mark.parametrize("swap", [None, ("DAPI", "CK"), ("CD45", "CD66b")])
-def test_a_simulated_scan_named_in_another_order_is_partial(tmp_path_factory, swap,
-                                                           every_event_read):
-    """The simulator's cartridge (default panel) predicted as it is: no plane problem; with
-    panel.json naming two planes in the other's place: a problem (the sample is partial) that
-    names them, and summary.json's plane_check."""
+@pytest.mark.parametrize(("median", "said"), [(4.4, True), (5.5, False), (9.3, False),
+                                              (13.2, False), (15.0, True)])
+def test_nuclei_of_no_nucleus_size_say_the_pixel_size_is_wrong(median, said):
+    panel = load_panel(None)
+    signs = {"nucleus": [0] * 5, "nucleus_um": [median] * MIN_NUCLEI}
+    problems, record = metadata_problems([signs], panel, 0.5)
+    assert record["nuclei_measured"] == MIN_NUCLEI and record["nucleus_median_um"] == median
+    assert len(problems) == said
+    if said:
+        suggested = 0.5 * metadata_signs.SCAN_NUCLEUS_UM / median
+        assert problems[0].startswith(f"the nuclei of the events read {median:.1f} um across "
+                                      f"(median of {MIN_NUCLEI}) at the stated pixel size of "
+                                      "0.5 um")
+        assert f"suggest about {suggested:.2g}" in problems[0]
+    # Each crop given its own scale (--pixel-size fit): nothing stated to judge.
+    assert metadata_problems([signs], panel, None)[0] == []
+
+
+@pytest.mark.parametrize("swap", [None, ("DAPI", "CK"), ("CD45", "CD66b"), "half pixel"])
+def test_a_simulated_scan_misdescribed_is_partial(tmp_path_factory, swap, every_event_read):
+    """The simulator's cartridge (default panel) predicted as it is: no problem of its
+    metadata; with panel.json naming two planes in the other's place, or stating half its
+    pixel size (a frame binned 2 x 2, the size not doubled): a problem (the sample is partial)
+    that says which, and summary.json's metadata_check."""
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.simulate import simulate_cartridge
 
-    root = tmp_path_factory.getbasetemp() / "scan_planes"
+    root = tmp_path_factory.getbasetemp() / "metadata_signs"
     if not (root / "cart").exists():
         simulate_cartridge(root / "cart", load_panel(None), num_frames=2,
                            frame_shape=(420, 560), seed=11, events_per_frame=110,
@@ -122,46 +144,56 @@ def test_a_simulated_scan_named_in_another_order_is_partial(tmp_path_factory, sw
         save_tiny_model(root / "model.pt", crop_size=SIDE)
     cart = tmp_path_factory.mktemp("cart") / "cart"
     shutil.copytree(root / "cart", cart)
-    if swap:
-        panel = json.loads((cart / "panel.json").read_text())
+    panel = json.loads((cart / "panel.json").read_text())
+    if swap == "half pixel":
+        panel["pixel_size_um"] /= 2
+    elif swap:
         for channel in panel["channels"]:
             channel["name"] = {swap[0]: swap[1], swap[1]: swap[0]}.get(channel["name"],
                                                                        channel["name"])
-        (cart / "panel.json").write_text(json.dumps(panel))
+    (cart / "panel.json").write_text(json.dumps(panel))
     summary = predict_cartridge(cart, load_backend(root / "model.pt", device="cpu"),
                                 cart.parent / "out",
                                 PredictOptions(quiet=True, workers=0, report=False))
-    said = [p for p in summary.problems if "(plane_check)" in p]
-    assert summary.plane_check["events_with_a_nucleus"] >= MIN_NUCLEUS_VOTES
+    said = [p for p in summary.problems if "(metadata_check)" in p]
+    assert summary.metadata_check["events_with_a_nucleus"] >= MIN_NUCLEUS_VOTES
     if swap is None:
         assert said == []  # (an untrained model's calls may make it partial otherwise)
+        assert 5.0 < summary.metadata_check["nucleus_median_um"] < 14.0
     else:
-        assert len(said) == 1 and f"are {swap[0]} and {swap[1]} swapped?" in said[0]
+        assert len(said) == 1
+        assert ("is panel.json's pixel_size_um right?" if swap == "half pixel"
+                else f"are {swap[0]} and {swap[1]} swapped?") in said[0]
         assert summary.status == "partial"
         on_disk = json.loads((cart.parent / "out" / "summary.json").read_text())
-        assert on_disk["plane_check"] == summary.plane_check
+        assert on_disk["metadata_check"] == summary.metadata_check
 
 
-@pytest.mark.parametrize("order", [None, [1, 0, 2, 3, 4], [0, 1, 4, 3, 2]])
-def test_a_raw_crop_folder_in_another_order_is_warned_of(leukocytes, tmp_path, caplog, order):
+@pytest.mark.parametrize("order", [None, [1, 0, 2, 3, 4], [0, 1, 4, 3, 2], "half pixel"])
+def test_a_raw_crop_folder_misdescribed_is_warned_of(leukocytes, tmp_path, caplog, order):
     """Raw crops in TIFFs that store no channel names, read in panel.json's order: written in
-    another, one warning naming the two channels; in the right one, none."""
+    another, or stated at half their pixel size, one warning saying which; as stated,
+    none."""
     import tifffile
 
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 
-    panel = load_panel(None).with_pixel_size(PX)
+    panel = load_panel(None).with_pixel_size(PX / 2 if order == "half pixel" else PX)
     (tmp_path / "wbc").mkdir()
     (tmp_path / "panel.json").write_text(json.dumps(panel.to_dict()))
-    written = leukocytes if order is None else leukocytes[:, order]
+    written = leukocytes if order in (None, "half pixel") else leukocytes[:, order]
     for i, crop in enumerate(written):
         tifffile.imwrite(tmp_path / "wbc" / f"{i:03d}.tif", crop.astype(np.uint16),
                          metadata=None)
     with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
         load_crops(read_crop_index(tmp_path), SIDE)
-    said = [r.getMessage() for r in caplog.records if "swapped?" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "Check panel.json" in r.getMessage()
+            or "pixel_size_um right" in r.getMessage()]
     if order is None:
         assert said == []
+    elif order == "half pixel":
+        assert len(said) == 1 and said[0].startswith(
+            f"crop dataset {tmp_path}: the nuclei of the crops read 3.")
     else:
         pair, start = ("DAPI and CK", "the nucleus lies in the CK plane on 60 of the 60 crops") \
             if order[0] == 1 else ("CD45 and CD66b", "40 nucleated crops are lit in CD66b")
