@@ -1,19 +1,22 @@
 """What a scan's cells say of its metadata: whether its planes are the markers ``panel.json``
-names (the nucleus lies in the DNA channel's plane, and every neutrophil carries the leukocyte
-marker too), and whether its pixel size is one at which its nuclei have a nucleus's size.
+names (the nucleus lies in the DNA channel's plane, every neutrophil carries the leukocyte
+marker too, and the DNA stain, CD45 and CK light what blood holds), and whether its pixel size
+is one at which its nuclei have a nucleus's size.
 
 A cartridge's planes are markers, and its pixels micrometres, only by ``panel.json``'s word (or
 the files' own metadata). An export written in another order, or binned 2 x 2 without its
 pixel size doubled, reads exactly as a right one, and ctcnet then counts by the wrong markers
 or at the wrong scale without a word: DAPI and CK swapped read 3 of a cartridge's 9 CTCs, CD45
-and CD66b swapped 16 "CTCs" against 9, and a pixel size stated at half the true one counted 16
-of a cartridge's 30 CTCs. CK and CD45 swapped are caught by the calls themselves
-(``ctcnet.inference.counts.implausible_marker_balance``); these signs catch the others.
+and CD66b swapped 16 "CTCs" against 9, a pixel size stated at half the true one counted 16 of
+a cartridge's 30 CTCs, and a CK channel whose lamp failed none of them. CK and CD45 swapped
+are caught by the calls themselves (``ctcnet.inference.counts.implausible_marker_balance``);
+these signs catch the others.
 
-They are read on a few events of every frame (:func:`frame_signs`, at most ``CHECK_EVENTS`` a
-cartridge spread over its frames; the frame's journal keeps them, so a resumed run judges
-every frame's), and judged over the cartridge (:func:`metadata_problems`); a folder of raw scan
-crops is read the same way (:class:`CropFolderSigns`):
+They are read on a few events of every frame (:func:`frame_signs`, about ``CHECK_EVENTS`` a
+cartridge spread over its frames and at least one a frame; the frame's journal keeps them, so
+a resumed run judges every frame's), and judged over the cartridge
+(:func:`metadata_problems`); a folder of raw scan crops is read the same way
+(:class:`CropFolderSigns`):
 
 * **The nucleus's plane.** In a cell the nucleus is a compact object inside the cell another
   marker lights (CK's cytoplasm round a CTC's, CD45's membrane round a leukocyte's): the plane
@@ -27,16 +30,27 @@ crops is read the same way (:class:`CropFolderSigns`):
   monocytes CD45 alone. Of the nucleated events, those lit in the neutrophil marker without
   the leukocyte marker are few and those lit the other way many: 0-9 against 12-42 on the
   same cartridges; swapped, the reverse.
+* **A dark plane.** The DNA stain lights every cell's nucleus, the leukocyte marker every
+  leukocyte, and CK some of a blood sample's events whether it holds CTCs or not (leukocytes
+  stained non-specifically, tumour-derived vesicles, dye aggregates bright in every channel,
+  other dyes' bleed): DNA or CD45 lighting almost none of the events read, or CK none, is a
+  channel that failed (a lamp, a filter, an exposure: the plane the camera's dark noise) or
+  another plane under its name. On the simulator's cartridges DAPI lights 55 % of the events
+  read at least, CD45 38 %, CK 34 %; with one of them dark (three counting cartridges each),
+  none, and each was said; with CK dark, one holding 30 CTCs had counted none, as ``ok``. On
+  real scans the share CK lights is not measured here.
 * **The nuclei's size.** The median nucleus read (its diameter at half its peak,
   :func:`ctcnet.detect.pixel_size.nucleus_diameter_of`) at the stated pixel size: 6.1-9.4 um on
   simulated cartridges of every look (small and large cells among them), 4.1-4.4 um with the
   pixel size stated at half the true one, 11.6-13.1 um at twice.
 
-A sign that points to another order or scale is a problem of the sample (the run is
-``partial``): its counts stand, and a person checks the metadata. What the signs do not tell:
-CK from CD45 (the calls do), the platelet marker from another (a platelet's plane lights
-nucleated events as often as not: platelets cling to leukocytes), and a pixel size off by less
-than about 1.4x (the models read cells from 0.7x to 2x of their scale alike).
+A sign that points to another order, a dark plane or another scale is a problem of the sample
+(the run is ``partial``): its counts stand, and a person checks the metadata. What the signs do
+not tell: CK from CD45 (the calls do), the platelet marker from another (a platelet's plane
+lights nucleated events as often as not: platelets cling to leukocytes), a pixel size stated
+less than about 1.4x too small or 2x too large (the models read cells from 0.7x to 2x of their
+scale alike), nor anything of a cartridge too small to read enough events. On a crop folder
+no plane is judged dark (its crops were chosen: a folder of CTCs shows no CD45).
 """
 
 from __future__ import annotations
@@ -60,8 +74,9 @@ MIN_FIELD_UM = 20.0
 LIT_NOISE = 10.0
 CENTRE_UM = 6.0
 # The nucleus is judged on this many events that show one, at least; another plane than the
-# DNA channel's is named when it holds the nucleus on this share of them and this many times
-# as many events as the DNA channel's plane.
+# DNA channel's is named when it holds the nucleus on this share of them, this many times as
+# many events as the DNA channel's plane, and as many events itself (a dark DNA plane leaves a
+# few small objects of other planes, not a nucleus's plane).
 MIN_NUCLEUS_VOTES = 20
 NUCLEUS_SHARE = 0.3
 NUCLEUS_RATIO = 1.5
@@ -70,12 +85,19 @@ NUCLEUS_RATIO = 1.5
 # marker alone this many times.
 MIN_ALONE = 10
 ALONE_RATIO = 2.0
+# A DNA stain lights every cell's nucleus, the leukocyte marker every leukocyte, and CK some
+# of a blood sample's cells faintly (non-specific staining, bright nuclei's bleed): judged on
+# this many events read, at least, a plane of these roles lit on no more than this share of
+# them is dark (CK on none: a sample without CTCs lights few).
+MIN_READ = 60
+DARK_SHARE = {"nucleus": 0.05, "leukocyte": 0.05, "epithelial": 0.0}
 # The nuclei's size is judged on this many nuclei measured, at least; the median diameter (um)
 # a scan's nuclei may have at the stated pixel size (leukocytes' 5-8 um, read at half their
-# peak; where counts broke, at half the true pixel size, the median read 4.1-4.4 um), and the one
+# peak, 6.1-9.4 um on simulated scans; where counts broke, at half the true pixel size, 4.1-4.4
+# um; a stated pixel size too large is told past about 2x, where counts still held), and the one
 # a right pixel size gives on the simulator's scans, for the pixel size the nuclei suggest.
 MIN_NUCLEI = 20
-NUCLEUS_UM = (5.0, 14.0)
+NUCLEUS_UM = (4.7, 14.0)
 SCAN_NUCLEUS_UM = 7.0
 
 
@@ -83,7 +105,8 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
     """The signs of one frame's ``crops`` ((N, C, H, W), ``panel``'s channel order, at
     ``pixel_size_um``) of a cartridge of ``frames`` frames, read on its share of
     ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most) spread over the frame, as
-    JSON-able data: ``nucleus``, per plane the events whose nucleus lies there;
+    JSON-able data: ``read``, the events read; ``lit``, per plane those it lights at their
+    centre; ``nucleus``, per plane the events whose nucleus lies there;
     ``nucleus_um``, the diameters of the DNA channel's nuclei measured;
     ``neutrophil_alone`` and ``leukocyte_alone``, the nucleated events lit in one leukocyte
     marker without the other (absent where the panel lacks either). None for a frame without
@@ -108,10 +131,11 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
         lit.append(_lit_at_centre(above, noise, pixel_size_um))
         if dna is not None:
             diameters.append(nucleus_diameter_of(above[dna], float(noise[dna])) * pixel_size_um)
-    signs = {"nucleus": votes.tolist(),
+    lit = np.asarray(lit)
+    signs = {"read": len(rows), "lit": lit.sum(axis=0).astype(int).tolist(),
+             "nucleus": votes.tolist(),
              "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)]}
     if None not in (dna, leukocyte, neutrophil):
-        lit = np.asarray(lit)
         nucleated = lit[:, dna]
         signs["neutrophil_alone"] = int((nucleated & lit[:, neutrophil] & ~lit[:, leukocyte])
                                         .sum())
@@ -121,30 +145,64 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
 
 
 def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | None,
-                      what: str = "events") -> tuple[list[str], dict]:
+                      what: str = "events", whole_sample: bool = True
+                      ) -> tuple[list[str], dict]:
     """The problems the frames' ``signs`` (:func:`frame_signs`'s, None for a frame without
     events) point to over a cartridge of ``panel``'s channels whose frames are stated at
     ``pixel_size_um`` (None: not judged, each crop given its own scale), and their sums (what
     ``summary.json`` keeps as ``metadata_check``). ``what``: the things read, as the problems
-    name them."""
-    kept = [s for s in signs if s]
+    name them; ``whole_sample``: they are a blood sample's events, whose cells the DNA stain
+    and the leukocyte marker light (not crops someone chose, which may all be CTCs: no plane
+    is judged dark)."""
     names = panel.names
-    votes = np.zeros(len(names), int)
+    # (A frame's signs of another panel, a journal of another model's run, are not summed.)
+    kept = [s for s in signs if s and len(s.get("nucleus", ())) == len(names)
+            and len(s.get("lit", names)) == len(names)]
+    votes, lit = np.zeros(len(names), int), np.zeros(len(names), int)
     for s in kept:
-        if len(s.get("nucleus", ())) == len(names):
-            votes += np.asarray(s["nucleus"], int)
+        votes += np.asarray(s["nucleus"], int)
+        lit += np.asarray(s.get("lit", [0] * len(names)), int)
+    read = int(sum(s.get("read", 0) for s in kept))
     alone = {key: int(sum(s.get(key, 0) for s in kept))
              for key in ("neutrophil_alone", "leukocyte_alone") if any(key in s for s in kept)}
     diameters = [d for s in kept for d in s.get("nucleus_um", ())]
     median = float(np.median(diameters)) if diameters else None
-    record = {"events_with_a_nucleus": int(votes.sum()),
+    record = {"events_read": read, "lit_by_plane": dict(zip(names, lit.tolist())),
+              "events_with_a_nucleus": int(votes.sum()),
               "nucleus_by_plane": dict(zip(names, votes.tolist())), **alone,
               "nuclei_measured": len(diameters),
               "nucleus_median_um": None if median is None else round(median, 2)}
-    problems = [p for p in (_nucleus_elsewhere(votes, panel, what),
-                            _markers_swapped(alone, panel, what),
-                            _off_scale(median, len(diameters), pixel_size_um, what)) if p]
+    elsewhere = _nucleus_elsewhere(votes, panel, what)
+    swapped = _markers_swapped(alone, panel, what)
+    # A dark plane is said as such. A dark CD45 leaves every neutrophil lit in CD66b alone: not
+    # the swap that says (CD66b in CD45's place still lights the neutrophils). A dark DNA
+    # plane and the nucleus in another plane are both said: CK in DNA's place may light few
+    # events, and a dark DNA plane leaves CK's cytoplasm inside CD45's ring looking nuclear.
+    dark = _dark_planes(lit, read if whole_sample else 0, panel)
+    problems = [p for p in (
+        _dark_said(dark, lit, read, panel, what) if dark else None, elsewhere,
+        None if _role(panel.roles(), "leukocyte") in dark else swapped,
+        _off_scale(median, len(diameters), pixel_size_um, what)) if p]
     return problems, record
+
+
+def _dark_planes(lit: np.ndarray, read: int, panel) -> list[int]:
+    """The planes of the markers every blood sample lights that light fewer of the events
+    read than ``DARK_SHARE`` asks of their role."""
+    if read < MIN_READ:
+        return []
+    roles = panel.roles()
+    at = {role: _role(roles, role) for role in DARK_SHARE}
+    return [i for role, i in at.items() if i is not None and lit[i] <= DARK_SHARE[role] * read]
+
+
+def _dark_said(dark: list[int], lit: np.ndarray, read: int, panel, what: str) -> str:
+    names = panel.names
+    planes = " and ".join(f"{names[i]} lights {lit[i]}" for i in dark)
+    return (f"{planes} of the {read} {what} read, where a blood sample lights the DNA stain "
+            "and CD45 on most and CK on some: a channel that failed (lamp, filter, exposure), "
+            "or another plane under its name? Check the frames and panel.json's channel "
+            "order: the counts read the markers by them")
 
 
 def _nucleus_elsewhere(votes: np.ndarray, panel, what: str) -> str | None:
@@ -154,7 +212,7 @@ def _nucleus_elsewhere(votes: np.ndarray, panel, what: str) -> str | None:
         return None
     plane = int(np.argmax(votes))
     if plane == dna or votes[plane] < NUCLEUS_SHARE * votes.sum() or \
-            votes[plane] < NUCLEUS_RATIO * votes[dna]:
+            votes[plane] < max(NUCLEUS_RATIO * votes[dna], MIN_NUCLEUS_VOTES):
         return None
     return (f"the nucleus lies in the {names[plane]} plane on {votes[plane]} of the "
             f"{votes.sum()} {what} that show one, in {names[dna]}'s on {votes[dna]}: are "
@@ -185,11 +243,13 @@ def _off_scale(median: float | None, measured: int, stated: float | None, what: 
     low, high = NUCLEUS_UM
     if stated is None or median is None or measured < MIN_NUCLEI or low <= median <= high:
         return None
+    hint = "a frame binned 2 x 2 has twice its camera's pixel size" if median < low else \
+        "frames enlarged, or the pixel size of another objective?"
     return (f"the nuclei of the {what} read {median:.1f} um across (median of {measured}) at "
             f"the stated pixel size of {stated:g} um, where a scan's read {low:g}-{high:g}: is "
-            f"panel.json's pixel_size_um right? The nuclei suggest about "
-            f"{stated * SCAN_NUCLEUS_UM / median:.2g} (a frame binned 2 x 2 has twice its "
-            "camera's); cells read at the wrong scale are called by the wrong sizes")
+            f"that pixel size right (panel.json's pixel_size_um, the files' own, or "
+            f"--pixel-size)? The nuclei suggest about {stated * SCAN_NUCLEUS_UM / median:.2g} "
+            f"({hint}); cells read at the wrong scale are called by the wrong sizes")
 
 
 class CropFolderSigns:
@@ -211,7 +271,8 @@ class CropFolderSigns:
 
     def problems(self) -> list[str]:
         """:func:`metadata_problems` of the crops read."""
-        return metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops")[0]
+        return metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
+                                 whole_sample=False)[0]
 
 
 def _lit_at_centre(above: np.ndarray, noise: np.ndarray, pixel_size_um: float) -> np.ndarray:

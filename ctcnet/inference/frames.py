@@ -174,7 +174,6 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                                  else (None, None))
         leak_ratios = frame_leak_ratios(crops, measured, spec.panel,
                                         -(-LEAK_CHECK_EVENTS // len(cartridge.frames)))
-        signs = frame_signs(crops, spec.panel, spec.pixel_size_um, len(cartridge.frames))
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -189,6 +188,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         err.add_note(f"ctcnet predict: raised while preparing frame {frame.stem} (not an error "
                      "of its data, so the run stops; rerunning resumes)")
         raise
+    signs = _metadata_signs(crops, cartridge, spec)
     events.insert(0, "frame_id", frame.frame_id)
     events.insert(0, "col", frame.col)
     events.insert(0, "row", frame.row)
@@ -201,6 +201,17 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                      model_crops=model_crops, measured=measured,
                      guard_start=guard_start, record=record, note=note,
                      leak_ratios=leak_ratios, signs=signs)
+
+
+def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec) -> dict | None:
+    """:func:`~ctcnet.detect.metadata_signs.frame_signs` of a frame's crops (model scale and
+    channel order), or None where reading them failed: a check beside the counts, which must
+    not cost the frame its events."""
+    try:
+        return frame_signs(crops, spec.panel, spec.pixel_size_um, len(cartridge.frames))
+    except FRAME_DATA_ERRORS:
+        log.debug("frame signs of %s not read", cartridge.sample_id, exc_info=True)
+        return None
 
 
 def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
@@ -269,7 +280,9 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     notes += [f"{checked['source']} leaks {checked['leaks'][name]:.0%} into {name}, past the "
               f"marker guard's {checked['allowance'][name]:.0%}: CTCs may be called another "
               "class (leak_check)" for name in checked["beyond"]]
-    said, signs = metadata_problems([e.get("signs") for e in done.values()], spec.panel,
+    # The cartridge's panel: the model's channels in its order, under the names its panel.json
+    # gives them (Hoechst for DAPI), at the scan's pixel size.
+    said, signs = metadata_problems([e.get("signs") for e in done.values()], cartridge.panel,
                                     cartridge.panel.pixel_size_um)
     said = [f"{line} (metadata_check)" for line in said]
     for line in said:

@@ -31,21 +31,26 @@ def _disc(r_um, value, ring_from_um=None):
     return np.where(inside, value, 0.0)
 
 
-def _leukocyte(neutrophil: bool, rng) -> np.ndarray:
+def _leukocyte(neutrophil: bool, faint_ck: bool, rng) -> np.ndarray:
     """A (5, H, W) crop of the default panel (DAPI, CK, CD45, CD61, CD66b): a nucleus inside a
-    CD45 membrane, and for a neutrophil CD66b over the cell, on a background with noise."""
+    CD45 membrane, for a neutrophil CD66b over the cell, on some faint non-specific CK, on a
+    background with noise."""
     planes = np.zeros((5, SIDE, SIDE))
     planes[0] = _disc(3.5, 900.0)
     planes[2] = _disc(6.0, 400.0, ring_from_um=4.5)
     if neutrophil:
         planes[4] = _disc(6.0, 300.0)
+    if faint_ck:
+        planes[1] = _disc(6.0, 60.0)
     return planes + 100.0 + rng.normal(0, 4.0, planes.shape)
 
 
 @pytest.fixture(scope="module")
 def leukocytes():
+    """60 leukocytes: 20 neutrophils, 20 with faint CK."""
     rng = np.random.default_rng(0)
-    return np.stack([_leukocyte(i % 3 == 0, rng) for i in range(60)]).astype(np.float32)
+    return np.stack([_leukocyte(i % 3 == 0, i % 3 == 1, rng)
+                     for i in range(60)]).astype(np.float32)
 
 
 @pytest.fixture
@@ -58,10 +63,12 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
     panel = load_panel(None)
     assert panel.names == ["DAPI", "CK", "CD45", "CD61", "CD66b"]
     signs = frame_signs(leukocytes, panel, PX, 1)
-    diameters = signs.pop("nucleus_um")
+    diameters = signs["nucleus_um"]
     assert len(diameters) == 60 and 6.0 < np.median(diameters) < 8.0  # drawn 7 um across
-    assert signs == {"nucleus": [60, 0, 0, 0, 0], "neutrophil_alone": 0, "leukocyte_alone": 40}
-    assert metadata_problems([{**signs, "nucleus_um": diameters}, None], panel, PX)[0] == []
+    assert {k: v for k, v in signs.items() if k != "nucleus_um"} == {
+        "read": 60, "lit": [60, 20, 60, 0, 20], "nucleus": [60, 0, 0, 0, 0],
+        "neutrophil_alone": 0, "leukocyte_alone": 40}
+    assert metadata_problems([signs, None], panel, PX)[0] == []
     # The same frames written DAPI <-> CK, or CD45 <-> CD66b: each said, by name.
     dna_swapped = frame_signs(leukocytes[:, [1, 0, 2, 3, 4]], panel, PX, 1)
     assert dna_swapped["nucleus"] == [0, 60, 0, 0, 0]
@@ -72,18 +79,22 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
     assert record["nucleus_by_plane"] == {"DAPI": 0, "CK": 60, "CD45": 0, "CD61": 0,
                                           "CD66b": 0}
     markers_swapped = frame_signs(leukocytes[:, [0, 1, 4, 3, 2]], panel, PX, 1)
+    assert markers_swapped["lit"] == [60, 20, 20, 0, 60]
     assert markers_swapped["neutrophil_alone"] == 40 and markers_swapped["leukocyte_alone"] == 0
     problems, record = metadata_problems([markers_swapped], panel, PX)
     assert len(problems) == 1 and problems[0].startswith(
         "40 nucleated events are lit in CD66b without CD45, 0 in CD45 without CD66b")
     assert "are CD45 and CD66b swapped?" in problems[0]
-    assert record == {"events_with_a_nucleus": 60,
+    assert record == {"events_read": 60,
+                      "lit_by_plane": {"DAPI": 60, "CK": 20, "CD45": 20, "CD61": 0,
+                                       "CD66b": 60},
+                      "events_with_a_nucleus": 60,
                       "nucleus_by_plane": {"DAPI": 60, "CK": 0, "CD45": 0, "CD61": 0, "CD66b": 0},
                       "neutrophil_alone": 40, "leukocyte_alone": 0, "nuclei_measured": 60,
                       "nucleus_median_um": round(float(np.median(diameters)), 2)}
     # A frame's share of the cartridge's CHECK_EVENTS, spread over it; none on crops too small
     # to show a cell and background round it, or on a frame without events.
-    assert sum(frame_signs(leukocytes, panel, PX, 30)["nucleus"]) == 5
+    assert frame_signs(leukocytes, panel, PX, 30)["read"] == 5
     assert frame_signs(leukocytes[:, :, 25:55, 25:55], panel, PX, 1) is None  # 19 um
     assert frame_signs(leukocytes[:0], panel, PX, 1) is None
 
@@ -91,7 +102,7 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
 def test_a_frame_reads_at_most_its_share_of_its_events(leukocytes):
     # CHECK_SHARE of the frame's 60 events (a cartridge's check stays small beside its work).
     signs = frame_signs(leukocytes, load_panel(None), PX, 1)
-    assert sum(signs["nucleus"]) == int(np.ceil(metadata_signs.CHECK_SHARE * 60))
+    assert signs["read"] == int(np.ceil(metadata_signs.CHECK_SHARE * 60))
 
 
 def test_too_few_signs_or_a_panel_without_the_markers_judge_nothing():
@@ -104,8 +115,40 @@ def test_too_few_signs_or_a_panel_without_the_markers_judge_nothing():
     # Close votes are not a swap: the DNA plane must be outvoted by half again.
     close = {"nucleus": [30, 40, 0, 0, 0], "neutrophil_alone": 20, "leukocyte_alone": 11}
     assert metadata_problems([close], panel, PX)[0] == []
+    # A three-channel panel (no neutrophil marker): the nucleus judged alone.
     core3 = panel.subset([0, 1, 2])
     assert metadata_problems([{"nucleus": [40, 0, 0]}], core3, PX)[0] == []
+    said = metadata_problems([{"nucleus": [0, 40, 0]}], core3, PX)[0]
+    assert len(said) == 1 and "are DAPI and CK swapped?" in said[0]
+    # Signs of another panel's frames (a journal of another run) are not summed.
+    assert metadata_problems([{"nucleus": [0, 40, 0]}], panel, PX)[1]["events_with_a_nucleus"] \
+        == 0
+
+
+@pytest.mark.parametrize("dark", ["DAPI", "CD45", "CK"])
+def test_a_dark_plane_is_said_and_not_read_as_a_swap(leukocytes, dark, every_event_read):
+    """A channel that failed (its plane the camera's dark noise): DNA lights every cell's
+    nucleus, CD45 every leukocyte and CK some cells faintly, so such a plane lighting almost
+    no event (CK: none) is said as such, not as the swap its missing nuclei or leukocytes
+    would otherwise suggest."""
+    panel = load_panel(None)
+    k = panel.names.index(dark)
+    crops = leukocytes.copy()
+    crops[:, k] = 100.0 + np.random.default_rng(1).normal(0, 4.0, crops[:, k].shape)
+    signs = frame_signs(crops, panel, PX, 1)
+    assert signs["lit"][k] == 0
+    problems, record = metadata_problems([signs], panel, PX)
+    assert record["lit_by_plane"][dark] == 0
+    assert len(problems) == 1 and problems[0].startswith(
+        f"{dark} lights 0 of the 60 events read, where a blood sample lights the DNA stain "
+        "and CD45 on most and CK on some: a channel that failed")
+    assert "swapped" not in problems[0]
+    # Crops someone chose (a folder of CTCs shows no CD45): no plane is judged dark.
+    chosen = metadata_problems([signs], panel, PX, "crops", whole_sample=False)[0]
+    assert not any(line.startswith(f"{dark} lights") for line in chosen)
+    # Too few events read to say a plane is dark.
+    few = metadata_problems([{**signs, "read": metadata_signs.MIN_READ - 1}], panel, PX)[0]
+    assert not any(line.startswith(f"{dark} lights") for line in few)
 
 
 @pytest.mark.parametrize(("median", "said"), [(4.4, True), (5.5, False), (9.3, False),
@@ -122,6 +165,7 @@ def test_nuclei_of_no_nucleus_size_say_the_pixel_size_is_wrong(median, said):
                                       f"(median of {MIN_NUCLEI}) at the stated pixel size of "
                                       "0.5 um")
         assert f"suggest about {suggested:.2g}" in problems[0]
+        assert ("binned 2 x 2" in problems[0]) == (median < 5)
     # Each crop given its own scale (--pixel-size fit): nothing stated to judge.
     assert metadata_problems([signs], panel, None)[0] == []
 
@@ -162,7 +206,7 @@ def test_a_simulated_scan_misdescribed_is_partial(tmp_path_factory, swap, every_
         assert 5.0 < summary.metadata_check["nucleus_median_um"] < 14.0
     else:
         assert len(said) == 1
-        assert ("is panel.json's pixel_size_um right?" if swap == "half pixel"
+        assert ("is that pixel size right" if swap == "half pixel"
                 else f"are {swap[0]} and {swap[1]} swapped?") in said[0]
         assert summary.status == "partial"
         on_disk = json.loads((cart.parent / "out" / "summary.json").read_text())
@@ -188,7 +232,7 @@ def test_a_raw_crop_folder_misdescribed_is_warned_of(leukocytes, tmp_path, caplo
     with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
         load_crops(read_crop_index(tmp_path), SIDE)
     said = [r.getMessage() for r in caplog.records if "Check panel.json" in r.getMessage()
-            or "pixel_size_um right" in r.getMessage()]
+            or "pixel size right" in r.getMessage()]
     if order is None:
         assert said == []
     elif order == "half pixel":

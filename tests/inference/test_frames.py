@@ -148,6 +148,24 @@ def test_a_frame_whose_data_breaks_detection_is_still_skipped(setup, tmp_path, m
     assert "odd pixels" in summary.skipped_frames[0]["reason"]
 
 
+def test_a_failed_read_of_the_metadata_signs_costs_no_frame(clean_run, cart, monkeypatch):
+    """The signs of the metadata (ctcnet.detect.metadata_signs) are a check beside the counts:
+    where reading them fails on odd pixels, the frame's events are counted all the same and
+    the frame has no signs (a journal of an earlier version, with none, reads the same)."""
+    from conftest import predict
+
+    import ctcnet.inference.frames as F
+
+    def fail(*args, **kwargs):
+        raise ValueError("odd pixels")
+
+    monkeypatch.setattr(F, "frame_signs", fail)
+    summary = predict(clean_run, cart)
+    assert summary.frames.skipped == 0 and summary.events == clean_run["clean"].events
+    assert summary.metadata_check["events_read"] == 0
+    assert not [p for p in summary.problems if "(metadata_check)" in p]
+
+
 # ---------------------------------------------------------------------------------------------
 # tifffile's damage log is per thread.
 
