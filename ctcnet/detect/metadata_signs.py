@@ -1,7 +1,7 @@
 """What a scan's cells say of its metadata: whether its planes are the markers ``panel.json``
 names (the nucleus lies in the DNA channel's plane, every neutrophil carries the leukocyte
-marker too, and the DNA stain, CD45 and CK light what blood holds), and whether its pixel size
-is one at which its nuclei have a nucleus's size.
+marker too, the DNA stain, CD45 and CK light what blood holds, and each plane's cells lie on
+the nuclei), and whether its pixel size is one at which its nuclei have a nucleus's size.
 
 A cartridge's planes are markers, and its pixels micrometres, only by ``panel.json``'s word (or
 the files' own metadata). An export written in another order, or binned 2 x 2 without its
@@ -39,18 +39,24 @@ a resumed run judges every frame's), and judged over the cartridge
   read at least, CD45 38 %, CK 34 %; with one of them dark (three counting cartridges each),
   none, and each was said; with CK dark, one holding 30 CTCs had counted none, as ``ok``. On
   real scans the share CK lights is not measured here.
+* **The planes in register.** Each lit plane's centre near the event's centre against the
+  nucleus's: on a cell in register a few tenths of a micrometre either way, so the median over
+  the events of a scan in register reads a few tenths at most (0.21 um on the 20 counting
+  cartridges); a plane shifted between exposures shifts on every cell alike (CK moved 2 px,
+  1.3 um: read 1.31 um, and the cartridge's 30 CTCs counted 61).
 * **The nuclei's size.** The median nucleus read (its diameter at half its peak,
   :func:`ctcnet.detect.pixel_size.nucleus_diameter_of`) at the stated pixel size: 6.1-9.4 um on
   simulated cartridges of every look (small and large cells among them), 4.1-4.4 um with the
   pixel size stated at half the true one, 11.6-13.1 um at twice.
 
-A sign that points to another order, a dark plane or another scale is a problem of the sample
-(the run is ``partial``): its counts stand, and a person checks the metadata. What the signs do
-not tell: CK from CD45 (the calls do), the platelet marker from another (a platelet's plane
-lights nucleated events as often as not: platelets cling to leukocytes), a pixel size stated
-less than about 1.4x too small or 2x too large (the models read cells from 0.7x to 2x of their
-scale alike), nor anything of a cartridge too small to read enough events. On a crop folder
-no plane is judged dark (its crops were chosen: a folder of CTCs shows no CD45).
+A sign that points to another order, a dark plane, planes out of register or another scale is
+a problem of the sample (the run is ``partial``): its counts stand, and a person checks the
+metadata. What the signs do not tell: CK from CD45 (the calls do), the platelet marker from
+another (a platelet's plane lights nucleated events as often as not: platelets cling to
+leukocytes), a pixel size stated less than about 1.4x too small or 2x too large (the models
+read cells from 0.7x to 2x of their scale alike), a shift under 0.6 um, nor anything of a
+cartridge too small to read enough events. On a crop folder no plane is judged dark (its crops
+were chosen: a folder of CTCs shows no CD45).
 """
 
 from __future__ import annotations
@@ -91,6 +97,13 @@ ALONE_RATIO = 2.0
 # them is dark (CK on none: a sample without CTCs lights few).
 MIN_READ = 60
 DARK_SHARE = {"nucleus": 0.05, "leukocyte": 0.05, "epithelial": 0.0}
+# Each plane's centre against the DNA plane's, on events lit in both (within this radius of
+# the event's centre: the cell, not a neighbour): judged on this many events of a plane at
+# least, a plane whose median offset is this far (um) is out of register (in register the
+# simulator's scans read 0.46 um at most; CK 2 px, 1.3 um, off read 1.31 and doubled the count).
+REGISTER_UM = 8.0
+MIN_OFFSETS = 20
+SHIFT_UM = 0.6
 # The nuclei's size is judged on this many nuclei measured, at least; the median diameter (um)
 # a scan's nuclei may have at the stated pixel size (leukocytes' 5-8 um, read at half their
 # peak, 6.1-9.4 um on simulated scans; where counts broke, at half the true pixel size, 4.1-4.4
@@ -120,7 +133,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
     rows = np.unique(np.linspace(0, n - 1, min(n, events)).round().astype(int))
     votes = np.zeros(panel.num_channels, int)
-    lit, diameters = [], []
+    lit, diameters, offsets = [], [], []
     for i in rows:
         x = np.asarray(crops[i], np.float32)
         smooth, level, noise = smoothed_over_ring(x)
@@ -131,10 +144,12 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
         lit.append(_lit_at_centre(above, noise, pixel_size_um))
         if dna is not None:
             diameters.append(nucleus_diameter_of(above[dna], float(noise[dna])) * pixel_size_um)
+            offsets += _offsets_from_dna(above, noise, dna, pixel_size_um)
     lit = np.asarray(lit)
     signs = {"read": len(rows), "lit": lit.sum(axis=0).astype(int).tolist(),
              "nucleus": votes.tolist(),
-             "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)]}
+             "nucleus_um": [round(d, 2) for d in diameters if np.isfinite(d)],
+             "offset_um": offsets}
     if None not in (dna, leukocyte, neutrophil):
         nucleated = lit[:, dna]
         signs["neutrophil_alone"] = int((nucleated & lit[:, neutrophil] & ~lit[:, leukocyte])
@@ -166,12 +181,14 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
     alone = {key: int(sum(s.get(key, 0) for s in kept))
              for key in ("neutrophil_alone", "leukocyte_alone") if any(key in s for s in kept)}
     diameters = [d for s in kept for d in s.get("nucleus_um", ())]
+    offsets = [o for s in kept for o in s.get("offset_um", ())]
     median = float(np.median(diameters)) if diameters else None
     record = {"events_read": read, "lit_by_plane": dict(zip(names, lit.tolist())),
               "events_with_a_nucleus": int(votes.sum()),
               "nucleus_by_plane": dict(zip(names, votes.tolist())), **alone,
               "nuclei_measured": len(diameters),
-              "nucleus_median_um": None if median is None else round(median, 2)}
+              "nucleus_median_um": None if median is None else round(median, 2),
+              "median_offset_um": _median_offsets(offsets, names)}
     elsewhere = _nucleus_elsewhere(votes, panel, what)
     swapped = _markers_swapped(alone, panel, what)
     # A dark plane is said as such. A dark CD45 leaves every neutrophil lit in CD66b alone: not
@@ -182,7 +199,9 @@ def metadata_problems(signs: list[dict | None], panel, pixel_size_um: float | No
     problems = [p for p in (
         _dark_said(dark, lit, read, panel, what) if dark else None, elsewhere,
         None if _role(panel.roles(), "leukocyte") in dark else swapped,
-        _off_scale(median, len(diameters), pixel_size_um, what)) if p]
+        _off_scale(median, len(diameters), pixel_size_um, what),
+        _out_of_register(record["median_offset_um"], names, _role(panel.roles(), "nucleus"),
+                         what)) if p]
     return problems, record
 
 
@@ -273,6 +292,56 @@ class CropFolderSigns:
         """:func:`metadata_problems` of the crops read."""
         return metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
                                  whole_sample=False)[0]
+
+
+def _offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, pixel_size_um: float
+                      ) -> list[list[float]]:
+    """[plane, dx, dy] (um, x to the right, y down) of each plane's centre from the DNA
+    plane's, on one crop, for the planes lit near its centre (each plane's centre: the mean
+    position of its pixels over half its peak within ``REGISTER_UM`` of the crop's centre)."""
+    h, w = above.shape[1:]
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    near = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * pixel_size_um <= REGISTER_UM
+    centres = []
+    for p in range(len(above)):
+        part = np.where(near, above[p], 0.0)
+        top = float(part.max())
+        if top <= LIT_NOISE * max(float(noise[p]), 1e-6):
+            centres.append(None)
+            continue
+        weight = np.where(part > 0.5 * top, part, 0.0)
+        centres.append(np.array([(weight * xx).sum(), (weight * yy).sum()]) / weight.sum())
+    if centres[dna] is None:
+        return []
+    return [[p, *np.round((c - centres[dna]) * pixel_size_um, 2).tolist()]
+            for p, c in enumerate(centres) if p != dna and c is not None]
+
+
+def _median_offsets(offsets: list, names: list[str]) -> dict:
+    """Per plane with ``MIN_OFFSETS`` events at least, its median offset [dx, dy] (um) from
+    the DNA plane, and the events measured."""
+    out = {}
+    for p, name in enumerate(names):
+        mine = np.asarray([o[1:] for o in offsets if int(o[0]) == p], np.float64)
+        if len(mine) >= MIN_OFFSETS:
+            out[name] = {"dx": round(float(np.median(mine[:, 0])), 2),
+                         "dy": round(float(np.median(mine[:, 1])), 2), "events": len(mine)}
+    return out
+
+
+def _out_of_register(median: dict, names: list[str], dna: int | None, what: str) -> str | None:
+    """Planes whose median offset from the DNA plane is ``SHIFT_UM`` or more, said."""
+    far = {name: m for name, m in median.items()
+           if np.hypot(m["dx"], m["dy"]) >= SHIFT_UM}
+    if not far or dna is None:
+        return None
+    said = "; ".join(f"{name} {np.hypot(m['dx'], m['dy']):.1f} um off {names[dna]}'s centre "
+                     f"(x {m['dx']:+.1f}, y {m['dy']:+.1f}) on the median of {m['events']} "
+                     f"{what}" for name, m in far.items())
+    return (f"{said}, where a scan in register reads a few tenths: are the channels out of "
+            "register (a filter or stage shift between exposures)? Every marker is read round "
+            "the nucleus, and a micrometre's shift of CK doubled a cartridge's CTC count; "
+            "register the planes before predict")
 
 
 def _lit_at_centre(above: np.ndarray, noise: np.ndarray, pixel_size_um: float) -> np.ndarray:

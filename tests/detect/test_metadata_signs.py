@@ -65,10 +65,15 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
     signs = frame_signs(leukocytes, panel, PX, 1)
     diameters = signs["nucleus_um"]
     assert len(diameters) == 60 and 6.0 < np.median(diameters) < 8.0  # drawn 7 um across
-    assert {k: v for k, v in signs.items() if k != "nucleus_um"} == {
+    assert {k: v for k, v in signs.items() if k not in ("nucleus_um", "offset_um")} == {
         "read": 60, "lit": [60, 20, 60, 0, 20], "nucleus": [60, 0, 0, 0, 0],
         "neutrophil_alone": 0, "leukocyte_alone": 40}
-    assert metadata_problems([signs, None], panel, PX)[0] == []
+    problems, record = metadata_problems([signs, None], panel, PX)
+    assert problems == []
+    # Each lit plane's centre on the nucleus's: in register.
+    assert set(record["median_offset_um"]) == {"CK", "CD45", "CD66b"}
+    assert all(abs(m["dx"]) < 0.1 and abs(m["dy"]) < 0.1
+               for m in record["median_offset_um"].values())
     # The same frames written DAPI <-> CK, or CD45 <-> CD66b: each said, by name.
     dna_swapped = frame_signs(leukocytes[:, [1, 0, 2, 3, 4]], panel, PX, 1)
     assert dna_swapped["nucleus"] == [0, 60, 0, 0, 0]
@@ -91,7 +96,8 @@ def test_signs_of_a_frame_in_its_order_and_swapped(leukocytes, every_event_read)
                       "events_with_a_nucleus": 60,
                       "nucleus_by_plane": {"DAPI": 60, "CK": 0, "CD45": 0, "CD61": 0, "CD66b": 0},
                       "neutrophil_alone": 40, "leukocyte_alone": 0, "nuclei_measured": 60,
-                      "nucleus_median_um": round(float(np.median(diameters)), 2)}
+                      "nucleus_median_um": round(float(np.median(diameters)), 2),
+                      "median_offset_um": record["median_offset_um"]}
     # A frame's share of the cartridge's CHECK_EVENTS, spread over it; none on crops too small
     # to show a cell and background round it, or on a frame without events.
     assert frame_signs(leukocytes, panel, PX, 30)["read"] == 5
@@ -149,6 +155,24 @@ def test_a_dark_plane_is_said_and_not_read_as_a_swap(leukocytes, dark, every_eve
     # Too few events read to say a plane is dark.
     few = metadata_problems([{**signs, "read": metadata_signs.MIN_READ - 1}], panel, PX)[0]
     assert not any(line.startswith(f"{dark} lights") for line in few)
+
+
+@pytest.mark.parametrize(("plane", "shift_px", "said"), [("CK", 3, True), ("CD45", -3, True),
+                                                         ("CK", 0, False)])
+def test_a_plane_out_of_register_is_said(leukocytes, plane, shift_px, said, every_event_read):
+    """A plane shifted against the others (a filter or stage shift between exposures): its
+    centre lies off the nucleus's on every cell alike, and the median says so."""
+    panel = load_panel(None)
+    k = panel.names.index(plane)
+    crops = leukocytes.copy()
+    crops[:, k] = np.roll(crops[:, k], shift_px, axis=2)
+    problems, record = metadata_problems([frame_signs(crops, panel, PX, 1)], panel, PX)
+    offset = record["median_offset_um"][plane]
+    assert offset["dx"] == pytest.approx(shift_px * PX, abs=0.15) and abs(offset["dy"]) < 0.15
+    assert len(problems) == said
+    if said:
+        assert problems[0].startswith(f"{plane} {abs(shift_px) * PX:.1f} um off DAPI's centre")
+        assert "out of register" in problems[0]
 
 
 @pytest.mark.parametrize(("median", "said"), [(4.4, True), (5.5, False), (9.3, False),
