@@ -66,9 +66,9 @@ import numpy as np
 from ctcnet.detect.pixel_size import nucleus_diameter_of, smoothed_over_ring
 from ctcnet.detect.plane_order import nucleus_plane_of
 
-# Events a cartridge's check reads, spread over its frames, and at most this share of a
-# frame's events (about 3 ms each: 0.45 s a cartridge at most, under 2 % of a whole one's
-# time; the share keeps a small cartridge's check as small beside its other work).
+# Events a cartridge's check reads, spread over its frames (at least one a frame), and at most
+# this share of a frame's events (about 3 ms each: 0.5 s of a 175-frame cartridge's 66 s of
+# CPU; the share keeps a small cartridge's check as small beside its other work).
 CHECK_EVENTS = 150
 CHECK_SHARE = 0.03
 # Read only where a crop spans a cell and background round it (the background is read on its
@@ -119,11 +119,12 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
     ``pixel_size_um``) of a cartridge of ``frames`` frames, read on its share of
     ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most) spread over the frame, as
     JSON-able data: ``read``, the events read; ``lit``, per plane those it lights at their
-    centre; ``nucleus``, per plane the events whose nucleus lies there;
-    ``nucleus_um``, the diameters of the DNA channel's nuclei measured;
-    ``neutrophil_alone`` and ``leukocyte_alone``, the nucleated events lit in one leukocyte
-    marker without the other (absent where the panel lacks either). None for a frame without
-    events, or crops too small to read (``MIN_FIELD_UM``)."""
+    centre; ``nucleus``, per plane the events whose nucleus lies there; ``nucleus_um``, the
+    diameters of the DNA channel's nuclei measured; ``offset_um``, [plane, dx, dy] of each lit
+    plane's centre from the nucleus's; ``neutrophil_alone`` and ``leukocyte_alone``, the
+    nucleated events lit in one leukocyte marker without the other (absent where the panel
+    lacks either). None for a frame without events, or crops too small to read
+    (``MIN_FIELD_UM``)."""
     n = len(crops)
     if not n or min(crops.shape[2:]) * pixel_size_um < MIN_FIELD_UM:
         return None
