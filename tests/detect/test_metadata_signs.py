@@ -194,7 +194,8 @@ def test_nuclei_of_no_nucleus_size_say_the_pixel_size_is_wrong(median, said):
     assert metadata_problems([signs], panel, None)[0] == []
 
 
-@pytest.mark.parametrize("swap", [None, ("DAPI", "CK"), ("CD45", "CD66b"), "half pixel"])
+@pytest.mark.parametrize("swap", [None, ("DAPI", "CK"), ("CD45", "CD66b"), "half pixel",
+                                  ("Hoechst", "CK")])
 def test_a_simulated_scan_misdescribed_is_partial(tmp_path_factory, swap, every_event_read):
     """The simulator's cartridge (default panel) predicted as it is: no problem of its
     metadata; with panel.json naming two planes in the other's place, or stating half its
@@ -213,6 +214,9 @@ def test_a_simulated_scan_misdescribed_is_partial(tmp_path_factory, swap, every_
     cart = tmp_path_factory.mktemp("cart") / "cart"
     shutil.copytree(root / "cart", cart)
     panel = json.loads((cart / "panel.json").read_text())
+    if swap and swap[0] == "Hoechst":  # another DNA stain's name: the problem uses the panel's
+        for channel in panel["channels"]:
+            channel["name"] = "Hoechst" if channel["name"] == "DAPI" else channel["name"]
     if swap == "half pixel":
         panel["pixel_size_um"] /= 2
     elif swap:
