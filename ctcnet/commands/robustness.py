@@ -13,7 +13,8 @@ from ctcnet.commands.evaluate import (
 )
 
 HELP = "Robustness matrix: flips and macro-F1 under physical perturbations, CNN and baselines."
-FAMILIES = ("stain", "bleed", "nonspecific", "background", "optics", "camera", "export", "crop")
+FAMILIES = ("stain", "bleed", "nonspecific", "background", "optics", "camera", "export", "crop",
+            "registration")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

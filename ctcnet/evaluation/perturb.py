@@ -41,6 +41,9 @@ PIXEL_SIZE_FACTORS = (0.5, 0.75, 1.25, 1.5)  # scanner pixel / model pixel, not 
 CLIP_SHARES = (0.001, 0.01, 0.03)       # share of a channel's pixels clipped white in 8 bit
 JPEG_QUALITIES = (90, 75, 50)
 SHIFT_PX = (2.0, 4.0, 6.0)
+# One plane moved against the others (a filter or stage shift between exposures), um: a
+# scanner in calibration stays within about a pixel (0.64 um); 2 um is one out of it.
+REGISTRATION_UM = (0.5, 1.0, 2.0)
 # Nonspecific staining: (channel that picks up the pattern, channel whose pattern it is). CK
 # binds leukocytes through Fc receptors (CK += their CD45 signal); neutrophil markers on other
 # leukocytes. Neither changes what an event is.
@@ -210,6 +213,18 @@ def off_centre(crops, distance_px: float, rng: np.random.Generator):
     return background_fill(np.nan_to_num(out), inside)
 
 
+def misregistered(crops, channel: int, shift_px: int):
+    """Crops with one ``channel``'s plane moved ``shift_px`` whole pixels along x against the
+    others, as a scanner out of register writes every cell (the uncovered edge repeats the
+    plane's own edge, its background: no cell wraps round)."""
+    x = np.asarray(crops, np.float32)
+    out = x.copy()
+    if shift_px:
+        out[:, channel] = ndimage.shift(x[:, channel], (0, 0, shift_px), order=0,
+                                        mode="nearest")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The declared matrix.
 
@@ -275,4 +290,10 @@ def perturbation_catalogue(panel: Panel) -> tuple[list[Cell], list[str]]:
                     lambda x, s, rng: jpeg_composite(x, int(s), panel))
     cells += _cells("crop", "off centre", SHIFT_PX, lambda s: f"{s:g} px",
                     lambda x, s, rng: off_centre(x, s, rng))
+    dna = panel.index_of_role("nucleus")
+    for ch in (ch for ch in range(c) if ch != dna):
+        cells += _cells("registration", f"{names[ch]} out of register", REGISTRATION_UM,
+                        lambda s: f"{s:g} um",
+                        lambda x, s, rng, ch=ch: misregistered(x, ch, int(round(s / px))),
+                        ends=(1.0,))
     return cells, notes

@@ -128,3 +128,24 @@ def test_off_centre_fills_the_uncovered_border_with_background(rng):
     out = perturb.off_centre(x, 8.0, rng)
     assert ((out[:, 0] > 1000).sum(axis=(1, 2)) <= (x[:, 0] > 1000).sum(axis=(1, 2))).all()
     assert out.min() > 70 and abs(np.median(out[:, 0]) - 100) < 3
+
+
+def test_misregistered_moves_one_plane_and_keeps_the_others():
+    x = disk_crops(n=4)
+    out = perturb.misregistered(x, 1, 3)
+    np.testing.assert_array_equal(out[:, 0], x[:, 0])
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    w = out[:, 1] - 100
+    cx = (w * xx).sum(axis=(1, 2)) / w.sum(axis=(1, 2))
+    np.testing.assert_allclose(cx - (SIZE - 1) / 2, 3.0, atol=0.3)
+    # the uncovered edge is the plane's own edge (its background), never a wrapped cell
+    assert np.abs(out[:, 1, :, :3] - 100).max() < 50
+    np.testing.assert_array_equal(perturb.misregistered(x, 1, 0), x)
+
+
+def test_the_matrix_moves_each_marker_plane_but_dna():
+    panel = default_panel()
+    cells, _ = perturb.perturbation_catalogue(panel)
+    moved = {c.name for c in cells if c.family == "registration"}
+    assert moved == {f"{n} out of register" for n in panel.names if n != "DAPI"}
+    assert {c.label for c in cells if c.family == "registration" and c.range_end} == {"1 um"}
