@@ -278,3 +278,5 @@ def test_each_frame_read_is_recorded_with_its_sha256_and_a_resumed_run_keeps_the
         fh.write('{"frame": "r00c0')  # a killed run's last line
     again = predict(clean_run, cart)
     assert again.frames.resumed_from_journal == 3 and again.frame_digests == first.frame_digests
+    # The frames' signs of the metadata are journaled beside their records: judged alike.
+    assert again.metadata_check == first.metadata_check and first.metadata_check["events_read"]
