@@ -84,9 +84,7 @@ class CropNotes:
         if self.planes is not None and self.planes.wants(i):
             self.planes.add(crop)
         if self.scan_signs is not None:
-            self.scan_signs.add(i, crop, self.index.panel.pixel_size_um
-                                if self.index.crop_pixel_um is None
-                                else self.index.crop_pixel_um[i])
+            self.scan_signs.add(i, crop, self.index.pixel_um(i))
         return True
 
     def scaled(self, crops: np.ndarray) -> None:

@@ -79,6 +79,10 @@ class CropIndex:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def pixel_um(self, i: int) -> float:
+        """Crop ``i``'s pixel size (um/px): its own where each crop has one, else the set's."""
+        return self.panel.pixel_size_um if self.crop_pixel_um is None else self.crop_pixel_um[i]
+
     @property
     def exported(self) -> bool:
         """Whether the crops are display exports (8-bit RGB composites: each plane stretched
@@ -441,9 +445,8 @@ def crop_chunks(index: CropIndex, size: int | None = None,
             if out is None:
                 rows = min(chunk, len(index) - start)
                 out = np.empty((rows, index.panel.num_channels, size, size), np.float32)
-            pixel_um = index.panel.pixel_size_um if index.crop_pixel_um is None else \
-                index.crop_pixel_um[i]
-            crop, cut_px, pad_px = to_model_scale(arr[None], pixel_um, model_pixel_um, size)
+            crop, cut_px, pad_px = to_model_scale(arr[None], index.pixel_um(i), model_pixel_um,
+                                                  size)
             out[i - start] = crop[0]
             # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
             cut += cut_px > 2

@@ -135,6 +135,11 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
     rows = np.unique(np.linspace(0, n - 1, min(n, events)).round().astype(int))
     votes = np.zeros(panel.num_channels, int)
     lit, diameters, offsets = [], [], []
+    # Where each crop is read (one shape for a frame's crops): its centre and its cell.
+    h, w = crops.shape[2:]
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    from_centre = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * pixel_size_um
+    centre, cell = from_centre <= CENTRE_UM, from_centre <= REGISTER_UM
     for i in rows:
         x = np.asarray(crops[i], np.float32)
         smooth, level, noise = smoothed_over_ring(x)
@@ -142,10 +147,10 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
         plane = nucleus_plane_of(above, noise)
         if plane is not None:
             votes[plane] += 1
-        lit.append(_lit_at_centre(above, noise, pixel_size_um))
+        lit.append(above[:, centre].max(axis=1) > LIT_NOISE * np.maximum(noise, 1e-6))
         if dna is not None:
             diameters.append(nucleus_diameter_of(above[dna], float(noise[dna])) * pixel_size_um)
-            offsets += _offsets_from_dna(above, noise, dna, pixel_size_um)
+            offsets += _offsets_from_dna(above, noise, dna, cell, (xx, yy), pixel_size_um)
     lit = np.asarray(lit)
     signs = {"read": len(rows), "lit": lit.sum(axis=0).astype(int).tolist(),
              "nucleus": votes.tolist(),
@@ -295,14 +300,14 @@ class CropFolderSigns:
                                  whole_sample=False)[0]
 
 
-def _offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, pixel_size_um: float
+def _offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, near: np.ndarray,
+                      grid: tuple[np.ndarray, np.ndarray], pixel_size_um: float
                       ) -> list[list[float]]:
     """[plane, dx, dy] (um, x to the right, y down) of each plane's centre from the DNA
-    plane's, on one crop, for the planes lit near its centre (each plane's centre: the mean
-    position of its pixels over half its peak within ``REGISTER_UM`` of the crop's centre)."""
-    h, w = above.shape[1:]
-    yy, xx = np.mgrid[:h, :w].astype(np.float32)
-    near = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * pixel_size_um <= REGISTER_UM
+    plane's, on one crop, for the planes lit ``near`` its centre (within ``REGISTER_UM``;
+    each plane's centre: the mean position, on the (x, y) ``grid``, of its pixels there over
+    half its peak)."""
+    xx, yy = grid
     centres = []
     for p in range(len(above)):
         part = np.where(near, above[p], 0.0)
@@ -343,15 +348,6 @@ def _out_of_register(median: dict, names: list[str], dna: int | None, what: str)
             "register (a filter or stage shift between exposures)? Every marker is read round "
             "the nucleus, and a micrometre's shift of CK doubled a cartridge's CTC count; "
             "register the planes before predict")
-
-
-def _lit_at_centre(above: np.ndarray, noise: np.ndarray, pixel_size_um: float) -> np.ndarray:
-    """Bool per plane: it peaks ``LIT_NOISE`` noise units over the background within
-    ``CENTRE_UM`` of the crop's centre."""
-    h, w = above.shape[1:]
-    yy, xx = np.ogrid[:h, :w]
-    disc = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * pixel_size_um <= CENTRE_UM
-    return above[:, disc].max(axis=1) > LIT_NOISE * np.maximum(noise, 1e-6)
 
 
 def _role(roles: list[str], role: str) -> int | None:
