@@ -74,29 +74,32 @@ class Evidence:
 
     @cached_property
     def dna_copies_ck(self) -> np.ndarray:
-        """DAPI over the CK area no more than a copy of CK."""
+        """DAPI over the CK area no more than a copy of CK, the copy up to
+        ``rules.copy_shift_um`` out of register. (Read after the ``copies`` columns are.)"""
         with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
-            return self.col("dna_own_structure") < self.rules.copy_level
+            return self.col("dna_own_structure_shifted") < self.rules.copy_level
 
     @property
     def dna_near_copy(self) -> np.ndarray:
         """DAPI with little shape of its own over the CK area (under ``body_level``): one half
         of ``one_body``, and where CK's own shape is worth reading for it."""
         with np.errstate(invalid="ignore"):
-            return self.col("dna_own_structure") < self.rules.body_level
+            return self.col("dna_own_structure_shifted") < self.rules.body_level
 
     @property
     def one_body(self) -> np.ndarray:
-        """DAPI and CK each no more than a copy of the other (read after
-        ``ck_own_structure`` is): one body lit in both channels."""
+        """DAPI and CK each no more than a copy of the other: one body lit in both
+        channels."""
         with np.errstate(invalid="ignore"):
-            return self.dna_near_copy & (self.col("ck_own_structure") < self.rules.body_level)
+            return self.dna_near_copy & \
+                (self.col("ck_own_structure_shifted") < self.rules.body_level)
 
     @property
     def ck_copies_dna(self) -> np.ndarray:
-        """CK no more than a copy of DAPI (read after ``ck_own_structure`` is)."""
+        """CK no more than a copy of DAPI, the copy up to ``rules.copy_shift_um`` out of
+        register."""
         with np.errstate(invalid="ignore"):
-            return self.col("ck_own_structure") < self.rules.copy_level
+            return self.col("ck_own_structure_shifted") < self.rules.copy_level
 
     @cached_property
     def little_dna(self) -> np.ndarray:

@@ -18,7 +18,8 @@ contradict:
   leaking into the DAPI channel (a tdEV or fragment of a bright stain) or one body glowing in
   every channel (autofluorescent debris, a dye blob). The share of the copy is free, so the
   check needs no leak estimate and holds at any spillover; the noise is read from the
-  residual itself, so it holds at any brightness.
+  residual itself, so it holds at any brightness. The copy may lie up to ``copy_shift_um``
+  off (planes out of register move a leak's copy with the plane it is imaged in).
   It fires too where both channels read as copies of each other (DAPI over CK and CK over
   DAPI both under ``body_level``): one body lit in both, such as a vesicle whose CK leaks
   strongly into DAPI, whose copy alone reads within the copies' own noise spread.
@@ -225,9 +226,10 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
                             batch=None) -> None:
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
-    CK's own shape on the possible CTCs, on the ``ctc`` and ``cluster`` calls whose DAPI
-    reads near a copy of CK and on the ``ctc`` calls with a CTC's body that the network
-    doubts toward a cluster (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
+    DAPI and CK over a copy of each other out of register on the ``ctc`` and ``cluster``
+    calls and the network's doubted calls (the copy tests), CK's own shape on the possible
+    CTCs and on the ``ctc`` calls with a CTC's body that the network doubts toward a cluster
+    (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
     CTCs whose route holds, the exclusion markers over and round the CK area where CD45 is not
     lit (on those and those ``ctc`` calls) and on ``cluster`` calls, and the nuclei of the
     cluster calls and those ``ctc`` calls that no partner marker makes a cluster and of the
@@ -235,6 +237,15 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     Elsewhere a column stays NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
+    # The copy tests' columns first: which events the other columns are read on depends on
+    # them (``candidates``). Read on the calls they check: ``ctc`` and ``cluster`` calls and
+    # the doubted calls of the doubt route.
+    copies = (e.is_call(GUARDED_CLASSES) | (e.is_call(DOUBTED_CALLS) & e.doubt)) & \
+        np.isfinite(e.col("dna_own_structure")) & \
+        np.isnan(e.col("dna_own_structure_shifted"))
+    if copies.any():
+        _fill(e, ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, copies, batch),
+              "copies", copies)
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
     # The clusters whose partner and nuclei are read: the cluster calls (``one_cell``) and
     # the other clusters the network saw with a CTC's body (``lone_ctc_cell``).
@@ -256,17 +267,10 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
 
     def fill(group: str, rows: np.ndarray) -> None:
-        rows = rows & todo
-        if not rows.any():  # nothing to read: no column rewritten (a pandas write costs)
-            return
-        for col, values in reader.read(group, rows).items():
-            column = e.col(col).copy()
-            column[rows] = values[rows]
-            e.set_col(col, column)
+        _fill(e, reader, group, rows & todo)
 
-    # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
-    # close to a copy of CK (``one_body``).
-    fill("ck_own", candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy) | vouch)
+    # CK's own shape on the possible CTCs and the doubted ctc calls the markers may vouch for.
+    fill("ck_own", candidates | vouch)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds | unusual)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
@@ -281,3 +285,13 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     lone = clusters & e.one_cell & e.lone_cell_body
     fill("cd45", lone & np.isnan(e.col("cd45_over_ck")))
     fill("ck_own", lone & np.isnan(e.col("ck_own_structure")))
+
+
+def _fill(e: Evidence, reader: ExclusionReader, group: str, rows: np.ndarray) -> None:
+    """Read ``group``'s columns on ``rows`` into the evidence (its other rows kept)."""
+    if not rows.any():  # nothing to read: no column rewritten (a pandas write costs)
+        return
+    for col, values in reader.read(group, rows).items():
+        column = e.col(col).copy()
+        column[rows] = values[rows]
+        e.set_col(col, column)

@@ -45,7 +45,8 @@ from ctcnet.inference.spillover import mean3x3, robust_background
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
 # (a shape analysis per crop, read on cluster calls).
 ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "partner_um2",
-                     "ck_own_structure", "nuclei")
+                     "ck_own_structure", "nuclei", "dna_own_structure_shifted",
+                     "ck_own_structure_shifted")
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = RULES,
@@ -74,7 +75,10 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
     copy of CK is taken off, as a share of the pixel noise, :func:`.shapes.own_structure`; NaN
     for a CK area under ``rules.copy_min_area_um2`` or clipped in more than
-    ``rules.max_clipped_share`` of it), ``nuclei`` (how many nuclei the nucleus holds, told
+    ``rules.max_clipped_share`` of it), ``dna_own_structure_shifted`` and
+    ``ck_own_structure_shifted`` (DAPI's over the best copy of CK and CK's over the best copy
+    of DAPI, each copy moved up to ``rules.copy_shift_um``: what the copy tests read, on the
+    crops ``dna_own_structure`` is read on), ``nuclei`` (how many nuclei the nucleus holds, told
     by its shape, :func:`.nuclei.count_nuclei`), and for the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
     radius, channel i). A channel the panel lacks gives NaN for its columns.
@@ -131,10 +135,12 @@ class ExclusionReader:
     rows that still need each (the same values :func:`measure` gives those crops): CK's own
     shape (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``), the
     exclusion markers round it (``exclusion_around_ck``), each a leak fit or shape comparison
-    that a flag may make moot before the next is read, and the nuclei (``nuclei``)."""
+    that a flag may make moot before the next is read, the nuclei (``nuclei``), and DAPI and
+    CK each over a copy of the other out of register (``copies``: the copy tests)."""
 
     GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
-              "around": ("exclusion_around_ck", "partner_um2"), "nuclei": ("nuclei",)}
+              "around": ("exclusion_around_ck", "partner_um2"), "nuclei": ("nuclei",),
+              "copies": ("dna_own_structure_shifted", "ck_own_structure_shifted")}
 
     def __init__(self, crops: np.ndarray, panel, pixel_size_um: float,
                  rules: GuardRules = RULES, rows: np.ndarray | None = None,
@@ -320,7 +326,8 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan,
                    nucleus_in_ck=nan, dna_edge_um=nan, dna_own_structure=nan,
                    cd45_over_ck=nan, cd45_core=nan, exclusion_around_ck=nan, partner_um2=nan,
-                   ck_own_structure=nan, nuclei=nan)
+                   ck_own_structure=nan, nuclei=nan, dna_own_structure_shifted=nan,
+                   ck_own_structure_shifted=nan)
         return pd.DataFrame(out)
     out["ck_peak"] = peak[:, batch.ck]
     out["ck_area"] = batch.ck_area
@@ -430,6 +437,25 @@ def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
                                                   batch.area[rows] & ~batch.clipped[rows])[1]
 
 
+def _copies_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
+    """``dna_own_structure_shifted`` and ``ck_own_structure_shifted``: DAPI's and CK's own
+    shape over the CK area once the best copy of the other, moved up to
+    ``rules.copy_shift_um``, is taken off (a plane out of register moves a leak's copy with
+    it). Read on the ``rows`` whose CK area is comparable (as ``dna_own_structure``)."""
+    if batch.dna is None:
+        return
+    rows = np.asarray(rows, bool) & batch.shapes_comparable()
+    if not rows.any():
+        return
+    shift = batch.rules.copy_shift_px(batch.pixel_size_um)
+    mask = batch.area[rows] & ~batch.clipped[rows]
+    raw = batch.standardised(rows, [batch.dna, batch.ck])
+    out["dna_own_structure_shifted"][rows] = own_structure(raw[:, 0], raw[:, 1], mask,
+                                                           shift)[1]
+    out["ck_own_structure_shifted"][rows] = own_structure(raw[:, 1], raw[:, 0], mask,
+                                                          shift)[1]
+
+
 def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     """``nuclei``: how many nuclei the object's nucleus holds, told by its shape (two touching
     nuclei merge into one mask: the evidence a cluster without a partner marker has)."""
@@ -442,7 +468,7 @@ def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
 
 
 _READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns,
-            "nuclei": _nuclei_columns}
+            "nuclei": _nuclei_columns, "copies": _copies_columns}
 
 
 def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,

@@ -98,6 +98,18 @@ class GuardRules:
         none changed, and no right CTC call more was held on the three; on the default
         model's held-out test (1,500 a class, the look it was trained on) it holds 48 of
         1,491 right CTC calls instead of 35 (at 0.3: 40, with 0.158 per 1,000 on seed 64000).
+    copy_shift_um
+        How far out of register the copy tests (``copy_level``, ``body_level``) let a copy lie:
+        they read the structure left once the best copy of the other channel moved up to this
+        far (whole pixels at model scale; ``dna_own_structure_shifted``,
+        ``ck_own_structure_shifted``) is taken off. A dye's leak is imaged in the exposure of
+        the channel it leaks into, so a plane out of register moves the copy with it, and a
+        copy's shifted edge reads as a shape of its own: on a counting cartridge (30 CTCs,
+        10 frames) with the CK plane moved 1, 2 or -2 pixels (0.7-1.4 um), bare nuclei whose
+        CK is a copy of their DAPI were counted as 33, 61 and 45 CTCs; read so, 30, 30 and 30
+        (the moved copies held for a person). 1.3 um: 2 pixels at 0.64 um/px. The network's
+        inputs and the marker fusion's measurements stay unmoved (``dna_own_structure``,
+        ``ck_own_structure``).
     max_leak
         The most of another dye's counts that its leak into a channel may carry (the share a
         copy of its pattern may take off before what is left counts as the channel's own
@@ -286,6 +298,7 @@ class GuardRules:
     focus_ratio: float = 1.8
     copy_level: float = 0.2
     body_level: float = 0.4
+    copy_shift_um: float = 1.3
     max_leak: float = 0.12
     export_max_leak: float = 0.2
     copy_leak: float = 0.0
@@ -338,6 +351,10 @@ class GuardRules:
         (``Channel.leaks_in``) times ``known_leak_margin`` where that is more."""
         known = max(panel.channels[channel].leaks_in.values(), default=0.0)
         return max(self.max_leak, self.known_leak_margin * float(known))
+
+    def copy_shift_px(self, pixel_size_um: float) -> int:
+        """``copy_shift_um`` in whole pixels of ``pixel_size_um``."""
+        return int(round(self.copy_shift_um / pixel_size_um))
 
     @property
     def flag_structure(self) -> float:

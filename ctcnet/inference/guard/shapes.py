@@ -34,8 +34,8 @@ def edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nda
     return np.where(contour > 0, width, np.nan).astype(np.float32)
 
 
-def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
+                  shift_px: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per crop, the share of the best copy of ``source`` in ``target`` over ``mask`` (least
     squares, share >= 0) and the structure ``target`` has of its own once that copy is taken
     off: the power left that a 3x3 mean keeps, beyond what pixel noise would keep, as a share
@@ -45,14 +45,17 @@ def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
     all. The noise is read from the residual itself (its power the mean removes), so the
     measure holds whatever the photon noise of a bright object: ~0 for a target that is a copy
     of the source plus noise, well above it where the target has a shape of its own (a
-    nucleus in its cytoplasm). NaN where the mask is empty."""
+    nucleus in its cytoplasm). NaN where the mask is empty.
+
+    ``shift_px``: the copy may lie up to this many pixels off either way (the source moved
+    by whole pixels, the one that explains most of the target taken): a dye's leak is imaged
+    in the target's exposure, so planes out of register move the copy with the target's
+    plane. A shifted edge otherwise reads as a shape of its own."""
     t = np.where(mask, target, 0.0).astype(np.float64)
-    s = np.where(mask, source, 0.0).astype(np.float64)
-    share = np.maximum((s * t).sum(axis=(1, 2)) / np.maximum((s * s).sum(axis=(1, 2)), 1e-12),
-                       0.0)
+    share, copied = best_copy(t, source.astype(np.float64), mask, shift_px)
     # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
     # the mask.
-    residual = target.astype(np.float64) - share[:, None, None] * source
+    residual = target.astype(np.float64) - share[:, None, None] * copied
     count = mask.sum(axis=(1, 2))
     raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
     smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
@@ -60,3 +63,32 @@ def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray
     noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
     structure = (smooth - noise / 9.0) / noise
     return share, np.where(count > 0, structure, np.nan).astype(np.float32)
+
+
+def copy_shifts(shift_px: int) -> list[tuple[int, int]]:
+    """The whole-pixel moves :func:`own_structure` tries, the unmoved copy first (it is kept
+    where another explains no more)."""
+    steps = range(-shift_px, shift_px + 1)
+    return [(0, 0)] + [(dy, dx) for dy in steps for dx in steps if (dy, dx) != (0, 0)]
+
+
+def best_copy(masked_target: np.ndarray, source: np.ndarray, mask: np.ndarray,
+              shift_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per crop, the least-squares share (>= 0) of ``source`` in ``masked_target`` (zero off
+    ``mask``) and the source as moved by the :func:`copy_shifts` move that explains the most
+    power (share x its product with the target); float64."""
+    best_share = best_gain = moved_best = None
+    for move in copy_shifts(shift_px):
+        moved = np.roll(source, move, axis=(1, 2)) if move != (0, 0) else source
+        s = np.where(mask, moved, 0.0)
+        product = (s * masked_target).sum(axis=(1, 2))
+        share = np.maximum(product / np.maximum((s * s).sum(axis=(1, 2)), 1e-12), 0.0)
+        gain = share * product
+        if best_share is None:
+            best_share, best_gain, moved_best = share, gain, moved
+            continue
+        better = gain > best_gain
+        best_share = np.where(better, share, best_share)
+        best_gain = np.where(better, gain, best_gain)
+        moved_best = np.where(better[:, None, None], moved, moved_best)
+    return best_share, moved_best
