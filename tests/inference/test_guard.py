@@ -1,6 +1,8 @@
 """The marker-consistency guard: CTC/cluster calls that the measured markers contradict, and
 events unlike the training data, are flagged; leaks and other classes are not."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -434,8 +436,45 @@ def test_one_body_lit_in_dapi_and_ck_is_no_nucleus_in_a_cytoplasm(rng, spec):
     # Each direction alone is not enough: a DAPI read near a copy over CK with a shape of its
     # own (dim, textured CK over a nucleus) stays a nucleus.
     own_ck = full.copy()
-    own_ck.loc[0, "ck_own_structure"] = 2.0
+    own_ck.loc[0, "ck_own_structure_shifted"] = 2.0
     assert not review_flags(crops, calls, spec, measured=own_ck)["dna_copies_ck"][0]
+
+
+def bare_nucleus(rng, ck_moved_px=0, leak=0.3, peak=800.0):
+    """A bare nucleus 9 px across whose DAPI leaks ``leak`` into CK, the CK plane imaged
+    ``ck_moved_px`` pixels out of register (the leak's copy moves with it)."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    nucleus = gaussian_filter((np.hypot(yy, xx) <= 4.5).astype(np.float64), 1.2)
+    light = np.zeros((5, SIZE, SIZE))
+    light[DAPI] = peak * nucleus / nucleus.max()
+    light[CK] = np.roll(leak * light[DAPI], ck_moved_px, axis=1)
+    photons = rng.normal(0, 1, light.shape) * np.sqrt(light)
+    return (100.0 + light + photons + rng.normal(0, 3.0, light.shape)).astype(np.float32)
+
+
+def test_a_copy_out_of_register_is_still_a_copy(rng, spec):
+    """Planes imaged out of register move a leak's copy with the plane it leaks into: a bare
+    nucleus whose DAPI leaks into a CK plane 2 px off reads a shape of its own over the
+    unmoved copy, and none over the moved one (``copy_shift_um``), so its ``ctc`` call is
+    held as a copy, as the same nucleus in register is. A nucleus inside a cytoplasm 2 px off
+    keeps its shape either way. The marker fusion's columns stay unmoved."""
+    moved_cell = cell(rng)
+    moved_cell[CK] = np.roll(moved_cell[CK], 2, axis=1)
+    crops = np.stack([bare_nucleus(rng, 2), bare_nucleus(rng, 0), moved_cell, cell(rng)])
+    assert RULES.copy_shift_px(0.64) == 2
+    full = measure(crops, spec.panel, 0.64)
+    assert full["dna_own_structure"][0] > RULES.body_level  # the unmoved copy leaves edges
+    assert full["dna_own_structure_shifted"][0] < RULES.copy_level
+    assert (full["dna_own_structure_shifted"][[2, 3]] > RULES.body_level).all()
+    assert (full["ck_own_structure_shifted"][[2, 3]] > RULES.body_level).all()
+    calls = onehot(["ctc"] * 4, spec)
+    for measured in (None, full):
+        flags = review_flags(crops, calls, spec, measured=measured)
+        assert flags["dna_copies_ck"].tolist() == [True, True, False, False]
+    no_shift = replace(RULES, copy_shift_um=0.0)
+    assert not review_flags(crops, calls, spec, rules=no_shift)["dna_copies_ck"][0]
 
 
 def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):

@@ -241,8 +241,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     # them (``candidates``). Read on the calls they check: ``ctc`` and ``cluster`` calls and
     # the doubted calls of the doubt route.
     copies = (e.is_call(GUARDED_CLASSES) | (e.is_call(DOUBTED_CALLS) & e.doubt)) & \
-        np.isfinite(e.col("dna_own_structure")) & \
-        np.isnan(e.col("dna_own_structure_shifted"))
+        np.isnan(e.col("ck_own_structure_shifted"))
     if copies.any():
         _fill(e, ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, copies, batch),
               "copies", copies)

@@ -77,8 +77,8 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     for a CK area under ``rules.copy_min_area_um2`` or clipped in more than
     ``rules.max_clipped_share`` of it), ``dna_own_structure_shifted`` and
     ``ck_own_structure_shifted`` (DAPI's over the best copy of CK and CK's over the best copy
-    of DAPI, each copy moved up to ``rules.copy_shift_um``: what the copy tests read, on the
-    crops ``dna_own_structure`` is read on), ``nuclei`` (how many nuclei the nucleus holds, told
+    of DAPI, each copy moved up to ``rules.copy_shift_um``: what the copy tests read; DAPI's
+    where ``dna_own_structure`` is read), ``nuclei`` (how many nuclei the nucleus holds, told
     by its shape, :func:`.nuclei.count_nuclei`), and for the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
     radius, channel i). A channel the panel lacks gives NaN for its columns.
@@ -441,19 +441,18 @@ def _copies_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     """``dna_own_structure_shifted`` and ``ck_own_structure_shifted``: DAPI's and CK's own
     shape over the CK area once the best copy of the other, moved up to
     ``rules.copy_shift_um``, is taken off (a plane out of register moves a leak's copy with
-    it). Read on the ``rows`` whose CK area is comparable (as ``dna_own_structure``)."""
-    if batch.dna is None:
-        return
-    rows = np.asarray(rows, bool) & batch.shapes_comparable()
-    if not rows.any():
+    it). DAPI's on the ``rows`` whose CK area is comparable (as ``dna_own_structure``), CK's
+    on all ``rows`` (as ``ck_own_structure``)."""
+    if batch.dna is None or not rows.any():
         return
     shift = batch.rules.copy_shift_px(batch.pixel_size_um)
     mask = batch.area[rows] & ~batch.clipped[rows]
     raw = batch.standardised(rows, [batch.dna, batch.ck])
-    out["dna_own_structure_shifted"][rows] = own_structure(raw[:, 0], raw[:, 1], mask,
-                                                           shift)[1]
     out["ck_own_structure_shifted"][rows] = own_structure(raw[:, 1], raw[:, 0], mask,
                                                           shift)[1]
+    comparable = batch.shapes_comparable()[rows]
+    out["dna_own_structure_shifted"][np.flatnonzero(rows)[comparable]] = own_structure(
+        raw[comparable, 0], raw[comparable, 1], mask[comparable], shift)[1]
 
 
 def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:

@@ -47,48 +47,43 @@ def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
     of the source plus noise, well above it where the target has a shape of its own (a
     nucleus in its cytoplasm). NaN where the mask is empty.
 
-    ``shift_px``: the copy may lie up to this many pixels off either way (the source moved
-    by whole pixels, the one that explains most of the target taken): a dye's leak is imaged
-    in the target's exposure, so planes out of register move the copy with the target's
-    plane. A shifted edge otherwise reads as a shape of its own."""
+    ``shift_px``: the copy may lie up to this many pixels off either way: the least structure
+    over the source moved by each whole-pixel step within it (and that copy's share). A dye's
+    leak is imaged in the target's exposure, so planes out of register move the copy with the
+    target's plane, and a moved copy's edge otherwise reads as a shape of its own."""
     t = np.where(mask, target, 0.0).astype(np.float64)
-    share, copied = best_copy(t, source.astype(np.float64), mask, shift_px)
-    # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
-    # the mask.
-    residual = target.astype(np.float64) - share[:, None, None] * copied
     count = mask.sum(axis=(1, 2))
-    raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
-    smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
-        np.maximum(count, 1)
-    noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
-    structure = (smooth - noise / 9.0) / noise
+    best = None
+    for move in copy_moves(shift_px):
+        moved = np.roll(source, move, axis=(1, 2)) if move != (0, 0) else source
+        share, structure = _own_structure_of(target, t, moved, mask, count)
+        if best is None:
+            best = share, structure
+            continue
+        lower = structure < best[1]
+        best = np.where(lower, share, best[0]), np.where(lower, structure, best[1])
+    share, structure = best
     return share, np.where(count > 0, structure, np.nan).astype(np.float32)
 
 
-def copy_shifts(shift_px: int) -> list[tuple[int, int]]:
-    """The whole-pixel moves :func:`own_structure` tries, the unmoved copy first (it is kept
-    where another explains no more)."""
+def copy_moves(shift_px: int) -> list[tuple[int, int]]:
+    """The whole-pixel moves of a copy :func:`own_structure` tries, the unmoved one first."""
     steps = range(-shift_px, shift_px + 1)
     return [(0, 0)] + [(dy, dx) for dy in steps for dx in steps if (dy, dx) != (0, 0)]
 
 
-def best_copy(masked_target: np.ndarray, source: np.ndarray, mask: np.ndarray,
-              shift_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per crop, the least-squares share (>= 0) of ``source`` in ``masked_target`` (zero off
-    ``mask``) and the source as moved by the :func:`copy_shifts` move that explains the most
-    power (share x its product with the target); float64."""
-    best_share = best_gain = moved_best = None
-    for move in copy_shifts(shift_px):
-        moved = np.roll(source, move, axis=(1, 2)) if move != (0, 0) else source
-        s = np.where(mask, moved, 0.0)
-        product = (s * masked_target).sum(axis=(1, 2))
-        share = np.maximum(product / np.maximum((s * s).sum(axis=(1, 2)), 1e-12), 0.0)
-        gain = share * product
-        if best_share is None:
-            best_share, best_gain, moved_best = share, gain, moved
-            continue
-        better = gain > best_gain
-        best_share = np.where(better, share, best_share)
-        best_gain = np.where(better, gain, best_gain)
-        moved_best = np.where(better[:, None, None], moved, moved_best)
-    return best_share, moved_best
+def _own_structure_of(target: np.ndarray, masked_target: np.ndarray, source: np.ndarray,
+                      mask: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`own_structure` for one placement of the copy (float64; structure of an empty
+    mask not yet NaN)."""
+    s = np.where(mask, source, 0.0).astype(np.float64)
+    share = np.maximum((s * masked_target).sum(axis=(1, 2)) /
+                       np.maximum((s * s).sum(axis=(1, 2)), 1e-12), 0.0)
+    # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
+    # the mask.
+    residual = target.astype(np.float64) - share[:, None, None] * source
+    raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
+    smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
+        np.maximum(count, 1)
+    noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
+    return share, (smooth - noise / 9.0) / noise
