@@ -436,7 +436,8 @@ def test_one_body_lit_in_dapi_and_ck_is_no_nucleus_in_a_cytoplasm(rng, spec):
     # Each direction alone is not enough: a DAPI read near a copy over CK with a shape of its
     # own (dim, textured CK over a nucleus) stays a nucleus.
     own_ck = full.copy()
-    own_ck.loc[0, "ck_own_structure_shifted"] = 2.0
+    own_ck["ck_own_structure_registered"] = np.nan
+    own_ck.loc[0, "ck_own_structure_registered"] = 2.0
     assert not review_flags(crops, calls, spec, measured=own_ck)["dna_copies_ck"][0]
 
 
@@ -455,26 +456,35 @@ def bare_nucleus(rng, ck_moved_px=0, leak=0.3, peak=800.0):
 
 
 def test_a_copy_out_of_register_is_still_a_copy(rng, spec):
-    """Planes imaged out of register move a leak's copy with the plane it leaks into: a bare
-    nucleus whose DAPI leaks into a CK plane 2 px off reads a shape of its own over the
-    unmoved copy, and none over the moved one (``copy_shift_um``), so its ``ctc`` call is
-    held as a copy, as the same nucleus in register is. A nucleus inside a cytoplasm 2 px off
-    keeps its shape either way. The marker fusion's columns stay unmoved."""
-    moved_cell = cell(rng)
-    moved_cell[CK] = np.roll(moved_cell[CK], 2, axis=1)
-    crops = np.stack([bare_nucleus(rng, 2), bare_nucleus(rng, 0), moved_cell, cell(rng)])
-    assert RULES.copy_shift_px(0.64) == 2
-    full = measure(crops, spec.panel, 0.64)
-    assert full["dna_own_structure"][0] > RULES.body_level  # the unmoved copy leaves edges
-    assert full["dna_own_structure_shifted"][0] < RULES.copy_level
-    assert (full["dna_own_structure_shifted"][[2, 3]] > RULES.body_level).all()
-    assert (full["ck_own_structure_shifted"][[2, 3]] > RULES.body_level).all()
-    calls = onehot(["ctc"] * 4, spec)
-    for measured in (None, full):
-        flags = review_flags(crops, calls, spec, measured=measured)
-        assert flags["dna_copies_ck"].tolist() == [True, True, False, False]
-    no_shift = replace(RULES, copy_shift_um=0.0)
-    assert not review_flags(crops, calls, spec, rules=no_shift)["dna_copies_ck"][0]
+    """Planes imaged out of register move a leak's copy with the plane it leaks into. In a
+    frame whose CK plane lies 2 px off, bare nuclei whose DAPI leaks into CK read a shape of
+    their own over the copy in place, but the frame's registration (the median move lining
+    each event's CK up with its DAPI) moves the copy back, and their ``ctc`` calls are held as
+    copies, as in register; a nucleus inside a cytoplasm keeps its shape. With too few events
+    to read a registration, or none allowed, the copy stays in place."""
+    from ctcnet.inference.guard.evidence import Evidence
+
+    def frame(moved_px):
+        cells = [cell(rng) for _ in range(3)]
+        for c in cells:
+            c[CK] = np.roll(c[CK], moved_px, axis=1)
+        return np.stack([bare_nucleus(rng, moved_px) for _ in range(9)] + cells)
+
+    calls = onehot(["ctc"] * 12, spec)
+    expected = [True] * 9 + [False] * 3
+    moved, in_register = frame(2), frame(0)
+    full = measure(moved, spec.panel, 0.64)
+    assert (full["dna_own_structure"][:9] > RULES.body_level).all()  # edges of the copy
+    assert (full["copy_move_x"][:9] == -2).all() and (full["copy_move_y"][:9] == 0).all()
+    evidence = Evidence(full, np.zeros(12, int), calls, spec, RULES, None)
+    assert (evidence.copy_move == [0, -2]).all()
+    for crops in (moved, in_register):
+        for measured in (None, full if crops is moved else None):
+            flags = review_flags(crops, calls, spec, measured=measured)
+            assert flags["dna_copies_ck"].tolist() == expected
+    assert not review_flags(moved, calls, spec, rules=replace(RULES, copy_shift_um=0.0)
+                            )["dna_copies_ck"][:9].any()
+    assert not review_flags(moved[[0, 9]], calls[[0, 9]], spec)["dna_copies_ck"].any()
 
 
 def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):

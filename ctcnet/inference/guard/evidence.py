@@ -12,7 +12,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ctcnet.inference.guard.reference import leukocyte_reference, ood_distance
+from ctcnet.inference.guard.reference import group_median, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     DOUBTED_CALLS,
     MISSED_CTC_CALLS,
@@ -73,18 +73,31 @@ class Evidence:
         return self.has_ck_area & (self.col("dna_in_ck") < self.rules.dna_level)
 
     @cached_property
+    def copy_move(self) -> np.ndarray:
+        """(N, 2) int per event, the whole pixels CK lies off DAPI in its group's planes
+        (frame or sample): per axis, the median over the group's events of the move that
+        lines up their CK with their DAPI best (``copy_move_y``, ``copy_move_x``), rounded;
+        0 with fewer than ``rules.register_min_events`` such events. Most cells' CK and DAPI
+        are concentric, or one is a copy of the other, so the median reads the registration
+        of the planes, not one cell's nucleus off its centre."""
+        moves = [group_median(self.col(col), np.ones(len(self.names), bool), self.groups,
+                              self.rules.register_min_events)
+                 for col in ("copy_move_y", "copy_move_x")]
+        return np.rint(np.nan_to_num(np.stack(moves, axis=1))).astype(np.int64)
+
+    @cached_property
     def dna_copies_ck(self) -> np.ndarray:
-        """DAPI over the CK area no more than a copy of CK, the copy up to
-        ``rules.copy_shift_um`` out of register. (Read after the ``copies`` columns are.)"""
+        """DAPI over the CK area no more than a copy of CK, moved by :attr:`copy_move`.
+        (Read after ``REGISTERED_COLUMNS`` are.)"""
         with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
-            return self.col("dna_own_structure_shifted") < self.rules.copy_level
+            return self.col("dna_own_structure_registered") < self.rules.copy_level
 
     @property
     def dna_near_copy(self) -> np.ndarray:
         """DAPI with little shape of its own over the CK area (under ``body_level``): one half
         of ``one_body``, and where CK's own shape is worth reading for it."""
         with np.errstate(invalid="ignore"):
-            return self.col("dna_own_structure_shifted") < self.rules.body_level
+            return self.col("dna_own_structure_registered") < self.rules.body_level
 
     @property
     def one_body(self) -> np.ndarray:
@@ -92,14 +105,13 @@ class Evidence:
         channels."""
         with np.errstate(invalid="ignore"):
             return self.dna_near_copy & \
-                (self.col("ck_own_structure_shifted") < self.rules.body_level)
+                (self.col("ck_own_structure_registered") < self.rules.body_level)
 
     @property
     def ck_copies_dna(self) -> np.ndarray:
-        """CK no more than a copy of DAPI, the copy up to ``rules.copy_shift_um`` out of
-        register."""
+        """CK no more than a copy of DAPI, moved by :attr:`copy_move`."""
         with np.errstate(invalid="ignore"):
-            return self.col("ck_own_structure_shifted") < self.rules.copy_level
+            return self.col("ck_own_structure_registered") < self.rules.copy_level
 
     @cached_property
     def little_dna(self) -> np.ndarray:

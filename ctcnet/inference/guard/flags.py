@@ -18,8 +18,9 @@ contradict:
   leaking into the DAPI channel (a tdEV or fragment of a bright stain) or one body glowing in
   every channel (autofluorescent debris, a dye blob). The share of the copy is free, so the
   check needs no leak estimate and holds at any spillover; the noise is read from the
-  residual itself, so it holds at any brightness. The copy may lie up to ``copy_shift_um``
-  off (planes out of register move a leak's copy with the plane it is imaged in).
+  residual itself, so it holds at any brightness. The copy is moved by the frame's (or
+  sample's) registration first: planes out of register move a leak's copy with the plane it
+  is imaged in (``Evidence.copy_move``).
   It fires too where both channels read as copies of each other (DAPI over CK and CK over
   DAPI both under ``body_level``): one body lit in both, such as a vesicle whose CK leaks
   strongly into DAPI, whose copy alone reads within the copies' own noise spread.
@@ -77,7 +78,11 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard.evidence import Evidence
-from ctcnet.inference.guard.measurements import ExclusionReader, measure_for_guard_start
+from ctcnet.inference.guard.measurements import (
+    REGISTERED_COLUMNS,
+    ExclusionReader,
+    measure_for_guard_start,
+)
 from ctcnet.inference.guard.rules import (
     CK_NEGATIVE_CTC_ROLES,
     DOUBTED_CALLS,
@@ -226,10 +231,10 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
                             batch=None) -> None:
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
-    DAPI and CK over a copy of each other out of register on the ``ctc`` and ``cluster``
-    calls and the network's doubted calls (the copy tests), CK's own shape on the possible
-    CTCs and on the ``ctc`` calls with a CTC's body that the network doubts toward a cluster
-    (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
+    DAPI and CK over a copy of each other moved by the group's registration on the ``ctc``
+    and ``cluster`` calls and the network's doubted calls (the copy tests), CK's own shape on
+    the possible CTCs and on the ``ctc`` calls with a CTC's body that the network doubts
+    toward a cluster (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
     CTCs whose route holds, the exclusion markers over and round the CK area where CD45 is not
     lit (on those and those ``ctc`` calls) and on ``cluster`` calls, and the nuclei of the
     cluster calls and those ``ctc`` calls that no partner marker makes a cluster and of the
@@ -240,11 +245,14 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     # The copy tests' columns first: which events the other columns are read on depends on
     # them (``candidates``). Read on the calls they check: ``ctc`` and ``cluster`` calls and
     # the doubted calls of the doubt route.
+    for col in REGISTERED_COLUMNS:
+        if col not in e.m:
+            e.set_col(col, np.full(len(e.names), np.nan, np.float32))
     copies = (e.is_call(GUARDED_CLASSES) | (e.is_call(DOUBTED_CALLS) & e.doubt)) & \
-        np.isnan(e.col("ck_own_structure_shifted"))
+        np.isnan(e.col(REGISTERED_COLUMNS[1]))
     if copies.any():
         _fill(e, ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, copies, batch),
-              "copies", copies)
+              "registered", copies, e.copy_move)
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
     # The clusters whose partner and nuclei are read: the cluster calls (``one_cell``) and
     # the other clusters the network saw with a CTC's body (``lone_ctc_cell``).
@@ -286,11 +294,12 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     fill("ck_own", lone & np.isnan(e.col("ck_own_structure")))
 
 
-def _fill(e: Evidence, reader: ExclusionReader, group: str, rows: np.ndarray) -> None:
+def _fill(e: Evidence, reader: ExclusionReader, group: str, rows: np.ndarray,
+          moves: np.ndarray | None = None) -> None:
     """Read ``group``'s columns on ``rows`` into the evidence (its other rows kept)."""
     if not rows.any():  # nothing to read: no column rewritten (a pandas write costs)
         return
-    for col, values in reader.read(group, rows).items():
+    for col, values in reader.read(group, rows, moves).items():
         column = e.col(col).copy()
         column[rows] = values[rows]
         e.set_col(col, column)

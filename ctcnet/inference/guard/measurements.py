@@ -38,15 +38,17 @@ from ctcnet.inference.guard.rules import (
     RULES,
     GuardRules,
 )
-from ctcnet.inference.guard.shapes import edge_width, own_structure
+from ctcnet.inference.guard.shapes import best_move, edge_width, own_structure
 from ctcnet.inference.spillover import mean3x3, robust_background
 
 # The columns read only on the rows that need them: CD45 and the other exclusion markers and
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
 # (a shape analysis per crop, read on cluster calls).
 ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "partner_um2",
-                     "ck_own_structure", "nuclei", "dna_own_structure_shifted",
-                     "ck_own_structure_shifted")
+                     "ck_own_structure", "nuclei")
+# The copy tests' columns: DAPI and CK each over a copy of the other moved by the scan's
+# registration (a frame's or sample's, ``Evidence.copy_move``), read by the flags alone.
+REGISTERED_COLUMNS = ("dna_own_structure_registered", "ck_own_structure_registered")
 
 
 def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = RULES,
@@ -75,11 +77,11 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
     copy of CK is taken off, as a share of the pixel noise, :func:`.shapes.own_structure`; NaN
     for a CK area under ``rules.copy_min_area_um2`` or clipped in more than
-    ``rules.max_clipped_share`` of it), ``dna_own_structure_shifted`` and
-    ``ck_own_structure_shifted`` (DAPI's over the best copy of CK and CK's over the best copy
-    of DAPI, each copy moved up to ``rules.copy_shift_um``: what the copy tests read; DAPI's
-    where ``dna_own_structure`` is read), ``nuclei`` (how many nuclei the nucleus holds, told
-    by its shape, :func:`.nuclei.count_nuclei`), and for the out-of-distribution score
+    ``rules.max_clipped_share`` of it), ``copy_move_y`` and ``copy_move_x`` (where
+    ``dna_own_structure`` is read: the whole-pixel move, up to ``rules.copy_shift_um``, that
+    lines CK up best with DAPI over the CK area, :func:`.shapes.best_move`), ``nuclei`` (how
+    many nuclei the nucleus holds, told by its shape, :func:`.nuclei.count_nuclei`), and for
+    the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
     radius, channel i). A channel the panel lacks gives NaN for its columns.
 
@@ -136,11 +138,12 @@ class ExclusionReader:
     shape (``ck_own_structure``), CD45 over the CK area (``cd45_core``, ``cd45_over_ck``), the
     exclusion markers round it (``exclusion_around_ck``), each a leak fit or shape comparison
     that a flag may make moot before the next is read, the nuclei (``nuclei``), and DAPI and
-    CK each over a copy of the other out of register (``copies``: the copy tests)."""
+    CK each over a copy of the other moved by given moves (``registered``: the copy tests,
+    ``REGISTERED_COLUMNS``)."""
 
     GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
               "around": ("exclusion_around_ck", "partner_um2"), "nuclei": ("nuclei",),
-              "copies": ("dna_own_structure_shifted", "ck_own_structure_shifted")}
+              "registered": REGISTERED_COLUMNS}
 
     def __init__(self, crops: np.ndarray, panel, pixel_size_um: float,
                  rules: GuardRules = RULES, rows: np.ndarray | None = None,
@@ -160,9 +163,11 @@ class ExclusionReader:
             self.batch = _Batch.of(np.asarray(crops[self.index], np.float32), panel,
                                    pixel_size_um, rules)
 
-    def read(self, group: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def read(self, group: str, rows: np.ndarray, moves: np.ndarray | None = None
+             ) -> dict[str, np.ndarray]:
         """The columns of ``group`` (a key of ``GROUPS``) for ``rows`` (bool over all the
-        crops, within the reader's ``rows``), NaN elsewhere."""
+        crops, within the reader's ``rows``), NaN elsewhere; ``moves`` ((N, 2) over all the
+        crops): the copies' moves, for ``"registered"``."""
         out = {col: np.full(self.n, np.nan, np.float32) for col in self.GROUPS[group]}
         local = np.asarray(rows, bool)[self.index]
         if self._crops is None:
@@ -177,7 +182,10 @@ class ExclusionReader:
             if batch.ck is None or not asked.any():
                 break
             part = {col: np.full(len(ids), np.nan, np.float32) for col in out}
-            _READERS[group](batch, asked, part)
+            if group == "registered":
+                _registered_columns(batch, asked, part, moves[ids])
+            else:
+                _READERS[group](batch, asked, part)
             for col, values in part.items():
                 out[col][ids] = values
         return out
@@ -326,8 +334,7 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan,
                    nucleus_in_ck=nan, dna_edge_um=nan, dna_own_structure=nan,
                    cd45_over_ck=nan, cd45_core=nan, exclusion_around_ck=nan, partner_um2=nan,
-                   ck_own_structure=nan, nuclei=nan, dna_own_structure_shifted=nan,
-                   ck_own_structure_shifted=nan)
+                   ck_own_structure=nan, nuclei=nan, copy_move_y=nan, copy_move_x=nan)
         return pd.DataFrame(out)
     out["ck_peak"] = peak[:, batch.ck]
     out["ck_area"] = batch.ck_area
@@ -337,6 +344,7 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out["dna_in_ck"], out["dna_content"], out["dna_edge_um"] = nan, nan.copy(), nan.copy()
         out["nucleus_in_ck"] = nan.copy()
         out["dna_own_structure"] = nan.copy()
+        out["copy_move_y"], out["copy_move_x"] = nan.copy(), nan.copy()
     for col in ON_DEMAND_COLUMNS:
         out[col] = nan.copy()
     rows = np.ones(n, bool) if cd45_rows is None else np.asarray(cd45_rows, bool)
@@ -366,8 +374,12 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
     # Only the crops with a CK area to compare (most events are leukocytes).
     raw = batch.standardised(comparable, [dna, batch.ck])
     out["dna_own_structure"] = np.full(n, np.nan, np.float32)
-    out["dna_own_structure"][comparable] = own_structure(
-        raw[:, 0], raw[:, 1], area[comparable] & ~batch.clipped[comparable])[1]
+    mask = area[comparable] & ~batch.clipped[comparable]
+    out["dna_own_structure"][comparable] = own_structure(raw[:, 0], raw[:, 1], mask)[1]
+    moves = np.full((n, 2), np.nan, np.float32)
+    moves[comparable] = best_move(raw[:, 0], raw[:, 1], mask,
+                                  batch.rules.copy_shift_px(batch.pixel_size_um))
+    out["copy_move_y"], out["copy_move_x"] = moves[:, 0], moves[:, 1]
 
 
 def _exclusion_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
@@ -437,22 +449,23 @@ def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
                                                   batch.area[rows] & ~batch.clipped[rows])[1]
 
 
-def _copies_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
-    """``dna_own_structure_shifted`` and ``ck_own_structure_shifted``: DAPI's and CK's own
-    shape over the CK area once the best copy of the other, moved up to
-    ``rules.copy_shift_um``, is taken off (a plane out of register moves a leak's copy with
-    it). DAPI's on the ``rows`` whose CK area is comparable (as ``dna_own_structure``), CK's
-    on all ``rows`` (as ``ck_own_structure``)."""
+def _registered_columns(batch: _Batch, rows: np.ndarray, out: dict,
+                        moves: np.ndarray) -> None:
+    """``REGISTERED_COLUMNS``: DAPI's and CK's own shape over the CK area once the best copy
+    of the other, moved by ``moves`` ((N, 2) whole pixels, CK against DAPI), is taken off
+    (a plane out of register moves a leak's copy with it). DAPI's on the ``rows`` whose CK
+    area is comparable (as ``dna_own_structure``), CK's on all ``rows`` (as
+    ``ck_own_structure``)."""
     if batch.dna is None or not rows.any():
         return
-    shift = batch.rules.copy_shift_px(batch.pixel_size_um)
+    moves = np.asarray(moves, np.int64)[rows]
     mask = batch.area[rows] & ~batch.clipped[rows]
     raw = batch.standardised(rows, [batch.dna, batch.ck])
-    out["ck_own_structure_shifted"][rows] = own_structure(raw[:, 1], raw[:, 0], mask,
-                                                          shift)[1]
+    dna_col, ck_col = REGISTERED_COLUMNS
+    out[ck_col][rows] = own_structure(raw[:, 1], raw[:, 0], mask, -moves)[1]
     comparable = batch.shapes_comparable()[rows]
-    out["dna_own_structure_shifted"][np.flatnonzero(rows)[comparable]] = own_structure(
-        raw[comparable, 0], raw[comparable, 1], mask[comparable], shift)[1]
+    out[dna_col][np.flatnonzero(rows)[comparable]] = own_structure(
+        raw[comparable, 0], raw[comparable, 1], mask[comparable], moves[comparable])[1]
 
 
 def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
@@ -466,8 +479,9 @@ def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
                                        rules.nucleus_min_dip_um)
 
 
+# The groups read on a crop's own (``registered`` needs the moves: ``ExclusionReader.read``).
 _READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns,
-            "nuclei": _nuclei_columns, "copies": _copies_columns}
+            "nuclei": _nuclei_columns}
 
 
 def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,

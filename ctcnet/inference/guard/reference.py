@@ -24,24 +24,32 @@ def leukocyte_reference(values: np.ndarray, called_names: np.ndarray,
     over the leukocyte calls of its group (one frame, or one sample of a crop set; default: all
     events are one group); NaN where the group has fewer than ``rules.min_reference_events``
     of them."""
+    leukocyte = np.asarray(called_names, dtype=object) == REFERENCE_CLASS
+    return group_median(values, leukocyte, groups, rules.min_reference_events)
+
+
+def group_median(values: np.ndarray, included: np.ndarray, groups: np.ndarray | None,
+                 min_events: int) -> np.ndarray:
+    """Per event, the median of ``values`` over the ``included`` events of its group with a
+    finite value (default: all events are one group); NaN where there are fewer than
+    ``min_events`` of them."""
     values = np.asarray(values, np.float64)
     groups = np.zeros(len(values), np.int64) if groups is None else np.asarray(groups)
     keys, group_index = np.unique(groups, return_inverse=True)
-    leukocyte = (np.asarray(called_names, dtype=object) == REFERENCE_CLASS) & \
-        np.isfinite(values)
+    included = np.asarray(included, bool) & np.isfinite(values)
     # One grouped pass (a crop set may give every crop a sample of its own): the values sorted
     # within their groups, each group's median the mean of its middle one or two.
-    kept, owner = values[leukocyte], group_index[leukocyte]
+    kept, owner = values[included], group_index[included]
     order = np.lexsort((kept, owner))
     kept, owner = kept[order], owner[order]
     size = np.bincount(owner, minlength=len(keys))
     start = np.cumsum(size) - size
-    enough = np.flatnonzero(size >= rules.min_reference_events)
+    enough = np.flatnonzero(size >= min_events)
     low = kept[start[enough] + (size[enough] - 1) // 2]
     high = kept[start[enough] + size[enough] // 2]
-    reference = np.full(len(keys), np.nan)
-    reference[enough] = (low + high) / 2
-    return reference[group_index]
+    median = np.full(len(keys), np.nan)
+    median[enough] = (low + high) / 2
+    return median[group_index]
 
 
 def _ood_features(m: pd.DataFrame, channels: int) -> np.ndarray:

@@ -99,17 +99,16 @@ class GuardRules:
         model's held-out test (1,500 a class, the look it was trained on) it holds 48 of
         1,491 right CTC calls instead of 35 (at 0.3: 40, with 0.158 per 1,000 on seed 64000).
     copy_shift_um
-        How far out of register the copy tests (``copy_level``, ``body_level``) let a copy lie:
-        they read the structure left once the best copy of the other channel moved up to this
-        far (whole pixels at model scale; ``dna_own_structure_shifted``,
-        ``ck_own_structure_shifted``) is taken off. A dye's leak is imaged in the exposure of
-        the channel it leaks into, so a plane out of register moves the copy with it, and a
-        copy's shifted edge reads as a shape of its own: on a counting cartridge (30 CTCs,
-        10 frames) with the CK plane moved 1, 2 or -2 pixels (0.7-1.4 um), bare nuclei whose
-        CK is a copy of their DAPI were counted as 33, 61 and 45 CTCs; read so, 30, 30 and 30
-        (the moved copies held for a person). 1.3 um: 2 pixels at 0.64 um/px. The network's
-        inputs and the marker fusion's measurements stay unmoved (``dna_own_structure``,
-        ``ck_own_structure``).
+        How far out of register the copy tests (``copy_level``, ``body_level``) look for a
+        copy: each event's CK is lined up with its DAPI within this many um (whole pixels at
+        model scale, ``copy_move_y``/``copy_move_x``), and the median move over a frame (or
+        sample) is the planes' registration, by which the copy is moved before DAPI and CK
+        are compared (``REGISTERED_COLUMNS``). A dye's leak is imaged in the exposure of the
+        channel it leaks into, so a plane out of register moves the copy with it, and a
+        copy's shifted edge reads as a shape of its own. 1.3 um: 2 pixels at 0.64 um/px.
+    register_min_events
+        The fewest events with a CK area to compare of a frame (or sample) that read its
+        registration; with fewer, the planes are taken as in register.
     max_leak
         The most of another dye's counts that its leak into a channel may carry (the share a
         copy of its pattern may take off before what is left counts as the channel's own
@@ -299,6 +298,7 @@ class GuardRules:
     copy_level: float = 0.2
     body_level: float = 0.4
     copy_shift_um: float = 1.3
+    register_min_events: int = 10
     max_leak: float = 0.12
     export_max_leak: float = 0.2
     copy_leak: float = 0.0

@@ -35,7 +35,7 @@ def edge_width(dna: np.ndarray, nucleus: np.ndarray, disk: np.ndarray) -> np.nda
 
 
 def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
-                  shift_px: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  moves: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per crop, the share of the best copy of ``source`` in ``target`` over ``mask`` (least
     squares, share >= 0) and the structure ``target`` has of its own once that copy is taken
     off: the power left that a 3x3 mean keeps, beyond what pixel noise would keep, as a share
@@ -47,43 +47,58 @@ def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
     of the source plus noise, well above it where the target has a shape of its own (a
     nucleus in its cytoplasm). NaN where the mask is empty.
 
-    ``shift_px``: the copy may lie up to this many pixels off either way: the least structure
-    over the source moved by each whole-pixel step within it (and that copy's share). A dye's
-    leak is imaged in the target's exposure, so planes out of register move the copy with the
-    target's plane, and a moved copy's edge otherwise reads as a shape of its own."""
+    ``moves``: (N, 2) whole pixels (dy, dx) each crop's copy is moved by first (None: none).
+    A dye's leak is imaged in the exposure of the channel it leaks into, so planes out of
+    register move the copy with that channel's plane, and a moved copy's edge otherwise
+    reads as a shape of its own."""
+    if moves is not None:
+        source = moved_copies(source, moves)
     t = np.where(mask, target, 0.0).astype(np.float64)
-    count = mask.sum(axis=(1, 2))
-    best = None
-    for move in copy_moves(shift_px):
-        moved = np.roll(source, move, axis=(1, 2)) if move != (0, 0) else source
-        share, structure = _own_structure_of(target, t, moved, mask, count)
-        if best is None:
-            best = share, structure
-            continue
-        lower = structure < best[1]
-        best = np.where(lower, share, best[0]), np.where(lower, structure, best[1])
-    share, structure = best
-    return share, np.where(count > 0, structure, np.nan).astype(np.float32)
-
-
-def copy_moves(shift_px: int) -> list[tuple[int, int]]:
-    """The whole-pixel moves of a copy :func:`own_structure` tries, the unmoved one first."""
-    steps = range(-shift_px, shift_px + 1)
-    return [(0, 0)] + [(dy, dx) for dy in steps for dx in steps if (dy, dx) != (0, 0)]
-
-
-def _own_structure_of(target: np.ndarray, masked_target: np.ndarray, source: np.ndarray,
-                      mask: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`own_structure` for one placement of the copy (float64; structure of an empty
-    mask not yet NaN)."""
     s = np.where(mask, source, 0.0).astype(np.float64)
-    share = np.maximum((s * masked_target).sum(axis=(1, 2)) /
-                       np.maximum((s * s).sum(axis=(1, 2)), 1e-12), 0.0)
+    share = np.maximum((s * t).sum(axis=(1, 2)) / np.maximum((s * s).sum(axis=(1, 2)), 1e-12),
+                       0.0)
     # The residual everywhere (its 3x3 mean at the mask's rim needs its neighbours), read over
     # the mask.
     residual = target.astype(np.float64) - share[:, None, None] * source
+    count = mask.sum(axis=(1, 2))
     raw = (np.where(mask, residual, 0.0) ** 2).sum(axis=(1, 2)) / np.maximum(count, 1)
     smooth = (np.where(mask, mean3x3(residual), 0.0) ** 2).sum(axis=(1, 2)) / \
         np.maximum(count, 1)
     noise = np.maximum((raw - smooth) * 9.0 / 8.0, 1e-6)
-    return share, (smooth - noise / 9.0) / noise
+    structure = (smooth - noise / 9.0) / noise
+    return share, np.where(count > 0, structure, np.nan).astype(np.float32)
+
+
+def copy_moves(shift_px: int) -> list[tuple[int, int]]:
+    """The whole-pixel moves (dy, dx) of a copy within ``shift_px``, the unmoved one first."""
+    steps = range(-shift_px, shift_px + 1)
+    return [(0, 0)] + [(dy, dx) for dy in steps for dx in steps if (dy, dx) != (0, 0)]
+
+
+def best_move(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
+              shift_px: int) -> np.ndarray:
+    """(N, 2) per crop, the move of :func:`copy_moves` whose source, 3x3-smoothed, correlates
+    best with the smoothed target over ``mask`` (the unmoved one where none does better):
+    where the source's pattern lies against the target's. On a cell whose two channels are
+    concentric (a leukocyte's cytoplasm round its nucleus, a copy) it is how far the planes
+    are out of register; on one with its nucleus off-centre it also holds that offset, so a
+    scan's registration is read as the median over many cells (``Evidence.copy_move``)."""
+    t = np.where(mask, mean3x3(np.asarray(target, np.float64)), 0.0)
+    smooth = mean3x3(np.asarray(source, np.float64))
+    moves = copy_moves(shift_px)
+    scores = []
+    for move in moves:
+        s = np.where(mask, np.roll(smooth, move, axis=(1, 2)), 0.0)
+        product = (s * t).sum(axis=(1, 2))
+        scores.append(np.where(product > 0, product, 0.0) /
+                      np.sqrt(np.maximum((s * s).sum(axis=(1, 2)), 1e-12)))
+    return np.asarray(moves)[np.argmax(np.stack(scores), axis=0)]
+
+
+def moved_copies(source: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """(N, H, W) each crop's ``source`` rolled by its own (dy, dx) of ``moves``."""
+    out = np.empty_like(source)
+    for move in {tuple(m) for m in moves.tolist()}:
+        rows = (moves == move).all(axis=1)
+        out[rows] = np.roll(source[rows], move, axis=(1, 2))
+    return out
