@@ -83,16 +83,23 @@ def best_move(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
     concentric (a leukocyte's cytoplasm round its nucleus, a copy) it is how far the planes
     are out of register; on one with its nucleus off-centre it also holds that offset, so a
     scan's registration is read as the median over many cells (``Evidence.copy_move``)."""
-    t = np.where(mask, mean3x3(np.asarray(target, np.float64)), 0.0)
-    smooth = mean3x3(np.asarray(source, np.float64))
+    t = np.where(mask, mean3x3(np.asarray(target, np.float32)), 0.0).astype(np.float32)
+    k = shift_px
+    h, w = t.shape[1:]
+    # Each move's rolled source is a window of the source wrapped round by k pixels (a view,
+    # not a copy: the moves are a frame's most frequent reads of the crops).
+    smooth = np.pad(mean3x3(np.asarray(source, np.float32)), ((0, 0), (k, k), (k, k)),
+                    mode="wrap")
+    power = smooth * smooth
+    inside = mask.astype(np.float32)
     moves = copy_moves(shift_px)
-    scores = []
-    for move in moves:
-        s = np.where(mask, np.roll(smooth, move, axis=(1, 2)), 0.0)
-        product = (s * t).sum(axis=(1, 2))
-        scores.append(np.where(product > 0, product, 0.0) /
-                      np.sqrt(np.maximum((s * s).sum(axis=(1, 2)), 1e-12)))
-    return np.asarray(moves)[np.argmax(np.stack(scores), axis=0)]
+    scores = np.empty((len(moves), len(t)), np.float32)
+    for i, (dy, dx) in enumerate(moves):
+        window = (slice(None), slice(k - dy, k - dy + h), slice(k - dx, k - dx + w))
+        product = np.einsum("nij,nij->n", smooth[window], t)
+        scores[i] = np.maximum(product, 0.0) / \
+            np.sqrt(np.maximum(np.einsum("nij,nij->n", power[window], inside), 1e-12))
+    return np.asarray(moves)[np.argmax(scores, axis=0)]
 
 
 def moved_copies(source: np.ndarray, moves: np.ndarray) -> np.ndarray:
