@@ -436,8 +436,7 @@ def test_one_body_lit_in_dapi_and_ck_is_no_nucleus_in_a_cytoplasm(rng, spec):
     # Each direction alone is not enough: a DAPI read near a copy over CK with a shape of its
     # own (dim, textured CK over a nucleus) stays a nucleus.
     own_ck = full.copy()
-    own_ck["ck_own_structure_registered"] = np.nan
-    own_ck.loc[0, "ck_own_structure_registered"] = 2.0
+    own_ck.loc[0, "ck_own_structure"] = 2.0
     assert not review_flags(crops, calls, spec, measured=own_ck)["dna_copies_ck"][0]
 
 

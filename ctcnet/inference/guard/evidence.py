@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ctcnet.inference.guard.measurements import REGISTERED_COLUMNS
 from ctcnet.inference.guard.reference import group_median, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     DOUBTED_CALLS,
@@ -86,32 +87,44 @@ class Evidence:
         return np.rint(np.nan_to_num(np.stack(moves, axis=1))).astype(np.int64)
 
     @cached_property
+    def moved(self) -> np.ndarray:
+        """Bool per event: its group's planes read out of register (:attr:`copy_move`)."""
+        return self.copy_move.any(axis=1)
+
+    def copy_structure(self, channel: str) -> np.ndarray:
+        """``"dna"`` or ``"ck"``: the channel's own shape over a copy of the other, the copy
+        moved by :attr:`copy_move` (``REGISTERED_COLUMNS``) where the group's planes are out
+        of register, in place (``dna_own_structure``, ``ck_own_structure``) elsewhere."""
+        registered = REGISTERED_COLUMNS[("dna", "ck").index(channel)]
+        in_place = self.col(f"{channel}_own_structure")
+        return np.where(self.moved, self.col(registered), in_place) \
+            if registered in self.m else in_place
+
+    @cached_property
     def dna_copies_ck(self) -> np.ndarray:
-        """DAPI over the CK area no more than a copy of CK, moved by :attr:`copy_move`.
-        (Read after ``REGISTERED_COLUMNS`` are.)"""
+        """DAPI over the CK area no more than a copy of CK (:meth:`copy_structure`)."""
         with np.errstate(invalid="ignore"):  # NaN: CK area too small to compare shapes
-            return self.col("dna_own_structure_registered") < self.rules.copy_level
+            return self.copy_structure("dna") < self.rules.copy_level
 
     @property
     def dna_near_copy(self) -> np.ndarray:
         """DAPI with little shape of its own over the CK area (under ``body_level``): one half
         of ``one_body``, and where CK's own shape is worth reading for it."""
         with np.errstate(invalid="ignore"):
-            return self.col("dna_own_structure_registered") < self.rules.body_level
+            return self.copy_structure("dna") < self.rules.body_level
 
     @property
     def one_body(self) -> np.ndarray:
-        """DAPI and CK each no more than a copy of the other: one body lit in both
-        channels."""
+        """DAPI and CK each no more than a copy of the other (read after
+        ``ck_own_structure`` is): one body lit in both channels."""
         with np.errstate(invalid="ignore"):
-            return self.dna_near_copy & \
-                (self.col("ck_own_structure_registered") < self.rules.body_level)
+            return self.dna_near_copy & (self.copy_structure("ck") < self.rules.body_level)
 
     @property
     def ck_copies_dna(self) -> np.ndarray:
-        """CK no more than a copy of DAPI, moved by :attr:`copy_move`."""
+        """CK no more than a copy of DAPI (read after ``ck_own_structure`` is)."""
         with np.errstate(invalid="ignore"):
-            return self.col("ck_own_structure_registered") < self.rules.copy_level
+            return self.copy_structure("ck") < self.rules.copy_level
 
     @cached_property
     def little_dna(self) -> np.ndarray:

@@ -242,15 +242,15 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     Elsewhere a column stays NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
-    # The copy tests' columns first: which events the other columns are read on depends on
-    # them (``candidates``). Read on the calls they check: ``ctc`` and ``cluster`` calls and
-    # the doubted calls of the doubt route.
-    for col in REGISTERED_COLUMNS:
-        if col not in e.m:
-            e.set_col(col, np.full(len(e.names), np.nan, np.float32))
-    copies = (e.is_call(GUARDED_CLASSES) | (e.is_call(DOUBTED_CALLS) & e.doubt)) & \
-        np.isnan(e.col(REGISTERED_COLUMNS[1]))
+    # In a frame (or sample) out of register, the copy tests' columns first: which events the
+    # other columns are read on depends on them (``candidates``). Read on the calls they
+    # check: ``ctc`` and ``cluster`` calls and the doubted calls of the doubt route.
+    copies = e.moved & (e.is_call(GUARDED_CLASSES) | (e.is_call(DOUBTED_CALLS) & e.doubt))
     if copies.any():
+        for col in REGISTERED_COLUMNS:
+            if col not in e.m:
+                e.set_col(col, np.full(len(e.names), np.nan, np.float32))
+        copies &= np.isnan(e.col(REGISTERED_COLUMNS[1]))
         _fill(e, ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, copies, batch),
               "registered", copies, e.copy_move)
     is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
@@ -276,8 +276,9 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     def fill(group: str, rows: np.ndarray) -> None:
         _fill(e, reader, group, rows & todo)
 
-    # CK's own shape on the possible CTCs and the doubted ctc calls the markers may vouch for.
-    fill("ck_own", candidates | vouch)
+    # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
+    # close to a copy of CK (``one_body``).
+    fill("ck_own", candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy) | vouch)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds | unusual)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
