@@ -8,14 +8,15 @@ The package has one module per job:
   default :data:`RULES`), and the names of the flags, calls and panel roles;
 * :mod:`.measurements`: the per-crop marker measurements (:func:`measure`,
   :func:`measure_for_guard`, made before the calls, :func:`measure_for_guard_start`, the same
-  with what they started from; :class:`ExclusionReader`, the costly leak fits and the count of
-  nuclei, for the events whose flags read them);
+  with what they started from; :class:`ExclusionReader`, the costly leak fits, the count of
+  nuclei and the copy tests at a frame's registration, for the events whose flags read them);
 * :mod:`.leaks`: other dyes' leaks into a marker's channel, fitted and taken off;
 * :mod:`.nuclei`: how many nuclei an object's DAPI mask holds (a cluster's second cell);
 * :mod:`.masks`: the per-crop mask operations the measurements use (the disk they read,
   connected parts within each crop, a mask's rim and its growth);
-* :mod:`.reference`: the leukocytes of the frame as the DNA and focus reference, and the
-  training events as the out-of-distribution reference (:func:`fit_reference`);
+* :mod:`.reference`: the leukocytes of the frame as the DNA and focus reference (medians
+  over a frame's or sample's events, as is its registration), and the training events as the
+  out-of-distribution reference (:func:`fit_reference`);
 * :mod:`.flags`: the flags as a table of rules (:data:`FLAG_RULES`) and
   :func:`review_flags`, the one entry point for predict, the model card and the robustness
   matrix;

@@ -105,7 +105,14 @@ class GuardRules:
         sample) is the planes' registration, by which the copy is moved before DAPI and CK
         are compared (``REGISTERED_COLUMNS``). A dye's leak is imaged in the exposure of the
         channel it leaks into, so a plane out of register moves the copy with it, and a
-        copy's shifted edge reads as a shape of its own. 1.3 um: 2 pixels at 0.64 um/px.
+        copy's shifted edge reads as a shape of its own. 1.3 um: 2 pixels at 0.64 um/px. On
+        a counting cartridge (30 CTCs, 10 frames) with CK moved 1, 2 or -2 pixels or DAPI 2
+        (0.7-1.4 um), bare nuclei and autofluorescent bodies whose CK copies their DAPI were
+        counted as 3, 31, 15 and 9 CTCs more; read so, none (the 30 counted). A frame in
+        register reads a median move of 0 and the copy tests as before: the 20 counting
+        cartridges come out identical. Moving each event's copy by its own best move
+        instead, a nucleus off its cytoplasm's centre is lined up too: it held 1 of their
+        197 CTCs and lowered simulated CTCs' own shape by a quarter (median 2.6 -> 1.9).
     register_min_events
         The fewest events with a CK area to compare of a frame (or sample) that read its
         registration; with fewer, the planes are taken as in register.

@@ -69,37 +69,39 @@ def own_structure(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
     return share, np.where(count > 0, structure, np.nan).astype(np.float32)
 
 
-def copy_moves(shift_px: int) -> list[tuple[int, int]]:
-    """The whole-pixel moves (dy, dx) of a copy within ``shift_px``, the unmoved one first."""
-    steps = range(-shift_px, shift_px + 1)
-    return [(0, 0)] + [(dy, dx) for dy in steps for dx in steps if (dy, dx) != (0, 0)]
-
-
 def best_move(target: np.ndarray, source: np.ndarray, mask: np.ndarray,
               shift_px: int) -> np.ndarray:
-    """(N, 2) per crop, the move of :func:`copy_moves` whose source, 3x3-smoothed, correlates
-    best with the smoothed target over ``mask`` (the unmoved one where none does better):
-    where the source's pattern lies against the target's. On a cell whose two channels are
-    concentric (a leukocyte's cytoplasm round its nucleus, a copy) it is how far the planes
-    are out of register; on one with its nucleus off-centre it also holds that offset, so a
-    scan's registration is read as the median over many cells (``Evidence.copy_move``)."""
+    """(N, 2) per crop, the whole-pixel move (dy, dx) within ``shift_px`` either way whose
+    source, 3x3-smoothed, correlates best with the smoothed target over ``mask``: where the
+    source's pattern lies against the target's. On a cell whose two channels are concentric
+    (a leukocyte's cytoplasm round its nucleus, a copy) it is how far the planes are out of
+    register; on one with its nucleus off-centre it also holds that offset, so a scan's
+    registration is read as the median over many cells (``Evidence.copy_move``).
+
+    Each axis is searched on its own, the other unmoved (a blob's correlation falls off
+    alike along both, so its peak lies where each axis's does): 4k + 1 placements, not
+    (2k + 1)^2. Where none correlates better, the axis stays unmoved."""
     t = np.where(mask, mean3x3(np.asarray(target, np.float32)), 0.0).astype(np.float32)
     k = shift_px
     h, w = t.shape[1:]
     # Each move's rolled source is a window of the source wrapped round by k pixels (a view,
-    # not a copy: the moves are a frame's most frequent reads of the crops).
+    # not a copy).
     smooth = np.pad(mean3x3(np.asarray(source, np.float32)), ((0, 0), (k, k), (k, k)),
                     mode="wrap")
     power = smooth * smooth
     inside = mask.astype(np.float32)
-    moves = copy_moves(shift_px)
-    scores = np.empty((len(moves), len(t)), np.float32)
-    for i, (dy, dx) in enumerate(moves):
+
+    def score(dy: int, dx: int) -> np.ndarray:
         window = (slice(None), slice(k - dy, k - dy + h), slice(k - dx, k - dx + w))
         product = np.einsum("nij,nij->n", smooth[window], t)
-        scores[i] = np.maximum(product, 0.0) / \
+        return np.maximum(product, 0.0) / \
             np.sqrt(np.maximum(np.einsum("nij,nij->n", power[window], inside), 1e-12))
-    return np.asarray(moves)[np.argmax(scores, axis=0)]
+
+    steps = [0] + [d for d in range(-k, k + 1) if d != 0]  # unmoved first: kept on a tie
+    unmoved = score(0, 0)
+    along = [np.stack([unmoved] + [score(d, 0) if axis == 0 else score(0, d)
+                                   for d in steps[1:]]) for axis in (0, 1)]
+    return np.asarray(steps)[np.stack([a.argmax(axis=0) for a in along], axis=1)]
 
 
 def moved_copies(source: np.ndarray, moves: np.ndarray) -> np.ndarray:
