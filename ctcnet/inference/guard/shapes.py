@@ -1,8 +1,10 @@
 """Shape measures of one channel over a mask, per crop of an (N, H, W) stack (pure numpy): how
 wide a nucleus's edge is (:func:`edge_width`, focus) and how much shape of its own a channel has
 once the best copy of another is taken off (:func:`own_structure`, a nucleus in its cytoplasm
-against one body lit in both channels). The marker guard's measurements read them
-(:mod:`.measurements`); the ONNX marker graph computes :func:`own_structure` step for step."""
+against one body lit in both channels), and where one channel's pattern lies against another's
+(:func:`best_move`, what a frame's registration is read from). The marker guard's measurements
+read them (:mod:`.measurements`); the ONNX marker graph computes :func:`own_structure` (its
+copy in place) step for step."""
 
 from __future__ import annotations
 
