@@ -346,9 +346,9 @@ def _out_of_register(median: dict, names: list[str], dna: int | None, what: str)
                      f"{what}" for name, m in far.items())
     return (f"{said}, where a scan in register reads a few tenths: are the channels out of "
             "register (a filter or stage shift between exposures)? Every marker is read round "
-            "the nucleus: the guard lines CK up with DAPI by each frame's registration, but "
-            "the network reads the planes as given (CK 1 um off moves about 3 % of its "
-            "calls); register the planes before predict")
+            "the nucleus: the guard compares DAPI with CK lined up by each frame's "
+            "registration, but the network and CD45 over CK read the planes as given (CK 1 um "
+            "off moves about 3 % of the network's calls); register the planes before predict")
 
 
 def _role(roles: list[str], role: str) -> int | None:

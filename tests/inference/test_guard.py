@@ -460,7 +460,8 @@ def test_a_copy_out_of_register_is_still_a_copy(rng, spec):
     their own over the copy in place, but the frame's registration (the median move lining
     each event's CK up with its DAPI) moves the copy back, and their ``ctc`` calls are held as
     copies, as in register; a nucleus inside a cytoplasm keeps its shape. With too few events
-    to read a registration, or none allowed, the copy stays in place."""
+    to read a registration, or none allowed, the copy stays in place (and a bare nucleus
+    called a leukocyte reads as a CTC's body by its markers)."""
     from ctcnet.inference.guard.evidence import Evidence
 
     def frame(moved_px):
@@ -481,9 +482,16 @@ def test_a_copy_out_of_register_is_still_a_copy(rng, spec):
         for measured in (None, full if crops is moved else None):
             flags = review_flags(crops, calls, spec, measured=measured)
             assert flags["dna_copies_ck"].tolist() == expected
-    assert not review_flags(moved, calls, spec, rules=replace(RULES, copy_shift_um=0.0)
-                            )["dna_copies_ck"][:9].any()
+    unregistered = replace(RULES, copy_shift_um=0.0)
+    assert not review_flags(moved, calls, spec, rules=unregistered)["dna_copies_ck"][:9].any()
     assert not review_flags(moved[[0, 9]], calls[[0, 9]], spec)["dna_copies_ck"].any()
+    # Called a leukocyte, a bare nucleus out of register is no possible CTC either: a CTC's
+    # body (a nucleus with a shape of its own over the CK copy) is read lined up too.
+    missed = onehot(["wbc"] * 12, spec)
+    assert review_flags(moved, missed, spec, rules=unregistered)[MARKERS_CTC][:9].all()
+    for crops in (moved, in_register):
+        flags = review_flags(crops, missed, spec)
+        assert not flags["possible_ctc"][:9].any() and not flags[MARKERS_CTC][:9].any()
 
 
 def test_guard_catch_counts_wrong_calls_caught_and_right_calls_held(rng, spec):

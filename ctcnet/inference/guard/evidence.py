@@ -80,7 +80,10 @@ class Evidence:
         lines up their CK with their DAPI best (``copy_move_y``, ``copy_move_x``), rounded;
         0 with fewer than ``rules.register_min_events`` such events. Most cells' CK and DAPI
         are concentric, or one is a copy of the other, so the median reads the registration
-        of the planes, not one cell's nucleus off its centre."""
+        of the planes, not one cell's nucleus off its centre. (A table without the moves,
+        made elsewhere than :func:`.measure`: in register.)"""
+        if not {"copy_move_y", "copy_move_x"} <= set(self.m.columns):
+            return np.zeros((len(self.names), 2), np.int64)
         moves = [group_median(self.col(col), np.ones(len(self.names), bool), self.groups,
                               self.rules.register_min_events)
                  for col in ("copy_move_y", "copy_move_x")]
@@ -94,7 +97,9 @@ class Evidence:
     def copy_structure(self, channel: str) -> np.ndarray:
         """``"dna"`` or ``"ck"``: the channel's own shape over a copy of the other, the copy
         moved by :attr:`copy_move` (``REGISTERED_COLUMNS``) where the group's planes are out
-        of register, in place (``dna_own_structure``, ``ck_own_structure``) elsewhere."""
+        of register, in place (``dna_own_structure``, ``ck_own_structure``) elsewhere: what
+        the copy tests and a CTC's body (a nucleus and a cytoplasm each with a shape of its
+        own) read."""
         registered = REGISTERED_COLUMNS[("dna", "ck").index(channel)]
         in_place = self.col(f"{channel}_own_structure")
         return np.where(self.moved, self.col(registered), in_place) \
@@ -158,7 +163,7 @@ class Evidence:
                     >= r.possible_ctc_min_area_um2) & \
                 (self.col("ck_peak") >= ck_peak) & \
                 (self.col("dna_in_ck") >= r.dna_level) & \
-                (self.col("dna_own_structure") >= r.flag_structure)
+                (self.copy_structure("dna") >= r.flag_structure)
             if r.nucleus_in_ck_share is not None:
                 body &= self.col("nucleus_in_ck") >= r.nucleus_in_ck_share
         return body
@@ -226,7 +231,7 @@ class Evidence:
         """Either route to ``possible_ctc`` once CK's own shape is read (CD45 aside)."""
         with np.errstate(invalid="ignore"):
             marker = self.marker_route & \
-                (self.col("ck_own_structure") >= self.rules.flag_structure)
+                (self.copy_structure("ck") >= self.rules.flag_structure)
         return marker | self.doubt_route(with_cd45=True)
 
     def no_exclusion_marker(self) -> np.ndarray:
@@ -355,8 +360,8 @@ class Evidence:
         rules = self.rules
         band = rules.markers_cd45_band
         with np.errstate(invalid="ignore"):
-            out = (self.col("ck_own_structure") >= rules.possible_ctc_structure) & \
-                (self.col("dna_own_structure") >= rules.possible_ctc_structure)
+            out = (self.copy_structure("ck") >= rules.possible_ctc_structure) & \
+                (self.copy_structure("dna") >= rules.possible_ctc_structure)
             if cd45 == "background":
                 out &= (np.abs(self.col("cd45_core")) <= band) & \
                     (np.abs(self.col("cd45_over_ck")) <= band)

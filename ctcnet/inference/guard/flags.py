@@ -231,10 +231,10 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
                             batch=None) -> None:
     """Fill ``ON_DEMAND_COLUMNS`` of ``e.m`` where not measured already, each on the events
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
-    DAPI and CK over a copy of each other moved by the group's registration on the ``ctc``
-    and ``cluster`` calls and the network's doubted calls (the copy tests), CK's own shape on
-    the possible CTCs and on the ``ctc`` calls with a CTC's body that the network doubts
-    toward a cluster (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
+    DAPI and CK over a copy of each other moved by the group's registration where its planes
+    are out of register (the copy tests and a CTC's body), CK's own shape on the possible
+    CTCs and on the ``ctc`` calls with a CTC's body that the network doubts toward a cluster
+    (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
     CTCs whose route holds, the exclusion markers over and round the CK area where CD45 is not
     lit (on those and those ``ctc`` calls) and on ``cluster`` calls, and the nuclei of the
     cluster calls and those ``ctc`` calls that no partner marker makes a cluster and of the
@@ -242,10 +242,11 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     Elsewhere a column stays NaN: every flag comes out as it would with it read.
     ``batch``: the measurements' own start (when made here), so the crops are not prepared
     twice."""
-    # In a frame (or sample) out of register, the copy tests' columns first: which events the
-    # other columns are read on depends on them (``candidates``). Read on the calls they
-    # check: ``ctc`` and ``cluster`` calls and the doubted calls of the doubt route.
-    copies = e.moved & (e.is_call(GUARDED_CLASSES) | (e.is_call(DOUBTED_CALLS) & e.doubt))
+    # In a frame (or sample) out of register, DAPI and CK over each other's copy lined up
+    # first: which events the other columns are read on depends on them (``candidates``).
+    # Read where DAPI reaches a nucleus's level in a CK area: the copy tests and a CTC's body
+    # read nothing elsewhere.
+    copies = e.moved & e.has_ck_area & ~e.no_dna_in_ck
     if copies.any():
         for col in REGISTERED_COLUMNS:
             if col not in e.m:

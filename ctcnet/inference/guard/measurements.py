@@ -78,8 +78,9 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     copy of CK is taken off, as a share of the pixel noise, :func:`.shapes.own_structure`; NaN
     for a CK area under ``rules.copy_min_area_um2`` or clipped in more than
     ``rules.max_clipped_share`` of it), ``copy_move_y`` and ``copy_move_x`` (where
-    ``dna_own_structure`` is read: the whole-pixel move, up to ``rules.copy_shift_um``, that
-    lines CK up best with DAPI over the CK area, :func:`.shapes.best_move`), ``nuclei`` (how
+    ``dna_own_structure`` is read and ``dna_in_ck`` reaches ``rules.dna_level``: the
+    whole-pixel move, up to ``rules.copy_shift_um``, that lines CK up best with DAPI over the
+    CK area, :func:`.shapes.best_move`), ``nuclei`` (how
     many nuclei the nucleus holds, told by its shape, :func:`.nuclei.count_nuclei`), and for
     the out-of-distribution score
     ``peak_<i>`` / ``mean_<i>`` (asinh of the brightest and of the mean signal within the
@@ -376,9 +377,13 @@ def _dna_columns(batch: _Batch, out: dict, own_structure_level: float | None) ->
     out["dna_own_structure"] = np.full(n, np.nan, np.float32)
     mask = area[comparable] & ~batch.clipped[comparable]
     out["dna_own_structure"][comparable] = own_structure(raw[:, 0], raw[:, 1], mask)[1]
+    # The moves where DAPI reaches a nucleus's level, whichever rows the structure was read
+    # on, so a frame's registration is read from the same events by every path.
+    nucleated = out["dna_in_ck"][comparable] >= batch.rules.dna_level
     moves = np.full((n, 2), np.nan, np.float32)
-    moves[comparable] = best_move(raw[:, 0], raw[:, 1], mask,
-                                  batch.rules.copy_shift_px(batch.pixel_size_um))
+    moves[comparable[nucleated]] = best_move(raw[nucleated, 0], raw[nucleated, 1],
+                                             mask[nucleated],
+                                             batch.rules.copy_shift_px(batch.pixel_size_um))
     out["copy_move_y"], out["copy_move_x"] = moves[:, 0], moves[:, 1]
 
 

@@ -103,7 +103,8 @@ class GuardRules:
         copy: each event's CK is lined up with its DAPI within this many um (whole pixels at
         model scale, ``copy_move_y``/``copy_move_x``), and the median move over a frame (or
         sample) is the planes' registration, by which the copy is moved before DAPI and CK
-        are compared (``REGISTERED_COLUMNS``). A dye's leak is imaged in the exposure of the
+        are compared (``REGISTERED_COLUMNS``; a CTC's body, a nucleus and a cytoplasm each
+        with a shape of its own, reads them too). A dye's leak is imaged in the exposure of the
         channel it leaks into, so a plane out of register moves the copy with it, and a
         copy's shifted edge reads as a shape of its own. 1.3 um: 2 pixels at 0.64 um/px. On
         a counting cartridge (30 CTCs, 10 frames) with CK moved 1, 2 or -2 pixels or DAPI 2
@@ -114,8 +115,8 @@ class GuardRules:
         instead, a nucleus off its cytoplasm's centre is lined up too: it held 1 of their
         197 CTCs and lowered simulated CTCs' own shape by a quarter (median 2.6 -> 1.9).
     register_min_events
-        The fewest events with a CK area to compare of a frame (or sample) that read its
-        registration; with fewer, the planes are taken as in register.
+        The fewest events of a frame (or sample) with a nucleus in a CK area to compare that
+        read its registration; with fewer, the planes are taken as in register.
     max_leak
         The most of another dye's counts that its leak into a channel may carry (the share a
         copy of its pattern may take off before what is left counts as the channel's own
