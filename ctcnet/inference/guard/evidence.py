@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard.measurements import REGISTERED_COLUMNS
-from ctcnet.inference.guard.reference import group_median, leukocyte_reference, ood_distance
+from ctcnet.inference.guard.reference import group_shift, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     DOUBTED_CALLS,
     MISSED_CTC_CALLS,
@@ -76,18 +76,19 @@ class Evidence:
     @cached_property
     def copy_move(self) -> np.ndarray:
         """(N, 2) int per event, the whole pixels CK lies off DAPI in its group's planes
-        (frame or sample): per axis, the median over the group's events of the move that
-        lines up their CK with their DAPI best (``copy_move_y``, ``copy_move_x``), rounded;
-        0 with fewer than ``rules.register_min_events`` such events. Most cells' CK and DAPI
-        are concentric, or one is a copy of the other, so the median reads the registration
-        of the planes, not one cell's nucleus off its centre. (A table without the moves,
-        made elsewhere than :func:`.measure`: in register.)"""
+        (frame or sample): per axis, the median over the group's events of the move that lines
+        up their CK with their DAPI best (``copy_move_y``, ``copy_move_x``), rounded, where
+        ``rules.register_min_events`` or more are read and ``rules.register_min_share`` of
+        them lie off the same way (:func:`.reference.group_shift`); 0 elsewhere. Most cells'
+        CK and DAPI are concentric, or one is a copy of the other, so in a scan most events
+        agree on the planes' registration, whatever one cell's nucleus off its centre reads.
+        (A table without the moves, made elsewhere than :func:`.measure`: in register.)"""
         if not {"copy_move_y", "copy_move_x"} <= set(self.m.columns):
             return np.zeros((len(self.names), 2), np.int64)
-        moves = [group_median(self.col(col), np.ones(len(self.names), bool), self.groups,
-                              self.rules.register_min_events)
-                 for col in ("copy_move_y", "copy_move_x")]
-        return np.rint(np.nan_to_num(np.stack(moves, axis=1))).astype(np.int64)
+        rules = self.rules
+        moves = [group_shift(self.col(col), self.groups, rules.register_min_events,
+                             rules.register_min_share) for col in ("copy_move_y", "copy_move_x")]
+        return np.stack(moves, axis=1).astype(np.int64)
 
     @cached_property
     def moved(self) -> np.ndarray:

@@ -52,6 +52,24 @@ def group_median(values: np.ndarray, included: np.ndarray, groups: np.ndarray | 
     return median[group_index]
 
 
+
+def group_shift(values: np.ndarray, groups: np.ndarray | None, min_events: int,
+                min_share: float) -> np.ndarray:
+    """Per event, the median of the whole-pixel shifts ``values`` over the finite ones of its
+    group, rounded, where ``min_events`` or more are read and ``min_share`` of them at least
+    lie off the same way as that median (a shift the group's events agree on); 0 elsewhere."""
+    values = np.asarray(values, np.float64)
+    median = np.rint(np.nan_to_num(group_median(values, np.ones(len(values), bool), groups,
+                                                min_events)))
+    finite = np.isfinite(values)
+    groups = np.zeros(len(values), np.int64) if groups is None else np.asarray(groups)
+    _, group_index = np.unique(groups, return_inverse=True)
+    agree = np.bincount(group_index, finite & (np.sign(values) == np.sign(median)) &
+                        (median != 0))
+    read = np.bincount(group_index, finite)
+    share = agree / np.maximum(read, 1)
+    return np.where(share[group_index] >= min_share, median, 0.0)
+
 def _ood_features(m: pd.DataFrame, channels: int) -> np.ndarray:
     """The features of the distance: per channel the asinh peak and mean, and the log CK area."""
     cols = [f"peak_{i}" for i in range(channels)] + [f"mean_{i}" for i in range(channels)]
