@@ -122,8 +122,8 @@ class GuardRules:
         ... and the share of them that must lie off the same way as their median move (per
         axis) for it to be the planes': on 77 frames of 7 simulated cartridges with CK or
         DAPI 1 or 2 px off, 0.73-1.0 of the events read so; in exported single cells, whose
-        nuclei lie off their cytoplasms' centres every way, the median of a sample read a
-        move on 34 of 180 (sample, pass) readings, with 0.51-0.69 of its events that way.
+        nuclei lie off their cytoplasms' centres every way, the median alone read a move on
+        17 % of the export families' samples, with 0.51-0.69 of their events that way.
     max_leak
         The most of another dye's counts that its leak into a channel may carry (the share a
         copy of its pattern may take off before what is left counts as the channel's own
