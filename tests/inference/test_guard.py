@@ -440,6 +440,21 @@ def test_one_body_lit_in_dapi_and_ck_is_no_nucleus_in_a_cytoplasm(rng, spec):
     assert not review_flags(crops, calls, spec, measured=own_ck)["dna_copies_ck"][0]
 
 
+def test_a_groups_shift_is_the_median_its_events_agree_on():
+    """A frame whose events mostly lie off one way reads that shift; one whose events spread
+    every way (nuclei off their cells' centres) or too few read none; NaN is not read."""
+    from ctcnet.inference.guard.reference import group_shift
+
+    agreeing = [-2.0] * 8 + [-1.0] * 4 + [0.0, 1.0, np.nan]       # 12 of 14 off one way
+    spread = [-2.0, -2.0, -1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, -2.0, 1.0, 2.0]
+    few = [2.0] * 9
+    values = np.array(agreeing + spread + few)
+    groups = np.array([0] * len(agreeing) + [1] * len(spread) + [2] * len(few))
+    shift = group_shift(values, groups, min_events=10, min_share=0.7)
+    assert (shift[groups == 0] == -2).all()
+    assert (shift[groups != 0] == 0).all()
+
+
 def bare_nucleus(rng, ck_moved_px=0, leak=0.3, peak=800.0):
     """A bare nucleus 9 px across whose DAPI leaks ``leak`` into CK, the CK plane imaged
     ``ck_moved_px`` pixels out of register (the leak's copy moves with it)."""

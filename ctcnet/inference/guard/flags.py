@@ -233,7 +233,8 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     whose flags could still turn on it (their leak fits are most of the cost of measuring):
     DAPI and CK over a copy of each other moved by the group's registration where its planes
     are out of register (the copy tests and a CTC's body), CK's own shape on the possible
-    CTCs and on the ``ctc`` calls with a CTC's body that the network doubts toward a cluster
+    CTCs, on the ``ctc`` and ``cluster`` calls whose DAPI reads near a copy of CK and on the
+    ``ctc`` calls with a CTC's body that the network doubts toward a cluster
     (``markers_vouch``), CD45 on ``ctc`` calls and on the possible
     CTCs whose route holds, the exclusion markers over and round the CK area where CD45 is not
     lit (on those and those ``ctc`` calls) and on ``cluster`` calls, and the nuclei of the

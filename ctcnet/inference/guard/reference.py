@@ -52,7 +52,6 @@ def group_median(values: np.ndarray, included: np.ndarray, groups: np.ndarray | 
     return median[group_index]
 
 
-
 def group_shift(values: np.ndarray, groups: np.ndarray | None, min_events: int,
                 min_share: float) -> np.ndarray:
     """Per event, the median of the whole-pixel shifts ``values`` over the finite ones of its
@@ -64,11 +63,12 @@ def group_shift(values: np.ndarray, groups: np.ndarray | None, min_events: int,
     finite = np.isfinite(values)
     groups = np.zeros(len(values), np.int64) if groups is None else np.asarray(groups)
     _, group_index = np.unique(groups, return_inverse=True)
-    agree = np.bincount(group_index, finite & (np.sign(values) == np.sign(median)) &
-                        (median != 0))
-    read = np.bincount(group_index, finite)
+    agree = np.bincount(group_index, (finite & (np.sign(values) == np.sign(median)) &
+                                      (median != 0)).astype(np.float64))
+    read = np.bincount(group_index, finite.astype(np.float64))
     share = agree / np.maximum(read, 1)
     return np.where(share[group_index] >= min_share, median, 0.0)
+
 
 def _ood_features(m: pd.DataFrame, channels: int) -> np.ndarray:
     """The features of the distance: per channel the asinh peak and mean, and the log CK area."""
