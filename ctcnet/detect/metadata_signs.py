@@ -43,7 +43,8 @@ a resumed run judges every frame's), and judged over the cartridge
   nucleus's: on a cell in register a few tenths of a micrometre either way, so the median over
   the events of a scan in register reads a few tenths at most (0.21 um on the 20 counting
   cartridges); a plane shifted between exposures shifts on every cell alike (CK moved 2 px,
-  1.3 um: read 1.31 um, and the cartridge's 30 CTCs counted 61).
+  1.3 um: read 1.31 um). The guard compares DAPI with CK lined up by each frame's
+  registration, but the network and CD45 over CK read the planes as given.
 * **The nuclei's size.** The median nucleus read (its diameter at half its peak,
   :func:`ctcnet.detect.pixel_size.nucleus_diameter_of`) at the stated pixel size: 6.1-9.4 um on
   simulated cartridges of every look (small and large cells among them), 4.1-4.4 um with the
@@ -100,7 +101,7 @@ DARK_SHARE = {"nucleus": 0.05, "leukocyte": 0.05, "epithelial": 0.0}
 # Each plane's centre against the DNA plane's, on events lit in both (within this radius of
 # the event's centre: the cell, not a neighbour): judged on this many events of a plane at
 # least, a plane whose median offset is this far (um) is out of register (in register the
-# simulator's scans read 0.46 um at most; CK 2 px, 1.3 um, off read 1.31 and doubled the count).
+# simulator's scans read 0.46 um at most; CK 2 px, 1.3 um, off read 1.31).
 REGISTER_UM = 8.0
 MIN_OFFSETS = 20
 SHIFT_UM = 0.6

@@ -12,8 +12,8 @@ from a few frames first, and every frame's model crops are compensated with it.
 Each frame read gets its record (its files and SHA-256, :func:`ctcnet.io.digests.frame_record`),
 a note where its pixels call for a look (saturated), CK's leak ratios of a few events and what
 a few of its cells say of the metadata (:mod:`ctcnet.detect.metadata_signs`: the planes'
-order, the pixel size); they are journaled beside its part (:func:`keep_frame_record`) and end
-in the run's summary (:func:`with_frame_records`).
+order, a dark plane, the planes' register, the pixel size); they are journaled beside its
+part (:func:`keep_frame_record`) and end in the run's summary (:func:`with_frame_records`).
 """
 
 from __future__ import annotations
@@ -250,8 +250,8 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     their kept ratios against the guard's allowance (:func:`spillover.leak_check
     <ctcnet.inference.spillover.leak_check>`; a leak beyond it is warned of and is a problem
     too); and the frames' signs of the metadata summed
-    (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, or a
-    pixel size the nuclei belie, are problems as well)."""
+    (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
+    or out of register, or a pixel size the nuclei belie, are problems as well)."""
     entries = {}
     try:
         lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()

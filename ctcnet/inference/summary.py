@@ -113,8 +113,8 @@ class RunSummary:
     # allows (spillover.leak_check); a leak beyond it is warned of.
     leak_check: dict | None = None
     # What a few events of every frame say of the metadata (the nucleus's plane, the
-    # leukocyte markers, the nuclei's size: ctcnet.detect.metadata_signs); planes in another
-    # order or a pixel size the nuclei belie are problems.
+    # leukocyte markers, dark planes, the planes' register, the nuclei's size:
+    # ctcnet.detect.metadata_signs); each sign pointing to a wrong description is a problem.
     metadata_check: dict | None = None
     # The scanned cartridge's identity (``Cartridge.identity``: a digest of its frame list):
     # review decisions carry it, so none attaches to another cartridge with this sample id.

@@ -266,11 +266,13 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     vouch = is_ctc & e.markers_of_ctc & ~e.little_dna & e.cluster_next
     # The ctc calls whose nucleus reads blurred: one nucleus or two (``out_of_focus``).
     blurred = is_ctc & e.blurred & np.isnan(e.col("nuclei"))
+    # CK's own shape in place is read where the planes are in register: out of register the
+    # flags read it over the copy lined up (``Evidence.copy_structure``), read above.
+    ck_in_place = ~e.moved & np.isnan(e.col("ck_own_structure"))
     # (numpy, not a pandas selection of two columns: a millisecond a frame)
     todo = ((is_ctc | candidates | unusual) & np.isnan(e.col("cd45_over_ck"))) | \
         ((clusters | vouch) & (np.isnan(e.col("partner_um2")) | np.isnan(e.col("nuclei")))) | \
-        blurred | (vouch & (np.isnan(e.col("ck_own_structure")) |
-                            np.isnan(e.col("exclusion_around_ck"))))
+        blurred | (vouch & (ck_in_place | np.isnan(e.col("exclusion_around_ck"))))
     if not todo.any():
         return
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, todo, batch)
@@ -280,7 +282,8 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
 
     # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
     # close to a copy of CK (``one_body``).
-    fill("ck_own", candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy) | vouch)
+    fill("ck_own", (candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy) | vouch) &
+         ck_in_place)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds | unusual)
     with np.errstate(invalid="ignore"):  # NaN: CD45 unread over an all-saturated area
@@ -294,7 +297,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
     # CD45 over its CK area and CK's own shape, where not read above.
     lone = clusters & e.one_cell & e.lone_cell_body
     fill("cd45", lone & np.isnan(e.col("cd45_over_ck")))
-    fill("ck_own", lone & np.isnan(e.col("ck_own_structure")))
+    fill("ck_own", lone & ck_in_place)
 
 
 def _fill(e: Evidence, reader: ExclusionReader, group: str, rows: np.ndarray,
