@@ -40,11 +40,14 @@ a resumed run judges every frame's), and judged over the cartridge
   none, and each was said; with CK dark, one holding 30 CTCs had counted none, as ``ok``. On
   real scans the share CK lights is not measured here.
 * **The planes in register.** Each lit plane's centre near the event's centre against the
-  nucleus's: on a cell in register a few tenths of a micrometre either way, so the median over
-  the events of a scan in register reads a few tenths at most (0.21 um on the 20 counting
-  cartridges); a plane shifted between exposures shifts on every cell alike (CK moved 2 px,
-  1.3 um: read 1.31 um). The guard compares DAPI with CK lined up by each frame's
-  registration, but the network and CD45 over CK read the planes as given.
+  nucleus's: on a cell in register a few tenths of a micrometre either way, more than 0.5 um
+  on about 40 % of the events (a ring's centre, a neighbour's plane), so the median over the
+  events of a scan in register reads a few tenths (0.21 um at most on the 20 counting
+  cartridges) but can be chance on a small sample (0.79 um on 21 events of a dense cartridge
+  of three frames); a plane shifted between exposures shifts on every cell alike (CK moved
+  2 px, 1.3 um: read 1.31 um), so a plane is said where its median is far off and its events
+  lie off that way with 90 % confidence. The guard compares DAPI with CK lined up by each
+  frame's registration, but the network and CD45 over CK read the planes as given.
 * **The nuclei's size.** The median nucleus read (its diameter at half its peak,
   :func:`ctcnet.detect.pixel_size.nucleus_diameter_of`) at the stated pixel size: 6.1-9.4 um on
   simulated cartridges of every look (small and large cells among them), 4.1-4.4 um with the
@@ -101,10 +104,20 @@ DARK_SHARE = {"nucleus": 0.05, "leukocyte": 0.05, "epithelial": 0.0}
 # Each plane's centre against the DNA plane's, on events lit in both (within this radius of
 # the event's centre: the cell, not a neighbour): judged on this many events of a plane at
 # least, a plane whose median offset is this far (um) is out of register (in register the
-# simulator's scans read 0.46 um at most; CK 2 px, 1.3 um, off read 1.31).
+# simulator's scans read 0.46 um at most; CK 2 px, 1.3 um, off read 1.31)...
 REGISTER_UM = 8.0
 MIN_OFFSETS = 20
 SHIFT_UM = 0.6
+# ...when its events also lie off that way with this confidence: the order statistic that
+# bounds the median of their offsets along the median's direction from below (a sign test's
+# interval) is this far at least. A shift moves every cell alike, so its bound stays near
+# the median (42 shifted planes read 0.6-5.3 um off in simulated cartridges: 0.41 at least;
+# CK 1 px, 0.64 um, off: median 0.69, bound 0.59); in register a plane's centre lies more
+# than 0.5 um off the nucleus's on about 40 % of the events (a ring's centre, a neighbour),
+# so a small sample's median can be chance (CD45 read 0.79 um off on 21 events of a dense
+# cartridge of three frames, bound 0.04; 0.00 on all its 610 events).
+SURE_UM = 0.3
+SURE_CONFIDENCE = 0.9
 # The nuclei's size is judged on this many nuclei measured, at least; the median diameter (um)
 # a scan's nuclei may have at the stated pixel size (leukocytes' 5-8 um, read at half their
 # peak, 6.1-9.4 um on simulated scans; where counts broke, at half the true pixel size, 4.1-4.4
@@ -326,20 +339,39 @@ def _offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, near: np.n
 
 def _median_offsets(offsets: list, names: list[str]) -> dict:
     """Per plane with ``MIN_OFFSETS`` events at least, its median offset [dx, dy] (um) from
-    the DNA plane, and the events measured."""
+    the DNA plane, the events measured, and ``sure_um``: how far along the median's direction
+    the events lie off with ``SURE_CONFIDENCE`` (:func:`sure_offset`)."""
     out = {}
     for p, name in enumerate(names):
         mine = np.asarray([o[1:] for o in offsets if int(o[0]) == p], np.float64)
         if len(mine) >= MIN_OFFSETS:
-            out[name] = {"dx": round(float(np.median(mine[:, 0])), 2),
-                         "dy": round(float(np.median(mine[:, 1])), 2), "events": len(mine)}
+            median = np.median(mine, axis=0)
+            out[name] = {"dx": round(float(median[0]), 2), "dy": round(float(median[1]), 2),
+                         "events": len(mine), "sure_um": round(sure_offset(mine, median), 2)}
     return out
 
 
+def sure_offset(offsets: np.ndarray, median: np.ndarray,
+                confidence: float = SURE_CONFIDENCE) -> float:
+    """The lower ``confidence`` bound (um) of the median of ``offsets`` ((N, 2), um) along the
+    direction of their ``median``: the order statistic a sign test puts it above, free of any
+    assumption on how the offsets spread (0 where the median is 0)."""
+    from scipy.stats import binom
+
+    length = float(np.hypot(*median))
+    if length == 0:
+        return 0.0
+    along = np.sort(offsets @ (median / length))
+    # The k-th smallest lies under the median with probability P(Binomial(n, 1/2) >= k).
+    k = int(binom.ppf(1.0 - confidence, len(along), 0.5))
+    return float(along[max(k - 1, 0)])
+
+
 def _out_of_register(median: dict, names: list[str], dna: int | None, what: str) -> str | None:
-    """Planes whose median offset from the DNA plane is ``SHIFT_UM`` or more, said."""
+    """Planes whose median offset from the DNA plane is ``SHIFT_UM`` or more, their events
+    lying off that way surely (``SURE_UM``), said."""
     far = {name: m for name, m in median.items()
-           if np.hypot(m["dx"], m["dy"]) >= SHIFT_UM}
+           if np.hypot(m["dx"], m["dy"]) >= SHIFT_UM and m["sure_um"] >= SURE_UM}
     if not far or dna is None:
         return None
     said = "; ".join(f"{name} {np.hypot(m['dx'], m['dy']):.1f} um off {names[dna]}'s centre "

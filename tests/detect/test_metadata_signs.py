@@ -271,3 +271,22 @@ def test_a_raw_crop_folder_misdescribed_is_warned_of(leukocytes, tmp_path, caplo
             if order[0] == 1 else ("CD45 and CD66b", "40 nucleated crops are lit in CD66b")
         assert len(said) == 1 and f"are {pair} swapped?" in said[0]
         assert said[0].startswith(f"crop dataset {tmp_path}: {start}")
+
+
+def test_a_median_off_by_chance_is_not_out_of_register():
+    """A plane is out of register where its events lie off the same way, not where a small
+    sample's median does: the same median of 0.8 um, read on 21 events spread as a dense
+    scan's in register (neighbours' planes pull some centres, others read 0) or on 21 that
+    all lie near it (a shift between exposures)."""
+    panel = load_panel(None)
+    chance = [0.0] * 8 + [0.8] * 6 + [1.2] * 7    # median 0.8 um; 8 read none
+    shifted = [0.7] * 8 + [0.8] * 6 + [0.9] * 7
+    for offsets, said in ((chance, False), (shifted, True)):
+        signs = {"nucleus": [0] * 5, "offset_um": [[2, dx, 0.0] for dx in offsets]}
+        problems, record = metadata_problems([signs], panel, PX)
+        offset = record["median_offset_um"]["CD45"]
+        assert offset["dx"] == 0.8 and offset["events"] == 21
+        # The sign test's 90 % bound on 21 events is their 8th smallest.
+        assert offset["sure_um"] == (0.7 if said else 0.0)
+        assert len(problems) == said
+        assert not said or problems[0].startswith("CD45 0.8 um off DAPI's centre")
