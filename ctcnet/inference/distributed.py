@@ -168,6 +168,21 @@ def _why(summary: dict) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def _reviewed(summary: dict) -> dict:
+    """What ``run.json`` repeats of a sample's review, where a person has decided on its
+    events: the counts after review (of the reported classes, and per 7.5 mL) and whether
+    they are signed off on this run's calls. A batch reader that took ``counts`` alone would
+    report the automatic counts of a reviewed sample."""
+    reviewed = summary.get("reviewed") or {}
+    if not reviewed.get("reviewed"):
+        return {}
+    reported = reviewed.get("reported") or list(summary.get("counts") or {})
+    after = reviewed.get("after_review") or {}
+    return {"after_review": {c: after.get(c) for c in reported},
+            "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
+            "signed_off": bool(summary.get("signoff"))}
+
+
 def _read_summary(summary: Path) -> dict | None:
     """A summary.json as read, or None (no file, or not readable)."""
     try:
@@ -235,7 +250,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                             # ok / partial / failed (a crop set's run has none): a batch job
                             # reads every sample's in one file, and why it is not ok.
                             **({"status": summary["status"]} if "status" in summary else {}),
-                            **_why(summary)})
+                            **_reviewed(summary), **_why(summary)})
         else:
             entries.append({"name": name, "missing": True,
                             **({"reason": missing_reason} if missing_reason else {})})

@@ -849,3 +849,30 @@ def test_run_json_names_the_samples_an_earlier_run_left_in_the_output_folder(tmp
     assert [e["name"] for e in index["outputs"]] == ["s2"]
     assert index["other_outputs"] == ["s1", "s3"]
     assert "other_outputs" not in write_run_index(out, ["s1", "s2", "s3"], 1, {})
+
+
+def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
+    """A batch reader of run.json sees a reviewed sample's counts after review and whether
+    they are signed off, beside the automatic ones; an unreviewed sample carries neither."""
+    from ctcnet.inference.distributed import write_run_index
+
+    out = tmp_path / "out"
+    reviewed = {"reported": ["ctc", "cluster"], "reviewed": 5,
+                "after_review": {"ctc": 6, "wbc": 90, "cluster": 1, "debris": 40},
+                "after_review_per_7_5_ml": {"ctc": 8.0, "cluster": 1.33}}
+    summaries = {"a": {"counts": {"ctc": 4, "cluster": 1}, "reviewed": reviewed,
+                       "signoff": {"reviewer": "jd"}},
+                 "b": {"counts": {"ctc": 4, "cluster": 1}, "reviewed": reviewed,
+                       "signoff": None},
+                 "c": {"counts": {"ctc": 2, "cluster": 0}},
+                 "d": {"counts": {"ctc": 2, "cluster": 0}, "reviewed": {"reviewed": 0}}}
+    for name, summary in summaries.items():
+        (out / name).mkdir(parents=True)
+        (out / name / "summary.json").write_text(json.dumps(summary))
+    entries = {e["name"]: e for e in write_run_index(out, list(summaries), 1, {})["outputs"]}
+    assert entries["a"]["counts"] == {"ctc": 4, "cluster": 1}
+    assert entries["a"]["after_review"] == {"ctc": 6, "cluster": 1}
+    assert entries["a"]["after_review_per_7_5_ml"] == {"ctc": 8.0, "cluster": 1.33}
+    assert entries["a"]["signed_off"] is True and entries["b"]["signed_off"] is False
+    for name in ("c", "d"):
+        assert not {"after_review", "signed_off"} & set(entries[name])
