@@ -185,8 +185,9 @@ def _part_readable(parts: Path, frame_id: str) -> bool:
 
 def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) -> None:
     """A results folder reviewed on one cartridge, predicted again from another with the same
-    sample id: its decisions will be set aside (``ctcnet.review.decisions``); said now, while
-    the person who ran it can still pick another ``--out``."""
+    sample id (another scan, or this one with a frame changed): the decisions made on pixels
+    that changed will be set aside (``ctcnet.review.decisions``); said now, while the person
+    who ran it can still pick another ``--out``."""
     try:
         before = json.loads((out_dir / "summary.json").read_text()).get("cartridge_id")
     except (OSError, ValueError, AttributeError):
@@ -194,8 +195,10 @@ def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) 
     if before and cartridge.identity and before != cartridge.identity and \
             (out_dir / "review.csv").exists():
         log.warning("%s: review.csv holds decisions made on another cartridge with sample id "
-                    "%s (cartridge %s; this scan is %s): they will be set aside, not counted",
-                    out_dir, cartridge.sample_id, before, cartridge.identity)
+                    "%s (cartridge %s; this scan is %s): those made on frames whose pixels "
+                    "changed (all of them, for another scan) will be set aside, not counted; "
+                    "those on frames unchanged still count", out_dir, cartridge.sample_id,
+                    before, cartridge.identity)
 
 
 def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:

@@ -3,7 +3,9 @@ and appending to it safely from several threads, processes and servers. (Predict
 journal, of the frames a run finished, is another: :mod:`ctcnet.inference.journal`.)
 
 ``RESULTS/<sample>/review.csv`` holds one row per decision, oldest first:
-``run_id, cartridge_id, event_id, frame_id, x, y, model_call, reviewer_call, reviewer, time``.
+``run_id, cartridge_id, event_id, frame_id, x, y, model_call, reviewer_call, reviewer, time,
+frame_digest`` (the SHA-256 of the frame's pixels the decision was made on, as summary.json's
+``frame_digests`` records it: a frame unchanged when others of the cartridge changed).
 ``reviewer_call`` is a class name (the model's own on a confirmation, another on a relabel),
 ``rejected`` (not what the model said, class unknown) or ``undecided`` (the decisions on the
 event taken back). Each decision is appended as a line, so the file keeps the history
@@ -12,8 +14,9 @@ event taken back). Each decision is appended as a line, so the file keeps the hi
 (:data:`SECOND_FILE`), and never counted.
 
 Files written before positions were recorded (``event_id, model_call, reviewer_call, reviewer,
-time``) and before decisions named their cartridge are still read (with an empty ``run_id``
-and no position, or an empty ``cartridge_id``).
+time``), before decisions named their cartridge and before they named their frame's pixels
+are still read (with an empty ``run_id`` and no position, an empty ``cartridge_id`` or an
+empty ``frame_digest``).
 
 Writers (two servers, two browser tabs, two processes) hold an exclusive ``flock`` on
 ``.review.csv.lock`` beside the file while they read what others appended and append their
@@ -50,10 +53,16 @@ REVIEW_FILE = "review.csv"
 SECOND_FILE = "review-second.csv"
 LOCK_FILE = ".review.csv.lock"  # hidden: the server does not serve it
 COLUMNS = ["run_id", "cartridge_id", "event_id", "frame_id", "x", "y", "model_call",
-           "reviewer_call", "reviewer", "time"]
+           "reviewer_call", "reviewer", "time", "frame_digest"]
+# Written before decisions named their frame's pixels: a cartridge changed anywhere set
+# every decision made on it aside.
+CARTRIDGE_COLUMNS = [c for c in COLUMNS if c != "frame_digest"]
 # Written before decisions named their cartridge: keyed by run and position only.
-POSITION_COLUMNS = [c for c in COLUMNS if c != "cartridge_id"]
+POSITION_COLUMNS = [c for c in CARTRIDGE_COLUMNS if c != "cartridge_id"]
 LEGACY_COLUMNS = ["event_id", "model_call", "reviewer_call", "reviewer", "time"]
+# The text columns (the rest are the event id and its position).
+TEXT_COLUMNS = ("run_id", "cartridge_id", "frame_id", "model_call", "reviewer_call",
+                "reviewer", "time", "frame_digest")
 
 
 def _empty_table() -> pd.DataFrame:
@@ -75,23 +84,24 @@ def _parse(text: str, path: Path) -> tuple[pd.DataFrame, bool]:
     an older one."""
     if not text.strip():
         return _empty_table(), False
-    strings = {c: str for c in ("run_id", "cartridge_id", "frame_id", "model_call",
-                                "reviewer_call", "reviewer", "time")}
+    strings = dict.fromkeys(TEXT_COLUMNS, str)
     try:
         table = pd.read_csv(io.StringIO(text), dtype=strings, keep_default_na=False,
                             na_values={"x": [""], "y": [""]})
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read the review decisions: {err}", path) from None
     legacy = list(table.columns) == LEGACY_COLUMNS
-    older = legacy or list(table.columns) == POSITION_COLUMNS
+    older = legacy or list(table.columns) in (POSITION_COLUMNS, CARTRIDGE_COLUMNS)
     if legacy:  # no run, no position: matched by event id under conditions (match_decisions)
         table = table.assign(run_id="", frame_id="", x=np.nan, y=np.nan)
     elif list(table.columns) != COLUMNS and not older:
         raise InputError(f"review.csv needs the columns {','.join(COLUMNS)} (or, written by "
-                         f"an older ctcnet, {','.join(POSITION_COLUMNS)} or "
-                         f"{','.join(LEGACY_COLUMNS)})", path)
+                         f"an older ctcnet, {','.join(CARTRIDGE_COLUMNS)}, "
+                         f"{','.join(POSITION_COLUMNS)} or {','.join(LEGACY_COLUMNS)})", path)
     if "cartridge_id" not in table:  # made before decisions named their cartridge
         table = table.assign(cartridge_id="")
+    if "frame_digest" not in table:  # made before decisions named their frame's pixels
+        table = table.assign(frame_digest="")
     return _parse_typed(table[COLUMNS], path).reset_index(drop=True), older
 
 

@@ -97,7 +97,8 @@ def _decision_rows(run: RunEvents, event_ids, reviewer_calls, reviewer: str,
         "y": events["y"].to_numpy(np.float64).round(2),
         "model_call": text(events["class"].tolist()),
         "reviewer_call": text(reviewer_calls), "reviewer": text([reviewer] * n),
-        "time": text([when] * n)}, columns=COLUMNS)
+        "time": text([when] * n),
+        "frame_digest": text(run.digests_of(events["frame_id"]).tolist())}, columns=COLUMNS)
 
 
 def _decision_row(run: RunEvents, event_id: int, reviewer_call: str, reviewer: str,
@@ -195,9 +196,11 @@ def migrate_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
 
 
 def _keys_changed(before: pd.DataFrame, after: pd.DataFrame) -> bool:
-    """Whether matching gave rows a run key or a cartridge they did not have in the file."""
+    """Whether matching gave rows a run key, a cartridge or a frame's digest they did not
+    have in the file."""
     return bool((after["run_id"] != before["run_id"]).any() or
-                (after["cartridge_id"] != before["cartridge_id"]).any())
+                (after["cartridge_id"] != before["cartridge_id"]).any() or
+                (after["frame_digest"] != before["frame_digest"]).any())
 
 
 def load_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:

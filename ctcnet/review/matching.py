@@ -4,9 +4,11 @@ appended since, so a save costs the same at 10 or 100,000 recorded decisions).
 
 In the run that made it, a decision's ``event_id`` holds; from any other run, it attaches to
 the nearest current event of its frame within ``POSITION_TOLERANCE_UM``. A decision made on
-another cartridge with the same sample id is set aside (never counted). A row replaces every
-earlier row that attached to its event in the run it was made in (:func:`superseded_rows`),
-and the latest decision per event counts; an ``undecided`` row leaves its event undecided.
+another cartridge with the same sample id is set aside (never counted), unless its frame's
+pixels are those it was made on (a cartridge whose other frames were fixed since). A row
+replaces every earlier row that attached to its event in the run it was made in
+(:func:`superseded_rows`), and the latest decision per event counts; an ``undecided`` row
+leaves its event undecided.
 """
 
 from __future__ import annotations
@@ -197,6 +199,12 @@ def match_decisions(table: pd.DataFrame, run: RunEvents) -> Matched:
     if run.cartridge_id is not None:  # decided on this run, hence on this cartridge
         table.loc[(made_here | (legacy & (target >= 0))) & (table["cartridge_id"] == ""),
                   "cartridge_id"] = run.cartridge_id
+    # ...and on this run's pixels of its frame.
+    undigested = np.flatnonzero((made_here | (legacy & (target >= 0))) &
+                                (table["frame_digest"] == "").to_numpy())
+    if len(undigested) and run.frame_digests:
+        table.loc[undigested, "frame_digest"] = run.digests_of(
+            table["frame_id"].to_numpy(dtype=object)[undigested])
     # Another run of this cartridge (or a row of this one whose id is gone): by position.
     frames = table["frame_id"].to_numpy(dtype=object)
     xs, ys = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
@@ -340,7 +348,8 @@ def _replaces(table: pd.DataFrame, i: np.ndarray, j: np.ndarray,
     if not len(i):
         return np.zeros(0, bool)
     col = {c: table[c].to_numpy(dtype=object) for c in ("run_id", "cartridge_id", "frame_id",
-                                                         "model_call", "reviewer_call")}
+                                                         "model_call", "reviewer_call",
+                                                         "frame_digest")}
     event = table["event_id"].to_numpy(np.int64)
     x, y = table["x"].to_numpy(np.float64), table["y"].to_numpy(np.float64)
     run, cart, call = col["run_id"], col["cartridge_id"], col["model_call"]
@@ -350,8 +359,13 @@ def _replaces(table: pd.DataFrame, i: np.ndarray, j: np.ndarray,
         ((x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2 <= tolerance_px ** 2)
     attached = np.where(same_run, same_event,
                         np.where(run[i] == "", same_event & (call[i] == call[j]), close))
-    aside = (cart[j] != "") & (((cart[i] != "") & (cart[i] != cart[j])) |
-                               ((cart[i] == "") & (run[i] != "") & (run[i] != run[j])))
+    # On another cartridge, unless on the same pixels of the same frame (a frame of the
+    # cartridge fixed between the two).
+    digest = col["frame_digest"]
+    same_pixels = (digest[i] != "") & (digest[i] == digest[j])
+    aside = (cart[j] != "") & ~same_pixels & (
+        ((cart[i] != "") & (cart[i] != cart[j])) |
+        ((cart[i] == "") & (run[i] != "") & (run[i] != run[j])))
     other_call = (col["reviewer_call"][i] == REJECTED) & (call[i] != call[j])
     return attached & ~aside & ~other_call & (run[j] != "")
 
@@ -391,15 +405,20 @@ def _neighbour_pairs(table: pd.DataFrame, tolerance_px: float) -> tuple[np.ndarr
 
 def _other_cartridge(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) -> np.ndarray:
     """Rows that must not attach to ``run``'s events, as made on another cartridge (``reason``
-    filled in for them): one whose ``cartridge_id`` is not the run's, and (the run's cartridge
-    being known) one with no cartridge from another run, which nothing ties to this cartridge.
-    Old-layout rows (no run) are left to their own conditions."""
+    filled in for them): one whose ``cartridge_id`` is not the run's, unless it was made on
+    the pixels its frame has in this run (another frame of the cartridge changed: fixed,
+    exported again), and (the run's cartridge being known) one with no cartridge from another
+    run, which nothing ties to this cartridge. Old-layout rows (no run) are left to their own
+    conditions."""
     aside = np.zeros(len(table), bool)
     if run.cartridge_id is None:  # a run written before cartridges were identified
         return aside
     made_on = table["cartridge_id"].to_numpy(dtype=object)
     keys = table["run_id"].to_numpy(dtype=object)
-    other = (made_on != "") & (made_on != run.cartridge_id)
+    digest = table["frame_digest"].to_numpy(dtype=object)
+    same_pixels = (digest != "") & \
+        (digest == run.digests_of(table["frame_id"].to_numpy(dtype=object)))
+    other = (made_on != "") & (made_on != run.cartridge_id) & ~same_pixels
     unknown = (made_on == "") & (keys != "") & (keys != run.run_id)
     for i in np.flatnonzero(other):
         reason[i] = (f"made on another cartridge with this sample id (cartridge {made_on[i]}; "

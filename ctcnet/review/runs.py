@@ -151,13 +151,19 @@ class RunEvents:
     position and call, the position tolerance in scan pixels, when the run was written
     (``written_at``, seconds since the epoch: old-layout decisions older than it were made on
     an earlier run) and the cartridge it scanned (``cartridge_id``; None for a run written
-    before cartridges were identified: decisions are then matched as they were)."""
+    before cartridges were identified: decisions are then matched as they were), and the
+    digest of each frame's pixels (``frame_digests``, frame id: SHA-256, as summary.json's
+    ``frame_digests`` records them; empty for a run written before they were)."""
 
     def __init__(self, events: pd.DataFrame, pixel_size_um: float,
-                 written_at: float | None = None, cartridge_id: str | None = None):
+                 written_at: float | None = None, cartridge_id: str | None = None,
+                 frame_digests: dict | None = None):
         self.run_id = run_id(events)
         self.calls_id = calls_id(events)
         self.cartridge_id = cartridge_id or None
+        self.frame_digests = {str(frame): str(record.get("sha256") or "")
+                              for frame, record in (frame_digests or {}).items()
+                              if isinstance(record, dict)}
         table = events[["event_id", "frame_id", "x", "y", "class"]]
         self.events = table.assign(frame_id=table["frame_id"].astype(str),
                                    **{"class": table["class"].astype(str)}
@@ -173,7 +179,12 @@ class RunEvents:
             written = (Path(sample_dir) / "events.parquet").stat().st_mtime
         except OSError:
             written = None
-        return cls(events, summary.panel["pixel_size_um"], written, summary.cartridge_id)
+        return cls(events, summary.panel["pixel_size_um"], written, summary.cartridge_id,
+                   summary.frame_digests)
+
+    def digests_of(self, frames) -> np.ndarray:
+        """The digest of each of ``frames``' pixels in this run ("" where not recorded)."""
+        return np.array([self.frame_digests.get(str(f), "") for f in frames], dtype=object)
 
     @cached_property
     def _by_frame(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:

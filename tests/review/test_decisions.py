@@ -205,6 +205,48 @@ def test_decisions_of_another_run_attach_only_on_their_cartridge(tmp_path, caplo
     assert D.load_decisions(tmp_path, again_a).decisions["reviewer_call"].tolist() == ["wbc"]
 
 
+def test_decisions_on_a_frame_unchanged_attach_when_another_frame_of_the_cartridge_changed(
+        tmp_path, caplog):
+    """A frame fixed after a review (a truncated frame exported again) makes another
+    cartridge id, but the decisions made on the frames that kept their pixels still count;
+    those on the frame that changed are set aside. A decision of the file's layout before
+    frames' digests were recorded is given its frame's digest on the run it was made in."""
+    events = pd.DataFrame({"event_id": range(4), "frame_id": ["f0", "f0", "f1", "f1"],
+                           "x": [10.0, 30.0, 10.0, 30.0], "y": [5.0] * 4,
+                           "class": ["ctc", "ctc", "ctc", "wbc"]})
+    before = {"f0": {"sha256": "d0"}, "f1": {"sha256": "d1"}}
+    on_a = D.RunEvents(events, 0.5, cartridge_id="cartA", frame_digests=before)
+    D.record_decisions(tmp_path, on_a, {1: "wbc", 2: "wbc"}, "a")
+    assert D.read_decisions(tmp_path)["frame_digest"].tolist() == ["d0", "d1"]
+    # f1 fixed: the cartridge's id changes, and the rerun numbers its events anew.
+    fixed = {"f0": {"sha256": "d0"}, "f1": {"sha256": "d1-fixed"}}
+    rerun = events.assign(event_id=events["event_id"] + 10, x=events["x"] + 1.0)
+    on_b = D.RunEvents(rerun, 0.5, cartridge_id="cartB", frame_digests=fixed)
+    with caplog.at_level("WARNING", logger="ctcnet.review"):
+        matched = D.migrate_decisions(tmp_path, on_b)
+    assert matched.decisions["event_id"].tolist() == [11]
+    assert matched.decisions["reviewer_call"].tolist() == ["wbc"]
+    assert matched.other_cartridge == 1
+    assert matched.unattached["frame_id"].tolist() == ["f1"]
+    # A later decision on B replaces the one made on A for the same cell of the same pixels.
+    D.record_decision(tmp_path, on_b, 11, "ctc", "b")
+    assert D.load_decisions(tmp_path, on_b).decisions["reviewer_call"].tolist() == ["ctc"]
+    # Another scan under the same sample id: no frame has the pixels decided on.
+    other = D.RunEvents(rerun, 0.5, cartridge_id="cartC",
+                        frame_digests={"f0": {"sha256": "e0"}, "f1": {"sha256": "e1"}})
+    assert D.load_decisions(tmp_path, other).decisions.empty
+    # The file of the layout before frames' digests: a row made on this run gets them.
+    (tmp_path / "review.csv").unlink()
+    D.record_decision(tmp_path, on_a, 1, "wbc", "a")
+    table = D.read_decisions(tmp_path)
+    table[D.COLUMNS[:-1]].to_csv(tmp_path / "review.csv", index=False)
+    assert D.read_decisions(tmp_path)["frame_digest"].tolist() == [""]
+    assert D.migrate_decisions(tmp_path, on_a).decisions["event_id"].tolist() == [1]
+    written = pd.read_csv(tmp_path / "review.csv", keep_default_na=False)
+    assert list(written.columns) == D.COLUMNS and written["frame_digest"].tolist() == ["d0"]
+    assert D.load_decisions(tmp_path, on_b).decisions["event_id"].tolist() == [11]
+
+
 def test_decisions_recorded_before_cartridges_were_named(tmp_path):
     """A file without cartridge_id: a row attaches to the run it was made in (and is given
     its cartridge when the file is rewritten); from another run it is set aside."""
