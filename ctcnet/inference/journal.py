@@ -216,6 +216,16 @@ def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:
     return dropped
 
 
+# The gallery's crops are kept at half precision (display only: a few per frame); a 16-bit
+# scan's brightest counts (65505-65535) lie past its top and would be kept as infinity.
+HALF_TOP = float(np.finfo(np.float16).max)
+
+
+def gallery_values(crops: np.ndarray) -> np.ndarray:
+    """``crops`` as the journal keeps the gallery's: float16, within its range."""
+    return np.clip(crops, -HALF_TOP, HALF_TOP).astype(np.float16)
+
+
 def write_part(parts: Path, frame_id: str, events: pd.DataFrame, crops: np.ndarray | None,
                choose_gallery: Callable[[pd.DataFrame], np.ndarray],
                crop_rows: np.ndarray | None = None) -> None:
@@ -227,7 +237,7 @@ def write_part(parts: Path, frame_id: str, events: pd.DataFrame, crops: np.ndarr
         rows = pick if crop_rows is None else crop_rows[pick]
         with atomic_path(parts / f"{frame_id}.gallery.npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, rows=pick, crops=crops[rows].astype(np.float16))
+                np.savez(fh, rows=pick, crops=gallery_values(crops[rows]))
     with atomic_path(parts / f"{frame_id}.parquet") as tmp:
         events.to_parquet(tmp, index=False)
 

@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 
 # A frame's brightest pixel under this share of its channels' range, in fractions: rescaled.
 SCALED_SHARE = 0.01
+# Fractions in a range stated this narrow cannot be a scanner's counts (a frame converted to
+# floating point, 0-1 or 0-100, with its range stated to match): every noise floor ctcnet
+# reads counts with (detection's quantisation step, the crops' normalisation) is set in
+# counts, so such a frame's noise sat under them and its cells with it. A 12-bit scan's
+# counts as 0-1 fractions read no event at all, as 0-100 a tenth fewer events and 15 of 20
+# CTCs counted, without a word; a tenth of its counts, in floating point, read as the counts.
+FRACTION_SPAN = 255.0
 # Frames of one scan differ by at most this many pixels a side (a stitched scene's tiles differ
 # by one where its size does not divide evenly).
 SIZE_SLACK_PX = 1
@@ -113,6 +120,13 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
     rescaled = rescaled_counts(flat, channels, float(high.max()))
     if rescaled is not None:
         brightest, span = rescaled
+        if span < FRACTION_SPAN:
+            raise InputError(f"pixel values hold fractions of a value_range of {span:g} (the "
+                             "frame converted to floating point, e.g. 0-1): ctcnet reads the "
+                             "scanner's counts, whose noise its thresholds are set in, and "
+                             "would find no cells in such a frame; convert the frames back to "
+                             "counts (x65535 for a 16-bit scan's fractions, x4095 for a "
+                             "12-bit's) and state their range in panel.json", path)
         raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
                          f"the panel's value_range of {span:g} counts: the frame was rescaled "
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
@@ -121,12 +135,15 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
 def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None
                     ) -> tuple[float, float] | None:
     """(brightest pixel, the channels' widest value range) when ``pixels`` were rescaled (e.g.
-    to 0-1), None when they read as raw counts. Raw counts are whole numbers: pixels whose
-    brightest is a small fraction of the range and that hold fractions were rescaled (only
-    then is the second pass made). ``brightest``: their maximum, where known already."""
+    to 0-1), None when they read as raw counts. Raw counts are whole numbers: pixels that
+    hold fractions were rescaled where their brightest is a small fraction of the range, or
+    the range itself is too narrow for counts (:data:`FRACTION_SPAN`: fractions with a range
+    stated to match; only then is the second pass made). ``brightest``: their maximum, where
+    known already."""
     span = max(hi - lo for lo, hi in (c.value_range for c in channels))
     brightest = float(pixels.max()) if brightest is None else brightest
-    if brightest < SCALED_SHARE * span and (pixels != np.round(pixels)).any():
+    if (brightest < SCALED_SHARE * span or span < FRACTION_SPAN) and \
+            (pixels != np.round(pixels)).any():
         return brightest, span
     return None
 

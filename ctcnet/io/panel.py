@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -44,8 +45,8 @@ RGB_PLANES = ("R", "G", "B")
 # marker gate reads; a name not listed here is a channel of unknown role (rendered as background).
 MARKER_ROLES = {
     "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
-    "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "CK-PE": "epithelial",
-    "CD45": "leukocyte", "CD45-APC": "leukocyte",
+    "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "PAN-CK": "epithelial",
+    "CD45": "leukocyte",
     "CD61": "platelet", "CD41": "platelet",
     "CD66B": "neutrophil", "CD15": "neutrophil",
     "VIM": "mesenchymal", "VIMENTIN": "mesenchymal",
@@ -105,9 +106,19 @@ class Channel:
         return out
 
 
+# A marker named with its dye, as scanners and OME files name channels ("CD61-FITC", "CD66b
+# AF647", "DAPI_405"): the marker before the first of these carries the role.
+_DYE_SEPARATORS = re.compile(r"[-_ /(]")
+
+
 def marker_role(name: str) -> str:
-    """The biological role of a channel name ('nucleus', 'epithelial', ...) or 'unknown'."""
-    return MARKER_ROLES.get(name.strip().upper(), "unknown")
+    """The biological role of a channel name ('nucleus', 'epithelial', ...) or 'unknown': a
+    well-known marker name or alias, or one followed by its dye (``CD61-FITC``)."""
+    upper = name.strip().upper()
+    role = MARKER_ROLES.get(upper)
+    if role is None:
+        role = MARKER_ROLES.get(_DYE_SEPARATORS.split(upper, maxsplit=1)[0], "unknown")
+    return role
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,16 @@ def test_a_journal_deleted_mid_run_is_an_error_and_a_rerun_redoes_it(clean_run, 
     assert summary.status == "ok" and summary.frames.processed == 3
     pd.testing.assert_frame_equal(pd.read_parquet(out / "events.parquet"),
                                   pd.read_parquet(clean_run["root"] / "clean" / "events.parquet"))
+
+
+def test_a_16_bit_scans_brightest_counts_are_kept_finite_in_the_gallery():
+    """The journal keeps the gallery's crops at half precision: a 16-bit scan's counts past
+    float16's top are kept at its top, not as infinity (a white tile, not a broken one)."""
+    import numpy as np
+
+    from ctcnet.inference.journal import HALF_TOP, gallery_values
+
+    crops = np.array([[[[0.0, 4095.0], [65504.0, 65535.0]]]], np.float32)
+    kept = gallery_values(crops)
+    assert kept.dtype == np.float16 and np.isfinite(kept).all()
+    assert kept.max() == np.float16(HALF_TOP) and kept[0, 0, 0, 1] == 4095.0

@@ -479,6 +479,30 @@ def test_a_frame_rescaled_to_fractions_is_refused_raw_float_counts_are_read(tmp_
     assert read_frame(cart.frames[2], panel).max() < 30
 
 
+@pytest.mark.parametrize("top", [1.0, 100.0])
+def test_fractions_with_a_range_stated_to_match_are_refused(tmp_path, rng, top):
+    """A frame converted to floating point (0-1, 0-100) with panel.json stating that range:
+    its noise sits under every floor ctcnet reads counts with, so it would read no cell (a
+    count of zero, status ok); it is refused, saying how to bring it back to counts. The same
+    scale of whole numbers (an 8-bit frame) and a tenth of a scan's counts are read."""
+    counts = rng.integers(90, 3000, (3, 16, 16)).astype(np.float32)
+    panel = Panel.from_dict({"channels": [{"name": n, "value_range": [0, top]}
+                                          for n in ("DAPI", "CK", "CD45")]})
+    write_frame(tmp_path, 0, 0, counts / 4095.0 * top, panel)
+    write_frame(tmp_path, 0, 1, np.round(counts / 4095.0 * top), panel)
+    write_cartridge_info(tmp_path, panel, "S5", 2, rows=1, columns=2, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    with pytest.raises(InputError, match=r"fractions of a value_range of .*x65535"):
+        read_frame(cart.frames[0], panel)
+    assert read_frame(cart.frames[1], panel).max() <= top
+    twelve_bit = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    write_frame(tmp_path / "tenth", 0, 0, counts / 10.0, twelve_bit)
+    write_cartridge_info(tmp_path / "tenth", twelve_bit, "S6", 1, rows=1, columns=1,
+                         frame_shape=(16, 16))
+    tenth = open_cartridge(tmp_path / "tenth")
+    assert np.allclose(read_frame(tenth.frames[0], twelve_bit), counts / 10.0)
+
+
 def test_channel_files_numbered_from_one_are_told_how_they_count(tmp_path, rng):
     """_c1 to _c3 for three channels: the frame is skipped naming the missing _c0 and the
     _c3 past the panel, and that channel files count from _c0."""
