@@ -191,7 +191,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
                          "int8 quantiser would quantise the leak fits")
     if int(opset) < MIN_OPSET:
         raise InputError(f"opset {opset} is not supported: the exporter writes opset {MIN_OPSET} "
-                         "or newer (runs on onnxruntime 1.14 and later)")
+                         "or newer (runs on onnxruntime 1.14 and later; ctcnet asks for 1.19)")
     model_path = Path(model_path)
     out_path = Path(out_path) if out_path else model_path.with_suffix(".onnx")
     refuse_overwriting_inputs(out_path, [model_path])

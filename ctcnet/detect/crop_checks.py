@@ -3,10 +3,13 @@
 (:class:`CropNotes`):
 
 * **blank** crops, every channel 0 (an export of an empty region, a file written before its
-  image was): refused, named with the unreadable ones, in every command that reads crops
-  (predict, evaluate, robustness, train, finetune). Nothing in them is a cell, and any call
-  made of one is noise in the figures and the training set; its file is left out by a person,
-  not by ctcnet behind their back;
+  image was), and raw crops (not 8-bit) with a **dead channel**, one value throughout (no camera's
+  counts are: a channel that failed, or its plane left unwritten; a CD45 that shows nothing
+  makes every leukocyte a CTC candidate, and the network calls such leukocytes ``ctc``):
+  refused, named with the unreadable ones, in every command that reads crops (predict,
+  evaluate, robustness, train, finetune). Nothing in them is a cell to call, and any call made
+  of one is noise in the figures and the training set; its file is left out by a person, not
+  by ctcnet behind their back;
 * pixel-identical **copies** of another crop (one label of two is wrong where they differ);
 * float crops **rescaled** to fractions, and values **above** the channels' stated range;
 * the **marks** filled in colour composites (frames, scale bars:
@@ -45,6 +48,8 @@ RESAMPLING_ROUNDING = 1e-4
 # Unreadable or blank crops named in the one error that lists them (the count covers the rest).
 BAD_CROPS_NAMED = 10
 BLANK = "blank: every channel is 0 (an empty or failed export)"
+DEAD = ("holds one value throughout in channel(s) {} (a channel that failed: no camera's "
+        "counts are one value; a CD45 that shows nothing makes a leukocyte a CTC candidate)")
 LEAVE_OUT = "delete it or its manifest.csv line"
 
 
@@ -56,6 +61,7 @@ class CropNotes:
         self.panel = index.file_panel or index.panel  # the files' planes, as read
         self.marks: list[str] = []
         self.blank: list[int] = []
+        self.dead: list[tuple[int, list[str]]] = []  # crop, its channels of one value
         self.rescaled = self.over = 0
         self._first_of: dict[bytes, list[int]] = {}
         dna = self.panel.index_of_role("nucleus")
@@ -69,12 +75,28 @@ class CropNotes:
             index.panel.pixel_size_um if index.crop_pixel_um is None else None) \
             if not self.panel.composite and not index.exported else None
 
+    @property
+    def unusable(self) -> bool:
+        """Whether a crop read so far is blank or has a dead channel (refused)."""
+        return bool(self.blank or self.dead)
+
     def read(self, i: int, crop: np.ndarray) -> bool:
         """Note crop ``i`` as read, (C, H, W) in the files' planes; False when it is blank
         (refused once the read is over, with the unreadable crops)."""
         if not crop.any():
             self.blank.append(i)
             return False
+        # Display exports (composites, 8-bit levels) show an unlit marker as black.
+        if not self.index.exported and crop.dtype != np.uint8:
+            flat = crop.reshape(crop.shape[0], -1)
+            # One value throughout, under the channel's saturation (a clipped plane is read
+            # as saturated, not as dead).
+            low = flat.min(axis=1)
+            dead = np.flatnonzero((flat.max(axis=1) == low) &
+                                  (low < self.panel.saturation_levels[:len(low)]))
+            if len(dead):
+                self.dead.append((i, [self.panel.names[c] for c in dead]))
+                return False
         if crop.dtype.kind == "f" and not self.index.exported:
             # Display exports hold levels, not counts: never "rescaled".
             self.rescaled += rescaled_counts(crop, self.panel.channels) is not None
@@ -105,15 +127,20 @@ class CropNotes:
         named (up to ``BAD_CROPS_NAMED``), with the count; a single one keeps its own error;
         None when every crop is usable."""
         index = self.index
-        blank = [InputError(f"{BLANK}: {LEAVE_OUT}", index.paths[i]) for i in self.blank]
+        blank = [InputError(f"{BLANK}: {LEAVE_OUT}", index.paths[i]) for i in self.blank] + \
+            [InputError(f"{DEAD.format(', '.join(names))}: {LEAVE_OUT}", index.paths[i])
+             for i, names in self.dead]
         if len(errors) + len(blank) == 1:
             return (errors + blank)[0]
         if not errors and not blank:
             return None
-        bad = errors + [InputError(BLANK, index.paths[i]) for i in self.blank]
+        bad = errors + [InputError(BLANK, index.paths[i]) for i in self.blank] + \
+            [InputError(DEAD.format(", ".join(names)), index.paths[i]) for i, names in self.dead]
         more = f"; and {len(bad) - BAD_CROPS_NAMED} more" if len(bad) > BAD_CROPS_NAMED else ""
-        how = (f"; {len(blank)} blank crop(s) (every channel 0): delete them or their "
-               "manifest.csv lines") if blank else ""
+        how = "".join(f"; {n} {what}" for n, what in (
+            (len(self.blank), "blank crop(s) (every channel 0)"),
+            (len(self.dead), "crop(s) with a channel of one value throughout")) if n)
+        how += ": delete them or their manifest.csv lines" if blank else ""
         return InputError(f"{len(bad)} of {len(index)} crops cannot be "
                           f"{'used' if blank else 'read'}" + how + ": " +
                           "; ".join(str(e) for e in bad[:BAD_CROPS_NAMED]) + more, index.root)

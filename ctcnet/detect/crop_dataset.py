@@ -438,7 +438,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
             except InputError as err:  # read on: every bad crop is named at once, not one a run
                 errors.append(err)
                 continue
-            if not notes.read(i, planes) or errors or notes.blank:
+            if not notes.read(i, planes) or errors or notes.unusable:
                 continue  # blank, or a bad crop before it: nothing more is made of it
             arr = planes if index.channels is None else planes[list(index.channels)]
             size = size or arr.shape[1]
@@ -451,7 +451,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
             # A cut of a pixel or two per axis is resampling rounding, not a larger crop.
             cut += cut_px > 2
             padded += pad_px > 0
-        if not errors and not notes.blank:
+        if not errors and not notes.unusable:
             notes.scaled(out)
             yield start, out
     refusal = notes.refusal(errors)

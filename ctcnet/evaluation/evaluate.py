@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import baseline_probabilities, fit_baselines
@@ -59,6 +61,7 @@ from ctcnet.inference.guard import RULES
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
+from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import open_cartridge
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
@@ -325,8 +328,12 @@ def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, i
     for name, base in report.get("baselines", {}).items():
         confusion_png(base["confusion"], names, out_dir / f"confusion_{name}.png",
                       f"{name.replace('_', ' ')} confusion matrix")
-    public = {"data": str(data), "model": str(model_path), **_public(report),
-              "predictions": "predictions.csv"}
+    # What a validation record names: the data and model files (the model by its SHA-256),
+    # the software, and when.
+    public = {"data": str(Path(data).absolute()), "model": str(model_path),
+              "model_sha256": file_sha256(model_path), "software": software_record(),
+              "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              **_public(report), "predictions": "predictions.csv"}
     public["cnn"]["confusion_json"] = "confusion.json"
     if source:
         public["baseline_training"] = source

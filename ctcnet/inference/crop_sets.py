@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import (
     CHUNK_CROPS,
     UNLABELLED,
@@ -187,7 +189,9 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
                     ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names)
     tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
-        dataset=str(root), crops=len(table), backend=backend.name,
+        dataset=str(Path(root).absolute()), crops=len(table), backend=backend.name,
+        software=software_record(),
+        written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device=backend.device_name, model=str(backend.model_path),
         decision_log_weights=decision_weights(spec.decision), prior=prior,
         pixel_size_um=float(index.panel.pixel_size_um),

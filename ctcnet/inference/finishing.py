@@ -38,6 +38,7 @@ class Finishing:
     edge_class: str | None        # the class of events the frame border cuts (None: the call)
     parts: Path                   # the journal's folder
     gallery_per_frame: int        # the review gallery's crops a frame, per category
+    made_by: str = ""             # the backend and software, recorded with each frame
 
 
 def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
@@ -57,7 +58,7 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     # The events whose crops the review gallery may show: a capped share per category.
     write_part(job.parts, work.frame.frame_id, events, work.crops,
                lambda table: gallery_rows(table, job.spec, job.gallery_per_frame), crop_rows)
-    keep_frame_record(job.parts, work)  # its digest and note, once its part is journaled
+    keep_frame_record(job.parts, work, job.made_by)  # once its part is journaled
     return len(events), t1 - t0, time.perf_counter() - t1
 
 

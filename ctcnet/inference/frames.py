@@ -233,13 +233,52 @@ def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
 FRAME_RECORDS = "frames_read.jsonl"
 
 
-def keep_frame_record(parts: Path, work: FrameWork) -> None:
-    """Add a journaled frame's record, note, leak ratios and metadata signs to
-    ``parts/frames_read.jsonl``."""
+def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
+    """Add a journaled frame's record, note, leak ratios, metadata signs and what made it
+    (``made_by``: :func:`made_by`) to ``parts/frames_read.jsonl``."""
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
-                       "leak_ratios": work.leak_ratios, "signs": work.signs})
+                       "leak_ratios": work.leak_ratios, "signs": work.signs,
+                       "made_by": made_by})
     with open(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
+
+
+def made_by(backend_name: str, software: dict) -> str:
+    """What computed a frame, as its record keeps it: the backend (a model's ``.pt`` and its
+    ``.onnx`` resume each other's runs: their numbers agree to about 1e-6) and ctcnet's
+    version and commit."""
+    commit = software.get("commit")
+    return f"{backend_name}, ctcnet {software.get('ctcnet')}" + \
+        (f" ({commit[:12]})" if commit else "")
+
+
+def frames_made_by(parts: Path, frame_ids) -> dict[str, int] | None:
+    """How many of ``frame_ids`` each backend and software made, where more than one made
+    them (a run resumed on another copy of the model, or by another ctcnet); None where one
+    did (or no record says)."""
+    made: dict[str, int] = {}
+    wanted = set(frame_ids)
+    for entry in _frame_entries(parts).values():
+        if entry["frame"] in wanted:
+            who = entry.get("made_by") or "not recorded"
+            made[who] = made.get(who, 0) + 1
+    return made if len(made) > 1 else None
+
+
+def _frame_entries(parts: Path) -> dict[str, dict]:
+    """The latest record of each frame in ``parts/frames_read.jsonl``."""
+    entries = {}
+    try:
+        lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            entries[entry["frame"]] = entry
+        except (ValueError, KeyError, TypeError):  # the line a killed run cut short
+            continue
+    return entries
 
 
 def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec
@@ -252,17 +291,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     too); and the frames' signs of the metadata summed
     (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
     or out of register, or a pixel size the nuclei belie, are problems as well)."""
-    entries = {}
-    try:
-        lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            entries[entry["frame"]] = entry
-        except (ValueError, KeyError, TypeError):  # the line a killed run cut short
-            continue
+    entries = _frame_entries(parts)
     set_aside = {s["frame"] for s in skipped}
     done = {f.frame_id: entries[f.frame_id] for f in cartridge.frames
             if f.frame_id not in set_aside and f.frame_id in entries}
@@ -338,6 +367,12 @@ def default_workers(backend=None) -> int:
     if backend is not None and backend.gpu is not None:
         return max(1, min(8, cores - 1))
     return cpu_frame_workers(cores)
+
+
+def frame_device_name(device) -> str:
+    """What a run records of where its frames' dense work ran: ``numpy``, or the torch device
+    (``cpu``, ``cuda:0``)."""
+    return "numpy" if device is None else str(device)
 
 
 def resolve_frame_device(option: str | None, backend=None):

@@ -45,30 +45,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ctcnet import __version__
-from ctcnet.detect.cropping import window_size
+from ctcnet.core.provenance import software_record
 from ctcnet.errors import InputError
 from ctcnet.inference.batcher import CrossFrameBatcher
-from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
 from ctcnet.inference.finishing import Finishing, FrameFinisher
 from ctcnet.inference.frame_workers import finished, prepared_frames, uses_processes
 from ctcnet.inference.frames import (
     default_workers,
+    frame_device_name,
+    frames_made_by,
     import_frame_modules,
+    made_by,
     measure_scan_leaks,
     resolve_frame_device,
     with_frame_records,
 )
 from ctcnet.inference.ground_truth import compare_with_ground_truth
-from ctcnet.inference.guard import guard_summary
 from ctcnet.inference.inputs import (
     check_writable,
     checked_cartridge,
@@ -95,23 +93,16 @@ from ctcnet.inference.options import (
 from ctcnet.inference.progress import progress_bar
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.resources import (
-    children_peak_memory_mb,
     keep_frame_buffers,
-    peak_memory_mb,
     release_free_memory,
     single_threaded_blas,
 )
-from ctcnet.inference.review_list import review_list_summary
+from ctcnet.inference.run_summary import build_summary
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     CropRunSummary,
-    FrameCounts,
-    ModelUsed,
     RunSummary,
-    model_sha256,
-    sample_status,
-    volume_read_ml,
     withdraw_summary,
 )
 from ctcnet.inference.tables import empty_frame_table, label_events, write_tables
@@ -207,8 +198,10 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     t_start = time.perf_counter()
     warn_of_decisions_on_another_cartridge(out_dir, cartridge)
     compensated = wants_compensation(spec, options.compensate)
+    device = resolve_frame_device(options.frame_device, backend)
     fingerprint = run_fingerprint(backend, cartridge, spec, detect=options.detect,
-                                  edge_cut_as=options.edge_cut_as, compensated=compensated)
+                                  edge_cut_as=options.edge_cut_as, compensated=compensated,
+                                  frame_device=frame_device_name(device))
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
@@ -217,7 +210,6 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
     skipped: list[dict] = []
     batcher = CrossFrameBatcher(backend.predict_proba, options.batch_size or backend.batch_size)
-    device = resolve_frame_device(options.frame_device, backend)
     import_frame_modules(cartridge, spec, device)  # before any frame thread starts
     keep_frame_buffers()  # a cartridge after the first: undo the report's memory setting
     workers = default_workers(backend) if options.workers is None else options.workers
@@ -225,7 +217,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     if compensated:
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
-    job = Finishing(spec, edge_cut_class(spec, options), parts, options.gallery_per_frame)
+    job = Finishing(spec, edge_cut_class(spec, options), parts, options.gallery_per_frame,
+                    made_by(backend.name, software_record()))
     # Frame processes finish the frames they prepared too, as many at once as there are.
     in_processes = uses_processes(options.frame_pool, workers, device, len(todo))
     n_events = 0
@@ -301,8 +294,10 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
     cartridge, digests, checked, signs = with_frame_records(cartridge, parts, skipped, spec)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
-                            seconds, options, spec, prior)
+                            seconds, options, spec, prior, new_events=n_events)
     summary.spillover, summary.frame_digests = spillover, digests
+    summary.frame_device = frame_device_name(device)
+    summary.frames_made_by = frames_made_by(parts, digests)
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     job = None
@@ -344,67 +339,6 @@ def _timed_waits(items: Iterable, seconds: dict, key: str) -> Iterable:
         if item is None:
             return
         yield item
-
-
-def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
-                  resumed: int, seconds: dict, options: PredictOptions,
-                  spec: ModelSpec | None = None, prior: str = CARTRIDGE_PRIOR) -> RunSummary:
-    """The summary of a cartridge's run: its counts (one tally), status, the blood volume
-    read, the settings and the stage timings so far (the report's are added after)."""
-    spec = spec or backend.spec
-    total, skips = len(cartridge.frames), len(skipped)
-    volume = volume_read_ml(cartridge.blood_volume_ml, total, skips, cartridge.frames_scanned)
-    # Every count from one tally; the guard's held calls apart (tally.held, guard["by_flag"]).
-    tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
-    # A problem of the sample (partial), for a batch job reading status: a swapped channel
-    # order counts every leukocyte as a CTC (a spike-in looks alike: its counts stand).
-    implausible = implausible_marker_balance(tally)
-    problems = list(cartridge.problems) + ([implausible] if implausible else [])
-    if implausible:  # said at once too: the console's reader is often the batch's operator
-        log.warning("%s: %s", cartridge.sample_id, implausible)
-    n = len(events)
-    classify = seconds.get("classify", 0.0)
-    return RunSummary(
-        sample_id=cartridge.sample_id,
-        # Absolute: the review and `ctcnet crops` read the frames from it, run from anywhere.
-        input=str(Path(cartridge.root).absolute()),
-        ctcnet_version=__version__,
-        model=ModelUsed(path=str(backend.model_path), arch=spec.arch, version=spec.version,
-                        classes=spec.class_names, crop_size=spec.crop_size,
-                        pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
-                        review_threshold=spec.review_threshold,
-                        decision_log_weights=decision_weights(spec.decision),
-                        prior=prior, sha256=model_sha256(backend)),
-        backend=backend.name,
-        device=backend.device_name,
-        panel=cartridge.panel.to_dict(),
-        resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
-                                        cartridge.panel.pixel_size_um),
-        blood_volume_ml=cartridge.blood_volume_ml,
-        blood_volume_processed_ml=volume,
-        status=sample_status(total, skips, tally.failed, len(problems)),
-        frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
-                           resumed_from_journal=resumed,
-                           missing=cartridge.frames_scanned - total),
-        skipped_frames=skipped,
-        problems=problems,
-        cartridge_id=cartridge.identity or None,
-        counted_at=time.time(),
-        events=n,
-        **RunSummary.count_fields(tally),
-        guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
-        review_list=review_list_summary(events, spec),
-        edge_cut=int(events["edge_cut"].sum()) if n else 0,
-        detection=asdict(options.detect),
-        edge_cut_as=edge_cut_class(spec, options),
-        batch_size=options.batch_size or backend.batch_size,
-        workers=default_workers(backend) if options.workers is None else options.workers,
-        timings_s={k: round(v, 4) for k, v in seconds.items()},
-        events_per_s=n / seconds["total"] if seconds.get("total") else None,
-        classify_events_per_s=n / classify if classify else None,
-        # Its frame processes' (and a report process's) too: the run's memory on the machine.
-        peak_memory_mb=round(peak_memory_mb() + children_peak_memory_mb(), 1),
-    )
 
 
 def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,

@@ -133,6 +133,15 @@ class RunSummary:
     # The review list by reason, the doubt left off it, and the review band's stated miss rate
     # (ctcnet.inference.review_list); None in a summary written before it was recorded.
     review_list: dict | None = None
+    # The software that made the counts (ctcnet.core.provenance.software_record: ctcnet's
+    # version and a checkout's commit, Python, the platform, the numeric libraries), and where
+    # the frames' dense work ran (numpy, or a torch device: its numbers differ in the last
+    # digits); None in a summary written before they were recorded.
+    software: dict | None = None
+    frame_device: str | None = None
+    # A run resumed on frames another backend or ctcnet made (its .pt and .onnx resume each
+    # other's runs): how many frames each made; None where one made them all.
+    frames_made_by: dict | None = None
 
     @staticmethod
     def count_fields(tally: Counts) -> dict:
@@ -219,6 +228,9 @@ class CropRunSummary:
     # The review list by reason and the review band's statement, as a cartridge's
     # (ctcnet.inference.review_list); None in a summary written before it was recorded.
     review_list: dict | None = None
+    # What made it: as RunSummary's, and when (UTC).
+    software: dict | None = None
+    written_at: str | None = None
 
     def to_dict(self) -> dict:
         """The summary as plain data (``spillover`` only when measured)."""

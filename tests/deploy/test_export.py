@@ -2,6 +2,7 @@
 existing file is written over only with --overwrite (overwrite=True from Python)."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -26,16 +27,19 @@ from ctcnet.deploy.export import (
     synthetic_crops,
     verification_crops,
     verify_against_torch,
+    write_spec,
 )
 from ctcnet.deploy.quantise import LabelledCrops, check_f1_gate, f1_drop_points
-from ctcnet.deploy.runtime import OnnxClassifier
+from ctcnet.deploy.runtime import OnnxClassifier, calls_from_proba
 from ctcnet.detect.crop_dataset import write_crop_dataset
 from ctcnet.errors import CtcnetError, InputError, PanelMismatchError
 from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import Taxonomy
 from ctcnet.nn.classifier import build_classifier, load_model, save_model
+from ctcnet.nn.decision_rule import DecisionRule
 from ctcnet.nn.spec import ModelSpec
+from ctcnet.simulate import simulate_crops
 
 CHANNELS = ["DAPI", "CK", "CD45", "CD61", "CD66b"]
 
@@ -239,17 +243,47 @@ def test_bad_requests(exported, tmp_path):
         main(["export", str(root / "tiny.pt"), "--fp16", "--int8", "simulate"])
 
 
-def test_deploying_doc_example_runs(exported, tmp_path):
-    """The 20-line example of docs/deploying.md runs as written, without torch."""
+def test_deploying_doc_example_gives_the_runtimes_calls(tmp_path):
+    """The example of docs/deploying.md runs as written, without torch, and gives the calls
+    and review flags of the runtime's rule (``calls_from_proba``) on simulated crops: with
+    the shipped model's cartridge rule (a review band) and with the same rule without its
+    band; a crop with a NaN pixel is no call."""
     doc = (Path(__file__).resolve().parents[2] / "docs" / "deploying.md").read_text()
     example = re.search(r"## Example.*?```python\n(.*?)```", doc, re.S).group(1)
-    assert len(example.strip().splitlines()) <= 22
-    _, path, spec, _ = exported
-    shutil.copy(path, tmp_path / "ctcnet-default.onnx")
-    np.save(tmp_path / "crops_uint16.npy", synthetic_crops(spec, 6))
-    check = ("\nimport sys; assert 'torch' not in sys.modules\n"
-             "assert len(calls) == 6 and set(calls) <= set(classes) and review.shape == (6,)\n")
-    subprocess.run([sys.executable, "-c", example + check], cwd=tmp_path, check=True)
+    assert len(example.strip().splitlines()) <= 35
+    shipped = Path(__file__).resolve().parents[2] / "models" / "ctcnet-default"
+    unbanded = tmp_path / "unbanded"
+    unbanded.mkdir()
+    for suffix in (".pt", ".onnx"):
+        shutil.copy(shipped.with_suffix(suffix), unbanded / f"ctcnet-default{suffix}")
+    model, spec = load_model(unbanded / "ctcnet-default.pt")
+    rule = spec.decision.to_dict()
+    rule.pop("review_band")
+    write_spec(unbanded / "ctcnet-default.pt", model, dataclasses.replace(
+        spec, decision=DecisionRule.from_dict(rule, spec.class_names)))
+    crops = simulate_crops({"ctc": 30, "wbc": 30, "cluster": 30, "debris": 30},
+                           seed=5).images.astype(np.float32)
+    crops[3, 1, 5, 5] = np.nan
+    check = ("\nimport sys, json; assert 'torch' not in sys.modules\n"
+             "print(json.dumps({'calls': calls.tolist(), 'review': review.tolist()}))\n")
+    reviewed = []
+    for model_file in (shipped.with_suffix(".onnx"), unbanded / "ctcnet-default.onnx"):
+        work = tmp_path / f"run{len(reviewed)}"
+        work.mkdir()
+        shutil.copy(model_file, work / "ctcnet-default.onnx")
+        np.save(work / "crops_uint16.npy", crops)
+        out = subprocess.run([sys.executable, "-c", example + check], cwd=work, check=True,
+                             capture_output=True, text=True).stdout
+        got = json.loads(out.strip().splitlines()[-1])
+        clf = OnnxClassifier(model_file)
+        calls, confidence, review, _ = calls_from_proba(
+            clf.predict_proba(crops), clf.classes, clf.review_threshold, clf.decision)
+        assert got["calls"] == calls.tolist() and got["review"] == review.tolist()
+        assert got["calls"][3] == "failed" and got["review"][3]
+        # The rule is more than the threshold: a threshold alone queues other events.
+        assert (review != (np.nan_to_num(confidence) < clf.review_threshold)).any()
+        reviewed.append(review)
+    assert (reviewed[0] != reviewed[1]).any()  # the band changes what is queued
 
 
 def test_asinh_translation_matches_torch(tmp_path):

@@ -308,3 +308,30 @@ def test_crops_cut_from_a_cellsearch_export_have_its_offset_removed(tmp_path, rn
     index = read_crop_index(tmp_path / "ds")
     assert not np.array_equal(shifted[0], crops[0])  # the crop read carried the offset
     assert np.array_equal(index.read(0), crops[0])
+
+
+def test_a_raw_crop_with_a_dead_channel_is_refused_by_name(tmp_path, rng):
+    """A raw crop whose CD45 holds one value throughout (a channel that failed: the network
+    calls such leukocytes ctc) is refused, named with the channel, as a blank crop is; an
+    8-bit composite whose CD45 plane is black (a CTC's unlit marker) is read."""
+    crops = _toy_crops(rng).astype(np.uint16)
+    crops[2, 2] = 0
+    write_crop_dataset(tmp_path / "raw", crops, ["wbc"] * 6, default_panel())
+    with pytest.raises(InputError, match=r"one value throughout in channel\(s\) CD45.*"
+                                         r"delete it or its manifest.csv line"):
+        load_crops(read_crop_index(tmp_path / "raw"))
+    crops[3, 1] = 7
+    write_crop_dataset(tmp_path / "two", crops, ["wbc"] * 6, default_panel())
+    with pytest.raises(InputError, match=r"2 of 6 crops cannot be used; 2 crop\(s\) with a "
+                                         r"channel of one value throughout: delete them"):
+        load_crops(read_crop_index(tmp_path / "two"))
+    from PIL import Image
+
+    folder = tmp_path / "composites" / "ctc"
+    folder.mkdir(parents=True)
+    (folder.parent / "panel.json").write_text(
+        '{"composite": "rgb", "channels": ["CK", "CD45", "DAPI"], "pixel_size_um": 0.2}')
+    colour = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colour[..., 1] = 0  # CD45 black: a CTC
+    Image.fromarray(colour).save(folder / "c0.png")
+    assert load_crops(read_crop_index(folder.parent)).shape[0] == 1

@@ -268,7 +268,7 @@ def test_padding_and_cutting_are_logged(tmp_path, caplog):
     from ctcnet.detect.crop_dataset import load_crops, read_crop_index, write_crop_dataset
 
     panel = PANEL.with_pixel_size(0.64)
-    small = np.full((2, 3, 40, 40), 100, np.uint16)
+    small = np.random.default_rng(0).integers(90, 110, (2, 3, 40, 40), dtype=np.uint16)
     write_crop_dataset(tmp_path / "d", small, ["ctc", "wbc"], panel)
     with caplog.at_level(logging.INFO, logger="ctcnet.detect.cropping"):
         out = load_crops(read_crop_index(tmp_path / "d"), 64, 0.64)

@@ -36,6 +36,11 @@ def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path)
     onnx = {**clean_run, "backend": load_backend(tmp_path / "model.onnx", device="cpu")}
     summary = predict(onnx, cart, out)
     assert summary.frames.resumed_from_journal == 2 and summary.status == "ok"
+    # The summary says which frames each copy made: its backend names only this run's.
+    made = summary.frames_made_by
+    assert made is not None and sorted(made.values()) == [1, 2]
+    assert sorted(k.split(",")[0] for k in made) == ["onnx", "torch"]
+    assert summary.software["ctcnet"] and summary.frame_device == "numpy"
     # A quantised graph makes calls of its own: its identity is its file's.
     import hashlib
     import json
@@ -97,3 +102,38 @@ def test_a_16_bit_scans_brightest_counts_are_kept_finite_in_the_gallery():
     kept = gallery_values(crops)
     assert kept.dtype == np.float16 and np.isfinite(kept).all()
     assert kept.max() == np.float16(HALF_TOP) and kept[0, 0, 0, 1] == 4095.0
+
+
+def test_a_journal_of_frames_detected_on_another_device_is_not_resumed(tmp_path):
+    """A torch device's detection differs from numpy's in the last digits: a journal made on
+    one is refused on the other, naming the setting, not mixed into one count."""
+    import pytest
+
+    from ctcnet.errors import InputError
+    from ctcnet.inference.journal import open_journal
+
+    on_numpy = {"model_sha256": "m", "detect": {"threshold_snr": 5.0}}
+    on_gpu = {**on_numpy, "frame_device": "cuda:0"}
+    open_journal(tmp_path, on_numpy, overwrite=False)
+    with pytest.raises(InputError, match="differs in frame_device"):
+        open_journal(tmp_path, on_gpu, overwrite=False)
+
+
+def test_the_software_record_names_a_checkouts_commit(tmp_path):
+    """A checkout's commit is read from its .git (a branch's loose or packed ref, a detached
+    HEAD) without running git; none outside a checkout."""
+    from ctcnet.core.provenance import _head_commit, software_record
+
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "refs" / "heads" / "main").write_text("abc123\n")
+    assert _head_commit(git) == "abc123"
+    (git / "refs" / "heads" / "main").unlink()
+    (git / "packed-refs").write_text("# pack-refs\ndef456 refs/heads/main\n")
+    assert _head_commit(git) == "def456"
+    (git / "HEAD").write_text("0123abcd\n")
+    assert _head_commit(git) == "0123abcd"
+    assert _head_commit(tmp_path / "nowhere") is None
+    record = software_record()
+    assert record["ctcnet"] and record["python"] and "numpy" in record["libraries"]

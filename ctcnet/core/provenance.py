@@ -1,0 +1,62 @@
+"""What software made a result: the record a run's summary carries so that a lab can trace a
+count to the code and libraries that computed it (standard library only; a library is named
+with its version only where this process has imported it, never imported here).
+
+``ctcnet``'s own version names a release; run from a git checkout, the commit it is at is
+read from the checkout's ``.git`` (its ``HEAD`` and refs, without running git), since a
+checkout's code changes between releases.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+# The libraries whose versions decide a run's numbers, where loaded.
+LIBRARIES = ("numpy", "scipy", "pandas", "onnxruntime", "torch", "skimage", "tifffile")
+
+
+def software_record() -> dict:
+    """ctcnet's version (and the git commit of a checkout), Python, the platform and the
+    versions of the numeric libraries this process has loaded."""
+    from ctcnet import __version__
+
+    loaded = {name: str(getattr(sys.modules[name], "__version__", "unknown"))
+              for name in LIBRARIES if name in sys.modules}
+    return {"ctcnet": __version__, "commit": checkout_commit(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "libraries": loaded}
+
+
+@lru_cache(maxsize=1)
+def checkout_commit() -> str | None:
+    """The commit of the git checkout ctcnet runs from (None for an installed wheel, or where
+    the checkout cannot be read)."""
+    for folder in Path(__file__).resolve().parents:
+        git = folder / ".git"
+        if git.is_dir():
+            return _head_commit(git)
+        if folder == folder.parent:
+            break
+    return None
+
+
+def _head_commit(git: Path) -> str | None:
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None  # a detached HEAD holds the commit itself
+        ref = head[len("ref: "):]
+        loose = git / ref
+        if loose.is_file():
+            return loose.read_text().strip() or None
+        packed = git / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else ():
+            commit, _, name = line.partition(" ")
+            if name.strip() == ref:
+                return commit
+    except OSError:
+        return None
+    return None

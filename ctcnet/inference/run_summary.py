@@ -1,0 +1,99 @@
+"""The summary of a cartridge's run (``summary.json``), built from its events, its frames and
+the settings it ran with: :func:`build_summary`, predict's one place for it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from ctcnet import __version__
+from ctcnet.core.provenance import software_record
+from ctcnet.detect.cropping import window_size
+from ctcnet.inference.counts import count_events, implausible_marker_balance
+from ctcnet.inference.frames import default_workers
+from ctcnet.inference.guard import guard_summary
+from ctcnet.inference.options import PredictOptions, edge_cut_class
+from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
+from ctcnet.inference.review_list import review_list_summary
+from ctcnet.inference.summary import (
+    FrameCounts,
+    ModelUsed,
+    RunSummary,
+    model_sha256,
+    sample_status,
+    volume_read_ml,
+)
+from ctcnet.io.scan import Cartridge
+from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
+from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger("ctcnet.inference.predict")
+
+
+def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
+                  resumed: int, seconds: dict, options: PredictOptions,
+                  spec: ModelSpec | None = None, prior: str = CARTRIDGE_PRIOR,
+                  new_events: int | None = None) -> RunSummary:
+    """The summary of a cartridge's run: its counts (one tally), status, the blood volume
+    read, the settings and the stage timings so far (the report's are added after).
+    ``new_events``: the events of the frames this run processed (None: every event), over
+    which its rates are: a resumed run's frames from the journal took none of its time."""
+    spec = spec or backend.spec
+    total, skips = len(cartridge.frames), len(skipped)
+    volume = volume_read_ml(cartridge.blood_volume_ml, total, skips, cartridge.frames_scanned)
+    # Every count from one tally; the guard's held calls apart (tally.held, guard["by_flag"]).
+    tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
+    # A problem of the sample (partial), for a batch job reading status: a swapped channel
+    # order counts every leukocyte as a CTC (a spike-in looks alike: its counts stand).
+    implausible = implausible_marker_balance(tally)
+    problems = list(cartridge.problems) + ([implausible] if implausible else [])
+    if implausible:  # said at once too: the console's reader is often the batch's operator
+        log.warning("%s: %s", cartridge.sample_id, implausible)
+    n = len(events)
+    rated = n if new_events is None else new_events
+    classify = seconds.get("classify", 0.0)
+    return RunSummary(
+        sample_id=cartridge.sample_id,
+        # Absolute: the review and `ctcnet crops` read the frames from it, run from anywhere.
+        input=str(Path(cartridge.root).absolute()),
+        ctcnet_version=__version__, software=software_record(),
+        model=ModelUsed(path=str(backend.model_path), arch=spec.arch, version=spec.version,
+                        classes=spec.class_names, crop_size=spec.crop_size,
+                        pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
+                        review_threshold=spec.review_threshold,
+                        decision_log_weights=decision_weights(spec.decision),
+                        prior=prior, sha256=model_sha256(backend)),
+        backend=backend.name,
+        device=backend.device_name,
+        panel=cartridge.panel.to_dict(),
+        resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
+                                        cartridge.panel.pixel_size_um),
+        blood_volume_ml=cartridge.blood_volume_ml,
+        blood_volume_processed_ml=volume,
+        status=sample_status(total, skips, tally.failed, len(problems)),
+        frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
+                           resumed_from_journal=resumed,
+                           missing=cartridge.frames_scanned - total),
+        skipped_frames=skipped,
+        problems=problems,
+        cartridge_id=cartridge.identity or None,
+        counted_at=time.time(),
+        events=n,
+        **RunSummary.count_fields(tally),
+        guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
+        review_list=review_list_summary(events, spec),
+        edge_cut=int(events["edge_cut"].sum()) if n else 0,
+        detection=asdict(options.detect),
+        edge_cut_as=edge_cut_class(spec, options),
+        batch_size=options.batch_size or backend.batch_size,
+        workers=default_workers(backend) if options.workers is None else options.workers,
+        timings_s={k: round(v, 4) for k, v in seconds.items()},
+        events_per_s=rated / seconds["total"] if seconds.get("total") else None,
+        classify_events_per_s=rated / classify if classify else None,
+        # Its frame processes' (and a report process's) too: the run's memory on the machine.
+        peak_memory_mb=round(peak_memory_mb() + children_peak_memory_mb(), 1),
+    )
