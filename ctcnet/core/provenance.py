@@ -1,6 +1,7 @@
 """What software made a result: the record a run's summary carries so that a lab can trace a
-count to the code and libraries that computed it (standard library only; a library is named
-with its version only where this process has imported it, never imported here).
+count to the code and libraries that computed it (standard library only: the libraries'
+versions are read from their installed metadata, none imported here, so the record is the
+same in every process of a run).
 
 ``ctcnet``'s own version names a release; run from a git checkout, the commit it is at is
 read from the checkout's ``.git`` (its ``HEAD`` and refs, without running git), since a
@@ -10,24 +11,36 @@ checkout's code changes between releases.
 from __future__ import annotations
 
 import platform
-import sys
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
-# The libraries whose versions decide a run's numbers, where loaded.
-LIBRARIES = ("numpy", "scipy", "pandas", "onnxruntime", "torch", "skimage", "tifffile")
+# The installed distributions whose versions decide a run's numbers (torch is absent from
+# the torch-free install, and left out there).
+LIBRARIES = ("numpy", "scipy", "pandas", "pyarrow", "onnxruntime", "torch", "scikit-image",
+             "tifffile")
 
 
 def software_record() -> dict:
     """ctcnet's version (and the git commit of a checkout), Python, the platform and the
-    versions of the numeric libraries this process has loaded."""
+    installed versions of the numeric libraries."""
     from ctcnet import __version__
 
-    loaded = {name: str(getattr(sys.modules[name], "__version__", "unknown"))
-              for name in LIBRARIES if name in sys.modules}
     return {"ctcnet": __version__, "commit": checkout_commit(),
             "python": platform.python_version(), "platform": platform.platform(),
-            "libraries": loaded}
+            "libraries": library_versions()}
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """The installed version of each of :data:`LIBRARIES` (those installed)."""
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 @lru_cache(maxsize=1)
