@@ -13,8 +13,14 @@ What users import is re-exported here lazily (``from ctcnet import load_model``)
 from __future__ import annotations
 
 import importlib
+import os
 
 __version__ = "0.1.0"
+
+# onnxruntime (1.32 and others) records a device id and usage events under
+# ~/.cache/Microsoft/DeveloperTools unless told not to when it is imported: a lab's patient
+# scans are run without it. A user who sets ORT_DISABLE_TELEMETRY keeps their own choice.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 # Public API: name -> module that defines it.
 _EXPORTS = {

@@ -42,7 +42,7 @@ from ctcnet.detect.pixel_size import (
     estimate_pixel_size,
     fitted_pixel_sizes,
 )
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.annotations import without_marks
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
@@ -311,6 +311,7 @@ def estimated_pixel_size(index: CropIndex, sample: int = 400,
 
 
 def _read_manifest(manifest: Path):
+    check_regular_file(manifest, "manifest.csv")  # a FIFO would block, a device fill memory
     try:
         # utf-8-sig: Excel saves CSV with a byte-order mark, which would glue onto "path".
         reader = csv.DictReader(io.StringIO(manifest.read_text(encoding="utf-8-sig")))
@@ -328,7 +329,11 @@ def _read_manifest(manifest: Path):
     for n, row in enumerate(rows, start=2):
         if not row.get("path") or not row.get("label"):
             raise InputError(f"line {n}: empty path or label", manifest)
-        path = _manifest_path(root, row["path"])
+        try:
+            path = _manifest_path(root, row["path"])
+        except ValueError:  # a NUL byte: no file has such a name
+            raise InputError(f"line {n}: path {row['path']!r} is no file name", manifest) \
+                from None
         if not path.is_relative_to(root):
             raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder",
                              manifest)

@@ -302,8 +302,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             if reading.spillover is not None:
                 report["spillover"] = reading.spillover
             report["leak_check"] = reading.leak_check  # past the guard's allowance: warned
-            return _write_evaluation(report, f"{data}", f"{model_path}", out_dir, index,
-                                     called_spec, source, baselines, crops, page)
+            return _write_evaluation(report, f"{data}", f"{backend.model_path}", out_dir,
+                                     index, called_spec, source, baselines, crops, page)
 
 
 def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, index,

@@ -130,8 +130,17 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
     so this one set it aside), and its summary.json is then newer than the refusal."""
     at = time.time() if since is None else float(since)
     for name, reason in set_aside.items():
-        atomic_write_text(Path(out) / SET_ASIDE_DIR / f"{name}.json",
-                          json.dumps({"reason": reason, "at": at}) + "\n")
+        atomic_write_text(_set_aside_file(out, name),
+                          json.dumps({"name": name, "reason": reason, "at": at}) + "\n")
+
+
+def _set_aside_file(out: Path, name: str) -> Path:
+    """Where the refusal of input ``name`` is recorded: under its name, or a digest of it
+    where the name is too long to carry the atomic write's temporary suffixes (an input
+    refused for a name over the sample id's 200 bytes)."""
+    if len(name.encode("utf-8", "surrogateescape")) > 120:
+        name = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    return Path(out) / SET_ASIDE_DIR / f"{name}.json"
 
 
 def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> str | None:
@@ -140,7 +149,7 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     which a review decision saved since moves): an output a run finished after the refusal
     is that run's."""
     try:
-        record = json.loads((Path(out) / SET_ASIDE_DIR / f"{name}.json").read_text())
+        record = json.loads(_set_aside_file(out, name).read_text())
     except (OSError, ValueError):
         return None
     if summary.exists() and _counted_at(summary, read) > float(record.get("at", 0)):

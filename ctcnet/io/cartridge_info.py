@@ -43,16 +43,21 @@ def positive_number(info: dict, key: str, default: float, root: Path) -> float:
     return value
 
 
+# No scan holds more frames, rows or columns, nor frames of more pixels a side: a larger
+# number is a slip (num_frames 10^9 scaled a 4-frame cartridge's counts by 2.5 x 10^8).
+MAX_STATED = 1_000_000
+
+
 def whole_number(info: dict, key: str, root: Path) -> int | None:
-    """A whole number >= 1 from cartridge.json, None when the key is absent (anything else
-    refused by name)."""
+    """A whole number from 1 to :data:`MAX_STATED` from cartridge.json, None when the key is
+    absent (anything else refused by name)."""
     value = info.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not float(value).is_integer() or value < 1:
-        raise InputError(f"cartridge.json: {key} must be a whole number >= 1, got {value!r}",
-                         root)
+            not float(value).is_integer() or not 1 <= value <= MAX_STATED:
+        raise InputError(f"cartridge.json: {key} must be a whole number from 1 to "
+                         f"{MAX_STATED:,}, got {value!r}", root)
     return int(value)
 
 
@@ -70,13 +75,17 @@ def check_stated_layout(info: dict, root: Path) -> None:
 MAX_SAMPLE_ID_BYTES = 200
 
 
+# The files a batch writes at the top of its --out, beside the samples' folders.
+OUTPUT_NAMES = ("run.json",)
+
+
 def safe_sample_id(value, root: Path) -> str:
     """The sample id names the output folder: one plain path component, never a path."""
     sid = str(value).strip() if isinstance(value, (str, int)) and \
         not isinstance(value, bool) else ""
     # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
-    if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or "\0" in sid or \
-            sid != Path(sid).name:
+    if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or \
+            ("\0" not in sid and sid != Path(sid).name):
         problem = "an empty name" if not sid else "no '/', '\\' or '..'"
     elif any(unicodedata.category(c) == "Cc" for c in sid):
         problem = "no control characters (a line break, a tab)"
@@ -86,6 +95,8 @@ def safe_sample_id(value, root: Path) -> str:
         problem = "no leading '.' (a hidden folder)"
     elif len(sid.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
         problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
+    elif sid.lower() in OUTPUT_NAMES:
+        problem = f"not {sid!r}: a batch's --out holds a file of that name"
     else:
         return sid
     raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
@@ -120,7 +131,7 @@ def read_cartridge_info(root: Path) -> dict:
         return {}
     try:
         info = json.loads(read_metadata_text(path))
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested past Python's limit
         raise InputError(f"cartridge.json is not valid JSON: {err}", root) from None
     if not isinstance(info, dict):
         raise InputError("cartridge.json must hold one JSON object (sample_id, columns, "

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ctcnet.errors import InputError, PanelMismatchError
+from ctcnet.errors import InputError, PanelMismatchError, check_regular_file
 from ctcnet.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -360,13 +360,23 @@ LEGACY_ENCODINGS = ("cp1252", "latin-1")
 _LEGACY_SAID: set[tuple[str, int]] = set()  # (file, its size): said once, however often read
 
 
+MAX_METADATA_BYTES = 16 * 2**20
+
+
 def read_metadata_text(path: str | Path) -> str:
     """The text of a small metadata file (panel.json, cartridge.json): UTF-8 (a byte-order
     mark dropped), else, with a warning naming the file, Windows-1252 / Latin-1. An older
     editor saves an accented channel or panel name ("Müller") in Latin-1; every other byte of
     such a file is ASCII, so reading it as Latin-1 gives what its author typed."""
-    path = Path(path)
+    # A FIFO would block the run, a device (a link to /dev/zero) fill its memory, and no
+    # panel or cartridge record comes near this size: each is refused before it is read.
+    path = check_regular_file(path, "a metadata file")
     try:
+        size = path.stat().st_size
+        if size > MAX_METADATA_BYTES:
+            raise InputError(f"{size / 2**20:.0f} MB is no panel or cartridge record (they are "
+                             f"a few kB; at most {MAX_METADATA_BYTES // 2**20} MB is read)",
+                             path)
         data = path.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read: {err.strerror or err}", path) from None

@@ -86,6 +86,10 @@ SCAN_PIXEL_SIZE_UM = (0.05, 2.0)
 # saying so. More than a person's whole blood (~5 L; 6 L leaves a margin) is a typo: refused.
 TUBE_VOLUME_ML = 10.0
 WHOLE_BLOOD_ML = 6000.0
+# Under a drop of blood (50 uL; a mouse's sample is 0.1-1 mL) is a unit slip (litres: 0.0075
+# for 7.5 mL made a cartridge's 15 CTCs 2,000 per 7.5 mL): the run goes on, partial and
+# saying so.
+DROP_OF_BLOOD_ML = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +185,8 @@ def plausibility_problems(cartridge: Cartridge) -> list[str]:
     Refused (InputError): a pixel size outside :data:`SCAN_PIXEL_SIZE_UM` (no reading of such a
     scan gives right sizes, so no count from it stands) and a blood volume over
     :data:`WHOLE_BLOOD_ML`. Returned as problems (the run goes on, status ``partial``): a blood
-    volume over :data:`TUBE_VOLUME_ML`, which pooled tubes can explain, and a pixel size in
+    volume over :data:`TUBE_VOLUME_ML`, which pooled tubes can explain, or under
+    :data:`DROP_OF_BLOOD_ML`, and a pixel size in
     cartridge.json other than the one the frames are read at (panel.json's or the files'):
     counts per 7.5 mL, cell sizes and cropping follow the one read, so a person should know
     which is right.
@@ -198,6 +203,10 @@ def plausibility_problems(cartridge: Cartridge) -> list[str]:
                          f"person has (over {WHOLE_BLOOD_ML:g} mL); a unit slip?",
                          cartridge.root)
     problems = []
+    if volume < DROP_OF_BLOOD_ML:
+        problems.append(f"cartridge.json: blood_volume_ml {volume:g} is less than a drop of "
+                        f"blood ({DROP_OF_BLOOD_ML:g} mL); the per-7.5 mL figures divide by it: "
+                        "check it (litres for millilitres?)")
     if volume > TUBE_VOLUME_ML:
         problems.append(f"cartridge.json: blood_volume_ml {volume:g} is more than one blood tube "
                         f"holds ({TUBE_VOLUME_ML:g} mL); the per-7.5 mL figures divide by it: "

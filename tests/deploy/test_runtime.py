@@ -372,3 +372,19 @@ def test_shipped_model_reproduces_the_port_reference():
         weights = expected.get("decision_log_weights", {})
         post = proba[i] * np.exp([weights.get(c, 0.0) for c in expected["classes"]])
         assert row["review"] == bool(post.max() / post.sum() < expected["review_threshold"])
+
+
+def test_onnxruntime_records_nothing_outside_the_run(tmp_path):
+    """onnxruntime records a device id and usage events under ~/.cache unless told not to
+    when it is imported; imported through ctcnet, it writes nothing there."""
+    import os
+
+    code = ("import sys, numpy as np, ctcnet.deploy.runtime as r\n"
+            "c = r.OnnxClassifier(sys.argv[1])\n"
+            "c.predict_proba(np.ones((1, len(c.channels), c.crop_size, c.crop_size), "
+            "np.float32))\n")
+    model = Path(__file__).resolve().parents[2] / "models" / "ctcnet-default.onnx"
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    subprocess.run([sys.executable, "-c", code, str(model)], check=True,
+                   env={**env, "HOME": str(tmp_path)}, capture_output=True)
+    assert not list(tmp_path.rglob("*")), list(tmp_path.rglob("*"))

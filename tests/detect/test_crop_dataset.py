@@ -335,3 +335,20 @@ def test_a_raw_crop_with_a_dead_channel_is_refused_by_name(tmp_path, rng):
     colour[..., 1] = 0  # CD45 black: a CTC
     Image.fromarray(colour).save(folder / "c0.png")
     assert load_crops(read_crop_index(folder.parent)).shape[0] == 1
+
+
+def test_a_manifest_that_cannot_be_a_list_of_crops_is_refused_by_name(tmp_path, rng):
+    """A FIFO named manifest.csv would block the run, and a path with a NUL byte crashed it:
+    each is one refusal naming the file or the line."""
+    import os
+
+    write_crop_dataset(tmp_path / "ds", _toy_crops(rng), ["ctc"] * 6, default_panel())
+    manifest = tmp_path / "ds" / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([lines[0], "ctc/a\0b.tif,ctc", *lines[1:]]) + "\n")
+    with pytest.raises(InputError, match=r"line 2: path .* is no file name"):
+        read_crop_index(tmp_path / "ds")
+    manifest.unlink()
+    os.mkfifo(manifest)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_crop_index(tmp_path / "ds")

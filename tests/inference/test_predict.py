@@ -876,3 +876,16 @@ def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
     assert entries["a"]["signed_off"] is True and entries["b"]["signed_off"] is False
     for name in ("c", "d"):
         assert not {"after_review", "signed_off"} & set(entries[name])
+
+
+def test_a_refusal_of_an_input_with_a_long_name_is_recorded(tmp_path):
+    """An input refused for a name past the sample id's 200 bytes is recorded as set aside
+    (under a digest of its name: the atomic write's suffixes would pass the 255 bytes a file
+    name may have), and run.json names it."""
+    from ctcnet.inference.distributed import write_run_index
+
+    name = "y" * 240
+    index = write_run_index(tmp_path / "out", [name, "s2"], 1, {name: "a name too long"})
+    entries = {e["name"]: e for e in index["outputs"]}
+    assert entries[name]["set_aside"] == "a name too long"
+    assert entries["s2"]["missing"] is True

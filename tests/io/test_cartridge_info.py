@@ -51,3 +51,50 @@ def test_a_latin1_cartridge_json_is_read_with_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="ctcnet.io"):
         assert read_cartridge_info(tmp_path)["sample_id"] == "Genève-3"
     assert "not UTF-8" in caplog.text and "cartridge.json" in caplog.text
+
+
+def test_metadata_files_that_cannot_be_records_are_refused_before_they_are_read(tmp_path):
+    """A FIFO named cartridge.json would block the run forever, a link to /dev/zero fill its
+    memory, JSON nested past Python's limit crash it: each is one refusal by name, so a
+    batch sets the cartridge aside and runs the others."""
+    from ctcnet.io.panel import load_panel
+
+    fifo = tmp_path / "fifo" / "cartridge.json"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_cartridge_info(fifo.parent)
+    (tmp_path / "zero").mkdir()
+    os.symlink("/dev/zero", tmp_path / "zero" / "panel.json")
+    with pytest.raises(InputError, match="not a regular file"):
+        load_panel(tmp_path / "zero" / "panel.json")
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "cartridge.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_cartridge_info(tmp_path / "deep")
+
+
+def test_sample_ids_and_counts_a_slip_would_make(tmp_path):
+    """A sample id the batch's own index is named (run.json) is refused; so is a frame count
+    no scan has (10^9 made a 4-frame cartridge's counts 2.5 x 10^8 per 7.5 mL)."""
+    from ctcnet.io.cartridge_info import MAX_STATED, whole_number
+
+    with pytest.raises(InputError, match="a batch's --out holds a file of that name"):
+        safe_sample_id("run.json", tmp_path)
+    assert whole_number({"num_frames": MAX_STATED}, "num_frames", tmp_path) == MAX_STATED
+    with pytest.raises(InputError, match="num_frames must be a whole number from 1 to"):
+        whole_number({"num_frames": 10**9}, "num_frames", tmp_path)
+
+
+def test_a_blood_volume_under_a_drop_is_a_problem_of_the_sample(cart_and_model, tmp_path):
+    """0.0075 (litres for 7.5 mL) is said, as more than a tube holds is: partial."""
+    from ctcnet.io.scan import plausibility_problems
+
+    cart = tmp_path / "cart"
+    shutil.copytree(cart_and_model / "cart", cart)
+    info = json.loads((cart / "cartridge.json").read_text())
+    (cart / "cartridge.json").write_text(json.dumps({**info, "blood_volume_ml": 0.0075}))
+    problems = plausibility_problems(open_cartridge(cart))
+    assert len(problems) == 1 and "less than a drop of blood" in problems[0]
+    (cart / "cartridge.json").write_text(json.dumps({**info, "blood_volume_ml": 0.2}))
+    assert plausibility_problems(open_cartridge(cart)) == []

@@ -221,3 +221,23 @@ def _with_exif(png, exif):
     out = png.with_name(png.stem + "_exif.png")
     out.write_bytes(data[:at] + chunk + data[at:])
     return out
+
+
+def test_a_tiff_claiming_more_than_a_frame_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A header claiming more pixels a plane than a frame holds, or more pages than a frame
+    has channels, is refused before any page is decoded (a 2 kB file claiming 5 x 100000 x
+    100000 pixels asked for 93 GiB)."""
+    import ctcnet.io.images as images
+
+    monkeypatch.setattr(images, "MAX_PLANE_PIXELS", 40 * 40)
+    tifffile.imwrite(tmp_path / "wide.tif", np.zeros((3, 41, 40), np.uint16),
+                     photometric="minisblack", metadata=None)
+    with pytest.raises(InputError, match="an image of 41 x 40 px: more than a frame"):
+        read_image(tmp_path / "wide.tif")
+    tifffile.imwrite(tmp_path / "pages.tif", np.zeros((images.MAX_PAGES + 1, 8, 8), np.uint16),
+                     photometric="minisblack", metadata=None)
+    with pytest.raises(InputError, match=f"holds {images.MAX_PAGES + 1} pages"):
+        read_image(tmp_path / "pages.tif")
+    tifffile.imwrite(tmp_path / "frame.tif", np.ones((5, 40, 40), np.uint16),
+                     photometric="minisblack", metadata=None)
+    assert read_image(tmp_path / "frame.tif")[0].shape == (5, 40, 40)

@@ -238,10 +238,10 @@ def test_calls_that_look_like_a_channel_swap_are_a_problem_of_the_sample(clean_r
                                                                          monkeypatch):
     """The warning of a swapped CK and CD45 also lands in summary.json's problems and makes the
     sample partial: a batch job reads status, not the console."""
-    import ctcnet.inference.predict as predicting
+    import ctcnet.inference.run_summary as run_summary
 
     said = "12 events called ctc against 30 called wbc: ... (CK and CD45 swapped?)"
-    monkeypatch.setattr(predicting, "implausible_marker_balance", lambda tally: said)
+    monkeypatch.setattr(run_summary, "implausible_marker_balance", lambda tally: said)
     summary = predict(clean_run, cart)
     assert summary.status == "partial" and said in summary.problems
     assert summary.counts == clean_run["clean"].counts  # its counts stand
