@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ctcnet.errors import InputError
+from ctcnet.io.images import CELLSEARCH_OFFSET, PSEUDO_12BIT_MAX
 from ctcnet.io.sources import FrameRef, get_source
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
     high, low = flat.max(axis=1), flat.min(axis=1)
     if (high == low).all():
         raise InputError("empty frame: every pixel has the same value", path)
-    for channel, top, bottom in zip(channels, high, low):
+    for k, (channel, top, bottom) in enumerate(zip(channels, high, low)):
         if top == bottom:
             raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g})",
                              path)
@@ -116,7 +117,8 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
                              f"of the panel's value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit "
                              "scan's, unless panel.json states one): state the scan's range "
                              f'in panel.json ({{"name": "{channel.name}", "value_range": '
-                             '[0, 65535]} for a 16-bit scan), or the frame is damaged', path)
+                             '[0, 65535]} for a 16-bit scan), or the frame is damaged'
+                             + _offset_said(flat[k], hi), path)
     rescaled = rescaled_counts(flat, channels, float(high.max()))
     if rescaled is not None:
         brightest, span = rescaled
@@ -130,6 +132,21 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
         raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
                          f"the panel's value_range of {span:g} counts: the frame was rescaled "
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
+
+
+def _offset_said(values: np.ndarray, top: float) -> str:
+    """What a channel past a 12-bit range says of CellSearch's 2^15 export offset: where
+    some pixels carry it, that others lie past it (the offset is taken off only where every
+    pixel fits it, so a stray one leaves it on)."""
+    if top > PSEUDO_12BIT_MAX:
+        return ""
+    flagged = (values >= CELLSEARCH_OFFSET) & (values <= CELLSEARCH_OFFSET + PSEUDO_12BIT_MAX)
+    if not flagged.any():
+        return ""
+    stray = int(((values > PSEUDO_12BIT_MAX) & ~flagged).sum())
+    return (f"; {int(flagged.sum())} pixel(s) carry CellSearch's 2^15 export offset (32768-"
+            f"36863) and {stray} lie past both ranges: the offset is taken off only where "
+            "every pixel fits it, so this export is damaged or not pseudo 12-bit")
 
 
 def rescaled_counts(pixels: np.ndarray, channels, brightest: float | None = None

@@ -559,3 +559,19 @@ def test_a_folder_this_user_may_not_read_is_a_cartridge_to_set_aside_only_when_g
     monkeypatch.setattr(scan, "claim", refused)
     assert scan.is_cartridge(tmp_path)
     assert not scan.is_cartridge(tmp_path, unreadable=False)
+
+
+def test_an_offset_export_with_a_stray_value_says_the_offset_stays_on(tmp_path, rng):
+    """A CellSearch export whose flagged pixels carry the 2^15 offset, with one pixel past
+    both ranges: the offset cannot be taken off, and the refusal says why rather than only
+    to state a 16-bit range (which would read the offset as signal)."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    frame = rng.integers(90, 3000, (3, 16, 16)).astype(np.uint16)
+    frame[1, :4] += 32768
+    frame[1, 8, 8] = 40000
+    write_frame(tmp_path, 0, 0, frame, panel)
+    write_cartridge_info(tmp_path, panel, "S7", 1, rows=1, columns=1, frame_shape=(16, 16))
+    cart = open_cartridge(tmp_path)
+    with pytest.raises(InputError, match=r"64 pixel\(s\) carry CellSearch's 2\^15 export "
+                                         r"offset .* and 1 lie past both ranges"):
+        read_frame(cart.frames[0], panel)
