@@ -327,13 +327,10 @@ def _read_manifest(manifest: Path):
     paths, labels, samples, splits = [], [], [], []
     first_line: dict[Path, int] = {}
     for n, row in enumerate(rows, start=2):
-        if not row.get("path") or not row.get("label"):
-            raise InputError(f"line {n}: empty path or label", manifest)
-        try:
-            path = _manifest_path(root, row["path"])
-        except ValueError:  # a NUL byte: no file has such a name
-            raise InputError(f"line {n}: path {row['path']!r} is no file name", manifest) \
-                from None
+        # (a NUL byte: no file has such a name)
+        if not row.get("path") or not row.get("label") or "\0" in row["path"]:
+            raise InputError(f"line {n}: empty path or label, or no file name", manifest)
+        path = _manifest_path(root, row["path"])
         if not path.is_relative_to(root):
             raise InputError(f"line {n}: path {row['path']!r} points outside the dataset folder",
                              manifest)
