@@ -65,6 +65,8 @@ were chosen: a folder of CTCs shows no CD45).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ctcnet.detect.pixel_size import nucleus_diameter_of, smoothed_over_ring
@@ -356,14 +358,18 @@ def sure_offset(offsets: np.ndarray, median: np.ndarray,
     """The lower ``confidence`` bound (um) of the median of ``offsets`` ((N, 2), um) along the
     direction of their ``median``: the order statistic a sign test puts it above, free of any
     assumption on how the offsets spread (0 where the median is 0)."""
-    from scipy.stats import binom
-
     length = float(np.hypot(*median))
     if length == 0:
         return 0.0
     along = np.sort(offsets @ (median / length))
-    # The k-th smallest lies under the median with probability P(Binomial(n, 1/2) >= k).
-    k = int(binom.ppf(1.0 - confidence, len(along), 0.5))
+    # The k-th smallest lies under the median with probability P(Binomial(n, 1/2) >= k); k
+    # is the binomial's 1 - confidence quantile (the smallest k with P(<= k) at least that).
+    n, below, k = len(along), 0.0, 0
+    while k < n:
+        below += math.comb(n, k) / 2**n  # exact integers: no overflow at any n
+        if below >= 1.0 - confidence:
+            break
+        k += 1
     return float(along[max(k - 1, 0)])
 
 

@@ -33,7 +33,7 @@ from ctcnet.inference.backend_registry import (
     get_backend,
     opener,
 )
-from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
+from ctcnet.inference.onnx_runtime import OnnxClassifier, checked_crops, select_providers
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
@@ -147,8 +147,10 @@ class TorchBackend:
         return self._run(crops, self.model)
 
     def _run(self, crops: np.ndarray, fn) -> np.ndarray:
+        spec = self.spec
+        crops = checked_crops(crops, spec.panel.names, spec.crop_size)  # as the ONNX path does
         if not len(crops):
-            return np.zeros((0, self.spec.num_classes), np.float32)
+            return np.zeros((0, spec.num_classes), np.float32)
         if self.device.type == "cuda":
             return self._run_cuda(crops, fn)
         torch = self._torch

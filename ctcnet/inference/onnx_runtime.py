@@ -130,12 +130,34 @@ def select_providers(available: Sequence[str] | None = None) -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
+def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
+    """``raw`` as a model of ``channels`` and ``crop_size`` classifies it: (N, C, S, S) raw
+    counts of an accepted dtype (another byte order brought to this machine's), else refused
+    by name. Every backend checks its crops so: a network with global pooling takes crops of
+    any size and runs, and 100 px crops read at 0.87 accuracy against 0.997."""
+    raw = np.asarray(raw)
+    c, s = len(channels), int(crop_size)
+    if raw.size == 0 and raw.ndim < 4:  # no crops at all (an empty list): nothing to call
+        raw = np.zeros((0, c, s, s), np.float32)
+    if raw.dtype.kind in "uf" and not raw.dtype.isnative:  # another byte order, same counts
+        raw = raw.astype(raw.dtype.newbyteorder("="))
+    if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
+        raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
+                         f"{list(channels)}, got shape {raw.shape}")
+    if raw.dtype not in ACCEPTED_DTYPES:
+        raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
+    return raw
+
+
 class OnnxClassifier:
     """An exported ctcnet model: load, check the panel, classify raw crops. Example::
 
         clf = OnnxClassifier("models/ctcnet-default.onnx")
         clf.check_panel(["DAPI", "CK", "CD45", "CD61", "CD66b"])
-        names, proba = clf.predict(crops_uint16)      # crops: (N, C, S, S) raw counts
+        # crops: (N, C, S, S) raw counts at the model's pixel size. A scan's events are
+        # called at the cartridge's prior (the default); crops someone chose (a labelled
+        # folder: what `ctcnet predict` reads a crop folder at) at the balanced one.
+        names, proba = clf.predict(crops_uint16, prior="cartridge")
 
     The file's ``ctcnet_spec`` metadata and graph are checked on loading, so a file that is not
     a ctcnet model, or whose spec and graph disagree, is refused here rather than mis-fed later.
@@ -350,18 +372,7 @@ class OnnxClassifier:
         return list(called), proba
 
     def _checked(self, raw) -> np.ndarray:
-        raw = np.asarray(raw)
-        c, s = len(self.channels), self.crop_size
-        if raw.size == 0 and raw.ndim < 4:  # no crops at all (an empty list): nothing to call
-            raw = np.zeros((0, c, s, s), np.float32)
-        if raw.dtype.kind in "uf" and not raw.dtype.isnative:  # another byte order, same counts
-            raw = raw.astype(raw.dtype.newbyteorder("="))
-        if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
-            raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
-                             f"{self.channels}, got shape {raw.shape}")
-        if raw.dtype not in ACCEPTED_DTYPES:
-            raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
-        return raw
+        return checked_crops(raw, self.channels, self.crop_size)
 
     def _check_graph(self) -> None:
         """The graph's input and outputs must agree with the embedded spec."""

@@ -388,3 +388,20 @@ def test_onnxruntime_records_nothing_outside_the_run(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(model)], check=True,
                    env={**env, "HOME": str(tmp_path)}, capture_output=True)
     assert not list(tmp_path.rglob("*")), list(tmp_path.rglob("*"))
+
+
+def test_every_backend_refuses_crops_the_model_does_not_take(tmp_path):
+    """A network with global pooling runs on crops of any size (100 px crops read at 0.87
+    accuracy against 0.997): the torch backend refuses them by name, as the ONNX one does."""
+    from ctcnet.errors import InputError
+    from ctcnet.inference.backends import load_backend
+
+    path, spec = save_tiny_model(tmp_path / "tiny.pt", crop_size=32)
+    export_onnx(path, tmp_path / "tiny.onnx")
+    channels = spec.panel.num_channels
+    for model in (path, tmp_path / "tiny.onnx"):
+        backend = load_backend(model, device="cpu")
+        assert backend.predict_proba(np.ones((2, channels, 32, 32), np.uint16)).shape == (2, 4)
+        for shape in ((2, channels, 40, 40), (2, channels - 1, 32, 32)):
+            with pytest.raises(InputError, match=r"crops must be \(N, "):
+                backend.predict_proba(np.ones(shape, np.uint16))
