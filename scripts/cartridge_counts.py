@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from ctcnet.evaluation.counts import (
+        cartridge_panel_for,
         false_call_kinds,
         simulate_count_cartridges,
         summarise_false_calls,
@@ -159,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     from ctcnet.nn.calls import DecisionRule, decision_weights
 
     t0 = time.perf_counter()
+    backend = load_backend(args.model, device=args.device)
     paths = simulate_count_cartridges(args.out / "cartridges", args.cartridges, args.frames,
                                       args.seed, args.events_per_frame, args.ctc_max,
-                                      args.cluster_max)
+                                      args.cluster_max,
+                                      panel=cartridge_panel_for(backend.spec.panel))
     t_sim = time.perf_counter() - t0
-    backend = load_backend(args.model, device=args.device)
     spec, names = backend.spec, backend.spec.class_names
     if not args.rescore_only:
         evaluate_cartridges(paths, args.model, args.out / "evaluation", device=args.device,

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from ctcnet.deploy.export import restamp_onnx
-    from ctcnet.evaluation.counts import simulate_count_cartridges
+    from ctcnet.evaluation.counts import cartridge_panel_for, simulate_count_cartridges
     from ctcnet.evaluation.decision import FitTable, fit_decision
     from ctcnet.evaluation.evaluate import evaluate_cartridges
     from ctcnet.evaluation.model_card import refresh_decision
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     model, spec = load_model(args.model)
     compensate = wants_compensation(spec, args.compensate)
     paths = simulate_count_cartridges(args.work / "cartridges", args.cartridges, args.frames,
-                                      args.seed, args.events_per_frame, prefix="fit")
+                                      args.seed, args.events_per_frame, prefix="fit",
+                                      panel=cartridge_panel_for(spec.panel))
     fingerprint = hashlib.sha256(json.dumps(
         {"spec": {k: v for k, v in spec.to_dict().items() if k != "decision"},
          **({"compensate": True} if compensate else {})}, sort_keys=True).encode()

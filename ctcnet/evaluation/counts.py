@@ -182,13 +182,26 @@ def patient_counts(n: int, maximum: int) -> list[int]:
     return [round(maximum * (i / max(n - 1, 1)) ** 2) for i in range(n)]
 
 
+def cartridge_panel_for(model_panel):
+    """The panel to simulate a model's fitting and counting cartridges in: the default
+    five-channel panel (None) when it holds every channel the model reads (a three-channel
+    model reads those cartridges as a scan of more channels), else the model's own (a lab's
+    six-channel model with vimentin)."""
+    from ctcnet.io.panel import load_panel
+
+    names = {n.upper() for n in load_panel(None).names}
+    return None if all(n.upper() in names for n in model_panel.names) else model_panel
+
+
 def simulate_count_cartridges(out_dir: str | Path, n: int, frames: int, seed: int,
                               events_per_frame: float = 300, ctc_max: int = 30,
-                              cluster_max: int = 3, prefix: str = "count") -> list[Path]:
+                              cluster_max: int = 3, prefix: str = "count",
+                              panel=None) -> list[Path]:
     """``n`` simulated cartridges (seeds ``seed``, ``seed + 1``, ...) at patient-like
     prevalence: cartridge ``i`` holds about ``patient_counts(n, ctc_max)[i]`` CTCs and the
-    reverse order of 0..``cluster_max`` clusters among ``frames x events_per_frame`` events.
-    A cartridge already there (its ground_truth.csv) is kept."""
+    reverse order of 0..``cluster_max`` clusters among ``frames x events_per_frame`` events,
+    in ``panel``'s channels (None: the default panel; :func:`cartridge_panel_for`). A
+    cartridge already there (its ground_truth.csv) is kept."""
     expected = frames * events_per_frame
     ctcs = patient_counts(n, ctc_max)
     clusters = patient_counts(n, cluster_max)[::-1]
@@ -196,7 +209,7 @@ def simulate_count_cartridges(out_dir: str | Path, n: int, frames: int, seed: in
     for i, (k, c) in enumerate(zip(ctcs, clusters)):
         path = Path(out_dir) / f"c{i:02d}"
         if not (path / "ground_truth.csv").exists():
-            simulate_cartridge(path, num_frames=frames, seed=seed + i,
+            simulate_cartridge(path, panel=panel, num_frames=frames, seed=seed + i,
                                events_per_frame=events_per_frame,
                                rare_rates={"ctc": k / expected, "cluster": c / expected},
                                sample_id=f"{prefix}{i:02d}")

@@ -280,5 +280,12 @@ def choose_model(panels: Sequence[Panel], what: str = "the data",
                                        m.reads_exports != scan_scale,
                                        m.panel.num_channels, m.shipped,
                                        m.name == DEFAULT_MODEL_NAME))
+    more = [m.name for m in fitting if cartridges and not m.has_cartridge_rule
+            and m.panel.num_channels > best.panel.num_channels]
+    if more:  # a lab's model of more of the data's channels, without a cartridge rule
+        log.warning("%s reads more of %s's channels than %s, but has no cartridge decision "
+                    "rule (scripts/fit_decision.py fits one; until then its calls on a "
+                    "cartridge are at the balanced training prior): %s is used; pass --model "
+                    "to use it as it is", ", ".join(more), what, best.name, best.name)
     log.info("model %s chosen for %s (channels %s)", best.name, what, best.channels)
     return best

@@ -12,6 +12,7 @@ correlated (or single crops, class-stratified, for a folder of one sample).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel
 from ctcnet.io.taxonomy import Taxonomy
 from ctcnet.training.splits import SplitData, crop_level_split, sample_level_split
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # The option that gives a crop folder's pixel size to ``ctcnet train`` (LightningCLI), named
@@ -81,6 +84,15 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
         free_samples = [index.sample_ids[i] for i in free]
         warn_if_each_crop_its_own_sample(free_samples, index.root)
         by_crop = split_unit == "crop" or (split_unit == "auto" and len(set(free_samples)) < 2)
+        if by_crop and split_unit == "auto" and len(free_samples) > 10:
+            # Validation then holds crops of the patient trained on: its figures (which pick
+            # the checkpoint kept) are optimistic, as a second patient's would not be.
+            log.warning("%s: all %d crops are of one sample (%s): they are split by crop, so "
+                        "validation holds crops of the patient trained on and its figures "
+                        "are optimistic; give the crops of each patient a sample id (a "
+                        "subfolder of its class folder, <sample>__<n>.tif, or a manifest.csv "
+                        "sample_id column) or a manifest split column", index.root,
+                        len(free_samples), free_samples[0])
         if by_crop:
             to_val = crop_level_split(targets[free], val_fraction, split_seed)
         else:

@@ -204,3 +204,22 @@ def test_an_export_model_is_chosen_for_composites_and_never_for_scans(with_tiny3
     monkeypatch.setattr(registry, "PACKAGE_MODELS", tmp_path / "none")
     with pytest.raises(PanelMismatchError, match="read composite exports only"):
         registry.choose_model([scan])
+
+
+def test_a_labs_model_of_more_channels_without_a_cartridge_rule_is_passed_over_and_said(
+        tmp_path, monkeypatch, caplog):
+    """A lab's six-channel model (with vimentin) in $CTCNET_MODELS has no cartridge rule: a
+    six-channel cartridge goes to the shipped model with one, and the run says which model was
+    passed over and why; a crop folder of the same channels gets the lab's model."""
+    site = tmp_path / "site"
+    site.mkdir()
+    six = ["DAPI", "CK", "CD45", "CD61", "CD66b", "VIM"]
+    make_tiny_model(site / "lab6.pt", channels=six)
+    monkeypatch.setenv(registry.MODELS_ENV, str(site))
+    data = load_panel({"channels": six, "pixel_size_um": 0.64})
+    with caplog.at_level("WARNING", logger="ctcnet.nn.registry"):
+        chosen = registry.choose_model([data], cartridges=True)
+    assert chosen.name == "ctcnet-default"
+    assert "lab6 reads more of the data's channels than ctcnet-default, but has no cartridge " \
+        "decision rule" in caplog.text
+    assert registry.choose_model([data]).name == "lab6"

@@ -255,6 +255,19 @@ def test_datamodule_reads_a_folder_split_by_sample(crop_dir):
     assert dm.summary()["splits"]["train"]["crops"] == len(train.targets)
 
 
+def test_a_folder_of_one_patient_is_split_by_crop_and_said_so(tmp_path, caplog):
+    """Every crop of one sample: the split can only be by crop, so validation holds crops
+    of the patient trained on; training says so (its figures pick the checkpoint kept)."""
+    crops, labels = toy_crops(4)
+    write_crop_dataset(tmp_path, crops.astype(np.uint16), labels, load_panel(None),
+                       ["P017"] * len(labels))
+    dm = CTCDataModule(data_dir=str(tmp_path), crop_size=SIZE, val_fraction=0.25)
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert f"all {len(labels)} crops are of one sample (P017)" in caplog.text
+    assert set(dm.splits["val"].sample_ids) == {"P017"}
+
+
 def test_datamodule_honours_the_manifest_split(tmp_path):
     crops, labels = toy_crops(2)
     splits = ["train", "val", "test", "train"] * 2
