@@ -31,6 +31,7 @@ from ctcnet.io.scan import Cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
+# Its warnings are predict's, as the console and a batch's log filters name them.
 log = logging.getLogger("ctcnet.inference.predict")
 
 
