@@ -44,6 +44,7 @@ _EXPORTS = {
     "load_backend": "ctcnet.inference.backends",
     "predict_cartridge": "ctcnet.inference.predict",
     "predict_inputs": "ctcnet.inference.predict",
+    "PredictOptions": "ctcnet.inference.options",
     "OnnxClassifier": "ctcnet.deploy.runtime",
     "simulate_crops": "ctcnet.simulate",
     "SimConfig": "ctcnet.simulate",

@@ -35,6 +35,15 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     """Validate dtype, shape and finiteness of pixel data read from ``path``."""
     if arr.dtype == np.float64:
         arr = arr.astype(np.float32)
+    if arr.dtype.kind in "iu" and arr.dtype.type not in SUPPORTED_DTYPES and arr.size:
+        # Counts stored in another integer type (a signed int16 export, a 32-bit file) are
+        # counts all the same; a negative one is no camera's.
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0:
+            raise InputError(f"{arr.dtype} pixels down to {low}: a camera's counts are 0 or "
+                             "more (a signed export that wrapped past 32767? save it as "
+                             "uint16)", path)
+        arr = arr.astype(np.uint16 if high <= np.iinfo(np.uint16).max else np.float32)
     if arr.dtype.type not in SUPPORTED_DTYPES:
         raise InputError(f"unsupported pixel type {arr.dtype}; use uint8, uint16, float32 or "
                          "float64", path)

@@ -44,9 +44,19 @@ def test_bad_images_give_clear_errors(tmp_path, rng):
     tifffile.imwrite(tmp_path / "nan.tif", nan)
     with pytest.raises(InputError, match="NaN"):
         read_image(tmp_path / "nan.tif")
-    tifffile.imwrite(tmp_path / "int32.tif", np.ones((3, 8, 8), np.int32))
+    # Counts in another integer type are counts (a signed int16 export); negative ones are
+    # no camera's (a signed export that wrapped past 32767).
+    tifffile.imwrite(tmp_path / "int16.tif", np.full((3, 8, 8), 4000, np.int16))
+    arr, _ = read_image(tmp_path / "int16.tif")
+    assert arr.dtype == np.uint16 and (arr == 4000).all()
+    wrapped = np.full((3, 8, 8), 100, np.int16)
+    wrapped[0, 0, 0] = -32000
+    tifffile.imwrite(tmp_path / "wrapped.tif", wrapped)
+    with pytest.raises(InputError, match="int16 pixels down to -32000: a camera's counts"):
+        read_image(tmp_path / "wrapped.tif")
+    tifffile.imwrite(tmp_path / "complex.tif", np.ones((3, 8, 8), np.complex64))
     with pytest.raises(InputError, match="unsupported pixel type"):
-        read_image(tmp_path / "int32.tif")
+        read_image(tmp_path / "complex.tif")
 
 
 def test_an_ome_crop_cut_short_anywhere_is_refused(tmp_path, rng):
