@@ -62,6 +62,7 @@ class CropNotes:
         self.marks: list[str] = []
         self.blank: list[int] = []
         self.dead: list[tuple[int, list[str]]] = []  # crop, its channels of one value
+        self._saturated = self.panel.saturation_levels  # read per crop: computed once
         self.rescaled = self.over = 0
         self._first_of: dict[bytes, list[int]] = {}
         dna = self.panel.index_of_role("nucleus")
@@ -93,7 +94,7 @@ class CropNotes:
             # as saturated, not as dead).
             low = flat.min(axis=1)
             dead = np.flatnonzero((flat.max(axis=1) == low) &
-                                  (low < self.panel.saturation_levels[:len(low)]))
+                                  (low < self._saturated[:len(low)]))
             if len(dead):
                 self.dead.append((i, [self.panel.names[c] for c in dead]))
                 return False

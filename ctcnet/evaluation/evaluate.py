@@ -60,8 +60,8 @@ from ctcnet.inference.crop_sets import read_and_classify
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.spillover import network_view
+from ctcnet.inference.summary import model_sha256
 from ctcnet.io.atomic import atomic_path, atomic_write_text, refuse_overwriting_inputs
-from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import open_cartridge
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import (
@@ -302,11 +302,11 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             if reading.spillover is not None:
                 report["spillover"] = reading.spillover
             report["leak_check"] = reading.leak_check  # past the guard's allowance: warned
-            return _write_evaluation(report, f"{data}", f"{backend.model_path}", out_dir,
-                                     index, called_spec, source, baselines, crops, page)
+            return _write_evaluation(report, f"{data}", backend, out_dir, index,
+                                     called_spec, source, baselines, crops, page)
 
 
-def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, index,
+def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
                       called_spec: ModelSpec, source, baselines, crops, page) -> dict:
     """predictions.csv, the figures, confusion.json, report.json and ``page``'s."""
     from ctcnet.inference.tables import label_events
@@ -330,8 +330,8 @@ def _write_evaluation(report: dict, data: str, model_path: str, out_dir: Path, i
                       f"{name.replace('_', ' ')} confusion matrix")
     # What a validation record names: the data and model files (the model by its SHA-256),
     # the software, and when.
-    public = {"data": str(Path(data).absolute()), "model": str(model_path),
-              "model_sha256": file_sha256(model_path), "software": software_record(),
+    public = {"data": str(Path(data).absolute()), "model": str(backend.model_path),
+              "model_sha256": model_sha256(backend), "software": software_record(),
               "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **_public(report), "predictions": "predictions.csv"}
     public["cnn"]["confusion_json"] = "confusion.json"

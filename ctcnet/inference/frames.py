@@ -252,21 +252,28 @@ def made_by(backend_name: str, software: dict) -> str:
         (f" ({commit[:12]})" if commit else "")
 
 
-def frames_made_by(parts: Path, frame_ids) -> dict[str, int] | None:
-    """How many of ``frame_ids`` each backend and software made, where more than one made
-    them (a run resumed on another copy of the model, or by another ctcnet); None where one
-    did (or no record says)."""
+def frames_made_by(entries) -> dict[str, int] | None:
+    """How many of the frame records ``entries`` each backend and software made, where more
+    than one made them (a run resumed on another copy of the model, or by another ctcnet);
+    None where one did (or no record says)."""
     made: dict[str, int] = {}
-    wanted = set(frame_ids)
-    for entry in _frame_entries(parts).values():
-        if entry["frame"] in wanted:
-            who = entry.get("made_by") or "not recorded"
-            made[who] = made.get(who, 0) + 1
+    for entry in entries:
+        who = entry.get("made_by") or "not recorded"
+        made[who] = made.get(who, 0) + 1
     return made if len(made) > 1 else None
 
 
-def _frame_entries(parts: Path) -> dict[str, dict]:
-    """The latest record of each frame in ``parts/frames_read.jsonl``."""
+def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec
+                       ) -> tuple[Cartridge, dict, dict, dict, dict | None]:
+    """The records of the frames processed (this run's and a resumed one's; a frame's latest),
+    the cartridge with their notes (a saturated frame) added to its problems, said once: a
+    count over such a frame stands only once a person has looked; CK's leaks read from
+    their kept ratios against the guard's allowance (:func:`spillover.leak_check
+    <ctcnet.inference.spillover.leak_check>`; a leak beyond it is warned of and is a problem
+    too); and the frames' signs of the metadata summed
+    (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
+    or out of register, or a pixel size the nuclei belie, are problems as well); and what
+    made the frames where more than one did (:func:`frames_made_by`)."""
     entries = {}
     try:
         lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
@@ -278,20 +285,6 @@ def _frame_entries(parts: Path) -> dict[str, dict]:
             entries[entry["frame"]] = entry
         except (ValueError, KeyError, TypeError):  # the line a killed run cut short
             continue
-    return entries
-
-
-def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec
-                       ) -> tuple[Cartridge, dict, dict, dict]:
-    """The records of the frames processed (this run's and a resumed one's; a frame's latest),
-    the cartridge with their notes (a saturated frame) added to its problems, said once: a
-    count over such a frame stands only once a person has looked; CK's leaks read from
-    their kept ratios against the guard's allowance (:func:`spillover.leak_check
-    <ctcnet.inference.spillover.leak_check>`; a leak beyond it is warned of and is a problem
-    too); and the frames' signs of the metadata summed
-    (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
-    or out of register, or a pixel size the nuclei belie, are problems as well)."""
-    entries = _frame_entries(parts)
     set_aside = {s["frame"] for s in skipped}
     done = {f.frame_id: entries[f.frame_id] for f in cartridge.frames
             if f.frame_id not in set_aside and f.frame_id in entries}
@@ -321,7 +314,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, \
-        checked, signs
+        checked, signs, frames_made_by(done.values())
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,

@@ -59,7 +59,6 @@ from ctcnet.inference.frame_workers import finished, prepared_frames, uses_proce
 from ctcnet.inference.frames import (
     default_workers,
     frame_device_name,
-    frames_made_by,
     import_frame_modules,
     made_by,
     measure_scan_leaks,
@@ -199,9 +198,10 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     warn_of_decisions_on_another_cartridge(out_dir, cartridge)
     compensated = wants_compensation(spec, options.compensate)
     device = resolve_frame_device(options.frame_device, backend)
+    device_name = frame_device_name(device)
     fingerprint = run_fingerprint(backend, cartridge, spec, detect=options.detect,
                                   edge_cut_as=options.edge_cut_as, compensated=compensated,
-                                  frame_device=frame_device_name(device))
+                                  frame_device=device_name)
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames)
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
@@ -292,12 +292,12 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
-    cartridge, digests, checked, signs = with_frame_records(cartridge, parts, skipped, spec)
+    cartridge, digests, checked, signs, made = with_frame_records(cartridge, parts, skipped,
+                                                                  spec)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior, new_events=n_events)
     summary.spillover, summary.frame_digests = spillover, digests
-    summary.frame_device = frame_device_name(device)
-    summary.frames_made_by = frames_made_by(parts, digests)
+    summary.frame_device, summary.frames_made_by = device_name, made
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     job = None
