@@ -24,6 +24,7 @@ from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import (
     distributed_context,
+    mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
     write_run_index,
@@ -197,10 +198,12 @@ def run(args) -> int:
                                        on_start=mark_started)
         except BaseException as err:  # a signal, or an error that ends the run: what is done
             if marked:
-                with contextlib.suppress(Exception):  # the error that ended the run is told
-                    write_run_index(out, names, world_size, set_aside, started,
-                                    state="stopped" if isinstance(err, KeyboardInterrupt)
-                                    else "failed")
+                ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
+                try:
+                    write_run_index(out, names, world_size, set_aside, started, state=ended)
+                except Exception:  # the error that ended the run is told, not this one
+                    with contextlib.suppress(Exception):
+                        mark_run_ended_in_place(out, ended, err)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     if shard is not None and not summaries and not set_aside:

@@ -270,7 +270,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     spec = backend.spec
     # The rule predict applies to a crop folder at the same --prior (default: none).
     called_spec, prior_name = spec_for_crop_set(spec, prior)
-    with progress_bar(None, not progress, stderr=True) as bars:
+    with progress_bar(None, not progress) as bars:
         steps = StepBars(bars, Path(data).name)
         index, baselines, source = labelled_index(
             data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,

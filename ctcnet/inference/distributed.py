@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -219,11 +220,25 @@ def _utc(seconds: float) -> str:
 
 def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> None:
     """``run.json`` as a run begins: ``running``, the inputs it was given by output name, no
-    outputs yet (what an earlier run left there is not this run's)."""
+    outputs yet (what an earlier run left there is not this run's), and the process that runs
+    them (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
+    cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / "run.json", json.dumps(
-        {"state": "running", "started_at": _utc(started), "inputs": list(sample_ids),
-         "outputs": []}, indent=2) + "\n")
+        {"state": "running", "started_at": _utc(started), "host": socket.gethostname(),
+         "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
+
+
+def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None:
+    """``run.json``'s ``state`` (``failed``, ``stopped``) where its index could not be written
+    (a full disk: a new file's blocks are not to be had): the file is written over in place,
+    its old blocks freed first, with the state alone and the error, so that it does not read
+    ``running`` after the run has ended. Not atomic, so only the last resort."""
+    text = json.dumps({"state": state, "written_at": _utc(time.time()),
+                       "error": f"{type(error).__name__}: {error}"[:500],
+                       "note": "the run's index could not be written"}, indent=2) + "\n"
+    with open(Path(out) / "run.json", "w", encoding="utf-8") as index:  # truncates: frees
+        index.write(text)
 
 
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,

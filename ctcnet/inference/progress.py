@@ -5,13 +5,12 @@ none when the run is quiet."""
 from __future__ import annotations
 
 
-def progress_bar(total: int | None, quiet: bool, *, events: bool = False,
-                 stderr: bool = False):
+def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
     """A ``rich`` progress display (a context manager) for work of ``total`` steps (None: not
     known yet); disabled when ``quiet`` or when nothing is left to do (a rerun that takes
     every frame from the journal). ``events``: a column for each task's ``events`` field (a
-    cartridge's). ``stderr``: drawn there, not on stdout (a command whose stdout may be
-    JSON)."""
+    cartridge's). Drawn on stderr, always: stdout belongs to the caller (a command's JSON, a
+    script's own output, a pipe)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -25,7 +24,7 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False,
     counted = (TextColumn("{task.fields[events]} events"),) if events else ()
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     *counted, TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True) if stderr else None,
+                    console=Console(stderr=True),
                     disable=quiet or total == 0, transient=False)
 
 

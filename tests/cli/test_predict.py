@@ -344,6 +344,36 @@ def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_par
         seen[0]["inputs"] == ["S1"]
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "stopped" and run["outputs"][0]["name"] == "S1"
+    import os
+    assert seen[0]["pid"] == os.getpid() and seen[0]["host"]  # a monitor tells a killed run
+
+
+def test_a_run_that_the_full_disk_ends_does_not_stay_running(cart_and_model, cart, capsys,
+                                                            monkeypatch):
+    """A full disk ends a run, and then the index of what it did cannot be written either (its
+    new file needs blocks): run.json is written over in place with the state and the error
+    rather than left saying "running" for a run that has ended."""
+    import errno
+
+    import ctcnet.commands.predict as C
+    import ctcnet.inference.predict as P
+
+    out = cart.parent / "out"
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    def fills_the_disk(*args, on_start, **kwargs):
+        on_start()
+        raise full
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(P, "predict_inputs", fills_the_disk)
+    monkeypatch.setattr(C, "write_run_index", no_room)
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced"))
+    assert status != 0 and any("No space left on device" in line for line in err), err
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "failed" and "No space left on device" in run["error"], run
 
 
 # Options and model files.
