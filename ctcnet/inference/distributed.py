@@ -188,9 +188,14 @@ def _reviewed(summary: dict) -> dict:
         return {}
     reported = reviewed.get("reported") or list(summary.get("counts") or {})
     after = reviewed.get("after_review") or {}
+    signoff = summary.get("signoff") or {}
+    # Signed off on these figures: a sign-off the decisions or the counts moved on from is
+    # named by its status, not read as one that holds.
     return {"after_review": {c: after.get(c) for c in reported},
             "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
-            "signed_off": bool(summary.get("signoff"))}
+            "signed_off": signoff.get("status", "current") == "current" if signoff else False,
+            **({"signoff_status": signoff["status"]}
+               if signoff.get("status", "current") != "current" else {})}
 
 
 def _read_summary(summary: Path) -> dict | None:

@@ -7,7 +7,9 @@ the run it was of, how many decisions counted and how many candidates were left 
 the reviewed counts per 7.5 mL it signed, the agreement with a second reading if there was one,
 and how many lines review.csv held then. A sign-off holds for the decisions it covered: the
 journal only grows, so once a decision is made, changed or taken back (a line appended) it
-reads "changed since", and after predict ran again (another ``run_id``, or the same events
+reads "changed since"; once the same decisions add up to other counts per 7.5 mL than those
+signed (the blood volume in cartridge.json corrected, frames read that were not) it reads
+"counts changed since"; and after predict ran again (another ``run_id``, or the same events
 with other calls: another model, rule or prior) it is not shown at all, as it was of another
 run.
 
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 SIGNOFF_FILE = "signoff.json"
 CURRENT, CHANGED = "current", "changed since"
+# The decisions stand as signed, but the counts per 7.5 mL they add up to moved: the blood
+# volume in cartridge.json was corrected, or frames were read that were not before.
+COUNTS_CHANGED = "counts changed since"
 
 
 @dataclass(frozen=True)
@@ -144,17 +149,36 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
 
 
 def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
-                   calls_id: str | None = None) -> dict | None:
+                   calls_id: str | None = None,
+                   per_7_5_ml: dict | None = None) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
-    (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines: the
-    sign-off with its ``status`` (``current``, or ``changed since`` once decisions moved on);
-    None without one, or for another run or other calls."""
+    (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines and whose
+    reviewed counts per 7.5 mL are now ``per_7_5_ml`` (None: not checked): the sign-off with
+    its ``status`` (``current``; ``changed since`` once decisions moved on; ``counts changed
+    since`` once the same decisions add up to other figures than those signed); None without
+    one, or for another run or other calls."""
     if signoff is None or signoff.run_id != run_id:
         return None
     if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
         return None
-    return {**signoff.to_dict(),
-            "status": CURRENT if signoff.journal_rows == journal_rows else CHANGED}
+    status = CURRENT if signoff.journal_rows == journal_rows else CHANGED
+    if status == CURRENT and per_7_5_ml is not None and \
+            not _same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
+        status = COUNTS_CHANGED
+    return {**signoff.to_dict(), "status": status}
+
+
+def _same_figures(signed: dict, now: dict) -> bool:
+    """Whether two sets of counts per 7.5 mL are the same figures (up to JSON's rounding)."""
+    if set(signed) != set(now):
+        return False
+    for name, value in signed.items():
+        other = now[name]
+        if (value is None) != (other is None):
+            return False
+        if value is not None and not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9):
+            return False
+    return True
 
 
 def signoff_text(record: dict | None) -> str:
@@ -171,4 +195,7 @@ def signoff_text(record: dict | None) -> str:
                  + ("n/a" if kappa is None else f"{kappa:.2f}"))
     if record.get("status") == CHANGED:
         text += "; decisions changed since the sign-off"
+    elif record.get("status") == COUNTS_CHANGED:
+        text += ("; the reviewed counts per 7.5 mL changed since the sign-off (the blood "
+                 "volume or the frames read): sign it off again once checked")
     return text

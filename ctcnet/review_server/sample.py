@@ -32,6 +32,7 @@ from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
 from ctcnet.review.agreement import compare_readings
 from ctcnet.review.signoff import (
+    COUNTS_CHANGED,
     SIGNOFF_FILE,
     SignOff,
     read_signoff,
@@ -355,10 +356,16 @@ class Sample(SampleImages):
         return compare_readings(self.logs[FIRST].matched(self.run).decisions,
                                 self.logs[SECOND].matched(self.run).decisions)
 
-    def signoff(self, matched: D.Matched) -> dict | None:
-        """The sample's sign-off as shown now (:func:`ctcnet.review.signoff.signoff_record`)."""
-        return signoff_record(read_signoff(self.folder), self.run.run_id,
-                              matched.n_rows, self.run.calls_id)
+    def signoff(self, matched: D.Matched, reviewed: ReviewedCounts | None = None) -> dict | None:
+        """The sample's sign-off as shown now (:func:`ctcnet.review.signoff.signoff_record`),
+        checked against the reviewed counts ``matched`` adds up to now (``reviewed``, when
+        counted already)."""
+        signed = read_signoff(self.folder)
+        if signed is None:
+            return None
+        reviewed = reviewed if reviewed is not None else self.reviewed(matched)
+        return signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
+                              reviewed.after_review_per_7_5_ml)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
@@ -408,7 +415,7 @@ class Sample(SampleImages):
                     summary = RunSummary.from_dict(on_disk)
                     updated = replace(summary, **RunSummary.count_fields(self.tally),
                                       reviewed=counted[1] if decided else None)
-                    signed = self.signoff(matched)
+                    signed = self.signoff(matched, counted[1])
                     if updated != summary or on_disk.get("signoff") != signed:
                         write_summary_and_page(self.folder, updated, signed)
         except InputError as err:  # predict holds the folder
@@ -438,9 +445,17 @@ def refresh_reviewed(folder: str | Path) -> None:
                     "`ctcnet review` does it when it starts", folder, err)
         return
     signed = read_signoff(folder)
-    if signed is not None and sample.signoff(sample.decisions.matched(sample.run)) is None:
+    record = None if signed is None else sample.signoff(sample.decisions.matched(sample.run))
+    if signed is not None and record is None:
         # The decisions carry over to the new calls; the signature does not, and would
         # otherwise vanish from the report without a word.
         log.warning("%s: the sign-off by %s on %s was of the calls before this run; it is not "
                     "shown any more: review the sample again and sign it off", folder,
                     signed.reviewer, signed.signed_at)
+    elif record is not None and record["status"] == COUNTS_CHANGED:
+        log.warning("%s: the sign-off by %s on %s signed other counts per 7.5 mL than the "
+                    "same decisions give now (%s, now %s): the blood volume or the frames read "
+                    "changed; check and sign it off again", folder, signed.reviewer,
+                    signed.signed_at, signed.after_review_per_7_5_ml,
+                    sample.reviewed(sample.decisions.matched(sample.run))
+                    .after_review_per_7_5_ml)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ctcnet.review.runs import calls_id, run_id
 from ctcnet.review.signoff import (
     CHANGED,
+    COUNTS_CHANGED,
     CURRENT,
     SIGNOFF_FILE,
     SignOff,
@@ -38,6 +39,12 @@ def test_a_sign_off_holds_for_the_calls_it_was_made_on():
     assert signoff_record(signed, run_id(events), 2, calls_id(events))["status"] == CHANGED
     assert signoff_record(signed, run_id(events), 1, calls_id(other_calls)) is None
     assert signoff_record(signed, "another run", 1, calls_id(events)) is None
+    # The same decisions, other figures: the blood volume was corrected after the sign-off.
+    assert signoff_record(signed, run_id(events), 1, calls_id(events),
+                          {"ctc": 1.0})["status"] == CURRENT
+    moved = signoff_record(signed, run_id(events), 1, calls_id(events), {"ctc": 1.5})
+    assert moved["status"] == COUNTS_CHANGED and "counts per 7.5 mL changed" in \
+        signoff_text(moved)
     # A sign-off written before the calls were recorded is judged by its run, as it was.
     older = SignOff.from_dict({k: v for k, v in signed.to_dict().items()
                                if k != "calls_id"})

@@ -420,6 +420,16 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     assert after["reviewed"] == before["reviewed"]
     assert after["signoff"]["reviewer"] == "ann" and after["signoff"]["status"] == "current"
     assert 'data-signoff="current"' in (out / "index.html").read_text()
+    # The blood volume corrected in cartridge.json: the same decisions, other figures per
+    # 7.5 mL than those signed. The sign-off stays shown, said to hold no longer.
+    info = tmp_path / "cart" / "cartridge.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "blood_volume_ml": 5.0}))
+    predict_cartridge(tmp_path / "cart", backend, out, options)
+    moved = json.loads((out / "summary.json").read_text())
+    assert moved["reviewed"]["after_review_per_7_5_ml"] != \
+        before["reviewed"]["after_review_per_7_5_ml"]
+    assert moved["signoff"]["status"] == "counts changed since"
+    assert 'data-signoff="counts changed since"' in (out / "index.html").read_text()
     predict_cartridge(tmp_path / "cart", backend, out, replace(options, refresh_review=None))
     assert "reviewed" not in json.loads((out / "summary.json").read_text())
 
