@@ -252,18 +252,21 @@ def made_by(backend_name: str, software: dict) -> str:
         (f" ({commit[:12]})" if commit else "")
 
 
-def frames_made_by(entries) -> dict[str, int] | None:
-    """How many of the frame records ``entries`` each backend and software made, where more
-    than one made them (a run resumed on another copy of the model, or by another ctcnet);
-    None where one did (or no record says)."""
+def frames_made_by(entries, this_run: str | None = None) -> dict[str, int] | None:
+    """How many of the frame records ``entries`` each backend and software made, where another
+    than ``this_run`` (:func:`made_by`) made any (a run resumed on another copy of the model,
+    or by another ctcnet: every frame of a run resumed with nothing left to do is one), or
+    more than one did; None where this run made them all (or no record says)."""
     made: dict[str, int] = {}
     for entry in entries:
         who = entry.get("made_by") or "not recorded"
         made[who] = made.get(who, 0) + 1
-    return made if len(made) > 1 else None
+    others = set(made) - {this_run} if this_run else set()
+    return made if len(made) > 1 or others else None
 
 
-def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec
+def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], spec: ModelSpec,
+                       this_run: str | None = None
                        ) -> tuple[Cartridge, dict, dict, dict, dict | None]:
     """The records of the frames processed (this run's and a resumed one's; a frame's latest),
     the cartridge with their notes (a saturated frame) added to its problems, said once: a
@@ -273,7 +276,8 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     too); and the frames' signs of the metadata summed
     (:func:`~ctcnet.detect.metadata_signs.metadata_problems`: planes in another order, dark
     or out of register, or a pixel size the nuclei belie, are problems as well); and what
-    made the frames where more than one did (:func:`frames_made_by`)."""
+    made the frames where more than one did, or another than ``this_run``
+    (:func:`frames_made_by`)."""
     entries = {}
     try:
         lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
@@ -314,7 +318,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, \
-        checked, signs, frames_made_by(done.values())
+        checked, signs, frames_made_by(done.values(), this_run)
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,

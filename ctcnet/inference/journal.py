@@ -128,11 +128,14 @@ def _what_differs(previous, fingerprint: dict) -> str:
 
 
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
-                 frames: list[FrameRef] = ()) -> set[str]:
+                 frames: list[FrameRef] = (), model_file_sha256: str | None = None
+                 ) -> set[str]:
     """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
 
     A part whose frame's files changed since it was written (or whose files were not recorded)
-    is dropped, so that frame is done again from the new pixels.
+    is dropped, so that frame is done again from the new pixels. An earlier run of another
+    model is refused (without ``overwrite``), from its journal or, where the journal was
+    deleted, from the model file its summary.json names (``model_file_sha256``: this run's).
     """
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
@@ -147,8 +150,11 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         if previous != fingerprint:
             raise InputError(f"{out_dir} holds a run with another model, other settings or "
                              f"another version's event columns (it differs in "
-                             f"{_what_differs(previous, fingerprint)}); "
-                             "use another --out or --overwrite", out_dir)
+                             f"{_what_differs(previous, fingerprint)})"
+                             f"{_moved(previous, fingerprint)}; use another --out or "
+                             "--overwrite", out_dir)
+    elif not overwrite:
+        _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256)
     parts.mkdir(parents=True, exist_ok=True)
     try:
         recorded = json.loads(signatures_file.read_text())
@@ -173,6 +179,36 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     atomic_write_text(signatures_file, json.dumps(current, sort_keys=True) + "\n")
     atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
     return done - set(changed)
+
+
+def _moved(previous, fingerprint: dict) -> str:
+    """Where the earlier run differs in its input folder alone: what that may be (the same
+    scan moved or copied, whose frames are read again, or another scan of the sample id)."""
+    if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
+        return ""
+    return (f": it read {previous.get('input')}, this run reads {fingerprint['input']}. The "
+            "same scan moved or copied is run again from there with --overwrite, and the "
+            "review's decisions follow their cells (by frame digest and position); for "
+            "another scan of this sample id")
+
+
+def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None
+                                            ) -> None:
+    """An output whose journal was deleted (``parts/`` is most of a sample's disk, and a
+    finished sample needs it no more) still names its model in summary.json: a run of another
+    model file is refused, as the journal would refuse it, rather than write over calls a
+    person may have reviewed. (Another copy of the same model, its ``.pt`` for its
+    ``.onnx``, is refused too: its file differs; ``--overwrite`` runs it.)"""
+    try:
+        model = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))["model"]
+        before = model.get("sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # none, or not a summary: nothing to tell a model by
+    if before and model_file_sha256 and before != model_file_sha256:
+        raise InputError(f"{out_dir} holds the outputs of a run with another model file "
+                         f"({model.get('path')}, SHA-256 {before[:12]}..., as its "
+                         "summary.json says; its journal parts/ was deleted); use another "
+                         "--out or --overwrite", out_dir)
 
 
 def _part_readable(parts: Path, frame_id: str) -> bool:

@@ -102,6 +102,7 @@ from ctcnet.inference.summary import (
     SUMMARY_FILE,
     CropRunSummary,
     RunSummary,
+    model_sha256,
     withdraw_summary,
 )
 from ctcnet.inference.tables import empty_frame_table, label_events, write_tables
@@ -202,7 +203,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     fingerprint = run_fingerprint(backend, cartridge, spec, detect=options.detect,
                                   edge_cut_as=options.edge_cut_as, compensated=compensated,
                                   frame_device=device_name)
-    done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames)
+    done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames,
+                        model_sha256(backend))
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
@@ -293,7 +295,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     seconds["total"] = time.perf_counter() - t_start
     # The frames' digests, and their notes (saturation) as problems: the sample is partial.
     cartridge, digests, checked, signs, made = with_frame_records(cartridge, parts, skipped,
-                                                                  spec)
+                                                                  spec, job.made_by)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
                             seconds, options, spec, prior, new_events=n_events)
     summary.spillover, summary.frame_digests = spillover, digests

@@ -41,6 +41,12 @@ def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path)
     assert made is not None and sorted(made.values()) == [1, 2]
     assert sorted(k.split(",")[0] for k in made) == ["onnx", "torch"]
     assert summary.software["ctcnet"] and summary.frame_device == "numpy"
+    # Every frame made by the other copy (a rerun with nothing left to do): said all the same,
+    # or the summary would name a file that made none of its calls.
+    predict(clean_run, cart, tmp_path / "whole")
+    summary = predict(onnx, cart, tmp_path / "whole")
+    assert summary.frames.resumed_from_journal == 3
+    assert [k.split(",")[0] for k in summary.frames_made_by] == ["torch"]
     # A quantised graph makes calls of its own: its identity is its file's.
     import hashlib
     import json
@@ -137,3 +143,44 @@ def test_the_software_record_names_a_checkouts_commit(tmp_path):
     assert _head_commit(tmp_path / "nowhere") is None
     record = software_record()
     assert record["ctcnet"] and record["python"] and "numpy" in record["libraries"]
+
+
+def test_a_deleted_journal_still_refuses_another_model_over_a_finished_sample(clean_run, cart,
+                                                                              tmp_path):
+    """parts/ is most of a sample's disk and a finished sample needs it no more; deleted, the
+    model that made the sample is still read from its summary.json: another model file is
+    refused without --overwrite (a reviewed sample's calls are not replaced unasked), the
+    same one runs again."""
+    import pytest
+
+    from ctcnet.deploy.export import export_onnx
+    from ctcnet.errors import InputError
+    from ctcnet.inference.backends import load_backend
+
+    out = tmp_path / "out"
+    predict(clean_run, cart, out)
+    shutil.rmtree(out / "parts")
+    export_onnx(clean_run["root"] / "model.pt", tmp_path / "model.onnx")
+    other = {**clean_run, "backend": load_backend(tmp_path / "model.onnx", device="cpu")}
+    with pytest.raises(InputError, match="another model file .*its journal parts/ was deleted"):
+        predict(other, cart, out)
+    assert predict(clean_run, cart, out).frames.processed == 3  # the same model: done again
+    shutil.rmtree(out / "parts")
+    assert predict(other, cart, out, overwrite=True).backend == "onnx"
+
+
+def test_a_scan_moved_since_its_run_is_refused_saying_what_may_have_happened(clean_run, cart,
+                                                                             tmp_path):
+    """The same scan read from another folder differs from the journal in its input alone:
+    the refusal names both folders and what --overwrite does, not a model or settings."""
+    import pytest
+
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "out"
+    predict(clean_run, cart, out)
+    moved = shutil.copytree(cart, tmp_path / "moved" / cart.name)
+    with pytest.raises(InputError, match=r"differs in input\): it read .*this run reads "
+                                         r".*moved.*--overwrite") as refused:
+        predict(clean_run, moved, out)
+    assert "review's decisions follow their cells" in str(refused.value)
