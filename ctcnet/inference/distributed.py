@@ -178,6 +178,17 @@ def _why(summary: dict) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def _made_by(summary: dict, path: Path) -> dict:
+    """What made a sample's numbers, as ``run.json`` names it: the model file (its path and
+    SHA-256) and when the counts were made (UTC), so that one index of a folder holding
+    samples of two models, or of runs months apart, tells them apart."""
+    model = summary.get("model")
+    named = ({"path": model.get("path"), "sha256": model.get("sha256")}
+             if isinstance(model, dict) else {"path": model, "sha256": summary.get("model_sha256")})
+    return {"model": {k: v for k, v in named.items() if v},
+            "counted_at": _utc(_counted_at(path, summary))}
+
+
 def _reviewed(summary: dict) -> dict:
     """What ``run.json`` repeats of a sample's review, where a person has decided on its
     events: the counts after review (of the reported classes, and per 7.5 mL) and whether
@@ -279,7 +290,8 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                             # ok / partial / failed (a crop set's run has none): a batch job
                             # reads every sample's in one file, and why it is not ok.
                             **({"status": summary["status"]} if "status" in summary else {}),
-                            **_reviewed(summary), **_why(summary)})
+                            **_made_by(summary, path), **_reviewed(summary),
+                            **_why(summary)})
         else:
             entries.append({"name": name, "missing": True,
                             **({"reason": missing_reason} if missing_reason else {})})

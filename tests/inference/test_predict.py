@@ -864,6 +864,10 @@ def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
                        "signoff": {"reviewer": "jd"}},
                  "b": {"counts": {"ctc": 4, "cluster": 1}, "reviewed": reviewed,
                        "signoff": None},
+                 "e": {"counts": {"ctc": 4, "cluster": 1}, "reviewed": reviewed,
+                       "signoff": {"reviewer": "jd", "status": "counts changed since"},
+                       "model": {"path": "/models/lab.pt", "sha256": "ab12"},
+                       "counted_at": 1.8e9},
                  "c": {"counts": {"ctc": 2, "cluster": 0}},
                  "d": {"counts": {"ctc": 2, "cluster": 0}, "reviewed": {"reviewed": 0}}}
     for name, summary in summaries.items():
@@ -874,6 +878,12 @@ def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
     assert entries["a"]["after_review"] == {"ctc": 6, "cluster": 1}
     assert entries["a"]["after_review_per_7_5_ml"] == {"ctc": 8.0, "cluster": 1.33}
     assert entries["a"]["signed_off"] is True and entries["b"]["signed_off"] is False
+    # A sign-off the figures moved on from is named, not read as one that holds.
+    assert entries["e"]["signed_off"] is False
+    assert entries["e"]["signoff_status"] == "counts changed since"
+    # Which model made each sample's numbers, and when: one folder may hold two models' runs.
+    assert entries["e"]["model"] == {"path": "/models/lab.pt", "sha256": "ab12"}
+    assert entries["e"]["counted_at"] == "2027-01-15T08:00:00Z"
     for name in ("c", "d"):
         assert not {"after_review", "signed_off"} & set(entries[name])
 
