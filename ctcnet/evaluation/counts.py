@@ -224,7 +224,9 @@ def bland_altman(called, true) -> dict:
     if not diff.size:
         return {"n": 0, "bias": None, "sd": None, "lower": None, "upper": None}
     bias = float(diff.mean())
-    sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    if diff.size < 2:  # one cartridge: a bias, but no spread to draw limits from
+        return {"n": 1, "bias": bias, "sd": None, "lower": None, "upper": None}
+    sd = float(diff.std(ddof=1))
     return {"n": int(diff.size), "bias": bias, "sd": sd,
             "lower": bias - 1.96 * sd, "upper": bias + 1.96 * sd}
 
@@ -276,8 +278,15 @@ def within_tolerance(called, true, rel: float = REL_TOLERANCE,
 def count_report(cartridges: list[dict], class_names: Sequence[str],
                  positive: str = "ctc", cutoffs: Sequence[float] = CUTOFFS) -> dict:
     """Agreement of called and true counts per 7.5 mL over cartridges (each from
-    :func:`cartridge_counts` plus ``sample_id``), automatic and after review."""
-    out = {"cartridges": cartridges, "positive_class": positive, "per_class": {}}
+    :func:`cartridge_counts` plus ``sample_id``), automatic and after review: for every class
+    a bias; for every counted class (CTCs, clusters: a sample reports both) the share within
+    tolerance, the cut-offs' agreement and the false calls per 1,000 events."""
+    from ctcnet.nn.calls import COUNTED_CLASSES
+
+    counted_classes = [positive, *(c for c in COUNTED_CLASSES
+                                   if c != positive and c in class_names)]
+    out = {"cartridges": cartridges, "positive_class": positive,
+           "counted_classes": counted_classes, "per_class": {}}
     for name in class_names:
         true = [c["true_per_7_5_ml"][name] for c in cartridges]
         entry = {"true_total": int(sum(c["true"][name] for c in cartridges))}
@@ -285,7 +294,7 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
             called = [c[f"{mode}_per_7_5_ml"][name] for c in cartridges]
             entry[mode] = {"called_total": int(sum(c[mode][name] for c in cartridges)),
                            "bland_altman": bland_altman(called, true)}
-            if name == positive:
+            if name in counted_classes:
                 ok = within_tolerance(called, true)
                 entry[mode]["within_tolerance"] = {
                     "rule": f"|called - true| <= max({ABS_TOLERANCE:g}, "
@@ -295,8 +304,12 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
                 entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c) for c in cutoffs]
         out["per_class"][name] = entry
     events = sum(c["events"] for c in cartridges)
-    false = sum(c.get("false_calls", {}).get(positive, 0) for c in cartridges)
-    out["false_positive_calls_per_1000_events"] = 1000.0 * false / max(events, 1)
+    false = {name: sum(c.get("false_calls", {}).get(name, 0) for c in cartridges)
+             for name in counted_classes}
+    out["false_positive_calls_per_1000_events"] = 1000.0 * false[positive] / max(events, 1)
+    # A false cluster on a blank is reported per 7.5 mL as a false CTC is.
+    out["false_calls_per_1000_events"] = {name: 1000.0 * n / max(events, 1)
+                                          for name, n in false.items()}
     out["flagged_share"] = (sum(c["flagged"] for c in cartridges) /
                             max(sum(c["events"] for c in cartridges), 1))
     if all("guard" in c for c in cartridges):
@@ -360,6 +373,8 @@ def counts_png(report: dict, path: str | Path, title: str = "CTC counts per 7.5 
         ba = report["per_class"][name][m]["bland_altman"]
         if ba["n"]:
             for key in ("bias", "lower", "upper"):
+                if ba[key] is None:  # one cartridge: no limits
+                    continue
                 y = float(np.clip(ba[key], -span, span))
                 draw.line([*to_b(0, y), *to_b(hi, y)], fill=colour,
                           width=2 if key == "bias" else 1)

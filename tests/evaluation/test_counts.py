@@ -32,6 +32,9 @@ def test_bland_altman_by_hand():
     assert ba["sd"] == pytest.approx(1.0)
     assert (ba["lower"], ba["upper"]) == pytest.approx((1 - 1.96, 1 + 1.96))
     assert bland_altman([], [])["bias"] is None
+    # One cartridge: its bias, and no limits (no spread to draw them from), not "-1 to -1".
+    one = bland_altman([3], [4])
+    assert one["bias"] == -1.0 and one["sd"] is None and one["lower"] is None
 
 
 def test_cutoff_agreement_counts_both_kinds_of_error():
@@ -147,6 +150,7 @@ def test_count_report_and_figure(tmp_path):
     for k, (true, auto) in enumerate([(0, 1), (3, 3), (6, 4), (20, 22)]):
         zero = {n: 0 for n in NAMES}
         rows.append({"sample_id": f"s{k}", "events": 100, "flagged": 5,
+                     "false_calls": {"ctc": max(auto - true, 0), "cluster": k == 0},
                      "true": {**zero, "ctc": true}, "automatic": {**zero, "ctc": auto},
                      "after_review": {**zero, "ctc": true},
                      "true_per_7_5_ml": {**zero, "ctc": true},
@@ -160,6 +164,11 @@ def test_count_report_and_figure(tmp_path):
     assert five["cutoff"] == 5 and five["agree"] == 3 and five["false_negative"] == 1
     assert ctc["after_review"]["bland_altman"]["bias"] == 0.0
     assert report["flagged_share"] == pytest.approx(0.05)
+    # Clusters are a counted class too: their agreement and their false calls (one on s0).
+    assert report["counted_classes"] == ["ctc", "cluster"]
+    assert report["per_class"]["cluster"]["automatic"]["within_tolerance"]["of"] == 4
+    assert report["false_calls_per_1000_events"] == {"ctc": pytest.approx(7.5),
+                                                     "cluster": pytest.approx(2.5)}
     assert counts_png(report, tmp_path / "c.png").stat().st_size > 0
 
 
@@ -173,7 +182,9 @@ def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):
                "--device", "cpu"])
     assert rc == 0
     said = capsys.readouterr().out
-    assert "after_review (ctc)" in said
+    assert "after_review (ctc)" in said and "after_review (cluster)" in said
+    assert "resolved every flagged event to its true class" in said  # a perfect reviewer's
+    assert "false calls per 1,000 events: ctc" in said
     # clusters' counts beside the CTCs', per cartridge: the console is what a lab reads
     assert "ctc per 7.5 mL" in said and "cluster per 7.5 mL" in said
     report = json.loads((tmp_path / "out" / "counts.json").read_text())
