@@ -289,15 +289,21 @@ def report(args) -> None:
     settings = {"steps": args.steps, "lr": args.lr,
                 "simulated_per_class": args.simulated_per_class}
     scanner = scanner_digest()
-    base = base_digest(Path(args.base or ROOT / "models" / "ctcnet-default.pt"))
-    every = [r for r in done_runs(args.out) if r.get("scanner") == scanner
+    base = args.base_digest or base_digest(Path(args.base or ROOT / "models" /
+                                                "ctcnet-default.pt"))
+    done = done_runs(args.out)
+    every = [r for r in done if r.get("scanner") == scanner
              and r.get("base_sha256") == base
              and (r["n"] == 0 or all(r.get(k) == v for k, v in settings.items()))]
     chosen = args.train_blocks or None
     # N = 0 (no fine-tuning) belongs to every setting.
     runs = [r for r in every if r["n"] == 0 or r.get("train_blocks") == chosen]
     if not runs:
-        raise SystemExit(f"no runs in {args.out}")
+        # Runs are kept per base: a base retrained since has none until it is measured.
+        held = sorted({r.get("base_sha256") for r in done if r.get("scanner") == scanner})
+        raise SystemExit(f"no runs of base {base} in {args.out} (it holds runs of the bases "
+                         f"{', '.join(map(str, held)) or 'none'}: --base-digest DIGEST reports "
+                         "one of them; a run without --report measures this base)")
     ns = sorted({r["n"] for r in runs})
     rows = ["| N per class | macro-F1 (median) | seeds | per seed | fine-tune time (median) | "
             "original simulator: base -> fine-tuned |", "|---|---|---|---|---|---|"]
@@ -346,6 +352,8 @@ def main() -> None:
     parser.add_argument("--sim-check-per-class", type=int, default=d.sim_check_per_class)
     parser.add_argument("--out", type=Path, default=RUNS)
     parser.add_argument("--report", action="store_true", help="table + plot from the runs")
+    parser.add_argument("--base-digest", help="--report: the runs of the base with this "
+                        "digest (the first 12 hex digits of its SHA-256), not --base's")
     args = parser.parse_args()
     if args.report:
         report(args)

@@ -167,7 +167,13 @@ def retest(args: argparse.Namespace, extra: list[str]) -> int:
     model, spec = load_model(source)
     tuned = spec.training.get("finetune")
     card = source.with_suffix(".json")
-    old = json.loads(card.read_text()) if card.exists() or not tuned else {}
+    if not card.exists() and not tuned:
+        # A model of `ctcnet train` has no card: this script re-tests the ones it wrote.
+        raise SystemExit(f"--retest needs the model's card beside it ({card}): it re-tests a "
+                         "model this script trained, whose card keeps its training record; "
+                         "a model of `ctcnet train` has none: run this script to train and "
+                         "test one, or `ctcnet evaluate` to score that model")
+    old = json.loads(card.read_text()) if card.exists() else {}
     if tuned and "training" not in old:
         # Fine-tuned (ctcnet finetune) from a model this script wrote: the base's card has the
         # training the fine-tuning started from (finetune's own card, for the registry, has

@@ -107,7 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="a shipped model's name (see `ctcnet models`), a .pt "
                                         "checkpoint or an .onnx export (default: the shipped "
                                         "model whose channels the data has)")
-    parser.add_argument("--out", required=True, help="output folder for report.json and PNGs")
+    parser.add_argument("--out", required=True, help="output folder: report.json, "
+                        "predictions.csv, index.html and PNGs for crops; counts.json, "
+                        "counts.png and each cartridge's run for cartridges")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_baseline_arguments(parser)
     parser.add_argument("--calibrate-on", metavar="VAL_DIR",
