@@ -224,7 +224,7 @@ def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
     bright = np.flatnonzero(measured["ck_peak"].to_numpy() > LEVEL / 3)
     rows = bright[np.linspace(0, len(bright) - 1, min(len(bright), events))
                   .round().astype(int)] if len(bright) else bright
-    ratio, sd = scan_ratios(crops[rows], panel)
+    ratio, sd = scan_ratios(crops[rows], panel, central=True)
     return [np.round(ratio, 5).tolist(), np.round(sd, 5).tolist()]
 
 
@@ -338,7 +338,7 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
                              alternates=False)
         if work.error is not None or not len(work.crops):
             return None
-        return (*scan_ratios(work.crops, spec.panel), len(work.crops))
+        return (*scan_ratios(work.crops, spec.panel, central=True), len(work.crops))
 
     # The model waits for these leaks, so this pass has the frame threads to itself.
     measured = [r for r in ordered_map(frame_ratios, list(picks), workers, workers,

@@ -159,14 +159,17 @@ def leak_channels(panel) -> tuple[int | None, list[int]]:
 
 
 def leak_ratios(crops: np.ndarray, source: int, targets: list[int],
-                saturated: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                saturated: np.ndarray | None = None, central: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) ratio of each target's signal to the source's over the source-bright pixels, and
     its uncertainty; NaN where the source is not bright or no copy of it explains the target
     (the target has a pattern of its own there: co-expression, not a leak). ``saturated``:
     (C,) each channel's saturation level (``Panel.saturation_levels``), whose pixels (and
     their neighbours) are left out: a clipped CK under its unclipped leak reads as a larger
-    ratio that no copy explains."""
+    ratio that no copy explains. ``central``: over each crop's central half alone, its
+    background too (:func:`central_half`: a scan's crops, whose edges hold neighbours)."""
     x = np.asarray(crops, np.float32)
+    x = central_half(x) if central else x
     n, c = x.shape[:2]
     ratio, sd = np.full((n, c), np.nan), np.full((n, c), np.nan)
     if n == 0 or not targets:
@@ -201,6 +204,25 @@ def leak_ratios(crops: np.ndarray, source: int, targets: list[int],
     return ratio, sd
 
 
+def central_half(crops: np.ndarray) -> np.ndarray:
+    """The central half (in each direction) of (N, C, H, W) scan crops: the event's own
+    pixels and its near background. Over the whole crop a CK-bright neighbour's pixels entered
+    each ratio, and in a dense cartridge most CK-bright pixels are neighbours' (autofluorescent
+    bodies, aggregates, leukocytes lit by other channels' leaks), whose ratios into CD45 gather
+    at a level of their own: on dense simulated blanks and spike-ins with a true CK->CD45 leak
+    of 0.7-1.1 %, the lowest mode of 400 crops' ratios read 40-44 % and marked the sample
+    partial. On 25 simulated cartridges with known spillover (75 channel pairs; 10 counting,
+    5 dense, 10 blanks and spike-ins), within max(10 %, 0.005) of the true leak: the check's
+    400 events 64 % of pairs whole, 86 % over the half (largest error 0.46 -> 0.03), the
+    compensation's frames 67 % -> 96 %; reading the background from the whole crop instead
+    gave 78 % and 71 %. Not for a crop set's crops, each its cell: on 24 tight CTC crops a
+    sample the half lost the ratios' precision that a 7-8 % leak into CD61 is read with."""
+    h, w = crops.shape[-2:]
+    if min(h, w) < 8:  # nothing to spare: a crop this small is its event
+        return crops
+    return crops[..., h // 4:h - h // 4, w // 4:w - w // 4]
+
+
 def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGHT) -> float:
     """The leak among one target's per-crop ratios (see the module docstring); 0.0 when the
     ratios show none (no mode of ``min_weight`` crops' worth)."""
@@ -226,14 +248,16 @@ def lowest_mode(ratio: np.ndarray, sd: np.ndarray, min_weight: float = MIN_WEIGH
     return leak
 
 
-def scan_ratios(crops: np.ndarray, panel) -> tuple[np.ndarray, np.ndarray]:
-    """Per-crop CK ratios and uncertainties (:func:`leak_ratios`) of the panel's targets, only
-    the crops that have any: what :func:`leaks_from_ratios` pools over a scan's frames."""
+def scan_ratios(crops: np.ndarray, panel, central: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crop CK ratios and uncertainties (:func:`leak_ratios`; ``central``: over each
+    crop's central half, as a scan's crops are read) of the panel's targets, only the crops
+    that have any: what :func:`leaks_from_ratios` pools over a scan's frames."""
     source, targets = leak_channels(panel)
     if source is None:
         empty = np.zeros((0, panel.num_channels))
         return empty, empty
-    ratio, sd = leak_ratios(crops, source, targets)
+    ratio, sd = leak_ratios(crops, source, targets, central=central)
     rows = np.isfinite(ratio).any(axis=1)
     return ratio[rows], sd[rows]
 

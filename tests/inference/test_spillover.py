@@ -75,6 +75,28 @@ def test_the_leak_is_the_floor_of_ck_events_not_their_co_expression():
     assert leaks[DAPI] == 0.0 and leaks[CK] == 0.0
 
 
+def test_a_scans_leak_is_read_from_each_events_own_pixels_not_its_neighbours():
+    """A dense scan: few CK-only events (the leak's carriers: 1 %), most crops with a
+    neighbour at their edge lit alike in CK and CD45 (an autofluorescent body, an aggregate:
+    40 %). Over whole crops the neighbours' level is the lowest mode that holds, and the leak
+    check read 40 % on such blanks; over each crop's central half (a scan's crops are read so)
+    the events' own floor."""
+    rng = np.random.default_rng(5)
+    carriers = scan(rng, 10, 0, {CD45: 0.01})
+    crowded = scan(rng, 0, 0, {CD45: 0.01}, n_vesicles=40)  # events dim in CK...
+    crowded[:, CK] = 100.0 + rng.normal(0, 3.0, crowded[:, CK].shape)
+    lit = rng.uniform(600, 2000, (50, 1, 1)) * disc(5)[None]  # ...beside a lit neighbour
+    neighbour = np.roll(np.roll(lit, SIZE // 2 - 5, axis=1), SIZE // 2 - 5, axis=2)
+    crops = np.concatenate([carriers, crowded])
+    crops[:, CK] += neighbour
+    crops[:, CD45] += 0.40 * neighbour
+    whole = spillover.leaks_from_ratios(*spillover.scan_ratios(crops, PANEL), PANEL)
+    own = spillover.leaks_from_ratios(*spillover.scan_ratios(crops, PANEL, central=True),
+                                      PANEL)
+    assert whole[CD45] == pytest.approx(0.40, rel=0.1)
+    assert own[CD45] == pytest.approx(0.01, abs=0.005)
+
+
 def test_no_ck_events_or_no_ck_channel_means_no_leak():
     rng = np.random.default_rng(2)
     leukocytes = scan(rng, 0, 12, {CD45: 0.3})
