@@ -13,7 +13,9 @@ by the guard for a person: ``class`` and ``counted`` together give summary.json'
 ``edge_cut``, ``markers_ctc`` (1 = a ``wbc`` or ``debris`` call
 whose markers alone make a CTC) and ``markers_vouch`` (1 = a ``ctc`` call whose doubt toward
 a cluster the markers settle: one CTC), and where the sample was reviewed ``reviewer_call`` (the
-class a reviewer gave the event, or ``rejected``, by the same codes; -1: not decided). A value
+class a reviewer gave the event, or ``rejected``, by the same codes; -1: not decided),
+``class_after_review`` and ``counted_after_review`` (the two together give summary.json's
+``reviewed.after_review``, as ``class`` and ``counted`` give its counts). A value
 that is not finite (a ``failed`` event's probabilities and confidence) is written as -1
 (``CTCNET_MISSING``).
 
@@ -22,7 +24,9 @@ in the layout QuPath (0.4 and later) reads and writes (``PathObjectTypeAdapters`
 qupath-core): per event a Feature whose ``properties`` hold ``objectType: "detection"``,
 ``name``, ``classification`` (``{"name", "color": [r, g, b]}``), ``measurements`` (a map of
 name to number: QuPath reads numbers only, so a value that is not finite is left out) and
-``metadata`` (strings; a reviewed event's ``reviewer_call`` among them). The geometry is the
+``metadata`` (strings; a reviewed event's ``reviewer_call`` among them). A reviewed sample's
+events are classified as the review left them (the reviewer's call where decided,
+``rejected`` included), the model's call kept in ``metadata`` ``class``. The geometry is the
 event's bounding box as a Polygon (or its centre as a Point) in QuPath's image coordinates:
 pixels, origin at the top-left corner of the top-left pixel, so a pixel's centre is at +0.5
 (events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are exclusive and land on
@@ -52,6 +56,7 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
+from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.io.atomic import (
     atomic_write_bytes,
@@ -240,7 +245,28 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         out.append(Parameter(REVIEWER_CALL, "Reviewer's class code (CTCNET_CLASS_CODES; "
                              "CTCNET_MISSING: not decided)",
                              codes.class_code(events[REVIEWER_CALL]), top_code))
+        final, kept = after_review(events)
+        out.append(Parameter("class_after_review", "Class code after review "
+                             "(CTCNET_CLASS_CODES): the reviewer's where decided",
+                             codes.class_code(pd.Series(final)), top_code))
+        # class_after_review and counted_after_review together give summary.json's
+        # reviewed.after_review, as class and counted give its counts.
+        out.append(Parameter("counted_after_review", "Counted after review (1): a decided "
+                             "event as its reviewer's call, rejected (0), the rest as counted",
+                             kept.astype(np.float64), 1.0))
     return out
+
+
+def after_review(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each event's class after review and whether it is counted then, as the review's counts
+    read them (``ctcnet.inference.counts.count_reviewed``): a decided event as its reviewer's
+    call (``rejected``: counted nowhere; a held call a person confirms counts), an undecided
+    one as the automatic count has it."""
+    said = events[REVIEWER_CALL].astype(str).to_numpy()
+    decided = said != ""
+    final = np.where(decided, said, events["class"].astype(str).to_numpy())
+    kept = np.where(decided, said != REJECTED, counted(events))
+    return final, kept
 
 
 def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:

@@ -18,14 +18,17 @@ from ctcnet.exports.event_exports import (
     EventCodes,
     _check_columns,
     _flags,
+    after_review,
     event_parameters,
 )
+from ctcnet.inference.counts import REJECTED
 from ctcnet.nn.calls import FAILED_CLASS
 
 # QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
 # other taxonomies take the palette in turn.
 CLASS_COLOURS = {"ctc": (220, 30, 30), "cluster": (255, 140, 0), "wbc": (30, 110, 230),
-                 "debris": (150, 150, 150), FAILED_CLASS: (200, 0, 200)}
+                 "debris": (150, 150, 150), FAILED_CLASS: (200, 0, 200),
+                 REJECTED: (70, 70, 70)}
 PALETTE = ((44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207),
            (188, 189, 34), (127, 127, 127))
 # Feature ids are UUIDs derived from this namespace, the cartridge and the event.
@@ -67,8 +70,12 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
     # Measurements: the FCS file's numbers, by the names of events.csv, less what QuPath
     # shows another way (the position, the class).
     measured = {p.name: _shortest(p.values) for p in event_parameters(events, summary, where, codes)
-                if p.name not in ("x", "y", "class", "model_class", REVIEWER_CALL)}
+                if p.name not in ("x", "y", "class", "model_class", REVIEWER_CALL,
+                                  "class_after_review")}
     calls = events["class"].astype(str).to_numpy()
+    # QuPath colours and counts by classification: a reviewed sample's events as the review
+    # left them, the model's call kept in the metadata.
+    shown = after_review(events)[0] if REVIEWER_CALL in events else calls
     model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
         else None
     guards = [_flags(v) for v in events["guard"]] if "guard" in events else [[]] * len(events)
@@ -92,8 +99,8 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
             "geometry": _geometry(row, geometry),
             "properties": {
                 "objectType": "detection",
-                "name": f"{call} #{event_id}" + (f" [{guard}]" if guard else ""),
-                "classification": {"name": call, "color": colours[call]},
+                "name": f"{shown[k]} #{event_id}" + (f" [{guard}]" if guard else ""),
+                "classification": {"name": shown[k], "color": colours[shown[k]]},
                 "measurements": {name: values[k] for name, values in measured.items()
                                  if values[k] is not None},
                 "metadata": metadata}})

@@ -505,8 +505,9 @@ def test_help(capsys):
 
 def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path):
     """Decisions in review.csv reach the exports: FCS ``reviewer_call`` by the class codes
-    (``rejected`` given one, -1 where nothing was decided), GeoJSON metadata on the decided
-    events alone; ctcnet's own class stays what predict called."""
+    (``rejected`` given one, -1 where nothing was decided) and the class and count after
+    review (a rejected event counts nowhere); GeoJSON classifies each event as the review left
+    it (QuPath colours and counts by it), predict's call kept in its metadata."""
     from ctcnet.inference.summary import RunSummary
     from ctcnet.review import decisions as D
 
@@ -529,7 +530,18 @@ def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path):
     assert by_id[first]["metadata"]["reviewer_call"] == "ctc"
     assert by_id[second]["metadata"]["reviewer_call"] == D.REJECTED
     assert sum("reviewer_call" in p["metadata"] for p in by_id.values()) == 2
-    assert by_id[first]["classification"]["name"] == events["class"].iloc[0]
+    assert by_id[first]["classification"]["name"] == "ctc"
+    assert by_id[second]["classification"]["name"] == D.REJECTED
+    assert by_id[second]["metadata"]["class"] == events["class"].iloc[1]
+    third = int(events["event_id"].iloc[2])
+    assert by_id[third]["classification"]["name"] == events["class"].iloc[2]
+    final = values[:, names.index("class_after_review")]
+    kept = values[:, names.index("counted_after_review")]
+    assert table[int(final[0])] == "ctc" and table[int(final[1])] == D.REJECTED
+    assert (kept[0], kept[1]) == (1, 0)
+    from ctcnet.inference.guard import counted
+    assert (kept[2:] == np.asarray(counted(events))[2:]).all()
+    assert by_id[second]["measurements"]["counted_after_review"] == 0
 
 
 def test_a_scan_that_is_not_there_is_named_with_what_to_do(tmp_path, monkeypatch):
