@@ -68,7 +68,9 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
         if name not in COMMON_RATES and name not in DEFAULT_RARE_RATES:
             raise InputError(f"rare_rates: unknown class {name!r}; use ctc, wbc, cluster, debris")
         if not 0 <= float(value) <= 1:
-            raise InputError(f"rare_rates[{name!r}] = {value} is not a fraction in 0..1")
+            raise InputError(f"the rate of {name} ({value}) is a share of the events, a "
+                             "fraction in 0..1 (--rates ctc=0.002: one event in 500), not a "
+                             "count")
     left = 1.0 - sum(float(v) for v in rates.values())
     if left < -1e-9:
         raise InputError(f"rare_rates add up to more than 1: {rates}")
