@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.io.atomic import atomic_write_text
 
 T = TypeVar("T")
@@ -306,4 +307,5 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
              **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
+    write_samples_csv(out, entries)  # the same, a row a sample, for statistics
     return index

@@ -884,6 +884,15 @@ def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
     # Which model made each sample's numbers, and when: one folder may hold two models' runs.
     assert entries["e"]["model"] == {"path": "/models/lab.pt", "sha256": "ab12"}
     assert entries["e"]["counted_at"] == "2027-01-15T08:00:00Z"
+    # The same as a table a row a sample, for a statistics package.
+    import pandas as pd
+
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert list(table.index) == list(summaries)
+    assert table.loc["a", "count_ctc"] == 4 and table.loc["a", "after_review_ctc"] == 6
+    assert table.loc["a", "after_review_per_7_5_ml_cluster"] == 1.33
+    assert bool(table.loc["a", "signed_off"]) and not bool(table.loc["e", "signed_off"])
+    assert table.loc["e", "model_sha256"] == "ab12" and pd.isna(table.loc["c", "signed_off"])
     for name in ("c", "d"):
         assert not {"after_review", "signed_off"} & set(entries[name])
 

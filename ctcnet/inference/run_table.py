@@ -1,0 +1,76 @@
+"""``samples.csv``: the run index (``run.json``) as one row per sample, for a statistics
+package or a spreadsheet: what a study reads from a night's batch without opening a JSON file
+per sample.
+
+Each row flattens one ``run.json`` output entry: its name, status and input, the model file
+and when the counts were made, the events, then per class the automatic count, the calls the
+guard held and the rate per 7.5 mL (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
+counts after review where a person decided (``after_review_ctc``,
+``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped and missing, the
+problems (joined by ``; ``), and for an input set aside or missing, why. A column a sample
+lacks is left empty; the columns are those of every sample of the run, in a fixed order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from ctcnet.io.atomic import atomic_write_text
+
+SAMPLES_FILE = "samples.csv"
+_FIRST = ("name", "status", "input", "model_path", "model_sha256", "counted_at", "events")
+# run.json's per-class maps, flattened as <prefix>_<class>.
+_PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
+              ("after_review", "after_review"),
+              ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
+_LAST = ("signed_off", "signoff_status", "frames_skipped", "frames_missing", "problems",
+         "set_aside", "missing", "reason")
+
+
+def sample_row(entry: dict) -> dict:
+    """One ``run.json`` output entry as a flat row (column -> value)."""
+    model = entry.get("model") or {}
+    row = {"name": entry.get("name"), "status": entry.get("status"),
+           "input": entry.get("input"), "model_path": model.get("path"),
+           "model_sha256": model.get("sha256"), "counted_at": entry.get("counted_at"),
+           "events": entry.get("events")}
+    for key, prefix in _PER_CLASS:
+        for name, value in (entry.get(key) or {}).items():
+            row[f"{prefix}_{name}"] = value
+    for key in _LAST:
+        if key in entry:
+            value = entry[key]
+            row[key] = "; ".join(map(str, value)) if isinstance(value, list) else value
+    return row
+
+
+def samples_csv(entries: Sequence[dict]) -> str:
+    """The CSV text of ``entries`` (run.json's ``outputs``), a row each."""
+    rows = [sample_row(e) for e in entries]
+    seen = {key for row in rows for key in row}
+    per_class = [key for _, prefix in _PER_CLASS
+                 for key in sorted({k for k in seen if k.startswith(prefix + "_")
+                                    and not _longer_prefix(k, prefix)})]
+    columns = [*_FIRST, *per_class, *(k for k in _LAST if k in seen)]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return text.getvalue()
+
+
+def _longer_prefix(key: str, prefix: str) -> bool:
+    """Whether ``key`` belongs to a longer prefix than ``prefix`` (``after_review_per_7_5_ml_``
+    is not ``after_review_``'s)."""
+    return any(other != prefix and other.startswith(prefix) and key.startswith(other + "_")
+               for _, other in _PER_CLASS)
+
+
+def write_samples_csv(out, entries: Sequence[dict]) -> None:
+    """``out/samples.csv`` from run.json's ``outputs``, written atomically."""
+    from pathlib import Path
+
+    atomic_write_text(Path(out) / SAMPLES_FILE, samples_csv(entries))
