@@ -30,7 +30,7 @@ from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
 from ctcnet.report.colours import role_colour
-from ctcnet.report.reasons import call_text, caption_line, event_reasons
+from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
 from ctcnet.review.decisions import run_id
 
 log = logging.getLogger(__name__)
@@ -235,15 +235,19 @@ def explained(explain, crops: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
-                review_threshold: float) -> list[str]:
-    """Each tile's caption: the event, its call and why it is shown (``reasons``: codes of
+                review_threshold: float, classes=()) -> list[str]:
+    """Each tile's caption: the event, its call (and the network's own most probable of
+    ``classes`` where the prior made it another) and why it is shown (``reasons``: codes of
     :mod:`ctcnet.report.reasons`, one list per event)."""
     models = events["model_class"] if "model_class" in events else events["class"]
-    return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p)}" + (" edge" if ec else "")
+    own, own_p = own_calls(events, classes)
+    return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p, o, op)}"
+            + (" edge" if ec else "")
             + (f" | {caption_line(codes, p, review_threshold)}" if codes else "")
-            for e, f, x, y, k, m, p, ec, codes in zip(
+            for e, f, x, y, k, m, p, ec, codes, o, op in zip(
                 events["event_id"], events["frame_id"], events["x"], events["y"],
-                events["class"], models, events["confidence"], events["edge_cut"], reasons)]
+                events["class"], models, events["confidence"], events["edge_cut"], reasons,
+                own, own_p)]
 
 
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
@@ -288,7 +292,7 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     out)."""
     classes = call_indices(shown["class"], spec)
     labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes()),
-                         spec.review_threshold)
+                         spec.review_threshold, spec.class_names)
     header = panel.names + ["overlay"]
 
     def pages():

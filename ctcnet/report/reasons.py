@@ -154,13 +154,36 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
     return out
 
 
-def call_text(call: str, model_call: str, confidence: float) -> str:
+def call_text(call: str, model_call: str, confidence: float, own: str | None = None,
+              own_p: float | None = None) -> str:
     """A call with the network's probability: "ctc p=0.95"; where the call shown is not the
     network's (an edge-cut event filed as debris, a call the markers made), the network's call
     with its probability, "debris (network: ctc p=0.66)": ``confidence`` is the probability
-    of the network's call (under the model's decision rule), never of another class."""
+    of the network's call (under the model's decision rule), never of another class. Where
+    the network's own most probable class (``own``, ``own_p``: at balanced priors, before the
+    cartridge's prior) is another, it is named too: a cluster the prior filed as a leukocyte,
+    called a CTC by its markers, reads "ctc (network: wbc p=0.45; alone: cluster p=1.00)", so
+    the reviewer is asked about the cluster the network saw."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
-    return f"{call} p={p}" if call == model_call else f"{call} (network: {model_call} p={p})"
+    alone = (f"; alone: {own} p={own_p:.2f}" if own and own != model_call
+             and own_p is not None and np.isfinite(own_p) else "")
+    if call == model_call:
+        return f"{call} p={p}" + (f" (network{alone})" if alone else "")
+    return f"{call} (network: {model_call} p={p}{alone})"
+
+
+def own_calls(events: pd.DataFrame, classes) -> tuple[list, list]:
+    """Each event's most probable class by the network's own probabilities (``p_<class>``, at
+    balanced priors) and that probability; None where the table has no such columns or the
+    event none that is finite."""
+    columns = [f"p_{c}" for c in classes]
+    if not columns or not len(events) or not all(c in events for c in columns):
+        return [None] * len(events), [None] * len(events)
+    p = events[columns].to_numpy(np.float64)
+    finite = np.isfinite(p).all(axis=1)
+    top = np.where(finite, np.nan_to_num(p, nan=-1.0).argmax(axis=1), 0)
+    return ([classes[k] if ok else None for k, ok in zip(top, finite)],
+            [float(p[i, k]) if ok else None for i, (k, ok) in enumerate(zip(top, finite))])
 
 
 def caption(code: str, confidence: float | None = None,

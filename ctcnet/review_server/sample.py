@@ -27,7 +27,13 @@ from ctcnet.inference.counts import ReviewedCounts, count_events
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
-from ctcnet.report.reasons import GUARD_PREFIX, described, event_reasons, reason_filter
+from ctcnet.report.reasons import (
+    GUARD_PREFIX,
+    described,
+    event_reasons,
+    own_calls,
+    reason_filter,
+)
 from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
 from ctcnet.review.agreement import compare_readings
@@ -190,10 +196,12 @@ class Sample(SampleImages):
         rows, said = [], {}
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
                    "edge_cut", "why", "reasons"]
+        own, own_p = own_calls(self.candidates, self.classes)
         values = zip(*(self.candidates[c].tolist() for c in columns),
-                     self.candidates.get("model_class", self.candidates["class"]).tolist())
+                     self.candidates.get("model_class", self.candidates["class"]).tolist(),
+                     own, own_p)
         for k, (event_id, frame_id, x, y, call, p, review, edge_cut, why, codes,
-                model_call) in enumerate(values):
+                model_call, own_call, own_prob) in enumerate(values):
             event_id, p = int(event_id), float(p)
             # Unrounded: the page, the reasons and the tile captions round it alike. The words
             # depend on the codes and p as printed: said once for the candidates that share them.
@@ -207,6 +215,9 @@ class Sample(SampleImages):
                          # It is the network's call's (model_call), which ``call`` may not be.
                          "confidence": p if math.isfinite(p) else None,
                          "model_call": str(model_call),
+                         # The network's own most probable class before the prior: a cluster
+                         # the prior filed away is named on the tile (call_text).
+                         "own_call": own_call, "own_p": own_prob,
                          "flagged": bool(review), "edge_cut": bool(edge_cut),
                          "held": any(c.startswith(GUARD_PREFIX) for c in codes),
                          "why": why, "reasons": said[key],

@@ -41,6 +41,15 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     labels = tile_labels(events, reasons, 0.9)
     assert " ctc p=0.95 " in labels[0] and "network" not in labels[0]
     assert " ctc (network: wbc p=0.60) " in labels[3]
+    # The network's own most probable class, where the cartridge's prior made its call
+    # another (a cluster filed as a leukocyte, called a CTC by its markers), is named too.
+    for name, p in (("ctc", [0.95, 0.01, 0.3, 0.001]), ("wbc", [0.02, 0.97, 0.2, 0.001]),
+                    ("cluster", [0.02, 0.01, 0.1, 0.997]), ("debris", [0.01, 0.01, 0.4, 0.001])):
+        events[f"p_{name}"] = p
+    labels = tile_labels(events, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
+    assert " ctc (network: wbc p=0.60; alone: cluster p=1.00) " in labels[3]
+    assert " ctc p=0.95 " in labels[0] and "alone" not in labels[0]
+    assert " debris p=0.50 (network; alone: debris" not in labels[2]
     # A debris call that a cluster outweighs before the cartridge's prior (the run's
     # filed_by_prior column) says so.
     events["guard"] = ["", "", "", ""]
