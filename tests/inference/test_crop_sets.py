@@ -135,12 +135,14 @@ def test_the_run_shows_a_bar_for_each_step_unless_quiet(crop_set, tmp_path, caps
 
     assert main(["predict", str(crop_set), "--out", str(tmp_path / "a"), "--pixel-size",
                  "fit", "--no-report"]) == 0
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
     for step in ("fitted", "read", "classified"):
         assert any(line.startswith(f"crops: {step}") and "40/40" in line
-                   for line in out.splitlines()), (step, out)
+                   for line in said.err.splitlines()), (step, said.err)
+    # The bars are on stderr: stdout is the caller's (a pipe, a script's own output).
+    assert "crops: read" not in said.out
     assert main(["predict", str(crop_set), "--out", str(tmp_path / "b"), "--quiet"]) == 0
-    assert "crops: read" not in capsys.readouterr().out
+    assert "crops: read" not in capsys.readouterr().err
 
 
 def test_evaluate_shows_its_bars_on_stderr_when_asked(crop_set, tmp_path, capsys):
