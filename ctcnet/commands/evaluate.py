@@ -111,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "predictions.csv, index.html and PNGs for crops; counts.json, "
                         "counts.png and each cartridge's run for cartridges")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--expected", metavar="CSV",
+                        help="a spike-in validation: DATA is a ctcnet predict --out folder and "
+                             "CSV lists sample_id,spiked (cells spiked into each tube; 0 for a "
+                             "blank): recovery, linearity, limits of blank and detection")
     add_baseline_arguments(parser)
     parser.add_argument("--calibrate-on", metavar="VAL_DIR",
                         help="labelled validation crops: fit the temperature and the review "
@@ -353,6 +357,10 @@ def run(args: argparse.Namespace) -> int:
     check_baseline_arguments(args)
     from ctcnet.inference.inputs import choose_for_inputs, resolve_inputs
 
+    if args.expected:  # a predict output folder scored against the cells spiked
+        from ctcnet.commands.evaluate_spikes import run_spike_in
+
+        return run_spike_in(args)
     cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name

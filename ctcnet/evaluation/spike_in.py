@@ -1,0 +1,194 @@
+"""A spike-in validation of a run's counts: called against spiked CTCs per sample, the way a
+lab validates a CTC assay on blood it spiked with a known number of cancer cells (pure numpy
+and pandas on predict's outputs; ``ctcnet evaluate RESULTS --expected FILE`` writes it).
+
+The lab states per sample how many cells it spiked into the tube (``expected.csv``:
+``sample_id,spiked``; 0 for a blank). Each sample's expected rate per 7.5 mL is that number
+over the tube's stated blood volume (``cartridge.json``), and the called rate is predict's
+(``per_7_5_ml``, of the blood read: a partial sample's rate is its frames' estimate), and after
+review the reviewer's, where a person decided. From them:
+
+* per sample: recovery (called over expected rate), beside its status and sign-off;
+* per spike level: samples, mean called rate, its SD and CV, and mean recovery;
+* linearity: the least-squares line of called against expected rate over the spiked samples
+  (slope with its 95 % interval, intercept, R^2);
+* limit of blank (CLSI EP17, non-parametric): the blanks' called rates at rank
+  0.5 + 0.95 B of the B blanks in order (the highest one when B < 20, said so), and limit of
+  detection (parametric): the limit of blank plus 1.645 / (1 - 1/(4 (L - J))) times the
+  pooled SD of the lowest spiked level's L results over its J = 1 level; EP17 asks for 60
+  blanks and 60 low-level results a reagent lot, and the report says how many it had.
+
+The spiked number itself is a draw: pipetting a few cells from a suspension is Poisson at
+best, so a sample spiked with 5 holds 5 +- 2.2 cells; recovery at low levels spreads by that
+alone, and the report gives each level's Poisson share of the CV beside the measured one.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.errors import InputError
+
+# EP17's one-sided 95 % z.
+Z95 = 1.645
+# Fewer blanks than this give no rank at 0.95 between two of them: the highest is taken.
+EP17_MIN_BLANKS = 20
+
+
+def read_expected(path: str | Path) -> pd.DataFrame:
+    """``expected.csv`` (``sample_id,spiked``: cells spiked into each tube, 0 for a blank) as
+    a table indexed by sample id; InputError naming the line for anything else."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig")
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read the expected counts: {err}", path) from None
+    if not {"sample_id", "spiked"} <= set(table.columns):
+        raise InputError("the expected counts need the columns sample_id,spiked (cells "
+                         f"spiked into each tube; 0 for a blank), not {list(table.columns)}",
+                         path)
+    spiked = pd.to_numeric(table["spiked"], errors="coerce")
+    bad = table.index[~np.isfinite(spiked) | (spiked < 0) | table["sample_id"].isna()]
+    if len(bad):
+        raise InputError(f"line {int(bad[0]) + 2}: a sample id and a spiked number of cells "
+                         f"(0 or more) are needed, not {table.iloc[bad[0]].to_dict()}", path)
+    twice = table["sample_id"][table["sample_id"].duplicated()]
+    if len(twice):
+        raise InputError(f"sample {twice.iloc[0]!r} is listed twice", path)
+    return pd.DataFrame({"spiked": spiked.to_numpy(np.float64)},
+                        index=table["sample_id"].str.strip())
+
+
+def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
+                positive: str = "ctc") -> pd.DataFrame:
+    """A row per sample of ``expected`` that has a summary (predict's ``summary.json`` as
+    parsed, by sample id): spiked, the expected and called rates per 7.5 mL of ``positive``
+    (automatic; after review where a person decided), recoveries, status and sign-off.
+    InputError naming the samples ``expected`` lists that the results lack."""
+    missing = [s for s in expected.index if s not in summaries]
+    if missing:
+        raise InputError(f"{len(missing)} sample(s) of the expected counts have no predict "
+                         f"output here: {', '.join(missing[:5])}")
+    rows = []
+    for sample, spiked in expected["spiked"].items():
+        summary = summaries[sample]
+        volume = float(summary.get("blood_volume_ml") or 0.0)
+        expected_rate = spiked * 7.5 / volume if volume > 0 else math.nan
+        called = (summary.get("per_7_5_ml") or {}).get(positive)
+        reviewed = summary.get("reviewed") or {}
+        after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
+                 if reviewed.get("reviewed") else None)
+        signoff = summary.get("signoff") or {}
+        rows.append({"sample_id": sample, "spiked": spiked, "blood_volume_ml": volume,
+                     "expected_per_7_5_ml": expected_rate,
+                     "called_per_7_5_ml": _number(called),
+                     "after_review_per_7_5_ml": _number(after),
+                     "status": summary.get("status"),
+                     "signed_off": bool(signoff) and signoff.get("status") == "current"})
+    table = pd.DataFrame(rows)
+    for mode in ("called", "after_review"):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table[f"recovery_{mode}"] = np.where(
+                table["expected_per_7_5_ml"] > 0,
+                table[f"{mode}_per_7_5_ml"] / table["expected_per_7_5_ml"], np.nan)
+    return table
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def limit_of_blank(blank_rates: np.ndarray) -> dict:
+    """EP17's non-parametric limit of blank of the blanks' called rates (see the module)."""
+    rates = np.sort(np.asarray(blank_rates, np.float64))
+    n = int(rates.size)
+    if not n:
+        return {"value": None, "blanks": 0, "method": "no blank (spiked 0) among the samples"}
+    if n < EP17_MIN_BLANKS:
+        return {"value": float(rates[-1]), "blanks": n,
+                "method": f"the highest of {n} blanks (EP17's rank 0.5 + 0.95 B needs "
+                          f"{EP17_MIN_BLANKS} or more; it asks for 60)"}
+    rank = 0.5 + 0.95 * n  # 1-based, between two ordered results
+    low = int(math.floor(rank))
+    value = rates[low - 1] + (rank - low) * (rates[min(low, n - 1)] - rates[low - 1])
+    return {"value": float(value), "blanks": n,
+            "method": "EP17 non-parametric: rank 0.5 + 0.95 B of the ordered blanks"}
+
+
+def limit_of_detection(lob: float | None, low_rates: np.ndarray) -> dict:
+    """EP17's parametric limit of detection from the lowest spiked level's called rates."""
+    rates = np.asarray(low_rates, np.float64)
+    n = int(rates.size)
+    if lob is None or n < 2:
+        return {"value": None, "results": n,
+                "method": "needs a limit of blank and 2 or more results at the lowest level"}
+    c_p = Z95 / (1.0 - 1.0 / (4.0 * (n - 1)))
+    sd = float(rates.std(ddof=1))
+    return {"value": float(lob + c_p * sd), "results": n, "sd": sd, "c_p": c_p,
+            "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"}
+
+
+def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
+    """Least-squares line of called on expected rates, slope with its 95 % interval."""
+    from scipy import stats
+
+    ok = np.isfinite(expected) & np.isfinite(called)
+    x, y = expected[ok], called[ok]
+    if x.size < 3 or np.ptp(x) == 0:
+        return None
+    fit = stats.linregress(x, y)
+    half = stats.t.ppf(0.975, x.size - 2) * fit.stderr
+    return {"samples": int(x.size), "slope": float(fit.slope),
+            "slope_ci95": [float(fit.slope - half), float(fit.slope + half)],
+            "intercept": float(fit.intercept), "r2": float(fit.rvalue ** 2)}
+
+
+def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
+    """Recovery per level, linearity, limit of blank and of detection (see the module)."""
+    levels = []
+    for spiked, group in rows.groupby("spiked", sort=True):
+        called = group["called_per_7_5_ml"].to_numpy(np.float64)
+        mean = float(np.nanmean(called)) if np.isfinite(called).any() else None
+        sd = float(np.nanstd(called, ddof=1)) if np.isfinite(called).sum() > 1 else None
+        levels.append({
+            "spiked": float(spiked), "samples": int(len(group)), "mean_called_per_7_5_ml": mean,
+            "sd": sd, "cv": sd / mean if sd is not None and mean else None,
+            # The CV the spike's own Poisson draw gives the level, whatever the assay does.
+            "poisson_cv": 1.0 / math.sqrt(spiked) if spiked > 0 else None,
+            "mean_recovery": (float(np.nanmean(group["recovery_called"]))
+                              if spiked > 0 and group["recovery_called"].notna().any()
+                              else None)})
+    blanks = rows.loc[rows["spiked"] == 0, "called_per_7_5_ml"].dropna().to_numpy()
+    spiked = rows[rows["spiked"] > 0]
+    lob = limit_of_blank(blanks)
+    lowest = spiked["spiked"].min() if len(spiked) else None
+    low = (spiked.loc[spiked["spiked"] == lowest, "called_per_7_5_ml"].dropna().to_numpy()
+           if lowest is not None else np.zeros(0))
+    reviewed = rows["after_review_per_7_5_ml"].notna()
+    return {
+        "class": positive, "samples": int(len(rows)),
+        "partial_samples": int((rows["status"] != "ok").sum()),
+        "levels": levels,
+        "linearity": linearity(spiked["expected_per_7_5_ml"].to_numpy(np.float64),
+                               spiked["called_per_7_5_ml"].to_numpy(np.float64)),
+        # After review, over the spiked samples a person decided on, where all were.
+        "linearity_after_review": (linearity(
+            spiked["expected_per_7_5_ml"].to_numpy(np.float64),
+            spiked["after_review_per_7_5_ml"].to_numpy(np.float64))
+            if len(spiked) and reviewed[spiked.index].all() else None),
+        "limit_of_blank_per_7_5_ml": lob,
+        "limit_of_detection_per_7_5_ml": {**limit_of_detection(lob["value"], low),
+                                          "level_spiked": None if lowest is None
+                                          else float(lowest)}}
+
+
+def rows_csv(rows: pd.DataFrame) -> str:
+    """The per-sample table as CSV text."""
+    text = io.StringIO()
+    rows.to_csv(text, index=False, float_format="%.6g")
+    return text.getvalue()

@@ -1,0 +1,109 @@
+"""ctcnet.evaluation.spike_in and ``ctcnet evaluate RESULTS --expected``: a spike-in
+validation of a run's counts."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.evaluation.spike_in import (
+    limit_of_blank,
+    limit_of_detection,
+    read_expected,
+    sample_rows,
+    spike_report,
+)
+
+
+def summary(rate: float, volume: float = 7.5, status: str = "ok", after=None) -> dict:
+    out = {"blood_volume_ml": volume, "per_7_5_ml": {"ctc": rate}, "status": status}
+    if after is not None:
+        out["reviewed"] = {"reviewed": 3, "after_review_per_7_5_ml": {"ctc": after}}
+        out["signoff"] = {"status": "current"}
+    return out
+
+
+def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
+    path = tmp_path / "expected.csv"
+    path.write_text("\ufeffsample_id,spiked\nA,5\nB,0\n")  # Excel's byte-order mark
+    assert read_expected(path)["spiked"].to_dict() == {"A": 5.0, "B": 0.0}
+    for text, said in (("sample,n\nA,5\n", "columns sample_id,spiked"),
+                       ("sample_id,spiked\nA,5\nB,-1\n", "line 3"),
+                       ("sample_id,spiked\nA,five\n", "line 2"),
+                       ("sample_id,spiked\nA,5\nA,6\n", "'A' is listed twice")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=said):
+            read_expected(path)
+
+
+def test_rates_and_recovery_are_per_7_5_ml_of_the_tubes_stated_volume():
+    """A 5 mL tube spiked with 10 cells expects 15 per 7.5 mL; a sample the expected counts
+    list and the results lack is refused by name."""
+    expected = pd.DataFrame({"spiked": [10.0, 0.0]}, index=["five", "blank"])
+    rows = sample_rows({"five": summary(12.0, volume=5.0, after=15.0), "blank": summary(0.0)},
+                       expected).set_index("sample_id")
+    assert rows.loc["five", "expected_per_7_5_ml"] == 15.0
+    assert rows.loc["five", "recovery_called"] == pytest.approx(0.8)
+    assert rows.loc["five", "recovery_after_review"] == 1.0 and rows.loc["five", "signed_off"]
+    assert np.isnan(rows.loc["blank", "recovery_called"])
+    with pytest.raises(InputError, match="have no predict output here: blank"):
+        sample_rows({"five": summary(12.0)}, expected)
+
+
+def test_limit_of_blank_is_ep17s_rank_and_the_detection_limit_adds_the_low_levels_sd():
+    """EP17: with B = 20 blanks the rank is 0.5 + 0.95 x 20 = 19.5, halfway between the 19th
+    and 20th ordered results; fewer than 20 take the highest, and say so."""
+    blanks = np.arange(20, dtype=float)  # 0..19: the 19th and 20th are 18 and 19
+    lob = limit_of_blank(blanks)
+    assert lob["value"] == pytest.approx(18.5) and lob["blanks"] == 20
+    few = limit_of_blank(np.array([0.0, 2.0, 1.0]))
+    assert few["value"] == 2.0 and "highest of 3" in few["method"]
+    assert limit_of_blank(np.zeros(0))["value"] is None
+    low = np.array([3.0, 5.0, 7.0])  # sd 2; c_p = 1.645 / (1 - 1/8)
+    lod = limit_of_detection(1.0, low)
+    assert lod["value"] == pytest.approx(1.0 + 1.645 / (1 - 1 / 8) * 2.0)
+    assert limit_of_detection(None, low)["value"] is None
+
+
+def test_the_report_gives_levels_linearity_and_limits():
+    levels = [0, 0, 0, 5, 5, 5, 50, 50, 50]
+    called = [0, 1, 0, 4, 5, 3, 45, 47, 44]
+    expected = pd.DataFrame({"spiked": np.asarray(levels, float)},
+                            index=[f"s{i}" for i in range(9)])
+    rows = sample_rows({f"s{i}": summary(float(c)) for i, c in enumerate(called)}, expected)
+    report = spike_report(rows)
+    five = next(level for level in report["levels"] if level["spiked"] == 5)
+    assert five["mean_called_per_7_5_ml"] == 4.0 and five["mean_recovery"] == pytest.approx(0.8)
+    assert five["poisson_cv"] == pytest.approx(1 / np.sqrt(5))
+    line = report["linearity"]
+    assert line["samples"] == 6 and 0.85 < line["slope"] < 0.95 and line["r2"] > 0.99
+    assert line["slope_ci95"][0] < line["slope"] < line["slope_ci95"][1]
+    assert report["limit_of_blank_per_7_5_ml"]["value"] == 1.0
+    assert report["limit_of_detection_per_7_5_ml"]["level_spiked"] == 5.0
+    assert report["linearity_after_review"] is None  # nobody reviewed
+
+
+def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
+    from ctcnet.cli import main
+
+    results = tmp_path / "results"
+    for name, rate in (("blank", 0.0), ("low", 4.0), ("mid", 19.0), ("high", 95.0)):
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(rate), "sample_id": name}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked\nblank,0\nlow,5\nmid,20\nhigh,100\n")
+    assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out
+    assert "linearity over 3 spiked samples" in said and "limit of blank: 0.00" in said
+    table = pd.read_csv(tmp_path / "out" / "spike_in.csv").set_index("sample_id")
+    assert table.loc["mid", "recovery_called"] == pytest.approx(0.95)
+    report = json.loads((tmp_path / "out" / "spike_in.json").read_text())
+    assert report["linearity"]["slope"] == pytest.approx(0.95, abs=0.01)
+    # The counts are predict's: a model to run is no option here.
+    assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out"), "--model", "ctcnet-default"]) == 2
