@@ -244,6 +244,29 @@ def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) 
                     before, cartridge.identity)
 
 
+def warn_of_the_same_scans_under_other_names(out: Path, cartridges) -> None:
+    """A scan whose output is already in ``out`` under another sample id (``sample_id``
+    corrected in cartridge.json, a folder renamed): this run writes a second output beside
+    the first, and the first's review decisions and sign-off stay with it. Said once per such
+    cartridge, naming both (every summary in ``out`` read once, for the whole run)."""
+    if not cartridges or not out.is_dir():
+        return
+    ours = {c.identity: c.sample_id for c in cartridges if c.identity}
+    for summary in out.glob("*/summary.json"):
+        try:
+            identity = json.loads(summary.read_text(encoding="utf-8")).get("cartridge_id")
+        except (OSError, ValueError, AttributeError):
+            continue
+        name = ours.get(identity)
+        if name is not None and name != summary.parent.name:
+            reviewed = (summary.parent / "review.csv").exists()
+            log.warning("%s: this scan (cartridge %s) already has an output here as %s%s; "
+                        "this run writes %s beside it%s", out, identity, summary.parent.name,
+                        " (reviewed)" if reviewed else "", name,
+                        ": the review's decisions and sign-off stay with the first"
+                        if reviewed else "")
+
+
 def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:
     """Journal parts of frames the listing now marks unreadable (a channel file gone, a copy of
     another frame's bytes) are dropped, so the frame is skipped with its reason instead of

@@ -83,6 +83,7 @@ from ctcnet.inference.journal import (
     open_journal,
     run_fingerprint,
     warn_of_decisions_on_another_cartridge,
+    warn_of_the_same_scans_under_other_names,
 )
 from ctcnet.inference.options import (
     PredictOptions,
@@ -401,6 +402,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                                           set_aside, share_of_several)
     out = Path(out)
     check_writable(out)
+    warn_of_the_same_scans_under_other_names(out, cartridges)
     if on_start is not None:
         on_start()
     jobs = [("cartridge", c, c.sample_id, len(c)) for c in cartridges] + \

@@ -184,3 +184,27 @@ def test_a_scan_moved_since_its_run_is_refused_saying_what_may_have_happened(cle
                                          r".*moved.*--overwrite") as refused:
         predict(clean_run, moved, out)
     assert "review's decisions follow their cells" in str(refused.value)
+
+
+def test_a_scan_already_output_under_another_sample_id_is_said(clean_run, cart, tmp_path,
+                                                                caplog):
+    """sample_id corrected in cartridge.json after the sample was reviewed: the run writes a
+    second output beside the first, and says that the first holds the review."""
+    import json
+    import logging
+
+    from ctcnet.inference.predict import PredictOptions, predict_inputs
+
+    out = tmp_path / "results"
+    info = cart / "cartridge.json"
+    first = json.loads(info.read_text())["sample_id"]
+    predict_inputs([cart], out, clean_run["backend"], PredictOptions(quiet=True, workers=0,
+                                                                     report=None))
+    (out / first / "review.csv").write_text("event_id,model_call,reviewer_call,reviewer,time\n")
+    info.write_text(json.dumps({**json.loads(info.read_text()), "sample_id": "renamed"}))
+    with caplog.at_level(logging.WARNING):
+        predict_inputs([cart], out, clean_run["backend"], PredictOptions(quiet=True, workers=0,
+                                                                         report=None))
+    said = [r.getMessage() for r in caplog.records if "already has an output" in r.getMessage()]
+    assert len(said) == 1 and f"as {first} (reviewed)" in said[0] and "writes renamed" in said[0]
+    assert (out / "renamed" / "summary.json").exists()
