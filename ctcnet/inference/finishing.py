@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctcnet.inference.alternates import resolve_alternates
+from ctcnet.inference.cluster_parts import hold_cluster_repeats
 from ctcnet.inference.frames import keep_frame_record
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.guard import guard_events
@@ -39,11 +40,13 @@ class Finishing:
     parts: Path                   # the journal's folder
     gallery_per_frame: int        # the review gallery's crops a frame, per category
     made_by: str = ""             # the backend and software, recorded with each frame
+    pixel_size_um: float | None = None  # the scan's: one cluster read twice is held apart
 
 
 def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     """A classified frame finished: its events labelled with the calls (the model's scan
-    fusion taking part), the marker guard's flags, merged objects' members resolved, its part
+    fusion taking part), the marker guard's flags, merged objects' members resolved, a cluster
+    read twice counted once (:mod:`ctcnet.inference.cluster_parts`), its part
     written to the journal and its record kept beside it. ``work``: the frame's
     :class:`~ctcnet.inference.frames.FrameWork`; ``proba``: its events' probabilities.
     Returns (events, the guard's seconds, writing's seconds)."""
@@ -54,6 +57,7 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     events = guard_events(events, work.crops, proba, job.spec, measured,
                           start=work.guard_start)
     events, crop_rows = resolve_alternates(events)
+    events = hold_cluster_repeats(events, job.pixel_size_um)
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.
     write_part(job.parts, work.frame.frame_id, events, work.crops,

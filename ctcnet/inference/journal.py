@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import InputError
+from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.digests import file_sha256
@@ -91,7 +92,8 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
             **on_device,
-            "guard": asdict(RULES), "table_columns": TABLE_COLUMNS}
+            "guard": asdict(RULES), "same_cluster_um": SAME_CLUSTER_UM,
+            "table_columns": TABLE_COLUMNS}
 
 
 def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:

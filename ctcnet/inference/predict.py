@@ -221,7 +221,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         leaks, spillover = measure_scan_leaks(cartridge, spec, options.detect, device, workers)
         seconds["spillover"] = spillover["seconds"]
     job = Finishing(spec, edge_cut_class(spec, options), parts, options.gallery_per_frame,
-                    made_by(backend.name, software_record()))
+                    made_by(backend.name, software_record()), cartridge.panel.pixel_size_um)
     # Frame processes finish the frames they prepared too, as many at once as there are.
     in_processes = uses_processes(options.frame_pool, workers, device, len(todo))
     n_events = 0

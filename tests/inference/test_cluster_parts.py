@@ -1,0 +1,33 @@
+"""ctcnet.inference.cluster_parts: one cluster read twice is counted once."""
+
+import pandas as pd
+
+from ctcnet.inference.cluster_parts import SAME_CLUSTER, hold_cluster_repeats
+from ctcnet.inference.guard import counted
+
+
+def frame(x, calls, confidence, guard=None):
+    n = len(x)
+    return pd.DataFrame({"event_id": range(n), "x": x, "y": [100.0] * n, "class": calls,
+                         "confidence": confidence, "guard": guard or [""] * n,
+                         "review": [False] * n})
+
+
+def test_a_cluster_read_twice_is_counted_once_and_shown():
+    """Two cluster calls 10 um apart (0.5 um/px: 20 px) are one cluster: the more confident
+    counts, the other is held for a person; one 30 um away is another cluster."""
+    events = frame([100.0, 120.0, 160.0], ["cluster"] * 3, [0.9, 0.99, 0.95])
+    held = hold_cluster_repeats(events, 0.5)
+    assert held["guard"].tolist() == [SAME_CLUSTER, "", ""]
+    assert held["review"].tolist() == [True, False, False]
+    assert counted(held).tolist() == [False, True, True]
+
+
+def test_only_counted_cluster_calls_are_one_cluster():
+    """A CTC beside a cluster, a cluster call the guard holds already, a table without a pixel
+    size: nothing is held."""
+    events = frame([100.0, 110.0, 115.0], ["cluster", "ctc", "cluster"], [0.9, 0.99, 0.95],
+                   guard=["", "", "one_cell"])
+    assert hold_cluster_repeats(events, 0.5)["guard"].tolist() == ["", "", "one_cell"]
+    pair = frame([100.0, 110.0], ["cluster"] * 2, [0.9, 0.99])
+    assert hold_cluster_repeats(pair, None) is pair
