@@ -4,8 +4,10 @@ events they disagree on, listed for adjudication.
 
 Only events both readers decided are compared; a label is the reviewer's call as recorded (a
 class name, or ``rejected``). Adjudicating is deciding the event again in the first reading,
-whose decisions are the ones counted: the kappa is of the decisions as they stand, so the
-readers' own agreement is the one shown before adjudication (the sign-off keeps a copy).
+whose decisions are the ones counted: the kappa is of the decisions as they stand, which
+adjudication moves toward agreement. The readers' own agreement is therefore also measured on
+each reading's first decision on each event (``independent``, :func:`first_decisions`), which
+no later decision changes: that is the inter-reader figure an audit reads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 
@@ -54,3 +57,36 @@ def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:
                 differ["event_id"], differ["model_call_first"], differ["reviewer_call_first"],
                 differ["reviewer_call_second"], differ["reviewer_first"],
                 differ["reviewer_second"])]}
+
+
+def first_decisions(matched, run_id: str) -> pd.DataFrame:
+    """A reading's first decision on each event of the run ``run_id`` (a match's rows in the
+    order they were written: the earliest that is a decision, not a take-back), in the layout
+    of ``matched.decisions`` (event_id, reviewer_call, reviewer, model_call). A row a later
+    one replaced attaches to no event in the match (its ``target`` is -1): a row made on this
+    run names its event by its id; one made on an earlier run counts where it still attaches."""
+    from ctcnet.review.matching import UNDECIDED
+
+    table = matched.table
+    calls = table["reviewer_call"].astype(str).to_numpy()
+    own = table["run_id"].astype(str).to_numpy() == run_id
+    event = np.where(matched.target >= 0, matched.target,
+                     np.where(own, table["event_id"].to_numpy(np.int64), -1))
+    rows = np.flatnonzero((event >= 0) & (calls != UNDECIDED))
+    first = table.iloc[rows].assign(event_id=event[rows])
+    first = first.drop_duplicates("event_id", keep="first")
+    now = matched.decisions.set_index("event_id")["model_call"]
+    return pd.DataFrame({"event_id": first["event_id"].to_numpy(),
+                         "reviewer_call": first["reviewer_call"].astype(str).to_numpy(),
+                         "reviewer": first["reviewer"].astype(str).to_numpy(),
+                         "model_call": [str(now.get(e, m)) for e, m in
+                                        zip(first["event_id"], first["model_call"])]})
+
+
+def independent_agreement(first_matched, second_matched, run_id: str) -> dict:
+    """The readers' own agreement: :func:`compare_readings` of each reading's first decision
+    on each event of the run ``run_id`` (before any adjudication), without the list of
+    disagreements."""
+    out = compare_readings(first_decisions(first_matched, run_id),
+                           first_decisions(second_matched, run_id))
+    return {k: out[k] for k in ("both", "agree", "kappa")}

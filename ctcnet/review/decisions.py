@@ -124,18 +124,29 @@ def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,
 
 def record_decisions(sample_dir: str | Path, run: RunEvents, calls: dict[int, str],
                      reviewer: str, now: datetime | None = None,
-                     decisions: DecisionLog | None = None) -> Matched:
+                     decisions: DecisionLog | None = None, undecided_only: bool = False,
+                     skipped: list[int] | None = None) -> Matched:
     """Record a decision on each event of ``calls`` (event id -> reviewer call) at once, as
     a grid's page confirmed in one action: the lines are appended together (one write, one
-    fsync), each replacing the earlier decisions on its event. Returns the new match."""
+    fsync), each replacing the earlier decisions on its event. ``undecided_only``: only on
+    the events no decision counts for as the lines are written (a grid's page shows undecided
+    events: another reviewer's decision made since is not overwritten); the others are left
+    as they are and listed in ``skipped``. Returns the new match."""
     if any(call == UNDECIDED for call in calls.values()):
         raise InputError(f"{UNDECIDED!r} is no decision: use clear_decision", sample_dir)
     ids = [_event_of_run(sample_dir, run, e) for e in calls]
     decisions = decisions or DecisionLog(sample_dir)
     if ids:
         with decisions_lock(sample_dir):
-            decisions.append(run, _decision_rows(run, ids, [calls[e] for e in ids],
-                                                 reviewer, now))
+            if undecided_only:  # under the lock: what counts now, not when the page was drawn
+                decided = set(decisions.matched(run).decisions["event_id"].astype(int))
+                taken = [e for e in ids if e in decided]
+                ids = [e for e in ids if e not in decided]
+                if skipped is not None:
+                    skipped.extend(taken)
+            if ids:
+                decisions.append(run, _decision_rows(run, ids, [calls[e] for e in ids],
+                                                     reviewer, now))
     return decisions.matched(run)
 
 

@@ -2,7 +2,8 @@
 review done, and shown beside the model's and the reviewed counts in summary.json, index.html,
 the review page and ``ctcnet crops``.
 
-``RESULTS/<sample>/signoff.json`` (written atomically) holds the latest sign-off: who, when,
+``RESULTS/<sample>/signoff.json`` (written atomically) holds the latest sign-off, and
+``signoff_history.jsonl`` every sign-off in order (appended, never rewritten): who, when,
 the run it was of, how many decisions counted and how many candidates were left undecided,
 the reviewed counts per 7.5 mL it signed, the agreement with a second reading if there was one,
 and how many lines review.csv held then. A sign-off holds for the decisions it covered: the
@@ -32,6 +33,7 @@ from ctcnet.io.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 SIGNOFF_FILE = "signoff.json"
+HISTORY_FILE = "signoff_history.jsonl"
 CURRENT, CHANGED = "current", "changed since"
 # The decisions stand as signed, but the counts per 7.5 mL they add up to moved: the blood
 # volume in cartridge.json was corrected, or frames were read that were not before.
@@ -52,6 +54,7 @@ class SignOff:
     journal_rows: int                 # review.csv's lines (decisions and take-backs) then
     second_reading: dict | None = None  # agreement with a second reader, when there was one
     calls_id: str | None = None       # the calls it was made on (none: an older sign-off)
+    second_journal_rows: int | None = None  # review-second.csv's lines then (none: older)
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -94,6 +97,9 @@ def check_signoff(data) -> dict:
     wrong = [k for k in _TEXTS if not isinstance(data.get(k), str)]
     wrong += [k for k in _OPTIONAL_TEXTS if not isinstance(data.get(k), (str, type(None)))]
     wrong += [k for k in _COUNTS if not _is_count(data.get(k))]
+    if data.get("second_journal_rows") is not None and \
+            not _is_count(data["second_journal_rows"]):
+        wrong.append("second_journal_rows")
     counts = data.get("after_review_per_7_5_ml")
     if not isinstance(counts, dict) or not all(v is None or _is_number(v)
                                                for v in counts.values()):
@@ -143,16 +149,27 @@ def _warn_once(path: Path, err: Exception) -> None:
 
 
 def write_signoff(folder: str | Path, signoff: SignOff) -> None:
-    """Write the sign-off into the sample's folder, atomically."""
+    """Write the sign-off into the sample's folder, atomically, and append it to the
+    sample's sign-off history (:data:`HISTORY_FILE`: every sign-off, in order, each on one
+    line; a later one replaces the earlier in signoff.json, never in the history)."""
+    import os
+
+    line = json.dumps(signoff.to_dict(), separators=(",", ":")) + "\n"
+    with open(Path(folder) / HISTORY_FILE, "a", encoding="utf-8") as history:
+        history.write(line)
+        history.flush()
+        os.fsync(history.fileno())  # kept before the sign-off it records is shown
     atomic_write_text(Path(folder) / SIGNOFF_FILE,
                       json.dumps(signoff.to_dict(), indent=2) + "\n")
 
 
 def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
                    calls_id: str | None = None,
-                   per_7_5_ml: dict | None = None) -> dict | None:
+                   per_7_5_ml: dict | None = None,
+                   second_rows: int | None = None) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
-    (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines and whose
+    (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines (and
+    review-second.csv ``second_rows``, where known) and whose
     reviewed counts per 7.5 mL are now ``per_7_5_ml`` (None: not checked): the sign-off with
     its ``status`` (``current``; ``changed since`` once decisions moved on; ``counts changed
     since`` once the same decisions add up to other figures than those signed); None without
@@ -161,7 +178,10 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
         return None
     if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
         return None
-    status = CURRENT if signoff.journal_rows == journal_rows else CHANGED
+    # A decision of either reading since (the second's move the agreement it recorded).
+    second_moved = (signoff.second_journal_rows is not None and second_rows is not None
+                    and signoff.second_journal_rows != second_rows)
+    status = CURRENT if signoff.journal_rows == journal_rows and not second_moved else CHANGED
     if status == CURRENT and per_7_5_ml is not None and \
             not _same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
         status = COUNTS_CHANGED
@@ -193,6 +213,13 @@ def signoff_text(record: dict | None) -> str:
         kappa = second.get("kappa")
         text += (f"; second reading: {second['agree']} of {second['both']} agree, kappa "
                  + ("n/a" if kappa is None else f"{kappa:.2f}"))
+        own = second.get("independent")
+        if isinstance(own, dict) and own.get("both") and own.get("agree") != second["agree"]:
+            # Adjudication moved the first reading toward the second: the readers' own
+            # agreement, as each first decided, is the figure an audit reads.
+            own_kappa = own.get("kappa")
+            text += (f" after adjudication; as first read {own['agree']} of {own['both']}, "
+                     "kappa " + ("n/a" if own_kappa is None else f"{own_kappa:.2f}"))
     if record.get("status") == CHANGED:
         text += "; decisions changed since the sign-off"
     elif record.get("status") == COUNTS_CHANGED:

@@ -36,7 +36,7 @@ from ctcnet.report.reasons import (
 )
 from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
-from ctcnet.review.agreement import compare_readings
+from ctcnet.review.agreement import compare_readings, independent_agreement
 from ctcnet.review.signoff import (
     COUNTS_CHANGED,
     SIGNOFF_FILE,
@@ -108,6 +108,14 @@ def _reviewer_and_run(body) -> tuple[str | None, str | None]:
     if run_id is not None and not isinstance(run_id, str):
         raise InputError("run_id must be a string")
     return reviewer, run_id
+
+
+def reviewer_name(given: str | None, default: str) -> str:
+    """The name a decision or sign-off is recorded under: the one given, its control
+    characters (a newline would split review.csv's line for line-based tools) made spaces and
+    its length cut to 64; the server's ``--reviewer`` where none is given."""
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
+    return name[:64] or default
 
 
 def parse_reading(value) -> str:
@@ -296,7 +304,7 @@ class Sample(SampleImages):
         # A page loaded before predict ran again names events by their old numbers.
         self.check_run(run_id)
         self._event(event_id)
-        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        reviewer = reviewer_name(reviewer, default_reviewer)
         log_ = self.logs[reading]
         before = log_.stamp()
         log_.forget_append()
@@ -318,14 +326,16 @@ class Sample(SampleImages):
         self.check_run(run_id)
         for event_id in ids:
             self._event(event_id)
-        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        reviewer = reviewer_name(reviewer, default_reviewer)
         calls = {e: self.reviewer_call(e, call) for e in ids}
         log_ = self.logs[reading]
         before = log_.stamp()
         log_.forget_append()
-        D.record_decisions(self.folder, self.run, calls, reviewer, decisions=log_)
-        return {"decisions": [[e, c] for e, c in calls.items()],
-                **self._saved(reading, log_, before)}
+        skipped: list[int] = []
+        D.record_decisions(self.folder, self.run, calls, reviewer, decisions=log_,
+                           undecided_only=body.get("undecided_only") is True, skipped=skipped)
+        return {"decisions": [[e, c] for e, c in calls.items() if e not in skipped],
+                "skipped": skipped, **self._saved(reading, log_, before)}
 
     def _saved(self, reading: str, log_: D.DecisionLog, before: str) -> dict:
         """The counts after a save (written back to summary.json and index.html for the first
@@ -363,9 +373,11 @@ class Sample(SampleImages):
         return {"model": self.tally.to_dict(), "reviewed": reviewed.to_dict()}
 
     def agreement(self) -> dict:
-        """The first reading's agreement with the second (:func:`compare_readings`)."""
-        return compare_readings(self.logs[FIRST].matched(self.run).decisions,
-                                self.logs[SECOND].matched(self.run).decisions)
+        """The first reading's agreement with the second (:func:`compare_readings`), with
+        the readers' own before adjudication (``independent``)."""
+        first, second = (self.logs[r].matched(self.run) for r in (FIRST, SECOND))
+        return {**compare_readings(first.decisions, second.decisions),
+                "independent": independent_agreement(first, second, self.run.run_id)}
 
     def signoff(self, matched: D.Matched, reviewed: ReviewedCounts | None = None) -> dict | None:
         """The sample's sign-off as shown now (:func:`ctcnet.review.signoff.signoff_record`),
@@ -376,7 +388,8 @@ class Sample(SampleImages):
             return None
         reviewed = reviewed if reviewed is not None else self.reviewed(matched)
         return signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
-                              reviewed.after_review_per_7_5_ml)
+                              reviewed.after_review_per_7_5_ml,
+                              self.logs[SECOND].matched(self.run).n_rows)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
@@ -386,7 +399,7 @@ class Sample(SampleImages):
             raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
         reviewer, run_id = _reviewer_and_run(body)
         self.check_run(run_id)
-        reviewer = (reviewer or "").strip()[:64] or default_reviewer
+        reviewer = reviewer_name(reviewer, default_reviewer)
         with D.decisions_lock(self.folder):
             matched = self.decisions.matched(self.run)
             reviewed = self.reviewed(matched)
@@ -401,7 +414,8 @@ class Sample(SampleImages):
                 after_review_per_7_5_ml=reviewed.after_review_per_7_5_ml,
                 journal_rows=matched.n_rows,
                 second_reading=second if second["second"] else None,
-                calls_id=self.run.calls_id)
+                calls_id=self.run.calls_id,
+                second_journal_rows=self.logs[SECOND].matched(self.run).n_rows)
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

@@ -273,6 +273,9 @@ class ReviewServer(ThreadingHTTPServer):
     """The HTTP server with its app (``app``); closing it stops the tiles cut ahead."""
 
     app: ReviewApp
+    # Connections waiting to be accepted: socketserver's 5 reset a page's burst of tile
+    # requests beside other reviewers' decisions (9 of 28 decisions sent at once were reset).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[ReviewHandler],
                  app: ReviewApp) -> None:

@@ -129,6 +129,23 @@ def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
                        ({"event_ids": [wbc[0]], "call": "reject", "run_id": "old"}, 409)):
         assert post(server, "decisions", body)[0] == code, body
     assert len(pd.read_csv(out / "P001" / "review.csv")) == 100
+    # A grid's page is of undecided events: one another reviewer decided meanwhile keeps that
+    # decision, and the answer names it.
+    debris = [c["event_id"] for c in state["candidates"] if c["call"] == "debris"][:3]
+    post(server, "decision", {"event_id": debris[0], "call": "reject", "reviewer": "bob",
+                              "run_id": state["run_id"]})
+    status, answer = post(server, "decisions", {"event_ids": debris, "call": "confirm",
+                                                "run_id": state["run_id"], "reviewer": "g",
+                                                "undecided_only": True})
+    assert status == 200 and answer["skipped"] == [debris[0]], answer
+    assert answer["decisions"] == [[e, "debris"] for e in debris[1:]]
+    table = pd.read_csv(out / "P001" / "review.csv")
+    last = table.drop_duplicates("event_id", keep="last").set_index("event_id")
+    assert last.loc[debris[0], "reviewer_call"] == "rejected"
+    # A name with a newline would split review.csv's line: recorded on one line.
+    post(server, "decision", {"event_id": debris[1], "call": "reject", "reviewer": "x\ny",
+                              "run_id": state["run_id"]})
+    assert pd.read_csv(out / "P001" / "review.csv")["reviewer"].iloc[-1] == "x y"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,9 +219,26 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     # Adjudicated: the first reading decides the event again; it counts, and agrees.
     assert post(server, "decision", {"event_id": ids[2], "call": "reject", "run_id": run,
                                      "reviewer": "ann"})[0] == 200
-    assert get(server, "agreement")[1]["agree"] == 3
+    adjudicated = get(server, "agreement")[1]
+    assert adjudicated["agree"] == 3
+    # The readers' own agreement, as each first decided, is what adjudication leaves alone.
+    assert (adjudicated["independent"]["both"], adjudicated["independent"]["agree"]) == (4, 2)
+    assert adjudicated["independent"]["kappa"] == agreement["kappa"]
     assert post(server, "decision", {"event_id": ids[0], "call": "confirm",
                                      "reading": "third"})[0] == 400
+    # Signed off, then a second-reading decision: the sign-off's agreement no longer stands.
+    signed = post(server, "signoff", {"reviewer": "lead", "run_id": run})[1]["signoff"]
+    assert signed["status"] == "current"
+    assert signed["second_reading"]["independent"]["agree"] == 2
+    assert "as first read 2 of 4" in (out / "P001" / "index.html").read_text()
+    post(server, "decision", {"event_id": ids[4], "call": "reject", "run_id": run,
+                              "reviewer": "bob", "reading": "second"})
+    assert get(server, "state")[1]["signoff"]["status"] == "changed since"
+    # Every sign-off is kept in order, the latest in signoff.json.
+    post(server, "signoff", {"reviewer": "lead2", "run_id": run})
+    history = [json.loads(line) for line in
+               (out / "P001" / "signoff_history.jsonl").read_text().splitlines()]
+    assert [h["reviewer"] for h in history] == ["lead", "lead2"]
 
 
 # ---------------------------------------------------------------------------------------------
