@@ -149,12 +149,15 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
             previous = json.loads(manifest.read_text())
         except ValueError:
             previous = None
-        if previous != fingerprint:
-            raise InputError(f"{out_dir} holds a run with another model, other settings or "
-                             f"another version's event columns (it differs in "
-                             f"{_what_differs(previous, fingerprint)})"
-                             f"{_moved(previous, fingerprint)}; use another --out or "
-                             "--overwrite", out_dir)
+        if previous != fingerprint and not _same_scan_moved(previous, fingerprint, parts,
+                                                               frames):
+            moved = _moved(previous, fingerprint)
+            raise InputError((f"{out_dir} holds a run of this sample read from another folder"
+                              f"{moved}" if moved else
+                              f"{out_dir} holds a run with another model, other settings or "
+                              f"another version's event columns (it differs in "
+                              f"{_what_differs(previous, fingerprint)})")
+                             + "; use another --out or --overwrite", out_dir)
     elif not overwrite:
         _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256)
     parts.mkdir(parents=True, exist_ok=True)
@@ -183,15 +186,37 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     return done - set(changed)
 
 
+def _same_scan_moved(previous, fingerprint: dict, parts: Path, frames) -> bool:
+    """Whether an earlier run differs in its input folder alone and every frame it journaled
+    is in the new folder by the same name, size and time: the scan moved (a folder renamed
+    as the scanner finished it, a share mounted elsewhere), resumed where it was. Said."""
+    if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
+        return False
+    try:
+        recorded = json.loads((parts / "frames.json").read_text())
+    except (OSError, ValueError):
+        return False
+    done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
+            if not p.name.startswith(".")}
+    current = frame_signatures(list(frames))
+    if not done or any(f not in current or recorded.get(f) != current[f] for f in done):
+        return False
+    log.warning("%s: the scan moved from %s to %s; the %d frame(s) its journal holds are "
+                "there unchanged (names, sizes, times): resumed", parts.parent,
+                previous.get("input"), fingerprint["input"], len(done))
+    return True
+
+
 def _moved(previous, fingerprint: dict) -> str:
-    """Where the earlier run differs in its input folder alone: what that may be (the same
-    scan moved or copied, whose frames are read again, or another scan of the sample id)."""
+    """Where the earlier run differs in its input folder alone (and its frames are not all
+    there unchanged): what that may be (the same scan copied, or another scan of the
+    sample id)."""
     if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
         return ""
-    return (f": it read {previous.get('input')}, this run reads {fingerprint['input']}. The "
-            "same scan moved or copied is run again from there with --overwrite, and the "
-            "review's decisions follow their cells (by frame digest and position); for "
-            "another scan of this sample id")
+    return (f": it read {previous.get('input')}, this run reads {fingerprint['input']}, "
+            "whose frames are not all the journal's (names, sizes, times). The same scan "
+            "copied is run again from there with --overwrite, the review's decisions "
+            "following their cells (by frame digest and position)")
 
 
 def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None

@@ -169,21 +169,33 @@ def test_a_deleted_journal_still_refuses_another_model_over_a_finished_sample(cl
     assert predict(other, cart, out, overwrite=True).backend == "onnx"
 
 
-def test_a_scan_moved_since_its_run_is_refused_saying_what_may_have_happened(clean_run, cart,
-                                                                             tmp_path):
-    """The same scan read from another folder differs from the journal in its input alone:
-    the refusal names both folders and what --overwrite does, not a model or settings."""
+def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(clean_run, cart,
+                                                                              tmp_path):
+    """A scan folder renamed as the scanner finished it (a run started early, on part of its
+    frames): the journal's frames are there unchanged, and the run resumes from them. A copy
+    whose frames are not the journal's (other times) is refused, naming both folders and what
+    --overwrite does, not a model or settings."""
+    import os
+
     import pytest
 
     from ctcnet.errors import InputError
 
     out = tmp_path / "out"
-    predict(clean_run, cart, out)
-    moved = shutil.copytree(cart, tmp_path / "moved" / cart.name)
-    with pytest.raises(InputError, match=r"differs in input\): it read .*this run reads "
-                                         r".*moved.*--overwrite") as refused:
-        predict(clean_run, moved, out)
-    assert "review's decisions follow their cells" in str(refused.value)
+    (cart / "r00c02.tif").rename(tmp_path / "r00c02.tif")  # the scanner still writing
+    assert predict(clean_run, cart, out).status == "partial"
+    moved = cart.rename(tmp_path / "done")
+    (tmp_path / "r00c02.tif").rename(moved / "r00c02.tif")
+    finished = predict(clean_run, moved, out)
+    assert finished.status == "ok" and finished.frames.resumed_from_journal == 2
+    copied = shutil.copytree(moved, tmp_path / "copied" / cart.name)
+    for frame in copied.glob("*.tif"):
+        os.utime(frame, (1e9, 1e9))
+    with pytest.raises(InputError, match=r"read from another folder: it read .*done, this "
+                                         r"run reads .*copied.*--overwrite") as refused:
+        predict(clean_run, copied, out)
+    assert "review's decisions following their cells" in str(refused.value)
+    assert "another model" not in str(refused.value)
 
 
 def test_a_scan_already_output_under_another_sample_id_is_said(clean_run, cart, tmp_path,
