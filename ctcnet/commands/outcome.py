@@ -31,8 +31,8 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     frames = summary.get("frames") or {}
     if frames.get("skipped"):
         # What to do about them: the same command reads those frames alone again.
-        facts.append(f"{frames['skipped']} frame(s) skipped (fixed or exported again, they are "
-                     "read by the same command, the others kept)")
+        facts.append(f"{frames['skipped']} frame(s) skipped (once fixed, the same command "
+                     "reads them and keeps the rest)")
     if frames.get("resumed_from_journal"):
         facts.append(f"{frames['resumed_from_journal']} of {frames.get('total')} frame(s) "
                      "from an earlier run's journal")

@@ -35,6 +35,16 @@ FRACTION_SPAN = 255.0
 # Frames of one scan differ by at most this many pixels a side (a stitched scene's tiles differ
 # by one where its size does not divide evenly).
 SIZE_SLACK_PX = 1
+# Rows at the end of a channel that are exactly 0 where the rest of its plane never is (a
+# camera's offset keeps a scan's counts above 0), in a file written in the last minutes: a
+# file written to its full size first and filled after (a Windows or SMB copy, a scanner that
+# preallocates), read before it was filled; it read as an 'ok' sample with 23 CTCs of 28. This
+# many whole rows make such a block; the rest of the plane may hold at most ZERO_ELSEWHERE of
+# its pixels at 0 (an 8-bit export's black background holds many: it is not refused). An
+# older file's zero rows are its picture (a stitched scene's padding) and are read.
+UNFILLED_ROWS = 2
+ZERO_ELSEWHERE = 0.001
+UNFILLED_RECENT_S = 900.0
 # A channel with more of its pixels than this at the top of its range is saturated: a bright CTC
 # saturated in CK covers a few hundred pixels of a million; a twentieth of the frame is an
 # overexposure or glare, under which cells cannot be told apart (wbc count 73 read as 45).
@@ -96,13 +106,15 @@ def mark_odd_sizes(frames: list[FrameRef], stated: tuple[int, int] | None = None
     return out, reference
 
 
-def check_frame_values(frame: np.ndarray, channels, path) -> None:
+def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -> None:
     """Refuse a frame (C, H, W) that its panel's ``channels`` do not describe: a channel with
     one value throughout (all zero: a dead or unwritten channel; a CD45 that shows nothing
     makes every leukocyte a CTC candidate), values above the channel's stated range (65535
     in a 12-bit panel: the file is not what panel.json says, and the guard reads the range's
     top as the camera's saturation), or fractions far below it (a frame scaled to 0-1: its
-    cells read as faint specks, called debris, and the count would be silently zero)."""
+    cells read as faint specks, called debris, and the count would be silently zero); and a
+    ``fresh`` frame (a file written in the last :data:`UNFILLED_RECENT_S` seconds) whose
+    last rows of a channel are unfilled (:func:`_refuse_unfilled_rows`)."""
     flat = frame.reshape(frame.shape[0], -1)
     high, low = flat.max(axis=1), flat.min(axis=1)
     if (high == low).all():
@@ -111,6 +123,8 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
         if top == bottom:
             raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g})",
                              path)
+        if fresh and bottom == 0:  # only then unfilled (a scan's offset keeps it above 0)
+            _refuse_unfilled_rows(frame[k], channel.name, path)
         lo, hi = channel.value_range
         if top > hi:
             raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
@@ -132,6 +146,25 @@ def check_frame_values(frame: np.ndarray, channels, path) -> None:
         raise InputError(f"pixel values reach only {brightest:.3g}, with fractions, against "
                          f"the panel's value_range of {span:g} counts: the frame was rescaled "
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
+
+
+def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
+    """Refuse a plane (H, W) whose last :data:`UNFILLED_ROWS` or more rows are exactly 0
+    where its other rows (almost) never are 0: a file read before it was filled."""
+    empty = ~plane.any(axis=1)
+    # The run of empty rows that ends the plane (a file is filled from its start).
+    n = int(np.argmin(empty[::-1])) if not empty.all() else plane.shape[0]
+    if n < UNFILLED_ROWS or n == plane.shape[0]:
+        return
+    unfilled = np.zeros_like(empty)
+    unfilled[plane.shape[0] - n:] = True
+    elsewhere = plane[~unfilled]
+    if np.count_nonzero(elsewhere == 0) > ZERO_ELSEWHERE * elsewhere.size:
+        return  # zeros are part of this plane's picture (an export's black background)
+    raise InputError(f"channel {name}: its last {n} of {plane.shape[0]} rows are all 0 "
+                     "where its other pixels never are, in a file written minutes ago: read "
+                     "before it was filled (still being written or copied?); the frame is "
+                     "read again once it is whole", path)
 
 
 def _offset_said(values: np.ndarray, top: float) -> str:

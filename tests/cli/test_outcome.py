@@ -15,8 +15,8 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
                "timings_s": {"total": 12.34}}
     assert outcome_line("s1", summary, Path("out/s1")) == (
         "s1: partial, 1200 events, {'ctc': 3, 'wbc': 900} (per 7.5 mL: ctc 3.20), held for "
-        "review by the guard {'ctc': 1}, 2 frame(s) skipped (fixed or exported again, they are "
-        "read by the same command, the others kept), 12.3 s -> out/s1")
+        "review by the guard {'ctc': 1}, 2 frame(s) skipped (once fixed, the same command "
+        "reads them and keeps the rest), 12.3 s -> out/s1")
     clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
     assert "held" not in outcome_line("s1", clean, Path("o")) and \
         "skipped" not in outcome_line("s1", clean, Path("o"))
@@ -50,7 +50,7 @@ def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, cap
     say_outcome(index, tmp_path)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"a: ok, 10 events, {{'ctc': 0}} (per 7.5 mL: ctc 0.00), 1 frame(s) " \
-        "skipped (fixed or exported again, they are read by the same command, the others " \
-        f"kept), 1.0 s -> {tmp_path / 'a'}"
+        "skipped (once fixed, the same command reads them and keeps the rest), 1.0 s -> " \
+        f"{tmp_path / 'a'}"
     assert lines[1] == f"b: 4 crops, {{'ctc': 1}} -> {tmp_path / 'b'}"
     assert lines[2].startswith("c: no output")

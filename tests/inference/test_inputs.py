@@ -281,7 +281,9 @@ def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         checked_cartridge(cartridge)
         checked_cartridge(cartridge)
-    said = [r.getMessage() for r in caplog.records]
+    # (The frame was written just now and no num_frames is stated: a scan still being
+    # written would read as whole, which opening it says, once.)
+    said = [r.getMessage() for r in caplog.records if "num_frames" not in r.getMessage()]
     assert said == ["S9: cartridge.json's 'blood_volume' is not read (did you mean "
                     "'blood_volume_ml'?)"], said
     assert cartridge.blood_volume_ml == 7.5

@@ -809,16 +809,20 @@ def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, t
     """The summary records the scan folder absolute (the review and `ctcnet crops` read its
     frames from anywhere), and another cartridge with the same sample id, into the same --out,
     is refused by name instead of redoing "changed" frames over the first one's results."""
+    import os
+
     from ctcnet.errors import InputError
 
     other = tmp_path / "other"
     shutil.copytree(setup["cart"], other)
+    for frame in other.glob("r*c*.tif"):  # another scan: its frames written at other times
+        os.utime(frame, (1e9, 1e9))
     out = tmp_path / "run"
     monkeypatch.chdir(setup["cart"].parent)
     summary = predict_cartridge(Path(setup["cart"].name), setup["backend"], out,
                                 PredictOptions(**QUIET, report=False))
     assert Path(summary.input).is_absolute() and Path(summary.input) == setup["cart"].absolute()
-    with pytest.raises(InputError, match=r"differs in input\).*--overwrite"):
+    with pytest.raises(InputError, match=r"read from another folder: it read .*--overwrite"):
         predict_cartridge(other, setup["backend"], out, PredictOptions(**QUIET, report=False))
 
 

@@ -103,3 +103,27 @@ def test_a_simulated_8_bit_cartridge_states_its_0_255_range(tmp_path):
                        seed=1, events_per_frame=2, layout="png")
     written = load_panel(tmp_path / "c" / "panel.json")
     assert all(c.value_range == (0.0, 255.0) for c in written.channels)
+
+
+def test_a_frame_read_before_it_was_filled_is_skipped_and_an_old_padded_one_read(clean_run,
+                                                                                 cart):
+    """A file written to its full size and filled after (a Windows copy, a scanner that
+    preallocates), read minutes after it was written with its last rows still 0 where a
+    camera's offset keeps every pixel above: the frame is skipped with the reason, and the
+    sample partial, not 'ok' on a half-empty frame. The same rows in a file written long ago
+    are its picture (a stitched scene's padding) and are read."""
+    import os
+
+    path = frames(cart)[1]
+    pixels = tifffile.imread(path)
+    assert pixels.min() > 0  # a scan's offset
+    pixels[1, pixels.shape[1] * 2 // 5:] = 0  # CK filled to 40 %
+    tifffile.imwrite(path, pixels, photometric="minisblack")
+    summary = predict(clean_run, cart)
+    assert summary.status == "partial" and summary.frames.skipped == 1
+    assert "rows are all 0" in summary.skipped_frames[0]["reason"]
+    assert "still being written" in summary.skipped_frames[0]["reason"]
+    long_ago = 1_000_000_000
+    os.utime(path, (long_ago, long_ago))
+    again = predict(clean_run, cart)
+    assert again.frames.skipped == 0 and "r00c01" not in str(again.skipped_frames)

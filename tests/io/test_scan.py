@@ -513,8 +513,8 @@ def test_channel_files_numbered_from_one_are_told_how_they_count(tmp_path, rng):
         (tmp_path / f"r00c00_c{k}.tif").rename(tmp_path / f"r00c00_c{k + 1}.tif")
     write_cartridge_info(tmp_path, panel, "S4", 1, rows=1, columns=1, frame_shape=(16, 16))
     cart = open_cartridge(tmp_path)
-    with pytest.raises(InputError, match=r"missing channel file\(s\) \[0\] and channel "
-                                         r"file\(s\) \[3\].*numbered from _c0"):
+    with pytest.raises(InputError, match=r"missing channel file\(s\) \[0\] \(r00c00_c0.tif\) "
+                                         r"and channel file\(s\) \[3\].*numbered from _c0"):
         read_frame(cart.frames[0], panel)
 
 

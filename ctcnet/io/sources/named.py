@@ -120,8 +120,11 @@ class NamedFrames(FrameSource):
         path = frame.files[0]
         arr, names = read_image(path)
         if arr.shape[0] != panel.num_channels:
+            # Fewer pages than channels is most often a file cut short or still being written.
             raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
-                             f"{panel.num_channels}", path)
+                             f"{panel.num_channels}" + (
+                                 " (a file cut short, or still being written?)"
+                                 if arr.shape[0] < panel.num_channels else ""), path)
         check_channel_names(names, panel.names, path)
         return [remove_cellsearch_offset(arr[c]) for c in keep]
 
@@ -217,7 +220,8 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
         if missing:
             extra = sorted(c for c in chans if c >= panel.num_channels)
             # Files numbered from _c1 lack _c0 and have one past the panel: say how they count.
-            problem = f"missing channel file(s) {missing}" + (
+            names = ", ".join(_channel_file_name(first.path, c) for c in missing)
+            problem = f"missing channel file(s) {missing} ({names})" + (
                 f" and channel file(s) {extra} past the panel's {panel.num_channels} channels "
                 f"(channel files are numbered from _c0 in panel.json's order)" if extra else "")
             paths = tuple(chans[c] for c in sorted(chans))
@@ -231,3 +235,14 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
 
 
 SOURCES = [register(MultipageTiff()), register(CompositeImage()), register(ChannelFiles())]
+
+
+def _channel_file_name(present: Path, channel: int) -> str:
+    """The file name channel ``channel`` of ``present``'s frame would have (its digits as
+    wide as ``present``'s): what a missing channel's file is called."""
+    m = _CHANNEL_FILE.match(present.stem)
+    if m is None:
+        return f"channel {channel}"
+    digits = m["channel"]
+    start = present.stem.rfind(digits)
+    return f"{present.stem[:start]}{channel:0{len(digits)}d}{present.suffix}"
