@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as err:
         stopped = isinstance(err, Terminated)
-        resume = "; the same command resumes where it stopped" if args._name == "predict" else ""
+        resume = {"predict": "; the same command resumes where it stopped",
+                  "train": "; the same command with --ckpt_path last resumes it from its last "
+                           "epoch"}.get(args._name, "")
         print(f"ctcnet {args._name}: {'stopped (SIGTERM)' if stopped else 'interrupted'}{resume}",
               file=sys.stderr)
         return 143 if stopped else 130

@@ -93,6 +93,53 @@ class NewStreamsOnResume(Callback):
             augment.reseed(seed)  # the stream of a loader without workers (workers: reseeded)
 
 
+class RunShapeInCheckpoint(Callback):
+    """Each checkpoint records the run's shape (processes, batch size a process, batches a
+    step): a resume that changes it changes the steps of an epoch, under the learning-rate
+    schedule restored with the run, planned over the old steps (it failed past its end, or
+    never finished: :func:`check_resume` refuses it)."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        """Add ``ctcnet_run_shape`` to the checkpoint."""
+        checkpoint[RUN_SHAPE] = run_shape(trainer, getattr(trainer, "datamodule", None))
+
+
+RUN_SHAPE = "ctcnet_run_shape"
+
+
+def run_shape(trainer, datamodule) -> dict:
+    """What sets a run's steps per epoch beside its data: processes, batch size, accumulation."""
+    return {"processes": int(trainer.world_size),
+            "batch_size": int(getattr(datamodule, "batch_size", 0) or 0),
+            "accumulate_grad_batches": int(getattr(trainer, "accumulate_grad_batches", 1))}
+
+
+# The metrics a run logs that a checkpoint or early stopping may monitor: per class the
+# precision, recall and F1, and these (each under train/, val/ or test/ as logged).
+LOGGED = ("loss", "acc", "macro_f1")
+
+
+def check_monitored(trainer, class_names) -> None:
+    """Refuse, before any epoch, a checkpoint or early-stopping callback that monitors a
+    metric the run never logs (``val/macro-f1`` for ``val/macro_f1``): Lightning finds out
+    after the first epoch, as a traceback, and the epoch is lost."""
+    import difflib
+
+    logged = {f"{split}/{name}" for split in ("train", "val") for name in LOGGED}
+    logged |= {f"val/{what}_{name}" for what in ("precision", "recall", "f1")
+               for name in class_names}
+    for callback in trainer.callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor not in logged:
+            near = difflib.get_close_matches(monitor, sorted(logged), n=1)
+            overall = ", ".join(f"{split}/{name}" for split in ("train", "val")
+                                for name in LOGGED)
+            raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which the run "
+                             "does not log" + (f" (did you mean {near[0]!r}?)" if near else "")
+                             + f"; it logs {overall} and val/precision_<class>, "
+                             "val/recall_<class>, val/f1_<class>")
+
+
 def _checkpoint_dir(root: str | None) -> str:
     return str(Path(root or ".") / "checkpoints")
 
@@ -125,6 +172,9 @@ class CTCLightningCLI(LightningCLI):
                                  "trainer.precision is not given")
         parser.add_argument("--export", type=str | None, default="model.pt",
                             help="file name (in default_root_dir) for the best model; null: none")
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="a new run into a default_root_dir holding another run's "
+                                 "checkpoints: remove them first (otherwise refused)")
 
     def init_parser(self, **kwargs):
         """The parser, its errors without the usage: an unknown or mistyped option is one
@@ -171,10 +221,32 @@ def check_export_path(cli) -> None:
                               "--export or --trainer.default_root_dir")
 
 
-def check_resume(ckpt_path: str | None, trainer) -> Path | None:
+def check_fresh_run_dir(cli) -> None:
+    """Refuse a new run into a ``default_root_dir`` that holds another run's checkpoints (the
+    shipped configs each fix theirs): its ``model.pt`` would be written over and the two runs'
+    checkpoints mixed in one folder (``best-epoch=000.ckpt`` of one beside ``-001`` of the
+    other), unless ``--overwrite``, which removes them first."""
+    folder = Path(_checkpoint_dir(cli.trainer.default_root_dir))
+    found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+    if not found:
+        return
+    if not cli.config.overwrite:
+        raise InputError(f"holds another training run's checkpoints ({', '.join(found[:3])}"
+                         f"{', ...' if len(found) > 3 else ''}): resume it (--ckpt_path last), "
+                         "give another --trainer.default_root_dir, or --overwrite (they are "
+                         "removed first, and model.pt written over)",
+                         Path(cli.trainer.default_root_dir))
+    if cli.trainer.is_global_zero:
+        for name in found:
+            (folder / name).unlink(missing_ok=True)
+
+
+def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None) -> Path | None:
     """The checkpoint a resume starts from (None: no resume), refused where it cannot train:
-    missing, or ``max_epochs`` already reached by it (Lightning would stop at once and export
-    the old model as if new).
+    missing, ``max_epochs`` already reached by it (Lightning would stop at once and export
+    the old model as if new), or a run of another shape (``shape``: :func:`run_shape` of this
+    run; processes, batch size or accumulation changed: the steps of an epoch with them, under
+    a learning-rate schedule planned over the old ones).
 
     ``last`` is the newest ``last*.ckpt`` of the checkpoint folder, as Lightning picks it (a
     second run into the same folder writes ``last-v1.ckpt`` beside the first run's): the file
@@ -201,6 +273,15 @@ def check_resume(ckpt_path: str | None, trainer) -> Path | None:
     if isinstance(epoch, int) and max_epochs is not None and 0 <= max_epochs <= epoch + 1:
         raise InputError(f"the checkpoint has finished {epoch + 1} epoch(s); "
                          f"trainer.max_epochs={max_epochs} would train nothing: {longer}", path)
+    before = checkpoint.get(RUN_SHAPE)
+    if isinstance(before, dict) and shape is not None and before != shape:
+        changed = ", ".join(f"{k} {before.get(k)} -> {v}" for k, v in shape.items()
+                            if before.get(k) != v)
+        raise InputError(f"the checkpoint's run had another shape ({changed}; "
+                         "trainer.devices, data.batch_size, trainer.accumulate_grad_batches): "
+                         "its epochs had other steps, and the learning-rate schedule resumed "
+                         f"with it would end early or fail; resume with the same, or {longer}",
+                         path)
     planned, asked = planned_steps(checkpoint), asked_steps(checkpoint, trainer)
     if planned is not None and asked is not None and planned != asked:
         # The learning-rate schedule is restored with the run: planned over its own length,
@@ -266,9 +347,13 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     if getattr(cli.trainer, "max_epochs", None) == 0:
         raise InputError("trainer.max_epochs=0 trains nothing and writes no model; give 1 or "
                          "more (or -1: until stopped)")
-    resume = check_resume(cli.config.ckpt_path, cli.trainer)
+    check_monitored(cli.trainer, cli.model.spec.class_names)
+    resume = check_resume(cli.config.ckpt_path, cli.trainer, run_shape(cli.trainer,
+                                                                        cli.datamodule))
     check_export_path(cli)
-    cli.trainer.callbacks.append(NewStreamsOnResume())
+    if resume is None:
+        check_fresh_run_dir(cli)
+    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint()]
     fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     return cli
 

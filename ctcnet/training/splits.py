@@ -25,17 +25,23 @@ def worker_init(worker_id: int) -> None:
 def crop_loader(dataset: Dataset, batch_size: int, num_workers: int, train: bool
                 ) -> DataLoader:
     """The batches of one split: shuffled for training (its last partial batch dropped when
-    batches are full: a batch of one crop would break BatchNorm), in order otherwise. Under
+    each process has a full one besides: a batch of one crop would break BatchNorm), in order
+    otherwise. Under
     DDP, validation and test crops are each scored once: Lightning's sampler would pad the
     ranks' shares with repeats, which count twice in the metrics that choose the checkpoint
     (a set of 9 scored as 10)."""
     sampler = None
-    if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not train and distributed:
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+    # Each process's share decides whether a partial batch can be spared: under DDP a set of
+    # 64 in batches of 48 is 32 a process, whose one partial batch dropped trained nothing.
+    share = -(-len(dataset) // torch.distributed.get_world_size()) if distributed \
+        else len(dataset)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, sampler=sampler,
-                      drop_last=train and len(dataset) > batch_size, num_workers=num_workers,
+                      drop_last=train and share > batch_size, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,
                       worker_init_fn=worker_init if num_workers > 0 else None)
 

@@ -68,9 +68,9 @@ def test_resume_from_last_checks_the_file_lightning_resumes(tmp_path):
     assert check_resume(None, trainer) is None
 
 
-def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
+def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
     """Lightning turns Ctrl-C into a graceful stop and sys.exit(1); ctcnet reports it as an
-    interrupt (130), like every other subcommand."""
+    interrupt (130), like every other subcommand, and says how the run resumes."""
     from types import SimpleNamespace
 
     import ctcnet.training.cli as T
@@ -79,12 +79,16 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys):
         trainer.interrupted = True
         raise SystemExit(1)
 
-    trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit, callbacks=[])
-    fake = SimpleNamespace(trainer=trainer, model=None, datamodule=None,
-                           config=SimpleNamespace(ckpt_path=None, export=None))
+    trainer = SimpleNamespace(interrupted=False, fit=interrupted_fit, callbacks=[],
+                              world_size=1, accumulate_grad_batches=1, is_global_zero=True,
+                              default_root_dir=str(tmp_path))
+    model = SimpleNamespace(spec=SimpleNamespace(class_names=["ctc", "wbc"]))
+    fake = SimpleNamespace(trainer=trainer, model=model, datamodule=None,
+                           config=SimpleNamespace(ckpt_path=None, export=None, overwrite=False))
     monkeypatch.setattr(T, "CTCLightningCLI", lambda *a, **k: fake)
     status, err = run_cli(capsys, "train", "--trainer.max_epochs=1")
-    assert status == 130 and err == ["ctcnet train: interrupted"]
+    assert status == 130 and err == ["ctcnet train: interrupted; the same command with "
+                                     "--ckpt_path last resumes it from its last epoch"]
 
 
 def test_fit_or_interrupt_tells_a_ctrl_c_from_a_failure():
@@ -124,3 +128,67 @@ def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_p
                           f"--trainer.default_root_dir={tmp_path}")
     assert status == 2 and "max_epochs=0 trains nothing" in err[-1]
     assert not any(tmp_path.iterdir())
+
+
+def test_a_resume_of_another_shape_is_refused(tmp_path):
+    """A checkpoint of a run on 2 processes resumed on 1 (or with another batch size): its
+    epochs had other steps, and the learning-rate schedule restored with it would end early
+    or fail past its end. Refused in one line; the same shape resumes; an older checkpoint
+    without the record is judged by its steps alone, as before."""
+    from types import SimpleNamespace
+
+    from ctcnet.training.cli import RUN_SHAPE, check_resume
+
+    shape = {"processes": 2, "batch_size": 2, "accumulate_grad_batches": 1}
+    torch.save({"epoch": 1, "state_dict": {}, RUN_SHAPE: shape}, tmp_path / "last.ckpt")
+    trainer = SimpleNamespace(max_epochs=6, max_steps=-1,
+                              checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)))
+    assert check_resume("last", trainer, shape) == tmp_path / "last.ckpt"
+    with pytest.raises(InputError, match=r"another shape \(processes 2 -> 1.*trainer.devices"):
+        check_resume("last", trainer, {**shape, "processes": 1})
+    with pytest.raises(InputError, match=r"batch_size 2 -> 1"):
+        check_resume("last", trainer, {**shape, "batch_size": 1})
+    torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
+    assert check_resume("last", trainer, {**shape, "processes": 1}) == tmp_path / "last.ckpt"
+
+
+def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_front(capsys,
+                                                                                  tmp_path):
+    """A checkpoint monitoring a metric the run never logs fails after the first epoch, as a
+    traceback: refused before any, with the name meant. A new run into a folder holding
+    another run's checkpoints would write its model.pt over and mix the two: refused, unless
+    --overwrite. The run's checkpoints record its shape."""
+    from pathlib import Path
+
+    smoke = str(Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml")
+    root = f"--trainer.default_root_dir={tmp_path / 'run'}"
+    status, err = run_cli(capsys, "train", "--config", smoke, root,
+                          "--checkpoint.monitor=val/macro-f1")
+    assert status == 2 and "does not log (did you mean 'val/macro_f1'?)" in err[-1], err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    status, err = run_cli(capsys, "train", "--config", smoke, root)
+    assert status == 0, err
+    saved = torch.load(next((tmp_path / "run" / "checkpoints").glob("last*.ckpt")),
+                       weights_only=True)
+    assert saved["ctcnet_run_shape"] == {"processes": 1, "batch_size": 8,
+                                         "accumulate_grad_batches": 1}
+    status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01")
+    assert status == 2 and "holds another training run's checkpoints" in err[-1], err
+    status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01",
+                          "--overwrite=true")
+    assert status == 0, err
+    assert len(list((tmp_path / "run" / "checkpoints").glob("best*.ckpt"))) == 1
+
+
+def test_a_partial_batch_is_kept_where_it_is_a_processs_only_one(monkeypatch):
+    """64 crops in batches of 48 on one process: the partial batch of 16 is dropped (a batch
+    of one crop would break BatchNorm); on 2 processes each has 32, its only batch, kept: the
+    run trained nothing before."""
+    from ctcnet.training.splits import crop_loader
+
+    crops = list(range(64))
+    assert len(crop_loader(crops, 48, 0, train=True)) == 1
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    assert crop_loader(crops, 48, 0, train=True).drop_last is False
+    assert crop_loader(list(range(200)), 48, 0, train=True).drop_last is True
