@@ -69,8 +69,9 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                           "the far more numerous debris, filed it as another class"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
-    "decided": ("decided on an earlier run", "only an earlier decision (made on another run) "
-                "brings it in"),
+    "decided": ("decided, not listed", "not on the review list: a decision made on it "
+                "brings it in (on an earlier run that called it otherwise, or through the "
+                "page's API)"),
     "flagged": ("flagged", "marked for review"),
 }
 # The order the page's filter lists them in.
