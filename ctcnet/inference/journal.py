@@ -144,13 +144,20 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     signatures_file = parts / "frames.json"
     if overwrite and parts.exists():
         shutil.rmtree(parts)
+    try:
+        recorded = json.loads(signatures_file.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    current = frame_signatures(list(frames))
+    done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
+            if not p.name.startswith(".")}
     if manifest.exists():
         try:
             previous = json.loads(manifest.read_text())
         except ValueError:
             previous = None
-        if previous != fingerprint and not _same_scan_moved(previous, fingerprint, parts,
-                                                               frames):
+        if previous != fingerprint and not _same_scan_moved(previous, fingerprint, done,
+                                                               recorded, current, parts):
             moved = _moved(previous, fingerprint)
             raise InputError((f"{out_dir} holds a run of this sample read from another folder"
                               f"{moved}" if moved else
@@ -161,13 +168,6 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     elif not overwrite:
         _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256)
     parts.mkdir(parents=True, exist_ok=True)
-    try:
-        recorded = json.loads(signatures_file.read_text())
-    except (OSError, ValueError):
-        recorded = {}
-    current = frame_signatures(list(frames))
-    done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
-            if not p.name.startswith(".")}
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
     damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
     if damaged:
@@ -186,19 +186,14 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     return done - set(changed)
 
 
-def _same_scan_moved(previous, fingerprint: dict, parts: Path, frames) -> bool:
+def _same_scan_moved(previous, fingerprint: dict, done: set[str], recorded: dict,
+                     current: dict, parts: Path) -> bool:
     """Whether an earlier run differs in its input folder alone and every frame it journaled
-    is in the new folder by the same name, size and time: the scan moved (a folder renamed
-    as the scanner finished it, a share mounted elsewhere), resumed where it was. Said."""
+    (``done``) is in the new folder by the same name, size and time (``recorded`` then,
+    ``current`` now: :func:`frame_signatures`): the scan moved (a folder renamed as the
+    scanner finished it, a share mounted elsewhere), resumed where it was. Said."""
     if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
         return False
-    try:
-        recorded = json.loads((parts / "frames.json").read_text())
-    except (OSError, ValueError):
-        return False
-    done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
-            if not p.name.startswith(".")}
-    current = frame_signatures(list(frames))
     if not done or any(f not in current or recorded.get(f) != current[f] for f in done):
         return False
     log.warning("%s: the scan moved from %s to %s; the %d frame(s) its journal holds are "

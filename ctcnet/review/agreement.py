@@ -69,7 +69,8 @@ def first_decisions(matched, run_id: str) -> pd.DataFrame:
 
     table = matched.table
     calls = table["reviewer_call"].astype(str).to_numpy()
-    own = table["run_id"].astype(str).to_numpy() == run_id
+    own = (table["run_id"].astype(str).to_numpy() == run_id if "run_id" in table
+           else np.zeros(len(table), bool))
     event = np.where(matched.target >= 0, matched.target,
                      np.where(own, table["event_id"].to_numpy(np.int64), -1))
     rows = np.flatnonzero((event >= 0) & (calls != UNDECIDED))
