@@ -211,8 +211,8 @@ def central_half(crops: np.ndarray) -> np.ndarray:
     bodies, aggregates, leukocytes lit by other channels' leaks), whose ratios into CD45 gather
     at a level of their own: on dense simulated blanks and spike-ins with a true CK->CD45 leak
     of 0.7-1.1 %, the lowest mode of 400 crops' ratios read 40-44 % and marked the sample
-    partial. On 25 simulated cartridges with known spillover (75 channel pairs; 10 counting,
-    5 dense, 10 blanks and spike-ins), within max(10 %, 0.005) of the true leak: the check's
+    partial. On 23 simulated cartridges with known spillover (69 channel pairs; 10 counting,
+    5 dense, 8 blanks and spike-ins), within max(10 %, 0.005) of the true leak: the check's
     400 events 64 % of pairs whole, 86 % over the half (largest error 0.46 -> 0.03), the
     compensation's frames 67 % -> 96 %; reading the background from the whole crop instead
     gave 78 % and 71 %. Not for a crop set's crops, each its cell: on 24 tight CTC crops a
