@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctcnet.errors import InputError
+from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import REJECTED
 from ctcnet.review.decision_journal import (
     COLUMNS,
@@ -106,18 +106,47 @@ def _decision_row(run: RunEvents, event_id: int, reviewer_call: str, reviewer: s
     return _decision_rows(run, [event_id], [reviewer_call], reviewer, now)
 
 
+class DecidedMeanwhile(CtcnetError):
+    """A decision sent for an event whose decision is no longer the one its sender saw: another
+    reviewer decided it meanwhile (or took it back), and the later decision would replace
+    theirs unseen."""
+
+
+# ``expect`` not given: whatever the event's decision is, the new one replaces it.
+ANY = object()
+
+
+def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expect) -> None:
+    """Under the lock: refuse when event ``event_id``'s decision is not ``expect`` (None:
+    undecided), naming who decided it and when."""
+    if expect is ANY:
+        return
+    table = decisions.matched(run).decisions
+    row = table[table["event_id"].to_numpy(np.int64) == event_id]
+    current = None if row.empty else str(row["reviewer_call"].iloc[-1])
+    if current != expect:
+        said = ("taken back" if current is None else
+                f"decided {current} by {row['reviewer'].iloc[-1]} at {row['time'].iloc[-1]}")
+        raise DecidedMeanwhile(f"event {event_id} was {said} since this page showed it "
+                               f"{expect or 'undecided'}: the page now shows it; decide again "
+                               "if yours should stand")
+
+
 def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,
                     reviewer_call: str, reviewer: str, now: datetime | None = None,
-                    decisions: DecisionLog | None = None) -> Matched:
+                    decisions: DecisionLog | None = None, expect=ANY) -> Matched:
     """Record one decision on event ``event_id`` of ``run``: appended to review.csv, it
     replaces the decisions that attach to that event (the latest wins); every other row is
     kept. ``decisions``: the sample's log, when the caller keeps one (a server: nothing is
-    read twice). Returns the new match."""
+    read twice). ``expect``: the event's decision as its sender saw it (None: undecided);
+    another, as the line would be written, is refused (:class:`DecidedMeanwhile`). Returns
+    the new match."""
     if reviewer_call == UNDECIDED:
         raise InputError(f"{UNDECIDED!r} is no decision: use clear_decision", sample_dir)
     event_id = _event_of_run(sample_dir, run, event_id)
     decisions = decisions or DecisionLog(sample_dir)
     with decisions_lock(sample_dir):
+        _check_expected(decisions, run, event_id, expect)
         decisions.append(run, _decision_row(run, event_id, reviewer_call, reviewer, now))
     return decisions.matched(run)
 
@@ -152,13 +181,15 @@ def record_decisions(sample_dir: str | Path, run: RunEvents, calls: dict[int, st
 
 def clear_decision(sample_dir: str | Path, run: RunEvents, event_id: int, reviewer: str = "",
                    now: datetime | None = None,
-                   decisions: DecisionLog | None = None) -> Matched:
+                   decisions: DecisionLog | None = None, expect=ANY) -> Matched:
     """Take back every decision that attaches to event ``event_id`` of ``run``: the event is
     undecided again (a row ``undecided`` appended; nothing when no decision counts for it; a
-    decision made on another cartridge stays, as it attaches to none)."""
+    decision made on another cartridge stays, as it attaches to none). ``expect``: as for
+    :func:`record_decision`."""
     event_id = _event_of_run(sample_dir, run, event_id)
     decisions = decisions or DecisionLog(sample_dir)
     with decisions_lock(sample_dir):
+        _check_expected(decisions, run, event_id, expect)
         if event_id in decisions.matched(run).decisions["event_id"].to_numpy():
             decisions.append(run, _decision_row(run, event_id, UNDECIDED, reviewer, now))
     return decisions.matched(run)

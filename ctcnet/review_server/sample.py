@@ -305,16 +305,22 @@ class Sample(SampleImages):
         self.check_run(run_id)
         self._event(event_id)
         reviewer = reviewer_name(reviewer, default_reviewer)
+        # The decision the page showed, when it says (a page's own): another reviewer's made
+        # since is not replaced unseen (409, naming it).
+        expect = body.get("was", D.ANY)
+        if expect is not D.ANY and expect is not None and not isinstance(expect, str):
+            raise InputError("was must be the decision the page showed (a string) or null")
         log_ = self.logs[reading]
         before = log_.stamp()
         log_.forget_append()
         if call == UNDECIDED:
-            D.clear_decision(self.folder, self.run, event_id, reviewer, decisions=log_)
+            D.clear_decision(self.folder, self.run, event_id, reviewer, decisions=log_,
+                             expect=expect)
             decision = None
         else:
             decision = self.reviewer_call(event_id, call)
             D.record_decision(self.folder, self.run, event_id, decision, reviewer,
-                              decisions=log_)
+                              decisions=log_, expect=expect)
         return {"event_id": event_id, "decision": decision,
                 **self._saved(reading, log_, before)}
 

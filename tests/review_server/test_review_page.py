@@ -220,8 +220,9 @@ def test_a_saved_decision_redraws_its_own_row_only():
                   .filter((r) => r.className === "current").map((r) => r.dataset.eventId),
                 saved: page.document.body.getAttribute("data-saved")};
     """, page_state(600))
+    # "was": the decision the page showed (none), so another reviewer's made since is kept.
     assert got["posted"] == [{"event_id": 0, "call": "confirm", "reviewer": "tester",
-                              "run_id": "R", "reading": "first"}]
+                              "run_id": "R", "reading": "first", "was": None}]
     assert got["saved"] == "1" and got["decision"] == "ctc" and got["verdict"] == "confirmed"
     # Every row is the element it was, and a few dozen elements were made (the event panel,
     # the counts), not a list of 600 rows of four elements each.

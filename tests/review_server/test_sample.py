@@ -142,6 +142,19 @@ def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
     table = pd.read_csv(out / "P001" / "review.csv")
     last = table.drop_duplicates("event_id", keep="last").set_index("event_id")
     assert last.loc[debris[0], "reviewer_call"] == "rejected"
+    # One decision with the decision its page showed ("was"): one another reviewer made since
+    # is not replaced unseen (409, naming who); with the one shown, it is.
+    status, answer = post(server, "decision", {"event_id": debris[0], "call": "confirm",
+                                               "reviewer": "ann", "run_id": state["run_id"],
+                                               "was": None})
+    assert status == 409 and "decided rejected by bob" in answer["error"], answer
+    assert post(server, "decision", {"event_id": debris[0], "call": "undecided",
+                                     "reviewer": "ann", "run_id": state["run_id"],
+                                     "was": "debris"})[0] == 409
+    assert post(server, "decision", {"event_id": debris[0], "call": "confirm", "reviewer": "ann",
+                                     "run_id": state["run_id"], "was": "rejected"})[0] == 200
+    assert post(server, "decision", {"event_id": debris[0], "call": "confirm",
+                                     "run_id": state["run_id"], "was": 5})[0] == 400
     # A name with a newline would split review.csv's line: recorded on one line.
     post(server, "decision", {"event_id": debris[1], "call": "reject", "reviewer": "x\ny",
                               "run_id": state["run_id"]})
