@@ -233,7 +233,7 @@ def predict_options(args):
     from ctcnet.detect.detection import DetectConfig
     from ctcnet.inference.predict import PredictOptions
     from ctcnet.report import run_report
-    from ctcnet.review_server.sample import refresh_reviewed
+    from ctcnet.review_server.refresh import refresh_reviewed
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")

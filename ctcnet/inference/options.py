@@ -104,7 +104,7 @@ class PredictOptions:
     marker_calls: bool = True
     # Called with a cartridge's output folder once predict has released it: brings the review
     # counts and sign-off of review.csv and signoff.json back into the summary.json and
-    # index.html predict rewrote (``ctcnet.review_server.sample.refresh_reviewed``, as ``ctcnet
+    # index.html predict rewrote (``ctcnet.review_server.refresh.refresh_reviewed``, as ``ctcnet
     # predict`` passes it; a layer above this one). None: the review server's next start does.
     refresh_review: Callable[[Path], None] | None = None
     # Test hook: called with each journaled frame id (e.g. to interrupt a run deterministically).

@@ -38,8 +38,6 @@ from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
 from ctcnet.review.agreement import compare_readings, independent_agreement
 from ctcnet.review.signoff import (
-    COUNTS_CHANGED,
-    SIGNOFF_FILE,
     SignOff,
     read_signoff,
     signoff_record,
@@ -458,35 +456,3 @@ class Sample(SampleImages):
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
         return counted
-
-
-def refresh_reviewed(folder: str | Path) -> None:
-    """After predict rewrote a cartridge folder's summary.json and index.html (a rerun, a
-    nightly batch over cartridges already done): the counts of its review decisions and its
-    sign-off brought back into them, as the review server does when it starts. A folder
-    without decisions or sign-off is left alone; a failure is said, never raised (the review
-    server's next start tries again)."""
-    folder = Path(folder)
-    if not any((folder / name).exists() for name in (*READING_FILES.values(), SIGNOFF_FILE)):
-        return
-    try:
-        sample = Sample(folder.name, folder)  # reading it writes its counts (write_counts)
-    except (CtcnetError, OSError, ValueError, KeyError) as err:
-        log.warning("%s: the review counts were not written back into summary.json (%s); "
-                    "`ctcnet review` does it when it starts", folder, err)
-        return
-    signed = read_signoff(folder)
-    record = None if signed is None else sample.signoff(sample.decisions.matched(sample.run))
-    if signed is not None and record is None:
-        # The decisions carry over to the new calls; the signature does not, and would
-        # otherwise vanish from the report without a word.
-        log.warning("%s: the sign-off by %s on %s was of the calls before this run; it is not "
-                    "shown any more: review the sample again and sign it off", folder,
-                    signed.reviewer, signed.signed_at)
-    elif record is not None and record["status"] == COUNTS_CHANGED:
-        log.warning("%s: the sign-off by %s on %s signed other counts per 7.5 mL than the "
-                    "same decisions give now (%s, now %s): the blood volume or the frames read "
-                    "changed; check and sign it off again", folder, signed.reviewer,
-                    signed.signed_at, signed.after_review_per_7_5_ml,
-                    sample.reviewed(sample.decisions.matched(sample.run))
-                    .after_review_per_7_5_ml)

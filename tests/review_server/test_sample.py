@@ -443,7 +443,8 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.io.panel import load_panel
     from ctcnet.report import run_report
-    from ctcnet.review_server.sample import Sample, refresh_reviewed
+    from ctcnet.review_server.refresh import refresh_reviewed
+    from ctcnet.review_server.sample import Sample
     from ctcnet.simulate import simulate_cartridge
 
     simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
@@ -491,7 +492,8 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.io.panel import load_panel
     from ctcnet.report import run_report
-    from ctcnet.review_server.sample import Sample, refresh_reviewed
+    from ctcnet.review_server.refresh import refresh_reviewed
+    from ctcnet.review_server.sample import Sample
     from ctcnet.simulate import simulate_cartridge
 
     simulate_cartridge(tmp_path / "cart", load_panel(None), num_frames=2,
@@ -509,8 +511,15 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
         if seed == 0:
             sample = Sample("P001", out)
             state = sample.state("ann")
+            every = pd.read_parquet(out / "events.parquet")["event_id"].tolist()
+            sample.decide_many({"event_ids": every, "call": "confirm",
+                                "run_id": state["run_id"]}, "ann")
             sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
             caplog.clear()
     assert calls[0] != calls[1]
     assert json.loads((out / "summary.json").read_text()).get("signoff") is None
     assert "the sign-off by ann" in caplog.text and "sign it off" in caplog.text
+    # The decisions carried onto other calls are said as such.
+    changed = sum(a != b for a, b in zip(calls[0], calls[1]))
+    assert f"{changed} of the {len(calls[0])} decision(s) in review.csv were made on other " \
+        "calls" in caplog.text

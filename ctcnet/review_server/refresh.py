@@ -1,0 +1,56 @@
+"""A predict rerun's review brought back: after predict rewrote a reviewed cartridge's
+summary.json and index.html, the counts of its review decisions and its sign-off are written
+back into them (:func:`refresh_reviewed`), and what no longer holds is said."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ctcnet.errors import CtcnetError
+from ctcnet.review.signoff import COUNTS_CHANGED, SIGNOFF_FILE, read_signoff
+from ctcnet.review_server.sample import READING_FILES, Sample
+
+log = logging.getLogger(__name__)
+
+
+def refresh_reviewed(folder: str | Path) -> None:
+    """After predict rewrote a cartridge folder's summary.json and index.html (a rerun, a
+    nightly batch over cartridges already done): the counts of its review decisions and its
+    sign-off brought back into them, as the review server does when it starts. A folder
+    without decisions or sign-off is left alone; a failure is said, never raised (the review
+    server's next start tries again)."""
+    folder = Path(folder)
+    if not any((folder / name).exists() for name in (*READING_FILES.values(), SIGNOFF_FILE)):
+        return
+    try:
+        sample = Sample(folder.name, folder)  # reading it writes its counts (write_counts)
+    except (CtcnetError, OSError, ValueError, KeyError) as err:
+        log.warning("%s: the review counts were not written back into summary.json (%s); "
+                    "`ctcnet review` does it when it starts", folder, err)
+        return
+    matched = sample.decisions.matched(sample.run)
+    decided = matched.decisions
+    if "decided_call" in decided and len(decided):
+        # Decisions follow their cells into a run of other calls (another model, rule or
+        # prior): each stands as decided, but was made looking at another call.
+        other = int((decided["decided_call"].astype(str) != decided["model_call"].astype(str))
+                    .sum())
+        if other:
+            log.warning("%s: %d of the %d decision(s) in review.csv were made on other calls "
+                        "than this run's (another model, rule or prior): they stand as "
+                        "decided; check them on the review page", folder, other, len(decided))
+    signed = read_signoff(folder)
+    record = None if signed is None else sample.signoff(matched)
+    if signed is not None and record is None:
+        # The decisions carry over to the new calls; the signature does not, and would
+        # otherwise vanish from the report without a word.
+        log.warning("%s: the sign-off by %s on %s was of the calls before this run; it is not "
+                    "shown any more: review the sample again and sign it off", folder,
+                    signed.reviewer, signed.signed_at)
+    elif record is not None and record["status"] == COUNTS_CHANGED:
+        log.warning("%s: the sign-off by %s on %s signed other counts per 7.5 mL than the "
+                    "same decisions give now (%s, now %s): the blood volume or the frames read "
+                    "changed; check and sign it off again", folder, signed.reviewer,
+                    signed.signed_at, signed.after_review_per_7_5_ml,
+                    sample.reviewed(matched).after_review_per_7_5_ml)
