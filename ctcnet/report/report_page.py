@@ -188,8 +188,9 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
         title = "uncertain events (review)" if cat == "review" else f"{cat} calls"
         if cat == "review" and s.tally.reported:
             # "sent to review" above counts every call; the reported ones have their galleries.
-            note += (f"; sent to review and not called {' or '.join(s.tally.reported)} (those "
-                     "are in their own galleries)")
+            note += (f"; sent to review and not called "
+                     f"{html.escape(' or '.join(s.tally.reported))} (those are in their own "
+                     "galleries)")
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
     page = f"""{page_start(s.sample_id)}
 {html_table(overview)}

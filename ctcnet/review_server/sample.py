@@ -110,9 +110,12 @@ def _reviewer_and_run(body) -> tuple[str | None, str | None]:
 
 def reviewer_name(given: str | None, default: str) -> str:
     """The name a decision or sign-off is recorded under: the one given, its control
-    characters (a newline would split review.csv's line for line-based tools) made spaces and
-    its length cut to 64; the server's ``--reviewer`` where none is given."""
+    characters (a newline would split review.csv's line for line-based tools) made spaces, a
+    leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, its length cut to 64;
+    the server's ``--reviewer`` where none is given."""
     name = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
+    # A name a spreadsheet would run as a formula (review.csv opened in Excel) is kept as text.
+    name = "'" + name if name[:1] in ("=", "+", "-", "@") else name
     return name[:64] or default
 
 

@@ -80,6 +80,12 @@ def parse_json(raw: bytes):
     return json.loads(raw, parse_constant=_no_json_constants)
 
 
+def _printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``), for a log line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 def query_value(query: str, name: str) -> str | None:
     """Parameter ``name`` of a request's query (its first value), or None."""
     values = parse_qs(query).get(name)
@@ -109,16 +115,28 @@ class ReviewHandler(BaseHTTPRequestHandler):
     app: ReviewApp  # set on the subclass that make_server builds
     server_version = "ctcnet-review"
 
-    def log_message(self, fmt, *args):  # the library logs; no lines on stderr per request
-        """Send the request line to the debug log instead of stderr."""
-        log.debug("%s %s", self.address_string(), fmt % args)
+    # A connection that sends nothing (or a body shorter than it said) is let go after this
+    # many seconds rather than hold its thread for good.
+    timeout = 60
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def log_message(self, fmt, *args):  # the library logs; no lines on stderr per request
+        """Send the request line to the debug log instead of stderr, control characters
+        escaped (a request line cannot write on the reviewer's terminal)."""
+        log.debug("%s %s", self.address_string(), _printable(fmt % args))
+
+    def _send(self, status: int, body: bytes, content_type: str,
+              sandboxed: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        # Never inside another site's frame (a click there would be a decision here); a
+        # results folder's own files run in an origin of their own, so a page planted there
+        # cannot post decisions as the reviewer.
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'"
+                         + ("; sandbox allow-scripts allow-popups" if sandboxed else ""))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -133,6 +151,16 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     def _host_ok(self) -> bool:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        return host in LOOPBACK_HOSTS or host == "::1"
+
+    def _origin_ok(self) -> bool:
+        """A request a browser sends from a page says its origin: only this server's pages
+        (loopback) may post (a browser's preflight stops the others already; this does not
+        rest on it). A request without one (a script, curl) is not a page's."""
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return True
+        host = (urlsplit(origin).hostname or "").strip("[]")
         return host in LOOPBACK_HOSTS or host == "::1"
 
     def handle(self):
@@ -174,7 +202,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         except CtcnetError as err:
             return self._error(HTTPStatus.CONFLICT, str(err))
         except Exception as err:  # a bug: said to the page, logged with its traceback
-            log.exception("review server: %s %s failed", self.command, self.path)
+            log.exception("review server: %s %s failed", self.command, _printable(self.path))
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"server error: {err}")
 
     def do_HEAD(self):
@@ -232,7 +260,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             if target is None:
                 raise LookupError(parts[3])
             kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-            return self._send(200, target.read_bytes(), kind)
+            return self._send(200, target.read_bytes(), kind, sandboxed=True)
         raise LookupError(path)
 
     def do_POST(self):
@@ -240,6 +268,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         loopback (DNS rebinding)."""
         if not self._host_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
+        if not self._origin_ok():
+            return self._error(HTTPStatus.FORBIDDEN, "only the review's own pages may post")
         self._answer(self._post, HTTPStatus.BAD_REQUEST)
 
     def _post(self):
@@ -257,8 +287,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             raise InputError("empty or oversized body")
         try:
             body = parse_json(self.rfile.read(length))
-        except ValueError as err:
-            raise InputError(f"the body is not JSON: {err}") from None
+        except (ValueError, RecursionError) as err:  # (arrays nested thousands deep)
+            raise InputError(f"the body is not JSON: {str(err)[:200]}") from None
         sample = self.app.sample(unquote(parts[2]))
         try:
             result = getattr(sample, POSTS[parts[3]])(body, self.app.reviewer)

@@ -50,8 +50,8 @@ def client_connected(sock: socket.socket) -> bool:
     by the client, unless what is there is a further request. In doubt: connected (a tile
     cut for nobody costs less than one refused to somebody)."""
     try:
-        if hasattr(socket, "MSG_DONTWAIT"):  # a look without waiting, for any descriptor
-            return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        # A look without waiting: select first (a socket with a timeout would wait that long
+        # in recv for data that is not there, even asked not to), then a peek at what is there.
         readable, _, _ = select.select([sock], [], [], 0)
         return not readable or bool(sock.recv(1, socket.MSG_PEEK))
     except (BlockingIOError, InterruptedError):  # nothing to read: still waiting

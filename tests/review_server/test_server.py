@@ -162,6 +162,44 @@ def test_server_refuses_paths_outside_the_results(served, tmp_path):
     assert request(server, "GET", "/api/P001/state", headers={"Host": "evil.example"})[0] == 403
 
 
+def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_runs_apart(
+        served):
+    """Every answer forbids framing (a click in another site's frame would be a decision);
+    the results' own files are sandboxed (a page planted in a results folder runs in an
+    origin of its own); a post from another origin is refused; JSON nested thousands deep is
+    a bad request, not a server error; a name a spreadsheet would run is kept as text."""
+    import http.client
+
+    out, server = served
+    host, port = server.server_address[:2]
+
+    def headers_of(path):
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp.getheader("X-Frame-Options"), resp.getheader("Content-Security-Policy")
+
+    assert headers_of("/review/P001") == ("DENY", "frame-ancestors 'none'")
+    frame, policy = headers_of("/files/P001/index.html")
+    assert frame == "DENY" and "sandbox allow-scripts" in policy
+    body = json.dumps({"event_id": 0, "call": "reject"})
+    json_type = {"Content-Type": "application/json"}
+    assert request(server, "POST", "/api/P001/decision", body,
+                   {**json_type, "Origin": "https://evil.example"})[0] == 403
+    assert request(server, "POST", "/api/P001/decision", body,
+                   {**json_type, "Origin": f"http://127.0.0.1:{port}"})[0] == 200
+    status, data = request(server, "POST", "/api/P001/decision", "[" * 30000 + "]" * 30000,
+                           json_type)
+    assert status == 400 and b"not JSON" in data
+    request(server, "POST", "/api/P001/decision",
+            json.dumps({"event_id": 0, "call": "reject", "reviewer": '=HYPERLINK("x")'}),
+            json_type)
+    import pandas as pd
+    assert pd.read_csv(out / "P001" / "review.csv")["reviewer"].iloc[-1] == "'=HYPERLINK(\"x\")"
+
+
 def test_review_command_rejects_a_folder_without_results(tmp_path, capsys):
     from ctcnet.cli import main
 
