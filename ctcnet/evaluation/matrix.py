@@ -229,7 +229,10 @@ def matrix_table(matrix: dict, only_ends: bool = False) -> list[str]:
     methods = matrix["methods"]
     head = f"{'perturbation':32s} {'strength':>14s} " + " ".join(
         f"{m[:12] + ' flip':>17s} {m[:12] + ' F1':>15s}" for m in methods)
-    lines = [head]
+    clean = " ".join(f"{'':>17s} {matrix['clean'][m]['macro_f1']:15.3f}" for m in methods
+                     if m in matrix.get("clean", {}))
+    # The clean F1 first: a cell below the F1 target with no flips is the clean figure's.
+    lines = [head, f"{'clean (unperturbed)':32s} {'':>14s} {clean}"]
     for c in matrix["cells"]:
         if only_ends and not c["range_end"]:
             continue
@@ -304,7 +307,9 @@ def matrix_png(matrix: dict, path: str | Path, title: str = "Robustness matrix")
                 outline = BLACK if c["range_end"] else GREY
                 draw.rectangle([x, y0, x + cell_w - 2, y0 + cell_h - 2], fill=_shade(bad),
                                outline=outline, width=2 if c["range_end"] else 1)
-                text = f"{value:.0%}" if key == "flip_rate" else f"{value:.2f}"
+                # Figures as precise as the targets they are read against: a cell at 2.5 %
+                # flips or an F1 of 0.967 misses its target, and must not read "2%" or "0.97".
+                text = f"{value:.1%}" if key == "flip_rate" else f"{value:.3f}"
                 draw.text((x + 3, y0 + 2), f"{c['label'][:5]} {text}", fill=BLACK, font=small)
     draw.text((6, height - 28), "flip rate: share of calls that differ from the method's call "
                                 "on the unperturbed crops", fill=BLACK, font=small)
@@ -436,8 +441,26 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
         pixel_size)
     matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
                               seed, families, index.sample_ids, compensate)
-    matrix.update({"data": str(data), "model": str(backend.model_path),
-                   "baseline_training": source})
+    # What made it, as evaluate's report.json says it: a release record traces its numbers.
+    from datetime import datetime, timezone
+
+    from ctcnet.core.provenance import software_record
+    from ctcnet.detect.crop_dataset import pixel_size_source
+    from ctcnet.inference.summary import model_sha256
+
+    labels = index.label_indices(spec.taxonomy)
+    absent = [n for k, n in enumerate(spec.class_names) if not (labels == k).any()]
+    if absent:  # macro-F1 over fewer classes than the targets were set for
+        matrix["notes"].append(f"the labels hold no {', '.join(absent)}: every macro-F1 here "
+                               "averages the other classes only, and says nothing of how "
+                               f"{'it is' if len(absent) == 1 else 'they are'} told apart")
+    matrix.update({"data": str(Path(data).absolute()), "model": str(backend.model_path),
+                   "model_sha256": model_sha256(backend), "software": software_record(),
+                   "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "pixel_size_um": float(index.panel.pixel_size_um),
+                   "pixel_size_from": pixel_size_source(pixel_size), "seed": seed,
+                   "families": list(families) if families else "all",
+                   "baseline_training": source, "baseline_train_per_class": n_train_per_class})
     out_dir = Path(out_dir)
     matrix_png(matrix, out_dir / "robustness.png")
     atomic_write_text(out_dir / "robustness.json", json.dumps(matrix, indent=2) + "\n")

@@ -292,8 +292,9 @@ def perturbation_catalogue(panel: Panel) -> tuple[list[Cell], list[str]]:
                     lambda x, s, rng: off_centre(x, s, rng))
     dna = panel.index_of_role("nucleus")
     for ch in (ch for ch in range(c) if ch != dna):
+        # Shifted by whole pixels: the label says the shift applied, not only the one asked.
         cells += _cells("registration", f"{names[ch]} out of register", REGISTRATION_UM,
-                        lambda s: f"{s:g} um",
+                        lambda s: f"{s:g} um ({int(round(s / px))} px)",
                         lambda x, s, rng, ch=ch: misregistered(x, ch, int(round(s / px))),
                         ends=(1.0,))
     return cells, notes

@@ -34,6 +34,11 @@ def test_robustness_command_writes_json_and_heat_map(tmp_path, capsys, tiny_mode
     assert "off centre" in out
     for failure in report["check"]["failures"]:  # each failing check printed, as stored
         assert f"  - {failure}" in out
+    # The clean figure first, and what made the matrix, as evaluate's report says it.
+    assert "clean (unperturbed)" in out.splitlines()[1]
+    assert report["model_sha256"] and report["software"]["ctcnet"] and report["written_at"]
+    assert report["families"] == ["crop", "nonspecific"] and report["pixel_size_um"] == 0.64
+    assert report["data"] == str((tmp_path / "data").absolute())
 
 
 def test_without_a_model_the_shipped_one_with_the_crops_channels_is_scored(

@@ -148,4 +148,7 @@ def test_the_matrix_moves_each_marker_plane_but_dna():
     cells, _ = perturb.perturbation_catalogue(panel)
     moved = {c.name for c in cells if c.family == "registration"}
     assert moved == {f"{n} out of register" for n in panel.names if n != "DAPI"}
-    assert {c.label for c in cells if c.family == "registration" and c.range_end} == {"1 um"}
+    # Whole pixels are moved, and the label says how many: 1 um at 0.64 um/px is 2.
+    assert panel.pixel_size_um == 0.64
+    assert {c.label for c in cells if c.family == "registration" and c.range_end} == \
+        {"1 um (2 px)"}
