@@ -439,8 +439,9 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     crops, index, baselines, source = labelled_test_set(
         data, spec, with_baselines, baseline_train, n_train_per_class, BASELINE_TRAIN_SEED, seed,
         pixel_size)
-    matrix = matrix_for_crops(backend, crops, index.label_indices(spec.taxonomy), baselines,
-                              seed, families, index.sample_ids, compensate)
+    labels = index.label_indices(spec.taxonomy)
+    matrix = matrix_for_crops(backend, crops, labels, baselines, seed, families,
+                              index.sample_ids, compensate)
     # What made it, as evaluate's report.json says it: a release record traces its numbers.
     from datetime import datetime, timezone
 
@@ -448,7 +449,6 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
     from ctcnet.detect.crop_dataset import pixel_size_source
     from ctcnet.inference.summary import model_sha256
 
-    labels = index.label_indices(spec.taxonomy)
     absent = [n for k, n in enumerate(spec.class_names) if not (labels == k).any()]
     if absent:  # macro-F1 over fewer classes than the targets were set for
         matrix["notes"].append(f"the labels hold no {', '.join(absent)}: every macro-F1 here "
