@@ -175,8 +175,9 @@ def _summary_lines(report: dict) -> list[str]:
     if band.get("auto_precision") is not None:
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
                      f"{band['reviewed_fraction']:.1%} of crops, the calls above it "
-                     f"{band['auto_precision']:.1%} precise (predict also sends the guard's "
-                     "flagged calls to review)")
+                     f"{band['auto_precision']:.1%} precise (predictions.csv's review column "
+                     "shows those of them whose doubt could change a CTC or cluster count, "
+                     "and the guard's flagged calls)")
     prior = report.get("prior", "balanced")
     lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
                                                      if prior == "balanced" else ""))
