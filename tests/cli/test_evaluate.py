@@ -17,7 +17,8 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
            "per_class": {}, "review_band": band}
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": cnn})
     assert any("fits these crops worse than none: --calibrate-on" in line for line in lines)
-    assert any("3.7% of crops, the calls above it 85.6% precise (predict also sends the "
-               "guard's flagged calls to review)" in line for line in lines)
+    assert any("3.7% of crops, the calls above it 85.6% precise (predictions.csv's review "
+               "column shows those of them whose doubt could change a CTC or cluster count, "
+               "and the guard's flagged calls)" in line for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)
