@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.errors import InputError
+from ctcnet.inference.summary import signoff_holds
 
 # EP17's one-sided 95 % z.
 Z95 = 1.645
@@ -83,13 +84,12 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
         reviewed = summary.get("reviewed") or {}
         after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
                  if reviewed.get("reviewed") else None)
-        signoff = summary.get("signoff") or {}
         rows.append({"sample_id": sample, "spiked": spiked, "blood_volume_ml": volume,
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),
                      "status": summary.get("status"),
-                     "signed_off": bool(signoff) and signoff.get("status") == "current"})
+                     "signed_off": signoff_holds(summary)})
     table = pd.DataFrame(rows)
     for mode in ("called", "after_review"):
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -44,7 +44,7 @@ from ctcnet.inference.spillover import (
     leak_check,
     wants_compensation,
 )
-from ctcnet.inference.summary import CropRunSummary, model_sha256
+from ctcnet.inference.summary import CropRunSummary, model_path, model_sha256
 from ctcnet.inference.tables import label_events
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.spilled import SpilledArray
@@ -192,8 +192,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
         dataset=str(Path(root).absolute()), crops=len(table), backend=backend.name,
         software=software_record(),
         written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        device=backend.device_name,
-        model=str(Path(backend.model_path).absolute() if backend.model_path else None),
+        device=backend.device_name, model=model_path(backend),
         decision_log_weights=decision_weights(spec.decision), prior=prior,
         pixel_size_um=float(index.panel.pixel_size_um),
         pixel_size_from=pixel_size_source(options.pixel_size),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ctcnet.inference.run_table import write_samples_csv
+from ctcnet.inference.summary import signoff_holds
 from ctcnet.io.atomic import atomic_write_text
 
 T = TypeVar("T")
@@ -201,13 +202,13 @@ def _reviewed(summary: dict) -> dict:
     reported = reviewed.get("reported") or list(summary.get("counts") or {})
     after = reviewed.get("after_review") or {}
     signoff = summary.get("signoff") or {}
+    holds = signoff_holds(summary)
     # Signed off on these figures: a sign-off the decisions or the counts moved on from is
     # named by its status, not read as one that holds.
     return {"after_review": {c: after.get(c) for c in reported},
             "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
-            "signed_off": signoff.get("status", "current") == "current" if signoff else False,
-            **({"signoff_status": signoff["status"]}
-               if signoff.get("status", "current") != "current" else {})}
+            "signed_off": holds,
+            **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
 
 
 def _read_summary(summary: Path) -> dict | None:

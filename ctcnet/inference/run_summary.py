@@ -23,6 +23,7 @@ from ctcnet.inference.summary import (
     FrameCounts,
     ModelUsed,
     RunSummary,
+    model_path,
     model_sha256,
     sample_status,
     volume_read_ml,
@@ -62,11 +63,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         # Absolute: the review and `ctcnet crops` read the frames from it, run from anywhere.
         input=str(Path(cartridge.root).absolute()),
         ctcnet_version=__version__, software=software_record(),
-        # Absolute, as the input: a lab's model named relative to where predict ran is
-        # found from anywhere months later.
-        model=ModelUsed(path=str(Path(backend.model_path).absolute()
-                                 if backend.model_path else None),
-                        arch=spec.arch, version=spec.version,
+        model=ModelUsed(path=model_path(backend), arch=spec.arch, version=spec.version,
                         classes=spec.class_names, crop_size=spec.crop_size,
                         pixel_size_um=spec.pixel_size_um, temperature=spec.temperature,
                         review_threshold=spec.review_threshold,

@@ -50,6 +50,21 @@ class ModelUsed:
     sha256: str | None = None
 
 
+def signoff_holds(summary: dict) -> bool:
+    """Whether a summary.json (as parsed) is signed off on its figures: it has a sign-off
+    whose ``status`` is current (one written before sign-offs had a status counts as
+    current), not one the decisions or the counts moved on from."""
+    signoff = summary.get("signoff") or {}
+    return bool(signoff) and signoff.get("status", "current") == "current"
+
+
+def model_path(backend) -> str:
+    """The file the backend's model was loaded from, absolute, as a run's summary records
+    it: a lab's model named relative to where predict ran is found from anywhere later
+    ("None": a model given in memory)."""
+    return str(Path(backend.model_path).absolute() if backend.model_path else None)
+
+
 def model_sha256(backend) -> str | None:
     """The SHA-256 of the file the backend's model was loaded from (None: a model given in
     memory), as a run's summary records it."""

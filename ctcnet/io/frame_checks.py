@@ -156,9 +156,7 @@ def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
     n = int(np.argmin(empty[::-1])) if not empty.all() else plane.shape[0]
     if n < UNFILLED_ROWS or n == plane.shape[0]:
         return
-    unfilled = np.zeros_like(empty)
-    unfilled[plane.shape[0] - n:] = True
-    elsewhere = plane[~unfilled]
+    elsewhere = plane[:plane.shape[0] - n]  # the rows filled
     if np.count_nonzero(elsewhere == 0) > ZERO_ELSEWHERE * elsewhere.size:
         return  # zeros are part of this plane's picture (an export's black background)
     raise InputError(f"channel {name}: its last {n} of {plane.shape[0]} rows are all 0 "

@@ -62,9 +62,10 @@ def compare_readings(first: pd.DataFrame, second: pd.DataFrame) -> dict:
 def first_decisions(matched, run_id: str) -> pd.DataFrame:
     """A reading's first decision on each event of the run ``run_id`` (a match's rows in the
     order they were written: the earliest that is a decision, not a take-back), in the layout
-    of ``matched.decisions`` (event_id, reviewer_call, reviewer, model_call). A row a later
-    one replaced attaches to no event in the match (its ``target`` is -1): a row made on this
-    run names its event by its id; one made on an earlier run counts where it still attaches."""
+    of ``matched.decisions`` (event_id, reviewer_call, reviewer, model_call: here the call the
+    reviewer saw). A row a later one replaced attaches to no event in the match (its
+    ``target`` is -1): a row made on this run names its event by its id; one made on an
+    earlier run counts where it still attaches."""
     from ctcnet.review.matching import UNDECIDED
 
     table = matched.table
@@ -76,12 +77,9 @@ def first_decisions(matched, run_id: str) -> pd.DataFrame:
     rows = np.flatnonzero((event >= 0) & (calls != UNDECIDED))
     first = table.iloc[rows].assign(event_id=event[rows])
     first = first.drop_duplicates("event_id", keep="first")
-    now = matched.decisions.set_index("event_id")["model_call"]
-    return pd.DataFrame({"event_id": first["event_id"].to_numpy(),
-                         "reviewer_call": first["reviewer_call"].astype(str).to_numpy(),
-                         "reviewer": first["reviewer"].astype(str).to_numpy(),
-                         "model_call": [str(now.get(e, m)) for e, m in
-                                        zip(first["event_id"], first["model_call"])]})
+    return pd.DataFrame({column: first[column].to_numpy() if column == "event_id"
+                         else first[column].astype(str).to_numpy()
+                         for column in ("event_id", "reviewer_call", "reviewer", "model_call")})
 
 
 def independent_agreement(first_matched, second_matched, run_id: str) -> dict:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -152,8 +153,6 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
     """Write the sign-off into the sample's folder, atomically, and append it to the
     sample's sign-off history (:data:`HISTORY_FILE`: every sign-off, in order, each on one
     line; a later one replaces the earlier in signoff.json, never in the history)."""
-    import os
-
     line = json.dumps(signoff.to_dict(), separators=(",", ":")) + "\n"
     with open(Path(folder) / HISTORY_FILE, "a", encoding="utf-8") as history:
         history.write(line)

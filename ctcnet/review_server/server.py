@@ -80,6 +80,12 @@ def parse_json(raw: bytes):
     return json.loads(raw, parse_constant=_no_json_constants)
 
 
+def _loopback(host: str) -> bool:
+    """Whether a host name (of a Host header or an Origin, brackets and all) is loopback."""
+    host = host.strip("[]")
+    return host in LOOPBACK_HOSTS or host == "::1"
+
+
 def _printable(text: str) -> str:
     """``text`` with its control characters escaped (``\\x1b``), for a log line."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
@@ -150,18 +156,14 @@ class ReviewHandler(BaseHTTPRequestHandler):
         self._json(status, {"error": message or status.phrase, **extra})
 
     def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        return host in LOOPBACK_HOSTS or host == "::1"
+        return _loopback((self.headers.get("Host") or "").rsplit(":", 1)[0])
 
     def _origin_ok(self) -> bool:
         """A request a browser sends from a page says its origin: only this server's pages
         (loopback) may post (a browser's preflight stops the others already; this does not
         rest on it). A request without one (a script, curl) is not a page's."""
         origin = self.headers.get("Origin")
-        if origin is None:
-            return True
-        host = (urlsplit(origin).hostname or "").strip("[]")
-        return host in LOOPBACK_HOSTS or host == "::1"
+        return origin is None or _loopback(urlsplit(origin).hostname or "")
 
     def handle(self):
         """Handle one connection; a client that hung up is logged, not raised."""

@@ -114,8 +114,8 @@ def run_shape(trainer, datamodule) -> dict:
             "accumulate_grad_batches": int(getattr(trainer, "accumulate_grad_batches", 1))}
 
 
-# The metrics a run logs that a checkpoint or early stopping may monitor: per class the
-# precision, recall and F1, and these (each under train/, val/ or test/ as logged).
+# The metrics a run logs while it trains that a checkpoint or early stopping may monitor: per
+# class the validation precision, recall and F1, and these under train/ and val/.
 LOGGED = ("loss", "acc", "macro_f1")
 
 
@@ -125,18 +125,16 @@ def check_monitored(trainer, class_names) -> None:
     after the first epoch, as a traceback, and the epoch is lost."""
     import difflib
 
-    logged = {f"{split}/{name}" for split in ("train", "val") for name in LOGGED}
-    logged |= {f"val/{what}_{name}" for what in ("precision", "recall", "f1")
-               for name in class_names}
+    overall = [f"{split}/{name}" for split in ("train", "val") for name in LOGGED]
+    logged = {*overall, *(f"val/{what}_{name}" for what in ("precision", "recall", "f1")
+                          for name in class_names)}
     for callback in trainer.callbacks:
         monitor = getattr(callback, "monitor", None)
         if isinstance(monitor, str) and monitor not in logged:
             near = difflib.get_close_matches(monitor, sorted(logged), n=1)
-            overall = ", ".join(f"{split}/{name}" for split in ("train", "val")
-                                for name in LOGGED)
             raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which the run "
                              "does not log" + (f" (did you mean {near[0]!r}?)" if near else "")
-                             + f"; it logs {overall} and val/precision_<class>, "
+                             + f"; it logs {', '.join(overall)} and val/precision_<class>, "
                              "val/recall_<class>, val/f1_<class>")
 
 
