@@ -277,28 +277,21 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
         read = _read_summary(path)  # once, for the set-aside date and the entry
         reason = _set_aside_since(out, name, path, read)
         if reason is not None:
-            entries.append({"name": name, "set_aside": reason})
+            # Set aside, not "ok" with an earlier run's counts; the output that run left is
+            # kept beside it (refusing to mix this run into it changed nothing there).
+            entries.append({"name": name, "set_aside": reason,
+                            **({"kept_output": _output_entry(name, read, path)}
+                               if read is not None else {})})
         elif path.exists():
             # (one that cannot be read is read again, so that its error is raised)
-            summary = read if read is not None else json.loads(path.read_text())
-            entries.append({"name": name, "summary": f"{name}/summary.json",
-                            "events": summary.get("events", summary.get("crops")),
-                            "counts": summary.get("counts", {}),
-                            # the calls the guard held for a person, counted apart: counts
-                            # and held together make every event's call
-                            "held": (summary.get("tally") or {}).get("held",
-                                                                     summary.get("held", {})),
-                            "per_7_5_ml": summary.get("per_7_5_ml", {}),
-                            # ok / partial / failed (a crop set's run has none): a batch job
-                            # reads every sample's in one file, and why it is not ok.
-                            **({"status": summary["status"]} if "status" in summary else {}),
-                            **_made_by(summary, path), **_reviewed(summary),
-                            **_why(summary)})
+            entries.append(_output_entry(name, read if read is not None
+                                         else json.loads(path.read_text()), path))
         else:
             entries.append({"name": name, "missing": True,
                             **({"reason": missing_reason} if missing_reason else {})})
     # Samples an earlier run left in --out that this one did not run: named, so that the
-    # index of a partial rerun or another batch into the same folder does not hide them.
+    # index of a partial rerun or another batch into the same folder does not hide them, and
+    # a row each in samples.csv (the folder's table, not this run's alone).
     ours = set(sample_ids)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
@@ -308,5 +301,33 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
              **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
-    write_samples_csv(out, entries)  # the same, a row a sample, for statistics
+    earlier = []
+    for name in others:
+        path = Path(out) / name / "summary.json"
+        read = _read_summary(path)
+        if read is not None:
+            earlier.append({**_output_entry(name, read, path), "earlier_run": True})
+    # A row a sample, for statistics: a sample set aside with an earlier output kept has that
+    # output's figures, marked as an earlier run's, with why this run set it aside.
+    rows = [{**e["kept_output"], "set_aside": e["set_aside"], "earlier_run": True}
+            if "kept_output" in e else e for e in entries]
+    write_samples_csv(out, rows + earlier)
     return index
+
+
+def _output_entry(name: str, summary: dict, path: Path) -> dict:
+    """``run.json``'s entry of a sample with an output: its main counts, status, what made
+    them, its review and why it is partial."""
+    return {"name": name, "summary": f"{name}/summary.json",
+            "events": summary.get("events", summary.get("crops")),
+            "counts": summary.get("counts", {}),
+            # the calls the guard held for a person, counted apart: counts and held together
+            # make every event's call
+            "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
+            "per_7_5_ml": summary.get("per_7_5_ml", {}),
+            **({"blood_volume_read_ml": summary["blood_volume_processed_ml"]}
+               if summary.get("blood_volume_processed_ml") is not None else {}),
+            # ok / partial / failed (a crop set's run has none): a batch job reads every
+            # sample's in one file, and why it is not ok.
+            **({"status": summary["status"]} if "status" in summary else {}),
+            **_made_by(summary, path), **_reviewed(summary), **_why(summary)}

@@ -39,7 +39,8 @@ PARTS_DIR = "parts"
 # probabilities, confidence, review); a journal whose parts hold other columns (written by an
 # earlier ctcnet) is refused, not mixed in: the events files are assembled from every part
 # under one schema.
-TABLE_COLUMNS = ["filed_by_prior", "guard", "markers_ctc", "markers_vouch"]
+TABLE_COLUMNS = ["filed_by_prior", "guard", "markers_ctc", "markers_vouch",
+                 "cluster_partner"]
 
 log = logging.getLogger(__name__)
 

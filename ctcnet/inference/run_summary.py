@@ -15,7 +15,7 @@ from ctcnet.core.provenance import software_record
 from ctcnet.detect.cropping import window_size
 from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.frames import default_workers
-from ctcnet.inference.guard import guard_summary
+from ctcnet.inference.guard import cluster_partners, guard_summary
 from ctcnet.inference.options import PredictOptions, edge_cut_class
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
@@ -87,6 +87,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         events=n,
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag
+        clusters_by_partner=cluster_partners(events),
         review_list=review_list_summary(events, spec),
         edge_cut=int(events["edge_cut"].sum()) if n else 0,
         detection=asdict(options.detect),

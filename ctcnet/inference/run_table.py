@@ -7,8 +7,11 @@ and when the counts were made, the events, then per class the automatic count, t
 guard held and the rate per 7.5 mL (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
 counts after review where a person decided (``after_review_ctc``,
 ``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped and missing, the
-problems (joined by ``; ``), and for an input set aside or missing, why. A column a sample
-lacks is left empty; the columns are those of every sample of the run, in a fixed order.
+problems (joined by ``; ``), and for an input set aside or missing, why (an input set aside
+keeps the figures of the output an earlier run left). The samples an earlier run left in the
+folder have their rows too (``earlier_run``). A column a sample lacks is left empty, as are a
+failed sample's counts (it read no blood); the columns are those of every sample, the
+counted classes' first.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from collections.abc import Sequence
 from ctcnet.io.atomic import atomic_write_text
 
 SAMPLES_FILE = "samples.csv"
-_FIRST = ("name", "status", "input", "model_path", "model_sha256", "counted_at", "events")
+_FIRST = ("name", "status", "input", "model_path", "model_sha256", "counted_at", "events",
+          "blood_volume_read_ml")
 # run.json's per-class maps, flattened as <prefix>_<class>.
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
 _LAST = ("signed_off", "signoff_status", "frames_skipped", "frames_missing", "problems",
-         "set_aside", "missing", "reason")
+         "set_aside", "missing", "reason", "earlier_run")
+# Per-class columns: the counted classes first (what a study reports), then the others in the
+# model's order.
+_FIRST_CLASSES = ("ctc", "cluster")
 
 
 def sample_row(entry: dict) -> dict:
@@ -35,10 +42,13 @@ def sample_row(entry: dict) -> dict:
     row = {"name": entry.get("name"), "status": entry.get("status"),
            "input": entry.get("input"), "model_path": model.get("path"),
            "model_sha256": model.get("sha256"), "counted_at": entry.get("counted_at"),
-           "events": entry.get("events")}
+           "events": entry.get("events"),
+           "blood_volume_read_ml": entry.get("blood_volume_read_ml")}
+    # A failed sample read no blood: its zeros are no count, so its cells stay empty.
+    counted = entry.get("status") != "failed"
     for key, prefix in _PER_CLASS:
         for name, value in (entry.get(key) or {}).items():
-            row[f"{prefix}_{name}"] = value
+            row[f"{prefix}_{name}"] = value if counted else None
     for key in _LAST:
         if key in entry:
             value = entry[key]
@@ -50,9 +60,13 @@ def samples_csv(entries: Sequence[dict]) -> str:
     """The CSV text of ``entries`` (run.json's ``outputs``), a row each."""
     rows = [sample_row(e) for e in entries]
     seen = {key for row in rows for key in row}
-    per_class = [key for _, prefix in _PER_CLASS
-                 for key in sorted({k for k in seen if k.startswith(prefix + "_")
-                                    and not _longer_prefix(k, prefix)})]
+    # The classes in the order the entries name them, the counted classes first.
+    classes = list(dict.fromkeys(name for e in entries for key, _ in _PER_CLASS
+                                 for name in (e.get(key) or {})))
+    classes.sort(key=lambda c: (c not in _FIRST_CLASSES,
+                                _FIRST_CLASSES.index(c) if c in _FIRST_CLASSES else 0))
+    per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes
+                 if f"{prefix}_{name}" in seen]
     columns = [*_FIRST, *per_class, *(k for k in _LAST if k in seen)]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
@@ -60,13 +74,6 @@ def samples_csv(entries: Sequence[dict]) -> str:
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return text.getvalue()
-
-
-def _longer_prefix(key: str, prefix: str) -> bool:
-    """Whether ``key`` belongs to a longer prefix than ``prefix`` (``after_review_per_7_5_ml_``
-    is not ``after_review_``'s)."""
-    return any(other != prefix and other.startswith(prefix) and key.startswith(other + "_")
-               for _, other in _PER_CLASS)
 
 
 def write_samples_csv(out, entries: Sequence[dict]) -> None:

@@ -120,6 +120,9 @@ class RunSummary:
     failed_events: int = 0           # events whose model output was not finite
     blood_volume_processed_ml: float | None = None
     guard: dict | None = None         # calls the marker guard sent to review, by flag and call
+    # Counted cluster calls by the partners their markers read (neutrophil, leukocyte,
+    # platelet, homotypic; guard.cluster_partners); None in a summary written before it.
+    clusters_by_partner: dict | None = None
     ground_truth: dict | None = None  # simulated cartridges: detection recall, true counts
     gallery: dict | None = None       # per gallery category: total, shown, pages
     # --compensate: CK's spillover taken off the crops before the model, and where from.

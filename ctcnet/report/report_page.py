@@ -135,6 +135,15 @@ def display_note(panel: dict) -> str:
             "every panel mark the event's centre. Click a page to see it full size.</p>")
 
 
+def partners_html(partners: dict | None) -> str:
+    """The counted clusters by the partners their markers read (``data-partners``), or ''."""
+    if not partners:
+        return ""
+    text = ", ".join(f"{k} {v}" for k, v in sorted(partners.items(), key=lambda kv: -kv[1]))
+    return (f'<p id="cluster-partners"><b>Counted clusters by partner</b> (what the markers '
+            f"read attached to the CTC): {html.escape(text)}</p>")
+
+
 def signoff_html(record: dict | None) -> str:
     """The sign-off line under the counts (``data-signoff``: its status, or ``none``)."""
     status = "none" if record is None else record.get("status", "current")
@@ -196,6 +205,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {html_table(overview)}
 <h2>Counts</h2>
 {counts_table(s.tally, s.reviewed)}
+{partners_html(s.clusters_by_partner)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
 <p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
 <a href="summary.json">summary.json</a></p>

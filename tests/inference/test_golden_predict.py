@@ -12,7 +12,9 @@ throughout: the golden is read at the balanced prior) was added when predict beg
 it; its ``markers_vouch`` column (8 of its 11 ``ctc`` calls) was added when the markers began
 settling the network's doubt between a CTC and a cluster on one cell, and ``review`` then
 left off the three of them the network doubted (confidence 0.52-0.82, a cluster the rest);
-every other column is as first written.
+its ``cluster_partner`` column was added when predict began naming a cluster's partners (its
+eight cluster calls: seven ``neutrophil``, where the simulator drew CTC-neutrophil clusters,
+and ``homotypic`` on its CTC doublet); every other column is as first written.
 """
 
 from pathlib import Path

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ctcnet.inference.guard import (
+    CLUSTER_PARTNER,
     FLAGS,
     MARKERS_CTC,
     MARKERS_VOUCH,
@@ -63,7 +64,7 @@ def test_marker_flags_fire_only_on_contradicted_ctc_calls(rng, spec):
     ])
     proba = onehot(["ctc", "ctc", "ctc", "cluster", "ctc", "wbc"], spec)
     flags = review_flags(crops, proba, spec)
-    assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC, MARKERS_VOUCH]
+    assert list(flags.columns) == [*FLAGS, "any", MARKERS_CTC, MARKERS_VOUCH, CLUSTER_PARTNER]
     assert flags["any"].tolist() == [False, False, True, True, True, False]
     assert flags["cd45_positive"].tolist() == [False, False, True, False, False, False]
     assert flags["no_dna"].tolist() == [False, False, False, True, False, False]

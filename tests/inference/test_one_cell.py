@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctcnet.inference.guard import review_flags
+from ctcnet.inference.guard import CLUSTER_PARTNER, cluster_partners, guard_events, review_flags
 from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy
@@ -210,3 +210,32 @@ def test_a_ctc_beside_a_bright_nucleus_is_not_taken_for_out_of_focus(rng, spec):
     reference = np.median(m["dna_edge_um"][3:])
     assert (m["dna_edge_um"][:2] > 1.8 * reference).all() and m["nuclei"][:2].tolist() == [2, 1]
     assert review_flags(crops, proba, spec)["out_of_focus"].tolist()[:3] == [False, True, False]
+
+
+def test_a_cluster_names_its_partners_by_their_markers(rng, spec):
+    """The partners a cluster call's markers read: a CD45 ring and CD66b on it a neutrophil,
+    CD45 alone another leukocyte, CD61 dots platelets, none with two nuclei CTCs together,
+    none with one nucleus no partner; a call of another class names none."""
+    CD66B = 4
+    big = [((0, 0), 12, 11, 0.0)]
+    neutrophil = crop(rng, big, cd45_ring=(16, 0), ring_radius=4)
+    neutrophil[CD66B] += 200 * ellipse((16, 0), 4, 4)
+    crops = np.stack([neutrophil,
+                      crop(rng, big, cd45_ring=(16, 0), ring_radius=4),
+                      crop(rng, big, platelets=[(13, 0), (0, -12.5), (-9, 9)]),
+                      crop(rng, [((-7, 0), 7.5, 7, 0.0), ((7, 0), 7.5, 7, 0.0)]),
+                      crop(rng, big),
+                      crop(rng, big, platelets=[(13, 0), (0, -12.5), (-9, 9)])])
+    names = ["cluster"] * 5 + ["ctc"]
+    proba = np.eye(spec.num_classes)[[spec.class_names.index(n) for n in names]]
+    partners = review_flags(crops, proba, spec)[CLUSTER_PARTNER].tolist()
+    assert partners == ["neutrophil", "leukocyte", "platelet", "homotypic", "none", ""]
+
+    events = pd.DataFrame({"class": names, "model_class": names,
+                           "review": np.zeros(len(names), bool)})
+    guarded = guard_events(events, crops, proba, spec)
+    # The lone cell with a CTC's markers is the markers' CTC on a cartridge: no partner.
+    assert guarded["class"].tolist()[4] == "ctc"
+    assert guarded[CLUSTER_PARTNER].tolist() == [*partners[:4], "", ""]
+    assert cluster_partners(guarded) == {"homotypic": 1, "leukocyte": 1, "neutrophil": 1,
+                                         "platelet": 1}

@@ -568,7 +568,15 @@ def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summ
     os.utime(out / "s1" / "summary.json", (old, old))
     note_set_aside(out, {"s1": "holds a run with another model"})  # job 2
     run = {e["name"]: e for e in write_run_index(out, ["s1", "s2"], 2, {})["outputs"]}  # job 1
-    assert run["s1"] == {"name": "s1", "set_aside": "holds a run with another model"}
+    assert run["s1"]["set_aside"] == "holds a run with another model"
+    assert "status" not in run["s1"]
+    # Last night's output is kept beside it, and samples.csv keeps its row, so marked.
+    assert run["s1"]["kept_output"]["events"] == 5
+    import pandas as pd
+
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert table.loc["s1", "set_aside"] == "holds a run with another model"
+    assert table.loc["s1", "events"] == 5 and bool(table.loc["s1", "earlier_run"])
     assert run["s2"]["status"] == "ok"
     (out / "s1" / "summary.json").write_text(json.dumps({"events": 7, "status": "ok"}))
     later = time.time() + 5
@@ -599,7 +607,8 @@ def test_a_sample_another_run_held_and_finished_is_not_set_aside(tmp_path):
     refused = {"s1": "cartridge.json cannot be read"}
     run = {e["name"]: e for e in write_run_index(out, ["s1"], 1, refused,
                                                  since=began)["outputs"]}
-    assert run["s1"] == {"name": "s1", "set_aside": "cartridge.json cannot be read"}
+    assert run["s1"]["set_aside"] == "cartridge.json cannot be read"
+    assert "status" not in run["s1"] and run["s1"]["kept_output"]["status"] == "ok"
 
 
 def test_shard_gives_each_item_to_exactly_one_rank():
@@ -852,6 +861,13 @@ def test_run_json_names_the_samples_an_earlier_run_left_in_the_output_folder(tmp
     index = write_run_index(out, ["s2"], 1, {})
     assert [e["name"] for e in index["outputs"]] == ["s2"]
     assert index["other_outputs"] == ["s1", "s3"]
+    # samples.csv is the folder's table: the earlier samples keep their rows, so marked (a
+    # rerun of one sample wrote its row alone).
+    import pandas as pd
+
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert list(table.index) == ["s2", "s1", "s3"]
+    assert table["earlier_run"].fillna(False).astype(bool).tolist() == [False, True, True]
     assert "other_outputs" not in write_run_index(out, ["s1", "s2", "s3"], 1, {})
 
 
@@ -897,6 +913,9 @@ def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
     assert table.loc["a", "after_review_per_7_5_ml_cluster"] == 1.33
     assert bool(table.loc["a", "signed_off"]) and not bool(table.loc["e", "signed_off"])
     assert table.loc["e", "model_sha256"] == "ab12" and pd.isna(table.loc["c", "signed_off"])
+    # The counted classes' columns first: the ones a study reports.
+    assert [c for c in table.columns if c.startswith("count_")][:2] == ["count_ctc",
+                                                                         "count_cluster"]
     for name in ("c", "d"):
         assert not {"after_review", "signed_off"} & set(entries[name])
 
@@ -912,3 +931,13 @@ def test_a_refusal_of_an_input_with_a_long_name_is_recorded(tmp_path):
     entries = {e["name"]: e for e in index["outputs"]}
     assert entries[name]["set_aside"] == "a name too long"
     assert entries["s2"]["missing"] is True
+
+
+def test_a_failed_samples_row_leaves_its_counts_empty():
+    """A failed sample read no blood: a 0 in its count cells would read as a clean negative."""
+    from ctcnet.inference.run_table import sample_row
+
+    row = sample_row({"name": "s", "status": "failed", "counts": {"ctc": 0},
+                      "per_7_5_ml": {"ctc": None}})
+    assert row["count_ctc"] is None and row["status"] == "failed"
+    assert sample_row({"name": "s", "status": "ok", "counts": {"ctc": 0}})["count_ctc"] == 0

@@ -26,6 +26,7 @@ The package has one module per job:
 """
 
 from ctcnet.inference.guard.calls import (
+    cluster_partners,
     counted,
     crop_set_calls,
     crop_set_measurements,
@@ -47,6 +48,7 @@ from ctcnet.inference.guard.measurements import (
 )
 from ctcnet.inference.guard.reference import fit_reference, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
+    CLUSTER_PARTNER,
     CTC_DYE_ROLES,
     DOUBTED_CALLS,
     EDGE_LEVELS,
@@ -64,12 +66,13 @@ from ctcnet.inference.guard.rules import (
 )
 
 __all__ = [
-    "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
+    "CLUSTER_PARTNER", "CTC_DYE_ROLES", "DOUBTED_CALLS", "EDGE_LEVELS", "EXCLUSION_ROLES", "FLAGS",
     "FLAG_RULES", "GUARDED_CLASSES", "MARKERS_CTC", "MARKERS_VOUCH", "MARKER_FLAGS",
     "MISSED_CTC_CALLS",
     "ON_DEMAND_COLUMNS", "REFERENCE_CLASS", "RULES", "Evidence", "ExclusionReader", "FlagRule",
     "GuardRules",
-    "box_least_squares", "counted", "crop_set_calls", "crop_set_measurements", "crop_set_review",
+    "box_least_squares", "cluster_partners", "counted", "crop_set_calls",
+    "crop_set_measurements", "crop_set_review",
     "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
     "marker_calls", "markers_overrule", "measure", "measure_for_guard", "measure_for_guard_start",

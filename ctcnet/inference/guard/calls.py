@@ -2,7 +2,7 @@
 calls (:func:`marker_calls`), the calls of a crop set with the markers taking part
 (:func:`crop_set_calls`, :func:`crop_set_review`), an event table's ``guard`` column
 (:func:`guard_events`), which calls enter the automatic count (:func:`counted`), and the
-guard's lines of summary.json (:func:`guard_summary`).
+guard's lines of summary.json (:func:`guard_summary`, :func:`cluster_partners`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ctcnet.inference.guard.measurements import (
     measure_for_guard_start,
 )
 from ctcnet.inference.guard.rules import (
+    CLUSTER_PARTNER,
     FLAGS,
     GUARDED_CLASSES,
     MARKERS_CTC,
@@ -177,6 +178,8 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
                 flags[rule.flag] = flags[rule.flag].to_numpy() | \
                     (made & checked[rule.flag].to_numpy())
         flags["any"] = flags[list(FLAGS)].any(axis=1)
+        flags[CLUSTER_PARTNER] = np.where(made, checked[CLUSTER_PARTNER].to_numpy(object),
+                                          flags[CLUSTER_PARTNER].to_numpy(object))
     return calls, flags
 
 
@@ -185,8 +188,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
                  markers_decide: bool = False, max_leak: float | None = None,
                  rules: GuardRules = RULES, start=None, overrule: bool = True
                  ) -> pd.DataFrame:
-    """Add ``guard`` (the flags that fired, joined by '+', or '') to a labelled event table
-    and send flagged events to review (``measured``: :func:`measure_for_guard`, or with
+    """Add ``guard`` (the flags that fired, joined by '+', or '') and ``CLUSTER_PARTNER`` (the
+    partners of the calls filed as ``cluster``) to a labelled event table and send flagged
+    events to review (``measured``: :func:`measure_for_guard`, or with
     ``markers_decide`` :func:`crop_set_measurements`, if made). The table's events are one
     frame, or, with a ``sample_id`` column, grouped by it.
 
@@ -206,6 +210,8 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         if not markers_decide:
             events[MARKERS_CTC] = np.zeros(len(events), bool)
         events[MARKERS_VOUCH] = np.zeros(len(events), bool)
+        events[CLUSTER_PARTNER] = pd.Series([""] * len(events), index=events.index,
+                                            dtype=object)
         return events
     groups = events["sample_id"].astype(str).to_numpy() if "sample_id" in events else None
     if markers_decide:
@@ -239,6 +245,12 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     if not markers_decide and MARKERS_CTC in flags:
         events[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)
     events[MARKERS_VOUCH] = vouched
+    # The partners of the calls filed as clusters (an edge-cut event filed as debris has
+    # none); a table without its calls has those the flags were made on.
+    partner = flags[CLUSTER_PARTNER].to_numpy(object)
+    if "class" in events:
+        partner = np.where(events["class"].to_numpy(object) == "cluster", partner, "")
+    events[CLUSTER_PARTNER] = partner
     return events
 
 
@@ -283,3 +295,16 @@ def guard_summary(events: pd.DataFrame, spec) -> dict:
     return {"flagged": int(hit.sum()),
             "by_flag": {f: int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "by_call": {name: int(by_call.get(name, 0)) for name in spec.class_names}}
+
+
+def cluster_partners(events: pd.DataFrame) -> dict[str, int]:
+    """Counted ``cluster`` calls by the partners their markers read (``CLUSTER_PARTNER``), for
+    summary.json: e.g. ``{"neutrophil": 2, "platelet": 1}`` (a cluster's kind matters: CTC-
+    neutrophil clusters are the most metastatic). Empty where none is counted."""
+    if CLUSTER_PARTNER not in events or not len(events):
+        return {}
+    kept = counted(events) & (events["class"].astype(str).to_numpy(object) == "cluster")
+    partners = events[CLUSTER_PARTNER].fillna("").astype(str).to_numpy(object)[kept]
+    names, counts = np.unique(np.where(partners == "", "unread", partners).astype(str),
+                              return_counts=True)
+    return {str(k): int(v) for k, v in zip(names, counts)}

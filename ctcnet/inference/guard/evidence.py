@@ -16,6 +16,7 @@ from ctcnet.inference.guard.measurements import REGISTERED_COLUMNS
 from ctcnet.inference.guard.reference import group_shift, leukocyte_reference, ood_distance
 from ctcnet.inference.guard.rules import (
     DOUBTED_CALLS,
+    EXCLUSION_ROLES,
     MISSED_CTC_CALLS,
     GuardRules,
 )
@@ -266,6 +267,35 @@ class Evidence:
         with np.errstate(invalid="ignore"):  # NaN: not read (no such channel): not one cell
             return (self.col("partner_um2") < self.rules.partner_min_um2) & \
                 (self.col("nuclei") <= 1)
+
+    def cluster_partner(self) -> np.ndarray:
+        """(N,) object: what each ``cluster`` call's markers say is attached to its CTC
+        (``CLUSTER_PARTNER``): the roles whose markers light ``partner_min_um2`` or more of
+        the band round the CK area, a neutrophil's CD45 read as the neutrophil's; with none,
+        ``homotypic`` (two nuclei or more) or ``none`` (one cell); '' on other calls and where
+        the band was not read (no exclusion marker in the panel). (Read after ``partner_um2``
+        and ``nuclei`` are.)"""
+        out = np.full(len(self.names), "", dtype=object)
+        rows = self.is_call(("cluster",)) & np.isfinite(self.col("partner_um2"))
+        if not rows.any():
+            return out
+        level = self.rules.partner_min_um2
+        roles = [role for role in EXCLUSION_ROLES if f"partner_um2_{role}" in self.m]
+        areas = np.stack([self.col(f"partner_um2_{role}") for role in roles], axis=1) \
+            if roles else np.zeros((len(out), 0))
+        lit = areas >= level
+        if "neutrophil" in roles and "leukocyte" in roles:  # a neutrophil is CD45+ too
+            lit[:, roles.index("leukocyte")] &= ~lit[:, roles.index("neutrophil")]
+        for i in np.flatnonzero(rows):
+            named = [role for j, role in enumerate(roles) if lit[i, j]]
+            if not named and roles and self.col("partner_um2")[i] >= level:
+                # Lit in the band by the markers together, by none alone: the largest.
+                named = [roles[int(np.argmax(areas[i]))]]
+            if named:
+                out[i] = "+".join(named)
+            else:
+                out[i] = "homotypic" if self.col("nuclei")[i] >= 2 else "none"
+        return out
 
     @cached_property
     def cluster_seen(self) -> np.ndarray:

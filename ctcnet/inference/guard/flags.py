@@ -85,6 +85,7 @@ from ctcnet.inference.guard.measurements import (
 )
 from ctcnet.inference.guard.rules import (
     CK_NEGATIVE_CTC_ROLES,
+    CLUSTER_PARTNER,
     DOUBTED_CALLS,
     FLAGS,
     GUARDED_CLASSES,
@@ -180,7 +181,9 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     ``MARKERS_VOUCH``) for crops and their calls (``MARKERS_CTC``: a ``wbc`` or ``debris`` call
     whose markers meet the CellSearch definition of a CTC on their own, the first route to
     ``possible_ctc``; ``MARKERS_VOUCH``: a ``ctc`` call doubted toward a cluster whose markers
-    meet it on one cell, which that doubt does not queue; neither is a review flag).
+    meet it on one cell, which that doubt does not queue; neither is a review flag), and
+    ``CLUSTER_PARTNER``, the partners a ``cluster`` call's markers read
+    (:meth:`.evidence.Evidence.cluster_partner`).
 
     ``rules``: the levels (:class:`GuardRules`); ``max_leak`` overrides its leak allowance
     (:func:`leak_allowance`: more on display exports). ``groups``: one label per crop (e.g.
@@ -224,6 +227,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
     table["any"] = table[list(FLAGS)].any(axis=1)
     table[MARKERS_CTC] = e.markers_ctc(table["possible_ctc"].to_numpy(), markers_cd45)
     table[MARKERS_VOUCH] = e.markers_vouch(markers_cd45)
+    table[CLUSTER_PARTNER] = e.cluster_partner()
     return table
 
 

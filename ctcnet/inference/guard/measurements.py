@@ -45,6 +45,7 @@ from ctcnet.inference.spillover import mean3x3, robust_background
 # CK's own shape (the costly leak fits and shape comparisons), and the nuclei an object holds
 # (a shape analysis per crop, read on cluster calls).
 ON_DEMAND_COLUMNS = ("cd45_over_ck", "cd45_core", "exclusion_around_ck", "partner_um2",
+                     *(f"partner_um2_{role}" for role in EXCLUSION_ROLES),
                      "ck_own_structure", "nuclei")
 # The copy tests' columns: DAPI and CK each over a copy of the other moved by the scan's
 # registration (a frame's or sample's, ``Evidence.copy_move``), read by the flags alone.
@@ -72,7 +73,10 @@ def measure(crops: np.ndarray, panel, pixel_size_um: float, rules: GuardRules = 
     by ``rules.around_ck_um``, once what leaks of CK and DAPI could explain is removed),
     ``partner_um2`` (the part of a band round the CK area, from ``rules.partner_gap_um`` to
     ``rules.partner_reach_um`` off its edge, in um^2, where any of those markers is over
-    ``rules.cd45_level``: a cell or platelets attached to the object),
+    ``rules.cd45_level``: a cell or platelets attached to the object), ``partner_um2_<role>``
+    (the part of it where a marker of that role of ``EXCLUSION_ROLES`` is the strongest
+    there, in noise units: which partner it is; 0 where the panel has no marker of that
+    role),
     ``dna_edge_um`` (the nucleus's edge width, :func:`.shapes.edge_width`, in µm),
     ``dna_own_structure`` (the structure DAPI has of its own over the CK area once the best
     copy of CK is taken off, as a share of the pixel noise, :func:`.shapes.own_structure`; NaN
@@ -143,7 +147,9 @@ class ExclusionReader:
     ``REGISTERED_COLUMNS``)."""
 
     GROUPS = {"ck_own": ("ck_own_structure",), "cd45": ("cd45_core", "cd45_over_ck"),
-              "around": ("exclusion_around_ck", "partner_um2"), "nuclei": ("nuclei",),
+              "around": ("exclusion_around_ck", "partner_um2",
+                         *(f"partner_um2_{role}" for role in EXCLUSION_ROLES)),
+              "nuclei": ("nuclei",),
               "registered": REGISTERED_COLUMNS}
 
     def __init__(self, crops: np.ndarray, panel, pixel_size_um: float,
@@ -335,6 +341,7 @@ def _measured(batch: _Batch, cd45_rows: np.ndarray | None,
         out.update(ck_peak=nan, ck_area=nan, dna_in_ck=nan, dna_content=nan,
                    nucleus_in_ck=nan, dna_edge_um=nan, dna_own_structure=nan,
                    cd45_over_ck=nan, cd45_core=nan, exclusion_around_ck=nan, partner_um2=nan,
+                   **{f"partner_um2_{role}": nan for role in EXCLUSION_ROLES},
                    ck_own_structure=nan, nuclei=nan, copy_move_y=nan, copy_move_x=nan)
         return pd.DataFrame(out)
     out["ck_peak"] = peak[:, batch.ck]
@@ -411,7 +418,7 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     """``exclusion_around_ck``: the exclusion markers over the CK area and round it; and
     ``partner_um2``, how much of a band round it any of them lights: a leukocyte or platelets
     attached at one side light a tenth or a fifth of the rim, which its upper quartile never
-    reads."""
+    reads; ``partner_um2_<role>``, how much the markers of each role light (which partner)."""
     panel, rules, disk = batch.panel, batch.rules, batch.disk
     exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
     if not exclusion:
@@ -426,6 +433,7 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
     worst = np.full(int(rows.sum()), -np.inf, np.float32)
     lit = np.zeros(around[:, disk].shape, bool)
+    lit_by_role = {role: np.zeros_like(lit) for role in EXCLUSION_ROLES}
     # A partner lies beside the object: read it in a band round the CK area that leaves out
     # the pixels next to its edge, where CK leaking into a channel registered a pixel or two
     # off (a leak the fit takes only where it lines up) would light a rim all round.
@@ -435,12 +443,27 @@ def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     readable = band[:, disk] & ~clipped[:, disk] & has_area[:, None]
     caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.leak_cap(panel, i)
             for i in exclusion]
-    for excess in marker_excess(signal, noise, clipped, disk, exclusion, own, caps):
+    roles = panel.roles()
+    strongest = np.full(lit.shape, -np.inf, np.float32)
+    for channel, excess in zip(exclusion, marker_excess(signal, noise, clipped, disk,
+                                                        exclusion, own, caps)):
         # NaN (the area all saturated) stays NaN: no reading, no flag.
         worst = np.maximum(worst, _over_area(excess, clipped, disk, around, has_area)[1])
-        lit |= readable & (excess > rules.cd45_level)
+        lit_here = readable & (excess > rules.cd45_level)
+        lit |= lit_here
+        # A lit pixel is the partner of the marker strongest there: one exclusion marker
+        # leaking into another's channel (the leak fit takes only CK's and DAPI's) lights a
+        # fainter copy of the same pixels, which must not name a second partner.
+        mine = lit_here & (excess > strongest)
+        for role_lit in lit_by_role.values():
+            role_lit &= ~mine
+        lit_by_role[roles[channel]] |= mine
+        strongest = np.where(mine, excess, strongest)
     out["exclusion_around_ck"][rows] = worst
-    out["partner_um2"][rows] = lit.sum(axis=1) * batch.pixel_size_um ** 2
+    um2 = batch.pixel_size_um ** 2
+    out["partner_um2"][rows] = lit.sum(axis=1) * um2
+    for role, role_lit in lit_by_role.items():
+        out[f"partner_um2_{role}"][rows] = role_lit.sum(axis=1) * um2
 
 
 def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:

@@ -20,6 +20,12 @@ MARKERS_CTC = "markers_ctc"
 # markers settle (one CTC by the definition of ``MARKERS_CTC``, no partner, one nucleus):
 # that doubt does not queue it.
 MARKERS_VOUCH = "markers_vouch"
+# The column of ``review_flags`` (and of an events table) that names a ``cluster`` call's
+# partners as its markers read them (``Evidence.cluster_partner``): ``neutrophil``,
+# ``leukocyte``, ``platelet``, several joined by '+', ``homotypic`` (no partner marker, two
+# nuclei or more: CTCs together), ``none`` (one cell: the ``one_cell`` flag); '' on other calls
+# and where unread.
+CLUSTER_PARTNER = "cluster_partner"
 # Calls checked for a missed CTC (the guard's other direction).
 MISSED_CTC_CALLS = ("wbc", "debris")
 # Calls the network's own doubt may turn into a possible CTC.
