@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import signoff_holds
 from ctcnet.io.atomic import atomic_write_text
@@ -328,6 +329,11 @@ def _output_entry(name: str, summary: dict, path: Path) -> dict:
             **({"blood_volume_read_ml": summary["blood_volume_processed_ml"]}
                if summary.get("blood_volume_processed_ml") is not None else {}),
             # ok / partial / failed (a crop set's run has none): a batch job reads every
-            # sample's in one file, and why it is not ok.
-            **({"status": summary["status"]} if "status" in summary else {}),
+            # sample's in one file, and why it is not ok; and whether its result may be read
+            # as one (failed, partial, preliminary, signed off, sign-off stale).
+            **({"status": summary["status"],
+                "result_state": result_state(summary)["state"]} if "status" in summary
+               else {}),
+            **({"blood_volume_stated": summary["blood_volume_stated"]}
+               if summary.get("blood_volume_stated") is not None else {}),
             **_made_by(summary, path), **_reviewed(summary), **_why(summary)}

@@ -76,6 +76,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
                                         cartridge.panel.pixel_size_um),
         blood_volume_ml=cartridge.blood_volume_ml,
         blood_volume_processed_ml=volume,
+        blood_volume_stated="blood_volume_ml" in (cartridge.info or {}),
         status=sample_status(total, skips, tally.failed, len(problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
                            resumed_from_journal=resumed,

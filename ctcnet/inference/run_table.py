@@ -2,7 +2,8 @@
 package or a spreadsheet: what a study reads from a night's batch without opening a JSON file
 per sample.
 
-Each row flattens one ``run.json`` output entry: its name, status and input, the model file
+Each row flattens one ``run.json`` output entry: its name, whether its result may be read as
+one (``result_state``: ``ctcnet.inference.result_state``), status and input, the model file
 and when the counts were made, the events, then per class the automatic count, the calls the
 guard held and the rate per 7.5 mL (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
 counts after review where a person decided (``after_review_ctc``,
@@ -23,8 +24,8 @@ from collections.abc import Sequence
 from ctcnet.io.atomic import atomic_write_text
 
 SAMPLES_FILE = "samples.csv"
-_FIRST = ("name", "status", "input", "model_path", "model_sha256", "counted_at", "events",
-          "blood_volume_read_ml")
+_FIRST = ("name", "result_state", "status", "input", "model_path", "model_sha256",
+          "counted_at", "events", "blood_volume_read_ml", "blood_volume_stated")
 # run.json's per-class maps, flattened as <prefix>_<class>.
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
@@ -39,7 +40,9 @@ _FIRST_CLASSES = ("ctc", "cluster")
 def sample_row(entry: dict) -> dict:
     """One ``run.json`` output entry as a flat row (column -> value)."""
     model = entry.get("model") or {}
-    row = {"name": entry.get("name"), "status": entry.get("status"),
+    row = {"name": entry.get("name"), "result_state": entry.get("result_state"),
+           "status": entry.get("status"),
+           "blood_volume_stated": entry.get("blood_volume_stated"),
            "input": entry.get("input"), "model_path": model.get("path"),
            "model_sha256": model.get("sha256"), "counted_at": entry.get("counted_at"),
            "events": entry.get("events"),

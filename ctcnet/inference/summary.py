@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ctcnet.inference.counts import Counts, ReviewedCounts
+from ctcnet.inference.result_state import result_state
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.digests import file_sha256
 
@@ -119,6 +120,9 @@ class RunSummary:
     status: str = "ok"
     failed_events: int = 0           # events whose model output was not finite
     blood_volume_processed_ml: float | None = None
+    # Whether cartridge.json stated the blood volume (False: the default tube's was assumed);
+    # None in a summary written before it was recorded.
+    blood_volume_stated: bool | None = None
     guard: dict | None = None         # calls the marker guard sent to review, by flag and call
     # Counted cluster calls by the partners their markers read (neutrophil, leukocyte,
     # platelet, homotypic; guard.cluster_partners); None in a summary written before it.
@@ -187,6 +191,9 @@ class RunSummary:
                     "frame_digests", "review_list"):
             if out[key] is None:
                 del out[key]
+        # Whether the result may be read as one, before its numbers (the review's sign-off,
+        # written beside it, decides it again: report_page.write_summary_and_page).
+        out["result_state"] = result_state(out)
         return out
 
     @classmethod

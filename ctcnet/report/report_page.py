@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
+from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
@@ -37,6 +38,12 @@ table {{ border-collapse: collapse; margin-bottom: 1em; }}
 th, td {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
 img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #444; }}
 .ok {{ color: #060; }} .bad {{ color: #b00; font-weight: bold; }}
+.state {{ padding: 6px 10px; border: 2px solid; font-weight: bold; margin: 0.5em 0; }}
+.state-failed, .state-partial, .state-sign-off-stale {{ border-color: #b00; color: #900;
+  background: #fee; }}
+.state-preliminary {{ border-color: #b80; color: #640; background: #ffe; }}
+.state-signed-off {{ border-color: #060; color: #040; background: #efe; }}
+.ruo {{ font-size: 90%; color: #444; }}
 </style></head>
 <body>
 <h1>ctcnet {html.escape(heading)}: {html.escape(name)}</h1>
@@ -87,6 +94,14 @@ def _cell(value) -> str:
     return per_volume_text(value) if isinstance(value, float) else str(value)
 
 
+def _class_cell(values: dict, name: str, no_result: bool) -> str:
+    """A class's cell of one column: empty where the column has no figure for the class (per
+    7.5 mL of an unreported class), '-' for a sample with no result."""
+    if name not in values:
+        return ""
+    return "-" if no_result else _cell(values[name])
+
+
 def held_text(tally: Counts) -> str:
     """The guard-held calls in a line: how many, by flag and by call."""
     # The flags in the words of the page's review line and the gallery's captions.
@@ -96,17 +111,18 @@ def held_text(tally: Counts) -> str:
     return f"{tally.held_total}" + (f" ({flags}; called {calls})" if tally.held_total else "")
 
 
-def counts_table(tally: Counts, reviewed: ReviewedCounts | None) -> str:
+def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool = False
+                 ) -> str:
     """Per class the model's counts (and the reviewed ones, when there are decisions), then a
-    row of the calls the guard held apart; cells carry ``data-class`` / ``data-col``."""
+    row of the calls the guard held apart; cells carry ``data-class`` / ``data-col``.
+    ``no_result``: a failed sample's, whose cells read '-' (its zeros are no count)."""
     columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
     values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
     rows = [f"<tr><th>class</th>{head}</tr>"]
     for name in tally.classes:
         # Per 7.5 mL is given for the reported classes only: the other cells stay empty.
-        cells = "".join(f'<td data-col="{key}">'
-                        f'{_cell(values[key][name]) if name in values[key] else ""}</td>'
+        cells = "".join(f'<td data-col="{key}">{_class_cell(values[key], name, no_result)}</td>'
                         for key, _ in columns)
         rows.append(f'<tr data-class="{html.escape(name)}"><th>{html.escape(name)}</th>'
                     f"{cells}</tr>")
@@ -142,6 +158,15 @@ def partners_html(partners: dict | None) -> str:
     text = ", ".join(f"{k} {v}" for k, v in sorted(partners.items(), key=lambda kv: -kv[1]))
     return (f'<p id="cluster-partners"><b>Counted clusters by partner</b> (what the markers '
             f"read attached to the CTC): {html.escape(text)}</p>")
+
+
+def state_html(state: dict) -> str:
+    """The result's headline (``result_state``) and the research-use line, first on the page
+    (``data-state``), so a reader sees whether a number may be read before reading it."""
+    css = "state-" + state["state"].replace(" ", "-")
+    return (f'<p id="result-state" class="state {css}" data-state="'
+            f'{html.escape(state["state"])}">{html.escape(state["text"])}</p>'
+            f'<p class="ruo" id="research-use">{html.escape(RESEARCH_USE)}</p>')
 
 
 def signoff_html(record: dict | None) -> str:
@@ -201,10 +226,12 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                      f"{html.escape(' or '.join(s.tally.reported))} (those are in their own "
                      "galleries)")
         sections.append(f"<h2>{html.escape(title)}</h2><p>{note}</p>{images or '<p>none</p>'}")
+    state = result_state({**s.to_dict(), "signoff": signoff})
     page = f"""{page_start(s.sample_id)}
+{state_html(state)}
 {html_table(overview)}
 <h2>Counts</h2>
-{counts_table(s.tally, s.reviewed)}
+{counts_table(s.tally, s.reviewed, no_result=s.status == "failed")}
 {partners_html(s.clusters_by_partner)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
 <p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,
@@ -238,6 +265,7 @@ def write_summary_and_page(out_dir: str | Path, summary: RunSummary,
     data = summary.to_dict()
     if signoff is not None:  # RunSummary leaves keys it does not know alone on reading
         data["signoff"] = signoff
+        data["result_state"] = result_state(data)
     # Renamed into place, not fsync'd: review.csv (fsync'd per decision) is the record, and
     # these are made from it again at the next decision or server start.
     with atomic_path(out_dir / "summary.json") as tmp:

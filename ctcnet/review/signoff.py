@@ -56,6 +56,12 @@ class SignOff:
     second_reading: dict | None = None  # agreement with a second reader, when there was one
     calls_id: str | None = None       # the calls it was made on (none: an older sign-off)
     second_journal_rows: int | None = None  # review-second.csv's lines then (none: older)
+    # What was signed beyond the counts (none: an older sign-off): the sample's status (a
+    # partial scan's rates are estimates), the blood volume its rates are of, and the model
+    # file that made the calls.
+    sample_status: str | None = None
+    blood_volume_read_ml: float | None = None
+    model_sha256: str | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -70,7 +76,7 @@ class SignOff:
 
 
 _TEXTS = ("reviewer", "signed_at", "run_id")
-_OPTIONAL_TEXTS = ("cartridge_id", "calls_id")
+_OPTIONAL_TEXTS = ("cartridge_id", "calls_id", "sample_status", "model_sha256")
 _COUNTS = ("decided", "unreviewed", "journal_rows")
 
 
@@ -101,6 +107,9 @@ def check_signoff(data) -> dict:
     if data.get("second_journal_rows") is not None and \
             not _is_count(data["second_journal_rows"]):
         wrong.append("second_journal_rows")
+    if data.get("blood_volume_read_ml") is not None and \
+            not _is_number(data["blood_volume_read_ml"]):
+        wrong.append("blood_volume_read_ml")
     counts = data.get("after_review_per_7_5_ml")
     if not isinstance(counts, dict) or not all(v is None or _is_number(v)
                                                for v in counts.values()):
@@ -207,6 +216,8 @@ def signoff_text(record: dict | None) -> str:
     text = (f"reviewed by {record['reviewer']} on {record['signed_at']}: "
             f"{record['decided']} event(s) decided, {record['unreviewed']} candidate(s) "
             "left undecided")
+    if record.get("sample_status") not in (None, "ok"):
+        text += f"; signed on a {record['sample_status']} sample"
     second = record.get("second_reading")
     if second and second.get("both"):
         kappa = second.get("kappa")

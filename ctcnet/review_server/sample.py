@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
+from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
@@ -251,11 +252,19 @@ class Sample(SampleImages):
                "channels": [c["name"] for c in self.summary.panel["channels"]],
                "reasons": self.reason_options, "candidates": rows,
                "counts": self.counts(matched, reading=reading), "stamp": log_.read_stamp,
-               "saliency": bool(saliency), "unattached": self.unattached(matched)}
+               "saliency": bool(saliency), "unattached": self.unattached(matched),
+               # What the scan was (failed, partial: its rates are estimates; or the
+               # automatic counts), said above the candidates; the sign-off line says the rest.
+               "scan_state": self.scan_state, "research_use": RESEARCH_USE}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
             out["agreement"] = self.agreement()
         return out
+
+    @cached_property
+    def scan_state(self) -> dict:
+        """:func:`~ctcnet.inference.result_state.result_state` of the run before any review."""
+        return result_state(self.summary.to_dict())
 
     @cached_property
     def reason_options(self) -> list[dict]:
@@ -422,7 +431,10 @@ class Sample(SampleImages):
                 journal_rows=matched.n_rows,
                 second_reading=second if second["second"] else None,
                 calls_id=self.run.calls_id,
-                second_journal_rows=self.logs[SECOND].matched(self.run).n_rows)
+                second_journal_rows=self.logs[SECOND].matched(self.run).n_rows,
+                sample_status=self.summary.status,
+                blood_volume_read_ml=self.summary.volume_read_ml,
+                model_sha256=self.summary.model.sha256)
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

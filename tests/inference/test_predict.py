@@ -308,6 +308,11 @@ def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
         ref[keep].drop(columns="event_id").reset_index(drop=True), check_dtype=False)
     html = (tmp_path / "out" / "index.html").read_text()
     assert frames[1].stem in html and "Skipped frames" in html
+    # The page leads with whether its numbers may be read: partial, before any of them.
+    assert html.index('data-state="partial"') < html.index('id="counts"')
+    assert "PARTIAL: 1 of 3 frames read" in html and "Research use only" in html
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["result_state"][
+        "state"] == "partial"
 
 
 def test_panel_mismatch_stops_before_any_work(setup, tmp_path):

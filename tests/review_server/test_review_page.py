@@ -72,8 +72,10 @@ CLASSES = ["ctc", "wbc", "cluster", "debris"]
     ("Enter", "BUTTON", {}, None),            # the focused button's own press (e.g. reject)
     (" ", "BUTTON", {}, None),
     ("Enter", "A", {}, None),                 # a focused link opens
-    ("Enter", "BODY", {}, {"call": "confirm"}),  # the shortcut, with no button focused
-    ("Enter", "DIV", {}, {"call": "confirm"}),
+    # No shortcut: after a button pressed with Enter the focus is on the page, and a second
+    # Enter must not confirm the next event unseen.
+    ("Enter", "BODY", {}, None),
+    ("Enter", "DIV", {}, None),
     ("y", "BUTTON", {}, {"call": "confirm"}),    # letter shortcuts work wherever focus is
     ("n", "BODY", {}, {"call": "reject"}),
     ("u", "BODY", {}, {"undo": True}),          # the last decision made, not the cursor's
@@ -492,6 +494,36 @@ def test_grid_page_is_of_one_call_undecided_and_not_set_aside():
     assert got == [1, 2, 7]  # 4 decided, 5 set aside as an exception, 3 and 6 are ctc calls
 
 
+def test_a_grid_page_leaves_out_what_a_person_must_look_at_alone():
+    """A guard flag (a possible missed CTC), a call the markers made and a CTC or cluster the
+    likeliest are never confirmed with a page of others: they are looked at one by one."""
+    def candidate(i, held=False, code="low_confidence"):
+        return {"event_id": i, "call": "debris", "decision": None, "held": held,
+                "reasons": [{"code": code}]}
+
+    candidates = [candidate(0), candidate(1, held=True), candidate(2, code="markers"),
+                  candidate(3, code="counted_likeliest"), candidate(4, code="qc")]
+    got = run_js(f"ReviewLogic.gridPage({json.dumps(candidates)}, {{}}, 'debris', {{}}, "
+                 "10).map(function (c) { return c.event_id; })")
+    assert got == [0, 4]
+
+
+def test_grid_tiles_are_marked_from_the_keyboard():
+    got = run_page(GRID_ROUTE + """
+        page.key("g");
+        await page.settle();
+        const cells = () => page.document.getElementById("grid-cells").children;
+        const cell = cells()[1];
+        const role = [cell.getAttribute("role"), cell.getAttribute("tabindex")];
+        page.document.getElementById("grid-cells").listeners.keydown[0](
+          {key: " ", target: cell, preventDefault() {}, stopPropagation() {}});
+        const pressed = cell.getAttribute("aria-pressed");
+        const marked = cells().filter((c) => c.className === "cell marked").length;
+        return {role, pressed, marked};
+    """, page_state(10))
+    assert got["role"] == ["button", "0"] and got["pressed"] == "true" and got["marked"] == 1
+
+
 def test_channel_gain_of_a_slider():
     assert run_js("[ReviewLogic.gain(0), ReviewLogic.gain(10), ReviewLogic.gain(-20)]") == [
         1, 2, 0.25]
@@ -518,7 +550,7 @@ def test_grid_confirms_a_page_in_one_request_and_sets_the_exceptions_aside():
         cells()[2].click();                      // changed their mind
         cells()[5].click();
         const marked = cells().filter((c) => c.className === "cell marked").length;
-        page.key("Enter");
+        page.key("y");
         await page.settle();
         const posts = page.requests.filter((r) => r.method === "POST");
         const next = cells().map((c) => +c.getAttribute("data-event-id"));
@@ -546,7 +578,7 @@ def test_a_grid_page_ends_what_u_takes_back():
         await page.settle();
         page.key("g");
         await page.settle();
-        page.key("Enter");
+        page.key("y");
         await page.settle();
         page.key("g");
         page.key("u");
@@ -585,16 +617,23 @@ def test_sign_off_and_agreement_are_shown():
         routes.push(["/api/P001/signoff", {json: {signoff: {reviewer: "ann",
           signed_at: "2026-01-01T00:00:00+00:00", status: "current"}}}]);
         const before = page.document.getElementById("signoff-text").textContent;
-        page.document.getElementById("signoff-button").click();
+        page.document.getElementById("signoff-button").click();  // says what it would sign
+        await page.settle();
+        const preview = page.document.getElementById("signoff-text").textContent;
+        const postedFirst = page.requests.filter((r) => r.method === "POST").length;
+        page.document.getElementById("signoff-button").click();  // signs
         await page.settle();
         const select = page.document.getElementById("filter-reason");
         select.value = "disagreement";
         select.dispatchEvent({type: "change"});
-        return {before, after: page.document.getElementById("signoff-text").textContent,
+        return {before, preview, postedFirst,
+                after: page.document.getElementById("signoff-text").textContent,
                 agreement: page.document.getElementById("agreement").textContent,
                 rows: page.rows().map((r) => +r.getAttribute("data-event-id"))};
     """, state)
     assert got["before"] == "not signed off"
+    assert got["postedFirst"] == 0 and got["preview"].startswith("sign off P001")
+    assert "4 of 4 candidates undecided" in got["preview"]
     assert got["after"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
     assert "2 agree (Cohen's kappa 0.40); 1 disagreement(s)" in got["agreement"]
     assert got["rows"] == [2]
@@ -612,3 +651,18 @@ def test_the_page_prints_per_volume_figures_as_the_report_does():
     assert got[0] == "5.63"
     assert run_js("[ReviewLogic.countText(null, 'per_7_5_ml'), "
                   "ReviewLogic.countText(3, 'counted')]") == ["n/a", "3"]
+
+
+def test_a_partial_scan_is_said_above_the_candidates_and_in_the_sign_off_preview():
+    state = page_state(2)
+    state["signoff"] = None
+    state["scan_state"] = {"state": "partial", "text": "PARTIAL: 2 of 4 frames read"}
+    state["research_use"] = "Research use only"
+    got = run_page("""
+        page.document.getElementById("signoff-button").click();
+        return {scan: page.document.getElementById("scan-state").textContent,
+                ruo: page.document.getElementById("research-use").textContent,
+                preview: page.document.getElementById("signoff-text").textContent};
+    """, state)
+    assert got["scan"] == "PARTIAL: 2 of 4 frames read" and got["ruo"] == "Research use only"
+    assert "This sample is partial: PARTIAL: 2 of 4 frames read" in got["preview"]

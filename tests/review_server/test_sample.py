@@ -274,12 +274,19 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     record = answer["signoff"]
     assert record["reviewer"] == "ann" and record["status"] == "current"
     assert record["decided"] == 3
+    # What was signed beyond the counts: the sample's status, its blood and the model.
+    assert record["sample_status"] == "partial" and record["blood_volume_read_ml"] > 0
+    assert record["model_sha256"]
+    assert "signed on a partial sample" in (sample / "index.html").read_text()
     assert record["unreviewed"] == len(state["candidates"]) - 3
     summary = json.loads((sample / "summary.json").read_text())
     assert summary["signoff"] == record
     assert summary["reviewed"]["reviewed"] == 3 and summary["tally"]  # beside the counts
     page = (sample / "index.html").read_text()
     assert 'data-signoff="current"' in page and "reviewed by ann on" in page
+    # (the crowded cartridge is partial: more CTCs than blood holds, its headline says so first)
+    assert summary["result_state"]["state"] == "partial"
+    assert "SIGNED OFF by ann" in summary["result_state"]["text"] and "SIGNED OFF by ann" in page
     assert post(server, "signoff", {"run_id": "old"})[0] == 409
     assert post(server, "signoff", {"run_id": 5})[0] == 400
     with caplog.at_level("INFO", logger="ctcnet.exports"):
@@ -293,6 +300,7 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     assert json.loads((sample / "summary.json").read_text())["signoff"]["status"] == \
         "changed since"
     assert 'data-signoff="changed since"' in (sample / "index.html").read_text()
+    assert "SIGN-OFF NO LONGER HOLDS" in (sample / "index.html").read_text()
     caplog.clear()
     with caplog.at_level("WARNING", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds2")]) == 0
@@ -335,7 +343,7 @@ def test_grid_confirms_a_page_of_100_tiles_in_one_action_in_chromium(crowded, tm
         page = json.loads(browser.js("JSON.stringify(grid.page.map(c => c.event_id))"))
         browser.wait_for("Array.from(document.querySelectorAll('#grid-cells img'))"
                          ".slice(0, 4).every(i => i.complete && i.naturalWidth > 0)")
-        browser.key("Enter")                        # the whole page, in one action
+        browser.key("y")                            # the whole page, in one action
         browser.wait_for("document.body.getAttribute('data-grid-decided') === '100'")
         assert json.loads(browser.js("JSON.stringify(posts)")) == ["/api/P001/decisions"]
         table = pd.read_csv(out / "P001" / "review.csv")
@@ -379,7 +387,8 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
         browser.wait_for("document.body.getAttribute('data-saved') === '1'")
         assert browser.js("document.querySelectorAll('#tile .gain').length") >= 1  # kept
         browser.js("document.getElementById('reviewer').value = 'ann'; 1")
-        browser.js("document.getElementById('signoff-button').click()")
+        browser.js("document.getElementById('signoff-button').click()")  # what it would sign
+        browser.js("document.getElementById('signoff-button').click()")  # signs
         browser.wait_for("document.getElementById('signoff-text')"
                          ".getAttribute('data-status') === 'current'")
         assert "signed off by ann" in browser.js(

@@ -393,7 +393,8 @@ def test_review_page_filter_and_focused_button_in_chromium(served):
         browser.wait_for("document.body.getAttribute('data-saved') === '1'")
         decided = browser.js(f"state.candidates.find(c => c.event_id == {expected}).decision")
         assert decided == D.REJECTED
-        browser.key("Enter")  # focus left with the old buttons: the shortcut confirms
+        browser.key("Enter")  # focus left with the old buttons: Enter is no shortcut
+        browser.key("y")      # the shortcut confirms
         browser.wait_for("document.body.getAttribute('data-saved') === '2'")
     finally:
         browser.close()

@@ -1,0 +1,84 @@
+"""Whether a sample's result may be read as one, said before its numbers: the line the report,
+the review page, ``summary.json`` and ``samples.csv`` lead with.
+
+A sample's ``status`` says how much of the scan was read; whether a person reviewed and signed
+off its counts is another matter. :func:`result_state` puts both in one headline:
+
+* ``failed``: no frame was read, so there is no result (its zeros are no negative);
+* ``partial``: frames skipped or missing, events unclassified, or problems with the inputs:
+  the rates per 7.5 mL are estimates from the blood read, and the problems say why;
+* ``preliminary``: the automatic counts, not signed off after review;
+* ``signed off``: a person signed off the counts after review, and the sign-off holds;
+* ``sign-off stale``: signed off, but decisions or the counts moved on since: review again.
+
+A partial or failed sample says so whatever its review. Every page carries
+:data:`RESEARCH_USE` beside it.
+"""
+
+from __future__ import annotations
+
+from ctcnet.inference.counts import PER_ML
+
+RESEARCH_USE = ("Research use only, not for diagnostic use. ctcnet is not a cleared test, "
+                "and its shipped models were trained on simulated scans only: validate the "
+                "model on your own labelled samples before using its counts.")
+STATES = ("failed", "partial", "preliminary", "signed off", "sign-off stale")
+
+
+def result_state(summary: dict) -> dict:
+    """``{"state": one of STATES, "text": the headline}`` of a summary.json (as parsed; its
+    ``signoff`` record, where the review wrote one, decides between the last three)."""
+    review_state, review_text = _review(summary)
+    status = summary.get("status", "ok")
+    if status == "failed":
+        return {"state": "failed", "text": "FAILED: no frame was read, so there is no result "
+                "(its counts of 0 are no negative)."}
+    notes = _volume_notes(summary)
+    if status == "partial":
+        return {"state": "partial", "text": " ".join(
+            [f"PARTIAL: {_partial_why(summary)}; its rates per 7.5 mL are estimates from the "
+             "blood read.", *notes, review_text])}
+    return {"state": review_state, "text": " ".join([review_text, *notes])}
+
+
+def _review(summary: dict) -> tuple[str, str]:
+    signoff = summary.get("signoff") or {}
+    if not signoff:
+        return "preliminary", ("PRELIMINARY: automatic counts, not reviewed and signed off by "
+                               "a person.")
+    status = signoff.get("status", "current")
+    who = f"{signoff.get('reviewer', '?')} on {signoff.get('signed_at', '?')}"
+    if status == "current":
+        return "signed off", f"SIGNED OFF by {who}: report the counts after review."
+    return "sign-off stale", (f"SIGN-OFF NO LONGER HOLDS ({status}; signed by {who}): review "
+                              "again and sign off before reporting.")
+
+
+def _partial_why(summary: dict) -> str:
+    frames = summary.get("frames") or {}
+    total = (frames.get("total") or 0) + (frames.get("missing") or 0)
+    parts = []
+    if frames.get("skipped") or frames.get("missing"):
+        parts.append(f"{frames.get('processed', 0)} of {total} frames read")
+        read, tube = summary.get("blood_volume_processed_ml"), summary.get("blood_volume_ml")
+        if read is not None and tube:
+            parts[-1] += f" ({read:.3g} of {tube:.3g} mL)"
+    if summary.get("failed_events"):
+        parts.append(f"{summary['failed_events']} event(s) not classified")
+    problems = summary.get("problems") or []
+    if problems:
+        parts.append(f"{len(problems)} problem(s) with the inputs (listed below)")
+    return "; ".join(parts) or "see the problems below"
+
+
+def _volume_notes(summary: dict) -> list[str]:
+    """What the per-7.5 mL figures rest on where it is not one stated tube: a volume the
+    cartridge did not state (assumed), or another than a tube's."""
+    volume = summary.get("blood_volume_ml")
+    if summary.get("blood_volume_stated") is False:
+        return [f"Blood volume not stated in cartridge.json: {volume:g} mL assumed, so the "
+                "rates per 7.5 mL rest on that assumption."]
+    if volume and abs(float(volume) - PER_ML) > 0.5:
+        return [f"Blood volume {volume:g} mL: the rates per 7.5 mL are the counts scaled by "
+                f"{PER_ML / float(volume):.3g}."]
+    return []

@@ -1,0 +1,40 @@
+"""A sample's headline says whether its result may be read as one, before its numbers."""
+
+from ctcnet.inference.result_state import RESEARCH_USE, result_state
+
+
+def summary(**over):
+    base = {"status": "ok", "blood_volume_ml": 7.5, "blood_volume_stated": True,
+            "blood_volume_processed_ml": 7.5,
+            "frames": {"total": 4, "processed": 4, "skipped": 0, "missing": 0}, "problems": []}
+    return {**base, **over}
+
+
+def test_the_review_decides_between_preliminary_signed_off_and_stale():
+    assert result_state(summary())["state"] == "preliminary"
+    signed = {"reviewer": "ann", "signed_at": "2026-11-30T07:00:00+00:00", "status": "current"}
+    got = result_state(summary(signoff=signed))
+    assert got["state"] == "signed off" and "SIGNED OFF by ann" in got["text"]
+    stale = result_state(summary(signoff={**signed, "status": "changed since"}))
+    assert stale["state"] == "sign-off stale" and "review again" in stale["text"]
+
+
+def test_a_partial_or_failed_scan_says_so_whatever_its_review():
+    signed = {"reviewer": "ann", "signed_at": "t", "status": "current"}
+    partial = result_state(summary(
+        status="partial", blood_volume_processed_ml=3.75, signoff=signed,
+        frames={"total": 3, "processed": 2, "skipped": 1, "missing": 1}))
+    assert partial["state"] == "partial"
+    assert partial["text"].startswith("PARTIAL: 2 of 4 frames read (3.75 of 7.5 mL)")
+    assert "estimates" in partial["text"] and "SIGNED OFF by ann" in partial["text"]
+    failed = result_state(summary(status="failed"))
+    assert failed["state"] == "failed" and "no negative" in failed["text"]
+
+
+def test_a_volume_not_stated_or_not_a_tube_is_said():
+    assumed = result_state(summary(blood_volume_stated=False))
+    assert assumed["state"] == "preliminary" and "7.5 mL assumed" in assumed["text"]
+    short = result_state(summary(blood_volume_ml=4.0))
+    assert "scaled by 1.88" in short["text"]
+    assert "scaled" not in result_state(summary(blood_volume_ml=7.2))["text"]
+    assert "research use only" in RESEARCH_USE.lower()
