@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 
 
@@ -36,8 +37,8 @@ def run_spike_in(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "spike_in.csv", rows_csv(rows))
     atomic_write_text(out / "spike_in.json", json.dumps(
-        {**report, "results": str(Path(args.data).absolute()),
-         "expected": str(Path(args.expected).absolute())}, indent=2) + "\n")
+        {**report, "results": absolute(args.data),
+         "expected": absolute(args.expected)}, indent=2) + "\n")
     if args.json:
         print(json.dumps(report))
         return 0

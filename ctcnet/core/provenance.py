@@ -4,13 +4,17 @@ versions are read from their installed metadata, none imported here, so the reco
 same in every process of a run).
 
 ``ctcnet``'s own version names a release; run from a git checkout, the commit it is at is
-read from the checkout's ``.git`` (its ``HEAD`` and refs, without running git), since a
-checkout's code changes between releases.
+read from the checkout's ``.git`` (its ``HEAD`` and refs, without running git; a worktree's
+``.git`` file is followed), since a checkout's code changes between releases, and whether the
+package's tracked files differ from that commit (``modified``: asked of git where it is
+installed; None where it cannot be told), since a count made by edited code is no commit's.
 """
 
 from __future__ import annotations
 
 import platform
+import shutil
+import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +30,9 @@ def software_record() -> dict:
     installed versions of the numeric libraries."""
     from ctcnet import __version__
 
-    return {"ctcnet": __version__, "commit": checkout_commit(),
+    commit = checkout_commit()
+    return {"ctcnet": __version__, "commit": commit,
+            **({"modified": checkout_modified()} if commit else {}),
             "python": platform.python_version(), "platform": platform.platform(),
             "libraries": library_versions()}
 
@@ -43,29 +49,65 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-@lru_cache(maxsize=1)
-def checkout_commit() -> str | None:
-    """The commit of the git checkout ctcnet runs from (None for an installed wheel, or where
-    the checkout cannot be read)."""
+def _checkout() -> Path | None:
+    """The root of the git checkout ctcnet runs from, or None (an installed wheel)."""
     for folder in Path(__file__).resolve().parents:
-        git = folder / ".git"
-        if git.is_dir():
-            return _head_commit(git)
+        if (folder / ".git").exists():
+            return folder
         if folder == folder.parent:
             break
     return None
 
 
-def _head_commit(git: Path) -> str | None:
+@lru_cache(maxsize=1)
+def checkout_commit() -> str | None:
+    """The commit of the git checkout ctcnet runs from (None for an installed wheel, or where
+    the checkout cannot be read)."""
+    root = _checkout()
+    if root is None:
+        return None
+    git = root / ".git"
+    if git.is_file():  # a worktree: "gitdir: <its folder in the main repository>"
+        try:
+            text = git.read_text().strip()
+        except OSError:
+            return None
+        if not text.startswith("gitdir: "):
+            return None
+        git = (root / text[len("gitdir: "):]).resolve()
+    return _head_commit(git)
+
+
+@lru_cache(maxsize=1)
+def checkout_modified() -> bool | None:
+    """Whether the package's tracked files in the checkout differ from its commit (None: no
+    checkout, no git installed, or git could not tell)."""
+    root, git = _checkout(), shutil.which("git")
+    if root is None or git is None:
+        return None
     try:
+        done = subprocess.run([git, "-C", str(root), "status", "--porcelain",
+                               "--untracked-files=no", "--", "ctcnet"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def _head_commit(git: Path) -> str | None:
+    # A worktree keeps its own HEAD; its refs are the main repository's (commondir).
+    common = git
+    try:
+        if (git / "commondir").is_file():
+            common = (git / (git / "commondir").read_text().strip()).resolve()
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head or None  # a detached HEAD holds the commit itself
         ref = head[len("ref: "):]
-        loose = git / ref
+        loose = common / ref
         if loose.is_file():
             return loose.read_text().strip() or None
-        packed = git / "packed-refs"
+        packed = common / "packed-refs"
         for line in packed.read_text().splitlines() if packed.is_file() else ():
             commit, _, name = line.partition(" ")
             if name.strip() == ref:

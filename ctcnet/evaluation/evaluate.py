@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.paths import absolute
 from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import load_crops, pixel_size_source, read_crop_index
 from ctcnet.errors import InputError
@@ -330,7 +331,7 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
                       f"{name.replace('_', ' ')} confusion matrix")
     # What a validation record names: the data and model files (the model by its SHA-256),
     # the software, and when.
-    public = {"data": str(Path(data).absolute()), "model": str(backend.model_path),
+    public = {"data": absolute(data), "model": str(backend.model_path),
               "model_sha256": model_sha256(backend), "software": software_record(),
               "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **_public(report), "predictions": "predictions.csv"}

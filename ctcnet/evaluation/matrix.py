@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.paths import absolute
 from ctcnet.evaluation.baselines import baseline_probabilities
 from ctcnet.evaluation.metrics import confusion_matrix, macro_f1
 from ctcnet.evaluation.perturb import Cell, perturbation_catalogue
@@ -454,7 +455,7 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
         matrix["notes"].append(f"the labels hold no {', '.join(absent)}: every macro-F1 here "
                                "averages the other classes only, and says nothing of how "
                                f"{'it is' if len(absent) == 1 else 'they are'} told apart")
-    matrix.update({"data": str(Path(data).absolute()), "model": str(backend.model_path),
+    matrix.update({"data": absolute(data), "model": str(backend.model_path),
                    "model_sha256": model_sha256(backend), "software": software_record(),
                    "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "pixel_size_um": float(index.panel.pixel_size_um),

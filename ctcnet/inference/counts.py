@@ -12,7 +12,10 @@ calls the marker guard held apart and the per-7.5 mL figures cannot disagree bet
   threshold); ``confident``: the others;
 * ``per_7_5_ml``: ``counted`` of each reported class per 7.5 mL of the blood volume actually
   read (``summary.json``'s ``blood_volume_processed_ml``: the frames processed), None when no
-  blood was read.
+  blood was read;
+* ``per_7_5_ml_interval``: the blood draw's 95 % interval of each of those rates (an exact
+  Poisson interval of the count, scaled alike): what sampling one tube alone leaves
+  uncertain, not the calls.
 
 :func:`count_reviewed` is the same for a reviewer's decisions (``review.csv`` matched to the
 run by ``ctcnet.review.decisions``): the confirmed count per class, and the count after review
@@ -45,6 +48,42 @@ def per_7_5_ml(count: int, volume_ml: float | None) -> float | None:
     if volume_ml is None or not volume_ml > 0:
         return None
     return count * PER_ML / float(volume_ml)
+
+
+# The blood-draw interval's level: a count of rare cells in one tube is a Poisson draw of the
+# patient's blood, whatever the classifier does.
+INTERVAL_LEVEL = 0.95
+
+
+def poisson_interval(count: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """The exact (Garwood) two-sided interval of a Poisson mean from one observed ``count``:
+    the means under which seeing ``count`` or more (lower end), or ``count`` or fewer (upper
+    end), has probability (1 - level) / 2. Found by bisection on the Poisson sums (standard
+    library only: summary.json reads it where scipy is not installed)."""
+    tail = (1.0 - level) / 2.0
+
+    def at_most(k: int, mean: float) -> float:  # P(X <= k) for X ~ Poisson(mean)
+        if mean == 0:
+            return 1.0
+        log_term, log_mean, total = -mean, math.log(mean), 0.0
+        for i in range(k + 1):
+            if i:
+                log_term += log_mean - math.log(i)
+            total += math.exp(log_term)
+        return min(total, 1.0)
+
+    def solve(k: int, want: float) -> float:  # the mean where P(X <= k) = want (decreasing)
+        low, high = 0.0, max(10.0, 2.0 * k + 20.0 * math.sqrt(k + 1.0))
+        for _ in range(100):
+            mid = (low + high) / 2
+            if at_most(k, mid) > want:
+                low = mid
+            else:
+                high = mid
+        return (low + high) / 2
+
+    lower = 0.0 if count == 0 else solve(count - 1, 1.0 - tail)
+    return lower, solve(count, tail)
 
 
 def per_volume_text(value: float) -> str:
@@ -102,6 +141,18 @@ class Counts:
         return {name: per_7_5_ml(self.counted[name], self.blood_volume_ml)
                 for name in self.reported}
 
+    @property
+    def per_7_5_ml_interval(self) -> dict[str, list[float] | None]:
+        """Per reported class, the blood draw's 95 % interval of the rate per 7.5 mL
+        (:func:`poisson_interval` of the counted calls, scaled as the rate is): the
+        uncertainty of sampling one tube of blood alone, not of the calls (None without a
+        volume)."""
+        scale = per_7_5_ml(1, self.blood_volume_ml)
+        if scale is None:
+            return {name: None for name in self.reported}
+        return {name: [round(end * scale, 4) for end in poisson_interval(self.counted[name])]
+                for name in self.reported}
+
     def to_dict(self) -> dict:
         """The tally as plain data, with the derived totals and per-7.5 mL figures."""
         return {"classes": list(self.classes), "reported": list(self.reported),
@@ -110,7 +161,8 @@ class Counts:
                 "events": self.events, "review_events": self.review_events,
                 "failed": self.failed, "blood_volume_ml": self.blood_volume_ml,
                 "held_by_flag": dict(self.held_by_flag), "held_total": self.held_total,
-                "per_7_5_ml": self.per_7_5_ml}
+                "per_7_5_ml": self.per_7_5_ml,
+                "per_7_5_ml_interval": self.per_7_5_ml_interval}
 
     @classmethod
     def from_dict(cls, data: dict) -> Counts:

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.paths import absolute
 from ctcnet.core.provenance import software_record
 from ctcnet.detect.crop_dataset import (
     CHUNK_CROPS,
@@ -189,7 +190,7 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
                     ", ".join(f"{k} {v}" for k, v in other.items()), spec.class_names)
     tally = count_events(table, spec.class_names, (), None)  # a crop set has no blood volume
     summary = CropRunSummary(
-        dataset=str(Path(root).absolute()), crops=len(table), backend=backend.name,
+        dataset=absolute(root), crops=len(table), backend=backend.name,
         software=software_record(),
         written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device=backend.device_name, model=model_path(backend),

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctcnet.core.paths import absolute
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import InputError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
@@ -88,13 +89,22 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
     # must not be mixed into one count.
     # The scan folder too: another cartridge of the same sample id, into the same --out, is
     # another run to refuse, not frames "changed since" to redo over a reviewed one.
-    return {"model_sha256": digest, "input": str(Path(cartridge.root).absolute()),
+    return {"model_sha256": digest, "input": absolute(cartridge.root),
             "panel": cartridge.panel.names,
             "scan_pixel_size_um": cartridge.panel.pixel_size_um,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
             **on_device,
             "guard": asdict(RULES), "same_cluster_um": SAME_CLUSTER_UM,
             "table_columns": TABLE_COLUMNS}
+
+
+def read_fingerprint(parts: Path) -> dict | None:
+    """The fingerprint a journal was opened with (``parts/run.json``), or None."""
+    try:
+        recorded = json.loads((Path(parts) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
@@ -167,7 +177,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                               f"{_what_differs(previous, fingerprint)})")
                              + "; use another --out or --overwrite", out_dir)
     elif not overwrite:
-        _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256)
+        _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256, fingerprint)
     parts.mkdir(parents=True, exist_ok=True)
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
     damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
@@ -215,23 +225,46 @@ def _moved(previous, fingerprint: dict) -> str:
             "following their cells (by frame digest and position)")
 
 
-def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None
-                                            ) -> None:
+def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None,
+                                            fingerprint: dict | None = None) -> None:
     """An output whose journal was deleted (``parts/`` is most of a sample's disk, and a
-    finished sample needs it no more) still names its model in summary.json: a run of another
-    model file is refused, as the journal would refuse it, rather than write over calls a
-    person may have reviewed. (Another copy of the same model, its ``.pt`` for its
-    ``.onnx``, is refused too: its file differs; ``--overwrite`` runs it.)"""
+    finished sample needs it no more) still says in summary.json what made it: a run that
+    differs is refused, as the journal would refuse it, rather than write over calls a person
+    may have reviewed. Its recorded fingerprint (``run_fingerprint``) against this run's, but
+    for the scan's folder (it may have moved); a summary written before it was recorded, by
+    its model file (another copy of the same model, its ``.pt`` for its ``.onnx``, is refused
+    too: its file differs), and, where a person reviewed the sample, as of unknown settings
+    (an earlier ctcnet's calls may differ from this one's). ``--overwrite`` runs it."""
     try:
-        model = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))["model"]
+        summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+        model = summary["model"]
         before = model.get("sha256")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # none, or not a summary: nothing to tell a model by
+    where = "as its summary.json says; its journal parts/ was deleted"
+    recorded = summary.get("run_fingerprint")
+    if isinstance(recorded, dict) and fingerprint is not None:
+        differs = _what_differs(recorded, fingerprint)
+        if differs and differs != "input":
+            raise InputError(f"{out_dir} holds the outputs of a run with another model, "
+                             f"other settings or another version's event columns (it differs "
+                             f"in {differs}, {where}); use another --out or --overwrite",
+                             out_dir)
+        return
     if before and model_file_sha256 and before != model_file_sha256:
         raise InputError(f"{out_dir} holds the outputs of a run with another model file "
-                         f"({model.get('path')}, SHA-256 {before[:12]}..., as its "
-                         "summary.json says; its journal parts/ was deleted); use another "
-                         "--out or --overwrite", out_dir)
+                         f"({model.get('path')}, SHA-256 {before[:12]}..., {where}); use "
+                         "another --out or --overwrite", out_dir)
+    reviewed = [name for name in ("review.csv", "signoff.json") if (out_dir / name).exists()]
+    if reviewed and fingerprint is not None:
+        version = (summary.get("software") or {}).get("ctcnet") or summary.get(
+            "ctcnet_version", "an earlier version")
+        raise InputError(f"{out_dir} holds reviewed outputs ({', '.join(reviewed)}) of a run "
+                         f"whose settings its summary.json does not record (ctcnet "
+                         f"{version}; {where}): this run's calls may differ from those "
+                         "reviewed. Use another --out, or --overwrite (the decisions are "
+                         "carried over by position, and those made on other calls said)",
+                         out_dir)
 
 
 def _part_readable(parts: Path, frame_id: str) -> bool:

@@ -81,6 +81,7 @@ from ctcnet.inference.journal import (
     lost_parts,
     mark_report,
     open_journal,
+    read_fingerprint,
     run_fingerprint,
     warn_of_decisions_on_another_cartridge,
     warn_of_the_same_scans_under_other_names,
@@ -303,6 +304,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.frame_device, summary.frames_made_by = device_name, made
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
+    summary.run_fingerprint = read_fingerprint(parts)
     job = None
     if not options.report:
         summary.write(out_dir)  # last: the tables are written (with a report: after it)

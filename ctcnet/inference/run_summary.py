@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import pandas as pd
 
 from ctcnet import __version__
+from ctcnet.core.paths import absolute
 from ctcnet.core.provenance import software_record
 from ctcnet.detect.cropping import window_size
 from ctcnet.inference.counts import count_events, implausible_marker_balance
@@ -61,7 +61,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     return RunSummary(
         sample_id=cartridge.sample_id,
         # Absolute: the review and `ctcnet crops` read the frames from it, run from anywhere.
-        input=str(Path(cartridge.root).absolute()),
+        input=absolute(cartridge.root),
         ctcnet_version=__version__, software=software_record(),
         model=ModelUsed(path=model_path(backend), arch=spec.arch, version=spec.version,
                         classes=spec.class_names, crop_size=spec.crop_size,

@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ctcnet.core.paths import absolute
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.result_state import result_state
 from ctcnet.io.atomic import atomic_write_text
@@ -63,7 +64,7 @@ def model_path(backend) -> str:
     """The file the backend's model was loaded from, absolute, as a run's summary records
     it: a lab's model named relative to where predict ran is found from anywhere later
     ("None": a model given in memory)."""
-    return str(Path(backend.model_path).absolute() if backend.model_path else None)
+    return absolute(backend.model_path) if backend.model_path else "None"
 
 
 def model_sha256(backend) -> str | None:
@@ -164,6 +165,10 @@ class RunSummary:
     # A run resumed on frames another backend or ctcnet made (its .pt and .onnx resume each
     # other's runs): how many frames each made; None where one made them all.
     frames_made_by: dict | None = None
+    # What must match for a rerun to add to these outputs (the journal's fingerprint:
+    # ``ctcnet.inference.journal.run_fingerprint``), kept here too: a rerun whose journal
+    # parts/ was deleted is refused on it. None in a summary written before it was recorded.
+    run_fingerprint: dict | None = None
 
     @staticmethod
     def count_fields(tally: Counts) -> dict:

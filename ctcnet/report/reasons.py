@@ -33,6 +33,9 @@ from ctcnet.inference.review_list import network_doubt
 from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
+# A guard flag's caption starts so: the flag holds the call out of the count until a person
+# decides.
+HELD_CAPTION = "held: "
 # Each guard flag: (caption, what it means). The guard's module docstring has the full rules.
 GUARD_FLAGS = {
     "cd45_positive": ("CD45 over CK", "CD45 over the CK area (a CTC is CD45 negative)"),
@@ -195,7 +198,8 @@ def caption(code: str, confidence: float | None = None,
     """A few words for a reason code (a tile caption, a list row)."""
     if code.startswith(GUARD_PREFIX):
         flag = code[len(GUARD_PREFIX):]
-        return "guard: " + GUARD_FLAGS.get(flag, (flag.replace("_", " "), ""))[0]
+        # "held": the guard's flag keeps the call out of the count until a person decides.
+        return HELD_CAPTION + GUARD_FLAGS.get(flag, (flag.replace("_", " "), ""))[0]
     if code == "low_confidence" and confidence is not None and review_threshold is not None \
             and confidence < review_threshold:
         return f"low p {confidence:.2f} < {review_threshold:.2f}"
@@ -230,12 +234,12 @@ def described(codes: list[str], confidence: float | None, review_threshold: floa
 
 def caption_line(codes: list[str], confidence: float | None, review_threshold: float) -> str:
     """One event's reasons on one line (tile captions: a tile is ~500 px, 80-odd characters,
-    so the guard's flags share one "guard:")."""
-    flags = [caption(c)[len("guard: "):] for c in codes if c.startswith(GUARD_PREFIX)]
+    so the guard's flags share one "held:")."""
+    flags = [caption(c)[len(HELD_CAPTION):] for c in codes if c.startswith(GUARD_PREFIX)]
     parts = [caption(c, confidence, review_threshold) for c in codes
              if not c.startswith(GUARD_PREFIX)]
     if flags:
-        parts.insert(1 if codes[0] == "call" else 0, "guard: " + " + ".join(flags))
+        parts.insert(1 if codes[0] == "call" else 0, HELD_CAPTION + " + ".join(flags))
     return "; ".join(parts)
 
 

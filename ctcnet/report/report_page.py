@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from pathlib import Path
 
 from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
@@ -80,6 +81,7 @@ window.addEventListener("load", function () {
 # The counts table's columns: (key of Counts.to_dict / ReviewedCounts.to_dict, heading). The
 # review page shows the same keys (review_page.html, renderSummary).
 MODEL_COLUMNS = [("counted", "counted"), ("per_7_5_ml", "per 7.5 mL"),
+                 ("per_7_5_ml_interval", "95 % blood-draw interval per 7.5 mL"),
                  ("held", "held by the guard"), ("review", "sent to review"),
                  ("confident", "not sent to review")]
 REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confirmed per 7.5 mL"),
@@ -91,6 +93,8 @@ REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confir
 def _cell(value) -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, list):  # an interval
+        return " to ".join(per_volume_text(end) for end in value)
     return per_volume_text(value) if isinstance(value, float) else str(value)
 
 
@@ -160,6 +164,24 @@ def partners_html(partners: dict | None) -> str:
             f"read attached to the CTC): {html.escape(text)}</p>")
 
 
+def _utc(seconds: float | None) -> str:
+    """When the counts were made, in UTC with its zone named (n/a: not recorded)."""
+    if seconds is None:
+        return "n/a"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def _software_text(software: dict | None, version: str) -> str:
+    """ctcnet's version, and the checkout's commit where run from one (said modified where
+    its code differed from that commit)."""
+    software = software or {}
+    commit = software.get("commit")
+    text = f"ctcnet {software.get('ctcnet', version)}"
+    if commit:
+        text += f", commit {commit[:12]}" + (" (modified)" if software.get("modified") else "")
+    return text
+
+
 def state_html(state: dict) -> str:
     """The result's headline (``result_state``) and the research-use line, first on the page
     (``data-state``), so a reader sees whether a number may be read before reading it."""
@@ -199,7 +221,10 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                  + (f" ({frames.missing} missing from the scan folder)" if frames.missing
                     else "")),
                 ("frames skipped", frames.skipped),
-                ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version})"),
+                ("counted at", _utc(s.counted_at)),
+                ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version}"
+                 + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"),
+                ("software", _software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
                 ("panel", ", ".join(c["name"] for c in s.panel["channels"])
                  + f" at {s.panel['pixel_size_um']} um/px")]

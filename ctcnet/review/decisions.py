@@ -25,6 +25,7 @@ current ``events.parquet`` was written and the model call agrees; :func:`migrate
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -220,6 +221,8 @@ def migrate_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
                 old = int((table["run_id"] == "").sum())
                 upgraded = old - int((matched.table["run_id"] == "").sum())
                 if legacy_file or _keys_changed(table, matched.table):
+                    if legacy_file:
+                        _keep_earlier_layout(path)
                     _write(sample_dir, matched.table)
                     log.info("%s: %d decision(s) without run or position in review.csv: %d "
                              "attached to this run's events (same id and call, decided after "
@@ -235,6 +238,22 @@ def migrate_decisions(sample_dir: str | Path, run: RunEvents) -> Matched:
                     "; ".join(f"event {e}: {r}" for e, r in zip(
                         matched.unattached["event_id"][:5], matched.unattached["reason"][:5])))
     return matched
+
+
+# An older layout's review.csv, as it was before the rewrite: an earlier ctcnet (a second
+# workstation not yet upgraded, a rollback) reads this copy, not the new layout.
+EARLIER_LAYOUT_FILE = REVIEW_FILE + ".earlier-layout"
+
+
+def _keep_earlier_layout(path: Path) -> None:
+    """Copy a review.csv of an older layout beside it before it is rewritten (once: a copy
+    made before is not replaced), and say so."""
+    kept = path.with_name(EARLIER_LAYOUT_FILE)
+    if kept.exists():
+        return
+    shutil.copy2(path, kept)
+    log.warning("%s: review.csv is rewritten in this ctcnet's layout, which an earlier ctcnet "
+                "cannot read; the file as it was is kept as %s", path.parent, kept.name)
 
 
 def _keys_changed(before: pd.DataFrame, after: pd.DataFrame) -> bool:

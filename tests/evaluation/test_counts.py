@@ -222,3 +222,27 @@ def test_the_crop_only_options_refused_for_cartridges_are_evaluates_own_defaults
     add_arguments(parser)
     args = parser.parse_args(["data", "--out", "x"])
     assert {k: getattr(args, k) for k in CROP_ONLY_OPTIONS} == CROP_ONLY_OPTIONS
+
+
+def test_the_blood_draw_interval_is_the_exact_poisson_one_scaled_as_the_rate():
+    """Garwood's interval (as scipy's chi-square quantiles give it), per 7.5 mL of the blood
+    read; none without blood."""
+    from scipy.stats import chi2
+
+    from ctcnet.inference.counts import poisson_interval
+
+    for k in (1, 3, 5, 20, 200):
+        low, high = poisson_interval(k)
+        assert abs(low - chi2.ppf(0.025, 2 * k) / 2) < 1e-6 * max(1, k)
+        assert abs(high - chi2.ppf(0.975, 2 * k + 2) / 2) < 1e-6 * max(1, k)
+    assert poisson_interval(0)[0] == 0 and abs(poisson_interval(0)[1] - 3.6889) < 1e-4
+    tally = Counts(classes=("ctc", "wbc"), reported=("ctc",), counted={"ctc": 5, "wbc": 9},
+                   held={"ctc": 0, "wbc": 0}, review={"ctc": 0, "wbc": 0},
+                   confident={"ctc": 5, "wbc": 9}, events=14, review_events=0, failed=0,
+                   blood_volume_ml=3.75)
+    low, high = tally.per_7_5_ml_interval["ctc"]
+    assert abs(low - 2 * 1.6235) < 1e-3 and abs(high - 2 * 11.6683) < 1e-3
+    assert Counts.from_dict(tally.to_dict()) == tally
+    from dataclasses import replace
+
+    assert replace(tally, blood_volume_ml=None).per_7_5_ml_interval == {"ctc": None}

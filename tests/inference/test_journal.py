@@ -141,31 +141,60 @@ def test_the_software_record_names_a_checkouts_commit(tmp_path):
     (git / "HEAD").write_text("0123abcd\n")
     assert _head_commit(git) == "0123abcd"
     assert _head_commit(tmp_path / "nowhere") is None
+    # A worktree: its own HEAD, the main repository's refs (commondir).
+    tree = git / "worktrees" / "old"
+    tree.mkdir(parents=True)
+    (tree / "commondir").write_text("../..\n")
+    (tree / "HEAD").write_text("ref: refs/heads/main\n")
+    assert _head_commit(tree) == "def456"
     record = software_record()
     assert record["ctcnet"] and record["python"] and "numpy" in record["libraries"]
+    if record["commit"]:  # run from a checkout: whether its code is that commit's is said
+        assert record.get("modified") in (True, False, None)
 
 
-def test_a_deleted_journal_still_refuses_another_model_over_a_finished_sample(clean_run, cart,
-                                                                              tmp_path):
-    """parts/ is most of a sample's disk and a finished sample needs it no more; deleted, the
-    model that made the sample is still read from its summary.json: another model file is
-    refused without --overwrite (a reviewed sample's calls are not replaced unasked), the
-    same one runs again."""
+def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clean_run, cart,
+                                                                            tmp_path):
+    """parts/ is most of a sample's disk and a finished sample needs it no more; deleted, what
+    made the sample is still read from its summary.json (the journal's fingerprint): a run
+    with other settings is refused without --overwrite (a reviewed sample's calls are not
+    replaced unasked), the same model and settings run again, as its .onnx export does (the
+    journal lets them resume each other). A summary written before the fingerprint was kept
+    is told by its model file, and a reviewed one refused as of unknown settings."""
+    import json
+
     import pytest
 
     from ctcnet.deploy.export import export_onnx
+    from ctcnet.detect.detection import DetectConfig
     from ctcnet.errors import InputError
     from ctcnet.inference.backends import load_backend
 
     out = tmp_path / "out"
     predict(clean_run, cart, out)
     shutil.rmtree(out / "parts")
+    with pytest.raises(InputError, match="differs in detect .*its journal parts/ was deleted"):
+        predict(clean_run, cart, out, detect=DetectConfig(threshold_snr=9.0))
+    assert predict(clean_run, cart, out).frames.processed == 3  # the same run: done again
+    shutil.rmtree(out / "parts")
     export_onnx(clean_run["root"] / "model.pt", tmp_path / "model.onnx")
     other = {**clean_run, "backend": load_backend(tmp_path / "model.onnx", device="cpu")}
-    with pytest.raises(InputError, match="another model file .*its journal parts/ was deleted"):
-        predict(other, cart, out)
-    assert predict(clean_run, cart, out).frames.processed == 3  # the same model: done again
+    assert predict(other, cart, out).backend == "onnx"
+    # A summary of an earlier ctcnet, without the fingerprint: told by its model file.
     shutil.rmtree(out / "parts")
+    summary = json.loads((out / "summary.json").read_text())
+    del summary["run_fingerprint"]
+    summary["model"]["sha256"] = "0" * 64
+    (out / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(InputError, match="another model file .*its journal parts/ was deleted"):
+        predict(clean_run, cart, out)
+    # ... and, reviewed, refused even with its model: its settings are not known.
+    summary["model"]["sha256"] = None
+    (out / "summary.json").write_text(json.dumps(summary))
+    (out / "review.csv").write_text("event_id\n")
+    with pytest.raises(InputError, match="reviewed outputs \\(review.csv\\) of a run whose "
+                                         "settings"):
+        predict(clean_run, cart, out)
     assert predict(other, cart, out, overwrite=True).backend == "onnx"
 
 

@@ -52,7 +52,7 @@ def test_a_caption_names_the_file_the_call_a_disagreeing_label_and_the_guards_wh
     assert captions[0] == "a.png ctc p=0.99"
     # The guard's why on a line of its own: a three-marker tile is too narrow for both.
     first, why = captions[1].split("\n")
-    assert first == "b.png ctc (network: wbc p=0.70)" and why.startswith("guard: ")
+    assert first == "b.png ctc (network: wbc p=0.70)" and why.startswith("held: ")
     assert "(label wbc)" in captions[3] and "(label" not in captions[2]
     assert "(label ctc)" in captions[4]
 

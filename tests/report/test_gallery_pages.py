@@ -24,10 +24,10 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
                            "guard": ["", "possible_ctc", "", "cd45_positive+out_of_focus"]})
     labels = tile_labels(events, event_reasons(events, ["ctc", "cluster"]), 0.9)
     assert labels[0].endswith("| reported call")
-    assert labels[1].endswith("| guard: possible missed CTC")
+    assert labels[1].endswith("| held: possible missed CTC")
     assert labels[2].endswith("| low p 0.50 < 0.90")
     # A call the guard holds is on the list for the guard (as summary.json counts it).
-    assert labels[3].endswith("| reported call; guard: CD45 over CK + out of focus")
+    assert labels[3].endswith("| reported call; held: CD45 over CK + out of focus")
     # A ctc call the markers made over the network's wbc says so.
     events["model_class"] = ["ctc", "wbc", "debris", "wbc"]
     events["markers_ctc"] = [False, True, False, True]

@@ -128,9 +128,12 @@ def test_old_review_csv_is_read_and_migrated(tmp_path):
     matched = D.load_decisions(tmp_path, run)
     assert matched.decisions["event_id"].tolist() == [1]
     assert sorted(matched.unattached["event_id"]) == [2, 3, 7]
+    before = (tmp_path / "review.csv").read_text()
     D.migrate_decisions(tmp_path, run)
     table = D.read_decisions(tmp_path)
     assert list(pd.read_csv(tmp_path / "review.csv").columns) == D.COLUMNS
+    # The file as it was stays beside it, for an earlier ctcnet to read.
+    assert (tmp_path / D.EARLIER_LAYOUT_FILE).read_text() == before
     assert table["event_id"].tolist() == [1, 2, 3, 7]  # nothing dropped
     assert table["run_id"].tolist() == [run.run_id, "", "", ""]
     assert table[["frame_id", "x"]].iloc[0].tolist() == ["f0", 30.0]

@@ -742,7 +742,7 @@ def test_every_candidate_and_tile_says_why_it_is_listed(served):
         label = sample.tile_label(c["event_id"])
         assert ("quality-control sample" in label) == (c["why"] == "qc"), label
         for r in c["reasons"]:  # the guard's flags share one "guard:"
-            assert r["caption"].removeprefix("guard: ") in label
+            assert r["caption"].removeprefix("held: ") in label
     # The filter lists each reason present with how many candidates have it.
     options = {o["code"]: o["count"] for o in state["reasons"]}
     for code, n in options.items():
@@ -769,7 +769,7 @@ def test_guard_flags_are_explained_and_held_events_counted_apart(guarded, tmp_pa
     assert "CD45 over the CK area" in reasons["guard:cd45_positive"]["meaning"]
     assert "possible missed CTC" in reasons["guard:possible_ctc"]["meaning"]
     assert "counted apart" in reasons["guard:unusual"]["meaning"]
-    assert reasons["guard:cd45_positive"]["caption"] == "guard: CD45 over CK"
+    assert reasons["guard:cd45_positive"]["caption"] == "held: CD45 over CK"
     options = {o["code"]: o["count"] for o in state["reasons"]}
     assert options["guard"] == len(held)
     assert options["guard:cd45_positive"] + options["guard:possible_ctc"] == len(held)
