@@ -225,7 +225,7 @@ def review_band_lines(band: dict | None) -> list[str]:
              f"calibration cells were: {fitted.get('cartridges')} simulated cartridges of "
              f"{fitted.get('frames')} frames, {fitted.get('events_per_frame')} events a frame, "
              f"CTCs and clusters at {fitted.get('rates')} (seeds {fitted.get('seeds')}). "
-             f"Reproduce: `{band.get('command')}`.", "",
+             f"{OUTSIDE_GUARANTEE} Reproduce: `{band.get('command')}`.", "",
              "| | cells | missed | miss share | events shown |", "|---|---|---|---|---|",
              f"| calibration, this band | {band['cells']} | {band['misses']} | "
              f"{band['miss_share']:.2%} (bound {band['miss_bound']:.2%}) | {band['shown']:.1%} |"]
@@ -243,6 +243,11 @@ def review_band_lines(band: dict | None) -> list[str]:
     return lines
 
 
+# What a review band's guarantee does not cover, said beside it.
+OUTSIDE_GUARANTEE = ("It holds for cells drawn so, which are simulated: it is not established "
+                     "on patient samples, and cells that detection missed are outside it.")
+
+
 def crop_band_lines(band: dict | None) -> list[str]:
     """The card's statement of the crop sets' review band (``spec.metrics``'
     ``crop_review_band``: ``scripts/fit_crop_review_band.py``)."""
@@ -258,6 +263,7 @@ def crop_band_lines(band: dict | None) -> list[str]:
              f"with {band['confidence']:.0%} confidence (fixed-sequence test, one-sided "
              f"Clopper-Pearson bound), for crops drawn as the calibration crops were: "
              f"{fitted.get('what')} ({fitted.get('crops')} crops, seed {fitted.get('seed')}). "
+             f"{OUTSIDE_GUARANTEE} "
              f"With a stated prior (`--prior`) the band does not apply. Reproduce: "
              f"`{band.get('command')}`.", "",
              "| | CTCs and clusters | missed | miss share | crops on the review list | "

@@ -666,3 +666,18 @@ def test_a_partial_scan_is_said_above_the_candidates_and_in_the_sign_off_preview
     """, state)
     assert got["scan"] == "PARTIAL: 2 of 4 frames read" and got["ruo"] == "Research use only"
     assert "This sample is partial: PARTIAL: 2 of 4 frames read" in got["preview"]
+
+
+def test_the_single_key_shortcuts_can_be_turned_off():
+    """A screen reader's browse keys and speech input type letters: with the keys off, y
+    decides nothing; the setting is remembered."""
+    got = run_page("""
+        const box = page.document.getElementById("keys-on");
+        box.checked = false;
+        box.listeners.change[0]();
+        page.key("y");
+        await page.settle();
+        return {posted: page.requests.filter((r) => r.method === "POST").length,
+                stored: page.context.localStorage.getItem("ctcnet-keys")};
+    """, page_state(3))
+    assert got == {"posted": 0, "stored": "off"}
