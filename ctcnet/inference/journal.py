@@ -30,6 +30,7 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import InputError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
+from ctcnet.inference.summary import keep_previous_summary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, FrameRef
@@ -146,15 +147,22 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
 
     A part whose frame's files changed since it was written (or whose files were not recorded)
-    is dropped, so that frame is done again from the new pixels. An earlier run of another
-    model is refused (without ``overwrite``), from its journal or, where the journal was
-    deleted, from the model file its summary.json names (``model_file_sha256``: this run's).
-    """
+    is dropped, so that frame is done again from the new pixels. With ``overwrite`` the
+    journal goes, and the summary.json of the run replaced is kept in ``previous/``. An
+    earlier run of another model is refused (without ``overwrite``), from its journal or,
+    where the journal was deleted, from what its summary.json records
+    (``model_file_sha256``: this run's model file; ``fingerprint``: this run's)."""
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
     signatures_file = parts / "frames.json"
-    if overwrite and parts.exists():
-        shutil.rmtree(parts)
+    if overwrite:
+        if parts.exists():
+            shutil.rmtree(parts)
+        # The run replaced stays on record: its counts, model, software and sign-off.
+        kept = keep_previous_summary(out_dir)
+        if kept is not None:
+            log.info("%s: the summary of the run --overwrite replaces is kept as %s",
+                     out_dir, kept.relative_to(out_dir))
     try:
         recorded = json.loads(signatures_file.read_text())
     except (OSError, ValueError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.core.paths import absolute
@@ -273,6 +274,30 @@ class CropRunSummary:
         """Write summary.json into ``out_dir``, atomically."""
         atomic_write_text(Path(out_dir) / "summary.json",
                           json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+PREVIOUS_DIR = "previous"
+
+
+def keep_previous_summary(out_dir: str | Path) -> Path | None:
+    """Copy a sample's summary.json into ``previous/`` before ``--overwrite`` replaces its
+    run (as ``summary-<when its counts were made, UTC>.json``): the counts, the model and
+    software that made them and their sign-off stay on record beside the new run's. Returns
+    the copy (None: no summary to keep)."""
+    source = Path(out_dir) / SUMMARY_FILE
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        counted = float(json.loads(text).get("counted_at"))
+    except (ValueError, TypeError, AttributeError):
+        counted = source.stat().st_mtime
+    stamp = datetime.fromtimestamp(counted, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    kept = Path(out_dir) / PREVIOUS_DIR / f"summary-{stamp}.json"
+    kept.parent.mkdir(exist_ok=True)
+    atomic_write_text(kept, text)
+    return kept
 
 
 def withdraw_summary(out_dir: str | Path) -> None:
