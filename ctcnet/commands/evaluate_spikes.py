@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def run_spike_in(args: argparse.Namespace) -> int:
@@ -64,6 +67,10 @@ def run_spike_in(args: argparse.Namespace) -> int:
     if report["partial_samples"]:
         print(f"{report['partial_samples']} sample(s) not 'ok' (spike_in.csv: status): their "
               "rates are estimates from the frames read")
+    if report["made_by_several"]:
+        log.warning("the samples' counts were made by more than one %s "
+                    "(spike_in.csv: model_sha256, software): the figures above pool them",
+                    " and ".join(report["made_by_several"]))
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
 

@@ -89,7 +89,10 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),
                      "status": summary.get("status"),
-                     "signed_off": signoff_holds(summary)})
+                     "signed_off": signoff_holds(summary),
+                     # What made the counts: a study pools one model and one software.
+                     "model_sha256": (summary.get("model") or {}).get("sha256"),
+                     "software": _software(summary)})
     table = pd.DataFrame(rows)
     for mode in ("called", "after_review"):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -97,6 +100,22 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                 table["expected_per_7_5_ml"] > 0,
                 table[f"{mode}_per_7_5_ml"] / table["expected_per_7_5_ml"], np.nan)
     return table
+
+
+def _software(summary: dict) -> str:
+    """ctcnet's version (and a checkout's commit) that made a summary's counts."""
+    software = summary.get("software") or {}
+    version = software.get("ctcnet") or summary.get("ctcnet_version") or "?"
+    commit = software.get("commit")
+    return f"{version}+{commit[:12]}" if commit else str(version)
+
+
+def made_by_several(rows: pd.DataFrame) -> list[str]:
+    """What differs between the samples' makers (``model`` files, ``software``): a study's
+    recovery and linearity pooled over two models or versions are no one assay's."""
+    return [f"{what} ({rows[column].nunique(dropna=False)} different)"
+            for column, what in (("model_sha256", "model"), ("software", "software"))
+            if column in rows and rows[column].nunique(dropna=False) > 1]
 
 
 def _number(value) -> float:
@@ -172,6 +191,8 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
     reviewed = rows["after_review_per_7_5_ml"].notna()
     return {
         "class": positive, "samples": int(len(rows)),
+        # Said where the samples' counts were made by several models or software versions.
+        "made_by_several": made_by_several(rows),
         "partial_samples": int((rows["status"] != "ok").sum()),
         "levels": levels,
         "linearity": linearity(spiked["expected_per_7_5_ml"].to_numpy(np.float64),

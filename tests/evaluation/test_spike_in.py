@@ -83,6 +83,15 @@ def test_the_report_gives_levels_linearity_and_limits():
     assert report["limit_of_blank_per_7_5_ml"]["value"] == 1.0
     assert report["limit_of_detection_per_7_5_ml"]["level_spiked"] == 5.0
     assert report["linearity_after_review"] is None  # nobody reviewed
+    assert report["made_by_several"] == []  # one maker (none recorded, alike)
+    # Counts made by two versions of ctcnet and two models are said to be pooled.
+    mixed = {f"s{i}": {**summary(float(c)), "model": {"sha256": "ab" if i < 5 else "cd"},
+                       "software": {"ctcnet": "0.1.0", "commit": "1234567890abcdef"}
+                       if i < 5 else {"ctcnet": "0.2.0"}} for i, c in enumerate(called)}
+    rows = sample_rows(mixed, expected)
+    assert rows["software"].tolist()[:1] == ["0.1.0+1234567890ab"]
+    assert spike_report(rows)["made_by_several"] == ["model (2 different)",
+                                                     "software (2 different)"]
 
 
 def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
