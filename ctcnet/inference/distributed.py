@@ -302,6 +302,30 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
              **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
+    _write_samples_table(out, entries, others)
+    return index
+
+
+def refresh_samples_table(out: Path) -> None:
+    """``samples.csv`` again from the run index (``run.json``) and every sample's
+    ``summary.json`` as it is now: the review saves decisions and sign-offs into the
+    summaries after predict wrote the table. Entries without an output (set aside, missing)
+    stay as the index has them. A folder without a readable index is left alone."""
+    index = _read_summary(Path(out) / "run.json")
+    if not isinstance(index, dict) or not isinstance(index.get("outputs"), list):
+        return
+    entries = []
+    for entry in index["outputs"]:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        path = Path(out) / str(name) / "summary.json"
+        read = _read_summary(path) if name and "summary" in entry else None
+        entries.append(_output_entry(name, read, path) if read is not None else entry)
+    _write_samples_table(out, entries, index.get("other_outputs") or [])
+
+
+def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) -> None:
+    """``samples.csv``: the index's entries and the samples an earlier run left (``others``),
+    a row each."""
     earlier = []
     for name in others:
         path = Path(out) / name / "summary.json"
@@ -313,7 +337,6 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     rows = [{**e["kept_output"], "set_aside": e["set_aside"], "earlier_run": True}
             if "kept_output" in e else e for e in entries]
     write_samples_csv(out, rows + earlier)
-    return index
 
 
 def _output_entry(name: str, summary: dict, path: Path) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
+from ctcnet.inference.distributed import refresh_samples_table
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
@@ -437,6 +438,14 @@ class Sample(SampleImages):
                 model_sha256=self.summary.model.sha256)
             write_signoff(self.folder, record)
         self.write_counts()
+        # The folder's samples.csv (predict's table) with this sign-off and its counts: the
+        # file a study reads its reviewed figures from. On a sign-off, not every decision: it
+        # reads every sample's summary.
+        try:
+            refresh_samples_table(self.folder.parent)
+        except OSError as err:
+            log.warning("%s: samples.csv not brought up to date (%s)", self.folder.parent,
+                        err.strerror or err)
         return {"signoff": self.signoff(matched)}
 
     def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:

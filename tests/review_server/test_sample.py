@@ -260,8 +260,11 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
 def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp_path, serve,
                                                                      caplog):
     from ctcnet.cli import main
+    from ctcnet.inference.distributed import write_run_index
 
     out = fresh(crowded, tmp_path)
+    write_run_index(out, ["P001"], 1, {})  # the run index ctcnet predict writes
+    assert "signed_off" not in pd.read_csv(out / "samples.csv").columns  # nobody reviewed
     sample = out / "P001"
     server = serve(out)
     state = get(server, "state")[1]
@@ -278,6 +281,9 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     assert record["sample_status"] == "partial" and record["blood_volume_read_ml"] > 0
     assert record["model_sha256"]
     assert "signed on a partial sample" in (sample / "index.html").read_text()
+    # The folder's samples.csv is brought up to date with it (predict wrote it unsigned).
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert bool(table.loc["P001", "signed_off"])
     assert record["unreviewed"] == len(state["candidates"]) - 3
     summary = json.loads((sample / "summary.json").read_text())
     assert summary["signoff"] == record
