@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scans", default=None,
                         help="the cartridge folder, if it moved since predict (quality-control "
                              "tiles are cut from the original frames)")
+    parser.add_argument("--palette", choices=("cellsearch", "colourblind"),
+                        default="cellsearch",
+                        help="the overlay panel's colours: cellsearch (CK green, CD45 red: one "
+                             "yellow to a red-green colour-blind eye) or colourblind (CK "
+                             "orange, CD45 cyan, DAPI blue); colourblind cuts every tile from "
+                             "the frames (the gallery's are drawn in cellsearch)")
     parser.add_argument("--no-saliency", action="store_true",
                         help="never a saliency row on tiles cut from the frames (by default "
                              "the page's s key asks for one, and the model is loaded then)")
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a port number")
     server = make_server(args.results, args.port, args.reviewer, not args.no_saliency,
-                         args.scans)
+                         args.scans, palette=args.palette)
     url = server_url(server)
     print(f"ctcnet review: serving {args.results} at {url} (Ctrl-C stops)", flush=True)
     if not args.no_browser:

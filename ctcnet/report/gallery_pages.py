@@ -29,7 +29,7 @@ from ctcnet.io.atomic import atomic_path
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
-from ctcnet.report.colours import role_colour
+from ctcnet.report.colours import DEFAULT_PALETTE, role_colour
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
 from ctcnet.review.decisions import run_id
 
@@ -73,9 +73,10 @@ def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12
     return np.clip((crops - background[..., None, None]) / span[..., None, None], 0.0, 1.0)
 
 
-def role_overlay(stretched: np.ndarray, panel: Panel) -> np.ndarray:
+def role_overlay(stretched: np.ndarray, panel: Panel, palette: str = DEFAULT_PALETTE
+                 ) -> np.ndarray:
     """(N, C, S, S) in [0, 1] -> (N, S, S, 3) colour composite by marker role."""
-    colours = np.array([role_colour(r) for r in panel.roles()], dtype=np.float32)
+    colours = np.array([role_colour(r, palette) for r in panel.roles()], dtype=np.float32)
     return np.clip(np.einsum("ncij,ck->nijk", stretched, colours), 0.0, 1.0)
 
 
@@ -108,7 +109,7 @@ def mark_centre(panels: np.ndarray, box: int | None = None) -> None:
 def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
                  saliency: np.ndarray | None = None,
                  levels: display.DisplayLevels | None = None,
-                 box: int | None = None) -> np.ndarray:
+                 box: int | None = None, palette: str = DEFAULT_PALETTE) -> np.ndarray:
     """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
 
     ``levels``: the sample's display scale (every tile alike), or any object whose
@@ -116,11 +117,12 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     (:func:`stretch_each_crop`). With ``saliency`` (N, C, S, S), a second
     row under the channels shows which pixels of which marker drove the call (the overlay
     column's second row: the saliency summed over channels). ``box``: see :func:`mark_centre`.
+    ``palette``: the overlay's colours (:data:`ctcnet.report.colours.PALETTES`).
     """
     n, c, s, _ = crops.shape
     st = levels.stretch(crops) if levels is not None else stretch_each_crop(crops)
     grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
-    colour = role_overlay(st, panel)
+    colour = role_overlay(st, panel, palette)
     panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
     mark_centre(panels, box)
     if saliency is not None:

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.backends import load_backend
+from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
 from ctcnet.review_server.sample import ResultsBeingWritten, Sample
 from ctcnet.review_server.tiles import TileCutter
@@ -42,10 +43,11 @@ class ReviewApp:
     """The samples of one results folder and what the request handler asks of them."""
 
     def __init__(self, results: str | Path, reviewer: str | None = None,
-                 saliency: bool = True, scans: str | Path | None = None):
+                 saliency: bool = True, scans: str | Path | None = None,
+                 palette: str = DEFAULT_PALETTE):
         self.results = Path(results)
-        self.scans = scans
-        self.samples = {name: Sample(name, folder, scans)
+        self.scans, self.palette = scans, palette
+        self.samples = {name: Sample(name, folder, scans, palette)
                         for name, folder in D.find_samples(self.results).items()}
         self.reviewer = reviewer or D.default_reviewer()
         self.saliency = saliency
@@ -70,7 +72,7 @@ class ReviewApp:
                 raise ResultsBeingWritten(f"the results of {name} are being written (ctcnet "
                                           "predict running?); reload the page when it is done")
             try:
-                fresh = Sample(name, sample.folder, self.scans)
+                fresh = Sample(name, sample.folder, self.scans, self.palette)
             except InputError as err:
                 raise ResultsBeingWritten(f"cannot read the results of {name} now: "
                                           f"{err}") from None

@@ -29,6 +29,7 @@ from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.io.panel import Panel
+from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
 from ctcnet.report.reasons import (
     GUARD_PREFIX,
     described,
@@ -167,7 +168,8 @@ class Sample(SampleImages):
     DecisionLog`) and written under their file lock. The run's frames (``frames``) and display
     levels are read when a tile first needs them."""
 
-    def __init__(self, name: str, folder: Path, scans: str | Path | None = None):
+    def __init__(self, name: str, folder: Path, scans: str | Path | None = None,
+                 palette: str = DEFAULT_PALETTE):
         self.name, self.folder = name, folder
         self.stamp = events_stamp(folder)  # before reading: a run written meanwhile is noticed
         self.events, self.summary = D.load_sample(folder)
@@ -192,7 +194,7 @@ class Sample(SampleImages):
         # One per reading: each is brought up to date from the decisions it last counted.
         self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}
         self.frames = FrameSource(self.summary, scans)
-        self._init_images()
+        self._init_images(palette)
         self.write_counts()
 
     def is_current(self) -> bool:
@@ -256,7 +258,8 @@ class Sample(SampleImages):
                "saliency": bool(saliency), "unattached": self.unattached(matched),
                # What the scan was (failed, partial: its rates are estimates; or the
                # automatic counts), said above the candidates; the sign-off line says the rest.
-               "scan_state": self.scan_state, "research_use": RESEARCH_USE}
+               "scan_state": self.scan_state, "research_use": RESEARCH_USE,
+               "overlay": overlay_legend(self.panel.names, self.panel.roles(), self.palette)}
         if reading == FIRST:
             out["signoff"] = self.signoff(matched)
             out["agreement"] = self.agreement()

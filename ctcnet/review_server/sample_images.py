@@ -22,6 +22,7 @@ import pandas as pd
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import display
+from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.report.gallery_pages import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
 from ctcnet.report.reasons import event_reasons
 
@@ -36,14 +37,18 @@ LEVEL_EVENTS = 240  # ... at most this many of them
 class SampleImages:
     """Tiles, display levels and marker intensities of one sample (a mixin of ``Sample``)."""
 
-    def _init_images(self) -> None:
+    def _init_images(self, palette: str = DEFAULT_PALETTE) -> None:
         self._levels: list = []  # [levels or None] once found
         self._levels_lock = threading.Lock()
+        self.palette = palette
 
     @cached_property
     def gallery_tiles(self) -> dict[int, dict]:
-        """event_id -> where its tile sits on a gallery page (the page keeps the saliency)."""
+        """event_id -> where its tile sits on a gallery page (the page keeps the saliency);
+        none in another palette than the gallery's: every tile is cut by the server then."""
         tiles = {}
+        if self.palette != DEFAULT_PALETTE:
+            return tiles
         for info in (self.summary.gallery or {}).values():
             for page in info.get("pages", []):
                 ids = page.get("event_ids")
@@ -157,7 +162,7 @@ class SampleImages:
             saliency = explain(crops, [model.classes.index(call)])
         scale = 1 if context else max(1, int(round(TILE_PX / s)))
         tiles = render_tiles(crops, self.panel, scale, saliency, levels,
-                             box=s if context else None)
+                             box=s if context else None, palette=self.palette)
         measures = None
         if levels is not None:
             own = crops[:, :, (size - s) // 2:(size + s) // 2, (size - s) // 2:(size + s) // 2]

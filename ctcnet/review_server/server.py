@@ -324,10 +324,12 @@ class ReviewServer(ThreadingHTTPServer):
 
 def make_server(results: str | Path, port: int = 0, reviewer: str | None = None,
                 saliency: bool = True, scans: str | Path | None = None,
-                warm_up: bool = True) -> ReviewServer:
+                warm_up: bool = True, palette: str = "cellsearch") -> ReviewServer:
     """A review server on 127.0.0.1:``port`` (0: a free port); call ``serve_forever``.
-    ``warm_up``: read the display levels and cut the first tiles in the background now."""
-    app = ReviewApp(results, reviewer, saliency, scans)
+    ``warm_up``: read the display levels and cut the first tiles in the background now.
+    ``palette``: the overlay's colours (``ctcnet.report.colours.PALETTES``); another than the
+    gallery's has every tile cut from the frames."""
+    app = ReviewApp(results, reviewer, saliency, scans, palette)
     handler = type("BoundReviewHandler", (ReviewHandler,), {"app": app})
     try:
         server = ReviewServer(("127.0.0.1", int(port)), handler, app)

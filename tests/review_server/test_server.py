@@ -1113,3 +1113,38 @@ def test_a_sample_id_with_url_characters_gets_its_tiles(results, tmp_path):
         server.server_close()
 
 
+
+
+def test_a_colour_blind_palette_cuts_every_tile_in_its_colours(results, tmp_path):
+    """``ctcnet review --palette colourblind``: no gallery tile (drawn in CK green, CD45 red)
+    is offered; every tile is cut from the frames with CK orange and CD45 cyan, and the page
+    names them."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    tiles = {}
+    for palette in ("cellsearch", "colourblind"):
+        server = make_server(out, port=0, reviewer="tester", warm_up=False, palette=palette)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            state = json.loads(request(server, "GET", "/api/P001/state")[1])
+            tiles[palette] = [c["tile"] for c in state["candidates"]]
+            event = state["candidates"][0]["event_id"]
+            status, png = request(server, "GET", f"/api/P001/tile/{event}.png?run="
+                                  f"{state['run_id']}")
+            assert status == 200
+            tiles[palette + "_png"] = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+            tiles[palette + "_legend"] = state["overlay"]
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert any(t.get("width") for t in tiles["cellsearch"])  # gallery tiles offered
+    assert not any(t.get("width") for t in tiles["colourblind"])  # every one cut
+    assert "CK green" in tiles["cellsearch_legend"]
+    assert "CK orange" in tiles["colourblind_legend"] and "CD45 cyan" in tiles["colourblind_legend"]
+    assert tiles["cellsearch_png"].shape == tiles["colourblind_png"].shape
+    assert not np.array_equal(tiles["cellsearch_png"], tiles["colourblind_png"])
