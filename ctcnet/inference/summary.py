@@ -197,6 +197,9 @@ class RunSummary:
                     "frame_digests", "review_list"):
             if out[key] is None:
                 del out[key]
+        if self.counted_at is not None:  # the same instant in words (UTC), beside the number
+            out["counted_at_utc"] = datetime.fromtimestamp(
+                self.counted_at, timezone.utc).isoformat(timespec="seconds")
         # Whether the result may be read as one, before its numbers (the review's sign-off,
         # written beside it, decides it again: report_page.write_summary_and_page).
         out["result_state"] = result_state(out)
