@@ -8,17 +8,21 @@ model's crop size and pixel size), one frame read per frame that holds a wanted 
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ctcnet.detect.crop_dataset import write_crop_dataset
+from ctcnet.detect.crop_dataset import SAMPLE_SEPARATOR, write_manifest
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
-from ctcnet.io.panel import Panel
+from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.images import write_tiff
+from ctcnet.io.panel import Panel, save_panel
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.review.decisions import (
     RunEvents,
@@ -61,6 +65,16 @@ def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
     ``cartridge.read``."""
     out = np.zeros((len(events), cartridge.panel.num_channels, crop_size, crop_size),
                    np.float32)
+    for rows, crops in frame_event_crops(cartridge, events, crop_size, model_pixel_um, read):
+        out[rows] = crops
+    log.debug("cut %d crops from %s", len(events), cartridge.root)
+    return out
+
+
+def frame_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
+                      model_pixel_um: float, read=None):
+    """:func:`cut_event_crops` a frame at a time: (positions in ``events``, their crops) per
+    frame that holds a wanted event, so a whole sample's crops are never held at once."""
     by_index = {f.index: f for f in cartridge.frames}
     positions = np.arange(len(events))
     for frame_index, rows in pd.Series(positions).groupby(events["frame"].to_numpy()):
@@ -72,9 +86,7 @@ def cut_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int,
         chosen = events.iloc[rows.to_numpy()]
         crops, _ = extract_crops(pixels, chosen["x"].to_numpy(), chosen["y"].to_numpy(),
                                  crop_size, model_pixel_um, cartridge.panel.pixel_size_um)
-        out[rows.to_numpy()] = crops
-    log.debug("cut %d crops from %s", len(events), cartridge.root)
-    return out
+        yield rows.to_numpy(), crops
 
 
 def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
@@ -112,15 +124,18 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     and counted per source (``unattached_decisions``). Otherwise every
     event, labelled with the model's call (pseudo-labels, e.g. to look at or to bootstrap).
     Crops are cut as the model saw them (its crop size and pixel size), kept as integers when
-    the frame's counts survive unchanged (no resampling), and carry their sample id. Returns
-    what ``dataset.json`` records: sources, counts, and per crop the sample and event.
+    the frame's counts survive unchanged (no resampling), and carry their sample id. Each
+    frame's crops are written as they are cut (a sample of hundreds of thousands of events is
+    never held whole), after a check that the disk holds them. Returns what ``dataset.json``
+    records: sources, counts, and per crop the sample and event.
     """
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:
         raise InputError("--scans names one cartridge; the results hold several samples",
                          results)
-    crops, labels, sample_ids, rows, sources = [], [], [], [], []
+    labels, sample_ids, rows, sources, manifest = [], [], [], [], []
     panel = model = None
+    out = Path(out)
     for name, folder in samples.items():
         events, summary = load_sample(folder)
         unattached, signed = 0, None
@@ -156,30 +171,66 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                 raise InputError("samples were predicted with models of other crop or pixel "
                                  "sizes; cut them into separate datasets", folder)
         cartridge = open_scanned_cartridge(summary, scans)
-        cut = cut_event_crops(cartridge, chosen, model.crop_size, model.pixel_size_um)
         sample_id = summary.sample_id or name
-        crops.append(cut)
+        check_room(out, len(chosen), panel.num_channels, model.crop_size)
+        for at, crops in frame_event_crops(cartridge, chosen, model.crop_size,
+                                           model.pixel_size_um):
+            manifest += _write_crops(out, _as_counts(crops), [chosen_labels[i] for i in at],
+                                     sample_id, len(manifest), panel, model.pixel_size_um)
         labels += chosen_labels
-        sample_ids += [sample_id] * len(cut)
+        sample_ids += [sample_id] * len(chosen)
         rows += [{"sample_id": sample_id, "event_id": int(e), "label": lab, "reviewer": r}
                  for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
         sources.append({"sample_id": sample_id, "results": str(folder),
                         "scan": str(cartridge.root), "model": summary.model.path,
-                        "crops": len(cut), **({"unattached_decisions": unattached}
+                        "crops": len(chosen), **({"unattached_decisions": unattached}
                                               if unattached else {}),
                         **({"signoff": signed} if reviewed else {})})
-    if not crops:
+    if not manifest:
         raise InputError("no events to cut" + (" (nothing confirmed or relabelled yet: run "
                                                "ctcnet review first)" if reviewed else ""),
                          results)
-    stacked = np.concatenate(crops)
-    rounded = np.rint(stacked)
-    if np.array_equal(rounded, stacked) and stacked.min() >= 0 and stacked.max() <= 65535:
-        stacked = rounded.astype(np.uint16)  # the scan's own counts: keep them as they were
     counts = {k: labels.count(k) for k in sorted(set(labels))}
     info = {"labels": "reviewer" if reviewed else "model", "sources": sources,
             "class_counts": counts, "crops": rows}
-    write_crop_dataset(out, stacked, labels, panel.with_pixel_size(model.pixel_size_um),
-                       sample_ids, extra=info)
-    log.info("wrote %d crops (%s) to %s", len(stacked), counts, out)
+    # The manifest, panel and dataset.json last: a dataset cut short has none, and is not
+    # read as one.
+    write_manifest(out, manifest)
+    save_panel(panel.with_pixel_size(model.pixel_size_um), out / "panel.json")
+    atomic_write_text(out / "dataset.json", json.dumps(info, indent=2) + "\n")
+    log.info("wrote %d crops (%s) to %s", len(manifest), counts, out)
     return info
+
+
+def _as_counts(crops: np.ndarray) -> np.ndarray:
+    """A frame's crops as uint16 where they are the scan's own counts (whole numbers in 16
+    bits: cut without resampling), as they were; else float32."""
+    rounded = np.rint(crops)
+    if len(crops) and np.array_equal(rounded, crops) and crops.min() >= 0 and \
+            crops.max() <= 65535:
+        return rounded.astype(np.uint16)
+    return crops
+
+
+def _write_crops(out: Path, crops: np.ndarray, labels: list[str], sample_id: str, first: int,
+                 panel: Panel, pixel_size_um: float) -> list[tuple]:
+    """Each crop as ``<label>/<sample>__<number>.tif`` (numbered on from ``first``); its
+    manifest rows."""
+    rows = []
+    for k, (crop, label) in enumerate(zip(crops, labels)):
+        rel = Path(label) / f"{sample_id}{SAMPLE_SEPARATOR}{first + k:07d}.tif"
+        write_tiff(out / rel, crop, panel.names, pixel_size_um)
+        rows.append((rel.as_posix(), label, sample_id, ""))
+    return rows
+
+
+def check_room(out: Path, crops: int, channels: int, crop_size: int) -> None:
+    """Refuse, before cutting, crops the disk under ``out`` cannot hold (float32, the most a
+    crop takes, with a tenth more for the files' own bytes)."""
+    need = int(crops * channels * crop_size * crop_size * 4 * 1.1)
+    out.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise InputError(f"{crops:,} crops of {channels} x {crop_size} x {crop_size} need up to "
+                         f"{need / 1e9:.1f} GB; {free / 1e9:.1f} GB is free there: cut the "
+                         "reviewed events (--reviewed) or write elsewhere", out)
