@@ -6,6 +6,10 @@ ahead while the server is idle; :mod:`ctcnet.review_server.tiles`). The HTTP sid
 Predict may run again (``--overwrite``) while a server is up: every request checks the events
 table on disk, and when another run is there the sample is read again; while predict is still
 writing, requests get :class:`~ctcnet.review_server.sample.ResultsBeingWritten`.
+
+A sample is read when it is first asked for, and the server keeps the ``KEEP_SAMPLES`` read
+last: a folder of a night's hundred samples of half a million events each is served in the
+memory of a few (read all at start, four such samples took 1.5 GB before a page opened).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -27,6 +32,7 @@ from ctcnet.review_server.tiles import TileCutter
 log = logging.getLogger(__name__)
 
 AHEAD = 3         # tiles cut ahead: the first of a sample at start, the next after each one
+KEEP_SAMPLES = 4  # samples kept read (the least recently asked for goes first)
 
 
 def being_written(folder: Path) -> bool:
@@ -47,8 +53,9 @@ class ReviewApp:
                  palette: str = DEFAULT_PALETTE):
         self.results = Path(results)
         self.scans, self.palette = scans, palette
-        self.samples = {name: Sample(name, folder, scans, palette)
-                        for name, folder in D.find_samples(self.results).items()}
+        # Every sample's folder, by name; the samples read, the last asked for last.
+        self.folders = D.find_samples(self.results)
+        self.samples: OrderedDict[str, Sample] = OrderedDict()
         self.reviewer = reviewer or D.default_reviewer()
         self.saliency = saliency
         self.tiles = TileCutter()
@@ -59,39 +66,49 @@ class ReviewApp:
     def sample(self, name: str) -> Sample:
         """Sample ``name`` as its folder holds it now: read again when predict has written
         another run since (ResultsBeingWritten while it is still writing)."""
-        sample = self.samples.get(name)
-        if sample is None:
+        if name not in self.folders:
             raise LookupError(name)
-        if sample.is_current():
+        sample = self.samples.get(name)
+        if sample is not None and sample.is_current():
+            with self._load_lock:
+                if name in self.samples:
+                    self.samples.move_to_end(name)
             return sample
         with self._load_lock:
-            sample = self.samples[name]
-            if sample.is_current():  # another request read it meanwhile
+            sample = self.samples.get(name)
+            if sample is not None and sample.is_current():  # read meanwhile
                 return sample
-            if being_written(sample.folder):
+            folder = self.folders[name]
+            if sample is not None and being_written(folder):
                 raise ResultsBeingWritten(f"the results of {name} are being written (ctcnet "
                                           "predict running?); reload the page when it is done")
             try:
-                fresh = Sample(name, sample.folder, self.scans, self.palette)
+                fresh = Sample(name, folder, self.scans, self.palette)
             except InputError as err:
+                if sample is None:
+                    raise
                 raise ResultsBeingWritten(f"cannot read the results of {name} now: "
                                           f"{err}") from None
-            log.info("%s: another run was written (run %s, was %s); read again",
-                     sample.folder, fresh.run.run_id, sample.run.run_id)
+            if sample is not None:
+                log.info("%s: another run was written (run %s, was %s); read again",
+                         folder, fresh.run.run_id, sample.run.run_id)
             self.samples[name] = fresh
+            self.samples.move_to_end(name)
+            while len(self.samples) > KEEP_SAMPLES:
+                self.samples.popitem(last=False)
             return fresh
 
     def file_path(self, name: str, relative: str) -> Path | None:
         """The file ``relative`` (URL-decoded once) inside sample ``name``'s folder, or None
         when it would lie outside it (``..``, absolute, a symlink out) or is hidden."""
-        sample = self.samples.get(name)
-        if sample is None:
+        folder = self.folders.get(name)
+        if folder is None:
             return None
         parts = unquote(relative).split("/")
         if not parts or any(p in ("", ".", "..") or p.startswith(".") or "\\" in p or "\x00" in p
                             for p in parts):
             return None
-        root = sample.folder.resolve()
+        root = folder.resolve()
         target = root.joinpath(*parts).resolve()
         if not target.is_relative_to(root) or not target.is_file():
             return None
@@ -162,7 +179,12 @@ class ReviewApp:
         """In the background, at start: each sample's display levels (read from its frames
         for a run that did not keep them) and its first tiles, so the first page is quick."""
         jobs = []
-        for sample in self.samples.values():
+        for name in list(self.folders)[:KEEP_SAMPLES]:
+            try:
+                sample = self.sample(name)
+            except (InputError, ResultsBeingWritten) as err:  # said when its page asks
+                log.warning("%s: not read ahead (%s)", name, err)
+                continue
             jobs.append((("levels", sample.name, sample.run.run_id), _levels_job(sample)))
             jobs += self._ahead(sample, None, False)
         self.tiles.prefetch(jobs)
@@ -171,7 +193,7 @@ class ReviewApp:
         """The page listing the samples to review."""
         links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
                         f'{html.escape(n)}</a></li>'
-                        for n in self.samples)
+                        for n in self.folders)
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'
                 "<title>ctcnet review</title></head><body><h1>Samples to review</h1>"

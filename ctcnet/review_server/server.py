@@ -223,15 +223,15 @@ class ReviewHandler(BaseHTTPRequestHandler):
         path, run_id = url.path, run_of(url.query)
         parts = path.split("/", 3)  # '', head, sample, rest (still URL-encoded)
         if path == "/":
-            if len(self.app.samples) == 1:
+            if len(self.app.folders) == 1:
                 self.send_response(HTTPStatus.FOUND)
                 self.send_header("Location",
-                                 f"/review/{quote(next(iter(self.app.samples)), safe='')}")
+                                 f"/review/{quote(next(iter(self.app.folders)), safe='')}")
                 self.send_header("Content-Length", "0")
                 return self.end_headers()
             return self._send(200, self.app.index_html().encode(), "text/html; charset=utf-8")
         if parts[1] == "review" and len(parts) == 3:
-            if unquote(parts[2]) not in self.app.samples:
+            if unquote(parts[2]) not in self.app.folders:
                 raise LookupError(parts[2])
             return self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
         if parts[1] == "api" and len(parts) == 4 and parts[3] == "state":

@@ -1183,3 +1183,33 @@ def test_a_colour_blind_palette_cuts_every_tile_in_its_colours(results, tmp_path
     assert "CK orange" in tiles["colourblind_legend"] and "CD45 cyan" in tiles["colourblind_legend"]
     assert tiles["cellsearch_png"].shape == tiles["colourblind_png"].shape
     assert not np.array_equal(tiles["cellsearch_png"], tiles["colourblind_png"])
+
+
+def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, monkeypatch):
+    """A folder of many samples: none is read before its page asks (but the first few, read
+    ahead), and only the last few asked for stay read."""
+    from ctcnet.review_server import app as app_module
+
+    out = tmp_path / "results"
+    for k in range(3):
+        sample = out / f"S{k}"
+        shutil.copytree(results / "results" / "P001", sample)
+        summary = json.loads((sample / "summary.json").read_text())
+        summary["sample_id"] = f"S{k}"
+        (sample / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(app_module, "KEEP_SAMPLES", 2)
+    server = make_server(out, port=0, reviewer="tester", warm_up=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = server.app
+        assert list(app.folders) == ["S0", "S1", "S2"] and not app.samples
+        assert b"S2" in request(server, "GET", "/")[1]  # listed, not read
+        for name in ("S0", "S1", "S2"):
+            assert request(server, "GET", f"/api/{name}/state")[0] == 200
+        assert list(app.samples) == ["S1", "S2"]  # S0, asked for first, went
+        assert request(server, "GET", "/api/S0/state")[0] == 200  # read again
+        assert list(app.samples) == ["S2", "S0"]
+        assert request(server, "GET", "/api/S9/state")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
