@@ -125,6 +125,9 @@ class RunSummary:
     # Whether cartridge.json stated the blood volume (False: the default tube's was assumed);
     # None in a summary written before it was recorded.
     blood_volume_stated: bool | None = None
+    # Detected events per mm^2 of the frames processed (run_summary.CROWDED_PER_MM2 and over
+    # is a problem); None in a summary written before it was recorded.
+    events_per_mm2: float | None = None
     guard: dict | None = None         # calls the marker guard sent to review, by flag and call
     # Counted cluster calls by the partners their markers read (neutrophil, leukocyte,
     # platelet, homotypic; guard.cluster_partners); None in a summary written before it.
