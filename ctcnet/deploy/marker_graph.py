@@ -250,7 +250,7 @@ class MarkerGraph(nn.Module):
                            torch.full_like(share, cap)).float()
 
     def around(self, excess, area, flat_clipped, has_area, cd45_cap):
-        """``exclusion_around_ck`` and ``partner_um2`` (``measurements._around_columns``);
+        """``exclusion_around_ck`` and ``partner_um2`` (``around.around_columns``);
         ``cd45_cap``: :meth:`cd45_leak_cap`'s, for the CD45 channel among the markers."""
         rules = self.rules
         # One chain of 4-neighbour steps gives each growth on its way.
@@ -388,7 +388,7 @@ def box_shares(gram: torch.Tensor, rhs: torch.Tensor, high: torch.Tensor) -> tor
 
 
 def over_area(excess, clipped, area, has_area) -> tuple[torch.Tensor, torch.Tensor]:
-    """``measurements._over_area``: median and upper quartile (numpy's linear method) of the
+    """``around.over_area``: median and upper quartile (numpy's linear method) of the
     excess over the unclipped area; 0 without a CK area, NaN where it is all clipped."""
     inside = area & ~clipped & has_area[:, None]
     ranked = torch.sort(torch.where(inside, excess, torch.inf), dim=1).values

@@ -21,19 +21,17 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter
 
-from ctcnet.core.robust import percentiles
+from ctcnet.inference.guard.around import around_columns, over_area
 from ctcnet.inference.guard.leaks import marker_excess
 from ctcnet.inference.guard.masks import (
     box_with_margin,
     central_component,
     disk_core,
     enclosed,
-    grown,
     touching_parts,
 )
 from ctcnet.inference.guard.nuclei import count_nuclei
 from ctcnet.inference.guard.rules import (
-    CTC_DYE_ROLES,
     EXCLUSION_ROLES,
     RULES,
     GuardRules,
@@ -409,61 +407,9 @@ def _cd45_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
     others = [i for i in range(batch.x.shape[1]) if i != batch.cd45]
     excess, = marker_excess(batch.signal[rows], batch.noise[rows], clipped, batch.disk,
                             [batch.cd45], others, [batch.cd45_leak_caps(rows)])
-    q50, q75 = _over_area(excess, clipped, batch.disk, batch.area[rows],
+    q50, q75 = over_area(excess, clipped, batch.disk, batch.area[rows],
                           batch.ck_area[rows] > 0)
     out["cd45_core"][rows], out["cd45_over_ck"][rows] = q50, q75
-
-
-def _around_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
-    """``exclusion_around_ck``: the exclusion markers over the CK area and round it; and
-    ``partner_um2``, how much of a band round it any of them lights: a leukocyte or platelets
-    attached at one side light a tenth or a fifth of the rim, which its upper quartile never
-    reads; ``partner_um2_<role>``, how much the markers of each role light (which partner)."""
-    panel, rules, disk = batch.panel, batch.rules, batch.disk
-    exclusion = [i for i, role in enumerate(panel.roles()) if role in EXCLUSION_ROLES]
-    if not exclusion:
-        return
-    signal, noise, clipped = batch.signal[rows], batch.noise[rows], batch.clipped[rows]
-    has_area = batch.ck_area[rows] > 0
-    # A leukocyte's CD45 is a membrane ring round its nucleus: where CK is only a leak of
-    # DAPI, the CK area is the nucleus and the ring lies outside it. Read the markers over the
-    # CK area grown by the membrane's reach (for the missed-CTC check).
-    grow = max(1, int(round(rules.around_ck_um / batch.pixel_size_um)))
-    around = grown(batch.area[rows], grow) & disk
-    own = [i for i, role in enumerate(panel.roles()) if role in CTC_DYE_ROLES]
-    worst = np.full(int(rows.sum()), -np.inf, np.float32)
-    lit = np.zeros(around[:, disk].shape, bool)
-    lit_by_role = {role: np.zeros_like(lit) for role in EXCLUSION_ROLES}
-    # A partner lies beside the object: read it in a band round the CK area that leaves out
-    # the pixels next to its edge, where CK leaking into a channel registered a pixel or two
-    # off (a leak the fit takes only where it lines up) would light a rim all round.
-    area = batch.area[rows]
-    band = grown(area, max(1, int(round(rules.partner_reach_um / batch.pixel_size_um)))) & \
-        ~grown(area, max(1, int(round(rules.partner_gap_um / batch.pixel_size_um)))) & disk
-    readable = band[:, disk] & ~clipped[:, disk] & has_area[:, None]
-    caps = [batch.cd45_leak_caps(rows) if i == batch.cd45 else rules.leak_cap(panel, i)
-            for i in exclusion]
-    roles = panel.roles()
-    strongest = np.full(lit.shape, -np.inf, np.float32)
-    for channel, excess in zip(exclusion, marker_excess(signal, noise, clipped, disk,
-                                                        exclusion, own, caps)):
-        # NaN (the area all saturated) stays NaN: no reading, no flag.
-        worst = np.maximum(worst, _over_area(excess, clipped, disk, around, has_area)[1])
-        lit_here = readable & (excess > rules.cd45_level)
-        lit |= lit_here
-        # A lit pixel is the partner of the marker strongest there: one exclusion marker
-        # leaking into another's channel (the leak fit takes only CK's and DAPI's) lights a
-        # fainter copy of the same pixels, which must not name a second partner.
-        mine = lit_here & (excess > strongest)
-        for role_lit in lit_by_role.values():
-            role_lit &= ~mine
-        lit_by_role[roles[channel]] |= mine
-        strongest = np.where(mine, excess, strongest)
-    out["exclusion_around_ck"][rows] = worst
-    um2 = batch.pixel_size_um ** 2
-    out["partner_um2"][rows] = lit.sum(axis=1) * um2
-    for role, role_lit in lit_by_role.items():
-        out[f"partner_um2_{role}"][rows] = role_lit.sum(axis=1) * um2
 
 
 def _ck_own_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
@@ -508,16 +454,5 @@ def _nuclei_columns(batch: _Batch, rows: np.ndarray, out: dict) -> None:
 
 
 # The groups read on a crop's own (``registered`` needs the moves: ``ExclusionReader.read``).
-_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": _around_columns,
+_READERS = {"ck_own": _ck_own_columns, "cd45": _cd45_columns, "around": around_columns,
             "nuclei": _nuclei_columns}
-
-
-def _over_area(excess: np.ndarray, clipped: np.ndarray, disk: np.ndarray, area: np.ndarray,
-               has_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and upper quartile of a marker's excess (:func:`.leaks.marker_excess`) over an
-    area."""
-    # Upper quartile: a membrane ring covers the rim of the CK area, not all of it. A crop
-    # without a CK area measures 0; one whose CK area is all saturated, NaN (no call).
-    inside = area[:, disk] & ~clipped[:, disk] & has_area[:, None]
-    q50, q75 = percentiles(excess, (50, 75), mask=inside).astype(excess.dtype, copy=False)
-    return np.where(has_area, q50, 0.0), np.where(has_area, q75, 0.0)
