@@ -1,8 +1,15 @@
 """The progress bar of a run: one row per cartridge (frames done, events found) or per step of
 a crop folder (crops fitted, read, classified: :class:`StepBars`), with time elapsed and left;
-none when the run is quiet."""
+none when the run is quiet. Where stderr is no terminal (a batch job's log file) a bar cannot
+redraw, so a plain line says how far each task is once a minute and as it ends
+(:class:`PlainProgress`): a hung job and a working one then look different in the log."""
 
 from __future__ import annotations
+
+import time
+
+# Seconds between a batch log's progress lines.
+PLAIN_EVERY_S = 60.0
 
 
 def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
@@ -21,10 +28,13 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
         TimeRemainingColumn,
     )
 
+    console = Console(stderr=True)
+    if not console.is_terminal and not quiet and total != 0:
+        return PlainProgress(console)
     counted = (TextColumn("{task.fields[events]} events"),) if events else ()
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     *counted, TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True),
+                    console=console,
                     disable=quiet or total == 0, transient=False)
 
 
@@ -44,3 +54,54 @@ class StepBars:
             self._tasks[step] = self.progress.add_task(f"{self.name}: {step}",
                                                        total=total or self.total)
         self.progress.advance(self._tasks[step], done)
+
+
+class PlainProgress:
+    """The part of ``rich.progress.Progress`` a run uses (``add_task``, ``update``,
+    ``advance``, a context manager), said as plain lines on a console that is no terminal:
+    "S1: 120 of 600 (20 %), 95,310 events, 2 min 10 s", at most once every
+    :data:`PLAIN_EVERY_S` seconds a task and as it completes."""
+
+    def __init__(self, console, every_s: float = PLAIN_EVERY_S, clock=time.monotonic):
+        self.console, self.every_s, self.clock = console, every_s, clock
+        self.tasks: list[dict] = []
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int | None = None, **fields) -> int:
+        """A task of ``total`` steps (None: not known), its clock started now."""
+        now = self.clock()
+        self.tasks.append({"description": description, "total": total, "done": 0,
+                           "fields": fields, "start": now, "said": now})
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        """``advance`` more steps of ``task`` done."""
+        self.update(task, advance=advance)
+
+    def update(self, task: int, advance: float = 0, **fields) -> None:
+        """``advance`` more steps done and ``fields`` (events) as they are now; a line where
+        a minute passed since the last or the task is done."""
+        t = self.tasks[task]
+        t["done"] += advance
+        t["fields"].update(fields)
+        now = self.clock()
+        finished = t["total"] is not None and t["done"] >= t["total"]
+        if finished or now - t["said"] >= self.every_s:
+            t["said"] = now
+            self.console.print(self.line(t, now), markup=False, highlight=False)
+
+    @staticmethod
+    def line(t: dict, now: float) -> str:
+        """A task's progress in words."""
+        total, done = t["total"], int(t["done"])
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        events = t["fields"].get("events")
+        minutes, seconds = divmod(int(now - t["start"]), 60)
+        return (f"{t['description']}: {done:,}" + (f" of {total:,}" if total else "") + share
+                + (f", {events:,} events" if events is not None else "")
+                + f", {minutes} min {seconds} s")

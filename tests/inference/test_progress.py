@@ -1,0 +1,30 @@
+"""A batch job's log (stderr no terminal) says how far a run is in plain lines."""
+
+import io
+
+from rich.console import Console
+
+from ctcnet.inference.progress import PlainProgress, progress_bar
+
+
+def test_a_log_file_gets_a_line_a_minute_and_one_as_the_task_ends():
+    out = io.StringIO()
+    now = [0.0]
+    progress = PlainProgress(Console(file=out, width=200), every_s=60, clock=lambda: now[0])
+    with progress:
+        task = progress.add_task("S1", total=600, events=0)
+        for frame in range(600):
+            now[0] = frame * 0.5  # 300 s in all
+            progress.update(task, advance=1, events=(frame + 1) * 900)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5  # at 60, 120, 180, 240 s and as it ends (299.5 s)
+    assert lines[0] == "S1: 121 of 600 (20 %), 108,900 events, 1 min 0 s"
+    assert lines[-1].startswith("S1: 600 of 600 (100 %), 540,000 events")
+
+
+def test_a_terminal_gets_the_bar_and_a_file_the_lines(monkeypatch):
+    from rich import console
+
+    monkeypatch.setattr(console.Console, "is_terminal", property(lambda self: False))
+    assert isinstance(progress_bar(10, False), PlainProgress)
+    assert not isinstance(progress_bar(10, True), PlainProgress)  # quiet: the disabled bar
