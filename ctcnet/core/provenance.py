@@ -37,6 +37,17 @@ def software_record() -> dict:
             "libraries": library_versions()}
 
 
+def software_text(software: dict | None, version: str | None = None) -> str:
+    """A software record (:func:`software_record`'s) in words: ctcnet's version, and the
+    checkout's commit where run from one, said modified where its code differed from it."""
+    software = software or {}
+    text = f"ctcnet {software.get('ctcnet') or version or '?'}"
+    commit = software.get("commit")
+    if commit:
+        text += f", commit {commit[:12]}" + (" (modified)" if software.get("modified") else "")
+    return text
+
+
 @lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
     """The installed version of each of :data:`LIBRARIES` (those installed)."""
@@ -50,13 +61,11 @@ def library_versions() -> dict[str, str]:
 
 
 def _checkout() -> Path | None:
-    """The root of the git checkout ctcnet runs from, or None (an installed wheel)."""
-    for folder in Path(__file__).resolve().parents:
-        if (folder / ".git").exists():
-            return folder
-        if folder == folder.parent:
-            break
-    return None
+    """The root of the git checkout ctcnet runs from (the folder holding this ``ctcnet``
+    package and a ``.git``), or None: an installed wheel, even one installed inside another
+    repository's folder (a virtualenv in a checkout), whose commit is not the running code's."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / ".git").exists() else None
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.provenance import software_text
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import signoff_holds
 
@@ -91,8 +92,9 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      "status": summary.get("status"),
                      "signed_off": signoff_holds(summary),
                      # What made the counts: a study pools one model and one software.
-                     "model_sha256": (summary.get("model") or {}).get("sha256"),
-                     "software": _software(summary)})
+                     "model_sha256": _model_sha256(summary),
+                     "software": software_text(summary.get("software"),
+                                               summary.get("ctcnet_version"))})
     table = pd.DataFrame(rows)
     for mode in ("called", "after_review"):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -102,12 +104,11 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
     return table
 
 
-def _software(summary: dict) -> str:
-    """ctcnet's version (and a checkout's commit) that made a summary's counts."""
-    software = summary.get("software") or {}
-    version = software.get("ctcnet") or summary.get("ctcnet_version") or "?"
-    commit = software.get("commit")
-    return f"{version}+{commit[:12]}" if commit else str(version)
+def _model_sha256(summary: dict) -> str | None:
+    """The model file a summary names (a cartridge's ``model`` record; a crop set's
+    ``model_sha256`` beside its path)."""
+    model = summary.get("model")
+    return model.get("sha256") if isinstance(model, dict) else summary.get("model_sha256")
 
 
 def made_by_several(rows: pd.DataFrame) -> list[str]:

@@ -126,14 +126,15 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     Crops are cut as the model saw them (its crop size and pixel size), kept as integers when
     the frame's counts survive unchanged (no resampling), and carry their sample id. Each
     frame's crops are written as they are cut (a sample of hundreds of thousands of events is
-    never held whole), after a check that the disk holds them. Returns what ``dataset.json``
-    records: sources, counts, and per crop the sample and event.
+    never held whole), after a check, sample by sample, that the disk holds its crops.
+    Returns what ``dataset.json`` records: sources, counts, and per crop the sample and
+    event.
     """
     samples = find_samples(results)
     if scans is not None and len(samples) > 1:
         raise InputError("--scans names one cartridge; the results hold several samples",
                          results)
-    labels, sample_ids, rows, sources, manifest = [], [], [], [], []
+    labels, rows, sources, manifest = [], [], [], []
     panel = model = None
     out = Path(out)
     for name, folder in samples.items():
@@ -178,7 +179,6 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             manifest += _write_crops(out, _as_counts(crops), [chosen_labels[i] for i in at],
                                      sample_id, len(manifest), panel, model.pixel_size_um)
         labels += chosen_labels
-        sample_ids += [sample_id] * len(chosen)
         rows += [{"sample_id": sample_id, "event_id": int(e), "label": lab, "reviewer": r}
                  for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
         sources.append({"sample_id": sample_id, "results": str(folder),

@@ -25,6 +25,7 @@ reads them: :class:`ctcnet.inference.summary.RunSummary`); the builders read pan
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ def per_7_5_ml(count: int, volume_ml: float | None) -> float | None:
 INTERVAL_LEVEL = 0.95
 
 
+@functools.lru_cache(maxsize=4096)  # every tally's dict has it, several times a decision
 def poisson_interval(count: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
     """The exact (Garwood) two-sided interval of a Poisson mean from one observed ``count``:
     the means under which seeing ``count`` or more (lower end), or ``count`` or fewer (upper
@@ -150,7 +152,8 @@ class Counts:
         scale = per_7_5_ml(1, self.blood_volume_ml)
         if scale is None:
             return {name: None for name in self.reported}
-        return {name: [round(end * scale, 4) for end in poisson_interval(self.counted[name])]
+        return {name: [round(end * scale, 4)
+                       for end in poisson_interval(int(self.counted[name]))]
                 for name in self.reported}
 
     def to_dict(self) -> dict:

@@ -312,14 +312,22 @@ def refresh_samples_table(out: Path) -> None:
     summaries after predict wrote the table. Entries without an output (set aside, missing)
     stay as the index has them. A folder without a readable index is left alone."""
     index = _read_summary(Path(out) / "run.json")
-    if not isinstance(index, dict) or not isinstance(index.get("outputs"), list):
+    if not isinstance(index, dict) or not isinstance(index.get("outputs"), list) or \
+            index.get("state") == "running":  # a run is writing it: its end writes the table
         return
     entries = []
     for entry in index["outputs"]:
-        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        name = entry["name"]
         path = Path(out) / str(name) / "summary.json"
-        read = _read_summary(path) if name and "summary" in entry else None
-        entries.append(_output_entry(name, read, path) if read is not None else entry)
+        read = _read_summary(path) if "summary" in entry or "kept_output" in entry else None
+        if read is None:
+            entries.append(entry)
+        elif "kept_output" in entry:  # set aside: the output it kept, as it is now
+            entries.append({**entry, "kept_output": _output_entry(name, read, path)})
+        else:
+            entries.append(_output_entry(name, read, path))
     _write_samples_table(out, entries, index.get("other_outputs") or [])
 
 

@@ -142,8 +142,8 @@ def _what_differs(previous, fingerprint: dict) -> str:
 
 
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
-                 frames: list[FrameRef] = (), model_file_sha256: str | None = None
-                 ) -> set[str]:
+                 frames: list[FrameRef] = (), model_file_sha256: str | None = None,
+                 cartridge_id: str | None = None) -> set[str]:
     """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
 
     A part whose frame's files changed since it was written (or whose files were not recorded)
@@ -151,7 +151,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     journal goes, and the summary.json of the run replaced is kept in ``previous/``. An
     earlier run of another model is refused (without ``overwrite``), from its journal or,
     where the journal was deleted, from what its summary.json records
-    (``model_file_sha256``: this run's model file; ``fingerprint``: this run's)."""
+    (``model_file_sha256``: this run's model file; ``fingerprint``: this run's;
+    ``cartridge_id``: the scan's identity, ``Cartridge.identity``)."""
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
     signatures_file = parts / "frames.json"
@@ -185,7 +186,8 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                               f"{_what_differs(previous, fingerprint)})")
                              + "; use another --out or --overwrite", out_dir)
     elif not overwrite:
-        _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256, fingerprint)
+        _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256, fingerprint,
+                                                cartridge_id)
     parts.mkdir(parents=True, exist_ok=True)
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
     damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
@@ -234,15 +236,19 @@ def _moved(previous, fingerprint: dict) -> str:
 
 
 def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None,
-                                            fingerprint: dict | None = None) -> None:
+                                            fingerprint: dict | None = None,
+                                            cartridge_id: str | None = None) -> None:
     """An output whose journal was deleted (``parts/`` is most of a sample's disk, and a
-    finished sample needs it no more) still says in summary.json what made it: a run that
-    differs is refused, as the journal would refuse it, rather than write over calls a person
-    may have reviewed. Its recorded fingerprint (``run_fingerprint``) against this run's, but
-    for the scan's folder (it may have moved); a summary written before it was recorded, by
-    its model file (another copy of the same model, its ``.pt`` for its ``.onnx``, is refused
-    too: its file differs), and, where a person reviewed the sample, as of unknown settings
-    (an earlier ctcnet's calls may differ from this one's). ``--overwrite`` runs it."""
+    finished sample needs it no more) still says in summary.json what made it: a run of
+    another model is refused, as the journal would refuse it, and so, where a person reviewed
+    the sample, is one that differs in anything else (its recorded fingerprint,
+    ``run_fingerprint``, against this run's) or reads another scan of the sample id (its
+    ``cartridge_id``; the scan's folder alone may have moved): such a run would write over
+    reviewed calls. An unreviewed sample of other settings is done again (nothing of it is
+    mixed in: every frame is redone). A summary written before the fingerprint was recorded is
+    told by its model file (another copy of the same model, its ``.pt`` for its ``.onnx``, is
+    refused too: its file differs) and, reviewed, refused as of unknown settings (an earlier
+    ctcnet's calls may differ from this one's). ``--overwrite`` runs it."""
     try:
         summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
         model = summary["model"]
@@ -250,20 +256,25 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # none, or not a summary: nothing to tell a model by
     where = "as its summary.json says; its journal parts/ was deleted"
+    reviewed = [name for name in ("review.csv", "signoff.json") if (out_dir / name).exists()]
     recorded = summary.get("run_fingerprint")
     if isinstance(recorded, dict) and fingerprint is not None:
-        differs = _what_differs(recorded, fingerprint)
-        if differs and differs != "input":
+        keys = {k for k in set(recorded) | set(fingerprint)
+                if recorded.get(k) != fingerprint.get(k)}
+        other_scan = "input" in keys and summary.get("cartridge_id") and cartridge_id and \
+            summary["cartridge_id"] != cartridge_id
+        if "model_sha256" in keys or (reviewed and (keys - {"input"} or other_scan)):
+            what = (f"it differs in {_what_differs(recorded, fingerprint)}" if keys - {"input"}
+                    else f"another scan of the sample id, read from {recorded.get('input')}")
             raise InputError(f"{out_dir} holds the outputs of a run with another model, "
-                             f"other settings or another version's event columns (it differs "
-                             f"in {differs}, {where}); use another --out or --overwrite",
+                             f"other settings, another version's event columns or another "
+                             f"scan ({what}, {where}); use another --out or --overwrite",
                              out_dir)
         return
     if before and model_file_sha256 and before != model_file_sha256:
         raise InputError(f"{out_dir} holds the outputs of a run with another model file "
                          f"({model.get('path')}, SHA-256 {before[:12]}..., {where}); use "
                          "another --out or --overwrite", out_dir)
-    reviewed = [name for name in ("review.csv", "signoff.json") if (out_dir / name).exists()]
     if reviewed and fingerprint is not None:
         version = (summary.get("software") or {}).get("ctcnet") or summary.get(
             "ctcnet_version", "an earlier version")

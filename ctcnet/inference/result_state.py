@@ -25,20 +25,29 @@ RESEARCH_USE = ("Research use only, not for diagnostic use. ctcnet is not a clea
 STATES = ("failed", "partial", "preliminary", "signed off", "sign-off stale")
 
 
-def result_state(summary: dict) -> dict:
+def signoff_holds(summary: dict) -> bool:
+    """Whether a summary.json (as parsed) is signed off on its figures: it has a sign-off
+    whose ``status`` is current (one written before sign-offs had a status counts as
+    current), not one the decisions or the counts moved on from."""
+    signoff = summary.get("signoff") or {}
+    return bool(signoff) and signoff.get("status", "current") == "current"
+
+
+def result_state(summary: dict, review: bool = True) -> dict:
     """``{"state": one of STATES, "text": the headline}`` of a summary.json (as parsed; its
-    ``signoff`` record, where the review wrote one, decides between the last three)."""
-    review_state, review_text = _review(summary)
+    ``signoff`` record, where the review wrote one, decides between the last three).
+    ``review=False``: the scan's part alone (the review page says its sign-off itself)."""
+    review_state, review_text = _review(summary) if review else ("preliminary", "")
     status = summary.get("status", "ok")
     if status == "failed":
         return {"state": "failed", "text": "FAILED: no frame was read, so there is no result "
                 "(its counts of 0 are no negative)."}
     notes = _volume_notes(summary)
     if status == "partial":
-        return {"state": "partial", "text": " ".join(
-            [f"PARTIAL: {_partial_why(summary)}; its rates per 7.5 mL are estimates from the "
-             "blood read.", *notes, review_text])}
-    return {"state": review_state, "text": " ".join([review_text, *notes])}
+        return {"state": "partial",
+                "text": " ".join(t for t in (f"PARTIAL: {_partial_why(summary)}.", *notes,
+                                             review_text) if t)}
+    return {"state": review_state, "text": " ".join(t for t in (review_text, *notes) if t)}
 
 
 def _review(summary: dict) -> tuple[str, str]:
@@ -46,12 +55,11 @@ def _review(summary: dict) -> tuple[str, str]:
     if not signoff:
         return "preliminary", ("PRELIMINARY: automatic counts, not reviewed and signed off by "
                                "a person.")
-    status = signoff.get("status", "current")
     who = f"{signoff.get('reviewer', '?')} on {signoff.get('signed_at', '?')}"
-    if status == "current":
+    if signoff_holds(summary):
         return "signed off", f"SIGNED OFF by {who}: report the counts after review."
-    return "sign-off stale", (f"SIGN-OFF NO LONGER HOLDS ({status}; signed by {who}): review "
-                              "again and sign off before reporting.")
+    return "sign-off stale", (f"SIGN-OFF NO LONGER HOLDS ({signoff.get('status')}; signed by "
+                              f"{who}): review again and sign off before reporting.")
 
 
 def _partial_why(summary: dict) -> str:
@@ -59,16 +67,16 @@ def _partial_why(summary: dict) -> str:
     total = (frames.get("total") or 0) + (frames.get("missing") or 0)
     parts = []
     if frames.get("skipped") or frames.get("missing"):
-        parts.append(f"{frames.get('processed', 0)} of {total} frames read")
         read, tube = summary.get("blood_volume_processed_ml"), summary.get("blood_volume_ml")
-        if read is not None and tube:
-            parts[-1] += f" ({read:.3g} of {tube:.3g} mL)"
+        parts.append(f"{frames.get('processed', 0)} of {total} frames read"
+                     + (f" ({read:.3g} of {tube:.3g} mL)" if read is not None and tube else "")
+                     + ", so its rates per 7.5 mL are estimates from the blood read")
     if summary.get("failed_events"):
         parts.append(f"{summary['failed_events']} event(s) not classified")
     problems = summary.get("problems") or []
     if problems:
-        parts.append(f"{len(problems)} problem(s) with the inputs (listed below)")
-    return "; ".join(parts) or "see the problems below"
+        parts.append(f"{len(problems)} problem(s) with the inputs (the sample's `problems`)")
+    return "; ".join(parts) or "see the sample's problems"
 
 
 def _volume_notes(summary: dict) -> list[str]:

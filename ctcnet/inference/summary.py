@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ctcnet.core.paths import absolute
 from ctcnet.inference.counts import Counts, ReviewedCounts
-from ctcnet.inference.result_state import result_state
+from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.digests import file_sha256
 
@@ -51,14 +51,6 @@ class ModelUsed:
     # The model file's SHA-256 (models/SHA256SUMS lists the shipped files'; None: a model
     # given in memory): what says which file made the calls, re-exports of one version apart.
     sha256: str | None = None
-
-
-def signoff_holds(summary: dict) -> bool:
-    """Whether a summary.json (as parsed) is signed off on its figures: it has a sign-off
-    whose ``status`` is current (one written before sign-offs had a status counts as
-    current), not one the decisions or the counts moved on from."""
-    signoff = summary.get("signoff") or {}
-    return bool(signoff) and signoff.get("status", "current") == "current"
 
 
 def model_path(backend) -> str:

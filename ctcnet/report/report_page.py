@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from ctcnet.core.provenance import software_text
 from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
@@ -171,17 +172,6 @@ def _utc(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
-def _software_text(software: dict | None, version: str) -> str:
-    """ctcnet's version, and the checkout's commit where run from one (said modified where
-    its code differed from that commit)."""
-    software = software or {}
-    commit = software.get("commit")
-    text = f"ctcnet {software.get('ctcnet', version)}"
-    if commit:
-        text += f", commit {commit[:12]}" + (" (modified)" if software.get("modified") else "")
-    return text
-
-
 def state_html(state: dict) -> str:
     """The result's headline (``result_state``) and the research-use line, first on the page
     (``data-state``), so a reader sees whether a number may be read before reading it."""
@@ -224,7 +214,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("counted at", _utc(s.counted_at)),
                 ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version}"
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"),
-                ("software", _software_text(s.software, s.ctcnet_version)),
+                ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
                 ("panel", ", ".join(c["name"] for c in s.panel["channels"])
                  + f" at {s.panel['pixel_size_um']} um/px")]

@@ -268,7 +268,7 @@ class Sample(SampleImages):
     @cached_property
     def scan_state(self) -> dict:
         """:func:`~ctcnet.inference.result_state.result_state` of the run before any review."""
-        return result_state(self.summary.to_dict())
+        return result_state(self.summary.to_dict(), review=False)
 
     @cached_property
     def reason_options(self) -> list[dict]:
@@ -441,14 +441,6 @@ class Sample(SampleImages):
                 model_sha256=self.summary.model.sha256)
             write_signoff(self.folder, record)
         self.write_counts()
-        # The folder's samples.csv (predict's table) with this sign-off and its counts: the
-        # file a study reads its reviewed figures from. On a sign-off, not every decision: it
-        # reads every sample's summary.
-        try:
-            refresh_samples_table(self.folder.parent)
-        except OSError as err:
-            log.warning("%s: samples.csv not brought up to date (%s)", self.folder.parent,
-                        err.strerror or err)
         return {"signoff": self.signoff(matched)}
 
     def write_counts(self) -> tuple[D.Matched, ReviewedCounts]:
@@ -456,9 +448,10 @@ class Sample(SampleImages):
         any decision, and the sign-off) and index.html, brought up to date. Under the
         decisions lock, so the counts are of the file as it is; never while predict holds the
         folder (it is writing another run) nor once another run is there. A folder that
-        cannot be written keeps its files: the page shows the counts all the same. Returns
-        the match counted and its counts."""
-        counted = None
+        cannot be written keeps its files: the page shows the counts all the same. Where the
+        sign-off's status changed (signed, or gone stale), the folder's samples.csv follows.
+        Returns the match counted and its counts."""
+        counted, signoff_moved = None, False
         try:
             with D.decisions_lock(self.folder):
                 matched = self.decisions.matched(self.run)
@@ -474,12 +467,30 @@ class Sample(SampleImages):
                     signed = self.signoff(matched, counted[1])
                     if updated != summary or on_disk.get("signoff") != signed:
                         write_summary_and_page(self.folder, updated, signed)
+                        signoff_moved = _status(on_disk.get("signoff")) != _status(signed)
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: cannot update summary.json and index.html with the review "
                         "counts: %s", self.folder, err)
+        if signoff_moved:
+            self._refresh_samples_table()
         if counted is None:
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
         return counted
+
+    def _refresh_samples_table(self) -> None:
+        """The folder's samples.csv (predict's table: the file a study reads its reviewed
+        figures from) with this sample's sign-off as it is now. Only as a sign-off's status
+        moves: it reads every sample's summary. A failure is said, the decision stands."""
+        try:
+            refresh_samples_table(self.folder.parent)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            log.warning("%s: samples.csv not brought up to date (%s)", self.folder.parent,
+                        err)
+
+
+def _status(signoff: dict | None) -> str | None:
+    """A sign-off record's status (None: no sign-off)."""
+    return None if not signoff else signoff.get("status", "current")

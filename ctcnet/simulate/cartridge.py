@@ -10,6 +10,7 @@ reviewer would call them; an object whose soft edge or blur alone reaches the bo
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,8 @@ from ctcnet.simulate.optics import (
     vignetting,
 )
 from ctcnet.simulate.scanner import draw_samples, make_context, threaded_map
+
+log = logging.getLogger(__name__)
 
 # Rows x columns of real CellSearch cartridges by frame count (DOMAIN.md).
 CARTRIDGE_LAYOUTS = {140: (4, 35), 144: (4, 36), 170: (5, 34), 175: (5, 35), 180: (5, 36),
@@ -181,9 +184,15 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
     if eight_bit:  # a display export's channels span 0-255, and its panel.json says so
         scan_panel = replace(scan_panel, channels=tuple(
             replace(c, value_range=(0.0, 255.0)) for c in scan_panel.channels))
+    placed = len(table) / max(num_frames, 1)
+    if num_frames and placed < 0.8 * events_per_frame:
+        # A frame holds so many cells of these sizes side by side: the rest found no room.
+        log.warning("%d events a frame asked for, %.0f placed: a %d x %d frame has no room "
+                    "for more cells of these sizes", round(events_per_frame), placed, w, h)
     write_cartridge_info(out_dir, scan_panel, sample_id, num_frames, rows, columns, (h, w), extra={
         "simulated": True, "seed": int(seed), "layout": layout,
         "events_per_frame": float(events_per_frame),
+        "events_placed_per_frame": round(placed, 1),
         "pixel_size_um": float(draws.pixel_um[0]), "config": cfg.summary(),
         # Ground truth for spillover estimates: [t][s], counts in t per count of s's own dye.
         "spillover": np.round(draws.spillover[0], 5).tolist()})

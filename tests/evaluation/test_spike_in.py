@@ -89,7 +89,7 @@ def test_the_report_gives_levels_linearity_and_limits():
                        "software": {"ctcnet": "0.1.0", "commit": "1234567890abcdef"}
                        if i < 5 else {"ctcnet": "0.2.0"}} for i, c in enumerate(called)}
     rows = sample_rows(mixed, expected)
-    assert rows["software"].tolist()[:1] == ["0.1.0+1234567890ab"]
+    assert rows["software"].tolist()[:1] == ["ctcnet 0.1.0, commit 1234567890ab"]
     assert spike_report(rows)["made_by_several"] == ["model (2 different)",
                                                      "software (2 different)"]
 

@@ -149,18 +149,53 @@ def test_the_software_record_names_a_checkouts_commit(tmp_path):
     assert _head_commit(tree) == "def456"
     record = software_record()
     assert record["ctcnet"] and record["python"] and "numpy" in record["libraries"]
-    if record["commit"]:  # run from a checkout: whether its code is that commit's is said
-        assert record.get("modified") in (True, False, None)
+
+
+def test_a_worktrees_commit_and_a_checkouts_edits_are_read(tmp_path, monkeypatch):
+    """A worktree's .git is a file naming its folder in the main repository; a checkout whose
+    package files differ from its commit reads modified."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from ctcnet.core import provenance
+
+    if shutil.which("git") is None:
+        pytest.skip("no git installed")
+    repo = tmp_path / "repo"
+    (repo / "ctcnet").mkdir(parents=True)
+    (repo / "ctcnet" / "x.py").write_text("A = 1\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    tree = tmp_path / "tree"
+    subprocess.run([*git, "worktree", "add", "-q", str(tree)], check=True)
+    for root, commit in ((repo, head), (tree, head)):
+        monkeypatch.setattr(provenance, "_checkout", lambda root=root: root)
+        provenance.checkout_commit.cache_clear()
+        provenance.checkout_modified.cache_clear()
+        assert provenance.checkout_commit() == commit
+        assert provenance.checkout_modified() is False
+    (tree / "ctcnet" / "x.py").write_text("A = 2\n")
+    provenance.checkout_modified.cache_clear()
+    assert provenance.checkout_modified() is True
+    provenance.checkout_commit.cache_clear()
+    provenance.checkout_modified.cache_clear()
 
 
 def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clean_run, cart,
                                                                             tmp_path):
     """parts/ is most of a sample's disk and a finished sample needs it no more; deleted, what
-    made the sample is still read from its summary.json (the journal's fingerprint): a run
-    with other settings is refused without --overwrite (a reviewed sample's calls are not
-    replaced unasked), the same model and settings run again, as its .onnx export does (the
-    journal lets them resume each other). A summary written before the fingerprint was kept
-    is told by its model file, and a reviewed one refused as of unknown settings."""
+    made the sample is still read from its summary.json (the journal's fingerprint): on a
+    reviewed sample a run with other settings is refused without --overwrite (its calls are
+    not replaced unasked), an unreviewed one is done again; the same model and settings run
+    again, as its .onnx export does (the journal lets them resume each other). A summary
+    written before the fingerprint was kept is told by its model file, and a reviewed one
+    refused as of unknown settings."""
     import json
 
     import pytest
@@ -173,9 +208,15 @@ def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clea
     out = tmp_path / "out"
     predict(clean_run, cart, out)
     shutil.rmtree(out / "parts")
+    (out / "review.csv").write_text("event_id\n")  # a person reviewed it
     with pytest.raises(InputError, match="differs in detect .*its journal parts/ was deleted"):
         predict(clean_run, cart, out, detect=DetectConfig(threshold_snr=9.0))
     assert predict(clean_run, cart, out).frames.processed == 3  # the same run: done again
+    # Unreviewed, other settings are done again: every frame is, nothing is mixed in.
+    (out / "review.csv").unlink()
+    shutil.rmtree(out / "parts")
+    assert predict(clean_run, cart, out, detect=DetectConfig(threshold_snr=9.0)).frames \
+        .processed == 3
     shutil.rmtree(out / "parts")
     export_onnx(clean_run["root"] / "model.pt", tmp_path / "model.onnx")
     other = {**clean_run, "backend": load_backend(tmp_path / "model.onnx", device="cpu")}

@@ -946,3 +946,25 @@ def test_a_failed_samples_row_leaves_its_counts_empty():
                       "per_7_5_ml": {"ctc": None}})
     assert row["count_ctc"] is None and row["status"] == "failed"
     assert sample_row({"name": "s", "status": "ok", "counts": {"ctc": 0}})["count_ctc"] == 0
+
+
+def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
+    """A sign-off while a batch runs into the folder (run.json says running, no outputs yet)
+    does not rewrite samples.csv to its header; the batch's end writes it."""
+    import time
+
+    from ctcnet.inference.distributed import (
+        mark_run_started,
+        refresh_samples_table,
+        write_run_index,
+    )
+
+    out = tmp_path / "out"
+    for name in ("s1", "s2"):
+        (out / name).mkdir(parents=True)
+        (out / name / "summary.json").write_text(json.dumps({"events": 5, "status": "ok"}))
+    write_run_index(out, ["s1", "s2"], 1, {})
+    before = (out / "samples.csv").read_text()
+    mark_run_started(out, ["s3"], time.time())
+    refresh_samples_table(out)
+    assert (out / "samples.csv").read_text() == before and before.count("\n") == 3

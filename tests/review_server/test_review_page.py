@@ -681,3 +681,27 @@ def test_the_single_key_shortcuts_can_be_turned_off():
                 stored: page.context.localStorage.getItem("ctcnet-keys")};
     """, page_state(3))
     assert got == {"posted": 0, "stored": "off"}
+
+
+def test_an_armed_sign_off_is_disarmed_by_a_decision_and_by_escape():
+    """The first press says what would be signed; a decision since moves the counts, so the
+    next press says it again rather than signing figures nobody was shown. Escape leaves it
+    unsigned whatever has the focus."""
+    state = page_state(4)
+    state["signoff"] = None
+    got = run_page("""
+        routes.push(["/api/P001/signoff", {json: {signoff: {reviewer: "ann",
+          signed_at: "2026-01-01T00:00:00+00:00", status: "current"}}}]);
+        const button = page.document.getElementById("signoff-button");
+        button.click();                         // armed
+        page.key("y");                          // a decision: the counts move
+        await page.settle();
+        const afterDecision = button.textContent;
+        button.click();                         // armed again, not signed
+        await page.settle();
+        page.key("Escape");
+        const afterEscape = button.textContent;
+        const signoffs = page.requests.filter((r) => r.url.indexOf("/signoff") >= 0).length;
+        return {afterDecision, afterEscape, signoffs};
+    """, state)
+    assert got == {"afterDecision": "sign off", "afterEscape": "sign off", "signoffs": 0}

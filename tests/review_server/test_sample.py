@@ -307,6 +307,10 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
         "changed since"
     assert 'data-signoff="changed since"' in (sample / "index.html").read_text()
     assert "SIGN-OFF NO LONGER HOLDS" in (sample / "index.html").read_text()
+    # ... and samples.csv follows the sign-off gone stale.
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert not bool(table.loc["P001", "signed_off"])
+    assert table.loc["P001", "signoff_status"] == "changed since"
     caplog.clear()
     with caplog.at_level("WARNING", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds2")]) == 0

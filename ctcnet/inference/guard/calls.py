@@ -300,7 +300,8 @@ def guard_summary(events: pd.DataFrame, spec) -> dict:
 def cluster_partners(events: pd.DataFrame) -> dict[str, int]:
     """Counted ``cluster`` calls by the partners their markers read (``CLUSTER_PARTNER``), for
     summary.json: e.g. ``{"neutrophil": 2, "platelet": 1}`` (a cluster's kind matters: CTC-
-    neutrophil clusters are the most metastatic). Empty where none is counted."""
+    neutrophil clusters are the most metastatic); ``unread`` where the panel lets none be
+    read (no exclusion marker, or no DAPI to count nuclei). Empty where none is counted."""
     if CLUSTER_PARTNER not in events or not len(events):
         return {}
     kept = counted(events) & (events["class"].astype(str).to_numpy(object) == "cluster")

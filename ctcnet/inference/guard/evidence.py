@@ -273,8 +273,8 @@ class Evidence:
         (``CLUSTER_PARTNER``): the roles whose markers light ``partner_min_um2`` or more of
         the band round the CK area, a neutrophil's CD45 read as the neutrophil's; with none,
         ``homotypic`` (two nuclei or more) or ``none`` (one cell); '' on other calls and where
-        the band was not read (no exclusion marker in the panel). (Read after ``partner_um2``
-        and ``nuclei`` are.)"""
+        the band or the nuclei were not read (no exclusion marker, or no DAPI, in the panel).
+        (Read after ``partner_um2`` and ``nuclei`` are.)"""
         out = np.full(len(self.names), "", dtype=object)
         rows = self.is_call(("cluster",)) & np.isfinite(self.col("partner_um2"))
         if not rows.any():
@@ -286,15 +286,17 @@ class Evidence:
         lit = areas >= level
         if "neutrophil" in roles and "leukocyte" in roles:  # a neutrophil is CD45+ too
             lit[:, roles.index("leukocyte")] &= ~lit[:, roles.index("neutrophil")]
+        nuclei = self.col("nuclei")
         for i in np.flatnonzero(rows):
             named = [role for j, role in enumerate(roles) if lit[i, j]]
-            if not named and roles and self.col("partner_um2")[i] >= level:
+            if not named and roles and self.col("partner_um2")[i] >= level and \
+                    np.isfinite(areas[i]).all():
                 # Lit in the band by the markers together, by none alone: the largest.
                 named = [roles[int(np.argmax(areas[i]))]]
             if named:
                 out[i] = "+".join(named)
-            else:
-                out[i] = "homotypic" if self.col("nuclei")[i] >= 2 else "none"
+            elif np.isfinite(nuclei[i]):  # no DAPI read: neither kind can be told
+                out[i] = "homotypic" if nuclei[i] >= 2 else "none"
         return out
 
     @cached_property
