@@ -902,3 +902,25 @@ def test_a_leaks_imperfect_copy_is_not_cd45_but_a_membrane_is(rng, spec, monkeyp
     assert m["cd45_over_ck"][0] < RULES.cd45_level < m["cd45_over_ck"][1]
     monkeypatch.setattr(leaks, "COPY_MISMATCH", 0.0)  # without the slack: read as CD45
     assert measure(ctc[None], known, spec.pixel_size_um)["cd45_over_ck"][0] > RULES.cd45_level
+
+
+def test_a_bare_nucleus_whose_dapi_leaks_into_ck_is_no_possible_ctc(rng, spec):
+    """A bright bare nucleus whose DAPI leaks 4 % into the CK channel, a little wider (the CK
+    plane focused a little off): CK at 10-15 noise units that is a copy of DAPI, between the
+    copies' floor and the top of their spread. The network's doubt (p(ctc) 0.4) does not make
+    it a possible CTC; a dim CTC's CK round its nucleus, with the same doubt, still is."""
+    from scipy.ndimage import gaussian_filter
+
+    from ctcnet.inference.guard import RULES
+
+    bare = cell(rng, ck=0, dapi=1500)
+    bare[CK] += 0.04 * gaussian_filter(bare[DAPI] - 100.0, 2.25)
+    crops = np.stack([bare, cell(rng, ck=15.0)])
+    row = np.zeros(spec.num_classes)
+    row[spec.class_names.index("ctc")], row[spec.class_names.index("debris")] = 0.4, 0.6
+    proba = np.stack([row, row])
+    m = measure(crops, spec.panel, spec.pixel_size_um, cd45_rows=np.ones(2, bool))
+    own = m["ck_own_structure"].iloc[0]
+    assert RULES.copy_level <= own < RULES.possible_ctc_doubt_ck_structure
+    assert m["ck_peak"].iloc[0] >= RULES.possible_ctc_doubt_ck_peak
+    assert review_flags(crops, proba, spec)["possible_ctc"].tolist() == [False, True]

@@ -127,12 +127,6 @@ class Evidence:
         with np.errstate(invalid="ignore"):
             return self.dna_near_copy & (self.copy_structure("ck") < self.rules.body_level)
 
-    @property
-    def ck_copies_dna(self) -> np.ndarray:
-        """CK no more than a copy of DAPI (read after ``ck_own_structure`` is)."""
-        with np.errstate(invalid="ignore"):
-            return self.copy_structure("ck") < self.rules.copy_level
-
     @cached_property
     def little_dna(self) -> np.ndarray:
         """Far less DNA than the group's median leukocyte holds."""
@@ -218,11 +212,14 @@ class Evidence:
 
     def doubt_route(self, with_cd45: bool) -> np.ndarray:
         """A doubted call that passes what a ``ctc`` call must (``with_cd45``: CK's own shape,
-        read with CD45, too)."""
+        read with CD45, too: more than a copy of DAPI, ``possible_ctc_doubt_ck_structure``)."""
         with np.errstate(invalid="ignore"):
             out = self.is_call(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
                 ~self.blurred & (self.col("ck_peak") >= self.rules.possible_ctc_doubt_ck_peak)
-        return out & ~self.ck_copies_dna if with_cd45 else out
+            if with_cd45:  # NaN (CK's shape not read): not read as a copy
+                out &= ~(self.copy_structure("ck") <
+                         self.rules.possible_ctc_doubt_ck_structure)
+        return out
 
     def candidates(self) -> np.ndarray:
         """The possible CTCs the checks made before CD45 leave standing: only these (and
