@@ -416,10 +416,11 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
                   geometry: str = "box") -> list[SampleExport]:
     """Write FCS files and/or GeoJSON detections for every sample of a predict ``--out`` folder
     (or one sample's folder). Every sample is read and checked (:func:`check_events`, its
-    table's rows against its summary's count) and existing outputs are refused (unless
-    ``overwrite``) before anything is written, and a write that fails takes back those before
-    it; a sample whose run failed (no frame read) is skipped with a warning, since its empty
-    table is no measurement. Returns what was written, per sample."""
+    table's rows against its summary's count; one sample's table held at a time) and existing
+    outputs are refused (unless ``overwrite``) before anything is written, and a write that
+    fails takes back those before it; a sample whose run failed (no frame read) is skipped
+    with a warning, since its empty table is no measurement. Returns what was written, per
+    sample."""
     if not (fcs or geojson):
         raise InputError("nothing to export: ask for --fcs and/or --geojson")
     if geometry not in ("box", "point"):
@@ -429,8 +430,10 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
     plans = plan_exports(results, fcs, geojson, out)
     refuse_existing([p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None],
                     overwrite)
-    loaded = [(plan, *_load(plan, geometry)) for plan in plans]
-    if all(summary.status == "failed" for _, _, summary in loaded):
+    # Every sample checked first, its table let go before the next is read (a night of large
+    # samples held at once took gigabytes), then each read again as it is written.
+    failed = [_load(plan, geometry)[1].status == "failed" for plan in plans]
+    if all(failed):
         raise InputError("nothing to export: the run of every sample failed (no frame was "
                          "read)", results)
     done = []
@@ -438,11 +441,12 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
     folders = [out] if out is not None else []
     folders += [plan.geojson for plan in plans if plan.geojson is not None]
     with written_together(folders) as written:
-        for plan, events, summary in loaded:
-            if summary.status == "failed":
+        for plan, was_failed in zip(plans, failed):
+            if was_failed:
                 log.warning("%s: its run failed (no frame was read); nothing exported",
                             plan.name)
                 continue
+            events, summary = _load(plan, geometry)
             where = plan.folder / "events.parquet"
             plan.events = len(events)
             if plan.fcs is not None:
