@@ -1213,3 +1213,24 @@ def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, mon
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_long_json_answer_is_sent_compressed_where_the_browser_asks(served, monkeypatch):
+    """A list of tens of thousands of candidates is megabytes of repeated words: sent gzip'd
+    where the browser accepts it, as it is where it does not."""
+    import gzip
+
+    from ctcnet.review_server import server as server_module
+
+    out, server = served
+    monkeypatch.setattr(server_module, "GZIP_FROM_BYTES", 100)
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.request("GET", "/api/P001/state", headers={"Accept-Encoding": "gzip, deflate"})
+    resp = conn.getresponse()
+    packed = resp.read()
+    conn.close()
+    assert resp.status == 200 and resp.getheader("Content-Encoding") == "gzip"
+    plain = request(server, "GET", "/api/P001/state")[1]
+    assert json.loads(gzip.decompress(packed))["run_id"] == json.loads(plain)["run_id"]
+    assert len(packed) < len(plain)
