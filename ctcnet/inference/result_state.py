@@ -73,9 +73,11 @@ def _partial_why(summary: dict) -> str:
                      + ", so its rates per 7.5 mL are estimates from the blood read")
     if summary.get("failed_events"):
         parts.append(f"{summary['failed_events']} event(s) not classified")
-    problems = summary.get("problems") or []
-    if problems:
-        parts.append(f"{len(problems)} problem(s) with the inputs (the sample's `problems`)")
+    problems = [str(p) for p in summary.get("problems") or []]
+    if problems:  # the first in its own words: what a reader must weigh before the number
+        first = problems[0] if len(problems[0]) <= 240 else problems[0][:237] + "..."
+        parts.append(first + (f" (and {len(problems) - 1} more problem(s) of the inputs)"
+                              if len(problems) > 1 else ""))
     return "; ".join(parts) or "see the sample's problems"
 
 

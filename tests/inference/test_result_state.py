@@ -38,3 +38,10 @@ def test_a_volume_not_stated_or_not_a_tube_is_said():
     assert "scaled by 1.88" in short["text"]
     assert "scaled" not in result_state(summary(blood_volume_ml=7.2))["text"]
     assert "research use only" in RESEARCH_USE.lower()
+
+
+def test_a_sample_partial_for_its_inputs_alone_says_the_first_problem():
+    crowded = "crowded: 4,087 detected events per mm^2 of frame; the counts may be low"
+    got = result_state(summary(status="partial", problems=[crowded, "another"]))
+    assert got["text"].startswith(f"PARTIAL: {crowded} (and 1 more problem(s) of the inputs).")
+    assert "estimates" not in got["text"]  # the whole tube was read
