@@ -212,13 +212,17 @@ class Evidence:
 
     def doubt_route(self, with_cd45: bool) -> np.ndarray:
         """A doubted call that passes what a ``ctc`` call must (``with_cd45``: CK's own shape,
-        read with CD45, too: more than a copy of DAPI, ``possible_ctc_doubt_ck_structure``)."""
+        read with CD45, too: more than a copy of DAPI, read at
+        ``possible_ctc_doubt_ck_structure`` where CK is dim, under
+        ``possible_ctc_ck_peak``, at ``copy_level`` where it is clearly positive)."""
+        r = self.rules
         with np.errstate(invalid="ignore"):
             out = self.is_call(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
-                ~self.blurred & (self.col("ck_peak") >= self.rules.possible_ctc_doubt_ck_peak)
+                ~self.blurred & (self.col("ck_peak") >= r.possible_ctc_doubt_ck_peak)
             if with_cd45:  # NaN (CK's shape not read): not read as a copy
-                out &= ~(self.copy_structure("ck") <
-                         self.rules.possible_ctc_doubt_ck_structure)
+                level = np.where(self.col("ck_peak") >= r.possible_ctc_ck_peak, r.copy_level,
+                                 r.possible_ctc_doubt_ck_structure)
+                out &= ~(self.copy_structure("ck") < level)
         return out
 
     def candidates(self) -> np.ndarray:

@@ -195,13 +195,16 @@ class GuardRules:
         15,397 events the route showed on 20 full-size cartridges; the dim CTCs it is for
         reach 2.9-7.
     possible_ctc_doubt_ck_structure
-        ... and the least structure of its own CK must have over the best copy of DAPI
-        (``ck_own_structure``) on that route: a dim CK that is only DAPI leaking into the CK
-        channel is no cytoplasm. 0.4, ``body_level``: the top of the copies' own spread. At
-        ``copy_level``'s 0.2, bare nuclei (DAPI alone) whose DAPI leaks 4 % into CK were 1,083
-        of the 1,117 events the route showed on a simulated 175-frame scan (2.3 % of its
-        events; 1,015 of them read 0.2-0.4); on the 20 counting cartridges the 4 CTCs the
-        route shows read 0.4 and more, 45 debris 0.2-0.4.
+        ... and the least structure of its own a dim CK (under ``possible_ctc_ck_peak``) must
+        have over the best copy of DAPI (``ck_own_structure``) on that route: a dim CK that is
+        only DAPI leaking into the CK channel is no cytoplasm. 0.4, ``body_level``: the top of
+        the copies' own spread. At ``copy_level``'s 0.2, bare nuclei (DAPI alone) whose DAPI
+        leaks 4 % into CK were 1,083 of the 1,117 events the route showed on a simulated
+        175-frame scan (2.3 % of its events; 1,015 of them read 0.2-0.4, 915 of those with CK
+        under 10 noise units); at 0.4 the scan shows 0.66 % of its events, not 2.50 %, its
+        CTCs counted or shown as before. A clearly positive CK is read at ``copy_level`` as
+        before: the demo's bright CTC beside a debris blob reads 0.40 (its member event is
+        shown only so).
     markers_cd45_band
         For the markers to call a cartridge's ``wbc`` call ``ctc`` on their own
         (``MARKERS_CTC`` on a cartridge; crop sets ask ``crop_markers_cd45_core``), CD45
