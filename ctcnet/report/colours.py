@@ -3,10 +3,11 @@ report's legend: one table a palette, so the legend says what the tiles show.
 
 ``cellsearch`` (the default) is close to the usual CellSearch false colours: CK green beside
 CD45 red, which a red-green colour-blind reviewer (about one man in twelve) sees as one
-yellow. ``colourblind`` keeps the pairs that decide a call apart under deuteranopia,
-protanopia and tritanopia alike (CK orange, CD45 cyan, DAPI blue; simulated: CK and CD45 68
-or more CIELAB units apart in each, against 25 for green and red under deuteranopia); the
-platelet and neutrophil markers stay told apart by their grey panels.
+yellow. ``colourblind`` keeps the pair that decides a call apart under deuteranopia,
+protanopia and tritanopia alike (CK orange, CD45 cyan, DAPI blue; simulated (Machado 2009):
+CK and CD45 84 or more CIELAB units apart in each, against 25 for green and red under
+deuteranopia; the closest pair, DAPI and CD45 under tritanopia, 39); the platelet and
+neutrophil markers stay told apart by their grey panels.
 """
 
 from __future__ import annotations
