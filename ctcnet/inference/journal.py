@@ -99,15 +99,6 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
             "table_columns": TABLE_COLUMNS}
 
 
-def read_fingerprint(parts: Path) -> dict | None:
-    """The fingerprint a journal was opened with (``parts/run.json``), or None."""
-    try:
-        recorded = json.loads((Path(parts) / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return recorded if isinstance(recorded, dict) else None
-
-
 def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
     """Name, size and modification time of each frame's files: what tells a resumed run that a
     frame was replaced since its part was written (as make and rsync tell, without reading)."""
@@ -124,15 +115,19 @@ def frame_signatures(frames: list[FrameRef]) -> dict[str, list]:
     return out
 
 
+def _differing_keys(previous: dict, fingerprint: dict) -> list[str]:
+    """The fingerprint's entries an earlier run's (``previous``) differs in, sorted."""
+    return sorted(k for k in set(previous) | set(fingerprint)
+                  if previous.get(k) != fingerprint.get(k))
+
+
 def _what_differs(previous, fingerprint: dict) -> str:
     """The fingerprint's entries (and the settings within them) an earlier run's differs in."""
     if not isinstance(previous, dict):
         return "an unreadable record"
     named = []
-    for key in sorted(set(previous) | set(fingerprint)):
+    for key in _differing_keys(previous, fingerprint):
         old, new = previous.get(key), fingerprint.get(key)
-        if old == new:
-            continue
         if isinstance(old, dict) and isinstance(new, dict):
             inner = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             named.append(f"{key} ({', '.join(inner)})")
@@ -259,8 +254,7 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
     reviewed = [name for name in ("review.csv", "signoff.json") if (out_dir / name).exists()]
     recorded = summary.get("run_fingerprint")
     if isinstance(recorded, dict) and fingerprint is not None:
-        keys = {k for k in set(recorded) | set(fingerprint)
-                if recorded.get(k) != fingerprint.get(k)}
+        keys = set(_differing_keys(recorded, fingerprint))
         other_scan = "input" in keys and summary.get("cartridge_id") and cartridge_id and \
             summary["cartridge_id"] != cartridge_id
         if "model_sha256" in keys or (reviewed and (keys - {"input"} or other_scan)):

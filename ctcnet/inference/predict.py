@@ -81,7 +81,6 @@ from ctcnet.inference.journal import (
     lost_parts,
     mark_report,
     open_journal,
-    read_fingerprint,
     run_fingerprint,
     warn_of_decisions_on_another_cartridge,
     warn_of_the_same_scans_under_other_names,
@@ -304,7 +303,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.frame_device, summary.frames_made_by = device_name, made
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
-    summary.run_fingerprint = read_fingerprint(parts)
+    summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it
     job = None
     if not options.report:
         summary.write(out_dir)  # last: the tables are written (with a report: after it)
