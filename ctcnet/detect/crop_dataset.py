@@ -33,6 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_checks import CropNotes
+from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, read from here too)
+    MANIFEST_COLUMNS,
+    SAMPLE_SEPARATOR,
+    finish_crop_dataset,
+    write_crop_dataset,
+    write_crop_files,
+    write_manifest,
+)
 from ctcnet.detect.cropping import report_fit, to_model_scale
 from ctcnet.detect.folder_kinds import is_predict_output, not_a_crop_folder
 from ctcnet.detect.pixel_size import (
@@ -44,20 +52,17 @@ from ctcnet.detect.pixel_size import (
 )
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.io.annotations import without_marks
-from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.images import (
     IMAGE_SUFFIXES,
     check_channel_names,
     is_rgb_composite,
     read_image,
     remove_cellsearch_offset,
-    write_tiff,
 )
-from ctcnet.io.panel import Panel, load_panel, read_mapping, save_panel
+from ctcnet.io.panel import Panel, load_panel, read_mapping
 from ctcnet.io.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-SAMPLE_SEPARATOR = "__"
 
 
 @dataclass
@@ -462,38 +467,3 @@ def crop_chunks(index: CropIndex, size: int | None = None,
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,
                padding_expected=index.crop_pixel_um is not None)
     notes.say()
-
-
-MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")
-
-
-def write_manifest(root: str | Path, rows) -> None:
-    """A crop dataset's ``manifest.csv``, written atomically: one (path relative to ``root``,
-    label, sample id, split or "") row per crop."""
-    lines = [",".join(MANIFEST_COLUMNS)] + [",".join(map(str, row)) for row in rows]
-    atomic_write_text(Path(root) / "manifest.csv", "\n".join(lines) + "\n")
-
-
-def write_crop_dataset(root: str | Path, crops: np.ndarray, labels: Sequence[str],
-                       panel: Panel, sample_ids: Sequence[str] | None = None,
-                       splits: Sequence[str] | None = None, extra: dict | None = None) -> Path:
-    """Write crops as class folders plus manifest.csv and panel.json; returns the root."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    n = len(crops)
-    if len(labels) != n:
-        raise ValueError("one label per crop")
-    sample_ids = list(sample_ids) if sample_ids is not None else [f"s{i:06d}" for i in range(n)]
-    splits = list(splits) if splits is not None else [""] * n
-    rows = []
-    for i in range(n):
-        rel = Path(labels[i]) / f"{sample_ids[i]}{SAMPLE_SEPARATOR}{i:07d}.tif"
-        write_tiff(root / rel, crops[i], panel.names, panel.pixel_size_um)
-        rows.append((rel.as_posix(), labels[i], sample_ids[i], splits[i]))
-    write_manifest(root, rows)
-    save_panel(panel, root / "panel.json")
-    if extra:
-        import json
-
-        atomic_write_text(root / "dataset.json", json.dumps(extra, indent=2) + "\n")
-    return root

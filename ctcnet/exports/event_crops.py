@@ -8,7 +8,6 @@ model's crop size and pixel size), one frame read per frame that holds a wanted 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -16,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctcnet.detect.crop_dataset import SAMPLE_SEPARATOR, write_manifest
+from ctcnet.detect.crop_writing import finish_crop_dataset, write_crop_files
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
-from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.images import write_tiff
-from ctcnet.io.panel import Panel, save_panel
+from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.review.decisions import (
     RunEvents,
@@ -174,10 +171,12 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         cartridge = open_scanned_cartridge(summary, scans)
         sample_id = summary.sample_id or name
         check_room(out, len(chosen), panel.num_channels, model.crop_size)
+        at_model_scale = panel.with_pixel_size(model.pixel_size_um)
         for at, crops in frame_event_crops(cartridge, chosen, model.crop_size,
                                            model.pixel_size_um):
-            manifest += _write_crops(out, _as_counts(crops), [chosen_labels[i] for i in at],
-                                     sample_id, len(manifest), panel, model.pixel_size_um)
+            manifest += write_crop_files(out, _as_counts(crops), [chosen_labels[i] for i in at],
+                                         [sample_id] * len(at), at_model_scale,
+                                         first=len(manifest))
         labels += chosen_labels
         rows += [{"sample_id": sample_id, "event_id": int(e), "label": lab, "reviewer": r}
                  for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
@@ -193,11 +192,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     counts = {k: labels.count(k) for k in sorted(set(labels))}
     info = {"labels": "reviewer" if reviewed else "model", "sources": sources,
             "class_counts": counts, "crops": rows}
-    # The manifest, panel and dataset.json last: a dataset cut short has none, and is not
-    # read as one.
-    write_manifest(out, manifest)
-    save_panel(panel.with_pixel_size(model.pixel_size_um), out / "panel.json")
-    atomic_write_text(out / "dataset.json", json.dumps(info, indent=2) + "\n")
+    finish_crop_dataset(out, manifest, panel.with_pixel_size(model.pixel_size_um), info)
     log.info("wrote %d crops (%s) to %s", len(manifest), counts, out)
     return info
 
@@ -210,18 +205,6 @@ def _as_counts(crops: np.ndarray) -> np.ndarray:
             crops.max() <= 65535:
         return rounded.astype(np.uint16)
     return crops
-
-
-def _write_crops(out: Path, crops: np.ndarray, labels: list[str], sample_id: str, first: int,
-                 panel: Panel, pixel_size_um: float) -> list[tuple]:
-    """Each crop as ``<label>/<sample>__<number>.tif`` (numbered on from ``first``); its
-    manifest rows."""
-    rows = []
-    for k, (crop, label) in enumerate(zip(crops, labels)):
-        rel = Path(label) / f"{sample_id}{SAMPLE_SEPARATOR}{first + k:07d}.tif"
-        write_tiff(out / rel, crop, panel.names, pixel_size_um)
-        rows.append((rel.as_posix(), label, sample_id, ""))
-    return rows
 
 
 def check_room(out: Path, crops: int, channels: int, crop_size: int) -> None:
