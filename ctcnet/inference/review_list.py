@@ -1,8 +1,9 @@
 """What a run's review list holds, by reason, for ``summary.json`` (a cartridge's and a crop
 set's): the events the network's doubt brings (a counted call under the review threshold; an
 uncounted call within the review band of a counted class, or one that a counted class
-outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), those the marker guard
-holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
+outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), the CTC and cluster
+calls the frame border cuts (:func:`ctcnet.inference.tables.cut_counted_of`), those the marker
+guard holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
 and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence
 and review columns), the network's doubt toward a cluster about ``ctc`` calls the markers
 read as one CTC (``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`),
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.guard import FLAGS, MARKERS_VOUCH
-from ctcnet.inference.tables import filed_by_prior_of
+from ctcnet.inference.tables import cut_counted_of, filed_by_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, as_rule
 
 # What summary.json keeps of a band's record: the statement and where it was measured.
@@ -28,7 +29,8 @@ def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarr
     """Per event of a labelled, guarded table, the network's doubt that put it on the review
     list, of events the guard does not hold and that have a call: (a CTC or cluster call in
     doubt, another call a CTC or cluster is within the band of, another call only the
-    cartridge's prior filed as it is: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
+    cartridge's prior filed as it is; not a CTC or cluster call the frame border cuts, shown
+    for that: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
     ``spec``'s rule where the table has no column for it). The review list counts them
     (:func:`review_list_summary`) and the review page and gallery name them
     (:func:`ctcnet.report.reasons.event_reasons`)."""
@@ -37,7 +39,7 @@ def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarr
     calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
     held = (events["guard"].fillna("").astype(str) != "").to_numpy() if "guard" in events \
         else np.zeros(n, bool)
-    network = review & ~held & (calls != FAILED_CLASS)
+    network = review & ~held & (calls != FAILED_CLASS) & ~cut_counted_of(events)
     counted_call = np.isin(calls, COUNTED_CLASSES)
     by_prior = filed_by_prior_of(events, spec)
     return (network & counted_call, network & ~counted_call & ~by_prior,
@@ -79,6 +81,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
             "counted_call_doubt": int(call_doubt.sum()),
             "counted_class_in_band": int(in_band.sum()),
             "counted_class_likeliest": int(likeliest.sum()),
+            "counted_call_cut_by_border": int(cut_counted_of(events).sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ctcnet.detect.detection import empty_event_table
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.scan import Cartridge
-from ctcnet.nn.calls import FAILED_CLASS, calls_from_proba, filed_by_prior
+from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, calls_from_proba, filed_by_prior
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,9 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
 
     ``model_class`` is the model's own call. ``class`` is the same, except that with
     ``edge_cut_class`` an event cut by the frame border gets that class: only intact cells
-    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris. A row
+    count as CTCs (CellSearch rule), and a reviewer files an edge-cut object as debris. A CTC
+    or cluster call so filed is shown (:func:`cut_counted_of`): detection reads a whole cell
+    that touches the border as cut, and a person tells the two apart. A row
     of non-finite probabilities is no call (``ctcnet.nn.calls``): class ``failed``, reviewed.
     ``band_proba``: the probabilities the review band reads, if not ``proba`` (a cartridge's
     marker fusion); written as the ``fused_p_<class>`` columns.
@@ -58,6 +60,8 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     if edge_cut_class is not None and "edge_cut" in events and len(events):
         edge = events["edge_cut"].to_numpy(bool) & ~failed
         events["class"] = np.where(edge, edge_cut_class, called)
+        review = review | (edge & np.isin(called, COUNTED_CLASSES) &
+                           (edge_cut_class not in COUNTED_CLASSES))
     for k, name in enumerate(spec.class_names):
         events[f"p_{name}"] = proba[:, k].astype(np.float32)
     if band_proba is not None:
@@ -68,6 +72,17 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     events[FILED_BY_PRIOR] = filed_by_prior(proba if band_proba is None else band_proba,
                                             called, spec.class_names, spec.decision)
     return events
+
+
+def cut_counted_of(events: pd.DataFrame) -> np.ndarray:
+    """Bool per event of a labelled table: shown because the network calls it a CTC or
+    cluster and the frame border cuts it, so that it is filed as another class
+    (:func:`label_events`); the network's doubt about it, if any, is not what shows it."""
+    if not len(events) or not {"edge_cut", "model_class", "review"} <= set(events):
+        return np.zeros(len(events), bool)
+    return (events["review"].to_numpy(bool) & events["edge_cut"].fillna(False).to_numpy(bool)
+            & np.isin(events["model_class"].astype(object).to_numpy(), COUNTED_CLASSES)
+            & ~np.isin(events["class"].astype(object).to_numpy(), COUNTED_CLASSES))
 
 
 def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:

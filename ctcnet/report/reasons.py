@@ -14,6 +14,9 @@ An event is on the review list for one or more reasons, each a code:
   counts them (:func:`ctcnet.inference.review_list.review_list_summary`);
 * ``counted_likeliest``: a leukocyte or debris call that a CTC or cluster outweighs before the
   cartridge's prior (:func:`ctcnet.nn.calls.filed_by_prior`): only the prior filed it so;
+* ``cut_by_border``: a CTC or cluster call filed as another class because the frame border
+  cuts it (:func:`ctcnet.inference.tables.cut_counted_of`): a person decides whether the
+  cell is whole enough to count;
 * ``failed``: the model's output was not finite (no call);
 * ``qc``: the fixed random quality-control sample of the confident other calls;
 * ``decided``: only an earlier decision brings it in (made on another run);
@@ -30,6 +33,7 @@ import pandas as pd
 
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.review_list import network_doubt
+from ctcnet.inference.tables import cut_counted_of
 from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
@@ -70,6 +74,10 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                           "a cartridge's fusion read them) finds a CTC or cluster the likeliest "
                           "class; only the cartridge's prior, which keeps the rare calls from "
                           "the far more numerous debris, filed it as another class"),
+    "cut_by_border": ("CTC/cluster cut by border", "the network calls it a CTC or cluster, "
+                      "but the frame border cuts it, so it is filed as another class: only "
+                      "whole cells are counted. Detection reads a whole cell that touches the "
+                      "border as cut; count it if it is whole, or nearly"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
     "decided": ("decided, not listed", "not on the review list: a decision made on it "
@@ -79,7 +87,7 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
 }
 # The order the page's filter lists them in.
 ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confidence",
-         "counted_likeliest", "failed", "qc", "decided", "flagged"]
+         "counted_likeliest", "cut_by_border", "failed", "qc", "decided", "flagged"]
 
 
 # The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
@@ -87,6 +95,7 @@ LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
                 "counted_class_in_band": "a CTC or cluster within the review band",
                 "counted_class_likeliest": "a CTC or cluster the likeliest, filed as another "
                                            "class by the cartridge's prior",
+                "counted_call_cut_by_border": "a CTC or cluster call the frame border cuts",
                 "failed": "no call"}
 
 
@@ -141,8 +150,9 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
     # ("counted_likeliest").
     call_doubt, in_band, likeliest = network_doubt(events)
     out = []
-    for call, flagged, flags, chosen, marked, low, only_prior in zip(
-            calls, review, guard, why, by_markers, call_doubt | in_band, likeliest):
+    for call, flagged, flags, chosen, marked, low, only_prior, cut in zip(
+            calls, review, guard, why, by_markers, call_doubt | in_band, likeliest,
+            cut_counted_of(events)):
         codes = ["call"] if call in reported else []
         if marked:
             codes.append("markers")
@@ -153,6 +163,8 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
             codes.append("low_confidence")
         if only_prior:
             codes.append("counted_likeliest")
+        if cut:
+            codes.append("cut_by_border")
         if chosen in ("qc", "decided"):
             codes.append(chosen)
         if flagged and not codes:

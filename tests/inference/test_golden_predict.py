@@ -14,7 +14,9 @@ settling the network's doubt between a CTC and a cluster on one cell, and ``revi
 left off the three of them the network doubted (confidence 0.52-0.82, a cluster the rest);
 its ``cluster_partner`` column was added when predict began naming a cluster's partners (its
 eight cluster calls: seven ``neutrophil``, where the simulator drew CTC-neutrophil clusters,
-and ``homotypic`` on its CTC doublet); every other column is as first written.
+and ``homotypic`` on its CTC doublet); its ``review`` column gained its one ``ctc`` call
+cut by the frame edge (p 0.89, filed as debris) when predict began showing the CTC and
+cluster calls the border cuts; every other column is as first written.
 """
 
 from pathlib import Path

@@ -88,3 +88,37 @@ def test_a_counted_class_likeliest_before_the_prior_is_its_own_reason():
     out = review_list_summary(fused, Cartridge)
     assert out["by_reason"]["counted_class_likeliest"] == 0
     assert out["by_reason"]["counted_class_in_band"] == 2
+
+
+def test_a_ctc_call_the_frame_border_cuts_is_shown_for_that_alone():
+    """A sure CTC call filed as debris because the border cuts it is shown (a whole cell that
+    touches the border reads as cut), with its own reason and its own look on the page; a
+    sure leukocyte the border cuts is not, and a CTC in doubt that is cut is shown for the
+    border, not counted twice as network doubt."""
+    from ctcnet.inference.tables import label_events
+    from ctcnet.io.panel import load_panel
+    from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn.spec import ModelSpec
+    from ctcnet.report.reasons import event_reasons
+
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=32)
+    names = list(spec.class_names)
+    rows = {"ctc": [0.999, 0.0, 0.0, 0.001], "wbc": [0.0, 0.999, 0.0, 0.001],
+            "doubt": [0.6, 0.3, 0.0, 0.1], "whole": [0.999, 0.0, 0.0, 0.001]}
+    proba = np.array([[r[names.index(c)] for c in ("ctc", "wbc", "cluster", "debris")]
+                      for r in rows.values()], np.float32)
+    events = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "edge_cut": [True, True, True, False]})
+    out = label_events(events, proba, spec, edge_cut_class="debris")
+    out["guard"] = ""
+    assert out["class"].tolist() == ["debris", "debris", "debris", "ctc"]
+    assert out["review"].tolist() == [True, False, True, False]
+    listed = review_list_summary(out, spec)
+    assert listed["by_reason"]["counted_call_cut_by_border"] == 2
+    assert listed["by_reason"]["counted_class_in_band"] == 0
+    assert listed["by_reason"]["counted_call_doubt"] == 0
+    codes = event_reasons(out, ("ctc", "cluster"))
+    assert codes[0] == ["cut_by_border"] and codes[2] == ["cut_by_border"]
+    assert codes[1] == [] and codes[3] == ["call"]
+    # Kept as the network calls it (predict --keep-edge-calls): counted, not shown for it.
+    kept = label_events(events, proba, spec)
+    assert kept["class"].tolist()[0] == "ctc" and not kept["review"].tolist()[0]
