@@ -360,13 +360,13 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
     return plans
 
 
-def _write_geojson_folder(folder: Path, collections: dict[str, dict],
-                          done: list[Path]) -> None:
-    """One file per frame, each written atomically and added to ``done``; ``.geojson`` files
-    of an earlier export that this one has no frame for are removed, so the folder holds this
-    export alone."""
+def _write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
+                          done: list[Path]) -> int:
+    """One file per (frame id, collection), each written atomically as it comes and added to
+    ``done``; ``.geojson`` files of an earlier export that this one has no frame for are
+    removed, so the folder holds this export alone. Returns the frames written."""
     written = set()
-    for frame_id, collection in collections.items():
+    for frame_id, collection in collections:
         path = folder / f"{_file_name(frame_id)}.geojson"
         atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
         done.append(path)
@@ -377,6 +377,7 @@ def _write_geojson_folder(folder: Path, collections: dict[str, dict],
                 log.info("removing %s: an earlier export's frame that this run has no "
                          "events on", stale)
                 stale.unlink()
+    return len(written)
 
 
 def _load(plan: SampleExport, geometry: str):
@@ -455,8 +456,7 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
             if plan.geojson is not None:
                 from ctcnet.exports.geojson import events_geojson  # (it builds on this module)
 
-                collections = events_geojson(events, summary, where, geometry)
-                _write_geojson_folder(plan.geojson, collections, written)
-                plan.frames = len(collections)
+                plan.frames = _write_geojson_folder(
+                    plan.geojson, events_geojson(events, summary, where, geometry), written)
             done.append(plan)
     return done

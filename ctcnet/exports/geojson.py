@@ -5,7 +5,7 @@ and coordinates :mod:`ctcnet.exports.event_exports` describes, one FeatureCollec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +60,11 @@ def _geometry(row, kind: str) -> dict:
 
 
 def events_geojson(events: pd.DataFrame, summary, where: Path,
-                   geometry: str = "box") -> dict[str, dict]:
-    """Frame id -> a GeoJSON FeatureCollection of that frame's events as QuPath detections."""
+                   geometry: str = "box") -> Iterator[tuple[str, dict]]:
+    """(frame id, a GeoJSON FeatureCollection of that frame's events as QuPath detections),
+    frame by frame in the table's order: one frame's features are built at a time, so a
+    sample of half a million events is written without holding them all (its features as
+    Python objects took gigabytes)."""
     if geometry not in ("box", "point"):
         raise ValueError(f"geometry must be box or point, not {geometry!r}")
     _check_columns(events, REQUIRED_COLUMNS + (BOX_COLUMNS if geometry == "box" else ()), where)
@@ -69,7 +72,8 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
     colours = class_colours(codes.classes)
     # Measurements: the FCS file's numbers, by the names of events.csv, less what QuPath
     # shows another way (the position, the class).
-    measured = {p.name: _shortest(p.values) for p in event_parameters(events, summary, where, codes)
+    measured = {p.name: np.asarray(p.values, np.float32)
+                for p in event_parameters(events, summary, where, codes)
                 if p.name not in ("x", "y", "class", "model_class", REVIEWER_CALL,
                                   "class_after_review")}
     calls = events["class"].astype(str).to_numpy()
@@ -78,31 +82,38 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
     shown = after_review(events)[0] if REVIEWER_CALL in events else calls
     model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
         else None
-    guards = [_flags(v) for v in events["guard"]] if "guard" in events else [[]] * len(events)
+    guards = events["guard"].to_numpy(object) if "guard" in events else None
     reviewed = events[REVIEWER_CALL].astype(str).to_numpy() if REVIEWER_CALL in events \
-        else [""] * len(events)
+        else None
     identity = summary.cartridge_id or summary.sample_id
-    by_frame: dict[str, list] = {}
-    for k, row in enumerate(events.itertuples(index=False)):
-        event_id, call, guard = int(row.event_id), calls[k], "+".join(guards[k])
-        metadata = {"sample_id": summary.sample_id, "frame_id": str(row.frame_id),
-                    "event_id": str(event_id), "class": call}
-        if model_calls is not None:
-            metadata["model_class"] = model_calls[k]
-        if guard:
-            metadata["guard"] = guard
-        if reviewed[k]:
-            metadata[REVIEWER_CALL] = reviewed[k]
-        by_frame.setdefault(str(row.frame_id), []).append({
-            "type": "Feature",
-            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
-            "geometry": _geometry(row, geometry),
-            "properties": {
-                "objectType": "detection",
-                "name": f"{shown[k]} #{event_id}" + (f" [{guard}]" if guard else ""),
-                "classification": {"name": shown[k], "color": colours[shown[k]]},
-                "measurements": {name: values[k] for name, values in measured.items()
-                                 if values[k] is not None},
-                "metadata": metadata}})
-    return {frame: {"type": "FeatureCollection", "features": features}
-            for frame, features in by_frame.items()}
+    # Each frame's rows, in the table's order, frames in the order they first appear.
+    frame_of, frame_ids = pd.factorize(events["frame_id"].astype(str), sort=False)
+    order = np.argsort(frame_of, kind="stable")
+    bounds = np.searchsorted(frame_of[order], np.arange(len(frame_ids) + 1))
+    for k, frame in enumerate(frame_ids):
+        rows = order[bounds[k]:bounds[k + 1]]
+        values = {name: _shortest(column[rows]) for name, column in measured.items()}
+        features = []
+        for j, (i, row) in enumerate(zip(rows, events.iloc[rows].itertuples(index=False))):
+            event_id = int(row.event_id)
+            guard = "+".join(_flags(guards[i])) if guards is not None else ""
+            metadata = {"sample_id": summary.sample_id, "frame_id": str(frame),
+                        "event_id": str(event_id), "class": calls[i]}
+            if model_calls is not None:
+                metadata["model_class"] = model_calls[i]
+            if guard:
+                metadata["guard"] = guard
+            if reviewed is not None and reviewed[i]:
+                metadata[REVIEWER_CALL] = reviewed[i]
+            features.append({
+                "type": "Feature",
+                "id": str(uuid.uuid5(_ID_NAMESPACE, f"{identity}/{event_id}")),
+                "geometry": _geometry(row, geometry),
+                "properties": {
+                    "objectType": "detection",
+                    "name": f"{shown[i]} #{event_id}" + (f" [{guard}]" if guard else ""),
+                    "classification": {"name": shown[i], "color": colours[shown[i]]},
+                    "measurements": {name: v[j] for name, v in values.items()
+                                     if v[j] is not None},
+                    "metadata": metadata}})
+        yield str(frame), {"type": "FeatureCollection", "features": features}

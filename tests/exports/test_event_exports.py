@@ -255,6 +255,23 @@ def test_geojson_round_trip(run, tmp_path):
     assert ids == {f["id"] for p in files for f in json.loads(p.read_text())["features"]}
 
 
+def test_geojson_is_built_a_frame_at_a_time(run):
+    """Each frame's collection is built as it is asked for (a large sample's features were all
+    held at once), in the table's frame order, each frame's events in the table's order."""
+    from ctcnet.exports.geojson import events_geojson
+    from ctcnet.review.runs import load_sample
+
+    events, summary = load_sample(run / SAMPLE)
+    frames = events["frame_id"].astype(str).unique().tolist()
+    assert len(frames) == 2
+    built = events_geojson(events, summary, run / SAMPLE)
+    first, collection = next(built)
+    assert first == frames[0]
+    assert [int(f["properties"]["metadata"]["event_id"]) for f in collection["features"]] == \
+        events.loc[events["frame_id"] == first, "event_id"].tolist()
+    assert [frame for frame, _ in built] == frames[1:]
+
+
 def test_geojson_points_at_pixel_centres(run, tmp_path):
     geojson = pytest.importorskip("geojson")
     results = copy_run(run, tmp_path / "results")
