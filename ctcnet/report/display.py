@@ -5,10 +5,15 @@ A tile stretched to its own crop shows every channel white somewhere, so a neigh
 a CK leak looks like a marker. Here each channel is shown on one scale for every tile of the
 sample: black is the sample's background, white a high percentile of its cells (and never
 less than ``MIN_SNR`` noise units above the background), so a dim marker looks dim beside a
-bright one. The levels are read from model-scale crops of the sample's events (every crop
-predict journals for the gallery; the review server cuts some from the frames for a run
-without them) and kept in ``gallery/levels.json`` with the run they belong to, so the gallery
-pages and the tiles the server cuts share them.
+bright one. Between the two the scale is an arcsinh of the signal over ``KNEE_SNR`` noise
+units: nearly linear up to a few noise units, logarithmic above. On a linear scale a sample's
+bright CTCs (CK 500 noise units) put a dim-CK CTC (CK 10-20) at 2-4 % of white, black to the
+eye, and a reviewer judges exactly those cells; on this one it shows at about 30-40 % grey,
+noise stays near black, and a brighter marker is still brighter on every tile. The levels
+are read from model-scale crops of the sample's events (every crop predict journals for the
+gallery; the review server cuts some from the frames for a run without them) and kept in
+``gallery/levels.json`` with the run they belong to, so the gallery pages and the tiles the
+server cuts share them.
 
 Intensities are in noise units of the sample: ``(counts - background) / noise``, the mean over
 the object (the events table's ``mean_<channel>``) and the peak (a 3x3 mean) within
@@ -35,6 +40,7 @@ LEVELS_FILE = Path("gallery") / "levels.json"
 CELL_PERCENTILE = 99.5    # a crop's brightest signal: this percentile of its central half
 SAMPLE_PERCENTILE = 95.0  # white: this percentile of the cells' brightest signals
 MIN_SNR = 12.0            # white is at least this many noise units above the background
+KNEE_SNR = 4.0            # the scale is nearly linear below this many noise units, log above
 PEAK_RADIUS_UM = 8.0      # a cell's own area: its peak is read within this of the centre
 # The guard's own measurements (noise units but the edge), shown where the events table has them.
 GUARD_MEASURES = {"ck_peak": "CK peak", "cd45_over_ck": "CD45 over CK",
@@ -59,10 +65,14 @@ class DisplayLevels:
         return np.asarray(values, np.float32)[None, :, None, None]
 
     def stretch(self, crops: np.ndarray) -> np.ndarray:
-        """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop)."""
+        """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop):
+        ``asinh(signal / knee) / asinh(white's signal / knee)``, the signal the counts over
+        the background and the knee ``KNEE_SNR`` noise units."""
         black = self._column(self.background)
+        knee = np.maximum(self._column(self.noise) * KNEE_SNR, 1e-3)
         span = np.maximum(self._column(self.white) - black, 1e-3)
-        return np.clip((np.asarray(crops, np.float32) - black) / span, 0.0, 1.0)
+        signal = np.maximum(np.asarray(crops, np.float32) - black, 0.0)
+        return np.clip(np.arcsinh(signal / knee) / np.arcsinh(span / knee), 0.0, 1.0)
 
     def in_noise_units(self, counts: np.ndarray) -> np.ndarray:
         """(N, C) counts -> noise units above the sample's background."""
@@ -74,7 +84,8 @@ class DisplayLevels:
         with."""
         return {"channels": list(self.channels), "background": list(self.background),
                 "noise": list(self.noise), "white": list(self.white), "run_id": self.run_id,
-                "cells": self.cells, "min_snr": MIN_SNR, "cell_percentile": CELL_PERCENTILE,
+                "cells": self.cells, "min_snr": MIN_SNR, "knee_snr": KNEE_SNR,
+                "cell_percentile": CELL_PERCENTILE,
                 "sample_percentile": SAMPLE_PERCENTILE}
 
     @classmethod

@@ -4,7 +4,8 @@ what predict is handed to draw both is :mod:`ctcnet.report.run_report`.
 
 A gallery tile shows one event: every channel side by side in grey, each on the sample's own
 display scale (:mod:`ctcnet.report.display`: black the sample's background, white a high
-percentile of its cells, the same for every tile, so a dim marker looks dim) with the event's
+percentile of its cells, an arcsinh between them that keeps a dim marker dim and visible, the
+same for every tile) with the event's
 mean and peak in noise units written above it, plus a colour overlay (nucleus blue, CK green,
 CD45 red, ...); ticks at the middle of each border of every panel mark the event's centre.
 Under them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input)

@@ -385,7 +385,7 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
         sliders = "#display-controls input[type=range]"
         assert browser.js(f"document.querySelectorAll('{sliders}').length") == len(channels)
         assert browser.js("document.querySelectorAll('#tile .gain').length") == 0
-        # The second channel's white point at half the sample's scale: a layer over its panel.
+        # The second channel twice as bright as the sample's scale: a layer over its panel.
         browser.js(f"var i = document.querySelectorAll('{sliders}')[1]; i.value = 10; "
                    "i.dispatchEvent(new Event('input')); 1")
         layer = "document.querySelector('#tile .gain')"
