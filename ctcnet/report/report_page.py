@@ -150,7 +150,8 @@ def display_note(panel: dict) -> str:
     read = Panel.from_dict(panel)
     legend = overlay_legend(read.names, read.roles())
     return ("<p>Gallery tiles: each channel on one scale for the whole sample (black: its "
-            "background; white: a high percentile of its cells), so a dim marker looks dim; "
+            "background; white: a high percentile of its cells; logarithmic above a few noise "
+            "units), so a dim marker looks dim yet visible; "
             "above each channel its mean over the object (m) and its peak (p) in noise units; "
             f"the last panel overlays them in colour ({html.escape(legend)}); the ticks on "
             "every panel mark the event's centre. Click a page to see it full size.</p>")
