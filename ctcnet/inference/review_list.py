@@ -39,7 +39,11 @@ def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarr
     calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
     held = (events["guard"].fillna("").astype(str) != "").to_numpy() if "guard" in events \
         else np.zeros(n, bool)
-    network = review & ~held & (calls != FAILED_CLASS) & ~cut_counted_of(events)
+    # A CTC or cluster call filed away because the border cuts it is shown for the border
+    # (a CTC or cluster the likeliest before the prior is shown for both).
+    model_counted = np.isin(events["model_class"].astype(object).to_numpy(), COUNTED_CLASSES) \
+        if "model_class" in events and n else np.zeros(n, bool)
+    network = review & ~held & (calls != FAILED_CLASS) & ~(cut_counted_of(events) & model_counted)
     counted_call = np.isin(calls, COUNTED_CLASSES)
     by_prior = filed_by_prior_of(events, spec)
     return (network & counted_call, network & ~counted_call & ~by_prior,
@@ -81,7 +85,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
             "counted_call_doubt": int(call_doubt.sum()),
             "counted_class_in_band": int(in_band.sum()),
             "counted_class_likeliest": int(likeliest.sum()),
-            "counted_call_cut_by_border": int(cut_counted_of(events).sum()),
+            "counted_class_cut_by_border": int(cut_counted_of(events).sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),

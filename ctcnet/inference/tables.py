@@ -75,13 +75,17 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
 
 
 def cut_counted_of(events: pd.DataFrame) -> np.ndarray:
-    """Bool per event of a labelled table: shown because the network calls it a CTC or
-    cluster and the frame border cuts it, so that it is filed as another class
-    (:func:`label_events`); the network's doubt about it, if any, is not what shows it."""
+    """Bool per event of a labelled table: shown, filed as an uncounted class because the
+    frame border cuts it, where the network calls it a CTC or cluster (:func:`label_events`
+    shows it for that alone) or finds one the likeliest before the prior (shown for that too,
+    :data:`FILED_BY_PRIOR`): a person decides whether the cell is whole enough to count."""
     if not len(events) or not {"edge_cut", "model_class", "review"} <= set(events):
         return np.zeros(len(events), bool)
+    model_counted = np.isin(events["model_class"].astype(object).to_numpy(), COUNTED_CLASSES)
+    by_prior = events[FILED_BY_PRIOR].fillna(False).to_numpy(bool) if FILED_BY_PRIOR in events \
+        else np.zeros(len(events), bool)
     return (events["review"].to_numpy(bool) & events["edge_cut"].fillna(False).to_numpy(bool)
-            & np.isin(events["model_class"].astype(object).to_numpy(), COUNTED_CLASSES)
+            & (model_counted | by_prior)
             & ~np.isin(events["class"].astype(object).to_numpy(), COUNTED_CLASSES))
 
 

@@ -245,7 +245,7 @@ def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
     models = events["model_class"] if "model_class" in events else events["class"]
     own, own_p = own_calls(events, classes)
     return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p, o, op)}"
-            + (" edge" if ec else "")
+            + (" border-cut" if ec else "")
             + (f" | {caption_line(codes, p, review_threshold)}" if codes else "")
             for e, f, x, y, k, m, p, ec, codes, o, op in zip(
                 events["event_id"], events["frame_id"], events["x"], events["y"],

@@ -14,9 +14,10 @@ An event is on the review list for one or more reasons, each a code:
   counts them (:func:`ctcnet.inference.review_list.review_list_summary`);
 * ``counted_likeliest``: a leukocyte or debris call that a CTC or cluster outweighs before the
   cartridge's prior (:func:`ctcnet.nn.calls.filed_by_prior`): only the prior filed it so;
-* ``cut_by_border``: a CTC or cluster call filed as another class because the frame border
-  cuts it (:func:`ctcnet.inference.tables.cut_counted_of`): a person decides whether the
-  cell is whole enough to count;
+* ``cut_by_border``: a CTC or cluster call (or one the likeliest before the prior) filed as
+  another class because the frame border cuts it
+  (:func:`ctcnet.inference.tables.cut_counted_of`): a person decides whether the cell is whole
+  enough to count;
 * ``failed``: the model's output was not finite (no call);
 * ``qc``: the fixed random quality-control sample of the confident other calls;
 * ``decided``: only an earlier decision brings it in (made on another run);
@@ -74,10 +75,12 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                           "a cartridge's fusion read them) finds a CTC or cluster the likeliest "
                           "class; only the cartridge's prior, which keeps the rare calls from "
                           "the far more numerous debris, filed it as another class"),
-    "cut_by_border": ("CTC/cluster cut by border", "the network calls it a CTC or cluster, "
-                      "but the frame border cuts it, so it is filed as another class: only "
-                      "whole cells are counted. Detection reads a whole cell that touches the "
-                      "border as cut; count it if it is whole, or nearly"),
+    "cut_by_border": ("CTC/cluster cut by border", "the network finds a CTC or cluster, but "
+                      "the frame border cuts the event, so it is filed as debris: only whole "
+                      "cells are counted. Detection reads a whole cell that touches the border "
+                      "as cut. If the cell is whole, or nearly, relabel it ctc or cluster (its "
+                      "number key) to count it; confirming files it as debris, and rejecting "
+                      "takes it out of every count"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
     "decided": ("decided, not listed", "not on the review list: a decision made on it "
@@ -95,7 +98,7 @@ LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
                 "counted_class_in_band": "a CTC or cluster within the review band",
                 "counted_class_likeliest": "a CTC or cluster the likeliest, filed as another "
                                            "class by the cartridge's prior",
-                "counted_call_cut_by_border": "a CTC or cluster call the frame border cuts",
+                "counted_class_cut_by_border": "a CTC or cluster cut by the frame border",
                 "failed": "no call"}
 
 
@@ -109,9 +112,11 @@ def review_list_text(review_list: dict | None, events: int) -> str:
         flag = GUARD_FLAGS.get(code.removeprefix(GUARD_PREFIX))
         return LIST_REASONS.get(code) or (flag[0] if flag else code)
 
-    parts = [f"{n} {caption(code)}" for code, n in review_list.get("by_reason", {}).items()
-             if n]
-    text = f"{events}" + (f" ({', '.join(parts)})" if parts else "")
+    reasons = {code: n for code, n in review_list.get("by_reason", {}).items() if n}
+    parts = [f"{n} {caption(code)}" for code, n in reasons.items()]
+    several = ("; these add up to more: an event may have several reasons"
+               if sum(reasons.values()) > events else "")
+    text = f"{events}" + (f" ({', '.join(parts)}{several})" if parts else "")
     left = review_list.get("uncounted_doubt_not_queued", 0)
     backed = review_list.get("counted_on_markers_doubt_not_queued", 0)
     return text + (f"; {left} in doubt between uncounted classes alone, not queued" if left

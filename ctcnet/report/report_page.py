@@ -143,6 +143,17 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     return f'<table id="counts">{"".join(rows)}</table>'
 
 
+def _border_text(s) -> str:
+    """The events the frame border cuts: how they are filed and how many are shown for it."""
+    if not s.edge_cut:
+        return "0"
+    shown = (s.review_list or {}).get("by_reason", {}).get("counted_class_cut_by_border", 0)
+    filed = f"filed as {s.edge_cut_as}: only whole cells count" if s.edge_cut_as else \
+        "kept as called"
+    return f"{s.edge_cut} ({filed}" + (f"; {shown} CTC or cluster among them shown for review"
+                                       if shown else "") + ")"
+
+
 def display_note(panel: dict) -> str:
     """How to read a gallery tile, the overlay's colours named for this run's panel."""
     from ctcnet.io.panel import Panel
@@ -205,7 +216,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     volume = s.volume_read_ml
     overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
                 ("sent to review", review_list_text(s.review_list, s.tally.review_events)),
-                ("edge-cut", s.edge_cut),
+                ("cut by the frame border", _border_text(s)),
                 ("blood volume read", "n/a (no frame processed)" if not volume else
                  f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),
                 ("frames processed", f"{frames.processed} of {frames.total + frames.missing}"

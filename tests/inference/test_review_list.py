@@ -113,12 +113,20 @@ def test_a_ctc_call_the_frame_border_cuts_is_shown_for_that_alone():
     assert out["class"].tolist() == ["debris", "debris", "debris", "ctc"]
     assert out["review"].tolist() == [True, False, True, False]
     listed = review_list_summary(out, spec)
-    assert listed["by_reason"]["counted_call_cut_by_border"] == 2
+    assert listed["by_reason"]["counted_class_cut_by_border"] == 2
     assert listed["by_reason"]["counted_class_in_band"] == 0
     assert listed["by_reason"]["counted_call_doubt"] == 0
     codes = event_reasons(out, ("ctc", "cluster"))
     assert codes[0] == ["cut_by_border"] and codes[2] == ["cut_by_border"]
     assert codes[1] == [] and codes[3] == ["call"]
+    # Filed by the prior as well as cut: shown for both, counted once for the border.
+    by_prior = out.assign(model_class=["debris", "wbc", "debris", "ctc"],
+                          filed_by_prior=[True, False, False, False],
+                          review=[True, False, True, False])
+    assert event_reasons(by_prior, ("ctc", "cluster"))[0] == ["counted_likeliest",
+                                                             "cut_by_border"]
+    listed = review_list_summary(by_prior, spec)["by_reason"]
+    assert listed["counted_class_cut_by_border"] == 1 and listed["counted_class_likeliest"] == 1
     # Kept as the network calls it (predict --keep-edge-calls): counted, not shown for it.
     kept = label_events(events, proba, spec)
     assert kept["class"].tolist()[0] == "ctc" and not kept["review"].tolist()[0]

@@ -176,11 +176,14 @@ def test_the_review_list_line_names_each_reason_that_brings_events_and_the_doubt
                             "guard:possible_ctc": 9, "guard:one_cell": 0, "failed": 1},
               "uncounted_doubt_not_queued": 66}
     assert review_list_text(record, 13) == ("13 (4 a CTC or cluster call in doubt, 9 possible "
-                                            "missed CTC, 1 no call); 66 in doubt between "
+                                            "missed CTC, 1 no call; these add up to more: "
+                                            "an event may have several reasons); 66 in doubt "
+                                            "between "
                                             "uncounted classes alone, not queued")
     record["counted_on_markers_doubt_not_queued"] = 3
     assert review_list_text(record, 13).endswith(
         "not queued; 3 CTC calls in doubt with a cluster, one cell by the markers, counted "
         "and not queued")
+    assert "several" not in review_list_text(record, 14)  # as many reasons as events
     assert review_list_text(None, 7) == "7"
     assert review_list_text({"by_reason": {}, "uncounted_doubt_not_queued": 0}, 0) == "0"
