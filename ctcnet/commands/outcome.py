@@ -9,8 +9,9 @@ from pathlib import Path
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
     """``name``'s outcome: a cartridge's status, events, counts (per 7.5 mL), the calls the
-    guard held for a person, skipped frames and time; a crop set's crops, counts (at its
-    prior), held calls and time; then where it went (``dest``)."""
+    guard held for a person, the events on the review list, skipped frames and time; a crop
+    set's crops, counts (at its prior), held calls, its review list and time; then where it
+    went (``dest``)."""
     # The counts module: per-volume wording shared with the report (imported when used, as
     # the command modules import the library).
     from ctcnet.inference.counts import per_volume_text
@@ -28,6 +29,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
                  f"{summary.get('counts')} (per 7.5 mL: {per75})"]
     if held:
         facts.append(f"held for review by the guard {held}")
+    listed = summary.get("review_list")
+    if isinstance(listed, dict) and listed.get("events") is not None:
+        facts.append(f"{listed['events']} event(s) on the review list")
     frames = summary.get("frames") or {}
     if frames.get("skipped"):
         # What to do about them: the same command reads those frames alone again.

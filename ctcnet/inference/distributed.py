@@ -357,6 +357,9 @@ def _output_entry(name: str, summary: dict, path: Path) -> dict:
             # make every event's call
             "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
             "per_7_5_ml": summary.get("per_7_5_ml", {}),
+            # the events on the review list: the morning's work, read before the page opens
+            **({"review_events": summary["review_list"]["events"]}
+               if isinstance(summary.get("review_list"), dict) else {}),
             **({"blood_volume_read_ml": summary["blood_volume_processed_ml"]}
                if summary.get("blood_volume_processed_ml") is not None else {}),
             # ok / partial / failed (a crop set's run has none): a batch job reads every

@@ -4,8 +4,9 @@ per sample.
 
 Each row flattens one ``run.json`` output entry: its name, whether its result may be read as
 one (``result_state``: ``ctcnet.inference.result_state``), status and input, the model file
-and when the counts were made, the events, then per class the automatic count, the calls the
-guard held and the rate per 7.5 mL (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
+and when the counts were made, the events and those on the review list (``review_events``),
+then per class the automatic count, the calls the guard held and the rate per 7.5 mL to two
+decimals (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
 counts after review where a person decided (``after_review_ctc``,
 ``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped and missing, the
 problems (joined by ``; ``), and for an input set aside or missing, why (an input set aside
@@ -25,7 +26,10 @@ from ctcnet.io.atomic import atomic_write_text
 
 SAMPLES_FILE = "samples.csv"
 _FIRST = ("name", "result_state", "status", "input", "model_path", "model_sha256",
-          "counted_at", "events", "blood_volume_read_ml", "blood_volume_stated")
+          "counted_at", "events", "review_events", "blood_volume_read_ml",
+          "blood_volume_stated")
+# Rates per 7.5 mL to two decimals: a count over a volume read to three figures.
+_RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 # run.json's per-class maps, flattened as <prefix>_<class>.
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
@@ -45,12 +49,14 @@ def sample_row(entry: dict) -> dict:
            "blood_volume_stated": entry.get("blood_volume_stated"),
            "input": entry.get("input"), "model_path": model.get("path"),
            "model_sha256": model.get("sha256"), "counted_at": entry.get("counted_at"),
-           "events": entry.get("events"),
+           "events": entry.get("events"), "review_events": entry.get("review_events"),
            "blood_volume_read_ml": entry.get("blood_volume_read_ml")}
     # A failed sample read no blood: its zeros are no count, so its cells stay empty.
     counted = entry.get("status") != "failed"
     for key, prefix in _PER_CLASS:
         for name, value in (entry.get(key) or {}).items():
+            if prefix in _RATES and isinstance(value, float):
+                value = round(value, 2)
             row[f"{prefix}_{name}"] = value if counted else None
     for key in _LAST:
         if key in entry:

@@ -178,6 +178,35 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
     return out
 
 
+# The review list's order, most pressing first: what the guard holds, the markers called, the
+# prior or the border filed away, and failed calls (each needs a look of its own); then the
+# network's doubt about a count; then the confident reported calls; the quality-control sample
+# (confident calls checked at random) and events only an earlier decision brings in last.
+_FIRST = ("markers", "counted_likeliest", "cut_by_border", "failed")
+
+
+def review_rank(codes: list[str]) -> int:
+    """Where an event with these reason codes comes in the review list (0 first)."""
+    if any(c.startswith(GUARD_PREFIX) or c in _FIRST for c in codes):
+        return 0
+    if "low_confidence" in codes:
+        return 1
+    if "call" in codes:
+        return 2
+    if "flagged" in codes:
+        return 3
+    return 4 if "qc" in codes else 5
+
+
+def ranked_with_reasons(candidates: pd.DataFrame, reported) -> pd.DataFrame:
+    """The review list's candidates with their reason codes (a ``reasons`` column), most
+    pressing first (:func:`review_rank`), in scan order within each rank."""
+    reasons = event_reasons(candidates, reported)
+    order = np.argsort(np.array([review_rank(codes) for codes in reasons], dtype=np.int64),
+                       kind="stable")
+    return candidates.assign(reasons=reasons).iloc[order]
+
+
 def call_text(call: str, model_call: str, confidence: float, own: str | None = None,
               own_p: float | None = None) -> str:
     """A call with the network's probability: "ctc p=0.95"; where the call shown is not the

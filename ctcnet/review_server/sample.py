@@ -33,8 +33,8 @@ from ctcnet.report.colours import DEFAULT_PALETTE, overlay_legend
 from ctcnet.report.reasons import (
     GUARD_PREFIX,
     described,
-    event_reasons,
     own_calls,
+    ranked_with_reasons,
     reason_filter,
 )
 from ctcnet.report.report_page import write_summary_and_page
@@ -188,8 +188,7 @@ class Sample(SampleImages):
         candidates = D.select_candidates(self.events, self.reported,
                                          self.summary.sample_id or name,
                                          decided=matched.decisions["event_id"])
-        self.candidates = candidates.assign(
-            reasons=event_reasons(candidates, self.reported))
+        self.candidates = ranked_with_reasons(candidates, self.reported)
         self.by_id = self.events.set_index("event_id", drop=False)
         # One per reading: each is brought up to date from the decisions it last counted.
         self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}

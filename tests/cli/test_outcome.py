@@ -12,11 +12,11 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
     summary = {"status": "partial", "events": 1200, "counts": {"ctc": 3, "wbc": 900},
                "per_7_5_ml": {"ctc": 3.2, "cluster": None},
                "tally": {"held": {"ctc": 1, "wbc": 0}}, "frames": {"skipped": 2},
-               "timings_s": {"total": 12.34}}
+               "timings_s": {"total": 12.34}, "review_list": {"events": 17}}
     assert outcome_line("s1", summary, Path("out/s1")) == (
         "s1: partial, 1200 events, {'ctc': 3, 'wbc': 900} (per 7.5 mL: ctc 3.20), held for "
-        "review by the guard {'ctc': 1}, 2 frame(s) skipped (once fixed, the same command "
-        "reads them and keeps the rest), 12.3 s -> out/s1")
+        "review by the guard {'ctc': 1}, 17 event(s) on the review list, 2 frame(s) skipped "
+        "(once fixed, the same command reads them and keeps the rest), 12.3 s -> out/s1")
     clean = {**summary, "status": "ok", "tally": {"held": {}}, "frames": {"skipped": 0}}
     assert "held" not in outcome_line("s1", clean, Path("o")) and \
         "skipped" not in outcome_line("s1", clean, Path("o"))

@@ -948,6 +948,21 @@ def test_a_failed_samples_row_leaves_its_counts_empty():
     assert sample_row({"name": "s", "status": "ok", "counts": {"ctc": 0}})["count_ctc"] == 0
 
 
+def test_a_samples_row_says_its_review_list_and_rates_to_two_decimals(tmp_path):
+    from ctcnet.inference.distributed import _output_entry
+    from ctcnet.inference.run_table import samples_csv
+
+    summary = {"events": 4500, "counts": {"ctc": 2}, "per_7_5_ml": {"ctc": 2 * 7.5 / 4.5},
+               "review_list": {"events": 23}, "status": "partial",
+               "counted_at_utc": "2026-11-30T09:00:00Z"}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    entry = _output_entry("s", summary, tmp_path / "summary.json")
+    assert entry["review_events"] == 23
+    header, row = samples_csv([entry]).splitlines()
+    cells = dict(zip(header.split(","), row.split(",")))
+    assert cells["review_events"] == "23" and cells["per_7_5_ml_ctc"] == "3.33"
+
+
 def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
     """A sign-off while a batch runs into the folder (run.json says running, no outputs yet)
     does not rewrite samples.csv to its header; the batch's end writes it."""

@@ -103,3 +103,24 @@ def test_pages_no_group_lists_are_removed_as_an_earlier_runs(tmp_path):
     kept = {"ctc": {"pages": [{"path": "gallery/ctc_001.png"}]}, "wbc": {"pages": []}}
     gallery_pages.remove_stale_pages(tmp_path, kept)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctc_001.png", "levels.json"]
+
+
+def test_the_review_list_comes_most_pressing_first_in_scan_order_within():
+    """Held, border-cut and prior-filed events first, then the network's doubt about a
+    count, the confident reported calls, and the quality-control sample last: a reviewer
+    opens on a possible missed CTC, not on a QC event that changes no count."""
+    from ctcnet.report.reasons import ranked_with_reasons
+
+    events = pd.DataFrame({
+        "event_id": range(7),
+        "class": ["wbc", "ctc", "debris", "ctc", "wbc", "debris", "ctc"],
+        "model_class": ["wbc", "ctc", "ctc", "ctc", "wbc", "debris", "ctc"],
+        "confidence": [0.99, 0.99, 0.99, 0.6, 0.99, 0.97, 0.99],
+        "review": [False, False, True, True, False, True, False],
+        "edge_cut": [False, False, True, False, False, False, False],
+        "guard": ["", "", "", "", "", "possible_ctc", ""],
+        "why": ["qc", "call", "flagged", "call", "qc", "flagged", "call"]})
+    ranked = ranked_with_reasons(events, ("ctc", "cluster"))
+    assert ranked["event_id"].tolist() == [2, 5, 3, 1, 6, 0, 4]
+    assert ranked["reasons"].tolist()[0] == ["cut_by_border"]
+    assert ranked["reasons"].tolist()[-1] == ["qc"]
