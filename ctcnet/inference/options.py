@@ -28,9 +28,9 @@ class RunReport(Protocol):
     crop folder, a page of its calls with their crops."""
 
     def write_gallery(self, out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                      spec: ModelSpec, limit: int, explain=None) -> dict:
-        """Write the gallery pages of ``events`` from the journaled crops; returns what the
-        summary records of them."""
+                      spec: ModelSpec, limit: int, explain=None, frame_shape=None) -> dict:
+        """Write the gallery pages of ``events`` from the journaled crops (``frame_shape``:
+        the frames' (height, width)); returns what the summary records of them."""
 
     def write_html(self, out_dir: Path, summary: RunSummary) -> None:
         """Write ``index.html`` from the finished summary."""

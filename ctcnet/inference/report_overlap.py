@@ -108,7 +108,8 @@ def draw_report(job: ReportJob) -> RunSummary:
     explain = job.explainer() if job.explainer is not None else None
     summary, seconds = job.summary, job.seconds
     summary.gallery = job.report.write_gallery(job.out_dir, job.events, job.gallery, job.panel,
-                                               job.spec, job.limit, explain)
+                                               job.spec, job.limit, explain,
+                                               frame_shape=summary.frame_shape)
     seconds["report"] = time.perf_counter() - t0
     # perf_counter is the system's monotonic clock: the same in a worker process.
     seconds["total"] = time.perf_counter() - job.t_start

@@ -110,6 +110,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         blood_volume_processed_ml=volume,
         blood_volume_stated="blood_volume_ml" in (cartridge.info or {}),
         events_per_mm2=None if density is None else round(density, 1),
+        frame_shape=[int(v) for v in cartridge.frame_shape] if cartridge.frame_shape else None,
         status=sample_status(total, skips, tally.failed, len(problems)),
         frames=FrameCounts(total=total, processed=total - skips, skipped=skips,
                            resumed_from_journal=resumed,

@@ -120,6 +120,9 @@ class RunSummary:
     # Detected events per mm^2 of the frames processed (run_summary.CROWDED_PER_MM2 and over
     # is a problem); None in a summary written before it was recorded.
     events_per_mm2: float | None = None
+    # (height, width) of the scan's frames (most of them); None in a summary written before it
+    # was recorded.
+    frame_shape: list[int] | None = None
     guard: dict | None = None         # calls the marker guard sent to review, by flag and call
     # Counted cluster calls by the partners their markers read (neutrophil, leukocyte,
     # platelet, homotypic; guard.cluster_partners); None in a summary written before it.

@@ -31,6 +31,7 @@ from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE, role_colour
+from ctcnet.report.frame_border import hatch_outside, outside_frame
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
 from ctcnet.review.decisions import run_id
 
@@ -110,7 +111,8 @@ def mark_centre(panels: np.ndarray, box: int | None = None) -> None:
 def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
                  saliency: np.ndarray | None = None,
                  levels: display.DisplayLevels | None = None,
-                 box: int | None = None, palette: str = DEFAULT_PALETTE) -> np.ndarray:
+                 box: int | None = None, palette: str = DEFAULT_PALETTE,
+                 outside: np.ndarray | None = None) -> np.ndarray:
     """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
 
     ``levels``: the sample's display scale (every tile alike), or any object whose
@@ -119,12 +121,16 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     row under the channels shows which pixels of which marker drove the call (the overlay
     column's second row: the saliency summed over channels). ``box``: see :func:`mark_centre`.
     ``palette``: the overlay's colours (:data:`ctcnet.report.colours.PALETTES`).
+    ``outside``: (N, S, S) bool, the pixels past the frame's border
+    (:func:`ctcnet.report.frame_border.outside_frame`), hatched on every panel.
     """
     n, c, s, _ = crops.shape
     st = levels.stretch(crops) if levels is not None else stretch_each_crop(crops)
     grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
     colour = role_overlay(st, panel, palette)
     panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
+    if outside is not None:
+        hatch_outside(panels, outside)
     mark_centre(panels, box)
     if saliency is not None:
         total = saliency.sum(axis=1, keepdims=True)
@@ -254,8 +260,10 @@ def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
 
 
 def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Panel,
-                  spec: ModelSpec, limit: int, explain=None) -> dict:
+                  spec: ModelSpec, limit: int, explain=None, frame_shape=None) -> dict:
     """Montage PNGs under ``out_dir/gallery``; returns per category shown/total/pages.
+    ``frame_shape``: (height, width) of the scan's frames, so tiles past a frame's border are
+    hatched there.
 
     ``explain(crops, class_indices) -> (N, C, S, S)`` adds a saliency row to every tile.
     Only the crops of the events shown are read from the journal, and tiles are drawn a page
@@ -281,7 +289,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             del stacked
             pages = _category_pages(gdir, cat, with_crops, crops, panel, spec, levels,
-                                    object_means, explain)
+                                    object_means, explain, frame_shape)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     remove_stale_pages(gdir, info)
     return info
@@ -289,7 +297,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
 
 def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray,
                     panel: Panel, spec: ModelSpec, levels, object_means: pd.DataFrame,
-                    explain=None) -> list[dict]:
+                    explain=None, frame_shape=None) -> list[dict]:
     """One category's montage pages, drawn on threads (:func:`drawn_in_order`); per page, in
     order, its file and which event each tile shows, top to bottom (the review page cuts tiles
     out)."""
@@ -297,6 +305,10 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes()),
                          spec.review_threshold, spec.class_names)
     header = panel.names + ["overlay"]
+    outside = None
+    if frame_shape and panel.pixel_size_um and spec.pixel_size_um:
+        outside = outside_frame(shown["x"], shown["y"], frame_shape, crops.shape[-1],
+                                spec.pixel_size_um / panel.pixel_size_um)
 
     def pages():
         saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
@@ -312,7 +324,8 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
             ids = shown["event_id"].iloc[page]
             means = None if levels is None else object_means.reindex(ids)
             yield (gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], header, panel,
-                   levels, ids, means, spec.pixel_size_um, rows)
+                   levels, ids, means, spec.pixel_size_um, rows,
+                   None if outside is None else outside[page])
 
     return drawn_in_order(pages())
 
@@ -327,15 +340,17 @@ def drawn_in_order(pages) -> list[dict]:
 
 def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str],
               panel: Panel, levels, ids: pd.Series | None = None, means=None,
-              pixel_size_um: float | None = None, saliency=None) -> dict:
+              pixel_size_um: float | None = None, saliency=None,
+              outside: np.ndarray | None = None) -> dict:
     """One montage page of ``crops`` written to ``path`` (atomically): each tile's channels
     and overlay on ``levels``' display scale, captioned ``labels``, with ``saliency`` rows and
     the measures of ``means`` (an event table's ``mean_<channel>``) where given. Its record:
     file, size and, with ``ids``, which event each tile shows, top to bottom (the review page
-    cuts tiles out). Small crops are zoomed to about 96 px a tile; 80 px ones are shown 1:1."""
+    cuts tiles out). Small crops are zoomed to about 96 px a tile; 80 px ones are shown 1:1.
+    ``outside``: the pixels past the frame's border, hatched (:func:`render_tiles`)."""
     size = crops.shape[-1]
     scale = max(1, int(round(96 / size)))
-    tiles = render_tiles(crops, panel, scale, saliency, levels=levels)
+    tiles = render_tiles(crops, panel, scale, saliency, levels=levels, outside=outside)
     measures = None if means is None else tile_measures(means, crops, levels, pixel_size_um)
     image = montage_page(tiles, labels, header, size * scale, measures)
     with atomic_path(path) as tmp:

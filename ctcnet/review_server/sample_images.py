@@ -23,6 +23,7 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE
+from ctcnet.report.frame_border import outside_frame
 from ctcnet.report.gallery_pages import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
 from ctcnet.report.reasons import event_reasons
 
@@ -161,8 +162,11 @@ class SampleImages:
         if explain is not None and not context and call in model.classes:  # failed: no call
             saliency = explain(crops, [model.classes.index(call)])
         scale = 1 if context else max(1, int(round(TILE_PX / s)))
+        shape, px = self.frames.cartridge().frame_shape, self.panel.pixel_size_um
+        outside = outside_frame(event["x"], event["y"], shape, size,
+                                model.pixel_size_um / px) if shape and px else None
         tiles = render_tiles(crops, self.panel, scale, saliency, levels,
-                             box=s if context else None, palette=self.palette)
+                             box=s if context else None, palette=self.palette, outside=outside)
         measures = None
         if levels is not None:
             own = crops[:, :, (size - s) // 2:(size + s) // 2, (size - s) // 2:(size + s) // 2]

@@ -178,3 +178,31 @@ def test_levels_are_kept_for_their_run_only(tmp_path):
     assert read_levels(tmp_path, "r1", ["DAPI", "CK"]) == levels
     assert read_levels(tmp_path, "r2", ["DAPI", "CK"]) is None       # another run's
     assert read_levels(tmp_path, "r1", ["DAPI", "CD45"]) is None     # other channels
+
+
+def test_pixels_past_the_frame_border_are_hatched_on_every_panel(rng):
+    """A crop at the frame's border is filled with background past it: the fill is hatched, so
+    a cell cut by the border does not look whole beside empty glass."""
+    from ctcnet.report.frame_border import HATCH_COLOUR, outside_frame
+
+    # Events at the left border, at the bottom-right corner and in the middle of a 100 x 200
+    # frame; crops of 20 model pixels, each 1.5 frame pixels.
+    mask = outside_frame([3.2, 198.6, 100.0], [50.0, 99.4, 50.0], (100, 200), 20, 1.5)
+    assert mask.shape == (3, 20, 20)
+    # Column j of the first crop lies at frame x 3 + (j + 0.5 - 10) * 1.5: outside for j <= 7.
+    assert mask[0][:, :8].all() and not mask[0][:, 8:].any()
+    assert mask[1][:, 11:].all() and mask[1][11:, :].all() and not mask[1][:10, :10].any()
+    assert not mask[2].any()
+    panel = default_panel()
+    crops = rng.normal(100, 5, (3, 5, 20, 20)).astype(np.float32)
+    tiles = render_tiles(crops, panel, scale=1, outside=mask)
+    plain = render_tiles(crops, panel, scale=1)
+    hatch = (np.asarray(HATCH_COLOUR, np.float32) * 255 + 0.5).astype(np.uint8)  # as drawn
+    for k in range(6):  # every channel's panel and the overlay
+        left = k * (20 + GAP)
+        # Past the border (the centre's ticks aside, rows 8-11): hatch on black, no data.
+        part = np.delete(tiles[0, :, left:left + 8], [8, 9, 10, 11], axis=0).reshape(-1, 3)
+        stripes = (part == hatch).all(axis=1)
+        assert 0.2 < stripes.mean() < 0.3 and (part[~stripes] == 0).all()
+    # Inside the frame the tile is as drawn without the mask.
+    assert np.array_equal(tiles[2], plain[2])
