@@ -7,7 +7,9 @@ display scale (:mod:`ctcnet.report.display`: black the sample's background, whit
 percentile of its cells, an arcsinh between them that keeps a dim marker dim and visible, the
 same for every tile) with the event's
 mean and peak in noise units written above it, plus a colour overlay (nucleus blue, CK green,
-CD45 red, ...); ticks at the middle of each border of every panel mark the event's centre.
+CD45 red, ...); ticks at the middle of each border of every panel mark the event's centre, a
+dotted box its object, and a hatch the pixels past the frame's border
+(:mod:`ctcnet.report.tile_marks`).
 Under them, when the model allows gradients, a per-channel saliency row (Grad-CAM x input)
 shows which marker drove the call. Tiles are stacked into montage pages per category: every
 call of a reported class (``ctc``, ``cluster``) and the uncertain events (``review``), as
@@ -31,8 +33,8 @@ from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE, role_colour
-from ctcnet.report.frame_border import hatch_outside, outside_frame
 from ctcnet.report.reasons import call_text, caption_line, event_reasons, own_calls
+from ctcnet.report.tile_marks import event_boxes, hatch_outside, outline_boxes, outside_frame
 from ctcnet.review.decisions import run_id
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ GAP = 4
 # The centre marks on the grey channel panels: a colour no grey level has, so a tick never
 # reads as signal; the overlay's are white, as its signal is coloured.
 TICK_COLOUR = (1.0, 0.85, 0.0)
+BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")  # an event's box, frame pixels
 
 
 def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0,
@@ -88,6 +91,12 @@ def heat_colours(saliency: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate([3 * v, 3 * v - 1, 3 * v - 2], axis=-1), 0.0, 1.0)
 
 
+def panel_mark_colours(panels: int) -> list[tuple[float, float, float]]:
+    """The colour of marks on each of a tile's panels: the ticks' on the grey channels, white
+    on the overlay (the last)."""
+    return [TICK_COLOUR] * (panels - 1) + [(1.0, 1.0, 1.0)]
+
+
 def mark_centre(panels: np.ndarray, box: int | None = None) -> None:
     """Ticks at the middle of each border of every panel ((N, P, S, S, 3), the last panel the
     overlay) mark the event's centre; ``box``: also outline the centred square of that side
@@ -95,8 +104,7 @@ def mark_centre(panels: np.ndarray, box: int | None = None) -> None:
     s = panels.shape[2]
     tick = max(2, s // 16)
     mid = slice(s // 2 - 1, s // 2 + 1)
-    colours = [TICK_COLOUR] * (panels.shape[1] - 1) + [(1.0, 1.0, 1.0)]
-    for k, colour in enumerate(colours):
+    for k, colour in enumerate(panel_mark_colours(panels.shape[1])):
         panel = panels[:, k]
         for rows, cols in ((slice(0, tick), mid), (slice(s - tick, s), mid),
                            (mid, slice(0, tick)), (mid, slice(s - tick, s))):
@@ -112,7 +120,8 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
                  saliency: np.ndarray | None = None,
                  levels: display.DisplayLevels | None = None,
                  box: int | None = None, palette: str = DEFAULT_PALETTE,
-                 outside: np.ndarray | None = None) -> np.ndarray:
+                 outside: np.ndarray | None = None,
+                 boxes: np.ndarray | None = None) -> np.ndarray:
     """(N, C, S, S) crops -> (N, S*scale, (C+1)*(S*scale+GAP), 3) uint8 tiles.
 
     ``levels``: the sample's display scale (every tile alike), or any object whose
@@ -122,7 +131,9 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     column's second row: the saliency summed over channels). ``box``: see :func:`mark_centre`.
     ``palette``: the overlay's colours (:data:`ctcnet.report.colours.PALETTES`).
     ``outside``: (N, S, S) bool, the pixels past the frame's border
-    (:func:`ctcnet.report.frame_border.outside_frame`), hatched on every panel.
+    (:func:`ctcnet.report.tile_marks.outside_frame`), hatched on every panel. ``boxes``:
+    (N, 4) each event's bounding box in crop pixels
+    (:func:`ctcnet.report.tile_marks.event_boxes`), outlined, dotted, on every panel.
     """
     n, c, s, _ = crops.shape
     st = levels.stretch(crops) if levels is not None else stretch_each_crop(crops)
@@ -141,6 +152,8 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     rows = panels.shape[2]
     if scale > 1:
         panels = panels.repeat(scale, axis=2).repeat(scale, axis=3)  # nearest-neighbour zoom
+    if boxes is not None:  # after the zoom: a dotted line one pixel wide
+        outline_boxes(panels[:, :, :s * scale], boxes, panel_mark_colours(c + 1), scale)
     ss = s * scale
     panels = np.pad(panels, ((0, 0), (0, 0), (0, 0), (0, GAP), (0, 0)), constant_values=0.15)
     tiles = panels.transpose(0, 2, 1, 3, 4).reshape(n, rows * scale, (c + 1) * (ss + GAP), 3)
@@ -275,6 +288,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
     levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
     object_means = read_object_means(out_dir, events, panel.names)
+    object_boxes = read_event_columns(out_dir, events, list(BOX_COLUMNS))
     info = {}
     # Pages are drawn two at a time (drawn_in_order): at the end of a cartridge's run the
     # report is all that is left to do, and one page's tiles, captions and PNG encoding keep
@@ -289,7 +303,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             del stacked
             pages = _category_pages(gdir, cat, with_crops, crops, panel, spec, levels,
-                                    object_means, explain, frame_shape)
+                                    object_means, explain, frame_shape, object_boxes)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     remove_stale_pages(gdir, info)
     return info
@@ -297,7 +311,8 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
 
 def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray,
                     panel: Panel, spec: ModelSpec, levels, object_means: pd.DataFrame,
-                    explain=None, frame_shape=None) -> list[dict]:
+                    explain=None, frame_shape=None,
+                    object_boxes: pd.DataFrame | None = None) -> list[dict]:
     """One category's montage pages, drawn on threads (:func:`drawn_in_order`); per page, in
     order, its file and which event each tile shows, top to bottom (the review page cuts tiles
     out)."""
@@ -305,10 +320,15 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes()),
                          spec.review_threshold, spec.class_names)
     header = panel.names + ["overlay"]
-    outside = None
-    if frame_shape and panel.pixel_size_um and spec.pixel_size_um:
-        outside = outside_frame(shown["x"], shown["y"], frame_shape, crops.shape[-1],
-                                spec.pixel_size_um / panel.pixel_size_um)
+    outside = boxes = None
+    step = spec.pixel_size_um / panel.pixel_size_um \
+        if panel.pixel_size_um and spec.pixel_size_um else 1.0
+    if frame_shape:
+        outside = outside_frame(shown["x"], shown["y"], frame_shape, crops.shape[-1], step)
+    if object_boxes is not None and set(BOX_COLUMNS) <= set(object_boxes) and \
+            shown["event_id"].isin(object_boxes.index).all():
+        boxes = event_boxes(object_boxes.loc[shown["event_id"], list(BOX_COLUMNS)],
+                            shown["x"], shown["y"], crops.shape[-1], step)
 
     def pages():
         saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
@@ -325,7 +345,8 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
             means = None if levels is None else object_means.reindex(ids)
             yield (gdir / f"{cat}_{page_no:03d}.png", crops[page], labels[page], header, panel,
                    levels, ids, means, spec.pixel_size_um, rows,
-                   None if outside is None else outside[page])
+                   None if outside is None else outside[page],
+                   None if boxes is None else boxes[page])
 
     return drawn_in_order(pages())
 
@@ -341,16 +362,18 @@ def drawn_in_order(pages) -> list[dict]:
 def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str],
               panel: Panel, levels, ids: pd.Series | None = None, means=None,
               pixel_size_um: float | None = None, saliency=None,
-              outside: np.ndarray | None = None) -> dict:
+              outside: np.ndarray | None = None, boxes: np.ndarray | None = None) -> dict:
     """One montage page of ``crops`` written to ``path`` (atomically): each tile's channels
     and overlay on ``levels``' display scale, captioned ``labels``, with ``saliency`` rows and
     the measures of ``means`` (an event table's ``mean_<channel>``) where given. Its record:
     file, size and, with ``ids``, which event each tile shows, top to bottom (the review page
     cuts tiles out). Small crops are zoomed to about 96 px a tile; 80 px ones are shown 1:1.
-    ``outside``: the pixels past the frame's border, hatched (:func:`render_tiles`)."""
+    ``outside``, ``boxes``: the pixels past the frame's border, hatched, and the events'
+    boxes, outlined (:func:`render_tiles`)."""
     size = crops.shape[-1]
     scale = max(1, int(round(96 / size)))
-    tiles = render_tiles(crops, panel, scale, saliency, levels=levels, outside=outside)
+    tiles = render_tiles(crops, panel, scale, saliency, levels=levels, outside=outside,
+                         boxes=boxes)
     measures = None if means is None else tile_measures(means, crops, levels, pixel_size_um)
     image = montage_page(tiles, labels, header, size * scale, measures)
     with atomic_path(path) as tmp:
@@ -391,10 +414,14 @@ def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids
 
 
 def read_object_means(out_dir: Path, events: pd.DataFrame, channels: list[str]) -> pd.DataFrame:
-    """Each event's ``mean_<channel>`` columns by event id: from ``events`` when it has them,
-    else from the events table predict wrote (it hands the report a few columns only); empty
-    when neither has them (the tiles then give the peaks alone)."""
-    wanted = [f"mean_{c}" for c in channels]
+    """Each event's ``mean_<channel>`` columns by event id (:func:`read_event_columns`)."""
+    return read_event_columns(out_dir, events, [f"mean_{c}" for c in channels])
+
+
+def read_event_columns(out_dir: Path, events: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
+    """Each event's ``wanted`` columns by event id: from ``events`` when it has them, else from
+    the events table predict wrote (it hands the report a few columns only); empty when
+    neither has them (the tiles then go without what they give)."""
     have = [c for c in wanted if c in events]
     if have:
         return events.set_index("event_id")[have]
@@ -408,7 +435,7 @@ def read_object_means(out_dir: Path, events: pd.DataFrame, channels: list[str]) 
         return pd.read_parquet(out_dir / "events.parquet",
                                columns=["event_id", *have]).set_index("event_id")
     except (OSError, ValueError, ImportError) as err:
-        log.info("%s: no object means for the gallery's tiles: %s", out_dir, err)
+        log.info("%s: no %s for the gallery's tiles: %s", out_dir, ", ".join(wanted), err)
         return pd.DataFrame(index=pd.Index([], name="event_id"))
 
 

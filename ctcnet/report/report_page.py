@@ -165,7 +165,8 @@ def display_note(panel: dict) -> str:
             "units), so a dim marker looks dim yet visible; "
             "above each channel its mean over the object (m) and its peak (p) in noise units; "
             f"the last panel overlays them in colour ({html.escape(legend)}); the ticks on "
-            "every panel mark the event's centre. Click a page to see it full size.</p>")
+            "every panel mark the event's centre, the dotted box its object, the hatch what "
+            "lies past the frame's border. Click a page to see it full size.</p>")
 
 
 def partners_html(partners: dict | None) -> str:

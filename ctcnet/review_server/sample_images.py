@@ -23,9 +23,16 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE
-from ctcnet.report.frame_border import outside_frame
-from ctcnet.report.gallery_pages import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
+from ctcnet.report.gallery_pages import (
+    BOX_COLUMNS,
+    GAP,
+    LABEL_HEIGHT,
+    montage_page,
+    render_tiles,
+    tile_labels,
+)
 from ctcnet.report.reasons import event_reasons
+from ctcnet.report.tile_marks import event_boxes, outside_frame
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +170,13 @@ class SampleImages:
             saliency = explain(crops, [model.classes.index(call)])
         scale = 1 if context else max(1, int(round(TILE_PX / s)))
         shape, px = self.frames.cartridge().frame_shape, self.panel.pixel_size_um
-        outside = outside_frame(event["x"], event["y"], shape, size,
-                                model.pixel_size_um / px) if shape and px else None
+        step = model.pixel_size_um / px if px and model.pixel_size_um else 1.0
+        outside = outside_frame(event["x"], event["y"], shape, size, step) if shape else None
+        boxes = event_boxes(event[list(BOX_COLUMNS)], event["x"], event["y"], size, step) \
+            if set(BOX_COLUMNS) <= set(event) else None
         tiles = render_tiles(crops, self.panel, scale, saliency, levels,
-                             box=s if context else None, palette=self.palette, outside=outside)
+                             box=s if context else None, palette=self.palette, outside=outside,
+                             boxes=boxes)
         measures = None
         if levels is not None:
             own = crops[:, :, (size - s) // 2:(size + s) // 2, (size - s) // 2:(size + s) // 2]

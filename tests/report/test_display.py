@@ -183,7 +183,7 @@ def test_levels_are_kept_for_their_run_only(tmp_path):
 def test_pixels_past_the_frame_border_are_hatched_on_every_panel(rng):
     """A crop at the frame's border is filled with background past it: the fill is hatched, so
     a cell cut by the border does not look whole beside empty glass."""
-    from ctcnet.report.frame_border import HATCH_COLOUR, outside_frame
+    from ctcnet.report.tile_marks import HATCH_COLOUR, outside_frame
 
     # Events at the left border, at the bottom-right corner and in the middle of a 100 x 200
     # frame; crops of 20 model pixels, each 1.5 frame pixels.
@@ -206,3 +206,24 @@ def test_pixels_past_the_frame_border_are_hatched_on_every_panel(rng):
         assert 0.2 < stripes.mean() < 0.3 and (part[~stripes] == 0).all()
     # Inside the frame the tile is as drawn without the mask.
     assert np.array_equal(tiles[2], plain[2])
+
+
+def test_the_events_box_is_outlined_where_its_object_lies(rng):
+    """Detection can merge a CTC with a leukocyte beside it: the box shows what the event's
+    numbers are read over."""
+    from ctcnet.report.gallery_pages import TICK_COLOUR
+    from ctcnet.report.tile_marks import event_boxes
+
+    # A 20-pixel crop at 2 frame pixels a crop pixel, centred on (50, 40); the object spans
+    # x 44-62 and y 38-41 of the frame.
+    boxes = event_boxes([[44, 38, 62, 41]], [50.2], [39.8], 20, 2.0)
+    # Column j lies at frame x 50 + (j + 0.5 - 10) * 2: x 44 -> j 6.5, x 62 -> j 15.5.
+    assert boxes.tolist() == [[6, 16, 8, 10]]  # y 38 -> row 8.5, y 41 -> row 10
+    panel = default_panel()
+    crops = rng.normal(100, 5, (1, 5, 20, 20)).astype(np.float32)
+    tile = render_tiles(crops, panel, scale=1, boxes=boxes)[0]
+    tick = (np.asarray(TICK_COLOUR, np.float32) * 255 + 0.5).astype(np.uint8)
+    top_row = (tile[8, 6:17] == tick).all(axis=1)
+    assert top_row[::2].all() and not top_row[1::2].any()    # dotted
+    assert (tile[8:11, 6] == tick).all(axis=1)[::2].all()   # the left side
+    assert not (tile[3] == tick).all(axis=1).any()          # nothing off the box
