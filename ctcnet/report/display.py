@@ -41,6 +41,10 @@ CELL_PERCENTILE = 99.5    # a crop's brightest signal: this percentile of its ce
 SAMPLE_PERCENTILE = 95.0  # white: this percentile of the cells' brightest signals
 MIN_SNR = 12.0            # white is at least this many noise units above the background
 KNEE_SNR = 4.0            # the scale is nearly linear below this many noise units, log above
+# The colour overlay mixes every channel's noise into speckles of every hue, which a dim CK
+# has to stand out of: it takes this many noise units off each channel first (the grey
+# panels keep them, so the noise a marker stands on stays visible there).
+OVERLAY_FLOOR_SNR = 2.0
 PEAK_RADIUS_UM = 8.0      # a cell's own area: its peak is read within this of the centre
 # The guard's own measurements (noise units but the edge), shown where the events table has them.
 GUARD_MEASURES = {"ck_peak": "CK peak", "cd45_over_ck": "CD45 over CK",
@@ -64,14 +68,16 @@ class DisplayLevels:
     def _column(self, values) -> np.ndarray:
         return np.asarray(values, np.float32)[None, :, None, None]
 
-    def stretch(self, crops: np.ndarray) -> np.ndarray:
+    def stretch(self, crops: np.ndarray, floor_snr: float = 0.0) -> np.ndarray:
         """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop):
         ``asinh(signal / knee) / asinh(white's signal / knee)``, the signal the counts over
-        the background and the knee ``KNEE_SNR`` noise units."""
+        the background and the knee ``KNEE_SNR`` noise units; ``floor_snr``: noise units
+        taken off the signal first (the overlay's: :data:`OVERLAY_FLOOR_SNR`)."""
         black = self._column(self.background)
-        knee = np.maximum(self._column(self.noise) * KNEE_SNR, 1e-3)
+        noise = self._column(self.noise)
+        knee = np.maximum(noise * KNEE_SNR, 1e-3)
         span = np.maximum(self._column(self.white) - black, 1e-3)
-        signal = np.maximum(np.asarray(crops, np.float32) - black, 0.0)
+        signal = np.maximum(np.asarray(crops, np.float32) - black - floor_snr * noise, 0.0)
         return np.clip(np.arcsinh(signal / knee) / np.arcsinh(span / knee), 0.0, 1.0)
 
     def in_noise_units(self, counts: np.ndarray) -> np.ndarray:

@@ -138,7 +138,10 @@ def render_tiles(crops: np.ndarray, panel: Panel, scale: int,
     n, c, s, _ = crops.shape
     st = levels.stretch(crops) if levels is not None else stretch_each_crop(crops)
     grey = np.repeat(st[..., None], 3, axis=-1)                      # (N, C, S, S, 3)
-    colour = role_overlay(st, panel, palette)
+    # The overlay without the noise's speckle (display.OVERLAY_FLOOR_SNR), on the sample's
+    # scale; stretched to itself, as the grey panels.
+    colour = role_overlay(levels.stretch(crops, display.OVERLAY_FLOOR_SNR)
+                          if isinstance(levels, display.DisplayLevels) else st, panel, palette)
     panels = np.concatenate([grey, colour[:, None]], 1)              # (N, C+1, S, S, 3)
     if outside is not None:
         hatch_outside(panels, outside)

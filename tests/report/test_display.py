@@ -227,3 +227,21 @@ def test_the_events_box_is_outlined_where_its_object_lies(rng):
     assert top_row[::2].all() and not top_row[1::2].any()    # dotted
     assert (tile[8:11, 6] == tick).all(axis=1)[::2].all()   # the left side
     assert not (tile[3] == tick).all(axis=1).any()          # nothing off the box
+
+
+def test_the_overlay_leaves_the_noise_out_the_grey_panels_keep_it(rng):
+    """Every channel's noise mixed in colour is speckle of every hue a dim CK must stand out
+    of: the overlay takes a couple of noise units off, the grey panels show the noise."""
+    from ctcnet.report.display import levels_from_crops
+
+    panel = default_panel()
+    crops = cells(rng, ck=[600] * 3 + [60])
+    levels = levels_from_crops(crops, panel.names)
+    tile = render_tiles(crops[3:4], panel, scale=1, levels=levels)[0]
+    width = 32 + GAP
+    corner = (slice(0, 10), slice(0, 10))                      # background only
+    grey_ck = tile[:, width:2 * width][corner]
+    overlay = tile[:, 5 * width:6 * width][corner]
+    assert grey_ck.mean() > 4 and overlay.mean() < 0.25 * grey_ck.mean()
+    centre = (slice(13, 19), slice(5 * width + 13, 5 * width + 19))
+    assert tile[centre][..., 1].mean() > 60                    # the dim CK still green
