@@ -28,6 +28,7 @@ import pandas as pd
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import median_and_mad_sigma
 from ctcnet.inference.gallery import gallery_categories
+from ctcnet.inference.tables import BAND_PREFIX
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.panel import Panel
 from ctcnet.nn.spec import ModelSpec
@@ -292,6 +293,11 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
     object_means = read_object_means(out_dir, events, panel.names)
     object_boxes = read_event_columns(out_dir, events, list(BOX_COLUMNS))
+    # The probabilities the calls' rule read, for the class likeliest before the prior
+    # (reasons.own_calls), as the review page names it.
+    object_probs = read_event_columns(
+        out_dir, events, [f"{prefix}{c}" for prefix in (BAND_PREFIX, "p_")
+                          for c in spec.class_names])
     info = {}
     # Pages are drawn two at a time (drawn_in_order): at the end of a cartridge's run the
     # report is all that is left to do, and one page's tiles, captions and PNG encoding keep
@@ -305,7 +311,9 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                                                event_ids)
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             del stacked
-            pages = _category_pages(gdir, cat, with_crops, crops, panel, spec, levels,
+            with_probs = with_crops.join(object_probs.drop(columns=with_crops.columns,
+                                                           errors="ignore"), on="event_id")
+            pages = _category_pages(gdir, cat, with_probs, crops, panel, spec, levels,
                                     object_means, explain, frame_shape, object_boxes)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     remove_stale_pages(gdir, info)

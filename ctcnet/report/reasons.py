@@ -34,7 +34,7 @@ import pandas as pd
 
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.review_list import network_doubt
-from ctcnet.inference.tables import cut_counted_of
+from ctcnet.inference.tables import BAND_PREFIX, cut_counted_of
 from ctcnet.nn.calls import FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
@@ -213,23 +213,26 @@ def call_text(call: str, model_call: str, confidence: float, own: str | None = N
     network's (an edge-cut event filed as debris, a call the markers made), the network's call
     with its probability, "debris (network: ctc p=0.66)": ``confidence`` is the probability
     of the network's call (under the model's decision rule), never of another class. Where
-    the network's own most probable class (``own``, ``own_p``: at balanced priors, before the
-    cartridge's prior) is another, it is named too: a cluster the prior filed as a leukocyte,
-    called a CTC by its markers, reads "ctc (network: wbc p=0.45; alone: cluster p=1.00)", so
-    the reviewer is asked about the cluster the network saw."""
+    the most probable class before the cartridge's prior (``own``, ``own_p``:
+    :func:`own_calls`) is another, it is named too: a cluster the prior filed as a leukocyte,
+    called a CTC by its markers, reads "ctc (network: wbc p=0.45; likeliest: cluster
+    p=1.00)", so the reviewer is asked about the cluster the network saw."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
-    alone = (f"; alone: {own} p={own_p:.2f}" if own and own != model_call
-             and own_p is not None and np.isfinite(own_p) else "")
+    likeliest = (f"; likeliest: {own} p={own_p:.2f}" if own and own != model_call
+                 and own_p is not None and np.isfinite(own_p) else "")
     if call == model_call:
-        return f"{call} p={p}" + (f" (network{alone})" if alone else "")
-    return f"{call} (network: {model_call} p={p}{alone})"
+        return f"{call} p={p}" + (f" (network{likeliest})" if likeliest else "")
+    return f"{call} (network: {model_call} p={p}{likeliest})"
 
 
 def own_calls(events: pd.DataFrame, classes) -> tuple[list, list]:
-    """Each event's most probable class by the network's own probabilities (``p_<class>``, at
-    balanced priors) and that probability; None where the table has no such columns or the
-    event none that is finite."""
-    columns = [f"p_{c}" for c in classes]
+    """Each event's most probable class before the cartridge's prior, and its probability:
+    of what the calls' rule read (the marker fusion's ``fused_p_<class>`` where the run wrote
+    them, as ``counted_likeliest`` reads them, else the network's ``p_<class>``); None where
+    the table has no such columns or the event none that is finite."""
+    columns = [f"{BAND_PREFIX}{c}" for c in classes]
+    if not all(c in events for c in columns):
+        columns = [f"p_{c}" for c in classes]
     if not columns or not len(events) or not all(c in events for c in columns):
         return [None] * len(events), [None] * len(events)
     p = events[columns].to_numpy(np.float64)

@@ -227,7 +227,7 @@ class Sample(SampleImages):
                          # It is the network's call's (model_call), which ``call`` may not be.
                          "confidence": p if math.isfinite(p) else None,
                          "model_call": str(model_call),
-                         # The network's own most probable class before the prior: a cluster
+                         # The most probable class before the prior (own_calls): a cluster
                          # the prior filed away is named on the tile (call_text).
                          "own_call": own_call, "own_p": own_prob,
                          "flagged": bool(review), "edge_cut": bool(edge_cut),

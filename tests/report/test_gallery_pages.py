@@ -47,9 +47,16 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
                     ("cluster", [0.02, 0.01, 0.1, 0.997]), ("debris", [0.01, 0.01, 0.4, 0.001])):
         events[f"p_{name}"] = p
     labels = tile_labels(events, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
-    assert " ctc (network: wbc p=0.60; alone: cluster p=1.00) " in labels[3]
-    assert " ctc p=0.95 " in labels[0] and "alone" not in labels[0]
-    assert " debris p=0.50 (network; alone: debris" not in labels[2]
+    assert " ctc (network: wbc p=0.60; likeliest: cluster p=1.00) " in labels[3]
+    assert " ctc p=0.95 " in labels[0] and "likeliest" not in labels[0]
+    assert " debris p=0.50 (network; likeliest: debris" not in labels[2]
+    # Where the cartridge's fusion wrote its posterior, the likeliest class is read there, as
+    # the calls' rule read it (and as counted_likeliest is decided).
+    fused = events.assign(**{f"fused_p_{n}": v for n, v in (
+        ("ctc", [0.9, 0.0, 0.1, 0.8]), ("wbc", [0.0, 1.0, 0.0, 0.1]),
+        ("cluster", [0.1, 0.0, 0.1, 0.1]), ("debris", [0.0, 0.0, 0.8, 0.0]))})
+    labels = tile_labels(fused, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
+    assert " ctc (network: wbc p=0.60; likeliest: ctc p=0.80) " in labels[3]
     # A debris call that a cluster outweighs before the cartridge's prior (the run's
     # filed_by_prior column) says so.
     events["guard"] = ["", "", "", ""]
