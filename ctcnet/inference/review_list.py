@@ -3,9 +3,9 @@ set's): the events the network's doubt brings (a counted call under the review t
 uncounted call within the review band of a counted class, or one that a counted class
 outweighs before the prior, :func:`ctcnet.nn.calls.filed_by_prior`), the CTC and cluster
 calls the frame border cuts (:func:`ctcnet.inference.tables.cut_counted_of`), those the marker
-guard holds (per flag), failed ones; beside them the doubt between uncounted classes alone, reported
-and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call, confidence
-and review columns), the network's doubt toward a cluster about ``ctc`` calls the markers
+guard holds (per flag), failed ones; beside them the doubt between uncounted classes alone,
+reported and not queued (:func:`ctcnet.nn.calls.uncounted_doubt`, read off the table's call,
+confidence and review columns), the network's doubt toward a cluster about ``ctc`` calls the markers
 read as one CTC (``markers_vouch``: :meth:`ctcnet.inference.guard.Evidence.markers_vouch`),
 not queued either, and the band's stated miss rate where the model's decision rule carries
 one (``DecisionRule.review_band``)."""
@@ -29,9 +29,10 @@ def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarr
     """Per event of a labelled, guarded table, the network's doubt that put it on the review
     list, of events the guard does not hold and that have a call: (a CTC or cluster call in
     doubt, another call a CTC or cluster is within the band of, another call only the
-    cartridge's prior filed as it is; not a CTC or cluster call the frame border cuts, shown
-    for that: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
-    ``spec``'s rule where the table has no column for it). The review list counts them
+    cartridge's prior filed as it is: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
+    ``spec``'s rule where the table has no column for it); not a CTC or cluster call the frame
+    border cuts, shown for the border (:func:`ctcnet.inference.tables.cut_counted_of`). The
+    review list counts them
     (:func:`review_list_summary`) and the review page and gallery name them
     (:func:`ctcnet.report.reasons.event_reasons`)."""
     n = len(events)

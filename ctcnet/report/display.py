@@ -71,12 +71,15 @@ class DisplayLevels:
     def stretch(self, crops: np.ndarray, floor_snr: float = 0.0) -> np.ndarray:
         """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop):
         ``asinh(signal / knee) / asinh(white's signal / knee)``, the signal the counts over
-        the background and the knee ``KNEE_SNR`` noise units; ``floor_snr``: noise units
+        the background and the knee ``KNEE_SNR`` noise units (at least a hundredth of white's
+        signal); ``floor_snr``: noise units
         taken off the signal first (the overlay's: :data:`OVERLAY_FLOOR_SNR`)."""
         black = self._column(self.background)
         noise = self._column(self.noise)
-        knee = np.maximum(noise * KNEE_SNR, 1e-3)
         span = np.maximum(self._column(self.white) - black, 1e-3)
+        # A background clipped to black reads as no noise: the knee then stays a hundredth of
+        # the span, or one count above black would be drawn mid-grey.
+        knee = np.maximum(noise * KNEE_SNR, span / 100.0)
         signal = np.maximum(np.asarray(crops, np.float32) - black - floor_snr * noise, 0.0)
         return np.clip(np.arcsinh(signal / knee) / np.arcsinh(span / knee), 0.0, 1.0)
 

@@ -332,14 +332,13 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
                          spec.review_threshold, spec.class_names)
     header = panel.names + ["overlay"]
     outside = boxes = None
-    step = spec.pixel_size_um / panel.pixel_size_um \
-        if panel.pixel_size_um and spec.pixel_size_um else 1.0
+    sizes = (crops.shape[-1], spec.pixel_size_um, panel.pixel_size_um)  # as the crops were cut
     if frame_shape:
-        outside = outside_frame(shown["x"], shown["y"], frame_shape, crops.shape[-1], step)
+        outside = outside_frame(shown["x"], shown["y"], frame_shape, *sizes)
     if object_boxes is not None and set(BOX_COLUMNS) <= set(object_boxes) and \
             shown["event_id"].isin(object_boxes.index).all():
         boxes = event_boxes(object_boxes.loc[shown["event_id"], list(BOX_COLUMNS)],
-                            shown["x"], shown["y"], crops.shape[-1], step)
+                            shown["x"], shown["y"], *sizes)
 
     def pages():
         saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time

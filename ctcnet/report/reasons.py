@@ -35,7 +35,7 @@ import pandas as pd
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.review_list import network_doubt
 from ctcnet.inference.tables import BAND_PREFIX, cut_counted_of
-from ctcnet.nn.calls import FAILED_CLASS
+from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS
 
 GUARD_PREFIX = "guard:"
 # A guard flag's caption starts so: the flag holds the call out of the count until a person
@@ -226,10 +226,11 @@ def call_text(call: str, model_call: str, confidence: float, own: str | None = N
 
 
 def own_calls(events: pd.DataFrame, classes) -> tuple[list, list]:
-    """Each event's most probable class before the cartridge's prior, and its probability:
-    of what the calls' rule read (the marker fusion's ``fused_p_<class>`` where the run wrote
-    them, as ``counted_likeliest`` reads them, else the network's ``p_<class>``); None where
-    the table has no such columns or the event none that is finite."""
+    """Each event's most probable class before the cartridge's prior where it is a counted
+    class (a CTC or cluster the prior may have filed away), and its probability: of what the
+    prior acted on (the marker fusion's ``fused_p_<class>`` where the run wrote them, as
+    ``counted_likeliest`` reads them, else the network's ``p_<class>``); None where it is
+    another class, the table has no such columns or the event none that is finite."""
     columns = [f"{BAND_PREFIX}{c}" for c in classes]
     if not all(c in events for c in columns):
         columns = [f"p_{c}" for c in classes]
@@ -238,8 +239,9 @@ def own_calls(events: pd.DataFrame, classes) -> tuple[list, list]:
     p = events[columns].to_numpy(np.float64)
     finite = np.isfinite(p).all(axis=1)
     top = np.where(finite, np.nan_to_num(p, nan=-1.0).argmax(axis=1), 0)
-    return ([classes[k] if ok else None for k, ok in zip(top, finite)],
-            [float(p[i, k]) if ok else None for i, (k, ok) in enumerate(zip(top, finite))])
+    named = finite & np.isin(np.asarray(classes, object)[top], COUNTED_CLASSES)
+    return ([classes[k] if ok else None for k, ok in zip(top, named)],
+            [float(p[i, k]) if ok else None for i, (k, ok) in enumerate(zip(top, named))])
 
 
 def caption(code: str, confidence: float | None = None,

@@ -13,52 +13,76 @@ leukocyte beside it into one object: its CD45 then reads over its CK although th
 none. The ticks mark the event's centre (which lies between merged cells); the box shows what
 the event holds, so a reviewer sees that the numbers are those of two cells.
 
-Crop pixel ``j`` lies at frame pixel ``rint(centre) + (j + 0.5 - size / 2) * step`` (``step``:
-frame pixels per crop pixel), as crops are cut round the event's nearest frame pixel
-(:func:`ctcnet.detect.cropping.window_origins`); good to about a pixel.
+Each crop pixel's place in the frame is taken from how the crop was cut
+(:func:`crop_pixel_positions`: :mod:`ctcnet.detect.cropping`'s window and resampling weights),
+so the marks fall where the crop's pixels came from. The frame's shape is the cartridge's (a
+frame more than a pixel off it is not read).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# The hatch: diagonal stripes of this colour, one pixel of HATCH_PERIOD on (on the tile as
-# drawn, after its zoom), the rest dark: nothing a marker's colour or a grey level reads as.
+from ctcnet.detect.cropping import scale_factor, window_size, window_weights
+
+# The hatch: diagonal stripes of this colour, one crop pixel of HATCH_PERIOD on (drawn before
+# a tile's zoom), the rest dark: nothing a marker's colour or a grey level reads as.
 HATCH_COLOUR = (0.30, 0.30, 0.55)
 HATCH_PERIOD = 4
 
 
-def outside_frame(x, y, frame_shape, size: int, scan_px_per_crop_px: float) -> np.ndarray:
-    """(N, size, size) bool: the pixels of each crop centred on (x, y) (frame pixels, as the
-    events table gives them) that lie outside a frame of ``frame_shape`` (height, width);
-    ``scan_px_per_crop_px``: the frame's pixels per crop pixel (model pixel size over the
-    scan's). Crops are cut round the event's nearest frame pixel, as
-    :func:`ctcnet.detect.cropping.window_origins` does; the mapping is good to about a
-    pixel."""
-    x = np.rint(np.asarray(x, np.float64))[:, None]
-    y = np.rint(np.asarray(y, np.float64))[:, None]
-    offsets = (np.arange(size) + 0.5 - size / 2.0) * float(scan_px_per_crop_px)
+def crop_pixel_positions(size: int, model_pixel_um: float | None,
+                         scan_pixel_um: float | None) -> tuple[np.ndarray, int]:
+    """Where the pixels of a ``size`` crop lie along one axis of its frame: (``size``
+    positions in frame pixels from the first pixel of the window cut round the event, the
+    window's size). The window starts at ``rint(centre) - window // 2``
+    (:func:`ctcnet.detect.cropping.window_origins`); a crop pixel lies at the mean position of
+    the window pixels its resampling weights read."""
+    window = window_size(size, model_pixel_um, scan_pixel_um)
+    weights = window_weights(window, scale_factor(scan_pixel_um, model_pixel_um), size)
+    if weights is not None:
+        positions = weights @ np.arange(window, dtype=np.float64) / weights.sum(axis=1)
+    else:  # cut as it is (no resampling), centre-cut or padded to the crop
+        positions = np.arange(size, dtype=np.float64) + (window - size) // 2
+    return positions, window
+
+
+def _frame_positions(centre, size: int, model_pixel_um, scan_pixel_um) -> np.ndarray:
+    """(N, size) frame positions of each crop's pixels along one axis (``centre``: (N,))."""
+    positions, window = crop_pixel_positions(size, model_pixel_um, scan_pixel_um)
+    first = np.rint(np.asarray(centre, np.float64)) - window // 2
+    return first[:, None] + positions[None, :]
+
+
+def outside_frame(x, y, frame_shape, size: int, model_pixel_um: float | None,
+                  scan_pixel_um: float | None) -> np.ndarray:
+    """(N, size, size) bool: the pixels of each crop cut round (x, y) (frame pixels, as the
+    events table gives them) that lie outside a frame of ``frame_shape`` (height, width)."""
     height, width = (int(v) for v in frame_shape)
-    cols = x + offsets[None, :]                                   # (N, size)
-    rows = y + offsets[None, :]
+    cols = _frame_positions(x, size, model_pixel_um, scan_pixel_um)
+    rows = _frame_positions(y, size, model_pixel_um, scan_pixel_um)
     out_col = (cols < -0.5) | (cols > width - 0.5)
     out_row = (rows < -0.5) | (rows > height - 0.5)
     return out_row[:, :, None] | out_col[:, None, :]
 
 
-def event_boxes(boxes, x, y, size: int, scan_px_per_crop_px: float) -> np.ndarray:
+def event_boxes(boxes, x, y, size: int, model_pixel_um: float | None,
+                scan_pixel_um: float | None) -> np.ndarray:
     """(N, 4) int: each event's bounding box (``boxes``: (N, 4) frame pixels x0, y0, x1, y1,
-    as the events table's ``bbox_*``) in the pixels of its crop centred on (x, y): first and
-    last column, first and last row; they may lie past the crop's edge."""
+    the events table's ``bbox_*``, the ends exclusive) in the pixels of its crop cut round
+    (x, y): the first and last column, the first and last row whose pixel lies on the box;
+    they may lie past the crop's edge (-1, ``size``)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    centre = np.stack([np.rint(np.asarray(x, np.float64)), np.rint(np.asarray(y, np.float64))],
-                      axis=1)
-    step = float(scan_px_per_crop_px)
-    corner = lambda v, c: (v - c) / step + size / 2.0 - 0.5  # noqa: E731
-    first = np.floor(corner(boxes[:, :2], centre))
-    last = np.ceil(corner(boxes[:, 2:], centre))
-    return np.concatenate([first[:, :1], last[:, :1], first[:, 1:], last[:, 1:]],
-                          axis=1).astype(np.int64)
+    out = []
+    for centre, lo, hi in ((x, boxes[:, 0], boxes[:, 2]), (y, boxes[:, 1], boxes[:, 3])):
+        positions = _frame_positions(centre, size, model_pixel_um, scan_pixel_um)
+        # The crop pixels whose place lies within the box's pixels (edges at -0.5, +0.5).
+        inside = (positions >= lo[:, None] - 0.5) & (positions <= hi[:, None] - 0.5)
+        first = np.where(inside.any(axis=1), inside.argmax(axis=1),
+                         np.where(positions[:, 0] > hi - 0.5, -1, size))
+        last = np.where(inside.any(axis=1), size - 1 - inside[:, ::-1].argmax(axis=1), first)
+        out += [first, last]
+    return np.stack(out, axis=1).astype(np.int64)
 
 
 def outline_boxes(panels: np.ndarray, boxes: np.ndarray, colours, scale: int = 1) -> None:

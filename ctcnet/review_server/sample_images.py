@@ -152,7 +152,7 @@ class SampleImages:
         if not len(rows):  # any event may be asked for: its own reasons, no candidate's
             rows = self.by_id.loc[[event_id]]
             rows = rows.assign(reasons=event_reasons(rows, self.reported))
-        return tile_labels(rows, rows["reasons"].tolist(), self.threshold)[0]
+        return tile_labels(rows, rows["reasons"].tolist(), self.threshold, self.classes)[0]
 
     def render_tile(self, event_id: int, context: bool = False, explain=None) -> bytes:
         """One event's tile as PNG bytes: every channel on the sample's display scale with
@@ -169,10 +169,10 @@ class SampleImages:
         if explain is not None and not context and call in model.classes:  # failed: no call
             saliency = explain(crops, [model.classes.index(call)])
         scale = 1 if context else max(1, int(round(TILE_PX / s)))
-        shape, px = self.frames.cartridge().frame_shape, self.panel.pixel_size_um
-        step = model.pixel_size_um / px if px and model.pixel_size_um else 1.0
-        outside = outside_frame(event["x"], event["y"], shape, size, step) if shape else None
-        boxes = event_boxes(event[list(BOX_COLUMNS)], event["x"], event["y"], size, step) \
+        shape = self.frames.cartridge().frame_shape
+        sizes = (size, model.pixel_size_um, self.panel.pixel_size_um)  # as the crops were cut
+        outside = outside_frame(event["x"], event["y"], shape, *sizes) if shape else None
+        boxes = event_boxes(event[list(BOX_COLUMNS)], event["x"], event["y"], *sizes) \
             if set(BOX_COLUMNS) <= set(event) else None
         tiles = render_tiles(crops, self.panel, scale, saliency, levels,
                              box=s if context else None, palette=self.palette, outside=outside,

@@ -8,7 +8,8 @@ A reviewer moving quickly through the list asks for many tiles and looks at the 
   request whose client went away while it waited (the page moved on and cancelled it) is
   dropped rather than cut (:class:`ClientGone`);
 * the cartridge is opened once per run and its last ``FRAMES_KEPT`` frames are kept: the
-  list runs in scan order, so neighbouring events share frames;
+  list runs in scan order within each of its ranks (``ctcnet.report.reasons.review_rank``),
+  so neighbouring events mostly share frames;
 * a frame whose pixels are not those predict read (changed since: its summary's
   ``frame_digests``) gives no tile but the reason;
 * idle time cuts the tiles asked for ahead (:meth:`TileCutter.prefetch`: the first tiles of a

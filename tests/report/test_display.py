@@ -180,19 +180,43 @@ def test_levels_are_kept_for_their_run_only(tmp_path):
     assert read_levels(tmp_path, "r1", ["DAPI", "CD45"]) is None     # other channels
 
 
+def test_each_crop_pixels_place_in_its_frame_is_where_cropping_took_it_from():
+    """The marks are placed by where each crop pixel came from: on a frame whose values are
+    their own column (and row), a crop's values are the places its pixels were read at."""
+    from ctcnet.detect.cropping import extract_crops
+    from ctcnet.report.tile_marks import _frame_positions
+
+    h, w = 300, 400
+    cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    frame = np.stack([cols + 1000, rows + 1000])
+    for size, model_um, scan_um in ((20, 0.64, 0.64), (21, 0.64, 0.64), (20, 0.64, 0.45),
+                                    (24, 0.64, 0.8), (80, 0.64, 0.452)):
+        x, y = np.array([181.3, 190.5]), np.array([150.6, 159.4])  # windows inside
+        crops, _ = extract_crops(frame, x, y, size, model_um, scan_um)
+        np.testing.assert_allclose(crops[:, 0, size // 2, :] - 1000,
+                                   _frame_positions(x, size, model_um, scan_um), atol=2e-3)
+        np.testing.assert_allclose(crops[:, 1, :, size // 2] - 1000,
+                                   _frame_positions(y, size, model_um, scan_um), atol=2e-3)
+
+
 def test_pixels_past_the_frame_border_are_hatched_on_every_panel(rng):
     """A crop at the frame's border is filled with background past it: the fill is hatched, so
     a cell cut by the border does not look whole beside empty glass."""
     from ctcnet.report.tile_marks import HATCH_COLOUR, outside_frame
 
     # Events at the left border, at the bottom-right corner and in the middle of a 100 x 200
-    # frame; crops of 20 model pixels, each 1.5 frame pixels.
-    mask = outside_frame([3.2, 198.6, 100.0], [50.0, 99.4, 50.0], (100, 200), 20, 1.5)
+    # frame; 20-pixel crops cut as they are: a window from rint(x) - 10.
+    mask = outside_frame([3.2, 198.6, 100.0], [50.0, 99.4, 50.0], (100, 200), 20, 0.64, 0.64)
     assert mask.shape == (3, 20, 20)
-    # Column j of the first crop lies at frame x 3 + (j + 0.5 - 10) * 1.5: outside for j <= 7.
-    assert mask[0][:, :8].all() and not mask[0][:, 8:].any()
-    assert mask[1][:, 11:].all() and mask[1][11:, :].all() and not mask[1][:10, :10].any()
+    # The first crop starts at frame column 3 - 10 = -7: its first 7 columns lie outside.
+    assert mask[0][:, :7].all() and not mask[0][:, 7:].any()
+    # The second ends at column 199 + 9 = 208 and row 99 + 9 = 108: 9 columns and rows past.
+    assert mask[1][:, 11:].all() and mask[1][11:, :].all() and not mask[1][:11, :11].any()
     assert not mask[2].any()
+    # Resampled (0.45 um/px scan, 0.64 model): a window of 30 frame pixels from column -12,
+    # crop pixel j read at about -11.8 + 1.42 j: the first 8 lie past the border.
+    resampled = outside_frame([3.0], [50.0], (100, 200), 20, 0.64, 0.45)[0]
+    assert resampled[:, :8].all() and not resampled[:, 8:].any()
     panel = default_panel()
     crops = rng.normal(100, 5, (3, 5, 20, 20)).astype(np.float32)
     tiles = render_tiles(crops, panel, scale=1, outside=mask)
@@ -201,7 +225,7 @@ def test_pixels_past_the_frame_border_are_hatched_on_every_panel(rng):
     for k in range(6):  # every channel's panel and the overlay
         left = k * (20 + GAP)
         # Past the border (the centre's ticks aside, rows 8-11): hatch on black, no data.
-        part = np.delete(tiles[0, :, left:left + 8], [8, 9, 10, 11], axis=0).reshape(-1, 3)
+        part = np.delete(tiles[0, :, left:left + 7], [8, 9, 10, 11], axis=0).reshape(-1, 3)
         stripes = (part == hatch).all(axis=1)
         assert 0.2 < stripes.mean() < 0.3 and (part[~stripes] == 0).all()
     # Inside the frame the tile is as drawn without the mask.
@@ -214,19 +238,24 @@ def test_the_events_box_is_outlined_where_its_object_lies(rng):
     from ctcnet.report.gallery_pages import TICK_COLOUR
     from ctcnet.report.tile_marks import event_boxes
 
-    # A 20-pixel crop at 2 frame pixels a crop pixel, centred on (50, 40); the object spans
-    # x 44-62 and y 38-41 of the frame.
-    boxes = event_boxes([[44, 38, 62, 41]], [50.2], [39.8], 20, 2.0)
-    # Column j lies at frame x 50 + (j + 0.5 - 10) * 2: x 44 -> j 6.5, x 62 -> j 15.5.
-    assert boxes.tolist() == [[6, 16, 8, 10]]  # y 38 -> row 8.5, y 41 -> row 10
+    # A 20-pixel crop cut as it is round (53, 39.8): frame columns 43-62, rows 30-49. The
+    # object's box (ends exclusive) spans columns 44-62 and rows 38-41; another lies past the
+    # crop's left edge.
+    boxes = event_boxes([[44, 38, 63, 42], [0, 38, 30, 42]], [53.0, 53.0], [39.8, 39.8], 20,
+                        0.64, 0.64)
+    assert boxes.tolist() == [[1, 19, 8, 11], [-1, -1, 8, 11]]
     panel = default_panel()
-    crops = rng.normal(100, 5, (1, 5, 20, 20)).astype(np.float32)
-    tile = render_tiles(crops, panel, scale=1, boxes=boxes)[0]
+    crops = rng.normal(100, 5, (2, 5, 20, 20)).astype(np.float32)
+    tiles = render_tiles(crops, panel, scale=1, boxes=boxes)
+    tile = tiles[0]
     tick = (np.asarray(TICK_COLOUR, np.float32) * 255 + 0.5).astype(np.uint8)
-    top_row = (tile[8, 6:17] == tick).all(axis=1)
-    assert top_row[::2].all() and not top_row[1::2].any()    # dotted
-    assert (tile[8:11, 6] == tick).all(axis=1)[::2].all()   # the left side
+    top_row = (tile[8, 1:20] == tick).all(axis=1)
+    columns = np.arange(1, 20)                               # dotted, its corners drawn
+    assert np.array_equal(top_row, (columns % 2 == 0) | (columns == 1) | (columns == 19))
+    assert (tile[[8, 10], 1] == tick).all()                 # the left side, dotted
     assert not (tile[3] == tick).all(axis=1).any()          # nothing off the box
+    # A box off the crop draws nothing but its sides within it (none here).
+    assert np.array_equal(tiles[1], render_tiles(crops, panel, scale=1)[1])
 
 
 def test_the_overlay_leaves_the_noise_out_the_grey_panels_keep_it(rng):

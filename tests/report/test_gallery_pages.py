@@ -57,6 +57,10 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
         ("cluster", [0.1, 0.0, 0.1, 0.1]), ("debris", [0.0, 0.0, 0.8, 0.0]))})
     labels = tile_labels(fused, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
     assert " ctc (network: wbc p=0.60; likeliest: ctc p=0.80) " in labels[3]
+    # Only a counted class is named: a leukocyte the fusion reads likelier debris is not.
+    fused["fused_p_wbc"], fused["fused_p_debris"] = [0.0, 0.45, 0.0, 0.1], [0.0, 0.55, 0.8, 0.0]
+    assert "likeliest" not in tile_labels(fused, reasons, 0.9,
+                                          ["ctc", "wbc", "cluster", "debris"])[1]
     # A debris call that a cluster outweighs before the cartridge's prior (the run's
     # filed_by_prior column) says so.
     events["guard"] = ["", "", "", ""]
