@@ -15,6 +15,7 @@ memory of a few (read all at start, four such samples took 1.5 GB before a page 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -190,14 +191,34 @@ class ReviewApp:
         self.tiles.prefetch(jobs)
 
     def index_html(self) -> str:
-        """The page listing the samples to review."""
+        """The page listing the samples to review, each with whether its result may be read
+        (partial, failed, signed off...), its review list and how much of it is decided: a
+        morning's work read before a sample is opened."""
         links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
-                        f'{html.escape(n)}</a></li>'
-                        for n in self.folders)
+                        f'{html.escape(n)}</a>: {html.escape(_sample_line(folder))}</li>'
+                        for n, folder in self.folders.items())
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'
                 "<title>ctcnet review</title></head><body><h1>Samples to review</h1>"
                 f"<ul>{links}</ul></body></html>")
+
+
+def _sample_line(folder: Path) -> str:
+    """A sample's line on the index: its result state, review list and decisions so far, from
+    its summary.json alone (the sample itself is read when its page is opened)."""
+    from ctcnet.inference.result_state import result_state
+
+    try:
+        summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return f"its summary.json cannot be read ({err.__class__.__name__})"
+    if not isinstance(summary, dict):
+        return "its summary.json is not a run's summary"
+    state = result_state(summary)["state"]
+    listed = (summary.get("review_list") or {}).get("events")
+    decided = (summary.get("reviewed") or {}).get("reviewed", 0)
+    return f"{state}" + (f"; {listed} on the review list" if listed is not None else "") + \
+        f"; {decided} decided"
 
 
 def _levels_job(sample: Sample) -> Callable[[], bytes]:

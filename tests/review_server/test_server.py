@@ -1234,3 +1234,19 @@ def test_a_long_json_answer_is_sent_compressed_where_the_browser_asks(served, mo
     plain = request(server, "GET", "/api/P001/state")[1]
     assert json.loads(gzip.decompress(packed))["run_id"] == json.loads(plain)["run_id"]
     assert len(packed) < len(plain)
+
+
+def test_the_index_says_each_samples_state_review_list_and_decisions(tmp_path):
+    """The page listing a night's samples says, before one is opened, whether its result may
+    be read and how much review it holds."""
+    from ctcnet.review_server.app import _sample_line
+
+    partial = tmp_path / "a"
+    partial.mkdir()
+    (partial / "summary.json").write_text(json.dumps(
+        {"status": "partial", "skipped_frames": [{"frame": "r00c01", "reason": "empty"}],
+         "frames": {"total": 5, "processed": 4, "skipped": 1, "missing": 0},
+         "review_list": {"events": 23}, "reviewed": {"reviewed": 5}}))
+    assert _sample_line(partial) == "partial; 23 on the review list; 5 decided"
+    (partial / "summary.json").write_text("{ not json")
+    assert _sample_line(partial).startswith("its summary.json cannot be read")
