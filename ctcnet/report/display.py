@@ -44,7 +44,7 @@ KNEE_SNR = 4.0            # the scale is nearly linear below this many noise uni
 # The colour overlay mixes every channel's noise into speckles of every hue, which a dim CK
 # has to stand out of: it takes this many noise units off each channel first (the grey
 # panels keep them, so the noise a marker stands on stays visible there).
-OVERLAY_FLOOR_SNR = 2.0
+OVERLAY_FLOOR_SNR = 1.0
 PEAK_RADIUS_UM = 8.0      # a cell's own area: its peak is read within this of the centre
 # The guard's own measurements (noise units but the edge), shown where the events table has them.
 GUARD_MEASURES = {"ck_peak": "CK peak", "cd45_over_ck": "CD45 over CK",

@@ -20,6 +20,7 @@ a broken page is obvious to a reader (and to the headless-browser test).
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -168,13 +169,17 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
                  measures: list[list[str]] | None = None):
     """Stack tiles vertically under a channel header, each with its label; a PIL image.
 
-    A label may hold several lines ("\\n"): every row then has room for the page's longest.
-    ``measures``: per tile, a text per channel column (the marker's intensities), written on
-    a line of their own between the label and the tile, above each channel."""
-    from PIL import Image, ImageDraw
+    A label may hold several lines ("\\n"), and a line wider than the tile is wrapped (the
+    reasons at a caption's end were cut off at the tile's edge): every row then has room for
+    the page's longest. ``measures``: per tile, a text per channel column (the marker's
+    intensities), written on a line of their own between the label and the tile, above each
+    channel."""
+    from PIL import Image, ImageDraw, ImageFont
 
     n, th, tw, _ = tiles.shape
-    lines = [text.split("\n") for text in labels]
+    font = ImageFont.load_default()
+    lines = [[part for line in text.split("\n") for part in _wrapped(line, tw - 4, font)]
+             for text in labels]
     label_lines = max((len(t) for t in lines), default=1)
     text_h = LABEL_HEIGHT * (label_lines + (measures is not None))
     row_h = text_h + th + GAP
@@ -194,6 +199,14 @@ def montage_page(tiles: np.ndarray, labels: list[str], header: list[str], tile_p
             draw.text((k * (tile_px + GAP) + 2, LABEL_HEIGHT * (1 + label_lines) + i * row_h
                        + 1), text, fill=(170, 210, 255))
     return image
+
+
+def _wrapped(line: str, width_px: int, font) -> list[str]:
+    """``line`` in lines no wider than ``width_px`` in ``font``, broken at spaces."""
+    if not line or font.getlength(line) <= width_px:
+        return [line]
+    chars = max(20, int(width_px * len(line) / font.getlength(line)))
+    return textwrap.wrap(line, chars) or [line]
 
 
 def journal_event_ids(events: pd.DataFrame, gallery: dict) -> dict:

@@ -78,9 +78,10 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "cut_by_border": ("CTC/cluster cut by border", "the network finds a CTC or cluster, but "
                       "the frame border cuts the event, so it is filed as debris: only whole "
                       "cells are counted. Detection reads a whole cell that touches the border "
-                      "as cut. If the cell is whole, or nearly, relabel it ctc or cluster (its "
-                      "number key) to count it; confirming files it as debris, and rejecting "
-                      "takes it out of every count"),
+                      "as cut. If the cell is whole, or nearly, and its markers are a CTC's "
+                      "(CK positive, a nucleus, no CD45 of its own), relabel it ctc or cluster "
+                      "(its number key) to count it; confirming files it as debris, and "
+                      "rejecting takes it out of every count"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
     "decided": ("decided, not listed", "not on the review list: a decision made on it "
@@ -215,10 +216,11 @@ def call_text(call: str, model_call: str, confidence: float, own: str | None = N
     of the network's call (under the model's decision rule), never of another class. Where
     the most probable class before the cartridge's prior (``own``, ``own_p``:
     :func:`own_calls`) is another, it is named too: a cluster the prior filed as a leukocyte,
-    called a CTC by its markers, reads "ctc (network: wbc p=0.45; likeliest: cluster
-    p=1.00)", so the reviewer is asked about the cluster the network saw."""
+    called a CTC by its markers, reads "ctc (network: wbc p=0.45; likeliest before prior:
+    cluster p=1.00)", so the reviewer is asked about the cluster the network saw: the first p
+    is after the cartridge's prior, the second before it."""
     p = "n/a" if not np.isfinite(confidence) else f"{confidence:.2f}"
-    likeliest = (f"; likeliest: {own} p={own_p:.2f}" if own and own != model_call
+    likeliest = (f"; likeliest before prior: {own} p={own_p:.2f}" if own and own != model_call
                  and own_p is not None and np.isfinite(own_p) else "")
     if call == model_call:
         return f"{call} p={p}" + (f" (network{likeliest})" if likeliest else "")

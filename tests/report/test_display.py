@@ -258,19 +258,39 @@ def test_the_events_box_is_outlined_where_its_object_lies(rng):
     assert np.array_equal(tiles[1], render_tiles(crops, panel, scale=1)[1])
 
 
-def test_the_overlay_leaves_the_noise_out_the_grey_panels_keep_it(rng):
+def test_the_overlay_leaves_the_noise_out_the_grey_panels_keep_it(rng, monkeypatch):
     """Every channel's noise mixed in colour is speckle of every hue a dim CK must stand out
-    of: the overlay takes a couple of noise units off, the grey panels show the noise."""
+    of: the overlay takes a noise unit off each channel, the grey panels show the noise."""
+    from ctcnet.report import display
     from ctcnet.report.display import levels_from_crops
 
     panel = default_panel()
     crops = cells(rng, ck=[600] * 3 + [60])
     levels = levels_from_crops(crops, panel.names)
-    tile = render_tiles(crops[3:4], panel, scale=1, levels=levels)[0]
     width = 32 + GAP
     corner = (slice(0, 10), slice(0, 10))                      # background only
-    grey_ck = tile[:, width:2 * width][corner]
-    overlay = tile[:, 5 * width:6 * width][corner]
-    assert grey_ck.mean() > 4 and overlay.mean() < 0.25 * grey_ck.mean()
-    centre = (slice(13, 19), slice(5 * width + 13, 5 * width + 19))
-    assert tile[centre][..., 1].mean() > 60                    # the dim CK still green
+
+    def drawn():
+        tile = render_tiles(crops[3:4], panel, scale=1, levels=levels)[0]
+        return tile[:, width:2 * width][corner], tile[:, 5 * width:6 * width]
+
+    grey_ck, overlay = drawn()
+    monkeypatch.setattr(display, "OVERLAY_FLOOR_SNR", 0.0)
+    grey_unfloored, overlay_unfloored = drawn()
+    assert np.array_equal(grey_ck, grey_unfloored) and grey_ck.mean() > 4
+    assert overlay[corner].mean() < 0.4 * overlay_unfloored[corner].mean()
+    # The dim CK (12 noise units) stays green in the overlay.
+    assert overlay[13:19, 13:19][..., 1].mean() > 60
+
+
+def test_a_caption_wider_than_its_tile_wraps_onto_more_lines():
+    """The reasons at a caption's end were cut off at the tile's edge."""
+    from ctcnet.report.gallery_pages import LABEL_HEIGHT, montage_page
+
+    tiles = np.zeros((2, 40, 200, 3), np.uint8)
+    short = montage_page(tiles, ["#1 ctc p=0.95", "#2 wbc p=0.90"], ["DAPI"], 40)
+    long = "#7 r00c01 x=3 y=5 debris (network: ctc p=0.99) border-cut | CTC/cluster cut by border"
+    wrapped = montage_page(tiles, ["#1 ctc p=0.95", long], ["DAPI"], 40)
+    assert short.height == LABEL_HEIGHT + 2 * (LABEL_HEIGHT + 40 + GAP)
+    lines = (wrapped.height - LABEL_HEIGHT) // 2 - 40 - GAP
+    assert lines // LABEL_HEIGHT >= 2 and lines % LABEL_HEIGHT == 0

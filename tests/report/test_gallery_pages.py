@@ -47,16 +47,16 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
                     ("cluster", [0.02, 0.01, 0.1, 0.997]), ("debris", [0.01, 0.01, 0.4, 0.001])):
         events[f"p_{name}"] = p
     labels = tile_labels(events, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
-    assert " ctc (network: wbc p=0.60; likeliest: cluster p=1.00) " in labels[3]
+    assert " ctc (network: wbc p=0.60; likeliest before prior: cluster p=1.00) " in labels[3]
     assert " ctc p=0.95 " in labels[0] and "likeliest" not in labels[0]
-    assert " debris p=0.50 (network; likeliest: debris" not in labels[2]
+    assert " debris p=0.50 (network; likeliest before prior: debris" not in labels[2]
     # Where the cartridge's fusion wrote its posterior, the likeliest class is read there, as
     # the calls' rule read it (and as counted_likeliest is decided).
     fused = events.assign(**{f"fused_p_{n}": v for n, v in (
         ("ctc", [0.9, 0.0, 0.1, 0.8]), ("wbc", [0.0, 1.0, 0.0, 0.1]),
         ("cluster", [0.1, 0.0, 0.1, 0.1]), ("debris", [0.0, 0.0, 0.8, 0.0]))})
     labels = tile_labels(fused, reasons, 0.9, ["ctc", "wbc", "cluster", "debris"])
-    assert " ctc (network: wbc p=0.60; likeliest: ctc p=0.80) " in labels[3]
+    assert " ctc (network: wbc p=0.60; likeliest before prior: ctc p=0.80) " in labels[3]
     # Only a counted class is named: a leukocyte the fusion reads likelier debris is not.
     fused["fused_p_wbc"], fused["fused_p_debris"] = [0.0, 0.45, 0.0, 0.1], [0.0, 0.55, 0.8, 0.0]
     assert "likeliest" not in tile_labels(fused, reasons, 0.9,
