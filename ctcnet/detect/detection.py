@@ -369,10 +369,14 @@ def _cut_by_border(labels: np.ndarray, detection: np.ndarray, peak: np.ndarray,
     return cut
 
 
+# An event's bounding box in frame pixels: first column and row, last column and row + 1.
+BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
+
+
 def event_columns(panel: Panel) -> list[str]:
     """The columns of an event table for ``panel``, in order (one ``mean_`` column per channel)."""
-    return (["x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "area_px", "area_um2",
-             "peak_snr", "edge_cut"] + [f"mean_{n}" for n in panel.names])
+    return (["x", "y", *BOX_COLUMNS, "area_px", "area_um2", "peak_snr", "edge_cut"]
+            + [f"mean_{n}" for n in panel.names])
 
 
 def empty_event_table(panel: Panel) -> pd.DataFrame:

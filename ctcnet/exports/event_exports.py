@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet import __version__
+from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
 from ctcnet.inference.counts import REJECTED
@@ -78,7 +79,6 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("event_id", "frame", "frame_id", "x", "y", "class", "review")
 # The column a reviewed sample's events carry: the reviewer's call, "" where none was given.
 REVIEWER_CALL = "reviewer_call"
-BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 
 
 @dataclass

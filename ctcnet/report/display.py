@@ -72,8 +72,8 @@ class DisplayLevels:
         """(N, C, S, S) counts -> [0, 1] on the sample's scale (the same for every crop):
         ``asinh(signal / knee) / asinh(white's signal / knee)``, the signal the counts over
         the background and the knee ``KNEE_SNR`` noise units (at least a hundredth of white's
-        signal); ``floor_snr``: noise units
-        taken off the signal first (the overlay's: :data:`OVERLAY_FLOOR_SNR`)."""
+        signal); ``floor_snr``: noise units taken off the signal first (the overlay's:
+        :data:`OVERLAY_FLOOR_SNR`)."""
         black = self._column(self.background)
         noise = self._column(self.noise)
         span = np.maximum(self._column(self.white) - black, 1e-3)

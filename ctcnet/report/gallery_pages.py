@@ -28,6 +28,7 @@ import pandas as pd
 
 from ctcnet.core.ordered import ordered_map
 from ctcnet.core.robust import median_and_mad_sigma
+from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.inference.gallery import gallery_categories
 from ctcnet.inference.tables import BAND_PREFIX
 from ctcnet.io.atomic import atomic_path
@@ -52,7 +53,6 @@ GAP = 4
 # The centre marks on the grey channel panels: a colour no grey level has, so a tick never
 # reads as signal; the overlay's are white, as its signal is coloured.
 TICK_COLOUR = (1.0, 0.85, 0.0)
-BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")  # an event's box, frame pixels
 
 
 def stretch_each_crop(crops: np.ndarray, high: float = 99.5, min_snr: float = 12.0,
@@ -304,13 +304,15 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
     journaled = [ids[~np.isnan(ids)] for ids in event_ids.values()]
     has_crop = set(np.concatenate(journaled).astype(np.int64).tolist()) if journaled else set()
     levels = gallery_levels(out_dir, events, gallery, event_ids, panel.names)
-    object_means = read_object_means(out_dir, events, panel.names)
-    object_boxes = read_event_columns(out_dir, events, list(BOX_COLUMNS))
-    # The probabilities the calls' rule read, for the class likeliest before the prior
-    # (reasons.own_calls), as the review page names it.
-    object_probs = read_event_columns(
-        out_dir, events, [f"{prefix}{c}" for prefix in (BAND_PREFIX, "p_")
-                          for c in spec.class_names])
+    # What the tiles show beyond the columns predict hands the report, read once: the
+    # objects' means, their boxes, and the probabilities the calls' rule read (for the class
+    # likeliest before the prior, reasons.own_calls, as the review page names it).
+    means = [f"mean_{c}" for c in panel.names]
+    read = read_event_columns(out_dir, events, [
+        *means, *BOX_COLUMNS,
+        *(f"{prefix}{c}" for prefix in (BAND_PREFIX, "p_") for c in spec.class_names)])
+    object_means = read[[c for c in means if c in read]]
+    for_tiles = read.drop(columns=[*means, *events.columns], errors="ignore")
     info = {}
     # Pages are drawn two at a time (drawn_in_order): at the end of a cartridge's run the
     # report is all that is left to do, and one page's tiles, captions and PNG encoding keep
@@ -324,10 +326,9 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
                                                event_ids)
             crops = stacked[position.loc[with_crops["event_id"]].to_numpy()]
             del stacked
-            with_probs = with_crops.join(object_probs.drop(columns=with_crops.columns,
-                                                           errors="ignore"), on="event_id")
-            pages = _category_pages(gdir, cat, with_probs, crops, panel, spec, levels,
-                                    object_means, explain, frame_shape, object_boxes)
+            pages = _category_pages(gdir, cat, with_crops.join(for_tiles, on="event_id"),
+                                    crops, panel, spec, levels, object_means, explain,
+                                    frame_shape)
         info[cat] = {"total": int(len(chosen)), "shown": int(len(with_crops)), "pages": pages}
     remove_stale_pages(gdir, info)
     return info
@@ -335,8 +336,7 @@ def write_gallery(out_dir: Path, events: pd.DataFrame, gallery: dict, panel: Pan
 
 def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray,
                     panel: Panel, spec: ModelSpec, levels, object_means: pd.DataFrame,
-                    explain=None, frame_shape=None,
-                    object_boxes: pd.DataFrame | None = None) -> list[dict]:
+                    explain=None, frame_shape=None) -> list[dict]:
     """One category's montage pages, drawn on threads (:func:`drawn_in_order`); per page, in
     order, its file and which event each tile shows, top to bottom (the review page cuts tiles
     out)."""
@@ -348,10 +348,8 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     sizes = (crops.shape[-1], spec.pixel_size_um, panel.pixel_size_um)  # as the crops were cut
     if frame_shape:
         outside = outside_frame(shown["x"], shown["y"], frame_shape, *sizes)
-    if object_boxes is not None and set(BOX_COLUMNS) <= set(object_boxes) and \
-            shown["event_id"].isin(object_boxes.index).all():
-        boxes = event_boxes(object_boxes.loc[shown["event_id"], list(BOX_COLUMNS)],
-                            shown["x"], shown["y"], *sizes)
+    if set(BOX_COLUMNS) <= set(shown) and shown[list(BOX_COLUMNS)].notna().all(axis=None):
+        boxes = event_boxes(shown[list(BOX_COLUMNS)], shown["x"], shown["y"], *sizes)
 
     def pages():
         saliency, done = None, 0  # maps of the pages from `done` on, SALIENCY_PAGES at a time
@@ -436,30 +434,27 @@ def gallery_levels(out_dir: Path, events: pd.DataFrame, gallery: dict, event_ids
     return levels
 
 
-def read_object_means(out_dir: Path, events: pd.DataFrame, channels: list[str]) -> pd.DataFrame:
-    """Each event's ``mean_<channel>`` columns by event id (:func:`read_event_columns`)."""
-    return read_event_columns(out_dir, events, [f"mean_{c}" for c in channels])
-
-
 def read_event_columns(out_dir: Path, events: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
-    """Each event's ``wanted`` columns by event id: from ``events`` when it has them, else from
-    the events table predict wrote (it hands the report a few columns only); empty when
-    neither has them (the tiles then go without what they give)."""
-    have = [c for c in wanted if c in events]
-    if have:
-        return events.set_index("event_id")[have]
+    """Each event's ``wanted`` columns by event id: those ``events`` has, the rest read in one
+    pass from the events table predict wrote (it hands the report a few columns only); a
+    column neither has is left out (the tiles then go without what it gives)."""
+    table = events.set_index("event_id")[[c for c in wanted if c in events]]
+    missing = [c for c in wanted if c not in events]
+    if not missing:
+        return table
     try:
         import pyarrow.parquet as pq  # pandas' parquet engine: the schema without the data
 
-        names = pq.read_schema(out_dir / "events.parquet").names
-        have = [c for c in wanted if c in names]
-        if not have:
-            return pd.DataFrame(index=pd.Index([], name="event_id"))
-        return pd.read_parquet(out_dir / "events.parquet",
-                               columns=["event_id", *have]).set_index("event_id")
+        names = set(pq.read_schema(out_dir / "events.parquet").names)
+        missing = [c for c in missing if c in names]
+        if not missing:
+            return table
+        read = pd.read_parquet(out_dir / "events.parquet",
+                               columns=["event_id", *missing]).set_index("event_id")
     except (OSError, ValueError, ImportError) as err:
-        log.info("%s: no %s for the gallery's tiles: %s", out_dir, ", ".join(wanted), err)
-        return pd.DataFrame(index=pd.Index([], name="event_id"))
+        log.info("%s: no %s for the gallery's tiles: %s", out_dir, ", ".join(missing), err)
+        return table
+    return table.join(read, how="outer") if len(table.columns) else read
 
 
 def tile_measures(means: pd.DataFrame, crops: np.ndarray, levels: display.DisplayLevels,

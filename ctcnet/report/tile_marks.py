@@ -106,11 +106,6 @@ def outline_boxes(panels: np.ndarray, boxes: np.ndarray, colours, scale: int = 1
                 panels[n, :, rows, col][:, dots_h[rows]] = colour
 
 
-def zoomed(mask: np.ndarray, scale: int) -> np.ndarray:
-    """(N, S, S) -> (N, S*scale, S*scale), each pixel a block, as a tile is zoomed."""
-    return mask if scale == 1 else mask.repeat(scale, axis=1).repeat(scale, axis=2)
-
-
 def hatch_outside(panels: np.ndarray, mask: np.ndarray) -> None:
     """Hatch the pixels of ``mask`` ((N, H, W): outside the frame) on every panel of
     ``panels`` ((N, P, H, W, 3) in [0, 1]). In place."""

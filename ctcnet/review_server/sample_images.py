@@ -19,18 +19,12 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE
-from ctcnet.report.gallery_pages import (
-    BOX_COLUMNS,
-    GAP,
-    LABEL_HEIGHT,
-    montage_page,
-    render_tiles,
-    tile_labels,
-)
+from ctcnet.report.gallery_pages import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
 from ctcnet.report.reasons import event_reasons
 from ctcnet.report.tile_marks import event_boxes, outside_frame
 
