@@ -90,7 +90,7 @@ from ctcnet.inference.options import (
     edge_cut_class,
     spec_at_prior,
 )
-from ctcnet.inference.progress import progress_bar
+from ctcnet.inference.progress import progress_bar, skipped_note
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
 from ctcnet.inference.resources import (
     keep_frame_buffers,
@@ -247,7 +247,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     with (progress_bar(len(todo), options.quiet, events=True) as progress,
           FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers),
                         threads=workers if in_processes else 1) as finisher):
-        task = progress.add_task(cartridge.sample_id, total=len(todo), events=0)
+        task = progress.add_task(cartridge.sample_id, total=len(todo), events=0,
+                                 skipped_note="")
         frames_ready = prepared_frames(todo, cartridge, spec, options.detect, device, leaks,
                                        workers, max(options.prefetch, workers),
                                        "processes" if in_processes else "threads")
@@ -259,7 +260,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                 if len(skipped) <= SKIPS_LOGGED:
                     log.warning("%s: frame %s skipped: %s", cartridge.sample_id,
                                 work.frame.frame_id, work.error)
-                progress.update(task, advance=1)
+                progress.update(task, advance=1, skipped_note=skipped_note(len(skipped)))
                 continue
             batcher.add(work)
             finisher.submit(batcher.ready())

@@ -31,7 +31,10 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
     console = Console(stderr=True)
     if not console.is_terminal and not quiet and total != 0:
         return PlainProgress(console)
-    counted = (TextColumn("{task.fields[events]} events"),) if events else ()
+    # A cartridge's events, and the frames skipped where any were (a frame counts as done
+    # either way: "5 of 5" alone would read as complete).
+    counted = (TextColumn("{task.fields[events]} events{task.fields[skipped_note]}"),) \
+        if events else ()
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     *counted, TimeElapsedColumn(), TimeRemainingColumn(),
                     console=console,
@@ -59,7 +62,8 @@ class StepBars:
 class PlainProgress:
     """The part of ``rich.progress.Progress`` a run uses (``add_task``, ``update``,
     ``advance``, a context manager), said as plain lines on a console that is no terminal:
-    "S1: 120 of 600 (20 %), 95,310 events, 2 min 10 s", at most once every
+    "S1: 120 of 600 (20 %), 95,310 events, 2 min 10 s" (", 1 frame skipped" after the events
+    where one was), at most once every
     :data:`PLAIN_EVERY_S` seconds a task and as it completes."""
 
     def __init__(self, console, every_s: float = PLAIN_EVERY_S, clock=time.monotonic):
@@ -73,7 +77,8 @@ class PlainProgress:
         return None
 
     def add_task(self, description: str, total: int | None = None, **fields) -> int:
-        """A task of ``total`` steps (None: not known), its clock started now."""
+        """A task of ``total`` steps (None: not known), its clock started now; ``fields``: its
+        ``events`` and ``skipped_note`` (:func:`skipped_note`), as a cartridge's bar has."""
         now = self.clock()
         self.tasks.append({"description": description, "total": total, "done": 0,
                            "fields": fields, "start": now, "said": now})
@@ -104,4 +109,9 @@ class PlainProgress:
         minutes, seconds = divmod(int(now - t["start"]), 60)
         return (f"{t['description']}: {done:,}" + (f" of {total:,}" if total else "") + share
                 + (f", {events:,} events" if events is not None else "")
-                + f", {minutes} min {seconds} s")
+                + t["fields"].get("skipped_note", "") + f", {minutes} min {seconds} s")
+
+
+def skipped_note(skipped: int) -> str:
+    """What a cartridge's progress adds after its events: the frames skipped, if any."""
+    return f", {skipped:,} frame{'s' if skipped != 1 else ''} skipped" if skipped else ""

@@ -286,7 +286,7 @@ def test_journal_of_an_earlier_ctcnet_is_refused(setup, tmp_path, earlier_run, m
         predict_cartridge(setup["cart"], setup["backend"], out, PredictOptions(**QUIET))
 
 
-def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
+def test_bad_frames_are_skipped_with_reasons(setup, tmp_path, capsys):
     cart = tmp_path / "cart"
     shutil.copytree(setup["cart"], cart)
     frames = sorted(cart.glob("r*.tif"))
@@ -294,8 +294,13 @@ def test_bad_frames_are_skipped_with_reasons(setup, tmp_path):
     frames[1].write_bytes(data[: len(data) // 3])          # truncated: corrupt
     frames[2].unlink()                                     # missing
     summary = predict_cartridge(cart, setup["backend"], tmp_path / "out",
-                                PredictOptions(**REPORTED))
+                                PredictOptions(**{**REPORTED, "quiet": False}))
     assert summary.frames.skipped == 1
+    # The progress (plain lines: stderr is no terminal here) says a frame is skipped, not
+    # just "2 of 2 (100 %)".
+    progress = [line for line in capsys.readouterr().err.splitlines() if " of 2 (" in line]
+    assert progress and "2 of 2 (100 %)" in progress[-1]
+    assert "events, 1 frame skipped, " in progress[-1]
     assert summary.skipped_frames[0]["frame"] == frames[1].stem
     assert "corrupt or truncated" in summary.skipped_frames[0]["reason"]
     assert any("3 frames" in p for p in summary.problems)  # cartridge.json lists 3

@@ -4,7 +4,7 @@ import io
 
 from rich.console import Console
 
-from ctcnet.inference.progress import PlainProgress, progress_bar
+from ctcnet.inference.progress import PlainProgress, progress_bar, skipped_note
 
 
 def test_a_log_file_gets_a_line_a_minute_and_one_as_the_task_ends():
@@ -20,6 +20,17 @@ def test_a_log_file_gets_a_line_a_minute_and_one_as_the_task_ends():
     assert len(lines) == 5  # at 60, 120, 180, 240 s and as it ends (299.5 s)
     assert lines[0] == "S1: 121 of 600 (20 %), 108,900 events, 1 min 0 s"
     assert lines[-1].startswith("S1: 600 of 600 (100 %), 540,000 events")
+
+
+def test_a_cartridge_line_says_its_skipped_frames():
+    out = io.StringIO()
+    progress = PlainProgress(Console(file=out, width=200), clock=lambda: 0.0)
+    task = progress.add_task("S1", total=3, events=0, skipped_note="")
+    progress.update(task, advance=2, events=500)
+    progress.update(task, advance=1, skipped_note=skipped_note(1))
+    assert out.getvalue().splitlines()[-1] == \
+        "S1: 3 of 3 (100 %), 500 events, 1 frame skipped, 0 min 0 s"
+    assert skipped_note(0) == "" and skipped_note(2) == ", 2 frames skipped"
 
 
 def test_a_terminal_gets_the_bar_and_a_file_the_lines(monkeypatch):
