@@ -173,11 +173,12 @@ def _summary_lines(report: dict) -> list[str]:
                      "cnn.by_sample)")
     band = cnn["review_band"]
     if band.get("auto_precision") is not None:
+        shown = (f"; predict shows {band['shown_fraction']:.1%} for the network's doubt "
+                 "(what could change a CTC or cluster count), the guard's flags aside"
+                 if "shown_fraction" in band else "")
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
                      f"{band['reviewed_fraction']:.1%} of crops, the calls above it "
-                     f"{band['auto_precision']:.1%} precise (predictions.csv's review column "
-                     "shows those of them whose doubt could change a CTC or cluster count, "
-                     "and the guard's flagged calls)")
+                     f"{band['auto_precision']:.1%} precise{shown}")
     prior = report.get("prior", "balanced")
     lines.append(f"calls above at prior {prior}" + (" (the most probable class)"
                                                      if prior == "balanced" else ""))

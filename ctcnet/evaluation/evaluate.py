@@ -144,8 +144,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     # The calls at the stated prior: their argmax is the call predict makes, their top the
     # confidence its review flag compares with the threshold.
     called = deployment_proba(proba, names, decision)
-    # The review band is the network's own doubt (its top p at the prior), as predict flags it.
-    cnn["review_band"] = review_band(called, y, spec.review_threshold, names)
+    # The threshold's figures, and the share predict shows for the network's doubt.
+    cnn["review_band"] = review_band(proba, y, spec.review_threshold, names, decision)
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     vouched = np.zeros(len(calls), bool)  # ctc calls whose doubt the markers settle
     if markers_decide:

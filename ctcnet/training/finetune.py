@@ -416,7 +416,10 @@ def _calibration_line(cal: dict, spec) -> str:
         how = f"fitted on the {cal.get('lab_crops', cal['review']['n'])} held-out lab crops alone"
     line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
             f"{spec.review_threshold:.4f}, {how}; {cal['review']['reviewed_fraction']:.1%} of "
-            f"the held-out crops reviewed, target precision {cal['review']['target_precision']}")
+            f"the held-out crops under it"
+            + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, by "
+               "predict's rule)" if "shown_fraction" in cal["review"] else "")
+            + f", target precision {cal['review']['target_precision']}")
     g = cal.get("guarantee")
     if g:
         line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "

@@ -12,13 +12,14 @@ def test_evaluate_batch_size_zero_gives_one_line(crops, capsys):
 def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_holds():
     from ctcnet.commands.evaluate import _summary_lines
 
-    band = {"threshold": 0.8, "reviewed_fraction": 0.037, "auto_precision": 0.85577}
+    band = {"threshold": 0.8, "reviewed_fraction": 0.037, "auto_precision": 0.85577,
+            "shown_fraction": 0.012}
     cnn = {"macro_f1": 0.9, "accuracy": 0.9, "ece": 0.166, "ece_uncalibrated": 0.090,
            "per_class": {}, "review_band": band}
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": cnn})
     assert any("fits these crops worse than none: --calibrate-on" in line for line in lines)
-    assert any("3.7% of crops, the calls above it 85.6% precise (predictions.csv's review "
-               "column shows those of them whose doubt could change a CTC or cluster count, "
-               "and the guard's flagged calls)" in line for line in lines)
+    assert any("3.7% of crops, the calls above it 85.6% precise; predict shows 1.2% for the "
+               "network's doubt (what could change a CTC or cluster count), the guard's flags "
+               "aside" in line for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)

@@ -28,6 +28,7 @@ from ctcnet.evaluation.metrics import expected_calibration_error, macro_f1
 from ctcnet.inference.backends import TorchBackend
 from ctcnet.io.panel import Panel, default_panel
 from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.nn.calls import DecisionRule, calls_from_proba
 from ctcnet.nn.classifier import build_classifier
 from ctcnet.nn.saliency import channel_importance, grad_cam
 from ctcnet.nn.spec import ModelSpec
@@ -201,6 +202,20 @@ def test_review_threshold_reaches_target_precision():
     lower = np.sort(proba.max(axis=1))
     lower = lower[lower < t].max()
     assert review_band(proba, y, lower)["auto_precision"] < 0.99
+
+
+def test_review_band_says_what_predict_shows_beside_what_is_under_the_threshold():
+    names = ["ctc", "wbc", "cluster", "debris"]
+    proba = np.array([[0.01, 0.58, 0.01, 0.40],   # leukocyte or debris: no count can change
+                      [0.55, 0.40, 0.02, 0.03],   # a CTC call in doubt
+                      [0.97, 0.01, 0.01, 0.01]])  # sure
+    band = review_band(proba, np.array([1, 0, 0]), 0.9, names)
+    assert band["reviewed"] == 2 and band["shown"] == 1
+    assert band["shown"] == int(calls_from_proba(proba, names, 0.9)[2].sum())
+    # At a cartridge's prior the figures are of the calls predict makes there.
+    rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5})
+    at_prior = review_band(proba, np.array([1, 0, 0]), 0.9, names, rule)
+    assert at_prior["shown"] == int(calls_from_proba(proba, names, 0.9, rule)[2].sum())
 
 
 def test_calibrate_spec_stores_temperature_and_review_threshold():
