@@ -26,10 +26,6 @@ class PanelMismatchError(InputError):
     """Channels of the data do not match the channels the model was trained on."""
 
 
-class NotBuiltError(CtcnetError):
-    """A subcommand or feature that is not available in this build."""
-
-
 def check_device_name(name: str) -> str:
     """Refuse a ``--device`` that is not auto, cpu, cuda or cuda:N (e.g. "gpu") by name."""
     import re

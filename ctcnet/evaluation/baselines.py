@@ -160,9 +160,6 @@ class FeatureClassifier:
         return self.predict_proba(feats).argmax(axis=1)
 
 
-BASELINE_NAMES = ("marker_gate", "feature_classifier")
-
-
 def fit_baselines(crops: np.ndarray, labels: np.ndarray, panel: Panel,
                   class_names: list[str], seed: int = 0) -> dict:
     """Fit both baselines on training crops (raw counts); returns {name: fitted baseline}."""

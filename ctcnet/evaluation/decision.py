@@ -42,12 +42,13 @@ from scipy import stats
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
 from ctcnet.inference.guard import MARKERS_CTC, MARKERS_VOUCH, counted, markers_overrule
 from ctcnet.inference.tables import band_proba_of, label_events
-from ctcnet.nn.calls import DecisionRule, as_rule
+from ctcnet.nn.calls import COUNTED_CLASSES, DecisionRule, as_rule
 
 log = logging.getLogger(__name__)
 
 FULL_SIZE_EVENTS = 175 * 300   # a 175-frame CellSearch cartridge at ~300 events per frame
-RARE_CLASSES = ("ctc", "cluster")
+# The rare classes a prior shift weighs: those a sample's result counts.
+RARE_CLASSES = COUNTED_CLASSES
 # An event whose rare-class probabilities are all below this is never called rare by a rule
 # that only lowers rare classes (wbc or debris then holds at least 0.45).
 CANDIDATE_P = 0.05

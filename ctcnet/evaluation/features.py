@@ -43,10 +43,6 @@ NOISE_FLOOR = 0.5
 _PLANE_CONNECTIVITY = np.zeros((3, 3, 3), bool)
 _PLANE_CONNECTIVITY[1] = ndimage.generate_binary_structure(2, 1)
 
-PER_CHANNEL = ("mean", "p90", "integrated", "pos_area", "crop_pos_area")
-SHAPE = ("area_um2", "diameter_um", "elongation", "centre_offset_um", "objects_in_crop",
-         "nucleus_fragments", "nucleus_in_epithelial")
-
 
 def robust_background(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per crop and channel background level and noise (N, C), from the 10th and 30th

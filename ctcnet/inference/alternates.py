@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.detect.members import GROUP, PART
+from ctcnet.nn.calls import COUNTED_CLASSES
 
-COUNTED = ("ctc", "cluster")
 # The guard's flag for an event whose markers make a CTC the call did not (a person decides).
 POSSIBLE_CTC = "possible_ctc"
 ALTERNATE_COLUMNS = [GROUP, PART]
@@ -32,7 +32,7 @@ def alternates_kept(events: pd.DataFrame) -> np.ndarray:
         return np.ones(len(events), bool)
     group = events[GROUP].to_numpy(np.int64)
     part = events[PART].to_numpy(bool)
-    counted = np.isin(events["class"].to_numpy(object), COUNTED)
+    counted = np.isin(events["class"].to_numpy(object), COUNTED_CLASSES)
     shown = counted.copy()
     guard = events["guard"].fillna("").astype(str) if "guard" in events else None
     if guard is not None:

@@ -23,6 +23,7 @@ import io
 from collections.abc import Sequence
 
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.nn.calls import COUNTED_CLASSES
 
 SAMPLES_FILE = "samples.csv"
 _FIRST = ("name", "result_state", "status", "input", "model_path", "model_sha256",
@@ -38,7 +39,7 @@ _LAST = ("signed_off", "signoff_status", "frames_skipped", "frames_missing", "pr
          "set_aside", "missing", "reason", "earlier_run")
 # Per-class columns: the counted classes first (what a study reports), then the others in the
 # model's order.
-_FIRST_CLASSES = ("ctc", "cluster")
+_FIRST_CLASSES = COUNTED_CLASSES
 
 
 def sample_row(entry: dict) -> dict:

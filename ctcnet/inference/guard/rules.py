@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ctcnet.nn.calls import COUNTED_CLASSES
+
 MARKER_FLAGS = ("cd45_positive", "no_dna", "dna_copies_ck", "low_dna", "no_ck")
 FLAGS = MARKER_FLAGS + ("out_of_focus", "one_cell", "unusual", "possible_ctc")
-GUARDED_CLASSES = ("ctc", "cluster")
+# The calls the guard can hold: those a sample's result counts.
+GUARDED_CLASSES = COUNTED_CLASSES
 # The column of ``review_flags`` that marks a CTC by its markers alone (see ``marker_calls``).
 MARKERS_CTC = "markers_ctc"
 # The column of ``review_flags`` that marks a ``ctc`` call whose doubt toward a cluster its
