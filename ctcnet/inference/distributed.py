@@ -28,6 +28,7 @@ from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import signoff_holds
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE
 
 T = TypeVar("T")
 
@@ -243,7 +244,7 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
     them (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
     cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
     Path(out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(out) / "run.json", json.dumps(
+    atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
         {"state": "running", "started_at": _utc(started), "host": socket.gethostname(),
          "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
 
@@ -256,7 +257,7 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
     text = json.dumps({"state": state, "written_at": _utc(time.time()),
                        "error": f"{type(error).__name__}: {error}"[:500],
                        "note": "the run's index could not be written"}, indent=2) + "\n"
-    with open(Path(out) / "run.json", "w", encoding="utf-8") as index:  # truncates: frees
+    with open(Path(out) / RUN_INDEX_FILE, "w", encoding="utf-8") as index:  # truncates: frees
         index.write(text)
 
 
@@ -301,7 +302,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
              "outputs": entries,
              **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
-    atomic_write_text(Path(out) / "run.json", json.dumps(index, indent=2) + "\n")
+    atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
     _write_samples_table(out, entries, others)
     return index
 
@@ -311,7 +312,7 @@ def refresh_samples_table(out: Path) -> None:
     ``summary.json`` as it is now: the review saves decisions and sign-offs into the
     summaries after predict wrote the table. Entries without an output (set aside, missing)
     stay as the index has them. A folder without a readable index is left alone."""
-    index = _read_summary(Path(out) / "run.json")
+    index = _read_summary(Path(out) / RUN_INDEX_FILE)
     if not isinstance(index, dict) or not isinstance(index.get("outputs"), list) or \
             index.get("state") == "running":  # a run is writing it: its end writes the table
         return

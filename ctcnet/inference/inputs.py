@@ -18,6 +18,7 @@ from pathlib import Path
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.io.cartridge_info import OUTPUT_NAMES
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
@@ -165,6 +166,11 @@ def refuse_colliding_outputs(names: list[str]) -> None:
     """Refuse inputs of which two would write one output folder. Each input writes
     out/<its name>: a cartridge its sample id, a crop set its folder's name; two alike would
     write one folder, the second replacing the first without a word."""
+    taken = sorted({i for i in names if i.lower() in OUTPUT_NAMES})
+    if taken:
+        raise InputError(f"an input would write its output folder as {taken[0]!r}, a file of "
+                         "that name a run writes at the top of --out: rename the crop folder "
+                         "(or the cartridge's sample id)")
     duplicates = sorted({i for i in names if names.count(i) > 1})
     if duplicates:
         raise InputError(f"several inputs would write the output folder(s) {duplicates} "

@@ -23,9 +23,9 @@ import io
 from collections.abc import Sequence
 
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.cartridge_info import SAMPLES_FILE
 from ctcnet.nn.calls import COUNTED_CLASSES
 
-SAMPLES_FILE = "samples.csv"
 _FIRST = ("name", "result_state", "status", "input", "model_path", "model_sha256",
           "counted_at", "events", "review_events", "blood_volume_read_ml",
           "blood_volume_stated")

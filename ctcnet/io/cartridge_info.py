@@ -75,8 +75,11 @@ def check_stated_layout(info: dict, root: Path) -> None:
 MAX_SAMPLE_ID_BYTES = 200
 
 
-# The files a batch writes at the top of its --out, beside the samples' folders.
-OUTPUT_NAMES = ("run.json",)
+# The files a batch writes at the top of its --out, beside the samples' folders: no sample's
+# folder may take their names.
+RUN_INDEX_FILE = "run.json"
+SAMPLES_FILE = "samples.csv"
+OUTPUT_NAMES = (RUN_INDEX_FILE, SAMPLES_FILE)
 
 
 def safe_sample_id(value, root: Path) -> str:

@@ -367,6 +367,12 @@ def test_crop_dataset_input(setup, tmp_path):
         calls = table["class"] == name
         assert summary["counts"][name] == int((calls & ~held).sum())
         assert summary["held"][name] == int((calls & held).sum())
+    # A crop folder named like a file the run writes at the top of --out is refused by name,
+    # before any work (its folder would be that file).
+    (tmp_path / "crops").rename(tmp_path / "run.json")
+    assert main(["predict", str(tmp_path / "run.json"), "--model", str(setup["model"]),
+                 "--out", str(tmp_path / "out2"), "--quiet"]) == 2
+    assert not (tmp_path / "out2" / "run.json").exists()
 
 
 def test_cross_frame_batcher_returns_each_frame_its_own_rows():
