@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,7 @@ from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
+from ctcnet.inference.sample_exports import file_stem, in_folder_exports
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_folder,
@@ -304,6 +304,8 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
         "CTCNET_PIXEL_SIZE_UM": panel.get("pixel_size_um", ""),
         "CTCNET_CARTRIDGE_ID": summary.cartridge_id or "",
         "CTCNET_STATUS": summary.status,
+        # The run the calls are of: summary.json's counted_at_utc.
+        "CTCNET_COUNTED_AT": summary.counted_at_utc,
         "CTCNET_BLOOD_VOLUME_ML": summary.blood_volume_processed_ml or summary.blood_volume_ml,
         **codes.keywords(),
         "CTCNET_FRAMES": ",".join(f"{i}={n}" for i, n in sorted(frames.items())),
@@ -317,12 +319,6 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
 
 
 # --- Whole runs ---------------------------------------------------------------------------------
-
-def _file_name(name: str) -> str:
-    """A frame or sample id as a file name: they come from file and folder names already, but
-    a separator or control character must never reach the path."""
-    return re.sub(r"[^A-Za-z0-9._+=-]", "_", name).lstrip(".") or "_"
-
 
 @dataclass
 class SampleExport:
@@ -344,7 +340,7 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
     ``out/<sample>_geojson/``)."""
     plans, stems = [], {}
     for name, folder in find_samples(results).items():
-        stem = _file_name(name)
+        stem = file_stem(name)
         # Side by side, two sample ids that differ only where a file name cannot hold them
         # ("Patient 17", "Patient_17"), or only in case, would write one file.
         if out is not None and stem.casefold() in stems:
@@ -352,11 +348,10 @@ def plan_exports(results: str | Path, fcs: bool, geojson: bool,
                              f"exported as {stem}: export without --out (beside each sample) "
                              "or each into its own --out", Path(out))
         stems[stem.casefold()] = name
-        root = Path(out) if out is not None else folder
-        plans.append(SampleExport(
-            name, folder, fcs=root / f"{stem}.fcs" if fcs else None,
-            geojson=(root / (f"{stem}_geojson" if out is not None else "geojson")) if geojson
-            else None))
+        fcs_file, geojson_dir = in_folder_exports(folder, name) if out is None else \
+            (Path(out) / f"{stem}.fcs", Path(out) / f"{stem}_geojson")
+        plans.append(SampleExport(name, folder, fcs=fcs_file if fcs else None,
+                                  geojson=geojson_dir if geojson else None))
     return plans
 
 
@@ -367,7 +362,7 @@ def _write_geojson_folder(folder: Path, collections: Iterable[tuple[str, dict]],
     removed, so the folder holds this export alone. Returns the frames written."""
     written = set()
     for frame_id, collection in collections:
-        path = folder / f"{_file_name(frame_id)}.geojson"
+        path = folder / f"{file_stem(frame_id)}.geojson"
         atomic_write_bytes(path, json.dumps(collection, allow_nan=False).encode("utf-8"))
         done.append(path)
         written.add(path.name)

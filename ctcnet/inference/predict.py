@@ -98,6 +98,7 @@ from ctcnet.inference.resources import (
     single_threaded_blas,
 )
 from ctcnet.inference.run_summary import build_summary
+from ctcnet.inference.sample_exports import retire_exports
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -209,6 +210,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
+    # Frames to do, or the run replaced: the tables change, and earlier exports of them go.
+    retire_exports(out_dir, out_dir.name, tables_change=bool(todo) or options.overwrite)
     seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
                "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
     skipped: list[dict] = []

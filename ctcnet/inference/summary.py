@@ -196,8 +196,7 @@ class RunSummary:
             if out[key] is None:
                 del out[key]
         if self.counted_at is not None:  # the same instant in words (UTC), beside the number
-            out["counted_at_utc"] = datetime.fromtimestamp(
-                self.counted_at, timezone.utc).isoformat(timespec="seconds")
+            out["counted_at_utc"] = self.counted_at_utc
         # Whether the result may be read as one, before its numbers (the review's sign-off,
         # written beside it, decides it again: report_page.write_summary_and_page).
         out["result_state"] = result_state(out)
@@ -220,6 +219,14 @@ class RunSummary:
     def read(cls, out_dir: str | Path) -> RunSummary:
         """The summary.json in ``out_dir``."""
         return cls.from_dict(json.loads((Path(out_dir) / "summary.json").read_text()))
+
+    @property
+    def counted_at_utc(self) -> str:
+        """When the counts were made, in words (ISO 8601, UTC); empty where not recorded."""
+        if self.counted_at is None:
+            return ""
+        return datetime.fromtimestamp(self.counted_at, timezone.utc).isoformat(
+            timespec="seconds")
 
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
@@ -270,6 +277,14 @@ class CropRunSummary:
         if out["spillover"] is None:
             del out["spillover"]
         return out
+
+    @property
+    def counted_at_utc(self) -> str:
+        """When the counts were made, in words (ISO 8601, UTC); empty where not recorded."""
+        if self.counted_at is None:
+            return ""
+        return datetime.fromtimestamp(self.counted_at, timezone.utc).isoformat(
+            timespec="seconds")
 
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""

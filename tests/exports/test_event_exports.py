@@ -117,6 +117,9 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
                        "CTCNET_MODEL_CLASSES": "ctc,wbc,cluster,debris"}.items():
         assert str(text[key]) == value, key
     assert text["CTCNET_MODEL"].endswith("model.pt")   # a path starting with "/": unescaped
+    # The run the calls are of, as summary.json says it.
+    summary = json.loads((run / SAMPLE / "summary.json").read_text())
+    assert text["CTCNET_COUNTED_AT"] == summary["counted_at_utc"]
     for i, name in enumerate(names, start=1):
         assert text[f"P{i}N"] == name and str(text[f"P{i}B"]) == "32"
         assert text[f"P{i}S"] and str(text[f"P{i}E"]).replace(".0", "") == "0,0"
@@ -306,6 +309,32 @@ def test_cli_writes_refuses_and_overwrites(run, tmp_path, capsys):
     assert main(["export-events", str(results), "--fcs", "--geojson", "--overwrite"]) == 0
     assert fcs.read_bytes() == before and not stale.exists()
     assert not list((results / SAMPLE).glob(".*.tmp*"))    # no temporary file left behind
+
+
+def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp_path, caplog):
+    """Exports beside the events hold the calls of the tables they were made from: a rerun
+    that replaces the tables moves them into previous/, one that only resumes keeps them."""
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+
+    results = copy_run(run, tmp_path / "results")
+    assert main(["export-events", str(results), "--fcs", "--geojson"]) == 0
+    sample = results / SAMPLE
+    backend = load_backend(run.parent / "model.pt", device="cpu", batch_size=32)
+    cart = run.parent / "cart"
+    # Resumed with every frame done: the tables stay, and so do their exports.
+    predict_cartridge(cart, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert (sample / f"{SAMPLE}.fcs").exists() and (sample / "geojson").is_dir()
+    assert not list(sample.glob("previous/exports-*"))
+    predict_cartridge(cart, backend, sample,
+                      PredictOptions(quiet=True, workers=1, overwrite=True))
+    assert not (sample / f"{SAMPLE}.fcs").exists() and not (sample / "geojson").exists()
+    kept = list(sample.glob("previous/exports-*"))
+    assert len(kept) == 1 and (kept[0] / f"{SAMPLE}.fcs").is_file()
+    assert list((kept[0] / "geojson").glob("*.geojson"))
+    assert "export-events makes this run's" in caplog.text
+    # Exported again: the new run's, beside its tables.
+    assert main(["export-events", str(results), "--fcs"]) == 0
 
 
 def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
