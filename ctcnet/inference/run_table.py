@@ -11,9 +11,9 @@ counts after review where a person decided (``after_review_ctc``,
 ``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped and missing, the
 problems (joined by ``; ``), and for an input set aside or missing, why (an input set aside
 keeps the figures of the output an earlier run left). The samples an earlier run left in the
-folder have their rows too (``earlier_run``). A column a sample lacks is left empty, as are a
-failed sample's counts (it read no blood); the columns are those of every sample, the
-counted classes' first.
+folder have their rows too (``earlier_run``). The columns are the same every night (the model's
+classes', the counted classes' first); a column a sample lacks is left empty, as are a failed
+sample's counts (it read no blood).
 """
 
 from __future__ import annotations
@@ -69,15 +69,15 @@ def sample_row(entry: dict) -> dict:
 def samples_csv(entries: Sequence[dict]) -> str:
     """The CSV text of ``entries`` (run.json's ``outputs``), a row each."""
     rows = [sample_row(e) for e in entries]
-    seen = {key for row in rows for key in row}
-    # The classes in the order the entries name them, the counted classes first.
-    classes = list(dict.fromkeys(name for e in entries for key, _ in _PER_CLASS
-                                 for name in (e.get(key) or {})))
+    # The classes in the order the entries name them, the counted classes first (those always).
+    classes = list(dict.fromkeys([*_FIRST_CLASSES, *(
+        name for e in entries for key, _ in _PER_CLASS for name in (e.get(key) or {}))]))
     classes.sort(key=lambda c: (c not in _FIRST_CLASSES,
                                 _FIRST_CLASSES.index(c) if c in _FIRST_CLASSES else 0))
-    per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes
-                 if f"{prefix}_{name}" in seen]
-    columns = [*_FIRST, *per_class, *(k for k in _LAST if k in seen)]
+    # Every column every night (empty where a sample has nothing to say): a template or a
+    # script keyed on the columns reads any night's table.
+    per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes]
+    columns = [*_FIRST, *per_class, *_LAST]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -1,0 +1,37 @@
+"""samples.csv keeps its columns from night to night, whatever the samples had to say."""
+
+import csv
+import io
+
+from ctcnet.inference.run_table import samples_csv
+
+CLEAN = {"name": "S1", "result_state": "preliminary", "status": "ok", "events": 900,
+         "counts": {"ctc": 3, "wbc": 500, "cluster": 0, "debris": 397},
+         "held": {"ctc": 1, "wbc": 0, "cluster": 0, "debris": 2},
+         "per_7_5_ml": {"ctc": 3.0, "wbc": 500.0, "cluster": 0.0, "debris": 397.0}}
+REVIEWED = {**CLEAN, "name": "S2", "status": "partial", "frames_skipped": 1,
+            "problems": ["frame r00c01 skipped", "no blood volume stated"],
+            "after_review": {"ctc": 4, "wbc": 500, "cluster": 0, "debris": 396},
+            "after_review_per_7_5_ml": {"ctc": 4.0, "wbc": 500.0, "cluster": 0.0,
+                                        "debris": 396.0},
+            "signed_off": "ann 2026-11-30T10:00:00+00:00"}
+
+
+def header(entries) -> list[str]:
+    return next(csv.reader(io.StringIO(samples_csv(entries))))
+
+
+def test_a_clean_night_and_a_reviewed_one_have_the_same_columns():
+    clean, reviewed, both = header([CLEAN]), header([REVIEWED]), header([CLEAN, REVIEWED])
+    assert clean == reviewed == both
+    assert clean.index("count_ctc") < clean.index("count_wbc")  # the counted classes first
+    for column in ("signed_off", "after_review_ctc", "frames_skipped", "problems"):
+        assert column in clean
+    rows = list(csv.DictReader(io.StringIO(samples_csv([CLEAN, REVIEWED]))))
+    assert rows[0]["signed_off"] == "" and rows[1]["after_review_ctc"] == "4"
+    assert rows[1]["problems"] == "frame r00c01 skipped; no blood volume stated"
+
+
+def test_a_night_of_failed_samples_still_has_the_counted_columns():
+    failed = {"name": "S3", "status": "failed", "events": 0}
+    assert {"count_ctc", "count_cluster", "per_7_5_ml_ctc"} <= set(header([failed]))
