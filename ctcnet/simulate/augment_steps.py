@@ -63,8 +63,10 @@ def add_noise(crop: np.ndarray, sd: np.ndarray, rng: np.random.Generator) -> np.
 
 
 def smooth_signal(crop: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """The stain signal for optics: the crop smoothed by 1 px above its background (the
-    matrix's definition, ``evaluation.perturb.split_signal``); what is left is camera noise."""
+    """The stain signal for optics: the crop smoothed by 1 px above its background; what is
+    left is camera noise. The robustness matrix splits a crop the same way
+    (``evaluation.perturb.split_signal``) but above the crop's median and with scipy's
+    borders, batched: the two differ at a crop's edge and by the background read."""
     return np.maximum(_gaussian(crop, 1.0) - background[:, None, None], 0.0)
 
 
