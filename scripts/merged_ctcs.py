@@ -24,14 +24,12 @@ import pandas as pd
 
 from ctcnet.cli import main as ctcnet
 from ctcnet.detect.detection import DetectConfig
-from ctcnet.detect.truth_matching import match_to_truth
+from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.guard import counted
 from ctcnet.inference.options import PredictOptions
 from ctcnet.inference.predict import predict_cartridge
 from ctcnet.io.atomic import atomic_write_text
-
-RADIUS_UM = 8.0
 
 
 def simulate(root: Path, seed: int, frames: int, events: int, rates: str,
@@ -52,7 +50,7 @@ def score(cart: Path, results: Path) -> dict:
     truth = pd.read_csv(cart / "ground_truth.csv")
     events = pd.read_parquet(results / "events.parquet")
     px = json.loads((cart / "panel.json").read_text())["pixel_size_um"]
-    radius = RADIUS_UM / px
+    radius = MATCH_RADIUS_UM / px
     out = dict(ctc_drawn=0, not_detected=0, lost_in_merged=0, counted=0, shown=0,
                cluster_drawn=0, cluster_called=0, ctc_false=0)
     is_counted = counted(events) & (events["class"] == "ctc").to_numpy()

@@ -29,8 +29,13 @@ def match_to_truth(detected_xy: np.ndarray, truth_xy: np.ndarray, radius_px: flo
     return ti[ok], di[ok]
 
 
+# A drawn cell is found when an event's centre lies within this of its own (about a cell's
+# radius): the one match of every figure against simulated truth.
+MATCH_RADIUS_UM = 8.0
+
+
 def detection_recall(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
-                     radius_um: float = 8.0) -> dict:
+                     radius_um: float = MATCH_RADIUS_UM) -> dict:
     """Recall and precision of detected events against a ground-truth table, per class.
 
     Both tables need ``x``, ``y`` and the frame (``row`` and ``col`` when both tables have them,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctcnet.detect.truth_matching import match_to_truth
+from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
 from ctcnet.evaluation.plots import BLACK, BLUE, GREY, ORANGE, WHITE, _font, _save
 from ctcnet.inference.counts import count_events, per_7_5_ml
 from ctcnet.inference.guard import counted
@@ -35,7 +35,6 @@ from ctcnet.simulate import simulate_cartridge
 CUTOFFS = (1, 5)
 # Automatic CTC count within max(ABS_TOLERANCE, REL_TOLERANCE x truth) of the truth.
 REL_TOLERANCE, ABS_TOLERANCE = 0.15, 1.0
-MATCH_RADIUS_UM = 8.0  # as ctcnet.detect.truth_matching.detection_recall
 FLAG_COLUMNS = ("review",)
 
 

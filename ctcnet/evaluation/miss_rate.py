@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctcnet.detect.truth_matching import match_to_truth
+from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
 from ctcnet.inference.tables import before_prior_of
 from ctcnet.nn.calls import COUNTED_CLASSES, deployment_proba, filed_by_prior
 
@@ -89,7 +89,7 @@ def misses_at(band: float, counted_mass: np.ndarray, shown_otherwise: np.ndarray
 
 
 def band_inputs(events: pd.DataFrame, truth: pd.DataFrame, spec, pixel_size_um: float,
-                radius_um: float = 8.0) -> pd.DataFrame:
+                radius_um: float = MATCH_RADIUS_UM) -> pd.DataFrame:
     """Per event of a predicted simulated cartridge, what the band is fitted on:
     ``counted_mass`` (the largest deployment posterior of a counted class, under the model's
     decision rule), ``shown_otherwise`` (called a counted class, flagged by the guard, or a
