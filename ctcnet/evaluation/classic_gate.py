@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.robust import MAD_TO_SIGMA
 from ctcnet.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def noise_units(frame: np.ndarray, channels: Sequence[int]) -> np.ndarray:
     for i, c in enumerate(channels):
         plane = ndimage.gaussian_filter(np.asarray(frame[c], dtype=np.float32), 1.0)
         background = np.median(plane)
-        noise = 1.4826 * np.median(np.abs(plane - background)) + 1e-6
+        noise = MAD_TO_SIGMA * np.median(np.abs(plane - background)) + 1e-6
         np.subtract(plane, background, out=snr[i])
         snr[i] /= noise
     return snr

@@ -50,6 +50,7 @@ SALIENCY_PAGES = 3
 PAGE_THREADS = 2
 LABEL_HEIGHT = 14
 GAP = 4
+TILE_PX = 96  # crops are zoomed to about this many pixels a side (80 px ones shown 1:1)
 # The centre marks on the grey channel panels: a colour no grey level has, so a tick never
 # reads as signal; the overlay's are white, as its signal is coloured.
 TICK_COLOUR = (1.0, 0.85, 0.0)
@@ -392,7 +393,7 @@ def draw_page(path: Path, crops: np.ndarray, labels: list[str], header: list[str
     ``outside``, ``boxes``: the pixels past the frame's border, hatched, and the events'
     boxes, outlined (:func:`render_tiles`)."""
     size = crops.shape[-1]
-    scale = max(1, int(round(96 / size)))
+    scale = max(1, int(round(TILE_PX / size)))
     tiles = render_tiles(crops, panel, scale, saliency, levels=levels, outside=outside,
                          boxes=boxes)
     measures = None if means is None else tile_measures(means, crops, levels, pixel_size_um)

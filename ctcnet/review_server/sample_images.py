@@ -24,14 +24,20 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.io.atomic import exclusive_folder
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE
-from ctcnet.report.gallery_pages import GAP, LABEL_HEIGHT, montage_page, render_tiles, tile_labels
+from ctcnet.report.gallery_pages import (
+    GAP,
+    LABEL_HEIGHT,
+    TILE_PX,
+    montage_page,
+    render_tiles,
+    tile_labels,
+)
 from ctcnet.report.reasons import event_reasons
 from ctcnet.report.tile_marks import event_boxes, outside_frame
 
 log = logging.getLogger(__name__)
 
 CONTEXT = 3       # a context tile is this many times wider than the event's crop
-TILE_PX = 96      # crops are zoomed to about this many pixels a side (80 px ones shown 1:1)
 LEVEL_FRAMES = 4  # display levels read from the frames: the events of this many frames...
 LEVEL_EVENTS = 240  # ... at most this many of them
 
