@@ -218,7 +218,7 @@ class RunSummary:
     @classmethod
     def read(cls, out_dir: str | Path) -> RunSummary:
         """The summary.json in ``out_dir``."""
-        return cls.from_dict(json.loads((Path(out_dir) / "summary.json").read_text()))
+        return cls.from_dict(json.loads((Path(out_dir) / SUMMARY_FILE).read_text()))
 
     @property
     def counted_at_utc(self) -> str:
@@ -230,7 +230,7 @@ class RunSummary:
 
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
-        atomic_write_text(Path(out_dir) / "summary.json",
+        atomic_write_text(Path(out_dir) / SUMMARY_FILE,
                           json.dumps(self.to_dict(), indent=2) + "\n")
 
 
@@ -278,17 +278,9 @@ class CropRunSummary:
             del out["spillover"]
         return out
 
-    @property
-    def counted_at_utc(self) -> str:
-        """When the counts were made, in words (ISO 8601, UTC); empty where not recorded."""
-        if self.counted_at is None:
-            return ""
-        return datetime.fromtimestamp(self.counted_at, timezone.utc).isoformat(
-            timespec="seconds")
-
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
-        atomic_write_text(Path(out_dir) / "summary.json",
+        atomic_write_text(Path(out_dir) / SUMMARY_FILE,
                           json.dumps(self.to_dict(), indent=2) + "\n")
 
 
