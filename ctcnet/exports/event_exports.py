@@ -58,7 +58,7 @@ from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
-from ctcnet.inference.sample_exports import file_stem, in_folder_exports
+from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
 from ctcnet.io.atomic import (
     atomic_write_bytes,
     check_output_folder,

@@ -92,13 +92,13 @@ from ctcnet.inference.options import (
 )
 from ctcnet.inference.progress import progress_bar, skipped_note
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
+from ctcnet.inference.rerun_outputs import keep_replaced
 from ctcnet.inference.resources import (
     keep_frame_buffers,
     release_free_memory,
     single_threaded_blas,
 )
 from ctcnet.inference.run_summary import build_summary
-from ctcnet.inference.sample_exports import retire_exports
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -210,8 +210,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    # Frames to do, or the run replaced: the tables change, and earlier exports of them go.
-    retire_exports(out_dir, out_dir.name, tables_change=bool(todo) or options.overwrite)
+    # Frames to do, or the run replaced: the tables change (what they replace is kept aside);
+    # else the earlier counts' time stands.
+    counted_before = keep_replaced(out_dir, out_dir.name, bool(todo), options.overwrite)
     seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
                "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
     skipped: list[dict] = []
@@ -302,7 +303,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     cartridge, digests, checked, signs, made = with_frame_records(cartridge, parts, skipped,
                                                                   spec, job.made_by)
     summary = build_summary(cartridge, backend, events, skipped, len(cartridge.frames) - len(todo),
-                            seconds, options, spec, prior, new_events=n_events)
+                            seconds, options, spec, prior, new_events=n_events,
+                            counted_at=counted_before)
     summary.spillover, summary.frame_digests = spillover, digests
     summary.frame_device, summary.frames_made_by = device_name, made
     summary.leak_check, summary.metadata_check = checked, signs

@@ -67,11 +67,14 @@ def crowding_problem(density: float | None) -> str | None:
 def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: list[dict],
                   resumed: int, seconds: dict, options: PredictOptions,
                   spec: ModelSpec | None = None, prior: str = CARTRIDGE_PRIOR,
-                  new_events: int | None = None) -> RunSummary:
+                  new_events: int | None = None, counted_at: float | None = None
+                  ) -> RunSummary:
     """The summary of a cartridge's run: its counts (one tally), status, the blood volume
     read, the settings and the stage timings so far (the report's are added after).
     ``new_events``: the events of the frames this run processed (None: every event), over
-    which its rates are: a resumed run's frames from the journal took none of its time."""
+    which its rates are: a resumed run's frames from the journal took none of its time.
+    ``counted_at``: when its counts were made, if earlier than now (a rerun that found every
+    frame in its journal writes the earlier run's counts)."""
     spec = spec or backend.spec
     total, skips = len(cartridge.frames), len(skipped)
     volume = volume_read_ml(cartridge.blood_volume_ml, total, skips, cartridge.frames_scanned)
@@ -118,7 +121,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         skipped_frames=skipped,
         problems=problems,
         cartridge_id=cartridge.identity or None,
-        counted_at=time.time(),
+        counted_at=time.time() if counted_at is None else counted_at,
         events=n,
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag

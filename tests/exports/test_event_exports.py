@@ -313,28 +313,39 @@ def test_cli_writes_refuses_and_overwrites(run, tmp_path, capsys):
 
 def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp_path, caplog):
     """Exports beside the events hold the calls of the tables they were made from: a rerun
-    that replaces the tables moves them into previous/, one that only resumes keeps them."""
+    that writes the tables again moves them (and the summary it replaces) into previous/; one
+    that finds every frame in its journal keeps them, and the counts' time."""
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.predict import PredictOptions, predict_cartridge
 
     results = copy_run(run, tmp_path / "results")
     assert main(["export-events", str(results), "--fcs", "--geojson"]) == 0
     sample = results / SAMPLE
+    counted = json.loads((sample / "summary.json").read_text())["counted_at"]
     backend = load_backend(run.parent / "model.pt", device="cpu", batch_size=32)
     cart = run.parent / "cart"
-    # Resumed with every frame done: the tables stay, and so do their exports.
+    # Resumed with every frame done: the same tables, their exports and their time.
     predict_cartridge(cart, backend, sample, PredictOptions(quiet=True, workers=1))
     assert (sample / f"{SAMPLE}.fcs").exists() and (sample / "geojson").is_dir()
-    assert not list(sample.glob("previous/exports-*"))
-    predict_cartridge(cart, backend, sample,
-                      PredictOptions(quiet=True, workers=1, overwrite=True))
+    assert not (sample / "previous").exists()
+    assert json.loads((sample / "summary.json").read_text())["counted_at"] == counted
+    # A frame to do again (its journal part gone, as after a repaired frame): new tables.
+    next((sample / "parts").glob("r*.parquet")).unlink()
+    predict_cartridge(cart, backend, sample, PredictOptions(quiet=True, workers=1))
     assert not (sample / f"{SAMPLE}.fcs").exists() and not (sample / "geojson").exists()
     kept = list(sample.glob("previous/exports-*"))
     assert len(kept) == 1 and (kept[0] / f"{SAMPLE}.fcs").is_file()
     assert list((kept[0] / "geojson").glob("*.geojson"))
     assert "export-events makes this run's" in caplog.text
-    # Exported again: the new run's, beside its tables.
+    earlier = list(sample.glob("previous/summary-*.json"))
+    assert len(earlier) == 1 and json.loads(earlier[0].read_text())["counted_at"] == counted
+    assert json.loads((sample / "summary.json").read_text())["counted_at"] > counted
+    # Exported again: the new run's, beside its tables; --overwrite moves them aside too.
     assert main(["export-events", str(results), "--fcs"]) == 0
+    predict_cartridge(cart, backend, sample,
+                      PredictOptions(quiet=True, workers=1, overwrite=True))
+    assert not (sample / f"{SAMPLE}.fcs").exists()
+    assert len(list(sample.glob("previous/exports-*/*.fcs"))) == 2
 
 
 def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
