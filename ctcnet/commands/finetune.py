@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = FinetuneOptions()
     parser.add_argument("data", metavar="DATA", help="crop dataset folder (panel.json and "
                                                      "manifest.csv or class folders)")
-    parser.add_argument("--out", required=True, help="model file to write (.pt); the card "
-                                                     "goes beside it (.md)")
+    parser.add_argument("--out", required=True, help="model file to write (.pt); its card "
+                                                     "goes beside it (.md, and .json, which "
+                                                     "`ctcnet models` reads)")
     parser.add_argument("--base", "--model", dest="base", default=None,
                         help="model to start from, a shipped model's name or a file (--model, "
                              "as the other commands name it, is the same; default: the "

@@ -114,28 +114,43 @@ def run_shape(trainer, datamodule) -> dict:
             "accumulate_grad_batches": int(getattr(trainer, "accumulate_grad_batches", 1))}
 
 
-# The metrics a run logs while it trains that a checkpoint or early stopping may monitor: per
-# class the validation precision, recall and F1, and these under train/ and val/.
-LOGGED = ("loss", "acc", "macro_f1")
+# The metrics a run logs while it trains (``lit.CTCClassifier``'s training and validation
+# steps) that a checkpoint or early stopping may monitor, beside the validation's per-class
+# precision, recall, F1 and confusion cells: the training loss per step and per epoch (and
+# under its own name), the training accuracy per epoch, the validation loss and macro-F1.
+LOGGED = ("train/loss", "train/loss_step", "train/loss_epoch", "train/acc", "val/loss",
+          "val/macro_f1")
+# A learning-rate monitor's names (``lr-AdamW``, ``lr-AdamW/pg1``): set by the callback.
+LR_MONITOR_PREFIX = "lr-"
+
+
+def logged_metrics(class_names) -> set[str]:
+    """Every metric name a run of these classes logs (:data:`LOGGED` and per class)."""
+    names = list(class_names)
+    return {*LOGGED, *(f"val/{what}_{name}" for what in ("precision", "recall", "f1")
+                       for name in names),
+            *(f"val/confusion/{a}_as_{b}" for a in names for b in names)}
 
 
 def check_monitored(trainer, class_names) -> None:
     """Refuse, before any epoch, a checkpoint or early-stopping callback that monitors a
-    metric the run never logs (``val/macro-f1`` for ``val/macro_f1``): Lightning finds out
-    after the first epoch, as a traceback, and the epoch is lost."""
+    metric the run never logs (``val/macro-f1`` for ``val/macro_f1``; ``val/acc``, which only
+    training logs): Lightning finds out after the first epoch, as a traceback, and the epoch
+    is lost."""
     import difflib
 
-    overall = [f"{split}/{name}" for split in ("train", "val") for name in LOGGED]
-    logged = {*overall, *(f"val/{what}_{name}" for what in ("precision", "recall", "f1")
-                          for name in class_names)}
+    logged = logged_metrics(class_names)
     for callback in trainer.callbacks:
         monitor = getattr(callback, "monitor", None)
-        if isinstance(monitor, str) and monitor not in logged:
-            near = difflib.get_close_matches(monitor, sorted(logged), n=1)
-            raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which the run "
-                             "does not log" + (f" (did you mean {near[0]!r}?)" if near else "")
-                             + f"; it logs {', '.join(overall)} and val/precision_<class>, "
-                             "val/recall_<class>, val/f1_<class>")
+        if not isinstance(monitor, str) or monitor in logged or \
+                monitor.startswith(LR_MONITOR_PREFIX):
+            continue
+        near = difflib.get_close_matches(monitor, sorted(logged), n=1)
+        raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which the run "
+                         "does not log" + (f" (did you mean {near[0]!r}?)" if near else "")
+                         + f"; it logs {', '.join(LOGGED)}, val/precision_<class>, "
+                         "val/recall_<class>, val/f1_<class> and "
+                         "val/confusion/<class>_as_<class>")
 
 
 def _checkpoint_dir(root: str | None) -> str:

@@ -152,6 +152,29 @@ def test_a_resume_of_another_shape_is_refused(tmp_path):
     assert check_resume("last", trainer, {**shape, "processes": 1}) == tmp_path / "last.ckpt"
 
 
+def test_the_monitorable_metrics_are_those_the_run_logs():
+    """What the check lets through is what training logs (the smoke run's metrics.csv and
+    callback metrics hold each; a run monitoring val/loss, train/loss or a confusion cell
+    finishes), and what it refuses the run never logs (val/acc, train/macro_f1)."""
+    from types import SimpleNamespace
+
+    from ctcnet.errors import InputError
+    from ctcnet.training.cli import check_monitored, logged_metrics
+
+    logged = logged_metrics(["ctc", "wbc"])
+    assert {"val/loss", "train/loss_epoch", "val/confusion/ctc_as_wbc", "val/f1_wbc"} <= logged
+    assert not {"val/acc", "train/macro_f1"} & logged
+
+    def trainer(monitor):
+        return SimpleNamespace(callbacks=[SimpleNamespace(monitor=monitor)])
+
+    for fine in ("val/confusion/wbc_as_ctc", "lr-AdamW/pg1", "train/acc"):
+        check_monitored(trainer(fine), ["ctc", "wbc"])
+    for wrong in ("val/acc", "train/macro_f1"):
+        with pytest.raises(InputError, match="which the run does not log"):
+            check_monitored(trainer(wrong), ["ctc", "wbc"])
+
+
 def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_front(capsys,
                                                                                   tmp_path):
     """A checkpoint monitoring a metric the run never logs fails after the first epoch, as a
