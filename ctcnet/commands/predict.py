@@ -272,10 +272,14 @@ def predict_options(args):
 
 
 def output_names(cartridges, datasets) -> list[str]:
-    """The output folder's name of each input, as run.json lists them."""
-    from ctcnet.inference.inputs import output_name_and_frames
+    """The output folder's name of each input, as run.json lists them (cartridges that share a
+    sample id, set aside, each with its folder: ``inputs.colliding_name``)."""
+    from ctcnet.inference.inputs import colliding_name, output_name_and_frames
 
-    return [output_name_and_frames(c)[0] for c in cartridges] + [d.name for d in datasets]
+    names = [output_name_and_frames(c)[0] for c in cartridges]
+    names = [colliding_name(n, c) if names.count(n) > 1 else n
+             for n, c in zip(names, cartridges)]
+    return names + [d.name for d in datasets]
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str) -> int:

@@ -85,7 +85,7 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
     jobs = [(str(path), *output_name_and_frames(path)) for path in cartridges]
     jobs += [(str(d), Path(d).name, 1) for d in datasets]
     names = [name for _, name, _ in jobs]
-    refuse_colliding_outputs(names)
+    refuse_colliding_outputs([(name, path) for path, name, _ in jobs])
     shares = [[path for path, _, _ in shard(jobs, k, processes, weight=lambda j: j[2])]
               for k in range(processes)]
     return names, [s for s in shares if s]

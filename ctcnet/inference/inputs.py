@@ -143,10 +143,13 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
             set_aside_or_raise(err, name, record)
+    if record is not None:
+        cartridges = _set_aside_colliding(cartridges, datasets, record)
     if record is not None and not share_of_several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))
-    refuse_colliding_outputs([c.sample_id for c in cartridges] + [Path(d).name for d in datasets])
+    refuse_colliding_outputs([(c.sample_id, str(c.root)) for c in cartridges]
+                             + [(Path(d).name, str(d)) for d in datasets])
     for d in datasets:
         read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
     return cartridges, datasets
@@ -162,20 +165,54 @@ def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
     return opened.sample_id, len(opened.frames)
 
 
-def refuse_colliding_outputs(names: list[str]) -> None:
-    """Refuse inputs of which two would write one output folder. Each input writes
-    out/<its name>: a cartridge its sample id, a crop set its folder's name; two alike would
-    write one folder, the second replacing the first without a word."""
-    taken = sorted({i for i in names if i.lower() in OUTPUT_NAMES})
+def colliding_outputs(named: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Of inputs as (output name, path), the names two or more of them would write, each with
+    their paths. Each input writes out/<its name>: a cartridge its sample id, a crop set its
+    folder's name; two alike would write one folder, the second replacing the first."""
+    paths: dict[str, list[str]] = {}
+    for name, path in named:
+        paths.setdefault(name, []).append(path)
+    return {name: found for name, found in paths.items() if len(found) > 1}
+
+
+def refuse_colliding_outputs(named: list[tuple[str, str]]) -> None:
+    """Refuse inputs (as (output name, path)) of which two would write one output folder, or
+    one a file a run writes at the top of --out (:data:`OUTPUT_NAMES`), naming them."""
+    taken = sorted({name for name, _ in named if name.lower() in OUTPUT_NAMES})
     if taken:
         raise InputError(f"an input would write its output folder as {taken[0]!r}, a file of "
                          "that name a run writes at the top of --out: rename the crop folder "
                          "(or the cartridge's sample id)")
-    duplicates = sorted({i for i in names if names.count(i) > 1})
-    if duplicates:
-        raise InputError(f"several inputs would write the output folder(s) {duplicates} "
-                         "(cartridges of one sample id, or crop folders of one name); their "
-                         "outputs would collide: rename one, or run them into another --out")
+    clashes = colliding_outputs(named)
+    if clashes:
+        raise InputError("; ".join(f"{' and '.join(paths)} would all write the output folder "
+                                   f"{name!r}" for name, paths in sorted(clashes.items()))
+                         + " (cartridges of one sample id, or crop folders of one name): "
+                         "rename one, or run them into another --out")
+
+
+def colliding_name(sample_id: str, root: str | Path) -> str:
+    """How run.json names a cartridge set aside for sharing its sample id: with its folder."""
+    return f"{sample_id} ({Path(root).name})"
+
+
+def _set_aside_colliding(cartridges: list[Cartridge], datasets: list[Path], record: dict
+                         ) -> list[Cartridge]:
+    """``cartridges`` less those whose sample id another cartridge has too, set aside in
+    ``record`` (each under its sample id and folder, naming the others): which of them the
+    lab meant no run can tell, and the batch's other inputs still run. A clash with a crop
+    folder's name is left to :func:`refuse_colliding_outputs`."""
+    clashes = colliding_outputs([(c.sample_id, str(c.root)) for c in cartridges])
+    clashes = {k: v for k, v in clashes.items() if k not in {Path(d).name for d in datasets}}
+    for c in cartridges:
+        if c.sample_id in clashes:
+            others = [p for p in clashes[c.sample_id] if p != str(c.root)]
+            set_aside_or_raise(InputError(
+                f"its sample id {c.sample_id!r} is that of {' and '.join(others)} too: their "
+                "outputs would be one folder; give each its own sample id (cartridge.json), "
+                "or run them into another --out", c.root), colliding_name(c.sample_id, c.root),
+                record)
+    return [c for c in cartridges if c.sample_id not in clashes]
 
 
 def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool = False

@@ -617,3 +617,16 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     # Alone, a refused cartridge still stops the run at once, in one line.
     assert_one_line_error(*run_cli(capsys, "predict", scans / "b", "--out", tmp_path / "o2",
                                    *model), "cartridge.json")
+    # Two cartridges of one sample id (which one the lab meant no run can tell): both set
+    # aside, each naming the other's folder; the rest of the batch runs, and run.json says so.
+    shutil.copytree(scans / "a", scans / "d")
+    (scans / "b" / "cartridge.json").unlink()
+    shutil.rmtree(scans / "b")
+    status, err = run_cli(capsys, "predict", scans, "--out", tmp_path / "o3", *model)
+    assert status == 2
+    said = [line for line in err if line.startswith("ctcnet predict: error:")]
+    assert any(f"is that of {scans / 'd'} too" in line for line in said), said
+    run = {e["name"]: e for e in json.loads((tmp_path / "o3" / "run.json").read_text())
+           ["outputs"]}
+    assert "set_aside" in run["S_a (a)"] and "set_aside" in run["S_a (d)"], list(run)
+    assert run["S_c"]["status"] == "ok" and not (tmp_path / "o3" / "S_a").exists()

@@ -224,7 +224,7 @@ def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_pro
     assert plan_shares(folders, [], 5)[1] == [[str(folders[1])], [str(folders[0])],
                                                [str(folders[2])]]  # no process without work
     shutil.copytree(folders[0], tmp_path / "again")  # another folder, the same sample id
-    with pytest.raises(InputError, match="would write the output folder"):
+    with pytest.raises(InputError, match="again would all write the output folder 'sample_0'"):
         plan_shares(folders + [tmp_path / "again"], [], 2)
 
 

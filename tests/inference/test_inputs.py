@@ -213,7 +213,9 @@ def test_inputs_that_would_write_one_output_folder_are_refused_before_any_work(w
     args = [str(tmp_path / "siteA" / "crops"), str(tmp_path / "siteB" / "crops"), "--out",
             str(tmp_path / "p"), "--device", "cpu", "--quiet"]
     assert main(["predict", *args]) == 2
-    assert "would write the output folder(s) ['crops']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'siteA' / 'crops'} and {tmp_path / 'siteB' / 'crops'} would all " \
+        "write the output folder 'crops'" in err
     assert not (tmp_path / "p" / "crops").exists()
 
 
