@@ -8,9 +8,11 @@ and when the counts were made, the events and those on the review list (``review
 then per class the automatic count, the calls the guard held and the rate per 7.5 mL to two
 decimals (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
 counts after review where a person decided (``after_review_ctc``,
-``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped and missing, the
-problems (joined by ``; ``), and for an input set aside or missing, why (an input set aside
-keeps the figures of the output an earlier run left). The samples an earlier run left in the
+``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped (and the first ones'
+reasons) and missing, the problems (joined by ``; ``), and for an input set aside or missing,
+why: its ``result_state`` then reads ``set aside`` or ``missing``, but where a set-aside input
+keeps the figures (and the state) of the output an earlier run left. The samples an earlier
+run left in the
 folder have their rows too (``earlier_run``). The columns are the same every night (the model's
 classes', the counted classes' first); a column a sample lacks is left empty, as are a failed
 sample's counts (it read no blood).
@@ -35,8 +37,11 @@ _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
-_LAST = ("signed_off", "signoff_status", "frames_skipped", "frames_missing", "problems",
-         "set_aside", "missing", "reason", "earlier_run")
+_LAST = ("signed_off", "signoff_status", "frames_skipped", "skipped_because", "frames_missing",
+         "problems", "set_aside", "missing", "reason", "earlier_run")
+# A row of no result of tonight's: its result_state says why (a set-aside input keeping an
+# earlier run's output has that output's state).
+NO_RESULT = (("set_aside", "set aside"), ("missing", "missing"))
 # Per-class columns: the counted classes first (what a study reports), then the others in the
 # model's order.
 _FIRST_CLASSES = COUNTED_CLASSES
@@ -63,6 +68,8 @@ def sample_row(entry: dict) -> dict:
         if key in entry:
             value = entry[key]
             row[key] = "; ".join(map(str, value)) if isinstance(value, list) else value
+    if not row["result_state"]:
+        row["result_state"] = next((state for key, state in NO_RESULT if entry.get(key)), None)
     return row
 
 

@@ -35,3 +35,13 @@ def test_a_clean_night_and_a_reviewed_one_have_the_same_columns():
 def test_a_night_of_failed_samples_still_has_the_counted_columns():
     failed = {"name": "S3", "status": "failed", "events": 0}
     assert {"count_ctc", "count_cluster", "per_7_5_ml_ctc"} <= set(header([failed]))
+
+
+def test_a_row_without_a_result_tonight_says_why_in_its_state():
+    aside = {"name": "S4 (cart4)", "set_aside": "its sample id 'S4' is that of cart9 too"}
+    missing = {"name": "S5", "missing": True, "reason": "its process failed"}
+    partial = {**CLEAN, "name": "S6", "status": "partial", "result_state": "partial",
+               "frames_skipped": 1, "skipped_because": ["r00c01: corrupt or truncated TIFF"]}
+    rows = list(csv.DictReader(io.StringIO(samples_csv([aside, missing, partial]))))
+    assert [r["result_state"] for r in rows] == ["set aside", "missing", "partial"]
+    assert rows[2]["skipped_because"] == "r00c01: corrupt or truncated TIFF"
