@@ -269,6 +269,12 @@ def after_review(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return final, kept
 
 
+def _commit_of(software: dict | None) -> str:
+    """A summary's ``software`` record's commit, "+modified" where its checkout had changes."""
+    commit = (software or {}).get("commit") or ""
+    return commit + ("+modified" if commit and (software or {}).get("modified") else "")
+
+
 def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:
     """The parameters as a float32 (events x parameters) matrix; a value that is not finite
     becomes :data:`MISSING_VALUE`."""
@@ -297,6 +303,10 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
         "CTCNET_MODEL": summary.model.path,
         "CTCNET_MODEL_ARCH": summary.model.arch,
         "CTCNET_MODEL_VERSION": summary.model.version,
+        "CTCNET_MODEL_SHA256": summary.model.sha256 or "",
+        # The checkout that made the calls, where predict ran from one ("+modified": with
+        # changes not committed).
+        "CTCNET_PREDICT_COMMIT": _commit_of(summary.software),
         "CTCNET_MODEL_CLASSES": ",".join(classes),
         "CTCNET_PRIOR": summary.model.prior,
         "CTCNET_PANEL": panel.get("name", ""),

@@ -120,6 +120,9 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
     # The run the calls are of, as summary.json says it.
     summary = json.loads((run / SAMPLE / "summary.json").read_text())
     assert text["CTCNET_COUNTED_AT"] == summary["counted_at_utc"]
+    assert text["CTCNET_MODEL_SHA256"] == summary["model"]["sha256"]
+    software = summary["software"]
+    assert str(text.get("CTCNET_PREDICT_COMMIT", "")).startswith(software.get("commit") or "")
     for i, name in enumerate(names, start=1):
         assert text[f"P{i}N"] == name and str(text[f"P{i}B"]) == "32"
         assert text[f"P{i}S"] and str(text[f"P{i}E"]).replace(".0", "") == "0,0"
