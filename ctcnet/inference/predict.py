@@ -251,7 +251,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     with (progress_bar(len(todo), options.quiet, events=True) as progress,
           FrameFinisher(finish, threaded=workers > 0, ahead=max(2, workers),
                         threads=workers if in_processes else 1) as finisher):
-        task = progress.add_task(cartridge.sample_id, total=len(todo), events=0,
+        # Every frame of the cartridge, those a resumed run takes from its journal done.
+        task = progress.add_task(cartridge.sample_id, total=len(cartridge.frames),
+                                 completed=len(cartridge.frames) - len(todo), events=0,
                                  skipped_note="")
         frames_ready = prepared_frames(todo, cartridge, spec, options.detect, device, leaks,
                                        workers, max(options.prefetch, workers),

@@ -76,11 +76,13 @@ class PlainProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add_task(self, description: str, total: int | None = None, **fields) -> int:
-        """A task of ``total`` steps (None: not known), its clock started now; ``fields``: its
+    def add_task(self, description: str, total: int | None = None, completed: int = 0,
+                 **fields) -> int:
+        """A task of ``total`` steps (None: not known), ``completed`` of them done before (a
+        resumed cartridge's frames from its journal), its clock started now; ``fields``: its
         ``events`` and ``skipped_note`` (:func:`skipped_note`), as a cartridge's bar has."""
         now = self.clock()
-        self.tasks.append({"description": description, "total": total, "done": 0,
+        self.tasks.append({"description": description, "total": total, "done": completed,
                            "fields": fields, "start": now, "said": now})
         return len(self.tasks) - 1
 
