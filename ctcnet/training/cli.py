@@ -37,6 +37,8 @@ from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
 from ctcnet.training.lit import CTCLitModule, fit_or_interrupt
 
+log = logging.getLogger(__name__)
+
 # The command line's description: the module docstring's first line less its Sphinx roles.
 DESCRIPTION = ("Training from YAML: LightningCLI over the ctcnet model (CTCLitModule) and "
                "data (CTCDataModule).")
@@ -247,11 +249,18 @@ def check_fresh_run_dir(cli) -> None:
         raise InputError(f"holds another training run's checkpoints ({', '.join(found[:3])}"
                          f"{', ...' if len(found) > 3 else ''}): resume it (--ckpt_path last), "
                          "give another --trainer.default_root_dir, or --overwrite (they are "
-                         "removed first, and model.pt written over)",
+                         "removed first with its model.onnx, and model.pt written over)",
                          Path(cli.trainer.default_root_dir))
     if cli.trainer.is_global_zero:
         for name in found:
             (folder / name).unlink(missing_ok=True)
+        # The earlier model.pt's ONNX export (ctcnet export's default place): beside the new
+        # model.pt it would read as this run's.
+        stale = Path(cli.trainer.default_root_dir or ".") / "model.onnx"
+        if stale.is_file():
+            stale.unlink()
+            log.warning("%s: removed, the export of the run --overwrite replaces (export this "
+                        "run's model.pt again)", stale)
 
 
 def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None) -> Path | None:

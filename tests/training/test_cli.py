@@ -197,10 +197,13 @@ def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_fron
                                          "accumulate_grad_batches": 1}
     status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01")
     assert status == 2 and "holds another training run's checkpoints" in err[-1], err
+    (tmp_path / "run" / "model.onnx").write_bytes(b"the earlier run's export")
     status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01",
                           "--overwrite=true")
     assert status == 0, err
     assert len(list((tmp_path / "run" / "checkpoints").glob("best*.ckpt"))) == 1
+    # The earlier model's export goes with it: beside the new model.pt it would read as its.
+    assert not (tmp_path / "run" / "model.onnx").exists()
 
 
 def test_a_partial_batch_is_kept_where_it_is_a_processs_only_one(monkeypatch):
