@@ -149,15 +149,16 @@ def _set_aside_file(out: Path, name: str) -> Path:
 
 
 def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> str | None:
-    """The reason ``name`` was set aside, when that is newer than its summary.json's counts
-    (``counted_at`` of ``read``, the file as read; the file's time for a summary without it,
-    which a review decision saved since moves): an output a run finished after the refusal
-    is that run's."""
+    """The reason ``name`` was set aside, when that is newer than the last run that finished
+    the sample (``finished_at`` of ``read``, the file as read, else its ``counted_at``; the
+    file's time for a summary without either, which a review decision saved since moves): an
+    output a run finished after the refusal is that run's."""
     try:
         record = json.loads(_set_aside_file(out, name).read_text())
     except (OSError, ValueError):
         return None
-    if summary.exists() and _counted_at(summary, read) > float(record.get("at", 0)):
+    if summary.exists() and _counted_at(summary, read, "finished_at") > \
+            float(record.get("at", 0)):
         return None
     return str(record.get("reason"))
 
@@ -221,10 +222,12 @@ def _read_summary(summary: Path) -> dict | None:
         return None
 
 
-def _counted_at(summary: Path, read: dict | None) -> float:
-    """When a summary's counts were made: its ``counted_at``, else the file's time."""
-    counted = (read or {}).get("counted_at")
-    return float(counted) if counted is not None else summary.stat().st_mtime
+def _counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:
+    """When a summary's counts were made (``key``: or when a run last finished the sample,
+    ``finished_at``, where it says): that time, else the file's."""
+    read = read or {}
+    when = read.get(key, read.get("counted_at"))
+    return float(when) if when is not None else summary.stat().st_mtime
 
 
 # run.json's ``state``: written as a run starts (``running``: its outputs not yet listed, so a

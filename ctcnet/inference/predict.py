@@ -92,7 +92,7 @@ from ctcnet.inference.options import (
 )
 from ctcnet.inference.progress import progress_bar, skipped_note
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
-from ctcnet.inference.rerun_outputs import keep_replaced
+from ctcnet.inference.rerun_outputs import EarlierRun
 from ctcnet.inference.resources import (
     keep_frame_buffers,
     release_free_memory,
@@ -210,9 +210,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    # Frames to do, or the run replaced: the tables change (what they replace is kept aside);
-    # else the earlier counts' time stands.
-    counted_before = keep_replaced(out_dir, out_dir.name, bool(todo), options.overwrite)
+    earlier = EarlierRun.read(out_dir)  # what the tables are compared with once written
     seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
                "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
     skipped: list[dict] = []
@@ -288,6 +286,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                          "(the output folder deleted or moved?); nothing was counted without "
                          "them: rerun to redo them", out_dir)
     t0 = time.perf_counter()
+    # New tables: what they replace is kept aside; the same tables: their counts' time stands.
+    counted_before = earlier.settle(out_dir, out_dir.name, parts, options.overwrite)
     # Until this run's summary is written, last, none says the sample is done (a run stopped
     # by a full disk leaves no "ok" beside tables and a report it did not finish).
     withdraw_summary(out_dir)

@@ -2,12 +2,13 @@
 
 ``ctcnet export-events`` writes a sample's FCS file and GeoJSON folder beside its events
 (``<sample>/<sample>.fcs``, ``<sample>/geojson/``). They hold the calls of the tables they
-were made from. A rerun that writes the tables again (``--overwrite``, or frames done since:
-a frame repaired, a scan finished) moves them into ``previous/exports-<when they were
-written, UTC>/`` and keeps the summary it replaces in ``previous/summary-<when its counts
-were made>.json``, and says so: the counts before stay on record, and no export sits beside
-counts it no longer adds up to. A rerun that finds every frame in its journal writes the same
-tables: it keeps the earlier counts' time (``counted_at``), and the exports stay.
+were made from. A rerun whose tables differ from the earlier run's (``--overwrite``; journal
+parts written since its summary, or fewer or more of them: a frame repaired, a scan finished, a
+killed run's frames) moves them into ``previous/exports-<when they were written, UTC>/`` and
+keeps the summary it replaces in ``previous/summary-<when its counts were made>.json``, and
+says so: the counts before stay on record, and no export sits beside counts it no longer adds
+up to. A rerun that writes the same tables (every frame from the journal; a frame skipped
+again adds none) keeps the earlier counts' time (``counted_at``), and the exports stay.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ctcnet.errors import InputError
 from ctcnet.inference.summary import PREVIOUS_DIR, SUMMARY_FILE, keep_previous_summary
 
 log = logging.getLogger(__name__)
@@ -49,33 +52,70 @@ def retire_exports(folder: str | Path, sample: str) -> Path | None:
         if not kept.exists():
             break
         kept = kept.with_name(f"exports-{stamp:%Y%m%dT%H%M%SZ}-{n}")
-    kept.mkdir(parents=True)
-    for path in present:
-        path.rename(kept / path.name)
+    try:
+        kept.mkdir(parents=True)
+        for path in present:
+            path.rename(kept / path.name)
+    except OSError as err:  # previous/ on another disk, a read-only folder
+        raise InputError(f"cannot move the exports of the earlier tables ({err.strerror or err})"
+                         f" into {kept}: move {', '.join(p.name for p in present)} away, then "
+                         "rerun", Path(folder)) from None
     log.warning("%s: the exports of the run's earlier tables (%s) no longer match the tables "
                 "this run writes: moved to %s (ctcnet export-events makes this run's)",
                 sample, ", ".join(p.name for p in present), kept.relative_to(Path(folder)))
     return kept
 
 
-def keep_replaced(folder: str | Path, sample: str, frames_to_do: bool, overwrite: bool
-                  ) -> float | None:
-    """Before a run of ``sample`` writes its tables into ``folder``: where they change (frames
-    to do, or ``overwrite``), the earlier exports moved aside (:func:`retire_exports`) and, on
-    a resume (``overwrite`` kept it already: ``journal.open_journal``), the earlier summary
-    kept in ``previous/``; returns None. Where they do not, the earlier counts' time, to be
-    kept (None: no earlier summary)."""
-    folder = Path(folder)
-    if frames_to_do or overwrite:
+@dataclass
+class EarlierRun:
+    """What a sample folder held of an earlier run as this one opened its journal: when its
+    counts were made, when its summary.json was written and the frames it had processed
+    (None: no summary, or one that cannot be read)."""
+
+    counted_at: float | None = None
+    written: float | None = None
+    frames: int | None = None
+
+    @classmethod
+    def read(cls, folder: str | Path) -> EarlierRun:
+        """The earlier run's summary in ``folder``."""
+        path = Path(folder) / SUMMARY_FILE
+        try:
+            written = path.stat().st_mtime
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            frames = int(summary["frames"]["processed"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return cls()
+        counted = summary.get("counted_at")
+        return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
+                   frames)
+
+    def tables_change(self, parts: Path, overwrite: bool = False) -> bool:
+        """Whether the tables the journal in ``parts`` makes now differ from the earlier
+        run's: replaced (``overwrite``), no earlier summary, or a journal part written since
+        it, or a part fewer or more than the frames it processed (a frame redone, a killed
+        run's frames journaled after it, a frame dropped). A frame skipped again each rerun
+        (an unreadable file) adds no part: the tables stay."""
+        if overwrite or self.written is None:
+            return True
+        found = [p for p in Path(parts).glob("*.parquet") if not p.name.startswith(".")]
+        return len(found) != self.frames or any(p.stat().st_mtime > self.written
+                                                for p in found)
+
+    def settle(self, folder: str | Path, sample: str, parts: Path, overwrite: bool
+               ) -> float | None:
+        """Before a run of ``sample`` writes its tables into ``folder`` from the journal in
+        ``parts``: where they change (:meth:`tables_change`), the earlier exports moved aside
+        (:func:`retire_exports`) and, on a resume (``overwrite`` kept it already:
+        ``journal.open_journal``), the earlier summary kept in ``previous/``; returns None.
+        Where they do not, the earlier counts' time, which stands."""
+        folder = Path(folder)
+        if not self.tables_change(parts, overwrite):
+            return self.counted_at
         retire_exports(folder, sample)
-        if not overwrite:
+        if not overwrite and self.written is not None:
             kept = keep_previous_summary(folder)
             if kept is not None:
                 log.warning("%s: frames done since the earlier run change its tables; its "
                             "summary is kept as %s", sample, kept.relative_to(folder))
         return None
-    try:
-        counted = json.loads((folder / SUMMARY_FILE).read_text()).get("counted_at")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(counted) if isinstance(counted, (int, float)) else None

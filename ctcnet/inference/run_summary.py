@@ -122,6 +122,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         problems=problems,
         cartridge_id=cartridge.identity or None,
         counted_at=time.time() if counted_at is None else counted_at,
+        finished_at=time.time(),
         events=n,
         **RunSummary.count_fields(tally),
         guard=guard_summary(events, spec),  # calls the marker guard sent to review, by flag

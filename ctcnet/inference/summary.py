@@ -144,9 +144,12 @@ class RunSummary:
     cartridge_id: str | None = None
     # Every count above, from one tally of the events (None in a summary written before it).
     tally: Counts | None = None
-    # When predict made these counts (seconds since the epoch): what a later refusal of the
-    # sample is dated against (the file's time moves with every review decision saved).
+    # When predict made these counts (seconds since the epoch; a rerun that writes the same
+    # tables keeps the earlier run's), and when a run last finished the sample: what a later
+    # refusal of the sample is dated against (the file's time moves with every review
+    # decision saved). None in a summary written before each was recorded.
     counted_at: float | None = None
+    finished_at: float | None = None
     # The reviewer's decisions counted (review.csv matched to this run); None: none yet.
     reviewed: ReviewedCounts | None = None
     # Per frame processed, its files and SHA-256 as read (ctcnet.io.digests.frame_record):

@@ -589,6 +589,31 @@ def run_state(out) -> str:
     return json.loads((Path(out) / "run.json").read_text())["state"]
 
 
+def test_a_sample_set_aside_one_night_and_run_the_next_is_no_longer_set_aside(
+        cart_and_model, tmp_path, capsys):
+    """Night 2 refuses a cartridge (a blood volume no tube holds); night 3, its metadata
+    mended, takes every frame from the journal and writes the same tables, keeping night 1's
+    counted_at: run.json must still read it as run, not as set aside since night 2."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    model = ["--model", cart_and_model / "model.pt", "--device", "cpu", "--quiet",
+             "--no-report", "--workers", "0"]
+    assert run_cli(capsys, "predict", scans, "--out", out, *model)[0] == 0
+    counted = json.loads((out / "S_a" / "summary.json").read_text())["counted_at"]
+    volume = json.loads((scans / "a" / "cartridge.json").read_text()).get("blood_volume_ml")
+    edit_json(scans / "a" / "cartridge.json", blood_volume_ml=10000)
+    assert run_cli(capsys, "predict", scans, "--out", out, *model)[0] == 2
+    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    assert "set_aside" in run["S_a"]
+    edit_json(scans / "a" / "cartridge.json", blood_volume_ml=volume or 7.5)
+    assert run_cli(capsys, "predict", scans, "--out", out, *model)[0] == 0
+    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    assert "set_aside" not in run["S_a"] and run["S_a"]["status"] == "ok"
+    assert json.loads((out / "S_a" / "summary.json").read_text())["counted_at"] == counted
+
+
 def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_model, tmp_path,
                                                                      capsys):
     """One bad cartridge of a night's batch (metadata that cannot be read, another run's

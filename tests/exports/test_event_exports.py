@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -349,6 +350,24 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
                       PredictOptions(quiet=True, workers=1, overwrite=True))
     assert not (sample / f"{SAMPLE}.fcs").exists()
     assert len(list(sample.glob("previous/exports-*/*.fcs"))) == 2
+    # A frame that turned unreadable: its events leave the tables (a change) once; skipped
+    # again on the next rerun, it adds nothing, and that rerun's tables are the same.
+    scan = shutil.copytree(cart, tmp_path / "scan")
+    predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1,
+                                                            overwrite=True))
+    frame = sorted(scan.glob("r*.tif"))[0]
+    frame.write_bytes(frame.read_bytes()[:1000])
+    predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert main(["export-events", str(results), "--fcs"]) == 0
+    counted = json.loads((sample / "summary.json").read_text())["counted_at"]
+    again = predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert again.frames.skipped == 1 and (sample / f"{SAMPLE}.fcs").exists()
+    assert json.loads((sample / "summary.json").read_text())["counted_at"] == counted
+    # A killed run's frame journaled after the summary (its part newer): new tables.
+    part = next((sample / "parts").glob("r*.parquet"))
+    os.utime(part, (time.time() + 5, time.time() + 5))
+    predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert not (sample / f"{SAMPLE}.fcs").exists()
 
 
 def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
