@@ -277,9 +277,9 @@ def output_names(cartridges, datasets) -> list[str]:
     from ctcnet.inference.inputs import colliding_name, output_name_and_frames
 
     names = [output_name_and_frames(c)[0] for c in cartridges]
-    names = [colliding_name(n, c) if names.count(n) > 1 else n
-             for n, c in zip(names, cartridges)]
-    return names + [d.name for d in datasets]
+    shared = {n for n in names if names.count(n) > 1} - {d.name for d in datasets}
+    return [colliding_name(n, c) if n in shared else n for n, c in zip(names, cartridges)] + \
+        [d.name for d in datasets]
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str) -> int:
@@ -301,7 +301,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     )
 
     check_before_children(model, args.backend, out, args.prior)
-    names, shares = plan_shares(cartridges, datasets, processes)
+    names, shares, set_aside = plan_shares(cartridges, datasets, processes)
     watch = None
     if not args.quiet:
         print(f"{len(names)} inputs in {len(shares)} processes (--processes): a line as each "
@@ -309,8 +309,9 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         watch = done_watcher(out, names, time.time())
     started = time.time()
     mark_run_started(out, names, started)
+    note_set_aside(out, set_aside, started)  # run.json lists them with the children's
     status = run_in_processes(args._argv, shares, watch,
-                              model if args.model is None else None)
+                              model if args.model is None else None) if shares else 0
     # A process killed or failed leaves its share unfinished: the run failed, and its samples
     # without an output say why.
     failed = status not in STOPPED and status not in SHARE_DONE
@@ -325,7 +326,9 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         status = 1
     if not args.quiet and status not in STOPPED:  # (stopped: a rerun resumes every input)
         say_outcome(index, out)
-    return status
+    for name, reason in set_aside.items():  # refused before any process: 2, as in one
+        print(f"ctcnet predict: error: {name} was set aside: {reason}", file=sys.stderr)
+    return 2 if set_aside and status == 0 else status
 
 
 def _processes(args, shard, inputs: int) -> int:

@@ -75,20 +75,34 @@ def auto_processes(inputs: int, on_gpu: bool, cores: int) -> int:
 
 
 def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes: int
-                ) -> tuple[list[str], list[list[str]]]:
-    """The inputs' output names (in input order) and each process's share of the input paths,
-    balanced by frames. A cartridge whose metadata cannot be read weighs one frame and goes
-    by its folder's name (its process sets it aside, as one process would)."""
+                ) -> tuple[list[str], list[list[str]], dict[str, str]]:
+    """The inputs' output names (in input order), each process's share of the input paths,
+    balanced by frames, and the cartridges set aside before any process starts: those sharing
+    a sample id (``inputs.set_aside_colliding``; the batch's others run), name: reason. A
+    cartridge whose metadata cannot be read weighs one frame and goes by its folder's name
+    (its process sets it aside, as one process would)."""
+    from ctcnet.core.paths import absolute
     from ctcnet.inference.distributed import shard
-    from ctcnet.inference.inputs import output_name_and_frames, refuse_colliding_outputs
+    from ctcnet.inference.inputs import (
+        colliding_name,
+        output_name_and_frames,
+        refuse_colliding_outputs,
+        set_aside_colliding,
+    )
 
     jobs = [(str(path), *output_name_and_frames(path)) for path in cartridges]
+    set_aside: dict[str, str] = {}
+    aside = set_aside_colliding([(name, path) for path, name, _ in jobs], set_aside,
+                                {Path(d).name for d in datasets})
+    names = [colliding_name(name, path) if absolute(path) in aside else name
+             for path, name, _ in jobs]
+    jobs = [j for j in jobs if absolute(j[0]) not in aside]
     jobs += [(str(d), Path(d).name, 1) for d in datasets]
-    names = [name for _, name, _ in jobs]
+    names += [Path(d).name for d in datasets]
     refuse_colliding_outputs([(name, path) for path, name, _ in jobs])
     shares = [[path for path, _, _ in shard(jobs, k, processes, weight=lambda j: j[2])]
               for k in range(processes)]
-    return names, [s for s in shares if s]
+    return names, [s for s in shares if s], set_aside
 
 
 def child_command(argv: list[str], inputs_file: str, model: str | None = None) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import CtcnetError, InputError
@@ -82,7 +83,20 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
             if say_skipped:
                 _say_what_is_not_read(path, subs)
             cartridges += subs
-    return cartridges, datasets
+    return _once(cartridges), _once(datasets)
+
+
+def _once(paths: list[Path]) -> list[Path]:
+    """``paths`` with each folder once (one named twice, or by a list file and a folder of
+    cartridges: run once, not set aside as two inputs of one sample id), said."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = os.path.realpath(path)
+        if key in seen:
+            log.warning("%s: named more than once among the inputs; run once", path)
+        else:
+            seen[key] = path
+    return list(seen.values())
 
 
 def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
@@ -134,17 +148,21 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     aside)."""
     cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
     record = set_aside_record(set_aside, len(cartridge_paths) + len(datasets), share_of_several)
-    cartridges = []
+    opened, cartridges = [], []
     for path in cartridge_paths:
-        name = Path(path).name
         try:
-            cartridge = open_cartridge(path)
-            name = cartridge.sample_id
+            opened.append(open_cartridge(path))
+        except InputError as err:
+            set_aside_or_raise(err, Path(path).name, record)
+    if record is not None:  # before their own checks, as output names are told (run.json)
+        aside = set_aside_colliding([(c.sample_id, c.root) for c in opened], record,
+                                    {Path(d).name for d in datasets})
+        opened = [c for c in opened if absolute(c.root) not in aside]
+    for cartridge in opened:
+        try:
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
-            set_aside_or_raise(err, name, record)
-    if record is not None:
-        cartridges = _set_aside_colliding(cartridges, datasets, record)
+            set_aside_or_raise(err, cartridge.sample_id, record)
     if record is not None and not share_of_several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))
@@ -193,26 +211,29 @@ def refuse_colliding_outputs(named: list[tuple[str, str]]) -> None:
 
 def colliding_name(sample_id: str, root: str | Path) -> str:
     """How run.json names a cartridge set aside for sharing its sample id: with its folder."""
-    return f"{sample_id} ({Path(root).name})"
+    return f"{sample_id} ({absolute(root)})"
 
 
-def _set_aside_colliding(cartridges: list[Cartridge], datasets: list[Path], record: dict
-                         ) -> list[Cartridge]:
-    """``cartridges`` less those whose sample id another cartridge has too, set aside in
-    ``record`` (each under its sample id and folder, naming the others): which of them the
-    lab meant no run can tell, and the batch's other inputs still run. A clash with a crop
-    folder's name is left to :func:`refuse_colliding_outputs`."""
-    clashes = colliding_outputs([(c.sample_id, str(c.root)) for c in cartridges])
-    clashes = {k: v for k, v in clashes.items() if k not in {Path(d).name for d in datasets}}
-    for c in cartridges:
-        if c.sample_id in clashes:
-            others = [p for p in clashes[c.sample_id] if p != str(c.root)]
+def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
+                        left: set[str] = frozenset()) -> set[str]:
+    """Of cartridges as (sample id, folder), those whose sample id another has too, set aside
+    in ``record`` (each as :func:`colliding_name`, naming the others): which of them the lab
+    meant no run can tell, and the batch's other inputs still run. Returns their folders
+    (absolute). A clash with a name in ``left`` (a crop folder's) is left to
+    :func:`refuse_colliding_outputs`."""
+    clashes = colliding_outputs([(n, absolute(p)) for n, p in named])
+    aside = set()
+    for name, folders in sorted(clashes.items()):
+        if name in left:
+            continue
+        for folder in folders:
+            others = [f for f in folders if f != folder]
             set_aside_or_raise(InputError(
-                f"its sample id {c.sample_id!r} is that of {' and '.join(others)} too: their "
-                "outputs would be one folder; give each its own sample id (cartridge.json), "
-                "or run them into another --out", c.root), colliding_name(c.sample_id, c.root),
-                record)
-    return [c for c in cartridges if c.sample_id not in clashes]
+                f"its sample id {name!r} is that of {' and '.join(others)} too: their outputs "
+                "would be one folder; give each its own sample id (cartridge.json), or run "
+                "them into another --out", Path(folder)), colliding_name(name, folder), record)
+            aside.add(folder)
+    return aside
 
 
 def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool = False

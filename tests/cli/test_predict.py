@@ -653,5 +653,17 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     assert any(f"is that of {scans / 'd'} too" in line for line in said), said
     run = {e["name"]: e for e in json.loads((tmp_path / "o3" / "run.json").read_text())
            ["outputs"]}
-    assert "set_aside" in run["S_a (a)"] and "set_aside" in run["S_a (d)"], list(run)
+    assert "set_aside" in run[f"S_a ({scans / 'a'})"] and \
+        "set_aside" in run[f"S_a ({scans / 'd'})"], list(run)
     assert run["S_c"]["status"] == "ok" and not (tmp_path / "o3" / "S_a").exists()
+    # ... even where one of them would be refused on its own too (the clash is told first,
+    # as run.json names them); and a folder named twice runs once.
+    edit_json(scans / "d" / "cartridge.json", blood_volume_ml=10000)
+    status, err = run_cli(capsys, "predict", scans, "--out", tmp_path / "o4", *model)
+    run = {e["name"]: e for e in json.loads((tmp_path / "o4" / "run.json").read_text())
+           ["outputs"]}
+    assert status == 2 and set(run) == {f"S_a ({scans / 'a'})", f"S_a ({scans / 'd'})", "S_c"}
+    assert all("set_aside" in run[n] for n in run if n != "S_c")
+    status, err = run_cli(capsys, "predict", scans / "c", scans / "c", "--out",
+                          tmp_path / "o5", *model)
+    assert status == 0 and (tmp_path / "o5" / "S_c" / "summary.json").is_file()

@@ -218,14 +218,24 @@ def test_shares_are_dealt_by_frames_and_colliding_outputs_refused_before_any_pro
 
     base, _ = scans
     folders = [base / "scans" / f"c{i}" for i in range(3)]  # 2, 3 and 1 frames
-    names, shares = plan_shares(folders, [], 2)
-    assert names == ["sample_0", "sample_1", "sample_2"]
+    names, shares, aside = plan_shares(folders, [], 2)
+    assert names == ["sample_0", "sample_1", "sample_2"] and not aside
     assert shares == [[str(folders[1])], [str(folders[0]), str(folders[2])]]
     assert plan_shares(folders, [], 5)[1] == [[str(folders[1])], [str(folders[0])],
                                                [str(folders[2])]]  # no process without work
-    shutil.copytree(folders[0], tmp_path / "again")  # another folder, the same sample id
-    with pytest.raises(InputError, match="again would all write the output folder 'sample_0'"):
-        plan_shares(folders + [tmp_path / "again"], [], 2)
+    # Another folder of the same sample id: both set aside before any process (which the lab
+    # meant no run can tell), named with their folders; the others are shared out.
+    again = shutil.copytree(folders[0], tmp_path / "again")
+    names, shares, aside = plan_shares(folders + [again], [], 2)
+    assert names == [f"sample_0 ({folders[0]})", "sample_1", "sample_2", f"sample_0 ({again})"]
+    assert sorted(aside) == sorted([names[0], names[3]])
+    assert f"is that of {again} too" in aside[names[0]]
+    assert sorted(p for share in shares for p in share) == sorted(map(str, folders[1:]))
+    # A crop folder named as a cartridge's sample id is still refused before any work.
+    (tmp_path / "sample_1").mkdir()
+    (tmp_path / "sample_1" / "manifest.csv").write_text("path,label\n")
+    with pytest.raises(InputError, match="would all write the output folder 'sample_1'"):
+        plan_shares(folders, [tmp_path / "sample_1"], 2)
 
 
 def _children(pid: int) -> list[int]:
