@@ -249,18 +249,22 @@ def check_fresh_run_dir(cli) -> None:
         raise InputError(f"holds another training run's checkpoints ({', '.join(found[:3])}"
                          f"{', ...' if len(found) > 3 else ''}): resume it (--ckpt_path last), "
                          "give another --trainer.default_root_dir, or --overwrite (they are "
-                         "removed first with its model.onnx, and model.pt written over)",
+                         "removed first with the model file's .onnx export, and the model file "
+                         "written over)",
                          Path(cli.trainer.default_root_dir))
     if cli.trainer.is_global_zero:
         for name in found:
             (folder / name).unlink(missing_ok=True)
-        # The earlier model.pt's ONNX export (ctcnet export's default place): beside the new
-        # model.pt it would read as this run's.
-        stale = Path(cli.trainer.default_root_dir or ".") / "model.onnx"
-        if stale.is_file():
-            stale.unlink()
-            log.warning("%s: removed, the export of the run --overwrite replaces (export this "
-                        "run's model.pt again)", stale)
+        # The earlier model file's ONNX export (ctcnet export's default place, beside it):
+        # beside the new one it would read as this run's. Without a model file (--export
+        # null) the earlier one stays, and so does its export.
+        if cli.config.export:
+            model = Path(cli.trainer.default_root_dir or ".") / cli.config.export
+            stale = model.with_suffix(".onnx")
+            if stale.is_file():
+                stale.unlink()
+                log.warning("%s: removed, the export of the %s --overwrite replaces (export "
+                            "this run's again)", stale, model.name)
 
 
 def check_resume(ckpt_path: str | None, trainer, shape: dict | None = None) -> Path | None:
