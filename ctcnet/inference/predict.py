@@ -252,7 +252,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
         # Every frame of the cartridge, those a resumed run takes from its journal done.
         task = progress.add_task(cartridge.sample_id, total=len(cartridge.frames),
                                  completed=len(cartridge.frames) - len(todo), events=0,
-                                 skipped_note="")
+                                 new_note=" new" if done else "", skipped_note="")
         frames_ready = prepared_frames(todo, cartridge, spec, options.detect, device, leaks,
                                        workers, max(options.prefetch, workers),
                                        "processes" if in_processes else "threads")

@@ -31,10 +31,11 @@ def progress_bar(total: int | None, quiet: bool, *, events: bool = False):
     console = Console(stderr=True)
     if not console.is_terminal and not quiet and total != 0:
         return PlainProgress(console)
-    # A cartridge's events, and the frames skipped where any were (a frame counts as done
-    # either way: "5 of 5" alone would read as complete).
-    counted = (TextColumn("{task.fields[events]} events{task.fields[skipped_note]}"),) \
-        if events else ()
+    # A cartridge's events (" new" ones on a resume: its journal's frames are counted done,
+    # their events not), and the frames skipped where any were (a frame counts as done either
+    # way: "5 of 5" alone would read as complete).
+    counted = (TextColumn("{task.fields[events]}{task.fields[new_note]} events"
+                          "{task.fields[skipped_note]}"),) if events else ()
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     *counted, TimeElapsedColumn(), TimeRemainingColumn(),
                     console=console,
@@ -80,7 +81,8 @@ class PlainProgress:
                  **fields) -> int:
         """A task of ``total`` steps (None: not known), ``completed`` of them done before (a
         resumed cartridge's frames from its journal), its clock started now; ``fields``: its
-        ``events`` and ``skipped_note`` (:func:`skipped_note`), as a cartridge's bar has."""
+        ``events``, ``new_note`` (" new": a resumed cartridge's events are this run's
+        frames' alone) and ``skipped_note`` (:func:`skipped_note`), as a cartridge's bar has."""
         now = self.clock()
         self.tasks.append({"description": description, "total": total, "done": completed,
                            "fields": fields, "start": now, "said": now})
@@ -110,7 +112,8 @@ class PlainProgress:
         events = t["fields"].get("events")
         minutes, seconds = divmod(int(now - t["start"]), 60)
         return (f"{t['description']}: {done:,}" + (f" of {total:,}" if total else "") + share
-                + (f", {events:,} events" if events is not None else "")
+                + (f", {events:,}{t['fields'].get('new_note', '')} events"
+                   if events is not None else "")
                 + t["fields"].get("skipped_note", "") + f", {minutes} min {seconds} s")
 
 

@@ -14,8 +14,8 @@ why: its ``result_state`` then reads ``set aside`` or ``missing``, but where a s
 keeps the figures (and the state) of the output an earlier run left. The samples an earlier
 run left in the
 folder have their rows too (``earlier_run``). The columns are the same every night (the model's
-classes', the counted classes' first); a column a sample lacks is left empty, as are a failed
-sample's counts (it read no blood).
+classes', the counted classes' first; the default taxonomy's where no sample names any); a
+column a sample lacks is left empty, as are a failed sample's counts (it read no blood).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import SAMPLES_FILE
+from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import COUNTED_CLASSES
 
 _FIRST = ("name", "result_state", "status", "input", "model_path", "model_sha256",
@@ -76,9 +77,10 @@ def sample_row(entry: dict) -> dict:
 def samples_csv(entries: Sequence[dict]) -> str:
     """The CSV text of ``entries`` (run.json's ``outputs``), a row each."""
     rows = [sample_row(e) for e in entries]
-    # The classes in the order the entries name them, the counted classes first (those always).
-    classes = list(dict.fromkeys([*_FIRST_CLASSES, *(
-        name for e in entries for key, _ in _PER_CLASS for name in (e.get(key) or {}))]))
+    # The classes in the order the entries name them, the counted classes first; on a night
+    # whose samples name none (every one failed or set aside), the default taxonomy's.
+    named = [name for e in entries for key, _ in _PER_CLASS for name in (e.get(key) or {})]
+    classes = list(dict.fromkeys([*_FIRST_CLASSES, *(named or default_taxonomy().names)]))
     classes.sort(key=lambda c: (c not in _FIRST_CLASSES,
                                 _FIRST_CLASSES.index(c) if c in _FIRST_CLASSES else 0))
     # Every column every night (empty where a sample has nothing to say): a template or a

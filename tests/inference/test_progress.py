@@ -44,6 +44,7 @@ def test_a_terminal_gets_the_bar_and_a_file_the_lines(monkeypatch):
 def test_a_resumed_cartridge_counts_its_journal_frames_done():
     out = io.StringIO()
     progress = PlainProgress(Console(file=out, width=200), clock=lambda: 0.0)
-    task = progress.add_task("S1", total=3, completed=2, events=0, skipped_note="")
+    task = progress.add_task("S1", total=3, completed=2, events=0, new_note=" new",
+                             skipped_note="")
     progress.update(task, advance=1, events=90)
-    assert out.getvalue().splitlines()[-1] == "S1: 3 of 3 (100 %), 90 events, 0 min 0 s"
+    assert out.getvalue().splitlines()[-1] == "S1: 3 of 3 (100 %), 90 new events, 0 min 0 s"
