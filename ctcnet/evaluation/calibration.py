@@ -208,7 +208,8 @@ def fitted_calibration(logits: np.ndarray, labels: np.ndarray, target: float,
 def calibration_record(logits: np.ndarray, labels: np.ndarray, temperature: float,
                        threshold: float, target: float, class_names) -> dict:
     """What ``spec.metrics["calibration"]`` records of a temperature and threshold, read on
-    ``logits`` and ``labels`` (:func:`calibration_summary`, the review band they give)."""
+    ``logits`` and ``labels`` (:func:`calibration_summary`, the review band they give, at the
+    balanced prior: as a crop folder is read)."""
     summary = calibration_summary(logits, labels, temperature)
     summary["review"] = review_band(softmax(logits, temperature), labels, threshold,
                                     class_names)

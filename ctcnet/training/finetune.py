@@ -417,8 +417,9 @@ def _calibration_line(cal: dict, spec) -> str:
     line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
             f"{spec.review_threshold:.4f}, {how}; {cal['review']['reviewed_fraction']:.1%} of "
             f"the held-out crops under it"
-            + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, by "
-               "predict's rule)" if "shown_fraction" in cal["review"] else "")
+            + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, as "
+               "predict reads a crop folder: at the balanced prior, without a crop band)"
+               if "shown_fraction" in cal["review"] else "")
             + f", target precision {cal['review']['target_precision']}")
     g = cal.get("guarantee")
     if g:
