@@ -212,10 +212,12 @@ def test_review_band_says_what_predict_shows_beside_what_is_under_the_threshold(
     band = review_band(proba, np.array([1, 0, 0]), 0.9, names)
     assert band["reviewed"] == 2 and band["shown"] == 1
     assert band["shown"] == int(calls_from_proba(proba, names, 0.9)[2].sum())
-    # At a cartridge's prior the figures are of the calls predict makes there.
+    # At a cartridge's prior the figures are of the calls made there: every call falls under
+    # the threshold (the CTC call at 0.71, the second crop now a wbc call at 0.88), and only
+    # the CTC call in doubt is shown (without a band, the prior's filing is not).
     rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5})
     at_prior = review_band(proba, np.array([1, 0, 0]), 0.9, names, rule)
-    assert at_prior["shown"] == int(calls_from_proba(proba, names, 0.9, rule)[2].sum())
+    assert at_prior["reviewed"] == 3 and at_prior["shown"] == 1
 
 
 def test_calibrate_spec_stores_temperature_and_review_threshold():

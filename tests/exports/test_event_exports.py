@@ -123,7 +123,9 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
     assert text["CTCNET_COUNTED_AT"] == summary["counted_at_utc"]
     assert text["CTCNET_MODEL_SHA256"] == summary["model"]["sha256"]
     software = summary["software"]
-    assert str(text.get("CTCNET_PREDICT_COMMIT", "")).startswith(software.get("commit") or "")
+    commit = (software.get("commit") or "") + ("+modified" if software.get("commit") and
+                                               software.get("modified") else "")
+    assert str(text.get("CTCNET_PREDICT_COMMIT", "")) == commit
     for i, name in enumerate(names, start=1):
         assert text[f"P{i}N"] == name and str(text[f"P{i}B"]) == "32"
         assert text[f"P{i}S"] and str(text[f"P{i}E"]).replace(".0", "") == "0,0"

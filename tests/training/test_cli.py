@@ -153,9 +153,10 @@ def test_a_resume_of_another_shape_is_refused(tmp_path):
 
 
 def test_the_monitorable_metrics_are_those_the_run_logs():
-    """What the check lets through is what training logs (the smoke run's metrics.csv and
-    callback metrics hold each; a run monitoring val/loss, train/loss or a confusion cell
-    finishes), and what it refuses the run never logs (val/acc, train/macro_f1)."""
+    """What the check lets through is what training logs (lit's training and validation
+    steps: the losses, the training accuracy, the macro-F1 and the per-class figures and
+    confusion cells, a learning-rate monitor's names), and what it refuses the run never logs
+    (val/acc, train/macro_f1)."""
     from types import SimpleNamespace
 
     from ctcnet.errors import InputError
