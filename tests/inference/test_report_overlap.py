@@ -20,7 +20,7 @@ from ctcnet.report import run_report
 REPORTED = dict(quiet=True, workers=1, report=run_report, report_overlap=True)
 # What differs between two runs of the same inputs: how long, how much memory, and when.
 TIMING_KEYS = ("timings_s", "events_per_s", "classify_events_per_s", "peak_memory_mb",
-               "counted_at", "counted_at_utc")
+               "counted_at", "counted_at_utc", "finished_at")
 
 
 @pytest.fixture(scope="module")
