@@ -49,6 +49,21 @@ _DISK_ERRORS = {errno.ENOSPC: "free space and rerun to resume",
 _LOG_HANDLER_NAME = "ctcnet-cli"
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler writing to ``sys.stderr`` as it is when a record is logged, not as it was when
+    the command set it up: an in-process caller that swaps stderr (a notebook, a test's
+    capture) after one command no longer has the next one's log written to a closed stream."""
+
+    @property
+    def stream(self):
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler sets it once; the current one is used
+        pass
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Route the ``ctcnet`` loggers to stderr at the level the flags ask for.
 
@@ -61,7 +76,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     logger.setLevel(level)
     for handler in [h for h in logger.handlers if h.get_name() == _LOG_HANDLER_NAME]:
         logger.removeHandler(handler)  # called again (in-process runs): one handler, not two
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.set_name(_LOG_HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)

@@ -138,3 +138,22 @@ def test_a_blank_crop_is_refused_alike_by_each_command_that_reads_crops(lab, tmp
     status, err = run_cli(capsys, *_crop_command("finetune", crops, lab, tmp_path))
     assert status == 2 and any(refusal in line for line in err), err
     assert not (tmp_path / "finetune-out" / "m.pt").exists()
+
+
+def test_the_log_goes_to_stderr_as_it_is_when_a_record_is_logged(monkeypatch):
+    """An in-process caller that swaps stderr after a command (a notebook, a test's capture)
+    gets the next command's log on the new stream, not an error about the closed old one."""
+    import io
+    import logging
+    import sys
+
+    from ctcnet.cli import setup_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging()
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("ctcnet.test").warning("said")
+    assert second.getvalue() == "WARNING ctcnet.test: said\n"
