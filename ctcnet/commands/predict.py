@@ -304,9 +304,11 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     names, shares, set_aside = plan_shares(cartridges, datasets, processes)
     watch = None
     if not args.quiet:
-        print(f"{len(names)} inputs in {len(shares)} processes (--processes): a line as each "
-              "is done, what each came to once all are", file=sys.stderr)
-        watch = done_watcher(out, names, time.time())
+        running = [n for n in names if n not in set_aside]
+        aside = f" ({len(set_aside)} more set aside)" if set_aside else ""
+        print(f"{len(running)} inputs{aside} in {len(shares)} processes (--processes): a line "
+              "as each is done, what each came to once all are", file=sys.stderr)
+        watch = done_watcher(out, running, time.time())
     started = time.time()
     mark_run_started(out, names, started)
     note_set_aside(out, set_aside, started)  # run.json lists them with the children's

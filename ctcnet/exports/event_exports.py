@@ -436,6 +436,12 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
     plans = plan_exports(results, fcs, geojson, out)
     refuse_existing([p for plan in plans for p in (plan.fcs, plan.geojson) if p is not None],
                     overwrite)
+    for plan in plans:  # --overwrite replaces an export, never something else of that name
+        for path, kind, ok in ((plan.fcs, "file", Path.is_file),
+                               (plan.geojson, "folder", Path.is_dir)):
+            if path is not None and path.exists() and (path.is_symlink() or not ok(path)):
+                raise InputError(f"is not an export's {kind}: move it away, then export",
+                                 path)
     # Every sample checked first, its table let go before the next is read (a night of large
     # samples held at once took gigabytes), then each read again as it is written.
     failed = [_load(plan, geometry)[1].status == "failed" for plan in plans]

@@ -142,8 +142,9 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
 def _set_aside_file(out: Path, name: str) -> Path:
     """Where the refusal of input ``name`` is recorded: under its name, or a digest of it
     where the name is too long to carry the atomic write's temporary suffixes (an input
-    refused for a name over the sample id's 200 bytes)."""
-    if len(name.encode("utf-8", "surrogateescape")) > 120:
+    refused for a name over the sample id's 200 bytes) or holds a path (a cartridge set aside
+    for sharing its sample id is named with its folder)."""
+    if len(name.encode("utf-8", "surrogateescape")) > 120 or "/" in name or "\\" in name:
         name = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
     return Path(out) / SET_ASIDE_DIR / f"{name}.json"
 

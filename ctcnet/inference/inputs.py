@@ -83,17 +83,19 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
             if say_skipped:
                 _say_what_is_not_read(path, subs)
             cartridges += subs
-    return _once(cartridges), _once(datasets)
+    return _once(cartridges, say_skipped), _once(datasets, say_skipped)
 
 
-def _once(paths: list[Path]) -> list[Path]:
+def _once(paths: list[Path], say: bool = False) -> list[Path]:
     """``paths`` with each folder once (one named twice, or by a list file and a folder of
-    cartridges: run once, not set aside as two inputs of one sample id), said."""
+    cartridges: run once, not set aside as two inputs of one sample id), said where ``say``
+    (the run's own listing)."""
     seen: dict[str, Path] = {}
     for path in paths:
         key = os.path.realpath(path)
         if key in seen:
-            log.warning("%s: named more than once among the inputs; run once", path)
+            if say:
+                log.warning("%s: named more than once among the inputs; run once", path)
         else:
             seen[key] = path
     return list(seen.values())
@@ -148,16 +150,20 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     aside)."""
     cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
     record = set_aside_record(set_aside, len(cartridge_paths) + len(datasets), share_of_several)
-    opened, cartridges = [], []
+    opened, unread, cartridges = [], [], []
     for path in cartridge_paths:
         try:
             opened.append(open_cartridge(path))
-        except InputError as err:
-            set_aside_or_raise(err, Path(path).name, record)
+        except InputError as err:  # goes by its folder's name, as run.json names it
+            unread.append((path, err))
     if record is not None:  # before their own checks, as output names are told (run.json)
-        aside = set_aside_colliding([(c.sample_id, c.root) for c in opened], record,
+        aside = set_aside_colliding([(c.sample_id, c.root) for c in opened]
+                                    + [(Path(path).name, path) for path, _ in unread], record,
                                     {Path(d).name for d in datasets})
         opened = [c for c in opened if absolute(c.root) not in aside]
+        unread = [(path, err) for path, err in unread if absolute(path) not in aside]
+    for path, err in unread:
+        set_aside_or_raise(err, Path(path).name, record)
     for cartridge in opened:
         try:
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too

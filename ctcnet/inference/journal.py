@@ -152,13 +152,14 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     manifest = parts / "run.json"
     signatures_file = parts / "frames.json"
     if overwrite:
-        if parts.exists():
-            shutil.rmtree(parts)
-        # The run replaced stays on record: its counts, model, software and sign-off.
+        # The run replaced stays on record (its counts, model, software and sign-off), kept
+        # before its journal goes: a refusal to keep it leaves the run as it was.
         kept = keep_previous_summary(out_dir)
         if kept is not None:
             log.info("%s: the summary of the run --overwrite replaces is kept as %s",
                      out_dir, kept.relative_to(out_dir))
+        if parts.exists():
+            shutil.rmtree(parts)
     try:
         recorded = json.loads(signatures_file.read_text())
     except (OSError, ValueError):

@@ -287,7 +287,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                          "them: rerun to redo them", out_dir)
     t0 = time.perf_counter()
     # New tables: what they replace is kept aside; the same tables: their counts' time stands.
-    counted_before = earlier.settle(out_dir, out_dir.name, parts, options.overwrite)
+    counted_before = earlier.settle(out_dir, out_dir.name, parts,
+                                    [f.frame_id for f in cartridge.frames], options.overwrite)
     # Until this run's summary is written, last, none says the sample is done (a run stopped
     # by a full disk leaves no "ok" beside tables and a report it did not finish).
     withdraw_summary(out_dir)

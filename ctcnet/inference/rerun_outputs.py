@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.errors import InputError
-from ctcnet.inference.summary import PREVIOUS_DIR, SUMMARY_FILE, keep_previous_summary
+from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def retire_exports(folder: str | Path, sample: str) -> Path | None:
     if not present:
         return None
     stamp = datetime.fromtimestamp(max(p.stat().st_mtime for p in present), timezone.utc)
-    kept = Path(folder) / PREVIOUS_DIR / f"exports-{stamp:%Y%m%dT%H%M%SZ}"
+    kept = previous_folder(folder) / f"exports-{stamp:%Y%m%dT%H%M%SZ}"
     for n in range(2, 1000):  # exports of the same second kept before: another folder
         if not kept.exists():
             break
@@ -90,27 +90,30 @@ class EarlierRun:
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
                    frames)
 
-    def tables_change(self, parts: Path, overwrite: bool = False) -> bool:
-        """Whether the tables the journal in ``parts`` makes now differ from the earlier
-        run's: replaced (``overwrite``), no earlier summary, or a journal part written since
-        it, or a part fewer or more than the frames it processed (a frame redone, a killed
-        run's frames journaled after it, a frame dropped). A frame skipped again each rerun
-        (an unreadable file) adds no part: the tables stay."""
+    def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
+        """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
+        ids now) differ from the earlier run's: replaced (``overwrite``), no earlier summary,
+        or a frame's part written since it, or parts fewer or more than the frames it
+        processed (a frame redone, a killed run's frames journaled after it, a frame gone
+        from the scan folder). A frame skipped again each rerun (an unreadable file) adds no
+        part: the tables stay."""
         if overwrite or self.written is None:
             return True
-        found = [p for p in Path(parts).glob("*.parquet") if not p.name.startswith(".")]
+        found = [p for p in (Path(parts) / f"{frame}.parquet" for frame in frames)
+                 if p.is_file()]
         return len(found) != self.frames or any(p.stat().st_mtime > self.written
                                                 for p in found)
 
-    def settle(self, folder: str | Path, sample: str, parts: Path, overwrite: bool
-               ) -> float | None:
+    def settle(self, folder: str | Path, sample: str, parts: Path, frames: list[str],
+               overwrite: bool) -> float | None:
         """Before a run of ``sample`` writes its tables into ``folder`` from the journal in
-        ``parts``: where they change (:meth:`tables_change`), the earlier exports moved aside
+        ``parts`` (of ``frames``): where they change (:meth:`tables_change`), the earlier
+        exports moved aside
         (:func:`retire_exports`) and, on a resume (``overwrite`` kept it already:
         ``journal.open_journal``), the earlier summary kept in ``previous/``; returns None.
         Where they do not, the earlier counts' time, which stands."""
         folder = Path(folder)
-        if not self.tables_change(parts, overwrite):
+        if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
         retire_exports(folder, sample)
         if not overwrite and self.written is not None:

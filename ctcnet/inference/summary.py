@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.core.paths import absolute
+from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
 from ctcnet.io.atomic import atomic_write_text
@@ -290,6 +291,19 @@ class CropRunSummary:
 PREVIOUS_DIR = "previous"
 
 
+def previous_folder(out_dir: str | Path) -> Path:
+    """A sample folder's ``previous/``, made where missing, where what a rerun replaces is kept;
+    refused (one line, the sample set aside: nothing is replaced) where it is a file or a
+    link, which would take them elsewhere (outside ``--out``) or lose them."""
+    folder = Path(out_dir) / PREVIOUS_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"is {'a link' if folder.is_symlink() else 'a file'}, not a folder: "
+                         "a rerun keeps the summary and exports it replaces there; move it "
+                         "away, then rerun", folder)
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def keep_previous_summary(out_dir: str | Path) -> Path | None:
     """Copy a sample's summary.json into ``previous/`` before ``--overwrite`` replaces its
     run (as ``summary-<when its counts were made, UTC>.json``): the counts, the model and
@@ -305,8 +319,7 @@ def keep_previous_summary(out_dir: str | Path) -> Path | None:
     except (ValueError, TypeError, AttributeError):
         counted = source.stat().st_mtime
     stamp = datetime.fromtimestamp(counted, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    kept = Path(out_dir) / PREVIOUS_DIR / f"summary-{stamp}.json"
-    kept.parent.mkdir(exist_ok=True)
+    kept = previous_folder(out_dir) / f"summary-{stamp}.json"
     atomic_write_text(kept, text)
     return kept
 

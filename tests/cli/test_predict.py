@@ -667,3 +667,15 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     status, err = run_cli(capsys, "predict", scans / "c", scans / "c", "--out",
                           tmp_path / "o5", *model)
     assert status == 0 and (tmp_path / "o5" / "S_c" / "summary.json").is_file()
+    # A folder whose cartridge.json cannot be read goes by its folder's name: named as
+    # another's sample id, both are set aside (run.json names them so), the other not run.
+    shutil.rmtree(scans / "d")
+    shutil.copytree(scans / "c", scans / "S_a")
+    (scans / "S_a" / "cartridge.json").write_text('{"sample_id": "S_a", "num_frames": ')
+    status, err = run_cli(capsys, "predict", scans, "--out", tmp_path / "o6", *model)
+    run = {e["name"]: e for e in json.loads((tmp_path / "o6" / "run.json").read_text())
+           ["outputs"]}
+    assert status == 2 and not (tmp_path / "o6" / "S_a").exists()
+    assert "set_aside" in run[f"S_a ({scans / 'a'})"] and "set_aside" in run[
+        f"S_a ({scans / 'S_a'})"] and run["S_c"]["status"] == "ok"
+    assert not [p for p in (tmp_path / "o6" / ".set_aside").rglob("*") if p.is_dir()]

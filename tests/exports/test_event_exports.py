@@ -370,6 +370,39 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
     os.utime(part, (time.time() + 5, time.time() + 5))
     predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
     assert not (sample / f"{SAMPLE}.fcs").exists()
+    # A frame gone from the scan folder (its part still journaled): its events leave.
+    shutil.copy2(cart / frame.name, frame)  # the unreadable frame mended first
+    predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert main(["export-events", str(results), "--fcs"]) == 0
+    sorted(scan.glob("r*.tif"))[-1].unlink()
+    predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert not (sample / f"{SAMPLE}.fcs").exists()
+    # previous/ a file (or a link elsewhere): refused in one line, nothing replaced or lost.
+    assert main(["export-events", str(results), "--fcs"]) == 0
+    shutil.rmtree(sample / "previous")
+    (sample / "previous").write_text("the lab's notes")
+    before = (sample / "summary.json").read_bytes()
+    with pytest.raises(InputError, match="not a folder"):
+        predict_cartridge(scan, backend, sample,
+                          PredictOptions(quiet=True, workers=1, overwrite=True))
+    assert (sample / "summary.json").read_bytes() == before
+    assert (sample / "previous").read_text() == "the lab's notes"
+    assert (sample / f"{SAMPLE}.fcs").exists() and list((sample / "parts").glob("*.parquet"))
+    (sample / "previous").unlink()
+    (sample / "previous").symlink_to(tmp_path)
+    with pytest.raises(InputError, match="a link, not a folder"):
+        predict_cartridge(scan, backend, sample,
+                          PredictOptions(quiet=True, workers=1, overwrite=True))
+
+
+def test_an_export_never_replaces_what_is_not_one(run, tmp_path, capsys):
+    """--overwrite replaces an earlier export, not a file where its folder goes."""
+    results = copy_run(run, tmp_path / "results")
+    (results / SAMPLE / "geojson").write_text("the lab's own notes")
+    status, err = run_cli(capsys, "export-events", results, "--fcs", "--geojson", "--overwrite")
+    assert_one_line_error(status, err, "is not an export's folder")
+    assert (results / SAMPLE / "geojson").read_text() == "the lab's own notes"
+    assert not (results / SAMPLE / f"{SAMPLE}.fcs").exists()
 
 
 def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
