@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ctcnet.inference.inputs import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import signoff_holds
@@ -279,7 +280,8 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
-        path = Path(out) / name / "summary.json"
+        # (an input set aside for sharing its sample id: the output that id left, if any)
+        path = Path(out) / output_folder_of(name) / "summary.json"
         read = _read_summary(path)  # once, for the set-aside date and the entry
         reason = _set_aside_since(out, name, path, read)
         if reason is not None:
@@ -298,7 +300,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
-    ours = set(sample_ids)
+    ours = {output_folder_of(name) for name in sample_ids}
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
     index = {"state": state, "written_at": _utc(time.time()),

@@ -220,6 +220,16 @@ def colliding_name(sample_id: str, root: str | Path) -> str:
     return f"{sample_id} ({absolute(root)})"
 
 
+def output_folder_of(name: str) -> str:
+    """The output folder an input named so in run.json writes: its sample id, also for one
+    set aside for sharing it (:func:`colliding_name`), whose earlier output lies there."""
+    if name.endswith(")") and " (" in name:
+        sample_id, folder = name[:-1].rsplit(" (", 1)
+        if os.path.isabs(folder):
+            return sample_id
+    return name
+
+
 def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
                         left: set[str] = frozenset()) -> set[str]:
     """Of cartridges as (sample id, folder), those whose sample id another has too, set aside
