@@ -170,6 +170,9 @@ def run(args) -> int:
     shard = parse_shard(args.shard)
     processes = 1 if child else _processes(args, shard, len(cartridges) + len(datasets))
     if processes > 1:
+        # What one process says of its inputs as it lists them (a folder named twice, a
+        # folder of cartridges' other subfolders): the children get the paths alone.
+        resolve_inputs(inputs, say_skipped=True)
         return _run_in_processes(args, cartridges, datasets, processes, out, model)
     with distributed_context(args.device) as (info, device):
         if shard and info.world_size > 1:

@@ -439,7 +439,7 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
     for plan in plans:  # --overwrite replaces an export, never something else of that name
         for path, kind, ok in ((plan.fcs, "file", Path.is_file),
                                (plan.geojson, "folder", Path.is_dir)):
-            if path is not None and path.exists() and (path.is_symlink() or not ok(path)):
+            if path is not None and (path.is_symlink() or (path.exists() and not ok(path))):
                 raise InputError(f"is not an export's {kind}: move it away, then export",
                                  path)
     # Every sample checked first, its table let go before the next is read (a night of large

@@ -280,8 +280,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
-        # (an input set aside for sharing its sample id: the output that id left, if any)
-        path = Path(out) / output_folder_of(name) / "summary.json"
+        path = Path(out) / name / "summary.json"
         read = _read_summary(path)  # once, for the set-aside date and the entry
         reason = _set_aside_since(out, name, path, read)
         if reason is not None:
@@ -300,7 +299,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
-    ours = {output_folder_of(name) for name in sample_ids}
+    ours = set(sample_ids)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
     index = {"state": state, "written_at": _utc(time.time()),
@@ -341,12 +340,20 @@ def refresh_samples_table(out: Path) -> None:
 def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) -> None:
     """``samples.csv``: the index's entries and the samples an earlier run left (``others``),
     a row each."""
+    # Inputs set aside for sharing a sample id (named with their folders): the output that
+    # sample id left says why tonight did not replace it, once.
+    clashed: dict[str, list[str]] = {}
+    for e in entries:
+        if "set_aside" in e and output_folder_of(e["name"]) != e["name"]:
+            clashed.setdefault(output_folder_of(e["name"]), []).append(e["name"])
     earlier = []
     for name in others:
         path = Path(out) / name / "summary.json"
         read = _read_summary(path)
         if read is not None:
-            earlier.append({**_output_entry(name, read, path), "earlier_run": True})
+            why = ({"set_aside": f"its sample id is shared by {' and '.join(clashed[name])}, "
+                                 "set aside"} if name in clashed else {})
+            earlier.append({**_output_entry(name, read, path), "earlier_run": True, **why})
     # A row a sample, for statistics: a sample set aside with an earlier output kept has that
     # output's figures, marked as an earlier run's, with why this run set it aside.
     rows = [{**e["kept_output"], "set_aside": e["set_aside"], "earlier_run": True}

@@ -161,6 +161,10 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
                                     + [(Path(path).name, path) for path, _ in unread], record,
                                     {Path(d).name for d in datasets})
         opened = [c for c in opened if absolute(c.root) not in aside]
+        for path, err in unread:  # set aside for the clash: its own error said too
+            name = colliding_name(Path(path).name, path)
+            if absolute(path) in aside and name in record:
+                record[name] += f"; and its metadata cannot be read: {err}"
         unread = [(path, err) for path, err in unread if absolute(path) not in aside]
     for path, err in unread:
         set_aside_or_raise(err, Path(path).name, record)

@@ -30,7 +30,7 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import InputError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.summary import keep_previous_summary
+from ctcnet.inference.summary import keep_previous_summary, previous_folder
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, FrameRef
@@ -150,6 +150,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     ``cartridge_id``: the scan's identity, ``Cartridge.identity``)."""
     parts = out_dir / PARTS_DIR
     manifest = parts / "run.json"
+    previous_folder(out_dir, make=False)  # refused before any frame, not once they are done
     signatures_file = parts / "frames.json"
     if overwrite:
         # The run replaced stays on record (its counts, model, software and sign-off), kept

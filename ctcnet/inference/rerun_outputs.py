@@ -119,6 +119,6 @@ class EarlierRun:
         if not overwrite and self.written is not None:
             kept = keep_previous_summary(folder)
             if kept is not None:
-                log.warning("%s: frames done since the earlier run change its tables; its "
-                            "summary is kept as %s", sample, kept.relative_to(folder))
+                log.warning("%s: frames done or gone since the earlier run change its tables; "
+                            "its summary is kept as %s", sample, kept.relative_to(folder))
         return None

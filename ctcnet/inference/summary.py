@@ -291,16 +291,17 @@ class CropRunSummary:
 PREVIOUS_DIR = "previous"
 
 
-def previous_folder(out_dir: str | Path) -> Path:
-    """A sample folder's ``previous/``, made where missing, where what a rerun replaces is kept;
-    refused (one line, the sample set aside: nothing is replaced) where it is a file or a
-    link, which would take them elsewhere (outside ``--out``) or lose them."""
+def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
+    """A sample folder's ``previous/``, made where missing (``make``), where what a rerun
+    replaces is kept; refused (one line, the sample set aside: nothing is replaced) where it
+    is a file or a link, which would take them elsewhere (outside ``--out``) or lose them."""
     folder = Path(out_dir) / PREVIOUS_DIR
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise InputError(f"is {'a link' if folder.is_symlink() else 'a file'}, not a folder: "
                          "a rerun keeps the summary and exports it replaces there; move it "
                          "away, then rerun", folder)
-    folder.mkdir(exist_ok=True)
+    if make:
+        folder.mkdir(exist_ok=True)
     return folder
 
 
@@ -320,7 +321,11 @@ def keep_previous_summary(out_dir: str | Path) -> Path | None:
         counted = source.stat().st_mtime
     stamp = datetime.fromtimestamp(counted, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     kept = previous_folder(out_dir) / f"summary-{stamp}.json"
-    atomic_write_text(kept, text)
+    try:
+        atomic_write_text(kept, text)
+    except OSError as err:  # not kept: the run it would replace stays as it is
+        raise InputError(f"cannot keep the summary it replaces there ({err.strerror or err}): "
+                         "make it writable, or move it away, then rerun", kept) from None
     return kept
 
 

@@ -679,13 +679,14 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     assert "set_aside" in run[f"S_a ({scans / 'a'})"] and "set_aside" in run[
         f"S_a ({scans / 'S_a'})"] and run["S_c"]["status"] == "ok"
     assert not [p for p in (tmp_path / "o6" / ".set_aside").rglob("*") if p.is_dir()]
-    # Where the sample id has an output of an earlier night, each set-aside row keeps it,
-    # with tonight's reason (not a plain earlier-run row beside them).
+    assert "its metadata cannot be read" in run[f"S_a ({scans / 'S_a'})"]["set_aside"]
+    # Where the sample id has an output of an earlier night, that output's row (once) says
+    # why tonight did not replace it; the set-aside rows carry no figures of it.
     assert run_cli(capsys, "predict", scans / "a", "--out", tmp_path / "o7", *model)[0] == 0
     assert run_cli(capsys, "predict", scans, "--out", tmp_path / "o7", *model)[0] == 2
-    rows = pd.read_csv(tmp_path / "o7" / "samples.csv")
-    assert "S_a" not in set(rows["name"])
-    kept = rows[rows["name"].str.startswith("S_a (")]
-    assert len(kept) == 2 and kept["set_aside"].str.contains("is that of").all()
-    assert (kept["count_ctc"] == json.loads((tmp_path / "o7" / "S_a" / "summary.json")
-                                            .read_text())["counts"]["ctc"]).all()
+    rows = pd.read_csv(tmp_path / "o7" / "samples.csv").set_index("name")
+    assert rows.loc["S_a", "earlier_run"] and "set aside" in rows.loc["S_a", "set_aside"]
+    assert rows.loc["S_a", "count_ctc"] == json.loads(
+        (tmp_path / "o7" / "S_a" / "summary.json").read_text())["counts"]["ctc"]
+    clash = rows[rows.index.str.startswith("S_a (")]
+    assert len(clash) == 2 and clash["count_ctc"].isna().all()

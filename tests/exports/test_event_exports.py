@@ -372,13 +372,26 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
     assert not (sample / f"{SAMPLE}.fcs").exists()
     # A frame gone from the scan folder (its part still journaled): its events leave.
     shutil.copy2(cart / frame.name, frame)  # the unreadable frame mended first
+    os.utime(part, (time.time() - 60, time.time() - 60))  # back before the summaries below
     predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
     assert main(["export-events", str(results), "--fcs"]) == 0
     sorted(scan.glob("r*.tif"))[-1].unlink()
     predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
     assert not (sample / f"{SAMPLE}.fcs").exists()
-    # previous/ a file (or a link elsewhere): refused in one line, nothing replaced or lost.
+    # The summary cannot be kept (a folder where its copy goes): refused, nothing lost.
     assert main(["export-events", str(results), "--fcs"]) == 0
+    summary = json.loads((sample / "summary.json").read_text())
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(summary["counted_at"]))
+    blocked = sample / "previous" / f"summary-{stamp}.json"
+    blocked.unlink(missing_ok=True)  # (kept by an earlier step of this test)
+    blocked.mkdir(parents=True)
+    before = (sample / "summary.json").read_bytes()
+    with pytest.raises(InputError, match="cannot keep the summary it replaces"):
+        predict_cartridge(scan, backend, sample,
+                          PredictOptions(quiet=True, workers=1, overwrite=True))
+    assert (sample / "summary.json").read_bytes() == before
+    assert (sample / f"{SAMPLE}.fcs").exists() and list((sample / "parts").glob("*.parquet"))
+    # previous/ a file (or a link elsewhere): refused in one line, nothing replaced or lost.
     shutil.rmtree(sample / "previous")
     (sample / "previous").write_text("the lab's notes")
     before = (sample / "summary.json").read_bytes()
@@ -403,6 +416,12 @@ def test_an_export_never_replaces_what_is_not_one(run, tmp_path, capsys):
     assert_one_line_error(status, err, "is not an export's folder")
     assert (results / SAMPLE / "geojson").read_text() == "the lab's own notes"
     assert not (results / SAMPLE / f"{SAMPLE}.fcs").exists()
+    # A link where the FCS file goes, even one pointing nowhere, is not replaced either.
+    (results / SAMPLE / "geojson").unlink()
+    (results / SAMPLE / f"{SAMPLE}.fcs").symlink_to(tmp_path / "nowhere.fcs")
+    status, err = run_cli(capsys, "export-events", results, "--fcs", "--overwrite")
+    assert_one_line_error(status, err, "is not an export's file")
+    assert (results / SAMPLE / f"{SAMPLE}.fcs").is_symlink()
 
 
 def test_cli_out_folder_and_one_sample_folder(run, tmp_path, capsys):
