@@ -108,10 +108,9 @@ class EarlierRun:
                overwrite: bool) -> float | None:
         """Before a run of ``sample`` writes its tables into ``folder`` from the journal in
         ``parts`` (of ``frames``): where they change (:meth:`tables_change`), the earlier
-        exports moved aside
-        (:func:`retire_exports`) and, on a resume (``overwrite`` kept it already:
-        ``journal.open_journal``), the earlier summary kept in ``previous/``; returns None.
-        Where they do not, the earlier counts' time, which stands."""
+        exports moved aside (:func:`retire_exports`) and, on a resume (``overwrite`` kept it
+        already: ``journal.open_journal``), the earlier summary kept in ``previous/``;
+        returns None. Where they do not, the earlier counts' time, which stands."""
         folder = Path(folder)
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
