@@ -275,14 +275,11 @@ def predict_options(args):
 
 
 def output_names(cartridges, datasets) -> list[str]:
-    """The output folder's name of each input, as run.json lists them (cartridges that share a
-    sample id, set aside, each with its folder: ``inputs.colliding_name``)."""
-    from ctcnet.inference.inputs import colliding_name, output_name_and_frames
+    """The output folder's name of each input, as run.json lists them (``inputs.run_names``:
+    cartridges that share a sample id, set aside, each with its folder)."""
+    from ctcnet.inference.inputs import output_name_and_frames, run_names
 
-    names = [output_name_and_frames(c)[0] for c in cartridges]
-    shared = {n for n in names if names.count(n) > 1} - {d.name for d in datasets}
-    return [colliding_name(n, c) if n in shared else n for n, c in zip(names, cartridges)] + \
-        [d.name for d in datasets]
+    return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
 
 
 def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str) -> int:

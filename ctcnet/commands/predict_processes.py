@@ -84,21 +84,19 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
     from ctcnet.core.paths import absolute
     from ctcnet.inference.distributed import shard
     from ctcnet.inference.inputs import (
-        colliding_name,
         output_name_and_frames,
         refuse_colliding_outputs,
+        run_names,
         set_aside_colliding,
     )
 
     jobs = [(str(path), *output_name_and_frames(path)) for path in cartridges]
+    named = [(name, path) for path, name, _ in jobs]
+    names = run_names(named, datasets)
     set_aside: dict[str, str] = {}
-    aside = set_aside_colliding([(name, path) for path, name, _ in jobs], set_aside,
-                                {Path(d).name for d in datasets})
-    names = [colliding_name(name, path) if absolute(path) in aside else name
-             for path, name, _ in jobs]
+    aside = set_aside_colliding(named, set_aside, {Path(d).name for d in datasets})
     jobs = [j for j in jobs if absolute(j[0]) not in aside]
     jobs += [(str(d), Path(d).name, 1) for d in datasets]
-    names += [Path(d).name for d in datasets]
     refuse_colliding_outputs([(name, path) for path, name, _ in jobs])
     shares = [[path for path, _, _ in shard(jobs, k, processes, weight=lambda j: j[2])]
               for k in range(processes)]

@@ -159,12 +159,10 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     if record is not None:  # before their own checks, as output names are told (run.json)
         aside = set_aside_colliding([(c.sample_id, c.root) for c in opened]
                                     + [(Path(path).name, path) for path, _ in unread], record,
-                                    {Path(d).name for d in datasets})
+                                    {Path(d).name for d in datasets},
+                                    {absolute(path): f"its metadata cannot be read: {err}"
+                                     for path, err in unread})
         opened = [c for c in opened if absolute(c.root) not in aside]
-        for path, err in unread:  # set aside for the clash: its own error said too
-            name = colliding_name(Path(path).name, path)
-            if absolute(path) in aside and name in record:
-                record[name] += f"; and its metadata cannot be read: {err}"
         unread = [(path, err) for path, err in unread if absolute(path) not in aside]
     for path, err in unread:
         set_aside_or_raise(err, Path(path).name, record)
@@ -224,6 +222,17 @@ def colliding_name(sample_id: str, root: str | Path) -> str:
     return f"{sample_id} ({absolute(root)})"
 
 
+def run_names(named: list[tuple[str, str | Path]], datasets) -> list[str]:
+    """Each input's name in run.json, in input order: of cartridges as (output name, folder),
+    their output names, but those sharing one (not a crop folder's) each with its folder
+    (:func:`colliding_name`: the cartridges :func:`set_aside_colliding` sets aside); then the
+    crop folders' names."""
+    left = {Path(d).name for d in datasets}
+    shared = set(colliding_outputs([(n, absolute(p)) for n, p in named])) - left
+    return [colliding_name(n, p) if n in shared else n for n, p in named] + \
+        [Path(d).name for d in datasets]
+
+
 def output_folder_of(name: str) -> str:
     """The output folder an input named so in run.json writes: its sample id, also for one
     set aside for sharing it (:func:`colliding_name`), whose earlier output lies there."""
@@ -235,12 +244,13 @@ def output_folder_of(name: str) -> str:
 
 
 def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
-                        left: set[str] = frozenset()) -> set[str]:
+                        left: set[str] = frozenset(), notes: dict[str, str] | None = None
+                        ) -> set[str]:
     """Of cartridges as (sample id, folder), those whose sample id another has too, set aside
-    in ``record`` (each as :func:`colliding_name`, naming the others): which of them the lab
-    meant no run can tell, and the batch's other inputs still run. Returns their folders
-    (absolute). A clash with a name in ``left`` (a crop folder's) is left to
-    :func:`refuse_colliding_outputs`."""
+    in ``record`` (each as :func:`colliding_name`, naming the others, and what ``notes`` says
+    of its folder, absolute: its own refusal): which of them the lab meant no run can tell,
+    and the batch's other inputs still run. Returns their folders (absolute). A clash with a
+    name in ``left`` (a crop folder's) is left to :func:`refuse_colliding_outputs`."""
     clashes = colliding_outputs([(n, absolute(p)) for n, p in named])
     aside = set()
     for name, folders in sorted(clashes.items()):
@@ -248,10 +258,12 @@ def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
             continue
         for folder in folders:
             others = [f for f in folders if f != folder]
+            note = (notes or {}).get(folder)
             set_aside_or_raise(InputError(
                 f"its sample id {name!r} is that of {' and '.join(others)} too: their outputs "
                 "would be one folder; give each its own sample id (cartridge.json), or run "
-                "them into another --out", Path(folder)), colliding_name(name, folder), record)
+                "them into another --out" + (f"; and {note}" if note else ""), Path(folder)),
+                colliding_name(name, folder), record)
             aside.add(folder)
     return aside
 
