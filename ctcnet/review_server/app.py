@@ -207,9 +207,10 @@ def _sample_line(folder: Path) -> str:
     """A sample's line on the index: its result state, review list and decisions so far, from
     its summary.json alone (the sample itself is read when its page is opened)."""
     from ctcnet.inference.result_state import result_state
+    from ctcnet.inference.summary import SUMMARY_FILE
 
     try:
-        summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         return f"its summary.json cannot be read ({err.__class__.__name__})"
     if not isinstance(summary, dict):
