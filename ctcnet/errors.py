@@ -43,6 +43,11 @@ def check_regular_file(path: str | Path, what: str = "a file",
 
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():  # listed, so it looks there: say that what it points to is not
+            import os
+
+            raise InputError(f"{missing}: it is a link to {os.readlink(path)}, which is not "
+                             "there (a share not mounted, a file moved?)", path)
         raise InputError(missing, path)
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ctcnet.core.paths import absolute
 from ctcnet.core.provenance import software_record
@@ -46,7 +48,7 @@ from ctcnet.inference.spillover import (
     wants_compensation,
 )
 from ctcnet.inference.summary import CropRunSummary, model_path, model_sha256
-from ctcnet.inference.tables import label_events
+from ctcnet.inference.tables import label_events, with_output_format
 from ctcnet.io.atomic import atomic_path, exclusive_folder
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import decision_weights
@@ -179,7 +181,9 @@ def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOp
                          markers_decide=options.marker_calls, overrule=options.marker_calls,
                          rules=rules)
     with atomic_path(out_dir / "predictions.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        pq.write_table(arrow.replace_schema_metadata(with_output_format(arrow.schema).metadata),
+                       tmp)
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     known = table["label"].isin(spec.class_names)

@@ -29,7 +29,7 @@ from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import signoff_holds
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.cartridge_info import RUN_INDEX_FILE
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE, output_format
 
 T = TypeVar("T")
 
@@ -250,7 +250,8 @@ def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> No
     cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
-        {"state": "running", "started_at": _utc(started), "host": socket.gethostname(),
+        {**output_format(), "state": "running", "started_at": _utc(started),
+         "host": socket.gethostname(),
          "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
 
 
@@ -302,7 +303,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     ours = set(sample_ids)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
-    index = {"state": state, "written_at": _utc(time.time()),
+    index = {**output_format(), "state": state, "written_at": _utc(time.time()),
              **({"started_at": _utc(since)} if since is not None else {}),
              "outputs": entries,
              **({"other_outputs": others} if others else {}),

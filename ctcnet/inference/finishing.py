@@ -21,13 +21,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from ctcnet.inference.alternates import resolve_alternates
 from ctcnet.inference.cluster_parts import hold_cluster_repeats
 from ctcnet.inference.frames import keep_frame_record
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.guard import guard_events
 from ctcnet.inference.journal import write_part
-from ctcnet.inference.scan_fusion import fused_labels
+from ctcnet.inference.scan_fusion import fused_labels, fusion_role, marked_fused
+from ctcnet.inference.tables import empty_frame_table, label_events
+from ctcnet.io.scan import Cartridge
 from ctcnet.nn.spec import ModelSpec
 
 
@@ -64,6 +69,21 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
                lambda table: gallery_rows(table, job.spec, job.gallery_per_frame), crop_rows)
     keep_frame_record(job.parts, work, job.made_by)  # once its part is journaled
     return len(events), t1 - t0, time.perf_counter() - t1
+
+
+def no_events_table(cartridge: Cartridge, spec: ModelSpec, edge_class: str | None
+                    ) -> pd.DataFrame:
+    """The table a cartridge with no events at all is written from: no rows, and every column
+    of a finished frame's (:func:`finish_frame`) with its type, so that a night's events files
+    share one schema whatever a sample found (a failed sample's too)."""
+    proba = np.zeros((0, spec.num_classes), np.float32)
+    role = fusion_role(spec)
+    events = label_events(empty_frame_table(cartridge), proba, spec, edge_class,
+                          band_proba=proba if role == "review" else None)
+    events = guard_events(marked_fused(events, np.zeros(0, bool) if role else None), None,
+                          proba, spec)
+    # An empty object column has no type in Arrow; a frame's calls and flags are strings.
+    return events.astype({c: "str" for c in events if events[c].dtype == object})
 
 
 class FrameFinisher:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -77,13 +78,38 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
             datasets.append(path)
         else:
             subs = sorted(p for p in path.iterdir()
-                          if p.is_dir() and is_cartridge(p, unreadable=False))
+                          if (p.is_dir() and is_cartridge(p, unreadable=False))
+                          or _out_of_reach(p))
             if not subs:
                 raise _not_an_input(path)
             if say_skipped:
                 _say_what_is_not_read(path, subs)
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
+
+
+# Folders a file system or a share keeps beside the scans: none is a scan whose absence a run
+# must report, readable or not.
+SYSTEM_FOLDERS = ("lost+found", "System Volume Information")
+
+
+def _out_of_reach(sub: Path) -> bool:
+    """Whether a folder of cartridges' entry may be a scan that cannot be looked into: a folder
+    this user may not read (a share's access list), or a link whose target is gone (a share
+    not mounted). Taken as a cartridge, so that opening it sets it aside with the reason and
+    the run ends with exit 2, instead of a night that reads "finished" without the sample.
+    Hidden and system folders (``$RECYCLE.BIN``, ``#recycle``, ``@eaDir``) are left out."""
+    if sub.name.startswith((".", "$", "#", "@")) or sub.name in SYSTEM_FOLDERS:
+        return False
+    if sub.is_symlink() and not sub.exists():
+        return True
+    if not sub.is_dir():
+        return False
+    try:
+        next(sub.iterdir(), None)
+    except PermissionError:
+        return True
+    return False
 
 
 def _once(paths: list[Path], say: bool = False) -> list[Path]:
@@ -191,13 +217,40 @@ def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
     return opened.sample_id, len(opened.frames)
 
 
+def output_key(name: str) -> str:
+    """What an output folder's name is on every share: a Windows or macOS share tells no case
+    apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
+    is "M\u00fcller"), so names alike but for those are one output."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def refuse_alike_output(out_dir: Path) -> None:
+    """Refuse a sample's output folder where ``--out`` already holds one whose name differs
+    from it in case or accents only (:func:`output_key`): on a share that tells no case apart
+    the two are one folder, and this sample would be written into the other's, or refused as
+    another run of it with a reason that names neither."""
+    out_dir = Path(out_dir)
+    try:
+        alike = sorted(p.name for p in out_dir.parent.iterdir() if p.name != out_dir.name
+                       and output_key(p.name) == output_key(out_dir.name) and p.is_dir())
+    except OSError:  # --out not there yet, or not listable: its own check says so
+        return
+    if alike:
+        raise InputError(f"--out already holds the output of sample {alike[0]!r}: on a share "
+                         "that tells no case apart (Windows, macOS) the two are one folder; "
+                         "give this cartridge another sample id (cartridge.json), or run it "
+                         "into another --out", out_dir)
+
+
 def colliding_outputs(named: list[tuple[str, str]]) -> dict[str, list[str]]:
     """Of inputs as (output name, path), the names two or more of them would write, each with
-    their paths. Each input writes out/<its name>: a cartridge its sample id, a crop set its
-    folder's name; two alike would write one folder, the second replacing the first."""
+    their paths (by the first of the names, where they differ in case or accents only:
+    :func:`output_key`). Each input writes out/<its name>: a cartridge its sample id, a crop
+    set its folder's name; two alike would write one folder, the second replacing the first."""
+    first: dict[str, str] = {}
     paths: dict[str, list[str]] = {}
     for name, path in named:
-        paths.setdefault(name, []).append(path)
+        paths.setdefault(first.setdefault(output_key(name), name), []).append(path)
     return {name: found for name, found in paths.items() if len(found) > 1}
 
 
@@ -227,9 +280,9 @@ def run_names(named: list[tuple[str, str | Path]], datasets) -> list[str]:
     their output names, but those sharing one (not a crop folder's) each with its folder
     (:func:`colliding_name`: the cartridges :func:`set_aside_colliding` sets aside); then the
     crop folders' names."""
-    left = {Path(d).name for d in datasets}
-    shared = set(colliding_outputs([(n, absolute(p)) for n, p in named])) - left
-    return [colliding_name(n, p) if n in shared else n for n, p in named] + \
+    left = {output_key(Path(d).name) for d in datasets}
+    shared = {output_key(n) for n in colliding_outputs([(n, absolute(p)) for n, p in named])}
+    return [colliding_name(n, p) if output_key(n) in shared - left else n for n, p in named] + \
         [Path(d).name for d in datasets]
 
 
@@ -251,19 +304,25 @@ def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
     of its folder, absolute: its own refusal): which of them the lab meant no run can tell,
     and the batch's other inputs still run. Returns their folders (absolute). A clash with a
     name in ``left`` (a crop folder's) is left to :func:`refuse_colliding_outputs`."""
+    own = {absolute(p): n for n, p in named}
     clashes = colliding_outputs([(n, absolute(p)) for n, p in named])
+    left_keys = {output_key(n) for n in left}
     aside = set()
     for name, folders in sorted(clashes.items()):
-        if name in left:
+        if output_key(name) in left_keys:
             continue
         for folder in folders:
-            others = [f for f in folders if f != folder]
+            others = [f if own[f] == own[folder] else f"{f} (sample id {own[f]!r})"
+                      for f in folders if f != folder]
+            alike = ("" if all(own[f] == own[folder] for f in folders) else
+                     ", on a share that tells no case apart (Windows, macOS)")
             note = (notes or {}).get(folder)
             set_aside_or_raise(InputError(
-                f"its sample id {name!r} is that of {' and '.join(others)} too: their outputs "
-                "would be one folder; give each its own sample id (cartridge.json), or run "
-                "them into another --out" + (f"; and {note}" if note else ""), Path(folder)),
-                colliding_name(name, folder), record)
+                f"its sample id {own[folder]!r} is that of {' and '.join(others)} too: their "
+                f"outputs would be one folder{alike}; give each its own sample id "
+                "(cartridge.json), or run them into another --out"
+                + (f"; and {note}" if note else ""), Path(folder)),
+                colliding_name(own[folder], folder), record)
             aside.add(folder)
     return aside
 
@@ -415,9 +474,13 @@ def _stated(pixel_size: float | str | None) -> float | None:
 def check_writable(out: Path) -> None:
     """Create the output folder, or stop with one line saying why it cannot be written to:
     before any work, not after the first cartridge."""
+    made = [p for p in (out, *Path(out).absolute().parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
+    if len(made) > 1:  # a share not mounted leaves its mount point's folders to be made
+        log.warning("--out %s: made, with the folders above it that were not there (%s): if "
+                    "--out is on a share, is it mounted?", out, made[-1])
     if not os.access(out, os.W_OK):
         raise CtcnetError(f"output folder {out} is not writable")

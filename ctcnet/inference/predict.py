@@ -54,7 +54,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
-from ctcnet.inference.finishing import Finishing, FrameFinisher
+from ctcnet.inference.finishing import Finishing, FrameFinisher, no_events_table
 from ctcnet.inference.frame_workers import finished, prepared_frames, uses_processes
 from ctcnet.inference.frames import (
     default_workers,
@@ -70,6 +70,7 @@ from ctcnet.inference.inputs import (
     check_writable,
     checked_cartridge,
     checked_inputs,
+    refuse_alike_output,
     set_aside_or_raise,
     set_aside_record,
 )
@@ -107,7 +108,7 @@ from ctcnet.inference.summary import (
     model_sha256,
     withdraw_summary,
 )
-from ctcnet.inference.tables import empty_frame_table, label_events, write_tables
+from ctcnet.inference.tables import write_tables
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
@@ -171,6 +172,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     spec, prior = spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)
     cartridge = cartridge.conform(spec.panel)  # the model's channels, by name
     out_dir = Path(out_dir)
+    refuse_alike_output(out_dir)
     lock = contextlib.ExitStack()
     # The review server holds the folder for moments while it saves a decision: waited for;
     # a sample's folder this user may not write is its refusal (a batch runs the others).
@@ -296,8 +298,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     tables = journal_tables(parts, cartridge.frames)
     first = next(tables, None)
     if first is None:  # no events at all: the files still get every column
-        first = label_events(empty_frame_table(cartridge), np.zeros((0, spec.num_classes),
-                                                                    np.float32), spec)
+        first = no_events_table(cartridge, spec, job.edge_class)
     events = write_tables(out_dir, itertools.chain([first], tables))
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0

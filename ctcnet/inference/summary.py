@@ -26,6 +26,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.cartridge_info import output_format
 from ctcnet.io.digests import file_sha256
 
 SUMMARY_FILE = "summary.json"
@@ -204,7 +205,7 @@ class RunSummary:
         # Whether the result may be read as one, before its numbers (the review's sign-off,
         # written beside it, decides it again: report_page.write_summary_and_page).
         out["result_state"] = result_state(out)
-        return out
+        return {**output_format(), **out}
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSummary:
@@ -280,7 +281,7 @@ class CropRunSummary:
         out = asdict(self)
         if out["spillover"] is None:
             del out["spillover"]
-        return out
+        return {**output_format(), **out}
 
     def write(self, out_dir: str | Path) -> None:
         """Write summary.json into ``out_dir``, atomically."""
@@ -356,4 +357,6 @@ def volume_read_ml(volume_ml: float, frames_total: int, frames_skipped: int,
     cover equal areas of the cartridge (``frames_scanned``: the frames the volume spreads over,
     more than ``frames_total`` when some are missing); 0 when none was processed."""
     spread = max(frames_total, frames_scanned or 0)
-    return volume_ml * (frames_total - frames_skipped) / spread if spread else 0.0
+    # The share read first: every frame read is the stated volume itself (6.9 mL, not
+    # 6.9 * 6 / 6 = 6.900000000000001 in every table), and a share of it is kept to 1e-6 mL.
+    return round(volume_ml * ((frames_total - frames_skipped) / spread), 6) if spread else 0.0

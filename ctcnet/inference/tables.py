@@ -7,6 +7,7 @@ memory (:class:`ColumnKeeper`), so memory does not grow with the cartridge.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from ctcnet.detect.detection import empty_event_table
 from ctcnet.io.atomic import atomic_path
+from ctcnet.io.cartridge_info import output_format
 from ctcnet.io.scan import Cartridge
 from ctcnet.nn.calls import COUNTED_CLASSES, FAILED_CLASS, calls_from_proba, filed_by_prior
 from ctcnet.nn.spec import ModelSpec
@@ -203,8 +205,21 @@ def write_tables(out_dir: Path, tables: Iterable[pa.Table | pd.DataFrame],
 def parquet_schema(table: pa.Table) -> pa.Schema:
     """The events file's schema: ``table``'s columns, with the pandas metadata of the table as a
     whole (a journal part's describes the part, without ``event_id``), so the file reads back
-    into pandas with the dtypes it was written from."""
-    return pa.Schema.from_pandas(table.slice(0, 0).to_pandas(), preserve_index=False)
+    into pandas with the dtypes it was written from, and the output format
+    (:func:`with_output_format`)."""
+    return with_output_format(pa.Schema.from_pandas(table.slice(0, 0).to_pandas(),
+                                                    preserve_index=False))
+
+
+# The key of a table file's metadata naming its layout (ctcnet.io.cartridge_info.output_format).
+FORMAT_KEY = b"ctcnet"
+
+
+def with_output_format(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the output format recorded in its metadata (:data:`FORMAT_KEY`: JSON
+    of ``format_version`` and ``ctcnet_version``), as run.json and summary.json record it."""
+    return schema.with_metadata({**(schema.metadata or {}),
+                                 FORMAT_KEY: json.dumps(output_format()).encode()})
 
 
 def write_csv_rows(csv: BinaryIO, block: pa.Table) -> None:

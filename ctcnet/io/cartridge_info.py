@@ -80,6 +80,26 @@ MAX_SAMPLE_ID_BYTES = 200
 RUN_INDEX_FILE = "run.json"
 SAMPLES_FILE = "samples.csv"
 OUTPUT_NAMES = (RUN_INDEX_FILE, SAMPLES_FILE)
+# The layout of what predict writes (run.json, samples.csv, summary.json, the events and
+# predictions tables), recorded in each as ``format_version``: raised when a field is removed
+# or renamed, or changes its meaning, type or unit; a field added leaves it (a reader keyed on
+# the fields it knows reads on). docs/outputs.md lists the fields of this version.
+OUTPUT_FORMAT_VERSION = 1
+
+
+def output_format() -> dict:
+    """What names an output's layout and the software that wrote it: ``format_version``
+    (:data:`OUTPUT_FORMAT_VERSION`) and ``ctcnet_version``."""
+    from ctcnet import __version__
+
+    return {"format_version": OUTPUT_FORMAT_VERSION, "ctcnet_version": __version__}
+
+
+# What a file name may not hold on Windows (and so on a lab's share that Windows users open),
+# and the names it keeps for devices, whatever their suffix ("CON", "nul.txt").
+WINDOWS_FORBIDDEN = '<>:"|?*'
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                   *(f"LPT{i}" for i in range(1, 10))}
 
 
 def safe_sample_id(value, root: Path) -> str:
@@ -100,6 +120,12 @@ def safe_sample_id(value, root: Path) -> str:
         problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
     elif sid.lower() in OUTPUT_NAMES:
         problem = f"not {sid!r}: a batch's --out holds a file of that name"
+    elif any(c in WINDOWS_FORBIDDEN for c in sid) or sid.endswith("."):
+        problem = (f"none of {' '.join(WINDOWS_FORBIDDEN)} and no trailing '.' (Windows cannot "
+                   "name a file so: the output could not be opened from a lab's share)")
+    elif sid.split(".")[0].upper() in WINDOWS_DEVICES:
+        problem = (f"not {sid.split('.')[0]!r}, with or without a suffix: Windows keeps the "
+                   "name for a device, so the output could not be opened from a lab's share")
     else:
         return sid
     raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "

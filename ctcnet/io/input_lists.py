@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ctcnet.errors import InputError
+from ctcnet.io.panel import read_metadata_text
 from ctcnet.io.sources import claim
 
 
@@ -33,16 +34,24 @@ def read_list_file(path: str | Path) -> list[Path]:
     file that is no list, a CSV say, fails at its first line, not as a path of its header).
     """
     path = Path(path)
+    not_a_list = InputError("not a list of cartridge folders (a text file, one path per line); "
+                            "pass the cartridge folder itself", path)
     try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    except (UnicodeDecodeError, OSError):
-        raise InputError("not a list of cartridge folders (a text file, one path per line); "
-                         "pass the cartridge folder itself", path) from None
+        # As the metadata files are read: a list saved by Notepad (a byte-order mark, UTF-16,
+        # an accented name in Windows-1252) reads as its author wrote it.
+        text = read_metadata_text(path)
+    except InputError:
+        raise not_a_list from None
+    if "\0" in text:  # binary, whatever it decoded as
+        raise not_a_list
     named = []
-    for number, line in enumerate(lines, 1):
+    for number, whole in enumerate(text.splitlines(), 1):
+        line = whole.strip()
         if not line or line.startswith("#"):
             continue
-        target = Path(line) if Path(line).is_absolute() else path.parent / line
+        target = _target(path, line)
+        if not target.exists() and whole != line and _target(path, whole).exists():
+            target = _target(path, whole)  # a folder whose name ends in a space
         if not target.exists():
             shown = line if len(line) <= 80 else line[:77] + "..."
             raise InputError(f"line {number} names {shown!r}, which does not exist (read "
@@ -53,6 +62,11 @@ def read_list_file(path: str | Path) -> list[Path]:
         raise InputError("the list file names no inputs (one cartridge folder, crop set or "
                          "list a line; blank lines and # comments are skipped)", path)
     return named
+
+
+def _target(list_file: Path, line: str) -> Path:
+    """What a line of a list names: an absolute path, or one relative to the list's folder."""
+    return Path(line) if Path(line).is_absolute() else list_file.parent / line
 
 
 def expand_list_files(inputs: Iterable[str | Path],

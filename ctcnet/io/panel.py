@@ -364,10 +364,11 @@ MAX_METADATA_BYTES = 16 * 2**20
 
 
 def read_metadata_text(path: str | Path) -> str:
-    """The text of a small metadata file (panel.json, cartridge.json): UTF-8 (a byte-order
-    mark dropped), else, with a warning naming the file, Windows-1252 / Latin-1. An older
-    editor saves an accented channel or panel name ("Müller") in Latin-1; every other byte of
-    such a file is ASCII, so reading it as Latin-1 gives what its author typed."""
+    """The text of a small metadata file (panel.json, cartridge.json, a list file): UTF-8 (a
+    byte-order mark dropped), UTF-16 where its byte-order mark says so, else, with a warning
+    naming the file, Windows-1252 / Latin-1. An older editor saves an accented channel or
+    panel name ("Müller") in Latin-1; every other byte of such a file is ASCII, so reading it
+    as Latin-1 gives what its author typed."""
     # A FIFO would block the run, a device (a link to /dev/zero) fill its memory, and no
     # panel or cartridge record comes near this size: each is refused before it is read.
     path = check_regular_file(path, "a metadata file")
@@ -380,6 +381,11 @@ def read_metadata_text(path: str | Path) -> str:
         data = path.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read: {err.strerror or err}", path) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Notepad's "Unicode": UTF-16, marked
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

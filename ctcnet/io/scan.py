@@ -240,6 +240,9 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     """:func:`open_cartridge`'s work."""
     single = is_container_file(root)  # one file holding the whole scan
     if not root.is_dir() and not single:
+        if root.is_symlink():  # a share's link whose target is gone (not mounted?)
+            raise InputError(f"a link to {os.readlink(root)}, which is not there (a share not "
+                             "mounted, a scan moved?)", root)
         raise InputError("cartridge folder not found", root)
     info = _info_beside(root) if single else read_cartridge_info(root)
     beside = root.parent if single else root  # where panel.json lies

@@ -19,7 +19,9 @@ disagrees, and why the guard held it.
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -163,7 +165,7 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     titles = {g: ("held for a person by the marker guard (not counted)" if g == HELD
                   else f"{g} calls") for g in info}
     atomic_write_text(Path(out_dir) / "index.html",
-                      _page(Path(s.dataset), overview, middle, info, titles,
+                      _page(Path(s.dataset), Path(out_dir), overview, middle, info, titles,
                             "least confident first", spec))
     return info
 
@@ -191,7 +193,7 @@ def write_evaluation_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
               "style=\"width: min(100%, 480px)\"></p>")
     titles = {g: "labelled {}, called {}".format(*g.split("_as_", 1)) for g in info}
     atomic_write_text(Path(out_dir) / "index.html",
-                      _page(Path(str(report.get("data"))), overview, middle, info,
+                      _page(Path(str(report.get("data"))), Path(out_dir), overview, middle, info,
                             titles, "most confident first", spec, heading="evaluation"))
     return info
 
@@ -205,22 +207,34 @@ def _pixel_size_text(um: float | None, source: str | None) -> str:
     return f"{um:.3g} um/px ({source})"
 
 
-def _file_list(files: list[str], root: Path) -> str:
+def file_link(path: Path, page_dir: Path) -> str:
+    """A page's link to a file: relative to the page's folder, so that it holds wherever the
+    two are opened from together (a share mounted as ``\\\\server\\share`` on Windows, under
+    ``/Volumes`` on a Mac); an absolute ``file:`` address only where no relative path leads
+    there (another drive)."""
+    try:
+        relative = os.path.relpath(Path(path).absolute(), Path(page_dir).absolute())
+    except ValueError:
+        return Path(path).absolute().as_uri()
+    return quote(Path(relative).as_posix())
+
+
+def _file_list(files: list[str], root: Path, page_dir: Path) -> str:
     """The files of a group's tiles, in the order shown, each a link to the image itself."""
-    items = "".join(f'<li><a href="{html.escape((root / f).absolute().as_uri())}">'
+    items = "".join(f'<li><a href="{html.escape(file_link(root / f, page_dir))}">'
                     f"{html.escape(f)}</a></li>" for f in files)
     return f"<details><summary>the files, in the order shown</summary><ol>{items}</ol></details>"
 
 
-def _page(root: Path, overview: list, middle: str, groups: dict, titles: dict, order: str,
-          spec: ModelSpec, heading: str = "predictions") -> str:
+def _page(root: Path, page_dir: Path, overview: list, middle: str, groups: dict, titles: dict,
+          order: str, spec: ModelSpec, heading: str = "predictions") -> str:
     name = root.name
     sections = []
     for group, g in groups.items():
         note = f"{g['shown']} of {g['total']} shown" if g["shown"] < g["total"] else \
             f"{g['total']} crop(s)"
         sections.append(f"<h2>{html.escape(titles[group])}</h2><p>{note}, {order}</p>"
-                        f"{page_images(g['pages'], group)}{_file_list(g['files'], root)}")
+                        f"{page_images(g['pages'], group)}{_file_list(g['files'], root, page_dir)}")
     legend = overlay_legend(spec.panel.names, spec.panel.roles())
     return f"""{page_start(name, heading)}
 {html_table(overview)}

@@ -114,6 +114,8 @@ def crop_statistics(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     as the model's normalisation reads them) and the brightest signal of its central half."""
     x = np.asarray(crops, np.float32)
     n, c, s, _ = x.shape
+    if not n:  # a sample without events (every frame failed): no statistics, no levels
+        return (np.zeros((0, c), np.float32),) * 3
     ring = background_sample(x, 2, "ring", max(2, s // 8))
     background, noise = background_and_noise(ring, "nearest")
     q = s // 4

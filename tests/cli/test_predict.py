@@ -513,6 +513,26 @@ def test_a_list_file_naming_nothing_or_no_path_is_refused_by_line(cart_and_model
     assert not (cart.parent / "out").exists()
 
 
+def test_a_list_file_saved_by_a_windows_editor_reads_as_written(tmp_path):
+    """A list saved by Notepad (a byte-order mark, CRLF, UTF-16, an accented folder name in
+    Windows-1252) names what its author typed; a folder whose name ends in a space is found;
+    a binary file is no list."""
+    from ctcnet.io.input_lists import read_list_file
+
+    for name in ("Probe Müller", "trail "):
+        (tmp_path / name).mkdir()
+    text = "Probe Müller\r\ntrail \r\n"
+    for encoding, data in (("utf-8-sig", text.encode("utf-8-sig")),
+                           ("utf-16", text.encode("utf-16")),
+                           ("cp1252", text.encode("cp1252"))):
+        (tmp_path / "list.txt").write_bytes(data)
+        assert read_list_file(tmp_path / "list.txt") == [tmp_path / "Probe Müller",
+                                                         tmp_path / "trail "], encoding
+    (tmp_path / "blob.txt").write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(InputError, match="not a list of cartridge folders"):
+        read_list_file(tmp_path / "blob.txt")
+
+
 def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, cart, capsys):
     """--pixel-size is for crop folders: on a cartridge the run says so instead of ignoring it
     silently, and reads the cartridge at its panel.json's pixel size."""
@@ -558,6 +578,60 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
     assert "--out" not in said[0] and "writable" not in said[0]
     run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
     assert "Permission denied" in run["b"]["set_aside"]
+
+
+def test_a_scan_out_of_reach_in_a_folder_of_cartridges_is_set_aside_not_passed_over(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """A subfolder this user may not read (a share's access list) or a link whose target is
+    gone (a share not mounted) may be a patient's scan: set aside with the reason and exit 2,
+    never a night that reads finished without it. A system's own folder is no scan."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    shutil.copytree(cart_and_model / "cart", scans / "a")
+    (scans / "P042").symlink_to(tmp_path / "unmounted" / "P042")
+    for name in ("locked", "lost+found"):
+        (scans / name).mkdir()
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name in ("locked", "lost+found"):  # as a folder of mode 000 reads to a user
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    status, err = run_cli(capsys, "predict", scans, "--out", out, "--model",
+                          cart_and_model / "model.pt", "--device", "cpu", "--quiet",
+                          "--no-report", "--workers", "0")
+    assert status == 2 and (out / "S1" / "summary.json").is_file()
+    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    assert set(run) == {"S1", "P042", "locked"}
+    assert "a link to" in run["P042"]["set_aside"] and "not mounted" in run["P042"]["set_aside"]
+    assert "set_aside" in run["locked"]
+
+
+def test_sample_ids_alike_but_for_case_are_one_folder_on_a_share_and_set_aside(
+        cart_and_model, tmp_path, capsys):
+    """"S1" and "s1" are one folder on a Windows or macOS share: in one batch both are set
+    aside, naming each other; a later run of one into an --out holding the other's output is
+    refused, not written into it."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name, sid in (("a", "S1"), ("b", "s1"), ("c", "S2")):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=sid)
+    args = ["--out", out, "--model", cart_and_model / "model.pt", "--device", "cpu",
+            "--quiet", "--no-report", "--workers", "0"]
+    status, err = run_cli(capsys, "predict", scans, *args)
+    assert status == 2 and (out / "S2" / "summary.json").is_file()
+    assert not (out / "S1").exists() and not (out / "s1").exists()
+    aside = [e["set_aside"] for e in json.loads((out / "run.json").read_text())["outputs"]
+             if "set_aside" in e]
+    assert len(aside) == 2 and all("tells no case apart" in a for a in aside)
+    status, err = run_cli(capsys, "predict", scans / "c", *args[:1], out, *args[2:])
+    assert status == 0
+    edit_json(scans / "b" / "cartridge.json", sample_id="s2")
+    status, err = run_cli(capsys, "predict", scans / "b", *args)
+    said = [line for line in err if "error:" in line]
+    assert status == 2 and len(said) == 1 and "already holds the output of sample 'S2'" in said[0]
+    assert not (out / "s2").exists()
 
 
 def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_run(

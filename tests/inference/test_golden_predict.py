@@ -85,3 +85,26 @@ def test_golden_comparison_notices_a_changed_call():
     moved.loc[5, "x"] += 0.05
     with pytest.raises(AssertionError):
         assert_same_events(moved, want)
+
+
+def test_a_cartridge_that_found_no_event_writes_the_events_files_with_every_column(tmp_path):
+    """A sample whose every frame failed still writes events files of the same columns and
+    types as one that found events: a night's tables concatenate, or load into one database
+    table, whatever each sample found."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    cart = tmp_path / "cart"
+    shutil.copytree(CARTRIDGE, cart)
+    for frame in cart.glob("*.tif"):
+        frame.write_bytes(frame.read_bytes()[:100])  # truncated: every frame skipped
+    backend = load_backend(None, device="cpu")
+    predict_cartridge(cart, backend, tmp_path / "out",
+                      PredictOptions(quiet=True, workers=0, report=False))
+    got = pq.read_schema(tmp_path / "out" / "events.parquet")
+    want = pq.read_schema(GOLDEN)
+    assert pq.read_metadata(tmp_path / "out" / "events.parquet").num_rows == 0
+    assert [(f.name, f.type) for f in got] == [(f.name, f.type) for f in want]
+    header = (tmp_path / "out" / "events.csv").read_text().splitlines()[0]
+    assert header.split(",") == want.names

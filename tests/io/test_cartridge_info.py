@@ -87,6 +87,19 @@ def test_sample_ids_and_counts_a_slip_would_make(tmp_path):
         whole_number({"num_frames": 10**9}, "num_frames", tmp_path)
 
 
+def test_sample_ids_a_windows_share_cannot_hold_are_refused(tmp_path):
+    """The output folder is the sample id, and a lab's share is opened from Windows too: a
+    name Windows cannot give a file, or keeps for a device, is refused naming why."""
+    for name in ("P:01", "a?b", "x|y", 'say"hi"', "dot."):
+        with pytest.raises(InputError, match="Windows cannot name a file so"):
+            safe_sample_id(name, tmp_path)
+    for name in ("CON", "nul", "aux.txt", "COM1", "lpt9.x"):
+        with pytest.raises(InputError, match="Windows keeps the name for a device"):
+            safe_sample_id(name, tmp_path)
+    for name in ("CONSENT-12", "P-01 ß", "nullify", "com10"):
+        assert safe_sample_id(name, tmp_path) == name
+
+
 def test_a_blood_volume_under_a_drop_is_a_problem_of_the_sample(cart_and_model, tmp_path):
     """0.0075 (litres for 7.5 mL) is said, as more than a tube holds is: partial."""
     from ctcnet.io.scan import plausibility_problems

@@ -140,6 +140,28 @@ def test_quality_control_tile_is_cut_from_the_frame(served):
     assert request(server, "GET", "/api/P001/tile/999999.png")[0] == 404
 
 
+def test_a_sample_whose_every_frame_failed_opens_with_nothing_to_review(results, tmp_path):
+    """A failed sample (no frame read, no event) is listed and its page opens: no
+    candidates, no display scale to read from its crops, and no server error."""
+    cart = tmp_path / "cart"
+    shutil.copytree(results / "cart", cart)
+    for frame in cart.glob("*.tif"):
+        frame.write_bytes(b"not a tiff")
+    backend = load_backend(results / "model.pt", device="cpu")
+    out = tmp_path / "results"
+    predict_cartridge(cart, backend, out / "P001", PredictOptions(quiet=True, workers=0,
+                                                                  report=False))
+    server = make_server(out, port=0, reviewer="tester")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, data = request(server, "GET", "/api/P001/state")
+        assert status == 200, data
+        assert json.loads(data)["candidates"] == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_server_refuses_paths_outside_the_results(served, tmp_path):
     out, server = served
     secret = tmp_path / "secret.txt"
