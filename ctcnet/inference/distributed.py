@@ -196,7 +196,7 @@ def _made_by(summary: dict, path: Path) -> dict:
             "counted_at": _utc(_counted_at(path, summary))}
 
 
-def _reviewed(summary: dict) -> dict:
+def review_entry(summary: dict) -> dict:
     """What ``run.json`` repeats of a sample's review, where a person has decided on its
     events: the counts after review (of the reported classes, and per 7.5 mL) and whether
     they are signed off on this run's calls. A batch reader that took ``counts`` alone would
@@ -385,4 +385,4 @@ def _output_entry(name: str, summary: dict, path: Path) -> dict:
                else {}),
             **({"blood_volume_stated": summary["blood_volume_stated"]}
                if summary.get("blood_volume_stated") is not None else {}),
-            **_made_by(summary, path), **_reviewed(summary), **_why(summary)}
+            **_made_by(summary, path), **review_entry(summary), **_why(summary)}

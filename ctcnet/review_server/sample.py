@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.counts import ReviewedCounts, count_events
-from ctcnet.inference.distributed import refresh_samples_table
+from ctcnet.inference.distributed import refresh_samples_table, review_entry
 from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import exclusive_folder
@@ -447,10 +447,11 @@ class Sample(SampleImages):
         any decision, and the sign-off) and index.html, brought up to date. Under the
         decisions lock, so the counts are of the file as it is; never while predict holds the
         folder (it is writing another run) nor once another run is there. A folder that
-        cannot be written keeps its files: the page shows the counts all the same. Where the
-        sign-off's status changed (signed, or gone stale), the folder's samples.csv follows.
+        cannot be written keeps its files: the page shows the counts all the same. Where what
+        samples.csv says of the review moved (the counts after review, the sign-off's status),
+        the folder's samples.csv follows.
         Returns the match counted and its counts."""
-        counted, signoff_moved = None, False
+        counted, row_moved = None, False
         try:
             with D.decisions_lock(self.folder):
                 matched = self.decisions.matched(self.run)
@@ -466,13 +467,14 @@ class Sample(SampleImages):
                     signed = self.signoff(matched, counted[1])
                     if updated != summary or on_disk.get("signoff") != signed:
                         write_summary_and_page(self.folder, updated, signed)
-                        signoff_moved = _status(on_disk.get("signoff")) != _status(signed)
+                        row_moved = review_entry(on_disk) != review_entry(
+                            {**updated.to_dict(), "signoff": signed})
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
         except (OSError, ValueError, KeyError, TypeError) as err:
             log.warning("%s: cannot update summary.json and index.html with the review "
                         "counts: %s", self.folder, err)
-        if signoff_moved:
+        if row_moved:
             self._refresh_samples_table()
         if counted is None:
             matched = self.decisions.matched(self.run)
@@ -481,15 +483,11 @@ class Sample(SampleImages):
 
     def _refresh_samples_table(self) -> None:
         """The folder's samples.csv (predict's table: the file a study reads its reviewed
-        figures from) with this sample's sign-off as it is now. Only as a sign-off's status
-        moves: it reads every sample's summary. A failure is said, the decision stands."""
+        figures from) with this sample's review as it is now. Only as its row moves (a
+        confirmed call moves none): it reads every sample's summary. A failure is said, the
+        decision stands."""
         try:
             refresh_samples_table(self.folder.parent)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("%s: samples.csv not brought up to date (%s)", self.folder.parent,
                         err)
-
-
-def _status(signoff: dict | None) -> str | None:
-    """A sign-off record's status (None: no sign-off)."""
-    return None if not signoff else signoff.get("status", "current")

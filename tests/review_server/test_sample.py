@@ -273,6 +273,11 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     ids = [c["event_id"] for c in state["candidates"] if c["call"] == "wbc"][:3]
     post(server, "decisions", {"event_ids": ids, "call": "confirm", "run_id": state["run_id"]})
     assert 'data-signoff="none"' in (sample / "index.html").read_text()
+    # Decided, not signed: samples.csv says so at once (counts after review, signed_off
+    # False), not a row that reads as never reviewed until the next predict run.
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert pd.notna(table.loc["P001", "signed_off"]) and not bool(table.loc["P001", "signed_off"])
+    assert table.loc["P001", "after_review_ctc"] >= 0
     status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})
     assert status == 200, answer
     record = answer["signoff"]
