@@ -420,7 +420,6 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     100 crops the fit is pooled with simulated crops (:mod:`ctcnet.evaluation.recalibration`),
     and what the crops guarantee is recorded in ``spec.metrics["calibration"]``."""
     from ctcnet.evaluation.recalibration import (
-        calibration_method,
         lab_guard,
         recalibrate_spec,
         reference_crops,
@@ -435,11 +434,10 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
     logits = backend.predict_logits(crops)
     labels = index.label_indices(spec.taxonomy)
-    reference = None
-    if calibration_method({n: int((labels == k).sum()) for k, n in
-                           enumerate(spec.class_names)})[0] == "pooled":
+    def reference():  # the simulator's crops, drawn only where the lab's cannot fit alone
         images, ref_labels = reference_crops(spec)
-        reference = (backend.predict_logits(images), ref_labels)
+        return backend.predict_logits(images), ref_labels
+
     try:
         spec = recalibrate_spec(spec, logits, labels, target, reference)
     except ValueError as err:  # under the floor (the command refuses it before any work)

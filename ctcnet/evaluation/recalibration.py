@@ -113,36 +113,65 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
                      expected: list[str] | None = None):
     """``spec`` with temperature and review threshold refitted on the lab's ``logits`` and
     ``labels``: on them alone when they are enough, else pooled with ``reference`` (the same
-    model's logits and labels on :func:`reference_crops`). Raises ``ValueError`` under the
-    floor (the caller keeps the model's calibration). ``spec.metrics["calibration"]`` records
-    the method, the lab's share of the fit and :func:`lab_guarantee`."""
+    model's logits and labels on :func:`reference_crops`, or a function returning them, called
+    only when the pool is needed); crops enough but all called right with room to spare are
+    pooled too, half of the fit (:data:`SEPARABLE`). Raises ``ValueError`` under the floor, or
+    where no pool can bound the temperature (the caller keeps the model's calibration).
+    ``spec.metrics["calibration"]`` records the method, the lab's share of the fit and
+    :func:`lab_guarantee`."""
     labels = np.asarray(labels, np.int64)
     counts = {name: int((labels == k).sum()) for k, name in enumerate(spec.class_names)}
     method, why = calibration_method(counts, expected)
     if method is None:
         raise ValueError(why)
-    if method == "lab" or reference is None or not len(reference[1]):
-        if method == "pooled":
-            raise ValueError("a pooled fit needs the reference crops' logits")
-        new = calibrate_spec(spec, logits, labels, target)
-        summary = dict(new.metrics["calibration"])
-        summary.update(method="lab", lab_crops=int(len(labels)), lab_weight=1.0)
-    else:
-        ref_logits, ref_labels = reference
-        pool_logits = np.concatenate([np.asarray(logits, np.float64),
-                                      np.asarray(ref_logits, np.float64)])
-        pool_labels = np.r_[labels, np.asarray(ref_labels, np.int64)]
-        weights = pooled_weights(len(labels), len(ref_labels))
-        temperature, threshold = fitted_calibration(pool_logits, pool_labels, target, weights)
-        # The figures of the fit are the lab's crops' own: the pool's would be the simulator's.
-        summary = calibration_record(logits, labels, temperature, threshold, target,
-                                     spec.class_names)
-        summary.update(method="pooled", lab_crops=int(len(labels)),
-                       reference_crops=int(len(ref_labels)),
-                       lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4))
-        new = spec.replace(temperature=temperature, review_threshold=threshold)
+    note = None
+    if method == "lab":
+        if not all_right(logits, labels):
+            new = calibrate_spec(spec, logits, labels, target)
+            summary = dict(new.metrics["calibration"])
+            summary.update(method="lab", lab_crops=int(len(labels)), lab_weight=1.0)
+            summary["guarantee"] = lab_guarantee(new, logits, labels)
+            return new.replace(metrics={**spec.metrics, "calibration": summary})
+        # Every crop called right: the likelihood grows as the temperature falls, so the fit
+        # runs towards 0 (every probability 0 or 1) until the optimiser stops, and the review
+        # band empties. Such crops say how often the model errs no better than the
+        # simulator's do: they are pooled with those, half of the fit each.
+        note = SEPARABLE
+    reference = reference() if callable(reference) else reference
+    if reference is None or not len(reference[1]):
+        raise ValueError(f"{note}, and no simulated crops to pool them with" if note else
+                         "a pooled fit needs the reference crops' logits")
+    ref_logits, ref_labels = reference
+    pool_logits = np.concatenate([np.asarray(logits, np.float64),
+                                  np.asarray(ref_logits, np.float64)])
+    pool_labels = np.r_[labels, np.asarray(ref_labels, np.int64)]
+    weights = pooled_weights(len(labels), len(ref_labels))
+    if note:
+        weights[len(labels):] = len(labels) / len(ref_labels)
+    if all_right(pool_logits, pool_labels):
+        raise ValueError(f"{SEPARABLE}, and so are the simulated crops pooled with them")
+    temperature, threshold = fitted_calibration(pool_logits, pool_labels, target, weights)
+    # The figures of the fit are the lab's crops' own: the pool's would be the simulator's.
+    summary = calibration_record(logits, labels, temperature, threshold, target,
+                                 spec.class_names)
+    summary.update(method="pooled", lab_crops=int(len(labels)),
+                   reference_crops=int(len(ref_labels)),
+                   lab_weight=round(float(weights[:len(labels)].sum() / weights.sum()), 4),
+                   **({"note": note} if note else {}))
+    new = spec.replace(temperature=temperature, review_threshold=threshold)
     summary["guarantee"] = lab_guarantee(new, logits, labels)
     return new.replace(metrics={**spec.metrics, "calibration": summary})
+
+
+# Why a set of crops alone cannot calibrate (:func:`recalibrate_spec`).
+SEPARABLE = ("the held-out crops are all called right: a temperature fitted on them has no "
+             "minimum and runs towards 0 (every probability 0 or 1, no review band)")
+
+
+def all_right(logits: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether every crop's likeliest class is its label: no temperature is then the best one
+    (each crop's likelihood grows as the temperature falls)."""
+    return bool((np.argmax(np.asarray(logits), axis=1) == np.asarray(labels)).all())
 
 
 def lab_guarantee(spec, logits: np.ndarray, labels: np.ndarray,
@@ -176,7 +205,8 @@ def describe(summary: dict) -> str:
     """One line: how the calibration was fitted and what the lab's crops guarantee."""
     if summary.get("method") == "pooled":
         how = (f"pooled: {summary['lab_crops']} lab crops ({summary['lab_weight']:.0%} of the "
-               f"fit) with {summary['reference_crops']} simulated crops")
+               f"fit) with {summary['reference_crops']} simulated crops"
+               + (", the lab's all called right" if summary.get("note") else ""))
     else:
         how = f"on {summary.get('lab_crops', summary.get('review', {}).get('n'))} lab crops alone"
     line = f"temperature {summary['temperature']:.3f}, review threshold " \

@@ -152,11 +152,15 @@ def _calibration(spec, held_logits: np.ndarray, labels: np.ndarray, skipped: str
     """(spec, record): refitted on the held-out crops (alone, or pooled with the simulator's
     crops when they are few: :mod:`ctcnet.evaluation.recalibration`), or the base model's
     kept when they are under the floor (``skipped``: why)."""
-    if skipped:
-        return spec, {"skipped": skipped, "temperature": spec.temperature,
-                      "review_threshold": spec.review_threshold, "kept_from": "base"}
-    new_spec = recalibrate_spec(spec, held_logits, labels, target, reference, expected)
-    return new_spec, new_spec.metrics["calibration"]
+    if not skipped:
+        try:
+            new_spec = recalibrate_spec(spec, held_logits, labels, target, reference, expected)
+            return new_spec, new_spec.metrics["calibration"]
+        except ValueError as err:  # crops no fit can be bounded on (all right, the pool too)
+            skipped = str(err)
+            log.warning("calibration: %s; the base model's is kept", skipped)
+    return spec, {"skipped": skipped, "temperature": spec.temperature,
+                  "review_threshold": spec.review_threshold, "kept_from": "base"}
 
 
 def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = None,
@@ -266,6 +270,11 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
             sim = simulated_check({k: ref_logits[k] for k in ("base", "finetuned")},
                                   ref_labels, spec.num_classes)
         reference = (ref_logits["finetuned"], ref_labels)
+    else:  # drawn only if the held-out crops cannot calibrate alone (all called right)
+        def draw_reference():
+            images, ref_labels = reference_crops(spec, REFERENCE_PER_CLASS, SIM_TEST_SEED)
+            return model_logits(tuned, images), ref_labels
+        reference = draw_reference
     new_spec, calibration = _calibration(spec, tuned_logits, labels, skipped,
                                          opts.target_precision, reference, expected)
     train, own = data.splits["train"], data.folder_train_size

@@ -118,3 +118,37 @@ def test_the_guarantee_counts_misses_on_the_labs_crops_with_a_clopper_pearson_bo
     assert g["miss_bound"] == pytest.approx(beta.ppf(0.95, 2, 9), abs=1e-4)
     assert g["auto_calls"] == 19 and g["auto_wrong"] == 1
     assert g["cells_for_one_percent"] == CELLS_FOR_ONE_PERCENT == 299
+
+
+def test_crops_all_called_right_are_pooled_at_half_the_fit_not_run_to_the_bound():
+    """Enough lab crops, every one called right: alone, the temperature has no minimum and
+    runs towards 0, and the review band empties. They are pooled with the
+    simulator's crops (drawn only then), half of the fit each; where those cannot bound it
+    either, or none are given, nothing is refitted."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 40)
+    z = logits_for(y, 4.0, rng)                        # 160 crops, all right
+    alone = calibrate_spec(spec(), z, y)
+    assert alone.temperature < 0.5 and alone.metrics["calibration"]["review"][
+        "reviewed_fraction"] == 0.0
+    ref_y = np.repeat(np.arange(4), 100)
+    ref_z = logits_for(ref_y, 3.0, rng, wrong=range(0, 400, 25))
+    drawn = []
+
+    def reference():
+        drawn.append(1)
+        return ref_z, ref_y
+
+    new = recalibrate_spec(spec(), z, y, reference=reference)
+    cal = new.metrics["calibration"]
+    assert drawn and cal["method"] == "pooled" and cal["lab_weight"] == pytest.approx(0.5)
+    assert new.temperature > 2 * alone.temperature and "all called right" in describe(cal)
+    with pytest.raises(ValueError, match="runs towards 0"):
+        recalibrate_spec(spec(), z, y)
+    with pytest.raises(ValueError, match="so are the simulated crops"):
+        recalibrate_spec(spec(), z, y, reference=(logits_for(ref_y, 4.0, rng), ref_y))
+    # Crops with an error among them fit alone; the pool is never drawn.
+    drawn.clear()
+    wrong = logits_for(y, 3.0, rng, wrong=[3, 50])
+    assert recalibrate_spec(spec(), wrong, y, reference=reference).metrics[
+        "calibration"]["method"] == "lab" and not drawn
