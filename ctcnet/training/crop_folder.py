@@ -68,6 +68,30 @@ def folder_index(data_dir: str | Path, panel: Panel, taxonomy: Taxonomy,
     return read_crop_index(data_dir, panel, taxonomy, pixel_size=pixel_size, option=option)
 
 
+def samples_on_both_sides(splits, sample_ids) -> dict[str, list[str]]:
+    """Each sample whose crops lie in more than one split, with those splits (in
+    :data:`SPLITS` order): a patient trained on and held out at once."""
+    where: dict[str, set[str]] = {}
+    for split, sample in zip(splits, sample_ids):
+        where.setdefault(sample, set()).add(split)
+    return {sample: [s for s in SPLITS if s in found] for sample, found in where.items()
+            if len(found) > 1}
+
+
+def warn_of_samples_on_both_sides(splits, sample_ids, root) -> None:
+    """Say which samples a split (a manifest's ``split`` column, made by hand) puts on both
+    sides: the held-out figures, and the checkpoint and calibration they choose, then rest on
+    crops of patients the model learnt from."""
+    shared = samples_on_both_sides(splits, sample_ids)
+    if shared:
+        named = "; ".join(f"{sample} ({', '.join(found)})"
+                          for sample, found in list(shared.items())[:5])
+        log.warning("%s: %d sample(s) have crops in more than one split: %s%s. Their held-out "
+                    "crops are of a patient the model learns from, so those figures are "
+                    "optimistic: give each sample's crops one split (manifest.csv)", root,
+                    len(shared), named, " ..." if len(shared) > 5 else "")
+
+
 def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pixel_um: float,
                   val_fraction: float, split_seed: int, split_unit: str) -> dict[str, SplitData]:
     """The folder's crops at model scale, split: by the manifest's ``split`` column where it
@@ -98,6 +122,7 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
         else:
             to_val = sample_level_split(free_samples, val_fraction, split_seed)
         splits[free] = np.where(to_val, "val", "train")
+    warn_of_samples_on_both_sides(splits, index.sample_ids, index.root)
     out = {}
     for name in SPLITS:
         keep = np.flatnonzero(splits == name)

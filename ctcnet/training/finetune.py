@@ -237,6 +237,11 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     held = data.splits.get("val")
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
+    left_out = data.splits.get("test")
+    if left_out is not None and len(left_out.targets):
+        log.warning("%s: %d crops of the manifest's test split are left out of the fine-tune "
+                    "and of its figures (which are the val split's): score the model on them "
+                    "with ctcnet evaluate", data_dir, len(left_out.targets))
     # Said before the training, so that a person can stop and hold out more.
     expected = [name for name, n in counts.items() if n]
     method, skipped = calibration_method(held.class_counts(spec.class_names), expected)
@@ -288,7 +293,12 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                  "samples": len(set(index.sample_ids)),
                  "held_out": {"crops": int(len(labels)),
                               "per_class": held.class_counts(spec.class_names),
-                              "unit": "sample" if len(set(index.sample_ids)) >= 2 else "crop"},
+                              "unit": held_out_unit(index, train, held),
+                              # patients both trained on and held out (a split by hand)
+                              "samples_also_trained_on": len(
+                                  set(held.sample_ids) & set(train.sample_ids[:own]))},
+                 **({"left_out_test_crops": len(left_out.targets)}
+                    if left_out is not None and len(left_out.targets) else {}),
                  "train": data.summary()["splits"]["train"]},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
@@ -344,6 +354,34 @@ def write_registry_card(model_path: Path, record: dict, spec) -> None:
                       json.dumps(card, indent=2, default=float) + "\n")
 
 
+def held_out_unit(index, train, held) -> str:
+    """How the held-out crops were chosen: ``manifest`` (its ``split`` column), ``sample``
+    (whole samples) or ``crop`` (one sample's crops split)."""
+    if any(s for s in index.splits):
+        return "manifest"
+    return "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
+
+
+def _held_out_line(data: dict) -> str:
+    """The card's line on the held-out crops: how they were chosen, and what makes their
+    figures optimistic or silent (patients also trained on, a class absent)."""
+    held = data["held_out"]
+    notes = []
+    if held.get("samples_also_trained_on"):
+        notes.append(f"{held['samples_also_trained_on']} of its samples also trained on, so "
+                     "the held-out figures are optimistic")
+    elif held["unit"] == "crop":
+        notes.append("crops of the samples trained on, so the held-out figures are optimistic")
+    absent = [name for name, n in held["per_class"].items() if not n]
+    if absent:
+        notes.append(f"no {', '.join(absent)}: its figures say nothing of them")
+    line = (f"- Held out for the figures and calibration: {held['crops']} crops (split by "
+            f"{held['unit']}{''.join(f'; {n}' for n in notes)})")
+    if data.get("left_out_test_crops"):
+        line += f"; {data['left_out_test_crops']} crops of the manifest's test split left out"
+    return line
+
+
 def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
     """A short model card: base, data, settings and the figures that decide whether to use it."""
     held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
@@ -354,10 +392,7 @@ def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
         f"ctcnet {record['base']['version']})",
         f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
         f"{data['samples']} sample(s), per class {data['per_class']}",
-        f"- Held out for the figures and calibration: {data['held_out']['crops']} crops "
-        f"(split by {data['held_out']['unit']}"
-        + ("; one sample only, so the held-out figures are optimistic" if
-           data['held_out']['unit'] == "crop" else "") + ")",
+        _held_out_line(data),
         f"- Trained: {record['options']['steps']} steps, "
         + (f"the last {record['options']['train_blocks']} block(s) free"
            if record['options']['train_blocks'] else "every block free") + ", lr "

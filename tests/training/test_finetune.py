@@ -310,3 +310,27 @@ def test_a_fine_tune_says_its_cartridge_rule_and_band_are_the_base_models(lab, t
     assert "base model banded" in kept.review_band_record["fitted_for"]
     card = out.with_suffix(".md").read_text()
     assert "the base model's, kept; its review band 0.5" in card
+
+
+def test_a_split_by_hand_that_puts_a_patient_on_both_sides_is_said_and_carded(
+        lab, tmp_path, caplog):
+    """A manifest's split column made by hand: a sample with crops in train and val is
+    named (its held-out figures are of a patient trained on), the test split's crops are said
+    to be left out, and the card says both, and which class the held-out crops lack."""
+    from ctcnet.simulate import simulate_crops
+
+    batch = simulate_crops(6, load_panel(None), crop_size=SIZE, seed=12, num_samples=2)
+    samples = ["p1"] * 12 + ["p2"] * 12
+    splits = ["train"] * 12 + ["train"] * 6 + ["val"] * 4 + ["test"] * 2
+    write_crop_dataset(tmp_path / "hand", batch.images, batch.labels, load_panel(None),
+                       samples, splits)
+    out = tmp_path / "hand.pt"
+    finetune(tmp_path / "hand", out, lab / "base.pt", TINY)
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "1 sample(s) have crops in more than one split: p2 (train, val, test)" in warned
+    assert "2 crops of the manifest's test split are left out" in warned
+    held = load_model(out)[1].training["finetune"]["data"]["held_out"]
+    assert held["unit"] == "manifest" and held["samples_also_trained_on"] == 1
+    card = out.with_suffix(".md").read_text()
+    assert "split by manifest; 1 of its samples also trained on" in card
+    assert "2 crops of the manifest's test split left out" in card
