@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+from ctcnet.detect.crop_fingerprints import seen_in
 from ctcnet.errors import InputError
 from ctcnet.evaluation.baselines import fit_baselines
 from ctcnet.nn.spec import ModelSpec
@@ -100,16 +101,29 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
-def own_training_data_warning(spec: ModelSpec, data: str | Path) -> str | None:
+def own_training_data_warning(spec: ModelSpec, data: str | Path,
+                              crops: np.ndarray | None = None) -> str | None:
     """A warning when ``data`` is the crop folder the model was trained on (its training
-    record's ``data_dir``): its figures would be of crops the model learnt from."""
-    trained_on = ((spec.training or {}).get("data") or {}).get("data_dir")
-    if not trained_on:
-        return None
+    record's ``data_dir``), or when ``crops`` (``data``'s at model scale) hold crops it
+    learnt from, wherever they were copied (the fingerprints its training or fine-tune
+    recorded, ``learnt_from``): their figures would be of crops the model learnt from."""
+    training = spec.training or {}
+    trained_on = (training.get("data") or {}).get("data_dir")
     try:
-        same = Path(trained_on).resolve() == Path(data).resolve()
+        same = bool(trained_on) and Path(trained_on).resolve() == Path(data).resolve()
     except OSError:
+        same = False
+    if same:
+        return (f"{data} is the crop folder this model was trained on (its training and "
+                "validation crops): every figure is optimistic; evaluate on crops kept apart")
+    if crops is None:
         return None
-    return (f"{data} is the crop folder this model was trained on (its training and "
-            "validation crops): every figure is optimistic; evaluate on crops kept apart"
-            if same else None)
+    seen = np.zeros(len(crops), bool)
+    for record in (training.get("data"), training.get("finetune")):
+        if isinstance(record, dict) and isinstance(record.get("learnt_from"), str):
+            seen |= seen_in(crops, record["learnt_from"])
+    if not seen.any():
+        return None
+    return (f"{int(seen.sum())} of {len(crops)} crops of {data} are, pixel for pixel, crops "
+            "this model was trained or fine-tuned on: their figures are optimistic; evaluate "
+            "on crops kept apart")

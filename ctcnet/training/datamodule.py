@@ -31,6 +31,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 import ctcnet.simulate
+from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
 from ctcnet.detect.pixel_size import pixel_size_option
 from ctcnet.errors import InputError
 from ctcnet.inference.spillover import compensate_samples
@@ -412,6 +413,10 @@ class CTCDataModule(L.LightningDataModule):
             source["data_dir"] = str(Path(self.data_dir).resolve())  # evaluate compares it
             if self.pixel_size is not None:  # how its crops were scaled
                 source["pixel_size"] = self.pixel_size
+            if "train" in self.splits:  # the folder's own, before simulated ones are mixed in
+                own = self.splits["train"].images[:getattr(self, "folder_train_size", None)]
+                # evaluate tells these crops wherever they are copied (crop_fingerprints)
+                source["learnt_from"] = packed(crop_fingerprints(own))
         if self.simulate:  # alone, or mixed into the folder's training split
             source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
+from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
@@ -301,6 +302,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
                     if left_out is not None and len(left_out.targets) else {}),
                  "train": data.summary()["splits"]["train"]},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
+        # The lab's crops it learnt from, as evaluate tells them wherever they are copied.
+        "learnt_from": packed(crop_fingerprints(train.images[:own])),
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
                      "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
         "simulated_test": sim,

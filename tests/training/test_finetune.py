@@ -334,3 +334,35 @@ def test_a_split_by_hand_that_puts_a_patient_on_both_sides_is_said_and_carded(
     card = out.with_suffix(".md").read_text()
     assert "split by manifest; 1 of its samples also trained on" in card
     assert "2 crops of the manifest's test split left out" in card
+
+
+def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copied(
+        lab, tmp_path):
+    """Scoring a fine-tuned model on its own lab crops (here a copy of the folder, under
+    other names) is said in evaluate's warnings, with how many crops it learnt from; crops it
+    never saw are not."""
+    import shutil
+
+    from ctcnet.cli import main
+
+    out = tmp_path / "tuned.pt"
+    finetune(lab / "crops", out, lab / "base.pt", TINY)
+    learnt = load_model(out)[1].training["finetune"]
+    held = learnt["data"]["held_out"]["crops"]
+    assert "learnt_from" in learnt and "learnt_from" not in json.loads(
+        out.with_suffix(".json").read_text())["finetune"]  # the model, not its card, holds it
+    shutil.copytree(lab / "crops", tmp_path / "copy")
+    assert main(["evaluate", str(tmp_path / "copy"), "--model", str(out), "--out",
+                 str(tmp_path / "ev"), "--device", "cpu"]) == 0
+    warnings = json.loads((tmp_path / "ev" / "report.json").read_text()).get("warnings", [])
+    # the 24 crops but the held-out ones: those it was not trained on
+    assert any(f"{24 - held} of 24 crops" in w and "trained or fine-tuned on" in w
+               for w in warnings), warnings
+    from ctcnet.simulate import simulate_crops
+
+    fresh = simulate_crops(3, load_panel(None), crop_size=SIZE, seed=99, num_samples=1)
+    write_crop_dataset(tmp_path / "fresh", fresh.images, fresh.labels, load_panel(None),
+                       fresh.sample_ids)
+    assert main(["evaluate", str(tmp_path / "fresh"), "--model", str(out), "--out",
+                 str(tmp_path / "ev2"), "--device", "cpu"]) == 0
+    assert not json.loads((tmp_path / "ev2" / "report.json").read_text()).get("warnings")

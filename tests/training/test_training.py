@@ -255,6 +255,30 @@ def test_datamodule_reads_a_folder_split_by_sample(crop_dir):
     assert dm.summary()["splits"]["train"]["crops"] == len(train.targets)
 
 
+def test_a_folders_training_crops_are_recorded_so_evaluate_tells_them_in_a_copy(crop_dir,
+                                                                                 tmp_path):
+    """The data summary (the spec's training record) holds the fingerprints of the folder's
+    training crops: evaluate's warning counts exactly those among a copy of the folder, read
+    as evaluate reads crops, and none of the validation crops."""
+    import shutil
+
+    from ctcnet.detect.crop_dataset import load_crops, read_crop_index
+    from ctcnet.evaluation.test_set import own_training_data_warning
+    from ctcnet.io.taxonomy import default_taxonomy
+    from ctcnet.nn.spec import ModelSpec
+
+    dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, val_fraction=0.25)
+    dm.setup("fit")
+    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=SIZE,
+                     training={"data": dm.summary()})
+    shutil.copytree(crop_dir, tmp_path / "copy")
+    index = read_crop_index(tmp_path / "copy")
+    crops = load_crops(index, SIZE, spec.pixel_size_um)
+    said = own_training_data_warning(spec, tmp_path / "copy", crops)
+    assert said.startswith(f"{len(dm.splits['train'].targets)} of 32 crops")
+    assert own_training_data_warning(spec, tmp_path / "copy", crops[:0]) is None
+
+
 def test_a_folder_of_one_patient_is_split_by_crop_and_said_so(tmp_path, caplog):
     """Every crop of one sample: the split can only be by crop, so validation holds crops
     of the patient trained on; training says so (its figures pick the checkpoint kept)."""
