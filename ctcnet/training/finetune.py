@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.log_capture import kept_warnings
+from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
 from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
@@ -54,15 +56,14 @@ from ctcnet.evaluation.recalibration import (
     recalibrate_spec,
     reference_crops,
 )
-from ctcnet.inference.spillover import MIN_LABELLED
 from ctcnet.io.atomic import (
-    atomic_write_text,
     check_output_file,
     refuse_existing,
     refuse_overwriting_inputs,
 )
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
+from ctcnet.training.finetune_card import leaks_line, write_card, write_registry_card
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,17 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
              options: FinetuneOptions | None = None, overwrite: bool = False) -> dict:
     """Fine-tune ``base`` (default: the shipped model) on a crop dataset; write ``out`` and
     its card beside it (``.md``), refused before the training if either exists, unless
-    ``overwrite``.
+    ``overwrite``. The warnings said while it reads and trains are kept in its record.
 
     Returns the record stored in the model's spec (``training["finetune"]``).
     """
+    with kept_warnings() as said:
+        return _finetune(data_dir, out, base, options, overwrite, said)
+
+
+def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
+              options: FinetuneOptions | None, overwrite: bool, said: list[str]) -> dict:
+    """:func:`finetune`'s work (``said``: the warnings said so far, kept as they come)."""
     # torch and Lightning when training starts: this module is imported for its options too.
     import lightning as L
     import torch
@@ -290,7 +298,9 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     record = {
         "base": {"path": str(base), "sha256": file_sha256(base), "version": spec.version,
                  "temperature": spec.temperature, "review_threshold": spec.review_threshold},
-        "data": {"path": str(data_dir), "per_class": counts,
+        "data": {"path": absolute(data_dir), "per_class": counts,
+                 **({"manifest_sha256": file_sha256(Path(data_dir) / "manifest.csv")}
+                    if (Path(data_dir) / "manifest.csv").is_file() else {}),
                  "samples": len(set(index.sample_ids)),
                  "held_out": {"crops": int(len(labels)),
                               "per_class": held.class_counts(spec.class_names),
@@ -304,6 +314,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
         # The lab's crops it learnt from, as evaluate tells them wherever they are copied.
         "learnt_from": packed(crop_fingerprints(train.images[:own])),
+        # What a person was told while it was made (copies, classes missing, files left out).
+        "warnings": list(said),
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
                      "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
         "simulated_test": sim,
@@ -337,24 +349,8 @@ def finetune(data_dir: str | Path, out: str | Path, base: str | Path | None = No
     log.info("fine-tuned %s -> %s in %.0f s; calibration: %s; %s", base, out,
              record["seconds"]["total"], "kept the base model's (" + calibration["skipped"] + ")"
              if calibration.get("skipped") else describe(calibration),
-             _leaks_line(leaks, new_spec)[2:])
+             leaks_line(leaks, new_spec)[2:])
     return record
-
-
-def write_registry_card(model_path: Path, record: dict, spec) -> None:
-    """``<name>.json`` beside the model: what lets a folder named in ``CTCNET_MODELS`` offer
-    it by name and in predict's choice by channels (``ctcnet.nn.registry``), its figure the
-    macro-F1 on the held-out lab crops."""
-    # Here, not at the top: this module is imported for its options (the CLI's parser), and
-    # the card module brings scipy with the rest of evaluation.
-    from ctcnet.evaluation.model_card import model_entries
-
-    card = {**model_entries(model_path.stem, model_path, spec),
-            "decision": spec.decision.to_dict(),
-            "test_held_out_lab_crops": record["held_out"]["finetuned"],
-            "finetune": {k: record[k] for k in ("base", "data", "options", "calibration")}}
-    atomic_write_text(model_path.with_suffix(".json"),
-                      json.dumps(card, indent=2, default=float) + "\n")
 
 
 def held_out_unit(index, train, held) -> str:
@@ -363,117 +359,3 @@ def held_out_unit(index, train, held) -> str:
     if any(s for s in index.splits):
         return "manifest"
     return "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
-
-
-def _held_out_line(data: dict) -> str:
-    """The card's line on the held-out crops: how they were chosen, and what makes their
-    figures optimistic or silent (patients also trained on, a class absent)."""
-    held = data["held_out"]
-    notes = []
-    if held.get("samples_also_trained_on"):
-        notes.append(f"{held['samples_also_trained_on']} of its samples also trained on, so "
-                     "the held-out figures are optimistic")
-    elif held["unit"] == "crop":
-        notes.append("crops of the samples trained on, so the held-out figures are optimistic")
-    absent = [name for name, n in held["per_class"].items() if not n]
-    if absent:
-        notes.append(f"no {', '.join(absent)}: its figures say nothing of them")
-    line = (f"- Held out for the figures and calibration: {held['crops']} crops (split by "
-            f"{held['unit']}{''.join(f'; {n}' for n in notes)})")
-    if data.get("left_out_test_crops"):
-        line += f"; {data['left_out_test_crops']} crops of the manifest's test split left out"
-    return line
-
-
-def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
-    """A short model card: base, data, settings and the figures that decide whether to use it."""
-    held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
-    data = record["data"]
-    lines = [
-        f"# Model card: {model_path.name} (fine-tuned)", "",
-        f"- Base model: `{record['base']['path']}` (sha256 {record['base']['sha256'][:12]}..., "
-        f"ctcnet {record['base']['version']})",
-        f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
-        f"{data['samples']} sample(s), per class {data['per_class']}",
-        _held_out_line(data),
-        f"- Trained: {record['options']['steps']} steps, "
-        + (f"the last {record['options']['train_blocks']} block(s) free"
-           if record['options']['train_blocks'] else "every block free") + ", lr "
-        f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
-        f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
-        f"({record['threads']} threads)",
-        _calibration_line(cal, spec), _leaks_line(record["leaks"], spec),
-        *_cartridge_rule_lines(spec), "",
-        "| figure | base | fine-tuned |", "|---|---|---|",
-        f"| macro-F1, held-out lab crops | {held['base']['macro_f1']:.4f} | "
-        f"{held['finetuned']['macro_f1']:.4f} |",
-        f"| accuracy, held-out lab crops | {held['base']['accuracy']:.4f} | "
-        f"{held['finetuned']['accuracy']:.4f} |",
-    ]
-    if sim:
-        lines.append(f"| macro-F1, simulated test ({sim['base']['n']} crops, seed "
-                     f"{SIM_TEST_SEED}) | {sim['base']['macro_f1']:.4f} | "
-                     f"{sim['finetuned']['macro_f1']:.4f} |")
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _cartridge_rule_lines(spec) -> list[str]:
-    """What the card says of the cartridge rule and its review band: the base model's, kept
-    (a lab's crops hold no cartridge to fit or check them on)."""
-    rule = spec.decision
-    if not rule.weights:
-        return []
-    weights = ", ".join(f"{k} {v:+.2f}" for k, v in rule.weights.items())
-    band = rule.review_band_record
-    said = (f"; its review band {band['band']} and stated miss rate were measured on the base "
-            "network's calls, not on this one's" if band else "")
-    return [f"- Cartridge rule (log weights {weights}): the base model's, kept{said}. Check "
-            "the counts on a cartridge of your own (`ctcnet evaluate` on a labelled or "
-            "simulated cartridge) before relying on them."]
-
-
-def _leaks_line(found: dict, spec) -> str:
-    """The card's line on the instrument's leaks measured on the lab's CTCs, and what the
-    guard allows for them."""
-    from ctcnet.inference.guard import RULES
-
-    if not found["leaks"]:
-        return (f"- Instrument's leaks: none measured (fewer than {MIN_LABELLED} labelled CTCs "
-                f"whose CK's copy in a channel agreed, of {found['crops']} read); the guard "
-                f"allows {RULES.max_leak:.0%} of a dye's counts in another channel")
-    said = ", ".join(f"{name} {share:.1%} (the guard allows "
-                     f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
-                     for name, share in found["leaks"].items())
-    return f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs: {said}"
-
-
-def _calibration_line(cal: dict, spec) -> str:
-    """The card's calibration line: refitted (how, and what the lab's crops guarantee), or the
-    base model's kept and why."""
-    if cal.get("skipped"):
-        return (f"- Calibration: **skipped** ({cal['skipped']}); the base model's kept: "
-                f"temperature {cal['temperature']:.3f}, review below top probability "
-                f"{cal['review_threshold']:.4f}")
-    if cal.get("method") == "pooled":
-        how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
-               f"{cal['reference_crops']} simulated crops of the original simulator, the lab's "
-               f"weighing {cal['lab_weight']:.0%} of the fit (the simulated crops together "
-               f"weigh what the lab's fall short of {MIN_CALIBRATION_CROPS})")
-    else:
-        how = f"fitted on the {cal.get('lab_crops', cal['review']['n'])} held-out lab crops alone"
-    line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
-            f"{spec.review_threshold:.4f}, {how}; {cal['review']['reviewed_fraction']:.1%} of "
-            f"the held-out crops under it"
-            + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, as "
-               "predict reads a crop folder: at the balanced prior, without a crop band)"
-               if "shown_fraction" in cal["review"] else "")
-            + f", target precision {cal['review']['target_precision']}")
-    g = cal.get("guarantee")
-    if g:
-        line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "
-                 f"{g['missed']} of {g['counted_cells']} CTCs and clusters neither counted nor "
-                 f"shown, so at most {g['miss_bound']:.1%} with {g['confidence']:.0%} confidence "
-                 f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} automatic "
-                 f"calls wrong (at most {g['auto_error_bound']:.1%}). A 1 % bound needs "
-                 f"{g['cells_for_one_percent']} CTCs and clusters with none missed")
-    return line

@@ -334,6 +334,12 @@ def test_a_split_by_hand_that_puts_a_patient_on_both_sides_is_said_and_carded(
     card = out.with_suffix(".md").read_text()
     assert "split by manifest; 1 of its samples also trained on" in card
     assert "2 crops of the manifest's test split left out" in card
+    # What the console said is kept with the model, for whoever audits it later; and the
+    # manifest it was made from is named by its digest.
+    record = load_model(out)[1].training["finetune"]
+    assert any("more than one split" in w for w in record["warnings"])
+    assert "## Said while it was made" in card and "more than one split: p2" in card
+    assert len(record["data"]["manifest_sha256"]) == 64
 
 
 def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copied(

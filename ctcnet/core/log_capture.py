@@ -1,0 +1,38 @@
+"""The warnings ctcnet says while a piece of work runs, kept for its record: what a person saw
+on the console when a model was made (crops copied twice, a class held out of none, files
+left out of a manifest) belongs in the model's card too, where an audit finds it later."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+# Kept for a record: enough to name what went wrong, not a log file.
+MAX_KEPT, MAX_CHARS = 30, 500
+
+
+class _Keep(logging.Handler):
+    def __init__(self, kept: list[str]):
+        super().__init__(logging.WARNING)
+        self.kept = kept
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        text = text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 3] + "..."
+        if text not in self.kept and len(self.kept) < MAX_KEPT:  # said once, kept once
+            self.kept.append(text)
+
+
+@contextlib.contextmanager
+def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
+    """The warnings ``logger`` (and its children) say inside the block, each once, in order
+    (at most :data:`MAX_KEPT`, each cut to :data:`MAX_CHARS`); they are said as usual too."""
+    kept: list[str] = []
+    handler = _Keep(kept)
+    target = logging.getLogger(logger)
+    target.addHandler(handler)
+    try:
+        yield kept
+    finally:
+        target.removeHandler(handler)

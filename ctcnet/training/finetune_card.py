@@ -1,0 +1,151 @@
+"""The fine-tuned model's cards: ``<name>.md`` for a person (base, data, settings, the figures
+that decide whether to use it, what was said while it was made) and ``<name>.json`` for the
+model registry (:func:`write_registry_card`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
+from ctcnet.evaluation.recalibration import REFERENCE_SEED as SIM_TEST_SEED
+from ctcnet.inference.spillover import MIN_LABELLED
+from ctcnet.io.atomic import atomic_write_text
+
+
+def write_registry_card(model_path: Path, record: dict, spec) -> None:
+    """``<name>.json`` beside the model: what lets a folder named in ``CTCNET_MODELS`` offer
+    it by name and in predict's choice by channels (``ctcnet.nn.registry``), its figure the
+    macro-F1 on the held-out lab crops."""
+    # Here, not at the top: this module is imported for its options (the CLI's parser), and
+    # the card module brings scipy with the rest of evaluation.
+    from ctcnet.evaluation.model_card import model_entries
+
+    card = {**model_entries(model_path.stem, model_path, spec),
+            "decision": spec.decision.to_dict(),
+            "test_held_out_lab_crops": record["held_out"]["finetuned"],
+            "finetune": {k: record[k] for k in ("base", "data", "options", "calibration")}}
+    atomic_write_text(model_path.with_suffix(".json"),
+                      json.dumps(card, indent=2, default=float) + "\n")
+
+
+def _held_out_line(data: dict) -> str:
+    """The card's line on the held-out crops: how they were chosen, and what makes their
+    figures optimistic or silent (patients also trained on, a class absent)."""
+    held = data["held_out"]
+    notes = []
+    if held.get("samples_also_trained_on"):
+        notes.append(f"{held['samples_also_trained_on']} of its samples also trained on, so "
+                     "the held-out figures are optimistic")
+    elif held["unit"] == "crop":
+        notes.append("crops of the samples trained on, so the held-out figures are optimistic")
+    absent = [name for name, n in held["per_class"].items() if not n]
+    if absent:
+        notes.append(f"no {', '.join(absent)}: its figures say nothing of them")
+    line = (f"- Held out for the figures and calibration: {held['crops']} crops (split by "
+            f"{held['unit']}{''.join(f'; {n}' for n in notes)})")
+    if data.get("left_out_test_crops"):
+        line += f"; {data['left_out_test_crops']} crops of the manifest's test split left out"
+    return line
+
+
+def write_card(path: Path, model_path: Path, record: dict, spec) -> None:
+    """A short model card: base, data, settings and the figures that decide whether to use it."""
+    held, sim, cal = record["held_out"], record["simulated_test"], record["calibration"]
+    data = record["data"]
+    lines = [
+        f"# Model card: {model_path.name} (fine-tuned)", "",
+        f"- Base model: `{record['base']['path']}` (sha256 {record['base']['sha256'][:12]}..., "
+        f"ctcnet {record['base']['version']})",
+        f"- Data: `{data['path']}`: {sum(data['per_class'].values())} crops from "
+        f"{data['samples']} sample(s), per class {data['per_class']}",
+        _held_out_line(data),
+        f"- Trained: {record['options']['steps']} steps, "
+        + (f"the last {record['options']['train_blocks']} block(s) free"
+           if record['options']['train_blocks'] else "every block free") + ", lr "
+        f"{record['options']['lr']}, {record['options']['simulated_per_class']} simulated "
+        f"crops per class mixed in; {record['seconds']['train']} s on {record['device']} "
+        f"({record['threads']} threads)",
+        _calibration_line(cal, spec), leaks_line(record["leaks"], spec),
+        *_cartridge_rule_lines(spec), "",
+        "| figure | base | fine-tuned |", "|---|---|---|",
+        f"| macro-F1, held-out lab crops | {held['base']['macro_f1']:.4f} | "
+        f"{held['finetuned']['macro_f1']:.4f} |",
+        f"| accuracy, held-out lab crops | {held['base']['accuracy']:.4f} | "
+        f"{held['finetuned']['accuracy']:.4f} |",
+    ]
+    if sim:
+        lines.append(f"| macro-F1, simulated test ({sim['base']['n']} crops, seed "
+                     f"{SIM_TEST_SEED}) | {sim['base']['macro_f1']:.4f} | "
+                     f"{sim['finetuned']['macro_f1']:.4f} |")
+    if record.get("warnings"):  # what the console said, for whoever audits the model later
+        lines += ["", "## Said while it was made", "",
+                  *(f"- {line}" for line in record["warnings"])]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _cartridge_rule_lines(spec) -> list[str]:
+    """What the card says of the cartridge rule and its review band: the base model's, kept
+    (a lab's crops hold no cartridge to fit or check them on)."""
+    rule = spec.decision
+    if not rule.weights:
+        return []
+    weights = ", ".join(f"{k} {v:+.2f}" for k, v in rule.weights.items())
+    band = rule.review_band_record
+    said = (f"; its review band {band['band']} and stated miss rate were measured on the base "
+            "network's calls, not on this one's" if band else "")
+    return [f"- Cartridge rule (log weights {weights}): the base model's, kept{said}. Check "
+            "the counts on a cartridge of your own (`ctcnet evaluate` on a labelled or "
+            "simulated cartridge) before relying on them."]
+
+
+def leaks_line(found: dict, spec) -> str:
+    """The card's line on the instrument's leaks measured on the lab's CTCs, and what the
+    guard allows for them."""
+    from ctcnet.inference.guard import RULES
+
+    if not found["leaks"]:
+        return (f"- Instrument's leaks: none measured (fewer than {MIN_LABELLED} labelled CTCs "
+                f"whose CK's copy in a channel agreed, of {found['crops']} read); the guard "
+                f"allows {RULES.max_leak:.0%} of a dye's counts in another channel")
+    said = ", ".join(f"{name} {share:.1%} (the guard allows "
+                     f"{RULES.leak_cap(spec.panel, spec.panel.index_of(name)):.1%})"
+                     for name, share in found["leaks"].items())
+    return f"- Instrument's leaks of {found['source']}, measured on the labelled CTCs: {said}"
+
+
+def _calibration_line(cal: dict, spec) -> str:
+    """The card's calibration line: refitted (how, and what the lab's crops guarantee), or the
+    base model's kept and why."""
+    if cal.get("skipped"):
+        return (f"- Calibration: **skipped** ({cal['skipped']}); the base model's kept: "
+                f"temperature {cal['temperature']:.3f}, review below top probability "
+                f"{cal['review_threshold']:.4f}")
+    if cal.get("method") == "pooled" and cal.get("note"):
+        how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
+               f"{cal['reference_crops']} simulated crops of the original simulator, half of "
+               "the fit each: every held-out crop was called right, so alone they cannot "
+               "bound the temperature")
+    elif cal.get("method") == "pooled":
+        how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
+               f"{cal['reference_crops']} simulated crops of the original simulator, the lab's "
+               f"weighing {cal['lab_weight']:.0%} of the fit (the simulated crops together "
+               f"weigh what the lab's fall short of {MIN_CALIBRATION_CROPS})")
+    else:
+        how = f"fitted on the {cal.get('lab_crops', cal['review']['n'])} held-out lab crops alone"
+    line = (f"- Calibration: temperature {cal['temperature']:.3f}, review below top probability "
+            f"{spec.review_threshold:.4f}, {how}; {cal['review']['reviewed_fraction']:.1%} of "
+            f"the held-out crops under it"
+            + (f" ({cal['review']['shown_fraction']:.1%} shown for the network's doubt, as "
+               "predict reads a crop folder: at the balanced prior, without a crop band)"
+               if "shown_fraction" in cal["review"] else "")
+            + f", target precision {cal['review']['target_precision']}")
+    g = cal.get("guarantee")
+    if g:
+        line += (f"\n- Guarantee on the lab's held-out crops (which also weighed in the fit): "
+                 f"{g['missed']} of {g['counted_cells']} CTCs and clusters neither counted nor "
+                 f"shown, so at most {g['miss_bound']:.1%} with {g['confidence']:.0%} confidence "
+                 f"(one-sided Clopper-Pearson); {g['auto_wrong']} of {g['auto_calls']} automatic "
+                 f"calls wrong (at most {g['auto_error_bound']:.1%}). A 1 % bound needs "
+                 f"{g['cells_for_one_percent']} CTCs and clusters with none missed")
+    return line
