@@ -169,6 +169,14 @@ def test_a_latin1_panel_json_is_read_as_written_with_a_warning_naming_it(tmp_pat
     with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
         assert load_panel(path).name == "Müller"
     assert not caplog.records
+    # Notepad's "Unicode" is UTF-16 with its byte-order mark: read as written, without a word.
+    for encoding in ("utf-16", "utf-16-be"):
+        text = json.dumps(data, ensure_ascii=False)
+        path.write_bytes(("\ufeff" + text).encode(encoding) if encoding.endswith("be")
+                         else text.encode(encoding))
+        with caplog.at_level("WARNING", logger="ctcnet.io.panel"):
+            assert load_panel(path).name == "Müller"
+        assert not caplog.records
 
 
 def test_a_latin1_panel_json_of_a_crop_folder_and_a_cartridge_is_read(crops, cart, caplog):
