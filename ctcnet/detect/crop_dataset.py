@@ -115,8 +115,11 @@ class CropIndex:
         predictions."""
         import pandas as pd  # a table only where one is written
 
-        return pd.DataFrame({"path": [str(p.relative_to(self.root)) if p.is_relative_to(self.root)
-                                      else str(p) for p in self.paths],
+        # Both absolute: a root named relative (predict's argument) holds absolute paths too.
+        root = Path(self.root).absolute()
+        return pd.DataFrame({"path": [str(p.absolute().relative_to(root))
+                                      if p.absolute().is_relative_to(root) else str(p)
+                                      for p in self.paths],
                              "label": self.labels, "sample_id": self.sample_ids})
 
     def class_counts(self) -> dict[str, int]:

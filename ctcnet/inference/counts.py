@@ -127,7 +127,7 @@ class Counts:
     events: int
     review_events: int                # every event sent to review (no-call events too)
     failed: int                       # events whose model output was not finite: no call
-    blood_volume_ml: float | None     # the blood actually read; None: no frame processed
+    blood_volume_ml: float | None     # the blood actually read (0: no frame); None: unknown
     # Guard-held events per flag (an event with two flags is under both).
     held_by_flag: dict[str, int] = field(default_factory=dict)
 

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -198,21 +199,27 @@ def _made_by(summary: dict, path: Path) -> dict:
 
 def review_entry(summary: dict) -> dict:
     """What ``run.json`` repeats of a sample's review, where a person has decided on its
-    events: the counts after review (of the reported classes, and per 7.5 mL) and whether
-    they are signed off on this run's calls. A batch reader that took ``counts`` alone would
+    events or signed it off: the counts after review (of the reported classes, and per 7.5
+    mL; with no decision, the automatic ones) and whether they are signed off on this run's
+    calls. A batch reader that took ``counts`` alone would
     report the automatic counts of a reviewed sample."""
     reviewed = summary.get("reviewed") or {}
-    if not reviewed.get("reviewed"):
-        return {}
-    reported = reviewed.get("reported") or list(summary.get("counts") or {})
-    after = reviewed.get("after_review") or {}
     signoff = summary.get("signoff") or {}
+    if not reviewed.get("reviewed") and not signoff:
+        return {}
     holds = signoff_holds(summary)
+    if reviewed.get("reviewed"):
+        reported = reviewed.get("reported") or list(summary.get("counts") or {})
+        after = reviewed.get("after_review") or {}
+        after = {"after_review": {c: after.get(c) for c in reported},
+                 "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml")}
+    else:  # signed off with no decision: the automatic counts are the reviewed ones
+        rates = summary.get("per_7_5_ml") or {}
+        after = {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
+                 "after_review_per_7_5_ml": rates}
     # Signed off on these figures: a sign-off the decisions or the counts moved on from is
     # named by its status, not read as one that holds.
-    return {"after_review": {c: after.get(c) for c in reported},
-            "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml"),
-            "signed_off": holds,
+    return {**after, "signed_off": holds,
             **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
 
 
@@ -226,9 +233,13 @@ def _read_summary(summary: Path) -> dict | None:
 
 def _counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:
     """When a summary's counts were made (``key``: or when a run last finished the sample,
-    ``finished_at``, where it says): that time, else the file's."""
+    ``finished_at``, where it says): that time, a crop folder's ``written_at``, else the
+    file's."""
     read = read or {}
     when = read.get(key, read.get("counted_at"))
+    if when is None and isinstance(read.get("written_at"), str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(read["written_at"]).timestamp()
     return float(when) if when is not None else summary.stat().st_mtime
 
 
@@ -260,7 +271,7 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
     (a full disk: a new file's blocks are not to be had): the file is written over in place,
     its old blocks freed first, with the state alone and the error, so that it does not read
     ``running`` after the run has ended. Not atomic, so only the last resort."""
-    text = json.dumps({"state": state, "written_at": _utc(time.time()),
+    text = json.dumps({**output_format(), "state": state, "written_at": _utc(time.time()),
                        "error": f"{type(error).__name__}: {error}"[:500],
                        "note": "the run's index could not be written"}, indent=2) + "\n"
     with open(Path(out) / RUN_INDEX_FILE, "w", encoding="utf-8") as index:  # truncates: frees

@@ -5,9 +5,9 @@ per sample.
 Each row flattens one ``run.json`` output entry: its name, whether its result may be read as
 one (``result_state``: ``ctcnet.inference.result_state``), status and input, the model file
 and when the counts were made, the events and those on the review list (``review_events``),
-then per class the automatic count, the calls the guard held and the rate per 7.5 mL to two
-decimals (``count_ctc``, ``held_ctc``, ``per_7_5_ml_ctc``), the
-counts after review where a person decided (``after_review_ctc``,
+then per class the automatic count and the calls the guard held (``count_ctc``,
+``held_ctc``), and per counted class (ctc, cluster) the rate per 7.5 mL to two decimals
+(``per_7_5_ml_ctc``) and the counts after review where a person decided (``after_review_ctc``,
 ``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped (and the first ones'
 reasons) and missing, the problems (joined by ``; ``), and for an input set aside or missing,
 why: its ``result_state`` then reads ``set aside`` or ``missing``, but where a set-aside input
@@ -44,8 +44,9 @@ _LAST = ("signed_off", "signoff_status", "frames_skipped", "skipped_because", "f
 # earlier run's output has that output's state).
 NO_RESULT = (("set_aside", "set aside"), ("missing", "missing"))
 # Per-class columns: the counted classes first (what a study reports), then the others in the
-# model's order.
+# model's order; of every class only the counts and the held calls.
 _FIRST_CLASSES = COUNTED_CLASSES
+_BY_CLASS = ("count", "held")
 
 
 def sample_row(entry: dict) -> dict:
@@ -85,7 +86,10 @@ def samples_csv(entries: Sequence[dict]) -> str:
                                 _FIRST_CLASSES.index(c) if c in _FIRST_CLASSES else 0))
     # Every column every night (empty where a sample has nothing to say): a template or a
     # script keyed on the columns reads any night's table.
-    per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes]
+    # Rates and counts after review are of the counted classes alone (run.json's): a column
+    # of another class would be empty every night.
+    per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes
+                 if prefix in _BY_CLASS or name in _FIRST_CLASSES]
     columns = [*_FIRST, *per_class, *_LAST]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")

@@ -3,6 +3,7 @@ crop sets refused."""
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -360,3 +361,12 @@ def test_a_manifest_that_cannot_be_a_list_of_crops_is_refused_by_name(tmp_path, 
     os.mkfifo(manifest)
     with pytest.raises(InputError, match="not a regular file"):
         read_crop_index(tmp_path / "ds")
+
+
+def test_a_folder_named_relative_lists_its_crops_relative_to_it(crops, monkeypatch):
+    """predict given the crop folder by a relative path writes each crop's path relative to
+    the folder, as it does for an absolute one (the table reads the same either way)."""
+    monkeypatch.chdir(crops.parent)
+    near = read_crop_index(Path(crops.name)).table()["path"]
+    far = read_crop_index(crops).table()["path"]
+    assert list(near) == list(far) and not any(Path(p).is_absolute() for p in near)

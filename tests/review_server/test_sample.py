@@ -257,6 +257,21 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
 # ---------------------------------------------------------------------------------------------
 # The sign-off.
 
+def test_a_sign_off_with_no_decision_brings_samples_csv_up_to_date(crowded, tmp_path, serve):
+    """A person who reviewed the list and changed nothing signs off: samples.csv (the file a
+    study reads) says signed off at once, its counts after review the automatic ones."""
+    from ctcnet.inference.distributed import write_run_index
+
+    out = fresh(crowded, tmp_path)
+    write_run_index(out, ["P001"], 1, {})
+    server = serve(out)
+    state = get(server, "state")[1]
+    status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})
+    assert status == 200, answer
+    row = pd.read_csv(out / "samples.csv").set_index("name").loc["P001"]
+    assert bool(row["signed_off"]) and row["after_review_ctc"] == row["count_ctc"]
+
+
 def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp_path, serve,
                                                                      caplog):
     from ctcnet.cli import main
