@@ -314,3 +314,22 @@ def median_and_mad_sigma(x):
 
 
 assert math.isclose(NORMAL_QUANTILES[Q_HIGH] - NORMAL_QUANTILES[Q_LOW], 0.7571511, rel_tol=1e-6)
+
+
+# A crop's brightest signal: this percentile of its central half.
+CELL_PERCENTILE = 99.5
+
+
+def crop_statistics(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per crop and channel (each (N, C)): background and noise (from the crop's outer ring,
+    as the model's normalisation reads them) and the brightest signal of its central half."""
+    x = np.asarray(crops, np.float32)
+    n, c, s, _ = x.shape
+    if not n:  # a sample without events (every frame failed): no statistics, no levels
+        return (np.zeros((0, c), np.float32),) * 3
+    ring = background_sample(x, 2, "ring", max(2, s // 8))
+    background, noise = background_and_noise(ring, "nearest")
+    q = s // 4
+    centre = x[:, :, q:s - q, q:s - q].reshape(n, c, -1)
+    top = np.percentile(centre, CELL_PERCENTILE, axis=2)
+    return background, noise, top

@@ -16,7 +16,8 @@
   :func:`ctcnet.io.annotations.warn_of_marks`);
 * composites whose R, G, B planes are likely in **another order** than ``panel.json`` says
   (:mod:`ctcnet.detect.plane_order`), and raw scan crops so, or at a pixel size their nuclei
-  belie (:mod:`ctcnet.detect.metadata_signs`).
+  belie (:mod:`ctcnet.detect.metadata_signs`); labelled crops whose CK and CD45 read
+  swapped (:mod:`ctcnet.detect.marker_labels`).
 
 Everything is read in the files' own channel order (``index.file_panel``), before the crops
 are brought to a model's channels and scale, except the range check, which reads the crops at
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ctcnet.detect.marker_labels import MarkerLabelVotes
 from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
 from ctcnet.errors import InputError
@@ -70,6 +72,8 @@ class CropNotes:
         # files carry their channel names, checked as they are read).
         self.planes = PlaneVotes(self.panel.names, dna, len(index)) \
             if self.panel.composite == "rgb" and dna is not None else None
+        # Labelled crops: those labelled ctc light CK, and wbc CD45, unless the two are swapped.
+        self.marker_labels = MarkerLabelVotes.of(self.panel, index.labels, index.sample_ids)
         # Raw crops (a scan's counts): their cells tell the order as a cartridge's do.
         self.scan_signs = CropFolderSigns(
             self.panel, len(index),
@@ -108,6 +112,8 @@ class CropNotes:
             self.planes.add(crop)
         if self.scan_signs is not None:
             self.scan_signs.add(i, crop, self.index.pixel_um(i))
+        if self.marker_labels is not None:
+            self.marker_labels.add(i, crop)
         return True
 
     def scaled(self, crops: np.ndarray) -> None:
@@ -168,6 +174,9 @@ class CropNotes:
             log.warning("crop dataset %s: %s", index.root, order)
         for line in self.scan_signs.problems() if self.scan_signs is not None else ():
             log.warning("crop dataset %s: %s", index.root, line)
+        swapped = self.marker_labels.warning() if self.marker_labels is not None else None
+        if swapped:
+            log.warning("crop dataset %s: %s", index.root, swapped)
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

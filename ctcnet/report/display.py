@@ -31,13 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctcnet.core.robust import background_and_noise, background_sample
+from ctcnet.core.robust import CELL_PERCENTILE, crop_statistics
 from ctcnet.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 LEVELS_FILE = Path("gallery") / "levels.json"
-CELL_PERCENTILE = 99.5    # a crop's brightest signal: this percentile of its central half
 SAMPLE_PERCENTILE = 95.0  # white: this percentile of the cells' brightest signals
 MIN_SNR = 12.0            # white is at least this many noise units above the background
 KNEE_SNR = 4.0            # the scale is nearly linear below this many noise units, log above
@@ -107,21 +106,6 @@ class DisplayLevels:
             raise ValueError("display levels: one finite value per channel expected")
         return cls(tuple(str(c) for c in data["channels"]), **floats,
                    run_id=str(data.get("run_id", "")), cells=int(data.get("cells", 0)))
-
-
-def crop_statistics(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per crop and channel (each (N, C)): background and noise (from the crop's outer ring,
-    as the model's normalisation reads them) and the brightest signal of its central half."""
-    x = np.asarray(crops, np.float32)
-    n, c, s, _ = x.shape
-    if not n:  # a sample without events (every frame failed): no statistics, no levels
-        return (np.zeros((0, c), np.float32),) * 3
-    ring = background_sample(x, 2, "ring", max(2, s // 8))
-    background, noise = background_and_noise(ring, "nearest")
-    q = s // 4
-    centre = x[:, :, q:s - q, q:s - q].reshape(n, c, -1)
-    top = np.percentile(centre, CELL_PERCENTILE, axis=2)
-    return background, noise, top
 
 
 def levels_from_statistics(channels, background: np.ndarray, noise: np.ndarray,

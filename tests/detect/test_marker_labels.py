@@ -1,0 +1,47 @@
+"""ctcnet.detect.marker_labels: a labelled folder whose CK and CD45 read swapped in some
+files (another scanner's channel order) is said, naming the samples; a right one is not."""
+
+import numpy as np
+import pytest
+
+from ctcnet.detect.crop_dataset import load_crops, read_crop_index, write_crop_dataset
+from ctcnet.io.panel import load_panel
+from ctcnet.simulate import simulate_crops
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    return simulate_crops(40, load_panel(None), crop_size=48, seed=21, num_samples=4)
+
+
+def swapped_warning(tmp_path, drawn, swap_samples, caplog) -> list[str]:
+    panel = load_panel(None)
+    ck, cd45 = panel.index_of_role("epithelial"), panel.index_of_role("leukocyte")
+    images = drawn.images.copy()
+    for k, sample in enumerate(drawn.sample_ids):
+        if sample in swap_samples:
+            images[k, [ck, cd45]] = images[k, [cd45, ck]]
+    root = write_crop_dataset(tmp_path / "lab", images, drawn.labels, panel, drawn.sample_ids)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_crops(read_crop_index(root))
+    return [r.getMessage() for r in caplog.records if "CK and CD45" in r.getMessage()]
+
+
+def test_a_folder_whose_ck_and_cd45_are_swapped_in_some_files_is_said(tmp_path, drawn, caplog):
+    samples = sorted(set(drawn.sample_ids))
+    assert swapped_warning(tmp_path / "right", drawn, set(), caplog) == []
+    said = swapped_warning(tmp_path / "all", drawn, set(samples), caplog)
+    assert len(said) == 1 and "are CK and CD45 swapped" in said[0]
+    said = swapped_warning(tmp_path / "one", drawn, {samples[1]}, caplog)
+    assert len(said) == 1 and f"sample(s) {samples[1]} (" in said[0], said
+
+
+def test_unlabelled_crops_or_a_panel_without_the_markers_cast_no_vote():
+    from ctcnet.detect.marker_labels import MarkerLabelVotes
+
+    panel = load_panel(None)
+    assert MarkerLabelVotes.of(panel, ["unlabelled"] * 3, ["s"] * 3) is None
+    votes = MarkerLabelVotes.of(panel, ["ctc", "debris"], ["s", "s"])
+    votes.add(1, np.zeros((panel.num_channels, 32, 32), np.float32))  # debris: no vote
+    assert sum(votes.read.values()) == 0 and votes.warning() is None
