@@ -18,7 +18,11 @@ class _Keep(logging.Handler):
         self.kept = kept
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed call is logging's to report, not the work's to fail
+            self.handleError(record)
+            return
         text = text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 3] + "..."
         if text not in self.kept and len(self.kept) < MAX_KEPT:  # said once, kept once
             self.kept.append(text)
@@ -27,12 +31,24 @@ class _Keep(logging.Handler):
 @contextlib.contextmanager
 def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
     """The warnings ``logger`` (and its children) say inside the block, each once, in order
-    (at most :data:`MAX_KEPT`, each cut to :data:`MAX_CHARS`); they are said as usual too."""
+    (at most :data:`MAX_KEPT`, each cut to :data:`MAX_CHARS`); they are said as usual too.
+    Kept however quiet the console is (``--quiet`` raises the logger past warnings): the
+    logger is opened to warnings for the block, and its own handlers keep their threshold."""
     kept: list[str] = []
     handler = _Keep(kept)
     target = logging.getLogger(logger)
+    level = target.getEffectiveLevel()
+    raised = [(h, h.level) for h in target.handlers] if level > logging.WARNING else []
+    for existing, _ in raised:  # the console says no more than it would have
+        existing.setLevel(max(existing.level, level))
     target.addHandler(handler)
+    if level > logging.WARNING:
+        target.setLevel(logging.WARNING)
     try:
         yield kept
     finally:
         target.removeHandler(handler)
+        if level > logging.WARNING:
+            target.setLevel(level)
+        for existing, was in raised:
+            existing.setLevel(was)

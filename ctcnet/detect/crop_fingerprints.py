@@ -46,9 +46,11 @@ def unpacked(text: str) -> np.ndarray:
     return np.frombuffer(data[:len(data) // 8 * 8], "<u8").astype(np.uint64)
 
 
-def seen_in(crops: np.ndarray, recorded: str) -> np.ndarray:
-    """Bool per crop: its fingerprint is among ``recorded`` (:func:`packed`)."""
-    known = unpacked(recorded)
+def seen_in(crops: np.ndarray, recorded: list[str]) -> np.ndarray:
+    """Bool per crop: its fingerprint is among any of ``recorded`` (:func:`packed` texts);
+    the crops are fingerprinted once, whatever the records."""
+    known = np.concatenate([unpacked(text) for text in recorded]) if recorded else \
+        np.zeros(0, np.uint64)
     if not len(known) or not len(crops):
         return np.zeros(len(crops), bool)
     return np.isin(crop_fingerprints(crops), known)

@@ -440,7 +440,8 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
 
     try:
         spec = recalibrate_spec(spec, logits, labels, target, reference)
-    except ValueError as err:  # under the floor (the command refuses it before any work)
+    except ValueError as err:  # under the floor (the command refuses that before any work), or
+        # crops all called right that no pool bounds
         raise InputError(str(err), val_data) from None
     spec, leaks = lab_guard(spec, index, crops, labels)  # the guard made the lab's too
     spec = spec.replace(metrics={**spec.metrics, "leaks": leaks})

@@ -114,7 +114,7 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
     """``spec`` with temperature and review threshold refitted on the lab's ``logits`` and
     ``labels``: on them alone when they are enough, else pooled with ``reference`` (the same
     model's logits and labels on :func:`reference_crops`, or a function returning them, called
-    only when the pool is needed); crops enough but all called right with room to spare are
+    only when the pool is needed); crops enough but every one called right are
     pooled too, half of the fit (:data:`SEPARABLE`). Raises ``ValueError`` under the floor, or
     where no pool can bound the temperature (the caller keeps the model's calibration).
     ``spec.metrics["calibration"]`` records the method, the lab's share of the fit and
@@ -164,8 +164,8 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
 
 
 # Why a set of crops alone cannot calibrate (:func:`recalibrate_spec`).
-SEPARABLE = ("the held-out crops are all called right: a temperature fitted on them has no "
-             "minimum and runs towards 0 (every probability 0 or 1, no review band)")
+SEPARABLE = ("the calibration crops are all called right: a temperature fitted on them has "
+             "no minimum and runs towards 0 (every probability 0 or 1, no review band)")
 
 
 def all_right(logits: np.ndarray, labels: np.ndarray) -> bool:

@@ -118,10 +118,9 @@ def own_training_data_warning(spec: ModelSpec, data: str | Path,
                 "validation crops): every figure is optimistic; evaluate on crops kept apart")
     if crops is None:
         return None
-    seen = np.zeros(len(crops), bool)
-    for record in (training.get("data"), training.get("finetune")):
-        if isinstance(record, dict) and isinstance(record.get("learnt_from"), str):
-            seen |= seen_in(crops, record["learnt_from"])
+    recorded = [record["learnt_from"] for record in (training.get("data"), training.get("finetune"))
+                if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
+    seen = seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
     if not seen.any():
         return None
     return (f"{int(seen.sum())} of {len(crops)} crops of {data} are, pixel for pixel, crops "

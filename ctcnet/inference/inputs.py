@@ -90,19 +90,25 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
 
 # Folders a file system or a share keeps beside the scans: none is a scan whose absence a run
 # must report, readable or not.
-SYSTEM_FOLDERS = ("lost+found", "System Volume Information")
+SYSTEM_FOLDERS = ("lost+found", "System Volume Information", "~snapshot")
+
+
+def _system_entry(name: str) -> bool:
+    """A hidden or system entry of a folder of cartridges (``.snapshot``, ``$RECYCLE.BIN``,
+    ``#recycle``, ``@eaDir``, ``lost+found``): never a scan, never named as not read."""
+    return name.startswith((".", "$", "#", "@")) or name in SYSTEM_FOLDERS
 
 
 def _out_of_reach(sub: Path) -> bool:
     """Whether a folder of cartridges' entry may be a scan that cannot be looked into: a folder
-    this user may not read (a share's access list), or a link whose target is gone (a share
-    not mounted). Taken as a cartridge, so that opening it sets it aside with the reason and
-    the run ends with exit 2, instead of a night that reads "finished" without the sample.
-    Hidden and system folders (``$RECYCLE.BIN``, ``#recycle``, ``@eaDir``) are left out."""
-    if sub.name.startswith((".", "$", "#", "@")) or sub.name in SYSTEM_FOLDERS:
+    this user may not read (a share's access list), or a link whose target is gone and names
+    no file (a share not mounted; a stale link to a log file is no scan). Taken as a
+    cartridge, so that opening it sets it aside with the reason and the run ends with exit 2,
+    instead of a night that reads "finished" without the sample."""
+    if _system_entry(sub.name):
         return False
     if sub.is_symlink() and not sub.exists():
-        return True
+        return not Path(os.readlink(sub)).suffix
     if not sub.is_dir():
         return False
     try:
@@ -132,7 +138,7 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
     whose copy has not arrived yet (an empty folder) or lacks its frames is not passed over
     without a word; hidden folders are left out."""
     others = sorted(p for p in folder.iterdir() if p.is_dir() and p not in cartridges
-                    and not p.name.startswith("."))
+                    and not _system_entry(p.name))
     for sub in others:
         try:
             what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
@@ -217,6 +223,10 @@ def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
     return opened.sample_id, len(opened.frames)
 
 
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
 def output_key(name: str) -> str:
     """What an output folder's name is on every share: a Windows or macOS share tells no case
     apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
@@ -231,7 +241,10 @@ def refuse_alike_output(out_dir: Path) -> None:
     another run of it with a reason that names neither."""
     out_dir = Path(out_dir)
     try:
-        alike = sorted(p.name for p in out_dir.parent.iterdir() if p.name != out_dir.name
+        # A name that differs in its accents' encoding alone is this sample's own folder as a
+        # file system that decomposes names (macOS, a ZFS or SMB share) lists it.
+        alike = sorted(p.name for p in out_dir.parent.iterdir()
+                       if _nfc(p.name) != _nfc(out_dir.name)
                        and output_key(p.name) == output_key(out_dir.name) and p.is_dir())
     except OSError:  # --out not there yet, or not listable: its own check says so
         return
@@ -479,8 +492,11 @@ def check_writable(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
-    if len(made) > 1:  # a share not mounted leaves its mount point's folders to be made
-        log.warning("--out %s: made, with the folders above it that were not there (%s): if "
-                    "--out is on a share, is it mounted?", out, made[-1])
+    # A share not mounted leaves its mount point an empty folder, and the folders under it
+    # to be made on the local disk; a new folder of dates under a folder in use is no sign.
+    above = made[-1].parent if made else None
+    if len(made) > 1 and above is not None and not any(p not in made for p in above.iterdir()):
+        log.warning("--out %s: made, with the folders above it that were not there, in the "
+                    "empty folder %s: if --out is on a share, is it mounted?", out, above)
     if not os.access(out, os.W_OK):
         raise CtcnetError(f"output folder {out} is not writable")

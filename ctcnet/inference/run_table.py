@@ -6,7 +6,8 @@ Each row flattens one ``run.json`` output entry: its name, whether its result ma
 one (``result_state``: ``ctcnet.inference.result_state``), status and input, the model file
 and when the counts were made, the events and those on the review list (``review_events``),
 then per class the automatic count and the calls the guard held (``count_ctc``,
-``held_ctc``), and per counted class (ctc, cluster) the rate per 7.5 mL to two decimals
+``held_ctc``), and per reported class (ctc and cluster, and any other a taxonomy reports) the
+rate per 7.5 mL to two decimals
 (``per_7_5_ml_ctc``) and the counts after review where a person decided (``after_review_ctc``,
 ``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped (and the first ones'
 reasons) and missing, the problems (joined by ``; ``), and for an input set aside or missing,
@@ -86,10 +87,12 @@ def samples_csv(entries: Sequence[dict]) -> str:
                                 _FIRST_CLASSES.index(c) if c in _FIRST_CLASSES else 0))
     # Every column every night (empty where a sample has nothing to say): a template or a
     # script keyed on the columns reads any night's table.
-    # Rates and counts after review are of the counted classes alone (run.json's): a column
-    # of another class would be empty every night.
+    # Rates and counts after review are of the reported classes alone (run.json's): the
+    # counted ones every night, and any other a taxonomy reports where an entry names it.
+    reported = set(_FIRST_CLASSES) | {name for e in entries for key, prefix in _PER_CLASS
+                                      if prefix not in _BY_CLASS for name in (e.get(key) or {})}
     per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes
-                 if prefix in _BY_CLASS or name in _FIRST_CLASSES]
+                 if prefix in _BY_CLASS or name in reported]
     columns = [*_FIRST, *per_class, *_LAST]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")

@@ -61,11 +61,12 @@ def mark_copies(frames: list[FrameRef]) -> list[FrameRef]:
     for f in frames:
         original = first.setdefault(f.digest, f)
         if original is not f and f.problem is None:
-            # "Read once, as <frame>": whether that frame is read is its own line (it may
-            # be skipped too: a run of identical garbage files is no tile counted).
+            # Whether the first is read is its own line (it may be skipped too: a run of
+            # identical garbage files counts no tile at all).
             f = replace(f, problem=f"same bytes as frame {original.frame_id} "
                                    f"({original.files[0].name}): the same tile written twice "
-                                   f"under two names? read once, as {original.frame_id}")
+                                   f"under two names? Its bytes count at most once, as "
+                                   f"{original.frame_id}")
             log.info("%s holds the same bytes as %s: skipped", f.files[0].name,
                      original.files[0].name)
         out.append(f)

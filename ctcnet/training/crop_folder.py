@@ -99,6 +99,7 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
     images = load_crops(index, crop_size, model_pixel_um)
     targets = index.label_indices(taxonomy)
     splits = np.array([s.lower() for s in index.splits], dtype=object)
+    by_hand = (splits != "").any()  # a manifest's split column: a person placed these crops
     unknown = sorted(set(splits) - set(SPLITS) - {""})
     if unknown:
         raise InputError(f"manifest split values {unknown} are not one of {SPLITS}", index.root)
@@ -122,7 +123,8 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
         else:
             to_val = sample_level_split(free_samples, val_fraction, split_seed)
         splits[free] = np.where(to_val, "val", "train")
-    warn_of_samples_on_both_sides(splits, index.sample_ids, index.root)
+    if by_hand:  # a split by crop puts samples on both sides by design, and says so itself
+        warn_of_samples_on_both_sides(splits, index.sample_ids, index.root)
     out = {}
     for name in SPLITS:
         keep = np.flatnonzero(splits == name)

@@ -185,6 +185,7 @@ class CTCDataModule(L.LightningDataModule):
             "compensate": self.compensate, "compensate_share": self.compensate_share,
             "view": self.view, "pixel_size": self.pixel_size})
         self.splits: dict[str, SplitData] = {}
+        self.learnt_from: str | None = None  # the folder's training crops (crop_fingerprints)
         self.fine_train: SplitData | None = None  # simulate.fine's crops, at their pixel size
 
     def _fine_config(self, fine) -> dict | None:
@@ -237,6 +238,8 @@ class CTCDataModule(L.LightningDataModule):
             self.splits = self._load_folder()
             # The folder's own crops lead the training split (finetune reads them apart).
             self.folder_train_size = len(self.splits["train"].targets)
+            # Fingerprinted as read, before compensation: as evaluate reads a copy of them.
+            self.learnt_from = packed(crop_fingerprints(self.splits["train"].images))
             if self.simulate.get("train"):
                 self._mix_simulated()
         else:
@@ -413,10 +416,9 @@ class CTCDataModule(L.LightningDataModule):
             source["data_dir"] = str(Path(self.data_dir).resolve())  # evaluate compares it
             if self.pixel_size is not None:  # how its crops were scaled
                 source["pixel_size"] = self.pixel_size
-            if "train" in self.splits:  # the folder's own, before simulated ones are mixed in
-                own = self.splits["train"].images[:getattr(self, "folder_train_size", None)]
+            if self.learnt_from is not None:
                 # evaluate tells these crops wherever they are copied (crop_fingerprints)
-                source["learnt_from"] = packed(crop_fingerprints(own))
+                source["learnt_from"] = self.learnt_from
         if self.simulate:  # alone, or mixed into the folder's training split
             source["simulated"] = {k: v for k, v in self.simulate.items()}
         return {

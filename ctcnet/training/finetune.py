@@ -42,7 +42,6 @@ import numpy as np
 from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
-from ctcnet.detect.crop_fingerprints import crop_fingerprints, packed
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
@@ -313,7 +312,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                  "train": data.summary()["splits"]["train"]},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
         # The lab's crops it learnt from, as evaluate tells them wherever they are copied.
-        "learnt_from": packed(crop_fingerprints(train.images[:own])),
+        "learnt_from": data.learnt_from,
         # What a person was told while it was made (copies, classes missing, files left out).
         "warnings": list(said),
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
@@ -355,7 +354,10 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
 
 def held_out_unit(index, train, held) -> str:
     """How the held-out crops were chosen: ``manifest`` (its ``split`` column), ``sample``
-    (whole samples) or ``crop`` (one sample's crops split)."""
-    if any(s for s in index.splits):
+    (whole samples) or ``crop`` (one sample's crops split); ``manifest, the rest by ...``
+    where the column places only some crops."""
+    rest = "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
+    placed = [bool(s) for s in index.splits]
+    if all(placed):
         return "manifest"
-    return "sample" if not set(held.sample_ids) & set(train.sample_ids) else "crop"
+    return f"manifest, the rest by {rest}" if any(placed) else rest

@@ -360,3 +360,48 @@ def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_rea
                            scan_scale=False)
     assert caplog.text.count("panels differ") == 1
     assert "tiny3, the model every input fits" in caplog.text and "ctcnet-default" in caplog.text
+
+
+def test_an_output_alike_but_for_case_is_refused_and_one_alike_in_encoding_is_the_same(
+        tmp_path):
+    """--out holding "S1" refuses a sample "s1" (one folder on a Windows or macOS share); a
+    folder whose name differs only in how its accents are encoded (macOS writes them
+    decomposed) is the sample's own, rerun, not another's."""
+    import unicodedata
+
+    from ctcnet.errors import InputError
+    from ctcnet.inference.inputs import refuse_alike_output
+
+    (tmp_path / "S1").mkdir()
+    (tmp_path / unicodedata.normalize("NFD", "Müller")).mkdir()
+    (tmp_path / "run.json").write_text("{}")
+    refuse_alike_output(tmp_path / "S1")
+    refuse_alike_output(tmp_path / unicodedata.normalize("NFC", "Müller"))
+    refuse_alike_output(tmp_path / "run.JSON")  # a file is no sample's output
+    with pytest.raises(InputError, match="already holds the output of sample 'S1'"):
+        refuse_alike_output(tmp_path / "s1")
+
+
+def test_what_in_a_folder_of_cartridges_may_be_a_scan_out_of_reach(tmp_path):
+    """A link whose target is gone and names no file may be an unmounted scan; a stale link
+    to a log file, a regular file and a system folder are none."""
+    from ctcnet.inference.inputs import _out_of_reach
+
+    (tmp_path / "P042").symlink_to(tmp_path / "share" / "P042")
+    (tmp_path / "current").symlink_to(tmp_path / "gone.log")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "@eaDir").mkdir()
+    assert _out_of_reach(tmp_path / "P042")
+    assert not any(_out_of_reach(tmp_path / n) for n in ("current", "notes.txt", "@eaDir"))
+
+
+def test_an_out_made_in_an_empty_folder_asks_whether_the_share_is_mounted(tmp_path, caplog):
+    from ctcnet.inference.inputs import check_writable
+
+    (tmp_path / "mnt" / "share").mkdir(parents=True)
+    (tmp_path / "results" / "2025").mkdir(parents=True)
+    with caplog.at_level("WARNING"):
+        check_writable(tmp_path / "results" / "2026" / "01-07")  # a new night in use: no word
+        assert not caplog.records
+        check_writable(tmp_path / "mnt" / "share" / "results" / "night")
+    assert "is it mounted?" in caplog.text and str(tmp_path / "mnt" / "share") in caplog.text

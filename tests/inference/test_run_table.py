@@ -8,12 +8,11 @@ from ctcnet.inference.run_table import samples_csv
 CLEAN = {"name": "S1", "result_state": "preliminary", "status": "ok", "events": 900,
          "counts": {"ctc": 3, "wbc": 500, "cluster": 0, "debris": 397},
          "held": {"ctc": 1, "wbc": 0, "cluster": 0, "debris": 2},
-         "per_7_5_ml": {"ctc": 3.0, "wbc": 500.0, "cluster": 0.0, "debris": 397.0}}
+         "per_7_5_ml": {"ctc": 3.0, "cluster": 0.0}}  # run.json's: the reported classes'
 REVIEWED = {**CLEAN, "name": "S2", "status": "partial", "frames_skipped": 1,
             "problems": ["frame r00c01 skipped", "no blood volume stated"],
-            "after_review": {"ctc": 4, "wbc": 500, "cluster": 0, "debris": 396},
-            "after_review_per_7_5_ml": {"ctc": 4.0, "wbc": 500.0, "cluster": 0.0,
-                                        "debris": 396.0},
+            "after_review": {"ctc": 4, "cluster": 0},
+            "after_review_per_7_5_ml": {"ctc": 4.0, "cluster": 0.0},
             "signed_off": "ann 2026-11-30T10:00:00+00:00"}
 
 
@@ -45,3 +44,20 @@ def test_a_row_without_a_result_tonight_says_why_in_its_state():
     rows = list(csv.DictReader(io.StringIO(samples_csv([aside, missing, partial]))))
     assert [r["result_state"] for r in rows] == ["set aside", "missing", "partial"]
     assert rows[2]["skipped_because"] == "r00c01: corrupt or truncated TIFF"
+
+
+def test_rates_and_counts_after_review_are_the_reported_classes_columns():
+    """The rate and after-review columns are the reported classes': the counted ones every
+    night, none of an uncounted class (always empty), and a class a lab's taxonomy reports
+    where the night's entries name it."""
+    default = csv.DictReader(io.StringIO(samples_csv([
+        {"name": "s", "counts": {"ctc": 3, "wbc": 9, "cluster": 0, "debris": 5},
+         "per_7_5_ml": {"ctc": 3.0, "cluster": 0.0}}]))).fieldnames
+    assert "per_7_5_ml_ctc" in default and "after_review_cluster" in default
+    assert "count_wbc" in default and "per_7_5_ml_wbc" not in default
+    assert "after_review_debris" not in default
+    row = next(csv.DictReader(io.StringIO(samples_csv([
+        {"name": "s", "counts": {"ctc": 3, "ctc_emt": 2, "wbc": 9},
+         "per_7_5_ml": {"ctc": 3.0, "ctc_emt": 2.0},
+         "after_review": {"ctc": 3, "ctc_emt": 1}}]))))
+    assert row["per_7_5_ml_ctc_emt"] == "2.0" and row["after_review_ctc_emt"] == "1"

@@ -267,15 +267,18 @@ def test_a_folders_training_crops_are_recorded_so_evaluate_tells_them_in_a_copy(
     from ctcnet.io.taxonomy import default_taxonomy
     from ctcnet.nn.spec import ModelSpec
 
-    dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, val_fraction=0.25)
-    dm.setup("fit")
-    spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=SIZE,
-                     training={"data": dm.summary()})
     shutil.copytree(crop_dir, tmp_path / "copy")
     index = read_crop_index(tmp_path / "copy")
-    crops = load_crops(index, SIZE, spec.pixel_size_um)
-    said = own_training_data_warning(spec, tmp_path / "copy", crops)
-    assert said.startswith(f"{len(dm.splits['train'].targets)} of 32 crops")
+    crops = load_crops(index, SIZE, load_panel(None).pixel_size_um)
+    # With spillover compensation too: the crops are recorded as read, before it.
+    for compensate in (False, True):
+        dm = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, val_fraction=0.25,
+                           compensate=compensate)
+        dm.setup("fit")
+        spec = ModelSpec("compact", load_panel(None), default_taxonomy(), crop_size=SIZE,
+                         training={"data": dm.summary()})
+        said = own_training_data_warning(spec, tmp_path / "copy", crops)
+        assert said.startswith(f"{len(dm.splits['train'].targets)} of 32 crops"), compensate
     assert own_training_data_warning(spec, tmp_path / "copy", crops[:0]) is None
 
 
