@@ -120,8 +120,9 @@ def completed(crops: np.ndarray, spec, measured: pd.DataFrame, rows: np.ndarray,
         start = None
     reader = ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, rows, start)
     for group in READ_GROUPS:
-        need = rows & np.isnan(out[list(ExclusionReader.GROUPS[group])].to_numpy(np.float64)
-                               ).any(axis=1)
+        # (column by column: a pandas selection of several columns costs more than the test)
+        need = rows & np.logical_or.reduce([np.isnan(out[col].to_numpy(np.float64))
+                                            for col in ExclusionReader.GROUPS[group]])
         if not need.any():
             continue
         for col, values in reader.read(group, need).items():
@@ -140,8 +141,10 @@ def fuse(proba: np.ndarray, measured: pd.DataFrame, class_names, fusion: dict,
     if not rows.any():
         return out
     names = list(class_names)
-    out[rows] = fused_proba(fusion, out[rows], measured[list(MEASURES)][rows],
-                            names).astype(np.float32)
+    # The measures as arrays of the rows (what fused_proba reads of a table): a pandas
+    # selection of columns and rows costs more than the fusion.
+    measures = {m: measured[m].to_numpy()[rows] for m in MEASURES}
+    out[rows] = fused_proba(fusion, out[rows], measures, names).astype(np.float32)
     if "ctc" in names:
         with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
             positive = rows & (measured["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ctcnet.core.columns import with_columns
 from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
 from ctcnet.inference.guard.measurements import (
     READ_CHUNK,
@@ -229,9 +230,9 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
         if given is not None and overrule:
             flags = _overruled_by_markers(events, given, flags, crops, proba, spec, rules,
                                           measured, groups, start)
-    names = np.array(FLAGS, dtype=object)
-    fired = flags[list(FLAGS)].to_numpy()
-    events["guard"] = ["+".join(names[row]) for row in fired]
+    # The new columns gathered and set in one step (with_columns: a pandas write a column
+    # costs more than making them).
+    new = {"guard": fired_names(np.stack([flags[f].to_numpy(bool) for f in FLAGS], axis=1))}
     # The network's own ctc call whose doubt toward a cluster the markers settle (one CTC,
     # no partner, one nucleus: Evidence.markers_vouch) is counted and that doubt not queued;
     # a flag still is. A ctc call the markers made against the network's call stays shown:
@@ -241,17 +242,28 @@ def guard_events(events: pd.DataFrame, crops: np.ndarray | None, proba: np.ndarr
     for column in ("class", "model_class"):
         if column in events:
             vouched = vouched & (events[column].to_numpy(object) == "ctc")
-    events["review"] = (events["review"].to_numpy(bool) & ~vouched) | flags["any"].to_numpy()
+    new["review"] = (events["review"].to_numpy(bool) & ~vouched) | flags["any"].to_numpy()
     if not markers_decide and MARKERS_CTC in flags:
-        events[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)
-    events[MARKERS_VOUCH] = vouched
+        new[MARKERS_CTC] = flags[MARKERS_CTC].to_numpy(bool)
+    new[MARKERS_VOUCH] = vouched
     # The partners of the calls filed as clusters (an edge-cut event filed as debris has
     # none); a table without its calls has those the flags were made on.
     partner = flags[CLUSTER_PARTNER].to_numpy(object)
     if "class" in events:
         partner = np.where(events["class"].to_numpy(object) == "cluster", partner, "")
-    events[CLUSTER_PARTNER] = partner
-    return events
+    new[CLUSTER_PARTNER] = partner
+    return with_columns(events, new)
+
+
+def fired_names(fired: np.ndarray) -> list[str]:
+    """Per row of (N, F) bools over ``FLAGS``, the names of the flags set, joined by '+'
+    ('' for none): joined once per pattern that occurs (a frame has a few), not per event."""
+    if not len(fired):
+        return []
+    patterns, inverse = np.unique(fired, axis=0, return_inverse=True)
+    names = np.array(FLAGS, dtype=object)
+    joined = np.array(["+".join(names[row]) for row in patterns], dtype=object)
+    return joined[inverse.reshape(-1)].tolist()
 
 
 def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.DataFrame,

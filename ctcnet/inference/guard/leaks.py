@@ -81,7 +81,11 @@ def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float,
     # overhead: each coordinate's columns are taken out once, and each step works in place.
     own = [(gram[:, i], gram[:, i, i].copy(), rhs[:, i].copy(), diag[:, i].copy())
            for i in range(k)]
-    for _ in range(sweeps):
+    before, bits = np.empty_like(share), f"i{share.dtype.itemsize}"
+    for sweep in range(sweeps):
+        check = sweep % CONVERGED_CHECK == CONVERGED_CHECK - 1
+        if check:
+            np.copyto(before, share)
         for i, (row, gram_ii, rhs_i, diag_i) in enumerate(own):
             rest = np.einsum("nj,nj->n", row, share)
             rest -= gram_ii * share[:, i]
@@ -89,4 +93,14 @@ def box_least_squares(gram: np.ndarray, rhs: np.ndarray, low: float,
             rest /= diag_i
             np.maximum(rest, low, out=rest)
             np.minimum(rest, high, out=share[:, i])
+        # A sweep that leaves every share bit for bit as it was reads the same shares in every
+        # sweep after it, so they would change nothing: the same numbers, sooner (a third of
+        # a frame's fits settle within 30 sweeps). Bits, not ==: -0.0 == 0.0.
+        if check and np.array_equal(before.view(bits), share.view(bits)):
+            break
     return share
+
+
+# How often (in sweeps) box_least_squares checks whether its shares have settled: each check
+# costs two numpy calls, a sweep 6 per share.
+CONVERGED_CHECK = 4

@@ -1,0 +1,33 @@
+"""The guard's faster paths give the numbers of the plain ones, bit for bit: the bounded least
+squares stopped once its shares settle, and the flags' names joined once per pattern."""
+
+import numpy as np
+
+from ctcnet.inference.guard import leaks
+from ctcnet.inference.guard.calls import fired_names
+from ctcnet.inference.guard.rules import FLAGS
+
+
+def test_box_least_squares_stopped_when_settled_is_every_sweep_run(rng, monkeypatch):
+    n, k, p = 60, 3, 150
+    design = rng.normal(size=(n, 1, p)) + 0.3 * rng.normal(size=(n, k, p))
+    target = np.einsum("nk,nkp->np", rng.uniform(-0.1, 0.3, (n, k)), design)
+    gram = np.einsum("nip,njp->nij", design, design)
+    rhs = np.einsum("nip,np->ni", design, target)
+    for dtype in (np.float32, np.float64):
+        g, r = gram.astype(dtype), rhs.astype(dtype)
+        for rows in (slice(None), slice(0, 1)):  # many rows; one (settles early)
+            fast = leaks.box_least_squares(g[rows], r[rows], 0.0, 0.12)
+            with monkeypatch.context() as m:
+                m.setattr(leaks, "CONVERGED_CHECK", 10 ** 6)  # never checked: all sweeps
+                every = leaks.box_least_squares(g[rows], r[rows], 0.0, 0.12)
+            assert fast.dtype == every.dtype
+            np.testing.assert_array_equal(fast.view(f"i{fast.itemsize}"),
+                                          every.view(f"i{every.itemsize}"))
+
+
+def test_fired_names_joins_each_rows_flags(rng):
+    fired = rng.random((50, len(FLAGS))) < 0.15
+    names = np.array(FLAGS, dtype=object)
+    assert fired_names(fired) == ["+".join(names[row]) for row in fired]
+    assert fired_names(np.zeros((0, len(FLAGS)), bool)) == []
