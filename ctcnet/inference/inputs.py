@@ -136,7 +136,7 @@ def _once(paths: list[Path], say: bool = False) -> list[Path]:
 def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
     """Name the subfolders of a folder of cartridges that are no cartridge, so that a scan
     whose copy has not arrived yet (an empty folder) or lacks its frames is not passed over
-    without a word; hidden folders are left out."""
+    without a word; hidden and system folders (:func:`_system_entry`) are left out."""
     others = sorted(p for p in folder.iterdir() if p.is_dir() and p not in cartridges
                     and not _system_entry(p.name))
     for sub in others:
@@ -231,7 +231,7 @@ def output_key(name: str) -> str:
     """What an output folder's name is on every share: a Windows or macOS share tells no case
     apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
     is "M\u00fcller"), so names alike but for those are one output."""
-    return unicodedata.normalize("NFC", name).casefold()
+    return _nfc(name).casefold()
 
 
 def refuse_alike_output(out_dir: Path) -> None:
