@@ -114,8 +114,8 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
     """``spec`` with temperature and review threshold refitted on the lab's ``logits`` and
     ``labels``: on them alone when they are enough, else pooled with ``reference`` (the same
     model's logits and labels on :func:`reference_crops`, or a function returning them, called
-    only when the pool is needed); crops enough but every one called right are
-    pooled too, half of the fit (:data:`SEPARABLE`). Raises ``ValueError`` under the floor, or
+    only when the pool is needed); crops every one called right weigh at most half of the
+    fit, pooled (:data:`SEPARABLE`). Raises ``ValueError`` under the floor, or
     where no pool can bound the temperature (the caller keeps the model's calibration).
     ``spec.metrics["calibration"]`` records the method, the lab's share of the fit and
     :func:`lab_guarantee`."""
@@ -124,19 +124,17 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
     method, why = calibration_method(counts, expected)
     if method is None:
         raise ValueError(why)
-    note = None
-    if method == "lab":
-        if not all_right(logits, labels):
-            new = calibrate_spec(spec, logits, labels, target)
-            summary = dict(new.metrics["calibration"])
-            summary.update(method="lab", lab_crops=int(len(labels)), lab_weight=1.0)
-            summary["guarantee"] = lab_guarantee(new, logits, labels)
-            return new.replace(metrics={**spec.metrics, "calibration": summary})
-        # Every crop called right: the likelihood grows as the temperature falls, so the fit
-        # runs towards 0 (every probability 0 or 1) until the optimiser stops, and the review
-        # band empties. Such crops say how often the model errs no better than the
-        # simulator's do: they are pooled with those, half of the fit each.
-        note = SEPARABLE
+    # Every crop called right: the likelihood grows as the temperature falls, so a fit they
+    # weigh most in runs towards 0 (every probability 0 or 1) until the optimiser stops, and
+    # the review band empties. Such crops say how often the model errs no better than the
+    # simulator's do: they weigh at most half of a pooled fit.
+    note = SEPARABLE if all_right(logits, labels) else None
+    if method == "lab" and not note:
+        new = calibrate_spec(spec, logits, labels, target)
+        summary = dict(new.metrics["calibration"])
+        summary.update(method="lab", lab_crops=int(len(labels)), lab_weight=1.0)
+        summary["guarantee"] = lab_guarantee(new, logits, labels)
+        return new.replace(metrics={**spec.metrics, "calibration": summary})
     reference = reference() if callable(reference) else reference
     if reference is None or not len(reference[1]):
         raise ValueError(f"{note}, and no simulated crops to pool them with" if note else
@@ -146,8 +144,8 @@ def recalibrate_spec(spec, logits: np.ndarray, labels: np.ndarray, target: float
                                   np.asarray(ref_logits, np.float64)])
     pool_labels = np.r_[labels, np.asarray(ref_labels, np.int64)]
     weights = pooled_weights(len(labels), len(ref_labels))
-    if note:
-        weights[len(labels):] = len(labels) / len(ref_labels)
+    if note:  # the simulator's crops weigh at least as much as the lab's
+        weights[len(labels):] = np.maximum(weights[len(labels):], len(labels) / len(ref_labels))
     if all_right(pool_logits, pool_labels):
         raise ValueError(f"{SEPARABLE}, and so are the simulated crops pooled with them")
     temperature, threshold = fitted_calibration(pool_logits, pool_labels, target, weights)

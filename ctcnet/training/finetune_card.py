@@ -123,9 +123,10 @@ def _calibration_line(cal: dict, spec) -> str:
                 f"{cal['review_threshold']:.4f}")
     if cal.get("method") == "pooled" and cal.get("note"):
         how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
-               f"{cal['reference_crops']} simulated crops of the original simulator, half of "
-               "the fit each: every held-out crop was called right, so alone they cannot "
-               "bound the temperature")
+               f"{cal['reference_crops']} simulated crops of the original simulator, the "
+               f"lab's weighing {cal['lab_weight']:.0%} of the fit: every held-out crop was "
+               "called right, so they weigh at most half (alone they cannot bound the "
+               "temperature)")
     elif cal.get("method") == "pooled":
         how = (f"fitted on the {cal['lab_crops']} held-out lab crops pooled with "
                f"{cal['reference_crops']} simulated crops of the original simulator, the lab's "

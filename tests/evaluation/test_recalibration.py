@@ -147,6 +147,12 @@ def test_crops_all_called_right_are_pooled_at_half_the_fit_not_run_to_the_bound(
         recalibrate_spec(spec(), z, y)
     with pytest.raises(ValueError, match="so are the simulated crops"):
         recalibrate_spec(spec(), z, y, reference=(logits_for(ref_y, 4.0, rng), ref_y))
+    # Enough crops, but too few of a class to fit alone: pooled, and all right, they still
+    # weigh no more than half (the simulator's would otherwise weigh nothing past 100).
+    few_ctc = np.r_[np.zeros(3, int), np.repeat(np.arange(1, 4), 40)]
+    pooled = recalibrate_spec(spec(), logits_for(few_ctc, 4.0, rng), few_ctc,
+                              reference=reference).metrics["calibration"]
+    assert pooled["method"] == "pooled" and pooled["lab_weight"] == pytest.approx(0.5)
     # Crops with an error among them fit alone; the pool is never drawn.
     drawn.clear()
     wrong = logits_for(y, 3.0, rng, wrong=[3, 50])
