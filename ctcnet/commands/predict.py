@@ -275,9 +275,10 @@ def predict_options(args):
 
 
 def output_names(cartridges, datasets) -> list[str]:
-    """The output folder's name of each input, as run.json lists them (``inputs.run_names``:
+    """The output folder's name of each input, as run.json lists them (``output_names.run_names``:
     cartridges that share a sample id, set aside, each with its folder)."""
-    from ctcnet.inference.inputs import output_name_and_frames, run_names
+    from ctcnet.inference.inputs import output_name_and_frames
+    from ctcnet.inference.output_names import run_names
 
     return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
 

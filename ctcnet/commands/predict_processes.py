@@ -78,13 +78,13 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
                 ) -> tuple[list[str], list[list[str]], dict[str, str]]:
     """The inputs' output names (in input order), each process's share of the input paths,
     balanced by frames, and the cartridges set aside before any process starts: those sharing
-    a sample id (``inputs.set_aside_colliding``; the batch's others run), name: reason. A
+    a sample id (``output_names.set_aside_colliding``; the batch's others run), name: reason. A
     cartridge whose metadata cannot be read weighs one frame and goes by its folder's name
     (its process sets it aside, as one process would)."""
     from ctcnet.core.paths import absolute
     from ctcnet.inference.distributed import shard
-    from ctcnet.inference.inputs import (
-        output_name_and_frames,
+    from ctcnet.inference.inputs import output_name_and_frames
+    from ctcnet.inference.output_names import (
         refuse_colliding_outputs,
         run_names,
         set_aside_colliding,

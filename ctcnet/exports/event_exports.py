@@ -47,6 +47,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -317,6 +318,10 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
         # The run the calls are of: summary.json's counted_at_utc.
         "CTCNET_COUNTED_AT": summary.counted_at_utc,
         "CTCNET_BLOOD_VOLUME_ML": summary.blood_volume_processed_ml or summary.blood_volume_ml,
+        # The file is a snapshot: when it was written, and the latest review decision its
+        # after-review columns hold (a decision made since is not in them).
+        "CTCNET_EXPORTED_AT": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "CTCNET_REVIEW_UPDATED": (summary.reviewed.updated or "") if summary.reviewed else "",
         **codes.keywords(),
         "CTCNET_FRAMES": ",".join(f"{i}={n}" for i, n in sorted(frames.items())),
         "CTCNET_MISSING": f"{MISSING_VALUE:g}",   # written for a value that is not finite

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from ctcnet.inference.inputs import output_folder_of
+from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import signoff_holds

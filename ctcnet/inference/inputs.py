@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,12 @@ from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.io.cartridge_info import OUTPUT_NAMES
+from ctcnet.inference.output_names import (
+    refuse_colliding_outputs,
+    set_aside_colliding,
+    set_aside_or_raise,
+    set_aside_record,
+)
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
@@ -221,142 +225,6 @@ def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
     except InputError:
         return Path(cartridge).name, 1
     return opened.sample_id, len(opened.frames)
-
-
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
-
-
-def output_key(name: str) -> str:
-    """What an output folder's name is on every share: a Windows or macOS share tells no case
-    apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
-    is "M\u00fcller"), so names alike but for those are one output."""
-    return _nfc(name).casefold()
-
-
-def refuse_alike_output(out_dir: Path) -> None:
-    """Refuse a sample's output folder where ``--out`` already holds one whose name differs
-    from it in case or accents only (:func:`output_key`): on a share that tells no case apart
-    the two are one folder, and this sample would be written into the other's, or refused as
-    another run of it with a reason that names neither."""
-    out_dir = Path(out_dir)
-    try:
-        # A name that differs in its accents' encoding alone is this sample's own folder as a
-        # file system that decomposes names (macOS, a ZFS or SMB share) lists it.
-        alike = sorted(p.name for p in out_dir.parent.iterdir()
-                       if _nfc(p.name) != _nfc(out_dir.name)
-                       and output_key(p.name) == output_key(out_dir.name) and p.is_dir())
-    except OSError:  # --out not there yet, or not listable: its own check says so
-        return
-    if alike:
-        raise InputError(f"--out already holds the output of sample {alike[0]!r}: on a share "
-                         "that tells no case apart (Windows, macOS) the two are one folder; "
-                         "give this cartridge another sample id (cartridge.json), or run it "
-                         "into another --out", out_dir)
-
-
-def colliding_outputs(named: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Of inputs as (output name, path), the names two or more of them would write, each with
-    their paths (by the first of the names, where they differ in case or accents only:
-    :func:`output_key`). Each input writes out/<its name>: a cartridge its sample id, a crop
-    set its folder's name; two alike would write one folder, the second replacing the first."""
-    first: dict[str, str] = {}
-    paths: dict[str, list[str]] = {}
-    for name, path in named:
-        paths.setdefault(first.setdefault(output_key(name), name), []).append(path)
-    return {name: found for name, found in paths.items() if len(found) > 1}
-
-
-def refuse_colliding_outputs(named: list[tuple[str, str]]) -> None:
-    """Refuse inputs (as (output name, path)) of which two would write one output folder, or
-    one a file a run writes at the top of --out (:data:`OUTPUT_NAMES`), naming them."""
-    taken = sorted({name for name, _ in named if name.lower() in OUTPUT_NAMES})
-    if taken:
-        raise InputError(f"an input would write its output folder as {taken[0]!r}, a file of "
-                         "that name a run writes at the top of --out: rename the crop folder "
-                         "(or the cartridge's sample id)")
-    clashes = colliding_outputs(named)
-    if clashes:
-        raise InputError("; ".join(f"{' and '.join(paths)} would all write the output folder "
-                                   f"{name!r}" for name, paths in sorted(clashes.items()))
-                         + " (cartridges of one sample id, or crop folders of one name): "
-                         "rename one, or run them into another --out")
-
-
-def colliding_name(sample_id: str, root: str | Path) -> str:
-    """How run.json names a cartridge set aside for sharing its sample id: with its folder."""
-    return f"{sample_id} ({absolute(root)})"
-
-
-def run_names(named: list[tuple[str, str | Path]], datasets) -> list[str]:
-    """Each input's name in run.json, in input order: of cartridges as (output name, folder),
-    their output names, but those sharing one (not a crop folder's) each with its folder
-    (:func:`colliding_name`: the cartridges :func:`set_aside_colliding` sets aside); then the
-    crop folders' names."""
-    left = {output_key(Path(d).name) for d in datasets}
-    shared = {output_key(n) for n in colliding_outputs([(n, absolute(p)) for n, p in named])}
-    return [colliding_name(n, p) if output_key(n) in shared - left else n for n, p in named] + \
-        [Path(d).name for d in datasets]
-
-
-def output_folder_of(name: str) -> str:
-    """The output folder an input named so in run.json writes: its sample id, also for one
-    set aside for sharing it (:func:`colliding_name`), whose earlier output lies there."""
-    if name.endswith(")") and " (" in name:
-        sample_id, folder = name[:-1].rsplit(" (", 1)
-        if os.path.isabs(folder):
-            return sample_id
-    return name
-
-
-def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
-                        left: set[str] = frozenset(), notes: dict[str, str] | None = None
-                        ) -> set[str]:
-    """Of cartridges as (sample id, folder), those whose sample id another has too, set aside
-    in ``record`` (each as :func:`colliding_name`, naming the others, and what ``notes`` says
-    of its folder, absolute: its own refusal): which of them the lab meant no run can tell,
-    and the batch's other inputs still run. Returns their folders (absolute). A clash with a
-    name in ``left`` (a crop folder's) is left to :func:`refuse_colliding_outputs`."""
-    own = {absolute(p): n for n, p in named}
-    clashes = colliding_outputs([(n, absolute(p)) for n, p in named])
-    left_keys = {output_key(n) for n in left}
-    aside = set()
-    for name, folders in sorted(clashes.items()):
-        if output_key(name) in left_keys:
-            continue
-        for folder in folders:
-            others = [f if own[f] == own[folder] else f"{f} (sample id {own[f]!r})"
-                      for f in folders if f != folder]
-            alike = ("" if all(own[f] == own[folder] for f in folders) else
-                     ", on a share that tells no case apart (Windows, macOS)")
-            note = (notes or {}).get(folder)
-            set_aside_or_raise(InputError(
-                f"its sample id {own[folder]!r} is that of {' and '.join(others)} too: their "
-                f"outputs would be one folder{alike}; give each its own sample id "
-                "(cartridge.json), or run them into another --out"
-                + (f"; and {note}" if note else ""), Path(folder)),
-                colliding_name(own[folder], folder), record)
-            aside.add(folder)
-    return aside
-
-
-def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool = False
-                     ) -> dict | None:
-    """Where a refused input is recorded as set aside: ``set_aside`` when the run has several
-    ``inputs`` (or is one process's share of a run of several), so the others run; None when
-    a refusal is to stop the run (one input alone, or a caller that keeps no record)."""
-    several = share_of_several or inputs > 1
-    return set_aside if set_aside is not None and several else None
-
-
-def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> None:
-    """Record input ``name`` as set aside for ``err`` and say so (the other inputs run), or,
-    with no record to keep (``None``: one input, or a caller that stops on a refusal), raise
-    ``err``."""
-    if set_aside is None:
-        raise err
-    set_aside[name] = str(err)
-    log.error("%s: set aside, the other inputs run: %s", name, err)
 
 
 # RGB composite crops at a scanner's own pixel size (scanners: 0.3-0.7 um) and field of view (a

@@ -66,14 +66,7 @@ from ctcnet.inference.frames import (
     with_frame_records,
 )
 from ctcnet.inference.ground_truth import compare_with_ground_truth
-from ctcnet.inference.inputs import (
-    check_writable,
-    checked_cartridge,
-    checked_inputs,
-    refuse_alike_output,
-    set_aside_or_raise,
-    set_aside_record,
-)
+from ctcnet.inference.inputs import check_writable, checked_cartridge, checked_inputs
 from ctcnet.inference.journal import (
     PARTS_DIR,
     drop_unreadable_parts,
@@ -90,6 +83,12 @@ from ctcnet.inference.options import (
     PredictOptions,
     edge_cut_class,
     spec_at_prior,
+)
+from ctcnet.inference.output_names import (
+    refuse_alike_output,
+    set_aside_or_raise,
+    set_aside_record,
+    without_alike_outputs,
 )
 from ctcnet.inference.progress import progress_bar, skipped_note
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
@@ -413,6 +412,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                                           set_aside, share_of_several)
     out = Path(out)
     check_writable(out)
+    # Before run.json is marked: a lone cartridge refused so leaves the last index as it was.
+    cartridges = without_alike_outputs(out, cartridges, set_aside_record(
+        set_aside, len(cartridges) + len(datasets), share_of_several))
     warn_of_the_same_scans_under_other_names(out, cartridges)
     if on_start is not None:
         on_start()

@@ -418,6 +418,8 @@ class Sample(SampleImages):
             raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
         reviewer, run_id = _reviewer_and_run(body)
         self.check_run(run_id)
+        if self.summary.status == "failed":  # no frame read: a signature would vouch for nothing
+            raise InputError("a failed sample (no frame read) has no result to sign off")
         reviewer = reviewer_name(reviewer, default_reviewer)
         with D.decisions_lock(self.folder):
             matched = self.decisions.matched(self.run)

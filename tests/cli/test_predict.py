@@ -628,10 +628,12 @@ def test_sample_ids_alike_but_for_case_are_one_folder_on_a_share_and_set_aside(
     status, err = run_cli(capsys, "predict", scans / "c", *args[:1], out, *args[2:])
     assert status == 0
     edit_json(scans / "b" / "cartridge.json", sample_id="s2")
+    index = (out / "run.json").read_text()
     status, err = run_cli(capsys, "predict", scans / "b", *args)
     said = [line for line in err if "error:" in line]
     assert status == 2 and len(said) == 1 and "already holds the output of sample 'S2'" in said[0]
-    assert not (out / "s2").exists()
+    # Refused before any work, as a lone input's refusal is: the last night's index stands.
+    assert not (out / "s2").exists() and (out / "run.json").read_text() == index
 
 
 def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_run(

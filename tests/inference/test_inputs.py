@@ -370,7 +370,7 @@ def test_an_output_alike_but_for_case_is_refused_and_one_alike_in_encoding_is_th
     import unicodedata
 
     from ctcnet.errors import InputError
-    from ctcnet.inference.inputs import refuse_alike_output
+    from ctcnet.inference.output_names import refuse_alike_output
 
     (tmp_path / "S1").mkdir()
     (tmp_path / unicodedata.normalize("NFD", "Müller")).mkdir()

@@ -156,7 +156,13 @@ def test_a_sample_whose_every_frame_failed_opens_with_nothing_to_review(results,
     try:
         status, data = request(server, "GET", "/api/P001/state")
         assert status == 200, data
-        assert json.loads(data)["candidates"] == []
+        state = json.loads(data)
+        assert state["candidates"] == []
+        # ... and nothing to sign off: a signature would vouch for no result.
+        status, data = request(server, "POST", "/api/P001/signoff", json.dumps(
+            {"reviewer": "ann", "run_id": state["run_id"]}), {"Content-Type": "application/json"})
+        assert status == 400 and b"no result to sign off" in data
+        assert not (out / "P001" / "signoff.json").exists()
     finally:
         server.shutdown()
         server.server_close()
