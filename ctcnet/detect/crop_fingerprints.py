@@ -54,3 +54,9 @@ def seen_in(crops: np.ndarray, recorded: list[str]) -> np.ndarray:
     if not len(known) or not len(crops):
         return np.zeros(len(crops), bool)
     return np.isin(crop_fingerprints(crops), known)
+
+
+def merged(*texts: str | None) -> str:
+    """Several :func:`packed` texts as one (a fine-tune of a fine-tuned model learnt from
+    its own crops and from every earlier model's)."""
+    return packed(np.concatenate([unpacked(t) for t in texts if t] or [np.zeros(0, np.uint64)]))

@@ -10,7 +10,8 @@ bright and its CK not, and one labelled ``wbc`` the other way. On simulated crop
 default panel (150 a class, four looks: clean, dim CK, twice the noise, defocus) 0.7-2.7 %
 of each read so; with CK and CD45 swapped in every crop, 71-82 % of the ``ctc`` crops and
 45-68 % of the ``wbc`` ones. Both shares past :data:`ODD_SHARE` are said, with the samples
-most of them come from.
+most of them come from; so is a sample whose crops of one label read so on half of five or more
+(one scanner's sample among others', whose leukocytes may light CK too).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ RATIO, MIN_SNR = 2.0, 5.0
 # The share of each label's crops read the other way past which a swap is said (a tenth: five
 # times the share a right folder shows), and the fewest such crops of each label.
 ODD_SHARE, MIN_ODD = 0.10, 3
+# A sample swapped alone (one scanner's of five) can stay under the folder's share where its
+# leukocytes light CK too: a sample whose crops of one label read the other way on half of at
+# least SAMPLE_MIN of them is said by itself (a right sample's 2 % makes that a chance of
+# under one in 10^5).
+SAMPLE_SHARE, SAMPLE_MIN = 0.5, 5
 SAMPLES_NAMED = 3
 # Crops read, spread over the folder's ctc and wbc crops (0.4 ms each): a folder of any size
 # is judged in a quarter of a second, and a swapped scanner's share is read as a share.
@@ -47,6 +53,7 @@ class MarkerLabelVotes:
         self.read: Counter = Counter()   # label -> crops read
         self.odd: Counter = Counter()    # label -> crops lit by the other marker
         self.odd_samples: Counter = Counter()
+        self.by_sample: Counter = Counter()  # (sample, label, odd or read) -> crops
 
     @classmethod
     def of(cls, panel, labels, sample_ids) -> MarkerLabelVotes | None:
@@ -65,20 +72,36 @@ class MarkerLabelVotes:
         background, noise, top = crop_statistics(crop[[self.ck, self.cd45]][None])
         ck, cd45 = ((top - background) / np.maximum(noise, 1e-3))[0]
         bright, other = (cd45, ck) if label == "ctc" else (ck, cd45)
+        sample = self.sample_ids[i]
         self.read[label] += 1
+        self.by_sample[sample, label, "read"] += 1
         if bright > MIN_SNR and bright > RATIO * max(other, 0.0):
             self.odd[label] += 1
-            self.odd_samples[self.sample_ids[i]] += 1
+            self.odd_samples[sample] += 1
+            self.by_sample[sample, label, "odd"] += 1
+
+    def swapped_samples(self) -> list[str]:
+        """The samples whose crops of one label read the other way on :data:`SAMPLE_SHARE` of
+        :data:`SAMPLE_MIN` or more, most of their crops first."""
+        found = {sample for (sample, label, kind), n in self.by_sample.items() if kind == "read"
+                 and n >= SAMPLE_MIN
+                 and self.by_sample[sample, label, "odd"] >= SAMPLE_SHARE * n}
+        return sorted(found, key=lambda sample: -self.odd_samples[sample])
 
     def warning(self) -> str | None:
-        """The swap in words, where both labels' crops read so past :data:`ODD_SHARE`."""
+        """The swap in words, where both labels' crops read so past :data:`ODD_SHARE`, or a
+        sample's alone (:meth:`swapped_samples`)."""
         shares = {label: self.odd[label] / self.read[label] for label in ("ctc", "wbc")
                   if self.read[label]}
-        if len(shares) < 2 or any(self.odd[label] < MIN_ODD or share < ODD_SHARE
-                                  for label, share in shares.items()):
+        folder = len(shares) == 2 and all(self.odd[label] >= MIN_ODD and share >= ODD_SHARE
+                                          for label, share in shares.items())
+        samples = self.swapped_samples()
+        if not folder and not samples:
             return None
-        named = ", ".join(f"{sample} ({n})" for sample, n in
-                          self.odd_samples.most_common(SAMPLES_NAMED))
+        # The samples that read swapped by themselves, else those most of the crops are of.
+        named = ", ".join(f"{sample} ({self.odd_samples[sample]})" for sample in
+                          (samples or [s for s, _ in self.odd_samples.most_common()])
+                          [:SAMPLES_NAMED])
         return (f"{self.odd['ctc']} of {self.read['ctc']} crops labelled ctc light CD45 and "
                 f"not CK, and {self.odd['wbc']} of {self.read['wbc']} labelled wbc CK and not "
                 "CD45 (a folder of these markers shows about 2 % of each): are CK and CD45 "

@@ -30,6 +30,7 @@ from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from ctcnet.core.log_capture import quiet_like_ctcnet
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import refuse_overwriting_inputs
 from ctcnet.nn.classifier import load_model, save_model
@@ -365,6 +366,7 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
 
     if getattr(rank_zero_only, "rank", 0) != 0:  # DDP: each warning said once, by rank 0
         logging.getLogger("ctcnet").setLevel(logging.ERROR)
+    quiet_like_ctcnet()
     cli = CTCLightningCLI(CTCLitModule, CTCDataModule, run=False, args=args,
                           seed_everything_default=0,
                           save_config_kwargs={"overwrite": True},

@@ -92,6 +92,21 @@ def warn_of_samples_on_both_sides(splits, sample_ids, root) -> None:
                     len(shared), named, " ..." if len(shared) > 5 else "")
 
 
+def warn_of_alike_sample_ids(sample_ids, root) -> None:
+    """Say which sample ids differ only in case or surrounding spaces ("P002", "p002 "): one
+    patient labelled by two people lands on both sides of a split by sample."""
+    spellings: dict[str, set[str]] = {}
+    for sample in set(sample_ids):
+        spellings.setdefault(sample.strip().casefold(), set()).add(sample)
+    alike = [sorted(names) for names in spellings.values() if len(names) > 1]
+    if alike:
+        named = "; ".join(" and ".join(repr(n) for n in names) for names in alike[:5])
+        log.warning("%s: %d sample id(s) are written more than one way (%s%s): one patient "
+                    "under two ids may be trained on and held out at once; write each "
+                    "patient's id one way", root, len(alike), named,
+                    " ..." if len(alike) > 5 else "")
+
+
 def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pixel_um: float,
                   val_fraction: float, split_seed: int, split_unit: str) -> dict[str, SplitData]:
     """The folder's crops at model scale, split: by the manifest's ``split`` column where it
@@ -100,6 +115,7 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
     targets = index.label_indices(taxonomy)
     splits = np.array([s.lower() for s in index.splits], dtype=object)
     by_hand = (splits != "").any()  # a manifest's split column: a person placed these crops
+    warn_of_alike_sample_ids(index.sample_ids, index.root)
     unknown = sorted(set(splits) - set(SPLITS) - {""})
     if unknown:
         raise InputError(f"manifest split values {unknown} are not one of {SPLITS}", index.root)

@@ -39,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.core.log_capture import kept_warnings
+from ctcnet.core.log_capture import kept_warnings, quiet_like_ctcnet
 from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
+from ctcnet.detect.crop_fingerprints import merged
 from ctcnet.detect.pixel_size import PIXEL_SIZE_OPTION
 from ctcnet.errors import InputError
 from ctcnet.evaluation.calibration import MIN_CALIBRATION_CROPS
@@ -236,6 +237,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                           init_from=str(base), train_blocks=opts.train_blocks,
                           symmetry=spec.symmetry)
     device = select_device(opts.device)
+    quiet_like_ctcnet()  # Lightning, imported just now, says its lines unless --quiet
     trainer = L.Trainer(max_steps=opts.steps, accelerator="gpu" if device.type == "cuda"
                         else "cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
@@ -312,7 +314,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                  "train": data.summary()["splits"]["train"]},
         "options": {**asdict(opts), "simulated_per_class": int(n_sim)},
         # The lab's crops it learnt from, as evaluate tells them wherever they are copied.
-        "learnt_from": data.learnt_from,
+        # (and those the base model's own fine-tunes learnt from: it holds what they taught)
+        "learnt_from": merged(data.learnt_from,
+                              (spec.training.get("finetune") or {}).get("learnt_from")),
         # What a person was told while it was made (copies, classes missing, files left out).
         "warnings": list(said),
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),

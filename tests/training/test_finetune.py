@@ -372,3 +372,10 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     assert main(["evaluate", str(tmp_path / "fresh"), "--model", str(out), "--out",
                  str(tmp_path / "ev2"), "--device", "cpu"]) == 0
     assert not json.loads((tmp_path / "ev2" / "report.json").read_text()).get("warnings")
+    # Fine-tuned again on other crops, it still knows the first fine-tune's.
+    again = tmp_path / "again.pt"
+    finetune(tmp_path / "fresh", again, out, TINY)
+    assert main(["evaluate", str(tmp_path / "copy"), "--model", str(again), "--out",
+                 str(tmp_path / "ev3"), "--device", "cpu"]) == 0
+    warnings = json.loads((tmp_path / "ev3" / "report.json").read_text()).get("warnings", [])
+    assert any(f"{24 - held} of 24 crops" in w for w in warnings), warnings

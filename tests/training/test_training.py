@@ -1048,3 +1048,16 @@ def test_dotted_augment_overrides_arrive_typed_and_bad_ones_are_refused(tmp_path
                        ({"flips": 1}, "data.augment.flips: expected bool")):
         with pytest.raises(InputError, match=re.escape(words)):
             augment_config(bad)
+
+
+def test_one_patient_written_two_ways_is_said(caplog):
+    from ctcnet.training.crop_folder import warn_of_alike_sample_ids
+
+    with caplog.at_level("WARNING"):
+        warn_of_alike_sample_ids(["P002", "p002", "P003", "P003", "s1 ", "S1"], "lab")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "2 sample id(s) are written more than one way" in said[0]
+    assert "'P002' and 'p002'" in said[0] and "'S1' and 's1 '" in said[0]
+    caplog.clear()
+    warn_of_alike_sample_ids(["P002", "P003"], "lab")
+    assert not caplog.records
