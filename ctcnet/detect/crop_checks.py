@@ -77,8 +77,8 @@ class CropNotes:
         # Raw crops (a scan's counts): their cells tell the order as a cartridge's do.
         self.scan_signs = CropFolderSigns(
             self.panel, len(index),
-            index.panel.pixel_size_um if index.crop_pixel_um is None else None) \
-            if not self.panel.composite and not index.exported else None
+            index.panel.pixel_size_um if index.crop_pixel_um is None else None,
+            list(index.sample_ids)) if not self.panel.composite and not index.exported else None
 
     @property
     def unusable(self) -> bool:

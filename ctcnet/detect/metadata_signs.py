@@ -300,20 +300,57 @@ class CropFolderSigns:
     a crop folder's planes are markers, and its pixels micrometres, by ``panel.json``'s word as
     a scan's are. ``pixel_size_um``: the folder's (None where each crop has its own)."""
 
-    def __init__(self, panel, total: int, pixel_size_um: float | None):
+    def __init__(self, panel, total: int, pixel_size_um: float | None,
+                 sample_ids: list[str] | None = None):
         self.panel, self.pixel_size_um, self.signs = panel, pixel_size_um, []
         self.picks = set(np.linspace(0, total - 1, min(CHECK_EVENTS, total)).astype(int)
                          .tolist()) if total else set()
+        self.sample_ids = sample_ids
+        self.nuclei: dict[str, list[float]] = {}  # per sample, the nuclei measured (um)
 
     def add(self, i: int, crop: np.ndarray, pixel_size_um: float) -> None:
         """Read crop ``i`` ((C, H, W) in the panel's planes) if it is one of the sample."""
         if i in self.picks:
-            self.signs.append(frame_signs(crop[None], self.panel, pixel_size_um, 1))
+            signs = frame_signs(crop[None], self.panel, pixel_size_um, 1)
+            self.signs.append(signs)
+            if signs is not None and self.sample_ids is not None:
+                self.nuclei.setdefault(self.sample_ids[i], []).extend(signs["nucleus_um"])
 
     def problems(self) -> list[str]:
-        """:func:`metadata_problems` of the crops read."""
-        return metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
-                                 whole_sample=False)[0]
+        """:func:`metadata_problems` of the crops read, and the samples whose nuclei read at
+        another scale than the folder's (:func:`samples_off_scale`)."""
+        found = metadata_problems(self.signs, self.panel, self.pixel_size_um, "crops",
+                                  whole_sample=False)[0]
+        apart = samples_off_scale(self.nuclei)
+        return found + ([apart] if apart else [])
+
+
+# A sample's nuclei (SAMPLE_NUCLEI or more measured) whose median differs from the folder's
+# by this factor or more: a folder merged from two scanners under one panel.json's pixel size
+# (one scanner's crops enlarged 3x read 24-26 um nuclei beside the others' 9), where the
+# folder's median, of the others, reads right. On simulated folders of five looks (8 samples
+# of 40 crops each) a sample's median differed from the folder's by 1.38x at most; a frame
+# binned 2 x 2 differs by 2x. A sample of large cells alone (CTCs) may read 1.5x.
+SAMPLE_NUCLEI, SAMPLE_SCALE = 5, 1.8
+
+
+def samples_off_scale(nuclei: dict[str, list[float]]) -> str | None:
+    """The samples whose nuclei read at another scale than the folder's, in words."""
+    medians = {s: float(np.median(d)) for s, d in nuclei.items() if len(d) >= SAMPLE_NUCLEI}
+    if len(medians) < 2:
+        return None
+    folder = float(np.median([d for s in medians for d in nuclei[s]]))
+    off = {s: m for s, m in medians.items()
+           if max(m, folder) / max(min(m, folder), 1e-6) >= SAMPLE_SCALE}
+    if not off or len(off) == len(medians):
+        return None
+    named = ", ".join(f"{s} ({m:.1f} um)" for s, m in sorted(off.items(), key=lambda x: -x[1])
+                      [:3])
+    return (f"the nuclei of {len(off)} of {len(medians)} samples read at another scale than "
+            f"the folder's {folder:.1f} um: {named}{' ...' if len(off) > 3 else ''}; crops of "
+            "another scanner or objective at another pixel size? panel.json states one for "
+            "the folder (a manifest cannot state one a crop): give each scanner's crops a "
+            "folder of their own")
 
 
 def _offsets_from_dna(above: np.ndarray, noise: np.ndarray, dna: int, near: np.ndarray,

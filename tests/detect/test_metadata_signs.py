@@ -290,3 +290,18 @@ def test_a_median_off_by_chance_is_not_out_of_register():
         assert offset["sure_um"] == (0.7 if said else 0.0)
         assert len(problems) == said
         assert not said or problems[0].startswith("CD45 0.8 um off DAPI's centre")
+
+
+def test_a_scanners_samples_at_another_scale_among_a_folders_are_named():
+    """One panel.json's pixel size for crops of two scanners: the samples whose nuclei read
+    at another scale than the folder's are named; samples alike in scale, or too few nuclei,
+    name none."""
+    from ctcnet.detect.metadata_signs import samples_off_scale
+
+    rng = np.random.default_rng(0)
+    nuclei = {f"s{k}": list(rng.normal(8.5, 1.0, 20)) for k in range(4)}
+    assert samples_off_scale(nuclei) is None
+    nuclei["s9"] = list(rng.normal(25.0, 2.0, 20))  # enlarged 3x
+    said = samples_off_scale(nuclei)
+    assert said.startswith("the nuclei of 1 of 5 samples") and "s9 (" in said
+    assert samples_off_scale({"s0": [8.0] * 20, "s9": [25.0] * 3}) is None  # too few
