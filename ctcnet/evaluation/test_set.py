@@ -54,6 +54,10 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
         crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
     if is_train.any() and not is_train.all():
+        # Said: the figures are of the other rows only (with --no-baselines, of every row).
+        log.warning("%s: the %d crops of split=train fit the baselines and are left out of "
+                    "every figure, which are of the other %d (the val and test rows)",
+                    index.root, int(is_train.sum()), int((~is_train).sum()))
         train_index = index.subset(is_train)
         return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
                 train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")

@@ -491,8 +491,12 @@ def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
     crops = np.concatenate([x, xt]).astype(np.uint16)
     write_crop_dataset(tmp_path / "split", crops, [CLASSES[k] for k in np.concatenate([y, yt])],
                        panel, splits=["train"] * len(x) + ["test"] * len(xt))
-    report = evaluate_dataset(tmp_path / "split", tmp_path / "e.pt", tmp_path / "out2")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        report = evaluate_dataset(tmp_path / "split", tmp_path / "e.pt", tmp_path / "out2")
     assert report["baseline_training"] == "split=train" and report["baselines"]
+    # ... and says that those rows are in no figure.
+    assert f"the {len(x)} crops of split=train fit the baselines and are left out" in caplog.text
 
 
 def test_evaluating_a_models_own_training_folder_is_warned_about(tmp_path):
