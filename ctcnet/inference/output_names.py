@@ -160,11 +160,13 @@ def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool
     return set_aside if set_aside is not None and several else None
 
 
-def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None) -> None:
-    """Record input ``name`` as set aside for ``err`` and say so (the other inputs run), or,
-    with no record to keep (``None``: one input, or a caller that stops on a refusal), raise
-    ``err``."""
+def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
+                       say: bool = True) -> None:
+    """Record input ``name`` as set aside for ``err`` and say so (the other inputs run; not
+    ``say``: a run of this input alone, whose end says it), or, with no record to keep
+    (``None``: one input, or a caller that stops on a refusal), raise ``err``."""
     if set_aside is None:
         raise err
     set_aside[name] = str(err)
-    log.error("%s: set aside, the other inputs run: %s", name, err)
+    if say:
+        log.error("%s: set aside, the other inputs run: %s", name, err)

@@ -440,9 +440,11 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                 try:
                     pending = start_cartridge(item, backend, out / name, options)
                 except InputError as err:
-                    record = set_aside_record(set_aside, len(jobs) + len(set_aside or {}),
-                                              share_of_several)
-                    set_aside_or_raise(err, name, record)
+                    # The run has begun (run.json marked running): a refused input is set
+                    # aside even alone, so the index says why beside the output it kept,
+                    # not "failed" with that output's figures read as tonight's.
+                    set_aside_or_raise(err, name, set_aside,
+                                       say=len(jobs) + len(set_aside or {}) > 1)
                     continue
                 summaries.append(pending.summary)  # final once its report is drawn
                 reports.submit(pending)

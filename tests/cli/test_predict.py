@@ -210,6 +210,22 @@ def test_predict_into_a_folder_another_run_holds_is_one_line(cart_and_model, car
     assert not (sample_dir / "parts").exists()
 
 
+def test_a_lone_rerun_refused_for_other_settings_is_set_aside_beside_the_output_it_kept(
+        cart_and_model, cart, capsys):
+    """Rerun alone with another prior, a sample is refused once the run has begun: run.json
+    says it was set aside, with the earlier output kept beside the reason, not a "failed"
+    run listing that output's figures as tonight's."""
+    assert run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced"))[0] == 0
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior",
+                                                "ctc=0.01,cluster=0.005"))
+    said = [line for line in err if "error:" in line]
+    assert status == 2 and len(said) == 1 and "S1 was set aside" in said[0]
+    index = json.loads((cart.parent / "out" / "run.json").read_text())
+    (entry,) = index["outputs"]
+    assert index["state"] == "finished" and "another model, other settings" in entry["set_aside"]
+    assert entry["kept_output"]["status"] == "ok"
+
+
 @pytest.mark.parametrize("code, message, remedy", [
     (errno.ENOSPC, "No space left on device", "free space and rerun"),
     (errno.EROFS, "Read-only file system", "write to another folder"),
