@@ -193,8 +193,18 @@ def _made_by(summary: dict, path: Path) -> dict:
     model = summary.get("model")
     named = ({"path": model.get("path"), "sha256": model.get("sha256")}
              if isinstance(model, dict) else {"path": model, "sha256": summary.get("model_sha256")})
+    # What else makes serial counts comparable: the decision rule's prior, spillover
+    # compensation, the ctcnet that counted, and the scan itself (one scan under two sample
+    # ids, a corrected one, is one blood draw).
+    prior = model.get("prior") if isinstance(model, dict) else summary.get("prior")
     return {"model": {k: v for k, v in named.items() if v},
-            "counted_at": _utc(_counted_at(path, summary))}
+            "counted_at": _utc(_counted_at(path, summary)),
+            **({"prior": prior} if prior else {}),
+            "compensated": bool((summary.get("run_fingerprint") or {}).get("compensate")
+                                or summary.get("spillover")),
+            **({"ctcnet_version": summary["ctcnet_version"]}
+               if summary.get("ctcnet_version") else {}),
+            **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {})}
 
 
 def review_entry(summary: dict) -> dict:
@@ -219,7 +229,8 @@ def review_entry(summary: dict) -> dict:
                  "after_review_per_7_5_ml": rates}
     # Signed off on these figures: a sign-off the decisions or the counts moved on from is
     # named by its status, not read as one that holds.
-    return {**after, "signed_off": holds,
+    # The decisions that count (0: a sign-off on no event looked at).
+    return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
             **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
 
 

@@ -3,7 +3,8 @@ package or a spreadsheet: what a study reads from a night's batch without openin
 per sample.
 
 Each row flattens one ``run.json`` output entry: its name, whether its result may be read as
-one (``result_state``: ``ctcnet.inference.result_state``), status and input, the model file
+one (``result_state``: ``ctcnet.inference.result_state``), status, input and the scan's
+``cartridge_id``, the model file, the prior, whether spillover was compensated, the ctcnet
 and when the counts were made, the events and those on the review list (``review_events``),
 then per class the automatic count and the calls the guard held (``count_ctc``,
 ``held_ctc``), and per reported class (ctc and cluster, and any other a taxonomy reports) the
@@ -30,17 +31,17 @@ from ctcnet.io.cartridge_info import SAMPLES_FILE
 from ctcnet.io.taxonomy import default_taxonomy
 from ctcnet.nn.calls import COUNTED_CLASSES
 
-_FIRST = ("name", "result_state", "status", "input", "model_path", "model_sha256",
-          "counted_at", "events", "review_events", "blood_volume_read_ml",
-          "blood_volume_stated")
+_FIRST = ("name", "result_state", "status", "input", "cartridge_id", "model_path",
+          "model_sha256", "prior", "compensated", "ctcnet_version", "counted_at", "events",
+          "review_events", "blood_volume_read_ml", "blood_volume_stated")
 # Rates per 7.5 mL to two decimals: a count over a volume read to three figures.
 _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 # run.json's per-class maps, flattened as <prefix>_<class>.
 _PER_CLASS = (("counts", "count"), ("held", "held"), ("per_7_5_ml", "per_7_5_ml"),
               ("after_review", "after_review"),
               ("after_review_per_7_5_ml", "after_review_per_7_5_ml"))
-_LAST = ("signed_off", "signoff_status", "frames_skipped", "skipped_because", "frames_missing",
-         "problems", "set_aside", "missing", "reason", "earlier_run")
+_LAST = ("decided", "signed_off", "signoff_status", "frames_skipped", "skipped_because",
+         "frames_missing", "problems", "set_aside", "missing", "reason", "earlier_run")
 # A row of no result of tonight's: its result_state says why (a set-aside input keeping an
 # earlier run's output has that output's state).
 NO_RESULT = (("set_aside", "set aside"), ("missing", "missing"))
@@ -56,8 +57,10 @@ def sample_row(entry: dict) -> dict:
     row = {"name": entry.get("name"), "result_state": entry.get("result_state"),
            "status": entry.get("status"),
            "blood_volume_stated": entry.get("blood_volume_stated"),
-           "input": entry.get("input"), "model_path": model.get("path"),
-           "model_sha256": model.get("sha256"), "counted_at": entry.get("counted_at"),
+           "input": entry.get("input"), "cartridge_id": entry.get("cartridge_id"),
+           "model_path": model.get("path"), "model_sha256": model.get("sha256"),
+           "prior": entry.get("prior"), "compensated": entry.get("compensated"),
+           "ctcnet_version": entry.get("ctcnet_version"), "counted_at": entry.get("counted_at"),
            "events": entry.get("events"), "review_events": entry.get("review_events"),
            "blood_volume_read_ml": entry.get("blood_volume_read_ml")}
     # A failed sample read no blood: its zeros are no count, so its cells stay empty.
