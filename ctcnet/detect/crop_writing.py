@@ -7,6 +7,8 @@ never need hold every crop.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +27,12 @@ MANIFEST_COLUMNS = ("path", "label", "sample_id", "split")
 def write_manifest(root: str | Path, rows) -> None:
     """A crop dataset's ``manifest.csv``, written atomically: one (path relative to ``root``,
     label, sample id, split or "") row per crop."""
-    lines = [",".join(MANIFEST_COLUMNS)] + [",".join(map(str, row)) for row in rows]
-    atomic_write_text(Path(root) / "manifest.csv", "\n".join(lines) + "\n")
+    # The csv module's quoting: a sample id "Mueller, Anna" is one field, as read back.
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerows([[str(v) for v in row] for row in rows])
+    atomic_write_text(Path(root) / "manifest.csv", text.getvalue())
 
 
 def write_crop_dataset(root: str | Path, crops: np.ndarray, labels: Sequence[str],

@@ -25,12 +25,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from ctcnet.errors import InputError
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import signoff_holds
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.io.cartridge_info import RUN_INDEX_FILE, output_format
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
 T = TypeVar("T")
 
@@ -331,7 +332,13 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
              **({"other_outputs": others} if others else {}),
              "world_size": env_info().world_size if world_size is None else world_size}
     atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
-    _write_samples_table(out, entries, others)
+    try:
+        _write_samples_table(out, entries, others)
+    except PermissionError as err:  # a spreadsheet holding it open (a lock on a share)
+        raise InputError(f"cannot replace {SAMPLES_FILE} ({err.strerror}): is it open in "
+                         "another program (a spreadsheet locks it on a share)? Close it and "
+                         f"rerun the same command; {RUN_INDEX_FILE} is written, the table "
+                         "is not", Path(out) / SAMPLES_FILE) from None
     return index
 
 

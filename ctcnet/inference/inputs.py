@@ -92,27 +92,32 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
 
 
-# Folders a file system or a share keeps beside the scans: none is a scan whose absence a run
-# must report, readable or not.
-SYSTEM_FOLDERS = ("lost+found", "System Volume Information", "~snapshot")
+# Folders a file system or a share keeps beside the scans (Windows, Synology, QNAP, NetApp):
+# none is a scan whose absence a run must report, readable or not. By name: a scan may be
+# named "#42" or "@lab3".
+SYSTEM_FOLDERS = {name.casefold() for name in (
+    "lost+found", "System Volume Information", "~snapshot", "$RECYCLE.BIN", "#recycle",
+    "#snapshot", "@eaDir", "@Recycle", "@Recently-Snapshot", "@tmp", "@sharebin")}
+# Files a dangling link may point to that are no scan (a stale link to a log, a lock).
+NOT_A_SCAN = {".log", ".txt", ".csv", ".json", ".xml", ".html", ".pdf", ".lock", ".pid"}
 
 
 def _system_entry(name: str) -> bool:
     """A hidden or system entry of a folder of cartridges (``.snapshot``, ``$RECYCLE.BIN``,
     ``#recycle``, ``@eaDir``, ``lost+found``): never a scan, never named as not read."""
-    return name.startswith((".", "$", "#", "@")) or name in SYSTEM_FOLDERS
+    return name.startswith(".") or name.casefold() in SYSTEM_FOLDERS
 
 
 def _out_of_reach(sub: Path) -> bool:
     """Whether a folder of cartridges' entry may be a scan that cannot be looked into: a folder
-    this user may not read (a share's access list), or a link whose target is gone and names
-    no file (a share not mounted; a stale link to a log file is no scan). Taken as a
+    this user may not read (a share's access list), or a link whose target is gone (a share
+    not mounted; one to a log or text file is no scan, :data:`NOT_A_SCAN`). Taken as a
     cartridge, so that opening it sets it aside with the reason and the run ends with exit 2,
     instead of a night that reads "finished" without the sample."""
     if _system_entry(sub.name):
         return False
-    if sub.is_symlink() and not sub.exists():
-        return not Path(os.readlink(sub)).suffix
+    if sub.is_symlink() and not sub.exists():  # ("2026.03.01_P17": a dotted scan name)
+        return Path(os.readlink(sub)).suffix.lower() not in NOT_A_SCAN
     if not sub.is_dir():
         return False
     try:
@@ -355,7 +360,8 @@ def _stated(pixel_size: float | str | None) -> float | None:
 def check_writable(out: Path) -> None:
     """Create the output folder, or stop with one line saying why it cannot be written to:
     before any work, not after the first cartridge."""
-    made = [p for p in (out, *Path(out).absolute().parents) if not p.exists()]
+    whole = Path(out).absolute()
+    made = [p for p in (whole, *whole.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -363,8 +369,8 @@ def check_writable(out: Path) -> None:
     # A share not mounted leaves its mount point an empty folder, and the folders under it
     # to be made on the local disk; a new folder of dates under a folder in use is no sign.
     above = made[-1].parent if made else None
-    if len(made) > 1 and above is not None and not any(p not in made for p in above.iterdir()):
-        log.warning("--out %s: made, with the folders above it that were not there, in the "
-                    "empty folder %s: if --out is on a share, is it mounted?", out, above)
+    if above is not None and not any(p not in made for p in above.iterdir()):
+        log.warning("--out %s: made in the empty folder %s: if --out is on a share, is it "
+                    "mounted?", out, above)
     if not os.access(out, os.W_OK):
         raise CtcnetError(f"output folder {out} is not writable")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.io.cartridge_info import OUTPUT_NAMES
-from ctcnet.io.scan import Cartridge
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
 
@@ -47,22 +47,24 @@ def refuse_alike_output(out_dir: Path) -> None:
     if alike:
         raise InputError(f"--out already holds the output of sample {alike[0]!r}: on a share "
                          "that tells no case apart (Windows, macOS) the two are one folder; "
-                         "give this cartridge another sample id (cartridge.json), or run it "
-                         "into another --out", out_dir)
+                         "give this input another name (a cartridge's sample id in "
+                         "cartridge.json, a crop folder's own name), or run it into another "
+                         "--out", out_dir)
 
 
-def without_alike_outputs(out: Path, cartridges: list[Cartridge], record: dict | None
-                          ) -> list[Cartridge]:
-    """The cartridges but those whose output folder :func:`refuse_alike_output` refuses in
-    ``out``, each set aside in ``record`` (or, with none, the refusal raised)."""
+def without_alike_outputs(out: Path, items: list, record: dict | None,
+                          name: Callable = lambda cartridge: cartridge.sample_id) -> list:
+    """The inputs (cartridges; crop folders with ``name`` their folder's name) but those whose
+    output folder :func:`refuse_alike_output` refuses in ``out``, each set aside in
+    ``record`` (or, with none, the refusal raised)."""
     kept = []
-    for cartridge in cartridges:
+    for item in items:
         try:
-            refuse_alike_output(Path(out) / cartridge.sample_id)
+            refuse_alike_output(Path(out) / name(item))
         except InputError as err:
-            set_aside_or_raise(err, cartridge.sample_id, record)
+            set_aside_or_raise(err, name(item), record)
             continue
-        kept.append(cartridge)
+        kept.append(item)
     return kept
 
 

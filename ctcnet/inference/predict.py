@@ -412,9 +412,10 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                                           set_aside, share_of_several)
     out = Path(out)
     check_writable(out)
-    # Before run.json is marked: a lone cartridge refused so leaves the last index as it was.
-    cartridges = without_alike_outputs(out, cartridges, set_aside_record(
-        set_aside, len(cartridges) + len(datasets), share_of_several))
+    # Before run.json is marked: a lone input refused so leaves the last index as it was.
+    record = set_aside_record(set_aside, len(cartridges) + len(datasets), share_of_several)
+    cartridges = without_alike_outputs(out, cartridges, record)
+    datasets = without_alike_outputs(out, datasets, record, name=lambda d: Path(d).name)
     warn_of_the_same_scans_under_other_names(out, cartridges)
     if on_start is not None:
         on_start()

@@ -98,14 +98,17 @@ def output_format() -> dict:
 # What a file name may not hold on Windows (and so on a lab's share that Windows users open),
 # and the names it keeps for devices, whatever their suffix ("CON", "nul.txt").
 WINDOWS_FORBIDDEN = '<>:"|?*'
-WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                   *(f"LPT{i}" for i in range(1, 10))}
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                   *(f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³")}
 
 
-def safe_sample_id(value, root: Path) -> str:
-    """The sample id names the output folder: one plain path component, never a path."""
-    sid = str(value).strip() if isinstance(value, (str, int)) and \
-        not isinstance(value, bool) else ""
+def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id") -> str:
+    """The sample id names the output folder: one plain path component, never a path; its
+    accents composed (NFC), as a folder copied through macOS (decomposed) and one named on
+    Windows or Linux are one sample. ``source``: where the value came from, for the
+    refusal."""
+    sid = unicodedata.normalize("NFC", str(value).strip()) if isinstance(value, (str, int)) \
+        and not isinstance(value, bool) else ""
     # Path(sid).name differs from sid for anything with a drive or root (Windows "c:x").
     if not sid or sid in (".", "..") or "/" in sid or "\\" in sid or \
             ("\0" not in sid and sid != Path(sid).name):
@@ -128,8 +131,8 @@ def safe_sample_id(value, root: Path) -> str:
                    "name for a device, so the output could not be opened from a lab's share")
     else:
         return sid
-    raise InputError(f"cartridge.json: sample_id {value!r} must be a plain name (it names the "
-                     f"output folder): {problem}", root)
+    raise InputError(f"{source} {value!r} must be a plain name (it names the output folder): "
+                     f"{problem}", root)
 
 
 # The cartridge.json keys ctcnet reads; others (a lab's own records, the simulator's) are

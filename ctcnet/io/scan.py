@@ -255,7 +255,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     expected = whole_number(info, "num_frames", root)
     volume = positive_number(info, "blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML, root)
     sample_id = safe_sample_id(info["sample_id"], root) if "sample_id" in info else \
-        safe_sample_id(name_as_sample_id(root), root)
+        safe_sample_id(name_as_sample_id(root), root,
+                       "the folder's name, the sample id without one in cartridge.json,")
 
     parts = _frame_parts(root)
     if not parts:

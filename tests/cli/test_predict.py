@@ -226,6 +226,21 @@ def test_a_lone_rerun_refused_for_other_settings_is_set_aside_beside_the_output_
     assert entry["kept_output"]["status"] == "ok"
 
 
+def test_a_samples_table_held_open_by_a_spreadsheet_is_named(cart_and_model, cart, capsys,
+                                                            monkeypatch):
+    """samples.csv that cannot be replaced (a spreadsheet holds it open on a share) is said by
+    name, with what was written, not blamed on the folder."""
+    import ctcnet.inference.distributed as distributed
+
+    def locked(out, *args):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out))
+
+    monkeypatch.setattr(distributed, "write_samples_csv", locked)
+    status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced"))
+    assert_one_line_error(status, err, "cannot replace samples.csv (Permission denied)")
+    assert "open in another program" in err[0] and "run.json is written" in err[0]
+
+
 @pytest.mark.parametrize("code, message, remedy", [
     (errno.ENOSPC, "No space left on device", "free space and rerun"),
     (errno.EROFS, "Read-only file system", "write to another folder"),

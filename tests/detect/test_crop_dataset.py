@@ -370,3 +370,19 @@ def test_a_folder_named_relative_lists_its_crops_relative_to_it(crops, monkeypat
     near = read_crop_index(Path(crops.name)).table()["path"]
     far = read_crop_index(crops).table()["path"]
     assert list(near) == list(far) and not any(Path(p).is_absolute() for p in near)
+
+
+def test_a_sample_id_with_a_comma_reads_back_from_the_manifest(tmp_path):
+    """"Mueller, Anna" is one sample id in manifest.csv (quoted), as ctcnet crops writes a
+    reviewed run's events and predict, evaluate and finetune read them back."""
+    from ctcnet.detect.crop_dataset import write_crop_dataset
+    from ctcnet.io.panel import load_panel
+
+    crops = np.full((2, 5, 16, 16), 100, np.uint16)
+    crops[:, :, 6:10, 6:10] = 900
+    root = write_crop_dataset(tmp_path / "lab", crops, ["ctc", "wbc"], load_panel(None),
+                              ["Mueller, Anna", 'O"Brien'])
+    index = read_crop_index(root)
+    assert list(index.sample_ids) == ["Mueller, Anna", 'O"Brien']
+    assert sorted(p.name for p in index.paths) == ['Mueller, Anna__0000000.tif',
+                                                   'O"Brien__0000001.tif']

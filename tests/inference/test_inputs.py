@@ -387,12 +387,18 @@ def test_what_in_a_folder_of_cartridges_may_be_a_scan_out_of_reach(tmp_path):
     to a log file, a regular file and a system folder are none."""
     from ctcnet.inference.inputs import _out_of_reach
 
+    from ctcnet.inference.inputs import _system_entry
+
     (tmp_path / "P042").symlink_to(tmp_path / "share" / "P042")
+    (tmp_path / "2026.03.01_P17").symlink_to(tmp_path / "share" / "2026.03.01_P17")
     (tmp_path / "current").symlink_to(tmp_path / "gone.log")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "@eaDir").mkdir()
-    assert _out_of_reach(tmp_path / "P042")
+    assert _out_of_reach(tmp_path / "P042") and _out_of_reach(tmp_path / "2026.03.01_P17")
     assert not any(_out_of_reach(tmp_path / n) for n in ("current", "notes.txt", "@eaDir"))
+    # System folders by name; a scan may be named "#42" or "@lab3".
+    assert all(map(_system_entry, ("#recycle", "$RECYCLE.BIN", "@eaDir", ".snapshot")))
+    assert not any(map(_system_entry, ("#42", "@lab3", "$P1")))
 
 
 def test_an_out_made_in_an_empty_folder_asks_whether_the_share_is_mounted(tmp_path, caplog):
@@ -405,3 +411,8 @@ def test_an_out_made_in_an_empty_folder_asks_whether_the_share_is_mounted(tmp_pa
         assert not caplog.records
         check_writable(tmp_path / "mnt" / "share" / "results" / "night")
     assert "is it mounted?" in caplog.text and str(tmp_path / "mnt" / "share") in caplog.text
+    caplog.clear()
+    (tmp_path / "mnt2").mkdir()
+    with caplog.at_level("WARNING"):
+        check_writable(tmp_path / "mnt2" / "2026-03-01")  # --out /mnt/results/$(date +%F)
+    assert "is it mounted?" in caplog.text

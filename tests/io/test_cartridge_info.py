@@ -96,8 +96,13 @@ def test_sample_ids_a_windows_share_cannot_hold_are_refused(tmp_path):
     for name in ("CON", "nul", "aux.txt", "COM1", "lpt9.x"):
         with pytest.raises(InputError, match="Windows keeps the name for a device"):
             safe_sample_id(name, tmp_path)
+    for name in ("COM0", "lpt¹", "CONIN$"):
+        with pytest.raises(InputError, match="Windows keeps the name for a device"):
+            safe_sample_id(name, tmp_path)
     for name in ("CONSENT-12", "P-01 ß", "nullify", "com10"):
         assert safe_sample_id(name, tmp_path) == name
+    # Accents composed: a folder copied through macOS and one named on Linux are one sample.
+    assert safe_sample_id("Mu\u0308ller", tmp_path) == "M\u00fcller"
 
 
 def test_a_blood_volume_under_a_drop_is_a_problem_of_the_sample(cart_and_model, tmp_path):
