@@ -1,7 +1,6 @@
 """The warnings ctcnet says while a piece of work runs, kept for its record: what a person saw
 on the console when a model was made (crops copied twice, a class held out of none, files
-left out of a manifest) belongs in the model's card too, where an audit finds it later. And
-the libraries' own console lines kept as quiet as ctcnet's (:func:`quiet_like_ctcnet`)."""
+left out of a manifest) belongs in the model's card too, where an audit finds it later."""
 
 from __future__ import annotations
 
@@ -55,14 +54,6 @@ def kept_warnings(logger: str = "ctcnet") -> Iterator[list[str]]:
             existing.setLevel(was)
 
 
-def quiet_like_ctcnet(names=("lightning.pytorch", "lightning.fabric")) -> None:
-    """Libraries that say INFO lines on handlers of their own (Lightning: "GPU available",
-    "max_steps reached", set up as it is imported, so after the command's logging) follow
-    ctcnet's console: where ``--quiet`` raised ctcnet's logger past warnings, theirs is too."""
-    ours = logging.getLogger("ctcnet")
-    # (inside kept_warnings the logger is open to warnings, its console handler is not)
-    console = [h.level for h in ours.handlers if not isinstance(h, _Keep)]
-    quiet = ours.getEffectiveLevel() > logging.WARNING or any(lv > logging.WARNING
-                                                               for lv in console)
-    for name in names:  # (Lightning's own level, INFO, where the console is not quiet)
-        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
+def is_kept_warnings_handler(handler: logging.Handler) -> bool:
+    """Whether ``handler`` is :func:`kept_warnings`' (not the console's)."""
+    return isinstance(handler, _Keep)

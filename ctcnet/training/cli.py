@@ -30,12 +30,12 @@ from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from ctcnet.core.log_capture import quiet_like_ctcnet
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import refuse_overwriting_inputs
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
+from ctcnet.training.lightning_noise import quiet_like_ctcnet
 from ctcnet.training.lit import CTCLitModule, fit_or_interrupt
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.core.log_capture import kept_warnings, quiet_like_ctcnet
+from ctcnet.core.log_capture import kept_warnings
 from ctcnet.core.paths import absolute
 from ctcnet.detect.crop_dataset import PLACEHOLDER_PIXEL_UM, read_crop_index
 from ctcnet.detect.crop_fingerprints import merged
@@ -64,6 +64,7 @@ from ctcnet.io.atomic import (
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import resolve_model
 from ctcnet.training.finetune_card import leaks_line, write_card, write_registry_card
+from ctcnet.training.lightning_noise import quiet_like_ctcnet
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,13 @@
 """Lightning's console noise that says nothing about a run, filtered once on import: its
 advertising tips ("💡 Tip: For seamless cloud uploads ...", printed by every trainer built). A
-lab's fine-tune or training run says what it does, not what to install."""
+lab's fine-tune or training run says what it does, not what to install. And Lightning's own
+INFO lines kept as quiet as ctcnet's console (:func:`quiet_like_ctcnet`)."""
 
 from __future__ import annotations
 
 import logging
+
+from ctcnet.core.log_capture import is_kept_warnings_handler
 
 
 class WithoutTips(logging.Filter):
@@ -17,3 +20,16 @@ class WithoutTips(logging.Filter):
 
 for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
     logging.getLogger(name).addFilter(WithoutTips())
+
+
+def quiet_like_ctcnet(names=("lightning.pytorch", "lightning.fabric")) -> None:
+    """Libraries that say INFO lines on handlers of their own (Lightning: "GPU available",
+    "max_steps reached", set up as it is imported, so after the command's logging) follow
+    ctcnet's console: where ``--quiet`` raised ctcnet's logger past warnings, theirs is too."""
+    ours = logging.getLogger("ctcnet")
+    # (inside kept_warnings the logger is open to warnings, its console handler is not)
+    console = [h.level for h in ours.handlers if not is_kept_warnings_handler(h)]
+    quiet = ours.getEffectiveLevel() > logging.WARNING or any(lv > logging.WARNING
+                                                               for lv in console)
+    for name in names:  # (Lightning's own level, INFO, where the console is not quiet)
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)

@@ -28,18 +28,3 @@ def test_warnings_are_kept_once_even_when_the_console_is_quiet(capsys):
     finally:
         setup_logging()
 
-
-def test_lightnings_own_lines_follow_a_quiet_console():
-    from ctcnet.cli import setup_logging
-    from ctcnet.core.log_capture import quiet_like_ctcnet
-
-    try:
-        setup_logging(quiet=True)
-        with kept_warnings():  # (the logger opened to warnings, the console still quiet)
-            quiet_like_ctcnet()
-        assert logging.getLogger("lightning.pytorch").level == logging.WARNING
-        setup_logging()
-        quiet_like_ctcnet()
-        assert logging.getLogger("lightning.pytorch").level == logging.INFO
-    finally:
-        setup_logging()

@@ -385,9 +385,7 @@ def test_an_output_alike_but_for_case_is_refused_and_one_alike_in_encoding_is_th
 def test_what_in_a_folder_of_cartridges_may_be_a_scan_out_of_reach(tmp_path):
     """A link whose target is gone and names no file may be an unmounted scan; a stale link
     to a log file, a regular file and a system folder are none."""
-    from ctcnet.inference.inputs import _out_of_reach
-
-    from ctcnet.inference.inputs import _system_entry
+    from ctcnet.inference.inputs import _out_of_reach, _system_entry
 
     (tmp_path / "P042").symlink_to(tmp_path / "share" / "P042")
     (tmp_path / "2026.03.01_P17").symlink_to(tmp_path / "share" / "2026.03.01_P17")
