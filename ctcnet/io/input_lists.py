@@ -9,6 +9,7 @@ OME-TIFF, CZI, ND2 or LIF holding a whole scan) is passed on as the scan it is.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,9 +55,11 @@ def read_list_file(path: str | Path) -> list[Path]:
             target = _target(path, whole)  # a folder whose name ends in a space
         if not target.exists():
             shown = line if len(line) <= 80 else line[:77] + "..."
-            raise InputError(f"line {number} names {shown!r}, which does not exist (read "
-                             "as a list file: one cartridge folder, crop set or list a line, "
-                             "relative to the list's folder)", path)
+            meant = _meant(path, line)
+            raise InputError(f"line {number} names {shown!r}, which does not exist"
+                             + (f"; did you mean {meant!r}?" if meant else "")
+                             + " (read as a list file: one cartridge folder, crop set or list "
+                             "a line, relative to the list's folder)", path)
         named.append(target)
     if not named:
         raise InputError("the list file names no inputs (one cartridge folder, crop set or "
@@ -67,6 +70,23 @@ def read_list_file(path: str | Path) -> list[Path]:
 def _target(list_file: Path, line: str) -> Path:
     """What a line of a list names: an absolute path, or one relative to the list's folder."""
     return Path(line) if Path(line).is_absolute() else list_file.parent / line
+
+
+def _meant(list_file: Path, line: str) -> str | None:
+    """What a list's line that names nothing may have meant: the path with Windows'
+    backslashes as slashes, or the one entry of its folder alike but for case or the
+    encoding of its accents (a list typed on another system than the share's)."""
+    slashed = line.replace("\\", "/")
+    if slashed != line and _target(list_file, slashed).exists():
+        return slashed
+    target = _target(list_file, slashed)
+    key = unicodedata.normalize("NFC", target.name).casefold()
+    try:
+        alike = [p.name for p in target.parent.iterdir()
+                 if unicodedata.normalize("NFC", p.name).casefold() == key]
+    except OSError:
+        return None
+    return str(target.parent / alike[0]) if len(alike) == 1 else None
 
 
 def expand_list_files(inputs: Iterable[str | Path],

@@ -562,6 +562,14 @@ def test_a_list_file_saved_by_a_windows_editor_reads_as_written(tmp_path):
     (tmp_path / "blob.txt").write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(InputError, match="not a list of cartridge folders"):
         read_list_file(tmp_path / "blob.txt")
+    # A line that names nothing as written, but one folder alike: said, not guessed.
+    (tmp_path / "nights" / "S2").mkdir(parents=True)
+    for line, meant in (("nights/s2", "S2"), ("nights\\S2", "nights/S2"),
+                        ("probe mu\u0308ller", "Probe Müller")):
+        (tmp_path / "list.txt").write_text(line + "\n")
+        with pytest.raises(InputError, match="did you mean") as refused:
+            read_list_file(tmp_path / "list.txt")
+        assert meant in str(refused.value)
 
 
 def test_pixel_size_given_for_a_cartridge_is_said_to_be_unused(cart_and_model, cart, capsys):
