@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -312,6 +313,11 @@ def _info_beside(path: Path) -> dict:
     return {}
 
 
+# A file name that starts as a frame's does (r<row>c<col>) but is not one; said once a run.
+FRAME_NAME_START = re.compile(r"r\d+c\d+\D", re.IGNORECASE)
+_COPIES_SAID: set[tuple[str, tuple[str, ...]]] = set()
+
+
 def _frame_parts(root: Path) -> list[FramePart]:
     """What the frame sources claim of a folder's files (or of the folder itself, a container
     store given as the cartridge). Files that cannot be frames are refused by name rather than
@@ -332,9 +338,18 @@ def _frame_parts(root: Path) -> list[FramePart]:
             parts.append(part)
         elif path.suffix.lower() in FRAME_SUFFIXES:
             ignored.append(path.name)
-    if ignored:
-        log.info("%s: %d image file(s) not named like frames, not read: %s", root, len(ignored),
-                 ", ".join(ignored[:5]))
+    # A frame's name with more to it ("r00c00 - Copy.tif", "r00c01 (1).tif": a copy made by
+    # Windows or a browser) is no frame, but a person may think it one: said as a warning;
+    # other images (an overview, a thumbnail) as a note.
+    copies = [n for n in ignored if FRAME_NAME_START.match(n)]
+    if copies and (str(root), tuple(copies)) not in _COPIES_SAID:  # a run opens it often
+        _COPIES_SAID.add((str(root), tuple(copies)))
+        log.warning("%s: %d file(s) named like a frame and more, not read as frames (copies "
+                    "of a frame?): %s", root, len(copies), ", ".join(copies[:5]))
+    if len(ignored) > len(copies):
+        others = [n for n in ignored if n not in copies]
+        log.info("%s: %d image file(s) not named like frames, not read: %s", root, len(others),
+                 ", ".join(others[:5]))
     kinds = {get_source(p.source).container: p for p in parts}
     if len(kinds) > 1:
         raise InputError(f"{kinds[False].path.name} (a named frame) and {kinds[True].path.name} "

@@ -575,3 +575,21 @@ def test_an_offset_export_with_a_stray_value_says_the_offset_stays_on(tmp_path, 
     with pytest.raises(InputError, match=r"64 pixel\(s\) carry CellSearch's 2\^15 export "
                                          r"offset .* and 1 lie past both ranges"):
         read_frame(cart.frames[0], panel)
+
+
+def test_copies_of_a_frame_under_a_copys_name_are_said_not_read(cart, caplog):
+    """"r00c00 - Copy.tif" (Windows' copy) and "r00c01 (1).tif" (a browser's download) are no
+    frames: not read, and said as a warning, since a person may take them for frames; an
+    overview image beside the frames is a note only."""
+    from ctcnet.io.scan import open_cartridge
+
+    first = sorted(cart.glob("r*c*.tif"))[0]
+    for name in ("r00c00 - Copy.tif", "R00C01 (1).TIF", "overview.tif"):
+        shutil.copy(first, cart / name)
+    with caplog.at_level("INFO", logger="ctcnet.io.scan"):
+        assert len(open_cartridge(cart).frames) == len(open_cartridge(cart).frames) == 3
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "2 file(s) named like a frame and more" in warned[0]
+    assert "r00c00 - Copy.tif" in warned[0] and "overview.tif" not in warned[0]
+    assert any("overview.tif" in r.getMessage() for r in caplog.records
+               if r.levelname == "INFO")
