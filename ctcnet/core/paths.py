@@ -1,4 +1,5 @@
-"""The one way a run names a file or folder in what it records: absolute and normalised.
+"""The one way a run names a file or folder in what it records: absolute and normalised; and
+the one way two names are told to be one on a share (:func:`name_key`).
 
 ``Path.absolute()`` keeps a ``..`` as given (``/runs/nightly/../scans/S1``), so one folder
 named from two working directories reads as two, and a resumed run warned that its scan had
@@ -8,9 +9,17 @@ moved. Symbolic links are kept (not resolved): a link is how the lab named the f
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 
 def absolute(path: str | os.PathLike) -> str:
     """``path`` absolute, with ``.`` and ``..`` taken out, as text."""
     return os.path.normpath(Path(path).absolute())
+
+
+def name_key(name: str) -> str:
+    """What a file or folder name is on every share: a Windows or macOS share tells no case
+    apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
+    is "M\u00fcller"), so names alike but for those have one key."""
+    return unicodedata.normalize("NFC", name).casefold()

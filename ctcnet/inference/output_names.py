@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from ctcnet.core.paths import absolute
+from ctcnet.core.paths import absolute, name_key
 from ctcnet.errors import InputError
 from ctcnet.io.cartridge_info import OUTPUT_NAMES
 
@@ -23,16 +23,9 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def output_key(name: str) -> str:
-    """What an output folder's name is on every share: a Windows or macOS share tells no case
-    apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
-    is "M\u00fcller"), so names alike but for those are one output."""
-    return _nfc(name).casefold()
-
-
 def refuse_alike_output(out_dir: Path) -> None:
     """Refuse a sample's output folder where ``--out`` already holds one whose name differs
-    from it in case or accents only (:func:`output_key`): on a share that tells no case apart
+    from it in case or accents only (:func:`name_key`): on a share that tells no case apart
     the two are one folder, and this sample would be written into the other's, or refused as
     another run of it with a reason that names neither."""
     out_dir = Path(out_dir)
@@ -41,7 +34,7 @@ def refuse_alike_output(out_dir: Path) -> None:
         # file system that decomposes names (macOS, a ZFS or SMB share) lists it.
         alike = sorted(p.name for p in out_dir.parent.iterdir()
                        if _nfc(p.name) != _nfc(out_dir.name)
-                       and output_key(p.name) == output_key(out_dir.name) and p.is_dir())
+                       and name_key(p.name) == name_key(out_dir.name) and p.is_dir())
     except OSError:  # --out not there yet, or not listable: its own check says so
         return
     if alike:
@@ -71,12 +64,12 @@ def without_alike_outputs(out: Path, items: list, record: dict | None,
 def colliding_outputs(named: list[tuple[str, str]]) -> dict[str, list[str]]:
     """Of inputs as (output name, path), the names two or more of them would write, each with
     their paths (by the first of the names, where they differ in case or accents only:
-    :func:`output_key`). Each input writes out/<its name>: a cartridge its sample id, a crop
+    :func:`name_key`). Each input writes out/<its name>: a cartridge its sample id, a crop
     set its folder's name; two alike would write one folder, the second replacing the first."""
     first: dict[str, str] = {}
     paths: dict[str, list[str]] = {}
     for name, path in named:
-        paths.setdefault(first.setdefault(output_key(name), name), []).append(path)
+        paths.setdefault(first.setdefault(name_key(name), name), []).append(path)
     return {name: found for name, found in paths.items() if len(found) > 1}
 
 
@@ -106,9 +99,9 @@ def run_names(named: list[tuple[str, str | Path]], datasets) -> list[str]:
     their output names, but those sharing one (not a crop folder's) each with its folder
     (:func:`colliding_name`: the cartridges :func:`set_aside_colliding` sets aside); then the
     crop folders' names."""
-    left = {output_key(Path(d).name) for d in datasets}
-    shared = {output_key(n) for n in colliding_outputs([(n, absolute(p)) for n, p in named])}
-    return [colliding_name(n, p) if output_key(n) in shared - left else n for n, p in named] + \
+    left = {name_key(Path(d).name) for d in datasets}
+    shared = {name_key(n) for n in colliding_outputs([(n, absolute(p)) for n, p in named])}
+    return [colliding_name(n, p) if name_key(n) in shared - left else n for n, p in named] + \
         [Path(d).name for d in datasets]
 
 
@@ -132,10 +125,10 @@ def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
     name in ``left`` (a crop folder's) is left to :func:`refuse_colliding_outputs`."""
     own = {absolute(p): n for n, p in named}
     clashes = colliding_outputs([(n, absolute(p)) for n, p in named])
-    left_keys = {output_key(n) for n in left}
+    left_keys = {name_key(n) for n in left}
     aside = set()
     for name, folders in sorted(clashes.items()):
-        if output_key(name) in left_keys:
+        if name_key(name) in left_keys:
             continue
         for folder in folders:
             others = [f if own[f] == own[folder] else f"{f} (sample id {own[f]!r})"

@@ -9,10 +9,10 @@ OME-TIFF, CZI, ND2 or LIF holding a whole scan) is passed on as the scan it is.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+from ctcnet.core.paths import name_key
 from ctcnet.errors import InputError
 from ctcnet.io.panel import read_metadata_text
 from ctcnet.io.sources import claim
@@ -80,10 +80,9 @@ def _meant(list_file: Path, line: str) -> str | None:
     if slashed != line and _target(list_file, slashed).exists():
         return slashed
     target = _target(list_file, slashed)
-    key = unicodedata.normalize("NFC", target.name).casefold()
     try:
         alike = [p.name for p in target.parent.iterdir()
-                 if unicodedata.normalize("NFC", p.name).casefold() == key]
+                 if name_key(p.name) == name_key(target.name)]
     except OSError:
         return None
     return str(target.parent / alike[0]) if len(alike) == 1 else None
