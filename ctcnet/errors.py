@@ -35,6 +35,17 @@ def check_device_name(name: str) -> str:
     return str(name)
 
 
+def not_found(path: Path, missing: str) -> InputError:
+    """The refusal of a path that is not there (``missing``: what is not found), saying where
+    it is a link whose target is gone: listed, it looks there (a share not mounted)."""
+    import os
+
+    if Path(path).is_symlink():
+        return InputError(f"{missing}: it is a link to {os.readlink(path)}, which is not there "
+                          "(a share not mounted, or moved?)", path)
+    return InputError(missing, path)
+
+
 def check_regular_file(path: str | Path, what: str = "a file",
                        missing: str = "file not found") -> Path:
     """Refuse a missing path, and a FIFO, socket, device or folder where a file is to be read:
@@ -43,12 +54,7 @@ def check_regular_file(path: str | Path, what: str = "a file",
 
     path = Path(path)
     if not path.exists():
-        if path.is_symlink():  # listed, so it looks there: say that what it points to is not
-            import os
-
-            raise InputError(f"{missing}: it is a link to {os.readlink(path)}, which is not "
-                             "there (a share not mounted, a file moved?)", path)
-        raise InputError(missing, path)
+        raise not_found(path, missing)
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):
         kind = ("folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, not_found
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 
 # cartridge.json is read in its own module; what callers (inputs) imported from here stays.
@@ -241,10 +241,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     """:func:`open_cartridge`'s work."""
     single = is_container_file(root)  # one file holding the whole scan
     if not root.is_dir() and not single:
-        if root.is_symlink():  # a share's link whose target is gone (not mounted?)
-            raise InputError(f"a link to {os.readlink(root)}, which is not there (a share not "
-                             "mounted, a scan moved?)", root)
-        raise InputError("cartridge folder not found", root)
+        raise not_found(root, "cartridge folder not found")
     info = _info_beside(root) if single else read_cartridge_info(root)
     beside = root.parent if single else root  # where panel.json lies
     if panel is None:
