@@ -50,10 +50,9 @@ class MarkerLabelVotes:
         voters = [i for i, label in enumerate(self.labels) if label in ("ctc", "wbc")]
         self.picks = set(voters) if len(voters) <= SAMPLE_CROPS else {
             voters[k] for k in np.linspace(0, len(voters) - 1, SAMPLE_CROPS).astype(int)}
-        self.read: Counter = Counter()   # label -> crops read
-        self.odd: Counter = Counter()    # label -> crops lit by the other marker
-        self.odd_samples: Counter = Counter()
-        self.by_sample: Counter = Counter()  # (sample, label, odd or read) -> crops
+        # (sample, label, "read" or "odd": lit by the other marker) -> crops; the folder's
+        # and each sample's counts are sums of these.
+        self.by_sample: Counter = Counter()
 
     @classmethod
     def of(cls, panel, labels, sample_ids) -> MarkerLabelVotes | None:
@@ -72,13 +71,18 @@ class MarkerLabelVotes:
         background, noise, top = crop_statistics(crop[[self.ck, self.cd45]][None])
         ck, cd45 = ((top - background) / np.maximum(noise, 1e-3))[0]
         bright, other = (cd45, ck) if label == "ctc" else (ck, cd45)
-        sample = self.sample_ids[i]
-        self.read[label] += 1
-        self.by_sample[sample, label, "read"] += 1
+        self.by_sample[self.sample_ids[i], label, "read"] += 1
         if bright > MIN_SNR and bright > RATIO * max(other, 0.0):
-            self.odd[label] += 1
-            self.odd_samples[sample] += 1
-            self.by_sample[sample, label, "odd"] += 1
+            self.by_sample[self.sample_ids[i], label, "odd"] += 1
+
+    def _sums(self) -> tuple[Counter, Counter]:
+        """The crops read and read the other way per (label, kind), and per (sample, kind)."""
+        per_label: Counter = Counter()
+        per_sample: Counter = Counter()
+        for (sample, label, kind), n in self.by_sample.items():
+            per_label[label, kind] += n
+            per_sample[sample, kind] += n
+        return per_label, per_sample
 
     def swapped_samples(self) -> list[str]:
         """The samples whose crops of one label read the other way on :data:`SAMPLE_SHARE` of
@@ -86,24 +90,26 @@ class MarkerLabelVotes:
         found = {sample for (sample, label, kind), n in self.by_sample.items() if kind == "read"
                  and n >= SAMPLE_MIN
                  and self.by_sample[sample, label, "odd"] >= SAMPLE_SHARE * n}
-        return sorted(found, key=lambda sample: -self.odd_samples[sample])
+        per_sample = self._sums()[1]
+        return sorted(found, key=lambda sample: -per_sample[sample, "odd"])
 
     def warning(self) -> str | None:
         """The swap in words, where both labels' crops read so past :data:`ODD_SHARE`, or a
         sample's alone (:meth:`swapped_samples`)."""
-        shares = {label: self.odd[label] / self.read[label] for label in ("ctc", "wbc")
-                  if self.read[label]}
-        folder = len(shares) == 2 and all(self.odd[label] >= MIN_ODD and share >= ODD_SHARE
-                                          for label, share in shares.items())
+        per_label, per_sample = self._sums()
+        folder = all(per_label[label, "read"] and per_label[label, "odd"] >= MIN_ODD
+                     and per_label[label, "odd"] >= ODD_SHARE * per_label[label, "read"]
+                     for label in ("ctc", "wbc"))
         samples = self.swapped_samples()
         if not folder and not samples:
             return None
         # The samples that read swapped by themselves, else those most of the crops are of.
-        named = ", ".join(f"{sample} ({self.odd_samples[sample]})" for sample in
-                          (samples or [s for s, _ in self.odd_samples.most_common()])
-                          [:SAMPLES_NAMED])
-        return (f"{self.odd['ctc']} of {self.read['ctc']} crops labelled ctc light CD45 and "
-                f"not CK, and {self.odd['wbc']} of {self.read['wbc']} labelled wbc CK and not "
-                "CD45 (a folder of these markers shows about 2 % of each): are CK and CD45 "
-                "swapped in some files (another scanner's channel order)? Most are of "
-                f"sample(s) {named}")
+        most = sorted((s for s, kind in per_sample if kind == "odd"),
+                      key=lambda s: -per_sample[s, "odd"])
+        named = ", ".join(f"{sample} ({per_sample[sample, 'odd']})"
+                          for sample in (samples or most)[:SAMPLES_NAMED])
+        return (f"{per_label['ctc', 'odd']} of {per_label['ctc', 'read']} crops labelled ctc "
+                f"light CD45 and not CK, and {per_label['wbc', 'odd']} of "
+                f"{per_label['wbc', 'read']} labelled wbc CK and not CD45 (a folder of these "
+                "markers shows about 2 % of each): are CK and CD45 swapped in some files "
+                f"(another scanner's channel order)? Most are of sample(s) {named}")

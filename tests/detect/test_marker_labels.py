@@ -44,4 +44,4 @@ def test_unlabelled_crops_or_a_panel_without_the_markers_cast_no_vote():
     assert MarkerLabelVotes.of(panel, ["unlabelled"] * 3, ["s"] * 3) is None
     votes = MarkerLabelVotes.of(panel, ["ctc", "debris"], ["s", "s"])
     votes.add(1, np.zeros((panel.num_channels, 32, 32), np.float32))  # debris: no vote
-    assert sum(votes.read.values()) == 0 and votes.warning() is None
+    assert not votes.by_sample and votes.warning() is None
