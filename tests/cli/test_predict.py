@@ -609,13 +609,12 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
 
     monkeypatch.setattr(scan, "read_cartridge_info", locked)
     status, err = run_cli(capsys, "predict", scans / "a", scans / "b", "--out", out,
-                          "--model", cart_and_model / "model.pt", "--device", "cpu",
-                          "--quiet", "--no-report", "--workers", "0")
+                          *quiet_batch(cart_and_model))
     assert status == 2 and (out / "S_a" / "summary.json").is_file()
     said = [line for line in err if "error:" in line]
     assert len(said) == 1 and "b was set aside" in said[0] and "Permission denied" in said[0]
     assert "--out" not in said[0] and "writable" not in said[0]
-    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    run = run_outputs(out)
     assert "Permission denied" in run["b"]["set_aside"]
 
 
@@ -637,11 +636,10 @@ def test_a_scan_out_of_reach_in_a_folder_of_cartridges_is_set_aside_not_passed_o
         return real(self)
 
     monkeypatch.setattr(Path, "iterdir", iterdir)
-    status, err = run_cli(capsys, "predict", scans, "--out", out, "--model",
-                          cart_and_model / "model.pt", "--device", "cpu", "--quiet",
-                          "--no-report", "--workers", "0")
+    status, err = run_cli(capsys, "predict", scans, "--out", out,
+                          *quiet_batch(cart_and_model))
     assert status == 2 and (out / "S1" / "summary.json").is_file()
-    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    run = run_outputs(out)
     assert set(run) == {"S1", "P042", "locked"}
     assert "a link to" in run["P042"]["set_aside"] and "not mounted" in run["P042"]["set_aside"]
     assert "set_aside" in run["locked"]
@@ -656,8 +654,7 @@ def test_sample_ids_alike_but_for_case_are_one_folder_on_a_share_and_set_aside(
     for name, sid in (("a", "S1"), ("b", "s1"), ("c", "S2")):
         shutil.copytree(cart_and_model / "cart", scans / name)
         edit_json(scans / name / "cartridge.json", sample_id=sid)
-    args = ["--out", out, "--model", cart_and_model / "model.pt", "--device", "cpu",
-            "--quiet", "--no-report", "--workers", "0"]
+    args = ["--out", out, *quiet_batch(cart_and_model)]
     status, err = run_cli(capsys, "predict", scans, *args)
     assert status == 2 and (out / "S2" / "summary.json").is_file()
     assert not (out / "S1").exists() and not (out / "s1").exists()
@@ -691,17 +688,27 @@ def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_
         return real(folder, *args, **kwargs)
 
     monkeypatch.setattr(predicting, "exclusive_folder", locked)
-    status, err = run_cli(capsys, "predict", scans, "--out", out, "--model",
-                          cart_and_model / "model.pt", "--device", "cpu", "--quiet",
-                          "--no-report", "--workers", "0")
+    status, err = run_cli(capsys, "predict", scans, "--out", out,
+                          *quiet_batch(cart_and_model))
     assert status == 2 and (out / "S_b" / "summary.json").is_file()
-    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    run = run_outputs(out)
     assert "cannot write its output folder (Permission denied)" in run["S_a"]["set_aside"]
     assert run["S_b"]["status"] == "ok" and run_state(out) == "finished"
 
 
 def run_state(out) -> str:
     return json.loads((Path(out) / "run.json").read_text())["state"]
+
+
+def run_outputs(out) -> dict:
+    """run.json's entries of --out, by name."""
+    return {e["name"]: e for e in json.loads((Path(out) / "run.json").read_text())["outputs"]}
+
+
+def quiet_batch(cart_and_model) -> list:
+    """The arguments of a quick batch run with the tiny model, after the inputs and --out."""
+    return ["--model", cart_and_model / "model.pt", "--device", "cpu", "--quiet", "--no-report",
+            "--workers", "0"]
 
 
 def test_a_sample_set_aside_one_night_and_run_the_next_is_no_longer_set_aside(
@@ -713,18 +720,17 @@ def test_a_sample_set_aside_one_night_and_run_the_next_is_no_longer_set_aside(
     for name in ("a", "b"):
         shutil.copytree(cart_and_model / "cart", scans / name)
         edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
-    model = ["--model", cart_and_model / "model.pt", "--device", "cpu", "--quiet",
-             "--no-report", "--workers", "0"]
+    model = quiet_batch(cart_and_model)
     assert run_cli(capsys, "predict", scans, "--out", out, *model)[0] == 0
     counted = json.loads((out / "S_a" / "summary.json").read_text())["counted_at"]
     volume = json.loads((scans / "a" / "cartridge.json").read_text()).get("blood_volume_ml")
     edit_json(scans / "a" / "cartridge.json", blood_volume_ml=10000)
     assert run_cli(capsys, "predict", scans, "--out", out, *model)[0] == 2
-    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    run = run_outputs(out)
     assert "set_aside" in run["S_a"]
     edit_json(scans / "a" / "cartridge.json", blood_volume_ml=volume or 7.5)
     assert run_cli(capsys, "predict", scans, "--out", out, *model)[0] == 0
-    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    run = run_outputs(out)
     assert "set_aside" not in run["S_a"] and run["S_a"]["status"] == "ok"
     assert json.loads((out / "S_a" / "summary.json").read_text())["counted_at"] == counted
 
@@ -751,7 +757,7 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     assert len(set_aside) == 2
     assert any("b was set aside" in line and "cartridge.json" in line for line in set_aside)
     assert any("S_c was set aside" in line for line in set_aside)
-    run = {e["name"]: e for e in json.loads((out / "run.json").read_text())["outputs"]}
+    run = run_outputs(out)
     assert run["S_a"]["status"] == "ok" and "set_aside" in run["b"] and \
         "set_aside" in run["S_c"]
     # Alone, a refused cartridge still stops the run at once, in one line.
@@ -766,8 +772,7 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     assert status == 2
     said = [line for line in err if line.startswith("ctcnet predict: error:")]
     assert any(f"is that of {scans / 'd'} too" in line for line in said), said
-    run = {e["name"]: e for e in json.loads((tmp_path / "o3" / "run.json").read_text())
-           ["outputs"]}
+    run = run_outputs(tmp_path / "o3")
     assert "set_aside" in run[f"S_a ({scans / 'a'})"] and \
         "set_aside" in run[f"S_a ({scans / 'd'})"], list(run)
     assert run["S_c"]["status"] == "ok" and not (tmp_path / "o3" / "S_a").exists()
@@ -775,8 +780,7 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     # as run.json names them); and a folder named twice runs once.
     edit_json(scans / "d" / "cartridge.json", blood_volume_ml=10000)
     status, err = run_cli(capsys, "predict", scans, "--out", tmp_path / "o4", *model)
-    run = {e["name"]: e for e in json.loads((tmp_path / "o4" / "run.json").read_text())
-           ["outputs"]}
+    run = run_outputs(tmp_path / "o4")
     assert status == 2 and set(run) == {f"S_a ({scans / 'a'})", f"S_a ({scans / 'd'})", "S_c"}
     assert all("set_aside" in run[n] for n in run if n != "S_c")
     status, err = run_cli(capsys, "predict", scans / "c", scans / "c", "--out",
@@ -788,8 +792,7 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
     shutil.copytree(scans / "c", scans / "S_a")
     (scans / "S_a" / "cartridge.json").write_text('{"sample_id": "S_a", "num_frames": ')
     status, err = run_cli(capsys, "predict", scans, "--out", tmp_path / "o6", *model)
-    run = {e["name"]: e for e in json.loads((tmp_path / "o6" / "run.json").read_text())
-           ["outputs"]}
+    run = run_outputs(tmp_path / "o6")
     assert status == 2 and not (tmp_path / "o6" / "S_a").exists()
     assert "set_aside" in run[f"S_a ({scans / 'a'})"] and "set_aside" in run[
         f"S_a ({scans / 'S_a'})"] and run["S_c"]["status"] == "ok"
