@@ -301,7 +301,7 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
         "CTCNET_SAMPLE_ID": summary.sample_id,
         "CTCNET_VERSION": __version__,
         "CTCNET_PREDICT_VERSION": summary.ctcnet_version,
-        "CTCNET_MODEL": summary.model.path,
+        "CTCNET_MODEL": summary.model.path or "",  # empty: a model given in memory
         "CTCNET_MODEL_ARCH": summary.model.arch,
         "CTCNET_MODEL_VERSION": summary.model.version,
         "CTCNET_MODEL_SHA256": summary.model.sha256 or "",

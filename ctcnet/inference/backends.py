@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -131,6 +132,18 @@ class TorchBackend:
         """The model's spec."""
         # Read from the model each time: calibration replaces ``model.spec``.
         return self.model.spec
+
+    def model_identity(self) -> str:
+        """What the calls follow: the checkpoint file's digest; for a model given in memory,
+        its spec's and weights' (the same weights resume a run, other weights are another
+        model)."""
+        if self.model_path is not None:
+            return file_sha256(self.model_path)
+        digest = hashlib.sha256(self.spec.to_json().encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     @spec.setter
     def spec(self, value):

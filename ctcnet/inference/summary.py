@@ -36,7 +36,7 @@ SUMMARY_FILE = "summary.json"
 class ModelUsed:
     """Which model made the calls, and the settings that shape them."""
 
-    path: str
+    path: str | None  # None: a model given in memory (Python API)
     arch: str
     version: str
     classes: list[str]
@@ -55,11 +55,11 @@ class ModelUsed:
     sha256: str | None = None
 
 
-def model_path(backend) -> str:
+def model_path(backend) -> str | None:
     """The file the backend's model was loaded from, absolute, as a run's summary records
     it: a lab's model named relative to where predict ran is found from anywhere later
-    ("None": a model given in memory)."""
-    return absolute(backend.model_path) if backend.model_path else "None"
+    (None: a model given in memory)."""
+    return absolute(backend.model_path) if backend.model_path else None
 
 
 def model_sha256(backend) -> str | None:
@@ -213,7 +213,10 @@ class RunSummary:
         out)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["model"] = ModelUsed(**data["model"])
+        model = dict(data["model"])
+        if model.get("path") == "None":  # a model given in memory, as older summaries say it
+            model["path"] = None
+        values["model"] = ModelUsed(**model)
         values["frames"] = FrameCounts(**data["frames"])
         for key, record in (("tally", Counts), ("reviewed", ReviewedCounts)):
             if values.get(key) is not None:
@@ -247,7 +250,7 @@ class CropRunSummary:
     crops: int
     backend: str
     device: str
-    model: str
+    model: str | None                # as ModelUsed.path
     counts: dict[str, int]           # the calls the guard let stand, per class
     review: int
     accuracy: float | None           # against the dataset's labels, where they are classes

@@ -225,7 +225,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                     else "")),
                 ("frames skipped", frames.skipped),
                 ("counted at", _utc(s.counted_at)),
-                ("model", f"{s.model.path} ({s.model.arch}, v{s.model.version}"
+                ("model", f"{s.model.path or 'a model given in memory'} "
+                 f"({s.model.arch}, v{s.model.version}"
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"),
                 ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),

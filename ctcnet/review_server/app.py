@@ -123,7 +123,7 @@ class ReviewApp:
         with self._explain_lock:
             if key not in self._explain:
                 explain = None
-                if self.saliency:
+                if self.saliency and key is not None:  # None: a model given in memory
                     try:
                         explain = load_backend(key, device="cpu").explainer()
                     except (CtcnetError, OSError, ImportError, RuntimeError) as err:
