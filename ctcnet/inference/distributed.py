@@ -138,8 +138,10 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
     so this one set it aside), and its summary.json is then newer than the refusal."""
     at = time.time() if since is None else float(since)
     for name, reason in set_aside.items():
+        where = getattr(reason, "input", None)  # output_names.SetAsideReason's
         atomic_write_text(_set_aside_file(out, name),
-                          json.dumps({"name": name, "reason": reason, "at": at}) + "\n")
+                          json.dumps({"name": name, "reason": str(reason), "at": at,
+                                      **({"input": where} if where else {})}) + "\n")
 
 
 def _set_aside_file(out: Path, name: str) -> Path:
@@ -152,8 +154,9 @@ def _set_aside_file(out: Path, name: str) -> Path:
     return Path(out) / SET_ASIDE_DIR / f"{name}.json"
 
 
-def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> str | None:
-    """The reason ``name`` was set aside, when that is newer than the last run that finished
+def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> dict | None:
+    """The record of why ``name`` was set aside (``reason``; ``input``, the path refused,
+    where known), when that is newer than the last run that finished
     the sample (``finished_at`` of ``read``, the file as read, else its ``counted_at``; the
     file's time for a summary without either, which a review decision saved since moves): an
     output a run finished after the refusal is that run's."""
@@ -164,7 +167,7 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
     if summary.exists() and _counted_at(summary, read, "finished_at") > \
             float(record.get("at", 0)):
         return None
-    return str(record.get("reason"))
+    return record
 
 
 # Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
@@ -306,11 +309,12 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     for name in sample_ids:
         path = Path(out) / name / "summary.json"
         read = _read_summary(path)  # once, for the set-aside date and the entry
-        reason = _set_aside_since(out, name, path, read)
-        if reason is not None:
+        refused = _set_aside_since(out, name, path, read)
+        if refused is not None:
             # Set aside, not "ok" with an earlier run's counts; the output that run left is
             # kept beside it (refusing to mix this run into it changed nothing there).
-            entries.append({"name": name, "set_aside": reason,
+            entries.append({"name": name, "set_aside": str(refused.get("reason")),
+                            **({"input": refused["input"]} if refused.get("input") else {}),
                             **({"kept_output": _output_entry(name, read, path)}
                                if read is not None else {})})
         elif path.exists():

@@ -206,12 +206,12 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
         opened = [c for c in opened if absolute(c.root) not in aside]
         unread = [(path, err) for path, err in unread if absolute(path) not in aside]
     for path, err in unread:
-        set_aside_or_raise(err, Path(path).name, record)
+        set_aside_or_raise(err, Path(path).name, record, path)
     for cartridge in opened:
         try:
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
-            set_aside_or_raise(err, cartridge.sample_id, record)
+            set_aside_or_raise(err, cartridge.sample_id, record, cartridge.root)
     if record is not None and not share_of_several and not cartridges and not datasets:
         raise InputError("every cartridge was refused: " + "; ".join(
             f"{name}: {reason}" for name, reason in set_aside.items()))

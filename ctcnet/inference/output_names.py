@@ -55,7 +55,7 @@ def without_alike_outputs(out: Path, items: list, record: dict | None,
         try:
             refuse_alike_output(Path(out) / name(item))
         except InputError as err:
-            set_aside_or_raise(err, name(item), record)
+            set_aside_or_raise(err, name(item), record, getattr(item, "root", item))
             continue
         kept.append(item)
     return kept
@@ -141,7 +141,7 @@ def set_aside_colliding(named: list[tuple[str, str | Path]], record: dict,
                 f"outputs would be one folder{alike}; give each its own sample id "
                 "(cartridge.json), or run them into another --out"
                 + (f"; and {note}" if note else ""), Path(folder)),
-                colliding_name(own[folder], folder), record)
+                colliding_name(own[folder], folder), record, folder)
             aside.add(folder)
     return aside
 
@@ -155,13 +155,29 @@ def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool
     return set_aside if set_aside is not None and several else None
 
 
+class SetAsideReason(str):
+    """Why an input was set aside, as run.json gives it, with the input's path (``input``,
+    absolute; None where not known) so that the index names what was refused, as it names
+    what was read. A string, so the records that keep reasons alone read it unchanged."""
+
+    input: str | None = None
+
+
+def set_aside_reason(text: str, input_path: str | Path | None) -> SetAsideReason:
+    """``text`` as a :class:`SetAsideReason` of the input at ``input_path``."""
+    reason = SetAsideReason(text)
+    reason.input = absolute(input_path) if input_path is not None else None
+    return reason
+
+
 def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
-                       say: bool = True) -> None:
-    """Record input ``name`` as set aside for ``err`` and say so (the other inputs run; not
-    ``say``: a run of this input alone, whose end says it), or, with no record to keep
-    (``None``: one input, or a caller that stops on a refusal), raise ``err``."""
+                       input_path: str | Path | None = None, say: bool = True) -> None:
+    """Record input ``name`` (read from ``input_path``) as set aside for ``err`` and say so
+    (the other inputs run; not ``say``: a run of this input alone, whose end says it), or,
+    with no record to keep (``None``: one input, or a caller that stops on a refusal), raise
+    ``err``."""
     if set_aside is None:
         raise err
-    set_aside[name] = str(err)
+    set_aside[name] = set_aside_reason(str(err), input_path)
     if say:
         log.error("%s: set aside, the other inputs run: %s", name, err)

@@ -444,7 +444,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                     # The run has begun (run.json marked running): a refused input is set
                     # aside even alone, so the index says why beside the output it kept,
                     # not "failed" with that output's figures read as tonight's.
-                    set_aside_or_raise(err, name, set_aside,
+                    set_aside_or_raise(err, name, set_aside, item.root,
                                        say=len(jobs) + len(set_aside or {}) > 1)
                     continue
                 summaries.append(pending.summary)  # final once its report is drawn

@@ -616,6 +616,7 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
     assert "--out" not in said[0] and "writable" not in said[0]
     run = run_outputs(out)
     assert "Permission denied" in run["b"]["set_aside"]
+    assert run["b"]["input"] == str(scans / "b")  # the folder refused, named apart
 
 
 def test_a_scan_out_of_reach_in_a_folder_of_cartridges_is_set_aside_not_passed_over(
@@ -642,7 +643,9 @@ def test_a_scan_out_of_reach_in_a_folder_of_cartridges_is_set_aside_not_passed_o
     run = run_outputs(out)
     assert set(run) == {"S1", "P042", "locked"}
     assert "a link to" in run["P042"]["set_aside"] and "not mounted" in run["P042"]["set_aside"]
-    assert "set_aside" in run["locked"]
+    assert "set_aside" in run["locked"] and run["locked"]["input"] == str(scans / "locked")
+    rows = pd.read_csv(out / "samples.csv").set_index("name")
+    assert rows.loc["P042", "input"] == str(scans / "P042")
 
 
 def test_sample_ids_alike_but_for_case_are_one_folder_on_a_share_and_set_aside(
@@ -658,9 +661,10 @@ def test_sample_ids_alike_but_for_case_are_one_folder_on_a_share_and_set_aside(
     status, err = run_cli(capsys, "predict", scans, *args)
     assert status == 2 and (out / "S2" / "summary.json").is_file()
     assert not (out / "S1").exists() and not (out / "s1").exists()
-    aside = [e["set_aside"] for e in json.loads((out / "run.json").read_text())["outputs"]
+    aside = [e for e in json.loads((out / "run.json").read_text())["outputs"]
              if "set_aside" in e]
-    assert len(aside) == 2 and all("tells no case apart" in a for a in aside)
+    assert len(aside) == 2 and all("tells no case apart" in e["set_aside"] for e in aside)
+    assert {e["input"] for e in aside} == {str(scans / "a"), str(scans / "b")}
     status, err = run_cli(capsys, "predict", scans / "c", *args[:1], out, *args[2:])
     assert status == 0
     edit_json(scans / "b" / "cartridge.json", sample_id="s2")
@@ -693,6 +697,7 @@ def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_
     assert status == 2 and (out / "S_b" / "summary.json").is_file()
     run = run_outputs(out)
     assert "cannot write its output folder (Permission denied)" in run["S_a"]["set_aside"]
+    assert run["S_a"]["input"] == str(scans / "a")
     assert run["S_b"]["status"] == "ok" and run_state(out) == "finished"
 
 
