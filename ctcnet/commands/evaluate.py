@@ -111,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "predictions.csv, index.html and PNGs for crops; counts.json, "
                         "counts.png and each cartridge's run for cartridges")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--split", metavar="NAME[,NAME]", type=_split_names,
+                        help="score only the crops of these manifest.csv splits (e.g. test); "
+                             "default: every crop but the split=train ones the baselines fit "
+                             "on")
     parser.add_argument("--expected", metavar="CSV",
                         help="a spike-in validation: DATA is a ctcnet predict --out folder and "
                              "CSV lists sample_id,spiked (cells spiked into each tube; 0 for a "
@@ -387,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, compensate=args.compensate,
                               prior=args.prior, pixel_size=args.pixel_size,
                               markers_decide=not args.network_calls_only,
-                              page=write_evaluation_page,
+                              splits=args.split, page=write_evaluation_page,
                               # bars for a person at a terminal, not in a log or a pipe
                               progress=sys.stderr.isatty())
     absent = absent_classes_warning(report)
@@ -413,7 +417,15 @@ def run(args: argparse.Namespace) -> int:
 CROP_ONLY_OPTIONS = {"calibrate_on": None, "save_model": None, "overwrite": False,
                      "review_precision": 0.99, "pixel_size": None, "network_calls_only": False,
                      "batch_size": 256, "no_baselines": False, "baseline_train": None,
-                     "train_per_class": 300}
+                     "train_per_class": 300, "split": None}
+
+
+def _split_names(text: str) -> list[str]:
+    """``--split``'s value: split names, comma-separated."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name a split (train, val, test, or your manifest's)")
+    return names
 
 
 def refuse_crop_options(args: argparse.Namespace) -> None:

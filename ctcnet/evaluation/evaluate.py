@@ -216,7 +216,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                      device: str = "auto", batch_size: int = 256,
                      compensate: bool | None = None, prior: str | None = None,
                      pixel_size: float | str | None = None,
-                     markers_decide: bool = True, page=None, progress: bool = False) -> dict:
+                     markers_decide: bool = True, splits=None, page=None,
+                     progress: bool = False) -> dict:
     """``ctcnet evaluate``: evaluate a model on a labelled crop dataset, beside the baselines.
 
     Writes report.json, confusion.json, predictions.csv (each crop's call, made as
@@ -252,6 +253,9 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
     markers_decide : bool, default True
         As ``ctcnet predict`` does on a crop set, the markers the guard measures take part in
         the calls.
+    splits : list of str, optional
+        Score only the crops of these manifest splits (``--split``); default: every crop but
+        the ``split=train`` ones the baselines are fitted on.
     page : callable, optional
         ``page(out_dir, table, crops, spec, report)`` draws a page of predictions.csv's rows
         (a layer above: ``ctcnet.report.crop_set_page.write_evaluation_page``).
@@ -275,7 +279,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         steps = StepBars(bars, Path(data).name)
         index, baselines, source = labelled_index(
             data, spec, with_baselines, baseline_train, n_train_per_class, seed, seed,
-            pixel_size=pixel_size, progress=steps)
+            pixel_size=pixel_size, progress=steps, splits=splits)
         steps.total = len(index)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,6 +297,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                                     sample_ids=index.sample_ids,
                                     markers_decide=markers_decide, exported=index.exported)
             report["prior"] = prior_name
+            if splits:  # the rows scored; default: all but the baselines' split=train
+                report["splits"] = list(splits)
             report["decision_log_weights"] = decision_weights(called_spec.decision)
             report["pixel_size_um"] = float(index.panel.pixel_size_um)
             report["pixel_size_from"] = pixel_size_source(pixel_size)

@@ -45,19 +45,23 @@ def simulated_training_set(spec: ModelSpec, n_per_class: int, seed: int = BASELI
 
 
 
-def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int, seed: int):
-    """Training crops for the baselines, and the test part of ``index``."""
+def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int, seed: int,
+                       scored_apart: bool = False):
+    """Training crops for the baselines, and the test part of ``index`` (``scored_apart``:
+    ``index`` holds only rows that are not scored, ``--split``'s others, so its
+    ``split=train`` rows fit the baselines even when they are all it holds)."""
     is_train = np.array([s == "train" for s in index.splits])
     if baseline_train is not None:
         train_index = read_crop_index(baseline_train, taxonomy=spec.taxonomy).conform(
             spec.panel, "baseline training set")
         crops = load_crops(train_index, spec.crop_size, spec.pixel_size_um)
         return crops, train_index.label_indices(spec.taxonomy), index, "folder"
-    if is_train.any() and not is_train.all():
-        # Said: the figures are of the other rows only (with --no-baselines, of every row).
-        log.warning("%s: the %d crops of split=train fit the baselines and are left out of "
-                    "every figure, which are of the other %d (the val and test rows)",
-                    index.root, int(is_train.sum()), int((~is_train).sum()))
+    if is_train.any() and (scored_apart or not is_train.all()):
+        if not scored_apart:  # said: the figures are of the other rows only
+            log.warning("%s: the %d crops of split=train fit the baselines and are left out "
+                        "of every figure, which are of the other %d (the val and test rows; "
+                        "--split picks the rows scored)",
+                        index.root, int(is_train.sum()), int((~is_train).sum()))
         train_index = index.subset(is_train)
         return (load_crops(train_index, spec.crop_size, spec.pixel_size_um),
                 train_index.label_indices(spec.taxonomy), index.subset(~is_train), "split=train")
@@ -73,20 +77,44 @@ def _baseline_training(index, spec: ModelSpec, baseline_train, n_per_class: int,
     return crops, labels, index, "simulated"
 
 
+def chosen_splits(index, splits) -> np.ndarray:
+    """Which rows of ``index`` are of the manifest splits named in ``splits`` (``--split``):
+    refused, with the splits the folder has, where a name picks no row."""
+    have = {}
+    for split in index.splits:
+        have[split] = have.get(split, 0) + 1
+    listed = ", ".join(f"{name or '(none)'} {n}" for name, n in sorted(have.items()))
+    unknown = [s for s in splits if s not in have]
+    if unknown:
+        raise InputError(f"--split {','.join(unknown)}: no crop of {index.root} is of that "
+                         f"split (its manifest.csv's split column has: {listed})", index.root)
+    return np.isin(np.asarray(index.splits, dtype=object), list(splits))
+
+
 def labelled_index(data, spec: ModelSpec, with_baselines: bool = True, baseline_train=None,
                    n_train_per_class: int = 300, training_seed: int = BASELINE_TRAIN_SEED,
                    fit_seed: int = BASELINE_TRAIN_SEED, pixel_size: float | str | None = None,
-                   progress=None):
+                   progress=None, splits=None):
     """A labelled crop folder's test crops, without their pixels, and the baselines fitted
     for it: (index of the test crops, baselines or None, where the baselines' training crops
-    came from). ``progress``: as for :func:`~ctcnet.detect.crop_dataset.read_crop_index`."""
+    came from). ``progress``: as for :func:`~ctcnet.detect.crop_dataset.read_crop_index`;
+    ``splits``: the manifest splits scored (``--split``; default: every row but those the
+    baselines are fitted on)."""
     # The data's channels are mapped to the model's by name (extra ones dropped, a note).
     index = read_crop_index(data, taxonomy=spec.taxonomy, pixel_size=pixel_size,
                             progress=progress).conform(spec.panel)
-    baselines, source = None, None
+    baselines, source, fit_on = None, None, None
+    if splits:
+        # The baselines fit on rows not scored (their split=train rows), never on those scored.
+        chosen = chosen_splits(index, splits)
+        fit_on, index = index.subset(~chosen), index.subset(chosen)
+        log.info("%s: scoring the %d crops of split %s", index.root, len(index),
+                 ", ".join(splits))
     if with_baselines:
-        train_crops, train_labels, index, source = _baseline_training(
-            index, spec, baseline_train, n_train_per_class, training_seed)
+        train_crops, train_labels, rest, source = _baseline_training(
+            index if fit_on is None else fit_on, spec, baseline_train, n_train_per_class,
+            training_seed, scored_apart=fit_on is not None)
+        index = rest if fit_on is None else index
         if train_crops is not None:
             baselines = fit_baselines(train_crops, train_labels, spec.panel, spec.class_names,
                                       fit_seed)

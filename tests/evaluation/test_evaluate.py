@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -497,6 +498,37 @@ def test_an_export_model_is_not_compared_with_baselines_fitted_on_scans(
     assert report["baseline_training"] == "split=train" and report["baselines"]
     # ... and says that those rows are in no figure.
     assert f"the {len(x)} crops of split=train fit the baselines and are left out" in caplog.text
+
+
+def test_split_scores_one_split_of_a_manifest_the_baselines_fitted_on_train(
+        tmp_path, toy, capsys, tiny_model_file):
+    """--split test scores the test rows alone (not val), the baselines still fitted on the
+    train rows; a split the manifest lacks is refused, naming those it has."""
+    (x, y), (xt, yt) = toy
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    n_val = len(xt) // 2
+    crops = np.concatenate([x, xt]).astype(np.uint16)
+    splits = ["train"] * len(x) + ["val"] * n_val + ["test"] * (len(xt) - n_val)
+    write_crop_dataset(tmp_path / "data", crops,
+                       [CLASSES[k] for k in np.concatenate([y, yt])], default_panel(),
+                       splits=splits)
+    args = ["evaluate", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"), "--json"]
+    assert main([*args, "--out", str(tmp_path / "all")]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == len(xt)  # val and test
+    assert main([*args, "--out", str(tmp_path / "test"), "--split", "test"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["n"] == len(xt) - n_val and printed["baseline_training"] == "split=train"
+    report = json.loads((tmp_path / "test" / "report.json").read_text())
+    assert report["splits"] == ["test"]
+    scored = pd.read_csv(tmp_path / "test" / "predictions.csv")
+    assert len(scored) == len(xt) - n_val
+    # Scoring the train rows: the baselines fit on none of them (simulated crops instead).
+    assert main([*args, "--out", str(tmp_path / "train"), "--split", "train"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["n"] == len(x) and printed["baseline_training"] == "simulated"
+    status = main([*args, "--out", str(tmp_path / "x"), "--split", "holdout"])
+    err = capsys.readouterr().err
+    assert status != 0 and "--split holdout" in err and "train " in err and "test " in err
 
 
 def test_evaluating_a_models_own_training_folder_is_warned_about(tmp_path):
