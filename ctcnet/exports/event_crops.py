@@ -87,13 +87,15 @@ def frame_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int
 
 
 def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
-                     per_7_5_ml: dict | None = None) -> dict | None:
+                     per_7_5_ml: dict | None = None, model_sha256: str | None = None
+                     ) -> dict | None:
     """The sample's sign-off for the decisions cut (:mod:`ctcnet.review.signoff`), recorded
     with its source in dataset.json; a warning when there is none, or when the decisions
     (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as summary.json holds them) changed
     since it."""
     signoff = read_signoff(folder)
-    record = signoff_record(signoff, run.run_id, len(matched.table), run.calls_id, per_7_5_ml)
+    record = signoff_record(signoff, run.run_id, len(matched.table), run.calls_id, per_7_5_ml,
+                            folder=folder, model_sha256=model_sha256)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)
     elif record is None and signoff is not None:  # of an earlier run, or of other calls
@@ -143,7 +145,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             warn_set_aside(name, matched)
             signed = reviewed_signoff(name, folder, run, matched,
                                       summary.reviewed.after_review_per_7_5_ml
-                                      if summary.reviewed is not None else None)
+                                      if summary.reviewed is not None else None,
+                                      summary.model.sha256)
             unattached = len(matched.unattached)
             if unattached:
                 log.warning("%s: %d decision(s) in review.csv attach to no event of the run "

@@ -14,6 +14,14 @@ signed (the blood volume in cartridge.json corrected, frames read that were not)
 with other calls: another model, rule or prior) it is not shown at all, as it was of another
 run.
 
+A sign-off also does not hold once its record was changed other than by ctcnet ("edited
+since"): signoff.json must be the last line of the history, and review.csv and
+review-second.csv must still begin with the bytes they held when it was made (``journals``: their
+sizes and SHA-256 then; the journals only grow). It reads "model changed since" once another
+model file made the calls, even the same calls. These checks find edits by hand and files
+copied from another folder; anyone who may write the folder can still rewrite every record
+consistently, which only the file system's permissions (or write-once storage) prevent.
+
 A signoff.json that is not a sign-off (cut short, not JSON, a list, a field of the wrong type)
 is said in one warning naming the file and read as no sign-off, by ``ctcnet review``,
 ``ctcnet crops --reviewed`` and ``ctcnet predict`` alike: the decisions stand without it, and
@@ -22,6 +30,7 @@ signing the sample off again on the review page writes a good file over it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -39,6 +48,11 @@ CURRENT, CHANGED = "current", "changed since"
 # The decisions stand as signed, but the counts per 7.5 mL they add up to moved: the blood
 # volume in cartridge.json was corrected, or frames were read that were not before.
 COUNTS_CHANGED = "counts changed since"
+# The record is not as ctcnet left it: signoff.json is not the history's last sign-off, or a
+# journal's lines as signed were changed (edited by hand, or copied from another folder).
+EDITED = "edited since"
+# Another model file made the calls since (their figures may be the same).
+MODEL_CHANGED = "model changed since"
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,9 @@ class SignOff:
     sample_status: str | None = None
     blood_volume_read_ml: float | None = None
     model_sha256: str | None = None
+    # The decision journals as signed, file name -> {"bytes", "sha256"} (none: an older
+    # sign-off): they only grow, so their first bytes must stay these.
+    journals: dict | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -107,6 +124,11 @@ def check_signoff(data) -> dict:
     if data.get("second_journal_rows") is not None and \
             not _is_count(data["second_journal_rows"]):
         wrong.append("second_journal_rows")
+    journals = data.get("journals")
+    if journals is not None and not (isinstance(journals, dict) and all(
+            isinstance(v, dict) and _is_count(v.get("bytes")) and isinstance(v.get("sha256"), str)
+            for v in journals.values())):
+        wrong.append("journals")
     if data.get("blood_volume_read_ml") is not None and \
             not _is_number(data["blood_volume_read_ml"]):
         wrong.append("blood_volume_read_ml")
@@ -171,21 +193,71 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
                       json.dumps(signoff.to_dict(), indent=2) + "\n")
 
 
+def _prefix_sha256(path: Path, size: int) -> str | None:
+    """The SHA-256 of the first ``size`` bytes of ``path``; None when it is shorter or gone."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(size)
+    except OSError:
+        return None
+    return hashlib.sha256(data).hexdigest() if len(data) == size else None
+
+
+def journal_seal(folder: str | Path, names) -> dict:
+    """The journals ``names`` of ``folder`` as a sign-off records them (those there): each
+    one's size and SHA-256."""
+    sealed = {}
+    for name in names:
+        path = Path(folder) / name
+        if path.is_file():
+            data = path.read_bytes()
+            sealed[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return sealed
+
+
+def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
+    """Why the sign-off's record is not as ctcnet left it, in words; None when it is: the
+    history's last sign-off is this one, and each journal it sealed begins as it did."""
+    folder = Path(folder)
+    try:
+        lines = (folder / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+        last = SignOff.from_dict(json.loads(next(line for line in reversed(lines)
+                                                 if line.strip())))
+    except (OSError, ValueError, TypeError, StopIteration):
+        last = None
+    if last != signoff:
+        return (f"{SIGNOFF_FILE} is not the last sign-off {HISTORY_FILE} records (written by "
+                "hand, or copied from another folder)")
+    for name, sealed in (signoff.journals or {}).items():
+        if _prefix_sha256(folder / name, sealed["bytes"]) != sealed["sha256"]:
+            return (f"{name}'s lines as signed were changed or removed, not appended to "
+                    "(edited by hand?)")
+    return None
+
+
 def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
                    calls_id: str | None = None,
                    per_7_5_ml: dict | None = None,
-                   second_rows: int | None = None) -> dict | None:
+                   second_rows: int | None = None, folder: str | Path | None = None,
+                   model_sha256: str | None = None) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
     (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines (and
-    review-second.csv ``second_rows``, where known) and whose
-    reviewed counts per 7.5 mL are now ``per_7_5_ml`` (None: not checked): the sign-off with
-    its ``status`` (``current``; ``changed since`` once decisions moved on; ``counts changed
-    since`` once the same decisions add up to other figures than those signed); None without
-    one, or for another run or other calls."""
+    review-second.csv ``second_rows``, where known), whose
+    reviewed counts per 7.5 mL are now ``per_7_5_ml`` (None: not checked) and whose calls
+    the model file of digest ``model_sha256`` made (None: not checked): the sign-off with
+    its ``status`` (``current``; ``edited since`` when its record in ``folder`` is not as
+    ctcnet left it, with the ``problem``; ``model changed since``; ``changed since`` once
+    decisions moved on; ``counts changed since`` once the same decisions add up to other
+    figures than those signed); None without one, or for another run or other calls."""
     if signoff is None or signoff.run_id != run_id:
         return None
     if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
         return None
+    problem = edited_since(folder, signoff) if folder is not None else None
+    if problem:
+        return {**signoff.to_dict(), "status": EDITED, "problem": problem}
+    if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256:
+        return {**signoff.to_dict(), "status": MODEL_CHANGED}
     # A decision of either reading since (the second's move the agreement it recorded).
     second_moved = (signoff.second_journal_rows is not None and second_rows is not None
                     and signoff.second_journal_rows != second_rows)
@@ -230,7 +302,12 @@ def signoff_text(record: dict | None) -> str:
             own_kappa = own.get("kappa")
             text += (f" after adjudication; as first read {own['agree']} of {own['both']}, "
                      "kappa " + ("n/a" if own_kappa is None else f"{own_kappa:.2f}"))
-    if record.get("status") == CHANGED:
+    if record.get("status") == EDITED:
+        text += f"; its record was changed since: {record.get('problem')}"
+    elif record.get("status") == MODEL_CHANGED:
+        text += ("; another model file made the calls since the sign-off: sign it off again "
+                 "once checked")
+    elif record.get("status") == CHANGED:
         text += "; decisions changed since the sign-off"
     elif record.get("status") == COUNTS_CHANGED:
         text += ("; the reviewed counts per 7.5 mL changed since the sign-off (the blood "

@@ -8,7 +8,13 @@ import logging
 from pathlib import Path
 
 from ctcnet.errors import CtcnetError
-from ctcnet.review.signoff import COUNTS_CHANGED, SIGNOFF_FILE, read_signoff
+from ctcnet.review.signoff import (
+    COUNTS_CHANGED,
+    EDITED,
+    MODEL_CHANGED,
+    SIGNOFF_FILE,
+    read_signoff,
+)
 from ctcnet.review_server.sample import READING_FILES, Sample
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,15 @@ def refresh_reviewed(folder: str | Path) -> None:
         log.warning("%s: the sign-off by %s on %s was of the calls before this run; it is not "
                     "shown any more: review the sample again and sign it off", folder,
                     signed.reviewer, signed.signed_at)
+    elif record is not None and record["status"] == EDITED:
+        log.warning("%s: the sign-off by %s on %s no longer holds: %s; review the sample and "
+                    "sign it off again", folder, signed.reviewer, signed.signed_at,
+                    record["problem"])
+    elif record is not None and record["status"] == MODEL_CHANGED:
+        log.warning("%s: the sign-off by %s on %s was of calls another model file made (SHA-256 "
+                    "%s..., now %s...); it no longer holds: check the calls and sign it off "
+                    "again", folder, signed.reviewer, signed.signed_at,
+                    str(signed.model_sha256)[:12], str(sample.summary.model.sha256)[:12])
     elif record is not None and record["status"] == COUNTS_CHANGED:
         log.warning("%s: the sign-off by %s on %s signed other counts per 7.5 mL than the "
                     "same decisions give now (%s, now %s): the blood volume or the frames read "

@@ -42,6 +42,7 @@ from ctcnet.review import decisions as D
 from ctcnet.review.agreement import compare_readings, independent_agreement
 from ctcnet.review.signoff import (
     SignOff,
+    journal_seal,
     read_signoff,
     signoff_record,
     write_signoff,
@@ -408,7 +409,8 @@ class Sample(SampleImages):
         reviewed = reviewed if reviewed is not None else self.reviewed(matched)
         return signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
                               reviewed.after_review_per_7_5_ml,
-                              self.logs[SECOND].matched(self.run).n_rows)
+                              self.logs[SECOND].matched(self.run).n_rows, self.folder,
+                              self.summary.model.sha256)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
@@ -439,7 +441,8 @@ class Sample(SampleImages):
                 second_journal_rows=self.logs[SECOND].matched(self.run).n_rows,
                 sample_status=self.summary.status,
                 blood_volume_read_ml=self.summary.volume_read_ml,
-                model_sha256=self.summary.model.sha256)
+                model_sha256=self.summary.model.sha256,
+                journals=journal_seal(self.folder, READING_FILES.values()))
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

@@ -1,0 +1,107 @@
+"""A sign-off holds only while its record is as ctcnet left it, and only for the model file
+that made the calls: a decision edited in review.csv, a signoff.json written by hand or copied
+from another folder, and calls of another model file (the same calls) each say it no longer
+holds, and what changed."""
+
+import json
+import logging
+import shutil
+
+import pytest
+from conftest import save_tiny_model
+
+from ctcnet.inference.backends import load_backend
+from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.panel import load_panel
+from ctcnet.review.signoff import EDITED, HISTORY_FILE, MODEL_CHANGED, SIGNOFF_FILE, signoff_text
+from ctcnet.review_server.refresh import refresh_reviewed
+from ctcnet.review_server.sample import Sample
+from ctcnet.simulate import simulate_cartridge
+
+OPTIONS = dict(quiet=True, workers=0, refresh_review=refresh_reviewed)
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    """A cartridge predicted, two of its candidates decided and signed off: (root, out)."""
+    root = tmp_path_factory.mktemp("signed")
+    simulate_cartridge(root / "cart", load_panel(None), num_frames=2, frame_shape=(256, 320),
+                       seed=5, events_per_frame=25, sample_id="P001")
+    save_tiny_model(root / "model.pt", crop_size=48)
+    out = root / "results" / "P001"
+    predict_cartridge(root / "cart", load_backend(root / "model.pt", device="cpu"), out,
+                      PredictOptions(**OPTIONS))
+    sample = Sample("P001", out)
+    state = sample.state("ann")
+    ids = [c["event_id"] for c in state["candidates"]][:2]
+    sample.decide_many({"event_ids": ids, "call": "wbc", "run_id": state["run_id"]}, "ann")
+    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    return root, out
+
+
+@pytest.fixture
+def folder(signed, tmp_path):
+    """A copy of the signed sample's folder the test may change."""
+    shutil.copytree(signed[1], tmp_path / "P001")
+    return tmp_path / "P001"
+
+
+def shown(folder):
+    return Sample("P001", folder).state("ann")["signoff"]
+
+
+def test_a_sign_off_untouched_holds_and_keeps_its_journals_digest(folder):
+    record = shown(folder)
+    assert record["status"] == "current"
+    sealed = record["journals"]["review.csv"]
+    assert sealed["bytes"] == (folder / "review.csv").stat().st_size
+
+
+def test_a_decision_edited_in_review_csv_is_noticed(folder):
+    """The same number of lines, one decision changed by hand: the sign-off does not hold."""
+    path = folder / "review.csv"
+    text = path.read_text()
+    assert text.count(",wbc,") == 2
+    path.write_text(text.replace(",wbc,", ",ctc,", 1))
+    record = shown(folder)
+    assert record["status"] == EDITED and "review.csv" in record["problem"]
+    assert "its record was changed since" in signoff_text(record)
+    # summary.json and samples.csv read it as not signed off
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["signoff"]["status"] == EDITED
+    assert summary["result_state"]["state"] != "signed off"
+
+
+def test_a_decision_appended_on_the_page_still_reads_changed_since(folder):
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    third = [c["event_id"] for c in state["candidates"]][2]
+    sample.decide_many({"event_ids": [third], "call": "debris", "run_id": state["run_id"]},
+                       "ann")
+    assert shown(folder)["status"] == "changed since"
+
+
+@pytest.mark.parametrize("forge", ["edited", "copied"])
+def test_a_sign_off_written_by_hand_or_copied_is_noticed(folder, forge):
+    path = folder / SIGNOFF_FILE
+    if forge == "edited":  # re-attributed, the history left as it is
+        path.write_text(json.dumps({**json.loads(path.read_text()), "reviewer": "Dr Smith"}))
+    else:  # copied into a folder whose history never had it
+        (folder / HISTORY_FILE).unlink()
+    record = shown(folder)
+    assert record["status"] == EDITED and HISTORY_FILE in record["problem"]
+
+
+def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tmp_path,
+                                                                      caplog):
+    """The same weights saved again with another record: the same calls, another file."""
+    root, _ = signed
+    out = tmp_path / "P001"
+    shutil.copytree(signed[1], out)
+    save_tiny_model(tmp_path / "other.pt", crop_size=48, version="0.0.2")
+    with caplog.at_level(logging.WARNING):
+        predict_cartridge(root / "cart", load_backend(tmp_path / "other.pt", device="cpu"), out,
+                          PredictOptions(**OPTIONS, overwrite=True))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["signoff"]["status"] == MODEL_CHANGED
+    assert "another model file" in caplog.text and "sign it off" in caplog.text
