@@ -24,6 +24,7 @@ from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import (
     distributed_context,
+    finished_by_another_run,
     mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
@@ -203,7 +204,8 @@ def run(args) -> int:
             if marked:
                 ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
                 try:
-                    write_run_index(out, names, world_size, set_aside, started, state=ended)
+                    write_run_index(out, names, world_size, set_aside, started, state=ended,
+                                    failed_reports=failed_reports)
                 except Exception:  # the error that ended the run is told, not this one
                     with contextlib.suppress(Exception):
                         mark_run_ended_in_place(out, ended, err)
@@ -223,7 +225,9 @@ def run(args) -> int:
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
     if indexing:  # a --processes parent writes it once all have ended
-        write_run_index(out, names, world_size, set_aside, started)
+        index = write_run_index(out, names, world_size, set_aside, started,
+                                failed_reports=failed_reports)
+        set_aside = finished_by_another_run(index, set_aside)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
 
 
@@ -370,6 +374,10 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
     if not quiet:
         for s in summaries:
             name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
+            if name in failed_reports:  # no summary.json was written: no result to state
+                print(f"{name}: no result, its report could not be written (below); the same "
+                      "command resumes it")
+                continue
             print(outcome_line(name, s.to_dict(), out / name))
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -34,6 +35,7 @@ from ctcnet.io.atomic import atomic_write_text
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,8 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
 
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
                     set_aside: dict | None = None, since: float | None = None,
-                    state: str = "finished", missing_reason: str | None = None) -> dict:
+                    state: str = "finished", missing_reason: str | None = None,
+                    failed_reports: dict | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts, and why a sample is partial (its ``problems``, frames
     skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
@@ -303,7 +306,9 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     process refused, name: reason (those other ranks and jobs refused are read from their
     records, :func:`note_set_aside`; ``since``: when this run began); ``state``: ``finished``,
     ``stopped`` by a signal or ``failed`` (:data:`RUN_STATES`); ``missing_reason``: why a
-    sample without an output has none, where the run knows (a process of it failed)."""
+    sample without an output has none, where the run knows (a process of it failed);
+    ``failed_reports``: the samples whose report failed (name: why), which have none for
+    that reason."""
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
@@ -322,8 +327,8 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
             entries.append(_output_entry(name, read if read is not None
                                          else json.loads(path.read_text()), path))
         else:
-            entries.append({"name": name, "missing": True,
-                            **({"reason": missing_reason} if missing_reason else {})})
+            why = (failed_reports or {}).get(name) or missing_reason
+            entries.append({"name": name, "missing": True, **({"reason": why} if why else {})})
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
@@ -344,6 +349,18 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                          f"rerun the same command; {RUN_INDEX_FILE} is written, the table "
                          "is not", Path(out) / SAMPLES_FILE) from None
     return index
+
+
+def finished_by_another_run(index: dict, set_aside: dict) -> dict:
+    """Of the inputs this run set aside (name: reason), those the run's ``index`` still lists
+    as set aside. One it lists as an output was finished by another run after this one began
+    (two runs of one batch, the other holding it when this one came to it): said, and no
+    refusal of this run's any more."""
+    still = {e["name"] for e in index.get("outputs", []) if "set_aside" in e}
+    for name in sorted(set(set_aside) - still):
+        log.info("%s: another ctcnet predict run, which held it when this one came to it, "
+                 "finished it", name)
+    return {name: reason for name, reason in set_aside.items() if name in still}
 
 
 def refresh_samples_table(out: Path) -> None:

@@ -40,8 +40,10 @@ Pipeline per cartridge (``predict_cartridge``):
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -179,8 +181,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
         lock.enter_context(exclusive_folder(out_dir, "predict", wait_s=REVIEW_WRITE_WAIT_S,
                                             wait_for=("review",)))
     except PermissionError as err:
-        raise InputError(f"cannot write its output folder ({err.strerror}): make it writable "
-                         "or write to another --out", err.filename or out_dir) from None
+        raise _unwritable(err, out_dir) from None
     # A run killed mid-write left its temporary files (whole frames' tables, over a night).
     stale = remove_stale_temporaries(out_dir)
     if stale:
@@ -192,7 +193,21 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
             with contextlib.suppress(OSError):  # (a read-only disk: its own error goes first)
                 withdraw_summary(out_dir)  # no earlier "ok" stays beside what this run changed
         lock.close()
+        if isinstance(err, OSError) and err.errno in _NOT_WRITABLE and err.filename and \
+                Path(os.path.abspath(err.filename)).is_relative_to(os.path.abspath(out_dir)):
+            # Its own folder made read-only (a signed-off sample frozen by chmod): this
+            # sample's refusal, not the batch's end.
+            raise _unwritable(err, out_dir) from None
         raise
+
+
+# A sample folder's write refused for its permissions or a read-only mount.
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _unwritable(err: OSError, out_dir: Path) -> InputError:
+    return InputError(f"cannot write its output folder ({err.strerror}): make it writable or "
+                      "write to another --out", err.filename or out_dir)
 
 
 def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: str,

@@ -284,7 +284,9 @@ def test_a_misspelt_cartridge_json_key_is_named_once(tmp_path, caplog):
         checked_cartridge(cartridge)
         checked_cartridge(cartridge)
     # (The frame was written just now and no num_frames is stated: a scan still being
-    # written would read as whole, which opening it says, once.)
+    # written would read as whole, which opening it says, once, and keeps as a problem: the
+    # sample reads partial, never ok on a warning a log alone holds.)
+    assert any("no num_frames stated" in p for p in cartridge.problems)
     said = [r.getMessage() for r in caplog.records if "num_frames" not in r.getMessage()]
     assert said == ["S9: cartridge.json's 'blood_volume' is not read (did you mean "
                     "'blood_volume_ml'?)"], said

@@ -1,0 +1,93 @@
+"""A nightly batch as an unattended job reads it: one sample's trouble (its folder made
+read-only, its report not written for a full disk) is that sample's, said in run.json with why,
+and never an "ok" line; a sample another run of the batch finished is no refusal."""
+
+import errno
+import json
+import shutil
+from pathlib import Path
+
+from conftest import edit_json, run_cli
+
+from ctcnet.cli import main
+from ctcnet.inference.distributed import finished_by_another_run
+
+
+def batch(cart_and_model, tmp_path) -> tuple[Path, Path]:
+    """Two copies of the test cartridge, S_a and S_b, in a folder of cartridges; and --out."""
+    scans = tmp_path / "scans"
+    for name in ("a", "b"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    return scans, tmp_path / "out"
+
+
+def options(cart_and_model) -> list:
+    return ["--model", cart_and_model / "model.pt", "--device", "cpu", "--workers", "0"]
+
+
+def outputs(out) -> dict:
+    return {e["name"]: e for e in json.loads((Path(out) / "run.json").read_text())["outputs"]}
+
+
+def test_a_sample_folder_made_read_only_is_set_aside_and_the_others_run(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """A signed-off sample frozen with chmod 555: its lock opens (the file is there), its
+    tables cannot be written. Before, the batch ended there and later cartridges never ran."""
+    import ctcnet.inference.predict as predicting
+
+    scans, out = batch(cart_and_model, tmp_path)
+    real = predicting.write_tables
+
+    def frozen(out_dir, *args, **kwargs):
+        if Path(out_dir).name == "S_a":
+            raise PermissionError(errno.EACCES, "Permission denied",
+                                  str(Path(out_dir) / "events.parquet"))
+        return real(out_dir, *args, **kwargs)
+
+    monkeypatch.setattr(predicting, "write_tables", frozen)
+    status, err = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                          *options(cart_and_model))
+    assert status == 2
+    run = outputs(out)
+    assert "cannot write its output folder (Permission denied)" in run["S_a"]["set_aside"]
+    assert run["S_b"]["status"] == "ok"
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
+
+
+def test_a_report_a_full_disk_stopped_is_no_ok_line_and_run_json_says_why(
+        cart_and_model, tmp_path, capsys, monkeypatch):
+    """Drawn beside the next cartridge (a thread here, so the test reaches it), the report
+    fails and the batch goes on: the sample has no summary.json, so no result."""
+    import ctcnet.inference.predict as predicting
+    import ctcnet.report.run_report as report
+    from ctcnet.inference.report_overlap import ReportWorker
+
+    monkeypatch.setattr(predicting, "report_worker",
+                        lambda *a: ReportWorker("thread", failed=a[3]))
+    scans, out = batch(cart_and_model, tmp_path)
+    real = report.write_gallery
+
+    def full(out_dir, *args, **kwargs):
+        if Path(out_dir).name == "S_a":
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "gallery"))
+        return real(out_dir, *args, **kwargs)
+
+    monkeypatch.setattr(report, "write_gallery", full)
+    status = main([str(a) for a in ("predict", scans, "--out", out,
+                                    *options(cart_and_model))])
+    printed = capsys.readouterr()
+    assert status == 2
+    lines = [line for line in printed.out.splitlines() if line.startswith("S_a")]
+    assert lines and all("ok" not in line for line in lines), lines
+    assert "no result" in lines[0]
+    run = outputs(out)
+    assert run["S_a"]["missing"] is True and "No space left on device" in run["S_a"]["reason"]
+    assert run["S_b"]["status"] == "ok"
+
+
+def test_a_sample_another_run_finished_is_no_refusal_of_this_one():
+    index = {"outputs": [{"name": "S1", "summary": "S1/summary.json"},
+                         {"name": "S2", "set_aside": "bad"}]}
+    assert finished_by_another_run(index, {"S1": "held by another run", "S2": "bad"}) == \
+        {"S2": "bad"}
