@@ -131,7 +131,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated()
+    raise Terminated("SIGTERM")
 
 
 def _stop_on_sigterm():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 
 from ctcnet.commands.evaluate import (
     add_compensate_argument,
@@ -127,7 +128,18 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def run(args) -> int:
     """Run ``ctcnet predict``: detect and classify the events of each input and write tables,
-    summary and reports; returns the exit status."""
+    summary and reports, and a log of the run in ``--out/logs`` once it has begun; returns
+    the exit status."""
+    from ctcnet.core.run_log import run_log
+
+    argv = getattr(args, "_argv", None)
+    with run_log(args.out, "predict", ["ctcnet", *argv] if argv is not None else None) as log:
+        status = _run(args, log)
+        log.ended(status)
+        return status
+
+
+def _run(args, log) -> int:
     import time
     from pathlib import Path
 
@@ -174,7 +186,7 @@ def run(args) -> int:
         # What one process says of its inputs as it lists them (a folder named twice, a
         # folder of cartridges' other subfolders): the children get the paths alone.
         resolve_inputs(inputs, say_skipped=True)
-        return _run_in_processes(args, cartridges, datasets, processes, out, model)
+        return _run_in_processes(args, cartridges, datasets, processes, out, model, log)
     with distributed_context(args.device) as (info, device):
         if shard and info.world_size > 1:
             raise InputError("--shard splits the inputs between separate jobs; under torchrun "
@@ -191,6 +203,7 @@ def run(args) -> int:
         marked = []  # run.json said "running" (after the checks: a refusal writes none)
 
         def mark_started():
+            log.open()
             if indexing and shard is None and info.world_size == 1:
                 mark_run_started(out, names, started)
                 marked.append(True)
@@ -205,7 +218,7 @@ def run(args) -> int:
                 ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
                 try:
                     write_run_index(out, names, world_size, set_aside, started, state=ended,
-                                    failed_reports=failed_reports)
+                                    failed_reports=failed_reports, error=err)
                 except Exception:  # the error that ended the run is told, not this one
                     with contextlib.suppress(Exception):
                         mark_run_ended_in_place(out, ended, err)
@@ -228,7 +241,7 @@ def run(args) -> int:
         index = write_run_index(out, names, world_size, set_aside, started,
                                 failed_reports=failed_reports)
         set_aside = finished_by_another_run(index, set_aside)
-    return _outcome(summaries, set_aside, out, args.quiet, failed_reports)
+    return _outcome(summaries, set_aside, out, args.quiet, failed_reports, log)
 
 
 def predict_options(args):
@@ -287,7 +300,7 @@ def output_names(cartridges, datasets) -> list[str]:
     return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
 
 
-def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str) -> int:
+def _run_in_processes(args, cartridges, datasets, processes: int, out, model: str, log) -> int:
     """``--processes``: the inputs dealt out to child processes, each running ``model`` (the
     one named, or chosen here for the whole batch); run.json once all have ended, a line for
     each input; the run's exit status (1 where an input was left without an output by a
@@ -315,6 +328,7 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
               "as each is done, what each came to once all are", file=sys.stderr)
         watch = done_watcher(out, running, time.time())
     started = time.time()
+    log.open()
     mark_run_started(out, names, started)
     note_set_aside(out, set_aside, started)  # run.json lists them with the children's
     status = run_in_processes(args._argv, shares, watch,
@@ -329,12 +343,12 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
                        "log); the same command resumes it" if failed else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:
-        print(f"ctcnet predict: error: no output for {missing}", file=sys.stderr)
+        say_error(f"no output for {missing}", log)
         status = 1
     if not args.quiet and status not in STOPPED:  # (stopped: a rerun resumes every input)
         say_outcome(index, out)
     for name, reason in set_aside.items():  # refused before any process: 2, as in one
-        print(f"ctcnet predict: error: {name} was set aside: {reason}", file=sys.stderr)
+        say_error(f"{name} was set aside: {reason}", log)
     return 2 if set_aside and status == 0 else status
 
 
@@ -359,11 +373,18 @@ def _processes(args, shard, inputs: int) -> int:
     return min(asked, inputs)
 
 
-def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict) -> int:
+def say_error(text: str, log) -> None:
+    """An error line of the run's end, on stderr and in its log."""
+    import sys
+
+    print(f"ctcnet predict: error: {text}", file=sys.stderr)
+    log.note(text, logging.ERROR)
+
+
+def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict, log) -> int:
     """Say what each input came to (unless ``quiet``) and every failure, and return the exit
     status: 2 when an input was set aside (refused) or a report failed, 3 when a sample had no
     readable frame."""
-    import sys
     from pathlib import Path
 
     from ctcnet.commands.outcome import outcome_line
@@ -371,21 +392,21 @@ def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict)
 
     failed = [s.sample_id for s in summaries
               if isinstance(s, RunSummary) and s.status == "failed"]
-    if not quiet:
-        for s in summaries:
-            name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
-            if name in failed_reports:  # no summary.json was written: no result to state
-                print(f"{name}: no result, its report could not be written (below); the same "
-                      "command resumes it")
-                continue
-            print(outcome_line(name, s.to_dict(), out / name))
+    for s in summaries:  # each input's line: printed unless quiet, logged always
+        name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
+        line = (f"{name}: no result, its report could not be written (below); the same "
+                "command resumes it" if name in failed_reports  # no summary.json written
+                else outcome_line(name, s.to_dict(), out / name))
+        log.note(line)
+        if not quiet:
+            print(line)
     if failed:
         # A sample with no readable frame is a failure, never a clean negative: the summary
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
-        print(f"ctcnet predict: error: no readable frame in sample(s) {', '.join(failed)}; see "
-              "skipped_frames in their summary.json", file=sys.stderr)
+        say_error(f"no readable frame in sample(s) {', '.join(failed)}; see skipped_frames in "
+                  "their summary.json", log)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run
-        print(f"ctcnet predict: error: {name} was set aside: {reason}", file=sys.stderr)
+        say_error(f"{name} was set aside: {reason}", log)
     for reason in failed_reports.values():
-        print(f"ctcnet predict: error: {reason}", file=sys.stderr)
+        say_error(reason, log)
     return 2 if set_aside or failed_reports else 3 if failed else 0

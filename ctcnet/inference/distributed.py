@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from ctcnet.core.run_log import ending_text
 from ctcnet.errors import InputError
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
@@ -289,7 +290,7 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
     its old blocks freed first, with the state alone and the error, so that it does not read
     ``running`` after the run has ended. Not atomic, so only the last resort."""
     text = json.dumps({**output_format(), "state": state, "written_at": _utc(time.time()),
-                       "error": f"{type(error).__name__}: {error}"[:500],
+                       "error": ending_text(error),
                        "note": "the run's index could not be written"}, indent=2) + "\n"
     with open(Path(out) / RUN_INDEX_FILE, "w", encoding="utf-8") as index:  # truncates: frees
         index.write(text)
@@ -298,7 +299,8 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
                     set_aside: dict | None = None, since: float | None = None,
                     state: str = "finished", missing_reason: str | None = None,
-                    failed_reports: dict | None = None) -> dict:
+                    failed_reports: dict | None = None,
+                    error: BaseException | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts, and why a sample is partial (its ``problems``, frames
     skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
@@ -308,7 +310,8 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     ``stopped`` by a signal or ``failed`` (:data:`RUN_STATES`); ``missing_reason``: why a
     sample without an output has none, where the run knows (a process of it failed);
     ``failed_reports``: the samples whose report failed (name: why), which have none for
-    that reason."""
+    that reason; ``error``: what ended a run ``failed`` or ``stopped``, written beside the
+    state."""
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
@@ -336,6 +339,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
     index = {**output_format(), "state": state, "written_at": _utc(time.time()),
+             **({"error": ending_text(error)} if error is not None else {}),
              **({"started_at": _utc(since)} if since is not None else {}),
              "outputs": entries,
              **({"other_outputs": others} if others else {}),

@@ -15,6 +15,7 @@ import os
 import unicodedata
 from pathlib import Path
 
+from ctcnet.core.run_log import LOGS_DIR
 from ctcnet.errors import InputError
 from ctcnet.io.panel import read_metadata_text
 from ctcnet.io.sources import claim
@@ -79,7 +80,7 @@ MAX_SAMPLE_ID_BYTES = 200
 # folder may take their names.
 RUN_INDEX_FILE = "run.json"
 SAMPLES_FILE = "samples.csv"
-OUTPUT_NAMES = (RUN_INDEX_FILE, SAMPLES_FILE)
+OUTPUT_NAMES = (RUN_INDEX_FILE, SAMPLES_FILE, LOGS_DIR)
 # The layout of what predict writes (run.json, samples.csv, summary.json, the events and
 # predictions tables), recorded in each as ``format_version``: raised when a field is removed
 # or renamed, or changes its meaning, type or unit; a field added leaves it (a reader keyed on
@@ -122,7 +123,7 @@ def safe_sample_id(value, root: Path, source: str = "cartridge.json: sample_id")
     elif len(sid.encode("utf-8")) > MAX_SAMPLE_ID_BYTES:
         problem = f"at most {MAX_SAMPLE_ID_BYTES} bytes (file systems allow 255 per name)"
     elif sid.lower() in OUTPUT_NAMES:
-        problem = f"not {sid!r}: a batch's --out holds a file of that name"
+        problem = f"not {sid!r}: a batch's --out holds a file or folder of that name"
     elif any(c in WINDOWS_FORBIDDEN for c in sid) or sid.endswith("."):
         problem = (f"none of {' '.join(WINDOWS_FORBIDDEN)} and no trailing '.' (Windows cannot "
                    "name a file so: the output could not be opened from a lab's share)")

@@ -4,6 +4,7 @@ and never an "ok" line; a sample another run of the batch finished is no refusal
 
 import errno
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -91,3 +92,45 @@ def test_a_sample_another_run_finished_is_no_refusal_of_this_one():
                          {"name": "S2", "set_aside": "bad"}]}
     assert finished_by_another_run(index, {"S1": "held by another run", "S2": "bad"}) == \
         {"S2": "bad"}
+
+
+def test_a_run_keeps_its_log_in_out_with_utc_times_whatever_the_console(
+        cart_and_model, tmp_path, capsys):
+    """--quiet keeps the console silent on a clean night; the log under --out/logs still says
+    what ran, each sample's line and how it ended, each line with its UTC time. A refused run
+    leaves no log (nor --out) behind."""
+    scans, out = batch(cart_and_model, tmp_path)
+    status, err = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                          "--prior", "balanced", *options(cart_and_model))
+    assert status == 0 and err == []
+    (log,) = (out / "logs").glob("predict-*Z-*.log")
+    lines = log.read_text().splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) ", line)
+               for line in lines), lines
+    assert "ctcnet predict" in lines[0] and str(scans) in lines[0]
+    assert any("S_a: ok" in line for line in lines) and any("S_b: ok" in line for line in lines)
+    assert lines[-1].endswith("exit status 0")
+    status, err = run_cli(capsys, "predict", tmp_path / "nowhere", "--out", tmp_path / "o2",
+                          *options(cart_and_model))
+    assert status == 2 and not (tmp_path / "o2").exists()
+
+
+def test_a_stopped_run_says_so_in_run_json_and_its_log(cart_and_model, tmp_path, capsys,
+                                                       monkeypatch):
+    import ctcnet.inference.predict as predicting
+
+    scans, out = batch(cart_and_model, tmp_path)
+
+    def stopped(*args, on_start, **kwargs):
+        on_start()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predicting, "predict_inputs", stopped)
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet",
+                        *options(cart_and_model))
+    assert status == 130
+    assert json.loads((out / "run.json").read_text())["error"] == \
+        "stopped by an interrupt (Ctrl-C)"
+    (log,) = (out / "logs").glob("predict-*.log")
+    assert "ERROR" in log.read_text().splitlines()[-1] and "stopped by an interrupt" in \
+        log.read_text()

@@ -375,6 +375,7 @@ def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_par
         seen[0]["inputs"] == ["S1"]
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "stopped" and run["outputs"][0]["name"] == "S1"
+    assert run["error"] == "stopped by an interrupt (Ctrl-C)"
     import os
     assert seen[0]["pid"] == os.getpid() and seen[0]["host"]  # a monitor tells a killed run
 

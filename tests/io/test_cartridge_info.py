@@ -79,8 +79,8 @@ def test_sample_ids_and_counts_a_slip_would_make(tmp_path):
     no scan has (10^9 made a 4-frame cartridge's counts 2.5 x 10^8 per 7.5 mL)."""
     from ctcnet.io.cartridge_info import MAX_STATED, whole_number
 
-    for name in ("run.json", "Samples.csv"):  # a batch's index and its table
-        with pytest.raises(InputError, match="a batch's --out holds a file of that name"):
+    for name in ("run.json", "Samples.csv", "logs"):  # a batch's index, table and logs
+        with pytest.raises(InputError, match="--out holds a file or folder of that name"):
             safe_sample_id(name, tmp_path)
     assert whole_number({"num_frames": MAX_STATED}, "num_frames", tmp_path) == MAX_STATED
     with pytest.raises(InputError, match="num_frames must be a whole number from 1 to"):

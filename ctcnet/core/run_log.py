@@ -1,0 +1,135 @@
+"""A command's own log file in its output folder: what an unattended run said, kept for an audit.
+
+A nightly job's stderr goes to cron's mail or a journal that is rotated away, and the console
+shows warnings alone. :func:`run_log` keeps every ``ctcnet`` record of a run from INFO up, each
+with its UTC time, and once the run has begun (:meth:`RunLog.open`: its checks passed, so a
+refused command leaves no folder behind) writes them to
+``<folder>/logs/<command>-<UTC start>-<pid>.log``, whatever the console's level (``--quiet``,
+``-v``): what ran (the command line, the version, the host and process), every note, warning
+and error, the outcome lines the command prints (:meth:`RunLog.note`), and how it ended (its
+exit status, or the error or signal that ended it). The console's output is unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+LOGS_DIR = "logs"
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_HELD_MAX = 10_000  # records kept before the file opens (a refused run's are dropped)
+
+
+def ending_text(error: BaseException) -> str:
+    """What ended a run, in words: the error, or the signal that stopped it."""
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or a scheduler's SIGTERM (said so)
+        return f"stopped by {error}" if str(error) else "stopped by an interrupt (Ctrl-C)"
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+class _UtcFormatter(logging.Formatter):
+    def formatTime(self, record, datefmt=None):  # noqa: N802 (logging's name)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + \
+            f".{int(record.msecs):03d}Z"
+
+
+class RunLog(logging.Handler):
+    """The log of one run: records held until :meth:`open` writes them, and those after, to
+    ``path``; :meth:`note` adds a line of the file alone (the console has it already)."""
+
+    def __init__(self, path: Path, command: str):
+        super().__init__(logging.INFO)
+        self.path, self.command = path, command
+        self.setFormatter(_UtcFormatter(_FORMAT))
+        self._held: list[logging.LogRecord] = []
+        self._file = None
+        self._started = time.time()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record, or hold it until the file is open."""
+        if self._file is not None:
+            try:
+                self._file.write(self.format(record) + "\n")
+                self._file.flush()
+            except OSError:  # a full disk: the run says its own error; the log goes quiet
+                self.handleError(record)
+        elif len(self._held) < _HELD_MAX:
+            self._held.append(record)
+
+    def open(self) -> None:
+        """Begin the file with the records held so far (once; a folder that cannot hold it
+        costs the log alone, said as a warning)."""
+        if self._file is not None or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")
+        except OSError as err:
+            logging.getLogger("ctcnet").warning("no log file in %s (%s); the run goes on",
+                                                self.path.parent, err.strerror or err)
+            self.path = None
+            return
+        held, self._held = self._held, []
+        for record in held:
+            self.emit(record)
+
+    def note(self, text: str, level: int = logging.INFO) -> None:
+        """``text`` as a line of the file, not of the console."""
+        self.handle(logging.LogRecord(f"ctcnet.{self.command}", level, __file__, 0, text,
+                                      None, None))
+
+    def ended(self, status: int) -> None:
+        """The run's last line: its exit status."""
+        self.note(f"ended after {time.time() - self._started:.1f} s: exit status {status}")
+
+    def ended_by(self, error: BaseException) -> None:
+        """The run's last line: the error or signal that ended it."""
+        self.note(f"ended after {time.time() - self._started:.1f} s: {ending_text(error)}",
+                  logging.ERROR)
+
+    def close(self) -> None:
+        """Close the file (the records still held are dropped: the run never began)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+
+@contextlib.contextmanager
+def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
+            logger: str = "ctcnet") -> Iterator[RunLog]:
+    """A :class:`RunLog` of ``logger``'s records inside the block (INFO and up), its first
+    line what ran, its last how the block ended where the caller did not say (an error or a
+    signal); the console's handlers keep the level they had."""
+    target = logging.getLogger(logger)
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    log = RunLog(Path(folder) / LOGS_DIR / f"{command}-{started}-{os.getpid()}.log", command)
+    # The file wants INFO; the console keeps its threshold, now on its own handlers.
+    before = target.level
+    console = [h for h in target.handlers if h.level == logging.NOTSET]
+    for handler in console:
+        handler.setLevel(target.getEffectiveLevel())
+    target.setLevel(min(target.getEffectiveLevel(), logging.INFO))
+    target.addHandler(log)
+    from ctcnet import __version__
+
+    shown = " ".join(str(a) for a in (argv if argv is not None else sys.argv))
+    log.note(f"ctcnet {__version__} on {socket.gethostname()}, pid {os.getpid()}, in "
+             f"{Path.cwd()}: {shown}")
+    try:
+        yield log
+    except BaseException as err:
+        log.ended_by(err)
+        raise
+    finally:
+        target.removeHandler(log)
+        log.close()
+        target.setLevel(before)
+        for handler in console:
+            handler.setLevel(logging.NOTSET)
