@@ -69,12 +69,13 @@ def retire_exports(folder: str | Path, sample: str) -> Path | None:
 @dataclass
 class EarlierRun:
     """What a sample folder held of an earlier run as this one opened its journal: when its
-    counts were made, when its summary.json was written and the frames it had processed
-    (None: no summary, or one that cannot be read)."""
+    counts were made, when its summary.json was written, the frames it had processed and its
+    status (None: no summary, or one that cannot be read)."""
 
     counted_at: float | None = None
     written: float | None = None
     frames: int | None = None
+    status: str | None = None
 
     @classmethod
     def read(cls, folder: str | Path) -> EarlierRun:
@@ -88,7 +89,8 @@ class EarlierRun:
             return cls()
         counted = summary.get("counted_at")
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
-                   frames)
+                   frames, summary.get("status") if isinstance(summary.get("status"), str)
+                   else None)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
@@ -118,6 +120,11 @@ class EarlierRun:
         if not overwrite and self.written is not None:
             kept = keep_previous_summary(folder)
             if kept is not None:
-                log.warning("%s: frames done or gone since the earlier run change its tables; "
-                            "its summary is kept as %s", sample, kept.relative_to(folder))
+                # Expected where the earlier run was partial (a rerun once the scan is whole,
+                # or the share back): a note; a warning where a whole result's counts move.
+                repair = self.status in ("partial", "failed") and not any(
+                    (folder / name).exists() for name in ("review.csv", "signoff.json"))
+                log.log(logging.INFO if repair else logging.WARNING,
+                        "%s: frames done or gone since the earlier run change its tables; its "
+                        "summary is kept as %s", sample, kept.relative_to(folder))
         return None

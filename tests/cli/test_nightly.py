@@ -134,3 +134,22 @@ def test_a_stopped_run_says_so_in_run_json_and_its_log(cart_and_model, tmp_path,
     (log,) = (out / "logs").glob("predict-*.log")
     assert "ERROR" in log.read_text().splitlines()[-1] and "stopped by an interrupt" in \
         log.read_text()
+
+
+def test_a_rerun_that_completes_a_partial_sample_pages_nobody(cart_and_model, tmp_path,
+                                                              capsys):
+    """A frame still being copied at night, whole by morning: the rerun that completes the
+    sample keeps the earlier summary in previous/ with a note, not a warning on a quiet run."""
+    scans, out = batch(cart_and_model, tmp_path)
+    last = sorted((scans / "a").glob("r*c*.tif"))[-1]
+    last.rename(tmp_path / last.name)
+    args = ["predict", scans / "a", "--out", out, "--quiet", "--no-report", "--prior",
+            "balanced", *options(cart_and_model)]
+    assert run_cli(capsys, *args)[0] == 0
+    assert outputs(out)["S_a"]["status"] == "partial"
+    (tmp_path / last.name).rename(last)
+    status, err = run_cli(capsys, *args)
+    assert status == 0 and err == [], err
+    assert outputs(out)["S_a"]["status"] == "ok"
+    assert list((out / "S_a" / "previous").glob("summary-*.json"))
+    assert any("change its tables" in p.read_text() for p in (out / "logs").glob("*.log"))

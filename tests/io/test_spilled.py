@@ -48,6 +48,6 @@ def test_a_folder_without_room_is_refused_before_anything_is_written(tmp_path, m
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 10**6, 10**6))
-    with pytest.raises(InputError, match=r"0\.1 GB are needed here .* 0\.0 GB are free"):
+    with pytest.raises(InputError, match=r"128\.0 MB are needed here .* 1\.0 MB are free"):
         SpilledArray((1000, 5, 80, 80), np.float32, tmp_path)
     assert list(tmp_path.iterdir()) == []
