@@ -22,6 +22,12 @@ class InputError(CtcnetError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class OutputFolderError(InputError):
+    """An output folder refuses the work: another run is writing to it, it holds another run's
+    outputs (another model, settings or scan), or it cannot be written. A matter for whoever
+    runs the job, not for the scan, which a run into another folder reads."""
+
+
 class PanelMismatchError(InputError):
     """Channels of the data do not match the channels the model was trained on."""
 

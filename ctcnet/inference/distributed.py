@@ -144,6 +144,7 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
         where = getattr(reason, "input", None)  # output_names.SetAsideReason's
         atomic_write_text(_set_aside_file(out, name),
                           json.dumps({"name": name, "reason": str(reason), "at": at,
+                                      "kind": getattr(reason, "kind", "input"),
                                       **({"input": where} if where else {})}) + "\n")
 
 
@@ -322,6 +323,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
             # Set aside, not "ok" with an earlier run's counts; the output that run left is
             # kept beside it (refusing to mix this run into it changed nothing there).
             entries.append({"name": name, "set_aside": str(refused.get("reason")),
+                            "set_aside_kind": str(refused.get("kind", "input")),
                             **({"input": refused["input"]} if refused.get("input") else {}),
                             **({"kept_output": _output_entry(name, read, path)}
                                if read is not None else {})})

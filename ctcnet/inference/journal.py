@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from ctcnet.core.paths import absolute
 from ctcnet.detect.detection import DetectConfig
-from ctcnet.errors import InputError
+from ctcnet.errors import OutputFolderError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
 from ctcnet.inference.summary import keep_previous_summary, previous_folder
@@ -176,12 +176,13 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         if previous != fingerprint and not _same_scan_moved(previous, fingerprint, done,
                                                                recorded, current, parts):
             moved = _moved(previous, fingerprint)
-            raise InputError((f"{out_dir} holds a run of this sample read from another folder"
-                              f"{moved}" if moved else
-                              f"{out_dir} holds a run with another model, other settings or "
-                              f"another version's event columns (it differs in "
-                              f"{_what_differs(previous, fingerprint)})")
-                             + "; use another --out or --overwrite", out_dir)
+            raise OutputFolderError(
+                (f"{out_dir} holds a run of this sample read from another folder{moved}"
+                 if moved else
+                 f"{out_dir} holds a run with another model, other settings or another "
+                 f"version's event columns (it differs in "
+                 f"{_what_differs(previous, fingerprint)})")
+                + "; use another --out or --overwrite", out_dir)
     elif not overwrite:
         _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256, fingerprint,
                                                 cartridge_id)
@@ -262,24 +263,24 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
         if "model_sha256" in keys or (reviewed and (keys - {"input"} or other_scan)):
             what = (f"it differs in {_what_differs(recorded, fingerprint)}" if keys - {"input"}
                     else f"another scan of the sample id, read from {recorded.get('input')}")
-            raise InputError(f"{out_dir} holds the outputs of a run with another model, "
-                             f"other settings, another version's event columns or another "
-                             f"scan ({what}, {where}); use another --out or --overwrite",
-                             out_dir)
+            raise OutputFolderError(f"{out_dir} holds the outputs of a run with another "
+                                    f"model, other settings, another version's event columns "
+                                    f"or another scan ({what}, {where}); use another --out or "
+                                    "--overwrite", out_dir)
         return
     if before and model_file_sha256 and before != model_file_sha256:
-        raise InputError(f"{out_dir} holds the outputs of a run with another model file "
-                         f"({model.get('path')}, SHA-256 {before[:12]}..., {where}); use "
-                         "another --out or --overwrite", out_dir)
+        raise OutputFolderError(f"{out_dir} holds the outputs of a run with another model "
+                                f"file ({model.get('path')}, SHA-256 {before[:12]}..., "
+                                f"{where}); use another --out or --overwrite", out_dir)
     if reviewed and fingerprint is not None:
         version = (summary.get("software") or {}).get("ctcnet") or summary.get(
             "ctcnet_version", "an earlier version")
-        raise InputError(f"{out_dir} holds reviewed outputs ({', '.join(reviewed)}) of a run "
-                         f"whose settings its summary.json does not record (ctcnet "
-                         f"{version}; {where}): this run's calls may differ from those "
-                         "reviewed. Use another --out, or --overwrite (the decisions are "
-                         "carried over by position, and those made on other calls said)",
-                         out_dir)
+        raise OutputFolderError(f"{out_dir} holds reviewed outputs ({', '.join(reviewed)}) of "
+                                f"a run whose settings its summary.json does not record "
+                                f"(ctcnet {version}; {where}): this run's calls may differ "
+                                "from those reviewed. Use another --out, or --overwrite (the "
+                                "decisions are carried over by position, and those made on "
+                                "other calls said)", out_dir)
 
 
 def _part_readable(parts: Path, frame_id: str) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctcnet.core.paths import absolute, name_key
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, OutputFolderError
 from ctcnet.io.cartridge_info import OUTPUT_NAMES
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
@@ -38,11 +38,11 @@ def refuse_alike_output(out_dir: Path) -> None:
     except OSError:  # --out not there yet, or not listable: its own check says so
         return
     if alike:
-        raise InputError(f"--out already holds the output of sample {alike[0]!r}: on a share "
-                         "that tells no case apart (Windows, macOS) the two are one folder; "
-                         "give this input another name (a cartridge's sample id in "
-                         "cartridge.json, a crop folder's own name), or run it into another "
-                         "--out", out_dir)
+        raise OutputFolderError(f"--out already holds the output of sample {alike[0]!r}: on a "
+                                "share that tells no case apart (Windows, macOS) the two are "
+                                "one folder; give this input another name (a cartridge's "
+                                "sample id in cartridge.json, a crop folder's own name), or "
+                                "run it into another --out", out_dir)
 
 
 def without_alike_outputs(out: Path, items: list, record: dict | None,
@@ -158,15 +158,20 @@ def set_aside_record(set_aside: dict | None, inputs: int, share_of_several: bool
 class SetAsideReason(str):
     """Why an input was set aside, as run.json gives it, with the input's path (``input``,
     absolute; None where not known) so that the index names what was refused, as it names
-    what was read. A string, so the records that keep reasons alone read it unchanged."""
+    what was read, and whose matter it is (``kind``: ``input``, the scan or its metadata,
+    the lab's; ``output``, the output folder, whoever runs the job's). A string, so the
+    records that keep reasons alone read it unchanged."""
 
     input: str | None = None
+    kind: str = "input"
 
 
-def set_aside_reason(text: str, input_path: str | Path | None) -> SetAsideReason:
+def set_aside_reason(text: str, input_path: str | Path | None,
+                     kind: str = "input") -> SetAsideReason:
     """``text`` as a :class:`SetAsideReason` of the input at ``input_path``."""
     reason = SetAsideReason(text)
     reason.input = absolute(input_path) if input_path is not None else None
+    reason.kind = kind
     return reason
 
 
@@ -178,6 +183,8 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
     ``err``."""
     if set_aside is None:
         raise err
-    set_aside[name] = set_aside_reason(str(err), input_path)
+    set_aside[name] = set_aside_reason(str(err), input_path,
+                                       "output" if isinstance(err, OutputFolderError)
+                                       else "input")
     if say:
         log.error("%s: set aside, the other inputs run: %s", name, err)

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcnet.core.provenance import software_record
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, OutputFolderError
 from ctcnet.inference.batcher import CrossFrameBatcher
 from ctcnet.inference.crop_sets import predict_crop_dataset
 from ctcnet.inference.distributed import shard
@@ -205,9 +205,9 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def _unwritable(err: OSError, out_dir: Path) -> InputError:
-    return InputError(f"cannot write its output folder ({err.strerror}): make it writable or "
-                      "write to another --out", err.filename or out_dir)
+def _unwritable(err: OSError, out_dir: Path) -> OutputFolderError:
+    return OutputFolderError(f"cannot write its output folder ({err.strerror}): make it "
+                             "writable or write to another --out", err.filename or out_dir)
 
 
 def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: str,

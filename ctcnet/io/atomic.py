@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ctcnet.errors import InputError
+from ctcnet.errors import InputError, OutputFolderError
 
 log = logging.getLogger(__name__)
 # What flock says when another process holds the lock; any other error is the filesystem's.
@@ -160,8 +160,9 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
                     return
                 holder = _lock_holder(fh)
                 if holder not in wait_for or time.monotonic() >= deadline:
-                    raise InputError(f"another ctcnet {holder or 'process'} is writing to this "
-                                     "folder; wait for it or use another --out", folder) from None
+                    raise OutputFolderError(f"another ctcnet {holder or 'process'} is writing to "
+                                            "this folder; wait for it or use another --out",
+                                            folder) from None
                 time.sleep(0.05)
         try:  # who holds it, for the refusal of the next one
             fh.seek(0)

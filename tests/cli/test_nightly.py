@@ -52,6 +52,7 @@ def test_a_sample_folder_made_read_only_is_set_aside_and_the_others_run(
     assert status == 2
     run = outputs(out)
     assert "cannot write its output folder (Permission denied)" in run["S_a"]["set_aside"]
+    assert run["S_a"]["set_aside_kind"] == "output"  # for whoever runs the job, not the lab
     assert run["S_b"]["status"] == "ok"
     assert json.loads((out / "run.json").read_text())["state"] == "finished"
 

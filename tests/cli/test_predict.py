@@ -618,6 +618,7 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
     run = run_outputs(out)
     assert "Permission denied" in run["b"]["set_aside"]
     assert run["b"]["input"] == str(scans / "b")  # the folder refused, named apart
+    assert run["b"]["set_aside_kind"] == "input"  # the scan's: the lab's matter
 
 
 def test_a_scan_out_of_reach_in_a_folder_of_cartridges_is_set_aside_not_passed_over(
