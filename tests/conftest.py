@@ -181,6 +181,15 @@ def edit_json(path, **changes):
     path.write_text(json.dumps(data))
 
 
+def write_events(sample: Path, events, **options) -> None:
+    """``events`` as a predict output's events.parquet, its digest recorded in summary.json as
+    predict records it: a test's own run, not a table changed by hand (which is refused)."""
+    from ctcnet.io.digests import file_sha256
+
+    events.to_parquet(sample / "events.parquet", **options)
+    edit_json(sample / "summary.json", events_sha256=file_sha256(sample / "events.parquet"))
+
+
 # A simulated cartridge and a model to run on it: built once per session, read only (a test that
 # changes the cartridge works on its own copy, the ``cart`` fixture).
 

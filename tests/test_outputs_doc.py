@@ -143,6 +143,7 @@ def written(cart_and_model, tmp_path_factory):
     index()
     (done,) = export_events(out, fcs=True)  # the failed sample and the crop folder: none
     keywords = fcs_keywords(done.fcs)
+    assert keywords["CTCNET_SIGNOFF"].startswith("current; ann; ")  # what the columns hold
     add("FCS keywords", (k for k in keywords if k.startswith("CTCNET_")))
     add("FCS parameters", (v for k, v in keywords.items() if re.fullmatch(r"\$P\d+N", k)))
     # Again, with the failed sample's scan refused: its output is kept beside the refusal,

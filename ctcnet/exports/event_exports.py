@@ -286,10 +286,12 @@ def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:
     return matrix
 
 
-def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") -> dict:
+def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "",
+               signoff: dict | None = None) -> dict:
     """One sample's events table as the arguments of :func:`~ctcnet.exports.fcs.fcs_bytes` /
     :func:`~ctcnet.exports.fcs.write_fcs`, with the run's facts in TEXT keywords (``summary``:
-    the sample's :class:`~ctcnet.inference.summary.RunSummary`)."""
+    the sample's :class:`~ctcnet.inference.summary.RunSummary`; ``signoff``: its sign-off as
+    summary.json holds it, :mod:`ctcnet.review.signoff`'s record)."""
     classes = list(summary.model.classes)
     codes = EventCodes.of(events, classes)
     parameters = event_parameters(events, summary, where, codes)
@@ -322,6 +324,10 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "") 
         # after-review columns hold (a decision made since is not in them).
         "CTCNET_EXPORTED_AT": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "CTCNET_REVIEW_UPDATED": (summary.reviewed.updated or "") if summary.reviewed else "",
+        # Whether the after-review columns were signed off, by whom and when, and whether the
+        # sign-off held (its status) as the file was written.
+        "CTCNET_SIGNOFF": (f"{signoff.get('status', 'current')}; {signoff.get('reviewer')}; "
+                           f"{signoff.get('signed_at')}" if isinstance(signoff, dict) else ""),
         **codes.keywords(),
         "CTCNET_FRAMES": ",".join(f"{i}={n}" for i, n in sorted(frames.items())),
         "CTCNET_MISSING": f"{MISSING_VALUE:g}",   # written for a value that is not finite
@@ -406,6 +412,16 @@ def _load(plan: SampleExport, geometry: str):
     return with_reviewer_calls(plan.folder, events, summary), summary
 
 
+def _signoff_as_summarised(folder: Path) -> dict | None:
+    """The sample's sign-off as its summary.json holds it (the review server and predict keep
+    it up to date), or None."""
+    try:
+        record = json.loads((folder / "summary.json").read_text()).get("signoff")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def with_reviewer_calls(folder: Path, events: pd.DataFrame, summary) -> pd.DataFrame:
     """The events with ``reviewer_call`` (the class a reviewer gave each decided event, or
     ``rejected``; "" where none was given) where the sample's review.csv holds decisions,
@@ -467,7 +483,8 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
             where = plan.folder / "events.parquet"
             plan.events = len(events)
             if plan.fcs is not None:
-                write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name))
+                write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name,
+                                                 _signoff_as_summarised(plan.folder)))
                 written.append(plan.fcs)
             if plan.geojson is not None:
                 from ctcnet.exports.geojson import events_geojson  # (it builds on this module)

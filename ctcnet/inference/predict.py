@@ -111,6 +111,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.inference.tables import write_tables
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
+from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
@@ -328,6 +329,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it
+    summary.events_sha256 = file_sha256(out_dir / "events.parquet")
     job = None
     if not options.report:
         summary.write(out_dir)  # last: the tables are written (with a report: after it)

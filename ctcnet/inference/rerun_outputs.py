@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
+from ctcnet.io.digests import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class EarlierRun:
     written: float | None = None
     frames: int | None = None
     status: str | None = None
+    events_sha256: str | None = None
 
     @classmethod
     def read(cls, folder: str | Path) -> EarlierRun:
@@ -88,9 +90,10 @@ class EarlierRun:
         except (OSError, ValueError, TypeError, KeyError):
             return cls()
         counted = summary.get("counted_at")
+        text = {k: summary.get(k) if isinstance(summary.get(k), str) else None
+                for k in ("status", "events_sha256")}
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
-                   frames, summary.get("status") if isinstance(summary.get("status"), str)
-                   else None)
+                   frames, **text)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
@@ -114,6 +117,11 @@ class EarlierRun:
         already: ``journal.open_journal``), the earlier summary kept in ``previous/``;
         returns None. Where they do not, the earlier counts' time, which stands."""
         folder = Path(folder)
+        table = folder / "events.parquet"
+        if self.events_sha256 and table.is_file() and file_sha256(table) != self.events_sha256:
+            log.warning("%s: events.parquet was changed since predict wrote it (its SHA-256 is "
+                        "not the one summary.json records: edited by hand?); written again "
+                        "from the run's journal", sample)
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
         retire_exports(folder, sample)

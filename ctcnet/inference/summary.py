@@ -17,6 +17,8 @@ the review server (:mod:`ctcnet.review_server.server`) whenever a decision is sa
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +27,7 @@ from ctcnet.core.paths import absolute
 from ctcnet.errors import InputError
 from ctcnet.inference.counts import Counts, ReviewedCounts
 from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F401 (read here)
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
 from ctcnet.io.digests import file_sha256
 
@@ -152,6 +154,9 @@ class RunSummary:
     # decision saved). None in a summary written before each was recorded.
     counted_at: float | None = None
     finished_at: float | None = None
+    # The SHA-256 of events.parquet as predict wrote it: a table changed since (by hand) is
+    # told from the run's own (None in a summary written before it was recorded).
+    events_sha256: str | None = None
     # The reviewer's decisions counted (review.csv matched to this run); None: none yet.
     reviewed: ReviewedCounts | None = None
     # Per frame processed, its files and SHA-256 as read (ctcnet.io.digests.frame_record):
@@ -312,8 +317,10 @@ def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
 def keep_previous_summary(out_dir: str | Path) -> Path | None:
     """Copy a sample's summary.json into ``previous/`` before ``--overwrite`` replaces its
     run (as ``summary-<when its counts were made, UTC>.json``): the counts, the model and
-    software that made them and their sign-off stay on record beside the new run's. Returns
-    the copy (None: no summary to keep)."""
+    software that made them and their sign-off stay on record beside the new run's; for a
+    reviewed sample (review.csv or signoff.json beside it), its events table too
+    (``events-<when>.parquet``): the calls a review and a sign-off were made on. Returns the
+    copy (None: no summary to keep)."""
     source = Path(out_dir) / SUMMARY_FILE
     try:
         text = source.read_text(encoding="utf-8")
@@ -327,10 +334,26 @@ def keep_previous_summary(out_dir: str | Path) -> Path | None:
     kept = previous_folder(out_dir) / f"summary-{stamp}.json"
     try:
         atomic_write_text(kept, text)
+        if any((Path(out_dir) / name).exists() for name in ("review.csv", "signoff.json")):
+            _keep_events_table(Path(out_dir), kept.parent / f"events-{stamp}.parquet")
     except OSError as err:  # not kept: the run it would replace stays as it is
         raise InputError(f"cannot keep the summary it replaces there ({err.strerror or err}): "
                          "make it writable, or move it away, then rerun", kept) from None
     return kept
+
+
+def _keep_events_table(out_dir: Path, kept: Path) -> None:
+    """The events table as ``kept``: a second name for its file where the file system has
+    them (the run writes its new table under a new file, so the old one stays as it was, for
+    no space), else a copy."""
+    table = out_dir / "events.parquet"
+    if not table.is_file() or kept.exists():
+        return
+    try:
+        os.link(table, kept)
+    except OSError:
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(table, tmp)
 
 
 def withdraw_summary(out_dir: str | Path) -> None:

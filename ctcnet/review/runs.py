@@ -28,6 +28,7 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
+from ctcnet.io.digests import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,15 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
                          sample_dir)
     try:
         summary = RunSummary.from_dict(json.loads(summary_path.read_text()))
+        edited = summary.events_sha256 and file_sha256(events_path) != summary.events_sha256
         events = pd.read_parquet(events_path)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"cannot read the predict outputs: {err}", sample_dir) from None
+    if edited:  # the calls a review, an export or a crop cut would read are not the run's
+        raise InputError("events.parquet was changed since predict wrote it (its SHA-256 is "
+                         "not the one summary.json records: edited by hand?); rerun ctcnet "
+                         "predict on this sample to write it again from its journal",
+                         events_path)
     return events, summary
 
 

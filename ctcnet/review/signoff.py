@@ -79,6 +79,9 @@ class SignOff:
     # The decision journals as signed, file name -> {"bytes", "sha256"} (none: an older
     # sign-off): they only grow, so their first bytes must stay these.
     journals: dict | None = None
+    # Of the candidates left undecided, the calls the marker guard held (none: older).
+    held_undecided: int | None = None
+    note: str | None = None  # the reviewer's own words on it (none: none given)
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -93,7 +96,7 @@ class SignOff:
 
 
 _TEXTS = ("reviewer", "signed_at", "run_id")
-_OPTIONAL_TEXTS = ("cartridge_id", "calls_id", "sample_status", "model_sha256")
+_OPTIONAL_TEXTS = ("cartridge_id", "calls_id", "sample_status", "model_sha256", "note")
 _COUNTS = ("decided", "unreviewed", "journal_rows")
 
 
@@ -121,9 +124,8 @@ def check_signoff(data) -> dict:
     wrong = [k for k in _TEXTS if not isinstance(data.get(k), str)]
     wrong += [k for k in _OPTIONAL_TEXTS if not isinstance(data.get(k), (str, type(None)))]
     wrong += [k for k in _COUNTS if not _is_count(data.get(k))]
-    if data.get("second_journal_rows") is not None and \
-            not _is_count(data["second_journal_rows"]):
-        wrong.append("second_journal_rows")
+    wrong += [k for k in ("second_journal_rows", "held_undecided")
+              if data.get(k) is not None and not _is_count(data[k])]
     journals = data.get("journals")
     if journals is not None and not (isinstance(journals, dict) and all(
             isinstance(v, dict) and _is_count(v.get("bytes")) and isinstance(v.get("sha256"), str)
@@ -288,6 +290,10 @@ def signoff_text(record: dict | None) -> str:
     text = (f"reviewed by {record['reviewer']} on {record['signed_at']}: "
             f"{record['decided']} event(s) decided, {record['unreviewed']} candidate(s) "
             "left undecided")
+    if record.get("held_undecided"):
+        text += f" ({record['held_undecided']} of them held by the marker guard)"
+    if record.get("note"):
+        text += f'; note: "{record["note"]}"'
     if record.get("sample_status") not in (None, "ok"):
         text += f"; signed on a {record['sample_status']} sample"
     second = record.get("second_reading")

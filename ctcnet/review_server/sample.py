@@ -117,10 +117,15 @@ def reviewer_name(given: str | None, default: str) -> str:
     characters (a newline would split review.csv's line for line-based tools) made spaces, a
     leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, its length cut to 64;
     the server's ``--reviewer`` where none is given."""
-    name = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
-    # A name a spreadsheet would run as a formula (review.csv opened in Excel) is kept as text.
-    name = "'" + name if name[:1] in ("=", "+", "-", "@") else name
-    return name[:64] or default
+    return _one_line(given, 64) or default
+
+
+def _one_line(given: str | None, limit: int) -> str:
+    """Free text as one line: control characters made spaces, a leading ``= + - @`` kept from
+    a spreadsheet's formulas by a ``'`` (a file opened in Excel), cut to ``limit``."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
+    text = "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return text[:limit]
 
 
 def parse_reading(value) -> str:
@@ -413,21 +418,33 @@ class Sample(SampleImages):
                               self.summary.model.sha256)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
-        """Sign the sample off (``{"reviewer": NAME, "run_id": RUN}``): who, when, the
-        decisions it covers, what is left undecided and the reviewed counts, written to
+        """Sign the sample off (``{"reviewer": NAME, "run_id": RUN, "note": TEXT}``, the note
+        optional: why it is signed as it is, say with held calls left undecided): who, when,
+        the decisions it covers, what is left undecided and the reviewed counts, written to
         signoff.json, then to summary.json and index.html beside the model's counts."""
         if not isinstance(body, dict):
             raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
         reviewer, run_id = _reviewer_and_run(body)
+        if run_id is None:  # a signature names what it signs: the run the reviewer saw
+            raise InputError('a sign-off names the run it signs: {"reviewer": NAME, "run_id": '
+                             'RUN} (the review page sends the one it shows)')
         self.check_run(run_id)
         if self.summary.status == "failed":  # no frame read: a signature would vouch for nothing
             raise InputError("a failed sample (no frame read) has no result to sign off")
         reviewer = reviewer_name(reviewer, default_reviewer)
+        note = body.get("note")
+        if note is not None and not isinstance(note, str):
+            raise InputError("note must be a string")
         with D.decisions_lock(self.folder):
             matched = self.decisions.matched(self.run)
             reviewed = self.reviewed(matched)
             decided = set(matched.decisions["event_id"].astype(int).tolist())
-            left = sum(int(e) not in decided for e in self.candidates["event_id"])
+            open_ = [int(e) not in decided for e in self.candidates["event_id"]]
+            left = sum(open_)
+            # Of those, the calls the marker guard holds (a possible missed CTC among them):
+            # the sign-off says how many it leaves, as its page did before the second press.
+            held = sum(o and any(c.startswith(GUARD_PREFIX) for c in codes)
+                       for o, codes in zip(open_, self.candidates["reasons"]))
             second = self.agreement()
             record = SignOff(
                 reviewer=reviewer,
@@ -441,7 +458,8 @@ class Sample(SampleImages):
                 second_journal_rows=self.logs[SECOND].matched(self.run).n_rows,
                 sample_status=self.summary.status,
                 blood_volume_read_ml=self.summary.volume_read_ml,
-                model_sha256=self.summary.model.sha256,
+                model_sha256=self.summary.model.sha256, held_undecided=int(held),
+                note=_one_line(note, 500) or None,
                 journals=journal_seal(self.folder, READING_FILES.values()))
             write_signoff(self.folder, record)
         self.write_counts()

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_events
 
 from ctcnet.review import decision_journal
 from ctcnet.review import decisions as D
@@ -68,11 +69,9 @@ def crowded(results, tmp_path_factory):  # noqa: F811 (the imported fixture, use
                              x=events["x"] + 2.0 * k, review=True, confidence=0.6)
         more["class"] = "wbc"
         copies.append(more)
-    pd.concat([events, *copies], ignore_index=True).to_parquet(sample / "events.parquet",
-                                                               index=False)
-    # Written after the events table: a finished run, not one predict is still writing.
-    summary = json.loads((sample / "summary.json").read_text())
-    (sample / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # (summary.json written after the events table: a finished run, not one predict is still
+    # writing)
+    write_events(sample, pd.concat([events, *copies], ignore_index=True), index=False)
     return out
 
 
@@ -316,6 +315,7 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     assert "SIGNED OFF by ann" in summary["result_state"]["text"] and "SIGNED OFF by ann" in page
     assert post(server, "signoff", {"run_id": "old"})[0] == 409
     assert post(server, "signoff", {"run_id": 5})[0] == 400
+    assert post(server, "signoff", {"reviewer": "ann"})[0] == 400  # which run, unsaid
     with caplog.at_level("INFO", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
     assert "reviewed by ann on" in caplog.text

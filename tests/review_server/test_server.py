@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import save_tiny_model
+from conftest import save_tiny_model, write_events
 
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.counts import count_events, count_reviewed
@@ -54,7 +54,7 @@ def results(tmp_path_factory):
     in_gallery = events["event_id"].isin(shown)
     events.loc[~in_gallery, ["review", "confidence"]] = (False, 0.99)
     events.loc[events.index[in_gallery][:2], "class"] = "ctc"
-    events.to_parquet(sample / "events.parquet", index=False)
+    write_events(sample, events, index=False)
     return base
 
 
@@ -550,7 +550,7 @@ def renumber(sample, drop, shift_px=0.0):
     kept = events[~events["event_id"].isin(drop)].reset_index(drop=True)
     kept["event_id"] = np.arange(len(kept))
     kept["x"] += shift_px
-    kept.to_parquet(sample / "events.parquet", index=False)
+    write_events(sample, kept, index=False)
     return kept
 
 

@@ -12,6 +12,7 @@ from conftest import save_tiny_model
 
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.io.digests import file_sha256
 from ctcnet.io.panel import load_panel
 from ctcnet.review.signoff import EDITED, HISTORY_FILE, MODEL_CHANGED, SIGNOFF_FILE, signoff_text
 from ctcnet.review_server.refresh import refresh_reviewed
@@ -35,7 +36,8 @@ def signed(tmp_path_factory):
     state = sample.state("ann")
     ids = [c["event_id"] for c in state["candidates"]][:2]
     sample.decide_many({"event_ids": ids, "call": "wbc", "run_id": state["run_id"]}, "ann")
-    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"],
+                     "note": "=2 held calls\nleft, checked on the frames"}, "ann")
     return root, out
 
 
@@ -51,8 +53,16 @@ def shown(folder):
 
 
 def test_a_sign_off_untouched_holds_and_keeps_its_journals_digest(folder):
-    record = shown(folder)
+    state = Sample("P001", folder).state("ann")
+    record = state["signoff"]
     assert record["status"] == "current"
+    # what it left undecided, and how many of those the guard holds, as the page counts them
+    open_ = [c for c in state["candidates"] if not c.get("decision")]
+    assert record["unreviewed"] == len(open_)
+    assert record["held_undecided"] == sum(bool(c["held"]) for c in open_)
+    # the reviewer's note, on one line and never a spreadsheet formula
+    assert record["note"] == "'=2 held calls left, checked on the frames"
+    assert 'note: "\'=2 held calls left' in signoff_text(record)
     sealed = record["journals"]["review.csv"]
     assert sealed["bytes"] == (folder / "review.csv").stat().st_size
 
@@ -98,6 +108,7 @@ def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tm
     root, _ = signed
     out = tmp_path / "P001"
     shutil.copytree(signed[1], out)
+    signed_table = json.loads((out / "summary.json").read_text())["events_sha256"]
     save_tiny_model(tmp_path / "other.pt", crop_size=48, version="0.0.2")
     with caplog.at_level(logging.WARNING):
         predict_cartridge(root / "cart", load_backend(tmp_path / "other.pt", device="cpu"), out,
@@ -105,3 +116,27 @@ def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tm
     summary = json.loads((out / "summary.json").read_text())
     assert summary["signoff"]["status"] == MODEL_CHANGED
     assert "another model file" in caplog.text and "sign it off" in caplog.text
+    # The calls the review was signed on stay on record beside the new run's.
+    (kept,) = (out / "previous").glob("events-*.parquet")
+    assert file_sha256(kept) == signed_table
+
+
+def test_an_events_table_changed_by_hand_is_refused_and_a_rerun_writes_it_again(
+        signed, folder, caplog):
+    """One call edited in events.parquet: the review, crops and exports would read calls the
+    run never made. Refused, naming the file; predict run again says so and writes it anew."""
+    import pandas as pd
+
+    from ctcnet.errors import InputError
+
+    events = pd.read_parquet(folder / "events.parquet")
+    events.loc[events.index[0], "class"] = "ctc" if events["class"].iloc[0] != "ctc" else "wbc"
+    events.to_parquet(folder / "events.parquet")
+    with pytest.raises(InputError, match="events.parquet was changed since predict wrote it"):
+        Sample("P001", folder)
+    root, _ = signed
+    with caplog.at_level(logging.WARNING):
+        predict_cartridge(root / "cart", load_backend(root / "model.pt", device="cpu"), folder,
+                          PredictOptions(**OPTIONS))
+    assert "events.parquet was changed since predict wrote it" in caplog.text
+    assert shown(folder)["status"] == "current"  # the run's own table again
