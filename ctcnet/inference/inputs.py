@@ -357,6 +357,20 @@ def _stated(pixel_size: float | str | None) -> float | None:
     return None if pixel_size is None else (1.0 if isinstance(pixel_size, str) else pixel_size)
 
 
+FSTAB = Path("/etc/fstab")
+
+
+def fstab_mount_points() -> set[str]:
+    """The mount points the system's table of file systems names (none where it has none)."""
+    try:
+        lines = FSTAB.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return set()
+    fields = (line.split() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    # fstab writes a space in a path as \040
+    return {f[1].replace("\\040", " ") for f in fields if len(f) > 1 and f[1].startswith("/")}
+
+
 def check_writable(out: Path) -> None:
     """Create the output folder, or stop with one line saying why it cannot be written to:
     before any work, not after the first cartridge."""
@@ -367,10 +381,17 @@ def check_writable(out: Path) -> None:
     except OSError as err:
         raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
     # A share not mounted leaves its mount point an empty folder, and the folders under it
-    # to be made on the local disk; a new folder of dates under a folder in use is no sign.
+    # to be made on the local disk: said where the system's table of mounts names one (a
+    # warning), noted where --out is made in an empty folder (a first night's, as often).
     above = made[-1].parent if made else None
-    if above is not None and not any(p not in made for p in above.iterdir()):
-        log.warning("--out %s: made in the empty folder %s: if --out is on a share, is it "
-                    "mounted?", out, above)
+    unmounted = [p for p in (whole, *whole.parents)
+                 if str(p) in fstab_mount_points() and not os.path.ismount(p)]
+    if unmounted:
+        log.warning("--out %s: %s is a mount point in %s but nothing is mounted there: the "
+                    "outputs go to the local disk; is the share mounted?", out, unmounted[0],
+                    FSTAB)
+    elif above is not None and not any(p not in made for p in above.iterdir()):
+        log.info("--out %s: made in the empty folder %s: if --out is on a share, is it "
+                 "mounted?", out, above)
     if not os.access(out, os.W_OK):
         raise CtcnetError(f"output folder {out} is not writable")

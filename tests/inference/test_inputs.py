@@ -401,18 +401,27 @@ def test_what_in_a_folder_of_cartridges_may_be_a_scan_out_of_reach(tmp_path):
     assert not any(map(_system_entry, ("#42", "@lab3", "$P1")))
 
 
-def test_an_out_made_in_an_empty_folder_asks_whether_the_share_is_mounted(tmp_path, caplog):
-    from ctcnet.inference.inputs import check_writable
+def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, monkeypatch):
+    """A mount point the system's fstab names, with nothing mounted: a warning. An empty folder
+    that is no mount point (a first night's): a note for the run's log, no page."""
+    import ctcnet.inference.inputs as inputs
 
     (tmp_path / "mnt" / "share").mkdir(parents=True)
     (tmp_path / "results" / "2025").mkdir(parents=True)
-    with caplog.at_level("WARNING"):
-        check_writable(tmp_path / "results" / "2026" / "01-07")  # a new night in use: no word
+    fstab = tmp_path / "fstab"
+    fstab.write_text(f"# a comment\n//nas/lab {tmp_path / 'mnt' / 'share'} cifs ro 0 0\n"
+                     "proc /proc proc defaults 0 0\n")
+    monkeypatch.setattr(inputs, "FSTAB", fstab)
+    with caplog.at_level("INFO"):
+        inputs.check_writable(tmp_path / "results" / "2026" / "01-07")  # a night in use
         assert not caplog.records
-        check_writable(tmp_path / "mnt" / "share" / "results" / "night")
-    assert "is it mounted?" in caplog.text and str(tmp_path / "mnt" / "share") in caplog.text
+        inputs.check_writable(tmp_path / "mnt" / "share" / "results" / "night")
+    (said,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "nothing is mounted there" in said.getMessage()
+    assert str(tmp_path / "mnt" / "share") in said.getMessage()
     caplog.clear()
     (tmp_path / "mnt2").mkdir()
-    with caplog.at_level("WARNING"):
-        check_writable(tmp_path / "mnt2" / "2026-03-01")  # --out /mnt/results/$(date +%F)
+    with caplog.at_level("INFO"):
+        inputs.check_writable(tmp_path / "mnt2" / "2026-03-01")  # a first night
+    assert [r.levelname for r in caplog.records] == ["INFO"]
     assert "is it mounted?" in caplog.text
