@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctcnet.core.paths import name_key
 from ctcnet.detect.crop_dataset import (
     CropIndex,
     dataset_panel,
@@ -93,11 +94,12 @@ def warn_of_samples_on_both_sides(splits, sample_ids, root) -> None:
 
 
 def warn_of_alike_sample_ids(sample_ids, root) -> None:
-    """Say which sample ids differ only in case or surrounding spaces ("P002", "p002 "): one
-    patient labelled by two people lands on both sides of a split by sample."""
+    """Say which sample ids differ only in case, surrounding spaces or the encoding of their
+    accents ("P002", "p002 "; "Müller" typed on Windows and on a Mac): one patient labelled by
+    two people lands on both sides of a split by sample."""
     spellings: dict[str, set[str]] = {}
     for sample in set(sample_ids):
-        spellings.setdefault(sample.strip().casefold(), set()).add(sample)
+        spellings.setdefault(name_key(sample.strip()), set()).add(sample)
     alike = [sorted(names) for names in spellings.values() if len(names) > 1]
     if alike:
         named = "; ".join(" and ".join(repr(n) for n in names) for names in alike[:5])

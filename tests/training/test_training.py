@@ -1054,10 +1054,12 @@ def test_one_patient_written_two_ways_is_said(caplog):
     from ctcnet.training.crop_folder import warn_of_alike_sample_ids
 
     with caplog.at_level("WARNING"):
-        warn_of_alike_sample_ids(["P002", "p002", "P003", "P003", "s1 ", "S1"], "lab")
+        warn_of_alike_sample_ids(["P002", "p002", "P003", "P003", "s1 ", "S1",
+                                  "M\u00fcller", "Mu\u0308ller"], "lab")  # composed, decomposed
     said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 1 and "2 sample id(s) are written more than one way" in said[0]
+    assert len(said) == 1 and "3 sample id(s) are written more than one way" in said[0]
     assert "'P002' and 'p002'" in said[0] and "'S1' and 's1 '" in said[0]
+    assert "M\u00fcller" in said[0] and "Mu\u0308ller" in said[0]
     caplog.clear()
     warn_of_alike_sample_ids(["P002", "P003"], "lab")
     assert not caplog.records
