@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +32,9 @@ GEOJSON_DIR = "geojson"
 
 def file_stem(name: str) -> str:
     """A frame or sample id as a file name: they come from file and folder names already, but
-    a separator or control character must never reach the path."""
-    return re.sub(r"[^A-Za-z0-9._+=-]", "_", name).lstrip(".") or "_"
+    a separator or control character must never reach the path. Letters and digits of any
+    script stay (composed, as the sample's folder is named: "Müller.fcs", not "M_ller.fcs")."""
+    return re.sub(r"[^\w.+=-]", "_", unicodedata.normalize("NFC", name)).lstrip(".") or "_"
 
 
 def in_folder_exports(folder: Path, sample: str) -> tuple[Path, Path]:

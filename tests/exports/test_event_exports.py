@@ -690,3 +690,14 @@ def test_a_scan_that_is_not_there_is_named_with_what_to_do(tmp_path, monkeypatch
     relative = SimpleNamespace(sample_id="S1", input="scans/c1", panel={})
     with pytest.raises(InputError, match="recorded relative to the folder predict ran in"):
         open_scanned_cartridge(relative)
+
+
+def test_export_names_keep_a_sample_ids_letters():
+    """"Müller" exports as Müller.fcs (composed, as a Mac's decomposed id too), not M_ller.fcs;
+    a separator or control character never reaches the path."""
+    from ctcnet.inference.rerun_outputs import file_stem
+
+    assert file_stem("M\u00fcller") == file_stem("Mu\u0308ller") == "M\u00fcller"
+    assert file_stem("\u6771\u4eac-1") == "\u6771\u4eac-1"
+    assert file_stem("a/b\\c") == "a_b_c" and file_stem("..x") == "x"
+    assert file_stem("P\x00 1") == "P__1"
