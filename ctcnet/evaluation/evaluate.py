@@ -51,6 +51,7 @@ from ctcnet.evaluation.metrics import (
 from ctcnet.evaluation.plots import confusion_png, reliability_png
 from ctcnet.evaluation.test_set import (
     BASELINE_TRAIN_SEED,
+    crops_learnt_from,
     labelled_index,
     labels_to_indices,
     own_training_data_warning,
@@ -306,6 +307,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
             if own:
                 log.warning("%s", own)
                 report["warnings"] = report.get("warnings", []) + [own]
+                report["_learnt_from"] = crops_learnt_from(spec, crops)  # which, in the table
             if reading.spillover is not None:
                 report["spillover"] = reading.spillover
             report["leak_check"] = reading.leak_check  # past the guard's allowance: warned
@@ -324,6 +326,8 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
     table = label_events(index.table(), report["_proba"], called_spec)
     table["class"] = np.where(table["class"] == "failed", "failed", report["_calls"])
     table["review"] = table["review"].to_numpy(bool) & ~report["_vouched"]
+    if report.get("_learnt_from") is not None and report["_learnt_from"].any():
+        table["learnt_from"] = report["_learnt_from"]  # crops the model was trained on
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     names = spec.class_names

@@ -133,6 +133,15 @@ def labelled_test_set(data, spec: ModelSpec, with_baselines: bool = True, baseli
     return load_crops(index, spec.crop_size, spec.pixel_size_um), index, baselines, source
 
 
+def crops_learnt_from(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
+    """Which of ``crops`` (at model scale) are, pixel for pixel, crops the model was trained or
+    fine-tuned on (the fingerprints its training and fine-tune recorded, ``learnt_from``)."""
+    training = spec.training or {}
+    recorded = [record["learnt_from"] for record in (training.get("data"), training.get("finetune"))
+                if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
+    return seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
+
+
 def own_training_data_warning(spec: ModelSpec, data: str | Path,
                               crops: np.ndarray | None = None) -> str | None:
     """A warning when ``data`` is the crop folder the model was trained on (its training
@@ -150,11 +159,9 @@ def own_training_data_warning(spec: ModelSpec, data: str | Path,
                 "validation crops): every figure is optimistic; evaluate on crops kept apart")
     if crops is None:
         return None
-    recorded = [record["learnt_from"] for record in (training.get("data"), training.get("finetune"))
-                if isinstance(record, dict) and isinstance(record.get("learnt_from"), str)]
-    seen = seen_in(crops, recorded) if recorded else np.zeros(len(crops), bool)
+    seen = crops_learnt_from(spec, crops)
     if not seen.any():
         return None
     return (f"{int(seen.sum())} of {len(crops)} crops of {data} are, pixel for pixel, crops "
-            "this model was trained or fine-tuned on: their figures are optimistic; evaluate "
-            "on crops kept apart")
+            "this model was trained or fine-tuned on (predictions.csv's learnt_from column "
+            "names them): their figures are optimistic; evaluate on crops kept apart")

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import save_tiny_model
@@ -364,6 +365,9 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
     # the 24 crops but the held-out ones: those it was not trained on
     assert any(f"{24 - held} of 24 crops" in w and "trained or fine-tuned on" in w
                for w in warnings), warnings
+    # ... and which: predictions.csv names them
+    table = pd.read_csv(tmp_path / "ev" / "predictions.csv")
+    assert int(table["learnt_from"].sum()) == 24 - held
     from ctcnet.simulate import simulate_crops
 
     fresh = simulate_crops(3, load_panel(None), crop_size=SIZE, seed=99, num_samples=1)
