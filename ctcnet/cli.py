@@ -26,10 +26,10 @@ from ctcnet.errors import CtcnetError
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
 SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export", "benchmark",
-               "review", "crops", "finetune", "models", "export-events")
+               "review", "crops", "finetune", "models", "export-events", "verify")
 # Modules of the `predict` extra (pyproject.toml), and the subcommands it runs without torch.
 PREDICT_MODULES = {"scipy", "skimage", "pandas", "pyarrow", "rich", "threadpoolctl"}
-PREDICT_COMMANDS = {"predict", "review", "crops", "export-events"}
+PREDICT_COMMANDS = {"predict", "review", "crops", "export-events", "verify"}
 # Modules of the `all` extra: the base install (ONNX runtime side) lacks them.
 FULL_INSTALL_MODULES = PREDICT_MODULES | {"torch", "lightning", "torchmetrics", "jsonargparse",
                                           "albumentations", "onnx", "onnxscript", "sklearn",

@@ -1,14 +1,15 @@
-"""Write the golden predict outputs that tests/inference/test_golden_predict.py compares against.
+"""Write the golden predict outputs that tests/inference/test_golden_predict.py and ``ctcnet
+verify`` compare against.
 
 The golden pins what ``ctcnet predict`` finds and calls on a small simulated cartridge
-(``tests/data/golden_cartridge``: 3 frames of 256 x 320 px, 5 channels, zlib-compressed 16-bit
+(``models/reference/cartridge``: 3 frames of 256 x 320 px, 5 channels, zlib-compressed 16-bit
 TIFFs at a scan pixel size other than the model's, so resampling is covered), with the shipped
 default model as predict picks it on a CPU. It was made with the code before the cartridge
 path was made faster, so that work (and any later one) must reproduce the same events, boxes, areas,
 intensities, classes and probabilities up to float rounding.
 
 Run it again only when a change is meant to change the events or calls, and say so in the
-commit::
+commit, and list the files' new SHA-256 in models/SHA256SUMS (``ctcnet verify`` checks them)::
 
     python scripts/make_predict_golden.py            # table from the committed frames
     python scripts/make_predict_golden.py --frames   # also re-simulate the frames (seed 15)
@@ -23,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CARTRIDGE = REPO / "tests" / "data" / "golden_cartridge"
-GOLDEN = REPO / "tests" / "data" / "golden_events.parquet"
+CARTRIDGE = REPO / "models" / "reference" / "cartridge"
+GOLDEN = REPO / "models" / "reference" / "events.parquet"
 
 
 def simulate_frames(target: Path) -> None:

@@ -48,20 +48,23 @@ from ctcnet.review.signoff import (
     write_signoff,
 )
 from ctcnet.review.tally import ReviewTally
+from ctcnet.review_server.requests import (
+    CONFIRM,
+    FIRST,
+    REJECT,
+    SECOND,
+    UNDECIDED,
+    one_line,
+    parse_batch,
+    parse_decision,
+    reviewer_and_run,
+    reviewer_name,
+)
 from ctcnet.review_server.sample_images import SampleImages
 from ctcnet.review_server.tiles import FrameSource
 
 log = logging.getLogger(__name__)
 
-# The calls a decision request may make besides a class name; "undecided" takes a decision back.
-CONFIRM, REJECT, UNDECIDED = "confirm", "reject", "undecided"
-DECISION_FORM = ('a decision is {"event_id": N, "call": "confirm" | "reject" | "undecided" | '
-                 'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
-BATCH_FORM = ('decisions at once are {"event_ids": [N, ...], "call": "confirm" | "reject" | '
-              'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
-MAX_EVENT_ID = 2 ** 63 - 1  # event ids are int64
-MAX_BATCH = 500   # events decided in one request (a grid page holds 100)
-FIRST, SECOND = "first", "second"
 READING_FILES = {FIRST: D.REVIEW_FILE, SECOND: D.SECOND_FILE}
 
 
@@ -83,87 +86,6 @@ def events_stamp(folder: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _event_id(value) -> int:
-    """An event id of a request: a JSON integer. ``true`` (a bool is an int in Python) and
-    ``2.9`` (a float) name no event, and are refused rather than rounded to one."""
-    if type(value) is not int or not 0 <= value <= MAX_EVENT_ID:
-        raise InputError(f"event_id must be a whole number of 0 or more, not "
-                         f"{json.dumps(value)[:40]}")
-    return value
-
-
-def _common_fields(body) -> tuple[str, str | None, str | None, str]:
-    """(call, reviewer, run id, reading) of a decision request."""
-    call = body.get("call")
-    if not isinstance(call, str) or not call:
-        raise InputError("call must be a string")
-    return (call, *_reviewer_and_run(body), parse_reading(body.get("reading")))
-
-
-def _reviewer_and_run(body) -> tuple[str | None, str | None]:
-    """(reviewer, run id) of a decision or sign-off request, each a string or absent."""
-    reviewer, run_id = body.get("reviewer"), body.get("run_id")
-    if reviewer is not None and not isinstance(reviewer, str):
-        raise InputError("reviewer must be a string")
-    if run_id is not None and not isinstance(run_id, str):
-        raise InputError("run_id must be a string")
-    return reviewer, run_id
-
-
-def reviewer_name(given: str | None, default: str) -> str:
-    """The name a decision or sign-off is recorded under: the one given, its control
-    characters (a newline would split review.csv's line for line-based tools) made spaces, a
-    leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, its length cut to 64;
-    the server's ``--reviewer`` where none is given."""
-    return _one_line(given, 64) or default
-
-
-def _one_line(given: str | None, limit: int) -> str:
-    """Free text as one line: control characters made spaces, a leading ``= + - @`` kept from
-    a spreadsheet's formulas by a ``'`` (a file opened in Excel), cut to ``limit``."""
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
-    text = "'" + text if text[:1] in ("=", "+", "-", "@") else text
-    return text[:limit]
-
-
-def parse_reading(value) -> str:
-    """Which reading a request is of: the first (counted) unless it says ``second``."""
-    if value is None or value == FIRST:
-        return FIRST
-    if value == SECOND:
-        return SECOND
-    raise InputError(f"reading must be {FIRST!r} or {SECOND!r}, not {json.dumps(value)[:40]}")
-
-
-def parse_decision(body) -> tuple[int, str, str | None, str | None, str]:
-    """(event id, call, reviewer, run id, reading) of a decision request; InputError when
-    malformed."""
-    if not isinstance(body, dict):
-        raise InputError(DECISION_FORM)
-    try:
-        event_id = _event_id(body.get("event_id"))
-        return (event_id, *_common_fields(body))
-    except InputError as err:
-        raise InputError(f"{err}; {DECISION_FORM}") from None
-
-
-def parse_batch(body) -> tuple[list[int], str, str | None, str | None, str]:
-    """(event ids, call, reviewer, run id, reading) of a request deciding several events at
-    once (a grid's page); InputError when malformed, repeated or too many."""
-    if not isinstance(body, dict) or not isinstance(body.get("event_ids"), list):
-        raise InputError(BATCH_FORM)
-    try:
-        ids = [_event_id(v) for v in body["event_ids"]]
-        fields = _common_fields(body)
-    except InputError as err:
-        raise InputError(f"{err}; {BATCH_FORM}") from None
-    if not 0 < len(ids) <= MAX_BATCH or len(set(ids)) != len(ids):
-        raise InputError(f"event_ids must name 1 to {MAX_BATCH} events, each once")
-    if fields[0] == UNDECIDED:
-        raise InputError("decisions are taken back one at a time")
-    return (ids, *fields)
 
 
 class Sample(SampleImages):
@@ -424,7 +346,7 @@ class Sample(SampleImages):
         signoff.json, then to summary.json and index.html beside the model's counts."""
         if not isinstance(body, dict):
             raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
-        reviewer, run_id = _reviewer_and_run(body)
+        reviewer, run_id = reviewer_and_run(body)
         if run_id is None:  # a signature names what it signs: the run the reviewer saw
             raise InputError('a sign-off names the run it signs: {"reviewer": NAME, "run_id": '
                              'RUN} (the review page sends the one it shows)')
@@ -459,7 +381,7 @@ class Sample(SampleImages):
                 sample_status=self.summary.status,
                 blood_volume_read_ml=self.summary.volume_read_ml,
                 model_sha256=self.summary.model.sha256, held_undecided=int(held),
-                note=_one_line(note, 500) or None,
+                note=one_line(note, 500) or None,
                 journals=journal_seal(self.folder, READING_FILES.values()))
             write_signoff(self.folder, record)
         self.write_counts()

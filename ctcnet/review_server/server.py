@@ -60,7 +60,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server.app import ReviewApp
-from ctcnet.review_server.sample import ResultsBeingWritten, ResultsChanged, parse_reading
+from ctcnet.review_server.requests import parse_reading
+from ctcnet.review_server.sample import ResultsBeingWritten, ResultsChanged
 from ctcnet.review_server.tiles import ClientGone, client_connected
 
 log = logging.getLogger(__name__)

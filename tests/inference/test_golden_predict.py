@@ -1,7 +1,9 @@
 """Predict finds and calls the same events as the recorded golden run (float rounding only).
 
-``tests/data/golden_events.parquet`` was written by ``scripts/make_predict_golden.py`` with the
-code before that work, on the committed 3-frame cartridge ``tests/data/golden_cartridge`` (scan
+The golden run is the reference ``ctcnet verify`` checks an installation with (shipped in
+``models/reference``). ``models/reference/events.parquet`` was written by
+``scripts/make_predict_golden.py`` with the code before that work, on the committed 3-frame
+cartridge ``models/reference/cartridge`` (scan
 pixel size 0.662 um against the model's 0.64, so crops are resampled), with the shipped model as
 predict picks it on a CPU. Its ``markers_ctc`` column (no golden event has it) was added when
 predict began writing it, and its ``guard`` (and ``review``) columns gained ``one_cell`` on
@@ -19,45 +21,23 @@ cut by the frame edge (p 0.89, filed as debris) when predict began showing the C
 cluster calls the border cuts; every other column is as first written.
 """
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
 
 from ctcnet.inference.backends import load_backend
 from ctcnet.inference.predict import PredictOptions, predict_cartridge
+from ctcnet.inference.verification import REFERENCE_CARTRIDGE as CARTRIDGE
+from ctcnet.inference.verification import REFERENCE_EVENTS as GOLDEN
+from ctcnet.inference.verification import event_differences
 from ctcnet.nn.calls import DecisionRule
-
-DATA = Path(__file__).resolve().parents[1] / "data"
-CARTRIDGE = DATA / "golden_cartridge"
-GOLDEN = DATA / "golden_events.parquet"
-
-# Centres are signal-weighted means, intensities means over an object, probabilities come from
-# a float32 graph: summation order (batch size, threads, how a crop is resampled) may move them
-# in the last float32 digits, nothing more. Measured on the 175-frame benchmark cartridge after
-# the cartridge path was made faster: probabilities moved by at most 3e-5, positions and
-# intensities not at all, and all 49,016 events kept their class, review and guard flags.
-FLOAT_TOL = {"default": dict(rtol=1e-4, atol=1e-4),
-             "p_": dict(rtol=0, atol=1e-4), "confidence": dict(rtol=0, atol=1e-4)}
-
-
-def _tolerance(column: str) -> dict:
-    for prefix, tol in FLOAT_TOL.items():
-        if column.startswith(prefix):
-            return tol
-    return FLOAT_TOL["default"]
 
 
 def assert_same_events(got: pd.DataFrame, want: pd.DataFrame) -> None:
-    assert list(got.columns) == list(want.columns)
-    assert len(got) == len(want)
-    for col in want.columns:
-        a, b = got[col].to_numpy(), want[col].to_numpy()
-        if np.issubdtype(b.dtype, np.floating):
-            np.testing.assert_allclose(a, b, err_msg=col, **_tolerance(col))
-        else:
-            assert (a == b).all(), (col, np.flatnonzero(a != b)[:10])
+    """The events as recorded, floats within the rounding a float32 graph leaves
+    (``verification.FLOAT_TOLERANCE``), every call and flag exactly: as ``ctcnet verify``
+    holds an installation to them."""
+    differences = event_differences(got, want)
+    assert not differences, differences
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -1,0 +1,138 @@
+"""An installation checked against what was shipped: ``ctcnet verify``.
+
+A lab that validates ctcnet (an installation qualification) or an engineer who installs it on a
+new server needs to know that this machine's ctcnet makes the calls it was validated with,
+before a night's cartridges are counted on it. Two checks:
+
+* **The shipped files** (:func:`check_shipped_files`): every model file and the reference
+  below has the SHA-256 ``models/SHA256SUMS`` lists for it.
+* **The reference cartridge** (:func:`check_reference`): ``models/reference/cartridge``, three
+  simulated five-channel frames, predicted with the default model (at the balanced prior, the
+  pipeline around the network alone) on the backend and device predict would use here, and
+  compared event for event with ``models/reference/events.parquet``, the events recorded for
+  it (:func:`event_differences`: every column; floats within the rounding a float32 graph's
+  summation order leaves, every call, flag and count exactly). ``tests/inference/
+  test_golden_predict.py`` holds the code to the same reference.
+
+:func:`verify_installation` makes both and the environment into one record (``passed``: every
+check passed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctcnet.core.provenance import software_record
+from ctcnet.nn.registry import PACKAGE_MODELS
+
+REFERENCE = PACKAGE_MODELS / "reference"
+REFERENCE_CARTRIDGE = REFERENCE / "cartridge"
+REFERENCE_EVENTS = REFERENCE / "events.parquet"
+CHECKSUMS = PACKAGE_MODELS / "SHA256SUMS"
+
+# Centres are signal-weighted means, intensities means over an object, probabilities come from
+# a float32 graph: summation order (batch size, threads, how a crop is resampled) may move them
+# in the last float32 digits, nothing more. Measured on the 175-frame benchmark cartridge:
+# probabilities moved by at most 3e-5, positions and intensities not at all, and all 49,016
+# events kept their class, review and guard flags.
+FLOAT_TOLERANCE = {"default": dict(rtol=1e-4, atol=1e-4),
+                   "p_": dict(rtol=0, atol=1e-4), "confidence": dict(rtol=0, atol=1e-4)}
+
+
+def _tolerance(column: str) -> dict:
+    for prefix, tolerance in FLOAT_TOLERANCE.items():
+        if column.startswith(prefix):
+            return tolerance
+    return FLOAT_TOLERANCE["default"]
+
+
+def event_differences(got: pd.DataFrame, want: pd.DataFrame) -> list[str]:
+    """How an events table differs from the recorded one, in words (empty: the same, floats
+    within :data:`FLOAT_TOLERANCE`): columns missing or added, the row count, and per column
+    the rows that differ (the first event ids), with the largest float difference."""
+    if list(got.columns) != list(want.columns):
+        missing = [c for c in want.columns if c not in got.columns]
+        added = [c for c in got.columns if c not in want.columns]
+        return [f"columns differ (missing {missing}, added {added})" if missing or added
+                else "columns in another order"]
+    if len(got) != len(want):
+        return [f"{len(got)} events, {len(want)} recorded"]
+    said = []
+    for column in want.columns:
+        a, b = got[column].to_numpy(), want[column].to_numpy()
+        if np.issubdtype(b.dtype, np.floating) and np.issubdtype(a.dtype, np.number):
+            a = a.astype(np.float64)
+            close = np.isclose(a, b, equal_nan=True, **_tolerance(column))
+            worst = np.nanmax(np.abs(a - b)) if (~close).any() else 0.0
+            extra = f", largest difference {worst:.3g}"
+        else:
+            close, extra = a == b, ""
+        if not close.all():
+            rows = np.flatnonzero(~close)
+            ids = want["event_id"].to_numpy()[rows[:5]].tolist() if "event_id" in want else \
+                rows[:5].tolist()
+            said.append(f"{column}: {len(rows)} of {len(want)} events differ (event ids {ids}"
+                        f"{' ...' if len(rows) > 5 else ''}){extra}")
+    return said
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
+    """Each file ``checksums`` lists (paths relative to its folder) against its SHA-256:
+    ``{"files": n, "differ": [...], "missing": [...], "passed": bool}``."""
+    folder = checksums.parent
+    differ, missing, n = [], [], 0
+    for line in checksums.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        n += 1
+        path = folder / name.strip()
+        if not path.is_file():
+            missing.append(name)
+        elif _sha256(path) != digest:
+            differ.append(name)
+    return {"files": n, "differ": differ, "missing": missing,
+            "passed": not differ and not missing}
+
+
+def check_reference(device: str = "auto", workers: int = 1) -> dict:
+    """The reference cartridge predicted here, as predict would run the default model on
+    ``device``, against its recorded events: ``{"backend", "device", "events", "differences",
+    "passed"}``."""
+    from ctcnet.inference.backends import load_backend
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.nn.calls import DecisionRule
+
+    backend = load_backend(None, device=device)
+    # The reference pins the pipeline around the network, read without the model's cartridge
+    # rule (its own figures are the model card's).
+    backend.spec = backend.spec.replace(decision=DecisionRule.balanced())
+    with tempfile.TemporaryDirectory(prefix="ctcnet-verify-") as tmp:
+        predict_cartridge(REFERENCE_CARTRIDGE, backend, Path(tmp) / "out",
+                          PredictOptions(quiet=True, workers=workers, report=False))
+        got = pd.read_parquet(Path(tmp) / "out" / "events.parquet")
+    differences = event_differences(got, pd.read_parquet(REFERENCE_EVENTS))
+    return {"backend": backend.name, "device": backend.device_name, "events": len(got),
+            "differences": differences, "passed": not differences}
+
+
+def verify_installation(device: str = "auto") -> dict:
+    """Both checks, with the software and machine they ran on: the record ``ctcnet verify``
+    writes (``passed``: both passed)."""
+    files = check_shipped_files()
+    reference = check_reference(device)
+    return {"passed": files["passed"] and reference["passed"], "shipped_files": files,
+            "reference": reference, "software": software_record()}

@@ -1,0 +1,101 @@
+"""What a review request may say, checked: a decision (one event or a grid page of them), the
+reviewer's name and note as they are recorded (one line, never a spreadsheet formula), the run
+it was made for and which reading it is of. Each malformed request is refused with the form
+it should have had."""
+
+from __future__ import annotations
+
+import json
+
+from ctcnet.errors import InputError
+
+# The calls a decision request may make besides a class name; "undecided" takes a decision back.
+CONFIRM, REJECT, UNDECIDED = "confirm", "reject", "undecided"
+DECISION_FORM = ('a decision is {"event_id": N, "call": "confirm" | "reject" | "undecided" | '
+                 'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
+BATCH_FORM = ('decisions at once are {"event_ids": [N, ...], "call": "confirm" | "reject" | '
+              'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
+MAX_EVENT_ID = 2 ** 63 - 1  # event ids are int64
+MAX_BATCH = 500   # events decided in one request (a grid page holds 100)
+FIRST, SECOND = "first", "second"
+
+
+def _event_id(value) -> int:
+    """An event id of a request: a JSON integer. ``true`` (a bool is an int in Python) and
+    ``2.9`` (a float) name no event, and are refused rather than rounded to one."""
+    if type(value) is not int or not 0 <= value <= MAX_EVENT_ID:
+        raise InputError(f"event_id must be a whole number of 0 or more, not "
+                         f"{json.dumps(value)[:40]}")
+    return value
+
+
+def _common_fields(body) -> tuple[str, str | None, str | None, str]:
+    """(call, reviewer, run id, reading) of a decision request."""
+    call = body.get("call")
+    if not isinstance(call, str) or not call:
+        raise InputError("call must be a string")
+    return (call, *reviewer_and_run(body), parse_reading(body.get("reading")))
+
+
+def reviewer_and_run(body) -> tuple[str | None, str | None]:
+    """(reviewer, run id) of a decision or sign-off request, each a string or absent."""
+    reviewer, run_id = body.get("reviewer"), body.get("run_id")
+    if reviewer is not None and not isinstance(reviewer, str):
+        raise InputError("reviewer must be a string")
+    if run_id is not None and not isinstance(run_id, str):
+        raise InputError("run_id must be a string")
+    return reviewer, run_id
+
+
+def reviewer_name(given: str | None, default: str) -> str:
+    """The name a decision or sign-off is recorded under: the one given, its control
+    characters (a newline would split review.csv's line for line-based tools) made spaces, a
+    leading ``= + - @`` kept from a spreadsheet's formulas by a ``'``, its length cut to 64;
+    the server's ``--reviewer`` where none is given."""
+    return one_line(given, 64) or default
+
+
+def one_line(given: str | None, limit: int) -> str:
+    """Free text as one line: control characters made spaces, a leading ``= + - @`` kept from
+    a spreadsheet's formulas by a ``'`` (a file opened in Excel), cut to ``limit``."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in given or "").split())
+    text = "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return text[:limit]
+
+
+def parse_reading(value) -> str:
+    """Which reading a request is of: the first (counted) unless it says ``second``."""
+    if value is None or value == FIRST:
+        return FIRST
+    if value == SECOND:
+        return SECOND
+    raise InputError(f"reading must be {FIRST!r} or {SECOND!r}, not {json.dumps(value)[:40]}")
+
+
+def parse_decision(body) -> tuple[int, str, str | None, str | None, str]:
+    """(event id, call, reviewer, run id, reading) of a decision request; InputError when
+    malformed."""
+    if not isinstance(body, dict):
+        raise InputError(DECISION_FORM)
+    try:
+        event_id = _event_id(body.get("event_id"))
+        return (event_id, *_common_fields(body))
+    except InputError as err:
+        raise InputError(f"{err}; {DECISION_FORM}") from None
+
+
+def parse_batch(body) -> tuple[list[int], str, str | None, str | None, str]:
+    """(event ids, call, reviewer, run id, reading) of a request deciding several events at
+    once (a grid's page); InputError when malformed, repeated or too many."""
+    if not isinstance(body, dict) or not isinstance(body.get("event_ids"), list):
+        raise InputError(BATCH_FORM)
+    try:
+        ids = [_event_id(v) for v in body["event_ids"]]
+        fields = _common_fields(body)
+    except InputError as err:
+        raise InputError(f"{err}; {BATCH_FORM}") from None
+    if not 0 < len(ids) <= MAX_BATCH or len(set(ids)) != len(ids):
+        raise InputError(f"event_ids must name 1 to {MAX_BATCH} events, each once")
+    if fields[0] == UNDECIDED:
+        raise InputError("decisions are taken back one at a time")
+    return (ids, *fields)

@@ -1,0 +1,51 @@
+"""``ctcnet verify``: an installation checked against the shipped files and the reference
+cartridge's recorded calls, passing here and failing, with the reason, where either differs."""
+
+import json
+import shutil
+
+import pandas as pd
+
+import ctcnet.inference.verification as verification
+from ctcnet.cli import main
+from ctcnet.inference.verification import check_shipped_files, event_differences
+
+
+def test_this_installation_verifies(tmp_path, capsys):
+    status = main(["verify", "--device", "cpu", "--out", str(tmp_path / "iq.json")])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "every call, flag and position as recorded" in printed and "PASSED" in printed
+    record = json.loads((tmp_path / "iq.json").read_text())
+    assert record["passed"] and record["shipped_files"]["files"] >= 13
+    assert record["reference"]["events"] > 50 and record["software"]["ctcnet"]
+
+
+def test_a_changed_file_or_call_fails_with_what_differs(tmp_path, monkeypatch, capsys):
+    # a shipped file altered (a copy of the list and one file)
+    models = tmp_path / "models"
+    (models / "reference").mkdir(parents=True)
+    shutil.copy(verification.CHECKSUMS, models / "SHA256SUMS")
+    shutil.copy(verification.REFERENCE_EVENTS, models / "reference" / "events.parquet")
+    (models / "reference" / "events.parquet").write_bytes(b"x")
+    checked = check_shipped_files(models / "SHA256SUMS")
+    assert not checked["passed"] and checked["differ"] == ["reference/events.parquet"]
+    assert "ctcnet-default.onnx" in checked["missing"]
+    # a call and a position moved: named, with the events
+    want = pd.read_parquet(verification.REFERENCE_EVENTS)
+    got = want.copy()
+    got.loc[3, "class"] = "ctc" if want.loc[3, "class"] != "ctc" else "wbc"
+    got.loc[5, "x"] += 0.05
+    said = event_differences(got, want)
+    assert any(s.startswith("class: 1 of") for s in said)
+    assert any(s.startswith("x: 1 of") and "largest difference 0.05" in s for s in said)
+    assert event_differences(got.iloc[:-1], want) == [f"{len(want) - 1} events, {len(want)} "
+                                                      "recorded"]
+    # ... and the command says FAILED, exit 1
+    monkeypatch.setattr(verification, "check_reference", lambda device: {
+        "backend": "onnx", "device": "cpu", "events": len(got), "differences": said,
+        "passed": False})
+    capsys.readouterr()
+    assert main(["verify"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED" in printed and "class: 1 of" in printed
