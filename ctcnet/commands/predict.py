@@ -73,6 +73,10 @@ def add_arguments(parser) -> None:
                         help="detection threshold in noise units (default 5)")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="a folder of cartridges that holds none tonight (a night without "
+                             "scans) is nothing to do, exit 0, not a refusal; run.json says "
+                             "the run finished with no output")
     parser.add_argument("--shard", default=None, metavar="K/N",
                         help="take only share K of N of the inputs (1 <= K <= N; split by a "
                              "hash of each sample's name, so a cartridge added between jobs "
@@ -156,13 +160,9 @@ def _run(args, log) -> int:
 
     out = Path(args.out)
     child = args.process_inputs is not None  # one process of a --processes run
-    if child:
-        from ctcnet.commands.predict_processes import die_with_parent, read_share
-
-        die_with_parent()  # a parent killed outright takes this process with it
-        inputs = expand_list_files(read_share(args.process_inputs))
-    else:
-        inputs = expand_list_files(args.inputs)  # list files read once here, a cycle refused
+    inputs = _inputs(args, child)
+    if not inputs:  # (--allow-empty, and no input holds a cartridge)
+        return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
     if args.pixel_size is not None and cartridges:
         import logging
@@ -242,6 +242,43 @@ def _run(args, log) -> int:
                                 failed_reports=failed_reports)
         set_aside = finished_by_another_run(index, set_aside)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports, log)
+
+
+def _inputs(args, child: bool) -> list:
+    """The run's inputs, list files read (once, a cycle refused): a ``--processes`` child's
+    share, or the command line's; with ``--allow-empty``, the folders that hold nothing
+    left out."""
+    if child:
+        from ctcnet.commands.predict_processes import die_with_parent, read_share
+
+        die_with_parent()  # a parent killed outright takes this process with it
+        inputs = expand_list_files(read_share(args.process_inputs))
+    else:
+        inputs = expand_list_files(args.inputs)
+    if args.allow_empty:
+        from ctcnet.inference.inputs import without_empty_folders
+
+        inputs = without_empty_folders(inputs)
+    return inputs
+
+
+def _nothing_to_do(args, out, log) -> int:
+    """``--allow-empty`` and no input holds a cartridge: run.json says a run finished with no
+    output (the samples an earlier run left stay listed); exit 0."""
+    import sys
+    import time
+
+    from ctcnet.inference.inputs import check_writable
+
+    check_writable(out)
+    log.open()
+    write_run_index(out, [], 1, since=time.time())
+    said = (f"nothing to do: {', '.join(str(p) for p in args.inputs)} holds no cartridge "
+            "(--allow-empty)")
+    log.note(said)
+    if not args.quiet:
+        print(said, file=sys.stderr)
+    return 0
 
 
 def predict_options(args):

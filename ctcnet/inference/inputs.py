@@ -156,6 +156,22 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
         log.warning("%s: not a cartridge (%s), not read", sub, what)
 
 
+def without_empty_folders(inputs) -> list[Path]:
+    """``inputs`` but the folders that hold nothing (their hidden and system entries aside):
+    a night without scans, for ``--allow-empty``; each said in a note."""
+    kept = []
+    for path in map(Path, inputs):
+        try:
+            empty = path.is_dir() and not any(not _system_entry(p.name) for p in path.iterdir())
+        except OSError:  # not listable: its own check says why
+            empty = False
+        if empty:
+            log.info("%s: holds no cartridge (--allow-empty: nothing to do for it)", path)
+        else:
+            kept.append(path)
+    return kept
+
+
 def _not_an_input(path: Path) -> InputError:
     """The refusal of a folder that is no input, saying what it lacks where it holds images
     (a folder of crops with no panel.json is the usual case: published images come without)."""

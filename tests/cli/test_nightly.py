@@ -154,3 +154,23 @@ def test_a_rerun_that_completes_a_partial_sample_pages_nobody(cart_and_model, tm
     assert outputs(out)["S_a"]["status"] == "ok"
     assert list((out / "S_a" / "previous").glob("summary-*.json"))
     assert any("change its tables" in p.read_text() for p in (out / "logs").glob("*.log"))
+
+
+def test_a_night_without_scans_is_nothing_to_do_with_allow_empty(cart_and_model, tmp_path,
+                                                                   capsys):
+    """An empty folder of cartridges is refused (a wrong path, say); with --allow-empty it is
+    a night without scans: exit 0, run.json finished with no output, the earlier samples kept
+    listed."""
+    scans, out = batch(cart_and_model, tmp_path)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                   "--prior", "balanced", *options(cart_and_model))[0] == 0
+    tonight = tmp_path / "tonight"
+    (tonight / ".snapshot").mkdir(parents=True)  # a share's own entries are no scans
+    args = ["predict", tonight, "--out", out, "--prior", "balanced", *options(cart_and_model)]
+    status, err = run_cli(capsys, *args)
+    assert status == 2 and "neither a cartridge" in err[-1]
+    status, err = run_cli(capsys, *args, "--allow-empty")
+    assert status == 0 and "nothing to do" in err[-1]
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "finished" and run["outputs"] == []
+    assert run["other_outputs"] == ["S_a", "S_b"]
