@@ -29,12 +29,7 @@ from ctcnet.review.decisions import (
     reviewed_labels,
     warn_set_aside,
 )
-from ctcnet.review.signoff import (
-    CURRENT,
-    read_signoff,
-    signoff_record,
-    signoff_text,
-)
+from ctcnet.review.signoff import CURRENT, signoff_in, signoff_text
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +88,7 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
     with its source in dataset.json; a warning when there is none, or when the decisions
     (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as summary.json holds them) changed
     since it."""
-    signoff = read_signoff(folder)
-    record = signoff_record(signoff, run.run_id, len(matched.table), run.calls_id, per_7_5_ml,
-                            folder=folder, model_sha256=model_sha256)
+    signoff, record = signoff_in(folder, run, len(matched.table), per_7_5_ml, model_sha256)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)
     elif record is None and signoff is not None:  # of an earlier run, or of other calls

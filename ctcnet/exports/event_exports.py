@@ -74,6 +74,7 @@ from ctcnet.review.decisions import (
     load_decisions,
     load_sample,
 )
+from ctcnet.review.signoff import SIGNOFF_FILE, signoff_in
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "",
     """One sample's events table as the arguments of :func:`~ctcnet.exports.fcs.fcs_bytes` /
     :func:`~ctcnet.exports.fcs.write_fcs`, with the run's facts in TEXT keywords (``summary``:
     the sample's :class:`~ctcnet.inference.summary.RunSummary`; ``signoff``: its sign-off as
-    summary.json holds it, :mod:`ctcnet.review.signoff`'s record)."""
+    it holds now, :func:`signoff_now`)."""
     classes = list(summary.model.classes)
     codes = EventCodes.of(events, classes)
     parameters = event_parameters(events, summary, where, codes)
@@ -412,14 +413,15 @@ def _load(plan: SampleExport, geometry: str):
     return with_reviewer_calls(plan.folder, events, summary), summary
 
 
-def _signoff_as_summarised(folder: Path) -> dict | None:
-    """The sample's sign-off as its summary.json holds it (the review server and predict keep
-    it up to date), or None."""
-    try:
-        record = json.loads((folder / "summary.json").read_text()).get("signoff")
-    except (OSError, ValueError, AttributeError):
+def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
+    """The sample's sign-off as it holds now, checked against its record (not summary.json's
+    copy, which is as fresh as the last command that wrote it), or None."""
+    if not (folder / SIGNOFF_FILE).exists():
         return None
-    return record if isinstance(record, dict) else None
+    run = RunEvents.of_sample(folder, events, summary)
+    per_7_5_ml = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
+    return signoff_in(folder, run, len(load_decisions(folder, run).table), per_7_5_ml,
+                      summary.model.sha256)[1]
 
 
 def with_reviewer_calls(folder: Path, events: pd.DataFrame, summary) -> pd.DataFrame:
@@ -484,7 +486,7 @@ def export_events(results: str | Path, fcs: bool = True, geojson: bool = False,
             plan.events = len(events)
             if plan.fcs is not None:
                 write_fcs(plan.fcs, **events_fcs(events, summary, where, plan.fcs.name,
-                                                 _signoff_as_summarised(plan.folder)))
+                                                 signoff_now(plan.folder, events, summary)))
                 written.append(plan.fcs)
             if plan.geojson is not None:
                 from ctcnet.exports.geojson import events_geojson  # (it builds on this module)

@@ -122,8 +122,8 @@ class EarlierRun:
         table = folder / "events.parquet"
         if self.events_sha256 and table.is_file() and file_sha256(table) != self.events_sha256:
             log.warning("%s: events.parquet was changed since predict wrote it (its SHA-256 is "
-                        "not the one summary.json records: edited by hand?); written again "
-                        "from the run's journal", sample)
+                        "not the one summary.json records: edited by hand?); this run writes "
+                        "its own", sample)
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
         retire_exports(folder, sample)

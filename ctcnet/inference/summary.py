@@ -17,6 +17,7 @@ the review server (:mod:`ctcnet.review_server.server`) whenever a decision is sa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
@@ -30,6 +31,8 @@ from ctcnet.inference.result_state import result_state, signoff_holds  # noqa: F
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.cartridge_info import output_format
 from ctcnet.io.digests import file_sha256
+
+log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
 
@@ -335,20 +338,29 @@ def keep_previous_summary(out_dir: str | Path) -> Path | None:
     try:
         atomic_write_text(kept, text)
         if any((Path(out_dir) / name).exists() for name in ("review.csv", "signoff.json")):
-            _keep_events_table(Path(out_dir), kept.parent / f"events-{stamp}.parquet")
+            _keep_events_table(Path(out_dir), kept.parent, stamp, json.loads(text))
     except OSError as err:  # not kept: the run it would replace stays as it is
         raise InputError(f"cannot keep the summary it replaces there ({err.strerror or err}): "
                          "make it writable, or move it away, then rerun", kept) from None
     return kept
 
 
-def _keep_events_table(out_dir: Path, kept: Path) -> None:
-    """The events table as ``kept``: a second name for its file where the file system has
-    them (the run writes its new table under a new file, so the old one stays as it was, for
-    no space), else a copy."""
+def _keep_events_table(out_dir: Path, previous: Path, stamp: str, summary: dict) -> None:
+    """The events table as ``previous/events-<stamp>.parquet``: a second name for its file
+    where the file system has them (the run writes its new table under a new file, so the old
+    one stays as it was, for no space), else a copy. A table that is not the one its summary
+    records (changed by hand) is kept as ``events-<stamp>-not-as-written.parquet``, said."""
     table = out_dir / "events.parquet"
-    if not table.is_file() or kept.exists():
+    if not table.is_file():
         return
+    recorded = summary.get("events_sha256") if isinstance(summary, dict) else None
+    edited = bool(recorded) and file_sha256(table) != recorded
+    kept = previous / f"events-{stamp}{'-not-as-written' if edited else ''}.parquet"
+    if kept.exists():
+        return
+    if edited:
+        log.warning("%s: its events table is not the one predict wrote (changed by hand?): "
+                    "kept as %s, not as the calls its review was made on", out_dir, kept.name)
     try:
         os.link(table, kept)
     except OSError:

@@ -43,6 +43,7 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.review.journal_seal import write_seal
 from ctcnet.review.matching import Matched, extend_match, match_decisions
 from ctcnet.review.runs import RunEvents
 
@@ -192,6 +193,7 @@ def decisions_lock(sample_dir: str | Path) -> Iterator[None]:
 def _write(sample_dir: Path, table: pd.DataFrame) -> None:
     # fsync'd and renamed into place: a decision that was answered "saved" survives a crash.
     atomic_write_text(sample_dir / REVIEW_FILE, table[COLUMNS].to_csv(index=False))
+    write_seal(sample_dir / REVIEW_FILE)
 
 
 HEADER = (",".join(COLUMNS) + "\n").encode("utf-8")
@@ -344,6 +346,7 @@ class DecisionLog:
                 self.refresh()
             else:
                 self._append_row(run, row)
+            write_seal(self.path)  # what ctcnet wrote: a journal cut back later is told
             self._appended.stamps = (before, self._stamp)
             return before, self._stamp
 

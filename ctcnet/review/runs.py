@@ -19,6 +19,7 @@ import getpass
 import hashlib
 import json
 import logging
+import unicodedata
 import zlib
 from functools import cached_property
 from pathlib import Path
@@ -69,7 +70,33 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
                          "not the one summary.json records: edited by hand?); rerun ctcnet "
                          "predict on this sample to write it again from its journal",
                          events_path)
+    _say_once(sample_dir, summary)
     return events, summary
+
+
+_said: set[str] = set()  # the folders whose notes were said (the server reads a sample often)
+
+
+def _say_once(sample_dir: Path, summary: RunSummary) -> None:
+    """What a reader of a sample folder should know of its record, once a folder: a summary
+    that records no digest of its events table (an earlier ctcnet's, or the field removed:
+    the table is not checked), a batch's folder named other than its sample (copied or
+    renamed)."""
+    key = str(sample_dir.resolve())
+    if key in _said:
+        return
+    _said.add(key)
+    if not summary.events_sha256:
+        log.warning("%s: summary.json records no digest of events.parquet (written by an "
+                    "earlier ctcnet, or the field removed): the table is not checked against "
+                    "the run that wrote it", sample_dir)
+    # In a batch's --out each sample's folder is its sample id (a run into a folder of the
+    # caller's choosing, by the Python API, may be named anything).
+    name = unicodedata.normalize("NFC", sample_dir.resolve().name)
+    if (sample_dir.parent / "run.json").exists() and summary.sample_id and \
+            name != unicodedata.normalize("NFC", summary.sample_id):
+        log.warning("%s: the folder holds the outputs of sample %r (copied or renamed?)",
+                    sample_dir, summary.sample_id)
 
 
 def find_samples(results: str | Path) -> dict[str, Path]:

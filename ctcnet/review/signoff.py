@@ -15,12 +15,14 @@ with other calls: another model, rule or prior) it is not shown at all, as it wa
 run.
 
 A sign-off also does not hold once its record was changed other than by ctcnet ("edited
-since"): signoff.json must be the last line of the history, and review.csv and
-review-second.csv must still begin with the bytes they held when it was made (``journals``: their
-sizes and SHA-256 then; the journals only grow). It reads "model changed since" once another
-model file made the calls, even the same calls. These checks find edits by hand and files
-copied from another folder; anyone who may write the folder can still rewrite every record
-consistently, which only the file system's permissions (or write-once storage) prevent.
+since"): signoff.json must be the last line of the history; review.csv and review-second.csv
+must still begin with the bytes they held when it was made (``journals``: their sizes and
+SHA-256 then) and with those ctcnet last wrote (:mod:`ctcnet.review.journal_seal`: a journal
+cut back to what the sign-off saw is told), and hold no decision added since that is dated
+before it. It reads "model changed since" once another model file made the calls, even the
+same calls. These checks find edits by hand and files copied from another folder; anyone who
+may write the folder can still rewrite every record and seal consistently, which only the
+file system's permissions (or write-once storage) prevent.
 
 A signoff.json that is not a sign-off (cut short, not JSON, a list, a field of the wrong type)
 is said in one warning naming the file and read as no sign-off, by ``ctcnet review``,
@@ -30,15 +32,18 @@ signing the sample off again on the review page writes a good file over it.
 
 from __future__ import annotations
 
-import hashlib
+import csv
+import io
 import json
 import logging
 import math
 import os
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.review.journal_seal import changed_since, last_seal, seal_of
 
 log = logging.getLogger(__name__)
 
@@ -195,46 +200,71 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
                       json.dumps(signoff.to_dict(), indent=2) + "\n")
 
 
-def _prefix_sha256(path: Path, size: int) -> str | None:
-    """The SHA-256 of the first ``size`` bytes of ``path``; None when it is shorter or gone."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(size)
-    except OSError:
-        return None
-    return hashlib.sha256(data).hexdigest() if len(data) == size else None
-
-
 def journal_seal(folder: str | Path, names) -> dict:
     """The journals ``names`` of ``folder`` as a sign-off records them (those there): each
     one's size and SHA-256."""
-    sealed = {}
-    for name in names:
-        path = Path(folder) / name
-        if path.is_file():
-            data = path.read_bytes()
-            sealed[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    return sealed
+    seals = {name: seal_of(Path(folder) / name) for name in names}
+    return {name: seal for name, seal in seals.items() if seal is not None}
+
+
+def _last_in_history(folder: Path) -> SignOff | None:
+    try:
+        lines = (folder / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
+        return SignOff.from_dict(json.loads(next(line for line in reversed(lines)
+                                                 if line.strip())))
+    except (OSError, ValueError, TypeError, StopIteration):
+        return None
 
 
 def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
     """Why the sign-off's record is not as ctcnet left it, in words; None when it is: the
-    history's last sign-off is this one, and each journal it sealed begins as it did."""
+    history's last sign-off is this one, each journal it sealed begins as it did and as
+    ctcnet last wrote it (:mod:`ctcnet.review.journal_seal`), and no decision added since is
+    dated before it."""
     folder = Path(folder)
-    try:
-        lines = (folder / HISTORY_FILE).read_text(encoding="utf-8").splitlines()
-        last = SignOff.from_dict(json.loads(next(line for line in reversed(lines)
-                                                 if line.strip())))
-    except (OSError, ValueError, TypeError, StopIteration):
-        last = None
+    last = _last_in_history(folder)
     if last != signoff:
-        return (f"{SIGNOFF_FILE} is not the last sign-off {HISTORY_FILE} records (written by "
-                "hand, or copied from another folder)")
+        recorded = (f"; the history's last is by {last.reviewer} on {last.signed_at}"
+                    if last is not None else f"; {HISTORY_FILE} holds none")
+        return (f"{SIGNOFF_FILE} (by {signoff.reviewer}) is not the last sign-off "
+                f"{HISTORY_FILE} records (written by hand, or copied from another "
+                f"folder){recorded}")
+    if signoff.journals is None and (signoff.held_undecided is not None or signoff.note):
+        # The fields came together: a sign-off of a ctcnet that seals its journals, unsealed.
+        return f"{SIGNOFF_FILE} holds no seal of the journals it signed (its seal removed)"
     for name, sealed in (signoff.journals or {}).items():
-        if _prefix_sha256(folder / name, sealed["bytes"]) != sealed["sha256"]:
-            return (f"{name}'s lines as signed were changed or removed, not appended to "
-                    "(edited by hand?)")
+        path = folder / name
+        latest = last_seal(path)
+        if changed_since(path, sealed) or (latest is not None and changed_since(path, latest)):
+            return (f"{name} no longer holds what ctcnet wrote to it: lines changed or removed, "
+                    "not appended to (edited by hand?)")
+        early = _dated_before(path, sealed["bytes"], signoff.signed_at)
+        if early:
+            return (f"{name} holds {early} decision(s) added after the sign-off but dated "
+                    f"before it ({signoff.signed_at}): added by hand?")
     return None
+
+
+def _dated_before(path: Path, start: int, when: str) -> int:
+    """The decisions appended to the journal after its first ``start`` bytes whose time is
+    before ``when`` (ISO 8601); 0 where none, or where the journal has no time column."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.readline().decode("utf-8", "replace").strip().split(",")
+            fh.seek(start)
+            tail = fh.read().decode("utf-8", "replace")
+        signed = datetime.fromisoformat(when)
+    except (OSError, ValueError):
+        return 0
+    if "time" not in header:
+        return 0
+    column, early = header.index("time"), 0
+    for row in csv.reader(io.StringIO(tail)):
+        try:
+            early += datetime.fromisoformat(row[column]) < signed
+        except (IndexError, ValueError, TypeError):
+            continue
+    return early
 
 
 def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
@@ -268,6 +298,17 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
             not _same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
         status = COUNTS_CHANGED
     return {**signoff.to_dict(), "status": status}
+
+
+def signoff_in(folder: str | Path, run, journal_rows: int, per_7_5_ml: dict | None,
+               model_sha256: str | None) -> tuple[SignOff | None, dict | None]:
+    """The sample folder's sign-off and the record of it as it holds now for ``run`` (a
+    :class:`~ctcnet.review.runs.RunEvents`), checked against its record in ``folder``, as
+    :func:`signoff_record` does: what a command that reads a sign-off without the review
+    server (crops, exports) reports."""
+    signed = read_signoff(folder)
+    return signed, signoff_record(signed, run.run_id, journal_rows, run.calls_id, per_7_5_ml,
+                                  folder=folder, model_sha256=model_sha256)
 
 
 def _same_figures(signed: dict, now: dict) -> bool:

@@ -140,3 +140,55 @@ def test_an_events_table_changed_by_hand_is_refused_and_a_rerun_writes_it_again(
                           PredictOptions(**OPTIONS))
     assert "events.parquet was changed since predict wrote it" in caplog.text
     assert shown(folder)["status"] == "current"  # the run's own table again
+
+
+def test_a_journal_cut_back_to_what_the_sign_off_saw_is_noticed(folder):
+    """A decision made after the sign-off, then the file truncated to the sealed size: the
+    later decision would vanish without trace; the journal's own seal tells."""
+    sealed = json.loads((folder / SIGNOFF_FILE).read_text())["journals"]["review.csv"]["bytes"]
+    sample = Sample("P001", folder)
+    state = sample.state("bob")
+    third = [c["event_id"] for c in state["candidates"]][2]
+    sample.decide_many({"event_ids": [third], "call": "debris", "run_id": state["run_id"]},
+                       "bob")
+    with open(folder / "review.csv", "r+b") as fh:
+        fh.truncate(sealed)
+    record = shown(folder)
+    assert record["status"] == EDITED and "review.csv no longer holds what ctcnet wrote" in \
+        record["problem"]
+
+
+def test_a_decision_added_by_hand_dated_before_the_sign_off_is_noticed(folder):
+    lines = (folder / "review.csv").read_text().splitlines()
+    signed_at = json.loads((folder / SIGNOFF_FILE).read_text())["signed_at"]
+    header, last = lines[0].split(","), lines[-1].split(",")
+    last[header.index("time")] = "2000-01-01T00:00:00+00:00"
+    with open(folder / "review.csv", "a") as fh:
+        fh.write(",".join(last) + "\n")
+    record = shown(folder)
+    assert record["status"] == EDITED and "dated before it" in record["problem"]
+    assert signed_at in record["problem"]
+
+
+def test_a_sign_off_whose_seal_was_removed_is_noticed(folder):
+    """journals set to null in signoff.json and its history line alike: it would read as an
+    older ctcnet's sign-off, but it holds the fields that came with the seal."""
+    for name in (SIGNOFF_FILE, HISTORY_FILE):
+        path = folder / name
+        path.write_text(path.read_text().replace('"journals":', '"journals_was":'))
+    record = shown(folder)
+    assert record["status"] == EDITED and "holds no seal" in record["problem"]
+
+
+def test_an_fcs_export_checks_the_sign_off_itself(folder):
+    """review.csv edited after the last command wrote summary.json: the export does not copy
+    summary.json's "current", it checks the record."""
+    from ctcnet.exports.event_exports import events_fcs, load_sample, signoff_now
+
+    path = folder / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    assert json.loads((folder / "summary.json").read_text())["signoff"]["status"] == "current"
+    events, summary = load_sample(folder)
+    keywords = events_fcs(events, summary, folder, signoff=signoff_now(folder, events,
+                                                                        summary))["keywords"]
+    assert keywords["CTCNET_SIGNOFF"].startswith("edited since; ann; ")

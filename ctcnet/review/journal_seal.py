@@ -1,0 +1,64 @@
+"""What a decision journal held when ctcnet last wrote it: its size and SHA-256.
+
+A journal (review.csv, review-second.csv) only grows: every decision is a line appended. After
+each write ctcnet keeps the file's seal beside it (``.<journal>.seal``, hidden), and a sign-off
+keeps the seal of the journals it signed. A journal whose first sealed bytes changed, or that
+is shorter than its last seal (lines removed, or cut back to what a sign-off saw), was changed
+other than by ctcnet (:func:`changed_since`). A person who rewrites the journal and its seals
+consistently is not caught: that is for the file system's permissions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ctcnet.io.atomic import atomic_write_text
+
+
+def seal_of(path: str | Path) -> dict | None:
+    """``{"bytes", "sha256"}`` of the file at ``path`` now; None where there is none."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _seal_file(path: Path) -> Path:
+    return path.parent / f".{path.name}.seal"
+
+
+def write_seal(path: str | Path) -> None:
+    """Keep the journal's seal beside it (after ctcnet wrote it, under its lock)."""
+    path = Path(path)
+    seal = seal_of(path)
+    if seal is not None:
+        atomic_write_text(_seal_file(path), json.dumps(seal) + "\n")
+
+
+def last_seal(path: str | Path) -> dict | None:
+    """The seal ctcnet kept after it last wrote the journal; None: none (a journal written
+    before seals were kept), or one that cannot be read (said by :func:`changed_since`)."""
+    try:
+        seal = json.loads(_seal_file(Path(path)).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"bytes": -1, "sha256": ""}  # a seal that is no seal: the journal is not as sealed
+    return seal if isinstance(seal, dict) else {"bytes": -1, "sha256": ""}
+
+
+def changed_since(path: str | Path, sealed: dict) -> bool:
+    """Whether the journal no longer begins with the ``sealed`` bytes (changed, removed, or
+    cut shorter)."""
+    size = sealed.get("bytes")
+    if not isinstance(size, int) or size < 0:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(size)
+    except OSError:
+        return size > 0
+    return len(data) != size or hashlib.sha256(data).hexdigest() != sealed.get("sha256")
