@@ -28,6 +28,17 @@ class OutputFolderError(InputError):
     runs the job, not for the scan, which a run into another folder reads."""
 
 
+class FolderHeldError(OutputFolderError):
+    """Another ctcnet process holds the output folder (another run of the same batch, a review
+    server saving a decision): that process finishes it. ``held_since``: when it took the
+    folder (seconds since the epoch; None where it did not say)."""
+
+    def __init__(self, message: str, path: str | Path | None = None,
+                 held_since: float | None = None):
+        super().__init__(message, path)
+        self.held_since = held_since
+
+
 class PanelMismatchError(InputError):
     """Channels of the data do not match the channels the model was trained on."""
 

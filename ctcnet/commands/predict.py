@@ -25,10 +25,10 @@ from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import (
     distributed_context,
-    finished_by_another_run,
     mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
+    refusals_that_stand,
     write_run_index,
 )
 from ctcnet.io.input_lists import expand_list_files
@@ -215,13 +215,8 @@ def _run(args, log) -> int:
                                        on_start=mark_started)
         except BaseException as err:  # a signal, or an error that ends the run: what is done
             if marked:
-                ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
-                try:
-                    write_run_index(out, names, world_size, set_aside, started, state=ended,
-                                    failed_reports=failed_reports, error=err)
-                except Exception:  # the error that ended the run is told, not this one
-                    with contextlib.suppress(Exception):
-                        mark_run_ended_in_place(out, ended, err)
+                _index_of_an_ended_run(out, names, world_size, set_aside, started,
+                                       failed_reports, err, log)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     if shard is not None and not summaries and not set_aside:
@@ -238,10 +233,39 @@ def _run(args, log) -> int:
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
     if indexing:  # a --processes parent writes it once all have ended
-        index = write_run_index(out, names, world_size, set_aside, started,
-                                failed_reports=failed_reports)
-        set_aside = finished_by_another_run(index, set_aside)
+        try:
+            index = write_run_index(out, names, world_size, set_aside, started,
+                                    failed_reports=failed_reports)
+        except OSError as err:  # a full disk: not "running" for a run that has ended
+            with contextlib.suppress(Exception):
+                mark_run_ended_in_place(out, "failed", err)
+            raise
+        set_aside = refusals_that_stand(index, set_aside, several=len(names) > 1)
     return _outcome(summaries, set_aside, out, args.quiet, failed_reports, log)
+
+
+def _index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
+                           err: BaseException, log) -> None:
+    """run.json of a run a signal or an error ended: what it did, why it ended (``error``),
+    and why each sample it did not reach has no output; its log names the samples done. An
+    index that cannot be written (a full disk) is written over in place with the state and
+    the error alone."""
+    from ctcnet.core.run_log import ending_text
+
+    ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
+    try:
+        index = write_run_index(out, names, world_size, set_aside, started, state=ended,
+                                failed_reports=failed_reports, error=err,
+                                missing_reason=f"not reached: the run ended ({ending_text(err)}); "
+                                               "the same command resumes it")
+    except Exception:  # the error that ended the run is told, not this one
+        with contextlib.suppress(Exception):
+            mark_run_ended_in_place(out, ended, err)
+        return
+    for entry in index["outputs"]:
+        if "summary" in entry:
+            log.note(f"{entry['name']}: {entry.get('status', 'done')}, done before the run "
+                     "ended")
 
 
 def _inputs(args, child: bool) -> list:
@@ -377,13 +401,19 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         out, names, len(shares), since=started,
         state="stopped" if status in STOPPED else "failed" if failed else "finished",
         missing_reason=f"its process ended with status {status} before writing it (see the "
-                       "log); the same command resumes it" if failed else None)
+                       "log); the same command resumes it" if failed else None,
+        error=f"a process ended with status {status}" if failed else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:
         say_error(f"no output for {missing}", log)
         status = 1
-    if not args.quiet and status not in STOPPED:  # (stopped: a rerun resumes every input)
-        say_outcome(index, out)
+    if status not in STOPPED:  # (stopped: a rerun resumes every input)
+        def say(line: str) -> None:  # printed unless quiet, logged always
+            log.note(line)
+            if not args.quiet:
+                print(line)
+
+        say_outcome(index, out, say)
     for name, reason in set_aside.items():  # refused before any process: 2, as in one
         say_error(f"{name} was set aside: {reason}", log)
     return 2 if set_aside and status == 0 else status

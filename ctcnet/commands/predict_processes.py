@@ -278,9 +278,10 @@ def done_watcher(out: Path, names: list[str], since: float) -> Callable[[], None
     return look
 
 
-def say_outcome(index: dict, out: Path) -> None:
+def say_outcome(index: dict, out: Path, say=print) -> None:
     """One line per input of the run, from its ``run.json`` index and each output's
-    summary.json, in the words one process uses (:func:`ctcnet.commands.outcome.outcome_line`)."""
+    summary.json, in the words one process uses (:func:`ctcnet.commands.outcome.outcome_line`),
+    each handed to ``say``."""
     from ctcnet.commands.outcome import outcome_line
 
     if all(e.get("missing") for e in index["outputs"]):
@@ -290,10 +291,10 @@ def say_outcome(index: dict, out: Path) -> None:
         if "set_aside" in entry:
             continue  # the process that refused it said why
         if entry.get("missing"):
-            print(f"{name}: no output (its process failed: see above) -> {out / name}")
+            say(f"{name}: no output (its process failed: see above) -> {out / name}")
             continue
         try:  # the whole summary (skipped frames, time, prior); the index's figures if not
             summary = json.loads((out / entry["summary"]).read_text())
         except (OSError, ValueError, KeyError):  # (a crop set's entry has no status)
             summary = entry if "status" in entry else {**entry, "crops": entry.get("events")}
-        print(outcome_line(name, summary, out / name))
+        say(outcome_line(name, summary, out / name))

@@ -26,8 +26,11 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HELD_MAX = 10_000  # records kept before the file opens (a refused run's are dropped)
 
 
-def ending_text(error: BaseException) -> str:
-    """What ended a run, in words: the error, or the signal that stopped it."""
+def ending_text(error: BaseException | str) -> str:
+    """What ended a run, in words: the error, or the signal that stopped it (a text: as it
+    is)."""
+    if isinstance(error, str):
+        return error[:500]
     if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or a scheduler's SIGTERM (said so)
         return f"stopped by {error}" if str(error) else "stopped by an interrupt (Ctrl-C)"
     return f"{type(error).__name__}: {error}"[:500]
@@ -57,10 +60,19 @@ class RunLog(logging.Handler):
             try:
                 self._file.write(self.format(record) + "\n")
                 self._file.flush()
-            except OSError:  # a full disk: the run says its own error; the log goes quiet
-                self.handleError(record)
-        elif len(self._held) < _HELD_MAX:
+            except OSError as err:  # a full disk: the log goes quiet, the run goes on
+                self._give_up(err)
+        elif self.path is not None and len(self._held) < _HELD_MAX:
             self._held.append(record)
+
+    def _give_up(self, err: OSError) -> None:
+        """The file cannot be written (a full disk): closed, said once on the console, and
+        the run goes on without it (its own writes say the disk's state)."""
+        stream, self._file, where, self.path = self._file, None, self.path, None
+        with contextlib.suppress(OSError):
+            stream.close()
+        logging.getLogger("ctcnet").warning("the run's log %s cannot be written (%s); the run "
+                                            "goes on without it", where, err.strerror or err)
 
     def open(self) -> None:
         """Begin the file with the records held so far (once; a folder that cannot hold it
@@ -77,6 +89,8 @@ class RunLog(logging.Handler):
             return
         held, self._held = self._held, []
         for record in held:
+            if self._file is None:
+                break
             self.emit(record)
 
     def note(self, text: str, level: int = logging.INFO) -> None:
@@ -96,8 +110,10 @@ class RunLog(logging.Handler):
     def close(self) -> None:
         """Close the file (the records still held are dropped: the run never began)."""
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # its last lines on a full disk: given up
+                self._file.close()
             self._file = None
+        self._held = []
         super().close()
 
 

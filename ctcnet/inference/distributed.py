@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -145,7 +146,10 @@ def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> No
         atomic_write_text(_set_aside_file(out, name),
                           json.dumps({"name": name, "reason": str(reason), "at": at,
                                       "kind": getattr(reason, "kind", "input"),
-                                      **({"input": where} if where else {})}) + "\n")
+                                      **({"input": where} if where else {}),
+                                      **({"held_since": reason.held_since}
+                                         if getattr(reason, "held_since", None) else {})})
+                          + "\n")
 
 
 def _set_aside_file(out: Path, name: str) -> Path:
@@ -168,8 +172,10 @@ def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> 
         record = json.loads(_set_aside_file(out, name).read_text())
     except (OSError, ValueError):
         return None
-    if summary.exists() and _counted_at(summary, read, "finished_at") > \
-            float(record.get("at", 0)):
+    # Finished since it was refused, or (held by another run) since that run took it: that
+    # run's output, made tonight.
+    since = min(float(record.get("at", 0)), float(record.get("held_since") or math.inf))
+    if summary.exists() and _counted_at(summary, read, "finished_at") > since:
         return None
     return record
 
@@ -301,7 +307,7 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                     set_aside: dict | None = None, since: float | None = None,
                     state: str = "finished", missing_reason: str | None = None,
                     failed_reports: dict | None = None,
-                    error: BaseException | None = None) -> dict:
+                    error: BaseException | str | None = None) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts, and why a sample is partial (its ``problems``, frames
     skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
@@ -357,16 +363,24 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     return index
 
 
-def finished_by_another_run(index: dict, set_aside: dict) -> dict:
-    """Of the inputs this run set aside (name: reason), those the run's ``index`` still lists
-    as set aside. One it lists as an output was finished by another run after this one began
-    (two runs of one batch, the other holding it when this one came to it): said, and no
-    refusal of this run's any more."""
+def refusals_that_stand(index: dict, set_aside: dict, several: bool = True) -> dict:
+    """Of the inputs this run set aside (name: reason), the refusals that are this run's to
+    report (exit status 2): those the run's ``index`` still lists as set aside, but, in a run
+    of ``several`` inputs, those another ctcnet process was writing (``held``: two runs of one
+    batch, the other finishes it and lists it when it ends; a person who ran one input alone
+    is told). One the index lists as an output was finished by another run since; each is
+    said in a note."""
     still = {e["name"] for e in index.get("outputs", []) if "set_aside" in e}
     for name in sorted(set(set_aside) - still):
         log.info("%s: another ctcnet predict run, which held it when this one came to it, "
                  "finished it", name)
-    return {name: reason for name, reason in set_aside.items() if name in still}
+    held = {name for name in still & set(set_aside)
+            if several and getattr(set_aside[name], "kind", None) == "held"}
+    for name in sorted(held):
+        log.info("%s: another ctcnet predict run is writing it; it lists the sample when it "
+                 "ends", name)
+    return {name: reason for name, reason in set_aside.items()
+            if name in still and name not in held}
 
 
 def refresh_samples_table(out: Path) -> None:

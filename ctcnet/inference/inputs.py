@@ -383,8 +383,9 @@ def fstab_mount_points() -> set[str]:
     except OSError:
         return set()
     fields = (line.split() for line in lines if line.strip() and not line.lstrip().startswith("#"))
-    # fstab writes a space in a path as \040
-    return {f[1].replace("\\040", " ") for f in fields if len(f) > 1 and f[1].startswith("/")}
+    # fstab writes a space in a path as \040, and may end a mount point with a slash
+    return {os.path.normpath(f[1].replace("\\040", " ")) for f in fields
+            if len(f) > 1 and f[1].startswith("/")}
 
 
 def check_writable(out: Path) -> None:
@@ -400,8 +401,11 @@ def check_writable(out: Path) -> None:
     # to be made on the local disk: said where the system's table of mounts names one (a
     # warning), noted where --out is made in an empty folder (a first night's, as often).
     above = made[-1].parent if made else None
-    unmounted = [p for p in (whole, *whole.parents)
-                 if str(p) in fstab_mount_points() and not os.path.ismount(p)]
+    # Through links too: --out under a link to a mount point.
+    real = Path(os.path.realpath(whole))
+    mounts = fstab_mount_points()
+    unmounted = [p for p in (whole, *whole.parents, real, *real.parents)
+                 if str(p) in mounts and str(p) != "/" and not os.path.ismount(p)]
     if unmounted:
         log.warning("--out %s: %s is a mount point in %s but nothing is mounted there: the "
                     "outputs go to the local disk; is the share mounted?", out, unmounted[0],

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ctcnet.core.paths import absolute, name_key
-from ctcnet.errors import InputError, OutputFolderError
+from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
 from ctcnet.io.cartridge_info import OUTPUT_NAMES
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
@@ -159,19 +159,24 @@ class SetAsideReason(str):
     """Why an input was set aside, as run.json gives it, with the input's path (``input``,
     absolute; None where not known) so that the index names what was refused, as it names
     what was read, and whose matter it is (``kind``: ``input``, the scan or its metadata,
-    the lab's; ``output``, the output folder, whoever runs the job's). A string, so the
-    records that keep reasons alone read it unchanged."""
+    the lab's; ``output``, the output folder, whoever runs the job's; ``held``, another
+    ctcnet process was writing it, which finishes it: no one's, ``held_since`` when it took
+    it). A string, so the records that keep reasons alone read it unchanged."""
 
     input: str | None = None
     kind: str = "input"
+    held_since: float | None = None
 
 
 def set_aside_reason(text: str, input_path: str | Path | None,
-                     kind: str = "input") -> SetAsideReason:
-    """``text`` as a :class:`SetAsideReason` of the input at ``input_path``."""
+                     err: InputError | None = None) -> SetAsideReason:
+    """``text`` as a :class:`SetAsideReason` of the input at ``input_path``, of the kind
+    ``err`` says."""
     reason = SetAsideReason(text)
     reason.input = absolute(input_path) if input_path is not None else None
-    reason.kind = kind
+    reason.kind = ("held" if isinstance(err, FolderHeldError) else
+                   "output" if isinstance(err, OutputFolderError) else "input")
+    reason.held_since = getattr(err, "held_since", None)
     return reason
 
 
@@ -183,8 +188,7 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
     ``err``."""
     if set_aside is None:
         raise err
-    set_aside[name] = set_aside_reason(str(err), input_path,
-                                       "output" if isinstance(err, OutputFolderError)
-                                       else "input")
-    if say:
-        log.error("%s: set aside, the other inputs run: %s", name, err)
+    set_aside[name] = reason = set_aside_reason(str(err), input_path, err)
+    if say:  # one another run is writing is that run's: a note, not an error
+        log.log(logging.INFO if reason.kind == "held" else logging.ERROR,
+                "%s: set aside, the other inputs run: %s", name, err)

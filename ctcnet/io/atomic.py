@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ctcnet.errors import InputError, OutputFolderError
+from ctcnet.errors import FolderHeldError, InputError
 
 log = logging.getLogger(__name__)
 # What flock says when another process holds the lock; any other error is the filesystem's.
@@ -158,16 +158,16 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
                                 err.strerror or err)
                     yield
                     return
-                holder = _lock_holder(fh)
+                holder, since = _lock_holder(fh)
                 if holder not in wait_for or time.monotonic() >= deadline:
-                    raise OutputFolderError(f"another ctcnet {holder or 'process'} is writing to "
-                                            "this folder; wait for it or use another --out",
-                                            folder) from None
+                    raise FolderHeldError(f"another ctcnet {holder or 'process'} is writing to "
+                                          "this folder; wait for it or use another --out",
+                                          folder, since) from None
                 time.sleep(0.05)
         try:  # who holds it, for the refusal of the next one
             fh.seek(0)
             fh.truncate()
-            fh.write(f"{what} {os.getpid()}\n")
+            fh.write(f"{what} {os.getpid()} {time.time():.3f}\n")
             fh.flush()
         except OSError:
             pass
@@ -177,15 +177,20 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _lock_holder(fh) -> str | None:
+def _lock_holder(fh) -> tuple[str | None, float | None]:
     """The kind of process (``predict``, ``review``) that wrote its name into a lock file it
-    holds; None when unknown (an older ctcnet, or the moment before it writes)."""
+    holds, and when it took the lock (seconds since the epoch); None for either where unknown
+    (an older ctcnet, or the moment before it writes)."""
     try:
         fh.seek(0)
         words = fh.read().split()
     except (OSError, ValueError):
-        return None
-    return words[0] if words else None
+        return None, None
+    try:
+        since = float(words[2]) if len(words) > 2 else None
+    except ValueError:
+        since = None
+    return (words[0] if words else None), since
 
 
 def existing_outputs(paths: Iterable[str | Path]) -> list[Path]:

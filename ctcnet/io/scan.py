@@ -285,15 +285,13 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     elif expected is None and _written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as
         # whole, its rate per 7.5 mL over the stated volume (a run started at 4 of 6 frames
-        # read 'ok' with 20 CTCs of 28). A problem, so the sample reads partial, not 'ok' on
-        # a warning only a log holds; the same command run once the scan is complete reads it
-        # whole.
-        lately = ("no num_frames stated (cartridge.json), and frames were written in the last "
-                  "minutes: if the scan is still being written, the frames present are read "
-                  "as the whole scan; state num_frames (the scanner's cartridge.json written "
-                  "first) or run again once the scan is complete")
-        say_once(root, lately)
-        problems.append(lately)
+        # read 'ok' with 20 CTCs of 28). A problem (said as the run's problems are), so the
+        # sample reads partial, not 'ok' on a warning only a log holds; the same command run
+        # once the scan is complete reads it whole.
+        problems.append("no num_frames stated (cartridge.json), and frames were written in the "
+                        "last minutes: if the scan is still being written, the frames present "
+                        "are read as the whole scan; state num_frames (the scanner's "
+                        "cartridge.json written first) or run again once the scan is complete")
     return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
                      identity=cartridge_identity(frames), expected_frames=expected,
                      frame_shape=shape)

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import edit_json, run_cli
 
 from ctcnet.cli import main
-from ctcnet.inference.distributed import finished_by_another_run
+from ctcnet.inference.distributed import refusals_that_stand
 
 
 def batch(cart_and_model, tmp_path) -> tuple[Path, Path]:
@@ -88,11 +88,18 @@ def test_a_report_a_full_disk_stopped_is_no_ok_line_and_run_json_says_why(
     assert run["S_b"]["status"] == "ok"
 
 
-def test_a_sample_another_run_finished_is_no_refusal_of_this_one():
+def test_a_sample_another_run_finished_or_holds_is_no_refusal_of_this_one():
+    from ctcnet.errors import FolderHeldError, InputError
+    from ctcnet.inference.output_names import set_aside_reason
+
     index = {"outputs": [{"name": "S1", "summary": "S1/summary.json"},
-                         {"name": "S2", "set_aside": "bad"}]}
-    assert finished_by_another_run(index, {"S1": "held by another run", "S2": "bad"}) == \
-        {"S2": "bad"}
+                         {"name": "S2", "set_aside": "bad"},
+                         {"name": "S3", "set_aside": "held"}]}
+    held = FolderHeldError("another ctcnet predict is writing", "S3", held_since=1.0)
+    aside = {"S1": set_aside_reason("held", "a", held), "S2": set_aside_reason("bad", "b",
+                                                                               InputError("x")),
+             "S3": set_aside_reason("held", "c", held)}
+    assert refusals_that_stand(index, aside) == {"S2": "bad"}
 
 
 def test_a_run_keeps_its_log_in_out_with_utc_times_whatever_the_console(
@@ -174,3 +181,45 @@ def test_a_night_without_scans_is_nothing_to_do_with_allow_empty(cart_and_model,
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "finished" and run["outputs"] == []
     assert run["other_outputs"] == ["S_a", "S_b"]
+
+
+def test_a_sample_another_run_is_writing_is_that_runs_and_pages_nobody(
+        cart_and_model, tmp_path, capsys):
+    """Two runs of one batch: the sample the other holds is set aside here as held (no error,
+    exit 0); once the other has written it after taking it, the index lists it as an output,
+    even where its summary was written just before this run came to it."""
+    from ctcnet.io.atomic import exclusive_folder
+
+    scans, out = batch(cart_and_model, tmp_path)
+    args = ["predict", scans, "--out", out, "--no-report", "--prior", "balanced",
+            *options(cart_and_model)]
+    with exclusive_folder(out / "S_a", "predict"):  # the other run, at work on S_a
+        status, err = run_cli(capsys, *args)
+    assert status == 0 and not [line for line in err if "ERROR" in line or "error:" in line]
+    run = outputs(out)
+    assert run["S_a"]["set_aside_kind"] == "held" and run["S_b"]["status"] == "ok"
+    # The other run wrote S_a after it took the folder: its output, tonight's.
+    taken = json.loads((out / ".set_aside" / "S_a.json").read_text())["held_since"]
+    assert run_cli(capsys, "predict", scans / "a", "--out", out, "--no-report", "--prior",
+                   "balanced", *options(cart_and_model))[0] == 0
+    summary = json.loads((out / "S_a" / "summary.json").read_text())
+    assert summary["finished_at"] > taken
+    status, _ = run_cli(capsys, *args)
+    assert status == 0 and outputs(out)["S_a"]["status"] == "ok"
+
+
+def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model, tmp_path,
+                                                                  capsys, monkeypatch):
+    import ctcnet.commands.predict as C
+
+    scans, out = batch(cart_and_model, tmp_path)
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(C, "write_run_index", no_room)
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                        "--prior", "balanced", *options(cart_and_model))
+    assert status == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "failed" and "No space left on device" in run["error"]

@@ -410,6 +410,7 @@ def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, m
     (tmp_path / "results" / "2025").mkdir(parents=True)
     fstab = tmp_path / "fstab"
     fstab.write_text(f"# a comment\n//nas/lab {tmp_path / 'mnt' / 'share'} cifs ro 0 0\n"
+                     f"//nas/two {tmp_path / 'mnt' / 'two'}/ cifs ro 0 0\n"  # a slash at the end
                      "proc /proc proc defaults 0 0\n")
     monkeypatch.setattr(inputs, "FSTAB", fstab)
     with caplog.at_level("INFO"):
@@ -419,6 +420,13 @@ def test_an_out_under_a_share_not_mounted_asks_whether_it_is(tmp_path, caplog, m
     (said,) = [r for r in caplog.records if r.levelname == "WARNING"]
     assert "nothing is mounted there" in said.getMessage()
     assert str(tmp_path / "mnt" / "share") in said.getMessage()
+    # written with a slash at the end, and reached through a link
+    (tmp_path / "mnt" / "two").mkdir()
+    (tmp_path / "to_two").symlink_to(tmp_path / "mnt" / "two")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        inputs.check_writable(tmp_path / "to_two" / "results")
+    assert "nothing is mounted there" in caplog.text
     caplog.clear()
     (tmp_path / "mnt2").mkdir()
     with caplog.at_level("INFO"):
