@@ -25,6 +25,7 @@ from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
 from ctcnet.inference.distributed import (
     distributed_context,
+    env_info,
     mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
@@ -181,6 +182,10 @@ def _run(args, log) -> int:
         if not args.quiet:
             print(f"model: {model} ({chosen.origin}; fits the data's channels)", file=sys.stderr)
     shard = parse_shard(args.shard)
+    if shard and env_info().world_size > 1:  # before a process group is waited for
+        raise InputError("--shard splits the inputs between separate jobs, but WORLD_SIZE is "
+                         "set (torchrun, or a job template's leftover): under torchrun the "
+                         "processes split them already; unset WORLD_SIZE for a job array")
     processes = 1 if child else _processes(args, shard, len(cartridges) + len(datasets))
     if processes > 1:
         # What one process says of its inputs as it lists them (a folder named twice, a
@@ -188,9 +193,6 @@ def _run(args, log) -> int:
         resolve_inputs(inputs, say_skipped=True)
         return _run_in_processes(args, cartridges, datasets, processes, out, model, log)
     with distributed_context(args.device) as (info, device):
-        if shard and info.world_size > 1:
-            raise InputError("--shard splits the inputs between separate jobs; under torchrun "
-                             "the processes split them already")
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
         started = time.time()  # what a sample set aside now is older than
@@ -235,7 +237,7 @@ def _run(args, log) -> int:
     if indexing:  # a --processes parent writes it once all have ended
         try:
             index = write_run_index(out, names, world_size, set_aside, started,
-                                    failed_reports=failed_reports)
+                                    failed_reports=failed_reports, sharded=shard is not None)
         except OSError as err:  # a full disk: not "running" for a run that has ended
             with contextlib.suppress(Exception):
                 mark_run_ended_in_place(out, "failed", err)

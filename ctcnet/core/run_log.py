@@ -4,7 +4,7 @@ A nightly job's stderr goes to cron's mail or a journal that is rotated away, an
 shows warnings alone. :func:`run_log` keeps every ``ctcnet`` record of a run from INFO up, each
 with its UTC time, and once the run has begun (:meth:`RunLog.open`: its checks passed, so a
 refused command leaves no folder behind) writes them to
-``<folder>/logs/<command>-<UTC start>-<pid>.log``, whatever the console's level (``--quiet``,
+``<folder>/logs/<command>-<UTC start>-<host>-<pid>.log``, whatever the console's level (``--quiet``,
 ``-v``): what ran (the command line, the version, the host and process), every note, warning
 and error, the outcome lines the command prints (:meth:`RunLog.note`), and how it ended (its
 exit status, or the error or signal that ended it). The console's output is unchanged.
@@ -81,7 +81,7 @@ class RunLog(logging.Handler):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._file = self._new_file()
         except OSError as err:
             logging.getLogger("ctcnet").warning("no log file in %s (%s); the run goes on",
                                                 self.path.parent, err.strerror or err)
@@ -92,6 +92,16 @@ class RunLog(logging.Handler):
             if self._file is None:
                 break
             self.emit(record)
+
+    def _new_file(self):
+        """The log file, made new: never another run's (two of one name get -2, -3, ...)."""
+        stem = self.path.stem
+        for n in range(1, 100):
+            try:
+                return open(self.path, "x", encoding="utf-8")
+            except FileExistsError:
+                self.path = self.path.with_name(f"{stem}-{n + 1}.log")
+        raise FileExistsError(f"{stem}: 99 logs of this name")
 
     def note(self, text: str, level: int = logging.INFO) -> None:
         """``text`` as a line of the file, not of the console."""
@@ -125,7 +135,10 @@ def run_log(folder: str | Path, command: str, argv: Sequence[str] | None = None,
     signal); the console's handlers keep the level they had."""
     target = logging.getLogger(logger)
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    log = RunLog(Path(folder) / LOGS_DIR / f"{command}-{started}-{os.getpid()}.log", command)
+    # The host too: jobs of an array start in the same second, and in containers each is pid 1.
+    host = "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())[:40]
+    log = RunLog(Path(folder) / LOGS_DIR / f"{command}-{started}-{host}-{os.getpid()}.log",
+                 command)
     # The file wants INFO; the console keeps its threshold, now on its own handlers.
     before = target.level
     console = [h for h in target.handlers if h.level == logging.NOTSET]

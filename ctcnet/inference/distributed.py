@@ -303,11 +303,35 @@ def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None
         index.write(text)
 
 
+@contextlib.contextmanager
+def _index_lock(out: Path) -> Iterator[None]:
+    """Index writers one at a time (the jobs of an array end together): each reads the
+    summaries and replaces run.json under it, so the last to write has read every summary the
+    others wrote before it. Where the file system has no locks they go on unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform
+        yield
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / ".run.json.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (NFS without lockd)
+            fh = None
+        try:
+            yield
+        finally:
+            if fh is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
                     set_aside: dict | None = None, since: float | None = None,
                     state: str = "finished", missing_reason: str | None = None,
                     failed_reports: dict | None = None,
-                    error: BaseException | str | None = None) -> dict:
+                    error: BaseException | str | None = None,
+                    sharded: bool = False) -> dict:
     """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
     every output and its main counts, and why a sample is partial (its ``problems``, frames
     skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
@@ -318,7 +342,15 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
     sample without an output has none, where the run knows (a process of it failed);
     ``failed_reports``: the samples whose report failed (name: why), which have none for
     that reason; ``error``: what ended a run ``failed`` or ``stopped``, written beside the
-    state."""
+    state; ``sharded``: the inputs were split by name among ``world_size`` jobs (``--shard``),
+    so a sample without an output is named with the share it falls to."""
+    with _index_lock(out):
+        return _write_run_index(out, sample_ids, world_size, set_aside, since, state,
+                                missing_reason, failed_reports, error, sharded)
+
+
+def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missing_reason,
+                     failed_reports, error, sharded) -> dict:
     note_set_aside(out, set_aside or {}, since)
     entries = []
     for name in sample_ids:
@@ -338,8 +370,10 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
             entries.append(_output_entry(name, read if read is not None
                                          else json.loads(path.read_text()), path))
         else:
-            why = (failed_reports or {}).get(name) or missing_reason
+            why = (failed_reports or {}).get(name) or missing_reason or (
+                _share_text(name, world_size) if sharded and world_size else None)
             entries.append({"name": name, "missing": True, **({"reason": why} if why else {})})
+    _warn_of_mixed_settings(out, entries)
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
@@ -361,6 +395,24 @@ def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None
                          f"rerun the same command; {RUN_INDEX_FILE} is written, the table "
                          "is not", Path(out) / SAMPLES_FILE) from None
     return index
+
+
+def _warn_of_mixed_settings(out: Path, entries: list[dict]) -> None:
+    """Say where the run's outputs were made by other models or at other settings (jobs of
+    one array run with other options into one --out): their counts are not comparable."""
+    made = {((e.get("model") or {}).get("sha256"), e.get("prior"), e.get("compensated"))
+            for e in entries if "summary" in e and e.get("prior") is not None}
+    if len(made) > 1:
+        log.warning("%s: the run's outputs were made by %d different models or settings "
+                    "(model, prior, --compensate: run.json's model, prior and compensated "
+                    "say which): their counts are not comparable", out, len(made))
+
+
+def _share_text(name: str, world_size: int) -> str:
+    """Why a sample of a job array has no output yet: the share it falls to."""
+    return (f"it falls to --shard {stable_rank(name, world_size) + 1}/{world_size}: that job "
+            "has not run or is still running, or the scan arrived after it ran (run that "
+            "share again)")
 
 
 def refusals_that_stand(index: dict, set_aside: dict, several: bool = True) -> dict:

@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -167,7 +168,7 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
         try:  # who holds it, for the refusal of the next one
             fh.seek(0)
             fh.truncate()
-            fh.write(f"{what} {os.getpid()} {time.time():.3f}\n")
+            fh.write(f"{what} {os.getpid()} {time.time():.3f} {socket.gethostname()}\n")
             fh.flush()
         except OSError:
             pass

@@ -223,3 +223,28 @@ def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model
     assert status == 2
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "failed" and "No space left on device" in run["error"]
+
+
+def test_a_job_arrays_index_names_each_missing_samples_share_and_mixed_settings(
+        cart_and_model, tmp_path, capsys, caplog, monkeypatch):
+    """Shares of one batch: a sample whose job has not run is missing with the share it falls
+    to; jobs run at other settings into one --out are said; leftover torchrun variables are a
+    one-line refusal, not a wait for a process group."""
+    from ctcnet.inference.distributed import stable_rank
+
+    scans, out = batch(cart_and_model, tmp_path)
+    n = next(k for k in range(2, 20) if stable_rank("S_a", k) != stable_rank("S_b", k))
+    share = {name: stable_rank(name, n) + 1 for name in ("S_a", "S_b")}
+    common = ["predict", scans, "--out", out, "--quiet", "--no-report",
+              *options(cart_and_model)]
+    assert run_cli(capsys, *common, "--shard", f"{share['S_a']}/{n}", "--prior",
+                   "balanced")[0] == 0
+    run = outputs(out)
+    assert run["S_b"]["missing"] and f"--shard {share['S_b']}/{n}" in run["S_b"]["reason"]
+    with caplog.at_level("WARNING"):
+        assert run_cli(capsys, *common, "--shard", f"{share['S_b']}/{n}", "--prior",
+                       "ctc=0.01,cluster=0.005")[0] == 0
+    assert "2 different models or settings" in caplog.text
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    status, err = run_cli(capsys, *common, "--shard", f"1/{n}")
+    assert status == 2 and "WORLD_SIZE is set" in err[-1]

@@ -45,3 +45,16 @@ def test_a_log_the_disk_cannot_take_is_given_up_with_one_warning(tmp_path, caplo
     said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
     assert len(said) == 1 and "No space left on device" in said[0]
     assert log.path is None
+
+
+def test_two_runs_started_together_keep_a_log_each(tmp_path):
+    """Jobs of an array start in the same second (in containers each is pid 1): the second
+    log of one name is another file, never appended to the first."""
+    with run_log(tmp_path, "predict", ["first"]) as first:
+        first.open()
+        first_path = first.path
+    with run_log(tmp_path, "predict", ["second"]) as second:
+        second.path = first_path  # the same name, as two jobs would make it
+        second.open()
+    assert second.path != first_path and second.path.name.endswith("-2.log")
+    assert "first" in first_path.read_text() and "first" not in second.path.read_text()
