@@ -317,12 +317,13 @@ def _index_lock(out: Path) -> Iterator[None]:
     with open(Path(out) / ".run.json.lock", "a+") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            locked = True
         except OSError:  # a file system without locks (NFS without lockd)
-            fh = None
+            locked = False
         try:
             yield
         finally:
-            if fh is not None:
+            if locked:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
