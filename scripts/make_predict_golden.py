@@ -47,22 +47,18 @@ def simulate_frames(target: Path) -> None:
         tifffile.imwrite(path, pixels, compression="zlib", predictor=True)
 
 
-def golden_events(cartridge: Path, out: Path, workers: int = 1):
-    """Events table of a default CPU predict run on ``cartridge`` (report off, no decision
-    rule)."""
-    import pandas as pd
-
+def golden_events(cartridge: Path, cartridge_rule: bool = False, workers: int = 1):
+    """Events table of a default CPU predict run on ``cartridge`` (report off), without the
+    shipped model's decision rule (the golden pins the pipeline around the network:
+    tests/inference/test_golden_predict.py reads it so), or with it (``cartridge_rule``: the
+    calls a night counts, which ``ctcnet verify`` checks too)."""
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+    from ctcnet.inference.verification import predict_reference
     from ctcnet.nn.calls import DecisionRule
 
-    backend = load_backend(None, device="cpu")
-    # The golden pins the pipeline around the network, without the shipped model's decision
-    # rule (tests/inference/test_golden_predict.py reads it so; the rule has its own tests).
-    backend.spec = backend.spec.replace(decision=DecisionRule.balanced())
-    predict_cartridge(cartridge, backend, out,
-                      PredictOptions(quiet=True, workers=workers, report=False))
-    return pd.read_parquet(out / "events.parquet")
+    return predict_reference(load_backend(None, device="cpu"),
+                             None if cartridge_rule else DecisionRule.balanced(), workers,
+                             cartridge)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,13 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     the golden events."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", action="store_true", help="re-simulate the frames too")
+    parser.add_argument("--cartridge-rule", action="store_true",
+                        help="write the events at the model's cartridge rule instead "
+                             "(models/reference/events_cartridge.parquet)")
     args = parser.parse_args(argv)
     if args.frames or not CARTRIDGE.exists():
         simulate_frames(CARTRIDGE)
-    with tempfile.TemporaryDirectory() as tmp:
-        events = golden_events(CARTRIDGE, Path(tmp) / "out")
-    events.to_parquet(GOLDEN, index=False)
-    print(f"{GOLDEN.relative_to(REPO)}: {len(events)} events, "
+    events = golden_events(CARTRIDGE, args.cartridge_rule)
+    target = GOLDEN.with_name("events_cartridge.parquet") if args.cartridge_rule else GOLDEN
+    events.to_parquet(target, index=False)
+    print(f"{target.relative_to(REPO)}: {len(events)} events, "
           f"{events['class'].value_counts().to_dict()}")
     return 0
 

@@ -1,9 +1,12 @@
-"""The line ``ctcnet predict`` prints for each input it ran, from that input's ``summary.json``
-data: the same words whether one process ran the input or ``--processes`` shared the inputs
-out (the parent reads each child's summary.json)."""
+"""What a ``ctcnet predict`` run came to, as it says at its end: the line it prints for each
+input it ran, from that input's ``summary.json`` data (the same words whether one process ran
+the input or ``--processes`` shared the inputs out: the parent reads each child's
+summary.json), its errors, and its exit status."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 
@@ -50,3 +53,46 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
     if seconds is not None:
         facts.append(f"{seconds:.1f} s")
     return f"{name}: {', '.join(facts)} -> {dest}"
+
+
+def say_error(text: str, log) -> None:
+    """An error line of the run's end, on stderr and in its log."""
+    print(f"ctcnet predict: error: {text}", file=sys.stderr)
+    log.note(text, logging.ERROR)
+
+
+def outcome_lines(summaries, out, failed_reports: dict) -> list[str]:
+    """What each input came to, a line each."""
+    from ctcnet.inference.summary import RunSummary
+
+    lines = []
+    for s in summaries:
+        name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
+        lines.append(f"{name}: no result, its report could not be written (below); the same "
+                     "command resumes it" if name in failed_reports  # no summary.json written
+                     else outcome_line(name, s.to_dict(), out / name))
+    return lines
+
+
+def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, failed_reports: dict,
+             log) -> int:
+    """Say what each input came to (``lines``, unless ``quiet``; the log has them) and every
+    failure, and return the exit status: 2 when an input was set aside (refused) or a report
+    failed, 3 when a sample had no readable frame."""
+    from ctcnet.inference.summary import RunSummary
+
+    failed = [s.sample_id for s in summaries
+              if isinstance(s, RunSummary) and s.status == "failed"]
+    if not quiet:
+        for line in lines:
+            print(line)
+    if failed:
+        # A sample with no readable frame is a failure, never a clean negative: the summary
+        # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
+        say_error(f"no readable frame in sample(s) {', '.join(failed)}; see skipped_frames in "
+                  "their summary.json", log)
+    for name, reason in set_aside.items():  # refused input: 2, once the others have run
+        say_error(f"{name} was set aside: {reason}", log)
+    for reason in failed_reports.values():
+        say_error(reason, log)
+    return 2 if set_aside or failed_reports else 3 if failed else 0

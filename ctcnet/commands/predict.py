@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 
 from ctcnet.commands.evaluate import (
     add_compensate_argument,
@@ -20,12 +19,12 @@ from ctcnet.commands.evaluate import (
     add_pixel_size_argument,
     add_prior_argument,
 )
+from ctcnet.commands.outcome import outcome_lines, run_outcome, say_error
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
-from ctcnet.inference.distributed import (
-    distributed_context,
-    env_info,
+from ctcnet.inference.distributed import distributed_context, env_info, stable_rank
+from ctcnet.inference.run_index import (
     mark_run_ended_in_place,
     mark_run_started,
     note_set_aside,
@@ -75,9 +74,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run's journal in OUT instead of resuming it")
     parser.add_argument("--allow-empty", action="store_true",
-                        help="a folder of cartridges that holds none tonight (a night without "
-                             "scans) is nothing to do, exit 0, not a refusal; run.json says "
-                             "the run finished with no output")
+                        help="a folder that holds no scan tonight (a night without scans: "
+                             "empty sample folders, a share's Thumbs.db, logs) is nothing to "
+                             "do, exit 0, not a refusal; run.json says the run finished with "
+                             "no output")
     parser.add_argument("--shard", default=None, metavar="K/N",
                         help="take only share K of N of the inputs (1 <= K <= N; split by a "
                              "hash of each sample's name, so a cartridge added between jobs "
@@ -202,13 +202,14 @@ def _run(args, log) -> int:
         # end at their own times and each leave the index as it stands then).
         indexing = info.is_main and not child
         names = output_names(cartridges, datasets)
-        marked = []  # run.json said "running" (after the checks: a refusal writes none)
+        began = []  # the checks passed (a refusal writes no index): the index to leave
 
         def mark_started():
             log.open()
             if indexing and shard is None and info.world_size == 1:
-                mark_run_started(out, names, started)
-                marked.append(True)
+                mark_run_started(out, names, started)  # run.json says "running"
+            if indexing:
+                began.append(True)
 
         try:
             summaries = predict_inputs(inputs, out, backend, options, rank, world_size,
@@ -216,9 +217,11 @@ def _run(args, log) -> int:
                                        failed_reports=failed_reports, share_of_several=child,
                                        on_start=mark_started)
         except BaseException as err:  # a signal, or an error that ends the run: what is done
-            if marked:
+            if began:  # (a job of an array too: its time limit's SIGTERM)
+                mine = names if shard is None else \
+                    [n for n in names if stable_rank(n, world_size) == rank]
                 _index_of_an_ended_run(out, names, world_size, set_aside, started,
-                                       failed_reports, err, log)
+                                       failed_reports, err, log, mine, shard is not None)
             raise
         note_set_aside(out, set_aside, started)  # for the rank or job that writes run.json
     if shard is not None and not summaries and not set_aside:
@@ -234,38 +237,50 @@ def _run(args, log) -> int:
     # One index of every output of the run: under torchrun once all ranks have finished; each
     # shard of a job array rewrites it as it ends (outputs still running read "missing"), so
     # the last shard to end leaves the whole index.
+    lines = outcome_lines(summaries, out, failed_reports)
+    for line in lines:  # in the log first: an index a full disk refuses loses none of them
+        log.note(line)
     if indexing:  # a --processes parent writes it once all have ended
-        try:
-            index = write_run_index(out, names, world_size, set_aside, started,
-                                    failed_reports=failed_reports, sharded=shard is not None)
-        except OSError as err:  # a full disk: not "running" for a run that has ended
-            with contextlib.suppress(Exception):
-                mark_run_ended_in_place(out, "failed", err)
-            raise
-        set_aside = refusals_that_stand(index, set_aside, several=len(names) > 1)
-    return _outcome(summaries, set_aside, out, args.quiet, failed_reports, log)
+        set_aside = _index_at_the_end(out, names, world_size, set_aside, started,
+                                      failed_reports, shard is not None)
+    return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
+
+
+def _index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
+                      sharded: bool) -> dict:
+    """run.json of a run that ended as it should; returns the refusals that stand (those
+    another run did not finish or hold). A full disk leaves it ``failed``, not ``running``."""
+    try:
+        index = write_run_index(out, names, world_size, set_aside, started,
+                                failed_reports=failed_reports, sharded=sharded)
+    except OSError as err:
+        with contextlib.suppress(Exception):
+            mark_run_ended_in_place(out, "failed", err)
+        raise
+    return refusals_that_stand(index, set_aside, several=len(names) > 1)
 
 
 def _index_of_an_ended_run(out, names, world_size, set_aside, started, failed_reports,
-                           err: BaseException, log) -> None:
+                           err: BaseException, log, mine, sharded: bool) -> None:
     """run.json of a run a signal or an error ended: what it did, why it ended (``error``),
-    and why each sample it did not reach has no output; its log names the samples done. An
-    index that cannot be written (a full disk) is written over in place with the state and
-    the error alone."""
+    and why each sample it did not reach has no output; its log names the samples of its
+    own (``mine``: a job's share) done. An index that cannot be written (a full disk) is
+    written over in place with the state and the error alone."""
     from ctcnet.core.run_log import ending_text
 
     ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
     try:
         index = write_run_index(out, names, world_size, set_aside, started, state=ended,
-                                failed_reports=failed_reports, error=err,
-                                missing_reason=f"not reached: the run ended ({ending_text(err)}); "
-                                               "the same command resumes it")
+                                failed_reports=failed_reports, error=err, sharded=sharded,
+                                missing_reason=None if sharded else
+                                f"not reached: the run ended ({ending_text(err)}); the same "
+                                "command resumes it")
     except Exception:  # the error that ended the run is told, not this one
         with contextlib.suppress(Exception):
             mark_run_ended_in_place(out, ended, err)
         return
     for entry in index["outputs"]:
-        if "summary" in entry:
+        if "summary" in entry and entry["name"] in mine:
             log.note(f"{entry['name']}: {entry.get('status', 'done')}, done before the run "
                      "ended")
 
@@ -440,42 +455,3 @@ def _processes(args, shard, inputs: int) -> int:
 
         return auto_processes(inputs, not runs_on_cpu(args.device), cpu_cores())
     return min(asked, inputs)
-
-
-def say_error(text: str, log) -> None:
-    """An error line of the run's end, on stderr and in its log."""
-    import sys
-
-    print(f"ctcnet predict: error: {text}", file=sys.stderr)
-    log.note(text, logging.ERROR)
-
-
-def _outcome(summaries, set_aside: dict, out, quiet: bool, failed_reports: dict, log) -> int:
-    """Say what each input came to (unless ``quiet``) and every failure, and return the exit
-    status: 2 when an input was set aside (refused) or a report failed, 3 when a sample had no
-    readable frame."""
-    from pathlib import Path
-
-    from ctcnet.commands.outcome import outcome_line
-    from ctcnet.inference.summary import RunSummary
-
-    failed = [s.sample_id for s in summaries
-              if isinstance(s, RunSummary) and s.status == "failed"]
-    for s in summaries:  # each input's line: printed unless quiet, logged always
-        name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
-        line = (f"{name}: no result, its report could not be written (below); the same "
-                "command resumes it" if name in failed_reports  # no summary.json written
-                else outcome_line(name, s.to_dict(), out / name))
-        log.note(line)
-        if not quiet:
-            print(line)
-    if failed:
-        # A sample with no readable frame is a failure, never a clean negative: the summary
-        # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
-        say_error(f"no readable frame in sample(s) {', '.join(failed)}; see skipped_frames in "
-                  "their summary.json", log)
-    for name, reason in set_aside.items():  # refused input: 2, once the others have run
-        say_error(f"{name} was set aside: {reason}", log)
-    for reason in failed_reports.values():
-        say_error(reason, log)
-    return 2 if set_aside or failed_reports else 3 if failed else 0

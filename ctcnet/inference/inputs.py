@@ -156,13 +156,34 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
         log.warning("%s: not a cartridge (%s), not read", sub, what)
 
 
+# What a share or a copy leaves in a folder that holds no scan: never a scan's file.
+NOT_A_SCAN_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
+
+
+def _holds_no_scan(path: Path) -> bool:
+    """Whether a folder holds nothing that could be a scan or part of one: no image or
+    scanner file and no metadata in it or its subfolders (empty ones a scanner made before
+    copying, a share's Thumbs.db, a transfer log, a README are not scans)."""
+    def scan_like(entry: Path) -> bool:
+        if _system_entry(entry.name) or entry.name.casefold() in NOT_A_SCAN_FILES:
+            return False
+        if entry.is_dir():
+            return is_cartridge(entry, unreadable=True) or \
+                any(scan_like(e) for e in entry.iterdir())
+        return entry.suffix.lower() in IMAGE_SUFFIXES or claim(entry) is not None or \
+            entry.name in ("cartridge.json", "panel.json", "manifest.csv")
+
+    return path.is_dir() and not is_cartridge(path) and \
+        not any(scan_like(e) for e in path.iterdir())
+
+
 def without_empty_folders(inputs) -> list[Path]:
-    """``inputs`` but the folders that hold nothing (their hidden and system entries aside):
-    a night without scans, for ``--allow-empty``; each said in a note."""
+    """``inputs`` but the folders that hold no scan (:func:`_holds_no_scan`): a night without
+    scans, for ``--allow-empty``; each said in a note."""
     kept = []
     for path in map(Path, inputs):
         try:
-            empty = path.is_dir() and not any(not _system_entry(p.name) for p in path.iterdir())
+            empty = _holds_no_scan(path)
         except OSError:  # not listable: its own check says why
             empty = False
         if empty:

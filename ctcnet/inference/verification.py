@@ -7,10 +7,11 @@ before a night's cartridges are counted on it. Two checks:
 * **The shipped files** (:func:`check_shipped_files`): every model file and the reference
   below has the SHA-256 ``models/SHA256SUMS`` lists for it.
 * **The reference cartridge** (:func:`check_reference`): ``models/reference/cartridge``, three
-  simulated five-channel frames, predicted with the default model (at the balanced prior, the
-  pipeline around the network alone) on the backend and device predict would use here, and
-  compared event for event with ``models/reference/events.parquet``, the events recorded for
-  it (:func:`event_differences`: every column; floats within the rounding a float32 graph's
+  simulated five-channel frames, predicted with the default model on the backend and device
+  predict would use here, at the balanced prior (the pipeline around the network alone) and at
+  the model's cartridge rule (the calls a night counts), and compared event for event with
+  ``models/reference/events.parquet`` and ``events_cartridge.parquet``, the events recorded
+  for it (:func:`event_differences`: every column; floats within the rounding a float32 graph's
   summation order leaves, every call, flag and count exactly). ``tests/inference/
   test_golden_predict.py`` holds the code to the same reference.
 
@@ -33,6 +34,9 @@ from ctcnet.nn.registry import PACKAGE_MODELS
 REFERENCE = PACKAGE_MODELS / "reference"
 REFERENCE_CARTRIDGE = REFERENCE / "cartridge"
 REFERENCE_EVENTS = REFERENCE / "events.parquet"
+# The same cartridge at the default model's cartridge rule, as shipped (scripts/
+# make_predict_golden.py --cartridge-rule writes it).
+REFERENCE_EVENTS_CARTRIDGE = REFERENCE / "events_cartridge.parquet"
 CHECKSUMS = PACKAGE_MODELS / "SHA256SUMS"
 
 # Centres are signal-weighted means, intensities means over an object, probabilities come from
@@ -94,7 +98,11 @@ def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
     ``{"files": n, "differ": [...], "missing": [...], "passed": bool}``."""
     folder = checksums.parent
     differ, missing, n = [], [], 0
-    for line in checksums.read_text(encoding="utf-8").splitlines():
+    try:
+        listed = checksums.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {"files": 0, "differ": [], "missing": [checksums.name], "passed": False}
+    for line in listed:
         if not line.strip():
             continue
         digest, name = line.split(maxsplit=1)
@@ -108,24 +116,45 @@ def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
             "passed": not differ and not missing}
 
 
+def predict_reference(backend, prior_rule, workers: int = 1,
+                      cartridge: Path = REFERENCE_CARTRIDGE) -> pd.DataFrame:
+    """The reference cartridge's events as predict makes them with ``backend`` at
+    ``prior_rule`` (None: the model's own cartridge rule), its report off: what is recorded
+    (``scripts/make_predict_golden.py``) and what :func:`check_reference` compares."""
+    from ctcnet.inference.predict import PredictOptions, predict_cartridge
+
+    spec = backend.spec
+    if prior_rule is not None:
+        backend.spec = spec.replace(decision=prior_rule)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ctcnet-verify-") as tmp:
+            predict_cartridge(cartridge, backend, Path(tmp) / "out",
+                              PredictOptions(quiet=True, workers=workers, report=False))
+            return pd.read_parquet(Path(tmp) / "out" / "events.parquet")
+    finally:
+        backend.spec = spec
+
+
 def check_reference(device: str = "auto", workers: int = 1) -> dict:
     """The reference cartridge predicted here, as predict would run the default model on
-    ``device``, against its recorded events: ``{"backend", "device", "events", "differences",
-    "passed"}``."""
+    ``device``, against its recorded events, twice: at the balanced prior (the pipeline
+    around the network) and at the model's cartridge rule (the calls a night counts):
+    ``{"backend", "device", "events", "differences", "passed"}``."""
+    from ctcnet.errors import CtcnetError
     from ctcnet.inference.backends import load_backend
-    from ctcnet.inference.predict import PredictOptions, predict_cartridge
     from ctcnet.nn.calls import DecisionRule
 
     backend = load_backend(None, device=device)
-    # The reference pins the pipeline around the network, read without the model's cartridge
-    # rule (its own figures are the model card's).
-    backend.spec = backend.spec.replace(decision=DecisionRule.balanced())
-    with tempfile.TemporaryDirectory(prefix="ctcnet-verify-") as tmp:
-        predict_cartridge(REFERENCE_CARTRIDGE, backend, Path(tmp) / "out",
-                          PredictOptions(quiet=True, workers=workers, report=False))
-        got = pd.read_parquet(Path(tmp) / "out" / "events.parquet")
-    differences = event_differences(got, pd.read_parquet(REFERENCE_EVENTS))
-    return {"backend": backend.name, "device": backend.device_name, "events": len(got),
+    differences, events = [], 0
+    for rule, recorded, said in ((DecisionRule.balanced(), REFERENCE_EVENTS, ""),
+                                 (None, REFERENCE_EVENTS_CARTRIDGE, "at the cartridge rule: ")):
+        try:
+            got = predict_reference(backend, rule, workers)
+            differences += [said + d for d in event_differences(got, pd.read_parquet(recorded))]
+            events = max(events, len(got))
+        except (CtcnetError, OSError, ValueError) as err:  # the reference missing or broken
+            differences.append(f"{said}the reference cannot be read or predicted ({err})")
+    return {"backend": backend.name, "device": backend.device_name, "events": events,
             "differences": differences, "passed": not differences}
 
 

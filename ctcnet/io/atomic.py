@@ -178,6 +178,24 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def folder_is_held(folder: str | Path) -> bool:
+    """Whether a ctcnet process holds ``folder`` now (:func:`exclusive_folder`'s lock): a run
+    that was killed holds it no more. False where it has no lock file or locks cannot be
+    taken here."""
+    try:
+        import fcntl
+
+        with open(Path(folder) / ".ctcnet.lock", "rb") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                return err.errno in _HELD
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
+    except (ImportError, OSError):
+        return False
+
+
 def _lock_holder(fh) -> tuple[str | None, float | None]:
     """The kind of process (``predict``, ``review``) that wrote its name into a lock file it
     holds, and when it took the lock (seconds since the epoch); None for either where unknown

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import edit_json, run_cli
 
 from ctcnet.cli import main
-from ctcnet.inference.distributed import refusals_that_stand
+from ctcnet.inference.run_index import refusals_that_stand
 
 
 def batch(cart_and_model, tmp_path) -> tuple[Path, Path]:
@@ -94,7 +94,7 @@ def test_a_sample_another_run_finished_or_holds_is_no_refusal_of_this_one():
 
     index = {"outputs": [{"name": "S1", "summary": "S1/summary.json"},
                          {"name": "S2", "set_aside": "bad"},
-                         {"name": "S3", "set_aside": "held"}]}
+                         {"name": "S3", "set_aside": "held", "set_aside_kind": "held"}]}
     held = FolderHeldError("another ctcnet predict is writing", "S3", held_since=1.0)
     aside = {"S1": set_aside_reason("held", "a", held), "S2": set_aside_reason("bad", "b",
                                                                                InputError("x")),
@@ -173,6 +173,9 @@ def test_a_night_without_scans_is_nothing_to_do_with_allow_empty(cart_and_model,
                    "--prior", "balanced", *options(cart_and_model))[0] == 0
     tonight = tmp_path / "tonight"
     (tonight / ".snapshot").mkdir(parents=True)  # a share's own entries are no scans
+    (tonight / "P001").mkdir()  # a sample's folder made before its scan is copied
+    for name in ("Thumbs.db", "desktop.ini", "README.txt", "transfer.log"):
+        (tonight / name).write_text("x")
     args = ["predict", tonight, "--out", out, "--prior", "balanced", *options(cart_and_model)]
     status, err = run_cli(capsys, *args)
     assert status == 2 and "neither a cartridge" in err[-1]
@@ -244,7 +247,54 @@ def test_a_job_arrays_index_names_each_missing_samples_share_and_mixed_settings(
     with caplog.at_level("WARNING"):
         assert run_cli(capsys, *common, "--shard", f"{share['S_b']}/{n}", "--prior",
                        "ctc=0.01,cluster=0.005")[0] == 0
-    assert "2 different models or settings" in caplog.text
+    assert "other models or settings (they differ in decision" in caplog.text
     monkeypatch.setenv("WORLD_SIZE", "2")
     status, err = run_cli(capsys, *common, "--shard", f"1/{n}")
     assert status == 2 and "WORLD_SIZE is set" in err[-1]
+
+
+def test_a_sample_whose_holder_died_is_a_refusal_that_pages(cart_and_model, tmp_path, capsys,
+                                                             monkeypatch):
+    """The run that held a sample was killed before it finished it: nobody will, so it is
+    not "held" but a refusal of this run's (exit 2), saying to run it again."""
+    import ctcnet.inference.run_index as run_index
+    from ctcnet.io.atomic import exclusive_folder
+
+    scans, out = batch(cart_and_model, tmp_path)
+    with exclusive_folder(out / "S_a", "predict"):
+        monkeypatch.setattr(run_index, "folder_is_held", lambda folder: False)  # gone by then
+        status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                            "--prior", "balanced", *options(cart_and_model))
+    assert status == 2
+    entry = outputs(out)["S_a"]
+    assert entry["set_aside_kind"] == "output" and "ended without finishing it" in \
+        entry["set_aside"]
+
+
+def test_a_job_stopped_by_its_time_limit_leaves_its_index(cart_and_model, tmp_path, capsys,
+                                                          monkeypatch):
+    """A job of an array stopped (SLURM's SIGTERM at the time limit): run.json says stopped,
+    with why, as a whole run's does."""
+    import ctcnet.inference.predict as predicting
+
+    scans, out = batch(cart_and_model, tmp_path)
+
+    def stopped(*args, on_start, **kwargs):
+        on_start()
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(predicting, "predict_inputs", stopped)
+    status, _ = run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--shard", "1/2",
+                        *options(cart_and_model))
+    assert status == 130
+    run = json.loads((out / "run.json").read_text())
+    assert run["state"] == "stopped" and run["error"] == "stopped by SIGTERM"
+    assert all("--shard" in e["reason"] for e in run["outputs"])
+
+
+def test_a_torchrun_variable_set_empty_is_one_line(cart_and_model, tmp_path, capsys,
+                                                   monkeypatch):
+    scans, out = batch(cart_and_model, tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "")
+    status, err = run_cli(capsys, "predict", scans, "--out", out, *options(cart_and_model))
+    assert status == 2 and "WORLD_SIZE='' is no whole number" in err[-1]

@@ -230,12 +230,12 @@ def test_a_samples_table_held_open_by_a_spreadsheet_is_named(cart_and_model, car
                                                             monkeypatch):
     """samples.csv that cannot be replaced (a spreadsheet holds it open on a share) is said by
     name, with what was written, not blamed on the folder."""
-    import ctcnet.inference.distributed as distributed
+    import ctcnet.inference.run_index as run_index
 
     def locked(out, *args):
         raise PermissionError(errno.EACCES, "Permission denied", str(out))
 
-    monkeypatch.setattr(distributed, "write_samples_csv", locked)
+    monkeypatch.setattr(run_index, "write_samples_csv", locked)
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced"))
     assert_one_line_error(status, err, "cannot replace samples.csv (Permission denied)")
     assert "open in another program" in err[0] and "run.json is written" in err[0]
@@ -338,7 +338,9 @@ def test_a_shard_that_holds_no_input_says_so(cart_and_model, cart, capsys):
     assert status == 0 and len(err) == 1, err
     assert f"--shard {empty}/2: none of the 1 input(s) falls to this share" in err[0]
     run = json.loads((cart.parent / "out" / "run.json").read_text())
-    assert run["outputs"] == [{"name": "S1", "missing": True}]
+    (entry,) = run["outputs"]
+    assert entry["name"] == "S1" and entry["missing"]
+    assert f"it falls to --shard {3 - empty}/2" in entry["reason"]
     status, err = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
                                                 "--shard", f"{3 - empty}/2"))
     assert status == 0 and err == []  # the share that holds it: no such line

@@ -574,7 +574,7 @@ def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summ
     import os
     import time
 
-    from ctcnet.inference.distributed import note_set_aside, write_run_index
+    from ctcnet.inference.run_index import note_set_aside, write_run_index
 
     out = tmp_path / "out"
     for name in ("s1", "s2"):
@@ -607,7 +607,7 @@ def test_a_sample_another_run_held_and_finished_is_not_set_aside(tmp_path):
     run began, so run.json reads them finished, not set aside."""
     import time
 
-    from ctcnet.inference.distributed import write_run_index
+    from ctcnet.inference.run_index import write_run_index
 
     out = tmp_path / "out"
     began = time.time() - 60                  # run B began a minute ago, then refused s1 ...
@@ -854,7 +854,7 @@ def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, t
 def test_run_json_repeats_the_first_skipped_frames_reasons():
     """An operator reading run.json learns why frames were skipped without opening each
     sample's summary.json; a long list is cut, saying how many more there are."""
-    from ctcnet.inference.distributed import SKIP_REASONS_SHOWN, _why
+    from ctcnet.inference.run_index import SKIP_REASONS_SHOWN, _why
 
     skipped = [{"frame": f"r00c{i:02d}", "reason": "empty file (0 bytes)"} for i in range(7)]
     why = _why({"input": "/scans/a", "frames": {"skipped": 7}, "skipped_frames": skipped})
@@ -868,7 +868,7 @@ def test_run_json_repeats_the_first_skipped_frames_reasons():
 def test_run_json_names_the_samples_an_earlier_run_left_in_the_output_folder(tmp_path):
     """A rerun of part of a batch, or another batch into the same --out, lists its own
     samples; those an earlier run left there are named apart, not hidden."""
-    from ctcnet.inference.distributed import write_run_index
+    from ctcnet.inference.run_index import write_run_index
 
     out = tmp_path / "out"
     for name in ("s1", "s2", "s3"):
@@ -890,7 +890,7 @@ def test_run_json_names_the_samples_an_earlier_run_left_in_the_output_folder(tmp
 def test_run_json_repeats_a_reviewed_samples_counts_after_review(tmp_path):
     """A batch reader of run.json sees a reviewed sample's counts after review and whether
     they are signed off, beside the automatic ones; an unreviewed sample carries neither."""
-    from ctcnet.inference.distributed import write_run_index
+    from ctcnet.inference.run_index import write_run_index
 
     out = tmp_path / "out"
     reviewed = {"reported": ["ctc", "cluster"], "reviewed": 5,
@@ -940,7 +940,7 @@ def test_a_refusal_of_an_input_with_a_long_name_is_recorded(tmp_path):
     """An input refused for a name past the sample id's 200 bytes is recorded as set aside
     (under a digest of its name: the atomic write's suffixes would pass the 255 bytes a file
     name may have), and run.json names it."""
-    from ctcnet.inference.distributed import write_run_index
+    from ctcnet.inference.run_index import write_run_index
 
     name = "y" * 240
     index = write_run_index(tmp_path / "out", [name, "s2"], 1, {name: "a name too long"})
@@ -960,7 +960,7 @@ def test_a_failed_samples_row_leaves_its_counts_empty():
 
 
 def test_a_samples_row_says_its_review_list_and_rates_to_two_decimals(tmp_path):
-    from ctcnet.inference.distributed import _output_entry
+    from ctcnet.inference.run_index import _output_entry
     from ctcnet.inference.run_table import samples_csv
 
     summary = {"events": 4500, "counts": {"ctc": 2}, "per_7_5_ml": {"ctc": 2 * 7.5 / 4.5},
@@ -979,7 +979,7 @@ def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
     does not rewrite samples.csv to its header; the batch's end writes it."""
     import time
 
-    from ctcnet.inference.distributed import (
+    from ctcnet.inference.run_index import (
         mark_run_started,
         refresh_samples_table,
         write_run_index,

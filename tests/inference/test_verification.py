@@ -49,3 +49,29 @@ def test_a_changed_file_or_call_fails_with_what_differs(tmp_path, monkeypatch, c
     assert main(["verify"]) == 1
     printed = capsys.readouterr().out
     assert "FAILED" in printed and "class: 1 of" in printed
+
+
+def test_a_broken_cartridge_rule_fails_and_a_missing_record_is_a_failure(monkeypatch):
+    """The calls a night counts are checked too: a model whose cartridge rule is lost (read
+    at the balanced prior) fails at the cartridge rule alone; a recorded table gone is a
+    failure said, not a traceback."""
+    from ctcnet.inference import backends
+    from ctcnet.nn.calls import DecisionRule
+
+    real = backends.load_backend
+
+    def without_rule(*args, **kwargs):
+        backend = real(*args, **kwargs)
+        backend.spec = backend.spec.replace(decision=DecisionRule.balanced())
+        return backend
+
+    monkeypatch.setattr(backends, "load_backend", without_rule)
+    checked = verification.check_reference("cpu")
+    assert not checked["passed"]
+    assert checked["differences"] and all(d.startswith("at the cartridge rule: ")
+                                          for d in checked["differences"])
+    monkeypatch.setattr(backends, "load_backend", real)
+    monkeypatch.setattr(verification, "REFERENCE_EVENTS_CARTRIDGE",
+                        verification.REFERENCE / "gone.parquet")
+    checked = verification.check_reference("cpu")
+    assert not checked["passed"] and "cannot be read or predicted" in checked["differences"][0]

@@ -259,7 +259,7 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
 def test_a_sign_off_with_no_decision_brings_samples_csv_up_to_date(crowded, tmp_path, serve):
     """A person who reviewed the list and changed nothing signs off: samples.csv (the file a
     study reads) says signed off at once, its counts after review the automatic ones."""
-    from ctcnet.inference.distributed import write_run_index
+    from ctcnet.inference.run_index import write_run_index
 
     out = fresh(crowded, tmp_path)
     write_run_index(out, ["P001"], 1, {})
@@ -274,7 +274,7 @@ def test_a_sign_off_with_no_decision_brings_samples_csv_up_to_date(crowded, tmp_
 def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp_path, serve,
                                                                      caplog):
     from ctcnet.cli import main
-    from ctcnet.inference.distributed import write_run_index
+    from ctcnet.inference.run_index import write_run_index
 
     out = fresh(crowded, tmp_path)
     write_run_index(out, ["P001"], 1, {})  # the run index ctcnet predict writes

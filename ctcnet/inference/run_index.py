@@ -1,0 +1,431 @@
+"""The run's index: ``run.json`` (every input's output, or why it has none: set aside, missing)
+and ``samples.csv`` (a row a sample), written as a run starts and ends, by one process of many
+(a rank, the last job of an array) from what each wrote under ``--out``; and the records each
+process keeps of the inputs it set aside (``.set_aside/``), which that writer reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from ctcnet.core.run_log import ending_text
+from ctcnet.errors import InputError
+from ctcnet.inference.distributed import env_info, stable_rank
+from ctcnet.inference.output_names import output_folder_of
+from ctcnet.inference.result_state import result_state
+from ctcnet.inference.run_table import write_samples_csv
+from ctcnet.inference.summary import signoff_holds
+from ctcnet.io.atomic import atomic_write_text, folder_is_held
+from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
+
+log = logging.getLogger(__name__)
+
+
+# Where each rank or job records the inputs it set aside (one file each), for the run.json
+# that another rank or the last job of an array writes.
+SET_ASIDE_DIR = ".set_aside"
+
+
+def note_set_aside(out: Path, set_aside: dict, since: float | None = None) -> None:
+    """Record this rank's or job's set-aside inputs (name: reason) under ``out``, with when:
+    ``since``, when the run that refused them began (default: now). Not when the record is
+    written, at the run's end: another run may have finished the sample meanwhile (it held it,
+    so this one set it aside), and its summary.json is then newer than the refusal."""
+    at = time.time() if since is None else float(since)
+    for name, reason in set_aside.items():
+        where = getattr(reason, "input", None)  # output_names.SetAsideReason's
+        atomic_write_text(_set_aside_file(out, name),
+                          json.dumps({"name": name, "reason": str(reason), "at": at,
+                                      "kind": getattr(reason, "kind", "input"),
+                                      **({"input": where} if where else {}),
+                                      **({"held_since": reason.held_since}
+                                         if getattr(reason, "held_since", None) else {})})
+                          + "\n")
+
+
+def _set_aside_file(out: Path, name: str) -> Path:
+    """Where the refusal of input ``name`` is recorded: under its name, or a digest of it
+    where the name is too long to carry the atomic write's temporary suffixes (an input
+    refused for a name over the sample id's 200 bytes) or holds a path (a cartridge set aside
+    for sharing its sample id is named with its folder)."""
+    if len(name.encode("utf-8", "surrogateescape")) > 120 or "/" in name or "\\" in name:
+        name = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    return Path(out) / SET_ASIDE_DIR / f"{name}.json"
+
+
+def _set_aside_since(out: Path, name: str, summary: Path, read: dict | None) -> dict | None:
+    """The record of why ``name`` was set aside (``reason``; ``input``, the path refused,
+    where known), when that is newer than the last run that finished
+    the sample (``finished_at`` of ``read``, the file as read, else its ``counted_at``; the
+    file's time for a summary without either, which a review decision saved since moves): an
+    output a run finished after the refusal is that run's."""
+    try:
+        record = json.loads(_set_aside_file(out, name).read_text())
+    except (OSError, ValueError):
+        return None
+    # Finished since it was refused, or (held by another run) since that run took it: that
+    # run's output, made tonight.
+    since = min(float(record.get("at", 0)), float(record.get("held_since") or math.inf))
+    if summary.exists() and _counted_at(summary, read, "finished_at") > since:
+        return None
+    return record
+
+
+# Skipped frames whose reasons run.json repeats per sample (summary.json lists them all).
+SKIP_REASONS_SHOWN = 5
+
+
+def _why(summary: dict) -> dict:
+    """What ``run.json`` repeats of a sample's summary for an operator: the folder it was read
+    from, its problems, and its frames skipped (with the first ones' reasons) or missing (only
+    those that are there)."""
+    frames = summary.get("frames") or {}
+    skipped = summary.get("skipped_frames") or []
+    reasons = [f"{s.get('frame')}: {s.get('reason')}" for s in skipped[:SKIP_REASONS_SHOWN]]
+    if len(skipped) > SKIP_REASONS_SHOWN:
+        reasons.append(f"and {len(skipped) - SKIP_REASONS_SHOWN} more (summary.json)")
+    out = {"input": summary.get("input", summary.get("dataset")),
+           "problems": summary.get("problems") or [],
+           "frames_skipped": frames.get("skipped"), "skipped_because": reasons,
+           "frames_missing": frames.get("missing")}
+    return {k: v for k, v in out.items() if v}
+
+
+def _made_by(summary: dict, path: Path) -> dict:
+    """What made a sample's numbers, as ``run.json`` names it: the model file (its path and
+    SHA-256) and when the counts were made (UTC), so that one index of a folder holding
+    samples of two models, or of runs months apart, tells them apart."""
+    model = summary.get("model")
+    named = ({"path": model.get("path"), "sha256": model.get("sha256")}
+             if isinstance(model, dict) else {"path": model, "sha256": summary.get("model_sha256")})
+    # What else makes serial counts comparable: the decision rule's prior, spillover
+    # compensation, the ctcnet that counted, and the scan itself (one scan under two sample
+    # ids, a corrected one, is one blood draw).
+    prior = model.get("prior") if isinstance(model, dict) else summary.get("prior")
+    return {"model": {k: v for k, v in named.items() if v},
+            "counted_at": _utc(_counted_at(path, summary)),
+            **({"prior": prior} if prior else {}),
+            "compensated": bool((summary.get("run_fingerprint") or {}).get("compensate")
+                                or summary.get("spillover")),
+            **({"ctcnet_version": summary["ctcnet_version"]}
+               if summary.get("ctcnet_version") else {}),
+            **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {})}
+
+
+def review_entry(summary: dict) -> dict:
+    """What ``run.json`` repeats of a sample's review, where a person has decided on its
+    events or signed it off: the counts after review (of the reported classes, and per 7.5
+    mL; with no decision, the automatic ones) and whether they are signed off on this run's
+    calls. A batch reader that took ``counts`` alone would
+    report the automatic counts of a reviewed sample."""
+    reviewed = summary.get("reviewed") or {}
+    signoff = summary.get("signoff") or {}
+    if not reviewed.get("reviewed") and not signoff:
+        return {}
+    holds = signoff_holds(summary)
+    if reviewed.get("reviewed"):
+        reported = reviewed.get("reported") or list(summary.get("counts") or {})
+        after = reviewed.get("after_review") or {}
+        after = {"after_review": {c: after.get(c) for c in reported},
+                 "after_review_per_7_5_ml": reviewed.get("after_review_per_7_5_ml")}
+    else:  # signed off with no decision: the automatic counts are the reviewed ones
+        rates = summary.get("per_7_5_ml") or {}
+        after = {"after_review": {c: (summary.get("counts") or {}).get(c) for c in rates},
+                 "after_review_per_7_5_ml": rates}
+    # Signed off on these figures: a sign-off the decisions or the counts moved on from is
+    # named by its status, not read as one that holds.
+    # The decisions that count (0: a sign-off on no event looked at).
+    return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
+            **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
+
+
+def _read_summary(summary: Path) -> dict | None:
+    """A summary.json as read, or None (no file, or not readable)."""
+    try:
+        return json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:
+    """When a summary's counts were made (``key``: or when a run last finished the sample,
+    ``finished_at``, where it says): that time, a crop folder's ``written_at``, else the
+    file's."""
+    read = read or {}
+    when = read.get(key, read.get("counted_at"))
+    if when is None and isinstance(read.get("written_at"), str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(read["written_at"]).timestamp()
+    return float(when) if when is not None else summary.stat().st_mtime
+
+
+# run.json's ``state``: written as a run starts (``running``: its outputs not yet listed, so a
+# stopped or killed run never leaves the last night's index behind, all "ok"), as it ends, as
+# it is stopped (a signal: the outputs done so far; the same command resumes the rest), or as
+# an error ends it (``failed``: the error is on stderr; the outputs done so far).
+RUN_STATES = ("running", "finished", "stopped", "failed")
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> None:
+    """``run.json`` as a run begins: ``running``, the inputs it was given by output name, no
+    outputs yet (what an earlier run left there is not this run's), and the process that runs
+    them (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
+    cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
+        {**output_format(), "state": "running", "started_at": _utc(started),
+         "host": socket.gethostname(),
+         "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
+
+
+def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None:
+    """``run.json``'s ``state`` (``failed``, ``stopped``) where its index could not be written
+    (a full disk: a new file's blocks are not to be had): the file is written over in place,
+    its old blocks freed first, with the state alone and the error, so that it does not read
+    ``running`` after the run has ended. Not atomic, so only the last resort."""
+    text = json.dumps({**output_format(), "state": state, "written_at": _utc(time.time()),
+                       "error": ending_text(error),
+                       "note": "the run's index could not be written"}, indent=2) + "\n"
+    with open(Path(out) / RUN_INDEX_FILE, "w", encoding="utf-8") as index:  # truncates: frees
+        index.write(text)
+
+
+@contextlib.contextmanager
+def _index_lock(out: Path) -> Iterator[None]:
+    """Index writers one at a time (the jobs of an array end together): each reads the
+    summaries and replaces run.json under it, so the last to write has read every summary the
+    others wrote before it. Where the file system has no locks they go on unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform
+        yield
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / ".run.json.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            locked = True
+        except OSError:  # a file system without locks (NFS without lockd)
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_run_index(out: Path, sample_ids: Sequence[str], world_size: int | None = None,
+                    set_aside: dict | None = None, since: float | None = None,
+                    state: str = "finished", missing_reason: str | None = None,
+                    failed_reports: dict | None = None,
+                    error: BaseException | str | None = None,
+                    sharded: bool = False) -> dict:
+    """Rank 0, after the barrier (or a job of an array, as it ends): one ``run.json`` listing
+    every output and its main counts, and why a sample is partial (its ``problems``, frames
+    skipped or missing) and what it was read from (``input``); ``world_size``: the ranks or
+    jobs the inputs were split between (default: torchrun's); ``set_aside``: the inputs this
+    process refused, name: reason (those other ranks and jobs refused are read from their
+    records, :func:`note_set_aside`; ``since``: when this run began); ``state``: ``finished``,
+    ``stopped`` by a signal or ``failed`` (:data:`RUN_STATES`); ``missing_reason``: why a
+    sample without an output has none, where the run knows (a process of it failed);
+    ``failed_reports``: the samples whose report failed (name: why), which have none for
+    that reason; ``error``: what ended a run ``failed`` or ``stopped``, written beside the
+    state; ``sharded``: the inputs were split by name among ``world_size`` jobs (``--shard``),
+    so a sample without an output is named with the share it falls to."""
+    with _index_lock(out):
+        return _write_run_index(out, sample_ids, world_size, set_aside, since, state,
+                                missing_reason, failed_reports, error, sharded)
+
+
+def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missing_reason,
+                     failed_reports, error, sharded) -> dict:
+    note_set_aside(out, set_aside or {}, since)
+    entries, made_with = [], {}
+    for name in sample_ids:
+        path = Path(out) / name / "summary.json"
+        read = _read_summary(path)  # once, for the set-aside date and the entry
+        if isinstance(read, dict) and isinstance(read.get("run_fingerprint"), dict):
+            made_with[name] = read["run_fingerprint"]
+        refused = _set_aside_since(out, name, path, read)
+        if refused is not None and refused.get("kind") == "held" and \
+                not folder_is_held(Path(out) / name):
+            # The run that held it ended without finishing it (killed): nobody will.
+            refused = {**refused, "kind": "output",
+                       "reason": f"{refused.get('reason')}; the run that held it ended "
+                                 "without finishing it: run it again"}
+        if refused is not None:
+            # Set aside, not "ok" with an earlier run's counts; the output that run left is
+            # kept beside it (refusing to mix this run into it changed nothing there).
+            entries.append({"name": name, "set_aside": str(refused.get("reason")),
+                            "set_aside_kind": str(refused.get("kind", "input")),
+                            **({"input": refused["input"]} if refused.get("input") else {}),
+                            **({"kept_output": _output_entry(name, read, path)}
+                               if read is not None else {})})
+        elif path.exists():
+            # (one that cannot be read is read again, so that its error is raised)
+            entries.append(_output_entry(name, read if read is not None
+                                         else json.loads(path.read_text()), path))
+        else:
+            why = (failed_reports or {}).get(name) or missing_reason or (
+                _share_text(name, world_size) if sharded and world_size else None)
+            entries.append({"name": name, "missing": True, **({"reason": why} if why else {})})
+    _warn_of_mixed_settings(out, made_with)
+    # Samples an earlier run left in --out that this one did not run: named, so that the
+    # index of a partial rerun or another batch into the same folder does not hide them, and
+    # a row each in samples.csv (the folder's table, not this run's alone).
+    ours = set(sample_ids)
+    others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
+                    if p.parent.name not in ours)
+    index = {**output_format(), "state": state, "written_at": _utc(time.time()),
+             **({"error": ending_text(error)} if error is not None else {}),
+             **({"started_at": _utc(since)} if since is not None else {}),
+             "outputs": entries,
+             **({"other_outputs": others} if others else {}),
+             "world_size": env_info().world_size if world_size is None else world_size}
+    atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(index, indent=2) + "\n")
+    try:
+        _write_samples_table(out, entries, others)
+    except PermissionError as err:  # a spreadsheet holding it open (a lock on a share)
+        raise InputError(f"cannot replace {SAMPLES_FILE} ({err.strerror}): is it open in "
+                         "another program (a spreadsheet locks it on a share)? Close it and "
+                         f"rerun the same command; {RUN_INDEX_FILE} is written, the table "
+                         "is not", Path(out) / SAMPLES_FILE) from None
+    return index
+
+
+# What a run's settings are in its fingerprint (ctcnet.inference.journal.run_fingerprint): the
+# same for every sample of one batch, unlike its input and panel.
+_BATCH_SETTINGS = ("model_sha256", "detect", "edge_cut_as", "compensate", "decision", "guard",
+                   "same_cluster_um", "frame_device")
+
+
+def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
+    """Say where the run's outputs (name: its summary's run fingerprint) were made by other
+    models or at other settings (jobs of one array run with other options into one --out):
+    their counts are not comparable."""
+    settings: dict[str, dict] = {}
+    for fingerprint in made_with.values():
+        for key in _BATCH_SETTINGS:
+            settings.setdefault(key, {})[json.dumps(fingerprint.get(key), sort_keys=True)] = 1
+    differ = [key for key, seen in settings.items() if len(seen) > 1]
+    if differ:
+        log.warning("%s: the run's outputs were made by other models or settings (they differ "
+                    "in %s; each summary.json's run_fingerprint says which): their counts are "
+                    "not comparable", out, ", ".join(differ))
+
+
+def _share_text(name: str, world_size: int) -> str:
+    """Why a sample of a job array has no output yet: the share it falls to."""
+    return (f"it falls to --shard {stable_rank(name, world_size) + 1}/{world_size}: that job "
+            "has not run or is still running, or the scan arrived after it ran (run that "
+            "share again)")
+
+
+def refusals_that_stand(index: dict, set_aside: dict, several: bool = True) -> dict:
+    """Of the inputs this run set aside (name: reason), the refusals that are this run's to
+    report (exit status 2): those the run's ``index`` still lists as set aside, but, in a run
+    of ``several`` inputs, those another ctcnet process was writing (``held``: two runs of one
+    batch, the other finishes it and lists it when it ends; a person who ran one input alone
+    is told). One the index lists as an output was finished by another run since; each is
+    said in a note."""
+    still = {e["name"] for e in index.get("outputs", []) if "set_aside" in e}
+    for name in sorted(set(set_aside) - still):
+        log.info("%s: another ctcnet predict run, which held it when this one came to it, "
+                 "finished it", name)
+    # Held as the index found it: still held by a run at work, not one that ended without it.
+    held = {e["name"] for e in index.get("outputs", [])
+            if several and e.get("set_aside_kind") == "held"} & set(set_aside)
+    for name in sorted(held):
+        log.info("%s: another ctcnet predict run is writing it; it lists the sample when it "
+                 "ends", name)
+    return {name: reason for name, reason in set_aside.items()
+            if name in still and name not in held}
+
+
+def refresh_samples_table(out: Path) -> None:
+    """``samples.csv`` again from the run index (``run.json``) and every sample's
+    ``summary.json`` as it is now: the review saves decisions and sign-offs into the
+    summaries after predict wrote the table. Entries without an output (set aside, missing)
+    stay as the index has them. A folder without a readable index is left alone."""
+    index = _read_summary(Path(out) / RUN_INDEX_FILE)
+    if not isinstance(index, dict) or not isinstance(index.get("outputs"), list) or \
+            index.get("state") == "running":  # a run is writing it: its end writes the table
+        return
+    entries = []
+    for entry in index["outputs"]:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        name = entry["name"]
+        path = Path(out) / str(name) / "summary.json"
+        read = _read_summary(path) if "summary" in entry or "kept_output" in entry else None
+        if read is None:
+            entries.append(entry)
+        elif "kept_output" in entry:  # set aside: the output it kept, as it is now
+            entries.append({**entry, "kept_output": _output_entry(name, read, path)})
+        else:
+            entries.append(_output_entry(name, read, path))
+    _write_samples_table(out, entries, index.get("other_outputs") or [])
+
+
+def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) -> None:
+    """``samples.csv``: the index's entries and the samples an earlier run left (``others``),
+    a row each."""
+    # Inputs set aside for sharing a sample id (named with their folders): the output that
+    # sample id left says why tonight did not replace it, once.
+    clashed: dict[str, list[str]] = {}
+    for e in entries:
+        if "set_aside" in e and output_folder_of(e["name"]) != e["name"]:
+            clashed.setdefault(output_folder_of(e["name"]), []).append(e["name"])
+    earlier = []
+    for name in others:
+        path = Path(out) / name / "summary.json"
+        read = _read_summary(path)
+        if read is not None:
+            why = ({"set_aside": f"its sample id is shared by {' and '.join(clashed[name])}, "
+                                 "set aside"} if name in clashed else {})
+            earlier.append({**_output_entry(name, read, path), "earlier_run": True, **why})
+    # A row a sample, for statistics: a sample set aside with an earlier output kept has that
+    # output's figures, marked as an earlier run's, with why this run set it aside.
+    rows = [{**e["kept_output"], "set_aside": e["set_aside"], "earlier_run": True}
+            if "kept_output" in e else e for e in entries]
+    write_samples_csv(out, rows + earlier)
+
+
+def _output_entry(name: str, summary: dict, path: Path) -> dict:
+    """``run.json``'s entry of a sample with an output: its main counts, status, what made
+    them, its review and why it is partial."""
+    return {"name": name, "summary": f"{name}/summary.json",
+            "events": summary.get("events", summary.get("crops")),
+            "counts": summary.get("counts", {}),
+            # the calls the guard held for a person, counted apart: counts and held together
+            # make every event's call
+            "held": (summary.get("tally") or {}).get("held", summary.get("held", {})),
+            "per_7_5_ml": summary.get("per_7_5_ml", {}),
+            # the events on the review list: the morning's work, read before the page opens
+            **({"review_events": summary["review_list"]["events"]}
+               if isinstance(summary.get("review_list"), dict) else {}),
+            **({"blood_volume_read_ml": summary["blood_volume_processed_ml"]}
+               if summary.get("blood_volume_processed_ml") is not None else {}),
+            # ok / partial / failed (a crop set's run has none): a batch job reads every
+            # sample's in one file, and why it is not ok; and whether its result may be read
+            # as one (failed, partial, preliminary, signed off, sign-off stale).
+            **({"status": summary["status"],
+                "result_state": result_state(summary)["state"]} if "status" in summary
+               else {}),
+            **({"blood_volume_stated": summary["blood_volume_stated"]}
+               if summary.get("blood_volume_stated") is not None else {}),
+            **_made_by(summary, path), **review_entry(summary), **_why(summary)}
