@@ -22,7 +22,7 @@ def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
         drawn = int(fate.split(f"drawn {kind}:")[1].split(";")[0])
         told = [int(part.split()[-1]) for part in fate.split(";")[1].split(",")]
         assert drawn > 0 and sum(told) == drawn  # every one accounted for, once
-    results = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
+    results = next(p.parent for p in (tmp_path / "results").glob("*/summary.json"))
     assert f"ctcnet review {results}" in out
 
 
