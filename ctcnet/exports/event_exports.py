@@ -74,7 +74,7 @@ from ctcnet.review.decisions import (
     load_decisions,
     load_sample,
 )
-from ctcnet.review.signoff import SIGNOFF_FILE, signoff_in
+from ctcnet.review.signoff import CURRENT, SIGNOFF_FILE, signoff_in, signoff_text
 
 log = logging.getLogger(__name__)
 
@@ -420,8 +420,11 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
         return None
     run = RunEvents.of_sample(folder, events, summary)
     per_7_5_ml = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    return signoff_in(folder, run, len(load_decisions(folder, run).table), per_7_5_ml,
-                      summary.model.sha256)[1]
+    record = signoff_in(folder, run, len(load_decisions(folder, run).table), per_7_5_ml,
+                        summary.model.sha256)[1]
+    if record is not None and record["status"] != CURRENT:  # said, not only in the file
+        log.warning("%s: %s", folder.name, signoff_text(record))
+    return record
 
 
 def with_reviewer_calls(folder: Path, events: pd.DataFrame, summary) -> pd.DataFrame:

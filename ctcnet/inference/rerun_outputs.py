@@ -124,6 +124,7 @@ class EarlierRun:
             log.warning("%s: events.parquet was changed since predict wrote it (its SHA-256 is "
                         "not the one summary.json records: edited by hand?); this run writes "
                         "its own", sample)
+            keep_previous_summary(folder, keep_events=True)  # the evidence, kept aside
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
         retire_exports(folder, sample)

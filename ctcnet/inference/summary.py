@@ -317,13 +317,13 @@ def previous_folder(out_dir: str | Path, make: bool = True) -> Path:
     return folder
 
 
-def keep_previous_summary(out_dir: str | Path) -> Path | None:
+def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Path | None:
     """Copy a sample's summary.json into ``previous/`` before ``--overwrite`` replaces its
     run (as ``summary-<when its counts were made, UTC>.json``): the counts, the model and
     software that made them and their sign-off stay on record beside the new run's; for a
-    reviewed sample (review.csv or signoff.json beside it), its events table too
-    (``events-<when>.parquet``): the calls a review and a sign-off were made on. Returns the
-    copy (None: no summary to keep)."""
+    reviewed sample (review.csv or signoff.json beside it), or with ``keep_events``, its
+    events table too (``events-<when>.parquet``): the calls a review and a sign-off were made
+    on, or a table changed by hand. Returns the copy (None: no summary to keep)."""
     source = Path(out_dir) / SUMMARY_FILE
     try:
         text = source.read_text(encoding="utf-8")
@@ -337,7 +337,8 @@ def keep_previous_summary(out_dir: str | Path) -> Path | None:
     kept = previous_folder(out_dir) / f"summary-{stamp}.json"
     try:
         atomic_write_text(kept, text)
-        if any((Path(out_dir) / name).exists() for name in ("review.csv", "signoff.json")):
+        if keep_events or any((Path(out_dir) / name).exists()
+                              for name in ("review.csv", "signoff.json")):
             _keep_events_table(Path(out_dir), kept.parent, stamp, json.loads(text))
     except OSError as err:  # not kept: the run it would replace stays as it is
         raise InputError(f"cannot keep the summary it replaces there ({err.strerror or err}): "

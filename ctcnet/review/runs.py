@@ -70,8 +70,23 @@ def load_sample(sample_dir: str | Path) -> tuple[pd.DataFrame, RunSummary]:
                          "not the one summary.json records: edited by hand?); rerun ctcnet "
                          "predict on this sample to write it again from its journal",
                          events_path)
+    _refuse_another_samples(sample_dir, summary)
     _say_once(sample_dir, summary)
     return events, summary
+
+
+def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:
+    """Refuse a batch's sample folder that holds another sample's outputs (copied or renamed):
+    its review, crops and exports would file one patient's cells under another's name. (In a
+    batch's --out each folder is its sample id; a run into a folder of the caller's choosing,
+    by the Python API, may be named anything.)"""
+    name = unicodedata.normalize("NFC", sample_dir.resolve().name)
+    if (sample_dir.parent / "run.json").exists() and summary.sample_id and \
+            name != unicodedata.normalize("NFC", summary.sample_id):
+        raise InputError(f"the folder holds the outputs of sample {summary.sample_id!r} "
+                         "(copied or renamed?): its cells would be filed under another "
+                         "sample's name; run ctcnet predict for the sample id you mean",
+                         sample_dir)
 
 
 _said: set[str] = set()  # the folders whose notes were said (the server reads a sample often)
@@ -80,8 +95,7 @@ _said: set[str] = set()  # the folders whose notes were said (the server reads a
 def _say_once(sample_dir: Path, summary: RunSummary) -> None:
     """What a reader of a sample folder should know of its record, once a folder: a summary
     that records no digest of its events table (an earlier ctcnet's, or the field removed:
-    the table is not checked), a batch's folder named other than its sample (copied or
-    renamed)."""
+    the table is not checked)."""
     key = str(sample_dir.resolve())
     if key in _said:
         return
@@ -90,13 +104,6 @@ def _say_once(sample_dir: Path, summary: RunSummary) -> None:
         log.warning("%s: summary.json records no digest of events.parquet (written by an "
                     "earlier ctcnet, or the field removed): the table is not checked against "
                     "the run that wrote it", sample_dir)
-    # In a batch's --out each sample's folder is its sample id (a run into a folder of the
-    # caller's choosing, by the Python API, may be named anything).
-    name = unicodedata.normalize("NFC", sample_dir.resolve().name)
-    if (sample_dir.parent / "run.json").exists() and summary.sample_id and \
-            name != unicodedata.normalize("NFC", summary.sample_id):
-        log.warning("%s: the folder holds the outputs of sample %r (copied or renamed?)",
-                    sample_dir, summary.sample_id)
 
 
 def find_samples(results: str | Path) -> dict[str, Path]:

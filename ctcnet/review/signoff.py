@@ -241,13 +241,15 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
         early = _dated_before(path, sealed["bytes"], signoff.signed_at)
         if early:
             return (f"{name} holds {early} decision(s) added after the sign-off but dated "
-                    f"before it ({signoff.signed_at}): added by hand?")
+                    f"before it ({signoff.signed_at}), or not dated as ctcnet dates them: "
+                    "added by hand?")
     return None
 
 
 def _dated_before(path: Path, start: int, when: str) -> int:
     """The decisions appended to the journal after its first ``start`` bytes whose time is
-    before ``when`` (ISO 8601); 0 where none, or where the journal has no time column."""
+    before ``when`` (ISO 8601), or is none ctcnet writes (missing, unreadable, without its
+    UTC offset); 0 where none, or where the journal has no time column."""
     try:
         with open(path, "rb") as fh:
             header = fh.readline().decode("utf-8", "replace").strip().split(",")
@@ -260,10 +262,13 @@ def _dated_before(path: Path, start: int, when: str) -> int:
         return 0
     column, early = header.index("time"), 0
     for row in csv.reader(io.StringIO(tail)):
-        try:
-            early += datetime.fromisoformat(row[column]) < signed
-        except (IndexError, ValueError, TypeError):
+        if not row:
             continue
+        try:
+            at = datetime.fromisoformat(row[column])
+            early += at.tzinfo is None or at < signed
+        except (IndexError, ValueError, TypeError):
+            early += 1
     return early
 
 

@@ -192,3 +192,27 @@ def test_an_fcs_export_checks_the_sign_off_itself(folder):
     keywords = events_fcs(events, summary, folder, signoff=signoff_now(folder, events,
                                                                         summary))["keywords"]
     assert keywords["CTCNET_SIGNOFF"].startswith("edited since; ann; ")
+
+
+def test_a_decision_added_by_hand_without_ctcnets_time_is_noticed(folder):
+    lines = (folder / "review.csv").read_text().splitlines()
+    header, last = lines[0].split(","), lines[-1].split(",")
+    for bad in ("garbage", "2099-01-01T00:00:00"):  # unreadable; no UTC offset
+        last[header.index("time")] = bad
+        with open(folder / "review.csv", "a") as fh:
+            fh.write(",".join(last) + "\n")
+        record = shown(folder)
+        assert record["status"] == EDITED and "not dated as ctcnet dates them" in \
+            record["problem"]
+
+
+def test_a_sample_folder_copied_under_another_name_is_refused(folder, tmp_path):
+    """In a batch's --out a folder is its sample id: one holding another sample's outputs
+    would file that patient's cells under this name in the review, crops and exports."""
+    from ctcnet.errors import InputError
+
+    batch = tmp_path / "batch"
+    shutil.copytree(folder, batch / "P002")
+    (batch / "run.json").write_text("{}")
+    with pytest.raises(InputError, match="holds the outputs of sample 'P001'"):
+        Sample("P002", batch / "P002")
