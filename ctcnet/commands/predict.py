@@ -23,7 +23,8 @@ from ctcnet.commands.outcome import outcome_lines, run_outcome, say_error
 from ctcnet.commands.predict_processes import INPUTS_OPTION, MAX_AUTO_PROCESSES
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.inference.backend_registry import list_backends
-from ctcnet.inference.distributed import distributed_context, env_info, stable_rank
+from ctcnet.inference.distributed import distributed_context, env_info
+from ctcnet.inference.distributed import shard as split
 from ctcnet.inference.run_index import (
     mark_run_ended_in_place,
     mark_run_started,
@@ -219,7 +220,7 @@ def _run(args, log) -> int:
         except BaseException as err:  # a signal, or an error that ends the run: what is done
             if began:  # (a job of an array too: its time limit's SIGTERM)
                 mine = names if shard is None else \
-                    [n for n in names if stable_rank(n, world_size) == rank]
+                    split(names, rank, world_size, key=str)  # as the inputs were split
                 _index_of_an_ended_run(out, names, world_size, set_aside, started,
                                        failed_reports, err, log, mine, shard is not None)
             raise

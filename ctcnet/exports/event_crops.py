@@ -21,6 +21,7 @@ from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
 from ctcnet.io.scan import Cartridge, open_cartridge
+from ctcnet.io.spilled import size_text
 from ctcnet.review.decisions import (
     RunEvents,
     find_samples,
@@ -211,5 +212,5 @@ def check_room(out: Path, crops: int, channels: int, crop_size: int) -> None:
     free = shutil.disk_usage(out).free
     if need > free:
         raise InputError(f"{crops:,} crops of {channels} x {crop_size} x {crop_size} need up to "
-                         f"{need / 1e9:.1f} GB; {free / 1e9:.1f} GB is free there: cut the "
+                         f"{size_text(need)}; {size_text(free)} is free there: cut the "
                          "reviewed events (--reviewed) or write elsewhere", out)

@@ -317,11 +317,8 @@ def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
     """Say where the run's outputs (name: its summary's run fingerprint) were made by other
     models or at other settings (jobs of one array run with other options into one --out):
     their counts are not comparable."""
-    settings: dict[str, dict] = {}
-    for fingerprint in made_with.values():
-        for key in _BATCH_SETTINGS:
-            settings.setdefault(key, {})[json.dumps(fingerprint.get(key), sort_keys=True)] = 1
-    differ = [key for key, seen in settings.items() if len(seen) > 1]
+    differ = [key for key in _BATCH_SETTINGS
+              if len({json.dumps(f.get(key), sort_keys=True) for f in made_with.values()}) > 1]
     if differ:
         log.warning("%s: the run's outputs were made by other models or settings (they differ "
                     "in %s; each summary.json's run_fingerprint says which): their counts are "

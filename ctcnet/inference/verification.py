@@ -21,7 +21,6 @@ check passed).
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.provenance import software_record
+from ctcnet.io.digests import file_sha256
 from ctcnet.nn.registry import PACKAGE_MODELS
 
 REFERENCE = PACKAGE_MODELS / "reference"
@@ -85,14 +85,6 @@ def event_differences(got: pd.DataFrame, want: pd.DataFrame) -> list[str]:
     return said
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
     """Each file ``checksums`` lists (paths relative to its folder) against its SHA-256:
     ``{"files": n, "differ": [...], "missing": [...], "passed": bool}``."""
@@ -110,7 +102,7 @@ def check_shipped_files(checksums: Path = CHECKSUMS) -> dict:
         path = folder / name.strip()
         if not path.is_file():
             missing.append(name)
-        elif _sha256(path) != digest:
+        elif file_sha256(path) != digest:
             differ.append(name)
     return {"files": n, "differ": differ, "missing": missing,
             "passed": not differ and not missing}

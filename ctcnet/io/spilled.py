@@ -26,8 +26,9 @@ import numpy as np
 from ctcnet.errors import InputError
 
 
-def _size(n_bytes: int) -> str:
-    """A size in words: GB from 1 GB, MB below (31 MB, not "0.0 GB")."""
+def size_text(n_bytes: int) -> str:
+    """A size of disk room in words, as the room checks say it: GB from 1 GB, MB below
+    (31 MB, not "0.0 GB")."""
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{max(n_bytes / 1e6, 0.1):.1f} MB"
 
 
@@ -49,8 +50,9 @@ class SpilledArray:
         # written, so nothing is reserved by making it).
         needed, free = self.shape[0] * self._row_bytes, shutil.disk_usage(folder).free
         if needed > free:
-            raise InputError(f"{_size(needed)} are needed here for the crops at model scale "
-                             f"while they are classified, {_size(free)} are free", folder)
+            raise InputError(f"{size_text(needed)} are needed here for the crops at model "
+                             f"scale while they are classified, {size_text(free)} are free",
+                             folder)
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".ctcnet-spill-")
         self._file.truncate(self.shape[0] * self._row_bytes)
         self._lock = threading.Lock()  # one file position: a seek and its read go together
