@@ -162,7 +162,7 @@ def _run(args, log) -> int:
 
     out = Path(args.out)
     child = args.process_inputs is not None  # one process of a --processes run
-    inputs = _inputs(args, child)
+    inputs = _inputs(args, child, log)
     if not inputs:  # (--allow-empty, and no input holds a cartridge)
         return _nothing_to_do(args, out, log)
     cartridges, datasets = resolve_inputs(inputs)
@@ -286,15 +286,20 @@ def _index_of_an_ended_run(out, names, world_size, set_aside, started, failed_re
                      "ended")
 
 
-def _inputs(args, child: bool) -> list:
+def _inputs(args, child: bool, log) -> list:
     """The run's inputs, list files read (once, a cycle refused): a ``--processes`` child's
-    share, or the command line's; with ``--allow-empty``, the folders that hold nothing
-    left out."""
+    share (said in its log), or the command line's; with ``--allow-empty``, the folders that
+    hold nothing left out."""
     if child:
-        from ctcnet.commands.predict_processes import die_with_parent, read_share
+        import os
+
+        from ctcnet.commands.predict_processes import PARENT_ENV, die_with_parent, read_share
 
         die_with_parent()  # a parent killed outright takes this process with it
         inputs = expand_list_files(read_share(args.process_inputs))
+        # The log's command line names a share file deleted by the time anyone reads it.
+        log.note(f"one process of the run of pid {os.environ.get(PARENT_ENV, '?')}; its share: "
+                 + ", ".join(str(p) for p in inputs))
     else:
         inputs = expand_list_files(args.inputs)
     if args.allow_empty:

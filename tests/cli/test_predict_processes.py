@@ -76,6 +76,16 @@ def test_processes_share_the_inputs_and_give_what_one_process_gives(scans, capsy
         assert f"{a['name']}: {a['status']}, {a['events']} events" in said  # a line per input
     # ... in the words one process uses (but for the time taken and where it went)
     assert _facts(said) == _facts(one_said) and len(_facts(said)) == 3
+    # each child's log names the parent and its share, not only a share file deleted since
+    logs = {p.stem.rsplit("-", 1)[1]: p.read_text()
+            for p in (base / "two" / "logs").glob("predict-*.log")}
+    shares = [m for m in (re.search(r"one process of the run of pid (\d+); its share: (.*)", text)
+                          for text in logs.values()) if m]
+    assert len(logs) == 3 and len(shares) == 2
+    (parent,) = {m.group(1) for m in shares}  # the one parent, whose own log is there
+    assert "--processes 2" in logs[parent]
+    assert sorted(Path(s).name for m in shares for s in m.group(2).split(", ")) == [
+        "c0", "c1", "c2"]  # the input folders, each once
 
 
 def _facts(said: str) -> list[str]:
