@@ -243,6 +243,23 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
         fh.write(line + "\n")
 
 
+def journaled_frames(parts: Path) -> dict[str, dict]:
+    """Each journaled frame's latest entry in ``parts/frames_read.jsonl``
+    (:func:`keep_frame_record`), by frame id; none where there is no such file."""
+    entries = {}
+    try:
+        lines = (Path(parts) / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            entries[entry["frame"]] = entry
+        except (ValueError, KeyError, TypeError):  # the line a killed run cut short
+            continue
+    return entries
+
+
 def made_by(backend_name: str, software: dict) -> str:
     """What computed a frame, as its record keeps it: the backend (a model's ``.pt`` and its
     ``.onnx`` resume each other's runs: their numbers agree to about 1e-6) and ctcnet's
@@ -278,17 +295,7 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     or out of register, or a pixel size the nuclei belie, are problems as well); and what
     made the frames where more than one did, or another than ``this_run``
     (:func:`frames_made_by`)."""
-    entries = {}
-    try:
-        lines = (parts / FRAME_RECORDS).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            entries[entry["frame"]] = entry
-        except (ValueError, KeyError, TypeError):  # the line a killed run cut short
-            continue
+    entries = journaled_frames(parts)
     set_aside = {s["frame"] for s in skipped}
     done = {f.frame_id: entries[f.frame_id] for f in cartridge.frames
             if f.frame_id not in set_aside and f.frame_id in entries}

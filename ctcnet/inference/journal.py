@@ -138,14 +138,17 @@ def _what_differs(previous, fingerprint: dict) -> str:
 
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                  frames: list[FrameRef] = (), model_file_sha256: str | None = None,
-                 cartridge_id: str | None = None) -> set[str]:
+                 cartridge_id: str | None = None,
+                 read: Callable[[FrameRef], np.ndarray] | None = None) -> set[str]:
     """Prepare ``out_dir/parts``; return the frame ids already done by an earlier run.
 
     A part whose frame's files changed since it was written (or whose files were not recorded)
-    is dropped, so that frame is done again from the new pixels. With ``overwrite`` the
-    journal goes, and the summary.json of the run replaced is kept in ``previous/``. An
-    earlier run of another model is refused (without ``overwrite``), from its journal or,
-    where the journal was deleted, from what its summary.json records
+    is dropped, so that frame is done again from the new pixels. Files whose name, size or
+    time differ but whose bytes (or pixels, read with ``read``) are those the part was made
+    of are the same frame (a scan restored from an archive, copied without its times). With
+    ``overwrite`` the journal goes, and the summary.json of the run replaced is kept in
+    ``previous/``. An earlier run of another model is refused (without ``overwrite``), from
+    its journal or, where the journal was deleted, from what its summary.json records
     (``model_file_sha256``: this run's model file; ``fingerprint``: this run's;
     ``cartridge_id``: the scan's identity, ``Cartridge.identity``)."""
     parts = out_dir / PARTS_DIR
@@ -168,6 +171,7 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     current = frame_signatures(list(frames))
     done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
             if not p.name.startswith(".")}
+    recorded = _same_bytes_as_journaled(parts, frames, done, recorded, current, read)
     if manifest.exists():
         try:
             previous = json.loads(manifest.read_text())
@@ -205,6 +209,33 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     return done - set(changed)
 
 
+def _same_bytes_as_journaled(parts: Path, frames: Iterable[FrameRef], done: set[str],
+                             recorded: dict, current: dict,
+                             read: Callable[[FrameRef], np.ndarray] | None) -> dict:
+    """``recorded`` (the frames' signatures as the journal has them) with those of the
+    journaled frames (``done``) whose files' names, sizes or times differ now (``current``)
+    but whose SHA-256 is the one the journal recorded as the frame was read
+    (:func:`ctcnet.io.digests.frame_change`) taken as they are now: the same frame (times
+    reset by an archive, a copy, a restore), not a frame to do again. Said."""
+    from ctcnet.inference.frames import journaled_frames
+    from ctcnet.io.digests import frame_change
+
+    differ = {f.frame_id: f for f in frames
+              if f.frame_id in done and recorded.get(f.frame_id) != current.get(f.frame_id)}
+    if not differ:
+        return recorded
+    records = journaled_frames(parts)
+    same = sorted(fid for fid, frame in differ.items()
+                  if (records.get(fid) or {}).get("record")
+                  and frame_change(frame.files, records[fid]["record"],
+                                   read=(lambda f=frame: read(f)) if read else None) is None)
+    if same:
+        log.info("%s: %d frame(s) whose files' names, sizes or times differ from the journal's "
+                 "hold the bytes it was made of (a copy or restore that reset their times): "
+                 "kept", parts.parent, len(same))
+    return {**recorded, **{fid: current[fid] for fid in same}}
+
+
 def _same_scan_moved(previous, fingerprint: dict, done: set[str], recorded: dict,
                      current: dict, parts: Path) -> bool:
     """Whether an earlier run differs in its input folder alone and every frame it journaled
@@ -216,7 +247,7 @@ def _same_scan_moved(previous, fingerprint: dict, done: set[str], recorded: dict
     if not done or any(f not in current or recorded.get(f) != current[f] for f in done):
         return False
     log.warning("%s: the scan moved from %s to %s; the %d frame(s) its journal holds are "
-                "there unchanged (names, sizes, times): resumed", parts.parent,
+                "there unchanged: resumed", parts.parent,
                 previous.get("input"), fingerprint["input"], len(done))
     return True
 
@@ -228,7 +259,7 @@ def _moved(previous, fingerprint: dict) -> str:
     if not isinstance(previous, dict) or _what_differs(previous, fingerprint) != "input":
         return ""
     return (f": it read {previous.get('input')}, this run reads {fingerprint['input']}, "
-            "whose frames are not all the journal's (names, sizes, times). The same scan "
+            "whose frames are not all the journal's (names, sizes, bytes). The same scan "
             "copied is run again from there with --overwrite, the review's decisions "
             "following their cells (by frame digest and position)")
 

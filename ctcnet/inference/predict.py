@@ -223,7 +223,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                                   edge_cut_as=options.edge_cut_as, compensated=compensated,
                                   frame_device=device_name)
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames,
-                        model_sha256(backend), cartridge.identity or None)
+                        model_sha256(backend), cartridge.identity or None, cartridge.read)
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -80,6 +81,11 @@ class EarlierRun:
     frames: int | None = None
     status: str | None = None
     events_sha256: str | None = None
+    # The SHA-256 each frame it processed had as it was read (its summary's frame_digests);
+    # None for a summary without them.
+    frame_sha256: dict[str, str] | None = None
+    # When this run read it: journal parts written since are this run's.
+    opened: float = field(default_factory=time.time)
 
     @classmethod
     def read(cls, folder: str | Path) -> EarlierRun:
@@ -94,22 +100,35 @@ class EarlierRun:
         counted = summary.get("counted_at")
         text = {k: summary.get(k) if isinstance(summary.get(k), str) else None
                 for k in ("status", "events_sha256")}
+        digests = summary.get("frame_digests")
+        sha = ({fid: r.get("sha256") for fid, r in digests.items() if isinstance(r, dict)}
+               if isinstance(digests, dict) else None)
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
-                   frames, **text)
+                   frames, **text, frame_sha256=sha)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
         ids now) differ from the earlier run's: replaced (``overwrite``), no earlier summary,
-        or a frame's part written since it, or parts fewer or more than the frames it
-        processed (a frame redone, a killed run's frames journaled after it, a frame gone
-        from the scan folder). A frame skipped again each rerun (an unreadable file) adds no
-        part: the tables stay."""
+        parts fewer or more than the frames it processed (a killed run's frames journaled
+        after it, a frame gone from the scan folder), a part made of other bytes than the
+        frame it counted (a frame replaced and redone since), or a part this run wrote (a
+        frame redone). A frame skipped again each rerun (an unreadable file) adds no part:
+        the tables stay. Told by the frames' digests, not by file times, which a copy or an
+        archive's restore resets; a summary without digests, by its parts' times."""
         if overwrite or self.written is None:
             return True
-        found = [p for p in (Path(parts) / f"{frame}.parquet" for frame in frames)
-                 if p.is_file()]
-        return len(found) != self.frames or any(p.stat().st_mtime > self.written
-                                                for p in found)
+        found = {frame: p for frame, p in ((f, Path(parts) / f"{f}.parquet") for f in frames)
+                 if p.is_file()}
+        if len(found) != self.frames or any(p.stat().st_mtime >= self.opened
+                                            for p in found.values()):
+            return True
+        if self.frame_sha256 is None:
+            return any(p.stat().st_mtime > self.written for p in found.values())
+        from ctcnet.inference.frames import journaled_frames
+
+        journaled = journaled_frames(parts)
+        return any((journaled.get(f, {}).get("record") or {}).get("sha256")
+                   != self.frame_sha256.get(f) for f in found)
 
     def settle(self, folder: str | Path, sample: str, parts: Path, frames: list[str],
                overwrite: bool) -> float | None:

@@ -246,9 +246,10 @@ def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clea
 def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(clean_run, cart,
                                                                               tmp_path):
     """A scan folder renamed as the scanner finished it (a run started early, on part of its
-    frames): the journal's frames are there unchanged, and the run resumes from them. A copy
-    whose frames are not the journal's (other times) is refused, naming both folders and what
-    --overwrite does, not a model or settings."""
+    frames): the journal's frames are there unchanged, and the run resumes from them (from a
+    copy with other times too: the same bytes). A copy whose frames are not the journal's
+    (other bytes) is refused, naming both folders and what --overwrite does, not a model or
+    settings."""
     import os
 
     import pytest
@@ -265,9 +266,12 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
     copied = shutil.copytree(moved, tmp_path / "copied" / cart.name)
     for frame in copied.glob("*.tif"):
         os.utime(frame, (1e9, 1e9))
-    with pytest.raises(InputError, match=r"read from another folder: it read .*done, this "
-                                         r"run reads .*copied.*--overwrite") as refused:
-        predict(clean_run, copied, out)
+    assert predict(clean_run, copied, out).frames.resumed_from_journal == 3
+    other = shutil.copytree(copied, tmp_path / "other" / cart.name)
+    (other / "r00c01.tif").write_bytes((other / "r00c00.tif").read_bytes())
+    with pytest.raises(InputError, match=r"read from another folder: it read .*copied.*, this "
+                                         r"run reads .*other.*--overwrite") as refused:
+        predict(clean_run, other, out)
     assert "review's decisions following their cells" in str(refused.value)
     assert "another model" not in str(refused.value)
 
@@ -294,3 +298,33 @@ def test_a_scan_already_output_under_another_sample_id_is_said(clean_run, cart, 
     said = [r.getMessage() for r in caplog.records if "already has an output" in r.getMessage()]
     assert len(said) == 1 and f"as {first} (reviewed)" in said[0] and "writes renamed" in said[0]
     assert (out / "renamed" / "summary.json").exists()
+
+
+def test_a_scan_restored_with_its_times_reset_is_the_scan_journaled(clean_run, cart, tmp_path):
+    """An archive restored (file times to the second, or reset to the restore's time; in
+    place or at another path) holds the bytes the journal was made of: no frame is done
+    again, the counts' time stands and the exports beside the tables stay."""
+    import json
+    import time
+
+    out = tmp_path / "out"
+    predict(clean_run, cart, out)
+    counted = json.loads((out / "summary.json").read_text())["counted_at"]
+    exported = out / "out.fcs"  # an export of these tables (ctcnet export-events' name)
+    exported.write_text("the signed export")
+    for frame in cart.glob("r*.tif"):  # tar without sub-second times
+        os.utime(frame, (int(frame.stat().st_mtime), int(frame.stat().st_mtime)))
+    summary = predict(clean_run, cart, out)
+    assert summary.frames.resumed_from_journal == 3
+    restored = shutil.copytree(cart, tmp_path / "restored", copy_function=shutil.copyfile)
+    summary = predict(clean_run, restored, out)  # elsewhere, every time the restore's
+    assert summary.frames.resumed_from_journal == 3 and summary.status == "ok"
+    assert json.loads((out / "summary.json").read_text())["counted_at"] == counted
+    assert exported.read_text() == "the signed export"
+    assert not (out / "previous").exists()
+    # Other bytes behind a restored name are still done again, and the exports go.
+    time.sleep(0.01)
+    frame = restored / "r00c01.tif"
+    frame.write_bytes((restored / "r00c00.tif").read_bytes())
+    summary = predict(clean_run, restored, out)
+    assert summary.frames.resumed_from_journal == 2 and not exported.exists()
