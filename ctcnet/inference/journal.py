@@ -86,13 +86,20 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
     # Likewise only when the calls are made under another rule than the model's own (--prior).
     rule = ({"decision": spec.decision.to_dict()} if spec.decision != backend.spec.decision
             else {})
+    # Which of the files' planes are read as which channel, where that is not the model's
+    # names in order: a panel.json corrected (CK and CD45 swapped) makes other calls, so its
+    # journal is another run's, not one to resume with the calls of the wrong order.
+    planes = ({"plane_order": {"file": cartridge.file_panel.names,
+                          "read": list(cartridge.channels or range(len(cartridge.panel.names)))}}
+              if cartridge.file_panel is not None
+              and cartridge.file_panel.names != cartridge.panel.names else {})
     # The guard's levels decide flags and the markers' call: frames made under other levels
     # must not be mixed into one count.
     # The scan folder too: another cartridge of the same sample id, into the same --out, is
     # another run to refuse, not frames "changed since" to redo over a reviewed one.
     return {"model_sha256": digest, "input": absolute(cartridge.root),
             "panel": cartridge.panel.names,
-            "scan_pixel_size_um": cartridge.panel.pixel_size_um,
+            "scan_pixel_size_um": cartridge.panel.pixel_size_um, **planes,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
             **on_device,
             "guard": asdict(RULES), "same_cluster_um": SAME_CLUSTER_UM,

@@ -328,3 +328,28 @@ def test_a_scan_restored_with_its_times_reset_is_the_scan_journaled(clean_run, c
     frame.write_bytes((restored / "r00c00.tif").read_bytes())
     summary = predict(clean_run, restored, out)
     assert summary.frames.resumed_from_journal == 2 and not exported.exists()
+
+
+def test_a_panel_json_corrected_for_its_plane_order_is_another_run(clean_run, cart, tmp_path):
+    """A site's panel.json fixed after a night read CK and CD45 swapped: the journal's calls
+    were made of the wrong planes, so the rerun is refused as of other settings (naming the
+    plane order), not resumed with them; --overwrite redoes every frame."""
+    import json
+
+    import pytest
+
+    from ctcnet.errors import InputError
+
+    out = tmp_path / "out"
+    predict(clean_run, cart, out)
+    panel = json.loads((cart / "panel.json").read_text())
+    names = [c["name"] for c in panel["channels"]]
+    ck, cd45 = names.index("CK"), names.index("CD45")
+    channels = panel["channels"]
+    channels[ck]["name"], channels[cd45]["name"] = "CD45", "CK"
+    (cart / "panel.json").write_text(json.dumps(panel))
+    with pytest.raises(InputError, match=r"differs in plane_order\);"):
+        predict(clean_run, cart, out)
+    assert predict(clean_run, cart, out, overwrite=True).frames.resumed_from_journal == 0
+    assert json.loads((out / "summary.json").read_text())["run_fingerprint"]["plane_order"] == {
+        "file": [c["name"] for c in channels], "read": [0, cd45, ck, 3, 4]}
