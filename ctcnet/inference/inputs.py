@@ -78,7 +78,8 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
         elif not path.is_dir():
             raise InputError("input not found (a cartridge folder, a folder of cartridges, a "
                              "list file, or a crop dataset)", path)
-        elif (path / "manifest.csv").exists() or (path / "panel.json").exists():
+        elif (path / "manifest.csv").exists() or (
+                (path / "panel.json").exists() and not _beside_cartridges(path, say_skipped)):
             datasets.append(path)
         else:
             subs = sorted(p for p in path.iterdir()
@@ -90,6 +91,24 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
                 _say_what_is_not_read(path, subs)
             cartridges += subs
     return _once(cartridges, say_skipped), _once(datasets, say_skipped)
+
+
+def _beside_cartridges(folder: Path, say: bool) -> bool:
+    """Whether a folder holding a panel.json (as a crop folder does) holds cartridges
+    (sub-folders with a cartridge.json, which no crop folder's class folder has): a site's
+    folder of scans with one panel.json for them all, whose frames read as crops would make
+    nonsense of the night. Said (``say``): each cartridge reads the panel.json in its own
+    folder."""
+    try:
+        held = [p for p in folder.iterdir() if p.is_dir() and (p / "cartridge.json").exists()]
+    except OSError:
+        return False
+    if held and say:
+        log.warning("%s holds cartridges (%s): read as a folder of cartridges, each with the "
+                    "panel.json in its own folder, not the one beside them", folder,
+                    ", ".join(sorted(p.name for p in held)[:3]) + (", ..." if len(held) > 3
+                                                                    else ""))
+    return bool(held)
 
 
 # Folders a file system or a share keeps beside the scans (Windows, Synology, QNAP, NetApp):
@@ -204,8 +223,16 @@ def _not_an_input(path: Path) -> InputError:
                           "review`, turn its reviewed events into crops with `ctcnet crops`, "
                           "or give the cartridges it was made from", path)
 
-    # Crops in class folders, or in a class folder's sample folders (ctc/P017/cell.tif).
     subs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    # Sites' folders of cartridges (incoming/siteA/P01/): one level deeper than is looked.
+    sites = sorted(p.name for p in subs
+                   if any(q.is_dir() and is_cartridge(q, unreadable=False) for q in p.iterdir()))
+    if sites:
+        return InputError(f"holds folders of cartridges ({', '.join(sites[:5])}"
+                          f"{', ...' if len(sites) > 5 else ''}), not cartridges: pass those "
+                          "folders (e.g. " + " ".join(f"{path / s}" for s in sites[:2])
+                          + "), or a list file naming them", path)
+    # Crops in class folders, or in a class folder's sample folders (ctc/P017/cell.tif).
     if images(path) or any(images(p) for p in subs) or any(
             images(q) for p in subs for q in p.iterdir() if q.is_dir()):
         return InputError("holds images but no panel.json (nor cartridge.json): a crop folder "

@@ -189,6 +189,33 @@ def test_a_folder_of_cartridges_names_its_subfolders_that_are_none(tmp_path, cap
                     "not read"], said
 
 
+def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of_them(
+        tmp_path, caplog):
+    """A site's folder holding one panel.json for all its scans and the cartridges below (each
+    with its cartridge.json) is a folder of cartridges, said, not a crop folder whose frames
+    would be classified as crops; a crop folder's class folders stay crops."""
+    from ctcnet.inference.inputs import resolve_inputs
+
+    site = tmp_path / "siteB"
+    for name in ("B_P01", "B_P02"):
+        (site / name).mkdir(parents=True)
+        (site / name / "cartridge.json").write_text("{}")
+    (site / "panel.json").write_text("{}")
+    with caplog.at_level("WARNING"):
+        assert resolve_inputs([site], say_skipped=True) == ([site / "B_P01", site / "B_P02"],
+                                                            [])
+    assert "read as a folder of cartridges, each with the panel.json in its own folder" in \
+        caplog.text
+    # A folder of sites' folders: told to pass the sites' folders, not that it lacks a panel.
+    with pytest.raises(InputError, match=r"holds folders of cartridges \(siteB\), not "
+                                         r"cartridges: pass those folders"):
+        resolve_inputs([tmp_path])
+    crops = tmp_path / "crops"
+    (crops / "ctc").mkdir(parents=True)
+    (crops / "panel.json").write_text("{}")
+    assert resolve_inputs([crops]) == ([], [crops])
+
+
 def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_path, rng):
     """Crops nobody labelled, straight in the folder beside panel.json, are classified (label
     ``unlabelled``) beside any class folders."""
