@@ -27,7 +27,8 @@ from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.backends import load_backend
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
-from ctcnet.review_server.sample import ResultsBeingWritten, Sample
+from ctcnet.review.signoff import SIGNOFF_FILE
+from ctcnet.review_server.sample import ResultsBeingWritten, Sample, events_stamp
 from ctcnet.review_server.tiles import TileCutter
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ class ReviewApp:
         self._explain = {}
         self._explain_lock = threading.Lock()
         self._load_lock = threading.Lock()
+        # What the list of samples says of a sample read since the server started and no
+        # longer kept: its summary as its decisions made it then, or why it cannot be read,
+        # with the events table it was of (another run on disk: summary.json says).
+        self.listed: dict[str, tuple[tuple | None, dict | str]] = {}
 
     def sample(self, name: str) -> Sample:
         """Sample ``name`` as its folder holds it now: read again when predict has written
@@ -86,6 +91,7 @@ class ReviewApp:
             try:
                 fresh = Sample(name, folder, self.scans, self.palette)
             except InputError as err:
+                self.listed[name] = (events_stamp(folder), f"cannot be read: {err}")
                 if sample is None:
                     raise
                 raise ResultsBeingWritten(f"cannot read the results of {name} now: "
@@ -96,7 +102,8 @@ class ReviewApp:
             self.samples[name] = fresh
             self.samples.move_to_end(name)
             while len(self.samples) > KEEP_SAMPLES:
-                self.samples.popitem(last=False)
+                gone, kept = self.samples.popitem(last=False)
+                self.listed[gone] = (kept.stamp, kept.summary_now)
             return fresh
 
     def file_path(self, name: str, relative: str) -> Path | None:
@@ -178,7 +185,8 @@ class ReviewApp:
 
     def warm_up(self) -> None:
         """In the background, at start: each sample's display levels (read from its frames
-        for a run that did not keep them) and its first tiles, so the first page is quick."""
+        for a run that did not keep them) and its first tiles, so the first page is quick;
+        and the sign-offs of the other samples checked (:meth:`check_signed`)."""
         jobs = []
         for name in list(self.folders)[:KEEP_SAMPLES]:
             try:
@@ -189,13 +197,14 @@ class ReviewApp:
             jobs.append((("levels", sample.name, sample.run.run_id), _levels_job(sample)))
             jobs += self._ahead(sample, None, False)
         self.tiles.prefetch(jobs)
+        threading.Thread(target=self.check_signed, name="check-signoffs", daemon=True).start()
 
     def index_html(self) -> str:
         """The page listing the samples to review, each with whether its result may be read
         (partial, failed, signed off...), its review list and how much of it is decided: a
         morning's work read before a sample is opened."""
         links = "".join(f'<li><a href="/review/{html.escape(quote(n, safe=""))}">'
-                        f'{html.escape(n)}</a>: {html.escape(_sample_line(folder))}</li>'
+                        f'{html.escape(n)}</a>: {html.escape(self._line(n, folder))}</li>'
                         for n, folder in self.folders.items())
         return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -203,19 +212,50 @@ class ReviewApp:
                 f"<ul>{links}</ul></body></html>")
 
 
-def _sample_line(folder: Path) -> str:
+    def _line(self, name: str, folder: Path) -> str:
+        """Sample ``name``'s line on the index: as its decisions and sign-off read when the
+        server last read it (the run on disk still the one read), else as its summary.json
+        says (on read-only media, what the last command could write)."""
+        sample = self.samples.get(name)
+        if sample is not None and sample.is_current():
+            return _sample_line(folder, sample.summary_now)
+        stamp, listed = self.listed.get(name, (None, None))
+        if listed is not None and stamp == events_stamp(folder):
+            return listed if isinstance(listed, str) else _sample_line(folder, listed)
+        return _sample_line(folder)
+
+    def check_signed(self) -> None:
+        """Every signed-off sample not yet read, read once (one at a time, not kept), so the
+        index says of each whether its sign-off holds now, not only what its summary.json
+        said when last written (a record edited since, or read-only media)."""
+        for name, folder in list(self.folders.items()):
+            if name in self.samples or name in self.listed or not (
+                    folder / SIGNOFF_FILE).exists():
+                continue
+            try:
+                sample = Sample(name, folder, self.scans, self.palette)
+            except (CtcnetError, OSError, ValueError) as err:
+                self.listed[name] = (events_stamp(folder), f"cannot be read: {err}")
+                continue
+            self.listed[name] = (sample.stamp, sample.summary_now)
+
+
+def _sample_line(folder: Path, summary: dict | None = None) -> str:
     """A sample's line on the index: its result state, review list and decisions so far, from
-    its summary.json alone (the sample itself is read when its page is opened)."""
-    from ctcnet.inference.result_state import result_state
+    ``summary`` or its summary.json (the sample itself is read when its page is opened)."""
+    from ctcnet.inference.result_state import result_state, signoff_holds
     from ctcnet.inference.summary import SUMMARY_FILE
 
-    try:
-        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        return f"its summary.json cannot be read ({err.__class__.__name__})"
+    if summary is None:
+        try:
+            summary = json.loads((Path(folder) / SUMMARY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            return f"its summary.json cannot be read ({err.__class__.__name__})"
     if not isinstance(summary, dict):
         return "its summary.json is not a run's summary"
     state = result_state(summary)["state"]
+    if state == "partial" and summary.get("signoff"):  # the state names the scan's part alone
+        state += "; signed off" if signoff_holds(summary) else "; sign-off stale"
     listed = (summary.get("review_list") or {}).get("events")
     decided = (summary.get("reviewed") or {}).get("reviewed", 0)
     return f"{state}" + (f"; {listed} on the review list" if listed is not None else "") + \

@@ -14,6 +14,7 @@ never records a decision on, or shows the tile of, another cell.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -76,6 +77,14 @@ class ResultsChanged(CtcnetError):
 class ResultsBeingWritten(CtcnetError):
     """The results folder is being written (predict is running), or a run stopped before its
     summary: nothing in it can be trusted to belong together."""
+
+
+# A results folder that cannot be written (read-only media, an archive's permissions): what
+# the review of it can still do, said alike on the console and to a page.
+READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+READ_ONLY_TEXT = ("the results folder cannot be written (read-only media, an archive?): "
+                  "decisions and sign-offs cannot be recorded here; copy it to writable "
+                  "storage to review it")
 
 
 def events_stamp(folder: Path) -> tuple[int, int, int] | None:
@@ -416,7 +425,15 @@ class Sample(SampleImages):
                             {**updated.to_dict(), "signoff": signed})
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except OSError as err:
+            if err.errno in READ_ONLY_ERRNOS:  # an archive read back: said, not an alarm
+                log.info("%s: %s; summary.json and index.html keep what the last command "
+                         "wrote, this server's pages say the review and sign-off as they "
+                         "read now", self.folder, READ_ONLY_TEXT)
+            else:
+                log.warning("%s: cannot update summary.json and index.html with the review "
+                            "counts: %s", self.folder, err)
+        except (ValueError, KeyError, TypeError) as err:
             log.warning("%s: cannot update summary.json and index.html with the review "
                         "counts: %s", self.folder, err)
         if row_moved:
@@ -424,7 +441,17 @@ class Sample(SampleImages):
         if counted is None:
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
+        self._summary_now(*counted)
         return counted
+
+    def _summary_now(self, matched: D.Matched, reviewed: ReviewedCounts) -> None:
+        """``summary_now``: summary.json as this sample's decisions and sign-off make it now
+        (what the list of samples says), whether or not the file could be written (a folder
+        on read-only media keeps what the last command wrote)."""
+        decided = matched.n_decisions or len(matched.unattached)
+        now = replace(self.summary, **RunSummary.count_fields(self.tally),
+                      reviewed=reviewed if decided else None)
+        self.summary_now = {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
 
     def _refresh_samples_table(self) -> None:
         """The folder's samples.csv (predict's table: the file a study reads its reviewed

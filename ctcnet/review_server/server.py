@@ -61,7 +61,12 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.review_server.app import ReviewApp
 from ctcnet.review_server.requests import parse_reading
-from ctcnet.review_server.sample import ResultsBeingWritten, ResultsChanged
+from ctcnet.review_server.sample import (
+    READ_ONLY_ERRNOS,
+    READ_ONLY_TEXT,
+    ResultsBeingWritten,
+    ResultsChanged,
+)
 from ctcnet.review_server.tiles import ClientGone, client_connected
 
 log = logging.getLogger(__name__)
@@ -310,6 +315,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
             result = getattr(sample, POSTS[parts[3]])(body, self.app.reviewer)
         except OSError as err:  # e.g. a read-only results folder: the page says "not saved"
             log.error("cannot save a %s in %s: %s", parts[3], sample.folder, err)
+            if err.errno in READ_ONLY_ERRNOS:  # an archive read back, as it should be
+                return self._error(HTTPStatus.FORBIDDEN, f"cannot write the {parts[3]}: "
+                                   f"{READ_ONLY_TEXT} ({err.strerror or err})")
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot write the "
                                f"{parts[3]}: {err.strerror or err}")
         return self._json(200, result)

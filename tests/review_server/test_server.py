@@ -1278,3 +1278,23 @@ def test_the_index_says_each_samples_state_review_list_and_decisions(tmp_path):
     assert _sample_line(partial) == "partial; 23 on the review list; 5 decided"
     (partial / "summary.json").write_text("{ not json")
     assert _sample_line(partial).startswith("its summary.json cannot be read")
+
+
+def test_a_decision_on_read_only_media_is_refused_saying_so(served, monkeypatch):
+    """An archive opened read-only: a decision cannot be written, and the page is told why
+    (403, what to do), not a server error."""
+    import errno
+
+    from ctcnet.review_server.sample import Sample
+
+    _out, server = served
+
+    def read_only(*_args, **_kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Sample, "decide", read_only)
+    state = json.loads(request(server, "GET", "/api/P001/state")[1])
+    status, data = post_decision(server, state["candidates"][0]["event_id"], "wbc",
+                                 run_id=state["run_id"])
+    assert status == 403
+    assert "cannot be written (read-only media, an archive?)" in json.loads(data)["error"]

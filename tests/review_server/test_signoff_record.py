@@ -216,3 +216,41 @@ def test_a_sample_folder_copied_under_another_name_is_refused(folder, tmp_path):
     (batch / "run.json").write_text("{}")
     with pytest.raises(InputError, match="holds the outputs of sample 'P001'"):
         Sample("P002", batch / "P002")
+
+
+def test_the_list_of_samples_says_a_sign_off_no_longer_holds_where_files_cannot_be_written(
+        signed, tmp_path, monkeypatch):
+    """On read-only media (an archive) the server cannot rewrite summary.json: the list of
+    samples says what the record reads as now, for a sample read or only checked at start,
+    not the "signed off" the stale file says; an events table edited by hand, why it cannot
+    be read."""
+    from ctcnet.review_server import sample as sample_module
+    from ctcnet.review_server.app import ReviewApp
+
+    results = tmp_path / "results"
+    shutil.copytree(signed[1], results / "P001")
+    app = ReviewApp(results, saliency=False)
+    assert "P001</a>: partial; signed off" in app.index_html()  # (a tiny model's calls)
+
+    def read_only(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(sample_module, "write_summary_and_page", read_only)
+    path = results / "P001" / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    assert json.loads((results / "P001" / "summary.json").read_text())["signoff"][
+        "status"] == "current"  # the file as it was
+    for check in ("read", "checked"):
+        app = ReviewApp(results, saliency=False)
+        if check == "read":
+            app.sample("P001")
+        else:
+            app.check_signed()
+        assert "P001</a>: partial; sign-off stale" in app.index_html(), check
+    import pandas as pd
+
+    table = results / "P001" / "events.parquet"
+    pd.read_parquet(table).to_parquet(table)  # the same data, saved again by hand
+    app = ReviewApp(results, saliency=False)
+    app.check_signed()
+    assert "P001</a>: cannot be read: " in app.index_html()
