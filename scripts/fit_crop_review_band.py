@@ -113,7 +113,12 @@ def predicted(spec, model: Path, out: Path, per_class: int, seed: int) -> pd.Dat
 def main() -> int:
     """Simulate, predict, fit, check and (with ``--write``) record the band."""
     from ctcnet.deploy.export import write_spec
-    from ctcnet.evaluation.miss_rate import band_for_miss_rate, misses_at
+    from ctcnet.evaluation.miss_rate import (
+        band_for_miss_rate,
+        fresh_verdict,
+        misses_at,
+        no_band_text,
+    )
     from ctcnet.evaluation.model_card import update_card
     from ctcnet.inference.options import CROP_REVIEW_BAND
     from ctcnet.io.atomic import atomic_write_text
@@ -141,8 +146,7 @@ def main() -> int:
                         f["is_counted_truth"])
     record = band_for_miss_rate(*inputs(fit), args.level, args.confidence)
     if record["band"] is None:
-        print(f"no band keeps the miss share under {args.level} with {args.confidence} on "
-              f"{record['cells']} cells: {json.dumps(record)}")
+        print(f"{no_band_text(record)}: {json.dumps(record)}")
         return 1
     look = ("tight single-cell composite exports at " + ", ".join(map(str, EXPORT_PIXEL_UM))
             + " um/px, PNG and JPEG, read with the pixel size given; the same of cells in "
@@ -169,6 +173,11 @@ def main() -> int:
                 f"{args.per_class} --level {args.level} --confidence {args.confidence}")
     atomic_write_text(args.work / "crop_review_band.json", json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
+    verdict = fresh_verdict(record["fresh_family"], args.level, args.confidence)
+    if verdict is not None:
+        print(f"{verdict[0]}: {verdict[1]}")
+    if args.write and verdict is not None and verdict[0] == "refuse":
+        return 1
     if args.write:
         metrics = {**dict(spec.metrics or {}), CROP_REVIEW_BAND: record}
         write_spec(args.model, model, spec.replace(metrics=metrics))

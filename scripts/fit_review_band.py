@@ -37,13 +37,17 @@ def labelled(paths: list[Path], model: Path, work: Path, spec) -> pd.DataFrame:
     from ctcnet.inference.backends import load_backend
     from ctcnet.inference.options import PredictOptions
     from ctcnet.inference.predict import predict_cartridge
+    from ctcnet.io.digests import file_sha256
     from ctcnet.io.scan import open_cartridge
 
     backend = load_backend(model)
+    model_sha256 = file_sha256(model)
     parts = []
     for path in paths:
         out = work / "runs" / path.name
-        if not (out / "events.parquet").exists():
+        # A run is reused only where this model file made it: another model fitted into the
+        # same --work (every `ctcnet train` output is named model.pt) would lend its calls.
+        if _made_by(out) != model_sha256:
             predict_cartridge(path, backend, out, PredictOptions(quiet=True, overwrite=True))
         cart = open_cartridge(path)
         events = pd.read_parquet(out / "events.parquet")
@@ -52,12 +56,25 @@ def labelled(paths: list[Path], model: Path, work: Path, spec) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _made_by(run: Path) -> str | None:
+    """The SHA-256 of the model file that made the run in ``run`` (None: none there)."""
+    try:
+        return json.loads((run / "summary.json").read_text())["model"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def main() -> int:
     """Simulate, predict, fit, check and (with ``--write``) record the band."""
     from merged_ctcs import simulate
 
     from ctcnet.deploy.export import write_spec
-    from ctcnet.evaluation.miss_rate import band_for_miss_rate, misses_at
+    from ctcnet.evaluation.miss_rate import (
+        band_for_miss_rate,
+        fresh_verdict,
+        misses_at,
+        no_band_text,
+    )
     from ctcnet.evaluation.model_card import refresh_decision
     from ctcnet.inference.scan_fusion import fusion_role
     from ctcnet.io.atomic import atomic_write_text
@@ -97,8 +114,7 @@ def main() -> int:
     record = band_for_miss_rate(fit["counted_mass"], fit["shown_otherwise"],
                                 fit["is_counted_truth"], args.level, args.confidence)
     if record["band"] is None:
-        print(f"no band keeps the miss share under {args.level} with {args.confidence} on "
-              f"{record['cells']} cells: {json.dumps(record)}")
+        print(f"{no_band_text(record)}: {json.dumps(record)}")
         return 1
     threshold_band = 1.0 - spec.review_threshold
     check = families["check"]
@@ -123,6 +139,11 @@ def main() -> int:
                 f"{args.level} --confidence {args.confidence}")
     atomic_write_text(args.work / "review_band.json", json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
+    verdict = fresh_verdict(record["fresh_family"], args.level, args.confidence)
+    if verdict is not None:
+        print(f"{verdict[0]}: {verdict[1]}")
+    if args.write and verdict is not None and verdict[0] == "refuse":
+        return 1
     if args.write:
         rule = as_rule(spec.decision).with_review_band(record)
         write_spec(args.model, model, spec.replace(decision=rule))

@@ -11,7 +11,8 @@ metadata only, into the ONNX export beside it (``deploy.export.restamp_onnx``), 
 re-measures the guard's lines of the card, if the model has one (held-out test and CK+CD45+
 leukocytes, same seeds and sizes as the card's; as exports for a model that reads exports).
 
-    python scripts/refit_guard.py --model models/ctcnet-default.pt [--config configs/default.yaml]
+    python scripts/refit_guard.py --model MODEL --config RECIPE
+        (--config may be left out for models/ctcnet-default.pt: configs/default.yaml)
 
 After a change to the flags alone (what the guard does with its measurements, not the
 measurements), ``--keep-reference`` leaves the reference as it is and only re-measures the
@@ -37,8 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("refit_guard")
 
 
-def validation_split(config_path: Path, card: dict | None):
-    """The validation crops of the recipe in ``config_path`` (the same seed, counts, panel)."""
+# Fewer validation crops than this give a reference whose threshold (a 99.5 % quantile of
+# in-sample distances, under a covariance fitted on the same few crops) holds back a lab's
+# own CTCs as "unusual" (80 crops: 6 of 16 counted CTCs held).
+MIN_REFERENCE_CROPS = 400
+
+
+def validation_split(config_path: Path, card: dict | None, spec):
+    """The validation crops of the recipe in ``config_path`` (the same seed, counts, panel),
+    refused where the recipe's panel is not the model's ``spec``'s or its split is too small
+    for a reference."""
     from ctcnet.errors import InputError
     from ctcnet.training.datamodule import CTCDataModule
 
@@ -54,8 +63,12 @@ def validation_split(config_path: Path, card: dict | None):
                          "num_samples, randomisation) differs from what the model's card "
                          "records: give the --config the model was trained with", config_path)
     datamodule = CTCDataModule(**data, num_workers=0)
+    if datamodule.panel.names != spec.panel.names:
+        raise InputError(f"this recipe's crops are of the panel {datamodule.panel.names}, the "
+                         f"model's is {spec.panel.names}: give the --config the model was "
+                         "trained with", config_path)
     if datamodule.data_dir is None:
-        return datamodule.simulate_split("val")
+        return _enough(datamodule.simulate_split("val"), config_path)
     # A recipe on a crop folder: its validation split as training made it (split column, or
     # whole samples by split_seed).
     recorded_dir = train_val.get("data_dir")
@@ -67,6 +80,18 @@ def validation_split(config_path: Path, card: dict | None):
     val = datamodule.splits.get("val")
     if val is None or not len(val.targets):
         raise InputError("the recipe's crop folder gives no validation crops", config_path)
+    return _enough(val, config_path)
+
+
+def _enough(val, config_path: Path):
+    """``val``, refused where too few crops for a reference (:data:`MIN_REFERENCE_CROPS`)."""
+    from ctcnet.errors import InputError
+
+    if len(val.targets) < MIN_REFERENCE_CROPS:
+        raise InputError(f"the recipe gives {len(val.targets)} validation crops, fewer than the "
+                         f"{MIN_REFERENCE_CROPS} a guard reference needs (on fewer, its "
+                         "threshold holds back the lab's own CTCs as unusual): label more, or "
+                         "run the model without one (no unusual flag)", config_path)
     return val
 
 
@@ -75,8 +100,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml",
-                        help="the recipe the model was trained with")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="the recipe the model was trained with (required but for the "
+                             "shipped ctcnet-default, whose recipe is configs/default.yaml)")
     parser.add_argument("--keep-reference", action="store_true",
                         help="keep the stored reference; re-measure the card's guard lines only")
     args = parser.parse_args(argv)
@@ -98,7 +124,13 @@ def main(argv=None) -> int:
         log.info("guard reference kept: %s", f"threshold {old['threshold']:.2f}" if old
                  else "none (no unusual flag)")
     else:
-        val = validation_split(args.config, card)
+        config = args.config
+        if config is None:
+            if args.model.stem != "ctcnet-default":
+                parser.error("--config: the recipe the model was trained with (its panel, "
+                             "seed and validation split)")
+            config = ROOT / "configs" / "default.yaml"
+        val = validation_split(config, card, spec)
         reference = fit_reference(val.images, val.targets, spec)
         log.info("guard reference on %d validation crops: threshold %.2f (was %s)",
                  reference["n"], reference["threshold"],

@@ -391,11 +391,13 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     # pandas: cartridges only.
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
     from ctcnet.inference.ground_truth import truth_of_processed_frames
+    from ctcnet.inference.options import say_if_no_cartridge_rule
     from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names
     prior_name = spec_at_prior(backend.spec, prior, CARTRIDGE_PRIOR)[1]  # a bad prior: now
+    say_if_no_cartridge_rule(backend.spec, prior)
     # Refuse before any work: truth present, the model's channels there (by name).
     opened = [open_cartridge(c).conform(backend.spec.panel) for c in cartridges]
     for cart in opened:

@@ -16,6 +16,8 @@ are not independent, so cartridges, not events, are what a new family must come 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -36,6 +38,42 @@ def miss_upper_bound(misses: int, n: int, confidence: float) -> float:
     if misses >= n:
         return 1.0
     return float(beta.ppf(confidence, misses + 1, n - misses))
+
+
+def cells_needed(level: float, confidence: float) -> int:
+    """The fewest labelled CTCs and clusters on which any band can state ``level`` with
+    ``confidence``: all of them shown, none missed (more where some are missed)."""
+    return int(math.ceil(math.log(1.0 - confidence) / math.log(1.0 - level)))
+
+
+def no_band_text(record: dict) -> str:
+    """Why a fit found no band (:func:`band_for_miss_rate` with ``band`` None), and what it
+    would take."""
+    level, confidence, n = record["level"], record["confidence"], record["cells"]
+    need = cells_needed(level, confidence)
+    more = (f"at least {need} CTCs and clusters are needed to state it even with none "
+            f"missed: fit on more cartridges or crops" if n < need else
+            "the misses no band can show keep it above the level: the model misses too many")
+    return f"no band keeps the miss share under {level} with {confidence} on {n} cells: {more}"
+
+
+def fresh_verdict(fresh: dict, level: float, confidence: float) -> tuple[str, str] | None:
+    """What a fresh family (:func:`misses_at` on cells not used to fit) says of a band fitted
+    for ``level``: ("refuse", why) where its misses' one-sided lower bound at ``confidence``
+    lies above the level (the statement is contradicted: not to be written into a model),
+    ("warn", why) where only their share does (within chance on so few cells), else None."""
+    from scipy.stats import beta
+
+    misses, n = int(fresh.get("misses") or 0), int(fresh.get("cells") or 0)
+    if n <= 0 or misses / n <= level:
+        return None
+    lower = float(beta.ppf(1.0 - confidence, misses, n - misses + 1))
+    said = (f"the fresh family misses {misses} of {n} CTCs and clusters ({misses / n:.3f}) "
+            f"against the stated {level}")
+    if lower > level:
+        return "refuse", (f"{said}, beyond chance ({confidence:.0%} lower bound {lower:.3f}): "
+                          "the band's statement does not hold; not written")
+    return "warn", f"{said}, within chance on {n} cells: check it on more"
 
 
 def band_for_miss_rate(counted_mass: np.ndarray, shown_otherwise: np.ndarray,

@@ -5,6 +5,7 @@ asked for (:func:`spec_at_prior`). Used by the cartridge and crop-set entry poin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.io.panel import Panel
-from ctcnet.nn.calls import BALANCED_PRIOR, DecisionRule, prior_rule
+from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, DecisionRule, prior_rule
 from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # annotations only: pandas and the summary stay out of this import
     import numpy as np
@@ -116,6 +119,20 @@ def spec_at_prior(spec: ModelSpec, prior: str | None, default: str) -> tuple[Mod
     ``default``, the input's own), and the prior's name for summary.json."""
     rule, name = prior_rule(prior, spec.class_names, spec.decision, default)
     return (spec if rule == spec.decision else spec.replace(decision=rule)), name
+
+
+def say_if_no_cartridge_rule(spec: ModelSpec, prior: str | None) -> bool:
+    """Warn where cartridges are called at ``prior`` (None: the cartridge's own) by a model
+    without a decision rule for them, whose calls are then its training prior's (as
+    :func:`spec_at_prior` names them: ``balanced``); returns whether it warned."""
+    if prior not in (None, CARTRIDGE_PRIOR) or \
+            spec_at_prior(spec, prior, CARTRIDGE_PRIOR)[1] != BALANCED_PRIOR:
+        return False
+    log.warning("the model has no decision rule for cartridges (scripts/fit_decision.py fits "
+                "one): its calls are made at its training prior (summary.json: prior "
+                "balanced), at which rare classes such as ctc are called far more often than "
+                "at a cartridge's prevalence; --prior states one")
+    return True
 
 
 # Where a model keeps its crop sets' review band (``spec.metrics``): fitted on held-out crops

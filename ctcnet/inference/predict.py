@@ -84,6 +84,7 @@ from ctcnet.inference.journal import (
 from ctcnet.inference.options import (
     PredictOptions,
     edge_cut_class,
+    say_if_no_cartridge_rule,
     spec_at_prior,
 )
 from ctcnet.inference.output_names import (
@@ -113,7 +114,7 @@ from ctcnet.inference.tables import write_tables
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, open_cartridge
-from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
+from ctcnet.nn.calls import CARTRIDGE_PRIOR
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -442,12 +443,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                  key=(lambda j: j[2]) if split_by_name else None)
     # Each cartridge's report drawn while the next one runs (at most one pending).
     n_cartridges = sum(kind == "cartridge" for kind, *_ in mine)
-    if n_cartridges and options.prior in (None, CARTRIDGE_PRIOR) and \
-            not decision_weights(backend.spec.decision):
-        log.warning("the model has no decision rule for cartridges (scripts/fit_decision.py "
-                    "fits one): its calls are made at its training prior, at which rare "
-                    "classes such as ctc are called far more often than at a cartridge's "
-                    "prevalence; --prior states one")
+    if n_cartridges:
+        say_if_no_cartridge_rule(backend.spec, options.prior)
     overlap = options.report_overlap and options.report is not None and n_cartridges > 1
     # BLAS on one thread for the cartridges and their reports (as predict_cartridge runs them)
     blas = single_threaded_blas() if n_cartridges else contextlib.nullcontext()

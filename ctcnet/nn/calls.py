@@ -313,8 +313,9 @@ def prior_rule(prior: str | None, class_names: Sequence[str],
     rule : DecisionRule
         The rule to apply.
     name : str
-        The prior's name as ``summary.json`` records it: ``cartridge``, ``balanced`` or
-        ``class=p,...`` over every class.
+        The prior's name as ``summary.json`` records it: ``cartridge``, ``balanced`` (asked
+        for, or ``cartridge`` of a model without a rule, which calls at its training prior)
+        or ``class=p,...`` over every class.
 
     Raises
     ------
@@ -323,7 +324,10 @@ def prior_rule(prior: str | None, class_names: Sequence[str],
     """
     prior = default if prior is None else str(prior).strip()
     if prior == CARTRIDGE_PRIOR:
-        return as_rule(model_rule), CARTRIDGE_PRIOR
+        rule = as_rule(model_rule)
+        # A model without a rule (a lab's own, not fitted) calls at its training prior: the
+        # record says so, or counts of two priors would read as comparable.
+        return rule, CARTRIDGE_PRIOR if rule else BALANCED_PRIOR
     if prior == BALANCED_PRIOR:
         return DecisionRule.balanced(), BALANCED_PRIOR
     rule = DecisionRule.from_prior(prior, class_names)

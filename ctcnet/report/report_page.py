@@ -143,6 +143,17 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     return f'<table id="counts">{"".join(rows)}</table>'
 
 
+def _prior_text(prior: str | None) -> str:
+    """The class prior a cartridge's calls were made at, in words."""
+    if prior in (None, "cartridge"):
+        return "cartridge prevalence (the model's decision rule)"
+    if prior == "balanced":
+        return ("the model's training prior (balanced; a model without a decision rule for "
+                "cartridges calls far more CTCs than a cartridge holds: "
+                "scripts/fit_decision.py fits one)")
+    return f"the stated prior {prior}"
+
+
 def _border_text(s) -> str:
     """The events the frame border cuts: how they are filed and how many are shown for it."""
     if not s.edge_cut:
@@ -228,6 +239,7 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("model", f"{s.model.path or 'a model given in memory'} "
                  f"({s.model.arch}, v{s.model.version}"
                  + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"),
+                ("calls made at", _prior_text(s.model.prior)),
                 ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
                 ("panel", ", ".join(c["name"] for c in s.panel["channels"])

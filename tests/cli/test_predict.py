@@ -98,6 +98,11 @@ def test_a_model_with_a_nan_weight_calls_nothing(cart_and_model, cart, capsys):
     assert summary["failed_events"] == summary["events"] == summary["review"]
     assert summary["status"] == "partial"
     assert (out / "index.html").exists() and list((out / "gallery").glob("review_*.png"))
+    # The tiny model has no decision rule for cartridges: its calls, at its training prior,
+    # are recorded and reported so, not as at a cartridge's prevalence.
+    assert summary["model"]["prior"] == "balanced"
+    assert "the model&#x27;s training prior (balanced; a model without a decision rule" in \
+        (out / "index.html").read_text()
 
 
 # 3.-5. Frame ids, sample ids, a sample with no readable frame.

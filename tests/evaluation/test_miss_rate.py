@@ -7,8 +7,11 @@ import pandas as pd
 from ctcnet.evaluation.miss_rate import (
     band_for_miss_rate,
     band_inputs,
+    cells_needed,
+    fresh_verdict,
     miss_upper_bound,
     misses_at,
+    no_band_text,
 )
 from ctcnet.nn.calls import DecisionRule, calls_from_proba, uncounted_doubt
 
@@ -18,6 +21,28 @@ def test_the_bound_is_clopper_pearsons():
     assert abs(miss_upper_bound(0, 299, 0.95) - 0.01) < 2e-4
     assert miss_upper_bound(3, 100, 0.95) > 0.03
     assert miss_upper_bound(5, 5, 0.95) == 1.0
+
+
+def test_a_fit_without_a_band_says_how_many_cells_it_takes():
+    assert cells_needed(0.01, 0.95) == 299  # the rule of three
+    assert miss_upper_bound(0, cells_needed(0.05, 0.95), 0.95) <= 0.05
+    assert miss_upper_bound(0, cells_needed(0.05, 0.95) - 1, 0.95) > 0.05
+    few = band_for_miss_rate(np.ones(98), np.zeros(98, bool), np.ones(98, bool))
+    assert "at least 299 CTCs and clusters are needed" in no_band_text(few)
+    many = band_for_miss_rate(np.zeros(2000), np.zeros(2000, bool), np.ones(2000, bool))
+    assert "the model misses too many" in no_band_text(many)
+
+
+def test_a_band_its_fresh_family_contradicts_is_not_to_be_written():
+    """A band fitted for 5 % whose fresh cartridges miss 6 of 66 CTCs: beyond chance, so
+    the statement does not hold (refused); 4 of 66 above the level but within chance: a
+    warning; at or under the level: nothing."""
+    verdict = fresh_verdict({"misses": 6, "cells": 66}, 0.05, 0.95)
+    assert verdict is not None and verdict[0] == "warn"  # 6/66: lower bound 0.04
+    verdict = fresh_verdict({"misses": 12, "cells": 66}, 0.05, 0.95)
+    assert verdict is not None and verdict[0] == "refuse" and "not written" in verdict[1]
+    assert fresh_verdict({"misses": 3, "cells": 66}, 0.05, 0.95) is None
+    assert fresh_verdict({"misses": 0, "cells": 0}, 0.05, 0.95) is None
 
 
 def test_the_band_is_the_largest_whose_bound_holds(rng):

@@ -833,14 +833,17 @@ def test_another_cartridge_of_the_same_sample_id_is_refused_not_resumed(setup, t
                                                                         monkeypatch):
     """The summary records the scan folder absolute (the review and `ctcnet crops` read its
     frames from anywhere), and another cartridge with the same sample id, into the same --out,
-    is refused by name instead of redoing "changed" frames over the first one's results."""
+    is refused by name instead of redoing "changed" frames over the first one's results (a
+    copy of the same bytes is the same scan moved: tests/inference/test_journal.py)."""
     import os
 
     from ctcnet.errors import InputError
 
     other = tmp_path / "other"
     shutil.copytree(setup["cart"], other)
-    for frame in other.glob("r*c*.tif"):  # another scan: its frames written at other times
+    frames = sorted(other.glob("r*c*.tif"))
+    frames[1].write_bytes(frames[0].read_bytes())  # another scan: other pixels
+    for frame in frames:  # written at other times
         os.utime(frame, (1e9, 1e9))
     out = tmp_path / "run"
     monkeypatch.chdir(setup["cart"].parent)

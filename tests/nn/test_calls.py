@@ -108,8 +108,9 @@ def test_stated_priors_are_checked_and_filled_in():
     assert rule.weights == pytest.approx(dict.fromkeys(NAMES, 0.0), abs=1e-12)
     assert prior_rule(None, NAMES, RULE, "cartridge") == (RULE, "cartridge")
     assert prior_rule(None, NAMES, RULE, "balanced") == (DecisionRule.balanced(), "balanced")
+    # A model without a rule calls cartridges at its training prior, and says so.
     assert prior_rule("cartridge", NAMES, None, "balanced") == (DecisionRule.balanced(),
-                                                                "cartridge")
+                                                                "balanced")
 
 
 def test_a_bad_prior_stops_predict_before_any_work(setup, tmp_path):
