@@ -220,6 +220,14 @@ def run(args) -> int:
 
     args.out = output_folder(args)
     panel = load_panel(args.panel)
+    unknown = [c.name for c in panel.channels if c.role == "unknown"]
+    if unknown:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the simulator knows no marker %s: drawn as background only, no cell carries it "
+            "(it draws DAPI, CK, CD45, CD61/CD41, CD66b/CD15, VIM and EpCAM); a model trained "
+            "on these crops learns nothing of it", ", ".join(unknown))
     taxonomy = load_taxonomy(args.taxonomy)
     cfg = _config(args)
     start = time.perf_counter()

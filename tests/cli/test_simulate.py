@@ -80,3 +80,20 @@ def test_simulate_takes_out_as_every_command_does_and_v_after_its_kind(tmp_path,
     assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", tmp_path / "d",
                                    "--frames", "0"), "at least 1 frame (--frames), got 0")
     assert not any((tmp_path / name).exists() for name in "bcd")
+
+
+def test_a_marker_the_simulator_does_not_know_is_said_not_drawn_silently(tmp_path, caplog):
+    """A HER2 panel: the simulator draws no cell in HER2, and says so before a lab trains on
+    crops that hold nothing of it."""
+    panel = tmp_path / "panel.json"
+    panel.write_text(json.dumps({"channels": ["DAPI", "CK", "CD45", "HER2"],
+                                 "pixel_size_um": 0.64}))
+    with caplog.at_level("WARNING"):
+        assert main(["simulate", "crops", str(tmp_path / "crops"), "--counts", "2",
+                     "--crop-size", "32", "--panel", str(panel)]) == 0
+    assert "the simulator knows no marker HER2: drawn as background only" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["simulate", "crops", str(tmp_path / "known"), "--counts", "2",
+                     "--crop-size", "32"]) == 0
+    assert "knows no marker" not in caplog.text
