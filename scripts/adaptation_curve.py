@@ -333,7 +333,7 @@ def report(args) -> None:
 
 def main() -> None:
     """Parse the command line and run the curve."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--base", default=None, help="default: models/ctcnet-default.pt "
                         "(--protocol drawn: models/ctcnet-core3-export.pt)")
     parser.add_argument("--protocol", choices=("new_scanner", "drawn"), default="new_scanner")

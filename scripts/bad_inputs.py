@@ -793,7 +793,7 @@ def classify(rc, err, check, out: Path) -> tuple[str, str]:
 
 def main() -> int:
     """Run every case (or the ``--only`` families), print one line each and the per-family table."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--only", default=None, help="run only families whose name contains this")
     ap.add_argument("--timeout", type=float, default=90)

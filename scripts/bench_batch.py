@@ -89,7 +89,7 @@ def render(runs: list[dict], frames: int) -> list[str]:
 
 def main() -> None:
     """Build the batch, run it at each process count and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--cartridges", type=int, default=4)
     parser.add_argument("--frames", type=int, default=175)
     parser.add_argument("--base-frames", type=int, default=20,

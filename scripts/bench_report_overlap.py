@@ -130,7 +130,7 @@ def overlap_record(runs: list[dict], args, info: dict) -> dict:
 
 def main() -> None:
     """Build the cartridges, run the modes ``--repeats`` times in turn and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--frames", default="24,28,32,36",
                         help="frames of each cartridge, comma-separated")
     parser.add_argument("--repeats", type=int, default=2)

@@ -128,7 +128,7 @@ def print_report(title: str, report: dict, n: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--cartridges", type=int, default=20)
     parser.add_argument("--frames", type=int, default=175, help="frames per cartridge")
     parser.add_argument("--events-per-frame", type=float, default=300)

@@ -261,7 +261,7 @@ def main() -> int:
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.scan import open_cartridge
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--cartridges", type=int, default=4)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--events", type=int, default=300)

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     from ctcnet.benchmark.common import machine_info
     from ctcnet.benchmark.render import render_crop_sets
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--command", choices=("predict", "evaluate"), default="predict")
     parser.add_argument("--sizes", default="1000,4000,16000")
     parser.add_argument("--model", default="ctcnet-default")

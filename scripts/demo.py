@@ -20,7 +20,7 @@ DEFAULT_MODEL = ROOT / "models" / "ctcnet-default.pt"
 def main(argv: list[str] | None = None) -> int:
     """Simulate the demo cartridge (or reuse it), classify it with the shipped model and write
     the report; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--frames", type=int, default=12, help="frames in the demo cartridge")
     parser.add_argument("--events-per-frame", type=int, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "demo_output")

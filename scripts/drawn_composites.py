@@ -307,7 +307,7 @@ def calls_by_kind(model: str, root: Path, pixel_size: str) -> dict[str, tuple[fl
 
 def main(argv=None) -> int:
     """Write the hand-drawn composite set and call it with each model; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", action="append",
                         help="model name or file (repeatable; default: ctcnet-core3-export)")
     parser.add_argument("--per-kind", type=int, default=20)

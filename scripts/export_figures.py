@@ -123,7 +123,7 @@ def montage(exports, labels, path: Path, per_row: int = 10, tile: int = 96) -> N
 def main(argv=None) -> int:
     """Render the exports, measure them, and write the summary JSON and montages; returns the
     exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--seed", type=int, default=48000)
     parser.add_argument("--shape-swap", type=float, default=0.0)

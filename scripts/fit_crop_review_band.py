@@ -124,7 +124,7 @@ def main() -> int:
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.nn.classifier import load_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", type=Path,
                         default=ROOT / "models" / "ctcnet-core3-export.pt")
     parser.add_argument("--per-class", type=int, default=150)

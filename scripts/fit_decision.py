@@ -69,7 +69,7 @@ def per_crop_cost(model_path: Path, per_class: int, seed: int, device: str) -> d
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
     parser.add_argument("--out", type=Path, help="write the model with its rule here (default: "
                         "--model itself, and its .onnx beside it)")

@@ -104,7 +104,7 @@ def collect(backend, sets) -> tuple:
 def main(argv=None) -> int:
     """Parse the command line and run the script; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
     parser.add_argument("--per-class", type=int, default=150)
     parser.add_argument("--seed", type=int, default=SEED)

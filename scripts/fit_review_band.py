@@ -82,7 +82,7 @@ def main() -> int:
     from ctcnet.nn.calls import as_rule
     from ctcnet.nn.classifier import load_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "ctcnet-default.pt")
     parser.add_argument("--cartridges", type=int, default=20)
     parser.add_argument("--check-cartridges", type=int, default=10)

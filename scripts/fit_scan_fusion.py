@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
     from ctcnet.inference.scan_fusion import ROLES
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
     parser.add_argument("--cartridges", type=int, default=16)
     parser.add_argument("--frames", type=int, default=3)

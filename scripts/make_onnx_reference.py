@@ -39,7 +39,7 @@ def main() -> int:
     from ctcnet.io.atomic import atomic_write_bytes, atomic_write_text
     from ctcnet.nn.calls import calls_from_proba, decision_weights
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()

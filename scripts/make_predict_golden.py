@@ -64,7 +64,7 @@ def golden_events(cartridge: Path, cartridge_rule: bool = False, workers: int = 
 def main(argv: list[str] | None = None) -> int:
     """Predict the golden cartridge (simulating its frames first when asked or missing) and write
     the golden events."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--frames", action="store_true", help="re-simulate the frames too")
     parser.add_argument("--cartridge-rule", action="store_true",
                         help="write the events at the model's cartridge rule instead "

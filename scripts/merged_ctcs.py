@@ -86,7 +86,7 @@ def score(cart: Path, results: Path) -> dict:
 
 def main() -> int:
     """Simulate, predict both ways, score; print a table and write the record."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--cartridges", type=int, default=20)
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--events", type=int, default=450)

@@ -90,7 +90,7 @@ def elementwise_ns(shape: list[int], threads: int, repeats: int = 30) -> dict[st
 
 def main(argv=None) -> int:
     """Profile the model and the elementwise operators; print both tables."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--model", default="ctcnet-default",
                    help="a shipped model's name or an ONNX file")
     p.add_argument("--batch", type=int, default=8, help="crops a run (predict's on a CPU: 8)")

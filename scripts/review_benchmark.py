@@ -319,7 +319,7 @@ def browser_benchmark(results: Path, work: Path, rows: int, repeats: int) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     """Run both benchmarks and write ``review_benchmark.json`` into the work folder."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--decisions", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=30)

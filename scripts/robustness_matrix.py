@@ -91,7 +91,7 @@ def measure_perturbation_table(backend, crops, labels, seed: int, model_input=No
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--per-class", type=int, default=250)
     parser.add_argument("--train-per-class", type=int, default=300,

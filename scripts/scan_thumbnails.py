@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
     from ctcnet.io.atomic import atomic_write_text
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--per-class", type=int, default=150)
     parser.add_argument("--seed", type=int, default=52700)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "scan_thumbnails")

@@ -166,7 +166,7 @@ def run_family(backend, out: Path, per_class: int, seed: int) -> dict:
 
 def main(argv=None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", action="append",
                         help="model name or file (repeatable; default: core3 and core3-export)")
     parser.add_argument("--per-class", type=int, default=200)

@@ -64,7 +64,7 @@ def score(predictions, main: str) -> dict:
 
 def main() -> None:
     """Make the sets (once), predict them with the model, print the scores as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default="ctcnet-default")
     parser.add_argument("--per-set", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None,

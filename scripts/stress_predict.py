@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--frame-shape", default="518x692", help="HxW (default: a quarter "

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     """Export the widths, time them and print the table (markdown)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--model", default="ctcnet-default", help="the network whose shape is used")
     p.add_argument("--widths", type=int, nargs="+", default=[16, 12, 8, 4, 1])
     p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 64])

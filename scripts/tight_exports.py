@@ -120,7 +120,7 @@ def score(backend, root: Path, pixel_size) -> dict:
 
 def main(argv=None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", default="ctcnet-core3-export")
     parser.add_argument("--per-class", type=int, default=250)
     parser.add_argument("--seed", type=int, default=37000)

@@ -28,7 +28,7 @@ HALVES = (("set0", "jpg", 0), ("set1", "png", 1000))
 
 def main(argv=None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("out", type=Path)
     parser.add_argument("--counts", default="4000", help="crops per class in each half")
     parser.add_argument("--seed", type=int, default=52000)

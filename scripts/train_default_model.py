@@ -62,7 +62,7 @@ log = logging.getLogger("train_default_model")
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     """The script's own options, and the rest for LightningCLI."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     p.add_argument("--out", default=str(ROOT / "models"), help="output folder")
     p.add_argument("--name", default="ctcnet-default")
