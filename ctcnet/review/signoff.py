@@ -246,6 +246,12 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
     return None
 
 
+def unsealed_journals(folder: str | Path, signoff: SignOff) -> list[str]:
+    """The journals the sign-off sealed whose seal file (``.<journal>.seal``) is gone."""
+    return [name for name in (signoff.journals or {})
+            if (Path(folder) / name).exists() and last_seal(Path(folder) / name) is None]
+
+
 def _dated_before(path: Path, start: int, when: str) -> int:
     """The decisions appended to the journal after its first ``start`` bytes whose time is
     before ``when`` (ISO 8601), or is none ctcnet writes (missing, unreadable, without its
@@ -293,8 +299,13 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     problem = edited_since(folder, signoff) if folder is not None else None
     if problem:
         return {**signoff.to_dict(), "status": EDITED, "problem": problem}
+    unsealed = unsealed_journals(folder, signoff) if folder is not None else []
+    # Said, not a status: an archive that dropped hidden files holds a valid record.
+    note = {"unchecked": f"the seal of {', '.join(unsealed)} is missing (a copy or archive "
+                         "without hidden files?): a journal cut back to the lines the sign-off "
+                         "saw cannot be told"} if unsealed else {}
     if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256:
-        return {**signoff.to_dict(), "status": MODEL_CHANGED}
+        return {**signoff.to_dict(), "status": MODEL_CHANGED, **note}
     # A decision of either reading since (the second's move the agreement it recorded).
     second_moved = (signoff.second_journal_rows is not None and second_rows is not None
                     and signoff.second_journal_rows != second_rows)
@@ -302,7 +313,7 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     if status == CURRENT and per_7_5_ml is not None and \
             not _same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
         status = COUNTS_CHANGED
-    return {**signoff.to_dict(), "status": status}
+    return {**signoff.to_dict(), "status": status, **note}
 
 
 def signoff_in(folder: str | Path, run, journal_rows: int, per_7_5_ml: dict | None,
@@ -354,6 +365,8 @@ def signoff_text(record: dict | None) -> str:
             own_kappa = own.get("kappa")
             text += (f" after adjudication; as first read {own['agree']} of {own['both']}, "
                      "kappa " + ("n/a" if own_kappa is None else f"{own_kappa:.2f}"))
+    if record.get("unchecked"):
+        text += f"; {record['unchecked']}"
     if record.get("status") == EDITED:
         text += f"; its record was changed since: {record.get('problem')}"
     elif record.get("status") == MODEL_CHANGED:

@@ -254,3 +254,21 @@ def test_the_list_of_samples_says_a_sign_off_no_longer_holds_where_files_cannot_
     app = ReviewApp(results, saliency=False)
     app.check_signed()
     assert "P001</a>: cannot be read: " in app.index_html()
+
+
+def test_a_journals_seal_lost_with_the_hidden_files_is_said_not_taken_for_an_edit(folder,
+                                                                                  caplog):
+    """An archive that dropped dot-files: the record is as signed (current), but the check
+    that would tell a journal cut back to the signed lines cannot be made, and the page and
+    an export say so."""
+    from ctcnet.exports.event_exports import load_sample, signoff_now
+
+    (folder / ".review.csv.seal").unlink()
+    record = shown(folder)
+    assert record["status"] == "current"
+    assert "the seal of review.csv is missing" in record["unchecked"]
+    assert "cannot be told" in signoff_text(record)
+    events, summary = load_sample(folder)
+    with caplog.at_level(logging.WARNING):
+        assert signoff_now(folder, events, summary)["status"] == "current"
+    assert "the seal of review.csv is missing" in caplog.text
