@@ -85,8 +85,9 @@ def _refuse_another_samples(sample_dir: Path, summary: RunSummary) -> None:
             name != unicodedata.normalize("NFC", summary.sample_id):
         raise InputError(f"the folder holds the outputs of sample {summary.sample_id!r} "
                          "(copied or renamed?): its cells would be filed under another "
-                         "sample's name; run ctcnet predict for the sample id you mean",
-                         sample_dir)
+                         f"sample's name; rename it back to {summary.sample_id!r} to read it "
+                         "(an archive's record stays as it was), or run ctcnet predict for "
+                         "the sample id you mean", sample_dir)
 
 
 _said: set[str] = set()  # the folders whose notes were said (the server reads a sample often)

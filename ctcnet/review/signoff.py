@@ -87,6 +87,9 @@ class SignOff:
     # Of the candidates left undecided, the calls the marker guard held (none: older).
     held_undecided: int | None = None
     note: str | None = None  # the reviewer's own words on it (none: none given)
+    # The events table signed, as summary.json records it (none: an older sign-off): what
+    # ties the record to its table for a reader without ctcnet.
+    events_sha256: str | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -101,7 +104,8 @@ class SignOff:
 
 
 _TEXTS = ("reviewer", "signed_at", "run_id")
-_OPTIONAL_TEXTS = ("cartridge_id", "calls_id", "sample_status", "model_sha256", "note")
+_OPTIONAL_TEXTS = ("cartridge_id", "calls_id", "sample_status", "model_sha256", "note",
+                   "events_sha256")
 _COUNTS = ("decided", "unreviewed", "journal_rows")
 
 

@@ -391,7 +391,8 @@ class Sample(SampleImages):
                 blood_volume_read_ml=self.summary.volume_read_ml,
                 model_sha256=self.summary.model.sha256, held_undecided=int(held),
                 note=one_line(note, 500) or None,
-                journals=journal_seal(self.folder, READING_FILES.values()))
+                journals=journal_seal(self.folder, READING_FILES.values()),
+                events_sha256=self.summary.events_sha256)
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

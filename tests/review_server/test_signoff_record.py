@@ -65,6 +65,8 @@ def test_a_sign_off_untouched_holds_and_keeps_its_journals_digest(folder):
     assert 'note: "\'=2 held calls left' in signoff_text(record)
     sealed = record["journals"]["review.csv"]
     assert sealed["bytes"] == (folder / "review.csv").stat().st_size
+    # the table signed, by the digest a reader without ctcnet can make
+    assert record["events_sha256"] == file_sha256(folder / "events.parquet")
 
 
 def test_a_decision_edited_in_review_csv_is_noticed(folder):
@@ -214,7 +216,8 @@ def test_a_sample_folder_copied_under_another_name_is_refused(folder, tmp_path):
     batch = tmp_path / "batch"
     shutil.copytree(folder, batch / "P002")
     (batch / "run.json").write_text("{}")
-    with pytest.raises(InputError, match="holds the outputs of sample 'P001'"):
+    with pytest.raises(InputError, match="holds the outputs of sample 'P001'.*rename it back "
+                                         "to 'P001' to read it"):
         Sample("P002", batch / "P002")
 
 
