@@ -286,10 +286,12 @@ def _off_scale(median: float | None, measured: int, stated: float | None, what: 
         return None
     hint = "a frame binned 2 x 2 has twice its camera's pixel size" if median < low else \
         "frames enlarged, or the pixel size of another objective?"
+    # --pixel-size sets a crop folder's alone; a cartridge's is its panel.json's or files'.
+    where = "panel.json's pixel_size_um, the files' own" + (", or --pixel-size"
+                                                            if what == "crops" else "")
     return (f"the nuclei of the {what} read {median:.1f} um across (median of {measured}) at "
             f"the stated pixel size of {stated:g} um, where a scan's read {low:g}-{high:g}: is "
-            f"that pixel size right (panel.json's pixel_size_um, the files' own, or "
-            f"--pixel-size)? The nuclei suggest about {stated * SCAN_NUCLEUS_UM / median:.2g} "
+            f"that pixel size right ({where})? The nuclei suggest about {stated * SCAN_NUCLEUS_UM / median:.2g} "
             f"({hint}); cells read at the wrong scale are called by the wrong sizes")
 
 
