@@ -291,8 +291,9 @@ def _off_scale(median: float | None, measured: int, stated: float | None, what: 
                                                             if what == "crops" else "")
     return (f"the nuclei of the {what} read {median:.1f} um across (median of {measured}) at "
             f"the stated pixel size of {stated:g} um, where a scan's read {low:g}-{high:g}: is "
-            f"that pixel size right ({where})? The nuclei suggest about {stated * SCAN_NUCLEUS_UM / median:.2g} "
-            f"({hint}); cells read at the wrong scale are called by the wrong sizes")
+            f"that pixel size right ({where})? The nuclei suggest about "
+            f"{stated * SCAN_NUCLEUS_UM / median:.2g} ({hint}); cells read at the wrong scale "
+            "are called by the wrong sizes")
 
 
 class CropFolderSigns:

@@ -28,6 +28,7 @@ from ctcnet.inference.summary import (
     sample_status,
     volume_read_ml,
 )
+from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.scan import Cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
@@ -107,6 +108,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         backend=backend.name,
         device=backend.device_name,
         panel=cartridge.panel.to_dict(),
+        cartridge_info=unread_keys(cartridge.info),
         resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
                                         cartridge.panel.pixel_size_um),
         blood_volume_ml=cartridge.blood_volume_ml,

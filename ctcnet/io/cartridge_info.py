@@ -142,6 +142,16 @@ CARTRIDGE_KEYS = ("sample_id", "num_frames", "columns", "rows", "frame_height", 
                   "blood_volume_ml", "pixel_size_um", "repeated_frames", "tile_px")
 
 
+def unread_keys(info: dict, most: int = 20) -> dict | None:
+    """cartridge.json's keys ctcnet does not read whose values are plain (text, numbers,
+    true/false): a lab's own record of the scan (``site``, ``scanner``, ``operator``) that
+    the outputs carry; the first ``most``, texts cut to 200 characters; None where none."""
+    kept = {str(k): (v[:200] if isinstance(v, str) else v) for k, v in info.items()
+            if k not in CARTRIDGE_KEYS and isinstance(v, (str, int, float, bool))
+            and not (isinstance(v, float) and v != v)}
+    return dict(list(kept.items())[:most]) or None
+
+
 def misspelled_keys(info: dict) -> dict[str, str]:
     """cartridge.json's keys that are not read but look like one that is (``blood_volume``
     for ``blood_volume_ml``): key -> the key meant. Such a value would be passed over and

@@ -341,7 +341,12 @@ def test_a_panel_json_corrected_for_its_plane_order_is_another_run(clean_run, ca
     from ctcnet.errors import InputError
 
     out = tmp_path / "out"
+    info = json.loads((cart / "cartridge.json").read_text())
+    (cart / "cartridge.json").write_text(json.dumps({**info, "site": "B", "nested": {"a": 1}}))
     predict(clean_run, cart, out)
+    # (a lab's own keys of cartridge.json travel with the outputs: the plain ones)
+    kept = json.loads((out / "summary.json").read_text())["cartridge_info"]
+    assert kept["site"] == "B" and "nested" not in kept and "sample_id" not in kept
     panel = json.loads((cart / "panel.json").read_text())
     names = [c["name"] for c in panel["channels"]]
     ck, cd45 = names.index("CK"), names.index("CD45")
