@@ -321,37 +321,47 @@ def choose_for_inputs(cartridges: list[Path], datasets: list[Path],
     from ctcnet.nn.registry import choose_model
 
     indices = _crop_indices(datasets, pixel_size)
-    panels = _panels(cartridges, indices)
+    named = _named_panels(cartridges, indices)
+    panels = [panel for _, panel in named]
     scan_scale = bool(indices) and not cartridges and not isinstance(pixel_size, str) and \
         all(p.composite and p.pixel_size_um >= SCAN_PIXEL_UM for p in panels) and \
         all(field_um(index) >= SCAN_FIELD_UM for index in indices)
     chosen = choose_model(panels, what, cartridges=bool(cartridges), scan_scale=scan_scale)
-    _say_a_mixed_batch(panels, chosen, cartridges=bool(cartridges), scan_scale=scan_scale)
+    _say_a_mixed_batch(named, chosen, cartridges=bool(cartridges), scan_scale=scan_scale)
     return chosen
 
 
-def _say_a_mixed_batch(panels: list[Panel], chosen, **choice) -> None:
+def _say_a_mixed_batch(named: list[tuple[str, Panel]], chosen, **choice) -> None:
     """Warn where one model for the whole batch leaves some inputs channels another model
     would read: a batch of three- and five-channel cartridges runs on the three-channel
     model, whose calls on the five-channel ones lose their platelet and neutrophil markers
-    (counts that depend on what else was in the batch)."""
+    (counts that depend on what else was in the batch). Names the inputs."""
     from ctcnet.errors import PanelMismatchError
     from ctcnet.nn.registry import choose_model
 
-    if len({tuple(p.names) for p in panels}) < 2:
+    if len({tuple(p.names) for _, p in named}) < 2:
         return
     # One choice per kind of panel (its channels, composite or not), not per input.
-    distinct = {(tuple(p.names), p.composite): p for p in panels}
-    alone = set()
-    for panel in distinct.values():
-        with contextlib.suppress(PanelMismatchError, InputError):
-            best = choose_model([panel], **choice).name
-            if best != chosen.name:
-                alone.add(best)
+    best: dict[tuple, str | None] = {}
+    for _, panel in named:
+        key = (tuple(panel.names), panel.composite)
+        if key not in best:
+            best[key] = None
+            with contextlib.suppress(PanelMismatchError, InputError):
+                best[key] = choose_model([panel], **choice).name
+    alone: dict[str, list[str]] = {}
+    for name, panel in named:
+        model = best[(tuple(panel.names), panel.composite)]
+        if model is not None and model != chosen.name:
+            alone.setdefault(model, []).append(name)
     if alone:
+        said = "; ".join(f"{model} for {', '.join(names[:5])}"
+                         + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                         for model, names in sorted(alone.items()))
         log.warning("the inputs' panels differ: %s, the model every input fits, runs them all; "
-                    "some would get %s alone (more of their channels read): run those apart "
-                    "or pass --model", chosen.name, ", ".join(sorted(alone)))
+                    "alone, some would get another (more of their channels read): %s. Their "
+                    "counts then depend on the rest of the batch: run them apart, or pass "
+                    "--model every night", chosen.name, said)
 
 
 def field_um(index) -> float:
@@ -387,13 +397,19 @@ def _crop_indices(datasets: Iterable[Path], pixel_size: float | str | None) -> l
 
 def _panels(cartridges: Iterable[Path], indices: list) -> list[Panel]:
     """:func:`input_panels` of the cartridges and of the crop datasets' ``indices``."""
+    return [panel for _, panel in _named_panels(cartridges, indices)]
+
+
+def _named_panels(cartridges: Iterable[Path], indices: list) -> list[tuple[str, Panel]]:
+    """Each input's name and panel: the cartridges' (those that open) and the crop datasets'
+    ``indices``'."""
     panels, refused = [], None
     for path in cartridges:
         try:
-            panels.append(_cartridge_panel(open_cartridge(path)))
+            panels.append((Path(path).name, _cartridge_panel(open_cartridge(path))))
         except InputError as err:
             refused = refused or err
-    panels += [index.panel for index in indices]
+    panels += [(Path(index.root).name, index.panel) for index in indices]
     if refused is not None and not panels:
         raise refused
     return panels

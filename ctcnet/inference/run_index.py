@@ -24,7 +24,7 @@ from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
-from ctcnet.inference.summary import signoff_holds
+from ctcnet.inference.summary import SUMMARY_FILE, signoff_holds
 from ctcnet.io.atomic import atomic_write_text, folder_is_held
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
@@ -283,13 +283,13 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             why = (failed_reports or {}).get(name) or missing_reason or (
                 _share_text(name, world_size) if sharded and world_size else None)
             entries.append({"name": name, "missing": True, **({"reason": why} if why else {})})
-    _warn_of_mixed_settings(out, made_with)
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).
     ours = set(sample_ids)
     others = sorted(p.parent.name for p in Path(out).glob("*/summary.json")
                     if p.parent.name not in ours)
+    _warn_of_mixed_settings(out, {**_fingerprints(out, others), **made_with})
     index = {**output_format(), "state": state, "written_at": _utc(time.time()),
              **({"error": ending_text(error)} if error is not None else {}),
              **({"started_at": _utc(since)} if since is not None else {}),
@@ -313,16 +313,30 @@ _BATCH_SETTINGS = ("model_sha256", "detect", "edge_cut_as", "compensate", "decis
                    "same_cluster_um", "frame_device")
 
 
+def _fingerprints(out: Path, names: list[str]) -> dict[str, dict]:
+    """The run fingerprints of the samples ``names`` an earlier run left in ``out`` (those
+    whose summary records one)."""
+    found = {}
+    for name in names:
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            fingerprint = json.loads((Path(out) / name / SUMMARY_FILE).read_text(
+                encoding="utf-8")).get("run_fingerprint")
+            if isinstance(fingerprint, dict):
+                found[name] = fingerprint
+    return found
+
+
 def _warn_of_mixed_settings(out: Path, made_with: dict[str, dict]) -> None:
-    """Say where the run's outputs (name: its summary's run fingerprint) were made by other
-    models or at other settings (jobs of one array run with other options into one --out):
-    their counts are not comparable."""
+    """Say where the folder's outputs (name: its summary's run fingerprint; this run's and
+    those an earlier run left) were made by other models or at other settings (jobs of one
+    array run with other options into one --out, a sample added to a night's folder and
+    given another model): their counts are not comparable."""
     differ = [key for key in _BATCH_SETTINGS
               if len({json.dumps(f.get(key), sort_keys=True) for f in made_with.values()}) > 1]
     if differ:
-        log.warning("%s: the run's outputs were made by other models or settings (they differ "
-                    "in %s; each summary.json's run_fingerprint says which): their counts are "
-                    "not comparable", out, ", ".join(differ))
+        log.warning("%s: the folder's outputs were made by other models or settings (they "
+                    "differ in %s; each summary.json's run_fingerprint says which, samples.csv's "
+                    "model_path too): their counts are not comparable", out, ", ".join(differ))
 
 
 def _share_text(name: str, world_size: int) -> str:

@@ -228,6 +228,23 @@ def test_a_full_disk_at_the_last_index_leaves_no_running_run_json(cart_and_model
     assert run["state"] == "failed" and "No space left on device" in run["error"]
 
 
+def test_a_sample_added_to_a_nights_folder_at_other_settings_is_said(cart_and_model, tmp_path,
+                                                                      capsys, caplog):
+    """One sample run into a night's --out later, at another prior (or with another model):
+    the folder's table then mixes counts that are not comparable, and the run says so."""
+    scans, out = batch(cart_and_model, tmp_path)
+    common = ["predict", "--out", out, "--quiet", "--no-report", *options(cart_and_model)]
+    assert run_cli(capsys, *common, scans / "a", "--prior", "balanced")[0] == 0
+    with caplog.at_level("WARNING"):
+        assert run_cli(capsys, *common, scans / "b", "--prior", "balanced")[0] == 0
+    assert "other models or settings" not in caplog.text
+    with caplog.at_level("WARNING"):
+        assert run_cli(capsys, *common, scans / "b", "--prior", "ctc=0.01,cluster=0.005",
+                       "--overwrite")[0] == 0
+    assert "the folder's outputs were made by other models or settings (they differ in " \
+        "decision" in caplog.text
+
+
 def test_a_job_arrays_index_names_each_missing_samples_share_and_mixed_settings(
         cart_and_model, tmp_path, capsys, caplog, monkeypatch):
     """Shares of one batch: a sample whose job has not run is missing with the share it falls

@@ -384,11 +384,13 @@ def test_a_batch_of_panels_that_differ_says_which_inputs_another_model_would_rea
     chosen = registry.choose_model([five, three], cartridges=True)
     assert chosen.name == "tiny3"
     with caplog.at_level(logging.WARNING, logger="ctcnet.inference.inputs"):
-        _say_a_mixed_batch([five, three], chosen, cartridges=True, scan_scale=False)
-        _say_a_mixed_batch([five, five], registry.choose_model([five]), cartridges=True,
-                           scan_scale=False)
+        _say_a_mixed_batch([("A_P01", five), ("C_P01", three), ("A_P02", five)], chosen,
+                           cartridges=True, scan_scale=False)
+        _say_a_mixed_batch([("A_P01", five), ("A_P02", five)], registry.choose_model([five]),
+                           cartridges=True, scan_scale=False)
     assert caplog.text.count("panels differ") == 1
-    assert "tiny3, the model every input fits" in caplog.text and "ctcnet-default" in caplog.text
+    assert "tiny3, the model every input fits" in caplog.text
+    assert "ctcnet-default for A_P01, A_P02" in caplog.text  # which inputs, by name
 
 
 def test_an_output_alike_but_for_case_is_refused_and_one_alike_in_encoding_is_the_same(
