@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only events a reviewer confirmed or relabelled, with the "
                              "reviewer's class (review.csv)")
     parser.add_argument("--scans", default=None,
-                        help="the cartridge folder, if it moved since predict (one sample)")
+                        help="where the scans are now, if they moved since predict: the "
+                             "cartridge, or for several samples the folder holding their "
+                             "cartridges")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the crops an earlier `ctcnet crops` wrote in --out (its "
                              "dataset.json); the old ones stay until the new ones are written "
@@ -100,14 +102,13 @@ def refuse_changed_frames(results, scans=None) -> None:
     import functools
     import logging
 
-    from ctcnet.exports.event_crops import open_scanned_cartridge
+    from ctcnet.exports.event_crops import check_scans_for, open_scanned_cartridge
     from ctcnet.inference.summary import RunSummary
     from ctcnet.io.digests import frame_change
     from ctcnet.review.runs import find_samples
 
     samples = find_samples(results)
-    if scans is not None and len(samples) > 1:
-        return  # refused when the crops are cut, saying why
+    check_scans_for(len(samples), scans, results)
     for name, folder in samples.items():
         try:
             summary = RunSummary.read(folder)

@@ -31,8 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="name recorded with each decision (default: the login name; "
                              "the page can change it)")
     parser.add_argument("--scans", default=None,
-                        help="the cartridge folder, if it moved since predict (quality-control "
-                             "tiles are cut from the original frames)")
+                        help="where the scans are now, if they moved since predict (tiles "
+                             "not in the gallery are cut from the original frames): the "
+                             "cartridge, or for several samples the folder holding their "
+                             "cartridges")
     parser.add_argument("--palette", choices=("cellsearch", "colourblind"),
                         default="cellsearch",
                         help="the overlay panel's colours: cellsearch (CK green, CD45 red: one "

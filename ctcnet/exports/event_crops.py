@@ -20,7 +20,7 @@ from ctcnet.detect.cropping import extract_crops
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.panel import Panel
-from ctcnet.io.scan import Cartridge, open_cartridge
+from ctcnet.io.scan import Cartridge, is_cartridge, open_cartridge
 from ctcnet.io.spilled import size_text
 from ctcnet.review.decisions import (
     RunEvents,
@@ -35,9 +35,29 @@ from ctcnet.review.signoff import CURRENT, signoff_in, signoff_text
 log = logging.getLogger(__name__)
 
 
+def check_scans_for(samples: int, scans: str | Path | None, results: str | Path) -> None:
+    """Refuse ``--scans`` naming one cartridge for results of several ``samples``: every other
+    sample's frames would be read from it (and told apart only as "changed"). A folder of
+    cartridges serves them all (:func:`open_scanned_cartridge`)."""
+    if scans is not None and samples > 1 and is_cartridge(scans, unreadable=False):
+        raise InputError("--scans names one cartridge; the results hold several samples: pass "
+                         "the folder holding their cartridges (each found by the name of the "
+                         "folder predict read it from), or one sample's results folder",
+                         results)
+
+
 def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None) -> Cartridge:
-    """The cartridge a predict run read (the path its summary records, or ``scans``)."""
+    """The cartridge a predict run read: the path its summary records, or ``scans``, a
+    cartridge or a folder of cartridges (the batch's scans moved together) holding one by the
+    name of the folder predict read."""
     root = Path(scans) if scans is not None else Path(summary.input)
+    if scans is not None and root.is_dir() and not is_cartridge(root, unreadable=False):
+        inside = root / Path(summary.input).name
+        if not inside.exists():
+            raise InputError(f"neither the scan of sample {summary.sample_id} nor a folder of "
+                             f"cartridges holding it by its name ({Path(summary.input).name}, "
+                             "the folder predict read)", root)
+        root = inside
     # A folder of frames, or a single microscopy container (OME-TIFF, CZI, ...) read as one.
     if not root.exists():
         # A summary of an older ctcnet recorded the path as given, relative to the folder
@@ -124,9 +144,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     event.
     """
     samples = find_samples(results)
-    if scans is not None and len(samples) > 1:
-        raise InputError("--scans names one cartridge; the results hold several samples",
-                         results)
+    check_scans_for(len(samples), scans, results)
     labels, rows, sources, manifest = [], [], [], []
     panel = model = None
     out = Path(out)

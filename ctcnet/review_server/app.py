@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from ctcnet.errors import CtcnetError, InputError
+from ctcnet.exports.event_crops import check_scans_for
 from ctcnet.inference.backends import load_backend
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
@@ -57,6 +58,7 @@ class ReviewApp:
         self.scans, self.palette = scans, palette
         # Every sample's folder, by name; the samples read, the last asked for last.
         self.folders = D.find_samples(self.results)
+        check_scans_for(len(self.folders), scans, self.results)
         self.samples: OrderedDict[str, Sample] = OrderedDict()
         self.reviewer = reviewer or D.default_reviewer()
         self.saliency = saliency

@@ -315,3 +315,26 @@ def test_a_torchrun_variable_set_empty_is_one_line(cart_and_model, tmp_path, cap
     monkeypatch.setenv("WORLD_SIZE", "")
     status, err = run_cli(capsys, "predict", scans, "--out", out, *options(cart_and_model))
     assert status == 2 and "WORLD_SIZE='' is no whole number" in err[-1]
+
+
+def test_a_nights_scans_moved_together_are_found_by_their_folder_names(cart_and_model,
+                                                                       tmp_path, capsys):
+    """The batch's scans restored elsewhere: --scans names the folder holding them, and each
+    sample's cartridge is found by the name of the folder predict read (crops, review); one
+    cartridge for results of several samples is refused, saying what to pass."""
+    from ctcnet.review_server.app import ReviewApp
+
+    scans, out = batch(cart_and_model, tmp_path)
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                   *options(cart_and_model))[0] == 0
+    moved = shutil.move(str(scans), tmp_path / "restored")
+    status, err = run_cli(capsys, "crops", out, "--out", tmp_path / "crops", "--scans",
+                          Path(moved) / "a")
+    assert status == 2 and "--scans names one cartridge; the results hold several samples: " \
+        "pass the folder holding their cartridges" in err[-1]
+    assert run_cli(capsys, "crops", out, "--out", tmp_path / "crops", "--scans", moved)[0] == 0
+    app = ReviewApp(out, saliency=False, scans=moved)
+    assert app.sample("S_b").frames.cartridge().root == Path(moved) / "b"
+    status, err = run_cli(capsys, "crops", out, "--out", tmp_path / "none", "--scans",
+                          tmp_path)
+    assert status == 2 and "nor a folder of cartridges holding it by its name (a" in err[-1]
