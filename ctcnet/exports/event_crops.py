@@ -103,13 +103,14 @@ def frame_event_crops(cartridge: Cartridge, events: pd.DataFrame, crop_size: int
 
 
 def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
-                     per_7_5_ml: dict | None = None, model_sha256: str | None = None
-                     ) -> dict | None:
+                     per_7_5_ml: dict | None = None, model_sha256: str | None = None,
+                     network_sha256: str | None = None) -> dict | None:
     """The sample's sign-off for the decisions cut (:mod:`ctcnet.review.signoff`), recorded
     with its source in dataset.json; a warning when there is none, or when the decisions
     (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as summary.json holds them) changed
     since it."""
-    signoff, record = signoff_in(folder, run, len(matched.table), per_7_5_ml, model_sha256)
+    signoff, record = signoff_in(folder, run, len(matched.table), per_7_5_ml, model_sha256,
+                                 network_sha256)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)
     elif record is None and signoff is not None:  # of an earlier run, or of other calls
@@ -158,7 +159,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
             signed = reviewed_signoff(name, folder, run, matched,
                                       summary.reviewed.after_review_per_7_5_ml
                                       if summary.reviewed is not None else None,
-                                      summary.model.sha256)
+                                      summary.model.sha256, summary.network_sha256)
             unattached = len(matched.unattached)
             if unattached:
                 log.warning("%s: %d decision(s) in review.csv attach to no event of the run "

@@ -421,7 +421,7 @@ def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
     run = RunEvents.of_sample(folder, events, summary)
     per_7_5_ml = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
     record = signoff_in(folder, run, len(load_decisions(folder, run).table), per_7_5_ml,
-                        summary.model.sha256)[1]
+                        summary.model.sha256, summary.network_sha256)[1]
     if record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file
     return record

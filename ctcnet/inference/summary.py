@@ -194,6 +194,14 @@ class RunSummary:
                 "failed_events": tally.failed}
 
     @property
+    def network_sha256(self) -> str | None:
+        """The network that made the calls (``run_fingerprint``'s ``model_sha256``: a
+        checkpoint's, also for its fp32 ONNX export); None in a summary without it."""
+        fingerprint = self.run_fingerprint if isinstance(self.run_fingerprint, dict) else {}
+        value = fingerprint.get("model_sha256")
+        return value if isinstance(value, str) else None
+
+    @property
     def volume_read_ml(self) -> float | None:
         """The blood volume the per-7.5 mL figures are of: that of the frames processed (the
         whole tube's in a summary written before it was recorded)."""

@@ -90,6 +90,9 @@ class SignOff:
     # The events table signed, as summary.json records it (none: an older sign-off): what
     # ties the record to its table for a reader without ctcnet.
     events_sha256: str | None = None
+    # The network that made the calls (run_fingerprint's model_sha256: a checkpoint and its
+    # fp32 ONNX export are one; none: an older sign-off).
+    network_sha256: str | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -105,7 +108,7 @@ class SignOff:
 
 _TEXTS = ("reviewer", "signed_at", "run_id")
 _OPTIONAL_TEXTS = ("cartridge_id", "calls_id", "sample_status", "model_sha256", "note",
-                   "events_sha256")
+                   "events_sha256", "network_sha256")
 _COUNTS = ("decided", "unreviewed", "journal_rows")
 
 
@@ -286,12 +289,15 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
                    calls_id: str | None = None,
                    per_7_5_ml: dict | None = None,
                    second_rows: int | None = None, folder: str | Path | None = None,
-                   model_sha256: str | None = None) -> dict | None:
+                   model_sha256: str | None = None,
+                   network_sha256: str | None = None) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
     (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines (and
     review-second.csv ``second_rows``, where known), whose
     reviewed counts per 7.5 mL are now ``per_7_5_ml`` (None: not checked) and whose calls
-    the model file of digest ``model_sha256`` made (None: not checked): the sign-off with
+    the model file of digest ``model_sha256`` made (None: not checked), of the network
+    ``network_sha256`` (a checkpoint's fp32 ONNX export is the same network, and a sign-off
+    of its calls holds for the checkpoint's same calls): the sign-off with
     its ``status`` (``current``; ``edited since`` when its record in ``folder`` is not as
     ctcnet left it, with the ``problem``; ``model changed since``; ``changed since`` once
     decisions moved on; ``counts changed since`` once the same decisions add up to other
@@ -308,7 +314,9 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     note = {"unchecked": f"the seal of {', '.join(unsealed)} is missing (a copy or archive "
                          "without hidden files?): a journal cut back to the lines the sign-off "
                          "saw cannot be told"} if unsealed else {}
-    if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256:
+    same_network = bool(signoff.network_sha256) and signoff.network_sha256 == network_sha256
+    if signoff.model_sha256 and model_sha256 and signoff.model_sha256 != model_sha256 and \
+            not same_network:
         return {**signoff.to_dict(), "status": MODEL_CHANGED, **note}
     # A decision of either reading since (the second's move the agreement it recorded).
     second_moved = (signoff.second_journal_rows is not None and second_rows is not None
@@ -321,14 +329,16 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
 
 
 def signoff_in(folder: str | Path, run, journal_rows: int, per_7_5_ml: dict | None,
-               model_sha256: str | None) -> tuple[SignOff | None, dict | None]:
+               model_sha256: str | None, network_sha256: str | None = None
+               ) -> tuple[SignOff | None, dict | None]:
     """The sample folder's sign-off and the record of it as it holds now for ``run`` (a
     :class:`~ctcnet.review.runs.RunEvents`), checked against its record in ``folder``, as
     :func:`signoff_record` does: what a command that reads a sign-off without the review
     server (crops, exports) reports."""
     signed = read_signoff(folder)
     return signed, signoff_record(signed, run.run_id, journal_rows, run.calls_id, per_7_5_ml,
-                                  folder=folder, model_sha256=model_sha256)
+                                  folder=folder, model_sha256=model_sha256,
+                                  network_sha256=network_sha256)
 
 
 def _same_figures(signed: dict, now: dict) -> bool:

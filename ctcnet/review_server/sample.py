@@ -346,7 +346,7 @@ class Sample(SampleImages):
         return signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
                               reviewed.after_review_per_7_5_ml,
                               self.logs[SECOND].matched(self.run).n_rows, self.folder,
-                              self.summary.model.sha256)
+                              self.summary.model.sha256, self.summary.network_sha256)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN, "note": TEXT}``, the note
@@ -392,7 +392,8 @@ class Sample(SampleImages):
                 model_sha256=self.summary.model.sha256, held_undecided=int(held),
                 note=one_line(note, 500) or None,
                 journals=journal_seal(self.folder, READING_FILES.values()),
-                events_sha256=self.summary.events_sha256)
+                events_sha256=self.summary.events_sha256,
+                network_sha256=self.summary.network_sha256)
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

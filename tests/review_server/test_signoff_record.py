@@ -123,6 +123,23 @@ def test_calls_of_another_model_file_say_the_sign_off_no_longer_holds(signed, tm
     assert file_sha256(kept) == signed_table
 
 
+def test_the_same_calls_by_the_checkpoints_onnx_export_keep_the_sign_off(signed, tmp_path):
+    """A re-analysis with the ONNX export of the checkpoint signed (or resuming on its
+    frames): one network, the same calls, so the sign-off holds; the summary names both."""
+    from ctcnet.deploy.export import export_onnx
+
+    root, _ = signed
+    out = tmp_path / "P001"
+    shutil.copytree(signed[1], out)
+    export_onnx(root / "model.pt", tmp_path / "model.onnx")
+    predict_cartridge(root / "cart", load_backend(tmp_path / "model.onnx", device="cpu"), out,
+                      PredictOptions(**OPTIONS, overwrite=True))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["sha256"] == file_sha256(tmp_path / "model.onnx")
+    assert summary["signoff"]["status"] == "current"
+    assert summary["signoff"]["network_sha256"] == file_sha256(root / "model.pt")
+
+
 def test_an_events_table_changed_by_hand_is_refused_and_a_rerun_writes_it_again(
         signed, folder, caplog):
     """One call edited in events.parquet: the review, crops and exports would read calls the
