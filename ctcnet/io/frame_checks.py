@@ -219,10 +219,15 @@ def eight_bit_ceiling(frame: np.ndarray) -> float:
     return float(EIGHT_BIT_TOP) if holds_eight_bit_values(frame) else np.inf
 
 
+# The tops of cameras' bit depths below 16 (a 12-bit scan written into 16-bit files).
+CAMERA_TOPS = {4095.0: 12, 16383.0: 14}
+
+
 def saturation_note(frame: np.ndarray, channels) -> str | None:
     """What to say of a frame (C, H, W) with a channel saturated over more than
     :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range, or at 255
-    for an 8-bit frame, :func:`eight_bit_ceiling`), None when
+    for an 8-bit frame, :func:`eight_bit_ceiling`; or at a 12- or 14-bit camera's top under a
+    wider stated range, :data:`CAMERA_TOPS`), None when
     none is. Such a frame is read, its events called, but its count is not to be trusted
     without a look: the cells under the glare merge or vanish."""
     said = []
@@ -232,6 +237,16 @@ def saturation_note(frame: np.ndarray, channels) -> str | None:
         share = float(np.count_nonzero(plane >= top)) / plane.size
         if share > SATURATED_SHARE:
             said.append(f"{channel.name} {share:.0%}")
+            continue
+        # A 12- or 14-bit camera's data in 16-bit files stated as 0-65535: clipped at its own
+        # top, which the stated range never reaches (its glare would pass unsaid).
+        brightest = float(plane.max()) if plane.size else 0.0
+        if brightest in CAMERA_TOPS and brightest < top:
+            share = float(np.count_nonzero(plane >= brightest)) / plane.size
+            if share > SATURATED_SHARE:
+                said.append(f"{channel.name} {share:.0%} at {brightest:.0f}, a "
+                            f"{CAMERA_TOPS[brightest]}-bit camera's top (panel.json's "
+                            f"value_range states {channel.value_range[1]:g})")
     if not said:
         return None
     return (f"saturated: {', '.join(said)} of its pixels at the top of the range (overexposed, "

@@ -82,6 +82,23 @@ def test_a_few_saturated_pixels_are_no_note():
     assert "CK 7%" in saturation_note(frame, panel.channels)
 
 
+def test_a_12_bit_scan_stated_as_16_bit_is_still_told_saturated_at_its_cameras_top():
+    """Site data: a 12-bit camera in 16-bit files, panel.json stating 0-65535. CK clipped at
+    4095 over 13 % of a frame is said, naming the camera's top and the range stated; a frame
+    whose brightest pixel is 4095 only here and there is not."""
+    from dataclasses import replace
+
+    panel = load_panel(None)
+    wide = [replace(c, value_range=(0.0, 65535.0)) for c in panel.channels]
+    frame = np.full((5, 100, 100), 200.0, np.float32)
+    frame[1, :13, :] = 4095
+    note = saturation_note(frame, wide)
+    assert "CK 13% at 4095, a 12-bit camera's top (panel.json's value_range states 65535)" in \
+        note
+    frame[1, 1:13, :] = 3000
+    assert saturation_note(frame, wide) is None
+
+
 def test_an_8_bit_frame_is_saturated_at_255_whatever_value_range_the_panel_states():
     """A minimal panel.json leaves value_range at a 12-bit scan's 4095; an 8-bit frame's DAPI
     at 255 over most of the frame is still said (it never was)."""
