@@ -44,10 +44,11 @@ log = logging.getLogger("refit_guard")
 MIN_REFERENCE_CROPS = 400
 
 
-def validation_split(config_path: Path, card: dict | None, spec):
+def validation_split(config_path: Path, card: dict | None, spec=None,
+                     min_crops: int = MIN_REFERENCE_CROPS):
     """The validation crops of the recipe in ``config_path`` (the same seed, counts, panel),
-    refused where the recipe's panel is not the model's ``spec``'s or its split is too small
-    for a reference."""
+    refused where the recipe's panel is not the model's ``spec``'s (when given) or its split
+    holds fewer than ``min_crops``."""
     from ctcnet.errors import InputError
     from ctcnet.training.datamodule import CTCDataModule
 
@@ -63,12 +64,12 @@ def validation_split(config_path: Path, card: dict | None, spec):
                          "num_samples, randomisation) differs from what the model's card "
                          "records: give the --config the model was trained with", config_path)
     datamodule = CTCDataModule(**data, num_workers=0)
-    if datamodule.panel.names != spec.panel.names:
+    if spec is not None and datamodule.panel.names != spec.panel.names:
         raise InputError(f"this recipe's crops are of the panel {datamodule.panel.names}, the "
                          f"model's is {spec.panel.names}: give the --config the model was "
                          "trained with", config_path)
     if datamodule.data_dir is None:
-        return _enough(datamodule.simulate_split("val"), config_path)
+        return _enough(datamodule.simulate_split("val"), config_path, min_crops)
     # A recipe on a crop folder: its validation split as training made it (split column, or
     # whole samples by split_seed).
     recorded_dir = train_val.get("data_dir")
@@ -80,18 +81,18 @@ def validation_split(config_path: Path, card: dict | None, spec):
     val = datamodule.splits.get("val")
     if val is None or not len(val.targets):
         raise InputError("the recipe's crop folder gives no validation crops", config_path)
-    return _enough(val, config_path)
+    return _enough(val, config_path, min_crops)
 
 
-def _enough(val, config_path: Path):
-    """``val``, refused where too few crops for a reference (:data:`MIN_REFERENCE_CROPS`)."""
+def _enough(val, config_path: Path, min_crops: int):
+    """``val``, refused where it holds fewer than ``min_crops`` crops."""
     from ctcnet.errors import InputError
 
-    if len(val.targets) < MIN_REFERENCE_CROPS:
+    if len(val.targets) < min_crops:
         raise InputError(f"the recipe gives {len(val.targets)} validation crops, fewer than the "
-                         f"{MIN_REFERENCE_CROPS} a guard reference needs (on fewer, its "
-                         "threshold holds back the lab's own CTCs as unusual): label more, or "
-                         "run the model without one (no unusual flag)", config_path)
+                         f"{min_crops} a guard reference needs (on fewer, its threshold holds "
+                         "back the lab's own CTCs as unusual): label more, or run the model "
+                         "without one (no unusual flag)", config_path)
     return val
 
 
@@ -103,6 +104,10 @@ def main(argv=None) -> int:
     parser.add_argument("--config", type=Path, default=None,
                         help="the recipe the model was trained with (required but for the "
                              "shipped ctcnet-default, whose recipe is configs/default.yaml)")
+    parser.add_argument("--min-crops", type=int, default=MIN_REFERENCE_CROPS,
+                        help=f"the fewest validation crops to fit on (default "
+                             f"{MIN_REFERENCE_CROPS}; fewer make a reference that holds back "
+                             "real CTCs as unusual)")
     parser.add_argument("--keep-reference", action="store_true",
                         help="keep the stored reference; re-measure the card's guard lines only")
     args = parser.parse_args(argv)
@@ -130,7 +135,7 @@ def main(argv=None) -> int:
                 parser.error("--config: the recipe the model was trained with (its panel, "
                              "seed and validation split)")
             config = ROOT / "configs" / "default.yaml"
-        val = validation_split(config, card, spec)
+        val = validation_split(config, card, spec, args.min_crops)
         reference = fit_reference(val.images, val.targets, spec)
         log.info("guard reference on %d validation crops: threshold %.2f (was %s)",
                  reference["n"], reference["threshold"],

@@ -902,8 +902,12 @@ def test_default_model_script_runs_the_recipe_and_writes_the_card(tmp_path):
     # measurements unchanged it fits the same guard reference again.
     refit = load_script(root / "scripts" / "refit_guard.py")
     stored = model_spec.metrics["guard"]
+    with pytest.raises(InputError, match="fewer than the 400 a guard reference needs"):
+        refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"),
+                    "--config", str(root / "configs" / "smoke.yaml")])
     assert refit.main(["--model", str(tmp_path / "m" / "ctcnet-default.pt"),
-                       "--config", str(root / "configs" / "smoke.yaml")]) == 0
+                       "--config", str(root / "configs" / "smoke.yaml"),
+                       "--min-crops", "1"]) == 0  # (a smoke recipe's few crops, on purpose)
     _, again = load_model(tmp_path / "m" / "ctcnet-default.pt")
     assert again.metrics["guard"]["threshold"] == pytest.approx(stored["threshold"], rel=1e-6)
     np.testing.assert_allclose(again.metrics["guard"]["means"], stored["means"], rtol=1e-5)
@@ -993,13 +997,16 @@ def test_refit_guard_takes_a_crop_folders_validation_split(crop_dir, tmp_path):
     config = tmp_path / "lab.yaml"
     config.write_text(yaml.safe_dump({"data": {"data_dir": str(crop_dir), "crop_size": SIZE,
                                                "val_fraction": 0.25, "num_workers": 1}}))
-    val = refit.validation_split(config, None)
+    with pytest.raises(InputError, match="a guard reference needs"):
+        refit.validation_split(config, None)
+    val = refit.validation_split(config, None, min_crops=1)
     trained = CTCDataModule(data_dir=str(crop_dir), crop_size=SIZE, val_fraction=0.25)
     trained.setup("fit")
     np.testing.assert_array_equal(val.images, trained.splits["val"].images)
     assert 0 < len(val.targets) < 32
     with pytest.raises(InputError, match="trained on"):
-        refit.validation_split(config, {"data": {"train_val": {"data_dir": str(tmp_path)}}})
+        refit.validation_split(config, {"data": {"train_val": {"data_dir": str(tmp_path)}}},
+                               min_crops=1)
 
 
 def test_default_config_is_the_shipped_models_recipe():
