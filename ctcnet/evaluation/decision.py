@@ -235,10 +235,10 @@ def fit_decision(table: FitTable, spec, positives: Sequence[str] = ("ctc", "clus
             best = max(rows, key=lambda row: (round(row["score"], 6), row["recall"]))
             weights[positive] = best["log_weight"]
             curves[positive] = rows
-            log.info("%s: log weight %.2f (recall %.3f, %.3f false calls per 1000 events, "
-                     "expected within tolerance %.3f, >= %d cut-off %s)", positive,
-                     best["log_weight"], best["recall"], best["false_per_1000_events"],
-                     best["within"], CUTOFF, best["cutoff_agrees"])
+            log.debug("%s: log weight %.2f (recall %.3f, %.3f false calls per 1000 events, "
+                      "expected within tolerance %.3f, >= %d cut-off %s)", positive,
+                      best["log_weight"], best["recall"], best["false_per_1000_events"],
+                      best["within"], CUTOFF, best["cutoff_agrees"])
     chosen = {p: next(r for r in curves[p] if r["log_weight"] == weights[p]) for p in weights}
     # Plain JSON types only: the rule travels in checkpoints loaded with weights_only=True.
     plain = json.loads(json.dumps({"rule": "prior_shift", "log_weights": weights,
