@@ -316,6 +316,9 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     if first is None:  # no events at all: the files still get every column
         first = no_events_table(cartridge, spec, job.edge_class)
     events = write_tables(out_dir, itertools.chain([first], tables))
+    events_sha256 = file_sha256(out_dir / "events.parquet")
+    counted_before = earlier.settled(out_dir, out_dir.name, counted_before, options.overwrite,
+                                     events_sha256)
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
@@ -330,7 +333,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     summary.leak_check, summary.metadata_check = checked, signs
     summary.ground_truth = compare_with_ground_truth(cartridge, events, spec, skipped)
     summary.run_fingerprint = fingerprint  # the journal's, as open_journal recorded it
-    summary.events_sha256 = file_sha256(out_dir / "events.parquet")
+    summary.events_sha256 = events_sha256
     job = None
     if not options.report:
         summary.write(out_dir)  # last: the tables are written (with a report: after it)

@@ -2,17 +2,19 @@
 
 ``ctcnet export-events`` writes a sample's FCS file and GeoJSON folder beside its events
 (``<sample>/<sample>.fcs``, ``<sample>/geojson/``). They hold the calls of the tables they
-were made from. A rerun whose tables differ from the earlier run's (``--overwrite``; journal
-parts written since its summary, or fewer or more of them: a frame repaired, a scan finished, a
-killed run's frames) moves them into ``previous/exports-<when they were written, UTC>/`` and
-keeps the summary it replaces in ``previous/summary-<when its counts were made>.json``, and
-says so: the counts before stay on record, and no export sits beside counts it no longer adds
-up to. A rerun that writes the same tables (every frame from the journal; a frame skipped
-again adds none) keeps the earlier counts' time (``counted_at``), and the exports stay.
+were made from. A rerun whose tables differ from the earlier run's (a frame repaired, a scan
+finished, a killed run's frames, another model) moves them into ``previous/exports-<when they
+were written, UTC>/`` and keeps the summary it replaces in
+``previous/summary-<when its counts were made>.json``, and says so: the counts before stay on
+record, and no export sits beside counts it no longer adds up to. A rerun that writes the
+same tables (every frame from the journal, a frame skipped again adding none; or frames read
+again into the same bytes, its journal deleted) keeps the earlier counts' time
+(``counted_at``), and the exports stay.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -86,6 +88,9 @@ class EarlierRun:
     frame_sha256: dict[str, str] | None = None
     # When this run read it: journal parts written since are this run's.
     opened: float = field(default_factory=time.time)
+    # What settle() found and kept: its table changed by hand; its summary kept in previous/.
+    edited: bool = field(default=False, init=False)
+    kept: Path | None = field(default=None, init=False)
 
     @classmethod
     def read(cls, folder: str | Path) -> EarlierRun:
@@ -133,28 +138,61 @@ class EarlierRun:
     def settle(self, folder: str | Path, sample: str, parts: Path, frames: list[str],
                overwrite: bool) -> float | None:
         """Before a run of ``sample`` writes its tables into ``folder`` from the journal in
-        ``parts`` (of ``frames``): where they change (:meth:`tables_change`), the earlier
-        exports moved aside (:func:`retire_exports`) and, on a resume (``overwrite`` kept it
-        already: ``journal.open_journal``), the earlier summary kept in ``previous/``;
-        returns None. Where they do not, the earlier counts' time, which stands."""
+        ``parts`` (of ``frames``): where they may change (:meth:`tables_change`) and on a
+        resume (``overwrite`` kept it already: ``journal.open_journal``), the earlier summary
+        kept in ``previous/``; returns None, and :meth:`settled` decides once the tables are
+        written. Where they do not change, the earlier counts' time, which stands."""
         folder = Path(folder)
         table = folder / "events.parquet"
-        if self.events_sha256 and table.is_file() and file_sha256(table) != self.events_sha256:
+        self.edited = bool(self.events_sha256 and table.is_file()
+                           and file_sha256(table) != self.events_sha256)
+        if self.edited:
             log.warning("%s: events.parquet was changed since predict wrote it (its SHA-256 is "
                         "not the one summary.json records: edited by hand?); this run writes "
                         "its own", sample)
             keep_previous_summary(folder, keep_events=True)  # the evidence, kept aside
         if not self.tables_change(parts, frames, overwrite):
             return self.counted_at
-        retire_exports(folder, sample)
         if not overwrite and self.written is not None:
-            kept = keep_previous_summary(folder)
-            if kept is not None:
-                # Expected where the earlier run was partial (a rerun once the scan is whole,
-                # or the share back): a note; a warning where a whole result's counts move.
-                repair = self.status in ("partial", "failed") and not any(
-                    (folder / name).exists() for name in ("review.csv", "signoff.json"))
-                log.log(logging.INFO if repair else logging.WARNING,
-                        "%s: frames done or gone since the earlier run change its tables; its "
-                        "summary is kept as %s", sample, kept.relative_to(folder))
+            self.kept = keep_previous_summary(folder)
         return None
+
+    def settled(self, folder: str | Path, sample: str, counted_at: float | None,
+                overwrite: bool, events_sha256: str) -> float | None:
+        """Once this run wrote its tables into ``folder`` (its events table of digest
+        ``events_sha256``), after :meth:`settle` returned ``counted_at``: the counts' time
+        that stands. Tables the same bytes as the earlier
+        run's (its frames read again: a journal deleted, an archive restored without it, a
+        frame redone from the same bytes) keep the earlier counts' time and exports, and
+        what :meth:`settle` kept of it goes; other tables move the earlier exports aside
+        (:func:`retire_exports`) and keep its summary, said; returns None then."""
+        if counted_at is not None:
+            return counted_at
+        folder, kept = Path(folder), self.kept
+        if self.events_sha256 == events_sha256:
+            log.info("%s: the tables are the earlier run's, byte for byte (its frames read "
+                     "again): its counts' time and exports stand", sample)
+            if kept is not None and not self.edited:
+                _forget_kept(folder, kept)
+            return self.counted_at
+        retire_exports(folder, sample)
+        if kept is not None and not overwrite:
+            # Expected where the earlier run was partial (a rerun once the scan is whole, or
+            # the share back): a note; a warning where a whole result's counts move.
+            repair = self.status in ("partial", "failed") and not any(
+                (folder / name).exists() for name in ("review.csv", "signoff.json"))
+            log.log(logging.INFO if repair else logging.WARNING,
+                    "%s: frames done or gone since the earlier run change its tables; its "
+                    "summary is kept as %s", sample, kept.relative_to(folder))
+        return None
+
+
+def _forget_kept(folder: Path, kept: Path) -> None:
+    """Remove the summary :func:`keep_previous_summary` kept as ``kept`` (and the events
+    table kept with it), where the run turned out to write the same tables: no copy of what
+    stands beside it."""
+    events = kept.with_name(kept.name.replace("summary-", "events-", 1)).with_suffix(".parquet")
+    for path in (kept, events):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        kept.parent.rmdir()  # previous/, where nothing else was kept

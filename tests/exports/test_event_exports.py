@@ -345,9 +345,19 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
     assert (sample / f"{SAMPLE}.fcs").exists() and (sample / "geojson").is_dir()
     assert not (sample / "previous").exists()
     assert json.loads((sample / "summary.json").read_text())["counted_at"] == counted
-    # A frame to do again (its journal part gone, as after a repaired frame): new tables.
+    # A frame done again from the same bytes (its journal part gone, as after a crash, or an
+    # archive restored without parts/): the same tables, byte for byte, so their exports and
+    # time stand, and nothing is kept twice.
     next((sample / "parts").glob("r*.parquet")).unlink()
     predict_cartridge(cart, backend, sample, PredictOptions(quiet=True, workers=1))
+    assert (sample / f"{SAMPLE}.fcs").exists() and not (sample / "previous").exists()
+    assert json.loads((sample / "summary.json").read_text())["counted_at"] == counted
+    # A frame replaced by other pixels (another frame's): new tables.
+    replaced = shutil.copytree(cart, tmp_path / "replaced")
+    frames = sorted(replaced.glob("r*.tif"))
+    frames[1].write_bytes(frames[0].read_bytes())
+    predict_cartridge(replaced, backend, sample,
+                      PredictOptions(quiet=True, workers=1, overwrite=True))
     assert not (sample / f"{SAMPLE}.fcs").exists() and not (sample / "geojson").exists()
     kept = list(sample.glob("previous/exports-*"))
     assert len(kept) == 1 and (kept[0] / f"{SAMPLE}.fcs").is_file()
@@ -356,8 +366,12 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
     earlier = list(sample.glob("previous/summary-*.json"))
     assert len(earlier) == 1 and json.loads(earlier[0].read_text())["counted_at"] == counted
     assert json.loads((sample / "summary.json").read_text())["counted_at"] > counted
-    # Exported again: the new run's, beside its tables; --overwrite moves them aside too.
+    # Exported again: the new run's, beside its tables; --overwrite that writes the same
+    # tables keeps them; one that writes others moves them aside too.
     assert main(["export-events", str(results), "--fcs"]) == 0
+    predict_cartridge(replaced, backend, sample,
+                      PredictOptions(quiet=True, workers=1, overwrite=True))
+    assert (sample / f"{SAMPLE}.fcs").exists()
     predict_cartridge(cart, backend, sample,
                       PredictOptions(quiet=True, workers=1, overwrite=True))
     assert not (sample / f"{SAMPLE}.fcs").exists()
@@ -375,11 +389,12 @@ def test_a_rerun_that_writes_new_tables_moves_the_earlier_exports_aside(run, tmp
     again = predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
     assert again.frames.skipped == 1 and (sample / f"{SAMPLE}.fcs").exists()
     assert json.loads((sample / "summary.json").read_text())["counted_at"] == counted
-    # A killed run's frame journaled after the summary (its part newer): new tables.
+    # A part written after the summary (a killed run's) that holds what the tables held:
+    # told by the tables' bytes, not the part's time, so the exports stand.
     part = next((sample / "parts").glob("r*.parquet"))
     os.utime(part, (time.time() + 5, time.time() + 5))
     predict_cartridge(scan, backend, sample, PredictOptions(quiet=True, workers=1))
-    assert not (sample / f"{SAMPLE}.fcs").exists()
+    assert (sample / f"{SAMPLE}.fcs").exists()
     # A frame gone from the scan folder (its part still journaled): its events leave.
     shutil.copy2(cart / frame.name, frame)  # the unreadable frame mended first
     os.utime(part, (time.time() - 60, time.time() - 60))  # back before the summaries below
