@@ -109,7 +109,7 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
     with its source in dataset.json; a warning when there is none, or when the decisions
     (or the reviewed counts per 7.5 mL, ``per_7_5_ml``, as summary.json holds them) changed
     since it."""
-    signoff, record = signoff_in(folder, run, len(matched.table), per_7_5_ml, model_sha256,
+    signoff, record = signoff_in(folder, run, matched, per_7_5_ml, model_sha256,
                                  network_sha256)
     if record is None and not matched.n_decisions:
         log.warning("%s: no review decisions; nothing of it is cut", name)

@@ -74,7 +74,7 @@ from ctcnet.review.decisions import (
     load_decisions,
     load_sample,
 )
-from ctcnet.review.signoff import CURRENT, SIGNOFF_FILE, signoff_in, signoff_text
+from ctcnet.review.signoff import CURRENT, HISTORY_FILE, SIGNOFF_FILE, signoff_in, signoff_text
 
 log = logging.getLogger(__name__)
 
@@ -416,11 +416,11 @@ def _load(plan: SampleExport, geometry: str):
 def signoff_now(folder: Path, events: pd.DataFrame, summary) -> dict | None:
     """The sample's sign-off as it holds now, checked against its record (not summary.json's
     copy, which is as fresh as the last command that wrote it), or None."""
-    if not (folder / SIGNOFF_FILE).exists():
+    if not any((folder / name).exists() for name in (SIGNOFF_FILE, HISTORY_FILE)):
         return None
     run = RunEvents.of_sample(folder, events, summary)
     per_7_5_ml = summary.reviewed.after_review_per_7_5_ml if summary.reviewed else None
-    record = signoff_in(folder, run, len(load_decisions(folder, run).table), per_7_5_ml,
+    record = signoff_in(folder, run, load_decisions(folder, run), per_7_5_ml,
                         summary.model.sha256, summary.network_sha256)[1]
     if record is not None and (record["status"] != CURRENT or record.get("unchecked")):
         log.warning("%s: %s", folder.name, signoff_text(record))  # said, not only in the file

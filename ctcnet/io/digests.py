@@ -27,6 +27,21 @@ def file_sha256(path: str | Path) -> str:
     return _files_sha256([path])
 
 
+_KNOWN: dict[tuple, str] = {}  # (path, inode, mtime, size) -> SHA-256, the last few
+
+
+def file_sha256_cached(path: str | Path) -> str:
+    """:func:`file_sha256`, kept while the file's inode, time and size stay (a table checked
+    on every review decision is read once, not per request)."""
+    st = Path(path).stat()
+    key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _KNOWN:
+        if len(_KNOWN) > 64:
+            _KNOWN.clear()
+        _KNOWN[key] = file_sha256(path)
+    return _KNOWN[key]
+
+
 def _files_sha256(paths) -> str:
     """SHA-256 of the files' bytes one after another (of a single file: its own)."""
     digest = hashlib.sha256()

@@ -43,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.digests import file_sha256_cached
 from ctcnet.review.journal_seal import changed_since, last_seal, seal_of
 
 log = logging.getLogger(__name__)
@@ -162,9 +163,18 @@ def check_signoff(data) -> dict:
 
 
 def read_signoff(folder: str | Path) -> SignOff | None:
-    """The sample's latest sign-off, or None: none yet, or a file that cannot be read or is
-    not a sign-off (:func:`check_signoff`), said in one warning naming it."""
-    path = Path(folder) / SIGNOFF_FILE
+    """The sample's latest sign-off: signoff.json's; where that is gone or cannot be read or
+    is not a sign-off (:func:`check_signoff`, said in one warning naming it), the last one
+    signoff_history.jsonl records (whose check then says signoff.json is not as ctcnet left
+    it: :func:`edited_since`); None where neither holds one."""
+    signed = _signoff_file(Path(folder), warn=True)
+    return signed if signed is not None else _last_in_history(Path(folder))
+
+
+def _signoff_file(folder: Path, warn: bool = False) -> SignOff | None:
+    """signoff.json's sign-off; None where it is gone, or (said with ``warn``) cannot be read
+    or is not a sign-off."""
+    path = folder / SIGNOFF_FILE
     try:
         data = json.loads(path.read_text(), parse_constant=_no_json_constants)
         return SignOff.from_dict(check_signoff(data))
@@ -172,7 +182,8 @@ def read_signoff(folder: str | Path) -> SignOff | None:
         return None
     # UnicodeDecodeError is a ValueError; RecursionError: JSON nested thousands deep
     except (OSError, ValueError, TypeError, RecursionError) as err:
-        _warn_once(path, err)
+        if warn:
+            _warn_once(path, err)
         return None
 
 
@@ -229,6 +240,11 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
     ctcnet last wrote it (:mod:`ctcnet.review.journal_seal`), and no decision added since is
     dated before it."""
     folder = Path(folder)
+    if _signoff_file(folder) != signoff:  # the history's, shown for a file lost or damaged
+        state = "is missing (lost in a copy?)" if not (folder / SIGNOFF_FILE).exists() \
+            else "cannot be read"
+        return (f"{SIGNOFF_FILE} {state}: the sign-off shown is the last {HISTORY_FILE} "
+                f"records, by {signoff.reviewer} on {signoff.signed_at}")
     last = _last_in_history(folder)
     if last != signoff:
         recorded = (f"; the history's last is by {last.reviewer} on {last.signed_at}"
@@ -236,6 +252,9 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
         return (f"{SIGNOFF_FILE} (by {signoff.reviewer}) is not the last sign-off "
                 f"{HISTORY_FILE} records (written by hand, or copied from another "
                 f"folder){recorded}")
+    table = _table_not_signed(folder, signoff)
+    if table:
+        return table
     if signoff.journals is None and (signoff.held_undecided is not None or signoff.note):
         # The fields came together: a sign-off of a ctcnet that seals its journals, unsealed.
         return f"{SIGNOFF_FILE} holds no seal of the journals it signed (its seal removed)"
@@ -251,6 +270,26 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
                     f"before it ({signoff.signed_at}), or not dated as ctcnet dates them: "
                     "added by hand?")
     return None
+
+
+def _table_not_signed(folder: Path, signoff: SignOff) -> str | None:
+    """Why events.parquet is not the table the sign-off signed while no predict run has
+    made another since (summary.json's counts made before the sign-off): a table changed,
+    its summary's digest made to match; None where it is, or where a run since made it."""
+    table = folder / "events.parquet"
+    if not signoff.events_sha256 or not table.is_file():
+        return None
+    try:
+        counted = float(json.loads((folder / "summary.json").read_text(
+            encoding="utf-8")).get("counted_at"))
+        signed = datetime.fromisoformat(signoff.signed_at).timestamp()
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    # (signed_at is to the second: counts made in that second are of the run signed)
+    if counted >= signed + 1 or file_sha256_cached(table) == signoff.events_sha256:
+        return None
+    return ("events.parquet is not the table signed (its SHA-256 is not the sign-off's "
+            "events_sha256), and no predict run made another since: changed by hand?")
 
 
 def unsealed_journals(folder: str | Path, signoff: SignOff) -> list[str]:
@@ -290,25 +329,29 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
                    per_7_5_ml: dict | None = None,
                    second_rows: int | None = None, folder: str | Path | None = None,
                    model_sha256: str | None = None,
-                   network_sha256: str | None = None) -> dict | None:
+                   network_sha256: str | None = None,
+                   decided: int | None = None) -> dict | None:
     """What summary.json, index.html and the page show of ``signoff`` for the run ``run_id``
     (with the calls ``calls_id``) whose review.csv now holds ``journal_rows`` lines (and
     review-second.csv ``second_rows``, where known), whose
     reviewed counts per 7.5 mL are now ``per_7_5_ml`` (None: not checked) and whose calls
     the model file of digest ``model_sha256`` made (None: not checked), of the network
     ``network_sha256`` (a checkpoint's fp32 ONNX export is the same network, and a sign-off
-    of its calls holds for the checkpoint's same calls): the sign-off with
+    of its calls holds for the checkpoint's same calls), and whose decisions that count are
+    now ``decided`` (None: not checked; fewer than signed where one no longer attaches to
+    its cell, a frame changed since): the sign-off with
     its ``status`` (``current``; ``edited since`` when its record in ``folder`` is not as
     ctcnet left it, with the ``problem``; ``model changed since``; ``changed since`` once
     decisions moved on; ``counts changed since`` once the same decisions add up to other
     figures than those signed); None without one, or for another run or other calls."""
     if signoff is None or signoff.run_id != run_id:
         return None
-    if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
-        return None
+    # Before the calls are compared: a table changed by hand has other calls too.
     problem = edited_since(folder, signoff) if folder is not None else None
     if problem:
         return {**signoff.to_dict(), "status": EDITED, "problem": problem}
+    if signoff.calls_id is not None and calls_id is not None and signoff.calls_id != calls_id:
+        return None
     unsealed = unsealed_journals(folder, signoff) if folder is not None else []
     # Said, not a status: an archive that dropped hidden files holds a valid record.
     note = {"unchecked": f"the seal of {', '.join(unsealed)} is missing (a copy or archive "
@@ -321,24 +364,26 @@ def signoff_record(signoff: SignOff | None, run_id: str, journal_rows: int,
     # A decision of either reading since (the second's move the agreement it recorded).
     second_moved = (signoff.second_journal_rows is not None and second_rows is not None
                     and signoff.second_journal_rows != second_rows)
-    status = CURRENT if signoff.journal_rows == journal_rows and not second_moved else CHANGED
+    status = CURRENT if signoff.journal_rows == journal_rows and not second_moved and (
+        decided is None or decided == signoff.decided) else CHANGED
     if status == CURRENT and per_7_5_ml is not None and \
             not _same_figures(signoff.after_review_per_7_5_ml, per_7_5_ml):
         status = COUNTS_CHANGED
     return {**signoff.to_dict(), "status": status, **note}
 
 
-def signoff_in(folder: str | Path, run, journal_rows: int, per_7_5_ml: dict | None,
+def signoff_in(folder: str | Path, run, matched, per_7_5_ml: dict | None,
                model_sha256: str | None, network_sha256: str | None = None
                ) -> tuple[SignOff | None, dict | None]:
     """The sample folder's sign-off and the record of it as it holds now for ``run`` (a
-    :class:`~ctcnet.review.runs.RunEvents`), checked against its record in ``folder``, as
-    :func:`signoff_record` does: what a command that reads a sign-off without the review
-    server (crops, exports) reports."""
+    :class:`~ctcnet.review.runs.RunEvents`) and its review journal ``matched`` to it,
+    checked against its record in ``folder``, as :func:`signoff_record` does: what a
+    command that reads a sign-off without the review server (crops, exports) reports."""
     signed = read_signoff(folder)
-    return signed, signoff_record(signed, run.run_id, journal_rows, run.calls_id, per_7_5_ml,
-                                  folder=folder, model_sha256=model_sha256,
-                                  network_sha256=network_sha256)
+    return signed, signoff_record(signed, run.run_id, len(matched.table), run.calls_id,
+                                  per_7_5_ml, folder=folder, model_sha256=model_sha256,
+                                  network_sha256=network_sha256,
+                                  decided=matched.n_decisions)
 
 
 def _same_figures(signed: dict, now: dict) -> bool:

@@ -28,7 +28,7 @@ from ctcnet.exports.event_crops import check_scans_for
 from ctcnet.inference.backends import load_backend
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
-from ctcnet.review.signoff import SIGNOFF_FILE
+from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
 from ctcnet.review_server.sample import ResultsBeingWritten, Sample, events_stamp
 from ctcnet.review_server.tiles import TileCutter
 
@@ -231,8 +231,8 @@ class ReviewApp:
         index says of each whether its sign-off holds now, not only what its summary.json
         said when last written (a record edited since, or read-only media)."""
         for name, folder in list(self.folders.items()):
-            if name in self.samples or name in self.listed or not (
-                    folder / SIGNOFF_FILE).exists():
+            if name in self.samples or name in self.listed or not any(
+                    (folder / record).exists() for record in (SIGNOFF_FILE, HISTORY_FILE)):
                 continue
             try:
                 sample = Sample(name, folder, self.scans, self.palette)

@@ -346,7 +346,8 @@ class Sample(SampleImages):
         return signoff_record(signed, self.run.run_id, matched.n_rows, self.run.calls_id,
                               reviewed.after_review_per_7_5_ml,
                               self.logs[SECOND].matched(self.run).n_rows, self.folder,
-                              self.summary.model.sha256, self.summary.network_sha256)
+                              self.summary.model.sha256, self.summary.network_sha256,
+                              matched.n_decisions)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
         """Sign the sample off (``{"reviewer": NAME, "run_id": RUN, "note": TEXT}``, the note

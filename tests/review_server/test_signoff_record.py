@@ -292,3 +292,48 @@ def test_a_journals_seal_lost_with_the_hidden_files_is_said_not_taken_for_an_edi
     with caplog.at_level(logging.WARNING):
         assert signoff_now(folder, events, summary)["status"] == "current"
     assert "the seal of review.csv is missing" in caplog.text
+
+
+def test_a_decision_that_no_longer_attaches_to_its_cell_moves_the_sign_off_on(folder):
+    """A frame replaced since (its digest another): the decision made on it is set aside, so
+    the sign-off covered a decision that no longer counts; it does not hold as current."""
+    import csv
+
+    rows = list(csv.DictReader((folder / "review.csv").open()))
+    frame = rows[0]["frame_id"]
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["frame_digests"][frame]["sha256"] = "0" * 64  # the frame, and so the scan,
+    summary["cartridge_id"] = "f" * 16                    # changed as a rerun records them
+    (folder / "summary.json").write_text(json.dumps(summary))
+    record = shown(folder)
+    assert record["status"] == "changed since" and record["decided"] == 2
+
+
+def test_a_lost_signoff_json_or_a_table_changed_with_its_digest_reads_edited_not_unsigned(
+        folder):
+    """An archive copy that lost signoff.json (its history kept), or a call changed in
+    events.parquet with summary.json's digest made to match: the sample was signed, and its
+    record is not as ctcnet left it; neither reads as never signed."""
+    import pandas as pd
+
+    from ctcnet.exports.event_exports import load_sample, signoff_now
+
+    kept = (folder / SIGNOFF_FILE).read_text()
+    (folder / SIGNOFF_FILE).unlink()
+    record = shown(folder)
+    assert record["status"] == EDITED and "signoff.json is missing" in record["problem"]
+    events, summary = load_sample(folder)
+    assert signoff_now(folder, events, summary)["status"] == EDITED
+    (folder / SIGNOFF_FILE).write_text("{not json")
+    assert "cannot be read" in shown(folder)["problem"]
+    (folder / SIGNOFF_FILE).write_text(kept)
+    assert shown(folder)["status"] == "current"
+    table = pd.read_parquet(folder / "events.parquet")
+    table.loc[table.index[0], "class"] = "ctc" if table["class"].iloc[0] != "ctc" else "wbc"
+    table.to_parquet(folder / "events.parquet")
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["events_sha256"] = file_sha256(folder / "events.parquet")
+    (folder / "summary.json").write_text(json.dumps(summary))
+    record = shown(folder)
+    assert record["status"] == EDITED and "events.parquet is not the table signed" in \
+        record["problem"]
