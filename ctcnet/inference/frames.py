@@ -324,8 +324,16 @@ def with_frame_records(cartridge: Cartridge, parts: Path, skipped: list[dict], s
     new = [n for n in notes if n not in cartridge.problems]
     if new:
         cartridge = replace(cartridge, problems=[*cartridge.problems, *new])
+    made = frames_made_by(done.values(), this_run)
+    kind = (this_run or "").split(",")[0]  # the backend: torch (a .pt) or onnx
+    if made and this_run and not any(m.split(",")[0] == kind for m in made):
+        # A rerun on the model's other file that made none of its calls (another ctcnet's
+        # frames of the same file, after an upgrade, are a nightly rerun's: not said).
+        log.warning("%s: every call is from the earlier run's journal (%s), none made by this "
+                    "run's model (%s): --overwrite makes them again with it",
+                    cartridge.sample_id, "; ".join(made), this_run)
     return cartridge, {fid: e["record"] for fid, e in done.items() if e.get("record")}, \
-        checked, signs, frames_made_by(done.values(), this_run)
+        checked, signs, made
 
 
 def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConfig,
