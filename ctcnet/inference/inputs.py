@@ -170,6 +170,8 @@ def _say_what_is_not_read(folder: Path, cartridges: list[Path]) -> None:
     for sub in others:
         try:
             what = "empty" if not any(sub.iterdir()) else "no frames nor cartridge.json"
+            if any(p.is_dir() and is_cartridge(p, unreadable=False) for p in sub.iterdir()):
+                what = "a folder of cartridges: pass it too, as an input of its own"
         except PermissionError:
             what = "this user may not read it"
         log.warning("%s: not a cartridge (%s), not read", sub, what)

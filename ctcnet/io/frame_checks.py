@@ -244,8 +244,8 @@ def saturation_note(frame: np.ndarray, channels) -> str | None:
         if brightest in CAMERA_TOPS and brightest < top:
             share = float(np.count_nonzero(plane >= brightest)) / plane.size
             if share > SATURATED_SHARE:
-                said.append(f"{channel.name} {share:.0%} at {brightest:.0f}, a "
-                            f"{CAMERA_TOPS[brightest]}-bit camera's top (panel.json's "
+                said.append(f"{channel.name} {share:.0%} (at {brightest:.0f}, a "
+                            f"{CAMERA_TOPS[brightest]}-bit camera's top; panel.json's "
                             f"value_range states {channel.value_range[1]:g})")
     if not said:
         return None

@@ -3,6 +3,7 @@ by channel name, resampled to its pixel size, and predicted and evaluated on."""
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,15 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
     (crops / "ctc").mkdir(parents=True)
     (crops / "panel.json").write_text("{}")
     assert resolve_inputs([crops]) == ([], [crops])
+    # A folder of cartridges holding a site's folder too: the site's folder is named as such.
+    (tmp_path / "mixd" / "C_P09").mkdir(parents=True)
+    (tmp_path / "mixd" / "C_P09" / "cartridge.json").write_text("{}")
+    shutil.copytree(site, tmp_path / "mixd" / "siteB")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert resolve_inputs([tmp_path / "mixd"], say_skipped=True)[0] == [
+            tmp_path / "mixd" / "C_P09"]
+    assert "siteB: not a cartridge (a folder of cartridges: pass it too" in caplog.text
 
 
 def test_unlabelled_crops_in_the_folder_itself_are_predicted(with_tiny3, tmp_path, rng):

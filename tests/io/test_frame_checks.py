@@ -93,8 +93,8 @@ def test_a_12_bit_scan_stated_as_16_bit_is_still_told_saturated_at_its_cameras_t
     frame = np.full((5, 100, 100), 200.0, np.float32)
     frame[1, :13, :] = 4095
     note = saturation_note(frame, wide)
-    assert "CK 13% at 4095, a 12-bit camera's top (panel.json's value_range states 65535)" in \
-        note
+    assert "CK 13% (at 4095, a 12-bit camera's top; panel.json's value_range states 65535) " \
+        "of its pixels" in note
     frame[1, 1:13, :] = 3000
     assert saturation_note(frame, wide) is None
 
