@@ -96,6 +96,9 @@ def main() -> int:
                              "<model name>)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    if args.cartridges < 1 or args.check_cartridges < 1:
+        parser.error("--cartridges and --check-cartridges: at least 1 each (the band is "
+                     "fitted on the first and its statement checked on the second)")
     logging.basicConfig(level=logging.WARNING)
     args.work = args.work or ROOT / "runs" / "review_band" / args.model.stem
     t0 = time.perf_counter()

@@ -35,13 +35,23 @@ from ctcnet.io.atomic import atomic_write_text
 def simulate(root: Path, seed: int, frames: int, events: int, rates: str,
              panel: Path | None = None) -> Path:
     """A dense cartridge of ``panel`` (default: the five-channel default panel), reused when
-    already there; the simulator draws its pixel size, 0.7-1.3x the panel's."""
-    if not (root / "ground_truth.csv").exists():
+    already there of these settings (``simulated_with.json`` beside it says which: a fit into
+    the same --work with other frames, rates or panel draws its cartridges again); the
+    simulator draws its pixel size, 0.7-1.3x the panel's."""
+    asked = {"seed": seed, "frames": frames, "events": events, "rates": rates,
+             "panel": json.loads(Path(panel).read_text()) if panel else None}
+    stamp = root / "simulated_with.json"
+    try:
+        same = json.loads(stamp.read_text()) == asked and (root / "ground_truth.csv").exists()
+    except (OSError, ValueError):
+        same = False
+    if not same:
         rc = ctcnet(["--quiet", "simulate", "cartridge", str(root), "--frames", str(frames),
                      "--events", str(events), "--rates", rates, "--seed", str(seed),
                      "--overwrite", *(["--panel", str(panel)] if panel else [])])
         if rc:
             raise SystemExit(f"simulating {root} failed ({rc})")
+        atomic_write_text(stamp, json.dumps(asked) + "\n")
     return root
 
 

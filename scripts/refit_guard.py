@@ -190,4 +190,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ctcnet.errors import CtcnetError
+
+    try:
+        raise SystemExit(main())
+    except CtcnetError as err:  # a refusal: one line, as ctcnet's commands give it
+        raise SystemExit(f"refit_guard.py: {err}") from None
