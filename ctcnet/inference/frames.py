@@ -169,10 +169,13 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                             spec.crop_size, spec.pixel_size_um, cartridge.panel.pixel_size_um)
         model_crops = compensate(crops, leaks, spec.panel) if leaks is not None else None
         t3 = time.perf_counter()
-        # The marker guard's measurements need no call: made here, beside the model.
-        measured, guard_start = (measure_for_guard_start(crops, spec) if guard and len(crops)
+        # The marker guard's measurements need no call: made here, beside the model. Pixels
+        # are saturated at the scan's stated range (a 16-bit scan's 0-65535), not the
+        # training data's: read at 0-4095, its bright CK and DNA left the CD45 measurement.
+        read_as = spec.replace(panel=spec.panel.with_value_ranges_of(cartridge.panel))
+        measured, guard_start = (measure_for_guard_start(crops, read_as) if guard and len(crops)
                                  else (None, None))
-        leak_ratios = frame_leak_ratios(crops, measured, spec.panel,
+        leak_ratios = frame_leak_ratios(crops, measured, read_as.panel,
                                         -(-LEAK_CHECK_EVENTS // len(cartridge.frames)))
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",

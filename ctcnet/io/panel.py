@@ -275,6 +275,15 @@ class Panel:
         return replace(self, channels=tuple(self.channels[i] for i in indices),
                        composite=composite)
 
+    def with_value_ranges_of(self, data: Panel) -> Panel:
+        """A copy whose channels take the value ranges ``data``'s channels of the same name
+        state (the others keep theirs): where pixels count as saturated in the data read,
+        not in the data a model was trained on (a 16-bit scan's 0-65535, not 0-4095)."""
+        stated = {c.name: c.value_range for c in data.channels}
+        return replace(self, channels=tuple(replace(c, value_range=stated.get(c.name,
+                                                                              c.value_range))
+                                            for c in self.channels))
+
     def with_pixel_size(self, pixel_size_um: float) -> Panel:
         """A copy of the panel with another pixel size."""
         return replace(self, pixel_size_um=float(pixel_size_um))

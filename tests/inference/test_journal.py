@@ -362,3 +362,33 @@ def test_a_panel_json_corrected_for_its_plane_order_is_another_run(clean_run, ca
     assert predict(clean_run, cart, out, overwrite=True).frames.resumed_from_journal == 0
     assert json.loads((out / "summary.json").read_text())["run_fingerprint"]["plane_order"] == {
         "file": [c["name"] for c in channels], "read": [0, cd45, ck, 3, 4]}
+
+
+def test_a_scan_stored_at_16_times_its_counts_gets_the_calls_of_its_counts(clean_run, cart,
+                                                                          tmp_path):
+    """A 12-bit camera's counts written x16 into 16-bit files, panel.json stating 0-65535 (as
+    many scanners store them): the same events, calls, flags and marker readings as the
+    counts themselves; saturation is judged at the stated range, not the training data's."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import tifffile
+
+    scaled = shutil.copytree(cart, tmp_path / "x16")
+    for frame in scaled.glob("r*.tif"):
+        tifffile.imwrite(frame, tifffile.imread(frame).astype(np.uint16) * 16)
+    panel = json.loads((scaled / "panel.json").read_text())
+    panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
+                          "value_range": [0, 65535]} for c in panel["channels"]]
+    (scaled / "panel.json").write_text(json.dumps(panel))
+    predict(clean_run, cart, tmp_path / "one")
+    predict(clean_run, scaled, tmp_path / "sixteen")
+    one, sixteen = (pd.read_parquet(tmp_path / run / "S1" / "events.parquet")
+                    if (tmp_path / run / "S1").exists() else
+                    pd.read_parquet(tmp_path / run / "events.parquet")
+                    for run in ("one", "sixteen"))
+    assert len(one) == len(sixteen)
+    for column in ("class", "guard", "markers_ctc", "review"):
+        if column in one:
+            assert one[column].equals(sixteen[column]), column
