@@ -94,6 +94,9 @@ class SignOff:
     # The network that made the calls (run_fingerprint's model_sha256: a checkpoint and its
     # fp32 ONNX export are one; none: an older sign-off).
     network_sha256: str | None = None
+    # When the counts signed were made (summary.json's counted_at then; none: older): a run
+    # since has made another table.
+    counted_at: float | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -139,6 +142,7 @@ def check_signoff(data) -> dict:
     wrong += [k for k in _COUNTS if not _is_count(data.get(k))]
     wrong += [k for k in ("second_journal_rows", "held_undecided")
               if data.get(k) is not None and not _is_count(data[k])]
+    wrong += [k for k in ("counted_at",) if data.get(k) is not None and not _is_number(data[k])]
     journals = data.get("journals")
     if journals is not None and not (isinstance(journals, dict) and all(
             isinstance(v, dict) and _is_count(v.get("bytes")) and isinstance(v.get("sha256"), str)
@@ -274,19 +278,18 @@ def edited_since(folder: str | Path, signoff: SignOff) -> str | None:
 
 def _table_not_signed(folder: Path, signoff: SignOff) -> str | None:
     """Why events.parquet is not the table the sign-off signed while no predict run has
-    made another since (summary.json's counts made before the sign-off): a table changed,
-    its summary's digest made to match; None where it is, or where a run since made it."""
+    made another since (summary.json's counts those the sign-off signed, ``counted_at``): a
+    table changed, its summary's digest made to match; None where it is, or where a run
+    since made it."""
     table = folder / "events.parquet"
-    if not signoff.events_sha256 or not table.is_file():
+    if not signoff.events_sha256 or signoff.counted_at is None or not table.is_file():
         return None
     try:
-        counted = float(json.loads((folder / "summary.json").read_text(
-            encoding="utf-8")).get("counted_at"))
-        signed = datetime.fromisoformat(signoff.signed_at).timestamp()
-    except (OSError, ValueError, TypeError, AttributeError):
+        counted = json.loads((folder / "summary.json").read_text(
+            encoding="utf-8")).get("counted_at")
+    except (OSError, ValueError):
         return None
-    # (signed_at is to the second: counts made in that second are of the run signed)
-    if counted >= signed + 1 or file_sha256_cached(table) == signoff.events_sha256:
+    if counted != signoff.counted_at or file_sha256_cached(table) == signoff.events_sha256:
         return None
     return ("events.parquet is not the table signed (its SHA-256 is not the sign-off's "
             "events_sha256), and no predict run made another since: changed by hand?")

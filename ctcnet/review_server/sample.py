@@ -394,7 +394,8 @@ class Sample(SampleImages):
                 note=one_line(note, 500) or None,
                 journals=journal_seal(self.folder, READING_FILES.values()),
                 events_sha256=self.summary.events_sha256,
-                network_sha256=self.summary.network_sha256)
+                network_sha256=self.summary.network_sha256,
+                counted_at=self.summary.counted_at)
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}
