@@ -409,24 +409,25 @@ class Sample(SampleImages):
         samples.csv says of the review moved (the counts after review, the sign-off's status),
         the folder's samples.csv follows.
         Returns the match counted and its counts."""
-        counted, row_moved = None, False
+        counted, row_moved, now = None, False, None
         try:
             with D.decisions_lock(self.folder):
                 matched = self.decisions.matched(self.run)
                 counted = matched, self.reviewed(matched)
                 decided = matched.n_decisions or len(matched.unattached)
                 with exclusive_folder(self.folder, "review"):
-                    if not self.is_current():
-                        return counted  # another run: the next request reads it
+                    if not self.is_current():  # another run: the next request reads it
+                        self.summary_now = self._summary_now(*counted)
+                        return counted
                     on_disk = json.loads((self.folder / "summary.json").read_text())
                     summary = RunSummary.from_dict(on_disk)
                     updated = replace(summary, **RunSummary.count_fields(self.tally),
                                       reviewed=counted[1] if decided else None)
                     signed = self.signoff(matched, counted[1])
+                    now = {**updated.to_dict(), "signoff": signed}
                     if updated != summary or on_disk.get("signoff") != signed:
                         write_summary_and_page(self.folder, updated, signed)
-                        row_moved = review_entry(on_disk) != review_entry(
-                            {**updated.to_dict(), "signoff": signed})
+                        row_moved = review_entry(on_disk) != review_entry(now)
         except InputError as err:  # predict holds the folder
             log.info("%s: summary.json not updated now: %s", self.folder, err)
         except OSError as err:
@@ -445,17 +446,18 @@ class Sample(SampleImages):
         if counted is None:
             matched = self.decisions.matched(self.run)
             counted = matched, self.reviewed(matched)
-        self._summary_now(*counted)
+        # What the list of samples says: as written, or as it would be where the file could
+        # not be (a folder on read-only media keeps what the last command wrote).
+        self.summary_now = now if now is not None else self._summary_now(*counted)
         return counted
 
-    def _summary_now(self, matched: D.Matched, reviewed: ReviewedCounts) -> None:
-        """``summary_now``: summary.json as this sample's decisions and sign-off make it now
-        (what the list of samples says), whether or not the file could be written (a folder
-        on read-only media keeps what the last command wrote)."""
+    def _summary_now(self, matched: D.Matched, reviewed: ReviewedCounts) -> dict:
+        """summary.json as this sample's decisions and sign-off make it now, from the summary
+        this sample read."""
         decided = matched.n_decisions or len(matched.unattached)
         now = replace(self.summary, **RunSummary.count_fields(self.tally),
                       reviewed=reviewed if decided else None)
-        self.summary_now = {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
+        return {**now.to_dict(), "signoff": self.signoff(matched, reviewed)}
 
     def _refresh_samples_table(self) -> None:
         """The folder's samples.csv (predict's table: the file a study reads its reviewed
