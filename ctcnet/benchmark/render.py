@@ -418,7 +418,7 @@ def render_stage_floors(k: dict) -> list[str]:
               "cartridge through predict and fails when a stage's time per event, as a multiple "
               "of the model's floor in the same run, grows past 1.5x its record in "
               "`docs/benchmarks-stages.json` (that of a machine of the same CPU, name and "
-              "model, else that of its name taken before models were told apart, else the "
+              "model, else the largest any record of its CPU name measured, else the "
               "largest any recorded machine measured: machines differ in how numpy's speed "
               "compares with onnxruntime's, the same code reading the guard at 0.71x the model "
               "on an AMD EPYC and 0.98x on an Intel Xeon, and cropping at 0.47x and 0.75-0.81x on "

@@ -222,16 +222,18 @@ def with_new_ratios(baseline: dict, result: dict) -> dict:
 def recorded_ratios(baseline: dict, machine: dict) -> dict:
     """The multiples a ``machine`` (a measurement's ``machine``: CPU name and model) is held
     to: the record of its own CPU when there is one (a slower stage is caught on either
-    machine); else that of its CPU name taken before models were told apart (no
-    ``cpu_model``); else the largest any machine measured."""
+    machine); else each stage's largest over the records of its CPU name (one name covers
+    generations that compare numpy with onnxruntime differently, and a record taken before
+    models were told apart is older code's); else the largest any machine measured."""
     records = baseline.get("machines", [])
     own = _cpu({"machine": machine})
     for record in records:
         if _cpu(record) == own:
             return record["ratios"]
-    for record in records:
-        if _cpu(record) == (own[0], None):
-            return record["ratios"]
+    same_name = [record["ratios"] for record in records if _cpu(record)[0] == own[0]]
+    if same_name:
+        stages = {stage for ratios in same_name for stage in ratios}
+        return {stage: max(r[stage] for r in same_name if stage in r) for stage in stages}
     return baseline["ratios"]
 
 

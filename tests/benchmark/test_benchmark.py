@@ -305,8 +305,8 @@ def test_a_machine_is_held_to_its_own_cpus_record_and_others_to_the_largest():
 
 def test_cpus_of_one_name_and_another_model_keep_records_of_their_own():
     """Two generations sold under one name ("AMD EPYC") compare numpy with onnxruntime
-    differently: each is held to its own record, and a model not recorded to the name's
-    record taken before models were told apart."""
+    differently: each is held to its own record, and a model not recorded to the largest of
+    the name's records (one taken before models were told apart is older code's)."""
     from ctcnet.benchmark.stages import recorded_ratios, with_machine
 
     by_name = {"machine": {"cpu": "A"}, "measured": "day 1", "ratios": {"crop": 0.47}}
@@ -316,7 +316,11 @@ def test_cpus_of_one_name_and_another_model_keep_records_of_their_own():
     assert [m["measured"] for m in merged["machines"]] == ["day 1", "day 2"]
     assert recorded_ratios(merged, newer["machine"]) == {"crop": 0.81}
     assert recorded_ratios(merged, {"cpu": "A", "cpu_model": "family 25 model 1"}) == \
-        {"crop": 0.47}
+        {"crop": 0.81}
+    older = {"machine": {"cpu": "A", "cpu_model": "family 23 model 49"}, "measured": "day 2",
+             "ratios": {"crop": 0.5, "guard": 1.9}}
+    assert recorded_ratios(with_machine(merged, older), {"cpu": "A", "cpu_model": "other"}) == \
+        {"crop": 0.81, "guard": 1.9}
     assert recorded_ratios(merged, {"cpu": "B", "cpu_model": "family 6 model 85"}) == \
         {"crop": 0.81}
     # The newer model recorded again replaces its own entry only.
