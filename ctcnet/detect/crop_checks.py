@@ -143,14 +143,13 @@ class CropNotes:
             return None
         bad = errors + [InputError(BLANK, index.paths[i]) for i in self.blank] + \
             [InputError(DEAD.format(", ".join(names)), index.paths[i]) for i, names in self.dead]
-        more = f"; and {len(bad) - BAD_CROPS_NAMED} more" if len(bad) > BAD_CROPS_NAMED else ""
         how = "".join(f"; {n} {what}" for n, what in (
             (len(self.blank), "blank crop(s) (every channel 0)"),
             (len(self.dead), "crop(s) with a channel of one value throughout")) if n)
         how += ": delete them or their manifest.csv lines" if blank else ""
         return InputError(f"{len(bad)} of {len(index)} crops cannot be "
-                          f"{'used' if blank else 'read'}" + how + ": " +
-                          "; ".join(str(e) for e in bad[:BAD_CROPS_NAMED]) + more, index.root)
+                          f"{'used' if blank else 'read'}" + how + ": " + _by_reason(bad),
+                          index.root)
 
     def say(self) -> None:
         """Log what the read noticed, one warning per kind for the whole set."""
@@ -194,3 +193,19 @@ def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:
                 sum(len(g) - 1 for g in groups),
                 sum(index.labels[i] != index.labels[g[0]] for g in groups for i in g), named,
                 " ..." if len(relabelled or groups) > len(shown) else "")
+
+
+def _by_reason(errors: list[InputError]) -> str:
+    """The crops' errors, those of one reason together (a set of the wrong panel fails every
+    crop alike: one line, with the count and the first crop, not ten paths saying the same),
+    up to ``BAD_CROPS_NAMED`` reasons, each crop named where its reason is its own."""
+    paths: dict[str, list[str]] = {}
+    for err in errors:
+        text, prefix = str(err), f"{err.path}: " if err.path else ""
+        paths.setdefault(text[len(prefix):] if prefix and text.startswith(prefix) else text,
+                         []).append(err.path or "")
+    told = [f"{p[0]}: {reason}" if len(p) == 1 else
+            f"{reason} ({len(p)} crops, the first {p[0]})"
+            for reason, p in list(paths.items())[:BAD_CROPS_NAMED]]
+    rest = sum(len(p) for p in list(paths.values())[BAD_CROPS_NAMED:])
+    return "; ".join(told) + (f"; and {rest} more" if rest else "")

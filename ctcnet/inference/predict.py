@@ -408,9 +408,10 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
         Split by a hash of each input's name (the jobs of an array, which may see different
         inputs) instead of balancing by frame count (torchrun's ranks, which start together).
     set_aside : dict, optional
-        Given, a run of several inputs leaves out a cartridge refused on its own (its
-        metadata, its channels, another run's journal in its folder) and records it here
-        (name: reason); the others run. Not given, the refusal stops the run.
+        Given, a run of several inputs leaves out a cartridge or crop dataset refused on its
+        own (its metadata, its channels, its crops unreadable, another run's journal in its
+        folder) and records it here (name: reason); the others run. Not given, the refusal
+        stops the run.
     failed_reports : dict, optional
         Given, a report that fails in the background is recorded here (sample id: the error)
         and the others go on; not given, it stops the run at the next report.
@@ -467,5 +468,9 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
                 summaries.append(pending.summary)  # final once its report is drawn
                 reports.submit(pending)
             else:
-                summaries.append(predict_crop_dataset(item, backend, out / name, options))
+                try:
+                    summaries.append(predict_crop_dataset(item, backend, out / name, options))
+                except InputError as err:  # its crops unreadable, its folder refused: as above
+                    set_aside_or_raise(err, name, set_aside, item,
+                                       say=len(jobs) + len(set_aside or {}) > 1)
     return summaries
