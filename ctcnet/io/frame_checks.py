@@ -219,8 +219,12 @@ def eight_bit_ceiling(frame: np.ndarray) -> float:
     return float(EIGHT_BIT_TOP) if holds_eight_bit_values(frame) else np.inf
 
 
-# The tops of cameras' bit depths below 16 (a 12-bit scan written into 16-bit files).
-CAMERA_TOPS = {4095.0: 12, 16383.0: 14}
+# The tops of cameras' bit depths below 16 written into 16-bit files: as counts (a 12-bit
+# scan's 4095), or shifted to fill the 16 bits (4095 x 16 = 65520, as many cameras store
+# 12-bit data; 16383 x 4 = 65532), where the stated 0-65535 is never reached either.
+CAMERA_TOPS = {4095.0: "a 12-bit camera's top", 16383.0: "a 14-bit camera's top",
+               65520.0: "a 12-bit camera's top stored x16",
+               65532.0: "a 14-bit camera's top stored x4"}
 
 
 def saturation_note(frame: np.ndarray, channels) -> str | None:
@@ -239,14 +243,15 @@ def saturation_note(frame: np.ndarray, channels) -> str | None:
             said.append(f"{channel.name} {share:.0%}")
             continue
         # A 12- or 14-bit camera's data in 16-bit files stated as 0-65535: clipped at its own
-        # top, which the stated range never reaches (its glare would pass unsaid).
+        # top (as counts or shifted), which the stated range never reaches (its glare would
+        # pass unsaid).
         brightest = float(plane.max()) if plane.size else 0.0
         if brightest in CAMERA_TOPS and brightest < top:
             share = float(np.count_nonzero(plane >= brightest)) / plane.size
             if share > SATURATED_SHARE:
-                said.append(f"{channel.name} {share:.0%} (at {brightest:.0f}, a "
-                            f"{CAMERA_TOPS[brightest]}-bit camera's top; panel.json's "
-                            f"value_range states {channel.value_range[1]:g})")
+                said.append(f"{channel.name} {share:.0%} (at {brightest:.0f}, "
+                            f"{CAMERA_TOPS[brightest]}; panel.json's value_range states "
+                            f"{channel.value_range[1]:g})")
     if not said:
         return None
     return (f"saturated: {', '.join(said)} of its pixels at the top of the range (overexposed, "

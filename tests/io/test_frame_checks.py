@@ -97,6 +97,10 @@ def test_a_12_bit_scan_stated_as_16_bit_is_still_told_saturated_at_its_cameras_t
         "of its pixels" in note
     frame[1, 1:13, :] = 3000
     assert saturation_note(frame, wide) is None
+    # The same camera's counts stored x16 (as many write 12-bit data) clip at 65520.
+    frame[1, :13, :] = 65520
+    assert "CK 13% (at 65520, a 12-bit camera's top stored x16; panel.json's value_range " \
+        "states 65535)" in saturation_note(frame, wide)
 
 
 def test_an_8_bit_frame_is_saturated_at_255_whatever_value_range_the_panel_states():
