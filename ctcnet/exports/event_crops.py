@@ -35,15 +35,42 @@ from ctcnet.review.signoff import CURRENT, signoff_in, signoff_text
 log = logging.getLogger(__name__)
 
 
-def check_scans_for(samples: int, scans: str | Path | None, results: str | Path) -> None:
-    """Refuse ``--scans`` naming one cartridge for results of several ``samples``: every other
-    sample's frames would be read from it (and told apart only as "changed"). A folder of
-    cartridges serves them all (:func:`open_scanned_cartridge`)."""
-    if scans is not None and samples > 1 and is_cartridge(scans, unreadable=False):
-        raise InputError("--scans names one cartridge; the results hold several samples: pass "
-                         "the folder holding their cartridges (each found by the name of the "
-                         "folder predict read it from), or one sample's results folder",
-                         results)
+def check_scans_for(samples: dict[str, Path], scans: str | Path | None,
+                    results: str | Path) -> None:
+    """Check ``--scans`` against the ``samples`` (name: results folder) before any is read:
+    refuse a path that is not there, one cartridge for several samples (every other sample's
+    frames would be read from it, told apart only as "changed"), and a folder of cartridges
+    holding none of theirs (a wrong folder, which every tile or crop would otherwise find
+    wanting, one at a time); warn of the samples whose scans it lacks. A folder of cartridges
+    holds each by the name of the folder predict read (:func:`open_scanned_cartridge`)."""
+    if scans is None:
+        return
+    scans = Path(scans)
+    if not scans.exists():
+        raise InputError("--scans: not found", scans)
+    if scans.is_file() or is_cartridge(scans, unreadable=False):  # a container, or frames
+        if len(samples) > 1:
+            raise InputError("--scans names one cartridge; the results hold several samples: "
+                             "pass the folder holding their cartridges (each found by the name "
+                             "of the folder predict read it from), or one sample's results "
+                             "folder", results)
+        return
+    wanted = {}
+    for name, folder in samples.items():
+        try:
+            wanted[name] = Path(RunSummary.read(folder).input).name
+        except (InputError, OSError, KeyError, TypeError, ValueError):
+            continue  # said where the sample is read
+    lacking = {name: scan for name, scan in wanted.items() if not (scans / scan).exists()}
+    if wanted and len(lacking) == len(wanted):
+        looked = ", ".join(sorted(set(lacking.values()))[:5])
+        raise InputError(f"--scans holds none of these samples' scans (looked for {looked}"
+                         f"{', ...' if len(set(lacking.values())) > 5 else ''}: the folders "
+                         "predict read, by name): pass the folder that holds them", scans)
+    if lacking:
+        log.warning("--scans %s lacks the scans of %d of %d samples (%s): their tiles and "
+                    "crops not kept with the results cannot be cut", scans, len(lacking),
+                    len(wanted), ", ".join(f"{n} ({s})" for n, s in list(lacking.items())[:5]))
 
 
 def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None) -> Cartridge:
@@ -145,7 +172,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     event.
     """
     samples = find_samples(results)
-    check_scans_for(len(samples), scans, results)
+    check_scans_for(samples, scans, results)
     labels, rows, sources, manifest = [], [], [], []
     panel = model = None
     out = Path(out)

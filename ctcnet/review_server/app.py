@@ -58,7 +58,7 @@ class ReviewApp:
         self.scans, self.palette = scans, palette
         # Every sample's folder, by name; the samples read, the last asked for last.
         self.folders = D.find_samples(self.results)
-        check_scans_for(len(self.folders), scans, self.results)
+        check_scans_for(self.folders, scans, self.results)
         self.samples: OrderedDict[str, Sample] = OrderedDict()
         self.reviewer = reviewer or D.default_reviewer()
         self.saliency = saliency

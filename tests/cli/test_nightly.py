@@ -4,13 +4,16 @@ and never an "ok" line; a sample another run of the batch finished is no refusal
 
 import errno
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import edit_json, run_cli
 
 from ctcnet.cli import main
+from ctcnet.errors import InputError
 from ctcnet.inference.run_index import refusals_that_stand
 
 
@@ -318,7 +321,8 @@ def test_a_torchrun_variable_set_empty_is_one_line(cart_and_model, tmp_path, cap
 
 
 def test_a_nights_scans_moved_together_are_found_by_their_folder_names(cart_and_model,
-                                                                       tmp_path, capsys):
+                                                                       tmp_path, capsys,
+                                                                       caplog):
     """The batch's scans restored elsewhere: --scans names the folder holding them, and each
     sample's cartridge is found by the name of the folder predict read (crops, review); one
     cartridge for results of several samples is refused, saying what to pass."""
@@ -335,9 +339,18 @@ def test_a_nights_scans_moved_together_are_found_by_their_folder_names(cart_and_
     assert run_cli(capsys, "crops", out, "--out", tmp_path / "crops", "--scans", moved)[0] == 0
     app = ReviewApp(out, saliency=False, scans=moved)
     assert app.sample("S_b").frames.cartridge().root == Path(moved) / "b"
+    # A folder holding none of them: refused before any sample is read (the review server
+    # too, before it serves), naming what it looked for; one holding some: the rest named.
     status, err = run_cli(capsys, "crops", out, "--out", tmp_path / "none", "--scans",
                           tmp_path)
-    assert status == 2 and "nor a folder of cartridges holding it by its name (a" in err[-1]
+    assert status == 2 and "--scans holds none of these samples' scans (looked for a, b: " \
+        "the folders predict read, by name)" in err[-1]
+    with pytest.raises(InputError, match="holds none of these samples' scans"):
+        ReviewApp(out, saliency=False, scans=tmp_path)
+    shutil.rmtree(Path(moved) / "b")
+    with caplog.at_level(logging.WARNING):
+        ReviewApp(out, saliency=False, scans=moved)
+    assert "lacks the scans of 1 of 2 samples (S_b (b))" in caplog.text
 
 
 def test_a_crop_set_whose_crops_cannot_be_read_is_set_aside_and_the_next_runs(
