@@ -270,7 +270,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         What report.json holds: per-method metrics (macro-F1, per class, confusion,
         calibration) and where the baselines' training crops came from.
     """
-    from ctcnet.inference.options import spec_for_crop_set
+    from ctcnet.inference.options import spec_for_crop_set, spec_read_as
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
@@ -289,7 +289,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         # (on crops compensated as asked, else as the model was trained) and the guard's
         # measurements run a chunk at a time, so memory does not grow with the folder.
         with SpilledArray(shape, np.float32, out_dir) as crops:
-            reading = read_and_classify(index, spec, backend.predict_logits, crops,
+            reading = read_and_classify(index, spec_read_as(spec, index.panel, wider_only=True),
+                                        backend.predict_logits, crops,
                                         compensate, RULES.for_crops(index.exported)
                                         if markers_decide else None, steps)
             report = evaluate_crops(backend, crops, index.labels, baselines=baselines,

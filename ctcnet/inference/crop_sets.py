@@ -38,7 +38,7 @@ from ctcnet.inference.guard import (
     guard_events,
     guard_summary,
 )
-from ctcnet.inference.options import PredictOptions, spec_for_crop_set
+from ctcnet.inference.options import PredictOptions, spec_for_crop_set, spec_read_as
 from ctcnet.inference.progress import StepBars, progress_bar
 from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.spillover import (
@@ -96,6 +96,7 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         bars = StepBars(progress, Path(root).name)
         index = read_crop_index(root, pixel_size=options.pixel_size,
                                 progress=bars).conform(spec.panel)
+        spec = spec_read_as(spec, index.panel, wider_only=True)  # where pixels saturate
         bars.total = len(index)
         rules = RULES.for_crops(index.exported)
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)

@@ -34,6 +34,7 @@ from ctcnet.detect.metadata_signs import frame_signs, metadata_problems
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import RULES, measure_for_guard_start
+from ctcnet.inference.options import spec_read_as
 from ctcnet.inference.spillover import (
     LEVEL,
     compensate,
@@ -120,16 +121,6 @@ def import_frame_modules(cartridge: Cartridge, spec: ModelSpec, device=None) -> 
         import ctcnet.detect.device  # noqa: F401 - torch: the frames on the model's GPU
 
 
-def _read_as(spec: ModelSpec, scan_panel) -> ModelSpec:
-    """``spec`` with the value ranges the scan states (:meth:`Panel.with_value_ranges_of`):
-    ``spec`` itself where they are its own, as for most scans (the guard's measurements keep
-    what they made of its panel, and a copy a frame would make them again)."""
-    panel = spec.panel.with_value_ranges_of(scan_panel)
-    if [c.value_range for c in panel.channels] == [c.value_range for c in spec.panel.channels]:
-        return spec
-    return spec.replace(panel=panel)
-
-
 def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                   config: DetectConfig, device=None, leaks: np.ndarray | None = None,
                   guard: bool = True, alternates: bool = True) -> FrameWork:
@@ -182,7 +173,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         # The marker guard's measurements need no call: made here, beside the model. Pixels
         # are saturated at the scan's stated range (a 16-bit scan's 0-65535), not the
         # training data's: read at 0-4095, its bright CK and DNA left the CD45 measurement.
-        read_as = _read_as(spec, cartridge.panel)
+        read_as = spec_read_as(spec, cartridge.panel)
         measured, guard_start = (measure_for_guard_start(crops, read_as) if guard and len(crops)
                                  else (None, None))
         leak_ratios = frame_leak_ratios(crops, measured, read_as.panel,

@@ -153,6 +153,20 @@ def spec_for_crop_set(spec: ModelSpec, prior: str | None) -> tuple[ModelSpec, st
     return spec, name
 
 
+def spec_read_as(spec: ModelSpec, data: Panel, wider_only: bool = False) -> ModelSpec:
+    """``spec`` with the value ranges the data's panel states (:meth:`Panel.with_value_ranges_of`):
+    where the guard reads its pixels as saturated, in the data read, not in the data the
+    model was trained on (counts stored x16 in 16-bit files, stated 0-65535, are not
+    saturated at 4095); ``spec`` itself where they are its own, as for most data (the
+    guard's measurements keep what they made of its panel, and a copy would make them
+    again). ``wider_only`` (crop sets) takes only ranges above the model's: an 8-bit
+    composite's 0-255 are display levels, a stretch's top, not a camera's saturation."""
+    panel = spec.panel.with_value_ranges_of(data, wider_only)
+    if [c.value_range for c in panel.channels] == [c.value_range for c in spec.panel.channels]:
+        return spec
+    return spec.replace(panel=panel)
+
+
 def edge_cut_class(spec: ModelSpec, options: PredictOptions) -> str | None:
     """The class edge-cut events are filed under, if the option is on and the class exists."""
     name = options.edge_cut_as

@@ -275,13 +275,19 @@ class Panel:
         return replace(self, channels=tuple(self.channels[i] for i in indices),
                        composite=composite)
 
-    def with_value_ranges_of(self, data: Panel) -> Panel:
+    def with_value_ranges_of(self, data: Panel, wider_only: bool = False) -> Panel:
         """A copy whose channels take the value ranges ``data``'s channels of the same name
-        state (the others keep theirs): where pixels count as saturated in the data read,
-        not in the data a model was trained on (a 16-bit scan's 0-65535, not 0-4095)."""
+        state (the others keep theirs; with ``wider_only``, theirs where it reaches as high):
+        where pixels count as saturated in the data read, not in the data a model was
+        trained on (a 16-bit scan's 0-65535, not 0-4095)."""
         stated = {c.name: c.value_range for c in data.channels}
-        return replace(self, channels=tuple(replace(c, value_range=stated.get(c.name,
-                                                                              c.value_range))
+
+        def taken(channel: Channel) -> tuple[float, float]:
+            theirs = stated.get(channel.name, channel.value_range)
+            return channel.value_range if wider_only and \
+                theirs[1] <= channel.value_range[1] else theirs
+
+        return replace(self, channels=tuple(replace(c, value_range=taken(c))
                                             for c in self.channels))
 
     def with_pixel_size(self, pixel_size_um: float) -> Panel:
