@@ -32,6 +32,7 @@ from ctcnet.io.scan import (
     Cartridge,
     claim,
     is_cartridge,
+    is_container_file,
     misspelled_keys,
     open_cartridge,
     plausibility_problems,
@@ -95,12 +96,12 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
 
 def _beside_cartridges(folder: Path, say: bool) -> bool:
     """Whether a folder holding a panel.json (as a crop folder does) holds cartridges
-    (sub-folders with a cartridge.json, which no crop folder's class folder has): a site's
-    folder of scans with one panel.json for them all, whose frames read as crops would make
-    nonsense of the night. Said (``say``): each cartridge reads the panel.json in its own
-    folder."""
+    (sub-folders with a cartridge.json or frames named as a scan's, ``r00c00.tif``, which no
+    crop folder's class folder has): a site's folder of scans with one panel.json for them
+    all, whose frames read as crops would make nonsense of the night. Said (``say``): each
+    cartridge reads the panel.json in its own folder."""
     try:
-        held = [p for p in folder.iterdir() if p.is_dir() and (p / "cartridge.json").exists()]
+        held = [p for p in folder.iterdir() if p.is_dir() and _holds_a_scan(p)]
     except OSError:
         return False
     if held and say:
@@ -109,6 +110,23 @@ def _beside_cartridges(folder: Path, say: bool) -> bool:
                     ", ".join(sorted(p.name for p in held)[:3]) + (", ..." if len(held) > 3
                                                                     else ""))
     return bool(held)
+
+
+def _holds_a_scan(folder: Path) -> bool:
+    """A cartridge.json, or a file named as a frame (not a container file: a crop may be
+    exported as an OME-TIFF, and a class folder of them is no scan)."""
+    if (folder / "cartridge.json").exists():
+        return True
+    return any(not entry.name.startswith(".") and not is_container_file(entry)
+               and _claim_or_none(entry) is not None for entry in folder.iterdir())
+
+
+def _claim_or_none(path: Path):
+    """A source's claim on ``path``; None where it refuses it (a FIFO, a device)."""
+    try:
+        return claim(path)
+    except InputError:
+        return None
 
 
 # Folders a file system or a share keeps beside the scans (Windows, Synology, QNAP, NetApp):

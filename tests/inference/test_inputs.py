@@ -214,7 +214,15 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
     crops = tmp_path / "crops"
     (crops / "ctc").mkdir(parents=True)
     (crops / "panel.json").write_text("{}")
+    (crops / "ctc" / "cell_01.ome.tif").write_bytes(b"II*\x00")  # a crop exported as OME-TIFF
     assert resolve_inputs([crops]) == ([], [crops])
+    # Cartridges without a cartridge.json (it is optional): told by their frames' names.
+    bare = tmp_path / "siteC"
+    for name in ("C_P01", "C_P02"):
+        (bare / name).mkdir(parents=True)
+        (bare / name / "r00c00.tif").write_bytes(b"II*\x00")
+    (bare / "panel.json").write_text("{}")
+    assert resolve_inputs([bare]) == ([bare / "C_P01", bare / "C_P02"], [])
     # A folder of cartridges holding a site's folder too: the site's folder is named as such.
     (tmp_path / "mixd" / "C_P09").mkdir(parents=True)
     (tmp_path / "mixd" / "C_P09" / "cartridge.json").write_text("{}")
