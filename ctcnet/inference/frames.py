@@ -44,7 +44,7 @@ from ctcnet.inference.spillover import (
     scan_ratios,
 )
 from ctcnet.io.digests import frame_record
-from ctcnet.io.frame_checks import saturation_note
+from ctcnet.io.frame_checks import at_camera_tops, channel_maxima, saturation_note
 from ctcnet.io.scan import Cartridge, FrameRef, get_source
 from ctcnet.nn.spec import ModelSpec
 
@@ -144,7 +144,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     except (OSError, ValueError) as err:  # e.g. a file that vanished mid-run
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
-    note = saturation_note(pixels, cartridge.panel.channels)
+    brightest = channel_maxima(pixels)
+    note = saturation_note(pixels, cartridge.panel.channels, brightest)
     t_read = time.perf_counter()
     # Its digest while its files are in the page cache: what later cuts check it against. A
     # stage of its own: on a CPU without SHA instructions SHA-256 costs about what reading the
@@ -172,8 +173,10 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         t3 = time.perf_counter()
         # The marker guard's measurements need no call: made here, beside the model. Pixels
         # are saturated at the scan's stated range (a 16-bit scan's 0-65535), not the
-        # training data's: read at 0-4095, its bright CK and DNA left the CD45 measurement.
-        read_as = spec_read_as(spec, cartridge.panel)
+        # training data's: read at 0-4095, its bright CK and DNA left the CD45 measurement;
+        # or at its camera's top where the frame clips there under that range (12-bit counts
+        # stated 0-65535, clipped at 4095 or, stored x16, at 65520).
+        read_as = spec_read_as(spec, at_camera_tops(cartridge.panel, brightest))
         measured, guard_start = (measure_for_guard_start(crops, read_as) if guard and len(crops)
                                  else (None, None))
         leak_ratios = frame_leak_ratios(crops, measured, read_as.panel,

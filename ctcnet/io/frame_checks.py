@@ -227,16 +227,46 @@ CAMERA_TOPS = {4095.0: "a 12-bit camera's top", 16383.0: "a 14-bit camera's top"
                65532.0: "a 14-bit camera's top stored x4"}
 
 
-def saturation_note(frame: np.ndarray, channels) -> str | None:
+def channel_maxima(frame: np.ndarray) -> list[float]:
+    """Each channel's brightest value in a frame (C, H, W): what :func:`saturation_note` and
+    :func:`at_camera_tops` read, taken once."""
+    return [float(plane.max()) if plane.size else 0.0 for plane in frame]
+
+
+def camera_tops(channels, brightest: list[float]) -> dict[int, float]:
+    """Channel index: the top of a 12- or 14-bit camera (:data:`CAMERA_TOPS`) its brightest
+    pixel sits at, where that is under the channel's stated range (data stated 0-65535 whose
+    camera clips lower: its glare is there, not at 65535)."""
+    return {i: top for i, (channel, top) in enumerate(zip(channels, brightest))
+            if top in CAMERA_TOPS and top < channel.value_range[1]}
+
+
+def at_camera_tops(panel, brightest: list[float]):
+    """``panel`` with each channel a frame clips at a camera's top (:func:`camera_tops`)
+    ranging to that top: where the marker guard reads the frame's pixels as saturated, as it
+    reads the same counts stated at the camera's own range. ``panel`` itself where none is."""
+    tops = camera_tops(panel.channels, brightest)
+    if not tops:
+        return panel
+    return replace(panel, channels=tuple(
+        replace(c, value_range=(c.value_range[0], tops[i])) if i in tops else c
+        for i, c in enumerate(panel.channels)))
+
+
+def saturation_note(frame: np.ndarray, channels,
+                    brightest: list[float] | None = None) -> str | None:
     """What to say of a frame (C, H, W) with a channel saturated over more than
     :data:`SATURATED_SHARE` of its pixels (at the top of the channel's value_range, or at 255
     for an 8-bit frame, :func:`eight_bit_ceiling`; or at a 12- or 14-bit camera's top under a
-    wider stated range, :data:`CAMERA_TOPS`), None when
-    none is. Such a frame is read, its events called, but its count is not to be trusted
-    without a look: the cells under the glare merge or vanish."""
+    wider stated range, :func:`camera_tops`), None when none is. ``brightest``: the
+    channels' maxima, if taken (:func:`channel_maxima`). Such a frame is read, its events
+    called, but its count is not to be trusted without a look: the cells under the glare
+    merge or vanish."""
     said = []
     ceiling = eight_bit_ceiling(frame)
-    for plane, channel in zip(frame, channels):
+    brightest = channel_maxima(frame) if brightest is None else brightest
+    clipped = camera_tops(channels, brightest)
+    for i, (plane, channel) in enumerate(zip(frame, channels)):
         top = min(channel.value_range[1], ceiling)
         share = float(np.count_nonzero(plane >= top)) / plane.size
         if share > SATURATED_SHARE:
@@ -245,15 +275,14 @@ def saturation_note(frame: np.ndarray, channels) -> str | None:
         # A 12- or 14-bit camera's data in 16-bit files stated as 0-65535: clipped at its own
         # top (as counts or shifted), which the stated range never reaches (its glare would
         # pass unsaid).
-        brightest = float(plane.max()) if plane.size else 0.0
-        if brightest in CAMERA_TOPS and brightest < top:
-            share = float(np.count_nonzero(plane >= brightest)) / plane.size
+        if i in clipped and clipped[i] < top:
+            share = float(np.count_nonzero(plane >= clipped[i])) / plane.size
             if share > SATURATED_SHARE:
-                said.append(f"{channel.name} {share:.0%} (at {brightest:.0f}, "
-                            f"{CAMERA_TOPS[brightest]}; panel.json's value_range states "
+                said.append(f"{channel.name} {share:.0%} (at {clipped[i]:.0f}, "
+                            f"{CAMERA_TOPS[clipped[i]]}; panel.json's value_range states "
                             f"{channel.value_range[1]:g})")
     if not said:
         return None
-    return (f"saturated: {', '.join(said)} of its pixels at the top of the range (overexposed, "
-            "or glare?); its events are called, but cells under it merge or vanish: check "
-            "the frame before trusting the count")
+    return (f"saturated: {', '.join(said)} of its pixels at the top of what the camera "
+            "records (overexposed, or glare?); its events are called, but cells under it "
+            "merge or vanish: check the frame before trusting the count")

@@ -392,3 +392,45 @@ def test_a_scan_stored_at_16_times_its_counts_gets_the_calls_of_its_counts(clean
     for column in ("class", "guard", "markers_ctc", "review"):
         if column in one:
             assert one[column].equals(sixteen[column]), column
+
+
+def test_a_12_bit_scan_stated_as_16_bit_gets_the_guard_of_its_cameras_top(clean_run, cart,
+                                                                           tmp_path):
+    """Glare clips a 12-bit camera's CK at 4095 over a band of a frame. Stated 0-4095, or
+    0-65535 with the counts as they are, or 0-65535 stored x16 (clipped at 65520): every
+    event's calls, flags and marker readings the same. Stated 0-65535, the guard read the
+    band as unsaturated (it is saturated at the camera's top, which the frame check said)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import tifffile
+
+    for frame in cart.glob("r*.tif"):
+        pixels = tifffile.imread(frame)
+        pixels[1, : pixels.shape[1] // 3] = 4095
+        tifffile.imwrite(frame, pixels)
+
+    def stated(root, top, scale=1):
+        for frame in root.glob("r*.tif"):
+            tifffile.imwrite(frame, tifffile.imread(frame).astype(np.uint16) * scale)
+        panel = json.loads((root / "panel.json").read_text())
+        panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
+                              "value_range": [0, top]} for c in panel["channels"]]
+        (root / "panel.json").write_text(json.dumps(panel))
+        return root
+
+    wide = stated(shutil.copytree(cart, tmp_path / "wide"), 65535)
+    x16 = stated(shutil.copytree(cart, tmp_path / "x16"), 65535, 16)
+    runs = {}
+    for name, root in (("counts", cart), ("wide", wide), ("x16", x16)):
+        predict(clean_run, root, tmp_path / f"out_{name}")
+        runs[name] = pd.read_parquet(tmp_path / f"out_{name}" / "events.parquet")
+    readings = [c for c in runs["counts"].columns
+                if c in ("class", "guard", "review") or c.startswith(("markers_", "ck_", "cd45_",
+                                                                        "dna_"))]
+    assert "guard" in readings
+    for name in ("wide", "x16"):
+        assert len(runs[name]) == len(runs["counts"]), name
+        for column in readings:
+            assert runs[name][column].equals(runs["counts"][column]), (name, column)
