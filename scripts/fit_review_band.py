@@ -45,9 +45,7 @@ def labelled(paths: list[Path], model: Path, work: Path, spec) -> pd.DataFrame:
     parts = []
     for path in paths:
         out = work / "runs" / path.name
-        # A run is reused only where this model file made it: another model fitted into the
-        # same --work (every `ctcnet train` output is named model.pt) would lend its calls.
-        if _made_by(out) != model_sha256:
+        if not reusable(out, path, model_sha256):
             predict_cartridge(path, backend, out, PredictOptions(quiet=True, overwrite=True))
         cart = open_cartridge(path)
         events = pd.read_parquet(out / "events.parquet")
@@ -56,12 +54,19 @@ def labelled(paths: list[Path], model: Path, work: Path, spec) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _made_by(run: Path) -> str | None:
-    """The SHA-256 of the model file that made the run in ``run`` (None: none there)."""
+def reusable(run: Path, cartridge: Path, model_sha256: str) -> bool:
+    """Whether the run in ``run`` may stand for a run of ``cartridge`` now: made by the model
+    file of digest ``model_sha256`` (another model fitted into the same --work, every `ctcnet
+    train` output being named model.pt, would lend its calls) after the cartridge was last
+    drawn (one drawn again since, with other --frames or --events, would be scored on the
+    calls of the cells drawn before)."""
     try:
-        return json.loads((run / "summary.json").read_text())["model"]["sha256"]
+        made_by = json.loads((run / "summary.json").read_text())["model"]["sha256"]
+        written = (run / "summary.json").stat().st_mtime_ns
+        drawn = (cartridge / "ground_truth.csv").stat().st_mtime_ns
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return False
+    return made_by == model_sha256 and written > drawn
 
 
 def main() -> int:
