@@ -145,10 +145,12 @@ CARTRIDGE_KEYS = ("sample_id", "num_frames", "columns", "rows", "frame_height", 
 def unread_keys(info: dict, most: int = 20) -> dict | None:
     """cartridge.json's keys ctcnet does not read whose values are plain (text, numbers,
     true/false): a lab's own record of the scan (``site``, ``scanner``, ``operator``) that
-    the outputs carry; the first ``most``, texts cut to 200 characters; None where none."""
+    the outputs carry; the first ``most``, texts cut to 200 characters; None where none. A
+    number JSON cannot hold (NaN, Infinity, which Python's json writes) is left out: the
+    summary it goes into must parse anywhere."""
     kept = {str(k): (v[:200] if isinstance(v, str) else v) for k, v in info.items()
             if k not in CARTRIDGE_KEYS and isinstance(v, (str, int, float, bool))
-            and not (isinstance(v, float) and v != v)}
+            and not (isinstance(v, float) and not math.isfinite(v))}
     return dict(list(kept.items())[:most]) or None
 
 

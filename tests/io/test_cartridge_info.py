@@ -117,3 +117,14 @@ def test_a_blood_volume_under_a_drop_is_a_problem_of_the_sample(cart_and_model, 
     assert len(problems) == 1 and "less than a drop of blood" in problems[0]
     (cart / "cartridge.json").write_text(json.dumps({**info, "blood_volume_ml": 0.2}))
     assert plausibility_problems(open_cartridge(cart)) == []
+
+
+def test_a_labs_own_keys_travel_only_as_json_any_reader_parses():
+    """cartridge.json written by Python may hold Infinity or NaN (its json writes them):
+    carried into summary.json they would make it unreadable to a strict parser (a LIMS's,
+    a browser's), so such values are left out; plain values travel."""
+    from ctcnet.io.cartridge_info import unread_keys
+
+    kept = unread_keys({"site": "B", "exposure_ms": float("inf"), "gain": float("-inf"),
+                        "offset": float("nan"), "lamp_hours": 1200.5, "sample_id": "S1"})
+    assert kept == {"site": "B", "lamp_hours": 1200.5}
