@@ -52,7 +52,15 @@ def validation_split(config_path: Path, card: dict | None, spec=None,
     from ctcnet.errors import InputError
     from ctcnet.training.datamodule import CTCDataModule
 
-    data = dict(yaml.safe_load(config_path.read_text())["data"])
+    try:
+        recipe = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read the recipe ({getattr(err, 'strerror', None) or err})",
+                         config_path) from None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("data"), dict):
+        raise InputError("not a training recipe (no data: section): give the --config the "
+                         "model was trained with", config_path)
+    data = dict(recipe["data"])
     data.pop("num_workers", None)
     train_val = ((card or {}).get("data") or {}).get("train_val", {})
     recorded = train_val.get("simulated")

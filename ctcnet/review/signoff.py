@@ -205,8 +205,9 @@ def _warn_once(path: Path, err: Exception) -> None:
     if key in _warned:
         return
     _warned.add(key)
-    log.warning("%s: cannot read the sign-off (%s); the sample reads as not signed off "
-                "until it is signed off again", path, err)
+    log.warning("%s: cannot read the sign-off (%s); until it is signed off again, the "
+                "sign-off shown is the last %s records, marked edited since (with none "
+                "there, the sample reads as not signed off)", path, err, HISTORY_FILE)
 
 
 def write_signoff(folder: str | Path, signoff: SignOff) -> None:

@@ -1007,6 +1007,12 @@ def test_refit_guard_takes_a_crop_folders_validation_split(crop_dir, tmp_path):
     with pytest.raises(InputError, match="trained on"):
         refit.validation_split(config, {"data": {"train_val": {"data_dir": str(tmp_path)}}},
                                min_crops=1)
+    # A mistyped --config, or a file that is no recipe: one line, not a traceback.
+    with pytest.raises(InputError, match="cannot read the recipe"):
+        refit.validation_split(tmp_path / "lab.yml", None)
+    (tmp_path / "notes.yaml").write_text("- a list\n")
+    with pytest.raises(InputError, match="not a training recipe"):
+        refit.validation_split(tmp_path / "notes.yaml", None)
 
 
 def test_default_config_is_the_shipped_models_recipe():
