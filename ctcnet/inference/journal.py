@@ -139,8 +139,13 @@ def _what_differs(previous, fingerprint: dict) -> str:
             inner = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             named.append(f"{key} ({', '.join(inner)})")
         else:
-            named.append(key)
+            named.append(key + WHAT_MOVES_IT.get(key, ""))
     return ", ".join(named)
+
+
+# Fingerprint entries whose name alone does not say what changed them.
+WHAT_MOVES_IT = {"plane_order": ": which plane is read as which channel, panel.json's or the "
+                                "files' channel names"}
 
 
 def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,

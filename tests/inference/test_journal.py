@@ -357,7 +357,8 @@ def test_a_panel_json_corrected_for_its_plane_order_is_another_run(clean_run, ca
     channels = panel["channels"]
     channels[ck]["name"], channels[cd45]["name"] = "CD45", "CK"
     (cart / "panel.json").write_text(json.dumps(panel))
-    with pytest.raises(InputError, match=r"differs in plane_order\);"):
+    with pytest.raises(InputError, match=r"differs in plane_order: which plane is read as which "
+                                         r"channel, panel.json.s or the files. channel names\);"):
         predict(clean_run, cart, out)
     assert predict(clean_run, cart, out, overwrite=True).frames.resumed_from_journal == 0
     assert json.loads((out / "summary.json").read_text())["run_fingerprint"]["plane_order"] == {
