@@ -120,7 +120,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
                    sample_ids=None, decision: DecisionRule | None = None,
                    markers_decide: bool = False, exported: bool = False,
-                   logits: np.ndarray | None = None, measured=None) -> dict:
+                   logits: np.ndarray | None = None, measured=None,
+                   read_as=None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
@@ -133,7 +134,10 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
     as such (:meth:`ctcnet.inference.guard.GuardRules.for_crops`). ``logits``, ``measured``:
     the CNN's logits and the guard's measurements, if made (a crop folder's, a chunk at a
-    time: :func:`ctcnet.inference.crop_sets.read_and_classify`)."""
+    time: :func:`ctcnet.inference.crop_sets.read_and_classify`). ``read_as``: the model's
+    spec at the value ranges the crops are read at, where they differ
+    (:func:`ctcnet.inference.options.spec_read_as`: where the guard reads pixels as
+    saturated, as predict reads them; default the model's)."""
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
@@ -155,7 +159,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
         from ctcnet.inference.guard import MARKERS_VOUCH, RULES, crop_set_review
 
         network_calls = calls
-        calls, flags = crop_set_review(crops, proba, spec, calls, sample_ids, decision,
+        calls, flags = crop_set_review(crops, proba, read_as or spec, calls, sample_ids,
+                                       decision,
                                        rules=RULES.for_crops(exported), measured=measured)
         vouched = flags[MARKERS_VOUCH].to_numpy(bool) & (calls == "ctc")
         changed = calls != network_calls
@@ -289,15 +294,16 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         # (on crops compensated as asked, else as the model was trained) and the guard's
         # measurements run a chunk at a time, so memory does not grow with the folder.
         with SpilledArray(shape, np.float32, out_dir) as crops:
-            reading = read_and_classify(index, spec_read_as(spec, index.panel, wider_only=True),
-                                        backend.predict_logits, crops,
+            read_as = spec_read_as(spec, index.panel, wider_only=True)  # as predict reads
+            reading = read_and_classify(index, read_as, backend.predict_logits, crops,
                                         compensate, RULES.for_crops(index.exported)
                                         if markers_decide else None, steps)
             report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
                                     logits=reading.outputs, measured=reading.measured,
                                     decision=called_spec.decision,
                                     sample_ids=index.sample_ids,
-                                    markers_decide=markers_decide, exported=index.exported)
+                                    markers_decide=markers_decide, exported=index.exported,
+                                    read_as=read_as)
             report["prior"] = prior_name
             if splits:  # the rows scored; default: all but the baselines' split=train
                 report["splits"] = list(splits)

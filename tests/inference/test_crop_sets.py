@@ -230,25 +230,35 @@ def test_crops_labelled_with_a_class_the_model_lacks_are_said_left_out_of_the_ac
 
 
 def test_crops_stored_at_16_times_their_counts_get_the_guard_readings_of_their_counts(
-        crop_set, tmp_path):
+        tmp_path):
     """A crop set exported from a camera that stores 12-bit counts x16 in 16-bit files,
     panel.json stating 0-65535: the same calls, guard flags, review list and marker readings
-    as the counts themselves. The guard read every pixel past the model's 4095 as saturated
-    (bright CK and DNA left out of its readings: other flags, another review list); it now
-    reads saturation at the set's stated range where that is the wider."""
+    as the counts themselves, in predict and in ``ctcnet evaluate`` (its "as predict counts
+    it" figures). The guard read every pixel past the model's 4095 as saturated (bright CK
+    and DNA left out of its readings: other flags, clusters held); it now reads saturation
+    at the set's stated range where that is the wider."""
     import shutil
 
     import tifffile
 
-    scaled = shutil.copytree(crop_set, tmp_path / "x16")
+    from ctcnet.evaluation.evaluate import evaluate_dataset
+
+    batch = simulate_crops({"cluster": 12, "ctc": 4}, PANEL, None, 80, seed=12, num_samples=2)
+    counts = write_crop_dataset(tmp_path / "counts", batch.images, batch.labels, PANEL,
+                                batch.sample_ids)
+    scaled = shutil.copytree(counts, tmp_path / "x16")
     for path in scaled.rglob("*.tif"):
         tifffile.imwrite(path, tifffile.imread(path).astype(np.uint16) * 16)
     panel = json.loads((scaled / "panel.json").read_text())
     for channel in panel["channels"]:
         channel["value_range"] = [0, 65535]
     (scaled / "panel.json").write_text(json.dumps(panel))
-    one, _ = _run(crop_set, tmp_path / "one", "ctcnet-default")
+    one, _ = _run(counts, tmp_path / "one", "ctcnet-default")
     sixteen, _ = _run(scaled, tmp_path / "sixteen", "ctcnet-default")
     for column in ("class", "guard", "review", "markers_vouch", "cluster_partner"):
         assert one[column].fillna("").astype(str).equals(
             sixteen[column].fillna("").astype(str)), column
+    reports = [evaluate_dataset(root, "ctcnet-default", tmp_path / f"ev_{root.name}",
+                                device="cpu", with_baselines=False)["cnn"]["counted"]
+               for root in (counts, scaled)]
+    assert reports[0] == reports[1]
