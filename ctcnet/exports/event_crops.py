@@ -173,6 +173,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     """
     samples = find_samples(results)
     check_scans_for(samples, scans, results)
+    check_one_scale(samples)
     labels, rows, sources, manifest = [], [], [], []
     panel = model = None
     out = Path(out)
@@ -238,6 +239,37 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     finish_crop_dataset(out, manifest, panel.with_pixel_size(model.pixel_size_um), info)
     log.info("wrote %d crops (%s) to %s", len(manifest), counts, out)
     return info
+
+
+def check_one_scale(samples: dict[str, Path]) -> None:
+    """Refuse, before any crop is cut, samples whose scans state other value ranges (a
+    12-bit scan's 0-4095 beside a 16-bit one's 0-65535, or an 8-bit export's 0-255): one
+    crop dataset states one range for all its crops (its panel.json), and crops kept as the
+    scans' counts would be read at another's (the guard's saturation, the checks of values
+    past the range). Summaries that cannot be read are left to the cut, which says why."""
+    stated: dict[tuple, list[str]] = {}
+    for name, folder in samples.items():
+        try:
+            panel = Panel.from_dict(RunSummary.read(folder).panel)
+        except (InputError, OSError, KeyError, TypeError, ValueError):
+            continue
+        ranges = tuple((c.name, tuple(c.value_range)) for c in panel.channels)
+        stated.setdefault(ranges, []).append(name)
+    if len(stated) > 1:
+        said = "; ".join(f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}: "
+                         f"{_ranges_text(ranges)}" for ranges, names in stated.items())
+        raise InputError(f"the samples' scans state other value ranges ({said}): one crop "
+                         "dataset states one range for all its crops; cut each sample into a "
+                         "dataset of its own (its folder as RESULTS)",
+                         next(iter(samples.values())).parent)
+
+
+def _ranges_text(ranges: tuple) -> str:
+    """Channels' value ranges in words: one range once where every channel states it."""
+    if len({r for _, r in ranges}) == 1:
+        lo, hi = ranges[0][1]
+        return f"{lo:g}-{hi:g}"
+    return ", ".join(f"{channel} {lo:g}-{hi:g}" for channel, (lo, hi) in ranges)
 
 
 def _as_counts(crops: np.ndarray) -> np.ndarray:

@@ -382,3 +382,22 @@ def test_a_crop_set_whose_crops_cannot_be_read_is_set_aside_and_the_next_runs(
     assert "12 of 12 crops cannot be read" in reason and "(12 crops, the first " in reason
     assert reason.count(".tif") == 1
     assert "set_aside" not in run["good"] and (out / "good" / "predictions.csv").is_file()
+
+
+def test_crops_of_samples_stated_at_other_value_ranges_are_not_cut_into_one_dataset(
+        cart_and_model, tmp_path, capsys):
+    """One night's samples from two instruments, one stating 0-65535: their crops, kept as
+    each scan's counts, cannot share one panel.json's range (the guard would read one at
+    the other's saturation). Refused before any crop is cut, naming each range."""
+    scans, out = batch(cart_and_model, tmp_path)
+    panel = json.loads((scans / "b" / "panel.json").read_text())
+    panel["channels"] = [{"name": c if isinstance(c, str) else c["name"],
+                          "value_range": [0, 65535]} for c in panel["channels"]]
+    (scans / "b" / "panel.json").write_text(json.dumps(panel))
+    assert run_cli(capsys, "predict", scans, "--out", out, "--quiet", "--no-report",
+                   *options(cart_and_model))[0] == 0
+    status, err = run_cli(capsys, "crops", out, "--out", tmp_path / "crops")
+    assert status == 2 and "the samples' scans state other value ranges (S_a: 0-4095; S_b: " \
+        "0-65535)" in err[-1]
+    assert not (tmp_path / "crops").exists()
+    assert run_cli(capsys, "crops", out / "S_b", "--out", tmp_path / "crops_b")[0] == 0
