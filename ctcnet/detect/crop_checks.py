@@ -157,10 +157,14 @@ class CropNotes:
         if self.over:
             log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
                         "stated range (%s; panel.json's value_range): the marker guard reads "
-                        "such pixels as saturated, and the shipped models were trained on "
-                        "12-bit counts. Are these crops scaled (a 16-bit stretch)?", index.root,
+                        "such pixels as saturated, so its flags and the review list are not "
+                        "those of the counts. A camera writing 16-bit values (or 12-bit counts "
+                        "stored x16, to 65520) is read as such once panel.json states its "
+                        "range: %s", index.root,
                         self.over, n, ", ".join(f"{c.name} {c.value_range[1]:g}"
-                                                for c in index.panel.channels))
+                                                for c in index.panel.channels),
+                        f'{{"name": "{index.panel.channels[0].name}", '
+                        '"value_range": [0, 65535]}, ...')
         if self.rescaled:
             log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
                         "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
