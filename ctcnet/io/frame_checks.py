@@ -130,12 +130,16 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
             _refuse_unfilled_rows(frame[k], channel.name, path)
         lo, hi = channel.value_range
         if top > hi:
+            x16 = top <= 65535 and not np.any(np.mod(flat[k], 16))
             raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
                              f"of the panel's value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit "
                              "scan's, unless panel.json states one): state the scan's range "
                              f'in panel.json ({{"name": "{channel.name}", "value_range": '
-                             '[0, 65535]} for a 16-bit scan), or the frame is damaged'
-                             + _offset_said(flat[k], hi), path)
+                             '[0, 65535]} for a 16-bit scan)'
+                             + ("; every value is a multiple of 16, as a 12-bit camera's "
+                                "counts stored x16 (to 65520) are" if x16 else
+                                ", or the frame is damaged" + _offset_said(flat[k], hi)),
+                             path)
     rescaled = rescaled_counts(flat, channels, float(high.max()))
     if rescaled is not None:
         brightest, span = rescaled

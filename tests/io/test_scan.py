@@ -133,6 +133,16 @@ def test_values_above_the_panels_range_skip_the_frame(clean_run, cart):
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
+def test_a_12_bit_scan_stored_x16_under_a_12_bit_panel_is_told_what_it_is(clean_run, cart):
+    """Counts x16 (to 65520) with panel.json left at 0-4095: the skip says they read as
+    such (every value a multiple of 16), not that the export is damaged (its bright pixels
+    fall in CellSearch's offset span too)."""
+    rewrite_frame(frames(cart)[0], lambda pixels: pixels.__imul__(16))
+    skip = predict(clean_run, cart).skipped_frames[0]
+    assert "every value is a multiple of 16, as a 12-bit camera's counts stored x16" in \
+        skip["reason"] and "damaged" not in skip["reason"]
+
+
 def test_a_panel_that_states_16_bits_reads_16_bit_values(clean_run, cart):
     def brighter(pixels):
         pixels[1, 10:20, 10:20] = 65535
