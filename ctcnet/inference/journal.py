@@ -353,9 +353,11 @@ def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) 
     if before and cartridge.identity and before != cartridge.identity and \
             (out_dir / "review.csv").exists():
         log.warning("%s: review.csv holds decisions made on another cartridge with sample id "
-                    "%s (cartridge %s; this scan is %s): those made on frames whose pixels "
-                    "changed (all of them, for another scan) will be set aside, not counted; "
-                    "those on frames unchanged still count", out_dir, cartridge.sample_id,
+                    "%s (cartridge %s; this scan is %s): those made on frames whose files "
+                    "changed (all of them, for another scan; a recompression too, its pixels "
+                    "the same: frames are told by their files' bytes) will be set aside, not "
+                    "counted; those on frames unchanged still count", out_dir,
+                    cartridge.sample_id,
                     before, cartridge.identity)
 
 
