@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +45,12 @@ from ctcnet.inference.spillover import (
     scan_ratios,
 )
 from ctcnet.io.digests import frame_record
-from ctcnet.io.frame_checks import at_camera_tops, channel_maxima, saturation_note
+from ctcnet.io.frame_checks import (
+    at_camera_tops,
+    channel_maxima,
+    eight_bit_note,
+    saturation_note,
+)
 from ctcnet.io.scan import Cartridge, FrameRef, get_source
 from ctcnet.nn.spec import ModelSpec
 
@@ -60,6 +66,10 @@ SPILLOVER_FRAMES = 12
 LEAK_CHECK_EVENTS = 400
 
 log = logging.getLogger(__name__)
+
+# The cartridges (their roots) whose 8-bit frames were said in this process.
+_EIGHT_BIT_SAID: set = set()
+_EIGHT_BIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -146,6 +156,14 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                          seconds={"read": time.perf_counter() - t0})
     brightest = channel_maxima(pixels)
     note = saturation_note(pixels, cartridge.panel.channels, brightest)
+    if cartridge.root not in _EIGHT_BIT_SAID:  # once a cartridge (a warning, not a problem)
+        eight_bit = eight_bit_note(pixels, brightest)
+        with _EIGHT_BIT_LOCK:  # frame threads read a cartridge's frames side by side
+            first = eight_bit and cartridge.root not in _EIGHT_BIT_SAID
+            if first:
+                _EIGHT_BIT_SAID.add(cartridge.root)
+        if first:
+            log.warning("%s: %s", cartridge.sample_id, eight_bit)
     t_read = time.perf_counter()
     # Its digest while its files are in the page cache: what later cuts check it against. A
     # stage of its own: on a CPU without SHA instructions SHA-256 costs about what reading the

@@ -148,3 +148,18 @@ def test_a_frame_read_before_it_was_filled_is_skipped_and_an_old_padded_one_read
     os.utime(path, (long_ago, long_ago))
     again = predict(clean_run, cart)
     assert again.frames.skipped == 0 and "r00c01" not in str(again.skipped_frames)
+
+
+def test_an_8_bit_scan_is_said_to_lose_dim_cells_a_12_bit_one_is_not():
+    """A cartridge of 8-bit frames is read, with a warning that 256 levels lose dim cells;
+    a 12-bit frame, or a dark one read as floats with fractions, is not said so."""
+    from ctcnet.io.frame_checks import channel_maxima, eight_bit_note
+
+    frame = np.full((5, 40, 40), 12.0, np.float32)
+    frame[1, 5:9, 5:9] = 200
+    assert "8-bit (256 levels): dim cells fall between the levels" in \
+        eight_bit_note(frame, channel_maxima(frame))
+    frame[1, 5:9, 5:9] = 2000
+    assert eight_bit_note(frame, channel_maxima(frame)) is None
+    dark = np.full((5, 40, 40), 12.5, np.float32)
+    assert eight_bit_note(dark, channel_maxima(dark)) is None
