@@ -114,19 +114,14 @@ def _beside_cartridges(folder: Path, say: bool) -> bool:
 
 def _holds_a_scan(folder: Path) -> bool:
     """A cartridge.json, or a file named as a frame (not a container file: a crop may be
-    exported as an OME-TIFF, and a class folder of them is no scan)."""
+    exported as an OME-TIFF, and a class folder of them is no scan; a FIFO refused)."""
     if (folder / "cartridge.json").exists():
         return True
-    return any(not entry.name.startswith(".") and not is_container_file(entry)
-               and _claim_or_none(entry) is not None for entry in folder.iterdir())
-
-
-def _claim_or_none(path: Path):
-    """A source's claim on ``path``; None where it refuses it (a FIFO, a device)."""
-    try:
-        return claim(path)
-    except InputError:
-        return None
+    with contextlib.suppress(InputError):
+        return any(entry.is_file() and not entry.name.startswith(".")
+                   and not is_container_file(entry) and claim(entry) is not None
+                   for entry in folder.iterdir())
+    return False
 
 
 # Folders a file system or a share keeps beside the scans (Windows, Synology, QNAP, NetApp):
