@@ -32,11 +32,11 @@ from ctcnet.io.scan import (
     Cartridge,
     claim,
     is_cartridge,
-    is_container_file,
     misspelled_keys,
     open_cartridge,
     plausibility_problems,
 )
+from ctcnet.io.taxonomy import default_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,18 @@ def _beside_cartridges(folder: Path, say: bool) -> bool:
 
 
 def _holds_a_scan(folder: Path) -> bool:
-    """A cartridge.json, or a file named as a frame (not a container file: a crop may be
-    exported as an OME-TIFF, and a class folder of them is no scan; a FIFO refused)."""
+    """A cartridge.json; or a frame or a scan's container file (an OME-TIFF) with a
+    panel.json of its own or under a name no class has: a crop folder's class folder may
+    hold crops named as frames (``frame_0000.tif``, an image sequence's export) or exported
+    as OME-TIFFs, never a panel.json, and is named by its class."""
     if (folder / "cartridge.json").exists():
         return True
-    with contextlib.suppress(InputError):
-        return any(entry.is_file() and not entry.name.startswith(".")
-                   and not is_container_file(entry) and claim(entry) is not None
-                   for entry in folder.iterdir())
+    with contextlib.suppress(InputError):  # a FIFO or device a source refuses: no frame
+        if not any(entry.is_file() and not entry.name.startswith(".")
+                   and claim(entry) is not None for entry in folder.iterdir()):
+            return False
+        return (folder / "panel.json").exists() or \
+            folder.name.casefold() not in {name.casefold() for name in default_taxonomy().names}
     return False
 
 

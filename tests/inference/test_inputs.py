@@ -215,6 +215,8 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
     (crops / "ctc").mkdir(parents=True)
     (crops / "panel.json").write_text("{}")
     (crops / "ctc" / "cell_01.ome.tif").write_bytes(b"II*\x00")  # a crop exported as OME-TIFF
+    (crops / "wbc").mkdir()
+    (crops / "wbc" / "frame_0000.tif").write_bytes(b"II*\x00")  # an image sequence's names
     assert resolve_inputs([crops]) == ([], [crops])
     # Cartridges without a cartridge.json (it is optional): told by their frames' names.
     bare = tmp_path / "siteC"
@@ -223,6 +225,12 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
         (bare / name / "r00c00.tif").write_bytes(b"II*\x00")
     (bare / "panel.json").write_text("{}")
     assert resolve_inputs([bare]) == ([bare / "C_P01", bare / "C_P02"], [])
+    # ... or by a whole scan in one container file (an OME-TIFF), its channels named there.
+    ome = tmp_path / "siteD"
+    (ome / "D_P01").mkdir(parents=True)
+    (ome / "D_P01" / "scan.ome.tif").write_bytes(b"II*\x00")
+    (ome / "panel.json").write_text("{}")
+    assert resolve_inputs([ome]) == ([ome / "D_P01"], [])
     # A folder of cartridges holding a site's folder too: the site's folder is named as such.
     (tmp_path / "mixd" / "C_P09").mkdir(parents=True)
     (tmp_path / "mixd" / "C_P09" / "cartridge.json").write_text("{}")
