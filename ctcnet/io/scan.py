@@ -73,6 +73,7 @@ from ctcnet.io.panel import Panel, load_panel, save_panel
 # frame_digest and serpentine_position stay importable from here, where callers (predict,
 # the simulator, benchmarks) find them.
 from ctcnet.io.sources import FramePart, FrameRef, claim, frame_digest, get_source  # noqa: F401
+from ctcnet.io.sources.base import no_panel_json
 from ctcnet.io.sources.named import serpentine_position  # noqa: F401
 
 FRAME_SUFFIXES = IMAGE_SUFFIXES
@@ -259,8 +260,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     parts = _frame_parts(root)
     if not parts:
         if stated is None:
-            raise InputError("no panel.json in the cartridge folder: it names the channel order",
-                             root)
+            raise no_panel_json(root)
         raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
                          "or frame<k>.tif files, or OME-TIFF, OME-Zarr, CZI, ND2 or LIF files)",
                          root)

@@ -225,6 +225,10 @@ def test_a_sites_folder_with_one_panel_json_beside_its_cartridges_is_a_folder_of
         (bare / name / "r00c00.tif").write_bytes(b"II*\x00")
     (bare / "panel.json").write_text("{}")
     assert resolve_inputs([bare]) == ([bare / "C_P01", bare / "C_P02"], [])
+    with pytest.raises(InputError, match="no panel.json in the cartridge folder: it names the "
+                                         r"channel order \(the one in .*siteC is not read: "
+                                         "each cartridge reads its own; copy it"):
+        open_cartridge(bare / "C_P01")  # said where the site's one is, not only that it lacks
     # ... or by a whole scan in one container file (an OME-TIFF), its channels named there.
     ome = tmp_path / "siteD"
     (ome / "D_P01").mkdir(parents=True)

@@ -83,8 +83,7 @@ class FrameSource:
         the one given to open_cartridge), None when there is none; a source whose files name
         their channels and pixel size reads them and needs it only for what they lack."""
         if stated is None:
-            raise InputError("no panel.json in the cartridge folder: it names the channel order",
-                             parts[0].path.parent)
+            raise no_panel_json(parts[0].path.parent)
         return stated
 
     def frames(self, parts: list[FramePart], info: dict, panel) -> list[FrameRef]:
@@ -126,6 +125,16 @@ def get_source(name: str) -> FrameSource:
 def list_sources() -> list[str]:
     """Names of the registered sources, in claim order."""
     return list(_REGISTRY)
+
+
+def no_panel_json(folder: Path) -> InputError:
+    """The refusal of a cartridge folder without a panel.json, pointing at one beside it (a
+    site's, for all its scans), which a cartridge does not read."""
+    beside = Path(folder).parent / "panel.json"
+    hint = (f" (the one in {beside.parent} is not read: each cartridge reads its own; copy it "
+            "into each cartridge's folder)") if beside.is_file() else ""
+    return InputError(f"no panel.json in the cartridge folder: it names the channel order{hint}",
+                      folder)
 
 
 def claim(path: Path) -> FramePart | None:
