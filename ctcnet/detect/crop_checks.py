@@ -66,6 +66,7 @@ class CropNotes:
         self.dead: list[tuple[int, list[str]]] = []  # crop, its channels of one value
         self._saturated = self.panel.saturation_levels  # read per crop: computed once
         self.rescaled = self.over = 0
+        self.over_in: set[int] = set()  # the channels some crop holds values above
         self._first_of: dict[bytes, list[int]] = {}
         dna = self.panel.index_of_role("nucleus")
         # Only composites: their planes are markers by panel.json's word alone (a scan's
@@ -127,7 +128,9 @@ class CropNotes:
         # Resampling's weights sum to 1 only up to float rounding: a 4095 pixel brought to
         # model scale may read 4095.0005, which is the top, not past it.
         high *= np.float32(1 + RESAMPLING_ROUNDING)
-        self.over += int((crops.max(axis=(2, 3)) > high).any(axis=1).sum())
+        above = crops.max(axis=(2, 3)) > high
+        self.over += int(above.any(axis=1).sum())
+        self.over_in.update(np.flatnonzero(above.any(axis=0)).tolist())
 
     def refusal(self, errors: list[InputError]) -> InputError | None:
         """The one error for the crops that cannot be read (``errors``) or are blank: each
@@ -155,15 +158,16 @@ class CropNotes:
         """Log what the read noticed, one warning per kind for the whole set."""
         index, n = self.index, len(self.index)
         if self.over:
+            over = {k: index.panel.channels[k] for k in self.over_in}
             log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
                         "stated range (%s; panel.json's value_range): the marker guard reads "
                         "such pixels as saturated, so its flags and the review list are not "
                         "those of the counts. A camera writing 16-bit values (or 12-bit counts "
                         "stored x16, to 65520) is read as such once panel.json states its "
                         "range: %s", index.root,
-                        self.over, n, ", ".join(f"{c.name} {c.value_range[1]:g}"
-                                                for c in index.panel.channels),
-                        f'{{"name": "{index.panel.channels[0].name}", '
+                        self.over, n, ", ".join(f"{over[k].name} {over[k].value_range[1]:g}"
+                                                for k in sorted(over)),
+                        f'{{"name": "{over[min(over)].name}", '
                         '"value_range": [0, 65535]}, ...')
         if self.rescaled:
             log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
