@@ -303,7 +303,7 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
                                     decision=called_spec.decision,
                                     sample_ids=index.sample_ids,
                                     markers_decide=markers_decide, exported=index.exported,
-                                    read_as=read_as)
+                                    read_as=reading.read_as)
             report["prior"] = prior_name
             if splits:  # the rows scored; default: all but the baselines' split=train
                 report["splits"] = list(splits)

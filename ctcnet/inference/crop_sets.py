@@ -50,8 +50,10 @@ from ctcnet.inference.spillover import (
 from ctcnet.inference.summary import CropRunSummary, model_path, model_sha256
 from ctcnet.inference.tables import label_events, with_output_format
 from ctcnet.io.atomic import atomic_path, exclusive_folder
+from ctcnet.io.frame_checks import at_camera_tops
 from ctcnet.io.spilled import SpilledArray
 from ctcnet.nn.calls import decision_weights
+from ctcnet.nn.spec import ModelSpec
 
 # The most crops of a set whose CK leaks are checked against the guard's allowance when none
 # are taken off (the leak is the instrument's: a few hundred CK-bright crops show it).
@@ -104,8 +106,8 @@ def _classified(root: str | Path, backend, out_dir: Path, options: PredictOption
         with SpilledArray(shape, np.float32, out_dir) as crops:
             reading = read_and_classify(index, spec, backend.predict_proba, crops,
                                         options.compensate, rules, bars)
-            return _finish(root, index, spec, prior, backend, out_dir, options, rules,
-                           reading, crops)
+            return _finish(root, index, reading.read_as or spec, prior, backend, out_dir,
+                           options, rules, reading, crops)
 
 
 class CropSetReading(NamedTuple):
@@ -117,6 +119,7 @@ class CropSetReading(NamedTuple):
     timings_s: dict                   # read, classify (the network), measure
     leak_check: dict | None = None    # CK's leaks (on a share of the crops) against the
     #                                   guard's allowance (spillover.leak_check)
+    read_as: ModelSpec | None = None  # the spec the guard read the crops at (camera tops)
 
 
 def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
@@ -142,12 +145,22 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
     leaks = SampleLeaks(spec.panel)
     compensated = wants_compensation(spec, compensate)
     stride = 1 if compensated else max(1, -(-len(index) // LEAK_CHECK_CROPS))
+    brightest = np.zeros(spec.panel.num_channels)
     for start, chunk in crop_chunks(index, spec.crop_size, spec.pixel_size_um,
                                     chunk=CHUNK_CROPS):
         crops.write(start, chunk)
         some = np.arange(-start % stride, len(chunk), stride)
         leaks.add(chunk[some], samples[start + some])
+        if len(chunk):
+            brightest = np.maximum(brightest, chunk.max(axis=(0, 2, 3)))
         done("read", len(chunk))
+    # A set stated wider than its camera records (12-bit counts stated 0-65535) is read as
+    # saturated at the camera's top, as a cartridge's frame is; resampling leaves that top a
+    # rounding off a whole number.
+    rounded = np.round(brightest)
+    tops = at_camera_tops(spec.panel, np.where(np.abs(brightest - rounded) < 0.01, rounded,
+                                               brightest).tolist())
+    spec = spec if tops is spec.panel else spec.replace(panel=tops)
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if compensated else None
     outputs, measured, network_s = [], [], 0.0
@@ -168,7 +181,7 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
         leaks.records(sample_leaks) if compensated else None,
         {"read": t1 - t0, "classify": network_s,
          "measure": time.perf_counter() - t1 - network_s},
-        leak_check(leaks.pooled(), spec.panel, rules or RULES, str(index.root)))
+        leak_check(leaks.pooled(), spec.panel, rules or RULES, str(index.root)), spec)
 
 
 def _finish(root, index, spec, prior, backend, out_dir: Path, options: PredictOptions, rules,

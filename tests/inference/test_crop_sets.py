@@ -256,9 +256,35 @@ def test_crops_stored_at_16_times_their_counts_get_the_guard_readings_of_their_c
     one, _ = _run(counts, tmp_path / "one", "ctcnet-default")
     sixteen, _ = _run(scaled, tmp_path / "sixteen", "ctcnet-default")
     for column in ("class", "guard", "review", "markers_vouch", "cluster_partner"):
-        assert one[column].fillna("").astype(str).equals(
-            sixteen[column].fillna("").astype(str)), column
+        assert one[column].astype(str).equals(sixteen[column].astype(str)), column
     reports = [evaluate_dataset(root, "ctcnet-default", tmp_path / f"ev_{root.name}",
                                 device="cpu", with_baselines=False)["cnn"]["counted"]
                for root in (counts, scaled)]
     assert reports[0] == reports[1]
+    # Brighter counts clipped at the 12-bit camera's 4095, stated 0-4095 or 0-65535: read
+    # as saturated at 4095 both ways (the camera's top under the wider statement).
+    bright = write_crop_dataset(tmp_path / "bright", np.minimum(batch.images * 3, 4095),
+                                batch.labels, PANEL, batch.sample_ids)
+    wide = shutil.copytree(bright, tmp_path / "wide")
+    (wide / "panel.json").write_text(json.dumps(panel))
+    readings = [_guard_reading(root, tmp_path / f"spill_{root.name}")
+                for root in (bright, wide)]
+    pd.testing.assert_frame_equal(readings[0].measured, readings[1].measured)
+    ck = PANEL.index_of("CK")
+    assert readings[1].read_as.panel.channels[ck].value_range == (0.0, 4095.0)
+
+
+def _guard_reading(root, spill):
+    """The chunked read of a crop set as predict makes it, with the guard's measurements."""
+    from ctcnet.detect.crop_dataset import read_crop_index
+    from ctcnet.inference.options import spec_read_as
+    from ctcnet.io.spilled import SpilledArray
+
+    backend = load_backend("ctcnet-default", device="cpu")
+    index = read_crop_index(root).conform(backend.spec.panel)
+    spec = spec_read_as(backend.spec, index.panel, wider_only=True)
+    spill.mkdir()
+    shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
+    with SpilledArray(shape, np.float32, spill) as crops:
+        return crop_sets.read_and_classify(index, spec, backend.predict_proba, crops, None,
+                                           measurements.RULES.for_crops(index.exported))
