@@ -120,8 +120,7 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                    baselines: dict | None = None, model_input: np.ndarray | None = None,
                    sample_ids=None, decision: DecisionRule | None = None,
                    markers_decide: bool = False, exported: bool = False,
-                   logits: np.ndarray | None = None, measured=None,
-                   read_as=None) -> dict:
+                   logits: np.ndarray | None = None, measured=None, read_as=None) -> dict:
     """Full report for model-scale crops in memory, run through ``backend`` (torch or ONNX,
     :mod:`ctcnet.inference.backends`); ``baselines`` from
     :func:`ctcnet.evaluation.baselines.fit_baselines`. ``model_input``: what the CNN sees
@@ -134,10 +133,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
     ``exported``: the crops are display exports (RGB composites), whose leaks the markers read
     as such (:meth:`ctcnet.inference.guard.GuardRules.for_crops`). ``logits``, ``measured``:
     the CNN's logits and the guard's measurements, if made (a crop folder's, a chunk at a
-    time: :func:`ctcnet.inference.crop_sets.read_and_classify`). ``read_as``: the model's
-    spec at the value ranges the crops are read at, where they differ
-    (:func:`ctcnet.inference.options.spec_read_as`: where the guard reads pixels as
-    saturated, as predict reads them; default the model's)."""
+    time: :func:`ctcnet.inference.crop_sets.read_and_classify`); ``read_as``: the spec the
+    guard read them at (their value ranges; default the model's)."""
     spec = backend.spec
     names = spec.class_names
     y = labels_to_indices(labels, names)
@@ -160,8 +157,8 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
 
         network_calls = calls
         calls, flags = crop_set_review(crops, proba, read_as or spec, calls, sample_ids,
-                                       decision,
-                                       rules=RULES.for_crops(exported), measured=measured)
+                                       decision, rules=RULES.for_crops(exported),
+                                       measured=measured)
         vouched = flags[MARKERS_VOUCH].to_numpy(bool) & (calls == "ctc")
         changed = calls != network_calls
         cnn["marker_calls"] = {**marker_changes(network_calls, calls), "network_accuracy":
@@ -290,18 +287,17 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
-        # As predict reads a crop folder: the crops wait at model scale in a file, the CNN
-        # (on crops compensated as asked, else as the model was trained) and the guard's
-        # measurements run a chunk at a time, so memory does not grow with the folder.
+        # As predict reads a crop folder (the guard at its stated ranges): the crops wait at
+        # model scale in a file, the CNN (on crops compensated as asked, else as trained) and
+        # the guard's measurements run a chunk at a time: memory does not grow with the set.
         with SpilledArray(shape, np.float32, out_dir) as crops:
-            read_as = spec_read_as(spec, index.panel, wider_only=True)  # as predict reads
-            reading = read_and_classify(index, read_as, backend.predict_logits, crops,
+            reading = read_and_classify(index, spec_read_as(spec, index.panel, wider_only=True),
+                                        backend.predict_logits, crops,
                                         compensate, RULES.for_crops(index.exported)
                                         if markers_decide else None, steps)
             report = evaluate_crops(backend, crops, index.labels, baselines=baselines,
                                     logits=reading.outputs, measured=reading.measured,
-                                    decision=called_spec.decision,
-                                    sample_ids=index.sample_ids,
+                                    decision=called_spec.decision, sample_ids=index.sample_ids,
                                     markers_decide=markers_decide, exported=index.exported,
                                     read_as=reading.read_as)
             report["prior"] = prior_name
