@@ -523,7 +523,8 @@ def test_split_scores_one_split_of_a_manifest_the_baselines_fitted_on_train(
     scored = pd.read_csv(tmp_path / "test" / "predictions.csv")
     assert len(scored) == len(xt) - n_val
     # Scoring the train rows: the baselines fit on none of them (simulated crops instead).
-    assert main([*args, "--out", str(tmp_path / "train"), "--split", "train"]) == 0
+    assert main([*args, "--out", str(tmp_path / "train"), "--split", "train",
+                 "--train-per-class", "20"]) == 0  # a few simulated: the test is of the rows
     printed = json.loads(capsys.readouterr().out)
     assert printed["n"] == len(x) and printed["baseline_training"] == "simulated"
     status = main([*args, "--out", str(tmp_path / "x"), "--split", "holdout"])
