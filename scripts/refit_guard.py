@@ -55,8 +55,10 @@ def validation_split(config_path: Path, card: dict | None, spec=None,
     try:
         recipe = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read the recipe ({getattr(err, 'strerror', None) or err})",
-                         config_path) from None
+        mark = getattr(err, "problem_mark", None)  # YAML's: where, in one line
+        why = (f"{err.problem} at line {mark.line + 1}" if mark is not None and
+               getattr(err, "problem", None) else getattr(err, "strerror", None) or err)
+        raise InputError(f"cannot read the recipe ({why})", config_path) from None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("data"), dict):
         raise InputError("not a training recipe (no data: section): give the --config the "
                          "model was trained with", config_path)

@@ -108,7 +108,7 @@ def refuse_changed_frames(results, scans=None) -> None:
     from ctcnet.review.runs import find_samples
 
     samples = find_samples(results)
-    check_scans_for(samples, scans, results)
+    check_scans_for(samples, scans, results, every=True)
     for name, folder in samples.items():
         try:
             summary = RunSummary.read(folder)

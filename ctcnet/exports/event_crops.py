@@ -36,13 +36,14 @@ log = logging.getLogger(__name__)
 
 
 def check_scans_for(samples: dict[str, Path], scans: str | Path | None,
-                    results: str | Path) -> None:
+                    results: str | Path, every: bool = False) -> None:
     """Check ``--scans`` against the ``samples`` (name: results folder) before any is read:
     refuse a path that is not there, one cartridge for several samples (every other sample's
     frames would be read from it, told apart only as "changed"), and a folder of cartridges
     holding none of theirs (a wrong folder, which every tile or crop would otherwise find
-    wanting, one at a time); warn of the samples whose scans it lacks. A folder of cartridges
-    holds each by the name of the folder predict read (:func:`open_scanned_cartridge`)."""
+    wanting, one at a time); warn of the samples whose scans it lacks, or with ``every``
+    (a cut that needs them all) refuse. A folder of cartridges holds each by the name of the
+    folder predict read (:func:`open_scanned_cartridge`)."""
     if scans is None:
         return
     scans = Path(scans)
@@ -62,9 +63,11 @@ def check_scans_for(samples: dict[str, Path], scans: str | Path | None,
         except (InputError, OSError, KeyError, TypeError, ValueError):
             continue  # said where the sample is read
     lacking = {name: scan for name, scan in wanted.items() if not (scans / scan).exists()}
-    if wanted and len(lacking) == len(wanted):
+    if wanted and (len(lacking) == len(wanted) or every and lacking):
         looked = ", ".join(sorted(set(lacking.values()))[:5])
-        raise InputError(f"--scans holds none of these samples' scans (looked for {looked}"
+        which = "none of these samples' scans" if len(lacking) == len(wanted) else \
+            f"no scan of {len(lacking)} of {len(wanted)} samples ({', '.join(lacking)})"
+        raise InputError(f"--scans holds {which} (looked for {looked}"
                          f"{', ...' if len(set(lacking.values())) > 5 else ''}: the folders "
                          "predict read, by name): pass the folder that holds them", scans)
     if lacking:
@@ -172,7 +175,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     event.
     """
     samples = find_samples(results)
-    check_scans_for(samples, scans, results)
+    check_scans_for(samples, scans, results, every=True)
     check_one_scale(samples)
     labels, rows, sources, manifest = [], [], [], []
     panel = model = None

@@ -351,6 +351,10 @@ def test_a_nights_scans_moved_together_are_found_by_their_folder_names(cart_and_
     with caplog.at_level(logging.WARNING):
         ReviewApp(out, saliency=False, scans=moved)
     assert "lacks the scans of 1 of 2 samples (S_b (b))" in caplog.text
+    # A cut needs every sample's scan: refused before any is cut, naming the one lacking.
+    status, err = run_cli(capsys, "crops", out, "--out", tmp_path / "part", "--scans", moved)
+    assert status == 2 and "--scans holds no scan of 1 of 2 samples (S_b) (looked for b" in \
+        err[-1] and not (tmp_path / "part").exists()
 
 
 def test_a_crop_set_whose_crops_cannot_be_read_is_set_aside_and_the_next_runs(

@@ -1010,6 +1010,9 @@ def test_refit_guard_takes_a_crop_folders_validation_split(crop_dir, tmp_path):
     # A mistyped --config, or a file that is no recipe: one line, not a traceback.
     with pytest.raises(InputError, match="cannot read the recipe"):
         refit.validation_split(tmp_path / "lab.yml", None)
+    (tmp_path / "broken.yaml").write_text("data: [1\n")
+    with pytest.raises(InputError, match=r"cannot read the recipe \(expected .* at line 2\)$"):
+        refit.validation_split(tmp_path / "broken.yaml", None)
     (tmp_path / "notes.yaml").write_text("- a list\n")
     with pytest.raises(InputError, match="not a training recipe"):
         refit.validation_split(tmp_path / "notes.yaml", None)
