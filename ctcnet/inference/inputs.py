@@ -96,9 +96,8 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
 
 def _beside_cartridges(folder: Path, say: bool) -> bool:
     """Whether a folder holding a panel.json (as a crop folder does) holds cartridges
-    (sub-folders with a cartridge.json or frames named as a scan's, ``r00c00.tif``, which no
-    crop folder's class folder has): a site's folder of scans with one panel.json for them
-    all, whose frames read as crops would make nonsense of the night. Said (``say``): each
+    (:func:`_holds_a_scan`): a site's folder of scans with one panel.json for them all,
+    whose frames read as crops would make nonsense of the night. Said (``say``): each
     cartridge reads the panel.json in its own folder."""
     try:
         held = [p for p in folder.iterdir() if p.is_dir() and _holds_a_scan(p)]
