@@ -37,6 +37,7 @@ from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks
+from ctcnet.io.frame_checks import CAMERA_TOPS, SATURATED_SHARE
 from ctcnet.io.scan import rescaled_counts
 
 if TYPE_CHECKING:  # a type only: crop_dataset imports this module
@@ -67,6 +68,8 @@ class CropNotes:
         self._saturated = self.panel.saturation_levels  # read per crop: computed once
         self.rescaled = self.over = 0
         self.over_in: set[int] = set()  # the channels some crop holds values above
+        self.saturated = 0
+        self.saturated_in: set[int] = set()  # the channels some crop is saturated in
         self._first_of: dict[bytes, list[int]] = {}
         dna = self.panel.index_of_role("nucleus")
         # Only composites: their planes are markers by panel.json's word alone (a scan's
@@ -124,13 +127,21 @@ class CropNotes:
         is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
         if not len(crops) or self.index.exported:  # display levels (a model's order drops
             return                                   # the panel's composite word)
-        high = np.array([c.value_range[1] for c in self.index.panel.channels], np.float32)
+        stated = np.array([c.value_range[1] for c in self.index.panel.channels], np.float32)
         # Resampling's weights sum to 1 only up to float rounding: a 4095 pixel brought to
         # model scale may read 4095.0005, which is the top, not past it.
-        high *= np.float32(1 + RESAMPLING_ROUNDING)
-        above = crops.max(axis=(2, 3)) > high
+        peak = crops.max(axis=(2, 3))
+        above = peak > stated * np.float32(1 + RESAMPLING_ROUNDING)
         self.over += int(above.any(axis=1).sum())
         self.over_in.update(np.flatnonzero(above.any(axis=0)).tolist())
+        # Saturated: at the stated top, or at a camera's own top under it (12-bit counts
+        # stated 0-65535), over more of a crop than a frame may be before it is said.
+        near = np.round(peak)
+        top = np.where(np.isin(near, list(CAMERA_TOPS)) & (near < stated), near, stated)
+        at_top = (crops >= (top * np.float32(1 - RESAMPLING_ROUNDING))[:, :, None, None]) \
+            .mean(axis=(2, 3)) > SATURATED_SHARE
+        self.saturated += int(at_top.any(axis=1).sum())
+        self.saturated_in.update(np.flatnonzero(at_top.any(axis=0)).tolist())
 
     def refusal(self, errors: list[InputError]) -> InputError | None:
         """The one error for the crops that cannot be read (``errors``) or are blank: each
@@ -169,6 +180,14 @@ class CropNotes:
                                                 for k in sorted(over)),
                         f'{{"name": "{over[min(over)].name}", '
                         '"value_range": [0, 65535]}, ...')
+        if self.saturated:
+            log.warning("crop dataset %s: %d of %d crops are saturated in %s over more than "
+                        "%.0f%% of their pixels (at the top of what the camera records: "
+                        "overexposed, or glare?): their markers' readings, and the calls "
+                        "and checks made of them, are not to be trusted without a look",
+                        index.root, self.saturated, n,
+                        ", ".join(index.panel.channels[k].name
+                                  for k in sorted(self.saturated_in)), 100 * SATURATED_SHARE)
         if self.rescaled:
             log.warning("crop dataset %s: %d of %d crops hold only fractions far below their "
                         "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
@@ -183,7 +202,9 @@ class CropNotes:
             log.warning("crop dataset %s: %s", index.root, line)
         swapped = self.marker_labels.warning() if self.marker_labels is not None else None
         if swapped:
-            log.warning("crop dataset %s: %s", index.root, swapped)
+            log.warning("crop dataset %s: %s%s", index.root, swapped, (
+                f" (or the glare of the {self.saturated} crops saturated, which lights a "
+                "marker where it is not)") if self.saturated else "")
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

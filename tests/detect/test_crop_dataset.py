@@ -71,6 +71,28 @@ def test_crops_above_their_stated_range_are_said(tmp_path, rng, caplog):
     assert "DAPI 4095" not in caplog.text  # the channels past their range alone are named
 
 
+def test_saturated_crops_are_said_at_the_top_their_camera_records(tmp_path, rng, caplog):
+    """Glare clipping CK at 4095 over a fifth of two crops: said, whether the set states
+    0-4095 or 0-65535 (the camera's top under the wider range), or holds the counts x16 at
+    65520; a set whose brightest pixels stay under the top is not."""
+    from dataclasses import replace
+
+    crops = rng.integers(100, 3000, (6, 5, 32, 32), dtype=np.uint16)
+    write_crop_dataset(tmp_path / "calm", crops, ["ctc"] * 6, default_panel())
+    crops[1:3, 1, :7] = 4095
+    wide = replace(default_panel(), channels=tuple(
+        replace(c, value_range=(0.0, 65535.0)) for c in default_panel().channels))
+    write_crop_dataset(tmp_path / "counts", crops, ["ctc"] * 6, default_panel())
+    write_crop_dataset(tmp_path / "wide", crops, ["ctc"] * 6, wide)
+    write_crop_dataset(tmp_path / "x16", crops * 16, ["ctc"] * 6, wide)
+    for name in ("counts", "wide", "x16", "calm"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+            load_crops(read_crop_index(tmp_path / name))
+        said = "2 of 6 crops are saturated in CK over more than 5% of their pixels"
+        assert (said in caplog.text) == (name != "calm"), name
+
+
 def test_crops_at_the_top_of_their_range_brought_to_model_scale_are_not_said(tmp_path, rng,
                                                                              caplog):
     """Resampling's weights sum to 1 up to float rounding: a crop at 4095 read at 0.5 um/px
