@@ -32,6 +32,7 @@ from ctcnet.evaluation.perturb import Cell, perturbation_catalogue
 from ctcnet.evaluation.plots import BLACK, GREY, WHITE, _font, _save
 from ctcnet.evaluation.test_set import BASELINE_TRAIN_SEED, labelled_test_set
 from ctcnet.inference.backends import load_backend
+from ctcnet.inference.options import spec_read_as
 from ctcnet.inference.spillover import network_view, wants_compensation
 from ctcnet.io.atomic import atomic_write_text
 from ctcnet.nn.calls import DecisionRule, calls_from_proba
@@ -376,12 +377,14 @@ def network_input(spec, sample_ids=None, compensate: bool | None = None,
 
 def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: dict | None,
                      seed: int = 0, families: list[str] | None = None,
-                     sample_ids=None, compensate: bool | None = None) -> dict:
+                     sample_ids=None, compensate: bool | None = None, read_as=None) -> dict:
     """Run the full declared matrix for a backend's panel on crops in memory, with targets
     (``sample_ids``: the crops' samples, for the guard's DNA reference and ``compensate``'s
-    spillover; default: one)."""
+    spillover; default: one). ``read_as``: the model's spec at the crops' value ranges
+    (:func:`ctcnet.inference.options.spec_read_as`), where a perturbed crop clips and the
+    guard reads saturation (default: the model's)."""
     spec = backend.spec
-    cells, notes = perturbation_catalogue(spec.panel)
+    cells, notes = perturbation_catalogue((read_as or spec).panel)
     if families:
         cells = [c for c in cells if c.family in families]
     # A model that reads exports only is given each changed crop exported, and so are its
@@ -408,7 +411,7 @@ def matrix_for_crops(backend, crops: np.ndarray, labels: np.ndarray, baselines: 
     # span, margin, zoom and JPEG change on their own).
     matrix = run_matrix(crops, labels, spec.class_names,
                         make_classifier(backend, baselines, spec.panel, seen), cells, seed,
-                        flags=default_flags(spec, sample_ids), written=written,
+                        flags=default_flags(read_as or spec, sample_ids), written=written,
                         rewritten=export_view(spec, seed + 1))
     matrix["compensated"] = seen is not None
     matrix["exported"] = written is not None
@@ -442,7 +445,8 @@ def robustness_dataset(data: str | Path, model_path: str | Path | None, out_dir:
         pixel_size)
     labels = index.label_indices(spec.taxonomy)
     matrix = matrix_for_crops(backend, crops, labels, baselines, seed, families,
-                              index.sample_ids, compensate)
+                              index.sample_ids, compensate,
+                              spec_read_as(spec, index.panel, wider_only=True))
     # What made it, as evaluate's report.json says it: a release record traces its numbers.
     from datetime import datetime, timezone
 

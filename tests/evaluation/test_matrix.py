@@ -256,3 +256,27 @@ def test_an_export_model_reads_every_cell_exported_and_so_does_its_guard(
                                            crops, labels, None, families=["export"])
     assert plain["exported"] is False and {c["family"] for c in plain["cells"]} == {"export"}
     assert "export_redraw" not in plain
+
+
+def test_crops_stored_x16_perturb_as_their_counts_do(tmp_path, tiny_model_file):
+    """A crop set of 12-bit counts stored x16, stated 0-65535: a stain made brighter clips
+    at the stated top, not at the model's 4095 (which turned every bright x16 pixel into
+    the same value and read as a fragile model); the cells score as the counts' do."""
+    from dataclasses import replace
+
+    from ctcnet.evaluation import matrix as matrix_module
+
+    panel = default_panel()
+    wide = replace(panel, channels=tuple(replace(c, value_range=(0.0, 65535.0))
+                                         for c in panel.channels))
+    tiny_model_file(tmp_path / "m.pt", crop_size=SIZE)
+    crops = np.concatenate([disk_crops(n=3, channel=k, seed=k, noise=4) for k in range(4)])
+    labels = [CLASSES[k] for k in range(4) for _ in range(3)]
+    write_crop_dataset(tmp_path / "counts", crops.astype(np.uint16), labels, panel)
+    write_crop_dataset(tmp_path / "x16", crops.astype(np.uint16) * 16, labels, wide)
+    cells = [[{k: c[k] for k in ("name", "label", "methods", "review")} for c in
+              matrix_module.robustness_dataset(tmp_path / name, tmp_path / "m.pt",
+                                               tmp_path / f"out_{name}", with_baselines=False,
+                                               families=["stain"], device="cpu")["cells"]]
+             for name in ("counts", "x16")]
+    assert cells[0] == cells[1]
