@@ -37,7 +37,7 @@ from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
 from ctcnet.errors import InputError
 from ctcnet.io.annotations import warn_of_marks
-from ctcnet.io.frame_checks import CAMERA_TOPS, SATURATED_SHARE
+from ctcnet.io.frame_checks import SATURATED_SHARE, clipped_tops
 from ctcnet.io.scan import rescaled_counts
 
 if TYPE_CHECKING:  # a type only: crop_dataset imports this module
@@ -136,8 +136,7 @@ class CropNotes:
         self.over_in.update(np.flatnonzero(above.any(axis=0)).tolist())
         # Saturated: at the stated top, or at a camera's own top under it (12-bit counts
         # stated 0-65535), over more of a crop than a frame may be before it is said.
-        near = np.round(peak)
-        top = np.where(np.isin(near, list(CAMERA_TOPS)) & (near < stated), near, stated)
+        top = clipped_tops(peak, stated).astype(np.float32)
         at_top = (crops >= (top * np.float32(1 - RESAMPLING_ROUNDING))[:, :, None, None]) \
             .mean(axis=(2, 3)) > SATURATED_SHARE
         self.saturated += int(at_top.any(axis=1).sum())

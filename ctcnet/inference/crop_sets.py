@@ -155,11 +155,8 @@ def read_and_classify(index, spec, network: Callable[[np.ndarray], np.ndarray],
             brightest = np.maximum(brightest, chunk.max(axis=(0, 2, 3)))
         done("read", len(chunk))
     # A set stated wider than its camera records (12-bit counts stated 0-65535) is read as
-    # saturated at the camera's top, as a cartridge's frame is; resampling leaves that top a
-    # rounding off a whole number.
-    rounded = np.round(brightest)
-    tops = at_camera_tops(spec.panel, np.where(np.abs(brightest - rounded) < 0.01, rounded,
-                                               brightest).tolist())
+    # saturated at the camera's top, as a cartridge's frame is.
+    tops = at_camera_tops(spec.panel, brightest.tolist())
     spec = spec if tops is spec.panel else spec.replace(panel=tops)
     t1 = time.perf_counter()
     sample_leaks = leaks.leaks() if compensated else None

@@ -249,12 +249,24 @@ def channel_maxima(frame: np.ndarray) -> list[float]:
     return [float(plane.max()) if plane.size else 0.0 for plane in frame]
 
 
+def clipped_tops(peaks, stated) -> np.ndarray:
+    """Where each of ``peaks`` (brightest values, any shape) sits at a 12- or 14-bit camera's
+    top (:data:`CAMERA_TOPS`; to resampling's rounding, for crops brought to model scale)
+    under its ``stated`` top (data stated 0-65535 whose camera clips lower: its glare is
+    there, not at 65535), that camera top; elsewhere the stated top."""
+    peaks, stated = np.asarray(peaks, np.float64), np.asarray(stated, np.float64)
+    near = np.round(peaks)
+    at_camera = np.isin(near, list(CAMERA_TOPS)) & (np.abs(peaks - near) < 0.01) & \
+        (near < stated)
+    return np.where(at_camera, near, stated)
+
+
 def camera_tops(channels, brightest: list[float]) -> dict[int, float]:
-    """Channel index: the top of a 12- or 14-bit camera (:data:`CAMERA_TOPS`) its brightest
-    pixel sits at, where that is under the channel's stated range (data stated 0-65535 whose
-    camera clips lower: its glare is there, not at 65535)."""
-    return {i: top for i, (channel, top) in enumerate(zip(channels, brightest))
-            if top in CAMERA_TOPS and top < channel.value_range[1]}
+    """Channel index: the camera top its brightest pixel sits at under the channel's stated
+    range (:func:`clipped_tops`), for the channels that have one."""
+    stated = [channel.value_range[1] for channel in channels]
+    tops = clipped_tops(brightest[:len(stated)], stated)
+    return {i: float(top) for i, top in enumerate(tops) if top < stated[i]}
 
 
 def at_camera_tops(panel, brightest: list[float]):
@@ -279,8 +291,11 @@ def saturation_note(frame: np.ndarray, channels,
     called, but its count is not to be trusted without a look: the cells under the glare
     merge or vanish."""
     said = []
-    ceiling = eight_bit_ceiling(frame)
     brightest = channel_maxima(frame) if brightest is None else brightest
+    # A float frame (as cartridges are read) past 8 bits is told by its maxima, without a
+    # pass over its pixels.
+    ceiling = np.inf if frame.dtype.kind == "f" and max(brightest, default=0.0) > \
+        EIGHT_BIT_TOP else eight_bit_ceiling(frame)
     clipped = camera_tops(channels, brightest)
     for i, (plane, channel) in enumerate(zip(frame, channels)):
         top = min(channel.value_range[1], ceiling)
