@@ -164,21 +164,43 @@ class CropNotes:
                           f"{'used' if blank else 'read'}" + how + ": " + _by_reason(bad),
                           index.root)
 
+    def past_range(self) -> str:
+        """What the crops past their channels' stated range are (empty when none): how many,
+        the channels and ranges they pass, and the panel.json line that states a 16-bit
+        camera's range."""
+        if not self.over:
+            return ""
+        over = {k: self.index.panel.channels[k] for k in self.over_in}
+        return (f"{self.over} of {len(self.index)} crops hold values above their channels' "
+                "stated range (" + ", ".join(f"{over[k].name} {over[k].value_range[1]:g}"
+                                             for k in sorted(over)) +
+                "; panel.json's value_range)")
+
+    def past_range_refusal(self) -> InputError | None:
+        """The error a command that fits a model from the crops (train, finetune) gives for
+        crops past their stated range, or None: the guard's readings it would fit (CK's leak
+        into the exclusion markers, its reference) read those pixels as saturated, and the
+        model would carry them."""
+        if not self.over:
+            return None
+        return InputError(f"{self.past_range()}: a model fitted from them would carry marker "
+                          "readings that take their pixels for saturated. " + self._state_range(),
+                          self.index.root)
+
+    def _state_range(self) -> str:
+        over = min(self.over_in)
+        return ("A camera writing 16-bit values (or 12-bit counts stored x16, to 65520) is read "
+                "as such once panel.json states its range: "
+                f'{{"name": "{self.index.panel.channels[over].name}", '
+                '"value_range": [0, 65535]}, ...')
+
     def say(self) -> None:
         """Log what the read noticed, one warning per kind for the whole set."""
         index, n = self.index, len(self.index)
         if self.over:
-            over = {k: index.panel.channels[k] for k in self.over_in}
-            log.warning("crop dataset %s: %d of %d crops hold values above their channels' "
-                        "stated range (%s; panel.json's value_range): the marker guard reads "
-                        "such pixels as saturated, so its flags and the review list are not "
-                        "those of the counts. A camera writing 16-bit values (or 12-bit counts "
-                        "stored x16, to 65520) is read as such once panel.json states its "
-                        "range: %s", index.root,
-                        self.over, n, ", ".join(f"{over[k].name} {over[k].value_range[1]:g}"
-                                                for k in sorted(over)),
-                        f'{{"name": "{over[min(over)].name}", '
-                        '"value_range": [0, 65535]}, ...')
+            log.warning("crop dataset %s: %s: the marker guard reads such pixels as saturated, "
+                        "so its flags and the review list are not those of the counts. %s",
+                        index.root, self.past_range(), self._state_range())
         if self.saturated:
             log.warning("crop dataset %s: %d of %d crops are saturated in %s over more than "
                         "%.0f%% of their pixels (at the top of what the camera records: "

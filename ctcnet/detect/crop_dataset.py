@@ -420,11 +420,14 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
 
 
 def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float | None = None,
-               min_size: int = 0) -> np.ndarray:
+               min_size: int = 0, fitting: bool = False) -> np.ndarray:
     """Load every crop of an index into one float32 (N, C, size, size) array at model scale
-    (:func:`crop_chunks`, whose checks and warnings it makes)."""
+    (:func:`crop_chunks`, whose checks and warnings it makes). ``fitting``: the crops are to
+    fit a model (train, finetune, a recalibration), and crops past their stated range are refused, not only
+    said."""
     # One chunk, the whole index (read to the end: the checks come after the last chunk).
-    chunks = list(crop_chunks(index, size, model_pixel_um, min_size, max(len(index), 1)))
+    chunks = list(crop_chunks(index, size, model_pixel_um, min_size, max(len(index), 1),
+                              fitting=fitting))
     return chunks[0][1] if chunks else None
 
 
@@ -436,7 +439,8 @@ CHUNK_CROPS = 1024
 
 def crop_chunks(index: CropIndex, size: int | None = None,
                 model_pixel_um: float | None = None, min_size: int = 0,
-                chunk: int = CHUNK_CROPS) -> Iterator[tuple[int, np.ndarray]]:
+                chunk: int = CHUNK_CROPS, fitting: bool = False
+                ) -> Iterator[tuple[int, np.ndarray]]:
     """Read the crops of an index ``chunk`` at a time: yields (first row, float32
     (n, C, size, size) crops at model scale).
 
@@ -448,7 +452,9 @@ def crop_chunks(index: CropIndex, size: int | None = None,
     only to be named), and crops that had to be padded or cut, and what
     :class:`~ctcnet.detect.crop_checks.CropNotes` notices (copies, scale bars, values past
     their range, composite planes likely in another order) are logged, each once for the
-    whole index.
+    whole index. ``fitting``: values past the channels' stated range are refused with the rest
+    (:meth:`~ctcnet.detect.crop_checks.CropNotes.past_range_refusal`), as a model fitted from
+    the crops would carry them.
     """
     errors, notes = [], CropNotes(index)
     cut = padded = 0
@@ -476,7 +482,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
         if not errors and not notes.unusable:
             notes.scaled(out)
             yield start, out
-    refusal = notes.refusal(errors)
+    refusal = notes.refusal(errors) or (notes.past_range_refusal() if fitting else None)
     if refusal is not None:
         raise refusal
     report_fit(f"crop dataset {index.root}", len(index), cut, padded,

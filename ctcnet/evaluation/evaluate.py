@@ -446,7 +446,7 @@ def calibrate_model_file(model_path, val_data, out_path, target: float = 0.99,
     model, spec = backend.model, backend.spec
     index = read_crop_index(val_data, taxonomy=spec.taxonomy).conform(spec.panel,
                                                                       "validation data")
-    crops = load_crops(index, spec.crop_size, spec.pixel_size_um)
+    crops = load_crops(index, spec.crop_size, spec.pixel_size_um, fitting=True)
     logits = backend.predict_logits(crops)
     labels = index.label_indices(spec.taxonomy)
     def reference():  # the simulator's crops, drawn only where the lab's cannot fit alone

@@ -113,7 +113,7 @@ def folder_splits(index: CropIndex, taxonomy: Taxonomy, crop_size: int, model_pi
                   val_fraction: float, split_seed: int, split_unit: str) -> dict[str, SplitData]:
     """The folder's crops at model scale, split: by the manifest's ``split`` column where it
     has one, the rest (``split_unit``) by sample or by crop into train and val."""
-    images = load_crops(index, crop_size, model_pixel_um)
+    images = load_crops(index, crop_size, model_pixel_um, fitting=True)
     targets = index.label_indices(taxonomy)
     splits = np.array([s.lower() for s in index.splits], dtype=object)
     by_hand = (splits != "").any()  # a manifest's split column: a person placed these crops

@@ -71,6 +71,21 @@ def test_crops_above_their_stated_range_are_said(tmp_path, rng, caplog):
     assert "DAPI 4095" not in caplog.text  # the channels past their range alone are named
 
 
+def test_crops_above_their_stated_range_are_refused_to_fit_a_model(tmp_path, rng):
+    """Train and finetune fit the guard's readings from the crops into the model: crops past
+    their stated range are refused there, with the panel.json line that states it."""
+    crops = _toy_crops(rng)
+    crops[2, 1] *= 12
+    write_crop_dataset(tmp_path / "ds", crops, ["ctc"] * 6, default_panel())
+    with pytest.raises(InputError, match=r"1 of 6 crops hold values above their channels' "
+                       r"stated range \(CK 4095; .*a model fitted from them.*"
+                       r'"value_range": \[0, 65535\]'):
+        load_crops(read_crop_index(tmp_path / "ds"), fitting=True)
+    crops[2, 1] //= 12
+    write_crop_dataset(tmp_path / "ok", crops, ["ctc"] * 6, default_panel())
+    assert load_crops(read_crop_index(tmp_path / "ok"), fitting=True).shape[0] == 6
+
+
 def test_saturated_crops_are_said_at_the_top_their_camera_records(tmp_path, rng, caplog):
     """Glare clipping CK at 4095 over a fifth of two crops: said, whether the set states
     0-4095 or 0-65535 (the camera's top under the wider range), or holds the counts x16 at
