@@ -11,7 +11,8 @@
   of one is noise in the figures and the training set; its file is left out by a person, not
   by ctcnet behind their back;
 * pixel-identical **copies** of another crop (one label of two is wrong where they differ);
-* float crops **rescaled** to fractions, and values **above** the channels' stated range;
+* float crops **rescaled** to fractions, raw crops stored in **8 bits**, and values **above**
+  the channels' stated range;
 * the **marks** filled in colour composites (frames, scale bars:
   :func:`ctcnet.io.annotations.warn_of_marks`);
 * composites whose R, G, B planes are likely in **another order** than ``panel.json`` says
@@ -67,6 +68,7 @@ class CropNotes:
         self.dead: list[tuple[int, list[str]]] = []  # crop, its channels of one value
         self._saturated = self.panel.saturation_levels  # read per crop: computed once
         self.rescaled = self.over = 0
+        self.eight_bit = 0  # raw crops (a scan's counts, not a composite) stored in 8 bits
         self.over_in: set[int] = set()  # the channels some crop holds values above
         self.saturated = 0
         self.saturated_in: set[int] = set()  # the channels some crop is saturated in
@@ -106,6 +108,7 @@ class CropNotes:
             if len(dead):
                 self.dead.append((i, [self.panel.names[c] for c in dead]))
                 return False
+        self.eight_bit += crop.dtype == np.uint8 and not self.index.exported
         if crop.dtype.kind == "f" and not self.index.exported:
             # Display exports hold levels, not counts: never "rescaled".
             self.rescaled += rescaled_counts(crop, self.panel.channels) is not None
@@ -214,6 +217,11 @@ class CropNotes:
                         "channels' range: rescaled (e.g. to 0-1)? ctcnet reads raw counts, and "
                         "such cells read as faint specks (called debris)", index.root,
                         self.rescaled, n)
+        if self.eight_bit:
+            log.warning("crop dataset %s: %d of %d crops are 8-bit (256 levels) where a scan's "
+                        "counts are read: dim markers fall between the levels and are lost or "
+                        "read as negative; export the crops at the camera's depth (12 or 16 "
+                        "bits) where the scanner can", index.root, self.eight_bit, n)
         warn_of_copies([g for g in self._first_of.values() if len(g) > 1], index)
         warn_of_marks(index.root, self.marks, n)
         order = self.planes.warning() if self.planes is not None else None
@@ -223,9 +231,14 @@ class CropNotes:
             log.warning("crop dataset %s: %s", index.root, line)
         swapped = self.marker_labels.warning() if self.marker_labels is not None else None
         if swapped:
-            log.warning("crop dataset %s: %s%s", index.root, swapped, (
-                f" (or the glare of the {self.saturated} crops saturated, which lights a "
-                "marker where it is not)") if self.saturated else "")
+            # Other causes this set shows: glare lights a marker where it is not, 8 bits lose
+            # a dim one.
+            other = [f"the glare of the {self.saturated} crops saturated, which lights a "
+                     "marker where it is not"] if self.saturated else []
+            other += [f"the 8-bit levels of the {self.eight_bit} 8-bit crops, which lose a dim "
+                      "marker"] if self.eight_bit else []
+            log.warning("crop dataset %s: %s%s", index.root, swapped,
+                        f". Or it is {', or '.join(other)}" if other else "")
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

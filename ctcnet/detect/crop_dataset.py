@@ -423,8 +423,8 @@ def load_crops(index: CropIndex, size: int | None = None, model_pixel_um: float 
                min_size: int = 0, fitting: bool = False) -> np.ndarray:
     """Load every crop of an index into one float32 (N, C, size, size) array at model scale
     (:func:`crop_chunks`, whose checks and warnings it makes). ``fitting``: the crops are to
-    fit a model (train, finetune, a recalibration), and crops past their stated range are refused, not only
-    said."""
+    fit a model (train, finetune, a recalibration), and crops past their stated range are
+    refused, not only said."""
     # One chunk, the whole index (read to the end: the checks come after the last chunk).
     chunks = list(crop_chunks(index, size, model_pixel_um, min_size, max(len(index), 1),
                               fitting=fitting))

@@ -45,3 +45,24 @@ def test_unlabelled_crops_or_a_panel_without_the_markers_cast_no_vote():
     votes = MarkerLabelVotes.of(panel, ["ctc", "debris"], ["s", "s"])
     votes.add(1, np.zeros((panel.num_channels, 32, 32), np.float32))  # debris: no vote
     assert not votes.by_sample and votes.warning() is None
+
+
+def test_raw_8_bit_crops_are_said_and_named_beside_a_swap(tmp_path, drawn, caplog):
+    """A scan's counts stored in 8 bits (counts / 16) lose dim CK and CD45: said as such, and
+    named as a cause beside the swap their lost markers may read as; 16-bit crops are not."""
+    panel = load_panel(None)
+    ck, cd45 = panel.index_of_role("epithelial"), panel.index_of_role("leukocyte")
+    images = drawn.images.copy()
+    images[:, [ck, cd45]] = images[:, [cd45, ck]]
+    for name, stored in (("counts", images), ("eight", (images // 16).astype(np.uint8))):
+        root = write_crop_dataset(tmp_path / name, stored, drawn.labels, panel, drawn.sample_ids)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            load_crops(read_crop_index(root))
+        said = [r.getMessage() for r in caplog.records]
+        eight = [m for m in said if "crops are 8-bit (256 levels)" in m]
+        swap = [m for m in said if "are CK and CD45 swapped" in m]
+        assert len(swap) == 1, said
+        assert len(eight) == (name == "eight"), said
+        assert ("Or it is the 8-bit levels of the 160 8-bit crops" in swap[0]) == \
+            (name == "eight"), swap
