@@ -140,6 +140,7 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
     seconds before the refusal: a nightly predict must not fail because someone is reviewing.
     """
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -175,7 +176,21 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
         try:
             yield
         finally:
+            if created:  # nothing written (an input set aside): no folder left of it
+                _remove_if_only_the_lock(folder)
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_if_only_the_lock(folder: Path) -> None:
+    """Remove ``folder`` where it holds only its lock file (a run that made it and wrote
+    nothing, as for an input set aside), else leave it; removed under the lock, so another
+    run opening the lock afterwards makes a folder of its own."""
+    try:
+        if [p.name for p in folder.iterdir()] == [".ctcnet.lock"]:
+            (folder / ".ctcnet.lock").unlink()
+            folder.rmdir()
+    except OSError:  # written to meanwhile, or not ours to remove: left as it is
+        pass
 
 
 def folder_is_held(folder: str | Path) -> bool:

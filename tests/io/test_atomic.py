@@ -17,6 +17,20 @@ def test_a_second_run_on_one_output_folder_is_refused(tmp_path):
         pass
 
 
+def test_a_folder_the_run_made_and_wrote_nothing_in_is_not_left_behind(tmp_path):
+    """An input set aside before its first output: no empty folder holding a lock is left;
+    a folder written to, or there before the run, stays."""
+    with exclusive_folder(tmp_path / "set_aside", "predict"):
+        pass
+    with exclusive_folder(tmp_path / "written", "predict"):
+        atomic_write_text(tmp_path / "written" / "summary.json", "{}")
+    (tmp_path / "there").mkdir()
+    with exclusive_folder(tmp_path / "there", "predict"):
+        pass
+    assert not (tmp_path / "set_aside").exists()
+    assert (tmp_path / "written" / "summary.json").is_file() and (tmp_path / "there").is_dir()
+
+
 def test_the_refusal_names_the_holder_and_a_brief_writer_is_waited_for(tmp_path):
     import threading
     import time
