@@ -46,6 +46,7 @@ RGB_PLANES = ("R", "G", "B")
 MARKER_ROLES = {
     "DAPI": "nucleus", "HOECHST": "nucleus", "DNA": "nucleus",
     "CK": "epithelial", "CYTOKERATIN": "epithelial", "PANCK": "epithelial", "PAN-CK": "epithelial",
+    "PANCYTOKERATIN": "epithelial", "PAN-CYTOKERATIN": "epithelial",
     "CD45": "leukocyte",
     "CD61": "platelet", "CD41": "platelet",
     "CD66B": "neutrophil", "CD15": "neutrophil",
@@ -115,10 +116,12 @@ def marker_role(name: str) -> str:
     """The biological role of a channel name ('nucleus', 'epithelial', ...) or 'unknown': a
     well-known marker name or alias, or one followed by its dye (``CD61-FITC``)."""
     upper = name.strip().upper()
-    role = MARKER_ROLES.get(upper)
-    if role is None:
-        role = MARKER_ROLES.get(_DYE_SEPARATORS.split(upper, maxsplit=1)[0], "unknown")
-    return role
+    words = _DYE_SEPARATORS.split(upper)
+    # The whole name, its first word, or its first two as one (pan-CK-PE, Pan Cytokeratin).
+    for key in (upper, words[0], "-".join(words[:2])):
+        if key in MARKER_ROLES:
+            return MARKER_ROLES[key]
+    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,12 @@ class Panel:
                 f"channel mismatch: the model needs {self.names} but the {what} lacks "
                 f"{missing} (it has {data.names})")
         said = (what, tuple(extra), tuple(self.names))
+        aliased = [f"{data.names[i]} as {c.name}" for c, i in zip(self.channels, indices)
+                   if data.names[i].upper() != c.name.upper()]
+        if aliased and ("aliases",) + said not in _DROPS_SAID:
+            _DROPS_SAID.add(("aliases",) + said)
+            log.info("%s: reading %s (by the marker's well-known name)", what,
+                     ", ".join(aliased))
         if extra and said not in _DROPS_SAID:
             # Once per data and model: a run checks its inputs, then opens each again.
             _DROPS_SAID.add(said)

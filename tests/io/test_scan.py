@@ -528,6 +528,26 @@ def test_channel_files_numbered_from_one_are_told_how_they_count(tmp_path, rng):
         read_frame(cart.frames[0], panel)
 
 
+def test_channel_files_named_by_their_marker_are_read_by_name(tmp_path, rng, caplog):
+    """r00c00_Hoechst.tif, r00c00_pan-CK.tif, r00c00_CD45-APC.tif (a scanner's export, in no
+    order) read as panel.json's DAPI, CK and CD45, as the numbered files do; a file naming no
+    channel of the panel (an overview) is said and not read; a missing marker is named."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    counts = rng.integers(1, 999, (3, 16, 16), dtype=np.uint16)
+    for name, plane in zip(("Hoechst", "pan-CK", "CD45-APC"), counts):
+        tifffile.imwrite(tmp_path / f"r00c00_{name}.tif", plane)
+    tifffile.imwrite(tmp_path / "r00c00_overview.tif", counts[0])
+    write_cartridge_info(tmp_path, panel, "S7", 1, rows=1, columns=1, frame_shape=(16, 16))
+    with caplog.at_level("WARNING"):
+        cart = open_cartridge(tmp_path)
+    assert np.array_equal(read_frame(cart.frames[0], panel), counts)
+    assert "marker panel.json does not name" in caplog.text and "r00c00_overview.tif" in \
+        caplog.text
+    (tmp_path / "r00c00_pan-CK.tif").unlink()
+    with pytest.raises(InputError, match=r"missing channel file\(s\) \[1\] \(r00c00_CK.tif\)"):
+        read_frame(open_cartridge(tmp_path).frames[0], panel)
+
+
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
 
 

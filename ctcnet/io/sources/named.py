@@ -5,8 +5,10 @@ Three sources, asked in this order:
 * ``multipage``: one TIFF per frame, one page per channel (CellSearch): ``r03c12.tif``;
 * ``composite``: one colour image per frame (RGB PNG or JPEG; ``panel.json`` names the
   planes): ``r03c12.png``;
-* ``channel-files``: one single-channel TIFF, PNG or JPEG per channel: ``r03c12_c0.tif``,
-  ``r03c12_c1.tif``, ...
+* ``channel-files``: one single-channel TIFF, PNG or JPEG per channel, numbered in
+  ``panel.json``'s order (``r03c12_c0.tif``, ``r03c12_c1.tif``, ...) or named by their marker as
+  many scanners export them (``r03c12_DAPI.tif``, ``r03c12_CD45-APC.tif``: matched to
+  ``panel.json``'s channels by name or well-known alias, as a model's channels are).
 
 ``frame<k>`` frames take their row and column from the serpentine scan order given by
 ``cartridge.json``'s ``columns``. One position has one way to be read: two names for it (another
@@ -16,6 +18,7 @@ channel are refused by name, since taking either would drop the other or count t
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -45,6 +48,13 @@ from ctcnet.io.sources.base import (
 FRAME_RC = re.compile(r"^r(?P<row>\d+)c(?P<col>\d+)$", re.IGNORECASE)
 FRAME_INDEX = re.compile(r"^frame[_-]?(?P<index>\d+)$", re.IGNORECASE)
 _CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
+# A frame's channel file named by its marker (r00c00_DAPI, frame3-CD45-APC): the frame stem,
+# then a name that starts with a letter.
+_MARKER_FILE = re.compile(r"^(?P<stem>r\d+c\d+|frame[_-]?\d+)[_-](?P<marker>[a-z][\w+ .-]*)$",
+                          re.IGNORECASE)
+log = logging.getLogger(__name__)
+# The channel files naming no channel of panel.json already said (folder, names).
+_UNNAMED_SAID: set[tuple[str, tuple[str, ...]]] = set()
 TIFF_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in RASTER_SUFFIXES)
 
 
@@ -53,15 +63,39 @@ def is_frame_stem(stem: str) -> bool:
     return bool(FRAME_RC.match(stem) or FRAME_INDEX.match(stem))
 
 
-def frame_stem(path: Path) -> tuple[str | None, int | None]:
-    """(frame stem, channel index or None) of a file name, or (None, None) if not a frame."""
+def frame_stem(path: Path) -> tuple[str | None, int | str | None]:
+    """(frame stem, channel) of a file name: the channel's index (``_c<k>``), its marker's
+    name as written (``_DAPI``: matched to panel.json's channels once the panel is known,
+    :func:`resolve_marker_files`) or None (a whole frame); (None, None) if not a frame."""
     stem, channel = path.stem, None
     m = _CHANNEL_FILE.match(stem)
     if m and is_frame_stem(m["stem"]):
-        stem, channel = m["stem"], int(m["channel"])
+        return m["stem"], int(m["channel"])
+    m = _MARKER_FILE.match(stem)
+    if m:
+        return m["stem"], m["marker"]
     if is_frame_stem(stem):
         return stem, channel
     return None, None
+
+
+def resolve_marker_files(parts: list, panel) -> tuple[list, list[str]]:
+    """``parts`` with each channel file named by its marker given the index of panel.json's
+    channel of that name or alias (``panel.index_of``), and the names of those that name no
+    channel of the panel (``r00c00_copy.tif``, ``r00c00_overview.tif``): not read."""
+    from dataclasses import replace
+
+    kept, unnamed = [], []
+    for part in parts:
+        if not isinstance(part.channel, str):
+            kept.append(part)
+            continue
+        index = panel.index_of(part.channel)
+        if index is None:
+            unnamed.append(part.path.name)
+        else:
+            kept.append(replace(part, channel=index))
+    return kept, unnamed
 
 
 def serpentine_position(index: int, columns: int) -> tuple[int, int]:
@@ -104,6 +138,16 @@ class NamedFrames(FrameSource):
         """One frame per position; each position's files checked to name it one way."""
         columns = info.get("columns")
         root = parts[0].path.parent
+        parts, unnamed = resolve_marker_files(parts, panel)
+        if unnamed and (str(root), tuple(unnamed)) not in _UNNAMED_SAID:  # opened often a run
+            _UNNAMED_SAID.add((str(root), tuple(unnamed)))
+            log.warning("%s: %d file(s) named like a frame's channel whose marker panel.json "
+                        "does not name (its channels: %s), not read: %s", root, len(unnamed),
+                        ", ".join(panel.names), ", ".join(unnamed[:5]))
+        if not parts:
+            raise InputError("no frames found: the files named like a frame's channel name no "
+                             f"channel of panel.json ({', '.join(panel.names)}), e.g. "
+                             f"{unnamed[0]}", root)
         by_position: dict[tuple[int, int], list[FramePart]] = {}
         indices = {}
         for part in parts:
@@ -220,7 +264,7 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
         if missing:
             extra = sorted(c for c in chans if c >= panel.num_channels)
             # Files numbered from _c1 lack _c0 and have one past the panel: say how they count.
-            names = ", ".join(_channel_file_name(first.path, c) for c in missing)
+            names = ", ".join(_channel_file_name(first.path, c, panel) for c in missing)
             problem = f"missing channel file(s) {missing} ({names})" + (
                 f" and channel file(s) {extra} past the panel's {panel.num_channels} channels "
                 f"(channel files are numbered from _c0 in panel.json's order)" if extra else "")
@@ -237,9 +281,14 @@ def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
 SOURCES = [register(MultipageTiff()), register(CompositeImage()), register(ChannelFiles())]
 
 
-def _channel_file_name(present: Path, channel: int) -> str:
+def _channel_file_name(present: Path, channel: int, panel) -> str:
     """The file name channel ``channel`` of ``present``'s frame would have (its digits as
-    wide as ``present``'s): what a missing channel's file is called."""
+    wide as ``present``'s, or its marker's name where ``present`` is named by its marker):
+    what a missing channel's file is called."""
+    named = _MARKER_FILE.match(present.stem)
+    if named and not _CHANNEL_FILE.match(present.stem):
+        cut = len(named["stem"]) + 1
+        return f"{present.stem[:cut]}{panel.names[channel]}{present.suffix}"
     m = _CHANNEL_FILE.match(present.stem)
     if m is None:
         return f"channel {channel}"

@@ -52,6 +52,10 @@ def test_registry_lists_every_layout_in_claim_order():
     ("r00c01.jpg", "composite", "r00c01", None),
     ("r00c01_c2.tif", "channel-files", "r00c01", 2),
     ("frame_3_c0.png", "channel-files", "frame_3", 0),
+    # Named by its marker: matched to panel.json's channels once read (a name matching none,
+    # a mask or an overview, is said and left out then).
+    ("r00c01_CD45-APC.tif", "channel-files", "r00c01", "CD45-APC"),
+    ("r00c00_mask.tif", "channel-files", "r00c00", "mask"),
     ("scan.ome.tif", "ome-tiff", None, None),
     ("r00c00.ome.tiff", "ome-tiff", None, None),
     ("slide.czi", "czi", None, None),
@@ -65,7 +69,8 @@ def test_each_file_is_claimed_by_one_source(tmp_path, name, source, stem, channe
     assert part == FramePart(path, source, stem, channel)
 
 
-@pytest.mark.parametrize("name", ["overview.tif", "r00c00.txt", "notes.png", "r00c00_mask.tif"])
+@pytest.mark.parametrize("name", ["overview.tif", "r00c00.txt", "notes.png",
+                                  "r00c00 - Copy.tif", "r00c00_2.tif"])
 def test_files_no_source_reads_are_not_claimed(tmp_path, name):
     (tmp_path / name).write_bytes(b"x")
     assert claim(tmp_path / name) is None
