@@ -43,7 +43,7 @@ from ctcnet.detect.crop_writing import (  # noqa: F401 (the layout's writers, re
     write_manifest,
 )
 from ctcnet.detect.cropping import report_fit, to_model_scale
-from ctcnet.detect.folder_kinds import is_predict_output, not_a_crop_folder
+from ctcnet.detect.folder_kinds import is_predict_output, nested_scan, not_a_crop_folder
 from ctcnet.detect.pixel_size import (
     PIXEL_SIZE_AUTO,
     PIXEL_SIZE_FIT,
@@ -61,7 +61,7 @@ from ctcnet.io.images import (
     remove_cellsearch_offset,
 )
 from ctcnet.io.panel import Panel, load_panel, read_mapping
-from ctcnet.io.taxonomy import Taxonomy
+from ctcnet.io.taxonomy import Taxonomy, default_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,9 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
             samples += [_sample_id_from_name(f) if f.parent == folder else
                         f.relative_to(folder).parts[0] for f in files]
             splits += [""] * len(files)
+        nested = nested_scan(root, paths, labels, (taxonomy or default_taxonomy()).names)
+        if nested is not None:
+            raise nested
     if not paths:
         raise InputError("no crops found (expected .tif, .png or .jpg crops, in class folders "
                          "where they are labelled, or a manifest.csv)", root)

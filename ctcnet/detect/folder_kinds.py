@@ -31,3 +31,30 @@ def not_a_crop_folder(root: Path) -> InputError:
     return InputError("no panel.json beside the crops: it names the channel order "
                       '(e.g. {"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})',
                       root)
+
+
+# A crop is a cell's neighbourhood (40-200 px); a file whose sides both pass this is a frame.
+FRAME_MIN_SIDE = 300
+
+
+def nested_scan(root: Path, paths: list[Path], labels: list[str], classes) -> InputError | None:
+    """The refusal of a folder read as crops whose unlabelled-by-class files are a scan's
+    frames (named as frames, frame-sized) in a folder under it: a scanner's export nested as
+    ``scan/Images/r00c00.tif``, beside a panel.json above it, would read as a few crops of a
+    class ``scan``. None where no such file is found (crops named like frames in a class
+    folder, ``ctc/frame_0000.tif``, stay crops)."""
+    from ctcnet.io.images import image_shape
+    from ctcnet.io.scan import claim
+
+    known = {name.casefold() for name in classes}
+    for path, label in zip(paths, labels):
+        if label.casefold() in known:
+            continue
+        part = claim(path)
+        shape = image_shape(path) if part is not None and part.stem is not None else None
+        if shape is not None and min(shape) >= FRAME_MIN_SIDE:
+            return InputError(f"holds the frames of a scan ({path.relative_to(root)}, "
+                              f"{shape[1]} x {shape[0]} px), not crops: pass "
+                              f"{path.parent.relative_to(root)} as the cartridge, with "
+                              "panel.json (and cartridge.json) in it beside the frames", root)
+    return None

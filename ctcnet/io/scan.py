@@ -73,7 +73,7 @@ from ctcnet.io.panel import Panel, load_panel, save_panel
 # frame_digest and serpentine_position stay importable from here, where callers (predict,
 # the simulator, benchmarks) find them.
 from ctcnet.io.sources import FramePart, FrameRef, claim, frame_digest, get_source  # noqa: F401
-from ctcnet.io.sources.base import no_panel_json
+from ctcnet.io.sources.base import nested_frames_hint, no_panel_json
 from ctcnet.io.sources.named import serpentine_position  # noqa: F401
 
 FRAME_SUFFIXES = IMAGE_SUFFIXES
@@ -262,8 +262,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
         if stated is None:
             raise no_panel_json(root)
         raise InputError("no frames found (expected r<row>c<col>.tif, r<row>c<col>_c<k>.tif|png "
-                         "or frame<k>.tif files, or OME-TIFF, OME-Zarr, CZI, ND2 or LIF files)",
-                         root)
+                         "or frame<k>.tif files, or OME-TIFF, OME-Zarr, CZI, ND2 or LIF files)"
+                         + nested_frames_hint(root), root)
     source = get_source(parts[0].source)  # one layout per folder (_frame_parts)
     panel = source.panel(parts, stated)
     check_stated_layout(info, root)

@@ -1,6 +1,7 @@
 """ctcnet.detect.crop_dataset: crop folders written and read back, their manifests, bad
 crop sets refused."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -426,3 +427,25 @@ def test_a_sample_id_with_a_comma_reads_back_from_the_manifest(tmp_path):
     assert list(index.sample_ids) == ["Mueller, Anna", 'O"Brien']
     assert sorted(p.name for p in index.paths) == ['Mueller, Anna__0000000.tif',
                                                    'O"Brien__0000001.tif']
+
+
+def test_a_scan_nested_under_a_panel_json_is_not_read_as_crops(tmp_path, rng):
+    """A scanner's export as scan/Images/r00c00.tif under the folder given, with panel.json
+    beside scan/: refused naming the frames' folder (it had read as a few crops of a class
+    "scan"); small crops named like frames in a class folder stay crops."""
+    panel = default_panel()
+    frames = tmp_path / "cart" / "scan" / "Images"
+    frames.mkdir(parents=True)
+    for k in range(2):
+        write_tiff(frames / f"r00c0{k}.tif", rng.integers(1, 999, (5, 320, 400), dtype=np.uint16))
+    (tmp_path / "cart" / "panel.json").write_text(json.dumps(panel.to_dict()))
+    with pytest.raises(InputError, match=r"holds the frames of a scan \(scan/Images/r00c00.tif, "
+                       r"400 x 320 px\), not crops: pass scan/Images as the cartridge"):
+        read_crop_index(tmp_path / "cart")
+    crops = _toy_crops(rng)
+    write_crop_dataset(tmp_path / "ds", crops, ["ctc"] * 6, panel)
+    (tmp_path / "ds" / "manifest.csv").unlink()
+    (tmp_path / "ds" / "ctc").rename(tmp_path / "ds" / "tumour")  # a class no model has
+    for k, f in enumerate(sorted((tmp_path / "ds" / "tumour").rglob("*.tif"))):
+        f.rename(f.parent / f"frame_{k:04d}.tif")
+    assert read_crop_index(tmp_path / "ds").labels == ["tumour"] * 6

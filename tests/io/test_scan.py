@@ -548,6 +548,18 @@ def test_channel_files_named_by_their_marker_are_read_by_name(tmp_path, rng, cap
         read_frame(open_cartridge(tmp_path).frames[0], panel)
 
 
+def test_a_cartridge_whose_frames_lie_in_a_subfolder_is_told_where(tmp_path, rng):
+    """cartridge.json and panel.json above the scanner's Images/ folder: "no frames found"
+    names the folder that holds them."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+    write_frame(tmp_path / "Images", 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16),
+                panel)
+    write_cartridge_info(tmp_path, panel, "S8", 1, rows=1, columns=1, frame_shape=(16, 16))
+    with pytest.raises(InputError, match="no frames found .*; frames of a scan lie in Images: "
+                                         "pass that folder as the cartridge"):
+        open_cartridge(tmp_path)
+
+
 PANEL = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
 
 

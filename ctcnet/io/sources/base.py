@@ -137,6 +137,49 @@ def no_panel_json(folder: Path) -> InputError:
                       folder)
 
 
+def nested_frames_hint(folder: Path) -> str:
+    """`` (frames of a scan lie in scan/Images: pass that folder as the cartridge, ...)`` where
+    ``folder`` holds none itself but a folder under it does (:func:`frames_below`), else
+    ``""``."""
+    below = frames_below(folder)
+    if below is None:
+        return ""
+    return (f"; frames of a scan lie in {below.relative_to(folder)}: pass that folder as the "
+            "cartridge, with panel.json (and cartridge.json) in it beside the frames")
+
+
+def frames_below(folder: Path, skip_names: frozenset[str] = frozenset(), depth: int = 3
+                 ) -> Path | None:
+    """The first folder under ``folder`` (``depth`` levels down at most; folders named in
+    ``skip_names``, casefolded, and hidden ones passed over) holding a frame named as a scan's
+    (``r00c00.tif``, ``r00c00_c0.tif``), or None: a scanner's export nested in a folder
+    (``scan/Images/``), which read from above would be no cartridge, or a crop set."""
+    if depth <= 0:
+        return None
+    try:
+        subs = sorted(p for p in Path(folder).iterdir() if p.is_dir()
+                      and not p.name.startswith(".") and p.name.casefold() not in skip_names)
+    except OSError:
+        return None
+    for sub in subs:
+        try:
+            if any(e.is_file() and not e.name.startswith(".") and _named_frame(e)
+                   for e in sub.iterdir()):
+                return sub
+        except OSError:
+            continue
+        found = frames_below(sub, skip_names, depth - 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _named_frame(path: Path) -> bool:
+    """Whether a source reads ``path`` as a frame named by its position (not a container)."""
+    part = claim(path)
+    return part is not None and part.stem is not None
+
+
 def claim(path: Path) -> FramePart | None:
     """The first registered source's claim on ``path``, or None if no source reads it."""
     for source in _REGISTRY.values():
