@@ -273,7 +273,10 @@ def _moved(previous, fingerprint: dict) -> str:
     return (f": it read {previous.get('input')}, this run reads {fingerprint['input']}, "
             "whose frames are not all the journal's (names, sizes, bytes). The same scan "
             "copied is run again from there with --overwrite, the review's decisions "
-            "following their cells (by frame digest and position)")
+            "following their cells (by frame digest and position). Another cartridge that "
+            "has this sample id (its folder's name, where its cartridge.json states none) is "
+            "given its own sample_id in its cartridge.json: --overwrite would replace this "
+            "sample's results with it")
 
 
 def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None,

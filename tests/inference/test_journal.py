@@ -278,6 +278,9 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
         predict(clean_run, other, out)
     assert "review's decisions following their cells" in str(refused.value)
     assert "another model" not in str(refused.value)
+    # Another scan under the same folder name (a scanner's Images/): told how to keep both.
+    assert "given its own sample_id in its cartridge.json: --overwrite would replace this " \
+        "sample's results with it" in str(refused.value)
 
 
 def test_a_scan_already_output_under_another_sample_id_is_said(clean_run, cart, tmp_path,
