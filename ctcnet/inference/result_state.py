@@ -54,7 +54,9 @@ def _review(summary: dict) -> tuple[str, str]:
     signoff = summary.get("signoff") or {}
     if not signoff:
         return "preliminary", ("PRELIMINARY: automatic counts, not reviewed and signed off by "
-                               "a person.")
+                               "a person (`ctcnet review` on the results folder shows the "
+                               "events that could change a count, for a decision and a "
+                               "sign-off).")
     who = f"{signoff.get('reviewer', '?')} on {signoff.get('signed_at', '?')}"
     if signoff_holds(summary):
         return "signed off", f"SIGNED OFF by {who}: report the counts after review."
@@ -73,7 +75,9 @@ def _partial_why(summary: dict) -> str:
                      + ", so its rates per 7.5 mL are estimates from the blood read")
     if summary.get("failed_events"):
         parts.append(f"{summary['failed_events']} event(s) not classified")
-    problems = [str(p) for p in summary.get("problems") or []]
+    # A channel order in doubt leads: every other reading (a leak, a count) rests on it.
+    problems = sorted((str(p) for p in summary.get("problems") or []),
+                      key=lambda p: "channel order" not in p)
     if problems:  # the first in its own words: what a reader must weigh before the number
         first = problems[0] if len(problems[0]) <= 240 else problems[0][:237] + "..."
         parts.append(first + (f" (and {len(problems) - 1} more problem(s) of the inputs)"

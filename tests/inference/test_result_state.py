@@ -31,6 +31,21 @@ def test_a_partial_or_failed_scan_says_so_whatever_its_review():
     assert failed["state"] == "failed" and "no negative" in failed["text"]
 
 
+def test_a_preliminary_result_says_how_it_is_reviewed():
+    assert "`ctcnet review` on the results folder" in result_state(summary())["text"]
+
+
+def test_a_channel_order_in_doubt_leads_the_partial_headline():
+    """A leak past the guard's allowance found first, then the nucleus in the CD45 plane: the
+    headline leads with the channel order, which every other reading rests on."""
+    problems = ["CK leaks 19% into CD61, past the marker guard's 12%",
+                "a nucleus lies in the CD45 plane: DAPI and CD45 swapped? Check panel.json's "
+                "channel order"]
+    text = result_state(summary(status="partial", problems=problems))["text"]
+    assert text.startswith("PARTIAL: a nucleus lies in the CD45 plane") and \
+        "(and 1 more problem(s) of the inputs)" in text
+
+
 def test_a_volume_not_stated_or_not_a_tube_is_said():
     assumed = result_state(summary(blood_volume_stated=False))
     assert assumed["state"] == "preliminary" and "7.5 mL assumed" in assumed["text"]
