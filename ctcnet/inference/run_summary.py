@@ -16,6 +16,7 @@ from ctcnet.detect.cropping import window_size
 from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.frames import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
+from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
 from ctcnet.inference.options import PredictOptions, edge_cut_class
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
@@ -108,6 +109,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         backend=backend.name,
         device=backend.device_name,
         panel=cartridge.panel.to_dict(),
+        counted_as=count_definition(spec),
         cartridge_info=unread_keys(cartridge.info),
         resampled_window_px=window_size(spec.crop_size, spec.pixel_size_um,
                                         cartridge.panel.pixel_size_um),
@@ -141,3 +143,20 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
         # Its frame processes' (and a report process's) too: the run's memory on the machine.
         peak_memory_mb=round(peak_memory_mb() + children_peak_memory_mb(), 1),
     )
+
+
+def count_definition(spec: ModelSpec) -> dict:
+    """What the counts include, for a reader of the summary and the report: each reported
+    class's description in the model's taxonomy, and whether a cell without CK can be counted
+    as a CTC (only where the model's channels hold a marker that vouches for one,
+    ``CK_NEGATIVE_CTC_ROLES``: vimentin, EpCAM; else the guard holds a ``ctc`` call without CK
+    for a person, the CellSearch definition)."""
+    vouching = [c.name for c in spec.panel.channels if c.role in CK_NEGATIVE_CTC_ROLES]
+    ck_negative = (f"A CTC without CK is counted where the model calls it so on its "
+                   f"{', '.join(vouching)}." if vouching else
+                   "A cell without CK is not counted as a CTC (the CellSearch definition: CK+, "
+                   "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "
+                   "the model reads no marker (vimentin, EpCAM) that could vouch for one.")
+    return {"classes": {c.name: c.description for c in spec.taxonomy.classes
+                        if c.name in spec.taxonomy.reported_classes()},
+            "ck_negative": ck_negative}

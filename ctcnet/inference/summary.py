@@ -181,6 +181,10 @@ class RunSummary:
     # ``ctcnet.inference.journal.run_fingerprint``), kept here too: a rerun whose journal
     # parts/ was deleted is refused on it. None in a summary written before it was recorded.
     run_fingerprint: dict | None = None
+    # What the counts include (``ctcnet.inference.run_summary.count_definition``: the reported
+    # classes' descriptions, and whether a cell without CK is counted); None: a crop set, or
+    # a summary written before it was recorded.
+    counted_as: dict | None = None
     # cartridge.json's plain keys ctcnet does not read (a lab's site, scanner, operator:
     # ctcnet.io.cartridge_info.unread_keys); None: none, or a crop set.
     cartridge_info: dict | None = None
@@ -216,7 +220,7 @@ class RunSummary:
             record = getattr(self, key)
             out[key] = None if record is None else record.to_dict()
         for key in ("ground_truth", "gallery", "spillover", "tally", "reviewed",
-                    "frame_digests", "review_list", "cartridge_info"):
+                    "frame_digests", "review_list", "cartridge_info", "counted_as"):
             if out[key] is None:
                 del out[key]
         if self.counted_at is not None:  # the same instant in words (UTC), beside the number

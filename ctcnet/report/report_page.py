@@ -243,7 +243,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
                 ("panel", ", ".join(c["name"] for c in s.panel["channels"])
-                 + f" at {s.panel['pixel_size_um']} um/px")]
+                 + f" at {s.panel['pixel_size_um']} um/px" + _unread_channels(s)),
+                *([("counted as", _counted_as(s.counted_as))] if s.counted_as else [])]
     truth = s.ground_truth or {}
     if "detection" in truth:  # a simulated cartridge: how detection and calls compare
         det = truth["detection"]
@@ -290,6 +291,23 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     else:  # rewritten as decisions are saved: renamed into place, see write_summary_and_page
         with atomic_path(out_dir / "index.html") as tmp:
             tmp.write_text(page)
+
+
+def _unread_channels(s: RunSummary) -> str:
+    """`` (the scan's EpCAM, Vimentin not read by this model)`` where the scan's files hold
+    channels the model does not read (the run's plane order), else ``""``."""
+    order = (s.run_fingerprint or {}).get("plane_order") or {}
+    file, read = order.get("file") or [], set(order.get("read") or [])
+    unread = [name for i, name in enumerate(file) if i not in read]
+    return f" (the scan's {', '.join(unread)} not read by this model)" if unread else ""
+
+
+def _counted_as(counted_as: dict) -> str:
+    """What the counts include, in a line: each reported class's definition, then whether a
+    cell without CK is counted (:func:`ctcnet.inference.run_summary.count_definition`)."""
+    return " ".join([f"{name}: {text}" for name, text in
+                     (counted_as.get("classes") or {}).items()]
+                    + [counted_as.get("ck_negative") or ""]).strip()
 
 
 def write_summary_and_page(out_dir: str | Path, summary: RunSummary,

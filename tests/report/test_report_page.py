@@ -6,3 +6,29 @@ def test_the_report_names_the_overlays_colour_of_each_channel():
 
     note = display_note({"channels": ["CK", "CD45", "DAPI", "VIM"], "pixel_size_um": 0.64})
     assert "overlays them in colour (CK green, CD45 red, DAPI blue, VIM cyan)" in note
+
+
+def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
+    """A six-channel scan read by a three-channel model: the report names the scan's channels
+    the model did not read, and what a CTC count includes (no CK: not counted, unless the
+    model reads a marker that vouches for it)."""
+    from types import SimpleNamespace
+
+    from ctcnet.inference.run_summary import count_definition
+    from ctcnet.io.panel import Panel
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.registry import get_model
+    from ctcnet.report.report_page import _counted_as, _unread_channels
+
+    read = SimpleNamespace(run_fingerprint={"plane_order": {
+        "file": ["DAPI", "CK", "CD45", "EpCAM", "Vimentin", "free"], "read": [0, 1, 2]}})
+    assert _unread_channels(read) == " (the scan's EpCAM, Vimentin, free not read by this model)"
+    assert _unread_channels(SimpleNamespace(run_fingerprint={})) == ""
+    spec = load_model(get_model("ctcnet-core3").checkpoint)[1]
+    shipped = count_definition(spec)
+    assert list(shipped["classes"]) == ["ctc", "cluster"]
+    assert "A cell without CK is not counted as a CTC" in _counted_as(shipped)
+    assert _counted_as(shipped).startswith("ctc: Circulating tumour cell")
+    six = spec.replace(panel=Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "Vimentin"]}))
+    assert count_definition(six)["ck_negative"] == \
+        "A CTC without CK is counted where the model calls it so on its Vimentin."
