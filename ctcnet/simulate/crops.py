@@ -100,7 +100,10 @@ def choose_subtypes(rng, classes: list[str], options: dict) -> np.ndarray:
     for name in sorted(set(classes)):
         if name not in options:
             raise InputError(f"the simulator cannot make class {name!r} with this panel and "
-                             f"taxonomy (no simulated subtype maps to it)")
+                             "taxonomy (no simulated subtype maps to it): list the subtypes it "
+                             f'is drawn as in the taxonomy, {{"name": "{name}", "includes": '
+                             f'["ctc_dim"]}} (subtypes: {", ".join(SUBTYPES)}; '
+                             "docs/data-formats.md)")
         subs = sorted(options[name])
         p = np.array([options[name][s] for s in subs], float)
         at = np.flatnonzero(classes_arr == name)

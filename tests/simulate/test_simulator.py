@@ -646,3 +646,17 @@ def test_a_cell_is_cut_by_the_frame_border_when_its_outline_crosses_it(monkeypat
     assert (truth.loc[~expect, "subtype"] == "ctc_bright").all()
     # Their boxes (to the soft edge and one blur sigma beyond) all reach the border.
     assert (truth["bbox_x0"] == 0).all()
+
+
+def test_a_class_no_subtype_maps_to_is_told_how_to_map_one():
+    """A lab's ctc_emt class: the refusal shows the taxonomy line that draws it (includes)
+    and the subtypes there are; with that line the class is drawn from those subtypes."""
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    bare = load_taxonomy({"classes": ["ctc", "ctc_emt", "wbc", "cluster", "debris"]})
+    with pytest.raises(InputError, match=r'"includes": \["ctc_dim"\]\} \(subtypes: ctc_bright, '):
+        simulate_crops({"ctc_emt": 2}, load_panel(None), bare, crop_size=32, seed=1)
+    mapped = load_taxonomy({"classes": [
+        "ctc", {"name": "ctc_emt", "includes": ["ctc_dim"]}, "wbc", "cluster", "debris"]})
+    batch = simulate_crops({"ctc_emt": 3}, load_panel(None), mapped, crop_size=32, seed=1)
+    assert list(batch.subtypes) == ["ctc_dim"] * 3
