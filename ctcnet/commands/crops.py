@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the scans are now, if they moved since predict: the "
                              "cartridge, or for several samples the folder holding their "
                              "cartridges")
+    parser.add_argument("--all-channels", action="store_true",
+                        help="cut every channel of the scans, in their own order (default: "
+                             "the channels the model read): for a model of the lab's own that "
+                             "reads markers the shipped ones do not (vimentin, EpCAM)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the crops an earlier `ctcnet crops` wrote in --out (its "
                              "dataset.json); the old ones stay until the new ones are written "
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         else out
     try:
         info = write_event_dataset(args.results, target, reviewed=args.reviewed,
-                                   scans=args.scans)
+                                   scans=args.scans, every_channel=args.all_channels)
     except BaseException:
         # A refused run (no review decisions, a moved scan) leaves no empty folder behind.
         if replacing:
@@ -119,7 +123,8 @@ def refuse_changed_frames(results, scans=None) -> None:
             logging.getLogger(__name__).info("%s: no frame digests recorded (an earlier ctcnet's "
                                              "run): frames not checked", name)
             continue
-        cartridge = open_scanned_cartridge(summary, scans)
+        # Its files as they are: the check reads bytes, not the model's channels.
+        cartridge = open_scanned_cartridge(summary, scans, every_channel=True)
         changed = []
         for frame in cartridge.frames:
             why = frame_change(frame.files, records.get(frame.frame_id),

@@ -76,10 +76,13 @@ def check_scans_for(samples: dict[str, Path], scans: str | Path | None,
                     len(wanted), ", ".join(f"{n} ({s})" for n, s in list(lacking.items())[:5]))
 
 
-def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None) -> Cartridge:
+def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None,
+                           every_channel: bool = False) -> Cartridge:
     """The cartridge a predict run read: the path its summary records, or ``scans``, a
     cartridge or a folder of cartridges (the batch's scans moved together) holding one by the
-    name of the folder predict read."""
+    name of the folder predict read. Its channels are the model's, as the run read them, or
+    with ``every_channel`` all the scan's, in its own order (those the model did not read
+    too: a lab's vimentin, for a model of its own)."""
     root = Path(scans) if scans is not None else Path(summary.input)
     if scans is not None and root.is_dir() and not is_cartridge(root, unreadable=False):
         inside = root / Path(summary.input).name
@@ -96,6 +99,8 @@ def open_scanned_cartridge(summary: RunSummary, scans: str | Path | None = None)
             if scans is None and not root.is_absolute() else ""
         raise InputError(f"the scan of sample {summary.sample_id} is not here any more"
                          f"{relative} (moved? pass its folder with --scans)", root)
+    if every_channel:
+        return open_cartridge(root)
     # The run saw the cartridge's channels in the model's order, by name: read them so again.
     return open_cartridge(root).conform(Panel.from_dict(summary.panel))
 
@@ -157,7 +162,7 @@ def reviewed_signoff(name: str, folder: Path, run: RunEvents, matched,
 
 
 def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = True,
-                        scans: str | Path | None = None) -> dict:
+                        scans: str | Path | None = None, every_channel: bool = False) -> dict:
     """Cut a run's events into a labelled crop dataset (``write_crop_dataset`` layout).
 
     ``reviewed``: the confirmed and relabelled events of every sample's review.csv, labelled
@@ -171,6 +176,7 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
     the frame's counts survive unchanged (no resampling), and carry their sample id. Each
     frame's crops are written as they are cut (a sample of hundreds of thousands of events is
     never held whole), after a check, sample by sample, that the disk holds its crops.
+    ``every_channel``: every channel of the scans, in their own order, not only the model's.
     Returns what ``dataset.json`` records: sources, counts, and per crop the sample and
     event.
     """
@@ -206,7 +212,8 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         if not len(chosen):
             log.info("%s: no %s events", name, "reviewed" if reviewed else "")
             continue
-        this_panel = Panel.from_dict(summary.panel)
+        cartridge = open_scanned_cartridge(summary, scans, every_channel)
+        this_panel = cartridge.panel if every_channel else Panel.from_dict(summary.panel)
         if panel is None:
             panel, model = this_panel, summary.model
         else:
@@ -215,7 +222,6 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
                     (model.crop_size, model.pixel_size_um):
                 raise InputError("samples were predicted with models of other crop or pixel "
                                  "sizes; cut them into separate datasets", folder)
-        cartridge = open_scanned_cartridge(summary, scans)
         sample_id = summary.sample_id or name
         check_room(out, len(chosen), panel.num_channels, model.crop_size)
         at_model_scale = panel.with_pixel_size(model.pixel_size_um)
