@@ -30,7 +30,7 @@ from ctcnet.detect.detection import DetectConfig
 from ctcnet.errors import OutputFolderError
 from ctcnet.inference.cluster_parts import SAME_CLUSTER_UM
 from ctcnet.inference.guard import RULES
-from ctcnet.inference.summary import keep_previous_summary, previous_folder
+from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, FrameRef
@@ -174,6 +174,9 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
         if kept is not None:
             log.info("%s: the summary of the run --overwrite replaces is kept as %s",
                      out_dir, kept.relative_to(out_dir))
+            # Its journal goes now: a run stopped before it writes its own summary leaves the
+            # sample missing from the index, not listed with the replaced run's counts.
+            (Path(out_dir) / SUMMARY_FILE).unlink(missing_ok=True)
         if parts.exists():
             shutil.rmtree(parts)
     try:

@@ -223,12 +223,14 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     fingerprint = run_fingerprint(backend, cartridge, spec, detect=options.detect,
                                   edge_cut_as=options.edge_cut_as, compensated=compensated,
                                   frame_device=device_name)
+    # What the tables are compared with once written: read before the journal opens, which
+    # takes the summary of a run --overwrite replaces out of the folder.
+    earlier = EarlierRun.read(out_dir)
     done = open_journal(out_dir, fingerprint, options.overwrite, cartridge.frames,
                         model_sha256(backend), cartridge.identity or None, cartridge.read)
     parts = out_dir / PARTS_DIR
     done -= drop_unreadable_parts(parts, cartridge.frames)
     todo = [f for f in cartridge.frames if f.frame_id not in done]
-    earlier = EarlierRun.read(out_dir)  # what the tables are compared with once written
     seconds = {"read": 0.0, "digest": 0.0, "detect": 0.0, "crop": 0.0, "guard": 0.0,
                "classify": 0.0, "write": 0.0, "frame_wait": 0.0, "hand_off": 0.0}
     skipped: list[dict] = []

@@ -438,3 +438,25 @@ def test_a_12_bit_scan_stated_as_16_bit_gets_the_guard_of_its_cameras_top(clean_
         assert len(runs[name]) == len(runs["counts"]), name
         for column in readings:
             assert runs[name][column].equals(runs["counts"][column]), (name, column)
+
+
+def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean_run, cart,
+                                                                           tmp_path):
+    """--overwrite keeps the replaced run's summary in previous/ and takes it out of the
+    folder as its journal goes: a run stopped then lists the sample as missing, not "ok" with
+    the replaced run's counts; the same command run again writes the sample."""
+    import json
+
+    from ctcnet.inference.journal import open_journal
+    from ctcnet.inference.run_index import write_run_index
+
+    out = tmp_path / "out"
+    first = predict(clean_run, cart, out / "S1")
+    fingerprint = json.loads((out / "S1" / "summary.json").read_text())["run_fingerprint"]
+    open_journal(out / "S1", fingerprint, True, [], None)  # the journal opened; then stopped
+    assert not (out / "S1" / "summary.json").exists()
+    assert len(list((out / "S1" / "previous").glob("summary-*.json"))) == 1
+    index = write_run_index(out, ["S1"], world_size=1, state="stopped")
+    assert index["outputs"] == [{"name": "S1", "missing": True}]
+    again = predict(clean_run, cart, out / "S1", overwrite=True)
+    assert again.counts == first.counts and (out / "S1" / "summary.json").is_file()
