@@ -218,16 +218,17 @@ class ReportWorker:
         t0 = time.perf_counter()
         future, running = self._future, self._running
         self._future = self._running = None
-        interrupted = False
+        interrupted: KeyboardInterrupt | None = None
         try:
             try:
                 drawn = future.result()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as err:
                 if stopping:
                     raise
                 # The worker goes on (a process ignores the Ctrl-C; a thread never sees it):
-                # the report is finished and its folder released, then the run stops.
-                interrupted = True
+                # the report is finished and its folder released, then the run stops, as the
+                # signal asked (a SIGTERM stays one: its exit status and record say so).
+                interrupted = err
                 _finishing_first(running.sample_id)
                 drawn = future.result()
         except KeyboardInterrupt:
@@ -249,8 +250,8 @@ class ReportWorker:
             self.waited_s += time.perf_counter() - t0
         if self.kind == "process":
             running.finish(drawn)
-        if interrupted:
-            raise KeyboardInterrupt
+        if interrupted is not None:
+            raise interrupted
 
     def _record(self, err: ReportError) -> None:
         """A report failed and the run goes on: say so, keep it in ``failed``, and start a new
@@ -283,7 +284,7 @@ class ReportWorker:
             if exc_type is None:
                 self.wait()
                 return
-            stopping = exc_type is KeyboardInterrupt and self._running is not None
+            stopping = issubclass(exc_type, KeyboardInterrupt) and self._running is not None
             if stopping:
                 _finishing_first(self._running.sample_id)
             try:

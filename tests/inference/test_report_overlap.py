@@ -292,3 +292,31 @@ def _assert_the_worker_dies_with_its_parent(code: str, failure: str) -> None:
         time.sleep(0.05)
     os.kill(worker, 9)
     pytest.fail(failure)
+
+
+def test_a_sigterm_while_a_report_is_finished_stays_a_sigterm(caplog):
+    """A scheduler's SIGTERM as a report is drawn: the report is finished, then the run stops
+    on the SIGTERM itself (exit 143, recorded so), not as a Ctrl-C."""
+    from ctcnet.cli import Terminated
+
+    class TermThenDone:
+        calls = 0
+
+        def result(self):
+            self.calls += 1
+            if self.calls == 1:
+                raise Terminated("SIGTERM")
+            return None
+
+    class Running:
+        sample_id, out_dir = "sim1", "out/sim1"
+
+        def release(self):
+            pass
+
+    worker = ReportWorker("thread")
+    worker._future, worker._running = TermThenDone(), Running()
+    with caplog.at_level("WARNING"), pytest.raises(Terminated):
+        worker.wait()
+    assert "finishing the report of sim1 first" in caplog.text
+    worker.close()
