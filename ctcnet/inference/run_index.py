@@ -182,14 +182,18 @@ def _utc(seconds: float) -> str:
 
 def mark_run_started(out: Path, sample_ids: Sequence[str], started: float) -> None:
     """``run.json`` as a run begins: ``running``, the inputs it was given by output name, no
-    outputs yet (what an earlier run left there is not this run's), and the process that runs
-    them (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
+    outputs yet (what an earlier run left there is not this run's; its ``samples.csv``, the
+    index's table, goes until this run's end writes it), and the process that runs them
+    (``host``, ``pid``): a run killed outright (SIGKILL, the OOM killer, a power cut)
     cannot say so, and a ``running`` whose process is gone tells a monitor it was."""
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(out) / RUN_INDEX_FILE, json.dumps(
         {**output_format(), "state": "running", "started_at": _utc(started),
          "host": socket.gethostname(),
          "pid": os.getpid(), "inputs": list(sample_ids), "outputs": []}, indent=2) + "\n")
+    # The table is run.json's view: an earlier run's beside a running one would be read as
+    # tonight's (a run killed outright never writes its own). Its end writes it again.
+    (Path(out) / SAMPLES_FILE).unlink(missing_ok=True)
 
 
 def mark_run_ended_in_place(out: Path, state: str, error: BaseException) -> None:

@@ -369,9 +369,13 @@ def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_par
 
     seen = []
 
+    assert (out / "samples.csv").is_file()
+
     def stopped(*args, on_start, **kwargs):  # once its checks pass, run.json says "running"
         on_start()
         seen.append(json.loads((out / "run.json").read_text()))
+        # ... and no earlier run's samples.csv stands beside it for tonight's
+        seen.append((out / "samples.csv").exists())
         raise KeyboardInterrupt
 
     monkeypatch.setattr(P, "predict_inputs", stopped)
@@ -379,7 +383,7 @@ def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_par
                                                 "--overwrite"))
     assert status == 130 and err[-1].endswith("the same command resumes where it stopped")
     assert seen[0]["state"] == "running" and seen[0]["outputs"] == [] and \
-        seen[0]["inputs"] == ["S1"]
+        seen[0]["inputs"] == ["S1"] and seen[1] is False
     run = json.loads((out / "run.json").read_text())
     assert run["state"] == "stopped" and run["outputs"][0]["name"] == "S1"
     assert run["error"] == "stopped by an interrupt (Ctrl-C)"
