@@ -420,12 +420,16 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
     # A process killed or failed leaves its share unfinished: the run failed, and its samples
     # without an output say why.
     failed = status not in STOPPED and status not in SHARE_DONE
+    stopped_by = ("SIGTERM" if status == STOPPED[1] else "an interrupt (Ctrl-C)") \
+        if status in STOPPED else None
     index = write_run_index(
         out, names, len(shares), since=started,
-        state="stopped" if status in STOPPED else "failed" if failed else "finished",
+        state="stopped" if stopped_by else "failed" if failed else "finished",
         missing_reason=f"its process ended with status {status} before writing it (see the "
-                       "log); the same command resumes it" if failed else None,
-        error=f"a process ended with status {status}" if failed else None)
+                       "log); the same command resumes it" if failed else
+        "the run was stopped before it; the same command resumes it" if stopped_by else None,
+        error=f"a process ended with status {status}" if failed else
+        f"stopped by {stopped_by}" if stopped_by else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]
     if missing and status == 0:
         say_error(f"no output for {missing}", log)

@@ -334,6 +334,21 @@ def test_a_process_killed_before_its_share_is_done_fails_the_run_and_says_why(
     assert all(e["missing"] and "ended with status 137" in e["reason"] for e in run["outputs"])
 
 
+@pytest.mark.parametrize("status, by", [(130, "an interrupt (Ctrl-C)"), (143, "SIGTERM")])
+def test_a_run_stopped_in_its_processes_says_what_stopped_it(scans, tmp_path, monkeypatch,
+                                                           status, by):
+    """Ctrl-C or a scheduler's SIGTERM while the processes run: run.json says the run was
+    stopped, by what, and why each sample has no output, as one process's run does."""
+    from ctcnet.commands import predict_processes
+
+    base, model = scans
+    monkeypatch.setattr(predict_processes, "run_in_processes", lambda *a, **k: status)
+    assert main(_args(base, model, tmp_path / "out", "--processes", "2")) == status
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["state"] == "stopped" and run["error"] == f"stopped by {by}"
+    assert all(e["missing"] and "stopped before it" in e["reason"] for e in run["outputs"])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_a_child_stops_when_its_parent_is_killed_outright(tmp_path):
     """kill -9 of the parent (or the OOM killer) must not leave the predict processes running
