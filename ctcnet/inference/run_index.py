@@ -119,7 +119,11 @@ def _made_by(summary: dict, path: Path) -> dict:
                                 or summary.get("spillover")),
             **({"ctcnet_version": summary["ctcnet_version"]}
                if summary.get("ctcnet_version") else {}),
-            **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {})}
+            **({"cartridge_id": summary["cartridge_id"]} if summary.get("cartridge_id") else {}),
+            # A run resumed on frames another backend or ctcnet made: ``model`` is the file
+            # this run was given, these made the calls (frames per backend and software).
+            **({"frames_made_by": summary["frames_made_by"]}
+               if isinstance(summary.get("frames_made_by"), dict) else {})}
 
 
 def review_entry(summary: dict) -> dict:

@@ -238,7 +238,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
                 ("counted at", _utc(s.counted_at)),
                 ("model", f"{s.model.path or 'a model given in memory'} "
                  f"({s.model.arch}, v{s.model.version}"
-                 + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"),
+                 + (f", SHA-256 {s.model.sha256[:16]}..." if s.model.sha256 else "") + ")"
+                 + _made_by_text(s.frames_made_by)),
                 ("calls made at", _prior_text(s.model.prior)),
                 ("software", software_text(s.software, s.ctcnet_version)),
                 ("backend / device", f"{s.backend} / {s.device}"),
@@ -291,6 +292,15 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
     else:  # rewritten as decisions are saved: renamed into place, see write_summary_and_page
         with atomic_path(out_dir / "index.html") as tmp:
             tmp.write_text(page)
+
+
+def _made_by_text(made: dict | None) -> str:
+    """``; its frames' calls made by: onnx, ctcnet 0.1.0 (6e2f77d275be) 3 frames`` where a
+    resumed run's frames were made by another backend or ctcnet (``frames_made_by``)."""
+    if not made:
+        return ""
+    return "; its frames' calls made by: " + "; ".join(f"{who} {n} frame(s)"
+                                                        for who, n in made.items())
 
 
 def _unread_channels(s: RunSummary) -> str:

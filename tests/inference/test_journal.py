@@ -51,6 +51,14 @@ def test_a_run_resumes_on_the_other_copy_of_one_model(clean_run, cart, tmp_path,
     assert "every call is from the earlier run's journal (torch" in caplog.text
     assert summary.frames.resumed_from_journal == 3
     assert [k.split(",")[0] for k in summary.frames_made_by] == ["torch"]
+    # ... and so does the index's entry of it, and the report's model line.
+    from ctcnet.inference.run_index import write_run_index
+    from ctcnet.report.report_page import _made_by_text
+
+    summary.write(tmp_path / "index" / "S1")
+    (entry,) = write_run_index(tmp_path / "index", ["S1"], world_size=1)["outputs"]
+    assert entry["frames_made_by"] == summary.frames_made_by
+    assert _made_by_text(summary.frames_made_by).startswith("; its frames' calls made by: torch")
     # A quantised graph makes calls of its own: its identity is its file's.
     import hashlib
     import json
