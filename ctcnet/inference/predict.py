@@ -307,6 +307,7 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                          "them: rerun to redo them", out_dir)
     t0 = time.perf_counter()
     # New tables: what they replace is kept aside; the same tables: their counts' time stands.
+    earlier.keep_if_volume_moved(out_dir, cartridge.sample_id, cartridge.blood_volume_ml)
     counted_before = earlier.settle(out_dir, out_dir.name, parts,
                                     [f.frame_id for f in cartridge.frames], options.overwrite)
     # Until this run's summary is written, last, none says the sample is done (a run stopped

@@ -9,7 +9,8 @@ were written, UTC>/`` and keeps the summary it replaces in
 record, and no export sits beside counts it no longer adds up to. A rerun that writes the
 same tables (every frame from the journal, a frame skipped again adding none; or frames read
 again into the same bytes, its journal deleted) keeps the earlier counts' time
-(``counted_at``), and the exports stay.
+(``counted_at``), and the exports stay; where cartridge.json now states another blood volume,
+the earlier summary is kept all the same (its rates per 7.5 mL were of the volume it read).
 """
 
 from __future__ import annotations
@@ -86,10 +87,13 @@ class EarlierRun:
     # The SHA-256 each frame it processed had as it was read (its summary's frame_digests);
     # None for a summary without them.
     frame_sha256: dict[str, str] | None = None
+    # The blood volume its rates per 7.5 mL were of (cartridge.json's, as it read it).
+    blood_volume_ml: float | None = None
     # When this run read it: journal parts written since are this run's.
     opened: float = field(default_factory=time.time)
     # What settle() found and kept: its table changed by hand; its summary kept in previous/.
     edited: bool = field(default=False, init=False)
+    volume_moved: bool = field(default=False, init=False)  # its summary kept for that
     kept: Path | None = field(default=None, init=False)
 
     @classmethod
@@ -108,8 +112,10 @@ class EarlierRun:
         digests = summary.get("frame_digests")
         sha = ({fid: r.get("sha256") for fid, r in digests.items() if isinstance(r, dict)}
                if isinstance(digests, dict) else None)
+        volume = summary.get("blood_volume_ml")
         return cls(float(counted) if isinstance(counted, (int, float)) else None, written,
-                   frames, **text, frame_sha256=sha)
+                   frames, **text, frame_sha256=sha,
+                   blood_volume_ml=float(volume) if isinstance(volume, (int, float)) else None)
 
     def tables_change(self, parts: Path, frames: list[str], overwrite: bool = False) -> bool:
         """Whether the tables the journal in ``parts`` makes of ``frames`` (the scan's frame
@@ -134,6 +140,20 @@ class EarlierRun:
         journaled = journaled_frames(parts)
         return any((journaled.get(f, {}).get("record") or {}).get("sha256")
                    != self.frame_sha256.get(f) for f in found)
+
+    def keep_if_volume_moved(self, folder: str | Path, sample: str, volume_ml: float) -> None:
+        """Where cartridge.json now states another blood volume than the earlier run read (a
+        corrected tube), keep the earlier summary in ``previous/`` and say so: its rates per
+        7.5 mL change with the same calls and counts, and the earlier figures stay on
+        record."""
+        if self.blood_volume_ml is None or abs(self.blood_volume_ml - volume_ml) < 1e-9:
+            return
+        kept = keep_previous_summary(folder)
+        if kept is not None:
+            self.kept, self.volume_moved = kept, True
+            log.warning("%s: the blood volume is now %g mL (cartridge.json), the earlier run "
+                        "read %g mL: its rates per 7.5 mL change; its summary is kept as %s",
+                        sample, volume_ml, self.blood_volume_ml, kept.relative_to(Path(folder)))
 
     def settle(self, folder: str | Path, sample: str, parts: Path, frames: list[str],
                overwrite: bool) -> float | None:
@@ -172,7 +192,7 @@ class EarlierRun:
         if self.events_sha256 == events_sha256:
             log.info("%s: the tables are the earlier run's, byte for byte (its frames read "
                      "again): its counts' time and exports stand", sample)
-            if kept is not None and not self.edited:
+            if kept is not None and not self.edited and not self.volume_moved:
                 _forget_kept(folder, kept)
             return self.counted_at
         retire_exports(folder, sample)

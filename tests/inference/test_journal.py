@@ -468,3 +468,28 @@ def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean
     assert index["outputs"] == [{"name": "S1", "missing": True}]
     again = predict(clean_run, cart, out / "S1", overwrite=True)
     assert again.counts == first.counts and (out / "S1" / "summary.json").is_file()
+
+
+def test_a_corrected_blood_volume_keeps_the_earlier_rates_on_record(clean_run, cart, tmp_path,
+                                                                    caplog):
+    """cartridge.json's blood volume corrected after a run: the rerun writes the same tables
+    (the counts' time stands), its rates per 7.5 mL change, and the earlier summary, with the
+    rates it gave, is kept in previous/ and said."""
+    import json
+    import logging
+
+    from conftest import edit_json
+
+    out = tmp_path / "out"
+    first = predict(clean_run, cart, out)
+    edit_json(cart / "cartridge.json", blood_volume_ml=6.0)
+    with caplog.at_level(logging.WARNING):
+        again = predict(clean_run, cart, out)
+    assert again.counts == first.counts and again.counted_at == first.counted_at
+    assert again.blood_volume_ml == 6.0
+    (kept,) = (out / "previous").glob("summary-*.json")
+    assert json.loads(kept.read_text())["per_7_5_ml"] == first.per_7_5_ml
+    assert "the blood volume is now 6 mL (cartridge.json), the earlier run read 7.5 mL" in \
+        caplog.text
+    predict(clean_run, cart, out)  # the same volume again: nothing more kept
+    assert len(list((out / "previous").glob("summary-*.json"))) == 1
