@@ -53,6 +53,9 @@ def read_list_file(path: str | Path) -> list[Path]:
         target = _target(path, line)
         if not target.exists() and whole != line and _target(path, whole).exists():
             target = _target(path, whole)  # a folder whose name ends in a space
+        unquoted = _unquoted(line)
+        if not target.exists() and unquoted != line and _target(path, unquoted).exists():
+            target = _target(path, unquoted)  # Windows' "Copy as path" quotes the path
         if not target.exists():
             shown = line if len(line) <= 80 else line[:77] + "..."
             meant = _meant(path, line)
@@ -65,6 +68,14 @@ def read_list_file(path: str | Path) -> list[Path]:
         raise InputError("the list file names no inputs (one cartridge folder, crop set or "
                          "list a line; blank lines and # comments are skipped)", path)
     return named
+
+
+def _unquoted(line: str) -> str:
+    """``line`` without the quotes round it (``"D:\\scans\\P01"``, as Windows' "Copy as
+    path" writes it; ``'...'``), else as it is."""
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'":
+        return line[1:-1]
+    return line
 
 
 def _target(list_file: Path, line: str) -> Path:

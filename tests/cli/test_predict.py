@@ -571,6 +571,9 @@ def test_a_list_file_saved_by_a_windows_editor_reads_as_written(tmp_path):
         (tmp_path / "list.txt").write_bytes(data)
         assert read_list_file(tmp_path / "list.txt") == [tmp_path / "Probe Müller",
                                                          tmp_path / "trail "], encoding
+    # Windows' "Copy as path" quotes each path: read as the path it quotes.
+    (tmp_path / "list.txt").write_text(f'"{tmp_path / "Probe Müller"}"\n\'Probe Müller\'\n')
+    assert read_list_file(tmp_path / "list.txt") == [tmp_path / "Probe Müller"] * 2
     (tmp_path / "blob.txt").write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(InputError, match="not a list of cartridge folders"):
         read_list_file(tmp_path / "blob.txt")
