@@ -91,6 +91,25 @@ REVIEWED_COLUMNS = [("confirmed", "confirmed"), ("confirmed_per_7_5_ml", "confir
                     ("decided", "calls decided")]
 
 
+# What each column of the counts means, shown over its heading (a reader of the page alone has
+# no docs beside it).
+COLUMN_MEANINGS = {
+    "counted": "The automatic count: the calls of this class the marker guard did not hold. "
+               "Calls sent to review are counted until a person decides otherwise.",
+    "per_7_5_ml": "The count over the blood whose frames were read, scaled to 7.5 mL.",
+    "per_7_5_ml_interval": "The exact 95 % Poisson interval of that rate: the uncertainty of "
+                           "sampling one tube of blood, not of the calls.",
+    "held": "Calls of this class the marker guard held for a person (not counted): their "
+            "markers disagree with the call.",
+    "review": "Calls of this class on the review list: a person's decision could change a "
+              "count.",
+    "confident": "Calls of this class on no review list.",
+    "confirmed": "Calls a reviewer confirmed.",
+    "after_review": "The count with every review decision applied (relabelled events moved, "
+                    "rejected ones left out).",
+    "decided": "Calls of this class a reviewer decided on."}
+
+
 def _cell(value) -> str:
     if value is None:
         return "n/a"
@@ -123,7 +142,9 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     ``no_result``: a failed sample's, whose cells read '-' (its zeros are no count)."""
     columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
     values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    head = "".join(f'<th title="{html.escape(COLUMN_MEANINGS.get(key, ""))}">'
+                   f"{html.escape(h)}</th>" if key in COLUMN_MEANINGS else
+                   f"<th>{html.escape(h)}</th>" for key, h in columns)
     rows = [f"<tr><th>class</th>{head}</tr>"]
     for name in tally.classes:
         # Per 7.5 mL is given for the reported classes only: the other cells stay empty.

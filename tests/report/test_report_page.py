@@ -32,3 +32,21 @@ def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
     six = spec.replace(panel=Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "Vimentin"]}))
     assert count_definition(six)["ck_negative"] == \
         "A CTC without CK is counted where the model calls it so on its Vimentin."
+
+
+def test_each_count_column_says_what_it_means_over_its_heading():
+    """A reader of the page alone (no docs beside it) reads what "held by the guard" or "sent
+    to review" mean over their headings."""
+    import html
+
+    import pandas as pd
+
+    from ctcnet.inference.counts import count_events
+    from ctcnet.report.report_page import COLUMN_MEANINGS, MODEL_COLUMNS, counts_table
+
+    events = pd.DataFrame({"class": ["ctc", "wbc", "ctc"], "guard": ["", "", "no_ck"],
+                           "review": [True, False, True]})
+    tally = count_events(events, ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
+    table = counts_table(tally, None)
+    for key, heading in MODEL_COLUMNS:
+        assert f'<th title="{html.escape(COLUMN_MEANINGS[key])}">{heading}</th>' in table
