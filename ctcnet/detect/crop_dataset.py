@@ -405,7 +405,8 @@ def read_crop(path: str | Path, panel: Panel, min_size: int = 0,
             # One image a channel (cell_c0.png, cell_c1.png...) is a cartridge frame's layout.
             hint = (": a crop is one file holding every channel (a (C, H, W) TIFF, or an RGB "
                     "composite); files of one channel each are read only as a cartridge's "
-                    "frames")
+                    "frames, named by position and channel (r00c01_DAPI.tif, r00c01_c0.tif, "
+                    "or frame<k>_CK.tif)")
         raise InputError(f"crop has {arr.shape[0]} channels, the panel {panel.names} has "
                          f"{panel.num_channels}{hint}", path)
     check_channel_names(names, panel.names, path)
