@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto, cpu, cuda or cuda:N: where the reference is predicted, as "
                              "predict would run there (default auto)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default=None,
+                        help="the backend the reference runs with (default: the one predict "
+                             "picks here); verify each one the lab's nights use")
     parser.add_argument("--out", metavar="JSON", help="also write the record to this file")
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
 
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ctcnet.io.atomic import atomic_write_text
 
     check_device_name(args.device)
-    record = verify_installation(args.device)
+    record = verify_installation(args.device, args.backend)
     text = json.dumps(record, indent=2) + "\n"
     if args.out:
         atomic_write_text(Path(args.out), text)

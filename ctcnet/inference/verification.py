@@ -127,16 +127,18 @@ def predict_reference(backend, prior_rule, workers: int = 1,
         backend.spec = spec
 
 
-def check_reference(device: str = "auto", workers: int = 1) -> dict:
+def check_reference(device: str = "auto", workers: int = 1, backend: str | None = None
+                    ) -> dict:
     """The reference cartridge predicted here, as predict would run the default model on
-    ``device``, against its recorded events, twice: at the balanced prior (the pipeline
+    ``device`` (with ``backend``, ``torch`` or ``onnx``: predict's choice where None), against
+    its recorded events, twice: at the balanced prior (the pipeline
     around the network) and at the model's cartridge rule (the calls a night counts):
     ``{"backend", "device", "events", "differences", "passed"}``."""
     from ctcnet.errors import CtcnetError
     from ctcnet.inference.backends import load_backend
     from ctcnet.nn.calls import DecisionRule
 
-    backend = load_backend(None, device=device)
+    backend = load_backend(None, backend, device=device)
     differences, events = [], 0
     for rule, recorded, said in ((DecisionRule.balanced(), REFERENCE_EVENTS, ""),
                                  (None, REFERENCE_EVENTS_CARTRIDGE, "at the cartridge rule: ")):
@@ -150,16 +152,27 @@ def check_reference(device: str = "auto", workers: int = 1) -> dict:
             "differences": differences, "passed": not differences}
 
 
-def verify_installation(device: str = "auto") -> dict:
-    """Both checks, with the software and machine they ran on: the record ``ctcnet verify``
-    writes (``passed``: both passed, and ctcnet warned of nothing while they ran: a clean
-    installation says nothing, and a shipped export that fails its own check, passed over for
-    the checkpoint, is no pass)."""
+def verify_installation(device: str = "auto", backend: str | None = None) -> dict:
+    """Both checks, with the software and machine they ran on, when and by whom: the record
+    ``ctcnet verify`` writes, an installation qualification's evidence (``passed``: both
+    passed, and ctcnet warned of nothing while they ran: a clean installation says nothing,
+    and a shipped export that fails its own check, passed over for the checkpoint, is no
+    pass). ``backend``: the one the reference runs with (predict's choice where None)."""
+    import getpass
+    import socket
+    import time
+
     from ctcnet.core.log_capture import kept_warnings
 
     with kept_warnings() as warnings:
         files = check_shipped_files()
-        reference = check_reference(device)
+        reference = check_reference(device, backend=backend)
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no name
+        user = None
     return {"passed": files["passed"] and reference["passed"] and not warnings,
+            "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": socket.gethostname(), "user": user,
             "shipped_files": files, "reference": reference, "warnings": list(warnings),
             "software": software_record()}

@@ -20,6 +20,12 @@ def test_this_installation_verifies(tmp_path, capsys):
     assert record["passed"] and record["shipped_files"]["files"] >= 14
     assert record["warnings"] == []
     assert record["reference"]["events"] > 50 and record["software"]["ctcnet"]
+    # When, where and by whom: an installation qualification's record stands alone.
+    assert record["checked_at"].endswith("Z") and record["host"]
+    # The backend a lab's nights use may be asked for: the checkpoint verifies too.
+    assert main(["verify", "--device", "cpu", "--backend", "torch", "--json"]) == 0
+    torch_record = json.loads(capsys.readouterr().out)
+    assert torch_record["reference"]["backend"] == "torch" and torch_record["passed"]
 
 
 def test_a_changed_file_or_call_fails_with_what_differs(tmp_path, monkeypatch, capsys):
