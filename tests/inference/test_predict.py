@@ -979,7 +979,8 @@ def test_a_samples_row_says_its_review_list_and_rates_to_two_decimals(tmp_path):
 
 def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
     """A sign-off while a batch runs into the folder (run.json says running, no outputs yet)
-    does not rewrite samples.csv to its header; the batch's end writes it."""
+    does not write samples.csv as a header alone (the running batch took the earlier table
+    away); the batch's end writes it."""
     import time
 
     from ctcnet.inference.run_index import (
@@ -993,7 +994,9 @@ def test_a_refresh_of_samples_csv_leaves_a_running_batchs_table_alone(tmp_path):
         (out / name).mkdir(parents=True)
         (out / name / "summary.json").write_text(json.dumps({"events": 5, "status": "ok"}))
     write_run_index(out, ["s1", "s2"], 1, {})
-    before = (out / "samples.csv").read_text()
+    assert (out / "samples.csv").read_text().count("\n") == 3
     mark_run_started(out, ["s3"], time.time())
     refresh_samples_table(out)
-    assert (out / "samples.csv").read_text() == before and before.count("\n") == 3
+    assert not (out / "samples.csv").exists()
+    write_run_index(out, ["s3"], 1, {})  # the batch's end: every sample of the folder
+    assert (out / "samples.csv").read_text().count("\n") == 4
