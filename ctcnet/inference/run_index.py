@@ -263,12 +263,20 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
                      failed_reports, error, sharded) -> dict:
     note_set_aside(out, set_aside or {}, since)
     entries, made_with = [], {}
+    # A run that ended early on one machine: what it left of a sample from before it began (an
+    # earlier run's output, or its refusal) is not tonight's (a job array's jobs begin apart,
+    # each writing the index of all: there every earlier output stands).
+    ended_early = state in ("stopped", "failed") and since is not None and not sharded
     for name in sample_ids:
         path = Path(out) / name / "summary.json"
         read = _read_summary(path)  # once, for the set-aside date and the entry
         if isinstance(read, dict) and isinstance(read.get("run_fingerprint"), dict):
             made_with[name] = read["run_fingerprint"]
         refused = _set_aside_since(out, name, path, read)
+        if ended_early and refused is not None and float(refused.get("at", 0)) < since:
+            refused = None  # an earlier run's refusal: this one did not reach the input
+        why = (failed_reports or {}).get(name) or missing_reason or (
+            _share_text(name, world_size) if sharded and world_size else None)
         if refused is not None and refused.get("kind") == "held" and \
                 not folder_is_held(Path(out) / name):
             # The run that held it ended without finishing it (killed): nobody will.
@@ -285,11 +293,15 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
                                if read is not None else {})})
         elif path.exists():
             # (one that cannot be read is read again, so that its error is raised)
-            entries.append(_output_entry(name, read if read is not None
-                                         else json.loads(path.read_text()), path))
+            entry = _output_entry(name, read if read is not None
+                                  else json.loads(path.read_text()), path)
+            if ended_early and _counted_at(path, read, "finished_at") < since:
+                # Not reached tonight: missing, the earlier output kept beside (marked so).
+                entries.append({"name": name, "missing": True,
+                                **({"reason": why} if why else {}), "kept_output": entry})
+            else:
+                entries.append(entry)
         else:
-            why = (failed_reports or {}).get(name) or missing_reason or (
-                _share_text(name, world_size) if sharded and world_size else None)
             entries.append({"name": name, "missing": True, **({"reason": why} if why else {})})
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
@@ -417,9 +429,13 @@ def _write_samples_table(out: Path, entries: list[dict], others: Sequence[str]) 
             why = ({"set_aside": f"its sample id is shared by {' and '.join(clashed[name])}, "
                                  "set aside"} if name in clashed else {})
             earlier.append({**_output_entry(name, read, path), "earlier_run": True, **why})
-    # A row a sample, for statistics: a sample set aside with an earlier output kept has that
-    # output's figures, marked as an earlier run's, with why this run set it aside.
-    rows = [{**e["kept_output"], "set_aside": e["set_aside"], "earlier_run": True}
+    # A row a sample, for statistics: a sample set aside (or not reached) with an earlier
+    # output kept has that output's figures, marked as an earlier run's, with why this run
+    # has none; its state and status are tonight's (none), so that a filter on "ok" or
+    # "preliminary" takes no earlier result for tonight's.
+    rows = [{**e["kept_output"], **{k: e[k] for k in ("set_aside", "missing", "reason")
+                                    if k in e},
+             "earlier_run": True, "result_state": None, "status": None}
             if "kept_output" in e else e for e in entries]
     write_samples_csv(out, rows + earlier)
 

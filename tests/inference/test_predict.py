@@ -601,6 +601,46 @@ def test_an_input_another_job_set_aside_reads_set_aside_not_an_earlier_runs_summ
     assert run["s1"]["status"] == "ok" and run["s1"]["events"] == 7
 
 
+def test_a_stopped_run_lists_what_it_did_not_reach_as_missing_not_as_an_earlier_result(
+        tmp_path):
+    """A batch stopped (Ctrl-C) before it reached s2 and s3: s2's output of last night is
+    kept beside a missing entry (samples.csv: missing, no status, earlier_run), not listed
+    "ok" as tonight's; s3's refusal of last night is not repeated as tonight's."""
+    import os
+    import time
+
+    import pandas as pd
+
+    from ctcnet.inference.run_index import note_set_aside, write_run_index
+
+    out = tmp_path / "out"
+    began = time.time()
+    for name in ("s1", "s2", "s3"):
+        (out / name).mkdir(parents=True)
+    old = began - 3600
+    for name, when in (("s1", began + 1), ("s2", old), ("s3", old - 60)):
+        (out / name / "summary.json").write_text(json.dumps(
+            {"events": 5, "status": "ok", "counted_at": when, "finished_at": when}))
+    note_set_aside(out, {"s3": "holds a run with another model"})
+    record = out / ".set_aside" / "s3.json"
+    os.utime(record, (old, old))
+    record.write_text(json.dumps({**json.loads(record.read_text()), "at": old}))
+    run = {e["name"]: e for e in write_run_index(
+        out, ["s1", "s2", "s3"], 1, {}, since=began, state="stopped",
+        missing_reason="not reached: the run ended")["outputs"]}
+    assert run["s1"]["status"] == "ok"
+    for name in ("s2", "s3"):
+        assert run[name]["missing"] and run[name]["reason"] == "not reached: the run ended"
+        assert "status" not in run[name] and run[name]["kept_output"]["status"] == "ok"
+        assert "set_aside" not in run[name]
+    table = pd.read_csv(out / "samples.csv").set_index("name")
+    assert table.loc["s2", "result_state"] == "missing" and pd.isna(table.loc["s2", "status"])
+    assert bool(table.loc["s2", "earlier_run"]) and table.loc["s2", "events"] == 5
+    # The same index of a finished run (a job array's: earlier outputs stand) is unchanged.
+    run = {e["name"]: e for e in write_run_index(out, ["s2"], 1, {}, since=began)["outputs"]}
+    assert run["s2"]["status"] == "ok"
+
+
 def test_a_sample_another_run_held_and_finished_is_not_set_aside(tmp_path):
     """Two runs of one batch into one --out: each sets aside what the other holds, and writes
     its record as it ends, after the other finished those samples. The record is of when the
