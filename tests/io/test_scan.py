@@ -548,6 +548,26 @@ def test_channel_files_named_by_their_marker_are_read_by_name(tmp_path, rng, cap
         read_frame(open_cartridge(tmp_path).frames[0], panel)
 
 
+def test_a_marker_name_reads_past_its_dye_but_no_other_word(tmp_path, rng):
+    """A lab's own marker with its dye (HER2-FITC, CD45.APC, Hoechst 33342) is its channel; a
+    preview or mask named after a marker (r00c00_CK_preview.jpg beside a CellSearch frame,
+    r00c00_CK_mask.tif) is no channel's, and the frame reads as it did without it."""
+    from ctcnet.io.sources.named import marker_channel
+
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "HER2"]})
+    for marker, channel in (("HER2-FITC", 3), ("her2", 3), ("CD45.APC", 2), ("Hoechst 33342", 0),
+                            ("CK_PE-Cy7", 1), ("Pan Cytokeratin", 1), ("CK_preview", None),
+                            ("CK_mask", None), ("overview", None)):
+        assert marker_channel(marker, panel) == channel, marker
+    counts = rng.integers(1, 999, (4, 16, 16), dtype=np.uint16)
+    write_frame(tmp_path, 0, 0, counts, panel)
+    tifffile.imwrite(tmp_path / "r00c00_CK_preview.tif", counts[1])
+    write_cartridge_info(tmp_path, panel, "S9", 1, rows=1, columns=1, frame_shape=(16, 16))
+    (frame,) = open_cartridge(tmp_path).frames
+    assert frame.files == (tmp_path / "r00c00.tif",)
+    assert np.array_equal(read_frame(frame, panel), counts)
+
+
 def test_a_cartridge_whose_frames_lie_in_a_subfolder_is_told_where(tmp_path, rng):
     """cartridge.json and panel.json above the scanner's Images/ folder: "no frames found"
     names the folder that holds them."""

@@ -35,6 +35,7 @@ from ctcnet.io.images import (
     read_image,
     remove_cellsearch_offset,
 )
+from ctcnet.io.panel import MARKER_ROLES
 from ctcnet.io.sources.base import (
     FramePart,
     FrameRef,
@@ -71,7 +72,7 @@ def frame_stem(path: Path) -> tuple[str | None, int | str | None]:
     m = _CHANNEL_FILE.match(stem)
     if m and is_frame_stem(m["stem"]):
         return m["stem"], int(m["channel"])
-    m = _MARKER_FILE.match(stem)
+    m = None if stem.lower().endswith(".ome") else _MARKER_FILE.match(stem)  # an OME-TIFF's
     if m:
         return m["stem"], m["marker"]
     if is_frame_stem(stem):
@@ -79,10 +80,33 @@ def frame_stem(path: Path) -> tuple[str | None, int | str | None]:
     return None, None
 
 
+# Words after a marker's name that name its dye or wavelength (CD45-APC, CK_PE, Vimentin-AF488,
+# PE-Cy7, Hoechst 33342, DAPI_405): read past. Any other word (CK_preview, CK_mask) makes the
+# file no channel's.
+_DYE_WORD = re.compile(r"^(apc|pe|fitc|percp|bv\d+|bb\d+|af\d+|alexa\d*|cy\d+|dylight\d*|"
+                       r"atto\d*|\d+(nm)?)$", re.IGNORECASE)
+
+
+def marker_channel(marker: str, panel) -> int | None:
+    """The channel of ``panel`` a file's marker name is (its dye or wavelength words read past):
+    a channel of that name (case aside), else the one channel whose role a well-known name of
+    it has (Hoechst for DAPI, pan-CK for CK); None where it is neither (``CK_preview``)."""
+    words = [w for w in re.split(r"[-_ ./]+", marker.strip()) if w]
+    while len(words) > 1 and _DYE_WORD.match(words[-1]):
+        words.pop()
+    name = "-".join(words).upper()
+    names = [n.upper() for n in panel.names]
+    if name in names:
+        return names.index(name)
+    role = MARKER_ROLES.get(name) or MARKER_ROLES.get(name.replace("-", ""))
+    same = [i for i, c in enumerate(panel.channels) if role and c.role == role]
+    return same[0] if len(same) == 1 else None
+
+
 def resolve_marker_files(parts: list, panel) -> tuple[list, list[str]]:
     """``parts`` with each channel file named by its marker given the index of panel.json's
-    channel of that name or alias (``panel.index_of``), and the names of those that name no
-    channel of the panel (``r00c00_copy.tif``, ``r00c00_overview.tif``): not read."""
+    channel it names (:func:`marker_channel`), and the names of those that name no channel of
+    the panel (``r00c00_copy.tif``, ``r00c00_CK_preview.jpg``): not read."""
     from dataclasses import replace
 
     kept, unnamed = [], []
@@ -90,7 +114,7 @@ def resolve_marker_files(parts: list, panel) -> tuple[list, list[str]]:
         if not isinstance(part.channel, str):
             kept.append(part)
             continue
-        index = panel.index_of(part.channel)
+        index = marker_channel(part.channel, panel)
         if index is None:
             unnamed.append(part.path.name)
         else:

@@ -56,6 +56,7 @@ def test_registry_lists_every_layout_in_claim_order():
     # a mask or an overview, is said and left out then).
     ("r00c01_CD45-APC.tif", "channel-files", "r00c01", "CD45-APC"),
     ("r00c00_mask.tif", "channel-files", "r00c00", "mask"),
+    ("r00c00_DAPI.ome.tif", "ome-tiff", None, None),  # an OME-TIFF's, read by its metadata
     ("scan.ome.tif", "ome-tiff", None, None),
     ("r00c00.ome.tiff", "ome-tiff", None, None),
     ("slide.czi", "czi", None, None),
