@@ -67,7 +67,7 @@ def _review(summary: dict) -> tuple[str, str]:
 def _partial_why(summary: dict) -> str:
     frames = summary.get("frames") or {}
     total = (frames.get("total") or 0) + (frames.get("missing") or 0)
-    parts = []
+    parts: list[str] = []
     if frames.get("skipped") or frames.get("missing"):
         read, tube = summary.get("blood_volume_processed_ml"), summary.get("blood_volume_ml")
         parts.append(f"{frames.get('processed', 0)} of {total} frames read"
@@ -79,9 +79,12 @@ def _partial_why(summary: dict) -> str:
     problems = sorted((str(p) for p in summary.get("problems") or []),
                       key=lambda p: "channel order" not in p)
     if problems:  # the first in its own words: what a reader must weigh before the number
-        first = problems[0] if len(problems[0]) <= 240 else problems[0][:237] + "..."
-        parts.append(first + (f" (and {len(problems) - 1} more problem(s) of the inputs)"
-                              if len(problems) > 1 else ""))
+        first = problems[0] if len(problems[0]) <= 240 else \
+            problems[0][:237].rsplit(" ", 1)[0].rstrip(",;:.") + " ..."
+        said = first + (f" (and {len(problems) - 1} more problem(s) of the inputs)"
+                        if len(problems) > 1 else "")
+        # A channel order in doubt before even the frames read: the counts rest on it.
+        parts.insert(0 if "channel order" in problems[0] else len(parts), said)
     return "; ".join(parts) or "see the sample's problems"
 
 

@@ -44,6 +44,13 @@ def test_a_channel_order_in_doubt_leads_the_partial_headline():
     text = result_state(summary(status="partial", problems=problems))["text"]
     assert text.startswith("PARTIAL: a nucleus lies in the CD45 plane") and \
         "(and 1 more problem(s) of the inputs)" in text
+    skipped = result_state(summary(status="partial", problems=problems,
+                                   frames={"total": 4, "processed": 2, "skipped": 2,
+                                           "missing": 0}))["text"]
+    assert skipped.startswith("PARTIAL: a nucleus lies in the CD45 plane") and \
+        "2 of 4 frames read" in skipped
+    long = result_state(summary(status="partial", problems=["word " * 80]))["text"]
+    assert "word ..." in long and "wor..." not in long
 
 
 def test_a_volume_not_stated_or_not_a_tube_is_said():
