@@ -49,7 +49,7 @@ def test_a_changed_file_or_call_fails_with_what_differs(tmp_path, monkeypatch, c
     assert event_differences(got.iloc[:-1], want) == [f"{len(want) - 1} events, {len(want)} "
                                                       "recorded"]
     # ... and the command says FAILED, exit 1
-    monkeypatch.setattr(verification, "check_reference", lambda device: {
+    monkeypatch.setattr(verification, "check_reference", lambda device, backend=None: {
         "backend": "onnx", "device": "cpu", "events": len(got), "differences": said,
         "passed": False})
     capsys.readouterr()
