@@ -70,6 +70,7 @@ class CropNotes:
         self.rescaled = self.over = 0
         self.eight_bit = 0  # raw crops (a scan's counts, not a composite) stored in 8 bits
         self.over_in: set[int] = set()  # the channels some crop holds values above
+        self.over_crops: list[int] = []  # the first crops that do (named in what is said)
         self.saturated = 0
         self.saturated_in: set[int] = set()  # the channels some crop is saturated in
         self._first_of: dict[bytes, list[int]] = {}
@@ -123,8 +124,9 @@ class CropNotes:
             self.marker_labels.add(i, crop)
         return True
 
-    def scaled(self, crops: np.ndarray) -> None:
-        """Note a chunk of crops at model scale, in the index's channel order: how many hold
+    def scaled(self, crops: np.ndarray, start: int = 0) -> None:
+        """Note a chunk of crops at model scale (the index's crops from ``start`` on), in the
+        index's channel order: how many hold
         values above their channels' stated range (panel.json's ``value_range``, 0-4095
         unless stated). The marker guard reads such pixels as saturated, and a whole frame so
         is refused (``ctcnet.io.scan``); crops are read on, with a warning."""
@@ -136,6 +138,8 @@ class CropNotes:
         peak = crops.max(axis=(2, 3))
         above = peak > stated * np.float32(1 + RESAMPLING_ROUNDING)
         self.over += int(above.any(axis=1).sum())
+        if len(self.over_crops) < 3:
+            self.over_crops += (start + np.flatnonzero(above.any(axis=1))[:3]).tolist()
         self.over_in.update(np.flatnonzero(above.any(axis=0)).tolist())
         # Saturated: at the stated top, or at a camera's own top under it (12-bit counts
         # stated 0-65535), over more of a crop than a frame may be before it is said.
@@ -174,10 +178,12 @@ class CropNotes:
         if not self.over:
             return ""
         over = {k: self.index.panel.channels[k] for k in self.over_in}
+        named = ", ".join(str(self.index.paths[i].relative_to(self.index.root))
+                          for i in self.over_crops[:3])
         return (f"{self.over} of {len(self.index)} crops hold values above their channels' "
                 "stated range (" + ", ".join(f"{over[k].name} {over[k].value_range[1]:g}"
                                              for k in sorted(over)) +
-                "; panel.json's value_range)")
+                f"; panel.json's value_range), e.g. {named}")
 
     def past_range_refusal(self) -> InputError | None:
         """The error a command that fits a model from the crops (train, finetune) gives for
@@ -195,7 +201,9 @@ class CropNotes:
         return ("A camera writing 16-bit values (or 12-bit counts stored x16, to 65520) is read "
                 "as such once panel.json states its range: "
                 f'{{"name": "{self.index.panel.channels[over].name}", '
-                '"value_range": [0, 65535]}, ...')
+                '"value_range": [0, 65535]}, ...; crops of a camera whose range is stated, '
+                "past it by a little, were changed after the camera (a flat-field correction, "
+                "a rescale): leave those out, or export them as the camera's counts")
 
     def say(self) -> None:
         """Log what the read noticed, one warning per kind for the whole set."""

@@ -484,7 +484,7 @@ def crop_chunks(index: CropIndex, size: int | None = None,
             cut += cut_px > 2
             padded += pad_px > 0
         if not errors and not notes.unusable:
-            notes.scaled(out)
+            notes.scaled(out, start)
             yield start, out
     refusal = notes.refusal(errors) or (notes.past_range_refusal() if fitting else None)
     if refusal is not None:
