@@ -70,6 +70,13 @@ def test_crops_above_their_stated_range_are_said(tmp_path, rng, caplog):
     assert 'once panel.json states its range: {"name": "CK", "value_range": [0, 65535]}' \
         in caplog.text  # what to do, not a guess that the crops are stretched
     assert "DAPI 4095" not in caplog.text  # the channels past their range alone are named
+    assert "e.g. ctc/" in caplog.text  # the crop named, as the set's own
+    # Given by a link (its crops' paths resolved through it): named all the same.
+    (tmp_path / "link").symlink_to(tmp_path / "ds")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ctcnet.detect.crop_dataset"):
+        load_crops(read_crop_index(tmp_path / "link"))
+    assert "1 of 6 crops hold values above" in caplog.text
 
 
 def test_crops_above_their_stated_range_are_refused_to_fit_a_model(tmp_path, rng):
