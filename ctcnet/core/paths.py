@@ -1,4 +1,5 @@
-"""The one way a run names a file or folder in what it records: absolute and normalised; and
+"""The one way a run names a file or folder in what it records: absolute and normalised (and,
+in what is said, as its folder's own: :func:`shown_in`); and
 the one way two names are told to be one on a share (:func:`name_key`).
 
 ``Path.absolute()`` keeps a ``..`` as given (``/runs/nightly/../scans/S1``), so one folder
@@ -23,3 +24,15 @@ def name_key(name: str) -> str:
     apart ("S1" and "s1" are one folder) and macOS writes accents decomposed ("Mu\u0308ller"
     is "M\u00fcller"), so names alike but for those have one key."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+def shown_in(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` as a folder's own (relative to ``root``, as given or resolved: a folder given
+    by a link lists its files through it), else whole: how a file of a folder is named in
+    what is said of it."""
+    for base in (Path(root), Path(root).resolve()):
+        try:
+            return str(Path(path).relative_to(base))
+        except ValueError:
+            continue
+    return str(path)

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ctcnet.core.paths import shown_in
 from ctcnet.detect.marker_labels import MarkerLabelVotes
 from ctcnet.detect.metadata_signs import CropFolderSigns
 from ctcnet.detect.plane_order import PlaneVotes
@@ -179,7 +179,7 @@ class CropNotes:
         if not self.over:
             return ""
         over = {k: self.index.panel.channels[k] for k in self.over_in}
-        named = ", ".join(_shown(self.index.paths[i], self.index.root)
+        named = ", ".join(shown_in(self.index.paths[i], self.index.root)
                           for i in self.over_crops[:3])
         return (f"{self.over} of {len(self.index)} crops hold values above their channels' "
                 "stated range (" + ", ".join(f"{over[k].name} {over[k].value_range[1]:g}"
@@ -248,17 +248,6 @@ class CropNotes:
                       "marker"] if self.eight_bit else []
             log.warning("crop dataset %s: %s%s", index.root, swapped,
                         f". Or it is {', or '.join(other)}" if other else "")
-
-
-def _shown(path: Path, root: Path) -> str:
-    """``path`` as the set's own (relative to its folder), or whole where it lies elsewhere (a
-    manifest naming a file outside it, a folder given by a link)."""
-    for base in (root, Path(root).resolve()):
-        try:
-            return str(Path(path).relative_to(base))
-        except ValueError:
-            continue
-    return str(path)
 
 
 def warn_of_copies(groups: list[list[int]], index: CropIndex) -> None:

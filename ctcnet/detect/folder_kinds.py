@@ -43,6 +43,7 @@ def nested_scan(root: Path, paths: list[Path], labels: list[str], classes) -> In
     ``scan/Images/r00c00.tif``, beside a panel.json above it, would read as a few crops of a
     class ``scan``. None where no such file is found (crops named like frames in a class
     folder, ``ctc/frame_0000.tif``, stay crops)."""
+    from ctcnet.core.paths import shown_in
     from ctcnet.io.images import image_shape
     from ctcnet.io.scan import claim
 
@@ -53,8 +54,8 @@ def nested_scan(root: Path, paths: list[Path], labels: list[str], classes) -> In
         part = claim(path)
         shape = image_shape(path) if part is not None and part.stem is not None else None
         if shape is not None and min(shape) >= FRAME_MIN_SIDE:
-            return InputError(f"holds the frames of a scan ({path.relative_to(root)}, "
+            return InputError(f"holds the frames of a scan ({shown_in(path, root)}, "
                               f"{shape[1]} x {shape[0]} px), not crops: pass "
-                              f"{path.parent.relative_to(root)} as the cartridge, with "
+                              f"{shown_in(path.parent, root)} as the cartridge, with "
                               "panel.json (and cartridge.json) in it beside the frames", root)
     return None
