@@ -427,7 +427,8 @@ def _run_in_processes(args, cartridges, datasets, processes: int, out, model: st
         state="stopped" if stopped_by else "failed" if failed else "finished",
         missing_reason=f"its process ended with status {status} before writing it (see the "
                        "log); the same command resumes it" if failed else
-        "the run was stopped before it; the same command resumes it" if stopped_by else None,
+        "the run was stopped before its output was written; the same command resumes it"
+        if stopped_by else None,
         error=f"a process ended with status {status}" if failed else
         f"stopped by {stopped_by}" if stopped_by else None)
     missing = [e["name"] for e in index["outputs"] if e.get("missing")]

@@ -187,10 +187,10 @@ class CropNotes:
                 f"; panel.json's value_range), e.g. {named}")
 
     def past_range_refusal(self) -> InputError | None:
-        """The error a command that fits a model from the crops (train, finetune) gives for
-        crops past their stated range, or None: the guard's readings it would fit (CK's leak
-        into the exclusion markers, its reference) read those pixels as saturated, and the
-        model would carry them."""
+        """The error a command that fits a model from the crops (train, finetune, a
+        recalibration) gives for crops past their stated range, or None: the guard's readings
+        it would fit (CK's leak into the exclusion markers, its reference) read those pixels
+        as saturated, and the model would carry them."""
         if not self.over:
             return None
         return InputError(f"{self.past_range()}: a model fitted from them would carry marker "

@@ -346,7 +346,8 @@ def test_a_run_stopped_in_its_processes_says_what_stopped_it(scans, tmp_path, mo
     assert main(_args(base, model, tmp_path / "out", "--processes", "2")) == status
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["state"] == "stopped" and run["error"] == f"stopped by {by}"
-    assert all(e["missing"] and "stopped before it" in e["reason"] for e in run["outputs"])
+    assert all(e["missing"] and "stopped before its output was written" in e["reason"]
+               for e in run["outputs"])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")

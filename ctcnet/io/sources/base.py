@@ -148,17 +148,16 @@ def nested_frames_hint(folder: Path) -> str:
             "cartridge, with panel.json (and cartridge.json) in it beside the frames")
 
 
-def frames_below(folder: Path, skip_names: frozenset[str] = frozenset(), depth: int = 3
-                 ) -> Path | None:
-    """The first folder under ``folder`` (``depth`` levels down at most; folders named in
-    ``skip_names``, casefolded, and hidden ones passed over) holding a frame named as a scan's
-    (``r00c00.tif``, ``r00c00_c0.tif``), or None: a scanner's export nested in a folder
-    (``scan/Images/``), which read from above would be no cartridge, or a crop set."""
+def frames_below(folder: Path, depth: int = 3) -> Path | None:
+    """The first folder under ``folder`` (``depth`` levels down at most; hidden ones passed
+    over) holding a frame named as a scan's (``r00c00.tif``, ``r00c00_c0.tif``), or None: a
+    scanner's export nested in a folder (``scan/Images/``), which read from above is no
+    cartridge."""
     if depth <= 0:
         return None
     try:
-        subs = sorted(p for p in Path(folder).iterdir() if p.is_dir()
-                      and not p.name.startswith(".") and p.name.casefold() not in skip_names)
+        subs = sorted(p for p in Path(folder).iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
     except OSError:
         return None
     for sub in subs:
@@ -168,7 +167,7 @@ def frames_below(folder: Path, skip_names: frozenset[str] = frozenset(), depth: 
                 return sub
         except OSError:
             continue
-        found = frames_below(sub, skip_names, depth - 1)
+        found = frames_below(sub, depth - 1)
         if found is not None:
             return found
     return None
