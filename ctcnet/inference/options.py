@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from ctcnet.detect.detection import DetectConfig
 from ctcnet.io.panel import Panel
-from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, DecisionRule, prior_rule
+from ctcnet.nn.calls import (
+    BALANCED_PRIOR,
+    CARTRIDGE_PRIOR,
+    COUNTED_CLASSES,
+    DecisionRule,
+    prior_rule,
+)
 from ctcnet.nn.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -133,6 +139,21 @@ def say_if_no_cartridge_rule(spec: ModelSpec, prior: str | None) -> bool:
                 "balanced), at which rare classes such as ctc are called far more often than "
                 "at a cartridge's prevalence; --prior states one")
     return True
+
+
+def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
+    """Warn where the model reports classes beside ``ctc`` and ``cluster`` (a lab's taxonomy:
+    ``ctc_emt``): they are counted per 7.5 mL and listed on the review page, but the marker
+    guard and the review band are ctc's and cluster's, so such calls are neither held nor
+    queued for their doubt. Returns those classes."""
+    others = [c for c in spec.taxonomy.reported_classes() if c not in COUNTED_CLASSES]
+    if others:
+        log.warning("the model reports %s beside ctc and cluster: counted per 7.5 mL and "
+                    "listed on the review page as reported calls, but the marker guard does "
+                    "not check them (a CD45+ cell called so is counted) and the review band "
+                    "does not queue their doubt: review every such call before reporting it",
+                    ", ".join(others))
+    return others
 
 
 # Where a model keeps its crop sets' review band (``spec.metrics``): fitted on held-out crops

@@ -85,6 +85,7 @@ from ctcnet.inference.options import (
     PredictOptions,
     edge_cut_class,
     say_if_no_cartridge_rule,
+    say_what_other_reported_classes_lack,
     spec_at_prior,
 )
 from ctcnet.inference.output_names import (
@@ -452,6 +453,8 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     n_cartridges = sum(kind == "cartridge" for kind, *_ in mine)
     if n_cartridges:
         say_if_no_cartridge_rule(backend.spec, options.prior)
+    if mine:
+        say_what_other_reported_classes_lack(backend.spec)
     overlap = options.report_overlap and options.report is not None and n_cartridges > 1
     # BLAS on one thread for the cartridges and their reports (as predict_cartridge runs them)
     blas = single_threaded_blas() if n_cartridges else contextlib.nullcontext()

@@ -112,9 +112,15 @@ class Taxonomy:
             else:
                 raise InputError(f"taxonomy entry {entry!r} is neither a name nor a mapping "
                                  "with 'name'", source)
+        reported = data.get("reported", ("ctc", "cluster"))
+        names = [c.name for c in classes]
+        if "reported" in data and (not isinstance(reported, (list, tuple)) or
+                                   [r for r in reported if r not in names]):
+            # A class named so by mistake ("ctc-emt") would lose its rate per 7.5 mL silently.
+            raise InputError(f"taxonomy 'reported' {reported!r} names classes it does not have "
+                             f"(its classes: {', '.join(names)})", source)
         try:
-            return cls(tuple(classes), str(data.get("name", "custom")),
-                       tuple(data.get("reported", ("ctc", "cluster"))))
+            return cls(tuple(classes), str(data.get("name", "custom")), tuple(reported))
         except InputError as err:
             raise InputError(str(err), source) from None
 

@@ -336,9 +336,11 @@ def _unread_channels(s: RunSummary) -> str:
 def _counted_as(counted_as: dict) -> str:
     """What the counts include, in a line: each reported class's definition, then whether a
     cell without CK is counted (:func:`ctcnet.inference.run_summary.count_definition`)."""
-    return " ".join([f"{name}: {text}" for name, text in
-                     (counted_as.get("classes") or {}).items()]
-                    + [counted_as.get("ck_negative") or ""]).strip()
+    classes = "; ".join(f"{name}: {text.rstrip('.')}" if text else
+                        f"{name} (no description in the model's taxonomy)"
+                        for name, text in (counted_as.get("classes") or {}).items())
+    note = counted_as.get("ck_negative") or ""
+    return f"{classes}. {note}".strip() if classes else note
 
 
 def write_summary_and_page(out_dir: str | Path, summary: RunSummary,

@@ -22,3 +22,15 @@ def test_taxonomy_subtype_mapping(tmp_path):
     path = tmp_path / "tax.json"
     path.write_text(json.dumps(tax.to_dict()))
     assert load_taxonomy(path) == tax
+
+
+def test_reported_classes_must_be_the_taxonomys_own():
+    """A typo in 'reported' ("ctc-emt") is refused: the class would lose its rate per 7.5 mL
+    without a word. Left out, ctc and cluster are reported where the taxonomy has them."""
+    classes = ["ctc", "ctc_emt", "wbc", "cluster", "debris"]
+    with pytest.raises(InputError, match=r"'reported' \['ctc', 'ctc-emt'\] names classes it "
+                                         r"does not have"):
+        load_taxonomy({"classes": classes, "reported": ["ctc", "ctc-emt"]})
+    good = load_taxonomy({"classes": classes, "reported": ["ctc", "ctc_emt", "cluster"]})
+    assert good.reported_classes() == ["ctc", "ctc_emt", "cluster"]
+    assert load_taxonomy({"classes": ["ctc", "wbc"]}).reported_classes() == ["ctc"]

@@ -50,3 +50,4 @@ def test_each_count_column_says_what_it_means_over_its_heading():
     table = counts_table(tally, None)
     for key, heading in MODEL_COLUMNS:
         assert f'<th title="{html.escape(COLUMN_MEANINGS[key])}">{heading}</th>' in table
+

@@ -1,0 +1,22 @@
+"""ctcnet.inference.options: what predict says of a model before it runs."""
+
+
+def test_a_reported_class_beside_ctc_and_cluster_is_said_to_be_unguarded(caplog):
+    """A lab's taxonomy reporting ctc_emt: predict says that its calls are counted and listed
+    but neither checked by the guard nor queued for their doubt; the shipped ones say
+    nothing."""
+    from ctcnet.inference.options import say_what_other_reported_classes_lack
+    from ctcnet.io.taxonomy import load_taxonomy
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.registry import get_model
+
+    spec = load_model(get_model("ctcnet-core3").checkpoint)[1]
+    with caplog.at_level("WARNING"):
+        assert say_what_other_reported_classes_lack(spec) == []
+    assert not caplog.text
+    emt = spec.replace(taxonomy=load_taxonomy({
+        "classes": ["ctc", "ctc_emt", "wbc", "cluster", "debris"],
+        "reported": ["ctc", "ctc_emt", "cluster"]}))
+    with caplog.at_level("WARNING"):
+        assert say_what_other_reported_classes_lack(emt) == ["ctc_emt"]
+    assert "the marker guard does not check them" in caplog.text
