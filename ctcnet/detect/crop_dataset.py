@@ -284,9 +284,10 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
         if unknown:
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}: "
                              "rename those class folders (or manifest.csv labels) to the "
-                             "taxonomy's names where they are the same class, or train with a "
-                             "taxonomy that holds them (--data.taxonomy FILE.json, "
-                             "docs/training.md)", root)
+                             "taxonomy's names where they are the same class; a model of a "
+                             "class set that holds them is trained with `ctcnet train "
+                             "--data.taxonomy FILE.json` (docs/training.md) and then given "
+                             "to this command", root)
     index = CropIndex(root, panel, paths, labels, samples, splits)
     if pixel_size == PIXEL_SIZE_AUTO:
         index = replace(index, panel=panel.with_pixel_size(estimated_pixel_size(index,
