@@ -69,7 +69,10 @@ def event_mixture(rare_rates: dict | None, panel, taxonomy, cfg: SimConfig):
     rates = {**DEFAULT_RARE_RATES, **(rare_rates or {})}
     for name, value in rates.items():
         if name not in COMMON_RATES and name not in DEFAULT_RARE_RATES:
-            raise InputError(f"rare_rates: unknown class {name!r}; use ctc, wbc, cluster, debris")
+            raise InputError(f"rare_rates: unknown class {name!r}; use ctc, wbc, cluster, debris "
+                             "(the simulator's parent classes: a class of the taxonomy drawn "
+                             "from some of their subtypes, by its 'includes', takes its share of "
+                             "its parent's rate)")
         if not 0 <= float(value) <= 1:
             raise InputError(f"the rate of {name} ({value}) is a share of the events, a "
                              "fraction in 0..1 (--rates ctc=0.002: one event in 500), not a "
