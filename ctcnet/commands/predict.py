@@ -271,11 +271,13 @@ def _index_of_an_ended_run(out, names, world_size, set_aside, started, failed_re
 
     ended = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
     try:
+        why = (f"not finished: the run ended ({ending_text(err)}) before its output was "
+               "written; the same command resumes it")
+        # A job's own share says why it ended, not that another job has not run.
+        own = {name: why for name in mine} if sharded else {}
         index = write_run_index(out, names, world_size, set_aside, started, state=ended,
-                                failed_reports=failed_reports, error=err, sharded=sharded,
-                                missing_reason=None if sharded else
-                                f"not reached: the run ended ({ending_text(err)}); the same "
-                                "command resumes it")
+                                failed_reports={**own, **(failed_reports or {})}, error=err,
+                                sharded=sharded, missing_reason=None if sharded else why)
     except Exception:  # the error that ended the run is told, not this one
         with contextlib.suppress(Exception):
             mark_run_ended_in_place(out, ended, err)

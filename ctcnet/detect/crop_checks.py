@@ -202,9 +202,10 @@ class CropNotes:
         return ("A camera writing 16-bit values (or 12-bit counts stored x16, to 65520) is read "
                 "as such once panel.json states its range: "
                 f'{{"name": "{self.index.panel.channels[over].name}", '
-                '"value_range": [0, 65535]}, ...; crops of a camera whose range is stated, '
-                "past it by a little, were changed after the camera (a flat-field correction, "
-                "a rescale): leave those out, or export them as the camera's counts")
+                '"value_range": [0, 65535]}, ...; '
+                "crops past a range that is the camera's were changed after it (a "
+                "flat-field correction, a rescale): leave those out, or export them as the "
+                "camera's counts")
 
     def say(self) -> None:
         """Log what the read noticed, one warning per kind for the whole set."""

@@ -31,7 +31,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.scan import Cartridge
-from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
+from ctcnet.nn.calls import CARTRIDGE_PRIOR, COUNTED_CLASSES, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 # Its warnings are predict's, as the console and a batch's log filters name them.
@@ -157,6 +157,13 @@ def count_definition(spec: ModelSpec) -> dict:
                    "A cell without CK is not counted as a CTC (the CellSearch definition: CK+, "
                    "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "
                    "the model reads no marker (vimentin, EpCAM) that could vouch for one.")
+    reported = spec.taxonomy.reported_classes()
+    # A lab's class beside ctc and cluster: counted and listed, but the guard and the review
+    # band are ctc's and cluster's (options.say_what_other_reported_classes_lack says it too).
+    others = [c for c in reported if c not in COUNTED_CLASSES]
     return {"classes": {c.name: c.description for c in spec.taxonomy.classes
-                        if c.name in spec.taxonomy.reported_classes()},
-            "ck_negative": ck_negative}
+                        if c.name in reported},
+            "ck_negative": ck_negative,
+            **({"not_guarded": f"{', '.join(others)} calls are counted and listed for review, "
+                               "but neither checked by the marker guard nor queued for their "
+                               "doubt: review every one."} if others else {})}

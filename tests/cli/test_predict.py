@@ -350,6 +350,29 @@ def test_a_shard_that_holds_no_input_says_so(cart_and_model, cart, capsys):
                                                 "--shard", f"{3 - empty}/2"))
     assert status == 0 and err == []  # the share that holds it: no such line
 
+
+def test_a_shard_stopped_on_its_own_input_says_it_stopped(cart_and_model, cart, capsys,
+                                                         monkeypatch):
+    """The job whose share holds S1, stopped (Ctrl-C, a time limit's SIGTERM) before S1 was
+    written: its index says the run ended before the output, not that another job has not
+    run."""
+    import ctcnet.inference.predict as P
+    from ctcnet.inference.distributed import stable_rank
+
+    own = stable_rank("S1", 2) + 1
+
+    def stopped(*args, on_start, **kwargs):
+        on_start()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "predict_inputs", stopped)
+    status, _ = run_cli(capsys, *predict_args(cart_and_model, cart, "--prior", "balanced",
+                                              "--shard", f"{own}/2"))
+    assert status == 130
+    (entry,) = json.loads((cart.parent / "out" / "run.json").read_text())["outputs"]
+    assert entry["missing"] and entry["reason"].startswith(
+        "not finished: the run ended (stopped by an interrupt (Ctrl-C)) before its output")
+
 def test_run_json_says_the_runs_state_each_inputs_folder_and_why_a_sample_is_partial(
         cart_and_model, cart, capsys, monkeypatch):
     """A nightly job reads run.json alone: the run's state and times, and per sample the folder

@@ -541,7 +541,7 @@ def test_channel_files_named_by_their_marker_are_read_by_name(tmp_path, rng, cap
     with caplog.at_level("WARNING"):
         cart = open_cartridge(tmp_path)
     assert np.array_equal(read_frame(cart.frames[0], panel), counts)
-    assert "marker panel.json does not name" in caplog.text and "r00c00_overview.tif" in \
+    assert "naming no channel of panel.json" in caplog.text and "r00c00_overview.tif" in \
         caplog.text
     (tmp_path / "r00c00_pan-CK.tif").unlink()
     with pytest.raises(InputError, match=r"missing channel file\(s\) \[1\] \(r00c00_CK.tif\)"):

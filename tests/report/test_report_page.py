@@ -32,6 +32,15 @@ def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
     six = spec.replace(panel=Panel.from_dict({"channels": ["DAPI", "CK", "CD45", "Vimentin"]}))
     assert count_definition(six)["ck_negative"] == \
         "A CTC without CK is counted where the model calls it so on its Vimentin."
+    assert "not_guarded" not in shipped
+    from ctcnet.io.taxonomy import load_taxonomy
+
+    emt = count_definition(spec.replace(taxonomy=load_taxonomy({
+        "classes": ["ctc", "ctc_emt", "wbc", "cluster", "debris"],
+        "reported": ["ctc", "ctc_emt", "cluster"]})))
+    assert _counted_as(emt).endswith("ctc_emt calls are counted and listed for review, but "
+                                     "neither checked by the marker guard nor queued for their "
+                                     "doubt: review every one.")
 
 
 def test_each_count_column_says_what_it_means_over_its_heading():

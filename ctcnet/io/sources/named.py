@@ -165,8 +165,9 @@ class NamedFrames(FrameSource):
         parts, unnamed = resolve_marker_files(parts, panel)
         if unnamed and (str(root), tuple(unnamed)) not in _UNNAMED_SAID:  # opened often a run
             _UNNAMED_SAID.add((str(root), tuple(unnamed)))
-            log.warning("%s: %d file(s) named like a frame's channel whose marker panel.json "
-                        "does not name (its channels: %s), not read: %s", root, len(unnamed),
+            log.warning("%s: %d file(s) named like a frame's channel file but naming no "
+                        "channel of panel.json (%s) by a marker and its dye alone (a preview, a "
+                        "mask, an overview?), not read: %s", root, len(unnamed),
                         ", ".join(panel.names), ", ".join(unnamed[:5]))
         if not parts:
             raise InputError("no frames found: the files named like a frame's channel name no "
