@@ -26,7 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.errors import InputError
-from ctcnet.inference.summary import SUMMARY_FILE, keep_previous_summary, previous_folder
+from ctcnet.inference.summary import (
+    PREVIOUS_DIR,
+    SUMMARY_FILE,
+    keep_previous_summary,
+    previous_folder,
+)
 from ctcnet.io.digests import file_sha256
 
 log = logging.getLogger(__name__)
@@ -98,8 +103,13 @@ class EarlierRun:
 
     @classmethod
     def read(cls, folder: str | Path) -> EarlierRun:
-        """The earlier run's summary in ``folder``."""
+        """The earlier run's summary in ``folder``; where it has none, the latest one kept in
+        ``previous/`` (a run ``--overwrite`` replaced, stopped before it wrote its own: a rerun
+        writing the same tables keeps that run's counts' time, as it would have)."""
         path = Path(folder) / SUMMARY_FILE
+        kept = Path(folder) / PREVIOUS_DIR
+        if not path.exists() and kept.is_dir() and not kept.is_symlink():
+            path = max(kept.glob("summary-*.json"), default=path)
         try:
             written = path.stat().st_mtime
             summary = json.loads(path.read_text(encoding="utf-8"))

@@ -466,8 +466,11 @@ def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean
     assert len(list((out / "S1" / "previous").glob("summary-*.json"))) == 1
     index = write_run_index(out, ["S1"], world_size=1, state="stopped")
     assert index["outputs"] == [{"name": "S1", "missing": True}]
-    again = predict(clean_run, cart, out / "S1", overwrite=True)
+    again = predict(clean_run, cart, out / "S1")
     assert again.counts == first.counts and (out / "S1" / "summary.json").is_file()
+    # The same tables as the run it replaced: that run's counts' time stands (read from the
+    # summary kept in previous/).
+    assert again.counted_at == first.counted_at
 
 
 def test_a_corrected_blood_volume_keeps_the_earlier_rates_on_record(clean_run, cart, tmp_path,
