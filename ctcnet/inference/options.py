@@ -141,12 +141,17 @@ def say_if_no_cartridge_rule(spec: ModelSpec, prior: str | None) -> bool:
     return True
 
 
+def unguarded_classes(spec: ModelSpec) -> list[str]:
+    """The classes the model reports beside ``ctc`` and ``cluster`` (a lab's taxonomy:
+    ``ctc_emt``): counted per 7.5 mL and listed on the review page, but the marker guard and
+    the review band are ctc's and cluster's, so their calls are neither held nor queued for
+    their doubt."""
+    return [c for c in spec.taxonomy.reported_classes() if c not in COUNTED_CLASSES]
+
+
 def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
-    """Warn where the model reports classes beside ``ctc`` and ``cluster`` (a lab's taxonomy:
-    ``ctc_emt``): they are counted per 7.5 mL and listed on the review page, but the marker
-    guard and the review band are ctc's and cluster's, so such calls are neither held nor
-    queued for their doubt. Returns those classes."""
-    others = [c for c in spec.taxonomy.reported_classes() if c not in COUNTED_CLASSES]
+    """Warn of the model's :func:`unguarded_classes`; returns them."""
+    others = unguarded_classes(spec)
     if others:
         log.warning("the model reports %s beside ctc and cluster: counted per 7.5 mL and "
                     "listed on the review page as reported calls, but the marker guard does "

@@ -17,7 +17,7 @@ from ctcnet.inference.counts import count_events, implausible_marker_balance
 from ctcnet.inference.frames import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
 from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
-from ctcnet.inference.options import PredictOptions, edge_cut_class
+from ctcnet.inference.options import PredictOptions, edge_cut_class, unguarded_classes
 from ctcnet.inference.resources import children_peak_memory_mb, peak_memory_mb
 from ctcnet.inference.review_list import review_list_summary
 from ctcnet.inference.summary import (
@@ -31,7 +31,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.scan import Cartridge
-from ctcnet.nn.calls import CARTRIDGE_PRIOR, COUNTED_CLASSES, decision_weights
+from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 # Its warnings are predict's, as the console and a batch's log filters name them.
@@ -158,9 +158,7 @@ def count_definition(spec: ModelSpec) -> dict:
                    "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "
                    "the model reads no marker (vimentin, EpCAM) that could vouch for one.")
     reported = spec.taxonomy.reported_classes()
-    # A lab's class beside ctc and cluster: counted and listed, but the guard and the review
-    # band are ctc's and cluster's (options.say_what_other_reported_classes_lack says it too).
-    others = [c for c in reported if c not in COUNTED_CLASSES]
+    others = unguarded_classes(spec)  # a lab's class beside ctc and cluster
     return {"classes": {c.name: c.description for c in spec.taxonomy.classes
                         if c.name in reported},
             "ck_negative": ck_negative,
