@@ -24,7 +24,7 @@ from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
-from ctcnet.inference.summary import SUMMARY_FILE, signoff_holds
+from ctcnet.inference.summary import PREVIOUS_DIR, SUMMARY_FILE, signoff_holds
 from ctcnet.io.atomic import atomic_write_text, folder_is_held
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
@@ -159,6 +159,16 @@ def _read_summary(summary: Path) -> dict | None:
         return json.loads(summary.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _replaced_since(folder: Path, since: float) -> tuple[dict, Path] | None:
+    """(summary, its file) of the run ``--overwrite`` replaced in ``folder`` since ``since``
+    (kept in ``previous/`` as the journal was cleared, the folder's tables still that run's),
+    or None."""
+    kept = [p for p in (folder / PREVIOUS_DIR).glob("summary-*.json")
+            if p.is_file() and p.stat().st_mtime >= since] if folder.is_dir() else []
+    read = _read_summary(max(kept)) if kept else None
+    return (read, max(kept)) if isinstance(read, dict) else None
 
 
 def _counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:
@@ -302,7 +312,13 @@ def _write_run_index(out, sample_ids, world_size, set_aside, since, state, missi
             else:
                 entries.append(entry)
         else:
-            entries.append({"name": name, "missing": True, **({"reason": why} if why else {})})
+            # A run --overwrite replaced, stopped before its own summary: the replaced one,
+            # kept in previous/ by this run, is the earlier output (the folder's tables are
+            # that run's, or this one's unfinished).
+            replaced = _replaced_since(path.parent, since) if ended_early else None
+            entries.append({"name": name, "missing": True, **({"reason": why} if why else {}),
+                            **({"kept_output": _output_entry(name, *replaced)}
+                               if replaced else {})})
     # Samples an earlier run left in --out that this one did not run: named, so that the
     # index of a partial rerun or another batch into the same folder does not hide them, and
     # a row each in samples.csv (the folder's table, not this run's alone).

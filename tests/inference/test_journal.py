@@ -454,6 +454,7 @@ def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean
     folder as its journal goes: a run stopped then lists the sample as missing, not "ok" with
     the replaced run's counts; the same command run again writes the sample."""
     import json
+    import time
 
     from ctcnet.inference.journal import open_journal
     from ctcnet.inference.run_index import write_run_index
@@ -461,11 +462,15 @@ def test_an_overwrite_stopped_before_its_summary_leaves_the_sample_missing(clean
     out = tmp_path / "out"
     first = predict(clean_run, cart, out / "S1")
     fingerprint = json.loads((out / "S1" / "summary.json").read_text())["run_fingerprint"]
+    began = time.time()
     open_journal(out / "S1", fingerprint, True, [], None)  # the journal opened; then stopped
     assert not (out / "S1" / "summary.json").exists()
     assert len(list((out / "S1" / "previous").glob("summary-*.json"))) == 1
-    index = write_run_index(out, ["S1"], world_size=1, state="stopped")
-    assert index["outputs"] == [{"name": "S1", "missing": True}]
+    index = write_run_index(out, ["S1"], world_size=1, state="stopped", since=began)
+    (entry,) = index["outputs"]
+    assert entry["missing"] and "status" not in entry
+    # The output it replaced, kept in previous/ by this run, marked as the earlier one.
+    assert entry["kept_output"]["events"] == first.events
     again = predict(clean_run, cart, out / "S1")
     assert again.counts == first.counts and (out / "S1" / "summary.json").is_file()
     # The same tables as the run it replaced: that run's counts' time stands (read from the
