@@ -18,7 +18,6 @@ channel are refused by name, since taking either would drop the other or count t
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -53,9 +52,6 @@ _CHANNEL_FILE = re.compile(r"^(?P<stem>.+)_c(?P<channel>\d+)$", re.IGNORECASE)
 # then a name that starts with a letter.
 _MARKER_FILE = re.compile(r"^(?P<stem>r\d+c\d+|frame[_-]?\d+)[_-](?P<marker>[a-z][\w+ .-]*)$",
                           re.IGNORECASE)
-log = logging.getLogger(__name__)
-# The channel files naming no channel of panel.json already said (folder, names).
-_UNNAMED_SAID: set[tuple[str, tuple[str, ...]]] = set()
 TIFF_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in RASTER_SUFFIXES)
 
 
@@ -163,12 +159,13 @@ class NamedFrames(FrameSource):
         columns = info.get("columns")
         root = parts[0].path.parent
         parts, unnamed = resolve_marker_files(parts, panel)
-        if unnamed and (str(root), tuple(unnamed)) not in _UNNAMED_SAID:  # opened often a run
-            _UNNAMED_SAID.add((str(root), tuple(unnamed)))
-            log.warning("%s: %d file(s) named like a frame's channel file but naming no "
-                        "channel of panel.json (%s) by a marker and its dye alone (a preview, a "
-                        "mask, an overview?), not read: %s", root, len(unnamed),
-                        ", ".join(panel.names), ", ".join(unnamed[:5]))
+        if unnamed:  # a cartridge is opened several times a run: said once
+            from ctcnet.io.cartridge_info import say_once  # it reads sources: not at import
+
+            say_once(root, f"{len(unnamed)} file(s) named like a frame's channel file but naming "
+                           f"no channel of panel.json ({', '.join(panel.names)}) by a marker "
+                           "and its dye alone (a preview, a mask, an overview?), not read: "
+                           f"{', '.join(unnamed[:5])}")
         if not parts:
             raise InputError("no frames found: the files named like a frame's channel name no "
                              f"channel of panel.json ({', '.join(panel.names)}), e.g. "
