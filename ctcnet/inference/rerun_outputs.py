@@ -27,9 +27,9 @@ from pathlib import Path
 
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import (
-    PREVIOUS_DIR,
     SUMMARY_FILE,
     keep_previous_summary,
+    kept_summaries,
     previous_folder,
 )
 from ctcnet.io.digests import file_sha256
@@ -107,9 +107,8 @@ class EarlierRun:
         ``previous/`` (a run ``--overwrite`` replaced, stopped before it wrote its own: a rerun
         writing the same tables keeps that run's counts' time, as it would have)."""
         path = Path(folder) / SUMMARY_FILE
-        kept = Path(folder) / PREVIOUS_DIR
-        if not path.exists() and kept.is_dir() and not kept.is_symlink():
-            path = max(kept.glob("summary-*.json"), default=path)
+        if not path.exists():
+            path = (kept_summaries(folder) or [path])[-1]
         try:
             written = path.stat().st_mtime
             summary = json.loads(path.read_text(encoding="utf-8"))

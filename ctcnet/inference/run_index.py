@@ -24,7 +24,7 @@ from ctcnet.inference.distributed import env_info, stable_rank
 from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
-from ctcnet.inference.summary import PREVIOUS_DIR, SUMMARY_FILE, signoff_holds
+from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries, signoff_holds
 from ctcnet.io.atomic import atomic_write_text, folder_is_held
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
@@ -163,12 +163,10 @@ def _read_summary(summary: Path) -> dict | None:
 
 def _replaced_since(folder: Path, since: float) -> tuple[dict, Path] | None:
     """(summary, its file) of the run ``--overwrite`` replaced in ``folder`` since ``since``
-    (kept in ``previous/`` as the journal was cleared, the folder's tables still that run's),
-    or None."""
-    kept = [p for p in (folder / PREVIOUS_DIR).glob("summary-*.json")
-            if p.is_file() and p.stat().st_mtime >= since] if folder.is_dir() else []
-    read = _read_summary(max(kept)) if kept else None
-    return (read, max(kept)) if isinstance(read, dict) else None
+    (kept in ``previous/`` as the journal was cleared), or None."""
+    kept = [p for p in kept_summaries(folder) if p.stat().st_mtime >= since]
+    read = _read_summary(kept[-1]) if kept else None
+    return (read, kept[-1]) if isinstance(read, dict) else None
 
 
 def _counted_at(summary: Path, read: dict | None, key: str = "counted_at") -> float:

@@ -361,6 +361,16 @@ def keep_previous_summary(out_dir: str | Path, keep_events: bool = False) -> Pat
     return kept
 
 
+def kept_summaries(out_dir: str | Path) -> list[Path]:
+    """The summaries :func:`keep_previous_summary` kept in a sample folder's ``previous/``,
+    oldest counts first (their names' stamps); none where it has no such folder of its own
+    (a link is none: :func:`previous_folder` refuses it)."""
+    folder = Path(out_dir) / PREVIOUS_DIR
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("summary-*.json") if p.is_file())
+
+
 def _keep_events_table(out_dir: Path, previous: Path, stamp: str, summary: dict) -> None:
     """The events table as ``previous/events-<stamp>.parquet``: a second name for its file
     where the file system has them (the run writes its new table under a new file, so the old
