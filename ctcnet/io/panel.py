@@ -184,13 +184,14 @@ class Panel:
         """The marker role of each channel, in channel order."""
         return [c.role for c in self.channels]
 
-    def index_of(self, name: str) -> int | None:
+    def index_of(self, name: str, role: str | None = None) -> int | None:
         """Position of the channel carrying marker ``name``: by name (case-insensitive), else
-        the one channel of the same role (a well-known alias: CD41 for CD61); None if none."""
+        the one channel of the same role (a well-known alias: CD41 for CD61; ``role``: the
+        role to read ``name`` as, where not :func:`marker_role`'s); None if none."""
         names = [n.upper() for n in self.names]
         if name.upper() in names:
             return names.index(name.upper())
-        role = marker_role(name)
+        role = marker_role(name) if role is None else role
         same_role = [i for i, c in enumerate(self.channels)
                      if role != "unknown" and c.role == role]
         return same_role[0] if len(same_role) == 1 else None

@@ -91,12 +91,9 @@ def marker_channel(marker: str, panel) -> int | None:
     while len(words) > 1 and _DYE_WORD.match(words[-1]):
         words.pop()
     name = "-".join(words).upper()
-    names = [n.upper() for n in panel.names]
-    if name in names:
-        return names.index(name)
-    role = MARKER_ROLES.get(name) or MARKER_ROLES.get(name.replace("-", ""))
-    same = [i for i, c in enumerate(panel.channels) if role and c.role == role]
-    return same[0] if len(same) == 1 else None
+    # Its role by the whole name only: marker_role's first word would read CK_preview as CK.
+    return panel.index_of(name, MARKER_ROLES.get(name) or MARKER_ROLES.get(name.replace("-", ""))
+                          or "unknown")
 
 
 def resolve_marker_files(parts: list, panel) -> tuple[list, list[str]]:
