@@ -81,7 +81,7 @@ def main() -> int:
         no_band_text,
     )
     from ctcnet.evaluation.model_card import refresh_decision
-    from ctcnet.inference.scan_fusion import fusion_role
+    from ctcnet.inference.marker_fusion import scan_fusion_role
     from ctcnet.io.atomic import atomic_write_text
     from ctcnet.io.panel import save_panel
     from ctcnet.nn.calls import as_rule
@@ -131,7 +131,7 @@ def main() -> int:
     record.update(
         # What the band reads: the cartridge marker fusion's posterior (a fusion in the
         # review role: ctcnet.inference.scan_fusion) or the network's.
-        reads="fused" if fusion_role(spec) == "review" else "network",
+        reads="fused" if scan_fusion_role(spec) == "review" else "network",
         fitted_on={"cartridges": args.cartridges, "seeds": [FIT_SEED, FIT_SEED + args.cartridges
                                                              - 1],
                    "frames": args.frames, "events_per_frame": args.events,

@@ -102,7 +102,7 @@ def cartridge_table(path: Path, backend, spec) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the script; returns the exit status."""
-    from ctcnet.inference.scan_fusion import ROLES
+    from ctcnet.inference.marker_fusion import SCAN_FUSION_ROLES
 
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", type=Path, required=True, help="the model's .pt checkpoint")
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="with --write: write a copy of the model (and its .onnx, .json, "
                              ".md) here, changed, instead of --model")
-    parser.add_argument("--role", choices=ROLES, default="review",
+    parser.add_argument("--role", choices=SCAN_FUSION_ROLES, default="review",
                         help="what the fusion decides: which events the review band shows "
                              "(the calls stay the network's), or the calls themselves")
     parser.add_argument("--write", action="store_true")
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ctcnet.deploy.export import write_spec
     from ctcnet.inference.backends import TorchBackend
-    from ctcnet.inference.marker_fusion import MEASURES, fit_fusion
-    from ctcnet.inference.scan_fusion import DEFAULT_GATE, SCAN_FUSION, fuse, fusion_rows
+    from ctcnet.inference.marker_fusion import MEASURES, SCAN_FUSION, fit_fusion
+    from ctcnet.inference.scan_fusion import DEFAULT_GATE, fuse, fusion_rows
     from ctcnet.nn.calls import calls_from_proba
     from ctcnet.nn.classifier import load_model
 

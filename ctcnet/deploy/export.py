@@ -5,7 +5,8 @@ The exported graph is the whole classifier, normalisation included: input ``raw`
 outputs ``logits`` and ``probabilities`` (softmax of logits / temperature). Instrument software
 therefore reproduces nothing: it casts its uint16 crops to float32 and reads probabilities.
 With ``markers=True`` the graph also gives the guard's measurements (``measurements``, columns
-in the metadata) and the fused probabilities of the spec's marker fusion (:mod:`.markers`).
+in the metadata) and the fused probabilities of the spec's marker fusions: the crop sets'
+(:mod:`.markers`) and the cartridges' (:mod:`.scan_fusion_graph`).
 
 The torch.export-based exporter (``dynamo=True``) is used: the TorchScript exporter cannot trace
 the percentile indices that ``Normalise`` derives from the crop size. After export, the file is
@@ -41,11 +42,12 @@ from ctcnet.deploy.quantise import (
     f1_drop_points,
     quantise_int8,
 )
+from ctcnet.deploy.scan_fusion_graph import ScanFusionHead
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.evaluation.metrics import macro_f1
 from ctcnet.inference.backends import OnnxBackend, TorchBackend
-from ctcnet.inference.marker_fusion import marker_fusion_of
+from ctcnet.inference.marker_fusion import marker_fusion_of, scan_fusion_of
 from ctcnet.inference.onnx_runtime import (
     DIGEST_KEY,
     FUSED_OUTPUT,
@@ -54,6 +56,7 @@ from ctcnet.inference.onnx_runtime import (
     MARKERS_KEY,
     MEASUREMENTS_OUTPUT,
     OUTPUT_NAMES,
+    SCAN_FUSED_OUTPUT,
     OnnxClassifier,
     model_digest,
 )
@@ -91,8 +94,8 @@ CALIBRATION_SEED_OFFSET = 9001
 
 class OnnxGraph(nn.Module):
     """What the ONNX file computes: raw counts -> (logits, calibrated probabilities), and with
-    ``markers`` the guard's measurements (and the fused probabilities where the spec carries
-    a marker fusion) of the same crops.
+    ``markers`` the guard's measurements (and the fused probabilities of each marker fusion
+    the spec carries: the crop sets', the cartridges') of the same crops.
 
     With ``half=True`` the backbone runs in float16 while the normalisation stays float32 (raw
     16-bit counts overflow float16 and percentiles need the full precision); the measurements
@@ -111,16 +114,20 @@ class OnnxGraph(nn.Module):
             if markers else None
         fusion = marker_fusion_of(spec) if markers else None
         self.fusion = FusionHead(fusion, spec.class_names) if fusion else None
+        scan = scan_fusion_of(spec) if markers else None
+        self.scan_fusion = ScanFusionHead(scan, spec.class_names, spec.panel) if scan else None
 
     @property
     def output_names(self) -> list[str]:
         """The graph's outputs, in order."""
         extra = ([FUSED_OUTPUT] if self.fusion is not None else []) + \
+            ([SCAN_FUSED_OUTPUT] if self.scan_fusion is not None else []) + \
             ([MEASUREMENTS_OUTPUT] if self.markers is not None else [])
         return [*OUTPUT_NAMES, *extra]
 
     def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(logits, probabilities[, fused][, measurements]) of raw counts (symmetry-averaged)."""
+        """(logits, probabilities[, fused][, scan fused][, measurements]) of raw counts
+        (symmetry-averaged)."""
         x = self.normalise(raw)
         logits = symmetric_logits(lambda v: self.net(v.half() if self.half else v).float(), x,
                                   self.symmetry)
@@ -128,9 +135,9 @@ class OnnxGraph(nn.Module):
         if self.markers is None:
             return logits, proba
         measured = self.markers(raw)
-        if self.fusion is None:
-            return logits, proba, measured
-        return logits, proba, self.fusion(proba, measured), measured
+        fused = [head(proba, measured) for head in (self.fusion, self.scan_fusion)
+                 if head is not None]
+        return logits, proba, *fused, measured
 
 
 @dataclass

@@ -2,8 +2,9 @@
 run batched beside the network (on its device) and travel inside its ONNX export.
 
 :class:`MarkerGraph` computes, from the raw crops the network reads, the columns of
-:func:`ctcnet.inference.guard.measure` that the marker fusion reads
-(:data:`ctcnet.inference.marker_fusion.MEASURES`) and ``partner_um2``, step for step as the
+:func:`ctcnet.inference.guard.measure` that the marker fusions read
+(:data:`ctcnet.inference.marker_fusion.MEASURES`, and CD45's peak for the cartridge fusion's
+gate) and ``partner_um2``, step for step as the
 numpy code does (same pixels, same percentile ranks, same sums in the same float types where
 it matters), so the numbers agree up to float rounding:
 
@@ -57,8 +58,10 @@ from ctcnet.inference.spillover import CLIPPED_NOISE_SHARE
 log = logging.getLogger(__name__)
 
 # The graph's measurement columns, in output order: what the fusion reads, then the band
-# round the CK area an exclusion marker lights, then whether the flood fill was cut short.
-COLUMNS = (*MEASURES, "partner_um2", "area_unfinished")
+# round the CK area an exclusion marker lights, CD45's brightest 3x3 mean in the disk (the
+# guard's ``peak_<k>`` of the CD45 channel before its arcsinh, which the cartridge fusion's
+# gate reads), then whether the flood fill was cut short.
+COLUMNS = (*MEASURES, "partner_um2", "cd45_peak", "area_unfinished")
 # The widest box of the disk a row of which packs into an int64's bits (the top one left
 # clear: a step's shift to the left must not turn the sign).
 MAX_PACKED_WIDTH = 62
@@ -177,6 +180,9 @@ class MarkerGraph(nn.Module):
         ck_area = area.flatten(1).sum(dim=1).float()
         has_area = ck_area > 0
         out["ck_peak"] = ck_z.flatten(1).amax(dim=1)
+        if self.cd45 is not None:
+            out["cd45_peak"] = torch.where(disk, z[:, self.cd45], -torch.inf).flatten(1) \
+                .amax(dim=1)
         out["ck_area"] = ck_area
         out["area_unfinished"] = unfinished.float()
         usable = area & ~clipped

@@ -15,12 +15,13 @@ import torch
 
 from ctcnet.deploy.marker_graph import COLUMNS
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.inference.marker_fusion import marker_fusion_of
+from ctcnet.inference.marker_fusion import marker_fusion_of, scan_fusion_of
 from ctcnet.inference.onnx_runtime import (
     FUSED_OUTPUT,
     INPUT_NAME,
     MARKERS_KEY,
     OUTPUT_NAMES,
+    SCAN_FUSED_OUTPUT,
     OnnxClassifier,
 )
 from ctcnet.nn.spec import ModelSpec
@@ -42,12 +43,15 @@ def fusion_digest(fusion: dict | None) -> str | None:
 
 def markers_record(graph, spec: ModelSpec) -> dict:
     """What the metadata says of a graph's marker outputs (``MARKERS_KEY``): the columns, the
-    guard rules they were measured with, the flood fill's steps, and a digest of the fusion
+    guard rules they were measured with, the flood fill's steps, and digests of the fusions
     baked into the graph (a spec whose fusion differs needs a new export)."""
     return {"format": MARKERS_FORMAT, "columns": list(COLUMNS),
             "fused": graph.fusion is not None,
             "fusion_sha256": fusion_digest(marker_fusion_of(spec))
             if graph.fusion is not None else None,
+            "scan_fused": graph.scan_fusion is not None,
+            "scan_fusion_sha256": fusion_digest(scan_fusion_of(spec))
+            if graph.scan_fusion is not None else None,
             "flood_steps": graph.markers.flood_steps,
             "rules": asdict(graph.markers.rules),
             "measured_on": "raw crops as given (scans: the guard's scan rules; not compensated)"}
@@ -68,7 +72,8 @@ def verify_markers(graph, onnx_path: Path, crops: np.ndarray,
         if name in OUTPUT_NAMES:
             continue
         # The fused probabilities carry the backbone's precision; the measurements are fp32.
-        atol, rtol = FP16_FUSED_TOLERANCE if name == FUSED_OUTPUT and precision != "fp32" \
+        atol, rtol = FP16_FUSED_TOLERANCE \
+            if name in (FUSED_OUTPUT, SCAN_FUSED_OUTPUT) and precision != "fp32" \
             else MARKER_TOLERANCE
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         same_nan = np.isnan(a) == np.isnan(b)
@@ -84,14 +89,17 @@ def verify_markers(graph, onnx_path: Path, crops: np.ndarray,
 def carried_markers(metadata: dict[str, str], spec: ModelSpec, onnx_path: Path,
                     model_path: Path) -> dict[str, str]:
     """The marker metadata a restamped export keeps (none where it has no markers). The
-    fusion's weights are in the graph: a spec that now carries another fusion is refused
-    (re-export)."""
+    fusions' weights are in the graph: a spec that now carries another fusion than one the
+    graph computes is refused (re-export). A fusion the graph does not compute is the
+    runtime's to warn of (:meth:`OnnxClassifier.calls`)."""
     if MARKERS_KEY not in metadata:
         return {}
     baked = json.loads(metadata[MARKERS_KEY])
-    if baked.get("fused") and baked.get("fusion_sha256") != \
-            fusion_digest(marker_fusion_of(spec)):
-        raise InputError(f"{onnx_path.name} computes another marker fusion than "
-                         f"{model_path.name} now carries (re-export: ctcnet export "
-                         f"{model_path})", onnx_path)
+    for kind, fused, digest, fusion in (
+            ("marker", "fused", "fusion_sha256", marker_fusion_of(spec)),
+            ("cartridge", "scan_fused", "scan_fusion_sha256", scan_fusion_of(spec))):
+        if baked.get(fused) and baked.get(digest) != fusion_digest(fusion):
+            raise InputError(f"{onnx_path.name} computes another {kind} fusion than "
+                             f"{model_path.name} now carries (re-export: ctcnet export "
+                             f"{model_path} --markers)", onnx_path)
     return {MARKERS_KEY: metadata[MARKERS_KEY]}

@@ -30,7 +30,8 @@ from ctcnet.inference.frames import keep_frame_record
 from ctcnet.inference.gallery import gallery_rows
 from ctcnet.inference.guard import guard_events
 from ctcnet.inference.journal import write_part
-from ctcnet.inference.scan_fusion import fused_labels, fusion_role, marked_fused
+from ctcnet.inference.marker_fusion import scan_fusion_role
+from ctcnet.inference.scan_fusion import fused_labels, marked_fused
 from ctcnet.inference.tables import empty_frame_table, label_events
 from ctcnet.io.scan import Cartridge
 from ctcnet.nn.spec import ModelSpec
@@ -77,7 +78,7 @@ def no_events_table(cartridge: Cartridge, spec: ModelSpec, edge_class: str | Non
     of a finished frame's (:func:`finish_frame`) with its type, so that a night's events files
     share one schema whatever a sample found (a failed sample's too)."""
     proba = np.zeros((0, spec.num_classes), np.float32)
-    role = fusion_role(spec)
+    role = scan_fusion_role(spec)
     events = label_events(empty_frame_table(cartridge), proba, spec, edge_class,
                           band_proba=proba if role == "review" else None)
     events = guard_events(marked_fused(events, np.zeros(0, bool) if role else None), None,

@@ -31,6 +31,13 @@ MEASURES = ("ck_peak", "ck_area", "dna_in_ck", "dna_own_structure", "ck_own_stru
 # gives a thin-rim CTC p(ctc) 1e-6 and less, which, read as it is, no marker could outweigh.
 LEAST_PROBA = 1e-3
 FORMAT = 1
+# Where a model keeps its cartridge fusion (the same format, fitted on a cartridge's events:
+# :mod:`ctcnet.inference.scan_fusion`) and what it may decide (its ``role``): the calls (the
+# posterior the cartridge's rule acts on), or only which events the review band shows (the
+# calls stay the network's). Here, beside the crop sets' fusion, because the torch-free ONNX
+# runtime reads them too.
+SCAN_FUSION = "scan_fusion"
+SCAN_FUSION_ROLES = ("calls", "review")
 
 
 def feature_names(class_names) -> list[str]:
@@ -83,6 +90,20 @@ def fit_fusion(proba: np.ndarray, measured, targets: np.ndarray, class_names,
 def marker_fusion_of(spec) -> dict | None:
     """The model's marker fusion (``spec.metrics["marker_fusion"]``), if it carries one."""
     return spec.metrics.get("marker_fusion") if isinstance(spec.metrics, dict) else None
+
+
+def scan_fusion_of(spec) -> dict | None:
+    """The model's cartridge fusion (``spec.metrics["scan_fusion"]``,
+    :mod:`ctcnet.inference.scan_fusion`), if it carries one."""
+    metrics = spec.metrics if isinstance(spec.metrics, dict) else {}
+    return metrics.get(SCAN_FUSION) or None
+
+
+def scan_fusion_role(spec) -> str | None:
+    """What the model's cartridge fusion decides (:data:`SCAN_FUSION_ROLES`), None without
+    one."""
+    fusion = scan_fusion_of(spec)
+    return None if fusion is None else fusion.get("role", "calls")
 
 
 def check_fusion(fusion: dict, class_names) -> None:

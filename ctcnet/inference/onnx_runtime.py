@@ -14,9 +14,11 @@ only numpy, onnxruntime, the standard library and the torch-free ``ctcnet.errors
 * outputs ``logits`` (N, K) and ``probabilities`` (N, K), calibrated with the spec's
   temperature, classes in the order of the embedded taxonomy; a file exported with the
   markers (``ctcnet.deploy.export.export_onnx(markers=True)``) has ``fused_probabilities``
-  (N, K, where the spec carries a marker fusion) and ``measurements`` (N, M: the marker
-  guard's measurements, columns named in the metadata key ``marker_measurements``) after
-  them (:meth:`OnnxClassifier.run_markers`).
+  (N, K, where the spec carries a crop sets' marker fusion), ``scan_fused_probabilities``
+  (N, K, where it carries a cartridge fusion: what :meth:`OnnxClassifier.calls` reads on a
+  scan's events) and ``measurements`` (N, M: the marker guard's measurements, columns named
+  in the metadata key ``marker_measurements``) after them
+  (:meth:`OnnxClassifier.run_markers`).
 
 Every file carries its model spec as JSON under the metadata key ``ctcnet_spec`` and a SHA-256
 digest (``ctcnet_digest``) over the graph, the weights and the other metadata, so a truncated,
@@ -25,18 +27,21 @@ corrupted or edited file is refused with a clear message instead of giving wrong
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
 
 from ctcnet.errors import InputError, check_regular_file
 from ctcnet.inference.backend_registry import default_batch_size
+from ctcnet.inference.marker_fusion import scan_fusion_role
+from ctcnet.inference.onnx_digest import DIGEST_KEY, model_digest  # noqa: F401 (API)
 from ctcnet.io.panel import check_channel_order
 from ctcnet.nn.calls import (  # noqa: F401 (API)
     BALANCED_PRIOR,
@@ -53,75 +58,18 @@ from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY, ModelSpec  # noqa: F401 (API)
 
 log = logging.getLogger(__name__)
 
-DIGEST_KEY = "ctcnet_digest"
 INPUT_NAME = "raw"
 OUTPUT_NAMES = ("logits", "probabilities")
 # The optional outputs after them, in this order, and the metadata describing them.
 FUSED_OUTPUT = "fused_probabilities"
+SCAN_FUSED_OUTPUT = "scan_fused_probabilities"
 MEASUREMENTS_OUTPUT = "measurements"
-MARKER_OUTPUTS = (FUSED_OUTPUT, MEASUREMENTS_OUTPUT)
+MARKER_OUTPUTS = (FUSED_OUTPUT, SCAN_FUSED_OUTPUT, MEASUREMENTS_OUTPUT)
 MARKERS_KEY = "marker_measurements"
 INPUT_CONTRACT = ("raw: float32 (N, C, S, S) raw scanner counts (uint8/uint16 cast to float32), "
                   "channels in panel order, no preprocessing; outputs logits and calibrated "
                   "probabilities (N, K) in class order")
 ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
-
-# ModelProto field 14 is ``metadata_props``; the digest covers every other top-level field.
-_METADATA_FIELD = 14
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("varint runs past the end of the file")
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("malformed varint")
-
-
-def _top_level_fields(data: bytes):
-    """Yield (field_number, start, end) for each top-level protobuf field of a serialized model.
-
-    A minimal wire-format walk (no onnx package needed): enough to find where a truncated file
-    ends early and to hash everything except the metadata.
-    """
-    pos = 0
-    while pos < len(data):
-        start = pos
-        key, pos = _read_varint(data, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, pos = _read_varint(data, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            length, pos = _read_varint(data, pos)
-            pos += length
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unexpected wire type {wire}")
-        if pos > len(data) or field == 0:
-            raise ValueError("a field runs past the end of the file")
-        yield field, start, pos
-
-
-def model_digest(model_bytes: bytes, metadata: dict[str, str]) -> str:
-    """SHA-256 over the serialized graph + weights and the metadata (without the digest key)."""
-    h = hashlib.sha256()
-    for field, start, end in _top_level_fields(model_bytes):
-        if field != _METADATA_FIELD:
-            h.update(model_bytes[start:end])
-    rest = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
-    h.update(json.dumps(rest, sort_keys=True).encode("utf-8"))
-    return h.hexdigest()
-
 
 def select_providers(available: Sequence[str] | None = None) -> list[str]:
     """CUDA when this onnxruntime build has it, always with the CPU as fallback."""
@@ -147,6 +95,19 @@ def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
     if raw.dtype not in ACCEPTED_DTYPES:
         raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
     return raw
+
+
+class CropCalls(NamedTuple):
+    """:meth:`OnnxClassifier.calls`: per crop the call (``failed`` for a row that is not
+    finite), its deployment posterior, whether it goes to a person, whether it failed; the
+    network's probabilities and the cartridge fusion's posterior (None where not read)."""
+
+    called: np.ndarray
+    confidence: np.ndarray
+    review: np.ndarray
+    failed: np.ndarray
+    probabilities: np.ndarray
+    fused: np.ndarray | None
 
 
 class OnnxClassifier:
@@ -318,8 +279,13 @@ class OnnxClassifier:
 
     @property
     def has_fusion(self) -> bool:
-        """Whether the file gives ``fused_probabilities``."""
+        """Whether the file gives ``fused_probabilities`` (the crop sets' marker fusion)."""
         return FUSED_OUTPUT in self._outputs
+
+    @property
+    def has_scan_fusion(self) -> bool:
+        """Whether the file gives ``scan_fused_probabilities`` (the cartridges' fusion)."""
+        return SCAN_FUSED_OUTPUT in self._outputs
 
     def run_markers(self, raw: np.ndarray, batch_size: int | None = None
                     ) -> dict[str, np.ndarray]:
@@ -366,10 +332,47 @@ class OnnxClassifier:
         proba : ndarray, float32, shape (N, K)
             Calibrated probabilities, columns in :attr:`classes` order.
         """
-        proba = self.predict_proba(raw, batch_size)
+        done = self.calls(raw, batch_size, prior)
+        return list(done.called), done.probabilities
+
+    def calls(self, raw: np.ndarray, batch_size: int | None = None,
+              prior: str = CARTRIDGE_PRIOR, scan: bool | None = None) -> CropCalls:
+        """The calls, confidences and review flags of each crop as ``ctcnet predict``'s
+        network part makes them (:func:`calls_from_proba`; the marker guard's flags are not
+        among them, docs/deploying.md).
+
+        A scan's events (``scan``; by default when ``prior`` is the cartridge's) are read with
+        the model's cartridge fusion where it carries one: the network's probabilities and
+        the markers' measurements together, as the file computes them
+        (``scan_fused_probabilities``, an export with the markers). It decides the review
+        band (its ``role`` ``review``, the shipped default model's) or the calls (``calls``).
+        A file without that output is read on the network alone, with a warning: its review
+        list is not predict's."""
         rule, _ = prior_rule(prior, self.classes, self.decision, CARTRIDGE_PRIOR)
-        called, _, _, _ = calls_from_proba(proba, self.classes, self.review_threshold, rule)
-        return list(called), proba
+        role = scan_fusion_role(self.model_spec) \
+            if (prior == CARTRIDGE_PRIOR if scan is None else scan) else None
+        if role and not self.has_scan_fusion:
+            if not getattr(self, "_said_no_scan_fusion", False):
+                self._said_no_scan_fusion = True
+                log.warning("%s carries a cartridge marker fusion the file does not compute "
+                            "(export it with the markers): its %s are read on the network "
+                            "alone, not as ctcnet predict reads a cartridge", self.path.name,
+                            "review band" if role == "review" else "calls")
+            role = None
+        if role:
+            out = self.run_markers(raw, batch_size)
+            proba, fused = out[OUTPUT_NAMES[1]], out[SCAN_FUSED_OUTPUT]
+        else:
+            proba, fused = self.predict_proba(raw, batch_size), None
+        called, confidence, review, failed = calls_from_proba(
+            fused if role == "calls" else proba, self.classes, self.review_threshold, rule,
+            band_proba=fused if role == "review" else None)
+        return CropCalls(called, confidence, review, failed, proba, fused)
+
+    @cached_property
+    def model_spec(self) -> ModelSpec:
+        """:meth:`to_model_spec`, read once."""
+        return self.to_model_spec()
 
     def _checked(self, raw) -> np.ndarray:
         return checked_crops(raw, self.channels, self.crop_size)
@@ -384,11 +387,14 @@ class OnnxClassifier:
                              f"the spec (raw, N x {c} x {s} x {s})", self.path)
         names = [o.name for o in outputs]
         extra = names[len(OUTPUT_NAMES):]
-        widths = {**dict.fromkeys((*OUTPUT_NAMES, FUSED_OUTPUT), k),
+        widths = {**dict.fromkeys((*OUTPUT_NAMES, FUSED_OUTPUT, SCAN_FUSED_OUTPUT), k),
                   MEASUREMENTS_OUTPUT: len(self.marker_columns or ())}
-        if names[:len(OUTPUT_NAMES)] != list(OUTPUT_NAMES) or \
-                extra not in ([], [MEASUREMENTS_OUTPUT], list(MARKER_OUTPUTS)) or \
-                (extra and MARKERS_KEY not in self.metadata) or \
+        # The marker outputs: any of the fused ones, in MARKER_OUTPUTS' order, then the
+        # measurements.
+        in_order = [o for o in MARKER_OUTPUTS if o in extra] == extra
+        if names[:len(OUTPUT_NAMES)] != list(OUTPUT_NAMES) or not in_order or \
+                (extra and (extra[-1] != MEASUREMENTS_OUTPUT or
+                            MARKERS_KEY not in self.metadata)) or \
                 any(o.shape[-1] != widths[o.name] for o in outputs):
             raise InputError(f"graph outputs {[(o.name, o.shape) for o in outputs]} do not match "
                              f"the spec ({list(OUTPUT_NAMES)}, N x {k}, then optionally "

@@ -49,14 +49,15 @@ import pandas as pd
 
 from ctcnet.inference.guard.measurements import ExclusionReader
 from ctcnet.inference.guard.rules import RULES, GuardRules
-from ctcnet.inference.marker_fusion import MEASURES, fused_proba
+from ctcnet.inference.marker_fusion import (
+    MEASURES,
+    fused_proba,
+    scan_fusion_of,
+    scan_fusion_role,
+)
 from ctcnet.inference.tables import label_events
 from ctcnet.nn.calls import COUNTED_CLASSES
 
-SCAN_FUSION = "scan_fusion"
-# What a scan fusion decides (its ``role``): the calls (the posterior the cartridge's rule acts
-# on), or only which events the review band shows (the calls stay the network's).
-ROLES = ("calls", "review")
 # The events table's column marking the events whose probabilities are the fused posterior
 # (written only by a model that carries a scan fusion).
 FUSED_COLUMN = "scan_fused"
@@ -72,12 +73,6 @@ READ_GROUPS = ("ck_own", "cd45", "around")
 # of the events: 0.15 ms an event.
 DEFAULT_GATE = {"counted_p": 0.01, "ck_peak": 8.0, "dna_in_ck": 3.0, "cd45_peak_share": 0.2,
                 "cd45_peak_floor": 5.0}
-
-
-def scan_fusion(spec) -> dict | None:
-    """The model's cartridge fusion (``spec.metrics["scan_fusion"]``), if it carries one."""
-    metrics = spec.metrics if isinstance(spec.metrics, dict) else {}
-    return metrics.get(SCAN_FUSION) or None
 
 
 def fusion_rows(proba: np.ndarray, measured: pd.DataFrame, spec,
@@ -163,7 +158,7 @@ def apply_scan_fusion(proba: np.ndarray, crops: np.ndarray | None,
     fusion, the fused posterior where :func:`fusion_rows` says it applies and the guard's
     measurements completed there (the guard reuses them); without one (or no events),
     ``proba`` and ``measured`` as given and None."""
-    fusion = scan_fusion(spec)
+    fusion = scan_fusion_of(spec)
     if fusion is None or crops is None or measured is None or not len(proba):
         return proba, measured, None
     rows = fusion_rows(proba, measured, spec, fusion.get("gate"))
@@ -179,12 +174,6 @@ def marked_fused(events: pd.DataFrame, fused: np.ndarray | None) -> pd.DataFrame
     return events
 
 
-def fusion_role(spec) -> str | None:
-    """What the model's scan fusion decides (:data:`ROLES`), None without one."""
-    fusion = scan_fusion(spec)
-    return None if fusion is None else fusion.get("role", "calls")
-
-
 def fused_labels(work, proba: np.ndarray, spec, edge_class: str | None
                  ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame | None]:
     """A frame's labelled events (:func:`ctcnet.inference.tables.label_events`), its
@@ -195,7 +184,7 @@ def fused_labels(work, proba: np.ndarray, spec, edge_class: str | None
     ``work``: the frame's work (events, crops, measured, guard_start)."""
     fused_proba, measured, fused = apply_scan_fusion(proba, work.crops, work.measured, spec,
                                                      work.guard_start)
-    if fused is not None and fusion_role(spec) == "review":
+    if fused is not None and scan_fusion_role(spec) == "review":
         events = label_events(work.events, proba, spec, edge_class, band_proba=fused_proba)
         return marked_fused(events, fused), proba, measured
     return marked_fused(label_events(work.events, fused_proba, spec, edge_class), fused), \

@@ -1,15 +1,19 @@
 """The guard's measurements as torch graph ops: the values of ``guard.measure`` (up to float
-rounding) on simulated crops, and the fusion head's probabilities those of
-``marker_fusion.fused_proba``."""
+rounding) on simulated crops, the fusion head's probabilities those of
+``marker_fusion.fused_proba``, and the cartridge fusion's those predict gives a frame's events."""
 
 import numpy as np
 import pytest
 import torch
 
 from ctcnet.deploy.marker_graph import COLUMNS, FusionHead, MarkerGraph
-from ctcnet.inference.guard import measure
-from ctcnet.inference.marker_fusion import MEASURES, feature_names, fused_proba
+from ctcnet.deploy.scan_fusion_graph import ScanFusionHead
+from ctcnet.inference.guard import measure, measure_for_guard_start
+from ctcnet.inference.marker_fusion import MEASURES, SCAN_FUSION, feature_names, fused_proba
+from ctcnet.inference.scan_fusion import apply_scan_fusion
 from ctcnet.io.panel import load_panel
+from ctcnet.io.taxonomy import load_taxonomy
+from ctcnet.nn.spec import ModelSpec
 from ctcnet.simulate import simulate_crops
 
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
@@ -25,10 +29,19 @@ def measured():
     return got, measure(crops, panel, 0.64)
 
 
+def guards(ref, column: str, panel) -> np.ndarray:
+    """The guard's value of a graph column: its own column, or for ``cd45_peak`` its
+    ``peak_<k>`` of the CD45 channel before the arcsinh."""
+    if column == "cd45_peak":
+        return np.sinh(ref[f"peak_{panel.index_of_role('leukocyte')}"].to_numpy(np.float64))
+    return ref[column].to_numpy(np.float64)
+
+
 @pytest.mark.parametrize("column", COLUMNS[:-1])
 def test_each_column_is_the_guards(measured, column):
     got, ref = measured
-    np.testing.assert_allclose(got[:, COLUMNS.index(column)], ref[column].to_numpy(np.float64),
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    np.testing.assert_allclose(got[:, COLUMNS.index(column)], guards(ref, column, panel),
                                rtol=1e-4, atol=1e-4)
 
 
@@ -81,3 +94,34 @@ def test_fusion_head_is_fused_proba(measured):
     np.testing.assert_allclose(fused.numpy(), fused_proba(fusion, proba, ref, CLASSES),
                                atol=1e-5)
 
+
+
+def test_cartridge_fusion_head_is_predicts():
+    """The cartridge fusion in the graph gives the posterior predict's
+    ``apply_scan_fusion`` gives a frame's events, on the graph's own measurements; among
+    them a CK+ cell whose DAPI is gone, whose DAPI shape of its own predict does not read
+    (the fusion was fitted so)."""
+    panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    batch = simulate_crops(4, panel, crop_size=64, seed=12)
+    crops = np.asarray(batch.images, np.float32)
+    rng = np.random.default_rng(1)
+    bare = list(batch.labels).index("ctc")
+    crops[bare, 0] = rng.normal(np.median(crops[bare, 0]), 4.0, crops[bare, 0].shape)
+    spec = ModelSpec("compact", panel, load_taxonomy(CLASSES), crop_size=64)
+    features = feature_names(CLASSES)
+    # Every event passes the gate (a counted class at 1 % or more of the Dirichlet draws).
+    fusion = {"format": 1, "classes": CLASSES, "features": features,
+              "mean": rng.normal(0, 1, len(features)).tolist(),
+              "scale": rng.uniform(0.5, 2, len(features)).tolist(),
+              "weights": rng.normal(0, 1, (4, len(features))).tolist(),
+              "bias": rng.normal(0, 1, 4).tolist(), "gate": {"counted_p": 0.0}}
+    spec = spec.replace(metrics={SCAN_FUSION: fusion})
+    proba = rng.dirichlet(np.ones(4), len(crops)).astype(np.float32)
+    measured, start = measure_for_guard_start(crops, spec)
+    want, _, rows = apply_scan_fusion(proba, crops, measured, spec, start)
+    with torch.inference_mode():
+        graph = MarkerGraph(panel, 64, 0.64)(torch.from_numpy(crops))
+        got = ScanFusionHead(fusion, CLASSES, panel)(torch.from_numpy(proba), graph).numpy()
+    assert rows.all() and np.isnan(measured["dna_own_structure"][bare]) and \
+        np.isfinite(graph[bare, COLUMNS.index("dna_own_structure")].item())
+    np.testing.assert_allclose(got, want, atol=1e-4)

@@ -1,9 +1,11 @@
 """An export with the markers: the ONNX file alone (onnxruntime, numpy and a TIFF reader, no
 ctcnet) gives the marker measurements, fused probabilities and fused calls that ctcnet's own
-functions give on the same crop folder; the runtime exposes the outputs; a restamp keeps them
-and refuses a spec whose fusion the graph does not compute."""
+functions give on the same crop folder, and the cartridge fusion's posterior predict's review
+band reads; the runtime exposes the outputs and calls a scan's events with them; a restamp
+keeps them and refuses a spec whose fusion the graph does not compute."""
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,12 +20,20 @@ from ctcnet.deploy.marker_graph import COLUMNS
 from ctcnet.deploy.runtime import MARKERS_KEY, OnnxClassifier
 from ctcnet.detect.crop_dataset import load_crops, read_crop_index, write_crop_dataset
 from ctcnet.errors import InputError
-from ctcnet.inference.guard import crop_set_calls, crop_set_measurements, review_flags
-from ctcnet.inference.marker_fusion import feature_names
+from ctcnet.inference.guard import (
+    crop_set_calls,
+    crop_set_measurements,
+    measure_for_guard_start,
+    review_flags,
+)
+from ctcnet.inference.marker_fusion import SCAN_FUSION, feature_names
+from ctcnet.inference.scan_fusion import DEFAULT_GATE, apply_scan_fusion
 from ctcnet.io.panel import load_panel
-from ctcnet.nn.calls import calls_from_proba
+from ctcnet.nn.calls import DecisionRule, calls_from_proba
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.simulate import simulate_crops
+from tests.deploy.test_export import EXAMPLE_OUT, deploying_example
+from tests.deploy.test_marker_graph import guards
 
 CROP = 48
 CLASSES = ["ctc", "wbc", "cluster", "debris"]
@@ -53,6 +63,7 @@ assert not any(m == "ctcnet" or m.startswith("ctcnet.") for m in sys.modules)
 print(json.dumps({"columns": columns, "measurements": out["measurements"].tolist(),
                   "proba": out["probabilities"].tolist(),
                   "fused": out["fused_probabilities"].tolist(),
+                  "scan_fused": out["scan_fused_probabilities"].tolist(),
                   "calls": [classes[i] for i in fused.argmax(axis=1)]}, allow_nan=True))
 """
 
@@ -67,13 +78,29 @@ def fusion_for(rng) -> dict:
             "bias": rng.normal(0, 0.3, len(CLASSES)).tolist(), "fitted_on": {}}
 
 
+def scan_fusion_for(rng) -> dict:
+    """A cartridge fusion (the shipped default model's role) whose gate the untrained network's
+    probabilities pass on some crops only, so that the markers' route decides the rest."""
+    return {**fusion_for(rng), "gate": {**DEFAULT_GATE, "counted_p": GATE_COUNTED_P},
+            "role": "review"}
+
+
+# Above what the untrained network gives ctc and cluster together on some crops, under it on
+# others (0.46-0.54 on the fixture's).
+GATE_COUNTED_P = 0.5
+# A cartridge rule whose band reads the fused posterior.
+RULE = DecisionRule.prior_shift({"ctc": -1.0, "cluster": -1.0}).with_review_band(
+    {"band": 0.1, "reads": "fused"})
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("markers")
     panel = load_panel({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
     path, _ = save_tiny_model(root / "tiny.pt", crop_size=CROP, panel=panel, width=8,
-                              taxonomy=CLASSES,
-                              metrics={"marker_fusion": fusion_for(np.random.default_rng(0))})
+                              taxonomy=CLASSES, decision=RULE,
+                              metrics={"marker_fusion": fusion_for(np.random.default_rng(0)),
+                                       SCAN_FUSION: scan_fusion_for(np.random.default_rng(5))})
     report = export_onnx(path, markers=True)
     batch = simulate_crops(6, panel, crop_size=CROP, seed=3)
     folder = write_crop_dataset(root / "crops", np.asarray(batch.images), batch.labels, panel,
@@ -97,7 +124,7 @@ def test_the_file_alone_gives_ctcnets_measurements_fusion_and_calls(exported):
     measured = crop_set_measurements(crops, spec)
     got = np.asarray(alone["measurements"], np.float64)
     for i, column in enumerate(COLUMNS[:-1]):  # the last: the flood fill's own diagnostic
-        np.testing.assert_allclose(got[:, i], measured[column].to_numpy(np.float64),
+        np.testing.assert_allclose(got[:, i], guards(measured, column, spec.panel),
                                    rtol=1e-3, atol=1e-3, err_msg=column)
     assert not got[:, COLUMNS.index("area_unfinished")].any()
     proba = np.asarray(alone["proba"], np.float32)
@@ -111,6 +138,12 @@ def test_the_file_alone_gives_ctcnets_measurements_fusion_and_calls(exported):
     expected = crop_set_calls(np.asarray(called, object), flags, crops, proba, spec,
                               measured=measured)
     assert list(alone["calls"]) == list(expected)
+    # The cartridge fusion, as predict applies it to a frame's events: where its gate lets
+    # it (both routes taken here), fused, with the CellSearch line.
+    guard_measured, start = measure_for_guard_start(crops, spec)
+    scan_fused, _, rows = apply_scan_fusion(proba, crops, guard_measured, spec, start)
+    assert 0 < rows.sum() < len(rows)
+    np.testing.assert_allclose(np.asarray(alone["scan_fused"]), scan_fused, atol=1e-4)
 
 
 def test_runtime_exposes_the_marker_outputs(exported):
@@ -130,6 +163,42 @@ def test_runtime_exposes_the_marker_outputs(exported):
     np.testing.assert_allclose(proba, out["probabilities"][good], atol=1e-6)
 
 
+def test_runtime_calls_a_scans_events_with_the_cartridge_fusion(exported):
+    _, onnx_path, folder, _ = exported
+    clf = OnnxClassifier(onnx_path)
+    assert clf.has_scan_fusion
+    crops = load_crops(read_crop_index(folder), CROP, 0.64)
+    out = clf.run_markers(crops)
+    done = clf.calls(crops)
+    np.testing.assert_array_equal(done.fused, out["scan_fused_probabilities"])
+    expected = calls_from_proba(out["probabilities"], CLASSES, clf.review_threshold, RULE,
+                                band_proba=out["scan_fused_probabilities"])
+    for got, want in zip(done[:4], expected):
+        np.testing.assert_array_equal(got, want)
+    # The band read on the network alone (what a file without the output gives) differs.
+    alone = calls_from_proba(out["probabilities"], CLASSES, clf.review_threshold, RULE)
+    assert (alone[2] != done.review).any()
+    # Crops someone chose (the balanced prior) are no scan's events: no cartridge fusion.
+    assert clf.calls(crops, prior="balanced").fused is None
+    assert list(clf.predict(crops)[0]) == list(done.called)
+
+
+def test_deploying_doc_example_reads_the_band_on_the_cartridge_fusion(exported, tmp_path):
+    """docs/deploying.md's example, run on the file exported with the markers (its scanner's
+    channels the tiny model's), queues what the runtime's ``calls`` queues."""
+    _, onnx_path, folder, _ = exported
+    example = deploying_example().replace('["DAPI", "CK", "CD45", "CD61", "CD66b"]',
+                                          '["DAPI", "CK", "CD45"]')
+    crops = load_crops(read_crop_index(folder), CROP, 0.64)
+    shutil.copy(onnx_path, tmp_path / "ctcnet-default.onnx")
+    np.save(tmp_path / "crops_uint16.npy", crops)
+    out = subprocess.run([sys.executable, "-c", example + EXAMPLE_OUT], cwd=tmp_path,
+                         check=True, capture_output=True, text=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    done = OnnxClassifier(onnx_path).calls(crops)
+    assert got["calls"] == done.called.tolist() and got["review"] == done.review.tolist()
+
+
 def test_restamp_keeps_the_markers_and_refuses_another_fusion(exported, tmp_path):
     path, onnx_path, _, _ = exported
     copy_pt, copy_onnx = tmp_path / "m.pt", tmp_path / "m.onnx"
@@ -142,6 +211,10 @@ def test_restamp_keeps_the_markers_and_refuses_another_fusion(exported, tmp_path
         spec, metrics={"marker_fusion": fusion_for(np.random.default_rng(1))}))
     with pytest.raises(InputError, match="another marker fusion"):
         restamp_onnx(copy_onnx, copy_pt)
+    save_model(copy_pt, model, replace(
+        spec, metrics={**spec.metrics, SCAN_FUSION: scan_fusion_for(np.random.default_rng(2))}))
+    with pytest.raises(InputError, match="another cartridge fusion"):
+        restamp_onnx(copy_onnx, copy_pt)
 
 
 def test_markers_are_not_exported_in_int8(exported):
@@ -151,12 +224,18 @@ def test_markers_are_not_exported_in_int8(exported):
                     markers=True)
 
 
-def test_plain_export_has_no_marker_outputs(tiny_model_file, tmp_path):
-    path, _ = tiny_model_file(tmp_path / "plain.pt", width=4)
+def test_plain_export_has_no_marker_outputs(tiny_model_file, tmp_path, caplog):
+    path, _ = tiny_model_file(tmp_path / "plain.pt", width=4, decision=RULE,
+                              metrics={SCAN_FUSION: scan_fusion_for(np.random.default_rng(5))})
     torch.manual_seed(0)
     export_onnx(path)
     clf = OnnxClassifier(path.with_suffix(".onnx"))
-    assert clf.marker_columns is None and not clf.has_fusion
+    assert clf.marker_columns is None and not clf.has_fusion and not clf.has_scan_fusion
+    # A scan's events are then read on the network alone, and the port is told so.
+    crops = np.zeros((2, len(clf.channels), clf.crop_size, clf.crop_size), np.float32)
+    with caplog.at_level("WARNING"):
+        assert clf.calls(crops).fused is None
+    assert "does not compute" in caplog.text
     with pytest.raises(InputError, match="no marker measurements"):
         clf.run_markers(np.zeros((1, len(clf.channels), clf.crop_size, clf.crop_size),
                                  np.float32))

@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 
 from ctcnet.inference.guard import counted, guard_events, measure, measure_for_guard_start
-from ctcnet.inference.marker_fusion import feature_names, fit_fusion
+from ctcnet.inference.marker_fusion import SCAN_FUSION, feature_names, fit_fusion
 from ctcnet.inference.scan_fusion import (
     FUSED_COLUMN,
-    SCAN_FUSION,
     apply_scan_fusion,
     completed,
     fusion_rows,
