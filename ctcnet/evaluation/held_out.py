@@ -81,7 +81,8 @@ def guard_catch(backend, crops: np.ndarray, labels, sample_ids=None) -> dict:
     right = called_ctc & (labels == "ctc")
     # The other direction: true CTCs called something else, and how many of those a person
     # still sees (the guard's possible_ctc flag, or a call below the review threshold).
-    review = calls_from_proba(proba, spec.class_names, spec.review_threshold)[2] | flags
+    review = calls_from_proba(proba, spec.class_names, spec.review_threshold,
+                              counted=spec.taxonomy.reported_classes())[2] | flags
     missed = (labels == "ctc") & ~called_ctc
     true_ctc = max(int((labels == "ctc").sum()), 1)
     # A CTC called ``cluster`` is reported too, as a CTC-bearing event (an apoptotic CTC's

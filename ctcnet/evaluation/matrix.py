@@ -55,8 +55,9 @@ def review_band_flags(spec) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The network's doubt predict sends to review (``ctcnet.nn.calls``) at the balanced
     prior: a call under the model's review threshold whose doubt could change a count, or no
     finite call."""
-    return lambda crops, proba: calls_from_proba(proba, spec.class_names,
-                                                 spec.review_threshold)[2]
+    return lambda crops, proba: calls_from_proba(
+        proba, spec.class_names, spec.review_threshold,
+        counted=spec.taxonomy.reported_classes())[2]
 
 
 def marker_guard_flags(spec, groups=None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:

@@ -14,6 +14,8 @@ CTCs lost to a neighbour's event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -25,14 +27,16 @@ POSSIBLE_CTC = "possible_ctc"
 ALTERNATE_COLUMNS = [GROUP, PART]
 
 
-def alternates_kept(events: pd.DataFrame) -> np.ndarray:
+def alternates_kept(events: pd.DataFrame, counted: Sequence[str] = COUNTED_CLASSES
+                    ) -> np.ndarray:
     """(N,) bool: the rows a labelled, guarded frame table keeps (every row of a table without
-    alternates; per split object its whole or its members)."""
+    alternates; per split object its whole or its members, as a call of a ``counted`` class,
+    the model's reported ones, stands on either)."""
     if GROUP not in events or not len(events):
         return np.ones(len(events), bool)
     group = events[GROUP].to_numpy(np.int64)
     part = events[PART].to_numpy(bool)
-    counted = np.isin(events["class"].to_numpy(object), COUNTED_CLASSES)
+    counted = np.isin(events["class"].to_numpy(object), list(counted))
     shown = counted.copy()
     guard = events["guard"].fillna("").astype(str) if "guard" in events else None
     if guard is not None:
@@ -51,7 +55,8 @@ def alternates_kept(events: pd.DataFrame) -> np.ndarray:
     return keep
 
 
-def resolve_alternates(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+def resolve_alternates(events: pd.DataFrame, counted: Sequence[str] = COUNTED_CLASSES
+                       ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The frame's table with one reading of each split object (:func:`alternates_kept`) and
     without the alternates' columns, and for each of its rows the row of that event's crop
     among the frame's crops (None where each event keeps its own row). The crops are not
@@ -60,7 +65,7 @@ def resolve_alternates(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray |
     classification on two cores."""
     if GROUP not in events:
         return events, None
-    keep = alternates_kept(events)
+    keep = alternates_kept(events, counted)
     events = events[keep].drop(columns=ALTERNATE_COLUMNS).reset_index(drop=True)
     # The members follow the wholes (detect.members.attach_parts): where every whole stays,
     # the rows kept are the first ones.

@@ -62,7 +62,7 @@ def finish_frame(job: Finishing, work, proba) -> tuple[int, float, float]:
     events, proba, measured = fused_labels(work, proba, job.spec, job.edge_class)
     events = guard_events(events, work.crops, proba, job.spec, measured,
                           start=work.guard_start)
-    events, crop_rows = resolve_alternates(events)
+    events, crop_rows = resolve_alternates(events, job.spec.taxonomy.reported_classes())
     events = hold_cluster_repeats(events, job.pixel_size_um)
     t1 = time.perf_counter()
     # The events whose crops the review gallery may show: a capped share per category.

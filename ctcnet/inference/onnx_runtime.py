@@ -366,7 +366,8 @@ class OnnxClassifier:
             proba, fused = self.predict_proba(raw, batch_size), None
         called, confidence, review, failed = calls_from_proba(
             fused if role == "calls" else proba, self.classes, self.review_threshold, rule,
-            band_proba=fused if role == "review" else None)
+            band_proba=fused if role == "review" else None,
+            counted=self.model_spec.taxonomy.reported_classes())
         return CropCalls(called, confidence, review, failed, proba, fused)
 
     @cached_property

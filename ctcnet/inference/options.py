@@ -143,9 +143,10 @@ def say_if_no_cartridge_rule(spec: ModelSpec, prior: str | None) -> bool:
 
 def unguarded_classes(spec: ModelSpec) -> list[str]:
     """The classes the model reports beside ``ctc`` and ``cluster`` (a lab's taxonomy:
-    ``ctc_emt``): counted per 7.5 mL and listed on the review page, but the marker guard and
-    the review band are ctc's and cluster's, so their calls are neither held nor queued for
-    their doubt."""
+    ``ctc_emt``): counted per 7.5 mL, listed on the review page, their doubt queued by the
+    review band and their calls held when unlike the training data (``unusual``), but the
+    marker guard's checks of the markers (CD45, DNA in the CK area, focus) are ctc's and
+    cluster's: a CD45+ cell called so is counted."""
     return [c for c in spec.taxonomy.reported_classes() if c not in COUNTED_CLASSES]
 
 
@@ -153,11 +154,11 @@ def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
     """Warn of the model's :func:`unguarded_classes`; returns them."""
     others = unguarded_classes(spec)
     if others:
-        log.warning("the model reports %s beside ctc and cluster: counted per 7.5 mL and "
-                    "listed on the review page as reported calls, but the marker guard does "
-                    "not check them (a CD45+ cell called so is counted) and the review band "
-                    "does not queue their doubt: review every such call before reporting it",
-                    ", ".join(others))
+        log.warning("the model reports %s beside ctc and cluster: counted per 7.5 mL, "
+                    "listed on the review page as reported calls and queued where the "
+                    "network doubts them, but the marker guard does not check their markers "
+                    "(a CD45+ cell called so is counted): review every such call before "
+                    "reporting it", ", ".join(others))
     return others
 
 

@@ -12,6 +12,8 @@ one (``DecisionRule.review_band``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -24,17 +26,19 @@ BAND_KEYS = ("band", "reads", "level", "confidence", "cells", "misses", "miss_bo
              "fitted_on", "fitted_for", "fresh_family", "command")
 
 
-def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarray,
-                                                              np.ndarray]:
+def network_doubt(events: pd.DataFrame, spec=None, counted: Sequence[str] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event of a labelled, guarded table, the network's doubt that put it on the review
     list, of events the guard does not hold and that have a call: (a CTC or cluster call in
     doubt, another call a CTC or cluster is within the band of, another call only the
     cartridge's prior filed as it is: :func:`ctcnet.inference.tables.filed_by_prior_of`, under
     ``spec``'s rule where the table has no column for it); not a CTC or cluster call the frame
-    border cuts, shown for the border (:func:`ctcnet.inference.tables.cut_counted_of`). The
-    review list counts them
+    border cuts, shown for the border (:func:`ctcnet.inference.tables.cut_counted_of`).
+    ``counted``: the classes counted (default: ``spec``'s reported classes, else ctc and
+    cluster). The review list counts them
     (:func:`review_list_summary`) and the review page and gallery name them
     (:func:`ctcnet.report.reasons.event_reasons`)."""
+    counted = counted_classes(spec) if counted is None else counted
     n = len(events)
     review = events["review"].to_numpy(bool) if n else np.zeros(0, bool)
     calls = events["class"].astype(object).to_numpy() if n else np.zeros(0, object)
@@ -42,13 +46,20 @@ def network_doubt(events: pd.DataFrame, spec=None) -> tuple[np.ndarray, np.ndarr
         else np.zeros(n, bool)
     # A CTC or cluster call filed away because the border cuts it is shown for the border
     # (a CTC or cluster the likeliest before the prior is shown for both).
-    model_counted = np.isin(events["model_class"].astype(object).to_numpy(), COUNTED_CLASSES) \
+    model_counted = np.isin(events["model_class"].astype(object).to_numpy(), counted) \
         if "model_class" in events and n else np.zeros(n, bool)
-    network = review & ~held & (calls != FAILED_CLASS) & ~(cut_counted_of(events) & model_counted)
-    counted_call = np.isin(calls, COUNTED_CLASSES)
+    network = review & ~held & (calls != FAILED_CLASS) & \
+        ~(cut_counted_of(events, counted) & model_counted)
+    counted_call = np.isin(calls, counted)
     by_prior = filed_by_prior_of(events, spec)
     return (network & counted_call, network & ~counted_call & ~by_prior,
             network & ~counted_call & by_prior)
+
+
+def counted_classes(spec=None) -> list[str]:
+    """The classes whose counts the review list is about: ``spec``'s reported classes
+    (``ctc`` and ``cluster``, or a lab's own), or those two without a spec."""
+    return spec.taxonomy.reported_classes() if spec is not None else list(COUNTED_CLASSES)
 
 
 def review_list_summary(events: pd.DataFrame, spec) -> dict:
@@ -62,8 +73,9 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
     guard = events["guard"].fillna("").astype(str) if "guard" in events else \
         pd.Series([""] * n, dtype=object)
     failed = calls == FAILED_CLASS
-    counted_call = np.isin(calls, COUNTED_CLASSES)
-    call_doubt, in_band, likeliest = network_doubt(events, spec)
+    counted = counted_classes(spec)
+    counted_call = np.isin(calls, counted)
+    call_doubt, in_band, likeliest = network_doubt(events, spec, counted)
     # With a band, another call that a counted class outweighs before the cartridge's prior
     # is shown whatever the band reads (ctcnet.nn.calls.filed_by_prior): said apart above,
     # and read again for the doubt the markers settle below (a column, where the run wrote it).
@@ -86,7 +98,7 @@ def review_list_summary(events: pd.DataFrame, spec) -> dict:
             "counted_call_doubt": int(call_doubt.sum()),
             "counted_class_in_band": int(in_band.sum()),
             "counted_class_likeliest": int(likeliest.sum()),
-            "counted_class_cut_by_border": int(cut_counted_of(events).sum()),
+            "counted_class_cut_by_border": int(cut_counted_of(events, counted).sum()),
             **{f"guard:{f}": int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
             "failed": int(failed.sum())},
         "uncounted_doubt_not_queued": int(left_off.sum()),

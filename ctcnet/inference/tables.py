@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,11 +49,14 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     that touches the border as cut, and a person tells the two apart. A row
     of non-finite probabilities is no call (``ctcnet.nn.calls``): class ``failed``, reviewed.
     ``band_proba``: the probabilities the review band reads, if not ``proba`` (a cartridge's
-    marker fusion); written as the ``fused_p_<class>`` columns.
+    marker fusion); written as the ``fused_p_<class>`` columns. The doubt queued is about the
+    model's reported classes (``spec.taxonomy.reported_classes()``: ctc and cluster, or a
+    lab's own).
     """
+    counted = spec.taxonomy.reported_classes()
     called, confidence, review, failed = calls_from_proba(proba, spec.class_names,
                                                           spec.review_threshold, spec.decision,
-                                                          band_proba)
+                                                          band_proba, counted)
     if failed.any():
         log.warning("%d of %d events have non-finite probabilities: marked %r and sent to "
                     "review", int(failed.sum()), len(failed), FAILED_CLASS)
@@ -64,8 +67,7 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     if edge_cut_class is not None and "edge_cut" in events and len(events):
         edge = events["edge_cut"].to_numpy(bool) & ~failed
         new["class"] = np.where(edge, edge_cut_class, called)
-        review = review | (edge & np.isin(called, COUNTED_CLASSES) &
-                           (edge_cut_class not in COUNTED_CLASSES))
+        review = review | (edge & np.isin(called, counted) & (edge_cut_class not in counted))
     for k, name in enumerate(spec.class_names):
         new[f"p_{name}"] = proba[:, k].astype(np.float32)
     if band_proba is not None:
@@ -74,23 +76,26 @@ def label_events(events: pd.DataFrame, proba: np.ndarray, spec: ModelSpec,
     new["confidence"] = confidence
     new["review"] = review
     new[FILED_BY_PRIOR] = filed_by_prior(proba if band_proba is None else band_proba,
-                                         called, spec.class_names, spec.decision)
+                                         called, spec.class_names, spec.decision,
+                                         counted=counted)
     return with_columns(events, new)
 
 
-def cut_counted_of(events: pd.DataFrame) -> np.ndarray:
+def cut_counted_of(events: pd.DataFrame, counted: Sequence[str] = COUNTED_CLASSES
+                   ) -> np.ndarray:
     """Bool per event of a labelled table: shown, filed as an uncounted class because the
-    frame border cuts it, where the network calls it a CTC or cluster (:func:`label_events`
-    shows it for that alone) or finds one the likeliest before the prior (shown for that too,
-    :data:`FILED_BY_PRIOR`): a person decides whether the cell is whole enough to count."""
+    frame border cuts it, where the network calls it a ``counted`` class (a CTC or cluster:
+    :func:`label_events` shows it for that alone) or finds one the likeliest before the prior
+    (shown for that too, :data:`FILED_BY_PRIOR`): a person decides whether the cell is whole
+    enough to count."""
     if not len(events) or not {"edge_cut", "model_class", "review"} <= set(events):
         return np.zeros(len(events), bool)
-    model_counted = np.isin(events["model_class"].astype(object).to_numpy(), COUNTED_CLASSES)
+    model_counted = np.isin(events["model_class"].astype(object).to_numpy(), counted)
     by_prior = events[FILED_BY_PRIOR].fillna(False).to_numpy(bool) if FILED_BY_PRIOR in events \
         else np.zeros(len(events), bool)
     return (events["review"].to_numpy(bool) & events["edge_cut"].fillna(False).to_numpy(bool)
             & (model_counted | by_prior)
-            & ~np.isin(events["class"].astype(object).to_numpy(), COUNTED_CLASSES))
+            & ~np.isin(events["class"].astype(object).to_numpy(), counted))
 
 
 def band_proba_of(events: pd.DataFrame, class_names) -> np.ndarray | None:
@@ -131,7 +136,8 @@ def filed_by_prior_of(events: pd.DataFrame, spec=None) -> np.ndarray:
     proba, calls = before_prior_of(events, names)
     if proba is None:
         return np.zeros(len(events), bool)
-    return filed_by_prior(proba, calls, names, spec.decision)
+    return filed_by_prior(proba, calls, names, spec.decision,
+                          counted=spec.taxonomy.reported_classes())
 
 
 def empty_frame_table(cartridge: Cartridge) -> pd.DataFrame:

@@ -1,16 +1,17 @@
 """From class probabilities to calls: the one rule every path applies (numpy only, no torch).
 
 The call is the most probable class; the network's doubt sends it to human review where the
-doubt could change a count: a call of a counted class (:data:`COUNTED_CLASSES`: ``ctc``,
-``cluster``) under the model's review threshold, or a call of another class to which a counted
-class holds at least the review band of the posterior. The band is the one fitted with the
-decision rule for a stated miss rate (``DecisionRule.review_band``,
-:mod:`ctcnet.evaluation.miss_rate`); without one, a call under the threshold whose runner-up
-is a counted class or to which a counted class holds the rest of the threshold (``1 -
-threshold``). With a band, a call of another class that a counted class outweighs before the
-decision rule's prior is shown too (:func:`filed_by_prior`: the prior alone filed it so).
-Doubt between uncounted classes alone (a
-leukocyte or debris?) changes no count and is not queued; :func:`uncounted_doubt` reports it.
+doubt could change a count: a call of a counted class (the model's reported classes,
+``spec.taxonomy.reported_classes()``, each function's ``counted``; by default
+:data:`COUNTED_CLASSES`: ``ctc``, ``cluster``) under the model's review threshold, or a call
+of another class to which a counted class holds at least the review band of the posterior.
+The band is the one fitted with the decision rule for a stated miss rate
+(``DecisionRule.review_band``, :mod:`ctcnet.evaluation.miss_rate`); without one, a call under
+the threshold whose runner-up is a counted class or to which a counted class holds the rest of
+the threshold (``1 - threshold``). With a band, a call of another class that a counted class
+outweighs before the decision rule's prior is shown too (:func:`filed_by_prior`: the prior
+alone filed it so). Doubt between uncounted classes alone (a leukocyte or debris?) changes no
+count and is not queued; :func:`uncounted_doubt` reports it.
 A model whose classes include no counted class sends every call under the threshold.
 
 A row that is not a finite distribution (a NaN or infinite crop, a broken model) is **no
@@ -147,9 +148,11 @@ def top_class(proba: np.ndarray, class_names: Sequence[str],
     return np.nan_to_num(proba, nan=-1.0).argmax(axis=1), proba
 
 
-def counted_likeliest(proba: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
-    """Bool per row: a counted class is the most probable of ``proba`` as given, the balanced
-    training prior's posterior, before any decision rule (False for a non-finite row).
+def counted_likeliest(proba: np.ndarray, class_names: Sequence[str],
+                      counted: Sequence[str] = COUNTED_CLASSES) -> np.ndarray:
+    """Bool per row: a ``counted`` class is the most probable of ``proba`` as given, the
+    balanced training prior's posterior, before any decision rule (False for a non-finite
+    row).
 
     Why: a cartridge's prior (``spec.decision``: CTCs and clusters are rare among tens of
     thousands of events) files such an event as debris or a leukocyte, and the review band
@@ -160,16 +163,17 @@ def counted_likeliest(proba: np.ndarray, class_names: Sequence[str]) -> np.ndarr
     and 0.98 were otherwise neither counted nor shown (docs/predict.md).
     """
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
-    counted = [i for i, n in enumerate(class_names) if n in COUNTED_CLASSES]
-    if not counted or not len(proba):
+    indices = [i for i, n in enumerate(class_names) if n in counted]
+    if not indices or not len(proba):
         return np.zeros(len(proba), bool)
     finite = np.isfinite(proba).all(axis=1)
-    return finite & np.isin(np.nan_to_num(proba, nan=-1.0).argmax(axis=1), counted)
+    return finite & np.isin(np.nan_to_num(proba, nan=-1.0).argmax(axis=1), indices)
 
 
 def filed_by_prior(proba: np.ndarray, calls: np.ndarray, class_names: Sequence[str],
-                   decision: DecisionRule | None, banded: bool | None = None) -> np.ndarray:
-    """Bool per row: ``calls`` (class names) of an uncounted class that a counted class
+                   decision: DecisionRule | None, banded: bool | None = None,
+                   counted: Sequence[str] = COUNTED_CLASSES) -> np.ndarray:
+    """Bool per row: ``calls`` (class names) of an uncounted class that a ``counted`` class
     outweighs in ``proba``, before the rule's prior (:func:`counted_likeliest`), where the
     rule carries a fitted review band (``banded``: whether to read it as one that does; None:
     ``decision``'s own); else none.
@@ -185,11 +189,13 @@ def filed_by_prior(proba: np.ndarray, calls: np.ndarray, class_names: Sequence[s
         banded = as_rule(decision).review_band is not None
     if not banded:
         return np.zeros(len(calls), bool)
-    return counted_likeliest(proba, class_names) & ~np.isin(calls, COUNTED_CLASSES)
+    return counted_likeliest(proba, class_names, counted) & \
+        ~np.isin(calls, np.asarray(list(counted), object))
 
 
 def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
-                     decision: DecisionRule | None = None, band_proba: np.ndarray | None = None
+                     decision: DecisionRule | None = None, band_proba: np.ndarray | None = None,
+                     counted: Sequence[str] = COUNTED_CLASSES
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The calls, one per row of ``proba``: the one rule every path applies.
 
@@ -209,6 +215,9 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
         (a cartridge's marker fusion, :mod:`ctcnet.inference.scan_fusion`: the network's and
         the markers' evidence for a CTC read together), at the same rule's prior; and whose
         most probable class :func:`filed_by_prior` reads.
+    counted : sequence of str, default ``COUNTED_CLASSES``
+        The classes whose counts the doubt is about: the model's reported classes
+        (``spec.taxonomy.reported_classes()``; a lab's taxonomy may report ``ctc_emt``).
 
     Returns
     -------
@@ -231,8 +240,9 @@ def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_thres
     confidence = np.where(failed, np.nan, proba[np.arange(len(proba)), top]).astype(np.float32)
     review = failed | _doubt_shown(proba, top, confidence, class_names, review_threshold,
                                    as_rule(decision).review_band,
-                                   _band_posterior(band_proba, class_names, decision)) | \
-        filed_by_prior(before_prior, called, class_names, decision)
+                                   _band_posterior(band_proba, class_names, decision),
+                                   counted) | \
+        filed_by_prior(before_prior, called, class_names, decision, counted=counted)
     return called.astype(object), confidence, review, failed
 
 
@@ -247,14 +257,15 @@ def _band_posterior(band_proba: np.ndarray | None, class_names: Sequence[str],
 
 def _doubt_shown(posterior: np.ndarray, top: np.ndarray, confidence: np.ndarray,
                  class_names: Sequence[str], review_threshold: float,
-                 band: float | None, band_posterior: np.ndarray | None = None) -> np.ndarray:
+                 band: float | None, band_posterior: np.ndarray | None = None,
+                 counted_classes: Sequence[str] = COUNTED_CLASSES) -> np.ndarray:
     """Bool per row: the network's doubt puts the event in front of a person. A counted call
     under the review threshold; a call of another class to which a counted class holds at
     least ``band`` of the posterior (the rule's fitted review band; of ``band_posterior``
     where given) or, without one, holds ``1 - review_threshold`` with the call under the
     threshold. A model without counted classes: every call under the threshold."""
     doubtful = np.nan_to_num(confidence, nan=1.0) < review_threshold
-    counted = [i for i, n in enumerate(class_names) if n in COUNTED_CLASSES]
+    counted = [i for i, n in enumerate(class_names) if n in counted_classes]
     if not counted:
         return doubtful
     counted_call = np.isin(top, counted)
@@ -273,10 +284,11 @@ def _doubt_shown(posterior: np.ndarray, top: np.ndarray, confidence: np.ndarray,
 
 
 def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
-                    decision: DecisionRule | None = None, band_proba: np.ndarray | None = None
-                    ) -> np.ndarray:
+                    decision: DecisionRule | None = None, band_proba: np.ndarray | None = None,
+                    counted: Sequence[str] = COUNTED_CLASSES) -> np.ndarray:
     """Bool per row: the call is below the review threshold, but only between classes that
-    are not counted (reported, not queued: :func:`calls_from_proba` does not review it)."""
+    are not ``counted`` (reported, not queued: :func:`calls_from_proba` does not review
+    it)."""
     proba = np.asarray(proba, dtype=np.float32).reshape(-1, len(class_names))
     failed = ~np.isfinite(proba).all(axis=1)
     top, posterior = top_class(proba, class_names, decision)
@@ -284,9 +296,10 @@ def uncounted_doubt(proba: np.ndarray, class_names: Sequence[str], review_thresh
     names = np.asarray(list(class_names), dtype=object)
     shown = _doubt_shown(posterior, top, confidence, class_names, review_threshold,
                          as_rule(decision).review_band,
-                         _band_posterior(band_proba, class_names, decision)) | \
+                         _band_posterior(band_proba, class_names, decision), counted) | \
         filed_by_prior(proba if band_proba is None else band_proba,
-                       names[top] if len(top) else names[:0], class_names, decision)
+                       names[top] if len(top) else names[:0], class_names, decision,
+                       counted=counted)
     return ~failed & (confidence < review_threshold) & ~shown
 
 

@@ -33,6 +33,7 @@ from ctcnet.inference.gallery import gallery_categories
 from ctcnet.inference.tables import BAND_PREFIX
 from ctcnet.io.atomic import atomic_path
 from ctcnet.io.panel import Panel
+from ctcnet.nn.calls import COUNTED_CLASSES
 from ctcnet.nn.spec import ModelSpec
 from ctcnet.report import display
 from ctcnet.report.colours import DEFAULT_PALETTE, role_colour
@@ -275,12 +276,12 @@ def explained(explain, crops: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
-                review_threshold: float, classes=()) -> list[str]:
+                review_threshold: float, classes=(), counted=COUNTED_CLASSES) -> list[str]:
     """Each tile's caption: the event, its call (and the network's own most probable of
-    ``classes`` where the prior made it another) and why it is shown (``reasons``: codes of
-    :mod:`ctcnet.report.reasons`, one list per event)."""
+    ``classes`` where the prior made it another of the ``counted``) and why it is shown
+    (``reasons``: codes of :mod:`ctcnet.report.reasons`, one list per event)."""
     models = events["model_class"] if "model_class" in events else events["class"]
-    own, own_p = own_calls(events, classes)
+    own, own_p = own_calls(events, classes, counted)
     return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p, o, op)}"
             + (" border-cut" if ec else "")
             + (f" | {caption_line(codes, p, review_threshold)}" if codes else "")
@@ -342,8 +343,9 @@ def _category_pages(gdir: Path, cat: str, shown: pd.DataFrame, crops: np.ndarray
     order, its file and which event each tile shows, top to bottom (the review page cuts tiles
     out)."""
     classes = call_indices(shown["class"], spec)
-    labels = tile_labels(shown, event_reasons(shown, spec.taxonomy.reported_classes()),
-                         spec.review_threshold, spec.class_names)
+    reported = spec.taxonomy.reported_classes()
+    labels = tile_labels(shown, event_reasons(shown, reported), spec.review_threshold,
+                         spec.class_names, reported)
     header = panel.names + ["overlay"]
     outside = boxes = None
     sizes = (crops.shape[-1], spec.pixel_size_um, panel.pixel_size_um)  # as the crops were cut

@@ -154,11 +154,11 @@ def event_reasons(events: pd.DataFrame, reported) -> list[list[str]]:
     # not hold: a CTC or cluster call in doubt or another call a CTC or cluster is within the
     # band of ("low_confidence"), another call only the cartridge's prior filed as it is
     # ("counted_likeliest").
-    call_doubt, in_band, likeliest = network_doubt(events)
+    call_doubt, in_band, likeliest = network_doubt(events, counted=list(reported))
     out = []
     for call, flagged, flags, chosen, marked, low, only_prior, cut in zip(
             calls, review, guard, why, by_markers, call_doubt | in_band, likeliest,
-            cut_counted_of(events)):
+            cut_counted_of(events, list(reported))):
         codes = ["call"] if call in reported else []
         if marked:
             codes.append("markers")
@@ -227,9 +227,10 @@ def call_text(call: str, model_call: str, confidence: float, own: str | None = N
     return f"{call} (network: {model_call} p={p}{likeliest})"
 
 
-def own_calls(events: pd.DataFrame, classes) -> tuple[list, list]:
-    """Each event's most probable class before the cartridge's prior where it is a counted
-    class (a CTC or cluster the prior may have filed away), and its probability: of what the
+def own_calls(events: pd.DataFrame, classes, counted=COUNTED_CLASSES) -> tuple[list, list]:
+    """Each event's most probable class before the cartridge's prior where it is a
+    ``counted`` class (a CTC or cluster the prior may have filed away: the model's reported
+    classes), and its probability: of what the
     prior acted on (the marker fusion's ``fused_p_<class>`` where the run wrote them, as
     ``counted_likeliest`` reads them, else the network's ``p_<class>``); None where it is
     another class, the table has no such columns or the event none that is finite."""
@@ -241,7 +242,7 @@ def own_calls(events: pd.DataFrame, classes) -> tuple[list, list]:
     p = events[columns].to_numpy(np.float64)
     finite = np.isfinite(p).all(axis=1)
     top = np.where(finite, np.nan_to_num(p, nan=-1.0).argmax(axis=1), 0)
-    named = finite & np.isin(np.asarray(classes, object)[top], COUNTED_CLASSES)
+    named = finite & np.isin(np.asarray(classes, object)[top], list(counted))
     return ([classes[k] if ok else None for k, ok in zip(top, named)],
             [float(p[i, k]) if ok else None for i, (k, ok) in enumerate(zip(top, named))])
 

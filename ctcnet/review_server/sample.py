@@ -145,7 +145,7 @@ class Sample(SampleImages):
         rows, said = [], {}
         columns = ["event_id", "frame_id", "x", "y", "class", "confidence", "review",
                    "edge_cut", "why", "reasons"]
-        own, own_p = own_calls(self.candidates, self.classes)
+        own, own_p = own_calls(self.candidates, self.classes, self.reported)
         values = zip(*(self.candidates[c].tolist() for c in columns),
                      self.candidates.get("model_class", self.candidates["class"]).tolist(),
                      own, own_p)

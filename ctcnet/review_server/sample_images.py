@@ -152,7 +152,8 @@ class SampleImages:
         if not len(rows):  # any event may be asked for: its own reasons, no candidate's
             rows = self.by_id.loc[[event_id]]
             rows = rows.assign(reasons=event_reasons(rows, self.reported))
-        return tile_labels(rows, rows["reasons"].tolist(), self.threshold, self.classes)[0]
+        return tile_labels(rows, rows["reasons"].tolist(), self.threshold, self.classes,
+                           self.reported)[0]
 
     def render_tile(self, event_id: int, context: bool = False, explain=None) -> bytes:
         """One event's tile as PNG bytes: every channel on the sample's display scale with

@@ -25,7 +25,7 @@ from ctcnet.inference.guard import (
     review_flags,
 )
 from ctcnet.io.panel import default_panel
-from ctcnet.io.taxonomy import default_taxonomy
+from ctcnet.io.taxonomy import default_taxonomy, load_taxonomy
 from ctcnet.nn.spec import ModelSpec
 
 SIZE = 64
@@ -223,6 +223,11 @@ def test_unusual_events_are_flagged_against_the_stored_reference(rng, spec):
     odd_wbc = np.stack([cell(rng, ck=3000, dapi=3000, cd45=300)] * 2)
     flags = review_flags(odd_wbc, onehot(["wbc", "ctc"], spec), spec)
     assert flags["unusual"].tolist() == [False, True]
+    # A model whose taxonomy reports a class of the lab's own (here the leukocytes, as a lab
+    # counting them would): its odd calls are held like a CTC's, whatever their markers.
+    lab = spec.replace(taxonomy=load_taxonomy({"classes": spec.class_names,
+                                               "reported": ["ctc", "cluster", "wbc"]}))
+    assert review_flags(odd_wbc[:1], onehot(["wbc"], lab), lab)["unusual"].all()
 
 
 def test_guard_events_sends_flags_to_review_and_counts_them(rng, spec):

@@ -2,9 +2,9 @@
 
 
 def test_a_reported_class_beside_ctc_and_cluster_is_said_to_be_unguarded(caplog):
-    """A lab's taxonomy reporting ctc_emt: predict says that its calls are counted and listed
-    but neither checked by the guard nor queued for their doubt; the shipped ones say
-    nothing."""
+    """A lab's taxonomy reporting ctc_emt: predict says that its calls are counted, listed
+    and queued for their doubt, but their markers not checked by the guard; the shipped ones
+    say nothing."""
     from ctcnet.inference.options import say_what_other_reported_classes_lack
     from ctcnet.io.taxonomy import load_taxonomy
     from ctcnet.nn.classifier import load_model
@@ -19,4 +19,4 @@ def test_a_reported_class_beside_ctc_and_cluster_is_said_to_be_unguarded(caplog)
         "reported": ["ctc", "ctc_emt", "cluster"]}))
     with caplog.at_level("WARNING"):
         assert say_what_other_reported_classes_lack(emt) == ["ctc_emt"]
-    assert "the marker guard does not check them" in caplog.text
+    assert "the marker guard does not check their markers" in caplog.text

@@ -5,11 +5,13 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.inference.review_list import review_list_summary
+from ctcnet.io.taxonomy import default_taxonomy, load_taxonomy
 from ctcnet.nn.calls import DecisionRule, calls_from_proba
 
 
 class Spec:
     class_names = ["ctc", "wbc", "cluster", "debris"]
+    taxonomy = default_taxonomy()
     review_threshold = 0.8
     decision = None
 
@@ -130,3 +132,35 @@ def test_a_ctc_call_the_frame_border_cuts_is_shown_for_that_alone():
     # Kept as the network calls it (predict --keep-edge-calls): counted, not shown for it.
     kept = label_events(events, proba, spec)
     assert kept["class"].tolist()[0] == "ctc" and not kept["review"].tolist()[0]
+
+
+def test_a_labs_reported_class_brings_its_doubt_to_the_list():
+    """A lab's taxonomy reporting ctc_emt: a ctc_emt call in doubt and a leukocyte call to
+    which a ctc_emt holds much of the posterior are shown, each for the network's doubt,
+    with the reasons the page names; with the shipped classes' counts that doubt would be
+    between uncounted classes and left off."""
+    from ctcnet.inference.tables import label_events
+    from ctcnet.io.panel import load_panel
+    from ctcnet.nn.spec import ModelSpec
+    from ctcnet.report.reasons import event_reasons
+
+    names = ["ctc", "ctc_emt", "wbc", "cluster", "debris"]
+    taxonomy = load_taxonomy({"classes": names, "reported": ["ctc", "ctc_emt", "cluster"]})
+    spec = ModelSpec("compact", load_panel(None), taxonomy, crop_size=32, review_threshold=0.9)
+    proba = np.array([[0.02, 0.60, 0.30, 0.04, 0.04],    # ctc_emt call in doubt
+                      [0.01, 0.40, 0.55, 0.02, 0.02],    # wbc, a ctc_emt the runner-up
+                      [0.01, 0.01, 0.60, 0.01, 0.37],    # wbc or debris: left off
+                      [0.00, 0.00, 0.99, 0.00, 0.01]], np.float32)
+    out = label_events(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), proba, spec)
+    out["guard"] = ""
+    assert out["review"].tolist() == [True, True, False, False]
+    listed = review_list_summary(out, spec)
+    assert listed["by_reason"]["counted_call_doubt"] == 1
+    assert listed["by_reason"]["counted_class_in_band"] == 1
+    assert listed["uncounted_doubt_not_queued"] == 1
+    codes = event_reasons(out, taxonomy.reported_classes())
+    assert codes[0] == ["call", "low_confidence"] and codes[1] == ["low_confidence"]
+    # The same table under the shipped classes' counts: no doubt about a count.
+    shipped = label_events(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), proba, spec.replace(
+        taxonomy=load_taxonomy({"classes": names})))
+    assert not shipped["review"].any()

@@ -20,7 +20,6 @@ from ctcnet.inference.guard.rules import (
     MISSED_CTC_CALLS,
     GuardRules,
 )
-from ctcnet.nn.calls import COUNTED_CLASSES
 
 # What ``MARKERS_CTC`` asks of CD45 over the CK area beyond the route's ``cd45_level``, by
 # where the markers make calls: nothing (flags alone); on a cartridge, CD45 read as background
@@ -189,9 +188,10 @@ class Evidence:
     def unusual_with_ctc_body(self) -> np.ndarray:
         """Unusual events with a CTC's CK and DNA, of an uncounted call or a ``ctc`` call: their
         ``unusual`` flag waits on CD45 (and the exclusion markers) over and round the CK
-        area."""
+        area (a call of another reported class is flagged unusual whatever they read)."""
         return self.far_from_reference & self.markers_of_ctc & \
-            ~self.is_call(tuple(c for c in COUNTED_CLASSES if c != "ctc"))
+            ~self.is_call(tuple(c for c in self.spec.taxonomy.reported_classes()
+                                if c != "ctc"))
 
     @cached_property
     def doubt(self) -> np.ndarray:

@@ -59,8 +59,9 @@ contradict:
   one a granulocyte: they are never flagged.
 * ``unusual``: the event's measured intensity profile lies far from what the model was
   trained on (:func:`.reference.ood_distance` above the reference's threshold), on a call of a
-  counted class (``ctc``, ``cluster``) or an event with a CTC's CK and DNA and no CD45 or
-  other exclusion marker over or round its CK area: where a CTC could hide. A ``ctc`` call
+  counted class (the model's reported classes: ``ctc``, ``cluster`` or a lab's own) or an
+  event with a CTC's CK and DNA and no CD45 or other exclusion marker over or round its CK
+  area: where a CTC could hide. A ``ctc`` call
   whose markers meet the CellSearch definition on their own (that CK and DNA, none of those
   markers, DNA of a whole cell) rests on them and is counted, not flagged.
   Models without a reference (``spec.metrics["guard"]``) never flag it.
@@ -94,7 +95,7 @@ from ctcnet.inference.guard.rules import (
     RULES,
     GuardRules,
 )
-from ctcnet.nn.calls import COUNTED_CLASSES, DecisionRule, top_class
+from ctcnet.nn.calls import DecisionRule, top_class
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,9 @@ def _cd45_positive(e: Evidence) -> np.ndarray:
 
 def _unusual(e: Evidence) -> np.ndarray:
     # An unusual event can change a count only where a CTC could hide: a call of a counted
-    # class, or an event with a CTC's CK and DNA (a cell's CK area, clearly CK positive, a
-    # nucleus of its own inside it: a CTC is CK positive and nucleated by definition) and no
+    # class (the model's reported classes: ctc, cluster, or a lab's own), or an event with a
+    # CTC's CK and DNA (a cell's CK area, clearly CK positive, a nucleus of its own inside
+    # it: a CTC is CK positive and nucleated by definition) and no
     # CD45 or other exclusion marker over or round that CK area, once the leaks are taken off
     # (the CellSearch line ``possible_ctc`` holds too: a CK+CD45+ event called a leukocyte
     # stays one). Unusual debris or leukocytes without them are reported by the profile
@@ -134,7 +136,7 @@ def _unusual(e: Evidence) -> np.ndarray:
     # frames) one CTC more is counted (projected recall 0.938 -> 0.943), no false CTC call.
     vouched = e.ctc_call_on_markers()
     # Not read (no CK area, no such channel): nothing seen lit.
-    return e.far_from_reference & ~vouched & (e.is_call(COUNTED_CLASSES) |
+    return e.far_from_reference & ~vouched & (e.is_call(e.spec.taxonomy.reported_classes()) |
                                               (e.markers_of_ctc & ~e.exclusion_marker_lit()))
 
 
