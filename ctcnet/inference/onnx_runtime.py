@@ -332,7 +332,7 @@ class OnnxClassifier:
         proba : ndarray, float32, shape (N, K)
             Calibrated probabilities, columns in :attr:`classes` order.
         """
-        done = self.calls(raw, batch_size, prior)
+        done = self._calls(raw, batch_size, prior, None, review=False)
         return list(done.called), done.probabilities
 
     def calls(self, raw: np.ndarray, batch_size: int | None = None,
@@ -348,9 +348,17 @@ class OnnxClassifier:
         band (its ``role`` ``review``, the shipped default model's) or the calls (``calls``).
         A file without that output is read on the network alone, with a warning: its review
         list is not predict's."""
+        return self._calls(raw, batch_size, prior, scan, review=True)
+
+    def _calls(self, raw: np.ndarray, batch_size: int | None, prior: str, scan: bool | None,
+               review: bool) -> CropCalls:
+        """:meth:`calls`; without ``review`` (:meth:`predict`, the calls alone) a fusion
+        that decides only the review band is not read."""
         rule, _ = prior_rule(prior, self.classes, self.decision, CARTRIDGE_PRIOR)
         role = scan_fusion_role(self.model_spec) \
             if (prior == CARTRIDGE_PRIOR if scan is None else scan) else None
+        if role == "review" and not review:
+            role = None
         if role and not self.has_scan_fusion:
             if not getattr(self, "_said_no_scan_fusion", False):
                 self._said_no_scan_fusion = True
@@ -364,11 +372,11 @@ class OnnxClassifier:
             proba, fused = out[OUTPUT_NAMES[1]], out[SCAN_FUSED_OUTPUT]
         else:
             proba, fused = self.predict_proba(raw, batch_size), None
-        called, confidence, review, failed = calls_from_proba(
+        called, confidence, shown, failed = calls_from_proba(
             fused if role == "calls" else proba, self.classes, self.review_threshold, rule,
             band_proba=fused if role == "review" else None,
             counted=self.model_spec.taxonomy.reported_classes())
-        return CropCalls(called, confidence, review, failed, proba, fused)
+        return CropCalls(called, confidence, shown, failed, proba, fused)
 
     @cached_property
     def model_spec(self) -> ModelSpec:

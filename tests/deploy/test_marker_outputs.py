@@ -231,8 +231,12 @@ def test_plain_export_has_no_marker_outputs(tiny_model_file, tmp_path, caplog):
     export_onnx(path)
     clf = OnnxClassifier(path.with_suffix(".onnx"))
     assert clf.marker_columns is None and not clf.has_fusion and not clf.has_scan_fusion
-    # A scan's events are then read on the network alone, and the port is told so.
+    # The calls alone need no fusion that decides only the review band: nothing to say.
     crops = np.zeros((2, len(clf.channels), clf.crop_size, clf.crop_size), np.float32)
+    with caplog.at_level("WARNING"):
+        clf.predict(crops)
+    assert "does not compute" not in caplog.text
+    # A scan's review list is then read on the network alone, and the port is told so.
     with caplog.at_level("WARNING"):
         assert clf.calls(crops).fused is None
     assert "does not compute" in caplog.text
