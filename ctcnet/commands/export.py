@@ -54,8 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markers", action="store_true",
                         help="the graph also gives the guard's marker measurements of each "
                              "crop (output 'measurements') and, where the model carries a "
-                             "marker fusion, the fused probabilities ('fused_probabilities'), "
-                             "checked against ctcnet's own; fp32 and fp16 only")
+                             "marker fusion, the fused probabilities: a crop set's "
+                             "('fused_probabilities'), a cartridge's "
+                             "('scan_fused_probabilities', what predict's review band reads), "
+                             "checked against ctcnet's own; fp32 and fp16 only; for instrument "
+                             "software (ctcnet predict measures in numpy and runs the plain "
+                             "export several times faster)")
     add_overwrite_argument(parser, "the .onnx file")
 
 

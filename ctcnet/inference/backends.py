@@ -256,6 +256,14 @@ class OnnxBackend:
                                          spin_wait=False, batch_size=batch_size)
         if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
             raise no_cuda
+        if self.classifier.marker_columns is not None:
+            # onnxruntime runs the whole graph whatever outputs are asked: the measurements,
+            # which ctcnet makes in numpy, then cost every crop (a 3-frame cartridge read in
+            # 14.0 s against the plain export's 3.0 s, with the same events).
+            log.warning("%s computes the marker measurements in its graph (exported with "
+                        "--markers, for instrument software), which ctcnet reads in numpy: "
+                        "each crop costs them as well, several times the network's time; "
+                        "export without --markers for ctcnet's own runs", Path(model_path).name)
         self.spec = self.classifier.to_model_spec()
         self.model_path = Path(model_path)
         self.batch_size = self.classifier.batch_size

@@ -290,8 +290,9 @@ class OnnxClassifier:
     def run_markers(self, raw: np.ndarray, batch_size: int | None = None
                     ) -> dict[str, np.ndarray]:
         """Every output of a file exported with the markers, by name (``logits``,
-        ``probabilities``, ``fused_probabilities`` where the spec has a fusion,
-        ``measurements`` with the columns :attr:`marker_columns`), float32, one row a crop;
+        ``probabilities``, ``fused_probabilities`` where the spec has a crop sets' fusion,
+        ``scan_fused_probabilities`` where it has a cartridge fusion, ``measurements`` with
+        the columns :attr:`marker_columns`), float32, one row a crop;
         a crop with a pixel that is not finite gets NaN rows (as :meth:`run`)."""
         if MEASUREMENTS_OUTPUT not in self._outputs:
             raise InputError("this ONNX file has no marker measurements (export it with the "
@@ -363,9 +364,9 @@ class OnnxClassifier:
             if not getattr(self, "_said_no_scan_fusion", False):
                 self._said_no_scan_fusion = True
                 log.warning("%s carries a cartridge marker fusion the file does not compute "
-                            "(export it with the markers): its %s are read on the network "
-                            "alone, not as ctcnet predict reads a cartridge", self.path.name,
-                            "review band" if role == "review" else "calls")
+                            "(export it with the markers): %s read on the network alone, "
+                            "not as ctcnet predict reads a cartridge", self.path.name,
+                            "its review band is" if role == "review" else "its calls are")
             role = None
         if role:
             out = self.run_markers(raw, batch_size)

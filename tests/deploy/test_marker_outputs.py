@@ -243,3 +243,14 @@ def test_plain_export_has_no_marker_outputs(tiny_model_file, tmp_path, caplog):
     with pytest.raises(InputError, match="no marker measurements"):
         clf.run_markers(np.zeros((1, len(clf.channels), clf.crop_size, clf.crop_size),
                                  np.float32))
+
+
+def test_ctcnets_own_runs_are_told_the_markers_file_costs_them(exported, caplog):
+    """ctcnet measures the markers in numpy: a run on a file that measures them in its graph
+    as well is told so (onnxruntime runs the whole graph whatever is asked of it)."""
+    from ctcnet.inference.backends import OnnxBackend
+
+    _, onnx_path, _, _ = exported
+    with caplog.at_level("WARNING"):
+        OnnxBackend(onnx_path, device="cpu")
+    assert "export without --markers" in caplog.text
