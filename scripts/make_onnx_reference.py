@@ -3,7 +3,11 @@
 A port (C++, C#, Node with onnxruntime-node, ...) runs the shipped ``.onnx`` file unchanged on
 ``crops.u16.gz`` and compares with ``expected.json`` (see docs/deploying.md, "Checking a port").
 Crops are simulated for the model's panel (one per class), plus a copy of the first with one NaN
-pixel to check the per-crop finiteness rule. Rerun after retraining the shipped model:
+pixel to check the per-crop finiteness rule. ``expected.json``'s ``markers`` holds what an export
+of the same checkpoint with ``--markers`` gives on them beside the network (the measurements and
+the cartridge fusion's posterior), computed by the torch graph it is exported from (the export
+checks itself against that graph), so a port of a markers export has a reference too. Rerun
+after retraining the shipped model or changing the guard's measurements:
 
     python scripts/make_onnx_reference.py [--model models/ctcnet-default.onnx] [--out DIR]
 """
@@ -29,6 +33,34 @@ def reference_crops(spec, seed: int = 7) -> np.ndarray:
     batch = simulate_crops(1, spec.panel, spec.taxonomy, spec.crop_size, seed=seed,
                            config=SimConfig.clean(), num_samples=1)
     return np.clip(np.rint(batch.images), 0, 65535).astype(np.uint16), list(batch.labels)
+
+
+def markers_reference(checkpoint: Path, raw: np.ndarray) -> dict:
+    """What an export of ``checkpoint`` with the markers gives on the finite crops ``raw``
+    beyond the network: its measurement columns and, per crop, the measurements (None for
+    NaN) and each fused output (the torch graph the export is made of and checked against,
+    :class:`ctcnet.deploy.export.OnnxGraph`)."""
+    import torch
+
+    from ctcnet.deploy.export import OnnxGraph
+    from ctcnet.deploy.marker_graph import COLUMNS
+    from ctcnet.deploy.markers import MARKER_TOLERANCE
+    from ctcnet.nn.classifier import load_model
+
+    model, _ = load_model(checkpoint)
+    graph = OnnxGraph(model, markers=True).eval()
+    with torch.inference_mode():
+        out = dict(zip(graph.output_names, (t.numpy() for t in graph(torch.from_numpy(raw)))))
+    fused = [name for name in graph.output_names[2:] if name != "measurements"]
+
+    def plain(values):
+        return [None if not np.isfinite(v) else round(float(v), 6) for v in values]
+
+    return {"columns": list(COLUMNS), "outputs": fused,
+            "tolerance": {"abs": MARKER_TOLERANCE[0], "rel": MARKER_TOLERANCE[1]},
+            "crops": [{"index": i, "measurements": plain(out["measurements"][i]),
+                       **{name: plain(out[name][i]) for name in fused}}
+                      for i in range(len(raw))]}
 
 
 def main() -> int:
@@ -71,7 +103,8 @@ def main() -> int:
         "crops_file": {"name": "crops.u16.gz", "encoding": "gzip of raw little-endian uint16, "
                        "C order", "shape": list(crops.shape)},
         "tolerance": {"probabilities_abs": 1e-4, "logits_abs": 1e-3},
-        "crops": rows}
+        "crops": rows,
+        "markers": markers_reference(Path(model).with_suffix(".pt"), crops.astype(np.float32))}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "crops.u16.gz",
                        gzip.compress(crops.astype("<u2").tobytes(), compresslevel=9, mtime=0))

@@ -374,6 +374,36 @@ def test_shipped_model_reproduces_the_port_reference():
         assert row["review"] == bool(post.max() / post.sum() < expected["review_threshold"])
 
 
+def test_shipped_checkpoints_markers_graph_reproduces_the_port_reference():
+    """expected.json's ``markers``: what an export of the shipped checkpoint with --markers
+    gives beside the network (its measurements, the cartridge fusion's posterior), as the
+    graph it is exported from gives them now (rerun scripts/make_onnx_reference.py after
+    changing the guard's measurements or the fusion)."""
+    import gzip
+
+    import torch
+
+    from ctcnet.deploy.export import OnnxGraph
+    from ctcnet.inference.backends import default_model_path
+    from ctcnet.nn.classifier import load_model
+
+    ref_dir = Path(__file__).parents[1] / "data" / "onnx_reference"
+    expected = json.loads((ref_dir / "expected.json").read_text())
+    markers = expected["markers"]
+    crops = np.frombuffer(gzip.decompress((ref_dir / "crops.u16.gz").read_bytes()),
+                          "<u2").reshape(expected["crops_file"]["shape"]).astype(np.float32)
+    graph = OnnxGraph(load_model(default_model_path("torch"))[0], markers=True).eval()
+    with torch.inference_mode():
+        out = dict(zip(graph.output_names, (t.numpy() for t in graph(torch.from_numpy(crops)))))
+    assert graph.output_names[2:] == [*markers["outputs"], "measurements"]
+    tol = markers["tolerance"]
+    for row in markers["crops"]:
+        for name in ("measurements", *markers["outputs"]):
+            want = np.array([np.nan if v is None else v for v in row[name]], np.float64)
+            np.testing.assert_allclose(out[name][row["index"]], want, atol=tol["abs"],
+                                       rtol=tol["rel"], err_msg=name)
+
+
 def test_onnxruntime_records_nothing_outside_the_run(tmp_path):
     """onnxruntime records a device id and usage events under ~/.cache unless told not to
     when it is imported; imported through ctcnet, it writes nothing there."""
