@@ -42,7 +42,7 @@ def markers_reference(checkpoint: Path, raw: np.ndarray) -> dict:
     :class:`ctcnet.deploy.export.OnnxGraph`)."""
     import torch
 
-    from ctcnet.deploy.export import OnnxGraph
+    from ctcnet.deploy.graph import OnnxGraph
     from ctcnet.deploy.marker_graph import COLUMNS
     from ctcnet.deploy.markers import MARKER_TOLERANCE
     from ctcnet.nn.classifier import load_model

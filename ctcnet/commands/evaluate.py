@@ -178,7 +178,7 @@ def _summary_lines(report: dict) -> list[str]:
     band = cnn["review_band"]
     if band.get("auto_precision") is not None:
         shown = (f"; predict shows {band['shown_fraction']:.1%} for the network's doubt "
-                 "(what could change a CTC or cluster count), the guard's flags aside"
+                 "(what could change a reported count), the guard's flags aside"
                  if "shown_fraction" in band else "")
         lines.append(f"review band (the network's top p < {band['threshold']:.2f}): "
                      f"{band['reviewed_fraction']:.1%} of crops, the calls above it "
@@ -463,7 +463,7 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     # Every counted class a cartridge reports (CTCs, and clusters where the model has them):
     # a count off in clusters is as much the lab's business as one in CTCs.
     first = report["cartridges"][0]["true_per_7_5_ml"] if report["cartridges"] else {}
-    shown = [name] + [k for k in COUNTED_CLASSES if k != name and k in first]
+    shown = [k for k in report.get("counted_classes", [name, *COUNTED_CLASSES]) if k in first]
     print(f"{'':16s} " + " ".join(f"{k + ' per 7.5 mL':>19s}" for k in shown))
     print(f"{'cartridge':16s} " + " ".join(f"{'true':>5s} {'auto':>5s} {'review':>7s}"
                                           for _ in shown))

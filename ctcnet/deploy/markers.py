@@ -1,4 +1,4 @@
-"""The marker outputs of an ONNX export (:class:`ctcnet.deploy.export.OnnxGraph` with
+"""The marker outputs of an ONNX export (:class:`ctcnet.deploy.graph.OnnxGraph` with
 ``markers``): what the metadata says of them (``marker_measurements``) and their check against
 the torch graph that was exported.
 """

@@ -16,7 +16,7 @@ import numpy as np
 
 from ctcnet.errors import InputError
 from ctcnet.evaluation.metrics import expected_calibration_error
-from ctcnet.nn.calls import calls_from_proba, deployment_proba
+from ctcnet.nn.calls import COUNTED_CLASSES, calls_from_proba, deployment_proba
 
 # Temperatures outside this range mean broken logits, not miscalibration.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
@@ -111,18 +111,20 @@ def review_threshold_for_precision(proba: np.ndarray, labels: np.ndarray,
 
 
 def review_band(proba: np.ndarray, labels: np.ndarray | None, threshold: float,
-                class_names: list[str] | None = None, decision=None) -> dict:
+                class_names: list[str] | None = None, decision=None,
+                counted=COUNTED_CLASSES) -> dict:
     """What a review threshold does to calibrated probabilities ``proba``, at ``decision``'s
     prior (None: as given): the share of calls under it (``reviewed``), the precision of the
     calls over it (per class with ``class_names``) and, with ``class_names``, the share
     ``ctcnet predict`` shows for the network's doubt (``shown``: by the one rule,
     :func:`ctcnet.nn.calls.calls_from_proba`, with ``decision``'s band; the guard's flags
-    aside). Predict queues only doubt that could change a CTC or cluster count, so ``shown``
-    is the smaller but for a band's calls."""
+    aside). Predict queues only doubt that could change a count of the ``counted`` classes
+    (the model's reported ones: ctc and cluster, or a lab's own), so ``shown`` is the smaller
+    but for a band's calls."""
     proba = np.asarray(proba, np.float64)
     shown = None
     if class_names is not None:
-        shown = calls_from_proba(proba, class_names, threshold, decision)[2]
+        shown = calls_from_proba(proba, class_names, threshold, decision, counted=counted)[2]
         proba = deployment_proba(proba, class_names, decision)
     top = proba.max(axis=1)
     pred = proba.argmax(axis=1)

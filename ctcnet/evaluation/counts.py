@@ -275,15 +275,17 @@ def within_tolerance(called, true, rel: float = REL_TOLERANCE,
 
 
 def count_report(cartridges: list[dict], class_names: Sequence[str],
-                 positive: str = "ctc", cutoffs: Sequence[float] = CUTOFFS) -> dict:
+                 positive: str = "ctc", cutoffs: Sequence[float] = CUTOFFS,
+                 reported: Sequence[str] | None = None) -> dict:
     """Agreement of called and true counts per 7.5 mL over cartridges (each from
     :func:`cartridge_counts` plus ``sample_id``), automatic and after review: for every class
-    a bias; for every counted class (CTCs, clusters: a sample reports both) the share within
+    a bias; for every counted class (``reported``, the model's reported classes: CTCs and
+    clusters, a sample reports both, or a lab's own; default those two) the share within
     tolerance, the cut-offs' agreement and the false calls per 1,000 events."""
     from ctcnet.nn.calls import COUNTED_CLASSES
 
-    counted_classes = [positive, *(c for c in COUNTED_CLASSES
-                                   if c != positive and c in class_names)]
+    reported = COUNTED_CLASSES if reported is None else reported
+    counted_classes = [positive, *(c for c in reported if c != positive and c in class_names)]
     out = {"cartridges": cartridges, "positive_class": positive,
            "counted_classes": counted_classes, "per_class": {}}
     for name in class_names:

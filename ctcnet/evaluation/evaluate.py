@@ -143,11 +143,10 @@ def evaluate_crops(backend, crops: np.ndarray, labels, subtypes=None,
                                         if model_input is None else model_input)
     proba = softmax(logits, spec.temperature)
     cnn = method_report(y, proba, names, subtypes)
-    # The calls at the stated prior: their argmax is the call predict makes, their top the
-    # confidence its review flag compares with the threshold.
+    # The calls at the stated prior (predict's), and the share predict shows for the doubt.
     called = deployment_proba(proba, names, decision)
-    # The threshold's figures, and the share predict shows for the network's doubt.
-    cnn["review_band"] = review_band(proba, y, spec.review_threshold, names, decision)
+    cnn["review_band"] = review_band(proba, y, spec.review_threshold, names, decision,
+                                     spec.taxonomy.reported_classes())
     calls = np.asarray(names, dtype=object)[called.argmax(axis=1)]
     vouched = np.zeros(len(calls), bool)  # ctc calls whose doubt the markers settle
     if markers_decide:
@@ -272,10 +271,12 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         What report.json holds: per-method metrics (macro-F1, per class, confusion,
         calibration) and where the baselines' training crops came from.
     """
+    from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
     from ctcnet.inference.options import spec_for_crop_set, spec_read_as
 
     backend = load_backend(model_path, device=device, batch_size=batch_size)
     spec = backend.spec
+    say_others(spec)
     # The rule predict applies to a crop folder at the same --prior (default: none).
     called_spec, prior_name = spec_for_crop_set(spec, prior)
     with progress_bar(None, not progress) as bars:
@@ -287,9 +288,8 @@ def evaluate_dataset(data: str | Path, model_path: str | Path, out_dir: str | Pa
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         shape = (len(index), spec.panel.num_channels, spec.crop_size, spec.crop_size)
-        # As predict reads a crop folder (the guard at its stated ranges): the crops wait at
-        # model scale in a file, the CNN (on crops compensated as asked, else as trained) and
-        # the guard's measurements run a chunk at a time: memory does not grow with the set.
+        # As predict reads a crop folder (the guard at its stated ranges): crops wait at model
+        # scale in a file, the CNN and the guard run a chunk at a time (memory stays flat).
         with SpilledArray(shape, np.float32, out_dir) as crops:
             reading = read_and_classify(index, spec_read_as(spec, index.panel, wider_only=True),
                                         backend.predict_logits, crops,
@@ -342,8 +342,7 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
     for name, base in report.get("baselines", {}).items():
         confusion_png(base["confusion"], names, out_dir / f"confusion_{name}.png",
                       f"{name.replace('_', ' ')} confusion matrix")
-    # What a validation record names: the data and model files (the model by its SHA-256),
-    # the software, and when.
+    # A validation record names the data, the model (by its SHA-256), the software and when.
     public = {"data": absolute(data), "model": str(backend.model_path),
               "model_sha256": model_sha256(backend), "software": software_record(),
               "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -389,16 +388,17 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         What counts.json holds: each cartridge's called and true counts, and their agreement
         per 7.5 mL over the cartridges, automatic and after review.
     """
-    import pandas as pd
+    import pandas as pd  # cartridges only
 
-    # pandas: cartridges only.
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
     from ctcnet.inference.ground_truth import truth_of_processed_frames
     from ctcnet.inference.options import say_if_no_cartridge_rule
+    from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
     from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
 
     backend = load_backend(model_path, device=device)
     names = backend.spec.class_names
+    say_others(backend.spec)
     prior_name = spec_at_prior(backend.spec, prior, CARTRIDGE_PRIOR)[1]  # a bad prior: now
     say_if_no_cartridge_rule(backend.spec, prior)
     # Refuse before any work: truth present, the model's channels there (by name).
@@ -417,7 +417,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
                                summary.volume_read_ml)
         rows.append({"sample_id": cart.sample_id, **row})
-    report = count_report(rows, names)
+    report = count_report(rows, names, reported=backend.spec.taxonomy.reported_classes())
     report["model"] = str(backend.model_path)
     report["prior"] = prior_name
     report["review_flags"] = ("review column of events: sent to a person where the doubt could "

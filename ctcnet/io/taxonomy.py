@@ -53,6 +53,15 @@ class Taxonomy:
         for n in self.names:
             if not _CLASS_NAME.match(n):
                 raise InputError(f"class name {n!r} must be lower case letters, digits and _")
+        # A subtype is drawn as one class: listed under two, the first would take every cell.
+        owners: dict[str, str] = {}
+        for c in self.classes:
+            for subtype in c.includes:
+                if subtype in owners:
+                    raise InputError(f"subtype {subtype!r} is in the 'includes' of both "
+                                     f"{owners[subtype]!r} and {c.name!r}: a simulated cell is "
+                                     "drawn as one class; list it under one")
+                owners[subtype] = c.name
 
     @property
     def names(self) -> list[str]:

@@ -383,7 +383,7 @@ def test_shipped_checkpoints_markers_graph_reproduces_the_port_reference():
 
     import torch
 
-    from ctcnet.deploy.export import OnnxGraph
+    from ctcnet.deploy.graph import OnnxGraph
     from ctcnet.inference.backends import default_model_path
     from ctcnet.nn.classifier import load_model
 

@@ -170,6 +170,27 @@ def test_count_report_and_figure(tmp_path):
     assert report["false_calls_per_1000_events"] == {"ctc": pytest.approx(7.5),
                                                      "cluster": pytest.approx(2.5)}
     assert counts_png(report, tmp_path / "c.png").stat().st_size > 0
+    # A model reporting only ctc: its agreement is of ctc alone.
+    assert count_report(rows, NAMES, reported=["ctc"])["counted_classes"] == ["ctc"]
+
+
+def test_count_report_agrees_on_a_labs_reported_class():
+    """A lab's taxonomy reporting ctc_emt beside ctc and cluster: its count's agreement and
+    its false calls are read as theirs."""
+    names = ["ctc", "ctc_emt", "wbc", "cluster", "debris"]
+    zero = {n: 0 for n in names}
+    rows = [{"sample_id": f"s{k}", "events": 100, "flagged": 5,
+             "false_calls": {"ctc": 0, "cluster": 0, "ctc_emt": int(auto > true)},
+             "true": {**zero, "ctc_emt": true}, "automatic": {**zero, "ctc_emt": auto},
+             "after_review": {**zero, "ctc_emt": true},
+             "true_per_7_5_ml": {**zero, "ctc_emt": true},
+             "automatic_per_7_5_ml": {**zero, "ctc_emt": auto},
+             "after_review_per_7_5_ml": {**zero, "ctc_emt": true}}
+            for k, (true, auto) in enumerate([(0, 1), (4, 4), (10, 5)])]
+    report = count_report(rows, names, reported=["ctc", "ctc_emt", "cluster"])
+    assert report["counted_classes"] == ["ctc", "ctc_emt", "cluster"]
+    assert report["per_class"]["ctc_emt"]["automatic"]["within_tolerance"]["n"] == 2
+    assert report["false_calls_per_1000_events"]["ctc_emt"] == pytest.approx(1 / 3 * 10)
 
 
 def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):

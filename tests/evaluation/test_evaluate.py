@@ -219,6 +219,9 @@ def test_review_band_says_what_predict_shows_beside_what_is_under_the_threshold(
     rule = DecisionRule.prior_shift({"ctc": -3.0, "cluster": -7.5})
     at_prior = review_band(proba, np.array([1, 0, 0]), 0.9, names, rule)
     assert at_prior["reviewed"] == 3 and at_prior["shown"] == 1
+    # A model that counts its leukocytes too (a lab's reported class): their doubt is shown.
+    assert review_band(proba, None, 0.9, names, counted=["ctc", "cluster", "wbc"])[
+        "shown"] == 2
 
 
 def test_calibrate_spec_stores_temperature_and_review_threshold():

@@ -164,3 +164,14 @@ def test_a_labs_reported_class_brings_its_doubt_to_the_list():
     shipped = label_events(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), proba, spec.replace(
         taxonomy=load_taxonomy({"classes": names})))
     assert not shipped["review"].any()
+
+
+def test_a_clusters_repeat_held_apart_is_a_reason_of_its_own():
+    """A cluster call read again within reach of a more confident one (cluster_parts) is
+    held with the guard's ``same_cluster``: the list and the guard's counts say so."""
+    from ctcnet.inference.guard import guard_summary
+
+    proba = [[0.01, 0.01, 0.97, 0.01], [0.01, 0.01, 0.96, 0.02]]
+    events = table(proba, ["", "same_cluster"], Spec).assign(model_class="cluster")
+    assert review_list_summary(events, Spec)["by_reason"]["guard:same_cluster"] == 1
+    assert guard_summary(events, Spec)["by_flag"]["same_cluster"] == 1

@@ -34,3 +34,12 @@ def test_reported_classes_must_be_the_taxonomys_own():
     good = load_taxonomy({"classes": classes, "reported": ["ctc", "ctc_emt", "cluster"]})
     assert good.reported_classes() == ["ctc", "ctc_emt", "cluster"]
     assert load_taxonomy({"classes": ["ctc", "wbc"]}).reported_classes() == ["ctc"]
+
+
+def test_a_subtype_listed_under_two_classes_is_named():
+    """ctc_dim under both ctc and ctc_emt: the first would take every such cell and the other
+    class none; the file is refused naming the subtype and both classes."""
+    with pytest.raises(InputError, match="'ctc_dim' is in the 'includes' of both 'ctc' and "
+                                         "'ctc_emt'"):
+        load_taxonomy({"classes": [{"name": "ctc", "includes": ["ctc_bright", "ctc_dim"]},
+                                   {"name": "ctc_emt", "includes": ["ctc_dim"]}, "wbc"]})

@@ -38,9 +38,10 @@ def test_the_report_says_what_the_counts_include_and_the_channels_not_read():
     emt = count_definition(spec.replace(taxonomy=load_taxonomy({
         "classes": ["ctc", "ctc_emt", "wbc", "cluster", "debris"],
         "reported": ["ctc", "ctc_emt", "cluster"]})))
-    assert _counted_as(emt).endswith("ctc_emt calls are counted and listed for review, but "
-                                     "neither checked by the marker guard nor queued for their "
-                                     "doubt: review every one.")
+    assert _counted_as(emt).endswith("ctc_emt calls are counted, listed for review and queued "
+                                     "where the network doubts them, but the marker guard does "
+                                     "not check their markers (a CD45+ cell so called is "
+                                     "counted): review every one.")
 
 
 def test_each_count_column_says_what_it_means_over_its_heading():

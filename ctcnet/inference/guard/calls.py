@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.core.columns import with_columns
+from ctcnet.inference.cluster_parts import SAME_CLUSTER
 from ctcnet.inference.guard.flags import FLAG_RULES, review_flags
 from ctcnet.inference.guard.measurements import (
     READ_CHUNK,
@@ -299,13 +300,15 @@ def counted(events: pd.DataFrame) -> np.ndarray:
 
 def guard_summary(events: pd.DataFrame, spec) -> dict:
     """Counts for summary.json: events the guard sent to review, per flag and per call."""
+    # Beside the marker guard's flags, the repeats of a cluster held apart (cluster_parts).
+    flags = (*FLAGS, SAME_CLUSTER)
     if "guard" not in events or not len(events):
-        return {"flagged": 0, "by_flag": {f: 0 for f in FLAGS}, "by_call": {}}
+        return {"flagged": 0, "by_flag": {f: 0 for f in flags}, "by_call": {}}
     guard = events["guard"].fillna("").astype(str)
     hit = guard != ""
     by_call = events.loc[hit, "model_class"].value_counts()
     return {"flagged": int(hit.sum()),
-            "by_flag": {f: int(guard.str.contains(f, regex=False).sum()) for f in FLAGS},
+            "by_flag": {f: int(guard.str.contains(f, regex=False).sum()) for f in flags},
             "by_call": {name: int(by_call.get(name, 0)) for name in spec.class_names}}
 
 
