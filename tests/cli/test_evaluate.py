@@ -19,7 +19,7 @@ def test_the_summary_says_when_calibration_fits_worse_and_what_the_review_band_h
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": cnn})
     assert any("fits these crops worse than none: --calibrate-on" in line for line in lines)
     assert any("3.7% of crops, the calls above it 85.6% precise; predict shows 1.2% for the "
-               "network's doubt (what could change a CTC or cluster count), the guard's flags "
+               "network's doubt (what could change a reported count), the guard's flags "
                "aside" in line for line in lines)
     lines = _summary_lines({"n": 108, "class_counts": {}, "cnn": {**cnn, "ece": 0.05}})
     assert not any("fits these crops worse" in line for line in lines)
