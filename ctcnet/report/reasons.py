@@ -68,20 +68,22 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
                 "call made ctc by the markers: CK positive, no CD45, a nucleus of its own, and "
                 "the network finds it at least as likely a CTC, or a cluster on one cell, as "
                 "what it called it"),
-    "low_confidence": ("low p", "a CTC or cluster call below the review threshold, or "
-                       "another call to which a CTC or cluster holds the review band: the "
-                       "doubt could change a count"),
+    "low_confidence": ("low p", "a CTC or cluster call (or one of another class the model "
+                       "reports) below the review threshold, or another call to which such a "
+                       "class holds the review band: the doubt could change a count"),
     "counted_likeliest": ("CTC/cluster likeliest", "the network (with the markers, where "
-                          "a cartridge's fusion read them) finds a CTC or cluster the likeliest "
-                          "class; only the cartridge's prior, which keeps the rare calls from "
-                          "the far more numerous debris, filed it as another class"),
-    "cut_by_border": ("CTC/cluster cut by border", "the network finds a CTC or cluster, but "
-                      "the frame border cuts the event, so it is filed as debris: only whole "
-                      "cells are counted. Detection reads a whole cell that touches the border "
-                      "as cut. If the cell is whole, or nearly, and its markers are a CTC's "
-                      "(CK positive, a nucleus, no CD45 of its own), relabel it ctc or cluster "
-                      "(its number key) to count it; confirming files it as debris, and "
-                      "rejecting takes it out of every count"),
+                          "a cartridge's fusion read them) finds a CTC or cluster (or another "
+                          "reported class) the likeliest class; only the cartridge's prior, "
+                          "which keeps the rare calls from the far more numerous debris, filed "
+                          "it as another class"),
+    "cut_by_border": ("CTC/cluster cut by border", "the network finds a CTC or cluster (or "
+                      "another reported class), but the frame border cuts the event, so it is "
+                      "filed as debris: only whole cells are counted. Detection reads a "
+                      "whole cell that touches the border as cut. If the cell is whole, or "
+                      "nearly, and its markers are a CTC's (CK positive, a nucleus, no CD45 of "
+                      "its own), relabel it ctc or cluster (its number key) to count it; "
+                      "confirming files it as debris, and rejecting takes it out of every "
+                      "count"),
     "failed": ("no call", "the model's output was not finite: no call"),
     "qc": ("quality-control sample", "a random quality-control sample of the confident calls"),
     "decided": ("decided, not listed", "not on the review list: a decision made on it "
