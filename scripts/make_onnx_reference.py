@@ -39,26 +39,24 @@ def markers_reference(checkpoint: Path, raw: np.ndarray) -> dict:
     """What an export of ``checkpoint`` with the markers gives on the finite crops ``raw``
     beyond the network: its measurement columns and, per crop, the measurements (None for
     NaN) and each fused output (the torch graph the export is made of and checked against,
-    :class:`ctcnet.deploy.export.OnnxGraph`)."""
-    import torch
-
+    :class:`ctcnet.deploy.graph.OnnxGraph`)."""
     from ctcnet.deploy.graph import OnnxGraph
     from ctcnet.deploy.marker_graph import COLUMNS
     from ctcnet.deploy.markers import MARKER_TOLERANCE
+    from ctcnet.deploy.runtime import MARKER_OUTPUTS, MEASUREMENTS_OUTPUT
     from ctcnet.nn.classifier import load_model
 
-    model, _ = load_model(checkpoint)
-    graph = OnnxGraph(model, markers=True).eval()
-    with torch.inference_mode():
-        out = dict(zip(graph.output_names, (t.numpy() for t in graph(torch.from_numpy(raw)))))
-    fused = [name for name in graph.output_names[2:] if name != "measurements"]
+    graph = OnnxGraph(load_model(checkpoint)[0], markers=True)
+    out = graph.outputs_of(raw)
+    fused = [name for name in graph.output_names
+             if name in MARKER_OUTPUTS and name != MEASUREMENTS_OUTPUT]
 
     def plain(values):
         return [None if not np.isfinite(v) else round(float(v), 6) for v in values]
 
     return {"columns": list(COLUMNS), "outputs": fused,
             "tolerance": {"abs": MARKER_TOLERANCE[0], "rel": MARKER_TOLERANCE[1]},
-            "crops": [{"index": i, "measurements": plain(out["measurements"][i]),
+            "crops": [{"index": i, MEASUREMENTS_OUTPUT: plain(out[MEASUREMENTS_OUTPUT][i]),
                        **{name: plain(out[name][i]) for name in fused}}
                       for i in range(len(raw))]}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,3 +71,10 @@ class OnnxGraph(nn.Module):
         fused = [head(proba, measured) for head in (self.fusion, self.scan_fusion)
                  if head is not None]
         return logits, proba, *fused, measured
+
+    def outputs_of(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        """Each output (:attr:`output_names`) of raw (N, C, S, S) crops, as numpy arrays by
+        name: what the exported file should give them (its checks and references)."""
+        with torch.inference_mode():
+            out = self.eval()(torch.from_numpy(np.ascontiguousarray(raw, np.float32)))
+        return {name: t.numpy() for name, t in zip(self.output_names, out)}

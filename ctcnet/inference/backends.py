@@ -264,7 +264,7 @@ class OnnxBackend:
                         "--markers, for instrument software), which ctcnet reads in numpy: "
                         "each crop costs them as well, several times the network's time; "
                         "export without --markers for ctcnet's own runs", Path(model_path).name)
-        self.spec = self.classifier.to_model_spec()
+        self.spec = self.classifier.model_spec
         self.model_path = Path(model_path)
         self.batch_size = self.classifier.batch_size
 

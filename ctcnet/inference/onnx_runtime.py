@@ -182,6 +182,8 @@ class OnnxClassifier:
         # The indices of this thread's last run's non-finite crops: one session serves any
         # number of threads, and one thread's run must not show another's.
         self._last_run = threading.local()
+        # Whether a file without the model's cartridge fusion has said so (once a classifier).
+        self._said_no_scan_fusion = False
         device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
         self._check_graph()
@@ -361,7 +363,7 @@ class OnnxClassifier:
         if role == "review" and not review:
             role = None
         if role and not self.has_scan_fusion:
-            if not getattr(self, "_said_no_scan_fusion", False):
+            if not self._said_no_scan_fusion:
                 self._said_no_scan_fusion = True
                 log.warning("%s carries a cartridge marker fusion the file does not compute "
                             "(export it with the markers): %s read on the network alone, "

@@ -189,8 +189,7 @@ def filed_by_prior(proba: np.ndarray, calls: np.ndarray, class_names: Sequence[s
         banded = as_rule(decision).review_band is not None
     if not banded:
         return np.zeros(len(calls), bool)
-    return counted_likeliest(proba, class_names, counted) & \
-        ~np.isin(calls, np.asarray(list(counted), object))
+    return counted_likeliest(proba, class_names, counted) & ~np.isin(calls, list(counted))
 
 
 def calls_from_proba(proba: np.ndarray, class_names: Sequence[str], review_threshold: float,
