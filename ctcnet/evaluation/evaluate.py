@@ -9,8 +9,8 @@
   ``report.json``, ``predictions.csv`` (each crop's call, made as ``ctcnet predict`` makes it on
   the same folder), ``confusion.png``, ``reliability.png`` (and baseline confusion PNGs).
 * :func:`evaluate_cartridges`: ``ctcnet evaluate`` on simulated cartridges with ground truth:
-  predicts each, then compares called with true counts (:mod:`ctcnet.evaluation.counts`);
-  writes ``counts.json`` and ``counts.png``.
+  predicts each, compares called with true counts (:mod:`ctcnet.evaluation.counts`), writes
+  ``counts.json`` and ``counts.png``.
 * :func:`robustness_report`: macro-F1 per named simulator shift, CNN and baselines side by side
   (baselines fitted on a clean training set of other seeds), for the model card.
 
@@ -379,8 +379,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     device, workers, quiet
         As ``ctcnet predict`` takes them.
     compensate, prior
-        As ``ctcnet predict --compensate --prior``; the prior defaults to cartridge
-        prevalence.
+        As ``ctcnet predict --compensate --prior``; the prior defaults to cartridge prevalence.
 
     Returns
     -------
@@ -391,7 +390,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     import pandas as pd  # cartridges only
 
     from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
-    from ctcnet.inference.ground_truth import truth_of_processed_frames
+    from ctcnet.inference.ground_truth import truth_by_taxonomy, truth_of_processed_frames
     from ctcnet.inference.options import say_if_no_cartridge_rule
     from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
     from ctcnet.inference.predict import PredictOptions, predict_cartridge, spec_at_prior
@@ -412,7 +411,8 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
             quiet=quiet, report=None, overwrite=True, workers=workers, compensate=compensate,
             prior=prior))
         events = pd.read_parquet(out_dir / cart.sample_id / "events.parquet")
-        truth = truth_of_processed_frames(cart, read_truth(cart.root), summary.skipped_frames)
+        truth = truth_by_taxonomy(read_truth(cart.root), backend.spec.taxonomy)
+        truth = truth_of_processed_frames(cart, truth, summary.skipped_frames)
         # The blood of the frames read, as the truth is of those frames only.
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
                                summary.volume_read_ml)

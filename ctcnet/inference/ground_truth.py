@@ -4,11 +4,17 @@ true against called counts in the run's summary, the decision fit and the count 
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from ctcnet.detect.truth_matching import detection_recall
+from ctcnet.errors import InputError
 from ctcnet.io.scan import Cartridge
+from ctcnet.io.taxonomy import SUBTYPE_PARENTS, Taxonomy
 from ctcnet.nn.spec import ModelSpec
+
+log = logging.getLogger(__name__)
 
 
 def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: ModelSpec,
@@ -24,7 +30,8 @@ def compare_with_ground_truth(cartridge: Cartridge, events: pd.DataFrame, spec: 
         return {"error": f"cannot read {path.name}: {err}"}
     if not {"x", "y", "class", "row", "col"} <= set(truth.columns):
         return {"error": f"{path.name} lacks the columns x, y, class, row, col"}
-    truth = truth_of_processed_frames(cartridge, truth, skipped)
+    truth = truth_of_processed_frames(cartridge, truth_by_taxonomy(truth, spec.taxonomy),
+                                      skipped)
     recall = detection_recall(events, truth, cartridge.panel.pixel_size_um)
     return {"detection": recall,
             "true_counts": {n: int((truth["class"] == n).sum()) for n in spec.class_names}}
@@ -38,3 +45,27 @@ def truth_of_processed_frames(cartridge: Cartridge, truth: pd.DataFrame,
         [(f.row, f.col) for f in cartridge.frames if f.frame_id not in skipped_ids],
         names=["row", "col"])
     return truth[pd.MultiIndex.from_frame(truth[["row", "col"]]).isin(processed)]
+
+
+def truth_by_taxonomy(truth: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """The truth's ``class`` as ``taxonomy`` names its cells' simulator subtypes (the
+    ``subtype`` column): a cartridge simulated with the default classes, read by a lab's model
+    whose ``ctc_emt`` includes ``ctc_dim``, has its dim CTCs as ``ctc_emt``, not ``ctc``. Said
+    where that changes a class. A table without subtypes, or with one outside the simulator's
+    catalogue or the taxonomy's classes, keeps its classes."""
+    if "subtype" not in truth or not len(truth):
+        return truth
+    subtypes = truth["subtype"].astype(str)
+    if not subtypes.isin(list(SUBTYPE_PARENTS)).all():
+        return truth
+    try:
+        named = {s: taxonomy.class_for_subtype(s, SUBTYPE_PARENTS[s]) for s in subtypes.unique()}
+    except InputError:  # a subtype the model has no class for: the file's classes stand
+        return truth
+    classes = subtypes.map(named)
+    changed = classes != truth["class"].astype(str)
+    if changed.any():
+        moves = (truth["class"].astype(str)[changed] + " -> " + classes[changed]).value_counts()
+        log.info("the ground truth's classes read by the model's taxonomy (%s): %s",
+                 taxonomy.name, ", ".join(f"{n} {move}" for move, n in moves.items()))
+    return truth.assign(**{"class": classes.to_numpy(object)})

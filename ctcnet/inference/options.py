@@ -142,23 +142,28 @@ def say_if_no_cartridge_rule(spec: ModelSpec, prior: str | None) -> bool:
 
 
 def unguarded_classes(spec: ModelSpec) -> list[str]:
-    """The classes the model reports beside ``ctc`` and ``cluster`` (a lab's taxonomy:
-    ``ctc_emt``): counted per 7.5 mL, listed on the review page, their doubt queued by the
-    review band and their calls held when unlike the training data (``unusual``), but the
-    marker guard's checks of the markers (CD45, DNA in the CK area, focus) are ctc's and
-    cluster's: a CD45+ cell called so is counted."""
-    return [c for c in spec.taxonomy.reported_classes() if c not in COUNTED_CLASSES]
+    """The classes the model reports that the marker guard checks as neither a CTC nor a
+    cluster (the taxonomy's ``guard_kind``: a lab's ``ctc_emt`` that includes ``ctc_dim``, or
+    says ``"checked_as": "ctc"``, is checked as a ``ctc``): counted per 7.5 mL, listed on the
+    review page, their doubt queued by the review band and their calls held when unlike the
+    training data (``unusual``), but their markers (CD45, DNA in the CK area, focus) not
+    checked: a CD45+ cell called so is counted."""
+    taxonomy = spec.taxonomy
+    return [c for c in taxonomy.reported_classes()
+            if taxonomy.guard_kind(c) not in COUNTED_CLASSES]
 
 
 def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
     """Warn of the model's :func:`unguarded_classes`; returns them."""
     others = unguarded_classes(spec)
     if others:
-        log.warning("the model reports %s beside ctc and cluster: counted per 7.5 mL, "
-                    "listed on the review page as reported calls and queued where the "
-                    "network doubts them, but the marker guard does not check their markers "
-                    "(a CD45+ cell called so is counted): review every such call before "
-                    "reporting it", ", ".join(others))
+        log.warning("the model reports %s, which the marker guard checks as neither a CTC nor "
+                    "a cluster: counted per 7.5 mL, listed on the review page as reported "
+                    "calls and queued where the network doubts them, but the marker guard "
+                    "does not check their markers (a CD45+ cell called so is counted): review "
+                    "every such call before reporting it; a taxonomy whose class says "
+                    "\"checked_as\": \"ctc\" (or \"cluster\") has it checked as one",
+                    ", ".join(others))
     return others
 
 

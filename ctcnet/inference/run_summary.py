@@ -158,7 +158,7 @@ def count_definition(spec: ModelSpec) -> dict:
                    "a nucleus, CD45-): the guard holds a ctc call without CK for a person, and "
                    "the model reads no marker (vimentin, EpCAM) that could vouch for one.")
     reported = spec.taxonomy.reported_classes()
-    others = unguarded_classes(spec)  # a lab's class beside ctc and cluster
+    others = unguarded_classes(spec)  # a lab's class checked as neither ctc nor cluster
     return {"classes": {c.name: c.description for c in spec.taxonomy.classes
                         if c.name in reported},
             "ck_negative": ck_negative,

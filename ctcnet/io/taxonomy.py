@@ -5,6 +5,10 @@ class may list the simulator subtypes it ``includes`` (e.g. ``debris`` includes 
 a class does not say, a simulator subtype goes to the class named like the subtype, else to the
 class named like the subtype's parent (``ctc``, ``wbc``, ``cluster``, ``debris``), so a taxonomy
 that adds ``tdev`` or ``bare_nucleus`` as classes of their own works without code changes.
+
+The marker guard knows four kinds of call (:data:`GUARD_KINDS`): a class is checked as the kind
+it says (``checked_as``), else as the kind it is named, else as the one parent every subtype it
+``includes`` shares (``ctc_emt`` including ``ctc_dim``: a ``ctc``), else not at all.
 """
 
 from __future__ import annotations
@@ -21,19 +25,38 @@ from ctcnet.io.panel import read_mapping
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
+# The classes the marker guard checks calls as (``ctcnet.inference.guard``): a CTC's markers
+# (CD45 negative, a nucleus in its CK area, in focus), a cluster's (more than one cell), and
+# the leukocyte and debris calls it may find a missed CTC among.
+GUARD_KINDS = ("ctc", "wbc", "cluster", "debris")
+# The simulator's subtypes and the class each is drawn as (its parent); the simulator's
+# catalogue (``ctcnet.simulate.cells``) draws exactly these.
+SUBTYPE_PARENTS: dict[str, str] = {
+    "ctc_bright": "ctc", "ctc_dim": "ctc", "ctc_apoptotic": "ctc",
+    "lymphocyte": "wbc", "neutrophil": "wbc", "monocyte": "wbc",
+    "ctc_neutrophil": "cluster", "ctc_platelet": "cluster", "ctc_doublet": "cluster",
+    "tdev": "debris", "bare_nucleus": "debris", "fragment": "debris", "aggregate": "debris",
+    "blob": "debris", "fibre": "debris", "edge_cut": "debris", "autofluorescent": "debris",
+}
+
 
 @dataclass(frozen=True)
 class ClassInfo:
-    """One class of the taxonomy: its name, a description and the simulator subtypes it includes."""
+    """One class of the taxonomy: its name, a description, the simulator subtypes it includes
+    and the kind of call the marker guard checks it as (``checked_as``, one of
+    :data:`GUARD_KINDS`; '' where the name or the subtypes say it)."""
     name: str
     description: str = ""
     includes: tuple[str, ...] = ()
+    checked_as: str = ""
 
     def to_dict(self) -> dict:
-        """The class as plain data (``includes`` only when it lists any)."""
+        """The class as plain data (``includes`` and ``checked_as`` only when set)."""
         out: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.includes:
             out["includes"] = list(self.includes)
+        if self.checked_as:
+            out["checked_as"] = self.checked_as
         return out
 
 
@@ -62,6 +85,9 @@ class Taxonomy:
                                      f"{owners[subtype]!r} and {c.name!r}: a simulated cell is "
                                      "drawn as one class; list it under one")
                 owners[subtype] = c.name
+            if c.checked_as and c.checked_as not in GUARD_KINDS:
+                raise InputError(f"class {c.name!r}: checked_as {c.checked_as!r} is none of the "
+                                 f"kinds the marker guard checks ({', '.join(GUARD_KINDS)})")
 
     @property
     def names(self) -> list[str]:
@@ -85,6 +111,21 @@ class Taxonomy:
         """The reported classes this taxonomy has (those a person reviews and the summary
         counts)."""
         return [n for n in self.reported if n in self.names]
+
+    def guard_kind(self, name: str) -> str:
+        """The kind of call (:data:`GUARD_KINDS`) the marker guard checks a call of class
+        ``name`` as: the class's ``checked_as``; else its name, where it is a kind; else the
+        parent every subtype it includes shares (or its own name's, where it is named like a
+        subtype: a ``tdev`` class is debris); else '' (not checked)."""
+        info = self.classes[self.index(name)]
+        if info.checked_as or name in GUARD_KINDS:
+            return info.checked_as or name
+        parents = {SUBTYPE_PARENTS.get(s, "") for s in (info.includes or (name,))}
+        return parents.pop() if len(parents) == 1 else ""
+
+    def guard_kinds(self) -> list[str]:
+        """:meth:`guard_kind` of every class, in output order."""
+        return [self.guard_kind(n) for n in self.names]
 
     def class_for_subtype(self, subtype: str, parent: str) -> str:
         """Map a simulator subtype (with its coarse parent class) onto this taxonomy."""
@@ -117,7 +158,8 @@ class Taxonomy:
                 classes.append(ClassInfo(entry))
             elif isinstance(entry, dict) and "name" in entry:
                 classes.append(ClassInfo(str(entry["name"]), str(entry.get("description", "")),
-                                         tuple(entry.get("includes", ()))))
+                                         tuple(entry.get("includes", ())),
+                                         str(entry.get("checked_as", "") or "")))
             else:
                 raise InputError(f"taxonomy entry {entry!r} is neither a name nor a mapping "
                                  "with 'name'", source)

@@ -75,7 +75,8 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
     """Per crop its file, its call and its label where it disagrees, and on a line of its own
     why the guard held it (on one line, a three-marker tile cut the reason off)."""
     models = rows["model_class"] if "model_class" in rows else rows["class"]
-    reasons = event_reasons(rows, spec.taxonomy.reported_classes())
+    reported = spec.taxonomy.reported_classes()
+    reasons = event_reasons(rows, reported)
     out = []
     for path, call, model, p, label, codes in zip(rows["path"], rows["class"], models,
                                                   rows["confidence"], rows["label"], reasons):
@@ -86,7 +87,7 @@ def tile_captions(rows: pd.DataFrame, spec: ModelSpec) -> list[str]:
             text += f" (label {label})"
         codes = [c for c in codes if c != "call"]
         if codes:
-            text += f"\n{caption_line(codes, p, spec.review_threshold)}"
+            text += f"\n{caption_line(codes, p, spec.review_threshold, reported)}"
         out.append(text)
     return out
 

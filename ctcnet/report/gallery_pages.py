@@ -284,7 +284,7 @@ def tile_labels(events: pd.DataFrame, reasons: list[list[str]],
     own, own_p = own_calls(events, classes, counted)
     return [f"#{e} {f} x={x:.0f} y={y:.0f} {call_text(k, m, p, o, op)}"
             + (" border-cut" if ec else "")
-            + (f" | {caption_line(codes, p, review_threshold)}" if codes else "")
+            + (f" | {caption_line(codes, p, review_threshold, counted)}" if codes else "")
             for e, f, x, y, k, m, p, ec, codes, o, op in zip(
                 events["event_id"], events["frame_id"], events["x"], events["y"],
                 events["class"], models, events["confidence"], events["edge_cut"], reasons,

@@ -71,12 +71,12 @@ REASONS = {  # code: (caption, what it means); guard flags are added per flag
     "low_confidence": ("low p", "a CTC or cluster call (or one of another class the model "
                        "reports) below the review threshold, or another call to which such a "
                        "class holds the review band: the doubt could change a count"),
-    "counted_likeliest": ("CTC/cluster likeliest", "the network (with the markers, where "
+    "counted_likeliest": ("{counted} likeliest", "the network (with the markers, where "
                           "a cartridge's fusion read them) finds a CTC or cluster (or another "
                           "reported class) the likeliest class; only the cartridge's prior, "
                           "which keeps the rare calls from the far more numerous debris, filed "
                           "it as another class"),
-    "cut_by_border": ("CTC/cluster cut by border", "the network finds a CTC or cluster (or "
+    "cut_by_border": ("{counted} cut by border", "the network finds a CTC or cluster (or "
                       "another reported class), but the frame border cuts the event, so it is "
                       "filed as debris: only whole cells are counted. Detection reads a "
                       "whole cell that touches the border as cut. If the cell is whole, or "
@@ -249,9 +249,19 @@ def own_calls(events: pd.DataFrame, classes, counted=COUNTED_CLASSES) -> tuple[l
             [float(p[i, k]) if ok else None for i, (k, ok) in enumerate(zip(top, named))])
 
 
+def counted_words(reported=None) -> str:
+    """How a caption names the classes whose count a doubt could change: "CTC/cluster" for
+    the shipped ones (``reported`` None, or ctc and cluster), a lab's by their names
+    ("ctc/ctc_emt/cluster")."""
+    if reported is None or set(reported) <= set(COUNTED_CLASSES):
+        return "CTC/cluster"
+    return "/".join(reported)
+
+
 def caption(code: str, confidence: float | None = None,
-            review_threshold: float | None = None) -> str:
-    """A few words for a reason code (a tile caption, a list row)."""
+            review_threshold: float | None = None, reported=None) -> str:
+    """A few words for a reason code (a tile caption, a list row); ``reported``: the model's
+    reported classes, named where they are not the shipped ones (:func:`counted_words`)."""
     if code.startswith(GUARD_PREFIX):
         flag = code[len(GUARD_PREFIX):]
         # "held": the guard's flag keeps the call out of the count until a person decides.
@@ -260,8 +270,8 @@ def caption(code: str, confidence: float | None = None,
             and confidence < review_threshold:
         return f"low p {confidence:.2f} < {review_threshold:.2f}"
     if code == "low_confidence":  # at or over the threshold: shown for the band or the markers
-        return "CTC/cluster in doubt"
-    return REASONS.get(code, (code, ""))[0]
+        return f"{counted_words(reported)} in doubt"
+    return REASONS.get(code, (code, ""))[0].replace("{counted}", counted_words(reported))
 
 
 def meaning(code: str, confidence: float | None = None,
@@ -282,33 +292,38 @@ def meaning(code: str, confidence: float | None = None,
     return REASONS.get(code, (code, code))[1]
 
 
-def described(codes: list[str], confidence: float | None, review_threshold: float) -> list[dict]:
-    """Each reason of one event as ``{"code", "caption", "meaning"}``."""
-    return [{"code": c, "caption": caption(c, confidence, review_threshold),
+def described(codes: list[str], confidence: float | None, review_threshold: float,
+              reported=None) -> list[dict]:
+    """Each reason of one event as ``{"code", "caption", "meaning"}`` (``reported``: as
+    :func:`caption` takes it)."""
+    return [{"code": c, "caption": caption(c, confidence, review_threshold, reported),
              "meaning": meaning(c, confidence, review_threshold)} for c in codes]
 
 
-def caption_line(codes: list[str], confidence: float | None, review_threshold: float) -> str:
+def caption_line(codes: list[str], confidence: float | None, review_threshold: float,
+                 reported=None) -> str:
     """One event's reasons on one line (tile captions: a tile is ~500 px, 80-odd characters,
-    so the guard's flags share one "held:")."""
+    so the guard's flags share one "held:"; ``reported``: as :func:`caption` takes it)."""
     flags = [caption(c)[len(HELD_CAPTION):] for c in codes if c.startswith(GUARD_PREFIX)]
-    parts = [caption(c, confidence, review_threshold) for c in codes
+    parts = [caption(c, confidence, review_threshold, reported) for c in codes
              if not c.startswith(GUARD_PREFIX)]
     if flags:
         parts.insert(1 if codes[0] == "call" else 0, HELD_CAPTION + " + ".join(flags))
     return "; ".join(parts)
 
 
-def reason_filter(candidate_codes: list[list[str]]) -> list[dict]:
+def reason_filter(candidate_codes: list[list[str]], reported=None) -> list[dict]:
     """The page's filter options: each reason present, with how many candidates have it, in
-    :data:`ORDER`; ``guard`` (any flag of the marker guard) before the single flags."""
+    :data:`ORDER`; ``guard`` (any flag of the marker guard) before the single flags
+    (``reported``: as :func:`caption` takes it)."""
     counts: dict[str, int] = {}
     for codes in candidate_codes:
         for code in dict.fromkeys(codes):
             counts[code] = counts.get(code, 0) + 1
     held = sum(any(c.startswith(GUARD_PREFIX) for c in codes) for codes in candidate_codes)
     known = [c for c in ORDER if c in counts] + sorted(c for c in counts if c not in ORDER)
-    options = [{"code": c, "caption": caption(c), "meaning": meaning(c), "count": counts[c]}
+    options = [{"code": c, "caption": caption(c, reported=reported), "meaning": meaning(c),
+                "count": counts[c]}
                for c in known]
     if held:
         options.insert(next((i for i, o in enumerate(options)

@@ -156,7 +156,7 @@ class Sample(SampleImages):
             # depend on the codes and p as printed: said once for the candidates that share them.
             key = (tuple(codes), f"{p:.2f}")
             if key not in said:
-                said[key] = described(codes, p, self.threshold)
+                said[key] = described(codes, p, self.threshold, self.reported)
             tile = self.gallery_tiles.get(event_id) or {"src": self.tile_src(event_id)}
             rows.append({"event_id": event_id, "frame_id": str(frame_id),
                          "x": round(float(x), 1), "y": round(float(y), 1), "call": str(call),
@@ -209,7 +209,7 @@ class Sample(SampleImages):
     @cached_property
     def reason_options(self) -> list[dict]:
         """The page's filter options: each reason the candidates have, with its count."""
-        return reason_filter(self.candidates["reasons"].tolist())
+        return reason_filter(self.candidates["reasons"].tolist(), self.reported)
 
     def unattached(self, matched: D.Matched) -> list[dict]:
         """The decisions that attach to no event of this run, as the page lists them."""

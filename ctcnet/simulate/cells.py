@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctcnet.io.taxonomy import SUBTYPE_PARENTS
 from ctcnet.simulate.debris import aggregate, autofluorescent, blob, fibre, fragment, tdev
 from ctcnet.simulate.primitives import (
     FILLED,
@@ -38,13 +39,7 @@ from ctcnet.simulate.primitives import (
     _polar,
 )
 
-SUBTYPES: dict[str, str] = {
-    "ctc_bright": "ctc", "ctc_dim": "ctc", "ctc_apoptotic": "ctc",
-    "lymphocyte": "wbc", "neutrophil": "wbc", "monocyte": "wbc",
-    "ctc_neutrophil": "cluster", "ctc_platelet": "cluster", "ctc_doublet": "cluster",
-    "tdev": "debris", "bare_nucleus": "debris", "fragment": "debris", "aggregate": "debris",
-    "blob": "debris", "fibre": "debris", "edge_cut": "debris", "autofluorescent": "debris",
-}
+SUBTYPES: dict[str, str] = SUBTYPE_PARENTS  # each subtype's class (its parent)
 # A subtype is only simulated when the panel shows what defines it.
 SUBTYPE_NEEDS = {"ctc_platelet": "platelet"}
 

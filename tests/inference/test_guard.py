@@ -936,3 +936,25 @@ def test_the_doubt_route_asks_a_dim_ck_more_than_a_copy_of_dapi(spec):
     # NaN: CK's shape not read, not taken for a copy.
     assert e.doubt_route(with_cd45=True).tolist() == [False, True, True, False, True]
     assert e.doubt_route(with_cd45=False).all()  # before CK's shape is read: candidates
+
+
+def test_a_labs_class_checked_as_a_ctc_is_checked_like_one(rng, spec):
+    """A lab's ``ctc_emt`` (its taxonomy includes the simulator's ``ctc_dim``, or says
+    ``checked_as: ctc``) is held where its markers contradict a CTC, as a ``ctc`` call is:
+    CD45 over its CK area, no DNA in it; on a crop set CD45 makes it ``wbc``. A class the
+    taxonomy does not say how to check is left as it was (predict warns of it)."""
+    emt = spec.replace(taxonomy=load_taxonomy({
+        "classes": ["ctc", {"name": "ctc_emt", "includes": ["ctc_dim"]}, "wbc", "cluster",
+                    "debris"], "reported": ["ctc", "ctc_emt", "cluster"]}))
+    unsaid = spec.replace(taxonomy=load_taxonomy({
+        "classes": ["ctc", "ctc_emt", "wbc", "cluster", "debris"],
+        "reported": ["ctc", "ctc_emt", "cluster"]}))
+    crops = np.stack([cell(rng, ck=60), cell(rng, ck=60, cd45=80), cell(rng, ck=60, dapi=0)])
+    for model, fired in ((emt, [False, True, True]), (unsaid, [False, False, False])):
+        flags = review_flags(crops, onehot(["ctc_emt"] * 3, model), model)
+        assert flags["any"].tolist() == fired
+        assert flags["cd45_positive"].tolist() == [False, fired[1], False]
+        assert flags["no_dna"].tolist() == [False, False, fired[2]]
+    flags = review_flags(crops, onehot(["ctc_emt"] * 3, emt), emt)
+    assert marker_calls(np.array(["ctc_emt"] * 3, object), flags, emt.class_names,
+                        emt.taxonomy.guard_kinds()).tolist() == ["ctc_emt", "wbc", "ctc_emt"]

@@ -20,3 +20,15 @@ def test_a_reported_class_beside_ctc_and_cluster_is_said_to_be_unguarded(caplog)
     with caplog.at_level("WARNING"):
         assert say_what_other_reported_classes_lack(emt) == ["ctc_emt"]
     assert "the marker guard does not check their markers" in caplog.text
+    assert '"checked_as": "ctc"' in caplog.text  # how to have it checked
+    # The same class including the simulator's ctc_dim, or saying it, is checked as a CTC:
+    # nothing to warn of.
+    caplog.clear()
+    for entry in ({"name": "ctc_emt", "includes": ["ctc_dim"]},
+                  {"name": "ctc_emt", "checked_as": "ctc"}):
+        checked = spec.replace(taxonomy=load_taxonomy({
+            "classes": ["ctc", entry, "wbc", "cluster", "debris"],
+            "reported": ["ctc", "ctc_emt", "cluster"]}))
+        with caplog.at_level("WARNING"):
+            assert say_what_other_reported_classes_lack(checked) == []
+    assert not caplog.text

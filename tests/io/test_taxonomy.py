@@ -43,3 +43,20 @@ def test_a_subtype_listed_under_two_classes_is_named():
                                          "'ctc_emt'"):
         load_taxonomy({"classes": [{"name": "ctc", "includes": ["ctc_bright", "ctc_dim"]},
                                    {"name": "ctc_emt", "includes": ["ctc_dim"]}, "wbc"]})
+
+
+def test_the_guard_checks_a_class_as_the_kind_it_says_or_its_subtypes_share():
+    """The kind of call the marker guard checks a class as: its ``checked_as``; else its own
+    name where that is one of the four; else the parent its included subtypes share (or its
+    name's, a class named like a subtype); else none. A kind the guard does not know is
+    refused; ``checked_as`` survives the round trip through the spec's dict."""
+    tax = load_taxonomy({"classes": [
+        "ctc", {"name": "ctc_emt", "includes": ["ctc_dim"]}, "tdev", "lymphocyte",
+        {"name": "real_emt", "checked_as": "ctc"}, "other",
+        {"name": "mixed", "includes": ["ctc_bright", "lymphocyte"]}, "wbc", "cluster", "debris"]})
+    assert tax.guard_kinds() == ["ctc", "ctc", "debris", "wbc", "ctc", "", "", "wbc",
+                                 "cluster", "debris"]
+    assert Taxonomy.from_dict(tax.to_dict()) == tax
+    assert load_taxonomy(None).guard_kinds() == ["ctc", "wbc", "cluster", "debris"]
+    with pytest.raises(InputError, match="checked_as 'emt' is none of the kinds"):
+        load_taxonomy({"classes": ["ctc", {"name": "x", "checked_as": "emt"}]})

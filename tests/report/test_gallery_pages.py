@@ -75,6 +75,15 @@ def test_gallery_tiles_are_captioned_with_their_reasons():
     reasons = event_reasons(events, ["ctc", "cluster"])
     assert reasons[2] == ["low_confidence"]
     assert tile_labels(events, reasons, 0.9)[2].endswith("| CTC/cluster in doubt")
+    # A lab that reports a class of its own reads its classes named, not "CTC/cluster".
+    lab = ["ctc", "ctc_emt", "cluster"]
+    assert tile_labels(events, reasons, 0.9, counted=lab)[2].endswith(
+        "| ctc/ctc_emt/cluster in doubt")
+    from ctcnet.report.reasons import caption, reason_filter
+    assert caption("cut_by_border", reported=lab) == "ctc/ctc_emt/cluster cut by border"
+    assert caption("counted_likeliest") == "CTC/cluster likeliest"
+    assert reason_filter([["counted_likeliest"]], lab)[0]["caption"] == \
+        "ctc/ctc_emt/cluster likeliest"
 
 
 def test_gallery_pages_drawn_two_at_a_time_are_those_drawn_one_by_one(tmp_path, monkeypatch):

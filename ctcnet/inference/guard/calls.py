@@ -33,18 +33,29 @@ from ctcnet.inference.marker_fusion import fused_proba, marker_fusion_of
 from ctcnet.nn.calls import DecisionRule, deployment_proba
 
 
-def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names) -> np.ndarray:
+def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names,
+                 kinds=None) -> np.ndarray:
     """The calls with the CellSearch definition read off the markers put over the network's:
     a ``wbc`` or ``debris`` call whose markers make it a CTC on their own (a CK area of a cell
     over 4 um, clearly CK positive, a nucleus with DNA and a shape of its own, no CD45 or other
-    exclusion marker over or round it: ``MARKERS_CTC``) becomes ``ctc``; a ``ctc`` call with
-    CD45 over its CK area (``cd45_positive``) becomes ``wbc``. Both stay flagged for review."""
+    exclusion marker over or round it: ``MARKERS_CTC``) becomes ``ctc``; a call checked as a
+    ``ctc`` (``kinds``: the guard kind of each of ``class_names``, the taxonomy's
+    ``guard_kinds()``; default: each its own) with CD45 over its CK area (``cd45_positive``)
+    becomes ``wbc``. Both stay flagged for review."""
     out = np.asarray(called, dtype=object).copy()
     if "ctc" in class_names:
         out[flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, MISSED_CTC_CALLS)] = "ctc"
     if "wbc" in class_names:
-        out[flags["cd45_positive"].to_numpy(bool) & (out == "ctc")] = "wbc"
+        out[flags["cd45_positive"].to_numpy(bool) &
+            np.isin(out, _of_kind("ctc", class_names, kinds))] = "wbc"
     return out
+
+
+def _of_kind(kind: str, class_names, kinds=None) -> list[str]:
+    """The classes of ``class_names`` checked as ``kind`` (``kinds``: their guard kinds;
+    default: each its own)."""
+    kinds = list(class_names) if kinds is None else list(kinds)
+    return [n for n, k in zip(class_names, kinds) if k == kind]
 
 
 def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
@@ -109,16 +120,17 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     rules = rules.with_leak(max_leak)
     names = list(spec.class_names)
     fusion = marker_fusion_of(spec)
+    kinds = spec.taxonomy.guard_kinds()
     if not fusion or not len(called):
-        return marker_calls(called, flags, names)
+        return marker_calls(called, flags, names, kinds)
     if measured is None:
         measured = measure(crops, spec.panel, spec.pixel_size_um, rules)
     fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
                              decision).astype(np.float64)
-    if "ctc" in names:
-        with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
-            cd45 = measured["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level
-        fused[cd45, names.index("ctc")] = -1.0
+    with np.errstate(invalid="ignore"):  # NaN: no CK area to read CD45 over
+        cd45 = measured["cd45_over_ck"].to_numpy(np.float64) > rules.cd45_level
+    for name in _of_kind("ctc", names, kinds):  # a lab's ctc_emt as a ctc
+        fused[cd45, names.index(name)] = -1.0
     out = np.asarray(called, dtype=object).copy()
     finite = np.isfinite(np.asarray(proba, np.float64)).all(axis=1)
     out[finite] = np.asarray(names, dtype=object)[fused[finite].argmax(axis=1)]
@@ -168,7 +180,9 @@ def crop_set_review(crops: np.ndarray, proba: np.ndarray, spec, called: np.ndarr
                          decision=decision, called=called, start=start,
                          markers_cd45="no_excess")
     calls = crop_set_calls(called, flags, crops, proba, spec, decision, rules, measured=full)
-    made = (calls != np.asarray(called, object)) & np.isin(calls, GUARDED_CLASSES)
+    guarded = [n for kind in GUARDED_CLASSES
+               for n in _of_kind(kind, spec.class_names, spec.taxonomy.guard_kinds())]
+    made = (calls != np.asarray(called, object)) & np.isin(calls, guarded)
     if made.any():
         # A ctc or cluster call the markers or the fusion made is checked as one too (a
         # cluster the fusion made of a network's ctc call has its second cell or partner

@@ -39,6 +39,9 @@ class Evidence:
         self.m, self.called, self.proba, self.spec = measured, called, proba, spec
         self.rules, self.groups = rules, groups
         self.names = np.asarray(spec.class_names, dtype=object)[called]
+        # The kind each call is checked as (the taxonomy's ``guard_kind``: a lab's ``ctc_emt``
+        # as a ``ctc``); the default classes are their own kinds.
+        self.kinds = np.asarray(spec.taxonomy.guard_kinds(), dtype=object)[called]
         # The columns as arrays, each taken out of the table once: the rules read them
         # hundreds of times a frame, and a pandas column lookup costs more than the rule.
         self._columns: dict[str, np.ndarray] = {}
@@ -57,6 +60,10 @@ class Evidence:
     def is_call(self, names) -> np.ndarray:
         """Bool per event: called one of ``names``."""
         return np.isin(self.names, names)
+
+    def is_kind(self, kinds) -> np.ndarray:
+        """Bool per event: a call the guard checks as one of ``kinds`` (``GUARD_KINDS``)."""
+        return np.isin(self.kinds, kinds)
 
     @cached_property
     def reference(self) -> dict | None:
@@ -129,7 +136,7 @@ class Evidence:
     @cached_property
     def little_dna(self) -> np.ndarray:
         """Far less DNA than the group's median leukocyte holds."""
-        reference = leukocyte_reference(self.col("dna_content"), self.names, self.groups,
+        reference = leukocyte_reference(self.col("dna_content"), self.kinds, self.groups,
                                         self.rules)
         with np.errstate(invalid="ignore"):  # NaN: no reference in this group
             return self.col("dna_content") < self.rules.dna_share * reference
@@ -137,7 +144,7 @@ class Evidence:
     @cached_property
     def blurred(self) -> np.ndarray:
         """A nucleus edge wider than the group's leukocytes' allow."""
-        reference = leukocyte_reference(self.col("dna_edge_um"), self.names, self.groups,
+        reference = leukocyte_reference(self.col("dna_edge_um"), self.kinds, self.groups,
                                         self.rules)
         with np.errstate(invalid="ignore"):
             return self.col("dna_edge_um") > self.rules.focus_ratio * reference
@@ -186,12 +193,12 @@ class Evidence:
             self.reference["threshold"]
 
     def unusual_with_ctc_body(self) -> np.ndarray:
-        """Unusual events with a CTC's CK and DNA, of an uncounted call or a ``ctc`` call: their
-        ``unusual`` flag waits on CD45 (and the exclusion markers) over and round the CK
-        area (a call of another reported class is flagged unusual whatever they read)."""
+        """Unusual events with a CTC's CK and DNA, of an uncounted call or a call checked as a
+        ``ctc``: their ``unusual`` flag waits on CD45 (and the exclusion markers) over and
+        round the CK area (a call of another reported class is flagged unusual whatever they
+        read)."""
         return self.far_from_reference & self.markers_of_ctc & \
-            ~self.is_call(tuple(c for c in self.spec.taxonomy.reported_classes()
-                                if c != "ctc"))
+            ~(self.is_call(self.spec.taxonomy.reported_classes()) & ~self.is_kind(("ctc",)))
 
     @cached_property
     def doubt(self) -> np.ndarray:
@@ -208,7 +215,7 @@ class Evidence:
     def marker_route(self) -> np.ndarray:
         """A missed-CTC call whose markers make it a CTC (CD45 aside): ``possible_ctc``'s
         first route."""
-        return self.is_call(MISSED_CTC_CALLS) & self.markers_of_ctc
+        return self.is_kind(MISSED_CTC_CALLS) & self.markers_of_ctc
 
     def doubt_route(self, with_cd45: bool) -> np.ndarray:
         """A doubted call that passes what a ``ctc`` call must (``with_cd45``: CK's own shape,
@@ -217,7 +224,7 @@ class Evidence:
         ``possible_ctc_ck_peak``, at ``copy_level`` where it is clearly positive)."""
         r = self.rules
         with np.errstate(invalid="ignore"):
-            out = self.is_call(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
+            out = self.is_kind(DOUBTED_CALLS) & self.doubt & ~self.dna_copies_ck & \
                 ~self.blurred & (self.col("ck_peak") >= r.possible_ctc_doubt_ck_peak)
             if with_cd45:  # NaN (CK's shape not read): not read as a copy
                 level = np.where(self.col("ck_peak") >= r.possible_ctc_ck_peak, r.copy_level,
@@ -277,7 +284,7 @@ class Evidence:
         the band or the nuclei were not read (no exclusion marker, or no DAPI, in the panel).
         (Read after ``partner_um2`` and ``nuclei`` are.)"""
         out = np.full(len(self.names), "", dtype=object)
-        rows = self.is_call(("cluster",)) & np.isfinite(self.col("partner_um2"))
+        rows = self.is_kind(("cluster",)) & np.isfinite(self.col("partner_um2"))
         if not rows.any():
             return out
         level = self.rules.partner_min_um2
@@ -305,12 +312,12 @@ class Evidence:
         """The network saw a cluster: a ``cluster`` call, or a ``wbc`` or ``debris`` call (made
         under the cartridge's prior) to which the network itself gives a cluster at least the
         probability of its call, and more than a CTC's."""
-        out = self.is_call(("cluster",))
+        out = self.is_kind(("cluster",))
         if "cluster" not in self.spec.class_names:
             return out
         cluster = self._proba_of("cluster")
         with np.errstate(invalid="ignore"):  # a row not finite has no call
-            return out | (self.is_call(MISSED_CTC_CALLS) & (cluster >= self._proba_of_call) &
+            return out | (self.is_kind(MISSED_CTC_CALLS) & (cluster >= self._proba_of_call) &
                           (cluster > self._proba_of("ctc")))
 
     @cached_property
@@ -357,7 +364,7 @@ class Evidence:
         cell and no CD45 over the CK area nor any exclusion marker over or round it: the
         CellSearch definition as the flags read it. (Read after CD45 and the exclusion markers
         are.)"""
-        return self.is_call(("ctc",)) & self.markers_of_ctc & ~self.little_dna & \
+        return self.is_kind(("ctc",)) & self.markers_of_ctc & ~self.little_dna & \
             self.no_exclusion_marker()
 
     def markers_vouch(self, cd45: str | None = None) -> np.ndarray:

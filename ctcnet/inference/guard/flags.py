@@ -4,7 +4,10 @@ calls it checks, the evidence that fires it); the levels are :class:`GuardRules`
 
 The network decides from the whole crop; the guard re-measures the few facts the CellSearch
 definition rests on (:mod:`.measurements`) and flags a ``ctc`` or ``cluster`` call that they
-contradict:
+contradict. A call is checked as the kind its class is (``Taxonomy.guard_kind``: a lab's
+``ctc_emt`` that includes the simulator's ``ctc_dim``, or says ``"checked_as": "ctc"``, as a
+``ctc``; a ``lymphocyte`` class as a ``wbc``), so "``ctc`` calls" below are those of every
+class checked as one:
 
 * ``cd45_positive`` (``ctc`` calls): CD45 above its positivity level over the CK area. Leaks
   of other dyes into the CD45 channel (bleed-through: a copy of their pattern at up to
@@ -100,8 +103,9 @@ from ctcnet.nn.calls import DecisionRule, top_class
 
 @dataclass(frozen=True)
 class FlagRule:
-    """One flag: the calls it checks (``None``: every call), what fires it, and whether the
-    model and panel let it apply at all."""
+    """One flag: the calls it checks (the kinds of call, ``GUARD_KINDS``, that the taxonomy's
+    classes are checked as: a ``ctc`` rule checks a lab's ``ctc_emt`` too; ``None``: every
+    call), what fires it, and whether the model and panel let it apply at all."""
 
     flag: str
     calls: tuple[str, ...] | None
@@ -224,7 +228,7 @@ def review_flags(crops: np.ndarray, proba: np.ndarray, spec, rules: GuardRules =
             flags[rule.flag] = np.zeros(n, bool)
             continue
         fired = np.asarray(rule.fires(e), bool)
-        flags[rule.flag] = fired if rule.calls is None else fired & e.is_call(rule.calls)
+        flags[rule.flag] = fired if rule.calls is None else fired & e.is_kind(rule.calls)
     # ``any`` on the arrays, with the flags in one table (a pandas row reduction and a column
     # write cost a frame more than the flags' logic).
     flags["any"] = np.logical_or.reduce([flags[f] for f in FLAGS])
@@ -263,7 +267,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
         copies &= np.isnan(e.col(REGISTERED_COLUMNS[1]))
         _fill(e, ExclusionReader(crops, spec.panel, spec.pixel_size_um, rules, copies, batch),
               "registered", copies, e.copy_move)
-    is_ctc, clusters = e.is_call(("ctc",)), e.is_call(("cluster",))
+    is_ctc, clusters = e.is_kind(("ctc",)), e.is_kind(("cluster",))
     # The clusters whose partner and nuclei are read: the cluster calls (``one_cell``) and
     # the other clusters the network saw with a CTC's body (``lone_ctc_cell``).
     clusters = clusters | (e.cluster_seen & e.lone_cell_body)
@@ -290,7 +294,7 @@ def _read_exclusion_markers(e: Evidence, crops: np.ndarray, spec, rules: GuardRu
 
     # CK's own shape on the possible CTCs, and on the ctc and cluster calls whose DAPI reads
     # close to a copy of CK (``one_body``).
-    fill("ck_own", (candidates | (e.is_call(GUARDED_CLASSES) & e.dna_near_copy) | vouch) &
+    fill("ck_own", (candidates | (e.is_kind(GUARDED_CLASSES) & e.dna_near_copy) | vouch) &
          ck_in_place)
     holds = candidates & e.route_holds()
     fill("cd45", is_ctc | holds | unusual)
