@@ -486,10 +486,14 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     print("false calls per 1,000 events: " + ", ".join(f"{k} {v:.3f}"
                                                         for k, v in false.items()))
     guard = report.get("guard")
-    held = sum(c.get("held_by_guard", {}).get(name, 0) for c in report["cartridges"])
+    # Each counted class the guard held calls of (a lab's ctc_emt beside ctc), ctc's always.
+    said = [(k, g, sum(c.get("held_by_guard", {}).get(k, 0) for c in report["cartridges"]))
+            for k, g in report.get("guard_by_class", {name: guard} if guard else {}).items()]
     print(f"flagged for review: {report['flagged_share']:.1%} of events"
-          + (f"; marker guard: {held} {name} calls held apart from the automatic count, "
-             f"{guard['wrong_held']} of {guard['wrong_calls']} wrong {name} calls caught, "
-             f"{guard['flag_share']:.1%} of events flagged" if guard else ""))
+          + ("; marker guard: " + "; ".join(
+              f"{held} {k} calls held apart from the automatic count, {g['wrong_held']} of "
+              f"{g['wrong_calls']} wrong {k} calls caught" for k, g, held in said
+              if k == name or held or g["wrong_calls"])
+             + f"; {guard['flag_share']:.1%} of events flagged" if guard else ""))
     print(f"report: {args.out}/counts.json, {args.out}/counts.png")
     return 0

@@ -34,6 +34,7 @@ import torch
 from ctcnet import __version__
 from ctcnet.deploy.graph import OnnxGraph
 from ctcnet.deploy.markers import carried_markers, markers_record, verify_markers
+from ctcnet.deploy.onnx_casts import casts_for_castlikes
 from ctcnet.deploy.quantise import (
     MAX_F1_DROP_POINTS,
     LabelledCrops,
@@ -260,6 +261,8 @@ def _torch_export(graph: OnnxGraph, crops: np.ndarray, path: Path, opset: int) -
                 verbose=False, optimize=graph.markers is None,
                 custom_translation_table={torch.ops.aten.asinh.default: _asinh_onnx})
             program.save(str(path))
+        if graph.markers is not None:  # not optimised: its CastLikes made Casts
+            casts_for_castlikes(path)
     except Exception as err:  # the exporter raises many error types; explain and stop
         raise CtcnetError(f"ONNX export (opset {opset}) failed: "
                           f"{str(err).strip().splitlines()[0][:400]}") from err

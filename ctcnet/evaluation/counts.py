@@ -315,12 +315,17 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
                             max(sum(c["events"] for c in cartridges), 1))
     if all("guard" in c for c in cartridges):
         # The marker guard: share of all events it flags, and of the wrong automatic-or-held
-        # positive calls, the share it holds apart (and the right ones it holds: its cost).
-        g = {k: sum(c["guard"][positive][k] for c in cartridges)
-             for k in ("wrong_calls", "wrong_held", "right_held")}
-        out["guard"] = {**g, "catch_share": g["wrong_held"] / max(g["wrong_calls"], 1),
+        # calls of each counted class, the share it holds apart (and the right ones it holds:
+        # its cost); ``guard`` is the positive class's, ``guard_by_class`` every counted one's.
+        by_class = {}
+        for name in counted_classes:
+            g = {k: sum(c["guard"].get(name, {}).get(k, 0) for c in cartridges)
+                 for k in ("wrong_calls", "wrong_held", "right_held")}
+            by_class[name] = {**g, "catch_share": g["wrong_held"] / max(g["wrong_calls"], 1)}
+        out["guard"] = {**by_class[positive],
                         "flag_share": sum(c["guard_flagged"] for c in cartridges) /
                         max(events, 1)}
+        out["guard_by_class"] = by_class
     return out
 
 

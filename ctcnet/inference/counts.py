@@ -181,19 +181,22 @@ IMPLAUSIBLE_CTC_SHARE = 0.25
 IMPLAUSIBLE_CTC_MIN = 20
 
 
-def implausible_marker_balance(tally: Counts) -> str | None:
-    """What to say when a cartridge's calls are not what blood looks like: as many CTCs as a
+def implausible_marker_balance(tally: Counts, ctc_kinds: Sequence[str] = ("ctc",)
+                               ) -> str | None:
+    """What to say when a cartridge's calls are not what blood looks like: as many CTCs (the
+    calls of ``ctc_kinds``: ``ctc``, and a lab's class checked as one, ``ctc_emt``) as a
     quarter of its leukocytes, the sign of a channel-order mistake (None: nothing)."""
-    if "ctc" not in tally.classes or "wbc" not in tally.classes:
+    kinds = [k for k in ctc_kinds if k in tally.classes]
+    if not kinds or "wbc" not in tally.classes:
         return None
-    ctc = tally.counted["ctc"] + tally.held["ctc"]
+    ctc = sum(tally.counted[k] + tally.held[k] for k in kinds)
     wbc = tally.counted["wbc"] + tally.held["wbc"]
     if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
         return None
-    return (f"{ctc} events called ctc against {wbc} called wbc: more CTCs than blood holds "
-            "beside its leukocytes; check panel.json's channel order (CK and CD45 swapped?) "
-            "before reading the counts (a spike-in experiment's cartridge can look alike: "
-            "its counts stand)")
+    return (f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc: more CTCs "
+            "than blood holds beside its leukocytes; check panel.json's channel order (CK and "
+            "CD45 swapped?) before reading the counts (a spike-in experiment's cartridge can "
+            "look alike: its counts stand)")
 
 
 def count_events(events: pd.DataFrame, classes: Sequence[str], reported: Sequence[str],

@@ -9,7 +9,6 @@ import logging
 import pandas as pd
 
 from ctcnet.detect.truth_matching import detection_recall
-from ctcnet.errors import InputError
 from ctcnet.io.scan import Cartridge
 from ctcnet.io.taxonomy import SUBTYPE_PARENTS, Taxonomy
 from ctcnet.nn.spec import ModelSpec
@@ -49,23 +48,27 @@ def truth_of_processed_frames(cartridge: Cartridge, truth: pd.DataFrame,
 
 def truth_by_taxonomy(truth: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     """The truth's ``class`` as ``taxonomy`` names its cells' simulator subtypes (the
-    ``subtype`` column): a cartridge simulated with the default classes, read by a lab's model
-    whose ``ctc_emt`` includes ``ctc_dim``, has its dim CTCs as ``ctc_emt``, not ``ctc``. Said
-    where that changes a class. A table without subtypes, or with one outside the simulator's
-    catalogue or the taxonomy's classes, keeps its classes."""
+    ``subtype`` column), where it names them (a class that includes the subtype, or is named
+    like it): a cartridge simulated with the default classes, read by a lab's model whose
+    ``ctc_emt`` includes ``ctc_dim``, has its dim CTCs as ``ctc_emt``, not ``ctc``. Elsewhere
+    the file's class stands where the model has it (a model whose ``ctc_emt`` lists no
+    subtypes reads a cartridge simulated with its taxonomy as drawn), else the subtype's
+    parent's. Said where that changes a class. A table without subtypes, or with one outside
+    the simulator's catalogue, keeps its classes."""
     if "subtype" not in truth or not len(truth):
         return truth
     subtypes = truth["subtype"].astype(str)
     if not subtypes.isin(list(SUBTYPE_PARENTS)).all():
         return truth
-    try:
-        named = {s: taxonomy.class_for_subtype(s, SUBTYPE_PARENTS[s]) for s in subtypes.unique()}
-    except InputError:  # a subtype the model has no class for: the file's classes stand
-        return truth
-    classes = subtypes.map(named)
-    changed = classes != truth["class"].astype(str)
+    named = {s: c.name for c in taxonomy.classes for s in c.includes}
+    named.update({s: s for s in subtypes.unique() if s in taxonomy.names})
+    given = truth["class"].astype(str)
+    parent = subtypes.map(SUBTYPE_PARENTS)
+    classes = subtypes.map(named).fillna(given.where(given.isin(taxonomy.names), parent))
+    changed = classes != given
     if changed.any():
-        moves = (truth["class"].astype(str)[changed] + " -> " + classes[changed]).value_counts()
-        log.info("the ground truth's classes read by the model's taxonomy (%s): %s",
-                 taxonomy.name, ", ".join(f"{n} {move}" for move, n in moves.items()))
+        moves = (given[changed] + " -> " + classes[changed]).value_counts()
+        log.warning("ground_truth.csv's classes read as the model's taxonomy (%s) names its "
+                    "cells' subtypes: %s", taxonomy.name,
+                    ", ".join(f"{n} {move}" for move, n in moves.items()))
     return truth.assign(**{"class": classes.to_numpy(object)})

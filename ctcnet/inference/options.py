@@ -16,7 +16,6 @@ from ctcnet.io.panel import Panel
 from ctcnet.nn.calls import (
     BALANCED_PRIOR,
     CARTRIDGE_PRIOR,
-    COUNTED_CLASSES,
     DecisionRule,
     prior_rule,
 )
@@ -148,9 +147,7 @@ def unguarded_classes(spec: ModelSpec) -> list[str]:
     review page, their doubt queued by the review band and their calls held when unlike the
     training data (``unusual``), but their markers (CD45, DNA in the CK area, focus) not
     checked: a CD45+ cell called so is counted."""
-    taxonomy = spec.taxonomy
-    return [c for c in taxonomy.reported_classes()
-            if taxonomy.guard_kind(c) not in COUNTED_CLASSES]
+    return spec.taxonomy.unchecked_reported()
 
 
 def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:

@@ -127,6 +127,11 @@ class Taxonomy:
         """:meth:`guard_kind` of every class, in output order."""
         return [self.guard_kind(n) for n in self.names]
 
+    def unchecked_reported(self) -> list[str]:
+        """The reported classes the marker guard checks as neither a CTC nor a cluster: their
+        calls are counted whatever their markers read."""
+        return [c for c in self.reported_classes() if self.guard_kind(c) not in ("ctc", "cluster")]
+
     def class_for_subtype(self, subtype: str, parent: str) -> str:
         """Map a simulator subtype (with its coarse parent class) onto this taxonomy."""
         for c in self.classes:
@@ -152,11 +157,13 @@ class Taxonomy:
             data = {"classes": list(data)}
         if not isinstance(data, dict) or "classes" not in data:
             raise InputError("a taxonomy is a mapping with a 'classes' list", source)
+        _refuse_misspelt(data, _TAXONOMY_KEYS, "taxonomy", source)
         classes = []
         for entry in data["classes"]:
             if isinstance(entry, str):
                 classes.append(ClassInfo(entry))
             elif isinstance(entry, dict) and "name" in entry:
+                _refuse_misspelt(entry, _CLASS_KEYS, f"class {entry['name']!r}", source)
                 classes.append(ClassInfo(str(entry["name"]), str(entry.get("description", "")),
                                          tuple(entry.get("includes", ())),
                                          str(entry.get("checked_as", "") or "")))
@@ -174,6 +181,24 @@ class Taxonomy:
             return cls(tuple(classes), str(data.get("name", "custom")), tuple(reported))
         except InputError as err:
             raise InputError(str(err), source) from None
+
+
+# The keys a taxonomy and each of its classes are read by.
+_TAXONOMY_KEYS = ("name", "classes", "reported")
+_CLASS_KEYS = ("name", "description", "includes", "checked_as")
+
+
+def _refuse_misspelt(data: dict, keys: tuple[str, ...], where: str, source) -> None:
+    """Refuse a key of ``data`` that is none of ``keys`` but looks like one (``cheked_as``):
+    its value would be passed over, and a model keeps the taxonomy it was trained with. Other
+    keys (a comment) are let be."""
+    import difflib
+
+    for key in data:
+        close = difflib.get_close_matches(str(key).lower(), keys, n=1, cutoff=0.75)
+        if key not in keys and close:
+            raise InputError(f"{where}: key {key!r} is not read; did you mean {close[0]!r}?",
+                             source)
 
 
 def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None) -> Taxonomy:

@@ -147,7 +147,9 @@ def write_crop_set_page(out_dir: Path, table: pd.DataFrame, crops: np.ndarray,
     overview = [("crop folder", s.dataset), ("crops", s.crops),
                 ("model", s.model), ("backend / device", f"{s.backend} / {s.device}"),
                 ("pixel size", _pixel_size_text(s.pixel_size_um, s.pixel_size_from)),
-                ("prior", s.prior), ("sent to review", review_list_text(s.review_list, s.review))]
+                ("prior", s.prior),
+                ("sent to review", review_list_text(s.review_list, s.review,
+                                                    spec.taxonomy.reported_classes()))]
     if s.accuracy is not None:
         overview.append(("agreement with the folder's labels",
                          f"{s.accuracy:.3f} of {s.accuracy_of} labelled crops"))

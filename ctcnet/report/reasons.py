@@ -97,23 +97,26 @@ ORDER = ["call", "markers", *(GUARD_PREFIX + f for f in GUARD_FLAGS), "low_confi
 
 
 # The review list's reasons as summary.json counts them (ctcnet.inference.review_list).
-LIST_REASONS = {"counted_call_doubt": "a CTC or cluster call in doubt",
-                "counted_class_in_band": "a CTC or cluster within the review band",
-                "counted_class_likeliest": "a CTC or cluster the likeliest, filed as another "
+# ({counted}: the model's reported classes, :func:`counted_words`)
+LIST_REASONS = {"counted_call_doubt": "a {counted} call in doubt",
+                "counted_class_in_band": "a {counted} within the review band",
+                "counted_class_likeliest": "a {counted} the likeliest, filed as another "
                                            "class by the cartridge's prior",
-                "counted_class_cut_by_border": "a CTC or cluster cut by the frame border",
+                "counted_class_cut_by_border": "a {counted} cut by the frame border",
                 "failed": "no call"}
 
 
-def review_list_text(review_list: dict | None, events: int) -> str:
+def review_list_text(review_list: dict | None, events: int, reported=None) -> str:
     """A page's line for its review list: the events, what brings them (an event may have
     several reasons) and the doubt left off it (between uncounted classes alone; between a CTC
-    and a cluster on what the markers read as one CTC)."""
+    and a cluster on what the markers read as one CTC). ``reported``: the model's reported
+    classes, named where they are not the shipped ones (:func:`counted_words`)."""
     if not review_list:
         return str(events)
     def caption(code: str) -> str:
         flag = GUARD_FLAGS.get(code.removeprefix(GUARD_PREFIX))
-        return LIST_REASONS.get(code) or (flag[0] if flag else code)
+        listed = LIST_REASONS.get(code, "").replace("{counted}", counted_words(reported))
+        return listed or (flag[0] if flag else code)
 
     reasons = {code: n for code, n in review_list.get("by_reason", {}).items() if n}
     parts = [f"{n} {caption(code)}" for code, n in reasons.items()]

@@ -17,7 +17,7 @@ from ctcnet.inference.result_state import RESEARCH_USE, result_state
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
-from ctcnet.report.reasons import GUARD_FLAGS, review_list_text
+from ctcnet.report.reasons import GUARD_FLAGS, counted_words, review_list_text
 from ctcnet.review.signoff import signoff_text
 
 
@@ -182,8 +182,8 @@ def _border_text(s) -> str:
     shown = (s.review_list or {}).get("by_reason", {}).get("counted_class_cut_by_border", 0)
     filed = f"filed as {s.edge_cut_as}: only whole cells count" if s.edge_cut_as else \
         "kept as called"
-    return f"{s.edge_cut} ({filed}" + (f"; {shown} CTC or cluster among them shown for review"
-                                       if shown else "") + ")"
+    return f"{s.edge_cut} ({filed}" + (f"; {shown} {counted_words(s.tally.reported)} among "
+                                       "them shown for review" if shown else "") + ")"
 
 
 def display_note(panel: dict) -> str:
@@ -248,7 +248,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
         if s.failed_events else []
     volume = s.volume_read_ml
     overview = [("sample", s.sample_id), *status, ("input", s.input), ("events", s.events),
-                ("sent to review", review_list_text(s.review_list, s.tally.review_events)),
+                ("sent to review", review_list_text(s.review_list, s.tally.review_events,
+                                                    s.tally.reported)),
                 ("cut by the frame border", _border_text(s)),
                 ("blood volume read", "n/a (no frame processed)" if not volume else
                  f"{volume:.3g} mL of {s.blood_volume_ml:.3g} mL"),

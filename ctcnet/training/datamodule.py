@@ -163,6 +163,11 @@ class CTCDataModule(L.LightningDataModule):
         # The panel and taxonomy are resolved now (not in setup) because the CLI links them to
         # the model before anything is fitted.
         self.taxonomy: Taxonomy = load_taxonomy(taxonomy)
+        if unchecked := self.taxonomy.unchecked_reported():  # said before a model keeps it
+            log.warning("the taxonomy reports %s, which the marker guard will check as neither "
+                        "a CTC nor a cluster (counted whatever the markers read); a class's "
+                        "\"checked_as\" or \"includes\" says how to check it, and a trained "
+                        "model keeps its taxonomy", ", ".join(unchecked))
         self._index = None  # the folder's index, where measuring its pixel size read it
         if panel is None and data_dir is not None:
             if not Path(data_dir).is_dir():

@@ -185,12 +185,20 @@ def test_count_report_agrees_on_a_labs_reported_class():
              "after_review": {**zero, "ctc_emt": true},
              "true_per_7_5_ml": {**zero, "ctc_emt": true},
              "automatic_per_7_5_ml": {**zero, "ctc_emt": auto},
-             "after_review_per_7_5_ml": {**zero, "ctc_emt": true}}
+             "after_review_per_7_5_ml": {**zero, "ctc_emt": true},
+             "guard_flagged": 2, "guard": {"ctc": {"wrong_calls": 0, "wrong_held": 0,
+                                                   "right_held": 0},
+                                           "ctc_emt": {"wrong_calls": 2, "wrong_held": 1,
+                                                       "right_held": k}}}
             for k, (true, auto) in enumerate([(0, 1), (4, 4), (10, 5)])]
     report = count_report(rows, names, reported=["ctc", "ctc_emt", "cluster"])
     assert report["counted_classes"] == ["ctc", "ctc_emt", "cluster"]
     assert report["per_class"]["ctc_emt"]["automatic"]["within_tolerance"]["n"] == 2
     assert report["false_calls_per_1000_events"]["ctc_emt"] == pytest.approx(1 / 3 * 10)
+    # The guard's work on each counted class, not on ctc's alone.
+    assert report["guard"]["wrong_calls"] == 0
+    assert report["guard_by_class"]["ctc_emt"] == {"wrong_calls": 6, "wrong_held": 3,
+                                                   "right_held": 3, "catch_share": 0.5}
 
 
 def test_evaluate_command_on_simulated_cartridges(tmp_path, capsys):

@@ -29,3 +29,10 @@ def test_the_truth_is_read_as_the_models_taxonomy_names_its_subtypes(caplog):
         truth["class"].tolist()
     two = load_taxonomy({"classes": ["ctc", "wbc"]})  # no class for tdev: the file stands
     assert truth_by_taxonomy(truth, two)["class"].tolist() == truth["class"].tolist()
+    # A lab's model whose ctc_emt lists no subtypes (checked as a CTC by its word) reads a
+    # cartridge simulated with the lab's taxonomy as drawn, and the default one as drawn too.
+    said = load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "checked_as": "ctc"}, "wbc",
+                                      "cluster", "debris"]})
+    drawn = truth.assign(**{"class": ["ctc", "ctc_emt", "wbc", "debris"]})
+    assert truth_by_taxonomy(drawn, said)["class"].tolist() == drawn["class"].tolist()
+    assert truth_by_taxonomy(truth, said)["class"].tolist() == truth["class"].tolist()

@@ -70,3 +70,10 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     assert implausible_marker_balance(tally(19, 20)) is None  # too few to say
     said = implausible_marker_balance(tally(41, 91))
     assert said and "41 events called ctc against 91 called wbc" in said and "swapped" in said
+    # A lab's class checked as a CTC (ctc_emt) is counted with ctc's calls.
+    events = pd.DataFrame({"class": ["ctc"] * 10 + ["ctc_emt"] * 15 + ["wbc"] * 91,
+                           "review": False, "guard": ""})
+    emt = count_events(events, ["ctc", "ctc_emt", "wbc", "cluster", "debris"], ["ctc"], 7.5)
+    assert implausible_marker_balance(emt) is None
+    assert "25 events called ctc or ctc_emt against 91" in implausible_marker_balance(
+        emt, ["ctc", "ctc_emt"])

@@ -60,3 +60,14 @@ def test_the_guard_checks_a_class_as_the_kind_it_says_or_its_subtypes_share():
     assert load_taxonomy(None).guard_kinds() == ["ctc", "wbc", "cluster", "debris"]
     with pytest.raises(InputError, match="checked_as 'emt' is none of the kinds"):
         load_taxonomy({"classes": ["ctc", {"name": "x", "checked_as": "emt"}]})
+
+
+def test_a_misspelt_key_is_refused_not_passed_over():
+    """``cheked_as`` (or ``reportd``) would be dropped and the model trained without it: refused,
+    naming the key meant. A key like no known one (a comment) is let be."""
+    with pytest.raises(InputError, match="class 'ctc_emt': key 'cheked_as' is not read; did "
+                                         "you mean 'checked_as'"):
+        load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "cheked_as": "ctc"}]})
+    with pytest.raises(InputError, match="key 'reportd' is not read; did you mean 'reported'"):
+        load_taxonomy({"classes": ["ctc", "wbc"], "reportd": ["ctc"]})
+    assert load_taxonomy({"classes": ["ctc", "wbc"], "comment": "ours"}).names == ["ctc", "wbc"]

@@ -178,7 +178,7 @@ def test_the_review_list_line_names_each_reason_that_brings_events_and_the_doubt
     record = {"by_reason": {"counted_call_doubt": 4, "counted_class_in_band": 0,
                             "guard:possible_ctc": 9, "guard:one_cell": 0, "failed": 1},
               "uncounted_doubt_not_queued": 66}
-    assert review_list_text(record, 13) == ("13 (4 a CTC or cluster call in doubt, 9 possible "
+    assert review_list_text(record, 13) == ("13 (4 a CTC/cluster call in doubt, 9 possible "
                                             "missed CTC, 1 no call; these add up to more: "
                                             "an event may have several reasons); 66 in doubt "
                                             "between "
@@ -189,4 +189,7 @@ def test_the_review_list_line_names_each_reason_that_brings_events_and_the_doubt
         "and not queued")
     assert "several" not in review_list_text(record, 14)  # as many reasons as events
     assert review_list_text(None, 7) == "7"
+    # A lab's reported classes are named as they are.
+    assert review_list_text(record, 13, ["ctc", "ctc_emt", "cluster"]).startswith(
+        "13 (4 a ctc/ctc_emt/cluster call in doubt, ")
     assert review_list_text({"by_reason": {}, "uncounted_doubt_not_queued": 0}, 0) == "0"

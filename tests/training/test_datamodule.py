@@ -68,3 +68,20 @@ def test_a_blank_crop_is_refused_before_training(tmp_path):
     write_tiff(blank, np.zeros((5, 32, 32), np.uint16))
     with pytest.raises(InputError, match=f"{blank}: blank: every channel is 0"):
         CTCDataModule(data_dir=str(crops), crop_size=32).setup("fit")
+
+
+def test_a_reported_class_the_guard_will_not_check_is_said_before_training(caplog):
+    """A lab's taxonomy reporting ctc_emt without saying how the guard checks it: said when the
+    data are set up, since the model keeps the taxonomy it is trained with; said so, not."""
+    from ctcnet.training.datamodule import CTCDataModule
+
+    classes = ["ctc", "ctc_emt", "wbc", "cluster", "debris"]
+    reported = ["ctc", "ctc_emt", "cluster"]
+    with caplog.at_level("WARNING", logger="ctcnet.training.datamodule"):
+        CTCDataModule(taxonomy={"classes": classes, "reported": reported}, simulate={"train": {"ctc": 4}})
+    assert "reports ctc_emt, which the marker guard will check as neither" in caplog.text
+    caplog.clear()
+    said = [{"name": "ctc_emt", "checked_as": "ctc"} if c == "ctc_emt" else c for c in classes]
+    with caplog.at_level("WARNING", logger="ctcnet.training.datamodule"):
+        CTCDataModule(taxonomy={"classes": said, "reported": reported}, simulate={"train": {"ctc": 4}})
+    assert "marker guard" not in caplog.text
