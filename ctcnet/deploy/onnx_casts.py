@@ -8,7 +8,8 @@ them on a constant. onnxruntime folds a ``Cast`` of a constant when it opens the
 every ``CastLike``: a plain ``InferenceSession`` printed 18 "can't constant fold CastLike"
 warnings each time it opened that file, and the casts ran on every call. Every element type is
 known once ONNX's shape inference has run, so each ``CastLike`` becomes the ``Cast`` to its
-``like``'s type; the outputs are the same bit for bit.
+``like``'s type. On ``ctcnet-default``'s markers file: no warning, 1.64 -> 1.40 ms a crop on
+one thread (512 crops at batch 64), the outputs within 3e-6 (the export's own float rounding).
 """
 
 from __future__ import annotations

@@ -329,24 +329,25 @@ def stated_prior(text: str, class_names: Sequence[str]) -> dict[str, float]:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise InputError(f"--prior {text!r}: give {CARTRIDGE_PRIOR}, {BALANCED_PRIOR} or "
-                             "class frequencies as class=p pairs, e.g. ctc=0.01,cluster=0.005")
+            raise InputError(f"prior (--prior) {text!r}: give {CARTRIDGE_PRIOR}, "
+                             f"{BALANCED_PRIOR} or class frequencies as class=p pairs, e.g. "
+                             "ctc=0.01,cluster=0.005")
         if name not in class_names:
-            raise InputError(f"--prior: {name!r} is not a class of the model "
+            raise InputError(f"prior (--prior): {name!r} is not a class of the model "
                              f"{list(class_names)}")
         try:
             p = float(value)
         except ValueError:
-            raise InputError(f"--prior: {name}={value!r} is not a number") from None
+            raise InputError(f"prior (--prior): {name}={value!r} is not a number") from None
         if not (math.isfinite(p) and 0 < p <= 1):
-            raise InputError(f"--prior: {name}={value} must be above 0 and at most 1")
+            raise InputError(f"prior (--prior): {name}={value} must be above 0 and at most 1")
         stated[name] = p
     rest = [n for n in class_names if n not in stated]
     left = 1.0 - sum(stated.values())
     if left < -1e-6 or (rest and left <= 1e-12):  # 1e-6: frequencies rounded when written
-        raise InputError(f"--prior: the stated frequencies sum to {sum(stated.values()):.6g}; "
-                         "they may not exceed 1" + (f", and must leave some for {rest}"
-                                                    if rest else ""))
+        raise InputError("prior (--prior): the stated frequencies sum to "
+                         f"{sum(stated.values()):.6g}; they may not exceed 1"
+                         + (f", and must leave some for {rest}" if rest else ""))
     if rest:
         return {n: stated[n] if n in stated else left / len(rest) for n in class_names}
     # Every class stated: read as relative frequencies (rounded ones need not sum to 1).

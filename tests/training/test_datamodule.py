@@ -78,10 +78,12 @@ def test_a_reported_class_the_guard_will_not_check_is_said_before_training(caplo
     classes = ["ctc", "ctc_emt", "wbc", "cluster", "debris"]
     reported = ["ctc", "ctc_emt", "cluster"]
     with caplog.at_level("WARNING", logger="ctcnet.training.datamodule"):
-        CTCDataModule(taxonomy={"classes": classes, "reported": reported}, simulate={"train": {"ctc": 4}})
+        CTCDataModule(taxonomy={"classes": classes, "reported": reported},
+                      simulate={"train": {"ctc": 4}})
     assert "reports ctc_emt, which the marker guard will check as neither" in caplog.text
     caplog.clear()
     said = [{"name": "ctc_emt", "checked_as": "ctc"} if c == "ctc_emt" else c for c in classes]
     with caplog.at_level("WARNING", logger="ctcnet.training.datamodule"):
-        CTCDataModule(taxonomy={"classes": said, "reported": reported}, simulate={"train": {"ctc": 4}})
+        CTCDataModule(taxonomy={"classes": said, "reported": reported},
+                      simulate={"train": {"ctc": 4}})
     assert "marker guard" not in caplog.text
