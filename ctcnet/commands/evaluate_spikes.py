@@ -1,7 +1,8 @@
 """``ctcnet evaluate RESULTS --expected FILE``: a spike-in validation of a run's counts
 (:mod:`ctcnet.evaluation.spike_in`): recovery per sample and level, linearity, limit of blank
 and of detection, written to ``--out`` (``spike_in.json``, ``spike_in.csv``) and said on the
-console."""
+console. ``RESULTS`` is a predict ``--out`` folder, or a folder of them (a study's nights,
+pooled; a sample with results in two is refused)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,17 @@ def run_spike_in(args: argparse.Namespace) -> int:
                          "are: --model and --calibrate-on do not apply (run ctcnet predict "
                          "with the model first)")
     expected = read_expected(args.expected)
-    summaries = {}
-    for name, folder in find_samples(args.data).items():
+    summaries, read_from = {}, {}
+    for name, folder in _samples_of_nights(Path(args.data), find_samples).items():
         try:
             summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise InputError(f"cannot read its summary: {err}", folder) from None
-        summaries[str(summary.get("sample_id") or name)] = summary
+        sample = str(summary.get("sample_id") or name)
+        if sample in read_from:  # one tube, one result: two would be pooled as two tubes
+            raise InputError(f"sample {sample!r} has results in two folders ({read_from[sample]} "
+                             f"and {folder.parent}): keep one", args.data)
+        summaries[sample], read_from[sample] = summary, folder.parent
     rows = sample_rows(summaries, expected)
     report = spike_report(rows)
     out = Path(args.out)
@@ -73,6 +78,25 @@ def run_spike_in(args: argparse.Namespace) -> int:
                     " and ".join(report["made_by_several"]))
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
+
+
+def _samples_of_nights(data: Path, find_samples) -> dict[str, Path]:
+    """Sample folders of ``data``: a predict ``--out`` folder, or a folder of them (a spike-in
+    study's nights, each run into its own ``--out``), pooled."""
+    try:
+        return find_samples(data)
+    except InputError:
+        nights = [p for p in sorted(data.iterdir())
+                  if p.is_dir() and (p / "run.json").is_file()] if data.is_dir() else []
+        if not nights:
+            raise
+    folders: dict[str, Path] = {}
+    for night in nights:
+        for name, folder in find_samples(night).items():
+            folders[f"{night.name}/{name}"] = folder
+    log.info("pooling %d predict output folders: %s", len(nights),
+             ", ".join(p.name for p in nights))
+    return folders
 
 
 def _shown(value, spec: str) -> str:

@@ -116,3 +116,37 @@ def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
     # The counts are predict's: a model to run is no option here.
     assert main(["evaluate", str(results), "--expected", str(tmp_path / "expected.csv"),
                  "--out", str(tmp_path / "out"), "--model", "ctcnet-default"]) == 2
+
+
+def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
+    """A spike-in study run over several nights, each into its own predict --out folder: the
+    folder holding them is scored as one study; a tube with results in two nights is refused
+    (it would count as two tubes)."""
+    from ctcnet.cli import main
+
+    study = tmp_path / "study"
+    nights = {"night1": (("blank", 0.0), ("low", 4.0)), "night2": (("mid", 19.0),
+                                                                    ("high", 95.0))}
+    for night, samples in nights.items():
+        (study / night).mkdir(parents=True)
+        (study / night / "run.json").write_text("{}")
+        for name, rate in samples:
+            (study / night / name).mkdir()
+            (study / night / name / "summary.json").write_text(json.dumps(
+                {**summary(rate), "sample_id": name}))
+            pd.DataFrame({"event_id": [0]}).to_parquet(study / night / name / "events.parquet")
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked\nblank,0\nlow,5\nmid,20\nhigh,100\n")
+    assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "linearity over 3 spiked samples" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "spike_in.csv")
+    assert sorted(table["sample_id"]) == ["blank", "high", "low", "mid"]
+    # The same tube in two nights: refused, naming both.
+    (study / "night2" / "low").mkdir()
+    (study / "night2" / "low" / "summary.json").write_text(json.dumps(
+        {**summary(5.0), "sample_id": "low"}))
+    pd.DataFrame({"event_id": [0]}).to_parquet(study / "night2" / "low" / "events.parquet")
+    assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out2")]) == 2
+    assert "sample 'low' has results in two folders" in capsys.readouterr().err
