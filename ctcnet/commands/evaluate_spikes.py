@@ -28,19 +28,14 @@ def run_spike_in(args: argparse.Namespace) -> int:
                          "are: --model and --calibrate-on do not apply (run ctcnet predict "
                          "with the model first)")
     expected = read_expected(args.expected)
-    summaries, read_from = {}, {}
-    for name, folder in _samples_of_nights(Path(args.data), find_samples).items():
-        try:
-            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read its summary: {err}", folder) from None
-        sample = str(summary.get("sample_id") or name)
-        if sample in read_from:  # one tube, one result: two would be pooled as two tubes
-            raise InputError(f"sample {sample!r} has results in two folders ({read_from[sample]} "
-                             f"and {folder.parent}): keep one", args.data)
-        summaries[sample], read_from[sample] = summary, folder.parent
+    folders, nights = _samples_of_nights(Path(args.data), find_samples)
+    summaries, read_from = _summaries(folders, set(expected.index))
     rows = sample_rows(summaries, expected)
+    rows.insert(1, "results_folder", [str(read_from[s]) for s in rows["sample_id"]])
     report = spike_report(rows)
+    # Results the expected counts do not list: not scored, and said (a mistyped id).
+    report["results_not_expected"] = sorted(s for s in summaries if s not in expected.index)
+    report["results_folders"] = [str(p) for p in nights]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "spike_in.csv", rows_csv(rows))
@@ -50,41 +45,97 @@ def run_spike_in(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{'spiked':>8s} {'samples':>7s} {'called per 7.5 mL':>18s} {'CV':>6s} "
-          f"{'Poisson CV':>10s} {'recovery':>8s}")
+    if len(nights) > 1:
+        print(f"pooled {len(nights)} predict output folders: "
+              + ", ".join(p.name for p in nights))
+    _say_table(report)
+    _say_left_out(report)
+    print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
+    return 0
+
+
+def _summaries(folders: dict[str, Path], listed: set) -> tuple[dict, dict]:
+    """Each result's summary by sample id, and the predict output folder it came from. A tube
+    with results in two folders (re-scanned another night) is refused unless the expected
+    counts name the one to score as ``<folder>/<sample_id>``."""
+    read: dict[str, list] = {}
+    for name, folder in folders.items():
+        try:
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read its summary: {err}", folder) from None
+        read.setdefault(str(summary.get("sample_id") or name), []).append((folder, summary))
+    summaries, where = {}, {}
+    for sample, found in read.items():
+        keys = ([sample] if len(found) == 1 else
+                [f"{folder.parent.name}/{sample}" for folder, _ in found])
+        if len(found) > 1 and sample in listed:  # one tube, one result: say which
+            raise InputError(f"sample {sample!r} has results in {len(found)} folders "
+                             f"({', '.join(str(f.parent) for f, _ in found)}): name the one "
+                             f"to score in the expected counts as {' or '.join(keys)}")
+        for key, (folder, summary) in zip(keys, found):
+            summaries[key], where[key] = summary, folder.parent
+    return summaries, where
+
+
+def _say_table(report: dict) -> None:
+    """The levels, the line and the limits, on the console."""
+    print(f"{'level':>8s} {'cells spiked':>12s} {'samples':>7s} {'expected per 7.5 mL':>19s} "
+          f"{'called per 7.5 mL':>18s} {'CV':>6s} {'Poisson CV':>10s} {'recovery':>8s}")
     for level in report["levels"]:
         mean, cv = level["mean_called_per_7_5_ml"], level["cv"]
         poisson, recovery = level["poisson_cv"], level["mean_recovery"]
-        print(f"{level['spiked']:8g} {level['samples']:7d} {_shown(mean, '.2f'):>18s} "
+        print(f"{level['level'][:8]:>8s} {level['spiked']:12.3g} {level['samples']:7d} "
+              f"{level['mean_expected_per_7_5_ml']:19.2f} {_shown(mean, '.2f'):>18s} "
               f"{_shown(cv, '.0%'):>6s} {_shown(poisson, '.0%'):>10s} "
               f"{_shown(recovery, '.0%'):>8s}")
-    line = report["linearity"]
-    if line:
-        print(f"linearity over {line['samples']} spiked samples: called = "
-              f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
-              f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
-              f"R^2 {line['r2']:.3f}")
+    for key, when in (("linearity", ""), ("linearity_after_review", " after review")):
+        line = report[key]
+        if line:
+            print(f"linearity{when} over {line['samples']} spiked samples: called = "
+                  f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
+                  f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
+                  f"R^2 {line['r2']:.3f}")
     lob, lod = report["limit_of_blank_per_7_5_ml"], report["limit_of_detection_per_7_5_ml"]
     print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
           + f" per 7.5 mL ({lob['method']})")
     print("limit of detection: " + ("-" if lod["value"] is None else f"{lod['value']:.2f}")
           + f" per 7.5 mL ({lod['method']}; {lod['results']} results)")
+
+
+def _say_left_out(report: dict) -> None:
+    """What the figures leave out or rest on, on the console: samples without a rate,
+    results not listed, samples not ok, the review, and counts made by several."""
+    if report["samples_without_rate"]:
+        log.warning("left out, no rate (their runs failed: spike_in.csv: status, problems): "
+                    "%s", ", ".join(report["samples_without_rate"]))
+    if report["results_not_expected"]:
+        log.warning("%d result(s) the expected counts do not list, not scored: %s",
+                    len(report["results_not_expected"]),
+                    ", ".join(report["results_not_expected"][:10]))
     if report["partial_samples"]:
-        print(f"{report['partial_samples']} sample(s) not 'ok' (spike_in.csv: status): their "
-              "rates are estimates from the frames read")
+        print(f"{report['partial_samples']} sample(s) not 'ok' (spike_in.csv: status, "
+              "problems): a sample whose frames were not all read has its rate estimated "
+              "from those that were")
+    reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
+    if reviewed:
+        print(f"{reviewed} of {report['samples']} samples reviewed, {signed} signed off: "
+              "the figures above are the automatic counts" +
+              ("; the line after review is over the reviewed counts"
+               if report["linearity_after_review"] else
+               "; the line after review needs every spiked sample reviewed") +
+              " (spike_in.csv: after_review_per_7_5_ml, recovery_after_review)")
     if report["made_by_several"]:
-        log.warning("the samples' counts were made by more than one %s "
-                    "(spike_in.csv: model_sha256, software): the figures above pool them",
-                    " and ".join(report["made_by_several"]))
-    print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
-    return 0
+        log.warning("the samples' counts were made by more than one %s: the figures above "
+                    "pool them", "; and more than one ".join(report["made_by_several"]))
 
 
-def _samples_of_nights(data: Path, find_samples) -> dict[str, Path]:
-    """Sample folders of ``data``: a predict ``--out`` folder, or a folder of them (a spike-in
-    study's nights, each run into its own ``--out``), pooled."""
+def _samples_of_nights(data: Path, find_samples) -> tuple[dict[str, Path], list[Path]]:
+    """Sample folders of ``data`` and the predict ``--out`` folders they are in: ``data``
+    itself, or the folders it holds (a spike-in study's nights, each run into its own
+    ``--out``), pooled."""
     try:
-        return find_samples(data)
+        return find_samples(data), [data]
     except InputError:
         nights = [p for p in sorted(data.iterdir())
                   if p.is_dir() and (p / "run.json").is_file()] if data.is_dir() else []
@@ -94,9 +145,7 @@ def _samples_of_nights(data: Path, find_samples) -> dict[str, Path]:
     for night in nights:
         for name, folder in find_samples(night).items():
             folders[f"{night.name}/{name}"] = folder
-    log.info("pooling %d predict output folders: %s", len(nights),
-             ", ".join(p.name for p in nights))
-    return folders
+    return folders, nights
 
 
 def _shown(value, spec: str) -> str:

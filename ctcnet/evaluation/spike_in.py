@@ -3,13 +3,15 @@ lab validates a CTC assay on blood it spiked with a known number of cancer cells
 and pandas on predict's outputs; ``ctcnet evaluate RESULTS --expected FILE`` writes it).
 
 The lab states per sample how many cells it spiked into the tube (``expected.csv``:
-``sample_id,spiked``; 0 for a blank). Each sample's expected rate per 7.5 mL is that number
+``sample_id,spiked``; 0 for a blank; an optional ``level`` column groups tubes whose exact
+counts differ into one spike level). Each sample's expected rate per 7.5 mL is that number
 over the tube's stated blood volume (``cartridge.json``), and the called rate is predict's
 (``per_7_5_ml``, of the blood read: a partial sample's rate is its frames' estimate), and after
 review the reviewer's, where a person decided. From them:
 
 * per sample: recovery (called over expected rate), beside its status and sign-off;
-* per spike level: samples, mean called rate, its SD and CV, and mean recovery;
+* per spike level (the ``level`` column's, else the spiked number's): samples, mean expected
+  and called rates, the called rate's SD and CV, and mean recovery;
 * linearity: the least-squares line of called against expected rate over the spiked samples
   (slope with its 95 % interval, intercept, R^2);
 * limit of blank (CLSI EP17, non-parametric): the blanks' called rates at rank
@@ -55,15 +57,19 @@ def read_expected(path: str | Path) -> pd.DataFrame:
                          f"spiked into each tube; 0 for a blank), not {list(table.columns)}",
                          path)
     spiked = pd.to_numeric(table["spiked"], errors="coerce")
-    bad = table.index[~np.isfinite(spiked) | (spiked < 0) | table["sample_id"].isna()]
+    # Compared as stripped: "L1 " typed beside "L1" is the same tube, not a second one.
+    ids = table["sample_id"].str.strip()
+    bad = table.index[~np.isfinite(spiked) | (spiked < 0) | ids.isna() | (ids == "")]
     if len(bad):
         raise InputError(f"line {int(bad[0]) + 2}: a sample id and a spiked number of cells "
                          f"(0 or more) are needed, not {table.iloc[bad[0]].to_dict()}", path)
-    twice = table["sample_id"][table["sample_id"].duplicated()]
+    twice = ids[ids.duplicated()]
     if len(twice):
         raise InputError(f"sample {twice.iloc[0]!r} is listed twice", path)
-    return pd.DataFrame({"spiked": spiked.to_numpy(np.float64)},
-                        index=table["sample_id"].str.strip())
+    out = pd.DataFrame({"spiked": spiked.to_numpy(np.float64)}, index=ids.to_numpy())
+    if "level" in table:  # the lab's own grouping of tubes into levels (their exact counts)
+        out["level"] = table["level"].astype(str).str.strip().to_numpy()
+    return out
 
 
 def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
@@ -74,8 +80,12 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
     InputError naming the samples ``expected`` lists that the results lack."""
     missing = [s for s in expected.index if s not in summaries]
     if missing:
+        lower = {k.lower(): k for k in summaries}
+        named = [s + (f" (results hold {lower[s.lower()]!r})" if s.lower() in lower else "")
+                 for s in missing]
         raise InputError(f"{len(missing)} sample(s) of the expected counts have no predict "
-                         f"output here: {', '.join(missing[:5])}")
+                         f"output here: {', '.join(named[:10])}"
+                         + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else ""))
     rows = []
     for sample, spiked in expected["spiked"].items():
         summary = summaries[sample]
@@ -90,18 +100,30 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),
                      "status": summary.get("status"),
+                     # Why a sample is not ok (a sample's problems), as its summary says.
+                     "problems": "; ".join(str(p) for p in summary.get("problems") or []),
                      "signed_off": signoff_holds(summary),
                      # What made the counts: a study pools one model and one software.
                      "model_sha256": _model_sha256(summary),
+                     "model_name": _model_name(summary),
                      "software": software_text(summary.get("software"),
                                                summary.get("ctcnet_version"))})
     table = pd.DataFrame(rows)
+    table["level"] = (expected["level"].to_numpy() if "level" in expected
+                      else table["spiked"].map(lambda v: f"{v:g}"))
     for mode in ("called", "after_review"):
         with np.errstate(divide="ignore", invalid="ignore"):
             table[f"recovery_{mode}"] = np.where(
                 table["expected_per_7_5_ml"] > 0,
                 table[f"{mode}_per_7_5_ml"] / table["expected_per_7_5_ml"], np.nan)
     return table
+
+
+def _model_name(summary: dict) -> str | None:
+    """The model file's name a summary gives (a cartridge's ``model`` record's path)."""
+    model = summary.get("model")
+    path = model.get("path") if isinstance(model, dict) else summary.get("model")
+    return Path(str(path)).name if path else None
 
 
 def _model_sha256(summary: dict) -> str | None:
@@ -112,11 +134,22 @@ def _model_sha256(summary: dict) -> str | None:
 
 
 def made_by_several(rows: pd.DataFrame) -> list[str]:
-    """What differs between the samples' makers (``model`` files, ``software``): a study's
-    recovery and linearity pooled over two models or versions are no one assay's."""
-    return [f"{what} ({rows[column].nunique(dropna=False)} different)"
-            for column, what in (("model_sha256", "model"), ("software", "software"))
-            if column in rows and rows[column].nunique(dropna=False) > 1]
+    """What differs between the samples' makers (``model`` files, ``software``), each maker
+    with its samples ("model (2 different: ctcnet-default.onnx: B1, L1; ctcnet-core3.onnx:
+    B4)"): a study's recovery and linearity pooled over two models or versions are no one
+    assay's."""
+    out = []
+    for column, what, shown in (("model_sha256", "model", "model_name"),
+                                ("software", "software", "software")):
+        if column not in rows or rows[column].nunique(dropna=False) < 2:
+            continue
+        # A model by its file's name, else its digest's first 12 characters.
+        names = (rows[shown] if shown in rows else rows[column]).fillna(
+            rows[column].astype(str).str[:12])
+        makers = [f"{names[g.index[0]]}: {', '.join(g['sample_id'].astype(str))}"
+                  for _, g in rows.groupby(rows[column].fillna(""), sort=False)]
+        out.append(f"{what} ({len(makers)} different: {'; '.join(makers)})")
+    return out
 
 
 def _number(value) -> float:
@@ -150,7 +183,8 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray) -> dict:
     c_p = Z95 / (1.0 - 1.0 / (4.0 * (n - 1)))
     sd = float(rates.std(ddof=1))
     return {"value": float(lob + c_p * sd), "results": n, "sd": sd, "c_p": c_p,
-            "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"}
+            "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"
+                      + (f" ({n} results; it asks for 60)" if n < 60 else "")}
 
 
 def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
@@ -169,32 +203,43 @@ def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
 
 
 def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
-    """Recovery per level, linearity, limit of blank and of detection (see the module)."""
+    """Recovery per level, linearity, limit of blank and of detection (see the module). A
+    sample without a called rate (a run that failed) is named and left out of every figure."""
+    rated = rows["called_per_7_5_ml"].notna()
+    without = rows.loc[~rated, "sample_id"].astype(str).tolist()
+    rows = rows[rated]
     levels = []
-    for spiked, group in rows.groupby("spiked", sort=True):
+    order = rows.groupby("level")["spiked"].mean().sort_values(kind="stable")
+    for level, spiked_mean in order.items():
+        group = rows[rows["level"] == level]
         called = group["called_per_7_5_ml"].to_numpy(np.float64)
-        mean = float(np.nanmean(called)) if np.isfinite(called).any() else None
-        sd = float(np.nanstd(called, ddof=1)) if np.isfinite(called).sum() > 1 else None
+        mean = float(called.mean()) if len(called) else None
+        sd = float(called.std(ddof=1)) if len(called) > 1 else None
         levels.append({
-            "spiked": float(spiked), "samples": int(len(group)), "mean_called_per_7_5_ml": mean,
+            "level": str(level), "spiked": float(spiked_mean), "samples": int(len(group)),
+            # Beside the called rate, the rate spiked (cells over each tube's volume).
+            "mean_expected_per_7_5_ml": float(group["expected_per_7_5_ml"].mean()),
+            "mean_called_per_7_5_ml": mean,
             "sd": sd, "cv": sd / mean if sd is not None and mean else None,
             # The CV the spike's own Poisson draw gives the level, whatever the assay does.
-            "poisson_cv": 1.0 / math.sqrt(spiked) if spiked > 0 else None,
+            "poisson_cv": 1.0 / math.sqrt(spiked_mean) if spiked_mean > 0 else None,
             "mean_recovery": (float(np.nanmean(group["recovery_called"]))
-                              if spiked > 0 and group["recovery_called"].notna().any()
+                              if spiked_mean > 0 and group["recovery_called"].notna().any()
                               else None)})
-    blanks = rows.loc[rows["spiked"] == 0, "called_per_7_5_ml"].dropna().to_numpy()
+    blanks = rows.loc[rows["spiked"] == 0, "called_per_7_5_ml"].to_numpy()
     spiked = rows[rows["spiked"] > 0]
     lob = limit_of_blank(blanks)
-    lowest = spiked["spiked"].min() if len(spiked) else None
-    low = (spiked.loc[spiked["spiked"] == lowest, "called_per_7_5_ml"].dropna().to_numpy()
+    lowest = next((lv for lv in levels if lv["spiked"] > 0), None)
+    low = (spiked.loc[spiked["level"] == lowest["level"], "called_per_7_5_ml"].to_numpy()
            if lowest is not None else np.zeros(0))
     reviewed = rows["after_review_per_7_5_ml"].notna()
     return {
-        "class": positive, "samples": int(len(rows)),
+        "class": positive, "samples": int(len(rows)), "samples_without_rate": without,
         # Said where the samples' counts were made by several models or software versions.
         "made_by_several": made_by_several(rows),
         "partial_samples": int((rows["status"] != "ok").sum()),
+        "reviewed_samples": int(reviewed.sum()),
+        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
         "levels": levels,
         "linearity": linearity(spiked["expected_per_7_5_ml"].to_numpy(np.float64),
                                spiked["called_per_7_5_ml"].to_numpy(np.float64)),
@@ -205,8 +250,10 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
             if len(spiked) and reviewed[spiked.index].all() else None),
         "limit_of_blank_per_7_5_ml": lob,
         "limit_of_detection_per_7_5_ml": {**limit_of_detection(lob["value"], low),
+                                          "level": None if lowest is None
+                                          else lowest["level"],
                                           "level_spiked": None if lowest is None
-                                          else float(lowest)}}
+                                          else lowest["spiked"]}}
 
 
 def rows_csv(rows: pd.DataFrame) -> str:

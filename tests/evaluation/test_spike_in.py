@@ -32,7 +32,9 @@ def test_the_expected_counts_are_read_or_refused_naming_the_line(tmp_path):
     for text, said in (("sample,n\nA,5\n", "columns sample_id,spiked"),
                        ("sample_id,spiked\nA,5\nB,-1\n", "line 3"),
                        ("sample_id,spiked\nA,five\n", "line 2"),
-                       ("sample_id,spiked\nA,5\nA,6\n", "'A' is listed twice")):
+                       ("sample_id,spiked\nA,5\nA,6\n", "'A' is listed twice"),
+                       # A trailing space typed beside the id is the same tube.
+                       ("sample_id,spiked\nA,5\nA ,6\n", "'A' is listed twice")):
         path.write_text(text)
         with pytest.raises(InputError, match=said):
             read_expected(path)
@@ -50,6 +52,9 @@ def test_rates_and_recovery_are_per_7_5_ml_of_the_tubes_stated_volume():
     assert np.isnan(rows.loc["blank", "recovery_called"])
     with pytest.raises(InputError, match="have no predict output here: blank"):
         sample_rows({"five": summary(12.0)}, expected)
+    # Another case is named as what the results hold.
+    with pytest.raises(InputError, match=r"blank \(results hold 'Blank'\)"):
+        sample_rows({"five": summary(12.0), "Blank": summary(0.0)}, expected)
 
 
 def test_limit_of_blank_is_ep17s_rank_and_the_detection_limit_adds_the_low_levels_sd():
@@ -90,8 +95,32 @@ def test_the_report_gives_levels_linearity_and_limits():
                        if i < 5 else {"ctcnet": "0.2.0"}} for i, c in enumerate(called)}
     rows = sample_rows(mixed, expected)
     assert rows["software"].tolist()[:1] == ["ctcnet 0.1.0, commit 1234567890ab"]
-    assert spike_report(rows)["made_by_several"] == ["model (2 different)",
-                                                     "software (2 different)"]
+    assert spike_report(rows)["made_by_several"] == [
+        "model (2 different: ab: s0, s1, s2, s3, s4; cd: s5, s6, s7, s8)",
+        "software (2 different: ctcnet 0.1.0, commit 1234567890ab: s0, s1, s2, s3, s4; "
+        "ctcnet 0.2.0: s5, s6, s7, s8)"]
+    # A sample whose run failed (no rate) is named and left out of every figure.
+    failed = {**{f"s{i}": summary(float(c)) for i, c in enumerate(called)},
+              "s4": {**summary(0.0), "per_7_5_ml": {}, "status": "failed"}}
+    report = spike_report(sample_rows(failed, expected))
+    assert report["samples_without_rate"] == ["s4"] and report["samples"] == 8
+    assert next(lv for lv in report["levels"] if lv["spiked"] == 5)["samples"] == 2
+
+
+def test_a_level_column_groups_tubes_of_exact_counts():
+    """Tubes counted exactly (3, 4, 6 cells) grouped by the lab's ``level`` column: one level
+    with a CV and a detection limit, not three levels of one tube each."""
+    expected = pd.DataFrame({"spiked": [0.0, 0.0, 3.0, 4.0, 6.0],
+                             "level": ["blank", "blank", "low", "low", "low"]},
+                            index=["b1", "b2", "l1", "l2", "l3"])
+    called = {"b1": 0.0, "b2": 1.0, "l1": 3.0, "l2": 3.0, "l3": 6.0}
+    report = spike_report(sample_rows({k: summary(v) for k, v in called.items()}, expected))
+    low = report["levels"][1]
+    assert (low["level"], low["samples"], low["spiked"]) == ("low", 3, pytest.approx(13 / 3))
+    assert low["mean_expected_per_7_5_ml"] == pytest.approx(13 / 3)
+    assert low["cv"] == pytest.approx(np.std([3, 3, 6], ddof=1) / 4)
+    assert report["limit_of_detection_per_7_5_ml"]["level"] == "low"
+    assert report["limit_of_detection_per_7_5_ml"]["results"] == 3
 
 
 def test_evaluate_expected_scores_a_predict_output_folder(tmp_path, capsys):
@@ -149,4 +178,12 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     pd.DataFrame({"event_id": [0]}).to_parquet(study / "night2" / "low" / "events.parquet")
     assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
                  "--out", str(tmp_path / "out2")]) == 2
-    assert "sample 'low' has results in two folders" in capsys.readouterr().err
+    assert "sample 'low' has results in 2 folders" in capsys.readouterr().err
+    # Named as night2/low, that one is scored; night1's is said and left out.
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked\nblank,0\nnight2/low,5\nmid,20\nhigh,100\n")
+    assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out3")]) == 0
+    report = json.loads((tmp_path / "out3" / "spike_in.json").read_text())
+    assert report["results_not_expected"] == ["night1/low"]
+    assert "pooled 2 predict output folders: night1, night2" in capsys.readouterr().out
