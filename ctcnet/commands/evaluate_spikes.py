@@ -49,6 +49,9 @@ def run_spike_in(args: argparse.Namespace) -> int:
         print(f"pooled {len(nights)} predict output folders: "
               + ", ".join(p.name for p in nights))
     _say_table(report)
+    if report["after_review"]:
+        print("after review (every sample reviewed):")
+        _say_table(report["after_review"])
     _say_left_out(report)
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
@@ -79,7 +82,7 @@ def _summaries(folders: dict[str, Path], listed: set) -> tuple[dict, dict]:
 
 
 def _say_table(report: dict) -> None:
-    """The levels, the line and the limits, on the console."""
+    """The levels, the line and the limits (of one reading of the counts), on the console."""
     print(f"{'level':>8s} {'cells spiked':>12s} {'samples':>7s} {'expected per 7.5 mL':>19s} "
           f"{'called per 7.5 mL':>18s} {'CV':>6s} {'Poisson CV':>10s} {'recovery':>8s}")
     for level in report["levels"]:
@@ -89,13 +92,12 @@ def _say_table(report: dict) -> None:
               f"{level['mean_expected_per_7_5_ml']:19.2f} {_shown(mean, '.2f'):>18s} "
               f"{_shown(cv, '.0%'):>6s} {_shown(poisson, '.0%'):>10s} "
               f"{_shown(recovery, '.0%'):>8s}")
-    for key, when in (("linearity", ""), ("linearity_after_review", " after review")):
-        line = report[key]
-        if line:
-            print(f"linearity{when} over {line['samples']} spiked samples: called = "
-                  f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
-                  f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
-                  f"R^2 {line['r2']:.3f}")
+    line = report["linearity"]
+    if line:
+        print(f"linearity over {line['samples']} spiked samples: called = "
+              f"{line['slope']:.3f} (95 % CI {line['slope_ci95'][0]:.3f}-"
+              f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
+              f"R^2 {line['r2']:.3f}")
     lob, lod = report["limit_of_blank_per_7_5_ml"], report["limit_of_detection_per_7_5_ml"]
     print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
           + f" per 7.5 mL ({lob['method']})")
@@ -119,12 +121,11 @@ def _say_left_out(report: dict) -> None:
               "from those that were")
     reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
     if reviewed:
-        print(f"{reviewed} of {report['samples']} samples reviewed, {signed} signed off: "
-              "the figures above are the automatic counts" +
-              ("; the line after review is over the reviewed counts"
-               if report["linearity_after_review"] else
-               "; the line after review needs every spiked sample reviewed") +
-              " (spike_in.csv: after_review_per_7_5_ml, recovery_after_review)")
+        print(f"{reviewed} of {report['samples']} samples reviewed, {signed} signed off"
+              + ("" if report["after_review"] else
+                 ": the figures are the automatic counts; after review they need every "
+                 "sample reviewed")
+              + " (spike_in.csv: after_review_per_7_5_ml, recovery_after_review)")
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "
                     "pool them", "; and more than one ".join(report["made_by_several"]))

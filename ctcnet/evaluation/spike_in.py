@@ -14,6 +14,7 @@ review the reviewer's, where a person decided. From them:
   and called rates, the called rate's SD and CV, and mean recovery;
 * linearity: the least-squares line of called against expected rate over the spiked samples
   (slope with its 95 % interval, intercept, R^2);
+* these figures again of the counts after review, where a person reviewed every sample;
 * limit of blank (CLSI EP17, non-parametric): the blanks' called rates at rank
   0.5 + 0.95 B of the B blanks in order (the highest one when B < 20, said so), and limit of
   detection (parametric): the limit of blank plus 1.645 / (1 - 1/(4 (L - J))) times the
@@ -85,7 +86,8 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                  for s in missing]
         raise InputError(f"{len(missing)} sample(s) of the expected counts have no predict "
                          f"output here: {', '.join(named[:10])}"
-                         + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else ""))
+                         + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
+                         + " (a study's nights: score the folder that holds them all)")
     rows = []
     for sample, spiked in expected["spiked"].items():
         summary = summaries[sample]
@@ -203,16 +205,36 @@ def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
 
 
 def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
-    """Recovery per level, linearity, limit of blank and of detection (see the module). A
-    sample without a called rate (a run that failed) is named and left out of every figure."""
+    """Recovery per level, linearity, limit of blank and of detection (see the module), of the
+    automatic counts and, where every sample was reviewed, of the counts after review
+    (``after_review``). A sample without a called rate (a run that failed) is named and left
+    out of every figure."""
     rated = rows["called_per_7_5_ml"].notna()
     without = rows.loc[~rated, "sample_id"].astype(str).tolist()
     rows = rows[rated]
+    reviewed = rows["after_review_per_7_5_ml"].notna()
+    return {
+        "class": positive, "samples": int(len(rows)), "samples_without_rate": without,
+        # Said where the samples' counts were made by several models or software versions.
+        "made_by_several": made_by_several(rows),
+        "partial_samples": int((rows["status"] != "ok").sum()),
+        "reviewed_samples": int(reviewed.sum()),
+        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
+        **_figures(rows, "called"),
+        # The same figures of the counts after review, where a person decided on every one.
+        "after_review": (_figures(rows, "after_review") if len(rows) and reviewed.all()
+                         else None)}
+
+
+def _figures(rows: pd.DataFrame, mode: str) -> dict:
+    """Levels, linearity and limits of one reading of the rates (``called`` or
+    ``after_review``: the columns ``<mode>_per_7_5_ml`` and ``recovery_<mode>``)."""
+    rate, recovery = f"{mode}_per_7_5_ml", f"recovery_{mode}"
     levels = []
     order = rows.groupby("level")["spiked"].mean().sort_values(kind="stable")
     for level, spiked_mean in order.items():
         group = rows[rows["level"] == level]
-        called = group["called_per_7_5_ml"].to_numpy(np.float64)
+        called = group[rate].to_numpy(np.float64)
         mean = float(called.mean()) if len(called) else None
         sd = float(called.std(ddof=1)) if len(called) > 1 else None
         levels.append({
@@ -223,37 +245,21 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
             "sd": sd, "cv": sd / mean if sd is not None and mean else None,
             # The CV the spike's own Poisson draw gives the level, whatever the assay does.
             "poisson_cv": 1.0 / math.sqrt(spiked_mean) if spiked_mean > 0 else None,
-            "mean_recovery": (float(np.nanmean(group["recovery_called"]))
-                              if spiked_mean > 0 and group["recovery_called"].notna().any()
-                              else None)})
-    blanks = rows.loc[rows["spiked"] == 0, "called_per_7_5_ml"].to_numpy()
+            "mean_recovery": (float(np.nanmean(group[recovery]))
+                              if spiked_mean > 0 and group[recovery].notna().any() else None)})
     spiked = rows[rows["spiked"] > 0]
-    lob = limit_of_blank(blanks)
+    lob = limit_of_blank(rows.loc[rows["spiked"] == 0, rate].to_numpy())
     lowest = next((lv for lv in levels if lv["spiked"] > 0), None)
-    low = (spiked.loc[spiked["level"] == lowest["level"], "called_per_7_5_ml"].to_numpy()
+    low = (spiked.loc[spiked["level"] == lowest["level"], rate].to_numpy()
            if lowest is not None else np.zeros(0))
-    reviewed = rows["after_review_per_7_5_ml"].notna()
-    return {
-        "class": positive, "samples": int(len(rows)), "samples_without_rate": without,
-        # Said where the samples' counts were made by several models or software versions.
-        "made_by_several": made_by_several(rows),
-        "partial_samples": int((rows["status"] != "ok").sum()),
-        "reviewed_samples": int(reviewed.sum()),
-        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
-        "levels": levels,
-        "linearity": linearity(spiked["expected_per_7_5_ml"].to_numpy(np.float64),
-                               spiked["called_per_7_5_ml"].to_numpy(np.float64)),
-        # After review, over the spiked samples a person decided on, where all were.
-        "linearity_after_review": (linearity(
-            spiked["expected_per_7_5_ml"].to_numpy(np.float64),
-            spiked["after_review_per_7_5_ml"].to_numpy(np.float64))
-            if len(spiked) and reviewed[spiked.index].all() else None),
-        "limit_of_blank_per_7_5_ml": lob,
-        "limit_of_detection_per_7_5_ml": {**limit_of_detection(lob["value"], low),
-                                          "level": None if lowest is None
-                                          else lowest["level"],
-                                          "level_spiked": None if lowest is None
-                                          else lowest["spiked"]}}
+    return {"levels": levels,
+            "linearity": linearity(spiked["expected_per_7_5_ml"].to_numpy(np.float64),
+                                   spiked[rate].to_numpy(np.float64)),
+            "limit_of_blank_per_7_5_ml": lob,
+            "limit_of_detection_per_7_5_ml": {
+                **limit_of_detection(lob["value"], low),
+                "level": None if lowest is None else lowest["level"],
+                "level_spiked": None if lowest is None else lowest["spiked"]}}
 
 
 def rows_csv(rows: pd.DataFrame) -> str:

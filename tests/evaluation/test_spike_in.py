@@ -87,7 +87,7 @@ def test_the_report_gives_levels_linearity_and_limits():
     assert line["slope_ci95"][0] < line["slope"] < line["slope_ci95"][1]
     assert report["limit_of_blank_per_7_5_ml"]["value"] == 1.0
     assert report["limit_of_detection_per_7_5_ml"]["level_spiked"] == 5.0
-    assert report["linearity_after_review"] is None  # nobody reviewed
+    assert report["after_review"] is None  # nobody reviewed
     assert report["made_by_several"] == []  # one maker (none recorded, alike)
     # Counts made by two versions of ctcnet and two models are said to be pooled.
     mixed = {f"s{i}": {**summary(float(c)), "model": {"sha256": "ab" if i < 5 else "cd"},
@@ -187,3 +187,23 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     report = json.loads((tmp_path / "out3" / "spike_in.json").read_text())
     assert report["results_not_expected"] == ["night1/low"]
     assert "pooled 2 predict output folders: night1, night2" in capsys.readouterr().out
+
+
+def test_every_sample_reviewed_gives_the_figures_after_review(tmp_path, capsys):
+    """Where a person reviewed every sample, the levels, line and limits are given of the
+    counts after review too; one unreviewed sample leaves them out, said."""
+    levels = [0, 0, 5, 5, 5, 50, 50, 50]
+    called = [1, 0, 3, 4, 2, 40, 41, 39]
+    after = [0, 0, 5, 4, 5, 49, 50, 48]
+    expected = pd.DataFrame({"spiked": np.asarray(levels, float)},
+                            index=[f"s{i}" for i in range(8)])
+    rows = sample_rows({f"s{i}": summary(float(c), after=float(a))
+                        for i, (c, a) in enumerate(zip(called, after))}, expected)
+    report = spike_report(rows)
+    reviewed = report["after_review"]
+    assert reviewed["limit_of_blank_per_7_5_ml"]["value"] == 0.0
+    assert reviewed["levels"][1]["mean_called_per_7_5_ml"] == pytest.approx(14 / 3)
+    assert reviewed["linearity"]["slope"] > report["linearity"]["slope"]
+    assert report["levels"][1]["mean_called_per_7_5_ml"] == 3.0  # the automatic ones stay
+    rows.loc[0, "after_review_per_7_5_ml"] = np.nan
+    assert spike_report(rows)["after_review"] is None
