@@ -2,7 +2,8 @@
 (:mod:`ctcnet.evaluation.spike_in`): recovery per sample and level, linearity, limit of blank
 and of detection, written to ``--out`` (``spike_in.json``, ``spike_in.csv``) and said on the
 console. ``RESULTS`` is a predict ``--out`` folder, or a folder of them (a study's nights,
-pooled; a sample with results in two is refused)."""
+pooled; a sample with results in two is scored as the expected counts name it,
+``<folder>/<sample_id>``, and refused otherwise)."""
 
 from __future__ import annotations
 
