@@ -116,10 +116,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: every crop but the split=train ones the baselines fit "
                              "on")
     parser.add_argument("--expected", metavar="CSV",
-                        help="a spike-in validation: DATA is a ctcnet predict --out folder (or "
-                             "a folder of them, pooled) and CSV lists sample_id,spiked (cells "
-                             "spiked into each tube; 0 for a blank): recovery, linearity, limits "
-                             "of blank and detection")
+                        help="a spike-in validation (docs/training.md): DATA is a predict --out "
+                             "folder or a folder of them; CSV lists sample_id,spiked[,level] "
+                             "(cells per tube, 0 for a blank; a tube scanned twice named "
+                             "<folder>/<sample_id>): recovery, linearity, LoB, LoD")
     add_baseline_arguments(parser)
     parser.add_argument("--calibrate-on", metavar="VAL_DIR",
                         help="labelled validation crops: fit the temperature and the review "

@@ -30,12 +30,17 @@ def run_spike_in(args: argparse.Namespace) -> int:
                          "with the model first)")
     expected = read_expected(args.expected)
     folders, nights = _samples_of_nights(Path(args.data), find_samples)
-    summaries, read_from = _summaries(folders, set(expected.index))
+    results = _results(folders)
+    expected.index = [_named(i, results) for i in expected.index]
+    summaries, read_from = _summaries(results, expected.index)
     rows = sample_rows(summaries, expected)
     rows.insert(1, "results_folder", [str(read_from[s]) for s in rows["sample_id"]])
     report = spike_report(rows)
     # Results the expected counts do not list: not scored, and said (a mistyped id).
-    report["results_not_expected"] = sorted(s for s in summaries if s not in expected.index)
+    report["results_not_expected"] = [
+        key + ("" if summaries[key].get("status", "ok") == "ok"
+               else f" ({summaries[key].get('status')})")
+        for key in sorted(summaries) if key not in expected.index]
     report["results_folders"] = [str(p) for p in nights]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,10 +63,9 @@ def run_spike_in(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summaries(folders: dict[str, Path], listed: set) -> tuple[dict, dict]:
-    """Each result's summary by sample id, and the predict output folder it came from. A tube
-    with results in two folders (re-scanned another night) is refused unless the expected
-    counts name the one to score as ``<folder>/<sample_id>``."""
+def _results(folders: dict[str, Path]) -> dict[str, list]:
+    """Each sample id's results, as (folder, summary.json parsed): one, or a tube's several
+    (scanned again another night)."""
     read: dict[str, list] = {}
     for name, folder in folders.items():
         try:
@@ -69,14 +73,39 @@ def _summaries(folders: dict[str, Path], listed: set) -> tuple[dict, dict]:
         except (OSError, ValueError) as err:
             raise InputError(f"cannot read its summary: {err}", folder) from None
         read.setdefault(str(summary.get("sample_id") or name), []).append((folder, summary))
+    return read
+
+
+def _named(listed: str, results: dict[str, list]) -> str:
+    """An expected count's id as the results know it: ``<folder>/<sample_id>`` names one
+    night's result (a path to it, as spike_in.csv's ``results_folder`` writes it, too); a
+    tube with results in one folder is its plain id either way."""
+    night, _, sample = str(listed).replace("\\", "/").rstrip("/").rpartition("/")
+    if not night:
+        return listed
+    night = night.rpartition("/")[2]
+    found = results.get(sample, [])
+    if not any(folder.parent.name == night for folder, _ in found):
+        where = ", ".join(folder.parent.name for folder, _ in found)
+        raise InputError(f"expected sample {listed!r}: no result of {sample!r} in a folder "
+                         f"{night!r}" + (f" (it has results in {where})" if where else ""))
+    return sample if len(found) == 1 else f"{night}/{sample}"
+
+
+def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
+    """Each result's summary by the id it is scored under, and the predict output folder it
+    came from. A tube with results in two folders (scanned again another night) is scored
+    under ``<folder>/<sample_id>``: refused when the expected counts list it plainly, or list
+    more than one of its results (one tube, one result)."""
     summaries, where = {}, {}
-    for sample, found in read.items():
+    listed = set(listed)
+    for sample, found in results.items():
         keys = ([sample] if len(found) == 1 else
                 [f"{folder.parent.name}/{sample}" for folder, _ in found])
-        if len(found) > 1 and sample in listed:  # one tube, one result: say which
+        if len(found) > 1 and (sample in listed or len(listed & set(keys)) > 1):
             raise InputError(f"sample {sample!r} has results in {len(found)} folders "
                              f"({', '.join(str(f.parent) for f, _ in found)}): name the one "
-                             f"to score in the expected counts as {' or '.join(keys)}")
+                             f"to score in the expected counts, as {' or '.join(keys)}")
         for key, (folder, summary) in zip(keys, found):
             summaries[key], where[key] = summary, folder.parent
     return summaries, where
@@ -100,10 +129,11 @@ def _say_table(report: dict) -> None:
               f"{line['slope_ci95'][1]:.3f}) x expected {line['intercept']:+.2f}, "
               f"R^2 {line['r2']:.3f}")
     lob, lod = report["limit_of_blank_per_7_5_ml"], report["limit_of_detection_per_7_5_ml"]
+    results = f"{lod['results']} result{'' if lod['results'] == 1 else 's'}"
     print("limit of blank: " + ("-" if lob["value"] is None else f"{lob['value']:.2f}")
-          + f" per 7.5 mL ({lob['method']})")
+          + f" per 7.5 mL, {lob['method']}")
     print("limit of detection: " + ("-" if lod["value"] is None else f"{lod['value']:.2f}")
-          + f" per 7.5 mL ({lod['method']}; {lod['results']} results)")
+          + f" per 7.5 mL from {results}, {lod['method']}")
 
 
 def _say_left_out(report: dict) -> None:
@@ -117,16 +147,20 @@ def _say_left_out(report: dict) -> None:
                     len(report["results_not_expected"]),
                     ", ".join(report["results_not_expected"][:10]))
     if report["partial_samples"]:
-        print(f"{report['partial_samples']} sample(s) not 'ok' (spike_in.csv: status, "
-              "problems): a sample whose frames were not all read has its rate estimated "
-              "from those that were")
+        print(f"{report['partial_samples']} sample(s) not 'ok', scored as they stand "
+              "(spike_in.csv: status, problems):")
+        for sample, problems in report["partial_problems"].items():
+            print(f"  {sample}: {problems[:150]}")
     reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
-    if reviewed:
-        print(f"{reviewed} of {report['samples']} samples reviewed, {signed} signed off"
-              + ("" if report["after_review"] else
-                 ": the figures are the automatic counts; after review they need every "
-                 "sample reviewed")
-              + " (spike_in.csv: after_review_per_7_5_ml, recovery_after_review)")
+    if reviewed or signed:
+        waiting = report["samples_not_reviewed"]
+        print(f"{reviewed} of {report['samples']} samples reviewed to the end, {signed} "
+              "signed off" + ("" if report["after_review"] else
+                              "; the figures after review wait on "
+                              + ", ".join(waiting[:10]) + (", ..." if len(waiting) > 10 else "")
+                              + " (a sample's review is final once signed off with no "
+                              "candidate left undecided)")
+              + " (spike_in.csv: after_review_per_7_5_ml, review_complete)")
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "
                     "pool them", "; and more than one ".join(report["made_by_several"]))

@@ -14,7 +14,8 @@ review the reviewer's, where a person decided. From them:
   and called rates, the called rate's SD and CV, and mean recovery;
 * linearity: the least-squares line of called against expected rate over the spiked samples
   (slope with its 95 % interval, intercept, R^2);
-* these figures again of the counts after review, where a person reviewed every sample;
+* these figures again of the counts after review, where every sample's review is final
+  (signed off with no candidate left undecided, or nothing on its review list);
 * limit of blank (CLSI EP17, non-parametric): the blanks' called rates at rank
   0.5 + 0.95 B of the B blanks in order (the highest one when B < 20, said so), and limit of
   detection (parametric): the limit of blank plus 1.645 / (1 - 1/(4 (L - J))) times the
@@ -29,6 +30,7 @@ alone, and the report gives each level's Poisson share of the CV beside the meas
 from __future__ import annotations
 
 import io
+import logging
 import math
 from pathlib import Path
 
@@ -38,6 +40,8 @@ import pandas as pd
 from ctcnet.core.provenance import software_text
 from ctcnet.errors import InputError
 from ctcnet.inference.summary import signoff_holds
+
+log = logging.getLogger(__name__)
 
 # EP17's one-sided 95 % z.
 Z95 = 1.645
@@ -69,8 +73,31 @@ def read_expected(path: str | Path) -> pd.DataFrame:
         raise InputError(f"sample {twice.iloc[0]!r} is listed twice", path)
     out = pd.DataFrame({"spiked": spiked.to_numpy(np.float64)}, index=ids.to_numpy())
     if "level" in table:  # the lab's own grouping of tubes into levels (their exact counts)
-        out["level"] = table["level"].astype(str).str.strip().to_numpy()
+        out["level"] = _checked_levels(table["level"], spiked, path)
     return out
+
+
+def _checked_levels(column: pd.Series, spiked: pd.Series, path: Path) -> np.ndarray:
+    """The ``level`` column, refused where a label is empty, where two labels differ only in
+    case (``Mid``, ``mid``) or where a level holds blanks and spiked tubes: a level's mean, CV
+    and the detection limit read it as one spike."""
+    levels = column.fillna("").astype(str).str.strip()
+    empty = levels.index[levels == ""]
+    if len(empty):
+        raise InputError(f"line {int(empty[0]) + 2}: the level is empty", path)
+    by_case: dict[str, str] = {}
+    for name in levels.unique():
+        other = by_case.setdefault(name.lower(), name)
+        if other != name:
+            raise InputError(f"levels {other!r} and {name!r} differ only in case: one level?",
+                             path)
+    for name, group in spiked.groupby(levels.to_numpy()):
+        if (group == 0).any() and (group > 0).any():
+            raise InputError(f"level {name!r} holds blanks (spiked 0) and spiked tubes", path)
+        if (group > 0).all() and group.max() > 2 * group.min():
+            log.warning("level %r holds tubes of %g to %g cells: its mean and CV read them as "
+                        "one spike", name, group.min(), group.max())
+    return levels.to_numpy()
 
 
 def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
@@ -97,14 +124,21 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
         reviewed = summary.get("reviewed") or {}
         after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
                  if reviewed.get("reviewed") else None)
+        complete = _review_complete(summary)
+        if complete and after is None:  # nothing on its list to decide: as called
+            after = called
         rows.append({"sample_id": sample, "spiked": spiked, "blood_volume_ml": volume,
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),
                      "status": summary.get("status"),
-                     # Why a sample is not ok (a sample's problems), as its summary says.
-                     "problems": "; ".join(str(p) for p in summary.get("problems") or []),
+                     # Why a sample is not ok, as its summary says (its problems, or
+                     # the frames it could not read).
+                     "problems": "; ".join([str(p) for p in summary.get("problems") or []]
+                                           or [str(f.get("reason", f)) for f in
+                                               summary.get("skipped_frames") or []]),
                      "signed_off": signoff_holds(summary),
+                     "review_complete": complete,
                      # What made the counts: a study pools one model and one software.
                      "model_sha256": _model_sha256(summary),
                      "model_name": _model_name(summary),
@@ -119,6 +153,16 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                 table["expected_per_7_5_ml"] > 0,
                 table[f"{mode}_per_7_5_ml"] / table["expected_per_7_5_ml"], np.nan)
     return table
+
+
+def _review_complete(summary: dict) -> bool:
+    """Whether a sample's counts after review are final: signed off (current) with no
+    candidate left undecided, or nothing on its review list to decide."""
+    listed = (summary.get("review_list") or {}).get("events")
+    if listed is None:
+        listed = (summary.get("tally") or {}).get("review_events")
+    signoff = summary.get("signoff") or {}
+    return listed == 0 or (signoff_holds(summary) and not signoff.get("unreviewed"))
 
 
 def _model_name(summary: dict) -> str | None:
@@ -166,8 +210,8 @@ def limit_of_blank(blank_rates: np.ndarray) -> dict:
         return {"value": None, "blanks": 0, "method": "no blank (spiked 0) among the samples"}
     if n < EP17_MIN_BLANKS:
         return {"value": float(rates[-1]), "blanks": n,
-                "method": f"the highest of {n} blanks (EP17's rank 0.5 + 0.95 B needs "
-                          f"{EP17_MIN_BLANKS} or more; it asks for 60)"}
+                "method": f"the highest of {n} blanks: EP17's rank 0.5 + 0.95 B needs "
+                          f"{EP17_MIN_BLANKS} or more, and it asks for 60"}
     rank = 0.5 + 0.95 * n  # 1-based, between two ordered results
     low = int(math.floor(rank))
     value = rates[low - 1] + (rank - low) * (rates[min(low, n - 1)] - rates[low - 1])
@@ -181,12 +225,13 @@ def limit_of_detection(lob: float | None, low_rates: np.ndarray) -> dict:
     n = int(rates.size)
     if lob is None or n < 2:
         return {"value": None, "results": n,
-                "method": "needs a limit of blank and 2 or more results at the lowest level"}
+                "method": "needs a limit of blank and 2 or more results at the lowest level "
+                          "(tubes of exact counts: group them with a level column)"}
     c_p = Z95 / (1.0 - 1.0 / (4.0 * (n - 1)))
     sd = float(rates.std(ddof=1))
     return {"value": float(lob + c_p * sd), "results": n, "sd": sd, "c_p": c_p,
             "method": "EP17 parametric: LoB + c_p x SD of the lowest spiked level"
-                      + (f" ({n} results; it asks for 60)" if n < 60 else "")}
+                      + ("; EP17 asks for 60 results" if n < 60 else "")}
 
 
 def linearity(expected: np.ndarray, called: np.ndarray) -> dict | None:
@@ -212,17 +257,21 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
     rated = rows["called_per_7_5_ml"].notna()
     without = rows.loc[~rated, "sample_id"].astype(str).tolist()
     rows = rows[rated]
-    reviewed = rows["after_review_per_7_5_ml"].notna()
+    complete = rows["review_complete"].astype(bool)
     return {
         "class": positive, "samples": int(len(rows)), "samples_without_rate": without,
         # Said where the samples' counts were made by several models or software versions.
         "made_by_several": made_by_several(rows),
         "partial_samples": int((rows["status"] != "ok").sum()),
-        "reviewed_samples": int(reviewed.sum()),
+        "partial_problems": {str(r.sample_id): str(r.problems) for r in
+                             rows[rows["status"] != "ok"].itertuples()},
+        "reviewed_samples": int(complete.sum()),
+        # Those whose review is not final (not signed off, or candidates left undecided).
+        "samples_not_reviewed": rows.loc[~complete, "sample_id"].astype(str).tolist(),
         "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
         **_figures(rows, "called"),
-        # The same figures of the counts after review, where a person decided on every one.
-        "after_review": (_figures(rows, "after_review") if len(rows) and reviewed.all()
+        # The same figures of the counts after review, where every sample's review is final.
+        "after_review": (_figures(rows, "after_review") if len(rows) and complete.all()
                          else None)}
 
 

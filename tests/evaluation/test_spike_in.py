@@ -107,6 +107,22 @@ def test_the_report_gives_levels_linearity_and_limits():
     assert next(lv for lv in report["levels"] if lv["spiked"] == 5)["samples"] == 2
 
 
+def test_a_level_column_is_refused_where_it_cannot_be_one_spike(tmp_path, caplog):
+    """A level holding blanks and spiked tubes, an empty level, and labels alike but for case
+    are refused; a level spanning tubes far apart is said."""
+    path = tmp_path / "expected.csv"
+    for rows, said in (("a,0,low\nb,4,low\n", "level 'low' holds blanks"),
+                       ("a,0,blank\nb,4,\n", "line 3: the level is empty"),
+                       ("a,3,Mid\nb,4,mid\n", "levels 'Mid' and 'mid' differ only in case")):
+        path.write_text("sample_id,spiked,level\n" + rows)
+        with pytest.raises(InputError, match=said):
+            read_expected(path)
+    path.write_text("sample_id,spiked,level\na,3,x\nb,45,x\n")
+    with caplog.at_level("WARNING"):
+        assert read_expected(path)["level"].tolist() == ["x", "x"]
+    assert "level 'x' holds tubes of 3 to 45 cells" in caplog.text
+
+
 def test_a_level_column_groups_tubes_of_exact_counts():
     """Tubes counted exactly (3, 4, 6 cells) grouped by the lab's ``level`` column: one level
     with a CV and a detection limit, not three levels of one tube each."""
@@ -187,6 +203,18 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     report = json.loads((tmp_path / "out3" / "spike_in.json").read_text())
     assert report["results_not_expected"] == ["night1/low"]
     assert "pooled 2 predict output folders: night1, night2" in capsys.readouterr().out
+    # Any result may be named by its folder, or by the path spike_in.csv gives it; a night
+    # without it is refused naming where it is; both scans of one tube are one tube.
+    for ids, rc, said in (("night1/blank,0\nstudy/night2/low,5\nmid,20\nhigh,100", 0, ""),
+                          ("blank,0\nnight3/low,5\nmid,20\nhigh,100", 2,
+                           "no result of 'low' in a folder 'night3' (it has results in "
+                           "night1, night2)"),
+                          ("blank,0\nnight1/low,5\nnight2/low,5\nmid,20\nhigh,100", 2,
+                           "name the one to score")):
+        (tmp_path / "expected.csv").write_text("sample_id,spiked\n" + ids + "\n")
+        assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
+                     "--out", str(tmp_path / "out4")]) == rc
+        assert said in capsys.readouterr().err
 
 
 def test_every_sample_reviewed_gives_the_figures_after_review(tmp_path, capsys):
@@ -205,5 +233,14 @@ def test_every_sample_reviewed_gives_the_figures_after_review(tmp_path, capsys):
     assert reviewed["levels"][1]["mean_called_per_7_5_ml"] == pytest.approx(14 / 3)
     assert reviewed["linearity"]["slope"] > report["linearity"]["slope"]
     assert report["levels"][1]["mean_called_per_7_5_ml"] == 3.0  # the automatic ones stay
-    rows.loc[0, "after_review_per_7_5_ml"] = np.nan
-    assert spike_report(rows)["after_review"] is None
+    assert report["samples_not_reviewed"] == []
+    # A review is final once signed off with no candidate left undecided, or where nothing
+    # was on the list: one decision on a sample whose held CTC waits is not.
+    waiting = {f"s{i}": summary(float(c), after=float(a))
+               for i, (c, a) in enumerate(zip(called, after))}
+    waiting["s2"]["signoff"] = {"status": "current", "unreviewed": 1}
+    waiting["s0"] = {**summary(1.0), "review_list": {"events": 0}}  # nothing to decide
+    report = spike_report(sample_rows(waiting, expected))
+    assert report["after_review"] is None and report["samples_not_reviewed"] == ["s2"]
+    rows = sample_rows(waiting, expected).set_index("sample_id")
+    assert rows.loc["s0", "review_complete"] and rows.loc["s0", "after_review_per_7_5_ml"] == 1
