@@ -40,7 +40,13 @@ import pandas as pd
 from scipy import stats
 
 from ctcnet.evaluation.counts import ABS_TOLERANCE, REL_TOLERANCE, match_events, patient_counts
-from ctcnet.inference.guard import MARKERS_CTC, MARKERS_VOUCH, counted, markers_overrule
+from ctcnet.inference.guard import (
+    MARKERS_CTC,
+    MARKERS_VOUCH,
+    counted,
+    markers_call,
+    markers_overrule,
+)
 from ctcnet.inference.tables import band_proba_of, label_events
 from ctcnet.nn.calls import COUNTED_CLASSES, DecisionRule, as_rule
 
@@ -89,12 +95,13 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     same = out["model_class"].to_numpy(object) == events["model_class"].to_numpy(object)
     out["guard"] = np.where(same, guard.to_numpy(object), "")
     if MARKERS_CTC in events:  # the markers' call over the network's, as predict makes it
+        kinds = spec.taxonomy.guard_kinds()
         overruled = markers_overrule(out["model_class"].to_numpy(object),
                                      events[MARKERS_CTC].to_numpy(bool), proba, names,
                                      out["class"].to_numpy(object),
                                      out["edge_cut"].to_numpy(bool) if "edge_cut" in out
-                                     else None)
-        out.loc[overruled, "class"] = "ctc"
+                                     else None, kinds)
+        out.loc[overruled, "class"] = markers_call(proba, names, kinds)[overruled]
     # A ctc call whose doubt the markers settle (as predict read them, on the same call) is
     # not queued for it; a call predict did not make has no such reading.
     vouched = same & (out["class"].to_numpy(object) == "ctc")

@@ -165,7 +165,7 @@ class Taxonomy:
             elif isinstance(entry, dict) and "name" in entry:
                 _refuse_misspelt(entry, _CLASS_KEYS, f"class {entry['name']!r}", source)
                 classes.append(ClassInfo(str(entry["name"]), str(entry.get("description", "")),
-                                         tuple(entry.get("includes", ())),
+                                         _subtypes(entry, source),
                                          str(entry.get("checked_as", "") or "")))
             else:
                 raise InputError(f"taxonomy entry {entry!r} is neither a name nor a mapping "
@@ -199,6 +199,26 @@ def _refuse_misspelt(data: dict, keys: tuple[str, ...], where: str, source) -> N
         if key not in keys and close:
             raise InputError(f"{where}: key {key!r} is not read; did you mean {close[0]!r}?",
                              source)
+
+
+def _subtypes(entry: dict, source) -> tuple[str, ...]:
+    """A class's ``includes``: a list of the simulator's subtypes (:data:`SUBTYPE_PARENTS`),
+    refused otherwise: a string would be read letter by letter, and a misspelt subtype
+    (``ctc_dimm``) would draw no cell as the class and read no truth as it."""
+    import difflib
+
+    includes = entry.get("includes", ())
+    where = f"class {entry['name']!r}"
+    if isinstance(includes, str) or not isinstance(includes, (list, tuple)):
+        raise InputError(f"{where}: includes is a list of subtypes, e.g. "
+                         f"[{json.dumps(str(includes))}], not {includes!r}", source)
+    for subtype in includes:
+        if subtype not in SUBTYPE_PARENTS:
+            close = difflib.get_close_matches(str(subtype), list(SUBTYPE_PARENTS), n=1)
+            raise InputError(f"{where}: {subtype!r} is none of the simulator's subtypes"
+                             + (f"; did you mean {close[0]!r}?" if close else
+                                f" ({', '.join(SUBTYPE_PARENTS)})"), source)
+    return tuple(includes)
 
 
 def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None) -> Taxonomy:

@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from ctcnet.inference.ground_truth import truth_by_taxonomy
+from ctcnet.inference.ground_truth import read_as, truth_by_taxonomy
 from ctcnet.io.taxonomy import default_taxonomy, load_taxonomy
 
 
@@ -19,9 +19,14 @@ def test_the_truth_is_read_as_the_models_taxonomy_names_its_subtypes(caplog):
         {"name": "ctc", "includes": ["ctc_bright", "ctc_apoptotic"]},
         {"name": "ctc_emt", "includes": ["ctc_dim"]}, "wbc", "cluster", "debris"]})
     with caplog.at_level(logging.INFO, logger="ctcnet.inference.ground_truth"):
-        read = truth_by_taxonomy(truth, emt)
+        read = truth_by_taxonomy(truth, emt, "tube7")
     assert read["class"].tolist() == ["ctc", "ctc_emt", "wbc", "debris"]
-    assert "1 ctc -> ctc_emt" in caplog.text
+    assert "tube7: " in caplog.text and "1 ctc -> ctc_emt (ctc_dim)" in caplog.text
+    assert read_as(truth, read) == {"ctc -> ctc_emt (ctc_dim)": 1}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ctcnet.inference.ground_truth"):
+        truth_by_taxonomy(truth, emt)  # no sample named: read, not said (said once a run)
+    assert not caplog.text
     assert truth["class"].tolist() == ["ctc", "ctc", "wbc", "debris"]  # not changed in place
     assert truth_by_taxonomy(truth, default_taxonomy())["class"].tolist() == \
         truth["class"].tolist()

@@ -958,3 +958,27 @@ def test_a_labs_class_checked_as_a_ctc_is_checked_like_one(rng, spec):
     flags = review_flags(crops, onehot(["ctc_emt"] * 3, emt), emt)
     assert marker_calls(np.array(["ctc_emt"] * 3, object), flags, emt.class_names,
                         emt.taxonomy.guard_kinds()).tolist() == ["ctc_emt", "wbc", "ctc_emt"]
+
+
+def test_the_markers_call_names_the_labs_ctc_class_the_network_rates_higher():
+    """A leukocyte or debris call whose markers make it a CTC: for a lab reporting ctc_emt
+    (checked as a CTC) the call made is whichever of ctc and ctc_emt the network rates
+    higher, and the network's ctc_emt share bears on whether the markers overrule it."""
+    from ctcnet.inference.guard import markers_call
+
+    names = ["ctc", "ctc_emt", "wbc", "cluster", "debris"]
+    kinds = ["ctc", "ctc", "wbc", "cluster", "debris"]
+    proba = np.array([[0.28, 0.38, 0.30, 0.02, 0.02],    # EMT likelier than ctc
+                      [0.40, 0.10, 0.45, 0.03, 0.02],    # ctc likelier
+                      [0.05, 0.05, 0.80, 0.05, 0.05]])   # a leukocyte
+    assert markers_call(proba, names, kinds).tolist() == ["ctc_emt", "ctc", "ctc"]
+    assert markers_call(proba, names).tolist() == ["ctc"] * 3  # the default classes: ctc
+    flags = pd.DataFrame({MARKERS_CTC: [True, True, False], "cd45_positive": False})
+    assert marker_calls(np.array(["wbc"] * 3, object), flags, names, kinds, proba).tolist() == \
+        ["ctc_emt", "ctc", "wbc"]
+    # ctc_emt's 0.38 over wbc's 0.30 bears on the first: overruled with the lab's kinds only.
+    overrule = markers_overrule(np.array(["wbc"] * 3, object), np.array([True] * 3), proba,
+                                names, kinds=kinds)
+    assert overrule.tolist() == [True, False, False]
+    assert not markers_overrule(np.array(["wbc"], object), np.array([True]), proba[:1],
+                                names).any()

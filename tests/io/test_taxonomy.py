@@ -71,3 +71,14 @@ def test_a_misspelt_key_is_refused_not_passed_over():
     with pytest.raises(InputError, match="key 'reportd' is not read; did you mean 'reported'"):
         load_taxonomy({"classes": ["ctc", "wbc"], "reportd": ["ctc"]})
     assert load_taxonomy({"classes": ["ctc", "wbc"], "comment": "ours"}).names == ["ctc", "wbc"]
+
+
+def test_includes_is_a_list_of_the_simulators_subtypes():
+    """A string (read letter by letter) and a misspelt subtype (no cell drawn as the class,
+    no truth read as it) are refused, the latter naming the subtype meant."""
+    with pytest.raises(InputError, match=r'class \'ctc_emt\': includes is a list of subtypes, '
+                                         r'e.g. \["ctc_dim"\]'):
+        load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "includes": "ctc_dim"}]})
+    with pytest.raises(InputError, match="'ctc_dimm' is none of the simulator's subtypes; did "
+                                         "you mean 'ctc_dim'"):
+        load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "includes": ["ctc_dimm"]}]})

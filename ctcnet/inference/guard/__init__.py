@@ -22,7 +22,8 @@ The package has one module per job:
   matrix;
 * :mod:`.calls`: what the flags do to the calls and counts (:func:`marker_calls`,
   :func:`crop_set_calls`, :func:`crop_set_measurements`, :func:`crop_set_review`,
-  :func:`markers_overrule`, :func:`guard_events`, :func:`counted`, :func:`guard_summary`).
+  :func:`markers_overrule`, :func:`markers_call`, :func:`guard_events`, :func:`counted`,
+  :func:`guard_summary`).
 """
 
 from ctcnet.inference.guard.calls import (
@@ -34,6 +35,7 @@ from ctcnet.inference.guard.calls import (
     guard_events,
     guard_summary,
     marker_calls,
+    markers_call,
     markers_overrule,
 )
 from ctcnet.inference.guard.flags import FLAG_RULES, Evidence, FlagRule, review_flags
@@ -75,6 +77,7 @@ __all__ = [
     "crop_set_measurements", "crop_set_review",
     "disk_core",
     "fit_reference", "guard_events", "guard_summary", "leak_allowance", "leukocyte_reference",
-    "marker_calls", "markers_overrule", "measure", "measure_for_guard", "measure_for_guard_start",
+    "marker_calls", "markers_call", "markers_overrule", "measure", "measure_for_guard",
+    "measure_for_guard_start",
     "ood_distance", "review_flags",
 ]

@@ -34,21 +34,37 @@ from ctcnet.nn.calls import DecisionRule, deployment_proba
 
 
 def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names,
-                 kinds=None) -> np.ndarray:
+                 kinds=None, proba: np.ndarray | None = None) -> np.ndarray:
     """The calls with the CellSearch definition read off the markers put over the network's:
     a ``wbc`` or ``debris`` call whose markers make it a CTC on their own (a CK area of a cell
     over 4 um, clearly CK positive, a nucleus with DNA and a shape of its own, no CD45 or other
-    exclusion marker over or round it: ``MARKERS_CTC``) becomes ``ctc``; a call checked as a
+    exclusion marker over or round it: ``MARKERS_CTC``) becomes ``ctc`` (:func:`markers_call`
+    of ``proba``: a lab's ``ctc_emt`` where the network rates it higher); a call checked as a
     ``ctc`` (``kinds``: the guard kind of each of ``class_names``, the taxonomy's
     ``guard_kinds()``; default: each its own) with CD45 over its CK area (``cd45_positive``)
     becomes ``wbc``. Both stay flagged for review."""
     out = np.asarray(called, dtype=object).copy()
-    if "ctc" in class_names:
-        out[flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, MISSED_CTC_CALLS)] = "ctc"
+    if _of_kind("ctc", class_names, kinds):
+        made = flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, MISSED_CTC_CALLS)
+        out[made] = markers_call(proba, class_names, kinds, len(out))[made]
     if "wbc" in class_names:
         out[flags["cd45_positive"].to_numpy(bool) &
             np.isin(out, _of_kind("ctc", class_names, kinds))] = "wbc"
     return out
+
+
+def markers_call(proba: np.ndarray | None, class_names, kinds=None, n: int = 0) -> np.ndarray:
+    """(N,) the class a CTC's markers call each event: of the classes checked as a ``ctc``
+    (``kinds``), the one the network rates highest (``ctc`` for the default classes; a lab's
+    ``ctc_emt`` where the network finds it likelier than ``ctc``); ``n`` rows without
+    ``proba``."""
+    ctcs = _of_kind("ctc", class_names, kinds)
+    rows = n if proba is None else len(proba)
+    if len(ctcs) < 2 or proba is None:
+        return np.full(rows, "ctc" if "ctc" in ctcs or not ctcs else ctcs[0], dtype=object)
+    names = list(class_names)
+    columns = np.asarray(proba, np.float64)[:, [names.index(c) for c in ctcs]]
+    return np.asarray(ctcs, dtype=object)[np.nan_to_num(columns, nan=-1.0).argmax(axis=1)]
 
 
 def _of_kind(kind: str, class_names, kinds=None) -> list[str]:
@@ -60,7 +76,7 @@ def _of_kind(kind: str, class_names, kinds=None) -> list[str]:
 
 def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
                      class_names, filed: np.ndarray | None = None,
-                     edge_cut: np.ndarray | None = None) -> np.ndarray:
+                     edge_cut: np.ndarray | None = None, kinds=None) -> np.ndarray:
     """Bool per event: a cartridge event's ``wbc``, ``debris`` or lone-cell ``cluster`` call
     that its markers make ``ctc`` (``filed``: the class each event is filed as, if not its
     call; ``edge_cut``: the events cut by the frame border, which stay as filed).
@@ -80,7 +96,7 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     guard's flags; docs/markers.md). The other calls with those markers stay possible CTCs for
     a person."""
     names = list(class_names)
-    if "ctc" not in names or not len(model_class):
+    if not _of_kind("ctc", names, kinds) or not len(model_class):
         return np.zeros(len(model_class), bool)
     proba = np.asarray(proba, np.float64)
     model_class = np.asarray(model_class, object)
@@ -90,7 +106,9 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     # the network saw; a wbc or debris call, where the network finds a CTC or a cluster as
     # likely as its call.
     likelier = model_class == "cluster"
-    bearing = [names.index(c) for c in ("ctc", "cluster") if c in names]
+    # (a lab's classes checked as a CTC or a cluster, ``kinds``, bear one too)
+    bearing = [names.index(c) for kind in ("ctc", "cluster")
+               for c in _of_kind(kind, names, kinds)]
     for call in MISSED_CTC_CALLS:
         if call in names:
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
@@ -122,7 +140,7 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     fusion = marker_fusion_of(spec)
     kinds = spec.taxonomy.guard_kinds()
     if not fusion or not len(called):
-        return marker_calls(called, flags, names, kinds)
+        return marker_calls(called, flags, names, kinds, proba)
     if measured is None:
         measured = measure(crops, spec.panel, spec.pixel_size_um, rules)
     fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
@@ -141,8 +159,9 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     # call stays: an edge-cut cell or a blob can show the same markers.) On the shape-swap
     # family this moves CTC-vs-rest by at most 0.003 either way; on hand-drawn composites the
     # fused core3 calls 83 % of CTCs with it, 74 % without (scripts/drawn_composites.py).
-    if "ctc" in names:
-        out[finite & (out == "wbc") & flags[MARKERS_CTC].to_numpy(bool)] = "ctc"
+    made = finite & (out == "wbc") & flags[MARKERS_CTC].to_numpy(bool)
+    if _of_kind("ctc", names, kinds):
+        out[made] = markers_call(proba, names, kinds)[made]
     return out
 
 
@@ -289,13 +308,14 @@ def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.Dat
     leukocyte reference without them), ``MARKERS_CTC`` as first read."""
     filed = events["class"].to_numpy(object) if "class" in events else given
     edge = events["edge_cut"].to_numpy(bool) if "edge_cut" in events else None
+    kinds = spec.taxonomy.guard_kinds()
     overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names, filed,
-                                 edge)
+                                 edge, kinds)
     if not overruled.any():
         return flags
     made = given.copy()
-    made[overruled] = "ctc"
-    events["class"] = np.where(overruled, "ctc", filed).astype(object)
+    made[overruled] = markers_call(proba, spec.class_names, kinds)[overruled]
+    events["class"] = np.where(overruled, made, filed).astype(object)
     first = flags[MARKERS_CTC].to_numpy(bool)
     flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
                          called=made, start=start, markers_cd45="background")
