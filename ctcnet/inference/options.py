@@ -159,7 +159,8 @@ def say_what_other_reported_classes_lack(spec: ModelSpec) -> list[str]:
                     "calls and queued where the network doubts them, but the marker guard "
                     "does not check their markers (a CD45+ cell called so is counted): review "
                     "every such call before reporting it; a taxonomy whose class says "
-                    "\"checked_as\": \"ctc\" (or \"cluster\") has it checked as one",
+                    "\"checked_as\": \"ctc\" (or \"cluster\") has it checked as one, in a "
+                    "model trained with it",
                     ", ".join(others))
     return others
 
