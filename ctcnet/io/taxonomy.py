@@ -150,9 +150,11 @@ class Taxonomy:
                 "reported": list(self.reported)}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | Path | None = None) -> Taxonomy:
+    def from_dict(cls, data: Any, source: str | Path | None = None, *,
+                  stored: bool = False) -> Taxonomy:
         """Build a taxonomy from a mapping or a bare list of classes (names or mappings);
-        ``source`` names the file in errors."""
+        ``source`` names the file in errors. ``stored``: a model's own (its spec), checked
+        when it was trained: an ``includes`` subtype it lists is kept as it is."""
         if isinstance(data, (list, tuple)):
             data = {"classes": list(data)}
         if not isinstance(data, dict) or "classes" not in data:
@@ -165,7 +167,8 @@ class Taxonomy:
             elif isinstance(entry, dict) and "name" in entry:
                 _refuse_misspelt(entry, _CLASS_KEYS, f"class {entry['name']!r}", source)
                 classes.append(ClassInfo(str(entry["name"]), str(entry.get("description", "")),
-                                         _subtypes(entry, source),
+                                         (tuple(entry.get("includes", ())) if stored
+                                          else _subtypes(entry, source)),
                                          str(entry.get("checked_as", "") or "")))
             else:
                 raise InputError(f"taxonomy entry {entry!r} is neither a name nor a mapping "

@@ -162,7 +162,7 @@ class ModelSpec:
                 arch=str(data["arch"]),
                 arch_kwargs=dict(data.get("arch_kwargs", {})),
                 panel=Panel.from_dict(data["panel"], source),
-                taxonomy=Taxonomy.from_dict(data["taxonomy"], source),
+                taxonomy=Taxonomy.from_dict(data["taxonomy"], source, stored=True),
                 crop_size=int(data.get("crop_size", 80)),
                 temperature=float(data.get("temperature", 1.0)),
                 review_threshold=float(data.get("review_threshold", 0.9)),

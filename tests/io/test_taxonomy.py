@@ -82,3 +82,7 @@ def test_includes_is_a_list_of_the_simulators_subtypes():
     with pytest.raises(InputError, match="'ctc_dimm' is none of the simulator's subtypes; did "
                                          "you mean 'ctc_dim'"):
         load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "includes": ["ctc_dimm"]}]})
+    # A model's stored taxonomy is read as it was trained (a subtype kept as listed).
+    stored = Taxonomy.from_dict({"classes": ["ctc", {"name": "x", "includes": ["ctc_dimm"]}]},
+                                stored=True)
+    assert stored.classes[1].includes == ("ctc_dimm",) and stored.guard_kind("x") == ""
