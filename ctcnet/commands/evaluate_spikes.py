@@ -76,36 +76,52 @@ def _results(folders: dict[str, Path]) -> dict[str, list]:
     return read
 
 
+def _key(folder: Path) -> str:
+    """A result's own name, ``<predict output folder>/<sample folder>``: what names one of a
+    tube's several results (scanned again another night) in the expected counts."""
+    return f"{folder.parent.name}/{folder.name}"
+
+
 def _named(listed: str, results: dict[str, list]) -> str:
-    """An expected count's id as the results know it: ``<folder>/<sample_id>`` names one
-    night's result (a path to it, as spike_in.csv's ``results_folder`` writes it, too); a
-    tube with results in one folder is its plain id either way."""
+    """An expected count's id as the results know it: ``<folder>/<sample>`` (or a path ending
+    so, as spike_in.csv's ``results_folder`` writes it) names one result, by its sample folder
+    or its sample id in that folder; a tube with one result is its plain id either way."""
     night, _, sample = str(listed).replace("\\", "/").rstrip("/").rpartition("/")
     if not night:
         return listed
     night = night.rpartition("/")[2]
-    found = results.get(sample, [])
-    if not any(folder.parent.name == night for folder, _ in found):
-        where = ", ".join(folder.parent.name for folder, _ in found)
-        raise InputError(f"expected sample {listed!r}: no result of {sample!r} in a folder "
-                         f"{night!r}" + (f" (it has results in {where})" if where else ""))
-    return sample if len(found) == 1 else f"{night}/{sample}"
+    found = [(sid, folder) for sid, both in results.items() for folder, _ in both
+             if folder.parent.name == night and sample in (folder.name, sid)]
+    by_folder = [(sid, folder) for sid, folder in found if folder.name == sample]
+    found = by_folder if len(by_folder) == 1 else found
+    if len(found) != 1:
+        where = ", ".join(_key(f) for f, _ in results.get(sample, []))
+        raise InputError(f"expected sample {listed!r}: " + (
+            f"no result of {sample!r} in a folder {night!r}" + (
+                f" (it has results in {where})" if where else "") if not found else
+            f"{len(found)} results in {night!r}: " + ", ".join(_key(f) for _, f in found)))
+    sid, folder = found[0]
+    return sid if len(results[sid]) == 1 else _key(folder)
 
 
 def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
     """Each result's summary by the id it is scored under, and the predict output folder it
     came from. A tube with results in two folders (scanned again another night) is scored
-    under ``<folder>/<sample_id>``: refused when the expected counts list it plainly, or list
-    more than one of its results (one tube, one result)."""
+    under :func:`_key`: refused when the expected counts list it plainly, or list more than
+    one of its results, or one twice (one tube, one result)."""
+    seen: set = set()
+    for name in listed:  # "low" and "night1/low" name one result: listed twice
+        if name in seen:
+            raise InputError(f"the expected counts name the result {name!r} twice")
+        seen.add(name)
     summaries, where = {}, {}
-    listed = set(listed)
+    listed = seen
     for sample, found in results.items():
-        keys = ([sample] if len(found) == 1 else
-                [f"{folder.parent.name}/{sample}" for folder, _ in found])
+        keys = [sample] if len(found) == 1 else [_key(folder) for folder, _ in found]
         if len(found) > 1 and (sample in listed or len(listed & set(keys)) > 1):
-            raise InputError(f"sample {sample!r} has results in {len(found)} folders "
-                             f"({', '.join(str(f.parent) for f, _ in found)}): name the one "
-                             f"to score in the expected counts, as {' or '.join(keys)}")
+            raise InputError(f"sample {sample!r} has {len(found)} results "
+                             f"({', '.join(str(f) for f, _ in found)}): name the one to "
+                             f"score in the expected counts, as {' or '.join(keys)}")
         for key, (folder, summary) in zip(keys, found):
             summaries[key], where[key] = summary, folder.parent
     return summaries, where

@@ -95,13 +95,14 @@ def rescore(events: pd.DataFrame, spec, decision: DecisionRule | None,
     same = out["model_class"].to_numpy(object) == events["model_class"].to_numpy(object)
     out["guard"] = np.where(same, guard.to_numpy(object), "")
     if MARKERS_CTC in events:  # the markers' call over the network's, as predict makes it
-        kinds = spec.taxonomy.guard_kinds()
+        kinds, reported = spec.taxonomy.guard_kinds(), spec.taxonomy.reported_classes()
         overruled = markers_overrule(out["model_class"].to_numpy(object),
                                      events[MARKERS_CTC].to_numpy(bool), proba, names,
                                      out["class"].to_numpy(object),
                                      out["edge_cut"].to_numpy(bool) if "edge_cut" in out
-                                     else None, kinds)
-        out.loc[overruled, "class"] = markers_call(proba, names, kinds)[overruled]
+                                     else None, kinds, reported)
+        out.loc[overruled, "class"] = markers_call(proba, names, kinds,
+                                                   reported=reported)[overruled]
     # A ctc call whose doubt the markers settle (as predict read them, on the same call) is
     # not queued for it; a call predict did not make has no such reading.
     vouched = same & (out["class"].to_numpy(object) == "ctc")

@@ -181,12 +181,12 @@ IMPLAUSIBLE_CTC_SHARE = 0.25
 IMPLAUSIBLE_CTC_MIN = 20
 
 
-def implausible_marker_balance(tally: Counts, ctc_kinds: Sequence[str] = ("ctc",)
+def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc",)
                                ) -> str | None:
     """What to say when a cartridge's calls are not what blood looks like: as many CTCs (the
-    calls of ``ctc_kinds``: ``ctc``, and a lab's class checked as one, ``ctc_emt``) as a
+    calls of ``ctc_classes``: ``ctc``, and a lab's class checked as one, ``ctc_emt``) as a
     quarter of its leukocytes, the sign of a channel-order mistake (None: nothing)."""
-    kinds = [k for k in ctc_kinds if k in tally.classes]
+    kinds = [k for k in ctc_classes if k in tally.classes]
     if not kinds or "wbc" not in tally.classes:
         return None
     ctc = sum(tally.counted[k] + tally.held[k] for k in kinds)

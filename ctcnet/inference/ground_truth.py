@@ -64,11 +64,14 @@ def truth_by_taxonomy(truth: pd.DataFrame, taxonomy: Taxonomy, sample: str | Non
     subtypes = truth["subtype"].astype(str)
     if not subtypes.isin(list(SUBTYPE_PARENTS)).all():
         return truth
-    named = {s: c.name for c in taxonomy.classes for s in c.includes}
-    named.update({s: s for s in subtypes.unique() if s in taxonomy.names})
+    # As the simulator draws them (``Taxonomy.class_for_subtype``): a class's includes first,
+    # then a class named like the subtype.
+    named = {s: s for s in subtypes.unique() if s in taxonomy.names}
+    named.update({s: c.name for c in taxonomy.classes for s in c.includes})
     given = truth["class"].astype(str)
     parent = subtypes.map(SUBTYPE_PARENTS)
-    classes = subtypes.map(named).fillna(given.where(given.isin(taxonomy.names), parent))
+    classes = subtypes.map(named).astype(object).fillna(
+        given.where(given.isin(taxonomy.names), parent))
     read = truth.assign(**{"class": classes.to_numpy(object)})
     moved = read_as(truth, read)
     if moved and sample is not None:

@@ -84,9 +84,8 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     tally = count_events(events, spec.class_names, spec.taxonomy.reported_classes(), volume)
     # A problem of the sample (partial), for a batch job reading status: a swapped channel
     # order counts every leukocyte as a CTC (a spike-in looks alike: its counts stand).
-    taxonomy = spec.taxonomy  # a lab's class checked as a CTC is one here too
-    implausible = implausible_marker_balance(tally, [n for n, k in zip(
-        taxonomy.names, taxonomy.guard_kinds()) if k == "ctc"])
+    # (a lab's class checked as a CTC is one here too)
+    implausible = implausible_marker_balance(tally, spec.taxonomy.of_kind("ctc"))
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)
     crowded = crowding_problem(density)

@@ -14,6 +14,7 @@ it says (``checked_as``), else as the kind it is named, else as the one parent e
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +23,8 @@ from typing import Any
 
 from ctcnet.errors import InputError
 from ctcnet.io.panel import read_mapping
+
+log = logging.getLogger(__name__)
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -127,6 +130,10 @@ class Taxonomy:
         """:meth:`guard_kind` of every class, in output order."""
         return [self.guard_kind(n) for n in self.names]
 
+    def of_kind(self, kind: str) -> list[str]:
+        """The classes the marker guard checks as ``kind`` (:meth:`guard_kind`)."""
+        return [n for n in self.names if self.guard_kind(n) == kind]
+
     def unchecked_reported(self) -> list[str]:
         """The reported classes the marker guard checks as neither a CTC nor a cluster: their
         calls are counted whatever their markers read."""
@@ -205,9 +212,10 @@ def _refuse_misspelt(data: dict, keys: tuple[str, ...], where: str, source) -> N
 
 
 def _subtypes(entry: dict, source) -> tuple[str, ...]:
-    """A class's ``includes``: a list of the simulator's subtypes (:data:`SUBTYPE_PARENTS`),
-    refused otherwise: a string would be read letter by letter, and a misspelt subtype
-    (``ctc_dimm``) would draw no cell as the class and read no truth as it."""
+    """A class's ``includes``: a list (a string, read letter by letter, is refused) of the
+    simulator's subtypes (:data:`SUBTYPE_PARENTS`). One that is none of them (``ctc_dimm``)
+    is said, naming the one meant: no cell is drawn as it and no truth read as it. (Said, not
+    refused: a model trained with one still fine-tunes.)"""
     import difflib
 
     includes = entry.get("includes", ())
@@ -218,9 +226,9 @@ def _subtypes(entry: dict, source) -> tuple[str, ...]:
     for subtype in includes:
         if subtype not in SUBTYPE_PARENTS:
             close = difflib.get_close_matches(str(subtype), list(SUBTYPE_PARENTS), n=1)
-            raise InputError(f"{where}: {subtype!r} is none of the simulator's subtypes"
-                             + (f"; did you mean {close[0]!r}?" if close else
-                                f" ({', '.join(SUBTYPE_PARENTS)})"), source)
+            log.warning("%s%s: %r is none of the simulator's subtypes%s", source or "taxonomy",
+                        f" {where}", subtype, f"; did you mean {close[0]!r}?" if close else
+                        f" ({', '.join(SUBTYPE_PARENTS)})")
     return tuple(includes)
 
 

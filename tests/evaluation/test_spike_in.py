@@ -194,7 +194,7 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     pd.DataFrame({"event_id": [0]}).to_parquet(study / "night2" / "low" / "events.parquet")
     assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
                  "--out", str(tmp_path / "out2")]) == 2
-    assert "sample 'low' has results in 2 folders" in capsys.readouterr().err
+    assert "sample 'low' has 2 results" in capsys.readouterr().err
     # Named as night2/low, that one is scored; night1's is said and left out.
     (tmp_path / "expected.csv").write_text(
         "sample_id,spiked\nblank,0\nnight2/low,5\nmid,20\nhigh,100\n")
@@ -204,17 +204,33 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
     assert report["results_not_expected"] == ["night1/low"]
     assert "pooled 2 predict output folders: night1, night2" in capsys.readouterr().out
     # Any result may be named by its folder, or by the path spike_in.csv gives it; a night
-    # without it is refused naming where it is; both scans of one tube are one tube.
+    # without it is refused naming where it is; both scans of one tube are one tube, and one
+    # result named plainly and by its folder is listed twice.
     for ids, rc, said in (("night1/blank,0\nstudy/night2/low,5\nmid,20\nhigh,100", 0, ""),
                           ("blank,0\nnight3/low,5\nmid,20\nhigh,100", 2,
                            "no result of 'low' in a folder 'night3' (it has results in "
-                           "night1, night2)"),
+                           "night1/low, night2/low)"),
                           ("blank,0\nnight1/low,5\nnight2/low,5\nmid,20\nhigh,100", 2,
-                           "name the one to score")):
+                           "name the one to score"),
+                          ("blank,0\nnight1/blank,0\nnight1/low,5\nmid,20\nhigh,100", 2,
+                           "name the result 'blank' twice")):
         (tmp_path / "expected.csv").write_text("sample_id,spiked\n" + ids + "\n")
         assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
                      "--out", str(tmp_path / "out4")]) == rc
         assert said in capsys.readouterr().err
+    # Two results of one sample id in one folder (a tube re-scanned into the same --out under
+    # another folder name) are told apart by their folders' names.
+    (study / "night2" / "low_rescan").mkdir()
+    (study / "night2" / "low_rescan" / "summary.json").write_text(json.dumps(
+        {**summary(6.0), "sample_id": "low"}))
+    pd.DataFrame({"event_id": [0]}).to_parquet(study / "night2" / "low_rescan" /
+                                               "events.parquet")
+    (tmp_path / "expected.csv").write_text(
+        "sample_id,spiked\nblank,0\nnight2/low_rescan,5\nmid,20\nhigh,100\n")
+    assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
+                 "--out", str(tmp_path / "out5")]) == 0
+    table = pd.read_csv(tmp_path / "out5" / "spike_in.csv").set_index("sample_id")
+    assert table.loc["night2/low_rescan", "called_per_7_5_ml"] == 6.0
 
 
 def test_every_sample_reviewed_gives_the_figures_after_review(tmp_path, capsys):

@@ -982,3 +982,12 @@ def test_the_markers_call_names_the_labs_ctc_class_the_network_rates_higher():
     assert overrule.tolist() == [True, False, False]
     assert not markers_overrule(np.array(["wbc"], object), np.array([True]), proba[:1],
                                 names).any()
+    # A class checked as a CTC the sample does not count (named like a subtype) is never the
+    # markers' call, nor does its probability bear on overruling.
+    names = ["ctc", "wbc", "cluster", "debris", "ctc_apoptotic"]
+    kinds = ["ctc", "wbc", "cluster", "debris", "ctc"]
+    proba = np.array([[0.10, 0.40, 0.00, 0.05, 0.45]])
+    reported = ["ctc", "cluster"]
+    assert markers_call(proba, names, kinds, reported=reported).tolist() == ["ctc"]
+    assert not markers_overrule(np.array(["wbc"], object), np.array([True]), proba, names,
+                                kinds=kinds, reported=reported).any()

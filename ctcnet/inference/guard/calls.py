@@ -34,31 +34,33 @@ from ctcnet.nn.calls import DecisionRule, deployment_proba
 
 
 def marker_calls(called: np.ndarray, flags: pd.DataFrame, class_names,
-                 kinds=None, proba: np.ndarray | None = None) -> np.ndarray:
+                 kinds=None, proba: np.ndarray | None = None, reported=None) -> np.ndarray:
     """The calls with the CellSearch definition read off the markers put over the network's:
     a ``wbc`` or ``debris`` call whose markers make it a CTC on their own (a CK area of a cell
     over 4 um, clearly CK positive, a nucleus with DNA and a shape of its own, no CD45 or other
     exclusion marker over or round it: ``MARKERS_CTC``) becomes ``ctc`` (:func:`markers_call`
-    of ``proba``: a lab's ``ctc_emt`` where the network rates it higher); a call checked as a
+    of ``proba`` and ``reported``: a lab's ``ctc_emt`` where the network rates it higher); a
+    call checked as a
     ``ctc`` (``kinds``: the guard kind of each of ``class_names``, the taxonomy's
     ``guard_kinds()``; default: each its own) with CD45 over its CK area (``cd45_positive``)
     becomes ``wbc``. Both stay flagged for review."""
     out = np.asarray(called, dtype=object).copy()
     if _of_kind("ctc", class_names, kinds):
         made = flags[MARKERS_CTC].to_numpy(bool) & np.isin(out, MISSED_CTC_CALLS)
-        out[made] = markers_call(proba, class_names, kinds, len(out))[made]
+        out[made] = markers_call(proba, class_names, kinds, len(out), reported)[made]
     if "wbc" in class_names:
         out[flags["cd45_positive"].to_numpy(bool) &
             np.isin(out, _of_kind("ctc", class_names, kinds))] = "wbc"
     return out
 
 
-def markers_call(proba: np.ndarray | None, class_names, kinds=None, n: int = 0) -> np.ndarray:
-    """(N,) the class a CTC's markers call each event: of the classes checked as a ``ctc``
-    (``kinds``), the one the network rates highest (``ctc`` for the default classes; a lab's
-    ``ctc_emt`` where the network finds it likelier than ``ctc``); ``n`` rows without
-    ``proba``."""
-    ctcs = _of_kind("ctc", class_names, kinds)
+def markers_call(proba: np.ndarray | None, class_names, kinds=None, n: int = 0,
+                 reported=None) -> np.ndarray:
+    """(N,) the class a CTC's markers call each event: of the reported classes (``reported``;
+    None: every class) checked as a ``ctc`` (``kinds``), the one the network rates highest
+    (``ctc`` for the default classes; a lab's ``ctc_emt`` where the network finds it likelier
+    than ``ctc``; never a class the sample does not count); ``n`` rows without ``proba``."""
+    ctcs = _of_kind("ctc", class_names, kinds, reported)
     rows = n if proba is None else len(proba)
     if len(ctcs) < 2 or proba is None:
         return np.full(rows, "ctc" if "ctc" in ctcs or not ctcs else ctcs[0], dtype=object)
@@ -67,16 +69,18 @@ def markers_call(proba: np.ndarray | None, class_names, kinds=None, n: int = 0) 
     return np.asarray(ctcs, dtype=object)[np.nan_to_num(columns, nan=-1.0).argmax(axis=1)]
 
 
-def _of_kind(kind: str, class_names, kinds=None) -> list[str]:
+def _of_kind(kind: str, class_names, kinds=None, reported=None) -> list[str]:
     """The classes of ``class_names`` checked as ``kind`` (``kinds``: their guard kinds;
-    default: each its own)."""
+    default: each its own), of ``reported`` only where given."""
     kinds = list(class_names) if kinds is None else list(kinds)
-    return [n for n, k in zip(class_names, kinds) if k == kind]
+    return [n for n, k in zip(class_names, kinds)
+            if k == kind and (reported is None or n in reported)]
 
 
 def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np.ndarray,
                      class_names, filed: np.ndarray | None = None,
-                     edge_cut: np.ndarray | None = None, kinds=None) -> np.ndarray:
+                     edge_cut: np.ndarray | None = None, kinds=None,
+                     reported=None) -> np.ndarray:
     """Bool per event: a cartridge event's ``wbc``, ``debris`` or lone-cell ``cluster`` call
     that its markers make ``ctc`` (``filed``: the class each event is filed as, if not its
     call; ``edge_cut``: the events cut by the frame border, which stay as filed).
@@ -108,7 +112,7 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     likelier = model_class == "cluster"
     # (a lab's classes checked as a CTC or a cluster, ``kinds``, bear one too)
     bearing = [names.index(c) for kind in ("ctc", "cluster")
-               for c in _of_kind(kind, names, kinds)]
+               for c in _of_kind(kind, names, kinds, reported)]
     for call in MISSED_CTC_CALLS:
         if call in names:
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
@@ -138,9 +142,9 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     rules = rules.with_leak(max_leak)
     names = list(spec.class_names)
     fusion = marker_fusion_of(spec)
-    kinds = spec.taxonomy.guard_kinds()
+    kinds, reported = spec.taxonomy.guard_kinds(), spec.taxonomy.reported_classes()
     if not fusion or not len(called):
-        return marker_calls(called, flags, names, kinds, proba)
+        return marker_calls(called, flags, names, kinds, proba, reported)
     if measured is None:
         measured = measure(crops, spec.panel, spec.pixel_size_um, rules)
     fused = deployment_proba(fused_proba(fusion, proba, measured, names), names,
@@ -161,7 +165,7 @@ def crop_set_calls(called: np.ndarray, flags: pd.DataFrame, crops: np.ndarray,
     # fused core3 calls 83 % of CTCs with it, 74 % without (scripts/drawn_composites.py).
     made = finite & (out == "wbc") & flags[MARKERS_CTC].to_numpy(bool)
     if _of_kind("ctc", names, kinds):
-        out[made] = markers_call(proba, names, kinds)[made]
+        out[made] = markers_call(proba, names, kinds, reported=reported)[made]
     return out
 
 
@@ -308,13 +312,13 @@ def _overruled_by_markers(events: pd.DataFrame, given: np.ndarray, flags: pd.Dat
     leukocyte reference without them), ``MARKERS_CTC`` as first read."""
     filed = events["class"].to_numpy(object) if "class" in events else given
     edge = events["edge_cut"].to_numpy(bool) if "edge_cut" in events else None
-    kinds = spec.taxonomy.guard_kinds()
+    kinds, reported = spec.taxonomy.guard_kinds(), spec.taxonomy.reported_classes()
     overruled = markers_overrule(given, flags[MARKERS_CTC], proba, spec.class_names, filed,
-                                 edge, kinds)
+                                 edge, kinds, reported)
     if not overruled.any():
         return flags
     made = given.copy()
-    made[overruled] = markers_call(proba, spec.class_names, kinds)[overruled]
+    made[overruled] = markers_call(proba, spec.class_names, kinds, reported=reported)[overruled]
     events["class"] = np.where(overruled, made, filed).astype(object)
     first = flags[MARKERS_CTC].to_numpy(bool)
     flags = review_flags(crops, proba, spec, rules, measured=measured, groups=groups,
