@@ -118,10 +118,17 @@ def _summaries(results: dict[str, list], listed) -> tuple[dict, dict]:
     listed = seen
     for sample, found in results.items():
         keys = [sample] if len(found) == 1 else [_key(folder) for folder, _ in found]
-        if len(found) > 1 and (sample in listed or len(listed & set(keys)) > 1):
-            raise InputError(f"sample {sample!r} has {len(found)} results "
-                             f"({', '.join(str(f) for f, _ in found)}): name the one to "
-                             f"score in the expected counts, as {' or '.join(keys)}")
+        named = sorted(listed & set(keys))
+        if len(found) > 1 and (sample in listed or len(named) > 1):
+            where = ", ".join(str(f) for f, _ in found)
+            raise InputError(
+                f"sample {sample!r} has {len(found)} results ({where}): the expected counts "
+                + (f"name {len(named)} of them ({', '.join(named)}): keep one line, one tube, "
+                   "one result" if len(named) > 1 else
+                   f"list it as {sample!r}" + (f" beside {named[0]!r}: keep that line alone"
+                                               if named else
+                                               f": name the one to score, as "
+                                               f"{' or '.join(keys)}")))
         for key, (folder, summary) in zip(keys, found):
             summaries[key], where[key] = summary, folder.parent
     return summaries, where
@@ -166,7 +173,7 @@ def _say_left_out(report: dict) -> None:
         print(f"{report['partial_samples']} sample(s) not 'ok', scored as they stand "
               "(spike_in.csv: status, problems):")
         for sample, problems in report["partial_problems"].items():
-            print(f"  {sample}: {problems[:150]}")
+            print(f"  {sample}: {problems}")
     reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
     if reviewed or signed:
         waiting = report["samples_not_reviewed"]

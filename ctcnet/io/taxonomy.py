@@ -14,7 +14,6 @@ it says (``checked_as``), else as the kind it is named, else as the one parent e
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,8 +22,6 @@ from typing import Any
 
 from ctcnet.errors import InputError
 from ctcnet.io.panel import read_mapping
-
-log = logging.getLogger(__name__)
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -212,10 +209,10 @@ def _refuse_misspelt(data: dict, keys: tuple[str, ...], where: str, source) -> N
 
 
 def _subtypes(entry: dict, source) -> tuple[str, ...]:
-    """A class's ``includes``: a list (a string, read letter by letter, is refused) of the
-    simulator's subtypes (:data:`SUBTYPE_PARENTS`). One that is none of them (``ctc_dimm``)
-    is said, naming the one meant: no cell is drawn as it and no truth read as it. (Said, not
-    refused: a model trained with one still fine-tunes.)"""
+    """A class's ``includes``: a list of the simulator's subtypes (:data:`SUBTYPE_PARENTS`),
+    refused otherwise: a string would be read letter by letter, and a misspelt subtype
+    (``ctc_apoptotc``) would draw those cells as another class, read no truth as it and take
+    the guard's checks off a class whose other subtypes say how to check it."""
     import difflib
 
     includes = entry.get("includes", ())
@@ -226,20 +223,22 @@ def _subtypes(entry: dict, source) -> tuple[str, ...]:
     for subtype in includes:
         if subtype not in SUBTYPE_PARENTS:
             close = difflib.get_close_matches(str(subtype), list(SUBTYPE_PARENTS), n=1)
-            log.warning("%s%s: %r is none of the simulator's subtypes%s", source or "taxonomy",
-                        f" {where}", subtype, f"; did you mean {close[0]!r}?" if close else
-                        f" ({', '.join(SUBTYPE_PARENTS)})")
+            raise InputError(f"{where}: {subtype!r} is none of the simulator's subtypes"
+                             + (f"; did you mean {close[0]!r}?" if close else
+                                f" ({', '.join(SUBTYPE_PARENTS)})"), source)
     return tuple(includes)
 
 
-def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None) -> Taxonomy:
-    """Load a taxonomy from a file, a mapping, a list of names, or the default when None."""
+def load_taxonomy(source: str | Path | dict | list | Taxonomy | None = None, *,
+                  stored: bool = False) -> Taxonomy:
+    """Load a taxonomy from a file, a mapping, a list of names, or the default when None;
+    ``stored``: a model's own, read as it was trained (:meth:`Taxonomy.from_dict`)."""
     if isinstance(source, Taxonomy):
         return source
     if source is None:
         return default_taxonomy()
     if isinstance(source, (dict, list, tuple)):
-        return Taxonomy.from_dict(source)
+        return Taxonomy.from_dict(source, stored=stored)
     path = Path(source)
     if not path.exists():
         raise InputError("taxonomy file not found", path)

@@ -225,7 +225,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     # as its recipe exports them); any other on its usual augmentation.
     view = {"view": "export", "augment": spec.training["data"]["augment"]} \
         if spec.reads_exports else {}
-    data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy.to_dict(),
+    data = CTCDataModule(panel=spec.panel.to_dict(), taxonomy=spec.taxonomy,  # as trained
                          crop_size=spec.crop_size, data_dir=str(data_dir), simulate=simulate,
                          val_fraction=opts.holdout, split_seed=opts.seed, split_unit="auto",
                          batch_size=opts.batch_size, pixel_size=opts.pixel_size, **view)

@@ -232,7 +232,8 @@ class CTCLitModule(L.LightningModule):
         if arch not in list_architectures():
             raise InputError(f"arch {arch!r} is not one of {list_architectures()}")
         self.save_hyperparameters()
-        self.spec = ModelSpec(arch=arch, panel=load_panel(panel), taxonomy=load_taxonomy(taxonomy),
+        taxonomy = load_taxonomy(taxonomy, stored=True)  # as the data checked it (or the base)
+        self.spec = ModelSpec(arch=arch, panel=load_panel(panel), taxonomy=taxonomy,
                               crop_size=int(crop_size), arch_kwargs=dict(arch_kwargs or {}),
                               symmetry=symmetry)
         self.spec.check()

@@ -211,7 +211,9 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
                            "no result of 'low' in a folder 'night3' (it has results in "
                            "night1/low, night2/low)"),
                           ("blank,0\nnight1/low,5\nnight2/low,5\nmid,20\nhigh,100", 2,
-                           "name the one to score"),
+                           "name 2 of them (night1/low, night2/low): keep one line"),
+                          ("blank,0\nlow,5\nnight2/low,5\nmid,20\nhigh,100", 2,
+                           "list it as 'low' beside 'night2/low': keep that line alone"),
                           ("blank,0\nnight1/blank,0\nnight1/low,5\nmid,20\nhigh,100", 2,
                            "name the result 'blank' twice")):
         (tmp_path / "expected.csv").write_text("sample_id,spiked\n" + ids + "\n")

@@ -73,17 +73,21 @@ def test_a_misspelt_key_is_refused_not_passed_over():
     assert load_taxonomy({"classes": ["ctc", "wbc"], "comment": "ours"}).names == ["ctc", "wbc"]
 
 
-def test_includes_is_a_list_of_the_simulators_subtypes(caplog):
-    """A string (read letter by letter) is refused; a misspelt subtype (no cell drawn as the
-    class, no truth read as it) is said, naming the subtype meant."""
+def test_includes_is_a_list_of_the_simulators_subtypes():
+    """A string (read letter by letter) and a misspelt subtype (its cells drawn as another
+    class, the guard's checks taken off this one) are refused, the latter naming the subtype
+    meant; a model's stored taxonomy is read as it was trained."""
     with pytest.raises(InputError, match=r'class \'ctc_emt\': includes is a list of subtypes, '
                                          r'e.g. \["ctc_dim"\]'):
         load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "includes": "ctc_dim"}]})
-    with caplog.at_level("WARNING", logger="ctcnet.io.taxonomy"):
-        load_taxonomy({"classes": ["ctc", {"name": "ctc_emt", "includes": ["ctc_dimm"]}]})
-    assert "'ctc_dimm' is none of the simulator's subtypes; did you mean 'ctc_dim'" in \
-        caplog.text
+    with pytest.raises(InputError, match="'ctc_apoptotc' is none of the simulator's subtypes; "
+                                         "did you mean 'ctc_apoptotic'"):
+        load_taxonomy({"classes": ["ctc", {"name": "ctc_emt",
+                                           "includes": ["ctc_dim", "ctc_apoptotc"]}]})
     # A model's stored taxonomy is read as it was trained (a subtype kept as listed).
     stored = Taxonomy.from_dict({"classes": ["ctc", {"name": "x", "includes": ["ctc_dimm"]}]},
                                 stored=True)
     assert stored.classes[1].includes == ("ctc_dimm",) and stored.guard_kind("x") == ""
+    # What fine-tuning reads: the base model's taxonomy, as it was trained.
+    base = {"classes": ["ctc", {"name": "x", "includes": ["ctc_dimm"]}]}
+    assert load_taxonomy(base, stored=True).classes[1].includes == ("ctc_dimm",)
