@@ -194,9 +194,55 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
     if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
         return None
     return (f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc: more CTCs "
-            "than blood holds beside its leukocytes; check panel.json's channel order (CK and "
-            "CD45 swapped?) before reading the counts (a spike-in experiment's cartridge can "
-            "look alike: its counts stand)")
+            "than blood holds beside its leukocytes; check panel.json's channel order and the "
+            "channel files' names (CK and CD45 swapped?) before reading the counts (a spike-in "
+            "experiment's cartridge can look alike: its counts stand)")
+
+
+# One frame's channel files swapped (a technician's renaming, a frame re-exported in another
+# order) hides under the cartridge's share: 28 CTC calls against 49 leukocytes on that frame
+# (its truth 4 CTCs) took a cartridge's 18 CTCs to 39 while the whole stayed under a quarter.
+# A frame is said where its CTC calls are at least this many and a quarter of its leukocyte
+# calls, and more than the rest of the cartridge's share makes likely at this level (a
+# binomial tail): CTCs are spread over a sample's frames as its leukocytes are, so a spike-in
+# cartridge rich in CTCs on every frame is not such a frame.
+IMPLAUSIBLE_FRAME_MIN = 10
+IMPLAUSIBLE_FRAME_P = 1e-6
+FRAMES_NAMED = 3
+
+
+def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc",)
+                       ) -> str | None:
+    """What to say of the frames whose CTC calls (``ctc_classes``, counted or held) stand out
+    against their leukocyte calls as no other frame's do (None: none; or no ``frame_id``)."""
+    from scipy.stats import binom
+
+    kinds = list(ctc_classes)
+    if not len(events) or "frame_id" not in events or not kinds:
+        return None
+    calls = events["class"].astype(object).to_numpy()
+    frames, which = np.unique(events["frame_id"].astype(str).to_numpy(), return_inverse=True)
+    ctc = np.bincount(which, np.isin(calls, kinds), len(frames)).astype(int)
+    wbc = np.bincount(which, calls == "wbc", len(frames)).astype(int)
+    candidates = (ctc >= IMPLAUSIBLE_FRAME_MIN) & (ctc >= IMPLAUSIBLE_CTC_SHARE * wbc)
+    said = []
+    for i in np.flatnonzero(candidates):
+        rest_ctc, rest_wbc = ctc.sum() - ctc[i], wbc.sum() - wbc[i]
+        # The rest's share, kept off 0 (a cartridge with no other CTC call) by one of each.
+        share = (rest_ctc + 1) / (rest_ctc + rest_wbc + 2)
+        if binom.sf(ctc[i] - 1, ctc[i] + wbc[i], share) < IMPLAUSIBLE_FRAME_P:
+            said.append((frames[i], int(ctc[i]), int(wbc[i]), int(rest_ctc),
+                         int(rest_wbc)))
+    if not said:
+        return None
+    named = "; ".join(f"frame {f}: {c} called {' or '.join(kinds)} against {w} called wbc "
+                      f"(the other frames {rc} against {rw})"
+                      for f, c, w, rc, rw in said[:FRAMES_NAMED])
+    more = f" and {len(said) - FRAMES_NAMED} more frames" if len(said) > FRAMES_NAMED else ""
+    whose = "that frame's" if len(said) == 1 else "those frames'"
+    return (f"{named}{more}: more CTCs than the rest of the sample makes likely; check "
+            f"{whose} channel files (CK and CD45 swapped, or renamed?) before reading the "
+            "counts")
 
 
 def count_events(events: pd.DataFrame, classes: Sequence[str], reported: Sequence[str],

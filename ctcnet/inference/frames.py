@@ -10,10 +10,11 @@ With spillover compensation, :func:`measure_scan_leaks` measures CK's spillover 
 from a few frames first, and every frame's model crops are compensated with it.
 
 Each frame read gets its record (its files and SHA-256, :func:`ctcnet.io.digests.frame_record`),
-a note where its pixels call for a look (saturated), CK's leak ratios of a few events and what
-a few of its cells say of the metadata (:mod:`ctcnet.detect.metadata_signs`: the planes'
-order, a dark plane, the planes' register, the pixel size); they are journaled beside its
-part (:func:`keep_frame_record`) and end in the run's summary (:func:`with_frame_records`).
+a note where its pixels call for a look (saturated, its last rows unfilled), CK's leak ratios
+of a few events and what a few of its cells say of the metadata
+(:mod:`ctcnet.detect.metadata_signs`: the planes' order, a dark plane, the planes' register,
+the pixel size); they are journaled beside its part (:func:`keep_frame_record`) and end in
+the run's summary (:func:`with_frame_records`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from ctcnet.io.frame_checks import (
     channel_maxima,
     eight_bit_note,
     saturation_note,
+    unfilled_note,
 )
 from ctcnet.io.scan import Cartridge, FrameRef, get_source
 from ctcnet.nn.spec import ModelSpec
@@ -85,7 +87,8 @@ class FrameWork:
     measured: pd.DataFrame | None = None  # the guard's call-independent measurements
     guard_start: object | None = None     # what they started from, for the CD45 reads
     record: dict | None = None  # its files and SHA-256 as read (ctcnet.io.digests.frame_record)
-    note: str | None = None     # read, but its count is not to be trusted alone (saturated)
+    note: str | None = None     # read, but its count is not to be trusted alone (saturated,
+    #                             or its last rows unfilled)
     leak_ratios: list | None = None  # CK's ratios of some CK-bright events ([ratios, sds])
     signs: dict | None = None  # what a few events say of the metadata (detect.metadata_signs)
     # Prepared in a frame process: where its results lie in shared memory, for finishing there
@@ -155,7 +158,10 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     brightest = channel_maxima(pixels)
-    note = saturation_note(pixels, cartridge.panel.channels, brightest)
+    # (a file written lately with such rows was refused in reading: read again once whole)
+    notes = (saturation_note(pixels, cartridge.panel.channels, brightest),
+             unfilled_note(pixels, cartridge.panel.channels))
+    note = "; ".join(n for n in notes if n) or None
     if cartridge.root not in _EIGHT_BIT_SAID:  # once a cartridge (a warning, not a problem)
         eight_bit = eight_bit_note(pixels, brightest)
         with _EIGHT_BIT_LOCK:  # frame threads read a cartridge's frames side by side

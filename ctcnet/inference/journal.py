@@ -209,15 +209,15 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
     damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
     if damaged:
-        log.warning("%d journal part(s) cannot be read (left by a crash?), their frames done "
-                    "again: %s", len(damaged), ", ".join(damaged[:10]))
+        log.warning("%s: %d journal part(s) cannot be read (left by a crash?), their frames "
+                    "done again: %s", out_dir, len(damaged), ", ".join(damaged[:10]))
     changed = sorted({*changed, *damaged})
     for frame_id in changed:
         for stale in (parts / f"{frame_id}.parquet", parts / f"{frame_id}.gallery.npz"):
             stale.unlink(missing_ok=True)
     if len(changed) > len(damaged):
-        log.warning("%d frame(s) changed since the earlier run, done again: %s",
-                    len(changed) - len(damaged),
+        log.warning("%s: %d frame(s) changed since the earlier run, done again: %s",
+                    out_dir, len(changed) - len(damaged),
                     ", ".join([f for f in changed if f not in damaged][:10]))
     atomic_write_text(signatures_file, json.dumps(current, sort_keys=True) + "\n")
     atomic_write_text(manifest, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
@@ -358,8 +358,9 @@ def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) 
         return
     if before and cartridge.identity and before != cartridge.identity and \
             (out_dir / "review.csv").exists():
-        log.warning("%s: review.csv holds decisions made on another cartridge with sample id "
-                    "%s (cartridge %s; this scan is %s): those made on frames whose files "
+        log.warning("%s: review.csv holds decisions made on a scan with sample id %s whose "
+                    "frames were not all these (cartridge %s; this scan is %s: another scan, or "
+                    "this one with frames repaired or changed): those made on frames whose files "
                     "changed (all of them, for another scan; a recompression too, its pixels "
                     "the same: frames are told by their files' bytes) will be set aside, not "
                     "counted; those on frames unchanged still count", out_dir,

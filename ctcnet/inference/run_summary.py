@@ -13,7 +13,11 @@ from ctcnet import __version__
 from ctcnet.core.paths import absolute
 from ctcnet.core.provenance import software_record
 from ctcnet.detect.cropping import window_size
-from ctcnet.inference.counts import count_events, implausible_marker_balance
+from ctcnet.inference.counts import (
+    count_events,
+    implausible_frames,
+    implausible_marker_balance,
+)
 from ctcnet.inference.frames import default_workers
 from ctcnet.inference.guard import cluster_partners, guard_summary
 from ctcnet.inference.guard.rules import CK_NEGATIVE_CTC_ROLES
@@ -85,7 +89,10 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # A problem of the sample (partial), for a batch job reading status: a swapped channel
     # order counts every leukocyte as a CTC (a spike-in looks alike: its counts stand).
     # (a lab's class checked as a CTC is one here too)
-    implausible = implausible_marker_balance(tally, spec.taxonomy.of_kind("ctc"))
+    # One frame's files swapped hides under the cartridge's share: said by the frame.
+    ctc_kinds = spec.taxonomy.of_kind("ctc")
+    implausible = implausible_marker_balance(tally, ctc_kinds) or \
+        implausible_frames(events, ctc_kinds)
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)
     crowded = crowding_problem(density)

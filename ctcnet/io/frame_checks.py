@@ -4,9 +4,10 @@ and where they are read.
 Listed (:func:`mark_copies`, :func:`mark_odd_sizes`): a tile written twice under two names, and
 a frame of another size than the cartridge's others (a frame of another scan, a cut or damaged
 export), are kept in the frame list with the reason, so the run skips them and their blood is
-not counted as read. Read (:func:`check_frame_values`, :func:`saturation_note`): pixels that
-the panel does not describe are refused (the frame skipped); a frame largely at the top of its
-range (saturated) is read, with a note that the run records as a problem.
+not counted as read. Read (:func:`check_frame_values`, :func:`saturation_note`,
+:func:`unfilled_note`): pixels that the panel does not describe are refused (the frame
+skipped); a frame largely at the top of its range (saturated), or an older file whose last rows
+are 0 (a copy cut short), is read, with a note that the run records as a problem.
 """
 
 from __future__ import annotations
@@ -121,11 +122,13 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
     flat = frame.reshape(frame.shape[0], -1)
     high, low = flat.max(axis=1), flat.min(axis=1)
     if (high == low).all():
-        raise InputError("empty frame: every pixel has the same value", path)
+        raise InputError("empty frame: every pixel has the same value (not exposed, or written "
+                         "blank): export it again from the scanner", path)
     for k, (channel, top, bottom) in enumerate(zip(channels, high, low)):
         if top == bottom:
-            raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g})",
-                             path)
+            raise InputError(f"channel {channel.name} is empty (every pixel {float(top):g}): "
+                             "not exposed (lamp, filter) or not written; export the frame "
+                             "again from the scanner", path)
         if fresh and bottom == 0:  # only then unfilled (a scan's offset keeps it above 0)
             _refuse_unfilled_rows(frame[k], channel.name, path)
         lo, hi = channel.value_range
@@ -155,21 +158,46 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
                          "(e.g. to 0-1); ctcnet reads the scanner's raw counts", path)
 
 
-def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
-    """Refuse a plane (H, W) whose last :data:`UNFILLED_ROWS` or more rows are exactly 0
-    where its other rows (almost) never are 0: a file read before it was filled."""
+def unfilled_rows(plane: np.ndarray) -> int:
+    """How many of a plane's (H, W) last rows are exactly 0 where its other rows (almost)
+    never are (at least :data:`UNFILLED_ROWS`; 0: no such block): a file read before it was
+    filled, or one whose copy broke off after its full size was written."""
+    if plane[-UNFILLED_ROWS:].any():  # (the common case, at a row's cost)
+        return 0
     empty = ~plane.any(axis=1)
     # The run of empty rows that ends the plane (a file is filled from its start).
     n = int(np.argmin(empty[::-1])) if not empty.all() else plane.shape[0]
     if n < UNFILLED_ROWS or n == plane.shape[0]:
-        return
+        return 0
     elsewhere = plane[:plane.shape[0] - n]  # the rows filled
     if np.count_nonzero(elsewhere == 0) > ZERO_ELSEWHERE * elsewhere.size:
-        return  # zeros are part of this plane's picture (an export's black background)
-    raise InputError(f"channel {name}: its last {n} of {plane.shape[0]} rows are all 0 "
-                     "where its other pixels never are, in a file written minutes ago: read "
-                     "before it was filled (still being written or copied?); the frame is "
-                     "read again once it is whole", path)
+        return 0  # zeros are part of this plane's picture (an export's black background)
+    return n
+
+
+def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
+    """Refuse a plane (H, W) with :func:`unfilled_rows`: a file read before it was filled."""
+    n = unfilled_rows(plane)
+    if n:
+        raise InputError(f"channel {name}: its last {n} of {plane.shape[0]} rows are all 0 "
+                         "where its other pixels never are, in a file written minutes ago: "
+                         "read before it was filled (still being written or copied?); the "
+                         "frame is read again once it is whole", path)
+
+
+def unfilled_note(frame: np.ndarray, channels) -> str | None:
+    """What to say of an older frame (C, H, W) whose channels end in :func:`unfilled_rows`
+    (None: none do). It is read as it is (a stitched scene's padding is such a block), but a
+    copy that broke off after writing the file's full size leaves the same, and its cells
+    there go uncounted: the sample's count is not to be trusted without a look."""
+    rows = {c.name: n for plane, c in zip(frame, channels) if (n := unfilled_rows(plane))}
+    if not rows:
+        return None
+    most = max(rows.values())
+    return (f"unfilled: its last {most} of {frame.shape[1]} rows are all 0 in "
+            f"{', '.join(rows)} where the rest never is: a copy cut short (its cells there "
+            "not counted, its blood counted as read) or a scene's padding; compare the file "
+            "with the scanner's and run again once it is whole")
 
 
 def _offset_said(values: np.ndarray, top: float) -> str:

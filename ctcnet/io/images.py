@@ -55,7 +55,8 @@ def check_pixels(arr: np.ndarray, path: str | Path, ndim: int = 3) -> np.ndarray
     if arr.size == 0 or min(arr.shape[-2:]) == 0:
         raise InputError(f"empty image (shape {arr.shape})", path)
     if arr.dtype == np.float32 and not np.isfinite(arr).all():
-        raise InputError("image contains NaN or infinite values", path)
+        raise InputError("image contains NaN or infinite values (damaged, or made so by a "
+                         "conversion): export it again from the scanner", path)
     return arr
 
 
@@ -225,8 +226,8 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                     raise InputError(f"empty image (shape {page.shape})", path)
                 ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
                 if ends and max(ends) > size:
-                    raise InputError("truncated TIFF: pixel data runs past the end of the file",
-                                     path)
+                    raise InputError("truncated TIFF: pixel data runs past the end of the file "
+                                     "(a copy cut short?): copy or export it again", path)
             interleaved_rgb = _interleaved_rgb(pages[0])
             # One decoding thread (this one): tifffile's own decoding threads would log
             # damage where the collector above does not listen.

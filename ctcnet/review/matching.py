@@ -422,7 +422,8 @@ def _other_cartridge(table: pd.DataFrame, run: RunEvents, reason: np.ndarray) ->
     unknown = (made_on == "") & (keys != "") & (keys != run.run_id)
     for i in np.flatnonzero(other):
         reason[i] = (f"made on another cartridge with this sample id (cartridge {made_on[i]}; "
-                     f"this run's is {run.cartridge_id})")
+                     f"this run's is {run.cartridge_id}), or on this frame before its files "
+                     "changed (repaired, exported again)")
     for i in np.flatnonzero(unknown):
         reason[i] = ("made on another run before decisions named their cartridge: nothing says "
                      f"it was on this cartridge ({run.cartridge_id})")
@@ -434,6 +435,7 @@ def warn_set_aside(sample_dir: str | Path, matched: Matched) -> None:
     """One warning naming how many decisions were set aside as made on another cartridge."""
     if matched.other_cartridge:
         log.warning("%s: %d decision(s) in review.csv were made on another cartridge with this "
-                    "sample id (predict --overwrite with another scan?): set aside, kept in the "
-                    "file, not counted", sample_dir, matched.other_cartridge)
+                    "sample id (predict --overwrite with another scan?), or on frames of this "
+                    "one whose files changed since (repaired, exported again): set aside, kept "
+                    "in the file, not counted", sample_dir, matched.other_cartridge)
 

@@ -77,3 +77,31 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     assert implausible_marker_balance(emt) is None
     assert "25 events called ctc or ctc_emt against 91" in implausible_marker_balance(
         emt, ["ctc", "ctc_emt"])
+
+
+def test_one_frame_whose_calls_look_like_a_swapped_ck_and_cd45_is_named():
+    """One frame's channel files swapped leaves the cartridge's share under a quarter: the
+    frame whose CTC calls stand out against the rest's is named; CTCs spread over every frame
+    (a spike-in), or a frame with a few more than its share, are not."""
+    from ctcnet.inference.counts import implausible_frames
+
+    def cartridge(per_frame):
+        rows = [(f"r00c{i:02d}", c) for i, (ctc, wbc) in enumerate(per_frame)
+                for c in ["ctc"] * ctc + ["wbc"] * wbc + ["debris"] * 60]
+        return pd.DataFrame(rows, columns=["frame_id", "class"])
+
+    normal = [(2, 60)] * 10
+    assert implausible_frames(cartridge(normal)) is None
+    swapped = cartridge([*normal[:4], (28, 49), *normal[5:]])
+    said = implausible_frames(swapped)
+    assert said.startswith("frame r00c04: 28 called ctc against 49 called wbc (the other "
+                           "frames 18 against 540)") and "that frame's channel files" in said
+    assert implausible_frames(swapped, ["ctc_emt"]) is None  # no call of that class
+    spiked = cartridge([(18, 60)] * 10)  # rich on every frame
+    assert implausible_frames(spiked) is None
+    assert implausible_frames(cartridge([*normal[:4], (9, 20), *normal[5:]])) is None
+    assert implausible_frames(cartridge([*normal[:4], (12, 60), *normal[5:]])) is None
+    two = implausible_frames(cartridge([(28, 49), *normal[1:4], (30, 45), *normal[5:]]))
+    assert "frame r00c00: 28" in two and "; frame r00c04: 30" in two and "those frames'" in two
+    assert implausible_frames(cartridge(normal).drop(columns="frame_id")) is None
+    assert implausible_frames(cartridge([])) is None

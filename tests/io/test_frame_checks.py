@@ -126,13 +126,14 @@ def test_a_simulated_8_bit_cartridge_states_its_0_255_range(tmp_path):
     assert all(c.value_range == (0.0, 255.0) for c in written.channels)
 
 
-def test_a_frame_read_before_it_was_filled_is_skipped_and_an_old_padded_one_read(clean_run,
-                                                                                 cart):
+def test_a_frame_read_before_it_was_filled_is_skipped_and_an_older_one_read_and_said(
+        clean_run, cart):
     """A file written to its full size and filled after (a Windows copy, a scanner that
     preallocates), read minutes after it was written with its last rows still 0 where a
     camera's offset keeps every pixel above: the frame is skipped with the reason, and the
     sample partial, not 'ok' on a half-empty frame. The same rows in a file written long ago
-    are its picture (a stitched scene's padding) and are read."""
+    (a copy that broke off, or a stitched scene's padding) are read, and said: the sample is
+    partial, the frame named."""
     import os
 
     path = frames(cart)[1]
@@ -148,6 +149,35 @@ def test_a_frame_read_before_it_was_filled_is_skipped_and_an_old_padded_one_read
     os.utime(path, (long_ago, long_ago))
     again = predict(clean_run, cart)
     assert again.frames.skipped == 0 and "r00c01" not in str(again.skipped_frames)
+    rows = pixels.shape[1] - pixels.shape[1] * 2 // 5
+    said = [p for p in again.problems if "r00c01" in p]
+    assert again.status == "partial" and len(said) == 1, again.problems
+    assert f"unfilled: its last {rows} of {pixels.shape[1]} rows are all 0 in CK " in said[0]
+    assert "a copy cut short" in said[0]
+
+
+def test_unfilled_rows_are_a_block_at_the_end_where_the_rest_is_never_0():
+    """The block is the run of all-0 rows that ends a plane, two rows at least, in a plane
+    whose other pixels are (almost) never 0; an export's black background, a single dark row
+    or a plane of zeros is no such block."""
+    from ctcnet.io.frame_checks import unfilled_note, unfilled_rows
+
+    plane = np.full((50, 40), 100, np.uint16)
+    assert unfilled_rows(plane) == 0
+    plane[-1] = 0
+    assert unfilled_rows(plane) == 0  # one row: a dark edge
+    plane[30:] = 0
+    assert unfilled_rows(plane) == 20
+    background = np.where(np.arange(40) < 20, 0, 100).astype(np.uint16)[None].repeat(50, 0)
+    background[45:] = 0
+    assert unfilled_rows(background) == 0  # black is this plane's picture
+    assert unfilled_rows(np.zeros((50, 40), np.uint16)) == 0
+    frame = np.full((5, 50, 40), 100, np.uint16)
+    assert unfilled_note(frame, load_panel(None).channels) is None
+    frame[:, 40:] = 0
+    said = unfilled_note(frame, load_panel(None).channels)
+    assert said.startswith("unfilled: its last 10 of 50 rows are all 0 in DAPI, CK, CD45, "
+                           "CD61, CD66b where the rest never is")
 
 
 def test_an_8_bit_scan_is_said_to_lose_dim_cells_a_12_bit_one_is_not():

@@ -626,7 +626,8 @@ def test_review_of_another_cartridge_with_the_same_sample_id(results, tmp_path, 
         rerun = predict_cartridge(other, backend, sample, PredictOptions(
             quiet=True, workers=0, report=False, overwrite=True))
     assert rerun.sample_id == "P001" and rerun.cartridge_id != summary.cartridge_id
-    assert "review.csv holds decisions made on another cartridge" in caplog.text
+    assert "review.csv holds decisions made on a scan with sample id P001 whose frames were " \
+        "not all these" in caplog.text
     caplog.clear()
     events, summary = D.load_sample(sample)
     with caplog.at_level("WARNING", logger="ctcnet.review"):

@@ -264,7 +264,9 @@ def refuse_ambiguity(position: tuple[int, int], files: list[FramePart], root: Pa
         twin = seen.setdefault(f.channel, f)
         if twin is not f:
             raise InputError(f"{twin.path.name} and {f.path.name} both name channel "
-                             f"{f.channel} of {where}; keep one", root)
+                             f"{f.channel} of {where}: a copy, or another channel's file "
+                             "misnamed? Rename a misnamed file to the channel it holds, or "
+                             "move the copy out", root)
 
 
 def _frame_ref(position: tuple[int, int], files: list[FramePart], index: int,
