@@ -158,9 +158,11 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     brightest = channel_maxima(pixels)
-    # (a file written lately with such rows was refused in reading: read again once whole)
+    # A camera frame's file ending in rows of 0 was cut short (one written lately was refused
+    # in reading, to be read once whole); a container's tile may end in its scene's padding.
+    container = get_source(frame.source_name).container
     notes = (saturation_note(pixels, cartridge.panel.channels, brightest),
-             unfilled_note(pixels, cartridge.panel.channels))
+             None if container else unfilled_note(pixels, cartridge.panel.channels))
     note = "; ".join(n for n in notes if n) or None
     if cartridge.root not in _EIGHT_BIT_SAID:  # once a cartridge (a warning, not a problem)
         eight_bit = eight_bit_note(pixels, brightest)
@@ -175,7 +177,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     # stage of its own: on a CPU without SHA instructions SHA-256 costs about what reading the
     # frame does (a 3.6 MB frame: 16 ms against 14), several times less on one with them.
     try:
-        record = frame_record(frame.files, pixels, not get_source(frame.source_name).container)
+        record = frame_record(frame.files, pixels, not container)
     except OSError as err:  # read a moment ago, gone now
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})

@@ -42,7 +42,8 @@ SIZE_SLACK_PX = 1
 # preallocates), read before it was filled; it read as an 'ok' sample with 23 CTCs of 28. This
 # many whole rows make such a block; the rest of the plane may hold at most ZERO_ELSEWHERE of
 # its pixels at 0 (an 8-bit export's black background holds many: it is not refused). An
-# older file's zero rows are its picture (a stitched scene's padding) and are read.
+# older frame file's are read and said (:func:`unfilled_note`: a copy that broke off after
+# writing the file's full size); a container's tile may end in its stitched scene's padding.
 UNFILLED_ROWS = 2
 ZERO_ELSEWHERE = 0.001
 UNFILLED_RECENT_S = 900.0
@@ -186,10 +187,11 @@ def _refuse_unfilled_rows(plane: np.ndarray, name: str, path) -> None:
 
 
 def unfilled_note(frame: np.ndarray, channels) -> str | None:
-    """What to say of an older frame (C, H, W) whose channels end in :func:`unfilled_rows`
-    (None: none do). It is read as it is (a stitched scene's padding is such a block), but a
-    copy that broke off after writing the file's full size leaves the same, and its cells
-    there go uncounted: the sample's count is not to be trusted without a look."""
+    """What to say of an older frame file's frame (C, H, W) whose channels end in
+    :func:`unfilled_rows` (None: none do): a copy that broke off after writing the file's full
+    size leaves such rows, and its cells there go uncounted, so the sample's count is not to be
+    trusted without a look. The frame is read as it is (a camera never writes such rows; a
+    container's tile, whose scene may be padded, is not judged so)."""
     rows = {c.name: n for plane, c in zip(frame, channels) if (n := unfilled_rows(plane))}
     if not rows:
         return None
