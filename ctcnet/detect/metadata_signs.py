@@ -13,7 +13,8 @@ are caught by the calls themselves (``ctcnet.inference.counts.implausible_marker
 these signs catch the others.
 
 They are read on a few events of every frame (:func:`frame_signs`, about ``CHECK_EVENTS`` a
-cartridge spread over its frames and at least one a frame; the frame's journal keeps them, so
+cartridge spread over its frames and at least one a frame, whole cells where the frame has
+any; the frame's journal keeps them, so
 a resumed run judges every frame's), and judged over the cartridge
 (:func:`metadata_problems`); a folder of raw scan crops is read the same way
 (:class:`CropFolderSigns`):
@@ -130,7 +131,8 @@ NUCLEUS_UM = (4.7, 14.0)
 SCAN_NUCLEUS_UM = 7.0
 
 
-def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> dict | None:
+def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
+                whole: np.ndarray | None = None) -> dict | None:
     """The signs of one frame's ``crops`` ((N, C, H, W), ``panel``'s channel order, at
     ``pixel_size_um``) of a cartridge of ``frames`` frames, read on its share of
     ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most) spread over the frame, as
@@ -139,7 +141,10 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
     diameters of the DNA channel's nuclei measured; ``offset_um``, [plane, dx, dy] of each lit
     plane's centre from the nucleus's; ``neutrophil_alone`` and ``leukocyte_alone``, the
     nucleated events lit in one leukocyte marker without the other (absent where the panel
-    lacks either). None for a frame without events, or crops too small to read
+    lacks either). ``whole``: (N,) bool, the events whose crops lie whole in the frame (None:
+    all); only those are read where the frame has any, a cell the frame border cuts reading
+    its planes' centres off (the visible parts of a ring and of its nucleus lie at different
+    distances from the cut). None for a frame without events, or crops too small to read
     (``MIN_FIELD_UM``)."""
     n = len(crops)
     if not n or min(crops.shape[2:]) * pixel_size_um < MIN_FIELD_UM:
@@ -148,7 +153,14 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int) -> 
     roles = panel.roles()
     dna = _role(roles, "nucleus")
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
-    rows = np.unique(np.linspace(0, n - 1, min(n, events)).round().astype(int))
+    readable = np.arange(n) if whole is None or not np.any(whole) else \
+        np.flatnonzero(np.asarray(whole, bool))
+    # The middle of each of ``events`` equal shares of them: detection lists a frame's events
+    # from its top, so the first is as a rule a cell the top border cuts (a cartridge of 175
+    # frames reads one event a frame).
+    count = min(len(readable), events)
+    rows = readable[np.unique(((np.arange(count) + 0.5) * len(readable) / count)
+                              .astype(int))]
     votes = np.zeros(panel.num_channels, int)
     lit, diameters, offsets = [], [], []
     # Where each crop is read (one shape for a frame's crops): its centre and its cell.

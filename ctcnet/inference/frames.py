@@ -221,7 +221,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         err.add_note(f"ctcnet predict: raised while preparing frame {frame.stem} (not an error "
                      "of its data, so the run stops; rerunning resumes)")
         raise
-    signs = _metadata_signs(crops, cartridge, spec)
+    signs = _metadata_signs(crops, cartridge, spec, ~np.asarray(padded, bool))
     events.insert(0, "frame_id", frame.frame_id)
     events.insert(0, "col", frame.col)
     events.insert(0, "row", frame.row)
@@ -236,12 +236,14 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
                      leak_ratios=leak_ratios, signs=signs)
 
 
-def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec) -> dict | None:
+def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,
+                    whole: np.ndarray) -> dict | None:
     """:func:`~ctcnet.detect.metadata_signs.frame_signs` of a frame's crops (model scale and
-    channel order), or None where reading them failed: a check beside the counts, which must
-    not cost the frame its events."""
+    channel order; ``whole``: those whose window lies in the frame), or None where reading them
+    failed: a check beside the counts, which must not cost the frame its events."""
     try:
-        return frame_signs(crops, spec.panel, spec.pixel_size_um, len(cartridge.frames))
+        return frame_signs(crops, spec.panel, spec.pixel_size_um, len(cartridge.frames),
+                           whole)
     except FRAME_DATA_ERRORS:
         log.debug("frame signs of %s not read", cartridge.sample_id, exc_info=True)
         return None

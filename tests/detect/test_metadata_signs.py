@@ -305,3 +305,23 @@ def test_a_scanners_samples_at_another_scale_among_a_folders_are_named():
     said = samples_off_scale(nuclei)
     assert said.startswith("the nuclei of 1 of 5 samples") and "s9 (" in said
     assert samples_off_scale({"s0": [8.0] * 20, "s9": [25.0] * 3}) is None  # too few
+
+
+def test_a_frame_is_read_at_whole_cells_spread_over_it_not_at_its_first_event(leukocytes):
+    """Detection lists a frame's events from its top, so its first is as a rule a cell the
+    top border cuts: a cartridge of 175 frames reads one event a frame, in the middle of the
+    frame's list, and only events whose crops lie whole in the frame where it has any."""
+    panel = load_panel(None)
+    # Crops whose DNA and CD45 planes trade places: their nucleus reads in CD45's plane.
+    odd = leukocytes[:, [2, 1, 0, 3, 4]]
+    first_odd = np.concatenate([odd[:1], leukocytes[1:]])
+    signs = frame_signs(first_odd, panel, PX, 175)
+    assert signs["read"] == 1 and signs["nucleus"][0] == 1 and signs["nucleus"][2] == 0
+    # Half the frame's crops cut by its border (odd here), the other half whole.
+    half = np.concatenate([odd[:30], leukocytes[30:]])
+    whole = np.arange(60) >= 30
+    for frames in (1, 30, 175):
+        signs = frame_signs(half, panel, PX, frames, whole)
+        assert signs["nucleus"][2] == 0 and signs["nucleus"][0] == signs["read"] > 0
+    # A frame whose every crop is cut is still read (its events are all it has).
+    assert frame_signs(half, panel, PX, 1, np.zeros(60, bool))["read"] == 2
