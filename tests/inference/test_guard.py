@@ -24,6 +24,7 @@ from ctcnet.inference.guard import (
     measure,
     review_flags,
 )
+from ctcnet.inference.guard.rules import MARKERS_DEBRIS_CTC
 from ctcnet.io.panel import default_panel
 from ctcnet.io.taxonomy import default_taxonomy, load_taxonomy
 from ctcnet.nn.spec import ModelSpec
@@ -578,17 +579,19 @@ def test_a_ck_positive_cd45_negative_nucleated_event_called_otherwise_is_a_possi
 
 def test_on_a_cartridge_the_markers_call_a_wbc_or_debris_call_ctc_where_the_network_agrees(
         rng, spec):
-    """A CK+ CD45- nucleated cell filed as a leukocyte or debris under the cartridge's prior,
-    which the network itself finds at least as likely a CTC, is called ``ctc`` and counted
-    (the flags of a ``ctc`` call, none here); one the network finds likelier a leukocyte or
-    debris, and an edge-cut event filed as debris, stay as they are, shown as possible CTCs.
-    A CK+CD45+ leukocyte is never called ``ctc``, and one whose CD45 is faint (under the
-    possible-CTC level, over the markers' background band) is shown but not called by its
-    markers."""
+    """A CK+ CD45- nucleated cell filed as a leukocyte under the cartridge's prior, which the
+    network itself finds at least as likely a CTC, is called ``ctc`` and counted (the flags of
+    a ``ctc`` call, none here); one filed as debris only where the network gives a CTC
+    ``MARKERS_DEBRIS_CTC`` or more (on full-size cartridges the markers' call on less sure
+    debris calls counted bare nuclei and CK+ blobs five times as often as CTCs); one the
+    network finds likelier a leukocyte or debris, and an edge-cut event, stay as they are,
+    shown as possible CTCs. A CK+CD45+ leukocyte is never called ``ctc``, and one whose CD45
+    is faint (under the possible-CTC level, over the markers' background band) is shown but
+    not called by its markers."""
     crops = np.stack([cell(rng), cell(rng), cell(rng), cell(rng), cell(rng, cd45=80),
                       cell(rng, cd45=8), cell(rng)])
-    proba = np.array([[0.6, 0.4, 0.0, 0.0], [0.3, 0.7, 0.0, 0.0], [0.6, 0.0, 0.0, 0.4],
-                      [0.6, 0.0, 0.0, 0.4], [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0],
+    proba = np.array([[0.6, 0.4, 0.0, 0.0], [0.3, 0.7, 0.0, 0.0], [0.8, 0.0, 0.0, 0.2],
+                      [0.8, 0.0, 0.0, 0.2], [0.6, 0.4, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0],
                       [0.3, 0.0, 0.0, 0.7]])
     proba = proba[:, [["ctc", "wbc", "cluster", "debris"].index(n) for n in spec.class_names]]
     model_class = ["wbc", "wbc", "debris", "debris", "wbc", "wbc", "debris"]
@@ -605,6 +608,13 @@ def test_on_a_cartridge_the_markers_call_a_wbc_or_debris_call_ctc_where_the_netw
                                      "possible_ctc", "possible_ctc"]
     assert out[MARKERS_CTC].tolist() == [True, True, True, True, False, False, True]
     assert counted(out).tolist() == [True, False, True, False, True, False, False]
+    # A debris call the network gives a CTC more than debris but under MARKERS_DEBRIS_CTC: shown.
+    unsure = proba.copy()
+    unsure[2, spec.class_names.index("ctc")] = MARKERS_DEBRIS_CTC - 0.05
+    unsure[2, spec.class_names.index("debris")] = 1 - (MARKERS_DEBRIS_CTC - 0.05)
+    held = guard_events(events, crops, unsure, spec)
+    assert held["class"].iloc[2] == "debris" and held["guard"].iloc[2] == "possible_ctc"
+    assert not counted(held)[2]
     # A crop set read with --network-calls-only: every call stays the network's, still shown.
     plain = guard_events(events, crops, proba, spec, overrule=False)
     assert plain["class"].tolist() == events["class"].tolist()

@@ -24,6 +24,7 @@ from ctcnet.inference.guard.rules import (
     FLAGS,
     GUARDED_CLASSES,
     MARKERS_CTC,
+    MARKERS_DEBRIS_CTC,
     MARKERS_VOUCH,
     MISSED_CTC_CALLS,
     RULES,
@@ -87,18 +88,18 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
 
     The CellSearch definition met on the markers alone (``MARKERS_CTC``: a CK area of a cell,
     clearly CK positive, a nucleus with a shape of its own, no CD45 or other exclusion marker
-    over or round it), and the network itself finding the event at least as likely a CTC as
-    what it was called (its probabilities before the cartridge's prior): the prior, which keeps
-    the rare CTC call from the far more numerous debris, then no longer holds a CK+ CD45-
-    nucleated, intact cell back unless the network's own evidence says otherwise. On the 20
-    full-size counting cartridges (the simulator's current look) the 190 ``wbc`` calls with
-    those markers were 13 CTCs, 21 debris and 155 leukocytes (and one no object of the truth),
-    and the 15 this picks 13 CTCs and 2 debris (with CD45 read at the background,
-    ``GuardRules.markers_cd45_band``: 3 leukocytes more without it). Taking the ``debris`` calls
-    too, on the 20 counting cartridges at 10 frames: projected recall 0.850 -> 0.912, within
-    tolerance 14 -> 18 of 20, wrong CTC calls 15 -> 17 (CK+ nucleated blobs, most held by the
-    guard's flags; docs/markers.md). The other calls with those markers stay possible CTCs for
-    a person."""
+    over or round it), and the network itself finding the event at least as likely a CTC (or
+    a cluster) as what it was called (its probabilities before the cartridge's prior): the
+    prior, which keeps the rare CTC call from the far more numerous leukocytes, then no longer
+    holds a CK+ CD45- nucleated cell back unless the network's own evidence says otherwise. On
+    the 20 full-size counting cartridges (the simulator's look of the day) the 190 ``wbc``
+    calls with those markers were 13 CTCs, 21 debris and 155 leukocytes (and one no object of
+    the truth), and the 15 this picks 13 CTCs and 2 debris (with CD45 read at the background,
+    ``GuardRules.markers_cd45_band``: 3 leukocytes more without it). A ``debris`` call is
+    counted so only where the network also gives a CTC ``MARKERS_DEBRIS_CTC`` (0.75) or more
+    before the prior: on today's full-size cartridges 41 of the 49 debris calls those markers
+    make CTCs were bare nuclei and CK+ blobs, most at lower p(ctc). The other calls with those
+    markers stay possible CTCs for a person."""
     names = list(class_names)
     if not _of_kind("ctc", names, kinds) or not len(model_class):
         return np.zeros(len(model_class), bool)
@@ -113,11 +114,15 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
     # (a lab's classes checked as a CTC or a cluster, ``kinds``, bear one too)
     bearing = [names.index(c) for kind in ("ctc", "cluster")
                for c in _of_kind(kind, names, kinds, reported)]
+    ctcs = [names.index(c) for c in _of_kind("ctc", names, kinds, reported)]
     for call in MISSED_CTC_CALLS:
         if call in names:
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
-                likelier |= (model_class == call) & \
-                    (proba[:, bearing] >= proba[:, [names.index(call)]]).any(axis=1)
+                agrees = (proba[:, bearing] >= proba[:, [names.index(call)]]).any(axis=1)
+                if call == "debris":  # the network itself sure of a CTC (MARKERS_DEBRIS_CTC)
+                    agrees &= (proba[:, ctcs] >= MARKERS_DEBRIS_CTC).any(axis=1) if ctcs \
+                        else False
+                likelier |= (model_class == call) & agrees
     out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
     if edge_cut is not None:
         out &= ~np.asarray(edge_cut, bool)

@@ -31,6 +31,15 @@ MARKERS_VOUCH = "markers_vouch"
 CLUSTER_PARTNER = "cluster_partner"
 # Calls checked for a missed CTC (the guard's other direction).
 MISSED_CTC_CALLS = ("wbc", "debris")
+# The network's probability of a CTC (before the cartridge's prior) a ``debris`` call needs
+# for the markers' own call to count it on a cartridge (``markers_overrule``; a ``wbc`` call
+# needs a CTC or cluster as likely as its call). Set on the 20 full-size counting cartridges
+# (175 frames, 178 CTCs), where the markers made 49 debris calls ``ctc``, 8 of them CTCs and
+# 41 not (31 bare nuclei, 8 CK+ blobs; p(ctc) 0.00-0.93, median 0.58): counting every one took
+# the count within tolerance to 11 of 20 and the >= 5 cut-off to 17; none, 17 and 20; those
+# at 0.7-0.8 or more, 18 and 20 (0.85 and over, 17). The 10-frame counting cartridges,
+# CTC-rich, count the same at any level up to 0.8 (19 and 20 of 20).
+MARKERS_DEBRIS_CTC = 0.75
 # Calls the network's own doubt may turn into a possible CTC.
 DOUBTED_CALLS = ("wbc", "debris", "cluster")
 # The markers a lone CTC lacks (one lit means a leukocyte, platelet or granulocyte is there),
