@@ -344,8 +344,7 @@ def render_peer(k: dict) -> list[str]:
                   f"run (aim: 0.60x) and {_x(q.get('around_network_to_model_floor'))} the "
                   f"model floor; the wall {_x(q.get('total_to_model'))} the model floor "
                   f"(aim, the report included, at 175 frames: {WALL_AIM:.2f}x); from 1 to 2 "
-                  "processes the "
-                  "gate ran "
+                  "processes the gate ran "
                   f"{_x(q.get('peer_scaling'))} as fast, predict (two cartridges) "
                   f"{_x(q.get('predict_processes_scaling'))}."]
         gpu = r.get("gpu")

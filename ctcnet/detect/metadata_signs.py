@@ -14,9 +14,8 @@ these signs catch the others.
 
 They are read on a few events of every frame (:func:`frame_signs`, about ``CHECK_EVENTS`` a
 cartridge spread over its frames and at least one a frame, whole cells where the frame has
-any; the frame's journal keeps them, so
-a resumed run judges every frame's), and judged over the cartridge
-(:func:`metadata_problems`); a folder of raw scan crops is read the same way
+any; the frame's journal keeps them, so a resumed run judges every frame's), and judged over
+the cartridge (:func:`metadata_problems`); a folder of raw scan crops is read the same way
 (:class:`CropFolderSigns`):
 
 * **The nucleus's plane.** In a cell the nucleus is a compact object inside the cell another
