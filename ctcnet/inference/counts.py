@@ -215,7 +215,8 @@ def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc"
                        ) -> str | None:
     """What to say of the frames whose CTC calls (``ctc_classes``, counted or held) stand out
     against their leukocyte calls as no other frame's do (None: none; or no ``frame_id``)."""
-    from scipy.stats import binom
+    # (scipy.special, not scipy.stats: the torch-free install's predict imports no stats)
+    from scipy.special import bdtrc
 
     kinds = list(ctc_classes)
     if not len(events) or "frame_id" not in events or not kinds:
@@ -230,7 +231,7 @@ def implausible_frames(events: pd.DataFrame, ctc_classes: Sequence[str] = ("ctc"
         rest_ctc, rest_wbc = ctc.sum() - ctc[i], wbc.sum() - wbc[i]
         # The rest's share, kept off 0 (a cartridge with no other CTC call) by one of each.
         share = (rest_ctc + 1) / (rest_ctc + rest_wbc + 2)
-        if binom.sf(ctc[i] - 1, ctc[i] + wbc[i], share) < IMPLAUSIBLE_FRAME_P:
+        if bdtrc(ctc[i] - 1, ctc[i] + wbc[i], share) < IMPLAUSIBLE_FRAME_P:  # P(X >= ctc)
             said.append((frames[i], int(ctc[i]), int(wbc[i]), int(rest_ctc),
                          int(rest_wbc)))
     if not said:
