@@ -120,8 +120,7 @@ def markers_overrule(model_class: np.ndarray, markers_ctc: np.ndarray, proba: np
             with np.errstate(invalid="ignore"):  # a row not finite has no call ("failed")
                 agrees = (proba[:, bearing] >= proba[:, [names.index(call)]]).any(axis=1)
                 if call == "debris":  # the network itself sure of a CTC (MARKERS_DEBRIS_CTC)
-                    agrees &= (proba[:, ctcs] >= MARKERS_DEBRIS_CTC).any(axis=1) if ctcs \
-                        else False
+                    agrees &= (proba[:, ctcs] >= MARKERS_DEBRIS_CTC).any(axis=1)
                 likelier |= (model_class == call) & agrees
     out = likelier & (filed == model_class) & np.asarray(markers_ctc, bool)
     if edge_cut is not None:
