@@ -130,6 +130,23 @@ NUCLEUS_UM = (4.7, 14.0)
 SCAN_NUCLEUS_UM = 7.0
 
 
+def spread_rows(rows: np.ndarray, count: int, whole: np.ndarray | None = None) -> np.ndarray:
+    """Up to ``count`` of a frame's event ``rows`` (indices, in detection's order), the middle
+    of each of ``count`` equal shares of them, taken among the whole cells (``whole``: (N,)
+    bool over all the frame's events, the crops lying whole in the frame) where any of
+    ``rows`` is one: detection lists a frame's events from its top, so its first and last are
+    as a rule cells the frame's borders cut, whose planes read off (a cartridge of 175 frames
+    reads one to three events a frame)."""
+    rows = np.asarray(rows)
+    if whole is not None:
+        inside = rows[np.asarray(whole, bool)[rows]]
+        rows = inside if len(inside) else rows
+    count = min(len(rows), count)
+    if not count:
+        return rows[:0]
+    return rows[np.unique(((np.arange(count) + 0.5) * len(rows) / count).astype(int))]
+
+
 def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                 whole: np.ndarray | None = None) -> dict | None:
     """The signs of one frame's ``crops`` ((N, C, H, W), ``panel``'s channel order, at
@@ -152,14 +169,7 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     roles = panel.roles()
     dna = _role(roles, "nucleus")
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")
-    readable = np.arange(n) if whole is None or not np.any(whole) else \
-        np.flatnonzero(np.asarray(whole, bool))
-    # The middle of each of ``events`` equal shares of them: detection lists a frame's events
-    # from its top, so the first is as a rule a cell the top border cuts (a cartridge of 175
-    # frames reads one event a frame).
-    count = min(len(readable), events)
-    rows = readable[np.unique(((np.arange(count) + 0.5) * len(readable) / count)
-                              .astype(int))]
+    rows = spread_rows(np.arange(n), events, whole)
     votes = np.zeros(panel.num_channels, int)
     lit, diameters, offsets = [], [], []
     # Where each crop is read (one shape for a frame's crops): its centre and its cell.

@@ -32,7 +32,7 @@ import pandas as pd
 from ctcnet.core.ordered import ordered_map
 from ctcnet.detect.cropping import extract_crops
 from ctcnet.detect.detection import DetectConfig, detect_events
-from ctcnet.detect.metadata_signs import frame_signs, metadata_problems
+from ctcnet.detect.metadata_signs import frame_signs, metadata_problems, spread_rows
 from ctcnet.errors import InputError
 from ctcnet.inference.backends import TORCH_INSTALL, cpu_cores, cpu_frame_workers, has_torch
 from ctcnet.inference.guard import RULES, measure_for_guard_start
@@ -206,7 +206,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
         measured, guard_start = (measure_for_guard_start(crops, read_as) if guard and len(crops)
                                  else (None, None))
         leak_ratios = frame_leak_ratios(crops, measured, read_as.panel,
-                                        -(-LEAK_CHECK_EVENTS // len(cartridge.frames)))
+                                        -(-LEAK_CHECK_EVENTS // len(cartridge.frames)),
+                                        ~np.asarray(padded, bool))
     except InputError as err:
         return FrameWork(frame, error=f"{frame.stem}: {err}",
                          seconds={"read": t1 - t0, "detect": time.perf_counter() - t1})
@@ -250,15 +251,15 @@ def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,
 
 
 def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
-                      events: int) -> list | None:
+                      events: int, whole: np.ndarray | None = None) -> list | None:
     """CK's per-crop leak ratios (:func:`~ctcnet.inference.spillover.scan_ratios`) of up to
-    ``events`` of a frame's CK-bright events, spread over them, as JSON-able lists (the
+    ``events`` of a frame's CK-bright events, spread over them and whole cells first
+    (``whole``: :func:`~ctcnet.detect.metadata_signs.spread_rows`), as JSON-able lists (the
     frame's journal line keeps them, so a resumed run checks every frame's)."""
     if measured is None or not len(measured):
         return None
     bright = np.flatnonzero(measured["ck_peak"].to_numpy() > LEVEL / 3)
-    rows = bright[np.linspace(0, len(bright) - 1, min(len(bright), events))
-                  .round().astype(int)] if len(bright) else bright
+    rows = spread_rows(bright, events, whole)
     ratio, sd = scan_ratios(crops[rows], panel, central=True)
     return [np.round(ratio, 5).tolist(), np.round(sd, 5).tolist()]
 

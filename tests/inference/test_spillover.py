@@ -482,3 +482,24 @@ def test_a_mode_past_a_plausible_leak_is_none():
     assert spillover.lowest_mode(ratio, np.full(40, 0.05)) == 0.0
     assert spillover.lowest_mode(ratio * 0.3, np.full(40, 0.015)) == pytest.approx(0.285,
                                                                                   abs=0.02)
+
+
+def test_a_frames_leak_is_read_on_whole_cells_spread_over_it_not_its_first_and_last():
+    """Detection lists a frame's events from its top, so its first and last CK-bright events
+    are as a rule cells its borders cut: a cartridge of 175 frames reads three a frame, in the
+    middle of equal shares of its whole ones."""
+    import pandas as pd
+
+    from ctcnet.inference.frames import frame_leak_ratios
+
+    rng = np.random.default_rng(11)
+    crops = scan(rng, 9, 0, {CD45: 0.05})
+    cut = np.zeros(9, bool)
+    cut[[0, 8]] = True
+    crops[cut, CD45] += 0.5 * (crops[cut, CK] - 100.0)  # a ratio only the cut cells show
+    measured = pd.DataFrame({"ck_peak": np.full(9, 100.0)})
+    for whole in (~cut, None):
+        ratio, _ = frame_leak_ratios(crops, measured, PANEL, 3, whole)
+        assert len(ratio) == 3
+        assert all(r[CD45] == pytest.approx(0.05, abs=0.02) for r in ratio), ratio
+    assert len(frame_leak_ratios(crops, measured, PANEL, 3, np.zeros(9, bool))[0]) == 3
