@@ -43,7 +43,7 @@ import pandas as pd
 
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import atomic_write_text
-from ctcnet.review.journal_seal import write_seal
+from ctcnet.review.journal_seal import check_as_sealed, write_seal
 from ctcnet.review.matching import Matched, extend_match, match_decisions
 from ctcnet.review.runs import RunEvents
 
@@ -332,6 +332,7 @@ class DecisionLog:
         When the file was as last matched, the match is brought up to date from the new rows
         alone (:func:`extend_match`), not made again."""
         with self._lock:
+            check_as_sealed(self.path)  # the seal written after would take a hand edit in
             self._refresh()
             before = self._stamp
             row = row[COLUMNS].reset_index(drop=True)

@@ -5,7 +5,9 @@ each write ctcnet keeps the file's seal beside it (``.<journal>.seal``, hidden),
 keeps the seal of the journals it signed. A journal whose first sealed bytes changed, or that
 is shorter than its last seal (lines removed, or cut back to what a sign-off saw), was changed
 other than by ctcnet (:func:`changed_since`). A person who rewrites the journal and its seals
-consistently is not caught: that is for the file system's permissions.
+consistently is not caught: that is for the file system's permissions. No decision or
+sign-off is recorded on a journal changed so (:func:`check_as_sealed`): its seal written after
+them would take the change in as ctcnet's own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from ctcnet.errors import CtcnetError
 from ctcnet.io.atomic import atomic_write_text
+
+
+class JournalEdited(CtcnetError):
+    """A journal no longer holds what ctcnet last wrote to it: nothing more is recorded on it
+    (a decision or a sign-off written now would seal the change as ctcnet's)."""
 
 
 def seal_of(path: str | Path) -> dict | None:
@@ -62,3 +70,18 @@ def changed_since(path: str | Path, sealed: dict) -> bool:
     except OSError:
         return size > 0
     return len(data) != size or hashlib.sha256(data).hexdigest() != sealed.get("sha256")
+
+
+def check_as_sealed(path: str | Path) -> None:
+    """Raise :class:`JournalEdited` where the journal no longer begins with what ctcnet last
+    wrote to it (its last seal; none kept: nothing to check), saying how to go on."""
+    path = Path(path)
+    last = last_seal(path)
+    if last is not None and changed_since(path, last):
+        raise JournalEdited(
+            f"{path.name} in {path.parent} was changed other than by ctcnet since ctcnet last "
+            "wrote it (lines changed or removed: edited by hand, or copied over?), so nothing "
+            "more is recorded on it: the decisions this review shows may not be the file's. "
+            f"Restore the file as ctcnet wrote it; or, to review on from it as it is now, "
+            f"delete its seal {_seal_file(path).name} and reload (a sign-off made before "
+            "then reads 'edited since')")

@@ -97,6 +97,9 @@ class SignOff:
     # When the counts signed were made (summary.json's counted_at then; none: older): a run
     # since has made another table.
     counted_at: float | None = None
+    # Who made the decisions that count, reviewer -> how many (none: an older sign-off): the
+    # signer vouches for them, but need not be the one who made each.
+    decided_by: dict | None = None
 
     def to_dict(self) -> dict:
         """The sign-off as plain data."""
@@ -143,6 +146,10 @@ def check_signoff(data) -> dict:
     wrong += [k for k in ("second_journal_rows", "held_undecided")
               if data.get(k) is not None and not _is_count(data[k])]
     wrong += [k for k in ("counted_at",) if data.get(k) is not None and not _is_number(data[k])]
+    by = data.get("decided_by")
+    if by is not None and not (isinstance(by, dict) and all(
+            isinstance(k, str) and _is_count(v) for k, v in by.items())):
+        wrong.append("decided_by")
     journals = data.get("journals")
     if journals is not None and not (isinstance(journals, dict) and all(
             isinstance(v, dict) and _is_count(v.get("bytes")) and isinstance(v.get("sha256"), str)
@@ -403,13 +410,22 @@ def _same_figures(signed: dict, now: dict) -> bool:
     return True
 
 
+def _deciders(record: dict) -> str:
+    """" (13 by A. Second, 2 by J. Tech)" where others than the signer made decisions."""
+    by = record.get("decided_by") or {}
+    if not by or set(by) == {record["reviewer"]}:
+        return ""
+    return " (" + ", ".join(f"{n} by {name}" for name, n in
+                            sorted(by.items(), key=lambda item: -item[1])) + ")"
+
+
 def signoff_text(record: dict | None) -> str:
     """A sign-off record in a line: who, when, what it left undecided, whether it holds."""
     if record is None:
         return "not signed off"
     text = (f"reviewed by {record['reviewer']} on {record['signed_at']}: "
-            f"{record['decided']} event(s) decided, {record['unreviewed']} candidate(s) "
-            "left undecided")
+            f"{record['decided']} event(s) decided{_deciders(record)}, "
+            f"{record['unreviewed']} candidate(s) left undecided")
     if record.get("held_undecided"):
         text += f" ({record['held_undecided']} of them held by the marker guard)"
     if record.get("note"):

@@ -41,6 +41,7 @@ from ctcnet.report.reasons import (
 from ctcnet.report.report_page import write_summary_and_page
 from ctcnet.review import decisions as D
 from ctcnet.review.agreement import compare_readings, independent_agreement
+from ctcnet.review.journal_seal import check_as_sealed
 from ctcnet.review.signoff import (
     SignOff,
     journal_seal,
@@ -368,6 +369,8 @@ class Sample(SampleImages):
         if note is not None and not isinstance(note, str):
             raise InputError("note must be a string")
         with D.decisions_lock(self.folder):
+            for name in READING_FILES.values():  # its seal would sign a hand edit as ctcnet's
+                check_as_sealed(self.folder / name)
             matched = self.decisions.matched(self.run)
             reviewed = self.reviewed(matched)
             decided = set(matched.decisions["event_id"].astype(int).tolist())
@@ -395,7 +398,9 @@ class Sample(SampleImages):
                 journals=journal_seal(self.folder, READING_FILES.values()),
                 events_sha256=self.summary.events_sha256,
                 network_sha256=self.summary.network_sha256,
-                counted_at=self.summary.counted_at)
+                counted_at=self.summary.counted_at,
+                decided_by={str(k): int(v) for k, v in
+                            matched.decisions["reviewer"].value_counts().items()})
             write_signoff(self.folder, record)
         self.write_counts()
         return {"signoff": self.signoff(matched)}

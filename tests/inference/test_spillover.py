@@ -484,22 +484,30 @@ def test_a_mode_past_a_plausible_leak_is_none():
                                                                                   abs=0.02)
 
 
-def test_a_frames_leak_is_read_on_whole_cells_spread_over_it_not_its_first_and_last():
-    """Detection lists a frame's events from its top, so its first and last CK-bright events
-    are as a rule cells its borders cut: a cartridge of 175 frames reads three a frame, in the
-    middle of equal shares of its whole ones."""
+def test_a_frames_leak_is_read_on_ck_spread_over_it_not_dapis_leak_on_bare_nuclei():
+    """Detection lists a frame's events from its top: the events read are spread over the
+    frame's CK-bright ones, not its first and last. A dim "CK" over a nucleus (DAPI's own leak
+    into the CK channel on a bare nucleus, with no CK to leak into CD45) is not read; a dim CK
+    without a nucleus (a tdEV) and a clearly CK-bright cell are."""
     import pandas as pd
 
     from ctcnet.inference.frames import frame_leak_ratios
 
     rng = np.random.default_rng(11)
     crops = scan(rng, 9, 0, {CD45: 0.05})
-    cut = np.zeros(9, bool)
-    cut[[0, 8]] = True
-    crops[cut, CD45] += 0.5 * (crops[cut, CK] - 100.0)  # a ratio only the cut cells show
-    measured = pd.DataFrame({"ck_peak": np.full(9, 100.0)})
-    for whole in (~cut, None):
-        ratio, _ = frame_leak_ratios(crops, measured, PANEL, 3, whole)
-        assert len(ratio) == 3
-        assert all(r[CD45] == pytest.approx(0.05, abs=0.02) for r in ratio), ratio
-    assert len(frame_leak_ratios(crops, measured, PANEL, 3, np.zeros(9, bool))[0]) == 3
+    odd = np.zeros(9, bool)
+    odd[[0, 8]] = True  # the first and last: a ratio only they show
+    crops[odd, CD45] += 0.5 * (crops[odd, CK] - 100.0)
+    peak, dna = np.full(9, 100.0), np.full(9, 50.0)
+    ratio, _ = frame_leak_ratios(crops, pd.DataFrame({"ck_peak": peak, "dna_in_ck": dna}),
+                                 PANEL, 3)
+    assert len(ratio) == 3 and all(r[CD45] == pytest.approx(0.05, abs=0.02) for r in ratio)
+    # Dim CK: read where no nucleus lies under it, not over one.
+    peak[:] = 5.0
+    ratio, _ = frame_leak_ratios(crops, pd.DataFrame({"ck_peak": peak, "dna_in_ck": dna}),
+                                 PANEL, 9)
+    assert len(ratio) == 0
+    dna[:4] = 0.0
+    ratio, _ = frame_leak_ratios(crops, pd.DataFrame({"ck_peak": peak, "dna_in_ck": dna}),
+                                 PANEL, 9)
+    assert len(ratio) == 4

@@ -65,6 +65,7 @@ def test_a_sign_off_untouched_holds_and_keeps_its_journals_digest(folder):
     assert 'note: "\'=2 held calls left' in signoff_text(record)
     sealed = record["journals"]["review.csv"]
     assert sealed["bytes"] == (folder / "review.csv").stat().st_size
+    assert record["decided_by"] == {"ann": 2} and "decided," in signoff_text(record)
     # the table signed, by the digest a reader without ctcnet can make
     assert record["events_sha256"] == file_sha256(folder / "events.parquet")
 
@@ -337,3 +338,43 @@ def test_a_lost_signoff_json_or_a_table_changed_with_its_digest_reads_edited_not
     record = shown(folder)
     assert record["status"] == EDITED and "events.parquet is not the table signed" in \
         record["problem"]
+
+
+def test_no_decision_or_sign_off_is_recorded_on_a_journal_edited_by_hand(folder):
+    """A decision or a sign-off recorded after a hand edit would seal the edited file as
+    ctcnet's: both are refused, saying how to go on; with the seal deleted (the way the
+    message gives), the review goes on from the file as it is, and the earlier sign-off
+    still reads as edited."""
+    from ctcnet.review.journal_seal import JournalEdited
+
+    path = folder / "review.csv"
+    path.write_text(path.read_text().replace(",wbc,", ",ctc,", 1))
+    edited = path.read_text()
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    third = [c["event_id"] for c in state["candidates"]][2]
+    decide = {"event_ids": [third], "call": "debris", "run_id": state["run_id"]}
+    with pytest.raises(JournalEdited, match=r"changed other than by ctcnet.*\.review\.csv\.seal"):
+        sample.decide_many(decide, "ann")
+    with pytest.raises(JournalEdited):
+        sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    assert path.read_text() == edited and shown(folder)["status"] == EDITED
+    (folder / ".review.csv.seal").unlink()
+    sample = Sample("P001", folder)
+    sample.decide_many(decide, "ann")
+    assert shown(folder)["status"] == EDITED  # the sign-off's own seal still tells
+    sample.sign_off({"reviewer": "bob", "run_id": state["run_id"]}, "ann")
+    assert shown(folder)["status"] == "current"
+
+
+def test_a_sign_off_names_who_made_the_decisions_it_signs(folder):
+    """The signer vouches for every decision, but the record says who made each."""
+    sample = Sample("P001", folder)
+    state = sample.state("bob")
+    third = [c["event_id"] for c in state["candidates"]][2]
+    sample.decide_many({"event_ids": [third], "call": "debris", "run_id": state["run_id"],
+                        "reviewer": "bob"}, "bob")
+    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    record = shown(folder)
+    assert record["decided_by"] == {"ann": 2, "bob": 1}
+    assert "3 event(s) decided (2 by ann, 1 by bob)" in signoff_text(record)
