@@ -5,6 +5,7 @@ summary.json), its errors, and its exit status."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -30,6 +31,17 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
                           (summary.get("per_7_5_ml") or {}).items() if v is not None) or "n/a"
         facts = [str(summary.get("status")), f"{summary.get('events')} events",
                  f"{summary.get('counts')} (per 7.5 mL: {per75})"]
+    signoff = summary.get("signoff")
+    if isinstance(signoff, dict):
+        # The figures a lab reports once a sample is signed off: the model's alone above
+        # would be read as the result.
+        signed = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
+                           (signoff.get("after_review_per_7_5_ml") or {}).items()
+                           if v is not None) or "n/a"
+        status = signoff.get("status", "current")
+        facts.append(f"signed off by {signoff.get('reviewer')} at {signed} per 7.5 mL"
+                     + ("" if status == "current" else
+                        f" ({status}: it no longer holds; review and sign it off again)"))
     if held:
         facts.append(f"held for review by the guard {held}")
     listed = summary.get("review_list")
@@ -70,8 +82,21 @@ def outcome_lines(summaries, out, failed_reports: dict) -> list[str]:
         name = s.sample_id if isinstance(s, RunSummary) else Path(s.dataset).name
         lines.append(f"{name}: no result, its report could not be written (below); the same "
                      "command resumes it" if name in failed_reports  # no summary.json written
-                     else outcome_line(name, s.to_dict(), out / name))
+                     else outcome_line(name, _with_signoff(s.to_dict(), out / name), out / name))
     return lines
+
+
+def _with_signoff(summary: dict, folder: Path) -> dict:
+    """``summary`` with the sign-off record its summary.json holds, if any: the review's
+    refresh writes it there once the run has ended, not into the run's own summary."""
+    if "signoff" in summary or "crops" in summary:
+        return summary
+    try:
+        written = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return summary
+    signoff = written.get("signoff") if isinstance(written, dict) else None
+    return {**summary, "signoff": signoff} if isinstance(signoff, dict) else summary
 
 
 def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, failed_reports: dict,

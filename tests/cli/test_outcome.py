@@ -30,6 +30,20 @@ def test_a_cartridges_line_says_its_counts_holds_skipped_frames_and_time():
             "summary.json), 12.3 s") in outcome_line("s1", resumed, Path("o"))
 
 
+def test_a_signed_off_samples_line_says_the_figures_signed_and_whether_they_hold():
+    """A batch run again over samples signed off: the figures a lab reports are the signed
+    ones, said beside the model's; a sign-off that no longer holds is said to."""
+    summary = {"status": "ok", "events": 900, "counts": {"ctc": 9},
+               "per_7_5_ml": {"ctc": 9.0},
+               "signoff": {"reviewer": "J. Tech", "status": "current",
+                           "after_review_per_7_5_ml": {"ctc": 8.0, "cluster": None}}}
+    line = outcome_line("nightB", summary, Path("o"))
+    assert "(per 7.5 mL: ctc 9.00), signed off by J. Tech at ctc 8.00 per 7.5 mL -> o" in line
+    summary["signoff"]["status"] = "changed since"
+    assert "8.00 per 7.5 mL (changed since: it no longer holds; review and sign it off " \
+        "again)" in outcome_line("nightB", summary, Path("o"))
+
+
 def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):
     summary = {"crops": 5, "counts": {"ctc": 2}, "held": {"ctc": 1}, "prior": "balanced",
                "timings_s": {"total": 0.2}}
