@@ -239,7 +239,8 @@ def _not_an_input(path: Path) -> InputError:
     if is_predict_output(path):
         return InputError("is a ctcnet predict output, not an input: review it with `ctcnet "
                           "review`, turn its reviewed events into crops with `ctcnet crops`, "
-                          "or give the cartridges it was made from", path)
+                          "score its counts against known spike-ins with `ctcnet evaluate "
+                          "--expected CSV`, or give the cartridges it was made from", path)
 
     subs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     # Sites' folders of cartridges (incoming/siteA/P01/): one level deeper than is looked.
