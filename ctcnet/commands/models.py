@@ -12,7 +12,8 @@ HELP = "List the shipped models: panel, classes, pixel size, size on disk, card 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``ctcnet models`` to its subparser."""
-    parser.add_argument("name", nargs="?", help="show one model's card (Markdown) instead")
+    parser.add_argument("name", nargs="?", help="show one model's card (Markdown) instead: a "
+                        "shipped model's name, or a model file with its card beside it")
     parser.add_argument("--json", action="store_true", help="print one JSON object per model")
 
 

@@ -210,7 +210,17 @@ def list_models() -> list[ModelInfo]:
 
 
 def get_model(name: str) -> ModelInfo:
-    """The shipped model called ``name``; an unknown name lists the known ones."""
+    """The shipped model called ``name``, or the model file ``name`` names with its card
+    beside it (``finetune`` writes one); an unknown name lists the known ones."""
+    path = Path(name)
+    if path.suffix in WEIGHT_SUFFIXES and path.is_file():
+        info = _read_card(path.with_suffix(".json"))
+        if info is None:
+            raise InputError(f"has no card ({path.stem}.json) beside it: ctcnet finetune and "
+                             "scripts/train_default_model.py write one, ctcnet train does not "
+                             "(its run folder's checkpoints hold the model's spec); predict "
+                             "and evaluate take the file itself with --model", path)
+        return info
     for info in list_models():
         if info.name == name:
             return info

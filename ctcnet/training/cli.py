@@ -249,9 +249,9 @@ def check_fresh_run_dir(cli) -> None:
     if not cli.config.overwrite:
         raise InputError(f"holds another training run's checkpoints ({', '.join(found[:3])}"
                          f"{', ...' if len(found) > 3 else ''}): resume it (--ckpt_path last), "
-                         "give another --trainer.default_root_dir, or --overwrite (they are "
-                         "removed first with the model file's .onnx export, and the model file "
-                         "written over)",
+                         "give another --trainer.default_root_dir, or --overwrite=true (they "
+                         "are removed first with the model file's .onnx export, and the model "
+                         "file written over)",
                          Path(cli.trainer.default_root_dir))
     if cli.trainer.is_global_zero:
         for name in found:

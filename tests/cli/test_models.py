@@ -16,3 +16,14 @@ def test_models_command(with_tiny3, capsys):
     out = capsys.readouterr().out
     assert "tiny3" in out and "DAPI, CK, CD45 at 0.64 um/px" in out and "MB on disk" in out
     assert main(["predict", "x", "--out", "y", "--model", "tiny5"]) == 2
+
+
+def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, capsys):
+    """A lab's fine-tuned model is shown by its file, as the refusal of a name advises; a
+    file without a card beside it is refused, saying which commands take it."""
+    assert main(["models", str(with_tiny3 / "tiny3.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "tiny3"
+    bare = tmp_path / "model.pt"
+    bare.write_bytes((with_tiny3 / "tiny3.pt").read_bytes())
+    assert main(["models", str(bare)]) == 2
+    assert "has no card (model.json) beside it" in capsys.readouterr().err

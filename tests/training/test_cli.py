@@ -198,6 +198,7 @@ def test_a_mistyped_monitor_and_a_second_run_into_one_folder_are_refused_up_fron
                                          "accumulate_grad_batches": 1}
     status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01")
     assert status == 2 and "holds another training run's checkpoints" in err[-1], err
+    assert "or --overwrite=true (" in err[-1]  # the form the parser takes, as it is given
     (tmp_path / "run" / "model.onnx").write_bytes(b"the earlier run's export")
     status, err = run_cli(capsys, "train", "--config", smoke, root, "--model.lr=0.01",
                           "--overwrite=true")
