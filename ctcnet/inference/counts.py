@@ -181,11 +181,13 @@ IMPLAUSIBLE_CTC_SHARE = 0.25
 IMPLAUSIBLE_CTC_MIN = 20
 
 
-def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc",)
-                               ) -> str | None:
+def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc",),
+                               at_training_prior: bool = False) -> str | None:
     """What to say when a cartridge's calls are not what blood looks like: as many CTCs (the
     calls of ``ctc_classes``: ``ctc``, and a lab's class checked as one, ``ctc_emt``) as a
-    quarter of its leukocytes, the sign of a channel-order mistake (None: nothing)."""
+    quarter of its leukocytes, the sign of a channel-order mistake (None: nothing); or, for
+    calls made ``at_training_prior`` (a model without a decision rule for cartridges, as
+    ``ctcnet train`` makes one), first of that prior."""
     kinds = [k for k in ctc_classes if k in tally.classes]
     if not kinds or "wbc" not in tally.classes:
         return None
@@ -193,8 +195,15 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
     wbc = tally.counted["wbc"] + tally.held["wbc"]
     if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
         return None
-    return (f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc: more CTCs "
-            "than blood holds beside its leukocytes; check panel.json's channel order and the "
+    said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc: more CTCs " \
+        "than blood holds beside its leukocytes"
+    if at_training_prior:  # the likelier cause, said before a channel mistake
+        return (f"{said}; the calls were made at the model's balanced training prior (it has "
+                "no decision rule for cartridges), at which rare classes are called far more "
+                "often: state the cartridge's prior with --prior (or fit a rule, "
+                "scripts/fit_decision.py) and read the counts then; if they still read so, "
+                "check panel.json's channel order (CK and CD45 swapped?)")
+    return (f"{said}; check panel.json's channel order and the "
             "channel files' names (CK and CD45 swapped?) before reading the counts (a spike-in "
             "experiment's cartridge can look alike: its counts stand)")
 

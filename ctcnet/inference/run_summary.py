@@ -35,7 +35,7 @@ from ctcnet.inference.summary import (
 )
 from ctcnet.io.cartridge_info import unread_keys
 from ctcnet.io.scan import Cartridge
-from ctcnet.nn.calls import CARTRIDGE_PRIOR, decision_weights
+from ctcnet.nn.calls import BALANCED_PRIOR, CARTRIDGE_PRIOR, decision_weights
 from ctcnet.nn.spec import ModelSpec
 
 # Its warnings are predict's, as the console and a batch's log filters name them.
@@ -91,7 +91,7 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # (a lab's class checked as a CTC is one here too)
     # One frame's files swapped hides under the cartridge's share: said by the frame.
     ctc_kinds = spec.taxonomy.of_kind("ctc")
-    implausible = implausible_marker_balance(tally, ctc_kinds) or \
+    implausible = implausible_marker_balance(tally, ctc_kinds, prior == BALANCED_PRIOR) or \
         implausible_frames(events, ctc_kinds)
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)

@@ -70,6 +70,10 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     assert implausible_marker_balance(tally(19, 20)) is None  # too few to say
     said = implausible_marker_balance(tally(41, 91))
     assert said and "41 events called ctc against 91 called wbc" in said and "swapped" in said
+    # A model without a decision rule for cartridges (ctcnet train's): its prior said first.
+    prior = implausible_marker_balance(tally(41, 91), at_training_prior=True)
+    assert "balanced training prior" in prior and "--prior" in prior
+    assert prior.index("--prior") < prior.index("swapped")
     # A lab's class checked as a CTC (ctc_emt) is counted with ctc's calls.
     events = pd.DataFrame({"class": ["ctc"] * 10 + ["ctc_emt"] * 15 + ["wbc"] * 91,
                            "review": False, "guard": ""})
