@@ -82,6 +82,6 @@ def check_as_sealed(path: str | Path) -> None:
             f"{path.name} in {path.parent} was changed other than by ctcnet since ctcnet last "
             "wrote it (lines changed or removed: edited by hand, or copied over?), so nothing "
             "more is recorded on it: the decisions this review shows may not be the file's. "
-            f"Restore the file as ctcnet wrote it; or, to review on from it as it is now, "
+            "Restore the file as ctcnet wrote it; or, to review on from it as it is now, "
             f"delete its seal {_seal_file(path).name} and reload (a sign-off made before "
             "then reads 'edited since')")

@@ -411,7 +411,8 @@ def _same_figures(signed: dict, now: dict) -> bool:
 
 
 def _deciders(record: dict) -> str:
-    """" (13 by A. Second, 2 by J. Tech)" where others than the signer made decisions."""
+    """Who made the decisions, where others than the signer did: " (13 by A. Second, 2 by
+    J. Tech)"; "" otherwise."""
     by = record.get("decided_by") or {}
     if not by or set(by) == {record["reviewer"]}:
         return ""
