@@ -249,27 +249,32 @@ def _metadata_signs(crops: np.ndarray, cartridge: Cartridge, spec: ModelSpec,
         return None
 
 
+def leak_carriers(measured: pd.DataFrame) -> np.ndarray:
+    """The events (rows of their guard ``measured`` table) whose CK can show CK's leak: CK
+    over LEVEL / 3 noise units (a 3x3 peak), and clearly so (over LEVEL) where a nucleus lies
+    under it."""
+    # DAPI's own leak into the CK channel lights a bare nucleus's "CK" at 3-7 units, with none
+    # of CK's leak into CD45 to show, and such events set the floor at no leak. On simulated
+    # 24-frame cartridges (leaks of 0, 10 and 30 % into CD45, two seeds each) one whose CK
+    # leaks 30 % read no leak without this (and was not warned of), 0.287 with it; the others
+    # the same within 0.006. Dim CK events without a nucleus (tdEVs) are kept: on a cartridge
+    # of few frames they carry the floor.
+    peak = measured["ck_peak"].to_numpy()
+    on_nucleus = measured["dna_in_ck"].to_numpy() >= RULES.dna_level
+    return np.flatnonzero((peak > LEVEL) | ((peak > LEVEL / 3) & ~on_nucleus))
+
+
 def frame_leak_ratios(crops: np.ndarray, measured: pd.DataFrame | None, panel,
                       events: int) -> list | None:
     """CK's per-crop leak ratios (:func:`~ctcnet.inference.spillover.scan_ratios`) of up to
-    ``events`` of a frame's CK-bright events, spread over them
+    ``events`` of a frame's :func:`leak_carriers`, spread over them
     (:func:`~ctcnet.detect.metadata_signs.spread_rows`: not the frame's first and last, as a
     rule cells its borders cut), as JSON-able lists (the frame's journal line keeps them, so a
     resumed run checks every frame's). A cut cell's ratio is read as a whole one's: CK's leak
     is a copy of the pixels there are, and a cartridge of few frames needs every carrier."""
     if measured is None or not len(measured):
         return None
-    # CK-bright (a 3x3 peak over LEVEL / 3 noise units), and clearly so (over LEVEL) where a
-    # nucleus lies under the CK: DAPI's own leak into the CK channel lights a bare nucleus's
-    # "CK" at 3-7 units, with none of CK's leak into CD45 to show, and such events set the
-    # floor at no leak. On simulated 24-frame cartridges (leaks of 0, 10 and 30 % into CD45,
-    # two seeds each) one whose CK leaks 30 % read no leak without this (and was not warned
-    # of), 0.287 with it; the others the same within 0.006. Dim CK events without a nucleus
-    # (tdEVs) are kept: on a cartridge of few frames they carry the floor.
-    peak = measured["ck_peak"].to_numpy()
-    on_nucleus = measured["dna_in_ck"].to_numpy() >= RULES.dna_level
-    bright = np.flatnonzero((peak > LEVEL) | ((peak > LEVEL / 3) & ~on_nucleus))
-    rows = spread_rows(bright, events)
+    rows = spread_rows(leak_carriers(measured), events)
     ratio, sd = scan_ratios(crops[rows], panel, central=True)
     return [np.round(ratio, 5).tolist(), np.round(sd, 5).tolist()]
 
@@ -395,11 +400,13 @@ def measure_scan_leaks(cartridge: Cartridge, spec: ModelSpec, config: DetectConf
 
     def frame_ratios(i: int) -> tuple[np.ndarray, np.ndarray, int] | None:
         # The ratios only, made in the frame thread: a frame's crops (~40 MB) are let go there.
-        work = prepare_frame(frames[i], cartridge, spec, config, device, guard=False,
+        # Its guard measurements choose the crops read, as the leak check's are chosen.
+        work = prepare_frame(frames[i], cartridge, spec, config, device, guard=True,
                              alternates=False)
         if work.error is not None or not len(work.crops):
             return None
-        return (*scan_ratios(work.crops, spec.panel, central=True), len(work.crops))
+        carriers = work.crops[leak_carriers(work.measured)]
+        return (*scan_ratios(carriers, spec.panel, central=True), len(work.crops))
 
     # The model waits for these leaks, so this pass has the frame threads to itself.
     measured = [r for r in ordered_map(frame_ratios, list(picks), workers, workers,

@@ -59,7 +59,10 @@ def _review(summary: dict) -> tuple[str, str]:
                                "sign-off).")
     who = f"{signoff.get('reviewer', '?')} on {signoff.get('signed_at', '?')}"
     if signoff_holds(summary):
-        return "signed off", f"SIGNED OFF by {who}: report the counts after review."
+        held = signoff.get("held_undecided") or 0
+        left = (f" ({held} call(s) held by the marker guard left undecided, as its note may "
+                "say)") if held else ""
+        return "signed off", f"SIGNED OFF by {who}{left}: report the counts after review."
     return "sign-off stale", (f"SIGN-OFF NO LONGER HOLDS ({signoff.get('status')}; signed by "
                               f"{who}): review again and sign off before reporting.")
 

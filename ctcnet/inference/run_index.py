@@ -149,7 +149,10 @@ def review_entry(summary: dict) -> dict:
     # Signed off on these figures: a sign-off the decisions or the counts moved on from is
     # named by its status, not read as one that holds.
     # The decisions that count (0: a sign-off on no event looked at).
+    # A sign-off that holds with calls the guard held left undecided (a possible missed CTC
+    # among them) is said beside it: the page asked twice, a batch's table must say it too.
     return {**after, "decided": int(reviewed.get("reviewed") or 0), "signed_off": holds,
+            **({"held_undecided": int(signoff.get("held_undecided") or 0)} if holds else {}),
             **({"signoff_status": signoff["status"]} if signoff and not holds else {})}
 
 

@@ -15,6 +15,11 @@ def test_the_review_decides_between_preliminary_signed_off_and_stale():
     signed = {"reviewer": "ann", "signed_at": "2026-11-30T07:00:00+00:00", "status": "current"}
     got = result_state(summary(signoff=signed))
     assert got["state"] == "signed off" and "SIGNED OFF by ann" in got["text"]
+    assert "undecided" not in got["text"]
+    # Signed off with calls the guard held left undecided: the headline says so.
+    held = result_state(summary(signoff={**signed, "held_undecided": 2}))["text"]
+    assert "by ann on 2026-11-30T07:00:00+00:00 (2 call(s) held by the marker guard left " \
+        "undecided" in held
     stale = result_state(summary(signoff={**signed, "status": "changed since"}))
     assert stale["state"] == "sign-off stale" and "review again" in stale["text"]
 
