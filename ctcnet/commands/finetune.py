@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     # Refused before the training if the model or its card exists (unless --overwrite), is
     # the base model, or could not be written (a folder, a missing or read-only folder).
     record = finetune(args.data, args.out, base, options, overwrite=args.overwrite)
-    held = record["held_out"]
-    line = (f"held-out macro-F1 {held['base']['macro_f1']:.4f} -> "
+    held, calls = record["held_out"], record["held_out_calls"]
+    line = (f"held-out macro-F1 of the calls (the markers taking part, as predict makes "
+            f"them) {calls['base']['macro_f1']:.4f} -> {calls['finetuned']['macro_f1']:.4f}, "
+            f"of the network's own {held['base']['macro_f1']:.4f} -> "
             f"{held['finetuned']['macro_f1']:.4f}")
     sim = record["simulated_test"]
     if sim:

@@ -106,6 +106,32 @@ def _scores(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
             "n": int(len(labels))}
 
 
+def predict_call_scores(model, spec, crops: np.ndarray, labels: np.ndarray, sample_ids,
+                        index) -> dict:
+    """:func:`_scores` of the calls ``ctcnet predict`` and ``ctcnet evaluate`` make on these
+    crops of a crop set (``index``) with ``model`` carrying ``spec``: the network's at the
+    crop set's prior, the markers the guard measures taking part (``evaluate_crops`` with
+    ``markers_decide``). A lab reads these calls, not the network's alone: the two can differ
+    by more than a fine-tune moves either."""
+    from ctcnet.evaluation.evaluate import evaluate_crops
+    from ctcnet.inference.backends import TorchBackend
+    from ctcnet.inference.options import spec_for_crop_set, spec_read_as
+
+    kept = getattr(model, "spec", None)
+    model.spec = spec  # the backend reads its spec off the model
+    try:
+        report = evaluate_crops(TorchBackend.from_model(model, device="cpu"), crops, labels,
+                                sample_ids=sample_ids,
+                                decision=spec_for_crop_set(spec, None)[0].decision,
+                                markers_decide=True, exported=index.exported,
+                                read_as=spec_read_as(spec, index.panel, wider_only=True))
+    finally:
+        model.spec = kept
+    names = spec.class_names
+    calls = np.array([names.index(c) for c in report["_calls"]], np.int64)
+    return _scores(np.eye(len(names))[calls], labels, spec.num_classes)
+
+
 def model_logits(model, crops: np.ndarray) -> np.ndarray:
     """Logits of a classifier in memory, through the one inference path (a torch backend)."""
     # Here, not at the top: every `ctcnet` command line imports this module (the finetune
@@ -320,8 +346,15 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
                               (spec.training.get("finetune") or {}).get("learnt_from")),
         # What a person was told while it was made (copies, classes missing, files left out).
         "warnings": list(said),
+        # The network's own calls (argmax), and the calls predict makes (the markers taking
+        # part): a lab's figure is the second.
         "held_out": {"base": _scores(base_logits, labels, spec.num_classes),
                      "finetuned": _scores(tuned_logits, labels, spec.num_classes)},
+        "held_out_calls": {
+            "base": predict_call_scores(base_model, spec, held.images, labels,
+                                        held.sample_ids, index),
+            "finetuned": predict_call_scores(tuned, new_spec, held.images, labels,
+                                             held.sample_ids, index)},
         "simulated_test": sim,
         "calibration": calibration,
         "leaks": leaks,

@@ -79,6 +79,11 @@ def test_finetune_frees_the_last_blocks_and_recalibrates_few_crops_pooled(
     assert record["simulated_test"]["base"]["n"] == 12
     card = out.with_suffix(".md").read_text()
     assert "base.pt" in card and "macro-F1, held-out lab crops" in card
+    # The calls a lab reads (the markers taking part), beside the network's own: each of
+    # the held-out crops, scored as ctcnet evaluate scores them.
+    calls = record["held_out_calls"]
+    assert calls["base"]["n"] == calls["finetuned"]["n"] == held
+    assert "the calls predict makes | " in card and "the network's own calls | " in card
     assert "pooled with 12 simulated crops" in card and "Clopper-Pearson" in card
     assert json.dumps(spec.to_dict())  # plain data: loads with weights_only=True
     # The base model's figures are filed as the base's; what the calls read stays in place.
