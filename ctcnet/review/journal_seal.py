@@ -78,9 +78,10 @@ def check_as_sealed(path: str | Path) -> None:
     path = Path(path)
     last = last_seal(path)
     if last is not None and changed_since(path, last):
+        what = "was changed other than by ctcnet" if path.exists() else "was removed"
         raise JournalEdited(
-            f"{path.name} in {path.parent} was changed other than by ctcnet since ctcnet last "
-            "wrote it (lines changed or removed: edited by hand, or copied over?), so nothing "
+            f"{path.name} in {path.parent} {what} since ctcnet last wrote it (lines changed "
+            "or removed: edited by hand, copied over, or deleted?), so nothing "
             "more is recorded on it: the decisions this review shows may not be the file's. "
             "Restore the file as ctcnet wrote it; or, to review on from it as it is now, "
             f"delete its seal {_seal_file(path).name} and reload (a sign-off made before "

@@ -238,11 +238,14 @@ def test_decisions_on_a_frame_unchanged_attach_when_another_frame_of_the_cartrid
     other = D.RunEvents(rerun, 0.5, cartridge_id="cartC",
                         frame_digests={"f0": {"sha256": "e0"}, "f1": {"sha256": "e1"}})
     assert D.load_decisions(tmp_path, other).decisions.empty
-    # The file of the layout before frames' digests: a row made on this run gets them.
+    # The file of the layout before frames' digests (a ctcnet that kept no seal): a row made
+    # on this run gets them.
     (tmp_path / "review.csv").unlink()
+    (tmp_path / ".review.csv.seal").unlink()
     D.record_decision(tmp_path, on_a, 1, "wbc", "a")
     table = D.read_decisions(tmp_path)
     table[D.COLUMNS[:-1]].to_csv(tmp_path / "review.csv", index=False)
+    (tmp_path / ".review.csv.seal").unlink()
     assert D.read_decisions(tmp_path)["frame_digest"].tolist() == [""]
     assert D.migrate_decisions(tmp_path, on_a).decisions["event_id"].tolist() == [1]
     written = pd.read_csv(tmp_path / "review.csv", keep_default_na=False)
