@@ -48,6 +48,10 @@ def being_written(folder: Path) -> bool:
         return True
 
 
+class UnknownSample(LookupError):
+    """A sample the results folder does not hold, said with the ones it does (404)."""
+
+
 class ReviewApp:
     """The samples of one results folder and what the request handler asks of them."""
 
@@ -75,7 +79,9 @@ class ReviewApp:
         """Sample ``name`` as its folder holds it now: read again when predict has written
         another run since (ResultsBeingWritten while it is still writing)."""
         if name not in self.folders:
-            raise LookupError(name)
+            known = sorted(self.folders)
+            raise UnknownSample(f"no sample {name!r} in {self.results} (its samples: "
+                                f"{', '.join(known[:10])}{', ...' if len(known) > 10 else ''})")
         sample = self.samples.get(name)
         if sample is not None and sample.is_current():
             with self._load_lock:

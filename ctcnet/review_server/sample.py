@@ -239,9 +239,10 @@ class Sample(SampleImages):
     def check_run(self, run_id: str | None) -> None:
         """Refuse a request made for another run than the one this sample holds now."""
         if run_id is not None and run_id != self.run.run_id:
-            raise ResultsChanged(f"the results of {self.name} were written again since this "
-                                 f"page was loaded (run {run_id}, now {self.run.run_id}): "
-                                 "reload the page")
+            raise ResultsChanged(f"the request names run {run_id} of {self.name}, but its "
+                                 f"results hold run {self.run.run_id}: predict wrote them "
+                                 "again since the page was loaded (or the request names "
+                                 "another run): reload the page")
 
     def _event(self, event_id: int) -> int:
         if event_id not in self.by_id.index:

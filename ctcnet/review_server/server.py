@@ -59,7 +59,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ctcnet.errors import CtcnetError, InputError
-from ctcnet.review_server.app import ReviewApp
+from ctcnet.review_server.app import ReviewApp, UnknownSample
 from ctcnet.review_server.requests import parse_reading
 from ctcnet.review_server.sample import (
     READ_ONLY_ERRNOS,
@@ -216,6 +216,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.CONFLICT, str(err), stale=True)
         except ResultsBeingWritten as err:
             return self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(err), stale=True)
+        except UnknownSample as err:
+            return self._error(HTTPStatus.NOT_FOUND, str(err))
         except LookupError:
             return self._error(HTTPStatus.NOT_FOUND)
         except InputError as err:

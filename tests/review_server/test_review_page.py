@@ -432,8 +432,8 @@ def test_u_waits_for_the_decision_it_takes_back_and_leaves_one_made_elsewhere():
     assert got["decision"] == "wbc" and "not undone: #0" in got["status"]
 
 
-STALE = ("the results of P001 were written again since this page was loaded (run R, now S): "
-         "reload the page")
+STALE = ("the request names run R of P001, but its results hold run S: predict wrote them "
+         "again since the page was loaded (or the request names another run): reload the page")
 
 
 def test_a_decision_not_saved_stays_said_until_it_is_saved():

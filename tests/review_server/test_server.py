@@ -1238,7 +1238,10 @@ def test_samples_are_read_when_asked_for_and_few_are_kept(results, tmp_path, mon
         assert list(app.samples) == ["S1", "S2"]  # S0, asked for first, went
         assert request(server, "GET", "/api/S0/state")[0] == 200  # read again
         assert list(app.samples) == ["S2", "S0"]
-        assert request(server, "GET", "/api/S9/state")[0] == 404
+        status, data = request(server, "GET", "/api/S9/state")
+        assert status == 404  # an unknown sample named with the ones there are
+        assert "no sample 'S9' in" in json.loads(data)["error"] and "S0, S1, S2" in \
+            json.loads(data)["error"]
     finally:
         server.shutdown()
         server.server_close()
