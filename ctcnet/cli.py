@@ -16,6 +16,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -142,6 +143,18 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone (its end polls as an error)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
     returns the exit status."""
@@ -193,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
               "left half written: free memory (fewer --workers, other jobs ended) and rerun to "
               "resume", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of the output went away (`ctcnet models | head`): an ending, as for any
+        # command-line tool, not a traceback. Only where stdout is the pipe that broke.
+        if not _stdout_gone():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for exit's flush
+        return 141  # 128 + SIGPIPE, as the shell reports a tool the pipe stopped
     except OSError as err:
         # A full, read-only or forbidden disk is the machine's state, not a bug: one line, not
         # three chained tracebacks. Outputs are atomic, so nothing is half written and a rerun

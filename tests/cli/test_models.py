@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from ctcnet.cli import main
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -27,3 +29,25 @@ def test_a_model_file_shows_its_card_or_says_it_has_none(with_tiny3, tmp_path, c
     bare.write_bytes((with_tiny3 / "tiny3.pt").read_bytes())
     assert main(["models", str(bare)]) == 2
     assert "has no card (model.json) beside it" in capsys.readouterr().err
+
+
+def test_a_listing_piped_into_a_reader_that_stops_ends_without_a_traceback(monkeypatch):
+    """`ctcnet models | head -1`: the reader goes, the command ends as a shell tool does
+    (141, nothing on stderr); a broken pipe that is not stdout's still raises."""
+    import io
+    import os
+
+    import ctcnet.commands.models as models_command
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(models_command, "run", broken)
+    read, write = os.pipe()
+    out = io.TextIOWrapper(io.FileIO(write, "w"))
+    monkeypatch.setattr("sys.stdout", out)
+    with pytest.raises(BrokenPipeError):  # its reader still there: not stdout's pipe
+        main(["models"])
+    os.close(read)
+    assert main(["models"]) == 141
+    out.close()
