@@ -70,6 +70,7 @@ class CropNotes:
         self._saturated = self.panel.saturation_levels  # read per crop: computed once
         self.rescaled = self.over = 0
         self.eight_bit = 0  # raw crops (a scan's counts, not a composite) stored in 8 bits
+        self.eight_bit_crops: list[int] = []  # the first few of them, to name
         self.over_in: set[int] = set()  # the channels some crop holds values above
         self.over_crops: list[int] = []  # the first crops that do (named in what is said)
         self.saturated = 0
@@ -110,7 +111,10 @@ class CropNotes:
             if len(dead):
                 self.dead.append((i, [self.panel.names[c] for c in dead]))
                 return False
-        self.eight_bit += crop.dtype == np.uint8 and not self.index.exported
+        if crop.dtype == np.uint8 and not self.index.exported:
+            self.eight_bit += 1
+            if len(self.eight_bit_crops) < 3:
+                self.eight_bit_crops.append(i)
         if crop.dtype.kind == "f" and not self.index.exported:
             # Display exports hold levels, not counts: never "rescaled".
             self.rescaled += rescaled_counts(crop, self.panel.channels) is not None
@@ -231,7 +235,9 @@ class CropNotes:
             log.warning("crop dataset %s: %d of %d crops are 8-bit (256 levels) where a scan's "
                         "counts are read: dim markers fall between the levels and are lost or "
                         "read as negative; export the crops at the camera's depth (12 or 16 "
-                        "bits) where the scanner can", index.root, self.eight_bit, n)
+                        "bits) where the scanner can; e.g. %s", index.root, self.eight_bit, n,
+                        ", ".join(shown_in(index.paths[i], index.root)
+                                  for i in self.eight_bit_crops))
         warn_of_copies([g for g in self._first_of.values() if len(g) > 1], index)
         warn_of_marks(index.root, self.marks, n)
         order = self.planes.warning() if self.planes is not None else None

@@ -24,6 +24,7 @@ likely in another order, warned of) is :mod:`ctcnet.detect.crop_checks`.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
 from collections import Counter
@@ -282,7 +283,12 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                              "label of its class (its class folder, or manifest.csv), or "
                              "leave them out of the set this command scores", root)
         if unknown:
-            raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}: "
+            # A folder named in another case or misspelt (CTC, wcb) is as a rule that class.
+            near = {name: difflib.get_close_matches(name.lower(), taxonomy.names, n=1,
+                                                    cutoff=0.6) for name in unknown}
+            meant = ", ".join(f"{name} -> {match[0]}" for name, match in near.items() if match)
+            raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}"
+                             + (f" (did you mean {meant}?)" if meant else "") + ": "
                              "rename those class folders (or manifest.csv labels) to the "
                              "taxonomy's names where they are the same class; a model of a "
                              "class set that holds them is trained with `ctcnet train "

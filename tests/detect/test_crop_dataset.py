@@ -456,3 +456,18 @@ def test_a_scan_nested_under_a_panel_json_is_not_read_as_crops(tmp_path, rng):
     for k, f in enumerate(sorted((tmp_path / "ds" / "tumour").rglob("*.tif"))):
         f.rename(f.parent / f"frame_{k:04d}.tif")
     assert read_crop_index(tmp_path / "ds").labels == ["tumour"] * 6
+
+
+def test_a_class_folder_misspelt_or_in_capitals_is_refused_naming_the_class_meant(tmp_path):
+    crops = np.full((3, 5, 16, 16), 100, np.uint16)
+    root = write_crop_dataset(tmp_path / "lab", crops, ["CTC", "wcb", "debris"],
+                              default_panel())
+    from ctcnet.io.taxonomy import default_taxonomy
+
+    with pytest.raises(InputError, match=r"\(did you mean CTC -> ctc, wcb -> wbc\?\)"):
+        read_crop_index(root, taxonomy=default_taxonomy())
+    root = write_crop_dataset(tmp_path / "other", crops, ["ctc", "platelet", "debris"],
+                              default_panel())
+    with pytest.raises(InputError) as refused:  # nothing near: no guess
+        read_crop_index(root, taxonomy=default_taxonomy())
+    assert "did you mean" not in str(refused.value)

@@ -64,5 +64,7 @@ def test_raw_8_bit_crops_are_said_and_named_beside_a_swap(tmp_path, drawn, caplo
         swap = [m for m in said if "are CK and CD45 swapped" in m]
         assert len(swap) == 1, said
         assert len(eight) == (name == "eight"), said
+        if eight:  # the files named, for the lab to find them
+            assert "; e.g. " in eight[0] and eight[0].count(".tif") == 3, eight
         assert ("Or it is the 8-bit levels of the 160 8-bit crops" in swap[0]) == \
             (name == "eight"), swap
