@@ -107,6 +107,7 @@ def test_without_base_the_shipped_model_with_the_crops_channels_is_started_from(
                        ["p1", "p1", "p2", "p2"])
     started = []
     record = {"held_out": {"base": {"macro_f1": 0.5}, "finetuned": {"macro_f1": 0.6}},
+              "held_out_calls": {"base": {"macro_f1": 0.7}, "finetuned": {"macro_f1": 0.7}},
               "simulated_test": None, "calibration": {}, "seconds": {"total": 1.0}}
     monkeypatch.setattr(F, "finetune", lambda data, out, base, *a, **k: started.append(base) or
                         record)
