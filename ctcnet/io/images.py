@@ -180,18 +180,25 @@ def _checked_image_file(path: Path) -> int:
 # decode before its channel count was read. A whole-slide scan is read as frames (tiles).
 MAX_PAGES = 64
 MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
+# The most channels an image stored channels last ((H, W, C), as image software and tifffile
+# write an array as it is) is read with: a panel's channels, never a plane's width.
+MAX_CHANNELS_LAST = 6
 
 
 def _refuse_past_a_frame(tif, path: Path) -> None:
     """Refuse a TIFF of more pages than a frame has channels, or whose first page (every page
     of a frame is its size, checked after) holds more pixels than a frame's plane: from its
     header, no page decoded."""
-    if len(tif.pages) > MAX_PAGES:  # counted from the page offsets
-        raise InputError(f"holds {len(tif.pages)} pages: a frame or crop file holds one page "
-                         f"per channel (at most {MAX_PAGES} read)", path)
     if not len(tif.pages):
         return
     page = tif.pages.first
+    # An (H, W, C) array written as it is (tifffile's imwrite of a channels-last crop) is H
+    # pages of W x C: read as one, channels first (read_tiff), not refused for its pages.
+    rows_of_channels = int(page.imagewidth) <= MAX_CHANNELS_LAST and \
+        len(tif.pages) * int(page.imagelength) <= MAX_PLANE_PIXELS
+    if len(tif.pages) > MAX_PAGES and not rows_of_channels:  # counted from the page offsets
+        raise InputError(f"holds {len(tif.pages)} pages: a frame or crop file holds one page "
+                         f"per channel (at most {MAX_PAGES} read)", path)
     height, width = int(page.imagelength), int(page.imagewidth)
     if height * width > MAX_PLANE_PIXELS:
         raise InputError(f"an image of {height} x {width} px: more than a frame or crop "
@@ -262,7 +269,7 @@ def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
         said = f": {err}" if isinstance(err, (tifffile.TiffFileError, ValueError)) else ""
         raise InputError(f"not a readable TIFF (corrupt or truncated?){said}", path) from None
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
-    if arr.ndim == 3 and arr.shape[-1] <= 6 < arr.shape[0]:
+    if arr.ndim == 3 and arr.shape[-1] <= MAX_CHANNELS_LAST < arr.shape[0]:
         # Channel-last (H, W, C) storage, e.g. an RGB-style TIFF: channels first, as everywhere.
         arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
     if interleaved_rgb and arr.ndim == 3 and arr.shape[0] == 4 and _is_alpha(arr[3]):

@@ -251,3 +251,13 @@ def test_a_tiff_claiming_more_than_a_frame_is_refused_from_its_header(tmp_path, 
     tifffile.imwrite(tmp_path / "frame.tif", np.ones((5, 40, 40), np.uint16),
                      photometric="minisblack", metadata=None)
     assert read_image(tmp_path / "frame.tif")[0].shape == (5, 40, 40)
+
+
+def test_a_crop_written_channels_last_as_it_is_is_read_channels_first(tmp_path):
+    """tifffile writes an (H, W, C) array as H pages of W x C: a crop of 80 px so is read as
+    one crop, channels first (it was refused for holding 80 pages, one of 48 px was read)."""
+    for height in (48, 80):
+        crop = np.arange(height * height * 5, dtype=np.uint16).reshape(height, height, 5)
+        tifffile.imwrite(tmp_path / f"last{height}.tif", crop)
+        assert np.array_equal(read_image(tmp_path / f"last{height}.tif")[0],
+                              np.moveaxis(crop, -1, 0))
