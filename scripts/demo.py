@@ -85,14 +85,14 @@ def print_counts(summary: dict, events, truth) -> None:
     held, review = tally.get("held", {}), tally.get("review", {})
     drawn = truth["class"].value_counts()
     names = sorted(set(drawn.index) | set(counted))
-    print(f"      {'class':<10}{'drawn':>8}{'counted':>9}{'held':>7}{'to review':>11}")
+    print(f"      {'class':<10}{'drawn':>8}{'counted':>9}{'held':>7}{'listed':>8}")
     for name in names:
         print(f"      {name:<10}{int(drawn.get(name, 0)):>8}{int(counted.get(name, 0)):>9}"
-              f"{int(held.get(name, 0)):>7}{int(review.get(name, 0)):>11}")
+              f"{int(held.get(name, 0)):>7}{int(review.get(name, 0)):>8}")
     print("      held: calls the marker guard kept out of the count for a person to decide")
-    print("      to review: calls flagged for a person (held ones and those whose doubt could "
-          "change a count);\n      the review page also lists every CTC and cluster call and a "
-          "few checks")
+    print("      listed: calls of the class on the review list, held or counted (a counted call "
+          "in doubt stays\n      counted until a person decides; the review page also lists "
+          "every CTC and cluster call\n      and a few checks)")
 
 
 def print_outcomes(events, truth, pixel_size_um: float, radius_um: float = 6.0) -> None:
@@ -108,7 +108,7 @@ def print_outcomes(events, truth, pixel_size_um: float, radius_um: float = 6.0) 
         if drawn_class == "cluster" and not len(cells):
             continue
         outcome = {"counted": 0, "shown": 0, "missed": 0, "undetected": 0}
-        as_ctc = 0
+        as_ctc = counted_listed = 0
         for frame_id, drawn in cells.groupby("frame_id"):
             found = events[events["frame_id"] == frame_id]
             if not len(found):
@@ -123,14 +123,18 @@ def print_outcomes(events, truth, pixel_size_um: float, radius_um: float = 6.0) 
                 elif event["class"] in counted_as and not event["guard"]:
                     outcome["counted"] += 1
                     as_ctc += int(event["class"] != drawn_class)
+                    counted_listed += bool(event["review"])
                 elif bool(event["review"]) or event["guard"]:
                     outcome["shown"] += 1
                 else:
                     outcome["missed"] += 1
         n = int(np.sum(list(outcome.values())))
+        # The counted ones on the review list are among the counted: said so, not beside
+        # them, where they read as more cells to add.
         print(f"      drawn {plural}: {n}; called {' or '.join(counted_as)} and counted "
-              f"{outcome['counted']}, sent to a person for review {outcome['shown']}, called "
-              f"another class {outcome['missed']}, not detected {outcome['undetected']}")
+              f"{outcome['counted']} ({counted_listed} of them on the review list), not counted "
+              f"but on the review list {outcome['shown']}, called another class "
+              f"{outcome['missed']}, not detected {outcome['undetected']}")
         if as_ctc:
             print(f"        ({as_ctc} of the counted clusters counted as CTCs)")
 

@@ -1,6 +1,7 @@
 """``./run demo``'s closing table: drawn against counted, held and sent to review, each drawn
 CTC's and cluster's fate, and how to open the review page."""
 
+import re
 from pathlib import Path
 
 from conftest import load_script
@@ -12,7 +13,7 @@ def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
                       str(tmp_path)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if "drawn" in line and "counted" in line)
-    assert header.split() == ["class", "drawn", "counted", "held", "to", "review"]
+    assert header.split() == ["class", "drawn", "counted", "held", "listed"]
     fates = {kind: next((line for line in out.splitlines() if f"drawn {kind}:" in line), None)
              for kind in ("CTCs", "clusters")}
     assert fates["CTCs"] is not None
@@ -20,8 +21,12 @@ def test_demo_shows_what_was_counted_held_and_sent_to_review(tmp_path, capsys):
         if fate is None:  # a cartridge the simulator drew no cluster in
             continue
         drawn = int(fate.split(f"drawn {kind}:")[1].split(";")[0])
-        told = [int(part.split()[-1]) for part in fate.split(";")[1].split(",")]
+        # The counted ones on the review list are said among the counted, not beside them.
+        among = re.search(r"\((\d+) of them on the review list\)", fate)
+        told = [int(part.split()[-1])
+                for part in re.sub(r" \(.*?\)", "", fate.split(";")[1]).split(",")]
         assert drawn > 0 and sum(told) == drawn  # every one accounted for, once
+        assert among is not None and int(among.group(1)) <= told[0]
     results = next(p.parent for p in (tmp_path / "results").glob("*/summary.json"))
     assert f"ctcnet review {results}" in out
 
