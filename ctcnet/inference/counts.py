@@ -156,6 +156,17 @@ class Counts:
                        for end in poisson_interval(int(self.counted[name]))]
                 for name in self.reported}
 
+    @property
+    def review_span(self) -> dict[str, tuple[int, int]]:
+        """Per reported class, where a review of the list can take its count: from the calls
+        of the class on no review list (every listed one rejected) to those plus every event
+        on the list found to be one (its held calls confirmed, every other listed event
+        relabelled to it). A count of 5 may be a sure 5 or 1 sure and 15 in doubt."""
+        return {name: (int(self.confident[name]),
+                       int(self.counted[name] + self.held[name] + self.review_events
+                           - self.review[name]))
+                for name in self.reported}
+
     def to_dict(self) -> dict:
         """The tally as plain data, with the derived totals and per-7.5 mL figures."""
         return {"classes": list(self.classes), "reported": list(self.reported),

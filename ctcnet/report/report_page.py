@@ -155,6 +155,14 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     rows.append(f'<tr data-row="held"><th>held by the guard (not counted)</th>'
                 f'<td colspan="{len(columns)}" data-col="held_total">'
                 f"{html.escape(held_text(tally))}</td></tr>")
+    span = ", ".join(f"{name} {low} to {high}" for name, (low, high)
+                     in tally.review_span.items() if high > low)
+    if span and not no_result:  # how far the count may move: a clinician's first question
+        rows.append(f'<tr data-row="review_span"><th>the count after review may be</th>'
+                    f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '
+                    "review list alone to those plus every listed event found to be one: "
+                    "read the automatic count with this beside it until the review is "
+                    "done)</td></tr>")
     if reviewed is not None:
         note = (f"{reviewed.reviewed} event(s) decided, {reviewed.rejected} rejected"
                 + (f"; {reviewed.unattached} decision(s) attach to no event of this run"

@@ -61,3 +61,25 @@ def test_each_count_column_says_what_it_means_over_its_heading():
     for key, heading in MODEL_COLUMNS:
         assert f'<th title="{html.escape(COLUMN_MEANINGS[key])}">{heading}</th>' in table
 
+
+
+def test_the_page_says_how_far_a_review_may_move_each_reported_count():
+    """A count of 5 with 4 of its calls in doubt and 11 other events listed reads "1 to 16":
+    the automatic count alone does not tell a sure 5 from 1 sure and 15 in doubt."""
+    import pandas as pd
+
+    from ctcnet.inference.counts import count_events
+    from ctcnet.report.report_page import counts_table
+
+    calls = ["ctc"] * 5 + ["debris"] * 12 + ["wbc"] * 3 + ["ctc"]
+    review = [True] * 4 + [False] + [True] * 10 + [False] * 2 + [True] + [False] * 2 + [True]
+    guard = [""] * 20 + ["no_dna"]  # one ctc call held by the guard: listed, not counted
+    tally = count_events(pd.DataFrame({"class": calls, "review": review, "guard": guard}),
+                         ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
+    assert tally.counted["ctc"] == 5 and tally.confident["ctc"] == 1
+    assert tally.review_span == {"ctc": (1, 5 + 1 + 11), "cluster": (0, 16)}
+    table = counts_table(tally, None)
+    assert "the count after review may be</th>" in table and "ctc 1 to 17, cluster 0 to 16" \
+        in table
+    # A failed sample (no result): no span.
+    assert "may be" not in counts_table(tally, None, no_result=True)
