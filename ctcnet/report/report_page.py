@@ -104,7 +104,8 @@ COLUMN_MEANINGS = {
     "review": "Calls of this class on the review list: a person's decision could change a "
               "count.",
     "confident": "Calls of this class on no review list.",
-    "confirmed": "Calls a reviewer confirmed.",
+    "confirmed": "Events a reviewer called this class: the class's calls confirmed, and "
+                 "events of another call relabelled to it.",
     "after_review": "The count with every review decision applied (relabelled events moved, "
                     "rejected ones left out).",
     "decided": "Calls of this class a reviewer decided on."}
