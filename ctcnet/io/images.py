@@ -185,6 +185,14 @@ MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
 MAX_CHANNELS_LAST = 6
 
 
+def _rows_of_channels(tif, page) -> bool:
+    """Whether a TIFF is an (H, W, C) array written as it is (tifffile's ``imwrite`` of a
+    channels-last frame or crop): H pages of W x C, C no more than a panel's channels. It is
+    read as one image, channels first (:func:`read_tiff`), not refused for its pages."""
+    return len(tif.pages) > MAX_CHANNELS_LAST >= int(page.imagewidth) and \
+        len(tif.pages) * int(page.imagelength) <= MAX_PLANE_PIXELS
+
+
 def _refuse_past_a_frame(tif, path: Path) -> None:
     """Refuse a TIFF of more pages than a frame has channels, or whose first page (every page
     of a frame is its size, checked after) holds more pixels than a frame's plane: from its
@@ -192,11 +200,7 @@ def _refuse_past_a_frame(tif, path: Path) -> None:
     if not len(tif.pages):
         return
     page = tif.pages.first
-    # An (H, W, C) array written as it is (tifffile's imwrite of a channels-last crop) is H
-    # pages of W x C: read as one, channels first (read_tiff), not refused for its pages.
-    rows_of_channels = int(page.imagewidth) <= MAX_CHANNELS_LAST and \
-        len(tif.pages) * int(page.imagelength) <= MAX_PLANE_PIXELS
-    if len(tif.pages) > MAX_PAGES and not rows_of_channels:  # counted from the page offsets
+    if len(tif.pages) > MAX_PAGES and not _rows_of_channels(tif, page):  # from page offsets
         raise InputError(f"holds {len(tif.pages)} pages: a frame or crop file holds one page "
                          f"per channel (at most {MAX_PAGES} read)", path)
     height, width = int(page.imagelength), int(page.imagewidth)
@@ -379,6 +383,8 @@ def image_shape(path: str | Path) -> tuple[int, int] | None:
 
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
+            if _rows_of_channels(tif, page):  # (H, W, C) written as it is: H pages of W x C
+                return len(tif.pages), int(page.imagelength)
             return int(page.imagelength), int(page.imagewidth)
     except (ImportError, MemoryError):  # this install or this machine, not the file
         raise

@@ -68,6 +68,7 @@ from ctcnet.io.frame_checks import (  # noqa: F401
     rescaled_counts,
 )
 from ctcnet.io.images import IMAGE_SUFFIXES, write_tiff
+from ctcnet.io.layout_checks import layout_problems
 from ctcnet.io.panel import Panel, load_panel, save_panel
 
 # frame_digest and serpentine_position stay importable from here, where callers (predict,
@@ -268,7 +269,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     panel = source.panel(parts, stated)
     check_stated_layout(info, root)
     frames = source.frames(parts, {**info, "columns": columns}, panel)
-    problems: list[str] = []
+    problems = layout_problems(parts, frames, info, panel, expected)
     # Scan order: by index when given, else serpentine order of (row, col).
     frames.sort(key=lambda f: (f.row, f.col if f.row % 2 == 0 else -f.col)
                 if f.index < 0 else (f.index,))

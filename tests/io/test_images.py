@@ -7,7 +7,7 @@ import tifffile
 from conftest import rgb_planes, save_rgb
 
 from ctcnet.errors import InputError
-from ctcnet.io.images import read_channel_file, read_image, write_tiff
+from ctcnet.io.images import image_shape, read_channel_file, read_image, write_tiff
 
 # --- images and crop datasets -------------------------------------------------------------------
 
@@ -261,3 +261,6 @@ def test_a_crop_written_channels_last_as_it_is_is_read_channels_first(tmp_path):
         tifffile.imwrite(tmp_path / f"last{height}.tif", crop)
         assert np.array_equal(read_image(tmp_path / f"last{height}.tif")[0],
                               np.moveaxis(crop, -1, 0))
+        # ... and its size is the image's, not a page's (a frame's size read as 1384 x 5
+        # made its events 100,000 per mm^2, "crowded").
+        assert image_shape(tmp_path / f"last{height}.tif") == (height, height)

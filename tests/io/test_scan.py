@@ -656,3 +656,38 @@ def test_copies_of_a_frame_under_a_copys_name_are_said_not_read(cart, caplog):
     assert "r00c00 - Copy.tif" in warned[0] and "overview.tif" not in warned[0]
     assert any("overview.tif" in r.getMessage() for r in caplog.records
                if r.levelname == "INFO")
+
+
+def test_a_layout_read_wrong_without_a_word_is_a_problem_of_the_sample(tmp_path, rng):
+    """Another scanner's files: a channel file past panel.json's channels (vimentin among
+    _c0 .. _c3 under a three-channel panel), frames stated to overlap, frame<k> files numbered
+    from 1. Each was read without a word; each is now a problem (the sample partial) naming
+    the files and what to do. A layout as the docs ask has none."""
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"]})
+
+    def cartridge(name, extra=None, names=None):
+        root = tmp_path / name
+        for k in range(2):
+            write_frame(root, 0, k, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16),
+                        panel, layout="channels")
+        write_cartridge_info(root, panel, name, 2, rows=1, columns=2, frame_shape=(16, 16),
+                             extra=extra)
+        for old, new in (names or {}).items():
+            for path in root.glob(f"{old}*"):
+                path.rename(root / path.name.replace(old, new))
+        return root
+
+    assert open_cartridge(cartridge("plain")).problems == []
+    root = cartridge("vimentin")
+    shutil.copy(root / "r00c00_c2.tif", root / "r00c00_c3.tif")
+    (said,) = open_cartridge(root).problems
+    assert "channel files numbered past panel.json's 3 channels (_c3; e.g. r00c00_c3.tif)" \
+        in said and "name every channel" in said
+    (said,) = open_cartridge(cartridge("tiles", {"overlap_px": 208})).problems
+    assert "states the frames overlap (overlap_px 208)" in said and "counted in each" in said
+    assert open_cartridge(cartridge("none", {"overlap_px": 0})).problems == []
+    (said,) = open_cartridge(cartridge("from1", names={"r00c01": "frame2",
+                                                       "r00c00": "frame1"})).problems
+    assert "numbered frame1 to frame2 against 2 frames listed" in said and "frame0" in said
+    assert open_cartridge(cartridge("from0", names={"r00c00": "frame0",
+                                                    "r00c01": "frame1"})).problems == []

@@ -1,0 +1,68 @@
+"""What a scan's files and metadata say of its layout that reading it would otherwise get
+wrong without a word: channel files numbered past panel.json's channels, frames stated to
+overlap, and ``frame<k>`` files numbered from 1. Each is a problem of the sample (the run goes
+on, its status ``partial``), said in words that name the files and what to do.
+
+Found by bringing another scanner's per-channel files to ctcnet: a sixth file (vimentin) among
+``_c0`` ... ``_c5`` under a five-channel panel.json was dropped and every later channel read
+under another's name (7 CTCs counted against 12); tiles cut with 15 % overlap counted 27 CTCs
+against 21; frames numbered ``frame1`` ... ``frame4`` sat one place later each, the last in a
+row the cartridge does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+
+
+def layout_problems(parts: Sequence, frames: Sequence, info: dict, panel,
+                    expected: int | None) -> list[str]:
+    """The layout problems of a cartridge's frame files (``parts``: the sources' claims, each
+    with its ``channel``; ``frames``: their frames, ``index`` the number a ``frame<k>`` name
+    gives, -1 for one named by its row and column), its cartridge.json (``info``) and its
+    ``panel``; ``expected``: the frames cartridge.json lists (None: not stated)."""
+    return [p for p in (_channels_past_panel(parts, panel), _overlap(info),
+                        _numbered_from_one(frames, expected)) if p]
+
+
+def _channels_past_panel(parts: Sequence, panel) -> str | None:
+    # Numbered files only (a file named by its marker names its channel: one the panel does
+    # not name is said where the names are matched).
+    past = sorted({c for c in (part.channel for part in parts)
+                   if isinstance(c, int) and c >= panel.num_channels})
+    if not past:
+        return None
+    example = next(part.path.name for part in parts if part.channel == past[0])
+    return (f"channel files numbered past panel.json's {panel.num_channels} channels "
+            f"({', '.join(f'_c{c}' for c in past)}; e.g. {example}) are not read: channel files "
+            "are numbered from _c0 in panel.json's order, so a marker panel.json does not name "
+            "(vimentin?) among them puts every later channel under another's name; name every "
+            "channel the files hold in panel.json (the model reads those it knows)")
+
+
+def _overlap(info: dict) -> str | None:
+    stated = {key: value for key, value in info.items() if "overlap" in str(key).lower()
+              and isinstance(value, Real) and not isinstance(value, bool) and value > 0}
+    if not stated:
+        return None
+    said = ", ".join(f"{key} {value:g}" for key, value in stated.items())
+    return (f"cartridge.json states the frames overlap ({said}): ctcnet reads frames as tiles "
+            "that do not overlap, so a cell in an overlap is detected and counted in each frame "
+            "it lies in (the counts are high); give the frames cut without overlap, or with "
+            "the overlap cropped off each")
+
+
+def _numbered_from_one(frames: Sequence, expected: int | None) -> str | None:
+    numbers = sorted(f.index for f in frames if f.index >= 0)
+    if not numbers:
+        return None
+    # From 1, not 0: with the frames listed, the last is past them (a frame0 lost from a
+    # truncated scan leaves the last within them, said as missing elsewhere).
+    if numbers[0] != 1 or (expected is not None and numbers[-1] < expected):
+        return None
+    return (f"frame files are numbered frame{numbers[0]} to frame{numbers[-1]}"
+            + (f" against {expected} frames listed" if expected is not None else "") +
+            ": frame<k> counts from frame0 in scan order, so numbered from 1 each frame sits "
+            "one place later (its row and column in events.csv, the review and the exports "
+            "are off); rename them from frame0")
