@@ -284,9 +284,8 @@ def read_crop_index(root: str | Path, panel: Panel | str | Path | None = None,
                              "leave them out of the set this command scores", root)
         if unknown:
             # A folder named in another case or misspelt (CTC, wcb) is as a rule that class.
-            near = {name: difflib.get_close_matches(name.lower(), taxonomy.names, n=1,
-                                                    cutoff=0.6) for name in unknown}
-            meant = ", ".join(f"{name} -> {match[0]}" for name, match in near.items() if match)
+            meant = ", ".join(f"{name} -> {match[0]}" for name in unknown for match in
+                              [difflib.get_close_matches(name.lower(), taxonomy.names, 1)] if match)
             raise InputError(f"classes {unknown} are not in the taxonomy {taxonomy.names}"
                              + (f" (did you mean {meant}?)" if meant else "") + ": "
                              "rename those class folders (or manifest.csv labels) to the "
