@@ -247,8 +247,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     info = _info_beside(root) if single else read_cartridge_info(root)
     beside = root.parent if single else root  # where panel.json lies
     if panel is None:
-        stated = load_panel(beside / "panel.json") if (beside / "panel.json").exists() \
-            else None
+        stated = _panel_beside(beside / "panel.json", info)
     else:
         stated = load_panel(panel)
     columns = whole_number(info, "columns", root)
@@ -296,6 +295,22 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     return Cartridge(root, panel, frames, sample_id, float(volume), info, problems,
                      identity=cartridge_identity(frames), expected_frames=expected,
                      frame_shape=shape)
+
+
+def _panel_beside(path: Path, info: dict) -> Panel | None:
+    """panel.json beside the frames (None: none); one without a pixel size is refused naming
+    the one cartridge.json states, if it does (the frames are read at panel.json's alone)."""
+    if not path.exists():
+        return None
+    try:
+        return load_panel(path)
+    except InputError as err:
+        stated = info.get("pixel_size_um")
+        if stated is None or "no pixel_size_um" not in str(err):
+            raise
+        raise InputError(f"{str(err).removeprefix(f'{path}: ')}; cartridge.json states "
+                         f"pixel_size_um {stated}: if that is the frames', state it in "
+                         "panel.json too", path) from None
 
 
 def _info_beside(path: Path) -> dict:

@@ -691,3 +691,17 @@ def test_a_layout_read_wrong_without_a_word_is_a_problem_of_the_sample(tmp_path,
     assert "numbered frame1 to frame2 against 2 frames listed" in said and "frame0" in said
     assert open_cartridge(cartridge("from0", names={"r00c00": "frame0",
                                                     "r00c01": "frame1"})).problems == []
+
+
+def test_a_panel_without_a_pixel_size_is_refused_naming_the_one_cartridge_json_states(
+        tmp_path, rng):
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.53})
+    write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel)
+    write_cartridge_info(tmp_path, panel, "S9", 1, rows=1, columns=1, frame_shape=(16, 16),
+                         extra={"pixel_size_um": 0.53})
+    stated = json.loads((tmp_path / "panel.json").read_text())
+    del stated["pixel_size_um"]
+    (tmp_path / "panel.json").write_text(json.dumps(stated))
+    with pytest.raises(InputError, match=r"panel.json: panel has no pixel_size_um .*never "
+                                         r"guessed; cartridge.json states pixel_size_um 0.53"):
+        open_cartridge(tmp_path)
