@@ -705,3 +705,14 @@ def test_a_panel_without_a_pixel_size_is_refused_naming_the_one_cartridge_json_s
     with pytest.raises(InputError, match=r"panel.json: panel has no pixel_size_um .*never "
                                          r"guessed; cartridge.json states pixel_size_um 0.53"):
         open_cartridge(tmp_path)
+
+
+def test_a_channel_file_of_another_size_is_named(tmp_path, rng):
+    panel = Panel.from_dict({"channels": ["DAPI", "CK", "CD45"], "pixel_size_um": 0.64})
+    write_frame(tmp_path, 0, 0, rng.integers(1, 999, (3, 16, 16), dtype=np.uint16), panel,
+                layout="channels")
+    tifffile.imwrite(tmp_path / "r00c00_c1.tif", np.ones((8, 8), np.uint16))
+    write_cartridge_info(tmp_path, panel, "S8", 1, rows=1, columns=1, frame_shape=(16, 16))
+    with pytest.raises(InputError, match=r"differ in size: r00c00_c1.tif is not 16 x 16 as "
+                                         r"the others are"):
+        read_frame(open_cartridge(tmp_path).frames[0], panel)

@@ -231,10 +231,15 @@ class ChannelFiles(NamedFrames):
     def read(self, frame: FrameRef, panel, keep: list[int]) -> list[np.ndarray]:
         """The kept channels' files only: files of channels not kept are never read."""
         planes = [remove_cellsearch_offset(read_channel_file(frame.files[c])) for c in keep]
-        shapes = {p.shape for p in planes}
-        if len(shapes) != 1:
-            raise InputError(f"channel files of frame {frame.stem} differ in size: {shapes}",
-                             frame.files[0])
+        shapes = [p.shape for p in planes]
+        if len(set(shapes)) != 1:
+            # The file of a size the others do not share is the one to look at.
+            common = max(set(shapes), key=shapes.count)
+            odd = [frame.files[c].name for c, shape in zip(keep, shapes) if shape != common]
+            raise InputError(f"channel files of frame {frame.stem} differ in size: "
+                             f"{', '.join(odd)} {'is' if len(odd) == 1 else 'are'} not "
+                             f"{common[0]} x {common[1]} as the others are "
+                             f"({sorted(set(shapes))})", frame.files[0])
         return planes
 
 
