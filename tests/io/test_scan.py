@@ -716,3 +716,13 @@ def test_a_channel_file_of_another_size_is_named(tmp_path, rng):
     with pytest.raises(InputError, match=r"differ in size: r00c00_c1.tif is not 16 x 16 as "
                                          r"the others are"):
         read_frame(open_cartridge(tmp_path).frames[0], panel)
+
+
+def test_channel_files_numbered_the_scanners_way_are_told_the_name_read(tmp_path):
+    for k in range(3):
+        tifffile.imwrite(tmp_path / f"frame0_ch{k:02d}.tif", np.full((16, 16), k + 5, np.uint16))
+    (tmp_path / "panel.json").write_text(json.dumps({"channels": ["DAPI", "CK", "CD45"],
+                                                     "pixel_size_um": 0.64}))
+    with pytest.raises(InputError, match=r"e.g. frame0_ch00.tif; channel files numbered by the "
+                                         r"scanner are read as _c<k>"):
+        open_cartridge(tmp_path)

@@ -156,17 +156,22 @@ class NamedFrames(FrameSource):
         columns = info.get("columns")
         root = parts[0].path.parent
         parts, unnamed = resolve_marker_files(parts, panel)
-        if unnamed:  # a cartridge is opened several times a run: said once
+        # A scanner's own numbering (_ch00, _channel1) is no name ctcnet reads as one.
+        hint = "; channel files numbered by the scanner are read as _c<k> (r00c00_c0.tif, " \
+            "frame0_c0.tif: k from 0 in panel.json's order): rename _ch<k> or _channel<k> so" \
+            if any(re.search(r"_(ch|channel)\d+\.\w+$", name, re.IGNORECASE)
+                   for name in unnamed) else ""
+        if unnamed and parts:  # a cartridge is opened several times a run: said once
             from ctcnet.io.cartridge_info import say_once  # it reads sources: not at import
 
             say_once(root, f"{len(unnamed)} file(s) named like a frame's channel file but naming "
                            f"no channel of panel.json ({', '.join(panel.names)}) by a marker "
                            "and its dye alone (a preview, a mask, an overview?), not read: "
-                           f"{', '.join(unnamed[:5])}")
+                           f"{', '.join(unnamed[:5])}{hint}")
         if not parts:
             raise InputError("no frames found: the files named like a frame's channel name no "
                              f"channel of panel.json ({', '.join(panel.names)}), e.g. "
-                             f"{unnamed[0]}", root)
+                             f"{unnamed[0]}{hint}", root)
         by_position: dict[tuple[int, int], list[FramePart]] = {}
         indices = {}
         for part in parts:
