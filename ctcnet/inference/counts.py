@@ -185,9 +185,10 @@ class Counts:
 
 
 # A blood sample's events after enrichment are mostly leukocytes: a cartridge with CTC calls
-# at a quarter of its leukocyte calls or more (and at least this many) is what a scan whose
-# panel.json swaps CK and CD45 gives (every leukocyte reads CK+ CD45-). A spike-in experiment's
-# cartridge can look alike: the sample's problem says so.
+# (clusters among them) at a quarter of its leukocyte calls or more (and at least this many) is
+# what a scan whose panel.json swaps CK and CD45 gives (every leukocyte reads CK+ CD45-), or CK
+# and a platelet marker (every platelet on a cell reads as a CTC's partner: 63 clusters on 4
+# frames, none said). A spike-in experiment's cartridge can look alike: the problem says so.
 IMPLAUSIBLE_CTC_SHARE = 0.25
 IMPLAUSIBLE_CTC_MIN = 20
 
@@ -207,16 +208,17 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
     if ctc < IMPLAUSIBLE_CTC_MIN or ctc < IMPLAUSIBLE_CTC_SHARE * wbc:
         return None
     said = f"{ctc} events called {' or '.join(kinds)} against {wbc} called wbc: more CTCs " \
-        "than blood holds beside its leukocytes"
+        "(alone or in clusters) than blood holds beside its leukocytes"
     if at_training_prior:  # the likelier cause, said before a channel mistake
         return (f"{said}; the calls were made at the model's balanced training prior (it has "
                 "no decision rule for cartridges), at which rare classes are called far more "
                 "often: state the cartridge's prior with --prior (or fit a rule, "
                 "scripts/fit_decision.py) and read the counts then; if they still read so, "
                 "check panel.json's channel order (CK and CD45 swapped?)")
-    return (f"{said}; check panel.json's channel order and the "
-            "channel files' names (CK and CD45 swapped?) before reading the counts (a spike-in "
-            "experiment's cartridge can look alike: its counts stand)")
+    return (f"{said}; check panel.json's channel order and the channel files' names (CK and "
+            "CD45 swapped? CK and a platelet or neutrophil marker, where clusters are many?) "
+            "before reading the counts (a spike-in experiment's cartridge can look alike: its "
+            "counts stand)")
 
 
 # One frame's channel files swapped (a technician's renaming, a frame re-exported in another

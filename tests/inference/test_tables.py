@@ -70,6 +70,15 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     assert implausible_marker_balance(tally(19, 20)) is None  # too few to say
     said = implausible_marker_balance(tally(41, 91))
     assert said and "41 events called ctc against 91 called wbc" in said and "swapped" in said
+    # Clusters counted with the CTCs (CK read in a platelet marker's plane makes every
+    # platelet on a cell a CTC's partner: 63 clusters against 225 leukocytes on 4 frames).
+    calls = ["cluster"] * 63 + ["wbc"] * 225
+    clusters = count_events(pd.DataFrame({"class": calls, "review": False, "guard": ""}),
+                            ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
+    assert implausible_marker_balance(clusters) is None  # CTCs alone: none
+    said = implausible_marker_balance(clusters, ["ctc", "cluster"])
+    assert "63 events called ctc or cluster against 225 called wbc" in said and \
+        "platelet" in said
     # A model without a decision rule for cartridges (ctcnet train's): its prior said first.
     prior = implausible_marker_balance(tally(41, 91), at_training_prior=True)
     assert "balanced training prior" in prior and "--prior" in prior
