@@ -275,8 +275,14 @@ class Panel:
         if extra and said not in _DROPS_SAID:
             # Once per data and model: a run checks its inputs, then opens each again.
             _DROPS_SAID.add(said)
-            log.warning("%s: dropping channel(s) %s, which the model (%s) does not use", what,
-                        extra, ", ".join(self.names))
+            # A marker that finds CK-negative CTCs (vimentin, EpCAM) the model cannot read:
+            # those CTCs are not counted, which a count read beside the scanner's should say.
+            vouching = [name for name in extra if marker_role(name) in ("mesenchymal", "epcam")]
+            log.warning("%s: dropping channel(s) %s, which the model (%s) does not use%s", what,
+                        extra, ", ".join(self.names),
+                        f"; CTCs that only {', '.join(vouching)} shows (CK-negative: EMT) are "
+                        "not counted by this model (a model trained with the channel reads "
+                        "them)" if vouching else "")
         return [int(i) for i in indices]
 
     def subset(self, indices: list[int]) -> Panel:

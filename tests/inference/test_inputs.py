@@ -60,6 +60,8 @@ def test_extra_channels_dropped_with_a_note_and_aliases_match(caplog):
         assert model.channel_indices(data) == [2, 3, 4, 1]
         assert model.channel_indices(data) == [2, 3, 4, 1]  # a run opens its inputs twice
     assert caplog.text.count("dropping channel(s) ['VIM']") == 1  # said once
+    # ... and what it costs: the CTCs only vimentin shows are not counted.
+    assert "CTCs that only VIM shows (CK-negative: EMT) are not counted" in caplog.text
 
 
 def test_composite_panel_refuses_a_16bit_file(tmp_path, rng):
