@@ -184,11 +184,13 @@ class Counts:
         return _record_from_dict(cls, data)
 
 
-# A blood sample's events after enrichment are mostly leukocytes: a cartridge with CTC calls
-# (clusters among them) at a quarter of its leukocyte calls or more (and at least this many) is
+# A blood sample's events after enrichment are mostly leukocytes: a cartridge with CTC calls,
+# or cluster calls, at a quarter of its leukocyte calls or more (and at least this many) is
 # what a scan whose panel.json swaps CK and CD45 gives (every leukocyte reads CK+ CD45-), or CK
 # and a platelet marker (every platelet on a cell reads as a CTC's partner: 63 clusters on 4
 # frames, none said). A spike-in experiment's cartridge can look alike: the problem says so.
+# Each kind is judged on its own: a reference cartridge rich in both (ctcnet verify's: 25 CTC
+# and cluster calls against 25 leukocytes) is no swap.
 IMPLAUSIBLE_CTC_SHARE = 0.25
 IMPLAUSIBLE_CTC_MIN = 20
 
@@ -196,8 +198,9 @@ IMPLAUSIBLE_CTC_MIN = 20
 def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc",),
                                at_training_prior: bool = False) -> str | None:
     """What to say when a cartridge's calls are not what blood looks like: as many CTCs (the
-    calls of ``ctc_classes``: ``ctc``, and a lab's class checked as one, ``ctc_emt``) as a
-    quarter of its leukocytes, the sign of a channel-order mistake (None: nothing); or, for
+    calls of ``ctc_classes``: ``ctc``, and a lab's class checked as one, ``ctc_emt``; or the
+    cluster classes, judged so on their own) as a quarter of its leukocytes, the sign of a
+    channel-order mistake (None: nothing); or, for
     calls made ``at_training_prior`` (a model without a decision rule for cartridges, as
     ``ctcnet train`` makes one), first of that prior."""
     kinds = [k for k in ctc_classes if k in tally.classes]

@@ -90,9 +90,9 @@ def build_summary(cartridge: Cartridge, backend, events: pd.DataFrame, skipped: 
     # order counts every leukocyte as a CTC (a spike-in looks alike: its counts stand).
     # (a lab's class checked as a CTC is one here too)
     # One frame's files swapped hides under the cartridge's share: said by the frame.
-    ctc_kinds = spec.taxonomy.of_kind("ctc")
-    implausible = implausible_marker_balance(
-        tally, ctc_kinds + spec.taxonomy.of_kind("cluster"), prior == BALANCED_PRIOR) or \
+    ctc_kinds, balanced = spec.taxonomy.of_kind("ctc"), prior == BALANCED_PRIOR
+    implausible = implausible_marker_balance(tally, ctc_kinds, balanced) or \
+        implausible_marker_balance(tally, spec.taxonomy.of_kind("cluster"), balanced) or \
         implausible_frames(events, ctc_kinds)
     density = events_per_mm2(len(events), total - skips, cartridge.frame_shape,
                              cartridge.panel.pixel_size_um)

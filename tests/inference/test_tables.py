@@ -76,9 +76,15 @@ def test_calls_that_look_like_a_swapped_ck_and_cd45_are_said():
     clusters = count_events(pd.DataFrame({"class": calls, "review": False, "guard": ""}),
                             ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
     assert implausible_marker_balance(clusters) is None  # CTCs alone: none
-    said = implausible_marker_balance(clusters, ["ctc", "cluster"])
-    assert "63 events called ctc or cluster against 225 called wbc" in said and \
-        "platelet" in said
+    said = implausible_marker_balance(clusters, ["cluster"])
+    assert "63 events called cluster against 225 called wbc" in said and "platelet" in said
+    # Each kind on its own: 15 CTCs and 10 clusters against 25 leukocytes (a rich reference
+    # cartridge's) is no swap.
+    calls = ["ctc"] * 15 + ["cluster"] * 10 + ["wbc"] * 25
+    rich = count_events(pd.DataFrame({"class": calls, "review": False, "guard": ""}),
+                        ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 7.5)
+    assert implausible_marker_balance(rich) is None
+    assert implausible_marker_balance(rich, ["cluster"]) is None
     # A model without a decision rule for cartridges (ctcnet train's): its prior said first.
     prior = implausible_marker_balance(tally(41, 91), at_training_prior=True)
     assert "balanced training prior" in prior and "--prior" in prior
