@@ -391,5 +391,10 @@ def main(args: list[str] | None = None, prog: str | None = None) -> int:
     cli = fit(args, prog)
     path = export_best(cli.trainer, cli.config.export)
     if path is not None:
-        print(f"best model: {path}")
+        # The figure it was chosen by, so a lab sees at once whether the run learnt anything.
+        chosen = getattr(cli.trainer, "checkpoint_callback", None)
+        score = getattr(chosen, "best_model_score", None)
+        print(f"best model: {path}" + (f" ({chosen.monitor} {float(score):.4f} on the "
+                                       "validation crops)"
+                                       if score is not None and chosen.monitor else ""))
     return 0
