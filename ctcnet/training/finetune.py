@@ -119,6 +119,9 @@ def predict_call_scores(model, spec, crops: np.ndarray, labels: np.ndarray, samp
 
     kept = getattr(model, "spec", None)
     model.spec = spec  # the backend reads its spec off the model
+    # The network runs again here rather than reuse the held-out logits made above: those are
+    # of the raw crops, and predict gives a model trained on compensated crops its crops
+    # compensated (``network_view``, inside ``evaluate_crops``).
     try:
         report = evaluate_crops(TorchBackend.from_model(model, device="cpu"), crops, labels,
                                 sample_ids=sample_ids,
