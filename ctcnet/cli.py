@@ -69,7 +69,8 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Route the ``ctcnet`` loggers to stderr at the level the flags ask for.
 
     Only the ``ctcnet`` logger is configured (not the root), so libraries keep their own
-    settings and test log capture still sees every record.
+    settings and test log capture still sees every record; but for tifffile's, whose damage
+    reports ctcnet gives in its own words.
     """
     level = (logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
              logging.INFO if verbose == 1 else logging.WARNING)
@@ -81,6 +82,17 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     handler.set_name(_LOG_HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
+    # tifffile logs the damage it meets (a truncated file's page offsets) as bare lines of its
+    # own, past --quiet; ctcnet reads them (ctcnet.io.images) and refuses the file in its own
+    # words, so the console shows them with -vv alone, under ctcnet's format.
+    tiff = logging.getLogger("tifffile")
+    tiff.propagate = False
+    for old in [h for h in tiff.handlers if h.get_name() == _LOG_HANDLER_NAME]:
+        tiff.removeHandler(old)
+    detail = _CurrentStderr() if verbose > 1 else logging.NullHandler()
+    detail.set_name(_LOG_HANDLER_NAME)
+    detail.setFormatter(handler.formatter)
+    tiff.addHandler(detail)
 
 
 def _load_command(name: str):

@@ -172,16 +172,8 @@ def _run(args, log) -> int:
         logging.getLogger(__name__).warning(
             "--pixel-size is for crop folders; a cartridge's pixel size is its panel.json's "
             "(%d cartridge(s) read at their own)", len(cartridges))
-    model = args.model
-    if model is None:  # the shipped model whose channels the data has, by name
-        import sys
-
-        from ctcnet.inference.inputs import choose_for_inputs
-
-        chosen = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data")
-        model = chosen.name
-        if not args.quiet:
-            print(f"model: {model} ({chosen.origin}; fits the data's channels)", file=sys.stderr)
+    model = args.model if args.model is not None else \
+        _model_for_inputs(args, inputs, cartridges, datasets)
     shard = parse_shard(args.shard)
     if shard and env_info().world_size > 1:  # before a process group is waited for
         raise InputError("--shard splits the inputs between separate jobs, but WORLD_SIZE is "
@@ -245,6 +237,29 @@ def _run(args, log) -> int:
         set_aside = _index_at_the_end(out, names, world_size, set_aside, started,
                                       failed_reports, shard is not None)
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
+
+
+def _model_for_inputs(args, inputs, cartridges, datasets) -> str:
+    """The shipped model whose channels the data has, by name (said unless quiet)."""
+    import sys
+
+    from ctcnet.inference.inputs import choose_for_inputs
+
+    try:
+        chosen = choose_for_inputs(cartridges, datasets, args.pixel_size, "the input data")
+    except InputError:
+        from ctcnet.inference.output_names import is_batch
+        from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model
+
+        if not is_batch(inputs, cartridges, datasets):
+            raise
+        # No input of the batch opens: each is set aside, under the default model (none
+        # runs), and run.json says why of each.
+        chosen = get_model(DEFAULT_MODEL_NAME)
+    if not args.quiet:
+        print(f"model: {chosen.name} ({chosen.origin}; fits the data's channels)",
+              file=sys.stderr)
+    return chosen.name
 
 
 def _index_at_the_end(out, names, world_size, set_aside, started, failed_reports,
@@ -380,8 +395,7 @@ def predict_options(args):
 def output_names(cartridges, datasets) -> list[str]:
     """The output folder's name of each input, as run.json lists them (``output_names.run_names``:
     cartridges that share a sample id, set aside, each with its folder)."""
-    from ctcnet.inference.inputs import output_name_and_frames
-    from ctcnet.inference.output_names import run_names
+    from ctcnet.inference.output_names import output_name_and_frames, run_names
 
     return run_names([(output_name_and_frames(c)[0], c) for c in cartridges], datasets)
 

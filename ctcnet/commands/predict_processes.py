@@ -83,8 +83,8 @@ def plan_shares(cartridges: Sequence[Path], datasets: Sequence[Path], processes:
     (its process sets it aside, as one process would)."""
     from ctcnet.core.paths import absolute
     from ctcnet.inference.distributed import shard
-    from ctcnet.inference.inputs import output_name_and_frames
     from ctcnet.inference.output_names import (
+        output_name_and_frames,
         refuse_colliding_outputs,
         run_names,
         set_aside_colliding,

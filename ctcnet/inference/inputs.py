@@ -20,11 +20,13 @@ from ctcnet.detect.crop_dataset import read_crop_index
 from ctcnet.detect.folder_kinds import is_predict_output
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.inference.output_names import (
+    is_batch,
     refuse_colliding_outputs,
     set_aside_colliding,
     set_aside_or_raise,
     set_aside_record,
 )
+from ctcnet.io.cartridge_info import unopened_sample_id
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
@@ -71,6 +73,9 @@ def resolve_inputs(inputs: Iterable[str | Path], say_skipped: bool = False
     """
     cartridges, datasets = [], []
     for path in expand_list_files(inputs):  # list files read, a list naming itself refused
+        # Absolute: what run.json and a night's log say of a frame (skipped_because) names a
+        # file whoever reads the alert can find, not one of the job's working folder.
+        path = Path(absolute(path))
         if is_cartridge(path):  # a folder, or one container file holding a whole scan
             cartridges.append(path)
         elif path.is_file() and claim(path) is not None:
@@ -272,8 +277,10 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
     that one bad cartridge does not cost a night's batch the others (``share_of_several``:
     these inputs are one process's share of a run of several, so even one alone is set
     aside)."""
+    inputs = list(inputs)
     cartridge_paths, datasets = resolve_inputs(inputs, say_skipped=True)
-    record = set_aside_record(set_aside, len(cartridge_paths) + len(datasets), share_of_several)
+    record = set_aside_record(set_aside, len(cartridge_paths) + len(datasets), share_of_several
+                              or is_batch(inputs, cartridge_paths, datasets))
     opened, unread, cartridges = [], [], []
     for path in cartridge_paths:
         try:
@@ -282,37 +289,25 @@ def checked_inputs(inputs: Iterable[str | Path], panel: Panel,
             unread.append((path, err))
     if record is not None:  # before their own checks, as output names are told (run.json)
         aside = set_aside_colliding([(c.sample_id, c.root) for c in opened]
-                                    + [(Path(path).name, path) for path, _ in unread], record,
+                                    + [(unopened_sample_id(path), path) for path, _ in unread],
+                                    record,
                                     {Path(d).name for d in datasets},
                                     {absolute(path): f"its metadata cannot be read: {err}"
                                      for path, err in unread})
         opened = [c for c in opened if absolute(c.root) not in aside]
         unread = [(path, err) for path, err in unread if absolute(path) not in aside]
     for path, err in unread:
-        set_aside_or_raise(err, Path(path).name, record, path)
+        set_aside_or_raise(err, unopened_sample_id(path), record, path)
     for cartridge in opened:
         try:
             cartridges.append(checked_cartridge(cartridge).conform(panel))  # channels too
         except InputError as err:
             set_aside_or_raise(err, cartridge.sample_id, record, cartridge.root)
-    if record is not None and not share_of_several and not cartridges and not datasets:
-        raise InputError("every cartridge was refused: " + "; ".join(
-            f"{name}: {reason}" for name, reason in set_aside.items()))
     refuse_colliding_outputs([(c.sample_id, str(c.root)) for c in cartridges]
                              + [(Path(d).name, str(d)) for d in datasets])
     for d in datasets:
         read_crop_index(d, pixel_size=_stated(pixel_size)).conform(panel)
     return cartridges, datasets
-
-
-def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
-    """A cartridge folder's output name (its sample id) and frame count; its folder's name and
-    one frame when its metadata cannot be read (the run sets it aside under that name)."""
-    try:
-        opened = open_cartridge(cartridge)
-    except InputError:
-        return Path(cartridge).name, 1
-    return opened.sample_id, len(opened.frames)
 
 
 # RGB composite crops at a scanner's own pixel size (scanners: 0.3-0.7 um) and field of view (a

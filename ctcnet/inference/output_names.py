@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ctcnet.core.paths import absolute, name_key
 from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
-from ctcnet.io.cartridge_info import OUTPUT_NAMES
+from ctcnet.io.cartridge_info import OUTPUT_NAMES, unopened_sample_id
+from ctcnet.io.scan import open_cartridge
 
 log = logging.getLogger("ctcnet.inference.inputs")  # the inputs' checks: one logger for them
 
@@ -192,3 +193,24 @@ def set_aside_or_raise(err: InputError, name: str, set_aside: dict | None,
     if say:  # one another run is writing is that run's: a note, not an error
         log.log(logging.INFO if reason.kind == "held" else logging.ERROR,
                 "%s: set aside, the other inputs run: %s", name, err)
+
+
+def output_name_and_frames(cartridge: str | Path) -> tuple[str, int]:
+    """A cartridge folder's output name (its sample id) and frame count; when it cannot be
+    opened, :func:`~ctcnet.io.cartridge_info.unopened_sample_id` and one frame (the run sets
+    it aside under that name)."""
+    try:
+        opened = open_cartridge(cartridge)
+    except InputError:
+        return unopened_sample_id(cartridge), 1
+    return opened.sample_id, len(opened.frames)
+
+
+def is_batch(inputs: list, cartridges: list, datasets: list) -> bool:
+    """Whether a run's ``inputs`` (as given) are a batch: several inputs, or a folder of
+    cartridges or a list file (an input that is none of the ``cartridges`` and ``datasets`` it
+    resolved to) even when it holds one. A batch's refused input is set aside and recorded in
+    run.json, so a night whose cartridges are all refused leaves an index that says so, not
+    the last night's standing as tonight's; an input given alone is refused outright."""
+    found = {absolute(p) for p in [*cartridges, *datasets]}
+    return len(found) > 1 or any(absolute(p) not in found for p in inputs)

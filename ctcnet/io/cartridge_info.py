@@ -184,6 +184,21 @@ def read_cartridge_info(root: Path) -> dict:
     return info
 
 
+def unopened_sample_id(root: str | Path) -> str:
+    """The name a cartridge that cannot be opened (no frames, a frame list that does not
+    read) is set aside under: the sample id its cartridge.json states where that file reads,
+    so the refusal reaches the lab's system under the sample it knows; else the folder's
+    (or the file's) name."""
+    root = Path(root)
+    try:
+        info = read_cartridge_info(root) if root.is_dir() else {}
+        if "sample_id" in info:
+            return safe_sample_id(info["sample_id"], root)
+    except (InputError, OSError):  # the file itself unreadable: the folder names it
+        pass
+    return root.name
+
+
 def name_as_sample_id(root: Path) -> str:
     """The sample id a cartridge's name gives when cartridge.json states none: the folder's
     name (a container's up to its first dot). A name that is not UTF-8 (b'cart\\xe9': a

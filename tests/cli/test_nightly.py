@@ -405,3 +405,34 @@ def test_crops_of_samples_stated_at_other_value_ranges_are_not_cut_into_one_data
         "0-65535)" in err[-1]
     assert not (tmp_path / "crops").exists()
     assert run_cli(capsys, "crops", out / "S_b", "--out", tmp_path / "crops_b")[0] == 0
+
+
+def test_a_night_whose_every_cartridge_is_refused_leaves_an_index_that_says_so(
+        cart_and_model, tmp_path, capsys):
+    """Last night's run.json in --out read "finished" with last night's samples after a night
+    whose cartridges were all refused (an unattended job filed them as tonight's): now the
+    index is tonight's, each refusal under the sample id its cartridge.json states (a folder
+    of cartridges is a batch even when it holds one)."""
+    scans, out = batch(cart_and_model, tmp_path)
+    assert run_cli(capsys, "predict", scans / "a", "--out", out, "--quiet", "--no-report",
+                   *options(cart_and_model))[0] == 0
+    night = tmp_path / "night"
+    (night / "broken").mkdir(parents=True)
+    (night / "broken" / "cartridge.json").write_text('{"sample_id": "S_c", ')
+    (night / "frameless").mkdir()
+    (night / "frameless" / "cartridge.json").write_text('{"sample_id": "S_d"}')
+    shutil.copy(cart_and_model / "cart" / "panel.json", night / "frameless")
+    status, err = run_cli(capsys, "predict", night, "--out", out, "--quiet", "--no-report",
+                          *options(cart_and_model))
+    assert status == 2
+    index = json.loads((out / "run.json").read_text())
+    run = outputs(out)
+    assert index["state"] == "finished" and "no frames found" in run["S_d"]["set_aside"]
+    assert "not valid JSON" in run["broken"]["set_aside"]  # its sample id unreadable
+    assert index["other_outputs"] == ["S_a"]  # last night's, said so
+    rows = {row.split(",")[0]: row for row in (out / "samples.csv").read_text().splitlines()}
+    assert rows["S_d"].split(",")[1] == "set aside" and "True" in rows["S_a"]
+    (night / "frameless").rename(tmp_path / "frameless")  # one refused cartridge in a folder
+    assert run_cli(capsys, "predict", night, "--out", out, "--quiet", "--no-report",
+                   *options(cart_and_model))[0] == 2
+    assert set(outputs(out)) == {"broken"}

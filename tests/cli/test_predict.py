@@ -632,6 +632,7 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
         cart_and_model, tmp_path, capsys, monkeypatch):
     """A cartridge folder or metadata the user may not read is an input's problem: set aside
     with its reason (the others run), not a stop of the batch that blames --out."""
+    import ctcnet.io.cartridge_info as cartridge_info
     import ctcnet.io.scan as scan
 
     scans, out = tmp_path / "scans", tmp_path / "out"
@@ -646,6 +647,7 @@ def test_a_cartridge_this_user_may_not_read_is_set_aside_not_blamed_on_the_outpu
         return real(root)
 
     monkeypatch.setattr(scan, "read_cartridge_info", locked)
+    monkeypatch.setattr(cartridge_info, "read_cartridge_info", locked)  # its sample id too
     status, err = run_cli(capsys, "predict", scans / "a", scans / "b", "--out", out,
                           *quiet_batch(cart_and_model))
     assert status == 2 and (out / "S_a" / "summary.json").is_file()

@@ -107,7 +107,9 @@ def test_an_input_refused_by_one_process_fails_the_run_and_the_others_finish(sca
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["world_size"] == 3
     by_name = {e["name"]: e for e in run["outputs"]}
-    assert "set_aside" in by_name["c2"]  # its folder's name: its metadata is unreadable
+    (refused,) = [e for e in run["outputs"] if "set_aside" in e]
+    # Its panel.json unreadable, its cartridge.json not: named by the sample id it states.
+    assert refused["input"].endswith("c2") and refused["name"] != "c2"
     assert {by_name["sample_0"]["status"], by_name["sample_1"]["status"]} <= {"ok", "partial"}
     assert "missing" not in by_name["sample_0"] and "missing" not in by_name["sample_1"]
 
