@@ -93,16 +93,18 @@ def run_fingerprint(backend, cartridge: Cartridge, spec: ModelSpec, *, detect: D
                           "read": list(cartridge.channels or range(len(cartridge.panel.names)))}}
               if cartridge.file_panel is not None
               and cartridge.file_panel.names != cartridge.panel.names else {})
+    # The value ranges (where pixels saturate): a panel.json corrected since makes other calls;
+    # off the 12-bit default only, so journals written before this key resume.
+    ranges = [list(c.value_range) for c in cartridge.panel.channels]
+    ranges = {"value_ranges": ranges} if any(r != [0.0, 4095.0] for r in ranges) else {}
     # The guard's levels decide flags and the markers' call: frames made under other levels
-    # must not be mixed into one count.
-    # The scan folder too: another cartridge of the same sample id, into the same --out, is
-    # another run to refuse, not frames "changed since" to redo over a reviewed one.
+    # must not be mixed into one count. The scan folder too: another cartridge of the same
+    # sample id, into the same --out, is another run to refuse, not frames "changed since".
     return {"model_sha256": digest, "input": absolute(cartridge.root),
             "panel": cartridge.panel.names,
-            "scan_pixel_size_um": cartridge.panel.pixel_size_um, **planes,
+            "scan_pixel_size_um": cartridge.panel.pixel_size_um, **planes, **ranges,
             "detect": asdict(detect), "edge_cut_as": edge_cut_as, **compensate, **rule,
-            **on_device,
-            "guard": asdict(RULES), "same_cluster_um": SAME_CLUSTER_UM,
+            **on_device, "guard": asdict(RULES), "same_cluster_um": SAME_CLUSTER_UM,
             "table_columns": TABLE_COLUMNS}
 
 
