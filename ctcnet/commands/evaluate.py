@@ -4,9 +4,11 @@ crops; on simulated cartridges with ground truth, called versus true counts."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
+from ctcnet.commands.evaluate_spikes import add_expected_arguments
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.io.atomic import (
     atomic_write_text,
@@ -115,11 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score only the crops of these manifest.csv splits (e.g. test); "
                              "default: every crop but the split=train ones the baselines fit "
                              "on")
-    parser.add_argument("--expected", metavar="CSV",
-                        help="a spike-in validation (docs/training.md): DATA is a predict --out "
-                             "folder or a folder of them; CSV lists sample_id,spiked[,level] "
-                             "(cells per tube, 0 for a blank; a tube scanned twice named "
-                             "<folder>/<sample_id>): recovery, linearity, LoB, LoD")
+    add_expected_arguments(parser)
     add_baseline_arguments(parser)
     parser.add_argument("--calibrate-on", metavar="VAL_DIR",
                         help="labelled validation crops: fit the temperature and the review "
@@ -289,7 +287,6 @@ def check_save_model(args: argparse.Namespace, model) -> None:
 def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
     """Keep ``warnings`` in the report: its ``warnings`` list, in report.json too, which the
     evaluation wrote before they were known."""
-    import json
     from pathlib import Path
 
     report["warnings"] = report.get("warnings", []) + warnings
@@ -352,7 +349,6 @@ def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ctcnet evaluate``: score a model on a labelled crop dataset or on simulated
     cartridges and write the report; returns the exit status."""
-    import json
 
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.evaluate import evaluate_dataset
@@ -367,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
     if args.expected:  # a predict output folder scored against the cells spiked
         from ctcnet.commands.evaluate_spikes import run_spike_in
 
-        return run_spike_in(args)
+        return run_spike_in(args)  # or against another method's counts
     cartridges, datasets = resolve_inputs(expand_list_files([args.data]))
     name = args.model
     if name is None:  # the shipped model whose channels the data has, by name
@@ -448,7 +444,6 @@ def _natural(name: str) -> list:
 
 def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
-    import json
 
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.counts import agreement_text
@@ -456,7 +451,8 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     from ctcnet.nn.calls import COUNTED_CLASSES
 
     report = evaluate_cartridges(cartridges, args.model, args.out, device=args.device,
-                                 compensate=args.compensate, prior=args.prior)
+                                 compensate=args.compensate, prior=args.prior,
+                                 cutoffs=args.cutoffs)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -468,13 +464,16 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     print(f"{'':16s} " + " ".join(f"{k + ' per 7.5 mL':>19s}" for k in shown))
     print(f"{'cartridge':16s} " + " ".join(f"{'true':>5s} {'auto':>5s} {'review':>7s}"
                                           for _ in shown))
+    partial = {c["sample_id"] for c in report["cartridges"] if c.get("status", "ok") != "ok"}
     for c in sorted(report["cartridges"], key=lambda c: _natural(c["sample_id"])):
-        print(f"{c['sample_id'][:16]:16s} " + " ".join(
+        mark = "*" if c["sample_id"] in partial else ""  # of the frames read
+        print(f"{c['sample_id'][:16 - len(mark)] + mark:16s} " + " ".join(
             f"{c['true_per_7_5_ml'][k]:5.1f} {c['automatic_per_7_5_ml'][k]:5.1f} "
             f"{c['after_review_per_7_5_ml'][k]:7.1f}" for k in shown))
     # "review": the count had every flagged event been resolved to its true class, a perfect
     # reviewer's; what a person's review comes to is measured by their decisions, not here.
-    print("review: the count had a reviewer resolved every flagged event to its true class")
+    print("review: the count had a reviewer resolved every flagged event to its true class"
+          + ("; *: partial, truth and call of the frames read" if partial else ""))
     for counted in report.get("counted_classes", [name]):
         for mode in ("automatic", "after_review"):
             entry = report["per_class"][counted][mode]

@@ -1,9 +1,12 @@
 """``ctcnet evaluate RESULTS --expected FILE``: a spike-in validation of a run's counts
 (:mod:`ctcnet.evaluation.spike_in`): recovery per sample and level, linearity, limit of blank
 and of detection, written to ``--out`` (``spike_in.json``, ``spike_in.csv``) and said on the
-console. ``RESULTS`` is a predict ``--out`` folder, or a folder of them (a study's nights,
-pooled; a sample with results in two is scored as the expected counts name it,
-``<folder>/<sample_id>``, and refused otherwise)."""
+console; or, where FILE gives another method's rates (``reference_per_7_5_ml``), a method
+comparison (:mod:`ctcnet.evaluation.method_comparison`: bias, limits of agreement, tolerance
+and the clinical cut-offs' agreement, ``comparison.json``, ``comparison.csv``). ``RESULTS``
+is a predict ``--out`` folder, or a folder of them (a study's nights, pooled; a sample with
+results in two is scored as the expected counts name it, ``<folder>/<sample_id>``, and
+refused otherwise)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,35 @@ from ctcnet.errors import InputError
 log = logging.getLogger(__name__)
 
 
+def add_expected_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--expected`` (a spike-in validation or a method comparison of predict's outputs)
+    and ``--cutoffs`` (the clinical cut-offs a comparison or a cartridge evaluation gives)."""
+    parser.add_argument("--expected", metavar="CSV",
+                        help="score a predict --out folder (or a folder of them) as DATA: CSV "
+                             "lists sample_id,spiked[,level] (cells spiked per tube, 0 for a "
+                             "blank: recovery, linearity, LoB, LoD; docs/training.md) or "
+                             "sample_id,reference_per_7_5_ml (another method's CTCs per 7.5 mL "
+                             "of the same tubes, e.g. CellSearch's: bias, limits of agreement, "
+                             "cut-off agreement); a tube scanned twice named "
+                             "<folder>/<sample_id>")
+    parser.add_argument("--cutoffs", metavar="N[,N]", type=_cutoffs, default=None,
+                        help="clinical cut-offs in CTCs per 7.5 mL (>= N is positive) whose "
+                             "agreement is given, with a reference's rates or simulated "
+                             "cartridges' truth (default 1,3,5: detection; CellSearch's >= 3 "
+                             "in colorectal, >= 5 in breast and prostate cancer)")
+
+
+def _cutoffs(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not v > 0 or v != v or v == float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"cut-offs are CTCs per 7.5 mL above 0, comma-"
+                                         f"separated (e.g. 3,5), not {text!r}")
+    return tuple(sorted(set(values)))
+
+
 def run_spike_in(args: argparse.Namespace) -> int:
     """Score predict's outputs in ``args.data`` against ``args.expected``; exit status 0."""
     from ctcnet.evaluation.spike_in import read_expected, rows_csv, sample_rows, spike_report
@@ -29,18 +61,19 @@ def run_spike_in(args: argparse.Namespace) -> int:
                          "are: --model and --calibrate-on do not apply (run ctcnet predict "
                          "with the model first)")
     expected = read_expected(args.expected)
+    if args.cutoffs is not None and "reference" not in expected:
+        raise InputError("--cutoffs are a method comparison's (reference_per_7_5_ml) or "
+                         "simulated cartridges': a spike-in validation has none", args.expected)
     folders, nights = _samples_of_nights(Path(args.data), find_samples)
     results = _results(folders)
     expected.index = [_named(i, results) for i in expected.index]
     summaries, read_from = _summaries(results, expected.index)
     rows = sample_rows(summaries, expected)
     rows.insert(1, "results_folder", [str(read_from[s]) for s in rows["sample_id"]])
+    if "reference" in expected:
+        return _run_comparison(args, rows, summaries, expected, nights)
     report = spike_report(rows)
-    # Results the expected counts do not list: not scored, and said (a mistyped id).
-    report["results_not_expected"] = [
-        key + ("" if summaries[key].get("status", "ok") == "ok"
-               else f" ({summaries[key].get('status')})")
-        for key in sorted(summaries) if key not in expected.index]
+    report["results_not_expected"] = _not_expected(summaries, expected)
     report["results_folders"] = [str(p) for p in nights]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,6 +94,78 @@ def run_spike_in(args: argparse.Namespace) -> int:
     _say_left_out(report)
     print(f"report: {out}/spike_in.json, {out}/spike_in.csv")
     return 0
+
+
+def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
+                    nights: list[Path]) -> int:
+    """A method comparison of ``rows`` (:func:`~ctcnet.evaluation.spike_in.sample_rows` of a
+    reference) written to ``--out`` and said; exit status 0."""
+    from ctcnet.evaluation.counts import CUTOFFS
+    from ctcnet.evaluation.method_comparison import comparison_csv, comparison_report
+    from ctcnet.io.atomic import atomic_write_text
+
+    cutoffs = args.cutoffs or CUTOFFS
+    report = comparison_report(rows, cutoffs)
+    report["results_not_expected"] = _not_expected(summaries, expected)
+    report["results_folders"] = [str(p) for p in nights]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "comparison.csv", comparison_csv(rows, cutoffs))
+    atomic_write_text(out / "comparison.json", json.dumps(
+        {**report, "results": absolute(args.data), "reference": absolute(args.expected)},
+        indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{'sample':16s} {'reference':>9s} {'ctcnet':>7s} {'difference':>10s} "
+          f"{'after review':>12s}  status   (CTCs per 7.5 mL)")
+    for r in rows.itertuples():
+        after = "-" if r.after_review_per_7_5_ml != r.after_review_per_7_5_ml else \
+            f"{r.after_review_per_7_5_ml:12.2f}"
+        print(f"{str(r.sample_id)[:16]:16s} {r.expected_per_7_5_ml:9.2f} "
+              f"{_shown(_rate(r.called_per_7_5_ml), '7.2f'):>7s} "
+              f"{_shown(_rate(r.called_per_7_5_ml - r.expected_per_7_5_ml), '+10.2f'):>10s} "
+              f"{after:>12s}  {r.status}")
+    _say_comparison(report, "ctcnet")
+    if report["after_review"]:
+        _say_comparison(report["after_review"], "after review")
+    _say_left_out(report, "comparison.csv")
+    print(f"report: {out}/comparison.json, {out}/comparison.csv")
+    return 0
+
+
+def _rate(value):
+    """A rate, None where there is none (a failed run's)."""
+    return None if value is None or value != value else value
+
+
+def _say_comparison(reading: dict, who: str) -> None:
+    """One reading's agreement with the reference, on the console."""
+    from ctcnet.evaluation.counts import share_ci
+
+    ba, tol = reading["bland_altman"], reading["within_tolerance"]
+    limits = (f" (95 % limits of agreement {ba['lower']:+.2f} to {ba['upper']:+.2f})"
+              if ba["lower"] is not None else "")
+    print(f"{who}: bias {_shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
+          f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}")
+    for cut in reading["at_cutoffs"]:
+        parts = [f"agree {cut['agree']}/{cut['n']}{share_ci(cut)}"]
+        for kind in ("positive", "negative"):
+            share = cut[f"{kind}_agreement"]
+            if share is not None:
+                parts.append(f"{kind} {share:.0%}{share_ci({'ci95': cut[f'{kind}_ci95']})}")
+        apart = ", ".join(f"{d['sample_id']} (reference {d['reference_per_7_5_ml']:.2f}, "
+                          f"{who} {d['called_per_7_5_ml']:.2f})" for d in cut["discordant"])
+        print(f"  at >= {cut['cutoff']:g}: " + ", ".join(parts)
+              + (f"; on opposite sides: {apart}" if apart else ""))
+
+
+def _not_expected(summaries: dict, expected) -> list[str]:
+    """Results the expected counts do not list, with their status where not ok: not scored,
+    and said (a mistyped id)."""
+    return [key + ("" if summaries[key].get("status", "ok") == "ok"
+                   else f" ({summaries[key].get('status')})")
+            for key in sorted(summaries) if key not in expected.index]
 
 
 def _results(folders: dict[str, Path]) -> dict[str, list]:
@@ -159,19 +264,20 @@ def _say_table(report: dict) -> None:
           + f" per 7.5 mL from {results}, {lod['method']}")
 
 
-def _say_left_out(report: dict) -> None:
+def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
     """What the figures leave out or rest on, on the console: samples without a rate,
-    results not listed, samples not ok, the review, and counts made by several."""
+    results not listed, samples not ok, the review, and counts made by several (``table``:
+    the per-sample table that says more)."""
     if report["samples_without_rate"]:
-        log.warning("left out, no rate (their runs failed: spike_in.csv: status, problems): "
-                    "%s", ", ".join(report["samples_without_rate"]))
+        log.warning("left out, no rate (their runs failed: %s: status, problems): %s", table,
+                    ", ".join(report["samples_without_rate"]))
     if report["results_not_expected"]:
         log.warning("%d result(s) the expected counts do not list, not scored: %s",
                     len(report["results_not_expected"]),
                     ", ".join(report["results_not_expected"][:10]))
     if report["partial_samples"]:
         print(f"{report['partial_samples']} sample(s) not 'ok', scored as they stand "
-              "(spike_in.csv: status, problems):")
+              f"({table}: status, problems):")
         for sample, problems in report["partial_problems"].items():
             print(f"  {sample}: {problems}")
     reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
@@ -183,7 +289,7 @@ def _say_left_out(report: dict) -> None:
                               + ", ".join(waiting[:10]) + (", ..." if len(waiting) > 10 else "")
                               + " (a sample's review is final once signed off with no "
                               "candidate left undecided)")
-              + " (spike_in.csv: after_review_per_7_5_ml, review_complete)")
+              + f" ({table}: after_review_per_7_5_ml, review_complete)")
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "
                     "pool them", "; and more than one ".join(report["made_by_several"]))

@@ -31,8 +31,9 @@ from ctcnet.inference.guard import counted
 from ctcnet.simulate import simulate_cartridge
 
 # Clinical cut-offs in CTCs per 7.5 mL (CellSearch: >= 5 in metastatic breast and prostate
-# cancer, >= 3 in colorectal; >= 1 for detection at all).
-CUTOFFS = (1, 5)
+# cancer, >= 3 in colorectal; >= 1 for detection at all); ``ctcnet evaluate --cutoffs``
+# states a lab's own.
+CUTOFFS = (1, 3, 5)
 # Automatic CTC count within max(ABS_TOLERANCE, REL_TOLERANCE x truth) of the truth.
 REL_TOLERANCE, ABS_TOLERANCE = 0.15, 1.0
 FLAG_COLUMNS = ("review",)
@@ -251,8 +252,9 @@ def agreement_text(entry: dict) -> str:
     within tolerance and each cut-off, with their 95 % intervals."""
     tol = entry["within_tolerance"]
     cuts = ", ".join(f">= {c['cutoff']:g}: {c['agree']}/{c['n']}{share_ci(c)}"
-                     for c in entry["cutoffs"])
-    return f"within tolerance {tol['n']}/{tol['of']}{share_ci(tol)}; cut-offs agree {cuts}"
+                     for c in entry.get("cutoffs", ()))
+    return f"within tolerance {tol['n']}/{tol['of']}{share_ci(tol)}" + \
+        (f"; cut-offs agree {cuts}" if cuts else "")
 
 
 def cutoff_agreement(called, true, cutoff: float) -> dict:
@@ -260,11 +262,19 @@ def cutoff_agreement(called, true, cutoff: float) -> dict:
     pos_called = np.asarray(called, np.float64) >= cutoff
     pos_true = np.asarray(true, np.float64) >= cutoff
     agree = pos_called == pos_true
+    both, neither = int((pos_called & pos_true).sum()), int((~pos_called & ~pos_true).sum())
+    positive, negative = int(pos_true.sum()), int((~pos_true).sum())
+    # Positive and negative percent agreement (CLSI EP12): of the samples the reference puts
+    # at or over the cut-off, the share called so too; and of those under it.
     return {"cutoff": float(cutoff), "n": int(agree.size), "agree": int(agree.sum()),
             "agreement": float(agree.mean()) if agree.size else None,
             "ci95": share_interval(int(agree.sum()), int(agree.size)),
             "false_positive": int((pos_called & ~pos_true).sum()),
-            "false_negative": int((~pos_called & pos_true).sum())}
+            "false_negative": int((~pos_called & pos_true).sum()),
+            "positive_agreement": both / positive if positive else None,
+            "positive_ci95": share_interval(both, positive),
+            "negative_agreement": neither / negative if negative else None,
+            "negative_ci95": share_interval(neither, negative)}
 
 
 def within_tolerance(called, true, rel: float = REL_TOLERANCE,
@@ -281,7 +291,8 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     :func:`cartridge_counts` plus ``sample_id``), automatic and after review: for every class
     a bias; for every counted class (``reported``, the model's reported classes: CTCs and
     clusters, a sample reports both, or a lab's own; default those two) the share within
-    tolerance, the cut-offs' agreement and the false calls per 1,000 events."""
+    tolerance and the false calls per 1,000 events; for the ``positive`` class the clinical
+    ``cutoffs``' agreement."""
     from ctcnet.nn.calls import COUNTED_CLASSES
 
     reported = COUNTED_CLASSES if reported is None else reported
@@ -302,7 +313,9 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
                             f"{REL_TOLERANCE:.0%} of true)",
                     "n": int(ok.sum()), "of": int(ok.size),
                     "ci95": share_interval(int(ok.sum()), int(ok.size))}
-                entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c) for c in cutoffs]
+                if name == positive:  # the clinical cut-offs are of CTCs alone
+                    entry[mode]["cutoffs"] = [cutoff_agreement(called, true, c)
+                                              for c in cutoffs]
         out["per_class"][name] = entry
     events = sum(c["events"] for c in cartridges)
     false = {name: sum(c.get("false_calls", {}).get(name, 0) for c in cartridges)

@@ -362,10 +362,10 @@ def _write_evaluation(report: dict, data: str, backend, out_dir: Path, index,
 
 
 def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str = "auto",
-                        workers: int | None = None, quiet: bool = True,
-                        compensate: bool | None = None, prior: str | None = None) -> dict:
+                        workers: int | None = None, quiet: bool = True, compensate: bool |
+                        None = None, prior: str | None = None, cutoffs=None) -> dict:
     """Cartridge-level evaluation: predict every cartridge and compare its automatic and
-    after-review counts with its ground truth.
+    after-review counts with its ground truth (of the frames read: a partial one's status).
 
     Parameters
     ----------
@@ -376,10 +376,10 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     out_dir : str or Path
         Each cartridge's predict output goes into ``out_dir/<sample id>/``; counts.json and
         counts.png beside them.
-    device, workers, quiet
-        As ``ctcnet predict`` takes them.
-    compensate, prior
-        As ``ctcnet predict --compensate --prior``; the prior defaults to cartridge prevalence.
+    device, workers, quiet, compensate, prior
+        As ``ctcnet predict`` takes them; the prior defaults to cartridge prevalence.
+    cutoffs : sequence of float, optional
+        CTCs per 7.5 mL whose agreement is given (default ``counts.CUTOFFS``).
 
     Returns
     -------
@@ -389,7 +389,7 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
     """
     import pandas as pd  # cartridges only
 
-    from ctcnet.evaluation.counts import cartridge_counts, count_report, counts_png
+    from ctcnet.evaluation.counts import CUTOFFS, cartridge_counts, count_report, counts_png
     from ctcnet.inference.ground_truth import truth_by_taxonomy, truth_of_processed_frames
     from ctcnet.inference.options import say_if_no_cartridge_rule
     from ctcnet.inference.options import say_what_other_reported_classes_lack as say_others
@@ -416,14 +416,13 @@ def evaluate_cartridges(cartridges, model_path, out_dir: str | Path, device: str
         # The blood of the frames read, as the truth is of those frames only.
         row = cartridge_counts(events, truth, names, cart.panel.pixel_size_um,
                                summary.volume_read_ml)
-        rows.append({"sample_id": cart.sample_id, **row})
-    report = count_report(rows, names, reported=backend.spec.taxonomy.reported_classes())
-    report["model"] = str(backend.model_path)
-    report["prior"] = prior_name
-    report["review_flags"] = ("review column of events: sent to a person where the doubt could "
-                              "change a count (a counted class in doubt or within the review "
-                              "band, or the marker guard's flags); each sample's summary.json "
-                              "review_list gives how many each reason brings")
+        rows.append({"sample_id": cart.sample_id, "status": summary.status, **row})
+    report = count_report(rows, names, cutoffs=cutoffs or CUTOFFS,
+                          reported=backend.spec.taxonomy.reported_classes())
+    report.update(model=str(backend.model_path), prior=prior_name, review_flags=(
+        "review column of events: sent to a person where the doubt could change a count (a "
+        "counted class in doubt or within the review band, or the marker guard's flags); "
+        "each sample's summary.json review_list gives how many each reason brings"))
     counts_png(report, out_dir / "counts.png")
     atomic_write_text(out_dir / "counts.json", json.dumps(report, indent=2) + "\n")
     return report

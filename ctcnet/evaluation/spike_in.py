@@ -49,28 +49,44 @@ Z95 = 1.645
 EP17_MIN_BLANKS = 20
 
 
+# The column of another method's rates on the same tubes (a method comparison,
+# :mod:`ctcnet.evaluation.method_comparison`), in place of ``spiked``.
+REFERENCE_COLUMN = "reference_per_7_5_ml"
+
+
 def read_expected(path: str | Path) -> pd.DataFrame:
-    """``expected.csv`` (``sample_id,spiked``: cells spiked into each tube, 0 for a blank) as
-    a table indexed by sample id; InputError naming the line for anything else."""
+    """``expected.csv`` as a table indexed by sample id: ``sample_id,spiked`` (cells spiked
+    into each tube, 0 for a blank), or ``sample_id,reference_per_7_5_ml`` (another method's
+    CTCs per 7.5 mL of each tube: its column ``reference``); InputError naming the line for
+    anything else."""
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype={"sample_id": str}, encoding="utf-8-sig")
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read the expected counts: {err}", path) from None
-    if not {"sample_id", "spiked"} <= set(table.columns):
+    reference = REFERENCE_COLUMN in table.columns
+    if "sample_id" not in table.columns or reference == ("spiked" in table.columns):
         raise InputError("the expected counts need the columns sample_id,spiked (cells "
-                         f"spiked into each tube; 0 for a blank), not {list(table.columns)}",
-                         path)
+                         "spiked into each tube; 0 for a blank) or sample_id,"
+                         f"{REFERENCE_COLUMN} (another method's CTCs per 7.5 mL of each "
+                         f"tube, e.g. CellSearch's), not {list(table.columns)}", path)
+    if reference:
+        if "level" in table.columns:
+            raise InputError("level groups spiked tubes; a method comparison has none", path)
+        table = table.rename(columns={REFERENCE_COLUMN: "spiked"})
     spiked = pd.to_numeric(table["spiked"], errors="coerce")
     # Compared as stripped: "L1 " typed beside "L1" is the same tube, not a second one.
     ids = table["sample_id"].str.strip()
     bad = table.index[~np.isfinite(spiked) | (spiked < 0) | ids.isna() | (ids == "")]
     if len(bad):
-        raise InputError(f"line {int(bad[0]) + 2}: a sample id and a spiked number of cells "
-                         f"(0 or more) are needed, not {table.iloc[bad[0]].to_dict()}", path)
+        what = "a reference rate" if reference else "a spiked number of cells"
+        raise InputError(f"line {int(bad[0]) + 2}: a sample id and {what} (0 or more) are "
+                         f"needed, not {table.iloc[bad[0]].to_dict()}", path)
     twice = ids[ids.duplicated()]
     if len(twice):
         raise InputError(f"sample {twice.iloc[0]!r} is listed twice", path)
+    if reference:
+        return pd.DataFrame({"reference": spiked.to_numpy(np.float64)}, index=ids.to_numpy())
     out = pd.DataFrame({"spiked": spiked.to_numpy(np.float64)}, index=ids.to_numpy())
     if "level" in table:  # the lab's own grouping of tubes into levels (their exact counts)
         out["level"] = _checked_levels(table["level"], spiked, path)
@@ -116,10 +132,12 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
                          + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
                          + " (a study's nights: score the folder that holds them all)")
     rows = []
-    for sample, spiked in expected["spiked"].items():
+    reference = "reference" in expected  # another method's rate: taken as it is stated
+    for sample, spiked in expected["reference" if reference else "spiked"].items():
         summary = summaries[sample]
         volume = float(summary.get("blood_volume_ml") or 0.0)
-        expected_rate = spiked * 7.5 / volume if volume > 0 else math.nan
+        expected_rate = spiked if reference else \
+            spiked * 7.5 / volume if volume > 0 else math.nan
         called = (summary.get("per_7_5_ml") or {}).get(positive)
         reviewed = summary.get("reviewed") or {}
         after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
@@ -127,7 +145,8 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
         complete = _review_complete(summary)
         if complete and after is None:  # nothing on its list to decide: as called
             after = called
-        rows.append({"sample_id": sample, "spiked": spiked, "blood_volume_ml": volume,
+        rows.append({"sample_id": sample, "spiked": math.nan if reference else spiked,
+                     "blood_volume_ml": volume,
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),
@@ -254,6 +273,19 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
     automatic counts and, where every sample was reviewed, of the counts after review
     (``after_review``). A sample without a called rate (a run that failed) is named and left
     out of every figure."""
+    header, rows = report_header(rows, positive)
+    complete = rows["review_complete"].astype(bool)
+    return {
+        **header, **_figures(rows, "called"),
+        # The same figures of the counts after review, where every sample's review is final.
+        "after_review": (_figures(rows, "after_review") if len(rows) and complete.all()
+                         else None)}
+
+
+def report_header(rows: pd.DataFrame, positive: str = "ctc") -> tuple[dict, pd.DataFrame]:
+    """What a report of :func:`sample_rows` says first (the samples, those without a rate,
+    those not ok, their review, what made their counts), and the rows with a called rate,
+    which its figures are of."""
     rated = rows["called_per_7_5_ml"].notna()
     without = rows.loc[~rated, "sample_id"].astype(str).tolist()
     rows = rows[rated]
@@ -268,11 +300,7 @@ def spike_report(rows: pd.DataFrame, positive: str = "ctc") -> dict:
         "reviewed_samples": int(complete.sum()),
         # Those whose review is not final (not signed off, or candidates left undecided).
         "samples_not_reviewed": rows.loc[~complete, "sample_id"].astype(str).tolist(),
-        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum()),
-        **_figures(rows, "called"),
-        # The same figures of the counts after review, where every sample's review is final.
-        "after_review": (_figures(rows, "after_review") if len(rows) and complete.all()
-                         else None)}
+        "signed_off_samples": int(rows["signed_off"].fillna(False).astype(bool).sum())}, rows
 
 
 def _figures(rows: pd.DataFrame, mode: str) -> dict:

@@ -167,6 +167,15 @@ class Counts:
                            - self.review[name]))
                 for name in self.reported}
 
+    @property
+    def review_span_per_7_5_ml(self) -> dict[str, list[float] | None]:
+        """:attr:`review_span` per 7.5 mL of the blood read, as the rates are given (a 5 mL
+        tube's 5 to 9 is 7.5 to 13.5: a cut-off is read on these); None without a volume."""
+        return {name: (None if per_7_5_ml(low, self.blood_volume_ml) is None else
+                       [per_7_5_ml(low, self.blood_volume_ml),
+                        per_7_5_ml(high, self.blood_volume_ml)])
+                for name, (low, high) in self.review_span.items()}
+
     def to_dict(self) -> dict:
         """The tally as plain data, with the derived totals and per-7.5 mL figures."""
         return {"classes": list(self.classes), "reported": list(self.reported),
@@ -176,7 +185,9 @@ class Counts:
                 "failed": self.failed, "blood_volume_ml": self.blood_volume_ml,
                 "held_by_flag": dict(self.held_by_flag), "held_total": self.held_total,
                 "per_7_5_ml": self.per_7_5_ml,
-                "per_7_5_ml_interval": self.per_7_5_ml_interval}
+                "per_7_5_ml_interval": self.per_7_5_ml_interval,
+                "review_span": {k: list(v) for k, v in self.review_span.items()},
+                "review_span_per_7_5_ml": self.review_span_per_7_5_ml}
 
     @classmethod
     def from_dict(cls, data: dict) -> Counts:

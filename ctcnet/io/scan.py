@@ -251,7 +251,10 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     else:
         stated = load_panel(panel)
     columns = whole_number(info, "columns", root)
-    expected = whole_number(info, "num_frames", root)
+    expected = listed = whole_number(info, "num_frames", root)
+    rows = whole_number(info, "rows", root)
+    if listed is None and rows and columns:  # a stated grid is the scan's whole: frames missing
+        expected = rows * columns  # from it are said, as num_frames' are
     volume = positive_number(info, "blood_volume_ml", DEFAULT_BLOOD_VOLUME_ML, root)
     sample_id = safe_sample_id(info["sample_id"], root) if "sample_id" in info else \
         safe_sample_id(name_as_sample_id(root), root,
@@ -280,7 +283,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     if expected is not None and expected != len(frames):
         why = "truncated cartridge?" if len(frames) < expected else \
             "frames of another scan, or copies, in the folder?"
-        problems.append(f"cartridge.json lists {expected} frames but {len(frames)} are present "
+        listed = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
+        problems.append(f"cartridge.json {listed} {expected} frames but {len(frames)} are present "
                         f"({why}){missing_positions(info, frames, expected, root)}")
     elif expected is None and _written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as

@@ -156,8 +156,11 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
     rows.append(f'<tr data-row="held"><th>held by the guard (not counted)</th>'
                 f'<td colspan="{len(columns)}" data-col="held_total">'
                 f"{html.escape(held_text(tally))}</td></tr>")
-    span = ", ".join(f"{name} {low} to {high}" for name, (low, high)
-                     in tally.review_span.items() if high > low)
+    rates = tally.review_span_per_7_5_ml
+    span = ", ".join(f"{name} {low} to {high}" + (
+        f" ({rates[name][0]:.2f} to {rates[name][1]:.2f} per 7.5 mL)"
+        if rates.get(name) and tally.blood_volume_ml != 7.5 else "")
+        for name, (low, high) in tally.review_span.items() if high > low)
     if span and not no_result:  # how far the count may move: a clinician's first question
         rows.append(f'<tr data-row="review_span"><th>the count after review may be</th>'
                     f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '

@@ -297,6 +297,20 @@ def test_a_frame_missing_a_channel_file_is_skipped_not_dropped(clean_run, cart):
     assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
 
 
+def test_a_stated_grid_without_num_frames_says_which_frame_is_missing(clean_run, cart):
+    """rows x columns stated, num_frames not, an old frame gone: before, the frames present
+    read as the whole tube ('ok', 7.5 mL read) once the files were minutes old."""
+    info = json.loads((cart / "cartridge.json").read_text())
+    del info["num_frames"]
+    (cart / "cartridge.json").write_text(json.dumps({**info, "rows": 1, "columns": 3}))
+    (cart / "r00c02.tif").unlink()
+    summary = predict(clean_run, cart)
+    assert summary.status == "partial"
+    assert any("states a grid of 1 x 3 = 3 frames but 2 are present" in p and "r00c02" in p
+               for p in summary.problems)
+    assert summary.blood_volume_processed_ml == pytest.approx(7.5 * 2 / 3)
+
+
 def test_missing_frames_are_not_counted_as_blood_read(clean_run, cart, caplog):
     (cart / "r00c02.tif").unlink()  # cartridge.json lists 3 frames
     with caplog.at_level("WARNING"):

@@ -1,0 +1,88 @@
+"""ctcnet.evaluation.method_comparison and ``ctcnet evaluate RESULTS --expected`` with another
+method's rates: a lab validating its counts against CellSearch's on the same tubes."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ctcnet.errors import InputError
+from ctcnet.evaluation.method_comparison import comparison_csv, comparison_report
+from ctcnet.evaluation.spike_in import read_expected, sample_rows
+
+
+def summary(rate: float, volume: float = 7.5, status: str = "ok") -> dict:
+    return {"blood_volume_ml": volume, "per_7_5_ml": {"ctc": rate}, "status": status}
+
+
+def test_a_reference_is_taken_per_7_5_ml_as_stated_never_rescaled_by_a_volume(tmp_path):
+    """A CellSearch 7 on a 5 mL tube is 7 per 7.5 mL already (a spike-in's 7 cells in 5 mL
+    would be 10.5)."""
+    path = tmp_path / "reference.csv"
+    path.write_text("sample_id,reference_per_7_5_ml\nA,7\nB,0\n")
+    expected = read_expected(path)
+    rows = sample_rows({"A": summary(9.0, volume=5.0), "B": summary(0.0)}, expected)
+    assert rows.set_index("sample_id").loc["A", "expected_per_7_5_ml"] == 7.0
+    for text, said in (("sample_id,spiked,reference_per_7_5_ml\nA,1,1\n", "or sample_id,"),
+                       ("sample_id,reference_per_7_5_ml\nA,-1\n", "a reference rate"),
+                       ("sample_id,reference_per_7_5_ml,level\nA,1,x\n", "level groups")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=said):
+            read_expected(path)
+
+
+def test_bias_limits_and_each_cutoffs_agreement_name_the_samples_on_opposite_sides():
+    reference = {"a": 0.0, "b": 2.0, "c": 4.0, "d": 5.0, "e": 12.0, "f": 30.0}
+    called = {"a": 0.0, "b": 2.0, "c": 5.0, "d": 4.0, "e": 12.0, "f": 26.0}
+    expected = pd.DataFrame({"reference": list(reference.values())}, index=list(reference))
+    rows = sample_rows({k: summary(v) for k, v in called.items()}, expected)
+    report = comparison_report(rows, (3, 5))
+    ba = report["bland_altman"]
+    assert ba["bias"] == pytest.approx(-4 / 6) and ba["lower"] < ba["bias"] < ba["upper"]
+    # f: 26 against 30 is within 15 %; nothing else is off by more than 1.
+    assert report["within_tolerance"]["n"] == 6 and report["within_tolerance"]["outside"] == []
+    three, five = report["at_cutoffs"]
+    assert (three["agree"], three["positive_agreement"], three["negative_agreement"]) == \
+        (6, 1.0, 1.0)
+    # c reads over 5, d under it: one each way, both named with both rates.
+    assert five["agree"] == 4 and five["positive_agreement"] == pytest.approx(2 / 3)
+    assert five["negative_agreement"] == pytest.approx(2 / 3)
+    assert [d["sample_id"] for d in five["discordant"]] == ["c", "d"]
+    assert five["discordant"][1] == {"sample_id": "d", "reference_per_7_5_ml": 5.0,
+                                     "called_per_7_5_ml": 4.0}
+    assert report["after_review"] is None  # no sample's review is final
+    table = pd.read_csv(__import__("io").StringIO(comparison_csv(rows, (3, 5))))
+    row = table.set_index("sample_id").loc["d"]
+    assert row["difference_per_7_5_ml"] == -1.0 and not row["called_at_or_over_5"]
+    assert row["reference_at_or_over_5"] and "spiked" not in table
+
+
+def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsys):
+    from ctcnet.cli import main
+
+    results = tmp_path / "results"
+    for name, rate, status in (("P1", 0.0, "ok"), ("P2", 4.0, "ok"), ("P3", 8.0, "partial"),
+                               ("P4", 6.0, "ok")):
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps(
+            {**summary(rate, status=status), "sample_id": name}))
+        pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
+    reference = tmp_path / "cellsearch.csv"
+    reference.write_text("sample_id,reference_per_7_5_ml\nP1,0\nP2,5\nP3,6\nP4,6\n")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
+                 "--cutoffs", "3,5"]) == 0
+    said = capsys.readouterr().out
+    assert "at >= 5: agree 3/4" in said and "P2 (reference 5.00, ctcnet 4.00)" in said
+    assert "P3: " in said  # a partial sample is named, scored as it stands
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["cutoffs"] == [3.0, 5.0] and report["partial_samples"] == 1
+    assert list(pd.read_csv(out / "comparison.csv")["sample_id"]) == ["P1", "P2", "P3", "P4"]
+    # A spike-in has no cut-offs; cut-offs are CTCs per 7.5 mL above 0.
+    spiked = tmp_path / "spiked.csv"
+    spiked.write_text("sample_id,spiked\nP1,0\n")
+    assert main(["evaluate", str(results), "--expected", str(spiked), "--out", str(out),
+                 "--cutoffs", "5"]) == 2
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
+              "--cutoffs", "0,5"])
