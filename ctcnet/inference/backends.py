@@ -34,8 +34,10 @@ from ctcnet.inference.backend_registry import (
     get_backend,
     opener,
 )
-from ctcnet.inference.onnx_runtime import OnnxClassifier, checked_crops, select_providers
+from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
 from ctcnet.io.digests import file_sha256
+from ctcnet.nn.calls import finite_crops
+from ctcnet.nn.crop_input import checked_crops, crop_value_warning
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class TorchBackend:
         self.model_path = Path(model_path) if model_path else None
         self.batch_size = int(batch_size or default_batch_size(self.name, self.device.type))
         self._torch = torch
+        self._said: set[str] = set()  # what the crops' values were said to be amiss in
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick kernels
 
@@ -164,6 +167,14 @@ class TorchBackend:
         crops = checked_crops(crops, spec.panel.names, spec.crop_size)  # as the ONNX path does
         if not len(crops):
             return np.zeros((0, spec.num_classes), np.float32)
+        said = crop_value_warning(crops, [c.value_range[1] for c in spec.panel.channels])
+        if said is not None and said not in self._said:  # once a backend, not a batch
+            self._said.add(said)
+            log.warning("%s", said)
+        bad = np.flatnonzero(~finite_crops(crops))
+        if len(bad):  # their rows come out NaN (a call 'failed'), as the ONNX path says too
+            log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, call "
+                        "'failed'): indices %s", len(bad), bad[:20].tolist())
         if self.device.type == "cuda":
             return self._run_cuda(crops, fn)
         torch = self._torch
@@ -319,17 +330,7 @@ class OnnxBackend:
         """Saliency needs gradients: taken from the unchanged source checkpoint when it is
         beside the ONNX file (the shipped model's case), else None (gallery without maps)."""
         path = self.source_checkpoint()
-        if path is None:
-            return None
-        if not has_torch():
-            _log_no_saliency()
-            return None
-        # torch, only when the gallery asks for saliency (~600 MB on a CPU run).
-        from ctcnet.nn.classifier import load_model
-        from ctcnet.nn.saliency import grad_cam
-
-        model, _ = load_model(path)
-        return lambda crops, classes: grad_cam(model, crops, classes)
+        return None if path is None else checkpoint_explainer(path)
 
 
 def checkpoint_explainer(path: Path):
@@ -339,6 +340,7 @@ def checkpoint_explainer(path: Path):
     if not has_torch():
         _log_no_saliency()
         return None
+    # torch, only when the gallery asks for saliency (~600 MB on a CPU run).
     from ctcnet.nn.classifier import load_model
     from ctcnet.nn.saliency import grad_cam
 

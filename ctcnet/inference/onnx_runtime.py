@@ -4,7 +4,7 @@ This is the module instrument software embeds (under its public name ``ctcnet.de
 which re-exports it; it lives here, beside the backends, because ``OnnxBackend`` runs every
 ONNX model through it), so it imports nothing heavy (no torch, no Lightning, no onnx package):
 only numpy, onnxruntime, the standard library and the torch-free ``ctcnet.errors``,
-``ctcnet.io.panel``, ``ctcnet.nn`` spec and calls, and the backend records
+``ctcnet.io.panel``, ``ctcnet.nn`` spec, calls and crop input, and the backend records
 (:mod:`ctcnet.inference.backend_registry`, for its batch size). The contract of the graph (see
 ``docs/deploying.md``):
 
@@ -52,6 +52,11 @@ from ctcnet.nn.calls import (  # noqa: F401 (API)
     finite_crops,
     prior_rule,
 )
+from ctcnet.nn.crop_input import (  # noqa: F401 (API)
+    ACCEPTED_DTYPES,
+    checked_crops,
+    crop_value_warning,
+)
 
 # torch-free: ctcnet.nn.spec imports only the standard library, ctcnet.io and ctcnet.nn.calls
 from ctcnet.nn.spec import SPEC_FORMAT, SPEC_KEY, ModelSpec  # noqa: F401 (API)
@@ -69,32 +74,12 @@ MARKERS_KEY = "marker_measurements"
 INPUT_CONTRACT = ("raw: float32 (N, C, S, S) raw scanner counts (uint8/uint16 cast to float32), "
                   "channels in panel order, no preprocessing; outputs logits and calibrated "
                   "probabilities (N, K) in class order")
-ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
 
 def select_providers(available: Sequence[str] | None = None) -> list[str]:
     """CUDA when this onnxruntime build has it, always with the CPU as fallback."""
     available = list(ort.get_available_providers() if available is None else available)
     chosen = [p for p in ("CUDAExecutionProvider",) if p in available]
     return chosen + ["CPUExecutionProvider"]
-
-
-def checked_crops(raw, channels: Sequence[str], crop_size: int) -> np.ndarray:
-    """``raw`` as a model of ``channels`` and ``crop_size`` classifies it: (N, C, S, S) raw
-    counts of an accepted dtype (another byte order brought to this machine's), else refused
-    by name. Every backend checks its crops so: a network with global pooling takes crops of
-    any size and runs, and 100 px crops read at 0.87 accuracy against 0.997."""
-    raw = np.asarray(raw)
-    c, s = len(channels), int(crop_size)
-    if raw.size == 0 and raw.ndim < 4:  # no crops at all (an empty list): nothing to call
-        raw = np.zeros((0, c, s, s), np.float32)
-    if raw.dtype.kind in "uf" and not raw.dtype.isnative:  # another byte order, same counts
-        raw = raw.astype(raw.dtype.newbyteorder("="))
-    if raw.ndim != 4 or raw.shape[1:] != (c, s, s):
-        raise InputError(f"crops must be (N, {c}, {s}, {s}) raw counts in the channel order "
-                         f"{list(channels)}, got shape {raw.shape}")
-    if raw.dtype not in ACCEPTED_DTYPES:
-        raise InputError(f"crops must be uint8, uint16 or float32 raw counts, got {raw.dtype}")
-    return raw
 
 
 class CropCalls(NamedTuple):
@@ -182,8 +167,9 @@ class OnnxClassifier:
         # The indices of this thread's last run's non-finite crops: one session serves any
         # number of threads, and one thread's run must not show another's.
         self._last_run = threading.local()
-        # Whether a file without the model's cartridge fusion has said so (once a classifier).
-        self._said_no_scan_fusion = False
+        # Whether a file without the model's cartridge fusion has said so (once a classifier),
+        # and what the crops' values were said to be amiss in.
+        self._said_no_scan_fusion, self._said = False, set()
         device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
         self._check_graph()
@@ -387,7 +373,13 @@ class OnnxClassifier:
         return self.to_model_spec()
 
     def _checked(self, raw) -> np.ndarray:
-        return checked_crops(raw, self.channels, self.crop_size)
+        raw = checked_crops(raw, self.channels, self.crop_size)
+        said = crop_value_warning(raw, [float(c.get("value_range", (0, 4095))[1])
+                                        for c in self.spec["panel"]["channels"]])
+        if said is not None and said not in self._said:  # once a classifier, not a batch
+            self._said.add(said)
+            log.warning("%s", said)
+        return raw
 
     def _check_graph(self) -> None:
         """The graph's input and outputs must agree with the embedded spec."""

@@ -43,7 +43,16 @@ class CTCClassifier(nn.Module):
         return symmetric_logits(self.net, x, self.spec.symmetry)
 
     def predict_proba(self, raw: torch.Tensor) -> torch.Tensor:
-        """Calibrated class probabilities (softmax of the logits over the spec's temperature)."""
+        """Calibrated class probabilities (softmax of the logits over the spec's temperature)
+        of raw counts (N, C, S, S) in the spec's channel order and crop size. Called on its
+        own (a notebook's tensors), a crop of another shape is refused: the network's global
+        pooling would read it all the same, and wrongly. ``ctcnet.load_backend`` runs numpy
+        crops with every check (dtype, values, NaN)."""
+        size, channels = self.spec.crop_size, self.spec.in_chans
+        if raw.ndim != 4 or tuple(raw.shape[1:]) != (channels, size, size):
+            raise InputError(f"crops must be (N, {channels}, {size}, {size}) raw counts in the "
+                             f"channel order {self.spec.panel.names}, got shape "
+                             f"{tuple(raw.shape)}")
         return torch.softmax(self(raw).float() / self.spec.temperature, dim=1)
 
 
@@ -79,7 +88,14 @@ def nonfinite_weights(state: dict) -> list[str]:
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                ) -> tuple[CTCClassifier, ModelSpec]:
-    """Load a ctcnet ``.pt`` model or Lightning ``.ckpt``; returns (model in eval mode, spec)."""
+    """Load a ctcnet ``.pt`` model or Lightning ``.ckpt`` (or a shipped model by its name,
+    ``ctcnet models``); returns (model in eval mode, spec). The model is the network itself,
+    for training, fine-tuning and export; :func:`ctcnet.load_backend` classifies numpy crops
+    with every input check."""
+    from ctcnet.nn.registry import is_registry_name, resolve_model
+
+    if path is not None and is_registry_name(path):  # "ctcnet-default": its checkpoint
+        path = resolve_model(path, "torch")
     path = check_regular_file(path, "a model file", missing="model file not found")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)

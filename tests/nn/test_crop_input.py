@@ -1,0 +1,53 @@
+"""What a model takes from a notebook's arrays: crops scaled to 0-1 and crops with NaN pixels
+are said, a shipped model loads by its name, and a crop of another size is refused where the
+network itself is called (its global pooling would read it all the same, and wrongly)."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import save_tiny_model
+
+from ctcnet.errors import InputError
+from ctcnet.inference.backends import TorchBackend
+from ctcnet.nn.classifier import load_model
+from ctcnet.nn.crop_input import crop_value_warning
+
+
+def test_float_crops_scaled_to_0_1_are_said_counts_and_integers_are_not():
+    counts = np.random.default_rng(0).uniform(90, 3000, (2, 3, 32, 32)).astype(np.float32)
+    tops = [4095.0] * 3
+    assert "within 0-1" in crop_value_warning(counts / 4095, tops)
+    assert crop_value_warning(counts, tops) is None
+    assert crop_value_warning(np.zeros((2, 3, 32, 32), np.float32), tops) is None  # blank
+    assert crop_value_warning((counts / 4095).astype(np.uint8), tops) is None
+    assert crop_value_warning(counts / 4095, [1.0] * 3) is None  # a panel of 0-1 values
+
+
+def test_the_torch_backend_says_scaled_crops_once_and_names_nan_crops(tmp_path, caplog):
+    save_tiny_model(tmp_path / "model.pt", crop_size=32)
+    backend = TorchBackend(tmp_path / "model.pt", device="cpu")
+    crops = np.random.default_rng(1).uniform(90, 3000, (3, backend.spec.in_chans, 32, 32))
+    scaled = (crops / 4095).astype(np.float32)
+    with caplog.at_level(logging.WARNING):
+        backend.predict_proba(scaled)
+        backend.predict_proba(scaled)
+    assert sum("within 0-1" in r.getMessage() for r in caplog.records) == 1
+    crops = crops.astype(np.float32)
+    crops[1, 0, 5, 5] = np.nan
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        proba = backend.predict_proba(crops)
+    assert np.isnan(proba).any(axis=1).tolist() == [False, True, False]
+    assert "NaN or infinite pixels" in caplog.text and "indices [1]" in caplog.text
+
+
+def test_a_shipped_model_loads_by_name_and_refuses_crops_of_another_size():
+    model, spec = load_model("ctcnet-default")
+    size = spec.crop_size
+    with torch.inference_mode():
+        assert model.predict_proba(torch.zeros(2, spec.in_chans, size, size)).shape == \
+            (2, spec.num_classes)
+        with pytest.raises(InputError, match=rf"\(N, {spec.in_chans}, {size}, {size}\)"):
+            model.predict_proba(torch.zeros(2, spec.in_chans, size + 20, size + 20))

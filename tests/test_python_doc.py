@@ -1,0 +1,22 @@
+"""docs/python.md runs as written: each python block, in order, in a folder holding the crop
+folder and the cartridge the page names (small ones, simulated here)."""
+
+import re
+from pathlib import Path
+
+from ctcnet.cli import main
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "python.md"
+
+
+def test_every_python_block_of_the_page_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "crops", "crops", "--counts", "3"]) == 0
+    assert main(["simulate", "cartridge", "scan", "--frames", "1", "--events", "40"]) == 0
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 4
+    for block in blocks:
+        scope: dict = {}
+        exec(compile(block, str(DOC), "exec"), scope)  # noqa: S102 (the page's own code)
+    assert scope["proba"].shape == (2, scope["spec"].num_classes)
+    assert (tmp_path / "out" / "scan" / "events.parquet").is_file()
