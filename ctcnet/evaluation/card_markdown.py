@@ -34,6 +34,27 @@ def finetune_lines(tuned: dict | None) -> list[str]:
             f"{held['finetuned']['macro_f1']:.4f}"]
 
 
+def intended_use_lines(card: dict) -> list[str]:
+    """What the model is for and where its figures stop, said before any figure: a quality
+    officer reads a card for this first."""
+    reads = ("exported single-cell composites (8-bit RGB, one cell a crop)"
+             if card.get("reads") == "exports" else
+             "the events of a scanned cartridge (raw 16-bit counts) or crops cut from one")
+    channels = ", ".join(c["name"] for c in card["panel"]["channels"])
+    return ["", "## Intended use and limits", "",
+            "- Research use only, not for diagnostic use. It sorts " + reads + " of the "
+            f"channels {channels} into {', '.join(card['classes'])}; a person reviews the "
+            "events it lists before a count is reported (the review page, a sign-off).",
+            "- Trained and measured on simulated cells (`ctcnet.simulate`): every figure on "
+            "this card is of simulated data. A lab validates it on its own samples first "
+            "(`ctcnet evaluate --expected`: a spike-in, or a comparison with the method it "
+            "runs; docs/training.md) and adapts it with `ctcnet finetune` where they differ.",
+            "- A CTC is CK+, CD45-, nucleated: CK-negative CTCs (after an epithelial-"
+            "mesenchymal transition) are not counted, and clusters are reported apart from "
+            "single CTCs. Other panels, channel orders or pixel sizes than the spec's are "
+            "refused or rescaled (docs/predict.md), never read as they come."]
+
+
 def render_card(card: dict) -> str:
     """The model card as Markdown."""
     test = card["test_default_randomisation"]
@@ -56,6 +77,7 @@ def render_card(card: dict) -> str:
         f"{card['training']['device']} ({card['training'].get('crops_per_s', '?')} crops/s)",
         *finetune_lines(card["training"].get("finetune")),
         f"- Reproduce: `{card['reproduce']}`",
+        *intended_use_lines(card),
         "",
         f"## Held-out test (default randomisation, seed {card['data']['test']['seed']}, "
         f"{test['n']} crops" + (f", as {test['export']} exports at {test['pixel_size_um']} "
