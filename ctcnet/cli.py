@@ -23,7 +23,7 @@ import threading
 import warnings
 
 from ctcnet import __version__
-from ctcnet.errors import CtcnetError
+from ctcnet.errors import CtcnetError, Terminated
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
 SUBCOMMANDS = ("simulate", "train", "predict", "evaluate", "robustness", "export", "benchmark",
@@ -135,12 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
         _add_verbose(p)
         p.set_defaults(_module=module, _name=name)
     return parser
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, as a scheduler stops a job (cron, SLURM, systemd, ``kill``), raised where the
-    command runs: it stops as on Ctrl-C (what is done stays done, predict's journal closed), says
-    so, and exits 143 as a process killed by the signal would."""
 
 
 def _raise_terminated(signum, frame):

@@ -39,6 +39,12 @@ class FolderHeldError(OutputFolderError):
         self.held_since = held_since
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a scheduler stops a job (cron, SLURM, systemd, ``kill``), raised where the
+    command runs: it stops as on Ctrl-C (what is done stays done, predict's journal closed), says
+    so, and exits 143 as a process killed by the signal would."""
+
+
 class PanelMismatchError(InputError):
     """Channels of the data do not match the channels the model was trained on."""
 

@@ -35,8 +35,10 @@ from ctcnet.io.atomic import refuse_overwriting_inputs
 from ctcnet.nn.classifier import load_model, save_model
 from ctcnet.nn.registry import is_registry_name, resolve_model
 from ctcnet.training.datamodule import CTCDataModule
+from ctcnet.training.interrupts import SigtermWithoutBroadcast, fit_or_interrupt
 from ctcnet.training.lightning_noise import quiet_like_ctcnet
-from ctcnet.training.lit import CTCLitModule, fit_or_interrupt
+from ctcnet.training.lit import CTCLitModule
+from ctcnet.training.splits import RANK_SEED_STEP
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,8 @@ class NewStreamsOnResume(Callback):
         seed_everything(seed, workers=True, verbose=False)
         augment = getattr(getattr(trainer.train_dataloader, "dataset", None), "augment", None)
         if augment is not None and hasattr(augment, "reseed"):
-            augment.reseed(seed)  # the stream of a loader without workers (workers: reseeded)
+            # The stream of a loader without workers (workers: reseeded), each DDP process's own.
+            augment.reseed(seed + RANK_SEED_STEP * trainer.global_rank)
 
 
 class RunShapeInCheckpoint(Callback):
@@ -381,7 +384,8 @@ def fit(args: list[str] | None = None, prog: str | None = None) -> CTCLightningC
     check_export_path(cli)
     if resume is None:
         check_fresh_run_dir(cli)
-    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint()]
+    cli.trainer.callbacks += [NewStreamsOnResume(), RunShapeInCheckpoint(),
+                              SigtermWithoutBroadcast()]
     fit_or_interrupt(cli.trainer, cli.model, datamodule=cli.datamodule, ckpt_path=resume)
     return cli
 

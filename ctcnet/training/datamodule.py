@@ -44,7 +44,7 @@ from ctcnet.simulate.config import with_overrides
 from ctcnet.simulate.export import tight_rendering
 from ctcnet.training.crop_folder import SPLITS, folder_index, folder_panel, folder_splits
 from ctcnet.training.render_cache import cached_render, render_key
-from ctcnet.training.splits import CropDataset, SplitData, crop_loader
+from ctcnet.training.splits import RANK_SEED_STEP, CropDataset, SplitData, crop_loader
 
 log = logging.getLogger(__name__)
 
@@ -460,20 +460,20 @@ class CTCDataModule(L.LightningDataModule):
         return np.bincount(targets, minlength=self.taxonomy.num_classes)
 
     def _dataset(self, name: str, train: bool) -> CropDataset:
-        split = self.splits[name]
-        augment = None
+        split, augment = self.splits[name], None
+        rank = int(getattr(self.trainer, "global_rank", 0) or 0)  # a DDP process's own stream
         if train and self.augment is not False:
             overrides = self.augment if isinstance(self.augment, dict) else None
             if self.view == "export" and self.data_dir is not None:
                 # A folder of exports (and simulated crops exported once at setup): training's
                 # shifts apply, its export steps would export an export again.
                 overrides = {**(overrides or {}), "tight_p": 0.0, "jpeg_p": 0.0}
-            augment = build_train_augment(overrides, seed=self.split_seed,
-                                          roles=tuple(self.panel.roles()))
+            augment = build_train_augment(overrides, seed=self.split_seed + RANK_SEED_STEP *
+                                          rank, roles=tuple(self.panel.roles()))
         if train and self.fine_train is not None and augment is not None:
             return CropDataset(split.images, split.targets, augment, self.fine_train,
-                               self.fine_ratio)
-        return CropDataset(split.images, split.targets, augment)
+                               self.fine_ratio, rank=rank)
+        return CropDataset(split.images, split.targets, augment, rank=rank)
 
     def _loader(self, name: str, train: bool) -> DataLoader:
         return crop_loader(self._dataset(name, train), self.batch_size, self.num_workers, train)

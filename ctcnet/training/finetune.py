@@ -216,12 +216,8 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
 
     from ctcnet.nn.classifier import load_model, save_model, select_device
     from ctcnet.training.datamodule import CTCDataModule
-    from ctcnet.training.lit import (
-        FEW_FROM_A_MODEL,
-        CTCLitModule,
-        check_training_classes,
-        fit_or_interrupt,
-    )
+    from ctcnet.training.interrupts import fit_or_interrupt
+    from ctcnet.training.lit import FEW_FROM_A_MODEL, CTCLitModule, check_training_classes
 
     opts = options or FinetuneOptions()
     out = Path(out)

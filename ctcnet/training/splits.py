@@ -13,13 +13,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+# Each process of a DDP run draws its own augmentation, its rank's step off the seed: seeded
+# alike, four GPUs applied the same zoom, gain and noise draws to four crops at once. Rank 0
+# keeps the seed's own stream, so a run of one process reproduces as before.
+RANK_SEED_STEP = 1_000_003
+
 
 def worker_init(worker_id: int) -> None:
-    """Each dataloader worker gets its own augmentation random stream (torch seeds it)."""
+    """Each dataloader worker gets its own augmentation random stream (torch seeds it; the
+    same on every process of a DDP run, so the dataset's ``rank`` steps it off)."""
     info = torch.utils.data.get_worker_info()
     augment = getattr(info.dataset, "augment", None)
     if augment is not None and hasattr(augment, "reseed"):
-        augment.reseed(int(info.seed % 2**32))
+        rank = int(getattr(info.dataset, "rank", 0))
+        augment.reseed(int((info.seed + RANK_SEED_STEP * rank) % 2**32))
 
 
 def crop_loader(dataset: Dataset, batch_size: int, num_workers: int, train: bool
@@ -50,10 +57,11 @@ class CropDataset(Dataset):
     """(raw crop float32 tensor (C, S, S), class index) pairs from one in-memory array, and
     optionally a second of crops rendered at finer pixels (``fine``: their own (N, C, F, F)
     array and targets), which the augmentation brings to model scale as tight exports
-    (``fine_ratio``: their pixel size over the model's)."""
+    (``fine_ratio``: their pixel size over the model's). ``rank``: the process's in a DDP
+    run, whose workers' augmentation streams it steps off (:func:`worker_init`)."""
 
     def __init__(self, images: np.ndarray, targets: np.ndarray, augment=None,
-                 fine: SplitData | None = None, fine_ratio: float = 1.0):
+                 fine: SplitData | None = None, fine_ratio: float = 1.0, rank: int = 0):
         if len(images) != len(targets):
             raise ValueError("one target per image")
         if fine is not None and (augment is None or not fine_ratio < 1.0):
@@ -64,6 +72,7 @@ class CropDataset(Dataset):
         own = np.asarray(targets, dtype=np.int64)
         self.targets = own if fine is None else np.concatenate([own, fine.targets])
         self.augment = augment
+        self.rank = int(rank)
 
     def __len__(self) -> int:
         return len(self.targets)

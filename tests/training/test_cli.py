@@ -93,24 +93,53 @@ def test_ctrl_c_in_training_exits_130(monkeypatch, capsys, tmp_path):
                                      "--ckpt_path last resumes it from its last epoch"]
 
 
-def test_fit_or_interrupt_tells_a_ctrl_c_from_a_failure():
+def test_fit_or_interrupt_tells_a_ctrl_c_from_a_sigterm_and_a_failure():
     """Both training commands (train, finetune) fit through it: Lightning's sys.exit(1) after a
-    Ctrl-C is an interrupt; any other exit stays what it was."""
+    Ctrl-C is an interrupt (130), after a scheduler's SIGTERM a termination (143: a job
+    wrapper tells a preemption from a person); any other exit stays what it was."""
     from types import SimpleNamespace
 
-    from ctcnet.training.lit import fit_or_interrupt
+    from ctcnet.errors import Terminated
+    from ctcnet.training.interrupts import fit_or_interrupt
 
-    def stopping(interrupted):
+    def stopping(interrupted, sigterm=False):
         def fit(*args, **kwargs):
             trainer.interrupted = interrupted
             raise SystemExit(1)
-        trainer = SimpleNamespace(interrupted=False, fit=fit)
+        trainer = SimpleNamespace(interrupted=False, received_sigterm=sigterm, fit=fit)
         return trainer
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         fit_or_interrupt(stopping(True), None)
+    assert not isinstance(stopped.value, Terminated)
+    with pytest.raises(Terminated):
+        fit_or_interrupt(stopping(True, sigterm=True), None)
     with pytest.raises(SystemExit):
         fit_or_interrupt(stopping(False), None)
+
+
+def test_sigterm_under_the_trainer_is_noted_without_a_collective_and_passed_on(monkeypatch):
+    """Lightning 2.6's handler broadcast over the process group inside the signal handler (a
+    DDP run hung there); ours signals the launcher's processes, sets the flag the loop shares
+    between ranks at its next step, and calls the handler before Lightning's."""
+    import signal
+    from types import SimpleNamespace
+
+    from ctcnet.training.interrupts import SigtermWithoutBroadcast
+
+    seen, killed = [], []
+    connector = SimpleNamespace(received_sigterm=False,
+                                _original_handlers={signal.SIGTERM: lambda n, f: seen.append(n)})
+    launcher = SimpleNamespace(kill=killed.append)
+    trainer = SimpleNamespace(_signal_connector=connector, global_rank=1,
+                              strategy=SimpleNamespace(launcher=launcher))
+    installed = {}
+    monkeypatch.setattr(signal, "signal", lambda signum, fn: installed.setdefault(signum, fn))
+    SigtermWithoutBroadcast().on_train_start(trainer, None)
+    installed[signal.SIGTERM](signal.SIGTERM, None)
+    installed[signal.SIGTERM](signal.SIGTERM, None)
+    assert connector.received_sigterm and killed == [signal.SIGTERM]  # the launcher once
+    assert seen == [signal.SIGTERM, signal.SIGTERM]
 
 
 def test_a_mistyped_option_is_one_line_and_zero_epochs_are_refused(capsys, tmp_path):

@@ -1079,3 +1079,23 @@ def test_one_patient_written_two_ways_is_said(caplog):
     caplog.clear()
     warn_of_alike_sample_ids(["P002", "P003"], "lab")
     assert not caplog.records
+
+
+def test_each_ddp_process_draws_its_own_augmentation_and_rank_0_a_lone_runs():
+    """Seeded alike, every process of a DDP run applied the same zoom, gain and noise draws to
+    its own crops; its rank now steps the workers' streams (rank 0 keeps a one-process run's,
+    so a recipe reproduces its model)."""
+    from ctcnet.training.splits import CropDataset, crop_loader
+
+    images = np.random.default_rng(3).uniform(90, 3000, (8, 5, 32, 32)).astype(np.float32)
+    targets = np.zeros(8, np.int64)
+
+    def first_batch(rank: int) -> torch.Tensor:
+        torch.manual_seed(0)  # torch's worker seeds: alike on every process after one seed
+        data = CropDataset(images, targets, build_train_augment(seed=7), rank=rank)
+        loader = crop_loader(data, batch_size=8, num_workers=1, train=False)
+        return next(iter(loader))[0]
+
+    alone = first_batch(0)
+    assert torch.equal(first_batch(0), alone)
+    assert not torch.equal(first_batch(1), alone)
