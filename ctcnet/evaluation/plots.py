@@ -19,6 +19,7 @@ from ctcnet.io.atomic import atomic_path
 
 WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (170, 170, 170)
 BLUE, ORANGE = (49, 104, 176), (230, 120, 40)
+LIGHT = (215, 215, 215)  # guide lines under the points (cut-offs)
 
 
 def _font(size: int):
