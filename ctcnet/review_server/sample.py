@@ -427,8 +427,13 @@ class Sample(SampleImages):
                         return counted
                     on_disk = json.loads((self.folder / "summary.json").read_text())
                     summary = RunSummary.from_dict(on_disk)
-                    updated = replace(summary, **RunSummary.count_fields(self.tally),
-                                      reviewed=counted[1] if decided else None)
+                    fields = RunSummary.count_fields(self.tally)
+                    if summary.counts != fields["counts"]:  # never so as predict wrote it
+                        log.warning("%s: summary.json's counts %s are not its events' %s: "
+                                    "edited after predict wrote it? Written again from the "
+                                    "events", self.folder, summary.counts, fields["counts"])
+                    updated = replace(summary, **fields, reviewed=counted[1] if decided
+                                      else None)
                     signed = self.signoff(matched, counted[1])
                     now = {**updated.to_dict(), "signoff": signed}
                     if updated != summary or on_disk.get("signoff") != signed:

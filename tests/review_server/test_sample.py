@@ -563,3 +563,22 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
     changed = sum(a != b for a, b in zip(calls[0], calls[1]))
     assert f"{changed} of the {len(calls[0])} decision(s) in review.csv were made on other " \
         "calls" in caplog.text
+
+
+def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events(
+        results, tmp_path, caplog):  # noqa: F811 (the imported fixture)
+    """A ctc count typed into summary.json (21 -> 30) was rewritten to 21 as the review server
+    started, with no trace: a LIMS reading the file before then filed 30."""
+    from ctcnet.review_server.sample import Sample
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    path = out / "P001" / "summary.json"
+    summary = json.loads(path.read_text())
+    true = summary["counts"]["wbc"]
+    summary["counts"]["wbc"] = true + 9
+    path.write_text(json.dumps(summary))
+    with caplog.at_level("WARNING"):
+        Sample("P001", out / "P001").write_counts()
+    assert "edited after predict wrote it" in caplog.text
+    assert json.loads(path.read_text())["counts"]["wbc"] == true
