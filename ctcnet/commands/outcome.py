@@ -26,6 +26,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         prior = summary.get("prior")
         facts = [f"{summary['crops']} crops",
                  f"{summary.get('counts')}" + (f" (prior {prior})" if prior else "")]
+        if summary.get("pixel_size_from") == "estimated from the nuclei":  # --pixel-size auto
+            facts.insert(1, f"read at {summary.get('pixel_size_um'):.3f} um/px estimated from "
+                            "the nuclei")
     else:
         per75 = ", ".join(f"{k} {per_volume_text(v)}" for k, v in
                           (summary.get("per_7_5_ml") or {}).items() if v is not None) or "n/a"

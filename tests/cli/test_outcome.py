@@ -50,6 +50,11 @@ def test_a_crop_sets_line_says_its_prior_and_no_status(tmp_path):
     assert outcome_line("imgs", summary, Path("out/imgs")) == (
         "imgs: 5 crops, {'ctc': 2} (prior balanced), held for review by the guard "
         "{'ctc': 1}, 0.2 s -> out/imgs")
+    # --pixel-size auto: the scale the crops were read at, said where it is decided.
+    estimated = {**summary, "pixel_size_um": 0.5303, "pixel_size_from": "estimated from the "
+                 "nuclei"}
+    assert "5 crops, read at 0.530 um/px estimated from the nuclei, {'ctc': 2}" in \
+        outcome_line("imgs", estimated, Path("out/imgs"))
 
 
 def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, capsys):
