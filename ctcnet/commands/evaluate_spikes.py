@@ -112,8 +112,8 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "comparison.csv", comparison_csv(rows, cutoffs))
     atomic_write_text(out / "comparison.json", json.dumps(
-        {**report, "results": absolute(args.data), "reference": absolute(args.expected)},
-        indent=2) + "\n")
+        {**report, "results": absolute(args.data), "reference": absolute(args.expected),
+         **_provenance(args.expected)}, indent=2) + "\n")
     if args.json:
         print(json.dumps(report))
         return 0
@@ -134,6 +134,18 @@ def _run_comparison(args: argparse.Namespace, rows, summaries: dict, expected,
     return 0
 
 
+def _provenance(reference) -> dict:
+    """What a validation report cites of the comparison: when it was made, the reference
+    file's digest (the figures are of it as it was then) and the software that scored it."""
+    from datetime import datetime, timezone
+
+    from ctcnet.core.provenance import software_record
+    from ctcnet.io.digests import file_sha256
+
+    return {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "reference_sha256": file_sha256(reference), "software": software_record()}
+
+
 def _rate(value):
     """A rate, None where there is none (a failed run's)."""
     return None if value is None or value != value else value
@@ -146,8 +158,9 @@ def _say_comparison(reading: dict, who: str) -> None:
     ba, tol = reading["bland_altman"], reading["within_tolerance"]
     limits = (f" (95 % limits of agreement {ba['lower']:+.2f} to {ba['upper']:+.2f})"
               if ba["lower"] is not None else "")
+    outside = f" (outside: {', '.join(tol['outside'])})" if tol["outside"] else ""
     print(f"{who}: bias {_shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
-          f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}")
+          f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}{outside}")
     for cut in reading["at_cutoffs"]:
         parts = [f"agree {cut['agree']}/{cut['n']}{share_ci(cut)}"]
         for kind in ("positive", "negative"):
@@ -268,13 +281,14 @@ def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
     """What the figures leave out or rest on, on the console: samples without a rate,
     results not listed, samples not ok, the review, and counts made by several (``table``:
     the per-sample table that says more)."""
+    # Printed with the figures, not logged: what they leave out is part of them (--quiet
+    # keeps the figures, so it keeps this too).
     if report["samples_without_rate"]:
-        log.warning("left out, no rate (their runs failed: %s: status, problems): %s", table,
-                    ", ".join(report["samples_without_rate"]))
+        print(f"left out of every figure, no rate (their runs failed; {table}: status, "
+              f"problems): {', '.join(report['samples_without_rate'])}")
     if report["results_not_expected"]:
-        log.warning("%d result(s) the expected counts do not list, not scored: %s",
-                    len(report["results_not_expected"]),
-                    ", ".join(report["results_not_expected"][:10]))
+        print(f"{len(report['results_not_expected'])} result(s) the expected counts do not "
+              f"list, not scored: {', '.join(report['results_not_expected'][:10])}")
     if report["partial_samples"]:
         print(f"{report['partial_samples']} sample(s) not 'ok', scored as they stand "
               f"({table}: status, problems):")

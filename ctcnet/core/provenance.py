@@ -8,6 +8,9 @@ read from the checkout's ``.git`` (its ``HEAD`` and refs, without running git; a
 ``.git`` file is followed), since a checkout's code changes between releases, and whether the
 package's tracked files differ from that commit (``modified``: asked of git where it is
 installed; None where it cannot be told), since a count made by edited code is no commit's.
+Every record also holds ``code_sha256``, a digest of the package's own files as they are:
+an installed package has no commit, and its version alone names no code (two builds between
+releases share it), so this is what tells the code that counted apart wherever it runs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def software_record() -> dict:
     commit = checkout_commit()
     return {"ctcnet": __version__, "commit": commit,
             **({"modified": checkout_modified()} if commit else {}),
+            "code_sha256": code_digest(),
             "python": platform.python_version(), "platform": platform.platform(),
             "libraries": library_versions()}
 
@@ -42,10 +46,38 @@ def software_text(software: dict | None, version: str | None = None) -> str:
     checkout's commit where run from one, said modified where its code differed from it."""
     software = software or {}
     text = f"ctcnet {software.get('ctcnet') or version or '?'}"
-    commit = software.get("commit")
+    commit, code = software.get("commit"), software.get("code_sha256")
     if commit:
         text += f", commit {commit[:12]}" + (" (modified)" if software.get("modified") else "")
+    if code and (not commit or software.get("modified")):  # what names the code then
+        text += f", code {code[:12]}"
     return text
+
+
+# The package's files that make its numbers and pages (not caches, not the models, which
+# carry digests of their own).
+CODE_SUFFIXES = (".py", ".html", ".json", ".yaml")
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 over the package's own files (:data:`CODE_SUFFIXES`; each path, relative, and
+    its bytes, in path order), read once a process: the code that ran, named wherever it was
+    installed from. Files that cannot be read are named as such."""
+    import hashlib
+
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in CODE_SUFFIXES and
+                       "__pycache__" not in p.parts and "models" not in
+                       p.relative_to(package).parts[:1]):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"unreadable")
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)

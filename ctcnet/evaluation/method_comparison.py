@@ -80,23 +80,26 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
 
 def comparison_csv(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS) -> str:
     """The per-sample table of a comparison as CSV text: each sample's reference and called
-    rates (after review too), their difference, whether it is within tolerance, each
-    cut-off's call by both methods, its status and problems, sign-off and what made it."""
+    rates, their difference, whether it is within tolerance and each cut-off's call by both
+    methods, the same of the rate after review (empty where the sample has none), its
+    status and problems, the blood read, sign-off and what made it."""
     table = rows.drop(columns=[c for c in ("spiked", "level", "recovery_called",
                                            "recovery_after_review") if c in rows])
     table = table.rename(columns={"expected_per_7_5_ml": "reference_per_7_5_ml"})
     reference = table["reference_per_7_5_ml"].to_numpy(np.float64)
-    called = table["called_per_7_5_ml"].to_numpy(np.float64)
-    table.insert(table.columns.get_loc("called_per_7_5_ml") + 1, "difference_per_7_5_ml",
-                 called - reference)
-    with np.errstate(invalid="ignore"):
-        table.insert(table.columns.get_loc("difference_per_7_5_ml") + 1, "within_tolerance",
-                     np.where(np.isfinite(called), within_tolerance(called, reference), None))
-    for cutoff in cutoffs:
-        name = f"{cutoff:g}".replace(".", "_")
-        table[f"reference_at_or_over_{name}"] = reference >= cutoff
-        table[f"called_at_or_over_{name}"] = np.where(np.isfinite(called), called >= cutoff,
-                                                      None)
+    for mode, suffix in (("called", ""), ("after_review", "_after_review")):
+        rate = table[f"{mode}_per_7_5_ml"].to_numpy(np.float64)
+        has = np.isfinite(rate)
+        at = table.columns.get_loc(f"{mode}_per_7_5_ml") + 1
+        with np.errstate(invalid="ignore"):
+            table.insert(at, f"difference{suffix}_per_7_5_ml", rate - reference)
+            table.insert(at + 1, f"within_tolerance{suffix}",
+                         np.where(has, within_tolerance(rate, reference), None))
+        for cutoff in cutoffs:
+            name = f"{cutoff:g}".replace(".", "_")
+            if not suffix:
+                table[f"reference_at_or_over_{name}"] = reference >= cutoff
+            table[f"{mode}_at_or_over_{name}"] = np.where(has, rate >= cutoff, None)
     text = io.StringIO()
     table.to_csv(text, index=False, float_format="%.6g", lineterminator="\n")
     return text.getvalue()

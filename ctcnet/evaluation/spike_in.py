@@ -70,18 +70,20 @@ def read_expected(path: str | Path) -> pd.DataFrame:
                          "spiked into each tube; 0 for a blank) or sample_id,"
                          f"{REFERENCE_COLUMN} (another method's CTCs per 7.5 mL of each "
                          f"tube, e.g. CellSearch's), not {list(table.columns)}", path)
-    if reference:
-        if "level" in table.columns:
-            raise InputError("level groups spiked tubes; a method comparison has none", path)
-        table = table.rename(columns={REFERENCE_COLUMN: "spiked"})
-    spiked = pd.to_numeric(table["spiked"], errors="coerce")
+    if reference and "level" in table.columns:
+        raise InputError("level groups spiked tubes; a method comparison has none", path)
+    column = REFERENCE_COLUMN if reference else "spiked"
+    # A row with nothing in it (what a spreadsheet leaves under its table) is no tube.
+    table = table[table.notna().any(axis=1)]  # (its index: the file's rows, for their lines)
+    spiked = pd.to_numeric(table[column], errors="coerce")
     # Compared as stripped: "L1 " typed beside "L1" is the same tube, not a second one.
     ids = table["sample_id"].str.strip()
     bad = table.index[~np.isfinite(spiked) | (spiked < 0) | ids.isna() | (ids == "")]
     if len(bad):
         what = "a reference rate" if reference else "a spiked number of cells"
+        row = table.loc[bad[0], ["sample_id", column]].fillna("").to_dict()
         raise InputError(f"line {int(bad[0]) + 2}: a sample id and {what} (0 or more) are "
-                         f"needed, not {table.iloc[bad[0]].to_dict()}", path)
+                         f"needed, not {row}", path)
     twice = ids[ids.duplicated()]
     if len(twice):
         raise InputError(f"sample {twice.iloc[0]!r} is listed twice", path)
@@ -147,6 +149,9 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
             after = called
         rows.append({"sample_id": sample, "spiked": math.nan if reference else spiked,
                      "blood_volume_ml": volume,
+                     # The blood the rate is of: a partial sample's frames read (its rate is
+                     # their estimate for the tube), 0 for a failed one.
+                     "blood_volume_read_ml": _number(summary.get("blood_volume_processed_ml")),
                      "expected_per_7_5_ml": expected_rate,
                      "called_per_7_5_ml": _number(called),
                      "after_review_per_7_5_ml": _number(after),
@@ -177,6 +182,8 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
 def _review_complete(summary: dict) -> bool:
     """Whether a sample's counts after review are final: signed off (current) with no
     candidate left undecided, or nothing on its review list to decide."""
+    if summary.get("status") == "failed":  # no frame read: no count to review
+        return False
     listed = (summary.get("review_list") or {}).get("events")
     if listed is None:
         listed = (summary.get("tally") or {}).get("review_events")

@@ -314,13 +314,16 @@ def journaled_frames(parts: Path) -> dict[str, dict]:
 def made_by(backend_name: str, software: dict) -> str:
     """What computed a frame, as its record keeps it: the backend (a model's ``.pt`` and its
     ``.onnx`` resume each other's runs: their numbers agree to about 1e-6) and ctcnet's
-    version and commit (said modified where the checkout's code differed from it)."""
-    commit = software.get("commit")
-    # A checkout's code changed since its commit is other code than the commit's: frames it
-    # made resumed by the commit's own (or the reverse) are made by two.
-    edited = ", modified" if software.get("modified") else ""
+    version and commit (said modified where the checkout's code differed from it), and the
+    code's digest where no unmodified commit names it."""
+    # A commit names the code, but not where it was edited since or where there is none (an
+    # installed package, whose version two builds share): the code's own digest does there.
+    commit, code = software.get("commit"), software.get("code_sha256")
+    named = [commit[:12] + (" modified" if software.get("modified") else "")] if commit else []
+    if code and (not commit or software.get("modified")):
+        named.append(f"code {code[:12]}")
     return f"{backend_name}, ctcnet {software.get('ctcnet')}" + \
-        (f" ({commit[:12]}{edited})" if commit else "")
+        (f" ({', '.join(named)})" if named else "")
 
 
 def frames_made_by(entries, this_run: str | None = None) -> dict[str, int] | None:

@@ -62,22 +62,34 @@ def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsy
 
     results = tmp_path / "results"
     for name, rate, status in (("P1", 0.0, "ok"), ("P2", 4.0, "ok"), ("P3", 8.0, "partial"),
-                               ("P4", 6.0, "ok")):
+                               ("P4", 6.0, "ok"), ("P5", None, "failed")):
         (results / name).mkdir(parents=True)
         (results / name / "summary.json").write_text(json.dumps(
-            {**summary(rate, status=status), "sample_id": name}))
+            {**summary(rate, status=status), "sample_id": name,
+             "review_list": {"events": 0}}))
         pd.DataFrame({"event_id": [0]}).to_parquet(results / name / "events.parquet")
     reference = tmp_path / "cellsearch.csv"
-    reference.write_text("sample_id,reference_per_7_5_ml\nP1,0\nP2,5\nP3,6\nP4,6\n")
+    # (a spreadsheet's blank row under the table is no tube)
+    reference.write_text("sample_id,reference_per_7_5_ml\nP1,0\nP2,5\nP3,6\nP4,6\nP5,2\n,\n")
     out = tmp_path / "out"
     assert main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
                  "--cutoffs", "3,5"]) == 0
     said = capsys.readouterr().out
     assert "at >= 5: agree 3/4" in said and "P2 (reference 5.00, ctcnet 4.00)" in said
     assert "P3: " in said  # a partial sample is named, scored as it stands
+    assert "left out of every figure, no rate (their runs failed" in said and "P5" in said
     report = json.loads((out / "comparison.json").read_text())
     assert report["cutoffs"] == [3.0, 5.0] and report["partial_samples"] == 1
-    assert list(pd.read_csv(out / "comparison.csv")["sample_id"]) == ["P1", "P2", "P3", "P4"]
+    assert len(report["reference_sha256"]) == 64 and report["software"]["code_sha256"]
+    # Nothing on any list: the counts after review are the automatic ones, of the 4 with a
+    # rate; a failed run has no count to review (its review is not complete).
+    assert report["after_review"]["bland_altman"]["n"] == 4
+    assert report["samples_without_rate"] == ["P5"]
+    table = pd.read_csv(out / "comparison.csv").set_index("sample_id")
+    assert list(table.index) == ["P1", "P2", "P3", "P4", "P5"]
+    assert table.loc["P2", "difference_after_review_per_7_5_ml"] == -1.0
+    assert not table.loc["P2", "after_review_at_or_over_5"]
+    assert not table.loc["P5", "review_complete"]
     # A spike-in has no cut-offs; cut-offs are CTCs per 7.5 mL above 0.
     spiked = tmp_path / "spiked.csv"
     spiked.write_text("sample_id,spiked\nP1,0\n")

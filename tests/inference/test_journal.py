@@ -199,6 +199,38 @@ def test_a_worktrees_commit_and_a_checkouts_edits_are_read(tmp_path, monkeypatch
     provenance.checkout_modified.cache_clear()
 
 
+def test_the_code_that_counted_is_named_where_no_commit_names_it(tmp_path, monkeypatch):
+    """An installed package has no commit and every build between releases one version: a
+    night resumed by another build read as made by one ctcnet. The code's digest names it,
+    and changes with any of its files."""
+    import shutil
+
+    from ctcnet.core import provenance
+    from ctcnet.inference.frames import frames_made_by, made_by
+
+    package = tmp_path / "site-packages" / "ctcnet"
+    (package / "core").mkdir(parents=True)
+    shutil.copy(provenance.__file__, package / "core" / "provenance.py")
+    (package / "x.py").write_text("A = 1\n")
+    monkeypatch.setattr(provenance, "__file__", str(package / "core" / "provenance.py"))
+    provenance.code_digest.cache_clear()
+    first = provenance.code_digest()
+    (package / "x.py").write_text("A = 2\n")
+    provenance.code_digest.cache_clear()
+    second = provenance.code_digest()
+    provenance.code_digest.cache_clear()
+    assert first != second
+    installed = {"ctcnet": "0.1.0", "commit": None}
+    old, new = (made_by("onnx", {**installed, "code_sha256": c}) for c in (first, second))
+    assert old == f"onnx, ctcnet 0.1.0 (code {first[:12]})" and old != new
+    assert frames_made_by([{"made_by": old}, {"made_by": new}], new) == {old: 1, new: 1}
+    assert provenance.software_text({**installed, "code_sha256": second}) == \
+        f"ctcnet 0.1.0, code {second[:12]}"
+    # A commit names the code where nothing was edited since.
+    assert made_by("onnx", {"ctcnet": "0.1.0", "commit": "ab" * 20, "modified": False,
+                            "code_sha256": first}) == "onnx, ctcnet 0.1.0 (abababababab)"
+
+
 def test_a_deleted_journal_still_refuses_another_run_over_a_finished_sample(clean_run, cart,
                                                                             tmp_path):
     """parts/ is most of a sample's disk and a finished sample needs it no more; deleted, what
