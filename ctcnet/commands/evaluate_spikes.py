@@ -158,9 +158,17 @@ def _say_comparison(reading: dict, who: str) -> None:
     ba, tol = reading["bland_altman"], reading["within_tolerance"]
     limits = (f" (95 % limits of agreement {ba['lower']:+.2f} to {ba['upper']:+.2f})"
               if ba["lower"] is not None else "")
+    if ba.get("bias_ci95"):
+        limits = f", 95 % CI {ba['bias_ci95'][0]:+.2f} to {ba['bias_ci95'][1]:+.2f}" + limits
     outside = f" (outside: {', '.join(tol['outside'])})" if tol["outside"] else ""
     print(f"{who}: bias {_shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
           f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}{outside}")
+    line = reading.get("passing_bablok")
+    if line and line["intercept"] is not None:
+        (s_low, s_high), (i_low, i_high) = line["slope_ci95"], line["intercept_ci95"]
+        print(f"  Passing-Bablok: {who} = {line['slope']:.3f} (95 % CI {s_low:.3f} to "
+              f"{s_high:.3f}) x reference {line['intercept']:+.2f} (95 % CI {i_low:+.2f} to "
+              f"{i_high:+.2f})")
     for cut in reading["at_cutoffs"]:
         parts = [f"agree {cut['agree']}/{cut['n']}{share_ci(cut)}"]
         for kind in ("positive", "negative"):

@@ -10,7 +10,13 @@ estimate, and the sample is named as partial), and after review the reviewer's, 
 sample's review is final. Of each reading:
 
 * the difference (ctcnet - reference) per sample, and over the samples its mean (the bias)
-  with the 95 % limits of agreement (Bland-Altman);
+  with the 95 % limits of agreement (Bland-Altman), each with its 95 % interval (the bias's
+  from the t distribution; the limits' from their standard error, sd x sqrt(3 / n), Bland
+  and Altman 1986);
+* the Passing-Bablok line of ctcnet's rates on the reference's (slope and intercept with
+  their 95 % intervals: a slope whose interval holds 1 and an intercept whose holds 0 say
+  the two methods differ neither by a factor nor by an offset), which, unlike least squares,
+  lets both methods err and no one sample lead;
 * the share within the counting tolerance, max(1, 15 % of the reference);
 * at each clinical cut-off (CTCs per 7.5 mL, >= the cut-off is positive): the overall,
   positive and negative percent agreement (CLSI EP12) with their Wilson 95 % intervals, and
@@ -63,6 +69,7 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
     reference = rows["expected_per_7_5_ml"].to_numpy(np.float64)
     ids = rows["sample_id"].astype(str).to_numpy()
     within = within_tolerance(called, reference)
+    agreement = {**bland_altman(called, reference), **_bland_altman_intervals(called - reference)}
     cuts = []
     for cutoff in cutoffs:
         entry = cutoff_agreement(called, reference, cutoff)
@@ -71,11 +78,65 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
                                 "called_per_7_5_ml": float(c)}
                                for i, r, c in zip(ids[apart], reference[apart], called[apart])]
         cuts.append(entry)
-    return {"bland_altman": bland_altman(called, reference),
+    return {"bland_altman": agreement, "passing_bablok": passing_bablok(reference, called),
             "within_tolerance": {"n": int(within.sum()), "of": int(within.size),
                                  "ci95": share_interval(int(within.sum()), int(within.size)),
                                  "outside": ids[~within].tolist()},
             "at_cutoffs": cuts}
+
+
+def _bland_altman_intervals(diff: np.ndarray) -> dict:
+    """The 95 % intervals of the bias (t distribution) and of each limit of agreement (its
+    standard error sd x sqrt(3 / n)); empty under 3 samples."""
+    from scipy.stats import t
+
+    n = diff.size
+    if n < 3:
+        return {}
+    bias, sd = float(diff.mean()), float(diff.std(ddof=1))
+    q = float(t.ppf(0.975, n - 1))
+    half, limit_half = q * sd / np.sqrt(n), q * sd * np.sqrt(3.0 / n)
+    return {"bias_ci95": [bias - half, bias + half],
+            "lower_ci95": [bias - 1.96 * sd - limit_half, bias - 1.96 * sd + limit_half],
+            "upper_ci95": [bias + 1.96 * sd - limit_half, bias + 1.96 * sd + limit_half]}
+
+
+def passing_bablok(x, y) -> dict | None:
+    """The Passing-Bablok line of ``y`` on ``x`` (Passing and Bablok 1983): the slope the
+    shifted median of the pairwise slopes (pairs of equal points left out, a slope of -1
+    too; a pair with equal x a slope of +-inf by the sign of its y difference), the intercept
+    the median of y - slope x; 95 % intervals from the slopes' ranks. None under 3 samples or
+    without two distinct slopes."""
+    from scipy.stats import norm
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = x.size
+    if n < 3:
+        return None
+    i, j = np.triu_indices(n, k=1)
+    dx, dy = x[j] - x[i], y[j] - y[i]
+    keep = ~((dx == 0) & (dy == 0))
+    dx, dy = dx[keep], dy[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.where(dx == 0, np.sign(dy) * np.inf, dy / dx)
+    slopes = np.sort(slopes[slopes != -1.0])
+    count = slopes.size
+    if count < 2:
+        return None
+    shift = int((slopes < -1).sum())  # K: makes the estimate unbiased under a slope near 1
+
+    def at(rank: float) -> float:  # the 1-based rank'th slope after the shift, clipped
+        return float(slopes[int(np.clip(rank + shift - 1, 0, count - 1))])
+
+    slope = at((count + 1) / 2) if count % 2 else 0.5 * (at(count / 2) + at(count / 2 + 1))
+    c = float(norm.ppf(0.975)) * np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+    low_rank = round((count - c) / 2)
+    low, high = at(max(low_rank, 1)), at(count - low_rank + 1)
+    finite = np.isfinite([slope, low, high]).all()
+    return {"n": int(n), "slope": slope, "slope_ci95": [low, high],
+            "intercept": float(np.median(y - slope * x)) if finite else None,
+            "intercept_ci95": ([float(np.median(y - high * x)), float(np.median(y - low * x))]
+                               if finite else None)}
 
 
 def comparison_csv(rows: pd.DataFrame, cutoffs: Sequence[float] = CUTOFFS) -> str:

@@ -3,11 +3,16 @@ method's rates: a lab validating its counts against CellSearch's on the same tub
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ctcnet.errors import InputError
-from ctcnet.evaluation.method_comparison import comparison_csv, comparison_report
+from ctcnet.evaluation.method_comparison import (
+    comparison_csv,
+    comparison_report,
+    passing_bablok,
+)
 from ctcnet.evaluation.spike_in import read_expected, sample_rows
 
 
@@ -51,6 +56,9 @@ def test_bias_limits_and_each_cutoffs_agreement_name_the_samples_on_opposite_sid
     assert five["discordant"][1] == {"sample_id": "d", "reference_per_7_5_ml": 5.0,
                                      "called_per_7_5_ml": 4.0}
     assert report["after_review"] is None  # no sample's review is final
+    low, high = ba["bias_ci95"]
+    assert low < ba["bias"] < high and ba["lower_ci95"][0] < ba["lower"] < ba["lower_ci95"][1]
+    assert report["passing_bablok"]["n"] == 6
     table = pd.read_csv(__import__("io").StringIO(comparison_csv(rows, (3, 5))))
     row = table.set_index("sample_id").loc["d"]
     assert row["difference_per_7_5_ml"] == -1.0 and not row["called_at_or_over_5"]
@@ -98,3 +106,19 @@ def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
               "--cutoffs", "0,5"])
+
+
+def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
+    """y = 2x + 1 exactly: slope 2, intercept 1. Counts tie often (many tubes at 0): equal
+    points are left out, equal x with other y are infinite slopes, and the line still reads
+    1 and 0 where the methods agree but for noise."""
+    x = np.arange(1.0, 21.0)
+    line = passing_bablok(x, 2 * x + 1)
+    assert (line["slope"], line["intercept"]) == (2.0, 1.0)
+    assert line["slope_ci95"] == [2.0, 2.0]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 12, 60).astype(float)
+    line = passing_bablok(x, x + rng.integers(-1, 2, 60))
+    assert line["slope_ci95"][0] <= 1.0 <= line["slope_ci95"][1]
+    assert line["intercept_ci95"][0] <= 0.0 <= line["intercept_ci95"][1]
+    assert passing_bablok([1.0, 2.0], [1.0, 2.0]) is None  # under 3 samples
