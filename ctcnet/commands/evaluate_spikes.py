@@ -170,7 +170,9 @@ def _say_comparison(reading: dict, who: str) -> None:
               f"{s_high:.3f}) x reference {line['intercept']:+.2f} (95 % CI {i_low:+.2f} to "
               f"{i_high:+.2f})")
     for cut in reading["at_cutoffs"]:
-        parts = [f"agree {cut['agree']}/{cut['n']}{share_ci(cut)}"]
+        parts = [f"agree {cut['agree']}/{cut['n']}{share_ci(cut)} (both positive "
+                 f"{cut['both_positive']}, {who} alone {cut['false_positive']}, reference "
+                 f"alone {cut['false_negative']}, both negative {cut['both_negative']})"]
         for kind in ("positive", "negative"):
             share = cut[f"{kind}_agreement"]
             if share is not None:

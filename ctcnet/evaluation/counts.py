@@ -272,6 +272,7 @@ def cutoff_agreement(called, true, cutoff: float) -> dict:
             "ci95": share_interval(int(agree.sum()), int(agree.size)),
             "false_positive": int((pos_called & ~pos_true).sum()),
             "false_negative": int((~pos_called & pos_true).sum()),
+            "both_positive": both, "both_negative": neither,  # with the two above: the 2 x 2
             "positive_agreement": both / positive if positive else None,
             "positive_ci95": share_interval(both, positive),
             "negative_agreement": neither / negative if negative else None,
