@@ -23,6 +23,7 @@ import threading
 import warnings
 
 from ctcnet import __version__
+from ctcnet.core.printable import PrintableFormatter, printable
 from ctcnet.errors import CtcnetError, Terminated
 
 # The subcommands, in the order --help lists them; each module's HELP is its one line.
@@ -80,7 +81,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         logger.removeHandler(handler)  # called again (in-process runs): one handler, not two
     handler = _CurrentStderr()
     handler.set_name(_LOG_HANDLER_NAME)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     # tifffile logs the damage it meets (a truncated file's page offsets) as bare lines of its
     # own, past --quiet; ctcnet reads them (ctcnet.io.images) and refuses the file in its own
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except CtcnetError as err:
-        print(f"ctcnet {args._name}: error: {err}", file=sys.stderr)
+        print(f"ctcnet {args._name}: error: {printable(str(err))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
         missing = (err.name or "").split(".")[0]

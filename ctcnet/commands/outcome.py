@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ctcnet.core.printable import printable
+
 
 def outcome_line(name: str, summary: dict, dest: Path) -> str:
     """``name``'s outcome: a cartridge's status, events, counts (per 7.5 mL), the calls the
@@ -72,7 +74,7 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
 
 def say_error(text: str, log) -> None:
     """An error line of the run's end, on stderr and in its log."""
-    print(f"ctcnet predict: error: {text}", file=sys.stderr)
+    print(f"ctcnet predict: error: {printable(text)}", file=sys.stderr)
     log.note(text, logging.ERROR)
 
 

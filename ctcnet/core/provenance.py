@@ -127,8 +127,10 @@ def checkout_modified() -> bool | None:
     if root is None or git is None:
         return None
     try:
-        done = subprocess.run([git, "-C", str(root), "status", "--porcelain",
-                               "--untracked-files=no", "--", "ctcnet"],
+        # --no-optional-locks: a status refreshes and writes .git/index (index.lock): a run
+        # writes nothing outside --out.
+        done = subprocess.run([git, "-C", str(root), "--no-optional-locks", "status",
+                               "--porcelain", "--untracked-files=no", "--", "ctcnet"],
                               capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None

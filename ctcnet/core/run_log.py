@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ctcnet.core.printable import PrintableFormatter
+
 LOGS_DIR = "logs"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HELD_MAX = 10_000  # records kept before the file opens (a refused run's are dropped)
@@ -36,7 +38,7 @@ def ending_text(error: BaseException | str) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
-class _UtcFormatter(logging.Formatter):
+class _UtcFormatter(PrintableFormatter):
     def formatTime(self, record, datefmt=None):  # noqa: N802 (logging's name)
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + \
             f".{int(record.msecs):03d}Z"

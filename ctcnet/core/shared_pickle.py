@@ -94,11 +94,19 @@ def pack(obj, parent_pid: int | None = None, slot: str | None = None) -> Packed:
         return Packed(pickle.dumps(obj, protocol=5))
 
 
+def _private_file(path: str | Path) -> int:
+    """A new file at ``path`` that only this user may read (0600, whatever the umask: its
+    pages are patients' crops, and /dev/shm is every local user's), never one that was
+    there or a link; its descriptor."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                   0o600)
+
+
 def _write_file(path: Path, buffers: list, spans: list, size: int) -> str:
     """Write ``buffers`` at ``spans`` into a new file ``path`` of ``size`` bytes, its pages
     reserved first; returns its name (removed again if the writing fails)."""
     try:
-        with open(path, "w+b") as fh:
+        with os.fdopen(_private_file(path), "w+b") as fh:
             _reserve(fh.fileno(), max(size, 1))
             with mmap.mmap(fh.fileno(), max(size, 1)) as m:
                 _copy_into(m, buffers, spans)
@@ -177,7 +185,7 @@ class SlotRing:
             return
         for _ in range(slots):
             path = str(SHM_DIR / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex}")
-            open(path, "wb").close()
+            os.close(_private_file(path))
             self._paths.append(path)
         self._free = list(self._paths)
 

@@ -225,14 +225,22 @@ def write_event_dataset(results: str | Path, out: str | Path, reviewed: bool = T
         sample_id = summary.sample_id or name
         check_room(out, len(chosen), panel.num_channels, model.crop_size)
         at_model_scale = panel.with_pixel_size(model.pixel_size_um)
+        ids, frame_ids = chosen["event_id"].to_numpy(), chosen["frame_id"].astype(str).to_numpy()
+        xs, ys = chosen["x"].to_numpy(np.float64), chosen["y"].to_numpy(np.float64)
         for at, crops in frame_event_crops(cartridge, chosen, model.crop_size,
                                            model.pixel_size_um):
-            manifest += write_crop_files(out, _as_counts(crops), [chosen_labels[i] for i in at],
-                                         [sample_id] * len(at), at_model_scale,
-                                         first=len(manifest))
+            written = write_crop_files(out, _as_counts(crops), [chosen_labels[i] for i in at],
+                                       [sample_id] * len(at), at_model_scale,
+                                       first=len(manifest))
+            manifest += written
+            # Each crop's file beside its event, in the order written (frame by frame): the
+            # crop of event 93 is named by no event id, and a rerun numbers events anew, so
+            # its frame and centre name the cell too.
+            rows += [{"path": w[0], "sample_id": sample_id, "event_id": int(ids[i]),
+                      "frame_id": frame_ids[i], "x": float(xs[i]), "y": float(ys[i]),
+                      "label": chosen_labels[i], "reviewer": reviewers[i]}
+                     for w, i in zip(written, at)]
         labels += chosen_labels
-        rows += [{"sample_id": sample_id, "event_id": int(e), "label": lab, "reviewer": r}
-                 for e, lab, r in zip(chosen["event_id"], chosen_labels, reviewers)]
         sources.append({"sample_id": sample_id, "results": str(folder),
                         "scan": str(cartridge.root), "model": summary.model.path,
                         "crops": len(chosen), **({"unattached_decisions": unattached}

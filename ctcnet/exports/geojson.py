@@ -22,7 +22,11 @@ from ctcnet.exports.event_exports import (
     event_parameters,
 )
 from ctcnet.inference.counts import REJECTED
+from ctcnet.inference.guard import counted
 from ctcnet.nn.calls import FAILED_CLASS
+
+# A held call's classification: its class, as QuPath names a derived class ("ctc: held").
+HELD = ": held"
 
 # QuPath class colours: the usual CellSearch reading (CTCs red, leukocytes blue); classes of
 # other taxonomies take the palette in turn.
@@ -78,8 +82,12 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
                                   "class_after_review")}
     calls = events["class"].astype(str).to_numpy()
     # QuPath colours and counts by classification: a reviewed sample's events as the review
-    # left them, the model's call kept in the metadata.
-    shown = after_review(events)[0] if REVIEWER_CALL in events else calls
+    # left them, the model's call kept in the metadata. A call the marker guard held and no
+    # person decided is no count: it is classified "<class>: held" (QuPath's derived class),
+    # so that QuPath's count of "ctc" is summary.json's (one held ctc read as 11 against 10).
+    shown, kept = after_review(events) if REVIEWER_CALL in events else (calls, counted(events))
+    shown = np.where(kept | np.isin(shown, (REJECTED, FAILED_CLASS)), shown,
+                     np.char.add(shown.astype(str), HELD))
     model_calls = events["model_class"].astype(str).to_numpy() if "model_class" in events \
         else None
     guards = events["guard"].to_numpy(object) if "guard" in events else None
@@ -112,7 +120,8 @@ def events_geojson(events: pd.DataFrame, summary, where: Path,
                 "properties": {
                     "objectType": "detection",
                     "name": f"{shown[i]} #{event_id}" + (f" [{guard}]" if guard else ""),
-                    "classification": {"name": shown[i], "color": colours[shown[i]]},
+                    "classification": {"name": shown[i],
+                                       "color": colours[shown[i].removesuffix(HELD)]},
                     "measurements": {name: v[j] for name, v in values.items()
                                      if v[j] is not None},
                     "metadata": metadata}})

@@ -45,6 +45,7 @@ from ctcnet.inference.spillover import (
     leaks_from_ratios,
     scan_ratios,
 )
+from ctcnet.io.atomic import open_own
 from ctcnet.io.digests import frame_record
 from ctcnet.io.frame_checks import (
     at_camera_tops,
@@ -290,7 +291,7 @@ def keep_frame_record(parts: Path, work: FrameWork, made_by: str = "") -> None:
     line = json.dumps({"frame": work.frame.frame_id, "record": work.record, "note": work.note,
                        "leak_ratios": work.leak_ratios, "signs": work.signs,
                        "made_by": made_by})
-    with open(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
+    with open_own(parts / FRAME_RECORDS, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
 
 

@@ -25,7 +25,7 @@ from ctcnet.inference.output_names import output_folder_of
 from ctcnet.inference.result_state import result_state
 from ctcnet.inference.run_table import write_samples_csv
 from ctcnet.inference.summary import SUMMARY_FILE, kept_summaries, signoff_holds
-from ctcnet.io.atomic import atomic_write_text, folder_is_held
+from ctcnet.io.atomic import atomic_write_text, folder_is_held, open_own
 from ctcnet.io.cartridge_info import RUN_INDEX_FILE, SAMPLES_FILE, output_format
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ def _index_lock(out: Path) -> Iterator[None]:
         yield
         return
     Path(out).mkdir(parents=True, exist_ok=True)
-    with open(Path(out) / ".run.json.lock", "a+") as fh:
+    with open_own(Path(out) / ".run.json.lock", "a+") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             locked = True

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ctcnet.errors import FolderHeldError, InputError
+from ctcnet.errors import FolderHeldError, InputError, OutputFolderError
 
 log = logging.getLogger(__name__)
 # What flock says when another process holds the lock; any other error is the filesystem's.
@@ -126,6 +126,31 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))
 
 
+# How each mode opens a file, beside O_NOFOLLOW (open_own).
+_OPEN_FLAGS = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+               "a+": os.O_RDWR | os.O_APPEND | os.O_CREAT,
+               "r+b": os.O_RDWR, "rb": os.O_RDONLY}
+
+
+def open_own(path: str | Path, mode: str, encoding: str | None = None):
+    """``open(path, mode)`` (``a``, ``a+``, ``r+b``, ``rb``) that never follows a symbolic
+    link at ``path``: a lock or journal file ctcnet writes in place, not by replacing it. A
+    link planted there by anyone who may write the results folder (a shared, group-writable
+    area) made ctcnet truncate and write the file it points to, with the rights of the
+    account that runs it; it is refused, naming it (OutputFolderError)."""
+    flags = _OPEN_FLAGS[mode] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        raise OutputFolderError("is a symbolic link: ctcnet writes its locks and journals "
+                                "in place and never through a link (one planted in a results "
+                                "folder would have it overwrite the file it points to); "
+                                "remove the link", path) from None
+    return os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None)
+
+
 @contextlib.contextmanager
 def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
                      wait_for: tuple[str, ...] = ()) -> Iterator[None]:
@@ -147,7 +172,7 @@ def exclusive_folder(folder: str | Path, what: str = "run", wait_s: float = 0.0,
     except ImportError:  # no flock on this platform: run unlocked rather than not at all
         yield
         return
-    with open(folder / ".ctcnet.lock", "a+") as fh:
+    with open_own(folder / ".ctcnet.lock", "a+") as fh:
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -200,7 +225,7 @@ def folder_is_held(folder: str | Path) -> bool:
     try:
         import fcntl
 
-        with open(Path(folder) / ".ctcnet.lock", "rb") as fh:
+        with open_own(Path(folder) / ".ctcnet.lock", "rb") as fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:

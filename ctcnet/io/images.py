@@ -180,6 +180,7 @@ def _checked_image_file(path: Path) -> int:
 # decode before its channel count was read. A whole-slide scan is read as frames (tiles).
 MAX_PAGES = 64
 MAX_PLANE_PIXELS = 2**26  # 8192 x 8192
+MAX_DECODED_BYTES = 2**31  # six 16-bit channels of 8192 x 8192 take 0.75 GiB
 # The most channels an image stored channels last ((H, W, C), as image software and tifffile
 # write an array as it is) is read with: a panel's channels, never a plane's width.
 MAX_CHANNELS_LAST = 6
@@ -208,6 +209,14 @@ def _refuse_past_a_frame(tif, path: Path) -> None:
         raise InputError(f"an image of {height} x {width} px: more than a frame or crop "
                          f"holds (at most {MAX_PLANE_PIXELS:,} pixels a plane are read); a "
                          "whole-slide scan is read as frames (tiles), one file each", path)
+    # Each bound alone let an 8.7 MB file of 64 compressed 8192 x 8192 pages through, which
+    # asked for 8 GiB as it was decoded and stopped a night's batch as out of memory.
+    decoded = len(tif.pages) * height * width * max(1, int(page.samplesperpixel)) * \
+        max(1, -(-int(page.bitspersample) // 8))
+    if decoded > MAX_DECODED_BYTES:
+        raise InputError(f"{len(tif.pages)} pages of {height} x {width} px would decode to "
+                         f"{decoded / 2**30:.1f} GiB: more than a frame or crop holds (at most "
+                         f"{MAX_DECODED_BYTES / 2**30:g} GiB are read from one file)", path)
 
 
 def read_tiff(path: str | Path) -> tuple[np.ndarray, list[str] | None]:

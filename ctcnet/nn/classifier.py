@@ -100,10 +100,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling error, truncated zip, not a torch file...
-        # torch's refusal of pickled code runs to several lines of advice; the first says it.
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"not a loadable ctcnet checkpoint (weights only; a pickled object "
-                         f"or a damaged file?): {first[:300]}", path) from None
+        if first.startswith("Weights only load failed"):
+            # torch's own advice goes on to how to load it anyway (weights_only=False): a
+            # file that runs code as it is read is never a model to load.
+            raise InputError("it holds pickled Python objects besides tensors, which ctcnet "
+                             "never loads (reading them can run any code): a ctcnet model "
+                             "holds its spec and weights alone; ask its maker for one saved "
+                             "by ctcnet (ctcnet train, finetune)", path) from None
+        raise InputError(f"not a loadable ctcnet checkpoint (weights only; a damaged file or "
+                         f"not a torch file?): {first[:300]}", path) from None
     if not isinstance(blob, dict) or SPEC_KEY not in blob:
         raise InputError("checkpoint has no ctcnet model spec", path)
     spec = ModelSpec.from_dict(blob[SPEC_KEY], str(path))

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.atomic import atomic_write_text, open_own
 from ctcnet.review.journal_seal import check_as_sealed, write_seal
 from ctcnet.review.matching import Matched, extend_match, match_decisions
 from ctcnet.review.runs import RunEvents
@@ -182,7 +182,7 @@ def decisions_lock(sample_dir: str | Path) -> Iterator[None]:
         with _NO_FLOCK:
             yield
         return
-    with open(Path(sample_dir) / LOCK_FILE, "a+") as fh:
+    with open_own(Path(sample_dir) / LOCK_FILE, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -373,7 +373,7 @@ class DecisionLog:
         """Whole lines at the end, fsync'd before the decision is answered; an unfinished
         line a crashed writer left is cut off first, so the new line starts on its own.
         Returns where the line starts and whether a line was cut off."""
-        with open(self.path, "r+b") as fh:
+        with open_own(self.path, "r+b") as fh:
             end = fh.seek(0, os.SEEK_END)
             fh.seek(max(0, end - 1))
             cut = bool(end) and fh.read(1) != b"\n"

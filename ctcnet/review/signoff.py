@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
-from ctcnet.io.atomic import atomic_write_text
+from ctcnet.io.atomic import atomic_write_text, open_own
 from ctcnet.io.digests import file_sha256_cached
 from ctcnet.review.journal_seal import changed_since, last_seal, seal_of
 
@@ -222,7 +222,7 @@ def write_signoff(folder: str | Path, signoff: SignOff) -> None:
     sample's sign-off history (:data:`HISTORY_FILE`: every sign-off, in order, each on one
     line; a later one replaces the earlier in signoff.json, never in the history)."""
     line = json.dumps(signoff.to_dict(), separators=(",", ":")) + "\n"
-    with open(Path(folder) / HISTORY_FILE, "a", encoding="utf-8") as history:
+    with open_own(Path(folder) / HISTORY_FILE, "a", encoding="utf-8") as history:
         history.write(line)
         history.flush()
         os.fsync(history.fileno())  # kept before the sign-off it records is shown

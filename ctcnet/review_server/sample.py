@@ -429,9 +429,10 @@ class Sample(SampleImages):
                     summary = RunSummary.from_dict(on_disk)
                     fields = RunSummary.count_fields(self.tally)
                     if summary.counts != fields["counts"]:  # never so as predict wrote it
-                        log.warning("%s: summary.json's counts %s are not its events' %s: "
-                                    "edited after predict wrote it? Written again from the "
-                                    "events", self.folder, summary.counts, fields["counts"])
+                        log.warning("%s: summary.json's counts %s are not its events' %s "
+                                    "(edited after predict wrote it, or counted by another "
+                                    "ctcnet version): written again from the events",
+                                    self.folder, summary.counts, fields["counts"])
                     updated = replace(summary, **fields, reviewed=counted[1] if decided
                                       else None)
                     signed = self.signoff(matched, counted[1])

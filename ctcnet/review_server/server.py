@@ -178,11 +178,24 @@ class ReviewHandler(BaseHTTPRequestHandler):
         return _loopback((self.headers.get("Host") or "").rsplit(":", 1)[0])
 
     def _origin_ok(self) -> bool:
-        """A request a browser sends from a page says its origin: only this server's pages
-        (loopback) may post (a browser's preflight stops the others already; this does not
-        rest on it). A request without one (a script, curl) is not a page's."""
+        """A request a browser sends from a page says its origin: only this server's own
+        pages (loopback, this port: a page another local program serves on another port is
+        another origin) may post (a browser's preflight stops the others already; this does
+        not rest on it). A request without one (a script, curl) is not a page's."""
         origin = self.headers.get("Origin")
-        return origin is None or _loopback(urlsplit(origin).hostname or "")
+        if origin is None:
+            return True
+        parts = urlsplit(origin)
+        return _loopback(parts.hostname or "") and parts.port == self.server.server_address[1]
+
+    def _fetched_from_elsewhere(self) -> bool:
+        """Whether a browser fetches this for another site's page (``Sec-Fetch-Site``
+        cross-site or same-site: another port of this host too) other than by navigating to
+        it: an ``<img>`` of a tile answered 200 or 404 would tell that page whether a sample
+        id (often a record number) is served here."""
+        site = self.headers.get("Sec-Fetch-Site")
+        return site in ("cross-site", "same-site") and \
+            self.headers.get("Sec-Fetch-Mode") != "navigate"
 
     def handle(self):
         """Handle one connection; a client that hung up is logged, not raised."""
@@ -237,6 +250,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         rebinding)."""
         if not self._host_ok():
             return self._error(HTTPStatus.FORBIDDEN, "only loopback host names are served")
+        if self._fetched_from_elsewhere():
+            return self._error(HTTPStatus.FORBIDDEN, "served to the review's own pages only")
         self._answer(self._get, HTTPStatus.CONFLICT)
 
     def _get(self):

@@ -77,3 +77,32 @@ def test_crops_again_into_the_same_folder_replaces_them_with_overwrite(clean_run
                           "--overwrite")
     assert_one_line_error(status, err, "replaces only a crop dataset ctcnet wrote")
     assert [p.name for p in other.iterdir()] == ["mine.txt"]
+
+
+def test_each_crop_is_named_beside_its_event_frame_and_centre(clean_run, cart, capsys):
+    """A crop's file name is a running number (event 93's crop is ..._0000001.tif): dataset.json
+    names each crop's file beside its event, frame and centre, which read back to the same
+    pixels as the events table's crop."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from conftest import predict
+
+    from ctcnet.io.images import read_image
+
+    predict(clean_run, cart, out=cart.parent / "results" / "S1")
+    out = cart.parent / "named"
+    assert run_cli(capsys, "crops", cart.parent / "results", "--out", out)[0] == 0
+    rows = json.loads((out / "dataset.json").read_text())["crops"]
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert [r["path"] for r in rows] == manifest["path"].tolist()  # one order, written
+    events = pd.read_parquet(cart.parent / "results" / "S1" / "events.parquet")
+    by_id = events.set_index("event_id")
+    for row in rows:
+        event = by_id.loc[row["event_id"]]
+        assert (row["frame_id"], row["x"], row["y"]) == (event["frame_id"], event["x"],
+                                                         event["y"])
+        assert row["label"] == event["class"] and (out / row["path"]).is_file()
+    assert len({r["path"] for r in rows}) == len(rows) == len(events)
+    assert np.isfinite(read_image(out / rows[0]["path"])[0]).all()

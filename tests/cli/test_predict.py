@@ -478,6 +478,12 @@ def test_pickled_checkpoint_refusal_is_one_line(tmp_path, capsys, cart):
     torch.save({"x": Namespace(a=1)}, tmp_path / "evil.pt")  # not weights-only loadable
     status, err = run_cli(capsys, "predict", cart, "--out", tmp_path / "o", "--model",
                           tmp_path / "evil.pt", "--device", "cpu", "--quiet")
+    assert_one_line_error(status, err, "pickled Python objects besides tensors, which ctcnet "
+                                       "never loads")
+    assert "weights_only" not in err[0]  # torch's advice on loading it anyway is not passed on
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "evil.pt").read_bytes()[:40])
+    status, err = run_cli(capsys, "predict", cart, "--out", tmp_path / "o", "--model",
+                          tmp_path / "cut.pt", "--device", "cpu", "--quiet")
     assert_one_line_error(status, err, "not a loadable ctcnet checkpoint")
 
 

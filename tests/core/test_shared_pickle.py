@@ -38,6 +38,8 @@ def test_a_result_comes_back_the_same_viewing_its_file_and_the_file_is_unlinked(
     packed = shared_pickle.pack(sent, os.getpid())
     # The large contiguous buffers left the pickle; the strided view and the small one did not.
     assert packed.path is not None and len(packed.spans) == 2  # crops, fortran
+    # Patients' crops in /dev/shm, which every local user may list: this user's alone.
+    assert os.stat(packed.path).st_mode & 0o777 == 0o600
     assert len(packed.data) < sent["crops"].nbytes
     got = shared_pickle.unpack(packed)
     assert_same(sent, got)

@@ -243,7 +243,9 @@ def test_geojson_round_trip(run, tmp_path):
             seen.append(int(event["event_id"]))
             assert event["frame_id"] == path.stem == props["metadata"]["frame_id"]
             assert props["objectType"] == "detection"
-            assert props["classification"]["name"] == event["class"]
+            # A call the guard held is no count: "<class>: held" (QuPath's derived class).
+            assert props["classification"]["name"] == event["class"] + \
+                (": held" if event["guard"] else "")
             colour = props["classification"]["color"]
             assert len(colour) == 3 and all(0 <= c <= 255 for c in colour)
             ring = feature["geometry"]["coordinates"][0]
@@ -689,7 +691,8 @@ def test_a_reviewed_samples_exports_carry_the_reviewers_calls(run, tmp_path):
     assert by_id[second]["classification"]["name"] == D.REJECTED
     assert by_id[second]["metadata"]["class"] == events["class"].iloc[1]
     third = int(events["event_id"].iloc[2])
-    assert by_id[third]["classification"]["name"] == events["class"].iloc[2]
+    held = ": held" if events["guard"].iloc[2] else ""  # undecided: as the count has it
+    assert by_id[third]["classification"]["name"] == events["class"].iloc[2] + held
     final = values[:, names.index("class_after_review")]
     kept = values[:, names.index("counted_after_review")]
     assert table[int(final[0])] == "ctc" and table[int(final[1])] == D.REJECTED

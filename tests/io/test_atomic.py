@@ -151,3 +151,27 @@ def test_outputs_written_together_are_taken_back_together(tmp_path):
         atomic_write_text(made / "a.geojson", "{}")
         written.append(made / "a.geojson")
     assert (made / "a.geojson").read_text() == "{}"
+
+
+def test_a_lock_or_journal_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path):
+    """A symbolic link at a results folder's .ctcnet.lock (anyone who may write a shared
+    results area could plant one) had the lock truncate and write the file it points to."""
+    from ctcnet.errors import OutputFolderError
+    from ctcnet.io.atomic import open_own
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("IMPORTANT\n")
+    folder = tmp_path / "out" / "S1"
+    folder.mkdir(parents=True)
+    (folder / ".ctcnet.lock").symlink_to(victim)
+    with pytest.raises(OutputFolderError, match="symbolic link"):
+        with exclusive_folder(folder, "predict"):
+            pass
+    (folder / "frames_read.jsonl").symlink_to(victim)
+    for mode in ("a", "a+", "r+b"):
+        with pytest.raises(OutputFolderError, match="symbolic link"):
+            open_own(folder / "frames_read.jsonl", mode)
+    assert victim.read_text() == "IMPORTANT\n"
+    with open_own(folder / "own.jsonl", "a", encoding="utf-8") as fh:  # a file of its own
+        fh.write("x\n")
+    assert (folder / "own.jsonl").read_text() == "x\n"

@@ -218,6 +218,18 @@ def test_another_site_can_neither_frame_the_page_nor_post_and_a_planted_page_run
                    {**json_type, "Origin": "https://evil.example"})[0] == 403
     assert request(server, "POST", "/api/P001/decision", body,
                    {**json_type, "Origin": f"http://127.0.0.1:{port}"})[0] == 200
+    # Another local program's page (another port) is another origin.
+    assert request(server, "POST", "/api/P001/decision", body,
+                   {**json_type, "Origin": f"http://localhost:{port + 1}"})[0] == 403
+    # Another site's <img> must not learn whether a sample id is served; a link to the page
+    # (a navigation) is followed as ever.
+    fetched = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
+    assert request(server, "GET", "/api/P001/state", None, fetched)[0] == 403
+    assert request(server, "GET", "/api/P999/state", None, fetched)[0] == 403
+    assert request(server, "GET", "/review/P001", None,
+                   {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})[0] == 200
+    assert request(server, "GET", "/api/P001/state", None,
+                   {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"})[0] == 200
     status, data = request(server, "POST", "/api/P001/decision", "[" * 30000 + "]" * 30000,
                            json_type)
     assert status == 400 and b"not JSON" in data

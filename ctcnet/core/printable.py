@@ -1,0 +1,31 @@
+"""Text from outside (file and folder names, metadata values) as a console or a log file shows
+it: control characters escaped. A frame named with ``ESC [2J`` cleared an operator's terminal
+as predict warned about it, and stayed in the run's log to do it again when read; a bidi
+override would show a name other than the file's. Line breaks and tabs are kept (a message's
+own layout)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# Bidi embeddings, overrides and isolates: they reorder what follows them on screen.
+_BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (but line breaks and tabs) and bidi controls written
+    as escapes (``\\x1b``, ``\\u202e``)."""
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class PrintableFormatter(logging.Formatter):
+    """A formatter whose lines are :func:`printable`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as the base formatter gives it, made printable."""
+        return printable(super().format(record))
+

@@ -1,0 +1,20 @@
+"""Names from outside shown on a console or in a log: no terminal control reaches either."""
+
+import logging
+
+from ctcnet.core.printable import PrintableFormatter, printable
+
+
+def test_control_and_bidi_characters_are_escaped_line_breaks_kept():
+    assert printable("r00c00\x1b[2J\x1b[31m.tif") == "r00c00\\x1b[2J\\x1b[31m.tif"
+    assert printable("gpj.\u202eexe") == "gpj.\\u202eexe"
+    assert printable("two\nlines\tand a tab") == "two\nlines\tand a tab"
+    assert printable("Müller-Ünal 017") == "Müller-Ünal 017"
+
+
+def test_a_logged_file_name_reaches_the_console_escaped():
+    record = logging.LogRecord("ctcnet.io", logging.WARNING, __file__, 1,
+                               "%s: not read", ("frame\x1b]0;owned\x07.tif",), None)
+    line = PrintableFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert "\x1b" not in line and "\x07" not in line
+    assert line == "WARNING ctcnet.io: frame\\x1b]0;owned\\x07.tif: not read"
