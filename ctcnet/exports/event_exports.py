@@ -204,9 +204,13 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         values = events[column].fillna(missing).astype(bool).to_numpy(np.float64)
         return Parameter(column, long_name, values, 1.0)
 
+    # x and y on the frame's own scale, the same in every file of a scan's size (a scale of
+    # the largest value gave 1380 in one file and 1378 in the next: gates did not carry).
+    height, width = (getattr(summary, "frame_shape", None) or (0, 0))[:2]
     out = [number("event_id", "Event id (its row of events.csv)"),
            number("frame", "Frame index (CTCNET_FRAMES names it)"),
-           number("x", "Centre x (frame pixels)"), number("y", "Centre y (frame pixels)")]
+           number("x", "Centre x (frame pixels)", float(width)),
+           number("y", "Centre y (frame pixels)", float(height))]
     if "area_um2" in events:
         out.append(number("area_um2", "Area (um^2)"))
     for col in [c for c in events.columns if c.startswith("mean_")]:

@@ -132,6 +132,9 @@ def test_fcs_reads_back_identical(run, tmp_path, reader):
         # Every value lies inside the range readers take from $PnR: [0, $PnR - 1].
         assert values[:, i - 1].max() <= float(text[f"P{i}R"]) - 1
     assert text["P11S"] == "P(ctc)" and text["P6S"] == "DAPI mean intensity"
+    # x and y on the frame's scale, whatever the events: one gate fits every file of a scan.
+    height, width = summary["frame_shape"]
+    assert (float(text["P3R"]), float(text["P4R"])) == (width + 1, height + 1)
 
 
 def header_fields(raw: bytes) -> list[int]:
