@@ -1,8 +1,8 @@
 """What each input's output folder is named, and the names that would clash: two inputs of
 one name (cartridges of one sample id, crop folders of one name), names alike but for case or
 accent encoding (one folder on a Windows or macOS share), and how run.json names a cartridge
-set aside for such a clash. Also where a refused input is recorded as set aside, so the rest of
-a batch runs."""
+set aside for such a clash, and the name of one that cannot be opened. Also where a refused
+input is recorded as set aside, so the rest of a batch runs, and which inputs are a batch."""
 
 from __future__ import annotations
 
