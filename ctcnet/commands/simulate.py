@@ -76,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "(default); channels: one TIFF a channel; png: an 8-bit display "
                            "export, one PNG a channel")
     cart.add_argument("--rates", default=None,
-                      help="event fractions per class, e.g. ctc=0.01,cluster=0.002")
+                      help="event fractions per class, e.g. ctc=0.01,cluster=0.002 "
+                           "(default: ctc 0.004, cluster 0.001, the rest leukocytes and debris "
+                           "4:6; a few frames may hold no CTC)")
     cart.add_argument("--sample-id", default=None,
                       help="the sample's name in cartridge.json (default: sim<seed>)")
     _common(cart)
@@ -265,6 +267,14 @@ def run(args) -> int:
         else:
             write_crop_batch(batch, args.out, panel)
         print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
+        drawn = batch.pixel_size_um
+        if len(drawn) and (drawn.min() != drawn.max() or drawn[0] != panel.pixel_size_um):
+            # The scale varies by sample on purpose (scanners and cells differ): a test set
+            # read at panel.json's one size reads each sample a little off it.
+            print(f"drawn at {drawn.min():.2f}-{drawn.max():.2f} um/px a sample (the panel's "
+                  f"{panel.pixel_size_um:g} x the simulator's pixel_scale; each crop's in "
+                  "dataset.json pixel_size_um; --clean draws at the panel's), written as the "
+                  "panel's")
     elif args.what == "cartridge":
         from ctcnet.simulate import simulate_cartridge
 

@@ -24,7 +24,7 @@ from ctcnet.io.panel import load_panel
 from ctcnet.io.scan import serpentine_position, write_cartridge_info, write_frame
 from ctcnet.io.taxonomy import load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
-from ctcnet.simulate.config import SimConfig, draw
+from ctcnet.simulate.config import SimConfig, at_panel_ceiling, draw
 from ctcnet.simulate.optics import (
     camera,
     gaussian_blur,
@@ -142,7 +142,7 @@ def simulate_cartridge(out_dir, panel=None, taxonomy=None, num_frames: int = 6,
 
     panel = load_panel(panel)
     taxonomy = load_taxonomy(taxonomy)
-    cfg = config or SimConfig()
+    cfg = at_panel_ceiling(config or SimConfig(), panel)
     h, w = (int(v) for v in frame_shape)
     if num_frames < 1:
         raise InputError(f"a cartridge needs at least 1 frame (--frames), got {num_frames}")

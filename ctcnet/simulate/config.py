@@ -34,7 +34,7 @@ shifts), so a shift really does make the task harder.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -239,3 +239,14 @@ def with_overrides(config, overrides: dict | None):
         if key in changes:
             changes[key] = {**getattr(config, key), **changes[key]}
     return dataclasses.replace(config, **changes)
+
+
+def at_panel_ceiling(cfg: SimConfig, panel) -> SimConfig:
+    """``cfg`` with the camera's ceiling at ``panel``'s: the lowest top of its channels'
+    value ranges (a 14-bit scanner's 16383), where the config keeps the 12-bit default. The
+    counts are drawn as before (the same exposure), but no longer clip at 4095 in files whose
+    panel.json says they reach 16383; an 8-bit export keeps its own scale."""
+    top = min(float(c.value_range[1]) for c in panel.channels)
+    if cfg.saturation != SimConfig.saturation or cfg.output_bits == 8 or top == cfg.saturation:
+        return cfg
+    return replace(cfg, saturation=top)

@@ -20,7 +20,7 @@ from ctcnet.errors import InputError
 from ctcnet.io.panel import Panel, load_panel
 from ctcnet.io.taxonomy import Taxonomy, load_taxonomy
 from ctcnet.simulate.cells import SUBTYPE_NEEDS, SUBTYPES, build_events
-from ctcnet.simulate.config import SimConfig, draw
+from ctcnet.simulate.config import SimConfig, at_panel_ceiling, draw
 from ctcnet.simulate.optics import (
     camera,
     gaussian_blur,
@@ -116,7 +116,7 @@ def simulate_crops(counts, panel=None, taxonomy=None, crop_size: int = 80, seed:
     """Simulate a labelled crop dataset; deterministic for a given seed and arguments."""
     panel = load_panel(panel)
     taxonomy = load_taxonomy(taxonomy)
-    cfg = config or SimConfig()
+    cfg = at_panel_ceiling(config or SimConfig(), panel)
     if int(crop_size) < 16:
         raise InputError(f"crop_size must be at least 16 px, got {crop_size}")
     if int(num_samples) < 1:

@@ -660,3 +660,21 @@ def test_a_class_no_subtype_maps_to_is_told_how_to_map_one():
         "ctc", {"name": "ctc_emt", "includes": ["ctc_dim"]}, "wbc", "cluster", "debris"]})
     batch = simulate_crops({"ctc_emt": 3}, load_panel(None), mapped, crop_size=32, seed=1)
     assert list(batch.subtypes) == ["ctc_dim"] * 3
+
+
+def test_the_camera_ceiling_is_the_panels_so_14_bit_files_are_not_clipped_at_4095():
+    """A 14-bit panel (value ranges 0-16383) was written with counts clipped at 4095, its
+    panel.json saying 16383. The ceiling follows the panel; the default panel's stays 4095, a
+    ceiling a config sets is kept, and an 8-bit export keeps its own."""
+    from dataclasses import replace
+
+    from ctcnet.io.panel import load_panel
+    from ctcnet.simulate.config import SimConfig, at_panel_ceiling
+
+    panel = load_panel(None)
+    fourteen = replace(panel, channels=tuple(replace(c, value_range=(0.0, 16383.0))
+                                             for c in panel.channels))
+    assert at_panel_ceiling(SimConfig(), panel).saturation == 4095.0
+    assert at_panel_ceiling(SimConfig(), fourteen).saturation == 16383.0
+    assert at_panel_ceiling(SimConfig(saturation=9000.0), fourteen).saturation == 9000.0
+    assert at_panel_ceiling(SimConfig(output_bits=8), fourteen).saturation == 4095.0
