@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
@@ -437,14 +438,11 @@ def refuse_crop_options(args: argparse.Namespace) -> None:
 
 def _natural(name: str) -> list:
     """A sample id's sort key with its numbers read as numbers (L20 before L100)."""
-    import re
-
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
     """Cartridge-level evaluation: counts per class, automatic and after review."""
-
     # the library: imported when the command runs (see ctcnet.commands)
     from ctcnet.evaluation.counts import agreement_text
     from ctcnet.evaluation.evaluate import evaluate_cartridges
@@ -482,6 +480,9 @@ def _run_cartridges(args: argparse.Namespace, cartridges: list) -> int:
                       if ba["lower"] is not None else "limits need 2 cartridges or more")
             print(f"{mode} ({counted}): bias {ba['bias']:+.2f} ({limits}); "
                   f"{agreement_text(entry)}")
+    print("by subtype (counted / true, + shown): " + ", ".join(
+        f"{k} {v['counted']}/{v['true']}" + (f" +{v['shown']}" if v["shown"] else "")
+        for k, v in report.get("by_subtype", {}).items()))
     false = report.get("false_calls_per_1000_events", {})
     print("false calls per 1,000 events: " + ", ".join(f"{k} {v:.3f}"
                                                         for k, v in false.items()))

@@ -29,6 +29,7 @@ from ctcnet.detect.truth_matching import MATCH_RADIUS_UM, match_to_truth
 from ctcnet.evaluation.plots import BLACK, BLUE, GREY, LIGHT, ORANGE, WHITE, _font, _save
 from ctcnet.inference.counts import count_events, per_7_5_ml
 from ctcnet.inference.guard import counted
+from ctcnet.nn.calls import COUNTED_CLASSES
 from ctcnet.simulate import simulate_cartridge
 
 # Clinical cut-offs in CTCs per 7.5 mL (CellSearch: >= 5 in metastatic breast and prostate
@@ -61,13 +62,15 @@ def match_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float
 
 
 def truth_class_of_events(events: pd.DataFrame, truth: pd.DataFrame, pixel_size_um: float,
-                          radius_um: float = MATCH_RADIUS_UM) -> np.ndarray:
-    """The true class of each event (object array, None where no true event lies within
-    ``radius_um``); matched one-to-one per frame (``row``, ``col``)."""
-    idx = match_events(events, truth, pixel_size_um, radius_um)
+                          radius_um: float = MATCH_RADIUS_UM, column: str = "class",
+                          idx: np.ndarray | None = None) -> np.ndarray:
+    """The true class (or another ``column`` of the truth: its ``subtype``) of each event
+    (object array, None where no true event lies within ``radius_um``); matched one-to-one
+    per frame (``row``, ``col``), or as ``idx`` (:func:`match_events`) says."""
+    idx = match_events(events, truth, pixel_size_um, radius_um) if idx is None else idx
     out = np.full(len(events), None, dtype=object)
     hit = idx >= 0
-    out[hit] = truth["class"].to_numpy(object)[idx[hit]]
+    out[hit] = truth[column].to_numpy(object)[idx[hit]]
     return out
 
 
@@ -97,7 +100,8 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
     tally = count_events(events, names, names, blood_volume_ml)
     kept = counted(events)
     guarded = ~kept
-    true_of_event = truth_class_of_events(events, truth, pixel_size_um)
+    matches = match_events(events, truth, pixel_size_um)
+    true_of_event = truth_class_of_events(events, truth, pixel_size_um, idx=matches)
     resolved = np.where(true_of_event == None, unmatched_as, true_of_event)  # noqa: E711
     after = np.where(flags, resolved, called)
     wrong = flags & (called != resolved)
@@ -117,7 +121,23 @@ def cartridge_counts(events: pd.DataFrame, truth: pd.DataFrame, class_names: Seq
     # (the guard's possible_ctc flag shows a CTC the network called otherwise).
     called_or_flagged = {n: int(((resolved == n) & ((called == n) | flags)).sum())
                          for n in names}
+    # Of each subtype of the counted classes' true cells (a CK-dim EMT CTC beside a bright
+    # one): how many were counted as their class, and how many more a person is shown. A
+    # count that loses only its dim CTCs reads fine in total.
+    by_subtype = {}
+    if "subtype" in truth and len(truth):
+        subtype_of = truth_class_of_events(events, truth, pixel_size_um, column="subtype",
+                                           idx=matches)
+        for (name, subtype), group in truth.groupby(["class", "subtype"], sort=True):
+            if name not in COUNTED_CLASSES:
+                continue
+            mine = (subtype_of == subtype) & (resolved == name)
+            hit = mine & (called == name) & kept
+            by_subtype[f"{name}/{subtype}"] = {"true": int(len(group)),
+                                               "counted": int(hit.sum()),
+                                               "shown": int((mine & ~hit & flags).sum())}
     return {"events": int(len(events)), "true_events": int(len(truth)),
+            "by_subtype": by_subtype,
             "false_calls": false_calls, "missed_calls": missed,
             "called_or_flagged": called_or_flagged,
             "flagged": int(flags.sum()), "flagged_wrong": int(wrong.sum()),
@@ -295,8 +315,6 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     clusters, a sample reports both, or a lab's own; default those two) the share within
     tolerance and the false calls per 1,000 events; for the ``positive`` class the clinical
     ``cutoffs``' agreement."""
-    from ctcnet.nn.calls import COUNTED_CLASSES
-
     reported = COUNTED_CLASSES if reported is None else reported
     counted_classes = [positive, *(c for c in reported if c != positive and c in class_names)]
     out = {"cartridges": cartridges, "positive_class": positive,
@@ -326,6 +344,13 @@ def count_report(cartridges: list[dict], class_names: Sequence[str],
     # A false cluster on a blank is reported per 7.5 mL as a false CTC is.
     out["false_calls_per_1000_events"] = {name: 1000.0 * n / max(events, 1)
                                           for name, n in false.items()}
+    subtypes: dict[str, dict[str, int]] = {}
+    for c in cartridges:  # the counted classes' subtypes over every cartridge
+        for key, got in c.get("by_subtype", {}).items():
+            total = subtypes.setdefault(key, {"true": 0, "counted": 0, "shown": 0})
+            for what in total:
+                total[what] += got[what]
+    out["by_subtype"] = dict(sorted(subtypes.items()))
     out["flagged_share"] = (sum(c["flagged"] for c in cartridges) /
                             max(sum(c["events"] for c in cartridges), 1))
     if all("guard" in c for c in cartridges):

@@ -94,6 +94,16 @@ def test_cartridge_counts_automatic_and_after_review():
     assert c["flagged"] == 3 and c["flagged_wrong"] == 2
     assert c["false_calls"]["ctc"] == 2 and c["missed_calls"]["ctc"] == 0
     assert c["true_per_7_5_ml"]["ctc"] == 6.0  # half the volume: twice the count per 7.5 mL
+    # By subtype: the bright CTC counted, neither dim one (no event lies within reach of
+    # either): a total of 3 called CTCs against 3 true ones hid that both were missed.
+    dims = truth.assign(subtype=["ctc_bright", "fragment", "lymphocyte", "ctc_dim", "ctc_dim"])
+    by = cartridge_counts(events, dims, NAMES, pixel_size_um=0.2,
+                          blood_volume_ml=3.75)["by_subtype"]
+    assert by == {"ctc/ctc_bright": {"true": 1, "counted": 1, "shown": 0},
+                  "ctc/ctc_dim": {"true": 2, "counted": 0, "shown": 0}}
+    assert count_report([{"sample_id": "a", **cartridge_counts(
+        events, dims, NAMES, pixel_size_um=0.2)}] * 2, NAMES)["by_subtype"][
+        "ctc/ctc_dim"] == {"true": 4, "counted": 0, "shown": 0}
 
 
 def _tallied():
