@@ -287,7 +287,7 @@ def _moved(previous, fingerprint: dict) -> str:
 def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None,
                                             fingerprint: dict | None = None,
                                             cartridge_id: str | None = None) -> None:
-    """An output whose journal was deleted (``parts/`` is most of a sample's disk, and a
+    """An output whose journal was deleted (``parts/`` is about half a sample's disk, and a
     finished sample needs it no more) still says in summary.json what made it: a run of
     another model is refused, as the journal would refuse it, and so, where a person reviewed
     the sample, is one that differs in anything else (its recorded fingerprint,

@@ -338,18 +338,45 @@ class DecisionLog:
             row = row[COLUMNS].reset_index(drop=True)
             if not row.dtypes.equals(_TYPED):  # rows made here are typed already
                 row = _parse_typed(row, self.path)
-            if self._stamp == "none" or self._older or self._header != HEADER:
-                table = match_decisions(self._table, run).table if len(self._table) else \
-                    self._table
-                atomic_write_text(self.path, (pd.concat([table, row], ignore_index=True)
-                                              if len(table) else row)[COLUMNS]
-                                  .to_csv(index=False))
-                self.refresh()
-            else:
-                self._append_row(run, row)
-            write_seal(self.path)  # what ctcnet wrote: a journal cut back later is told
+            # The file as it was, to go back to where its seal cannot be written (a full disk):
+            # a decision answered "not saved" must not stand in the file all the same.
+            rewrite = self._stamp == "none" or self._older or self._header != HEADER
+            was = (self.path.read_bytes() if self.path.exists() else None) if rewrite else \
+                self.path.stat().st_size  # an append: its length before is enough
+            try:
+                if rewrite:
+                    table = match_decisions(self._table, run).table if len(self._table) else \
+                        self._table
+                    atomic_write_text(self.path, (pd.concat([table, row], ignore_index=True)
+                                                  if len(table) else row)[COLUMNS]
+                                      .to_csv(index=False))
+                    self.refresh()
+                else:
+                    self._append_row(run, row)
+                write_seal(self.path)  # what ctcnet wrote: a journal cut back later is told
+            except OSError:
+                self._take_back(was)
+                raise
             self._appended.stamps = (before, self._stamp)
             return before, self._stamp
+
+    def _take_back(self, was: bytes | int | None) -> None:
+        """The file as it was before a decision whose writing failed (``was``: its length
+        before a line was appended, its bytes before it was written whole, None where there
+        was none); then read again. A failure here is said, not raised (the one that stopped
+        the decision is)."""
+        try:
+            if was is None:
+                self.path.unlink(missing_ok=True)
+            elif isinstance(was, int):
+                with open_own(self.path, "r+b") as fh:
+                    fh.truncate(was)
+            else:
+                atomic_write_text(self.path, was.decode("utf-8"))
+        except OSError as err:
+            log.error("%s: a decision not saved may stand in the file (%s): check it on the "
+                      "review page", self.path, err)
+        self.refresh()
 
     def _append_row(self, run: RunEvents, row: pd.DataFrame) -> None:
         # One write and one fsync for every row: a grid's page costs about what one does.

@@ -62,6 +62,10 @@ class SampleImages:
                 ids = page.get("event_ids")
                 if not ids:  # a report written before pages listed their events
                     continue
+                if not (self.folder / page["path"]).is_file():
+                    # A gallery pruned to save disk (or a page lost): its events' tiles are
+                    # cut from the scans, as the others are, not left to a 404.
+                    continue
                 row = (page["height"] - LABEL_HEIGHT) / len(ids)
                 for i, event_id in enumerate(ids):
                     # The run in the address: a page of another run is refused, not shown.

@@ -395,3 +395,33 @@ def test_a_match_brought_up_to_date_from_its_own_rows_is_the_whole_match(tmp_pat
         kept = log.matched(run)
         whole = D.match_decisions(D.read_decisions(tmp_path), run)
         assert matched_values(kept) == matched_values(whole), k
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_a_decision_whose_seal_cannot_be_written_is_taken_back(tmp_path, monkeypatch, first):
+    """On a full disk the seal's write failed after the line was appended: the reviewer was
+    told "not saved" while the decision stood, and a sign-off counted it. It is taken back
+    (the first decision's file removed, a later one's line cut off)."""
+    import errno
+
+    from ctcnet.review import decision_journal
+
+    events, run = tiny_run()
+    if not first:
+        D.record_decision(tmp_path, run, 1, "wbc", "a")
+    before = (tmp_path / "review.csv").read_bytes() if not first else None
+    real = decision_journal.write_seal
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(decision_journal, "write_seal", full)
+    with pytest.raises(OSError):
+        D.record_decision(tmp_path, run, 3, D.REJECTED, "a")
+    monkeypatch.setattr(decision_journal, "write_seal", real)
+    if first:
+        assert not (tmp_path / "review.csv").exists()
+    else:
+        assert (tmp_path / "review.csv").read_bytes() == before
+    matched = D.record_decision(tmp_path, run, 0, "ctc", "a")  # the next one is recorded
+    assert 3 not in set(matched.decisions["event_id"].astype(int))

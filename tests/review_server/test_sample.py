@@ -582,3 +582,19 @@ def test_a_summary_edited_by_hand_is_said_as_it_is_written_again_from_the_events
         Sample("P001", out / "P001").write_counts()
     assert "edited after predict wrote it, or counted by another" in caplog.text
     assert json.loads(path.read_text())["counts"]["wbc"] == true
+
+
+def test_a_pruned_gallery_leaves_its_events_tiles_to_the_server(results, tmp_path):  # noqa: F811
+    """gallery/ deleted to save disk: 16 of a sample's candidates pointed at its pages and got
+    404. Their tiles are cut from the scans as the others are."""
+    from ctcnet.review_server.sample import Sample
+
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    before = Sample("P001", out / "P001").state("ann", False)["candidates"]
+    on_pages = [c for c in before if c["tile"]["src"].startswith("/files/")]
+    assert on_pages  # the run drew a gallery
+    shutil.rmtree(out / "P001" / "gallery")
+    after = Sample("P001", out / "P001").state("ann", False)["candidates"]
+    assert not [c for c in after if c["tile"]["src"].startswith("/files/")]
+    assert len(after) == len(before)
