@@ -58,8 +58,11 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"{frames['skipped']} frame(s) skipped (once fixed, the same command "
                      "reads them and keeps the rest)")
     if frames.get("resumed_from_journal"):
+        made = summary.get("frames_made_by")  # where another backend or ctcnet made any
         facts.append(f"{frames['resumed_from_journal']} of {frames.get('total')} frame(s) "
-                     "from an earlier run's journal")
+                     "from an earlier run's journal" + (
+                         " (made by " + "; ".join(f"{who}: {n}" for who, n in made.items())
+                         + ")" if isinstance(made, dict) and made else ""))
     # Why a sample is partial (frames missing from the folder, a scan's other trouble): the
     # first reason in words, the rest in summary.json.
     problems = summary.get("problems") or []

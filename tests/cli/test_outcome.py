@@ -73,3 +73,15 @@ def test_the_parent_reads_each_summary_and_falls_back_to_its_index(tmp_path, cap
         f"{tmp_path / 'a'}"
     assert lines[1] == f"b: 4 crops, {{'ctc': 1}} -> {tmp_path / 'b'}"
     assert lines[2].startswith("c: no output")
+
+
+def test_frames_resumed_from_another_ctcnet_are_said_with_their_makers():
+    """A night straddling an upgrade: which ctcnet made which frames was in summary.json and
+    the report alone; the console line says it too."""
+    summary = {"status": "ok", "events": 10, "counts": {"ctc": 1}, "per_7_5_ml": {"ctc": 1.0},
+               "frames": {"resumed_from_journal": 2, "total": 6},
+               "frames_made_by": {"onnx, ctcnet 0.1.0 (code 0123456789ab)": 2,
+                                  "onnx, ctcnet 0.1.0 (code ba9876543210)": 4}}
+    line = outcome_line("S1", summary, Path("out/S1"))
+    assert "2 of 6 frame(s) from an earlier run's journal (made by onnx, ctcnet 0.1.0 (code " \
+           "0123456789ab): 2; onnx, ctcnet 0.1.0 (code ba9876543210): 4)" in line
