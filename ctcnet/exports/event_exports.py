@@ -26,11 +26,12 @@ qupath-core): per event a Feature whose ``properties`` hold ``objectType: "detec
 name to number: QuPath reads numbers only, so a value that is not finite is left out) and
 ``metadata`` (strings; a reviewed event's ``reviewer_call`` among them). A reviewed sample's
 events are classified as the review left them (the reviewer's call where decided,
-``rejected`` included), the model's call kept in ``metadata`` ``class``. The geometry is the
-event's bounding box as a Polygon (or its centre as a Point) in QuPath's image coordinates:
-pixels, origin at the top-left corner of the top-left pixel, so a pixel's centre is at +0.5
-(events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are exclusive and land on
-pixel edges as they are). Open the frame's image (``r00c00.tif``) in QuPath and import
+``rejected`` included), a call the guard held that no person decided as ``<class>: held``
+(so QuPath counts what the sample counts), the model's call kept in ``metadata`` ``class``.
+The geometry is the event's bounding box as a Polygon (or its centre as a Point) in QuPath's
+image coordinates: pixels, origin at the top-left corner of the top-left pixel, so a pixel's
+centre is at +0.5 (events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are
+exclusive and land on pixel edges as they are). Open the frame's image (``r00c00.tif``) in QuPath and import
 ``r00c00.geojson`` onto it (File > Import objects from file, or drag the file onto the viewer).
 Each feature's ``id`` is a UUID fixed by the cartridge and event, so an import of the same run
 again names the same objects.
@@ -56,7 +57,7 @@ import pandas as pd
 from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
-from ctcnet.exports.fcs import MISSING_VALUE, write_fcs
+from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
@@ -204,13 +205,13 @@ def event_parameters(events: pd.DataFrame, summary, where: Path,
         values = events[column].fillna(missing).astype(bool).to_numpy(np.float64)
         return Parameter(column, long_name, values, 1.0)
 
-    # x and y on the frame's own scale, the same in every file of a scan's size (a scale of
-    # the largest value gave 1380 in one file and 1378 in the next: gates did not carry).
+    # x and y on the frame's scale: the same in every file of a scan's size (the largest value
+    # gave 1380 in one file, 1378 in the next: gates did not carry).
     height, width = (getattr(summary, "frame_shape", None) or (0, 0))[:2]
     out = [number("event_id", "Event id (its row of events.csv)"),
            number("frame", "Frame index (CTCNET_FRAMES names it)"),
-           number("x", "Centre x (frame pixels)", float(width)),
-           number("y", "Centre y (frame pixels)", float(height))]
+           number("x", "Centre x (frame pixels)", width), number("y", "Centre y (frame pixels)",
+                                                                  height)]
     if "area_um2" in events:
         out.append(number("area_um2", "Area (um^2)"))
     for col in [c for c in events.columns if c.startswith("mean_")]:
@@ -279,16 +280,6 @@ def _commit_of(software: dict | None) -> str:
     """A summary's ``software`` record's commit, "+modified" where its checkout had changes."""
     commit = (software or {}).get("commit") or ""
     return commit + ("+modified" if commit and (software or {}).get("modified") else "")
-
-
-def fcs_matrix(parameters: Sequence[Parameter]) -> np.ndarray:
-    """The parameters as a float32 (events x parameters) matrix; a value that is not finite
-    becomes :data:`MISSING_VALUE`."""
-    matrix = np.zeros((len(parameters[0].values), len(parameters)), np.float32)
-    for i, parameter in enumerate(parameters):
-        matrix[:, i] = parameter.values
-    matrix[~np.isfinite(matrix)] = MISSING_VALUE
-    return matrix
 
 
 def events_fcs(events: pd.DataFrame, summary, where: Path, file_name: str = "",

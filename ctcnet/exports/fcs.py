@@ -135,3 +135,13 @@ def write_fcs(path: str | Path, data: np.ndarray, names: Sequence[str],
         fh.write(data.reshape(-1).view(np.uint8))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def fcs_matrix(parameters: Sequence) -> np.ndarray:
+    """The parameters (each with its ``values``, one an event) as a float32 (events x
+    parameters) matrix; a value that is not finite becomes :data:`MISSING_VALUE`."""
+    matrix = np.zeros((len(parameters[0].values), len(parameters)), np.float32)
+    for i, parameter in enumerate(parameters):
+        matrix[:, i] = parameter.values
+    matrix[~np.isfinite(matrix)] = MISSING_VALUE
+    return matrix
