@@ -31,8 +31,9 @@ events are classified as the review left them (the reviewer's call where decided
 The geometry is the event's bounding box as a Polygon (or its centre as a Point) in QuPath's
 image coordinates: pixels, origin at the top-left corner of the top-left pixel, so a pixel's
 centre is at +0.5 (events.csv's ``x, y`` count pixel centres from 0; its boxes' ends are
-exclusive and land on pixel edges as they are). Open the frame's image (``r00c00.tif``) in QuPath and import
-``r00c00.geojson`` onto it (File > Import objects from file, or drag the file onto the viewer).
+exclusive and land on pixel edges as they are). Open the frame's image (``r00c00.tif``) in
+QuPath and import ``r00c00.geojson`` onto it (File > Import objects from file, or drag the
+file onto the viewer).
 Each feature's ``id`` is a UUID fixed by the cartridge and event, so an import of the same run
 again names the same objects.
 
