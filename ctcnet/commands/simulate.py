@@ -267,8 +267,9 @@ def run(args) -> int:
         else:
             write_crop_batch(batch, args.out, panel)
         print(f"simulated {len(batch)} crops in {made:.1f} s; wrote {args.out}")
-        drawn = batch.pixel_size_um
-        if len(drawn) and (drawn.min() != drawn.max() or drawn[0] != panel.pixel_size_um):
+        drawn = batch.pixel_size_um  # (an export writes its own pixel size, said there)
+        if args.export == "tiff" and len(drawn) and (drawn.min() != drawn.max() or
+                                                   drawn[0] != panel.pixel_size_um):
             # The scale varies by sample on purpose (scanners and cells differ): a test set
             # read at panel.json's one size reads each sample a little off it.
             print(f"drawn at {drawn.min():.2f}-{drawn.max():.2f} um/px a sample (the panel's "

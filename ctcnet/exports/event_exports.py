@@ -59,6 +59,7 @@ from ctcnet import __version__
 from ctcnet.detect.detection import BOX_COLUMNS
 from ctcnet.errors import InputError
 from ctcnet.exports.fcs import MISSING_VALUE, fcs_matrix, write_fcs
+from ctcnet.inference.cluster_parts import SAME_CLUSTER
 from ctcnet.inference.counts import REJECTED
 from ctcnet.inference.guard import FLAGS, counted
 from ctcnet.inference.rerun_outputs import file_stem, in_folder_exports
@@ -119,7 +120,7 @@ class EventCodes:
         if REVIEWER_CALL in events:  # "rejected" gets a code; "" (not decided) none
             seen |= set(events[REVIEWER_CALL].astype(str)) - {""}
         classes += sorted(seen - set(classes))
-        flags = list(FLAGS)
+        flags = [*FLAGS, SAME_CLUSTER]  # the guard's and the cluster repeats' hold
         if "guard" in events:
             flags += sorted({f for v in events["guard"] for f in _flags(v)} - set(flags))
         return cls(classes, flags)
