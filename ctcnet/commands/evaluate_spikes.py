@@ -164,7 +164,10 @@ def _say_comparison(reading: dict, who: str) -> None:
     print(f"{who}: bias {_shown(ba['bias'], '+.2f')} per 7.5 mL{limits}; within "
           f"max(1, 15 % of the reference) {tol['n']}/{tol['of']}{share_ci(tol)}{outside}")
     line = reading.get("passing_bablok")
-    if line and line["intercept"] is not None:
+    if line and line["intercept"] is not None and line["intercept_ci95"] is None:
+        print(f"  Passing-Bablok: {who} = {line['slope']:.3f} x reference "
+              f"{line['intercept']:+.2f} ({line['n']} samples: too few for an interval)")
+    elif line and line["intercept"] is not None:
         (s_low, s_high), (i_low, i_high) = line["slope_ci95"], line["intercept_ci95"]
         print(f"  Passing-Bablok: {who} = {line['slope']:.3f} (95 % CI {s_low:.3f} to "
               f"{s_high:.3f}) x reference {line['intercept']:+.2f} (95 % CI {i_low:+.2f} to "
@@ -307,12 +310,11 @@ def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
     reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
     if reviewed or signed:
         waiting = report["samples_not_reviewed"]
-        print(f"{reviewed} of {report['samples']} samples reviewed to the end, {signed} "
-              "signed off" + ("" if report["after_review"] else
+        print(f"{reviewed} of {report['samples']} samples reviewed to the end (signed off), "
+              f"{signed} signed off" + ("" if report["after_review"] else
                               "; the figures after review wait on "
                               + ", ".join(waiting[:10]) + (", ..." if len(waiting) > 10 else "")
-                              + " (a sample's review is final once signed off with no "
-                              "candidate left undecided)")
+                              + " (a sample's review is final once signed off)")
               + f" ({table}: after_review_per_7_5_ml, review_complete)")
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "

@@ -47,6 +47,9 @@ def outcome_line(name: str, summary: dict, dest: Path) -> str:
         facts.append(f"signed off by {signoff.get('reviewer')} at {signed} per 7.5 mL"
                      + ("" if status == "current" else
                         f" ({status}: it no longer holds; review and sign it off again)"))
+    elif isinstance(summary.get("reviewed"), dict) and summary["reviewed"].get("reviewed"):
+        # Decisions made, none signed: the counts above stay the model's until a sign-off.
+        facts.append(f"{summary['reviewed']['reviewed']} event(s) decided, not signed off")
     if held:
         facts.append(f"held for review by the guard {held}")
     listed = summary.get("review_list")

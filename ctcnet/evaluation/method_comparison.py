@@ -131,10 +131,14 @@ def passing_bablok(x, y) -> dict | None:
     slope = at((count + 1) / 2) if count % 2 else 0.5 * (at(count / 2) + at(count / 2 + 1))
     c = float(norm.ppf(0.975)) * np.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
     low_rank = round((count - c) / 2)
-    low, high = at(max(low_rank, 1)), at(count - low_rank + 1)
+    intercept = float(np.median(y - slope * x)) if np.isfinite(slope) else None
+    if low_rank < 1:  # too few samples: the interval runs past the slopes there are (n <= 4)
+        return {"n": int(n), "slope": slope, "slope_ci95": None, "intercept": intercept,
+                "intercept_ci95": None}
+    low, high = at(low_rank), at(count - low_rank + 1)
     finite = np.isfinite([slope, low, high]).all()
     return {"n": int(n), "slope": slope, "slope_ci95": [low, high],
-            "intercept": float(np.median(y - slope * x)) if finite else None,
+            "intercept": intercept if finite else None,
             "intercept_ci95": ([float(np.median(y - high * x)), float(np.median(y - low * x))]
                                if finite else None)}
 

@@ -15,7 +15,7 @@ review the reviewer's, where a person decided. From them:
 * linearity: the least-squares line of called against expected rate over the spiked samples
   (slope with its 95 % interval, intercept, R^2);
 * these figures again of the counts after review, where every sample's review is final
-  (signed off with no candidate left undecided, or nothing on its review list);
+  (signed off, the sign-off holding);
 * limit of blank (CLSI EP17, non-parametric): the blanks' called rates at rank
   0.5 + 0.95 B of the B blanks in order (the highest one when B < 20, said so), and limit of
   detection (parametric): the limit of blank plus 1.645 / (1 - 1/(4 (L - J))) times the
@@ -145,7 +145,7 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
         after = ((reviewed.get("after_review_per_7_5_ml") or {}).get(positive)
                  if reviewed.get("reviewed") else None)
         complete = _review_complete(summary)
-        if complete and after is None:  # nothing on its list to decide: as called
+        if complete and after is None:  # signed off with no decision: as called
             after = called
         rows.append({"sample_id": sample, "spiked": math.nan if reference else spiked,
                      "blood_volume_ml": volume,
@@ -180,15 +180,15 @@ def sample_rows(summaries: dict[str, dict], expected: pd.DataFrame,
 
 
 def _review_complete(summary: dict) -> bool:
-    """Whether a sample's counts after review are final: signed off (current) with no
-    candidate left undecided, or nothing on its review list to decide."""
+    """Whether a sample's counts after review are final: a person signed them off, and the
+    sign-off holds (what the sample reports, as its result_state says). An empty review list
+    is no review: the page lists every CTC and cluster call and a quality-control sample
+    beside it, and a sample nobody opened read "reviewed" with the automatic count as its
+    figure after review. Candidates a sign-off left undecided are its signer's to answer for
+    (the sign-off records how many)."""
     if summary.get("status") == "failed":  # no frame read: no count to review
         return False
-    listed = (summary.get("review_list") or {}).get("events")
-    if listed is None:
-        listed = (summary.get("tally") or {}).get("review_events")
-    signoff = summary.get("signoff") or {}
-    return listed == 0 or (signoff_holds(summary) and not signoff.get("unreviewed"))
+    return signoff_holds(summary)
 
 
 def _model_name(summary: dict) -> str | None:

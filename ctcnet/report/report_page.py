@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ctcnet.core.provenance import software_text
 from ctcnet.inference.counts import Counts, ReviewedCounts, per_volume_text
-from ctcnet.inference.result_state import RESEARCH_USE, result_state
+from ctcnet.inference.result_state import RESEARCH_USE, result_state, signoff_holds
 from ctcnet.inference.summary import RunSummary
 from ctcnet.io.atomic import atomic_path, atomic_write_text
 from ctcnet.report.colours import overlay_legend
@@ -136,11 +136,13 @@ def held_text(tally: Counts) -> str:
     return f"{tally.held_total}" + (f" ({flags}; called {calls})" if tally.held_total else "")
 
 
-def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool = False
-                 ) -> str:
+def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool = False,
+                 signed: bool = False) -> str:
     """Per class the model's counts (and the reviewed ones, when there are decisions), then a
     row of the calls the guard held apart; cells carry ``data-class`` / ``data-col``.
-    ``no_result``: a failed sample's, whose cells read '-' (its zeros are no count)."""
+    ``no_result``: a failed sample's, whose cells read '-' (its zeros are no count);
+    ``signed``: a sign-off holds, so the span a review could still take the count over is no
+    longer given (it told a signed-off sample's reader to wait "until the review is done")."""
     columns = MODEL_COLUMNS + (REVIEWED_COLUMNS if reviewed is not None else [])
     values = {**tally.to_dict(), **(reviewed.to_dict() if reviewed is not None else {})}
     head = "".join(f'<th title="{html.escape(COLUMN_MEANINGS.get(key, ""))}">'
@@ -161,7 +163,8 @@ def counts_table(tally: Counts, reviewed: ReviewedCounts | None, no_result: bool
         f" ({rates[name][0]:.2f} to {rates[name][1]:.2f} per 7.5 mL)"
         if rates.get(name) and tally.blood_volume_ml != 7.5 else "")
         for name, (low, high) in tally.review_span.items() if high > low)
-    if span and not no_result:  # how far the count may move: a clinician's first question
+    if span and not no_result and not signed:  # how far the count may move: a clinician's
+        # first question, while the review is open
         rows.append(f'<tr data-row="review_span"><th>the count after review may be</th>'
                     f'<td colspan="{len(columns)}">{html.escape(span)} (from the calls on no '
                     "review list alone to those plus every listed event found to be one: "
@@ -308,7 +311,8 @@ def write_html(out_dir: Path, summary: RunSummary, gallery_info: dict | None = N
 {state_html(state)}
 {html_table(overview)}
 <h2>Counts</h2>
-{counts_table(s.tally, s.reviewed, no_result=s.status == "failed")}
+{counts_table(s.tally, s.reviewed, no_result=s.status == "failed",
+              signed=signoff_holds({"signoff": signoff}))}
 {partners_html(s.clusters_by_partner)}
 {signoff_html(signoff) if s.reviewed is not None or signoff is not None else ''}
 <p>Tables: <a href="events.csv">events.csv</a>, <a href="events.parquet">events.parquet</a>,

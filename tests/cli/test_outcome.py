@@ -85,3 +85,9 @@ def test_frames_resumed_from_another_ctcnet_are_said_with_their_makers():
     line = outcome_line("S1", summary, Path("out/S1"))
     assert "2 of 6 frame(s) from an earlier run's journal (made by onnx, ctcnet 0.1.0 (code " \
            "0123456789ab): 2; onnx, ctcnet 0.1.0 (code ba9876543210): 4)" in line
+
+
+def test_a_sample_decided_but_not_signed_off_says_so():
+    summary = {"status": "ok", "events": 10, "counts": {"ctc": 1}, "per_7_5_ml": {"ctc": 1.0},
+               "reviewed": {"reviewed": 2}}
+    assert "2 event(s) decided, not signed off" in outcome_line("S1", summary, Path("o/S1"))

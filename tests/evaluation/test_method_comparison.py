@@ -89,15 +89,25 @@ def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsy
     report = json.loads((out / "comparison.json").read_text())
     assert report["cutoffs"] == [3.0, 5.0] and report["partial_samples"] == 1
     assert len(report["reference_sha256"]) == 64 and report["software"]["code_sha256"]
-    # Nothing on any list: the counts after review are the automatic ones, of the 4 with a
-    # rate; a failed run has no count to review (its review is not complete).
-    assert report["after_review"]["bland_altman"]["n"] == 4
+    # Nothing flagged, but nobody signed any off: no figure after review (a sample nobody
+    # opened is preliminary); a failed run has no count to review.
+    assert report["after_review"] is None and report["samples_not_reviewed"] == [
+        "P1", "P2", "P3", "P4"]
     assert report["samples_without_rate"] == ["P5"]
     table = pd.read_csv(out / "comparison.csv").set_index("sample_id")
     assert list(table.index) == ["P1", "P2", "P3", "P4", "P5"]
-    assert table.loc["P2", "difference_after_review_per_7_5_ml"] == -1.0
-    assert not table.loc["P2", "after_review_at_or_over_5"]
+    assert np.isnan(table.loc["P2", "difference_after_review_per_7_5_ml"])
     assert not table.loc["P5", "review_complete"]
+    # Signed off: its figure after review is the signed one, in the table beside the rest.
+    signed = json.loads((results / "P2" / "summary.json").read_text())
+    signed.update(signoff={"status": "current", "reviewer": "ann"},
+                  reviewed={"reviewed": 1, "after_review_per_7_5_ml": {"ctc": 5.0}})
+    (results / "P2" / "summary.json").write_text(json.dumps(signed))
+    assert main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
+                 "--cutoffs", "3,5"]) == 0
+    table = pd.read_csv(out / "comparison.csv").set_index("sample_id")
+    assert table.loc["P2", "difference_after_review_per_7_5_ml"] == 0.0
+    assert table.loc["P2", "after_review_at_or_over_5"] and table.loc["P2", "review_complete"]
     # A spike-in has no cut-offs; cut-offs are CTCs per 7.5 mL above 0.
     spiked = tmp_path / "spiked.csv"
     spiked.write_text("sample_id,spiked\nP1,0\n")
@@ -122,3 +132,7 @@ def test_the_passing_bablok_line_finds_a_factor_and_an_offset_and_holds_ties():
     assert line["slope_ci95"][0] <= 1.0 <= line["slope_ci95"][1]
     assert line["intercept_ci95"][0] <= 0.0 <= line["intercept_ci95"][1]
     assert passing_bablok([1.0, 2.0], [1.0, 2.0]) is None  # under 3 samples
+    # Up to 4 samples the interval would run past the slopes there are: none is given (the
+    # range of the slopes read as a narrow 95 % interval that excluded 1).
+    few = passing_bablok([1.0, 4.0, 8.0], [1.0, 5.0, 9.0])
+    assert few["slope_ci95"] is None and few["intercept_ci95"] is None and few["slope"] > 1

@@ -252,13 +252,16 @@ def test_every_sample_reviewed_gives_the_figures_after_review(tmp_path, capsys):
     assert reviewed["linearity"]["slope"] > report["linearity"]["slope"]
     assert report["levels"][1]["mean_called_per_7_5_ml"] == 3.0  # the automatic ones stay
     assert report["samples_not_reviewed"] == []
-    # A review is final once signed off with no candidate left undecided, or where nothing
-    # was on the list: one decision on a sample whose held CTC waits is not.
+    # A review is final once signed off (its signer answers for what was left undecided); a
+    # sample nobody signed off is not, even with nothing flagged: its page still lists every
+    # CTC and cluster call (one nobody opened read "reviewed" with its automatic count).
     waiting = {f"s{i}": summary(float(c), after=float(a))
                for i, (c, a) in enumerate(zip(called, after))}
     waiting["s2"]["signoff"] = {"status": "current", "unreviewed": 1}
-    waiting["s0"] = {**summary(1.0), "review_list": {"events": 0}}  # nothing to decide
+    waiting["s0"] = {**summary(1.0), "review_list": {"events": 0}}  # nothing flagged
     report = spike_report(sample_rows(waiting, expected))
-    assert report["after_review"] is None and report["samples_not_reviewed"] == ["s2"]
+    assert report["after_review"] is None and report["samples_not_reviewed"] == ["s0"]
     rows = sample_rows(waiting, expected).set_index("sample_id")
-    assert rows.loc["s0", "review_complete"] and rows.loc["s0", "after_review_per_7_5_ml"] == 1
+    assert not rows.loc["s0", "review_complete"]
+    assert np.isnan(rows.loc["s0", "after_review_per_7_5_ml"])
+    assert rows.loc["s2", "review_complete"]

@@ -81,5 +81,11 @@ def test_the_page_says_how_far_a_review_may_move_each_reported_count():
     table = counts_table(tally, None)
     assert "the count after review may be</th>" in table and "ctc 1 to 17, cluster 0 to 16" \
         in table
-    # A failed sample (no result): no span.
+    # A failed sample (no result): no span; nor once a sign-off holds (the review is done).
     assert "may be" not in counts_table(tally, None, no_result=True)
+    assert "may be" not in counts_table(tally, None, signed=True)
+    # On a tube of another volume the span is said per 7.5 mL too, as the rates are.
+    half = count_events(pd.DataFrame({"class": calls, "review": review, "guard": guard}),
+                        ["ctc", "wbc", "cluster", "debris"], ["ctc", "cluster"], 5.0)
+    assert "ctc 1 to 17 (1.50 to 25.50 per 7.5 mL)" in counts_table(half, None)
+    assert half.review_span_per_7_5_ml["ctc"] == [1.5, 25.5]
