@@ -307,15 +307,15 @@ def _say_left_out(report: dict, table: str = "spike_in.csv") -> None:
               f"({table}: status, problems):")
         for sample, problems in report["partial_problems"].items():
             print(f"  {sample}: {problems}")
-    reviewed, signed = report["reviewed_samples"], report["signed_off_samples"]
-    if reviewed or signed:
+    reviewed = report["reviewed_samples"]  # (a review is final once signed off)
+    if reviewed:
         waiting = report["samples_not_reviewed"]
-        print(f"{reviewed} of {report['samples']} samples reviewed to the end (signed off), "
-              f"{signed} signed off" + ("" if report["after_review"] else
-                              "; the figures after review wait on "
-                              + ", ".join(waiting[:10]) + (", ..." if len(waiting) > 10 else "")
-                              + " (a sample's review is final once signed off)")
-              + f" ({table}: after_review_per_7_5_ml, review_complete)")
+        wait = "" if report["after_review"] else (
+            "; the figures after review wait on " + ", ".join(waiting[:10])
+            + (", ..." if len(waiting) > 10 else "") + " (a sample's review is final once "
+            "signed off)")
+        print(f"{reviewed} of {report['samples']} samples signed off{wait} ({table}: "
+              "after_review_per_7_5_ml, review_complete)")
     if report["made_by_several"]:
         log.warning("the samples' counts were made by more than one %s: the figures above "
                     "pool them", "; and more than one ".join(report["made_by_several"]))

@@ -69,7 +69,8 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
     reference = rows["expected_per_7_5_ml"].to_numpy(np.float64)
     ids = rows["sample_id"].astype(str).to_numpy()
     within = within_tolerance(called, reference)
-    agreement = {**bland_altman(called, reference), **_bland_altman_intervals(called - reference)}
+    agreement = bland_altman(called, reference)
+    agreement.update(_bland_altman_intervals(agreement))
     cuts = []
     for cutoff in cutoffs:
         entry = cutoff_agreement(called, reference, cutoff)
@@ -85,15 +86,15 @@ def _agreement(rows: pd.DataFrame, mode: str, cutoffs: Sequence[float]) -> dict:
             "at_cutoffs": cuts}
 
 
-def _bland_altman_intervals(diff: np.ndarray) -> dict:
+def _bland_altman_intervals(agreement: dict) -> dict:
     """The 95 % intervals of the bias (t distribution) and of each limit of agreement (its
-    standard error sd x sqrt(3 / n)); empty under 3 samples."""
+    standard error sd x sqrt(3 / n)), of :func:`~ctcnet.evaluation.counts.bland_altman`'s
+    figures; empty under 3 samples."""
     from scipy.stats import t
 
-    n = diff.size
+    n, bias, sd = agreement["n"], agreement["bias"], agreement["sd"]
     if n < 3:
         return {}
-    bias, sd = float(diff.mean()), float(diff.std(ddof=1))
     q = float(t.ppf(0.975, n - 1))
     half, limit_half = q * sd / np.sqrt(n), q * sd * np.sqrt(3.0 / n)
     return {"bias_ci95": [bias - half, bias + half],

@@ -37,7 +37,7 @@ from ctcnet.inference.backend_registry import (
 from ctcnet.inference.onnx_runtime import OnnxClassifier, select_providers
 from ctcnet.io.digests import file_sha256
 from ctcnet.nn.calls import finite_crops
-from ctcnet.nn.crop_input import checked_crops, crop_value_warning
+from ctcnet.nn.crop_input import checked_crops, say_crop_values
 from ctcnet.nn.registry import DEFAULT_MODEL_NAME, get_model, is_registry_name, resolve_model
 
 log = logging.getLogger(__name__)
@@ -167,10 +167,7 @@ class TorchBackend:
         crops = checked_crops(crops, spec.panel.names, spec.crop_size)  # as the ONNX path does
         if not len(crops):
             return np.zeros((0, spec.num_classes), np.float32)
-        said = crop_value_warning(crops, [c.value_range[1] for c in spec.panel.channels])
-        if said is not None and said not in self._said:  # once a backend, not a batch
-            self._said.add(said)
-            log.warning("%s", said)
+        say_crop_values(crops, [c.value_range[1] for c in spec.panel.channels], self._said)
         bad = np.flatnonzero(~finite_crops(crops))
         if len(bad):  # their rows come out NaN (a call 'failed'), as the ONNX path says too
             log.warning("%d crop(s) with NaN or infinite pixels not classified (rows NaN, call "

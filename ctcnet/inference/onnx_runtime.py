@@ -56,6 +56,7 @@ from ctcnet.nn.crop_input import (  # noqa: F401 (API)
     ACCEPTED_DTYPES,
     checked_crops,
     crop_value_warning,
+    say_crop_values,
 )
 
 # torch-free: ctcnet.nn.spec imports only the standard library, ctcnet.io and ctcnet.nn.calls
@@ -168,8 +169,10 @@ class OnnxClassifier:
         # number of threads, and one thread's run must not show another's.
         self._last_run = threading.local()
         # Whether a file without the model's cartridge fusion has said so (once a classifier),
-        # and what the crops' values were said to be amiss in.
+        # and what the crops' values were said to be amiss in, against the channels' tops.
         self._said_no_scan_fusion, self._said = False, set()
+        self._tops = [float(c.get("value_range", (0, 4095))[1])
+                      for c in self.spec["panel"]["channels"]]
         device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.batch_size = int(batch_size or default_batch_size("onnx", device_type))
         self._check_graph()
@@ -374,11 +377,7 @@ class OnnxClassifier:
 
     def _checked(self, raw) -> np.ndarray:
         raw = checked_crops(raw, self.channels, self.crop_size)
-        said = crop_value_warning(raw, [float(c.get("value_range", (0, 4095))[1])
-                                        for c in self.spec["panel"]["channels"]])
-        if said is not None and said not in self._said:  # once a classifier, not a batch
-            self._said.add(said)
-            log.warning("%s", said)
+        say_crop_values(raw, self._tops, self._said)
         return raw
 
     def _check_graph(self) -> None:

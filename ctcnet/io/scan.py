@@ -283,8 +283,8 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     if expected is not None and expected != len(frames):
         why = "truncated cartridge?" if len(frames) < expected else \
             "frames of another scan, or copies, in the folder?"
-        listed = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
-        problems.append(f"cartridge.json {listed} {expected} frames but {len(frames)} are present "
+        said = "lists" if listed is not None else f"states a grid of {rows} x {columns} ="
+        problems.append(f"cartridge.json {said} {expected} frames but {len(frames)} are present "
                         f"({why}){missing_positions(info, frames, expected, root)}")
     elif expected is None and _written_lately([p for f in frames for p in f.files]):
         # Nothing says how many frames the scan holds: a scan still being written reads as

@@ -5,11 +5,14 @@ and the torch backend share it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from ctcnet.errors import InputError
+
+log = logging.getLogger(__name__)
 
 ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
 
@@ -47,3 +50,12 @@ def crop_value_warning(raw: np.ndarray, tops: Sequence[float]) -> str | None:
     return ("the crops' values lie within 0-1: the model reads raw scanner counts (normalised "
             "inside it), and crops scaled to 0-1 read as nearly empty; give the counts as read "
             "from the image files")
+
+
+def say_crop_values(raw: np.ndarray, tops: Sequence[float], said: set[str]) -> None:
+    """Log :func:`crop_value_warning` of ``raw`` where it is not in ``said`` (the caller's:
+    once a classifier or backend, not once a batch), and add it there."""
+    text = crop_value_warning(raw, tops)
+    if text is not None and text not in said:
+        said.add(text)
+        log.warning("%s", text)

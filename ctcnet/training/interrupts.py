@@ -33,7 +33,7 @@ def fit_or_interrupt(trainer, module, **fit_kwargs) -> None:
 
 class SigtermWithoutBroadcast(Callback):
     """Lightning 2.6's SIGTERM handler broadcasts over the process group from inside the
-    signal handler (its issue 20806): a rank that takes the signal while the others are in
+    signal handler (a known defect of it): a rank that takes the signal while the others are in
     another collective, or none, waits there for ever. A 2-process DDP run on CPU sent SIGTERM
     sat idle past 10 minutes, stuck in ``gloo::broadcast``, holding its devices. Once the
     trainer's handlers are set, SIGTERM is taken by a handler that does what Lightning's does
