@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctcnet.io.digests import file_sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,12 +77,16 @@ def enlarge(source: Path, target: Path, events_wanted: int, flagged: int, seed: 
     big["review"] = False
     if "guard" in big:
         big["guard"] = None
-    big.loc[big.index[:flagged], ["class", "confidence", "review"]] = ("wbc", 0.6, True)
+    # Spread over the table (decisions are written on its first events).
+    big.loc[rng.choice(big.index, min(flagged, events_wanted), replace=False),
+            ["class", "confidence", "review"]] = ("wbc", 0.6, True)
     big = big.sort_values(["frame", "event_id"], kind="stable").reset_index(drop=True)
     big["event_id"] = np.arange(events_wanted, dtype=np.int64)
     big.to_parquet(target / "events.parquet", index=False)
     summary = json.loads((target / "summary.json").read_text())
     summary["gallery"] = {}  # its pages show events of the small table
+    # As predict records its table: this one is the benchmark's run, not an edit by hand.
+    summary["events_sha256"] = file_sha256(target / "events.parquet")
     # Written after the events table: a finished run.
     (target / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return target
@@ -122,14 +128,18 @@ def server_benchmark(results: Path, work: Path, decisions: int, repeats: int) ->
 
     base = results / "bench"
     folder = work / "server" / "bench"
-    enlarge(base, folder, int(decisions * 1.2), flagged=200)
+    # Decisions are taken on the page's candidates only: enough flagged events for the new
+    # decisions and the batches among the undecided sixth of the table.
+    enlarge(base, folder, int(decisions * 1.2), flagged=max(200, 8 * (repeats + 500)))
     write_decisions(folder, decisions)
     t0 = time.perf_counter()
     sample = Sample("bench", folder)
     opened = time.perf_counter() - t0
     matched = sample.decisions.matched(sample.run)
     assert len(matched.decisions) == decisions, len(matched.decisions)
-    free = [int(e) for e in sample.events["event_id"].iloc[decisions:decisions + repeats]]
+    open_ = [int(e) for e in sample.events["event_id"].iloc[decisions:]
+             if int(e) in sample.candidate_ids]
+    free = open_[:repeats]
     again = [int(e) for e in sample.events["event_id"].iloc[:repeats]]
     whole, record_only = [], []
     for k, event_id in enumerate(free + again):  # new decisions, then decisions replaced
@@ -145,8 +155,7 @@ def server_benchmark(results: Path, work: Path, decisions: int, repeats: int) ->
         record_only.append(1000 * (time.perf_counter() - t))
     batch = []
     for k in range(5):
-        ids = [int(e) for e in sample.events["event_id"].iloc[
-            decisions + repeats + 100 * k:decisions + repeats + 100 * (k + 1)]]
+        ids = open_[repeats + 100 * k:repeats + 100 * (k + 1)]
         t = time.perf_counter()
         sample.decide_many({"event_ids": ids, "call": "confirm",
                             "run_id": sample.run.run_id}, "bench")

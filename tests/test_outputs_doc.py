@@ -136,7 +136,8 @@ def written(cart_and_model, tmp_path_factory):
                   "ann")
     sample.decide({"event_id": second, "call": "reject", "reviewer": "ann", "run_id": run_id},
                   "ann")
-    sample.sign_off({"reviewer": "ann", "run_id": run_id}, "ann")
+    sample.sign_off({"stamp": sample.decisions.stamp(),
+                     "reviewer": "ann", "run_id": run_id}, "ann")
     with open(out / "S1" / "review.csv", newline="") as table:
         add("review.csv", next(csv.reader(table)))
     summaries()

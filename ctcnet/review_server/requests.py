@@ -29,12 +29,16 @@ def _event_id(value) -> int:
     return value
 
 
-def _common_fields(body) -> tuple[str, str | None, str | None, str]:
+def _common_fields(body) -> tuple[str, str | None, str, str]:
     """(call, reviewer, run id, reading) of a decision request."""
     call = body.get("call")
     if not isinstance(call, str) or not call:
         raise InputError("call must be a string")
-    return (call, *reviewer_and_run(body), parse_reading(body.get("reading")))
+    reviewer, run_id = reviewer_and_run(body)
+    if run_id is None:  # a rerun of predict renumbers events: a bare number may name another
+        raise InputError("run_id must name the run whose event numbers the request uses (the "
+                         "state's run_id; the review page sends the one it shows)")
+    return call, reviewer, run_id, parse_reading(body.get("reading"))
 
 
 def reviewer_and_run(body) -> tuple[str | None, str | None]:
@@ -45,6 +49,27 @@ def reviewer_and_run(body) -> tuple[str | None, str | None]:
     if run_id is not None and not isinstance(run_id, str):
         raise InputError("run_id must be a string")
     return reviewer, run_id
+
+
+SIGNOFF_FORM = ('a sign-off is {"reviewer": NAME, "run_id": RUN, "stamp": STAMP, "note": '
+                'TEXT}: the run and the decisions it signs (the run_id and stamp of the state '
+                'the signer read; the review page sends those it shows), the note optional')
+
+
+def parse_signoff(body) -> tuple[str | None, str, str, str | None]:
+    """(reviewer, run id, stamp, note) of a sign-off request: a signature names what it
+    signs, the run the reviewer saw and the decisions as they read them (the journal's stamp
+    then), so that decisions recorded meanwhile, by another page or script, are not signed
+    unseen. InputError when malformed."""
+    if not isinstance(body, dict):
+        raise InputError(SIGNOFF_FORM)
+    reviewer, run_id = reviewer_and_run(body)
+    stamp, note = body.get("stamp"), body.get("note")
+    if run_id is None or not isinstance(stamp, str):
+        raise InputError(SIGNOFF_FORM)
+    if note is not None and not isinstance(note, str):
+        raise InputError("note must be a string")
+    return reviewer, run_id, stamp, note
 
 
 def reviewer_name(given: str | None, default: str) -> str:
@@ -72,7 +97,7 @@ def parse_reading(value) -> str:
     raise InputError(f"reading must be {FIRST!r} or {SECOND!r}, not {json.dumps(value)[:40]}")
 
 
-def parse_decision(body) -> tuple[int, str, str | None, str | None, str]:
+def parse_decision(body) -> tuple[int, str, str | None, str, str]:
     """(event id, call, reviewer, run id, reading) of a decision request; InputError when
     malformed."""
     if not isinstance(body, dict):
@@ -84,7 +109,7 @@ def parse_decision(body) -> tuple[int, str, str | None, str | None, str]:
         raise InputError(f"{err}; {DECISION_FORM}") from None
 
 
-def parse_batch(body) -> tuple[list[int], str, str | None, str | None, str]:
+def parse_batch(body) -> tuple[list[int], str, str | None, str, str]:
     """(event ids, call, reviewer, run id, reading) of a request deciding several events at
     once (a grid's page); InputError when malformed, repeated or too many."""
     if not isinstance(body, dict) or not isinstance(body.get("event_ids"), list):

@@ -59,7 +59,7 @@ from ctcnet.review_server.requests import (
     one_line,
     parse_batch,
     parse_decision,
-    reviewer_and_run,
+    parse_signoff,
     reviewer_name,
 )
 from ctcnet.review_server.sample_images import SampleImages
@@ -73,6 +73,11 @@ READING_FILES = {FIRST: D.REVIEW_FILE, SECOND: D.SECOND_FILE}
 class ResultsChanged(CtcnetError):
     """A request made for a run that the results folder no longer holds (predict ran again
     since the page was loaded): its event ids and tiles would name other cells."""
+
+
+class DecisionsChanged(CtcnetError):
+    """A sign-off made on decisions as they read before others were recorded: it would sign
+    counts its signer did not see."""
 
 
 class ResultsBeingWritten(CtcnetError):
@@ -127,6 +132,7 @@ class Sample(SampleImages):
                                          self.summary.sample_id or name,
                                          decided=matched.decisions["event_id"])
         self.candidates = ranked_with_reasons(candidates, self.reported)
+        self.candidate_ids = frozenset(self.candidates["event_id"].astype(int).tolist())
         self.by_id = self.events.set_index("event_id", drop=False)
         # One per reading: each is brought up to date from the decisions it last counted.
         self.tallies = {reading: ReviewTally(self.events, self.tally) for reading in self.logs}
@@ -245,8 +251,14 @@ class Sample(SampleImages):
                                  "another run): reload the page")
 
     def _event(self, event_id: int) -> int:
+        """``event_id``, one of the candidates: a decision on another event would change the
+        counts unseen, on no page and in no sign-off's list."""
         if event_id not in self.by_id.index:
             raise InputError(f"no event {event_id} in sample {self.name}")
+        if event_id not in self.candidate_ids:
+            raise InputError(f"event {event_id} of sample {self.name} is not on its review "
+                             "page (counted-class calls, flagged events and the quality-"
+                             "control sample are): decisions are made on those")
         return event_id
 
     def decide(self, body, default_reviewer: str) -> dict:
@@ -352,24 +364,23 @@ class Sample(SampleImages):
                               matched.n_decisions)
 
     def sign_off(self, body, default_reviewer: str) -> dict:
-        """Sign the sample off (``{"reviewer": NAME, "run_id": RUN, "note": TEXT}``, the note
-        optional: why it is signed as it is, say with held calls left undecided): who, when,
+        """Sign the sample off (:func:`parse_signoff`'s request, naming the run and the
+        decisions' stamp the signer read; the note optional: why it is signed as it is, say
+        with held calls left undecided): who, when,
         the decisions it covers, what is left undecided and the reviewed counts, written to
         signoff.json, then to summary.json and index.html beside the model's counts."""
-        if not isinstance(body, dict):
-            raise InputError('a sign-off is {"reviewer": NAME, "run_id": RUN}')
-        reviewer, run_id = reviewer_and_run(body)
-        if run_id is None:  # a signature names what it signs: the run the reviewer saw
-            raise InputError('a sign-off names the run it signs: {"reviewer": NAME, "run_id": '
-                             'RUN} (the review page sends the one it shows)')
+        reviewer, run_id, seen, note = parse_signoff(body)
         self.check_run(run_id)
         if self.summary.status == "failed":  # no frame read: a signature would vouch for nothing
             raise InputError("a failed sample (no frame read) has no result to sign off")
         reviewer = reviewer_name(reviewer, default_reviewer)
-        note = body.get("note")
-        if note is not None and not isinstance(note, str):
-            raise InputError("note must be a string")
         with D.decisions_lock(self.folder):
+            if self.decisions.stamp() != seen:
+                raise DecisionsChanged(
+                    f"{self.name}: decisions were recorded since the state this sign-off "
+                    "names was read (by another page, reviewer or script): the counts it "
+                    "would sign are not those shown; read the state again (the page does "
+                    "within seconds) and sign off again")
             for name in READING_FILES.values():  # its seal would sign a hand edit as ctcnet's
                 check_as_sealed(self.folder / name)
             matched = self.decisions.matched(self.run)

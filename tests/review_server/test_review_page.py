@@ -89,6 +89,13 @@ CLASSES = ["ctc", "wbc", "cluster", "debris"]
     ("n", "SELECT", {}, None),
     ("y", "BODY", {"ctrlKey": True}, None),
     ("x", "BODY", {}, None),
+    # A decision key held down repeats: one decision a press, never one per event reached.
+    ("y", "BODY", {"repeat": True}, {"held": True}),
+    ("n", "BODY", {"repeat": True}, {"held": True}),
+    ("2", "BODY", {"repeat": True}, {"held": True}),
+    ("u", "BODY", {"repeat": True}, {"held": True}),
+    ("j", "BODY", {"repeat": True}, {"move": 1}),   # moving may repeat
+    ("y", "INPUT", {"repeat": True}, None),         # typing yyy in a field is typing
 ])
 def test_key_action_depends_on_the_focused_element(key, target, modifiers, expected):
     event = {"key": key, "target": {"tagName": target}, **modifiers}
@@ -626,7 +633,9 @@ def test_sign_off_and_agreement_are_shown():
         const select = page.document.getElementById("filter-reason");
         select.value = "disagreement";
         select.dispatchEvent({type: "change"});
-        return {before, preview, postedFirst,
+        const signed = page.requests.filter((r) => r.url === "/api/P001/signoff")
+                                    .map((r) => JSON.parse(r.body));
+        return {before, preview, postedFirst, signed,
                 after: page.document.getElementById("signoff-text").textContent,
                 agreement: page.document.getElementById("agreement").textContent,
                 rows: page.rows().map((r) => +r.getAttribute("data-event-id"))};
@@ -635,6 +644,8 @@ def test_sign_off_and_agreement_are_shown():
     assert got["postedFirst"] == 0 and got["preview"].startswith("sign off P001")
     assert "4 of 4 candidates undecided" in got["preview"]
     assert got["after"] == "signed off by ann on 2026-01-01T00:00:00+00:00"
+    # It names the run and the decisions as the page read them.
+    assert [(b["run_id"], b["stamp"]) for b in got["signed"]] == [("R", "s1")]
     assert "2 agree (Cohen's kappa 0.40); 1 disagreement(s)" in got["agreement"]
     assert got["rows"] == [2]
 

@@ -38,6 +38,12 @@ def get(server, path, sample="P001"):
     return status, json.loads(data)
 
 
+def sign(server, body, sample="P001"):
+    """A sign-off as the page sends it: with the stamp of the decisions it read."""
+    return post(server, "signoff", {"stamp": get(server, "state", sample)[1]["stamp"], **body},
+                sample)
+
+
 @pytest.fixture
 def serve():
     """Start a review server on a results folder; every one started is stopped after."""
@@ -119,12 +125,15 @@ def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
     assert table["event_id"].tolist() == wbc and set(table["reviewer_call"]) == {"wbc"}
     summary = json.loads((out / "P001" / "summary.json").read_text())
     assert summary["reviewed"]["reviewed"] == 100
-    # Refused as a whole: a repeated or unknown event, "undecided", too many, a stale page.
-    for body, code in (({"event_ids": [wbc[0], wbc[0]], "call": "confirm"}, 400),
-                       ({"event_ids": [wbc[0], 10 ** 12], "call": "confirm"}, 400),
-                       ({"event_ids": [wbc[0]], "call": "undecided"}, 400),
-                       ({"event_ids": [True], "call": "confirm"}, 400),
-                       ({"event_ids": list(range(501)), "call": "confirm"}, 400),
+    # Refused as a whole: a repeated or unknown event, "undecided", too many, no run named,
+    # a stale page.
+    run = {"run_id": state["run_id"]}
+    for body, code in (({"event_ids": [wbc[0], wbc[0]], "call": "confirm", **run}, 400),
+                       ({"event_ids": [wbc[0], 10 ** 12], "call": "confirm", **run}, 400),
+                       ({"event_ids": [wbc[0]], "call": "undecided", **run}, 400),
+                       ({"event_ids": [True], "call": "confirm", **run}, 400),
+                       ({"event_ids": list(range(501)), "call": "confirm", **run}, 400),
+                       ({"event_ids": [wbc[0]], "call": "confirm"}, 400),
                        ({"event_ids": [wbc[0]], "call": "reject", "run_id": "old"}, 409)):
         assert post(server, "decisions", body)[0] == code, body
     assert len(pd.read_csv(out / "P001" / "review.csv")) == 100
@@ -158,6 +167,46 @@ def test_a_grid_page_is_recorded_in_one_request(crowded, tmp_path, serve):
     post(server, "decision", {"event_id": debris[1], "call": "reject", "reviewer": "x\ny",
                               "run_id": state["run_id"]})
     assert pd.read_csv(out / "P001" / "review.csv")["reviewer"].iloc[-1] == "x y"
+
+
+def test_only_the_pages_events_are_decided_and_a_sign_off_signs_what_was_read(
+        results, tmp_path, serve):  # noqa: F811 (the imported fixture, used)
+    """A decision on an event the page does not list (neither a counted-class call, flagged,
+    nor in the quality-control sample) is refused: it would change the counts on no page and
+    in no sign-off's list. A sign-off names the decisions as its signer read them (the
+    state's stamp): one recorded since, by another page or script, makes it 409, unsigned."""
+    out = tmp_path / "results"
+    shutil.copytree(results / "results", out)
+    events = pd.read_parquet(out / "P001" / "events.parquet")
+    # Unflagged debris calls past the quality-control sample's size: some are not listed.
+    step = int(events["event_id"].max()) + 1
+    more = [events.assign(event_id=events["event_id"] + k * step, x=events["x"] + 2.0 * k,
+                          review=False, guard="", **{"class": "debris"}) for k in range(1, 9)]
+    write_events(out / "P001", pd.concat([events, *more], ignore_index=True), index=False)
+    server = serve(out)
+    state = get(server, "state")[1]
+    listed = {c["event_id"] for c in state["candidates"]}
+    every = pd.read_parquet(out / "P001" / "events.parquet")["event_id"].astype(int)
+    off = [e for e in every if e not in listed]
+    assert off, "the quality-control sample leaves unflagged debris calls off the page"
+    before = (out / "P001" / "review.csv").exists()
+    status, answer = post(server, "decision", {"event_id": off[0], "call": "ctc",
+                                               "run_id": state["run_id"]})
+    assert status == 400 and "not on its review page" in answer["error"], answer
+    assert post(server, "decisions", {"event_ids": [min(listed), off[0]], "call": "reject",
+                                      "run_id": state["run_id"]})[0] == 400
+    assert (out / "P001" / "review.csv").exists() == before
+    # Read, then another reviewer decides: the first reader's sign-off is refused.
+    read = get(server, "state")[1]["stamp"]
+    assert post(server, "decision", {"event_id": min(listed), "call": "reject",
+                                     "run_id": state["run_id"], "reviewer": "bob"})[0] == 200
+    status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"],
+                                              "stamp": read})
+    assert status == 409 and "decisions were recorded since" in answer["error"], answer
+    assert not (out / "P001" / "signoff.json").exists()
+    assert post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})[0] == 400
+    status, answer = sign(server, {"reviewer": "ann", "run_id": state["run_id"]})
+    assert status == 200 and answer["signoff"]["decided"] == 1, answer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,10 +285,10 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
     # The readers' own agreement, as each first decided, is what adjudication leaves alone.
     assert (adjudicated["independent"]["both"], adjudicated["independent"]["agree"]) == (4, 2)
     assert adjudicated["independent"]["kappa"] == agreement["kappa"]
-    assert post(server, "decision", {"event_id": ids[0], "call": "confirm",
+    assert post(server, "decision", {"event_id": ids[0], "call": "confirm", "run_id": run,
                                      "reading": "third"})[0] == 400
     # Signed off, then a second-reading decision: the sign-off's agreement no longer stands.
-    signed = post(server, "signoff", {"reviewer": "lead", "run_id": run})[1]["signoff"]
+    signed = sign(server, {"reviewer": "lead", "run_id": run})[1]["signoff"]
     assert signed["status"] == "current"
     assert signed["second_reading"]["independent"]["agree"] == 2
     assert "as first read 2 of 4" in (out / "P001" / "index.html").read_text()
@@ -247,7 +296,7 @@ def test_a_second_reading_is_kept_apart_and_compared(crowded, tmp_path, serve):
                               "reviewer": "bob", "reading": "second"})
     assert get(server, "state")[1]["signoff"]["status"] == "changed since"
     # Every sign-off is kept in order, the latest in signoff.json.
-    post(server, "signoff", {"reviewer": "lead2", "run_id": run})
+    sign(server, {"reviewer": "lead2", "run_id": run})
     history = [json.loads(line) for line in
                (out / "P001" / "signoff_history.jsonl").read_text().splitlines()]
     assert [h["reviewer"] for h in history] == ["lead", "lead2"]
@@ -265,7 +314,7 @@ def test_a_sign_off_with_no_decision_brings_samples_csv_up_to_date(crowded, tmp_
     write_run_index(out, ["P001"], 1, {})
     server = serve(out)
     state = get(server, "state")[1]
-    status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})
+    status, answer = sign(server, {"reviewer": "ann", "run_id": state["run_id"]})
     assert status == 200, answer
     row = pd.read_csv(out / "samples.csv").set_index("name").loc["P001"]
     assert bool(row["signed_off"]) and row["after_review_ctc"] == row["count_ctc"]
@@ -292,7 +341,7 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     table = pd.read_csv(out / "samples.csv").set_index("name")
     assert pd.notna(table.loc["P001", "signed_off"]) and not bool(table.loc["P001", "signed_off"])
     assert table.loc["P001", "after_review_ctc"] >= 0
-    status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})
+    status, answer = sign(server, {"reviewer": "ann", "run_id": state["run_id"]})
     assert status == 200, answer
     record = answer["signoff"]
     assert record["reviewer"] == "ann" and record["status"] == "current"
@@ -313,16 +362,17 @@ def test_a_sign_off_is_written_beside_the_counts_and_shown_by_crops(crowded, tmp
     # (the crowded cartridge is partial: more CTCs than blood holds, its headline says so first)
     assert summary["result_state"]["state"] == "partial"
     assert "SIGNED OFF by ann" in summary["result_state"]["text"] and "SIGNED OFF by ann" in page
-    assert post(server, "signoff", {"run_id": "old"})[0] == 409
-    assert post(server, "signoff", {"run_id": 5})[0] == 400
-    assert post(server, "signoff", {"reviewer": "ann"})[0] == 400  # which run, unsaid
+    assert sign(server, {"run_id": "old"})[0] == 409
+    assert sign(server, {"run_id": 5})[0] == 400
+    assert sign(server, {"reviewer": "ann"})[0] == 400  # which run, unsaid
     with caplog.at_level("INFO", logger="ctcnet.exports"):
         assert main(["crops", str(out), "--reviewed", "--out", str(tmp_path / "ds")]) == 0
     assert "reviewed by ann on" in caplog.text
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["sources"][0]["signoff"]["reviewer"] == "ann"
     # A decision after the sign-off: it no longer covers the decisions, and says so.
-    answer = post(server, "decision", {"event_id": ids[0], "call": "reject"})[1]
+    answer = post(server, "decision", {"event_id": ids[0], "call": "reject",
+                                       "run_id": state["run_id"]})[1]
     assert answer["signoff"]["status"] == "changed since"
     assert json.loads((sample / "summary.json").read_text())["signoff"]["status"] == \
         "changed since"
@@ -499,7 +549,8 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     state = sample.state("ann")
     ids = [c["event_id"] for c in state["candidates"]][:2]
     sample.decide_many({"event_ids": ids, "call": "confirm", "run_id": state["run_id"]}, "ann")
-    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    sample.sign_off({"stamp": sample.decisions.stamp(),
+                     "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     before = json.loads((out / "summary.json").read_text())
     assert before["reviewed"]["reviewed"] == 2 and before["signoff"]["status"] == "current"
 
@@ -554,7 +605,8 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
             every = pd.read_parquet(out / "events.parquet")["event_id"].tolist()
             sample.decide_many({"event_ids": every, "call": "confirm",
                                 "run_id": state["run_id"]}, "ann")
-            sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+            sample.sign_off({"stamp": sample.decisions.stamp(),
+                             "reviewer": "ann", "run_id": state["run_id"]}, "ann")
             caplog.clear()
     assert calls[0] != calls[1]
     assert json.loads((out / "summary.json").read_text()).get("signoff") is None

@@ -36,7 +36,8 @@ def signed(tmp_path_factory):
     state = sample.state("ann")
     ids = [c["event_id"] for c in state["candidates"]][:2]
     sample.decide_many({"event_ids": ids, "call": "wbc", "run_id": state["run_id"]}, "ann")
-    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"],
+    sample.sign_off({"stamp": sample.decisions.stamp(),
+                     "reviewer": "ann", "run_id": state["run_id"],
                      "note": "=2 held calls\nleft, checked on the frames"}, "ann")
     return root, out
 
@@ -357,13 +358,15 @@ def test_no_decision_or_sign_off_is_recorded_on_a_journal_edited_by_hand(folder)
     with pytest.raises(JournalEdited, match=r"changed other than by ctcnet.*\.review\.csv\.seal"):
         sample.decide_many(decide, "ann")
     with pytest.raises(JournalEdited):
-        sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+        sample.sign_off({"stamp": sample.decisions.stamp(),
+                         "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     assert path.read_text() == edited and shown(folder)["status"] == EDITED
     (folder / ".review.csv.seal").unlink()
     sample = Sample("P001", folder)
     sample.decide_many(decide, "ann")
     assert shown(folder)["status"] == EDITED  # the sign-off's own seal still tells
-    sample.sign_off({"reviewer": "bob", "run_id": state["run_id"]}, "ann")
+    sample.sign_off({"stamp": sample.decisions.stamp(),
+                     "reviewer": "bob", "run_id": state["run_id"]}, "ann")
     assert shown(folder)["status"] == "current"
 
 
@@ -374,7 +377,8 @@ def test_a_sign_off_names_who_made_the_decisions_it_signs(folder):
     third = [c["event_id"] for c in state["candidates"]][2]
     sample.decide_many({"event_ids": [third], "call": "debris", "run_id": state["run_id"],
                         "reviewer": "bob"}, "bob")
-    sample.sign_off({"reviewer": "ann", "run_id": state["run_id"]}, "ann")
+    sample.sign_off({"stamp": sample.decisions.stamp(),
+                     "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     record = shown(folder)
     assert record["decided_by"] == {"ann": 2, "bob": 1}
     assert "3 event(s) decided (2 by ann, 1 by bob)" in signoff_text(record)
