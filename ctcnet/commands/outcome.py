@@ -110,6 +110,19 @@ def _with_signoff(summary: dict, folder: Path) -> dict:
     return {**summary, "signoff": signoff} if isinstance(signoff, dict) else summary
 
 
+def _one_reason(summary) -> tuple[int, str] | None:
+    """(frames, reason) where every skipped frame of ``summary`` was skipped for the same
+    reason but for its file's name (a panel.json that is not the files', a wrong value
+    range), else None."""
+    reasons = set()
+    skipped = getattr(summary, "skipped_frames", None) or []
+    for entry in skipped:
+        reason = str(entry.get("reason", ""))
+        head, sep, tail = reason.partition(": ")
+        reasons.add(tail if sep and entry.get("frame", "\0") in head else reason)
+    return (len(skipped), reasons.pop()) if len(skipped) > 1 and len(reasons) == 1 else None
+
+
 def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, failed_reports: dict,
              log) -> int:
     """Say what each input came to (``lines``, unless ``quiet``; the log has them) and every
@@ -127,6 +140,10 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
         # says "failed" and the exit status is non-zero (3: finished, but some sample failed).
         say_error(f"no readable frame in sample(s) {', '.join(failed)}; see skipped_frames in "
                   "their summary.json", log)
+        for summary in summaries:  # one cause for every frame: said, it is the sample's
+            common = _one_reason(summary) if summary.status == "failed" else None
+            if common:
+                say_error(f"{summary.sample_id}: every frame ({common[0]}): {common[1]}", log)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run
         say_error(f"{name} was set aside: {reason}", log)
     for reason in failed_reports.values():

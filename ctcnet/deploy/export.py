@@ -291,7 +291,7 @@ def verify_against_torch(model: CTCClassifier, onnx_path: Path, crops: np.ndarra
     raises ``CtcnetError`` when a difference is above the tolerance for this precision.
     """
     reference = TorchBackend.from_model(copy.deepcopy(model), device="cpu")
-    candidate = OnnxBackend(onnx_path, device="cpu")
+    candidate = OnnxBackend(onnx_path, device="cpu", say_marker_cost=False)
     atol, rtol = TOLERANCES[precision]
     results = []
     for b in batches:
@@ -314,7 +314,8 @@ def verify_against_torch(model: CTCClassifier, onnx_path: Path, crops: np.ndarra
 
 def _int8_gate(fp32_file: Path, int8_file: Path, evaluation: LabelledCrops, spec: ModelSpec,
                max_drop: float) -> dict:
-    preds = {name: OnnxBackend(path, device="cpu").predict_proba(evaluation.images).argmax(1)
+    preds = {name: OnnxBackend(path, device="cpu", say_marker_cost=False)
+             .predict_proba(evaluation.images).argmax(1)
              for name, path in (("fp32", fp32_file), ("int8", int8_file))}
     f1_fp32 = macro_f1(evaluation.labels, preds["fp32"], spec.num_classes)
     f1_int8 = macro_f1(evaluation.labels, preds["int8"], spec.num_classes)

@@ -74,9 +74,12 @@ from ctcnet.detect.plane_order import nucleus_plane_of
 
 # Events a cartridge's check reads, spread over its frames (at least one a frame), and at most
 # this share of a frame's events (about 3 ms each: 0.5 s of a 175-frame cartridge's 66 s of
-# CPU; the share keeps a small cartridge's check as small beside its other work).
+# CPU; the share keeps a small cartridge's check as small beside its other work), but, on a
+# short cartridge, enough for the nucleus's votes (MIN_NUCLEUS_VOTES): at 3 % a 5-frame
+# cartridge read 45 events, 25 with a nucleus, and DAPI and CK swapped went unsaid.
 CHECK_EVENTS = 150
 CHECK_SHARE = 0.03
+CHECK_MIN_EVENTS = 100
 # Read only where a crop spans a cell and background round it (the background is read on its
 # outer ring), as stated: the shipped models' crops span 51 um, and 80 px crops stated at
 # half their 0.64 um/px (a binned export) still 26.
@@ -151,21 +154,23 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                 whole: np.ndarray | None = None) -> dict | None:
     """The signs of one frame's ``crops`` ((N, C, H, W), ``panel``'s channel order, at
     ``pixel_size_um``) of a cartridge of ``frames`` frames, read on its share of
-    ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most) spread over the frame, as
-    JSON-able data: ``read``, the events read; ``lit``, per plane those it lights at their
-    centre; ``nucleus``, per plane the events whose nucleus lies there; ``nucleus_um``, the
-    diameters of the DNA channel's nuclei measured; ``offset_um``, [plane, dx, dy] of each lit
-    plane's centre from the nucleus's; ``neutrophil_alone`` and ``leukocyte_alone``, the
-    nucleated events lit in one leukocyte marker without the other (absent where the panel
-    lacks either). ``whole``: (N,) bool, the events whose crops lie whole in the frame (None:
-    all); only those are read where the frame has any, a cell the frame border cuts reading
-    its planes' centres off (the visible parts of a ring and of its nucleus lie at different
-    distances from the cut). None for a frame without events, or crops too small to read
-    (``MIN_FIELD_UM``)."""
+    ``CHECK_EVENTS`` (``CHECK_SHARE`` of the frame's at most, but ``CHECK_MIN_EVENTS`` a
+    cartridge where its events allow) spread over the frame, as JSON-able data: ``read``, the
+    events read; ``lit``, per plane those it lights at their centre; ``nucleus``, per plane the
+    events whose nucleus lies there; ``nucleus_um``, the diameters of the DNA channel's nuclei
+    measured; ``offset_um``, [plane, dx, dy] of each lit plane's centre from the nucleus's;
+    ``neutrophil_alone`` and ``leukocyte_alone``, the nucleated events lit in one leukocyte
+    marker without the other (absent where the panel lacks either). ``whole``: (N,) bool, the
+    events whose crops lie whole in the frame (None: all); only those are read where the frame
+    has any, a cell the frame border cuts reading its planes' centres off (the visible parts of
+    a ring and of its nucleus lie at different distances from the cut). None for a frame without
+    events, or crops too small to read (``MIN_FIELD_UM``)."""
     n = len(crops)
     if not n or min(crops.shape[2:]) * pixel_size_um < MIN_FIELD_UM:
         return None
-    events = min(-(-CHECK_EVENTS // max(frames, 1)), int(np.ceil(CHECK_SHARE * n)))
+    frames = max(frames, 1)
+    events = min(-(-CHECK_EVENTS // frames),
+                 max(int(np.ceil(CHECK_SHARE * n)), -(-CHECK_MIN_EVENTS // frames)))
     roles = panel.roles()
     dna = _role(roles, "nucleus")
     leukocyte, neutrophil = _role(roles, "leukocyte"), _role(roles, "neutrophil")

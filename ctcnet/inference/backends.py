@@ -243,7 +243,8 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, model_path: str | Path, device: str = "auto",
-                 batch_size: int | None = None, threads: int | None = None):
+                 batch_size: int | None = None, threads: int | None = None,
+                 say_marker_cost: bool = True):  # False: an export checking its own file
         # onnxruntime falls back to the CPU with at most a warning; a person who asked for the
         # GPU must hear that it is not there rather than wait at CPU speed.
         no_cuda = CtcnetError(f"--device {device} asked for, but onnxruntime cannot use CUDA "
@@ -264,7 +265,7 @@ class OnnxBackend:
                                          spin_wait=False, batch_size=batch_size)
         if device.startswith("cuda") and "CUDAExecutionProvider" not in self.classifier.providers:
             raise no_cuda
-        if self.classifier.marker_columns is not None:
+        if say_marker_cost and self.classifier.marker_columns is not None:
             # onnxruntime runs the whole graph whatever outputs are asked: the measurements,
             # which ctcnet makes in numpy, then cost every crop (a 3-frame cartridge read in
             # 14.0 s against the plain export's 3.0 s, with the same events).

@@ -230,7 +230,8 @@ def implausible_marker_balance(tally: Counts, ctc_classes: Sequence[str] = ("ctc
                 "scripts/fit_decision.py) and read the counts then; if they still read so, "
                 "check panel.json's channel order (CK and CD45 swapped?)")
     return (f"{said}; check panel.json's channel order and the channel files' names (CK and "
-            "CD45 swapped? CK and a platelet or neutrophil marker, where clusters are many?) "
+            "CD45 swapped? the DNA stain and CK? CK and a platelet or neutrophil marker, where "
+            "clusters are many? metadata_check in summary.json says where the nuclei lie) "
             "before reading the counts (a spike-in experiment's cartridge can look alike: its "
             "counts stand)")
 

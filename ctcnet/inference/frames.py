@@ -46,7 +46,7 @@ from ctcnet.inference.spillover import (
     scan_ratios,
 )
 from ctcnet.io.atomic import open_own
-from ctcnet.io.digests import frame_record
+from ctcnet.io.digests import file_stats, frame_record
 from ctcnet.io.frame_checks import (
     at_camera_tops,
     channel_maxima,
@@ -152,6 +152,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     :func:`import_frame_modules` in the main thread first."""
     t0 = time.perf_counter()
     try:
+        before = file_stats(frame.files)  # what the digest's files must still be once hashed
         pixels = cartridge.read(frame)
     except InputError as err:
         return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})
@@ -178,8 +179,8 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     # stage of its own: on a CPU without SHA instructions SHA-256 costs about what reading the
     # frame does (a 3.6 MB frame: 16 ms against 14), several times less on one with them.
     try:
-        record = frame_record(frame.files, pixels, not container)
-    except OSError as err:  # read a moment ago, gone now
+        record = frame_record(frame.files, pixels, not container, before)
+    except OSError as err:  # read a moment ago, gone or changed now
         return FrameWork(frame, error=f"{frame.stem}: cannot read: {err}",
                          seconds={"read": time.perf_counter() - t0})
     t1 = time.perf_counter()

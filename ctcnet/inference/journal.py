@@ -189,13 +189,15 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
     done = {p.name[:-len(".parquet")] for p in parts.glob("*.parquet")
             if not p.name.startswith(".")}
     recorded = _same_bytes_as_journaled(parts, frames, done, recorded, current, read)
+    journal_agrees = False
     if manifest.exists():
         try:
             previous = json.loads(manifest.read_text())
         except ValueError:
             previous = None
-        if previous != fingerprint and not _same_scan_moved(previous, fingerprint, done,
-                                                               recorded, current, parts):
+        journal_agrees = previous == fingerprint or _same_scan_moved(
+            previous, fingerprint, done, recorded, current, parts)
+        if not journal_agrees and done:
             moved = _moved(previous, fingerprint)
             raise OutputFolderError(
                 (f"{out_dir} holds a run of this sample read from another folder{moved}"
@@ -204,9 +206,12 @@ def open_journal(out_dir: Path, fingerprint: dict, overwrite: bool,
                  f"version's event columns (it differs in "
                  f"{_what_differs(previous, fingerprint)})")
                 + "; use another --out or --overwrite", out_dir)
-    elif not overwrite:
+        # A journal of no frame (a run that read none: its cartridge renamed or gone as it
+        # began) keeps no work apart: this run starts afresh, checked against a finished
+        # run's summary as a folder without a journal is.
+    if not journal_agrees and not overwrite:
         _refuse_a_finished_run_of_another_model(out_dir, model_file_sha256, fingerprint,
-                                                cartridge_id)
+                                                cartridge_id, journal=manifest.exists())
     parts.mkdir(parents=True, exist_ok=True)
     changed = sorted(f for f in done if f in current and recorded.get(f) != current[f])
     damaged = sorted(f for f in done - set(changed) if not _part_readable(parts, f))
@@ -286,7 +291,8 @@ def _moved(previous, fingerprint: dict) -> str:
 
 def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: str | None,
                                             fingerprint: dict | None = None,
-                                            cartridge_id: str | None = None) -> None:
+                                            cartridge_id: str | None = None,
+                                            journal: bool = False) -> None:
     """An output whose journal was deleted (``parts/`` is about half a sample's disk, and a
     finished sample needs it no more) still says in summary.json what made it: a run of
     another model is refused, as the journal would refuse it, and so, where a person reviewed
@@ -297,14 +303,16 @@ def _refuse_a_finished_run_of_another_model(out_dir: Path, model_file_sha256: st
     mixed in: every frame is redone). A summary written before the fingerprint was recorded is
     told by its model file (another copy of the same model, its ``.pt`` for its ``.onnx``, is
     refused too: its file differs) and, reviewed, refused as of unknown settings (an earlier
-    ctcnet's calls may differ from this one's). ``--overwrite`` runs it."""
+    ctcnet's calls may differ from this one's). ``--overwrite`` runs it. ``journal``: the
+    journal is there but holds no frame (the same rules: it keeps no work apart)."""
     try:
         summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
         model = summary["model"]
         before = model.get("sha256")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return  # none, or not a summary: nothing to tell a model by
-    where = "as its summary.json says; its journal parts/ was deleted"
+    where = "as its summary.json says; its journal parts/ " + (
+        "holds no frame" if journal else "was deleted")
     reviewed = [name for name in ("review.csv", "signoff.json") if (out_dir / name).exists()]
     recorded = summary.get("run_fingerprint")
     if isinstance(recorded, dict) and fingerprint is not None:
@@ -347,50 +355,6 @@ def _part_readable(parts: Path, frame_id: str) -> bool:
     except Exception:  # pyarrow and numpy raise several types on a damaged file
         return False
     return True
-
-
-def warn_of_decisions_on_another_cartridge(out_dir: Path, cartridge: Cartridge) -> None:
-    """A results folder reviewed on one cartridge, predicted again from another with the same
-    sample id (another scan, or this one with a frame changed): the decisions made on pixels
-    that changed will be set aside (``ctcnet.review.decisions``); said now, while the person
-    who ran it can still pick another ``--out``."""
-    try:
-        before = json.loads((out_dir / "summary.json").read_text()).get("cartridge_id")
-    except (OSError, ValueError, AttributeError):
-        return
-    if before and cartridge.identity and before != cartridge.identity and \
-            (out_dir / "review.csv").exists():
-        log.warning("%s: review.csv holds decisions made on a scan with sample id %s whose "
-                    "frames were not all these (cartridge %s; this scan is %s: another scan, or "
-                    "this one with frames repaired or changed): those made on frames whose files "
-                    "changed (all of them, for another scan; a recompression too, its pixels "
-                    "the same: frames are told by their files' bytes) will be set aside, not "
-                    "counted; those on frames unchanged still count", out_dir,
-                    cartridge.sample_id,
-                    before, cartridge.identity)
-
-
-def warn_of_the_same_scans_under_other_names(out: Path, cartridges) -> None:
-    """A scan whose output is already in ``out`` under another sample id (``sample_id``
-    corrected in cartridge.json, a folder renamed): this run writes a second output beside
-    the first, and the first's review decisions and sign-off stay with it. Said once per such
-    cartridge, naming both (every summary in ``out`` read once, for the whole run)."""
-    if not cartridges or not out.is_dir():
-        return
-    ours = {c.identity: c.sample_id for c in cartridges if c.identity}
-    for summary in out.glob("*/summary.json"):
-        try:
-            identity = json.loads(summary.read_text(encoding="utf-8")).get("cartridge_id")
-        except (OSError, ValueError, AttributeError):
-            continue
-        name = ours.get(identity)
-        if name is not None and name != summary.parent.name:
-            reviewed = (summary.parent / "review.csv").exists()
-            log.warning("%s: this scan (cartridge %s) already has an output here as %s%s; "
-                        "this run writes %s beside it%s", out, identity, summary.parent.name,
-                        " (reviewed)" if reviewed else "", name,
-                        ": the review's decisions and sign-off stay with the first"
-                        if reviewed else "")
 
 
 def drop_unreadable_parts(parts: Path, frames: list[FrameRef]) -> set[str]:

@@ -78,8 +78,6 @@ from ctcnet.inference.journal import (
     mark_report,
     open_journal,
     run_fingerprint,
-    warn_of_decisions_on_another_cartridge,
-    warn_of_the_same_scans_under_other_names,
 )
 from ctcnet.inference.options import (
     PredictOptions,
@@ -103,6 +101,10 @@ from ctcnet.inference.resources import (
     single_threaded_blas,
 )
 from ctcnet.inference.run_summary import build_summary
+from ctcnet.inference.scan_identity_warnings import (
+    warn_of_decisions_on_another_cartridge,
+    warn_of_the_same_scans_under_other_names,
+)
 from ctcnet.inference.spillover import wants_compensation
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
@@ -183,7 +185,7 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
     try:
         lock.enter_context(exclusive_folder(out_dir, "predict", wait_s=REVIEW_WRITE_WAIT_S,
                                             wait_for=("review",)))
-    except PermissionError as err:
+    except (PermissionError, FileExistsError, NotADirectoryError) as err:
         raise _unwritable(err, out_dir) from None
     # A run killed mid-write left its temporary files (whole frames' tables, over a night).
     stale = remove_stale_temporaries(out_dir)
@@ -196,10 +198,11 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
             with contextlib.suppress(OSError):  # (a read-only disk: its own error goes first)
                 withdraw_summary(out_dir)  # no earlier "ok" stays beside what this run changed
         lock.close()
-        if isinstance(err, OSError) and err.errno in _NOT_WRITABLE and err.filename and \
+        if isinstance(err, OSError) and err.errno in _NOT_WRITABLE + _BLOCKED and \
+                err.filename and \
                 Path(os.path.abspath(err.filename)).is_relative_to(os.path.abspath(out_dir)):
-            # Its own folder made read-only (a signed-off sample frozen by chmod): this
-            # sample's refusal, not the batch's end.
+            # Its own folder made read-only (a signed-off sample frozen by chmod), or a file
+            # where its folders go: this sample's refusal, not the batch's end.
             raise _unwritable(err, out_dir) from None
         raise
 
@@ -208,7 +211,15 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
+# A file standing where a sample's folder (or a folder in it) goes.
+_BLOCKED = (errno.EEXIST, errno.ENOTDIR)
+
+
 def _unwritable(err: OSError, out_dir: Path) -> OutputFolderError:
+    if err.errno in _BLOCKED:
+        return OutputFolderError(f"cannot write its output folder: a file stands where a folder "
+                                 f"goes ({err.strerror}): move it away or write to another "
+                                 "--out", err.filename or out_dir)
     return OutputFolderError(f"cannot write its output folder ({err.strerror}): make it "
                              "writable or write to another --out", err.filename or out_dir)
 

@@ -72,14 +72,27 @@ def file_stats(paths) -> list[list]:
     return out
 
 
-def frame_record(files, pixels: np.ndarray, whole_files: bool) -> dict:
+class ChangedWhileRead(OSError):
+    """A frame's files changed between its reading and its digest (written, cut short or
+    replaced meanwhile): the digest would not be of the pixels read."""
+
+
+def frame_record(files, pixels: np.ndarray, whole_files: bool,
+                 before: list[list] | None = None) -> dict:
     """The record of a frame just read: its ``files``' stats and the SHA-256 of their bytes
     (``whole_files``: the frame is its files, read whole a moment ago, so they are hashed from
-    the page cache) or of its ``pixels`` (a frame in a container shared with others)."""
-    stats = file_stats(files)
+    the page cache) or of its ``pixels`` (a frame in a container shared with others).
+    ``before``: the files' stats (:func:`file_stats`) taken before the frame was read; where
+    they differ once it is hashed, :class:`ChangedWhileRead`."""
+    stats = file_stats(files) if before is None else before
     if whole_files:
-        return {"files": stats, "of": "files", "sha256": _files_sha256(files)}
-    return {"files": stats, "of": "pixels", "sha256": pixels_sha256(pixels)}
+        record = {"files": stats, "of": "files", "sha256": _files_sha256(files)}
+    else:
+        record = {"files": stats, "of": "pixels", "sha256": pixels_sha256(pixels)}
+    if file_stats(files) != stats:
+        raise ChangedWhileRead("its files changed while it was read (size or time: being "
+                               "written, cut short or replaced?): read it again once whole")
+    return record
 
 
 def frame_change(files, record: dict | None, pixels: np.ndarray | None = None,

@@ -328,8 +328,12 @@ def check_channel_order(expected: Sequence[str], found: Sequence[str], what: str
     theirs = [str(n).upper() for n in found]
     if mine != theirs:
         hint = ""
-        if sorted(mine) == sorted(theirs):
-            hint = " (same channels in another order: reorder the data, never the model)"
+        if sorted(mine) == sorted(theirs):  # the side to correct: the data, or the panel
+            hint = (" (same channels in another order: reorder the data, never the model)"
+                    if expected_by == "the model" else
+                    " (same channels in another order: the file stores its own channels' "
+                    "names, as the scanner wrote them; put panel.json's channels in the "
+                    "file's order)")
         raise PanelMismatchError(f"channel mismatch: {expected_by} expects {list(expected)} but "
                                  f"the {what} has {list(found)}{hint}", source)
 

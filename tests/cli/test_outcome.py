@@ -91,3 +91,22 @@ def test_a_sample_decided_but_not_signed_off_says_so():
     summary = {"status": "ok", "events": 10, "counts": {"ctc": 1}, "per_7_5_ml": {"ctc": 1.0},
                "reviewed": {"reviewed": 2}}
     assert "2 event(s) decided, not signed off" in outcome_line("S1", summary, Path("o/S1"))
+
+
+def test_a_sample_whose_every_frame_failed_alike_is_told_the_one_cause():
+    """Every frame skipped for one reason (but its file's name) is the sample's cause, said
+    once (a panel.json listing channels the files do not hold, not four cut-short files)."""
+    from types import SimpleNamespace
+
+    from ctcnet.commands.outcome import _one_reason
+
+    def failed(*reasons):
+        return SimpleNamespace(skipped_frames=[{"frame": f"r00c0{i}", "reason": r}
+                                               for i, r in enumerate(reasons)])
+
+    alike = failed(*(f"/scan/r00c0{i}.tif: frame has 4 channels, the panel has 5"
+                     for i in range(3)))
+    assert _one_reason(alike) == (3, "frame has 4 channels, the panel has 5")
+    assert _one_reason(failed("/scan/r00c00.tif: empty file", "/scan/r00c01.tif: cut short")) \
+        is None
+    assert _one_reason(failed("/scan/r00c00.tif: empty file")) is None  # one frame: said as is

@@ -748,6 +748,25 @@ def test_a_sample_whose_output_folder_cannot_be_written_is_set_aside_the_others_
     assert run["S_b"]["status"] == "ok" and run_state(out) == "finished"
 
 
+@pytest.mark.parametrize("blocked", ["S_a", "S_a/parts"])
+def test_a_file_where_a_samples_folder_goes_sets_it_aside_the_others_run(
+        cart_and_model, tmp_path, capsys, blocked):
+    """A file standing where a sample's folder (or its journal's folder) goes is that
+    sample's refusal, said so, not the batch's end with a traceback."""
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    (out / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (out / blocked).write_text("not a folder")
+    status, err = run_cli(capsys, "predict", scans, "--out", out,
+                          *quiet_batch(cart_and_model))
+    assert status == 2 and (out / "S_b" / "summary.json").is_file()
+    run = run_outputs(out)
+    assert "a file stands where a folder goes" in run["S_a"]["set_aside"]
+    assert run["S_b"]["status"] == "ok" and run_state(out) == "finished"
+
+
 def run_state(out) -> str:
     return json.loads((Path(out) / "run.json").read_text())["state"]
 

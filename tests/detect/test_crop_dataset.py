@@ -157,7 +157,9 @@ def test_crop_dataset_errors(tmp_path, rng):
         read_crop(tmp_path / "four.tif", panel)
     write_tiff(tmp_path / "swap.tif", _toy_crops(rng, n=1)[0],
                ["CK", "DAPI", "CD45", "CD61", "CD66b"])
-    with pytest.raises(PanelMismatchError, match="another order"):
+    # The file stores its own channels' names: panel.json is the side to correct.
+    with pytest.raises(PanelMismatchError, match="another order: the file stores its own "
+                                                 ".*put panel.json's channels in the file's"):
         read_crop(tmp_path / "swap.tif", panel)
     write_tiff(tmp_path / "small.tif", _toy_crops(rng, n=1, size=20)[0])
     with pytest.raises(InputError, match="smaller than the model input"):

@@ -166,6 +166,37 @@ def test_a_failed_read_of_the_metadata_signs_costs_no_frame(clean_run, cart, mon
     assert not [p for p in summary.problems if "(metadata_check)" in p]
 
 
+def test_a_frame_cut_short_while_it_is_read_is_skipped_not_recorded(clean_run, cart,
+                                                                    monkeypatch):
+    """A frame file rewritten while predict reads it (cut short between its decoding and its
+    digest) is skipped with the reason, never recorded as read: its digest would be of other
+    bytes than the pixels counted, and a resumed run, the crops and the review trust it. The
+    frame intact again, a rerun reads it."""
+    from conftest import frames, predict
+
+    from ctcnet.io import scan
+
+    target = frames(cart)[0]
+    whole = target.read_bytes()
+    read = scan.Cartridge.read
+
+    def read_then_cut(self, frame):
+        pixels = read(self, frame)
+        if Path(frame.files[0]).name == target.name:
+            with open(target, "r+b") as fh:
+                fh.truncate(len(whole) // 2)
+        return pixels
+
+    monkeypatch.setattr(scan.Cartridge, "read", read_then_cut)
+    summary = predict(clean_run, cart)
+    assert summary.status == "partial" and target.stem not in summary.frame_digests
+    assert "changed while it was read" in summary.skipped_frames[0]["reason"]
+    monkeypatch.setattr(scan.Cartridge, "read", read)
+    target.write_bytes(whole)
+    again = predict(clean_run, cart)
+    assert again.status == "ok" and target.stem in again.frame_digests
+
+
 # ---------------------------------------------------------------------------------------------
 # tifffile's damage log is per thread.
 

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 from conftest import predict
 
@@ -133,8 +134,12 @@ def test_a_journal_of_frames_detected_on_another_device_is_not_resumed(tmp_path)
     on_numpy = {"model_sha256": "m", "detect": {"threshold_snr": 5.0}}
     on_gpu = {**on_numpy, "frame_device": "cuda:0"}
     open_journal(tmp_path, on_numpy, overwrite=False)
+    (tmp_path / "parts" / "r00c00.parquet").write_bytes(b"")  # a frame done on numpy
     with pytest.raises(InputError, match="differs in frame_device"):
         open_journal(tmp_path, on_gpu, overwrite=False)
+    # A journal of no frame keeps nothing apart: taken by the run on the other device.
+    (tmp_path / "parts" / "r00c00.parquet").unlink()
+    assert open_journal(tmp_path, on_gpu, overwrite=False) == set()
 
 
 def test_the_software_record_names_a_checkouts_commit(tmp_path):
@@ -321,6 +326,21 @@ def test_a_scan_moved_since_its_run_resumes_and_a_copy_is_refused_naming_both(cl
     # Another scan under the same folder name (a scanner's Images/): told how to keep both.
     assert "given its own sample_id in its cartridge.json: --overwrite would replace this " \
         "sample's results with it" in str(refused.value)
+
+
+def test_a_journal_of_no_frame_does_not_hold_a_renamed_scan_back(clean_run, cart, tmp_path):
+    """A run that read no frame (its cartridge renamed as it began: every frame gone) leaves a
+    journal of none: the rerun under the folder's new name starts afresh, not refused as
+    another folder's run whose only remedy, --overwrite, would drop a batch's journals."""
+    out = tmp_path / "out"
+    assert predict(clean_run, cart, out).status == "ok"
+    for done in (out / "parts").iterdir():  # what a run that read nothing leaves
+        if done.name not in ("run.json", "frames.json"):
+            done.unlink()
+    moved = cart.rename(tmp_path / "renamed")
+    again = predict(clean_run, moved, out)
+    assert again.status == "ok" and again.frames.resumed_from_journal == 0
+    assert Path(again.input) == moved.absolute()
 
 
 def test_a_scan_already_output_under_another_sample_id_is_said(clean_run, cart, tmp_path,
