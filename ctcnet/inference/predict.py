@@ -323,8 +323,11 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     counted_before = earlier.settle(out_dir, out_dir.name, parts,
                                     [f.frame_id for f in cartridge.frames], options.overwrite)
     # Until this run's summary is written, last, none says the sample is done (a run stopped
-    # by a full disk leaves no "ok" beside tables and a report it did not finish).
-    withdraw_summary(out_dir)
+    # by a full disk leaves no "ok" beside tables and a report it did not finish); but where
+    # the tables will be the earlier run's (a finished night run again), that summary holds
+    # for them still, and a run stopped on the way leaves it.
+    if counted_before is None:
+        withdraw_summary(out_dir)
     gallery = journal_gallery(parts, cartridge.frames)
     tables = journal_tables(parts, cartridge.frames)
     first = next(tables, None)
@@ -334,6 +337,8 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
     events_sha256 = file_sha256(out_dir / "events.parquet")
     counted_before = earlier.settled(out_dir, out_dir.name, counted_before, options.overwrite,
                                      events_sha256)
+    if counted_before is None:  # other tables after all: the earlier summary is not theirs
+        withdraw_summary(out_dir)
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start

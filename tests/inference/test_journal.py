@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from conftest import predict
@@ -553,3 +554,43 @@ def test_a_corrected_blood_volume_keeps_the_earlier_rates_on_record(clean_run, c
         caplog.text
     predict(clean_run, cart, out)  # the same volume again: nothing more kept
     assert len(list((out / "previous").glob("summary-*.json"))) == 1
+
+
+def test_a_finished_sample_run_again_keeps_its_summary_until_the_new_one(clean_run, cart,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """A finished night run again (one cartridge added to it) writes each finished sample's
+    tables again, the same bytes: a run stopped on the way leaves the summary that holds for
+    them (a LIMS reading summary.json lost complete results before). A sample whose tables
+    change (a frame redone from other bytes) has none until its run finishes."""
+    import json
+
+    import pytest
+
+    import ctcnet.inference.predict as P
+
+    out = tmp_path / "out"
+    predict(clean_run, cart, out)
+    before = (out / "summary.json").read_text()
+    release = P.release_free_memory
+
+    def stopped_once_the_tables_are_written():
+        if json.loads((out / "parts" / "run.json").read_text()) and \
+                (out / "events.parquet").stat().st_mtime_ns > began:
+            raise KeyboardInterrupt
+        release()
+
+    monkeypatch.setattr(P, "release_free_memory", stopped_once_the_tables_are_written)
+    began = time.time_ns()
+    with pytest.raises(KeyboardInterrupt):
+        predict(clean_run, cart, out)
+    assert (out / "summary.json").read_text() == before
+    # Another frame's bytes: the tables change, and the summary goes with the old tables.
+    frame = sorted(cart.glob("r*c*.tif"))[0]
+    data = bytearray(frame.read_bytes())
+    data[-2:] = bytes([data[-2] ^ 1, data[-1]])
+    frame.write_bytes(bytes(data))
+    began = time.time_ns()
+    with pytest.raises(KeyboardInterrupt):
+        predict(clean_run, cart, out)
+    assert not (out / "summary.json").exists()
