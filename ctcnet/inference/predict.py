@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import logging
 import os
 import threading
@@ -73,7 +72,6 @@ from ctcnet.inference.journal import (
     PARTS_DIR,
     drop_unreadable_parts,
     journal_gallery,
-    journal_tables,
     lost_parts,
     mark_report,
     open_journal,
@@ -94,7 +92,7 @@ from ctcnet.inference.output_names import (
 )
 from ctcnet.inference.progress import progress_bar, skipped_note
 from ctcnet.inference.report_overlap import PendingReport, ReportJob, report_worker
-from ctcnet.inference.rerun_outputs import EarlierRun
+from ctcnet.inference.rerun_outputs import EarlierRun, tables_from_journal
 from ctcnet.inference.resources import (
     keep_frame_buffers,
     release_free_memory,
@@ -113,9 +111,7 @@ from ctcnet.inference.summary import (
     model_sha256,
     withdraw_summary,
 )
-from ctcnet.inference.tables import write_tables
 from ctcnet.io.atomic import exclusive_folder, remove_stale_temporaries
-from ctcnet.io.digests import file_sha256
 from ctcnet.io.scan import Cartridge, open_cartridge
 from ctcnet.nn.calls import CARTRIDGE_PRIOR
 from ctcnet.nn.spec import ModelSpec
@@ -318,27 +314,10 @@ def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: st
                          "(the output folder deleted or moved?); nothing was counted without "
                          "them: rerun to redo them", out_dir)
     t0 = time.perf_counter()
-    # New tables: what they replace is kept aside; the same tables: their counts' time stands.
-    earlier.keep_if_volume_moved(out_dir, cartridge.sample_id, cartridge.blood_volume_ml)
-    counted_before = earlier.settle(out_dir, out_dir.name, parts,
-                                    [f.frame_id for f in cartridge.frames], options.overwrite)
-    # Until this run's summary is written, last, none says the sample is done (a run stopped
-    # by a full disk leaves no "ok" beside tables and a report it did not finish); but where
-    # the tables will be the earlier run's (a finished night run again), that summary holds
-    # for them still, and a run stopped on the way leaves it.
-    if counted_before is None:
-        withdraw_summary(out_dir)
+    events, events_sha256, counted_before = tables_from_journal(
+        out_dir, parts, cartridge, earlier, options.overwrite,
+        lambda: no_events_table(cartridge, spec, job.edge_class))
     gallery = journal_gallery(parts, cartridge.frames)
-    tables = journal_tables(parts, cartridge.frames)
-    first = next(tables, None)
-    if first is None:  # no events at all: the files still get every column
-        first = no_events_table(cartridge, spec, job.edge_class)
-    events = write_tables(out_dir, itertools.chain([first], tables))
-    events_sha256 = file_sha256(out_dir / "events.parquet")
-    counted_before = earlier.settled(out_dir, out_dir.name, counted_before, options.overwrite,
-                                     events_sha256)
-    if counted_before is None:  # other tables after all: the earlier summary is not theirs
-        withdraw_summary(out_dir)
     release_free_memory()  # what reading the journal and writing the tables left in the heap
     seconds["write"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start

@@ -11,11 +11,14 @@ same tables (every frame from the journal, a frame skipped again adding none; or
 again into the same bytes, its journal deleted) keeps the earlier counts' time
 (``counted_at``), and the exports stay; where cartridge.json now states another blood volume,
 the earlier summary is kept all the same (its rates per 7.5 mL were of the volume it read).
+:func:`tables_from_journal` writes a sample's tables so: the earlier summary stays while the
+tables written are its own, and goes before tables that are not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -26,12 +29,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ctcnet.errors import InputError
+from ctcnet.inference.journal import journal_tables
 from ctcnet.inference.summary import (
     SUMMARY_FILE,
     keep_previous_summary,
     kept_summaries,
     previous_folder,
+    withdraw_summary,
 )
+from ctcnet.inference.tables import write_tables
 from ctcnet.io.digests import file_sha256
 
 log = logging.getLogger(__name__)
@@ -225,3 +231,31 @@ def _forget_kept(folder: Path, kept: Path) -> None:
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         kept.parent.rmdir()  # previous/, where nothing else was kept
+
+
+def tables_from_journal(out_dir: Path, parts: Path, cartridge, earlier: EarlierRun,
+                        overwrite: bool, empty_table) -> tuple:
+    """The sample's events tables written from its journal: (events, their SHA-256, the
+    earlier counts' time where the tables are the earlier run's, else None). New tables:
+    what they replace is kept aside; the same tables: their counts' time stands.
+    ``empty_table()``: the table of a sample without events (every column)."""
+    earlier.keep_if_volume_moved(out_dir, cartridge.sample_id, cartridge.blood_volume_ml)
+    counted_before = earlier.settle(out_dir, out_dir.name, parts,
+                                    [f.frame_id for f in cartridge.frames], overwrite)
+    # Until this run's summary is written, last, none says the sample is done (a run stopped
+    # by a full disk leaves no "ok" beside tables and a report it did not finish); but where
+    # the tables will be the earlier run's (a finished night run again), that summary holds
+    # for them still, and a run stopped on the way leaves it.
+    if counted_before is None:
+        withdraw_summary(out_dir)
+    tables = journal_tables(parts, cartridge.frames)
+    first = next(tables, None)
+    if first is None:  # no events at all: the files still get every column
+        first = empty_table()
+    events = write_tables(out_dir, itertools.chain([first], tables))
+    events_sha256 = file_sha256(out_dir / "events.parquet")
+    counted_before = earlier.settled(out_dir, out_dir.name, counted_before, overwrite,
+                                     events_sha256)
+    if counted_before is None:  # other tables after all: the earlier summary is not theirs
+        withdraw_summary(out_dir)
+    return events, events_sha256, counted_before
