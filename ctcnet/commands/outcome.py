@@ -141,7 +141,8 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
         say_error(f"no readable frame in sample(s) {', '.join(failed)}; see skipped_frames in "
                   "their summary.json", log)
         for summary in summaries:  # one cause for every frame: said, it is the sample's
-            common = _one_reason(summary) if summary.status == "failed" else None
+            common = _one_reason(summary) if getattr(summary, "sample_id", None) in failed \
+                else None
             if common:
                 say_error(f"{summary.sample_id}: every frame ({common[0]}): {common[1]}", log)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run

@@ -128,9 +128,10 @@ def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expec
     if current != expect:
         said = ("taken back" if current is None else
                 f"decided {current} by {row['reviewer'].iloc[-1]} at {row['time'].iloc[-1]}")
-        raise DecidedMeanwhile(f"event {event_id} was {said} since this page showed it "
-                               f"{expect or 'undecided'}: the page now shows it; decide again "
-                               "if yours should stand")
+        raise DecidedMeanwhile(f"event {event_id} was {said} since this page (or script) "
+                               f"read it {expect or 'undecided'}: the page now shows it (a "
+                               "script: read the state again); decide again if yours should "
+                               "stand")
 
 
 def record_decision(sample_dir: str | Path, run: RunEvents, event_id: int,

@@ -12,9 +12,12 @@ from ctcnet.errors import InputError
 # The calls a decision request may make besides a class name; "undecided" takes a decision back.
 CONFIRM, REJECT, UNDECIDED = "confirm", "reject", "undecided"
 DECISION_FORM = ('a decision is {"event_id": N, "call": "confirm" | "reject" | "undecided" | '
-                 'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
+                 'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second", '
+                 '"was": the decision read (null: undecided; optional: without it the last '
+                 'decision wins)}')
 BATCH_FORM = ('decisions at once are {"event_ids": [N, ...], "call": "confirm" | "reject" | '
-              'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second"}')
+              'CLASS, "reviewer": NAME, "run_id": RUN, "reading": "first" | "second", '
+              '"undecided_only": true (optional: leave events decided meanwhile as they are)}')
 MAX_EVENT_ID = 2 ** 63 - 1  # event ids are int64
 MAX_BATCH = 500   # events decided in one request (a grid page holds 100)
 FIRST, SECOND = "first", "second"

@@ -248,7 +248,8 @@ class Sample(SampleImages):
             raise ResultsChanged(f"the request names run {run_id} of {self.name}, but its "
                                  f"results hold run {self.run.run_id}: predict wrote them "
                                  "again since the page was loaded (or the request names "
-                                 "another run): reload the page")
+                                 "another run): reload the page (a script: read the "
+                                 "state again)")
 
     def _event(self, event_id: int) -> int:
         """``event_id``, one of the candidates: a decision on another event would change the
@@ -257,8 +258,9 @@ class Sample(SampleImages):
             raise InputError(f"no event {event_id} in sample {self.name}")
         if event_id not in self.candidate_ids:
             raise InputError(f"event {event_id} of sample {self.name} is not on its review "
-                             "page (counted-class calls, flagged events and the quality-"
-                             "control sample are): decisions are made on those")
+                             "page (counted-class calls, flagged events, the quality-control "
+                             "sample and events decided before are): decisions are made on "
+                             "those")
         return event_id
 
     def decide(self, body, default_reviewer: str) -> dict:
@@ -377,10 +379,11 @@ class Sample(SampleImages):
         with D.decisions_lock(self.folder):
             if self.decisions.stamp() != seen:
                 raise DecisionsChanged(
-                    f"{self.name}: decisions were recorded since the state this sign-off "
-                    "names was read (by another page, reviewer or script): the counts it "
-                    "would sign are not those shown; read the state again (the page does "
-                    "within seconds) and sign off again")
+                    f"{self.name}: the stamp this sign-off names is not the decisions' stamp "
+                    "now (decisions recorded since it was read, by another page, reviewer or "
+                    "script; or not a stamp the state gave): the counts it would sign are not "
+                    "those read; read the state again (the page does within seconds) and sign "
+                    "off again")
             for name in READING_FILES.values():  # its seal would sign a hand edit as ctcnet's
                 check_as_sealed(self.folder / name)
             matched = self.decisions.matched(self.run)

@@ -38,7 +38,7 @@ def test_a_sample_folder_made_read_only_is_set_aside_and_the_others_run(
         cart_and_model, tmp_path, capsys, monkeypatch):
     """A signed-off sample frozen with chmod 555: its lock opens (the file is there), its
     tables cannot be written. Before, the batch ended there and later cartridges never ran."""
-    import ctcnet.inference.predict as predicting
+    import ctcnet.inference.rerun_outputs as predicting  # where the tables are written
 
     scans, out = batch(cart_and_model, tmp_path)
     real = predicting.write_tables

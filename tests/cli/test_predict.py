@@ -254,7 +254,7 @@ def test_a_samples_table_held_open_by_a_spreadsheet_is_named(cart_and_model, car
 ])
 def test_disk_full_or_read_only_is_one_line(cart_and_model, cart, capsys, monkeypatch, code,
                                             message, remedy):
-    import ctcnet.inference.predict as P
+    import ctcnet.inference.rerun_outputs as P  # where predict's tables are written
 
     def refused(*args, **kwargs):
         raise OSError(code, message, "events.parquet")

@@ -202,7 +202,7 @@ def test_only_the_pages_events_are_decided_and_a_sign_off_signs_what_was_read(
                                      "run_id": state["run_id"], "reviewer": "bob"})[0] == 200
     status, answer = post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"],
                                               "stamp": read})
-    assert status == 409 and "decisions were recorded since" in answer["error"], answer
+    assert status == 409 and "decisions recorded since it was read" in answer["error"], answer
     assert not (out / "P001" / "signoff.json").exists()
     assert post(server, "signoff", {"reviewer": "ann", "run_id": state["run_id"]})[0] == 400
     status, answer = sign(server, {"reviewer": "ann", "run_id": state["run_id"]})
