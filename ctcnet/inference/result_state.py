@@ -95,9 +95,13 @@ def _volume_notes(summary: dict) -> list[str]:
     """What the per-7.5 mL figures rest on where it is not one stated tube: a volume the
     cartridge did not state (assumed), or another than a tube's."""
     volume = summary.get("blood_volume_ml")
+    read = summary.get("blood_volume_processed_ml")
     if summary.get("blood_volume_stated") is False:
         return [f"Blood volume not stated in cartridge.json: {volume:g} mL assumed, so the "
                 "rates per 7.5 mL rest on that assumption."]
+    if volume and read and float(read) < float(volume) - 1e-9:  # part of the tube read
+        return [f"The rates per 7.5 mL are the counts scaled by {PER_ML / float(read):.3g} "
+                f"(7.5 / {float(read):.3g} mL read)."]
     if volume and abs(float(volume) - PER_ML) > 0.5:
         return [f"Blood volume {volume:g} mL: the rates per 7.5 mL are the counts scaled by "
                 f"{PER_ML / float(volume):.3g}."]
