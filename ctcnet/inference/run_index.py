@@ -480,4 +480,20 @@ def _output_entry(name: str, summary: dict, path: Path) -> dict:
                else {}),
             **({"blood_volume_stated": summary["blood_volume_stated"]}
                if summary.get("blood_volume_stated") is not None else {}),
+            **_denominator(summary),
             **_made_by(summary, path), **review_entry(summary), **_why(summary)}
+
+
+def _denominator(summary: dict) -> dict:
+    """What a cartridge's rates rest on, for a study's table: the tube's volume (stated, or
+    7.5 mL assumed), the frames read of those the scan should hold (in the folder and
+    missing), and each rate's 95 % interval (``tally.per_7_5_ml_interval``); none for a crop
+    folder."""
+    frames = summary.get("frames")
+    if not isinstance(frames, dict) or summary.get("blood_volume_ml") is None:
+        return {}
+    interval = (summary.get("tally") or {}).get("per_7_5_ml_interval")
+    return {"blood_volume_ml": summary["blood_volume_ml"],
+            "frames_read": frames.get("processed"),
+            "frames_expected": (frames.get("total") or 0) + (frames.get("missing") or 0),
+            **({"per_7_5_ml_interval": interval} if isinstance(interval, dict) else {})}

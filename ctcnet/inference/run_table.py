@@ -9,7 +9,9 @@ and when the counts were made, the events and those on the review list (``review
 then per class the automatic count and the calls the guard held (``count_ctc``,
 ``held_ctc``), and per reported class (ctc and cluster, and any other a taxonomy reports) the
 rate per 7.5 mL to two decimals
-(``per_7_5_ml_ctc``) and the counts after review where a person decided (``after_review_ctc``,
+(``per_7_5_ml_ctc``) with its 95 % interval (``per_7_5_ml_low_ctc``, ``per_7_5_ml_high_ctc``),
+the tube's volume and the frames read of those expected beside the volume read, and the
+counts after review where a person decided (``after_review_ctc``,
 ``after_review_per_7_5_ml_ctc``, ``signed_off``), the frames skipped (and the first ones'
 reasons) and missing, the problems (joined by ``; ``), and for an input set aside or missing,
 why: its ``result_state`` then reads ``set aside`` or ``missing``, but where a set-aside input
@@ -33,7 +35,8 @@ from ctcnet.nn.calls import COUNTED_CLASSES
 
 _FIRST = ("name", "result_state", "status", "input", "cartridge_id", "model_path",
           "model_sha256", "prior", "compensated", "ctcnet_version", "counted_at", "events",
-          "review_events", "blood_volume_read_ml", "blood_volume_stated")
+          "review_events", "blood_volume_read_ml", "blood_volume_stated", "blood_volume_ml",
+          "frames_read", "frames_expected")
 # Rates per 7.5 mL to two decimals: a count over a volume read to three figures.
 _RATES = ("per_7_5_ml", "after_review_per_7_5_ml")
 # run.json's per-class maps, flattened as <prefix>_<class>.
@@ -50,6 +53,8 @@ NO_RESULT = (("set_aside", "set aside"), ("missing", "missing"))
 # model's order; of every class only the counts and the held calls.
 _FIRST_CLASSES = COUNTED_CLASSES
 _BY_CLASS = ("count", "held")
+# A rate's 95 % interval (run.json per_7_5_ml_interval), beside the rate.
+_BOUNDS = ("low", "high")
 
 
 def sample_row(entry: dict) -> dict:
@@ -63,7 +68,10 @@ def sample_row(entry: dict) -> dict:
            "prior": entry.get("prior"), "compensated": entry.get("compensated"),
            "ctcnet_version": entry.get("ctcnet_version"), "counted_at": entry.get("counted_at"),
            "events": entry.get("events"), "review_events": entry.get("review_events"),
-           "blood_volume_read_ml": entry.get("blood_volume_read_ml")}
+           "blood_volume_read_ml": entry.get("blood_volume_read_ml"),
+           "blood_volume_ml": entry.get("blood_volume_ml"),
+           "frames_read": entry.get("frames_read"),
+           "frames_expected": entry.get("frames_expected")}
     # A failed sample read no blood: its zeros are no count, so its cells stay empty.
     counted = entry.get("status") != "failed"
     for key, prefix in _PER_CLASS:
@@ -71,6 +79,10 @@ def sample_row(entry: dict) -> dict:
             if prefix in _RATES and isinstance(value, float):
                 value = round(value, 2)
             row[f"{prefix}_{name}"] = value if counted else None
+    for name, bounds in (entry.get("per_7_5_ml_interval") or {}).items():
+        for side, value in zip(_BOUNDS, bounds or (None, None)):
+            row[f"per_7_5_ml_{side}_{name}"] = round(value, 2) if counted and \
+                isinstance(value, (int, float)) else None
     for key in _LAST:
         if key in entry:
             value = entry[key]
@@ -95,8 +107,13 @@ def samples_csv(entries: Sequence[dict]) -> str:
     # counted ones every night, and any other a taxonomy reports where an entry names it.
     reported = set(_FIRST_CLASSES) | {name for e in entries for key, prefix in _PER_CLASS
                                       if prefix not in _BY_CLASS for name in (e.get(key) or {})}
-    per_class = [f"{prefix}_{name}" for _, prefix in _PER_CLASS for name in classes
-                 if prefix in _BY_CLASS or name in reported]
+    per_class = []
+    for _, prefix in _PER_CLASS:
+        per_class += [f"{prefix}_{name}" for name in classes
+                      if prefix in _BY_CLASS or name in reported]
+        if prefix == "per_7_5_ml":  # each rate's interval after the rates
+            per_class += [f"per_7_5_ml_{side}_{name}" for name in classes if name in reported
+                          for side in _BOUNDS]
     columns = [*_FIRST, *per_class, *_LAST]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")

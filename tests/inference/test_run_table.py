@@ -61,3 +61,26 @@ def test_rates_and_counts_after_review_are_the_reported_classes_columns():
          "per_7_5_ml": {"ctc": 3.0, "ctc_emt": 2.0},
          "after_review": {"ctc": 3, "ctc_emt": 1}}]))))
     assert row["per_7_5_ml_ctc_emt"] == "2.0" and row["after_review_ctc_emt"] == "1"
+
+
+def test_a_rate_has_its_interval_and_what_it_rests_on():
+    """A study's table needs each rate's uncertainty and its denominator: the interval
+    beside the rate, the tube's volume, the frames read of those expected."""
+    part = {**CLEAN, "name": "S5", "status": "partial", "blood_volume_read_ml": 4 * 2 / 3,
+            "blood_volume_ml": 4.0, "frames_read": 2, "frames_expected": 3,
+            "per_7_5_ml": {"ctc": 16.875, "cluster": 0.0},
+            "per_7_5_ml_interval": {"ctc": [6.1928, 36.7298], "cluster": [0.0, 10.375]}}
+    failed = {"name": "S6", "status": "failed", "events": 0, "blood_volume_read_ml": 0.0,
+              "blood_volume_ml": 7.5, "frames_read": 0, "frames_expected": 3,
+              "per_7_5_ml_interval": {"ctc": None, "cluster": None}}
+    columns = header([part])
+    assert columns == header([CLEAN]) == header([failed])
+    assert columns.index("per_7_5_ml_ctc") < columns.index("per_7_5_ml_low_ctc") < \
+        columns.index("per_7_5_ml_high_ctc") < columns.index("after_review_ctc")
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(samples_csv([part, failed])))}
+    got = rows["S5"]
+    assert (got["per_7_5_ml_ctc"], got["per_7_5_ml_low_ctc"], got["per_7_5_ml_high_ctc"]) == \
+        ("16.88", "6.19", "36.73")
+    assert (got["blood_volume_ml"], got["frames_read"], got["frames_expected"]) == \
+        ("4.0", "2", "3")
+    assert rows["S6"]["per_7_5_ml_low_ctc"] == "" and rows["S6"]["frames_read"] == "0"
