@@ -136,7 +136,7 @@ def written(cart_and_model, tmp_path_factory):
                   "ann")
     sample.decide({"event_id": second, "call": "reject", "reviewer": "ann", "run_id": run_id},
                   "ann")
-    sample.sign_off({"stamp": sample.decisions.stamp(),
+    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
                      "reviewer": "ann", "run_id": run_id}, "ann")
     with open(out / "S1" / "review.csv", newline="") as table:
         add("review.csv", next(csv.reader(table)))

@@ -395,6 +395,9 @@ class Sample(SampleImages):
             # the sign-off says how many it leaves, as its page did before the second press.
             held = sum(o and any(c.startswith(GUARD_PREFIX) for c in codes)
                        for o, codes in zip(open_, self.candidates["reasons"]))
+            if held and not one_line(note, 500):  # a held call is a possible count
+                raise InputError(f"{held} call(s) the marker guard held are left undecided: "
+                                 "decide them, or say why in the sign-off's note")
             second = self.agreement()
             record = SignOff(
                 reviewer=reviewer,

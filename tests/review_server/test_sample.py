@@ -39,8 +39,10 @@ def get(server, path, sample="P001"):
 
 
 def sign(server, body, sample="P001"):
-    """A sign-off as the page sends it: with the stamp of the decisions it read."""
-    return post(server, "signoff", {"stamp": get(server, "state", sample)[1]["stamp"], **body},
+    """A sign-off as the page sends it: with the stamp of the decisions it read (and a note,
+    for the held calls these tests leave undecided)."""
+    return post(server, "signoff", {"stamp": get(server, "state", sample)[1]["stamp"],
+                                    "note": "held calls checked on the frames", **body},
                 sample)
 
 
@@ -468,6 +470,7 @@ def test_sliders_sign_off_and_a_second_reading_in_chromium(crowded, tmp_path, se
         browser.wait_for("document.body.getAttribute('data-saved') === '1'")
         assert browser.js("document.querySelectorAll('#tile .gain').length") >= 1  # kept
         browser.js("document.getElementById('reviewer').value = 'ann'; 1")
+        browser.js("document.getElementById('signoff-note').value = 'held calls checked'; 1")
         browser.js("document.getElementById('signoff-button').click()")  # what it would sign
         browser.js("document.getElementById('signoff-button').click()")  # signs
         browser.wait_for("document.getElementById('signoff-text')"
@@ -549,7 +552,7 @@ def test_a_rerun_of_predict_keeps_the_review_counts_and_the_sign_off(tmp_path):
     state = sample.state("ann")
     ids = [c["event_id"] for c in state["candidates"]][:2]
     sample.decide_many({"event_ids": ids, "call": "confirm", "run_id": state["run_id"]}, "ann")
-    sample.sign_off({"stamp": sample.decisions.stamp(),
+    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
                      "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     before = json.loads((out / "summary.json").read_text())
     assert before["reviewed"]["reviewed"] == 2 and before["signoff"]["status"] == "current"
@@ -605,7 +608,7 @@ def test_a_rerun_with_other_calls_says_the_sign_off_no_longer_holds(tmp_path, ca
             every = pd.read_parquet(out / "events.parquet")["event_id"].tolist()
             sample.decide_many({"event_ids": every, "call": "confirm",
                                 "run_id": state["run_id"]}, "ann")
-            sample.sign_off({"stamp": sample.decisions.stamp(),
+            sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
                              "reviewer": "ann", "run_id": state["run_id"]}, "ann")
             caplog.clear()
     assert calls[0] != calls[1]

@@ -358,14 +358,14 @@ def test_no_decision_or_sign_off_is_recorded_on_a_journal_edited_by_hand(folder)
     with pytest.raises(JournalEdited, match=r"changed other than by ctcnet.*\.review\.csv\.seal"):
         sample.decide_many(decide, "ann")
     with pytest.raises(JournalEdited):
-        sample.sign_off({"stamp": sample.decisions.stamp(),
+        sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
                          "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     assert path.read_text() == edited and shown(folder)["status"] == EDITED
     (folder / ".review.csv.seal").unlink()
     sample = Sample("P001", folder)
     sample.decide_many(decide, "ann")
     assert shown(folder)["status"] == EDITED  # the sign-off's own seal still tells
-    sample.sign_off({"stamp": sample.decisions.stamp(),
+    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
                      "reviewer": "bob", "run_id": state["run_id"]}, "ann")
     assert shown(folder)["status"] == "current"
 
@@ -377,8 +377,28 @@ def test_a_sign_off_names_who_made_the_decisions_it_signs(folder):
     third = [c["event_id"] for c in state["candidates"]][2]
     sample.decide_many({"event_ids": [third], "call": "debris", "run_id": state["run_id"],
                         "reviewer": "bob"}, "bob")
-    sample.sign_off({"stamp": sample.decisions.stamp(),
+    sample.sign_off({"stamp": sample.decisions.stamp(), "note": "held calls checked",
                      "reviewer": "ann", "run_id": state["run_id"]}, "ann")
     record = shown(folder)
     assert record["decided_by"] == {"ann": 2, "bob": 1}
     assert "3 event(s) decided (2 by ann, 1 by bob)" in signoff_text(record)
+
+
+def test_a_sign_off_leaving_held_calls_undecided_says_why(folder):
+    """A call the marker guard held is a possible count (a possible missed CTC among them):
+    a sign-off that leaves any undecided needs a note saying why, from a script as from the
+    page (whose preview asks for one)."""
+    from ctcnet.errors import InputError
+
+    sample = Sample("P001", folder)
+    state = sample.state("ann")
+    held = [c for c in state["candidates"] if c["held"] and not c.get("decision")]
+    assert held, "the signed cartridge leaves held calls undecided"
+    body = {"stamp": sample.decisions.stamp(), "reviewer": "bob", "run_id": state["run_id"]}
+    before = (folder / "signoff_history.jsonl").read_text()
+    for note in ({}, {"note": "  "}):
+        with pytest.raises(InputError, match=f"{len(held)} call.s. the marker guard held"):
+            sample.sign_off({**body, **note}, "bob")
+    assert (folder / "signoff_history.jsonl").read_text() == before
+    sample.sign_off({**body, "note": "held calls checked on the frames"}, "bob")
+    assert shown(folder)["reviewer"] == "bob"
