@@ -49,12 +49,13 @@ class PanelMismatchError(InputError):
     """Channels of the data do not match the channels the model was trained on."""
 
 
-def check_device_name(name: str) -> str:
-    """Refuse a ``--device`` that is not auto, cpu, cuda or cuda:N (e.g. "gpu") by name."""
+def check_device_name(name: str, option: str = "--device", also: str = "") -> str:
+    """Refuse a ``--device`` (``option``) that is not auto, cpu, cuda or cuda:N (e.g. "gpu")
+    by name; ``also``: the other values the option takes, as said."""
     import re
 
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(name)):
-        raise InputError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
+        raise InputError(f"{option} {name!r} is not one of {also}auto, cpu, cuda, cuda:N")
     return str(name)
 
 

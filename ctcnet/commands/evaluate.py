@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 
+from ctcnet.commands import arg_types
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.io.atomic import (
@@ -125,13 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "threshold on them (under 100, pooled with simulated crops; of "
                              "two classes at least), save the calibrated model to "
                              "--save-model, and evaluate that")
-    parser.add_argument("--save-model", metavar="PATH", help="where --calibrate-on writes the "
-                                                             "calibrated model (never the "
-                                                             "--model file itself)")
+    parser.add_argument("--save-model", metavar="PATH", help="where --calibrate-on writes "
+                        "the calibrated model (never the --model file itself)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the --save-model file if it exists (default: refuse, "
                              "naming it)")
-    parser.add_argument("--review-precision", type=float, default=0.99,
+    parser.add_argument("--review-precision", type=arg_types.share, default=0.99,
                         help="precision the automatic calls above the review band must reach "
                              "on the validation crops (default 0.99)")
     add_compensate_argument(parser, "the CNN sees")

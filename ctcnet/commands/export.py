@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.commands import arg_types
+
 
 def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--overwrite``: replace ``what`` if it exists, where the default refuses."""
@@ -50,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "'simulate[:N]'; refused if macro-F1 drops by the limit or more")
     parser.add_argument("--max-f1-drop", type=float, default=0.5,
                         help="largest macro-F1 drop (points) an int8 model may have (default 0.5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the verification crops")
+    parser.add_argument("--seed", type=arg_types.seed, default=0,
+                        help="seed of the verification crops (default 0)")
     parser.add_argument("--markers", action="store_true",
                         help="the graph also gives the guard's marker measurements of each "
                              "crop (output 'measurements') and, where the model carries a "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.commands import arg_types
 from ctcnet.commands.evaluate import add_pixel_size_argument, shipped_model_for_crops
 from ctcnet.commands.export import add_overwrite_argument, refuse_non_checkpoint_name
 from ctcnet.errors import InputError
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-check-per-class", type=int, default=d.sim_check_per_class,
                         help="simulated test crops per class to check nothing was forgotten "
                              f"(default {d.sim_check_per_class}; 0: skip)")
-    parser.add_argument("--seed", type=int, default=d.seed,
+    parser.add_argument("--seed", type=arg_types.seed, default=d.seed,
                         help=f"random seed of the split, the simulated crops and the "
                              f"training (default {d.seed})")
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")

@@ -368,6 +368,8 @@ def predict_options(args):
     from ctcnet.nn.calls import BALANCED_PRIOR
 
     check_device_name(args.device)
+    if args.frame_device != "numpy":  # a typo is the command's, not each cartridge's
+        check_device_name(args.frame_device, "--frame-device", "numpy, ")
     prior = args.prior
     if args.no_prevalence_rule:
         if prior not in (None, BALANCED_PRIOR):

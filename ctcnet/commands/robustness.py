@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.commands import arg_types
 from ctcnet.commands.evaluate import (
     add_baseline_arguments,
     add_compensate_argument,
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_baseline_arguments(parser)
     parser.add_argument("--families", nargs="+", choices=FAMILIES, metavar="FAMILY",
                         help=f"only these perturbation families (of {', '.join(FAMILIES)})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
+    parser.add_argument("--seed", type=arg_types.seed, default=0,
+                        help="seed of the random perturbations (default 0)")
     add_compensate_argument(parser, "the CNN sees each perturbed crop with")
     add_pixel_size_argument(parser)
     parser.add_argument("--device", default="auto",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from ctcnet.commands import arg_types
 from ctcnet.errors import InputError
 from ctcnet.io.atomic import existing_outputs, refuse_existing
 from ctcnet.io.panel import load_panel
@@ -111,8 +112,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--panel", default=None, help="panel JSON/YAML (default: 5-channel "
                                                   "CellSearch-like DAPI, CK, CD45, CD61, CD66b)")
     p.add_argument("--taxonomy", default=None, help="taxonomy JSON/YAML (default: 4 classes)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same "
-                   "seed and options draw the same data")
+    p.add_argument("--seed", type=arg_types.seed, default=0,
+                   help="random seed (default 0): the same seed and options draw the same data")
     p.add_argument("--clean", action="store_true",
                    help="one nominal scanner instead of the default randomisation ranges")
     p.add_argument("--shift", action="append", default=[], metavar="NAME",

@@ -140,6 +140,18 @@ def say_if_no_cartridge_rule(spec: ModelSpec, prior: str | None) -> bool:
     return True
 
 
+def say_if_a_model_of_exports_reads_scans(spec: ModelSpec) -> bool:
+    """Warn where a model trained on 8-bit composite exports alone (``reads_exports``) is given
+    cartridges: a scan's 16-bit counts at its own pixel size are not what it learnt, and its
+    calls there are not measured; returns whether it warned."""
+    if not spec.reads_exports:
+        return False
+    log.warning("the model reads 8-bit composite exports only (its card: trained and measured "
+                "on exported crops, never on scans): its calls on a cartridge are not "
+                "measured; use a model for scans (ctcnet-default, ctcnet-core3)")
+    return True
+
+
 def unguarded_classes(spec: ModelSpec) -> list[str]:
     """The classes the model reports that the marker guard checks as neither a CTC nor a
     cluster (the taxonomy's ``guard_kind``: a lab's ``ctc_emt`` that includes ``ctc_dim``, or

@@ -80,6 +80,7 @@ from ctcnet.inference.journal import (
 from ctcnet.inference.options import (
     PredictOptions,
     edge_cut_class,
+    say_if_a_model_of_exports_reads_scans,
     say_if_no_cartridge_rule,
     say_what_other_reported_classes_lack,
     spec_at_prior,
@@ -448,6 +449,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     n_cartridges = sum(kind == "cartridge" for kind, *_ in mine)
     if n_cartridges:
         say_if_no_cartridge_rule(backend.spec, options.prior)
+        say_if_a_model_of_exports_reads_scans(backend.spec)
     if mine:
         say_what_other_reported_classes_lack(backend.spec)
     overlap = options.report_overlap and options.report is not None and n_cartridges > 1

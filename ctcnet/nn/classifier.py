@@ -101,6 +101,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling error, truncated zip, not a torch file...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        with open(path, "rb") as fh:
+            archive = fh.read(4) == b"PK\x03\x04"
+        if not archive:  # torch's own format is a zip archive (one cut short: said below)
+            raise InputError("not a ctcnet checkpoint: a .pt model is a torch archive of its "
+                             "spec and weights, and this file is none (an ONNX export runs "
+                             "under its .onnx name; it is not exported again)", path) from None
         if first.startswith("Weights only load failed"):
             # torch's own advice goes on to how to load it anyway (weights_only=False): a
             # file that runs code as it is read is never a model to load.

@@ -157,3 +157,26 @@ def test_the_log_goes_to_stderr_as_it_is_when_a_record_is_logged(monkeypatch):
     monkeypatch.setattr(sys, "stderr", second)
     logging.getLogger("ctcnet.test").warning("said")
     assert second.getvalue() == "WARNING ctcnet.test: said\n"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["simulate", "cartridge", "OUT", "--seed", "-1"], "a seed is a whole number, 0 or more"),
+    (["simulate", "crops", "OUT", "--seed", "x"], "a seed is a whole number, 0 or more"),
+    (["export", "ctcnet-default", "--out", "OUT/m.onnx", "--seed", "-3"], "a seed is"),
+    (["evaluate", "OUT", "--review-precision", "2"], "a number over 0 and at most 1"),
+    (["predict", "OUT", "--out", "OUT/r", "--frame-device", "tpu"],
+     "--frame-device 'tpu' is not one of numpy, auto"),
+])
+def test_a_value_out_of_its_range_is_refused_in_one_line_before_any_work(tmp_path, capsys,
+                                                                         argv, said):
+    """A negative seed, a precision over 1, a frame device that is none: one line naming the
+    option, exit status 2, nothing written (not a traceback from deep in the run, nor a
+    cartridge set aside for the command's typo)."""
+    try:  # argparse's own refusal ends the parse (SystemExit 2); ctcnet's returns 2
+        status, err = run_cli(capsys, *[str(a).replace("OUT", str(tmp_path / "o"))
+                                        for a in argv])
+    except SystemExit as stop:
+        status, err = stop.code, capsys.readouterr().err.splitlines()
+    assert status == 2 and said in err[-1], err
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "o").exists()

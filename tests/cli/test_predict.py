@@ -485,6 +485,17 @@ def test_pickled_checkpoint_refusal_is_one_line(tmp_path, capsys, cart):
     status, err = run_cli(capsys, "predict", cart, "--out", tmp_path / "o", "--model",
                           tmp_path / "cut.pt", "--device", "cpu", "--quiet")
     assert_one_line_error(status, err, "not a loadable ctcnet checkpoint")
+    # Not a torch archive at all (text, or an ONNX file under another name): said so, not
+    # taken for pickled objects.
+    (tmp_path / "notes.txt").write_text("hello\n")
+    for model in ("notes.txt", "cut.pt"):
+        if model == "cut.pt":
+            (tmp_path / "cut.pt").write_bytes(b"\x08\x07\x12\x07pytorch")  # ONNX's start
+        status, err = run_cli(capsys, "predict", cart, "--out", tmp_path / "o", "--model",
+                              tmp_path / model, "--device", "cpu", "--quiet")
+        assert_one_line_error(status, err, "not a ctcnet checkpoint: a .pt model is a torch "
+                                           "archive")
+        assert "pickled Python objects" not in err[0]
 
 
 # Model folders, list files and output paths.

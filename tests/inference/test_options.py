@@ -32,3 +32,19 @@ def test_a_reported_class_beside_ctc_and_cluster_is_said_to_be_unguarded(caplog)
         with caplog.at_level("WARNING"):
             assert say_what_other_reported_classes_lack(checked) == []
     assert not caplog.text
+
+
+def test_a_model_of_exports_given_a_cartridge_is_said_to_read_exports_only(caplog):
+    """The export model chosen by --model for a scan runs (a person may mean to compare), but
+    says that its calls on a cartridge are not what it was trained and measured on; the scan
+    models say nothing."""
+    from ctcnet.inference.options import say_if_a_model_of_exports_reads_scans
+    from ctcnet.nn.classifier import load_model
+    from ctcnet.nn.registry import get_model
+
+    for name, warned in (("ctcnet-core3-export", True), ("ctcnet-core3", False)):
+        caplog.clear()
+        spec = load_model(get_model(name).checkpoint)[1]
+        with caplog.at_level("WARNING"):
+            assert say_if_a_model_of_exports_reads_scans(spec) is warned
+        assert ("reads 8-bit composite exports only" in caplog.text) is warned
