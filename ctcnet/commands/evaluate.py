@@ -12,12 +12,7 @@ import sys
 from ctcnet.commands import arg_types
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
 from ctcnet.errors import InputError, check_device_name
-from ctcnet.io.atomic import (
-    atomic_write_text,
-    check_output_file,
-    refuse_existing,
-    refuse_overwriting_inputs,
-)
+from ctcnet.io import atomic
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import load_panel
 from ctcnet.nn.registry import resolve_model
@@ -97,7 +92,9 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_baseline_arguments(args: argparse.Namespace) -> None:
-    """Refuse a baseline training set too small to fit the feature classifier on."""
+    """Refuse, before any work, a baseline training set too small to fit the feature
+    classifier on, and an ``--out`` that is no folder (a file there)."""
+    atomic.check_output_folder(args.out)
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
 
@@ -280,9 +277,9 @@ def check_save_model(args: argparse.Namespace, model) -> None:
     if not args.save_model:
         raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
     refuse_non_checkpoint_name(args.save_model, "--save-model")
-    refuse_overwriting_inputs(args.save_model, [model], "--save-model")
-    check_output_file(args.save_model, "--save-model")
-    refuse_existing([args.save_model], args.overwrite, "--save-model")
+    atomic.refuse_overwriting_inputs(args.save_model, [model], "--save-model")
+    atomic.check_output_file(args.save_model, "--save-model")
+    atomic.refuse_existing([args.save_model], args.overwrite, "--save-model")
 
 
 def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
@@ -291,7 +288,7 @@ def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
     from pathlib import Path
 
     report["warnings"] = report.get("warnings", []) + warnings
-    atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic.atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
 
 
 def _note_chosen(args: argparse.Namespace, name: str) -> None:

@@ -13,7 +13,7 @@ import argparse
 
 from ctcnet.commands import arg_types
 from ctcnet.errors import InputError
-from ctcnet.io.atomic import existing_outputs, refuse_existing
+from ctcnet.io.atomic import check_output_folder, existing_outputs, refuse_existing
 from ctcnet.io.panel import load_panel
 from ctcnet.io.taxonomy import load_taxonomy
 
@@ -146,6 +146,7 @@ def prepare_output(args, taxonomy) -> None:
     from pathlib import Path
 
     out = Path(args.out)
+    check_output_folder(out, "OUT folder")
     if args.what == "gallery":  # files in a folder that may hold other things
         refuse_existing([out / f"gallery_{name}.png" for name in taxonomy.names],
                         args.overwrite, "OUT folder")

@@ -34,9 +34,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ctcnet.inference.verification import verify_installation
-    from ctcnet.io.atomic import atomic_write_text
+    from ctcnet.io.atomic import atomic_write_text, check_output_file
 
     check_device_name(args.device)
+    if args.out:  # refused before the checks, not after them
+        check_output_file(args.out, example="verify.json")
     record = verify_installation(args.device, args.backend)
     text = json.dumps(record, indent=2) + "\n"
     if args.out:

@@ -147,7 +147,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, *,
     model_path = Path(model_path)
     out_path = Path(out_path) if out_path else model_path.with_suffix(".onnx")
     refuse_overwriting_inputs(out_path, [model_path])
-    check_output_file(out_path)
+    check_output_file(out_path, example="model.onnx")
     refuse_existing([out_path], overwrite)
     model, spec = load_model(model_path)
     crops, crops_source = verification_crops(spec, max(VERIFY_BATCHES), seed)

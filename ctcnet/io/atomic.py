@@ -297,15 +297,16 @@ def refuse_overwriting_inputs(out: str | Path, inputs: Iterable[str | Path | Non
                              f"choose another path for {where}", out)
 
 
-def check_output_file(path: str | Path, where: str = "--out") -> None:
+def check_output_file(path: str | Path, where: str = "--out", example: str = "model.pt") -> None:
     """Refuse, before any work, an output file that could not be written at the end: a folder
     (or FIFO, device) at that path, or a folder for it that is not a folder or not writable.
-    A long run that fails only when it saves its result loses all of it. Missing folders are
-    fine: :func:`atomic_path` makes them, so the nearest one that exists must be writable."""
+    A long run that fails only when it saves its result loses all of it (``example``: a name
+    the refusal offers inside a folder given). Missing folders are fine: :func:`atomic_path`
+    makes them, so the nearest one that exists must be writable."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"is a folder; {where} names the file to write (e.g. "
-                         f"{path / 'model.pt'})", path)
+                         f"{path / example})", path)
     if path.exists() and not path.is_file():
         raise InputError(f"is not a regular file (a FIFO or device?); choose another {where}",
                          path)

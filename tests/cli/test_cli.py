@@ -180,3 +180,23 @@ def test_a_value_out_of_its_range_is_refused_in_one_line_before_any_work(tmp_pat
     assert status == 2 and said in err[-1], err
     assert not any("Traceback" in line for line in err)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["evaluate", "DATA", "--out", "FILE"], "exists and is not a folder"),
+    (["robustness", "DATA", "--out", "FILE"], "exists and is not a folder"),
+    (["simulate", "gallery", "FILE"], "exists and is not a folder"),
+    (["verify", "--out", "FOLDER"], "is a folder; --out names the file to write (e.g. "),
+])
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys,
+                                                                           argv, said):
+    """An output folder whose path is a file, or an output file whose path is a folder: one
+    line, exit status 2, before the evaluation or the installation's check runs (not a
+    traceback once the work is done)."""
+    (tmp_path / "FILE").write_text("a lab's notes\n")
+    (tmp_path / "FOLDER").mkdir()
+    paths = {"FILE": tmp_path / "FILE", "FOLDER": tmp_path / "FOLDER",
+             "DATA": tmp_path / "no-data"}
+    status, err = run_cli(capsys, *[paths.get(a, a) for a in argv])
+    assert status == 2 and len(err) == 1 and said in err[0], err
+    assert (tmp_path / "FILE").read_text() == "a lab's notes\n"
