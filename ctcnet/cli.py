@@ -13,6 +13,7 @@ default, adds progress notes with ``-v`` (debug detail with ``-vv``) and only er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress notes (-vv: debug detail) to stderr")
     parser.add_argument("--quiet", dest="log_quiet", action="store_true",
                         help="only errors: logging and the subcommand's own output lines "
-                             "(as its own --quiet)")
+                             "(as predict's own --quiet; `models` still lists them)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = _load_command(name)
@@ -175,6 +176,21 @@ def _stdout_gone() -> bool:
         return False
 
 
+# Commands whose printed lines are the answer asked for (a list of the models): kept under
+# --quiet, which quiets every other command's lines.
+ANSWER_COMMANDS = ("models",)
+
+
+class _NoLines:
+    """Where a quiet command's own lines go (its errors reach stderr as ever)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
     returns the exit status."""
@@ -187,14 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     # about no code of ours: a line of noise in every export and fine-tune.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
                             category=FutureWarning)
+    lines = contextlib.nullcontext()
     if args.log_quiet and hasattr(args, "quiet"):  # the command's own lines go quiet too
         args.quiet = True
+    elif args.log_quiet and args.command not in ANSWER_COMMANDS:  # a command without one
+        lines = contextlib.redirect_stdout(_NoLines())
     if args.command is None:
         parser.print_help()
         return 0
     previous = _stop_on_sigterm()
     try:
-        return int(args._module.run(args) or 0)
+        with lines:
+            return int(args._module.run(args) or 0)
     except CtcnetError as err:
         print(f"ctcnet {args._name}: error: {printable(str(err))}", file=sys.stderr)
         return 2

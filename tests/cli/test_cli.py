@@ -200,3 +200,14 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_pa
     status, err = run_cli(capsys, *[paths.get(a, a) for a in argv])
     assert status == 2 and len(err) == 1 and said in err[0], err
     assert (tmp_path / "FILE").read_text() == "a lab's notes\n"
+
+
+def test_quiet_before_any_command_leaves_only_errors(tmp_path, capsys):
+    """``ctcnet --quiet COMMAND``: a command without a --quiet of its own prints no lines
+    (its errors still reach stderr); `models`, whose lines are the answer, still lists."""
+    assert main(["--quiet", "simulate", "cartridge", str(tmp_path / "c"), "--frames", "1",
+                 "--events", "10"]) == 0
+    assert capsys.readouterr().out == "" and (tmp_path / "c" / "cartridge.json").is_file()
+    status, err = run_cli(capsys, "--quiet", "simulate", "cartridge", tmp_path / "c")
+    assert status == 2 and "already exist" in err[0]
+    assert main(["--quiet", "models"]) == 0 and "ctcnet-default" in capsys.readouterr().out
