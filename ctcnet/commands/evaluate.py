@@ -11,6 +11,7 @@ import sys
 
 from ctcnet.commands import arg_types
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
+from ctcnet.commands.report_folders import prepare_report_folder
 from ctcnet.errors import InputError, check_device_name
 from ctcnet.io import atomic
 from ctcnet.io.input_lists import expand_list_files
@@ -93,8 +94,8 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_baseline_arguments(args: argparse.Namespace) -> None:
     """Refuse, before any work, a baseline training set too small to fit the feature
-    classifier on, and an ``--out`` that is no folder (a file there)."""
-    atomic.check_output_folder(args.out)
+    classifier on, and an ``--out`` that is no folder or holds an earlier report."""
+    prepare_report_folder(args.out, args.overwrite)
     if args.train_per_class < 10:
         raise InputError(f"--train-per-class must be at least 10, got {args.train_per_class}")
 
@@ -126,8 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-model", metavar="PATH", help="where --calibrate-on writes "
                         "the calibrated model (never the --model file itself)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the --save-model file if it exists (default: refuse, "
-                             "naming it)")
+                        help="replace an earlier report in --out and the --save-model file "
+                             "(default: refuse, naming them)")
     parser.add_argument("--review-precision", type=arg_types.share, default=0.99,
                         help="precision the automatic calls above the review band must reach "
                              "on the validation crops (default 0.99)")

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "(default: the shipped model whose channels the crops "
                                         "have, as predict chooses)")
     parser.add_argument("--out", required=True, help="output folder for robustness.json/.png")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier report in --out (default: refuse, naming it)")
     add_baseline_arguments(parser)
     parser.add_argument("--families", nargs="+", choices=FAMILIES, metavar="FAMILY",
                         help=f"only these perturbation families (of {', '.join(FAMILIES)})")

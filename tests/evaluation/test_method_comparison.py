@@ -104,7 +104,9 @@ def test_evaluate_expected_with_a_reference_compares_the_methods(tmp_path, capsy
                   reviewed={"reviewed": 1, "after_review_per_7_5_ml": {"ctc": 5.0}})
     (results / "P2" / "summary.json").write_text(json.dumps(signed))
     assert main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
-                 "--cutoffs", "3,5"]) == 0
+                 "--cutoffs", "3,5"]) == 2  # the earlier comparison is not replaced unasked
+    assert main(["evaluate", str(results), "--expected", str(reference), "--out", str(out),
+                 "--cutoffs", "3,5", "--overwrite"]) == 0
     table = pd.read_csv(out / "comparison.csv").set_index("sample_id")
     assert table.loc["P2", "difference_after_review_per_7_5_ml"] == 0.0
     assert table.loc["P2", "after_review_at_or_over_5"] and table.loc["P2", "review_complete"]

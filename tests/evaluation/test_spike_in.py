@@ -218,7 +218,7 @@ def test_evaluate_expected_pools_a_studys_nights(tmp_path, capsys):
                            "name the result 'blank' twice")):
         (tmp_path / "expected.csv").write_text("sample_id,spiked\n" + ids + "\n")
         assert main(["evaluate", str(study), "--expected", str(tmp_path / "expected.csv"),
-                     "--out", str(tmp_path / "out4")]) == rc
+                     "--out", str(tmp_path / "out4"), "--overwrite"]) == rc
         assert said in capsys.readouterr().err
     # Two results of one sample id in one folder (a tube re-scanned into the same --out under
     # another folder name) are told apart by their folders' names.
