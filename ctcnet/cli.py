@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         # -v after the subcommand as before it (``ctcnet predict ... -v``); not where the
         # subcommand hands the rest of its line on (train: LightningCLI's options).
         _add_verbose(p)
-        p.set_defaults(_module=module, _name=name)
+        p.set_defaults(_module=module, _name=name, _parser=p)
     return parser
 
 
@@ -191,23 +191,31 @@ class _NoLines:
         pass
 
 
+def _quiet_lines(args: argparse.Namespace):
+    """Under ``ctcnet --quiet``: the command's own --quiet set, or, for a command without one,
+    a context that keeps its printed lines off stdout (not for ANSWER_COMMANDS)."""
+    if args.log_quiet and hasattr(args, "quiet"):  # the command's own lines go quiet too
+        args.quiet = True
+    elif args.log_quiet and args.command not in ANSWER_COMMANDS:  # a command without one
+        return contextlib.redirect_stdout(_NoLines())
+    return contextlib.nullcontext()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), set up logging and run the chosen command;
     returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # a misspelt option: refused with its command's usage, not ctcnet's own
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     args._argv = argv  # for a command that runs itself again in child processes
     setup_logging(args.verbose, args.log_quiet)
     # torch's own deprecation inside its export and pickling (its LeafSpec, copied by copyreg),
     # about no code of ours: a line of noise in every export and fine-tune.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
                             category=FutureWarning)
-    lines = contextlib.nullcontext()
-    if args.log_quiet and hasattr(args, "quiet"):  # the command's own lines go quiet too
-        args.quiet = True
-    elif args.log_quiet and args.command not in ANSWER_COMMANDS:  # a command without one
-        lines = contextlib.redirect_stdout(_NoLines())
+    lines = _quiet_lines(args)
     if args.command is None:
         parser.print_help()
         return 0

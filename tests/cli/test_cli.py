@@ -211,3 +211,13 @@ def test_quiet_before_any_command_leaves_only_errors(tmp_path, capsys):
     status, err = run_cli(capsys, "--quiet", "simulate", "cartridge", tmp_path / "c")
     assert status == 2 and "already exist" in err[0]
     assert main(["--quiet", "models"]) == 0 and "ctcnet-default" in capsys.readouterr().out
+
+
+def test_a_misspelt_option_is_refused_with_its_commands_usage(capsys):
+    """``ctcnet predict ... --qiet`` names the command's usage (where the right spelling is),
+    not ctcnet's own line of commands."""
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "somewhere", "--out", "o", "--qiet"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "ctcnet predict: error: unrecognized arguments: --qiet" in err
+    assert "usage: ctcnet predict" in err
