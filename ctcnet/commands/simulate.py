@@ -151,13 +151,14 @@ def prepare_output(args, taxonomy) -> None:
         refuse_existing([out / f"gallery_{name}.png" for name in taxonomy.names],
                         args.overwrite, "OUT folder")
         return
-    refuse_existing([out], args.overwrite, "OUT folder")
     if not existing_outputs([out]):
         return
+    # A folder simulate did not make is never offered --overwrite, which would refuse it too.
     if not out.is_dir() or not _simulated_by_us(out, args.what):
-        raise InputError(f"--overwrite replaces only an earlier ctcnet simulate {args.what} "
-                         "output, and this folder is not one; remove it yourself or choose "
+        raise InputError(f"exists and is not an earlier ctcnet simulate {args.what} output "
+                         "(which --overwrite would replace); remove it yourself or choose "
                          "another OUT folder", out)
+    refuse_existing([out], args.overwrite, "OUT folder")
     shutil.rmtree(out)
 
 

@@ -55,9 +55,12 @@ def test_simulate_overwrite_never_deletes_what_simulate_did_not_write(tmp_path, 
     (scan / "cartridge.json").write_text(json.dumps({"sample_id": "patient 7"}))
     before = tree(scan)
     capsys.readouterr()
-    assert main(["simulate", "cartridge", str(scan), "--frames", "1", "--frame-shape", "96x128",
-                 "--overwrite"]) == 2
-    assert "not one" in capsys.readouterr().err
+    for overwrite in ([], ["--overwrite"]):  # never offered --overwrite, which refuses too
+        assert main(["simulate", "cartridge", str(scan), "--frames", "1", "--frame-shape",
+                     "96x128", *overwrite]) == 2
+        err = capsys.readouterr().err
+        assert "is not an earlier ctcnet simulate cartridge output" in err
+        assert "pass --overwrite" not in err
     assert tree(scan) == before
     # An empty folder holds nothing to lose: written without --overwrite.
     (tmp_path / "empty").mkdir()
