@@ -189,6 +189,8 @@ def _run(args, log) -> int:
     with distributed_context(args.device) as (info, device):
         rank, world_size = shard or (info.rank, info.world_size)
         backend = load_backend(model, args.backend, device, args.batch_size)
+        if args.model is not None and not args.quiet and info.is_main and not child:
+            _say_given_model(args.model, backend.spec)
         started = time.time()  # what a sample set aside now is older than
         set_aside: dict[str, str] = {}  # a night's batch runs on past one bad cartridge
         failed_reports: dict[str, str] = {}  # ... and past one report that failed
@@ -238,6 +240,17 @@ def _run(args, log) -> int:
         set_aside = _index_at_the_end(out, names, world_size, set_aside, started,
                                       failed_reports, shard is not None)
     return run_outcome(summaries, lines, set_aside, args.quiet, failed_reports, log)
+
+
+def _say_given_model(given: str, spec) -> None:
+    """The console's model line for a model given with --model, as for one chosen: a lab's
+    fine-tune says of which model."""
+    import os
+    import sys
+
+    base = ((spec.training or {}).get("finetune") or {}).get("base") or {}
+    of = f"; a fine-tune of {os.path.basename(base['path'])}" if base.get("path") else ""
+    print(f"model: {given} (given{of})", file=sys.stderr)
 
 
 def _model_for_inputs(args, inputs, cartridges, datasets) -> str:

@@ -242,6 +242,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
             1 for v in counts.values() if v)))))
     check_training_classes(counts, f"the crops of {data_dir}", _absent_note(n_sim),
                            few=FEW_FROM_A_MODEL)
+    made_by = crops_made_by(data_dir)
     L.seed_everything(opts.seed, workers=True, verbose=False)
     simulate = None
     if n_sim > 0:
@@ -273,6 +274,7 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
     held = data.splits.get("val")
     if held is None or not len(held.targets):
         raise InputError("no crops left to hold out; lower --holdout or add crops", data_dir)
+    say_the_held_out_share(data_dir, index, held, opts.holdout)
     left_out = data.splits.get("test")
     if left_out is not None and len(left_out.targets):
         log.warning("%s: %d crops of the manifest's test split are left out of the fine-tune "
@@ -328,8 +330,9 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
         "data": {"path": absolute(data_dir), "per_class": counts,
                  **({"manifest_sha256": file_sha256(Path(data_dir) / "manifest.csv")}
                     if (Path(data_dir) / "manifest.csv").is_file() else {}),
-                 "samples": len(set(index.sample_ids)),
+                 "samples": len(set(index.sample_ids)), **made_by,
                  "held_out": {"crops": int(len(labels)),
+                              "samples": sorted(set(map(str, held.sample_ids))),
                               "per_class": held.class_counts(spec.class_names),
                               "unit": held_out_unit(index, train, held),
                               # patients both trained on and held out (a split by hand)
@@ -387,6 +390,41 @@ def _finetune(data_dir: str | Path, out: str | Path, base: str | Path | None,
              if calibration.get("skipped") else describe(calibration),
              leaks_line(leaks, new_spec)[2:])
     return record
+
+
+def crops_made_by(data_dir) -> dict:
+    """What ``ctcnet crops`` recorded of a crop set's labels (its ``dataset.json``):
+    ``labels`` (``reviewer``: a person's decisions; ``model``: the model's own calls, said in
+    a warning, a fine-tune on them learning its mistakes) and, per sample, whether its
+    sign-off held as the crops were cut. Empty for crops ctcnet did not cut."""
+    try:
+        info = json.loads((Path(data_dir) / "dataset.json").read_text(encoding="utf-8"))
+        labels, sources = info.get("labels"), info.get("sources") or []
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if labels == "model":
+        log.warning("%s: its labels are the model's own calls (ctcnet crops without "
+                    "--reviewed), not a person's: a fine-tune on them learns the model's "
+                    "mistakes; cut the crops with --reviewed after a review", data_dir)
+    signed = {str(s.get("sample_id")): (s.get("signoff") or {}).get("status", "not signed off")
+              for s in sources if isinstance(s, dict) and s.get("sample_id")}
+    return {"labels": labels, **({"signoff_status": signed} if labels == "reviewer" else {})}
+
+
+def say_the_held_out_share(data_dir, index, held, asked: float) -> None:
+    """Warn where whole samples held out (a split by sample) are a share of the lab's crops
+    far from ``--holdout``: with two samples, one of them may be most of the labels."""
+    if any(bool(s) for s in index.splits):  # placed by hand (manifest.csv's split column)
+        return
+    lab = len(index.sample_ids)
+    share = len(held.targets) / max(lab, 1)
+    if lab and (share > 1.5 * asked or share < asked / 1.5):
+        samples = sorted(set(map(str, held.sample_ids)))
+        log.warning("%s: %d of its %d crops (%.0f %%) are held out, where --holdout asked "
+                    "%.0f %%: whole samples are held out (%s), and the fine-tune learns from "
+                    "the other %d; add samples, or place the crops by hand (manifest.csv's "
+                    "split column)", data_dir, len(held.targets), lab, 100 * share,
+                    100 * asked, ", ".join(samples[:5]), lab - len(held.targets))
 
 
 def held_out_unit(index, train, held) -> str:

@@ -388,3 +388,40 @@ def test_evaluate_tells_the_crops_a_fine_tune_learnt_from_wherever_they_are_copi
                  str(tmp_path / "ev3"), "--device", "cpu"]) == 0
     warnings = json.loads((tmp_path / "ev3" / "report.json").read_text()).get("warnings", [])
     assert any(f"{24 - held} of 24 crops" in w for w in warnings), warnings
+
+
+def test_a_crop_sets_labels_and_held_out_share_are_said_and_recorded(tmp_path, caplog):
+    """Crops of the model's own calls (ctcnet crops without --reviewed) are said in a warning
+    and recorded as such; a reviewed set records each sample's sign-off; whole samples held
+    out far from --holdout's share are said, naming them."""
+    import json
+    from types import SimpleNamespace
+
+    from ctcnet.training.finetune import crops_made_by, say_the_held_out_share
+
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": "model", "sources": []}))
+    with caplog.at_level("WARNING"):
+        assert crops_made_by(tmp_path) == {"labels": "model"}
+    assert "its labels are the model's own calls" in caplog.text
+    caplog.clear()
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": "reviewer", "sources": [
+        {"sample_id": "A", "signoff": {"status": "current"}},
+        {"sample_id": "B", "signoff": {"status": "changed since"}}, {"sample_id": "C"}]}))
+    with caplog.at_level("WARNING"):
+        assert crops_made_by(tmp_path) == {"labels": "reviewer", "signoff_status": {
+            "A": "current", "B": "changed since", "C": "not signed off"}}
+    assert not caplog.text
+    assert crops_made_by(tmp_path / "elsewhere") == {}  # crops ctcnet did not cut
+    index = SimpleNamespace(sample_ids=["A"] * 36 + ["B"] * 26, splits=[""] * 62)
+    held = SimpleNamespace(targets=[0] * 36, sample_ids=["A"] * 36)
+    with caplog.at_level("WARNING"):
+        say_the_held_out_share(tmp_path, index, held, 0.25)
+    assert "36 of its 62 crops (58 %) are held out, where --holdout asked 25 %" in caplog.text
+    assert "(A)" in caplog.text
+    caplog.clear()
+    near = SimpleNamespace(targets=[0] * 16, sample_ids=["A"] * 16)
+    placed = SimpleNamespace(sample_ids=index.sample_ids, splits=["val"] * 36 + ["train"] * 26)
+    with caplog.at_level("WARNING"):
+        say_the_held_out_share(tmp_path, index, near, 0.25)  # 26 %: as asked
+        say_the_held_out_share(tmp_path, placed, held, 0.25)  # placed by hand
+    assert not caplog.text
