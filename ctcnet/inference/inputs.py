@@ -30,13 +30,13 @@ from ctcnet.io.cartridge_info import unopened_sample_id
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
 from ctcnet.io.panel import Panel
+from ctcnet.io.plausibility import plausibility_problems
 from ctcnet.io.scan import (
     Cartridge,
     claim,
     is_cartridge,
     misspelled_keys,
     open_cartridge,
-    plausibility_problems,
 )
 from ctcnet.io.taxonomy import default_taxonomy
 

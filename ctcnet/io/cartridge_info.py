@@ -65,7 +65,7 @@ def whole_number(info: dict, key: str, root: Path) -> int | None:
 def check_stated_layout(info: dict, root: Path) -> None:
     """What cartridge.json states of the layout must be numbers of its kind: whole frame
     sizes and rows, a positive pixel size (which must agree with the one read:
-    :func:`ctcnet.io.scan.plausibility_problems`)."""
+    :func:`ctcnet.io.plausibility.plausibility_problems`)."""
     for key in ("rows", "frame_height", "frame_width"):
         whole_number(info, key, root)
     if "pixel_size_um" in info:

@@ -80,21 +80,6 @@ from ctcnet.io.sources.named import serpentine_position  # noqa: F401
 FRAME_SUFFIXES = IMAGE_SUFFIXES
 DEFAULT_BLOOD_VOLUME_ML = 7.5
 
-# Scans that image CTCs run from ~0.1 um per pixel (a 63x objective) to ~1.3 um (a 4x-5x or
-# binned 10x scan; CellSearch 0.64, other platforms 0.3-0.7). Beyond these bounds a 4 um CTC is
-# under 2 pixels or over 80 pixels across: a unit slip (nm, px per um) or a wrong panel.json,
-# which would size every event wrongly. Wider than the model crop's own range on purpose: a
-# scan is resampled to the model's pixel size.
-SCAN_PIXEL_SIZE_UM = (0.05, 2.0)
-# One blood tube holds at most 10 mL (CellSave tubes; CellSearch processes 7.5 mL of one).
-# More is possible (tubes pooled, a leukapheresis aliquot), so the run goes on, partial and
-# saying so. More than a person's whole blood (~5 L; 6 L leaves a margin) is a typo: refused.
-TUBE_VOLUME_ML = 10.0
-WHOLE_BLOOD_ML = 6000.0
-# Under a drop of blood (50 uL; a mouse's sample is 0.1-1 mL) is a unit slip (litres: 0.0075
-# for 7.5 mL made a cartridge's 15 CTCs 2,000 per 7.5 mL): the run goes on, partial and
-# saying so.
-DROP_OF_BLOOD_ML = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +157,12 @@ def is_container_file(path: str | Path) -> bool:
     return part is not None and get_source(part.source).container
 
 
+def _container_store(path: Path) -> bool:
+    """Whether a folder is itself a container store (an OME-Zarr scan) a frame source reads."""
+    part = claim(path)
+    return part is not None and get_source(part.source).container
+
+
 def _claimed(path: Path) -> FramePart | None:
     """A source's claim on a folder entry; a file that cannot be a frame (hidden, a FIFO
     or device) refused by the claim counts as claimed: the folder is a cartridge whose
@@ -182,46 +173,6 @@ def _claimed(path: Path) -> FramePart | None:
         return claim(path)
     except InputError:
         return FramePart(path, "")
-
-
-def plausibility_problems(cartridge: Cartridge) -> list[str]:
-    """What a cartridge's metadata claim, checked against what scans and blood tubes can be.
-
-    Refused (InputError): a pixel size outside :data:`SCAN_PIXEL_SIZE_UM` (no reading of such a
-    scan gives right sizes, so no count from it stands) and a blood volume over
-    :data:`WHOLE_BLOOD_ML`. Returned as problems (the run goes on, status ``partial``): a blood
-    volume over :data:`TUBE_VOLUME_ML`, which pooled tubes can explain, or under
-    :data:`DROP_OF_BLOOD_ML`, and a pixel size in
-    cartridge.json other than the one the frames are read at (panel.json's or the files'):
-    counts per 7.5 mL, cell sizes and cropping follow the one read, so a person should know
-    which is right.
-    """
-    lo, hi = SCAN_PIXEL_SIZE_UM
-    px = float(cartridge.panel.pixel_size_um)
-    if not lo <= px <= hi:
-        raise InputError(f"panel.json: pixel_size_um {px:g} is not a scan's pixel size ({lo:g} "
-                         f"to {hi:g} um per pixel; CellSearch: 0.64); a unit slip?",
-                         cartridge.root)
-    volume = float(cartridge.blood_volume_ml)
-    if volume > WHOLE_BLOOD_ML:
-        raise InputError(f"cartridge.json: blood_volume_ml {volume:g} is more blood than a "
-                         f"person has (over {WHOLE_BLOOD_ML:g} mL); a unit slip?",
-                         cartridge.root)
-    problems = []
-    if volume < DROP_OF_BLOOD_ML:
-        problems.append(f"cartridge.json: blood_volume_ml {volume:g} is less than a drop of "
-                        f"blood ({DROP_OF_BLOOD_ML:g} mL); the per-7.5 mL figures divide by it: "
-                        "check it (litres for millilitres?)")
-    if volume > TUBE_VOLUME_ML:
-        problems.append(f"cartridge.json: blood_volume_ml {volume:g} is more than one blood tube "
-                        f"holds ({TUBE_VOLUME_ML:g} mL); the per-7.5 mL figures divide by it: "
-                        "check it (pooled tubes?)")
-    stated = cartridge.info.get("pixel_size_um")
-    if stated is not None and abs(float(stated) - px) > 0.01 * px:
-        problems.append(f"cartridge.json states pixel_size_um {float(stated):g}, but the frames "
-                        f"are read at {px:g} (panel.json or the files' metadata): check which "
-                        "is right")
-    return problems
 
 
 def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) -> Cartridge:
@@ -241,7 +192,10 @@ def open_cartridge(root: str | Path, panel: Panel | str | Path | None = None) ->
 
 def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge:
     """:func:`open_cartridge`'s work."""
-    single = is_container_file(root)  # one file holding the whole scan
+    # One file holding the whole scan, or a container store given alone (its cartridge.json
+    # and panel.json beside it, as a file's: a store holding them is its own folder).
+    single = is_container_file(root) or (root.is_dir() and _container_store(root) and not any(
+        (root / name).exists() for name in ("cartridge.json", "panel.json")))
     if not root.is_dir() and not single:
         raise not_found(root, "cartridge folder not found")
     info = _info_beside(root) if single else read_cartridge_info(root)

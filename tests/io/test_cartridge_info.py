@@ -107,7 +107,7 @@ def test_sample_ids_a_windows_share_cannot_hold_are_refused(tmp_path):
 
 def test_a_blood_volume_under_a_drop_is_a_problem_of_the_sample(cart_and_model, tmp_path):
     """0.0075 (litres for 7.5 mL) is said, as more than a tube holds is: partial."""
-    from ctcnet.io.scan import plausibility_problems
+    from ctcnet.io.plausibility import plausibility_problems
 
     cart = tmp_path / "cart"
     shutil.copytree(cart_and_model / "cart", cart)

@@ -29,11 +29,9 @@ from ctcnet.cli import main
 from ctcnet.errors import InputError
 from ctcnet.io.images import remove_cellsearch_offset
 from ctcnet.io.panel import Panel
+from ctcnet.io.plausibility import SCAN_PIXEL_SIZE_UM, TUBE_VOLUME_ML, plausibility_problems
 from ctcnet.io.scan import (
-    SCAN_PIXEL_SIZE_UM,
-    TUBE_VOLUME_ML,
     open_cartridge,
-    plausibility_problems,
     read_frame,
     serpentine_position,
     write_cartridge_info,

@@ -64,3 +64,23 @@ def test_predict_skips_a_frame_with_a_chunk_missing_with_the_reason(clean_run, c
     # Its blood is not counted as read: the per-7.5 mL figures are of two frames' blood.
     assert summary.blood_volume_processed_ml == pytest.approx(summary.blood_volume_ml * 2 / 3)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["status"] == "partial"
+
+
+def test_a_store_given_alone_reads_the_cartridge_json_and_panel_json_beside_it(cart, tmp_path):
+    """An OME-Zarr store given as the cartridge reads its sample id, blood volume and panel
+    from beside it, as one OME-TIFF holding the scan does (the store's rates per 7.5 mL were
+    of 7.5 mL assumed, a stated 3.75 passed over without a word); a store holding them is
+    read as its own folder."""
+    stores = write_stores(cart, tmp_path / "stores")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    store = shutil.move(str(stores / "r00c00.ome.zarr"), alone / "slide.ome.zarr")
+    info = json.loads((cart / "cartridge.json").read_text())
+    info.update(sample_id="P017", blood_volume_ml=3.75)
+    info.pop("num_frames", None)
+    (alone / "cartridge.json").write_text(json.dumps(info))
+    shutil.copy(cart / "panel.json", alone / "panel.json")
+    opened = open_cartridge(store)
+    assert (opened.sample_id, opened.blood_volume_ml) == ("P017", 3.75)
+    (store / "cartridge.json").write_text(json.dumps({**info, "sample_id": "inside"}))
+    assert open_cartridge(store).sample_id == "inside"
