@@ -137,7 +137,8 @@ def check_frame_values(frame: np.ndarray, channels, path, fresh: bool = False) -
             x16 = top <= 65535 and not np.any(np.mod(flat[k], 16))
             raise InputError(f"channel {channel.name} holds values up to {float(top):g}, out "
                              f"of the panel's value_range [{lo:g}, {hi:g}] (0-4095, a 12-bit "
-                             "scan's, unless panel.json states one): state the scan's range "
+                             "scan's, unless panel.json states one; an OME file's "
+                             "SignificantBits, where it records them): state the scan's range "
                              f'in panel.json ({{"name": "{channel.name}", "value_range": '
                              '[0, 65535]} for a 16-bit scan)'
                              + ("; every value is a multiple of 16, as a 12-bit camera's "
