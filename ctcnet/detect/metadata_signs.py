@@ -205,7 +205,8 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
     more = min(-(-CHECK_EVENTS // frames), -(-CHECK_MIN_EVENTS // frames))
     if dna is not None and more > len(rows) and votes.sum() and int(np.argmax(votes)) != dna:
         seen = set(rows)
-        extra = [int(i) for i in spread_rows(np.arange(n), more, whole) if int(i) not in seen]
+        extra = [int(i) for i in spread_rows(np.arange(n), more, whole)
+                 if int(i) not in seen][:more - len(rows)]
         read(extra)
         rows += extra
     lit = np.asarray(lit)
