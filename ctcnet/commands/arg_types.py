@@ -29,3 +29,29 @@ def share(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"a number over 0 and at most 1, not {text}")
     return value
+
+
+def whole_at_least(least: int):
+    """A whole number of ``least`` or more (a count of frames, crops, pixels)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number, {least} or more, not "
+                                             f"{text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"a whole number, {least} or more, not {value}")
+        return value
+    parse.__name__ = f"whole number of {least} or more"  # argparse names the type so
+    return parse
+
+
+def not_negative(text: str) -> float:
+    """A number of 0 or more (events a frame)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number, 0 or more, not {text!r}") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"a number, 0 or more, not {text}")
+    return value

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _out(crops)
     crops.add_argument("--counts", default="500",
                        help="crops per class: one number, or class=n,class=n (default 500)")
-    crops.add_argument("--crop-size", type=int, default=80,
+    crops.add_argument("--crop-size", type=arg_types.whole_at_least(16), default=80,
                        help="crop side in pixels (default 80)")
     crops.add_argument("--samples", type=int, default=8,
                        help="simulated samples (patients), each its own scanner and stain "
@@ -65,12 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     cart = sub.add_parser("cartridge", help="write a cartridge of frames plus ground_truth.csv")
     _out(cart)
-    cart.add_argument("--frames", type=int, default=6,
+    cart.add_argument("--frames", type=arg_types.whole_at_least(1), default=6,
                       help="number of frames (default 6; a whole CellSearch cartridge is "
                            "175 = 5 x 35)")
     cart.add_argument("--frame-shape", default="1036x1384",
                       help="HxW in pixels (default 1036x1384)")
-    cart.add_argument("--events", type=float, default=300,
+    cart.add_argument("--events", type=arg_types.not_negative, default=300,
                       help="mean events per frame (default 300)")
     cart.add_argument("--layout", choices=("multipage", "channels", "png"), default="multipage",
                       help="multipage: one 16-bit TIFF a frame, as CellSearch writes them "
@@ -86,9 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     gallery = sub.add_parser("gallery", help="write gallery_<class>.png montages to look at")
     _out(gallery)
-    gallery.add_argument("--per-class", type=int, default=8,
+    gallery.add_argument("--per-class", type=arg_types.whole_at_least(1), default=8,
                          help="crops shown per class (default 8)")
-    gallery.add_argument("--crop-size", type=int, default=80,
+    gallery.add_argument("--crop-size", type=arg_types.whole_at_least(16), default=80,
                          help="crop side in pixels (default 80)")
     _common(gallery)
 

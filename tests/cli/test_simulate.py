@@ -3,6 +3,7 @@
 
 import json
 
+import pytest
 from conftest import digest, refused
 
 from ctcnet.cli import main
@@ -80,8 +81,10 @@ def test_simulate_takes_out_as_every_command_does_and_v_after_its_kind(tmp_path,
                                    tmp_path / "c", *small), "two output folders given")
     assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", *small),
                           "name one output folder: OUT or --out OUT")
-    assert_one_line_error(*run_cli(capsys, "simulate", "cartridge", tmp_path / "d",
-                                   "--frames", "0"), "at least 1 frame (--frames), got 0")
+    with pytest.raises(SystemExit) as stop:  # argparse's refusal, naming the option
+        run_cli(capsys, "simulate", "cartridge", tmp_path / "d", "--frames", "0")
+    assert stop.value.code == 2
+    assert "argument --frames: a whole number, 1 or more, not 0" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "bcd")
 
 
