@@ -408,7 +408,8 @@ def crops_made_by(data_dir) -> dict:
                     "mistakes; cut the crops with --reviewed after a review", data_dir)
     signed = {str(s.get("sample_id")): (s.get("signoff") or {}).get("status", "not signed off")
               for s in sources if isinstance(s, dict) and s.get("sample_id")}
-    return {"labels": labels, **({"signoff_status": signed} if labels == "reviewer" else {})}
+    return {**({"labels": labels} if labels else {}),
+            **({"signoff_status": signed} if labels == "reviewer" else {})}
 
 
 def say_the_held_out_share(data_dir, index, held, asked: float) -> None:
