@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "ctcnet-default.pt"
 
 
+def _drawn_with(cartridge: Path) -> dict | None:
+    """The options an existing demo cartridge was drawn with (seed, frames, events a frame, as
+    its cartridge.json records them); None where there is none."""
+    try:
+        info = json.loads((cartridge / "cartridge.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (cartridge / "ground_truth.csv").exists():
+        return None
+    return {"seed": info.get("seed"), "num_frames": info.get("num_frames"),
+            "events_per_frame": float(info.get("events_per_frame", -1))}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Simulate the demo cartridge (or reuse it), classify it with the shipped model and write
     the report; returns the exit status."""
@@ -31,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
 
     cartridge = args.out / "cartridge"
     results = args.out / "results"
-    if not (cartridge / "ground_truth.csv").exists():
+    drawn = _drawn_with(cartridge)
+    asked = {"seed": args.seed, "num_frames": args.frames,
+             "events_per_frame": float(args.events_per_frame)}
+    if drawn != asked:
+        if drawn is not None:  # the demo's own cartridge, of other options: drawn again
+            print(f"[1/3] the demo cartridge in {cartridge} was drawn with {drawn}; drawing it "
+                  f"again with {asked}")
         print(f"[1/3] simulating a {args.frames}-frame demo cartridge into {cartridge}")
         t0 = time.perf_counter()
         rc = ctcnet(["simulate", "cartridge", str(cartridge), "--frames", str(args.frames),
-                     "--events", str(args.events_per_frame), "--seed", str(args.seed)])
+                     "--events", str(args.events_per_frame), "--seed", str(args.seed),
+                     *(["--overwrite"] if drawn is not None else [])])
         if rc:
             print("simulation is not available in this build; stopping", file=sys.stderr)
             return rc

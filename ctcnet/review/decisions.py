@@ -126,8 +126,12 @@ def _check_expected(decisions: DecisionLog, run: RunEvents, event_id: int, expec
     row = table[table["event_id"].to_numpy(np.int64) == event_id]
     current = None if row.empty else str(row["reviewer_call"].iloc[-1])
     if current != expect:
-        said = ("taken back" if current is None else
-                f"decided {current} by {row['reviewer'].iloc[-1]} at {row['time'].iloc[-1]}")
+        if current is None:  # never decided, or taken back: `was` names a decision read
+            raise DecidedMeanwhile(f"event {event_id} is undecided now (taken back since, or "
+                                   f"never decided), where the request read it {expect}: "
+                                   "`was` names the decision read, null for an undecided "
+                                   "event, never the model's call; read the state again")
+        said = f"decided {current} by {row['reviewer'].iloc[-1]} at {row['time'].iloc[-1]}"
         raise DecidedMeanwhile(f"event {event_id} was {said} since this page (or script) "
                                f"read it {expect or 'undecided'}: the page now shows it (a "
                                "script: read the state again); decide again if yours should "
