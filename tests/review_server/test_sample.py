@@ -198,6 +198,12 @@ def test_only_the_pages_events_are_decided_and_a_sign_off_signs_what_was_read(
     assert post(server, "decisions", {"event_ids": [min(listed), off[0]], "call": "reject",
                                       "run_id": state["run_id"]})[0] == 400
     assert (out / "P001" / "review.csv").exists() == before
+    # `was` names the decision read: the model's call given for an undecided event is told so.
+    call = next(c["call"] for c in state["candidates"] if c["event_id"] == min(listed))
+    status, answer = post(server, "decision", {"event_id": min(listed), "call": "reject",
+                                               "run_id": state["run_id"], "was": call})
+    assert status == 409 and "is undecided now" in answer["error"], answer
+    assert "never the model's call" in answer["error"]
     # Read, then another reviewer decides: the first reader's sign-off is refused.
     read = get(server, "state")[1]["stamp"]
     assert post(server, "decision", {"event_id": min(listed), "call": "reject",
