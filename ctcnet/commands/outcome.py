@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -111,16 +112,18 @@ def _with_signoff(summary: dict, folder: Path) -> dict:
 
 
 def _one_reason(summary) -> tuple[int, str] | None:
-    """(frames, reason) where every skipped frame of ``summary`` was skipped for the same
-    reason but for its file's name (a panel.json that is not the files', a wrong value
-    range), else None."""
-    reasons = set()
+    """(frames, the first frame's reason) where every skipped frame of ``summary`` was skipped
+    for the same reason but for its file's name and its numbers (a panel.json that is not the
+    files', a wrong value range, a channel file missing from every frame), else None."""
+    kinds, first = set(), None
     skipped = getattr(summary, "skipped_frames", None) or []
     for entry in skipped:
         reason = str(entry.get("reason", ""))
         head, sep, tail = reason.partition(": ")
-        reasons.add(tail if sep and entry.get("frame", "\0") in head else reason)
-    return (len(skipped), reasons.pop()) if len(skipped) > 1 and len(reasons) == 1 else None
+        said = tail if sep and entry.get("frame", "\0") in head else reason
+        first = first or said
+        kinds.add(re.sub(r"\d+(\.\d+)?", "#", said))  # frame names and values aside
+    return (len(skipped), first) if len(skipped) > 1 and len(kinds) == 1 else None
 
 
 def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, failed_reports: dict,
@@ -144,7 +147,8 @@ def run_outcome(summaries, lines: list[str], set_aside: dict, quiet: bool, faile
             common = _one_reason(summary) if getattr(summary, "sample_id", None) in failed \
                 else None
             if common:
-                say_error(f"{summary.sample_id}: every frame ({common[0]}): {common[1]}", log)
+                say_error(f"{summary.sample_id}: every frame ({common[0]}) alike, the first: "
+                          f"{common[1]}", log)
     for name, reason in set_aside.items():  # refused input: 2, once the others have run
         say_error(f"{name} was set aside: {reason}", log)
     for reason in failed_reports.values():

@@ -199,11 +199,14 @@ def frame_signs(crops: np.ndarray, panel, pixel_size_um: float, frames: int,
                                                  pixel_size_um))
 
     read(rows)
-    # The nucleus read more often in another plane than the DNA channel's: on a short
-    # cartridge its share of events gives too few votes to judge, so more are read (only
-    # then: a scan in its order costs nothing more).
+    # The nucleus read in another plane than the DNA channel's more often, as a swap's would
+    # be (NUCLEUS_RATIO times, twice at least): on a short cartridge its share of events
+    # gives too few votes to judge, so more are read (only then: a scan in its order reads
+    # more only where a frame's few events show that by chance).
     more = min(-(-CHECK_EVENTS // frames), -(-CHECK_MIN_EVENTS // frames))
-    if dna is not None and more > len(rows) and votes.sum() and int(np.argmax(votes)) != dna:
+    elsewhere = int(np.delete(votes, dna).max()) if dna is not None and len(votes) > 1 else 0
+    if dna is not None and more > len(rows) and \
+            elsewhere >= max(2, NUCLEUS_RATIO * votes[dna]):
         seen = set(rows)
         extra = [int(i) for i in spread_rows(np.arange(n), more, whole)
                  if int(i) not in seen][:more - len(rows)]

@@ -46,7 +46,7 @@ from ctcnet.inference.spillover import (
     scan_ratios,
 )
 from ctcnet.io.atomic import open_own
-from ctcnet.io.digests import file_stats, frame_record
+from ctcnet.io.digests import file_marks, frame_record
 from ctcnet.io.frame_checks import (
     at_camera_tops,
     channel_maxima,
@@ -152,7 +152,7 @@ def prepare_frame(frame: FrameRef, cartridge: Cartridge, spec: ModelSpec,
     :func:`import_frame_modules` in the main thread first."""
     t0 = time.perf_counter()
     try:
-        before = file_stats(frame.files)  # what the digest's files must still be once hashed
+        before = file_marks(frame.files)  # what the digest's files must still be once hashed
         pixels = cartridge.read(frame)
     except InputError as err:
         return FrameWork(frame, error=str(err), seconds={"read": time.perf_counter() - t0})

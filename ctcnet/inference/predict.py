@@ -208,17 +208,20 @@ def start_cartridge(cartridge: Cartridge | str | Path, backend, out_dir: str | P
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-# A file standing where a sample's folder (or a folder in it) goes.
-_BLOCKED = (errno.EEXIST, errno.ENOTDIR)
+# A file standing where a sample's folder (or a folder in it) goes, or a folder where one of
+# its files goes.
+_BLOCKED = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
 
 
 def _unwritable(err: OSError, out_dir: Path) -> OutputFolderError:
+    # The path written: a rename's target (its second name), not the hidden temporary file.
+    where = getattr(err, "filename2", None) or err.filename or out_dir
     if err.errno in _BLOCKED:
         return OutputFolderError(f"cannot write its output folder: a file stands where a folder "
-                                 f"goes ({err.strerror}): move it away or write to another "
-                                 "--out", err.filename or out_dir)
+                                 f"goes, or a folder where a file goes ({err.strerror}): move "
+                                 "it away or write to another --out", where)
     return OutputFolderError(f"cannot write its output folder ({err.strerror}): make it "
-                             "writable or write to another --out", err.filename or out_dir)
+                             "writable or write to another --out", where)
 
 
 def _predict_cartridge(cartridge: Cartridge, backend, spec: ModelSpec, prior: str,

@@ -35,6 +35,7 @@ detects and classifies the next cartridge's frames:
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import inspect
 import logging
@@ -61,11 +62,19 @@ class ReportError(CtcnetError):
 
     def __init__(self, sample_id: str, out_dir: Path, error: BaseException):
         self.sample_id = sample_id
+        # A file where the report's folders go (gallery/) fails every rerun alike: said so.
+        blocked = isinstance(error, OSError) and error.errno in BLOCKED_ERRNOS
         super().__init__(
             f"the report of sample {sample_id} failed ({type(error).__name__}: {error}); its "
             f"events tables in {out_dir} are written (summary.json is written once the report "
             "is), and a rerun on the same --out draws the report without doing its frames "
-            "again")
+            "again" + ("; a file or folder stands where the report writes (its gallery/ "
+                       "folder, its files): move it away first" if blocked else ""))
+
+
+# A path the report writes taken by another kind of entry: a file where a folder goes, or
+# the other way round.
+BLOCKED_ERRNOS = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
 
 
 @dataclass

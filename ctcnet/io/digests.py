@@ -77,20 +77,33 @@ class ChangedWhileRead(OSError):
     replaced meanwhile): the digest would not be of the pixels read."""
 
 
+def file_marks(paths) -> list[list]:
+    """:func:`file_stats` with each file's inode change time, which a writer cannot set back
+    (a rewrite that restores the file's modification time still moves it)."""
+    marks = file_stats(paths)
+    for mark, path in zip(marks, paths):
+        try:
+            mark.append(Path(path).stat().st_ctime_ns)
+        except OSError:
+            mark.append(None)
+    return marks
+
+
 def frame_record(files, pixels: np.ndarray, whole_files: bool,
                  before: list[list] | None = None) -> dict:
     """The record of a frame just read: its ``files``' stats and the SHA-256 of their bytes
     (``whole_files``: the frame is its files, read whole a moment ago, so they are hashed from
     the page cache) or of its ``pixels`` (a frame in a container shared with others).
-    ``before``: the files' stats (:func:`file_stats`) taken before the frame was read; where
+    ``before``: the files' marks (:func:`file_marks`) taken before the frame was read; where
     they differ once it is hashed, :class:`ChangedWhileRead`."""
-    stats = file_stats(files) if before is None else before
+    before = file_marks(files) if before is None else before
+    stats = [mark[:3] for mark in before]
     if whole_files:
         record = {"files": stats, "of": "files", "sha256": _files_sha256(files)}
     else:
         record = {"files": stats, "of": "pixels", "sha256": pixels_sha256(pixels)}
-    if file_stats(files) != stats:
-        raise ChangedWhileRead("its files changed while it was read (size or time: being "
+    if file_marks(files) != before:
+        raise ChangedWhileRead("its files changed while it was read (size or times: being "
                                "written, cut short or replaced?): read it again once whole")
     return record
 

@@ -107,6 +107,12 @@ def test_a_sample_whose_every_frame_failed_alike_is_told_the_one_cause():
     alike = failed(*(f"/scan/r00c0{i}.tif: frame has 4 channels, the panel has 5"
                      for i in range(3)))
     assert _one_reason(alike) == (3, "frame has 4 channels, the panel has 5")
+    # Alike but for the frame's own file named in it, or its values: the first said.
+    files = failed(*(f"missing channel file(s) [4] (r00c0{i}_c4.tif)" for i in range(3)))
+    assert _one_reason(files) == (3, "missing channel file(s) [4] (r00c00_c4.tif)")
+    values = failed("/s/r00c00.tif: CK holds values up to 2756, out of [0, 255]",
+                    "/s/r00c01.tif: CK holds values up to 3126, out of [0, 255]")
+    assert _one_reason(values) == (2, "CK holds values up to 2756, out of [0, 255]")
     assert _one_reason(failed("/scan/r00c00.tif: empty file", "/scan/r00c01.tif: cut short")) \
         is None
     assert _one_reason(failed("/scan/r00c00.tif: empty file")) is None  # one frame: said as is

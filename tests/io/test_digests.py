@@ -34,3 +34,22 @@ def test_a_frame_in_a_container_is_told_by_its_pixels(tmp_path):
     assert frame_change([path], record, read=lambda: pixels.copy()) is None
     said = frame_change([path], record, pixels=np.roll(pixels, 1, axis=2))
     assert said.startswith("its pixels' SHA-256 is ")
+
+
+def test_a_frame_rewritten_while_read_is_told_even_with_its_time_set_back(tmp_path):
+    """Other bytes of the same size written between a frame's reading and its digest, its
+    modification time put back: the inode's change time still tells (the digest would be of
+    other bytes than the pixels counted)."""
+    import pytest
+
+    from ctcnet.io.digests import ChangedWhileRead, file_marks
+
+    frame = tmp_path / "r00c00.tif"
+    frame.write_bytes(b"a" * 4096)
+    st = frame.stat()
+    before = file_marks([frame])
+    assert frame_record([frame], None, True, before)["sha256"] == file_sha256(frame)
+    frame.write_bytes(b"b" * 4096)
+    os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(ChangedWhileRead, match="changed while it was read"):
+        frame_record([frame], None, True, before)

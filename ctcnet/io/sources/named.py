@@ -191,9 +191,9 @@ class NamedFrames(FrameSource):
             # Fewer pages than channels is most often a file cut short or still being written.
             raise InputError(f"frame has {arr.shape[0]} channels, the panel {panel.names} has "
                              f"{panel.num_channels}" + (
-                                 " (a file cut short, or still being written? Where every "
-                                 "frame reads so, panel.json lists channels the files do not "
-                                 "hold)"
+                                 " (where every frame reads so, panel.json lists channels "
+                                 "the files do not hold; one frame alone: a file cut short, "
+                                 "or still being written?)"
                                  if arr.shape[0] < panel.num_channels else ""), path)
         check_channel_names(names, panel.names, path)
         return [remove_cellsearch_offset(arr[c]) for c in keep]
