@@ -26,6 +26,7 @@ from ctcnet.inference.output_names import (
     set_aside_or_raise,
     set_aside_record,
 )
+from ctcnet.inference.run_index import SET_ASIDE_DIR
 from ctcnet.io.cartridge_info import unopened_sample_id
 from ctcnet.io.images import IMAGE_SUFFIXES, is_rgb_composite, read_image
 from ctcnet.io.input_lists import expand_list_files
@@ -475,6 +476,10 @@ def check_writable(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CtcnetError(f"cannot create output folder {out}: {err.strerror or err}") from None
+    kept = Path(out) / SET_ASIDE_DIR  # a file there would end the run as it writes its index
+    if kept.exists() and not kept.is_dir():
+        raise CtcnetError(f"{kept} is not a folder: predict keeps a run's refusals there; move "
+                          "it away")
     # A share not mounted leaves its mount point an empty folder, and the folders under it
     # to be made on the local disk: said where the system's table of mounts names one (a
     # warning), noted where --out is made in an empty folder (a first night's, as often).

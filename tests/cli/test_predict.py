@@ -890,3 +890,16 @@ def test_a_batch_sets_a_refused_cartridge_aside_and_runs_the_others(cart_and_mod
         (tmp_path / "o7" / "S_a" / "summary.json").read_text())["counts"]["ctc"]
     clash = rows[rows.index.str.startswith("S_a (")]
     assert len(clash) == 2 and clash["count_ctc"].isna().all()
+
+
+def test_a_file_where_the_runs_refusals_are_kept_is_refused_before_any_work(
+        cart_and_model, tmp_path, capsys):
+    """--out/.set_aside, where a run keeps its refusals, taken by a file: one line before any
+    work, not a traceback as the night's index is written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".set_aside").write_text("not a folder")
+    status, err = run_cli(capsys, "predict", cart_and_model / "cart", "--out", out,
+                          *quiet_batch(cart_and_model))
+    assert status == 2 and len(err) == 1 and ".set_aside is not a folder" in err[0], err
+    assert not (out / "run.json").exists()
