@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress notes (-vv: debug detail) to stderr")
     parser.add_argument("--quiet", dest="log_quiet", action="store_true",
                         help="only errors: logging and the subcommand's own output lines "
-                             "(as predict's own --quiet; `models` still lists them)")
+                             "(as predict's own --quiet; `models` and `review` still say "
+                             "theirs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = _load_command(name)
@@ -176,9 +177,10 @@ def _stdout_gone() -> bool:
         return False
 
 
-# Commands whose printed lines are the answer asked for (a list of the models): kept under
-# --quiet, which quiets every other command's lines.
-ANSWER_COMMANDS = ("models",)
+# Commands whose printed lines are the answer asked for (a list of the models, the address
+# a review is served at, which --port 0 picks): kept under --quiet, which quiets every
+# other command's lines.
+ANSWER_COMMANDS = ("models", "review")
 
 
 class _NoLines:
