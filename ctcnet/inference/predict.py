@@ -433,6 +433,7 @@ def predict_inputs(inputs: Iterable[str | Path], out: str | Path, backend,
     """
     options = options or PredictOptions()
     spec_at_prior(backend.spec, options.prior, CARTRIDGE_PRIOR)  # a bad --prior: before any work
+    resolve_frame_device(options.frame_device, backend)  # one this install lacks: the run's
     cartridges, datasets = checked_inputs(inputs, backend.spec.panel, options.pixel_size,
                                           set_aside, share_of_several)
     out = Path(out)

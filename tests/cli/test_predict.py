@@ -903,3 +903,20 @@ def test_a_file_where_the_runs_refusals_are_kept_is_refused_before_any_work(
                           *quiet_batch(cart_and_model))
     assert status == 2 and len(err) == 1 and ".set_aside is not a folder" in err[0], err
     assert not (out / "run.json").exists()
+
+
+def test_a_frame_device_this_install_cannot_use_is_the_runs_refusal(cart_and_model, tmp_path,
+                                                                    capsys, monkeypatch):
+    """--frame-device cuda on an install without torch: one line before any work, not every
+    cartridge of the night set aside for it ("the other inputs run", which failed alike)."""
+    import ctcnet.inference.frames as F
+
+    monkeypatch.setattr(F, "has_torch", lambda: False)
+    scans, out = tmp_path / "scans", tmp_path / "out"
+    for name in ("a", "b"):
+        shutil.copytree(cart_and_model / "cart", scans / name)
+        edit_json(scans / name / "cartridge.json", sample_id=f"S_{name}")
+    status, err = run_cli(capsys, "predict", scans, "--out", out, "--frame-device", "cuda",
+                          *quiet_batch(cart_and_model))
+    assert_one_line_error(status, err, "frame device 'cuda' needs torch")
+    assert not (out / "run.json").exists() and not (out / "S_a").exists()
