@@ -7,18 +7,6 @@ from __future__ import annotations
 import argparse
 
 
-def seed(text: str) -> int:
-    """A random seed: a whole number, 0 or more (numpy and torch refuse a negative one)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number, 0 or more, not "
-                                         f"{text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number, 0 or more, not {value}")
-    return value
-
-
 def share(text: str) -> float:
     """A share or a probability over 0 and at most 1 (a precision aimed at, a level)."""
     try:
@@ -31,19 +19,24 @@ def share(text: str) -> float:
     return value
 
 
-def whole_at_least(least: int):
-    """A whole number of ``least`` or more (a count of frames, crops, pixels)."""
+def whole_at_least(least: int, what: str = "a whole number"):
+    """A whole number of ``least`` or more (a count of frames, crops, pixels); anything else
+    refused as "``what``, ``least`` or more, not ..."."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"a whole number, {least} or more, not "
-                                             f"{text!r}") from None
+            raise argparse.ArgumentTypeError(f"{what}, {least} or more, not {text!r}") \
+                from None
         if value < least:
-            raise argparse.ArgumentTypeError(f"a whole number, {least} or more, not {value}")
+            raise argparse.ArgumentTypeError(f"{what}, {least} or more, not {value}")
         return value
     parse.__name__ = f"whole number of {least} or more"  # argparse names the type so
     return parse
+
+
+# A random seed: numpy and torch refuse a negative one.
+seed = whole_at_least(0, "a seed is a whole number")
 
 
 def not_negative(text: str) -> float:

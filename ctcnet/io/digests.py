@@ -60,15 +60,17 @@ def pixels_sha256(pixels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def file_stats(paths) -> list[list]:
-    """[name, size, modification time in ns] of each file (None, None where it is gone)."""
+def file_stats(paths, changed: bool = False) -> list[list]:
+    """[name, size, modification time in ns] of each file (None, None where it is gone);
+    ``changed``: the inode change time after them, from the same stat."""
     out = []
     for path in paths:
         try:
             st = Path(path).stat()
-            out.append([Path(path).name, st.st_size, st.st_mtime_ns])
+            out.append([Path(path).name, st.st_size, st.st_mtime_ns,
+                        *([st.st_ctime_ns] if changed else [])])
         except OSError:
-            out.append([Path(path).name, None, None])
+            out.append([Path(path).name, None, None, *([None] if changed else [])])
     return out
 
 
@@ -80,13 +82,7 @@ class ChangedWhileRead(OSError):
 def file_marks(paths) -> list[list]:
     """:func:`file_stats` with each file's inode change time, which a writer cannot set back
     (a rewrite that restores the file's modification time still moves it)."""
-    marks = file_stats(paths)
-    for mark, path in zip(marks, paths):
-        try:
-            mark.append(Path(path).stat().st_ctime_ns)
-        except OSError:
-            mark.append(None)
-    return marks
+    return file_stats(paths, changed=True)
 
 
 def frame_record(files, pixels: np.ndarray, whole_files: bool,

@@ -151,14 +151,12 @@ def is_container_file(path: str | Path) -> bool:
     """Whether ``path`` is one file of a microscopy container (OME-TIFF, CZI, ND2, LIF) that
     a frame source reads many frames from: such a file alone is a whole scan."""
     path = Path(path)
-    if not path.is_file():
-        return False
-    part = claim(path)
-    return part is not None and get_source(part.source).container
+    return path.is_file() and _container(path)
 
 
-def _container_store(path: Path) -> bool:
-    """Whether a folder is itself a container store (an OME-Zarr scan) a frame source reads."""
+def _container(path: Path) -> bool:
+    """Whether a frame source reads ``path`` (a file, or a folder: an OME-Zarr store) as a
+    container of many frames."""
     part = claim(path)
     return part is not None and get_source(part.source).container
 
@@ -194,7 +192,7 @@ def _opened_cartridge(root: Path, panel: Panel | str | Path | None) -> Cartridge
     """:func:`open_cartridge`'s work."""
     # One file holding the whole scan, or a container store given alone (its cartridge.json
     # and panel.json beside it, as a file's: a store holding them is its own folder).
-    single = is_container_file(root) or (root.is_dir() and _container_store(root) and not any(
+    single = is_container_file(root) or (root.is_dir() and _container(root) and not any(
         (root / name).exists() for name in ("cartridge.json", "panel.json")))
     if not root.is_dir() and not single:
         raise not_found(root, "cartridge folder not found")
