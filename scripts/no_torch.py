@@ -19,11 +19,21 @@ BLOCKED = ("torch", "torchvision", "lightning", "pytorch_lightning", "torchmetri
 TRIED_TORCH = 70  # the exit status when ctcnet tried to import one of them
 
 
+class _Unimportable:
+    """A meta path finder for which the blocked packages are not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
 def main(args: list[str]) -> int:
     """Run ``ctcnet`` with ``args``, torch and the other blocked packages unimportable; returns
     its exit status, or ``TRIED_TORCH`` if it tried to import one."""
-    for name in BLOCKED:
-        sys.modules[name] = None  # importing it raises ModuleNotFoundError, as if not installed
+    # A finder that refuses them, not None in sys.modules: libraries that look for torch by
+    # its entry there (scipy's array API check) would take a None for a loaded module.
+    sys.meta_path.insert(0, _Unimportable())
     tried: list[str] = []
     real_import = builtins.__import__
 

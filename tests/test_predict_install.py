@@ -96,6 +96,7 @@ def test_review_crops_exports_and_models_without_torch(data, tmp_path):
         with urllib.request.urlopen(f"{url}/api/{sample}/state", timeout=60) as answer:
             state = json.load(answer)
         assert state["candidates"] and state["counts"]["model"]
+        assert state["saliency"] is False  # the page's `s` says why, not a tile unchanged
         event = state["candidates"][0]["event_id"]
         # Cut from the frames by the server; the saliency row it asks for needs torch, so the
         # tile comes without it.
@@ -127,3 +128,17 @@ def test_torch_backend_without_torch_says_what_to_install(data, tmp_path):
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'ctcnet[all]'" in lines[0], run.stderr
+
+
+def test_evaluate_without_torch_scores_cartridges_and_names_what_crops_need(data, tmp_path):
+    run = no_torch(["evaluate", data["cart"], "--out", tmp_path / "cart"])
+    assert run.returncode == 0, run.stderr[-3000:]  # 70: torch was asked for
+    assert json.loads((tmp_path / "cart" / "counts.json").read_text())
+    # Scoring labelled crops needs the full install: one line says so and what this install
+    # evaluates, before any work (no --out folder left behind).
+    run = no_torch(["evaluate", data["crops"], "--out", tmp_path / "crops"])
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "scoring labelled crops needs torch" in lines[0], run.stderr
+    assert "ctcnet[all]" in lines[0] and "--expected" in lines[0]
+    assert not (tmp_path / "crops").exists()

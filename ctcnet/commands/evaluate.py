@@ -10,12 +10,16 @@ import re
 import sys
 
 from ctcnet.commands import arg_types
+from ctcnet.commands.evaluate_calibration import (
+    calibrate,
+    check_calibration_crops,
+    check_save_model,
+)
 from ctcnet.commands.evaluate_spikes import add_expected_arguments
 from ctcnet.commands.report_folders import prepare_report_folder
-from ctcnet.errors import InputError, check_device_name
+from ctcnet.errors import CtcnetError, InputError, check_device_name
 from ctcnet.io import atomic
 from ctcnet.io.input_lists import expand_list_files
-from ctcnet.io.panel import load_panel
 from ctcnet.nn.registry import resolve_model
 
 log = logging.getLogger(__name__)
@@ -224,65 +228,6 @@ def absent_classes_warning(report: dict) -> str | None:
             + (f" ({wrong}: a negative control's false calls)" if wrong else ""))
 
 
-def _crop_index(folder):
-    """A crop set's files and labels, or None where it cannot be indexed here (its own error
-    comes later, where it is read)."""
-    # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.detect.crop_dataset import read_crop_index
-
-    try:  # any panel: only files and labels are wanted, not the channels or the pixel size
-        return read_crop_index(folder, panel=load_panel(None))
-    except InputError:
-        return None
-
-
-def _crop_files(folder) -> set:
-    """The crop files a crop set names (resolved), or the folder itself."""
-    from pathlib import Path
-
-    index = _crop_index(folder)
-    return {Path(folder).resolve()} if index is None else {p.resolve() for p in index.paths}
-
-
-def check_calibration_crops(calibrate_on) -> None:
-    """Refuse, before any work, calibration crops too few to fit on even pooled with simulated
-    crops (:mod:`ctcnet.evaluation.recalibration`)."""
-    from collections import Counter
-
-    # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.evaluation.recalibration import few_shortfall
-
-    index = _crop_index(calibrate_on)
-    problem = None if index is None else few_shortfall(Counter(index.labels))
-    if problem:
-        raise InputError(problem, calibrate_on)
-
-
-def calibration_overlap_warning(data, calibrate_on) -> str | None:
-    """A calibration set that shares crops with the evaluated set: its ECE and review band are
-    then measured on what they were fitted on, and look better than they are."""
-    calibration, evaluated = _crop_files(calibrate_on), _crop_files(data)
-    shared = len(calibration & evaluated)
-    if not shared:
-        return None
-    return (f"{shared} of the {len(calibration)} calibration crops ({calibrate_on}) are among "
-            f"the evaluated crops ({data}): ECE, the review band and other figures of the "
-            "calibrated probabilities are optimistic; calibrate on crops kept apart")
-
-
-def check_save_model(args: argparse.Namespace, model) -> None:
-    """``--save-model`` before any work: given, writable, not the model read, not an
-    existing file unless ``--overwrite``."""
-    from ctcnet.commands.export import refuse_non_checkpoint_name
-
-    if not args.save_model:
-        raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
-    refuse_non_checkpoint_name(args.save_model, "--save-model")
-    atomic.refuse_overwriting_inputs(args.save_model, [model], "--save-model")
-    atomic.check_output_file(args.save_model, "--save-model")
-    atomic.refuse_existing([args.save_model], args.overwrite, "--save-model")
-
-
 def keep_warnings(report: dict, warnings: list[str], out_dir) -> None:
     """Keep ``warnings`` in the report: its ``warnings`` list, in report.json too, which the
     evaluation wrote before they were known."""
@@ -301,34 +246,6 @@ def _note_chosen(args: argparse.Namespace, name: str) -> None:
     if args.model is None:
         print(f"model: {name} ({get_model(name).origin}; fits the data's channels)",
               file=sys.stderr)
-
-
-def _calibrate(args: argparse.Namespace, model, warnings: list[str]):
-    """``--calibrate-on`` (its output and crops checked by ``run``): the calibrated model
-    written to ``--save-model``; returns its path (what is evaluated). A calibration set that
-    overlaps the evaluated one is warned about now and its warning added to ``warnings``."""
-    import sys
-
-    # the library: imported when the command runs (see ctcnet.commands)
-    from ctcnet.evaluation.evaluate import calibrate_model_file
-
-    overlap = calibration_overlap_warning(args.data, args.calibrate_on)
-    if overlap:
-        log.warning("%s", overlap)
-        warnings.append(overlap)
-    try:
-        spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
-                                    args.review_precision, args.device, args.batch_size)
-    except InputError as err:
-        if err.path is not None:
-            raise
-        # An error that names no file is about the calibration crops: name them.
-        raise InputError(str(err), args.calibrate_on) from None
-    from ctcnet.evaluation.recalibration import describe
-
-    print(f"calibrated: {describe(spec.metrics['calibration'])} -> {args.save_model}",
-          file=sys.stderr)
-    return args.save_model
 
 
 def shipped_model_for_crops(data, role: str = "model", pixel_size=None) -> str:
@@ -373,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
         _note_chosen(args, name)
         args.model = name
         return _run_cartridges(args, cartridges)
+    refuse_crops_without_torch()
     model = resolve_model(name)
     if args.calibrate_on:  # refused before any work (or note): one line says why
         check_save_model(args, model)
@@ -380,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     _note_chosen(args, name)
     warnings = []
     if args.calibrate_on:
-        model = _calibrate(args, model, warnings)
+        model = calibrate(args, model, warnings)
     report = evaluate_dataset(args.data, model, args.out, with_baselines=not args.no_baselines,
                               baseline_train=args.baseline_train,
                               n_train_per_class=args.train_per_class, device=args.device,
@@ -406,6 +324,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {args.out}/report.json; the crops called other than their label: "
               f"{args.out}/index.html")
     return 0
+
+
+def refuse_crops_without_torch() -> None:
+    """Scoring a labelled crop set needs the full install (torch for the checkpoint and the
+    calibration, scikit-learn for the baselines and AUCs): said so, with what this install
+    does evaluate, before any work."""
+    from ctcnet.inference.backends import TORCH_INSTALL, has_torch
+
+    if not has_torch():
+        raise CtcnetError("scoring labelled crops needs torch and scikit-learn, which this "
+                          f"install lacks: {TORCH_INSTALL}; this install evaluates simulated "
+                          "cartridges (ctcnet evaluate CARTRIDGES) and a run's counts "
+                          "(--expected)")
 
 
 # Options only a crop set's evaluation reads, with their defaults: given with cartridges they

@@ -53,6 +53,8 @@ def has_torch() -> bool:
 
     try:
         return importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook that refuses it (scripts/no_torch.py's)
+        return False
     except ValueError:  # a torch module without a spec, as some test shims leave
         return "torch" in sys.modules and sys.modules["torch"] is not None
 

@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 
 from ctcnet.errors import CtcnetError, InputError
 from ctcnet.exports.event_crops import check_scans_for
-from ctcnet.inference.backends import load_backend
+from ctcnet.inference.backends import TORCH_INSTALL, has_torch, load_backend
 from ctcnet.report.colours import DEFAULT_PALETTE
 from ctcnet.review import decisions as D
 from ctcnet.review.signoff import HISTORY_FILE, SIGNOFF_FILE
@@ -65,7 +65,12 @@ class ReviewApp:
         check_scans_for(self.folders, scans, self.results)
         self.samples: OrderedDict[str, Sample] = OrderedDict()
         self.reviewer = reviewer or D.default_reviewer()
-        self.saliency = saliency
+        # Saliency maps need torch: without it the page is told so (its `s` says why) rather
+        # than offered tiles that come back without the row.
+        self.saliency = saliency and has_torch()
+        if saliency and not self.saliency:
+            log.warning("tiles have no saliency row: it needs torch, which this install lacks "
+                        "(%s adds it)", TORCH_INSTALL)
         self.tiles = TileCutter()
         self._explain = {}
         self._explain_lock = threading.Lock()

@@ -337,6 +337,19 @@ def test_context_zoom_and_saliency_keys():
     assert got["tiles"][-1] == "/api/P001/tile/0.png?run=R&saliency=1"
 
 
+def test_saliency_key_says_why_where_the_server_has_none():
+    state = page_state(2)
+    state["saliency"] = False  # --no-saliency, or an install without torch
+    got = run_page("""
+        page.key("s");
+        await page.settle();
+        return {tiles: page.requests.filter((r) => r.url.includes("saliency=1")).length,
+                status: page.document.getElementById("status").textContent};
+    """, state)
+    assert got["tiles"] == 0
+    assert "no saliency maps from this server" in got["status"]
+
+
 def test_markers_are_written_beside_the_event():
     got = run_page("""
         return page.document.getElementById("markers").textContent;

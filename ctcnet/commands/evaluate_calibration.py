@@ -1,0 +1,100 @@
+"""``ctcnet evaluate --calibrate-on``: the calibration crops and ``--save-model`` checked before
+any work, and the calibrated model written."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ctcnet.errors import InputError
+from ctcnet.io import atomic
+from ctcnet.io.panel import load_panel
+
+log = logging.getLogger(__name__)
+
+
+def _crop_index(folder):
+    """A crop set's files and labels, or None where it cannot be indexed here (its own error
+    comes later, where it is read)."""
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.detect.crop_dataset import read_crop_index
+
+    try:  # any panel: only files and labels are wanted, not the channels or the pixel size
+        return read_crop_index(folder, panel=load_panel(None))
+    except InputError:
+        return None
+
+
+def _crop_files(folder) -> set:
+    """The crop files a crop set names (resolved), or the folder itself."""
+    from pathlib import Path
+
+    index = _crop_index(folder)
+    return {Path(folder).resolve()} if index is None else {p.resolve() for p in index.paths}
+
+
+def check_calibration_crops(calibrate_on) -> None:
+    """Refuse, before any work, calibration crops too few to fit on even pooled with simulated
+    crops (:mod:`ctcnet.evaluation.recalibration`)."""
+    from collections import Counter
+
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.evaluation.recalibration import few_shortfall
+
+    index = _crop_index(calibrate_on)
+    problem = None if index is None else few_shortfall(Counter(index.labels))
+    if problem:
+        raise InputError(problem, calibrate_on)
+
+
+def calibration_overlap_warning(data, calibrate_on) -> str | None:
+    """A calibration set that shares crops with the evaluated set: its ECE and review band are
+    then measured on what they were fitted on, and look better than they are."""
+    calibration, evaluated = _crop_files(calibrate_on), _crop_files(data)
+    shared = len(calibration & evaluated)
+    if not shared:
+        return None
+    return (f"{shared} of the {len(calibration)} calibration crops ({calibrate_on}) are among "
+            f"the evaluated crops ({data}): ECE, the review band and other figures of the "
+            "calibrated probabilities are optimistic; calibrate on crops kept apart")
+
+
+def check_save_model(args: argparse.Namespace, model) -> None:
+    """``--save-model`` before any work: given, writable, not the model read, not an
+    existing file unless ``--overwrite``."""
+    from ctcnet.commands.export import refuse_non_checkpoint_name
+
+    if not args.save_model:
+        raise InputError("--calibrate-on needs --save-model (never overwrite a model in place)")
+    refuse_non_checkpoint_name(args.save_model, "--save-model")
+    atomic.refuse_overwriting_inputs(args.save_model, [model], "--save-model")
+    atomic.check_output_file(args.save_model, "--save-model")
+    atomic.refuse_existing([args.save_model], args.overwrite, "--save-model")
+
+
+def calibrate(args: argparse.Namespace, model, warnings: list[str]):
+    """``--calibrate-on`` (its output and crops checked by ``run``): the calibrated model
+    written to ``--save-model``; returns its path (what is evaluated). A calibration set that
+    overlaps the evaluated one is warned about now and its warning added to ``warnings``."""
+    import sys
+
+    # the library: imported when the command runs (see ctcnet.commands)
+    from ctcnet.evaluation.evaluate import calibrate_model_file
+
+    overlap = calibration_overlap_warning(args.data, args.calibrate_on)
+    if overlap:
+        log.warning("%s", overlap)
+        warnings.append(overlap)
+    try:
+        spec = calibrate_model_file(model, args.calibrate_on, args.save_model,
+                                    args.review_precision, args.device, args.batch_size)
+    except InputError as err:
+        if err.path is not None:
+            raise
+        # An error that names no file is about the calibration crops: name them.
+        raise InputError(str(err), args.calibrate_on) from None
+    from ctcnet.evaluation.recalibration import describe
+
+    print(f"calibrated: {describe(spec.metrics['calibration'])} -> {args.save_model}",
+          file=sys.stderr)
+    return args.save_model
